@@ -32,7 +32,7 @@ import numpy as np
 from qmk.engines.base import EngineError, GateCall
 from qmk.engines.gates import GATES
 from qmk.engines.observables import Observable, apply
-from qmk.engines.rows import KERNEL_AMPLITUDES, apply_matrix
+from qmk.engines.rows import KERNEL_AMPLITUDES, apply_matrix, inner
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def jacobian(
     stack[0] = psi
     for k, observable in enumerate(observables):
         stack[1 + k] = apply(psi, observable)
-    values = (stack[1:] @ psi.conj()).real
+    values = np.array([inner(psi, row).real for row in stack[1:]])
     out = np.zeros((len(observables), len(angled)), dtype=np.float64)
     column = len(angled)
     for j in range(len(gates) - 1, -1, -1):
@@ -122,16 +122,15 @@ def _generator_values(stack: np.ndarray, word: str, qubits: Sequence[int]) -> np
         for k in range(1, rows):
             lam0, lam1 = halves[k, :, 0, :], halves[k, :, 1, :]
             if word == "Z":
-                value = np.vdot(lam0, phi0) - np.vdot(lam1, phi1)
+                value = inner(lam0, phi0) - inner(lam1, phi1)
             elif word == "X":
-                value = np.vdot(lam0, phi1) + np.vdot(lam1, phi0)
+                value = inner(lam0, phi1) + inner(lam1, phi0)
             else:  # Y: -i on bit 0 (from bit 1), +i on bit 1
-                value = 1j * (np.vdot(lam1, phi0) - np.vdot(lam0, phi1))
+                value = 1j * (inner(lam1, phi0) - inner(lam0, phi1))
             out[k - 1] = value.imag
         return out
     turned = _turned(stack[0], word, qubits)
-    # Im <lambda|P|phi>, as the conjugate of what the product gives
-    return -(stack[1:] @ turned.conj()).imag
+    return np.array([inner(row, turned).imag for row in stack[1:]])
 
 
 #: Up to this many rows (the state and its observables' vectors), a one-qubit

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from qmk.engines.base import EngineError
-from qmk.engines.rows import apply_matrix
+from qmk.engines.rows import apply_matrix, inner
 
 #: Amplitudes a pass over the state handles at once (bounds the index and sign arrays).
 CHUNK = 1 << 16
@@ -131,7 +131,7 @@ def expectation_values(state: Any, observables: Sequence[Observable]) -> np.ndar
     for k, observable in enumerate(observables):
         _check_qubits(observable, n)
         if isinstance(observable, Hermitian):
-            out[k] = float(np.vdot(psi, apply(psi, observable)).real)
+            out[k] = inner(psi, apply(psi, observable)).real
         else:
             words.extend((k, c, word) for c, word in observable.terms)
     if words:
@@ -204,7 +204,9 @@ def _word_values(psi: np.ndarray, words: Sequence[Word]) -> np.ndarray:
                 masks_ = signs_of[first : first + step, None]
                 parity = np.bitwise_count(index[None, :] & masks_) & 1
                 signs = 1.0 - 2.0 * parity
-                total[first : first + step] += signs @ w.real + 1j * (signs @ w.imag)
+                # sums by einsum's own loop, not BLAS (rows.SERIAL says why)
+                real = np.einsum("ki,i->k", signs, w.real)
+                total[first : first + step] += real + 1j * np.einsum("ki,i->k", signs, w.imag)
         out[rows] = (phases * total).real
     return out
 

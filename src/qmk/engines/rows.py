@@ -27,6 +27,28 @@ from qmk.engines import kernels
 #: From this many amplitudes on, a gate goes through the engine's compiled kernels row by
 #: row; below it, numpy on all rows at once costs less than a kernel call's set-up.
 KERNEL_AMPLITUDES = 1 << 16
+#: The most elements a dot product (BLAS) is given at once, and (``GEMM_WORK``) the most
+#: multiply-adds a matrix product: OpenBLAS keeps a dot product of up to 10,000 and a
+#: product of up to 2**18 on the calling thread. Past that it wakes its threads, and on a
+#: busy host waiting for them costs 10-100 times the product.
+SERIAL = 8192
+GEMM_WORK = 1 << 18
+
+
+def inner(a: np.ndarray, b: np.ndarray) -> complex:
+    """``sum(conj(a) * b)`` of two arrays of the same shape, on this thread only
+    (:data:`SERIAL` elements at a time).
+
+    >>> inner(np.array([1j, 2]), np.array([1j, 3]))
+    (7+0j)
+    """
+    a, b = a.reshape(-1), b.reshape(-1)
+    if a.size <= SERIAL:
+        return complex(np.vdot(a, b))
+    return sum(
+        (complex(np.vdot(a[k : k + SERIAL], b[k : k + SERIAL])) for k in range(0, a.size, SERIAL)),
+        0j,
+    )
 
 
 def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -> None:
@@ -73,8 +95,12 @@ def _one_qubit(stack: np.ndarray, qubit: int, m: np.ndarray) -> None:
     if m01 == 0 and m10 == 0:
         np.multiply(stack, np.where(_bit(size, qubit), m11, m00), out=stack)
     elif qubit <= LOW_QUBITS:
-        flat = stack.view(np.float64).reshape(-1, 4 * low)
-        flat[...] = flat @ _realified(m, qubit)
+        width = 4 * low
+        flat = stack.view(np.float64).reshape(-1, width)
+        realified = _realified(m, qubit)
+        step = GEMM_WORK // (width * width)
+        for k in range(0, len(flat), step):
+            flat[k : k + step] = flat[k : k + step] @ realified
     elif not any(isinstance(x, complex) for x in (m00, m01, m10, m11)):
         pairs = stack.view(np.float64).reshape(rows * (size // (2 * low)), 2, 2 * low)
         np.matmul(np.array([[m00, m01], [m10, m11]]), pairs, out=pairs)
@@ -171,4 +197,4 @@ def _controlled_block(matrix: np.ndarray) -> np.ndarray | None:
     return np.asarray(matrix[size - 2 :, size - 2 :])
 
 
-__all__ = ["KERNEL_AMPLITUDES", "apply_matrix"]
+__all__ = ["GEMM_WORK", "KERNEL_AMPLITUDES", "SERIAL", "apply_matrix", "inner"]
