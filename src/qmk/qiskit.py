@@ -402,35 +402,33 @@ class EstimatorV2(BaseEstimatorV2):
         return PrimitiveResult(results, metadata={"version": 2})
 
     def _exact(self, pub: EstimatorPub) -> PubResult:
-        from qmk.engines.observables import expectation_values
         from qmk.execution.executor import run
 
         bound = np.asarray(pub.parameter_values.bind_all(pub.circuit), dtype=object)
         index = np.arange(bound.size).reshape(bound.shape)
         where, observables = np.broadcast_arrays(index, pub.observables)
         engine, precision = _engine_of(self._backend.options.__dict__)
-        # each binding's state once, and all of its observables read off it at once
-        asked: dict[int, list[tuple[int, ...]]] = {}
-        for at in np.ndindex(*where.shape):
-            asked.setdefault(int(where[at]), []).append(at)
+        states: dict[int, Any] = {}
         evs = np.zeros(where.shape, dtype=np.float64)
         engines = set()
-        for k, places in asked.items():
-            graph, _ = lower_with_clbits(bound.reshape(-1)[k])
-            result = run(
-                graph,
-                shots=1,
-                seed=0,
-                engine=engine,
-                precision=precision,
-                noise=False,
-                final_state=True,
-            )
-            engines.add(result.engine)
-            sums = [_pauli_sum(observables[at]) for at in places]
-            values = expectation_values(result.final_state, sums)
-            for at, value in zip(places, values, strict=True):
-                evs[at] = value
+        asked: dict[int, list[tuple[int, ...]]] = {}  # each binding's places
+        for at in np.ndindex(*where.shape):
+            k = int(where[at])
+            if k not in states:
+                graph, _ = lower_with_clbits(bound.reshape(-1)[k])
+                result = run(
+                    graph,
+                    shots=1,
+                    seed=0,
+                    engine=engine,
+                    precision=precision,
+                    noise=False,
+                    final_state=True,
+                )
+                states[k] = result.final_state
+                engines.add(result.engine)
+            asked.setdefault(k, []).append(at)
+        _read_off(states, asked, observables, evs)
         data = DataBin(evs=evs, stds=np.zeros_like(evs), shape=evs.shape)
         metadata = {
             "target_precision": 0.0,
@@ -440,6 +438,22 @@ class EstimatorV2(BaseEstimatorV2):
             "circuit_metadata": pub.circuit.metadata,
         }
         return PubResult(data, metadata=metadata)
+
+
+def _read_off(
+    states: Mapping[int, Any],
+    asked: Mapping[int, Sequence[tuple[int, ...]]],
+    observables: np.ndarray,
+    evs: np.ndarray,
+) -> None:
+    """Fill ``evs`` at each binding's places with its observables' exact values, all of a
+    binding's read off its one state at once (:mod:`qmk.engines.observables`)."""
+    from qmk.engines.observables import expectation_values
+
+    for k, places in asked.items():
+        sums = [_pauli_sum(observables[at]) for at in places]
+        for at, value in zip(places, expectation_values(states[k], sums), strict=True):
+            evs[at] = value
 
 
 def _pauli_sum(observable: Mapping[str, complex]) -> Any:
