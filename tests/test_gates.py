@@ -130,6 +130,26 @@ def test_a_records_diagonal_and_pauli_flags_agree_with_its_matrix(gate: Gate) ->
         assert all(held) if flag else not all(held), (flag, held)
 
 
+@pytest.mark.parametrize("gate", RECORDS, ids=lambda g: g.name)
+def test_a_records_generator_is_the_pauli_its_matrix_rotates_about(gate: Gate) -> None:
+    """``matrix(t) = exp(-i t P / 2)`` at every angle; a gate of one parameter without a
+    generator is none of these (no record of ours)."""
+    if not gate.generator:
+        assert len(gate.params) != 1
+        return
+    pauli = np.eye(1, dtype=complex)
+    for letter in gate.generator:
+        pauli = np.kron(pauli, {"I": np.eye(2), "X": _X, "Y": _Y, "Z": _Z}[letter])
+    for angle in ANGLES:
+        rotation = math.cos(angle / 2) * np.eye(len(pauli)) - 1j * math.sin(angle / 2) * pauli
+        np.testing.assert_allclose(gate.matrix((angle,)), rotation, atol=1e-12)
+
+
+_X = np.array([[0, 1], [1, 0]], dtype=complex)
+_Y = np.array([[0, -1j], [1j, 0]], dtype=complex)
+_Z = np.diag([1.0, -1.0]).astype(complex)
+
+
 # --------------------------------------------------------------------------- names
 
 
@@ -337,6 +357,7 @@ def test_register_adds_a_gate_and_its_names_and_unregister_takes_them_out() -> N
         (_gate("odd", np.diag([1, 1j]), inverse="z"), "is not undone"),
         (Gate(name="wide", qubits=2, build=fixed(np.eye(2))), r"\(2, 2\), not \(4, 4\)"),
         (Gate(name="qt", qubits=1, quarter_turn=True, build=fixed(np.eye(2))), "one parameter"),
+        (Gate(name="gen", qubits=1, generator="XX", build=fixed(np.eye(2))), "Pauli word of 1"),
     ],
     ids=lambda x: x.name if isinstance(x, Gate) else "",
 )

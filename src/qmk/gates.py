@@ -111,7 +111,10 @@ class Gate:
     parameter. ``diagonal`` gates commute with each other and with Z measurement;
     ``pauli`` gates are Paulis (the identity included). ``inverse`` names the gate
     whose matrix is this one's adjoint (empty: itself; a parameter's sign flips: see
-    :meth:`adjoint`).
+    :meth:`adjoint`). ``generator``, for a gate of one parameter, is the Pauli word
+    ``P`` (one letter per qubit, qubit 0 first) with ``matrix(theta) = exp(-i theta P/2)``:
+    its derivative is ``-i/2 P matrix(theta)``, which adjoint differentiation applies
+    (:mod:`qmk.engines.adjoint`); empty where the gate has none.
     """
 
     name: str
@@ -122,6 +125,7 @@ class Gate:
     diagonal: bool = False
     pauli: bool = False
     inverse: str = ""
+    generator: str = ""
     build: Callable[[Sequence[float]], np.ndarray]
     names: Names = Names()
 
@@ -385,6 +389,7 @@ _BUILT_IN = (
         qubits=1,
         params=("theta",),
         quarter_turn=True,
+        generator="X",
         build=_rx,
         names=Names(
             qasm2="rx",
@@ -403,6 +408,7 @@ _BUILT_IN = (
         qubits=1,
         params=("theta",),
         quarter_turn=True,
+        generator="Y",
         build=_ry,
         names=Names(
             qasm2="ry",
@@ -421,6 +427,7 @@ _BUILT_IN = (
         qubits=1,
         params=("theta",),
         quarter_turn=True,
+        generator="Z",
         diagonal=True,
         build=_rz,
         names=Names(
@@ -617,6 +624,15 @@ def _check(gate: Gate) -> None:
         raise ValueError(f"gate {gate.name} acts on at least one qubit, not {gate.qubits}")
     if gate.quarter_turn and len(gate.params) != 1:
         raise ValueError(f"gate {gate.name}: a quarter-turn gate takes one parameter")
+    if gate.generator and (
+        len(gate.params) != 1
+        or len(gate.generator) != gate.qubits
+        or set(gate.generator) - set("IXYZ")
+    ):
+        raise ValueError(
+            f"gate {gate.name}: a generator is a Pauli word of {gate.qubits} letter(s) of a "
+            f"gate of one parameter, not {gate.generator!r}"
+        )
     for language in LANGUAGES:
         for spelled in gate.names.of(language):
             other = named(language, spelled)

@@ -327,7 +327,9 @@ class EstimatorV2(BaseEstimatorV2):
       ideal circuit, from its final state computed once per parameter binding on the
       engine the backend options choose (``qmk run --state``): a Clifford circuit keeps
       its stabilizer tableau and stim gives each Pauli's expectation exactly at any
-      width; any other circuit gives amplitudes. Exactness needs ideal logical qubits:
+      width; any other circuit gives amplitudes. Every observable of a binding is read
+      off its one state at once (:func:`qmk.engines.observables.expectation_values`).
+      Exactness needs ideal logical qubits:
       ``noise=True`` with precision 0 is refused (QL107), and a circuit that measures is
       refused (QE113), since either makes the final state a mixture.
     - above ``0``: **shot-based** estimates by Qiskit's ``BackendEstimatorV2`` on a
@@ -409,6 +411,7 @@ class EstimatorV2(BaseEstimatorV2):
         states: dict[int, Any] = {}
         evs = np.zeros(where.shape, dtype=np.float64)
         engines = set()
+        asked: dict[int, list[tuple[int, ...]]] = {}  # each binding's places
         for at in np.ndindex(*where.shape):
             k = int(where[at])
             if k not in states:
@@ -424,7 +427,8 @@ class EstimatorV2(BaseEstimatorV2):
                 )
                 states[k] = result.final_state
                 engines.add(result.engine)
-            evs[at] = _expectation(states[k], observables[at])
+            asked.setdefault(k, []).append(at)
+        _read_off(states, asked, observables, evs)
         data = DataBin(evs=evs, stds=np.zeros_like(evs), shape=evs.shape)
         metadata = {
             "target_precision": 0.0,
@@ -436,35 +440,32 @@ class EstimatorV2(BaseEstimatorV2):
         return PubResult(data, metadata=metadata)
 
 
-def _expectation(state: Any, observable: Mapping[str, float]) -> float:
-    """``<psi|O|psi>`` of a Pauli sum (Qiskit's labels: the last character on qubit 0)
-    on a final state: stim's exact Pauli expectations on a stabilizer state, Qiskit's
-    ``Statevector`` on amplitudes (both little-endian in the circuit's qubit order).
+def _read_off(
+    states: Mapping[int, Any],
+    asked: Mapping[int, Sequence[tuple[int, ...]]],
+    observables: np.ndarray,
+    evs: np.ndarray,
+) -> None:
+    """Fill ``evs`` at each binding's places with its observables' exact values, all of a
+    binding's read off its one state at once (:mod:`qmk.engines.observables`)."""
+    from qmk.engines.observables import expectation_values
 
-    Raises:
-        FrontendError: a non-Hermitian observable (a complex value), QL107.
-    """
-    if state.kind == "stabilizers":
-        import stim
+    for k, places in asked.items():
+        sums = [_pauli_sum(observables[at]) for at in places]
+        for at, value in zip(places, expectation_values(states[k], sums), strict=True):
+            evs[at] = value
 
-        tableau = stim.Tableau.from_stabilizers([stim.PauliString(s) for s in state.stabilizers])
-        simulator = stim.TableauSimulator()
-        simulator.set_inverse_tableau(tableau.inverse())
-        value: complex = 0.0
-        for label, coeff in observable.items():
-            pauli = stim.PauliString(label[::-1])
-            value += coeff * simulator.peek_observable_expectation(pauli)
-    else:
-        from qiskit.quantum_info import SparsePauliOp, Statevector
 
-        vector = Statevector(state.amplitudes)
-        paulis, coeffs = zip(*observable.items(), strict=True)
-        value = complex(vector.expectation_value(SparsePauliOp(paulis, coeffs)))
-    if abs(complex(value).imag) > 1e-9:
-        raise FrontendError.of(
-            "bad-value", f"the observable is not Hermitian: its expectation value is {value}"
-        )
-    return float(complex(value).real)
+def _pauli_sum(observable: Mapping[str, complex]) -> Any:
+    """A pub's observable (Qiskit's labels: the last character on qubit 0; Hermitian, as
+    Qiskit checks when it reads the pub) as a QMK Pauli sum on a final state's qubits,
+    which are the circuit's in order."""
+    from qmk.engines.observables import PauliSum
+
+    return PauliSum.of(
+        (float(np.real(coefficient)), {q: a for q, a in enumerate(reversed(label)) if a != "I"})
+        for label, coefficient in observable.items()
+    )
 
 
 class _AnyQubits(dict):  # type: ignore[type-arg]

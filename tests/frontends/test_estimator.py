@@ -123,3 +123,18 @@ def test_a_negative_default_precision_is_refused():
     with pytest.raises(FrontendError) as caught:
         EstimatorV2(default_precision=-0.1)
     assert caught.value.code == "QL107"
+
+
+def test_a_hundred_observables_of_each_binding_equal_qiskits_statevector():
+    from qiskit.quantum_info import Statevector
+
+    rng = np.random.default_rng(SEED)
+    ansatz = efficient_su2(6, reps=2)
+    values = rng.uniform(-np.pi, np.pi, size=(2, ansatz.num_parameters))
+    observables = _observables(6, 100, rng)
+    pub = (ansatz, [[o] for o in observables], values)  # broadcast to shape (100, 2)
+    evs = EstimatorV2().run([pub]).result()[0].data.evs
+    for k in range(2):
+        state = Statevector(ansatz.assign_parameters(values[k]))
+        want = [state.expectation_value(o).real for o in observables]
+        np.testing.assert_allclose(evs[:, k], want, atol=1e-10)

@@ -203,12 +203,17 @@ class _Opaque(qml.operation.Operation):
     num_params = 0
 
 
-def test_an_operation_pennylane_cannot_decompose_is_ql104_naming_it():
-    dev = qml.device("qmk.statevector", wires=2)
+def test_an_operation_pennylane_cannot_decompose_is_refused_naming_it():
+    # the frontend: QL104; the device: PennyLane's DeviceError from its preprocessing,
+    # before any run (what PennyLane's device suite expects of a device)
+    tape = qml.tape.QuantumScript([_Opaque(wires=[0, 1])], [qml.expval(qml.Z(0))])
     with pytest.raises(FrontendError) as caught:
-        qml.QNode(lambda: (_Opaque(wires=[0, 1]), qml.expval(qml.Z(0)))[1], dev)()
+        from_pennylane(tape)
     assert caught.value.code == "QL104"
     assert "_Opaque" in str(caught.value)
+    dev = qml.device("qmk.statevector", wires=2)
+    with pytest.raises(qml.exceptions.DeviceError, match="_Opaque"):
+        qml.QNode(lambda: (_Opaque(wires=[0, 1]), qml.expval(qml.Z(0)))[1], dev)()
 
 
 def test_the_tracker_records_batches_executions_and_shots():
@@ -299,10 +304,19 @@ def test_noise_given_as_command_line_text_is_read_strictly(text, noise):
 
 
 @pytest.mark.parametrize(
+    ("value", "noise"), [(0, False), ("0", False), (np.int64(0), False), (1, True), (" 1", True)]
+)
+def test_noise_written_as_zero_or_one_means_off_or_on(value, noise):
+    # users write noise=0 for "no noise"; --device-kwargs noise=0 passes the text "0"
+    assert qml.device("qmk.statevector", wires=1, noise=value).noise is noise
+
+
+@pytest.mark.parametrize(
     ("keywords", "code"),
     [
         ({"noise": "no"}, "QL107"),
-        ({"noise": 0}, "QL107"),
+        ({"noise": 2}, "QL107"),
+        ({"noise": "0.0"}, "QL107"),
         ({"seed": "seven"}, "QL107"),
         ({"seed": -1}, "QL107"),
         ({"seed": True}, "QL107"),
@@ -314,3 +328,191 @@ def test_a_device_keyword_that_does_not_read_is_refused_with_a_code(keywords, co
     with pytest.raises(qmk_errors.QMKError) as caught:
         qml.device("qmk.statevector", wires=1, **keywords)
     assert caught.value.code == code
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def _ansatz(n: int, seed: int):
+    """A random circuit of every operation the device differentiates, a Rot and a U3 that
+    PennyLane decomposes first, and fixed gates between: (function of the weights,
+    their count)."""
+    rng = np.random.default_rng(seed)
+    kinds = ["RX", "RY", "RZ", "PhaseShift", "U1", "CRX", "CRY", "CRZ", "ControlledPhaseShift"]
+    kinds += ["IsingXX", "IsingYY", "IsingZZ", "Rot", "U3"]
+    plan = []
+    for k in range(3 * len(kinds)):
+        name = kinds[k % len(kinds)]
+        cls = getattr(qml, name)
+        wires = [int(w) for w in rng.choice(n, size=cls.num_wires, replace=False)]
+        plan.append((cls, wires, cls.num_params))
+    count = sum(p for _, _, p in plan)
+
+    def circuit(weights):
+        qml.Hadamard(0)
+        at = 0
+        for k, (cls, wires, p) in enumerate(plan):
+            cls(*weights[at : at + p], wires=wires)
+            at += p
+            if k % 5 == 4:
+                qml.CNOT([wires[0], (wires[0] + 1) % n])
+                qml.T(wires[0])
+                qml.Toffoli([0, 1, 2])
+        return (
+            qml.expval(qml.Z(0) @ qml.X(n - 1)),
+            qml.expval(qml.Hamiltonian([0.5, -1.25], [qml.Y(1), qml.Z(2) @ qml.Z(3)])),
+            qml.expval(qml.Hermitian(_HERMITIAN, [3, 1])),
+        )
+
+    return circuit, count
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_adjoint_gradients_equal_default_qubits_adjoint_and_parameter_shift(seed):
+    from pennylane import numpy as pnp
+
+    circuit, count = _ansatz(4, SEED + seed)
+    weights = pnp.array(np.random.default_rng(seed).uniform(-np.pi, np.pi, count))
+
+    def jacobian(device: str, method: str):
+        qnode = qml.QNode(circuit, qml.device(device, wires=4), diff_method=method)
+        return np.array(qml.jacobian(lambda w: qml.math.stack(qnode(w)))(weights))
+
+    got = jacobian("qmk.statevector", "adjoint")
+    assert got.shape == (3, count)
+    np.testing.assert_allclose(got, jacobian("default.qubit", "adjoint"), atol=1e-8)
+    np.testing.assert_allclose(got, jacobian("default.qubit", "parameter-shift"), atol=1e-8)
+
+
+def test_best_means_the_devices_adjoint_gradient():
+    dev = qml.device("qmk.statevector", wires=2)
+
+    @qml.qnode(dev)
+    def circuit(t):
+        qml.RX(t, 0)
+        qml.CRY(t, [0, 1])
+        return qml.expval(qml.Z(1))
+
+    assert qml.workflow.get_best_diff_method(circuit)(0.3) == "adjoint"
+    config = qml.devices.ExecutionConfig(gradient_method="adjoint")
+    assert dev.supports_derivatives(config)
+    best = qml.devices.ExecutionConfig(gradient_method="best")
+    assert dev.setup_execution_config(best).gradient_method == "adjoint"
+    sampled = qml.tape.QuantumScript([qml.RX(0.1, 0)], [qml.expval(qml.Z(0))], shots=10)
+    assert not dev.supports_derivatives(config, sampled)
+    with dev.tracker:
+        qml.grad(circuit)(qml.numpy.array(0.3))
+    assert dev.tracker.totals["execute_and_derivative_batches"] == 1
+
+
+def test_adjoint_gradients_of_a_sampled_tape_or_a_probability_are_refused():
+    dev = qml.device("qmk.statevector", wires=1)
+
+    def circuit(t):
+        qml.RX(t, 0)
+        return qml.probs(wires=0)
+
+    qnode = qml.QNode(circuit, dev, diff_method="adjoint")
+    with pytest.raises(qml.exceptions.QuantumFunctionError, match="adjoint"):
+        qml.jacobian(qnode)(qml.numpy.array(0.3))
+
+    def expectation(t):
+        qml.RX(t, 0)
+        return qml.expval(qml.Z(0))
+
+    sampled = qml.set_shots(qml.QNode(expectation, dev, diff_method="adjoint"), 100)
+    with pytest.raises(qml.exceptions.QuantumFunctionError, match="does not support adjoint"):
+        qml.grad(sampled)(qml.numpy.array(0.3))
+
+
+def test_many_observables_that_do_not_commute_are_read_off_one_state():
+    n = 6
+    rng = np.random.default_rng(SEED)
+    weights = _weights(2, n)
+    words = []
+    for _ in range(100):
+        wires = rng.choice(n, size=int(rng.integers(1, 4)), replace=False)
+        words.append({int(w): "XYZ"[int(rng.integers(3))] for w in wires})
+
+    def circuit():
+        qml.StronglyEntanglingLayers(weights, wires=range(n))
+        return [qml.expval(qml.pauli.PauliWord(w).operation()) for w in words]
+
+    dev = qml.device("qmk.statevector", wires=n)
+    with dev.tracker:
+        ours = np.array(qml.QNode(circuit, dev)())
+    assert dev.tracker.totals["simulations"] == 1
+
+    def prepared():
+        qml.StronglyEntanglingLayers(weights, wires=range(n))
+        return qml.state()
+
+    state = qml.QNode(prepared, qml.device("default.qubit", wires=n))()
+    for word, value in zip(words, ours, strict=True):
+        matrix = qml.matrix(qml.pauli.PauliWord(word).operation(), wire_order=range(n))
+        assert value == pytest.approx(np.vdot(state, matrix @ state).real, abs=1e-10)
+
+
+def test_adjoint_gradients_on_labelled_wires_equal_default_qubits():
+    from pennylane import numpy as pnp
+
+    def circuit(t):
+        qml.RY(t[0], "b")
+        qml.IsingXX(t[1], ["b", "a"])
+        qml.CRZ(t[2], ["a", "c"])
+        qml.Hadamard("c")
+        return qml.expval(qml.Z("b") @ qml.X("c")), qml.expval(qml.Y("a"))
+
+    weights = pnp.array([0.3, -1.1, 2.0])
+    got, want = (
+        np.array(
+            qml.jacobian(
+                lambda w, d=device: qml.math.stack(
+                    qml.QNode(circuit, qml.device(d, wires=["a", "b", "c"]), diff_method="adjoint")(
+                        w
+                    )
+                )
+            )(weights)
+        )
+        for device in ("qmk.statevector", "default.qubit")
+    )
+    np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_adjoint_gradients_with_noise_asked_for_are_refused_with_a_code():
+    dev = qml.device("qmk.statevector", wires=1, noise=True)
+
+    @qml.qnode(dev, diff_method="adjoint")
+    def circuit(t):
+        qml.RX(t, 0)
+        return qml.expval(qml.Z(0))
+
+    with pytest.raises(FrontendError) as caught:
+        qml.grad(circuit)(qml.numpy.array(0.2))
+    assert caught.value.code == "QL107"
+
+
+def test_a_trainable_global_phase_has_a_zero_derivative():
+    from pennylane import numpy as pnp
+
+    def circuit(t):
+        qml.RX(t[0], 0)
+        qml.GlobalPhase(t[1])
+        return qml.expval(qml.Z(0))
+
+    dev = qml.device("qmk.statevector", wires=1)
+    qnode = qml.QNode(circuit, dev, diff_method="adjoint")
+    got = qml.jacobian(qnode)(pnp.array([0.4, 1.3]))
+    np.testing.assert_allclose(got, [-np.sin(0.4), 0.0], atol=1e-12)
+    # and on a tape PennyLane did not preprocess
+    tape = qml.tape.QuantumScript(
+        [qml.RX(0.4, 0), qml.GlobalPhase(1.3)], [qml.expval(qml.Z(0))], trainable_params=[0, 1]
+    )
+    np.testing.assert_allclose(dev.compute_derivatives(tape), [-np.sin(0.4), 0.0], atol=1e-12)
+
+
+def test_derivatives_of_a_tape_that_measures_a_probability_are_a_device_error():
+    dev = qml.device("qmk.statevector", wires=1)
+    tape = qml.tape.QuantumScript([qml.RX(0.4, 0)], [qml.probs(wires=0)], trainable_params=[0])
+    with pytest.raises(qml.exceptions.DeviceError, match="expectation values only"):
+        dev.compute_derivatives(tape)

@@ -52,6 +52,10 @@ from qmk.memo import Memo
 from qmk.qvm.ops import OPS, Tally
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from qmk.engines.observables import Observable
+    from qmk.execution.gradient import Gradient
     from qmk.execution.plan import Plan
     from qmk.execution.request import RunRequest
     from qmk.execution.result import RunResult
@@ -160,6 +164,17 @@ class LogicalExecutable:
             final_state=self.final_state,
             started=started,
         )
+
+    def gradient(self, observables: Sequence[Observable]) -> Gradient:
+        """Exact expectation values of ``observables`` on the program's final state and
+        their derivatives by every gate angle (:func:`qmk.execution.gradient.gradient`).
+
+        Raises:
+            EngineError: ``QE113`` for a program that is not unitary, or noise on.
+        """
+        from qmk.execution.gradient import gradient
+
+        return gradient(self.program, self.request, observables, initial_state=self.initial_state)
 
 
 #: A plan's footprint, kept with the plan (a function of it alone).

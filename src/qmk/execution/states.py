@@ -47,7 +47,7 @@ from typing import Any
 
 from qmk import defaults
 from qmk.engines import EngineError
-from qmk.engines.base import Engine
+from qmk.engines.base import Engine, GateCall, apply_segment
 from qmk.engines.state_io import QuantumState, capture, prepare, read
 from qmk.execution.plan import Plan
 from qmk.execution.trajectories import noiseless_ops
@@ -211,14 +211,19 @@ def final_state(plan: Plan, make: Callable[[], Engine], *, kind: str = "auto") -
     while end > 0 and ops[end - 1].kind in ("free", "fence"):
         end -= 1
     qmap: dict[str, int] = {}
+    gates: list[GateCall] = []  # a run of gates, applied as one segment (fused)
     for op in ops[:end]:
         # nothing is measured: every event reads 0, a guard holds when it asks for 0s
         if op.guard is not None and any(t.equals for t in op.guard.terms):
             continue
+        if op.kind == "gate":
+            gates.append((op.gate, [qmap[q] for q in op.qubits], op.params))
+            continue
+        if gates:
+            apply_segment(engine, gates)
+            gates = []
         if op.kind == "alloc":
             qmap[op.qubits[0]] = engine.allocate()
-        elif op.kind == "gate":
-            engine.apply(op.gate, [qmap[q] for q in op.qubits], op.params)
         elif op.kind in ("reset", "free"):
             name = op.qubits[0]
             _discard(engine, qmap[name], name, op.kind)
@@ -226,6 +231,8 @@ def final_state(plan: Plan, make: Callable[[], Engine], *, kind: str = "auto") -
                 engine.free(qmap.pop(name))
             else:
                 engine.reset(qmap[name])
+    if gates:
+        apply_segment(engine, gates)
     names = tuple(qmap)
     return capture(engine, [qmap[n] for n in names], names, kind=kind)
 

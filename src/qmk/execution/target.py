@@ -25,6 +25,11 @@ the kernel's workers (:mod:`qmk.kernel.pools.attempt`) and the conformance suite
     executable.footprint                       # what the machine must hold
     result = executable.run(request.shots, request.seed, control=..., resume=...)
 
+An executable may offer more than shots: one whose final state is exact offers
+:class:`Differentiable`'s ``gradient`` (expectation values and their derivatives by the
+program's gate angles), which :func:`differentiable` asks for and refuses with ``QM102``
+where a target has none (the logical machine has it).
+
 What differs between targets stays in its module: each target refuses the options and
 settings of a request it cannot honour (``QM102``, or its own family's code), so no
 caller keeps lists of flags per target. What the kernel must know of a target without
@@ -57,7 +62,11 @@ from qmk.errors import QMKError, closest, register
 from qmk.execution.request import DEFAULT_TARGET
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from qmk.engines.observables import Observable
     from qmk.execution.footprint import Footprint
+    from qmk.execution.gradient import Gradient
     from qmk.execution.request import RunRequest
     from qmk.execution.result import RunResult
     from qmk.execution.trajectories import Control
@@ -219,6 +228,31 @@ class Executable(Protocol):
 
 
 @runtime_checkable
+class Differentiable(Protocol):
+    """An executable that gives a program's exact expectation values and their gradient."""
+
+    def gradient(self, observables: Sequence[Observable]) -> Gradient:
+        """Expectation values of ``observables`` on the program's ideal final state and
+        their derivatives by every gate angle (:mod:`qmk.execution.gradient`).
+
+        Raises:
+            QMKError: a program or request without one pure final state (``QE113``).
+        """
+        ...
+
+
+def differentiable(executable: Executable, target: str) -> Differentiable:
+    """``executable`` where it offers :class:`Differentiable`'s gradient.
+
+    Raises:
+        TargetError: ``QM102`` where the ``target`` that compiled it has none.
+    """
+    if not isinstance(executable, Differentiable):
+        raise refuse(target, "gradient", "its runs give no exact final state to differentiate")
+    return executable
+
+
+@runtime_checkable
 class Target(Protocol):
     """A way to run programs (the module docstring)."""
 
@@ -327,12 +361,14 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 __all__ = [
     "TARGETS",
+    "Differentiable",
     "Executable",
     "ProgramKind",
     "Target",
     "TargetError",
     "TargetSpec",
     "check_unset",
+    "differentiable",
     "get",
     "read_qvm",
     "refuse",

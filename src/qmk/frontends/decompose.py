@@ -25,6 +25,7 @@ False
 from __future__ import annotations
 
 import cmath
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -708,6 +709,60 @@ ADDITIVE: Mapping[str, int] = {
         *("cp", "crx", "cry", "crz", "rxx", "ryy", "rzz", "rzx"),
     )
 }
+
+
+#: A basic gate of an affine lowering: its name, local qubits, and its angle as
+#: ``offset + slope * t`` of the gate's parameter ``t`` (0, 0 for a gate without one).
+AffineInstr = tuple[str, tuple[int, ...], float, float]
+# generic values of the parameter at which no rotation of a lowering vanishes
+_PROBES = (0.6180339887498949, 1.4142135623730951, 2.718281828459045)
+
+
+@functools.cache
+def affine(name: str) -> tuple[tuple[AffineInstr, ...], float, float]:
+    """Gate ``name`` of :data:`ADDITIVE` with one parameter ``t``, lowered with each basic
+    gate's angle affine in ``t`` (``offset + slope * t``, every rotation kept, none
+    dropped at angle 0), and the global phase as ``offset, slope`` too: the chain rule
+    from a basic gate's angle back to ``t``, which a gradient needs.
+
+    Derived from :func:`lower_gate` at three values of ``t`` (each decomposition writes
+    its angles as affine functions of the parameter), and checked to be affine.
+
+    Raises:
+        ValueError: a gate that is not additive in one parameter, or whose lowering is
+            not affine in it.
+
+    >>> ops, phase, slope = affine("crz")
+    >>> [(g, q, o, s) for g, q, o, s in ops if s]
+    [('rz', (1,), 0.0, 0.5), ('rz', (1,), 0.0, -0.5)]
+    """
+    key = canonical(name)
+    if key is None or ADDITIVE.get(key) != 0 or STANDARD_GATES[key].num_params != 1:
+        raise ValueError(f"gate {name} is not additive in one parameter")
+    lows = [lower_gate(key, (t,)) for t in _PROBES]
+    shapes = {tuple((g, q) for g, q, _ in low.ops) for low in lows}
+    if len(shapes) != 1:
+        raise ValueError(f"gate {name}'s lowering changes shape with its parameter")
+    ops: list[AffineInstr] = []
+    for at, (gate, qubits, params) in enumerate(lows[0].ops):
+        angles = [low.ops[at][2][0] if params else 0.0 for low in lows]
+        ops.append((gate, qubits, *_line(name, angles)))
+    return tuple(ops), *_line(name, [low.phase for low in lows])
+
+
+def _line(name: str, values: Sequence[float]) -> tuple[float, float]:
+    """``(offset, slope)`` of the line through ``values`` at :data:`_PROBES` (slopes are
+    simple fractions: rounded to 1/8 where that close)."""
+    (a, b, c), (va, vb, vc) = _PROBES, values
+    slope = (vb - va) / (b - a)
+    if abs(slope * 8 - round(slope * 8)) < 1e-9:
+        slope = round(slope * 8) / 8
+    offset = va - slope * a
+    if abs(offset + slope * c - vc) > 1e-9:
+        raise ValueError(f"gate {name}'s lowering is not affine in its parameter")
+    if abs(offset) < 1e-12:
+        offset = 0.0
+    return offset, slope
 
 
 def canonical(name: str) -> str | None:

@@ -45,18 +45,23 @@ from qmk.frontends.errors import FrontendError
 from qmk.gates import GATES
 from qmk.qvm.graph import Graph
 
-#: PennyLane's multi-qubit gates and the decomposition table's names for them (the same
-#: matrices and wire order: the first wire is Qiskit's first qubit argument): the
-#: PennyLane names of the op table's multi-qubit gate records, then of gates written in
-#: them. A one-qubit operation is read by its matrix.
+#: PennyLane's gates and the decomposition table's names for them (the same matrices and
+#: wire order: the first wire is Qiskit's first qubit argument): the PennyLane names of
+#: the op table's gate records, then of gates written in them. Any other one-qubit
+#: operation is read by its matrix.
 NAMED: Mapping[str, str] = MappingProxyType(
     {
         **{
             name: gate
             for gate in GATE_OPS
-            if GATES[gate].qubits > 1
             for name in GATES[gate].names.of("pennylane")
+            if name.isidentifier()
         },
+        "PhaseShift": "p",
+        "U1": "p",
+        "U2": "u2",
+        "U3": "u",
+        "SX": "sx",
         "CY": "cy",
         "CH": "ch",
         "ISWAP": "iswap",
@@ -73,6 +78,16 @@ NAMED: Mapping[str, str] = MappingProxyType(
 )
 #: Operations that change no measured outcome.
 SKIPPED = frozenset({"GlobalPhase", "Identity", "Barrier", "Snapshot"})
+#: The operations of :data:`NAMED` with one parameter that a gradient differentiates:
+#: those whose decomposition is additive in it (:data:`~qmk.frontends.decompose.ADDITIVE`),
+#: lowered with each angle affine in the parameter (:func:`~qmk.frontends.decompose.affine`).
+DIFFERENTIABLE: Mapping[str, str] = MappingProxyType(
+    {
+        name: gate
+        for name, gate in NAMED.items()
+        if decompose.ADDITIVE.get(gate) == 0 and decompose.arity(gate)[1] == 1
+    }
+)
 
 
 def supported(op: Any) -> bool:
@@ -101,7 +116,7 @@ def plain_tape(tape: Any) -> Any:
             # an initial StatePrep/BasisState is decomposed like any other operation
             # (PennyLane's default leaves it to devices that load states)
             skip_initial_state_prep=False,
-            decomposer=_decomposition,
+            decomposer=decomposition,
             name="qmk",
         )
     except DeviceError as exc:
@@ -109,7 +124,7 @@ def plain_tape(tape: Any) -> Any:
     return tape
 
 
-def _decomposition(op: Any) -> Any:
+def decomposition(op: Any) -> Any:
     """PennyLane's decomposition of ``op``; an operation that has none but has a matrix
     (``BlockEncode``, a user's matrix-only operator) becomes the ``QubitUnitary`` of its
     matrix, which PennyLane decomposes exactly."""
@@ -176,6 +191,52 @@ def lowered(tape: Any, wires: Sequence[Any], *, profile: str | None, name: str) 
     for k, op in enumerate(tape.operations):
         phase += apply(builder, op, [handles[w] for w in op.wires], where=f"{name}#{k}")
     return Lowering(builder, MappingProxyType(handles), phase)
+
+
+def lowered_for_gradient(
+    tape: Any, wires: Sequence[Any], *, profile: str | None, name: str
+) -> tuple[Lowering, tuple[tuple[tuple[str, float], ...], ...]]:
+    """:func:`lowered`, each trainable parameter of the tape (``tape.trainable_params``)
+    written through :data:`DIFFERENTIABLE`'s affine lowering, and for each one, the
+    nodes whose angle it sets and by what slope: ``d/dp = sum(slope * d/d(node angle))``.
+
+    Raises:
+        FrontendError: a trainable operation that is not :data:`DIFFERENTIABLE` (QL104:
+            decompose it first, as the device's preprocessing does).
+    """
+    builder = ProgramBuilder(profile=profile, source=name, description=name)
+    handles = dict(zip(wires, builder.allocate(len(wires)), strict=True)) if wires else {}
+    trainable = set(tape.trainable_params)
+    columns: list[tuple[tuple[str, float], ...]] = []
+    phase = 0.0
+    first = 0  # the index of the operation's first parameter among the tape's
+    for k, op in enumerate(tape.operations):
+        where = f"{name}#{k}"
+        qubits = [handles[w] for w in op.wires]
+        mine = trainable.intersection(range(first, first + op.num_params))
+        if not mine or op.name in SKIPPED:
+            phase += apply(builder, op, qubits, where=where)
+            # a global phase changes no expectation value: nothing to differentiate
+            columns.extend(() for _ in mine)
+        elif op.name in DIFFERENTIABLE and op.num_params == 1:
+            t = float(op.parameters[0])
+            ops, offset, slope = decompose.affine(DIFFERENTIABLE[op.name])
+            nodes = []
+            for gate, qs, at, by in ops:
+                angle = (at + by * t,) if decompose.arity(gate)[1] else ()
+                builder.gate(gate, [qubits[q] for q in qs], angle, where=where)
+                if by:
+                    nodes.append((builder.nodes[-1].id, by))
+            columns.append(tuple(nodes))
+            phase += offset + slope * t
+        else:
+            raise FrontendError.of(
+                "unsupported",
+                f"{where}: {op.name} has a trainable parameter that QMK's gradient does not "
+                f"differentiate; decompose it into {', '.join(sorted(DIFFERENTIABLE))}",
+            )
+        first += op.num_params
+    return Lowering(builder, MappingProxyType(handles), phase), tuple(columns)
 
 
 def measure(

@@ -28,6 +28,7 @@ out when registers exist, as Aer does).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -511,10 +512,17 @@ class _Lowerer:
 
 def _is_standard(op: Any) -> bool:
     """Whether ``op`` is Qiskit's own standard gate of that name (not a user gate named so)."""
+    reference = _standard_types().get(op.name)
+    return reference is not None and type(op) is reference
+
+
+@functools.cache
+def _standard_types() -> dict[str, type]:
+    """Qiskit's standard gates' classes by name (Qiskit builds every gate to list them:
+    once per process, not once per gate lowered)."""
     from qiskit.circuit.library import get_standard_gate_name_mapping
 
-    reference = get_standard_gate_name_mapping().get(op.name)
-    return reference is not None and type(op) is type(reference)
+    return {name: type(gate) for name, gate in get_standard_gate_name_mapping().items()}
 
 
 def _is_annotated(op: Any) -> bool:
