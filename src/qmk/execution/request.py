@@ -285,6 +285,9 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             ``link``, ``decoder``, ``preempted``), whole cycles.
         idle_logical_error: the probability that its waits (all but ``queue``) added a
             logical error to its patches (the machine's ``1 - (1 - p_L)^(n W)``).
+        error_budget: the idle logical error the job was allowed (None: no bound);
+            its record says whether it stayed within (``within_budget``).
+        preemptions: how many times the machine stopped it at a fence.
         idle: node id -> logical cycles every qubit live after that node sat idle
             waiting (the waits of the footprint step after the node; ``queue`` waits
             come before any qubit lives). With noise on, the executor puts one Pauli
@@ -305,12 +308,18 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     module: Annotated[int, msgspec.Meta(ge=0)]
     wait_cycles: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
     idle_logical_error: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    error_budget: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    preemptions: Annotated[int, msgspec.Meta(ge=0)] = 0
     idle: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = {}
 
     def record(self) -> dict[str, Any]:
-        """The job's ``machine`` record as telemetry reports it (without ``idle``)."""
+        """The job's ``machine`` record as telemetry reports it (without ``idle``; with
+        ``within_budget``, whether its idle error stayed within its budget, None
+        without one)."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         del out["idle"]
+        budget = self.error_budget
+        out["within_budget"] = None if budget is None else self.idle_logical_error <= budget
         return out
 
 

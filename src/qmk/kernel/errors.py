@@ -251,6 +251,15 @@ register(
         "give the machine more physical qubits or fewer factories, or a surface or floquet "
         "code profile (docs/machine.md)",
     ),
+    (
+        "QK505",
+        "over-budget",
+        "the job's idle logical error passes its error budget even alone on the empty "
+        "machine: its T states come slower than it uses them, and no schedule can meet it",
+        "raise the job's error_budget (q_submit's policy, SET_POLICY, the workload) or "
+        "[machine] error_budget, or give the machine faster factories ([machine.factory] "
+        "protocol, factory_share) or a larger code distance",
+    ),
 )
 
 REGISTRY.add(

@@ -11,7 +11,8 @@ from qmk.estimate.estimator import JobParams
 from qmk.estimate.tfactory import make_patch
 from qmk.kernel.config import config_from_dict, load_config
 from qmk.kernel.errors import MachineError
-from qmk.kernel.machine.spec import config_machine, default_factory, machine_spec
+from qmk.kernel.machine.factories import estimator_factory
+from qmk.kernel.machine.spec import config_machine, machine_spec
 from support.paths import EXAMPLES
 
 
@@ -38,15 +39,19 @@ def test_the_example_configs_machine_is_the_estimators_patches_and_factories():
     assert machine.patch_qubits == patch.physical_qubits == 2 * 9**2
     assert machine.cycle_time_ns == patch.cycle_time
     assert machine.logical_error_rate == patch.logical_error_rate
-    factory = default_factory("surface_code", "qubit_gate_ns_e3", 9)
+    factory = estimator_factory("surface_code", "qubit_gate_ns_e3", 9)
     assert factory is not None and factory.output_error_rate <= patch.logical_error_rate
     (module,) = machine.modules
     f = module.factory
     assert f.copies == math.floor(0.25 * 2_000_000 / factory.physical_qubits)
     assert f.duration_cycles == math.ceil(factory.duration / patch.cycle_time)
     assert f.tiles_per_copy == math.ceil(factory.physical_qubits / patch.physical_qubits)
-    assert f.store == f.copies * f.states_per_run
-    assert module.routing_lanes == f.copies
+    # a run delivers the estimator's expected states (its last round's units that do not
+    # fail), not the number it guarantees with probability 0.99
+    assert f.states_per_run == pytest.approx(factory.expected_output_states)
+    assert factory.num_output_states == 1 and 1.9 < f.states_per_run < 2.0
+    assert f.store == math.ceil(f.copies * f.states_per_run)
+    assert module.routing_lanes == module.width == module.routing_segments  # one a bus tile
     assert machine.link.bell_pairs_per_cycle == 0  # one module: no link
 
 
