@@ -148,6 +148,9 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: A fitted (a, p*) in place of the machine's calibration (``qmk qec calibrate``'s).
     calibration: Calibration | None = None
     cache: bool = True
+    #: The idle logical error the shared machine may give the job at most (None: the
+    #: machine's ``[machine] error_budget``); docs/machine.md.
+    error_budget: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The policy as ``q_submit`` takes it (``precision``, ``noise_model`` and
@@ -180,7 +183,7 @@ def submit_policy(**given: Any) -> dict[str, Any] | None:
 
 
 #: The keys of a policy's JSON left out when unset (None).
-_UNSET_LEFT_OUT = ("precision", "noise_model", "calibration")
+_UNSET_LEFT_OUT = ("precision", "noise_model", "calibration", "error_budget")
 
 
 class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):

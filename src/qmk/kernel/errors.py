@@ -63,9 +63,16 @@ class ExposureError(KernelError):
 
 class MachineError(KernelError):
     """What the machine scheduler refuses: a job no placement on the floorplan can ever
-    hold, a workload it cannot read (exit 1; docs/machine.md)."""
+    hold, or whose error budget no schedule meets (exit 1; docs/machine.md)."""
 
     exit_status = 1
+
+
+class WorkloadError(MachineError):
+    """A machine workload that cannot be read: a missing file, bad text, a bad key (exit
+    2, as every unreadable input)."""
+
+    exit_status = 2
 
 
 def error_json(error: QMKError) -> dict[str, str]:
@@ -225,6 +232,15 @@ REGISTRY.add(
 )
 
 register(
+    WorkloadError,
+    (
+        "QK502",
+        "bad-workload",
+        "a machine workload file is unreadable, or a key of it is bad, missing or unknown",
+        "fix the key the message names (docs/machine.md shows the workload form)",
+    ),
+)
+register(
     MachineError,
     (
         "QK501",
@@ -236,12 +252,6 @@ register(
         "floorplan holds the job in one module), or give modules factories or links, use a "
         "smaller block ([machine] block), or split the program (the message names the job; "
         "a kernel refuses it at submit as QS1007 with this code)",
-    ),
-    (
-        "QK502",
-        "bad-workload",
-        "a machine workload file is unreadable, or a key of it is bad, missing or unknown",
-        "fix the key the message names (docs/machine.md shows the workload form)",
     ),
     (
         "QK503",

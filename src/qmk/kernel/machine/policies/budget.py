@@ -3,12 +3,14 @@ its budget at the factories' current rate?
 
 A job's idle logical error is ``1 - (1 - p_L)^(n W)`` for its ``n`` live patches idle
 ``W`` cycles. Where T states bind, a running job's remaining ``T`` states over its
-remaining private cycles ``R`` is what it asks a cycle, ``d = T / R``; the factories'
-``rate`` is shared among a module's jobs by the policy's supply rule (``cost``: the job
-whose waiting costs most first; ``fair``: tenants by weight, then their jobs), and a job
-given ``a < d`` states a cycle ends ``T / a - R`` cycles late, all of them idle. The
-projection ignores the store (it only helps) and assumes the shares hold until the
-jobs end: it is what the machine promises at the rate it has now.
+remaining private cycles ``R`` is what it asks a cycle, ``d = T / R``. The projection
+runs the module's jobs forward as a fluid: the store's states first, then the
+factories' ``rate``, shared among the jobs by the policy's supply rule (``cost``: the
+job whose waiting costs most first; ``fair``: tenants by weight, then their jobs), each
+job given at most ``d``, and a job's share passing to the others when it ends. A job
+that ends at ``E`` ends ``E - R`` cycles late, all of them idle. It is what the machine
+promises at the rate it has now (a job's demand averaged over its run; the bus and the
+decoder left out).
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes its budget where it would not without it.
@@ -48,19 +50,6 @@ def _asks(sched: Scheduler, job: MachineJob, fresh: bool) -> tuple[float, float]
     return job.remaining_t(), cycles
 
 
-def _late(t_left: float, cycles_left: float, given: float) -> float:
-    """Cycles a job with ``t_left`` states and ``cycles_left`` cycles left ends late
-    when given ``given`` states a cycle."""
-    if t_left <= 0 or cycles_left <= 0:
-        return 0.0
-    asks = t_left / cycles_left
-    if given >= asks * (1 - 1e-12):
-        return 0.0
-    if given <= 0:
-        return INF
-    return t_left / given - cycles_left
-
-
 def _shares(
     sched: Scheduler, jobs: list[MachineJob], asks: dict[MachineJob, float], rate: float
 ) -> dict[MachineJob, float]:
@@ -90,25 +79,48 @@ def projected(
     sched: Scheduler, module: int, candidate: MachineJob | None = None
 ) -> dict[MachineJob, float]:
     """Each running job's projected idle error on ``module`` (and ``candidate``'s, were
-    it started there now)."""
+    it started there now): the jobs' T states drawn as a fluid from the store and the
+    factories under the policy's rule, each at most what it asks a cycle, a job's share
+    passing to the others when it ends (module docstring)."""
     jobs = [job for job in sched.state.running if job.module == module]
     if candidate is not None:
         jobs.append(candidate)
-    left: dict[MachineJob, tuple[float, float]] = {}
+    states: dict[MachineJob, float] = {}
+    cycles: dict[MachineJob, float] = {}
     asks: dict[MachineJob, float] = {}
+    late: dict[MachineJob, float] = {}
     for job in jobs:
-        t_left, cycles = _asks(sched, job, job is candidate)
-        left[job] = (t_left, cycles)
-        asks[job] = t_left / cycles if t_left > 0 and cycles > 0 else 0.0
-    rate = sched.factory_rate(module)
-    users = [job for job in jobs if asks[job] > 0]
-    shares = _shares(sched, users, asks, rate) if sum(asks.values()) > rate else asks
+        t_left, left = _asks(sched, job, job is candidate)
+        cycles[job] = left
+        if t_left > 0 and left > 0:
+            states[job] = t_left
+            asks[job] = t_left / left
+        else:
+            late[job] = 0.0
+    supply = sched.supply(module)
+    rate, store = supply.rate, supply.store
+    now = 0.0
+    while states:
+        users = list(states)
+        wanted = sum(asks[j] for j in users)
+        cap = INF if store > 1e-9 else rate
+        shares = _shares(sched, users, asks, cap) if wanted > cap else asks
+        drawn = sum(shares[j] for j in users)
+        step = min((states[j] / shares[j] for j in users if shares[j] > 0), default=INF)
+        if store > 1e-9 and drawn > rate:
+            step = min(step, store / (drawn - rate))
+        if step == INF:  # the rest get nothing, ever
+            late.update(dict.fromkeys(users, INF))
+            break
+        now += step
+        store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
+        for job in users:
+            states[job] -= shares[job] * step
+            if states[job] <= 1e-9 * (1 + asks[job]):
+                del states[job]
+                late[job] = max(0.0, now - cycles[job])
     p = sched.machine.logical_error_rate
-    out = {}
-    for job in jobs:
-        ahead = _late(*left[job], shares.get(job, 0.0))
-        out[job] = idle_of(p, job.cost, job.idle_waited(), ahead)
-    return out
+    return {job: idle_of(p, job.cost, job.idle_waited(), late[job]) for job in jobs}
 
 
 def keeps_budgets(sched: Scheduler, job: MachineJob, module: int) -> bool:
