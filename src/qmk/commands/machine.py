@@ -289,8 +289,9 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``qmk machine policies``: each scheduling policy in one line (``--json``: with
     what it declares)."""
-    from qmk.kernel.machine.policies import POLICIES
+    from qmk.kernel.machine.policies import POLICIES, policy_class
 
+    classes = {name: policy_class(name) for name in POLICIES}
     if args.json:
         listed = [
             {
@@ -298,14 +299,15 @@ def _policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 "summary": cls.summary(),
                 "supply": cls.supply,
                 "budgets": cls.budgets,
+                "preempts": cls.preempts,
                 "default": name == defaults.MACHINE_POLICY,
             }
-            for name, cls in POLICIES.items()
+            for name, cls in classes.items()
         ]
         out.write(json.dumps(listed, indent=2) + "\n")
         return 0
-    width = max(len(name) for name in POLICIES)
-    for name, cls in POLICIES.items():
+    width = max(len(name) for name in classes)
+    for name, cls in classes.items():
         mark = " (default)" if name == defaults.MACHINE_POLICY else ""
         out.write(f"{name.ljust(width)}  {cls.summary()}{mark}\n")
     return 0

@@ -777,7 +777,9 @@ class Scheduler:
             lost = dt - progress * job.c
             if lost > 0:
                 if job.t and job.cause in ("", "factory", "routing"):
-                    split_wait(job, dt, lost)
+                    supply = self._supplies[job.module]
+                    supply.advance(self.now)
+                    split_wait(job, dt, lost, supply.bound_time - job.bound0)
                 else:
                     throttled = dt * (1.0 - job.f) if job.c else 0.0
                     decoder = min(lost, throttled)
@@ -785,6 +787,8 @@ class Scheduler:
                     if lost - decoder > 0:
                         job.wait(job.cause or "decoder", lost - decoder)
         job.last = self.now
+        if job.t:
+            job.bound0 = self._supplies[job.module].bound_time
 
     def _set_rate(self, job: MachineJob, *, settled: bool = False) -> None:
         """Settle ``job`` (unless ``settled``), set its rate (its cycles under its

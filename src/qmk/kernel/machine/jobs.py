@@ -299,6 +299,7 @@ class MachineJob:
         "b",
         "b_alloc",
         "b_used",
+        "bound0",
         "budget",
         "c",
         "capped",
@@ -393,6 +394,7 @@ class MachineJob:
         # segment, its demand on the factories (what the segment carries of its want),
         # whether it draws at its tenant's level, and its place on that virtual clock
         self.want = 0.0
+        self.bound0 = 0.0
         self.segment = -1
         self.capped = False
         self.demand = 0.0

@@ -232,7 +232,12 @@ def simulate(
             holds it, or its budget cannot be met): no policy could run the workload.
     """
     asked = list(dict.fromkeys(policies))
-    _check(machine, jobs, "exclusive", tenants)
+    try:
+        _check(machine, jobs, "exclusive", tenants)
+    except MachineError:  # no policy holds it: said under the first policy asked
+        for name in asked:
+            _check(machine, jobs, name, tenants)
+        raise
     alone = alone_times(machine, jobs)
     runs: dict[str, PolicyRun | Refused] = {}
     for name in dict.fromkeys(["exclusive", *asked]):

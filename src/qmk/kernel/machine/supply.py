@@ -211,6 +211,7 @@ class ModuleSupply:
     """
 
     __slots__ = (
+        "bound_time",
         "bus",
         "consume",
         "costed",
@@ -224,6 +225,7 @@ class ModuleSupply:
         "store",
         "store_cap",
         "version",
+        "wanted",
         "weights",
     )
 
@@ -252,6 +254,10 @@ class ModuleSupply:
         self.consume = 0.0
         self.last = 0.0
         self.version = 0
+        #: what its jobs want a cycle in all, and the cycles so far the factories could
+        #: not feed those wants (a shortfall then is the factories', not the bus's)
+        self.wanted = 0.0
+        self.bound_time = 0.0
 
     @classmethod
     def of(
@@ -269,6 +275,11 @@ class ModuleSupply:
         )
 
     @property
+    def factory_bound(self) -> bool:
+        """Whether the factories cannot feed what the jobs want (the store is empty)."""
+        return self.store <= EMPTY and self.wanted > self.rate * (1 + 1e-12)
+
+    @property
     def capacity(self) -> float:
         """States a cycle the module gives now: all asked while the store holds some."""
         return INF if self.store > EMPTY else self.rate
@@ -280,6 +291,8 @@ class ModuleSupply:
         dt = now - self.last
         if dt <= 0:
             return
+        if self.factory_bound:
+            self.bound_time += dt
         level = self.store + (self.rate - self.consume) * dt
         self.store = min(self.store_cap, max(0.0, level))
         for queue in self.queues.values():
@@ -294,6 +307,8 @@ class ModuleSupply:
         carry less)."""
         self.advance(host.now)
         job.want = want
+        job.bound0 = self.bound_time
+        self.wanted += want
         segment = self.bus.segment_of(job.pos_in_module, job.tiles)
         job.segment = segment
         self.bus.users.setdefault(segment, {})[job] = None
@@ -303,6 +318,7 @@ class ModuleSupply:
         """``job`` stops drawing (its step ended, or what it wants changes)."""
         self.advance(host.now)
         self._drop(host, job)
+        self.wanted -= job.want
         segment = job.segment
         users = self.bus.users.get(segment)
         if users is not None:
@@ -375,7 +391,8 @@ class ModuleSupply:
         dt = host.now - job.tjoin
         lost = dt - progress * job.c
         if lost > 0:
-            split_wait(job, dt, lost)
+            split_wait(job, dt, lost, self.bound_time - job.bound0)
+        job.bound0 = self.bound_time
         job.done += progress
         job.t_used += drawn
         job.vjoin = queue.vclock
@@ -386,6 +403,7 @@ class ModuleSupply:
         host.settle_job(job)
         job.version += 1  # its own end event no longer holds
         job.capped = True
+        job.bound0 = self.bound_time
         job.vjoin = queue.vclock
         job.tjoin = host.now
         job.vfinish = queue.vclock + max(0.0, job.r - job.done) * job.t
@@ -488,6 +506,7 @@ class ModuleSupply:
                 job.want = want
                 continue
             self._drop(host, job)
+            self.wanted += want - job.want
             job.want = want
             touched.add(job.segment)
         for segment in sorted(touched):
@@ -516,17 +535,25 @@ def _cost_key(job: MachineJob) -> tuple[int, int]:
     return (-job.cost, job.seq)
 
 
-def split_wait(job: MachineJob, dt: float, lost: float) -> None:
+def split_wait(job: MachineJob, dt: float, lost: float, bound: float) -> None:
     """Record ``lost`` of ``dt`` cycles of a T-drawing ``job``: what its tenant's decoder
     throttle took (``decoder``), then the rest to what held it: the factories where they
-    gave it less than its demand (``factory``), else its bus segment (``routing``)."""
+    gave it less than its demand, or for the ``bound`` cycles they could not feed every
+    want (``factory``), else its bus segment (``routing``)."""
     decoder = min(lost, dt * (1.0 - job.f)) if job.c else 0.0
     if decoder > 0:
         job.wait("decoder", decoder)
     rest = lost - decoder
-    if rest > 0:
-        held = job.capped or job.t_alloc < job.demand
-        job.wait("factory" if held else "routing", rest)
+    if rest <= 0:
+        return
+    if job.capped or job.t_alloc < job.demand:
+        job.wait("factory", rest)
+        return
+    factory = rest * min(1.0, max(0.0, bound / dt))
+    if factory > 0:
+        job.wait("factory", factory)
+    if rest - factory > 0:
+        job.wait("routing", rest - factory)
 
 
 def snap(time: float) -> float:
