@@ -367,6 +367,13 @@ def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_sim
     (simulated,) = json.loads(out)["fair-share"]["jobs"]
     assert done["machine"] == simulated["machine"]
     assert done["machine"]["wait_cycles"]["decoder"] > 0
+    # the run took the span the machine gave it: its telemetry's cycles are the
+    # machine's (they were the private schedule's, 7 where the machine said 20)
+    machine = done["machine"]
+    run = telemetry["telemetry"]
+    assert run["logical_cycles"] == machine["end_cycle"] - machine["start_cycle"]
+    assert run["factory_wait_cycles"] == machine["wait_cycles"]["factory"]
+    assert run["private_logical_cycles"] < run["logical_cycles"]
 
 
 @pytest.mark.parametrize(
