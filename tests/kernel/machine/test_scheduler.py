@@ -281,8 +281,8 @@ def test_a_job_starving_a_higher_one_of_t_states_stops_in_place_at_its_fence():
     assert out["low"].wait_cycles["preempted"] == pytest.approx(10)
     assert (out["low"].preemptions, out["high"].preemptions) == (1, 0)
     # the record a kernel's job carries says so too
-    run = out["low"].machine_run({}).record()
-    assert (run["wait_cycles"]["preempted"], run["preemptions"]) == (10, 1)
+    record = out["low"].machine_run({}).record()
+    assert (record["wait_cycles"]["preempted"], record["preemptions"]) == (10, 1)
     assert out["low"].wait_cycles["factory"] == pytest.approx(10)
     # the factory wait during its first rotations, the stop at its fence before the rest
     assert out["low"].waits_at == pytest.approx({0: 10, 2: 10})
