@@ -161,8 +161,14 @@ def test_a_tenant_past_its_bound_moves_its_latest_job_to_storage_at_its_fence():
     # 60 and ends at 160; a1 comes back when 8 tiles are free: at 100 a0 ends (100 is
     # a boundary), a1 resumes there (1 cycle from storage) and ends 100 + 1 + 50 = 151.
     machine = MachineSpec.simple(tiles=20, storage_tiles=10, epoch_cycles=10)
-    fp = footprint(8, Step(kind="idle", cycles=50), Step(kind="fence", cycles=0), Step(kind="idle", cycles=50))
-    jobs = [job("a0", fp), job("a1", fp), job("b", footprint(8, Step(kind="idle", cycles=100)), 5, tenant="b")]
+    fp = footprint(
+        8, Step(kind="idle", cycles=50), Step(kind="fence", cycles=0), Step(kind="idle", cycles=50)
+    )
+    jobs = [
+        job("a0", fp),
+        job("a1", fp),
+        job("b", footprint(8, Step(kind="idle", cycles=100)), 5, tenant="b"),
+    ]
     out = run(machine, "fair-share", *jobs, a=1.0, b=1.0)
     assert out["a0"].end_cycle == 100 and out["a0"].preemptions == 0
     assert out["a1"].preemptions == 1
@@ -181,8 +187,11 @@ def test_a_tenant_holding_tiles_starts_no_job_past_its_bound_while_another_waits
     # when b ends, at 200
     machine = MachineSpec.simple(tiles=20, epoch_cycles=10)
     long = Step(kind="idle", cycles=100)
-    jobs = [job("a0", footprint(8, long)), job("a1", footprint(8, long), 10),
-            job("b", footprint(14, long), 10, tenant="b")]
+    jobs = [
+        job("a0", footprint(8, long)),
+        job("a1", footprint(8, long), 10),
+        job("b", footprint(14, long), 10, tenant="b"),
+    ]
     out = run(machine, "fair-share", *jobs, a=1.0, b=1.0)
     assert out["b"].start_cycle == 100 and out["a1"].start_cycle == 200
 

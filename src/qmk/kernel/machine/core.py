@@ -904,6 +904,19 @@ class Scheduler:
         for module, wants in sorted(by_module.items()):
             self._supplies[module].regroup(self, wants)
 
+    def progress(self, job: MachineJob) -> float:
+        """Repetitions of its current step a running ``job`` has done by now, read without
+        settling anything (a projection's reading: nothing of the schedule changes)."""
+        dt = self.now - job.last
+        if job.capped:
+            supply = self._supplies[job.module]
+            queue = supply.queues[job.tenant]
+            vclock = queue.vclock + queue.level * max(0.0, self.now - supply.last)
+            return job.done + (vclock - job.vjoin) / job.t
+        if dt <= 0 or job.rate == INF:
+            return job.done
+        return job.done + job.rate * dt
+
     def remaining(self, job: MachineJob) -> float:
         """``job``'s private cycles left, its progress brought up to now."""
         if job.state == RUNNING:

@@ -209,7 +209,9 @@ def figures(
             return None
         label = ", ".join(
             f"{n} x {name} (d={d})"
-            for n, name, d in zip(built.units_per_round, built.unit_names, built.distances, strict=True)
+            for n, name, d in zip(
+                built.units_per_round, built.unit_names, built.distances, strict=True
+            )
         )
         return Figures(
             protocol=protocol,

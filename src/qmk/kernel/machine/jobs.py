@@ -105,6 +105,7 @@ class Timeline:
         "steps",
         "t_states",
         "t_after",
+        "t_cycles_after",
         "t_total",
         "whole_spans",
     )
@@ -146,6 +147,15 @@ class Timeline:
             states += t * r
         #: per step, the T states of the steps after it
         self.t_after = tuple(reversed(t_after))
+        t_cycles: list[int] = []
+        busy = 0
+        for c, r, t in zip(
+            reversed(self.cycles), reversed(self.repeat), reversed(self.t_states), strict=True
+        ):
+            t_cycles.append(busy)
+            busy += c * r if t else 0
+        #: per step, the private cycles of the steps after it that draw T states
+        self.t_cycles_after = tuple(reversed(t_cycles))
         nxt: list[int] = []
         ahead = len(steps)
         for i in reversed(range(len(steps))):
@@ -412,27 +422,37 @@ class MachineJob:
         """Cycles its patches idled so far (every wait but ``queue``)."""
         return sum(self.waits.values()) - self.waits["queue"]
 
-    def remaining_t(self) -> float:
+    def remaining_t(self, done: float | None = None) -> float:
         """T states left to draw: of the current step and those after."""
         tl = self.tl
         if self.idx >= len(tl.cycles):
             return 0.0
-        done = 0.0 if self.inject else self.done
+        done = 0.0 if self.inject else (self.done if done is None else done)
         return max(0.0, tl.repeat[self.idx] - done) * tl.t_states[self.idx] + tl.t_after[self.idx]
+
+    def remaining_t_cycles(self, done: float | None = None) -> float:
+        """Private cycles left in steps that draw T states (where it asks for them)."""
+        tl = self.tl
+        if self.idx >= len(tl.cycles):
+            return 0.0
+        done = 0.0 if self.inject else (self.done if done is None else done)
+        here = tl.cycles[self.idx] if tl.t_states[self.idx] else 0
+        return max(0.0, tl.repeat[self.idx] - done) * here + tl.t_cycles_after[self.idx]
 
     def has_fence_ahead(self) -> bool:
         """Whether a fence lies ahead of its current step (where it may stop)."""
         n = len(self.tl.cycles)
         return self.idx < n and self.tl.next_fence[self.idx] < n
 
-    def remaining(self) -> float:
-        """Private cycles left: of the injected steps, the current step and those after."""
+    def remaining(self, done: float | None = None) -> float:
+        """Private cycles left: of the injected steps, the current step and those after
+        (``done``: its current step's progress, where not :attr:`done`)."""
         tl = self.tl
         left = 0.0
-        main_done = self.done
+        main_done = self.done if done is None else done
         if self.inject:
             head = self.inject[0]
-            left += max(0.0, head.cycles * (1.0 - self.done))
+            left += max(0.0, head.cycles * (1.0 - main_done))
             left += sum(s.cycles for s in self.inject[1:])
             main_done = 0.0
         if self.idx < len(tl.cycles):

@@ -267,7 +267,9 @@ class ModuleSupply:
         return cls(
             rate=module.factory.rate,
             store=module.factory.store,
-            bus=Bus(segments=module.routing_segments, lanes=module.routing_lanes, tiles=module.tiles),
+            bus=Bus(
+                segments=module.routing_segments, lanes=module.routing_lanes, tiles=module.tiles
+            ),
             rule=rule,
             weights=weights,
             index=module.index,

@@ -20,7 +20,7 @@ import math
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import keeps_budgets
+from qmk.kernel.machine.policies.budget import BudgetCheck
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
@@ -70,18 +70,20 @@ class Backfill(SchedulingPolicy):
         self.depth = depth
 
     def decide(self, sched: Scheduler) -> None:
+        budgets = BudgetCheck(sched)
         while sched.queue:
             head = next(iter(sched.queue))
             fits = sched.find(head) is not None
-            if not fits or not _within(sched, head):
+            if not fits or not _within(budgets, head):
                 break
             sched.place(head)
+            budgets.started()
         else:
             return
         if fits:  # held back by a budget: no region to reserve
             for job in list(itertools.islice(sched.queue, 1, 1 + self.depth)):
-                if _within(sched, job):
-                    sched.place(job)
+                if _within(budgets, job) and sched.place(job):
+                    budgets.started()
             return
         spot = reservation(sched, head)
         if spot is None or spot[2] == math.inf:
@@ -91,16 +93,14 @@ class Backfill(SchedulingPolicy):
         sched.hold(area, start, head.tiles)
         try:
             for job in later:
-                if _within(sched, job):
-                    sched.place(job)
+                if _within(budgets, job) and sched.place(job):
+                    budgets.started()
         finally:
             sched.release_holds()
 
 
-def _within(sched: Scheduler, job: MachineJob) -> bool:
-    """Whether ``job`` may start as far as error budgets go (it has none, or it and every
-    running job stay within theirs)."""
-    if job.budget is None:
-        return True
-    spot = sched.find(job)
-    return spot is not None and keeps_budgets(sched, job, spot[0].module)
+def _within(budgets: BudgetCheck, job: MachineJob) -> bool:
+    """Whether ``job`` may start as far as error budgets go: it fits, and it and every
+    running job stay within theirs."""
+    spot = budgets.sched.find(job)
+    return spot is not None and budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1])

@@ -7,7 +7,8 @@ large job is never overtaken for ever by the small jobs of others. A tenant past
 bound while others wait is passed over, and where storage has room, its latest jobs
 move there at their fences to let a waiting tenant in. A job with an error budget
 starts only when every job's projected idle error stays within its budget
-(:mod:`~qmk.kernel.machine.policies.budget`); it waits otherwise. The factories' states
+(:mod:`~qmk.kernel.machine.policies.budget`), and no job starts that would push a
+running job past its budget; such a job waits. The factories' states
 go to tenants by their weights, then to a tenant's jobs max-min.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import keeps_budgets
+from qmk.kernel.machine.policies.budget import BudgetCheck
 from qmk.kernel.machine.policies.tenants import (
     make_room,
     may_hold,
@@ -41,6 +42,7 @@ class FairShare(SchedulingPolicy):
     def decide(self, sched: Scheduler) -> None:
         resume_stopped(sched)
         tenants = dict(sched.queue_of)
+        budgets = BudgetCheck(sched)
         while tenants:
             tenant = min(tenants, key=share_key(sched)) if len(tenants) > 1 else next(iter(tenants))
             job = next(iter(sched.queue_of[tenant]))
@@ -48,11 +50,11 @@ class FairShare(SchedulingPolicy):
             if spot is None:
                 make_room(sched, job)
                 return
-            if not may_hold(sched, job) or (
-                job.budget is not None and not keeps_budgets(sched, job, spot[0].module)
-            ):
+            at = spot[0].spec.offset + spot[1]
+            if not may_hold(sched, job) or not budgets.keeps(job, spot[0].module, at):
                 del tenants[tenant]  # its head waits; the others may start
                 continue
             sched.place(job)
+            budgets.started()
             if tenant not in sched.queue_of:
                 del tenants[tenant]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.backfill import DEPTH, reservation
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import keeps_budgets
+from qmk.kernel.machine.policies.budget import BudgetCheck
 from qmk.kernel.machine.policies.tenants import (
     make_room,
     may_hold,
@@ -58,6 +58,7 @@ class Fidelity(SchedulingPolicy):
         resume_stopped(sched)
         tried: dict[str, int] = {}
         reserved = False
+        budgets = BudgetCheck(sched)
         try:
             while True:
                 ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
@@ -69,7 +70,8 @@ class Fidelity(SchedulingPolicy):
                 if job is None:
                     tried[tenant] = self.depth
                     continue
-                if self._start(sched, job):
+                if self._start(sched, job, budgets):
+                    budgets.started()
                     continue
                 tried[tenant] = skip + 1
                 if not reserved and sched.find(job) is None:
@@ -78,11 +80,11 @@ class Fidelity(SchedulingPolicy):
             sched.release_holds()
 
     @staticmethod
-    def _start(sched: Scheduler, job: MachineJob) -> bool:
+    def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
         spot = sched.find(job)
         if spot is None or not may_hold(sched, job):
             return False
-        if job.budget is not None and not keeps_budgets(sched, job, spot[0].module):
+        if not budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1]):
             return False
         return sched.place(job)
 

@@ -43,7 +43,9 @@ class Partition(SchedulingPolicy):
     def __init__(self) -> None:
         self._of: dict[str, list[int]] = {}
 
-    def ranges(self, machine: MachineSpec, weights: Mapping[str, float]) -> list[TileRangeSpec] | None:
+    def ranges(
+        self, machine: MachineSpec, weights: Mapping[str, float]
+    ) -> list[TileRangeSpec] | None:
         if not weights:
             return None
         specs: list[TileRangeSpec] = []

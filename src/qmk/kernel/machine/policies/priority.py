@@ -105,7 +105,9 @@ class Priority(SchedulingPolicy):
                     sched.preempt(job, storage=False)
 
 
-def _victims(sched: Scheduler, area: TileRange, waiting: MachineJob, gap: int) -> list[MachineJob] | None:
+def _victims(
+    sched: Scheduler, area: TileRange, waiting: MachineJob, gap: int
+) -> list[MachineJob] | None:
     """The fewest jobs of ``area`` that may be preempted for ``waiting`` and whose tiles,
     with the free ones, make a run of its size; None: no such run. Storage must have
     room for them (their module's); jobs already stopping count as leaving."""

@@ -68,9 +68,7 @@ def make_room(sched: Scheduler, waiting: MachineJob) -> None:
         if job.tenant == waiting.tenant or job.stopping is not None:
             continue
         over = sched.held_tiles(job.tenant) - bound(sched, job.tenant)
-        leaving = sum(
-            j.tiles for j in sched.state.running if j.tenant == job.tenant and j.stopping
-        )
+        leaving = sum(j.tiles for j in sched.state.running if j.tenant == job.tenant and j.stopping)
         if over - leaving <= 0:
             continue
         sched.preempt(job, storage=True)
