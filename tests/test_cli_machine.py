@@ -9,7 +9,6 @@ import textwrap
 import pytest
 
 from qmk import defaults
-
 from support.cli import qmk
 from support.paths import EXAMPLES, ROOT
 

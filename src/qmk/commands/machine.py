@@ -155,10 +155,8 @@ def show_text(machine: MachineSpec, png: str | None = None) -> str:
     if f.protocol in PROTOCOLS:
         lines.append(f"factory figures: {PROTOCOLS[f.protocol]}")
     budget = machine.error_budget
-    lines.append(
-        "error budget: "
-        + ("none" if budget is None else f"{budget:g} idle logical error a job, unless it names one")
-    )
+    said = "none" if budget is None else f"{budget:g} idle logical error a job, unless it names one"
+    lines.append(f"error budget: {said}")
     note = machine.factory_note()
     if note is not None:
         lines.append(note)

@@ -160,9 +160,10 @@ def test_a_machine_of_a_billion_qubits_costs_what_one_of_a_million_does_until_jo
 
 def test_ten_thousand_jobs_keep_the_machines_memory_bounded_and_its_figures_exact():
     # 10^4 jobs, each with a footprint object of its own as a kernel's jobs have, arrive
-    # 0-40 cycles apart: fair-share keeps up. What the machine holds never grows with the jobs done: the jobs
-    # not ended, their timelines, the window of arrivals, the gauges' spans and
-    # the sketch's buckets. Its figures equal the schedule-only run's of the same arrivals
+    # 0-40 cycles apart: fair-share keeps up. What the machine holds never grows with
+    # the jobs done: the jobs not ended, their timelines, the window of arrivals, the
+    # gauges' spans and the sketch's buckets. Its figures equal the schedule-only run's
+    # of the same arrivals
     import math
 
     import msgspec

@@ -670,8 +670,9 @@ def test_a_job_whose_steps_draw_on_nothing_shared_has_its_end_as_its_one_event()
 @pytest.mark.parametrize("seed", range(30))
 def test_a_run_of_whole_steps_ends_every_job_when_the_step_by_step_run_does(seed):
     # a job's steps that draw on nothing shared are one event, yet at every moment as
-    # many jobs have ended and are held as step by step, cancels aimed at jobs' very ends included (a job's
-    # end comes before a cancel stamped with its cycle, however early it was pushed)
+    # many jobs have ended and are held as step by step, cancels aimed at jobs' very
+    # ends included (a job's end comes before a cancel stamped with its cycle, however
+    # early it was pushed)
     import random
 
     rng = random.Random(seed)

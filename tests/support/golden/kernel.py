@@ -29,8 +29,8 @@ from qmk.kernel.config import (
 )
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.workload import Generate, Generated, JobEntry, TenantEntry, WorkloadFile
-from qmk.kernel.ranges.attempt import Attempt
-from qmk.kernel.ranges.dask_protocol import Again, Lost, Raised, Returned
+from qmk.kernel.pools.attempt import Attempt
+from qmk.kernel.pools.dask_protocol import Again, Lost, Raised, Returned
 from qmk.kernel.records.outcome import Done, Failed, Failure, Ran, Yielded
 from qmk.kernel.records.stored import ResultFacts, TelemetryFacts
 from qmk.kernel.records.usage import Usage

@@ -103,9 +103,9 @@ class Timeline:
         "private_cycles",
         "repeat",
         "steps",
-        "t_states",
         "t_after",
         "t_cycles_after",
+        "t_states",
         "t_total",
         "whole_spans",
     )
@@ -332,9 +332,10 @@ class MachineJob:
         "pos_in_module",
         "preemptions",
         "priority",
-        "range",
         "r",
+        "range",
         "rate",
+        "segment",
         "seq",
         "spec",
         "start",
@@ -355,7 +356,6 @@ class MachineJob:
         "waits",
         "waits_at",
         "want",
-        "segment",
     )
 
     def __init__(self, spec: JobSpec, timeline: Timeline, seq: int) -> None:

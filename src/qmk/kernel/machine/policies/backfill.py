@@ -24,8 +24,8 @@ from qmk.kernel.machine.policies.budget import BudgetCheck
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
-    from qmk.kernel.machine.tiles import TileRange
     from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Later jobs tried per boundary behind a blocked head (as Slurm's bf_max_job_test).
 DEPTH = 100

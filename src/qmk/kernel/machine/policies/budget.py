@@ -101,7 +101,7 @@ def projected(
     asks: dict[MachineJob, float] = {}
     late: dict[MachineJob, float] = {}
     for job in jobs:
-        t_left, left, t_cycles = _asks(sched, job, job is candidate)
+        t_left, _, t_cycles = _asks(sched, job, job is candidate)
         if t_left > 0 and t_cycles > 0:
             states[job] = t_left
             drawing[job] = t_cycles

@@ -23,8 +23,8 @@ from qmk.kernel.machine.policies.base import SchedulingPolicy
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
-    from qmk.kernel.machine.tiles import TileRange
     from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Queued jobs of one priority looked at per boundary (in arrival order).
 DEPTH = 100
@@ -45,7 +45,7 @@ def _waiting(sched: Scheduler) -> list[MachineJob]:
 
 
 class Priority(SchedulingPolicy):
-    """Priority order; preemption at fences of jobs ``preempt_gap`` lower."""
+    """Priority order; preemption at fences of jobs preempt_gap or more lower."""
 
     name = "priority"
     preempts = True
