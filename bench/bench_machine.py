@@ -8,9 +8,10 @@ distinct program once, the runtimes alone, the policy, the ``exclusive`` baselin
 in all, with the load averages (the machine is shared: read the figure with them).
 
 ``--study``: the three workloads of ``examples/machine/`` (uniform small jobs; a few
-large among many small; T-heavy jobs contending for factories) under every policy, as
-the Markdown table ``docs/machine.md`` carries, and the speedup of ``fair-share`` over
-``exclusive`` on the uniform workload as the factories' share and the block change;
+large among many small; T-heavy jobs contending for factories) under every policy at
+epochs of 1 cycle and of the workload's own, as the Markdown table ``docs/machine.md``
+carries (speedups beside the idle errors they cost), and the like-for-like batch of
+``examples/machine/like-for-like.yaml`` in every block with every factory protocol;
 ``--plots DIR`` draws each workload's utilization and slowdowns there.
 
     python bench/bench_machine.py [--scale] [--study] [--policy fair-share] [--plots DIR]
@@ -26,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, describe, load_averages, machine, write_json
-from qmk.defaults import MACHINE_POLICIES
+from qmk.defaults import FACTORY_PROTOCOLS, MACHINE_POLICIES
+from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import workload as wl
-from qmk.kernel.machine.simulate import alone_times, run_policy, simulate
+from qmk.kernel.machine.simulate import Refused, alone_times, run_policy, simulate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "machine"
 STUDY = ("uniform", "mixed", "t-heavy")
@@ -110,90 +112,135 @@ def scale(policy: str) -> dict[str, Any]:
     }
 
 
-def study_rows(name: str, plots: Path | None) -> list[dict[str, Any]]:
-    """Every policy on one of the study's workloads."""
-    work = wl.read(EXAMPLES / f"{name}.yaml")
-    runs = simulate(work.machine, work.jobs, list(MACHINE_POLICIES), tenants=work.tenants)
-    if plots is not None:
-        from qmk.kernel.machine.draw import draw_runs
+def _row(work_name: str, jobs: int, epoch: int, policy: str, run: Any) -> dict[str, Any]:
+    if isinstance(run, Refused):
+        return {
+            "workload": work_name,
+            "jobs": jobs,
+            "epoch": epoch,
+            "policy": policy,
+            "refused": run.error.code,
+        }
+    data = run.to_json(jobs=False)
+    return {
+        "workload": work_name,
+        "jobs": jobs,
+        "epoch": epoch,
+        "policy": policy,
+        **{k: data[k] for k in ("makespan_cycles", "mean_slowdown", "p95_slowdown", "stp")},
+        "speedup": data["speedup_vs_exclusive"],
+        "alone_over_makespan": data["alone_over_makespan"],
+        "mean_idle": data["mean_idle_logical_error"],
+        "max_idle": data["max_idle_logical_error"],
+        "over_budget": data["over_budget"],
+        "tiles": data["utilization"]["tiles"],
+        "factories": data["utilization"]["factories"],
+        "jain": data["jain_fairness"],
+        "waits": data["wait_cycles"],
+    }
 
-        draw_runs(runs, str(plots / f"machine-{name}.png"), f"{name}: {len(work.jobs)} jobs")
+
+def study_rows(name: str, plots: Path | None) -> list[dict[str, Any]]:
+    """Every policy on one of the study's workloads, at epochs of 1 cycle and of the
+    workload's own."""
+    work = wl.read(EXAMPLES / f"{name}.yaml")
     rows = []
-    for policy, run in runs.items():
-        data = run.to_json(jobs=False)
-        rows.append(
-            {
-                "workload": name,
-                "jobs": len(work.jobs),
-                "policy": policy,
-                **{k: data[k] for k in ("makespan_cycles", "mean_slowdown", "p95_slowdown")},
-                "speedup": data["speedup_vs_exclusive"],
-                "stp": data["stp"],
-                "tiles": data["utilization"]["tiles"],
-                "factories": data["utilization"]["factories"],
-                "jain": data["jain_fairness"],
-                "waits": data["wait_cycles"],
-            }
-        )
+    for epoch in dict.fromkeys((1, work.machine.epoch_cycles)):
+        machine = work.machine.with_(epoch_cycles=epoch)
+        runs = simulate(machine, work.jobs, list(MACHINE_POLICIES), tenants=work.tenants)
+        if plots is not None and epoch != 1:
+            from qmk.kernel.machine.draw import draw_runs
+
+            ran = {k: v for k, v in runs.items() if not isinstance(v, Refused)}
+            draw_runs(ran, str(plots / f"machine-{name}.png"), f"{name}: {len(work.jobs)} jobs")
+        rows += [_row(name, len(work.jobs), epoch, p, run) for p, run in runs.items()]
     return rows
 
 
-def sensitivity() -> list[dict[str, Any]]:
-    """fair-share over exclusive on the uniform workload, as factories and block change."""
+def like_for_like() -> list[dict[str, Any]]:
+    """The like-for-like batch in every block, with every factory protocol, at epochs of
+    1 and 10 cycles, under every policy."""
     import yaml
 
-    base = yaml.safe_load((EXAMPLES / "uniform.yaml").read_text(encoding="utf-8"))
+    base = yaml.safe_load((EXAMPLES / "like-for-like.yaml").read_text(encoding="utf-8"))
     rows = []
-    for share in (0.1, 0.25, 0.5):
+    for protocol in FACTORY_PROTOCOLS:
         for block in ("fast", "intermediate", "compact"):
-            data = dict(base)
-            data["machine"] = {**base["machine"], "factory_share": share, "block": block}
-            work = wl.load(data, base=EXAMPLES)
-            runs = simulate(work.machine, work.jobs, ["fair-share"], tenants=work.tenants)
-            out = runs["fair-share"].to_json(jobs=False)
-            copies = work.machine.modules[0].factory
-            rows.append(
-                {
-                    "factory_share": share,
+            for epoch in (1, 10):
+                data = dict(base)
+                data["machine"] = {
+                    **base["machine"],
                     "block": block,
-                    "states_per_cycle": copies.rate,
-                    "speedup": out["speedup_vs_exclusive"],
-                    "stp": out["stp"],
-                    "mean_slowdown": out["mean_slowdown"],
-                    "tiles": out["utilization"]["tiles"],
-                    "factories": out["utilization"]["factories"],
+                    "epoch_cycles": epoch,
+                    "factory": {"protocol": protocol},
                 }
-            )
+                work = wl.load(data, base=EXAMPLES)
+                name = f"{protocol}/{block}"
+                try:
+                    runs = simulate(
+                        work.machine, work.jobs, list(MACHINE_POLICIES), tenants=work.tenants
+                    )
+                except MachineError as refused:  # every policy: no schedule meets a budget
+                    rows.append(
+                        {
+                            "workload": name,
+                            "jobs": len(work.jobs),
+                            "epoch": epoch,
+                            "policy": "all",
+                            "refused": refused.code,
+                        }
+                    )
+                    continue
+                rows += [_row(name, len(work.jobs), epoch, p, run) for p, run in runs.items()]
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| workload | policy | makespan (cycles) | speedup | STP | mean slowdown "
-        "| p95 slowdown | tiles | factories | Jain |"
+        "| workload | epoch | policy | makespan | speedup | alone / makespan | STP "
+        "| mean slowdown | p95 slowdown | mean idle error | max idle error | past budget "
+        "| tiles | factories | Jain |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
+        if "refused" in r:
+            lines.append(
+                f"| {r['workload']} ({r['jobs']} jobs) | {r['epoch']} | {r['policy']} "
+                f"| refused ({r['refused']}) |" + " |" * 11
+            )
+            continue
         lines.append(
-            f"| {r['workload']} ({r['jobs']} jobs) | {r['policy']} | {r['makespan_cycles']:,} "
-            f"| {r['speedup']:.2f}x | {r['stp']:.1f} | {r['mean_slowdown']:.1f} "
-            f"| {r['p95_slowdown']:.1f} | {r['tiles']:.2f} | {r['factories']:.2f} "
-            f"| {r['jain']:.3f} |"
+            f"| {r['workload']} ({r['jobs']} jobs) | {r['epoch']} | {r['policy']} "
+            f"| {r['makespan_cycles']:,} | {r['speedup']:.2f}x | {r['alone_over_makespan']:.2f} "
+            f"| {r['stp']:.1f} | {r['mean_slowdown']:.1f} | {r['p95_slowdown']:.1f} "
+            f"| {r['mean_idle']:.1e} | {r['max_idle']:.1e} | {r['over_budget']} "
+            f"| {r['tiles']:.2f} | {r['factories']:.2f} | {r['jain']:.3f} |"
         )
     return "\n".join(lines)
 
 
-def sensitivity_table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| factory share | states a cycle | block | speedup | STP | mean slowdown | tiles "
-        "| factories |",
-        "|" + "---|" * 8,
-    ]
+def grid(rows: list[dict[str, Any]]) -> str:
+    """The like-for-like rows as one line per setting: each policy's speedup and most
+    idle error."""
+    settings: dict[tuple[str, int], dict[str, str]] = {}
     for r in rows:
+        cell = (
+            f"refused ({r['refused']})"
+            if "refused" in r
+            else f"{r['speedup']:.2f}x / {r['max_idle']:.0e}"
+        )
+        settings.setdefault((r["workload"], r["epoch"]), {})[r["policy"]] = cell
+    policies = [p for p in MACHINE_POLICIES if p != "exclusive"]
+    lines = [
+        "| protocol / block | epoch | " + " | ".join(policies) + " |",
+        "|" + "---|" * (len(policies) + 2),
+    ]
+    for (name, epoch), cells in settings.items():
+        if "all" in cells:
+            lines.append(f"| {name} | {epoch} | {cells['all']} |" + " |" * (len(policies) - 1))
+            continue
         lines.append(
-            f"| {r['factory_share']:.2f} | {r['states_per_cycle']:.3g} | {r['block']} "
-            f"| {r['speedup']:.2f}x | {r['stp']:.1f} | {r['mean_slowdown']:.1f} "
-            f"| {r['tiles']:.2f} | {r['factories']:.2f} |"
+            f"| {name} | {epoch} | " + " | ".join(cells.get(p, "") for p in policies) + " |"
         )
     return "\n".join(lines)
 
@@ -227,10 +274,10 @@ def main() -> None:
         rows = [row for name in STUDY for row in study_rows(name, args.plots)]
         record["study"] = rows
         print(table(rows))
-        more = sensitivity()
-        record["sensitivity"] = more
+        batch = like_for_like()
+        record["like_for_like"] = batch
         print()
-        print(sensitivity_table(more))
+        print(grid(batch))
     write_json(record, RESULTS / "machine.json")
 
 

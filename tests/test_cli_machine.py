@@ -8,6 +8,7 @@ import textwrap
 
 import pytest
 
+from qmk import defaults
 from support.cli import qmk
 from support.paths import EXAMPLES, ROOT
 
@@ -177,8 +178,14 @@ def test_a_bad_workload_key_is_one_line_and_non_zero(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("machine: {physical_qubits: 20000}\ntenants: [{name: a, colour: red}]\n")
     status, _, err = qmk("machine", "simulate", str(path))
-    assert status == 1 and err.startswith("QK502 bad-workload:") and "colour" in err
+    assert status == 2 and err.startswith("QK502 bad-workload:") and "colour" in err
     assert err.count("\n") == 1
+
+
+def test_a_missing_workload_file_exits_2_as_every_unreadable_input(tmp_path):
+    status, out, err = qmk("machine", "simulate", str(tmp_path / "none.yaml"))
+    assert (status, out) == (2, "") and err.startswith("QK502 bad-workload:")
+    assert "cannot read" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("cycles", ["0", "-5", "ten"])
@@ -198,6 +205,6 @@ def test_the_workload_form_docs_machine_shows_is_the_example_that_ships():
     assert (form / "workload.yaml").read_text(encoding="utf-8") == block
     status, out, err = qmk("machine", "simulate", str(form / "workload.yaml"), "--json")
     assert status == 0, err
-    jobs = json.loads(out)["fair-share"]["jobs"]
+    jobs = json.loads(out)[defaults.MACHINE_POLICY]["jobs"]
     assert {j["program"] for j in jobs} == {"adder.qasm", "qft8.qasm", "adder4.qasm"}
     assert len(jobs) == 1003 and sum(j["tenant"] == "alice" for j in jobs) == 3

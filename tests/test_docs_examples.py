@@ -47,6 +47,7 @@ _LOCAL = (
     "device run",
     "machine show",
     "machine simulate",
+    "machine policies",
 )
 
 #: A wall time in a line (``0.096 s``): it differs from run to run.

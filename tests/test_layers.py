@@ -372,6 +372,59 @@ def test_the_machine_scheduler_imports_no_service_store_or_wire():
             assert _within(name, MACHINE_MAY_IMPORT), (path.name, name)
 
 
+#: The machine scheduler's own rooms, bottom first (``policies`` is one room): a module
+#: imports at run time only rooms of lower layers, so the room has no arrow up and no
+#: circle. Imports under ``if TYPE_CHECKING`` name types only and are not arrows.
+MACHINE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "values and the things they are made of: the floorplan's figures, tiles, jobs, "
+        "who is where, the supply, the refusal's words, footprints, programs, metrics",
+        (
+            "metrics",
+            "tiles",
+            "factories",
+            "jobs",
+            "state",
+            "supply",
+            "refusal",
+            "footprints",
+            "programs",
+            "draw",
+        ),
+    ),
+    ("the machine declared", ("spec",)),
+    ("the scheduler's event loop", ("core",)),
+    ("the scheduling policies", ("policies",)),
+    ("a job alone on the empty machine", ("alone",)),
+    ("workloads, schedule-only runs, a kernel's live machine", ("workload", "simulate", "live")),
+)
+
+
+def test_the_machine_rooms_import_only_rooms_below_them():
+    rank = {room: i for i, (_, rooms) in enumerate(MACHINE_LAYERS) for room in rooms}
+    prefix = "qmk.kernel.machine."
+    graph = import_graph(SRC)
+    inside = [m for m in graph if m.startswith(prefix)]
+    assert inside, "src/qmk/kernel/machine is the machine scheduler's package"
+    for module in inside:
+        room = module[len(prefix) :].split(".")[0]
+        assert room in rank, f"give {module} a layer in MACHINE_LAYERS"
+        for name in graph[module]:
+            if not name.startswith(prefix):
+                continue
+            other = name[len(prefix) :].split(".")[0]
+            assert other == room or rank[other] < rank[room], (module, name)
+
+
+def test_no_machine_module_writes_the_schedulers_private_state():
+    # one owner: only the scheduler's module touches its underscored fields
+    for path in sorted((SRC / "kernel" / "machine").rglob("*.py")):
+        if path.name == "core.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "sched._" not in text, path.name
+
+
 # --------------------------------------------------------------------------- kernel sub-rooms
 #
 # The kernel is a room of rooms: each package of src/qmk/kernel (and each module at its top)

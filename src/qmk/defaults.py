@@ -32,9 +32,25 @@ QUBIT: Final = "qubit_gate_ns_e3"
 #: The machine scheduler's policies ([machine] policy, ``qmk machine simulate --policy``),
 #: in the order of the policy registry (``qmk.kernel.machine.policies.POLICIES``, which a
 #: test compares with this list): the baseline first.
-MACHINE_POLICIES: Final = ("exclusive", "partition", "fair-share", "priority", "backfill")
-#: The policy of a machine whose [machine] table names none.
-MACHINE_POLICY: Final = "fair-share"
+MACHINE_POLICIES: Final = (
+    "exclusive",
+    "partition",
+    "fair-share",
+    "priority",
+    "backfill",
+    "fidelity",
+    "tetris",
+)
+#: The policy of a machine whose [machine] table names none: sharing that keeps every
+#: job within its error budget.
+MACHINE_POLICY: Final = "fidelity"
+#: The idle logical error a job on the shared machine may be given at most, where its
+#: submit, its program and the workload name none ([machine] error_budget).
+ERROR_BUDGET: Final = 0.01
+#: The magic-state factory protocols ([machine.factory] protocol), in the order of
+#: ``qmk.kernel.machine.factories.PROTOCOLS`` (a test compares the two), and the default.
+FACTORY_PROTOCOLS: Final = ("estimator", "litinski-15to1", "cultivation")
+FACTORY_PROTOCOL: Final = "estimator"
 #: Logical cycles of one machine epoch: the scheduler decides only at its boundaries.
 EPOCH_CYCLES: Final = 100
 

@@ -34,7 +34,8 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- ExposureError        qmk.kernel.errors     QK120..QK121 (2)
      |    +-- JobError             qmk.kernel.errors     QK201..QK309 (11)
      |    +-- OperationsError      qmk.kernel.errors     QK401..QK402 (2)
-     |    +-- MachineError         qmk.kernel.errors     QK501..QK504 (4)
+     |    +-- MachineError         qmk.kernel.errors     QK501..QK505 (4)
+     |         +-- WorkloadError   qmk.kernel.errors     QK502
      +-- ServeError                qmk.abi.errors        QW001..QW005 (5)
      +-- CommandError              qmk.abi.errors        QW010..QW014 (5)
      +-- SyscallError              qmk.errors            QS1000

@@ -428,22 +428,27 @@ class SyscallMethods:
 
     def q_machine_status(
         self,
+        speedup: bool = False,
         *,
         session_id: str | None = None,
     ) -> replies.Machine:
         """The shared machine now: its floorplan with every tenant's jobs in place (only the
         caller's by id; another tenant by a label, not its name, unless the caller is an operator),
         utilization of tiles, factories and links so far and over time, tenants' shares, Jain's
-        index, throughput, slowdowns and the speedup over exclusive (docs/machine.md).
+        index, throughput, slowdowns, the idle logical error jobs were given and, asked, the speedup
+        over exclusive (docs/machine.md).
 
         Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
             utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,
-            mean_slowdown, p95_slowdown, speedup_vs_exclusive, floorplan, machine}.
+            mean_slowdown, p95_slowdown, mean_idle_logical_error, max_idle_logical_error,
+            over_budget, speedup_vs_exclusive, floorplan, machine}.
 
         Args:
+            speedup: boolean; also compute the speedup over exclusive: the latest arrivals run again
+                under exclusive and the policy (costs a simulation) (default false)
             session_id: the session to use; None: the client's own
         """
-        reply = self._call("q_machine_status", {"session_id": session_id})
+        reply = self._call("q_machine_status", {"session_id": session_id, "speedup": speedup})
         return replies.Machine.from_json(reply)
 
     def q_calibrate(
@@ -1194,22 +1199,27 @@ class AsyncSyscallMethods:
 
     async def q_machine_status(
         self,
+        speedup: bool = False,
         *,
         session_id: str | None = None,
     ) -> replies.Machine:
         """The shared machine now: its floorplan with every tenant's jobs in place (only the
         caller's by id; another tenant by a label, not its name, unless the caller is an operator),
         utilization of tiles, factories and links so far and over time, tenants' shares, Jain's
-        index, throughput, slowdowns and the speedup over exclusive (docs/machine.md).
+        index, throughput, slowdowns, the idle logical error jobs were given and, asked, the speedup
+        over exclusive (docs/machine.md).
 
         Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
             utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,
-            mean_slowdown, p95_slowdown, speedup_vs_exclusive, floorplan, machine}.
+            mean_slowdown, p95_slowdown, mean_idle_logical_error, max_idle_logical_error,
+            over_budget, speedup_vs_exclusive, floorplan, machine}.
 
         Args:
+            speedup: boolean; also compute the speedup over exclusive: the latest arrivals run again
+                under exclusive and the policy (costs a simulation) (default false)
             session_id: the session to use; None: the client's own
         """
-        reply = await self._call("q_machine_status", {"session_id": session_id})
+        reply = await self._call("q_machine_status", {"session_id": session_id, "speedup": speedup})
         return replies.Machine.from_json(reply)
 
     async def q_calibrate(

@@ -479,10 +479,19 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 "the shared machine now: its floorplan with every tenant's jobs in place "
                 "(only the caller's by id; another tenant by a label, not its name, unless the "
                 "caller is an operator), utilization of tiles, factories and links so far "
-                "and over time, tenants' shares, Jain's index, throughput, slowdowns and the "
-                "speedup over exclusive (docs/machine.md)",
+                "and over time, tenants' shares, Jain's index, throughput, slowdowns, the "
+                "idle logical error jobs were given and, asked, the speedup over exclusive "
+                "(docs/machine.md)",
                 replies.Machine,
                 _SESSION,
+                _p(
+                    "speedup",
+                    JsonType.BOOLEAN,
+                    doc="also compute the speedup over exclusive: the latest arrivals run "
+                    "again under exclusive and the policy (costs a simulation)",
+                    required=False,
+                    default=False,
+                ),
             ),
             _method(
                 "q_calibrate",

@@ -269,8 +269,13 @@ class Machine(Reply, frozen=True, kw_only=True):
     #: The slowdowns' mean (exact) and 95th percentile (within 1%: a sketch).
     mean_slowdown: float
     p95_slowdown: float
-    #: Jobs done over those an ``exclusive`` machine would have done on the same arrivals
-    #: (those since its shadow run last started again: docs/machine.md).
+    #: The idle logical error the jobs done were given: mean and most, and how many passed
+    #: their error budget.
+    mean_idle_logical_error: float
+    max_idle_logical_error: float
+    over_budget: int
+    #: Asked (``speedup``): the latest arrivals run again on an empty machine, the makespan
+    #: under ``exclusive`` over the policy's (docs/machine.md); else None.
     speedup_vs_exclusive: float | None
     #: Per module: its tiles and each placed job (``job``: the id, for the caller's own
     #: jobs only; ``tenant``: named as in ``tenant_shares``; ``first_tile``, ``tiles``,

@@ -6,11 +6,14 @@ decoder. ``qmk machine simulate WORKLOAD [--policy P ...] [--json] [--plot OUT.p
 runs a workload through the machine scheduler in schedule-only mode, under each policy,
 and prints each one's metrics (``--json``: per policy, ``makespan_cycles``,
 ``utilization``, ``mean_slowdown``, ``p95_slowdown``, ``jain_fairness``,
-``throughput_jobs_per_s``, ``speedup_vs_exclusive``, ``tenant_shares`` and ``jobs``).
-``qmk machine status`` asks a running kernel for its shared machine now
+``throughput_jobs_per_s``, ``speedup_vs_exclusive``, ``stp``, ``alone_over_makespan``,
+``mean_idle_logical_error``, ``max_idle_logical_error``, ``over_budget``,
+``tenant_shares`` and ``jobs``; a policy that refuses a job gives ``refused`` and the
+others run). ``qmk machine status`` asks a running kernel for its shared machine now
 (``q_machine_status``): the policy and clock, jobs by state in machine time,
-utilization, tenants' shares, Jain's index, throughput, slowdowns, the speedup over
-``exclusive``, and each module's jobs in place.
+utilization, tenants' shares, Jain's index, throughput, slowdowns, the idle error jobs
+were given, with ``--speedup`` the speedup over ``exclusive``, and each module's jobs in
+place. ``qmk machine policies`` lists the scheduling policies.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from qmk import defaults
 from qmk.commands import AddCommand, plural
 
 if TYPE_CHECKING:
-    from qmk.kernel.machine.simulate import PolicyRun
+    from qmk.kernel.machine.simulate import PolicyRun, Refused
     from qmk.kernel.machine.spec import MachineSpec
 
 #: How ``qmk machine status`` names a job of another tenant (its id is not shown).
@@ -37,7 +40,7 @@ def _status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.commands.service import _client
 
     with _client(args) as client:
-        reply = client.q_machine_status().to_json()
+        reply = client.q_machine_status(speedup=args.speedup).to_json()
     if args.json:
         out.write(json.dumps(reply, ensure_ascii=False, indent=2) + "\n")
         return 0
@@ -53,7 +56,8 @@ def status_text(reply: dict[str, Any]) -> str:
     ...     "utilization": {"tiles": 0.5, "factories": 1.0, "links": 0.0},
     ...     "tenant_shares": {"a": 0.75, "b": 0.25}, "jain_fairness": 0.8,
     ...     "throughput_jobs_per_s": 2.5, "mean_slowdown": 1.5, "p95_slowdown": 2.0,
-    ...     "speedup_vs_exclusive": 1.5, "floorplan": [{"module": 0, "tiles": 20,
+    ...     "mean_idle_logical_error": 2e-05, "max_idle_logical_error": 0.0003,
+    ...     "over_budget": 0, "speedup_vs_exclusive": 1.5, "floorplan": [{"module": 0, "tiles": 20,
     ...     "jobs": [{"job": "job_x", "tenant": "a", "first_tile": 0, "tiles": 9,
     ...     "state": "running"}]}]}), end="")
     machine: fair-share, cycle 120 (decided up to 119), epochs of 10 cycles
@@ -61,6 +65,7 @@ def status_text(reply: dict[str, Any]) -> str:
     utilization: tiles 50.0%, factories 100.0%, links 0.0%
     tenants' shares: a 75.0%, b 25.0% (Jain's index 0.800)
     throughput 2.5 jobs/s; slowdown mean 1.50, p95 2.00; speedup over exclusive 1.50x
+    idle logical error: mean 2.0e-05, max 3.0e-04; 0 jobs past their budget
     module 0 (20 tiles): tiles 0-8 a job_x running
     """
     jobs = reply["jobs"]
@@ -74,7 +79,10 @@ def status_text(reply: dict[str, Any]) -> str:
         f"tenants' shares: {shares} (Jain's index {reply['jain_fairness']:.3f})",
         f"throughput {reply['throughput_jobs_per_s']:.3g} jobs/s; slowdown mean "
         f"{reply['mean_slowdown']:.2f}, p95 {reply['p95_slowdown']:.2f}; speedup over "
-        "exclusive " + ("n/a" if speedup is None else f"{speedup:.2f}x"),
+        "exclusive " + ("not asked (--speedup)" if speedup is None else f"{speedup:.2f}x"),
+        f"idle logical error: mean {reply['mean_idle_logical_error']:.1e}, max "
+        f"{reply['max_idle_logical_error']:.1e}; {plural(reply['over_budget'], 'job')} past "
+        "their budget",
     ]
     for module in reply["floorplan"]:
         placed = [
@@ -130,16 +138,25 @@ def show_text(machine: MachineSpec, png: str | None = None) -> str:
         f = m.factory
         lines.append(
             f"module {m.index}: {m.tiles:,} job tiles, {m.bus_tiles} routing tiles "
-            f"({m.routing_lanes} state{'s' * (m.routing_lanes != 1)}/cycle), {f.copies} "
+            f"({m.routing_lanes} state{'s' * (m.routing_lanes != 1)}/cycle in "
+            f"{plural(m.routing_segments, 'segment')}), {f.copies} "
             f"factory cop{'y' if f.copies == 1 else 'ies'} x {f.tiles_per_copy} tiles, "
             f"{m.storage_tiles} storage tiles"
         )
     f = machine.modules[0].factory
+    from qmk.kernel.machine.factories import PROTOCOLS
+
     lines.append(
-        f"factory: {f.protocol}: {f.states_per_run} T state{'s' if f.states_per_run > 1 else ''} "
-        f"per run of {f.duration_cycles} cycles, output error {f.output_error_rate:.3g}; "
-        f"{f.rate:.4g} states/cycle per module, store {f.store}"
+        f"factory: {f.protocol} ({f.label}): {f.states_per_run:.3g} T "
+        f"state{'s' if f.states_per_run != 1 else ''} per run of {f.duration_cycles} cycles "
+        f"on average, output error {f.output_error_rate:.3g}; {f.rate:.4g} states/cycle per "
+        f"module, store {f.store}"
     )
+    if f.protocol in PROTOCOLS:
+        lines.append(f"factory figures: {PROTOCOLS[f.protocol]}")
+    budget = machine.error_budget
+    said = "none" if budget is None else f"{budget:g} idle logical error a job, unless it names one"
+    lines.append(f"error budget: {said}")
     note = machine.factory_note()
     if note is not None:
         lines.append(note)
@@ -179,7 +196,9 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _table(runs: dict[str, PolicyRun]) -> str:
+def _table(runs: dict[str, PolicyRun | Refused]) -> str:
+    from qmk.kernel.machine.simulate import Refused
+
     rows = [
         (
             "policy",
@@ -192,9 +211,15 @@ def _table(runs: dict[str, PolicyRun]) -> str:
             "Jain",
             "jobs/s",
             "speedup",
+            "mean idle",
+            "max idle",
         )
     ]
+    refused = []
     for name, run in runs.items():
+        if isinstance(run, Refused):
+            refused.append(f"{name}: refused: {run.error}")
+            continue
         data = run.to_json(jobs=False)
         util = data["utilization"]
         rows.append(
@@ -209,6 +234,8 @@ def _table(runs: dict[str, PolicyRun]) -> str:
                 f"{data['jain_fairness']:.3f}",
                 f"{data['throughput_jobs_per_s']:.4g}",
                 f"{data['speedup_vs_exclusive']:.2f}x",
+                f"{data['mean_idle_logical_error']:.1e}",
+                f"{data['max_idle_logical_error']:.1e}",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -218,13 +245,13 @@ def _table(runs: dict[str, PolicyRun]) -> str:
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
         for row in rows
-    )
+    ) + "".join(f"\n{line}" for line in refused)
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.errors import warning_line
     from qmk.kernel.machine import workload as wl
-    from qmk.kernel.machine.simulate import simulate
+    from qmk.kernel.machine.simulate import Refused, simulate
 
     work = wl.read(args.workload)
     err.writelines(warning_line(args.workload, notice) for notice in work.warnings)
@@ -233,14 +260,16 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         machine = machine.with_(epoch_cycles=args.epoch_cycles)
     policies = args.policy or list(work.policies or (machine.policy,))
     runs = simulate(machine, work.jobs, policies, tenants=work.tenants)
-    if args.plot is not None:
+    ran = {name: run for name, run in runs.items() if not isinstance(run, Refused)}
+    status = 0 if len(ran) == len(runs) else 1
+    if args.plot is not None and ran:
         from qmk.kernel.machine.draw import draw_runs
 
-        draw_runs(runs, args.plot, f"{args.workload}: {len(work.jobs)} jobs")
+        draw_runs(ran, args.plot, f"{args.workload}: {len(work.jobs)} jobs")
     if args.json:
         data: dict[str, Any] = {name: run.to_json() for name, run in runs.items()}
         out.write(json.dumps(data) + "\n")
-        return 0
+        return status
     out.write(
         f"{args.workload}: {plural(len(work.jobs), 'job')} of "
         f"{plural(len(work.tenants), 'tenant')} "
@@ -250,8 +279,35 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{plural(machine.epoch_cycles, 'cycle')}\n"
     )
     out.write(_table(runs) + "\n")
-    if args.plot is not None:
+    if args.plot is not None and ran:
         out.write(f"drawn in {args.plot}\n")
+    return status
+
+
+def _policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk machine policies``: each scheduling policy in one line (``--json``: with
+    what it declares)."""
+    from qmk.kernel.machine.policies import POLICIES, policy_class
+
+    classes = {name: policy_class(name) for name in POLICIES}
+    if args.json:
+        listed = [
+            {
+                "name": name,
+                "summary": cls.summary(),
+                "supply": cls.supply,
+                "budgets": cls.budgets,
+                "preempts": cls.preempts,
+                "default": name == defaults.MACHINE_POLICY,
+            }
+            for name, cls in classes.items()
+        ]
+        out.write(json.dumps(listed, indent=2) + "\n")
+        return 0
+    width = max(len(name) for name in classes)
+    for name, cls in classes.items():
+        mark = " (default)" if name == defaults.MACHINE_POLICY else ""
+        out.write(f"{name.ljust(width)}  {cls.summary()}{mark}\n")
     return 0
 
 
@@ -268,7 +324,7 @@ def _epoch_cycles(text: str) -> int:
 
 
 def register(add: AddCommand) -> None:
-    """Add ``qmk machine show`` and ``qmk machine simulate``."""
+    """Add ``qmk machine show``, ``simulate``, ``policies`` and ``status``."""
     parser = add(
         "machine", "the shared machine in machine time: show it, simulate workloads", limits=False
     )
@@ -304,8 +360,16 @@ def register(add: AddCommand) -> None:
         "--plot", metavar="OUT.png", help="draw utilization over time and slowdowns per policy"
     )
     sim.set_defaults(run=_simulate)
+    pol = sub.add_parser("policies", help="list the scheduling policies, one line each")
+    pol.add_argument("--json", action="store_true", help="print them as JSON")
+    pol.set_defaults(run=_policies)
     from qmk.commands.service import _client_options
 
     status = sub.add_parser("status", help="print a running kernel's shared machine now")
     _client_options(status)
+    status.add_argument(
+        "--speedup",
+        action="store_true",
+        help="also compute the speedup over exclusive of the latest arrivals (a simulation)",
+    )
     status.set_defaults(run=_status, syscall="q_machine_status")

@@ -616,6 +616,9 @@ class TFactory:
     qubits_per_round: tuple[int, ...]
     duration_per_round: tuple[int, ...]
     output_error_rate: float
+    #: T states a run delivers on average (``num_output_states`` is the number it
+    #: delivers with probability ``1 - requirement``, QRE's guarantee)
+    expected_output_states: float = 0.0
 
     @property
     def normalized_qubits(self) -> float:
@@ -658,6 +661,9 @@ def _finish(rounds: list[_Round], failures: list[float], rates: list[float]) -> 
         qubits_per_round=per_round,
         duration_per_round=tuple(r.duration for r in rounds),
         output_error_rate=rates[len(rounds)],
+        expected_output_states=rounds[-1].num_units
+        * rounds[-1].unit.template.num_output_ts
+        * (1.0 - failures[len(rounds) - 1]),
     )
 
 

@@ -148,6 +148,9 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: A fitted (a, p*) in place of the machine's calibration (``qmk qec calibrate``'s).
     calibration: Calibration | None = None
     cache: bool = True
+    #: The idle logical error the shared machine may give the job at most (None: the
+    #: machine's ``[machine] error_budget``); docs/machine.md.
+    error_budget: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The policy as ``q_submit`` takes it (``precision``, ``noise_model`` and
@@ -180,7 +183,7 @@ def submit_policy(**given: Any) -> dict[str, Any] | None:
 
 
 #: The keys of a policy's JSON left out when unset (None).
-_UNSET_LEFT_OUT = ("precision", "noise_model", "calibration")
+_UNSET_LEFT_OUT = ("precision", "noise_model", "calibration", "error_budget")
 
 
 class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -285,6 +288,9 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             ``link``, ``decoder``, ``preempted``), whole cycles.
         idle_logical_error: the probability that its waits (all but ``queue``) added a
             logical error to its patches (the machine's ``1 - (1 - p_L)^(n W)``).
+        error_budget: the idle logical error the job was allowed (None: no bound);
+            its record says whether it stayed within (``within_budget``).
+        preemptions: how many times the machine stopped it at a fence.
         idle: node id -> logical cycles every qubit live after that node sat idle
             waiting (the waits of the footprint step after the node; ``queue`` waits
             come before any qubit lives). With noise on, the executor puts one Pauli
@@ -305,12 +311,18 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     module: Annotated[int, msgspec.Meta(ge=0)]
     wait_cycles: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
     idle_logical_error: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    error_budget: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
+    preemptions: Annotated[int, msgspec.Meta(ge=0)] = 0
     idle: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = {}
 
     def record(self) -> dict[str, Any]:
-        """The job's ``machine`` record as telemetry reports it (without ``idle``)."""
+        """The job's ``machine`` record as telemetry reports it (without ``idle``; with
+        ``within_budget``, whether its idle error stayed within its budget, None
+        without one)."""
         out: dict[str, Any] = msgspec.to_builtins(self)
         del out["idle"]
+        budget = self.error_budget
+        out["within_budget"] = None if budget is None else self.idle_logical_error <= budget
         return out
 
 

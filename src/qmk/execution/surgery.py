@@ -30,7 +30,10 @@ a PPM one measurement; an op of more than zero ticks is routed; each ``FENCE_EPO
 of the program is a fence (where the machine may preempt it). Its code distance is the
 request's profile's (a kernel's machine runs every job at its own). Its telemetry has
 the schedule's figures (``ppm_count``, ``factory_wait_cycles``, ``routing_stalls``,
-``physical_qubits``...), and its result's JSON the ``layout`` and the ``schedule``.
+``physical_qubits``...), and its result's JSON the ``layout`` and the ``schedule``. A
+run with a shared machine's schedule (a kernel job) took the span that schedule gave
+it: its logical cycles and factory waits are the machine's (the private schedule's
+cycles are ``private_logical_cycles``).
 
 Settings it cannot honour (a precision, a noise model, a calibration, an initial or
 final state, a split into parts, a resume) are refused with ``QM102``.
@@ -311,17 +314,28 @@ def _result(
     program, request = surgery.program, surgery.request
     figures = {k: v for k, v in sched.to_json().items() if k != "logical_cycles"}
     figures.update(profile=model.profile, logical_error_rate=model.logical_error_rate)
+    cycles, runtime_ns = float(sched.logical_cycles), float(sched.runtime_ns)
+    machine = request.machine
+    if machine is not None:
+        # on the shared machine its factories are the machine's: the run took the span
+        # the machine's schedule gave it, its factory waits the machine's
+        figures.update(
+            private_logical_cycles=sched.logical_cycles,
+            factory_wait_cycles=machine.wait_cycles.get("factory", 0),
+        )
+        cycles = float(machine.end_cycle - machine.start_cycle)
+        runtime_ns = cycles * model.cycle_time_ns
     where = locations(lowered, sched, model, surgery.idle) if request.noise else ()
     telemetry = Telemetry(
         engine=choice.engine,
         mode=mode,
         shots=shots,
         epochs=len(program.epochs),
-        logical_cycles=float(sched.logical_cycles),
-        logical_time_ns=float(sched.runtime_ns),
+        logical_cycles=cycles,
+        logical_time_ns=runtime_ns,
         peak_logical_qubits=len(lowered.qubits),
         peak_physical_qubits=sched.physical_qubits,
-        decoder_rounds=float(sched.logical_cycles * model.distance),
+        decoder_rounds=cycles * model.distance,
         magic_states=sched.magic_states_consumed,
         teleports=0,
         injected_logical_errors=int(injected),
@@ -334,7 +348,7 @@ def _result(
         wall_time_s=round(time.perf_counter() - started, 6),
         engine_reason=choice.reason,
         figures=figures,
-        machine=None if request.machine is None else request.machine.record(),
+        machine=None if machine is None else machine.record(),
     )
     keys = layout_of(program.graph.metadata, lowered.events)
     ops = lowered.ops

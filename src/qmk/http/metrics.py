@@ -125,10 +125,11 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("qmk_machine_throughput_jobs_per_second", "gauge", "jobs done per machine-second"),
     ("qmk_machine_slowdown", "gauge", "turnaround over runtime alone, by statistic (mean, p95)"),
     (
-        "qmk_machine_speedup_vs_exclusive",
+        "qmk_machine_idle_logical_error",
         "gauge",
-        "jobs done over those an exclusive machine would have done on the same arrivals",
+        "the idle logical error jobs done were given, by statistic (mean, max)",
     ),
+    ("qmk_machine_over_budget", "gauge", "jobs done whose idle error passed their error budget"),
 )
 
 _LATENCY_BUCKETS = (
@@ -217,6 +218,11 @@ def _machine(facts: MachineFacts, label: Callable[[str], str]) -> Iterator[Metri
             "statistic",
             {"mean": facts.mean_slowdown, "p95": facts.p95_slowdown},
         ),
+        (
+            "qmk_machine_idle_logical_error",
+            "statistic",
+            {"mean": facts.mean_idle_logical_error, "max": facts.max_idle_logical_error},
+        ),
     ):
         family = GaugeMetricFamily(name, _help(name), labels=[key])
         for which, value in values.items():
@@ -231,11 +237,9 @@ def _machine(facts: MachineFacts, label: Callable[[str], str]) -> Iterator[Metri
     for name, value in (
         ("qmk_machine_jain_fairness", facts.jain_fairness),
         ("qmk_machine_throughput_jobs_per_second", facts.throughput_jobs_per_s),
+        ("qmk_machine_over_budget", facts.over_budget),
     ):
         yield GaugeMetricFamily(name, _help(name), value=value)
-    if facts.speedup_vs_exclusive is not None:
-        name = "qmk_machine_speedup_vs_exclusive"
-        yield GaugeMetricFamily(name, _help(name), value=facts.speedup_vs_exclusive)
 
 
 class Metrics:

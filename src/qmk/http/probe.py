@@ -143,8 +143,9 @@ class MachineFacts:
         jain_fairness: Jain's index over the shares, weighted by the tenants' quotas.
         throughput_jobs_per_s: jobs done per second of machine time.
         mean_slowdown, p95_slowdown: turnaround over runtime alone.
-        speedup_vs_exclusive: jobs done over an exclusive machine's on the same
-            arrivals (None: none done there yet).
+        mean_idle_logical_error, max_idle_logical_error: the idle logical error jobs
+            done were given.
+        over_budget: jobs done whose idle error passed their error budget.
     """
 
     cycle: int
@@ -155,7 +156,9 @@ class MachineFacts:
     throughput_jobs_per_s: float
     mean_slowdown: float
     p95_slowdown: float
-    speedup_vs_exclusive: float | None
+    mean_idle_logical_error: float
+    max_idle_logical_error: float
+    over_budget: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

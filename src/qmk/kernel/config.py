@@ -127,13 +127,24 @@ else:  # the scheduler's policies: the schema's choices
     MachinePolicy = Literal[defaults.MACHINE_POLICIES]
 
 
+if TYPE_CHECKING:
+    FactoryProtocol = str
+else:  # the factory protocols (qmk.kernel.machine.factories.PROTOCOLS): the schema's choices
+    FactoryProtocol = Literal[defaults.FACTORY_PROTOCOLS]
+
+
 class FactoryTable(_Table, frozen=True, kw_only=True):
-    """The [machine.factory] table: each module's T factories. A key left out is the
-    estimator's (the least-volume factory whose output error is at most a patch's logical
-    error per cycle at the machine's distance; docs/machine.md)."""
+    """The [machine.factory] table: each module's T factories. A key left out is its
+    protocol's (docs/machine.md: the estimator's least-volume distillation factory whose
+    output error is at most a patch's logical error per cycle, Litinski's 15-to-1, or
+    magic-state cultivation)."""
 
     protocol: Annotated[
-        _Text | None, Meta(description="the distillation protocol, as qmk estimate prints it")
+        FactoryProtocol | None,
+        Meta(
+            description="the factories' protocol and its published figures: estimator "
+            "(default), litinski-15to1 or cultivation",
+        ),
     ] = None
     copies: Annotated[
         Annotated[int, Meta(ge=0)] | None,
@@ -250,10 +261,24 @@ class _Machine(_Table, frozen=True, kw_only=True):
     routing_lanes: Annotated[
         Annotated[int, Meta(ge=1)] | None,
         Meta(
-            description="T states per logical cycle a module's routing carries from its "
-            "factories to the jobs (default: one per factory copy)",
+            description="T states per logical cycle a module's routing bus carries from "
+            "its factories to the jobs (default: one per bus tile)",
         ),
     ] = None
+    routing_segments: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(
+            description="stretches a module's routing bus is cut into, each shared by the "
+            "jobs beside it (default: one per bus tile, at most routing_lanes)",
+        ),
+    ] = None
+    error_budget: Annotated[
+        Annotated[float, Meta(gt=0, le=1)] | None,
+        Meta(
+            description="the idle logical error a job on the shared machine may be given "
+            "at most, where its submit and its program name none",
+        ),
+    ] = defaults.ERROR_BUDGET
     decoder_bits_per_cycle: Annotated[
         Annotated[float, Meta(gt=0)] | None,
         Meta(

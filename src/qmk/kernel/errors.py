@@ -63,9 +63,16 @@ class ExposureError(KernelError):
 
 class MachineError(KernelError):
     """What the machine scheduler refuses: a job no placement on the floorplan can ever
-    hold, a workload it cannot read (exit 1; docs/machine.md)."""
+    hold, or whose error budget no schedule meets (exit 1; docs/machine.md)."""
 
     exit_status = 1
+
+
+class WorkloadError(MachineError):
+    """A machine workload that cannot be read: a missing file, bad text, a bad key (exit
+    2, as every unreadable input)."""
+
+    exit_status = 2
 
 
 def error_json(error: QMKError) -> dict[str, str]:
@@ -225,6 +232,15 @@ REGISTRY.add(
 )
 
 register(
+    WorkloadError,
+    (
+        "QK502",
+        "bad-workload",
+        "a machine workload file is unreadable, or a key of it is bad, missing or unknown",
+        "fix the key the message names (docs/machine.md shows the workload form)",
+    ),
+)
+register(
     MachineError,
     (
         "QK501",
@@ -238,18 +254,21 @@ register(
         "a kernel refuses it at submit as QS1007 with this code)",
     ),
     (
-        "QK502",
-        "bad-workload",
-        "a machine workload file is unreadable, or a key of it is bad, missing or unknown",
-        "fix the key the message names (docs/machine.md shows the workload form)",
-    ),
-    (
         "QK503",
         "bad-machine",
         "the [machine] table describes no machine the scheduler can run: a code with no "
         "patches, factories that do not fit a module, or none the estimator can build",
         "give the machine more physical qubits or fewer factories, or a surface or floquet "
         "code profile (docs/machine.md)",
+    ),
+    (
+        "QK505",
+        "over-budget",
+        "the job's idle logical error passes its error budget even alone on the empty "
+        "machine: its T states come slower than it uses them, and no schedule can meet it",
+        "raise the job's error_budget (q_submit's policy, SET_POLICY, the workload) or "
+        "[machine] error_budget, or give the machine faster factories ([machine.factory] "
+        "protocol, factory_share) or a larger code distance",
     ),
 )
 

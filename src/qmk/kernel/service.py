@@ -618,10 +618,11 @@ class Kernel:
         """A job's telemetry, or (``job_id`` null) the tenant's aggregate."""
         return self.machine_desk.telemetry(self._session(session_id), job_id)
 
-    async def q_machine_status(self, *, session_id: str) -> dict[str, Any]:
+    async def q_machine_status(self, *, session_id: str, speedup: bool = False) -> dict[str, Any]:
         """The shared machine now, as the session's tenant sees it
-        (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
-        return self.machine_desk.machine_status(self._session(session_id))
+        (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`); ``speedup``:
+        with the speedup over ``exclusive`` of its latest arrivals."""
+        return self.machine_desk.machine_status(self._session(session_id), speedup=speedup)
 
     async def q_resource_query(self, *, session_id: str) -> dict[str, Any]:
         """The machine's inventory and this tenant's quota and usage."""

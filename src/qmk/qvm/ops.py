@@ -826,6 +826,12 @@ _ROWS: tuple[OpSpec, ...] = (
                 minimum=1,
                 description="preferred code distance",
             ),
+            ArgSpec(
+                name="error_budget",
+                type=ArgType.NUMBER,
+                minimum=0,
+                description="the idle logical error the shared machine may give the job",
+            ),
         ),
     ),
 )

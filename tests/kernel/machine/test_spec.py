@@ -11,7 +11,8 @@ from qmk.estimate.estimator import JobParams
 from qmk.estimate.tfactory import make_patch
 from qmk.kernel.config import config_from_dict, load_config
 from qmk.kernel.errors import MachineError
-from qmk.kernel.machine.spec import config_machine, default_factory, machine_spec
+from qmk.kernel.machine.factories import estimator_factory
+from qmk.kernel.machine.spec import config_machine, machine_spec
 from support.paths import EXAMPLES
 
 
@@ -38,15 +39,19 @@ def test_the_example_configs_machine_is_the_estimators_patches_and_factories():
     assert machine.patch_qubits == patch.physical_qubits == 2 * 9**2
     assert machine.cycle_time_ns == patch.cycle_time
     assert machine.logical_error_rate == patch.logical_error_rate
-    factory = default_factory("surface_code", "qubit_gate_ns_e3", 9)
+    factory = estimator_factory("surface_code", "qubit_gate_ns_e3", 9)
     assert factory is not None and factory.output_error_rate <= patch.logical_error_rate
     (module,) = machine.modules
     f = module.factory
     assert f.copies == math.floor(0.25 * 2_000_000 / factory.physical_qubits)
     assert f.duration_cycles == math.ceil(factory.duration / patch.cycle_time)
     assert f.tiles_per_copy == math.ceil(factory.physical_qubits / patch.physical_qubits)
-    assert f.store == f.copies * f.states_per_run
-    assert module.routing_lanes == f.copies
+    # a run delivers the estimator's expected states (its last round's units that do not
+    # fail), not the number it guarantees with probability 0.99
+    assert f.states_per_run == pytest.approx(factory.expected_output_states)
+    assert factory.num_output_states == 1 and 1.9 < f.states_per_run < 2.0
+    assert f.store == math.ceil(f.copies * f.states_per_run)
+    assert module.routing_lanes == module.width == module.routing_segments  # one a bus tile
     assert machine.link.bell_pairs_per_cycle == 0  # one module: no link
 
 
@@ -187,3 +192,61 @@ def test_a_module_whose_factory_share_rounds_to_no_copy_gets_one_that_takes_half
     assert module.modules[0].factory.copies == copies
     off = config_from_dict({"machine": {"physical_qubits": qubits, "factory_share": 0}})
     assert config_machine(off).modules[0].factory.copies == 0  # switched off: none
+
+
+@pytest.mark.parametrize(
+    ("protocol", "copies", "tiles", "cycles", "states", "error"),
+    [
+        # the estimator's 2 x 15-to-1 (d=11): 9,680 qubits, 57.2 us = 16 cycles, 1.97
+        # states a run on average (the estimator guarantees 1 at 0.99)
+        ("estimator", 25, 60, 16, 1.96997864, 2.48e-07),
+        # Litinski's 15-to-1: 11 tiles (1,782 qubits at d=9), 11 cycles, 35 p^3, p 1e-3
+        ("litinski-15to1", 140, 11, 11, 1.0, 3.5e-08),
+        # cultivation at p = 1e-3, the least volume with error <= p_L (3e-7): d1=5,
+        # 463 qubits (3 tiles), 16,619 qubit-rounds = 35.9 rounds = 4 cycles of 9 rounds
+        ("cultivation", 539, 3, 4, 1.0, 2.979e-07),
+    ],
+)
+def test_each_factory_protocol_gives_its_published_figures_and_rate(
+    protocol, copies, tiles, cycles, states, error
+):
+    table = {"physical_qubits": 1_000_000, "factory": {"protocol": protocol}}
+    machine = config_machine(config_from_dict({"machine": table}))
+    f = machine.modules[0].factory
+    assert (f.protocol, f.copies, f.tiles_per_copy, f.duration_cycles) == (
+        protocol,
+        copies,
+        tiles,
+        cycles,
+    )
+    assert f.states_per_run == pytest.approx(states)
+    assert f.output_error_rate == pytest.approx(error, rel=1e-3)
+    assert f.output_error_rate <= machine.logical_error_rate
+    # copies of a quarter of the module's qubits (physical per copy), at their rate
+    assert f.copies == math.floor(0.25 * 1_000_000 / f.physical_qubits)
+    assert f.rate == pytest.approx(copies * states / cycles)
+
+
+def test_a_factorys_given_tiles_count_whether_or_not_its_output_error_is_given():
+    # tiles 30 and nothing else: the copy is 30 tiles of 162 qubits (4,860), not the
+    # estimator's 9,680 the other keys are read from, so a quarter holds 51 copies
+    table = {"physical_qubits": 1_000_000, "factory": {"tiles": 30}}
+    f = config_machine(config_from_dict({"machine": table})).modules[0].factory
+    assert (f.tiles_per_copy, f.physical_qubits, f.copies) == (30, 4860, 51)
+
+
+def test_an_unknown_factory_protocol_is_a_config_error_naming_the_choices():
+    from qmk.kernel.errors import ConfigError
+
+    table = {"physical_qubits": 1_000_000, "factory": {"protocol": "15-to-1 space efficient"}}
+    with pytest.raises(ConfigError) as bad:
+        config_from_dict({"machine": table})
+    assert bad.value.code == "QK101" and "machine.factory.protocol" in str(bad.value)
+
+
+def test_cultivation_with_no_state_as_good_as_asked_is_refused_with_a_code():
+    from qmk.kernel.machine.factories import figures
+
+    with pytest.raises(MachineError) as bad:
+        figures("cultivation", "surface_code", "qubit_gate_ns_e3", 9, target=1e-12)
+    assert bad.value.code == "QK503" and "output_error_rate" in bad.value.message

@@ -317,7 +317,10 @@ MACHINE = Machine(
     throughput_jobs_per_s=0.0,
     mean_slowdown=0.0,
     p95_slowdown=0.0,
-    speedup_vs_exclusive=0.0,
+    mean_idle_logical_error=1e-05,
+    max_idle_logical_error=0.0003,
+    over_budget=0,
+    speedup_vs_exclusive=None,
     floorplan=[
         {
             "module": 0,

@@ -283,10 +283,10 @@ function hue(tenant) {
 async function loadMachine() {
   const reply = await api("GET", "/v1/machine");
   const jobs = reply.jobs;
-  const speedup = reply.speedup_vs_exclusive === null ? "n/a" : `${reply.speedup_vs_exclusive.toFixed(2)}x`;
   $("machine-summary").textContent =
     `${reply.policy} · cycle ${reply.clock_cycle} · ${jobs.queued} queued, ${jobs.running} running, ` +
-    `${jobs.stopped} stopped, ${jobs.done} done · speedup over exclusive ${speedup}`;
+    `${jobs.stopped} stopped, ${jobs.done} done · idle error at most ` +
+    `${reply.max_idle_logical_error.toExponential(1)}, ${reply.over_budget} past budget`;
   $("machine-summary").setAttribute("data-policy", reply.policy);
   drawFloorplan(reply.floorplan);
   drawUtilization(reply.utilization_over_time);
@@ -297,6 +297,8 @@ async function loadMachine() {
     "links used": reply.utilization.links, "Jain's fairness": reply.jain_fairness,
     "throughput (jobs per machine-second)": reply.throughput_jobs_per_s,
     "mean slowdown": reply.mean_slowdown, "p95 slowdown": reply.p95_slowdown,
+    "mean idle logical error": reply.mean_idle_logical_error,
+    "most idle logical error": reply.max_idle_logical_error,
   };
   for (const [tenant, share] of Object.entries(reply.tenant_shares)) rows[`share: ${tenant}`] = share;
   for (const [key, value] of Object.entries(rows)) {

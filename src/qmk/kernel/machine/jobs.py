@@ -2,7 +2,7 @@
 
 :class:`JobSpec` is what arrives (a footprint, a tenant, an arrival in machine time);
 :class:`Timeline` is its footprint's steps as flat arrays the event loop reads;
-:class:`Job` is the scheduler's mutable record of one job; :class:`JobRecord` is what
+:class:`MachineJob` is the scheduler's mutable record of one job; :class:`JobRecord` is what
 a finished job reports (the ``machine`` record of the issue: arrival, start, end, tiles,
 module, waits by cause, the idle logical error its waits added).
 
@@ -34,7 +34,7 @@ WAIT_CAUSES = ("queue", "factory", "routing", "link", "decoder", "preempted")
 #: stay below 2**53).
 _EXACT = float(2**52)
 
-QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
+QUEUED = "queued"
 _NO_WAITS = dict.fromkeys(WAIT_CAUSES, 0.0)  # a new job's waits: copied, never changed
 
 
@@ -51,6 +51,8 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
         shots: the shots it asks for (reported; the schedule is one run's).
         runtime_alone_cycles: its run alone on the empty machine, where its submitter
             computed it (its record carries it: its slowdown's denominator).
+        error_budget: the idle logical error it may be given at most (None: no bound):
+            policies that know budgets admit it only when it stays within.
     """
 
     id: str
@@ -61,6 +63,7 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     program: str = ""
     shots: int = 0
     runtime_alone_cycles: float | None = None
+    error_budget: float | None = None
 
 
 class Timeline:
@@ -100,6 +103,8 @@ class Timeline:
         "private_cycles",
         "repeat",
         "steps",
+        "t_after",
+        "t_cycles_after",
         "t_states",
         "t_total",
         "whole_spans",
@@ -135,6 +140,22 @@ class Timeline:
             total += c * r
         self.after = tuple(reversed(after))
         self.private_cycles = total
+        t_after: list[int] = []
+        states = 0
+        for t, r in zip(reversed(self.t_states), reversed(self.repeat), strict=True):
+            t_after.append(states)
+            states += t * r
+        #: per step, the T states of the steps after it
+        self.t_after = tuple(reversed(t_after))
+        t_cycles: list[int] = []
+        busy = 0
+        for c, r, t in zip(
+            reversed(self.cycles), reversed(self.repeat), reversed(self.t_states), strict=True
+        ):
+            t_cycles.append(busy)
+            busy += c * r if t else 0
+        #: per step, the private cycles of the steps after it that draw T states
+        self.t_cycles_after = tuple(reversed(t_cycles))
         nxt: list[int] = []
         ahead = len(steps)
         for i in reversed(range(len(steps))):
@@ -280,23 +301,26 @@ class Injected:
     action: str  # "to-storage", "from-storage", "migrate"
 
 
-class Job:
+class MachineJob:
     """The scheduler's record of one job (mutable; the event loop's own)."""
 
     __slots__ = (
-        "acc0",
         "arrival",
         "b",
         "b_alloc",
         "b_used",
+        "bound0",
+        "budget",
         "c",
         "capped",
         "cause",
         "chain_end",
+        "cost",
         "data_tiles",
         "demand",
         "done",
         "end",
+        "f",
         "forced",
         "id",
         "idx",
@@ -304,11 +328,14 @@ class Job:
         "last",
         "m",
         "module",
-        "pool",
         "pos",
+        "pos_in_module",
+        "preemptions",
         "priority",
         "r",
+        "range",
         "rate",
+        "segment",
         "seq",
         "spec",
         "start",
@@ -328,6 +355,7 @@ class Job:
         "vjoin",
         "waits",
         "waits_at",
+        "want",
     )
 
     def __init__(self, spec: JobSpec, timeline: Timeline, seq: int) -> None:
@@ -338,13 +366,17 @@ class Job:
         self.priority = spec.priority
         self.tiles = spec.footprint.tiles
         self.data_tiles = spec.footprint.data_tiles
+        #: its waiting's cost (live patches, each idling at one logical error a cycle)
+        self.cost = spec.footprint.logical_qubits
+        self.budget = spec.error_budget
         self.arrival = spec.arrival_cycle
         self.tl = timeline
         self.seq = seq
         self.state = QUEUED
-        self.pool = -1
+        self.range = -1
         self.module = -1
         self.pos = 0
+        self.pos_in_module = 0
         self.idx = 0
         self.done = 0.0
         self.inject: list[Injected] = []
@@ -365,12 +397,18 @@ class Job:
         self.stop_at = 0.0
         self.stopping: str | None = None
         self.storage_module = -1
-        # T-state sharing (qmk.kernel.machine.share): whether the job draws at the
-        # module's level, its demand, and its place on the module's virtual clock
+        self.preemptions = 0
+        # its tenant's decoder throttle while it runs (1: none)
+        self.f = 1.0
+        # T-state sharing (qmk.kernel.machine.supply): what it wants a cycle, its bus
+        # segment, its demand on the factories (what the segment carries of its want),
+        # whether it draws at its tenant's level, and its place on that virtual clock
+        self.want = 0.0
+        self.bound0 = 0.0
+        self.segment = -1
         self.capped = False
         self.demand = 0.0
         self.vjoin = self.vfinish = self.tjoin = 0.0
-        self.acc0 = (0.0, 0.0)
         # its steps left run as one event (Scheduler(whole=True)): when they end (-1:
         # they run step by step)
         self.chain_end = -1.0
@@ -380,19 +418,41 @@ class Job:
         self.waits[cause] += cycles
         self.waits_at[self.idx] = self.waits_at.get(self.idx, 0.0) + cycles
 
+    def idle_waited(self) -> float:
+        """Cycles its patches idled so far (every wait but ``queue``)."""
+        return sum(self.waits.values()) - self.waits["queue"]
+
+    def remaining_t(self, done: float | None = None) -> float:
+        """T states left to draw: of the current step and those after."""
+        tl = self.tl
+        if self.idx >= len(tl.cycles):
+            return 0.0
+        done = 0.0 if self.inject else (self.done if done is None else done)
+        return max(0.0, tl.repeat[self.idx] - done) * tl.t_states[self.idx] + tl.t_after[self.idx]
+
+    def remaining_t_cycles(self, done: float | None = None) -> float:
+        """Private cycles left in steps that draw T states (where it asks for them)."""
+        tl = self.tl
+        if self.idx >= len(tl.cycles):
+            return 0.0
+        done = 0.0 if self.inject else (self.done if done is None else done)
+        here = tl.cycles[self.idx] if tl.t_states[self.idx] else 0
+        return max(0.0, tl.repeat[self.idx] - done) * here + tl.t_cycles_after[self.idx]
+
     def has_fence_ahead(self) -> bool:
         """Whether a fence lies ahead of its current step (where it may stop)."""
         n = len(self.tl.cycles)
         return self.idx < n and self.tl.next_fence[self.idx] < n
 
-    def remaining(self) -> float:
-        """Private cycles left: of the injected steps, the current step and those after."""
+    def remaining(self, done: float | None = None) -> float:
+        """Private cycles left: of the injected steps, the current step and those after
+        (``done``: its current step's progress, where not :attr:`done`)."""
         tl = self.tl
         left = 0.0
-        main_done = self.done
+        main_done = self.done if done is None else done
         if self.inject:
             head = self.inject[0]
-            left += max(0.0, head.cycles * (1.0 - self.done))
+            left += max(0.0, head.cycles * (1.0 - main_done))
             left += sum(s.cycles for s in self.inject[1:])
             main_done = 0.0
         if self.idx < len(tl.cycles):
@@ -401,7 +461,7 @@ class Job:
         return left
 
     def __repr__(self) -> str:
-        return f"Job({self.id!r}, {self.state})"
+        return f"MachineJob({self.id!r}, {self.state})"
 
 
 class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -419,6 +479,8 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         waits_at: its waits but ``queue`` by where they fell: the index of the
             footprint's step it was at (waiting to do it, or stopped at the fence
             before it; :meth:`idle_after` turns them into idle cycles after nodes).
+        error_budget: the idle logical error it was allowed (None: no bound).
+        preemptions: how many times it stopped at a fence.
     """
 
     id: str
@@ -435,37 +497,24 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     idle_logical_error: float
     runtime_alone_cycles: float | None = None
     waits_at: dict[int, float] = msgspec.field(default_factory=dict)
+    error_budget: float | None = None
+    preemptions: int = 0
+
+    @property
+    def within_budget(self) -> bool | None:
+        """Whether its idle error stayed within its budget (None: it had none)."""
+        if self.error_budget is None:
+            return None
+        return self.idle_logical_error <= self.error_budget
 
     @staticmethod
-    def of(job: Job, logical_error_rate: float) -> JobRecord:
+    def of(job: MachineJob, logical_error_rate: float) -> JobRecord:
         """``job``'s record, as it ended (it is gone: its waits are the record's, not
         copied); ``logical_error_rate``: a patch's per cycle, for its idle error."""
-        return JobRecord.made(
-            job.spec,
-            job.start,
-            job.end,
-            job.module,
-            job.waits,
-            job.waits_at,
-            logical_error_rate,
-        )
-
-    @staticmethod
-    def made(
-        spec: JobSpec,
-        start: float,
-        end: float,
-        module: int,
-        waits: dict[str, float],
-        waits_at: dict[int, float],
-        logical_error_rate: float,
-    ) -> JobRecord:
-        """The record of ``spec``'s job, which ran from ``start`` to ``end`` on
-        ``module`` and waited ``waits`` (``waits_at`` where they fell): :meth:`of`'s,
-        for a job the scheduler decided without its :class:`Job`
-        (:mod:`~qmk.kernel.machine.groups`)."""
+        spec = job.spec
         qubits = spec.footprint.logical_qubits
-        if waits_at:
+        waits = job.waits
+        if job.waits_at:
             idle = sum(v for k, v in waits.items() if k != "queue")
             error = idle_error(logical_error_rate, qubits, idle)
         else:  # no wait but in the queue (each other is at a step)
@@ -476,15 +525,17 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             program=spec.program,
             priority=spec.priority,
             arrival_cycle=spec.arrival_cycle,
-            start_cycle=start,
-            end_cycle=end,
+            start_cycle=job.start,
+            end_cycle=job.end,
             tiles=spec.footprint.tiles,
-            module=module,
+            module=job.module,
             logical_qubits=qubits,
             wait_cycles=waits,
-            waits_at=waits_at,
+            waits_at=job.waits_at,
             idle_logical_error=error,
             runtime_alone_cycles=spec.runtime_alone_cycles,
+            error_budget=spec.error_budget,
+            preemptions=job.preemptions,
         )
 
     def idle_after(self, footprint: Footprint) -> dict[str, float]:
@@ -572,6 +623,8 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             module=self.module,
             wait_cycles=waits,
             idle_logical_error=self.idle_logical_error,
+            error_budget=self.error_budget,
+            preemptions=self.preemptions,
             idle=idle,
         )
 

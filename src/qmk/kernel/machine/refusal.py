@@ -3,7 +3,7 @@ unplaceable``), with what to change for it: its tiles past every region it may u
 T states with no factory where it may run, its Bell pairs with no link.
 
 :meth:`~qmk.kernel.machine.core.Scheduler.check_placeable` decides the common case
-(every pool allowed, the footprint's totals known) itself and asks here otherwise;
+(every area allowed, the footprint's totals known) itself and asks here otherwise;
 the message names the job, the policy, what it needs and the ``[machine]`` key to raise
 (for tiles or a factory, the least ``physical_qubits`` whose floorplan holds it:
 :meth:`~qmk.kernel.machine.spec.MachineSpec.to_hold`).
@@ -37,22 +37,22 @@ if TYPE_CHECKING:
 
 def refuse_unplaceable(sched: Scheduler, spec: JobSpec, names: Sequence[int] | None = None) -> None:
     """Refuse ``spec`` if no placement of ``sched``'s machine, under its policy, can ever
-    hold it; ``names``: the pools the policy allows it (None: all).
+    hold it; ``names``: the ranges the policy allows it (None: all).
 
     Raises:
         MachineError: ``QK501 unplaceable`` naming it and what to change.
     """
     fp = spec.footprint
     machine = sched.machine
-    pools = sched.pools if names is None else [sched.pools[i] for i in names]
-    largest = max((p.spec.length for p in pools), default=0)
+    ranges = sched.ranges if names is None else [sched.ranges[i] for i in names]
+    largest = max((p.spec.length for p in ranges), default=0)
     why = None
     fix, needed = "", None
     if fp.tiles > largest:
         where = "a module's job tiles" if names is None else "its tenant's region"
         why = f"needs {fp.tiles} contiguous tiles; {where} hold at most {largest}"
         fix, needed = _raise_qubits(sched, spec, tenant_region=names is not None)
-    elif fp.t_states and not any(sched.factory_rate(p.module) > 0 for p in pools):
+    elif fp.t_states and not any(sched.factory_rate(p.module) > 0 for p in ranges):
         why = f"needs {fp.t_states} T states and no module it may use has a factory"
         fix, needed = _raise_qubits(sched, spec, tenant_region=names is not None)
     elif fp.bell_pairs and machine.link.bell_pairs_per_cycle <= 0:

@@ -3,8 +3,10 @@ no state simulation), and the metrics of each run (:mod:`qmk.kernel.machine.metr
 
 :func:`simulate` runs the same arrivals under every policy asked for, and under
 ``exclusive`` (the baseline of ``speedup_vs_exclusive``) whether asked for or not. Each
-job's runtime alone on the empty machine (the denominator of its slowdown) is computed
-once per distinct footprint.
+job's run alone on the empty machine (the denominator of its slowdown, and the least
+idle error any schedule gives it) is computed once per distinct footprint. A policy
+that refuses a job (``QK501``: past a tenant's region under ``partition``; ``QK505``:
+a budget no schedule meets) gives a :class:`Refused` in its place, and the others run.
 
 >>> from qmk.execution.footprint import Footprint, Step
 >>> from qmk.kernel.machine.spec import MachineSpec
@@ -19,12 +21,16 @@ once per distinct footprint.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import metrics
-from qmk.kernel.machine.core import Scheduler, runtime_alone
-from qmk.kernel.machine.jobs import JobRecord, JobSpec
+from qmk.kernel.machine.alone import refuse_over_budget, run_alone
+from qmk.kernel.machine.core import Scheduler
+from qmk.kernel.machine.jobs import JobRecord, JobSpec, _whole
 from qmk.kernel.machine.policies import policy as make_policy
 
 if TYPE_CHECKING:
@@ -32,6 +38,25 @@ if TYPE_CHECKING:
 
 #: Spans of the utilization series a result keeps (whole epochs each).
 SERIES_SPANS = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """A policy that refused a job of the workload: its error, in place of its run."""
+
+    policy: str
+    error: MachineError
+
+    def to_json(self, *, jobs: bool = True) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "refused": {
+                "code": self.error.code,
+                "name": self.error.name,
+                "message": self.error.message,
+                **self.error.details,
+            },
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,9 +80,21 @@ class PolicyRun:
     def slowdowns(self) -> list[float]:
         return [r.slowdown for r in self.records]
 
+    @property
+    def idle_errors(self) -> list[float]:
+        return [r.idle_logical_error for r in self.records]
+
+    @property
+    def alone_makespan_ratio(self) -> float:
+        """The sum of the jobs' runtimes alone over the makespan: how many programs'
+        worth of work the machine did at once, on average."""
+        alone = sum(r.runtime_alone_cycles or 0.0 for r in self.records)
+        return alone / self.makespan if self.makespan else 0.0
+
     def to_json(self, *, jobs: bool = True) -> dict[str, Any]:
         by_id = {r.id: r for r in self.records}
         alone = [r.runtime_alone_cycles or 0.0 for r in self.records]
+        errors = self.idle_errors
         out: dict[str, Any] = {
             "policy": self.policy,
             "makespan_cycles": _whole(self.makespan),
@@ -70,6 +107,10 @@ class PolicyRun:
             ),
             "speedup_vs_exclusive": self.speedup,
             "stp": metrics.stp(alone, [r.turnaround for r in self.records]),
+            "alone_over_makespan": self.alone_makespan_ratio,
+            "mean_idle_logical_error": metrics.mean(errors),
+            "max_idle_logical_error": max(errors, default=0.0),
+            "over_budget": sum(r.within_budget is False for r in self.records),
             "tenant_shares": self.tenant_shares,
             "wait_cycles": {
                 cause: _whole(sum(r.wait_cycles[cause] for r in self.records))
@@ -84,12 +125,6 @@ class PolicyRun:
         if jobs:
             out["jobs"] = [by_id[i].to_json() for i in self.order]
         return out
-
-
-def _whole(cycles: float) -> int:
-    from qmk.kernel.machine.jobs import _whole as whole
-
-    return whole(cycles)
 
 
 def run_policy(
@@ -114,7 +149,7 @@ def run_policy(
     epoch = machine.epoch_cycles
     width = epoch * max(1, -(-int(makespan) // (epoch * SERIES_SPANS)))
     capacities = {
-        "tiles": float(sum(p.spec.length for p in sched.pools)),
+        "tiles": float(sum(r.spec.length for r in sched.ranges)),
         "factories": sched.t_capacity,
         "links": machine.link.bell_pairs_per_cycle,
     }
@@ -149,19 +184,37 @@ def run_policy(
 
 
 def _with_alone(record: JobRecord, alone: float | None) -> JobRecord:
-    import msgspec
-
     return record if alone is None else msgspec.structs.replace(record, runtime_alone_cycles=alone)
 
 
 def alone_times(machine: MachineSpec, jobs: Sequence[JobSpec]) -> dict[int, float]:
-    """Each distinct footprint's runtime alone on the empty machine, by its id."""
+    """Each distinct footprint's runtime alone on the empty machine, by its id.
+
+    Raises:
+        MachineError: ``QK505 over-budget``: the first job whose budget its run alone
+            passes.
+    """
     out: dict[int, float] = {}
+    records: dict[int, JobRecord] = {}
     for job in jobs:
         key = id(job.footprint)
-        if key not in out:
-            out[key] = runtime_alone(machine, job)
+        if key not in records:
+            records[key] = run_alone(machine, job)
+            out[key] = records[key].end_cycle - records[key].start_cycle
+        refuse_over_budget(job, records[key])
     return out
+
+
+def _check(
+    machine: MachineSpec, jobs: Sequence[JobSpec], name: str, tenants: Mapping[str, float] | None
+) -> None:
+    """Refuse the first job no placement under ``name`` can ever hold (``QK501``)."""
+    sched = Scheduler(machine, make_policy(name), tenants)
+    seen: set[tuple[int, str]] = set()
+    for spec in jobs:  # each footprint once per tenant (its region under partition)
+        if (id(spec.footprint), spec.tenant) not in seen:
+            seen.add((id(spec.footprint), spec.tenant))
+            sched.check_placeable(spec)
 
 
 def simulate(
@@ -170,29 +223,36 @@ def simulate(
     policies: Sequence[str],
     *,
     tenants: Mapping[str, float] | None = None,
-) -> dict[str, PolicyRun]:
-    """Each policy's run of ``jobs``, with its speedup over ``exclusive``'s makespan.
+) -> dict[str, PolicyRun | Refused]:
+    """Each policy's run of ``jobs``, with its speedup over ``exclusive``'s makespan; a
+    policy that refuses a job gives a :class:`Refused` (module docstring).
 
     Raises:
-        MachineError: ``QK501 unplaceable``: a job no placement can ever hold under the
-            first policy asked that cannot (before any run: the first such job).
+        MachineError: ``exclusive`` itself refuses a job (no placement of the machine
+            holds it, or its budget cannot be met): no policy could run the workload.
     """
-    from dataclasses import replace
-
-    for name in dict.fromkeys(policies):  # a refusal names a policy asked, not exclusive
-        sched = Scheduler(machine, make_policy(name), tenants)
-        seen: set[tuple[int, str]] = set()
-        for spec in jobs:  # each footprint once per tenant (its region under partition)
-            if (id(spec.footprint), spec.tenant) not in seen:
-                seen.add((id(spec.footprint), spec.tenant))
-                sched.check_placeable(spec)
+    asked = list(dict.fromkeys(policies))
+    try:
+        _check(machine, jobs, "exclusive", tenants)
+    except MachineError:  # no policy holds it: said under the first policy asked
+        for name in asked:
+            _check(machine, jobs, name, tenants)
+        raise
     alone = alone_times(machine, jobs)
-    runs: dict[str, PolicyRun] = {}
-    for name in dict.fromkeys(["exclusive", *policies]):
+    runs: dict[str, PolicyRun | Refused] = {}
+    for name in dict.fromkeys(["exclusive", *asked]):
+        try:
+            _check(machine, jobs, name, tenants)
+        except MachineError as refused:
+            runs[name] = Refused(policy=name, error=refused)
+            continue
         runs[name] = run_policy(machine, jobs, name, tenants=tenants, alone=alone)
-    base = runs["exclusive"].makespan
-    out = {}
-    for name in dict.fromkeys(policies):
+    base = runs["exclusive"]
+    assert isinstance(base, PolicyRun)
+    out: dict[str, PolicyRun | Refused] = {}
+    for name in asked:
         run = runs[name]
-        out[name] = replace(run, speedup=base / run.makespan if run.makespan else 1.0)
+        if isinstance(run, PolicyRun):
+            run = replace(run, speedup=base.makespan / run.makespan if run.makespan else 1.0)
+        out[name] = run
     return out

@@ -8,14 +8,15 @@ gives none). Every number comes from one place:
 - the code and distance from ``machine.profile``; a tile's physical qubits, the logical
   cycle time and the logical error rate per patch and cycle from the estimator's patch
   (:func:`qmk.estimate.tfactory.make_patch`, as ``qmk plan --layout`` sizes tiles);
-- each module's factories from ``[machine.factory]``, and where it leaves a key out,
-  from the estimator: the factory of least volume per state whose output error is at
-  most a patch's logical error per cycle (:func:`default_factory`), ``factory_share``
-  of the module's qubits in copies of it;
+- each module's factories from ``[machine.factory]``: its ``protocol``'s published
+  figures (:mod:`~qmk.kernel.machine.factories`: the estimator's, Litinski's 15-to-1,
+  cultivation), each key given overriding the protocol's, ``factory_share`` of the
+  module's qubits in copies of it;
 - the tiles left when the factories and storage are taken: one routing row (the bus
-  that carries states from the factories; ``routing_lanes`` states a cycle), and the
-  rest the tiles jobs are placed on (their patches and their own routing, in
-  ``machine.block``, as ``qmk plan --layout`` draws a block);
+  that carries states from the factories: ``routing_lanes`` states a cycle, one a bus
+  tile by default, cut into ``routing_segments`` stretches each shared by the jobs
+  beside it), and the rest the tiles jobs are placed on (their patches and their own
+  routing, in ``machine.block``, as ``qmk plan --layout`` draws a block);
 - links from ``[machine.links]`` or ``[faults]`` ``link_latency_ns``/``link_fidelity``;
   decoder capacity from ``decoder_bits_per_cycle`` or ``[faults]``
   ``decoder_capacity_bits_per_s``; a tile's syndrome stream from
@@ -39,7 +40,6 @@ from qmk.kernel.errors import MachineError
 
 if TYPE_CHECKING:
     from qmk.devices.logical import FaultSchedule
-    from qmk.estimate.tfactory import TFactory
     from qmk.kernel.config import KernelConfig, MachineConfig
 
 
@@ -60,12 +60,13 @@ class FactorySpec:
 
     protocol: str
     copies: int
-    states_per_run: int
+    states_per_run: float
     duration_cycles: int
     tiles_per_copy: int
     physical_qubits: int
     output_error_rate: float
     store: int
+    label: str = ""
 
     @property
     def rate(self) -> float:
@@ -79,6 +80,7 @@ class FactorySpec:
     def to_json(self) -> dict[str, Any]:
         return {
             "protocol": self.protocol,
+            "label": self.label,
             "copies": self.copies,
             "states_per_run": self.states_per_run,
             "duration_cycles": self.duration_cycles,
@@ -99,7 +101,10 @@ class ModuleSpec:
         tiles: the tiles jobs are placed on (a line of them, numbered 0..tiles-1, snaked
             over ``width`` columns: a contiguous run of the line is a contiguous region).
         width: columns of the drawing (and of the bus row).
-        routing_lanes: T states per cycle the bus carries from the factories to jobs.
+        routing_lanes: T states per cycle the bus carries from the factories to jobs (0:
+            no limit, a machine built by hand).
+        routing_segments: stretches the bus is cut into: a job draws on the one beside
+            its middle tile, which carries ``routing_lanes / routing_segments`` a cycle.
         storage_tiles: tiles where a preempted job's patches can wait.
         factory: the module's T factories.
         physical_qubits: the module's physical qubits.
@@ -112,6 +117,7 @@ class ModuleSpec:
     storage_tiles: int
     factory: FactorySpec
     physical_qubits: int
+    routing_segments: int = 1
 
     @property
     def bus_tiles(self) -> int:
@@ -130,6 +136,7 @@ class ModuleSpec:
             },
             "width": self.width,
             "routing_lanes": self.routing_lanes,
+            "routing_segments": self.routing_segments,
             "factory": self.factory.to_json(),
         }
 
@@ -176,6 +183,8 @@ class MachineSpec:
         logical_error_rate: per patch and logical cycle (idle waits cost this).
         storage_move_cycles: cycles a move into or out of storage takes.
         preempt_gap: the priority gap that lets ``priority`` preempt.
+        error_budget: the idle logical error a job may be given where it names none
+            (None: no bound).
         table: the ``[machine]`` table it was derived from (None: built by hand); a
             refusal reads it to say which key to raise (:meth:`qubits_to_hold`).
     """
@@ -195,6 +204,7 @@ class MachineSpec:
     logical_error_rate: float = 0.0
     storage_move_cycles: int = 1
     preempt_gap: int = 1
+    error_budget: float | None = None
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
     table: MachineConfig | None = field(default=None, compare=False, repr=False)
 
@@ -344,6 +354,8 @@ class MachineSpec:
         storage_move_cycles: int = 1,
         logical_error_rate: float = 0.0,
         preempt_gap: int = 1,
+        segments: int = 1,
+        error_budget: float | None = None,
     ) -> MachineSpec:
         """A machine of ``modules`` equal modules of ``tiles`` tiles, whose factories deliver
         ``factory_rate = (states, cycles)``: ``states`` per run of ``cycles`` per copy (for
@@ -366,10 +378,11 @@ class MachineSpec:
                     index=i,
                     tiles=tiles,
                     width=width,
-                    routing_lanes=lanes if lanes is not None else max(1, copies * states),
+                    routing_lanes=lanes if lanes is not None else 0,
                     storage_tiles=storage_tiles,
                     factory=factory,
                     physical_qubits=0,
+                    routing_segments=segments,
                 )
                 for i in range(modules)
             ),
@@ -380,6 +393,7 @@ class MachineSpec:
             storage_move_cycles=storage_move_cycles,
             logical_error_rate=logical_error_rate,
             preempt_gap=preempt_gap,
+            error_budget=error_budget,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -401,28 +415,8 @@ class MachineSpec:
             "tile_bits_per_cycle": self.tile_bits_per_cycle,
             "storage_move_cycles": self.storage_move_cycles,
             "preempt_gap": self.preempt_gap,
+            "error_budget": self.error_budget,
         }
-
-
-def default_factory(family: str, qubit: str, distance: int) -> TFactory | None:
-    """The estimator's factory for a machine at ``distance``: of the factories whose
-    output error is at most a patch's logical error per cycle (a state as good as a patch
-    kept one cycle), the one of least volume per state (qubits x duration / states); None
-    when the estimator finds none.
-
-    >>> f = default_factory("surface_code", "qubit_gate_ns_e3", 9)
-    >>> f.unit_names, f.physical_qubits, f.duration, f.num_output_states
-    (('15-to-1 space efficient',), 9680, 57200, 1)
-    """
-    from qmk.estimate.estimator import JobParams
-    from qmk.estimate.tfactory import find_factories, make_patch
-
-    job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
-    patch = make_patch(job.scheme, job.qubit, distance)
-    found = find_factories(job.scheme, job.qubit, job.units, patch.logical_error_rate, 50)
-    if not found:
-        return None
-    return min(found, key=lambda f: (f.normalized_volume, f.physical_qubits))
 
 
 def _family_distance(profile: str) -> tuple[str, int]:
@@ -446,49 +440,41 @@ def _family_distance(profile: str) -> tuple[str, int]:
 def _factory(
     table: MachineConfig, family: str, distance: int, module_qubits: int, patch_qubits: int
 ) -> FactorySpec:
+    """A module's factory copies: the protocol's figures, each key given overriding its
+    own (a copy's qubits follow its tiles where they are given)."""
+    from qmk.kernel.machine.factories import figures
+
     given = table.factory
-    needed = (given.states_per_run, given.duration_cycles, given.output_error_rate)
-    estimated = None
-    cycle_ns = _cycle_time(family, table.qubit, distance)
-    if any(v is None for v in needed) or (given.tiles is None and given.copies != 0):
-        estimated = default_factory(family, table.qubit, distance)
-    if estimated is None and any(v is None for v in needed) and given.copies != 0:
-        raise MachineError.of(
-            "bad-machine",
-            f"the estimator finds no T factory for {family} at d={distance} on {table.qubit}; "
-            "give [machine.factory] states_per_run, duration_cycles, tiles and "
-            "output_error_rate",
-        )
-    qubits = estimated.physical_qubits if estimated is not None else 0
-    tiles = given.tiles or max(1, math.ceil(qubits / patch_qubits))
-    per_copy = qubits or tiles * patch_qubits
+    protocol = given.protocol or defaults.FACTORY_PROTOCOL
+    needed = (given.states_per_run, given.duration_cycles, given.output_error_rate, given.tiles)
+    made = None
+    if given.copies != 0 and any(v is None for v in needed):
+        made = figures(protocol, family, table.qubit, distance, target=given.output_error_rate)
+        if made is None:
+            raise MachineError.of(
+                "bad-machine",
+                f"the estimator finds no T factory for {family} at d={distance} on "
+                f"{table.qubit}; give [machine.factory] states_per_run, duration_cycles, "
+                "tiles and output_error_rate",
+            )
+    tiles = given.tiles or (made.tiles_per_copy if made is not None else 1)
+    per_copy = tiles * patch_qubits if given.tiles or made is None else made.physical_qubits
     copies = given.copies
     if copies is None:
         copies = share_copies(table.factory_share, module_qubits, per_copy)
-    states = given.states_per_run or (estimated.num_output_states if estimated else 1)
-    duration = given.duration_cycles or (
-        max(1, math.ceil(estimated.duration / cycle_ns)) if estimated else 1
-    )
-    protocol = given.protocol or (
-        ", ".join(
-            f"{n} x {name} (d={d})"
-            for n, name, d in zip(
-                estimated.units_per_round, estimated.unit_names, estimated.distances, strict=True
-            )
-        )
-        if estimated
-        else "given"
-    )
-    error = given.output_error_rate or (estimated.output_error_rate if estimated else 0.0)
+    states = given.states_per_run or (made.states_per_run if made is not None else 1.0)
+    duration = given.duration_cycles or (made.duration_cycles if made is not None else 1)
+    error = given.output_error_rate or (made.output_error_rate if made is not None else 0.0)
     return FactorySpec(
         protocol=protocol,
+        label=made.label if made is not None else protocol,
         copies=copies,
         states_per_run=states,
         duration_cycles=duration,
         tiles_per_copy=tiles,
         physical_qubits=per_copy,
         output_error_rate=error,
-        store=given.store if given.store is not None else copies * states,
+        store=given.store if given.store is not None else math.ceil(copies * states),
     )
 
 
@@ -520,14 +506,16 @@ def _module(
         )
     free = max(0, (qubits - factory_qubits) // patch_qubits - storage)
     width = math.ceil(math.sqrt(free))
+    lanes = table.routing_lanes or max(1, width)
     return ModuleSpec(
         index=index,
         tiles=_job_tiles(free),
         width=width,
-        routing_lanes=table.routing_lanes or max(1, factory.copies),
+        routing_lanes=lanes,
         storage_tiles=storage,
         factory=factory,
         physical_qubits=qubits,
+        routing_segments=min(table.routing_segments or max(1, width), lanes),
     )
 
 
@@ -688,6 +676,7 @@ def machine_spec(
         logical_error_rate=patch.logical_error_rate,
         storage_move_cycles=table.storage_move_cycles,
         preempt_gap=preempt_gap,
+        error_budget=table.error_budget,
         table=table,
     )
 

@@ -23,6 +23,11 @@ Fragmentation is real: ten free tiles in two holes of five hold no job of six.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.jobs import MachineJob
 
 #: The treap's priorities: they shape the tree (balanced in expectation), never a
 #: placement, which is the leftmost fit whatever the shape.
@@ -235,3 +240,48 @@ def _first(node: _Run | None) -> _Run | None:
     while node is not None and node.left is not None:
         node = node.left
     return node
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TileRangeSpec:
+    """A stretch of a module's job tiles that placements use as one line.
+
+    By default each module is one range; a policy may split a module into ranges (one
+    per tenant under ``partition``).
+    """
+
+    module: int
+    offset: int
+    length: int
+    owner: str | None = None
+
+
+class TileRange:
+    """A tile range's free tiles, and which job holds the run at each first tile."""
+
+    __slots__ = ("index", "module", "occupants", "spec", "tree")
+
+    def __init__(self, index: int, spec: TileRangeSpec) -> None:
+        self.index = index
+        self.spec = spec
+        self.module = spec.module
+        self.tree = FreeTiles(spec.length)
+        self.occupants: dict[int, MachineJob] = {}  # first tile -> job
+
+    def hold(self, start: int, length: int) -> list[tuple[int, int]]:
+        """Keep the free tiles of ``start .. start+length-1`` from placements (a
+        reservation for the head of a queue): the runs taken, ``(start, length)``, for
+        ``tree.give`` to give back."""
+        taken = sorted(
+            (at, job.tiles)
+            for at, job in self.occupants.items()
+            if at < start + length and at + job.tiles > start
+        )
+        held = []
+        cursor = start
+        for at, size in [*taken, (start + length, 0)]:
+            if at > cursor:
+                self.tree.take(cursor, at - cursor)
+                held.append((cursor, at - cursor))
+            cursor = max(cursor, at + size)
+        return held

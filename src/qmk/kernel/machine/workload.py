@@ -7,8 +7,10 @@ The form (paths are relative to the file)::
     tenants:
       - name: alice
         share: 1                  # quota weight: fair-share, partition, Jain's index
+        error_budget: 0.01        # the idle error its jobs may be given (default: the machine's)
         jobs:
-          - {program: adder.qasm, arrival_cycle: 0, priority: 5, shots: 100, copies: 3}
+          - {program: adder.qasm, arrival_cycle: 0, priority: 5, shots: 100, copies: 3,
+             error_budget: 0.001}
       - name: bob
         generate: {count: 1000, arrivals: poisson, mean_gap_cycles: 5000,
                    programs: [qft8.qasm, adder4.qasm]}
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
 _Count = Annotated[int, Meta(ge=0)]
 _Positive = Annotated[int, Meta(ge=1)]
+_Budget = Annotated[float, Meta(gt=0, le=1)]
 
 
 class _Struct(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,6 +80,7 @@ class JobEntry(_Struct, frozen=True, kw_only=True):
     shots: _Count = 0
     copies: _Positive = 1
     id: Annotated[str, Meta(min_length=1)] | None = None
+    error_budget: _Budget | None = None
 
 
 class Generate(_Struct, frozen=True, kw_only=True):
@@ -88,11 +92,13 @@ class Generate(_Struct, frozen=True, kw_only=True):
     weights: list[Annotated[float, Meta(gt=0)]] | None = None
     priority: Annotated[int, Meta(ge=0, le=9)] = 0
     shots: _Count = 0
+    error_budget: _Budget | None = None
 
 
 class TenantEntry(_Struct, frozen=True, kw_only=True):
     name: Annotated[str, Meta(min_length=1, max_length=64)]
     share: Annotated[float, Meta(gt=0)] = 1.0
+    error_budget: _Budget | None = None
     jobs: list[JobEntry] = []
     generate: Generate | list[Generate] | None = None
 
@@ -210,6 +216,11 @@ def _machine(given: str | dict[str, Any], base: Path) -> tuple[MachineSpec, list
     return config_machine(config), machine_warnings(config)
 
 
+def _budget(*given: float | None) -> float | None:
+    """The first budget given (a job's, its generator's, its tenant's, the machine's)."""
+    return next((b for b in given if b is not None), None)
+
+
 def _listed(tenant: TenantEntry, compiler: _Compiler) -> list[JobSpec]:
     out: list[JobSpec] = []
     for i, entry in enumerate(tenant.jobs):
@@ -226,6 +237,9 @@ def _listed(tenant: TenantEntry, compiler: _Compiler) -> list[JobSpec]:
                     priority=entry.priority,
                     program=label,
                     shots=entry.shots,
+                    error_budget=_budget(
+                        entry.error_budget, tenant.error_budget, compiler.machine.error_budget
+                    ),
                 )
             )
     return out
@@ -258,6 +272,9 @@ def _generated(
                 priority=gen.priority,
                 program=label,
                 shots=gen.shots,
+                error_budget=_budget(
+                    gen.error_budget, tenant.error_budget, compiler.machine.error_budget
+                ),
             )
         )
     return out

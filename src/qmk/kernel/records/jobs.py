@@ -352,6 +352,7 @@ GRAPH_POLICY_KEYS: Mapping[str, str] = {
     "priority": "priority",
     "deadline": "deadline",
     "code_distance": "profile",
+    "error_budget": "error_budget",
 }
 
 
@@ -369,8 +370,9 @@ def honour_set_policy(
     For each key the first ``SET_POLICY`` node that sets it counts (the kernel schedules
     whole jobs): ``priority`` (0..9, as a submit's), ``deadline`` in kernel epochs from now,
     ``code_distance`` for qubits whose ``ALLOC_LQ`` names no profile (the machine's code
-    family at that distance; the QEC layer checks it fits). A key the submit's policy sets
-    wins over the program's.
+    family at that distance; the QEC layer checks it fits), ``error_budget`` (the idle
+    logical error the shared machine may give it, in (0, 1]). A key the submit's policy
+    sets wins over the program's.
 
     Raises:
         InvalidArgument: a priority outside 0..9 (naming the node).
@@ -396,6 +398,15 @@ def honour_set_policy(
             changes["priority"] = value
         elif key == "deadline":
             changes["deadline"] = now + float(value) * epoch_s
+        elif key == "error_budget":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise InvalidArgument(
+                    f"SET_POLICY node {node_id!r}: error_budget must be a number in (0, 1], "
+                    f"got {value!r}",
+                    key="SET_POLICY.error_budget",
+                    node=node_id,
+                )
+            changes["error_budget"] = float(value)
         else:
             family = parse_profile(machine_profile).family
             changes["profile"] = str(Profile(family=family, distance=int(value)))

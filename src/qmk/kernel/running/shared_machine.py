@@ -166,6 +166,8 @@ class SharedMachine:
                 placed = footprint
             self._placed = (footprint, placed)
             footprint = placed
+        policy = job.request.policy
+        budget = policy.error_budget if policy is not None else None
         return JobSpec(
             id=machine_id,
             tenant=job.tenant,
@@ -174,6 +176,7 @@ class SharedMachine:
             priority=job.priority,
             program=job.request.program_digest[:12],
             shots=job.shots,
+            error_budget=budget if budget is not None else self.spec.error_budget,
         )
 
     def check(self, job: Job) -> None:
@@ -227,8 +230,8 @@ class SharedMachine:
         cycle, the jobs that ended before it released. The cycle.
 
         An arrival finds the machine as it is at its cycle (idle, most often: its
-        policy's run then decides it in a group, :mod:`qmk.kernel.machine.groups`), and
-        a read of the machine sees it there."""
+        policy's first boundary after it places it), and a read of the machine sees it
+        there."""
         cycle = self.clock.cycle()
         for record in self.live.advance(math.nextafter(float(cycle), -math.inf)):
             self._ended(record)
@@ -314,17 +317,21 @@ class SharedMachine:
             throughput_jobs_per_s=figures["throughput_jobs_per_s"],
             mean_slowdown=figures["mean_slowdown"],
             p95_slowdown=figures["p95_slowdown"],
-            speedup_vs_exclusive=figures["speedup_vs_exclusive"],
+            mean_idle_logical_error=figures["mean_idle_logical_error"],
+            max_idle_logical_error=figures["max_idle_logical_error"],
+            over_budget=figures["over_budget"],
         )
 
-    def status(self, tenant: str, *, operator: bool = False) -> dict[str, Any]:
+    def status(
+        self, tenant: str, *, operator: bool = False, speedup: bool = False
+    ) -> dict[str, Any]:
         """The machine as ``tenant`` sees it (``q_machine_status``): the floorplan with
         every tenant's jobs in place, utilization so far and over time, each tenant's
         share, Jain's index, throughput, slowdowns and the speedup over ``exclusive`` for
         the same arrivals; the machine's figures; the clock. Another tenant's name is its
         label and its jobs have no id, unless ``operator`` (module docstring)."""
         self._catch_up()
-        out = self.live.status()
+        out = self.live.status(speedup=speedup)
 
         def named(name: str) -> str:
             return name if operator or name == tenant else self.label(name)

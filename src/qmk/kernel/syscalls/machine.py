@@ -82,11 +82,11 @@ class MachineDesk:
         )
         return stats
 
-    def machine_status(self, session: Session) -> dict[str, Any]:
+    def machine_status(self, session: Session, *, speedup: bool = False) -> dict[str, Any]:
         """``q_machine_status``: the shared machine now, as the session's tenant sees it
         (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
         operator = self.config.tenants[session.tenant].operator
-        return self.supervisor.machine.status(session.tenant, operator=operator)
+        return self.supervisor.machine.status(session.tenant, operator=operator, speedup=speedup)
 
     def resources(self, session: Session) -> dict[str, Any]:
         """``q_resource_query``: the machine's inventory and this tenant's quota and usage."""

@@ -1,8 +1,9 @@
 """The machine scheduler's policies, one module each, behind one interface
-(:class:`~qmk.kernel.machine.policies.base.Policy`).
+(:class:`~qmk.kernel.machine.policies.base.SchedulingPolicy`).
 
-:data:`POLICIES` maps each name (``qmk.defaults.MACHINE_POLICIES``, in that order) to its
-class; :func:`policy` makes one.
+:data:`POLICIES` names each policy's module and class (``qmk.defaults.MACHINE_POLICIES``,
+in that order); a policy's module is imported only when it is made (:func:`policy`) or
+described (:func:`policy_class`), so nothing imports every policy.
 
 >>> from qmk.defaults import MACHINE_POLICIES
 >>> list(POLICIES) == list(MACHINE_POLICIES)
@@ -13,32 +14,46 @@ True
 
 from __future__ import annotations
 
-from qmk.kernel.errors import MachineError
-from qmk.kernel.machine.policies.backfill import Backfill
-from qmk.kernel.machine.policies.base import Policy
-from qmk.kernel.machine.policies.exclusive import Exclusive
-from qmk.kernel.machine.policies.fair_share import FairShare
-from qmk.kernel.machine.policies.partition import Partition
-from qmk.kernel.machine.policies.priority import Priority
+import importlib
 
-#: Every policy by name, the baseline first.
-POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (Exclusive, Partition, FairShare, Priority, Backfill)
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.policies.base import SchedulingPolicy
+
+#: Every policy by name, the baseline first: ``module:Class`` under this package.
+POLICIES: dict[str, str] = {
+    "exclusive": "exclusive:Exclusive",
+    "partition": "partition:Partition",
+    "fair-share": "fair_share:FairShare",
+    "priority": "priority:Priority",
+    "backfill": "backfill:Backfill",
+    "fidelity": "fidelity:Fidelity",
+    "tetris": "tetris:Tetris",
 }
 
 
-def policy(name: str) -> Policy:
+def policy_class(name: str) -> type[SchedulingPolicy]:
+    """The class of the policy called ``name``.
+
+    Raises:
+        MachineError: ``QK502`` no such policy.
+    """
+    where = POLICIES.get(name)
+    if where is None:
+        raise MachineError.of(
+            "bad-workload", f"no machine policy {name!r}; known: {', '.join(POLICIES)}"
+        )
+    module, cls = where.split(":")
+    found: type[SchedulingPolicy] = getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+    return found
+
+
+def policy(name: str) -> SchedulingPolicy:
     """A fresh policy called ``name``.
 
     Raises:
         MachineError: ``QK502`` no such policy.
     """
-    cls = POLICIES.get(name)
-    if cls is None:
-        raise MachineError.of(
-            "bad-workload", f"no machine policy {name!r}; known: {', '.join(POLICIES)}"
-        )
-    return cls()
+    return policy_class(name)()
 
 
-__all__ = ["POLICIES", "Policy", "policy"]
+__all__ = ["POLICIES", "SchedulingPolicy", "policy", "policy_class"]

@@ -2,12 +2,15 @@
 without delaying the head of the queue (EASY backfilling, on a floorplan).
 
 Jobs start in arrival order while they fit. When the head does not fit, it gets a
-reservation: the region of its size, in a pool it may use, that comes free earliest if
+reservation: the region of its size, in a area it may use, that comes free earliest if
 the running jobs end when their private-machine cycles say (the window whose latest
 occupant ends first). That region is held from placements while up to ``depth`` later
 jobs try to start in the remaining free tiles, so none of them sits where the head will
 go. (Estimates are private-machine runtimes: contention for factories can make a job end
 later than estimated, and then the head waits for it, as in EASY with user estimates.)
+A job with an error budget starts only when every job's projected idle error stays
+within its budget (:mod:`~qmk.kernel.machine.policies.budget`): a head held back so
+gets no reservation, and a later job so held back waits.
 """
 
 from __future__ import annotations
@@ -16,22 +19,24 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import Policy
+from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.policies.budget import BudgetCheck
 
 if TYPE_CHECKING:
-    from qmk.kernel.machine.core import Pool, Scheduler
-    from qmk.kernel.machine.jobs import Job
+    from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Later jobs tried per boundary behind a blocked head (as Slurm's bf_max_job_test).
 DEPTH = 100
 
 
-def reservation(sched: Scheduler, head: Job) -> tuple[Pool, int, float] | None:
-    """The head's region: ``(pool, first tile, when it is free)``, earliest first."""
-    best: tuple[Pool, int, float] | None = None
+def reservation(sched: Scheduler, head: MachineJob) -> tuple[TileRange, int, float] | None:
+    """The head's region: ``(area, first tile, when it is free)``, earliest first."""
+    best: tuple[TileRange, int, float] | None = None
     need = head.tiles
-    for pool in sched.allowed_pools(head):
-        size = pool.spec.length
+    for area in sched.allowed_ranges(head):
+        size = area.spec.length
         if size < need:
             continue
         held = sorted(
@@ -40,7 +45,7 @@ def reservation(sched: Scheduler, head: Job) -> tuple[Pool, int, float] | None:
                 job.tiles,
                 sched.now + sched.remaining(job) if job.state == "running" else math.inf,
             )
-            for at, job in pool.occupants.items()
+            for at, job in area.occupants.items()
         )
         starts = {0, size - need}
         for at, tiles, _ in held:
@@ -51,33 +56,51 @@ def reservation(sched: Scheduler, head: Job) -> tuple[Pool, int, float] | None:
                 default=sched.now,
             )
             if best is None or free_at < best[2]:
-                best = (pool, start, free_at)
+                best = (area, start, free_at)
     return best
 
 
-class Backfill(Policy):
+class Backfill(SchedulingPolicy):
     """FCFS with a held region for a blocked head; later jobs fill the other holes."""
 
     name = "backfill"
+    budgets = True
 
     def __init__(self, depth: int = DEPTH) -> None:
         self.depth = depth
 
     def decide(self, sched: Scheduler) -> None:
+        budgets = BudgetCheck(sched)
         while sched.queue:
             head = next(iter(sched.queue))
-            if not sched.place(head):
+            fits = sched.find(head) is not None
+            if not fits or not _within(budgets, head):
                 break
+            sched.place(head)
+            budgets.started()
         else:
+            return
+        if fits:  # held back by a budget: no region to reserve
+            for job in list(itertools.islice(sched.queue, 1, 1 + self.depth)):
+                if _within(budgets, job) and sched.place(job):
+                    budgets.started()
             return
         spot = reservation(sched, head)
         if spot is None or spot[2] == math.inf:
             return
-        pool, start, _ = spot
+        area, start, _ = spot
         later = list(itertools.islice(sched.queue, 1, 1 + self.depth))
-        sched.hold(pool, start, head.tiles)
+        sched.hold(area, start, head.tiles)
         try:
             for job in later:
-                sched.place(job)
+                if _within(budgets, job) and sched.place(job):
+                    budgets.started()
         finally:
             sched.release_holds()
+
+
+def _within(budgets: BudgetCheck, job: MachineJob) -> bool:
+    """Whether ``job`` may start as far as error budgets go: it fits, and it and every
+    running job stay within theirs."""
+    spot = budgets.sched.find(job)
+    return spot is not None and budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1])

@@ -1,68 +1,80 @@
-"""The one interface every machine policy meets.
+"""The one interface every scheduling policy meets.
 
 A policy is consulted by the scheduler's core (:class:`~qmk.kernel.machine.core.Scheduler`)
-at each epoch boundary where something changed (:meth:`Policy.decide`); it acts through
-the core's public methods: ``place`` (start a queued job, or bring a stored one back),
-``preempt`` (stop a running job at its next fence, in place or into storage),
+at each epoch boundary where something changed (:meth:`SchedulingPolicy.decide`); it
+acts through the core's public methods: ``place`` (start a queued job, or bring a stored
+one back), ``preempt`` (stop a running job at its next fence, in place or into storage),
 ``unpreempt``, ``resume``, ``hold`` and ``release_holds`` (keep a region free for a
-while), and reads ``queue``, ``stopped``, ``running``, ``usage``, ``find``,
-``t_starved``. It may split the modules into pools (:meth:`Policy.pools`) and say which
-pools a job may use (:meth:`Policy.allowed`). It never touches time, rates or resources:
-the core owns those, so every policy's schedule obeys the same machine.
+while), and reads the machine's state (``sched.state``: the queues, who runs, who is
+stopped, each tenant's hold), ``find`` and ``t_starved``. It may split the modules into
+tile ranges (:meth:`SchedulingPolicy.ranges`) and say which ranges a job may use
+(:meth:`SchedulingPolicy.allowed`). It never touches time, rates or resources: the core
+owns those, so every policy's schedule obeys the same machine.
+
+Each policy declares what the core needs to know of it as class attributes: whether it
+preempts, how the factories' states are shared under it (``supply``), and whether it
+keeps jobs within their error budgets (``budgets``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 if TYPE_CHECKING:
-    from qmk.kernel.machine.core import PoolSpec, Scheduler
-    from qmk.kernel.machine.jobs import Job, JobSpec
+    from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.jobs import JobSpec, MachineJob
     from qmk.kernel.machine.spec import MachineSpec
+    from qmk.kernel.machine.tiles import TileRangeSpec
 
 
-class Policy:
+class SchedulingPolicy:
     """Who starts, who is preempted and who resumes at an epoch boundary.
 
     Attributes:
         name: the policy's name in ``[machine] policy`` and ``--policy``.
         preempts: whether it may call ``preempt``.
+        supply: who gets the T states the factories cannot give every job: ``fair``
+            (tenants by quota weight, then their jobs max-min) or ``cost`` (the job whose
+            waiting costs most first).
+        budgets: whether it starts a job only when every running job's expected idle
+            error stays within its budget (:mod:`~qmk.kernel.machine.policies.budget`).
     """
 
     name: ClassVar[str] = ""
-    #: whether it ever asks a job to stop at a fence (:meth:`Scheduler.preempt`): a
-    #: job's steps past a fence run as one event only under a policy that does not
     preempts: ClassVar[bool] = False
+    supply: ClassVar[Literal["fair", "cost"]] = "fair"
+    budgets: ClassVar[bool] = False
 
-    def pools(self, machine: MachineSpec, weights: Mapping[str, float]) -> list[PoolSpec] | None:
-        """The pools the modules' job tiles are split into (None: one per module)."""
+    def ranges(
+        self, machine: MachineSpec, weights: Mapping[str, float]
+    ) -> list[TileRangeSpec] | None:
+        """The tile ranges the modules' job tiles are split into (None: one per module)."""
         return None
+
+    def preempts_on(self, machine: MachineSpec) -> bool:
+        """Whether it may call ``preempt`` on ``machine`` (a job's steps past a fence run
+        as one event only where it may not)."""
+        return self.preempts
 
     def setup(self, sched: Scheduler) -> None:
         """Called once when the scheduler is made."""
 
     def allowed(self, sched: Scheduler, spec: JobSpec) -> Sequence[int] | None:
-        """The pools ``spec``'s job may use (None: all)."""
+        """The tile ranges ``spec``'s job may use (None: all)."""
         return None
 
-    def arrived(self, sched: Scheduler, job: Job) -> None:
+    def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         """A job joined the queue (the decision waits for the next boundary)."""
 
-    def ended(self, sched: Scheduler, job: Job) -> None:
-        """A job ended."""
+    def ended(self, sched: Scheduler, job: MachineJob) -> None:
+        """A job ended, or was cancelled."""
 
     def decide(self, sched: Scheduler) -> None:
         """Act at an epoch boundary (``sched.now``)."""
         raise NotImplementedError
 
-
-def overrides(policy: Policy, hook: str) -> bool:
-    """Whether ``policy``'s class overrides :class:`Policy`'s ``hook`` (one it inherits
-    does nothing: the scheduler need not call it).
-
-    >>> from qmk.kernel.machine.policies import policy
-    >>> overrides(policy("partition"), "allowed"), overrides(policy("fair-share"), "ended")
-    (True, False)
-    """
-    return getattr(type(policy), hook) is not getattr(Policy, hook)
+    @classmethod
+    def summary(cls) -> str:
+        """What it does, in one line (its class docstring's first line)."""
+        return (cls.__doc__ or "").strip().splitlines()[0]

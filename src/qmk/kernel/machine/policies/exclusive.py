@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import Policy
+from qmk.kernel.machine.policies.base import SchedulingPolicy
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
 
 
-class Exclusive(Policy):
+class Exclusive(SchedulingPolicy):
     """One job at a time, in arrival order."""
 
     name = "exclusive"

@@ -1,44 +1,60 @@
-"""``fair-share``: space-sharing, fair in machine share.
+"""``fair-share``: space-sharing, fair in machine share, each tenant's hold bounded.
 
 At a boundary, jobs start one by one while they fit. Each time, the tenant chosen is the
-one with the least weighted share: tile-cycles held so far, plus the tiles it holds for
-the coming epoch, over its quota weight (ties: the tenant's name). Its oldest queued job
-starts if it fits; if not, no other job starts at this boundary, so a large job is never
-overtaken for ever by the small jobs of others.
+one with the least weighted share (:mod:`~qmk.kernel.machine.policies.tenants`). Its
+oldest queued job starts if it fits; if not, no other job starts at this boundary, so a
+large job is never overtaken for ever by the small jobs of others. A tenant past its
+bound while others wait is passed over, and where storage has room, its latest jobs
+move there at their fences to let a waiting tenant in. A job with an error budget
+starts only when every job's projected idle error stays within its budget
+(:mod:`~qmk.kernel.machine.policies.budget`), and no job starts that would push a
+running job past its budget; such a job waits. The factories' states
+go to tenants by their weights, then to a tenant's jobs max-min.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import Policy
+from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.tenants import (
+    make_room,
+    may_hold,
+    resume_stopped,
+    share_key,
+)
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.spec import MachineSpec
 
 
-class FairShare(Policy):
-    """Least weighted share first; a misfit ends the boundary's starts."""
+class FairShare(SchedulingPolicy):
+    """Least weighted share first, each tenant's hold bounded; a misfit ends the starts."""
 
     name = "fair-share"
+    budgets = True
+
+    def preempts_on(self, machine: MachineSpec) -> bool:
+        return any(module.storage_tiles for module in machine.modules)
 
     def decide(self, sched: Scheduler) -> None:
-        tenants = sched.queue_of
+        resume_stopped(sched)
+        tenants = dict(sched.queue_of)
+        budgets = BudgetCheck(sched)
         while tenants:
-            tenant = min(tenants, key=_shares(sched)) if len(tenants) > 1 else next(iter(tenants))
-            if not sched.place(next(iter(tenants[tenant]))):
+            tenant = min(tenants, key=share_key(sched)) if len(tenants) > 1 else next(iter(tenants))
+            job = next(iter(sched.queue_of[tenant]))
+            spot = sched.find(job)
+            if spot is None:
+                make_room(sched, job)
                 return
-
-
-def _shares(sched: Scheduler) -> Callable[[str], tuple[float, str]]:
-    """A tenant's weighted share now and its name (the order :meth:`FairShare.decide`
-    picks in)."""
-    ahead = sched.machine.epoch_cycles
-
-    def share(tenant: str) -> tuple[float, str]:
-        weight = sched.weights.get(tenant, 1.0)
-        used = sched.usage(tenant) + sched.held_tiles(tenant) * ahead
-        return used / weight, tenant
-
-    return share
+            at = spot[0].spec.offset + spot[1]
+            if not may_hold(sched, job) or not budgets.keeps(job, spot[0].module, at):
+                del tenants[tenant]  # its head waits; the others may start
+                continue
+            sched.place(job)
+            budgets.started()
+            if tenant not in sched.queue_of:
+                del tenants[tenant]

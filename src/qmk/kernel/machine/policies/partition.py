@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import Policy
-from qmk.kernel.machine.pools import PoolSpec
+from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.tiles import TileRangeSpec
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
@@ -35,7 +35,7 @@ def split(tiles: int, weights: Mapping[str, float]) -> list[tuple[str, int]]:
     return list(zip(names, sizes, strict=True))
 
 
-class Partition(Policy):
+class Partition(SchedulingPolicy):
     """One region per tenant per module; FCFS inside each."""
 
     name = "partition"
@@ -43,16 +43,18 @@ class Partition(Policy):
     def __init__(self) -> None:
         self._of: dict[str, list[int]] = {}
 
-    def pools(self, machine: MachineSpec, weights: Mapping[str, float]) -> list[PoolSpec] | None:
+    def ranges(
+        self, machine: MachineSpec, weights: Mapping[str, float]
+    ) -> list[TileRangeSpec] | None:
         if not weights:
             return None
-        specs: list[PoolSpec] = []
+        specs: list[TileRangeSpec] = []
         for module in machine.modules:
             offset = 0
             for tenant, size in split(module.tiles, weights):
                 self._of.setdefault(tenant, []).append(len(specs))
                 specs.append(
-                    PoolSpec(module=module.index, offset=offset, length=size, owner=tenant)
+                    TileRangeSpec(module=module.index, offset=offset, length=size, owner=tenant)
                 )
                 offset += size
         return specs

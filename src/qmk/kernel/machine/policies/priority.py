@@ -19,39 +19,40 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import Policy
+from qmk.kernel.machine.policies.base import SchedulingPolicy
 
 if TYPE_CHECKING:
-    from qmk.kernel.machine.core import Pool, Scheduler
-    from qmk.kernel.machine.jobs import Job
+    from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Queued jobs of one priority looked at per boundary (in arrival order).
 DEPTH = 100
 
 
-def _order(job: Job) -> tuple[int, int, int]:
+def _order(job: MachineJob) -> tuple[int, int, int]:
     return (-job.priority, job.arrival, job.seq)
 
 
-def _waiting(sched: Scheduler) -> list[Job]:
+def _waiting(sched: Scheduler) -> list[MachineJob]:
     """Stopped and queued jobs by priority, then arrival (queued ones past the first of
     each priority that cannot start are left for later: the first blocks them)."""
     stopped = sorted(sched.stopped, key=_order)
-    queued: list[Job] = []
+    queued: list[MachineJob] = []
     for priority in sorted(sched.queue_at, reverse=True):
         queued += itertools.islice(sched.queue_at[priority], DEPTH)
     return sorted([*stopped, *queued], key=_order)
 
 
-class Priority(Policy):
-    """Priority order; preemption at fences of jobs ``preempt_gap`` lower."""
+class Priority(SchedulingPolicy):
+    """Priority order; preemption at fences of jobs preempt_gap or more lower."""
 
     name = "priority"
     preempts = True
 
     def decide(self, sched: Scheduler) -> None:
         gap = sched.machine.preempt_gap
-        blocked: Job | None = None
+        blocked: MachineJob | None = None
         for job in _waiting(sched):
             if job.state == "stopped":
                 if not self._outranked(sched, job, gap):
@@ -67,18 +68,18 @@ class Priority(Policy):
         self._feed_the_highest(sched, gap)
 
     @staticmethod
-    def _outranked(sched: Scheduler, job: Job, gap: int) -> bool:
+    def _outranked(sched: Scheduler, job: MachineJob, gap: int) -> bool:
         return gap > 0 and any(
             other.module == job.module and other.priority >= job.priority + gap and other.t
             for other in sched.running
         )
 
     @staticmethod
-    def _make_room(sched: Scheduler, waiting: Job, gap: int) -> None:
+    def _make_room(sched: Scheduler, waiting: MachineJob, gap: int) -> None:
         """Ask the fewest lower jobs to move to storage so that ``waiting`` fits."""
-        best: tuple[int, list[Job]] | None = None
-        for pool in sched.allowed_pools(waiting):
-            victims = _victims(sched, pool, waiting, gap)
+        best: tuple[int, list[MachineJob]] | None = None
+        for area in sched.allowed_ranges(waiting):
+            victims = _victims(sched, area, waiting, gap)
             if victims is not None and (best is None or len(victims) < best[0]):
                 best = (len(victims), victims)
         if best is None:
@@ -90,7 +91,7 @@ class Priority(Policy):
     @staticmethod
     def _feed_the_highest(sched: Scheduler, gap: int) -> None:
         """Stop in place the jobs below a module's highest T user, while it starves."""
-        by_module: dict[int, list[Job]] = {}
+        by_module: dict[int, list[MachineJob]] = {}
         for job in sched.running:
             by_module.setdefault(job.module, []).append(job)
         for module, jobs in sorted(by_module.items()):
@@ -104,13 +105,15 @@ class Priority(Policy):
                     sched.preempt(job, storage=False)
 
 
-def _victims(sched: Scheduler, pool: Pool, waiting: Job, gap: int) -> list[Job] | None:
-    """The fewest jobs of ``pool`` that may be preempted for ``waiting`` and whose tiles,
+def _victims(
+    sched: Scheduler, area: TileRange, waiting: MachineJob, gap: int
+) -> list[MachineJob] | None:
+    """The fewest jobs of ``area`` that may be preempted for ``waiting`` and whose tiles,
     with the free ones, make a run of its size; None: no such run. Storage must have
     room for them (their module's); jobs already stopping count as leaving."""
     need = waiting.tiles
-    size = pool.spec.length
-    held = sorted(pool.occupants.items())
+    size = area.spec.length
+    held = sorted(area.occupants.items())
     movable = {
         at: job
         for at, job in held
@@ -122,14 +125,14 @@ def _victims(sched: Scheduler, pool: Pool, waiting: Job, gap: int) -> list[Job] 
             and job.has_fence_ahead()
         )
     }
-    best: list[Job] | None = None
+    best: list[MachineJob] | None = None
     starts = {0, *(at + job.tiles for at, job in held)}
     for start in sorted(s for s in starts if s + need <= size):
         inside = [job for at, job in held if at < start + need and at + job.tiles > start]
         if all(job in movable.values() for job in inside):
             fresh = [job for job in inside if job.stopping is None]
             room = sum(job.data_tiles for job in fresh)
-            if room > sched.storage_free(pool.module):
+            if room > sched.storage_free(area.module):
                 continue
             if best is None or len(fresh) < len(best):
                 best = fresh

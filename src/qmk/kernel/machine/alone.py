@@ -1,0 +1,65 @@
+"""A job alone on the empty machine: the denominator of its slowdown, and the least idle
+error any schedule can give it.
+
+Alone, a job starts at once and every shared resource is its own (the factories' store
+full, as an idle machine leaves it), so its run alone is the fastest the machine can
+run it, and its idle error there the least: a job whose budget its run alone passes is
+refused (``QK505 over-budget``), since no policy could keep it within.
+
+>>> from qmk.execution.footprint import Footprint, Step
+>>> from qmk.kernel.machine.spec import MachineSpec
+>>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2, routing_tiles=2,
+...                code_distance=9, steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=4),))
+>>> slow = MachineSpec.simple(tiles=10, factory_rate=(1, 2), logical_error_rate=1e-3)
+>>> record = run_alone(slow, JobSpec(id="j", tenant="a", footprint=fp, arrival_cycle=0))
+>>> record.end_cycle - record.start_cycle, record.wait_cycles["factory"]
+(8.0, 4.0)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.core import Scheduler
+from qmk.kernel.machine.jobs import JobRecord, JobSpec
+from qmk.kernel.machine.policies.exclusive import Exclusive
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.spec import MachineSpec
+
+
+def run_alone(machine: MachineSpec, spec: JobSpec) -> JobRecord:
+    """``spec``'s record alone on the empty machine (arriving at cycle 0)."""
+    sched = Scheduler(machine, Exclusive())
+    sched.submit(JobSpec(id=spec.id, tenant=spec.tenant, footprint=spec.footprint, arrival_cycle=0))
+    (record,) = sched.run()
+    return record
+
+
+def runtime_alone(machine: MachineSpec, spec: JobSpec) -> float:
+    """``spec``'s cycles from start to end alone on the empty machine."""
+    record = run_alone(machine, spec)
+    return record.end_cycle - record.start_cycle
+
+
+def refuse_over_budget(spec: JobSpec, alone: JobRecord) -> None:
+    """Refuse ``spec`` if its run alone (``alone``) passes its error budget.
+
+    Raises:
+        MachineError: ``QK505 over-budget`` naming the job, its budget and its least
+            idle error.
+    """
+    budget = spec.error_budget
+    if budget is None or alone.idle_logical_error <= budget:
+        return
+    raise MachineError.of(
+        "over-budget",
+        f"job {spec.id} (tenant {spec.tenant}): its idle logical error alone on the empty "
+        f"machine is {alone.idle_logical_error:.3g}, past its error budget {budget:g}: no "
+        "schedule can meet it (its T states come slower than it uses them); raise its "
+        "error_budget or give the machine faster factories",
+        job=spec.id,
+        error_budget=budget,
+        idle_logical_error=alone.idle_logical_error,
+    )

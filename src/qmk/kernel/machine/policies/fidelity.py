@@ -1,0 +1,100 @@
+"""``fidelity``: sharing that never buys speed with a tenant's results.
+
+Each job's idle logical error is a budget, like its memory limit in a classic operating
+system:
+
+- **Admission within budgets.** A queued job starts only where every job's projected
+  idle error stays within its budget with it, at the factories' current rate
+  (:mod:`~qmk.kernel.machine.policies.budget`): T-heavy jobs are admitted only as fast
+  as the factories feed them. A job held back waits in the queue, where its patches do
+  not live yet and pay nothing.
+- **The next state to the costliest wait.** The factories' states go first to the job
+  whose waiting costs most, its live patches (the supply rule ``cost``).
+- **Tenants in turn.** Tenants are served least weighted share first, each tenant's
+  hold on the floorplan bounded while others wait
+  (:mod:`~qmk.kernel.machine.policies.tenants`); where storage has room, a tenant past
+  its bound moves its latest jobs there at their fences.
+- **No starvation by size.** The first job that does not fit gets the region that frees
+  earliest, held from placements while later jobs start in the other holes (as
+  ``backfill``'s reservation).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import TYPE_CHECKING
+
+from qmk.kernel.machine.policies.backfill import DEPTH, reservation
+from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.tenants import (
+    make_room,
+    may_hold,
+    resume_stopped,
+    share_key,
+)
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.spec import MachineSpec
+
+
+class Fidelity(SchedulingPolicy):
+    """Starts jobs only within their error budgets; the next T state to the costliest wait."""
+
+    name = "fidelity"
+    supply = "cost"
+    budgets = True
+
+    def __init__(self, depth: int = DEPTH) -> None:
+        self.depth = depth
+
+    def preempts_on(self, machine: MachineSpec) -> bool:
+        return any(module.storage_tiles for module in machine.modules)
+
+    def decide(self, sched: Scheduler) -> None:
+        resume_stopped(sched)
+        tried: dict[str, int] = {}
+        reserved = False
+        budgets = BudgetCheck(sched)
+        try:
+            while True:
+                ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
+                if not ready:
+                    return
+                tenant = min(ready, key=share_key(sched)) if len(ready) > 1 else ready[0]
+                skip = tried.get(tenant, 0)
+                job = next(itertools.islice(sched.queue_of[tenant], skip, None), None)
+                if job is None:
+                    tried[tenant] = self.depth
+                    continue
+                if self._start(sched, job, budgets):
+                    budgets.started()
+                    continue
+                tried[tenant] = skip + 1
+                if not reserved and sched.find(job) is None:
+                    reserved = self._reserve(sched, job)
+        finally:
+            sched.release_holds()
+
+    @staticmethod
+    def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
+        spot = sched.find(job)
+        if spot is None or not may_hold(sched, job):
+            return False
+        if not budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1]):
+            return False
+        return sched.place(job)
+
+    @staticmethod
+    def _reserve(sched: Scheduler, job: MachineJob) -> bool:
+        """Hold the region that frees earliest for ``job``; whether one was held."""
+        make_room(sched, job)
+        spot = reservation(sched, job)
+        if spot is None or spot[2] == math.inf:
+            return False
+        area, start, _ = spot
+        sched.hold(area, start, job.tiles)
+        return True

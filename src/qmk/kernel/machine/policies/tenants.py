@@ -1,0 +1,82 @@
+"""What the tenant-aware policies share: the order tenants are served in, and how much
+of the floorplan a tenant may hold while others wait.
+
+- **Order.** The tenant with the least weighted share goes first: tile-cycles held so
+  far, plus the tiles it holds for the coming epoch, over its quota weight (ties: the
+  name).
+- **A bounded hold.** While another tenant has a job waiting, a tenant that holds
+  tiles may start a job only if its tiles stay within its bound: its quota weight's
+  share of the job tiles, among the tenants with jobs here. Alone, a tenant may take
+  every tile; holding nothing, it may start one job of any size. Where a module
+  has storage, a tenant past its bound whose hold keeps a waiting tenant's job out is
+  asked to move its latest jobs there at their next fences (:func:`make_room`), so no
+  tenant waits behind another's job for its whole run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.jobs import MachineJob
+
+
+def share_key(sched: Scheduler) -> Callable[[str], tuple[float, str]]:
+    """A tenant's weighted share now and its name: the order tenants are served in."""
+    ahead = sched.machine.epoch_cycles
+
+    def share(tenant: str) -> tuple[float, str]:
+        used = sched.usage(tenant) + sched.held_tiles(tenant) * ahead
+        return used / sched.weight(tenant), tenant
+
+    return share
+
+
+def _with_jobs(sched: Scheduler) -> set[str]:
+    state = sched.state
+    return {*state.queue_of, *(j.tenant for j in state.running), *(j.tenant for j in state.stopped)}
+
+
+def bound(sched: Scheduler, tenant: str) -> float:
+    """The tiles ``tenant`` may hold while another tenant waits (module docstring)."""
+    tenants = _with_jobs(sched) | {tenant}
+    total = sum(sched.weight(t) for t in tenants)
+    tiles = sum(r.spec.length for r in sched.ranges)
+    return tiles * sched.weight(tenant) / total
+
+
+def may_hold(sched: Scheduler, job: MachineJob) -> bool:
+    """Whether ``job`` may start as far as its tenant's hold goes: its tenant holds
+    nothing yet, no other tenant waits, or its tenant stays within its bound."""
+    held = sched.held_tiles(job.tenant)
+    if not held or not any(t != job.tenant for t in sched.state.tenants_waiting()):
+        return True
+    return held + job.tiles <= bound(sched, job.tenant) + 1e-9
+
+
+def make_room(sched: Scheduler, waiting: MachineJob) -> None:
+    """``waiting`` is held out of the floorplan: ask the latest jobs of tenants past
+    their bound to move to storage at their next fences, until their holds are within
+    it (only where a module has storage room for them)."""
+    if not sched.preempts:
+        return
+    if sched.held_tiles(waiting.tenant) + waiting.tiles > bound(sched, waiting.tenant) + 1e-9:
+        return  # its own tenant is past its bound: it waits its turn
+    for job in reversed(list(sched.state.running)):
+        if job.tenant == waiting.tenant or job.stopping is not None:
+            continue
+        over = sched.held_tiles(job.tenant) - bound(sched, job.tenant)
+        leaving = sum(j.tiles for j in sched.state.running if j.tenant == job.tenant and j.stopping)
+        if over - leaving <= 0:
+            continue
+        sched.preempt(job, storage=True)
+
+
+def resume_stopped(sched: Scheduler) -> None:
+    """Bring back the jobs :func:`make_room` moved out, oldest first, each once its
+    tenant may hold it again (:func:`may_hold`) and it fits."""
+    for job in sorted(sched.state.stopped, key=lambda j: j.seq):
+        if may_hold(sched, job):
+            sched.resume(job)

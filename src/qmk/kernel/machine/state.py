@@ -1,0 +1,145 @@
+"""Who is where on the machine: the one value the scheduler changes, and only through it.
+
+:class:`MachineState` holds the jobs that have not ended, by where they are (queued,
+running, stopped), the queue in the orders policies read it (arrival, per tenant, per
+priority), and each tenant's hold on the floorplan (its tiles now and its tile-cycles so
+far). Its methods are the only writes: a job arrives, leaves the queue, runs, stops,
+resumes, ends; a tenant's tiles change. Policies read it; the scheduler's event loop
+(:mod:`~qmk.kernel.machine.core`) is its one writer, so each move keeps every index
+consistent.
+
+>>> state = MachineState()
+>>> state.tiles_changed("a", now=0.0, tiles=4)
+>>> state.tiles_changed("a", now=10.0, tiles=-4)
+>>> state.usage("a", now=20.0), state.held_tiles("a")
+(40.0, 0)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qmk.kernel.machine.jobs import MachineJob
+
+QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
+
+
+class _Hold:
+    """A tenant's tiles held now, and its tile-cycles up to ``since``."""
+
+    __slots__ = ("held", "since", "used")
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.since = 0.0
+        self.used = 0.0
+
+    def at(self, now: float) -> float:
+        return self.used + self.held * (now - self.since)
+
+
+class MachineState:
+    """The jobs not ended, by where they are, and each tenant's hold (module docstring).
+
+    Attributes:
+        by_id: every job not ended (or cancelled), arrived or not, by id.
+        queue: queued jobs in arrival order.
+        queue_of: the queue by tenant, each in arrival order.
+        queue_at: the queue by priority, each in arrival order.
+        running: jobs holding tiles and not stopped, in start order.
+        stopped: preempted jobs, stopped in place or in storage.
+        held: tiles held by all jobs.
+    """
+
+    __slots__ = ("_holds", "by_id", "held", "queue", "queue_at", "queue_of", "running", "stopped")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, MachineJob] = {}
+        self.queue: dict[MachineJob, None] = {}
+        self.queue_of: dict[str, dict[MachineJob, None]] = {}
+        self.queue_at: dict[int, dict[MachineJob, None]] = {}
+        self.running: dict[MachineJob, None] = {}
+        self.stopped: dict[MachineJob, None] = {}
+        self.held = 0
+        self._holds: dict[str, _Hold] = {}
+
+    # ------------------------------------------------------------------ jobs
+
+    def admit(self, job: MachineJob) -> None:
+        """``job`` is known (it arrives later, or now)."""
+        self.by_id[job.id] = job
+
+    def enqueue(self, job: MachineJob) -> None:
+        """``job`` arrived: it joins the queues, last."""
+        self.queue[job] = None
+        self.queue_of.setdefault(job.tenant, {})[job] = None
+        self.queue_at.setdefault(job.priority, {})[job] = None
+
+    def dequeue(self, job: MachineJob) -> None:
+        """``job`` leaves the queues (it starts, or is cancelled)."""
+        del self.queue[job]
+        of = self.queue_of[job.tenant]
+        del of[job]
+        if not of:
+            del self.queue_of[job.tenant]
+        at = self.queue_at[job.priority]
+        del at[job]
+        if not at:
+            del self.queue_at[job.priority]
+
+    def run(self, job: MachineJob) -> None:
+        """``job`` runs (started, or resumed)."""
+        self.stopped.pop(job, None)
+        job.state = RUNNING
+        self.running[job] = None
+
+    def park(self, job: MachineJob, state: str, now: float) -> None:
+        """``job`` stops at a fence: in place (``STOPPED``) or in storage (``STORED``)."""
+        del self.running[job]
+        job.state = state
+        job.stop_at = now
+        job.version += 1
+        self.stopped[job] = None
+
+    def forget(self, job: MachineJob) -> None:
+        """``job`` ended or was cancelled: nothing of it is kept."""
+        self.running.pop(job, None)
+        self.stopped.pop(job, None)
+        job.state = DONE
+        job.version += 1
+        self.by_id.pop(job.id, None)
+
+    def waiting(self) -> bool:
+        """Whether a job is queued or stopped (a boundary has something to decide)."""
+        return bool(self.queue or self.stopped)
+
+    # ------------------------------------------------------------------ tenants' holds
+
+    def tiles_changed(self, tenant: str, *, now: float, tiles: int) -> None:
+        """``tenant`` takes (``tiles > 0``) or gives back tiles at ``now``."""
+        hold = self._holds.get(tenant)
+        if hold is None:
+            hold = self._holds[tenant] = _Hold()
+        hold.used = hold.at(now)
+        hold.since = now
+        hold.held += tiles
+        self.held += tiles
+
+    def usage(self, tenant: str, now: float) -> float:
+        """Tile-cycles ``tenant`` has held up to ``now``."""
+        hold = self._holds.get(tenant)
+        return 0.0 if hold is None else hold.at(now)
+
+    def held_tiles(self, tenant: str) -> int:
+        """Tiles ``tenant``'s jobs hold now."""
+        hold = self._holds.get(tenant)
+        return 0 if hold is None else hold.held
+
+    def tenants(self) -> list[str]:
+        """The tenants whose jobs have held tiles."""
+        return list(self._holds)
+
+    def tenants_waiting(self) -> set[str]:
+        """The tenants with a job queued or stopped."""
+        return {*self.queue_of, *(job.tenant for job in self.stopped)}

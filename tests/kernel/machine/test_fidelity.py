@@ -1,0 +1,214 @@
+"""What the machine protects, on schedules computed by hand: tenants' shares of the
+factories, the next state to the costliest wait, error budgets at admission and at
+submit, a tenant's bounded hold on the floorplan, and the bus that congests.
+
+Every machine is ``MachineSpec.simple`` (a stated factory rate and store, no bus limit
+unless given), so each figure follows from the model's rules in a line of arithmetic.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qmk.execution.footprint import Footprint, Step
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.alone import run_alone
+from qmk.kernel.machine.core import Scheduler
+from qmk.kernel.machine.jobs import JobSpec, idle_error
+from qmk.kernel.machine.live import LiveMachine
+from qmk.kernel.machine.policies import policy
+from qmk.kernel.machine.simulate import Refused, simulate
+from qmk.kernel.machine.spec import MachineSpec
+from support.machine import footprint
+
+
+def rotations(n: int) -> Step:
+    return Step(kind="rotation", cycles=1, t_states=1, repeat=n, routed=True)
+
+
+def run(machine: MachineSpec, name: str, *jobs: JobSpec, **weights: float) -> dict:
+    sched = Scheduler(machine, policy(name), weights or None)
+    for spec in jobs:
+        sched.submit(spec)
+    return {r.id: r for r in sched.run()}
+
+
+def job(name: str, fp: Footprint, at: int = 0, *, tenant: str = "a", budget=None) -> JobSpec:
+    return JobSpec(id=name, tenant=tenant, footprint=fp, arrival_cycle=at, error_budget=budget)
+
+
+ONE_A_CYCLE = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0)
+
+
+# --------------------------------------------------------------------------- tenants' shares
+
+
+def test_the_factories_are_shared_by_tenant_then_among_a_tenants_jobs():
+    # 1 state a cycle, no store. Tenant a has three jobs of 10 rotations, b one: per
+    # tenant, a and b get 0.5 each, a's jobs 1/6 each. b's 10 states take 20 cycles
+    # (10 waiting); by then each of a's jobs drew 20/6, then a has the whole 1/3 each:
+    # 20/3 more take 20 cycles, to 40 (30 waiting). (Per job, b would have had 0.25.)
+    fp = footprint(5, rotations(10))
+    jobs = [job(f"a{i}", fp) for i in range(3)] + [job("b", fp, tenant="b")]
+    out = run(ONE_A_CYCLE, "fair-share", *jobs, a=1.0, b=1.0)
+    assert out["b"].end_cycle == pytest.approx(20)
+    assert out["b"].wait_cycles["factory"] == pytest.approx(10)
+    for i in range(3):
+        assert out[f"a{i}"].end_cycle == pytest.approx(40)
+        assert out[f"a{i}"].wait_cycles["factory"] == pytest.approx(30)
+
+
+def test_a_tenants_share_of_the_factories_follows_its_quota_weight():
+    # the same jobs, a's weight 3 and b's 1: a gets 0.75 (0.25 a job), b 0.25; every job
+    # draws 0.25 a cycle, so all four end at 40
+    fp = footprint(5, rotations(10))
+    jobs = [job(f"a{i}", fp) for i in range(3)] + [job("b", fp, tenant="b")]
+    out = run(ONE_A_CYCLE, "fair-share", *jobs, a=3.0, b=1.0)
+    assert [r.end_cycle for r in out.values()] == [pytest.approx(40)] * 4
+
+
+def test_one_tenants_many_jobs_no_longer_slow_anothers_single_job():
+    # five of alice's jobs beside carol's one, one state a cycle: per job carol's 10
+    # states came at 1/6 (60 cycles); by tenant at 1/2 (20 cycles)
+    fp = footprint(5, rotations(10))
+    jobs = [job(f"alice{i}", fp, tenant="alice") for i in range(5)]
+    out = run(ONE_A_CYCLE, "fair-share", *jobs, job("carol", fp, tenant="carol"))
+    assert out["carol"].end_cycle == pytest.approx(20)
+
+
+# --------------------------------------------------------------------------- the costliest wait
+
+
+def test_fidelity_gives_the_next_state_to_the_job_whose_waiting_costs_most():
+    # big (8 patches) and small (1 patch) each want 1 state a cycle for 10 rotations, one
+    # made a cycle. fidelity feeds big first: 0-10 at full rate, no wait; small gets
+    # nothing until 10, then all: it ends at 20, 10 cycles waiting. fair-share halves the
+    # states: both end at 20, each 10 cycles waiting, big's 8 patches idling
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-4)
+    big, small = footprint(9, rotations(10), qubits=8), footprint(3, rotations(10), qubits=1)
+    costly = run(machine, "fidelity", job("big", big), job("small", small))
+    assert costly["big"].end_cycle == pytest.approx(10)
+    assert costly["big"].idle_logical_error == 0.0
+    assert costly["small"].end_cycle == pytest.approx(20)
+    assert costly["small"].wait_cycles["factory"] == pytest.approx(10)
+    fair = run(machine, "fair-share", job("big", big), job("small", small))
+    assert fair["big"].end_cycle == pytest.approx(20)
+    assert fair["big"].idle_logical_error == pytest.approx(idle_error(1e-4, 8, 10))
+    assert costly["small"].idle_logical_error == pytest.approx(idle_error(1e-4, 1, 10))
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def test_a_job_is_held_back_where_starting_it_would_break_a_running_jobs_budget():
+    # fair-share, one state a cycle, p_L 1e-3. a (4 patches, budget 0.02) starts alone at
+    # 0 and wants 1 a cycle for 20 rotations. b arriving at 5 would halve a's states: a
+    # would wait ~15 cycles, 1 - 0.999^(4 x 15) = 0.058 > 0.02, so b waits in the queue
+    # (its patches not yet alive) until a ends at 20, then runs 20-40 at full rate
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    a = footprint(9, rotations(20), qubits=4)
+    b = footprint(3, rotations(20), qubits=1)
+    out = run(machine, "fair-share", job("a", a, budget=0.02), job("b", b, 5, budget=0.02))
+    assert out["a"].end_cycle == pytest.approx(20) and out["a"].idle_logical_error == 0.0
+    assert (out["b"].start_cycle, out["b"].end_cycle) == (20.0, pytest.approx(40))
+    assert out["b"].wait_cycles["queue"] == 15 and out["b"].idle_logical_error == 0.0
+    assert out["a"].within_budget and out["b"].within_budget
+    # without budgets the two share from 5: a ends at 35, 15 cycles idle
+    blind = run(machine, "fair-share", job("a", a), job("b", b, 5))
+    assert blind["a"].end_cycle == pytest.approx(35)
+    assert blind["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 15))
+
+
+def test_a_budget_no_schedule_can_meet_is_refused_naming_the_job():
+    # half a state a cycle, p_L 1e-3: 10 rotations alone take 20 cycles, 10 of them
+    # waiting: 1 - 0.999^10 = 0.00996 of idle error, past a budget of 0.005
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=0, logical_error_rate=1e-3)
+    fp = footprint(5, rotations(10), qubits=1)
+    alone = run_alone(machine, job("j", fp))
+    assert alone.idle_logical_error == pytest.approx(idle_error(1e-3, 1, 10))
+    live = LiveMachine(machine, "fidelity")
+    with pytest.raises(MachineError) as refused:
+        live.check(job("tight", fp, budget=0.005))
+    assert refused.value.code == "QK505" and "tight" in refused.value.message
+    assert refused.value.details["error_budget"] == 0.005
+    live.check(job("loose", fp, budget=0.01))  # within: accepted
+    with pytest.raises(MachineError) as whole_run:
+        simulate(machine, [job("tight", fp, budget=0.005)], ["fidelity"])
+    assert whole_run.value.code == "QK505"
+
+
+def test_a_policy_that_refuses_a_job_leaves_the_others_run():
+    # a job wider than its tenant's region under partition: that policy refuses it
+    # (coded), fair-share runs the workload
+    machine = MachineSpec.simple(tiles=20)
+    wide = footprint(15, Step(kind="idle", cycles=5))
+    jobs = [job("wide", wide), job("b", footprint(3, Step(kind="idle", cycles=5)), tenant="b")]
+    runs = simulate(machine, jobs, ["partition", "fair-share"], tenants={"a": 1.0, "b": 1.0})
+    refused = runs["partition"]
+    assert isinstance(refused, Refused) and refused.error.code == "QK501"
+    assert refused.to_json()["refused"]["code"] == "QK501"
+    assert not isinstance(runs["fair-share"], Refused) and len(runs["fair-share"].records) == 2
+
+
+# --------------------------------------------------------------------------- a bounded hold
+
+
+def test_a_tenant_past_its_bound_moves_its_latest_job_to_storage_at_its_fence():
+    # 20 tiles, storage 10, epochs of 10. a's two 8-tile jobs start at 0 (nobody else
+    # waits): 16 tiles. b's 8-tile job arrives at 5 and does not fit; a holds 16, past its
+    # bound of 10 (half of 20 between two tenants), so a1, a's latest, moves to storage
+    # at its fence (50; 1 cycle to move: its tiles free at 51). b starts at the boundary
+    # 60 and ends at 160; a1 comes back when 8 tiles are free: at 100 a0 ends (100 is
+    # a boundary), a1 resumes there (1 cycle from storage) and ends 100 + 1 + 50 = 151.
+    machine = MachineSpec.simple(tiles=20, storage_tiles=10, epoch_cycles=10)
+    fp = footprint(
+        8, Step(kind="idle", cycles=50), Step(kind="fence", cycles=0), Step(kind="idle", cycles=50)
+    )
+    jobs = [
+        job("a0", fp),
+        job("a1", fp),
+        job("b", footprint(8, Step(kind="idle", cycles=100)), 5, tenant="b"),
+    ]
+    out = run(machine, "fair-share", *jobs, a=1.0, b=1.0)
+    assert out["a0"].end_cycle == 100 and out["a0"].preemptions == 0
+    assert out["a1"].preemptions == 1
+    assert (out["b"].start_cycle, out["b"].end_cycle) == (60, 160)
+    assert out["a1"].end_cycle == 151
+    assert out["a1"].wait_cycles["preempted"] == pytest.approx(51)
+    # without storage nothing can move: b waits for a0's end (at the boundary 100)
+    plain = run(MachineSpec.simple(tiles=20, epoch_cycles=10), "fair-share", *jobs, a=1.0, b=1.0)
+    assert plain["b"].start_cycle == 100 and plain["a1"].preemptions == 0
+
+
+def test_a_tenant_holding_tiles_starts_no_job_past_its_bound_while_another_waits():
+    # 20 tiles: a runs a0 (8 tiles, 0-100). At 10 a1 (8) and b's job (14, which does not
+    # fit beside a0) wait. a holds 8: a1 would take it to 16, past its bound of 10, while
+    # b waits, so a1 waits too; at 100 b (the least share) starts, and a1 (14 + 8 > 20)
+    # when b ends, at 200
+    machine = MachineSpec.simple(tiles=20, epoch_cycles=10)
+    long = Step(kind="idle", cycles=100)
+    jobs = [
+        job("a0", footprint(8, long)),
+        job("a1", footprint(8, long), 10),
+        job("b", footprint(14, long), 10, tenant="b"),
+    ]
+    out = run(machine, "fair-share", *jobs, a=1.0, b=1.0)
+    assert out["b"].start_cycle == 100 and out["a1"].start_cycle == 200
+
+
+# --------------------------------------------------------------------------- the bus
+
+
+def test_neighbours_on_one_bus_segment_share_it_and_wait_for_routing():
+    # a store that never runs dry (1,000 states), a bus of 2 states a cycle in 2 segments
+    # (1 each) over 40 tiles: j0 (tiles 0-9) and j1 (10-19) sit beside segment 0 and
+    # share its state a cycle: 10 rotations each take 20 cycles, 10 of them routing
+    # waits. j2 (tiles 20-29) has segment 1 to itself: 10 cycles
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=1000, lanes=2, segments=2)
+    fp = footprint(10, rotations(10))
+    out = run(machine, "fair-share", job("j0", fp), job("j1", fp), job("j2", fp))
+    for name in ("j0", "j1"):
+        assert out[name].end_cycle == pytest.approx(20)
+        assert out[name].wait_cycles["routing"] == pytest.approx(10)
+        assert out[name].wait_cycles["factory"] == 0
+    assert out["j2"].end_cycle == pytest.approx(10) and out["j2"].wait_cycles["routing"] == 0
