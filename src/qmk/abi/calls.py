@@ -83,8 +83,8 @@ class SyscallMethods:
             shots: integer; shots to run (default 1024)
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
-                precision, noise_model, calibration, cache, channels; and the target's options:
-                block (lattice-surgery), preset, backend, strict_timing, stream, routing,
+                precision, noise_model, calibration, cache, channels, error_budget; and the target's
+                options: block (lattice-surgery), preset, backend, strict_timing, stream, routing,
                 configuration (neutral-atom) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
@@ -842,8 +842,8 @@ class AsyncSyscallMethods:
             shots: integer; shots to run (default 1024)
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
-                precision, noise_model, calibration, cache, channels; and the target's options:
-                block (lattice-surgery), preset, backend, strict_timing, stream, routing,
+                precision, noise_model, calibration, cache, channels, error_budget; and the target's
+                options: block (lattice-surgery), preset, backend, strict_timing, stream, routing,
                 configuration (neutral-atom) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)

@@ -151,7 +151,8 @@ class FactoryTable(_Table, frozen=True, kw_only=True):
         Meta(description="factory copies per module (default: machine.factory_share of it)"),
     ] = None
     states_per_run: Annotated[
-        Annotated[int, Meta(ge=1)] | None, Meta(description="T states one run of one copy delivers")
+        Annotated[float, Meta(gt=0)] | None,
+        Meta(description="T states one run of one copy delivers on average"),
     ] = None
     duration_cycles: Annotated[
         Annotated[int, Meta(ge=1)] | None, Meta(description="logical cycles one run takes")

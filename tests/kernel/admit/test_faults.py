@@ -91,7 +91,7 @@ def test_drift_raises_the_distance_until_the_logical_error_is_back_and_stats_mat
 ) -> None:
     clock = ManualClock()
     profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
-    cfg = config({"drift_per_epoch": 0.25}, profile=profile, noise_model=noise)
+    cfg = config({"drift_per_epoch": 0.25}, profile=profile, noise_model=noise, error_budget=1.0)
     shots, seed = 200_000, 11
 
     # theory: the smallest d = 3, 5, ... whose drifted P_L is within the undrifted one
@@ -420,7 +420,12 @@ def test_decoder_overload_is_the_machines_throttle_and_its_waits_are_idle_noise(
     profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.004)"
     model = logical_model(profile, noise=parse_noise_model(noise))
     load = logical_model(profile).decoder_bits_per_second  # one logical qubit live
-    cfg = config({"decoder_capacity_bits_per_s": load / 5}, profile=profile, noise_model=noise)
+    cfg = config(
+        {"decoder_capacity_bits_per_s": load / 5},
+        profile=profile,
+        noise_model=noise,
+        error_budget=1.0,  # the idle noise it is meant to show is past the default budget
+    )
     shots, seed = 200_000, 31
 
     async def body(kernel: Kernel) -> dict[str, Any]:
@@ -547,7 +552,7 @@ def test_a_job_resumed_after_drift_keeps_its_checkpoints_physics_and_its_counts(
     (not a raised distance and a drifted model, which its state cannot continue under)."""
     clock = ManualClock()
     profile, noise = "logical:surface_code(d=3)", "depolarizing(p=0.002)"
-    cfg = config({"drift_per_epoch": 0.25}, profile=profile, noise_model=noise)
+    cfg = config({"drift_per_epoch": 0.25}, profile=profile, noise_model=noise, error_budget=1.0)
 
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")

@@ -500,3 +500,42 @@ def test_an_arrival_brings_the_machine_to_its_cycle_first_releasing_the_jobs_end
     shared.admit(j1)
     assert released == [("j0", 0, 4)] and shared.holds("alice") == 1
     assert shared.live.sched.knows("j1") and not shared.live.sched.knows("j0")
+
+
+def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names_one(tmp_path):
+    # a factory of one state per 100 cycles and no store: the program's 20 T cycles take
+    # ~2,000 alone, its patch idling ~1,980 at d=9's 3e-7: ~5.9e-4 of idle error. A
+    # budget of 1e-4 (the submit's policy, or the program's SET_POLICY) is refused before
+    # anything is stored, QS1007 with QK505; the machine's default (0.01) admits it, and
+    # its record says so
+    clock = ManualMachineClock()
+    graph = T_HEAVY.to_json()
+    hinted = json.loads(json.dumps(graph))
+    hinted["program"]["nodes"].insert(
+        0, {"id": "hints", "op": "SET_POLICY", "args": {"error_budget": 1e-4}}
+    )
+
+    async def body(kernel):
+        sid = await login(kernel, "alice")
+        refused = []
+        for given, policy in ((graph, {"error_budget": 1e-4}), (hinted, None)):
+            with pytest.raises(AdmissionError) as caught:
+                await kernel.q_submit(session_id=sid, graph=given, shots=10, seed=1, policy=policy)
+            refused.append(caught.value)
+        job = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=1)
+        clock.advance(100_000)
+        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        listed = await kernel.q_list_jobs(session_id=sid)
+        return refused, done, listed
+
+    machine = {"factory": {"copies": 1, "states_per_run": 1, "duration_cycles": 100, "store": 0}}
+    refused, done, listed = run_kernel(
+        tmp_path, body, config=config("fidelity", **machine), machine_clock=clock
+    )
+    for error in refused:
+        assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-4
+    record = done["machine"]
+    assert done["state"] == "COMPLETED"
+    assert record["error_budget"] == 0.01 and record["within_budget"] is True
+    assert 1e-4 < record["idle_logical_error"] < 0.01
+    assert len(listed["jobs"]) == 1  # the refused submits stored nothing
