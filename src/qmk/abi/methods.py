@@ -310,9 +310,9 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     OBJ,
                     NULL,
                     doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, "
-                    "precision, noise_model, calibration, cache, channels, error_budget; and the target's "
-                    "options: block (lattice-surgery), preset, backend, strict_timing, "
-                    "stream, routing, configuration (neutral-atom)",
+                    "precision, noise_model, calibration, cache, channels, error_budget; and "
+                    "the target's options: block (lattice-surgery), preset, backend, "
+                    "strict_timing, stream, routing, configuration (neutral-atom)",
                     required=False,
                 ),
                 _p(
