@@ -457,7 +457,8 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
             ge=0,
             le=9,
             description="the highest priority its jobs may ask for (priorities order a "
-            "tenant's own jobs)",
+            "tenant's own jobs); a job that asks for none runs at the default, 5, or at "
+            "this when it is lower",
         ),
     ] = 9
     max_atoms: Annotated[
@@ -521,6 +522,13 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""
         return {name: getattr(self, name) for name in TenantQuota.__struct_fields__}
+
+    @property
+    def default_priority(self) -> int:
+        """The priority of a job that asks for none: the kernel's default
+        (:data:`qmk.defaults.PRIORITY`), within ``max_priority``, so that a plain submit
+        is never refused for a priority it did not ask for."""
+        return min(defaults.PRIORITY, self.max_priority)
 
 
 class TenantTable(TenantQuota, frozen=True, kw_only=True):

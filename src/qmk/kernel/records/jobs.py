@@ -56,9 +56,11 @@ ENGINES = defaults.ENGINES
 _NULL_IS_DEFAULT = ("priority", "noise", "channels", "timeout_ms")
 
 
-def _policy_data(policy: Mapping[str, Any] | None, default_timeout_s: float) -> dict[str, Any]:
+def _policy_data(
+    policy: Mapping[str, Any] | None, default_timeout_s: float, default_priority: int
+) -> dict[str, Any]:
     """The ``policy`` object as the schema reads it: nulls that mean "the default"
-    dropped, the kernel's default timeout filled in.
+    dropped, the kernel's default timeout and the tenant's default priority filled in.
 
     Raises:
         InvalidArgument: ``policy`` is not an object or null.
@@ -69,18 +71,25 @@ def _policy_data(policy: Mapping[str, Any] | None, default_timeout_s: float) -> 
         raise InvalidArgument("policy must be an object or null", key="policy")
     data = {k: v for k, v in policy.items() if not (v is None and k in _NULL_IS_DEFAULT)}
     data.setdefault("timeout_ms", max(1, round(default_timeout_s * 1000)))
+    data.setdefault("priority", default_priority)
     return data
 
 
-def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) -> Policy:
+def parse_policy(
+    policy: Mapping[str, Any] | None,
+    *,
+    default_timeout_s: float,
+    default_priority: int = defaults.PRIORITY,
+) -> Policy:
     """A :class:`~qmk.execution.request.Policy` from the ``policy`` object of ``q_submit``
     (its schema: unknown keys, types and ranges refused), with the engine and profile
-    names checked.
+    names checked; ``default_priority``: the tenant's, where the policy sets none
+    (:attr:`~qmk.kernel.config.TenantQuota.default_priority`).
 
     Raises:
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
     """
-    data = _policy_data(policy, default_timeout_s)
+    data = _policy_data(policy, default_timeout_s, default_priority)
     if data.get("calibration") is not None:
         data["calibration"] = _calibration(data["calibration"])
     parsed: Policy = convert(data, Policy, where="policy")
