@@ -31,7 +31,7 @@ import msgspec
 
 from qmk import defaults
 from qmk.engines import EngineError
-from qmk.errors import InvalidArgument
+from qmk.errors import InvalidArgument, StateError
 from qmk.execution.request import Policy, RunRequest
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.records.stored import StoredResult
@@ -199,6 +199,9 @@ class Job:
     #: Why the stored result is not served (``QK308 result-tampered``: it does not match
     #: its seal, :mod:`qmk.kernel.security.seals`); None: it is, or there is none. Not stored.
     result_damage: dict[str, str] | None = None
+    #: Why the stored program is not run (``QK310 program-tampered``: it does not match
+    #: its seal; ``graph`` is then ``''``); None: it is the one the kernel stored. Not stored.
+    program_damage: dict[str, str] | None = None
     attempts: int = 0
     preemptions: int = 0
     epoch: int = 0
@@ -266,6 +269,18 @@ class Job:
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+    def stored_program(self) -> str:
+        """The program's text, to run it again (a restore, a replay).
+
+        Raises:
+            StateError: ``QK310 program-tampered``: the stored text is not the one the
+                kernel sealed (:attr:`program_damage`).
+        """
+        if self.program_damage is not None:
+            error = self.program_damage
+            raise StateError(error["message"], code=error["code"], job_id=self.job_id)
+        return self.graph
 
     def to_json(self, *, result: bool = True) -> dict[str, Any]:
         """The job as the wire shows it (``result`` left out of summaries)."""

@@ -234,6 +234,7 @@ class JobDesk:
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
+        job.stored_program()  # QK310 for a text not the one the kernel sealed
         await self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
@@ -242,15 +243,14 @@ class JobDesk:
         same counts), run again: the result cache never answers it (``cache: false``)."""
         self.admission.cpu.check(session.tenant, "a replay")
         old = self.supervisor.job(job_id, session.tenant)
+        text = old.stored_program()  # QK310 for a text not the one the kernel sealed
         request = old.request
         policy = {**old.policy.to_json(), **request.target_options, "cache": False}
-        prepared = await self.admission.prepare_stored(
-            session.tenant, old.graph, target=request.target
-        )
+        prepared = await self.admission.prepare_stored(session.tenant, text, target=request.target)
         self._check_open()
         job = await self.admission.admit(
             session,
-            None if prepared is not None else json.loads(old.graph),
+            None if prepared is not None else json.loads(text),
             old.shots,
             old.seed,
             policy,
