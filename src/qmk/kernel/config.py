@@ -405,8 +405,9 @@ class KernelTable(_Table, frozen=True, kw_only=True):
         int,
         Meta(
             ge=0,
-            description="free space the data directory's disk keeps; submits are refused "
-            "below it (MiB; 0: no reserve)",
+            description="free space the data directory's disk keeps for the kernel's own "
+            "writes: submits, logins and delegations are refused below it, and the database's "
+            "log keeps clear of it (MiB; 0: no reserve)",
         ),
     ] = DEFAULT_MIN_FREE_DISK_MB
     max_graph_nodes: Annotated[

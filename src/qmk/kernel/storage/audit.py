@@ -561,10 +561,10 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     if problem is not None:
         line, reason = problem
         return bad(reason, line=line, results_checked=checked)
-    programs, problem = digests.check_programs(root, secret)
-    if problem is not None:
-        line, reason = problem
-        return bad(reason, line=line, results_checked=checked, programs_checked=programs)
+    programs, unsealed = digests.check_programs(root, secret)
+    if unsealed is not None:
+        queued, reason = unsealed
+        return bad(reason, line=queued, results_checked=checked, programs_checked=programs)
     return AuditReport(
         ok=True,
         lines=count,

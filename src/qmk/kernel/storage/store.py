@@ -18,6 +18,7 @@ With ``synchronous=NORMAL`` (the default) a committed transaction survives a cra
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import json.encoder
@@ -1054,6 +1055,8 @@ class Store:
         checkpoints_apart: the WAL's checkpoints made on a thread of their own
             (:class:`~qmk.kernel.storage.walcheck.WalCheckpoints`: the kernel's, whose
             commits run on the event loop); else SQLite's own, inside a commit.
+        disk_reserve_bytes: the disk's reserve the log keeps clear of (with
+            ``checkpoints_apart``; :mod:`qmk.kernel.storage.reserve`).
     """
 
     def __init__(
@@ -1063,6 +1066,7 @@ class Store:
         synchronous: str = "normal",
         seal_key: bytes | None = None,
         checkpoints_apart: bool = False,
+        disk_reserve_bytes: int = 0,
     ) -> None:
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -1072,6 +1076,10 @@ class Store:
         self.db = _Connection(sqlite3.connect(self.path, check_same_thread=False), self._saved_row)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        # the log a crash left, copied back and its blocks given back before any write (a
+        # full disk's room); where it cannot be, the first commit says why
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         fresh = not _has_table(self.db, "jobs")
         if not fresh:
             check_version(self.db, root)
@@ -1087,7 +1095,9 @@ class Store:
         self._sealer = None if seal_key is None else KeyedMac(seal_key)
         #: The thread that checkpoints the log (``checkpoints_apart``), else None.
         self.checkpoints: WalCheckpoints | None = (
-            WalCheckpoints(self.db.execute, self.path) if checkpoints_apart else None
+            WalCheckpoints(self.db.execute, self.path, reserve_bytes=disk_reserve_bytes)
+            if checkpoints_apart
+            else None
         )
 
     def _sealed(self, job_id: str, data: bytes, meta: str, seal: str | None) -> bool:

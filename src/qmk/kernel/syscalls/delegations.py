@@ -18,6 +18,7 @@ from qmk.kernel.security.delegations import Delegation, DelegationTable, not_fou
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 
 
@@ -28,6 +29,7 @@ class DelegationDesk:
     Args:
         config: the kernel configuration (the tenants, ``max_delegation_s``).
         delegations: the live delegations.
+        reserve: the data directory's disk reserve (checked at a delegation).
         store, audit, commits, clock: the kernel's.
     """
 
@@ -36,6 +38,7 @@ class DelegationDesk:
         config: KernelConfig,
         delegations: DelegationTable,
         *,
+        reserve: DiskReserve,
         store: Store,
         audit: AuditLog,
         commits: GroupCommit,
@@ -43,6 +46,7 @@ class DelegationDesk:
     ) -> None:
         self.config = config
         self.delegations = delegations
+        self.reserve = reserve
         self.store = store
         self.audit = audit
         self.commits = commits
@@ -111,6 +115,7 @@ class DelegationDesk:
                 key="expires_s",
             )
         wanted = list(dict.fromkeys(caps))
+        self.reserve.check("a delegation")
         self._check_lendable(session, wanted)
         if self.delegations.live_from(session.tenant, now) >= defaults.MAX_LIVE_DELEGATIONS:
             raise QuotaError(
