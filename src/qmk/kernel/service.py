@@ -225,6 +225,7 @@ class Kernel:
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self.delegation_desk.lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
+        self.supervisor.sweeps.append(self.delegation_desk.lines.flush)
         self.supervisor.state_key = derive(self.secret, "state")
         #: The workflow triggers (:mod:`qmk.kernel.running.triggers`): their loop is a task of
         #: the kernel's group; they hear jobs end and calibrations on the audit log.
@@ -379,6 +380,7 @@ class Kernel:
         self._closing = True
         self.supervisor.stop_starting()
         self.session_desk.flush_auth_failures()
+        self.delegation_desk.lines.flush(self.clock.now(), force=True)
         if self._host is not None:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])

@@ -14,7 +14,12 @@ from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records import jobs as J
 from qmk.kernel.security.delegations import STATES as DELEGATION_STATES
-from qmk.kernel.security.delegations import Delegation, DelegationTable, not_found
+from qmk.kernel.security.delegations import (
+    Delegation,
+    DelegationLines,
+    DelegationTable,
+    not_found,
+)
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
@@ -51,6 +56,8 @@ class DelegationDesk:
         self.audit = audit
         self.commits = commits
         self.clock = clock
+        #: Each tenant's delegation lines, bounded a window (summaries at the sweeps).
+        self.lines = DelegationLines(audit.append)
 
     def _own_caps(self, tenant: str) -> tuple[str, ...] | None:
         """A tenant's configured capabilities (None: no such tenant any more)."""
@@ -75,16 +82,17 @@ class DelegationDesk:
         for cap, ids in lenders.items():
             for delegation_id in ids:
                 by_delegation.setdefault(delegation_id, []).append(cap)
+        now = self.clock.now()
         for delegation_id, lent in by_delegation.items():
-            self.audit.append(
-                "deleg",
-                action="use",
-                delegation_id=delegation_id,
-                tenant=session.tenant,
-                session=session.sid,
-                caps=lent,
+            fields = {
+                "action": "use",
+                "delegation_id": delegation_id,
+                "tenant": session.tenant,
+                "session": session.sid,
+                "caps": lent,
                 **where,
-            )
+            }
+            self.lines.write(now, session.tenant, "deleg", fields)
         self.commits.dirty()
 
     async def delegate(
@@ -135,16 +143,16 @@ class DelegationDesk:
         )
         self.delegations.add(delegation)
         self.store.save_delegation(delegation.to_row())
-        self.audit.append(
-            "deleg",
-            action="delegate",
-            delegation_id=delegation.delegation_id,
-            tenant=session.tenant,
-            session=session.sid,
-            to_tenant=to_tenant,
-            caps=wanted,
-            expires_at=delegation.expires_at,
-        )
+        fields = {
+            "action": "delegate",
+            "delegation_id": delegation.delegation_id,
+            "tenant": session.tenant,
+            "session": session.sid,
+            "to_tenant": to_tenant,
+            "caps": wanted,
+            "expires_at": delegation.expires_at,
+        }
+        self.lines.write(now, session.tenant, "deleg", fields)
         await self.commits.durable()
         return delegation.to_json(now)
 
@@ -153,15 +161,15 @@ class DelegationDesk:
         capabilities that the session holds); refuse it if not."""
         own = self.config.tenants[session.tenant].caps
         missing = [c for c in wanted if c not in session.caps or c not in own]
-        self.audit.append(
-            "cap",
-            where="delegate",
-            tenant=session.tenant,
-            session=session.sid,
-            required=wanted,
-            decision="deny" if missing else "allow",
+        fields = {
+            "where": "delegate",
+            "tenant": session.tenant,
+            "session": session.sid,
+            "required": wanted,
+            "decision": "deny" if missing else "allow",
             **({"missing": missing} if missing else {}),
-        )
+        }
+        self.lines.write(self.clock.now(), session.tenant, "cap", fields)
         if missing:
             self.commits.dirty()
             lent = [c for c in missing if c in session.caps]
@@ -194,16 +202,16 @@ class DelegationDesk:
         ended = delegation.revoked(now, by=session.tenant)
         self.delegations.drop(delegation.delegation_id)
         self.store.save_delegation(ended.to_row())
-        self.audit.append(
-            "deleg",
-            action="revoke",
-            delegation_id=delegation.delegation_id,
-            tenant=session.tenant,
-            session=session.sid,
-            from_tenant=delegation.from_tenant,
-            to_tenant=delegation.to_tenant,
-            caps=list(delegation.caps),
-        )
+        fields = {
+            "action": "revoke",
+            "delegation_id": delegation.delegation_id,
+            "tenant": session.tenant,
+            "session": session.sid,
+            "from_tenant": delegation.from_tenant,
+            "to_tenant": delegation.to_tenant,
+            "caps": list(delegation.caps),
+        }
+        self.lines.write(now, session.tenant, "deleg", fields)
         await self.commits.durable()
         return ended.to_json(now)
 
