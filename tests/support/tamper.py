@@ -17,6 +17,19 @@ from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import GRAPH_APART, pack_graph
 from support.kernel import BELL, WorkerGate, login, run_kernel
 
+#: Bell's program with its H swapped for X on both qubits: always 11, if it ever ran.
+FORGED = {
+    **BELL,
+    "program": {
+        "nodes": [
+            BELL["program"]["nodes"][0],
+            {"id": "x0", "op": "APPLY_X", "vqs": ["q0"]},
+            {"id": "x1", "op": "APPLY_X", "vqs": ["q1"]},
+            *BELL["program"]["nodes"][3:],
+        ]
+    },
+}
+
 
 def unfinished_jobs(tmp_path: Path, graph: dict[str, Any]) -> tuple[str, str]:
     """A kernel on ``tmp_path / "data"`` closed with alice's job of ``graph`` held in its

@@ -183,6 +183,13 @@ class DoorServer:
         found = re.search(r"VmRSS:\s+(\d+) kB", status)
         return int(found.group(1)) / 1024 if found else 0.0
 
+    def peak_rss_mb(self) -> float:
+        """The server process's peak resident memory so far (MB)."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else 0.0
+
     def stop(self) -> int:
         """SIGTERM; the exit status."""
         assert self.proc is not None
@@ -676,7 +683,7 @@ class GraphqlWire(RestWire):
     name, label = "graphql", "http"
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
-        query = "query($id: ID!) { job(job_id: $id) { job_id state } }"
+        query = "query($id: ID!) { job(job_id: $id) { job_id state error } }"
         with self._http(server, session) as http:
             answer = _answer(
                 http.post("/v1/graphql", json={"query": query, "variables": {"id": job_id}})

@@ -27,20 +27,8 @@ from qmk.kernel.storage.store import pack_graph, program_text, unpack_graph
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, KEYS, chain_graph, login, run_kernel
-from support.tamper import bomb_program, swap_program, unfinished_jobs, zlib_bomb
+from support.tamper import FORGED, bomb_program, swap_program, unfinished_jobs, zlib_bomb
 
-#: Bell's program with its H swapped for X on both qubits: always 11, if it ever ran.
-FORGED = {
-    **BELL,
-    "program": {
-        "nodes": [
-            BELL["program"]["nodes"][0],
-            {"id": "x0", "op": "APPLY_X", "vqs": ["q0"]},
-            {"id": "x1", "op": "APPLY_X", "vqs": ["q1"]},
-            *BELL["program"]["nodes"][3:],
-        ]
-    },
-}
 #: (the program submitted, the one swapped in): a small one in its row; a big one kept
 #: apart, swapped for one of the same size (one X a Z).
 PROGRAMS = {
