@@ -1104,6 +1104,13 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
 
 sys.path.insert(0, str(ROOT / "tests"))  # the conformance suite's registry of wires
 
+
+def _flood_limits() -> dict[str, Any]:
+    from support.wires import FLOOD_LIMITS
+
+    return FLOOD_LIMITS
+
+
 #: A loop of 2**20 passes, 87 bytes (finding 1): it would unroll to a million nodes.
 LOOP_2_20 = (
     'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nfor int i in [0:2**20-1] { h q[0]; }'
@@ -1124,15 +1131,7 @@ MATRIX: dict[str, tuple[dict[str, Any], int | None]] = {
     # login flood on a 16 MiB disk (a tmpfs of its own: tests/support/small_disk.py)
     "swapped-program": ({}, None),
     "zlib-bomb": ({}, None),
-    "wal-full": (
-        {
-            "audit_rate_per_tenant": 1e6,
-            "audit_burst_per_tenant": 1_000_000,
-            "accept_rate": 1e6,
-            "accept_rate_per_peer": 1e6,
-        },
-        None,
-    ),
+    "wal-full": (_flood_limits(), None),
 }
 #: The scenarios whose kernel starts on a data directory written while it was stopped: a
 #: job of alice's held then, its program swapped (or packed as a 400 MiB bomb).

@@ -45,6 +45,7 @@ from support.kernel import TENANTS, WorkerGate
 from support.small_disk import SmallDisk
 from support.tamper import FORGED, bomb_program, swap_program
 from support.wires import (
+    FLOOD_LIMITS,
     GUARD_S,
     HELD,
     WIRES,
@@ -443,15 +444,8 @@ def test_a_decompression_bomb_in_the_database_costs_a_restart_nothing_on_every_w
     assert server.peak_rss_mb() < 400  # a start that inflated it peaks past the text
 
 
-#: A small disk (MiB) and its kernel's reserve (MiB), and limits that let one tenant log
-#: in as fast as one connection goes.
+#: A small disk (MiB) and its kernel's reserve (MiB).
 SMALL_DISK_MIB, SMALL_RESERVE_MIB = 16, 2
-UNLIMITED = {
-    "audit_rate_per_tenant": 1e6,
-    "audit_burst_per_tenant": 1_000_000,
-    "accept_rate": 1e6,
-    "accept_rate_per_peer": 1e6,
-}
 
 
 def test_a_login_flood_on_a_small_disk_keeps_its_log_within_it_on_every_wire(
@@ -461,9 +455,9 @@ def test_a_login_flood_on_a_small_disk_keeps_its_log_within_it_on_every_wire(
     kept to its 64 MiB bound whatever the disk, filled it within ~1,200 and wedged every
     login, a restart's too. The flood runs on the JSON-RPC socket; the wire under test
     logs in between its rounds, and after a restart on the same disk."""
-    with SmallDisk(tmp_path / "disk", SMALL_DISK_MIB) as disk:
+    with contextlib.closing(SmallDisk(tmp_path / "disk", SMALL_DISK_MIB)) as disk:
         server = disk.serve(
-            tmp_path, kernel={"min_free_disk_mb": SMALL_RESERVE_MIB}, server=UNLIMITED, chat=chat
+            tmp_path, kernel={"min_free_disk_mb": SMALL_RESERVE_MIB}, server=FLOOD_LIMITS, chat=chat
         ).start()
         try:
             with jsonrpc(server) as alice:

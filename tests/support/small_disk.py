@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from support.wires import DoorServer
 
 class SmallDisk:
     """A tmpfs of ``mib`` MiB at ``path`` (created here), seen by the commands run through
-    :attr:`prefix` until :meth:`close`."""
+    :attr:`prefix` until :meth:`close` (``with contextlib.closing(SmallDisk(...))``)."""
 
     def __init__(self, path: Path, mib: int) -> None:
         self.path = path
@@ -96,14 +95,3 @@ class SmallDisk:
             assert self._holder.stdin is not None
             self._holder.stdin.close()
             self._holder.wait(30)
-
-    def __enter__(self) -> SmallDisk:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

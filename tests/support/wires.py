@@ -213,6 +213,16 @@ def login_params(tenant: str, padding: int = 0, key: str | None = None) -> dict[
     return {"tenant": tenant, "key": key or TENANTS[tenant]["key"], "requested": caps}
 
 
+#: The ``[server]`` limits under which one tenant logs in as fast as one connection
+#: goes (:func:`flood_logins`): its audit rate and the accept rates out of the way.
+FLOOD_LIMITS: dict[str, Any] = {
+    "audit_rate_per_tenant": 1e6,
+    "audit_burst_per_tenant": 1_000_000,
+    "accept_rate": 1e6,
+    "accept_rate_per_peer": 1e6,
+}
+
+
 def flood_logins(
     server: DoorServer, tenant: str, count: int, *, watch: Callable[[], int] | None = None
 ) -> tuple[dict[str, int], int]:

@@ -7,6 +7,7 @@ the disk is cached as it says."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -23,23 +24,16 @@ from qmk.kernel.storage.reserve import DISK_READ_S, DiskReserve
 from qmk.qvm.generate import uniform_graph
 from support.kernel import TENANTS, WorkerGate
 from support.small_disk import SmallDisk
-from support.wires import DoorServer, flood_logins
+from support.wires import FLOOD_LIMITS, DoorServer, flood_logins
 
 #: The small disk (MiB) and the reserve its kernel keeps (MiB): a log restarted at its
 #: usual bound (64 MiB) fills such a disk within about 1,200 logins (13 KB of log each).
 DISK_MIB, RESERVE_MIB = 16, 2
-#: Limits that let one tenant log in as fast as one connection goes.
-UNLIMITED = {
-    "audit_rate_per_tenant": 1e6,
-    "audit_burst_per_tenant": 1_000_000,
-    "accept_rate": 1e6,
-    "accept_rate_per_peer": 1e6,
-}
 
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Any:
-    with SmallDisk(tmp_path / "disk", DISK_MIB) as small:
+    with contextlib.closing(SmallDisk(tmp_path / "disk", DISK_MIB)) as small:
         yield small
 
 
@@ -63,7 +57,7 @@ def test_the_log_of_a_login_flood_keeps_to_a_small_disk_and_a_restart_serves_log
     disk: SmallDisk, tmp_path: Path
 ) -> None:
     server = disk.serve(
-        tmp_path, kernel={"min_free_disk_mb": RESERVE_MIB}, server=UNLIMITED
+        tmp_path, kernel={"min_free_disk_mb": RESERVE_MIB}, server=FLOOD_LIMITS
     ).start()
     wal = disk.outside(disk.path / "data" / f"{DB_FILE}-wal")
 
