@@ -1094,12 +1094,22 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
 # Issue 47: every scenario on every wire of the door conformance suite's registry
 # (tests/support/wires.py: JSON-RPC on TCP, REST, gRPC, GraphQL, and any wire registered
 # there later), on a real ``qmk serve`` with every listener (support.wires.DoorServer).
+# Issue 63 adds the data directory's scenarios: ``swapped-program`` and ``zlib-bomb`` (a
+# kernel started on a directory tampered with while it was stopped) and ``wal-full`` (a
+# login flood on a 16 MiB tmpfs of its own, then a restart on it).
 # The prober is another tenant (dave) calling ``q_status`` over the JSON-RPC Unix socket
 # every millisecond and submitting a Bell job a second; each row adds the kernel's
 # memory (before, peak, after) and the load average at its start and end. A scenario a
 # wire has no operation for (GraphQL takes no program) prints ``n/a``.
 
 sys.path.insert(0, str(ROOT / "tests"))  # the conformance suite's registry of wires
+
+
+def _flood_limits() -> dict[str, Any]:
+    from support.wires import FLOOD_LIMITS
+
+    return FLOOD_LIMITS
+
 
 #: A loop of 2**20 passes, 87 bytes (finding 1): it would unroll to a million nodes.
 LOOP_2_20 = (
@@ -1117,7 +1127,17 @@ MATRIX: dict[str, tuple[dict[str, Any], int | None]] = {
     "stream-flood": ({}, None),
     "nonreading-result": ({"write_timeout_s": 2.0}, None),
     "login-flood": ({}, None),
+    # issue 63 (item 5): the data directory written by someone without the secret, and a
+    # login flood on a 16 MiB disk (a tmpfs of its own: tests/support/small_disk.py)
+    "swapped-program": ({}, None),
+    "zlib-bomb": ({}, None),
+    "wal-full": (_flood_limits(), None),
 }
+#: The scenarios whose kernel starts on a data directory written while it was stopped: a
+#: job of alice's held then, its program swapped (or packed as a 400 MiB bomb).
+TAMPERED = ("swapped-program", "zlib-bomb")
+#: The small disk of ``wal-full`` (MiB) and its kernel's reserve (MiB).
+WAL_DISK_MIB, WAL_RESERVE_MIB = 16, 2
 
 
 def _wires() -> dict[str, Any]:
@@ -1273,6 +1293,39 @@ def _login_flood(wire: Any, server: Any, stop: threading.Event, counts: dict[str
         _outcome(counts, lambda: wire.login(server, "alice"))
 
 
+def _tampered_job(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
+    """alice's job whose stored program was swapped before the start (env
+    QMK_BENCH_JOB): its status on the wire and a restore (JSON-RPC, her session), over
+    and over; QK310 each time."""
+    job = os.environ["QMK_BENCH_JOB"]
+    session = wire.session(server, "alice")
+    wire.status(server, session, job)  # NotOnThisWire where no status is kept
+    host, port = server.tcp
+    from qmk.errors import QMKError
+
+    with Client(f"tcp:{host}:{port}", session_id=session) as client:
+        while not stop.is_set():
+            try:
+                status = wire.status(server, session, job)
+                error = (status["error"] or {}).get("code")
+                _count(counts, f"status {status['state']} {error}")
+            except QMKError as exc:  # a refusal of the wire's own (a new connection each)
+                _count(counts, f"status {exc.code} {exc.details.get('reason')}")
+            _outcome(counts, lambda: client.q_restore(job))
+
+
+def _wal_full(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
+    """Rounds of 200 logins on the JSON-RPC socket as fast as it answers, each followed
+    by a login on the wire (the kernel's database log: 13 KB a login)."""
+    from support.wires import flood_logins
+
+    while not stop.is_set():
+        outcomes, _ = flood_logins(server, "alice", 200)
+        for key, value in outcomes.items():
+            counts[key] = counts.get(key, 0) + value
+        _outcome(counts, lambda: wire.session(server, "alice"))
+
+
 _MATRIX_ATTACKS = {
     "idle-conns": _idle_conns,
     "never-sign-in": _never_sign_in,
@@ -1282,6 +1335,9 @@ _MATRIX_ATTACKS = {
     "stream-flood": _stream_flood,
     "nonreading-result": _nonreading_result,
     "login-flood": _login_flood,
+    "swapped-program": _tampered_job,
+    "zlib-bomb": _tampered_job,
+    "wal-full": _wal_full,
 }
 
 
@@ -1308,15 +1364,30 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     hooks = gate.hooks() if scenario == "stream-flood" else None  # else the plain qmk serve
     model = _Model() if name.endswith("@assist") else None
     chat = None if model is None else model.url
-    server = DoorServer(
-        folder, server=dict(limits), nofile=nofile, workers=2, hooks=hooks, chat=chat
-    )
+    disk = None
+    env = dict(os.environ)
+    if scenario == "wal-full":  # its data directory on a small disk of its own
+        from support.small_disk import SmallDisk
+
+        disk = SmallDisk(folder / "disk", WAL_DISK_MIB)
+        server = disk.serve(
+            folder,
+            server=dict(limits),
+            kernel={"min_free_disk_mb": WAL_RESERVE_MIB},
+            workers=2,
+            chat=chat,
+        )
+    else:
+        server = DoorServer(
+            folder, server=dict(limits), nofile=nofile, workers=2, hooks=hooks, chat=chat
+        )
+    if scenario in TAMPERED:
+        env["QMK_BENCH_JOB"] = _tampered_before_start(server, folder, scenario)
     server.start()
     dave = TENANTS_OF_DOOR["dave"]
     client = Client.connect(str(folder / "k.sock"), tenant="dave", key=dave["key"])
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
     probe = client.q_submit(graph, 10, 1)["job_id"]
-    env = dict(os.environ)
     if scenario == "nonreading-result":  # the attacker's own job (another's is not found)
         alice = TENANTS_OF_DOOR["alice"]
         with Client.connect(str(folder / "k.sock"), tenant="alice", key=alice["key"]) as own:
@@ -1353,7 +1424,9 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     gate.open()
     time.sleep(2.0)  # the kernel sees the attacker's connections close
     figures.update(
-        rss_before_mb=rss_before, rss_peak_mb=peak[0], rss_after_mb=rss_mb(server.proc.pid)
+        rss_before_mb=rss_before,
+        rss_peak_mb=max(peak[0], server.peak_rss_mb()),  # the start's peak, too
+        rss_after_mb=rss_mb(server.proc.pid),
     )
     states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
     figures["jobs_accepted"] = len(states)
@@ -1362,6 +1435,16 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     began = time.perf_counter()
     status = server.stop()
     log = server.log()
+    if disk is not None:  # on the same small disk: a start, and a login
+        figures["free_mib_after"] = round(disk.free_bytes() / 2**20, 1)
+        server.start()
+        try:
+            Client.connect(str(folder / "k.sock"), tenant="dave", key=dave["key"]).close()
+            figures["login_after_restart"] = "granted"
+        except Exception as exc:
+            figures["login_after_restart"] = str(getattr(exc, "code", type(exc).__name__))
+        status = max(status, server.stop())
+        disk.close()
     if model is not None:
         model.stop()
     figures.update(
@@ -1372,6 +1455,30 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
         tracebacks_in_log=log.count("Traceback"),
     )
     return figures
+
+
+def _tampered_before_start(server: Any, folder: Path, scenario: str) -> str:
+    """Start ``server`` with alice's Bell job held in its worker, stop it, and swap the
+    job's stored program (``swapped-program``) or pack it as a 400 MiB bomb
+    (``zlib-bomb``) as someone without the secret would; the job's id."""
+    from qmk.qvm.graph import compact_text
+    from support.kernel import WorkerGate
+    from support.tamper import FORGED, bomb_program, swap_program
+
+    with WorkerGate(folder, "tamper-gate") as gate:
+        server.hooks = gate.hooks()
+        server.start()
+        alice = TENANTS_OF_DOOR["alice"]
+        with Client.connect(str(folder / "k.sock"), tenant="alice", key=alice["key"]) as own:
+            graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
+            job = str(own.q_submit(graph, 10, 1)["job_id"])
+        server.stop()
+    server.hooks = None
+    if scenario == "swapped-program":
+        swap_program(server.data_dir, job, compact_text(FORGED))
+    else:
+        bomb_program(server.data_dir, job, 400)
+    return job
 
 
 class _Model:

@@ -10,7 +10,9 @@ charged to the tenant, the size limit before sign-in, connections per peer and i
 on every listener together, the deadline of a connection that never signs in, failed
 logins per peer on every wire together, stream caps shared by every wire, a client that
 does not read dropped, a tenant's rate of audit-writing calls, every call in the
-metrics, and a flood of idle connections past the descriptors. The wire's own
+metrics, a flood of idle connections past the descriptors; and what is done to the data
+directory (a program swapped in the database, a decompression bomb, a login flood on a
+small disk), seen through the wire. The wire's own
 operations are in :mod:`support.wires`; an operation a wire does not have skips the
 scenario there. Nothing asserts a timing: the guards only stop a hang, and the servers'
 deadlines are set short where a scenario waits for one.
@@ -36,14 +38,20 @@ pytest.importorskip("starlette")
 from qmk.client import Client
 from qmk.errors import AuthError, QMKError, QuotaError, SessionError
 from qmk.qvm.generate import uniform_graph
+from qmk.qvm.graph import compact_text
 from support.chat_server import ScriptedChat
+from support.kernel import BELL as BELL_QVM
 from support.kernel import TENANTS, WorkerGate
+from support.small_disk import SmallDisk
+from support.tamper import FORGED, bomb_program, swap_program
 from support.wires import (
+    FLOOD_LIMITS,
     GUARD_S,
     HELD,
     WIRES,
     DoorServer,
     Wire,
+    flood_logins,
     on_wire,
     other_wire,
 )
@@ -383,3 +391,89 @@ def test_a_client_that_does_not_read_a_big_answer_is_dropped(
         server.until_logged(wire.dropped, before + 1)
     finally:
         sock.close()
+
+
+# --------------------------------------------------------------------------- the data directory
+#
+# Issue 63 (item 5): what someone who may write the data directory's files, but holds no
+# secret, does to a stopped kernel (a program swapped in kernel.db, a packed program
+# swapped for a decompression bomb), and a login flood on a small disk, each seen through
+# the wire under test: the tenant's job is refused with its code there, the server's
+# memory stays bounded, logins go on and a restart serves them, another tenant's job
+# completes.
+
+
+def held_then_stopped(serve: Serve, tmp_path: Path) -> tuple[DoorServer, str, str]:
+    """A server stopped with alice's Bell job held in its worker and bob's queued: the
+    server, and the two jobs' ids."""
+    with WorkerGate(tmp_path) as gate:
+        server = serve(hooks=gate.hooks())
+        with jsonrpc(server) as alice, jsonrpc(server, "bob") as bob:
+            held = alice.q_submit(BELL_QVM, 10, 1)["job_id"]
+            queued = bob.q_submit(BELL_QVM, 10, 2)["job_id"]
+        assert server.stop() == 0, server.log()
+    server.hooks = None
+    return server, str(held), str(queued)
+
+
+def refused_at_restart(wire: Wire, server: DoorServer, held: str, queued: str) -> None:
+    """After a restart: ``held`` is FAILED with QK310 through ``wire``, and ``queued``
+    (another tenant's) completes."""
+    server.start()
+    session = wire.session(server, "alice")
+    ended = on_wire(lambda: wire.status(server, session, held))
+    assert ended["state"] == "FAILED" and ended["error"]["code"] == "QK310", ended
+    with jsonrpc(server, "bob") as bob:
+        assert bob.q_wait(queued, 60_000)["state"] == "COMPLETED"
+
+
+def test_a_program_swapped_in_the_database_fails_its_job_at_restart_on_every_wire(
+    wire: Wire, serve: Serve, tmp_path: Path
+) -> None:
+    server, held, queued = held_then_stopped(serve, tmp_path)
+    swap_program(server.data_dir, held, compact_text(FORGED))
+    refused_at_restart(wire, server, held, queued)
+
+
+def test_a_decompression_bomb_in_the_database_costs_a_restart_nothing_on_every_wire(
+    wire: Wire, serve: Serve, tmp_path: Path
+) -> None:
+    server, held, queued = held_then_stopped(serve, tmp_path)
+    assert bomb_program(server.data_dir, held, 400) < 1_000_000  # 400 MiB of text
+    refused_at_restart(wire, server, held, queued)
+    assert server.peak_rss_mb() < 400  # a start that inflated it peaks past the text
+
+
+#: A small disk (MiB) and its kernel's reserve (MiB).
+SMALL_DISK_MIB, SMALL_RESERVE_MIB = 16, 2
+
+
+def test_a_login_flood_on_a_small_disk_keeps_its_log_within_it_on_every_wire(
+    wire: Wire, chat: str, tmp_path: Path
+) -> None:
+    """A flood of logins (13 KB of database log each) on a 16 MiB disk: the log, which
+    kept to its 64 MiB bound whatever the disk, filled it within ~1,200 and wedged every
+    login, a restart's too. The flood runs on the JSON-RPC socket; the wire under test
+    logs in between its rounds, and after a restart on the same disk."""
+    with contextlib.closing(SmallDisk(tmp_path / "disk", SMALL_DISK_MIB)) as disk:
+        server = disk.serve(
+            tmp_path, kernel={"min_free_disk_mb": SMALL_RESERVE_MIB}, server=FLOOD_LIMITS, chat=chat
+        ).start()
+        try:
+            with jsonrpc(server) as alice:
+                job = alice.q_submit(BELL_QVM, 10, 1)["job_id"]
+            for _ in range(4):
+                assert flood_logins(server, "alice", 500)[0] == {"granted": 500}
+                assert on_wire(lambda: wire.session(server, "alice"))
+            assert disk.free_bytes() > SMALL_RESERVE_MIB * 2**20
+        finally:
+            assert server.stop() == 0, server.log()
+        server.start()  # on the same disk
+        try:
+            session = wire.session(server, "alice")
+            done = on_wire(lambda: wire.status(server, session, job))
+            assert done["state"] == "COMPLETED"  # nothing lost
+        finally:
+            assert server.stop() == 0, server.log()
+        verified = disk.run("qmk", "audit", "verify", str(server.data_dir))
+        assert verified.returncode == 0, verified.stderr

@@ -75,6 +75,9 @@ class DoorServer:
         hooks: the tests' pool hooks (a :class:`~support.kernel.WorkerGate`'s).
         chat: the URL of a model server (:mod:`support.chat_server`) its ``[assist]``
             asks with the ``prompt`` script (the wire ``assist``); None: no model.
+        data: its data directory (default: ``root / "data"``).
+        prefix: what its command runs under (a :class:`~support.small_disk.SmallDisk`'s
+            ``prefix``: the namespace where its data directory's filesystem is).
     """
 
     root: Path
@@ -86,6 +89,8 @@ class DoorServer:
     hooks: Hooks | None = None
     chat: str | None = None
     workers: int = 1
+    data: Path | None = None
+    prefix: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     addresses: list[str] = field(default_factory=list)
 
@@ -103,7 +108,7 @@ class DoorServer:
             )
         )
         options = [
-            "--socket", str(self.root / "k.sock"), "--data-dir", str(self.root / "data"),
+            "--socket", str(self.root / "k.sock"), "--data-dir", str(self.data_dir),
             "--config", str(config), "--workers", str(self.workers), "--json",
             "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
         ]  # fmt: skip
@@ -116,7 +121,7 @@ class DoorServer:
             env = dict(os.environ)
         limit = self.nofile
         self.proc = subprocess.Popen(
-            command,
+            [*self.prefix, *command],
             stdout=(self.root / "out.txt").open("wb"),
             stderr=(self.root / "log.txt").open("wb"),
             env=env,
@@ -134,6 +139,11 @@ class DoorServer:
                     return self
             time.sleep(0.02)
         raise AssertionError(f"qmk serve did not listen: {self.log()}")
+
+    @property
+    def data_dir(self) -> Path:
+        """Its data directory."""
+        return self.data or self.root / "data"
 
     def log(self) -> str:
         """What the server wrote on stderr so far."""
@@ -173,6 +183,13 @@ class DoorServer:
         found = re.search(r"VmRSS:\s+(\d+) kB", status)
         return int(found.group(1)) / 1024 if found else 0.0
 
+    def peak_rss_mb(self) -> float:
+        """The server process's peak resident memory so far (MB)."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else 0.0
+
     def stop(self) -> int:
         """SIGTERM; the exit status."""
         assert self.proc is not None
@@ -194,6 +211,41 @@ def login_params(tenant: str, padding: int = 0, key: str | None = None) -> dict[
     if padding:
         caps.append("X" * padding)
     return {"tenant": tenant, "key": key or TENANTS[tenant]["key"], "requested": caps}
+
+
+#: The ``[server]`` limits under which one tenant logs in as fast as one connection
+#: goes (:func:`flood_logins`): its audit rate and the accept rates out of the way.
+FLOOD_LIMITS: dict[str, Any] = {
+    "audit_rate_per_tenant": 1e6,
+    "audit_burst_per_tenant": 1_000_000,
+    "accept_rate": 1e6,
+    "accept_rate_per_peer": 1e6,
+}
+
+
+def flood_logins(
+    server: DoorServer, tenant: str, count: int, *, watch: Callable[[], int] | None = None
+) -> tuple[dict[str, int], int]:
+    """``count`` logins of ``tenant`` one after another on one JSON-RPC connection (the
+    Unix socket), as fast as it answers: the answers counted (``granted``, or the code and
+    reason of a refusal), and the largest ``watch()`` seen, every 50 logins."""
+    line = _rpc_line("q_negotiate_caps", login_params(tenant))
+    outcomes: dict[str, int] = {}
+    largest = 0
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(GUARD_S)
+        sock.connect(str(server.root / "k.sock"))
+        reader = sock.makefile("rb")
+        for sent in range(count):
+            sock.sendall(line)
+            reply = json.loads(reader.readline())
+            error = reply.get("error")
+            reason = None if error is None else (error.get("data") or {}).get("reason")
+            key = "granted" if error is None else f"{error['code']} {reason}"
+            outcomes[key] = outcomes.get(key, 0) + 1
+            if watch is not None and sent % 50 == 0:
+                largest = max(largest, watch())
+    return outcomes, largest
 
 
 def _read_until_closed(sock: socket.socket) -> bytes:
@@ -641,7 +693,7 @@ class GraphqlWire(RestWire):
     name, label = "graphql", "http"
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
-        query = "query($id: ID!) { job(job_id: $id) { job_id state } }"
+        query = "query($id: ID!) { job(job_id: $id) { job_id state error } }"
         with self._http(server, session) as http:
             answer = _answer(
                 http.post("/v1/graphql", json={"query": query, "variables": {"id": job_id}})

@@ -774,8 +774,9 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         raise CommandError.of(
             "no-attestation", f"{args.data_dir}: job {args.job!r} is attested but not stored"
         )
-    if job.result_damage is not None:  # (audit verify saw it too: a row edited since)
-        err.write(f"{args.job}: {job.result_damage['code']} {job.result_damage['message']}\n")
+    damage = job.result_damage or job.program_damage
+    if damage is not None:  # (audit verify saw it too: a row edited since)
+        err.write(f"{args.job}: {damage['code']} {damage['message']}\n")
         return 1
     found = replay(job.graph, record, args.job)
     stored = None if job.result is None else job.result.get("counts")

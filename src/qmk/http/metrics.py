@@ -68,7 +68,8 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     (
         "qmk_data_disk_reserve_bytes",
         "gauge",
-        "free bytes below which submits are refused (kernel.min_free_disk_mb; 0: none)",
+        "free bytes below which submits, logins and delegations are refused "
+        "(kernel.min_free_disk_mb; 0: none)",
     ),
     ("qmk_result_storage_bytes", "gauge", "bytes of stored results, by tenant"),
     (

@@ -406,8 +406,9 @@ class KernelTable(_Table, frozen=True, kw_only=True):
         int,
         Meta(
             ge=0,
-            description="free space the data directory's disk keeps; submits are refused "
-            "below it (MiB; 0: no reserve)",
+            description="free space the data directory's disk keeps for the kernel's own "
+            "writes: submits, logins and delegations are refused below it, and the database's "
+            "log keeps clear of it (MiB; 0: no reserve)",
         ),
     ] = DEFAULT_MIN_FREE_DISK_MB
     max_graph_nodes: Annotated[
@@ -458,7 +459,8 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
             ge=0,
             le=9,
             description="the highest priority its jobs may ask for (priorities order a "
-            "tenant's own jobs)",
+            "tenant's own jobs); a job that asks for none runs at the default, 5, or at "
+            "this when it is lower",
         ),
     ] = 9
     max_atoms: Annotated[
@@ -522,6 +524,13 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
     def quota(self) -> dict[str, int | float]:
         """The quotas as plain JSON."""
         return {name: getattr(self, name) for name in TenantQuota.__struct_fields__}
+
+    @property
+    def default_priority(self) -> int:
+        """The priority of a job that asks for none: the kernel's default
+        (:data:`qmk.defaults.PRIORITY`), within ``max_priority``, so that a plain submit
+        is never refused for a priority it did not ask for."""
+        return min(defaults.PRIORITY, self.max_priority)
 
 
 class TenantTable(TenantQuota, frozen=True, kw_only=True):

@@ -192,6 +192,14 @@ register(
         "a checkpoint file does not carry the kernel's seal: edited, or not the kernel's",
         "restore the job from another checkpoint, or run it again from its start",
     ),
+    (
+        "QK310",
+        "program-tampered",
+        "a job's stored program does not match the seal the kernel wrote when it stored it "
+        "(edited or swapped in kernel.db, or a packed text past its sealed size): it is not run",
+        "restore kernel.db from a backup, or submit the program again; qmk audit verify names "
+        "every such job",
+    ),
 )
 register(
     ExposureError,

@@ -67,6 +67,7 @@ from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.billing import Outbox
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.datadir import DataDir, open_data_dir
+from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.channels import ChannelDesk
 from qmk.kernel.syscalls.delegations import DelegationDesk
@@ -110,6 +111,7 @@ class Kernel:
             synchronous=config.synchronous,
             seal_key=derive(self.secret, "result"),
             checkpoints_apart=True,
+            disk_reserve_bytes=config.min_free_disk_mb * 2**20,
         )
         self.audit = AuditLog(data_dir, self.secret)
         self.sessions = Sessions(
@@ -130,6 +132,8 @@ class Kernel:
             self.store.delete_ended_delegations, self.audit.append, config.delegation_keep_s
         )
         self.commits = GroupCommit(self.store, self.audit)
+        #: The disk's reserve, which no tenant's request takes (:mod:`~qmk.kernel.storage.reserve`).
+        self.reserve = DiskReserve(data_dir, config.min_free_disk_mb)
         #: The machine (the device interface, docs/devices.md): the simulated logical one.
         self.device = device_for(config)
         self.supervisor = Supervisor(
@@ -165,6 +169,7 @@ class Kernel:
         self.delegation_desk = DelegationDesk(
             config,
             self.delegations,
+            reserve=self.reserve,
             store=self.store,
             audit=self.audit,
             commits=self.commits,
@@ -177,6 +182,7 @@ class Kernel:
             self.keys,
             self.delegation_desk,
             check_open=self._check_open,
+            reserve=self.reserve,
             store=self.store,
             audit=self.audit,
             commits=self.commits,
@@ -188,7 +194,7 @@ class Kernel:
         #: Jobs: submitted, found, waited for, stopped, restored, replayed, listed.
         self.job_desk = JobDesk(
             config,
-            data_dir,
+            self.reserve,
             store=self.store,
             admission=self.admission,
             supervisor=self.supervisor,
@@ -219,6 +225,7 @@ class Kernel:
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self.delegation_desk.lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
+        self.supervisor.sweeps.append(self.delegation_desk.lines.flush)
         self.supervisor.state_key = derive(self.secret, "state")
         #: The workflow triggers (:mod:`qmk.kernel.running.triggers`): their loop is a task of
         #: the kernel's group; they hear jobs end and calibrations on the audit log.
@@ -373,6 +380,7 @@ class Kernel:
         self._closing = True
         self.supervisor.stop_starting()
         self.session_desk.flush_auth_failures()
+        self.delegation_desk.lines.flush(self.clock.now(), force=True)
         if self._host is not None:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])

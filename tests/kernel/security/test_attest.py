@@ -111,8 +111,8 @@ def test_audit_replay_proves_the_same_counts_and_catches_a_changed_graph(
             "UPDATE jobs SET graph = ? WHERE job_id = ?",
             (graph.replace("APPLY_H", "APPLY_X"), job_id),
         )
-    status, out, err = qmk("audit", "replay", data, job_id)
-    assert status == 1 and "graph_sha256 differs" in err
+    status, out, err = qmk("audit", "replay", data, job_id)  # verify finds it first
+    assert status == 1 and f"job {job_id}'s stored program differs from the seal" in err
 
 
 def test_audit_replay_of_an_unknown_job_is_a_coded_error(tmp_path: Path) -> None:

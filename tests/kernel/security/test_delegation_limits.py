@@ -149,3 +149,52 @@ def test_ended_delegations_past_their_keep_time_are_deleted_when_the_kernel_open
     assert run_kernel(tmp_path, look, config=config(delegation_keep_s=100), clock=later) == {
         "delegations": []
     }
+
+
+def test_delegation_churn_past_a_tenants_share_of_a_window_is_one_counted_summary_line(
+    tmp_path: Path,
+) -> None:
+    """A tenant's delegation lines (its delegations, revocations, their capability
+    decisions and uses) are written in full up to its share of each window, then counted
+    into one summary line when the window ends: churn grows the log by a bounded number
+    of lines a window, every event is counted once, another tenant's share is its own,
+    and the chain verifies."""
+    from qmk.kernel.security.delegations import AUDIT_WINDOW_S, LINES_PER_WINDOW
+    from qmk.kernel.storage.audit import verify
+
+    clock = ManualClock()
+    pairs = 300  # each a delegation (its decision line and its own) and a revocation
+
+    async def churn(kernel: Kernel, sid: str, to_tenant: str, count: int) -> None:
+        for _ in range(count):
+            lent = await kernel.q_delegate_caps(
+                session_id=sid, to_tenant=to_tenant, caps=["CAP_MAGIC"], expires_s=600
+            )
+            await kernel.q_revoke_delegation(session_id=sid, delegation_id=lent["delegation_id"])
+
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
+        bob = await login(kernel, "bob", ["CAP_ALLOC", "CAP_MAGIC"])
+        await churn(kernel, alice, "carol", pairs)
+        await churn(kernel, bob, "carol", 5)  # bob's share is his own: in full
+        clock.advance(AUDIT_WINDOW_S)  # the window ends: its summary at the next sweep
+        await clock.tick()
+        await churn(kernel, alice, "bob", pairs)  # a second window, summed at the close
+
+    run_kernel(tmp_path, body, config=config(), clock=clock)
+    lines = audit_lines(tmp_path, "deleg") + audit_lines(tmp_path, "cap")
+    alices = [r for r in lines if r.get("tenant") == "alice" and r.get("where") != "negotiate"]
+    summaries = [r for r in alices if r.get("action") == "summary"]
+    full = [r for r in alices if r.get("action") != "summary"]
+    assert len(summaries) == 2 and len(full) == 2 * LINES_PER_WINDOW
+    events = 3 * pairs  # per window: a decision, a delegation and a revocation a pair
+    for summary in summaries:
+        assert summary["lines"] + LINES_PER_WINDOW == events
+        assert sum(summary["kinds"].values()) == summary["lines"]
+        assert summary["window_s"] == AUDIT_WINDOW_S
+        assert summary["first_id"].startswith("dlg_") and summary["last_id"].startswith("dlg_")
+    assert summaries[0]["to_tenants"] == ["carol"] and summaries[1]["to_tenants"] == ["bob"]
+    assert summaries[0]["caps"] == ["CAP_MAGIC"]
+    bobs = [r for r in lines if r.get("tenant") == "bob" and r.get("where") != "negotiate"]
+    assert len(bobs) == 15 and not [r for r in bobs if r.get("action") == "summary"]
+    assert verify(tmp_path / "data").ok

@@ -44,16 +44,20 @@ def test_a_submit_retried_with_its_idempotency_key_returns_the_same_job(tmp_path
     run_kernel(tmp_path, body, workers=1)
 
 
-def test_a_disk_below_its_reserve_refuses_submits_and_keeps_nothing(tmp_path: Path) -> None:
+def test_a_disk_below_its_reserve_refuses_logins_and_keeps_nothing(tmp_path: Path) -> None:
+    """(Submits, restores and delegations too, on a real small disk:
+    tests/kernel/storage/test_reserve.py.)"""
+
     async def body(kernel: Kernel) -> None:
-        alice = await login(kernel, "alice")
         with pytest.raises(UnavailableError) as caught:
-            await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+            await login(kernel, "alice")
         assert "min_free_disk_mb" in caught.value.message
-        assert (await kernel.q_list_jobs(session_id=alice))["jobs"] == []
+        assert caught.value.details["reason"] == "disk-reserve"
 
     huge = 2**40  # MiB: no disk has that much free
     run_kernel(tmp_path, body, workers=1, config=make_config(min_free_disk_mb=huge))
+    lines = (tmp_path / "data" / "audit.log").read_text().splitlines()
+    assert not [line for line in lines if '"decision":"grant"' in line]
 
 
 _FULL_DISK = """

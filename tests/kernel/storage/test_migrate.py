@@ -36,6 +36,7 @@ from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, FENCED, KEYS, chain_graph, login, make_config, run_kernel
 from support.neutral_atom import gate, job
+from support.tamper import unfinished_jobs
 
 SHOTS, SEED = 300, 11
 
@@ -398,7 +399,9 @@ def _as_before_targets(data: Path, ran: dict[str, Any], *, numbered: bool) -> No
             (graph, json.dumps(policy), json.dumps(request), job_id),
         )
     db.execute("UPDATE meta SET value='1' WHERE key=?", (SCHEMA_KEY,))
-    if not numbered:
+    if numbered:  # programs' seals came with format 9: a kernel of format 1 wrote none
+        db.execute("ALTER TABLE jobs DROP COLUMN program_seal")
+    else:
         for index in ("jobs_cache", "jobs_idempotency"):
             db.execute(f"DROP INDEX {index}")
         for table, column, _ in ADDED_COLUMNS:
@@ -711,7 +714,7 @@ def test_a_format_7_data_dir_keeps_its_results_indexes_with_their_heads_when_mig
     db.close()
 
     report = _refused_then_migrated(data, 7)
-    assert report["version_to"] == SCHEMA_VERSION == 8
+    assert report["version_to"] == SCHEMA_VERSION == 9
     with sqlite3.connect(data / DB_FILE) as db:
         row = db.execute(
             "SELECT result_meta, result_seal FROM jobs WHERE job_id=?", (job_id,)
@@ -769,3 +772,35 @@ def test_an_old_result_whose_text_is_not_todays_keeps_its_head_in_the_index_it_g
         assert dict(job.result.head) == {k: v for k, v in value.items() if k != "counts"}
     finally:
         store.close()
+
+
+def test_a_format_8_data_dir_has_its_programs_sealed_when_migrated(tmp_path: Path) -> None:
+    """Format 9 seals every job's program (``program_seal``): a directory of format 8,
+    whose rows carry none, is refused, then migrated: each program whose text is the one
+    its run request names is sealed, and its unfinished job runs when the kernel starts;
+    one edited before the migration (its text not the digest its request names) is left
+    unsealed, and its job ends ``QK310 program-tampered``, never run."""
+    data = tmp_path / "data"
+    alices, bobs = unfinished_jobs(tmp_path, BELL)
+    db = sqlite3.connect(data / DB_FILE)
+    db.execute("ALTER TABLE jobs DROP COLUMN program_seal")
+    db.execute("UPDATE meta SET value='8' WHERE key=?", (SCHEMA_KEY,))
+    (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id=?", (bobs,)).fetchone()
+    db.execute(
+        "UPDATE jobs SET graph=? WHERE job_id=?", (graph.replace("APPLY_H", "APPLY_X"), bobs)
+    )
+    db.commit()
+    db.close()
+
+    report = _refused_then_migrated(data, 8)
+    assert report["version_to"] == SCHEMA_VERSION and report["programs_sealed"] == 1
+    assert report["columns_added"] == ["jobs.program_seal"]
+
+    async def body(kernel: Kernel) -> None:
+        alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
+        done = await kernel.q_wait(session_id=alice, job_id=alices, timeout_ms=60_000)
+        assert done["state"] == "COMPLETED", done["error"]
+        edited = await kernel.q_wait(session_id=bob, job_id=bobs, timeout_ms=60_000)
+        assert edited["state"] == "FAILED" and edited["error"]["code"] == "QK310"
+
+    run_kernel(tmp_path, body, workers=1)

@@ -121,6 +121,29 @@ def test_a_priority_above_the_tenants_max_priority_is_refused(tmp_path: Path) ->
     run_kernel(tmp_path, body, workers=1, config=config(["CAP_ALLOC"], max_priority=5))
 
 
+def test_a_plain_submit_of_a_tenant_capped_below_the_default_priority_runs_at_its_cap(
+    tmp_path: Path,
+) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        for policy in (None, {}, {"priority": None}, {"noise": False}):
+            job = await kernel.q_submit(
+                session_id=alice, graph=BELL, shots=10, seed=1, policy=policy
+            )
+            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED" and done["priority"] == 2, (policy, done)
+        with pytest.raises(QuotaError) as caught:  # a priority asked for is still checked
+            await kernel.q_submit(
+                session_id=alice, graph=BELL, shots=10, seed=1, policy={"priority": 5}
+            )
+        assert caught.value.details["limit"] == "max_priority"
+        bob = await login(kernel, "bob", ["CAP_ALLOC"])  # uncapped: the default, 5
+        job = await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=1)
+        assert job["priority"] == 5
+
+    run_kernel(tmp_path, body, workers=1, config=config(["CAP_ALLOC"], max_priority=2))
+
+
 def test_a_restored_jobs_earlier_outcome_stays_readable(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC"])

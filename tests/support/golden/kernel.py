@@ -599,6 +599,7 @@ JOB_ROW = JobRow(
     cache_key=None,
     cached_from=None,
     result_seal="seal",
+    program_seal="17:seal",
 )
 
 RAN = Ran(

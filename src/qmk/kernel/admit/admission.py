@@ -261,7 +261,12 @@ class Admission:
         if given_seed:
             seed = check_seed(seed)
         policy, options = target_options(policy, entry.options)
-        parsed = parse_kept(self._policies, policy, self.config.job_timeout_s)
+        parsed = parse_kept(
+            self._policies,
+            policy,
+            self.config.job_timeout_s,
+            self.config.tenants[tenant].default_priority,
+        )
         if entry.program != "qvm":
             return await self._admit_program(
                 session, graph, shots, seed, parsed, options, entry, allowed

@@ -120,29 +120,29 @@ class SettledAnswers:
         return len(self._entries)
 
 
-def parse_kept(memo: Memo[Policy], policy: Any, default_timeout_s: float) -> Policy:
+def parse_kept(
+    memo: Memo[Policy], policy: Any, default_timeout_s: float, default_priority: int
+) -> Policy:
     """:func:`~qmk.kernel.records.jobs.parse_policy` of a submit's ``policy``; that of a
     policy of plain JSON (:func:`plain`) is kept in ``memo`` by its JSON text (which
-    tells ``1``, ``1.0`` and ``true`` apart) and the default timeout; no policy is kept
-    as the empty one, so that every submit that gives none shares one. A refused one is
-    parsed again each time, its refusal with it."""
-    if policy is None or (type(policy) is dict and not policy):  # none: the empty one's
-        return memo.get(
-            (b"{}", default_timeout_s),
-            None,
-            lambda: parse_policy({}, default_timeout_s=default_timeout_s),
+    tells ``1``, ``1.0`` and ``true`` apart) and the defaults; no policy is kept as the
+    empty one, so that every submit that gives none shares one. A refused one is parsed
+    again each time, its refusal with it."""
+
+    def parse(given: Any) -> Policy:
+        return parse_policy(
+            given, default_timeout_s=default_timeout_s, default_priority=default_priority
         )
+
+    if policy is None or (type(policy) is dict and not policy):  # none: the empty one's
+        return memo.get((b"{}", default_timeout_s, default_priority), None, lambda: parse({}))
     if type(policy) is not dict or not plain(policy):
-        return parse_policy(policy, default_timeout_s=default_timeout_s)
+        return parse(policy)
     try:
         key = _ENCODE(policy)
     except (TypeError, ValueError, OverflowError):  # an integer past 64 bits
-        return parse_policy(policy, default_timeout_s=default_timeout_s)
-    return memo.get(
-        (key, default_timeout_s),
-        None,
-        lambda: parse_policy(policy, default_timeout_s=default_timeout_s),
-    )
+        return parse(policy)
+    return memo.get((key, default_timeout_s, default_priority), None, lambda: parse(policy))
 
 
 def plain(value: Any) -> bool:

@@ -31,7 +31,7 @@ import msgspec
 
 from qmk import defaults
 from qmk.engines import EngineError
-from qmk.errors import InvalidArgument
+from qmk.errors import InvalidArgument, StateError
 from qmk.execution.request import Policy, RunRequest
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.records.stored import StoredResult
@@ -56,9 +56,11 @@ ENGINES = defaults.ENGINES
 _NULL_IS_DEFAULT = ("priority", "noise", "channels", "timeout_ms")
 
 
-def _policy_data(policy: Mapping[str, Any] | None, default_timeout_s: float) -> dict[str, Any]:
+def _policy_data(
+    policy: Mapping[str, Any] | None, default_timeout_s: float, default_priority: int
+) -> dict[str, Any]:
     """The ``policy`` object as the schema reads it: nulls that mean "the default"
-    dropped, the kernel's default timeout filled in.
+    dropped, the kernel's default timeout and the tenant's default priority filled in.
 
     Raises:
         InvalidArgument: ``policy`` is not an object or null.
@@ -69,18 +71,25 @@ def _policy_data(policy: Mapping[str, Any] | None, default_timeout_s: float) -> 
         raise InvalidArgument("policy must be an object or null", key="policy")
     data = {k: v for k, v in policy.items() if not (v is None and k in _NULL_IS_DEFAULT)}
     data.setdefault("timeout_ms", max(1, round(default_timeout_s * 1000)))
+    data.setdefault("priority", default_priority)
     return data
 
 
-def parse_policy(policy: Mapping[str, Any] | None, *, default_timeout_s: float) -> Policy:
+def parse_policy(
+    policy: Mapping[str, Any] | None,
+    *,
+    default_timeout_s: float,
+    default_priority: int = defaults.PRIORITY,
+) -> Policy:
     """A :class:`~qmk.execution.request.Policy` from the ``policy`` object of ``q_submit``
     (its schema: unknown keys, types and ranges refused), with the engine and profile
-    names checked.
+    names checked; ``default_priority``: the tenant's, where the policy sets none
+    (:attr:`~qmk.kernel.config.TenantQuota.default_priority`).
 
     Raises:
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
     """
-    data = _policy_data(policy, default_timeout_s)
+    data = _policy_data(policy, default_timeout_s, default_priority)
     if data.get("calibration") is not None:
         data["calibration"] = _calibration(data["calibration"])
     parsed: Policy = convert(data, Policy, where="policy")
@@ -190,6 +199,9 @@ class Job:
     #: Why the stored result is not served (``QK308 result-tampered``: it does not match
     #: its seal, :mod:`qmk.kernel.security.seals`); None: it is, or there is none. Not stored.
     result_damage: dict[str, str] | None = None
+    #: Why the stored program is not run (``QK310 program-tampered``: it does not match
+    #: its seal; ``graph`` is then ``''``); None: it is the one the kernel stored. Not stored.
+    program_damage: dict[str, str] | None = None
     attempts: int = 0
     preemptions: int = 0
     epoch: int = 0
@@ -257,6 +269,18 @@ class Job:
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+    def stored_program(self) -> str:
+        """The program's text, to run it again (a restore, a replay).
+
+        Raises:
+            StateError: ``QK310 program-tampered``: the stored text is not the one the
+                kernel sealed (:attr:`program_damage`).
+        """
+        if self.program_damage is not None:
+            error = self.program_damage
+            raise StateError(error["message"], code=error["code"], job_id=self.job_id)
+        return self.graph
 
     def to_json(self, *, result: bool = True) -> dict[str, Any]:
         """The job as the wire shows it (``result`` left out of summaries)."""

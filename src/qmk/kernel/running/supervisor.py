@@ -234,7 +234,9 @@ class Supervisor:
         """Re-queue every job the last run left QUEUED, VALIDATING or RUNNING; their count.
 
         A job that was started goes back to QUEUED from its latest checkpoint (that is,
-        from its start: a run is a pure function of the stored spec and seed).
+        from its start: a run is a pure function of the stored spec and seed). A job whose
+        stored program is not the one the kernel sealed ends FAILED with its ``QK310
+        program-tampered`` instead, never run (its ``program_damage``).
         """
         if self.checkpoint_dir is not None and remove_orphans(self.store, self.checkpoint_dir):
             self.commits.dirty()
@@ -244,6 +246,9 @@ class Supervisor:
             self.commits.dirty()
         recovered = 0
         for job in self.store.active_jobs():
+            if job.program_damage is not None:
+                self.book.finish(job, J.FAILED, job.program_damage)
+                continue
             previous = job.state
             if previous != J.QUEUED:
                 checkpoint = self.store.load_checkpoint(job.job_id, job.tenant, None)

@@ -25,7 +25,13 @@ within the tenant's rate of such calls, which the door keeps for every wire
 (:class:`Retention`): an ended delegation (revoked, or expired) is deleted ``[kernel]
 delegation_keep_s`` after it ended, on the kernel's epoch ticks and when it opens, with
 one ``deleg`` audit line (``action: "expire"``) a sweep; until then it is listed and
-read as it ended.
+read as it ended. **Audit lines** (:class:`DelegationLines`): a tenant's delegation lines
+(its delegations, revocations, their capability decisions and the uses of what it was
+lent) are written in full up to :data:`LINES_PER_WINDOW` a window of
+:data:`AUDIT_WINDOW_S`; past that, they are counted into one ``deleg`` line (``action:
+"summary"``) when the window ends, so churn grows the log by a bounded number of lines a
+window, whatever the audit rate lets through. The rows keep each delegation's story for
+``delegation_keep_s`` after it ended.
 
 >>> table = DelegationTable([])
 >>> d = Delegation(delegation_id="dlg_1", from_tenant="alice", to_tenant="bob",
@@ -43,8 +49,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from qmk.errors import NotFoundError
@@ -258,6 +264,110 @@ class Retention:
         return gone
 
 
+#: The window of a tenant's delegation lines (kernel seconds), and how many of its lines a
+#: window writes in full (the rest are counted into its summary line).
+AUDIT_WINDOW_S = 60.0
+LINES_PER_WINDOW = 60
+#: The most distinct recipients and capabilities a summary line names.
+_SUMMARY_NAMES = 8
+
+
+@dataclass(slots=True)
+class _Window:
+    """One tenant's window of delegation lines: when it ends, how many it wrote in full,
+    and what it counted since."""
+
+    start: float
+    end: float
+    written: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    to_tenants: set[str] = field(default_factory=set)
+    caps: set[str] = field(default_factory=set)
+    first_id: str | None = None
+    last_id: str | None = None
+
+    def count(self, fields: Mapping[str, Any]) -> None:
+        kind = fields.get("action") or f"{fields.get('where')}-{fields.get('decision')}"
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        if isinstance(to := fields.get("to_tenant"), str) and len(self.to_tenants) < _SUMMARY_NAMES:
+            self.to_tenants.add(to)
+        for cap in fields.get("caps") or fields.get("required") or ():
+            if len(self.caps) < _SUMMARY_NAMES:
+                self.caps.add(str(cap))
+        if isinstance(ident := fields.get("delegation_id"), str):
+            self.first_id = self.first_id or ident
+            self.last_id = ident
+
+
+class DelegationLines:
+    """A tenant's delegation audit lines, bounded a window (see the module docstring):
+    the first :data:`LINES_PER_WINDOW` of each window of :data:`AUDIT_WINDOW_S` in full,
+    the rest counted into one summary line written when the window ends (at the tenant's
+    next line, at the kernel's sweeps, :meth:`flush`, and at its close).
+
+    Args:
+        append: the audit log's append (``append(event, fields)``).
+        window_s: the window's length (kernel seconds).
+        full: the lines a window writes in full.
+    """
+
+    def __init__(
+        self,
+        append: Callable[..., Any],
+        *,
+        window_s: float = AUDIT_WINDOW_S,
+        full: int = LINES_PER_WINDOW,
+    ) -> None:
+        self.append, self.window_s, self.full = append, window_s, full
+        self._windows: dict[str, _Window] = {}
+
+    def write(self, now: float, tenant: str, event: str, fields: Mapping[str, Any]) -> bool:
+        """Write (or count) ``tenant``'s line ``event`` of ``fields`` at ``now``; whether
+        a line was written (its own, or a summary that ended before it)."""
+        window = self._windows.get(tenant)
+        summed = False
+        if window is None or now >= window.end:
+            if window is not None:
+                summed = self._summary(tenant, window)
+            window = self._windows[tenant] = _Window(start=now, end=now + self.window_s)
+        if window.written < self.full:
+            window.written += 1
+            self.append(event, fields)
+            return True
+        window.count(fields)
+        return summed
+
+    def flush(self, now: float, *, force: bool = False) -> bool:
+        """Write the summary of each window that ended by ``now`` (``force``: of every
+        window, the kernel closing); whether any was written."""
+        written = False
+        for tenant, window in list(self._windows.items()):
+            if force or now >= window.end:
+                del self._windows[tenant]
+                written = self._summary(tenant, window) or written
+        return written
+
+    def _summary(self, tenant: str, window: _Window) -> bool:
+        if not window.kinds:
+            return False
+        self.append(
+            "deleg",
+            {
+                "action": "summary",
+                "tenant": tenant,
+                "since": window.start,
+                "window_s": self.window_s,
+                "lines": sum(window.kinds.values()),
+                "kinds": dict(sorted(window.kinds.items())),
+                "to_tenants": sorted(window.to_tenants),
+                "caps": sorted(window.caps),
+                "first_id": window.first_id,
+                "last_id": window.last_id,
+            },
+        )
+        return True
+
+
 def not_found(delegation_id: object) -> NotFoundError:
     """The refusal of a delegation id that is not one of the tenant's (either end)."""
     return NotFoundError(
@@ -267,12 +377,15 @@ def not_found(delegation_id: object) -> NotFoundError:
 
 
 __all__ = [
+    "AUDIT_WINDOW_S",
     "COLUMNS",
     "EXPIRED",
+    "LINES_PER_WINDOW",
     "LIVE",
     "REVOKED",
     "STATES",
     "Delegation",
+    "DelegationLines",
     "DelegationTable",
     "Retention",
     "not_found",

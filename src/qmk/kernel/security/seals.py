@@ -5,6 +5,12 @@ log, so an edit by anyone without the secret is seen where the thing is read.
   HMAC of its job id, the SHA-256 of its JSON (:func:`data_digest`, also in the job's
   COMPLETED audit line as ``stored_sha256``) and the SHA-256 of its index. A row whose
   seal does not match is served as ``QK308 result-tampered``, never as counts.
+- **Programs** (:func:`program_seal`): a job's row carries the HMAC of its job id, its
+  tenant, its run request's ``program_digest`` (the SHA-256 of the program's text) and
+  the text's size in bytes, under the results' key (the message names its kind). The
+  size is read before a packed text is unpacked: a text is never inflated past the size
+  the kernel sealed. A job whose text does not match is refused as ``QK310
+  program-tampered``, at a restart and at a restore or replay, never run.
 - **Execution states** (:func:`seal_state`, :func:`unseal_state`): a checkpoint file
   (``.qmkstate``) ends with a trailer, :data:`STATE_TRAILER` and the HMAC of everything
   before it. A worker resumes only from a file whose HMAC matches (``QK309
@@ -101,6 +107,34 @@ def result_seal(
     return _hex_mac(key, body.encode())
 
 
+def program_seal(key: bytes | KeyedMac, job_id: str, tenant: str, digest: str, size: int) -> str:
+    """The seal of job ``job_id``'s stored program: ``"<size>:<HMAC>"`` of the tenant's
+    program whose text has SHA-256 ``digest`` (its run request's ``program_digest``) and
+    ``size`` bytes of UTF-8.
+
+    >>> key = derive(b"s" * 32, "result")
+    >>> seal = program_seal(key, "j1", "alice", "ab", 120)
+    >>> seal.split(":")[0], sealed_size(key, "j1", "alice", "ab", seal)
+    ('120', 120)
+    >>> sealed_size(key, "j1", "bob", "ab", seal), sealed_size(key, "j1", "alice", "ab", None)
+    (None, None)
+    """
+    body = "\0".join(("program", job_id, tenant, digest, str(size)))
+    return f"{size}:{_hex_mac(key, body.encode())}"
+
+
+def sealed_size(
+    key: bytes | KeyedMac, job_id: str, tenant: str, digest: str, seal: str | None
+) -> int | None:
+    """The size in bytes ``seal`` vouches for job ``job_id``'s program of SHA-256
+    ``digest``; None when it is no seal of that job, tenant and digest under ``key``."""
+    size = (seal or "").partition(":")[0]
+    if not size.isdigit() or len(size) > 12:
+        return None
+    expected = program_seal(key, job_id, tenant, digest, int(size))
+    return int(size) if hmac.compare_digest(seal or "", expected) else None
+
+
 def sealed_result(
     key: bytes | KeyedMac, job_id: str, data: bytes, meta: str, seal: str | None
 ) -> bool:
@@ -147,8 +181,10 @@ __all__ = [
     "KeyedMac",
     "data_digest",
     "derive",
+    "program_seal",
     "result_seal",
     "seal_state",
     "sealed_result",
+    "sealed_size",
     "unseal_state",
 ]

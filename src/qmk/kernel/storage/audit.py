@@ -58,7 +58,7 @@ import msgspec
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.records.stored import digest_counts
 from qmk.kernel.security.seals import KeyedMac, derive
-from qmk.kernel.storage.store import committed_audit_head, stored_results
+from qmk.kernel.storage.store import committed_audit_head, stored_programs, stored_results
 
 _log = logging.getLogger("qmk.kernel.storage.audit")
 
@@ -466,6 +466,8 @@ class AuditReport:
     recoveries: tuple[tuple[int, tuple[str, ...]], ...] = ()
     #: Stored results compared with their audit lines (and their seals, with the secret).
     results_checked: int = 0
+    #: Stored programs checked against their seals (with the secret; 0 without it).
+    programs_checked: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -477,6 +479,7 @@ class AuditReport:
             "macs_checked": self.macs_checked,
             "recoveries": [{"line": line, "problems": list(p)} for line, p in self.recoveries],
             "results_checked": self.results_checked,
+            "programs_checked": self.programs_checked,
         }
 
 
@@ -497,7 +500,9 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     count = 0
     recoveries: list[tuple[int, tuple[str, ...]]] = []
 
-    def bad(reason: str, line: int | None = None, results_checked: int = 0) -> AuditReport:
+    def bad(
+        reason: str, line: int | None = None, results_checked: int = 0, programs_checked: int = 0
+    ) -> AuditReport:
         """The failing report: ``line`` the first bad one (default: the last read)."""
         return AuditReport(
             ok=False,
@@ -507,6 +512,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
             head_checked=head is not None,
             macs_checked=secret is not None,
             results_checked=results_checked,
+            programs_checked=programs_checked,
         )
 
     raw_lines = data.split(b"\n")
@@ -555,6 +561,10 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
     if problem is not None:
         line, reason = problem
         return bad(reason, line=line, results_checked=checked)
+    programs, unsealed = digests.check_programs(root, secret)
+    if unsealed is not None:
+        queued, reason = unsealed
+        return bad(reason, line=queued, results_checked=checked, programs_checked=programs)
     return AuditReport(
         ok=True,
         lines=count,
@@ -562,6 +572,7 @@ def verify(data_dir: str | os.PathLike[str]) -> AuditReport:
         macs_checked=secret is not None,
         recoveries=tuple(recoveries),
         results_checked=checked,
+        programs_checked=programs,
     )
 
 
@@ -637,17 +648,21 @@ class _Digests:
     admin migrate`` rewrote), else the ``result_sha256`` of its last attestation (the
     counts' digest: lines of kernels from before seals; an attestation is on the
     COMPLETED line, or on an ``attest`` line of its own from kernels before
-    2026-11-26)."""
+    2026-11-26); and the line of each job's acceptance (its first QUEUED line), where a
+    stored program that is not the one sealed is named."""
 
     def __init__(self) -> None:
         self.stored: dict[str, tuple[int, str]] = {}
         self.counts: dict[str, tuple[int, str]] = {}
+        self.queued: dict[str, int] = {}
 
     def note(self, line: int, record: dict[str, Any]) -> None:
         event, job_id = record.get("event"), record.get("job_id")
         if not isinstance(job_id, str):
             return
-        if event == "job" and record.get("state") == "COMPLETED":
+        if event == "job" and record.get("state") == "QUEUED":
+            self.queued.setdefault(job_id, line)
+        elif event == "job" and record.get("state") == "COMPLETED":
             stored = record.get("stored_sha256")
             if isinstance(stored, str):
                 self.stored[job_id] = (line, stored)
@@ -682,6 +697,25 @@ class _Digests:
                 counts = stored_result(data, meta).get("counts")
                 if not isinstance(counts, dict) or digest_counts(counts) != digest:
                     return checked, (line, edited + f"line {line}'s attested counts (edited)")
+        return checked, None
+
+    def check_programs(
+        self, root: Path, secret: bytes | None
+    ) -> tuple[int, tuple[int | None, str] | None]:
+        """(programs checked against their seals, the first that fails as (the line of
+        its job's acceptance, None where the log has none, and the reason) or None); none
+        without the secret."""
+        if secret is None:
+            return 0, None
+        checked = 0
+        for job_id, sealed in stored_programs(root, derive(secret, "result")):
+            checked += 1
+            if not sealed:
+                return checked, (
+                    self.queued.get(job_id),
+                    f"job {job_id}'s stored program differs from the seal the kernel wrote "
+                    "(edited or swapped in kernel.db)",
+                )
         return checked, None
 
 

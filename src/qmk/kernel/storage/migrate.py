@@ -45,6 +45,11 @@ kernel holding the directory (it takes the data directory's lock):
   first one whose result had to carry a seal (its ``result_seals_from`` record, checked
   against its HMAC; the record is then dropped). A result after it without its seal lost
   it to an edit: it stays unsealed, and is served as ``QK308 result-tampered``;
+- **programs' seals** (format 9): every job's stored program carries its seal
+  (:func:`~qmk.kernel.security.seals.program_seal`). A program stored without one is
+  sealed under the kernel secret where its text is the one its run request names (its
+  ``program_digest``); one that is not stays unsealed, and is refused as ``QK310
+  program-tampered``;
 - **device results of before targets**: a device job's result was the device's own
   (``Result.to_json``: ``device_id``, ``status``, its counts and telemetry at the top); a
   job of the ``neutral-atom`` target's is the one result every target returns
@@ -87,7 +92,14 @@ from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
-from qmk.kernel.security.seals import data_digest, derive, result_seal, sealed_result
+from qmk.kernel.security.seals import (
+    KeyedMac,
+    data_digest,
+    derive,
+    program_seal,
+    result_seal,
+    sealed_result,
+)
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.storage.audit import LINE_FORMATS, MIGRATE_EVENT, AuditLog
 from qmk.kernel.storage.datadir import open_data_dir
@@ -97,6 +109,7 @@ from qmk.kernel.storage.store import (
     AUDIT_SEQ,
     GRAPH_APART,
     META_TABLE,
+    PACKED_GRAPH,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     USAGE_TABLE,
@@ -105,8 +118,9 @@ from qmk.kernel.storage.store import (
     create_tables,
     meta_text,
     pack_graph,
+    program_text,
     schema_version,
-    unpack_graph,
+    text_bytes,
 )
 from qmk.qvm.graph import compact_text
 from qmk.values import convert
@@ -128,6 +142,7 @@ ADDED_COLUMNS = (
     ("jobs", "result_seal", "TEXT"),
     ("attempts", "result_seal", "TEXT"),
     ("jobs", "graph_digest", "TEXT"),
+    ("jobs", "program_seal", "TEXT"),
 )
 
 _dumps = compact_encoder(allow_nan=True)
@@ -158,6 +173,8 @@ class Migrated:
     graphs_moved: int = 0
     #: Graphs kept apart as their text, packed now (format 5).
     graphs_packed: int = 0
+    #: Jobs' programs stored before seals, sealed now (format 9).
+    programs_sealed: int = 0
     requests_built: int = 0
     #: Rows whose policy lost the ``device`` key of before targets.
     policies_updated: int = 0
@@ -186,6 +203,7 @@ class Migrated:
             "results_sealed": self.results_sealed,
             "graphs_moved": self.graphs_moved,
             "graphs_packed": self.graphs_packed,
+            "programs_sealed": self.programs_sealed,
             "requests_built": self.requests_built,
             "policies_updated": self.policies_updated,
             "device_jobs": self.device_jobs,
@@ -290,6 +308,7 @@ def _bring_forward(
     report.requests_built = _build_requests(db, physics)
     report.results_sealed = _seal_results(db, key, None if unsealed else _seals_from(db, key))
     report.graphs_packed = _pack_graphs(db)
+    report.programs_sealed = _seal_programs(db, key)
     db.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SCHEMA_KEY, str(SCHEMA_VERSION))
     )
@@ -491,17 +510,42 @@ def _pack_graphs(db: sqlite3.Connection) -> int:
 
 
 def _graph_of(db: sqlite3.Connection, job_id: str) -> str | None:
-    """The stored graph text of a job (in its row, or kept apart under its digest)."""
-    row = db.execute(
-        "SELECT CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t "
-        "WHERE t.tenant = jobs.tenant AND t.digest = jobs.graph_digest) ELSE graph END "
-        "FROM jobs WHERE job_id=?",
-        (job_id,),
-    ).fetchone()
+    """The stored graph text of a job (in its row, or kept apart under its digest);
+    None for no such job, or a packed text that does not unpack within
+    :data:`~qmk.kernel.storage.store.UNSEALED_PROGRAM_BYTES`."""
+    row = db.execute(f"SELECT graph, {PACKED_GRAPH} FROM jobs WHERE job_id=?", (job_id,)).fetchone()
     if row is None:
         return None
     # kept apart: packed from format 5 on, its text before (_pack_graphs packs it)
-    return row[0] if isinstance(row[0], str) else unpack_graph(row[0])
+    text, kept = row
+    if isinstance(kept, str):
+        return kept
+    return program_text(None, (job_id, "", "", text, kept, None))
+
+
+def _seal_programs(db: sqlite3.Connection, key: bytes) -> int:
+    """Format 9: the program of each job stored without its seal sealed under the kernel
+    secret, where its text is the one its run request names (its ``program_digest``); a
+    text that is not (edited before the migration), or does not unpack, stays unsealed
+    and is refused as ``QK310 program-tampered``."""
+    sealer = KeyedMac(key)
+    ids = [
+        str(job_id)
+        for (job_id,) in db.execute("SELECT job_id FROM jobs WHERE program_seal IS NULL")
+    ]
+    done = 0
+    for job_id in ids:
+        tenant, digest = db.execute(
+            "SELECT tenant, json_extract(request, '$.program_digest') FROM jobs WHERE job_id=?",
+            (job_id,),
+        ).fetchone()
+        text = _graph_of(db, job_id)
+        if text is None or not isinstance(digest, str) or program_digest(text) != digest:
+            continue
+        seal = program_seal(sealer, job_id, tenant, digest, text_bytes(text))
+        db.execute("UPDATE jobs SET program_seal=? WHERE job_id=?", (seal, job_id))
+        done += 1
+    return done
 
 
 def _before_targets(db: sqlite3.Connection) -> tuple[int, int]:

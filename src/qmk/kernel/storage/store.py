@@ -18,6 +18,7 @@ With ``synchronous=NORMAL`` (the default) a committed transaction survives a cra
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import json.encoder
@@ -40,7 +41,13 @@ from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_resu
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.security.delegations import COLUMNS as DELEGATION_COLUMNS
-from qmk.kernel.security.seals import KeyedMac, result_seal, sealed_result
+from qmk.kernel.security.seals import (
+    KeyedMac,
+    program_seal,
+    result_seal,
+    sealed_result,
+    sealed_size,
+)
 from qmk.kernel.storage.walcheck import WalCheckpoints
 from qmk.memo import Memo
 
@@ -98,7 +105,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     cache_key TEXT,
     cached_from TEXT,
     result_seal TEXT,
-    graph_digest TEXT
+    graph_digest TEXT,
+    program_seal TEXT
 );
 -- a tenant's jobs in submission order (format 8): an entry made at the job's insert, at
 -- its tenant's right end, and never moved (no update sets tenant or seq), where the index
@@ -333,6 +341,9 @@ class JobRow(msgspec.Struct, array_like=True, frozen=True):
     cache_key: str | None
     cached_from: str | None
     result_seal: str | None
+    #: The seal of its program (:func:`~qmk.kernel.security.seals.program_seal`): its
+    #: size in bytes and the HMAC that binds its text to the job; None without a key.
+    program_seal: str | None
 
 
 _JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
@@ -371,18 +382,85 @@ def pack_graph(text: str) -> bytes:
     )
 
 
-def unpack_graph(data: bytes) -> str:
-    """The text :func:`pack_graph` packed."""
-    return zlib.decompress(data).decode("utf-8")
+#: The most bytes a packed text is unpacked to where no seal says its size (a reader
+#: without the kernel's secret, ``qmk admin migrate`` of rows sealed by no kernel): far
+#: past any program a kernel stores with the door's limits, and a bound on what a
+#: decompression bomb written into the database takes.
+UNSEALED_PROGRAM_BYTES = 256 * 2**20
 
 
-#: The job columns as read (a result's JSON as its bytes: see :func:`_result_columns`),
-#: then one more: the packed form of a graph kept apart from its row, found by its
-#: digest (None for one in its row). :func:`_read_job` reads such a row.
-_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),") + (
-    ", CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
+def unpack_graph(data: bytes, limit: int = UNSEALED_PROGRAM_BYTES) -> str:
+    """The text :func:`pack_graph` packed, never inflated past ``limit`` bytes.
+
+    Raises:
+        ValueError: ``data`` is not a packed text of at most ``limit`` bytes of UTF-8.
+
+    >>> packed = pack_graph("x" * 1000)
+    >>> len(unpack_graph(packed, 1000))
+    1000
+    >>> unpack_graph(packed, 999)
+    Traceback (most recent call last):
+    ...
+    ValueError: a packed text past 999 bytes
+    """
+    inflate = zlib.decompressobj()
+    try:
+        data = inflate.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"not a packed text: {exc}") from None
+    if len(data) > limit or inflate.unconsumed_tail:
+        raise ValueError(f"a packed text past {limit} bytes")
+    if not inflate.eof:
+        raise ValueError("a packed text cut short")
+    return data.decode("utf-8")
+
+
+def text_bytes(text: str) -> int:
+    """The size of ``text`` in UTF-8 (an ASCII text's length: no encoding).
+
+    >>> text_bytes("abc"), text_bytes("é")
+    (3, 2)
+    """
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def program_text(
+    key: bytes | KeyedMac | None,
+    row: tuple[str, str, str, str, bytes | None, str | None],
+) -> str | None:
+    """The program's text of a stored job, checked against its seal: ``row`` is its job
+    id, tenant, run request's ``program_digest``, the text in its row (``''`` for one
+    kept apart), the packed text kept apart (None for one in its row) and the row's
+    ``program_seal``. None where the text is not the one the kernel sealed: no seal of
+    that job, tenant and digest under ``key``, a packed text past the sealed size, or a
+    text of another size or digest. Without ``key`` nothing is checked, and a packed
+    text is unpacked up to :data:`UNSEALED_PROGRAM_BYTES` (None past it)."""
+    job_id, tenant, digest, text, packed, seal = row
+    size = UNSEALED_PROGRAM_BYTES
+    if key is not None:
+        sealed = sealed_size(key, job_id, tenant, digest, seal)
+        if sealed is None:
+            return None
+        size = sealed
+    if packed is not None:
+        try:
+            text = unpack_graph(packed, size)
+        except ValueError:
+            return None
+    if key is not None and (text_bytes(text) != size or program_digest(text) != digest):
+        return None
+    return text
+
+
+#: The packed form of a job's graph kept apart from its row, found by its digest (None
+#: for one in its row), in SQL.
+PACKED_GRAPH = (
+    "CASE WHEN graph = '' THEN (SELECT t.graph FROM graph_texts t WHERE t.tenant = jobs.tenant"
     " AND t.digest = jobs.graph_digest) END"
 )
+#: The job columns as read (a result's JSON as its bytes: see :func:`_result_columns`),
+#: then :data:`PACKED_GRAPH`. :func:`_read_job` reads such a row.
+_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),") + ", " + PACKED_GRAPH
 
 
 def _taker(kept: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
@@ -504,8 +582,10 @@ _INSERT_FRESH = _INSERT_JOB.split(tuple(None if c in _FRESH_NULLS else 0 for c i
 #: index (``result_meta``) without its head, which its text holds (:func:`meta_text`: a
 #: small job's row fits a page, where it took an overflow page; indexes of format 7 and
 #: before, with their head, read as they are), and a tenant's jobs indexed by their
-#: submission order (``jobs_tenant``), not by their state (``jobs_tenant_state``).
-SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 8
+#: submission order (``jobs_tenant``), not by their state (``jobs_tenant_state``); 9,
+#: every job's program sealed (``program_seal``: none read unchecked, none unpacked past
+#: its sealed size).
+SCHEMA_KEY, SCHEMA_VERSION = "schema_version", 9
 
 
 def _result_columns(
@@ -521,6 +601,18 @@ def _result_columns(
     meta, digest = (meta_text(result.meta), None) if made is None else made
     seal = None if key is None else result_seal(key, job_id, result.sha256, meta, digest)
     return result.data, meta, result.nbytes, seal
+
+
+def tampered_program(job_id: str) -> dict[str, str]:
+    """The coded error (``QK310 program-tampered``) of a job whose stored program is not
+    the one the kernel sealed."""
+    return error_json(
+        JobError.of(
+            "program-tampered",
+            f"job {job_id}'s stored program does not match the seal the kernel wrote with it "
+            "(edited or swapped in kernel.db); it is not run",
+        )
+    )
 
 
 def tampered_result(job_id: str) -> dict[str, str]:
@@ -647,12 +739,23 @@ _REQUEST_ENCODER = msgspec.json.Encoder()
 
 
 def _read_job(
-    row: tuple[Any, ...], sealed: Callable[[str, bytes, str, str | None], bool] | None
+    row: tuple[Any, ...],
+    sealed: Callable[[str, bytes, str, str | None], bool] | None,
+    key: KeyedMac | None,
 ) -> Job:
-    """The job of a row of :data:`_JOB_SELECT` (its graph unpacked when kept apart)."""
-    job = _job(JobRow(*row[:-1]), sealed)
-    if row[-1] is not None:
-        job.graph = unpack_graph(row[-1])
+    """The job of a row of :data:`_JOB_SELECT`, its program checked against its seal with
+    ``key`` and unpacked when kept apart (:func:`program_text`): one that fails is read
+    as none (``''``), with its ``program_damage``."""
+    record = JobRow(*row[:-1])
+    job = _job(record, sealed)
+    digest = job.request.program_digest
+    text = program_text(
+        key, (job.job_id, job.tenant, digest, job.graph, row[-1], record.program_seal)
+    )
+    if text is None:
+        job.graph, job.program_damage = "", tampered_program(job.job_id)
+    else:
+        job.graph = text
     return job
 
 
@@ -952,6 +1055,8 @@ class Store:
         checkpoints_apart: the WAL's checkpoints made on a thread of their own
             (:class:`~qmk.kernel.storage.walcheck.WalCheckpoints`: the kernel's, whose
             commits run on the event loop); else SQLite's own, inside a commit.
+        disk_reserve_bytes: the disk's reserve the log keeps clear of (with
+            ``checkpoints_apart``; :mod:`qmk.kernel.storage.reserve`).
     """
 
     def __init__(
@@ -961,6 +1066,7 @@ class Store:
         synchronous: str = "normal",
         seal_key: bytes | None = None,
         checkpoints_apart: bool = False,
+        disk_reserve_bytes: int = 0,
     ) -> None:
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -970,6 +1076,10 @@ class Store:
         self.db = _Connection(sqlite3.connect(self.path, check_same_thread=False), self._saved_row)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        # the log a crash left, copied back and its blocks given back before any write (a
+        # full disk's room); where it cannot be, the first commit says why
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         fresh = not _has_table(self.db, "jobs")
         if not fresh:
             check_version(self.db, root)
@@ -985,7 +1095,9 @@ class Store:
         self._sealer = None if seal_key is None else KeyedMac(seal_key)
         #: The thread that checkpoints the log (``checkpoints_apart``), else None.
         self.checkpoints: WalCheckpoints | None = (
-            WalCheckpoints(self.db.execute, self.path) if checkpoints_apart else None
+            WalCheckpoints(self.db.execute, self.path, reserve_bytes=disk_reserve_bytes)
+            if checkpoints_apart
+            else None
         )
 
     def _sealed(self, job_id: str, data: bytes, meta: str, seal: str | None) -> bool:
@@ -1074,6 +1186,7 @@ class Store:
                     job.preemptions,
                     job.epoch,
                     _REQUEST_ENCODER.encode(job.request).decode(),
+                    self._program_seal(job),
                     0,  # result_bytes
                 ),
             )
@@ -1106,6 +1219,7 @@ class Store:
                     job.cache_key,
                     job.cached_from,
                     seal,
+                    self._program_seal(job),
                     size,
                     digest,
                     idempotency_key,
@@ -1113,6 +1227,14 @@ class Store:
             )
         )
         self.dirty = True
+
+    def _program_seal(self, job: Job) -> str | None:
+        """The seal of ``job``'s program (None without a key): bound to its run request's
+        digest of the text (admission made both of the one text)."""
+        if self._sealer is None:
+            return None
+        digest = job.request.program_digest
+        return program_seal(self._sealer, job.job_id, job.tenant, digest, text_bytes(job.graph))
 
     def save_request(self, job: Job) -> None:
         """Write a job's run request again, with its row (:meth:`save_job`, in the same
@@ -1197,14 +1319,14 @@ class Store:
         row = self.db.execute_of(
             job_id, f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
-        return None if row is None else _read_job(row, self._sealed)
+        return None if row is None else _read_job(row, self._sealed, self._sealer)
 
     def active_jobs(self) -> list[Job]:
         """Every job not in a final state, in submission order (``jobs_active``)."""
         rows = self.db.execute(
             f"SELECT {_JOB_SELECT} FROM jobs WHERE {_ACTIVE} ORDER BY seq"
         ).fetchall()
-        return [_read_job(row, self._sealed) for row in rows]
+        return [_read_job(row, self._sealed, self._sealer) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
         """The tenant's most recent jobs (newest first), optionally of one state, without
@@ -1702,6 +1824,31 @@ def stored_results(
         db.close()
 
 
+def stored_programs(data_dir: Path, key: bytes | None) -> Iterable[tuple[str, bool | None]]:
+    """Every job's stored program of ``data_dir``'s database, read without opening it for
+    writing: (job id, whether it is the text the kernel sealed, :func:`program_text`;
+    None without ``key``).
+
+    Raises:
+        DataDirError: ``QK105 data-dir-outdated``: an older kernel's database.
+    """
+    path = data_dir / DB_FILE
+    if not path.exists():
+        return
+    sealer = None if key is None else KeyedMac(key)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        check_version(db, data_dir)
+        rows = db.execute(
+            "SELECT job_id, tenant, json_extract(request, '$.program_digest'), graph, "
+            f"{PACKED_GRAPH}, program_seal FROM jobs ORDER BY seq"
+        )
+        for row in rows:
+            yield row[0], None if sealer is None else program_text(sealer, row) is not None
+    finally:
+        db.close()
+
+
 #: The ``meta`` key of the audit line the last start's check reached (seq, hash, byte
 #: offset of its line) with its HMAC: the next start checks the lines after it.
 AUDIT_VERIFIED = "audit_verified"
@@ -1849,13 +1996,19 @@ __all__ = [
     "AUDIT_OFFSET",
     "AUDIT_SEQ",
     "AUDIT_VERIFIED",
+    "PACKED_GRAPH",
+    "UNSEALED_PROGRAM_BYTES",
     "RunRow",
     "Store",
     "TriggerRow",
     "TriggerRows",
     "committed_audit_head",
     "meta_text",
+    "program_text",
+    "stored_programs",
     "stored_results",
+    "tampered_program",
     "tampered_result",
+    "text_bytes",
     "verified_audit_head",
 ]

@@ -24,6 +24,15 @@ each write past its end allocating and zeroing the OS's pages and blocks and eac
 truncating them (about a fifth of a commit's CPU under a stream of small jobs). A bigger
 file (a single huge transaction's) is still trimmed back to that size. A crash in the
 middle of any checkpoint loses nothing: SQLite's recovery reads the log again.
+
+**Within the disk.** The log also keeps to the disk it is on: past a quarter of the room
+the disk has above the kernel's reserve (:mod:`qmk.kernel.storage.reserve`; the log's own
+bytes counted as room), a checkpoint truncates it (``TRUNCATE``), giving its blocks back. The
+thread looks at the log's size every :data:`WATCH_S` between checkpoints, so a flood of commits
+on a small disk never grows it past that share by more than a fraction of a second's
+commits. On a disk with room for :data:`LOG_KEEP_BYTES` in that share, the log is
+restarted and kept as above. A log that took the disk would leave its checkpoints no room
+to copy pages back, and the kernel none to write, even after a restart.
 """
 
 from __future__ import annotations
@@ -48,6 +57,12 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 1.0
 #: The log's pages (4 KiB each) past which a checkpoint restarts it (64 MiB).
 RESTART_FRAMES = 16_384
+#: How often the thread looks at the log's size between checkpoints (seconds): a
+#: ``stat`` of the log and a ``statvfs`` of its disk (a few microseconds each).
+WATCH_S = 0.05
+#: The least bound of the log on a small disk (bytes): below it, checkpoints would come
+#: at every few commits for little room.
+MIN_LOG_BYTES = 1 * 2**20
 #: A page's frame in the log: its 24-byte header, then the page (the kernel's database
 #: keeps SQLite's default page size); the log's own header is 32 bytes.
 PAGE_BYTES, FRAME_HEADER_BYTES, LOG_HEADER_BYTES = 4096, 24, 32
@@ -80,6 +95,8 @@ class WalCheckpoints:
         path: the database file (the thread opens its own connection to it).
         every_s: the least time between two checkpoints.
         restart_frames: the log's pages past which a checkpoint restarts it.
+        reserve_bytes: the disk's reserve (:mod:`qmk.kernel.storage.reserve`): the log
+            keeps to a quarter of the room above it (the module docstring).
 
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -99,12 +116,16 @@ class WalCheckpoints:
         *,
         every_s: float = CHECKPOINT_EVERY_S,
         restart_frames: int = RESTART_FRAMES,
+        reserve_bytes: int = 0,
     ) -> None:
         execute("PRAGMA wal_autocheckpoint=0")
         #: The size the log's file is trimmed back to when it restarts.
         self.keep_bytes = log_keep_bytes(restart_frames)
         execute(f"PRAGMA journal_size_limit={self.keep_bytes}")
         self._path = os.fspath(path)
+        self._wal = self._path + "-wal"
+        self._folder = os.path.dirname(self._path) or "."
+        self._reserve = reserve_bytes
         self._every_s = every_s
         self._restart_frames = restart_frames
         self._wanted = threading.Event()  # a commit was made since the last checkpoint
@@ -112,9 +133,11 @@ class WalCheckpoints:
         self._made = threading.Condition()  # notified as each checkpoint ends
         self._started = 0
         self._ended = False  # the thread returned
-        #: Checkpoints made, and restarts among them.
+        #: Checkpoints made, restarts among them, and truncations (a restart that gave
+        #: the log's blocks back to a small disk).
         self.checkpoints = 0
         self.restarts = 0
+        self.truncations = 0
         #: Checkpoints that failed (each is tried again after the next commit).
         self.errors = 0
         #: Why the thread could not open the database, if it could not (the store then
@@ -166,12 +189,51 @@ class WalCheckpoints:
                 except sqlite3.Error as exc:  # a full disk, say: the log waits for the next
                     self.errors += 1
                     log.warning("a checkpoint of the database failed: %s", exc)
-                if self._stopping.wait(self._every_s):
+                if self._rest():
                     return
         finally:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
             self._end()
+
+    def _rest(self) -> bool:
+        """Wait ``every_s`` after a checkpoint, or less when the log passes its bound on
+        the disk meanwhile (looked at every :data:`WATCH_S`); True when stopping."""
+        waited = 0.0
+        while waited < self._every_s:
+            step = min(WATCH_S, self._every_s - waited)
+            if self._stopping.wait(step):
+                return True
+            waited += step
+            if self._over_bound():
+                self._wanted.set()
+                return False
+        return False
+
+    def _over_bound(self) -> bool:
+        bound = self.log_bound()
+        return bound is not None and self._log_bytes() > bound
+
+    def _log_bytes(self) -> int:
+        """The log file's size (0 where there is none)."""
+        try:
+            return os.stat(self._wal).st_size
+        except OSError:
+            return 0
+
+    def log_bound(self) -> int | None:
+        """The log's bytes past which a checkpoint gives them back now: a quarter of the
+        disk's room above the reserve (the log's own bytes counted as room), at least
+        :data:`MIN_LOG_BYTES`; None on a disk whose share holds the log's kept size
+        (:attr:`keep_bytes`: restarted at its frames' bound and kept, as ever)."""
+        try:
+            stats = os.statvfs(self._folder)
+        except OSError:
+            return None
+        room = stats.f_bavail * stats.f_frsize + self._log_bytes() - self._reserve
+        if room // 4 >= self.keep_bytes:
+            return None
+        return max(MIN_LOG_BYTES, room // 4)
 
     def _end(self) -> None:
         with self._made:
@@ -183,7 +245,10 @@ class WalCheckpoints:
             self._started += 1
         try:
             _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames >= self._restart_frames:
+            if self._over_bound():  # a small disk: its blocks back
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                self.truncations += 1
+            elif frames >= self._restart_frames:
                 conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
                 self.restarts += 1
         finally:
@@ -199,7 +264,9 @@ class WalCheckpoints:
 __all__ = [
     "CHECKPOINT_EVERY_S",
     "LOG_KEEP_BYTES",
+    "MIN_LOG_BYTES",
     "RESTART_FRAMES",
+    "WATCH_S",
     "WalCheckpoints",
     "log_keep_bytes",
 ]

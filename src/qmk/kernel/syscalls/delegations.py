@@ -14,10 +14,16 @@ from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records import jobs as J
 from qmk.kernel.security.delegations import STATES as DELEGATION_STATES
-from qmk.kernel.security.delegations import Delegation, DelegationTable, not_found
+from qmk.kernel.security.delegations import (
+    Delegation,
+    DelegationLines,
+    DelegationTable,
+    not_found,
+)
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 
 
@@ -28,6 +34,7 @@ class DelegationDesk:
     Args:
         config: the kernel configuration (the tenants, ``max_delegation_s``).
         delegations: the live delegations.
+        reserve: the data directory's disk reserve (checked at a delegation).
         store, audit, commits, clock: the kernel's.
     """
 
@@ -36,6 +43,7 @@ class DelegationDesk:
         config: KernelConfig,
         delegations: DelegationTable,
         *,
+        reserve: DiskReserve,
         store: Store,
         audit: AuditLog,
         commits: GroupCommit,
@@ -43,10 +51,13 @@ class DelegationDesk:
     ) -> None:
         self.config = config
         self.delegations = delegations
+        self.reserve = reserve
         self.store = store
         self.audit = audit
         self.commits = commits
         self.clock = clock
+        #: Each tenant's delegation lines, bounded a window (summaries at the sweeps).
+        self.lines = DelegationLines(audit.append)
 
     def _own_caps(self, tenant: str) -> tuple[str, ...] | None:
         """A tenant's configured capabilities (None: no such tenant any more)."""
@@ -71,16 +82,17 @@ class DelegationDesk:
         for cap, ids in lenders.items():
             for delegation_id in ids:
                 by_delegation.setdefault(delegation_id, []).append(cap)
+        now = self.clock.now()
         for delegation_id, lent in by_delegation.items():
-            self.audit.append(
-                "deleg",
-                action="use",
-                delegation_id=delegation_id,
-                tenant=session.tenant,
-                session=session.sid,
-                caps=lent,
+            fields = {
+                "action": "use",
+                "delegation_id": delegation_id,
+                "tenant": session.tenant,
+                "session": session.sid,
+                "caps": lent,
                 **where,
-            )
+            }
+            self.lines.write(now, session.tenant, "deleg", fields)
         self.commits.dirty()
 
     async def delegate(
@@ -111,6 +123,7 @@ class DelegationDesk:
                 key="expires_s",
             )
         wanted = list(dict.fromkeys(caps))
+        self.reserve.check("a delegation")
         self._check_lendable(session, wanted)
         if self.delegations.live_from(session.tenant, now) >= defaults.MAX_LIVE_DELEGATIONS:
             raise QuotaError(
@@ -130,16 +143,16 @@ class DelegationDesk:
         )
         self.delegations.add(delegation)
         self.store.save_delegation(delegation.to_row())
-        self.audit.append(
-            "deleg",
-            action="delegate",
-            delegation_id=delegation.delegation_id,
-            tenant=session.tenant,
-            session=session.sid,
-            to_tenant=to_tenant,
-            caps=wanted,
-            expires_at=delegation.expires_at,
-        )
+        fields = {
+            "action": "delegate",
+            "delegation_id": delegation.delegation_id,
+            "tenant": session.tenant,
+            "session": session.sid,
+            "to_tenant": to_tenant,
+            "caps": wanted,
+            "expires_at": delegation.expires_at,
+        }
+        self.lines.write(now, session.tenant, "deleg", fields)
         await self.commits.durable()
         return delegation.to_json(now)
 
@@ -148,15 +161,15 @@ class DelegationDesk:
         capabilities that the session holds); refuse it if not."""
         own = self.config.tenants[session.tenant].caps
         missing = [c for c in wanted if c not in session.caps or c not in own]
-        self.audit.append(
-            "cap",
-            where="delegate",
-            tenant=session.tenant,
-            session=session.sid,
-            required=wanted,
-            decision="deny" if missing else "allow",
+        fields = {
+            "where": "delegate",
+            "tenant": session.tenant,
+            "session": session.sid,
+            "required": wanted,
+            "decision": "deny" if missing else "allow",
             **({"missing": missing} if missing else {}),
-        )
+        }
+        self.lines.write(self.clock.now(), session.tenant, "cap", fields)
         if missing:
             self.commits.dirty()
             lent = [c for c in missing if c in session.caps]
@@ -189,16 +202,16 @@ class DelegationDesk:
         ended = delegation.revoked(now, by=session.tenant)
         self.delegations.drop(delegation.delegation_id)
         self.store.save_delegation(ended.to_row())
-        self.audit.append(
-            "deleg",
-            action="revoke",
-            delegation_id=delegation.delegation_id,
-            tenant=session.tenant,
-            session=session.sid,
-            from_tenant=delegation.from_tenant,
-            to_tenant=delegation.to_tenant,
-            caps=list(delegation.caps),
-        )
+        fields = {
+            "action": "revoke",
+            "delegation_id": delegation.delegation_id,
+            "tenant": session.tenant,
+            "session": session.sid,
+            "from_tenant": delegation.from_tenant,
+            "to_tenant": delegation.to_tenant,
+            "caps": list(delegation.caps),
+        }
+        self.lines.write(now, session.tenant, "deleg", fields)
         await self.commits.durable()
         return ended.to_json(now)
 

@@ -8,67 +8,55 @@ and listed (``q_submit``, ``q_status``, ``q_wait``, ``q_get_result``,
 from __future__ import annotations
 
 import json
-import math
-import os
-import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from qmk import defaults
-from qmk.errors import InvalidArgument, UnavailableError
+from qmk.errors import InvalidArgument
 from qmk.kernel.admit.admission import Admission, Allowed
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records import jobs as J
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.sessions import Session
+from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
-
-#: How long a reading of the disk's free space that passed the reserve is trusted
-#: (monotonic seconds): a submit reads it (``statvfs``, 3 us) at most this often while
-#: there is room, and at every submit once there is not.
-DISK_READ_S = 0.1
 
 
 class JobDesk:
     """The job syscalls' work, each for a checked session (see the module docstring).
 
     Args:
-        config: the kernel configuration (``min_free_disk_mb``).
-        data_dir: the data directory (its disk's free space is checked at a submit).
+        config: the kernel configuration.
+        reserve: the data directory's disk reserve (checked at a submit, a restore, a
+            replay and a checkpoint).
         store: the kernel's database.
         admission: checks submissions and builds their jobs.
         supervisor: holds, runs and stops the jobs.
         delegations: the use of lent capabilities, audited at a submit.
         check_open: raises while the kernel is closing or stopped.
-        monotonic: the clock of :data:`DISK_READ_S` (the disk is not in the kernel's
-            clock: a test's clock stands still while the disk fills).
     """
 
     def __init__(
         self,
         config: KernelConfig,
-        data_dir: Path,
+        reserve: DiskReserve,
         *,
         store: Store,
         admission: Admission,
         supervisor: Supervisor,
         delegations: DelegationDesk,
         check_open: Callable[[], None],
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.data_dir = data_dir
+        self.reserve = reserve
         self.store = store
         self.admission = admission
         self.supervisor = supervisor
         self.delegations = delegations
         self._check_open = check_open
-        self._monotonic = monotonic
-        self._room_until = -math.inf  # until when the last reading that passed holds
 
     async def submit(
         self,
@@ -97,7 +85,7 @@ class JobDesk:
             if known is not None:  # answered as q_wait answers (committed first)
                 job = self.supervisor.job(known, session.tenant)
                 return await self.supervisor.wait(job, 0 if wait_ms is None else wait_ms / 1000)
-        self._check_disk()
+        self.reserve.check("a submit")
         self.admission.cpu.check(session.tenant, "a submit")
         # a big QVM graph: read and verified off the loop
         prepared = await self.admission.prepare(session.tenant, graph, target=target)
@@ -133,29 +121,6 @@ class JobDesk:
         if job.warnings:  # the accepted answer says an option changed nothing
             accepted["warnings"] = list(job.warnings)
         return accepted
-
-    def _check_disk(self) -> None:
-        """Refuse work while the data directory's disk is below its reserve (read again
-        :data:`DISK_READ_S` after a reading that had room; at once after one that had
-        not)."""
-        reserve = self.config.min_free_disk_mb
-        if not reserve:
-            return
-        now = self._monotonic()
-        if now < self._room_until:
-            return
-        try:
-            stats = os.statvfs(self.data_dir)
-        except OSError:
-            return  # not knowable here: the commit itself will say
-        free_mb = stats.f_bavail * stats.f_frsize / 2**20
-        if free_mb >= reserve:
-            self._room_until = now + DISK_READ_S
-        else:
-            raise UnavailableError(
-                f"the data directory's disk has {free_mb:.0f} MiB free, below the reserve of "
-                f"{reserve} MiB (kernel.min_free_disk_mb): nothing was kept; retry later"
-            )
 
     @staticmethod
     def device_submit(
@@ -223,6 +188,7 @@ class JobDesk:
 
     async def checkpoint(self, session: Session, job_id: str) -> dict[str, Any]:
         """``q_checkpoint``: a checkpoint of the job (docs/kernel.md)."""
+        self.reserve.check("a checkpoint")
         return await self.supervisor.checkpoint(self.supervisor.job(job_id, session.tenant))
 
     async def restore(
@@ -231,9 +197,11 @@ class JobDesk:
         """``q_restore``: the job queued again from a checkpoint, after the same checks
         as a submit's."""
         self.admission.cpu.check(session.tenant, "a restore")
+        self.reserve.check("a restore")
         job = self.supervisor.job(job_id, session.tenant)
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
+        job.stored_program()  # QK310 for a text not the one the kernel sealed
         await self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
@@ -241,16 +209,16 @@ class JobDesk:
         """``q_replay``: a new job with the same graph, shots, seed and policy (so the
         same counts), run again: the result cache never answers it (``cache: false``)."""
         self.admission.cpu.check(session.tenant, "a replay")
+        self.reserve.check("a replay")
         old = self.supervisor.job(job_id, session.tenant)
+        text = old.stored_program()  # QK310 for a text not the one the kernel sealed
         request = old.request
         policy = {**old.policy.to_json(), **request.target_options, "cache": False}
-        prepared = await self.admission.prepare_stored(
-            session.tenant, old.graph, target=request.target
-        )
+        prepared = await self.admission.prepare_stored(session.tenant, text, target=request.target)
         self._check_open()
         job = await self.admission.admit(
             session,
-            None if prepared is not None else json.loads(old.graph),
+            None if prepared is not None else json.loads(text),
             old.shots,
             old.seed,
             policy,
@@ -293,4 +261,4 @@ def _check_wait(name: str, value: object, *, nullable: bool = False) -> None:
     raise InvalidArgument(f"{wanted}, got {shown}")
 
 
-__all__ = ["DISK_READ_S", "JobDesk"]
+__all__ = ["JobDesk"]

@@ -19,6 +19,7 @@ from qmk.kernel.security.keys import KeyChecker, is_hash
 from qmk.kernel.security.sessions import Session, Sessions
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
 
@@ -41,6 +42,7 @@ class SessionDesk:
         keys: checks the keys of negotiations.
         delegations: what live delegations lend a tenant, and their use audited.
         check_open: raises while the kernel is closing or stopped.
+        reserve: the data directory's disk reserve (checked at a login).
         store, audit, commits, clock: the kernel's.
     """
 
@@ -52,6 +54,7 @@ class SessionDesk:
         delegations: DelegationDesk,
         *,
         check_open: Callable[[], None],
+        reserve: DiskReserve,
         store: Store,
         audit: AuditLog,
         commits: GroupCommit,
@@ -62,6 +65,7 @@ class SessionDesk:
         self.keys = keys
         self.delegations = delegations
         self._check_open = check_open
+        self.reserve = reserve
         self.store = store
         self.audit = audit
         self.commits = commits
@@ -88,6 +92,7 @@ class SessionDesk:
             self._auth_failed(str(tenant)[:64])
             raise AuthError("unknown tenant or wrong key")
         self._check_open()
+        self.reserve.check("a login")  # its session row and audit line
         if not isinstance(requested, list | tuple) or not all(
             isinstance(c, str) for c in requested
         ):
