@@ -182,17 +182,17 @@ def test_a_repeat_block_past_the_node_cap_is_refused_before_it_unrolls_all():
     assert caught.value.code == "QL110"
 
 
-def test_qmk_run_reads_a_stim_file_by_its_extension(tmp_path):
+def test_a_stim_file_is_read_by_its_extension_and_lowered_on_another_target(tmp_path):
     source = tmp_path / "bell.stim"
     source.write_text(CIRCUITS["bell"] + "DETECTOR rec[-1] rec[-2]\n", encoding="utf-8")
+    assert read_program(source).metadata["language"] == "stim"
     status, stdout, stderr = qmk_cli(
-        "run", str(source), "--no-noise", "--seed", "7", "--shots", "200", "--json"
+        "run", str(source), "--lattice-surgery", "--seed", "7", "--shots", "200", "--json"
     )
     assert (status, stderr) == (0, "")
     data = json.loads(stdout)
-    assert set(data["counts"]) == {"00", "11"}
+    assert set(data["counts"]) <= {"00", "11"} and data["target"] == "lattice-surgery"
     assert [w["code"] for w in data["warnings"]] == ["QL114"]
-    assert read_program(source).metadata["language"] == "stim"
 
 
 def test_qmk_run_refuses_a_stim_file_stim_cannot_parse_in_one_coded_line(tmp_path):
@@ -209,3 +209,6 @@ def test_qmk_run_in_python_takes_stim_text_by_sight_and_by_format():
     by_sight = qmk.run("H 0\nCX 0 1\nM 0 1\n", shots=100, seed=SEED, noise=False)
     by_format = qmk.run("H 0\nCX 0 1\nM 0 1\n", format="stim", shots=100, seed=SEED, noise=False)
     assert by_sight.counts == by_format.counts and set(by_sight.counts) <= {"00", "11"}
+    assert by_sight.target == "stim"
+    lowered = qmk.run("H 0\nCX 0 1\nM 0 1\n", target="logical", shots=100, seed=SEED, noise=False)
+    assert lowered.target == "logical" and set(lowered.counts) <= {"00", "11"}

@@ -13,7 +13,9 @@ advances) and runs shots with a seed and a control, returning the one
   rotations, laid out in patches, scheduled with its factories and executed
   (:mod:`qmk.execution.surgery`);
 - ``neutral-atom``: the neutral-atom device: a device job, or a QVM program compiled onto
-  a preset (:mod:`qmk.devices.neutral_atom.target`).
+  a preset (:mod:`qmk.devices.neutral_atom.target`);
+- ``stim``: a stim circuit on stim's own samplers, its detectors and observables, decoded
+  when asked (:mod:`qmk.execution.stim_target`).
 
 Every caller runs a program the same way, whatever the target: ``qmk run``, ``qmk.run``,
 the kernel's workers (:mod:`qmk.kernel.pools.attempt`) and the conformance suite
@@ -84,7 +86,7 @@ register(
         "QM101",
         "target-unknown",
         "no target of this name",
-        "name one of qmk.execution.target.TARGETS: logical, lattice-surgery, neutral-atom",
+        "name one of qmk.execution.target.TARGETS: logical, lattice-surgery, neutral-atom, stim",
     ),
     (
         "QM102",
@@ -95,8 +97,9 @@ register(
     ),
 )
 
-#: What a target's programs are: QVM graphs, or the neutral-atom device's wire-form jobs.
-ProgramKind = Literal["qvm", "device-job"]
+#: What a target's programs are: QVM graphs, the neutral-atom device's wire-form jobs, or
+#: stim circuits.
+ProgramKind = Literal["qvm", "device-job", "stim-circuit"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +175,16 @@ TARGETS: Mapping[str, TargetSpec] = {
             pauses="chunks",
             options=("preset", "backend", "strict_timing", "stream", "routing", "configuration"),
             streams=True,
+        ),
+        TargetSpec(
+            name="stim",
+            summary="a stim circuit on stim's own compiled samplers: its measurement record, "
+            "or its detectors and observables, decoded by matching when asked",
+            module="qmk.execution.stim_target",
+            cls="StimTarget",
+            program="stim-circuit",
+            options=("detectors", "decode"),
+            pauses="never",
         ),
     )
 }
