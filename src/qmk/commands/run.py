@@ -146,7 +146,7 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
     from qmk.commands.teleport import teleported
     from qmk.execution import target as targets
 
-    if targets.spec(name).program != "qvm":
+    if targets.spec(name).program == "stim-circuit":
         if args.modules is not None or args.placement is not None:
             why = "cross-module gates are teleported on the gate-level machine"
             raise targets.refuse(name, "--modules", why)
@@ -261,10 +261,10 @@ def _run(
     from qmk.execution.executor import build_request
 
     target = targets.get(name)
-    if targets.spec(name).program == "qvm":
+    if targets.spec(name).program != "stim-circuit":  # a QVM graph (a device compiles it)
         verified = targets.read_qvm(program, limits=limits_of(args))
         read, digested = target.read(verified), verified
-    else:  # the target's own program, read already
+    else:  # the stim circuit, read already
         read, digested = program, program.to_json()
     request = build_request(
         digested,
