@@ -45,6 +45,7 @@ import stim
 
 import qmk
 from _common import RESULTS, describe, load_averages, machine, write_json
+from bench_qec import generated  # stim's rotated memory-Z circuit, every noise rate at p
 
 P = 1e-3
 DISTANCES = (3, 5, 7)
@@ -53,17 +54,12 @@ MODES = ("measurements", "detectors")
 GOAL = 1.5
 
 
-def generated(distance: int) -> stim.Circuit:
-    """stim's rotated memory-Z circuit, ``distance`` rounds, every noise rate at ``P``."""
-    return stim.Circuit.generated(
-        "surface_code:rotated_memory_z",
-        distance=distance,
-        rounds=distance,
-        after_clifford_depolarization=P,
-        before_round_data_depolarization=P,
-        before_measure_flip_probability=P,
-        after_reset_flip_probability=P,
-    )
+def _times(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """The least and median of each contender's times."""
+    return {
+        "min_s": {name: min(values) for name, values in times.items()},
+        "median_s": {name: statistics.median(values) for name, values in times.items()},
+    }
 
 
 def stim_run(circuit: stim.Circuit, shots: int, seed: int, mode: str) -> tuple[float, float]:
@@ -106,12 +102,12 @@ def bench_case(circuit: stim.Circuit, shots: int, mode: str, repeat: int) -> dic
         times["qmk_telemetry"].append(telemetry)
         times["qmk_call"].append(call)
         rates["qmk"].append(rate)
-    best = {name: min(values) for name, values in times.items()}
+    figures = _times(times)
+    best = figures["min_s"]
     return {
         "shots": shots,
         "mode": mode,
-        "min_s": best,
-        "median_s": {name: statistics.median(values) for name, values in times.items()},
+        **figures,
         "ratio_telemetry": best["qmk_telemetry"] / best["stim"],
         "ratio_call": best["qmk_call"] / best["stim"],
         "rate": {name: statistics.fmean(values) for name, values in rates.items()},
@@ -144,12 +140,12 @@ def process_case(path: Path, shots: int, mode: str, repeat: int) -> dict[str, An
             started = time.perf_counter()
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
             times[name].append(time.perf_counter() - started)
-    best = {name: min(values) for name, values in times.items()}
+    figures = _times(times)
+    best = figures["min_s"]
     return {
         "shots": shots,
         "mode": mode,
-        "min_s": best,
-        "median_s": {name: statistics.median(values) for name, values in times.items()},
+        **figures,
         "ratio_process": best["qmk_process"] / best["stim_process"],
         "load_average": load_averages(),
     }
@@ -181,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     cases = []
     for distance in distances:
-        circuit = generated(distance)
+        circuit = generated(distance, P)
         for mode in MODES:
             for shots in shot_counts:
                 case = {"distance": distance, **bench_case(circuit, shots, mode, repeat)}
@@ -201,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             for distance in distances:
                 path = Path(folder) / f"surface_d{distance}.stim"
-                path.write_text(str(generated(distance)), encoding="utf-8")
+                path.write_text(str(generated(distance, P)), encoding="utf-8")
                 for mode in MODES:
                     case = {"distance": distance, **process_case(path, 10_000, mode, repeat)}
                     processes.append(case)

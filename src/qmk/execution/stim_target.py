@@ -52,10 +52,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from qmk.errors import QMKError
 from qmk.execution.footprint import Footprint, Step
-from qmk.execution.target import check_unset, read_qvm, refuse
-from qmk.values import convert
+from qmk.execution.target import MACHINE_SETTINGS, own_options, read_qvm, refuse
 
 if TYPE_CHECKING:
     import stim
@@ -71,17 +69,7 @@ NAME = "stim"
 ENGINE = "stabilizer"
 
 #: The logical machine's settings, which a stim circuit's run has no use for.
-_UNHONOURED = {
-    "precision": "precision",
-    "engine_options": "engine_options",
-    "qubit": "qubit",
-    "profile": "profile",
-    "noise_model": "noise_model",
-    "calibration": "calibration",
-    "part": "part",
-    "rewrite": "rewrite",
-    "machine": "machine",
-}
+_UNHONOURED = {**MACHINE_SETTINGS, "machine": "machine"}
 _WHY = "a stim circuit states its own noise and runs on stim's samplers"
 #: The confidence of the logical error rates' intervals.
 CONFIDENCE = 0.95
@@ -178,20 +166,19 @@ class StimTarget:
                 program, ``decode`` of a circuit without observables or whose detectors
                 stim cannot model.
         """
-        for option, value in options.items():
-            if value not in (None, False):
-                raise refuse(NAME, option, _WHY)
-        check_unset(NAME, request, _UNHONOURED, _WHY)
+        chosen = own_options(
+            NAME,
+            request,
+            options,
+            StimOptions,
+            unhonoured=_UNHONOURED,
+            why=_WHY,
+            channels="a stim circuit joins no other tenant's qubits",
+        )
         if request.engine not in (None, ENGINE):
             raise refuse(
                 NAME, "engine", f"a stim circuit runs on stim's samplers, the {ENGINE} engine's"
             )
-        try:
-            chosen: StimOptions = convert(
-                request.target_options, StimOptions, where="target_options"
-            )
-        except QMKError as exc:
-            raise refuse(NAME, "target_options", exc.message) from None
         circuit = program.circuit
         if program.events is not None and request.noise:
             raise refuse(

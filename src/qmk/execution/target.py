@@ -58,7 +58,7 @@ import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from qmk.errors import QMKError, closest, register
 from qmk.execution.request import DEFAULT_TARGET
@@ -72,6 +72,10 @@ if TYPE_CHECKING:
     from qmk.execution.request import RunRequest
     from qmk.execution.result import RunResult
     from qmk.execution.trajectories import Control
+
+
+#: A target's options, as its own struct reads them (:func:`own_options`).
+_Options = TypeVar("_Options")
 
 
 class TargetError(QMKError):
@@ -357,6 +361,55 @@ def check_unset(target: str, request: RunRequest, fields: Mapping[str, str], why
             raise refuse(target, option, why)
 
 
+#: The logical machine's settings of a run request (field -> the option's name), which a
+#: target whose physics is its own (a device's preset, a stim circuit's channels) refuses.
+MACHINE_SETTINGS: Mapping[str, str] = {
+    "precision": "precision",
+    "engine_options": "engine_options",
+    "qubit": "qubit",
+    "profile": "profile",
+    "noise_model": "noise_model",
+    "calibration": "calibration",
+    "part": "part",
+    "rewrite": "rewrite",
+}
+
+
+def own_options(
+    target: str,
+    request: RunRequest,
+    options: Mapping[str, Any],
+    cls: type[_Options],
+    *,
+    unhonoured: Mapping[str, str],
+    why: str,
+    channels: str,
+) -> _Options:
+    """The target options of ``request`` (:attr:`RunRequest.target_options`) as ``cls``
+    reads them, for a target that refuses the run options it is given (``options``: a
+    state to start from or to return), the settings of the request named in
+    ``unhonoured`` (:func:`check_unset`, saying ``why``) and a kernel job's channels
+    (saying ``channels``).
+
+    Raises:
+        TargetError: ``QM102`` naming the first option or setting refused, or
+            ``target_options`` that ``cls`` does not read (the message says why).
+    """
+    from qmk.values import convert
+
+    for option, value in options.items():
+        if value not in (None, False):
+            raise refuse(target, option, why)
+    check_unset(target, request, unhonoured, why)
+    if request.policy is not None and request.policy.channels:
+        raise refuse(target, "channels", channels)
+    try:
+        chosen: _Options = convert(request.target_options, cls, where="target_options")
+    except QMKError as exc:
+        raise refuse(target, "target_options", exc.message) from None
+    return chosen
+
+
 _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
@@ -373,6 +426,7 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 
 __all__ = [
+    "MACHINE_SETTINGS",
     "TARGETS",
     "Differentiable",
     "Executable",
@@ -383,6 +437,7 @@ __all__ = [
     "check_unset",
     "differentiable",
     "get",
+    "own_options",
     "read_qvm",
     "refuse",
     "spec",
