@@ -17,9 +17,11 @@ alike), each in this process:
   {"detectors": True}``); its telemetry time, and the wall time of the whole call
   (reading the circuit, the run request and its digest, the result) beside it.
 
-The ratio is QMK's best over stim's best; medians are printed too. Each row also gives
-the detection-event rate of both samples (QMK's and stim's, other seeds), which must
-agree within sampling error (the tests check it: tests/execution/test_stim_target.py).
+The ratio is QMK's best over stim's best (medians are in the JSON); ``cpu`` is the ratio
+of the least CPU seconds of the whole ``qmk.run`` call to stim's, which a loaded host
+disturbs less than wall time. Each row also gives the detection-event rate of both
+samples (QMK's and stim's, other seeds), which must agree within sampling error (the
+tests check it: tests/execution/test_stim_target.py).
 ``--process`` also times whole processes at 10^4 shots: ``qmk run FILE.stim`` (its counts
 keyed and printed) against ``python -c`` that imports stim, reads the file, compiles and
 samples (one warm-up each first, which caches QMK's bytecode as an installed package has
@@ -62,45 +64,52 @@ def _times(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     }
 
 
-def stim_run(circuit: stim.Circuit, shots: int, seed: int, mode: str) -> tuple[float, float]:
-    """stim's compile and sample: (seconds, detection rate or 1-rate of the record)."""
-    started = time.perf_counter()
+def stim_run(circuit: stim.Circuit, shots: int, seed: int, mode: str) -> tuple[float, float, float]:
+    """stim's compile and sample: (seconds, CPU seconds, the detection rate, or the rate of
+    1s in the record)."""
+    cpu, started = time.process_time(), time.perf_counter()
     if mode == "detectors":
-        dets, _ = circuit.compile_detector_sampler(seed=seed).sample(
+        rows, _ = circuit.compile_detector_sampler(seed=seed).sample(
             shots, bit_packed=True, separate_observables=True
         )
-        seconds = time.perf_counter() - started
-        return seconds, float(np.unpackbits(dets).sum()) / (shots * circuit.num_detectors)
-    record = circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
-    seconds = time.perf_counter() - started
-    return seconds, float(np.unpackbits(record).sum()) / (shots * circuit.num_measurements)
+        width = circuit.num_detectors
+    else:
+        rows = circuit.compile_sampler(seed=seed).sample(shots, bit_packed=True)
+        width = circuit.num_measurements
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return seconds, cpu, float(np.unpackbits(rows).sum()) / (shots * width)
 
 
-def qmk_run(circuit: stim.Circuit, shots: int, seed: int, mode: str) -> tuple[float, float, float]:
-    """``qmk.run``: (telemetry seconds, wall seconds of the call, the same rate)."""
+def qmk_run(
+    circuit: stim.Circuit, shots: int, seed: int, mode: str
+) -> tuple[float, float, float, float]:
+    """``qmk.run``: (telemetry seconds, wall and CPU seconds of the call, the same rate)."""
     options = {"detectors": True} if mode == "detectors" else None
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     result = qmk.run(circuit, shots=shots, seed=seed, target_options=options)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert result.target == "stim" and result.engine == "stabilizer"
     width = circuit.num_detectors if mode == "detectors" else circuit.num_measurements
     rows = result.detectors if mode == "detectors" else result.bits
-    return result.telemetry.wall_time_s, wall, float(rows.sum()) / (shots * width)
+    return result.telemetry.wall_time_s, wall, cpu, float(rows.sum()) / (shots * width)
 
 
 def bench_case(circuit: stim.Circuit, shots: int, mode: str, repeat: int) -> dict[str, Any]:
     """Interleaved rounds of both contenders on one case; their times and rates."""
     stim_run(circuit, min(shots, 1000), 0, mode)  # warm-up: first compiles, imports
     qmk_run(circuit, min(shots, 1000), 0, mode)
-    times: dict[str, list[float]] = {"stim": [], "qmk_telemetry": [], "qmk_call": []}
+    names = ("stim", "stim_cpu", "qmk_telemetry", "qmk_call", "qmk_call_cpu")
+    times: dict[str, list[float]] = {name: [] for name in names}
     rates: dict[str, list[float]] = {"stim": [], "qmk": []}
     for round_ in range(repeat):
-        seconds, rate = stim_run(circuit, shots, 2 * round_ + 1, mode)
+        seconds, cpu, rate = stim_run(circuit, shots, 2 * round_ + 1, mode)
         times["stim"].append(seconds)
+        times["stim_cpu"].append(cpu)
         rates["stim"].append(rate)
-        telemetry, call, rate = qmk_run(circuit, shots, 2 * round_ + 2, mode)
+        telemetry, call, cpu, rate = qmk_run(circuit, shots, 2 * round_ + 2, mode)
         times["qmk_telemetry"].append(telemetry)
         times["qmk_call"].append(call)
+        times["qmk_call_cpu"].append(cpu)
         rates["qmk"].append(rate)
     figures = _times(times)
     best = figures["min_s"]
@@ -110,6 +119,7 @@ def bench_case(circuit: stim.Circuit, shots: int, mode: str, repeat: int) -> dic
         **figures,
         "ratio_telemetry": best["qmk_telemetry"] / best["stim"],
         "ratio_call": best["qmk_call"] / best["stim"],
+        "ratio_call_cpu": best["qmk_call_cpu"] / max(best["stim_cpu"], 1e-9),
         "rate": {name: statistics.fmean(values) for name, values in rates.items()},
         "load_average": load_averages(),
     }
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'d':>2} {'mode':<12} {'shots':>7} {'stim ms':>9} {'qmk tel ms':>10} "
-        f"{'qmk call ms':>11} {'tel/stim':>8} {'call/stim':>9} {'rate qmk/stim':>16} {'load':>5}"
+        f"{'qmk call ms':>11} {'tel/stim':>8} {'call/stim':>9} {'cpu':>5} "
+        f"{'rate qmk/stim':>16} {'load':>5}"
     )
     print(header)
     cases = []
@@ -187,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{distance:>2} {mode:<12} {shots:>7,} {best['stim'] * 1e3:>9.2f} "
                     f"{best['qmk_telemetry'] * 1e3:>10.2f} {best['qmk_call'] * 1e3:>11.2f} "
                     f"{case['ratio_telemetry']:>8.2f} {case['ratio_call']:>9.2f} "
+                    f"{case['ratio_call_cpu']:>5.2f} "
                     f"{rate['qmk']:>7.4f}/{rate['stim']:<8.4f} {case['load_average'][0]:>5.2f}"
                 )
     worst = max(case["ratio_telemetry"] for case in cases)

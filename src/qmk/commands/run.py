@@ -386,9 +386,17 @@ def _write_state(args: argparse.Namespace, result: Any) -> None:
     write(args.state, replace(result.final_state, metadata=meta))
 
 
+#: The most events the outcomes' heading names one by one.
+_EVENTS_SHOWN = 24
+
+
 def _run_text(path: str, result: Any, *, memory: bool) -> str:
     t = result.telemetry
-    events = " ".join(result.events) or "(no events)"
+    shown_events = result.events  # a QEC circuit's hundreds: the first and the last few
+    if len(shown_events) > _EVENTS_SHOWN:
+        head, tail = shown_events[: _EVENTS_SHOWN - 4], shown_events[-3:]
+        shown_events = (*head, f"... ({len(result.events)} events)", *tail)
+    events = " ".join(shown_events) or "(no events)"
     lines = [
         f"{path}: {plural(result.shots, 'shot')}, seed {result.seed}, "
         f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}"
