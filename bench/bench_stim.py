@@ -17,7 +17,8 @@ alike), each in this process:
   {"detectors": True}``); its telemetry time, and the wall time of the whole call
   (reading the circuit, the run request and its digest, the result) beside it.
 
-The ratio is QMK's best over stim's best (medians are in the JSON); ``cpu`` is the ratio
+The ratios are QMK's best over stim's best, and (``median``) QMK's median over stim's,
+the steadier of the two on a loaded host; ``cpu`` is the ratio
 of the least CPU seconds of the whole ``qmk.run`` call to stim's, which a loaded host
 disturbs less than wall time. Each row also gives the detection-event rate of both
 samples (QMK's and stim's, other seeds), which must agree within sampling error (the
@@ -112,12 +113,13 @@ def bench_case(circuit: stim.Circuit, shots: int, mode: str, repeat: int) -> dic
         times["qmk_call_cpu"].append(cpu)
         rates["qmk"].append(rate)
     figures = _times(times)
-    best = figures["min_s"]
+    best, median = figures["min_s"], figures["median_s"]
     return {
         "shots": shots,
         "mode": mode,
         **figures,
         "ratio_telemetry": best["qmk_telemetry"] / best["stim"],
+        "ratio_telemetry_median": median["qmk_telemetry"] / median["stim"],
         "ratio_call": best["qmk_call"] / best["stim"],
         "ratio_call_cpu": best["qmk_call_cpu"] / max(best["stim_cpu"], 1e-9),
         "rate": {name: statistics.fmean(values) for name, values in rates.items()},
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'d':>2} {'mode':<12} {'shots':>7} {'stim ms':>9} {'qmk tel ms':>10} "
-        f"{'qmk call ms':>11} {'tel/stim':>8} {'call/stim':>9} {'cpu':>5} "
+        f"{'qmk call ms':>11} {'tel/stim':>8} {'(median)':>8} {'call/stim':>9} {'cpu':>5} "
         f"{'rate qmk/stim':>16} {'load':>5}"
     )
     print(header)
@@ -197,13 +199,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{distance:>2} {mode:<12} {shots:>7,} {best['stim'] * 1e3:>9.2f} "
                     f"{best['qmk_telemetry'] * 1e3:>10.2f} {best['qmk_call'] * 1e3:>11.2f} "
-                    f"{case['ratio_telemetry']:>8.2f} {case['ratio_call']:>9.2f} "
+                    f"{case['ratio_telemetry']:>8.2f} {case['ratio_telemetry_median']:>8.2f} "
+                    f"{case['ratio_call']:>9.2f} "
                     f"{case['ratio_call_cpu']:>5.2f} "
                     f"{rate['qmk']:>7.4f}/{rate['stim']:<8.4f} {case['load_average'][0]:>5.2f}"
                 )
     worst = max(case["ratio_telemetry"] for case in cases)
-    verdict = "meets" if worst <= GOAL else "misses"
-    print(f"worst telemetry ratio {worst:.2f} ({verdict} the {GOAL}x goal)")
+    worst_median = max(case["ratio_telemetry_median"] for case in cases)
+    for label, ratio in (("best-round", worst), ("median-round", worst_median)):
+        verdict = "meets" if ratio <= GOAL else "misses"
+        print(f"worst {label} telemetry ratio {ratio:.2f} ({verdict} the {GOAL}x goal)")
     processes = []
     if args.process:
         with tempfile.TemporaryDirectory() as folder:
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": repeat,
             "goal": f"telemetry ratio <= {GOAL}",
             "worst_telemetry_ratio": worst,
+            "worst_telemetry_ratio_median": worst_median,
             "cases": cases,
             "processes": processes,
             "machine": {**info, "load_average_at_end": load_averages()},

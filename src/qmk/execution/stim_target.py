@@ -8,8 +8,10 @@ batch sampler (:class:`~qmk.engines.stim_batch.StimSampler`) samples it, which i
 own compiled samplers: the circuit is never lowered to gates and replayed shot by shot.
 ``qmk run FILE.stim`` and :func:`qmk.run` of a stim circuit run here by default.
 
-- By default a shot is the measurement record (stim's ``compile_sampler``): one event
-  per measurement (``m0 m1 ...``), the first leftmost, as stim writes a sample. The
+- By default a shot is the measurement record (stim's ``compile_sampler``; a noiseless
+  circuit whose measurements all follow its gates, at 2^22 record bits or more, from its
+  outcomes' affine support, as every stabilizer batch run): one event per measurement
+  (``m0 m1 ...``), the first leftmost, as stim writes a sample. The
   result's ``detectors`` and ``observables`` are found from those very shots on first
   use (stim's measurement-to-detection converter).
 - Option ``detectors``: a shot is its detection events, then its observables' flips
@@ -42,6 +44,7 @@ its noise off: a QVM program has no noise of its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -544,13 +547,21 @@ def _noise_locations(circuit: stim.Circuit) -> int:
     ``REPEAT`` block's counted as many times as it repeats."""
     import stim
 
-    total = 0
+    noisy, total = _noisy(), 0
     for item in circuit:
         if isinstance(item, stim.CircuitRepeatBlock):
             total += item.repeat_count * _noise_locations(item.body_copy())
-        elif stim.gate_data(item.name).is_noisy_gate and any(item.gate_args_copy()):
+        elif item.name in noisy and any(item.gate_args_copy()):
             total += len(item.target_groups())
     return total
+
+
+@functools.cache
+def _noisy() -> frozenset[str]:
+    """The names (and aliases) of stim's instructions that may be noisy."""
+    import stim
+
+    return frozenset(name for name, data in stim.gate_data().items() if data.is_noisy_gate)
 
 
 __all__ = [
