@@ -101,7 +101,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # the estimator's factory and code model, the engines that execute the PPMs
     "qmk.ft": (*BASE, "qmk.qvm", "qmk.engines", "qmk.qec", "qmk.estimate"),
     # execution is the one place that combines programs, engines and the QEC layer; its
-    # targets run lattice surgery (qmk.ft) and count T states as the estimator does
+    # targets run lattice surgery (qmk.ft), count T states as the estimator does and
+    # decode a stim circuit's detectors with the memory experiments' matching decoder
     "qmk.execution": (
         *BASE,
         "qmk.qvm",
@@ -109,6 +110,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.engines",
         "qmk.qec",
         "qmk.estimate",
+        "qmk.experiments",
         "qmk.ft",
     ),
     # the assistant's tools are QMK's verifier, estimator, planner and executor

@@ -12,11 +12,12 @@ text or the file's extension does not say it. Loaded on first use of ``qmk.run``
 ``import qmk`` stays light.
 
 Every run goes through a target (:mod:`qmk.execution.target`): the gate-level logical
-machine by default, ``target="lattice-surgery"`` or ``target="neutral-atom"`` (a QVM
-program compiled onto a preset, or a device job: its wire form, as data, JSON text or a
-``.json`` file), each with its own ``target_options``, which it checks. The parameters
-become one run request (:meth:`qmk.execution.request.RunRequest.build`), which the
-target compiles and runs.
+machine by default, a stim circuit's own (``stim``: stim's samplers, its detectors and
+observables) for a stim circuit, ``target="lattice-surgery"`` or
+``target="neutral-atom"`` (a QVM program compiled onto a preset, or a device job: its
+wire form, as data, JSON text or a ``.json`` file), each with its own
+``target_options``, which it checks. The parameters become one run request
+(:meth:`qmk.execution.request.RunRequest.build`), which the target compiles and runs.
 
 >>> result = run('''OPENQASM 2.0;
 ... include "qelib1.inc";
@@ -35,6 +36,9 @@ True
 ...             target_options={"preset": "ideal_small_array"})
 >>> sorted(atoms.counts), atoms.telemetry.qubit_params
 (['00', '11'], 'ideal_small_array')
+>>> flips = run("X_ERROR(0.1) 0\\nM 0\\nDETECTOR rec[-1]", shots=1000, seed=7)
+>>> flips.target, flips.detectors.shape, 50 < int(flips.detectors.sum()) < 150
+('stim', (1000, 1), True)
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ def run(
     final_state: bool | str = False,
     limits: Limits | None = None,
     physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-    target: str = defaults.TARGET,
+    target: str | None = None,
     target_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a program for ``shots`` shots on the simulated fault-tolerant machine, in this
@@ -101,9 +105,10 @@ def run(
         source: the program: its text (OpenQASM 2 or 3, QVM JSON, QVM assembly, QIR as
             LLVM IR), QIR bitcode as bytes, a file's path (its extension names its
             language: ``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``, ``.stim``), a QVM graph
-            (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping) or a verified program;
-            for a target whose programs are not QVM graphs (``neutral-atom``), also one of
-            its own (a device job: a mapping, JSON text or a ``.json`` file).
+            (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping), a verified program or
+            a ``stim.Circuit``; for a target whose programs are not QVM graphs
+            (``neutral-atom``), also one of its own (a device job: a mapping, JSON text or
+            a ``.json`` file).
         format: the language of text or of a file whose extension does not say it: one
             of :data:`FORMATS` (``qasm`` reads OpenQASM's version from its header); None:
             from the text itself (:func:`sniff`) or the file's extension.
@@ -134,7 +139,9 @@ def run(
             original design's ``qec_scheme``, ``error_budget`` and ``decoder``): the
             value, its JSON data, JSON text or a file's path. It sets ``profile``, the
             error rates (``noise`` stays True) and the timing of ``qubit``, its base.
-        target: what runs it (:data:`qmk.execution.target.TARGETS`): ``logical`` (the
+        target: what runs it (:data:`qmk.execution.target.TARGETS`); None: ``stim`` for
+            a stim circuit (stim's own samplers: the circuit's noise, its detectors and
+            observables), ``logical`` for any other program. ``logical`` (the
             gate-level machine: trajectories and the batch sampler), ``lattice-surgery``
             (Pauli product measurements on a patch layout with its T factories; its
             ``profile`` names the code and distance, its ``qubit`` the physical qubits)
@@ -144,12 +151,14 @@ def run(
         target_options: the target's own options, as a kernel job's ``policy`` gives
             them: lattice surgery's ``block`` (``compact``, ``intermediate``, ``fast``);
             the device's ``preset`` (a shipped preset or a profile file), ``backend``,
-            ``strict_timing``, ``routing`` and ``configuration``; the logical machine
-            takes none.
+            ``strict_timing``, ``routing`` and ``configuration``; stim's ``detectors``
+            (a shot is its detection events and observable flips) and ``decode``
+            (matching's logical error rate per observable); the logical machine takes none.
 
     Returns:
         The :class:`~qmk.execution.result.RunResult`: ``counts``, ``memory``,
-        ``telemetry``, ``plot()``; ``target`` says which ran it.
+        ``telemetry``, ``plot()``; ``target`` says which ran it; a stim circuit's
+        ``detectors`` and ``observables``.
 
     Raises:
         QMKError: before any simulation, for an unknown target (``TargetError``
@@ -163,14 +172,25 @@ def run(
     from qmk.execution import target as targets
     from qmk.execution.executor import build_request
 
-    entry = targets.spec(target)  # QM101 before any reading
+    stim_source = _stim_source(source, format)
+    named = target if target is not None else defaults.TARGET if stim_source is None else "stim"
+    entry = targets.spec(named)  # QM101 before any reading
     chosen = targets.get(entry.name)
-    own = None if entry.program == "qvm" else _own_program(source, format)
-    if own is not None:  # the target's own program (a device job), which it reads
+    own: Any = None
+    if entry.program == "stim-circuit":
+        own = stim_source
+    elif entry.program != "qvm":
+        own = _own_program(source, format)
+    if own is not None and entry.program == "stim-circuit":  # the circuit, as stim wrote it
+        if inputs:
+            raise _error("unsupported", "inputs= are for OpenQASM 3 programs, not stim circuits")
+        program = chosen.read(own, limits=limits)
+        digested: Any = program.to_json()
+    elif own is not None:  # the target's own program (a device job), which it reads
         if inputs:
             raise _error("unsupported", f"inputs= are for OpenQASM 3 programs, not a {target} job")
         program = chosen.read(own, limits=limits)
-        digested: Any = own
+        digested = own
     else:
         digested = targets.read_qvm(
             read(source, format=format, limits=limits, inputs=inputs), limits=limits
@@ -194,6 +214,27 @@ def run(
         program, request, local=True, initial_state=initial_state, final_state=final_state
     )
     return executable.run(request.shots, request.seed)
+
+
+def _stim_source(source: Any, format: str | None) -> Any:
+    """``source`` where it is a stim circuit (a ``stim.Circuit``, its text known by sight
+    or by ``format="stim"``, a ``.stim`` file or a file ``format="stim"`` names, its JSON
+    data ``{"stim": TEXT}``), as the stim target reads it; None for any other source."""
+    import sys
+
+    stim = sys.modules.get("stim")  # a stim.Circuit means stim is imported
+    if stim is not None and isinstance(source, stim.Circuit):
+        return source
+    if isinstance(source, Mapping):
+        return source if isinstance(source.get("stim"), str) else None
+    if format not in (None, "stim") or not isinstance(source, str | os.PathLike):
+        return None
+    if isinstance(source, str) and _is_text(source, format):
+        return source if (format or sniff(source)) == "stim" else None
+    path = os.fspath(source)
+    if path.lower().endswith(".stim"):
+        return path
+    return _bytes(path).decode("utf-8", errors="replace") if format == "stim" else None
 
 
 def _own_program(source: Any, format: str | None) -> Mapping[str, Any] | None:

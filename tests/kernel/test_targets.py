@@ -112,6 +112,35 @@ def test_a_device_job_is_the_neutral_atom_targets_through_q_submit(tmp_path):
     assert done["result"]["counts"] == expected and done["shots"] == 200
 
 
+def test_a_stim_circuits_job_is_the_stim_targets_through_q_submit(tmp_path):
+    import stim
+
+    import qmk
+
+    circuit = stim.Circuit.generated(
+        "surface_code:rotated_memory_z", distance=3, rounds=3, after_clifford_depolarization=0.01
+    )
+
+    async def body(kernel):
+        sid = await session(kernel)
+        accepted = await kernel.q_submit(
+            session_id=sid,
+            graph={"stim": str(circuit)},
+            shots=2000,
+            seed=6,
+            policy={"decode": True},
+            target="stim",
+        )
+        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
+
+    done = run_kernel(tmp_path, body, config=config())
+    assert done["state"] == "COMPLETED", done["error"]
+    here = qmk.run(circuit, shots=2000, seed=6, target_options={"decode": True})
+    assert done["result"]["target"] == "stim"
+    assert done["result"]["counts"] == dict(here.counts)
+    assert done["result"]["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
+
+
 @pytest.mark.parametrize(
     ("target", "policy", "error", "key_or_code"),
     [

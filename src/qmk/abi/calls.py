@@ -79,17 +79,18 @@ class SyscallMethods:
 
         Args:
             graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
-                wire form (docs/neutral-atom.md)
+                wire form (docs/neutral-atom.md), for target stim a stim circuit as {"stim": TEXT}
+                (docs/frontends.md)
             shots: integer; shots to run (default 1024)
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
                 precision, noise_model, calibration, cache, channels, error_budget; and the target's
                 options: block (lattice-surgery), preset, backend, strict_timing, stream, routing,
-                configuration (neutral-atom) (default null)
+                configuration (neutral-atom), detectors, decode (stim) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
-            target: string; what runs it: logical (the gate-level machine), lattice-surgery or
-                neutral-atom (docs/kernel.md) (default "logical")
+            target: string; what runs it: logical (the gate-level machine), lattice-surgery,
+                neutral-atom or stim (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
             session_id: the session to use; None: the client's own
@@ -838,17 +839,18 @@ class AsyncSyscallMethods:
 
         Args:
             graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
-                wire form (docs/neutral-atom.md)
+                wire form (docs/neutral-atom.md), for target stim a stim circuit as {"stim": TEXT}
+                (docs/frontends.md)
             shots: integer; shots to run (default 1024)
             seed: integer | null; seed; null: the kernel draws one (default null)
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
                 precision, noise_model, calibration, cache, channels, error_budget; and the target's
                 options: block (lattice-surgery), preset, backend, strict_timing, stream, routing,
-                configuration (neutral-atom) (default null)
+                configuration (neutral-atom), detectors, decode (stim) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
-            target: string; what runs it: logical (the gate-level machine), lattice-surgery or
-                neutral-atom (docs/kernel.md) (default "logical")
+            target: string; what runs it: logical (the gate-level machine), lattice-surgery,
+                neutral-atom or stim (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
             session_id: the session to use; None: the client's own

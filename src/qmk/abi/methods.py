@@ -301,7 +301,8 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     "graph",
                     OBJ,
                     doc="the program: QVM JSON, or for target neutral-atom a device job in "
-                    "the wire form (docs/neutral-atom.md)",
+                    "the wire form (docs/neutral-atom.md), for target stim a stim circuit as "
+                    '{"stim": TEXT} (docs/frontends.md)',
                 ),
                 _p("shots", INT, doc="shots to run", required=False, default=defaults.SHOTS),
                 _p("seed", INT, NULL, doc="seed; null: the kernel draws one", required=False),
@@ -312,7 +313,8 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     doc="priority, deadline, timeout_ms, engine, noise, qubit, profile, "
                     "precision, noise_model, calibration, cache, channels, error_budget; and "
                     "the target's options: block (lattice-surgery), preset, backend, "
-                    "strict_timing, stream, routing, configuration (neutral-atom)",
+                    "strict_timing, stream, routing, configuration (neutral-atom), detectors, "
+                    "decode (stim)",
                     required=False,
                 ),
                 _p(
@@ -325,8 +327,8 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 _p(
                     "target",
                     S,
-                    doc="what runs it: logical (the gate-level machine), lattice-surgery or "
-                    "neutral-atom (docs/kernel.md)",
+                    doc="what runs it: logical (the gate-level machine), lattice-surgery, "
+                    "neutral-atom or stim (docs/kernel.md)",
                     required=False,
                     default=defaults.TARGET,
                 ),

@@ -148,7 +148,7 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
     sub.add_argument(
         "--format",
         choices=FORMATS,
-        help="the input's format (default: by extension: .json .asm .qasm .ll .bc)",
+        help="the input's format (default: by extension: .json .asm .qasm .ll .bc .stim)",
     )
     if profile:
         sub.add_argument(

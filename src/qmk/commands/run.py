@@ -5,6 +5,9 @@ no server: counts, then the run's telemetry (logical cycles, physical qubits, de
 rounds, injected logical errors); ``--json`` prints the result as one JSON object.
 Defaults come from :mod:`qmk.defaults`. ``--state OUT.json`` writes the program's final
 state and ``--initial-state IN.json`` starts it from one (:mod:`qmk.execution.states`).
+A stim circuit (``.stim``, ``--format stim``) runs on the ``stim`` target, stim's own
+samplers (:mod:`qmk.execution.stim_target`): ``--detectors`` samples its detection events
+and observable flips, ``--decode`` also decodes them by matching.
 """
 
 from __future__ import annotations
@@ -103,8 +106,9 @@ def _physics(args: argparse.Namespace) -> Any:
 
 
 def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """The target the options name (``--lattice-surgery``, ``--device``; else the logical
-    machine) and its options as given: each target checks its own
+    """The target the options name (``--lattice-surgery``, ``--device``; else a stim
+    circuit's own, ``stim``, for a ``.stim`` file or ``--format stim``, and the logical
+    machine for any other) and its options as given: each target checks its own
     (:mod:`qmk.execution.target`), so a flag of another target is its ``QM102``."""
     from qmk.abi.errors import CommandError
 
@@ -112,11 +116,14 @@ def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise CommandError.of(
             "bad-option", "--lattice-surgery and --device name two targets: give one"
         )
+    stim = args.format == "stim" or (args.format is None and args.file.lower().endswith(".stim"))
     name = (
         "lattice-surgery"
         if args.lattice_surgery
         else "neutral-atom"
         if args.device is not None
+        else "stim"
+        if stim
         else "logical"
     )
     given = {
@@ -124,27 +131,56 @@ def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "preset": args.device,
         "routing": None if args.routing == "auto" else args.routing,
         "configuration": args.configuration,
+        "detectors": args.detectors or None,
+        "decode": args.decode or None,
     }
     return name, {key: value for key, value in given.items() if value is not None}
 
 
-def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    # lowered qubits carry no profile: --profile below is the default for every qubit
-    program = read_source(args, args.file, limits_of(args))
-    name, options = _target(args)
+def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
+    """The program target ``name`` runs and what ``--modules`` made of it (None: not
+    given): a QVM graph, lowered from the file's language (its qubits carry no profile:
+    ``--profile`` is the default for every qubit) and teleported as the module options
+    ask; or, for a target that reads its own programs (a stim circuit's), the program it
+    reads from the file."""
     from qmk.commands.teleport import teleported
+    from qmk.execution import target as targets
 
+    if targets.spec(name).program == "stim-circuit":
+        if args.modules is not None or args.placement is not None:
+            why = "cross-module gates are teleported on the gate-level machine"
+            raise targets.refuse(name, "--modules", why)
+        if args.inputs:
+            from qmk.frontends.errors import FrontendError
+
+            raise FrontendError.of(
+                "unsupported",
+                f"{args.file}: input values are for OpenQASM 3 programs' input declarations",
+                source=args.file,
+            )
+        source: Any = args.file
+        if not args.file.lower().endswith(".stim"):  # --format stim names the language
+            from qmk.frontends import read_text
+
+            source = read_text(args.file)
+        return targets.get(name).read(source, limits=limits_of(args)), None
+    program = read_source(args, args.file, limits_of(args))
     done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
     if done is not None:
         if name != "logical":
-            from qmk.execution.target import refuse
-
             why = "cross-module gates are teleported on the gate-level machine"
-            raise refuse(name, "--modules", why)
+            raise targets.refuse(name, "--modules", why)
         program = done.graph
+    return program, done
+
+
+def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name, options = _target(args)
+    program, done = _program(args, name)
     physics = _physics(args)
     profile = args.profile or (defaults.PROFILE if physics is None else physics[1].profile)
-    warnings: list[dict[str, str]] = list((program.metadata or {}).get("warnings", ()))
+    metadata = getattr(program, "metadata", None) or {}
+    warnings: list[dict[str, str]] = list(metadata.get("warnings", ()))
     if physics is not None:  # what the physics file only approximates or does not use
         warnings += physics[1].warnings
     if not args.json:  # a dialect read, a box's duration dropped (--json carries them)
@@ -225,9 +261,13 @@ def _run(
     from qmk.execution.executor import build_request
 
     target = targets.get(name)
-    verified = targets.read_qvm(program, limits=limits_of(args))
+    if targets.spec(name).program != "stim-circuit":  # a QVM graph (a device compiles it)
+        verified = targets.read_qvm(program, limits=limits_of(args))
+        read, digested = target.read(verified), verified
+    else:  # the stim circuit, read already
+        read, digested = program, program.to_json()
     request = build_request(
-        verified,
+        digested,
         target=name,
         target_options=options,
         shots=args.shots,
@@ -243,7 +283,7 @@ def _run(
     if profile == "auto":  # left for the target (lattice surgery: the estimator's distance)
         request = msgspec.structs.replace(request, profile=profile)
     executable = target.compile(
-        target.read(verified),
+        read,
         request,
         local=True,  # this process's own run: a device's preset may be a profile file
         initial_state=args.initial_state,
@@ -346,9 +386,17 @@ def _write_state(args: argparse.Namespace, result: Any) -> None:
     write(args.state, replace(result.final_state, metadata=meta))
 
 
+#: The most events the outcomes' heading names one by one.
+_EVENTS_SHOWN = 24
+
+
 def _run_text(path: str, result: Any, *, memory: bool) -> str:
     t = result.telemetry
-    events = " ".join(result.events) or "(no events)"
+    shown_events = result.events  # a QEC circuit's hundreds: the first and the last few
+    if len(shown_events) > _EVENTS_SHOWN:
+        head, tail = shown_events[: _EVENTS_SHOWN - 4], shown_events[-3:]
+        shown_events = (*head, f"... ({len(result.events)} events)", *tail)
+    events = " ".join(shown_events) or "(no events)"
     lines = [
         f"{path}: {plural(result.shots, 'shot')}, seed {result.seed}, "
         f"engine {result.engine} ({t.mode}), noise {'on' if t.noise else 'off'}"
@@ -373,7 +421,8 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
     lines.append(
         f"           {plural(t.magic_states, 'magic state')} per shot, "
         f"{plural(t.injected_logical_errors, 'logical error')} injected over all shots "
-        f"({t.qubit_params}; {', '.join(t.profiles)}), "
+        f"({t.qubit_params}{''.join('; ' + p for p in t.profiles[:1])}"
+        f"{''.join(', ' + p for p in t.profiles[1:])}), "
         f"{plural(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"
     )
     if t.figures:  # the target's own (a lattice-surgery run's schedule)
@@ -515,6 +564,19 @@ def register(add: AddCommand) -> None:
         "--block",
         choices=("compact", "intermediate", "fast"),
         help="with --lattice-surgery: Litinski's block the patches are laid out in (fast)",
+    )
+    sub.add_argument(
+        "--detectors",
+        action="store_true",
+        help="with a stim circuit: a shot is its detection events then its observables' "
+        "flips (stim's detector sampler), in place of its measurement record",
+    )
+    sub.add_argument(
+        "--decode",
+        action="store_true",
+        help="with a stim circuit: also decode its detection events by matching (pymatching, "
+        "on the circuit's detector error model) and print each observable's logical error "
+        "rate",
     )
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")

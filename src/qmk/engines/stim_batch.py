@@ -127,6 +127,31 @@ class StimSampler:
         sampler = self.circuit.compile_sampler(seed=seed, reference_sample=self.reference[0])
         return sampler.sample(shots, bit_packed=True)
 
+    def sample_detectors(self, shots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``shots`` rows of the circuit's detection events and of its observables' flips,
+        each bit-packed, drawn by stim's compiled detector sampler with ``seed`` (no
+        error site strikes).
+
+        >>> flip = stim.Circuit("X_ERROR(1) 0\\nM 0\\nDETECTOR rec[-1]\\n"
+        ...                     "OBSERVABLE_INCLUDE(0) rec[-1]")
+        >>> [a.tolist() for a in StimSampler(flip).sample_detectors(2, 7)]
+        [[[1], [1]], [[1], [1]]]
+        """
+        sampler = self.circuit.compile_detector_sampler(seed=seed)
+        detectors, observables = sampler.sample(shots, bit_packed=True, separate_observables=True)
+        return detectors, observables
+
+    def detectors_of(self, record: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The detection events and observable flips of measurement records (bit-packed
+        rows, as :meth:`sample_packed` draws them), bit-packed: stim's
+        measurement-to-detection converter, which XORs each detector's measurements
+        against the circuit's noiseless reference."""
+        converter = self.circuit.compile_m2d_converter()
+        detectors, observables = converter.convert(
+            measurements=record, separate_observables=True, bit_packed=True
+        )
+        return detectors, observables
+
     def flips(self, sites: np.ndarray) -> np.ndarray:
         """Which record bits a Pauli error at each of ``sites`` flips, bit-packed
         (little-endian, as stim packs samples): row ``2k`` for X at ``sites[k]``, row

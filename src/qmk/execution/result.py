@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -163,6 +163,75 @@ class PackedRows:
         return np.unpackbits(self.packed[rows], axis=1, count=self.width, bitorder="little")
 
 
+class LazyCounts(Mapping[str, int]):
+    """A run's counts, found (:func:`keyed_counts`) when first read: a run of many
+    distinct shots (a noisy QEC circuit's, nearly every shot its own outcome) costs more
+    to key than to sample, and a caller that reads the shots or their detectors never
+    pays for it.
+
+    >>> counts = LazyCounts(np.array([[0, 1], [0, 1], [1, 1]], dtype=np.uint8), None)
+    >>> dict(counts), counts == {"01": 2, "11": 1}
+    ({'01': 2, '11': 1}, True)
+    """
+
+    __slots__ = ("_bits", "_found", "_layout")
+
+    def __init__(self, bits: np.ndarray | PackedRows, layout: OutputLayout | None) -> None:
+        self._bits = bits
+        self._layout = layout
+        self._found: dict[str, int] | None = None
+
+    def _counts(self) -> dict[str, int]:
+        if self._found is None:  # a race counts twice, to equal dicts
+            self._found = keyed_counts(self._bits, self._layout)
+        return self._found
+
+    def __getitem__(self, key: str) -> int:
+        return self._counts()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._counts())
+
+    def __len__(self) -> int:
+        return len(self._counts())
+
+    def __repr__(self) -> str:
+        return repr(self._counts())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Detections:
+    """A stim circuit's detection events and observable flips for a run's shots, as
+    :class:`PackedRows` (one row per shot): given, or found by ``find`` on first use
+    (stim's measurement-to-detection converter on the run's own record, so they are the
+    same shots).
+
+    >>> rows = PackedRows(np.array([[0b01], [0b10]], dtype=np.uint8), 2)
+    >>> none = PackedRows(np.zeros((2, 0), dtype=np.uint8), 0)
+    >>> Detections(lambda: (rows, none)).detectors.tolist()
+    [[1, 0], [0, 1]]
+    """
+
+    find: Callable[[], tuple[PackedRows, PackedRows]]
+    _found: list[tuple[PackedRows, PackedRows]] = field(default_factory=list, repr=False)
+
+    def packed(self) -> tuple[PackedRows, PackedRows]:
+        """The detection events and the observables' flips, bit-packed."""
+        if not self._found:  # a race finds them twice, equal
+            self._found.append(self.find())
+        return self._found[0]
+
+    @property
+    def detectors(self) -> np.ndarray:
+        """Every shot's detection events: uint8, one column per ``DETECTOR``."""
+        return self.packed()[0].unpack()
+
+    @property
+    def observables(self) -> np.ndarray:
+        """Every shot's observable flips: uint8, one column per observable index."""
+        return self.packed()[1].unpack()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     """The outcome of :func:`~qmk.execution.executor.run`.
@@ -203,6 +272,9 @@ class RunResult:
     #: What the target says of the run in words, beside its counts and telemetry (a
     #: device run's compile report); ``qmk run`` prints it. Not part of :meth:`to_json`.
     summary: str = field(default="", repr=False, compare=False)
+    #: A stim circuit's detection events and observable flips for these shots (the
+    #: ``stim`` target's); None for a program that declares none.
+    detection: Detections | None = field(default=None, repr=False, compare=False)
     _unpacked: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     #: Outcomes a notebook's table of the result shows (the most frequent).
@@ -217,6 +289,18 @@ class RunResult:
             object.__setattr__(self, "_unpacked", self.shot_bits.unpack())
         assert self._unpacked is not None
         return self._unpacked
+
+    @property
+    def detectors(self) -> np.ndarray | None:
+        """Every shot's detection events (uint8, one row per shot, one column per
+        ``DETECTOR`` of a stim circuit); None for a run without them."""
+        return None if self.detection is None else self.detection.detectors
+
+    @property
+    def observables(self) -> np.ndarray | None:
+        """Every shot's observable flips (uint8, one column per ``OBSERVABLE_INCLUDE``
+        index of a stim circuit); None for a run without them."""
+        return None if self.detection is None else self.detection.observables
 
     @property
     def memory(self) -> list[str]:
@@ -477,4 +561,13 @@ def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarra
     return first, counts
 
 
-__all__ = ["LOST", "PackedRows", "RunResult", "Telemetry", "keyed_counts", "telemetry_fields"]
+__all__ = [
+    "LOST",
+    "Detections",
+    "LazyCounts",
+    "PackedRows",
+    "RunResult",
+    "Telemetry",
+    "keyed_counts",
+    "telemetry_fields",
+]

@@ -48,11 +48,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from qmk.errors import QMKError
 from qmk.execution.footprint import Block, Footprint, Step
 from qmk.execution.logical import merged
-from qmk.execution.target import check_unset, read_qvm, refuse
-from qmk.values import convert
+from qmk.execution.target import own_options, read_qvm, refuse
 
 if TYPE_CHECKING:
     from qmk.engines.router import Choice
@@ -116,18 +114,15 @@ class SurgeryTarget:
         from qmk.ft.model import ft_model
         from qmk.ft.schedule import schedule
 
-        for option, value in options.items():
-            if value not in (None, False):
-                raise refuse(NAME, option, _WHY)
-        check_unset(NAME, request, _UNHONOURED, _WHY)
-        if request.policy is not None and request.policy.channels:
-            raise refuse(NAME, "channels", "lattice surgery joins no other tenant's qubits")
-        try:
-            chosen: SurgeryOptions = convert(
-                request.target_options, SurgeryOptions, where="target_options"
-            )
-        except QMKError as exc:
-            raise refuse(NAME, "target_options", exc.message) from None
+        chosen = own_options(
+            NAME,
+            request,
+            options,
+            SurgeryOptions,
+            unhonoured=_UNHONOURED,
+            why=_WHY,
+            channels="lattice surgery joins no other tenant's qubits",
+        )
         family, distance = _code(request.profile)
         lowered = lower(program)
         model = ft_model(count_graph(program.graph), request.qubit, family, distance)

@@ -13,7 +13,9 @@ advances) and runs shots with a seed and a control, returning the one
   rotations, laid out in patches, scheduled with its factories and executed
   (:mod:`qmk.execution.surgery`);
 - ``neutral-atom``: the neutral-atom device: a device job, or a QVM program compiled onto
-  a preset (:mod:`qmk.devices.neutral_atom.target`).
+  a preset (:mod:`qmk.devices.neutral_atom.target`);
+- ``stim``: a stim circuit on stim's own samplers, its detectors and observables, decoded
+  when asked (:mod:`qmk.execution.stim_target`).
 
 Every caller runs a program the same way, whatever the target: ``qmk run``, ``qmk.run``,
 the kernel's workers (:mod:`qmk.kernel.pools.attempt`) and the conformance suite
@@ -56,7 +58,7 @@ import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from qmk.errors import QMKError, closest, register
 from qmk.execution.request import DEFAULT_TARGET
@@ -72,6 +74,10 @@ if TYPE_CHECKING:
     from qmk.execution.trajectories import Control
 
 
+#: A target's options, as its own struct reads them (:func:`own_options`).
+_Options = TypeVar("_Options")
+
+
 class TargetError(QMKError):
     """A target that does not exist, or an option or setting a target cannot honour."""
 
@@ -84,7 +90,7 @@ register(
         "QM101",
         "target-unknown",
         "no target of this name",
-        "name one of qmk.execution.target.TARGETS: logical, lattice-surgery, neutral-atom",
+        "name one of qmk.execution.target.TARGETS: logical, lattice-surgery, neutral-atom, stim",
     ),
     (
         "QM102",
@@ -95,8 +101,9 @@ register(
     ),
 )
 
-#: What a target's programs are: QVM graphs, or the neutral-atom device's wire-form jobs.
-ProgramKind = Literal["qvm", "device-job"]
+#: What a target's programs are: QVM graphs, the neutral-atom device's wire-form jobs, or
+#: stim circuits.
+ProgramKind = Literal["qvm", "device-job", "stim-circuit"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +179,16 @@ TARGETS: Mapping[str, TargetSpec] = {
             pauses="chunks",
             options=("preset", "backend", "strict_timing", "stream", "routing", "configuration"),
             streams=True,
+        ),
+        TargetSpec(
+            name="stim",
+            summary="a stim circuit on stim's own compiled samplers: its measurement record, "
+            "or its detectors and observables, decoded by matching when asked",
+            module="qmk.execution.stim_target",
+            cls="StimTarget",
+            program="stim-circuit",
+            options=("detectors", "decode"),
+            pauses="never",
         ),
     )
 }
@@ -344,6 +361,55 @@ def check_unset(target: str, request: RunRequest, fields: Mapping[str, str], why
             raise refuse(target, option, why)
 
 
+#: The logical machine's settings of a run request (field -> the option's name), which a
+#: target whose physics is its own (a device's preset, a stim circuit's channels) refuses.
+MACHINE_SETTINGS: Mapping[str, str] = {
+    "precision": "precision",
+    "engine_options": "engine_options",
+    "qubit": "qubit",
+    "profile": "profile",
+    "noise_model": "noise_model",
+    "calibration": "calibration",
+    "part": "part",
+    "rewrite": "rewrite",
+}
+
+
+def own_options(
+    target: str,
+    request: RunRequest,
+    options: Mapping[str, Any],
+    cls: type[_Options],
+    *,
+    unhonoured: Mapping[str, str],
+    why: str,
+    channels: str,
+) -> _Options:
+    """The target options of ``request`` (:attr:`RunRequest.target_options`) as ``cls``
+    reads them, for a target that refuses the run options it is given (``options``: a
+    state to start from or to return), the settings of the request named in
+    ``unhonoured`` (:func:`check_unset`, saying ``why``) and a kernel job's channels
+    (saying ``channels``).
+
+    Raises:
+        TargetError: ``QM102`` naming the first option or setting refused, or
+            ``target_options`` that ``cls`` does not read (the message says why).
+    """
+    from qmk.values import convert
+
+    for option, value in options.items():
+        if value not in (None, False):
+            raise refuse(target, option, why)
+    check_unset(target, request, unhonoured, why)
+    if request.policy is not None and request.policy.channels:
+        raise refuse(target, "channels", channels)
+    try:
+        chosen: _Options = convert(request.target_options, cls, where="target_options")
+    except QMKError as exc:
+        raise refuse(target, "target_options", exc.message) from None
+    return chosen
+
+
 _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
@@ -360,6 +426,7 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 
 __all__ = [
+    "MACHINE_SETTINGS",
     "TARGETS",
     "Differentiable",
     "Executable",
@@ -370,6 +437,7 @@ __all__ = [
     "check_unset",
     "differentiable",
     "get",
+    "own_options",
     "read_qvm",
     "refuse",
     "spec",

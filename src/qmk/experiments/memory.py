@@ -164,16 +164,36 @@ class Sampled:
     gave_up: int = 0
 
 
-def _decoder(circuit: stim.Circuit) -> Any:
+def matching_decoder(circuit: stim.Circuit) -> Any:
+    """pymatching's decoder of ``circuit``: minimum-weight perfect matching on its detector
+    error model, as sinter builds it: each error decomposed into graphlike pieces (one
+    that does not decompose is left whole, and pymatching keeps what matching can use of
+    it), a channel whose Paulis are not independent (``PAULI_CHANNEL_2``, a heralded
+    one) taken as independent errors of its probabilities.
+
+    Raises:
+        ValueError: stim cannot build the model (a detector or an observable that is not
+            deterministic without noise: the message says which).
+    """
     import pymatching
 
     try:
-        dem = circuit.detector_error_model(decompose_errors=True)
+        dem = circuit.detector_error_model(decompose_errors=True, approximate_disjoint_errors=True)
     except ValueError:
         dem = circuit.detector_error_model(
-            decompose_errors=True, ignore_decomposition_failures=True
+            decompose_errors=True,
+            ignore_decomposition_failures=True,
+            approximate_disjoint_errors=True,
         )
     return pymatching.Matching.from_detector_error_model(dem)
+
+
+def mispredicted(matching: Any, detectors: np.ndarray, observables: np.ndarray) -> np.ndarray:
+    """The observables ``matching`` predicts wrong in each shot: its predictions XOR the
+    flips, rows bit-packed as stim's detector sampler packs ``detectors`` and
+    ``observables``."""
+    predicted = matching.decode_batch(detectors, bit_packed_shots=True, bit_packed_predictions=True)
+    return np.bitwise_xor(predicted, observables)
 
 
 def sample_decode(
@@ -207,15 +227,14 @@ def sample_decode(
         _check_count("max_errors", max_errors)
     _check_weight(max_syndrome_weight)
     started = time.perf_counter()
-    matching = _decoder(circuit)
+    matching = matching_decoder(circuit)
     sampler = circuit.compile_detector_sampler(seed=seed)
     _check_count("chunk", chunk)
     done = errors = gave_up = 0
     while done < shots and (max_errors is None or errors < max_errors):
         take = min(chunk, shots - done)
         dets, obs = sampler.sample(take, bit_packed=True, separate_observables=True)
-        predicted = matching.decode_batch(dets, bit_packed_shots=True, bit_packed_predictions=True)
-        wrong = np.any(predicted != obs, axis=1)
+        wrong = np.any(mispredicted(matching, dets, obs), axis=1)
         if max_syndrome_weight is not None:
             over = np.bitwise_count(dets).sum(axis=1, dtype=np.int64) > max_syndrome_weight
             gave_up += int(np.count_nonzero(over))

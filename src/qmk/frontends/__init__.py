@@ -118,7 +118,7 @@ def read_program(
         if kind == "qvm-asm" and not name.endswith(".asm"):
             from qmk.qvm import asm
 
-            text = _read_text(name)
+            text = read_text(name)
             return asm.assemble(text, source=name, limits=limits, base_dir=Path(name).parent)
         if kind == "qvm-json" and name.endswith(".asm"):
             from qmk.qvm import graph as graph_io
@@ -130,12 +130,12 @@ def read_program(
 
         version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
         return from_qasm(
-            _read_text(name), name=name, profile=profile, version=version, params=params
+            read_text(name), name=name, profile=profile, version=version, params=params
         )
     if kind == "stim":
         from qmk.frontends.stim import from_stim
 
-        return from_stim(_read_text(name), name=name, profile=profile)
+        return from_stim(read_text(name), name=name, profile=profile)
     from qmk.frontends.qir import from_qir
 
     return from_qir(_read_bytes(name), name=name, profile=profile)
@@ -150,7 +150,12 @@ def _read_bytes(path: str) -> bytes:
         ) from None
 
 
-def _read_text(path: str) -> str:
+def read_text(path: str) -> str:
+    """The UTF-8 text of the file ``path``.
+
+    Raises:
+        FrontendError: ``QL105`` a file that cannot be read or is not UTF-8.
+    """
     try:
         return _read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -170,4 +175,4 @@ def to_qasm3(program: Graph | VerifiedProgram) -> str:
     return write(program)
 
 
-__all__ = ["FORMATS", "FrontendError", "format_of", "read_program", "to_qasm3"]
+__all__ = ["FORMATS", "FrontendError", "format_of", "read_program", "read_text", "to_qasm3"]

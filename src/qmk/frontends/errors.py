@@ -120,10 +120,11 @@ REGISTRY.add(
     ErrorCode(
         code="QL114",
         name="annotation-ignored",
-        summary="a stim circuit's DETECTOR or OBSERVABLE_INCLUDE: QMK samples the measurement "
-        "record (as stim's compile_sampler), it does not compute detectors or observables",
-        fix="nothing to do for the measurement record; compute detectors from it (the "
-        "record is the result's key, first measurement leftmost)",
+        summary="a stim circuit's DETECTOR or OBSERVABLE_INCLUDE lowered to QVM (for the logical "
+        "machine, lattice surgery or a device): it samples the measurement record (as stim's "
+        "compile_sampler), not detectors or observables",
+        fix="run the circuit on the stim target (qmk run's default for a .stim file), which "
+        "computes them (--detectors, --decode); or compute them from the record",
         exception=FrontendError,
         severity=Severity.WARNING,
     ),

@@ -40,10 +40,11 @@ _LLVM = re.compile(
 # nor a comment of QVM assembly
 _ASM_LINE = re.compile(r"\s*(?:\.[A-Za-z]\w*|[^\s:;#]+\s*:\s*[A-Z][A-Z0-9_]*)(?:\s|$)")
 # a stim instruction: its name, arguments in parentheses, and targets (qubits, !q,
-# rec[-k], sweep[k], Pauli targets X3, combiners *), or a REPEAT block's opening
+# rec[-k], sweep[k], Pauli targets X3, combiners *, spaced or not: X0*Z1), or a REPEAT
+# block's opening
 _STIM_LINE = re.compile(
     r"\s*(?:REPEAT\s+\d+\s*\{|[A-Z][A-Z0-9_]*(?:\([^)]*\))?"
-    r"(?:\s+(?:!?[XYZ]?\d+|!?rec\[-\d+\]|sweep\[\d+\]|\*))*)\s*(?:#.*)?$"
+    r"(?:\s+(?:!?[XYZ]?\d+(?:\*!?[XYZ]?\d+)*|!?rec\[-\d+\]|sweep\[\d+\]|\*))*)\s*(?:#.*)?$"
 )
 
 

@@ -46,10 +46,8 @@ import msgspec
 import numpy as np
 
 from qmk.devices.errors import DeviceError
-from qmk.errors import QMKError
 from qmk.execution.footprint import Footprint, Step, StepKind
-from qmk.execution.target import check_unset, read_qvm, refuse
-from qmk.values import convert
+from qmk.execution.target import MACHINE_SETTINGS, own_options, read_qvm, refuse
 
 if TYPE_CHECKING:
     from qmk.devices.neutral_atom.compiler import CompileReport
@@ -67,17 +65,7 @@ DEVICE_CAP = "CAP_DEVICE_NA"
 DEFAULT_PRESET = "ideal_small_array"
 
 #: The logical machine's settings, which the device has no use for: field -> option.
-_UNHONOURED = {
-    "engine": "engine",
-    "precision": "precision",
-    "engine_options": "engine_options",
-    "qubit": "qubit",
-    "profile": "profile",
-    "noise_model": "noise_model",
-    "calibration": "calibration",
-    "part": "part",
-    "rewrite": "rewrite",
-}
+_UNHONOURED = {"engine": "engine", **MACHINE_SETTINGS}
 _WHY = "the device's preset sets its physics, and its backend simulates it"
 
 
@@ -165,18 +153,15 @@ class NeutralAtomTarget:
             DeviceError: what the compiler, the job's parser, the validators or the
                 backend refuse (its ``QD`` code).
         """
-        for option, value in options.items():
-            if value not in (None, False):
-                raise refuse(NAME, option, _WHY)
-        check_unset(NAME, request, _UNHONOURED, _WHY)
-        if request.policy is not None and request.policy.channels:
-            raise refuse(NAME, "channels", "a device job has no channels")
-        try:
-            chosen: NeutralAtomOptions = convert(
-                request.target_options, NeutralAtomOptions, where="target_options"
-            )
-        except QMKError as exc:
-            raise refuse(NAME, "target_options", exc.message) from None
+        chosen = own_options(
+            NAME,
+            request,
+            options,
+            NeutralAtomOptions,
+            unhonoured=_UNHONOURED,
+            why=_WHY,
+            channels="a device job has no channels",
+        )
         if profile is not None and not local:
             raise refuse(NAME, "profile", "a kernel's job names a shipped preset")
         if isinstance(program, DeviceJob):

@@ -1,0 +1,575 @@
+"""The ``stim`` target: a stim circuit run as stim's users run it (:mod:`qmk.execution.target`).
+
+Its program is a stim circuit (a ``.stim`` file, its text, a ``stim.Circuit``; as JSON
+data, ``{"stim": TEXT}``), kept as stim wrote it: every instruction of stim's language,
+its noise channels (``DEPOLARIZE2``, ``PAULI_CHANNEL_2``, ``HERALDED_ERASE``...),
+``MPAD``, ``MPP``, ``REPEAT``, its detectors and observables. The stabilizer engine's
+batch sampler (:class:`~qmk.engines.stim_batch.StimSampler`) samples it, which is stim's
+own compiled samplers: the circuit is never lowered to gates and replayed shot by shot.
+``qmk run FILE.stim`` and :func:`qmk.run` of a stim circuit run here by default.
+
+- By default a shot is the measurement record (stim's ``compile_sampler``; a noiseless
+  circuit whose measurements all follow its gates, at 2^22 record bits or more, from its
+  outcomes' affine support, as every stabilizer batch run): one event per measurement
+  (``m0 m1 ...``), the first leftmost, as stim writes a sample. The
+  result's ``detectors`` and ``observables`` are found from those very shots on first
+  use (stim's measurement-to-detection converter).
+- Option ``detectors``: a shot is its detection events, then its observables' flips
+  (events ``D0 D1 ... L0 ...``), drawn by ``compile_detector_sampler``, as a QEC
+  experiment samples them.
+- Option ``decode``: detection events decoded by minimum-weight perfect matching on the
+  circuit's detector error model (pymatching,
+  :func:`qmk.experiments.memory.matching_decoder`): each observable's logical error
+  rate and its 95% Wilson interval, in ``details["decode"]``; implies ``detectors``.
+
+Noise is the circuit's own: with ``noise`` on (the default) its channels act, off
+(``noise=False``, ``--no-noise``) it runs without them (``stim.Circuit.without_noise``).
+Sweep bits are 0, as stim's samplers take them when given no sweep data. The logical
+machine's settings (an engine other than the stabilizer, a precision, a qubit set, a code
+profile, a noise model, a calibration, states) are refused with ``QM102``: the circuit
+states its own physics.
+
+A QVM program runs here too when the logical machine's batch lowering writes it as one
+stim circuit (:func:`qmk.execution.batch.lower`: Clifford, Pauli feed-forward), with
+its noise off: a QVM program has no noise of its own.
+
+>>> from qmk.execution.request import RunRequest
+>>> target = StimTarget()
+>>> program = target.read("H 0\\nCX 0 1\\nM 0 1\\nDETECTOR rec[-1] rec[-2]")
+>>> request = RunRequest(program_digest="ab" * 32, shots=1000, seed=7, target="stim")
+>>> result = target.compile(program, request).run(1000, 7)
+>>> sorted(result.counts), result.engine, int(result.detectors.sum())
+(['00', '11'], 'stabilizer', 0)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from qmk.execution.footprint import Footprint, Step
+from qmk.execution.target import MACHINE_SETTINGS, own_options, read_qvm, refuse
+
+if TYPE_CHECKING:
+    import stim
+
+    from qmk.engines.stim_batch import StimSampler
+    from qmk.execution.request import RunRequest
+    from qmk.execution.result import Detections, PackedRows, RunResult
+    from qmk.execution.trajectories import Control
+    from qmk.qvm.output import OutputLayout
+
+NAME = "stim"
+#: The engine that samples every run: stim's, the stabilizer engine's batch sampler.
+ENGINE = "stabilizer"
+
+#: The logical machine's settings, which a stim circuit's run has no use for.
+_UNHONOURED = {**MACHINE_SETTINGS, "machine": "machine"}
+_WHY = "a stim circuit states its own noise and runs on stim's samplers"
+#: The confidence of the logical error rates' intervals.
+CONFIDENCE = 0.95
+
+
+class StimOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The target's options (module docstring)."""
+
+    detectors: bool = False
+    decode: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StimProgram:
+    """A stim circuit as the target runs it.
+
+    For a QVM program lowered to the circuit, ``events`` are its events, ``columns`` the
+    record bit of each (None: an event nothing measures, always 0) and ``layout`` its
+    output layout; for a stim circuit they are None: its events are its measurements.
+    """
+
+    circuit: stim.Circuit
+    events: tuple[str, ...] | None = None
+    columns: tuple[int | None, ...] | None = None
+    layout: OutputLayout | None = None
+    required_caps: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The circuit as JSON data (what :meth:`StimTarget.read` reads back)."""
+        return {"stim": str(self.circuit)}
+
+
+def is_stim_data(data: Any) -> bool:
+    """Whether JSON data is a stim circuit's (``{"stim": TEXT}``) rather than a QVM graph."""
+    return isinstance(data, Mapping) and isinstance(data.get("stim"), str)
+
+
+class StimTarget:
+    """stim circuits on stim's own samplers, as a target (module docstring)."""
+
+    name = NAME
+
+    def read(self, source: Any, *, limits: Any = None) -> StimProgram:
+        """A :class:`StimProgram` from a ``stim.Circuit``, its text, a ``.stim`` file, its
+        JSON data (``{"stim": TEXT}``) or that data's text; or from a QVM program (a
+        graph, its JSON, a verified program or a file of one) lowered to one circuit.
+
+        Raises:
+            FrontendError: ``QL101`` text stim cannot parse, ``QL105`` a file that does
+                not read.
+            EngineError: ``QE103`` a QVM program that is not one stim circuit.
+            QMKError: a QVM program that does not read or verify.
+        """
+        import stim
+
+        from qmk.frontends.stim import read_circuit
+
+        if isinstance(source, StimProgram):
+            return source
+        if isinstance(source, stim.Circuit):
+            return _program(source)
+        data = source
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            data = json.loads(source)
+        if is_stim_data(data):
+            return _program(read_circuit(data["stim"], name="<stim>"))
+        if isinstance(source, str | os.PathLike) and str(source).lower().endswith(".stim"):
+            from qmk.frontends import read_text
+
+            name = os.fspath(source)
+            return _program(read_circuit(read_text(name), name=name))
+        if isinstance(source, str) and not os.path.isfile(source):
+            from qmk.frontends.text import sniff
+
+            if sniff(source) == "stim":
+                return _program(read_circuit(source, name="<text>"))
+        return _lowered(read_qvm(data, limits=limits))
+
+    def compile(
+        self,
+        program: StimProgram,
+        request: RunRequest,
+        *,
+        local: bool = False,
+        **options: Any,
+    ) -> StimExecutable:
+        """``program`` under ``request``: the circuit with or without its noise, sampled
+        as the options say (``local``, a run in the caller's own process, changes
+        nothing here).
+
+        Raises:
+            TargetError: ``QM102`` an option or setting it cannot honour: the logical
+                machine's, an engine other than the stabilizer, noise on for a QVM
+                program, ``decode`` of a circuit without observables or whose detectors
+                stim cannot model.
+        """
+        chosen = own_options(
+            NAME,
+            request,
+            options,
+            StimOptions,
+            unhonoured=_UNHONOURED,
+            why=_WHY,
+            channels="a stim circuit joins no other tenant's qubits",
+        )
+        if request.engine not in (None, ENGINE):
+            raise refuse(
+                NAME, "engine", f"a stim circuit runs on stim's samplers, the {ENGINE} engine's"
+            )
+        circuit = program.circuit
+        if program.events is not None and request.noise:
+            raise refuse(
+                NAME,
+                "noise",
+                "a QVM program has no noise channels of its own, and the logical machine's "
+                "noise is the logical target's: run it with noise off",
+            )
+        if not request.noise:
+            circuit = circuit.without_noise()
+        matching = _matching(circuit) if chosen.decode else None
+        return StimExecutable(
+            program=program,
+            circuit=circuit,
+            request=request,
+            detectors=chosen.detectors or chosen.decode,
+            matching=matching,
+        )
+
+
+def _program(circuit: stim.Circuit) -> StimProgram:
+    return StimProgram(circuit=circuit, required_caps=("CAP_ALLOC",) if circuit.num_qubits else ())
+
+
+def _lowered(verified: Any) -> StimProgram:
+    """A verified QVM program as one stim circuit (the logical machine's batch lowering,
+    noise off).
+
+    Raises:
+        EngineError: ``QE103`` the program is not one stim circuit (why is named).
+    """
+    from qmk import defaults
+    from qmk.engines.base import EngineError
+    from qmk.engines.stim_batch import compile_batch
+    from qmk.execution.batch import lower, why_not_lowerable
+    from qmk.execution.plan import build_plan
+    from qmk.qvm.output import layout_of
+
+    plan = build_plan(verified, noise=False, qubit=defaults.QUBIT, default_profile=defaults.PROFILE)
+    lowered = lower(plan)
+    sampler = None if lowered is None else compile_batch(lowered.circuit)
+    if lowered is None or sampler is None:
+        why = next(
+            (w for w in map(why_not_lowerable, plan.steps) if w is not None),
+            "a gate is not Clifford",
+        )
+        raise EngineError.of(
+            "gate-unsupported",
+            f"the stim target runs programs that are one stim circuit (Clifford gates, "
+            f"Pauli feed-forward); {why}: run it on the logical target",
+        )
+    graph = verified.graph
+    return StimProgram(
+        circuit=sampler.circuit,
+        events=plan.events,
+        columns=lowered.event_columns,
+        layout=layout_of(graph.metadata, plan.events),
+        required_caps=tuple(verified.required_caps),
+    )
+
+
+def _matching(circuit: stim.Circuit) -> Any:
+    """pymatching's decoder of ``circuit``, or the ``QM102`` refusal of ``decode``."""
+    from qmk.experiments.memory import matching_decoder
+
+    if circuit.num_observables == 0:
+        raise refuse(NAME, "decode", "the circuit has no OBSERVABLE_INCLUDE to decode")
+    try:
+        return matching_decoder(circuit)
+    except ValueError as exc:
+        from qmk.errors import one_line
+
+        raise refuse(NAME, "decode", f"stim cannot model the circuit: {one_line(exc)}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StimExecutable:
+    """A stim circuit compiled for a request: its footprint and its runs."""
+
+    program: StimProgram
+    #: The circuit that runs: the program's, without its noise when the request's is off.
+    circuit: stim.Circuit
+    request: RunRequest
+    #: Whether a shot is its detection events and observable flips (else its record).
+    detectors: bool = False
+    #: pymatching's decoder of the circuit when the run decodes.
+    matching: Any = None
+    _kept: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def sampler(self) -> StimSampler:
+        """The stabilizer engine's sampler of the circuit (kept: its reference sample is
+        found once for every run)."""
+        found = self._kept.get("sampler")
+        if found is None:
+            from qmk.engines.stim_batch import StimSampler
+
+            found = self._kept["sampler"] = StimSampler(self.circuit)
+        sampler: StimSampler = found
+        return sampler
+
+    @property
+    def footprint(self) -> Footprint:
+        """The circuit's qubits (its logical qubits: what the program names) and its
+        measurements, in one step; no tiles of the logical machine's floorplan, no cycles,
+        no physical qubits or device time of the machine's (a kernel's job of it is held
+        to its worker's limits)."""
+        circuit = self.program.circuit
+        measurements = circuit.num_measurements
+        steps = (Step(kind="measure", cycles=0, measurements=measurements),) if measurements else ()
+        return Footprint(
+            target=NAME,
+            logical_qubits=circuit.num_qubits,
+            block="fast",
+            data_tiles=0,
+            routing_tiles=0,
+            code_distance=0,
+            steps=steps,
+        )
+
+    def run(
+        self,
+        shots: int,
+        seed: int,
+        *,
+        control: Control | None = None,
+        resume: Any = None,
+    ) -> RunResult:
+        """``shots`` shots seeded ``seed``: the same seed gives the same shots (on the
+        same machine and stim version). The run has no pause points: ``control`` is
+        never asked.
+
+        Raises:
+            TargetError: ``QM102`` a ``resume`` (there is no state to resume from).
+        """
+        from qmk.execution.result import LazyCounts, RunResult
+
+        if resume is not None:
+            raise refuse(NAME, "resume", "a stim circuit's run has no pause points")
+        began = time.perf_counter()
+        bits: PackedRows | np.ndarray
+        detection: Detections | None
+        decoded: dict[str, Any] | None = None
+        if self.detectors:
+            bits, events, detection, decoded = self._detected(shots, seed)
+            mode = "stim-detector-sampler"
+        else:
+            bits, events, detection = self._recorded(shots, seed)
+            mode = "stim-sampler"
+        wall = round(time.perf_counter() - began, 6)
+        details: dict[str, Any] = {"stim": self.figures()}
+        if self.detectors and detection is not None:
+            details["detection"] = _rates(detection, shots)
+        if decoded is not None:
+            details["decode"] = decoded
+        return RunResult(
+            counts=LazyCounts(bits, self.program.layout),
+            shots=shots,
+            seed=seed,
+            engine=ENGINE,
+            events=events,
+            telemetry=self._telemetry(shots, mode, wall),
+            shot_bits=bits,
+            layout=self.program.layout,
+            target=NAME,
+            details=details,
+            summary=_summary(details, shots),
+            detection=detection,
+        )
+
+    def _detected(
+        self, shots: int, seed: int
+    ) -> tuple[PackedRows, tuple[str, ...], Detections, dict[str, Any] | None]:
+        """A detector run's shots (detection events, then observable flips), its events,
+        its detections, and its decoding when asked."""
+        from qmk.execution.result import Detections, PackedRows
+
+        circuit = self.circuit
+        dets, obs = self.sampler.sample_detectors(shots, seed)
+        found = (
+            PackedRows(dets, circuit.num_detectors),
+            PackedRows(obs, circuit.num_observables),
+        )
+        events = tuple(f"D{k}" for k in range(circuit.num_detectors)) + tuple(
+            f"L{k}" for k in range(circuit.num_observables)
+        )
+        decoded = None
+        if self.matching is not None:
+            decoded = _decode(self.matching, dets, obs, circuit.num_observables)
+        return _joined(found), events, Detections(lambda: found), decoded
+
+    def _recorded(
+        self, shots: int, seed: int
+    ) -> tuple[PackedRows | np.ndarray, tuple[str, ...], Detections | None]:
+        """A record run's shots, its events, and its detections (found on first use)."""
+        circuit = self.circuit
+        record = self.sampler.sample_packed(shots, seed)
+        bits, events = _events(self.program, record, circuit.num_measurements)
+        if not circuit.num_detectors and not circuit.num_observables:
+            return bits, events, None
+        return bits, events, _converted(self.sampler, record)
+
+    def figures(self) -> dict[str, int]:
+        """What the circuit is: its qubits, measurements, detectors, observables, ticks
+        and noise locations (each noise channel's target groups, repeats counted)."""
+        circuit = self.program.circuit
+        found = self._kept.get("figures")
+        if found is None:
+            found = self._kept["figures"] = {
+                "qubits": circuit.num_qubits,
+                "measurements": circuit.num_measurements,
+                "detectors": circuit.num_detectors,
+                "observables": circuit.num_observables,
+                "ticks": circuit.num_ticks,
+                "noise_locations": _noise_locations(circuit),
+            }
+        return dict(found)
+
+    def _telemetry(self, shots: int, mode: str, wall: float) -> Any:
+        from qmk.execution.result import Telemetry
+
+        figures = self.figures()
+        noisy = self.request.noise and figures["noise_locations"] > 0
+        return Telemetry(
+            engine=ENGINE,
+            mode=mode,
+            shots=shots,
+            epochs=0,
+            logical_cycles=0.0,
+            logical_time_ns=0.0,
+            peak_logical_qubits=0,
+            peak_physical_qubits=figures["qubits"],
+            decoder_rounds=0.0,
+            magic_states=0,
+            teleports=0,
+            injected_logical_errors=0,
+            noise=self.request.noise,
+            noise_locations=figures["noise_locations"] if self.request.noise else 0,
+            qubit_params="the circuit's own",
+            profiles=(),
+            simulations=1,
+            noise_sampling="stim" if noisy else "off",
+            wall_time_s=wall,
+            engine_reason=f"the {NAME} target samples on stim's compiled samplers",
+            figures={f"circuit_{k}": v for k, v in figures.items()},
+        )
+
+
+def _joined(found: tuple[PackedRows, PackedRows]) -> PackedRows:
+    """Detection events then observable flips as one row of events per shot."""
+    from qmk.execution.result import PackedRows
+
+    dets, obs = found
+    if dets.width % 8 == 0 or obs.width == 0:
+        packed = np.concatenate([dets.packed, obs.packed], axis=1) if obs.width else dets.packed
+        return PackedRows(packed, dets.width + obs.width)
+    bits = np.concatenate([dets.unpack(), obs.unpack()], axis=1)
+    return PackedRows(np.packbits(bits, axis=1, bitorder="little"), dets.width + obs.width)
+
+
+def _events(
+    program: StimProgram, record: np.ndarray, measurements: int
+) -> tuple[PackedRows | np.ndarray, tuple[str, ...]]:
+    """The shots' event bits and the events: the record itself for a stim circuit, its
+    columns at the events of a lowered QVM program."""
+    from qmk.execution.result import PackedRows
+
+    if program.events is None or program.columns is None:
+        return PackedRows(record, measurements), tuple(f"m{k}" for k in range(measurements))
+    bits = np.unpackbits(record, axis=1, count=measurements, bitorder="little")
+    out = np.zeros((len(record), len(program.events)), dtype=np.uint8)
+    for k, column in enumerate(program.columns):
+        if column is not None:
+            out[:, k] = bits[:, column]
+    return out, program.events
+
+
+def _converted(sampler: StimSampler, record: np.ndarray) -> Any:
+    """The detections of a record, found on first use."""
+    from qmk.execution.result import Detections, PackedRows
+
+    circuit = sampler.circuit
+
+    def find() -> tuple[PackedRows, PackedRows]:
+        dets, obs = sampler.detectors_of(record)
+        return PackedRows(dets, circuit.num_detectors), PackedRows(obs, circuit.num_observables)
+
+    return Detections(find)
+
+
+def _decode(matching: Any, dets: np.ndarray, obs: np.ndarray, observables: int) -> dict[str, Any]:
+    """Each observable's logical errors, rate and interval, and the shots with any."""
+    from qmk.experiments.memory import DEFAULT_CHUNK, mispredicted, wilson_interval
+
+    began = time.perf_counter()
+    shots = len(dets)
+    width = obs.shape[1] * 8
+    per = np.zeros(width, dtype=np.int64)
+    any_wrong = 0
+    for lo in range(0, shots, DEFAULT_CHUNK):
+        wrong = mispredicted(matching, dets[lo : lo + DEFAULT_CHUNK], obs[lo : lo + DEFAULT_CHUNK])
+        per += np.unpackbits(wrong, axis=1, bitorder="little").sum(axis=0, dtype=np.int64)
+        any_wrong += int(np.count_nonzero(wrong.any(axis=1)))
+    errors = [int(e) for e in per[:observables]]
+    return {
+        "decoder": "pymatching",
+        "shots": shots,
+        "logical_errors": errors,
+        "logical_error_rate": [e / shots for e in errors],
+        "interval": [list(wilson_interval(e, shots, CONFIDENCE)) for e in errors],
+        "confidence": CONFIDENCE,
+        "any_observable_errors": any_wrong,
+        "seconds": round(time.perf_counter() - began, 6),
+    }
+
+
+def _rates(detection: Any, shots: int) -> dict[str, Any]:
+    """How often the detectors fired and the observables flipped."""
+    dets, obs = detection.packed()
+    return {
+        "shots_with_detections": int(np.count_nonzero(dets.packed.any(axis=1))),
+        "detection_rate": int(np.bitwise_count(dets.packed).sum()) / max(shots * dets.width, 1),
+        "observable_flips": [int(n) for n in obs.unpack().sum(axis=0, dtype=np.int64)],
+    }
+
+
+def _summary(details: Mapping[str, Any], shots: int) -> str:
+    """What ``qmk run --detectors`` (and ``--decode``) says beside the counts."""
+    lines = []
+    rates, decoded = details.get("detection"), details.get("decode")
+    if rates is not None:
+        lines.append(
+            f"detectors: {details['stim']['detectors']}, fired in "
+            f"{rates['shots_with_detections'] / shots:.4%} of shots "
+            f"({rates['detection_rate']:.4%} of detector bits)"
+        )
+        if rates["observable_flips"]:
+            shown = ", ".join(
+                f"L{k} {n / shots:.4%}" for k, n in enumerate(rates["observable_flips"])
+            )
+            lines.append(f"observables flipped: {shown}")
+    if decoded is not None:
+        rates_text = ", ".join(
+            f"L{k} {rate:.4g} ({errors} of {shots}; {CONFIDENCE:.0%} {low:.3g}-{high:.3g})"
+            for k, (rate, errors, (low, high)) in enumerate(
+                zip(
+                    decoded["logical_error_rate"],
+                    decoded["logical_errors"],
+                    decoded["interval"],
+                    strict=True,
+                )
+            )
+        )
+        lines.append(
+            f"decoded by pymatching on the circuit's detector error model "
+            f"({decoded['seconds']:.3f} s): logical error rate {rates_text}"
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def _noise_locations(circuit: stim.Circuit) -> int:
+    """Target groups of the circuit's noise channels (and noisy measurements), each
+    ``REPEAT`` block's counted as many times as it repeats."""
+    import stim
+
+    noisy, total = _noisy(), 0
+    for item in circuit:
+        if isinstance(item, stim.CircuitRepeatBlock):
+            total += item.repeat_count * _noise_locations(item.body_copy())
+        elif item.name in noisy and any(item.gate_args_copy()):
+            total += len(item.target_groups())
+    return total
+
+
+@functools.cache
+def _noisy() -> frozenset[str]:
+    """The names (and aliases) of stim's instructions that may be noisy."""
+    import stim
+
+    return frozenset(name for name, data in stim.gate_data().items() if data.is_noisy_gate)
+
+
+__all__ = [
+    "ENGINE",
+    "NAME",
+    "StimExecutable",
+    "StimOptions",
+    "StimProgram",
+    "StimTarget",
+    "is_stim_data",
+]

@@ -1,0 +1,223 @@
+"""The stim target: a stim circuit sampled by stim's own compiled samplers, its detectors and
+observables, decoded by matching when asked.
+
+Three kinds of check, at stated seeds:
+
+- it is stim's sampler: the shots of a run at seed ``s`` are those of
+  ``compile_sampler(seed=s)`` (``compile_detector_sampler`` with ``detectors``), bit for
+  bit, for stim's generated QEC circuits and a circuit of every instruction;
+- its statistics are stim's: detector and observable flip rates of QMK's run against
+  stim's own sample at another seed (support.stim_circuits: per column a two-proportion
+  z test, Bonferroni at 1e-4, and the detection weights' histogram by chi-square);
+- decoding: the logical errors per observable are pymatching's on stim's own samples of
+  the same seed, and a hand-built code's rate is its exact one (binomial, p > 1e-4).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pymatching
+import pytest
+import stim
+from scipy import stats
+
+import qmk
+from qmk.engines.base import EngineError
+from qmk.execution import target as targets
+from qmk.execution.request import RunRequest
+from qmk.execution.stim_target import StimTarget
+from qmk.execution.target import TargetError
+from support.paths import ROOT
+from support.stim_circuits import (
+    EVERY_INSTRUCTION,
+    TASKS,
+    assert_same_rates,
+    generated,
+    noisy_d5_surface_code,
+)
+
+SEED = 20261126
+SHOTS = 20_000
+
+CIRCUITS = {
+    **{f"{task} d={d}": (task, d) for task in TASKS for d in (3, 5)},
+    "every-instruction": None,
+}
+
+
+def _circuit(label: str) -> stim.Circuit:
+    spec = CIRCUITS[label]
+    return stim.Circuit(EVERY_INSTRUCTION) if spec is None else generated(*spec, p=0.004)
+
+
+def _unpacked(rows: np.ndarray, width: int) -> np.ndarray:
+    return np.unpackbits(rows, axis=1, count=width, bitorder="little")
+
+
+@pytest.mark.parametrize("label", sorted(CIRCUITS))
+def test_a_run_is_stims_own_sampler_bit_for_bit_at_its_seed(label):
+    circuit = _circuit(label)
+    record = qmk.run(circuit, shots=2000, seed=SEED)
+    assert record.target == "stim" and record.engine == "stabilizer"
+    theirs = circuit.compile_sampler(seed=SEED).sample(2000).astype(np.uint8)
+    np.testing.assert_array_equal(record.bits, theirs)
+    assert record.events == tuple(f"m{k}" for k in range(circuit.num_measurements))
+    detected = qmk.run(circuit, shots=2000, seed=SEED, target_options={"detectors": True})
+    dets, obs = circuit.compile_detector_sampler(seed=SEED).sample(2000, separate_observables=True)
+    np.testing.assert_array_equal(detected.detectors, dets.astype(np.uint8))
+    np.testing.assert_array_equal(detected.observables, obs.astype(np.uint8))
+    assert detected.events[-1] == f"L{circuit.num_observables - 1}"
+    assert detected.telemetry.mode == "stim-detector-sampler"
+
+
+@pytest.mark.parametrize("label", sorted(CIRCUITS))
+def test_detector_and_observable_flip_rates_are_stims_at_other_seeds(label):
+    circuit = _circuit(label)
+    ours = qmk.run(circuit, shots=SHOTS, seed=SEED, target_options={"detectors": True})
+    dets, obs = circuit.compile_detector_sampler(seed=SEED + 1).sample(
+        SHOTS, separate_observables=True
+    )
+    assert_same_rates(ours.detectors, dets.astype(np.uint8), f"{label} detectors")
+    assert_same_rates(ours.observables, obs.astype(np.uint8), f"{label} observables")
+
+
+def test_detectors_of_a_record_run_are_stims_conversion_of_those_very_shots():
+    circuit = generated("surface_code:rotated_memory_z", 3, p=0.01)
+    result = qmk.run(circuit, shots=3000, seed=SEED)
+    dets, obs = circuit.compile_m2d_converter().convert(
+        measurements=result.bits.astype(bool), separate_observables=True
+    )
+    np.testing.assert_array_equal(result.detectors, dets.astype(np.uint8))
+    np.testing.assert_array_equal(result.observables, obs.astype(np.uint8))
+    # and their rates are those of a detector run's
+    detected = qmk.run(circuit, shots=SHOTS, seed=SEED + 2, target_options={"detectors": True})
+    assert_same_rates(result.detectors, detected.detectors, "record vs detector run")
+
+
+def test_noise_off_runs_the_circuit_without_its_channels():
+    circuit = noisy_d5_surface_code()
+    result = qmk.run(circuit, shots=500, seed=SEED, noise=False, target_options={"detectors": True})
+    assert not result.detectors.any() and not result.observables.any()
+    assert result.telemetry.noise is False and result.telemetry.noise_sampling == "off"
+    noisy = qmk.run(circuit, shots=500, seed=SEED, target_options={"detectors": True})
+    assert noisy.detectors.any() and noisy.telemetry.noise_sampling == "stim"
+    assert noisy.telemetry.noise_locations == noisy.details["stim"]["noise_locations"] > 0
+
+
+@pytest.mark.parametrize("label", ["surface_code:rotated_memory_z d=5", "every-instruction"])
+def test_decoding_gives_pymatchings_logical_errors_on_stims_own_samples(label):
+    circuit = _circuit(label)
+    result = qmk.run(circuit, shots=SHOTS, seed=SEED, target_options={"decode": True})
+    decoded = result.details["decode"]
+    dem = circuit.detector_error_model(decompose_errors=True, approximate_disjoint_errors=True)
+    matching = pymatching.Matching.from_detector_error_model(dem)
+    dets, obs = circuit.compile_detector_sampler(seed=SEED).sample(SHOTS, separate_observables=True)
+    wrong = matching.decode_batch(dets) != obs
+    assert decoded["logical_errors"] == wrong.sum(axis=0).tolist()
+    assert decoded["any_observable_errors"] == int(wrong.any(axis=1).sum())
+    assert decoded["logical_error_rate"] == [e / SHOTS for e in decoded["logical_errors"]]
+    for errors, (low, high) in zip(decoded["logical_errors"], decoded["interval"], strict=True):
+        assert low <= errors / SHOTS <= high
+    assert "logical error rate L0" in result.summary
+
+
+def test_a_two_observable_code_decodes_each_observable_at_its_exact_rate():
+    # two repetition codes of three bits, one round: matching fails when two or three
+    # of a code's bits flip, 3 p^2 (1 - p) + p^3
+    p = 0.05
+    circuit = stim.Circuit(
+        f"X_ERROR({p}) 0 1 2 3 4 5\nM 0 1 2 3 4 5\n"
+        "DETECTOR rec[-6] rec[-5]\nDETECTOR rec[-5] rec[-4]\n"
+        "DETECTOR rec[-3] rec[-2]\nDETECTOR rec[-2] rec[-1]\n"
+        "OBSERVABLE_INCLUDE(0) rec[-6]\nOBSERVABLE_INCLUDE(1) rec[-3]\n"
+    )
+    exact = 3 * p**2 * (1 - p) + p**3
+    decoded = qmk.run(circuit, shots=SHOTS, seed=SEED, target_options={"decode": True}).details[
+        "decode"
+    ]
+    assert len(decoded["logical_errors"]) == 2
+    for errors in decoded["logical_errors"]:
+        assert stats.binomtest(errors, SHOTS, exact).pvalue > 1e-4
+
+
+def test_the_footprint_and_figures_are_the_circuits():
+    circuit = noisy_d5_surface_code()
+    target = StimTarget()
+    request = RunRequest(program_digest="ab" * 32, shots=10, seed=1, target="stim")
+    executable = target.compile(target.read(circuit), request)
+    fp = executable.footprint
+    assert (fp.target, fp.logical_qubits, fp.physical_qubits) == ("stim", circuit.num_qubits, 0)
+    assert fp.measurements == circuit.num_measurements and fp.tiles == 0
+    figures = executable.run(10, 1).details["stim"]
+    assert figures["detectors"] == circuit.num_detectors and figures["ticks"] == circuit.num_ticks
+
+
+def _request(**fields: object) -> RunRequest:
+    base = RunRequest(program_digest="ab" * 32, shots=10, seed=1, target="stim")
+    return msgspec.structs.replace(base, **fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "option"),
+    [
+        ({"engine": "statevector"}, "engine"),
+        ({"profile": "logical:surface_code(d=3)"}, "profile"),
+        ({"noise_model": "depolarizing(p=0.001)"}, "noise_model"),
+        ({"precision": "single"}, "precision"),
+        ({"target_options": {"detector": True}}, "target_options"),
+    ],
+)
+def test_the_logical_machines_settings_are_refused_with_qm102(fields, option):
+    target = StimTarget()
+    program = target.read("H 0\nM 0\n")
+    with pytest.raises(TargetError) as caught:
+        target.compile(program, _request(**fields))
+    assert caught.value.code == "QM102" and f"{option} is not an option" in caught.value.message
+
+
+def test_decoding_a_circuit_it_cannot_model_is_refused_naming_decode():
+    target = StimTarget()
+    for text, says in (
+        ("X_ERROR(0.1) 0\nM 0\nDETECTOR rec[-1]\n", "no OBSERVABLE_INCLUDE"),
+        ("H 0\nM 0\nDETECTOR rec[-1]\nOBSERVABLE_INCLUDE(0) rec[-1]\n", "cannot model"),
+    ):
+        with pytest.raises(TargetError) as caught:
+            target.compile(target.read(text), _request(target_options={"decode": True}))
+        assert caught.value.code == "QM102" and "decode" in caught.value.message
+        assert says in caught.value.message
+
+
+def test_states_and_resumes_are_refused():
+    target = StimTarget()
+    with pytest.raises(TargetError) as caught:
+        qmk.run("H 0\nM 0\n", final_state=True, noise=False)
+    assert caught.value.code == "QM102" and "final_state" in caught.value.message
+    executable = target.compile(target.read("H 0\nM 0\n"), _request())
+    with pytest.raises(TargetError):
+        executable.run(10, 1, resume=object())
+
+
+def test_a_clifford_qvm_program_runs_on_stim_with_its_noise_off():
+    bell = str(ROOT / "examples" / "bell.qasm")
+    result = qmk.run(bell, target="stim", shots=2000, seed=SEED, noise=False)
+    assert result.target == "stim" and set(result.counts) == {"00", "11"}
+    assert 900 < result.counts["00"] < 1100 and result.detectors is None
+    with pytest.raises(TargetError) as caught:  # the logical machine's noise is not stim's
+        qmk.run(bell, target="stim", shots=10, seed=SEED)
+    assert caught.value.code == "QM102" and "noise" in caught.value.message
+    with pytest.raises(EngineError) as refused:
+        qmk.run(
+            'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nt q[0];\n'
+            "measure q -> c;",
+            target="stim",
+            noise=False,
+        )
+    assert refused.value.code == "QE103"
+
+
+def test_a_kernel_jobs_program_form_reads_back():
+    target = targets.get("stim")
+    program = target.read(noisy_d5_surface_code())
+    again = target.read(program.to_json())
+    assert again.circuit == program.circuit and again.required_caps == ("CAP_ALLOC",)
