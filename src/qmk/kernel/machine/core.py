@@ -72,7 +72,7 @@ from qmk.kernel.machine.metrics import Gauge
 from qmk.kernel.machine.refusal import refuse_unplaceable
 from qmk.kernel.machine.state import DONE, QUEUED, RUNNING, STOPPED, STORED, MachineState
 from qmk.kernel.machine.supply import ModuleSupply, snap, split_wait, weighted_fill
-from qmk.kernel.machine.tiles import TileRange, TileRangeSpec
+from qmk.kernel.machine.tiles import Floorplan, TileRange, TileRangeSpec
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -168,16 +168,16 @@ class Scheduler:
         specs = policy.ranges(machine, self.weights) or [
             TileRangeSpec(module=m.index, offset=0, length=m.tiles) for m in machine.modules
         ]
-        self.ranges = [TileRange(i, s) for i, s in enumerate(specs)]
-        #: of every range: the longest, and whether one's module has a factory
-        self._largest = max((r.spec.length for r in self.ranges), default=0)
+        #: where jobs sit (its ranges are :attr:`ranges`)
+        self.floorplan = Floorplan(specs)
+        self.ranges = self.floorplan.ranges
+        #: whether a range's module has a factory
         self._factories = any(self._supplies[r.module].rate > 0 for r in self.ranges)
         self._link_users: dict[MachineJob, None] = {}
         self._link_consume = 0.0
         self._decoder = _Decoder(machine.decoder_bits_per_cycle, self.weights)
         #: no decoder limit: a step's measurements change no rate (:meth:`_step_done`)
         self._no_decoder = machine.decoder_bits_per_cycle is None
-        self._holds: list[tuple[TileRange, int, int]] = []
         #: each resource's use: tiles held, T states and Bell pairs drawn a cycle
         self.gauges = {
             name: Gauge(width=machine.epoch_cycles, keep=history)
@@ -457,7 +457,7 @@ class Scheduler:
         if (
             names is None
             and timeline is not None
-            and fp.data_tiles + fp.routing_tiles <= self._largest
+            and fp.data_tiles + fp.routing_tiles <= self.floorplan.largest
             and (not timeline.t_total or self._factories)
             and (not timeline.b_total or self.machine.link.bell_pairs_per_cycle > 0)
         ):
@@ -467,20 +467,11 @@ class Scheduler:
     def find(
         self, job: MachineJob, ranges: Iterable[TileRange] | None = None
     ) -> tuple[TileRange, int] | None:
-        """Where ``job`` would be placed now: the allowed range with the most free tiles
-        that can hold it (ties: lowest index), first fit in it; None when none can."""
-        best: tuple[TileRange, int] | None = None
-        need = job.tiles
-        if ranges is None:
-            ranges = self.allowed_ranges(job)
-        for area in ranges:
-            if area.tree.largest < need:
-                continue
-            if best is None or area.tree.free > best[0].tree.free:
-                at = area.tree.first_fit(need)
-                if at is not None:
-                    best = (area, at)
-        return best
+        """Where ``job`` would be placed now (:meth:`Floorplan.find`, of the ranges the
+        policy allows it unless ``ranges`` are given); None when none can hold it."""
+        return self.floorplan.find(
+            job.tiles, self.allowed_ranges(job) if ranges is None else ranges
+        )
 
     def place(self, job: MachineJob, ranges: Iterable[TileRange] | None = None) -> bool:
         """Start a queued job (or resume a stored one) where :meth:`find` says; False
@@ -503,34 +494,18 @@ class Scheduler:
         raise ValueError(f"job {job.id} is {job.state}: only queued or stored jobs are placed")
 
     def _occupy(self, job: MachineJob, area: TileRange, at: int) -> None:
-        area.tree.take(at, job.tiles)
-        area.occupants[at] = job
-        job.range, job.pos, job.module = area.index, at, area.module
-        job.pos_in_module = area.spec.offset + at
+        self.floorplan.take(job, area, at)
         self.state.tiles_changed(job.tenant, now=self.now, tiles=job.tiles)
         self.gauges["tiles"].set(self.now, self.state.held)
         if not self._no_decoder:
             self._decoder_add(job.tenant, job.data_tiles * self.machine.tile_bits_per_cycle)
 
     def _vacate(self, job: MachineJob) -> None:
-        area = self.ranges[job.range]
-        area.tree.give(job.pos, job.tiles)
-        del area.occupants[job.pos]
+        self.floorplan.give(job)
         self.state.tiles_changed(job.tenant, now=self.now, tiles=-job.tiles)
         self.gauges["tiles"].set(self.now, self.state.held)
         if not self._no_decoder:
             self._decoder_add(job.tenant, -job.data_tiles * self.machine.tile_bits_per_cycle)
-        job.range = -1
-
-    def hold(self, area: TileRange, start: int, length: int) -> None:
-        """Keep tiles ``start .. start+length-1`` of ``area`` from placements until
-        :meth:`release_holds` (a reservation for the head of a queue)."""
-        self._holds += [(area, at, size) for at, size in area.hold(start, length)]
-
-    def release_holds(self) -> None:
-        for area, start, length in self._holds:
-            area.tree.give(start, length)
-        self._holds.clear()
 
     # ------------------------------------------------------------------ preemption
 

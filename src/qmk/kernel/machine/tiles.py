@@ -23,6 +23,7 @@ Fragmentation is real: ten free tiles in two holes of five hold no job of six.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -285,3 +286,57 @@ class TileRange:
                 held.append((cursor, at - cursor))
             cursor = max(cursor, at + size)
         return held
+
+
+class Floorplan:
+    """Where jobs sit: the machine's job tiles as tile ranges, and the holds on free tiles.
+
+    The scheduler places through it and accounts for what a placement changes (a
+    tenant's tiles, the gauges, the decoder); policies read its ranges and hold a region
+    for a blocked job while they place others (:meth:`hold`, :meth:`release_holds`).
+    """
+
+    __slots__ = ("_holds", "largest", "ranges")
+
+    def __init__(self, specs: Sequence[TileRangeSpec]) -> None:
+        self.ranges = [TileRange(i, s) for i, s in enumerate(specs)]
+        #: the longest range's tiles
+        self.largest = max((r.spec.length for r in self.ranges), default=0)
+        self._holds: list[tuple[TileRange, int, int]] = []
+
+    def find(self, need: int, ranges: Iterable[TileRange]) -> tuple[TileRange, int] | None:
+        """Where ``need`` tiles would go now: of ``ranges``, the one with the most free
+        tiles that can hold them (ties: lowest index), first fit in it; None: none can."""
+        best: tuple[TileRange, int] | None = None
+        for area in ranges:
+            if area.tree.largest < need:
+                continue
+            if best is None or area.tree.free > best[0].tree.free:
+                at = area.tree.first_fit(need)
+                if at is not None:
+                    best = (area, at)
+        return best
+
+    def take(self, job: MachineJob, area: TileRange, at: int) -> None:
+        """``job`` holds the run of its tiles at ``at`` of ``area``."""
+        area.tree.take(at, job.tiles)
+        area.occupants[at] = job
+        job.range, job.pos, job.module = area.index, at, area.module
+        job.pos_in_module = area.spec.offset + at
+
+    def give(self, job: MachineJob) -> None:
+        """``job``'s tiles are free again."""
+        area = self.ranges[job.range]
+        area.tree.give(job.pos, job.tiles)
+        del area.occupants[job.pos]
+        job.range = -1
+
+    def hold(self, area: TileRange, start: int, length: int) -> None:
+        """Keep tiles ``start .. start+length-1`` of ``area`` from placements until
+        :meth:`release_holds` (a reservation for the head of a queue)."""
+        self._holds += [(area, at, size) for at, size in area.hold(start, length)]
+
+    def release_holds(self) -> None:
+        for area, start, length in self._holds:
+            area.tree.give(start, length)
+        self._holds.clear()

@@ -90,13 +90,13 @@ class Backfill(SchedulingPolicy):
             return
         area, start, _ = spot
         later = list(itertools.islice(sched.queue, 1, 1 + self.depth))
-        sched.hold(area, start, head.tiles)
+        sched.floorplan.hold(area, start, head.tiles)
         try:
             for job in later:
                 if _within(budgets, job) and sched.place(job):
                     budgets.started()
         finally:
-            sched.release_holds()
+            sched.floorplan.release_holds()
 
 
 def _within(budgets: BudgetCheck, job: MachineJob) -> bool:

@@ -77,7 +77,7 @@ class Fidelity(SchedulingPolicy):
                 if not reserved and sched.find(job) is None:
                     reserved = self._reserve(sched, job)
         finally:
-            sched.release_holds()
+            sched.floorplan.release_holds()
 
     @staticmethod
     def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
@@ -96,5 +96,5 @@ class Fidelity(SchedulingPolicy):
         if spot is None or spot[2] == math.inf:
             return False
         area, start, _ = spot
-        sched.hold(area, start, job.tiles)
+        sched.floorplan.hold(area, start, job.tiles)
         return True
