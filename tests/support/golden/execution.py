@@ -9,6 +9,7 @@ from __future__ import annotations
 from qmk.execution.footprint import Footprint, Step
 from qmk.execution.plan import Call, Exec, Noise, PlanStep
 from qmk.execution.request import MachineRun, Policy, Rewrite, RunRequest, Schedule
+from qmk.execution.stim_target import StimOptions
 from qmk.execution.surgery import SurgeryOptions
 from qmk.execution.trajectories import MicroOp
 from qmk.qec.logical import Calibration
@@ -34,6 +35,7 @@ FOOTPRINT = Footprint(
 STEP = Step(kind="rotation", cycles=9, t_states=1, routed=True, measurements=2, node="magic")
 
 SURGERY_OPTIONS = SurgeryOptions(block="compact")
+STIM_OPTIONS = StimOptions(detectors=True, decode=True)
 
 #: A MEASURE_ANGLE's expansion: rz(-0.5) then h, the measurement, then undone.
 CALL = Call(kind=Micro.GATE, qubits=("q",), gate="rz", params=(0.5,), undo=True)
@@ -133,6 +135,7 @@ EXAMPLES = (
     NOISE,
     MICRO_OP,
     SURGERY_OPTIONS,
+    STIM_OPTIONS,
     MACHINE_RUN,
     POLICY,
     REWRITE,
