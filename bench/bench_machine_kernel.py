@@ -6,7 +6,7 @@ fed kernel jobs of a Bell pair's footprint (one footprint object for all, as adm
 settled answers give a program's jobs), arriving ``--rate`` jobs a second of machine
 clock, the clock moved to each next event as the task's clock wait moves it,
 ``--reads`` the figures read every so many machine-seconds (``q_machine_status``: the
-lazy shadow replayed then), nothing else of the kernel around it. Docs:
+the speedup, computed on demand then), nothing else of the kernel around it. Docs:
 ``docs/machine.md`` (a kernel's figures in bounded memory).
 
     python bench/bench_machine_kernel.py [--jobs 20000] [--rate 600] [--policy fair-share]
