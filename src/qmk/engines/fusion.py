@@ -344,14 +344,24 @@ def _diagonal(
 ) -> np.ndarray:
     """The diagonal of the product of diagonal ``parts`` on ``qubits``' index space."""
     k = len(qubits)
-    index = np.arange(1 << k)
     out = np.ones(1 << k, dtype=np.complex128)
     for qs, u in parts:
-        sub = np.zeros(1 << k, dtype=np.intp)
-        for i, q in enumerate(qs):  # the part's bit i (from its top) is block axis q
-            sub |= ((index >> (k - 1 - qubits.index(q))) & 1) << (len(qs) - 1 - i)
-        out *= np.diag(u)[sub]
+        out *= np.diagonal(u)[_part_index(k, tuple([qubits.index(q) for q in qs]))]
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _part_index(k: int, axes: tuple[int, ...]) -> np.ndarray:
+    """For each index of a ``k``-qubit diagonal block, the index into the diagonal of a
+    part on block ``axes`` (axis 0 the most significant bit; the part's bit ``i``, from
+    its top, is block axis ``axes[i]``): kept, a circuit's diagonal parts repeat their
+    axes."""
+    index = np.arange(1 << k)
+    sub = np.zeros(1 << k, dtype=np.intp)
+    for i, axis in enumerate(axes):
+        sub |= ((index >> (k - 1 - axis)) & 1) << (len(axes) - 1 - i)
+    sub.setflags(write=False)
+    return sub
 
 
 def _close(blocks: Sequence[_Open]) -> list[Block]:
