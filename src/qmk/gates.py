@@ -224,8 +224,8 @@ def matrices(calls: Sequence[tuple[str, Sequence[float]]]) -> list[np.ndarray]:
 
     The built-in rotations among them are built together, one array for each kind,
     each call's matrix a view of it: a circuit's engine needs thousands a run, and a
-    small array each cost most of their time. Their cosines and sines are taken one by
-    one as the records take them, so the entries are the same, bit for bit.
+    small array each cost most of their time. Each entry is made by the arithmetic of
+    its record's build, so the matrices are the same, bit for bit (signed zeros too).
 
     Raises:
         KeyError: a gate no record names.
@@ -250,18 +250,19 @@ def matrices(calls: Sequence[tuple[str, Sequence[float]]]) -> list[np.ndarray]:
         if not at:
             continue
         half = [calls[i][1][0] / 2 for i in at]
-        c = np.array([math.cos(h) for h in half])
-        s = np.array([math.sin(h) for h in half])
+        c = [math.cos(h) for h in half]
+        s = [math.sin(h) for h in half]
         stack = np.zeros((len(at), 2, 2), dtype=np.complex128)
+        # each entry made by the Python arithmetic of its record's build (signed zeros too)
         if build is _rz:
-            stack[:, 0, 0] = c - 1j * s
-            stack[:, 1, 1] = c + 1j * s
+            stack[:, 0, 0] = [complex(x, -y) for x, y in zip(c, s, strict=True)]
+            stack[:, 1, 1] = [complex(x, y) for x, y in zip(c, s, strict=True)]
         elif build is _ry:
             stack[:, 0, 0] = stack[:, 1, 1] = c
-            stack[:, 0, 1], stack[:, 1, 0] = -s, s
+            stack[:, 0, 1], stack[:, 1, 0] = [-y for y in s], s
         else:
             stack[:, 0, 0] = stack[:, 1, 1] = c
-            stack[:, 0, 1] = stack[:, 1, 0] = -1j * s
+            stack[:, 0, 1] = stack[:, 1, 0] = [-1j * y for y in s]
         for k, i in enumerate(at):
             out[i] = stack[k]
     return out
