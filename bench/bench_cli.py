@@ -33,6 +33,10 @@ Cases (seeded; the peers read the same QASM file, except where said):
   statevector (``qiskit.qasm2.load`` and ``AerSimulator``);
 - ``qft-N`` (N = 20, 24, 26): a layer of RY, then the QFT (controlled phases and H), 1000
   shots, against the same peers (the circuits are ``bench_router.py``'s);
+- ``qv-20``: quantum-volume-shaped, 20 layers of random two-qubit unitaries on random
+  pairs (3 CX and 15 rotations each); ``qaoa-20``: QAOA for MaxCut on a random
+  3-regular graph, 3 rounds (CX RZ CX on each edge, RX on every qubit); 1000 shots,
+  against the same peers;
 - ``noisy-20``: random-20 with QMK's logical noise at ``logical:surface_code(d=3)``
   (about 0.5 logical errors a shot), 50 shots (Aer runs each shot's trajectory: over
   a second of CPU a shot here), against Aer's statevector with the
@@ -71,7 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, describe, installed, load_averages, machine, write_json
-from bench_router import ghz_qasm, qft_qasm, random_qasm
+from bench_router import ghz_qasm, qaoa_qasm, qft_qasm, qv_qasm, random_qasm
 from qmk.engines.registry import gpu_present
 
 #: The peers, as Python programs run with ``python -c`` and the QASM path as argv[1],
@@ -185,6 +189,8 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
         "random-20": (random_qasm(20, 20, seed=7), 1000, dense),
         "random-24": (random_qasm(24, 20, seed=7), 1000, dense),
         "qft-20": (qft_qasm(20), 1000, dense),
+        "qv-20": (qv_qasm(20), 1000, dense),
+        "qaoa-20": (qaoa_qasm(20), 1000, dense),
         "qft-24": (qft_qasm(24), 1000, dense),
         "random-26": (random_qasm(26, 20, seed=7), 1000, dense),
         "qft-26": (qft_qasm(26), 1000, dense),

@@ -109,6 +109,58 @@ def qft_qasm(n: int) -> str:
     return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
 
 
+def qv_qasm(n: int, depth: int | None = None, seed: int = 11) -> str:
+    """Quantum-volume-shaped: ``depth`` (default ``n``) layers, each a random pairing of
+    the qubits with a random two-qubit unitary on every pair, written in the generic
+    three-CX form (RZ RY RZ on each side, CX, RZ/RY, CX, RY, CX, RZ RY RZ)."""
+    rng = random.Random(seed)
+    lines = [f"qreg q[{n}];", f"creg c[{n}];"]
+
+    def u3(q: int) -> None:
+        for gate in ("rz", "ry", "rz"):
+            lines.append(f"{gate}({rng.uniform(0, 2 * math.pi):.6f}) q[{q}];")
+
+    def angle() -> str:
+        return f"{rng.uniform(0, 2 * math.pi):.6f}"
+
+    for _ in range(n if depth is None else depth):
+        order = rng.sample(range(n), n)
+        for a, b in zip(order[0::2], order[1::2], strict=False):
+            u3(a)
+            u3(b)
+            lines += [f"cx q[{b}],q[{a}];", f"rz({angle()}) q[{a}];", f"ry({angle()}) q[{b}];"]
+            lines += [f"cx q[{a}],q[{b}];", f"ry({angle()}) q[{b}];", f"cx q[{b}],q[{a}];"]
+            u3(a)
+            u3(b)
+    return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
+
+
+def regular_graph(n: int, degree: int, seed: int) -> list[tuple[int, int]]:
+    """A random ``degree``-regular simple graph on ``n`` nodes (pairing model, seeded)."""
+    rng = random.Random(seed)
+    while True:
+        stubs = [v for v in range(n) for _ in range(degree)]
+        rng.shuffle(stubs)
+        edges = {tuple(sorted(stubs[i : i + 2])) for i in range(0, len(stubs), 2)}
+        if len(edges) == len(stubs) // 2 and all(a != b for a, b in edges):
+            return sorted(edges)  # type: ignore[arg-type]
+
+
+def qaoa_qasm(n: int, layers: int = 3, seed: int = 5) -> str:
+    """QAOA for MaxCut on a random 3-regular graph: H on every qubit, then ``layers``
+    rounds of a ZZ phase on each edge (CX RZ CX) and an RX mixer on every qubit."""
+    rng = random.Random(seed)
+    edges = regular_graph(n, 3, seed)
+    lines = [f"qreg q[{n}];", f"creg c[{n}];"]
+    lines += [f"h q[{q}];" for q in range(n)]
+    for _ in range(layers):
+        gamma, beta = rng.uniform(0, math.pi), rng.uniform(0, math.pi)
+        for a, b in edges:
+            lines += [f"cx q[{a}],q[{b}];", f"rz({2 * gamma:.6f}) q[{b}];", f"cx q[{a}],q[{b}];"]
+        lines += [f"rx({2 * beta:.6f}) q[{q}];" for q in range(n)]
+    return _HEAD + "\n".join(lines) + "\n" + _measure_all(n)
+
+
 def toffoli_qasm(n: int, gates: int = 400, seed: int = 3) -> str:
     rng = random.Random(seed)
     lines = [f"qreg q[{n}];", f"creg c[{n}];"]

@@ -5,7 +5,11 @@ fails on a timing):
 
 1. ``q_status`` round trip on the Unix socket, p50/p99, from the blocking
    :class:`qmk.client.Client` (one call at a time: request encode, send, kernel
-   lookup, reply, decode). Goal: p50 < 0.3 ms.
+   lookup, reply, decode). Goal: p50 < 0.3 ms. Beside it, a session open as a client
+   makes one (:meth:`qmk.client.Client.connect` and its close: connect, ``q_negotiate_caps``
+   and its durable commit, the reply, close), one at a time, each after a pause of
+   :data:`OPEN_PAUSE_S` (the door admits a peer's new connections at most 100 a
+   second). Goal (issue 62, item 5): p50 < 1 ms.
 2. Submit-to-complete throughput of small jobs (a Bell pair, 100 shots) with 1, 4
    and 8 concurrent :class:`qmk.client.AsyncClient` s, each with its own connection
    and session (opened before the clock starts); every client submits its share of
@@ -39,8 +43,8 @@ one after the other (results in ``bench/results/service-instructions.json``).
 and prints its top functions after the throughput runs, to show where the time goes. Results go to
 ``bench/results/service.json``.
 
-    python bench/bench_service.py [--jobs 400] [--calls 3000] [--workers 2] [--repeat 1]
-                                  [--clients 1 4 8] [--profile] [--no-cache-hits]
+    python bench/bench_service.py [--jobs 400] [--calls 3000] [--opens 300] [--workers 2]
+                                  [--repeat 1] [--clients 1 4 8] [--profile] [--no-cache-hits]
                                   [--instructions 200 400]
 """
 
@@ -69,6 +73,7 @@ from _common import (
     load_average,
     load_averages,
     machine,
+    percentiles,
     spread,
     write_json,
 )
@@ -143,6 +148,32 @@ def bench_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, f
         job_id = client.q_submit(graph, 100, 1)["job_id"]
         client.q_wait(job_id, 30_000)
         return call_latencies(lambda: client.q_status(job_id), calls)
+
+
+#: Issue 62 (item 5): a session opened (connect, negotiate, close) in under this, p50.
+GOAL_SESSION_OPEN_MS = 1.0
+#: The pause before each session open: under the door's 100 new connections a second
+#: from one peer (``accept_rate_per_peer``), as a client opens one now and then.
+OPEN_PAUSE_S = 0.012
+
+
+def bench_session_open(socket: Path, opens: int, *, warmup: int = 20) -> dict[str, float]:
+    """Session opens, each a fresh connection: :meth:`Client.connect` (connect and
+    ``q_negotiate_caps``) and the client's close, timed one by one after ``warmup``
+    untimed, each after :data:`OPEN_PAUSE_S`."""
+
+    def once() -> None:
+        with Client.connect(str(socket), tenant="bench", key=KEY):
+            pass
+
+    times = []
+    for done in range(warmup + opens):
+        time.sleep(OPEN_PAUSE_S)
+        started = time.perf_counter()
+        once()
+        if done >= warmup:
+            times.append(time.perf_counter() - started)
+    return percentiles(times)
 
 
 #: The goal of issue 28 for small jobs at 8 clients, each run (no cache hit), 2 cores.
@@ -263,13 +294,20 @@ def audit_writes(log: Path, since: int) -> int:
         return file.read().count(b'"mac2":')
 
 
-def summarize(statuses: list[dict[str, float]], runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(
+    statuses: list[dict[str, float]],
+    runs: list[dict[str, Any]],
+    opens: list[dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """Each figure's spread over the repeats."""
     summary: dict[str, Any] = {
         "repeats": len(statuses),
         "q_status_p50_ms": spread([s["p50_ms"] for s in statuses]),
         "q_status_p99_ms": spread([s["p99_ms"] for s in statuses]),
     }
+    if opens:
+        summary["session_open_p50_ms"] = spread([s["p50_ms"] for s in opens])
+        summary["session_open_p99_ms"] = spread([s["p99_ms"] for s in opens])
     for clients in sorted({run["clients"] for run in runs}):
         for cached, name in ((False, "jobs_per_s"), (True, "cache_hit_jobs_per_s")):
             rates = [
@@ -362,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=400, help="jobs per throughput run")
     parser.add_argument("--calls", type=int, default=3000, help="q_status calls timed")
+    parser.add_argument("--opens", type=int, default=300, help="session opens timed")
     parser.add_argument("--workers", type=int, default=2, help="kernel worker processes")
     parser.add_argument("--repeat", type=int, default=1, help="measure this many times")
     parser.add_argument("--profile", action="store_true", help="profile the kernel process")
@@ -424,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = start_server(tmp, options.workers, profile)
         try:
             statuses: list[dict[str, float]] = []
+            opens: list[dict[str, float]] = []
             runs: list[dict[str, Any]] = []
             for _ in range(options.repeat):
                 status = bench_status(tmp / "bench.sock", options.calls, graph)
@@ -431,7 +471,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"q_status round trip ({status['calls']} calls): p50 "
                     f"{status['p50_ms']:.3f} ms, p99 {status['p99_ms']:.3f} ms, mean "
-                    f"{status['mean_ms']:.3f} ms (goal p50 < 0.3 ms)"
+                    f"{status['mean_ms']:.3f} ms (goal p50 < 0.3 ms); load {load_average():.1f}"
+                )
+                opened = bench_session_open(tmp / "bench.sock", options.opens)
+                opens.append(opened)
+                print(
+                    f"session open ({opened['calls']} opens: connect, q_negotiate_caps, close): "
+                    f"p50 {opened['p50_ms']:.3f} ms, p99 {opened['p99_ms']:.3f} ms, mean "
+                    f"{opened['mean_ms']:.3f} ms (goal p50 < {GOAL_SESSION_OPEN_MS:g} ms); "
+                    f"load {load_average():.1f}"
                 )
                 for clients in options.clients:
                     number = len(runs) + 1
@@ -449,9 +497,10 @@ def main(argv: list[str] | None = None) -> int:
                         runs.append(run)
                         print_run(run)
             results["q_status"] = statuses[0] if len(statuses) == 1 else statuses
+            results["session_open"] = opens[0] if len(opens) == 1 else opens
             results["throughput"] = runs
             if options.repeat > 1:
-                results["summary"] = summarize(statuses, runs)
+                results["summary"] = summarize(statuses, runs, opens)
                 print_summary(results["summary"])
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -27,6 +27,7 @@ from qmk.gates import (
     Gate,
     Names,
     fixed,
+    matrices,
     named,
     register,
     registered,
@@ -333,6 +334,32 @@ def _gate(name: str, matrix: Any, **fields: Any) -> Gate:
 
 
 _SQY = np.array([[1, -1], [1, 1]]) / math.sqrt(2)  # sqrt(Y): ry(pi/2)
+
+
+def test_matrices_of_many_calls_are_each_records_matrix_bit_for_bit() -> None:
+    rng = np.random.default_rng(62)
+    calls = []
+    for _ in range(400):  # every record, rotations among them at random angles, signs too
+        gate = RECORDS[int(rng.integers(len(RECORDS)))]
+        calls.append((gate.name, tuple(rng.uniform(-7, 7, size=len(gate.params)))))
+    calls += [("rz", (0.0,)), ("rx", (-0.0,)), ("ry", (math.pi,))]
+    for (name, params), got in zip(calls, matrices(calls), strict=True):
+        want = GATES[name].matrix(params)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert got.view(np.float64).tobytes() == want.view(np.float64).tobytes(), (name, params)
+
+
+def test_matrices_builds_a_registered_gate_by_its_own_record() -> None:
+    half = _gate("half", np.diag([1, 1j]), inverse="halfdg")
+    undo = _gate("halfdg", np.diag([1, -1j]), inverse="half")
+    register(half, undo)
+    try:
+        got = matrices([("half", ()), ("rz", (0.5,)), ("halfdg", ())])
+        assert np.array_equal(got[0], np.diag([1, 1j])) and np.array_equal(got[2], undo.matrix())
+    finally:
+        unregister("half", "halfdg")
+    with pytest.raises(KeyError):
+        matrices([("half", ())])
 
 
 def test_register_adds_a_gate_and_its_names_and_unregister_takes_them_out() -> None:

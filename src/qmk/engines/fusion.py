@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def plan(
     Returns:
         The blocks, in the order they apply.
     """
-    qubits_of = [tuple(map(int, qubits)) for qubits, _ in gates]
+    qubits_of = [tuple(qubits) for qubits, _ in gates]  # (ints: a tuple of them, not a map)
     matrices = [np.asarray(matrix, dtype=np.complex128) for _, matrix in gates]
     # the structure first, on qubits alone: each run of one-qubit gates (a chain) waits
     # for the next multi-qubit gate on its qubit and makes a unit with it
@@ -142,21 +143,30 @@ def plan(
     blocks: list[_Open] = []
     last: dict[int, int] = {}  # qubit -> the block holding its latest gate
 
+    get = last.get
+    flat = (PASS_COST + 1) - PASS_COST  # a diagonal block's price above PASS_COST
+
     def place(qubits: tuple[int, ...], matrix: np.ndarray, members: list[int]) -> None:
         diagonal = diagonal_width > 0 and _is_diagonal(matrix)
-        latest = max((last.get(q, -1) for q in qubits), default=-1)
-        candidates = [b for b in (latest, len(blocks) - 1) if b >= latest and b >= 0]
+        latest = max([get(q, -1) for q in qubits])
+        newest = len(blocks) - 1
         best: tuple[int, int] | None = None  # (gain, block)
-        for b in dict.fromkeys(candidates):
+        # (the prices of cost(), PASS_COST cancelled: thousands of units a segment)
+        own = flat if diagonal else 1 << len(qubits)
+        for b in (latest,) if newest == latest else (latest, newest):
+            if b < 0:
+                continue
             block = blocks[b]
-            union = len(set(block.qubits) | set(qubits))
+            held = block.qubits
+            union = len(held) + len([q for q in qubits if q not in held])
             both = diagonal and block.diagonal
             if union > (diagonal_width if both else max_width):
                 continue
             gain = (
-                cost(len(block.qubits), diagonal=block.diagonal)
-                + cost(len(qubits), diagonal=diagonal)
-                - cost(union, diagonal=both)
+                PASS_COST
+                + (flat if block.diagonal else 1 << len(held))
+                + own
+                - (flat if both else 1 << union)
             )
             if gain >= 0 and (best is None or gain > best[0]):
                 best = (gain, b)
@@ -190,7 +200,7 @@ def plan(
         place(*before.pop())
     for q, c in sorted(waiting.items(), key=lambda item: chains[item[1]][0]):
         place((q,), products[c], chains[c])
-    return [_close(block) for block in blocks]
+    return _close(blocks)
 
 
 def _chain_products(
@@ -334,24 +344,62 @@ def _diagonal(
 ) -> np.ndarray:
     """The diagonal of the product of diagonal ``parts`` on ``qubits``' index space."""
     k = len(qubits)
-    index = np.arange(1 << k)
     out = np.ones(1 << k, dtype=np.complex128)
     for qs, u in parts:
-        sub = np.zeros(1 << k, dtype=np.intp)
-        for i, q in enumerate(qs):  # the part's bit i (from its top) is block axis q
-            sub |= ((index >> (k - 1 - qubits.index(q))) & 1) << (len(qs) - 1 - i)
-        out *= np.diag(u)[sub]
+        out *= np.diagonal(u)[_part_index(k, tuple([qubits.index(q) for q in qs]))]
     return out
 
 
-def _close(block: _Open) -> Block:
-    qubits = tuple(block.qubits)
-    members = tuple(i for _, _, part in block.parts for i in part)
-    if block.diagonal:
-        diagonal = _diagonal(qubits, [(qs, u) for qs, u, _ in block.parts])
-        return Block(qubits=qubits, gates=members, matrix=diagonal, diagonal=True)
-    if len(block.parts) == 1 and block.parts[0][0] == qubits:
-        matrix = np.ascontiguousarray(block.parts[0][1])
-    else:
-        matrix = _embed(qubits, [(qs, u) for qs, u, _ in block.parts])
-    return Block(qubits=qubits, gates=members, matrix=matrix)
+@functools.lru_cache(maxsize=4096)
+def _part_index(k: int, axes: tuple[int, ...]) -> np.ndarray:
+    """For each index of a ``k``-qubit diagonal block, the index into the diagonal of a
+    part on block ``axes`` (axis 0 the most significant bit; the part's bit ``i``, from
+    its top, is block axis ``axes[i]``): kept, a circuit's diagonal parts repeat their
+    axes."""
+    index = np.arange(1 << k)
+    sub = np.zeros(1 << k, dtype=np.intp)
+    for i, axis in enumerate(axes):
+        sub |= ((index >> (k - 1 - axis)) & 1) << (len(axes) - 1 - i)
+    sub.setflags(write=False)
+    return sub
+
+
+def _close(blocks: Sequence[_Open]) -> list[Block]:
+    """The blocks as :class:`Block` s: each dense block's matrix the product of its parts,
+    each embedded on the block's qubits (:func:`_embed`, whose arithmetic it does), the
+    parts of one shape (width and axes) embedded as one stack and the blocks of one
+    width and number of parts multiplied as one stack (numpy's per-call cost is most of
+    an 8x8 product; a stack's products equal the one-by-one ones)."""
+    out: list[Block | None] = [None] * len(blocks)
+    gates = [tuple(i for _, _, part in block.parts for i in part) for block in blocks]
+    shapes: dict[tuple[int, tuple[int, ...]], list[tuple[int, int]]] = {}
+    chains: dict[tuple[int, int], list[int]] = {}
+    for b, block in enumerate(blocks):
+        qubits, members = tuple(block.qubits), gates[b]
+        if block.diagonal:
+            diagonal = _diagonal(qubits, [(qs, u) for qs, u, _ in block.parts])
+            out[b] = Block(qubits=qubits, gates=members, matrix=diagonal, diagonal=True)
+            continue
+        if len(block.parts) == 1 and block.parts[0][0] == qubits:
+            matrix = np.ascontiguousarray(block.parts[0][1])
+            out[b] = Block(qubits=qubits, gates=members, matrix=matrix)
+            continue
+        k = len(qubits)
+        axis = {q: i for i, q in enumerate(qubits)}
+        for j, (qs, _, _) in enumerate(block.parts):
+            shapes.setdefault((k, tuple([axis[q] for q in qs])), []).append((b, j))
+        chains.setdefault((k, len(block.parts)), []).append(b)
+    full: dict[tuple[int, int], np.ndarray] = {}
+    for (k, targets), where in shapes.items():
+        stack = np.array([blocks[b].parts[j][1] for b, j in where])
+        if targets != tuple(range(k)):  # else the block's own axes: the matrices as they are
+            rows, cols, same = _layout(k, targets)
+            stack = np.where(same, stack[:, rows, cols], 0)
+        full.update(zip(where, stack, strict=True))
+    for (_, count), group in chains.items():
+        product = np.array([full[b, 0] for b in group])
+        for j in range(1, count):
+            product = np.array([full[b, j] for b in group]) @ product
+        for b, matrix in zip(group, product, strict=True):
+            out[b] = Block(qubits=tuple(blocks[b].qubits), gates=gates[b], matrix=matrix)
+    return cast("list[Block]", out)

@@ -31,6 +31,7 @@ from qmk.engines import fusion, kernels
 from qmk.engines.gates import GATES, Gate
 from qmk.engines.sampling import CHUNK as _CHUNK
 from qmk.engines.sampling import draw_indices
+from qmk.gates import matrices
 
 _X = GATES["x"].matrix()
 _TWO_PI = 2 * math.pi
@@ -392,7 +393,8 @@ class LazyState:
                 self._consts[q] = 0
             if u is not None:
                 items.append(((q,), u))
-        items += [(qs, GATES[gate].matrix(values)) for gate, qs, values in checked]
+        built = matrices([(gate, values) for gate, _, values in checked])
+        items += [(qs, u) for (_, qs, _), u in zip(checked, built, strict=True)]
         shape = self._psi.shape
         psi = np.ascontiguousarray(self._psi).reshape(-1)
         axis = {var: a for a, var in enumerate(self._vars)}

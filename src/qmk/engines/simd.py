@@ -644,12 +644,26 @@ def _yield_address() -> int:
     return int(_state["yield"])
 
 
-@functools.lru_cache(maxsize=1024)
 def _layout(bits: tuple[int, ...], lanes: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
     """What :func:`coefficients` reads of a matrix on ``bits`` with ``lanes`` amplitudes
-    a vector, whatever its entries (kept: a circuit's blocks repeat a few dozen shapes):
-    the lo target bits, the hi target bits (read-only int64) and the flat index, into the
-    matrix, of the entry each coefficient takes, axes ``(h, d, h', lane)``."""
+    a vector, whatever its entries: the lo target bits, the hi target bits (read-only
+    int64) and the flat index, into the matrix, of the entry each coefficient takes,
+    axes ``(h, d, h', lane)``. The index depends on the hi bits only through their
+    order among ``bits`` (:func:`_gather`, kept per shape: a circuit on random pairs has
+    hundreds of distinct bit tuples but a few dozen shapes)."""
+    w = lanes.bit_length() - 1
+    hi = sorted(b for b in bits if b >= w)
+    shape = tuple(b if b < w else w + hi.index(b) for b in bits)
+    lo, gather = _gather(shape, lanes)
+    hib = np.array(hi, dtype=np.int64)
+    hib.flags.writeable = False
+    return lo, hib, gather
+
+
+@functools.lru_cache(maxsize=1024)
+def _gather(bits: tuple[int, ...], lanes: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """:func:`_layout`'s lo target bits and entry index for ``bits`` (its hi bits in their
+    order, whatever their values)."""
     order = sorted(range(len(bits)), key=lambda j: bits[j])
     lo_j = [j for j in order if bits[j] < lanes.bit_length() - 1]
     hi_j = [j for j in order if bits[j] >= lanes.bit_length() - 1]
@@ -674,9 +688,8 @@ def _layout(bits: tuple[int, ...], lanes: int) -> tuple[tuple[int, ...], np.ndar
         | lo_part[own[None, None, None, :] ^ np.arange(small)[None, :, None, None]]
     )
     gather = rows * (1 << len(bits)) + cols
-    hib = np.array([bits[j] for j in hi_j], dtype=np.int64)
-    gather.flags.writeable = hib.flags.writeable = False
-    return lo, hib, gather
+    gather.flags.writeable = False
+    return lo, gather
 
 
 def coefficients(

@@ -458,6 +458,9 @@ class StatevectorEngine(GateEngine, LazyState):
             if spec.qubits == 1:  # no generator, no set: 1.6 -> 1.1 ms for random-20's 1,390
                 first = qubits[0]
                 live = type(first) is int and first in rows
+            elif spec.qubits == 2:  # most multi-qubit gates: no list, no set
+                a, b = qubits
+                live = type(a) is int and type(b) is int and a != b and a in rows and b in rows
             else:
                 live = all([type(q) is int and q in rows for q in qubits])
                 live = live and len(set(qubits)) == spec.qubits

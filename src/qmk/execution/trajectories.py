@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import msgspec
 import numpy as np
+import numpy.random  # every run draws from its streams: imported with the module, not by a run
 
 from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z

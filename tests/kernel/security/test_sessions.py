@@ -27,6 +27,15 @@ def test_a_token_checks_back_to_its_tenant_and_caps() -> None:
     )
 
 
+@pytest.mark.parametrize("delegated", [[], ["CAP_LINK"]])
+def test_an_issued_tokens_session_is_the_one_a_fresh_check_reads_back(delegated: list[str]) -> None:
+    sessions = Sessions(SECRET, ttl_s=10)
+    token = sessions.issue("alice", ["CAP_ALLOC", "CAP_LINK"], now=100, delegated=delegated)
+    kept = sessions.check(token, now=105.0)  # the issuer's own, kept at issue
+    read = Sessions(SECRET, ttl_s=10).check(token, now=105.0)  # parsed from the token
+    assert kept == read and type(kept.expires_at) is float
+
+
 def test_a_token_signed_by_another_secret_is_refused() -> None:
     token = Sessions(b"x" * 32, ttl_s=10).issue("alice", [], now=0.0)
     with pytest.raises(SessionError, match="signature"):

@@ -114,18 +114,26 @@ class Sessions:
         granted by a delegation)."""
         now = time.time() if now is None else now
         expires = now + (self.ttl_s if ttl_s is None else ttl_s)
-        payload: dict[str, object] = {
-            "t": tenant,
-            "i": secrets.token_urlsafe(16),
-            "c": list(caps),
-            "e": expires,
-        }
+        sid, granted = secrets.token_urlsafe(16), list(caps)
+        payload: dict[str, object] = {"t": tenant, "i": sid, "c": granted, "e": expires}
         lent = list(delegated)
         if lent:  # only then: a token without delegated caps reads as before
             payload["d"] = lent
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         signed = f"{_PREFIX}.{body}"
-        return f"{signed}.{_b64(self._mac(signed.encode()))}"
+        token = f"{signed}.{_b64(self._mac(signed.encode()))}"
+        # its session as check() would read it back: checking it after is a lookup
+        self._remember(
+            Session(
+                session_id=token,
+                sid=sid,
+                tenant=str(tenant),
+                caps=tuple(str(c) for c in granted),
+                expires_at=float(expires),
+                delegated=tuple(str(c) for c in lent),
+            )
+        )
+        return token
 
     def check(self, token: object, *, now: float | None = None) -> Session:
         """The session ``token`` stands for.
@@ -168,10 +176,14 @@ class Sessions:
             expires_at=expires,
             delegated=delegated,
         )
+        self._remember(session)
+        return self._live(session, now)
+
+    def _remember(self, session: Session) -> None:
+        """Keep ``session`` as its token's, checked (past the bound, all kept before go)."""
         if len(self._checked) >= _CHECKED_MAX:
             self._checked.clear()
-        self._checked[token] = session
-        return self._live(session, now)
+        self._checked[session.session_id] = session
 
     def _live(self, session: Session, now: float) -> Session:
         if session.sid in self.revoked:
