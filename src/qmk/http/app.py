@@ -35,7 +35,7 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import check_numbers, decode_soon_marked, encode
+from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
@@ -256,7 +256,7 @@ class Api:
 
     async def marked_body(self, request: Request, authenticated: bool) -> tuple[Any, bool]:
         """:meth:`body`, and whether it may hold a number out of range (as JSON-RPC's
-        line: :func:`~qmk.abi.jsonrpc.check_numbers` then names the field)."""
+        line: :func:`~qmk.abi.jsonrpc.check_param_numbers` then names the field)."""
         limit = self.door.size_limit(authenticated)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -401,7 +401,7 @@ class Api:
                         )
                     params[name] = value
             if suspect:  # before the types: 10**20 decoded as an infinity is out of range
-                check_numbers(spec, params)
+                check_param_numbers(spec, params)
             program: ProgramText | None = None
             if route.program:
                 if "program" not in params:
