@@ -218,7 +218,9 @@ def test_a_noise_model_above_threshold_has_the_one_code_qmk_run_gives(
             assert server.stop() == 0, server.output()
     assert status == 1 and out == "" and err.count("\n") == 1, err
     assert err.startswith("QC106 above-threshold: policy.noise_model: "), err
-    assert err.removeprefix("QC106 above-threshold: policy.noise_model: ") == local.split(": ", 1)[1]
+    assert (
+        err.removeprefix("QC106 above-threshold: policy.noise_model: ") == local.split(": ", 1)[1]
+    )
     refused = caught.value
     assert (refused.code, refused.name, refused.rpc_code) == ("QC106", "above-threshold", 1012)
     assert refused.details == {"key": "policy.noise_model", "code": "QC106"}

@@ -408,6 +408,13 @@ class Control(Protocol):
         """Between micro-ops, while :attr:`urgent`: :data:`YIELD_NOW` to stop, or None."""
         ...
 
+    def after_segment(self) -> str | None:
+        """After the engine applied a segment of unitary micro-ops (the run's slow step):
+        :data:`YIELD_NOW` to stop there, the segment rolled back, or None. Asked once a
+        segment, so a stop asked while the engine worked is met before the next
+        irreversible micro-op, not at the next fence."""
+        ...
+
     def save(self, state: Any) -> None:
         """Keep ``state`` (an :class:`~qmk.execution.checkpoint.ExecutionState`)."""
         ...
@@ -659,6 +666,8 @@ class Runner:
                     end += 1
                 apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
                 pos = end
+                if control is not None and control.after_segment() == YIELD_NOW:
+                    self._stop_now(engine, ops, branch, pos)
                 continue
             pos += 1
             if op.guard is not None and not _holds(op.guard, events, index):

@@ -62,6 +62,9 @@ class Asks:
     def at_op(self) -> str | None:
         return None
 
+    def after_segment(self) -> str | None:
+        return None
+
     def save(self, state: ExecutionState) -> None:
         self.saved.append(ExecutionState.from_bytes(state.to_bytes()))
 
