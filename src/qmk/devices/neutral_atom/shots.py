@@ -259,30 +259,70 @@ def _run_statevector(
 class _MicroOps:
     """A circuit's steps as the runner's micro-ops on atoms ``a0, a1, ...``: its gates,
     measurements and resets, a Pauli channel micro-op for each Pauli noise op, and each
-    amplitude damping as the measured ancilla of its dilation."""
+    amplitude damping as the measured ancilla of its dilation.
+
+    What no record can see is left out, exactly: an atom in |0> (allocated or reset, no
+    gate since) is left alone by damping and by a Z error, so its idle noise before its
+    first gate (a register waiting for the gates to reach it) keeps only its X and Y
+    errors and costs no dilation; and a Z error with no gate on its atom before the
+    atom's next measurement, reset or the end changes no outcome (the noise between
+    keeps every record's distribution as it is).
+    """
 
     def __init__(self, circuit: Circuit, steps: Sequence[Step]) -> None:
         names = [f"a{a}" for a in range(circuit.n_atoms)]
         ops = [MicroOp("alloc", (name,)) for name in names]
+        ground = set(range(circuit.n_atoms))  # atoms in |0>
+        blind = _z_blind(steps)
         damp = 0
-        for step in steps:
+        for k, step in enumerate(steps):
             atoms = tuple(names[a] for a in step.atoms)
             noise = step.noise
             if step.kind is StepKind.GATE:
                 ops += [MicroOp("gate", atoms, gate=g, params=p) for g, p in step.gates]
+                ground.difference_update(step.atoms)
             elif step.kind is StepKind.MEASURE:
                 ops.append(MicroOp("meas", atoms, event=step.record))
+                ground.difference_update(step.atoms)
             elif step.kind is StepKind.RESET:
                 ops.append(MicroOp("reset", atoms))
+                ground.update(step.atoms)
             elif noise is not None and noise.kind is NoiseKind.PAULI1:
-                ops.append(pauli_channel(atoms, noise.probs))
+                px, py, pz = noise.probs
+                if k in blind:
+                    pz = 0.0
+                if step.atoms[0] in ground:  # Z leaves |0> as it is
+                    pz = 0.0
+                    if px or py:
+                        ground.discard(step.atoms[0])
+                if px or py or pz:
+                    ops.append(pauli_channel(atoms, (px, py, pz)))
             elif noise is not None and noise.kind is NoiseKind.PAULI2:
                 ops.append(pauli_channel(atoms, noise.probs[1:]))  # its 16 start with I x I
+                ground.difference_update(step.atoms)
             elif noise is not None and noise.kind is NoiseKind.DAMP:
+                if step.atoms[0] in ground or noise.probs[0] <= 0.0:
+                    continue  # damping leaves |0> as it is
                 ops += _damping(atoms[0], noise.probs[0], f"ancilla{damp}", circuit.n_bits + damp)
                 damp += 1
         self.ops = ops
         self.damps = damp
+
+
+def _z_blind(steps: Sequence[Step]) -> set[int]:
+    """The one-atom noise steps after which no gate touches their atom before its next
+    measurement, reset or the end: a Z error there changes no record."""
+    blind: set[int] = set()
+    gated: set[int] = set()  # atoms a gate touches later (before a measurement or reset)
+    for k in range(len(steps) - 1, -1, -1):
+        step = steps[k]
+        if step.kind is StepKind.GATE or (step.noise is not None and len(step.atoms) > 1):
+            gated.update(step.atoms)
+        elif step.kind in (StepKind.MEASURE, StepKind.RESET):
+            gated.difference_update(step.atoms)
+        elif step.atoms[0] not in gated:
+            blind.add(k)
+    return blind
 
 
 def _damping(atom: str, gamma: float, ancilla: str, event: int) -> list[MicroOp]:
