@@ -456,9 +456,20 @@ def wire_code(cls: Any, fix: str, summary: str | None = None) -> ErrorCode:
 class SyscallError(QMKError):
     """A qSyscall request the kernel refused. Subclasses fix ``rpc_code`` and ``error_name``.
 
+    A refusal of a fault QMK names in another family (``details["code"]``, as ``QC106``
+    for a noise model above threshold) carries that code and its name: one code for one
+    fault, in ``qmk run`` and through a kernel. Its class and ``rpc_code`` still say what
+    kind of refusal it is on the wire (JSON-RPC's code, the HTTP and gRPC status), and a
+    refused request exits 1 either way.
+
     Args:
         message: one line saying what was wrong.
         details: JSON-able data (e.g. ``missing`` capabilities, ``job_id``, limits).
+
+    >>> import qmk.qec.errors  # the QC family registers its codes
+    >>> err = InvalidArgument("policy.noise_model: p at threshold", code="QC106")
+    >>> str(err), err.rpc_code, err.exit_status
+    ('QC106 above-threshold: policy.noise_model: p at threshold', 1012, 1)
     """
 
     rpc_code: ClassVar[int] = 1000
@@ -468,6 +479,9 @@ class SyscallError(QMKError):
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(f"QS{self.rpc_code}", self.error_name, message, details=details)
+        fault = details.get("code")
+        if isinstance(fault, str) and fault[:2] != "QS" and fault in REGISTRY:
+            self.code, self.name = fault, REGISTRY[fault].name
 
     def to_rpc(self) -> dict[str, Any]:
         """The JSON-RPC ``error`` object."""
@@ -589,10 +603,18 @@ def syscall_error(rpc_code: int, message: str, details: dict[str, Any] | None = 
     >>> err = syscall_error(1004, text, {"missing": ["CAP_LINK"]})
     >>> type(err).__name__, err.details["missing"]
     ('CapabilityError', ['CAP_LINK'])
+    >>> text = "QC106 above-threshold: policy.noise_model: p is at the threshold"
+    >>> err = syscall_error(1012, text, {"name": "above-threshold", "code": "QC106"})
+    >>> type(err).__name__, str(err)
+    ('InvalidArgument', 'QC106 above-threshold: policy.noise_model: p is at the threshold')
     """
     cls = SYSCALL_ERRORS.get(rpc_code, SyscallError)
     details = dict(details or {})
-    details.pop("name", None)
-    details.pop("code", None)
+    name, code = details.pop("name", None), details.pop("code", None)
+    if isinstance(code, str) and code[:2] != "QS" and isinstance(name, str):
+        details["code"] = code  # a fault of another family: its code, as the kernel's
+        error = cls(message.removeprefix(f"{code} {name}: "), **details)
+        error.code, error.name = code, name  # (a family this process has not loaded)
+        return error
     prefix = f"QS{cls.rpc_code} {cls.error_name}: "
     return cls(message.removeprefix(prefix), **details)

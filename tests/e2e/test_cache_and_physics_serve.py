@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from qmk.client import Client
+from qmk.errors import InvalidArgument
 from qmk.kernel.security.attest import attests
 from qmk.qec.logical import Calibration
 from support.cli import qmk
@@ -33,9 +34,13 @@ MACHINE = {
 }
 
 
-def start(tmp_path: Path, gate: WorkerGate, **kernel: Any) -> ServerProcess:
-    """A server on ``gate``'s hooks, one worker, the machine of :data:`MACHINE`."""
-    lines = ["[machine]", *(f"{k} = {toml_value(v)}" for k, v in MACHINE.items())]
+def start(
+    tmp_path: Path, gate: WorkerGate, machine: dict[str, Any] | None = None, **kernel: Any
+) -> ServerProcess:
+    """A server on ``gate``'s hooks, one worker, the machine of :data:`MACHINE` (with
+    ``machine``'s keys in place of its own)."""
+    table = {**MACHINE, **(machine or {})}
+    lines = ["[machine]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]
     if kernel:
         lines += ["[kernel]", *(f"{k} = {toml_value(v)}" for k, v in kernel.items())]
     for name in ("alice", "bob"):
@@ -192,3 +197,30 @@ def test_jobs_with_their_own_noise_models_are_attested_apart_and_each_replays(
         )
         assert status == 0, err
         assert json.loads(out)["counts"] == job["result"]["counts"]
+
+
+def test_a_noise_model_above_threshold_has_the_one_code_qmk_run_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it was QC106 in qmk run and QS1012 invalid-argument from a kernel
+    model = "depolarizing(p=0.05)"  # the surface code's threshold is 0.01
+    status, _, local = qmk("run", BELL, "--noise-model", model, "--shots", "10")
+    assert status == 2 and local.startswith("QC106 above-threshold: "), local
+    with WorkerGate(tmp_path) as gate:
+        server = start(tmp_path, gate, machine={"job_max_error_rate": 0.5})
+        try:
+            for key, value in server.env("alice").items():
+                monkeypatch.setenv(key, value)
+            status, out, err = qmk("submit", BELL, "--noise-model", model, "--shots", "10")
+            with connect(server, "alice") as client, pytest.raises(InvalidArgument) as caught:
+                client.q_submit(GRAPH, 10, 1, policy={"noise_model": model})
+        finally:
+            assert server.stop() == 0, server.output()
+    assert status == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("QC106 above-threshold: policy.noise_model: "), err
+    assert (
+        err.removeprefix("QC106 above-threshold: policy.noise_model: ") == local.split(": ", 1)[1]
+    )
+    refused = caught.value
+    assert (refused.code, refused.name, refused.rpc_code) == ("QC106", "above-threshold", 1012)
+    assert refused.details == {"key": "policy.noise_model", "code": "QC106"}

@@ -15,13 +15,14 @@ from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
 from support.fenced import until_running
 from support.kernel import BELL, WorkerGate
+from support.neutral_atom import wide_ghz
 
 CAPS = ["CAP_ALLOC", "CAP_DEVICE_NA"]
 TENANTS = {
     "ada": {
         "key": "ada-secret-key",
         "caps": CAPS,
-        "max_atoms": 6,
+        "max_atoms": 16,
         "max_concurrent_jobs": 2,
         "max_queued_jobs": 10,
     },
@@ -81,3 +82,27 @@ def test_an_urgent_job_preempts_a_device_job_between_chunks_and_it_resumes(serve
     assert final["result"]["counts"] == run_job(JOB).counts()
     assert final["result"]["telemetry"]["preempted_at_epochs"] == [1]
     assert final["result"]["telemetry"]["resumed_from_epoch"] == 1
+
+
+#: Sixteen atoms on the statevector with gate noise, dephasing and damping: its shots, fewer
+#: than the stabilizer draws at once, were one chunk of a minute, and so was the wait of
+#: a q_checkpoint.
+WIDE = wide_ghz(2100, seed=31)
+
+
+def test_q_checkpoint_of_a_wide_statevector_job_is_answered_within_its_chunk(serve, tmp_path):
+    assert WIDE["shots"] < CHUNK_SHOTS
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("device-wide", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ADA) as client:
+            job = client.q_submit(WIDE, WIDE["shots"], WIDE["seed"], target="neutral-atom")
+            job_id = job["job_id"]
+            until_running(client, job_id)
+            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
+            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1, checkpoint
+            assert client.q_status(job_id)["state"] == "RUNNING"
+            pause.open()
+            done = client.q_wait(job_id, timeout_ms=300_000)
+    assert done["state"] == "COMPLETED", done
+    assert done["result"]["counts"] == run_job(WIDE).counts()
+    assert done["result"]["telemetry"]["checkpoints"] == 1

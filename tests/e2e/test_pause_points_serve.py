@@ -9,6 +9,8 @@ happens never depends on the machine's speed."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from qmk.client import Client
@@ -49,6 +51,47 @@ def test_an_urgent_job_preempts_it_at_a_fence_and_it_resumes_with_the_same_count
     telemetry = final["result"]["telemetry"]
     assert telemetry["preempted_at_epochs"] == [1]
     assert telemetry["resumed_from_epoch"] == 1
+
+
+def _until_asked(server: Any, job_id: str, request: str, limit_s: float = 120.0) -> None:
+    """Return once the kernel's audit log says it asked ``job_id`` to yield with
+    ``request`` (its preempt line, written after the request was sent to the job)."""
+    deadline = time.monotonic() + limit_s
+    log = server.data_dir / "audit.log"
+    wanted = {"event": "preempt", "job_id": job_id, "request": request}
+    while True:
+        text = log.read_text() if log.exists() else ""
+        lines = text[: text.rfind("\n") + 1].splitlines()  # whole lines only
+        asked = [json.loads(line) for line in lines if '"preempt"' in line]
+        if any(wanted.items() <= line.items() for line in asked):
+            return
+        assert time.monotonic() < deadline, f"no {request} for {job_id} in {limit_s} s"
+        time.sleep(0.02)
+
+
+def test_a_much_more_urgent_job_stops_it_at_once_and_rolls_its_rev_segment_back(serve, tmp_path):
+    # rollback was never reached on a real server: a yield-now was met at the next fence
+    with WorkerGate(tmp_path) as gate:
+        server = serve("rollback", workers=1, hooks=gate.hooks())
+        with Client.connect(str(server.socket), **ALICE) as client:
+            slow = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False, "priority": 1})
+            job_id = slow["job_id"]
+            until_running(client, job_id)  # in its worker, held before its first micro-op
+            urgent = client.q_submit(BELL, 100, 2, policy={"priority": 9})
+            # gap 8 >= rollback_gap 6: the kernel asks it to stop now; the request waits
+            # in the job's link until the job runs
+            _until_asked(server, job_id, "yield-now")
+            gate.open()
+            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
+            assert done["state"] == "COMPLETED", done
+            final = client.q_wait(job_id, timeout_ms=60_000)
+    assert final["state"] == "COMPLETED", final
+    assert final["result"]["counts"] == uninterrupted()
+    telemetry = final["result"]["telemetry"]
+    # stopped after its first segment (H, T, RY), which was rolled back: saved and resumed
+    # at its start, before fence 1
+    assert (telemetry["rollbacks"], telemetry["rollback_gates"]) == (1, 3), telemetry
+    assert telemetry["preempted_at_epochs"] == [0] and telemetry["resumed_from_epoch"] == 0
 
 
 def test_q_checkpoint_saves_its_state_while_it_runs_and_a_kill_9_resumes_from_it(serve, tmp_path):

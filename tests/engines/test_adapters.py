@@ -334,6 +334,9 @@ def test_a_run_on_an_adapter_stopped_at_a_fence_resumes_to_the_same_counts(engin
         def at_op(self) -> str | None:
             return None
 
+        def after_segment(self) -> str | None:
+            return None
+
         def save(self, state: ExecutionState) -> None:
             self.saved.append(ExecutionState.from_bytes(state.to_bytes()))  # the file format
 

@@ -412,6 +412,9 @@ def test_teleportation_with_feed_forward_runs_on_mps_and_resumes_from_a_fence() 
         def at_op(self) -> str | None:
             return None
 
+        def after_segment(self) -> str | None:
+            return None
+
         def save(self, state: ExecutionState) -> None:
             self.saved.append(ExecutionState.from_bytes(state.to_bytes()))  # the file format
 

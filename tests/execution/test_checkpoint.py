@@ -211,6 +211,9 @@ def test_a_checkpoint_that_goes_on_changes_nothing_and_every_saved_state_resumes
         def at_op(self) -> str | None:
             return None
 
+        def after_segment(self) -> str | None:
+            return None
+
         def save(self, state: ExecutionState) -> None:
             path = tmp_path / f"{state.epoch}.qmkstate"
             write_state(path, state)

@@ -93,6 +93,9 @@ class _YieldAtFence:
     def at_op(self) -> str | None:
         return None
 
+    def after_segment(self) -> str | None:
+        return None
+
     def save(self, state: Any) -> None:
         self.saved = state
 

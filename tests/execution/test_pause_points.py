@@ -63,6 +63,9 @@ class Asks:
         self.ops += 1
         return YIELD_NOW if self.ops == self.stop_op and not self.saved else None
 
+    def after_segment(self) -> str | None:
+        return None
+
     def save(self, state: ExecutionState) -> None:
         self.saved.append(ExecutionState.from_bytes(state.to_bytes()))
 

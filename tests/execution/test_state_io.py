@@ -291,6 +291,9 @@ def test_a_run_from_an_initial_state_resumes_with_the_counts_of_one_that_never_s
         def at_op(self):
             return None
 
+        def after_segment(self):
+            return None
+
         def save(self, state):
             self.saved = state
 

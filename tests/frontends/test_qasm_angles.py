@@ -225,9 +225,11 @@ def _form_distribution(kind: str, apply: Callable[..., None]) -> dict[str, float
         qc.h([0, 1])
         apply(qc, theta)
         qc.h([0, 1])
+        # m, cb and, for an int (it holds results: measured into), c itself
+        bits = f" {raw:03b}" * (2 if kind == "int" else 1)
         for key, p in Statevector(qc).probabilities_dict().items():
             if p > 1e-12:
-                out[f"{key} {raw:03b}"] = out.get(f"{key} {raw:03b}", 0.0) + p / 8
+                out[f"{key}{bits}"] = out.get(f"{key}{bits}", 0.0) + p / 8
     return out
 
 
@@ -327,8 +329,14 @@ def _operator_program(name: str, draws: list[tuple[int, int]], runtime: bool) ->
 
 
 def _outputs(source: str, key: str) -> dict[str, int]:
-    """The values of the bit registers a key shows (registers in reverse declaration order)."""
-    names = re.findall(r"^bit\[\d+\] (\w+)", source, flags=re.MULTILINE)
+    """The values of the registers a key shows (in reverse declaration order): the bit
+    registers, and the ints and uints measured into."""
+    declared = re.findall(r"^(bit|u?int)\[\d+\] (\w+)", source, flags=re.MULTILINE)
+    names = [
+        name
+        for kind, name in declared
+        if kind == "bit" or re.search(rf"^{name}\[\d+\] = measure", source, flags=re.MULTILINE)
+    ]
     return {n: int(bits, 2) for n, bits in zip(names, reversed(key.split(" ")), strict=True)}
 
 

@@ -446,7 +446,10 @@ def _into_variables() -> dict[str, float]:
         c = 0b0101 | 0b0010 | (k << 3)
         a = m << 3
         d = g << 2 if k else 0
-        key = f"{m} {_bits(d, 3)} {_bits(3, 2)} {_bits(a, 4)} {_bits(c, 4)}"
+        # out, ab, ub and db copy c, a, u and d; the ints measured into (c, u, d) are
+        # registers of the key too, in declaration order (the angle a is not)
+        copies = f"{_bits(d, 3)} {_bits(3, 2)} {_bits(a, 4)} {_bits(c, 4)}"
+        key = f"{m} {copies} {_bits(d, 3)} {_bits(3, 2)} {_bits(c, 4)}"
         out[key] = out.get(key, 0.0) + p
     return out
 
@@ -491,7 +494,7 @@ def test_measurement_into_the_bits_of_int_and_angle_variables_matches_exact_theo
 def test_a_range_of_an_int_takes_a_register_measured_bit_by_bit():
     source = "qubit[3] q;\nuint[3] u = 0;\nbit[3] b;\nx q[0];\nx q[2];\n"
     source += "u[0:2] = measure q;\nb = bit[3](u);\n"
-    assert _counts(source, shots=20) == {"101": 20}
+    assert _counts(source, shots=20) == {"101 101": 20}  # b, then u: it holds results too
 
 
 def test_the_fast_lanes_arrow_measurement_into_an_int_bit_is_the_same_program():
@@ -503,7 +506,8 @@ def test_the_fast_lanes_arrow_measurement_into_an_int_bit_is_the_same_program():
 @pytest.mark.parametrize(
     ("declaration", "statement", "code"),
     [
-        ("uint[2] u;", "u = measure q;", "QL107"),  # a whole int is not bits
+        ("angle[2] a;", "a = measure q;", "QL107"),  # a whole angle is not bits
+        ("uint[3] u;", "u = measure q;", "QL103"),  # three bits, two qubits
         ("float[64] f;", "f[0] = measure q[0];", "QL104"),
         ("int[2] c;", "c[0:1] = measure q[0];", "QL103"),
         ("int[2] c;", "c[2] = measure q[0];", "QL107"),
@@ -517,7 +521,32 @@ def test_measurement_into_a_variable_that_holds_no_such_bits_is_a_coded_error(
     assert caught.value.code == code
 
 
-def test_measuring_into_a_whole_integer_says_to_measure_into_its_bits():
-    """It read "(an uint[2] variable, not bits)"."""
-    with pytest.raises(FrontendError, match=r"QL107 .*the whole of u \(uint\[2\]\): a vari"):
-        from_qasm(HEAD + "qubit[2] q;\nuint[2] u;\nu = measure q;\n")
+def test_measuring_into_a_whole_angle_says_to_measure_into_its_bits():
+    with pytest.raises(FrontendError, match=r"QL107 .*the whole of a \(angle\[2\]\): an angl"):
+        from_qasm(HEAD + "qubit[2] q;\nangle[2] a;\na = measure q;\n")
+
+
+@pytest.mark.parametrize(
+    "measured",
+    [
+        "int[3] c = measure q;",
+        "uint[3] c = measure q;",
+        "int[3] c;\nc = measure q;",
+        "uint[3] c;\nmeasure q -> c;",
+        "int[3] c;\nc[0] = measure q[0];\nc[1] = measure q[1];\nc[2] = measure q[2];",
+        "output int[3] c;\nc = measure q;",
+    ],
+)
+def test_an_int_measured_into_is_a_register_of_the_keys(measured: str):
+    # it gave counts {'': 3000}, or QL104 "measure expression in a constant expression"
+    source = f"qubit[3] q;\nbit[2] b;\nh q[0];\ncx q[0], q[1];\nx q[2];\n{measured}\n"
+    source += "b[1] = measure q[1];\n"
+    # c (declared after b) leftmost, bit 0 rightmost: q2 = 1, q1 = q0 = a coin; b[1] = q1
+    expected = {"100 00": 0.5, "111 10": 0.5}
+    _assert_fits(_counts(source), expected, measured)
+
+
+def test_an_int_output_nothing_measured_into_is_its_value():
+    source = "output uint[3] u;\nqubit q;\nbit b;\nh q;\nb = measure q;\nu = 5;\n"
+    source += "if (b) { u = 2; }\n"
+    _assert_fits(_counts(source), {"0 101": 0.5, "1 010": 0.5}, "output uint[3]")

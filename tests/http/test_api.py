@@ -201,6 +201,29 @@ def test_bad_input_is_refused_with_its_code(client: httpx.Client):
     _problem(client.get("/v1/nothing-here"), 404, "QR32601")
 
 
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [("shots", "100000000000000000000"), ("shots", "1e400"), ("seed", "-1180591620717411303424")],
+)
+def test_a_number_past_every_range_is_out_of_range_not_the_wrong_type(
+    client: httpx.Client, field: str, text: str
+):
+    # shots: 10^20 read "must be integer, got number": it decoded as an infinity
+    auth = bearer(session(client))
+    body = b'{"program": %s, "%s": %s}' % (
+        json.dumps(BELL_QASM).encode(),
+        field.encode(),
+        text.encode(),
+    )
+    reply = client.post(
+        "/v1/jobs", content=body, headers={**auth, "content-type": "application/json"}
+    )
+    problem = _problem(reply, 422, "QS1012")
+    assert problem["details"]["param"] == field, problem
+    assert "out of range" in problem["detail"] and "2**64" in problem["detail"], problem
+    assert "\n" not in problem["detail"]
+
+
 def test_request_bodies_past_the_limits_are_413(client: httpx.Client):
     big = {"tenant": "alice", "key": "x" * 70_000}  # over the unauthenticated 64 KiB
     body = _problem(client.post("/v1/sessions", json=big), 413, "QR32600")

@@ -182,7 +182,7 @@ def test_a_job_the_device_would_refuse_is_refused_at_submit_with_its_code(
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
-    assert error.code == "QS1008" and error.details["code"] == code
+    assert (error.code, error.rpc_code, error.details["code"]) == (code, 1008, code)
 
 
 def test_an_unknown_device_policy_key_is_refused(tmp_path):

@@ -126,3 +126,26 @@ def wait(ns: float) -> dict[str, Any]:
 
 def measure(*targets: int) -> dict[str, Any]:
     return {"op": "Measure", "targets": list(targets)}
+
+
+#: A path through the noisy square array's 4x4 sites: each step joins neighbours within
+#: its blockade radius.
+SNAKE = (0, 1, 2, 3, 7, 6, 5, 4, 8, 9, 10, 11, 15, 14, 13, 12)
+
+
+def wide_ghz(shots: int, seed: int, job_id: str = "wide-ghz") -> dict[str, Any]:
+    """A GHZ state on all 16 atoms of the noisy square array, on the statevector: gate
+    noise, dephasing and amplitude damping at every step (trajectories, the costly case
+    of the emulator's shots)."""
+    cx = [gate("CX", a, b) for a, b in itertools.pairwise(SNAKE)]
+    return job(
+        16,
+        gate("H", SNAKE[0]),
+        *cx,
+        measure(*SNAKE),
+        job_id=job_id,
+        profile="noisy_square_array",
+        device_id="state-vector",
+        shots=shots,
+        seed=seed,
+    )

@@ -34,6 +34,9 @@ class StopAt:
         self.ops += 1
         return YIELD_NOW if self.ops == self.op and not self.saved else None
 
+    def after_segment(self) -> str | None:
+        return None
+
     def save(self, state: ExecutionState) -> None:
         self.saved.append(ExecutionState.from_bytes(state.to_bytes()))  # the file format
 

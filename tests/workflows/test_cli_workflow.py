@@ -28,6 +28,20 @@ def test_a_local_run_prints_each_step_and_writes_its_results(flow, tmp_path):
     assert json.loads((tmp_path / "r" / "results.json").read_text())["ok"]
 
 
+def test_results_go_to_the_working_directory_by_default_not_beside_the_file(
+    flow, tmp_path, monkeypatch
+):
+    # ``qmk workflow run examples/workflow.toml`` wrote into the checkout's examples/
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    status, out, err = qmk("workflow", "run", str(flow), "--no-plots")
+    assert status == 0, err
+    assert json.loads((here / "workflow-results" / "results.json").read_text())["ok"]
+    assert not (tmp_path / "workflow-results").exists()
+    assert "results: workflow-results/results.json" in out
+
+
 def test_a_bad_workflow_is_one_coded_line(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[[steps]]\nname = 'a'\n")

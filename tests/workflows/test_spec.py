@@ -85,6 +85,19 @@ def test_a_bad_key_anywhere_is_named_in_the_errors_details(text: str, key: str):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "table",
+    ["[schedule]\nevery_s = 60\n", "[[triggers]]\non = 'schedule'\ncron = '0 * * * *'\n"],
+)
+def test_a_schedule_in_the_file_is_refused_naming_the_trigger_that_does_it(table: str):
+    # docs/workflows.md's trigger table reads like keys of the file; the file has none
+    with pytest.raises(CommandError) as caught:
+        loads(f"{table}[[steps]]\n{QASM}\n")
+    error = caught.value
+    assert error.code == "QW013" and error.details["key"] == table.strip("[]\n").split("]")[0]
+    assert "qmk workflow trigger add FILE" in error.message and "\n" not in str(error)
+
+
 def test_a_step_takes_the_defaults_it_does_not_set_and_qmks_default_shots():
     from qmk import defaults
 

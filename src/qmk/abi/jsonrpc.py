@@ -208,6 +208,12 @@ async def decode_soon(line: bytes, *, max_depth: int | None = None) -> Any:
     return (await _decode_soon(line, max_depth))[0]
 
 
+async def decode_soon_marked(line: bytes, *, max_depth: int | None = None) -> tuple[Any, bool]:
+    """:func:`decode_soon`, and whether the value may hold a number out of range (decoded
+    as an infinity): then :func:`check_param_numbers` names the param that holds it."""
+    return await _decode_soon(line, max_depth)
+
+
 async def _decode_soon(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
     if len(line) >= THREAD_BYTES:
         return await asyncio.to_thread(_decode, line, max_depth)
@@ -594,7 +600,7 @@ def _out_of_range(value: Any) -> bool:
     return False
 
 
-def _check_numbers(spec: MethodSpec, params: Any) -> None:
+def check_param_numbers(spec: MethodSpec, params: Any) -> None:
     """Raise InvalidArgument (1012) naming the first param that holds a number out of range."""
     named: list[tuple[str, Any]] = []
     if isinstance(params, list):
@@ -1021,7 +1027,7 @@ class RpcCore:
                     f"{method} is answered on a JSON-RPC socket connection only", method=method
                 )
         if check_numbers:  # before the types: 10**400 decoded as a real is out of range
-            _check_numbers(spec, params)
+            check_param_numbers(spec, params)
         return spec, bind_params(spec, params)
 
     def _local_visitor(self) -> Any:

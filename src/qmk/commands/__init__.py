@@ -16,7 +16,7 @@ two together), so ``qmk run FILE`` builds the parser of ``run`` alone
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import TYPE_CHECKING, Protocol
 
@@ -82,6 +82,55 @@ def plural(number: int, noun: str) -> str:
     ('1 epoch', '2 epochs')
     """
     return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def number_text(value: float) -> str:
+    """A real number for people, with its significant digits: fixed notation from 1 up
+    (no exponent for a timestamp or an amount), six significant digits below it, so a
+    small rate never reads as ``0``.
+
+    >>> number_text(0.9), number_text(1700000000.25), number_text(3.0), number_text(0.0)
+    ('0.9', '1700000000.25', '3', '0')
+    >>> number_text(1.5e-07), number_text(0.000123456789)
+    ('1.5e-07', '0.000123457')
+    """
+    if value == 0 or abs(value) >= 1 or value != value:  # 0, large, or NaN
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+    return f"{value:.6g}"
+
+
+def fraction_text(value: float) -> str:
+    """A share of shots for people: four decimals, or three significant digits where
+    four decimals would round a share that is not zero to ``0.0000``.
+
+    >>> fraction_text(0.5), fraction_text(1 / 3), fraction_text(0.0), fraction_text(1e-06)
+    ('0.5000', '0.3333', '0.0000', '1e-06')
+    >>> fraction_text(2.5e-05)
+    '2.5e-05'
+    """
+    if value == 0 or abs(value) >= 0.5e-4:
+        return f"{value:.4f}"
+    return f"{value:.3g}"
+
+
+def outcome_lines(counts: Mapping[str, int], shots: int, indent: str, top: int = 32) -> list[str]:
+    """The ``top`` most frequent outcomes (ties: by key), one line each: the key, its
+    count and its share of ``shots`` (:func:`fraction_text`); then how many more.
+
+    >>> outcome_lines({"11": 999_999, "01": 1}, 1_000_000, "  ")
+    ['  11    999999   1.0000', '  01         1    1e-06']
+    """
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ranked[: max(top, 0)]
+    width = max((len(key) for key, _ in shown), default=0)
+    shots = max(shots, 1)
+    lines = [
+        f"{indent}{key or '(empty)':<{width}}  {count:>8}  {fraction_text(count / shots):>7}"
+        for key, count in shown
+    ]
+    if len(ranked) > len(shown):
+        lines.append(f"{indent}... {plural(len(ranked) - len(shown), 'more outcome')}")
+    return lines
 
 
 def shots_arg(text: str) -> int:

@@ -20,6 +20,7 @@ from qmk import defaults
 from qmk.commands import (
     AddCommand,
     limits_of,
+    outcome_lines,
     plural,
     read_source,
     seed_arg,
@@ -407,12 +408,7 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
         if result.layout is None
         else "outcomes (keys laid out as the source language writes them):",
     ]
-    shown = result.ranked(32)
-    width = max((len(k) for k, _ in shown), default=0)
-    for key, value in shown:
-        lines.append(f"  {key or '(empty)':<{width}}  {value:>8}  {value / result.shots:7.4f}")
-    if len(result.counts) > len(shown):
-        lines.append(f"  ... {plural(len(result.counts) - len(shown), 'more outcome')}")
+    lines += outcome_lines(result.counts, result.shots, "  ")
     lines.append(
         f"telemetry: {plural(t.epochs, 'epoch')}, {t.logical_cycles:g} logical cycles "
         f"({t.logical_time_ns / 1000:g} us), peak {t.peak_logical_qubits} logical / "

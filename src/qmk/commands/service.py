@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from qmk import defaults
 from qmk.abi.errors import CommandError
 from qmk.abi.replies import Job, Reply
-from qmk.commands import AddCommand, limits_of, read_source, seed_arg, shots_arg, source_options
+from qmk.commands import (
+    AddCommand,
+    limits_of,
+    number_text,
+    outcome_lines,
+    read_source,
+    seed_arg,
+    shots_arg,
+    source_options,
+)
 from qmk.errors import warning_line
 
 if TYPE_CHECKING:
@@ -460,13 +469,16 @@ def _dump(data: Any, out: TextIO) -> None:
 
 
 def scalar_text(value: Any) -> str:
-    """A JSON scalar for people: ``-`` for null, a number without an exponent.
+    """A JSON scalar for people: ``-`` for null, a real with its significant digits
+    (:func:`~qmk.commands.number_text`: a small rate is never ``0``).
 
     >>> scalar_text(None), scalar_text(0.9), scalar_text(1700000000.25), scalar_text(3)
     ('-', '0.9', '1700000000.25', '3')
+    >>> scalar_text(2.4e-09)
+    '2.4e-09'
     """
     if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".")
+        return number_text(value)
     if value is None:
         return "-"
     return str(value)
@@ -529,15 +541,8 @@ def _job_text(job: Job) -> str:
         lines.append(f"  error: {error.code} {error.name}: {error.message}")
     result = job.result
     if result:
-        counts = result.get("counts", {})
         lines.append(_outcomes_line(result))
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        width = max((len(k) for k, _ in ranked[:32]), default=0)
-        shots = max(int(result.get("shots") or 1), 1)
-        for key, value in ranked[:32]:
-            lines.append(f"    {key or '(empty)':<{width}}  {value:>8}  {value / shots:7.4f}")
-        if len(ranked) > 32:
-            lines.append(f"    ... {len(ranked) - 32} more outcomes")
+        lines += outcome_lines(result.get("counts", {}), int(result.get("shots") or 1), "    ")
     return "\n".join(lines) + "\n"
 
 

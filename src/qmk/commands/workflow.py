@@ -6,8 +6,9 @@ events (docs/workflows.md#triggers).
 ``--socket ADDR`` (JSON-RPC) or ``--server URL`` (the REST API), as ``--tenant``
 (``QMK_TENANT``, key in ``QMK_KEY``). It draws a progress bar on a terminal, prints one
 line per step, and writes ``results.json``, ``results.csv`` and ``plots/*.png`` to
-``--out`` (default ``FILE-results/``). Exit 0 when every job COMPLETED, 1 when one did
-not.
+``--out`` (default ``NAME-results/`` in the working directory, ``NAME`` the file's name
+without its suffix: never beside the file, which may be in a checkout or read-only).
+Exit 0 when every job COMPLETED, 1 when one did not.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.workflows.spec import load
 
     flow = load(args.file)
-    folder = Path(args.out) if args.out else Path(f"{Path(args.file).with_suffix('')}-results")
+    folder = Path(args.out) if args.out else Path(f"{Path(args.file).stem}-results")
     backend, closer = _backend(args)
     try:
         with progress_bar(flow.size, flow.name, err, quiet=args.quiet) as update:
@@ -259,7 +260,11 @@ def register(add: AddCommand) -> None:
         "run", help="run a workflow file (TOML or YAML): locally, or on a kernel"
     )
     run.add_argument("file", metavar="FILE")
-    run.add_argument("--out", metavar="DIR", help="where results go (FILE-results/)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where results go (default: NAME-results/ here, NAME the file's stem)",
+    )
     where = run.add_argument_group("where the jobs run (default: in this process)")
     where.add_argument("--server", metavar="URL", help="a kernel's REST API (qmk serve --http)")
     where.add_argument("--socket", metavar="ADDR", help="a kernel's JSON-RPC socket or HOST:PORT")

@@ -32,8 +32,9 @@ class Pending:
     """What a branch restored from its split's snapshot does first: take its outcome.
 
     ``kind`` is "collapse" (a measurement: ``event`` records the outcome), "discard"
-    (the Z outcome of a free or reset, ``free`` telling which) or "pauli" (a Werner
-    channel's Pauli, ``outcome`` indexing I, X, Y, Z).
+    (the Z outcome of a free or reset, ``free`` telling which) or "pauli" (a Werner or
+    Pauli channel's Pauli, ``outcome`` indexing I, X, Y, Z; on two qubits, ``qubit``'s
+    and ``partner``'s, ``4 * first + second``).
     """
 
     kind: str
@@ -43,6 +44,7 @@ class Pending:
     event: int = -1
     name: str = ""
     free: bool = False
+    partner: int = -1
 
 
 @dataclass(slots=True, eq=False)
@@ -142,6 +144,7 @@ class ExecutionState:
                         "event": pending.event,
                         "name": pending.name,
                         "free": pending.free,
+                        "partner": pending.partner,
                     },
                 }
             )
@@ -217,6 +220,7 @@ class ExecutionState:
                             event=int(p["event"]),
                             name=str(p["name"]),
                             free=bool(p["free"]),
+                            partner=int(p.get("partner", -1)),
                         ),
                     )
                 )

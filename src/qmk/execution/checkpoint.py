@@ -43,6 +43,7 @@ new one, never half of one.
 ...     saved = None
 ...     def at_fence(self, epoch): return "yield" if self.saved is None else None
 ...     def at_op(self): return None
+...     def after_segment(self): return None
 ...     def save(self, state): self.saved = state
 >>> control = AtFirstFence()
 >>> run(program, shots=500, seed=3, noise=False, control=control)

@@ -33,6 +33,7 @@ order) and saves the state at the segment's start.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -63,8 +64,10 @@ REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 class MicroOp(msgspec.Struct, frozen=True, gc=False):
     """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner,
-    calc (a run-time classical value computed from the record), halt (stop the run) or
-    fence (``epoch``: the number of the epoch it opens, 1 for the first fence).
+    pauli (a Pauli channel on one or two qubits: ``params`` the probability of each Pauli,
+    identity first, as :func:`pauli_channel` makes it), calc (a run-time classical value
+    computed from the record), halt (stop the run) or fence (``epoch``: the number of the
+    epoch it opens, 1 for the first fence).
 
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
@@ -409,6 +412,13 @@ class Control(Protocol):
         """Between micro-ops, while :attr:`urgent`: :data:`YIELD_NOW` to stop, or None."""
         ...
 
+    def after_segment(self) -> str | None:
+        """After the engine applied a segment of unitary micro-ops (the run's slow step):
+        :data:`YIELD_NOW` to stop there, the segment rolled back, or None. Asked once a
+        segment, so a stop asked while the engine worked is met before the next
+        irreversible micro-op, not at the next fence."""
+        ...
+
     def save(self, state: Any) -> None:
         """Keep ``state`` (an :class:`~qmk.execution.checkpoint.ExecutionState`)."""
         ...
@@ -433,6 +443,12 @@ def _apply_pending(engine: Engine, branch: Branch, pending: Pending) -> None:
             engine.free(branch.qmap.pop(pending.name))
         else:
             engine.reset(pending.qubit)
+    elif pending.partner >= 0:  # a Pauli on two qubits
+        first, second = divmod(pending.outcome, 4)
+        if first:
+            engine.apply("ixyz"[first], [pending.qubit])
+        if second:
+            engine.apply("ixyz"[second], [pending.partner])
     elif pending.outcome:
         engine.apply("ixyz"[pending.outcome], [pending.qubit])
 
@@ -660,6 +676,8 @@ class Runner:
                     end += 1
                 apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
                 pos = end
+                if control is not None and control.after_segment() == YIELD_NOW:
+                    self._stop_now(engine, ops, branch, pos)
                 continue
             pos += 1
             if op.guard is not None and not _holds(op.guard, events, index):
@@ -688,6 +706,10 @@ class Runner:
                 p = (1.0 - op.fidelity) / 3
                 pending = _pauli(q)
                 choice = self._split(engine, branch, pos, (op.fidelity, p, p, p), pending)
+                _apply_pending(engine, branch, pending(choice))
+            elif kind == "pauli":  # the shots split by the Pauli each one gets
+                pending = _pauli(*[qmap[q] for q in op.qubits])
+                choice = self._split(engine, branch, pos, op.params, pending)
                 _apply_pending(engine, branch, pending(choice))
             elif kind == "calc":
                 compute(op, events)
@@ -859,8 +881,25 @@ def _discard(q: int, name: str, free: bool) -> Callable[[int], Pending]:
     return lambda outcome: Pending("discard", q, outcome, name=name, free=free)
 
 
-def _pauli(q: int) -> Callable[[int], Pending]:
-    return lambda outcome: Pending("pauli", q, outcome)
+def _pauli(q: int, partner: int = -1) -> Callable[[int], Pending]:
+    return lambda outcome: Pending("pauli", q, outcome, partner=partner)
+
+
+def pauli_channel(
+    qubits: tuple[str, ...], probs: Sequence[float], guard: Guard | None = None
+) -> MicroOp:
+    """The micro-op of a Pauli channel on one or two qubits: ``probs`` the probability of
+    each Pauli but the identity (X, Y, Z; or the 15 pairs ``4 * first + second`` from
+    IX), the identity taking the rest. A run splits its shots there by the Pauli each
+    one gets, so shots without an error stay one trajectory.
+
+    >>> pauli_channel(("q",), (0.01, 0.0, 0.02)).params
+    (0.97, 0.01, 0.0, 0.02)
+    """
+    if len(probs) != 4 ** len(qubits) - 1 or not 1 <= len(qubits) <= 2:
+        raise ValueError(f"{len(probs)} probabilities for a channel on {len(qubits)} qubit(s)")
+    rest = max(0.0, 1.0 - math.fsum(probs))
+    return MicroOp("pauli", qubits, guard, params=(rest, *map(float, probs)))
 
 
 def _leaf(

@@ -16,7 +16,8 @@ bit reads the event last written into it (a bit nothing wrote reads 0). A
 condition becomes guards: a disjunction of mutually exclusive conjunctions, each
 node written once per conjunction. Result keys are Qiskit's: registers in reverse
 declaration order separated by spaces, bit 0 of each register rightmost (a scalar
-``bit b;`` is a one-bit register named ``b``).
+``bit b;`` is a one-bit register named ``b``). An ``int[n]``/``uint[n]`` a measurement
+writes into (or declared ``output``) holds results: its bits are a register too.
 
 >>> graph = from_qasm('''OPENQASM 2.0;
 ... include "qelib1.inc";
@@ -325,7 +326,9 @@ class _Lowerer(Gates):
         """The graph, keyed as Qiskit keys the circuit its importer makes: bit registers
         in reverse declaration order, bit 0 rightmost, separated by spaces; scalar bits
         (``bit b;``, loose clbits in Qiskit) as one group, the first declared rightmost,
-        leftmost of the registers (Qiskit's key of a circuit with only loose clbits)."""
+        leftmost of the registers (Qiskit's key of a circuit with only loose clbits). An
+        ``int[n]``/``uint[n]`` that holds results (measured into, or ``output``) is a
+        register of its ``n`` bits among them, in its declaration's place."""
         unused = sorted(set(self.params) - self.inputs)
         if unused:
             declared = ", ".join(sorted(self.inputs)) or "none"
@@ -335,9 +338,19 @@ class _Lowerer(Gates):
                 None,
                 f"input {unused[0]} is not declared by the program (its inputs: {declared})",
             )
-        registers = [slots for name, slots in self.cregs.items() if name not in self.scalars]
+        registers = [
+            (self.stamps[name], [self.bits[s] for s in reversed(slots)])
+            for name, slots in self.cregs.items()
+            if name not in self.scalars
+        ]
+        registers += [
+            (self.stamps[name], list(reversed(self.variable_events(name))))
+            for name in self.results
+            if name in self.types
+        ]
+        registers.sort(key=lambda register: register[0])
         loose = [slots[0] for name, slots in self.cregs.items() if name in self.scalars]
-        groups = [[self.bits[s] for s in reversed(slots)] for slots in reversed(registers)]
+        groups: list[list[str | None]] = [bits for _, bits in reversed(registers)]
         if loose:
             groups.insert(0, [self.bits[s] for s in reversed(loose)])
         language = f"openqasm{self.version}"
@@ -516,6 +529,10 @@ class _Lowerer(Gates):
             raise self.error("bad-value", f"const {name} needs a value known before the run")
         if not const:
             self.types[name] = self.typed[name] = self.ctype(st.type)
+        if not const and isinstance(init, ast.QuantumMeasurement):  # int[4] c = measure q;
+            self.values[name] = zero_of(self.types[name])
+            self.measure_to(self.qubits([init.qubit]), st.identifier, cond)
+            return
         if init is None:
             self.values[name] = zero_of(self.types[name])
         elif not const and self.is_runtime(init):
@@ -535,11 +552,15 @@ class _Lowerer(Gates):
 
         name = st.identifier.name
         if st.io_identifier == ast.IOKeyword.output:
-            if not isinstance(st.type, ast.BitType):
-                raise self.error("unsupported", f"output {name}: only bit outputs are supported")
+            if not isinstance(st.type, ast.BitType | ast.IntType | ast.UintType):
+                raise self.error(
+                    "unsupported", f"output {name}: only bit, int and uint outputs are supported"
+                )
             self.classical_declaration(
                 ast.ClassicalDeclaration(type=st.type, identifier=st.identifier), [{}]
             )
+            if not isinstance(st.type, ast.BitType):
+                self.results.add(name)
             return
         if isinstance(st.type, ast.BitType):
             raise self.error("unsupported", f"input bit {name}: only numeric inputs are supported")

@@ -65,6 +65,7 @@ class Classical(Scope):
                 for table in (*tables, self.assumed):
                     table.pop(name, None)
                 self.scalars.discard(name)
+                self.results.discard(name)
 
     def pragma(self, command: str) -> None:
         """``pragma qmk loop_cap N``: the iteration cap of the while loops that follow.
@@ -390,7 +391,10 @@ class Classical(Scope):
     def measure_to(self, qubits: list[str], target: Any, cond: Cond) -> None:
         """Measure ``qubits`` into ``target``: bits of a bit register, or bits of an
         ``int``/``uint``/``angle`` variable (``c[0]``, ``c[1:2]``), as the specification's
-        iterative phase estimation writes ``measure q -> c[0]`` into an ``angle[n]``."""
+        iterative phase estimation writes ``measure q -> c[0]`` into an ``angle[n]``; or
+        the whole of an ``int[n]``/``uint[n]`` (``c = measure q;``), bit k from qubit k.
+        An ``int``/``uint`` measured into holds results: its bits are a group of the
+        result keys, as a bit register's (:meth:`finish`)."""
         from openqasm3 import ast
 
         base = target.collection if isinstance(target, ast.IndexExpression) else target
@@ -404,18 +408,23 @@ class Classical(Scope):
             raise self.error(
                 "unsupported", f"measuring into {name} (a {t.kind}): measure into a bit register"
             )
-        if isinstance(target, ast.Identifier):
+        if isinstance(target, ast.Identifier) and t.kind == "angle":
             raise self.error(
                 "bad-value",
-                f"measuring into the whole of {name} ({t.kind}[{t.width}]): a variable is not "
+                f"measuring into the whole of {name} (angle[{t.width}]): an angle is not "
                 f"bits; measure into its bits ({name}[0] = measure q[0];) or a bit register",
             )
-        indices = [target.index] if isinstance(target, ast.IndexExpression) else target.indices
-        positions = self.select(list(range(t.width)), indices, name)
+        if isinstance(target, ast.Identifier):
+            positions = list(range(t.width))
+        else:
+            indices = [target.index] if isinstance(target, ast.IndexExpression) else target.indices
+            positions = self.select(list(range(t.width)), indices, name)
         if len(positions) != len(qubits):
             raise self.error(
                 "arity", f"measuring {len(qubits)} qubit(s) into {len(positions)} bit(s)"
             )
+        if t.kind != "angle":
+            self.results.add(name)
         if not cond:
             return
         events = list(self.variable_events(name))

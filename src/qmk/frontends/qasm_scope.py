@@ -117,6 +117,11 @@ class Scope(ABC):
         self.call_events = 0  # the first event the last inlined call measured
         self.inputs: set[str] = set()  # the ``input`` names declared
         self.widths: dict[str, int] = {}  # declared widths of int[n]/uint[n] variables
+        # when each name was declared (result keys follow it), and the int/uint variables
+        # that hold results: a measurement wrote into them, or they were declared output
+        self.stamps: dict[str, int] = {}
+        self.next_stamp = 0
+        self.results: set[str] = set()
         # run-time classical values: variables whose value is computed at run time, the
         # declared type of every classical variable, the loops being lowered (innermost
         # last), the iteration cap of the next while loops, and constant bits' events
@@ -200,9 +205,16 @@ class Scope(ABC):
             raise self.error("bad-value", f"{name!r} is already declared")
         if self.scopes:
             self.scopes[-1].add(name)
+        self.stamp(name)
+
+    def stamp(self, name: str) -> None:
+        """``name`` is declared now: its place in the result keys' declaration order."""
+        self.stamps[name] = self.next_stamp
+        self.next_stamp += 1
 
     def add_bits(self, name: str, size: int) -> None:
         """A bit register ``name`` of ``size`` bits that nothing wrote yet."""
+        self.stamp(name)
         self.cregs[name] = list(range(len(self.bits), len(self.bits) + size))
         self.bits.extend([None] * size)
 

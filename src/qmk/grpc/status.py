@@ -84,9 +84,10 @@ def error_of(code: grpc.StatusCode, message: str, trailing: Any) -> QMKError:
         return BadResponse(f"gRPC {code.name}: malformed {ERROR_KEY}: {found!r:.200}")
     if isinstance(rpc_code, int) and -32768 <= rpc_code <= -32000:
         return rpc_error(rpc_code, text, details)
+    if isinstance(rpc_code, int):  # a refusal: its class, and the fault's code it carries
+        fault = {"name": data.get("name"), "code": data.get("code")}
+        return syscall_error(rpc_code, text, {**details, **fault})
     entry = REGISTRY[str(data["code"])] if str(data.get("code")) in REGISTRY else None
-    if isinstance(rpc_code, int) and (entry is None or entry.code.startswith("QS")):
-        return syscall_error(rpc_code, text, details)
     if entry is not None and not entry.exception.fixed_code:
         return entry.exception(entry.code, entry.name, text, details=details)
     return syscall_error(1000, f"{data.get('code')} {data.get('name')}: {text}", details)

@@ -35,7 +35,7 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import decode_soon, encode
+from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
@@ -252,6 +252,11 @@ class Api:
     async def body(self, request: Request, authenticated: bool) -> Any:
         """The request's JSON body (None when empty), within the door's limit: the
         larger one only for a request whose session was checked (``authenticated``)."""
+        return (await self.marked_body(request, authenticated))[0]
+
+    async def marked_body(self, request: Request, authenticated: bool) -> tuple[Any, bool]:
+        """:meth:`body`, and whether it may hold a number out of range (as JSON-RPC's
+        line: :func:`~qmk.abi.jsonrpc.check_param_numbers` then names the field)."""
         limit = self.door.size_limit(authenticated)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -275,8 +280,8 @@ class Api:
             ) from None
         data = b"".join(chunks)
         if not data.strip():
-            return None
-        return await decode_soon(data, max_depth=self.door.config.max_depth)
+            return None, False
+        return await decode_soon_marked(data, max_depth=self.door.config.max_depth)
 
     def _log_event(self, event: Any) -> None:
         if event.is_job and JOBS.isEnabledFor(logging.INFO):
@@ -382,8 +387,9 @@ class Api:
                         param=name,
                     )
                 params[name] = _query_value(name, types, text)
+            suspect = False
             if body_names:
-                body = await self.body(request, tenant is not None)
+                body, suspect = await self.marked_body(request, tenant is not None)
                 if body is not None and not isinstance(body, dict):
                     raise InvalidParams("the body must be a JSON object")
                 for name, value in (body or {}).items():
@@ -394,6 +400,8 @@ class Api:
                             param=name,
                         )
                     params[name] = value
+            if suspect:  # before the types: 10**20 decoded as an infinity is out of range
+                check_param_numbers(spec, params)
             program: ProgramText | None = None
             if route.program:
                 if "program" not in params:

@@ -86,6 +86,9 @@ def _bad_key(message: str, key: str) -> CommandError:
     return bad(message, key=re.sub(r"\[\d+\]$", "", key))
 
 
+#: Keys of a trigger (``qmk.workflows.triggers``) written into a workflow file by mistake:
+#: refused with a pointer to ``qmk workflow trigger add``, not as any unknown key.
+TRIGGER_KEYS = frozenset({"schedule", "trigger", "triggers", "cron", "every_s"})
 #: A sweep's values for one key: the step runs once per value (and combination).
 SweepValues = Annotated[list[Any], Meta(min_length=1)]
 #: The sweep keys whose values are checked as a run checks them.
@@ -160,7 +163,11 @@ class StepTable(StepOptions, frozen=True, kw_only=True):
 
 
 class WorkflowFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A workflow file: its name, the options every step shares, and its steps."""
+    """A workflow file: its name, the options every step shares, and its steps.
+
+    When it runs by itself is no key of the file: a trigger says that (qmk workflow
+    trigger add FILE --every S | --cron EXPR | --on-job | --on-calibration).
+    """
 
     name: str = "workflow"
     defaults: StepOptions = msgspec.field(default_factory=StepOptions)
@@ -309,6 +316,13 @@ def from_data(
         CommandError: ``QW013 bad-workflow``, one line naming the key.
     """
     data = values.convert(data, dict[str, Any], error=_bad_key)
+    scheduled = sorted(TRIGGER_KEYS.intersection(data))
+    if scheduled:
+        raise bad(
+            f"{scheduled[0]}: a workflow file holds no schedule; make a trigger run it: qmk "
+            "workflow trigger add FILE --every S | --cron EXPR | --on-job | --on-calibration",
+            key=scheduled[0],
+        )
     if not data.get("steps"):
         raise bad("a workflow needs at least one [[steps]] table")
     # Each sweep's list on its own first, so that an error names its key, not sweep[...].
@@ -408,6 +422,7 @@ __all__ = [
     "MAX_JOBS",
     "OPTION_KEYS",
     "SCHEMA_PATH",
+    "TRIGGER_KEYS",
     "Step",
     "StepOptions",
     "StepTable",

@@ -13,6 +13,7 @@ import pytest
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.noise import NoiseModel, dephasing_probability
+from support.frontends import homogeneity_p
 from support.neutral_atom import DensityMatrix, assert_counts_match, gate, job, measure, wait
 
 SHOTS = 4000
@@ -191,6 +192,30 @@ def test_idle_phase_drift_is_its_dephasing_channel(backend):
     result = run(wire, backend)
     pz = dephasing_probability(2.0)
     assert_counts_match(result.counts(), {"0": 1 - pz, "1": pz})
+
+
+def test_noise_no_record_sees_is_left_out_and_the_counts_stay_the_stabilizers():
+    # The statevector's runner leaves out Z errors on atoms waiting in |0> and Z errors
+    # with no gate on their atom before its measurement (no record sees them); the
+    # stabilizer's batch circuit keeps every channel: the same distribution, two ways.
+    pair = {"px": 0.02, "py": 0.01, "pz": 0.03}
+    noise = {"idle_rate": 2e4, "gate": {"two_qubit_control": pair, "two_qubit_target": pair}}
+    wire = job(
+        4,
+        gate("H", 0),
+        wait(20_000.0),
+        gate("CX", 0, 1),
+        gate("CX", 1, 2),
+        wait(20_000.0),
+        gate("CX", 2, 3),
+        gate("H", 3),
+        wait(20_000.0),
+        noise=noise,
+    )
+    statevector = run(wire, "state-vector", seed=12).counts()
+    stabilizer = run(wire, "stabilizer", seed=13).counts()
+    p = homogeneity_p(statevector, stabilizer)
+    assert p > 1e-4, (p, statevector, stabilizer)
 
 
 def test_amplitude_damping_after_x_then_h_gives_a_quarter():

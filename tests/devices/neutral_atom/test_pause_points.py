@@ -14,6 +14,7 @@ from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
 from qmk.engines import EngineError
 from qmk.execution.checkpoint import ExecutionState
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
+from support.neutral_atom import wide_ghz
 
 #: Three chunks of shots (when the job loses no atom: one loss group).
 SHOTS = 2 * CHUNK_SHOTS + 5
@@ -60,6 +61,9 @@ class Asks:
         return self.answers.pop(0) if self.answers else None
 
     def at_op(self) -> str | None:
+        return None
+
+    def after_segment(self) -> str | None:
         return None
 
     def save(self, state: ExecutionState) -> None:
@@ -113,6 +117,21 @@ def test_a_stop_now_stops_at_the_next_pause_point() -> None:
         run_job(wire, control=control)
     assert stopped.value.state.epoch == 1
     assert np.array_equal(run_job(wire, resume=control.saved[0]).bits, run_job(wire).bits)
+
+
+def test_a_wide_statevector_job_pauses_within_what_a_stabilizer_draws_in_one_chunk() -> None:
+    # its 4,096 shots were one chunk: a q_checkpoint of it waited for all of them
+    wire = wide_ghz(2100, seed=29)
+    assert wire["shots"] < CHUNK_SHOTS
+    whole = run_job(wire)
+    control = Asks(None, YIELD)
+    with pytest.raises(Suspended):
+        run_job(wire, control=control)
+    assert control.asked == [1, 2]
+    (state,) = control.saved
+    resumed = run_job(wire, resume=state)
+    assert np.array_equal(resumed.bits, whole.bits)
+    assert resumed.telemetry["mode"] == whole.telemetry["mode"] == "trajectories"
 
 
 def test_a_job_of_one_chunk_is_never_asked() -> None:

@@ -247,8 +247,8 @@ def test_a_bad_noise_model_or_calibration_is_an_invalid_argument_naming_its_key(
 def test_a_noise_model_above_threshold_is_an_invalid_argument_with_the_local_code(
     tmp_path: Path,
 ) -> None:
-    # qmk run --noise-model 'depolarizing(p=0.05)' is QC106 (exit 2): bad input; in the
-    # kernel the same value of the policy is QS1012 naming its key, QC106 in its details
+    # qmk run --noise-model 'depolarizing(p=0.05)' is QC106: in the kernel the same value
+    # of the policy is the same code, an InvalidArgument (1012) naming its key
     async def body(kernel: Kernel) -> InvalidArgument:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         with pytest.raises(InvalidArgument) as caught:
@@ -262,8 +262,8 @@ def test_a_noise_model_above_threshold_is_an_invalid_argument_with_the_local_cod
         return caught.value
 
     refused = run_kernel(tmp_path, body, workers=1, config=config())
-    assert refused.code == "QS1012" and refused.details["key"] == "policy.noise_model"
-    assert refused.details["code"] == "QC106"
+    assert (refused.code, refused.name, refused.rpc_code) == ("QC106", "above-threshold", 1012)
+    assert refused.details == {"key": "policy.noise_model", "code": "QC106"}
     assert refused.message.startswith("policy.noise_model: ") and "threshold" in refused.message
 
 

@@ -120,8 +120,8 @@ def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: P
             policy={"priority": 1, "noise": False},
         )  # held at the gate on the only worker
         await wait_state(kernel, alice, slow["job_id"], "RUNNING")
-        urgent = await kernel.q_submit(
-            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}
+        urgent = await kernel.q_submit(  # gap 4 < rollback_gap: a yield at its next fence
+            session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
         await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
         before = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])

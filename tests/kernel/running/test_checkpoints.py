@@ -96,7 +96,12 @@ def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Pat
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         slow = await submit(kernel, alice, priority=1)
-        await wait_state(kernel, alice, slow, "RUNNING")  # held at its first fence
+        await wait_state(kernel, alice, slow, "RUNNING")  # on its worker
+        # answered at its first fence, where the pause gate then holds it (RUNNING alone
+        # does not say it came there: a stop-now before it would be met after its first
+        # segment of gates)
+        held = await kernel.q_checkpoint(session_id=alice, job_id=slow)
+        assert held["saved"] is True and held["program_epoch"] == 1
         pause.step(4)  # past the fence, RY, RZ, CNOT: held before RX, inside the segment
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}

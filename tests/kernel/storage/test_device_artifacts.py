@@ -110,7 +110,7 @@ def test_a_stream_the_device_cannot_serve_is_refused_at_submit(tmp_path):
         return caught.value
 
     refused = run_kernel(tmp_path, body, config=config())
-    assert refused.code == "QS1008" and refused.details["code"] == "QD114"
+    assert (refused.code, refused.rpc_code, refused.details["code"]) == ("QD114", 1008, "QD114")
 
 
 def test_the_artifact_quota_drops_what_comes_after_it_fills_and_refuses_new_streams(tmp_path):

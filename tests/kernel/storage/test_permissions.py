@@ -65,6 +65,9 @@ def a_state() -> object:
         def at_op(self) -> None:
             return None
 
+        def after_segment(self) -> None:
+            return None
+
         def save(self, state: object) -> None:
             self.saved = state
 

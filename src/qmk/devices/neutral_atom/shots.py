@@ -11,19 +11,22 @@ backend; the seed fixes every draw).
    :mod:`qmk.engines.batch`), which the stabilizer engine's batch capability compiles
    once and samples for all its shots; every Pauli channel, the two-qubit (correlated)
    ones included, is an instruction of that circuit, drawn by the engine.
-   ``state-vector``: the Pauli errors are drawn for all shots up front and shots with the
-   same errors form one group of the executor's trajectory runner
-   (:class:`qmk.execution.trajectories.Runner`): each group is simulated once on the
-   statevector engine, its shots split between the outcomes of a mid-circuit measurement
-   or reset as they fall, and measurements at the end are sampled from the final state;
-   amplitude damping is the measured ancilla of its Stinespring dilation.
+   ``state-vector``: a chunk's shots start as one trajectory of the executor's runner
+   (:class:`qmk.execution.trajectories.Runner`) on the statevector engine; a Pauli
+   channel splits off the shots it gives an error, a mid-circuit measurement or reset
+   splits them by outcome as they fall, and each trajectory goes on from where it split
+   (the shots no error touched are simulated once); measurements at the end are
+   sampled from each trajectory's final state. Amplitude damping is the measured ancilla
+   of its Stinespring dilation.
 3. Readout flips are applied to the recorded bits. They are drawn (with the lost cells)
    right after the losses, before any shot, so each chunk's shots can be finished, and
    handed to ``on_chunk`` (a kernel job's streamed measurements), as soon as it is drawn.
 
-**Pause points.** A group's shots are drawn in chunks of :data:`CHUNK_SHOTS` (chunk 0
+**Pause points.** A group's shots are drawn in chunks of :func:`chunk_shots` (chunk 0
 with the group's seed, so a group of at most that many shots is drawn as it always was;
-chunk ``c`` with a seed of its own): the chunks depend on the job and its seed only.
+chunk ``c`` with a seed of its own): :data:`CHUNK_SHOTS` on the stabilizer, fewer on a
+trajectory backend where a shot is more work, so that a pause point is never far; the
+chunks depend on the job and its seed only.
 Between two chunks (of one group, or of two) :func:`execute` asks its control
 (:class:`~qmk.execution.trajectories.Control`, the kernel worker's) whether to save its
 state and go on, or save it and stop: an :class:`~qmk.execution.checkpoint.ExecutionState`
@@ -49,14 +52,12 @@ from qmk import defaults
 from qmk.devices.neutral_atom.backends import BACKENDS
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
 from qmk.devices.neutral_atom.job import STABILIZER, Job
-from qmk.devices.neutral_atom.noise import NoiseKind, NoiseOp
+from qmk.devices.neutral_atom.noise import NoiseKind
 from qmk.engines import EngineError, engine_class
 from qmk.engines.batch import BatchCircuit, BatchCompiler, Instruction, Kind, batch_compiler
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
-from qmk.execution.trajectories import Control, MicroOp, Runner
-
-_PAULI_GATES = ("i", "x", "y", "z")
+from qmk.execution.trajectories import Control, MicroOp, Runner, pauli_channel
 
 
 def _seed(*parts: int) -> int:
@@ -208,19 +209,6 @@ def _flush_losses(
             found.setdefault(a, []).append((shot[lo:hi], at[lo:hi]))
 
 
-def _draw_paulis(ops: Sequence[NoiseOp], shots: int, rng: np.random.Generator) -> np.ndarray:
-    """shots x len(ops): the Pauli each op applied (0: none; PAULI1: 1..3; PAULI2: 1..15)."""
-    out = np.zeros((shots, len(ops)), dtype=np.int8)
-    for column, op in enumerate(ops):
-        probs = np.array(op.probs if op.kind is NoiseKind.PAULI2 else (0.0, *op.probs))
-        probs[0] = 0.0
-        cumulative = np.cumsum(probs)
-        u = rng.random(shots)
-        out[:, column] = np.searchsorted(cumulative, u, side="right")
-        out[u >= cumulative[-1], column] = 0
-    return out
-
-
 def _active(circuit: Circuit, skipped: set[int]) -> list[Step]:
     return [
         s
@@ -245,30 +233,19 @@ def _run_statevector(
     engine: str = defaults.STATEVECTOR,
 ) -> np.ndarray:
     """shots x bits (uint8) of one group's circuit on ``engine`` (the statevector, or the
-    engine of another non-stabilizer backend: :mod:`.backends`): its Pauli errors drawn
-    for every shot, and the shots with the same errors one group of the executor's
-    trajectory runner."""
-    paulis = [s.noise for s in steps if s.noise is not None and s.noise.is_pauli]
-    labels = _draw_paulis(paulis, shots, np.random.default_rng(_seed(seed, 1)))
-    patterns, inverse = np.unique(labels, axis=0, return_inverse=True)
-    # each pattern's shots, in shot order: one stable sort, not a scan of every shot
-    # per pattern (with a noise pattern per shot there are as many patterns as shots)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    members = np.split(order, np.cumsum(np.bincount(inverse.ravel()))[:-1])
+    engine of another non-stabilizer backend: :mod:`.backends`): every shot starts in
+    one trajectory of the executor's runner, which splits its shots where a Pauli
+    channel gives some of them an error (:func:`~qmk.execution.trajectories.pauli_channel`)
+    or a measurement, a damping's too, gives them different outcomes. The shots an error
+    missed stay together, and a trajectory split off goes on from where it split."""
     micro = _MicroOps(circuit, steps)
     bits = tuple(f"bit{k}" for k in range(circuit.n_bits))
     record = _Record(events=bits + tuple(f"damp{k}" for k in range(micro.damps)))
-    groups = [
-        (micro.with_errors(pattern), rows)
-        for pattern, rows in zip(patterns.tolist(), members, strict=True)
-    ]
-    # the class looked up once: with a noise pattern per shot the runner makes an engine
-    # per shot, and the registry's lookup cost half as much again as the engine
     statevector = engine_class(engine)
     runner = Runner(
         record,
         lambda: statevector(seed=seed),
-        groups,
+        [(micro.ops, np.arange(shots))],
         shots,
         np.random.SeedSequence(seed),
     )
@@ -280,63 +257,72 @@ def _run_statevector(
 
 
 class _MicroOps:
-    """A circuit's steps as the runner's micro-ops on atoms ``a0, a1, ...``, built once;
-    :meth:`with_errors` splices in a shot group's Pauli errors."""
+    """A circuit's steps as the runner's micro-ops on atoms ``a0, a1, ...``: its gates,
+    measurements and resets, a Pauli channel micro-op for each Pauli noise op, and each
+    amplitude damping as the measured ancilla of its dilation.
+
+    What no record can see is left out, exactly: an atom in |0> (allocated or reset, no
+    gate since) is left alone by damping and by a Z error, so its idle noise before its
+    first gate (a register waiting for the gates to reach it) keeps only its X and Y
+    errors and costs no dilation; and a Z error with no gate on its atom before the
+    atom's next measurement, reset or the end changes no outcome (the noise between
+    keeps every record's distribution as it is).
+    """
 
     def __init__(self, circuit: Circuit, steps: Sequence[Step]) -> None:
         names = [f"a{a}" for a in range(circuit.n_atoms)]
         ops = [MicroOp("alloc", (name,)) for name in names]
-        #: For each Pauli noise op (a column of the drawn labels): where its errors go,
-        #: its atoms and its kind.
-        self.sites: list[tuple[int, tuple[str, ...], NoiseKind]] = []
+        ground = set(range(circuit.n_atoms))  # atoms in |0>
+        blind = _z_blind(steps)
         damp = 0
-        for step in steps:
+        for k, step in enumerate(steps):
             atoms = tuple(names[a] for a in step.atoms)
             noise = step.noise
             if step.kind is StepKind.GATE:
                 ops += [MicroOp("gate", atoms, gate=g, params=p) for g, p in step.gates]
+                ground.difference_update(step.atoms)
             elif step.kind is StepKind.MEASURE:
                 ops.append(MicroOp("meas", atoms, event=step.record))
+                ground.difference_update(step.atoms)
             elif step.kind is StepKind.RESET:
                 ops.append(MicroOp("reset", atoms))
-            elif noise is not None and noise.is_pauli:
-                self.sites.append((len(ops), atoms, noise.kind))
+                ground.update(step.atoms)
+            elif noise is not None and noise.kind is NoiseKind.PAULI1:
+                px, py, pz = noise.probs
+                if k in blind:
+                    pz = 0.0
+                if step.atoms[0] in ground:  # Z leaves |0> as it is
+                    pz = 0.0
+                    if px or py:
+                        ground.discard(step.atoms[0])
+                if px or py or pz:
+                    ops.append(pauli_channel(atoms, (px, py, pz)))
+            elif noise is not None and noise.kind is NoiseKind.PAULI2:
+                ops.append(pauli_channel(atoms, noise.probs[1:]))  # its 16 start with I x I
+                ground.difference_update(step.atoms)
             elif noise is not None and noise.kind is NoiseKind.DAMP:
+                if step.atoms[0] in ground or noise.probs[0] <= 0.0:
+                    continue  # damping leaves |0> as it is
                 ops += _damping(atoms[0], noise.probs[0], f"ancilla{damp}", circuit.n_bits + damp)
                 damp += 1
         self.ops = ops
         self.damps = damp
-        #: The Pauli micro-ops of each (Pauli noise op, label) drawn so far: with a noise
-        #: pattern per shot, the same errors recur in many patterns.
-        self._errors: dict[tuple[int, int], list[MicroOp]] = {}
-
-    def with_errors(self, pattern: Sequence[int]) -> list[MicroOp]:
-        """The micro-ops with the Paulis of ``pattern`` (one label per Pauli noise op, as
-        :func:`_draw_paulis` draws them) where their noise ops stand."""
-        out: list[MicroOp] = []
-        last = 0
-        for column, label in enumerate(pattern):
-            if not label:
-                continue
-            at, atoms, kind = self.sites[column]
-            out += self.ops[last:at]
-            paulis = self._errors.get((column, label))
-            if paulis is None:
-                paulis = self._errors[column, label] = _paulis(atoms, kind, label)
-            out += paulis
-            last = at
-        out += self.ops[last:]
-        return out
 
 
-def _paulis(atoms: tuple[str, ...], kind: NoiseKind, label: int) -> list[MicroOp]:
-    """The Paulis of one drawn label (0: none; PAULI1: 1..3; PAULI2: 4 * first + second)."""
-    if kind is NoiseKind.PAULI1:
-        pairs = [(atoms[0], label)]
-    else:
-        first, second = divmod(label, 4)
-        pairs = [(atoms[0], first), (atoms[1], second)]
-    return [MicroOp("gate", (atom,), gate=_PAULI_GATES[p]) for atom, p in pairs if p]
+def _z_blind(steps: Sequence[Step]) -> set[int]:
+    """The one-atom noise steps after which no gate touches their atom before its next
+    measurement, reset or the end: a Z error there changes no record."""
+    blind: set[int] = set()
+    gated: set[int] = set()  # atoms a gate touches later (before a measurement or reset)
+    for k in range(len(steps) - 1, -1, -1):
+        step = steps[k]
+        if step.kind is StepKind.GATE or (step.noise is not None and len(step.atoms) > 1):
+            gated.update(step.atoms)
+        elif step.kind in (StepKind.MEASURE, StepKind.RESET):
+            gated.difference_update(step.atoms)
+        elif step.atoms[0] not in gated:
+            blind.add(k)
+    return blind
 
 
 def _damping(atom: str, gamma: float, ancilla: str, event: int) -> list[MicroOp]:
@@ -623,9 +609,35 @@ def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return matrix[first], inverse.ravel()
 
 
-#: How many shots of one loss group a job draws in one pass; between two chunks it may
-#: pause (see the module docstring).
+#: How many shots of one loss group a job draws in one pass at most (the stabilizer
+#: backend's chunk: one batch sample); between two chunks it may pause (see the module
+#: docstring).
 CHUNK_SHOTS = 4096
+#: The work one chunk of a trajectory backend holds at most: its shots times its circuit's
+#: steps times the amplitudes of its atoms (2^atoms), so that its pause points (a
+#: q_checkpoint, a preemption) are never far apart. A noisy 16-atom GHZ (about a hundred
+#: steps) draws 1,024 shots a chunk.
+CHUNK_WORK = 2**33
+#: The fewest shots of a chunk: what a chunk costs besides its shots (its runner, its
+#: draws) stays small beside them.
+MIN_CHUNK_SHOTS = 64
+
+
+def chunk_shots(backend: str, circuit: Circuit) -> int:
+    """The shots of one chunk of ``circuit`` on ``backend`` (a function of the job alone,
+    as the chunks' draws must be): :data:`CHUNK_SHOTS` on the stabilizer, else the power
+    of two that keeps a chunk within :data:`CHUNK_WORK`, from :data:`MIN_CHUNK_SHOTS` up.
+
+    >>> from qmk.devices.neutral_atom.circuit import Circuit
+    >>> wide = Circuit(n_atoms=16, steps=(), records=(), p_loss=0.0, readout=(0.0, 0.0))
+    >>> chunk_shots("stabilizer", wide), chunk_shots("state-vector", wide)
+    (4096, 4096)
+    """
+    if backend == STABILIZER:
+        return CHUNK_SHOTS
+    per_shot = max(len(circuit.steps), 1) * 2.0 ** min(circuit.n_atoms, 60)
+    fits = 2 ** max(0, math.floor(math.log2(CHUNK_WORK / per_shot)))
+    return int(min(CHUNK_SHOTS, max(MIN_CHUNK_SHOTS, fits)))
 
 
 def execute(
@@ -658,10 +670,11 @@ def execute(
     gate_steps = losses.gate_steps
     patterns, inverse = _groups(losses.skipped)
     chunks: list[tuple[int, int, np.ndarray]] = []  # (group, chunk of it, its shots)
+    size = chunk_shots(backend, circuit)
     for g in range(len(patterns)):
         rows = np.flatnonzero(inverse == g)
-        for c, lo in enumerate(range(0, max(len(rows), 1), CHUNK_SHOTS)):
-            chunks.append((g, c, rows[lo : lo + CHUNK_SHOTS]))
+        for c, lo in enumerate(range(0, max(len(rows), 1), size)):
+            chunks.append((g, c, rows[lo : lo + size]))
     raw = np.zeros((shots, circuit.n_bits), dtype=np.uint8)
     stats: dict[str, Any] = {"groups": len(patterns), "simulations": 0}
     progress = Progress(preempted_at_epochs=[])
@@ -718,4 +731,4 @@ def execute(
     return bits, {**stats, "mode": mode, "lost_bits": lost_bits, "atoms_lost": losses.atoms_lost}
 
 
-__all__ = ["BatchProgram", "batch_program", "execute"]
+__all__ = ["CHUNK_SHOTS", "BatchProgram", "batch_program", "chunk_shots", "execute"]

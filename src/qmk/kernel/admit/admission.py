@@ -852,8 +852,10 @@ class Admission:
         except VerificationError as exc:
             findings = [f.to_json() for f in exc.findings[:MAX_FINDINGS]]
             first = exc.findings[0] if exc.findings else None
+            # the refusal carries the first finding's code: its text without it again
+            where = str(first).removeprefix(f"{first.code} {first.name} ") if first else ""
             raise ProgramError(
-                f"the graph does not verify: {first}" if first else "the graph does not verify",
+                f"the graph does not verify {where}".rstrip(),
                 code=exc.code,
                 findings=findings,
             ) from None

@@ -7,6 +7,8 @@ answered at the run's pause points (:class:`WorkerControl`): every fence of a
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +17,9 @@ from qmk.kernel.records.jobs import new_id
 
 #: How many micro-ops a running job goes between looks for an urgent request.
 LOOK_EVERY = 64
+#: The least time between two looks after segments of gates (s): a look is a system
+#: call, a segment of one gate on a few qubits a few microseconds.
+SEGMENT_LOOK_S = 0.001
 
 
 class WorkerControl:
@@ -25,8 +30,9 @@ class WorkerControl:
     the run reaches, the control answers them: a
     ``checkpoint`` saves the state into ``directory`` as ``<checkpoint_id>.qmkstate``
     and the run goes on; a ``yield`` saves it and the run stops; a ``yield-now`` (seen
-    between fences too: the control looks at the pipe every :data:`LOOK_EVERY`
-    micro-ops) stops the run at once, rolling back an open REV segment. Each save is
+    between fences too: the control looks at the pipe after a segment of gates the
+    engine applied, at most every :data:`SEGMENT_LOOK_S`, and every :data:`LOOK_EVERY`
+    micro-ops) stops the run at once, rolling back its open REV segment. Each save is
     reported to the kernel as a note
     ``{"checkpoint_id", "epoch", "path", "bytes", "stopped", "progress"}``. With
     ``every_ops`` (the kernel's drift policy), the run also saves its state, unasked, at
@@ -49,6 +55,7 @@ class WorkerControl:
         self.now: dict[str, Any] | None = None
         self.answering: list[dict[str, Any]] = []
         self._countdown = LOOK_EVERY
+        self._looked = -math.inf  # when it last looked after a segment (monotonic s)
         #: The key each saved state is sealed with (:func:`qmk.kernel.security.seals.seal_state`;
         #: set by :func:`~qmk.kernel.pools.attempt.run_job`); None: saved unsealed.
         self.state_key: bytes | None = None
@@ -82,6 +89,19 @@ class WorkerControl:
     def at_op(self) -> str | None:
         """Between micro-ops: :data:`~qmk.execution.trajectories.YIELD_NOW` when the
         kernel asked the run to stop at once, else None."""
+        self.take(self.link.requests())
+        return self.stop_now()
+
+    def after_segment(self) -> str | None:
+        """After a segment of gates: :data:`YIELD_NOW` when a stop-now request waits in the
+        link, else None; other requests wait for a fence. It looks after the run's first
+        segment, then at most every :data:`SEGMENT_LOOK_S`."""
+        now = time.monotonic()
+        if now - self._looked < SEGMENT_LOOK_S:
+            return None
+        self._looked = now
+        if not self.link.pending():
+            return None
         self.take(self.link.requests())
         return self.stop_now()
 
@@ -139,4 +159,4 @@ class WorkerControl:
         self._since = 0
 
 
-__all__ = ["LOOK_EVERY", "WorkerControl"]
+__all__ = ["LOOK_EVERY", "SEGMENT_LOOK_S", "WorkerControl"]

@@ -227,6 +227,7 @@ class Epochs:
             if op is not None:
                 self._yield_for[victim.job_id] = best.job_id
                 self._audit_preempt(victim, best, op)
+                book.commits.dirty(urgent=False)  # its line written with the next commit
                 return False  # its worker is free once it has yielded
         self._audit_preempt(victim, best, "stop")
         book.stop(victim, "preempted")

@@ -186,7 +186,7 @@ class SharedMachine:
         ``[machine]`` key to raise and to what.
 
         Raises:
-            AdmissionError: ``QS1007`` (``details["code"]``: ``QK501``) naming it.
+            AdmissionError: ``QK501 unplaceable`` (JSON-RPC 1007) naming it.
         """
         self._checked = None
         if self.takes(job):

@@ -513,7 +513,7 @@ class Triggers:
             spec = TriggerSpec.build(name=name, on=on, every_s=every_s, cron=cron, states=states)
             flow = from_data(workflow, files=False)
         except QMKError as exc:
-            raise InvalidArgument(f"q_create_trigger: {exc}", code=exc.code) from None
+            raise InvalidArgument(f"q_create_trigger: {exc.message}", code=exc.code) from None
         mine = sum(1 for t in self.by_id.values() if t.tenant == session.tenant)
         if mine >= MAX_TRIGGERS:
             raise QuotaError(
@@ -526,7 +526,7 @@ class Triggers:
         except QMKError as exc:
             if isinstance(exc, QuotaError):
                 raise
-            raise InvalidArgument(f"q_create_trigger: {exc}", code=exc.code) from None
+            raise InvalidArgument(f"q_create_trigger: {exc.message}", code=exc.code) from None
         now = self.clock.now()
         trigger = Trigger(
             trigger_id=_new_id("trg"),

@@ -157,7 +157,7 @@ class MachineDesk:
             params = None if qubit is None else QubitParams.from_json(qubit)
             self.device.calibrate(calibration=fitted, qubit=params)
         except QMKError as exc:
-            raise InvalidArgument(f"q_calibrate: {exc}", code=exc.code) from None
+            raise InvalidArgument(f"q_calibrate: {exc.message}", code=exc.code) from None
         self.audit.append(
             "device",
             action="calibrate",
