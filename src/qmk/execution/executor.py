@@ -49,6 +49,7 @@ True
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -66,7 +67,7 @@ from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.batch import batch_compiler
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import GATE_KINDS, Workload, memory_bytes, spec
+from qmk.engines.registry import GATE_KINDS, Workload, log2_sum, memory_bytes, spec
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
@@ -226,7 +227,7 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
     for cut in range(len(index) - 1):  # the cut after qubit `cut`, in allocation order
         crossed += across.get(cut, 0)
         bond = max(bond, min(crossed, cut + 1, len(index) - cut - 1))
-    bond_work = _bond_work(spans, len(index), bond)
+    log2_bond_work = _log2_bond_work(spans, len(index), bond)
     return {
         "wide_gates": wide,
         "diagonal_gates": diagonal,
@@ -235,34 +236,37 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
         "blocks": blocks,
         "mixed_qubits": len(mixed),
         "bond": bond,
-        "bond_work": bond_work,
+        "log2_bond_work": log2_bond_work,
     }
 
 
-#: The cuts :func:`_bond_work` follows gate by gate, at most (past them, a gate is
+#: The cuts :func:`_log2_bond_work` follows gate by gate, at most (past them, a gate is
 #: priced at the final bound: an over-estimate, reached only by long, wide circuits).
 BOND_WORK_STEPS = 200_000
 
 
-def _bond_work(spans: Sequence[tuple[int, int, int]], qubits: int, bond: int) -> float:
-    """What a matrix product state's gates cost, in units of ``chi**3`` (an SVD of a
-    two-site block at bond dimension ``chi``): for each multi-qubit gate (its cuts
+def _log2_bond_work(spans: Sequence[tuple[int, int, int]], qubits: int, bond: int) -> float:
+    """log2 of what a matrix product state's gates cost, in units of ``chi**3`` (an SVD
+    of a two-site block at bond dimension ``chi``): for each multi-qubit gate (its cuts
     ``low..high``, log2 of its Schmidt rank), over the cuts it crosses (the swaps that
     bring its qubits together, then the gate), ``8**b`` at the bound ``b`` on that cut's
     bond so far: the crossings up to and including this gate, at most the smaller
     side's qubits. A circuit whose entanglement grows late pays late, not from its
-    first gate at the final bond."""
+    first gate at the final bond. Counted by bound, summed as logs: at a wide cut
+    ``8**b`` is past any float (long-range gates on a thousand qubits reach ``b`` = 500).
+    """
     crossed = [0] * max(qubits, 1)
-    work = 0.0
+    at = [0] * (bond + 1)  # how many crossings met each bound
     steps = 0
     for k, (low, high, rank) in enumerate(spans):
         if steps > BOND_WORK_STEPS:
-            return work + sum(h - lo for lo, h, _ in spans[k:]) * 8.0**bond
+            at[bond] += sum(h - lo for lo, h, _ in spans[k:])
+            break
         steps += high - low
         for cut in range(low, high):
             crossed[cut] += rank
-            work += 8.0 ** min(crossed[cut], cut + 1, qubits - cut - 1)
-    return work
+            at[min(crossed[cut], cut + 1, qubits - cut - 1)] += 1
+    return log2_sum(math.log2(count) + 3 * b for b, count in enumerate(at) if count)
 
 
 def workload(
