@@ -302,7 +302,7 @@ def workload(
         branches += trajectories
     features = _gate_features(ops)
     # a batch sampler draws the noise and the mid-circuit outcomes of such a plan itself
-    batchable = plan.clifford and all(batch.why_not_lowerable(step) is None for step in plan.steps)
+    batchable = plan.clifford and batch.first_unlowerable(plan) is None
     non_clifford = None
     if plan.first_non_clifford is not None:
         node = plan.steps[plan.first_non_clifford].node
