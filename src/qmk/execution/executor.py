@@ -48,7 +48,6 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -91,7 +90,7 @@ from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
 from qmk.qec.physics import PhysicsConfig, load_physics
 from qmk.qvm import graph as graph_io
-from qmk.qvm.graph import Graph
+from qmk.qvm.graph import Graph, canonical_text
 from qmk.qvm.limits import Limits
 from qmk.qvm.output import layout_of
 from qmk.qvm.verify import VerifiedProgram, verify
@@ -615,8 +614,9 @@ def _misuse(message: str, key: str) -> EngineError:
 def _canonical(program: VerifiedProgram | Mapping[str, Any]) -> str:
     """The JSON text a run request digests for an in-process program: its QVM JSON, or
     the data of a program that is no QVM graph."""
-    data = program if isinstance(program, Mapping) else program.graph.to_json()
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    # every object's keys sorted as it is written: the data need not sort them first
+    data = program if isinstance(program, Mapping) else program.graph.to_json(sort=False)
+    return canonical_text(data)
 
 
 def execute(
