@@ -443,7 +443,7 @@ def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
             return bits
         if columns == tuple(range(width - 1, -1, -1)):
             return bits[:, ::-1]
-        return bits[:, list(columns)]
+        return bits[:, [c for c in columns if c is not None]]
     padded = np.concatenate([bits, np.zeros((bits.shape[0], 1), dtype=bits.dtype)], axis=1)
     return padded[:, [width if c is None else c for c in columns]]
 
