@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from qmk.kernel.machine.programs import random_clifford
 from support.cli import qmk
 from support.paths import EXAMPLES
 
@@ -217,3 +218,32 @@ def test_profile_auto_gives_no_warning_where_a_qubit_takes_the_chosen_profile() 
     assert status == 0 and err == ""
     data = json.loads(out)
     assert "warnings" not in data and data["telemetry"]["profiles"]
+
+
+@pytest.mark.parametrize("named", [[], ["--engine", "stabilizer"]], ids=["default", "named"])
+def test_run_of_a_thousand_qubit_clifford_circuit_with_long_range_cx_takes_the_stabilizer(
+    tmp_path: Path, named: list[str]
+) -> None:
+    program = tmp_path / "clifford-1000.qasm"
+    program.write_text(random_clifford(1000, 4, seed=62), encoding="utf-8")
+    status, out, err = qmk("run", str(program), "--shots", "100", "--seed", "1", *named, "--json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["engine"] == "stabilizer" and sum(data["counts"].values()) == 100
+
+
+def test_run_of_a_program_no_engine_runs_within_a_day_is_one_line_qe118_exit_2(
+    tmp_path: Path,
+) -> None:
+    # a T gate: not Clifford; 1,000 qubits: no dense engine holds them; CX between far
+    # qubits: an MPS at bond 2**500
+    program = tmp_path / "t-1000.qasm"
+    program.write_text(
+        random_clifford(1000, 4, seed=62).replace("measure q", "t q[0];\nmeasure q"),
+        encoding="utf-8",
+    )
+    for named in ([], ["--engine", "mps"]):
+        status, out, err = qmk("run", str(program), "--shots", "10", *named)
+        assert status == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("QE118 engine-too-slow: ")
+        assert "its own estimate is 1e+" in err

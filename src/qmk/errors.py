@@ -24,7 +24,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
      +-- QECError                  qmk.qec.errors        QC101..QC133 (20)
      +-- FrontendError             qmk.frontends.errors  QL101..QL114 (14)
-     +-- EngineError               qmk.engines.base      QE101..QE117 (17)
+     +-- EngineError               qmk.engines.base      QE101..QE118 (18)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)
      +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
      +-- TargetError               qmk.execution.target  QM101..QM102 (2)

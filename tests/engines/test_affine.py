@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import stim
 
-from qmk.engines.affine import MIN_BITS, affine_sampler
+from qmk.engines.affine import (
+    MIN_BITS,
+    AffineSampler,
+    FreeSampler,
+    affine_sampler,
+    support,
+    worth_finding,
+)
 from qmk.engines.batch import PAULI_CODES, BatchCircuit, Errors, Instruction, Kind
 from qmk.engines.stim_batch import compile_batch
 from support.exact import chi2_pvalue
@@ -75,10 +82,11 @@ def test_ghz_shots_are_all_zeros_or_all_ones_half_each() -> None:
     assert chi2_pvalue(counts, {"0" * 300: 0.5, "1" * 300: 0.5}) > 1e-3
 
 
+@pytest.mark.parametrize("form", ["rows", "free"])
 @pytest.mark.parametrize("trial", range(12))
-def test_random_clifford_outcomes_follow_the_exact_distribution(trial: int) -> None:
+def test_random_clifford_outcomes_follow_the_exact_distribution(trial: int, form: str) -> None:
     """Support exactly the state's, frequencies uniform over it (chi-square), for any
-    basis, order, subset and inversion of the measurements."""
+    basis, order, subset and inversion of the measurements, in either form."""
     rng = np.random.default_rng([SEED, trial])
     n = int(rng.integers(2, 8))
     gates = random_clifford(rng, n, 6 * n)
@@ -86,13 +94,38 @@ def test_random_clifford_outcomes_follow_the_exact_distribution(trial: int) -> N
         (str(rng.choice(list(BASES))), int(q), bool(rng.random() < 0.3))
         for q in rng.permutation(n)[: int(rng.integers(1, n + 1))]
     ]
-    sampler = affine_sampler(measured(gates, reads))
-    assert sampler is not None
+    found = support(measured(gates, reads))
+    assert found is not None
+    sampler = found.rows() if form == "rows" else found.free()
     expected = exact_distribution(gates, reads, n)
     assert sampler.rank == int(np.log2(len(expected)).round())
     counts = record_counts(sampler.sample_packed(8000, trial), len(reads))
     assert set(counts) <= set(expected)
     assert chi2_pvalue(counts, expected) > 1e-4
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 64, 65, 130])
+def test_the_free_form_keeps_every_bit_past_the_record_zero_and_its_pivots_uniform(
+    width: int,
+) -> None:
+    # half the qubits in |+>, the other half copies of them: every record has pivots and
+    # free columns, and a width that fills no whole byte or word leaves spare bits
+    circuit = stim.Circuit()
+    half = max(width // 2, 1)
+    circuit.append("H", range(half))
+    for q in range(half, width):
+        circuit.append("CX", [q - half, q])
+    circuit.append("M", range(width))
+    found = support(circuit)
+    assert found is not None and len(found.basis) == half
+    packed = found.free().sample_packed(4000, 5)
+    assert packed.shape == (4000, (width + 7) // 8) and packed.flags.c_contiguous
+    if width % 8:
+        assert not (packed[:, -1] >> (width % 8)).any()
+    bits = np.unpackbits(packed, axis=1, count=width, bitorder="little")
+    assert (bits[:, half:] == bits[:, : width - half]).all()
+    ones = bits[:, list(found.pivots)].sum(axis=0).astype(np.int64)
+    assert (abs(ones - 2000) < 4 * np.sqrt(1000)).all()  # each pivot a fair coin
 
 
 def test_a_seed_draws_the_same_shots_and_another_seed_others() -> None:
@@ -130,13 +163,28 @@ def test_feed_forward_is_left_to_stim() -> None:
     assert affine_sampler(stim.Circuit("H 0\nM 0\nCX rec[-1] 1\nM 1")) is None
 
 
-def test_a_support_of_more_dimensions_than_the_cap_is_left_to_stim() -> None:
-    wide = stim.Circuit(
-        "H " + " ".join(map(str, range(20))) + "\nM " + " ".join(map(str, range(20)))
-    )
-    assert affine_sampler(wide, max_rank=19) is None
-    sampler = affine_sampler(wide, max_rank=20)
-    assert sampler is not None and sampler.rank == 20 and len(sampler.tables) == 3
+def test_each_support_is_drawn_by_the_form_that_costs_least_a_shot() -> None:
+    ghz = stim.Circuit("H 0\nCX 0 1 1 2 2 3\nM 0 1 2 3")
+    assert isinstance(affine_sampler(ghz), AffineSampler)  # one dimension: one table
+    layer = " ".join(map(str, range(200)))
+    every = stim.Circuit(f"H {layer}\nM {layer}")  # 200 dimensions of 200: no free column
+    sampler = affine_sampler(every)
+    assert isinstance(sampler, FreeSampler) and sampler.rank == 200
+    found = support(every)
+    assert found is not None
+    costs = found.costs()
+    assert costs["free"] < costs["rows"] and costs["free"] < costs["stim"]
+
+
+def test_finding_the_support_is_worth_it_only_for_enough_shots() -> None:
+    # below 2^22 record bits never (stim is quicker than the analysis); past them, a deep
+    # circuit's stim shots cost its gates and its support costs them once, so a 1,000-
+    # qubit circuit of 200,000 gate targets waits for more shots than a GHZ chain
+    assert not worth_finding(MIN_BITS // 64 - 1, 64, 64)
+    assert worth_finding(MIN_BITS // 64, 64, 64)
+    assert worth_finding(MIN_BITS // 1000 + 1, 1000, 2000)
+    assert not worth_finding(MIN_BITS // 1000 + 1, 1000, 200_000)
+    assert worth_finding(100_000, 1000, 200_000)
 
 
 def test_deterministic_outcomes_need_no_random_bits() -> None:
@@ -152,11 +200,21 @@ def ghz_batch(n: int) -> BatchCircuit:
     return BatchCircuit(num_qubits=n, instructions=(*gates, *reads))
 
 
+def _threshold(records: int, targets: int) -> int:
+    """The fewest shots for which finding the support is worth it."""
+    low, high = 1, 10**9
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if worth_finding(middle, records, targets) else (middle + 1, high)
+    return low
+
+
 def test_the_batch_sampler_draws_big_chunks_from_the_support_and_small_ones_from_stim() -> None:
     n = 64
     sampler = compile_batch(ghz_batch(n))
-    assert sampler is not None
-    small, big = MIN_BITS // n - 1, MIN_BITS // n
+    assert sampler is not None and sampler.targets == 1 + 2 * (n - 1)
+    big = _threshold(n, sampler.targets)
+    small = big - 1
     assert np.array_equal(
         sampler.sample_packed(small, 3),
         sampler.circuit.compile_sampler(seed=3).sample(small, bit_packed=True),
@@ -179,7 +237,7 @@ def test_errors_strike_the_support_drawn_shots_they_name() -> None:
     )
     sampler = compile_batch(noisy)
     assert sampler is not None
-    shots = MIN_BITS // n
+    shots = _threshold(n, sampler.targets)
     struck = np.arange(0, shots, 97)
     errors = Errors(
         shots=struck, sites=np.zeros_like(struck), paulis=np.full_like(struck, PAULI_CODES["X"])

@@ -8,11 +8,13 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from qmk.qvm.graph import (
     COMPACT_PIECE,
     GraphText,
+    canonical_text,
     compact_text,
     free_in_pieces,
     graph_compact_text,
@@ -95,3 +97,33 @@ def test_free_in_pieces_empties_the_list_from_its_end() -> None:
     items = list(range(3 * COMPACT_PIECE + 1))
     free_in_pieces(items)
     assert items == []
+
+
+def sorted_dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_canonical_text_is_json_dumps_sorted_text_for_every_number_and_string(seed: int) -> None:
+    # the numbers msgspec writes otherwise (exponents, tiny fractions), non-ASCII and DEL
+    # among plain ones: the text, whichever writer wrote it, is json.dumps's
+    rng = np.random.default_rng(seed)
+    numbers = [float(x) for x in 10.0 ** rng.uniform(-12, 20, 400) * rng.choice([-1, 1], 400)]
+    numbers += [0.1, 1e-4, 9.9e-5, 1e16, 9999999999999998.0, 2.0**70, 3, -0.0, 10**30]
+    strings = ["plain", "é", "\x7f", "tab\there", "q1e5", "0.00001"]
+    for value in (
+        graph(40),
+        graph(40, description="é"),
+        {"z": numbers, "a": {"y": 1, "b": [True, None]}},
+        {"n": [{"theta": x} for x in numbers[:50]]},
+        *({"s": s, "n": 1.5} for s in strings),
+    ):
+        assert canonical_text(value) == sorted_dumps(value)
+
+
+def test_the_digest_text_of_a_random_clifford_program_is_json_dumps_sorted_text() -> None:
+    from qmk._front import read
+    from qmk.kernel.machine.programs import random_clifford
+
+    data = read(random_clifford(50, 10, seed=3)).to_json()
+    assert canonical_text(data) == sorted_dumps(data)

@@ -3,6 +3,9 @@ that carries the gate kinds, the fused blocks and the MPS bond bound)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from qmk._front import read
 from qmk.engines.registry import Workload
 from qmk.execution.executor import build_plan, load_program, workload
@@ -94,3 +97,21 @@ WIDE_FEED_FORWARD = ghz_asm(
     chain=59,
     before_measure=("mid: MEASURE_Z vq:q30, out:mid", 'fix: COND_PAULI vq:q59, in:mid, mask="X"'),
 )
+
+
+#: OpenQASM 2 gates of :func:`qmk.kernel.machine.programs.random_clifford` -> stim's names.
+_STIM_NAMES = {"h": "H", "s": "S", "sdg": "S_DAG", "x": "X", "y": "Y", "z": "Z", "cx": "CX"}
+
+
+def stim_unitary(text: str) -> Any:
+    """The gates of an OpenQASM 2 Clifford program (one gate a line, on ``q[i]``) as a
+    stim circuit, read here line by line (not by QMK), without its measurements."""
+    import stim
+
+    lines = []
+    for line in text.splitlines():
+        name, _, operands = line.partition(" ")
+        if name in _STIM_NAMES:
+            qubits = re.findall(r"\[(\d+)\]", operands)
+            lines.append(f"{_STIM_NAMES[name]} {' '.join(qubits)}")
+    return stim.Circuit("\n".join(lines))

@@ -7,15 +7,25 @@ qubits. With a basis of ``D`` of ``k`` rows, a shot is ``x0`` XOR the rows that 
 uniform random bits pick; a uniform choice of bits gives a uniform point of ``x0 + D``
 whatever the basis.
 
-:func:`affine_sampler` finds ``x0`` and the basis once per circuit (stim's tableau of the
-circuit's unitary part and its reference sample) and groups the basis rows eight at a time
-into tables of their 256 XOR combinations, ``x0`` folded into the first. A shot then costs
-``ceil(k / 8)`` row look-ups and XORs of ``(m + 7) // 8`` bytes, where stim's frame
-sampler simulates every gate and measurement of the circuit for every shot. It applies to
-circuits whose measurements all come after their gates (what a circuit written in Qiskit
-or OpenQASM usually is) and whose support has at most :data:`MAX_RANK` dimensions: a GHZ
-state of any width has one. Anything else (a mid-circuit measurement or reset, a noise
-channel, feed-forward, a qubit measured twice) is left to stim: the function returns None.
+:func:`support` finds ``x0`` and a reduced row echelon basis once per circuit (stim's
+tableau of the circuit's unitary part and its reference sample). Two samplers draw from
+it, where stim's frame sampler simulates every gate and measurement of the circuit for
+every shot:
+
+- :class:`AffineSampler` groups the basis rows eight at a time into tables of their 256
+  XOR combinations, ``x0`` folded into the first: a shot costs ``ceil(k / 8)`` row
+  look-ups and XORs of ``(m + 7) // 8`` bytes. The form for few dimensions: a GHZ state
+  of any width has one.
+- :class:`FreeSampler` draws every record bit uniformly and sets the ``m - k`` free
+  columns (those no pivot holds) as parities of the pivot bits: the form for many
+  dimensions. A deep random circuit's outcomes have nearly all ``m``, and cost little
+  more than the random bits.
+
+:func:`affine_sampler` takes whichever of the three costs least a shot
+(:func:`shot_costs`). It applies to circuits whose measurements all come after their
+gates (what a circuit written in Qiskit or OpenQASM usually is). Anything else (a
+mid-circuit measurement or reset, a noise channel, feed-forward, a qubit measured twice)
+is left to stim: the function returns None.
 
 >>> bell = stim.Circuit("H 0\\nCX 0 1\\nM 0 1")
 >>> sampler = affine_sampler(bell)
@@ -25,19 +35,13 @@ channel, feed-forward, a qubit measured twice) is left to stim: the function ret
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import stim
 
-#: The most dimensions a support may have for :func:`affine_sampler` to sample it: 32
-#: tables of 256 rows. Measured against stim's sampler on 1000 qubits (an H layer on
-#: ``k`` of them, a CX chain, every qubit measured; 50,000 shots): a shot costs about
-#: 0.18 ns per basis row and record byte here, against stim's 2.7 ns per record bit, so
-#: at 256 dimensions the table look-ups take a quarter of stim's time (37 against 133 ms)
-#: and at one dimension (GHZ) a hundredth.
-MAX_RANK = 256
 #: A chunk of fewer record bits (shots x measurements) is left to stim: its sampler is
 #: then quicker than the analysis (4-18 ms at 1000 qubits; stim takes 11 ms for 2^22 bits).
 MIN_BITS = 1 << 22
@@ -85,78 +89,186 @@ class AffineSampler:
         return out
 
 
-def affine_sampler(circuit: stim.Circuit, *, max_rank: int = MAX_RANK) -> AffineSampler | None:
-    """The :class:`AffineSampler` of ``circuit``'s measurement record, or None where the
-    module docstring's conditions do not hold (stim's sampler is then the way).
+class FreeSampler:
+    """Uniform shots of ``x0 + D`` drawn as uniform record bits whose free columns are
+    then set: the form for a support of many dimensions.
 
-    >>> affine_sampler(stim.Circuit("H 0\\nM 0\\nCX 0 1\\nM 1")) is None  # mid-circuit
+    In the reduced row echelon basis of ``D`` each row holds one pivot column that no
+    other row holds, so a point of ``x0 + D`` is any choice of its pivot bits, and each
+    other (free) column follows from them: ``point`` there (the point of ``x0 + D`` with
+    every pivot bit 0) XOR the parity of the pivot bits its ``masks`` row selects. A
+    shot is uniform random words, then one masked parity a free column: nothing more
+    where every column is a pivot (a deep random Clifford circuit's outcomes).
+    """
+
+    __slots__ = ("columns", "masks", "point", "rank", "records", "width")
+
+    def __init__(
+        self, reference: np.ndarray, basis: np.ndarray, pivots: Sequence[int], records: int
+    ) -> None:
+        """``reference`` is one outcome of ``records`` bits (bit-packed), ``basis`` the
+        bit-packed rows of a reduced row echelon basis of ``D`` and ``pivots`` their
+        pivot columns."""
+        self.records, self.width, self.rank = records, reference.shape[0], len(basis)
+        bits = np.unpackbits(basis, axis=1, count=records, bitorder="little").astype(bool)
+        start = np.unpackbits(reference, count=records, bitorder="little").astype(bool)
+        pivot = np.zeros(records, dtype=bool)
+        pivot[list(pivots)] = True
+        # the point with every pivot bit 0: x0 plus the rows whose pivot x0 sets
+        point = start ^ np.logical_xor.reduce(bits[start[list(pivots)]], axis=0)
+        self.columns = np.flatnonzero(~pivot)
+        self.point = point[self.columns].astype(np.uint8)
+        words = -(-self.width // 8)
+        masks = np.zeros((len(self.columns), words * 64), dtype=bool)
+        masks[:, list(pivots)] = bits[:, self.columns].T  # column c: the pivots it reads
+        self.masks = np.packbits(masks, axis=1, bitorder="little").view(_U64)
+
+    def sample_packed(self, shots: int, seed: int) -> np.ndarray:
+        """``shots`` rows of the record bits (``width`` bytes each, little-endian),
+        drawn with numpy's PCG64 seeded ``seed`` (its raw 64-bit words, little-endian)."""
+        words = -(-self.width // 8)
+        raw = np.random.default_rng(seed).bit_generator.random_raw(shots * words)
+        draw = np.asarray(raw, dtype=_U64).reshape(shots, words)
+        out = draw.view(np.uint8)
+        free = zip(self.columns.tolist(), self.masks, self.point.tolist(), strict=True)
+        for column, mask, value in free:
+            parity = np.bitwise_count(np.bitwise_xor.reduce(draw & mask, axis=1)) & 1
+            byte, bit = column >> 3, column & 7
+            out[:, byte] &= np.uint8(~(1 << bit) & 0xFF)
+            out[:, byte] |= ((parity.astype(np.uint8) ^ value) << bit).astype(np.uint8)
+        if self.records % 8:  # the last byte's spare bits are 0, as stim packs them
+            out[:, self.width - 1] &= (1 << self.records % 8) - 1
+        return np.ascontiguousarray(out[:, : self.width])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Support:
+    """A circuit's terminal record as ``x0 + D``: ``reference`` (one outcome, ``x0``,
+    bit-packed), the reduced row echelon ``basis`` of ``D`` and its ``pivots``, the
+    ``records`` (bits a shot) and the gate ``targets`` stim's sampler would simulate a
+    shot: what picks and makes either form of sampler."""
+
+    reference: np.ndarray
+    basis: np.ndarray
+    pivots: tuple[int, ...]
+    records: int
+    targets: int
+
+    def costs(self) -> dict[str, float]:
+        """:func:`shot_costs` of this support."""
+        return shot_costs(self.targets, self.records, len(self.basis))
+
+    def rows(self) -> AffineSampler:
+        """The sampler of the basis rows' tables."""
+        return AffineSampler.of(self.reference, self.basis)
+
+    def free(self) -> FreeSampler:
+        """The sampler of the free columns."""
+        return FreeSampler(self.reference, self.basis, self.pivots, self.records)
+
+
+def support(circuit: stim.Circuit) -> Support | None:
+    """``circuit``'s :class:`Support`, or None where the module docstring's conditions
+    do not hold (stim's sampler is then the way).
+
+    >>> support(stim.Circuit("H 0\\nM 0\\nCX 0 1\\nM 1")) is None  # mid-circuit
     True
+    >>> ghz = support(stim.Circuit("H 0\\nCX 0 1 1 2\\nM 0 1 2"))
+    >>> ghz.basis.tolist(), ghz.pivots
+    ([[7]], (0,))
     """
     unitary = _unitary_part(circuit)
     if unitary is None:
         return None
-    gates, qubits = unitary
-    basis = _support_basis(gates, qubits, max(circuit.num_qubits, 1), max_rank)
-    if basis is None:
-        return None
+    gates, qubits, targets = unitary
+    simulator = stim.TableauSimulator()
+    simulator.set_num_qubits(max(circuit.num_qubits, 1))
+    simulator.do(gates)
+    basis, pivots = reduced_basis(simulator, qubits)
     reference = np.asarray(circuit.reference_sample(bit_packed=True), dtype=np.uint8)
-    return AffineSampler.of(reference, basis)
+    return Support(
+        reference=reference,
+        basis=basis,
+        pivots=tuple(pivots),
+        records=len(qubits),
+        targets=targets,
+    )
 
 
-def _unitary_part(circuit: stim.Circuit) -> tuple[stim.Circuit, list[int]] | None:
-    """The circuit's gates, with each measured qubit turned to the Z basis at the end, and
-    the measured qubits in record order; None unless the circuit is leading resets,
-    unitary gates, then measurements of distinct qubits."""
+def affine_sampler(circuit: stim.Circuit) -> AffineSampler | FreeSampler | None:
+    """The sampler of ``circuit``'s measurement record from its :func:`support`, in the
+    form that costs less a shot (:func:`shot_costs`), or None where there is no support
+    or stim's own sampler costs less a shot.
+
+    >>> type(affine_sampler(stim.Circuit("H 0\\nCX 0 1 1 2\\nM 0 1 2"))).__name__
+    'AffineSampler'
+    """
+    found = support(circuit)
+    if found is None:
+        return None
+    costs = found.costs()
+    best = min(costs, key=costs.__getitem__)
+    if best == "free":
+        return found.free()
+    if best == "rows":
+        return found.rows()
+    return None
+
+
+def _unitary_part(circuit: stim.Circuit) -> tuple[stim.Circuit, list[int], int] | None:
+    """The circuit's gates, with each measured qubit turned to the Z basis at the end,
+    the measured qubits in record order and the gates' targets; None unless the circuit
+    is leading resets, unitary gates, then measurements of distinct qubits.
+
+    Read from the circuit's text, one instruction a line (a loop is refused): a
+    100,000-gate circuit's instructions, walked as stim objects, took a second.
+    """
     if circuit.num_qubits > MAX_QUBITS:
         return None
-    gates = stim.Circuit()
+    lines = str(circuit).splitlines()
+    heads = [line.partition(" ")[0] for line in lines]  # a name, with its arguments
+    names = [head.partition("(")[0] for head in heads]
+    first = next((i for i, name in enumerate(names) if name in _BASIS_CHANGE), None)
+    if first is None:
+        return None
+    start = 0
+    while start < first and names[start] in ("R", "RZ", *_ANNOTATIONS):
+        start += 1  # every qubit starts in |0>
+    if not all(name in _ANNOTATIONS or _unitary(name) for name in set(names[start:first])):
+        return None  # a reset, a noise channel or a loop among the gates
+    gate_text = "\n".join(lines[start:first])
+    if "rec[" in gate_text or "sweep[" in gate_text:
+        return None  # feed-forward or a sweep bit
     qubits: list[int] = []
     changes: list[tuple[str, int]] = []
-    started = measuring = False
-    for instruction in circuit:
-        if isinstance(instruction, stim.CircuitRepeatBlock):
-            return None
-        name = instruction.name
+    for line, head, name in zip(lines[first:], heads[first:], names[first:], strict=True):
         if name in _ANNOTATIONS:
             continue
-        if name in _BASIS_CHANGE:
-            if instruction.gate_args_copy() and any(instruction.gate_args_copy()):
-                return None  # a noisy measurement
-            measuring = started = True
-            for target in instruction.targets_copy():
-                if not target.is_qubit_target:
-                    return None
-                qubits.append(target.qubit_value)
-                change = _BASIS_CHANGE[name]
-                if change is not None:
-                    changes.append((change, target.qubit_value))
-            continue
-        if measuring:
+        if name not in _BASIS_CHANGE or head != name:  # not a measurement, or a noisy one
             return None
-        if name in ("R", "RZ") and not started:
-            continue  # every qubit starts in |0>
-        if not stim.gate_data(name).is_unitary:
-            return None
-        if any(not target.is_qubit_target for target in instruction.targets_copy()):
-            return None  # feed-forward or a sweep bit
-        started = True
-        gates.append(instruction)
+        change = _BASIS_CHANGE[name]
+        for target in line.split()[1:]:
+            number = target.removeprefix("!")
+            if not number.isdigit():
+                return None
+            qubits.append(int(number))
+            if change is not None:
+                changes.append((change, int(number)))
     if not qubits or len(set(qubits)) != len(qubits):
         return None
+    gates = circuit[start:first]
     for change, qubit in changes:
         gates.append(change, [qubit])
-    return gates, qubits
+    return gates, qubits, gate_text.count(" ")
 
 
-def _support_basis(
-    gates: stim.Circuit, qubits: list[int], num_qubits: int, max_rank: int
-) -> np.ndarray | None:
-    """A basis of ``D`` for the state ``gates`` prepare (bit-packed rows over ``qubits``),
-    or None beyond ``max_rank``."""
-    simulator = stim.TableauSimulator()
-    simulator.set_num_qubits(num_qubits)
-    simulator.do(gates)
-    return support_basis(simulator, qubits, max_rank)
+@functools.cache
+def _unitary(name: str) -> bool:
+    """Whether stim's instruction ``name`` is a unitary gate."""
+    try:
+        return bool(stim.gate_data(name).is_unitary)
+    except (IndexError, KeyError, ValueError):
+        return False
 
 
 def support_basis(
@@ -172,6 +284,29 @@ def support_basis(
     >>> support_basis(simulator, [2, 1, 0]).tolist()  # rows 0b001 (qubit 2), 0b110
     [[1], [6]]
     """
+    found = _reduce(_x_parts(simulator, qubits), max_rank, (len(qubits) + 7) // 8)
+    return None if found is None else found[0]
+
+
+def reduced_basis(
+    simulator: stim.TableauSimulator, qubits: Sequence[int]
+) -> tuple[np.ndarray, list[int]]:
+    """:func:`support_basis` in reduced row echelon form, and each row's pivot column:
+    the one column of the record that row alone of the basis holds.
+
+    >>> simulator = stim.TableauSimulator()
+    >>> simulator.do(stim.Circuit("H 0\\nCX 0 1\\nH 2"))
+    >>> basis, pivots = reduced_basis(simulator, [2, 1, 0])
+    >>> basis.tolist(), pivots
+    ([[1], [6]], [0, 1])
+    """
+    found = _reduce(_x_parts(simulator, qubits), None, (len(qubits) + 7) // 8, reduced=True)
+    assert found is not None  # no rank bound
+    return found
+
+
+def _x_parts(simulator: stim.TableauSimulator, qubits: Sequence[int]) -> np.ndarray:
+    """The X parts of the state's stabilizers on ``qubits``, 64 columns to a word."""
     tableau = simulator.current_inverse_tableau().inverse(unsigned=True)
     z2x = tableau.to_numpy(bit_packed=True)[2]  # row k: X part of stabilizer k
     z2x = z2x[z2x.any(axis=1)]  # Z-only stabilizers add nothing to D
@@ -184,21 +319,29 @@ def support_basis(
     words[:, :width] = z2x[:, :width]
     if len(qubits) % 8:  # the last byte's spare bits stay 0
         words[:, width - 1] &= (1 << len(qubits) % 8) - 1
-    return _reduce(words.view(_U64), max_rank, width)
+    return words.view(_U64)
 
 
-def _reduce(rows: np.ndarray, max_rank: int | None, width: int) -> np.ndarray | None:
+def _reduce(
+    rows: np.ndarray, max_rank: int | None, width: int, *, reduced: bool = False
+) -> tuple[np.ndarray, list[int]] | None:
     """A basis of the GF(2) row space of ``rows`` (64 columns to a word), as rows of
-    ``width`` bytes; None when it has more than ``max_rank`` rows.
+    ``width`` bytes, and each row's pivot column; None when it has more than
+    ``max_rank`` rows. ``reduced``: in reduced row echelon form (each pivot cleared from
+    every other row, not only from those after it).
 
     Each step takes the first remaining row as a basis row and clears its lowest bit from
     every row, so the work is one pass per basis row, whatever the number of columns.
 
     >>> rows = np.array([[0b011], [0b110], [0b101]], dtype=np.uint64)
-    >>> _reduce(rows, 8, 1).tolist()
-    [[3], [6]]
+    >>> basis, pivots = _reduce(rows, 8, 1)
+    >>> basis.tolist(), pivots
+    ([[3], [6]], [0, 1])
+    >>> _reduce(rows, 8, 1, reduced=True)[0].tolist()
+    [[5], [6]]
     """
     basis: list[np.ndarray] = []
+    pivots: list[int] = []
     rows = np.unique(rows[rows.any(axis=1)], axis=0)
     while len(rows):
         if len(basis) == max_rank:
@@ -207,9 +350,72 @@ def _reduce(rows: np.ndarray, max_rank: int | None, width: int) -> np.ndarray | 
         word = int(np.flatnonzero(pivot)[0])
         low = pivot[word] & (~pivot[word] + np.uint64(1))
         basis.append(pivot)
+        pivots.append(64 * word + int(low).bit_length() - 1)
         rows = rows[1:]
         rows[(rows[:, word] & low) != 0] ^= pivot
         rows = rows[rows.any(axis=1)]
     if not basis:
-        return np.zeros((0, width), dtype=np.uint8)
-    return np.array(basis, dtype=_U64).view(np.uint8)[:, :width]
+        return np.zeros((0, width), dtype=np.uint8), []
+    done = np.array(basis, dtype=_U64)
+    if reduced:  # the last pivot first: its row then holds no later pivot to spread
+        for k in range(len(pivots) - 1, 0, -1):
+            word, bit = divmod(pivots[k], 64)
+            above = done[:k]
+            above[(above[:, word] >> np.uint64(bit)) & np.uint64(1) == 1] ^= done[k]
+    return done.view(np.uint8)[:, :width], pivots
+
+
+#: Per-shot costs of the three ways to draw a terminal record, in nanoseconds, measured
+#: on a 2-core machine against stim's sampler on 1,000 qubits (docs/engines.md): stim's
+#: frame sampler per record bit and per gate target (a GHZ chain; random Clifford
+#: circuits of depth 3 and 100 with long-range CX), the row tables
+#: (:class:`AffineSampler`) per basis row and record byte (an H layer on ``k`` qubits
+#: and a CX chain: 37 against stim's 133 ms at 256 dimensions, 50,000 shots), the free
+#: columns (:class:`FreeSampler`) per record word drawn and per free column and word.
+STIM_NS_PER_BIT = 2.7
+STIM_NS_PER_TARGET = 0.035
+ROWS_NS_PER_ROW_BYTE = 0.18
+FREE_NS_PER_WORD = 7.0
+FREE_NS_PER_COLUMN_WORD = 4.0
+
+
+#: What finding a deep circuit's support costs (:func:`support`), in nanoseconds a gate
+#: target: its text, its tableau and its reference sample (140 ms for 1,000 qubits and
+#: 200,000 targets, where the row reduction took 37 ms of it).
+SUPPORT_NS_PER_TARGET = 500.0
+
+
+def worth_finding(shots: int, records: int, targets: int) -> bool:
+    """Whether finding the support of a circuit of ``records`` bits and ``targets`` gate
+    targets may pay for itself over ``shots`` shots: they are :data:`MIN_BITS` record
+    bits at least, and what the cheapest form of sampler could save a shot, against
+    stim's, times the shots, is at least what finding the support costs.
+
+    >>> worth_finding(100_000, 1000, 200_000), worth_finding(5000, 1000, 200_000)
+    (True, False)
+    """
+    if shots * records < MIN_BITS:
+        return False
+    width = (records + 7) // 8
+    floor = min(ROWS_NS_PER_ROW_BYTE * width, FREE_NS_PER_WORD * -(-width // 8))
+    saved = STIM_NS_PER_BIT * records + STIM_NS_PER_TARGET * targets - floor
+    return shots * saved >= SUPPORT_NS_PER_TARGET * targets
+
+
+def shot_costs(targets: int, records: int, rank: int) -> dict[str, float]:
+    """The estimated nanoseconds a shot of the three ways costs: ``stim`` (its frame
+    sampler simulates every gate for every shot: ``targets`` gate targets), ``rows`` and
+    ``free`` (the support's two forms, of ``rank`` dimensions) for ``records`` bits.
+
+    >>> deep = shot_costs(150_000, 1000, 998)  # a deep random circuit: 2 free columns
+    >>> ghz = shot_costs(2000, 1000, 1)
+    >>> min(deep, key=deep.__getitem__), min(ghz, key=ghz.__getitem__)
+    ('free', 'rows')
+    """
+    width = (records + 7) // 8
+    words = -(-width // 8)
+    return {
+        "stim": STIM_NS_PER_BIT * records + STIM_NS_PER_TARGET * targets,
+        "rows": ROWS_NS_PER_ROW_BYTE * max(rank, 1) * width,
+        "free": words * (FREE_NS_PER_WORD + FREE_NS_PER_COLUMN_WORD * (records - rank)),
+    }

@@ -167,6 +167,18 @@ REGISTRY.add(
         severity=Severity.WARNING,
     )
 )
+register(
+    EngineError,
+    (
+        "QE118",
+        "engine-too-slow",
+        "every engine that could run the program (or the one named) estimates it past a "
+        "day: its representation blows up on this program (the message lists each "
+        "engine's estimate or refusal)",
+        "make the program Clifford for the stabilizer engine, use fewer qubits or gates, "
+        "or keep two-qubit gates between near qubits for an MPS ('qmk run --explain')",
+    ),
+)
 
 #: Stable engine error codes: code -> name.
 ENGINE_ERRORS: Mapping[str, str] = MappingProxyType(

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
+import msgspec
 import numpy as np
 
 from qmk.engines.base import EngineError
@@ -71,9 +72,15 @@ class Kind(str, enum.Enum):
     ERROR_SITE = "error_site"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Instruction:
-    """One instruction of a :class:`BatchCircuit`; which fields matter depends on ``kind``."""
+class Instruction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One instruction of a :class:`BatchCircuit`; which fields matter depends on ``kind``.
+
+    A msgspec struct, not a dataclass: a circuit makes one per gate and error site
+    (350,000 for a 1,000-qubit random Clifford circuit of depth 100 with its logical
+    noise), and a frozen dataclass's ``__init__`` costs several times a struct's. Not
+    tracked by the cyclic garbage collector (``gc=False``): it holds an enum member,
+    strings, numbers and tuples of them.
+    """
 
     kind: Kind
     qubits: tuple[int, ...]

@@ -31,9 +31,10 @@ import functools
 import glob
 import importlib
 import importlib.util
+import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -107,10 +108,11 @@ class Workload:
         bond: log2 of a bound on a matrix product state's bond dimension (the gates
             across each cut between neighbouring qubits); None where unknown (an MPS
             is then priced as a dense state).
-        bond_work: what a matrix product state's gates cost, in ``chi**3`` units: each
-            multi-qubit gate at the bound on its cuts' bond dimension when it comes
-            (:func:`qmk.execution.executor.workload`); None where unknown (then
-            ``4**bond`` a gate).
+        log2_bond_work: log2 of what a matrix product state's gates cost, in ``chi**3``
+            units: each multi-qubit gate at the bound on its cuts' bond dimension when it
+            comes (:func:`qmk.execution.executor.workload`); a log, since ``8**bond`` at
+            a wide cut is past any float; ``-inf`` for no multi-qubit gate, None where
+            unknown (then ``4**bond`` a gate).
         batchable: the program lowers to one batch circuit (Clifford, its feed-forward
             linear over outcomes: :func:`qmk.execution.batch.lower`): an engine that
             samples such circuits in batches (:attr:`EngineSpec.batch`) simulates it
@@ -138,7 +140,7 @@ class Workload:
     linear_gates: int = 0
     mixed_qubits: int | None = None
     bond: int | None = None
-    bond_work: float | None = None
+    log2_bond_work: float | None = None
     batchable: bool = False
 
     @property
@@ -305,73 +307,120 @@ class CostModel:
     #: (:attr:`Workload.mixed_qubits`): QMK's statevector.
     bookkeeping: bool = False
 
-    def elements(self, qubits: int) -> float:
-        """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices."""
+    def log2_elements(self, qubits: int) -> float:
+        """log2 of the size of the state of ``qubits`` qubits, in the units ``element_s``
+        prices (a log: a dense state of a thousand qubits is past any float)."""
         n = max(qubits, 0)
         if self.representation == "vector":
-            return 2.0**n
+            return float(n)
         if self.representation == "density":
-            return 4.0**n
+            return 2.0 * n
         if self.representation == "tableau":
-            return max(n, 1) * max(n, 1) / 64  # 64 bits a word
+            return 2.0 * math.log2(max(n, 1)) - 6.0  # n**2 bits, 64 a word
         # mps: its worst case (bond dimension 2**(n/2)) is a dense state's; priced as one,
         # capped, so that it wins only where no dense engine holds the qubits.
-        return 2.0 ** min(n, MPS_PRICED_QUBITS)
+        return float(min(n, MPS_PRICED_QUBITS))
 
-    def state_size(self, work: Workload) -> float:
-        """The state ``work`` holds, in elements: a matrix product state of known bond
-        bound ``chi`` holds ``chi**2`` a site (the whole as a dense state otherwise)."""
+    def elements(self, qubits: int) -> float:
+        """The size of the state of ``qubits`` qubits, in the units ``element_s`` prices
+        (``inf`` past the largest float)."""
+        return exp2(self.log2_elements(qubits))
+
+    def log2_state_size(self, work: Workload) -> float:
+        """log2 of the state ``work`` holds, in elements: a matrix product state of known
+        bond bound ``chi`` holds ``chi**2`` a site (the whole as a dense state otherwise)."""
         if self.representation == "mps" and work.bond is not None:
-            return max(work.qubits, 1) * 4.0 ** min(work.bond, MPS_PRICED_QUBITS // 2)
-        return self.elements(work.qubits)
+            return math.log2(max(work.qubits, 1)) + 2.0 * min(work.bond, MPS_PRICED_QUBITS // 2)
+        return self.log2_elements(work.qubits)
 
-    def terms(self, work: Workload) -> dict[str, float]:
-        """What each figure of the model multiplies for ``work`` (before ``single`` and
-        threads): the estimate is the sum of the figures times these."""
-        sims = work.branches - work.trajectories + self.trajectory * work.trajectories
-        blocks = work.fused
+    def log2_terms(self, work: Workload) -> dict[str, float]:
+        """log2 of what each figure of the model multiplies for ``work`` (before
+        ``single`` and threads; ``-inf`` for nothing): the estimate is the sum of the
+        figures times these. Logs, so that no workload overflows a float: an MPS's bond
+        at a wide cut, or a dense state of many qubits, is a number past 2**1024."""
+        sims = _log2(work.branches - work.trajectories + self.trajectory * work.trajectories)
         narrow = work.gate_count - work.wide_gates
-        dense = max(narrow - work.diagonal_gates - work.permutation_gates, 0)
+        dense = _log2(max(narrow - work.diagonal_gates - work.permutation_gates, 0))
         permutation = work.permutation_gates
-        size = self.elements(work.qubits)
+        size = self.log2_elements(work.qubits)
         if self.representation == "mps" and work.bond is not None:
-            size = 4.0 ** min(work.bond, MPS_PRICED_QUBITS // 2)  # chi**2 a gate
+            size = 2.0 * min(work.bond, MPS_PRICED_QUBITS // 2)  # chi**2 a gate
         if self.bookkeeping:
             permutation -= work.linear_gates
             if work.mixed_qubits is not None:
-                size = self.elements(min(work.qubits, work.mixed_qubits))
-        if self.representation == "mps" and work.bond_work is not None:
-            dense_work = work.bond_work  # its SVDs: chi**3 a crossing, gate by gate
+                size = self.log2_elements(min(work.qubits, work.mixed_qubits))
+        if self.representation == "mps" and work.log2_bond_work is not None:
+            dense_work = work.log2_bond_work  # its SVDs: chi**3 a crossing, gate by gate
         elif self.representation == "mps" and work.bond is None:
             # no bound known: at worst chi = 2**(n/2), and each gate's SVD costs chi**3
-            dense_work = 2.0 ** (1.5 * min(work.qubits, MPS_PRICED_QUBITS)) * dense
+            dense_work = 1.5 * min(work.qubits, MPS_PRICED_QUBITS) + dense
         else:
-            dense_work = size * dense
+            dense_work = size + dense
         return {
-            "setup_s": 1.0,
-            "gate_s": sims * work.gate_count,
-            "element_s": sims * dense_work,
-            "diagonal_s": sims * size * work.diagonal_gates,
-            "permutation_s": sims * size * permutation,
-            "wide_s": sims * size * work.wide_gates,
-            "block_s": sims * size * blocks,
-            "segment_s": sims * work.segments,
-            "round_trip_s": sims * size * work.segments,
+            "setup_s": 0.0,
+            "gate_s": sims + _log2(work.gate_count),
+            "element_s": sims + dense_work,
+            "diagonal_s": sims + size + _log2(work.diagonal_gates),
+            "permutation_s": sims + size + _log2(permutation),
+            "wide_s": sims + size + _log2(work.wide_gates),
+            "block_s": sims + size + _log2(work.fused),
+            "segment_s": sims + _log2(work.segments),
+            "round_trip_s": sims + size + _log2(work.segments),
             "sample_s": size,
-            "shot_s": float(work.shots),
+            "shot_s": _log2(work.shots),
         }
 
-    def seconds(self, work: Workload, precision: str | None = None, threads: int = 0) -> float:
-        """The estimate for ``work`` at ``precision`` (the engine's own when None), on
-        ``threads`` threads (0: as calibrated)."""
+    def terms(self, work: Workload) -> dict[str, float]:
+        """What each figure of the model multiplies for ``work``: :meth:`log2_terms`
+        as numbers (``inf`` past the largest float)."""
+        return {name: exp2(amount) for name, amount in self.log2_terms(work).items()}
+
+    def log2_seconds(self, work: Workload, precision: str | None = None, threads: int = 0) -> float:
+        """log2 of the estimate for ``work`` at ``precision`` (the engine's own when
+        None), on ``threads`` threads (0: as calibrated): finite for every workload."""
         scale = self.single if precision == "single" else 1.0
         if self.parallel and threads > 0:
             scale *= CALIBRATED_THREADS / min(threads, SCALING_THREADS)
-        total = 0.0
-        for name, amount in self.terms(work).items():
-            figure = float(getattr(self, name))
-            total += figure * amount * (scale if name in PER_ELEMENT else 1.0)
-        return total
+        per_element = math.log2(scale)
+        return log2_sum(
+            _log2(float(getattr(self, name)))
+            + amount
+            + (per_element if name in PER_ELEMENT else 0.0)
+            for name, amount in self.log2_terms(work).items()
+        )
+
+    def seconds(self, work: Workload, precision: str | None = None, threads: int = 0) -> float:
+        """The estimate for ``work`` at ``precision`` (the engine's own when None), on
+        ``threads`` threads (0: as calibrated); ``inf`` past the largest float."""
+        return exp2(self.log2_seconds(work, precision, threads))
+
+
+def _log2(amount: float) -> float:
+    """log2 of an amount, ``-inf`` for none."""
+    return math.log2(amount) if amount > 0 else -math.inf
+
+
+def log2_sum(logs: Iterable[float]) -> float:
+    """log2 of the sum of the numbers whose log2 are ``logs`` (``-inf``: nothing),
+    found without leaving the logs, so that no sum overflows.
+
+    >>> log2_sum([3.0, 3.0]), log2_sum([2000.0, 0.0]), log2_sum([])
+    (4.0, 2000.0, -inf)
+    """
+    finite = [x for x in logs if x != -math.inf]
+    if not finite:
+        return -math.inf
+    top = max(finite)
+    return top + math.log2(sum(2.0 ** (x - top) for x in finite))
+
+
+def exp2(log2: float) -> float:
+    """``2**log2``, or ``inf`` past the largest float.
+
+    >>> exp2(3.0), exp2(-math.inf), exp2(5000.0)
+    (8.0, 0.0, inf)
+    """
+    return 2.0**log2 if log2 < 1024 else math.inf
 
 
 #: The :class:`CostModel` figures that multiply the state's size (scaled by precision
@@ -462,6 +511,27 @@ class EngineSpec:
         """Whether it runs mid-circuit measurement, reset and feed-forward."""
         return self.state != "replay"
 
+    def log2_seconds(
+        self,
+        work: Workload,
+        precision: str | None = None,
+        *,
+        threads: int = 0,
+        compiled: bool = True,
+    ) -> float:
+        """log2 of its cost model's estimate (``compiled`` False: its fallback's, where it
+        has compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
+        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
+        cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
+        if self.batch and work.batchable and work.branches > 1:  # one simulation, sampled
+            work = replace(work, branches=1, trajectories=0)
+        estimate = cost.log2_seconds(work, precision, threads)
+        if self.state == "segments":
+            trips = work.segments - 1 if self.resident else work.segments
+            trip = _log2(work.branches * max(trips, 0) * SEGMENT_ROUND_TRIP_S)
+            estimate = log2_sum((estimate, trip + self.cost.log2_state_size(work)))
+        return estimate
+
     def seconds(
         self,
         work: Workload,
@@ -470,18 +540,8 @@ class EngineSpec:
         threads: int = 0,
         compiled: bool = True,
     ) -> float:
-        """Its cost model's estimate (``compiled`` False: its fallback's, where it has
-        compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
-        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
-        cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
-        if self.batch and work.batchable and work.branches > 1:  # one simulation, sampled
-            work = replace(work, branches=1, trajectories=0)
-        estimate = cost.seconds(work, precision, threads)
-        if self.state == "segments":
-            size = self.cost.state_size(work)
-            trips = work.segments - 1 if self.resident else work.segments
-            estimate += work.branches * max(trips, 0) * SEGMENT_ROUND_TRIP_S * size
-        return estimate
+        """:meth:`log2_seconds` as seconds (``inf`` past the largest float)."""
+        return exp2(self.log2_seconds(work, precision, threads=threads, compiled=compiled))
 
     @property
     def loaded(self) -> bool:
@@ -1330,6 +1390,17 @@ def human_seconds(seconds: float) -> str:
     if seconds < 1e4:
         return f"{seconds:.3g} s"
     return f"{seconds:.0e} s"
+
+
+def human_log2_seconds(log2_s: float) -> str:
+    """:func:`human_seconds` of ``2**log2_s`` seconds, past the largest float too.
+
+    >>> human_log2_seconds(3.0), human_log2_seconds(4000.0)
+    ('8 s', '1e+1204 s')
+    """
+    if log2_s < 996:  # below 1e300
+        return human_seconds(exp2(log2_s))
+    return f"1e+{round(log2_s * math.log10(2))} s"
 
 
 __all__ = [

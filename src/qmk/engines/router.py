@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -46,7 +47,9 @@ from qmk.engines.registry import (
     Workload,
     availability,
     compiled_here,
+    exp2,
     fits,
+    human_log2_seconds,
     human_seconds,
     load,
     max_qubits,
@@ -65,7 +68,15 @@ REFUSAL_CODES: Mapping[str, str] = {
     "precision": "operation-unsupported",
     "density-matrix": "operation-unsupported",
     "option": "engine-misuse",
+    "too-slow": "engine-too-slow",
 }
+
+#: The longest run the router lets an engine take on its own estimate: a day, the CPU a
+#: kernel worker may spend on one job (:data:`qmk.defaults.WORKER_CPU_S`). An engine
+#: whose estimate is past it is refused (``too-slow``), never chosen: such an estimate
+#: says the engine's representation blows up on this program (an MPS at the bond of
+#: long-range gates on a thousand qubits), and a run would never end.
+MAX_ESTIMATE_S = float(defaults.WORKER_CPU_S)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -251,9 +262,17 @@ def assess(
             if short is None
             else short,
         )
-    cost = entry.seconds(
+    run = entry.log2_seconds(
         work, precision, threads=limits.threads, compiled=compiled is not False
-    ) + entry.cold_s(compiled=compiled)
+    )
+    if run > math.log2(MAX_ESTIMATE_S):
+        return Candidate(
+            engine=name,
+            refusal="too-slow",
+            reason=f"its own estimate is {human_log2_seconds(run)}, past the most the "
+            f"router allows an engine ({MAX_ESTIMATE_S:,.0f} s, a day)",
+        )
+    cost = exp2(run) + entry.cold_s(compiled=compiled)
     if (
         compiled
         and entry.compiled is not None
@@ -299,9 +318,11 @@ def route(
         EngineError: a named engine that is unknown (``QE101``), not installed
             (``QE108``), or cannot run the job (``QE103`` not Clifford, ``QE102`` too many
             qubits or would not fit in the worker's memory, ``QE110`` mid-circuit or
-            precision, ``QE105`` an option, ``QE108`` its sandbox forbids it); with no
-            engine named, ``QE109 no-engine`` when no installed engine can run it
-            (``QE102`` when the universal engine's reason is its size).
+            precision, ``QE105`` an option, ``QE108`` its sandbox forbids it, ``QE118``
+            its own estimate is past :data:`MAX_ESTIMATE_S`); with no engine named,
+            ``QE118 engine-too-slow`` when the engines that could run it would all take
+            longer than that, else ``QE109 no-engine`` when no installed engine can run
+            it (``QE102`` when the universal engine's reason is its size).
     """
     options = dict(options or {})
     limits = WorkerLimits.read() if limits is None else limits
@@ -322,6 +343,15 @@ def route(
     candidates = tuple(weigh(entry, work, options, limits=limits) for entry in SPECS)
     able = sorted((c for c in candidates if c.able), key=_rank)
     if not able:
+        slow = [c for c in candidates if c.refusal == "too-slow"]
+        if slow:  # an engine could run it, but not in any reasonable time
+            reasons = "; ".join(f"{c.engine}: {c.reason}" for c in candidates)
+            raise EngineError.of(
+                "engine-too-slow",
+                f"no engine runs this program ({work.qubits} qubits, {work.gate_count} "
+                f"gates) in reasonable time: {reasons}",
+                refusals={c.engine: c.reason for c in candidates},
+            )
         universal = next(c for c in candidates if c.engine == defaults.STATEVECTOR)
         if universal.refusal in ("capacity", "memory"):
             raise _refusal(universal, work, others=candidates)
@@ -422,4 +452,13 @@ def _refusal(
     return EngineError.of(code, f"the {name} engine cannot run this program: {candidate.reason}")
 
 
-__all__ = ["REFUSAL_CODES", "SINGLE_MIN_QUBITS", "Candidate", "Choice", "assess", "route", "weigh"]
+__all__ = [
+    "MAX_ESTIMATE_S",
+    "REFUSAL_CODES",
+    "SINGLE_MIN_QUBITS",
+    "Candidate",
+    "Choice",
+    "assess",
+    "route",
+    "weigh",
+]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import stim
 
-from qmk.engines.affine import MIN_BITS, AffineSampler, affine_sampler
+from qmk.engines.affine import AffineSampler, FreeSampler, affine_sampler, worth_finding
 from qmk.engines.base import EngineError
 from qmk.engines.batch import (
     BatchCircuit,
@@ -68,8 +68,10 @@ class StimSampler:
     line between acts on other qubits. Sites with the same qubit and line flip alike.
     That is what :meth:`flips` propagates errors through.
 
-    ``affine`` keeps the circuit's :class:`~qmk.engines.affine.AffineSampler` (or None
-    where it has none) once :meth:`sample_packed` has looked for it, and ``reference``
+    ``targets`` counts the gate targets of the circuit (what stim's sampler simulates a
+    shot, beside its measurements). ``affine`` keeps the circuit's sampler from its support
+    (:func:`~qmk.engines.affine.affine_sampler`; None where it has none, or stim's
+    sampler costs less) once :meth:`sample_packed` has looked for it, and ``reference``
     its reference sample (bit-packed) once a stim sampler has been compiled: the
     noiseless sample stim XORs its frames into, a function of the circuit alone, which
     ``compile_sampler`` would otherwise find again (a tableau simulation) for every seed.
@@ -80,7 +82,10 @@ class StimSampler:
     flip_lines: tuple[str, ...] = ()
     site_lines: tuple[int, ...] = ()
     site_qubits: tuple[int, ...] = ()
-    affine: list[AffineSampler | None] = field(default_factory=list, compare=False, repr=False)
+    targets: int = 0
+    affine: list[AffineSampler | FreeSampler | None] = field(
+        default_factory=list, compare=False, repr=False
+    )
     reference: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
 
     @property
@@ -110,13 +115,15 @@ class StimSampler:
         """``shots`` rows of every record bit, bit-packed (stim's fastest output), drawn with
         ``seed``; no error site strikes.
 
-        A chunk of :data:`~qmk.engines.affine.MIN_BITS` record bits or more, of a circuit
-        whose measurements all come after its gates, is drawn from the outcomes' affine
-        support (:mod:`qmk.engines.affine`); any other from a stim sampler compiled with
-        ``seed``. The choice depends on the circuit and ``shots`` only, so a seed draws
-        the same bits for the same chunk.
+        A chunk of enough shots that finding the support may pay for itself
+        (:func:`~qmk.engines.affine.worth_finding`: 2^22 record bits at least, more for
+        a deep circuit, whose support costs more to find), of a circuit whose measurements all
+        come after its gates, is drawn from the outcomes' affine support
+        (:mod:`qmk.engines.affine`) where a sampler of it costs less a shot than stim's;
+        any other from a stim sampler compiled with ``seed``. The choice depends on the
+        circuit and ``shots`` only, so a seed draws the same bits for the same chunk.
         """
-        if shots * self.circuit.num_measurements >= MIN_BITS:
+        if worth_finding(shots, self.circuit.num_measurements, self.targets):
             if not self.affine:
                 self.affine.append(affine_sampler(self.circuit))
             affine = self.affine[0]
@@ -343,50 +350,110 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     >>> str(compile_batch(pair).circuit)
     'PAULI_CHANNEL_2(0, 0, 0, 0, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) 0 1'
     """
-    lines: list[str] = []
-    flip_lines: list[str] = []
-    site_lines: list[int] = []
-    site_qubits: list[int] = []
+    text = _Text()
     # A large circuit repeats a few instruction objects many times (the neutral-atom
     # device's atoms share qubits, and it builds each distinct instruction once); the
     # text of one without feed-forward does not depend on where it stands, so it is
     # written once per object. Keyed by identity, which is cheaper to hash than the
     # instruction's fields: the circuit holds every object while this runs.
     written: dict[int, tuple[str, str, int]] = {}
-    lookup, add_line, add_flip = written.get, lines.append, flip_lines.append
-    # The sites on each qubit since the last flip line that acts on it: the next such
-    # line is where their errors are propagated from (the class docstring).
-    waiting: dict[int, list[int]] = {}
+    # A plain gate (most of a circuit) is written by _plain, its stim name found once
+    # per gate and parameters and its qubits' text once per qubit.
+    names: dict[tuple[str, tuple[float, ...]], str | None] = {}
+    numbers = [str(q) for q in range(circuit.num_qubits)]
     count = 0
     for instruction in circuit.instructions:
-        texts = lookup(id(instruction))
+        kind = instruction.kind
+        if kind is Kind.GATE and not instruction.controls:
+            line = _plain(instruction, names, numbers)
+            if line is None:
+                return None
+            text.add(line, line, instruction.qubits, gate=True)
+            continue
+        if kind is Kind.ERROR_SITE:
+            text.site(instruction.qubits[0])
+            continue
+        texts = written.get(id(instruction))
         if texts is None:
-            if instruction.kind is Kind.ERROR_SITE:
-                waiting.setdefault(instruction.qubits[0], []).append(len(site_qubits))
-                site_lines.append(-1)
-                site_qubits.append(instruction.qubits[0])
-                continue
             texts = _texts(instruction, count)
             if texts is None:
                 return None
             if not instruction.controls:
                 written[id(instruction)] = texts
         line, flip, records = texts
-        if line:
-            add_line(line)
-        if flip:
-            if waiting:
-                for qubit in instruction.qubits:
-                    for site in waiting.pop(qubit, ()):
-                        site_lines[site] = len(flip_lines)
-            add_flip(flip)
+        text.add(line, flip, instruction.qubits, gate=kind is Kind.GATE)
         count += records
-    for left in waiting.values():
-        for site in left:
-            site_lines[site] = len(flip_lines)
-    return StimSampler(
-        circuit=stim.Circuit("\n".join(lines)),
-        flip_lines=tuple(flip_lines) if site_lines else (),
-        site_lines=tuple(site_lines),
-        site_qubits=tuple(site_qubits),
-    )
+    return text.sampler()
+
+
+def _plain(
+    instruction: Instruction,
+    names: dict[tuple[str, tuple[float, ...]], str | None],
+    numbers: list[str],
+) -> str | None:
+    """The stim text of a gate without feed-forward ("" for the identity), or None when
+    stim has no such Clifford; ``names`` keeps each gate's stim name, ``numbers`` holds
+    the text of each qubit of the circuit."""
+    key = (instruction.gate, instruction.params)
+    name = names.get(key, "")
+    if not name:
+        name = names[key] = stim_gate(*key)
+        if name is None:
+            return None
+    if name == "I":
+        return ""
+    qubits = instruction.qubits
+    try:
+        return f"{name} {' '.join([numbers[q] for q in qubits])}"
+    except IndexError:  # a qubit past num_qubits: stim widens its circuit
+        return f"{name} {' '.join(map(str, qubits))}"
+
+
+class _Text:
+    """A batch circuit's stim text as it is written: the sampled circuit's lines, the
+    flip lines (:class:`StimSampler`), each error site's qubit and the number of flip
+    lines before the first that acts on it after the site, and the gates' targets."""
+
+    __slots__ = ("flip_lines", "lines", "site_lines", "site_qubits", "targets", "waiting")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.flip_lines: list[str] = []
+        self.site_lines: list[int] = []
+        self.site_qubits: list[int] = []
+        self.targets = 0
+        # The sites on each qubit since the last flip line that acts on it: the next
+        # such line is where their errors are propagated from (the class docstring).
+        self.waiting: dict[int, list[int]] = {}
+
+    def add(self, line: str, flip: str, qubits: tuple[int, ...], *, gate: bool) -> None:
+        """One instruction's line and flip line (either may be empty), on ``qubits``."""
+        if line:
+            self.lines.append(line)
+            if gate:
+                self.targets += len(qubits)
+        if flip:
+            if self.waiting:
+                for qubit in qubits:
+                    for site in self.waiting.pop(qubit, ()):
+                        self.site_lines[site] = len(self.flip_lines)
+            self.flip_lines.append(flip)
+
+    def site(self, qubit: int) -> None:
+        """An error site on ``qubit``: it waits for the next flip line on the qubit."""
+        self.waiting.setdefault(qubit, []).append(len(self.site_qubits))
+        self.site_lines.append(-1)
+        self.site_qubits.append(qubit)
+
+    def sampler(self) -> StimSampler:
+        """The compiled circuit; sites no later flip line reaches propagate from the end."""
+        for left in self.waiting.values():
+            for site in left:
+                self.site_lines[site] = len(self.flip_lines)
+        return StimSampler(
+            circuit=stim.Circuit("\n".join(self.lines)),
+            flip_lines=tuple(self.flip_lines) if self.site_lines else (),
+            site_lines=tuple(self.site_lines),
+            site_qubits=tuple(self.site_qubits),
+            targets=self.targets,
+        )

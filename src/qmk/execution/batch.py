@@ -135,20 +135,39 @@ def why_not_lowerable(step: PlanStep) -> str | None:
     return f"node {step.node.id!r} ({step.node.op}) has a guard a batch circuit cannot express"
 
 
+def first_unlowerable(plan: Plan) -> str | None:
+    """Why the first step of ``plan`` that fails :func:`why_not_lowerable` does, or None
+    when every step can be part of a batch circuit (only a guard or an op that computes
+    on outcomes can fail: the others are not asked)."""
+    computes = (Exec.CALC, Exec.HALT)
+    for step in plan.steps:
+        if step.node.guard is not None or step.kind in computes:
+            why = why_not_lowerable(step)
+            if why is not None:
+                return why
+    return None
+
+
 def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
     """The plan as a batch circuit, or None when a step fails :func:`why_not_lowerable`
     or a composite's expansion has a gate that is not Clifford (``INJECT_T_STATE``'s T,
     ``MEASURE_ANGLE`` off a quarter turn). Noise locations become error sites, or
     heralded Pauli channels with ``heralded``."""
-    if any(why_not_lowerable(step) is not None for step in plan.steps):
+    if first_unlowerable(plan) is not None:
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
     low = _Lowering(index, heralded)
+    noise_at, emit, gate = plan.noise_at, low.out.append, Exec.GATE
     for step in plan.steps:
-        here = plan.noise_at.get(step.index, ())
+        here = noise_at.get(step.index, ()) if noise_at else ()
         if here:
             low.noise(here, True)
-        if not low.step(step):
+        node = step.node
+        if step.kind is gate and node.guard is None:  # most steps: written here
+            vqs = node.vqs
+            qs = (index[vqs[0]],) if len(vqs) == 1 else tuple([index[q] for q in vqs])
+            emit(Instruction(kind=Kind.GATE, qubits=qs, gate=step.gate or "", params=step.params))
+        elif not low.step(step):
             return None
         if here:
             low.noise(here, False)

@@ -48,7 +48,7 @@ True
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import sys
 import time
@@ -66,7 +66,7 @@ from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.batch import batch_compiler
 from qmk.engines.limits import WorkerLimits
-from qmk.engines.registry import GATE_KINDS, Workload, memory_bytes, spec
+from qmk.engines.registry import GATE_KINDS, Workload, log2_sum, memory_bytes, spec
 from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
@@ -90,7 +90,7 @@ from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
 from qmk.qec.physics import PhysicsConfig, load_physics
 from qmk.qvm import graph as graph_io
-from qmk.qvm.graph import Graph
+from qmk.qvm.graph import Graph, canonical_text
 from qmk.qvm.limits import Limits
 from qmk.qvm.output import layout_of
 from qmk.qvm.verify import VerifiedProgram, verify
@@ -163,7 +163,8 @@ FUSION_SAMPLE = 4096
 
 
 def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
-    """The gate features of ``ops`` the cost models read: the gates on 3 or more qubits,
+    """The gate features of ``ops`` the cost models read: the engine gates applied and
+    how many, the gates on 3 or more qubits,
     and of the others the diagonal, permutation and linear permutation gates
     (:data:`~qmk.engines.registry.GATE_KINDS`), the blocks of
     at most 4 qubits :func:`qmk.engines.fusion.widths` makes of each unitary segment (a
@@ -173,61 +174,38 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
     allocation order), the multi-qubit gates across it (a controlled gate at most
     doubles the Schmidt rank, a swap quadruples it), at most the smaller side's qubits
     (measurements and resets, which may lower it, are not counted)."""
-    kinds = GATE_KINDS
-    diagonal = permutation = linear = wide = blocks = seen = gates = 0
-    index: dict[str, int] = {}
-    across: dict[int, int] = {}  # the cuts multi-qubit gates cross, as differences
-    mixed: set[str] = set()
-    segment: list[tuple[int, ...]] = []
-    spans: list[tuple[int, int, int]] = []  # each multi-qubit gate's cuts, and its rank
-    for op in ops:
-        kind = op.kind
-        if kind == "alloc":
-            for q in op.qubits:
-                index.setdefault(q, len(index))
-        elif kind == "gate" or kind == "cond":
-            gates += 1
-            gate_kind = kinds.get(op.gate)
-            if len(op.qubits) > 2:
-                wide += 1
-                if gate_kind != "diagonal":
-                    mixed.update(op.qubits)
-            elif gate_kind == "diagonal":
-                diagonal += 1
-            elif gate_kind == "permutation":
-                permutation += 1
-                linear += op.gate in _LINEAR
-                if op.gate not in _LINEAR:
-                    mixed.update(op.qubits)
-            else:
-                mixed.update(op.qubits)
-            try:
-                places = tuple([index[q] for q in op.qubits])
-            except KeyError:  # a qubit no alloc named
-                places = tuple([index.setdefault(q, len(index)) for q in op.qubits])
-            if len(places) > 1:
-                low, high = min(places), max(places)
-                rank = 2 if op.gate == "swap" else 1  # log2 of its Schmidt rank, at most
-                across[low] = across.get(low, 0) + rank
-                across[high] = across.get(high, 0) - rank
-                spans.append((low, high, rank))
-            if gates <= FUSION_SAMPLE:
-                segment.append(places)
-        elif kind in _MID_CIRCUIT and segment:
-            blocks += len(fusion.widths(segment))
-            seen += len(segment)
-            segment = []
-    if segment:
-        blocks += len(fusion.widths(segment))
-        seen += len(segment)
+    stream = _GateStream(ops)
+    names, placed = stream.names, stream.placed
+    gates = len(names)
+    blocks, seen = stream.blocks, stream.seen
     if gates > seen > 0:
         blocks = -(-blocks * gates // seen)
-    bond = crossed = 0
-    for cut in range(len(index) - 1):  # the cut after qubit `cut`, in allocation order
-        crossed += across.get(cut, 0)
-        bond = max(bond, min(crossed, cut + 1, len(index) - cut - 1))
-    bond_work = _bond_work(spans, len(index), bond)
+    diagonal = permutation = linear = wide = 0
+    mixing: set[tuple[str, int]] = set()  # (gate, arity) that mixes amplitudes
+    for (gate, arity), count in Counter(zip(names, map(len, placed), strict=True)).items():
+        gate_kind = GATE_KINDS.get(gate)
+        if arity > 2:
+            wide += count
+            if gate_kind != "diagonal":
+                mixing.add((gate, arity))
+        elif gate_kind == "diagonal":
+            diagonal += count
+        elif gate_kind == "permutation":
+            permutation += count
+            if gate in _LINEAR:
+                linear += count
+            else:
+                mixing.add((gate, arity))
+        else:
+            mixing.add((gate, arity))
+    mixed: set[int] = set()
+    for gate, places in zip(names, placed, strict=True):
+        if (gate, len(places)) in mixing:
+            mixed.update(places)
+    bond, log2_bond_work = _bond(names, placed, len(stream.index))
     return {
+        "gates": frozenset(names),
+        "gate_count": gates,
         "wide_gates": wide,
         "diagonal_gates": diagonal,
         "permutation_gates": permutation,
@@ -235,34 +213,112 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
         "blocks": blocks,
         "mixed_qubits": len(mixed),
         "bond": bond,
-        "bond_work": bond_work,
+        "log2_bond_work": log2_bond_work,
     }
 
 
-#: The cuts :func:`_bond_work` follows gate by gate, at most (past them, a gate is
+class _GateStream:
+    """The engine gates of a list of micro-ops, in one pass: each gate's name and its
+    qubits' places (in allocation order, ``index``), and the fused blocks
+    (:func:`qmk.engines.fusion.widths`) of each unitary segment of the first
+    :data:`FUSION_SAMPLE` gates (``blocks``, of ``seen`` gates)."""
+
+    __slots__ = ("blocks", "index", "names", "placed", "seen")
+
+    def __init__(self, ops: Sequence[Any]) -> None:
+        self.index: dict[str, int] = {}
+        self.names: list[str] = []
+        self.placed: list[tuple[int, ...]] = []
+        self.blocks = self.seen = 0
+        index, name, place = self.index, self.names.append, self.placed.append
+        segment: list[tuple[int, ...]] = []
+        for op in ops:
+            kind = op.kind
+            if kind == "gate" or kind == "cond":
+                qubits = op.qubits
+                try:
+                    places = (
+                        (index[qubits[0]],)
+                        if len(qubits) == 1
+                        else tuple([index[q] for q in qubits])
+                    )
+                except KeyError:  # a qubit no alloc named
+                    places = tuple([index.setdefault(q, len(index)) for q in qubits])
+                name(op.gate)
+                place(places)
+                if len(self.names) <= FUSION_SAMPLE:
+                    segment.append(places)
+            elif kind == "alloc":
+                for q in op.qubits:
+                    index.setdefault(q, len(index))
+            elif kind in _MID_CIRCUIT and segment:
+                self._fuse(segment)
+                segment = []
+        if segment:
+            self._fuse(segment)
+
+    def _fuse(self, segment: list[tuple[int, ...]]) -> None:
+        self.blocks += len(fusion.widths(segment))
+        self.seen += len(segment)
+
+
+def _bond(
+    names: Sequence[str], placed: Sequence[tuple[int, ...]], qubits: int
+) -> tuple[int, float]:
+    """The bond bound of :func:`_gate_features` (log2) and :func:`_log2_bond_work` of
+    the gates ``names`` on the places ``placed`` among ``qubits``."""
+    spans = [
+        (min(places), max(places), 2 if gate == "swap" else 1)  # log2 of its Schmidt rank
+        for gate, places in zip(names, placed, strict=True)
+        if len(places) > 1
+    ]
+    if not spans:
+        return 0, -math.inf
+    table = np.array(spans, dtype=np.int64)
+    across = np.zeros(qubits + 1, dtype=np.int64)  # the cuts gates cross, as differences
+    np.add.at(across, table[:, 0], table[:, 2])
+    np.add.at(across, table[:, 1], -table[:, 2])
+    cuts = np.arange(max(qubits - 1, 0))  # the cut after qubit `cut`, in allocation order
+    crossed = np.cumsum(across)[: len(cuts)]
+    sides = np.minimum(cuts + 1, qubits - cuts - 1)
+    bond = int(np.minimum(crossed, sides).max(initial=0))
+    return bond, _log2_bond_work(table, qubits, bond)
+
+
+#: The cuts :func:`_log2_bond_work` follows gate by gate, at most (past them, a gate is
 #: priced at the final bound: an over-estimate, reached only by long, wide circuits).
 BOND_WORK_STEPS = 200_000
 
 
-def _bond_work(spans: Sequence[tuple[int, int, int]], qubits: int, bond: int) -> float:
-    """What a matrix product state's gates cost, in units of ``chi**3`` (an SVD of a
-    two-site block at bond dimension ``chi``): for each multi-qubit gate (its cuts
-    ``low..high``, log2 of its Schmidt rank), over the cuts it crosses (the swaps that
-    bring its qubits together, then the gate), ``8**b`` at the bound ``b`` on that cut's
-    bond so far: the crossings up to and including this gate, at most the smaller
-    side's qubits. A circuit whose entanglement grows late pays late, not from its
-    first gate at the final bond."""
-    crossed = [0] * max(qubits, 1)
-    work = 0.0
-    steps = 0
-    for k, (low, high, rank) in enumerate(spans):
-        if steps > BOND_WORK_STEPS:
-            return work + sum(h - lo for lo, h, _ in spans[k:]) * 8.0**bond
-        steps += high - low
-        for cut in range(low, high):
-            crossed[cut] += rank
-            work += 8.0 ** min(crossed[cut], cut + 1, qubits - cut - 1)
-    return work
+def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
+    """log2 of what a matrix product state's gates cost, in units of ``chi**3`` (an SVD
+    of a two-site block at bond dimension ``chi``): for each multi-qubit gate (a row of
+    ``spans``: its cuts ``low..high``, log2 of its Schmidt rank), over the cuts it
+    crosses (the swaps that bring its qubits together, then the gate), ``8**b`` at the
+    bound ``b`` on that cut's bond so far: the crossings up to and including this gate,
+    at most the smaller side's qubits. A circuit whose entanglement grows late pays late,
+    not from its first gate at the final bond. Counted by bound (the crossings of each
+    cut in gate order, a cumulative sum), summed as logs: at a wide cut ``8**b`` is past
+    any float (long-range gates on a thousand qubits reach ``b`` = 500).
+    """
+    lows, highs, ranks = spans[:, 0], spans[:, 1], spans[:, 2]
+    lengths = highs - lows
+    before = np.cumsum(lengths) - lengths  # the cuts of the gates before each
+    followed = int(np.searchsorted(before, BOND_WORK_STEPS, side="right"))
+    at = np.zeros(bond + 1, dtype=np.int64)  # how many crossings met each bound
+    at[bond] += int(lengths[followed:].sum())  # past the steps: at the final bound
+    lengths = lengths[:followed]
+    gate = np.repeat(np.arange(followed), lengths)  # one crossing a row, in gate order
+    cut = lows[gate] + np.arange(len(gate)) - np.repeat(before[:followed], lengths)
+    order = np.argsort(cut, kind="stable")  # by cut, each cut's in gate order
+    cut, rank = cut[order], ranks[gate][order]
+    total = np.cumsum(rank)
+    first = np.flatnonzero(np.r_[True, cut[1:] != cut[:-1]])  # each cut's first crossing
+    size = np.diff(np.r_[first, len(cut)])
+    crossed = total - np.repeat(total[first] - rank[first], size)
+    bound = np.minimum(crossed, np.minimum(cut + 1, qubits - cut - 1))
+    at += np.bincount(bound, minlength=bond + 1)[: bond + 1]
+    return log2_sum(math.log2(count) + 3 * b for b, count in enumerate(at.tolist()) if count)
 
 
 def workload(
@@ -284,11 +340,10 @@ def workload(
     noiseless = noiseless_ops(plan)
     ops, tail = noiseless.ops, noiseless.tail
     mid = sum(1 for op in ops[:tail] if op.kind in _MID_CIRCUIT)
-    splits = _splitting(ops[:tail])
-    gates = {op.gate for op in ops if op.kind in ("gate", "cond")}
+    splits = _splitting(ops[:tail]) if mid else 0
+    features = _gate_features(ops)
     if plan.noise:
-        gates |= {"x", "y", "z"}
-    gate_count = sum(1 for op in ops if op.kind in ("gate", "cond"))
+        features["gates"] |= {"x", "y", "z"}
     simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
     branches = -(-simulations // (splits + 1))
     trajectories = 0
@@ -296,17 +351,14 @@ def workload(
         hit = 1.0 - float(np.prod([1.0 - min(loc.total, 1.0) for loc in plan.noise]))
         trajectories = int(shots * hit)
         branches += trajectories
-    features = _gate_features(ops)
     # a batch sampler draws the noise and the mid-circuit outcomes of such a plan itself
-    batchable = plan.clifford and all(batch.why_not_lowerable(step) is None for step in plan.steps)
+    batchable = plan.clifford and batch.first_unlowerable(plan) is None
     non_clifford = None
     if plan.first_non_clifford is not None:
         node = plan.steps[plan.first_non_clifford].node
         non_clifford = f"node #{plan.first_non_clifford} {node.id!r} ({node.op})"
     return Workload(
         qubits=plan.program.peak_live_qubits,
-        gates=frozenset(gates),
-        gate_count=gate_count,
         clifford=plan.clifford,
         non_clifford=non_clifford,
         shots=shots,
@@ -611,8 +663,9 @@ def _misuse(message: str, key: str) -> EngineError:
 def _canonical(program: VerifiedProgram | Mapping[str, Any]) -> str:
     """The JSON text a run request digests for an in-process program: its QVM JSON, or
     the data of a program that is no QVM graph."""
-    data = program if isinstance(program, Mapping) else program.graph.to_json()
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    # every object's keys sorted as it is written: the data need not sort them first
+    data = program if isinstance(program, Mapping) else program.graph.to_json(sort=False)
+    return canonical_text(data)
 
 
 def execute(

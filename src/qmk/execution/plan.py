@@ -298,17 +298,19 @@ def build_plan(
 
     add = _Sites(noise, model_for, profile_of, default_key, locations).add
 
-    # a program has few distinct (model, op) pairs and thousands of nodes
-    op_cycles: dict[tuple[int, str], float] = {}
+    # a program has few distinct (profile, op) pairs and thousands of nodes: each
+    # pair's model and cycles are found once
+    op_cost: dict[tuple[str, str], tuple[Any, float]] = {}
     timing: list[tuple[float, float]] = []
     for step in steps:
         node = step.node
         op = node.op
+        kind = step.kind
         if op == "FENCE_EPOCH":
             fence_time = max([fence_time, cycles_end, *time.values()])
             timing.append((fence_time, fence_time))
             continue
-        if step.kind == "alloc":
+        if kind == "alloc":
             profile = canonical_profile(node.args.get("profile") or default_profile)
             model = model_for(profile)
             for q in node.vqs:
@@ -321,16 +323,18 @@ def build_plan(
             timing.append((fence_time, fence_time))
             continue
         start = _ready(node, fence_time, time, event_time)
-        node_model = model_for(profile_of.get(qubits[0], default_key))
-        cycles = op_cycles.get((id(node_model), op), -1.0)
-        if cycles < 0:
-            cycles = op_cycles[id(node_model), op] = float(node_model.op_cycles(op))
-        if step.kind == "teleport_cnot":
+        key = (profile_of.get(qubits[0], default_key), op)
+        cost = op_cost.get(key)
+        if cost is None:
+            model = model_for(key[0])
+            cost = op_cost[key] = (model, float(model.op_cycles(op)))
+        node_model, cycles = cost
+        if kind == "teleport_cnot":
             teleports += 1
             anc_phys = TELEPORT_ANCILLAS * node_model.physical_qubits_per_logical
             peak_logical = max(peak_logical, live + TELEPORT_ANCILLAS)
             peak_physical = max(peak_physical, live_physical + anc_phys)
-        if step.kind == "inject_t":
+        if kind == "inject_t":
             magic += 1
         end = start + cycles
         if noise:  # (without, each add() is a call that returns at once)
@@ -338,7 +342,7 @@ def build_plan(
             _step_noise(add, model_for, profile_of, default_key, step, start, clocks, cycles)
         for q in qubits:
             time[q] = end
-        if step.kind == "teleport_cnot":
+        if kind == "teleport_cnot":
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
             _gadget_noise(locations, step, node_model, cycles, noise)
@@ -348,7 +352,7 @@ def build_plan(
         timing.append((start, end))
         peak_logical = max(peak_logical, live)
         peak_physical = max(peak_physical, live_physical)
-        if step.kind == "free":
+        if kind == "free":
             live -= len(qubits)
             live_physical -= _freed(qubits, model_for, profile_of, time)
 

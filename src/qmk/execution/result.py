@@ -425,7 +425,7 @@ LOST = 2
 def _strings(bits: np.ndarray) -> list[str]:
     if bits.shape[1] == 0:
         return [""] * bits.shape[0]
-    text = (bits + ord("0")).astype(np.uint8).tobytes().decode("ascii")
+    text = np.add(bits, ord("0"), dtype=np.uint8).tobytes().decode("ascii")
     if chr(ord("0") + LOST) in text:  # a lost atom
         text = text.replace(chr(ord("0") + LOST), "L")
     width = bits.shape[1]
@@ -433,10 +433,19 @@ def _strings(bits: np.ndarray) -> list[str]:
 
 
 def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
-    """The bits in the layout's column order, a zero column for each constant."""
+    """The bits in the layout's column order, a zero column for each constant: a view
+    where the order is the events' own or its reverse (an OpenQASM register's, written
+    highest bit first), which a gather of every column would copy column by column."""
+    columns = layout.columns
+    width = bits.shape[1]
+    if len(columns) == width and None not in columns:
+        if columns == tuple(range(width)):
+            return bits
+        if columns == tuple(range(width - 1, -1, -1)):
+            return bits[:, ::-1]
+        return bits[:, [c for c in columns if c is not None]]
     padded = np.concatenate([bits, np.zeros((bits.shape[0], 1), dtype=bits.dtype)], axis=1)
-    zero = bits.shape[1]
-    return padded[:, [zero if c is None else c for c in layout.columns]]
+    return padded[:, [width if c is None else c for c in columns]]
 
 
 def _layout_keys(rows: np.ndarray, layout: OutputLayout) -> list[str]:
@@ -477,10 +486,27 @@ def keyed_counts(bits: np.ndarray | PackedRows, layout: OutputLayout | None) -> 
         first, counts = _distinct_rows(bits)
         rows = bits.unpack(first) if isinstance(bits, PackedRows) else bits[first]
         keys = _strings(rows) if layout is None else _layout_keys(rows, layout)
-    out: dict[str, int] = {}
-    for key, count in zip(keys, counts.tolist(), strict=True):
-        out[key] = out.get(key, 0) + count
-    return dict(sorted(out.items()))
+    if layout is None or _distinct_keys(
+        layout, bits.shape[1] if isinstance(bits, np.ndarray) else bits.width
+    ):
+        out = dict(zip(keys, counts.tolist(), strict=True))  # distinct rows, distinct keys
+    else:
+        out = {}
+        for key, count in zip(keys, counts.tolist(), strict=True):
+            out[key] = out.get(key, 0) + count
+    return {key: out[key] for key in sorted(out)}
+
+
+def _distinct_keys(layout: OutputLayout, width: int) -> bool:
+    """Whether ``layout`` gives distinct rows of ``width`` events distinct keys: it
+    writes every event once and no constant (then it only reorders and groups them)."""
+    columns = layout.columns
+    return (
+        len(columns) == width
+        and None not in columns
+        and len(set(columns)) == width
+        and not layout.formats
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,5 +1,6 @@
-"""Programs a workload generates by name: Cuccaro adders, QFTs and random Clifford+T
-circuits, as OpenQASM 2 text (the same circuits ``bench/bench_ft.py`` measures).
+"""Programs a workload generates by name: Cuccaro adders, QFTs, random Clifford+T
+circuits and layered random Clifford circuits, as OpenQASM 2 text (the same circuits
+``bench/bench_ft.py`` and ``bench/bench_clifford.py`` measure).
 
 Their logical counts come from the front-end and the estimator's counter
 (:func:`counts_of`), so a generated program is counted exactly as ``qmk estimate``
@@ -9,6 +10,8 @@ would count its file.
 (8, 3)
 >>> random_clifford_t(3, 4, seed=1).count(";") > 4
 True
+>>> random_clifford(4, 2, seed=1).count("cx ")
+4
 """
 
 from __future__ import annotations
@@ -69,6 +72,26 @@ def random_clifford_t(n: int, gates: int, *, seed: int) -> str:
             lines.append(f"{g} q[{a}],q[{b}];")
         elif g not in ("cx", "cz"):
             lines.append(f"{g} q[{rng.randrange(n)}];")
+    lines.append("measure q -> c;")
+    return "\n".join(lines) + "\n"
+
+
+#: The one-qubit Cliffords a layer of :func:`random_clifford` draws from.
+CLIFFORD_1Q = ("h", "s", "sdg", "x", "y", "z")
+
+
+def random_clifford(n: int, depth: int, *, seed: int) -> str:
+    """``depth`` layers on ``n`` qubits, each a one-qubit Clifford drawn from
+    :data:`CLIFFORD_1Q` on every qubit, then a CX on each pair of a random pairing of
+    the qubits (long range: a pair's qubits are as far apart as the draw puts them);
+    every qubit measured."""
+    rng = random.Random(seed)
+    lines = [HEAD, f"qreg q[{n}];", f"creg c[{n}];"]
+    order = list(range(n))
+    for _ in range(depth):
+        lines += [f"{rng.choice(CLIFFORD_1Q)} q[{q}];" for q in range(n)]
+        rng.shuffle(order)
+        lines += [f"cx q[{a}],q[{b}];" for a, b in zip(order[::2], order[1::2], strict=False)]
     lines.append("measure q -> c;")
     return "\n".join(lines) + "\n"
 
