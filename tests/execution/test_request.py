@@ -333,20 +333,22 @@ def test_qmk_run_and_submit_refuse_a_seed_or_shots_out_of_the_one_range(
     option: str, value: str
 ) -> None:
     from support.cli import qmk as cli
+    from support.paths import EXAMPLES
 
     for command in ("run", "submit"):
-        status, out, err = cli(command, "examples/bell.qvm.json", option, value)
+        status, out, err = cli(command, str(EXAMPLES / "bell.qvm.json"), option, value)
         assert (status, out) == (2, "")
         assert f"argument {option}: must be in [" in err and err.count("\n") == 1
 
 
 def test_a_lattice_surgery_run_draws_a_63_bit_seed() -> None:
     from support.cli import qmk as cli
+    from support.paths import EXAMPLES
 
     seeds = []
     for _ in range(2):
         status, out, err = cli(
-            "run", "examples/bell.qvm.json", "--lattice-surgery", "--shots", "4", "--json"
+            "run", str(EXAMPLES / "bell.qvm.json"), "--lattice-surgery", "--shots", "4", "--json"
         )
         assert status == 0, err
         seeds.append(json.loads(out)["seed"])
