@@ -46,11 +46,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from qmk import aio, defaults
-from qmk.errors import AuthError, QMKError, UnavailableError
+from qmk.errors import AuthError, UnavailableError
 from qmk.http.probe import hashed_tenants
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.assist import AssistDesk
-from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.clock import Clock, MachineClock, SystemClock
@@ -418,16 +417,6 @@ class Kernel:
             SessionError, AuthError: as every syscall's session check.
         """
         return self._session(session_id).tenant
-
-    def line_budget(self, session_id: str) -> tuple[CpuBudget, str] | None:
-        """The CPU budget and tenant that a big request line naming ``session_id`` is
-        weighed against and its decoding charged to (the JSON-RPC core asks before
-        decoding it); None for no live session (the call itself then says why)."""
-        try:
-            session = self._session(session_id)
-        except QMKError:
-            return None
-        return self.admission.cpu, session.tenant
 
     def revoke_session(self, session_id: str) -> None:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
