@@ -440,7 +440,7 @@ class JsonRpcWire(Wire):
     """JSON-RPC 2.0 lines (``qmk serve --tcp``)."""
 
     name, label = "jsonrpc", "jsonrpc"
-    dropped = "dropped a connection whose client read none"
+    dropped = "JSON-RPC: dropped a connection whose client read none"
 
     def address(self, server: DoorServer) -> tuple[str, int]:
         return server.tcp
@@ -519,7 +519,7 @@ class RestWire(Wire):
     """REST over HTTP/1.1 (``qmk serve --http``)."""
 
     name, label = "rest", "http"
-    dropped = "dropped an HTTP connection whose client read none"
+    dropped = "HTTP: dropped a connection whose client read none"
 
     def address(self, server: DoorServer) -> tuple[str, int]:
         return server.http
@@ -603,7 +603,7 @@ class GrpcWire(Wire):
     """gRPC (``qmk serve --grpc``): HTTP/2, the service ``qmk.v1.Kernel``."""
 
     name, label = "grpc", "grpc"
-    dropped = "dropped a grpc connection whose client read none"
+    dropped = "grpc: dropped a connection whose client read none"
 
     def address(self, server: DoorServer) -> tuple[str, int]:
         return server.grpc_address

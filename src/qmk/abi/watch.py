@@ -35,6 +35,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from qmk.abi.door import Guard
 from qmk.abi.jsonrpc import encode_parts, error_object
 from qmk.errors import InvalidArgument, NotFoundError, QMKError
 
@@ -108,8 +109,10 @@ class ConnectionWatches:
     Args:
         source: where the job events come from.
         send: writes one line given as pieces (the connection's outbox).
-        writer: the connection's writer (its unsent bytes; waited on when above the bound).
-        max_unsent_bytes: the connection's bound of unsent bytes.
+        writer: the connection's writer (drained while its unsent bytes are above the
+            bound).
+        guard: the connection's guard at the door (whether its unsent bytes are within
+            ``max_unsent_bytes``).
     """
 
     def __init__(
@@ -117,12 +120,12 @@ class ConnectionWatches:
         source: WatchSource,
         send: Callable[[list[bytes]], Awaitable[None]],
         writer: asyncio.StreamWriter,
-        max_unsent_bytes: int,
+        guard: Guard,
     ) -> None:
         self.source = source
         self._send = send
         self._writer = writer
-        self._max_unsent = max_unsent_bytes
+        self._guard = guard
         self._count = 0
         self._pumps: dict[str, tuple[str, JobEvents, asyncio.Task[None]]] = {}
 
@@ -205,7 +208,7 @@ class ConnectionWatches:
         params = {"watch_id": watch_id, "event": event, "seq": seq, "data": data}
         parts = encode_parts({"jsonrpc": "2.0", "method": EVENT, "params": params})
         try:
-            while writer.transport.get_write_buffer_size() > self._max_unsent:
+            while not self._guard.writable:
                 if writer.is_closing():
                     return False
                 await writer.drain()  # a client that does not read: write_timeout_s drops it

@@ -67,6 +67,7 @@ from __future__ import annotations
 from qmk.abi.door.accept import ACCEPT_BATCH, Acceptor
 from qmk.abi.door.answers import HEAP_TRIM, SMALL, Held, HeldAnswers
 from qmk.abi.door.door import AUDITED, NEGOTIATE, Door, DoorProbe, Observer, Visitor, Wrap
+from qmk.abi.door.guard import RECHECK_S, Guard
 from qmk.abi.door.peers import (
     REFUSED_LINGER_MAX,
     Connections,
@@ -89,6 +90,7 @@ __all__ = [
     "GRAPH_PARAM",
     "HEAP_TRIM",
     "NEGOTIATE",
+    "RECHECK_S",
     "REFUSED_LINGER_MAX",
     "SMALL",
     "Acceptor",
@@ -96,6 +98,7 @@ __all__ = [
     "Cut",
     "Door",
     "DoorProbe",
+    "Guard",
     "Held",
     "HeldAnswers",
     "LoopClock",

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from qmk.abi.door.answers import HeldAnswers
+from qmk.abi.door.guard import Expire, Guard
 from qmk.abi.door.peers import Connections, LoopClock, ServerClock
 from qmk.abi.door.programs import GRAPH_PARAM, ProgramText, read
 from qmk.abi.door.streams import StreamCaps
@@ -230,6 +231,20 @@ class Door:
         if not visitor.signed_in:
             visitor.sign_in()
         return tenant
+
+    def guard(
+        self,
+        visitor: Visitor,
+        label: str,
+        *,
+        expire: Expire,
+        abort: Callable[[], None] | None = None,
+        busy: Callable[[], bool] | None = None,
+    ) -> Guard:
+        """The guard of a new connection of ``visitor`` (:class:`~qmk.abi.door.guard.
+        Guard`: its sign-in deadline, unsent bytes and write timeout); the wire calls
+        its :meth:`~qmk.abi.door.guard.Guard.start` once the connection is made."""
+        return Guard(self, visitor, label, expire=expire, abort=abort, busy=busy)
 
     async def decode(
         self,
