@@ -129,7 +129,7 @@ def test_thirty_aliases_of_a_result_answer_no_more_than_the_answer_bound(tmp_pat
     assert kept[0]["result"]["counts"] == done["result"]["counts"]
     refused = answer["errors"]
     assert len(refused) == 28 and set(_codes(answer)) == {"QS1006"}
-    assert refused[0]["extensions"]["limit"] == "max_answer_bytes"
+    assert refused[0]["extensions"]["limit"] == "max_held_answer_bytes"
     assert f"holds {size} bytes" in refused[0]["message"]
     assert size > 10_000 and json_size(answer) < 3 * size  # 30 copies asked for: 2 sent
 
@@ -153,7 +153,7 @@ def test_a_query_past_its_time_limit_is_stopped_and_its_syscalls_cancelled():
 
     answer = asyncio.run(main())
     assert answer["data"] is None and _codes(answer) == ["QS1006"]
-    assert answer["errors"][0]["extensions"]["limit"] == "max_time_s"
+    assert answer["errors"][0]["extensions"]["limit"] == "graphql_max_time_s"
 
 
 def test_queries_run_in_the_executors_threads_and_past_the_cap_are_refused():
@@ -178,7 +178,7 @@ def test_queries_run_in_the_executors_threads_and_past_the_cap_are_refused():
 
     answer, refused = asyncio.run(main())
     assert answer == {"data": {"jobs": []}}
-    assert refused.code == "QS1011" and refused.details["limit"] == "max_queries"
+    assert refused.code == "QS1011" and refused.details["limit"] == "graphql_max_queries"
     names = {t.name for t in threading.enumerate()}
     assert any(name.startswith("qmk-graphql") for name in names)
 

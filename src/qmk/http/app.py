@@ -35,7 +35,7 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode
+from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode, encode_parts
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
@@ -46,7 +46,7 @@ from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
 from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
-from qmk.http.stream import EventStreamResponse, json_response
+from qmk.http.stream import EventStreamResponse, PartsResponse, json_response
 from qmk.http.tracing import Tracing
 
 ACCESS = logging.getLogger("qmk.http.access")
@@ -579,13 +579,13 @@ class Api:
         """
         if self._graphql_executor is None:
             try:
-                from qmk.http.graphql import GraphQL
+                from qmk.http.graphql import GraphQL, Limits
             except ImportError as exc:
                 raise UnavailableError(
                     "GraphQL needs strawberry-graphql (pip install "
                     f"'quantum-microkernel[http]'): {exc}"
                 ) from None
-            self._graphql_executor = GraphQL()
+            self._graphql_executor = GraphQL(Limits.of(self.door.config))
         return self._graphql_executor
 
     async def graphql(self, request: Request) -> Response:
@@ -615,7 +615,17 @@ class Api:
         answer = await self._graphql().execute(
             self.calls(request), session_id, query, variables, operation
         )
-        return _json(answer, headers={"x-qmk-tenant": tenant})
+        # the answer is held whole until sent: one of the door's held answers, as a gRPC
+        # message is (max_held_answer_bytes, all calls together)
+        parts = encode_parts(answer)
+        parts.pop()  # the line's newline
+        held = await self.door.answers.hold(sum(map(len, parts)), self.visitor(request))
+        return PartsResponse(
+            parts,
+            headers={"x-qmk-tenant": tenant},
+            media_type="application/json",
+            release=held.release,
+        )
 
     async def graphql_schema(self, request: Request) -> Response:
         """``GET /v1/graphql/schema``: the schema's SDL."""
