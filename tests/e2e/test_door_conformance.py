@@ -6,8 +6,9 @@ Each scenario starts one server with every listener (JSON-RPC on TCP, REST, gRPC
 from 127.0.0.1, so one peer for the door) under the ``[server]`` limits it needs, and
 drives the wire under test in its own protocol, checking a property of the door:
 authentication before any work, the graph cap before a loop unrolls, program text
-charged to the tenant, the size limit before sign-in, connections per peer and in total
-on every listener together, the deadline of a connection that never signs in, failed
+charged to the tenant, the size limit before and after sign-in, connections per peer and
+in total on every listener together, the deadline of a connection that never signs in
+(idle, or sending a request it never finishes: each connection's one guard), failed
 logins per peer on every wire together, stream caps shared by every wire, a client that
 does not read dropped, a tenant's rate of audit-writing calls, every call in the
 metrics, a flood of idle connections past the descriptors; and what is done to the data
@@ -24,6 +25,7 @@ bench/bench_attacks.py's, which runs the same scenarios on every wire.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +50,8 @@ from support.wires import (
     FLOOD_LIMITS,
     GUARD_S,
     HELD,
+    READ,
+    TOO_LARGE,
     WIRES,
     DoorServer,
     Wire,
@@ -186,6 +190,16 @@ def test_a_request_past_the_size_limit_before_sign_in_is_not_read(wire: Wire, se
     assert wire.login(server, "alice")  # a login of the usual size is
 
 
+def test_a_request_past_max_line_is_refused_unread_after_sign_in_too(
+    wire: Wire, serve: Serve
+) -> None:
+    server = serve(server={"max_line": 256 * 1024})
+    session = wire.session(server, "alice")
+    # past the limit before sign-in (64 KiB), within max_line: read, once signed in
+    assert on_wire(lambda: wire.padded(server, session, 128 * 1024)) == READ
+    assert wire.padded(server, session, 512 * 1024) == TOO_LARGE
+
+
 def test_a_tenants_audit_writing_calls_are_limited_on_every_wire_together(
     wire: Wire, serve: Serve
 ) -> None:
@@ -313,6 +327,37 @@ def test_a_connection_that_never_signs_in_is_closed_at_its_deadline(
         assert wire.closed_by_server(sock)  # the guard would stop a hang
     finally:
         sock.close()
+
+
+def test_a_connection_that_keeps_sending_but_never_signs_in_is_closed_at_its_deadline(
+    wire: Wire, shared: DoorServer
+) -> None:
+    server = shared  # its authentication deadline: 2 s
+    sock = on_wire(lambda: wire.open(server))
+    begun, more = wire.unfinished()
+    sock.sendall(begun)
+    received = b""
+    deadline = time.monotonic() + GUARD_S
+    try:
+        while True:  # a byte every 50 ms: never idle, never signed in (slowloris)
+            assert time.monotonic() < deadline, "the server never closed it"
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionError:
+                    break
+                if not chunk:
+                    break
+                received += chunk
+                continue
+            try:
+                sock.sendall(more)
+            except OSError:
+                break  # closed while it wrote
+    finally:
+        sock.close()
+    assert wire.expired in received, received[-300:]
 
 
 def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_still_run(
