@@ -42,13 +42,13 @@ writes their refusals as JSON-RPC lines, and every call passes the door
   ``data.retry_after_s``. Both are token buckets (:mod:`qmk.rate`) on the server's
   clock. The server accepts at most :data:`~qmk.abi.door.ACCEPT_BATCH` connections in
   one turn of its event loop (:class:`~qmk.abi.door.Acceptor`).
-- **Authentication deadline**: a connection none of whose requests has succeeded
-  ``auth_timeout_s`` after it was accepted (it sent nothing, or no
-  ``q_negotiate_caps`` with a good key) is answered with one line (``1011
-  unavailable``, ``data.reason`` ``auth-timeout``) and closed; requests of it still in
-  flight then are answered first, and it stays if one of them succeeds.
-- **Before authentication** (:class:`~qmk.abi.jsonrpc.Caller`: until one request of
-  the connection succeeds) a line may be at most ``max_line_unauthenticated`` bytes,
+- **Authentication deadline** (the connection's :class:`~qmk.abi.door.Guard`, the one
+  every wire's connections have): a connection none of whose requests has signed it in
+  (shown a valid session or a good key) ``auth_timeout_s`` after it was accepted is
+  answered with one line (``1011 unavailable``, ``data.reason`` ``auth-timeout``) and
+  closed; requests of it still in flight then are answered first, and it stays if one
+  of them signs it in.
+- **Before sign-in** a line may be at most ``max_line_unauthenticated`` bytes,
   and so may the requests in flight together; after it, ``max_line`` and
   ``max_inflight_bytes``. A longer line that follows requests still in flight waits
   for them, so a client may pipeline ``q_negotiate_caps`` and a large submit.
