@@ -50,20 +50,20 @@ def test_a_device_job_checkpointed_before_a_kill_9_resumes_from_it(serve, tmp_pa
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-crash", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
-            job_id = client.q_device_submit(job=JOB)["job_id"]
+            job_id = client.q_device_submit(job=JOB).job_id
             until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1, checkpoint
-            assert client.q_status(job_id)["state"] == "RUNNING"
+            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
+            assert client.q_status(job_id).state == "RUNNING"
         server.kill()
     server.start()  # the same data dir, no pause gate
     with Client.connect(str(server.socket), **ADA) as client:
         done = client.q_wait(job_id, timeout_ms=120_000)
         telemetry = client.q_get_telemetry(job_id)
-    assert done["state"] == "COMPLETED", done
-    assert done["result"]["counts"] == run_job(JOB).counts()
-    assert done["result"]["telemetry"]["resumed_from_epoch"] == 1  # not from the start
-    assert telemetry["attempts"] == 2
+    assert done.state == "COMPLETED", done
+    assert done.result["counts"] == run_job(JOB).counts()
+    assert done.result["telemetry"]["resumed_from_epoch"] == 1  # not from the start
+    assert telemetry.attempts == 2
     assert server.stop() == 0
 
 
@@ -71,11 +71,11 @@ def test_an_urgent_job_preempts_a_device_job_between_chunks_and_it_resumes(serve
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-preempt", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
-            job_id = client.q_device_submit(job=JOB, policy={"priority": 1})["job_id"]
+            job_id = client.q_device_submit(job=JOB, policy={"priority": 1}).job_id
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
-            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done
-            assert client.q_get_telemetry(job_id)["preemptions"] == 1
+            done = client.q_wait(urgent.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done
+            assert client.q_get_telemetry(job_id).preemptions == 1
             pause.open()
             final = client.q_wait(job_id, timeout_ms=120_000)
     assert final["state"] == "COMPLETED", final

@@ -131,8 +131,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DoorServer, 
     server = DoorServer(tmp_path_factory.mktemp("big"), server={"write_timeout_s": 1}).start()
     with jsonrpc(server) as client:
         job = client.q_submit(uniform_graph(20).to_json(), 300_000, 7, policy={"noise": False})
-        assert client.q_wait(job["job_id"], 600_000)["state"] == "COMPLETED"
-    yield server, str(job["job_id"])
+        assert client.q_wait(job.job_id, 600_000).state == "COMPLETED"
+    yield server, str(job.job_id)
     assert server.stop() == 0, server.log()
 
 
@@ -247,7 +247,7 @@ def test_every_wires_calls_are_timed_in_the_metrics_under_its_name(
 
     server = shared
     with jsonrpc(server) as client:
-        job = client.q_submit(uniform_graph(1).to_json(), 10, 1)["job_id"]
+        job = client.q_submit(uniform_graph(1).to_json(), 10, 1).job_id
     session = wire.session(server, "alice")
     method = wire.timed(server, session, job)
     text = httpx.get(f"{server.url}/metrics", timeout=GUARD_S).text
@@ -370,7 +370,7 @@ def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_st
             hooks=gate.hooks(),
         )
         client = jsonrpc(server)
-        held = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # in its worker
+        held = client.q_submit(uniform_graph(2).to_json(), 10, 1).job_id  # in its worker
         kept: list[socket.socket] = []
         try:
             outcomes = on_wire(lambda: hold(wire, server, 200, kept))
@@ -380,9 +380,9 @@ def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_st
             # past the refusals it lingers on at once (32), one may be cut before it reads
             assert set(outcomes[first:]) <= {"too-many-connections", "closed"}, outcomes
             gate.open()
-            assert client.q_wait(held, 60_000)["state"] == "COMPLETED"
-            again = client.q_submit(uniform_graph(2).to_json(), 10, 2)["job_id"]
-            assert client.q_wait(again, 60_000)["state"] == "COMPLETED"
+            assert client.q_wait(held, 60_000).state == "COMPLETED"
+            again = client.q_submit(uniform_graph(2).to_json(), 10, 2).job_id
+            assert client.q_wait(again, 60_000).state == "COMPLETED"
         finally:
             for sock in kept:
                 sock.close()
@@ -402,7 +402,7 @@ def test_live_streams_of_a_session_and_a_tenant_are_capped_on_every_wire_togethe
             hooks=gate.hooks(),
         )
         with jsonrpc(server) as client:
-            job = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # held
+            job = client.q_submit(uniform_graph(2).to_json(), 10, 1).job_id  # held
         first, second = wire.session(server, "alice"), wire.session(server, "alice")
         ends: list[Callable[[], None]] = []
         try:

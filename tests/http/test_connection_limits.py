@@ -250,9 +250,9 @@ def test_idle_http_connections_under_a_low_nofile_starve_neither_jobs_nor_the_so
                     break
             assert set(statuses) == {200, 503}, statuses
             bell = json.loads((ROOT / "examples" / "bell.qvm.json").read_text())
-            jobs = [client.q_submit(bell, 100, seed)["job_id"] for seed in range(5)]
-            states = [client.q_wait(job, 60_000)["state"] for job in jobs]
-            assert states == ["COMPLETED"] * 5, [client.q_status(j)["error"] for j in jobs]
+            jobs = [client.q_submit(bell, 100, seed).job_id for seed in range(5)]
+            states = [client.q_wait(job, 60_000).state for job in jobs]
+            assert states == ["COMPLETED"] * 5, [client.q_status(j).error for j in jobs]
         client.close()
     assert "Too many open files" not in server.output()
 

@@ -411,7 +411,8 @@ class Wire:
 
     def timed(self, server: DoorServer, session: str, job_id: str) -> str:
         """Make one call the door times for this wire; the syscall's name."""
-        assert self.status(server, session, job_id)["state"]
+        status = self.status(server, session, job_id)  # a Job, or the JSON of one
+        assert status["state"] if isinstance(status, dict) else status.state
         return "q_status"
 
     def machine(self, server: DoorServer, session: str) -> str:
@@ -574,7 +575,7 @@ class RestWire(Wire):
     ) -> str:
         client = self._client(server, tenant, padding, key)
         client.close()
-        return str(client.session["session_id"])
+        return str(client.session.session_id)
 
     def _http(self, server: DoorServer, session: str) -> Any:
         import httpx

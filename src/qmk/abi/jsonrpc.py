@@ -66,6 +66,7 @@ from qmk.abi.errors import (
     RpcError,
 )
 from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params
+from qmk.abi.replies import Reply
 from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import COMPACT_PIECE, GraphText
 
@@ -646,6 +647,8 @@ def _marked(value: Any, default: Callable[[Any], Any] | None) -> tuple[str, list
         nonlocal marker
         method = getattr(type(item), "__json_bytes__", None)
         if method is None:
+            if isinstance(item, Reply):  # its set fields (qmk.abi.replies)
+                return item.fields()
             if default is not None:
                 return default(item)
             raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from qmk.abi.door import Guard
 from qmk.abi.jsonrpc import encode_parts, error_object
+from qmk.abi.replies import Unwatch, Watch
 from qmk.errors import InvalidArgument, NotFoundError, QMKError
 
 #: The notification's method.
@@ -140,8 +141,8 @@ class ConnectionWatches:
             return self.unwatch(params["session_id"], params["watch_id"])
         raise AssertionError(f"not a socket method: {method}")
 
-    async def watch(self, session_id: str, job_id: str, streams: Any) -> dict[str, Any]:
-        """Start a watch of ``job_id``; its reply (``{watch_id, job_id, streams}``)."""
+    async def watch(self, session_id: str, job_id: str, streams: Any) -> Watch:
+        """Start a watch of ``job_id``; its reply."""
         names = _names(streams, self.source.stream_names)
         events = await self.source.open(session_id, job_id)
         self._count += 1
@@ -149,13 +150,11 @@ class ConnectionWatches:
         task = asyncio.create_task(self._pump(watch_id, events, names))
         self._pumps[watch_id] = (session_id, events, task)
         task.add_done_callback(lambda _: self._pumps.pop(watch_id, None))
-        return {
-            "watch_id": watch_id,
-            "job_id": job_id,
-            "streams": None if names is None else sorted(names),
-        }
+        return Watch(
+            watch_id=watch_id, job_id=job_id, streams=None if names is None else sorted(names)
+        )
 
-    def unwatch(self, session_id: str, watch_id: str) -> dict[str, Any]:
+    def unwatch(self, session_id: str, watch_id: str) -> Unwatch:
         """End a watch at once (no event of it is sent after this).
 
         Raises:
@@ -170,7 +169,7 @@ class ConnectionWatches:
         _, events, task = self._pumps.pop(watch_id)
         task.cancel()
         events.close()  # its stream no longer counts against the limits, from now
-        return {"watch_id": watch_id, "ended": True}
+        return Unwatch(watch_id=watch_id, ended=True)
 
     async def aclose(self) -> None:
         """The connection ends: stop every watch (a stopping server's watches first send

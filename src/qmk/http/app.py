@@ -37,6 +37,7 @@ from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_addres
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
 from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode, encode_parts
 from qmk.abi.methods import JsonType, bind_params
+from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
 from qmk.http import problems
@@ -528,9 +529,8 @@ class Api:
             raise InvalidParams("limit must be an integer 1..1000", param="limit")
         if job_id is not None:  # another tenant's job is not found
             call = self.calls(request)
-            tenant = (await call("q_status", {"session_id": session_id, "job_id": job_id}))[
-                "tenant"
-            ]
+            job = await call("q_status", {"session_id": session_id, "job_id": job_id})
+            tenant = job.tenant
         else:
             tenant = self._tenant(request, session_id)
         entries = self.hub.audit(tenant, job_id, int(limit_text))
@@ -764,11 +764,11 @@ def _result_headers(result: Any, status: int) -> dict[str, str]:
     """The headers a syscall's reply adds: its job and tenant, and where a created job
     lives."""
     headers: dict[str, str] = {}
-    if isinstance(result, dict):
-        if isinstance(result.get("job_id"), str):
-            headers["x-qmk-job-id"] = result["job_id"]
-            if status == 201 and "checkpoint_id" not in result:
-                headers["location"] = f"/v1/jobs/{result['job_id']}"
-        if isinstance(result.get("tenant"), str):
-            headers["x-qmk-tenant"] = result["tenant"]
+    job_id, tenant = getattr(result, "job_id", None), getattr(result, "tenant", None)
+    if isinstance(job_id, str):
+        headers["x-qmk-job-id"] = job_id
+        if status == 201 and not isinstance(result, Checkpoint):
+            headers["location"] = f"/v1/jobs/{job_id}"
+    if isinstance(tenant, str):
+        headers["x-qmk-tenant"] = tenant
     return headers

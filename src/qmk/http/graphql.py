@@ -66,12 +66,14 @@ from graphql.language import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
+from msgspec import UNSET
 from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from qmk import aio, defaults
+from qmk.abi import replies
 from qmk.abi.errors import InternalError, InvalidParams
 from qmk.abi.jsonrpc import encode_parts
 from qmk.abi.limits import ServerConfig
@@ -224,32 +226,33 @@ class Job:
 
     @strawberry.field(description="its result (counts, telemetry), once COMPLETED")
     async def result(self, info: Info[Any, Any]) -> JSON | None:
-        job = await _ctx(info).syscall("q_status", job_id=str(self.job_id))
-        return _priced(info, job.get("result"), f"job {self.job_id}'s result")
+        job: replies.Job = await _ctx(info).syscall("q_status", job_id=str(self.job_id))
+        result = None if job.result is UNSET else job.result  # kept encoded: sent as it is
+        return _priced(info, result, f"job {self.job_id}'s result")
 
     @strawberry.field(description="what the kernel knows of its runs (q_get_telemetry)")
     async def telemetry(self, info: Info[Any, Any]) -> JSON:
         telemetry = await _ctx(info).syscall("q_get_telemetry", job_id=str(self.job_id))
-        return _priced(info, telemetry, f"job {self.job_id}'s telemetry")
+        return _priced(info, telemetry.to_json(), f"job {self.job_id}'s telemetry")
 
     @strawberry.field(description="its usage records (one per end), newest first")
     async def usage(self, info: Info[Any, Any]) -> list[UsageRecord]:
         reply = await _ctx(info).syscall("q_usage", job_id=str(self.job_id), limit=MAX_LIMIT)
-        return [_usage_record(record) for record in reply["records"]]
+        return [_usage_record(record) for record in reply.records]
 
 
-def _job(data: dict[str, Any]) -> Job:
+def _job(job: replies.Job) -> Job:
     return Job(
-        job_id=strawberry.ID(data["job_id"]),
-        state=data["state"],
-        tenant=data["tenant"],
-        shots=data.get("shots"),
-        seed=data.get("seed"),
-        priority=data.get("priority"),
-        created_at=data.get("created_at"),
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        error=data.get("error"),
+        job_id=strawberry.ID(job.job_id),
+        state=job.state,
+        tenant=job.tenant,
+        shots=job.shots,
+        seed=job.seed,
+        priority=job.priority,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=None if job.error is None else JSON(job.error.to_json()),
     )
 
 
@@ -300,12 +303,12 @@ class Channel:
     fidelity: float
 
 
-def _channel(data: dict[str, Any]) -> Channel:
+def _channel(channel: replies.Channel) -> Channel:
     return Channel(
-        channel_id=strawberry.ID(data["channel_id"]),
-        state=data["state"],
-        tenants=list(data.get("tenants") or []),
-        fidelity=float(data.get("fidelity", 1.0)),
+        channel_id=strawberry.ID(channel.channel_id),
+        state=channel.state,
+        tenants=list(channel.tenants),
+        fidelity=float(channel.fidelity),
     )
 
 
@@ -316,7 +319,7 @@ class Query:
         self, info: Info[Any, Any], state: str | None = None, limit: int = defaults.JOBS_LIMIT
     ) -> list[Job]:
         reply = await _ctx(info).syscall("q_list_jobs", state=state, limit=limit)
-        return [_job(job) for job in reply["jobs"]]
+        return [_job(job) for job in reply.jobs]
 
     @strawberry.field(description="one job of the tenant (q_status; another's is not found)")
     async def job(self, info: Info[Any, Any], job_id: strawberry.ID) -> Job:
@@ -325,7 +328,7 @@ class Query:
     @strawberry.field(description="the tenant's aggregate telemetry (q_get_telemetry)")
     async def telemetry(self, info: Info[Any, Any]) -> JSON:
         telemetry = await _ctx(info).syscall("q_get_telemetry", job_id=None)
-        return _priced(info, telemetry, "the tenant's telemetry")
+        return _priced(info, telemetry.to_json(), "the tenant's telemetry")
 
     @strawberry.field(description="the tenant's usage records, totals and invoice (q_usage)")
     async def usage(
@@ -344,20 +347,20 @@ class Query:
             limit=limit,
         )
         return Usage(
-            tenant=reply["tenant"],
-            since=reply["since"],
-            until=reply["until"],
-            job_id=None if reply["job_id"] is None else strawberry.ID(reply["job_id"]),
-            count=reply["count"],
-            records=[_usage_record(r) for r in reply["records"]],
-            totals=reply["totals"],
-            invoice=reply["invoice"],
+            tenant=reply.tenant,
+            since=reply.since,
+            until=reply.until,
+            job_id=None if reply.job_id is None else strawberry.ID(reply.job_id),
+            count=reply.count,
+            records=[_usage_record(r) for r in reply.records],
+            totals=reply.totals,
+            invoice=reply.invoice,
         )
 
     @strawberry.field(description="the tenant's channels, newest first (q_list_channels)")
     async def channels(self, info: Info[Any, Any], state: str | None = None) -> list[Channel]:
         reply = await _ctx(info).syscall("q_list_channels", state=state)
-        return [_channel(c) for c in reply["channels"]]
+        return [_channel(c) for c in reply.channels]
 
     @strawberry.field(description="one channel of the tenant (q_chan_status)")
     async def channel(self, info: Info[Any, Any], channel_id: strawberry.ID) -> Channel:
@@ -365,11 +368,13 @@ class Query:
 
     @strawberry.field(description="the machine's inventory, the tenant's quota and usage")
     async def resources(self, info: Info[Any, Any]) -> JSON:
-        return _priced(info, await _ctx(info).syscall("q_resource_query"), "the resources")
+        resources = await _ctx(info).syscall("q_resource_query")
+        return _priced(info, resources.to_json(), "the resources")
 
     @strawberry.field(description="the shared machine now (q_machine_status; docs/machine.md)")
     async def machine(self, info: Info[Any, Any]) -> JSON:
-        return _priced(info, await _ctx(info).syscall("q_machine_status"), "the machine")
+        machine = await _ctx(info).syscall("q_machine_status")
+        return _priced(info, machine.to_json(), "the machine")
 
 
 #: How many objects a list without a ``limit`` may hold, at most, for the cost: a job's
