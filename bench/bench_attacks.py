@@ -1471,7 +1471,7 @@ def _tampered_before_start(server: Any, folder: Path, scenario: str) -> str:
         alice = TENANTS_OF_DOOR["alice"]
         with Client.connect(str(folder / "k.sock"), tenant="alice", key=alice["key"]) as own:
             graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
-            job = str(own.q_submit(graph, 10, 1)["job_id"])
+            job = str(own.q_submit(graph, 10, 1).job_id)
         server.stop()
     server.hooks = None
     if scenario == "swapped-program":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,17 @@ def test_every_reply_struct_reads_its_golden_json_back_unchanged(name: str) -> N
     assert reply.to_json() == data
     assert set(reply.fields()) == set(data)  # its fields that are set: the JSON's keys
     assert json.loads(encode(reply)) == data  # as a wire writes it
+
+
+def test_a_reply_is_read_by_its_attributes_and_is_no_mapping() -> None:
+    data = json.loads((GOLDEN / "Job.json").read_text(encoding="utf-8"))
+    job = replies.Job.from_json(data)
+    assert job.state == data["state"] and job.error is None
+    assert not isinstance(job, Mapping)
+    for read in (lambda: job["state"], lambda: "state" in job, lambda: list(job)):
+        with pytest.raises(TypeError):
+            read()
+    assert not hasattr(job, "get") and not hasattr(job, "keys")
 
 
 def test_no_golden_file_is_left_without_its_struct() -> None:

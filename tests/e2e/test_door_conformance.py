@@ -454,8 +454,8 @@ def held_then_stopped(serve: Serve, tmp_path: Path) -> tuple[DoorServer, str, st
     with WorkerGate(tmp_path) as gate:
         server = serve(hooks=gate.hooks())
         with jsonrpc(server) as alice, jsonrpc(server, "bob") as bob:
-            held = alice.q_submit(BELL_QVM, 10, 1)["job_id"]
-            queued = bob.q_submit(BELL_QVM, 10, 2)["job_id"]
+            held = alice.q_submit(BELL_QVM, 10, 1).job_id
+            queued = bob.q_submit(BELL_QVM, 10, 2).job_id
         assert server.stop() == 0, server.log()
     server.hooks = None
     return server, str(held), str(queued)
@@ -469,7 +469,7 @@ def refused_at_restart(wire: Wire, server: DoorServer, held: str, queued: str) -
     ended = on_wire(lambda: wire.status(server, session, held))
     assert ended["state"] == "FAILED" and ended["error"]["code"] == "QK310", ended
     with jsonrpc(server, "bob") as bob:
-        assert bob.q_wait(queued, 60_000)["state"] == "COMPLETED"
+        assert bob.q_wait(queued, 60_000).state == "COMPLETED"
 
 
 def test_a_program_swapped_in_the_database_fails_its_job_at_restart_on_every_wire(
@@ -506,7 +506,7 @@ def test_a_login_flood_on_a_small_disk_keeps_its_log_within_it_on_every_wire(
         ).start()
         try:
             with jsonrpc(server) as alice:
-                job = alice.q_submit(BELL_QVM, 10, 1)["job_id"]
+                job = alice.q_submit(BELL_QVM, 10, 1).job_id
             for _ in range(4):
                 assert flood_logins(server, "alice", 500)[0] == {"granted": 500}
                 assert on_wire(lambda: wire.session(server, "alice"))

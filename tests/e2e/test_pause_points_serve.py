@@ -75,19 +75,19 @@ def test_a_much_more_urgent_job_stops_it_at_once_and_rolls_its_rev_segment_back(
         server = serve("rollback", workers=1, hooks=gate.hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
             slow = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False, "priority": 1})
-            job_id = slow["job_id"]
+            job_id = slow.job_id
             until_running(client, job_id)  # in its worker, held before its first micro-op
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 9})
             # gap 8 >= rollback_gap 6: the kernel asks it to stop now; the request waits
             # in the job's link until the job runs
             _until_asked(server, job_id, "yield-now")
             gate.open()
-            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done
+            done = client.q_wait(urgent.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done
             final = client.q_wait(job_id, timeout_ms=60_000)
-    assert final["state"] == "COMPLETED", final
-    assert final["result"]["counts"] == uninterrupted()
-    telemetry = final["result"]["telemetry"]
+    assert final.state == "COMPLETED", final
+    assert final.result["counts"] == uninterrupted()
+    telemetry = final.result["telemetry"]
     # stopped after its first segment (H, T, RY), which was rolled back: saved and resumed
     # at its start, before fence 1
     assert (telemetry["rollbacks"], telemetry["rollback_gates"]) == (1, 3), telemetry

@@ -81,7 +81,7 @@ def test_a_lattice_surgery_job_runs_in_the_kernel_as_in_process_and_replays(tmp_
         return done, replayed, cached
 
     done, replayed, cached = run_kernel(tmp_path, body, config=config())
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     result = done.result
     assert result["target"] == "lattice-surgery" and result["layout"]["block"] == "compact"
     assert result["counts"] == surgery_counts(graph, 300, 11, "compact")
@@ -107,7 +107,7 @@ def test_a_device_job_is_the_neutral_atom_targets_through_q_submit(tmp_path):
         return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=config())
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     expected = run_job(wire, shots=200, seed=4, device="benchmark_chain").counts()
     assert done.result["counts"] == expected and done.shots == 200
 
@@ -131,14 +131,14 @@ def test_a_stim_circuits_job_is_the_stim_targets_through_q_submit(tmp_path):
             policy={"decode": True},
             target="stim",
         )
-        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=config())
-    assert done["state"] == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     here = qmk.run(circuit, shots=2000, seed=6, target_options={"decode": True})
-    assert done["result"]["target"] == "stim"
-    assert done["result"]["counts"] == dict(here.counts)
-    assert done["result"]["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
+    assert done.result["target"] == "stim"
+    assert done.result["counts"] == dict(here.counts)
+    assert done.result["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
 
 
 @pytest.mark.parametrize(

@@ -407,12 +407,12 @@ class Wire:
         return self.login(server, tenant)
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        """The job (``q_status``) as the JSON object the wire carried it in."""
         raise NotImplementedError
 
     def timed(self, server: DoorServer, session: str, job_id: str) -> str:
         """Make one call the door times for this wire; the syscall's name."""
-        status = self.status(server, session, job_id)  # a Job, or the JSON of one
-        assert status["state"] if isinstance(status, dict) else status.state
+        assert self.status(server, session, job_id)["state"]
         return "q_status"
 
     def machine(self, server: DoorServer, session: str) -> str:
@@ -493,7 +493,7 @@ class JsonRpcWire(Wire):
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         with self._client(server, session) as client:
-            return client.q_status(job_id)
+            return client.q_status(job_id).to_json()
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         with self._client(server, session) as client:
@@ -695,7 +695,7 @@ class GrpcWire(Wire):
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         with self._client(server, session) as client:
-            return client.q_status(job_id)
+            return client.q_status(job_id).to_json()
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         with self._client(server, session) as client:

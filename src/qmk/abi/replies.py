@@ -19,9 +19,7 @@ run's result JSON, :mod:`qmk.execution.result`; in the kernel the stored result,
 encoded, which the wires write as it is), telemetry, quotas, the device's description,
 usage records and invoices.
 
-A reply also reads as the JSON object it came as (``job["state"]``, ``job.get("result")``,
-``dict(job)``), for code written against the dict replies of before; new code reads
-attributes (``job.state``).
+A reply is read by its attributes (``job.state``); it is no mapping.
 
 >>> job = Job.from_json({"job_id": "j1", "state": "QUEUED", "tenant": "alice", "shots": 10,
 ...     "seed": 7, "priority": 5, "created_at": 1.5, "started_at": None,
@@ -35,7 +33,7 @@ True
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -81,34 +79,6 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
             for name in self.__struct_fields__
             if (value := getattr(self, name)) is not UNSET
         }
-
-    # ---- reading a reply as the JSON object it came as
-
-    def keys(self) -> list[str]:
-        """The keys the reply's JSON object has (those left out, absent)."""
-        return [k for k in self.__struct_fields__ if getattr(self, k) is not UNSET]
-
-    def __getitem__(self, key: str) -> Any:
-        value = getattr(self, key, UNSET) if key in self.__struct_fields__ else UNSET
-        if value is UNSET:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``self[key]``, or ``default`` for a key the reply does not have."""
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self.keys()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
 
 
 def _kept(value: Any) -> Any:

@@ -119,7 +119,7 @@ def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: P
             seed=SEED,
             policy={"priority": 1, "noise": False},
         )  # held at the gate on the only worker
-        await wait_state(kernel, alice, slow["job_id"], "RUNNING")
+        await wait_state(kernel, alice, slow.job_id, "RUNNING")
         urgent = await kernel.q_submit(  # gap 4 < rollback_gap: a yield at its next fence
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )

@@ -101,7 +101,7 @@ def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Pat
         # does not say it came there: a stop-now before it would be met after its first
         # segment of gates)
         held = await kernel.q_checkpoint(session_id=alice, job_id=slow)
-        assert held["saved"] is True and held["program_epoch"] == 1
+        assert held.saved is True and held.program_epoch == 1
         pause.step(4)  # past the fence, RY, RZ, CNOT: held before RX, inside the segment
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}

@@ -254,7 +254,7 @@ def test_a_jobs_waits_are_idle_noise_in_its_result_and_audit_replay_reproduces_i
         "error_budget": 1.0,  # the idle error it is meant to suffer (0.26) is its own
     }
     done = run_kernel(tmp_path, body, config=config("fair-share", **machine), machine_clock=clock)
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     waited = done.machine["wait_cycles"]["factory"]
     assert 980 <= waited <= 1000
     model = logical_model(profile, qubit)
@@ -359,18 +359,18 @@ def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_sim
         return done, telemetry
 
     done, telemetry = run_kernel(tmp_path, body, config=cfg, machine_clock=clock)
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     assert not [f for f in telemetry.faults if f.get("kind") == "decoder"]
     code, out, err = qmk("machine", "simulate", str(workload), "--policy", "fair-share", "--json")
     assert code == 0, err
     assert "QK504 deprecated-decoder-key" in err
     (simulated,) = json.loads(out)["fair-share"]["jobs"]
-    assert done["machine"] == simulated["machine"]
-    assert done["machine"]["wait_cycles"]["decoder"] > 0
+    assert done.machine == simulated["machine"]
+    assert done.machine["wait_cycles"]["decoder"] > 0
     # the run took the span the machine gave it: its telemetry's cycles are the
     # machine's (they were the private schedule's, 7 where the machine said 20)
-    machine = done["machine"]
-    run = telemetry["telemetry"]
+    machine = done.machine
+    run = telemetry.telemetry
     assert run["logical_cycles"] == machine["end_cycle"] - machine["start_cycle"]
     assert run["factory_wait_cycles"] == machine["wait_cycles"]["factory"]
     assert run["private_logical_cycles"] < run["logical_cycles"]
@@ -524,7 +524,7 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
             refused.append(caught.value)
         job = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=1)
         clock.advance(100_000)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
         listed = await kernel.q_list_jobs(session_id=sid)
         return refused, done, listed
 
@@ -534,8 +534,8 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
     )
     for error in refused:
         assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-4
-    record = done["machine"]
-    assert done["state"] == "COMPLETED"
+    record = done.machine
+    assert done.state == "COMPLETED"
     assert record["error_budget"] == 0.01 and record["within_budget"] is True
     assert 1e-4 < record["idle_logical_error"] < 0.01
-    assert len(listed["jobs"]) == 1  # the refused submits stored nothing
+    assert len(listed.jobs) == 1  # the refused submits stored nothing

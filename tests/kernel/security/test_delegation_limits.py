@@ -169,7 +169,7 @@ def test_delegation_churn_past_a_tenants_share_of_a_window_is_one_counted_summar
             lent = await kernel.q_delegate_caps(
                 session_id=sid, to_tenant=to_tenant, caps=["CAP_MAGIC"], expires_s=600
             )
-            await kernel.q_revoke_delegation(session_id=sid, delegation_id=lent["delegation_id"])
+            await kernel.q_revoke_delegation(session_id=sid, delegation_id=lent.delegation_id)
 
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])

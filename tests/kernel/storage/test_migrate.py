@@ -799,8 +799,8 @@ def test_a_format_8_data_dir_has_its_programs_sealed_when_migrated(tmp_path: Pat
     async def body(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         done = await kernel.q_wait(session_id=alice, job_id=alices, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
+        assert done.state == "COMPLETED", done.error
         edited = await kernel.q_wait(session_id=bob, job_id=bobs, timeout_ms=60_000)
-        assert edited["state"] == "FAILED" and edited["error"]["code"] == "QK310"
+        assert edited.state == "FAILED" and edited.error.code == "QK310"
 
     run_kernel(tmp_path, body, workers=1)

@@ -131,8 +131,8 @@ def test_a_plain_submit_of_a_tenant_capped_below_the_default_priority_runs_at_it
             job = await kernel.q_submit(
                 session_id=alice, graph=BELL, shots=10, seed=1, policy=policy
             )
-            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED" and done["priority"] == 2, (policy, done)
+            done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED" and done.priority == 2, (policy, done)
         with pytest.raises(QuotaError) as caught:  # a priority asked for is still checked
             await kernel.q_submit(
                 session_id=alice, graph=BELL, shots=10, seed=1, policy={"priority": 5}
@@ -140,7 +140,7 @@ def test_a_plain_submit_of_a_tenant_capped_below_the_default_priority_runs_at_it
         assert caught.value.details["limit"] == "max_priority"
         bob = await login(kernel, "bob", ["CAP_ALLOC"])  # uncapped: the default, 5
         job = await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=1)
-        assert job["priority"] == 5
+        assert job.priority == 5
 
     run_kernel(tmp_path, body, workers=1, config=config(["CAP_ALLOC"], max_priority=2))
 
