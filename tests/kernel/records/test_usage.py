@@ -190,7 +190,9 @@ def test_each_end_of_a_job_is_its_own_record(tmp_path: Path) -> None:
         assert ids == ["job_x.1", "job_x.2"]
         count, totals = store.usage_totals("alice", None, None, "job_x")
         assert (count, totals) == (2, Usage(shots=5))
-        assert [row[0] for row in store.usage_rows("alice", 15.0, None, None, 10)] == ["job_x.2"]
+        assert [row["usage_id"] for row in store.usage_rows("alice", 15.0, None, None, 10)] == [
+            "job_x.2"
+        ]
         assert store.usage_totals("bob", None, None, None) == (0, Usage())
     finally:
         store.close()
