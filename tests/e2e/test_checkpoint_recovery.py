@@ -61,7 +61,7 @@ def test_after_a_restart_that_changes_the_routers_choice_a_job_resumes_on_the_sa
         done = client.q_wait(job_id, timeout_ms=60_000)
         fresh = client.q_submit(graph.to_json(), shots, seed + 1, policy=policy).job_id
         fresh = client.q_wait(fresh, timeout_ms=60_000)
-    assert fresh.state == "COMPLETED", fresh["error"]
+    assert fresh.state == "COMPLETED", fresh.error
     assert fresh.result["telemetry"]["engine"] != whole.engine, "the router must now differ"
     assert done.state == "COMPLETED", done
     telemetry = done.result["telemetry"]

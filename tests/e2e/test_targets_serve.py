@@ -111,5 +111,5 @@ def test_a_lattice_surgery_job_over_rest_and_grpc(server) -> None:
     with connect(grpc_target(server)) as client:
         accepted = client.q_submit(graph, shots=150, seed=8, target="lattice-surgery")
         done = client.q_wait(accepted.job_id, 120_000)
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     assert done.result["counts"] == surgery_counts(150, 8)

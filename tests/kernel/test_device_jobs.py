@@ -66,7 +66,7 @@ def test_a_device_job_completes_with_the_counts_of_the_in_process_emulator(tmp_p
         return done, telemetry
 
     done, telemetry = run_kernel(tmp_path, body, config=device_config())
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     assert done.result["counts"] == expected
     assert done.result["target"] == "neutral-atom"
     assert done.result["device"]["profile"] == "benchmark_chain" and done.seed == 7

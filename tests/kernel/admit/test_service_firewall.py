@@ -72,7 +72,7 @@ def test_open_chan_teleports_only_over_a_channel_both_tenants_opened(tmp_path: P
             policy={"channels": {"link": pending.channel_id}, "noise": False},
         )
         done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=20000)
-        assert done.state == "COMPLETED", done["error"]
+        assert done.state == "COMPLETED", done.error
         # teleported |+i> measured in Y is always 0 (events x, z, m_b: m_b rightmost)
         assert all(key[2] == "0" for key in done.result["counts"])
         assert sum(done.result["counts"].values()) == 200

@@ -36,7 +36,7 @@ def _completed_job(tmp_path: Path) -> tuple[str, dict[str, Any]]:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=_fenced_graph(), shots=300, seed=9)
         done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
-        assert done.state == "COMPLETED", done["error"]
+        assert done.state == "COMPLETED", done.error
         return job.job_id, done
 
     return run_kernel(tmp_path, body)

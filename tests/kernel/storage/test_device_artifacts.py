@@ -69,7 +69,7 @@ def test_a_streamed_job_sends_its_records_before_completing_and_keeps_them(tmp_p
         return job_id, done, listing, pages, snaps
 
     job_id, done, listing, pages, snaps = run_kernel(tmp_path, body, config=config())
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     assert done.result["counts"] == run_job(ghz(shots)).counts()
     assert [a["name"] for a in listing.artifacts] == ["measurements", "pulses", "snapshots"]
     assert listing.dropped == [] and listing.artifacts[0]["records"] == shots
@@ -232,7 +232,7 @@ def test_measurements_stream_while_the_job_runs_before_its_last_chunk_is_drawn(t
             tmp_path, lambda kernel: body(kernel, pause), config=config(), pause=pause
         )
     assert held.state == "RUNNING" and parts_while_held == CHUNK_SHOTS // PART_RECORDS
-    assert done.state == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     assert done.result["counts"] == run_job(wire).counts()
     mine = [r for r in heard if r.get("job_id") == job_id]
     streamed = [r for r in mine if r["event"] == "stream"]
