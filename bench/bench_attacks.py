@@ -466,7 +466,7 @@ def _door(name: str, path: str, url: str, stop: threading.Event) -> dict[str, An
     text = big_qasm() if wire == "rest" else ""
     job_id = None
     if door != "big-valid-graph":  # the job to replay or restore, submitted once
-        job_id = client.q_submit(graph, 1, 1)["job_id"]
+        job_id = client.q_submit(graph, 1, 1).job_id
     print("ready", flush=True)  # the measurement starts now
     while not stop.is_set():
         if http is None:
@@ -596,7 +596,7 @@ def measure(kernel: Kernel, client: Client, job_id: str, seconds: float) -> dict
         except Exception as exc:
             failures.append(str(exc)[:120])
         if time.monotonic() >= next_submit:
-            jobs.append(client.q_submit(graph, 100, len(jobs) + 1)["job_id"])
+            jobs.append(client.q_submit(graph, 100, len(jobs) + 1).job_id)
             next_submit = time.monotonic() + 1.0
         time.sleep(0.001)
     latencies.sort()
@@ -631,7 +631,7 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
     kernel = Kernel(folder, server=server, nofile=nofile, http=door)
     client = Client.connect(str(kernel.socket), **TENANT)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
-    probe = client.q_submit(graph, 10, 1)["job_id"]
+    probe = client.q_submit(graph, 10, 1).job_id
     attacker = None
     if name not in ("baseline", "sigterm"):
         attacker = subprocess.Popen(
@@ -691,7 +691,7 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
         attacker.stdin.close()
         figures["attacker"] = json.loads(attacker.stdout.read() or "{}")
         attacker.wait(120)
-    states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
+    states = [client.q_wait(job, 120_000).state for job in [probe, *figures.pop("jobs")]]
     figures["jobs_accepted"] = len(states)
     figures["jobs_completed"] = states.count("COMPLETED")
     figures["kernel_peak_rss_mb"] = kernel.peak_rss_mb()
@@ -1024,10 +1024,10 @@ def _big_job(client: Client) -> str:
     from qmk.qvm.generate import uniform_graph
 
     graph = uniform_graph(BIG_QUBITS).to_json()
-    job = client.q_submit(graph, BIG_SHOTS, 7, policy={"noise": False})["job_id"]
+    job = client.q_submit(graph, BIG_SHOTS, 7, policy={"noise": False}).job_id
     done = client.q_wait(job, 600_000)
-    if done["state"] != "COMPLETED":
-        raise SystemExit(f"the big job ended {done['state']}: {done.get('error')}")
+    if done.state != "COMPLETED":
+        raise SystemExit(f"the big job ended {done.state}: {done.error}")
     return str(job)
 
 
@@ -1039,7 +1039,7 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
     kernel = HttpKernel(folder, server="[server]\n" + server, nofile=nofile)
     client = Client.connect(str(kernel.socket), **TENANT)
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
-    probe = client.q_submit(graph, 10, 1)["job_id"]
+    probe = client.q_submit(graph, 10, 1).job_id
     env = dict(os.environ)
     if name.startswith("nonreading"):
         env["QMK_BENCH_JOB"] = _big_job(client)
@@ -1073,7 +1073,7 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
     figures.update(
         rss_before_mb=rss_before, rss_peak_mb=peak[0], rss_after_mb=rss_mb(kernel.proc.pid)
     )
-    states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
+    states = [client.q_wait(job, 120_000).state for job in [probe, *figures.pop("jobs")]]
     figures["jobs_accepted"] = len(states)
     figures["jobs_completed"] = states.count("COMPLETED")
     client.close()
@@ -1247,7 +1247,7 @@ def _stream_flood(wire: Any, server: Any, stop: threading.Event, counts: dict[st
     host, port = server.tcp
     alice = TENANTS_OF_DOOR["alice"]
     with Client.connect(f"tcp:{host}:{port}", tenant="alice", key=alice["key"]) as client:
-        job = client.q_submit(big_graph(10), 1, 1)["job_id"]  # held at the gate throughout
+        job = client.q_submit(big_graph(10), 1, 1).job_id  # held at the gate throughout
     session = wire.session(server, "alice")
     wire.watch(server, session, job)()  # NotOnThisWire where none is kept
     ends = []
@@ -1387,7 +1387,7 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     dave = TENANTS_OF_DOOR["dave"]
     client = Client.connect(str(folder / "k.sock"), tenant="dave", key=dave["key"])
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
-    probe = client.q_submit(graph, 10, 1)["job_id"]
+    probe = client.q_submit(graph, 10, 1).job_id
     if scenario == "nonreading-result":  # the attacker's own job (another's is not found)
         alice = TENANTS_OF_DOOR["alice"]
         with Client.connect(str(folder / "k.sock"), tenant="alice", key=alice["key"]) as own:
@@ -1428,7 +1428,7 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
         rss_peak_mb=max(peak[0], server.peak_rss_mb()),  # the start's peak, too
         rss_after_mb=rss_mb(server.proc.pid),
     )
-    states = [client.q_wait(job, 120_000)["state"] for job in [probe, *figures.pop("jobs")]]
+    states = [client.q_wait(job, 120_000).state for job in [probe, *figures.pop("jobs")]]
     figures["jobs_accepted"] = len(states)
     figures["jobs_completed"] = states.count("COMPLETED")
     client.close()
@@ -1471,7 +1471,7 @@ def _tampered_before_start(server: Any, folder: Path, scenario: str) -> str:
         alice = TENANTS_OF_DOOR["alice"]
         with Client.connect(str(folder / "k.sock"), tenant="alice", key=alice["key"]) as own:
             graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
-            job = str(own.q_submit(graph, 10, 1)["job_id"])
+            job = str(own.q_submit(graph, 10, 1).job_id)
         server.stop()
     server.hooks = None
     if scenario == "swapped-program":

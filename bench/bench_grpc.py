@@ -104,7 +104,7 @@ async def jsonrpc_run(socket: Path, clients: int, share: int, graph: Any, seed0:
     ]
 
     async def one(client: AsyncClient, seed: int) -> list[str]:
-        ids = [(await client.q_submit(graph, 100, seed + i))["job_id"] for i in range(share)]
+        ids = [(await client.q_submit(graph, 100, seed + i)).job_id for i in range(share)]
         finals = await asyncio.gather(*(client.q_wait(j, 120_000) for j in ids))
         return [check(job) for job in finals]
 
@@ -187,7 +187,7 @@ def statuses(socket: Path, target: str, calls: int, graph: Any, order: list[str]
         Client.connect(str(socket), tenant="bench", key=KEY) as rpc,
         GrpcClient.connect(target, tenant="bench", key=KEY) as grpc_client,
     ):
-        job_id = rpc.q_submit(graph, 100, 1)["job_id"]
+        job_id = rpc.q_submit(graph, 100, 1).job_id
         rpc.q_wait(job_id, 30_000)
         calls_of = {
             "jsonrpc": lambda: rpc.q_status(job_id),

@@ -242,7 +242,7 @@ def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
 def bench_rpc_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
     """``q_status`` round trips over the Unix socket (the blocking client)."""
     with Client.connect(str(socket), tenant="bench", key=KEY) as client:
-        job_id = client.q_submit(graph, SHOTS, 1)["job_id"]
+        job_id = client.q_submit(graph, SHOTS, 1).job_id
         client.q_wait(job_id, 30_000)
         return call_latencies(lambda: client.q_status(job_id), calls)
 
@@ -324,7 +324,7 @@ def jsonrpc(socket: Path, graph: dict[str, Any]) -> Opener:
         client = await AsyncClient.connect(str(socket), tenant="bench", key=KEY)
 
         async def run(jobs: int, seed0: int) -> list[str]:
-            ids = [(await client.q_submit(graph, SHOTS, seed0 + i))["job_id"] for i in range(jobs)]
+            ids = [(await client.q_submit(graph, SHOTS, seed0 + i)).job_id for i in range(jobs)]
             finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
             return [_check(job) for job in finals]
 

@@ -58,18 +58,18 @@ async def main(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     try:
         core = RpcCore(kernel)
         session = await kernel.q_negotiate_caps(tenant="alice", key="k", requested=["CAP_ALLOC"])
-        sid = session["session_id"]
+        sid = session.session_id
         policy = {"noise": False, "engine": "stabilizer", "timeout_ms": 3_600_000}
         job = await kernel.q_submit(
             session_id=sid, graph=graph(args.qubits), shots=args.shots, seed=1, policy=policy
         )
         start = time.perf_counter()
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=3_600_000)
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=3_600_000)
         run_s = time.perf_counter() - start
-        assert done["state"] == "COMPLETED", done["error"]
+        assert done.state == "COMPLETED", done.error
         times, size = [], 0
         for _ in range(args.calls):
-            elapsed, reply = await call(core, "q_status", session_id=sid, job_id=job["job_id"])
+            elapsed, reply = await call(core, "q_status", session_id=sid, job_id=job.job_id)
             times.append(elapsed)
             size = len(reply)
         entries = len(json.loads(reply)["result"]["result"]["counts"])
@@ -88,7 +88,7 @@ async def main(args: argparse.Namespace, data: Path) -> dict[str, Any]:
             start = time.perf_counter()
             while True:
                 elapsed, reply = await call(
-                    core, "q_get_result", session_id=sid, job_id=job["job_id"], cursor=cursor
+                    core, "q_get_result", session_id=sid, job_id=job.job_id, cursor=cursor
                 )
                 page = json.loads(reply)["result"]
                 pages += 1

@@ -97,16 +97,16 @@ async def throughput(pool: Any, jobs: int, data_dir: Path) -> tuple[float, dict[
     kernel = await Kernel.open(config_from_dict(CONFIG), data_dir, pool=pool)
     try:
         session = await kernel.q_negotiate_caps(tenant="bench", key=KEY, requested=["CAP_ALLOC"])
-        sid = session["session_id"]
+        sid = session.session_id
 
         async def batch(count: int) -> None:
             ids = [
-                (await kernel.q_submit(session_id=sid, graph=bell, shots=100, seed=i))["job_id"]
+                (await kernel.q_submit(session_id=sid, graph=bell, shots=100, seed=i)).job_id
                 for i in range(count)
             ]
             for job_id in ids:
                 done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=600_000)
-                assert done["state"] == "COMPLETED", done
+                assert done.state == "COMPLETED", done
 
         await batch(8)  # every worker started, its modules imported
         before = tree_cpu()

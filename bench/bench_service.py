@@ -145,7 +145,7 @@ def start_server(
 def bench_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
     """``q_status`` round trips of a completed job, after 200 untimed ones."""
     with Client.connect(str(socket), tenant="bench", key=KEY) as client:
-        job_id = client.q_submit(graph, 100, 1)["job_id"]
+        job_id = client.q_submit(graph, 100, 1).job_id
         client.q_wait(job_id, 30_000)
         return call_latencies(lambda: client.q_status(job_id), calls)
 
@@ -200,18 +200,18 @@ async def one_client(
             *(client.q_submit(graph, 100, seed0 + i, wait_ms=120_000) for i in range(jobs))
         )
     else:
-        ids = [(await client.q_submit(graph, 100, seed0 + i))["job_id"] for i in range(jobs)]
+        ids = [(await client.q_submit(graph, 100, seed0 + i)).job_id for i in range(jobs)]
         finals = await asyncio.gather(*(client.q_wait(job_id, 120_000) for job_id in ids))
     for job in finals:  # a Bell pair: 100 shots, nearly all 00 or 11 (rare logical errors)
-        result = job.get("result") or {}
+        result = job.result or {}
         counts = result.get("counts") or {}
         agree = counts.get("00", 0) + counts.get("11", 0)
-        if job["state"] == "COMPLETED" and (sum(counts.values()) != 100 or agree < 90):
-            raise SystemExit(f"job {job['job_id']} completed with wrong counts {counts}")
+        if job.state == "COMPLETED" and (sum(counts.values()) != 100 or agree < 90):
+            raise SystemExit(f"job {job.job_id} completed with wrong counts {counts}")
         hit = (result.get("telemetry") or {}).get("cache_hit")
-        if job["state"] == "COMPLETED" and hit is not cached:
-            raise SystemExit(f"job {job['job_id']}: cache_hit {hit}, expected {cached}")
-    return [job["state"] for job in finals]
+        if job.state == "COMPLETED" and hit is not cached:
+            raise SystemExit(f"job {job.job_id}: cache_hit {hit}, expected {cached}")
+    return [job.state for job in finals]
 
 
 def bench_throughput(

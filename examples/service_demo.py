@@ -58,7 +58,7 @@ def main() -> int:
 
 def demo(sock: str) -> None:
     with Client.connect(sock, tenant="alice", key=KEYS["alice"]) as alice:
-        print(f"alice's session grants {', '.join(alice.core.session['granted'])}")
+        print(f"alice's session grants {', '.join(alice.core.session.granted)}")
         jobs = {}
         for name in ("bell.qasm", "teleport_guards.qvm.asm"):
             graph = read_program(str(HERE / name)).to_json()

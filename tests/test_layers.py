@@ -134,7 +134,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # gives it a probe, qmk.http.probe, as it implements qmk.abi.protocol); programs in
     # other languages are lowered by the front-ends
     "qmk.http": (*BASE, "qmk.abi", "qmk.qvm", "qmk.frontends"),
-    # the kernel runs execution in workers, and implements the ABI's contract (typing only)
+    # the kernel runs execution in workers, implements the ABI's contract (typing only) and
+    # answers its reply structs
     "qmk.kernel": (
         *BASE,
         "qmk.execution",
@@ -145,6 +146,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.qec",
         "qmk.devices",  # the device it holds (the HAL), its faults and inventory
         "qmk.abi.protocol",
+        "qmk.abi.replies",  # what its syscalls answer: the reply structs every wire encodes
         "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
         "qmk.assist",  # q_assist: the assistant, per tenant
         "qmk.http.webhook",  # the POST of the billing outbox (kernel/storage/billing.py)

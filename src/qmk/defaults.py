@@ -286,6 +286,18 @@ AUDIT_BURST_PER_TENANT: Final = 1000
 #: Bytes of answers that a wire holds whole until they are sent (a gRPC message), all
 #: calls together: a bigger answer waits until the others have gone.
 MAX_HELD_ANSWER_BYTES: Final = 64 * 1024 * 1024
+#: What one GraphQL query may ask for (docs/graphql.md): the deepest nesting of its
+#: fields, its cost (each field 1, each field that makes a syscall 10, times the lists
+#: above it), its aliases, tokens and fields (every fragment spread expanded) and its
+#: fragment spreads; how long it may run, and how many may run or wait at once.
+GRAPHQL_MAX_DEPTH: Final = 6
+GRAPHQL_MAX_COST: Final = 20_000
+GRAPHQL_MAX_ALIASES: Final = 30
+GRAPHQL_MAX_TOKENS: Final = 2_000
+GRAPHQL_MAX_FIELDS: Final = 2_000
+GRAPHQL_MAX_SPREADS: Final = 200
+GRAPHQL_MAX_TIME_S: Final = 30.0
+GRAPHQL_MAX_QUERIES: Final = 16
 
 # --------------------------------------------------------------------------- the assistant
 

@@ -72,10 +72,10 @@ def test_a_peer_past_its_failed_logins_is_refused_before_its_key_is_checked(tmp_
         assert details["retry_after_s"] == pytest.approx(2.0)
         assert not guesser.signed_in
         other = door.visitor("test", "ip 10.0.0.7")  # another peer is not held back
-        assert (await door.call(other, "q_negotiate_caps", login("alice")))["tenant"] == "alice"
+        assert (await door.call(other, "q_negotiate_caps", login("alice"))).tenant == "alice"
         assert other.signed_in
         clock.advance(2.0)  # one more try is due
-        assert (await door.call(guesser, "q_negotiate_caps", login("alice")))["tenant"]
+        assert (await door.call(guesser, "q_negotiate_caps", login("alice"))).tenant
         # a success gives its try back: the peer still has one
         with pytest.raises(AuthError):
             await door.call(guesser, "q_negotiate_caps", login("alice", "guess"))
@@ -91,7 +91,7 @@ def test_a_tenants_audit_writing_calls_past_its_rate_say_when_to_retry(tmp_path:
     async def body(kernel: Kernel) -> None:
         door = door_of(kernel, clock, audit_burst_per_tenant=3, audit_rate_per_tenant=2.0)
         visitor = door.visitor("test", "ip 10.0.0.1")
-        sid = (await door.call(visitor, "q_negotiate_caps", login("alice")))["session_id"]
+        sid = (await door.call(visitor, "q_negotiate_caps", login("alice"))).session_id
         await door.call(visitor, "q_negotiate_caps", login("alice"))
         with pytest.raises(NotFoundError):  # refused by the kernel, but it counts
             await door.call(visitor, "q_cancel", {"session_id": sid, "job_id": "job_x"})
@@ -104,14 +104,14 @@ def test_a_tenants_audit_writing_calls_past_its_rate_say_when_to_retry(tmp_path:
             assert refused.value.details["reason"] == "audit-rate"
             assert refused.value.details["retry_after_s"] == pytest.approx(0.5)
         # a call that writes no audit line, and another tenant, are not held back
-        assert (await door.call(visitor, "q_resource_query", {"session_id": sid}))["tenant"]
-        assert (await door.call(visitor, "q_negotiate_caps", login("bob")))["tenant"] == "bob"
+        assert (await door.call(visitor, "q_resource_query", {"session_id": sid})).tenant
+        assert (await door.call(visitor, "q_negotiate_caps", login("bob"))).tenant == "bob"
         # a failed login spends none of the tenant's rate (only a granted session writes)
         clock.advance(0.5)
         for _ in range(3):
             with pytest.raises(AuthError):
                 await door.call(visitor, "q_negotiate_caps", login("alice", "guess"))
-        assert (await door.call(visitor, "q_negotiate_caps", login("alice")))["tenant"]
+        assert (await door.call(visitor, "q_negotiate_caps", login("alice"))).tenant
 
     run_kernel(tmp_path, body, workers=1, config=make_config())
 
@@ -126,7 +126,7 @@ def test_a_bad_session_is_refused_before_its_program_is_read(tmp_path: Path):
         with pytest.raises(SessionError):  # read first, it would be the front-end's QL error
             await door.call(visitor, "q_submit", submit, program=ProgramText(BAD_QASM, "qasm"))
         assert not visitor.signed_in
-        sid = (await door.call(visitor, "q_negotiate_caps", login("alice")))["session_id"]
+        sid = (await door.call(visitor, "q_negotiate_caps", login("alice"))).session_id
         with pytest.raises(Exception) as lowered:
             await door.call(
                 visitor,

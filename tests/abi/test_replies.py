@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,19 @@ def test_every_reply_struct_reads_its_golden_json_back_unchanged(name: str) -> N
     data = json.loads(path.read_text(encoding="utf-8"))
     reply = replies.REPLIES[name].from_json(data)
     assert reply.to_json() == data
-    assert set(reply) == set(data)  # it reads as the JSON object it came as, too
-    assert all(reply[key] == getattr(reply, key) for key in data)
+    assert set(reply.fields()) == set(data)  # its fields that are set: the JSON's keys
+    assert json.loads(encode(reply)) == data  # as a wire writes it
+
+
+def test_a_reply_is_read_by_its_attributes_and_is_no_mapping() -> None:
+    data = json.loads((GOLDEN / "Job.json").read_text(encoding="utf-8"))
+    job = replies.Job.from_json(data)
+    assert job.state == data["state"] and job.error is None
+    assert not isinstance(job, Mapping)
+    for read in (lambda: job["state"], lambda: "state" in job, lambda: list(job)):
+        with pytest.raises(TypeError):
+            read()
+    assert not hasattr(job, "get") and not hasattr(job, "keys")
 
 
 def test_no_golden_file_is_left_without_its_struct() -> None:
@@ -76,7 +88,7 @@ def test_an_absent_key_stays_absent_and_a_null_stays_null() -> None:
     assert msgspec.json.decode(msgspec.json.encode(replies.Job.from_json(summary))) == summary
 
 
-def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) -> None:
+def test_a_real_kernels_syscalls_answer_their_structs_key_for_key(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> list[tuple[str, Any]]:
         got: list[tuple[str, Any]] = []
         session = await kernel.q_negotiate_caps(
@@ -85,14 +97,14 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
             requested=["CAP_ALLOC", "CAP_LINK", "CAP_MAGIC", "CAP_NOPE"],
         )
         got.append(("q_negotiate_caps", session))
-        alice = session["session_id"]
+        alice = session.session_id
         await login(kernel, "bob")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
         got.append(("q_submit", job))
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done.error
         got.append(("q_wait", done))
-        job_id = job["job_id"]
+        job_id = job.job_id
         got.append(("q_status", await kernel.q_status(session_id=alice, job_id=job_id)))
         got.append(("q_get_result", await kernel.q_get_result(session_id=alice, job_id=job_id)))
         got.append(("q_list_jobs", await kernel.q_list_jobs(session_id=alice)))
@@ -104,7 +116,7 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
         got.append(("q_machine_status", await kernel.q_machine_status(session_id=alice)))
         channel = await kernel.q_open_chan(session_id=alice, peer="bob", fidelity=0.99)
         got.append(("q_open_chan", channel))
-        channel_id = channel["channel_id"]
+        channel_id = channel.channel_id
         got.append(
             ("q_chan_status", await kernel.q_chan_status(session_id=alice, channel_id=channel_id))
         )
@@ -115,9 +127,9 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
         got.append(("q_replay", await kernel.q_replay(session_id=alice, job_id=job_id)))
         queued = await kernel.q_submit(session_id=alice, graph=FENCED.to_json(), shots=10)
         got.append(
-            ("q_checkpoint", await kernel.q_checkpoint(session_id=alice, job_id=queued["job_id"]))
+            ("q_checkpoint", await kernel.q_checkpoint(session_id=alice, job_id=queued.job_id))
         )
-        got.append(("q_cancel", await kernel.q_cancel(session_id=alice, job_id=queued["job_id"])))
+        got.append(("q_cancel", await kernel.q_cancel(session_id=alice, job_id=queued.job_id)))
         lent = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60.0
         )
@@ -127,7 +139,7 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
             (
                 "q_revoke_delegation",
                 await kernel.q_revoke_delegation(
-                    session_id=alice, delegation_id=lent["delegation_id"]
+                    session_id=alice, delegation_id=lent.delegation_id
                 ),
             )
         )
@@ -136,7 +148,7 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
         made = await kernel.q_create_trigger(session_id=alice, name="t", workflow=flow, on="job")
         got.append(("q_create_trigger", made))
         got.append(("q_list_triggers", await kernel.q_list_triggers(session_id=alice)))
-        trigger_id = made["trigger_id"]
+        trigger_id = made.trigger_id
         runs = await kernel.q_list_triggers(session_id=alice, trigger_id=trigger_id, runs=5)
         got.append(("q_list_triggers", runs))
         gone = await kernel.q_delete_trigger(session_id=alice, trigger_id=trigger_id)
@@ -147,6 +159,7 @@ def test_a_real_kernels_replies_are_their_structs_key_for_key(tmp_path: Path) ->
     seen = set()
     for method, reply in run_kernel(tmp_path, body, workers=1):
         struct = METHODS[method].reply
+        assert isinstance(reply, struct), f"{method} answers a {type(reply).__name__}"
         wire = _wire(reply)
         unknown = set(wire) - set(struct.__struct_fields__)
         assert not unknown, f"{method} sends keys its {struct.__name__} lacks: {unknown}"

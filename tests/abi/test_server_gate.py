@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from qmk.abi.door import Door
 from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import ServeError, Server, ServerConfig
-from qmk.errors import AuthError, SessionError
+from qmk.errors import AuthError, NotFoundError, SessionError
 from qmk.kernel.clock import ManualClock
 from support.wire import GUARD_S, Conn, request, until
 
@@ -46,14 +47,34 @@ class Doorman:
     async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
         if session_id != "s":
             raise SessionError("not a session id")
+        if job_id == "gone":
+            raise NotFoundError(f"no job {job_id!r}")
         return {"job_id": job_id, "state": "QUEUED"}
+
+
+class DoormanProbe:
+    """What the door reads of the :class:`Doorman` (its one session is ``s``)."""
+
+    max_graph_nodes = 100
+
+    def session_tenant(self, session_id: str) -> str:
+        if session_id != "s":
+            raise SessionError("not a session id")
+        return "t"
+
+    async def lower(self, tenant: str, work: Any, *, what: str = "") -> Any:
+        return work(), 0.0
+
+    def charge(self, tenant: str, seconds: float) -> None:
+        pass
 
 
 Body = Callable[[Server, ManualClock, Doorman], Awaitable[None]]
 
 
-def serving(tmp_path: Path, body: Body, **options: Any) -> None:
-    """Run ``body(server, clock, kernel)`` against a live server on a manual clock."""
+def serving(tmp_path: Path, body: Body, *, probe: bool = False, **options: Any) -> None:
+    """Run ``body(server, clock, kernel)`` against a live server on a manual clock
+    (``probe``: its door checks sessions, as ``qmk serve``'s does)."""
     kernel = Doorman()
 
     async def main() -> None:
@@ -62,7 +83,8 @@ def serving(tmp_path: Path, body: Body, **options: Any) -> None:
         if "tcp" not in options:
             options.setdefault("socket_path", tmp_path / "k.sock")
         config = ServerConfig(**options)
-        server = Server(RpcCore(kernel), config, clock=clock)
+        door = Door(kernel, config, probe=DoormanProbe() if probe else None, clock=clock)
+        server = Server(RpcCore(kernel), config, clock=clock, door=door)
         task = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
         await asyncio.wait_for(ready.wait(), GUARD_S)
         try:
@@ -167,6 +189,24 @@ def test_a_failing_request_in_flight_at_the_deadline_gets_its_reply_before_the_c
         assert await conn.closed_by_server()
 
     serving(tmp_path, body, auth_timeout_s=2.0)
+
+
+def test_a_call_that_shows_a_valid_session_signs_its_connection_in_though_it_fails(tmp_path):
+    """The deadline is the door's, as on every wire: a connection is signed in once a call
+    of it shows a valid session (or a good key), whatever the call then answers; the
+    JSON-RPC server used to wait for a request that succeeded."""
+
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        conn = await Conn.open(server)
+        missing = await conn.call("q_status", ["s", "gone"])
+        assert missing["error"]["data"]["code"] == "QS1005"  # refused, its session valid
+        clock.advance(3600)  # long past the deadline: it stays
+        for _ in range(10):  # let a deadline's timer run, were one left
+            await asyncio.sleep(0)
+        assert (await conn.call("q_status", ["s", "j"], 2))["result"]["state"] == "QUEUED"
+        conn.close()
+
+    serving(tmp_path, body, probe=True, auth_timeout_s=2.0)
 
 
 # --------------------------------------------------------------------------- accept rates

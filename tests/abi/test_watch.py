@@ -115,7 +115,7 @@ def serving(tmp_path: Path, body: Body, **server: Any) -> Any:
 def test_a_watch_hears_a_device_jobs_parts_while_it_runs_then_its_result_and_end(tmp_path):
     async def body(kernel, server, path, gates):
         async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
-            job_id = (await client.q_device_submit(job=JOB, policy=STREAM))["job_id"]
+            job_id = (await client.q_device_submit(job=JOB, policy=STREAM)).job_id
             events: list[dict[str, Any]] = []
             held = None
             async for event in client.watch(job_id, ["measurements"]):
@@ -129,7 +129,7 @@ def test_a_watch_hears_a_device_jobs_parts_while_it_runs_then_its_result_and_end
         return events, held, page
 
     events, held, page = serving(tmp_path, body)
-    assert held["state"] == "RUNNING"
+    assert held.state == "RUNNING"
     names = [e["event"] for e in events]
     assert names[0] == "state" and names[-2:] == ["result", "end"]
     assert events[-1]["data"] == {"reason": "result"} and events[-1]["seq"] is None
@@ -141,7 +141,7 @@ def test_a_watch_hears_a_device_jobs_parts_while_it_runs_then_its_result_and_end
     assert {p["artifact"] for p in parts} == {"measurements"}
     assert [p["part"] for p in parts] == list(range(math.ceil(JOB["shots"] / PART_RECORDS)))
     sent = sorted((r for p in parts for r in p["records"]), key=lambda r: r["shot"])
-    assert sent == page["records"]
+    assert sent == page.records
 
 
 def test_watches_past_the_session_and_tenant_limits_are_refused_until_one_ends(tmp_path):
@@ -151,7 +151,7 @@ def test_watches_past_the_session_and_tenant_limits_are_refused_until_one_ends(t
             await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as second,
             await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as third,
         ):
-            job_id = (await first.q_device_submit(job=JOB))["job_id"]  # held before it starts
+            job_id = (await first.q_device_submit(job=JOB)).job_id  # held before it starts
             watch = await first._call("q_watch", {"job_id": job_id, "streams": None})
             refused = []
             for client in (first, second, third):
@@ -186,7 +186,7 @@ def test_a_client_that_does_not_read_its_events_holds_a_bounded_buffer_and_is_dr
     async def body(kernel, server, path, gates):
         async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
             big = dict(JOB, shots=6 * CHUNK_SHOTS)
-            job_id = (await client.q_device_submit(job=big, policy=STREAM))["job_id"]
+            job_id = (await client.q_device_submit(job=big, policy=STREAM)).job_id
             watch = {"session_id": client.session_id, "job_id": job_id}
 
             def open_watch() -> socket.socket:  # blocking: off the loop that serves it
@@ -212,15 +212,16 @@ def test_a_client_that_does_not_read_its_events_holds_a_bounded_buffer_and_is_dr
             sock.close()
             return again, done
 
-    with caplog.at_level(logging.WARNING, logger="qmk.abi.server"):
+    with caplog.at_level(logging.WARNING, logger="qmk.abi.door"):  # the connection's guard
         again, done = serving(
             tmp_path, body, max_unsent_bytes=unsent, write_timeout_s=0.2, max_streams_per_session=1
         )
-    assert done["state"] == "COMPLETED" and again["streams"] == ["pulses"]
+    assert done.state == "COMPLETED" and again["streams"] == ["pulses"]
     # what it held for the client when it dropped it (its own figure, not a poll's, which
     # a busy loop can miss): its bound and one event (a part of 256 records)
-    (dropped,) = (r for r in caplog.records if r.getMessage().startswith("dropped a connection"))
-    buffered = dropped.args[0] if isinstance(dropped.args, tuple) else None
+    dropping = "JSON-RPC: dropped a connection"
+    (dropped,) = (r for r in caplog.records if r.getMessage().startswith(dropping))
+    buffered = dropped.args[1] if isinstance(dropped.args, tuple) else None
     assert isinstance(buffered, int) and unsent < buffered <= unsent + 64 * 1024, buffered
 
 
@@ -244,7 +245,7 @@ def test_qmk_device_artifacts_follow_prints_parts_as_they_come(tmp_path):
 
     async def body(kernel, server, path, gates):
         async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
-            job_id = (await client.q_device_submit(job=JOB, policy=STREAM))["job_id"]
+            job_id = (await client.q_device_submit(job=JOB, policy=STREAM)).job_id
             out, err = Lines(), io.StringIO()
             argv = ["device", "artifacts", job_id, "--follow", "--socket", path]
             argv += ["--tenant", "dave", "--key", KEY]
@@ -252,7 +253,7 @@ def test_qmk_device_artifacts_follow_prints_parts_as_they_come(tmp_path):
             await asyncio.to_thread(out.wait_for, "state RUNNING")  # its watch is open
             gates.start.release()
             await asyncio.to_thread(out.wait_for, "measurements part 1/")
-            held = (await client.q_status(job_id))["state"]
+            held = (await client.q_status(job_id)).state
             gates.pause.open()
             status = await follow
             return held, status, out.getvalue(), err.getvalue()

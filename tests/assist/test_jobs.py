@@ -78,20 +78,20 @@ def test_the_run_tool_runs_a_job_of_the_caller_metered_and_listed(chat, tmp_path
     async def body(kernel: Any) -> Any:
         sid = await login(kernel, "alice")
         answer = await kernel.q_assist(session_id=sid, prompt="run a Bell pair", assist_id="r1")
-        ran = answer["tool_results"][0]["result"]
+        ran = answer.tool_results[0]["result"]
         job = await kernel.q_status(session_id=sid, job_id=ran["job_id"])
         usage = await kernel.q_usage(session_id=sid, job_id=ran["job_id"])
         listed = await kernel.q_list_jobs(session_id=sid)
         return answer, ran, job, usage, listed, _assist_lines(kernel, "r1")
 
     answer, ran, job, usage, listed, lines = run_kernel(tmp_path, body, config=config)
-    assert answer["status"] == "answered" and ran["ok"] is True, ran
-    assert job["state"] == "COMPLETED" and job["tenant"] == "alice"
-    assert (job["shots"], job["seed"]) == (100, 3)
-    assert ran["counts"] == dict(job["result"]["counts"])
+    assert answer.status == "answered" and ran["ok"] is True, ran
+    assert job.state == "COMPLETED" and job.tenant == "alice"
+    assert (job.shots, job.seed) == (100, 3)
+    assert ran["counts"] == dict(job.result["counts"])
     assert set(ran["counts"]) <= {"00", "11"} and sum(ran["counts"].values()) == 100
-    assert usage["count"] == 1 and usage["records"][0]["shots"] == 100  # metered
-    assert ran["job_id"] in [j["job_id"] for j in listed["jobs"]]
+    assert usage.count == 1 and usage.records[0]["shots"] == 100  # metered
+    assert ran["job_id"] in [j.job_id for j in listed.jobs]
     result_line = next(line for line in lines if line["step"] == "tool-result")
     assert result_line["job_id"] == ran["job_id"] and result_line["ok"] is True
 
@@ -108,7 +108,7 @@ def test_the_run_tool_is_refused_past_the_callers_qubits_and_capabilities(chat, 
         for program in (wide, magic):
             chat.calls["run"] = {"name": "run", "arguments": {"program": program, "shots": 10}}
             answer = await kernel.q_assist(session_id=sid, prompt="run it")
-            results.append(answer["tool_results"][0]["result"])
+            results.append(answer.tool_results[0]["result"])
         jobs = await kernel.q_list_jobs(session_id=sid)
         usage = await kernel.q_usage(session_id=sid)
         return results, jobs, usage
@@ -118,7 +118,7 @@ def test_the_run_tool_is_refused_past_the_callers_qubits_and_capabilities(chat, 
     assert "max_logical_qubits" in wide_run["error"] or "qubits" in wide_run["error"]
     assert magic_run["ok"] is False and magic_run["code"] == "QS1004", magic_run
     assert "CAP_MAGIC" in magic_run["error"]
-    assert jobs["jobs"] == [] and usage["count"] == 0  # nothing ran anywhere
+    assert jobs.jobs == [] and usage.count == 0  # nothing ran anywhere
 
 
 def test_with_no_model_a_loop_is_refused_at_the_node_cap_before_it_unrolls(tmp_path: Path):
@@ -129,8 +129,8 @@ def test_with_no_model_a_loop_is_refused_at_the_node_cap_before_it_unrolls(tmp_p
         return await kernel.q_assist(session_id=sid, prompt="what does it cost?", program=loop)
 
     answer = run_kernel(tmp_path, body, config=_config({}))
-    assert answer["status"] == "advice"
-    refused = answer["advice"][-1]
+    assert answer.status == "advice"
+    refused = answer.advice[-1]
     assert "QMK refuses it" in refused and "QS1006" in refused, refused
     assert "max_graph_nodes" in refused
 
@@ -152,11 +152,11 @@ def test_the_tools_program_work_is_charged_to_the_tenants_cpu_budget(tmp_path: P
     )
     # the first tool's work spent the budget: the next tools were refused, as the submit
     assert (
-        answer["advice"][0]
+        answer.advice[0]
         == "program: verifies; info: QMK refused it: QS1006: "
-        + (answer["advice"][0].split("QS1006: ", 1)[1])
+        + (answer.advice[0].split("QS1006: ", 1)[1])
     )
-    assert "cpu_s_per_s" in answer["advice"][0], answer["advice"]
+    assert "cpu_s_per_s" in answer.advice[0], answer.advice
     assert refused.details["limit"] == "cpu_s_per_s"  # the advice's work was alice's
 
 
@@ -193,7 +193,7 @@ def test_questions_hold_the_desks_own_threads_within_the_caps(chat, tmp_path: Pa
     mine, full, answers = run_kernel(tmp_path, body, config=config)
     assert mine.code == "QS1006" and mine.details["limit"] == "concurrent_questions"
     assert full.code == "QS1011" and full.details["limit"] == "max_concurrent"
-    assert [a["tool_results"][0]["result"]["ok"] for a in answers] == [True, True, True]
+    assert [a.tool_results[0]["result"]["ok"] for a in answers] == [True, True, True]
 
 
 def test_under_qmk_serve_the_tools_syscalls_pass_the_door_as_the_assist_wire(chat, tmp_path: Path):
@@ -212,5 +212,5 @@ def test_under_qmk_serve_the_tools_syscalls_pass_the_door_as_the_assist_wire(cha
         return answer, seen
 
     answer, seen = run_kernel(tmp_path, body, config=config)
-    assert answer["tool_results"][0]["result"]["ok"] is True
+    assert answer.tool_results[0]["result"]["ok"] is True
     assert seen == [("assist", "q_submit"), ("assist", "q_wait")]

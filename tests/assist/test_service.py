@@ -95,8 +95,8 @@ def test_with_no_model_the_kernel_gives_its_own_advice(tmp_path):
         )
 
     answer = run_kernel(tmp_path, body, config=_config({}))
-    assert answer["status"] == "advice"
-    assert any(line.startswith("estimate:") for line in answer["advice"])
+    assert answer.status == "advice"
+    assert any(line.startswith("estimate:") for line in answer.advice)
 
 
 def test_post_v1_assist_streams_the_steps_then_the_answer(llama, tmp_path):

@@ -153,9 +153,9 @@ def test_a_flood_of_idle_connections_is_refused_past_the_descriptors_and_jobs_st
             assert reply["error"]["data"]["reason"] == "too-many-connections"
             assert reply["error"]["data"]["limit"] == accepted + 1  # and the client's own
         gate.open()
-        assert client.q_wait(held["job_id"], 60_000)["state"] == "COMPLETED"
+        assert client.q_wait(held.job_id, 60_000).state == "COMPLETED"
         again = client.q_submit(BELL, 100, 8)  # the kernel still has descriptors to work
-        assert client.q_wait(again["job_id"], 60_000)["state"] == "COMPLETED"
+        assert client.q_wait(again.job_id, 60_000).state == "COMPLETED"
         for raw in flood:
             raw.close()
         client.close()
@@ -200,7 +200,7 @@ def test_a_process_may_hold_its_share_of_connections_and_others_are_still_served
         assert attacker.stdout is not None and attacker.stdin is not None
         assert json.loads(attacker.stdout.readline()) == {"refused": 12}
         with Client.connect(str(server.socket), **ALICE) as client:  # another process
-            assert client.q_resource_query()["tenant"]
+            assert client.q_resource_query().tenant
     finally:
         assert attacker.stdin is not None
         attacker.stdin.close()
@@ -250,9 +250,9 @@ def test_a_client_that_pipelines_and_never_reads_stalls_no_one_and_sigterm_still
     assert sent < len(flood)  # the hog's socket is full: it pipelines faster than it reads
     with Client.connect(str(server.socket), **ALICE) as client:
         for _ in range(50):
-            assert client.q_resource_query()["tenant"]
+            assert client.q_resource_query().tenant
         job = client.q_submit(BELL, 100, 3)
-        assert client.q_wait(job["job_id"], 60_000)["state"] == "COMPLETED"
+        assert client.q_wait(job.job_id, 60_000).state == "COMPLETED"
     assert server.stop(60) == 0  # the hog never reads: the drain's deadline cuts it
     assert not server.socket.exists()
     hog.close()

@@ -63,10 +63,10 @@ def _serve(root: Path, started: list[ServerProcess], url: str, **billing: Any) -
 def _run_job(server: ServerProcess, seed: int = 5) -> dict[str, Any]:
     with Client.connect(str(server.socket), **ALICE) as client:
         job = client.q_submit(BELL, 40, seed)
-        done = client.q_wait(job["job_id"], 60_000)
-        assert done["state"] == "COMPLETED", done
-        usage = client.q_usage(job_id=job["job_id"])
-    (record,) = usage["records"]
+        done = client.q_wait(job.job_id, 60_000)
+        assert done.state == "COMPLETED", done
+        usage = client.q_usage(job_id=job.job_id)
+    (record,) = usage.records
     return record
 
 
@@ -186,7 +186,7 @@ def test_a_delivery_cut_by_kill_9_is_delivered_again_after_the_restart(
         assert second.body == first.body
         _check_signed(second, record)
         with Client.connect(str(server.socket), **ALICE) as client:
-            assert client.q_usage()["records"] == [record]  # metered once, delivered twice
+            assert client.q_usage().records == [record]  # metered once, delivered twice
     assert len(receiver.requests) == 2
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec import UNSET
 
 from qmk.client import Client
 from qmk.errors import InvalidArgument
@@ -77,28 +78,28 @@ def test_an_identical_submit_is_a_cache_hit_and_other_tenants_and_opt_outs_run(
             with connect(server, "alice") as alice, connect(server, "bob") as bob:
                 first = alice.q_submit(GRAPH, SHOTS, SEED)
                 gate.release(1)
-                first = alice.q_wait(first["job_id"], 60_000)
+                first = alice.q_wait(first.job_id, 60_000)
                 hit = alice.q_submit(GRAPH, SHOTS, SEED)
-                telemetry = alice.q_get_telemetry(hit["job_id"])
+                telemetry = alice.q_get_telemetry(hit.job_id)
                 other = bob.q_submit(GRAPH, SHOTS, SEED)
                 opted_out = alice.q_submit(GRAPH, SHOTS, SEED, {"cache": False})
-                assert other["state"] == "QUEUED" and opted_out["state"] == "QUEUED"
+                assert other.state == "QUEUED" and opted_out.state == "QUEUED"
                 gate.release(2)
-                other = bob.q_wait(other["job_id"], 60_000)
-                opted_out = alice.q_wait(opted_out["job_id"], 60_000)
+                other = bob.q_wait(other.job_id, 60_000)
+                opted_out = alice.q_wait(opted_out.job_id, 60_000)
         finally:
             assert server.stop() == 0, server.output()
-    assert first["state"] == "COMPLETED" and hit["state"] == "COMPLETED"
-    assert hit["cached_from"] == first["job_id"]
-    assert hit["result"]["counts"] == first["result"]["counts"]
-    assert hit["result"]["telemetry"]["cache_hit"] is True
-    assert telemetry["attempts"] == 0
+    assert first.state == "COMPLETED" and hit.state == "COMPLETED"
+    assert hit.cached_from == first.job_id
+    assert hit.result["counts"] == first.result["counts"]
+    assert hit.result["telemetry"]["cache_hit"] is True
+    assert telemetry.attempts == 0
     for ran in (other, opted_out):
-        assert ran["state"] == "COMPLETED" and "cached_from" not in ran
-        assert ran["result"]["telemetry"]["cache_hit"] is False
+        assert ran.state == "COMPLETED" and ran.cached_from is UNSET
+        assert ran.result["telemetry"]["cache_hit"] is False
         # the same run: the same counts, by a run of its own
-        assert ran["result"]["counts"] == first["result"]["counts"]
-    report = replayed(server, hit["job_id"])
+        assert ran.result["counts"] == first.result["counts"]
+    report = replayed(server, hit.job_id)
     assert report["same"] is True
 
 
@@ -109,23 +110,23 @@ def test_a_source_purged_by_retention_answers_no_later_submit(tmp_path: Path) ->
             with connect(server, "alice") as alice:
                 first = alice.q_submit(GRAPH, SHOTS, SEED)
                 gate.release(1)
-                alice.q_wait(first["job_id"], 60_000)
+                alice.q_wait(first.job_id, 60_000)
                 # the kernel's retention sweep deletes the result (a state it reaches,
                 # whatever the machine's speed; the limit only guards against a hang)
                 end = time.monotonic() + 60
-                while "result_error" not in alice.q_status(first["job_id"]):
+                while alice.q_status(first.job_id).result_error is UNSET:
                     assert time.monotonic() < end, "the result was never deleted"
                     time.sleep(0.05)
-                assert alice.q_status(first["job_id"])["result_error"]["code"] == "QK306"
+                assert alice.q_status(first.job_id).result_error.code == "QK306"
                 again = alice.q_submit(GRAPH, SHOTS, SEED)
-                assert again["state"] == "QUEUED"  # held at the gate: it runs
+                assert again.state == "QUEUED"  # held at the gate: it runs
                 gate.release(1)
-                again = alice.q_wait(again["job_id"], 60_000)
-                telemetry = alice.q_get_telemetry(again["job_id"])
+                again = alice.q_wait(again.job_id, 60_000)
+                telemetry = alice.q_get_telemetry(again.job_id)
         finally:
             assert server.stop() == 0, server.output()
-    assert again["state"] == "COMPLETED" and "cached_from" not in again
-    assert telemetry["attempts"] == 1
+    assert again.state == "COMPLETED" and again.cached_from is UNSET
+    assert telemetry.attempts == 1
 
 
 def test_jobs_with_their_own_noise_models_are_attested_apart_and_each_replays(

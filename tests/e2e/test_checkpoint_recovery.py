@@ -18,21 +18,21 @@ def test_a_job_checkpointed_before_a_kill_9_resumes_from_it_after_a_restart(serv
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("crash", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
-            job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False})["job_id"]
+            job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False}).job_id
             until_running(client, job_id)
             # the job is held at its first fence: the checkpoint is saved there, now
             checkpoint = client.q_checkpoint(job_id)
-            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
-            assert client.q_status(job_id)["state"] == "RUNNING"
+            assert checkpoint.saved is True and checkpoint.program_epoch == 1
+            assert client.q_status(job_id).state == "RUNNING"
         server.kill()
     server.start()  # same data dir, no pause gate
     with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
         done = client.q_wait(job_id, timeout_ms=60_000)
         telemetry = client.q_get_telemetry(job_id)
-    assert done["state"] == "COMPLETED", done
-    assert done["result"]["counts"] == uninterrupted()
-    assert done["result"]["telemetry"]["resumed_from_epoch"] == 1
-    assert telemetry["attempts"] == 2
+    assert done.state == "COMPLETED", done
+    assert done.result["counts"] == uninterrupted()
+    assert done.result["telemetry"]["resumed_from_epoch"] == 1
+    assert telemetry.attempts == 2
     assert server.stop() == 0
 
 
@@ -52,20 +52,20 @@ def test_after_a_restart_that_changes_the_routers_choice_a_job_resumes_on_the_sa
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("rerouted", workers=1, env=small, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
-            job_id = client.q_submit(graph.to_json(), shots, seed, policy=policy)["job_id"]
+            job_id = client.q_submit(graph.to_json(), shots, seed, policy=policy).job_id
             until_running(client, job_id)
-            assert client.q_checkpoint(job_id)["saved"] is True  # held at its fence
+            assert client.q_checkpoint(job_id).saved is True  # held at its fence
         server.kill()
     server.start()  # the default allowance
     with Client.connect(str(server.socket), tenant="alice", key="alice-secret-key") as client:
         done = client.q_wait(job_id, timeout_ms=60_000)
-        fresh = client.q_submit(graph.to_json(), shots, seed + 1, policy=policy)["job_id"]
+        fresh = client.q_submit(graph.to_json(), shots, seed + 1, policy=policy).job_id
         fresh = client.q_wait(fresh, timeout_ms=60_000)
-    assert fresh["state"] == "COMPLETED", fresh["error"]
-    assert fresh["result"]["telemetry"]["engine"] != whole.engine, "the router must now differ"
-    assert done["state"] == "COMPLETED", done
-    telemetry = done["result"]["telemetry"]
+    assert fresh.state == "COMPLETED", fresh.error
+    assert fresh.result["telemetry"]["engine"] != whole.engine, "the router must now differ"
+    assert done.state == "COMPLETED", done
+    telemetry = done.result["telemetry"]
     assert telemetry["engine"] == whole.engine and telemetry["resumed_from_epoch"] == 1
     assert telemetry["engine_reason"].startswith("resumes where its checkpoint left off")
-    assert done["result"]["counts"] == dict(whole.counts)
+    assert done.result["counts"] == dict(whole.counts)
     assert server.stop() == 0

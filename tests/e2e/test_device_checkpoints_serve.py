@@ -50,20 +50,20 @@ def test_a_device_job_checkpointed_before_a_kill_9_resumes_from_it(serve, tmp_pa
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-crash", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
-            job_id = client.q_device_submit(job=JOB)["job_id"]
+            job_id = client.q_device_submit(job=JOB).job_id
             until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1, checkpoint
-            assert client.q_status(job_id)["state"] == "RUNNING"
+            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
+            assert client.q_status(job_id).state == "RUNNING"
         server.kill()
     server.start()  # the same data dir, no pause gate
     with Client.connect(str(server.socket), **ADA) as client:
         done = client.q_wait(job_id, timeout_ms=120_000)
         telemetry = client.q_get_telemetry(job_id)
-    assert done["state"] == "COMPLETED", done
-    assert done["result"]["counts"] == run_job(JOB).counts()
-    assert done["result"]["telemetry"]["resumed_from_epoch"] == 1  # not from the start
-    assert telemetry["attempts"] == 2
+    assert done.state == "COMPLETED", done
+    assert done.result["counts"] == run_job(JOB).counts()
+    assert done.result["telemetry"]["resumed_from_epoch"] == 1  # not from the start
+    assert telemetry.attempts == 2
     assert server.stop() == 0
 
 
@@ -71,17 +71,17 @@ def test_an_urgent_job_preempts_a_device_job_between_chunks_and_it_resumes(serve
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-preempt", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
-            job_id = client.q_device_submit(job=JOB, policy={"priority": 1})["job_id"]
+            job_id = client.q_device_submit(job=JOB, policy={"priority": 1}).job_id
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
-            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done
-            assert client.q_get_telemetry(job_id)["preemptions"] == 1
+            done = client.q_wait(urgent.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done
+            assert client.q_get_telemetry(job_id).preemptions == 1
             pause.open()
             final = client.q_wait(job_id, timeout_ms=120_000)
-    assert final["state"] == "COMPLETED", final
-    assert final["result"]["counts"] == run_job(JOB).counts()
-    assert final["result"]["telemetry"]["preempted_at_epochs"] == [1]
-    assert final["result"]["telemetry"]["resumed_from_epoch"] == 1
+    assert final.state == "COMPLETED", final
+    assert final.result["counts"] == run_job(JOB).counts()
+    assert final.result["telemetry"]["preempted_at_epochs"] == [1]
+    assert final.result["telemetry"]["resumed_from_epoch"] == 1
 
 
 #: Sixteen atoms on the statevector with gate noise, dephasing and damping: its shots, fewer
@@ -96,13 +96,13 @@ def test_q_checkpoint_of_a_wide_statevector_job_is_answered_within_its_chunk(ser
         server = serve("device-wide", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
             job = client.q_submit(WIDE, WIDE["shots"], WIDE["seed"], target="neutral-atom")
-            job_id = job["job_id"]
+            job_id = job.job_id
             until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1, checkpoint
-            assert client.q_status(job_id)["state"] == "RUNNING"
+            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
+            assert client.q_status(job_id).state == "RUNNING"
             pause.open()
             done = client.q_wait(job_id, timeout_ms=300_000)
-    assert done["state"] == "COMPLETED", done
-    assert done["result"]["counts"] == run_job(WIDE).counts()
-    assert done["result"]["telemetry"]["checkpoints"] == 1
+    assert done.state == "COMPLETED", done
+    assert done.result["counts"] == run_job(WIDE).counts()
+    assert done.result["telemetry"]["checkpoints"] == 1

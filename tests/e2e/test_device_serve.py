@@ -39,14 +39,14 @@ def test_device_jobs_through_a_real_server(serve):
         socket, tenant="ada", key="ada-secret-key", caps=["CAP_ALLOC", "CAP_DEVICE_NA"]
     ) as client:
         accepted = client.q_device_submit(job=JOB)
-        done = client.q_wait(job_id=accepted["job_id"], timeout_ms=120_000)
-        telemetry = client.q_get_telemetry(job_id=accepted["job_id"])
+        done = client.q_wait(job_id=accepted.job_id, timeout_ms=120_000)
+        telemetry = client.q_get_telemetry(job_id=accepted.job_id)
         too_big = dict(JOB, program=[{"op": "AllocArray", "n_qubits": 8}, *JOB["program"][1:]])
         with pytest.raises(QuotaError) as quota:
             client.q_device_submit(job=too_big)
-    assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == run_job(JOB).counts()
-    assert telemetry["telemetry"]["atoms"] == 4
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == run_job(JOB).counts()
+    assert telemetry.telemetry["atoms"] == 4
     assert quota.value.code == "QS1006" and quota.value.details["limit"] == "max_atoms"
     bob = Client.connect(socket, tenant="bob", key="bob-secret-key", caps=["CAP_ALLOC"])
     with bob as client, pytest.raises(CapabilityError) as refused:

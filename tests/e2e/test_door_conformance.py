@@ -6,8 +6,9 @@ Each scenario starts one server with every listener (JSON-RPC on TCP, REST, gRPC
 from 127.0.0.1, so one peer for the door) under the ``[server]`` limits it needs, and
 drives the wire under test in its own protocol, checking a property of the door:
 authentication before any work, the graph cap before a loop unrolls, program text
-charged to the tenant, the size limit before sign-in, connections per peer and in total
-on every listener together, the deadline of a connection that never signs in, failed
+charged to the tenant, the size limit before and after sign-in, connections per peer and
+in total on every listener together, the deadline of a connection that never signs in
+(idle, or sending a request it never finishes: each connection's one guard), failed
 logins per peer on every wire together, stream caps shared by every wire, a client that
 does not read dropped, a tenant's rate of audit-writing calls, every call in the
 metrics, a flood of idle connections past the descriptors; and what is done to the data
@@ -24,6 +25,7 @@ bench/bench_attacks.py's, which runs the same scenarios on every wire.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -48,6 +50,8 @@ from support.wires import (
     FLOOD_LIMITS,
     GUARD_S,
     HELD,
+    READ,
+    TOO_LARGE,
     WIRES,
     DoorServer,
     Wire,
@@ -127,8 +131,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DoorServer, 
     server = DoorServer(tmp_path_factory.mktemp("big"), server={"write_timeout_s": 1}).start()
     with jsonrpc(server) as client:
         job = client.q_submit(uniform_graph(20).to_json(), 300_000, 7, policy={"noise": False})
-        assert client.q_wait(job["job_id"], 600_000)["state"] == "COMPLETED"
-    yield server, str(job["job_id"])
+        assert client.q_wait(job.job_id, 600_000).state == "COMPLETED"
+    yield server, str(job.job_id)
     assert server.stop() == 0, server.log()
 
 
@@ -186,6 +190,16 @@ def test_a_request_past_the_size_limit_before_sign_in_is_not_read(wire: Wire, se
     assert wire.login(server, "alice")  # a login of the usual size is
 
 
+def test_a_request_past_max_line_is_refused_unread_after_sign_in_too(
+    wire: Wire, serve: Serve
+) -> None:
+    server = serve(server={"max_line": 256 * 1024})
+    session = wire.session(server, "alice")
+    # past the limit before sign-in (64 KiB), within max_line: read, once signed in
+    assert on_wire(lambda: wire.padded(server, session, 128 * 1024)) == READ
+    assert wire.padded(server, session, 512 * 1024) == TOO_LARGE
+
+
 def test_a_tenants_audit_writing_calls_are_limited_on_every_wire_together(
     wire: Wire, serve: Serve
 ) -> None:
@@ -233,7 +247,7 @@ def test_every_wires_calls_are_timed_in_the_metrics_under_its_name(
 
     server = shared
     with jsonrpc(server) as client:
-        job = client.q_submit(uniform_graph(1).to_json(), 10, 1)["job_id"]
+        job = client.q_submit(uniform_graph(1).to_json(), 10, 1).job_id
     session = wire.session(server, "alice")
     method = wire.timed(server, session, job)
     text = httpx.get(f"{server.url}/metrics", timeout=GUARD_S).text
@@ -315,6 +329,37 @@ def test_a_connection_that_never_signs_in_is_closed_at_its_deadline(
         sock.close()
 
 
+def test_a_connection_that_keeps_sending_but_never_signs_in_is_closed_at_its_deadline(
+    wire: Wire, shared: DoorServer
+) -> None:
+    server = shared  # its authentication deadline: 2 s
+    sock = on_wire(lambda: wire.open(server))
+    begun, more = wire.unfinished()
+    sock.sendall(begun)
+    received = b""
+    deadline = time.monotonic() + GUARD_S
+    try:
+        while True:  # a byte every 50 ms: never idle, never signed in (slowloris)
+            assert time.monotonic() < deadline, "the server never closed it"
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionError:
+                    break
+                if not chunk:
+                    break
+                received += chunk
+                continue
+            try:
+                sock.sendall(more)
+            except OSError:
+                break  # closed while it wrote
+    finally:
+        sock.close()
+    assert wire.expired in received, received[-300:]
+
+
 def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_still_run(
     wire: Wire, serve: Serve, tmp_path: Path
 ) -> None:
@@ -325,7 +370,7 @@ def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_st
             hooks=gate.hooks(),
         )
         client = jsonrpc(server)
-        held = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # in its worker
+        held = client.q_submit(uniform_graph(2).to_json(), 10, 1).job_id  # in its worker
         kept: list[socket.socket] = []
         try:
             outcomes = on_wire(lambda: hold(wire, server, 200, kept))
@@ -335,9 +380,9 @@ def test_a_flood_of_idle_connections_past_the_descriptors_is_refused_and_jobs_st
             # past the refusals it lingers on at once (32), one may be cut before it reads
             assert set(outcomes[first:]) <= {"too-many-connections", "closed"}, outcomes
             gate.open()
-            assert client.q_wait(held, 60_000)["state"] == "COMPLETED"
-            again = client.q_submit(uniform_graph(2).to_json(), 10, 2)["job_id"]
-            assert client.q_wait(again, 60_000)["state"] == "COMPLETED"
+            assert client.q_wait(held, 60_000).state == "COMPLETED"
+            again = client.q_submit(uniform_graph(2).to_json(), 10, 2).job_id
+            assert client.q_wait(again, 60_000).state == "COMPLETED"
         finally:
             for sock in kept:
                 sock.close()
@@ -357,7 +402,7 @@ def test_live_streams_of_a_session_and_a_tenant_are_capped_on_every_wire_togethe
             hooks=gate.hooks(),
         )
         with jsonrpc(server) as client:
-            job = client.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]  # held
+            job = client.q_submit(uniform_graph(2).to_json(), 10, 1).job_id  # held
         first, second = wire.session(server, "alice"), wire.session(server, "alice")
         ends: list[Callable[[], None]] = []
         try:
@@ -409,8 +454,8 @@ def held_then_stopped(serve: Serve, tmp_path: Path) -> tuple[DoorServer, str, st
     with WorkerGate(tmp_path) as gate:
         server = serve(hooks=gate.hooks())
         with jsonrpc(server) as alice, jsonrpc(server, "bob") as bob:
-            held = alice.q_submit(BELL_QVM, 10, 1)["job_id"]
-            queued = bob.q_submit(BELL_QVM, 10, 2)["job_id"]
+            held = alice.q_submit(BELL_QVM, 10, 1).job_id
+            queued = bob.q_submit(BELL_QVM, 10, 2).job_id
         assert server.stop() == 0, server.log()
     server.hooks = None
     return server, str(held), str(queued)
@@ -424,7 +469,7 @@ def refused_at_restart(wire: Wire, server: DoorServer, held: str, queued: str) -
     ended = on_wire(lambda: wire.status(server, session, held))
     assert ended["state"] == "FAILED" and ended["error"]["code"] == "QK310", ended
     with jsonrpc(server, "bob") as bob:
-        assert bob.q_wait(queued, 60_000)["state"] == "COMPLETED"
+        assert bob.q_wait(queued, 60_000).state == "COMPLETED"
 
 
 def test_a_program_swapped_in_the_database_fails_its_job_at_restart_on_every_wire(
@@ -461,7 +506,7 @@ def test_a_login_flood_on_a_small_disk_keeps_its_log_within_it_on_every_wire(
         ).start()
         try:
             with jsonrpc(server) as alice:
-                job = alice.q_submit(BELL_QVM, 10, 1)["job_id"]
+                job = alice.q_submit(BELL_QVM, 10, 1).job_id
             for _ in range(4):
                 assert flood_logins(server, "alice", 500)[0] == {"granted": 500}
                 assert on_wire(lambda: wire.session(server, "alice"))

@@ -26,16 +26,16 @@ def _submit(server: Any, policy: dict[str, Any] | None, seed: int = 5) -> dict[s
     policy = {**(policy or {}), "error_budget": 0.1}
     with Client.connect(str(server.socket), tenant="alice", key=KEY) as alice:
         job = alice.q_submit(graph, 64, seed, policy)
-        final = alice.q_wait(job["job_id"], 600_000)
-        telemetry = alice.q_get_telemetry(job["job_id"])
+        final = alice.q_wait(job.job_id, 600_000)
+        telemetry = alice.q_get_telemetry(job.job_id)
     return {"final": final, "telemetry": telemetry}
 
 
 def test_the_routers_choice_for_the_noisy_program_completes_in_a_served_worker(serve):
     server = serve(workers=1)
     done = _submit(server, None)
-    assert done["final"]["state"] == defaults.COMPLETED, done["final"]
-    assert done["telemetry"]["telemetry"]["engine_reason"].startswith("cheapest of ")
+    assert done["final"].state == defaults.COMPLETED, done["final"]
+    assert done["telemetry"].telemetry["engine_reason"].startswith("cheapest of ")
 
 
 def test_aer_named_by_the_job_runs_in_a_served_worker_under_the_default_cap(serve):
@@ -46,5 +46,5 @@ def test_aer_named_by_the_job_runs_in_a_served_worker_under_the_default_cap(serv
     # twice in one worker: the second finds Aer's package imported (it was charged twice)
     for seed in (5, 6):
         done = _submit(server, {"engine": defaults.AER_STATEVECTOR}, seed)
-        assert done["final"]["state"] == defaults.COMPLETED, done["final"]
-        assert done["telemetry"]["telemetry"]["engine"] == defaults.AER_STATEVECTOR
+        assert done["final"].state == defaults.COMPLETED, done["final"]
+        assert done["telemetry"].telemetry["engine"] == defaults.AER_STATEVECTOR

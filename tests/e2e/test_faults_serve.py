@@ -103,19 +103,19 @@ def test_a_new_user_reads_the_device_ingests_a_calibration_and_runs_over_a_purif
         shots, seed = 100_000, 7
         with Client.connect(str(server.socket), tenant="alice", key=ALICE["key"]) as client:
             job = client.q_submit(bell_over_channel(), shots, seed, {"noise": False})
-            done = client.q_wait(job["job_id"], 120_000)
-            assert done["state"] == "COMPLETED", done
-            telemetry = client.q_get_telemetry(job["job_id"])
-            assert telemetry["telemetry"]["calibration"]["crossing_prefactor"] == 0.1
-        (action,) = telemetry["faults"]
+            done = client.q_wait(job.job_id, 120_000)
+            assert done.state == "COMPLETED", done
+            telemetry = client.q_get_telemetry(job.job_id)
+            assert telemetry.telemetry["calibration"]["crossing_prefactor"] == 0.1
+        (action,) = telemetry.faults
         purified = purify(0.9, target=0.95, max_rounds=3)
         assert action["action"] == "purify" and action["delivered_fidelity"] == purified.fidelity
-        counts = done["result"]["counts"]
+        counts = done.result["counts"]
         unequal = counts.get("01", 0) + counts.get("10", 0)
         p = 2 * (1 - purified.fidelity) / 3
         assert abs(unequal - shots * p) <= 5 * math.sqrt(shots * p * (1 - p)) + 1
 
-        code, out, err = qmk("audit", "replay", str(server.data_dir), job["job_id"])
+        code, out, err = qmk("audit", "replay", str(server.data_dir), job.job_id)
         assert code == 0, err  # the attestation holds the rewrite: replay agrees
     finally:
         assert server.stop() == 0, server.output()

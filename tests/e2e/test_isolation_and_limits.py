@@ -75,7 +75,7 @@ def _unb64(text: str) -> bytes:
 def test_another_tenants_job_is_not_found_exactly_like_an_unknown_one(shared_server):
     with connect(shared_server, "alice") as alice, connect(shared_server, "bob") as bob:
         job = alice.q_submit(example("bell"), 100, 5)
-        job_id = job["job_id"]
+        job_id = job.job_id
         unknown = job_id[:-4] + ("AAAA" if not job_id.endswith("AAAA") else "BBBB")
         for call in (bob.q_status, bob.q_wait, bob.q_cancel, bob.q_get_telemetry):
             with pytest.raises(NotFoundError) as theirs:
@@ -86,14 +86,14 @@ def test_another_tenants_job_is_not_found_exactly_like_an_unknown_one(shared_ser
             assert theirs.value.message.replace(job_id, "ID") == nobodys.value.message.replace(
                 unknown, "ID"
             )
-        assert job_id not in {j["job_id"] for j in bob.q_list_jobs()["jobs"]}
+        assert job_id not in {j.job_id for j in bob.q_list_jobs().jobs}
         final = alice.q_wait(job_id, 30_000)
-        assert final["state"] == "COMPLETED"  # bob's cancel did not touch it
+        assert final.state == "COMPLETED"  # bob's cancel did not touch it
 
 
 def test_forged_and_other_tenant_session_ids_are_rejected(shared_server):
     with connect(shared_server, "alice") as alice, connect(shared_server, "bob") as bob:
-        job_id = alice.q_submit(example("bell"), 10, 1)["job_id"]
+        job_id = alice.q_submit(example("bell"), 10, 1).job_id
         token = alice.session_id
         assert token is not None
         prefix, payload, mac = token.split(".")
@@ -184,7 +184,7 @@ def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
         try:
             long_job = alice.q_submit(wide_program(22, 1), 10, 1, {"noise": False})  # held
             limit = time.monotonic() + 60  # only guards against a hang
-            while alice.q_status(long_job["job_id"])["state"] != "RUNNING":
+            while alice.q_status(long_job.job_id).state != "RUNNING":
                 assert time.monotonic() < limit, "the long job never started"
                 time.sleep(0.01)
 
@@ -208,21 +208,21 @@ def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
             assert attempt == 2  # two of carol's jobs wait, the third is refused
 
             # cancel kills the held job's worker; the replacement runs the next jobs
-            assert alice.q_cancel(long_job["job_id"])["state"] == "CANCELLED"
+            assert alice.q_cancel(long_job.job_id).state == "CANCELLED"
             gate.open()
             small = alice.q_submit(example("bell"), 10, 2)
-            done = alice.q_wait(small["job_id"], 60_000)
-            assert done["state"] == "COMPLETED"
-            assert alice.q_status(long_job["job_id"])["state"] == "CANCELLED"
+            done = alice.q_wait(small.job_id, 60_000)
+            assert done.state == "COMPLETED"
+            assert alice.q_status(long_job.job_id).state == "CANCELLED"
 
             # expiry: the first session is over; an explicit stale id is refused...
             while time.time() <= stale_expires:
                 time.sleep(max(0.01, stale_expires - time.time()))
             with pytest.raises(SessionExpired) as caught:
-                alice.q_status(small["job_id"], session_id=stale_session)
+                alice.q_status(small.job_id, session_id=stale_session)
             assert caught.value.rpc_code == 1003
             # ...and the client renews its own session once, transparently
-            assert alice.q_status(small["job_id"])["state"] == "COMPLETED"
+            assert alice.q_status(small.job_id).state == "COMPLETED"
             assert alice.session_id != stale_session
         finally:
             alice.close()

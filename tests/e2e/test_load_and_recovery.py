@@ -44,8 +44,8 @@ async def one_client(socket: Path, tenant: str, key: str, client: int, jobs: int
         for index in range(jobs):
             name, shots, seed = job_spec(client, index)
             job = await conn.q_submit(graph(name), shots, seed)
-            assert job["state"] in {"QUEUED", "VALIDATING", "RUNNING", "COMPLETED"}
-            submitted.append((job["job_id"], name, shots, seed))
+            assert job.state in {"QUEUED", "VALIDATING", "RUNNING", "COMPLETED"}
+            submitted.append((job.job_id, name, shots, seed))
         finals = await asyncio.gather(
             *(conn.q_wait(job_id, timeout_ms=60_000) for job_id, *_ in submitted)
         )
@@ -71,19 +71,19 @@ def test_eight_concurrent_clients_with_fifty_jobs_each_all_complete_correctly(sh
     for submitted, finals, _ in outcomes:
         assert len(submitted) == 50 and len(finals) == 50
         for (job_id, name, shots, seed), job in zip(submitted, finals, strict=True):
-            assert job["job_id"] == job_id
-            assert job["state"] == "COMPLETED", job
-            assert job["result"]["counts"] == expected_counts(name, shots, seed)
-            assert job["seed"] == seed and job["shots"] == shots
+            assert job.job_id == job_id
+            assert job.state == "COMPLETED", job
+            assert job.result["counts"] == expected_counts(name, shots, seed)
+            assert job.seed == seed and job.shots == shots
             seen.add(job_id)
     assert len(seen) == 400  # every job id distinct, none lost
     by_tenant: dict[int, set[str]] = {0: set(), 1: set()}
     for client, (submitted, _, listed) in enumerate(outcomes):
         by_tenant[client % 2].update(job_id for job_id, *_ in submitted)
-        listed_ids = {job["job_id"] for job in listed["jobs"]}
+        listed_ids = {job.job_id for job in listed.jobs}
         assert {job_id for job_id, *_ in submitted} <= listed_ids
     for client, (_, _, listed) in enumerate(outcomes):  # nobody lists the other tenant's jobs
-        assert not {job["job_id"] for job in listed["jobs"]} & by_tenant[1 - client % 2]
+        assert not {job.job_id for job in listed.jobs} & by_tenant[1 - client % 2]
     print(f"400 jobs through 8 clients in {elapsed:.2f} s")
 
 
@@ -99,11 +99,11 @@ def test_kill_9_under_load_then_restart_loses_no_accepted_job(serve, tmp_path):
             for index in range(60):
                 name, shots, seed = job_spec(3, index)
                 accepted.append(
-                    (client.q_submit(graph(name), shots, seed)["job_id"], name, shots, seed)
+                    (client.q_submit(graph(name), shots, seed).job_id, name, shots, seed)
                 )
             gate.release(10)
             limit = time.monotonic() + 60  # only guards against a hang
-            while (states := [client.q_status(j)["state"] for j, *_ in accepted]).count(
+            while (states := [client.q_status(j).state for j, *_ in accepted]).count(
                 "COMPLETED"
             ) < 10:
                 assert time.monotonic() < limit, states
@@ -118,11 +118,11 @@ def test_kill_9_under_load_then_restart_loses_no_accepted_job(serve, tmp_path):
         finals = [client.q_wait(job_id, timeout_ms=60_000) for job_id, *_ in accepted]
     completed = 0
     for (job_id, name, shots, seed), job in zip(accepted, finals, strict=True):
-        assert job["job_id"] == job_id and job["state"] in FINAL, job
-        if job["state"] == "COMPLETED":
+        assert job.job_id == job_id and job.state in FINAL, job
+        if job.state == "COMPLETED":
             completed += 1
-            assert job["result"]["counts"] == expected_counts(name, shots, seed)
-    assert completed == len(accepted), (states, [job["state"] for job in finals])
+            assert job.result["counts"] == expected_counts(name, shots, seed)
+    assert completed == len(accepted), (states, [job.state for job in finals])
     assert server.stop() == 0
     assert not server.socket.exists()
 

@@ -53,7 +53,7 @@ def session(shared_server) -> str:
 
 def still_serving(server: Any) -> None:
     with Client.connect(str(server.socket), **ALICE) as client:
-        assert client.q_resource_query()["tenant"]
+        assert client.q_resource_query().tenant
 
 
 @pytest.mark.parametrize(

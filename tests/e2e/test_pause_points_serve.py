@@ -34,21 +34,21 @@ def test_an_urgent_job_preempts_it_at_a_fence_and_it_resumes_with_the_same_count
         server = serve("preempt", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
             slow = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False, "priority": 1})
-            job_id = slow["job_id"]
+            job_id = slow.job_id
             # on its worker before the urgent one comes (released by the shared machine
             # first: an urgent job released with it would simply run first, nothing to
             # preempt); the pause gate holds it at its first fence until the yield comes
             until_running(client, job_id)
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
-            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done
+            done = client.q_wait(urgent.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done
             victim = client.q_get_telemetry(job_id)
-            assert victim["preemptions"] == 1, victim
+            assert victim.preemptions == 1, victim
             pause.open()
             final = client.q_wait(job_id, timeout_ms=60_000)
-    assert final["state"] == "COMPLETED", final
-    assert final["result"]["counts"] == uninterrupted()
-    telemetry = final["result"]["telemetry"]
+    assert final.state == "COMPLETED", final
+    assert final.result["counts"] == uninterrupted()
+    telemetry = final.result["telemetry"]
     assert telemetry["preempted_at_epochs"] == [1]
     assert telemetry["resumed_from_epoch"] == 1
 
@@ -75,19 +75,19 @@ def test_a_much_more_urgent_job_stops_it_at_once_and_rolls_its_rev_segment_back(
         server = serve("rollback", workers=1, hooks=gate.hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
             slow = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False, "priority": 1})
-            job_id = slow["job_id"]
+            job_id = slow.job_id
             until_running(client, job_id)  # in its worker, held before its first micro-op
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 9})
             # gap 8 >= rollback_gap 6: the kernel asks it to stop now; the request waits
             # in the job's link until the job runs
             _until_asked(server, job_id, "yield-now")
             gate.open()
-            done = client.q_wait(urgent["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done
+            done = client.q_wait(urgent.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done
             final = client.q_wait(job_id, timeout_ms=60_000)
-    assert final["state"] == "COMPLETED", final
-    assert final["result"]["counts"] == uninterrupted()
-    telemetry = final["result"]["telemetry"]
+    assert final.state == "COMPLETED", final
+    assert final.result["counts"] == uninterrupted()
+    telemetry = final.result["telemetry"]
     # stopped after its first segment (H, T, RY), which was rolled back: saved and resumed
     # at its start, before fence 1
     assert (telemetry["rollbacks"], telemetry["rollback_gates"]) == (1, 3), telemetry
@@ -98,25 +98,25 @@ def test_q_checkpoint_saves_its_state_while_it_runs_and_a_kill_9_resumes_from_it
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("crash", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
-            job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False})["job_id"]
+            job_id = client.q_submit(GRAPH, SHOTS, SEED, policy={"noise": False}).job_id
             until_running(client, job_id)
             first = client.q_checkpoint(job_id)  # held at fence 1: saved there, now
-            assert first["saved"] is True and first["program_epoch"] == 1, first
+            assert first.saved is True and first.program_epoch == 1, first
             pause.release()  # on to fence 2, held again (unless the request is first)
             second = client.q_checkpoint(job_id)
-            assert second["saved"] is True and second["program_epoch"] in (1, 2), second
-            assert client.q_status(job_id)["state"] == "RUNNING"
+            assert second.saved is True and second.program_epoch in (1, 2), second
+            assert client.q_status(job_id).state == "RUNNING"
         server.kill()
     server.start()  # the same data dir, no pause gate
     with Client.connect(str(server.socket), **ALICE) as client:
         done = client.q_wait(job_id, timeout_ms=60_000)
         telemetry = client.q_get_telemetry(job_id)
-    assert done["state"] == "COMPLETED", done
-    assert done["result"]["counts"] == uninterrupted()
+    assert done.state == "COMPLETED", done
+    assert done.result["counts"] == uninterrupted()
     # from its latest checkpoint, not from the start
-    assert done["result"]["telemetry"]["resumed_from_epoch"] == second["program_epoch"]
-    assert done["result"]["telemetry"]["checkpoints"] == 2
-    assert telemetry["attempts"] == 2
+    assert done.result["telemetry"]["resumed_from_epoch"] == second.program_epoch
+    assert done.result["telemetry"]["checkpoints"] == 2
+    assert telemetry.attempts == 2
     assert server.stop() == 0
 
 
@@ -133,16 +133,16 @@ def test_a_stim_batch_job_pauses_between_chunks_and_resumes_after_a_kill_9(serve
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("batch", workers=1, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ALICE) as client:
-            job_id = client.q_submit(CLIFFORD.to_json(), shots, SEED)["job_id"]
+            job_id = client.q_submit(CLIFFORD.to_json(), shots, SEED).job_id
             until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 2, checkpoint
+            assert checkpoint.saved is True and checkpoint.program_epoch == 2, checkpoint
         server.kill()
     server.start()
     with Client.connect(str(server.socket), **ALICE) as client:
         done = client.q_wait(job_id, timeout_ms=60_000)
-    assert done["state"] == "COMPLETED", done
-    assert done["result"]["telemetry"]["mode"] == "stim-batch"
-    assert done["result"]["counts"] == whole.counts
-    assert done["result"]["telemetry"]["resumed_from_epoch"] == 2
+    assert done.state == "COMPLETED", done
+    assert done.result["telemetry"]["mode"] == "stim-batch"
+    assert done.result["counts"] == whole.counts
+    assert done.result["telemetry"]["resumed_from_epoch"] == 2
     assert server.stop() == 0

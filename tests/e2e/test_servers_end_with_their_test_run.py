@@ -39,8 +39,8 @@ gate = WorkerGate(root) if kind == "gated" else None
 server.start(hooks=None if gate is None else gate.hooks())
 if gate is not None:  # a job held in its worker, as when the test run was killed
     with Client.connect(str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]) as c:
-        job = c.q_submit(BELL, 10, 1, {})["job_id"]
-        while c.q_status(job)["state"] != "RUNNING":
+        job = c.q_submit(BELL, 10, 1, {}).job_id
+        while c.q_status(job).state != "RUNNING":
             time.sleep(0.02)
 print(server.pid, flush=True)
 sys.stdin.read()  # until killed

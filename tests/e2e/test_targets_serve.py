@@ -110,6 +110,6 @@ def test_a_lattice_surgery_job_over_rest_and_grpc(server) -> None:
     assert done["result"]["counts"] == surgery_counts(150, 8)
     with connect(grpc_target(server)) as client:
         accepted = client.q_submit(graph, shots=150, seed=8, target="lattice-surgery")
-        done = client.q_wait(accepted["job_id"], 120_000)
-    assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == surgery_counts(150, 8)
+        done = client.q_wait(accepted.job_id, 120_000)
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == surgery_counts(150, 8)

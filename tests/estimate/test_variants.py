@@ -90,7 +90,7 @@ def test_a_kernel_job_with_profile_auto_runs_the_chosen_variant(tmp_path):
         job = await kernel.q_submit(
             session_id=sid, graph=graph.to_json(), shots=20, seed=1, policy={"profile": "auto"}
         )
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        return done["result"]["telemetry"]["profiles"]
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        return done.result["telemetry"]["profiles"]
 
     assert run_kernel(tmp_path, body) == [chosen]

@@ -75,50 +75,50 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
 
     graph = read_program(str(EXAMPLES / "bell.qasm")).to_json()
     a, b = both("q_submit", graph, shots=300, seed=9)
-    assert a["state"] == b["state"] == "QUEUED" and a["tenant"] == "alice"
-    job_id, other_id = a["job_id"], b["job_id"]
+    assert a.state == b.state == "QUEUED" and a.tenant == "alice"
+    job_id, other_id = a.job_id, b.job_id
     a, b = both("q_wait", job_id, 60000)
-    assert a == b and a["state"] == "COMPLETED"  # the same job, read over both wires
+    assert a == b and a.state == "COMPLETED"  # the same job, read over both wires
     local = run(read_program(str(EXAMPLES / "bell.qasm")), shots=300, seed=9)
-    assert a["result"]["counts"] == dict(local.counts)
-    assert r.q_wait(other_id, 60000)["result"]["counts"] == a["result"]["counts"]
+    assert a.result["counts"] == dict(local.counts)
+    assert r.q_wait(other_id, 60000).result["counts"] == a.result["counts"]
     for method in ("q_status", "q_get_telemetry", "q_get_result"):
         a, b = both(method, job_id)
         assert a == b, method
     a, b = both("q_list_jobs", "COMPLETED", 5)
-    assert a == b and job_id in [j["job_id"] for j in a["jobs"]]
+    assert a == b and job_id in [j.job_id for j in a.jobs]
     a, b = both("q_resource_query")
     moving = {"epoch", "physical_qubits_in_use", "physical_qubits_free"}  # ticks between calls
-    stable = [{k: v for k, v in r["machine"].items() if k not in moving} for r in (a, b)]
-    assert a["tenant"] == b["tenant"] and stable[0] == stable[1]
+    stable = [{k: v for k, v in r.machine.items() if k not in moving} for r in (a, b)]
+    assert a.tenant == b.tenant and stable[0] == stable[1]
     checkpoint, _ = both("q_checkpoint", job_id)
-    assert checkpoint["job_id"] == job_id
+    assert checkpoint.job_id == job_id
     replayed, other = both("q_replay", job_id)
-    assert replayed["state"] == other["state"] == "QUEUED"
-    assert g.q_wait(replayed["job_id"], 60000)["result"]["counts"] == dict(local.counts)
-    r.q_wait(other["job_id"], 60000)
-    a, _ = both("q_restore", job_id, checkpoint["checkpoint_id"])
-    assert a["state"] == "QUEUED"
-    assert g.q_wait(job_id, 60000)["result"]["counts"] == dict(local.counts)
+    assert replayed.state == other.state == "QUEUED"
+    assert g.q_wait(replayed.job_id, 60000).result["counts"] == dict(local.counts)
+    r.q_wait(other.job_id, 60000)
+    a, _ = both("q_restore", job_id, checkpoint.checkpoint_id)
+    assert a.state == "QUEUED"
+    assert g.q_wait(job_id, 60000).result["counts"] == dict(local.counts)
     assert both("q_cancel", job_id) == (("StateError", "QS1009"),) * 2  # it is final
 
     a, b = both("q_open_chan", "dave", None, 0.99)
-    assert a["state"] == b["state"] and a["tenants"] == b["tenants"]
-    assert dave.q_open_chan("alice", a["channel_id"])["state"] == "OPEN"
-    assert both("q_chan_status", a["channel_id"])[0]["state"] == "OPEN"
+    assert a.state == b.state and a.tenants == b.tenants
+    assert dave.q_open_chan("alice", a.channel_id).state == "OPEN"
+    assert both("q_chan_status", a.channel_id)[0].state == "OPEN"
     listed, _ = both("q_list_channels", "OPEN")
-    assert a["channel_id"] in [c["channel_id"] for c in listed["channels"]]
-    closed, _ = both("q_close_chan", a["channel_id"])
-    assert closed["state"] == "CLOSED"
+    assert a.channel_id in [c.channel_id for c in listed.channels]
+    closed, _ = both("q_close_chan", a.channel_id)
+    assert closed.state == "CLOSED"
 
     empty = both("q_delegate_caps", "dave", [], 60.0)  # an empty repeated field is []
     assert empty[0] == empty[1] and isinstance(empty[0], tuple), empty
     lent, other = both("q_delegate_caps", "dave", ["CAP_MAGIC"], 60.0)
-    assert lent["state"] == other["state"] == "LIVE" and lent["caps"] == ["CAP_MAGIC"]
+    assert lent.state == other.state == "LIVE" and lent.caps == ["CAP_MAGIC"]
     made, _ = both("q_list_delegations", "LIVE")
-    assert lent["delegation_id"] in [d["delegation_id"] for d in made["delegations"]]
-    revoked, _ = both("q_revoke_delegation", lent["delegation_id"])
-    assert revoked["state"] == "REVOKED"
+    assert lent.delegation_id in [d.delegation_id for d in made.delegations]
+    revoked, _ = both("q_revoke_delegation", lent.delegation_id)
+    assert revoked.state == "REVOKED"
 
     a, b = both("q_calibrate", None, {"name": "qubit_gate_ns_e3"})
     assert a == b == ("CapabilityError", "QS1004")  # alice is no operator
@@ -126,23 +126,23 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     assert a == b and a[1].startswith("QS")
     # no model is configured: QMK's own advice, the same on both wires (ids differ)
     a, b = both("q_assist", "what does QS1006 mean?", None, "same-id")
-    assert a == b and a["status"] == "advice" and a["advice"][0].startswith("QS1006 ")
+    assert a == b and a.status == "advice" and a.advice[0].startswith("QS1006 ")
     a, b = both("q_device_artifacts", job_id)  # not a device job: the same answer
     assert a == b
     a, b = both("q_usage", None, None, job_id)
-    assert a == b and a["count"] >= 1 and a["records"][0]["job_id"] == job_id
+    assert a == b and a.count >= 1 and a.records[0]["job_id"] == job_id
     a, b = both("q_machine_status")  # the machine moves on between the two: its shape
-    assert a["policy"] == b["policy"] and set(a) == set(b) and a["machine"] == b["machine"]
-    assert a["jobs"]["done"] >= 2 and b["clock_cycle"] >= a["clock_cycle"]
+    assert a.policy == b.policy and set(a.fields()) == set(b.fields()) and a.machine == b.machine
+    assert a.jobs["done"] >= 2 and b.clock_cycle >= a.clock_cycle
     flow = {"name": "bell", "steps": [{"name": "b", "source": BELL_QASM, "shots": 10, "seed": 1}]}
     a, b = both("q_create_trigger", "nightly", flow, "schedule", None, "0 3 * * *")
-    assert a["state"] == b["state"] == "ACTIVE" and a["cron"] == b["cron"] == "0 3 * * *"
-    assert a["next_run_at"] == b["next_run_at"] and a["jobs"] == b["jobs"] == 1
-    listed, other = both("q_list_triggers", a["trigger_id"], 5)
-    assert listed == other and listed["triggers"][0]["runs"] == []
-    gone, again = both("q_delete_trigger", a["trigger_id"])
-    assert gone["state"] == "DELETED" and again == ("NotFoundError", "QS1005")
-    assert r.q_delete_trigger(b["trigger_id"])["state"] == "DELETED"
+    assert a.state == b.state == "ACTIVE" and a.cron == b.cron == "0 3 * * *"
+    assert a.next_run_at == b.next_run_at and a.jobs == b.jobs == 1
+    listed, other = both("q_list_triggers", a.trigger_id, 5)
+    assert listed == other and listed.triggers[0].runs == []
+    gone, again = both("q_delete_trigger", a.trigger_id)
+    assert gone.state == "DELETED" and again == ("NotFoundError", "QS1005")
+    assert r.q_delete_trigger(b.trigger_id).state == "DELETED"
     assert called == set(METHODS)
 
 
@@ -169,8 +169,8 @@ def test_a_submit_that_waits_answers_over_grpc_what_it_answers_over_json_rpc(
     over_grpc = g.q_submit(graph, 300, 12, wait_ms=60000)
     over_rpc = r.q_submit(graph, 300, 12, wait_ms=60000)
     for done in (over_grpc, over_rpc):
-        assert done["state"] == "COMPLETED" and done["result"]["counts"] == local
-    assert over_grpc == g.q_wait(over_grpc["job_id"], 0)
+        assert done.state == "COMPLETED" and done.result["counts"] == local
+    assert over_grpc == g.q_wait(over_grpc.job_id, 0)
     typed = alice.submit(BELL_QASM, shots=300, seed=12, wait_ms=60000)  # the Job message
     assert typed.state == "COMPLETED" and dict(typed.counts) == local
     with pytest.raises(InvalidArgument) as refused:

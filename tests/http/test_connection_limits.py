@@ -31,6 +31,8 @@ from support.kernel import TENANTS
 from support.paths import ROOT
 
 GUARD_S = 60.0
+#: The capped server's bound of a connection's unsent bytes (``max_unsent_bytes``).
+UNSENT = 64 * 1024
 
 
 @contextlib.contextmanager
@@ -57,11 +59,13 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """A server with small stream caps and a short write timeout."""
+    """A server with small stream caps, a small bound of unsent bytes and a short write
+    timeout."""
     with _server(
         tmp_path_factory.mktemp("qmk-capped"),
         max_streams_per_session=2,
         max_streams_per_tenant=3,
+        max_unsent_bytes=UNSENT,
         write_timeout_s=0.5,
     ) as server:
         yield server
@@ -246,9 +250,9 @@ def test_idle_http_connections_under_a_low_nofile_starve_neither_jobs_nor_the_so
                     break
             assert set(statuses) == {200, 503}, statuses
             bell = json.loads((ROOT / "examples" / "bell.qvm.json").read_text())
-            jobs = [client.q_submit(bell, 100, seed)["job_id"] for seed in range(5)]
-            states = [client.q_wait(job, 60_000)["state"] for job in jobs]
-            assert states == ["COMPLETED"] * 5, [client.q_status(j)["error"] for j in jobs]
+            jobs = [client.q_submit(bell, 100, seed).job_id for seed in range(5)]
+            states = [client.q_wait(job, 60_000).state for job in jobs]
+            assert states == ["COMPLETED"] * 5, [client.q_status(j).error for j in jobs]
         client.close()
     assert "Too many open files" not in server.output()
 
@@ -302,16 +306,23 @@ def _dropped(server: HttpServer, seen: int) -> list[int]:
         time.sleep(0.05)  # polling the server's log for its own event, under the guard
 
 
+def _big_result(client: httpx.Client) -> tuple[str, dict[str, Any], httpx.Response]:
+    """A session, and a job of its with a big result (3.2 MB of counts), waited for: the
+    session, the job, and the answer of its wait."""
+    sid = session(client)
+    body = {"program": uniform_graph(18).to_json(), "shots": 200_000, "seed": 5}
+    body["policy"] = {"noise": False}
+    job = client.post("/v1/jobs", json=body, headers=bearer(sid)).json()
+    done = client.get(
+        f"/v1/jobs/{job['job_id']}/wait", params={"timeout_ms": 60000}, headers=bearer(sid)
+    )
+    assert done.json()["state"] == "COMPLETED"
+    return sid, job, done
+
+
 def test_a_client_that_does_not_read_a_big_result_is_dropped_on_both_wires(capped: HttpServer):
     with httpx.Client(base_url=capped.url, timeout=GUARD_S) as client:
-        sid = session(client)
-        body = {"program": uniform_graph(18).to_json(), "shots": 200_000, "seed": 5}
-        body["policy"] = {"noise": False}
-        job = client.post("/v1/jobs", json=body, headers=bearer(sid)).json()
-        done = client.get(
-            f"/v1/jobs/{job['job_id']}/wait", params={"timeout_ms": 60000}, headers=bearer(sid)
-        )
-        assert done.json()["state"] == "COMPLETED"
+        sid, job, done = _big_result(client)
         whole = len(done.content)
         # a client that reads gets the big result whole, as a reply and as an event
         events = client.get(f"/v1/jobs/{job['job_id']}/events", headers=bearer(sid)).text
@@ -325,8 +336,8 @@ def test_a_client_that_does_not_read_a_big_result_is_dropped_on_both_wires(cappe
         f"Authorization: Bearer {sid}\r\n\r\n".encode()
     )
     drops = _dropped(capped, seen)
-    # what the server held for it: past the transport's bound (64 KiB), within one chunk
-    assert drops[-1] <= 64 * 1024 + STREAM_CHUNK, drops
+    # what the server held for it: past the door's bound (max_unsent_bytes), within one chunk
+    assert drops[-1] <= UNSENT + STREAM_CHUNK, drops
     assert len(_until_closed(sock)) < whole  # it was cut, not served whole
     # the JSON-RPC socket: the same result, a client that does not read
     rpc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -335,6 +346,28 @@ def test_a_client_that_does_not_read_a_big_result_is_dropped_on_both_wires(cappe
     status = {"jsonrpc": "2.0", "id": 1, "method": "q_status", "params": [sid, job["job_id"]]}
     rpc.sendall((json.dumps(status) + "\n").encode())
     drops = _dropped(capped, seen + 1)
-    assert drops[-1] <= 2**20 + STREAM_CHUNK, drops  # max_unsent_bytes and one chunk
+    assert drops[-1] <= UNSENT + STREAM_CHUNK, drops  # the same bound, and one chunk
     rpc.settimeout(GUARD_S)
     assert len(_until_closed(rpc)) < whole
+
+
+def test_a_slow_reader_of_an_answer_within_max_unsent_bytes_is_not_dropped(tmp_path: Path):
+    """The HTTP listener bounds a connection's unsent bytes by the door's
+    ``max_unsent_bytes``, as every wire does (issue 63: it kept asyncio's 64 KiB, so a
+    client that paused past ``write_timeout_s`` over a 3 MB answer was dropped however
+    large the bound): an answer that fits the bound waits for its client, who reads it
+    whole after the write timeout has long passed."""
+    with _server(tmp_path, max_unsent_bytes=16 * 2**20, write_timeout_s=0.2) as server:
+        with httpx.Client(base_url=server.url, timeout=GUARD_S) as client:
+            sid, job, done = _big_result(client)
+        whole = len(done.content)
+        assert 2**20 < whole < 16 * 2**20  # past 64 KiB and a socket's buffers, within the bound
+        sock = _connect(server, rcvbuf=4096)
+        sock.sendall(
+            f"GET /v1/jobs/{job['job_id']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {sid}\r\nConnection: close\r\n\r\n".encode()
+        )
+        time.sleep(1.0)  # five write timeouts with nothing read
+        answer = _until_closed(sock)
+        assert answer.partition(b"\r\n\r\n")[2] == done.content
+        assert "HTTP: dropped a connection" not in server.output()

@@ -17,6 +17,7 @@ pytest.importorskip("strawberry")
 from graphql import parse
 
 from qmk import aio
+from qmk.abi.replies import JobList
 from qmk.errors import UnavailableError
 from qmk.http.graphql import GraphQL, Limits, Measure, json_size
 from qmk.kernel.service import Kernel
@@ -111,14 +112,14 @@ def test_thirty_aliases_of_a_result_answer_no_more_than_the_answer_bound(tmp_pat
     async def body(kernel: Kernel) -> Any:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=uniform_graph(10), shots=3000, seed=5)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        stored = (await kernel.q_usage(session_id=sid, job_id=job["job_id"]))["records"][0]
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        stored = (await kernel.q_usage(session_id=sid, job_id=job.job_id)).records[0]
         size = stored["result_bytes"]  # the stored result's bytes, as metered
         graphql = GraphQL(Limits(max_answer_bytes=2 * size + size // 2))
         aliases = " ".join(f"r{i}: job(job_id: $id) {{ result }}" for i in range(30))
         answer = await graphql.execute(
-            Recorder(kernel), sid, f"query($id: ID!) {{ {aliases} }}", {"id": job["job_id"]}, None
+            Recorder(kernel), sid, f"query($id: ID!) {{ {aliases} }}", {"id": job.job_id}, None
         )
         return answer, size, done
 
@@ -126,10 +127,10 @@ def test_thirty_aliases_of_a_result_answer_no_more_than_the_answer_bound(tmp_pat
     kept = [v for v in answer["data"].values() if v is not None and v["result"] is not None]
     assert len(kept) == 2  # two fit under 2.5 results' bytes; the third would not
     assert json_size(kept[0]["result"]) == size
-    assert kept[0]["result"]["counts"] == done["result"]["counts"]
+    assert kept[0]["result"]["counts"] == done.result["counts"]
     refused = answer["errors"]
     assert len(refused) == 28 and set(_codes(answer)) == {"QS1006"}
-    assert refused[0]["extensions"]["limit"] == "max_answer_bytes"
+    assert refused[0]["extensions"]["limit"] == "max_held_answer_bytes"
     assert f"holds {size} bytes" in refused[0]["message"]
     assert size > 10_000 and json_size(answer) < 3 * size  # 30 copies asked for: 2 sent
 
@@ -153,7 +154,7 @@ def test_a_query_past_its_time_limit_is_stopped_and_its_syscalls_cancelled():
 
     answer = asyncio.run(main())
     assert answer["data"] is None and _codes(answer) == ["QS1006"]
-    assert answer["errors"][0]["extensions"]["limit"] == "max_time_s"
+    assert answer["errors"][0]["extensions"]["limit"] == "graphql_max_time_s"
 
 
 def test_queries_run_in_the_executors_threads_and_past_the_cap_are_refused():
@@ -163,7 +164,7 @@ def test_queries_run_in_the_executors_threads_and_past_the_cap_are_refused():
     async def held(name: str, params: dict[str, Any]) -> Any:
         entered.set()
         await release.wait()
-        return {"jobs": []}
+        return JobList(jobs=[])
 
     async def main() -> tuple[Any, Any]:
         first = asyncio.ensure_future(
@@ -178,7 +179,7 @@ def test_queries_run_in_the_executors_threads_and_past_the_cap_are_refused():
 
     answer, refused = asyncio.run(main())
     assert answer == {"data": {"jobs": []}}
-    assert refused.code == "QS1011" and refused.details["limit"] == "max_queries"
+    assert refused.code == "QS1011" and refused.details["limit"] == "graphql_max_queries"
     names = {t.name for t in threading.enumerate()}
     assert any(name.startswith("qmk-graphql") for name in names)
 

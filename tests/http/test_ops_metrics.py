@@ -72,16 +72,16 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
         # each job waits QUEUED on the shared machine for its schedule first: the one
         # worker holds the first at the gate once the machine hands it over, and the
         # second then waits in the run queue, which this metric reads
-        await wait_state(kernel, alice, held["job_id"], "RUNNING")
+        await wait_state(kernel, alice, held.job_id, "RUNNING")
         await until(lambda: probe.snapshot().queued == {"alice": 1})  # the second job
         offset.write_text(str(WAITED_S))  # the kernel's clock jumps: the second job waited
         during = metrics.exposition().decode()
         gate.open()
         for sid, job in ((alice, held), (alice, waiting)):
-            await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
         over = await kernel.q_submit(session_id=bob, graph=graph, shots=10, seed=3)
-        failed = await kernel.q_wait(session_id=bob, job_id=over["job_id"], timeout_ms=60_000)
-        assert failed["state"] == "FAILED" and failed["error"]["code"] == "QK307"
+        failed = await kernel.q_wait(session_id=bob, job_id=over.job_id, timeout_ms=60_000)
+        assert failed.state == "FAILED" and failed.error.code == "QK307"
         stored = float(kernel.supervisor.results.usage["alice"])
         return during, metrics.exposition().decode(), stored
 
@@ -115,7 +115,7 @@ def test_a_kernel_started_over_a_cut_audit_log_exposes_the_damage_it_accepted(
         kernel = await Kernel.open(make_config(), tmp_path / "data", workers=1)
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=ghz_graph(2), shots=5, seed=1)
-        await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
         await kernel.close()
 
     async def recovering() -> float:
@@ -182,7 +182,7 @@ def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
             sid = await login(kernel, "alice")
             for seed in (1, 2):
                 job = await kernel.q_submit(session_id=sid, graph=ghz_graph(2), shots=5, seed=seed)
-                await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+                await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
             await asyncio.to_thread(receiver.wait_for, 2)  # each refused once
             await settled(kernel, (2, 0))
             clock.advance(120)

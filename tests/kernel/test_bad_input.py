@@ -47,11 +47,11 @@ def test_a_wait_longer_than_a_year_or_negative_is_an_invalid_argument_showing_it
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
         with pytest.raises(InvalidArgument) as caught:
-            await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=HUGE)
+            await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=HUGE)
         assert f"got {str(HUGE)[:40]}... ({len(str(HUGE))} characters)" in caught.value.message
         for value in (-5, defaults.MAX_TIMEOUT_MS + 1):
             with pytest.raises(InvalidArgument) as caught:
-                await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=value)
+                await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=value)
             assert caught.value.message.endswith(f", got {value}")
 
     run_kernel(tmp_path, body, workers=1)
@@ -67,7 +67,7 @@ def test_a_graph_over_max_graph_nodes_is_refused_before_it_is_read(tmp_path: Pat
             await kernel.q_submit(session_id=alice, graph=chain_graph(501), shots=1, seed=1)
         assert caught.value.details["limit"] == "max_graph_nodes"
         ok = await kernel.q_submit(session_id=alice, graph=chain_graph(500), shots=1, seed=1)
-        assert ok["state"] in ("QUEUED", "RUNNING", "COMPLETED")
+        assert ok.state in ("QUEUED", "RUNNING", "COMPLETED")
 
     run_kernel(tmp_path, body, workers=1, config=make_config(max_graph_nodes=500))
 

@@ -41,7 +41,7 @@ async def session(kernel: Any, tenant: str) -> str:
     reply = await kernel.q_negotiate_caps(
         tenant=tenant, key=KEYS[tenant], requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
     )
-    return str(reply["session_id"])
+    return str(reply.session_id)
 
 
 def ghz_job(n: int, *, shots: int = 500, seed: int = 7) -> dict[str, Any]:
@@ -61,17 +61,17 @@ def test_a_device_job_completes_with_the_counts_of_the_in_process_emulator(tmp_p
     async def body(kernel):
         sid = await session(kernel, "dave")
         accepted = await kernel.q_device_submit(session_id=sid, job=job)
-        done = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
-        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=accepted["job_id"])
+        done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
+        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=accepted.job_id)
         return done, telemetry
 
     done, telemetry = run_kernel(tmp_path, body, config=device_config())
-    assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == expected
-    assert done["result"]["target"] == "neutral-atom"
-    assert done["result"]["device"]["profile"] == "benchmark_chain" and done["seed"] == 7
-    assert telemetry["telemetry"]["atoms"] == 5
-    assert telemetry["telemetry"]["backend"] == done["result"]["engine"]
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == expected
+    assert done.result["target"] == "neutral-atom"
+    assert done.result["device"]["profile"] == "benchmark_chain" and done.seed == 7
+    assert telemetry.telemetry["atoms"] == 5
+    assert telemetry.telemetry["backend"] == done.result["engine"]
 
 
 def test_shots_seed_and_device_given_at_submit_replace_the_jobs_own(tmp_path):
@@ -84,14 +84,14 @@ def test_shots_seed_and_device_given_at_submit_replace_the_jobs_own(tmp_path):
         accepted = await kernel.q_device_submit(
             session_id=sid, job=job, device="ideal_small_array", shots=300, seed=99
         )
-        first = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
-        again = await kernel.q_replay(session_id=sid, job_id=accepted["job_id"])
-        second = await kernel.q_wait(session_id=sid, job_id=again["job_id"], timeout_ms=60_000)
+        first = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
+        again = await kernel.q_replay(session_id=sid, job_id=accepted.job_id)
+        second = await kernel.q_wait(session_id=sid, job_id=again.job_id, timeout_ms=60_000)
         return first, second
 
     first, second = run_kernel(tmp_path, body, config=device_config())
-    assert first["state"] == "COMPLETED" and first["shots"] == 300
-    assert first["result"]["counts"] == expected == second["result"]["counts"]
+    assert first.state == "COMPLETED" and first.shots == 300
+    assert first.result["counts"] == expected == second.result["counts"]
 
 
 def test_a_compiled_program_runs_as_a_device_job(tmp_path):
@@ -112,12 +112,12 @@ def test_a_compiled_program_runs_as_a_device_job(tmp_path):
     async def body(kernel):
         sid = await session(kernel, "dave")
         accepted = await kernel.q_device_submit(session_id=sid, job=job)
-        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=device_config())
-    assert done["state"] == "COMPLETED"
-    assert done["result"]["counts"] == run_job(job).counts()
-    assert set(done["result"]["counts"]) == {"000", "111"}
+    assert done.state == "COMPLETED"
+    assert done.result["counts"] == run_job(job).counts()
+    assert set(done.result["counts"]) == {"000", "111"}
 
 
 def test_without_the_device_capability_a_job_is_refused_and_the_refusal_audited(tmp_path):
@@ -202,4 +202,4 @@ def test_the_tenant_quota_lists_the_device_limits(tmp_path):
         return await kernel.q_resource_query(session_id=sid)
 
     reply = run_kernel(tmp_path, body, config=device_config())
-    assert reply["quota"]["max_atoms"] == 8 and reply["quota"]["max_device_time_s"] == 0.5
+    assert reply.quota["max_atoms"] == 8 and reply.quota["max_device_time_s"] == 0.5

@@ -56,7 +56,7 @@ def test_a_completed_jobs_event_tells_its_results_facts_without_decoding_its_hea
         sid = await login(kernel, "alice")
         done = await kernel.q_submit(session_id=sid, graph=BELL, shots=20, seed=4, wait_ms=60_000)
         stop()
-        result = kernel.supervisor.job(done["job_id"], "alice").result
+        result = kernel.supervisor.job(done.job_id, "alice").result
         assert result is not None
         return heard, json.loads(result.data), result._head is None
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from qmk.abi import replies
 from qmk.kernel.config import ConfigError, load_config
 
 GOOD = """
@@ -104,17 +105,17 @@ def test_the_machine_noise_model_and_calibration_reach_every_job(tmp_path: Path)
     assert config.machine.noise_model == "depolarizing(p=0.004)"
     assert config.machine.calibration == calibration
 
-    async def main() -> dict:
+    async def main() -> replies.Job:
         kernel = await Kernel.open(config, tmp_path / "data", workers=1)
         try:
             sid = await login(kernel, "alice")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=200, seed=3)
-            return await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+            return await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
         finally:
             await kernel.close()
 
     done = asyncio.run(main())
-    telemetry = done["result"]["telemetry"]
+    telemetry = done.result["telemetry"]
     assert telemetry["noise_model"] == "depolarizing(p=0.004)"
     assert telemetry["calibration"]["profiles"] == ["logical:surface_code(d=9)"]
 

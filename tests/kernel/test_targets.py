@@ -40,7 +40,7 @@ async def session(kernel: Any) -> str:
     reply = await kernel.q_negotiate_caps(
         tenant="dave", key=KEY, requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
     )
-    return str(reply["session_id"])
+    return str(reply.session_id)
 
 
 def surgery_counts(graph: Any, shots: int, seed: int, block: str) -> dict[str, int]:
@@ -67,9 +67,9 @@ def test_a_lattice_surgery_job_runs_in_the_kernel_as_in_process_and_replays(tmp_
             policy={"block": "compact"},
             target="lattice-surgery",
         )
-        done = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
-        again = await kernel.q_replay(session_id=sid, job_id=accepted["job_id"])
-        replayed = await kernel.q_wait(session_id=sid, job_id=again["job_id"], timeout_ms=120_000)
+        done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
+        again = await kernel.q_replay(session_id=sid, job_id=accepted.job_id)
+        replayed = await kernel.q_wait(session_id=sid, job_id=again.job_id, timeout_ms=120_000)
         cached = await kernel.q_submit(
             session_id=sid,
             graph=graph,
@@ -81,14 +81,14 @@ def test_a_lattice_surgery_job_runs_in_the_kernel_as_in_process_and_replays(tmp_
         return done, replayed, cached
 
     done, replayed, cached = run_kernel(tmp_path, body, config=config())
-    assert done["state"] == "COMPLETED", done["error"]
-    result = done["result"]
+    assert done.state == "COMPLETED", done.error
+    result = done.result
     assert result["target"] == "lattice-surgery" and result["layout"]["block"] == "compact"
     assert result["counts"] == surgery_counts(graph, 300, 11, "compact")
     assert result["telemetry"]["engine_reason"]  # routed like any job
-    assert replayed["result"]["counts"] == result["counts"]
+    assert replayed.result["counts"] == result["counts"]
     # the same run again is answered from the cache, as any job's
-    assert cached["state"] == "COMPLETED" and cached["result"]["telemetry"]["cache_hit"]
+    assert cached.state == "COMPLETED" and cached.result["telemetry"]["cache_hit"]
 
 
 def test_a_device_job_is_the_neutral_atom_targets_through_q_submit(tmp_path):
@@ -104,12 +104,12 @@ def test_a_device_job_is_the_neutral_atom_targets_through_q_submit(tmp_path):
             policy={"preset": "benchmark_chain"},
             target="neutral-atom",
         )
-        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=config())
-    assert done["state"] == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     expected = run_job(wire, shots=200, seed=4, device="benchmark_chain").counts()
-    assert done["result"]["counts"] == expected and done["shots"] == 200
+    assert done.result["counts"] == expected and done.shots == 200
 
 
 def test_a_stim_circuits_job_is_the_stim_targets_through_q_submit(tmp_path):
@@ -131,14 +131,14 @@ def test_a_stim_circuits_job_is_the_stim_targets_through_q_submit(tmp_path):
             policy={"decode": True},
             target="stim",
         )
-        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=config())
-    assert done["state"] == "COMPLETED", done["error"]
+    assert done.state == "COMPLETED", done.error
     here = qmk.run(circuit, shots=2000, seed=6, target_options={"decode": True})
-    assert done["result"]["target"] == "stim"
-    assert done["result"]["counts"] == dict(here.counts)
-    assert done["result"]["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
+    assert done.result["target"] == "stim"
+    assert done.result["counts"] == dict(here.counts)
+    assert done.result["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
 
 
 @pytest.mark.parametrize(
@@ -203,8 +203,8 @@ def test_each_jobs_footprint_is_its_targets_for_its_own_run_whatever_came_before
         jobs = []
         for submit in submits:
             accepted = await kernel.q_submit(session_id=sid, **submit)
-            await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
-            jobs.append(kernel.supervisor.finished[accepted["job_id"]])
+            await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
+            jobs.append(kernel.supervisor.finished[accepted.job_id])
         return jobs
 
     jobs = run_kernel(tmp_path, body, config=config())

@@ -26,7 +26,7 @@ def until_running(client: Any, job_id: str, limit_s: float = 120.0) -> None:
     shared machine or for a worker, it answers at once with where the job would start
     again, ``saved`` false). Fails after ``limit_s``, or if the job ends first."""
     deadline = time.monotonic() + limit_s
-    while (state := client.q_status(job_id)["state"]) != "RUNNING":
+    while (state := client.q_status(job_id).state) != "RUNNING":
         assert state in ("QUEUED", "VALIDATING"), f"job {job_id} is {state}, never RUNNING"
         assert time.monotonic() < deadline, f"job {job_id} not RUNNING after {limit_s} s"
         time.sleep(0.01)

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig, config_from_dict
@@ -42,6 +42,8 @@ from support.pools import Hooks
 
 #: The tests' folder: on ``PYTHONPATH`` of a server run with hooks (``support.serve``).
 TESTS = Path(__file__).resolve().parents[1]
+
+T = TypeVar("T")
 
 
 def support_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -238,7 +240,7 @@ def alice_and_bob(**alice: Any) -> KernelConfig:
 
 def run_kernel(
     tmp_path: Path,
-    body: Callable[[Kernel], Awaitable[Any]],
+    body: Callable[[Kernel], Awaitable[T]],
     *,
     workers: int = 2,
     config: KernelConfig | None = None,
@@ -247,7 +249,7 @@ def run_kernel(
     pause: WorkerGate | None = None,
     hooks: Hooks | None = None,
     machine_clock: MachineClock | None = None,
-) -> Any:
+) -> T:
     """``body(kernel)`` against a kernel opened on ``tmp_path / "data"``; closed after.
 
     ``gate`` holds its jobs in the workers before they start, ``pause`` holds running
@@ -261,7 +263,7 @@ def run_kernel(
     if pause is not None:
         hooks = dataclasses.replace(hooks, pause_gate=str(pause.path))
 
-    async def main() -> Any:
+    async def main() -> T:
         kernel = await Kernel.open(
             config,
             tmp_path / "data",
@@ -283,7 +285,7 @@ async def login(kernel: Kernel, tenant: str, caps: list[str] | None = None) -> s
     reply = await kernel.q_negotiate_caps(
         tenant=tenant, key=KEYS[tenant], requested=caps or ["CAP_ALLOC", "CAP_LINK"]
     )
-    return str(reply["session_id"])
+    return str(reply.session_id)
 
 
 async def wait_state(
@@ -293,7 +295,7 @@ async def wait_state(
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
         job = await kernel.q_status(session_id=sid, job_id=job_id)
-        if job["state"] == state:
+        if job.state == state:
             return
         await asyncio.sleep(0.005)
     raise AssertionError(f"job never reached {state}")

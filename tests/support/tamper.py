@@ -39,7 +39,7 @@ def unfinished_jobs(tmp_path: Path, graph: dict[str, Any]) -> tuple[str, str]:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         held = await kernel.q_submit(session_id=alice, graph=graph, shots=50, seed=3)
         queued = await kernel.q_submit(session_id=bob, graph=BELL, shots=50, seed=4)
-        return str(held["job_id"]), str(queued["job_id"])
+        return str(held.job_id), str(queued.job_id)
 
     with WorkerGate(tmp_path) as gate:
         return run_kernel(tmp_path, before, workers=1, gate=gate)  # type: ignore[no-any-return]

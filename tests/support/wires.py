@@ -43,6 +43,8 @@ from support.pools import Hooks
 GUARD_S = 60.0
 #: Where the wire's syscalls are counted in ``qmk_rpc_seconds`` (the door's label).
 HELD = "held"
+#: What became of a padded call (:meth:`Wire.padded`): read, or refused for its size.
+READ, TOO_LARGE = "read", "too-large"
 
 
 class NotOnThisWire(Exception):
@@ -343,6 +345,9 @@ class Wire:
     name = ""
     label = ""
     dropped = ""
+    #: What the server sends a connection it closes at its sign-in deadline (b"": it
+    #: only closes it).
+    expired = b"auth-timeout"
 
     # bare connections
     def address(self, server: DoorServer) -> tuple[str, int]:
@@ -378,6 +383,17 @@ class Wire:
         _read_until_closed(sock)
         return True
 
+    def unfinished(self) -> tuple[bytes, bytes]:
+        """A request begun on a fresh connection (after :meth:`hello`) and never
+        finished: its first bytes, and the byte it goes on with, one at a time."""
+        raise NotImplementedError
+
+    def padded(self, server: DoorServer, session: str, padding: int) -> str:
+        """A call of ``session`` whose request holds ``padding`` bytes more (a long job
+        id, or program text): :data:`READ` when the server read it (and refused what it
+        asked), :data:`TOO_LARGE` when it refused it for its size, unread."""
+        raise NotImplementedError
+
     # calls
     def login(
         self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
@@ -391,6 +407,7 @@ class Wire:
         return self.login(server, tenant)
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
+        """The job (``q_status``) as the JSON object the wire carried it in."""
         raise NotImplementedError
 
     def timed(self, server: DoorServer, session: str, job_id: str) -> str:
@@ -440,7 +457,7 @@ class JsonRpcWire(Wire):
     """JSON-RPC 2.0 lines (``qmk serve --tcp``)."""
 
     name, label = "jsonrpc", "jsonrpc"
-    dropped = "dropped a connection whose client read none"
+    dropped = "JSON-RPC: dropped a connection whose client read none"
 
     def address(self, server: DoorServer) -> tuple[str, int]:
         return server.tcp
@@ -476,7 +493,7 @@ class JsonRpcWire(Wire):
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         with self._client(server, session) as client:
-            return client.q_status(job_id)
+            return client.q_status(job_id).to_json()
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         with self._client(server, session) as client:
@@ -514,12 +531,29 @@ class JsonRpcWire(Wire):
         sock.sendall(_rpc_line("q_status", [session, job_id]))
         return sock
 
+    def unfinished(self) -> tuple[bytes, bytes]:
+        return _rpc_line("q_negotiate_caps", {"tenant": "alice", "key": "k"}).split(b'"k"')[0], b"k"
+
+    def padded(self, server: DoorServer, session: str, padding: int) -> str:
+        with socket.create_connection(server.tcp, timeout=GUARD_S) as sock:
+            reader = sock.makefile("rb")
+            sock.sendall(_rpc_line("q_resource_query", [session]))  # signs the connection in
+            assert "result" in json.loads(reader.readline())
+            sock.sendall(_rpc_line("q_status", [session, "x" * padding], 2))
+            reply = json.loads(reader.readline())
+        error = reply["error"]
+        if error["code"] == -32600 and reply["id"] is None:
+            assert "limit" in error["data"], reply
+            return TOO_LARGE
+        assert error["data"]["code"] == "QS1005", reply  # not found: it was read
+        return READ
+
 
 class RestWire(Wire):
     """REST over HTTP/1.1 (``qmk serve --http``)."""
 
     name, label = "rest", "http"
-    dropped = "dropped an HTTP connection whose client read none"
+    dropped = "HTTP: dropped a connection whose client read none"
 
     def address(self, server: DoorServer) -> tuple[str, int]:
         return server.http
@@ -541,7 +575,7 @@ class RestWire(Wire):
     ) -> str:
         client = self._client(server, tenant, padding, key)
         client.close()
-        return str(client.session["session_id"])
+        return str(client.session.session_id)
 
     def _http(self, server: DoorServer, session: str) -> Any:
         import httpx
@@ -598,12 +632,24 @@ class RestWire(Wire):
         )
         return sock
 
+    def unfinished(self) -> tuple[bytes, bytes]:
+        return b"POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", b"x"
+
+    def padded(self, server: DoorServer, session: str, padding: int) -> str:
+        program = f"// {'x' * padding}\nOPENQASM 3.0;\n}}{{ not a program"
+        with self._http(server, session) as http:
+            reply = http.post("/v1/jobs", json={"program": program})
+        if reply.status_code == 413:
+            return TOO_LARGE
+        assert reply.status_code == 422, reply.text  # read, and found no program
+        return READ
+
 
 class GrpcWire(Wire):
     """gRPC (``qmk serve --grpc``): HTTP/2, the service ``qmk.v1.Kernel``."""
 
     name, label = "grpc", "grpc"
-    dropped = "dropped a grpc connection whose client read none"
+    dropped = "grpc: dropped a connection whose client read none"
 
     def address(self, server: DoorServer) -> tuple[str, int]:
         return server.grpc_address
@@ -649,7 +695,7 @@ class GrpcWire(Wire):
 
     def status(self, server: DoorServer, session: str, job_id: str) -> Any:
         with self._client(server, session) as client:
-            return client.q_status(job_id)
+            return client.q_status(job_id).to_json()
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         with self._client(server, session) as client:
@@ -685,6 +731,27 @@ class GrpcWire(Wire):
         thread = threading.Thread(target=_ignore_errors(client.q_status, job_id), daemon=True)
         thread.start()
         return relay.wait_for_client()
+
+    #: The splice closes it, saying nothing (HTTP/2 has no words for it before a call).
+    expired = b""
+
+    def unfinished(self) -> tuple[bytes, bytes]:
+        ping = h2_frame(PING, 0, 0, bytes(8))  # a whole frame each time: talking, no call
+        return ping, ping
+
+    def padded(self, server: DoorServer, session: str, padding: int) -> str:
+        from qmk.abi.errors import BadResponse
+        from qmk.errors import QMKError
+
+        with self._client(server, session) as client:
+            try:  # program text (a refused job id would carry its id back, past gRPC's caps)
+                client.submit(f"// {'x' * padding}\nOPENQASM 3.0;\n}}{{ not a program")
+            except BadResponse as exc:  # gRPC's own check of the door's max_line
+                assert "RESOURCE_EXHAUSTED" in str(exc), exc
+                return TOO_LARGE
+            except QMKError:
+                return READ  # read, and found no program
+        raise AssertionError("a program that does not parse was accepted")
 
 
 class GraphqlWire(RestWire):
@@ -722,6 +789,18 @@ class GraphqlWire(RestWire):
 
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         raise NotOnThisWire("GraphQL has no subscriptions")
+
+    def padded(self, server: DoorServer, session: str, padding: int) -> str:
+        query = "query($id: ID!) { job(job_id: $id) { job_id } }"
+        with self._http(server, session) as http:
+            reply = http.post(
+                "/v1/graphql", json={"query": query, "variables": {"id": "x" * padding}}
+            )
+        if reply.status_code == 413:
+            return TOO_LARGE
+        codes = [error["extensions"]["code"] for error in reply.json()["errors"]]
+        assert codes == ["QS1005"], reply.text  # read, and not found
+        return READ
 
     def stall_on(self, server: DoorServer, session: str, job_id: str) -> socket.socket:
         query = json.dumps(
@@ -818,6 +897,12 @@ class AssistWire(Wire):
         raise NotOnThisWire(
             "the assistant's tools answer the model, not a socket: a run's counts are at "
             "most [assist] max_shots outcomes"
+        )
+
+    def padded(self, server: DoorServer, session: str, padding: int) -> str:
+        raise NotOnThisWire(
+            "the assistant's tools make no request of their own: the question's wire "
+            "bounds its size"
         )
 
 
@@ -975,6 +1060,8 @@ __all__ = [
     "BELL_TEXT",
     "GUARD_S",
     "HELD",
+    "READ",
+    "TOO_LARGE",
     "WIRES",
     "AssistWire",
     "DoorServer",

@@ -74,8 +74,8 @@ class SyscallMethods:
         a small job.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
@@ -125,8 +125,8 @@ class SyscallMethods:
         and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
@@ -160,8 +160,8 @@ class SyscallMethods:
         """A job's state, and its result once COMPLETED.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -180,8 +180,8 @@ class SyscallMethods:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -237,8 +237,8 @@ class SyscallMethods:
         """Cancel a queued or running job (its worker is killed).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -274,8 +274,8 @@ class SyscallMethods:
         """Re-queue a job from a checkpoint (null: its latest).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -301,8 +301,8 @@ class SyscallMethods:
         """Submit a new job with the same graph, shots, seed and policy.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -834,8 +834,8 @@ class AsyncSyscallMethods:
         a small job.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             graph: object; the program: QVM JSON, or for target neutral-atom a device job in the
@@ -885,8 +885,8 @@ class AsyncSyscallMethods:
         and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
@@ -920,8 +920,8 @@ class AsyncSyscallMethods:
         """A job's state, and its result once COMPLETED.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -940,8 +940,8 @@ class AsyncSyscallMethods:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -997,8 +997,8 @@ class AsyncSyscallMethods:
         """Cancel a queued or running job (its worker is killed).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -1034,8 +1034,8 @@ class AsyncSyscallMethods:
         """Re-queue a job from a checkpoint (null: its latest).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant
@@ -1061,8 +1061,8 @@ class AsyncSyscallMethods:
         """Submit a new job with the same graph, shots, seed and policy.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             job_id: string; a job of this tenant

@@ -54,10 +54,6 @@ HERE = Path(__file__).resolve().parent
 #: The command that regenerates the files, for drift messages.
 REGENERATE = "python -m qmk.abi.codegen --write"
 
-#: What every syscall of the kernel returns: a JSON object (the method's reply struct,
-#: :mod:`qmk.abi.replies`, says its members; the clients decode it).
-RESULT = "dict[str, Any]"
-
 _WIDTH = 100
 _SCALARS = {
     JsonType.STRING: "str",
@@ -128,13 +124,12 @@ def signature(spec: MethodSpec, *, client: bool) -> str:
             lines.append(f"{head}," if param.required else f"{head} = {_client_default(param)}")
         if spec.needs_session:
             lines += ["*,", "session_id: str | None = None,"]
-        result = f"replies.{spec.reply.__name__}"
     else:
         lines.append("*,")
         for param in spec.params:
             head = f"{param.name}: {annotation(param, client=False)}"
             lines.append(f"{head}," if param.required else f"{head} = {literal(param.default)},")
-        result = RESULT
+    result = f"replies.{spec.reply.__name__}"  # the method's reply struct, on both sides
     body = "".join(f"\n    {line}" for line in lines)
     return f"def {spec.name}({body}\n) -> {result}:"
 
@@ -241,7 +236,7 @@ def render_protocol() -> str:
         "from the table fails ``make lint`` (default values are compared by\n"
         "``tests/abi/test_codegen.py``: mypy checks that a default exists, not its value).\n",
         typing=("Any", "Protocol"),
-        extra="",
+        extra="\nfrom qmk.abi import replies\n",
         head="\n\nclass KernelSyscalls(Protocol):\n"
         '    """Every qSyscall method as the coroutine a kernel provides for it."""\n',
         name="KernelSyscalls",

@@ -50,10 +50,9 @@ import logging
 import math
 import re
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -67,6 +66,7 @@ from qmk.abi.errors import (
     RpcError,
 )
 from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params
+from qmk.abi.replies import Reply
 from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import COMPACT_PIECE, GraphText
 
@@ -74,7 +74,6 @@ if TYPE_CHECKING:  # the door reads lines with this module's decoder
     from qmk.abi.door import Door
 
 LOG = logging.getLogger("qmk.abi")
-T = TypeVar("T")
 
 #: The most requests one batch may hold; a longer batch is one Invalid Request error.
 DEFAULT_MAX_BATCH = 1000
@@ -344,10 +343,11 @@ def _compact_graph(message: Any) -> None:
         del nodes[-COMPACT_PIECE:]
 
 
-def _timed(work: Callable[..., T], *args: Any) -> tuple[T, float]:
-    """``work(*args)`` and the CPU seconds of this thread it took."""
-    began = time.thread_time()
-    return work(*args), time.thread_time() - began
+def _named_session(decoded: tuple[Any, bool]) -> object:
+    """The ``session_id`` the params of a decoded request name (None: none)."""
+    message = decoded[0]
+    params = message.get("params") if type(message) is dict else None
+    return params.get("session_id") if type(params) is dict else None
 
 
 def _graph_text(message: Any) -> None:
@@ -647,6 +647,8 @@ def _marked(value: Any, default: Callable[[Any], Any] | None) -> tuple[str, list
         nonlocal marker
         method = getattr(type(item), "__json_bytes__", None)
         if method is None:
+            if isinstance(item, Reply):  # its set fields (qmk.abi.replies)
+                return item.fields()
             if default is not None:
                 return default(item)
             raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
@@ -862,10 +864,9 @@ class RpcCore:
         try:
             if len(line) < THREAD_BYTES:  # decoded here, on the loop: no coroutine of its own
                 message, suspect = _decode(line, self.max_depth)
+            elif self.door is not None:
+                return await self._big_line_parts(line, caller, self.door)
             else:
-                weigh = getattr(self.target, "line_budget", None)
-                if weigh is not None:
-                    return await self._big_line_parts(line, caller, weigh)
                 message, suspect = await _decode_soon(line, self.max_depth)
         except RpcError as exc:
             return encode_parts(_reply(None, error=exc.to_rpc()))
@@ -875,35 +876,21 @@ class RpcCore:
         return await self._message_parts(message, caller, suspect)
 
     async def _big_line_parts(
-        self, line: bytes, caller: Caller | None, weigh: Callable[[str], Any]
+        self, line: bytes, caller: Caller | None, door: Door
     ) -> list[bytes] | None:
-        """A line of :data:`THREAD_BYTES` or more, weighed before it is decoded.
-
-        The target's ``line_budget(session_id)`` gives the CPU budget and tenant of the
-        session the raw line names (:func:`scan_head`), or None. While that tenant's
-        budget is spent the request is refused under its id (null when it cannot be
-        read so), undecoded (``QS1006`` with ``retry_after_s``); otherwise it is decoded
-        in the budget's threads, in pieces, its CPU charged to the tenant once the
-        request is answered. A line whose first bytes name no live session is decoded in
-        a thread too, and its CPU charged to the session its decoded params name.
+        """A line of :data:`THREAD_BYTES` or more, weighed by the door before it is
+        decoded (:meth:`~qmk.abi.door.Door.decode`): on the CPU budget of the session its
+        first bytes name (:func:`scan_head`), refused under its id (null when it cannot
+        be read so) while that budget is spent, undecoded (``QS1006`` with
+        ``retry_after_s``); else decoded in a thread, in pieces, its CPU charged to the
+        tenant (of the session its decoded params name, where its first bytes name
+        none) once the request is answered.
         """
         request_id, _method, session_id = scan_head(line)
-        found = None if session_id is None else weigh(session_id)
-        seconds = 0.0
         try:
-            if found is not None:
-                budget, tenant = found
-                budget.check(tenant, f"a request of {len(line)} bytes")
-                (message, suspect), seconds = await budget.measure(
-                    tenant, lambda: _decode_big(line, self.max_depth)
-                )
-            else:
-                (message, suspect), seconds = await asyncio.to_thread(
-                    _timed, _decode_big, line, self.max_depth
-                )
-                named = message.get("params") if type(message) is dict else None
-                named = named.get("session_id") if type(named) is dict else None
-                found = weigh(named) if type(named) is str else None
+            (message, suspect), charge = await door.decode(
+                session_id, len(line), lambda: _decode_big(line, self.max_depth), _named_session
+            )
         except QMKError as exc:  # the budget's refusal
             return encode_parts(
                 _reply(None if request_id is ... else request_id, error=error_object(exc))
@@ -913,8 +900,7 @@ class RpcCore:
         try:
             return await self._message_parts(message, caller, suspect)
         finally:
-            if found is not None:
-                found[0].spend(found[1], seconds)
+            charge()
 
     async def handle_message(
         self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True

@@ -171,7 +171,38 @@ class ServerConfig:
     max_held_answer_bytes: int = _limit(
         defaults.MAX_HELD_ANSWER_BYTES,
         1024 * 1024,
-        "bytes of answers held whole until sent (gRPC messages), all calls together",
+        "bytes of answers held whole until sent (gRPC messages, GraphQL answers), all calls "
+        "together; one GraphQL answer holds at most this much",
+    )
+    graphql_max_depth: int = _limit(
+        defaults.GRAPHQL_MAX_DEPTH, 1, "the deepest nesting of a GraphQL query's fields"
+    )
+    graphql_max_cost: int = _limit(
+        defaults.GRAPHQL_MAX_COST,
+        1,
+        "the largest cost of a GraphQL query (each field 1, each syscall field 10, times the "
+        "lists above it)",
+    )
+    graphql_max_aliases: int = _limit(
+        defaults.GRAPHQL_MAX_ALIASES, 0, "aliases of a GraphQL query, its fragments expanded"
+    )
+    graphql_max_tokens: int = _limit(
+        defaults.GRAPHQL_MAX_TOKENS, 1, "tokens of a GraphQL query's text"
+    )
+    graphql_max_fields: int = _limit(
+        defaults.GRAPHQL_MAX_FIELDS, 1, "fields of a GraphQL query, its fragments expanded"
+    )
+    graphql_max_spreads: int = _limit(
+        defaults.GRAPHQL_MAX_SPREADS, 0, "fragment spreads written in a GraphQL query"
+    )
+    graphql_max_time_s: float = _limit(
+        defaults.GRAPHQL_MAX_TIME_S,
+        0.001,
+        "seconds a GraphQL query may run (parse, validation, execution)",
+        float,
+    )
+    graphql_max_queries: int = _limit(
+        defaults.GRAPHQL_MAX_QUERIES, 1, "GraphQL queries running or waiting at once"
     )
 
     def __post_init__(self) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from qmk.abi import replies
+
 
 class KernelSyscalls(Protocol):
     """Every qSyscall method as the coroutine a kernel provides for it."""
@@ -25,7 +27,7 @@ class KernelSyscalls(Protocol):
         tenant: str,
         key: str,
         requested: Sequence[str] = (),
-    ) -> dict[str, Any]:
+    ) -> replies.Session:
         """Open a session: authenticate the tenant and grant requested ∩ allowed caps (its own, and
         those a live delegation lends it: delegated).
 
@@ -48,14 +50,14 @@ class KernelSyscalls(Protocol):
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Verify, admit and queue a program on a target; refusals come back at once; with wait_ms,
         the job once final (or as it is when wait_ms passes), as q_wait answers it: one request for
         a small job.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -85,14 +87,14 @@ class KernelSyscalls(Protocol):
         shots: int | None = None,
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Deprecated (one release): q_submit with target neutral-atom; validate, admit and queue a
         neutral-atom device job (its wire form); needs CAP_DEVICE_NA, within the tenant's max_atoms
         and max_device_time_s.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -110,12 +112,12 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         job_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """A job's state, and its result once COMPLETED.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -128,12 +130,12 @@ class KernelSyscalls(Protocol):
         session_id: str,
         job_id: str,
         timeout_ms: int = 30000,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Wait until the job is final or timeout_ms passes; returns it either way.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -148,7 +150,7 @@ class KernelSyscalls(Protocol):
         job_id: str,
         cursor: str | None = None,
         limit: int = 10000,
-    ) -> dict[str, Any]:
+    ) -> replies.ResultPage:
         """A COMPLETED job's counts in pages, in stored order, with the rest of its result.
 
         Returns: ResultPage {job_id, state, entries, cursor, next_cursor, counts, summary}.
@@ -166,12 +168,12 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         job_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Cancel a queued or running job (its worker is killed).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -183,7 +185,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         job_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Checkpoint:
         """Checkpoint a job at its next fence.
 
         Returns: Checkpoint {checkpoint_id, job_id, epoch, program_epoch, state, created_at, saved}.
@@ -199,12 +201,12 @@ class KernelSyscalls(Protocol):
         session_id: str,
         job_id: str,
         checkpoint_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Re-queue a job from a checkpoint (null: its latest).
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -217,12 +219,12 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         job_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Submit a new job with the same graph, shots, seed and policy.
 
         Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, result_expired_at?, result_error?, warnings?,
-            machine?}.
+            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
+            warnings?}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -236,7 +238,7 @@ class KernelSyscalls(Protocol):
         peer: str,
         channel_id: str | None = None,
         fidelity: float = 1.0,
-    ) -> dict[str, Any]:
+    ) -> replies.Channel:
         """Propose a channel to a peer tenant, or accept the peer's proposal.
 
         Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
@@ -253,7 +255,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         channel_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Channel:
         """Close a channel.
 
         Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
@@ -268,7 +270,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         channel_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Channel:
         """A channel's state.
 
         Returns: Channel {channel_id, state, tenants, fidelity, created_at, opened_at, closed_at}.
@@ -283,7 +285,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         state: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.ChannelList:
         """This tenant's channels (proposed, accepted, or proposed to it), newest first.
 
         Returns: ChannelList {channels}.
@@ -298,7 +300,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         job_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Telemetry:
         """A job's telemetry, or with null the tenant's aggregate.
 
         Returns: Telemetry {job_id?, state?, attempts?, preemptions?, physical_qubits?,
@@ -316,7 +318,7 @@ class KernelSyscalls(Protocol):
         self,
         *,
         session_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Resources:
         """The machine's qubit inventory and the tenant's quota and usage.
 
         Returns: Resources {machine, tenant, quota, usage, device}.
@@ -330,7 +332,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         speedup: bool = False,
-    ) -> dict[str, Any]:
+    ) -> replies.Machine:
         """The shared machine now: its floorplan with every tenant's jobs in place (only the
         caller's by id; another tenant by a label, not its name, unless the caller is an operator),
         utilization of tiles, factories and links so far and over time, tenants' shares, Jain's
@@ -354,7 +356,7 @@ class KernelSyscalls(Protocol):
         session_id: str,
         calibration: Mapping[str, Any] | None = None,
         qubit: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Device:
         """Ingest a calibration or custom qubit parameters into the machine (operators).
 
         Returns: Device {kind, inventory, capabilities, health, faults, noise_model,
@@ -373,7 +375,7 @@ class KernelSyscalls(Protocol):
         to_tenant: str,
         caps: Sequence[str],
         expires_s: float,
-    ) -> dict[str, Any]:
+    ) -> replies.Delegation:
         """Lend capabilities this session holds from the tenant's own config to another tenant,
         until expires_s pass or it is revoked; the recipient's q_negotiate_caps may then grant them
         (its quotas stay its own).
@@ -393,7 +395,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         delegation_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Delegation:
         """End a delegation at once (either tenant may), for sessions already open too; its jobs not
         yet started are refused at execution.
 
@@ -411,7 +413,7 @@ class KernelSyscalls(Protocol):
         session_id: str,
         state: str | None = None,
         limit: int = 100,
-    ) -> dict[str, Any]:
+    ) -> replies.DelegationList:
         """The delegations this tenant made or received, newest first.
 
         Returns: DelegationList {delegations}.
@@ -428,7 +430,7 @@ class KernelSyscalls(Protocol):
         session_id: str,
         state: str | None = None,
         limit: int = 100,
-    ) -> dict[str, Any]:
+    ) -> replies.JobList:
         """This tenant's jobs, newest first, without results.
 
         Returns: JobList {jobs}.
@@ -446,7 +448,7 @@ class KernelSyscalls(Protocol):
         prompt: str,
         program: str | None = None,
         assist_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Assist:
         """Ask the assistant (the model in [assist]) about a program; it works through QMK's tools
         and shows only programs that validate; each step is an audit line (event assist); with no
         model configured, QMK's own advice.
@@ -469,7 +471,7 @@ class KernelSyscalls(Protocol):
         until: float | None = None,
         job_id: str | None = None,
         limit: int = 100,
-    ) -> dict[str, Any]:
+    ) -> replies.Usage:
         """The tenant's usage records (one per job end: shots, logical-qubit seconds, physical-qubit
         cycles, device seconds, result bytes), newest first, their totals and the invoice at the
         price table's prices.
@@ -497,7 +499,7 @@ class KernelSyscalls(Protocol):
         every_s: float | None = None,
         cron: str | None = None,
         states: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Trigger:
         """A workflow the kernel runs as this tenant's jobs on a schedule or on an event (a job of
         the tenant ending, a calibration); durable, a missed schedule runs once.
 
@@ -520,7 +522,7 @@ class KernelSyscalls(Protocol):
         session_id: str,
         trigger_id: str | None = None,
         runs: int = 0,
-    ) -> dict[str, Any]:
+    ) -> replies.TriggerList:
         """This tenant's triggers, oldest first, each with its next and last run (and its newest
         runs: why each started, its jobs, how it ended).
 
@@ -537,7 +539,7 @@ class KernelSyscalls(Protocol):
         *,
         session_id: str,
         trigger_id: str,
-    ) -> dict[str, Any]:
+    ) -> replies.Trigger:
         """Delete a trigger and its runs' records (its jobs submitted run on).
 
         Returns: Trigger {trigger_id, tenant, name, on, every_s, cron, states, workflow, steps,
@@ -556,7 +558,7 @@ class KernelSyscalls(Protocol):
         name: str | None = None,
         offset: int = 0,
         limit: int = 1000,
-    ) -> dict[str, Any]:
+    ) -> replies.Artifacts:
         """A device job's artifacts (streamed measurements, pulse log, snapshots): the list, or with
         name a page of one's records.
 

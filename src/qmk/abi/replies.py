@@ -1,36 +1,39 @@
 """What every qSyscall answers, as typed values: one msgspec struct per kind of reply.
 
-The method table (:data:`qmk.abi.methods.METHODS`) names each method's reply struct
-(``MethodSpec.reply``); from it :mod:`qmk.abi.codegen` renders the clients' typed
-methods (:mod:`qmk.abi.calls`: ``client.q_status(job_id)`` gives a :class:`Job`),
-``docs/qsyscall.md`` its "returns" column and the gRPC schema which message answers an
-rpc. The JSON on the wire is unchanged: a reply is decoded from the JSON object the
-kernel sends (:meth:`Reply.from_json`) and :meth:`Reply.to_json` gives that object back,
-key for key (a key some replies leave out is :data:`msgspec.UNSET` when absent, so it
-stays absent). Keys a newer kernel adds are ignored by an older client; the tests hold
-every key the kernel sends to a field here (``tests/abi/test_replies.py``), and a golden
-JSON file per struct (``tests/abi/golden/``) to its JSON.
+The kernel's syscalls answer these structs (its desks build them), every wire encodes
+them (JSON-RPC, REST and GraphQL as JSON, gRPC as its messages and their JSON), and the
+clients decode them back. The method table (:data:`qmk.abi.methods.METHODS`) names each
+method's reply struct (``MethodSpec.reply``); from it :mod:`qmk.abi.codegen` renders
+the kernel's Protocol and the clients' typed methods (:mod:`qmk.abi.calls`:
+``client.q_status(job_id)`` gives a :class:`Job`), ``docs/qsyscall.md`` its "returns"
+column and the gRPC schema which message answers an rpc. A reply is decoded from the
+JSON object the kernel sends (:meth:`Reply.from_json`) and :meth:`Reply.to_json` gives
+that object back, key for key (a key some replies leave out is :data:`msgspec.UNSET`
+when absent, so it stays absent). Keys a newer kernel adds are ignored by an older
+client; the tests hold every key the kernel sends to a field here
+(``tests/abi/test_replies.py``), and a golden JSON file per struct
+(``tests/abi/golden/``) to its JSON.
 
 Parts whose shape another layer owns stay plain JSON objects: a job's ``result`` (the
-run's result JSON, :mod:`qmk.execution.result`), telemetry, quotas, the device's
-description, usage records and invoices.
+run's result JSON, :mod:`qmk.execution.result`; in the kernel the stored result, kept
+encoded, which the wires write as it is), telemetry, quotas, the device's description,
+usage records and invoices.
 
-A reply also reads as the JSON object it came as (``job["state"]``, ``job.get("result")``,
-``dict(job)``), for code written against the dict replies of before; new code reads
-attributes (``job.state``).
+A reply is read by its attributes (``job.state``); it is no mapping.
 
 >>> job = Job.from_json({"job_id": "j1", "state": "QUEUED", "tenant": "alice", "shots": 10,
 ...     "seed": 7, "priority": 5, "created_at": 1.5, "started_at": None,
 ...     "finished_at": None, "error": None, "result": None})
->>> job.state, job.final, job["seed"], "warnings" in job
-('QUEUED', False, 7, False)
+>>> job.state, job.final, job.seed, job.warnings is UNSET
+('QUEUED', False, 7, True)
 >>> job.to_json()["result"] is None and "warnings" not in job.to_json()
 True
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -62,37 +65,28 @@ class Reply(msgspec.Struct, frozen=True, kw_only=True):
         return reply
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object the reply came as (an absent key stays absent)."""
-        out: dict[str, Any] = msgspec.to_builtins(self)
+        """The JSON object the reply is (an absent key stays absent; a part the kernel
+        keeps encoded, such as a stored result, decoded)."""
+        out: dict[str, Any] = msgspec.to_builtins(self, enc_hook=_kept)
         return out
 
-    # ---- reading a reply as the JSON object it came as
+    def fields(self) -> dict[str, Any]:
+        """Its fields that are set (those left out absent), by name, their values as they
+        are (a stored result still encoded): what a wire that writes a reply its own way
+        reads (:func:`qmk.abi.jsonrpc.dumps`, gRPC's messages)."""
+        return {
+            name: value
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not UNSET
+        }
 
-    def keys(self) -> list[str]:
-        """The keys the reply's JSON object has (those left out, absent)."""
-        return [k for k in self.__struct_fields__ if getattr(self, k) is not UNSET]
 
-    def __getitem__(self, key: str) -> Any:
-        value = getattr(self, key, UNSET) if key in self.__struct_fields__ else UNSET
-        if value is UNSET:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``self[key]``, or ``default`` for a key the reply does not have."""
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self.keys()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
+def _kept(value: Any) -> Any:
+    """A part of a reply kept encoded (``__json_bytes__``: a stored result), decoded."""
+    method = getattr(type(value), "__json_bytes__", None)
+    if method is None:
+        raise TypeError(f"a reply holds a {type(value).__name__}, which is not JSON")
+    return json.loads(method(value))
 
 
 class CodedError(Reply, frozen=True, kw_only=True):
@@ -132,20 +126,20 @@ class Job(Reply, frozen=True, kw_only=True):
     finished_at: float | None
     error: CodedError | None
     #: The run's result JSON once COMPLETED (None before); absent from job summaries.
-    result: dict[str, Any] | Absent | None = UNSET
+    result: Mapping[str, Any] | Absent | None = UNSET
     #: The job whose stored result answered this one (a cache hit).
     cached_from: str | Absent = UNSET
+    #: Its schedule on the shared machine once fixed (``arrival_cycle``, ``start_cycle``,
+    #: ``end_cycle``, ``tiles``, ``module``, ``wait_cycles`` by cause,
+    #: ``idle_logical_error``: docs/machine.md); absent before, and for a job the machine
+    #: does not hold.
+    machine: dict[str, Any] | Absent = UNSET
     #: When retention deleted the result.
     result_expired_at: float | Absent = UNSET
     #: Why the stored result is not served (expired, or tampered with).
     result_error: CodedError | Absent = UNSET
     #: A submit's options that changed nothing (``QC130``, ``QC131``).
     warnings: list[CodedError] | Absent = UNSET
-    #: Its schedule on the shared machine once fixed (``arrival_cycle``, ``start_cycle``,
-    #: ``end_cycle``, ``tiles``, ``module``, ``wait_cycles`` by cause,
-    #: ``idle_logical_error``: docs/machine.md); absent before, and for a job the machine
-    #: does not hold.
-    machine: dict[str, Any] | Absent = UNSET
 
     @property
     def final(self) -> bool:
@@ -168,9 +162,9 @@ class ResultPage(Reply, frozen=True, kw_only=True):
     entries: int
     cursor: str | None
     next_cursor: str | None
-    counts: dict[str, int]
+    counts: Mapping[str, int]
     #: The result without its counts (shots, seed, engine, events, telemetry...).
-    summary: dict[str, Any]
+    summary: Mapping[str, Any]
 
 
 class Checkpoint(Reply, frozen=True, kw_only=True):

@@ -42,13 +42,13 @@ writes their refusals as JSON-RPC lines, and every call passes the door
   ``data.retry_after_s``. Both are token buckets (:mod:`qmk.rate`) on the server's
   clock. The server accepts at most :data:`~qmk.abi.door.ACCEPT_BATCH` connections in
   one turn of its event loop (:class:`~qmk.abi.door.Acceptor`).
-- **Authentication deadline**: a connection none of whose requests has succeeded
-  ``auth_timeout_s`` after it was accepted (it sent nothing, or no
-  ``q_negotiate_caps`` with a good key) is answered with one line (``1011
-  unavailable``, ``data.reason`` ``auth-timeout``) and closed; requests of it still in
-  flight then are answered first, and it stays if one of them succeeds.
-- **Before authentication** (:class:`~qmk.abi.jsonrpc.Caller`: until one request of
-  the connection succeeds) a line may be at most ``max_line_unauthenticated`` bytes,
+- **Authentication deadline** (the connection's :class:`~qmk.abi.door.Guard`, the one
+  every wire's connections have): a connection none of whose requests has signed it in
+  (shown a valid session or a good key) ``auth_timeout_s`` after it was accepted is
+  answered with one line (``1011 unavailable``, ``data.reason`` ``auth-timeout``) and
+  closed; requests of it still in flight then are answered first, and it stays if one
+  of them signs it in.
+- **Before sign-in** a line may be at most ``max_line_unauthenticated`` bytes,
   and so may the requests in flight together; after it, ``max_line`` and
   ``max_inflight_bytes``. A longer line that follows requests still in flight waits
   for them, so a client may pipeline ``q_negotiate_caps`` and a large submit.
@@ -106,10 +106,10 @@ from typing import Any
 
 import qmk.aio as aio
 from qmk.abi.door import (
-    HEAP_TRIM,
     Acceptor,
     Door,
     DoorProbe,
+    Guard,
     Refusal,
     ServerClock,
     Visitor,
@@ -353,14 +353,14 @@ class _Outbox:
 
 
 class _WatchedProtocol(asyncio.StreamReaderProtocol):
-    """A connection's stream protocol that drops the connection when its unsent bytes
-    stay above the bound (the transport paused writing) for ``write_timeout_s``."""
+    """A connection's stream protocol that tells its :class:`~qmk.abi.door.Guard` when
+    the transport pauses and resumes writing (its unsent bytes above the bound, then
+    read down), and offers each chunk read to :attr:`take` first."""
 
-    def __init__(self, reader: asyncio.StreamReader, write_timeout_s: float) -> None:
+    def __init__(self, reader: asyncio.StreamReader) -> None:
         super().__init__(reader)
-        self._write_timeout_s = write_timeout_s
-        self._watch: asyncio.TimerHandle | None = None
-        self._transport_of: asyncio.BaseTransport | None = None
+        #: The connection's guard, once it is admitted.
+        self.guard: Guard | None = None
         #: Offered each chunk read before the stream reader: True when it took the chunk
         #: (:meth:`Server._take`), False to leave it to the reader.
         self.take: Callable[[bytes], bool] | None = None
@@ -370,43 +370,20 @@ class _WatchedProtocol(asyncio.StreamReaderProtocol):
         if take is None or not take(data):
             super().data_received(data)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport_of = transport
-        super().connection_made(transport)
-
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._watch is None:
-            loop = asyncio.get_running_loop()
-            self._watch = loop.call_later(self._write_timeout_s, self._drop)
+        if self.guard is not None:
+            self.guard.pause_writing()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        if self.guard is not None:
+            self.guard.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        if self.guard is not None:
+            self.guard.close()
         super().connection_lost(exc)
-
-    def _drop(self) -> None:
-        self._watch = None
-        transport = self._transport_of
-        if transport is None or transport.is_closing():
-            return
-        unsent = getattr(transport, "get_write_buffer_size", lambda: 0)()
-        LOG.warning(
-            "dropped a connection whose client read none of its %d unsent bytes for %g s "
-            "(server.write_timeout_s)",
-            unsent,
-            self._write_timeout_s,
-        )
-        abort = getattr(transport, "abort", transport.close)
-        abort()
-        HEAP_TRIM.soon()
 
 
 class _Connection:
@@ -415,7 +392,8 @@ class _Connection:
     __slots__ = (
         "caller",
         "changed",
-        "deadline",
+        "expired",
+        "guard",
         "inflight",
         "inflight_bytes",
         "loop",
@@ -425,8 +403,6 @@ class _Connection:
         "reader_task",
         "reading_idle",
         "requests",
-        "signed",
-        "signed_in",
         "waiting",
         "writer",
     )
@@ -435,13 +411,11 @@ class _Connection:
         self,
         peer: str,
         writer: asyncio.StreamWriter,
-        deadline: float,
         visitor: Visitor,
         turn_end: _TurnEnd | None = None,
     ) -> None:
         self.peer = peer
         self.writer = writer
-        self.deadline = deadline  # when it must have signed in
         self.outbox = _Outbox(writer, turn_end)
         #: Its requests' tasks not yet ended (each leaves when its reply is put).
         self.requests: set[asyncio.Task[None]] = set()
@@ -449,8 +423,10 @@ class _Connection:
         self.inflight = 0
         self.inflight_bytes = 0
         self.changed = asyncio.Event()
-        self.signed_in = asyncio.Event()  # set once a request of it has succeeded
-        self.signed = False  # signed_in is set (read without a call)
+        #: Its guard at the door (the sign-in deadline, unsent bytes, write timeout).
+        self.guard: Guard | None = None
+        #: Its sign-in deadline passed: its auth-timeout line is written, it lingers.
+        self.expired = False
         self.waiting = 0  # calls of change() waiting: finish sets changed only for them
         self.reader_task: asyncio.Task[None] | None = None
         #: Its read loop waits for bytes with none kept: a chunk of whole lines may be
@@ -465,11 +441,15 @@ class _Connection:
         """A request of ``size`` bytes is answered."""
         self.inflight -= 1
         self.inflight_bytes -= size
-        if self.caller.authenticated and not self.signed:
-            self.signed = True
-            self.signed_in.set()
         if self.waiting:
             self.changed.set()
+        if self.guard is not None:
+            self.guard.settled()
+
+    @property
+    def signed_in(self) -> bool:
+        """Whether one of its requests showed a valid session or key (the door's word)."""
+        return self.caller.visitor.signed_in
 
     async def change(self) -> None:
         """Return once a request in flight is answered."""
@@ -666,7 +646,7 @@ class Server:
         """Give an accepted socket its streams and serve it (within the limits)."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_CHUNK)
-        protocol = _WatchedProtocol(reader, self.config.write_timeout_s)
+        protocol = _WatchedProtocol(reader)
         try:
             transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)
         except OSError:
@@ -684,12 +664,19 @@ class Server:
             self._refuse(reader, writer, peer, admitted)
             return
         visitor = self.door.visitor("jsonrpc", peer)
-        connection = _Connection(
-            peer, writer, self.clock.now() + self.config.auth_timeout_s, visitor, self._turn_end
+        connection = _Connection(peer, writer, visitor, self._turn_end)
+        connection.guard = guard = self.door.guard(
+            visitor,
+            "JSON-RPC",
+            expire=functools.partial(self._expire, connection),
+            busy=lambda: connection.inflight > 0,
         )
+        protocol = writer.transport.get_protocol()
+        if isinstance(protocol, _WatchedProtocol):
+            protocol.guard = guard
         if self.watches is not None:
             connection.caller.watches = ConnectionWatches(
-                self.watches, connection.outbox.send, writer, self.config.max_unsent_bytes
+                self.watches, connection.outbox.send, writer, guard
             )
         task = self._group.create_task(self._serve_connection(reader, connection))
         self._connections[task] = connection
@@ -750,8 +737,8 @@ class Server:
         once reading ends, wait for those in flight; cancelled or failing, cancel them
         (and wait for them), as a task group does its tasks."""
         writer = connection.writer
-        writer.transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
-        timed_out = False
+        assert connection.guard is not None
+        connection.guard.start(writer.transport)
         try:
             try:
                 async with aio.TaskGroup() as group:
@@ -759,7 +746,6 @@ class Server:
                     connection.reader_task = reading
                     if self._stopping:
                         reading.cancel()
-                    timed_out = await self._await_sign_in(connection, reading)
             except BaseException:
                 for task in connection.requests:
                     task.cancel()
@@ -769,46 +755,31 @@ class Server:
         except Exception:
             LOG.exception("connection failed")
         finally:
+            connection.guard.close()
             if connection.caller.watches is not None:
                 await connection.caller.watches.aclose()
             connection.outbox.flush()  # replies still queued go out before the close
-            if timed_out and not self._stopping:
+            if connection.expired and not self._stopping:
                 self._close_lingering(reader, writer)
             else:
                 writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()  # the drain's deadline aborts a peer that never reads
 
-    async def _await_sign_in(self, connection: _Connection, reading: asyncio.Task[None]) -> bool:
-        """Wait until a request of the connection succeeds, or its reader ends. At the
-        deadline, once the requests in flight are answered, stop reading and queue the
-        ``auth-timeout`` line. True when it timed out."""
-        signing_in = asyncio.ensure_future(connection.signed_in.wait())
-        try:
-            async with self.clock.timeout_at(connection.deadline):
-                await asyncio.wait((signing_in, reading), return_when=asyncio.FIRST_COMPLETED)
-            return False
-        except TimeoutError:
-            pass
-        finally:
-            signing_in.cancel()
-        while connection.inflight and not connection.caller.authenticated:
-            await connection.change()  # a request in flight may still sign it in
-        if connection.caller.authenticated or reading.done():
-            return False
+    def _expire(self, connection: _Connection, error: UnavailableError, answered: bool) -> None:
+        """The guard's verdict: no request of the connection signed it in by its deadline
+        (those in flight then were answered first). Stop reading, and queue the
+        ``auth-timeout`` line; the connection lingers once its requests are done."""
+        reading = connection.reader_task
+        if reading is None or reading.done():
+            return  # its client went away: it closes anyway
         reading.cancel()
-        limit = self.config.auth_timeout_s
-        message = (
-            f"no request of this connection succeeded within {limit:g} s: open a session "
-            "(q_negotiate_caps) or use one at once after connecting"
-        )
-        LOG.warning("closed a connection of %s: %s", connection.peer, message)
-        error = UnavailableError(message, reason="auth-timeout", limit=limit)
+        connection.expired = True
         connection.outbox.put(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
-        return True
 
     def _line_limit(self, connection: _Connection) -> int:
-        return self.door.size_limit(connection.caller.authenticated)
+        assert connection.guard is not None
+        return connection.guard.line_limit
 
     async def _read_loop(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         """Split the stream into lines and start a task for each, within the limits.
@@ -827,7 +798,7 @@ class Server:
             limit = self._line_limit(connection)
             if not skipping and length > limit:
                 if (
-                    not connection.caller.authenticated
+                    not connection.signed_in
                     and connection.inflight
                     and length <= self.config.max_line
                 ):
@@ -889,7 +860,7 @@ class Server:
         if not connection.reading_idle or data[-1:] != b"\n":
             connection.reading_idle = False  # the reader keeps bytes now: they go first
             return False
-        limit = self.door.size_limit(connection.caller.authenticated)  # as _line_limit
+        limit = self._line_limit(connection)
         end = data.find(b"\n")
         if end + 1 == len(data):  # one line, the common chunk
             if end > limit:
@@ -915,7 +886,7 @@ class Server:
         return True
 
     def _refuse_line(self, connection: _Connection, limit: int) -> None:
-        if connection.caller.authenticated or limit >= self.config.max_line:
+        if connection.signed_in or limit >= self.config.max_line:
             message = f"the line is longer than the limit of {limit} bytes"
         else:
             message = (
@@ -931,11 +902,12 @@ class Server:
 
         Returns False when the peer went away.
         """
-        writer = connection.writer
+        writer, guard = connection.writer, connection.guard
+        assert guard is not None
         while True:
             if writer.is_closing():
                 return False
-            if writer.transport.get_write_buffer_size() > self.config.max_unsent_bytes:
+            if not guard.writable:
                 try:
                     await writer.drain()  # the reader is the only task that drains
                 except ConnectionError:
@@ -948,10 +920,11 @@ class Server:
     def _admitted(self, connection: _Connection, size: int) -> bool:
         """:meth:`_admit` when it need not wait: True when the request is admitted now
         (False: :meth:`_admit` waits, or finds the peer gone)."""
-        transport = connection.writer.transport
+        guard = connection.guard
+        assert guard is not None
         return (
-            not transport.is_closing()
-            and transport.get_write_buffer_size() <= self.config.max_unsent_bytes
+            not connection.writer.transport.is_closing()
+            and guard.writable
             and self._fits(connection, size)
         )
 
@@ -960,9 +933,7 @@ class Server:
         and bytes allow it (True), else nothing (False)."""
         config = self.config
         budget = (
-            config.max_inflight_bytes
-            if connection.caller.authenticated
-            else config.max_line_unauthenticated
+            config.max_inflight_bytes if connection.signed_in else config.max_line_unauthenticated
         )
         if connection.inflight == 0 or (
             connection.inflight < config.max_inflight and connection.inflight_bytes + size <= budget

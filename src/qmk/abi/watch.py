@@ -35,7 +35,9 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from qmk.abi.door import Guard
 from qmk.abi.jsonrpc import encode_parts, error_object
+from qmk.abi.replies import Unwatch, Watch
 from qmk.errors import InvalidArgument, NotFoundError, QMKError
 
 #: The notification's method.
@@ -108,8 +110,10 @@ class ConnectionWatches:
     Args:
         source: where the job events come from.
         send: writes one line given as pieces (the connection's outbox).
-        writer: the connection's writer (its unsent bytes; waited on when above the bound).
-        max_unsent_bytes: the connection's bound of unsent bytes.
+        writer: the connection's writer (drained while its unsent bytes are above the
+            bound).
+        guard: the connection's guard at the door (whether its unsent bytes are within
+            ``max_unsent_bytes``).
     """
 
     def __init__(
@@ -117,12 +121,12 @@ class ConnectionWatches:
         source: WatchSource,
         send: Callable[[list[bytes]], Awaitable[None]],
         writer: asyncio.StreamWriter,
-        max_unsent_bytes: int,
+        guard: Guard,
     ) -> None:
         self.source = source
         self._send = send
         self._writer = writer
-        self._max_unsent = max_unsent_bytes
+        self._guard = guard
         self._count = 0
         self._pumps: dict[str, tuple[str, JobEvents, asyncio.Task[None]]] = {}
 
@@ -137,8 +141,8 @@ class ConnectionWatches:
             return self.unwatch(params["session_id"], params["watch_id"])
         raise AssertionError(f"not a socket method: {method}")
 
-    async def watch(self, session_id: str, job_id: str, streams: Any) -> dict[str, Any]:
-        """Start a watch of ``job_id``; its reply (``{watch_id, job_id, streams}``)."""
+    async def watch(self, session_id: str, job_id: str, streams: Any) -> Watch:
+        """Start a watch of ``job_id``; its reply."""
         names = _names(streams, self.source.stream_names)
         events = await self.source.open(session_id, job_id)
         self._count += 1
@@ -146,13 +150,11 @@ class ConnectionWatches:
         task = asyncio.create_task(self._pump(watch_id, events, names))
         self._pumps[watch_id] = (session_id, events, task)
         task.add_done_callback(lambda _: self._pumps.pop(watch_id, None))
-        return {
-            "watch_id": watch_id,
-            "job_id": job_id,
-            "streams": None if names is None else sorted(names),
-        }
+        return Watch(
+            watch_id=watch_id, job_id=job_id, streams=None if names is None else sorted(names)
+        )
 
-    def unwatch(self, session_id: str, watch_id: str) -> dict[str, Any]:
+    def unwatch(self, session_id: str, watch_id: str) -> Unwatch:
         """End a watch at once (no event of it is sent after this).
 
         Raises:
@@ -167,7 +169,7 @@ class ConnectionWatches:
         _, events, task = self._pumps.pop(watch_id)
         task.cancel()
         events.close()  # its stream no longer counts against the limits, from now
-        return {"watch_id": watch_id, "ended": True}
+        return Unwatch(watch_id=watch_id, ended=True)
 
     async def aclose(self) -> None:
         """The connection ends: stop every watch (a stopping server's watches first send
@@ -205,7 +207,7 @@ class ConnectionWatches:
         params = {"watch_id": watch_id, "event": event, "seq": seq, "data": data}
         parts = encode_parts({"jsonrpc": "2.0", "method": EVENT, "params": params})
         try:
-            while writer.transport.get_write_buffer_size() > self._max_unsent:
+            while not self._guard.writable:
                 if writer.is_closing():
                     return False
                 await writer.drain()  # a client that does not read: write_timeout_s drops it

@@ -180,13 +180,12 @@ def _cmd_result(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         _dump(page, out)
         return 0
-    counts = page.counts
     out.write(
-        f"{page.job_id}  {page.state}  {len(counts)} of {page.entries} entries"
+        f"{page.job_id}  {page.state}  {len(page.counts)} of {page.entries} entries"
         + (f"  next cursor {page.next_cursor}" if page.next_cursor else "")
         + "\n"
     )
-    for key, value in counts.items():
+    for key, value in page.counts.items():
         out.write(f"  {key or '(empty)'}  {value}\n")
     return 0
 

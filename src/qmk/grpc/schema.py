@@ -41,6 +41,7 @@ from qmk.abi.proto import (
     ProtoMessage,
     schema,
 )
+from qmk.abi.replies import Reply
 
 _F = descriptor_pb2.FieldDescriptorProto
 _SCALAR_TYPES = {
@@ -245,19 +246,20 @@ def _typed_counts(result: Any) -> dict[str, int]:
 
 
 def reply_of(kind: type[Message], result: Any) -> Message:
-    """The answer message ``kind`` filled from a syscall's JSON ``result``: each of its
-    fields that the result has (a job's ``counts`` from its ``result``, for at most
-    :data:`TYPED_COUNTS_MAX` outcomes), and ``json``."""
+    """The answer message ``kind`` filled from a syscall's ``result`` (its reply
+    struct): each of its fields that the result has (a job's ``counts`` from its
+    ``result``, for at most :data:`TYPED_COUNTS_MAX` outcomes), and ``json``."""
     reply = kind()
     fields = kind.DESCRIPTOR.fields_by_name
-    if isinstance(result, Mapping):
+    members = result.fields() if isinstance(result, Reply) else result
+    if isinstance(members, Mapping):
         for name, field in fields.items():
             if name == JSON_FIELD:
                 continue
             if name == "counts":
-                reply.counts.update(_typed_counts(result.get("result")))
+                reply.counts.update(_typed_counts(members.get("result")))
                 continue
-            value = result.get(name)
+            value = members.get(name)
             if value is None:
                 continue
             if _repeated(field):

@@ -58,6 +58,7 @@ from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeErro
 from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
+from qmk.abi.replies import Job
 from qmk.abi.server import bind_tcp
 from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
@@ -365,7 +366,10 @@ class KernelService:
                 async for name, data, seq in watch:
                     size = _answer_size(data)
                     held = await self.door.answers.hold(size, visitor)
-                    state = data.get("state") if isinstance(data, dict) else None
+                    if isinstance(data, Job):  # the result: the job as q_status answers it
+                        state: Any = data.state
+                    else:
+                        state = data.get("state") if isinstance(data, dict) else None
                     fields = {
                         "event": name,
                         "seq": seq,

@@ -35,8 +35,9 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode
+from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode, encode_parts
 from qmk.abi.methods import JsonType, bind_params
+from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
 from qmk.http import problems
@@ -46,7 +47,7 @@ from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.probe import KernelProbe
 from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
-from qmk.http.stream import EventStreamResponse, json_response
+from qmk.http.stream import EventStreamResponse, PartsResponse, json_response
 from qmk.http.tracing import Tracing
 
 ACCESS = logging.getLogger("qmk.http.access")
@@ -528,9 +529,8 @@ class Api:
             raise InvalidParams("limit must be an integer 1..1000", param="limit")
         if job_id is not None:  # another tenant's job is not found
             call = self.calls(request)
-            tenant = (await call("q_status", {"session_id": session_id, "job_id": job_id}))[
-                "tenant"
-            ]
+            job = await call("q_status", {"session_id": session_id, "job_id": job_id})
+            tenant = job.tenant
         else:
             tenant = self._tenant(request, session_id)
         entries = self.hub.audit(tenant, job_id, int(limit_text))
@@ -579,13 +579,13 @@ class Api:
         """
         if self._graphql_executor is None:
             try:
-                from qmk.http.graphql import GraphQL
+                from qmk.http.graphql import GraphQL, Limits
             except ImportError as exc:
                 raise UnavailableError(
                     "GraphQL needs strawberry-graphql (pip install "
                     f"'quantum-microkernel[http]'): {exc}"
                 ) from None
-            self._graphql_executor = GraphQL()
+            self._graphql_executor = GraphQL(Limits.of(self.door.config))
         return self._graphql_executor
 
     async def graphql(self, request: Request) -> Response:
@@ -615,7 +615,17 @@ class Api:
         answer = await self._graphql().execute(
             self.calls(request), session_id, query, variables, operation
         )
-        return _json(answer, headers={"x-qmk-tenant": tenant})
+        # the answer is held whole until sent: one of the door's held answers, as a gRPC
+        # message is (max_held_answer_bytes, all calls together)
+        parts = encode_parts(answer)
+        parts.pop()  # the line's newline
+        held = await self.door.answers.hold(sum(map(len, parts)), self.visitor(request))
+        return PartsResponse(
+            parts,
+            headers={"x-qmk-tenant": tenant},
+            media_type="application/json",
+            release=held.release,
+        )
 
     async def graphql_schema(self, request: Request) -> Response:
         """``GET /v1/graphql/schema``: the schema's SDL."""
@@ -754,11 +764,11 @@ def _result_headers(result: Any, status: int) -> dict[str, str]:
     """The headers a syscall's reply adds: its job and tenant, and where a created job
     lives."""
     headers: dict[str, str] = {}
-    if isinstance(result, dict):
-        if isinstance(result.get("job_id"), str):
-            headers["x-qmk-job-id"] = result["job_id"]
-            if status == 201 and "checkpoint_id" not in result:
-                headers["location"] = f"/v1/jobs/{result['job_id']}"
-        if isinstance(result.get("tenant"), str):
-            headers["x-qmk-tenant"] = result["tenant"]
+    job_id, tenant = getattr(result, "job_id", None), getattr(result, "tenant", None)
+    if isinstance(job_id, str):
+        headers["x-qmk-job-id"] = job_id
+        if status == 201 and not isinstance(result, Checkpoint):
+            headers["location"] = f"/v1/jobs/{job_id}"
+    if isinstance(tenant, str):
+        headers["x-qmk-tenant"] = tenant
     return headers

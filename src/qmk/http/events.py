@@ -32,6 +32,7 @@ from typing import Any
 
 from qmk.abi.door import Door, StreamCaps, Visitor
 from qmk.abi.jsonrpc import dumps, dumps_parts
+from qmk.abi.replies import Job
 from qmk.http.probe import KernelEvent, KernelProbe
 
 #: Recent events kept for the audit route.
@@ -250,8 +251,8 @@ class JobWatch:
     ) -> JobWatch:
         """Watch ``job_id`` with ``session_id`` (raises what ``q_status`` raises)."""
         params = {"session_id": session_id, "job_id": job_id}
-        first = await call("q_status", params)
-        stream = hub.open(first["tenant"], job_id, session=session_id)
+        first: Job = await call("q_status", params)
+        stream = hub.open(first.tenant, job_id, session=session_id)
         return cls(call, hub, stream, params, progress_s)
 
     def close(self) -> None:
@@ -262,9 +263,9 @@ class JobWatch:
         job_id = self._params["job_id"]
         stream = self._stream
         try:
-            job = await self._call("q_status", self._params)
-            yield "state", {"job_id": job_id, "state": job["state"]}, None
-            if job["state"] in self._final:
+            job: Job = await self._call("q_status", self._params)
+            yield "state", {"job_id": job_id, "state": job.state}, None
+            if job.state in self._final:
                 yield "result", job, None
                 return
             while True:
@@ -277,15 +278,17 @@ class JobWatch:
                         yield "closing", {"reason": "the server is stopping"}, None
                         return
                     job = await self._call("q_status", self._params)
-                    started = job.get("started_at")
-                    running = started is not None and job["state"] == "RUNNING"
+                    started = job.started_at
+                    running = started is not None and job.state == "RUNNING"
                     progress = {
                         "job_id": job_id,
-                        "state": job["state"],
-                        "running_s": round(time.time() - started, 3) if running else None,
+                        "state": job.state,
+                        "running_s": round(time.time() - started, 3)
+                        if running and started is not None
+                        else None,
                     }
                     yield "progress", progress, None
-                    if job["state"] in self._final:
+                    if job.state in self._final:
                         yield "result", job, None
                         return
                     continue

@@ -7,6 +7,13 @@ the same authentication, the same tenant isolation (another tenant's job is not 
 as over REST), the same refusals (a field's error carries the QMK code in
 ``extensions.code``). The schema is read-only: no mutations, no subscriptions.
 
+**The door's limits.** What a query may ask for and take are keys of the kernel
+config's ``[server]`` table, the door's (:class:`~qmk.abi.limits.ServerConfig`:
+``graphql_max_depth``, ``graphql_max_cost``, ... and ``max_held_answer_bytes``), read
+into :class:`Limits` by :meth:`Limits.of`; each refusal names its key. The answer, held
+whole until it is sent, is one of the door's held answers (:class:`~qmk.abi.door.
+HeldAnswers`), as a gRPC message is.
+
 **Checked in one pass over its text.** Before any field runs, a query is measured
 (:class:`Limits`): its fields once every fragment spread is expanded, its aliases
 (expanded too), its depth (introspection aside), and its cost, where each field costs 1
@@ -21,16 +28,16 @@ size after k steps). A query over a limit, or with more fragment spreads than
 **Off the event loop, under a time limit.** Parsing, validation and execution run in a
 few threads of the GraphQL executor's own (``Limits.threads``, each with an event loop
 of its own); a resolver's syscall is handed to the kernel's loop and awaited there. A
-query still running after ``Limits.max_time_s`` is stopped (its pending syscalls
-cancelled) and answered with ``QS1006`` (``limit: "max_time_s"``); past
-``Limits.max_queries`` queries at once, another is refused at once (``QS1011``).
+query still running after ``graphql_max_time_s`` is stopped (its pending syscalls
+cancelled) and answered with ``QS1006`` (``limit: "graphql_max_time_s"``); past
+``graphql_max_queries`` queries at once, another is refused at once (``QS1011``).
 
 **A bounded answer.** Every JSON field (a job's ``result`` and ``telemetry``, the
 tenant's ``telemetry`` and ``resources``) is priced by its size as it would be sent (a
-stored result by its stored bytes, with no copy) against ``Limits.max_answer_bytes``;
+stored result by its stored bytes, with no copy) against ``max_held_answer_bytes``;
 a field that would pass it is answered null with ``QS1006`` (``limit:
-"max_answer_bytes"``), so 30 aliases of a 13.5 MB result cost at most the bound, not
-405 MB. A big result is read in pages by ``q_get_result`` (``GET /v1/jobs/{id}/result``).
+"max_held_answer_bytes"``), so 30 aliases of a 13.5 MB result cost at most the bound,
+not 405 MB. A big result is read in pages by ``q_get_result`` (``GET /v1/jobs/{id}/result``).
 
     POST /v1/graphql   {"query": "{ jobs(limit: 5) { job_id state usage { shots } } }"}
 """
@@ -59,14 +66,17 @@ from graphql.language import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
+from msgspec import UNSET
 from strawberry.extensions import SchemaExtension
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from qmk import aio, defaults
+from qmk.abi import replies
 from qmk.abi.errors import InternalError, InvalidParams
 from qmk.abi.jsonrpc import encode_parts
+from qmk.abi.limits import ServerConfig
 from qmk.errors import QMKError, QuotaError, UnavailableError
 
 LOG = logging.getLogger("qmk.http")
@@ -83,7 +93,8 @@ MAX_LIMIT = 10_000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """What one GraphQL query may ask for, and what running it may take.
+    """What one GraphQL query may ask for, and what running it may take: the door's
+    ``[server]`` keys (:meth:`of`; the defaults are theirs).
 
     Attributes:
         max_depth: the deepest nesting of fields (introspection's own fields aside).
@@ -93,22 +104,42 @@ class Limits:
         max_fields: the most fields, every fragment spread expanded.
         max_spreads: the most fragment spreads in the query text.
         max_answer_bytes: the most bytes of JSON fields (results, telemetry) one answer
-            carries.
+            carries (``max_held_answer_bytes``).
         max_time_s: the longest one query runs (parse, validation, execution).
         threads: the threads queries run in.
         max_queries: the most queries running or waiting for a thread at once.
     """
 
-    max_depth: int = 6
-    max_cost: int = 20_000
-    max_aliases: int = 30
-    max_tokens: int = 2_000
-    max_fields: int = 2_000
-    max_spreads: int = 200
-    max_answer_bytes: int = 32 * 2**20
-    max_time_s: float = 30.0
+    max_depth: int = defaults.GRAPHQL_MAX_DEPTH
+    max_cost: int = defaults.GRAPHQL_MAX_COST
+    max_aliases: int = defaults.GRAPHQL_MAX_ALIASES
+    max_tokens: int = defaults.GRAPHQL_MAX_TOKENS
+    max_fields: int = defaults.GRAPHQL_MAX_FIELDS
+    max_spreads: int = defaults.GRAPHQL_MAX_SPREADS
+    max_answer_bytes: int = defaults.MAX_HELD_ANSWER_BYTES
+    max_time_s: float = defaults.GRAPHQL_MAX_TIME_S
     threads: int = 2
-    max_queries: int = 16
+    max_queries: int = defaults.GRAPHQL_MAX_QUERIES
+
+    @classmethod
+    def of(cls, config: ServerConfig) -> Limits:
+        """The limits of the door's ``[server]`` table.
+
+        >>> from qmk.abi.limits import ServerConfig
+        >>> Limits.of(ServerConfig(tcp=("127.0.0.1", 0), graphql_max_aliases=3)).max_aliases
+        3
+        """
+        return cls(
+            max_depth=config.graphql_max_depth,
+            max_cost=config.graphql_max_cost,
+            max_aliases=config.graphql_max_aliases,
+            max_tokens=config.graphql_max_tokens,
+            max_fields=config.graphql_max_fields,
+            max_spreads=config.graphql_max_spreads,
+            max_answer_bytes=config.max_held_answer_bytes,
+            max_time_s=config.graphql_max_time_s,
+            max_queries=config.graphql_max_queries,
+        )
 
 
 Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
@@ -123,7 +154,7 @@ class AnswerBudget:
     ...     budget.spend(8, "a result")
     ... except QuotaError as exc:
     ...     exc.details["limit"], budget.spent
-    ('max_answer_bytes', 8)
+    ('max_held_answer_bytes', 8)
     """
 
     def __init__(self, limit: int) -> None:
@@ -139,9 +170,9 @@ class AnswerBudget:
         if self.spent + nbytes > self.limit:
             raise QuotaError(
                 f"{what} holds {nbytes} bytes, which would take this answer past "
-                f"{self.limit} bytes (max_answer_bytes); ask for fewer at once, or read a "
-                "result in pages (q_get_result)",
-                limit="max_answer_bytes",
+                f"{self.limit} bytes (server.max_held_answer_bytes); ask for fewer at once, "
+                "or read a result in pages (q_get_result)",
+                limit="max_held_answer_bytes",
                 value=self.limit,
             )
         self.spent += nbytes
@@ -195,32 +226,33 @@ class Job:
 
     @strawberry.field(description="its result (counts, telemetry), once COMPLETED")
     async def result(self, info: Info[Any, Any]) -> JSON | None:
-        job = await _ctx(info).syscall("q_status", job_id=str(self.job_id))
-        return _priced(info, job.get("result"), f"job {self.job_id}'s result")
+        job: replies.Job = await _ctx(info).syscall("q_status", job_id=str(self.job_id))
+        result = None if job.result is UNSET else job.result  # kept encoded: sent as it is
+        return _priced(info, result, f"job {self.job_id}'s result")
 
     @strawberry.field(description="what the kernel knows of its runs (q_get_telemetry)")
     async def telemetry(self, info: Info[Any, Any]) -> JSON:
         telemetry = await _ctx(info).syscall("q_get_telemetry", job_id=str(self.job_id))
-        return _priced(info, telemetry, f"job {self.job_id}'s telemetry")
+        return _priced(info, telemetry.to_json(), f"job {self.job_id}'s telemetry")
 
     @strawberry.field(description="its usage records (one per end), newest first")
     async def usage(self, info: Info[Any, Any]) -> list[UsageRecord]:
         reply = await _ctx(info).syscall("q_usage", job_id=str(self.job_id), limit=MAX_LIMIT)
-        return [_usage_record(record) for record in reply["records"]]
+        return [_usage_record(record) for record in reply.records]
 
 
-def _job(data: dict[str, Any]) -> Job:
+def _job(job: replies.Job) -> Job:
     return Job(
-        job_id=strawberry.ID(data["job_id"]),
-        state=data["state"],
-        tenant=data["tenant"],
-        shots=data.get("shots"),
-        seed=data.get("seed"),
-        priority=data.get("priority"),
-        created_at=data.get("created_at"),
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        error=data.get("error"),
+        job_id=strawberry.ID(job.job_id),
+        state=job.state,
+        tenant=job.tenant,
+        shots=job.shots,
+        seed=job.seed,
+        priority=job.priority,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=None if job.error is None else JSON(job.error.to_json()),
     )
 
 
@@ -271,12 +303,12 @@ class Channel:
     fidelity: float
 
 
-def _channel(data: dict[str, Any]) -> Channel:
+def _channel(channel: replies.Channel) -> Channel:
     return Channel(
-        channel_id=strawberry.ID(data["channel_id"]),
-        state=data["state"],
-        tenants=list(data.get("tenants") or []),
-        fidelity=float(data.get("fidelity", 1.0)),
+        channel_id=strawberry.ID(channel.channel_id),
+        state=channel.state,
+        tenants=list(channel.tenants),
+        fidelity=float(channel.fidelity),
     )
 
 
@@ -287,7 +319,7 @@ class Query:
         self, info: Info[Any, Any], state: str | None = None, limit: int = defaults.JOBS_LIMIT
     ) -> list[Job]:
         reply = await _ctx(info).syscall("q_list_jobs", state=state, limit=limit)
-        return [_job(job) for job in reply["jobs"]]
+        return [_job(job) for job in reply.jobs]
 
     @strawberry.field(description="one job of the tenant (q_status; another's is not found)")
     async def job(self, info: Info[Any, Any], job_id: strawberry.ID) -> Job:
@@ -296,7 +328,7 @@ class Query:
     @strawberry.field(description="the tenant's aggregate telemetry (q_get_telemetry)")
     async def telemetry(self, info: Info[Any, Any]) -> JSON:
         telemetry = await _ctx(info).syscall("q_get_telemetry", job_id=None)
-        return _priced(info, telemetry, "the tenant's telemetry")
+        return _priced(info, telemetry.to_json(), "the tenant's telemetry")
 
     @strawberry.field(description="the tenant's usage records, totals and invoice (q_usage)")
     async def usage(
@@ -315,20 +347,20 @@ class Query:
             limit=limit,
         )
         return Usage(
-            tenant=reply["tenant"],
-            since=reply["since"],
-            until=reply["until"],
-            job_id=None if reply["job_id"] is None else strawberry.ID(reply["job_id"]),
-            count=reply["count"],
-            records=[_usage_record(r) for r in reply["records"]],
-            totals=reply["totals"],
-            invoice=reply["invoice"],
+            tenant=reply.tenant,
+            since=reply.since,
+            until=reply.until,
+            job_id=None if reply.job_id is None else strawberry.ID(reply.job_id),
+            count=reply.count,
+            records=[_usage_record(r) for r in reply.records],
+            totals=reply.totals,
+            invoice=reply.invoice,
         )
 
     @strawberry.field(description="the tenant's channels, newest first (q_list_channels)")
     async def channels(self, info: Info[Any, Any], state: str | None = None) -> list[Channel]:
         reply = await _ctx(info).syscall("q_list_channels", state=state)
-        return [_channel(c) for c in reply["channels"]]
+        return [_channel(c) for c in reply.channels]
 
     @strawberry.field(description="one channel of the tenant (q_chan_status)")
     async def channel(self, info: Info[Any, Any], channel_id: strawberry.ID) -> Channel:
@@ -336,11 +368,13 @@ class Query:
 
     @strawberry.field(description="the machine's inventory, the tenant's quota and usage")
     async def resources(self, info: Info[Any, Any]) -> JSON:
-        return _priced(info, await _ctx(info).syscall("q_resource_query"), "the resources")
+        resources = await _ctx(info).syscall("q_resource_query")
+        return _priced(info, resources.to_json(), "the resources")
 
     @strawberry.field(description="the shared machine now (q_machine_status; docs/machine.md)")
     async def machine(self, info: Info[Any, Any]) -> JSON:
-        return _priced(info, await _ctx(info).syscall("q_machine_status"), "the machine")
+        machine = await _ctx(info).syscall("q_machine_status")
+        return _priced(info, machine.to_json(), "the machine")
 
 
 #: How many objects a list without a ``limit`` may hold, at most, for the cost: a job's
@@ -473,7 +507,11 @@ def refusals(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
 
     spreads = _spreads(document)
     if spreads > limits.max_spreads:
-        refuse(f"the query has {spreads} fragment spreads; at most {limits.max_spreads}", None)
+        refuse(
+            f"the query has {spreads} fragment spreads; at most {limits.max_spreads} "
+            "(server.graphql_max_spreads)",
+            None,
+        )
         return errors
     measure = Measure(document)
     for node in document.definitions:
@@ -490,21 +528,23 @@ def refusals(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
             (
                 size.fields > limits.max_fields,
                 f"'{name}' asks for {size.fields} fields once its fragments are expanded; "
-                f"at most {limits.max_fields}",
+                f"at most {limits.max_fields} (server.graphql_max_fields)",
             ),
             (
                 size.aliases > limits.max_aliases,
                 f"'{name}' has {size.aliases} aliases once its fragments are expanded; at "
-                f"most {limits.max_aliases}",
+                f"most {limits.max_aliases} (server.graphql_max_aliases)",
             ),
             (
                 depth > limits.max_depth,
-                f"'{name}' exceeds maximum operation depth of {limits.max_depth}",
+                f"'{name}' exceeds maximum operation depth of {limits.max_depth} "
+                "(server.graphql_max_depth)",
             ),
             (
                 size.cost > limits.max_cost,
-                f"the query costs {size.cost}; at most {limits.max_cost} (each list counts "
-                f"its limit times its fields; a syscall field {SYSCALL_COST})",
+                f"the query costs {size.cost}; at most {limits.max_cost} "
+                f"(server.graphql_max_cost: each list counts its limit times its fields; a "
+                f"syscall field {SYSCALL_COST})",
             ),
         ):
             if over:
@@ -640,8 +680,8 @@ class GraphQL:
         if self._running >= self.limits.max_queries:
             raise UnavailableError(
                 f"{self._running} GraphQL queries are running (at most "
-                f"{self.limits.max_queries}); retry in a moment",
-                limit="max_queries",
+                f"{self.limits.max_queries}: server.graphql_max_queries); retry in a moment",
+                limit="graphql_max_queries",
                 value=self.limits.max_queries,
             )
         loop = asyncio.get_running_loop()
@@ -691,9 +731,9 @@ class GraphQL:
                 )
         except TimeoutError:
             late = QuotaError(
-                f"the query ran past its time limit of {limit:g} s (max_time_s) and was "
-                "stopped; ask for less at once",
-                limit="max_time_s",
+                f"the query ran past its time limit of {limit:g} s (server.graphql_max_time_s) "
+                "and was stopped; ask for less at once",
+                limit="graphql_max_time_s",
                 value=limit,
             )
             return {"data": None, "errors": [{"message": str(late), **_details(late)}]}

@@ -24,15 +24,14 @@ kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
   gone). Its size is the door's limit (:meth:`qmk.abi.door.Door.size_limit`).
 - **Idle**: a kept-alive connection is closed ``http_keep_alive_s`` after its last
   response (uvicorn's ``timeout_keep_alive``).
-- **Unauthenticated**: a connection that has not signed in at the door (none of its
+- **The connection's guard** (:class:`~qmk.abi.door.Guard`, the one every wire's
+  connections have): a connection that has not signed in at the door (none of its
   requests showed a valid session or a good key) ``auth_timeout_s`` after it was
   accepted is answered ``408`` (``reason`` ``auth-timeout``) and closed, or closed
-  after the response in flight.
-- **Writing**: when a response's unsent bytes stay above the transport's bound (the
-  client does not read) for ``write_timeout_s``, the connection is dropped. uvicorn
-  waits for the transport to drain before each body message, and large bodies are
-  sent in chunks (:mod:`qmk.http.stream`), so a client that does not read holds a
-  fixed amount of memory until then.
+  after the response in flight. Its unsent bytes are bounded by ``max_unsent_bytes``
+  (uvicorn waits for the transport to drain below it before each body message, and
+  large bodies are sent in chunks: :mod:`qmk.http.stream`), and when they stay above
+  it for ``write_timeout_s`` (the client does not read) the connection is dropped.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from qmk.abi.door import HEAP_TRIM, Cut, Door, Refusal, Visitor, peer_of_address
+from qmk.abi.door import Cut, Door, Guard, Refusal, Visitor, peer_of_address
 from qmk.abi.jsonrpc import encode
 from qmk.abi.limits import ServerConfig
 from qmk.abi.server import REFUSED_LINGER_BYTES, REFUSED_LINGER_S
@@ -74,7 +73,12 @@ def refusal(status: int, reason: str, message: str, **details: Any) -> bytes:
     ([b'HTTP/1.1', b'414'], True, 1)
     """
     error = UnavailableError(message, reason=reason, **details)
-    body = encode(problems.problem_of(error, "", status))
+    return _response(status, encode(problems.problem_of(error, "", status)))
+
+
+def _response(status: int, body: bytes) -> bytes:
+    """A whole HTTP response of ``status`` with a problem document, and ``connection:
+    close``."""
     phrase = http.HTTPStatus(status).phrase
     head = (
         f"HTTP/1.1 {status} {phrase}\r\ncontent-type: {problems.PROBLEM_JSON}\r\n"
@@ -105,18 +109,16 @@ class _GuardedProtocol(HttpToolsProtocol):
         self.app = self._visiting(self.app)
         self._place: Any = None  # its place in the door's count, once admitted
         self.visitor: Visitor | None = None
+        self.guard: Guard | None = None  # its sign-in deadline, unsent bytes, write timeout
         self._in_head = True  # reading a request's line and headers
         self._head_bytes = 0
         self._url_bytes = 0
-        self._auth_due = False  # the deadline passed while a request was under way
         self._lingers = False  # answered, half-closed, counted in the door's lingering
         self._cut: Cut | None = None  # ends its linger early (the door's Connections.linger)
         self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
         self._close_after = False  # its response said connection: close (body unread)
         self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
-        self._auth: asyncio.TimerHandle | None = None
-        self._write: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ the connection
 
@@ -128,10 +130,11 @@ class _GuardedProtocol(HttpToolsProtocol):
             self._refuse_connection(admitted)
             return
         self._place = admitted
-        self.visitor = self.gate.visitor("http", peer)
+        self.visitor = visitor = self.gate.visitor("http", peer)
+        self.guard = self.gate.guard(visitor, "HTTP", expire=self._expire, busy=self._busy)
         super().connection_made(transport)
+        self.guard.start(transport)
         self._start_phase(self.limits.http_header_timeout_s, self._header_timed_out)
-        self._auth = self.loop.call_later(self.limits.auth_timeout_s, self._auth_timed_out)
 
     def _refuse_connection(self, refused: Refusal) -> None:
         LOG.warning("refused an HTTP connection: %s", refused.message)
@@ -143,10 +146,9 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._linger()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._phase, self._auth, self._write):
-            if timer is not None:
-                timer.cancel()
-        self._phase = self._auth = self._write = None
+        self._cancel_phase()
+        if self.guard is not None:
+            self.guard.close()
         if self._lingers and self._cut is not None:
             self._lingers = False
             self.gate.connections.lingered(self._cut)
@@ -156,18 +158,18 @@ class _GuardedProtocol(HttpToolsProtocol):
             super().connection_lost(exc)
         self._closed = True
 
-    @property
-    def _signed_in(self) -> bool:
-        return self.visitor is not None and self.visitor.signed_in
-
     def _close_with(self, status: int, reason: str, message: str, **details: Any) -> None:
         """Answer ``status`` (when no response is under way) and close."""
         if self._closed or self.transport.is_closing():
             return
         LOG.warning("closed an HTTP connection: %s", message)
+        self._answer_and_close(refusal(status, reason, message, **details))
+
+    def _answer_and_close(self, answer: bytes) -> None:
+        """Write ``answer`` (when no response is under way) and close, lingering."""
         self._closed = True
         if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(refusal(status, reason, message, **details))
+            self.transport.write(answer)
             self._linger()
         else:
             self.transport.close()
@@ -269,10 +271,9 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if self._closed:
             return
-        if self._auth_due and not self._signed_in:
-            self._closed = True  # it had its answer; the deadline has passed
-            self.transport.close()
-        elif self._close_after or self._body_arriving:
+        if self.guard is not None:
+            self.guard.settled()  # past its deadline, unsigned, it closes now
+        if (self._close_after or self._body_arriving) and not self.transport.is_closing():
             # answered before its body arrived (refused, say): the rest of the body
             # would only be parsed and dropped, so the connection closes instead, once
             # the client had the time to send the rest of a body it is writing and read
@@ -313,22 +314,21 @@ class _GuardedProtocol(HttpToolsProtocol):
             limit=limit,
         )
 
-    def _auth_message(self) -> str:
-        return (
-            f"no request of this connection showed a valid session or key within "
-            f"{self.limits.auth_timeout_s:g} s"
-        )
+    def _busy(self) -> bool:
+        """Whether a response is under way (its request may still sign it in)."""
+        return self.cycle is not None and not self.cycle.response_complete
 
-    def _auth_timed_out(self) -> None:
-        self._auth = None
-        if self._signed_in or self._closed:
+    def _expire(self, error: UnavailableError, answered: bool) -> None:
+        """The guard's verdict at the sign-in deadline: ``408`` and close; a connection
+        that had its answer since the deadline is closed without one."""
+        if self._closed or self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._auth_due = True  # looked at again once the response under way is sent
+        if answered:
+            self._closed = True
+            self.transport.close()
             return
-        self._close_with(
-            408, "auth-timeout", self._auth_message(), limit=self.limits.auth_timeout_s
-        )
+        body = encode(problems.problem_of(error, "", 408))
+        self._answer_and_close(_response(408, body))
 
     @property
     def _body_arriving(self) -> bool:
@@ -370,28 +370,13 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._write is None:
-            self._write = self.loop.call_later(self.limits.write_timeout_s, self._write_timed_out)
+        if self.guard is not None:
+            self.guard.pause_writing()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._write is not None:
-            self._write.cancel()
-            self._write = None
-
-    def _write_timed_out(self) -> None:
-        self._write = None
-        if self.transport.is_closing():
-            return
-        LOG.warning(
-            "dropped an HTTP connection whose client read none of its %d unsent bytes for "
-            "%g s (server.write_timeout_s)",
-            self.transport.get_write_buffer_size(),
-            self.limits.write_timeout_s,
-        )
-        self._closed = True
-        self.transport.abort()
-        HEAP_TRIM.soon()
+        if self.guard is not None:
+            self.guard.resume_writing()
 
 
 __all__ = ["guarded_protocol", "refusal"]

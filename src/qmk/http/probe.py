@@ -286,13 +286,17 @@ class KernelProbe(Protocol):
         """
         ...
 
-    async def lower(self, tenant: str, work: Callable[[], T]) -> tuple[T, float]:
-        """``work()`` (reading and lowering a program) off the event loop: its answer and
-        the CPU seconds it took, which the caller charges (:meth:`charge`) once the
-        request it feeds is answered (work that raises is charged at once).
+    async def lower(
+        self, tenant: str, work: Callable[[], T], *, what: str = "reading program text"
+    ) -> tuple[T, float]:
+        """``work()`` (reading and lowering a program, decoding a big request) off the
+        event loop: its answer and the CPU seconds it took, which the caller charges
+        (:meth:`charge`) once the request it feeds is answered (work that raises is
+        charged at once).
 
         Raises:
-            QuotaError: the tenant's CPU budget is spent (``retry_after_s``), before the work.
+            QuotaError: the tenant's CPU budget is spent (``retry_after_s``), before the
+                work (the refusal names ``what``).
         """
         ...
 

@@ -26,9 +26,9 @@ class PartsResponse(Response):
 
     Each chunk is one turn of the event loop: a client's socket takes megabytes before
     it pushes back (uvicorn's drain then returns at once), so a big answer written in
-    one go held the loop while each was copied: 60 clients asking a 13.5 MB result held
-    every wire 150-300 ms at load 8-9 (``bench/bench_attacks.py``
-    ``nonreading-result-http``)."""
+    one go held the loop while each was copied (``bench/bench_attacks.py``
+    ``nonreading-result-http``). ``release`` is called once it is sent or its client is
+    gone (an answer the door holds until sent: :class:`~qmk.abi.door.Held`)."""
 
     def __init__(
         self,
@@ -36,19 +36,30 @@ class PartsResponse(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         media_type: str | None = None,
+        *,
+        release: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(b"", status_code, headers, media_type)
         self.parts = parts
+        self.release = release
         self.headers["content-length"] = str(sum(map(len, parts)))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        for chunk in chunks(self.parts):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await asyncio.sleep(0)  # one chunk a turn of the loop (see the class)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            for chunk in chunks(self.parts):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await asyncio.sleep(0)  # one chunk a turn of the loop (see the class)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if self.release is not None:
+                self.release()
 
 
 def json_response(

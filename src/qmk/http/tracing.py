@@ -261,8 +261,9 @@ class Tracing:
                 raise
             finally:
                 _PENDING.reset(token)
-            if isinstance(result, dict) and isinstance(result.get("job_id"), str):
-                span.set_attribute("qmk.job_id", result["job_id"])
+            job_id = getattr(result, "job_id", None)  # a reply about a job names it
+            if isinstance(job_id, str):
+                span.set_attribute("qmk.job_id", job_id)
             if name in _SUBMITS:
                 self._submit_spans(pending)
             return result

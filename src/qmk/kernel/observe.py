@@ -146,11 +146,13 @@ class KernelObserver:
     def max_graph_nodes(self) -> int:
         return self.kernel.config.max_graph_nodes
 
-    async def lower(self, tenant: str, work: Callable[[], T]) -> tuple[T, float]:
-        """``work()`` in a thread for ``tenant`` (refused at once while its CPU budget is
-        spent): its answer and CPU seconds, for :meth:`charge`."""
+    async def lower(
+        self, tenant: str, work: Callable[[], T], *, what: str = "reading program text"
+    ) -> tuple[T, float]:
+        """``work()`` in a thread for ``tenant`` (``what`` refused at once while its CPU
+        budget is spent): its answer and CPU seconds, for :meth:`charge`."""
         budget = self.kernel.admission.cpu
-        budget.check(tenant, "reading program text")
+        budget.check(tenant, what)
         return await budget.measure(tenant, work)
 
     def charge(self, tenant: str, seconds: float) -> None:

@@ -9,7 +9,7 @@
 ...     try:
 ...         s = await kernel.q_negotiate_caps(tenant="alice", key="k-alice",
 ...                                           requested=["CAP_ALLOC", "CAP_LINK"])
-...         return s["granted"], s["denied"]
+...         return s.granted, s.denied
 ...     finally:
 ...         await kernel.close()
 >>> with tempfile.TemporaryDirectory() as d:
@@ -45,12 +45,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import qmk.abi.replies as replies
 from qmk import aio, defaults
-from qmk.errors import AuthError, QMKError, UnavailableError
+from qmk.errors import AuthError, UnavailableError
 from qmk.http.probe import hashed_tenants
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.assist import AssistDesk
-from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.clock import Clock, MachineClock, SystemClock
@@ -419,16 +419,6 @@ class Kernel:
         """
         return self._session(session_id).tenant
 
-    def line_budget(self, session_id: str) -> tuple[CpuBudget, str] | None:
-        """The CPU budget and tenant that a big request line naming ``session_id`` is
-        weighed against and its decoding charged to (the JSON-RPC core asks before
-        decoding it); None for no live session (the call itself then says why)."""
-        try:
-            session = self._session(session_id)
-        except QMKError:
-            return None
-        return self.admission.cpu, session.tenant
-
     def revoke_session(self, session_id: str) -> None:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
         self.session_desk.revoke(session_id)
@@ -443,7 +433,7 @@ class Kernel:
         *,
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """:meth:`q_submit` with a checked ``session`` (a trigger's run has one of its
         owner's, :class:`_TriggerHost`)."""
         return await self.job_desk.submit(
@@ -454,20 +444,22 @@ class Kernel:
 
     async def q_negotiate_caps(
         self, *, tenant: str, key: str, requested: Sequence[str] = ()
-    ) -> dict[str, Any]:
+    ) -> replies.Session:
         """Open a session: grant ``requested`` ∩ the tenant's allowed capabilities (its own,
         and those a live delegation lends it: ``delegated``)."""
         return await self.session_desk.negotiate(tenant, key, requested)
 
     async def q_delegate_caps(
         self, *, session_id: str, to_tenant: str, caps: Sequence[str], expires_s: float
-    ) -> dict[str, Any]:
+    ) -> replies.Delegation:
         """Lend ``caps`` (the session's, of its tenant's own config) to ``to_tenant`` for
         ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
         session = self._session(session_id)
         return await self.delegation_desk.delegate(session, to_tenant, caps, expires_s)
 
-    async def q_revoke_delegation(self, *, session_id: str, delegation_id: str) -> dict[str, Any]:
+    async def q_revoke_delegation(
+        self, *, session_id: str, delegation_id: str
+    ) -> replies.Delegation:
         """End a delegation now (either end may); one that ended already is returned as
         it is."""
         session = self._session(session_id)
@@ -475,7 +467,7 @@ class Kernel:
 
     async def q_list_delegations(
         self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
-    ) -> dict[str, Any]:
+    ) -> replies.DelegationList:
         """The delegations this tenant made or received, newest first."""
         return self.delegation_desk.listed(self._session(session_id), state, limit)
 
@@ -492,7 +484,7 @@ class Kernel:
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
         wait_ms: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Accept a job: verify, check caps, firewall, admission and quotas; queue it.
 
         ``target`` names what runs it (:mod:`qmk.execution.target`): the logical machine,
@@ -524,7 +516,7 @@ class Kernel:
         shots: int | None = None,
         seed: int | None = None,
         policy: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Deprecated for one release: :meth:`q_submit` with ``target="neutral-atom"``,
         which it calls. ``device`` is the policy's ``preset`` (in place of the job's
         ``profile``); ``shots`` and ``seed`` null take the job's own (one shot when it
@@ -532,13 +524,13 @@ class Kernel:
         submit = self.job_desk.device_submit(job, device, shots, seed, policy)
         return await self.q_submit(session_id=session_id, **submit)
 
-    async def q_status(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+    async def q_status(self, *, session_id: str, job_id: str) -> replies.Job:
         """The job, with its result once COMPLETED."""
         return self.job_desk.status(self._session(session_id), job_id)
 
     async def q_wait(
         self, *, session_id: str, job_id: str, timeout_ms: int = defaults.WAIT_TIMEOUT_MS
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Wait until the job is final or ``timeout_ms`` passes; return it either way."""
         return await self.job_desk.wait(self._session(session_id), job_id, timeout_ms)
 
@@ -549,7 +541,7 @@ class Kernel:
         job_id: str,
         cursor: str | None = None,
         limit: int = defaults.RESULT_PAGE_ENTRIES,
-    ) -> dict[str, Any]:
+    ) -> replies.ResultPage:
         """A page of a COMPLETED job's counts (:meth:`~qmk.kernel.storage.results.Results.page`)."""
         return self.job_desk.result(self._session(session_id), job_id, cursor, limit)
 
@@ -561,26 +553,26 @@ class Kernel:
         name: str | None = None,
         offset: int = 0,
         limit: int = 1000,
-    ) -> dict[str, Any]:
+    ) -> replies.Artifacts:
         """A device job's artifacts (:mod:`~qmk.kernel.storage.artifacts`): the list, or with
         ``name`` a page of that artifact's records."""
         return self.job_desk.artifacts(self._session(session_id), job_id, name, offset, limit)
 
-    async def q_cancel(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+    async def q_cancel(self, *, session_id: str, job_id: str) -> replies.Job:
         """Cancel a job: dequeue it, or kill its worker. A final job is a StateError."""
         return await self.job_desk.cancel(self._session(session_id), job_id)
 
-    async def q_checkpoint(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+    async def q_checkpoint(self, *, session_id: str, job_id: str) -> replies.Checkpoint:
         """Record a checkpoint of the job at the current epoch (see docs/kernel.md)."""
         return await self.job_desk.checkpoint(self._session(session_id), job_id)
 
     async def q_restore(
         self, *, session_id: str, job_id: str, checkpoint_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Re-queue the job from a checkpoint (the latest when ``checkpoint_id`` is null)."""
         return await self.job_desk.restore(self._session(session_id), job_id, checkpoint_id)
 
-    async def q_replay(self, *, session_id: str, job_id: str) -> dict[str, Any]:
+    async def q_replay(self, *, session_id: str, job_id: str) -> replies.Job:
         """A new job with the same graph, shots, seed and policy (so the same counts), run
         again: a replay checks that the run reproduces, so the result cache never answers
         it (``cache: false``)."""
@@ -588,7 +580,7 @@ class Kernel:
 
     async def q_list_jobs(
         self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
-    ) -> dict[str, Any]:
+    ) -> replies.JobList:
         """The tenant's jobs, newest first, without results."""
         return self.job_desk.listed(self._session(session_id), state, limit)
 
@@ -601,20 +593,22 @@ class Kernel:
         peer: str,
         channel_id: str | None = None,
         fidelity: float = 1.0,
-    ) -> dict[str, Any]:
+    ) -> replies.Channel:
         """Propose a channel to ``peer`` (``channel_id`` null) or accept its proposal."""
         session = self._session(session_id)
         return await self.channel_desk.open(session, peer, channel_id, fidelity)
 
-    async def q_close_chan(self, *, session_id: str, channel_id: str) -> dict[str, Any]:
+    async def q_close_chan(self, *, session_id: str, channel_id: str) -> replies.Channel:
         """Close a channel (either end)."""
         return await self.channel_desk.close(self._session(session_id), channel_id)
 
-    async def q_chan_status(self, *, session_id: str, channel_id: str) -> dict[str, Any]:
+    async def q_chan_status(self, *, session_id: str, channel_id: str) -> replies.Channel:
         """A channel of this tenant."""
         return self.channel_desk.status(self._session(session_id), channel_id)
 
-    async def q_list_channels(self, *, session_id: str, state: str | None = None) -> dict[str, Any]:
+    async def q_list_channels(
+        self, *, session_id: str, state: str | None = None
+    ) -> replies.ChannelList:
         """This tenant's channels (either end), newest first."""
         return self.channel_desk.listed(self._session(session_id), state)
 
@@ -622,17 +616,17 @@ class Kernel:
 
     async def q_get_telemetry(
         self, *, session_id: str, job_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> replies.Telemetry:
         """A job's telemetry, or (``job_id`` null) the tenant's aggregate."""
         return self.machine_desk.telemetry(self._session(session_id), job_id)
 
-    async def q_machine_status(self, *, session_id: str, speedup: bool = False) -> dict[str, Any]:
+    async def q_machine_status(self, *, session_id: str, speedup: bool = False) -> replies.Machine:
         """The shared machine now, as the session's tenant sees it
         (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`); ``speedup``:
         with the speedup over ``exclusive`` of its latest arrivals."""
         return self.machine_desk.machine_status(self._session(session_id), speedup=speedup)
 
-    async def q_resource_query(self, *, session_id: str) -> dict[str, Any]:
+    async def q_resource_query(self, *, session_id: str) -> replies.Resources:
         """The machine's inventory and this tenant's quota and usage."""
         return self.machine_desk.resources(self._session(session_id))
 
@@ -642,7 +636,7 @@ class Kernel:
         session_id: str,
         calibration: Mapping[str, Any] | None = None,
         qubit: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Device:
         """Ingest a calibration and/or custom qubit parameters for every job started from
         now on (tenants with ``operator = true`` only); the device as it is then."""
         return await self.machine_desk.calibrate(self._session(session_id), calibration, qubit)
@@ -655,7 +649,7 @@ class Kernel:
         until: float | None = None,
         job_id: str | None = None,
         limit: int = defaults.JOBS_LIMIT,
-    ) -> dict[str, Any]:
+    ) -> replies.Usage:
         """The tenant's usage records of jobs that ended in [since, until) (``job_id``:
         of that job only), newest first, their totals and the invoice of the totals at
         the price table's prices."""
@@ -671,7 +665,7 @@ class Kernel:
         prompt: str,
         program: str | None = None,
         assist_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Assist:
         """Ask the assistant ([assist]); its steps are audit lines of event ``assist``,
         its tools' work is the session's (``run``: a job of this session)."""
         from qmk.qvm.limits import Limits
@@ -698,7 +692,7 @@ class Kernel:
         every_s: float | None = None,
         cron: str | None = None,
         states: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Trigger:
         """A workflow the kernel runs as this tenant's jobs on a schedule or on events
         (:mod:`qmk.kernel.running.triggers`)."""
         session = self._session(session_id)
@@ -715,13 +709,13 @@ class Kernel:
 
     async def q_list_triggers(
         self, *, session_id: str, trigger_id: str | None = None, runs: int = 0
-    ) -> dict[str, Any]:
+    ) -> replies.TriggerList:
         """This tenant's triggers (or one), each with its next and last run and its newest
         ``runs`` runs."""
         session = self._session(session_id)
         return self.triggers.listed(session.tenant, trigger_id, runs)
 
-    async def q_delete_trigger(self, *, session_id: str, trigger_id: str) -> dict[str, Any]:
+    async def q_delete_trigger(self, *, session_id: str, trigger_id: str) -> replies.Trigger:
         """Delete a trigger (its run going on ends; its jobs run on)."""
         session = self._session(session_id)
         return await self.triggers.delete(session, trigger_id)
@@ -753,11 +747,11 @@ class _TriggerHost:
         shots: int,
         seed: int | None,
         policy: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         self.kernel._check_open()
         return await self.kernel.submit_as(session, dict(graph), shots, seed, dict(policy))
 
-    async def wait(self, job_id: str, tenant: str, timeout_s: float) -> dict[str, Any]:
+    async def wait(self, job_id: str, tenant: str, timeout_s: float) -> replies.Job:
         supervisor = self.kernel.supervisor
         return await supervisor.wait(supervisor.job(job_id, tenant), timeout_s)
 

@@ -252,21 +252,20 @@ def refused_result(job: Planned, error: str) -> JobResult:
     return JobResult(**_base(job), state=defaults.FAILED, seed=job.seed, error=error)
 
 
-def ended_result(job: Planned, ended: Job | Mapping[str, Any]) -> JobResult:
+def ended_result(job: Planned, ended: Job) -> JobResult:
     """A job of a kernel as it ended (its counts, engine, telemetry, error), from the job
-    as the kernel answers it (a :class:`~qmk.abi.replies.Job`, or its JSON object)."""
-    final = ended.to_json() if isinstance(ended, Job) else ended
-    result = final.get("result") or {}
-    error = final.get("error")
+    as the kernel answers it (:class:`~qmk.abi.replies.Job`)."""
+    result = ended.result or {}
+    error = ended.error
     telemetry = result.get("telemetry") or {}
     return JobResult(
         **_base(job),
-        state=final["state"],
-        seed=final.get("seed"),
+        state=ended.state,
+        seed=ended.seed,
         counts=dict(result.get("counts") or {}),
         engine=result.get("engine"),
-        job_id=final.get("job_id"),
-        error=None if error is None else f"{error['code']} {error['name']}: {error['message']}",
+        job_id=ended.job_id,
+        error=None if error is None else f"{error.code} {error.name}: {error.message}",
         telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
     )
 

@@ -309,13 +309,13 @@ def test_an_analog_job_through_the_kernels_device_submit_gives_the_in_process_co
         reply = await kernel.q_negotiate_caps(
             tenant="ana", key="ana-key", requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
         )
-        sid = str(reply["session_id"])
+        sid = str(reply.session_id)
         accepted = await kernel.q_device_submit(session_id=sid, job=job)
-        return await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
 
     done = run_kernel(tmp_path, body, config=config)
-    assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == expected and done["result"]["engine"] == "analog-exact"
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == expected and done.result["engine"] == "analog-exact"
 
 
 def test_a_wait_between_evolves_is_free_evolution_under_the_interaction():

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from qmk.abi import replies
 from qmk.errors import ProgramError, QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import ConfigError, KernelConfig, config_from_dict
@@ -55,7 +56,7 @@ def test_big_invalid_graphs_past_the_rate_are_refused_with_when_to_retry(tmp_pat
         assert "retry in 0.4 s" in caught.value.message
         # another tenant's rate is its own
         ok = await kernel.q_submit(session_id=bob, graph=chain_graph(900), shots=1, seed=1)
-        assert ok["job_id"]
+        assert ok.job_id
         clock.advance(0.25)
         with pytest.raises(QuotaError) as caught:
             await kernel.q_submit(session_id=alice, graph=bad, shots=1, seed=1)
@@ -73,25 +74,25 @@ def test_a_graph_of_max_graph_nodes_always_fits_a_full_bucket(tmp_path: Path):
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=alice, graph=chain_graph(1000), shots=1, seed=1)
-        assert job["job_id"]
+        assert job.job_id
         with pytest.raises(QuotaError) as caught:
             await kernel.q_submit(session_id=alice, graph=chain_graph(10), shots=1, seed=1)
         assert caught.value.details["retry_after_s"] == 10.0
         clock.advance(10.0)
-        assert (await kernel.q_submit(session_id=alice, graph=chain_graph(10), shots=1, seed=2))[
-            "job_id"
-        ]
+        assert (
+            await kernel.q_submit(session_id=alice, graph=chain_graph(10), shots=1, seed=2)
+        ).job_id
 
     run_kernel(tmp_path, body, workers=1, config=config(alice_rate=1.0), clock=clock)
 
 
 def test_the_rate_is_a_tenant_quota_shown_to_the_tenant(tmp_path: Path):
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Resources:
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         return await kernel.q_resource_query(session_id=alice)
 
     reply = run_kernel(tmp_path, body, workers=1, config=config(alice_rate=250.0))
-    assert reply["quota"]["verify_nodes_per_s"] == 250.0
+    assert reply.quota["verify_nodes_per_s"] == 250.0
 
 
 @pytest.mark.parametrize("value", [0, -5, "fast", True])

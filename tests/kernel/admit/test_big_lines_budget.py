@@ -1,7 +1,9 @@
-"""Big JSON-RPC lines weighed before they are decoded (issue 32, item 5).
+"""Big JSON-RPC lines weighed by the door before they are decoded (issue 32, item 5;
+issue 63: the door weighs them, not the JSON-RPC core beside it).
 
 A request line of a megabyte or more names its session in its first bytes; the JSON-RPC
-core finds it there, and while that tenant's CPU budget is spent refuses the request
+core finds it there and the door (:meth:`qmk.abi.door.Door.decode`), while that
+tenant's CPU budget is spent, refuses the request
 under its id, undecoded (``QS1006`` with ``retry_after_s``); otherwise the line is
 decoded in the budget's threads, its CPU charged to the tenant, and a submit's graph
 travels on as its compact text. The lines below that are refused are not even JSON: a
@@ -15,13 +17,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qmk.abi.door import Door
 from qmk.abi.jsonrpc import THREAD_BYTES, RpcCore, scan_head
+from qmk.abi.limits import ServerConfig
 from qmk.kernel.clock import ManualClock
+from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.kernel import alice_and_bob, chain_graph, login, run_kernel
 
 #: Nodes of a graph whose submit line is over THREAD_BYTES.
 NODES = THREAD_BYTES // 30
+
+
+def rpc_core(kernel: Kernel) -> RpcCore:
+    """The JSON-RPC core of ``kernel`` behind a door that checks its sessions (as in
+    ``qmk serve``)."""
+    door = Door(kernel, ServerConfig(tcp=("127.0.0.1", 0)), probe=KernelObserver(kernel))
+    return RpcCore(kernel, door=door)
 
 
 def submit_line(session: str, graph: Any, request_id: Any = 41) -> bytes:
@@ -50,7 +62,7 @@ def test_a_big_line_of_a_tenant_past_its_cpu_budget_is_refused_undecoded(
     clock = ManualClock(start=1000.0)
 
     async def body(kernel: Kernel) -> None:
-        core = RpcCore(kernel)
+        core = rpc_core(kernel)
         alice, bob = await login(kernel, "alice", ["CAP_ALLOC"]), await login(kernel, "bob")
         # the bucket holds a nanosecond: the first submit spends more than that
         await kernel.q_submit(session_id=alice, graph=chain_graph(50), shots=1, seed=1)
@@ -84,7 +96,7 @@ def test_a_big_submit_line_is_charged_to_its_tenant_and_stored_as_compact_text(
     graph = chain_graph(NODES)
 
     async def body(kernel: Kernel) -> None:
-        core = RpcCore(kernel)
+        core = rpc_core(kernel)
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         line = submit_line(alice, graph)
         assert len(line) >= THREAD_BYTES
@@ -111,7 +123,7 @@ def test_a_big_line_naming_another_session_first_is_charged_to_the_one_its_param
     clock = ManualClock(start=1000.0)
 
     async def body(kernel: Kernel) -> None:
-        core = RpcCore(kernel)
+        core = rpc_core(kernel)
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         # the first "session_id" of the line is a decoy; params name alice's session
         decoy = {"session_id": "junk", "pad": "x" * THREAD_BYTES}

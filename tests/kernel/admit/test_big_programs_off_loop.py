@@ -80,10 +80,10 @@ def test_a_big_programs_digest_packing_firewall_and_epochs_are_made_off_the_even
         sys.setprofile(spy.profile)  # the loop's thread only
         try:
             job = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=1)
-            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=120_000)
+            done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=120_000)
         finally:
             sys.setprofile(None)
-        assert done["state"] == "COMPLETED", done
+        assert done.state == "COMPLETED", done
 
     run_kernel(tmp_path, body)
     assert [size for size in spy.hashed if size >= DIGEST_KEPT_FROM] == []

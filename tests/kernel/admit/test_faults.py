@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from qmk.abi import replies
 from qmk.devices.purification import purify
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.admit.faults import FaultPolicies, adjust, device_for
@@ -110,19 +111,19 @@ def test_drift_raises_the_distance_until_the_logical_error_is_back_and_stats_mat
         f"logical:surface_code(d={distance})", noise=drifted_noise
     ).logical_error_per_cycle
 
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Telemetry:
         alice = await login(kernel, "alice")
         await clock.tick(6)  # drift factor 1 + 0.25 * 6 = 2.5
         job = await kernel.q_submit(session_id=alice, graph=measured(), shots=shots, seed=seed)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED"
-        return await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED"
+        return await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
 
     telemetry = run_kernel(tmp_path, body, config=cfg, clock=clock)
-    run = telemetry["telemetry"]
+    run = telemetry.telemetry
     assert run["profiles"] == [f"logical:surface_code(d={distance})"]
     assert run["noise_model"] == f"{noise} + drift(factor=2.5)"
-    action, tighten = telemetry["faults"]
+    action, tighten = telemetry.faults
     assert action["kind"] == "drift" and action["action"] == "raise-distance"
     assert tighten["action"] == "tighten-fences" and tighten["fences_added"] == 0  # 2 cycles
     assert (action["from_distance"], action["to_distance"]) == (3, distance)
@@ -133,12 +134,12 @@ def test_drift_raises_the_distance_until_the_logical_error_is_back_and_stats_mat
     assert [a["kind"] for a in audit_lines(tmp_path, "fault")] == ["drift", "drift"]
 
 
-def _counts(tmp_path: Path, telemetry: dict[str, Any]) -> dict[str, int]:
+def _counts(tmp_path: Path, telemetry: Any) -> dict[str, int]:
     from qmk.kernel.storage.store import Store
 
     store = Store(tmp_path / "data")
     try:
-        job = store.load_job(telemetry["job_id"], "alice")
+        job = store.load_job(telemetry.job_id, "alice")
     finally:
         store.close()
     assert job is not None and job.result is not None
@@ -157,10 +158,8 @@ def test_a_drift_adjusted_job_replays_from_its_attestation(tmp_path: Path) -> No
         alice = await login(kernel, "alice")
         await clock.tick(2)
         job = await kernel.q_submit(session_id=alice, graph=measured(2), shots=2000, seed=3)
-        assert (await kernel.q_wait(session_id=alice, job_id=job["job_id"]))["state"] == (
-            "COMPLETED"
-        )
-        return str(job["job_id"])
+        assert (await kernel.q_wait(session_id=alice, job_id=job.job_id)).state == ("COMPLETED")
+        return str(job.job_id)
 
     job_id = run_kernel(tmp_path, body, config=cfg, clock=clock)
     record = find_attestation(tmp_path / "data", job_id)
@@ -179,24 +178,24 @@ def test_a_job_accepted_before_drift_set_in_starts_with_the_drift_of_its_start(
         {"drift_per_epoch": 0.25, "drift_start_epoch": 1}, profile=profile, noise_model=noise
     )
 
-    async def body(kernel: Kernel, gate: WorkerGate) -> dict[str, Any]:
+    async def body(kernel: Kernel, gate: WorkerGate) -> replies.Telemetry:
         alice = await login(kernel, "alice")
         first = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=1)
-        await wait_state(kernel, alice, first["job_id"], "RUNNING")  # held at the gate
+        await wait_state(kernel, alice, first.job_id, "RUNNING")  # held at the gate
         job = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=2)
-        await wait_state(kernel, alice, job["job_id"], "QUEUED")  # behind the first
+        await wait_state(kernel, alice, job.job_id, "QUEUED")  # behind the first
         await clock.tick(7)  # drift factor 1 + 0.25 * 6 = 2.5
         gate.release(2)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED", done["error"]
-        return await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED", done.error
+        return await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
 
     with WorkerGate(tmp_path) as gate:
         telemetry = run_kernel(
             tmp_path, lambda k: body(k, gate), workers=1, config=cfg, gate=gate, clock=clock
         )
-    assert telemetry["telemetry"]["noise_model"] == f"{noise} + drift(factor=2.5)"
-    (start,) = telemetry["device"]["starts"]
+    assert telemetry.telemetry["noise_model"] == f"{noise} + drift(factor=2.5)"
+    (start,) = telemetry.device["starts"]
     assert start["epoch"] == 7 and start["faults"][0]["kind"] == "drift"
 
 
@@ -227,23 +226,23 @@ def test_calibration_ingest_changes_the_logical_error_of_later_jobs_and_is_audit
         for step in ("before", "after"):
             if step == "after":
                 device = await kernel.q_calibrate(session_id=alice, calibration=fitted.to_json())
-                assert device["calibrations_ingested"] == 1
-                assert device["inventory"]["calibration"]["crossing_prefactor"] == 0.1
+                assert device.calibrations_ingested == 1
+                assert device.inventory["calibration"]["crossing_prefactor"] == 0.1
             job = await kernel.q_submit(session_id=alice, graph=measured(), shots=shots, seed=5)
-            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-            telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
-            out.append({"counts": done["result"]["counts"], "telemetry": telemetry})
+            done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+            telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
+            out.append({"counts": done.result["counts"], "telemetry": telemetry})
         return out
 
     before, after = run_kernel(tmp_path, body, config=cfg)
     noise_model = parse_noise_model(noise)
     for found, cal in ((before, None), (after, fitted)):
         rate = logical_model(profile, noise=noise_model, calibration=cal).logical_error_per_cycle
-        (start,) = found["telemetry"]["device"]["starts"]
+        (start,) = found["telemetry"].device["starts"]
         assert start["logical_error_per_cycle"] == {profile: rate}
         assert_binomial(found["counts"].get("1", 0), shots, odd([2 * rate / 3] * 2))
-    assert after["telemetry"]["telemetry"]["calibration"]["crossing_prefactor"] == 0.1
-    assert before["telemetry"]["telemetry"]["calibration"] is None
+    assert after["telemetry"].telemetry["calibration"]["crossing_prefactor"] == 0.1
+    assert before["telemetry"].telemetry["calibration"] is None
     (ingest,) = [r for r in audit_lines(tmp_path, "device") if r["action"] == "calibrate"]
     assert ingest["tenant"] == "alice" and ingest["calibration"]["crossing_prefactor"] == 0.1
     decisions = [r["decision"] for r in audit_lines(tmp_path, "cap") if r["where"] == "calibrate"]
@@ -260,26 +259,26 @@ def test_a_job_accepted_before_a_calibration_ingest_starts_with_the_ingested_one
         family="surface_code", crossing_prefactor=0.1, error_correction_threshold=0.01
     )
 
-    async def body(kernel: Kernel, gate: WorkerGate) -> dict[str, Any]:
+    async def body(kernel: Kernel, gate: WorkerGate) -> replies.Telemetry:
         alice = await login(kernel, "alice")
         first = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=1)
-        await wait_state(kernel, alice, first["job_id"], "RUNNING")  # held at the gate
+        await wait_state(kernel, alice, first.job_id, "RUNNING")  # held at the gate
         job = await kernel.q_submit(session_id=alice, graph=measured(), shots=10, seed=2)
-        await wait_state(kernel, alice, job["job_id"], "QUEUED")  # behind the first
+        await wait_state(kernel, alice, job.job_id, "QUEUED")  # behind the first
         await kernel.q_calibrate(session_id=alice, calibration=fitted.to_json())
         gate.release(2)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED", done["error"]
-        return await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED", done.error
+        return await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
 
     with WorkerGate(tmp_path) as gate:
         telemetry = run_kernel(tmp_path, lambda k: body(k, gate), workers=1, config=cfg, gate=gate)
     rate = logical_model(
         profile, noise=parse_noise_model(noise), calibration=fitted
     ).logical_error_per_cycle
-    (start,) = telemetry["device"]["starts"]
+    (start,) = telemetry.device["starts"]
     assert start["logical_error_per_cycle"] == {profile: rate}
-    assert telemetry["telemetry"]["calibration"]["crossing_prefactor"] == 0.1
+    assert telemetry.telemetry["calibration"]["crossing_prefactor"] == 0.1
 
 
 # --------------------------------------------------------------------------- link
@@ -329,10 +328,10 @@ def test_a_degraded_link_is_purified_and_the_bell_pair_has_the_purified_correlat
             seed=seed,
             policy={"noise": False},
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED"
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
-        telemetry["counts"] = done["result"]["counts"]
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED"
+        telemetry = (await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)).to_json()
+        telemetry["counts"] = done.result["counts"]
         return telemetry
 
     telemetry = run_kernel(tmp_path, body, config=cfg, clock=clock)
@@ -357,11 +356,10 @@ def test_a_link_purification_cannot_save_fails_the_job_without_local_decompositi
     async def body(kernel: Kernel) -> dict[str, Any]:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=bell_over_channel(), shots=10)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        done["faults"] = (await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"]))[
-            "faults"
-        ]
-        return done
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        found = done.to_json()
+        found["faults"] = (await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)).faults
+        return found
 
     done = run_kernel(tmp_path, body, config=cfg)
     assert done["state"] == "FAILED"
@@ -389,10 +387,10 @@ def test_a_link_purification_cannot_save_gets_a_pair_made_inside_the_module(
             seed=seed,
             policy={"noise": False},
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED", done
-        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
-        return {"counts": done["result"]["counts"], **reply}
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED", done
+        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
+        return {"counts": done.result["counts"], **reply.to_json()}
 
     found = run_kernel(tmp_path, body, config=cfg)
     (action,) = found["faults"]
@@ -431,11 +429,11 @@ def test_decoder_overload_is_the_machines_throttle_and_its_waits_are_idle_noise(
     async def body(kernel: Kernel) -> dict[str, Any]:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=measured(2), shots=shots, seed=seed)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED"
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
-        telemetry["counts"] = done["result"]["counts"]
-        stored = kernel.store.load_job(job["job_id"], "alice")
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED"
+        telemetry = (await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)).to_json()
+        telemetry["counts"] = done.result["counts"]
+        stored = kernel.store.load_job(job.job_id, "alice")
         assert stored is not None and stored.request.machine is not None
         telemetry["idle"] = dict(stored.request.machine.idle)
         return telemetry
@@ -471,16 +469,16 @@ def test_a_module_failure_requeues_its_job_on_a_module_that_is_up(tmp_path: Path
         job = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=shots, seed=seed, policy={"noise": False}
         )
-        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at the gate
-        first = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
-        assert first["device"]["starts"][0]["module"] == 0
+        await wait_state(kernel, alice, job.job_id, "RUNNING")  # held at the gate
+        first = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
+        assert first.device["starts"][0]["module"] == 0
         await clock.tick(2)  # module 0 fails: the job is stopped and starts again
-        await wait_state(kernel, alice, job["job_id"], "RUNNING")
+        await wait_state(kernel, alice, job.job_id, "RUNNING")
         resources = await kernel.q_resource_query(session_id=alice)
         gate.release(1)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        assert done["state"] == "COMPLETED"
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        assert done.state == "COMPLETED"
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
         aggregate = await kernel.q_get_telemetry(session_id=alice)
         return {
             "done": done,
@@ -493,7 +491,7 @@ def test_a_module_failure_requeues_its_job_on_a_module_that_is_up(tmp_path: Path
         found = run_kernel(
             tmp_path, lambda k: body(k, gate), workers=1, config=cfg, gate=gate, clock=clock
         )
-    starts = found["telemetry"]["device"]["starts"]
+    starts = found["telemetry"].device["starts"]
     assert [s["module"] for s in starts] == [0, 0, 1]
     assert starts[1]["faults"][0] == {
         "epoch": 2,
@@ -501,12 +499,12 @@ def test_a_module_failure_requeues_its_job_on_a_module_that_is_up(tmp_path: Path
         "action": "requeue",
         "module": 0,
     }
-    assert found["telemetry"]["attempts"] == 2
-    machine = found["resources"]["machine"]
+    assert found["telemetry"].attempts == 2
+    machine = found["resources"].machine
     assert machine["physical_qubits_total"] == 1_000_000  # module 0 is down
-    assert found["resources"]["device"]["health"]["modules_down"] == [0]
-    assert found["aggregate"]["faults"][0]["requeued"] == [found["done"]["job_id"]]
-    counts = found["done"]["result"]["counts"]
+    assert found["resources"].device["health"]["modules_down"] == [0]
+    assert found["aggregate"].faults[0]["requeued"] == [found["done"].job_id]
+    counts = found["done"].result["counts"]
     assert set(counts) == {"00", "11"}  # a Bell pair without noise
     assert_binomial(counts["11"], shots, 0.5)
     events = [(r.get("kind"), r.get("action")) for r in audit_lines(tmp_path, "fault")]
@@ -559,27 +557,27 @@ def test_a_job_resumed_after_drift_keeps_its_checkpoints_physics_and_its_counts(
         job = await kernel.q_submit(
             session_id=alice, graph=FENCED.to_json(), shots=2000, seed=23, policy={"noise": True}
         )
-        job_id = job["job_id"]
+        job_id = job.job_id
         await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
         checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
-        assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
+        assert checkpoint.saved is True and checkpoint.program_epoch == 1
         pause.open()
         first = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert first["state"] == "COMPLETED"
+        assert first.state == "COMPLETED"
         await clock.tick(6)  # drift factor 2.5: a fresh start would raise the distance to 9
         await kernel.q_restore(
-            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint.checkpoint_id
         )
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert again["state"] == "COMPLETED", again
-        assert again["result"]["counts"] == first["result"]["counts"]
-        telemetry = again["result"]["telemetry"]
+        assert again.state == "COMPLETED", again
+        assert again.result["counts"] == first.result["counts"]
+        telemetry = again.result["telemetry"]
         assert telemetry["resumed_from_epoch"] == 1
         assert telemetry["noise_model"] == noise and telemetry["profiles"] == [profile]
         reply = await kernel.q_get_telemetry(session_id=alice, job_id=job_id)
-        (kept,) = [a for a in reply["faults"] if a["kind"] == "resume"]
+        (kept,) = [a for a in reply.faults if a["kind"] == "resume"]
         assert kept["action"] == "keep-physics" and kept["program_epoch"] == 1
-        assert kept["checkpoint_id"] == checkpoint["checkpoint_id"]
+        assert kept["checkpoint_id"] == checkpoint.checkpoint_id
         assert {"noise_model", "profile", "rewrite"} <= set(kept["differs_now"])
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
@@ -604,10 +602,10 @@ def test_drift_tightens_fences_and_the_job_saves_its_state_at_every_one(
         job = await kernel.q_submit(
             session_id=alice, graph=measured(6), shots=shots, seed=seed, policy=policy
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done
-        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
-        return {"counts": done["result"]["counts"], **reply}
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done
+        reply = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
+        return {"counts": done.result["counts"], **reply.to_json()}
 
     tight = run_kernel(
         tmp_path / "tight",
@@ -656,20 +654,20 @@ def test_a_job_on_a_failed_module_migrates_and_resumes_from_its_checkpoint(
             seed=seed,
             policy={"noise": False},
         )
-        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at fence 1
-        saved = await kernel.q_checkpoint(session_id=alice, job_id=job["job_id"])
-        assert saved["saved"] and saved["program_epoch"] == 1
+        await wait_state(kernel, alice, job.job_id, "RUNNING")  # held at fence 1
+        saved = await kernel.q_checkpoint(session_id=alice, job_id=job.job_id)
+        assert saved.saved and saved.program_epoch == 1
         await clock.tick(2)  # module 0 fails: the job is stopped and queued again
         pause.open()
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
         return {"done": done, "telemetry": telemetry}
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         found = run_kernel(tmp_path, body, workers=1, config=cfg, clock=clock, pause=pause)
-    assert [s["module"] for s in found["telemetry"]["device"]["starts"]] == [0, 0, 1]
-    result = found["done"]["result"]
+    assert [s["module"] for s in found["telemetry"].device["starts"]] == [0, 0, 1]
+    result = found["done"].result
     assert result["counts"] == expected
     assert result["telemetry"]["resumed_from_epoch"] == 1
 

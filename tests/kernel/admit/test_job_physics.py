@@ -88,9 +88,9 @@ async def finished(kernel: Kernel, sid: str, policy: dict[str, Any] | None) -> d
     job = await kernel.q_submit(
         session_id=sid, graph=measured(), shots=SHOTS, seed=SEED, policy=policy
     )
-    done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
-    assert done["state"] == "COMPLETED", done["error"]
-    return dict(done)
+    done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
+    assert done.state == "COMPLETED", done.error
+    return done.to_json()
 
 
 def test_each_job_runs_with_its_own_noise_model_and_the_counts_follow_it(tmp_path: Path) -> None:
@@ -196,8 +196,8 @@ def test_physics_beyond_the_operators_limits_is_refused_at_admission(tmp_path: P
             seed=1,
             policy={"noise_model": "depolarizing(p=0.004)"},
         )
-        assert fine["state"] in ("QUEUED", "RUNNING", "COMPLETED")
-        assert len((await kernel.q_list_jobs(session_id=sid))["jobs"]) == 1
+        assert fine.state in ("QUEUED", "RUNNING", "COMPLETED")
+        assert len((await kernel.q_list_jobs(session_id=sid)).jobs) == 1
         return refused
 
     refused = run_kernel(tmp_path, body, workers=1, config=limited)

@@ -62,11 +62,11 @@ def test_a_big_admitted_program_adds_under_one_percent_of_its_nodes_in_tracked_o
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         # a small program first: what the kernel makes once (imports, pools) is made
         small = await kernel.q_submit(session_id=alice, graph=chain_graph(10), shots=1, seed=1)
-        await kernel.q_wait(session_id=alice, job_id=small["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=small.job_id, timeout_ms=60_000)
         before = tracked()
         big = await kernel.q_submit(session_id=alice, graph=make(NODES), shots=1, seed=1)
-        done = await kernel.q_wait(session_id=alice, job_id=big["job_id"], timeout_ms=120_000)
-        assert done["state"] == "COMPLETED", done
+        done = await kernel.q_wait(session_id=alice, job_id=big.job_id, timeout_ms=120_000)
+        assert done.state == "COMPLETED", done
         return tracked() - before
 
     added = run_kernel(tmp_path, body, workers=1, config=alice_and_bob(verify_nodes_per_s=1e9))

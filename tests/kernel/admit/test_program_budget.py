@@ -21,6 +21,7 @@ import pytest
 
 import qmk.execution.plan as plan_module
 import qmk.kernel.admit.admission as admission_module
+from qmk.abi import replies
 from qmk.errors import QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
@@ -94,10 +95,10 @@ def test_a_big_submit_is_planned_off_the_loop_while_another_tenant_is_answered(
         status, accepted = await held_while_other_answered(
             gate,
             kernel.q_submit(session_id=alice, graph=chain_graph(BIG), shots=1, seed=1),
-            lambda: kernel.q_status(session_id=bob, job_id=bobs["job_id"]),
+            lambda: kernel.q_status(session_id=bob, job_id=bobs.job_id),
         )
-        assert status["job_id"] == bobs["job_id"]
-        assert accepted["state"] == "QUEUED", accepted
+        assert status.job_id == bobs.job_id
+        assert accepted.state == "QUEUED", accepted
         assert gate.on_loop == 0
 
     run_kernel(tmp_path, body, workers=1, config=alice_and_bob(verify_nodes_per_s=1e9))
@@ -113,11 +114,11 @@ def test_a_big_replay_or_restore_is_verified_off_the_loop_while_another_tenant_i
         bobs = await kernel.q_submit(session_id=bob, graph=chain_graph(5), shots=1, seed=1)
         job = await kernel.q_submit(session_id=alice, graph=chain_graph(BIG), shots=1, seed=1)
         monkeypatch.setattr(admission_module, "verified", gate.wrap(admission_module.verified))
-        call = getattr(kernel, syscall)(session_id=alice, job_id=job["job_id"])
+        call = getattr(kernel, syscall)(session_id=alice, job_id=job.job_id)
         status, _ = await held_while_other_answered(
-            gate, call, lambda: kernel.q_status(session_id=bob, job_id=bobs["job_id"])
+            gate, call, lambda: kernel.q_status(session_id=bob, job_id=bobs.job_id)
         )
-        assert status["job_id"] == bobs["job_id"]
+        assert status.job_id == bobs.job_id
         assert gate.on_loop == 0
 
     run_kernel(tmp_path, body, workers=1, config=alice_and_bob(verify_nodes_per_s=1e9))
@@ -135,8 +136,8 @@ def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_ret
         refusals = []
         for call in (
             kernel.q_submit(session_id=alice, graph=chain_graph(50, flips=2), shots=1, seed=1),
-            kernel.q_replay(session_id=alice, job_id=job["job_id"]),
-            kernel.q_restore(session_id=alice, job_id=job["job_id"]),
+            kernel.q_replay(session_id=alice, job_id=job.job_id),
+            kernel.q_restore(session_id=alice, job_id=job.job_id),
         ):
             with pytest.raises(QuotaError) as caught:
                 await call
@@ -147,14 +148,14 @@ def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_ret
             assert refusal.details["retry_after_s"] > 0
             assert "retry in" in refusal.message
         # bob's budget is his own
-        assert (await kernel.q_submit(session_id=bob, graph=chain_graph(50), shots=1, seed=1))[
-            "job_id"
-        ]
+        assert (
+            await kernel.q_submit(session_id=bob, graph=chain_graph(50), shots=1, seed=1)
+        ).job_id
         clock.advance(max(r.details["retry_after_s"] for r in refusals))
         again = await kernel.q_submit(
             session_id=alice, graph=chain_graph(50, flips=2), shots=1, seed=1
         )
-        assert again["job_id"]
+        assert again.job_id
 
     run_kernel(
         tmp_path,
@@ -166,13 +167,13 @@ def test_past_its_cpu_budget_a_tenants_submit_replay_and_restore_say_when_to_ret
 
 
 def test_the_cpu_budget_is_a_tenant_quota_shown_to_the_tenant(tmp_path: Path) -> None:
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Resources:
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         return await kernel.q_resource_query(session_id=alice)
 
     reply = run_kernel(tmp_path, body, workers=1, config=alice_and_bob(cpu_s_per_s=0.25))
-    assert reply["quota"]["cpu_s_per_s"] == 0.25
-    assert reply["quota"]["cpu_burst_s"] > 0
+    assert reply.quota["cpu_s_per_s"] == 0.25
+    assert reply.quota["cpu_burst_s"] > 0
 
 
 def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_reading(
@@ -184,7 +185,7 @@ def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_readi
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=alice, graph=chain_graph(600), shots=1, seed=1)
         with pytest.raises(QuotaError) as caught:  # 600 of the bucket's 1000 nodes taken
-            await kernel.q_replay(session_id=alice, job_id=job["job_id"])
+            await kernel.q_replay(session_id=alice, job_id=job.job_id)
         assert caught.value.details == {
             "limit": "verify_nodes_per_s",
             "value": 500.0,
@@ -192,7 +193,7 @@ def test_a_replay_takes_its_graphs_nodes_from_the_verification_rate_before_readi
             "retry_after_s": 0.4,
         }
         clock.advance(0.5)  # past the 0.4 s it named
-        assert (await kernel.q_replay(session_id=alice, job_id=job["job_id"]))["job_id"]
+        assert (await kernel.q_replay(session_id=alice, job_id=job.job_id)).job_id
 
     small = config_from_dict(
         {

@@ -33,11 +33,11 @@ GRAPH_TEXT = json.dumps(GRAPH, separators=(",", ":"), ensure_ascii=False)
 
 async def submit(kernel: Kernel, sid: str, **options: Any) -> dict[str, Any]:
     options = {"shots": SHOTS, "seed": SEED, **options}
-    return dict(await kernel.q_submit(session_id=sid, graph=GRAPH, **options))
+    return (await kernel.q_submit(session_id=sid, graph=GRAPH, **options)).to_json()
 
 
 async def done(kernel: Kernel, sid: str, job_id: str) -> dict[str, Any]:
-    return dict(await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000))
+    return (await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)).to_json()
 
 
 def audit(tmp_path: Path) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def test_an_identical_submit_is_answered_from_the_stored_result_without_a_worker
         first = await done(kernel, sid, first["job_id"])
         second = await submit(kernel, sid)  # answered in the submit's own reply
         telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=second["job_id"])
-        return first, second, dict(telemetry)
+        return first, second, telemetry.to_json()
 
     with WorkerGate(tmp_path) as gate:
         first, second, telemetry = run_kernel(tmp_path, body, workers=1, gate=gate)
@@ -187,7 +187,7 @@ def test_a_source_whose_result_expired_answers_nothing(tmp_path: Path) -> None:
         await done(kernel, sid, late["job_id"])
         await clock.tick()  # the sweep deletes the first result
         status = await kernel.q_status(session_id=sid, job_id=first["job_id"])
-        assert status["result"] is None and status["result_error"]["code"] == "QK306"
+        assert status.result is None and status.result_error.code == "QK306"
         # the late job ran: it is the source now
         again = await submit(kernel, sid)
         return [late["job_id"], again.get("cached_from")]
@@ -374,9 +374,9 @@ def test_q_replay_runs_the_job_again_and_is_never_answered_from_the_cache(
         gate.release(1)
         first = await done(kernel, sid, first["job_id"])
         again = await kernel.q_replay(session_id=sid, job_id=first["job_id"])
-        held = again["state"]  # the gate holds its run: not answered in the reply
+        held = again.state  # the gate holds its run: not answered in the reply
         gate.release(1)
-        return first, await done(kernel, sid, again["job_id"]), held
+        return first, await done(kernel, sid, again.job_id), held
 
     with WorkerGate(tmp_path) as gate:
         first, again, held = run_kernel(tmp_path, body, workers=1, gate=gate)

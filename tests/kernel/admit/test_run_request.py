@@ -35,10 +35,10 @@ def _submit(tmp_path: Path, policy: dict[str, Any]) -> tuple[str, dict[str, Any]
     async def body(kernel: Kernel) -> tuple[str, dict[str, Any], RunRequest]:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=400, seed=5, policy=policy)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
-        stored = kernel.supervisor.job(job["job_id"], "alice")
-        return job["job_id"], done, stored.request
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done.error
+        stored = kernel.supervisor.job(job.job_id, "alice")
+        return job.job_id, done, stored.request
 
     return run_kernel(tmp_path, body, workers=1)
 
@@ -61,7 +61,7 @@ def test_admission_builds_the_request_from_the_policy_and_the_machine(tmp_path: 
     finally:
         store.close()
     assert again is not None and again.request == request
-    assert done["result"]["seed"] == 5
+    assert done.result["seed"] == 5
 
 
 def test_the_attestation_is_the_request_the_worker_ran_and_replay_reads_it_back(
@@ -74,8 +74,8 @@ def test_the_attestation_is_the_request_the_worker_ran_and_replay_reads_it_back(
     assert attested.program_digest == request.program_digest
     assert (attested.shots, attested.seed, attested.policy) == (400, 5, request.policy)
     assert set(REQUEST_FIELDS) <= set(record)
-    assert record["engine"] == done["result"]["engine"]  # the engine that ran it
-    assert record["result_sha256"] == digest_counts(done["result"]["counts"])
+    assert record["engine"] == done.result["engine"]  # the engine that ran it
+    assert record["result_sha256"] == digest_counts(done.result["counts"])
     with sqlite3.connect(tmp_path / "data" / DB_FILE) as db:
         (graph,) = db.execute("SELECT graph FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
     assert replay(graph, record, job_id).same
@@ -115,7 +115,7 @@ def test_a_job_that_names_no_seed_gets_a_63_bit_one_and_the_in_process_range(
         seeds = []
         for _ in range(2):  # both under 2**32 has probability 2**-62
             job = await kernel.q_submit(session_id=alice, graph=BELL, shots=1)
-            seeds.append(job["seed"])
+            seeds.append(job.seed)
         assert max(seeds) >= 2**32 and all(s < defaults.SEED_BOUND for s in seeds)
         for shots, seed in ((defaults.MAX_SHOTS + 1, 1), (1, 2**63)):
             with pytest.raises(InvalidArgument) as kernel_says:

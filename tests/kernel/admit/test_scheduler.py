@@ -79,27 +79,27 @@ def test_a_flooding_tenant_cannot_starve_another_in_the_kernel(tmp_path: Path) -
         carol = await login(kernel, "carol", ["CAP_ALLOC"])
         # hold the only worker so that the whole flood is queued before anything runs
         blocker = await kernel.q_submit(session_id=carol, graph=BELL, shots=1)
-        await wait_state(kernel, carol, blocker["job_id"], "RUNNING")
+        await wait_state(kernel, carol, blocker.job_id, "RUNNING")
         flood_ids = [
-            (await kernel.q_submit(session_id=alice, graph=BELL, shots=100, seed=i))["job_id"]
+            (await kernel.q_submit(session_id=alice, graph=BELL, shots=100, seed=i)).job_id
             for i in range(40)
         ]
         bob_ids = [
-            (await kernel.q_submit(session_id=bob, graph=BELL, shots=100, seed=i))["job_id"]
+            (await kernel.q_submit(session_id=bob, graph=BELL, shots=100, seed=i)).job_id
             for i in range(4)
         ]
         await wait_run_queue(kernel, *flood_ids, *bob_ids)  # all off the shared machine
-        await kernel.q_cancel(session_id=carol, job_id=blocker["job_id"])
+        await kernel.q_cancel(session_id=carol, job_id=blocker.job_id)
         gate.open()
         bob_started = [
-            (await kernel.q_wait(session_id=bob, job_id=job_id, timeout_ms=60_000))["started_at"]
+            (await kernel.q_wait(session_id=bob, job_id=job_id, timeout_ms=60_000)).started_at
             for job_id in bob_ids
         ]
         started = []
         for job_id in flood_ids:
             job = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-            assert job["state"] == "COMPLETED"
-            started.append(job["started_at"])
+            assert job.state == "COMPLETED"
+            started.append(job.started_at)
         # turns alternate: bob's 4 jobs start among the first 8 or 9, not after alice's 40
         assert sum(1 for t in started if t < max(bob_started)) <= 5
 
@@ -119,25 +119,25 @@ def test_a_high_priority_job_preempts_a_low_priority_one_at_an_epoch(tmp_path: P
             seed=SEED,
             policy={"priority": 1, "noise": False},
         )  # held at the gate on the only worker
-        await wait_state(kernel, alice, slow["job_id"], "RUNNING")
+        await wait_state(kernel, alice, slow.job_id, "RUNNING")
         urgent = await kernel.q_submit(  # gap 4 < rollback_gap: a yield at its next fence
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
-        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
-        before = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
-        assert before["state"] == "RUNNING" and before["preemptions"] == 0  # no epoch yet
+        await wait_run_queue(kernel, urgent.job_id)  # off the shared machine
+        before = await kernel.q_get_telemetry(session_id=alice, job_id=slow.job_id)
+        assert before.state == "RUNNING" and before.preemptions == 0  # no epoch yet
         await clock.tick()  # an epoch: the victim is asked to yield its worker
         gate.release(1)  # the victim starts, and yields at its first fence
         gate.release(1)  # for the urgent job, on the worker the victim gave back
-        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow["job_id"])
-        assert victim["preemptions"] == 1
-        assert victim["state"] in ("QUEUED", "VALIDATING", "RUNNING")
+        done = await kernel.q_wait(session_id=alice, job_id=urgent.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow.job_id)
+        assert victim.preemptions == 1
+        assert victim.state in ("QUEUED", "VALIDATING", "RUNNING")
         gate.open()
-        final = await kernel.q_wait(session_id=alice, job_id=slow["job_id"], timeout_ms=60_000)
-        assert final["result"]["counts"] == uninterrupted()
-        assert final["result"]["telemetry"]["preempted_at_epochs"] == [1]
+        final = await kernel.q_wait(session_id=alice, job_id=slow.job_id, timeout_ms=60_000)
+        assert final.result["counts"] == uninterrupted()
+        assert final.result["telemetry"]["preempted_at_epochs"] == [1]
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, workers=1, gate=gate, clock=clock)

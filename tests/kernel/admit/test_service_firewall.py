@@ -13,12 +13,12 @@ from support.kernel import login, make_config, run_kernel, teleport_graph
 
 async def open_channel(kernel: Any, alice: str, bob: str) -> str:
     proposal = await kernel.q_open_chan(session_id=alice, peer="bob", fidelity=1.0)
-    assert proposal["state"] == "PENDING" and proposal["tenants"] == ["alice", "bob"]
+    assert proposal.state == "PENDING" and proposal.tenants == ["alice", "bob"]
     accepted = await kernel.q_open_chan(
-        session_id=bob, peer="alice", channel_id=proposal["channel_id"]
+        session_id=bob, peer="alice", channel_id=proposal.channel_id
     )
-    assert accepted["state"] == "OPEN"
-    return proposal["channel_id"]
+    assert accepted.state == "OPEN"
+    return proposal.channel_id
 
 
 def test_a_cross_tenant_cnot_is_rejected_naming_the_node(tmp_path: Path) -> None:
@@ -57,34 +57,34 @@ def test_open_chan_teleports_only_over_a_channel_both_tenants_opened(tmp_path: P
                 graph=graph,
                 shots=10,
                 seed=1,
-                policy={"channels": {"link": pending["channel_id"]}},
+                policy={"channels": {"link": pending.channel_id}},
             )
         assert "PENDING" in err.value.message
         accepted = await kernel.q_open_chan(
-            session_id=bob, peer="alice", channel_id=pending["channel_id"]
+            session_id=bob, peer="alice", channel_id=pending.channel_id
         )
-        assert accepted["state"] == "OPEN"
+        assert accepted.state == "OPEN"
         job = await kernel.q_submit(
             session_id=alice,
             graph=graph,
             shots=200,
             seed=3,
-            policy={"channels": {"link": pending["channel_id"]}, "noise": False},
+            policy={"channels": {"link": pending.channel_id}, "noise": False},
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=20000)
-        assert done["state"] == "COMPLETED", done["error"]
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=20000)
+        assert done.state == "COMPLETED", done.error
         # teleported |+i> measured in Y is always 0 (events x, z, m_b: m_b rightmost)
-        assert all(key[2] == "0" for key in done["result"]["counts"])
-        assert sum(done["result"]["counts"].values()) == 200
-        closed = await kernel.q_close_chan(session_id=bob, channel_id=pending["channel_id"])
-        assert closed["state"] == "CLOSED"
+        assert all(key[2] == "0" for key in done.result["counts"])
+        assert sum(done.result["counts"].values()) == 200
+        closed = await kernel.q_close_chan(session_id=bob, channel_id=pending.channel_id)
+        assert closed.state == "CLOSED"
         with pytest.raises(FirewallError):
             await kernel.q_submit(
                 session_id=alice,
                 graph=graph,
                 shots=10,
                 seed=1,
-                policy={"channels": {"link": pending["channel_id"]}},
+                policy={"channels": {"link": pending.channel_id}},
             )
 
     run_kernel(tmp_path, body)
@@ -98,17 +98,17 @@ def test_channels_need_cap_link_on_both_sides_and_stay_private(tmp_path: Path) -
         proposal = await kernel.q_open_chan(session_id=alice, peer="bob")
         with pytest.raises(CapabilityError) as err:
             await kernel.q_open_chan(
-                session_id=bob_no_link, peer="alice", channel_id=proposal["channel_id"]
+                session_id=bob_no_link, peer="alice", channel_id=proposal.channel_id
             )
         assert err.value.details["missing"] == ["CAP_LINK"]
         with pytest.raises(CapabilityError):
             await kernel.q_open_chan(session_id=carol, peer="alice")
         with pytest.raises(NotFoundError):
-            await kernel.q_chan_status(session_id=carol, channel_id=proposal["channel_id"])
+            await kernel.q_chan_status(session_id=carol, channel_id=proposal.channel_id)
         with pytest.raises(NotFoundError):
-            await kernel.q_close_chan(session_id=carol, channel_id=proposal["channel_id"])
-        status = await kernel.q_chan_status(session_id=alice, channel_id=proposal["channel_id"])
-        assert status["state"] == "PENDING"
+            await kernel.q_close_chan(session_id=carol, channel_id=proposal.channel_id)
+        status = await kernel.q_chan_status(session_id=alice, channel_id=proposal.channel_id)
+        assert status.state == "PENDING"
         await kernel.q_open_chan(session_id=alice, peer="bob")
         with pytest.raises(QuotaError):
             await kernel.q_open_chan(session_id=alice, peer="bob")  # max_channels = 2
@@ -154,7 +154,7 @@ def test_a_tenant_with_one_channel_of_quota_can_accept_a_proposal(tmp_path: Path
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         channel = await open_channel(kernel, alice, bob)  # bob accepts with max_channels = 1
         status = await kernel.q_chan_status(session_id=bob, channel_id=channel)
-        assert status["state"] == "OPEN"
+        assert status.state == "OPEN"
         with pytest.raises(QuotaError):  # the accepted channel is bob's one
             await kernel.q_open_chan(session_id=bob, peer="alice")
 
@@ -169,13 +169,11 @@ def test_accepting_a_proposal_over_the_quota_is_refused_and_leaves_it_pending(
         await kernel.q_open_chan(session_id=bob, peer="alice")  # bob's one channel
         proposal = await kernel.q_open_chan(session_id=alice, peer="bob")
         with pytest.raises(QuotaError) as err:
-            await kernel.q_open_chan(
-                session_id=bob, peer="alice", channel_id=proposal["channel_id"]
-            )
+            await kernel.q_open_chan(session_id=bob, peer="alice", channel_id=proposal.channel_id)
         assert err.value.details == {"limit": "max_channels", "value": 1}
         assert "'bob' already has 1 open or pending channels" in err.value.message
-        status = await kernel.q_chan_status(session_id=bob, channel_id=proposal["channel_id"])
-        assert status["state"] == "PENDING"
+        status = await kernel.q_chan_status(session_id=bob, channel_id=proposal.channel_id)
+        assert status.state == "PENDING"
 
     run_kernel(tmp_path, body, config=_config_with_max_channels(1))
 
@@ -186,11 +184,11 @@ def test_proposals_to_a_tenant_do_not_use_up_its_channel_quota(tmp_path: Path) -
         first = await kernel.q_open_chan(session_id=alice, peer="bob")
         await kernel.q_open_chan(session_id=alice, peer="bob")  # alice's quota (2) is full
         own = await kernel.q_open_chan(session_id=bob, peer="alice")
-        assert own["state"] == "PENDING"
+        assert own.state == "PENDING"
         accepted = await kernel.q_open_chan(
-            session_id=bob, peer="alice", channel_id=first["channel_id"]
+            session_id=bob, peer="alice", channel_id=first.channel_id
         )
-        assert accepted["state"] == "OPEN"
+        assert accepted.state == "OPEN"
         with pytest.raises(QuotaError):  # bob now holds two: its proposal and the accepted one
             await kernel.q_open_chan(session_id=bob, peer="alice")
 
@@ -206,10 +204,10 @@ def test_a_tenant_lists_its_channels_either_end_and_by_state(tmp_path: Path) -> 
         opened = await open_channel(kernel, alice, bob)
         pending = await kernel.q_open_chan(session_id=bob, peer="alice")
         mine = await kernel.q_list_channels(session_id=alice)
-        assert [c["channel_id"] for c in mine["channels"]] == [pending["channel_id"], opened]
+        assert [c.channel_id for c in mine.channels] == [pending.channel_id, opened]
         only_open = await kernel.q_list_channels(session_id=alice, state="OPEN")
-        assert [c["channel_id"] for c in only_open["channels"]] == [opened]
-        assert (await kernel.q_list_channels(session_id=carol))["channels"] == []
+        assert [c.channel_id for c in only_open.channels] == [opened]
+        assert (await kernel.q_list_channels(session_id=carol)).channels == []
         with pytest.raises(InvalidArgument):
             await kernel.q_list_channels(session_id=alice, state="open")
 
@@ -231,22 +229,18 @@ def test_a_proposal_nobody_accepts_expires_and_frees_the_quota(tmp_path: Path) -
             await kernel.q_open_chan(session_id=alice, peer="bob")
         clock.advance(59)
         await clock.tick()
-        assert (await kernel.q_chan_status(session_id=alice, **_id(proposal)))["state"] == (
-            "PENDING"
-        )
+        assert (await kernel.q_chan_status(session_id=alice, **_id(proposal))).state == ("PENDING")
         clock.advance(2)
         await clock.tick()
-        assert (await kernel.q_chan_status(session_id=alice, **_id(proposal)))["state"] == (
-            "CLOSED"
-        )
+        assert (await kernel.q_chan_status(session_id=alice, **_id(proposal))).state == ("CLOSED")
         again = await kernel.q_open_chan(session_id=alice, peer="bob")
-        assert again["state"] == "PENDING"
+        assert again.state == "PENDING"
 
     run_kernel(tmp_path, body, config=config, clock=clock)
 
 
 def _id(channel: dict[str, Any]) -> dict[str, str]:
-    return {"channel_id": channel["channel_id"]}
+    return {"channel_id": channel.channel_id}
 
 
 def test_closing_a_channel_stops_the_running_job_bound_to_it(tmp_path: Path) -> None:
@@ -262,11 +256,11 @@ def test_closing_a_channel_stops_the_running_job_bound_to_it(tmp_path: Path) -> 
             seed=1,
             policy={"channels": {"link": channel}},
         )
-        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at the gate
+        await wait_state(kernel, alice, job.job_id, "RUNNING")  # held at the gate
         await kernel.q_close_chan(session_id=bob, channel_id=channel)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=20000)
-        assert done["state"] == "FAILED" and done["error"]["code"] == "QS1010"
-        assert "closed while the job ran" in done["error"]["message"]
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=20000)
+        assert done.state == "FAILED" and done.error.code == "QS1010"
+        assert "closed while the job ran" in done.error.message
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, workers=1, gate=gate)

@@ -61,8 +61,8 @@ def submit_ghz(tmp_path: Path, cfg: KernelConfig, caps: list[str] | None = None,
             )
         except (CapabilityError, QuotaError, AdmissionError) as exc:
             return exc
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
         return done, telemetry
 
     return run_kernel(tmp_path, body, config=cfg)
@@ -70,23 +70,23 @@ def submit_ghz(tmp_path: Path, cfg: KernelConfig, caps: list[str] | None = None,
 
 def test_a_job_larger_than_any_module_runs_over_two_with_teleported_gates(tmp_path: Path) -> None:
     done, telemetry = submit_ghz(tmp_path, config())
-    assert done["state"] == "COMPLETED", done
-    counts = done["result"]["counts"]
+    assert done.state == "COMPLETED", done
+    counts = done.result["counts"]
     assert set(counts) == {"0" * 8, "1" * 8}  # keyed by the program's own 8 events
     sigma = math.sqrt(SHOTS / 4)
     assert abs(counts["1" * 8] - SHOTS / 2) <= 5 * sigma
-    teleported = telemetry["teleportation"]
+    teleported = telemetry.teleportation
     # the chain q0..q7 split 4 | 4 crosses once: one teleported CNOT, one pair
     assert teleported["modules"] == 2
     assert teleported["teleported_gates"] == 1 and teleported["epr_pairs"] == 1
     assert teleported["link_latency_ns"] == LATENCY_NS
     assert teleported["latency_added_ns"] == LATENCY_NS
-    assert telemetry["telemetry"]["channel_uses"] == {"teleported-gate": 1}
-    assert telemetry["physical_qubits"] > 1000  # more than one module holds
-    (start,) = telemetry["device"]["starts"]
+    assert telemetry.telemetry["channel_uses"] == {"teleported-gate": 1}
+    assert telemetry.physical_qubits > 1000  # more than one module holds
+    (start,) = telemetry.device["starts"]
     assert start["modules"] == [0, 1]
     # the stored program is the teleported one: its attestation replays to the same counts
-    status, out, err = qmk("audit", "replay", str(tmp_path / "data"), done["job_id"])
+    status, out, err = qmk("audit", "replay", str(tmp_path / "data"), done.job_id)
     assert status == 0 and "the same counts" in out, (out, err)
 
 
@@ -103,27 +103,27 @@ def test_a_spanning_job_runs_on_the_modules_its_program_declares(tmp_path: Path)
         job = await kernel.q_submit(
             session_id=alice, graph=graph, shots=SHOTS, seed=SEED, policy={"noise": False}
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"])
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job.job_id)
         return done, telemetry
 
     done, telemetry = run_kernel(tmp_path, body, config=config())
-    assert done["state"] == "COMPLETED"
-    assert set(done["result"]["counts"]) == {"0" * 8, "1" * 8}
+    assert done.state == "COMPLETED"
+    assert set(done.result["counts"]) == {"0" * 8, "1" * 8}
     # every CNOT of the chain crosses: 7 teleported gates, each waiting on the one before
-    teleported = telemetry["teleportation"]
+    teleported = telemetry.teleportation
     assert teleported["teleported_gates"] == teleported["epr_pairs"] == 7
     assert teleported["latency_added_ns"] == 7 * LATENCY_NS
-    assert telemetry["telemetry"]["channel_uses"] == {"teleported-gate": 7}
+    assert telemetry.telemetry["channel_uses"] == {"teleported-gate": 7}
 
 
 def test_a_spanning_job_asks_its_pairs_at_the_links_fidelity(tmp_path: Path) -> None:
     done, telemetry = submit_ghz(tmp_path, config(link_fidelity=0.9))
-    assert done["state"] == "COMPLETED"
-    assert telemetry["teleportation"]["link_fidelity"] == 0.9
+    assert done.state == "COMPLETED"
+    assert telemetry.teleportation["link_fidelity"] == 0.9
     # one teleported CNOT across the cut: X on its target (prob 2(1-F)/3 with Y) splits
     # the GHZ string at the cut; the kernel asked 0.9 of a link that delivers 0.9
-    counts = done["result"]["counts"]
+    counts = done.result["counts"]
     split = sum(v for k, v in counts.items() if k not in ("0" * 8, "1" * 8))
     p = 2 * (1 - 0.9) / 3
     assert abs(split - SHOTS * p) <= 5 * math.sqrt(SHOTS * p * (1 - p)) + 1

@@ -168,17 +168,17 @@ def test_cancel_of_a_running_job_kills_its_process_and_the_next_job_runs(
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=1)  # held
-        await wait_state(kernel, sid, job["job_id"], "RUNNING")
+        await wait_state(kernel, sid, job.job_id, "RUNNING")
         before = await held_pids(kernel)
-        cancelled = await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
-        assert cancelled["state"] == "CANCELLED"
+        cancelled = await kernel.q_cancel(session_id=sid, job_id=job.job_id)
+        assert cancelled.state == "CANCELLED"
         await until(lambda: any(not alive(p) for p in before), "the held process killed")
         gate.open()
         small = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=3)
-        done = await kernel.q_wait(session_id=sid, job_id=small["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        assert done["result"]["counts"] == run(BELL, shots=100, seed=3).counts
-        assert (await kernel.q_status(session_id=sid, job_id=job["job_id"]))["result"] is None
+        done = await kernel.q_wait(session_id=sid, job_id=small.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        assert done.result["counts"] == run(BELL, shots=100, seed=3).counts
+        assert (await kernel.q_status(session_id=sid, job_id=job.job_id)).result is None
 
     with WorkerGate(tmp_path) as gate:
         run_on(kind, tmp_path, body, cluster.scheduler_address, workers=1, gate=gate)
@@ -195,11 +195,11 @@ def test_a_job_past_its_timeout_is_timed_out_and_its_process_killed(
         job = await kernel.q_submit(
             session_id=sid, graph=BELL, shots=1, seed=1, policy={"timeout_ms": 500}
         )  # held at the gate: it would never end on its own
-        await wait_state(kernel, sid, job["job_id"], "RUNNING")
+        await wait_state(kernel, sid, job.job_id, "RUNNING")
         before = await held_pids(kernel)
         clock.advance(0.5)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=5000)
-        assert done["state"] == "TIMED_OUT" and "timeout" in done["error"]["message"]
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=5000)
+        assert done.state == "TIMED_OUT" and "timeout" in done.error.message
         await until(lambda: any(not alive(p) for p in before), "the held process killed")
         assert kernel.pool.busy() == 0
 
@@ -226,12 +226,12 @@ def test_a_job_over_its_process_memory_cap_is_refused_by_the_workers_router(
             seed=1,
             policy={"noise": False, "engine": defaults.STATEVECTOR},
         )
-        done = await kernel.q_wait(session_id=sid, job_id=big["job_id"], timeout_ms=60_000)
-        assert done["state"] == "FAILED" and "500 MiB cap (RLIMIT_AS)" in done["error"]["message"]
-        assert done["error"]["code"] == "QE102"
+        done = await kernel.q_wait(session_id=sid, job_id=big.job_id, timeout_ms=60_000)
+        assert done.state == "FAILED" and "500 MiB cap (RLIMIT_AS)" in done.error.message
+        assert done.error.code == "QE102"
         after = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)
-        ok = await kernel.q_wait(session_id=sid, job_id=after["job_id"], timeout_ms=60_000)
-        assert ok["state"] == "COMPLETED"
+        ok = await kernel.q_wait(session_id=sid, job_id=after.job_id, timeout_ms=60_000)
+        assert ok.state == "COMPLETED"
 
     run_on(kind, tmp_path, body, cluster.scheduler_address, memory_mb=500)
 
@@ -249,8 +249,8 @@ def test_jobs_on_the_cluster_give_the_executors_counts_and_small_and_big_outcome
             for seed in range(6)
         ]
         for seed, job in enumerate(jobs):
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["result"]["counts"] == run(BELL, shots=200, seed=seed).counts
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.result["counts"] == run(BELL, shots=200, seed=seed).counts
 
     run_on("dask", tmp_path, body, cluster.scheduler_address)
     pool = DaskPool(cluster.scheduler_address, memory_mb=500)
@@ -361,21 +361,21 @@ def test_a_checkpoint_on_a_dask_worker_lands_in_the_kernels_data_dir_and_restore
         job = await kernel.q_submit(
             session_id=alice, graph=graph, shots=shots, seed=seed, policy={"noise": False}
         )
-        job_id = job["job_id"]
+        job_id = job.job_id
         await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
         checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
-        assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
+        assert checkpoint.saved is True and checkpoint.program_epoch == 1
         files = list((tmp_path / "data" / "checkpoints" / job_id).glob("*.qmkstate"))
-        assert [f.stem for f in files] == [checkpoint["checkpoint_id"]]
+        assert [f.stem for f in files] == [checkpoint.checkpoint_id]
         pause.open()
         done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED" and done["result"]["counts"] == expected
+        assert done.state == "COMPLETED" and done.result["counts"] == expected
         await kernel.q_restore(
-            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint.checkpoint_id
         )  # the state travels to whichever worker runs it
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert again["result"]["counts"] == expected
-        assert again["result"]["telemetry"]["resumed_from_epoch"] == 1
+        assert again.result["counts"] == expected
+        assert again.result["telemetry"]["resumed_from_epoch"] == 1
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_on("dask", tmp_path, body, cluster.scheduler_address, workers=1, pause=pause)
@@ -403,19 +403,19 @@ def test_a_big_job_split_over_the_workers_has_the_single_runs_counts(
             seed=seed,
             policy={"profile": "logical:surface_code(d=3)"},
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done
         assert (pool.split_jobs, pool.stashed) == (1, 1 if put else 0)
         # the job's own request run whole in process: its physics, seed and the shared
         # machine's schedule (its waits are idle noise, drawn from the same generators)
-        stored = kernel.store.load_job(job["job_id"], "alice")
+        stored = kernel.store.load_job(job.job_id, "alice")
         assert stored is not None and stored.request.machine is not None
         request = stored.request
         assert (request.shots, request.seed, request.part) == (shots, seed, None)
         assert request.profile == "logical:surface_code(d=3)"
         single = execute(load_program(FENCED), request)
-        assert done["result"]["counts"] == single.counts
-        telemetry = done["result"]["telemetry"]
+        assert done.result["counts"] == single.counts
+        telemetry = done.result["telemetry"]
         assert telemetry["shots"] == shots
         assert telemetry["simulations"] == single.telemetry.simulations > 3  # groups
 
@@ -435,10 +435,10 @@ def test_a_job_whose_dask_worker_is_killed_resumes_elsewhere_from_its_checkpoint
         job = await kernel.q_submit(
             session_id=alice, graph=graph, shots=shots, seed=seed, policy={"noise": False}
         )
-        job_id = job["job_id"]
+        job_id = job.job_id
         await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
         checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
-        assert checkpoint["program_epoch"] == 1
+        assert checkpoint.program_epoch == 1
         holding = await asyncio.to_thread(pool.holding)
         (victim,) = [pid for pid, jobs in holding.values() if jobs]
         os.kill(victim, signal.SIGKILL)  # the Dask worker that runs the job, mid-job
@@ -448,8 +448,8 @@ def test_a_job_whose_dask_worker_is_killed_resumes_elsewhere_from_its_checkpoint
         )
         pause.open()
         done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED" and done["result"]["counts"] == expected
-        assert done["result"]["telemetry"]["resumed_from_epoch"] == 1
+        assert done.state == "COMPLETED" and done.result["counts"] == expected
+        assert done.result["telemetry"]["resumed_from_epoch"] == 1
         # the metrics' count of lost workers (deploy/prometheus's QMKWorkerLost)
         assert KernelObserver(kernel).snapshot().workers_lost == 1
         return job_id
@@ -529,23 +529,21 @@ def test_jobs_wait_while_the_scheduler_is_gone_and_run_when_it_is_back(tmp_path:
             assert isinstance(pool, DaskPool)
             sid = await login(kernel, "alice")
             first = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=1)
-            done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
+            done = await kernel.q_wait(session_id=sid, job_id=first.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED"
             scheduler.kill()
             scheduler.wait()
             await until(lambda: not pool.connected(), "the client sees it gone")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=2)
-            waiting = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=500)
-            assert waiting["state"] in ("QUEUED", "RUNNING"), waiting.get(
-                "error"
-            )  # neither lost nor failed
+            waiting = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=500)
+            assert waiting.state in ("QUEUED", "RUNNING"), waiting.error  # neither lost nor failed
             # back at the same address; Dask workers exit with their scheduler, so their
             # process manager (here: the test) starts one again too
             processes.append(_start(*scheduler_argv, env=env, log=tmp_path / "scheduler.log"))
             processes.append(_start(*worker_argv, env=env, log=tmp_path / "worker.log"))
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=90_000)
-            assert done["state"] == "COMPLETED"
-            assert done["result"]["counts"] == run(BELL, shots=50, seed=2).counts
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=90_000)
+            assert done.state == "COMPLETED"
+            assert done.result["counts"] == run(BELL, shots=50, seed=2).counts
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the scheduler and its worker are up
@@ -593,8 +591,8 @@ def test_a_worker_that_joins_the_cluster_later_is_sent_jobs(
         )
         gate.open()
         for seed, job in zip((1, 2), jobs, strict=True):
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["result"]["counts"] == run(BELL, shots=100, seed=seed).counts
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.result["counts"] == run(BELL, shots=100, seed=seed).counts
 
     with WorkerGate(tmp_path) as gate:
         run_on("dask", tmp_path, body, lone_cluster.scheduler_address, gate=gate)
@@ -628,10 +626,10 @@ def test_a_job_whose_worker_closes_under_it_runs_again_on_another_and_completes_
             "the job held again on the other worker",
         )
         gate.open()
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        assert done["result"]["counts"] == run(BELL, shots=100, seed=7).counts
-        return str(job["job_id"])
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        assert done.result["counts"] == run(BELL, shots=100, seed=7).counts
+        return str(job.job_id)
 
     with WorkerGate(tmp_path) as gate:
         job_id = run_on(

@@ -93,22 +93,22 @@ def test_the_schedulers_adaptive_target_is_the_workers_the_kernels_waiting_jobs_
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         assert await asyncio.to_thread(target, cluster) <= 1  # Dask alone: no task
         jobs = [await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=0)]
-        await wait_state(kernel, alice, jobs[0]["job_id"], "RUNNING")
+        await wait_state(kernel, alice, jobs[0].job_id, "RUNNING")
         for seed in range(1, 5):
             jobs.append(await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=seed))
         for seed in range(2):
             jobs.append(await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=seed))
         # each job waits QUEUED on the shared machine before it joins the run queue
-        await wait_run_queue(kernel, *(job["job_id"] for job in jobs[1:]))
+        await wait_run_queue(kernel, *(job.job_id for job in jobs[1:]))
         assert kernel.supervisor.queue_depth() == (5, 1)
         assert await pool.publish_queue()
         assert await asyncio.to_thread(target, cluster) == 6
         assert cluster.scheduler.adaptive_target() == 6  # the HTTP API's and Prometheus'
         gate.open()
         for job in jobs:
-            sid = alice if job["tenant"] == "alice" else bob
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
+            sid = alice if job.tenant == "alice" else bob
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED"
         assert kernel.supervisor.queue_depth() == (0, 0)
         assert await pool.publish_queue()
         assert await asyncio.to_thread(target, cluster) <= 1
@@ -135,15 +135,15 @@ def test_an_adaptive_cluster_grows_with_the_queue_and_the_kernel_runs_on_its_new
         await until(lambda: len(cluster.scheduler.workers) == 3, "three workers")
         await until(lambda: kernel.supervisor.workers == 3, "the kernel runs three at once")
         for job in jobs:
-            await wait_state(kernel, sid, job["job_id"], "RUNNING")
+            await wait_state(kernel, sid, job.job_id, "RUNNING")
         await until(
             lambda: sorted(jobs for _, jobs in pool.holding().values()) == [1, 1, 1],
             "one job held on each worker",
         )
         gate.open()
         for job in jobs:
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED"
         await until(lambda: len(cluster.scheduler.workers) == 1, "back to one worker")
         await until(lambda: kernel.supervisor.workers == 1, "the kernel follows it down")
 

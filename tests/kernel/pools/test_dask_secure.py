@@ -86,9 +86,9 @@ def test_local_cluster_refuses_clients_without_its_credentials_and_runs_the_kern
                 assert await asyncio.to_thread(_http_status, base + hidden) == 404, hidden
             sid = await login(kernel, "alice")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=200, seed=5)
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
-            assert done["result"]["counts"] == run(BELL, shots=200, seed=5).counts
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED"
+            assert done.result["counts"] == run(BELL, shots=200, seed=5).counts
         finally:
             await kernel.close()
 

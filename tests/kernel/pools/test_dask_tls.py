@@ -139,9 +139,9 @@ def test_a_kernel_with_the_ca_and_its_certificate_runs_jobs_on_a_tls_cluster(
         try:
             sid = await login(kernel, "alice")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=200, seed=5)
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
-            assert done["result"]["counts"] == run(BELL, shots=200, seed=5).counts
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED"
+            assert done.result["counts"] == run(BELL, shots=200, seed=5).counts
         finally:
             await kernel.close()
 

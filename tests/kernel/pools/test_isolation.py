@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from qmk.abi import replies
 from qmk.client import Client
 from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
 from qmk.kernel.errors import ConfigError
@@ -260,10 +261,10 @@ def test_a_kernel_job_cannot_escape_its_worker(tmp_path: Path) -> None:
         sid = await login(kernel, "alice")
         port = tcp.getsockname()[1]
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=1, seed=port)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "FAILED" and done["error"]["name"] == "probe"
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "FAILED" and done.error.name == "probe"
         health = await kernel.q_resource_query(session_id=sid)
-        return json.loads(done["error"]["message"]), health["machine"]["worker_isolation"]
+        return json.loads(done.error.message), health.machine["worker_isolation"]
 
     try:
         found, health = run_kernel(  # the kernel's pool runs the probe for each job
@@ -286,15 +287,15 @@ def test_a_kernel_job_cannot_escape_its_worker(tmp_path: Path) -> None:
 
 
 def test_a_kernel_job_past_its_cpu_limit_fails_naming_the_limit(tmp_path: Path) -> None:
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Job:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=1, seed=1)
-        return await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        return await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
 
     done = run_kernel(tmp_path, body, config=make_config(worker_cpu_s=1), hooks=Hooks(probe=burn))
-    assert done["state"] == "FAILED"  # the pool's WorkerCpuLimit, as the kernel words it
-    assert done["error"]["name"] == "worker-failed"
-    assert "CPU-time limit (1 s)" in done["error"]["message"]
+    assert done.state == "FAILED"  # the pool's WorkerCpuLimit, as the kernel words it
+    assert done.error.name == "worker-failed"
+    assert "CPU-time limit (1 s)" in done.error.message
 
 
 def test_a_served_kernel_reports_its_isolation_and_its_jobs_cannot_reach_its_socket(
@@ -308,11 +309,11 @@ def test_a_served_kernel_reports_its_isolation_and_its_jobs_cannot_reach_its_soc
         with Client.connect(str(server.socket), tenant="alice", key=key) as client:
             graph = json.loads((EXAMPLES / "bell.qvm.json").read_text())
             job = client.q_submit(graph, 1, 1)
-            done = client.q_wait(job["job_id"], 60_000)
-            machine = client.q_resource_query()["machine"]
+            done = client.q_wait(job.job_id, 60_000)
+            machine = client.q_resource_query().machine
     finally:
         stop_all(started)
-    found = json.loads(done["error"]["message"])
+    found = json.loads(done.error.message)
     assert found["connect_unix"] == "EACCES"  # the kernel's own socket
     isolation = machine["worker_isolation"]
     assert isolation["network"].startswith("denied")

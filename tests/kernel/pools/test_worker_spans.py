@@ -63,12 +63,12 @@ def test_with_tracing_off_the_workers_spec_carries_no_trace_context(tmp_path: Pa
         assert kernel.supervisor.traces is None
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=GRAPH, shots=50, seed=1)
-        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held in its worker
-        work = kernel.supervisor.running[job["job_id"]].work
+        await wait_state(kernel, alice, job.job_id, "RUNNING")  # held in its worker
+        work = kernel.supervisor.running[job.job_id].work
         assert work is not None and work.request.trace_context is None
         gate.open()
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, gate=gate)
@@ -94,12 +94,12 @@ def _traced_job(path: Path, shots: int) -> Callable[[Kernel], Awaitable[dict[str
                 seed=4,
                 policy={"profile": "logical:surface_code(d=3)"},
             )
-            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+            done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
         finally:
             observer.trace_workers(None)
             stop()
             tracing.shutdown()
-        return dict(done)
+        return done.to_json()
 
     return body
 

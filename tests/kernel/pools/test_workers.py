@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from qmk.abi import replies
 from qmk.execution.request import RunRequest
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.pools import wire
@@ -422,18 +423,18 @@ def test_a_kernel_keeps_serving_while_a_worker_is_frozen_mid_reply_and_times_its
             session_id=alice, graph=BELL, shots=10, seed=1, policy={"timeout_ms": 5000}
         )
         pid = await asyncio.to_thread(frozen_worker, kernel.pool)
-        reply = await kernel.q_status(session_id=alice, job_id=job["job_id"])
-        assert reply["state"] == "RUNNING"  # the kernel answers
+        reply = await kernel.q_status(session_id=alice, job_id=job.job_id)
+        assert reply.state == "RUNNING"  # the kernel answers
         other = await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=2)
-        done = await kernel.q_wait(session_id=bob, job_id=other["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"  # another tenant's job runs meanwhile
+        done = await kernel.q_wait(session_id=bob, job_id=other.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"  # another tenant's job runs meanwhile
         clock.advance(5)  # alice's job's time is up
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "TIMED_OUT" and done["error"]["name"] == "timeout"
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "TIMED_OUT" and done.error.name == "timeout"
         assert pid not in kernel.pool.pids and not stopped(pid)  # killed
         after = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=3)
-        done = await kernel.q_wait(session_id=alice, job_id=after["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"  # the next job runs
+        done = await kernel.q_wait(session_id=alice, job_id=after.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"  # the next job runs
 
     with WorkerGate(tmp_path, "stall") as stall:
         try:
@@ -447,14 +448,14 @@ def test_a_kernel_keeps_serving_while_a_worker_is_frozen_mid_reply_and_times_its
 def test_a_worker_answer_that_is_no_typed_outcome_fails_its_job_with_a_code(
     tmp_path: Path, probe: Any
 ) -> None:
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Job:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
-        return await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        return await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, workers=1, hooks=Hooks(probe=probe))
-    assert done["state"] == "FAILED" and done["result"] is None
-    assert done["error"]["code"] == "QK202" and "no outcome" in done["error"]["message"]
+    assert done.state == "FAILED" and done.result is None
+    assert done.error.code == "QK202" and "no outcome" in done.error.message
 
 
 # --------------------------------------------------------------------------- a broken line

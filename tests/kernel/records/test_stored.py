@@ -125,9 +125,9 @@ def test_a_finished_jobs_result_holds_no_decoded_head_and_its_row_reads_the_fact
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        result = kernel.supervisor.job(job["job_id"], "alice").result
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        result = kernel.supervisor.job(job.job_id, "alice").result
         assert isinstance(result, StoredResult)
         # its index (its counts' offsets and marks) and the index's text with its digest
         # (a tuple of two strings: untracked at the collector's first pass); no dicts and
@@ -140,14 +140,14 @@ def test_a_finished_jobs_result_holds_no_decoded_head_and_its_row_reads_the_fact
         with sqlite3.connect(f"file:{data / 'kernel.db'}?mode=ro", uri=True) as db:
             row = db.execute(
                 "SELECT logical_cycles, injected_errors FROM jobs WHERE job_id=?",
-                (job["job_id"],),
+                (job.job_id,),
             ).fetchone()
         assert row == (telemetry["logical_cycles"], telemetry["injected_logical_errors"])
         lines = [json.loads(line) for line in (data / "audit.log").read_text().splitlines()]
         (completed,) = [
             line
             for line in lines
-            if line.get("job_id") == job["job_id"] and line.get("state") == "COMPLETED"
+            if line.get("job_id") == job.job_id and line.get("state") == "COMPLETED"
         ]
         assert completed["engine"] == head["engine"] and completed["cache_hit"] is False
 

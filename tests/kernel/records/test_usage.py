@@ -60,37 +60,37 @@ def test_a_completed_job_is_metered_from_its_own_record_and_held_time_on_the_clo
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=sid, graph=ghz_graph(3), shots=300, seed=7)
-        await wait_state(kernel, sid, job["job_id"], "RUNNING")
+        await wait_state(kernel, sid, job.job_id, "RUNNING")
         clock.advance(2.5)  # the job holds its qubits 2.5 s on the kernel's clock
         gate.release(1)
-        await wait_state(kernel, sid, job["job_id"], "COMPLETED")
-        done = await kernel.q_status(session_id=sid, job_id=job["job_id"])
-        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=job["job_id"])
-        run = telemetry["telemetry"]
+        await wait_state(kernel, sid, job.job_id, "COMPLETED")
+        done = await kernel.q_status(session_id=sid, job_id=job.job_id)
+        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=job.job_id)
+        run = telemetry.telemetry
         usage = await kernel.q_usage(session_id=sid)
-        assert usage["count"] == 1 and usage["tenant"] == "alice"
-        (record,) = usage["records"]
-        assert record["usage_id"] == f"{job['job_id']}.1"
-        assert record["state"] == "COMPLETED" and record["ended_at"] == done["finished_at"]
+        assert usage.count == 1 and usage.tenant == "alice"
+        (record,) = usage.records
+        assert record["usage_id"] == f"{job.job_id}.1"
+        assert record["state"] == "COMPLETED" and record["ended_at"] == done.finished_at
         assert record["shots"] == 300
         assert record["logical_qubit_seconds"] == 3 * 2.5  # 3 logical qubits x 2.5 s
         assert record["physical_qubit_cycles"] == (
-            telemetry["physical_qubits"] * run["logical_cycles"] * 300
+            telemetry.physical_qubits * run["logical_cycles"] * 300
         )
         assert record["device_seconds"] == pytest.approx(run["logical_time_ns"] * 1e-9 * 300)
-        assert record["result_bytes"] == len(encode(done["result"]).rstrip(b"\n"))  # its JSON
-        assert usage["totals"] == {name: record[name] for name in FIELDS}
+        assert record["result_bytes"] == len(encode(done.result).rstrip(b"\n"))  # its JSON
+        assert usage.totals == {name: record[name] for name in FIELDS}
         # the invoice: each quantity at its unit price, and their sum
-        lines = {line["item"]: line for line in usage["invoice"]["lines"]}
+        lines = {line["item"]: line for line in usage.invoice["lines"]}
         assert set(lines) == set(FIELDS)
         for name, price in PRICES.items():
             assert lines[name]["quantity"] == record[name]
             assert lines[name]["amount"] == pytest.approx(record[name] * price)
             assert lines[name]["unit"] == UNITS[name]
-        assert usage["invoice"]["total"] == pytest.approx(
+        assert usage.invoice["total"] == pytest.approx(
             sum(record[name] * price for name, price in PRICES.items())
         )
-        assert usage["invoice"]["currency"] == "EUR"
+        assert usage.invoice["currency"] == "EUR"
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(
@@ -102,12 +102,12 @@ def test_a_cancelled_job_is_metered_with_no_shots_and_no_machine_time(tmp_path: 
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)
-        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
-        usage = await kernel.q_usage(session_id=sid, job_id=job["job_id"])
-        (record,) = usage["records"]
+        await kernel.q_cancel(session_id=sid, job_id=job.job_id)
+        usage = await kernel.q_usage(session_id=sid, job_id=job.job_id)
+        (record,) = usage.records
         assert record["state"] == "CANCELLED"
         assert {name: record[name] for name in FIELDS} == Usage().to_json()
-        assert usage["invoice"] == {"currency": "USD", "lines": [], "total": 0}
+        assert usage.invoice == {"currency": "USD", "lines": [], "total": 0}
 
     # held in machine time (its clock never moves): cancelled before it ever started
     with WorkerGate(tmp_path) as gate:
@@ -121,12 +121,12 @@ def test_a_tenant_sees_only_its_own_usage_and_another_tenants_job_is_not_found(
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         bob = await login(kernel, "bob", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=20, seed=3)
-        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert (await kernel.q_usage(session_id=alice))["count"] == 1
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert (await kernel.q_usage(session_id=alice)).count == 1
         seen = await kernel.q_usage(session_id=bob)
-        assert seen["count"] == 0 and seen["records"] == [] and seen["totals"]["shots"] == 0
+        assert seen.count == 0 and seen.records == [] and seen.totals["shots"] == 0
         with pytest.raises(NotFoundError):
-            await kernel.q_usage(session_id=bob, job_id=job["job_id"])
+            await kernel.q_usage(session_id=bob, job_id=job.job_id)
 
     run_kernel(tmp_path, body, config=_config())
 
@@ -137,14 +137,14 @@ def test_windows_limits_and_bad_arguments_of_q_usage(tmp_path: Path) -> None:
         ends = []
         for seed in (1, 2, 3):
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=seed)
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            ends.append(done["finished_at"])
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            ends.append(done.finished_at)
         newest = await kernel.q_usage(session_id=sid, limit=2)
-        assert newest["count"] == 3 and len(newest["records"]) == 2
-        assert [r["ended_at"] for r in newest["records"]] == sorted(ends, reverse=True)[:2]
-        assert newest["totals"]["shots"] == 30  # the totals count every record
+        assert newest.count == 3 and len(newest.records) == 2
+        assert [r["ended_at"] for r in newest.records] == sorted(ends, reverse=True)[:2]
+        assert newest.totals["shots"] == 30  # the totals count every record
         window = await kernel.q_usage(session_id=sid, since=ends[1], until=ends[2])
-        assert [r["ended_at"] for r in window["records"]] == [ends[1]]
+        assert [r["ended_at"] for r in window.records] == [ends[1]]
         for bad in ({"since": float("nan")}, {"since": 5.0, "until": 4.0}, {"limit": 0}):
             with pytest.raises(InvalidArgument):
                 await kernel.q_usage(session_id=sid, **bad)
@@ -159,8 +159,8 @@ def test_usage_survives_a_restart(tmp_path: Path) -> None:
     async def run_once(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=4)
-        await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        first.update(job=job["job_id"], usage=await kernel.q_usage(session_id=sid))
+        await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        first.update(job=job.job_id, usage=await kernel.q_usage(session_id=sid))
 
     async def after(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
@@ -190,7 +190,9 @@ def test_each_end_of_a_job_is_its_own_record(tmp_path: Path) -> None:
         assert ids == ["job_x.1", "job_x.2"]
         count, totals = store.usage_totals("alice", None, None, "job_x")
         assert (count, totals) == (2, Usage(shots=5))
-        assert [row[0] for row in store.usage_rows("alice", 15.0, None, None, 10)] == ["job_x.2"]
+        assert [row["usage_id"] for row in store.usage_rows("alice", 15.0, None, None, 10)] == [
+            "job_x.2"
+        ]
         assert store.usage_totals("bob", None, None, None) == (0, Usage())
     finally:
         store.close()
@@ -224,13 +226,13 @@ def test_a_device_job_is_metered_its_schedules_time_times_its_shots(tmp_path: Pa
         reply = await kernel.q_negotiate_caps(
             tenant="dave", key="dave-key", requested=["CAP_DEVICE_NA"]
         )
-        sid = reply["session_id"]
+        sid = reply.session_id
         accepted = await kernel.q_submit(
             session_id=sid, graph=job, shots=400, seed=5, target="neutral-atom"
         )
-        done = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
-        (record,) = (await kernel.q_usage(session_id=sid))["records"]
+        done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done.error
+        (record,) = (await kernel.q_usage(session_id=sid)).records
         return dict(record)
 
     record = run_kernel(tmp_path, body, config=config, workers=1)

@@ -35,7 +35,7 @@ async def submit(kernel: Kernel, session: str, **policy: Any) -> str:
         seed=SEED,
         policy={"noise": False, **policy},
     )
-    return str(job["job_id"])
+    return str(job.job_id)
 
 
 def test_a_checkpoint_of_a_running_job_is_its_state_at_the_next_fence(tmp_path: Path) -> None:
@@ -44,20 +44,20 @@ def test_a_checkpoint_of_a_running_job_is_its_state_at_the_next_fence(tmp_path: 
         job_id = await submit(kernel, alice)
         await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
         checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
-        assert checkpoint["saved"] is True and checkpoint["program_epoch"] == 1
+        assert checkpoint.saved is True and checkpoint.program_epoch == 1
         files = list((tmp_path / "data" / "checkpoints" / job_id).glob("*.qmkstate"))
-        assert [f.stem for f in files] == [checkpoint["checkpoint_id"]]
+        assert [f.stem for f in files] == [checkpoint.checkpoint_id]
         pause.open()
         done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED" and done["result"]["counts"] == uninterrupted()
-        assert done["result"]["telemetry"]["checkpoints"] == 1
+        assert done.state == "COMPLETED" and done.result["counts"] == uninterrupted()
+        assert done.result["telemetry"]["checkpoints"] == 1
         # a restore of that checkpoint resumes at fence 1, with the same counts
         await kernel.q_restore(
-            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint.checkpoint_id
         )
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert again["result"]["counts"] == uninterrupted()
-        assert again["result"]["telemetry"]["resumed_from_epoch"] == 1
+        assert again.result["counts"] == uninterrupted()
+        assert again.result["telemetry"]["resumed_from_epoch"] == 1
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, workers=1, pause=pause)
@@ -73,16 +73,16 @@ def test_preemption_stops_a_job_at_its_next_fence_and_it_resumes_there(tmp_path:
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
-        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
+        await wait_run_queue(kernel, urgent.job_id)  # off the shared machine
         await clock.tick()  # gap 4: >= preempt_gap, < rollback_gap: yield at the fence
-        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
+        done = await kernel.q_wait(session_id=alice, job_id=urgent.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
         victim = await kernel.q_get_telemetry(session_id=alice, job_id=slow)
-        assert victim["preemptions"] == 1 and victim["state"] in ("QUEUED", "RUNNING"), victim
+        assert victim.preemptions == 1 and victim.state in ("QUEUED", "RUNNING"), victim
         pause.open()
         final = await kernel.q_wait(session_id=alice, job_id=slow, timeout_ms=60_000)
-        assert final["state"] == "COMPLETED" and final["result"]["counts"] == uninterrupted()
-        telemetry = final["result"]["telemetry"]
+        assert final.state == "COMPLETED" and final.result["counts"] == uninterrupted()
+        telemetry = final.result["telemetry"]
         assert telemetry["preempted_at_epochs"] == [1] and telemetry["resumed_from_epoch"] == 1
         assert telemetry["rollbacks"] == 0
 
@@ -101,19 +101,19 @@ def test_a_much_more_urgent_job_rolls_the_victims_rev_segment_back(tmp_path: Pat
         # does not say it came there: a stop-now before it would be met after its first
         # segment of gates)
         held = await kernel.q_checkpoint(session_id=alice, job_id=slow)
-        assert held["saved"] is True and held["program_epoch"] == 1
+        assert held.saved is True and held.program_epoch == 1
         pause.step(4)  # past the fence, RY, RZ, CNOT: held before RX, inside the segment
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 9}
         )
-        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
+        await wait_run_queue(kernel, urgent.job_id)  # off the shared machine
         await clock.tick()  # gap 8 >= rollback_gap: stop now
-        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
+        done = await kernel.q_wait(session_id=alice, job_id=urgent.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
         pause.open()
         final = await kernel.q_wait(session_id=alice, job_id=slow, timeout_ms=60_000)
-        assert final["state"] == "COMPLETED" and final["result"]["counts"] == uninterrupted()
-        telemetry = final["result"]["telemetry"]
+        assert final.state == "COMPLETED" and final.result["counts"] == uninterrupted()
+        telemetry = final.result["telemetry"]
         assert (telemetry["rollbacks"], telemetry["rollback_gates"]) == (1, 3)
         assert telemetry["resumed_from_epoch"] == 1  # the segment began at fence 1
 
@@ -142,23 +142,23 @@ def test_a_job_without_a_fence_stops_at_once_and_runs_again_to_the_same_counts(
             seed=SEED,
             policy={"noise": False, "priority": 1},
         )
-        await wait_state(kernel, alice, victim["job_id"], "RUNNING")  # held in its worker
+        await wait_state(kernel, alice, victim.job_id, "RUNNING")  # held in its worker
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
-        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
+        await wait_run_queue(kernel, urgent.job_id)  # off the shared machine
         await clock.tick()  # gap 4: a fenced victim would be asked to yield at its fence
-        stopped = await kernel.q_status(session_id=alice, job_id=victim["job_id"])
-        assert stopped["state"] == "QUEUED"
-        await wait_state(kernel, alice, urgent["job_id"], "RUNNING")
+        stopped = await kernel.q_status(session_id=alice, job_id=victim.job_id)
+        assert stopped.state == "QUEUED"
+        await wait_state(kernel, alice, urgent.job_id, "RUNNING")
         gate.release()
-        done = await kernel.q_wait(session_id=alice, job_id=urgent["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
+        done = await kernel.q_wait(session_id=alice, job_id=urgent.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
         gate.release()  # the victim, again from its start
-        final = await kernel.q_wait(session_id=alice, job_id=victim["job_id"], timeout_ms=60_000)
-        assert final["state"] == "COMPLETED" and final["result"]["counts"] == alone
-        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=victim["job_id"])
-        assert telemetry["preemptions"] == 1
+        final = await kernel.q_wait(session_id=alice, job_id=victim.job_id, timeout_ms=60_000)
+        assert final.state == "COMPLETED" and final.result["counts"] == alone
+        telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=victim.job_id)
+        assert telemetry.preemptions == 1
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, workers=1, gate=gate, clock=clock)
@@ -180,18 +180,17 @@ def test_one_urgent_job_preempts_one_victim_however_long_it_takes_to_yield(
         urgent = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=100, seed=2, policy={"priority": 5}
         )
-        await wait_run_queue(kernel, urgent["job_id"])  # off the shared machine
+        await wait_run_queue(kernel, urgent.job_id)  # off the shared machine
         for _ in range(3):  # the first victim cannot reach its fence while held
             await clock.tick()
         gate.open()
-        for job_id in (urgent["job_id"], *victims):
+        for job_id in (urgent.job_id, *victims):
             done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
-            if job_id != urgent["job_id"]:
-                assert done["result"]["counts"] == uninterrupted()
+            assert done.state == "COMPLETED"
+            if job_id != urgent.job_id:
+                assert done.result["counts"] == uninterrupted()
         return [
-            (await kernel.q_get_telemetry(session_id=alice, job_id=v))["preemptions"]
-            for v in victims
+            (await kernel.q_get_telemetry(session_id=alice, job_id=v)).preemptions for v in victims
         ]
 
     with WorkerGate(tmp_path) as gate:
@@ -206,8 +205,8 @@ def test_a_checkpoint_of_a_job_without_a_fence_records_its_start(tmp_path: Path)
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
-        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job["job_id"])
-        assert checkpoint["saved"] is False and checkpoint["program_epoch"] is None
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job.job_id)
+        assert checkpoint.saved is False and checkpoint.program_epoch is None
 
     run_kernel(tmp_path, body, workers=1)

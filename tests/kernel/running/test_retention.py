@@ -35,7 +35,7 @@ async def submit(kernel: Kernel, session: str) -> str:
     job = await kernel.q_submit(
         session_id=session, graph=FENCED.to_json(), shots=SHOTS, seed=SEED, policy={"noise": False}
     )
-    return str(job["job_id"])
+    return str(job.job_id)
 
 
 def test_a_job_keeps_its_newest_states_and_an_older_one_is_gone(tmp_path: Path) -> None:
@@ -48,8 +48,8 @@ def test_a_job_keeps_its_newest_states_and_an_older_one_is_gone(tmp_path: Path) 
         ids = []
         for _ in range(3):  # three states, each saved at fence 1 where the job is held
             saved = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
-            assert saved["saved"] and saved["program_epoch"] == 1
-            ids.append(saved["checkpoint_id"])
+            assert saved.saved and saved.program_epoch == 1
+            ids.append(saved.checkpoint_id)
         assert states(tmp_path) == sorted(f"{i}.qmkstate" for i in ids[1:])
         pause.open()
         await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
@@ -57,8 +57,8 @@ def test_a_job_keeps_its_newest_states_and_an_older_one_is_gone(tmp_path: Path) 
             await kernel.q_restore(session_id=alice, job_id=job_id, checkpoint_id=ids[0])
         await kernel.q_restore(session_id=alice, job_id=job_id, checkpoint_id=ids[1])
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert again["result"]["counts"] == expected
-        assert again["result"]["telemetry"]["resumed_from_epoch"] == 1
+        assert again.result["counts"] == expected
+        assert again.result["telemetry"]["resumed_from_epoch"] == 1
         return ids
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
@@ -83,7 +83,7 @@ def test_the_states_of_a_job_that_ended_are_deleted_after_checkpoint_keep_s(
         await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
         clock.advance(90)
         await clock.tick()
-        assert states(tmp_path) == [f"{saved['checkpoint_id']}.qmkstate"]  # kept for 100 s
+        assert states(tmp_path) == [f"{saved.checkpoint_id}.qmkstate"]  # kept for 100 s
         clock.advance(20)
         await clock.tick()
         assert states(tmp_path) == []
@@ -107,7 +107,7 @@ def test_state_files_no_checkpoint_names_are_deleted_when_the_kernel_opens(
         saved = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
         pause.open()
         await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        return f"{saved['checkpoint_id']}.qmkstate"
+        return f"{saved.checkpoint_id}.qmkstate"
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         named = run_kernel(tmp_path, checkpointed, workers=1, pause=pause)

@@ -62,7 +62,7 @@ def config(policy: str, **machine: Any) -> Any:
 
 async def login(kernel: Any, tenant: str) -> str:
     reply = await kernel.q_negotiate_caps(tenant=tenant, key=KEYS[tenant], requested=["CAP_ALLOC"])
-    return str(reply["session_id"])
+    return str(reply.session_id)
 
 
 def local_counts(shots: int, seed: int) -> dict[str, int]:
@@ -92,11 +92,11 @@ def two_tenants(tmp_path, policy: str) -> dict[str, Any]:
                 seed=seed,
                 policy={"noise": False},
             )
-            jobs[tenant] = accepted["job_id"]
+            jobs[tenant] = accepted.job_id
         for _ in range(20):  # the loop turns: nothing ends until machine time passes
             await asyncio.sleep(0)
         waiting = {
-            t: (await kernel.q_status(session_id=sessions[t], job_id=j))["state"]
+            t: (await kernel.q_status(session_id=sessions[t], job_id=j)).state
             for t, j in jobs.items()
         }
         clock.advance(1000)
@@ -117,8 +117,8 @@ def test_jobs_wait_for_their_schedule_and_the_shared_factory_shows_in_their_tele
     assert out["waiting"] == {"alice": "QUEUED", "bob": "QUEUED"}
     for tenant, seed in (("alice", 5), ("bob", 6)):
         job, telemetry = out[tenant]["job"], out[tenant]["telemetry"]
-        assert job["state"] == "COMPLETED"
-        machine = telemetry["machine"]
+        assert job.state == "COMPLETED"
+        machine = telemetry.machine
         assert (machine["arrival_cycle"], machine["start_cycle"], machine["end_cycle"]) == (
             0,
             0,
@@ -126,9 +126,9 @@ def test_jobs_wait_for_their_schedule_and_the_shared_factory_shows_in_their_tele
         )
         assert machine["wait_cycles"]["factory"] == 20 and machine["wait_cycles"]["queue"] == 0
         assert machine["tiles"] == 6 and machine["module"] == 0
-        assert telemetry["telemetry"]["machine"] == machine  # the worker's, from its request
-        assert job["machine"] == machine
-        assert job["result"]["counts"] == local_counts(200, seed)  # noise off: as alone
+        assert telemetry.telemetry["machine"] == machine  # the worker's, from its request
+        assert job.machine == machine
+        assert job.result["counts"] == local_counts(200, seed)  # noise off: as alone
 
 
 def test_the_same_arrivals_under_exclusive_and_fair_share_give_the_same_counts_not_makespans(
@@ -138,14 +138,14 @@ def test_the_same_arrivals_under_exclusive_and_fair_share_give_the_same_counts_n
     alone = two_tenants(tmp_path / "alone", "exclusive")
 
     def makespan(out):
-        machines = [out[t]["telemetry"]["machine"] for t in ("alice", "bob")]
+        machines = [out[t]["telemetry"].machine for t in ("alice", "bob")]
         return max(m["end_cycle"] for m in machines) - min(m["arrival_cycle"] for m in machines)
 
     for tenant in ("alice", "bob"):
-        counts = shared[tenant]["job"]["result"]["counts"]
-        assert counts == alone[tenant]["job"]["result"]["counts"]
+        counts = shared[tenant]["job"].result["counts"]
+        assert counts == alone[tenant]["job"].result["counts"]
     assert (makespan(alone), makespan(shared)) == (54, 44)
-    bob = alone["bob"]["telemetry"]["machine"]
+    bob = alone["bob"]["telemetry"].machine
     assert (bob["start_cycle"], bob["wait_cycles"]["queue"], bob["wait_cycles"]["factory"]) == (
         30,
         30,
@@ -162,9 +162,9 @@ def test_a_job_cancelled_while_it_waits_for_the_machine_leaves_it_and_frees_its_
         sid = await login(kernel, "alice")
         # the exclusive machine holds the first; the others wait in machine time
         jobs = [
-            (await kernel.q_submit(session_id=sid, graph=T_HEAVY.to_json(), shots=10, seed=i))[
-                "job_id"
-            ]
+            (
+                await kernel.q_submit(session_id=sid, graph=T_HEAVY.to_json(), shots=10, seed=i)
+            ).job_id
             for i in range(3)
         ]
         with pytest.raises(QMKError) as full:  # max_queued_jobs counts the machine's
@@ -172,9 +172,9 @@ def test_a_job_cancelled_while_it_waits_for_the_machine_leaves_it_and_frees_its_
         cancelled = await kernel.q_cancel(session_id=sid, job_id=jobs[2])
         more = await kernel.q_submit(session_id=sid, graph=T_HEAVY.to_json(), shots=10, seed=9)
         clock.advance(10_000)
-        for job_id in (*jobs[:2], more["job_id"]):
+        for job_id in (*jobs[:2], more.job_id):
             await wait_state(kernel, sid, job_id, "COMPLETED")
-        return full.value.code, cancelled["state"]
+        return full.value.code, cancelled.state
 
     code, state = run_kernel(
         tmp_path, body, config=config("exclusive"), machine_clock=clock, workers=1
@@ -201,7 +201,7 @@ def test_a_job_cancelled_after_it_started_in_machine_time_frees_its_tiles_at_tha
                     seed=1,
                     policy={"noise": False},
                 )
-            )["job_id"]
+            ).job_id
             for tenant in ("alice", "bob")
         }
         clock.advance(12)
@@ -210,11 +210,11 @@ def test_a_job_cancelled_after_it_started_in_machine_time_frees_its_tiles_at_tha
         cancelled = await kernel.q_cancel(session_id=sessions["alice"], job_id=jobs["alice"])
         clock.advance(1000)
         done = await kernel.q_wait(session_id=sessions["bob"], job_id=jobs["bob"])
-        return cancelled["state"], done
+        return cancelled.state, done
 
     state, done = run_kernel(tmp_path, body, config=config("exclusive"), machine_clock=clock)
-    assert state == "CANCELLED" and done["state"] == "COMPLETED"
-    machine = done["machine"]
+    assert state == "CANCELLED" and done.state == "COMPLETED"
+    machine = done.machine
     assert (machine["start_cycle"], machine["end_cycle"]) == (20, 44)
     assert machine["wait_cycles"]["queue"] == 20
 
@@ -245,7 +245,7 @@ def test_a_jobs_waits_are_idle_noise_in_its_result_and_audit_replay_reproduces_i
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=WAITER.to_json(), shots=shots, seed=3)
         clock.advance(100_000)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
         return done
 
     machine = {
@@ -254,8 +254,8 @@ def test_a_jobs_waits_are_idle_noise_in_its_result_and_audit_replay_reproduces_i
         "error_budget": 1.0,  # the idle error it is meant to suffer (0.26) is its own
     }
     done = run_kernel(tmp_path, body, config=config("fair-share", **machine), machine_clock=clock)
-    assert done["state"] == "COMPLETED", done["error"]
-    waited = done["machine"]["wait_cycles"]["factory"]
+    assert done.state == "COMPLETED", done.error
+    waited = done.machine["wait_cycles"]["factory"]
     assert 980 <= waited <= 1000
     model = logical_model(profile, qubit)
     rates = model.pauli_error(waited)
@@ -264,9 +264,9 @@ def test_a_jobs_waits_are_idle_noise_in_its_result_and_audit_replay_reproduces_i
     product = 1.0
     for r in (rates, *ops):
         product *= 1 - 2 * (r.px + r.py)
-    flips = done["result"]["counts"].get("1", 0)
+    flips = done.result["counts"].get("1", 0)
     assert stats.binomtest(flips, shots, (1 - product) / 2).pvalue > 1e-3
-    code, out, err = qmk("audit", "replay", str(tmp_path / "data"), done["job_id"], "--json")
+    code, out, err = qmk("audit", "replay", str(tmp_path / "data"), done.job_id, "--json")
     assert code == 0, err
     assert json.loads(out)["same"] is True
 
@@ -281,20 +281,20 @@ def test_a_job_waiting_on_the_machine_when_the_kernel_stops_arrives_again_after_
         job = await kernel.q_submit(
             session_id=sid, graph=T_HEAVY.to_json(), shots=50, seed=4, policy={"noise": False}
         )
-        return job["job_id"]
+        return job.job_id
 
     async def finish(kernel):
         sid = await login(kernel, "alice")
-        assert (await kernel.q_status(session_id=sid, job_id=job_id))["state"] == "QUEUED"
+        assert (await kernel.q_status(session_id=sid, job_id=job_id)).state == "QUEUED"
         second.advance(1000)
         return await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=120_000)
 
     job_id = run_kernel(tmp_path, submit, config=config("fair-share"), machine_clock=first)
     done = run_kernel(tmp_path, finish, config=config("fair-share"), machine_clock=second)
-    assert done["state"] == "COMPLETED"
+    assert done.state == "COMPLETED"
     # alone on the restarted machine: 24 cycles, no wait
-    assert (done["machine"]["arrival_cycle"], done["machine"]["end_cycle"]) == (0, 24)
-    assert done["result"]["counts"] == local_counts(50, 4)
+    assert (done.machine["arrival_cycle"], done.machine["end_cycle"]) == (0, 24)
+    assert done.result["counts"] == local_counts(50, 4)
 
 
 DECODER_PROGRAM = """OPENQASM 2.0;
@@ -354,23 +354,23 @@ def test_the_old_faults_decoder_key_is_the_machines_one_decoder_in_serve_and_sim
             target="lattice-surgery",
         )
         clock.advance(1000)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
-        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=job["job_id"])
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
+        telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=job.job_id)
         return done, telemetry
 
     done, telemetry = run_kernel(tmp_path, body, config=cfg, machine_clock=clock)
-    assert done["state"] == "COMPLETED", done["error"]
-    assert not [f for f in telemetry["faults"] if f.get("kind") == "decoder"]
+    assert done.state == "COMPLETED", done.error
+    assert not [f for f in telemetry.faults if f.get("kind") == "decoder"]
     code, out, err = qmk("machine", "simulate", str(workload), "--policy", "fair-share", "--json")
     assert code == 0, err
     assert "QK504 deprecated-decoder-key" in err
     (simulated,) = json.loads(out)["fair-share"]["jobs"]
-    assert done["machine"] == simulated["machine"]
-    assert done["machine"]["wait_cycles"]["decoder"] > 0
+    assert done.machine == simulated["machine"]
+    assert done.machine["wait_cycles"]["decoder"] > 0
     # the run took the span the machine gave it: its telemetry's cycles are the
     # machine's (they were the private schedule's, 7 where the machine said 20)
-    machine = done["machine"]
-    run = telemetry["telemetry"]
+    machine = done.machine
+    run = telemetry.telemetry
     assert run["logical_cycles"] == machine["end_cycle"] - machine["start_cycle"]
     assert run["factory_wait_cycles"] == machine["wait_cycles"]["factory"]
     assert run["private_logical_cycles"] < run["logical_cycles"]
@@ -400,7 +400,7 @@ def test_a_job_the_floorplan_cannot_hold_is_refused_at_submit_naming_the_qubits_
     assert (refused.details["needed"], refused.details["total"]) == (least, 5000)
     assert f"raise [machine] physical_qubits from 5,000 to {least:,}," in refused.message
     done, _ = run_kernel(tmp_path / "enough", submit, config=_kernel_of(least))
-    assert done["state"] == "COMPLETED" and done["machine"]["tiles"] == tiles
+    assert done.state == "COMPLETED" and done.machine["tiles"] == tiles
 
 
 @pytest.mark.parametrize("t_gates", [False, True])
@@ -420,7 +420,7 @@ def test_a_job_past_the_machines_physical_qubits_is_refused_once_naming_the_floo
     assert "needs 1134 physical qubits at its peak; the machine has 1000" in refused.message
     assert f"raise [machine] physical_qubits from 1,000 to {least:,}," in refused.message
     done, _ = run_kernel(tmp_path / "enough", _submit(program), config=_kernel_of(least))
-    assert done["state"] == "COMPLETED", done
+    assert done.state == "COMPLETED", done
 
 
 def _chain(qubits: int, *, t_gates: bool) -> Any:
@@ -448,8 +448,8 @@ def _submit(program: Any) -> Any:
             job = await kernel.q_submit(session_id=sid, graph=program, shots=20, seed=3)
         except QMKError as exc:
             listed = await kernel.q_list_jobs(session_id=sid)
-            return exc, listed["jobs"]
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+            return exc, listed.jobs
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
         return done, None
 
     return submit
@@ -524,7 +524,7 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
             refused.append(caught.value)
         job = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=1)
         clock.advance(100_000)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=120_000)
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
         listed = await kernel.q_list_jobs(session_id=sid)
         return refused, done, listed
 
@@ -534,8 +534,8 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
     )
     for error in refused:
         assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-4
-    record = done["machine"]
-    assert done["state"] == "COMPLETED"
+    record = done.machine
+    assert done.state == "COMPLETED"
     assert record["error_budget"] == 0.01 and record["within_budget"] is True
     assert 1e-4 < record["idle_logical_error"] < 0.01
-    assert len(listed["jobs"]) == 1  # the refused submits stored nothing
+    assert len(listed.jobs) == 1  # the refused submits stored nothing

@@ -24,14 +24,14 @@ def test_the_next_queued_job_is_running_when_the_wait_on_the_last_one_returns(
         second = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=2)
         # each job waits QUEUED on the shared machine for its schedule first: the one
         # worker holds the first at the gate until the second is in the run queue
-        await wait_state(kernel, sid, first["job_id"], "RUNNING")
-        await wait_run_queue(kernel, second["job_id"])
+        await wait_state(kernel, sid, first.job_id, "RUNNING")
+        await wait_run_queue(kernel, second.job_id)
         gate.release(1)  # the first only: the second, once taken, stays at the gate
-        done = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=60_000)
-        running = kernel.supervisor.jobs[second["job_id"]].state  # one worker: it took B
+        done = await kernel.q_wait(session_id=sid, job_id=first.job_id, timeout_ms=60_000)
+        running = kernel.supervisor.jobs[second.job_id].state  # one worker: it took B
         gate.open()
-        final = await kernel.q_wait(session_id=sid, job_id=second["job_id"], timeout_ms=60_000)
-        return [done["state"], running, final["state"], final["result"]["counts"]]
+        final = await kernel.q_wait(session_id=sid, job_id=second.job_id, timeout_ms=60_000)
+        return [done.state, running, final.state, final.result["counts"]]
 
     with WorkerGate(tmp_path) as gate:
         first, running, second, counts = run_kernel(tmp_path, body, workers=1, gate=gate)
@@ -46,11 +46,11 @@ def test_many_jobs_on_two_workers_all_complete_with_their_audit_chain_whole(
     async def body(kernel: Kernel) -> list[str]:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         ids = [
-            (await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=seed))["job_id"]
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=seed)).job_id
             for seed in range(40)
         ]
         return [
-            (await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000))["state"]
+            (await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)).state
             for job_id in ids
         ]
 

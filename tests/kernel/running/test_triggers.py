@@ -74,8 +74,8 @@ def config() -> KernelConfig:
 
 async def runs_of(kernel: Kernel, sid: str, trigger_id: str) -> list[dict[str, Any]]:
     reply = await kernel.q_list_triggers(session_id=sid, trigger_id=trigger_id, runs=100)
-    (trigger,) = reply["triggers"]
-    return list(trigger["runs"])
+    (trigger,) = reply.triggers
+    return list(trigger.runs)
 
 
 async def ended_runs(
@@ -85,7 +85,7 @@ async def ended_runs(
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
         runs = await runs_of(kernel, sid, trigger_id)
-        if sum(r["state"] != "RUNNING" for r in runs) >= count:
+        if sum(r.state != "RUNNING" for r in runs) >= count:
             return runs
         await asyncio.sleep(0.01)
     raise AssertionError(f"never {count} ended runs: {await runs_of(kernel, sid, trigger_id)}")
@@ -114,27 +114,27 @@ def test_a_schedule_runs_its_workflow_as_the_owners_jobs_once_per_interval(
         made = await kernel.q_create_trigger(
             session_id=alice, name="hourly bell", workflow=bell_flow(), on="schedule", every_s=60
         )
-        trigger_id = made["trigger_id"]
-        assert made["next_run_at"] == START + 60 and made["state"] == "ACTIVE"
-        assert made["caps"] == ["CAP_ALLOC", "CAP_LINK"] and made["jobs"] == 1
+        trigger_id = made.trigger_id
+        assert made.next_run_at == START + 60 and made.state == "ACTIVE"
+        assert made.caps == ["CAP_ALLOC", "CAP_LINK"] and made.jobs == 1
         clock.advance(59)
         await settle()
         assert await runs_of(kernel, alice, trigger_id) == []
         clock.advance(1)
         (first,) = await ended_runs(kernel, alice, trigger_id, 1)
-        assert first["state"] == "COMPLETED", first
-        assert first["reason"] == "schedule" and first["detail"]["missed"] == 1
-        assert first["summary"] == {"COMPLETED": 1}
-        (job_id,) = first["jobs"]
+        assert first.state == "COMPLETED", first
+        assert first.reason == "schedule" and first.detail["missed"] == 1
+        assert first.summary == {"COMPLETED": 1}
+        (job_id,) = first.jobs
         job = await kernel.q_status(session_id=alice, job_id=job_id)  # alice's own job
-        assert job["tenant"] == "alice" and job["result"]["counts"] == bell_counts()
-        listed = (await kernel.q_list_triggers(session_id=alice))["triggers"]
-        assert [t["trigger_id"] for t in listed] == [trigger_id]
-        assert listed[0]["next_run_at"] == START + 120
-        assert listed[0]["last_run"]["run_id"] == first["run_id"]
+        assert job.tenant == "alice" and job.result["counts"] == bell_counts()
+        listed = (await kernel.q_list_triggers(session_id=alice)).triggers
+        assert [t.trigger_id for t in listed] == [trigger_id]
+        assert listed[0].next_run_at == START + 120
+        assert listed[0].last_run.run_id == first.run_id
         clock.advance(60)
         runs = await ended_runs(kernel, alice, trigger_id, 2)
-        assert [r["state"] for r in runs] == ["COMPLETED", "COMPLETED"]
+        assert [r.state for r in runs] == ["COMPLETED", "COMPLETED"]
 
     run_kernel(tmp_path, body, config=config(), clock=clock)
 
@@ -147,7 +147,7 @@ def test_a_schedule_missed_while_the_kernel_was_down_runs_once_and_says_how_many
         made = await kernel.q_create_trigger(
             session_id=alice, name="every minute", workflow=bell_flow(), on="schedule", every_s=60
         )
-        return str(made["trigger_id"])
+        return str(made.trigger_id)
 
     trigger_id = run_kernel(tmp_path, create, config=config(), clock=ManualClock(start=START))
     later = ManualClock(start=START + 10 * 60 + 30)  # down for ten and a half minutes
@@ -155,10 +155,10 @@ def test_a_schedule_missed_while_the_kernel_was_down_runs_once_and_says_how_many
     async def reopened(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         (caught,) = await ended_runs(kernel, alice, trigger_id, 1)
-        assert caught["reason"] == "catch-up" and caught["state"] == "COMPLETED"
-        assert caught["detail"] == {"due_at": START + 60, "missed": 10}
-        (listed,) = (await kernel.q_list_triggers(session_id=alice))["triggers"]
-        assert listed["next_run_at"] == START + 11 * 60
+        assert caught.reason == "catch-up" and caught.state == "COMPLETED"
+        assert caught.detail == {"due_at": START + 60, "missed": 10}
+        (listed,) = (await kernel.q_list_triggers(session_id=alice)).triggers
+        assert listed.next_run_at == START + 11 * 60
         await settle()
         assert len(await runs_of(kernel, alice, trigger_id)) == 1  # once, not ten times
 
@@ -177,10 +177,10 @@ def test_a_cron_schedule_runs_at_its_minutes_in_utc(tmp_path: Path) -> None:
             on="schedule",
             cron="*/15 * * * *",
         )
-        assert made["next_run_at"] == START + 15 * 60
+        assert made.next_run_at == START + 15 * 60
         clock.advance(15 * 60)
-        (first,) = await ended_runs(kernel, alice, made["trigger_id"], 1)
-        assert first["state"] == "COMPLETED" and first["detail"]["due_at"] == START + 900
+        (first,) = await ended_runs(kernel, alice, made.trigger_id, 1)
+        assert first.state == "COMPLETED" and first.detail["due_at"] == START + 900
 
     run_kernel(tmp_path, body, config=config(), clock=clock)
 
@@ -193,22 +193,22 @@ def test_a_run_still_going_makes_the_next_start_skipped(tmp_path: Path) -> None:
         made = await kernel.q_create_trigger(
             session_id=alice, name="held", workflow=bell_flow(), on="schedule", every_s=60
         )
-        trigger_id = made["trigger_id"]
+        trigger_id = made.trigger_id
         clock.advance(60)  # the first run's job is held at the gate
         end = time.monotonic() + 60
         while (
             not (await runs_of(kernel, alice, trigger_id))[0:1]
-            or not (await runs_of(kernel, alice, trigger_id))[0]["jobs"]
+            or not (await runs_of(kernel, alice, trigger_id))[0].jobs
         ):
             assert time.monotonic() < end, "the first run never submitted its job"
             await asyncio.sleep(0.01)
         clock.advance(60)
         runs = await ended_runs(kernel, alice, trigger_id, 1)
-        assert [r["state"] for r in runs] == ["SKIPPED", "RUNNING"]
-        assert "still running" in runs[0]["error"]
+        assert [r.state for r in runs] == ["SKIPPED", "RUNNING"]
+        assert "still running" in runs[0].error
         gate.open()
         runs = await ended_runs(kernel, alice, trigger_id, 2)
-        assert [r["state"] for r in runs] == ["SKIPPED", "COMPLETED"]
+        assert [r.state for r in runs] == ["SKIPPED", "COMPLETED"]
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, config=config(), clock=clock, gate=gate)
@@ -225,26 +225,26 @@ def test_a_job_ending_starts_a_job_trigger_and_the_runs_own_jobs_start_none(
         made = await kernel.q_create_trigger(
             session_id=alice, name="after each job", workflow=bell_flow(), on="job"
         )
-        trigger_id = made["trigger_id"]
-        assert made["states"] == ["COMPLETED"] and made["next_run_at"] is None
+        trigger_id = made.trigger_id
+        assert made.states == ["COMPLETED"] and made.next_run_at is None
         graph = from_qasm(BELL_QASM).to_json()
         theirs = await kernel.q_submit(session_id=bob, graph=graph, shots=10, seed=1)
-        await kernel.q_wait(session_id=bob, job_id=theirs["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=bob, job_id=theirs.job_id, timeout_ms=60_000)
         await settle()
         assert await runs_of(kernel, alice, trigger_id) == []  # bob's jobs are not alice's
         mine = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=2)
-        await kernel.q_wait(session_id=alice, job_id=mine["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=mine.job_id, timeout_ms=60_000)
         (ran,) = await ended_runs(kernel, alice, trigger_id, 1)
-        assert ran["reason"] == "job" and ran["state"] == "COMPLETED"
-        assert ran["detail"] == {"job_id": mine["job_id"], "state": "COMPLETED"}
+        assert ran.reason == "job" and ran.state == "COMPLETED"
+        assert ran.detail == {"job_id": mine.job_id, "state": "COMPLETED"}
         again = await kernel.q_submit(session_id=alice, graph=graph, shots=100, seed=5)
-        await kernel.q_wait(session_id=alice, job_id=again["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=again.job_id, timeout_ms=60_000)
         runs = await ended_runs(kernel, alice, trigger_id, 2)
         await settle()
         # the runs' own jobs (one of them answered from the cache: the same program,
         # shots and seed as alice's third job) started no run
         assert len(await runs_of(kernel, alice, trigger_id)) == 2
-        assert all(r["state"] == "COMPLETED" for r in runs)
+        assert all(r.state == "COMPLETED" for r in runs)
 
     run_kernel(tmp_path, body, config=config())
 
@@ -262,12 +262,12 @@ def test_a_calibration_ingested_starts_a_calibration_trigger(tmp_path: Path) -> 
             session_id=bob, name="recheck", workflow=bell_flow(), on="calibration"
         )
         await settle()
-        assert await runs_of(kernel, bob, made["trigger_id"]) == []
+        assert await runs_of(kernel, bob, made.trigger_id) == []
         await kernel.q_calibrate(session_id=alice, calibration=fitted.to_json())
-        (ran,) = await ended_runs(kernel, bob, made["trigger_id"], 1)
-        assert ran["reason"] == "calibration" and ran["state"] == "COMPLETED"
-        (job_id,) = ran["jobs"]
-        assert (await kernel.q_status(session_id=bob, job_id=job_id))["tenant"] == "bob"
+        (ran,) = await ended_runs(kernel, bob, made.trigger_id, 1)
+        assert ran.reason == "calibration" and ran.state == "COMPLETED"
+        (job_id,) = ran.jobs
+        assert (await kernel.q_status(session_id=bob, job_id=job_id)).tenant == "bob"
 
     run_kernel(tmp_path, body, config=config())
 
@@ -292,10 +292,11 @@ def test_a_runs_jobs_pass_admission_as_the_owners_a_quota_refusal_fails_the_run(
             every_s=60,
         )
         clock.advance(60)
-        (ran,) = await ended_runs(kernel, bob, made["trigger_id"], 1)
-        assert ran["state"] == "FAILED" and ran["jobs"] == []
-        assert "QS1006" in ran["error"] and "max_logical_qubits" in ran["error"]
-        assert ran["summary"] == {"FAILED": 1}
+        (ran,) = await ended_runs(kernel, bob, made.trigger_id, 1)
+        assert ran.state == "FAILED" and ran.jobs == []
+        assert ran.error is not None
+        assert "QS1006" in ran.error and "max_logical_qubits" in ran.error
+        assert ran.summary == {"FAILED": 1}
 
     run_kernel(tmp_path, body, config=config(), clock=clock)
 
@@ -332,7 +333,7 @@ def test_a_trigger_that_cannot_run_is_refused_when_made_with_its_code(tmp_path: 
                     session_id=alice, name="x", workflow=flow, on="schedule", every_s=60
                 )
             assert caught.value.details["code"] == "QW013" and words in str(caught.value)
-        assert (await kernel.q_list_triggers(session_id=alice))["triggers"] == []
+        assert (await kernel.q_list_triggers(session_id=alice)).triggers == []
 
     run_kernel(tmp_path, body, config=config())
 
@@ -343,16 +344,16 @@ def test_a_tenant_sees_and_deletes_only_its_own_triggers(tmp_path: Path) -> None
         made = await kernel.q_create_trigger(
             session_id=alice, name="mine", workflow=bell_flow(), on="job"
         )
-        assert (await kernel.q_list_triggers(session_id=bob))["triggers"] == []
+        assert (await kernel.q_list_triggers(session_id=bob)).triggers == []
         for call in (
-            kernel.q_delete_trigger(session_id=bob, trigger_id=made["trigger_id"]),
-            kernel.q_list_triggers(session_id=bob, trigger_id=made["trigger_id"]),
+            kernel.q_delete_trigger(session_id=bob, trigger_id=made.trigger_id),
+            kernel.q_list_triggers(session_id=bob, trigger_id=made.trigger_id),
         ):
             with pytest.raises(NotFoundError):
                 await call
-        gone = await kernel.q_delete_trigger(session_id=alice, trigger_id=made["trigger_id"])
-        assert gone["state"] == "DELETED" and gone["trigger_id"] == made["trigger_id"]
-        assert (await kernel.q_list_triggers(session_id=alice))["triggers"] == []
+        gone = await kernel.q_delete_trigger(session_id=alice, trigger_id=made.trigger_id)
+        assert gone.state == "DELETED" and gone.trigger_id == made.trigger_id
+        assert (await kernel.q_list_triggers(session_id=alice)).triggers == []
 
     run_kernel(tmp_path, body, config=config())
 
@@ -377,11 +378,11 @@ def test_a_workflow_file_read_by_the_client_becomes_the_data_a_trigger_keeps(
         made = await kernel.q_create_trigger(
             session_id=alice, name="file", workflow=data, on="schedule", every_s=60
         )
-        assert made["steps"] == 2 and made["jobs"] == 3
+        assert made.steps == 2 and made.jobs == 3
         clock.advance(60)
-        (ran,) = await ended_runs(kernel, alice, made["trigger_id"], 1)
-        assert ran["state"] == "COMPLETED" and ran["summary"] == {"COMPLETED": 3}
-        assert len(ran["jobs"]) == 3
+        (ran,) = await ended_runs(kernel, alice, made.trigger_id, 1)
+        assert ran.state == "COMPLETED" and ran.summary == {"COMPLETED": 3}
+        assert len(ran.jobs) == 3
 
     run_kernel(tmp_path, body, config=config(), clock=clock)
     assert loads("[[steps]]\nsource = 'OPENQASM 2.0;'").steps[0].source == "OPENQASM 2.0;"

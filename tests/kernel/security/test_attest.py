@@ -35,9 +35,9 @@ def _completed_job(tmp_path: Path) -> tuple[str, dict[str, Any]]:
     async def body(kernel: Any) -> tuple[str, dict[str, Any]]:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=_fenced_graph(), shots=300, seed=9)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
-        return job["job_id"], done
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done.error
+        return job.job_id, done
 
     return run_kernel(tmp_path, body)
 
@@ -49,7 +49,7 @@ def test_a_completed_job_is_attested_with_its_inputs_epochs_and_result_digest(
     record = find_attestation(tmp_path / "data", job_id)
     assert record is not None
     assert record["shots"] == 300 and record["seed"] == 9 and record["tenant"] == "alice"
-    assert record["result_sha256"] == digest_counts(done["result"]["counts"])
+    assert record["result_sha256"] == digest_counts(done.result["counts"])
     epochs = record["epochs"]
     assert [e["epoch"] for e in epochs] == [0, 1]
     assert epochs[0]["ops"]["ALLOC_LQ"] == 1 and epochs[0]["allocated_qubits"] == 2
@@ -68,7 +68,7 @@ def test_a_completed_jobs_attestation_is_on_its_completed_line(tmp_path: Path) -
     completed = records[-1]
     assert attests(completed) and completed == find_attestation(tmp_path / "data", job_id)
     # one record: the attestation, and what the job's stored row must hold
-    assert completed["result_sha256"] == digest_counts(done["result"]["counts"])
+    assert completed["result_sha256"] == digest_counts(done.result["counts"])
     assert isinstance(completed["stored_sha256"], str) and completed["cache_hit"] is False
 
 

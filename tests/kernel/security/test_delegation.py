@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from qmk.abi import replies
 from qmk.errors import CapabilityError, InvalidArgument, NotFoundError, QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
@@ -42,7 +43,7 @@ def config(alice_caps: tuple[str, ...] | list[str] = ("CAP_ALLOC", "CAP_MAGIC"))
     )
 
 
-async def session_of(kernel: Kernel, tenant: str) -> dict[str, Any]:
+async def session_of(kernel: Kernel, tenant: str) -> replies.Session:
     return await kernel.q_negotiate_caps(
         tenant=tenant, key=KEYS[tenant], requested=["CAP_ALLOC", "CAP_MAGIC"]
     )
@@ -58,26 +59,24 @@ def test_a_lent_capability_is_granted_used_and_revoked_for_open_sessions_too(
 ) -> None:
     clock = ManualClock()
 
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Delegation:
         alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
         before = await session_of(kernel, "bob")
-        assert before["granted"] == ["CAP_ALLOC"] and before["denied"] == ["CAP_MAGIC"]
+        assert before.granted == ["CAP_ALLOC"] and before.denied == ["CAP_MAGIC"]
         lent = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=600
         )
-        assert lent["state"] == "LIVE" and lent["expires_at"] == clock.now() + 600
-        assert lent["from_tenant"] == "alice" and lent["to_tenant"] == "bob"
+        assert lent.state == "LIVE" and lent.expires_at == clock.now() + 600
+        assert lent.from_tenant == "alice" and lent.to_tenant == "bob"
         bob = await session_of(kernel, "bob")
-        assert bob["granted"] == ["CAP_ALLOC", "CAP_MAGIC"] and bob["delegated"] == ["CAP_MAGIC"]
-        sid = bob["session_id"]
+        assert bob.granted == ["CAP_ALLOC", "CAP_MAGIC"] and bob.delegated == ["CAP_MAGIC"]
+        sid = bob.session_id
         job = await kernel.q_submit(session_id=sid, graph=MAGIC, shots=20, seed=5)
-        assert job["tenant"] == "bob"  # the job, and its quotas, are bob's
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        ended = await kernel.q_revoke_delegation(
-            session_id=alice, delegation_id=lent["delegation_id"]
-        )
-        assert ended["state"] == "REVOKED" and ended["revoked_by"] == "alice"
+        assert job.tenant == "bob"  # the job, and its quotas, are bob's
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        ended = await kernel.q_revoke_delegation(session_id=alice, delegation_id=lent.delegation_id)
+        assert ended.state == "REVOKED" and ended.revoked_by == "alice"
         with pytest.raises(CapabilityError) as refused:  # the same, already open, session
             await kernel.q_submit(session_id=sid, graph=MAGIC, shots=20, seed=5)
         assert refused.value.code == "QS1004" and refused.value.details["missing"] == ["CAP_MAGIC"]
@@ -85,9 +84,9 @@ def test_a_lent_capability_is_granted_used_and_revoked_for_open_sessions_too(
             refused.value
         )
         plain = await kernel.q_submit(session_id=sid, graph=BELL, shots=20, seed=5)
-        assert plain["state"] == "QUEUED"  # the session itself goes on with its own caps
+        assert plain.state == "QUEUED"  # the session itself goes on with its own caps
         again = await session_of(kernel, "bob")
-        assert again["denied"] == ["CAP_MAGIC"] and again["delegated"] == []
+        assert again.denied == ["CAP_MAGIC"] and again.delegated == []
         return lent
 
     lent = run_kernel(tmp_path, body, workers=1, config=config(), clock=clock)
@@ -98,7 +97,7 @@ def test_a_lent_capability_is_granted_used_and_revoked_for_open_sessions_too(
         ("use", "submit"),
         ("revoke", None),
     ]
-    assert all(r["delegation_id"] == lent["delegation_id"] for r in audit_lines(tmp_path, "deleg"))
+    assert all(r["delegation_id"] == lent.delegation_id for r in audit_lines(tmp_path, "deleg"))
 
 
 def test_a_delegation_expires_on_the_kernels_clock(tmp_path: Path) -> None:
@@ -109,46 +108,44 @@ def test_a_delegation_expires_on_the_kernels_clock(tmp_path: Path) -> None:
         lent = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
         )
-        sid = (await session_of(kernel, "bob"))["session_id"]
+        sid = (await session_of(kernel, "bob")).session_id
         clock.advance(59.5)
         job = await kernel.q_submit(session_id=sid, graph=MAGIC, shots=5, seed=1)
-        assert job["state"] == "QUEUED"
+        assert job.state == "QUEUED"
         clock.advance(0.5)  # exactly expires_at: over
         with pytest.raises(CapabilityError):
             await kernel.q_submit(session_id=sid, graph=MAGIC, shots=5, seed=1)
-        assert (await session_of(kernel, "bob"))["denied"] == ["CAP_MAGIC"]
+        assert (await session_of(kernel, "bob")).denied == ["CAP_MAGIC"]
         listed = await kernel.q_list_delegations(session_id=alice)
-        assert [d["state"] for d in listed["delegations"]] == ["EXPIRED"]
+        assert [d.state for d in listed.delegations] == ["EXPIRED"]
         # revoking an ended delegation changes nothing and says how it ended
-        ended = await kernel.q_revoke_delegation(
-            session_id=alice, delegation_id=lent["delegation_id"]
-        )
-        assert ended["state"] == "EXPIRED" and ended["revoked_at"] is None
+        ended = await kernel.q_revoke_delegation(session_id=alice, delegation_id=lent.delegation_id)
+        assert ended.state == "EXPIRED" and ended.revoked_at is None
 
     run_kernel(tmp_path, body, workers=1, config=config(), clock=clock)
 
 
 def test_a_queued_job_whose_delegation_ended_is_refused_at_execution(tmp_path: Path) -> None:
-    async def body(kernel: Kernel) -> dict[str, Any]:
+    async def body(kernel: Kernel) -> replies.Job:
         alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
         lent = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=600
         )
-        bob = (await session_of(kernel, "bob"))["session_id"]
+        bob = (await session_of(kernel, "bob")).session_id
         first = await kernel.q_submit(session_id=bob, graph=BELL, shots=5, seed=1)
-        await wait_state(kernel, bob, first["job_id"], "RUNNING")  # held at the gate
+        await wait_state(kernel, bob, first.job_id, "RUNNING")  # held at the gate
         queued = await kernel.q_submit(session_id=bob, graph=MAGIC, shots=5, seed=1)
-        assert queued["state"] == "QUEUED"  # bob runs one job at a time
-        await kernel.q_revoke_delegation(session_id=alice, delegation_id=lent["delegation_id"])
+        assert queued.state == "QUEUED"  # bob runs one job at a time
+        await kernel.q_revoke_delegation(session_id=alice, delegation_id=lent.delegation_id)
         gate.open()
-        return await kernel.q_wait(session_id=bob, job_id=queued["job_id"], timeout_ms=60_000)
+        return await kernel.q_wait(session_id=bob, job_id=queued.job_id, timeout_ms=60_000)
 
     with WorkerGate(tmp_path) as gate:
         done = run_kernel(tmp_path, body, workers=1, config=config(), gate=gate)
-    assert done["state"] == "FAILED" and done["error"]["code"] == "QS1004"
-    assert "refused at execution" in done["error"]["message"]
+    assert done.state == "FAILED" and done.error.code == "QS1004"
+    assert "refused at execution" in done.error.message
     # a refusal at the start has its VALIDATING line, the decision on it, then FAILED
-    lines = [r for r in audit_lines(tmp_path, "job") if r["job_id"] == done["job_id"]]
+    lines = [r for r in audit_lines(tmp_path, "job") if r["job_id"] == done.job_id]
     assert [r["state"] for r in lines] == ["QUEUED", "VALIDATING", "FAILED"]
     assert lines[1]["decision"] == "deny" and "CAP_MAGIC" in lines[1]["required"]
 
@@ -165,14 +162,14 @@ def test_only_the_delegators_own_held_capabilities_can_be_lent(tmp_path: Path) -
         await kernel.q_delegate_caps(
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
         )
-        bob = (await session_of(kernel, "bob"))["session_id"]
+        bob = (await session_of(kernel, "bob")).session_id
         with pytest.raises(CapabilityError) as onward:  # lent, not bob's own: not lent on
             await kernel.q_delegate_caps(
                 session_id=bob, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
             )
         assert "cannot be lent on" in onward.value.message
         carol = await session_of(kernel, "carol")
-        assert carol["denied"] == ["CAP_MAGIC"]
+        assert carol.denied == ["CAP_MAGIC"]
 
     run_kernel(tmp_path, body, workers=1, config=config())
     denials = [r for r in audit_lines(tmp_path, "cap") if r.get("where") == "delegate"]
@@ -199,7 +196,7 @@ def test_bad_delegations_are_coded_refusals(
         with pytest.raises(error) as caught:  # type: ignore[call-overload]
             await kernel.q_delegate_caps(session_id=alice, **request)
         assert word in str(caught.value)
-        assert (await kernel.q_list_delegations(session_id=alice))["delegations"] == []
+        assert (await kernel.q_list_delegations(session_id=alice)).delegations == []
 
     run_kernel(tmp_path, body, workers=1, config=config())
 
@@ -214,18 +211,14 @@ def test_a_delegation_is_seen_by_its_two_tenants_only_and_either_may_end_it(
         )
         carol = await login(kernel, "carol", ["CAP_ALLOC"])
         with pytest.raises(NotFoundError):
-            await kernel.q_revoke_delegation(session_id=carol, delegation_id=lent["delegation_id"])
-        assert (await kernel.q_list_delegations(session_id=carol))["delegations"] == []
+            await kernel.q_revoke_delegation(session_id=carol, delegation_id=lent.delegation_id)
+        assert (await kernel.q_list_delegations(session_id=carol)).delegations == []
         bob = await login(kernel, "bob", ["CAP_ALLOC"])
         received = await kernel.q_list_delegations(session_id=bob, state="LIVE")
-        assert [d["delegation_id"] for d in received["delegations"]] == [lent["delegation_id"]]
-        ended = await kernel.q_revoke_delegation(
-            session_id=bob, delegation_id=lent["delegation_id"]
-        )
-        assert ended["revoked_by"] == "bob"
-        assert (await kernel.q_list_delegations(session_id=alice, state="LIVE"))[
-            "delegations"
-        ] == []
+        assert [d.delegation_id for d in received.delegations] == [lent.delegation_id]
+        ended = await kernel.q_revoke_delegation(session_id=bob, delegation_id=lent.delegation_id)
+        assert ended.revoked_by == "bob"
+        assert (await kernel.q_list_delegations(session_id=alice, state="LIVE")).delegations == []
         with pytest.raises(InvalidArgument):
             await kernel.q_list_delegations(session_id=alice, state="ALIVE")
 
@@ -239,9 +232,9 @@ def test_the_recipients_quotas_stay_its_own(tmp_path: Path) -> None:
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
         )
         bob = await session_of(kernel, "bob")
-        assert bob["quota"]["max_logical_qubits"] == 2
+        assert bob.quota["max_logical_qubits"] == 2
         with pytest.raises(QuotaError):
-            await kernel.q_submit(session_id=bob["session_id"], graph=ghz_graph(3), shots=5, seed=1)
+            await kernel.q_submit(session_id=bob.session_id, graph=ghz_graph(3), shots=5, seed=1)
 
     run_kernel(tmp_path, body, workers=1, config=config())
 
@@ -257,23 +250,23 @@ def test_delegations_survive_a_restart(tmp_path: Path) -> None:
         gone = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=600
         )
-        await kernel.q_revoke_delegation(session_id=alice, delegation_id=gone["delegation_id"])
-        return live["delegation_id"], gone["delegation_id"]
+        await kernel.q_revoke_delegation(session_id=alice, delegation_id=gone.delegation_id)
+        return live.delegation_id, gone.delegation_id
 
     live, gone = run_kernel(tmp_path, before, workers=1, config=config(), clock=clock)
     clock = ManualClock(start=clock.now())  # the same time, on the next kernel's loop
 
     async def after(kernel: Kernel) -> None:
-        assert (await session_of(kernel, "bob"))["delegated"] == ["CAP_MAGIC"]
-        assert (await session_of(kernel, "carol"))["delegated"] == []
+        assert (await session_of(kernel, "bob")).delegated == ["CAP_MAGIC"]
+        assert (await session_of(kernel, "carol")).delegated == []
         alice = await login(kernel, "alice", ["CAP_ALLOC"])
         states = {
-            d["delegation_id"]: d["state"]
-            for d in (await kernel.q_list_delegations(session_id=alice))["delegations"]
+            d.delegation_id: d.state
+            for d in (await kernel.q_list_delegations(session_id=alice)).delegations
         }
         assert states == {live: "LIVE", gone: "REVOKED"}
         clock.advance(600)
-        assert (await session_of(kernel, "bob"))["delegated"] == []
+        assert (await session_of(kernel, "bob")).delegated == []
 
     run_kernel(tmp_path, after, workers=1, config=config(), clock=clock)
 
@@ -290,7 +283,7 @@ def test_a_delegation_lends_nothing_its_delegators_config_no_longer_allows(
     run_kernel(tmp_path, before, workers=1, config=config())
 
     async def after(kernel: Kernel) -> None:
-        assert (await session_of(kernel, "bob"))["denied"] == ["CAP_MAGIC"]
+        assert (await session_of(kernel, "bob")).denied == ["CAP_MAGIC"]
 
     run_kernel(tmp_path, after, workers=1, config=config(alice_caps=["CAP_ALLOC"]))
 
@@ -311,10 +304,10 @@ def test_a_tenant_has_at_most_its_share_of_live_delegations(tmp_path: Path) -> N
                 session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
             )
         assert caught.value.details["limit"] == "live_delegations"
-        await kernel.q_revoke_delegation(session_id=alice, delegation_id=made[0]["delegation_id"])
+        await kernel.q_revoke_delegation(session_id=alice, delegation_id=made[0].delegation_id)
         again = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=60
         )
-        assert again["state"] == "LIVE"
+        assert again.state == "LIVE"
 
     run_kernel(tmp_path, body, workers=1, config=config())

@@ -58,19 +58,19 @@ def test_create_and_revoke_pairs_stop_at_the_tenants_audit_rate_before_any_audit
         with pytest.raises(QuotaError) as refused:
             while made < 1000:  # the red team's create/revoke pairs
                 lent = await door.call(
-                    visitor, "q_delegate_caps", {"session_id": alice["session_id"], **lend}
+                    visitor, "q_delegate_caps", {"session_id": alice.session_id, **lend}
                 )
                 made += 1
                 await door.call(
                     visitor,
                     "q_revoke_delegation",
-                    {"session_id": alice["session_id"], "delegation_id": lent["delegation_id"]},
+                    {"session_id": alice.session_id, "delegation_id": lent.delegation_id},
                 )
                 made += 1
         kernel.audit.flush()
         seq = kernel.audit.seq
         with pytest.raises(QuotaError):  # a refused call writes nothing
-            await door.call(visitor, "q_delegate_caps", {"session_id": alice["session_id"], **lend})
+            await door.call(visitor, "q_delegate_caps", {"session_id": alice.session_id, **lend})
         kernel.audit.flush()
         return made, refused.value, kernel.audit.seq == seq
 
@@ -93,7 +93,7 @@ def test_an_ended_delegation_is_deleted_its_keep_time_after_it_ended(tmp_path: P
         revoked = await kernel.q_delegate_caps(
             session_id=sid, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=3600
         )
-        await kernel.q_revoke_delegation(session_id=sid, delegation_id=revoked["delegation_id"])
+        await kernel.q_revoke_delegation(session_id=sid, delegation_id=revoked.delegation_id)
         expiring = await kernel.q_delegate_caps(
             session_id=sid, to_tenant="carol", caps=["CAP_MAGIC"], expires_s=600
         )
@@ -105,7 +105,7 @@ def test_an_ended_delegation_is_deleted_its_keep_time_after_it_ended(tmp_path: P
         sid = await alice()
         after_one = await kernel.q_list_delegations(session_id=sid)
         with pytest.raises(NotFoundError):
-            await kernel.q_revoke_delegation(session_id=sid, delegation_id=revoked["delegation_id"])
+            await kernel.q_revoke_delegation(session_id=sid, delegation_id=revoked.delegation_id)
         live = await kernel.q_delegate_caps(
             session_id=sid, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=3600
         )
@@ -119,11 +119,11 @@ def test_an_ended_delegation_is_deleted_its_keep_time_after_it_ended(tmp_path: P
     )
 
     def ids(listing: dict[str, Any]) -> set[str]:
-        return {d["delegation_id"] for d in listing["delegations"]}
+        return {d.delegation_id for d in listing.delegations}
 
-    assert ids(kept) == {revoked["delegation_id"], expiring["delegation_id"]}
-    assert ids(after_one) == {expiring["delegation_id"]}
-    assert ids(after_two) == {live["delegation_id"]}  # the live one stays
+    assert ids(kept) == {revoked.delegation_id, expiring.delegation_id}
+    assert ids(after_one) == {expiring.delegation_id}
+    assert ids(after_two) == {live.delegation_id}  # the live one stays
     sweeps = [r for r in audit_lines(tmp_path, "deleg") if r.get("action") == "expire"]
     assert [r["delegations"] for r in sweeps] == [1, 1]
 
@@ -138,7 +138,7 @@ def test_ended_delegations_past_their_keep_time_are_deleted_when_the_kernel_open
         lent = await kernel.q_delegate_caps(
             session_id=alice, to_tenant="bob", caps=["CAP_MAGIC"], expires_s=60
         )
-        return str(lent["delegation_id"])
+        return str(lent.delegation_id)
 
     async def look(kernel: Kernel) -> Any:
         alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])
@@ -146,9 +146,8 @@ def test_ended_delegations_past_their_keep_time_are_deleted_when_the_kernel_open
 
     run_kernel(tmp_path, lend, config=config(delegation_keep_s=100), clock=clock)
     later = ManualClock(start=clock.now() + 161)  # expired at 60, kept 100 s: gone
-    assert run_kernel(tmp_path, look, config=config(delegation_keep_s=100), clock=later) == {
-        "delegations": []
-    }
+    listed = run_kernel(tmp_path, look, config=config(delegation_keep_s=100), clock=later)
+    assert listed.delegations == []
 
 
 def test_delegation_churn_past_a_tenants_share_of_a_window_is_one_counted_summary_line(
@@ -170,7 +169,7 @@ def test_delegation_churn_past_a_tenants_share_of_a_window_is_one_counted_summar
             lent = await kernel.q_delegate_caps(
                 session_id=sid, to_tenant=to_tenant, caps=["CAP_MAGIC"], expires_s=600
             )
-            await kernel.q_revoke_delegation(session_id=sid, delegation_id=lent["delegation_id"])
+            await kernel.q_revoke_delegation(session_id=sid, delegation_id=lent.delegation_id)
 
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_MAGIC"])

@@ -107,13 +107,13 @@ def test_a_kernel_opens_sessions_for_hashed_keys_and_refuses_wrong_ones(tmp_path
         ]
         for tenant, key in (("alice", "alice-key"), ("bob", "bob-key")):
             reply = await kernel.q_negotiate_caps(tenant=tenant, key=key, requested=["CAP_ALLOC"])
-            assert reply["granted"] == ["CAP_ALLOC"]
+            assert reply.granted == ["CAP_ALLOC"]
         # a key accepted once is remembered (an HMAC under the kernel secret), not re-hashed
         stored = config.tenants["alice"].stored_key
         assert kernel.keys.remembered("alice", stored, "alice-key")
         assert not kernel.keys.remembered("alice", stored, "alice-kez")
         again = await kernel.q_negotiate_caps(tenant="alice", key="alice-key")
-        assert again["tenant"] == "alice"
+        assert again.tenant == "alice"
         for tenant, key in (
             ("alice", "alice-kez"),
             ("alice", stored),  # the hash is no key
@@ -169,7 +169,7 @@ def test_key_checks_run_in_threads_of_their_own_so_a_busy_default_pool_holds_no_
         try:
             login = kernel.q_negotiate_caps(tenant="alice", key="alice-key")
             reply = await asyncio.wait_for(login, 30)  # a hang guard, not a timing
-            assert reply["tenant"] == "alice"
+            assert reply.tenant == "alice"
         finally:
             release.set()
             await asyncio.gather(*held)

@@ -49,14 +49,14 @@ def test_a_program_swapped_in_the_database_fails_its_job_at_restart_and_never_ru
     async def after(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         ended = await kernel.q_wait(session_id=alice, job_id=alices, timeout_ms=60_000)
-        assert ended["state"] == "FAILED" and ended["result"] is None
-        assert ended["error"]["code"] == "QK310" and alices in ended["error"]["message"]
+        assert ended.state == "FAILED" and ended.result is None
+        assert ended.error.code == "QK310" and alices in ended.error.message
         for again in (kernel.q_restore, kernel.q_replay):
             with pytest.raises(StateError) as refused:
                 await again(session_id=alice, job_id=alices)
             assert refused.value.details["code"] == "QK310"
         other = await kernel.q_wait(session_id=bob, job_id=bobs, timeout_ms=60_000)
-        assert other["state"] == "COMPLETED"  # another tenant's job is not held up by it
+        assert other.state == "COMPLETED"  # another tenant's job is not held up by it
 
     run_kernel(tmp_path, after, workers=1)
     lines = [json.loads(line) for line in (data / AUDIT_FILE).read_text().splitlines()]
@@ -110,14 +110,14 @@ _START = textwrap.dedent(
         kernel = await Kernel.open(make_config(), sys.argv[1], workers=1)
         try:
             s = await kernel.q_negotiate_caps(tenant="alice", key=sys.argv[3], requested=[])
-            done = await kernel.q_wait(session_id=s["session_id"], job_id=sys.argv[2],
+            done = await kernel.q_wait(session_id=s.session_id, job_id=sys.argv[2],
                                        timeout_ms=60000)
         finally:
             await kernel.close()
         with open("/proc/self/status", encoding="ascii") as status:
             hwm = next(line for line in status if line.startswith("VmHWM:"))
         peak_mb = int(hwm.split()[1]) / 1024
-        print(json.dumps({"state": done["state"], "error": done["error"], "peak_mb": peak_mb}))
+        print(json.dumps({**done.to_json(), "peak_mb": peak_mb}))
 
     asyncio.run(main())
     """

@@ -31,9 +31,9 @@ def completed_job(data_dir: Path) -> str:
         try:
             sid = await login(kernel, "alice")
             job = await kernel.q_submit(session_id=sid, graph=BELL, shots=SHOTS, seed=SEED)
-            done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"
-            return str(job["job_id"])
+            done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED"
+            return str(job.job_id)
         finally:
             await kernel.close()
 
@@ -88,7 +88,7 @@ def test_an_untouched_result_is_served_and_verified_with_its_digest_in_the_chain
     job_id = completed_job(data)
     status, error = served(data, job_id)
     assert error is None
-    assert status["result"]["counts"] == run(BELL, shots=SHOTS, seed=SEED).counts
+    assert status.result["counts"] == run(BELL, shots=SHOTS, seed=SEED).counts
     lines = [json.loads(line) for line in (data / AUDIT_FILE).read_text().splitlines()]
     done = [r for r in lines if r.get("state") == "COMPLETED" and r.get("job_id") == job_id]
     assert len(done) == 1 and len(done[0]["stored_sha256"]) == 64
@@ -103,8 +103,8 @@ def test_a_result_edited_in_the_database_is_a_coded_error_not_the_forged_counts(
     job_id = completed_job(data)
     forge(data, job_id)
     status, error = served(data, job_id)
-    assert status["result"] is None
-    assert status["result_error"]["code"] == "QK308"
+    assert status.result is None
+    assert status.result_error.code == "QK308"
     assert error is not None and error.details.get("code") == "QK308"
 
 
@@ -141,7 +141,7 @@ def test_a_result_edited_with_its_seal_dropped_is_never_served_and_verify_finds_
     db.commit()
     db.close()
     status, error = served(data, job_id)
-    assert status["result"] is None and status["result_error"]["code"] == "QK308"
+    assert status.result is None and status.result_error.code == "QK308"
     assert error is not None and error.details.get("code") == "QK308"
     report = verify(data)
     assert not report.ok and "the seal the kernel wrote" in str(report.reason)
@@ -166,7 +166,7 @@ def test_a_results_head_edited_in_its_text_is_found_when_served(tmp_path: Path) 
     db.commit()
     db.close()
     status, error = served(data, job_id)
-    assert status["result"] is None and status["result_error"]["code"] == "QK308"
+    assert status.result is None and status.result_error.code == "QK308"
     assert error is not None and error.details.get("code") == "QK308"
 
 
@@ -182,7 +182,7 @@ def test_a_seal_or_index_edited_alone_is_found_when_served(tmp_path: Path, edit:
     db.commit()
     db.close()
     status, error = served(data, job_id)
-    assert status["result"] is None and status["result_error"]["code"] == "QK308"
+    assert status.result is None and status.result_error.code == "QK308"
     assert error is not None
 
 
@@ -227,21 +227,21 @@ def test_an_edited_checkpoint_is_refused_on_restore_not_run_and_attested(
         job = await kernel.q_submit(
             session_id=alice, graph=FENCED.to_json(), shots=500, seed=17, policy={"noise": False}
         )
-        job_id = job["job_id"]
+        job_id = job.job_id
         await wait_state(kernel, alice, job_id, "RUNNING")  # held at its first fence
         checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job_id)
-        assert checkpoint["saved"] is True
+        assert checkpoint.saved is True
         pause.open()
         done = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
+        assert done.state == "COMPLETED"
         (state,) = (tmp_path / "data" / "checkpoints" / job_id).glob("*.qmkstate")
         _edit_state(state, what)
         await kernel.q_restore(
-            session_id=alice, job_id=job_id, checkpoint_id=checkpoint["checkpoint_id"]
+            session_id=alice, job_id=job_id, checkpoint_id=checkpoint.checkpoint_id
         )
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert again["state"] == "FAILED", again
-        assert again["error"]["code"] == "QK309"
+        assert again.state == "FAILED", again
+        assert again.error.code == "QK309"
         records = map(json.loads, (tmp_path / "data" / AUDIT_FILE).read_text().splitlines())
         attested = [r for r in records if attests(r) and r.get("job_id") == job_id]
         assert len(attested) == 1  # the first run only

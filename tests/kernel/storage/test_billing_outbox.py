@@ -84,12 +84,12 @@ def test_a_receiver_nobody_listens_at_makes_a_dead_letter_after_its_attempts(
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
-        await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
         end = time.monotonic() + 60  # guards a hang only: the attempts take ~0.03 s
         while not dead_letters(data) and time.monotonic() < end:
             await asyncio.sleep(0.02)
         (letter,) = dead_letters(data)
-        assert letter["usage_id"] == f"{job['job_id']}.1" and letter["attempts"] == 3
+        assert letter["usage_id"] == f"{job.job_id}.1" and letter["attempts"] == 3
         assert letter["last_error"].startswith("cannot deliver: ")
         assert letter["body"]["usage"]["shots"] == 10
 
@@ -122,13 +122,13 @@ def test_webhooks_are_delivered_several_at_once_so_one_slow_answer_holds_one_pla
                 for seed in range(4)
             ]
             for job in jobs:
-                await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+                await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
             await asyncio.to_thread(receiver.wait_for, 4)
             end = time.monotonic() + 60  # guards a hang only
             while kernel.store.outbox_backlog()[0] and time.monotonic() < end:
                 await asyncio.sleep(0.02)
             assert kernel.store.outbox_backlog() == (0, None, 0)  # all four DELIVERED
-            return [f"{job['job_id']}.1" for job in jobs]
+            return [f"{job.job_id}.1" for job in jobs]
 
         keys = run_kernel(tmp_path, body, config=config)
     assert receiver.most_held == 4  # four in flight at once: one at a time never gets here

@@ -24,7 +24,7 @@ def submit_one(tmp_path: Path) -> None:
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
-        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
 
     run_kernel(tmp_path, body, workers=1)
 
@@ -64,7 +64,7 @@ def test_qmk_serve_on_a_locked_directory_exits_2_with_one_coded_line(tmp_path: P
         # result: one job done, so that warning is not logged while `qmk serve` listens
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
-        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
         argv = ["serve", "--socket", str(tmp_path / "s")]
         argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
         return await asyncio.to_thread(qmk, *argv)

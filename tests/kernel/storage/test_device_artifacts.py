@@ -42,7 +42,7 @@ async def session(kernel: Any) -> str:
     reply = await kernel.q_negotiate_caps(
         tenant="dave", key=KEY, requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
     )
-    return str(reply["session_id"])
+    return str(reply.session_id)
 
 
 def test_a_streamed_job_sends_its_records_before_completing_and_keeps_them(tmp_path):
@@ -55,7 +55,7 @@ def test_a_streamed_job_sends_its_records_before_completing_and_keeps_them(tmp_p
         accepted = await kernel.q_device_submit(
             session_id=sid, job=ghz(shots), policy={"stream": STREAM}
         )
-        job_id = accepted["job_id"]
+        job_id = accepted.job_id
         done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=120_000)
         listing = await kernel.q_device_artifacts(session_id=sid, job_id=job_id)
         pages, offset = [], 0
@@ -64,26 +64,26 @@ def test_a_streamed_job_sends_its_records_before_completing_and_keeps_them(tmp_p
                 session_id=sid, job_id=job_id, name="measurements", offset=offset, limit=250
             )
             pages.append(page)
-            offset = page["next_offset"]
+            offset = page.next_offset
         snaps = await kernel.q_device_artifacts(session_id=sid, job_id=job_id, name="snapshots")
         return job_id, done, listing, pages, snaps
 
     job_id, done, listing, pages, snaps = run_kernel(tmp_path, body, config=config())
-    assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == run_job(ghz(shots)).counts()
-    assert [a["name"] for a in listing["artifacts"]] == ["measurements", "pulses", "snapshots"]
-    assert listing["dropped"] == [] and listing["artifacts"][0]["records"] == shots
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == run_job(ghz(shots)).counts()
+    assert [a["name"] for a in listing.artifacts] == ["measurements", "pulses", "snapshots"]
+    assert listing.dropped == [] and listing.artifacts[0]["records"] == shots
     # the stored records are the shots, in order, and give the job's counts
-    records = [r for page in pages for r in page["records"]]
-    assert [len(p["records"]) for p in pages] == [250, 250, 100]
+    records = [r for page in pages for r in page.records]
+    assert [len(p.records) for p in pages] == [250, 250, 100]
     assert [r["shot"] for r in records] == list(range(shots))
     counts: dict[str, int] = {}
     for r in records:
         key = "".join("L" if b < 0 else str(b) for m in r["measurements"] for b in m["bits"])
         counts[key] = counts.get(key, 0) + 1
-    assert counts == done["result"]["counts"]
+    assert counts == done.result["counts"]
     # the snapshot after the first CX: (|00> + |11>)/sqrt(2) on atoms 0 and 1
-    after_cx = snaps["records"][1]["state"]
+    after_cx = snaps.records[1]["state"]
     assert after_cx == {
         "000": [pytest.approx(math.sqrt(0.5)), 0.0],
         "110": [pytest.approx(math.sqrt(0.5)), 0.0],
@@ -120,9 +120,7 @@ def test_the_artifact_quota_drops_what_comes_after_it_fills_and_refuses_new_stre
         sid = await session(kernel)
         # both admitted while nothing is stored; whichever ends first fills the 2 KiB quota
         jobs = [
-            (await kernel.q_device_submit(session_id=sid, job=ghz(200, seed), policy=stream))[
-                "job_id"
-            ]
+            (await kernel.q_device_submit(session_id=sid, job=ghz(200, seed), policy=stream)).job_id
             for seed in (1, 2)
         ]
         for job_id in jobs:
@@ -133,12 +131,12 @@ def test_the_artifact_quota_drops_what_comes_after_it_fills_and_refuses_new_stre
         plain = await kernel.q_device_submit(session_id=sid, job=ghz(50), policy=None)
         with pytest.raises(QuotaError) as caught:
             await kernel.q_device_submit(session_id=sid, job=ghz(50), policy=stream)
-        await kernel.q_wait(session_id=sid, job_id=plain["job_id"], timeout_ms=120_000)
+        await kernel.q_wait(session_id=sid, job_id=plain.job_id, timeout_ms=120_000)
         return listings, caught.value
 
     listings, refused = run_kernel(tmp_path, body, config=config(max_artifact_storage_mb=0.002))
-    kept = sorted(len(x["artifacts"]) for x in listings)
-    dropped = [d for x in listings for d in x["dropped"]]
+    kept = sorted(len(x.artifacts) for x in listings)
+    dropped = [d for x in listings for d in x.dropped]
     assert kept == [0, 1] and len(dropped) == 1
     assert dropped[0]["name"] == "measurements"
     assert dropped[0]["reason"] == "max_artifact_storage_mb"
@@ -153,7 +151,7 @@ def test_artifacts_expire_after_artifact_keep_s(tmp_path):
         accepted = await kernel.q_device_submit(
             session_id=sid, job=ghz(20), policy={"stream": {"pulses": True}}
         )
-        job_id = accepted["job_id"]
+        job_id = accepted.job_id
         await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=120_000)
         before = await kernel.q_device_artifacts(session_id=sid, job_id=job_id)
         clock_file.advance(3601)
@@ -166,8 +164,8 @@ def test_artifacts_expire_after_artifact_keep_s(tmp_path):
     job_id, before, after = run_kernel(
         tmp_path, body, config=config(), clock=ShiftedClock(tmp_path / "clock")
     )
-    assert [a["name"] for a in before["artifacts"]] == ["pulses"]
-    assert after["artifacts"] == [] and after["expires_at"] is None
+    assert [a["name"] for a in before.artifacts] == ["pulses"]
+    assert after.artifacts == [] and after.expires_at is None
     assert not (tmp_path / "data" / "artifacts" / job_id).exists()
 
 
@@ -177,11 +175,11 @@ def test_stored_artifacts_outlive_a_restart_of_the_kernel(tmp_path):
         accepted = await kernel.q_device_submit(
             session_id=sid, job=ghz(30), policy={"stream": {"measurements": True}}
         )
-        await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
+        await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
         page = await kernel.q_device_artifacts(
-            session_id=sid, job_id=accepted["job_id"], name="measurements"
+            session_id=sid, job_id=accepted.job_id, name="measurements"
         )
-        return accepted["job_id"], page
+        return accepted.job_id, page
 
     async def again(kernel, job_id):
         sid = await session(kernel)
@@ -193,8 +191,8 @@ def test_stored_artifacts_outlive_a_restart_of_the_kernel(tmp_path):
     listing, after, usage = run_kernel(
         tmp_path, lambda kernel: again(kernel, job_id), config=config()
     )
-    assert after["records"] == before["records"] and len(after["records"]) == 30
-    assert usage == listing["artifacts"][0]["bytes"] > 0
+    assert after.records == before.records and len(after.records) == 30
+    assert usage == listing.artifacts[0]["bytes"] > 0
 
 
 def test_measurements_stream_while_the_job_runs_before_its_last_chunk_is_drawn(tmp_path):
@@ -218,7 +216,7 @@ def test_measurements_stream_while_the_job_runs_before_its_last_chunk_is_drawn(t
         sid = await session(kernel)
         policy = {"stream": {"measurements": True}}
         accepted = await kernel.q_device_submit(session_id=sid, job=wire, policy=policy)
-        job_id = accepted["job_id"]
+        job_id = accepted.job_id
         await asyncio.wait_for(arrived.wait(), 120)
         held = await kernel.q_status(session_id=sid, job_id=job_id)
         parts_while_held = sum(1 for r in heard if r.get("event") == "stream")
@@ -233,13 +231,13 @@ def test_measurements_stream_while_the_job_runs_before_its_last_chunk_is_drawn(t
         job_id, held, parts_while_held, done, page = run_kernel(
             tmp_path, lambda kernel: body(kernel, pause), config=config(), pause=pause
         )
-    assert held["state"] == "RUNNING" and parts_while_held == CHUNK_SHOTS // PART_RECORDS
-    assert done["state"] == "COMPLETED", done["error"]
-    assert done["result"]["counts"] == run_job(wire).counts()
+    assert held.state == "RUNNING" and parts_while_held == CHUNK_SHOTS // PART_RECORDS
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == run_job(wire).counts()
     mine = [r for r in heard if r.get("job_id") == job_id]
     streamed = [r for r in mine if r["event"] == "stream"]
     final = next(i for i, r in enumerate(mine) if r.get("state") == "COMPLETED")
     assert mine[0]["event"] == "job" and max(mine.index(r) for r in streamed) < final
     assert [r["part"] for r in streamed] == list(range(math.ceil(wire["shots"] / PART_RECORDS)))
     sent = sorted((x for r in streamed for x in r["records"]), key=lambda x: x["shot"])
-    assert sent == page["records"] and len(sent) == wire["shots"]
+    assert sent == page.records and len(sent) == wire["shots"]

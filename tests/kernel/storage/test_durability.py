@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec import UNSET
 
 from qmk.errors import UnavailableError
 from qmk.kernel.service import Kernel
@@ -28,18 +29,18 @@ def test_a_submit_retried_with_its_idempotency_key_returns_the_same_job(tmp_path
         again = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=10, seed=1, idempotency_key="run-7"
         )
-        assert again["job_id"] == first["job_id"]
+        assert again.job_id == first.job_id
         other = await kernel.q_submit(
             session_id=alice, graph=BELL, shots=10, seed=1, idempotency_key="run-8"
         )
-        assert other["job_id"] != first["job_id"]
+        assert other.job_id != first.job_id
         bob = await login(kernel, "bob")  # keys are per tenant
         bobs = await kernel.q_submit(
             session_id=bob, graph=BELL, shots=10, seed=1, idempotency_key="run-7"
         )
-        assert bobs["job_id"] != first["job_id"]
+        assert bobs.job_id != first.job_id
         listed = await kernel.q_list_jobs(session_id=alice)
-        assert len(listed["jobs"]) == 2
+        assert len(listed.jobs) == 2
 
     run_kernel(tmp_path, body, workers=1)
 
@@ -72,10 +73,10 @@ async def main():
     graph = json.loads(sys.argv[3])
     kernel = await Kernel.open(config, data, workers=1)
     s = await kernel.q_negotiate_caps(tenant="alice", key=sys.argv[4], requested=["CAP_ALLOC"])
-    sid = s["session_id"]
+    sid = s.session_id
     told = {}
     ok = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=1)
-    told[ok["job_id"]] = "accepted"
+    told[ok.job_id] = "accepted"
     # the disk is full: no write past the audit log's end now (the database's log is
     # written again from its start once checkpointed: its writes need no new room)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -90,8 +91,8 @@ async def main():
             told[f"refused-{seed}"] = getattr(exc, "code", type(exc).__name__)
     resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     again = await kernel.q_submit(session_id=sid, graph=graph, shots=10, seed=9)
-    told[again["job_id"]] = "accepted"
-    await kernel.q_wait(session_id=sid, job_id=again["job_id"], timeout_ms=60000)
+    told[again.job_id] = "accepted"
+    await kernel.q_wait(session_id=sid, job_id=again.job_id, timeout_ms=60000)
     await kernel.close()
     print(json.dumps(told), flush=True)
 
@@ -161,16 +162,16 @@ def test_a_result_bigger_than_max_result_mb_fails_the_job_with_a_code(tmp_path: 
         big = await kernel.q_submit(
             session_id=alice, graph=graph, shots=4000, seed=1, policy={"noise": False}
         )
-        done = await kernel.q_wait(session_id=alice, job_id=big["job_id"], timeout_ms=60_000)
-        assert done["state"] == "FAILED" and done["error"]["code"] == "QK305"
+        done = await kernel.q_wait(session_id=alice, job_id=big.job_id, timeout_ms=60_000)
+        assert done.state == "FAILED" and done.error.code == "QK305"
         small = await kernel.q_submit(
             session_id=alice, graph=graph, shots=10, seed=1, policy={"noise": False}
         )
-        done = await kernel.q_wait(session_id=alice, job_id=small["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
+        done = await kernel.q_wait(session_id=alice, job_id=small.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
         listed = await kernel.q_list_jobs(session_id=alice)
-        assert [j["state"] for j in listed["jobs"]] == ["COMPLETED", "FAILED"]
-        assert all("result" not in j for j in listed["jobs"])
+        assert [j.state for j in listed.jobs] == ["COMPLETED", "FAILED"]
+        assert all(j.result is UNSET for j in listed.jobs)
 
     # 0.05 MiB: the small job's result fits, the big one's does not
     run_kernel(tmp_path, body, workers=1, config=make_config(max_result_mb=0.05))

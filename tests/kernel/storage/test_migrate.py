@@ -49,9 +49,9 @@ def _completed(tmp_path: Path) -> tuple[str, dict[str, Any]]:
         job = await kernel.q_submit(
             session_id=alice, graph=FENCED.to_json(), shots=SHOTS, seed=SEED, policy={}
         )
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
-        return job["job_id"], json.loads(json.dumps(done, default=lambda r: json.loads(r.data)))
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done.error
+        return job.job_id, done.to_json()
 
     return run_kernel(tmp_path, body, workers=1)  # type: ignore[no-any-return]
 
@@ -153,13 +153,13 @@ def test_an_older_kernels_data_dir_is_refused_until_migrated_and_then_reads_as_i
     async def served(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         status = await kernel.q_status(session_id=alice, job_id=job_id)
-        assert status["state"] == "COMPLETED"
-        assert dict(status["result"])["counts"] == done["result"]["counts"]
+        assert status.state == "COMPLETED"
+        assert dict(status.result)["counts"] == done["result"]["counts"]
         page = await kernel.q_get_result(session_id=alice, job_id=job_id, limit=2)
-        assert page["entries"] == len(done["result"]["counts"]) and len(page["counts"]) == 2
+        assert page.entries == len(done["result"]["counts"]) and len(page.counts) == 2
         fresh = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
-        finished = await kernel.q_wait(session_id=alice, job_id=fresh["job_id"], timeout_ms=60_000)
-        assert finished["state"] == "COMPLETED"
+        finished = await kernel.q_wait(session_id=alice, job_id=fresh.job_id, timeout_ms=60_000)
+        assert finished.state == "COMPLETED"
 
     run_kernel(tmp_path, served, workers=1)
 
@@ -228,9 +228,9 @@ def _two_bells(tmp_path: Path) -> list[tuple[str, dict[str, int]]]:
         ran = []
         for seed in (1, 2):
             job = await kernel.q_submit(session_id=alice, graph=BELL, shots=SHOTS, seed=seed)
-            done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done["error"]
-            ran.append((job["job_id"], dict(done["result"])["counts"]))
+            done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done.error
+            ran.append((job.job_id, dict(done.result)["counts"]))
         return ran
 
     return run_kernel(tmp_path, body, workers=1)  # type: ignore[no-any-return]
@@ -244,8 +244,8 @@ def _served(tmp_path: Path, job_ids: list[str]) -> list[Any]:
         out = []
         for job_id in job_ids:
             status = await kernel.q_status(session_id=alice, job_id=job_id)
-            result = status["result"]
-            out.append(status["result_error"]["code"] if result is None else dict(result)["counts"])
+            result = status.result
+            out.append(status.result_error.code if result is None else dict(result)["counts"])
         return out
 
     return run_kernel(tmp_path, body, workers=1)  # type: ignore[no-any-return]
@@ -318,13 +318,13 @@ def _ran_before_targets(tmp_path: Path) -> dict[str, Any]:
             policy={"strict_timing": True, "stream": {"measurements": True}},
         )
         qvm = await kernel.q_submit(session_id=alice, graph=BELL, shots=SHOTS, seed=SEED)
-        out: dict[str, Any] = {"device": device["job_id"], "qvm": qvm["job_id"]}
+        out: dict[str, Any] = {"device": device.job_id, "qvm": qvm.job_id}
         for name in ("device", "qvm"):
             done = await kernel.q_wait(session_id=alice, job_id=out[name], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done["error"]
-            out[f"{name}_counts"] = dict(done["result"])["counts"]
-            out[f"{name}_engine"] = dict(done["result"])["engine"]
-            out[f"{name}_result"] = json.loads(done["result"].data)
+            assert done.state == "COMPLETED", done.error
+            out[f"{name}_counts"] = dict(done.result)["counts"]
+            out[f"{name}_engine"] = dict(done.result)["engine"]
+            out[f"{name}_result"] = json.loads(done.result.data)
         return out
 
     return run_kernel(tmp_path, body, workers=1, config=_device_config())  # type: ignore[no-any-return]
@@ -461,12 +461,12 @@ def test_device_jobs_and_policies_of_before_targets_are_brought_forward_and_run_
     async def served(kernel: Kernel) -> None:
         alice = await login(kernel, "alice", ["CAP_ALLOC", "CAP_DEVICE_NA"])
         status = await kernel.q_status(session_id=alice, job_id=ran["device"])
-        assert status["state"] == "COMPLETED"
-        assert dict(status["result"])["counts"] == ran["device_counts"]
+        assert status.state == "COMPLETED"
+        assert dict(status.result)["counts"] == ran["device_counts"]
         # the result every target returns, as today's kernel stored it; its wall time the
         # device's own (the run's around it was not kept), its backend named by the job (an
         # older kernel stored the wire job with the backend that ran it)
-        result = json.loads(status["result"].data)
+        result = json.loads(status.result.data)
         expected = ran["device_result"]
         telemetry = {
             **expected["telemetry"],
@@ -475,12 +475,12 @@ def test_device_jobs_and_policies_of_before_targets_are_brought_forward_and_run_
         }
         assert result == {**expected, "telemetry": telemetry}
         page = await kernel.q_get_result(session_id=alice, job_id=ran["device"])
-        assert page["counts"] == ran["device_counts"]
+        assert page.counts == ran["device_counts"]
         for name in ("device", "qvm"):  # each runs again through its target: the same counts
             again = await kernel.q_replay(session_id=alice, job_id=ran[name])
-            done = await kernel.q_wait(session_id=alice, job_id=again["job_id"], timeout_ms=60_000)
-            assert done["state"] == "COMPLETED", done["error"]
-            assert dict(done["result"])["counts"] == ran[f"{name}_counts"]
+            done = await kernel.q_wait(session_id=alice, job_id=again.job_id, timeout_ms=60_000)
+            assert done.state == "COMPLETED", done.error
+            assert dict(done.result)["counts"] == ran[f"{name}_counts"]
 
     run_kernel(tmp_path, served, workers=1, config=_device_config())
 
@@ -564,9 +564,9 @@ def test_a_format_4_data_dir_has_its_big_graphs_packed_when_migrated(tmp_path: P
     async def body(kernel: Kernel) -> str:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=3)
-        done = await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done
-        return str(job["job_id"])
+        done = await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED", done
+        return str(job.job_id)
 
     job_id = run_kernel(tmp_path, body)
     with sqlite3.connect(data / DB_FILE) as db:  # as format 4 kept it
@@ -799,8 +799,8 @@ def test_a_format_8_data_dir_has_its_programs_sealed_when_migrated(tmp_path: Pat
     async def body(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         done = await kernel.q_wait(session_id=alice, job_id=alices, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED", done["error"]
+        assert done.state == "COMPLETED", done.error
         edited = await kernel.q_wait(session_id=bob, job_id=bobs, timeout_ms=60_000)
-        assert edited["state"] == "FAILED" and edited["error"]["code"] == "QK310"
+        assert edited.state == "FAILED" and edited.error.code == "QK310"
 
     run_kernel(tmp_path, body, workers=1)

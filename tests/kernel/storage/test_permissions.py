@@ -95,11 +95,11 @@ def test_a_kernel_under_umask_000_writes_only_private_files(
         job = await kernel.q_submit(
             session_id=alice, graph=FENCED.to_json(), shots=200, seed=5, policy={"noise": False}
         )
-        await wait_state(kernel, alice, job["job_id"], "RUNNING")  # held at its first fence
-        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job["job_id"])
-        assert checkpoint["saved"] is True
+        await wait_state(kernel, alice, job.job_id, "RUNNING")  # held at its first fence
+        checkpoint = await kernel.q_checkpoint(session_id=alice, job_id=job.job_id)
+        assert checkpoint.saved is True
         pause.open()
-        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
         run_kernel(tmp_path, body, workers=1, pause=pause)
@@ -188,12 +188,12 @@ def _store_artifacts(tmp_path: Path) -> Path:
         reply = await kernel.q_negotiate_caps(
             tenant="dave", key=DAVE, requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
         )
-        sid = reply["session_id"]
+        sid = reply.session_id
         stream = {"measurements": True, "pulses": True}
         accepted = await kernel.q_device_submit(session_id=sid, job=ghz, policy={"stream": stream})
-        done = await kernel.q_wait(session_id=sid, job_id=accepted["job_id"], timeout_ms=120_000)
-        assert done["state"] == "COMPLETED", done["error"]
-        return str(accepted["job_id"])
+        done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
+        assert done.state == "COMPLETED", done.error
+        return str(accepted.job_id)
 
     job_id = run_kernel(tmp_path, body, config=_device_config())
     return tmp_path / "data" / ARTIFACTS / job_id

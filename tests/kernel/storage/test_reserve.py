@@ -65,18 +65,18 @@ def test_the_log_of_a_login_flood_keeps_to_a_small_disk_and_a_restart_serves_log
         return wal.stat().st_size if wal.exists() else 0
 
     with client(server, "bob") as bob:
-        job = bob.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]
+        job = bob.q_submit(uniform_graph(2).to_json(), 10, 1).job_id
         outcomes, largest = flood_logins(server, "alice", 3_000, watch=log_bytes)
         assert outcomes == {"granted": 3_000}  # nothing of them needed the reserve
         assert largest < DISK_MIB * 2**20 // 2, largest  # its share, and a few commits past
         assert disk.free_bytes() > RESERVE_MIB * 2**20
-        assert bob.q_wait(job, 60_000)["state"] == "COMPLETED"  # nothing lost
+        assert bob.q_wait(job, 60_000).state == "COMPLETED"  # nothing lost
     assert server.stop() == 0, server.log()
 
     server.start()  # on the same disk: it starts, and serves logins and jobs
     with client(server, "alice") as alice:
-        job = alice.q_submit(uniform_graph(2).to_json(), 10, 2)["job_id"]
-        assert alice.q_wait(job, 60_000)["state"] == "COMPLETED"
+        job = alice.q_submit(uniform_graph(2).to_json(), 10, 2).job_id
+        assert alice.q_wait(job, 60_000).state == "COMPLETED"
     assert server.stop() == 0, server.log()
     assert verified(disk)["ok"]
 
@@ -89,7 +89,7 @@ def test_below_the_reserve_tenants_requests_are_refused_and_accepted_jobs_end_in
             tmp_path, kernel={"min_free_disk_mb": RESERVE_MIB}, hooks=gate.hooks()
         ).start()
         with client(server, "alice") as alice:
-            held = alice.q_submit(uniform_graph(2).to_json(), 10, 1)["job_id"]
+            held = alice.q_submit(uniform_graph(2).to_json(), 10, 1).job_id
             filler = disk.fill(leave=RESERVE_MIB * 2**19)  # half the reserve left
             time.sleep(DISK_READ_S)  # past the last reading that had room
             calls = {
@@ -104,7 +104,7 @@ def test_below_the_reserve_tenants_requests_are_refused_and_accepted_jobs_end_in
                 assert f"{what} is refused" in refused.value.message
                 assert refused.value.details["reserve_mb"] == RESERVE_MIB
             gate.open()  # the job accepted before runs, and ends into the reserve
-            assert alice.q_wait(held, 60_000)["state"] == "COMPLETED"
+            assert alice.q_wait(held, 60_000).state == "COMPLETED"
             filler.unlink()  # room again: a login is served at once
             client(server, "bob").close()
         assert server.stop() == 0, server.log()

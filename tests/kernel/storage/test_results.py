@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec import UNSET
 
+from qmk.abi import replies
 from qmk.abi.jsonrpc import RpcCore, dumps, encode
 from qmk.errors import InvalidArgument, QuotaError, StateError
 from qmk.execution.executor import run
@@ -46,11 +48,11 @@ async def rpc(core: RpcCore, method: str, **params: Any) -> dict[str, Any]:
     return answer
 
 
-async def finished(kernel: Kernel, sid: str, shots: int, n: int = 12) -> dict[str, Any]:
+async def finished(kernel: Kernel, sid: str, shots: int, n: int = 12) -> replies.Job:
     job = await kernel.q_submit(
         session_id=sid, graph=wide(n), shots=shots, seed=SEED, policy={"noise": False}
     )
-    return await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
+    return await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
 
 
 # ---------------------------------------------------------------- the stored form
@@ -135,7 +137,7 @@ def test_q_status_and_q_get_result_over_json_rpc_give_the_executors_counts(
         core = RpcCore(kernel)
         alice = await login(kernel, "alice")
         done = await finished(kernel, alice, shots)
-        job_id = done["job_id"]
+        job_id = done.job_id
         status = (await rpc(core, "q_status", session_id=alice, job_id=job_id))["result"]
         assert status["state"] == "COMPLETED" and status["result"]["counts"] == want
         # the reply holds the stored bytes as they are
@@ -170,27 +172,27 @@ def test_q_get_result_refuses_bad_cursors_and_jobs_without_a_result(tmp_path: Pa
         alice = await login(kernel, "alice")
         one = await finished(kernel, alice, shots=100)
         two = await finished(kernel, alice, shots=200)
-        first = await kernel.q_get_result(session_id=alice, job_id=one["job_id"], limit=10)
-        cursor = first["next_cursor"]
+        first = await kernel.q_get_result(session_id=alice, job_id=one.job_id, limit=10)
+        cursor = first.next_cursor
         # a cursor of another result, a forged one, a bad limit: 1012, naming the param
         for bad in (cursor, "5", "5.zz", "-1." + cursor.split(".")[1], "9" * 30):
             error = (
-                await rpc(core, "q_get_result", session_id=alice, job_id=two["job_id"], cursor=bad)
+                await rpc(core, "q_get_result", session_id=alice, job_id=two.job_id, cursor=bad)
             )["error"]
             assert error["code"] == 1012 and error["data"]["key"] == "cursor", bad
         for limit in (0, 100_001):
             with pytest.raises(InvalidArgument):
-                await kernel.q_get_result(session_id=alice, job_id=one["job_id"], limit=limit)
+                await kernel.q_get_result(session_id=alice, job_id=one.job_id, limit=limit)
         cancelled = await kernel.q_submit(
             session_id=alice, graph=wide(3), shots=10, seed=1, policy={"priority": 0}
         )
-        await kernel.q_cancel(session_id=alice, job_id=cancelled["job_id"])
-        error = (await rpc(core, "q_get_result", session_id=alice, job_id=cancelled["job_id"]))[
+        await kernel.q_cancel(session_id=alice, job_id=cancelled.job_id)
+        error = (await rpc(core, "q_get_result", session_id=alice, job_id=cancelled.job_id))[
             "error"
         ]
         assert error["code"] == 1009 and error["data"]["state"] == "CANCELLED"
         bob = await login(kernel, "bob")
-        error = (await rpc(core, "q_get_result", session_id=bob, job_id=one["job_id"]))["error"]
+        error = (await rpc(core, "q_get_result", session_id=bob, job_id=one.job_id))["error"]
         assert error["code"] == 1005  # another tenant's job is not found
 
     run_kernel(tmp_path, body, workers=1)
@@ -225,25 +227,25 @@ def test_a_result_past_the_tenants_storage_quota_fails_its_job_with_a_code(
     async def body(kernel: Kernel) -> None:
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         big = await finished(kernel, alice, shots=BIG)
-        assert big["state"] == "COMPLETED"
+        assert big.state == "COMPLETED"
         used = kernel.supervisor.results.usage["alice"]
-        assert used == kernel.supervisor.job(big["job_id"], "alice").result.nbytes
+        assert used == kernel.supervisor.job(big.job_id, "alice").result.nbytes
         over = await finished(kernel, alice, shots=BIG)
-        assert over["state"] == "FAILED" and over["error"]["code"] == "QK307"
-        assert over["result"] is None and kernel.supervisor.results.usage["alice"] == used
+        assert over.state == "FAILED" and over.error.code == "QK307"
+        assert over.result is None and kernel.supervisor.results.usage["alice"] == used
         small = await finished(kernel, alice, shots=20)  # still fits
-        assert small["state"] == "COMPLETED"
+        assert small.state == "COMPLETED"
         other = await finished(kernel, bob, shots=BIG)  # bob's quota is his own
-        assert other["state"] == "COMPLETED"
+        assert other.state == "COMPLETED"
         negotiated = await kernel.q_negotiate_caps(tenant="alice", key=KEYS["alice"])
-        assert negotiated["quota"]["max_result_storage_mb"] == QUOTA_MB
+        assert negotiated.quota["max_result_storage_mb"] == QUOTA_MB
 
     run_kernel(tmp_path, body, workers=1, config=config)
 
     async def reopened(kernel: Kernel) -> None:  # the bytes in use are read back at open
         alice = await login(kernel, "alice")
         again = await finished(kernel, alice, shots=BIG)
-        assert again["state"] == "FAILED" and again["error"]["code"] == "QK307"
+        assert again.state == "FAILED" and again.error.code == "QK307"
 
     run_kernel(tmp_path, reopened, workers=1, config=config)
 
@@ -254,7 +256,7 @@ def test_a_tenant_whose_results_fill_its_quota_queues_nothing_more(tmp_path: Pat
 
     async def fill(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
-        assert (await finished(kernel, alice, shots=BIG))["state"] == "COMPLETED"
+        assert (await finished(kernel, alice, shots=BIG)).state == "COMPLETED"
 
     run_kernel(tmp_path, fill, workers=1, config=quota_config(QUOTA_MB))
 
@@ -267,7 +269,7 @@ def test_a_tenant_whose_results_fill_its_quota_queues_nothing_more(tmp_path: Pat
             "max_result_storage_mb"
         )
         assert await kernel.q_list_jobs(session_id=alice) == before  # nothing stored
-        assert (await finished(kernel, bob, shots=20))["state"] == "COMPLETED"
+        assert (await finished(kernel, bob, shots=20)).state == "COMPLETED"
 
     run_kernel(tmp_path, smaller, workers=1, config=quota_config(QUOTA_MB / 100))
 
@@ -290,12 +292,12 @@ def test_a_result_is_deleted_result_keep_s_after_its_job_ended_and_the_job_says_
         core = RpcCore(kernel)
         alice = await login(kernel, "alice")
         done = await finished(kernel, alice, shots=BIG)
-        job_id = done["job_id"]
-        assert (await finished(kernel, alice, shots=BIG))["error"]["code"] == "QK307"
+        job_id = done.job_id
+        assert (await finished(kernel, alice, shots=BIG)).error.code == "QK307"
         clock.advance(99)
         await clock.tick()
         kept = await kernel.q_status(session_id=alice, job_id=job_id)
-        assert kept["result"]["counts"] == expected(12, BIG) and "result_error" not in kept
+        assert kept.result["counts"] == expected(12, BIG) and kept.result_error is UNSET
         clock.advance(2)
         await clock.tick()
         status = (await rpc(core, "q_status", session_id=alice, job_id=job_id))["result"]
@@ -305,10 +307,10 @@ def test_a_result_is_deleted_result_keep_s_after_its_job_ended_and_the_job_says_
         error = (await rpc(core, "q_get_result", session_id=alice, job_id=job_id))["error"]
         assert error["code"] == 1009 and error["data"]["code"] == "QK306"
         listed = await kernel.q_list_jobs(session_id=alice, state="COMPLETED")
-        assert listed["jobs"][0]["result_error"]["code"] == "QK306"
+        assert listed.jobs[0].result_error.code == "QK306"
         # the bytes came back: a result of the same size fits again
         assert kernel.supervisor.results.usage["alice"] == 0
-        assert (await finished(kernel, alice, shots=BIG))["state"] == "COMPLETED"
+        assert (await finished(kernel, alice, shots=BIG)).state == "COMPLETED"
         return str(job_id)
 
     job_id = run_kernel(tmp_path, body, workers=1, clock=clock, config=config)
@@ -322,7 +324,7 @@ def test_results_past_their_time_are_deleted_when_the_kernel_opens(tmp_path: Pat
 
     async def body(kernel: Kernel) -> str:
         alice = await login(kernel, "alice")
-        return str((await finished(kernel, alice, shots=10))["job_id"])
+        return str((await finished(kernel, alice, shots=10)).job_id)
 
     job_id = run_kernel(tmp_path, body, workers=1, clock=clock, config=config)
     clock = ManualClock(clock.now() + 7200)  # the kernel was down meanwhile
@@ -331,7 +333,7 @@ def test_results_past_their_time_are_deleted_when_the_kernel_opens(tmp_path: Pat
         assert kernel.supervisor.results.usage["alice"] == 0  # before any tick
         alice = await login(kernel, "alice")
         status = await kernel.q_status(session_id=alice, job_id=job_id)
-        assert status["result"] is None and status["result_error"]["code"] == "QK306"
+        assert status.result is None and status.result_error.code == "QK306"
         with pytest.raises(StateError):
             await kernel.q_get_result(session_id=alice, job_id=job_id)
 
@@ -346,22 +348,22 @@ def test_the_outcome_a_restored_job_had_before_expires_with_the_same_rule(tmp_pa
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         done = await finished(kernel, alice, shots=10)
-        job_id = done["job_id"]
+        job_id = done.job_id
         telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job_id)
-        assert telemetry["earlier_outcomes"] == []
+        assert telemetry.earlier_outcomes == []
         await kernel.q_checkpoint(session_id=alice, job_id=job_id)
         clock.advance(50)
         await kernel.q_restore(session_id=alice, job_id=job_id)
         again = await kernel.q_wait(session_id=alice, job_id=job_id, timeout_ms=60_000)
-        assert again["result"]["counts"] == done["result"]["counts"]
+        assert again.result["counts"] == done.result["counts"]
         telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job_id)
-        assert telemetry["earlier_outcomes"][0]["result"] == done["result"]
+        assert telemetry.earlier_outcomes[0]["result"] == done.result
         clock.advance(60)  # the first outcome is 110 s old, the rerun's result 60 s
         await clock.tick()
         telemetry = await kernel.q_get_telemetry(session_id=alice, job_id=job_id)
-        assert telemetry["earlier_outcomes"][0]["result"] is None
+        assert telemetry.earlier_outcomes[0]["result"] is None
         status = await kernel.q_status(session_id=alice, job_id=job_id)
-        assert status["result"] == again["result"] and "result_error" not in status
+        assert status.result == again.result and status.result_error is UNSET
 
     run_kernel(tmp_path, body, workers=1, clock=clock, config=config)
 

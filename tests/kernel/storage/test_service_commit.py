@@ -74,9 +74,9 @@ def test_every_job_is_committed_with_its_audit_line_before_q_submit_replies(
             *(kernel.q_submit(session_id=sid, graph=BELL, shots=50, seed=s) for s in range(8))
         )
         for job in jobs:  # no await between the replies and these reads
-            row = committed(data, job["job_id"])
+            row = committed(data, job.job_id)
             assert row is not None, "a job was acknowledged before its commit"
-            assert "QUEUED" in audit_states(data, job["job_id"])
+            assert "QUEUED" in audit_states(data, job.job_id)
 
     run(tmp_path, body)
 
@@ -86,18 +86,18 @@ def test_a_finished_job_reaches_the_database_within_the_group_commit_window(
 ) -> None:
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=200, seed=11)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=20000)
-        assert done["state"] == "COMPLETED"
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=20000)
+        assert done.state == "COMPLETED"
         await asyncio.sleep(GROUP_COMMIT_S * 5)  # no request asks for durability meanwhile
-        state, result = committed(data, job["job_id"])  # type: ignore[misc]
+        state, result = committed(data, job.job_id)  # type: ignore[misc]
         assert state == "COMPLETED"
         assert result["counts"] == executor.run(BELL, shots=200, seed=11).counts
-        states = audit_states(data, job["job_id"])
+        states = audit_states(data, job.job_id)
         assert states == ["QUEUED", "RUNNING", "COMPLETED"]
         # the start's check of the capabilities is on its RUNNING line (no line of its own)
         lines = map(json.loads, (data / "audit.log").read_text().splitlines())
         (running,) = (
-            r for r in lines if r.get("job_id") == job["job_id"] and r.get("state") == "RUNNING"
+            r for r in lines if r.get("job_id") == job.job_id and r.get("state") == "RUNNING"
         )
         assert running["decision"] == "allow" and running["required"] == ["CAP_ALLOC"]
         assert running["attempt"] == 1 and isinstance(running["epoch"], int)
@@ -112,7 +112,7 @@ def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_databa
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         ids = [
-            (await kernel.q_submit(session_id=sid, graph=BELL, shots=64, seed=s))["job_id"]
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=64, seed=s)).job_id
             for s in range(5)
         ]
         finals = [
@@ -122,7 +122,7 @@ def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_databa
         again = [await kernel.q_status(session_id=sid, job_id=job_id) for job_id in ids]
         assert again == finals
         for seed, job in enumerate(again):
-            assert job["result"]["counts"] == executor.run(BELL, shots=64, seed=seed).counts
+            assert job.result["counts"] == executor.run(BELL, shots=64, seed=seed).counts
 
     run(tmp_path, body)
 
@@ -136,12 +136,12 @@ def test_q_wait_answers_a_final_state_only_once_it_is_committed(
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5)
-        done = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        row = committed(data, job["job_id"])  # no await between the reply and this read
+        done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        assert done.state == "COMPLETED"
+        row = committed(data, job.job_id)  # no await between the reply and this read
         assert row is not None and row[0] == "COMPLETED"
         assert not kernel.supervisor.commits.pending
-        again = await kernel.q_wait(session_id=sid, job_id=job["job_id"], timeout_ms=0)
+        again = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=0)
         assert again == done
 
     run(tmp_path, body)
@@ -155,18 +155,18 @@ def test_q_wait_on_a_job_whose_end_is_committed_answers_without_committing_other
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         first = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5, wait_ms=60_000)
-        assert first["state"] == "COMPLETED"  # its end committed with its answer
+        assert first.state == "COMPLETED"  # its end committed with its answer
         later = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=6)
-        job = kernel.supervisor.job(later["job_id"], "alice")
+        job = kernel.supervisor.job(later.job_id, "alice")
         await until(lambda: job.final)  # ended in memory: its end not committed
         commits = kernel.supervisor.commits
         assert commits.pending and committed(data, job.job_id)[0] != "COMPLETED"  # type: ignore[index]
-        again = await kernel.q_wait(session_id=sid, job_id=first["job_id"], timeout_ms=0)
+        again = await kernel.q_wait(session_id=sid, job_id=first.job_id, timeout_ms=0)
         assert again == first
         assert commits.pending, "the answer of a committed end waited for others' commit"
         assert committed(data, job.job_id)[0] != "COMPLETED"  # type: ignore[index]
         done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=0)
-        assert done["state"] == "COMPLETED" and not commits.pending  # its own: committed first
+        assert done.state == "COMPLETED" and not commits.pending  # its own: committed first
         assert committed(data, job.job_id)[0] == "COMPLETED"  # type: ignore[index]
 
     run(tmp_path, body)
@@ -182,7 +182,7 @@ def test_a_job_read_back_while_writes_pend_is_answered_committed(
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         ids = [
-            (await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=s))["job_id"]
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=s)).job_id
             for s in (7, 8)
         ]
         await until(lambda: all(i not in kernel.supervisor.jobs for i in ids))
@@ -190,7 +190,7 @@ def test_a_job_read_back_while_writes_pend_is_answered_committed(
         assert kernel.supervisor.commits.pending
         assert committed(data, evicted)[0] != "COMPLETED"  # type: ignore[index]
         done = await kernel.q_wait(session_id=sid, job_id=evicted, timeout_ms=0)
-        assert done["state"] == "COMPLETED"
+        assert done.state == "COMPLETED"
         assert committed(data, evicted)[0] == "COMPLETED"  # type: ignore[index]
 
     run(tmp_path, body)
@@ -221,11 +221,11 @@ def test_a_submit_that_waits_commits_its_acceptance_with_its_end_in_one_commit(
 
     async def body(kernel: Kernel, sid: str, data: Path) -> None:
         done = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=5, wait_ms=60_000)
-        assert done["state"] == "COMPLETED"
-        row = committed(data, done["job_id"])  # no await between the reply and this read
+        assert done.state == "COMPLETED"
+        row = committed(data, done.job_id)  # no await between the reply and this read
         assert row is not None and row[0] == "COMPLETED"
         assert row[1]["counts"] == executor.run(BELL, shots=100, seed=5).counts
-        lines = audit_lines(data, done["job_id"])
+        lines = audit_lines(data, done.job_id)
         assert [r["state"] for r in lines] == ["QUEUED", "RUNNING", "COMPLETED"]
         # one write, so one commit: only its last line carries the write's MAC
         assert ["mac2" in r for r in lines] == [False, False, True]
@@ -242,16 +242,16 @@ def test_a_submit_whose_wait_ms_passes_is_committed_as_it_stands_before_its_repl
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=20)
-        assert job["state"] in ("QUEUED", "VALIDATING", "RUNNING")  # held at the gate
-        row = committed(tmp_path / "data", job["job_id"])  # no await since the reply
+        assert job.state in ("QUEUED", "VALIDATING", "RUNNING")  # held at the gate
+        row = committed(tmp_path / "data", job.job_id)  # no await since the reply
         assert row is not None and row[0] in ("QUEUED", "VALIDATING", "RUNNING")
         # the same job asked for again by its idempotency key is answered committed too
         again = await kernel.q_submit(
             session_id=sid, graph=BELL, shots=10, seed=2, wait_ms=0, idempotency_key="k"
         )
-        assert committed(tmp_path / "data", again["job_id"]) is not None
-        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
-        await kernel.q_cancel(session_id=sid, job_id=again["job_id"])
+        assert committed(tmp_path / "data", again.job_id) is not None
+        await kernel.q_cancel(session_id=sid, job_id=job.job_id)
+        await kernel.q_cancel(session_id=sid, job_id=again.job_id)
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, config=CONFIG, gate=gate)
@@ -281,9 +281,9 @@ def test_a_job_asked_for_by_its_key_while_its_submit_waits_is_answered_committed
             again = await kernel.q_submit(
                 session_id=sid, graph=BELL, shots=10, seed=1, idempotency_key="k"
             )
-            assert again["job_id"] == job_id and committed(data, job_id) is not None
+            assert again.job_id == job_id and committed(data, job_id) is not None
             await kernel.q_cancel(session_id=sid, job_id=job_id)
-        assert waiting.result()["state"] == "CANCELLED"
+        assert waiting.result().state == "CANCELLED"
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, config=CONFIG, gate=gate)
@@ -360,7 +360,7 @@ def test_a_failed_commit_that_held_a_waiting_submits_whole_job_leaves_nothing_of
             db.close()
         # the next submit is kept as ever
         done = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2, wait_ms=60_000)
-        assert done["state"] == "COMPLETED" and committed(data, done["job_id"]) is not None
+        assert done.state == "COMPLETED" and committed(data, done.job_id) is not None
 
     run_kernel(tmp_path, body, config=CONFIG)
     assert verify(tmp_path / "data").ok
@@ -385,7 +385,7 @@ def test_jobs_whose_ends_were_in_a_failed_commit_are_never_answered_done_without
         data = tmp_path / "data"
         supervisor, audit = kernel.supervisor, kernel.audit
         ids = [
-            (await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=seed))["job_id"]
+            (await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=seed)).job_id
             for seed in (1, 2)
         ]
         await until(lambda: all(job_id in supervisor.running for job_id in ids))
@@ -408,7 +408,7 @@ def test_jobs_whose_ends_were_in_a_failed_commit_are_never_answered_done_without
         # asked again, each is answered done once its end, written again, is committed
         for job_id in ids:
             done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)
-            assert done["state"] == "COMPLETED"  # no await between the reply and these reads
+            assert done.state == "COMPLETED"  # no await between the reply and these reads
             assert committed(data, job_id)[0] == "COMPLETED"  # type: ignore[index]
             assert audit_states(data, job_id).count("COMPLETED") == 1
             (line,) = (r for r in audit_lines(data, job_id) if r.get("state") == "COMPLETED")
@@ -435,7 +435,7 @@ def test_a_failed_commit_of_a_kept_jobs_end_and_a_waiting_submits_whole_job_keep
         sid = await login(kernel, "alice", ["CAP_ALLOC"])
         data = tmp_path / "data"
         supervisor, audit = kernel.supervisor, kernel.audit
-        kept = (await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1))["job_id"]
+        kept = (await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1)).job_id
         job = supervisor.job(kept, "alice")
         await until(lambda: job.final)  # its acceptance committed, its end not yet
         flush = audit.flush
@@ -452,7 +452,7 @@ def test_a_failed_commit_of_a_kept_jobs_end_and_a_waiting_submits_whole_job_keep
         # the waiting submit's job is taken back whole: nothing of it stays
         assert list(supervisor.finished) == [kept] and not supervisor.jobs
         done = await kernel.q_wait(session_id=sid, job_id=kept, timeout_ms=60_000)
-        assert done["state"] == "COMPLETED" and committed(data, kept)[0] == "COMPLETED"  # type: ignore[index]
+        assert done.state == "COMPLETED" and committed(data, kept)[0] == "COMPLETED"  # type: ignore[index]
         states = audit_states(data, kept)  # (its start was in that commit too)
         assert states[0] == "QUEUED" and states.count("COMPLETED") == 1
         assert usage_ids(data) == [f"{kept}.1"]

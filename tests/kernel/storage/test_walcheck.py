@@ -166,7 +166,7 @@ def test_only_the_kernel_store_moves_its_checkpoints_off_the_committing_thread(
     async def body(kernel: Kernel) -> None:
         alice = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
-        await kernel.q_wait(session_id=alice, job_id=job["job_id"], timeout_ms=60_000)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
         assert kernel.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         checkpoints = kernel.store.checkpoints
         assert checkpoints is not None and checkpoints.checkpoint_now(timeout=60)

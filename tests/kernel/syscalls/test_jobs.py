@@ -26,10 +26,10 @@ def test_a_submit_with_wait_ms_answers_the_finished_job_as_q_wait_does(tmp_path:
             done = await kernel.q_submit(
                 session_id=sid, graph=graph, shots=shots, seed=seed, wait_ms=20000
             )
-            assert done["state"] == "COMPLETED", done["error"]
+            assert done.state == "COMPLETED", done.error
             expected = executor.run(graph, shots=shots, seed=seed).to_json()
-            assert done["result"]["counts"] == expected["counts"]
-            waited = await kernel.q_wait(session_id=sid, job_id=done["job_id"], timeout_ms=0)
+            assert done.result["counts"] == expected["counts"]
+            waited = await kernel.q_wait(session_id=sid, job_id=done.job_id, timeout_ms=0)
             assert done == waited  # the very answer q_wait gives, key for key
 
     run_kernel(tmp_path, body)
@@ -55,8 +55,8 @@ def test_a_submit_whose_wait_ms_passes_answers_the_job_as_it_stands(tmp_path: Pa
             assert not waiting.done()  # half its time: still waiting
             clock.advance(0.125)
         job = waiting.result()
-        assert job["state"] in ("QUEUED", "VALIDATING", "RUNNING")
-        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+        assert job.state in ("QUEUED", "VALIDATING", "RUNNING")
+        await kernel.q_cancel(session_id=sid, job_id=job.job_id)
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, gate=gate, clock=clock)
@@ -66,8 +66,8 @@ def test_a_submit_with_wait_ms_0_answers_at_once_as_q_wait_with_timeout_0(tmp_pa
     async def body(kernel: Kernel) -> None:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=0)
-        assert job["state"] in ("QUEUED", "VALIDATING", "RUNNING")
-        await kernel.q_cancel(session_id=sid, job_id=job["job_id"])
+        assert job.state in ("QUEUED", "VALIDATING", "RUNNING")
+        await kernel.q_cancel(session_id=sid, job_id=job.job_id)
 
     with WorkerGate(tmp_path) as gate:
         run_kernel(tmp_path, body, gate=gate)
@@ -84,9 +84,9 @@ def test_a_submit_again_with_its_idempotency_key_and_wait_ms_waits_for_the_first
         again = await kernel.q_submit(
             session_id=sid, graph=BELL, shots=100, seed=3, idempotency_key="k-1", wait_ms=20000
         )
-        assert again["job_id"] == first["job_id"] and again["state"] == "COMPLETED"
+        assert again.job_id == first.job_id and again.state == "COMPLETED"
         listed = await kernel.q_list_jobs(session_id=sid)
-        assert [job["job_id"] for job in listed["jobs"]] == [first["job_id"]]
+        assert [job.job_id for job in listed.jobs] == [first.job_id]
 
     run_kernel(tmp_path, body)
 
@@ -116,7 +116,7 @@ def test_a_bad_wait_ms_is_one_line_invalid_argument_and_queues_nothing(
             f"wait_ms must be an integer 0..{defaults.MAX_TIMEOUT_MS} or null, got {shown}"
         )
         assert "\n" not in str(refusal) and len(str(refusal)) < 200
-        assert (await kernel.q_list_jobs(session_id=sid))["jobs"] == []
+        assert (await kernel.q_list_jobs(session_id=sid)).jobs == []
 
     run_kernel(tmp_path, body, workers=1)
 
@@ -135,7 +135,7 @@ def test_a_submit_that_waits_is_refused_as_a_submit_is(tmp_path: Path) -> None:
                 )
             refusals.append(caught.value.to_json())
         assert refusals[0] == refusals[1]
-        assert (await kernel.q_list_jobs(session_id=sid))["jobs"] == []
+        assert (await kernel.q_list_jobs(session_id=sid)).jobs == []
 
     run_kernel(tmp_path, body, workers=1)
 
@@ -150,11 +150,11 @@ def test_an_allowed_submits_capability_check_is_on_its_queued_line_a_refused_one
     async def body(kernel: Kernel) -> str:
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=1, wait_ms=60_000)
-        assert job["state"] == "COMPLETED"
+        assert job.state == "COMPLETED"
         with pytest.raises(QuotaError) as refused:
             await kernel.q_submit(session_id=sid, graph=ghz_graph(31), shots=10, seed=1)
         assert refused.value.details["limit"] == "max_logical_qubits"
-        return str(job["job_id"])
+        return str(job.job_id)
 
     job_id = run_kernel(tmp_path, body, workers=1)
     lines = [json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().split()]

@@ -78,8 +78,8 @@ def _served(
             session_id=await login(kernel, "bob"), graph=BELL, shots=10, seed=1
         )
         while (
-            await kernel.q_status(session_id=await login(kernel, "bob"), job_id=blocker["job_id"])
-        )["state"] != "RUNNING":
+            await kernel.q_status(session_id=await login(kernel, "bob"), job_id=blocker.job_id)
+        ).state != "RUNNING":
             await asyncio.sleep(0.01)
         config = ServerConfig(socket_path=socket)
         door = Door(kernel, config, probe=KernelObserver(kernel))

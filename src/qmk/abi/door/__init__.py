@@ -27,12 +27,16 @@ What the door owns, and where:
   ``failed_login_rate_per_peer`` a second; past them a login is ``QS1006``
   ``too-many-failed-logins`` with ``retry_after_s``, before any key check. (The kernel
   checks keys in a pool of their own: :class:`qmk.kernel.security.keys.KeyChecker`.)
+- **Each connection's guard** (:class:`Guard`, :meth:`Door.guard`): its sign-in
+  deadline (``auth_timeout_s``), its unsent bytes (``max_unsent_bytes``), its write
+  timeout (``write_timeout_s``) and its line budget, on every wire.
+- **Big request lines** (:meth:`Door.decode`): decoded off the loop on the CPU budget
+  of the session they name.
 - **Streams** (:class:`StreamCaps`): live event streams per session and per tenant,
-  shared by SSE, ``q_watch`` and ``WatchJob``; each wire bounds the unsent bytes of its
-  connections (``max_unsent_bytes``, then ``write_timeout_s``).
+  shared by SSE, ``q_watch`` and ``WatchJob``.
 - **Answer sizes** (:class:`HeldAnswers`): answers a wire holds whole until sent (a gRPC
-  message) within ``max_held_answer_bytes`` all together; the other wires write big
-  answers a chunk at a time from the stored result's bytes.
+  message, a GraphQL answer) within ``max_held_answer_bytes`` all together; the other
+  wires write big answers a chunk at a time from the stored result's bytes.
 - **Audit-writing calls** (:data:`AUDITED`): a tenant's rate of the calls that write
   audit lines (sessions, delegations, channels, checkpoints, ...),
   ``audit_rate_per_tenant`` / ``audit_burst_per_tenant``; past it ``QS1006``
@@ -67,6 +71,7 @@ from __future__ import annotations
 from qmk.abi.door.accept import ACCEPT_BATCH, Acceptor
 from qmk.abi.door.answers import HEAP_TRIM, SMALL, Held, HeldAnswers
 from qmk.abi.door.door import AUDITED, NEGOTIATE, Door, DoorProbe, Observer, Visitor, Wrap
+from qmk.abi.door.guard import RECHECK_S, Guard
 from qmk.abi.door.peers import (
     REFUSED_LINGER_MAX,
     Connections,
@@ -89,6 +94,7 @@ __all__ = [
     "GRAPH_PARAM",
     "HEAP_TRIM",
     "NEGOTIATE",
+    "RECHECK_S",
     "REFUSED_LINGER_MAX",
     "SMALL",
     "Acceptor",
@@ -96,6 +102,7 @@ __all__ = [
     "Cut",
     "Door",
     "DoorProbe",
+    "Guard",
     "Held",
     "HeldAnswers",
     "LoopClock",

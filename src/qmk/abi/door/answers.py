@@ -105,6 +105,11 @@ class HeldAnswers:
             raise
         return Held(self, size, holder)
 
+    @property
+    def waiting(self) -> int:
+        """The answers waiting for room now."""
+        return len(self._waiting)
+
     def _fits(self, size: int) -> bool:
         return self.held + size <= self.most or self.held == 0
 

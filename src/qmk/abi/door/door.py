@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from qmk.abi.door.answers import HeldAnswers
+from qmk.abi.door.guard import Expire, Guard
 from qmk.abi.door.peers import Connections, LoopClock, ServerClock
 from qmk.abi.door.programs import GRAPH_PARAM, ProgramText, read
 from qmk.abi.door.streams import StreamCaps
 from qmk.abi.limits import ServerConfig
-from qmk.errors import AuthError, QuotaError, SessionError
+from qmk.errors import AuthError, QMKError, QuotaError, SessionError
 from qmk.rate import Buckets
 
 T = TypeVar("T")
@@ -61,11 +63,14 @@ class DoorProbe(Protocol):
         """
         ...
 
-    async def lower(self, tenant: str, work: Callable[[], T]) -> tuple[T, float]:
+    async def lower(
+        self, tenant: str, work: Callable[[], T], *, what: str = "reading program text"
+    ) -> tuple[T, float]:
         """``work()`` off the event loop for ``tenant``: its answer and CPU seconds.
 
         Raises:
-            QuotaError: the tenant's CPU budget is spent, before the work.
+            QuotaError: the tenant's CPU budget is spent, before the work (the refusal
+                names ``what`` was refused).
         """
         ...
 
@@ -227,11 +232,59 @@ class Door:
             visitor.sign_in()
         return tenant
 
-    def line_budget(self, session_id: str) -> Any:
-        """What a big JSON-RPC line naming ``session_id`` is weighed against (the
-        kernel's ``line_budget``; None: no such session, or no kernel that weighs)."""
-        weigh = getattr(self.kernel, "line_budget", None)
-        return None if weigh is None else weigh(session_id)
+    def guard(
+        self,
+        visitor: Visitor,
+        label: str,
+        *,
+        expire: Expire,
+        abort: Callable[[], None] | None = None,
+        busy: Callable[[], bool] | None = None,
+    ) -> Guard:
+        """The guard of a new connection of ``visitor`` (:class:`~qmk.abi.door.guard.
+        Guard`: its sign-in deadline, unsent bytes and write timeout); the wire calls
+        its :meth:`~qmk.abi.door.guard.Guard.start` once the connection is made."""
+        return Guard(self, visitor, label, expire=expire, abort=abort, busy=busy)
+
+    async def decode(
+        self,
+        session_id: str | None,
+        size: int,
+        work: Callable[[], T],
+        named: Callable[[T], object],
+    ) -> tuple[T, Callable[[], None]]:
+        """``work()`` (decoding a big request of ``size`` bytes) off the event loop, on
+        the CPU budget of the tenant whose session the request names.
+
+        ``session_id`` is the session its first bytes name: while that tenant's budget
+        is spent the request is refused undecoded; otherwise it is decoded in the
+        budget's threads. A request whose first bytes name no live session is decoded in
+        a thread too, and charged to the session ``named(value)`` gives. The charge is
+        made by the returned call, once the request is answered.
+
+        Raises:
+            QuotaError: the tenant's CPU budget is spent (``retry_after_s``), before the work.
+        """
+        probe = self.probe
+        tenant = None if probe is None or session_id is None else self._tenant_or_none(session_id)
+        if tenant is not None:
+            assert probe is not None
+            value, seconds = await probe.lower(tenant, work, what=f"a request of {size} bytes")
+        else:
+            value, seconds = await asyncio.to_thread(_timed, work)
+            named_id = named(value) if probe is not None else None
+            tenant = self._tenant_or_none(named_id) if type(named_id) is str else None
+        if tenant is None or probe is None:
+            return value, _nothing
+        charged = tenant
+        return value, lambda: probe.charge(charged, seconds)
+
+    def _tenant_or_none(self, session_id: str) -> str | None:
+        assert self.probe is not None
+        try:
+            return self.probe.session_tenant(session_id)
+        except QMKError:
+            return None
 
     async def call(
         self,
@@ -350,6 +403,17 @@ class Door:
             took = time.perf_counter() - start
             for observer in self._observers:
                 observer(visitor.wire, method, took)
+
+
+def _timed(work: Callable[[], T]) -> tuple[T, float]:
+    """``work()`` and the CPU seconds of its thread it took."""
+    start = time.thread_time()
+    value = work()
+    return value, time.thread_time() - start
+
+
+def _nothing() -> None:
+    """No charge to make."""
 
 
 __all__ = ["AUDITED", "NEGOTIATE", "Door", "DoorProbe", "Observer", "Visitor", "Wrap"]

@@ -66,6 +66,19 @@ class ServerClock(Protocol):
         """A timeout scope that expires when :meth:`now` reaches ``when``."""
         ...
 
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        """Call ``callback()`` on the running loop once :meth:`now` reaches ``when``,
+        unless the returned handle is cancelled first."""
+        ...
+
+
+class Cancellable(Protocol):
+    """A timer that :meth:`ServerClock.call_at` set."""
+
+    def cancel(self) -> None:
+        """Stop it (cancelling twice, or after it ran, is nothing)."""
+        ...
+
 
 class LoopClock:
     """The default clock: the running event loop's (monotonic) time."""
@@ -75,6 +88,9 @@ class LoopClock:
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
         return aio.timeout_at(when)
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable:
+        return asyncio.get_running_loop().call_at(when, callback)
 
 
 def peer_of(sock: socket.socket | None) -> str:
@@ -297,6 +313,7 @@ class Connections:
 
 __all__ = [
     "REFUSED_LINGER_MAX",
+    "Cancellable",
     "Connections",
     "Cut",
     "LoopClock",

@@ -17,17 +17,18 @@ keeps the door's rules on the bytes:
   :data:`HANDSHAKE_BYTES` more (TLS, HTTP/2's preface and settings); past that the door
   stops reading it until one of its calls signs it in (shows a valid session, or a
   good key), so a client without credentials gets no large message to the server.
-- **Deadline**: a connection none of whose calls has signed it in ``auth_timeout_s``
-  after it was accepted (and with no call of it in the door) is closed.
-- **Writing**: the client's unsent bytes are bounded by ``max_unsent_bytes``; above it
-  the door stops reading the server's side (so the server's own buffers fill and its
+- **The connection's guard** (:class:`~qmk.abi.door.Guard`, the one every wire's
+  connections have): a connection none of whose calls has signed it in
+  ``auth_timeout_s`` after it was accepted (and with no call of it in the door) is
+  closed. The client's unsent bytes are bounded by ``max_unsent_bytes``; above it the
+  door stops reading the server's side (so the server's own buffers fill and its
   writes wait), and when they stay above it for ``write_timeout_s`` the connection is
   dropped, both sides, so the server frees what it held for it. A client that reads
   nothing may also stall an answer before any of those bytes: HTTP/2's flow control
   holds the server's writes once the client's window is spent, and it is spent for
   good when the client reads none of it. So while the connection's visitor holds an
   answer not yet sent (:attr:`~qmk.abi.door.Visitor.holding`), a connection that sent
-  its client nothing for ``write_timeout_s`` is dropped as well.
+  its client nothing for ``write_timeout_s`` is dropped as well (the guard watches it).
 
 A connection refused is told why in its protocol by the listener's
 :class:`RefusalWriter` (gRPC: the coded error as the status of its first call, then a
@@ -48,7 +49,6 @@ from typing import Any, Protocol
 
 import qmk.aio as aio
 from qmk.abi.door.accept import Acceptor
-from qmk.abi.door.answers import HEAP_TRIM
 from qmk.abi.door.door import Door, Visitor
 from qmk.abi.door.peers import Place, Refusal, peer_of
 
@@ -61,8 +61,6 @@ HANDSHAKE_BYTES = 16 * 1024
 SPLICE_WEIGHT = 3
 #: A refused connection lingers (drops what its client sends) this long and many bytes.
 REFUSED_LINGER_S, REFUSED_LINGER_BYTES = 1.0, 64 * 1024
-#: Seconds between looks at a connection past its deadline whose calls are in the door.
-DEADLINE_RECHECK_S = 0.5
 
 
 class RefusalWriter(Protocol):
@@ -223,48 +221,22 @@ class _Splice:
         self.visitor = visitor
         self.place = place
         self.name = name
-        config = splicer.door.config
-        self.config = config
-        self.allowance = splicer.door.size_limit(False) + HANDSHAKE_BYTES
+        door = splicer.door
+        self.guard = door.guard(
+            visitor, splicer.wire, expire=lambda error, answered: self.abort(), abort=self.abort
+        )
+        self.allowance = self.guard.line_limit + HANDSHAKE_BYTES
         self.received = 0  # bytes from the client before sign-in
-        self.sent_at = 0.0  # when bytes last went to the client
         self.outer = _Side(self, outer=True)
         self.inner = _Side(self, outer=False)
         self._paused: set[str] = set()  # why the client is not read: "allowance", "server"
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
 
     def started(self) -> None:
-        loop = asyncio.get_running_loop()
         transport = self.outer.transport
         if transport is None or self._closed:
             return
-        transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
-        self.sent_at = loop.time()
-        self.visitor.on_holding = self._holding
-        if self.visitor.holding:
-            self._holding()
-        if not self.visitor.signed_in:
-            self._timers["auth"] = loop.call_later(self.config.auth_timeout_s, self._deadline)
-
-    def _holding(self) -> None:
-        """An answer is held for the client: watch that bytes keep going to it."""
-        if "progress" in self._timers or self._closed:
-            return
-        loop = asyncio.get_running_loop()
-        due = max(self.sent_at, loop.time()) + self.config.write_timeout_s
-        self._timers["progress"] = loop.call_at(due, self._progress)
-
-    def _progress(self) -> None:
-        self._timers.pop("progress", None)
-        if self._closed or not self.visitor.holding:
-            return
-        loop = asyncio.get_running_loop()
-        due = self.sent_at + self.config.write_timeout_s
-        if loop.time() < due:
-            self._timers["progress"] = loop.call_at(due, self._progress)
-            return
-        self._unread()
+        self.guard.start(transport)
 
     # ------------------------------------------------------------------ reading
 
@@ -277,7 +249,7 @@ class _Splice:
         self.inner.write(data)
 
     def from_server(self, data: bytes) -> None:
-        self.sent_at = asyncio.get_running_loop().time()
+        self.guard.sent()
         self.outer.write(data)
 
     def _pause_client(self, why: str) -> None:
@@ -305,52 +277,17 @@ class _Splice:
         if transport is not None:
             with contextlib.suppress(RuntimeError):
                 transport.pause_reading()
-        if "write" not in self._timers:
-            loop = asyncio.get_running_loop()
-            self._timers["write"] = loop.call_later(self.config.write_timeout_s, self._unread)
+        self.guard.pause_writing()
 
     def resumed(self, outer: bool) -> None:
         if not outer:
             self._resume_client("server")
             return
-        timer = self._timers.pop("write", None)
-        if timer is not None:
-            timer.cancel()
+        self.guard.resume_writing()
         transport = self.inner.transport
         if transport is not None and not self._closed:
             with contextlib.suppress(RuntimeError):
                 transport.resume_reading()
-
-    def _unread(self) -> None:
-        self._timers.pop("write", None)
-        transport = self.outer.transport
-        unsent = transport.get_write_buffer_size() if transport is not None else 0
-        LOG.warning(
-            "dropped a %s connection whose client read none of its %d unsent bytes for %g s "
-            "(server.write_timeout_s)",
-            self.splicer.wire,
-            unsent,
-            self.config.write_timeout_s,
-        )
-        self.abort()
-        HEAP_TRIM.soon()
-
-    def _deadline(self) -> None:
-        self._timers.pop("auth", None)
-        if self.visitor.signed_in or self._closed:
-            return
-        if self.visitor.inflight:  # a call in the door may still sign it in
-            loop = asyncio.get_running_loop()
-            self._timers["auth"] = loop.call_later(DEADLINE_RECHECK_S, self._deadline)
-            return
-        LOG.warning(
-            "closed a %s connection of %s: no call of it signed in within %g s "
-            "(server.auth_timeout_s)",
-            self.splicer.wire,
-            self.place.peer,
-            self.config.auth_timeout_s,
-        )
-        self.abort()
 
     # ------------------------------------------------------------------ ending
 
@@ -374,10 +311,7 @@ class _Splice:
         if self._closed:
             return
         self._closed = True
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        self.visitor.on_holding = None
+        self.guard.close()
         self.place.release()
         self.splicer._gone(self)
 

@@ -37,9 +37,10 @@ import concurrent.futures
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import qmk.abi.replies as replies
 from qmk import defaults
 from qmk.errors import InvalidArgument, QMKError, QuotaError, UnavailableError
 from qmk.rate import Buckets
@@ -57,7 +58,7 @@ MAX_PROMPT = 8192
 #: Questions a tenant may ask at once before its rate applies (at least).
 BURST = 3.0
 #: A syscall of the caller's session: ``syscall("q_submit", graph=..., ...)``.
-Syscall = Callable[..., Awaitable[dict[str, Any]]]
+Syscall = Callable[..., Awaitable[replies.Job]]
 #: A syscall as a wire makes it: ``await call(name, params)`` (the params hold the
 #: session).
 Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
@@ -164,8 +165,8 @@ class AssistDesk:
         *,
         session_id: str,
         direct: Call,
-    ) -> dict[str, Any]:
-        """Answer ``prompt`` for ``tenant`` (charged first); the answer as JSON.
+    ) -> replies.Assist:
+        """Answer ``prompt`` for ``tenant`` (charged first).
 
         The tools' syscalls (``run``'s jobs) are made with the caller's ``session_id``,
         through :attr:`calls` where a door is set, else ``direct`` (the kernel's own).
@@ -188,8 +189,8 @@ class AssistDesk:
 
         call = self.calls or direct
 
-        async def syscall(name: str, **params: Any) -> dict[str, Any]:
-            reply: dict[str, Any] = await call(name, {"session_id": session_id, **params})
+        async def syscall(name: str, **params: Any) -> replies.Job:
+            reply: replies.Job = await call(name, {"session_id": session_id, **params})
             return reply
 
         tools = _KernelTools(self, loop, tenant, syscall)
@@ -207,7 +208,7 @@ class AssistDesk:
             if not self._asking[tenant]:
                 del self._asking[tenant]
         self.audit.append("assist", **line, step="end", outcome=answer["status"])
-        return {"assist_id": assist_id, **answer}
+        return replies.Assist(assist_id=assist_id, **answer)
 
     def _answer(
         self, prompt: str, program: str | None, limits: Any, emit: Any, tools: _KernelTools
@@ -312,7 +313,9 @@ class _KernelTools:
         wait_s = self.desk.config.assist.timeout_s
         return self._on_loop(self._job(lower, shots, seed, wait_s), wait_s + 30.0)
 
-    async def _submit(self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any) -> Any:
+    async def _submit(
+        self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any
+    ) -> replies.Job:
         """The program read (``lower``) in the tenant's CPU-budget threads (refused at
         once while the budget is spent), then submitted; the reading is charged once
         the submit has answered, as the door charges a wire's program text, so the
@@ -331,10 +334,10 @@ class _KernelTools:
         self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any, wait_s: float
     ) -> dict[str, Any]:
         job = await self._submit(lower, shots, seed)
-        job_id = str(job["job_id"])
+        job_id = job.job_id
         wait_ms = min(int(wait_s * 1000), defaults.MAX_TIMEOUT_MS)
         done = await self.syscall("q_wait", job_id=job_id, timeout_ms=wait_ms)
-        state = done["state"]
+        state = done.state
         if state not in defaults.FINAL_JOB_STATES:
             with contextlib.suppress(QMKError):  # it may have ended just now
                 await self.syscall("q_cancel", job_id=job_id)
@@ -344,20 +347,21 @@ class _KernelTools:
             )
             return {"ok": False, "code": late.code, "error": str(late), "job_id": job_id}
         if state != defaults.COMPLETED:
-            error = done.get("error") or {}
+            error = done.error
             return {
                 "ok": False,
-                "code": error.get("code", state),
-                "error": error.get("message", f"job {job_id} ended {state}"),
+                "code": state if error is None else error.code,
+                "error": f"job {job_id} ended {state}" if error is None else error.message,
                 "job_id": job_id,
                 "state": state,
             }
-        result = done["result"]
+        result = done.result
+        assert isinstance(result, Mapping), "a COMPLETED job's answer holds its result"
         return {
             "ok": True,
             "job_id": job_id,
-            "shots": done["shots"],
-            "seed": done["seed"],
+            "shots": done.shots,
+            "seed": done.seed,
             "counts": dict(result["counts"]),
             "engine": result.get("engine"),
         }

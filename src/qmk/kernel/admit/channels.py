@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import qmk.abi.replies as replies
 from qmk.errors import FirewallError, InvalidArgument, NotFoundError, QuotaError, StateError
 from qmk.qvm.graph import Graph
 from qmk.qvm.ops import NOT_ENTANGLING
@@ -51,17 +52,17 @@ class Channel:
     def tenants(self) -> tuple[str, str]:
         return (self.proposer, self.peer)
 
-    def to_json(self) -> dict[str, Any]:
-        """The channel as the wire shows it."""
-        return {
-            "channel_id": self.channel_id,
-            "state": self.state,
-            "tenants": [self.proposer, self.peer],
-            "fidelity": self.fidelity,
-            "created_at": self.created_at,
-            "opened_at": self.opened_at,
-            "closed_at": self.closed_at,
-        }
+    def reply(self) -> replies.Channel:
+        """The channel as the syscalls answer it."""
+        return replies.Channel(
+            channel_id=self.channel_id,
+            state=self.state,
+            tenants=[self.proposer, self.peer],
+            fidelity=self.fidelity,
+            created_at=self.created_at,
+            opened_at=self.opened_at,
+            closed_at=self.closed_at,
+        )
 
     def to_row(self) -> dict[str, Any]:
         """The channel as :meth:`qmk.kernel.storage.store.Store.save_channel` takes it."""

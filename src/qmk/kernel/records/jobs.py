@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from msgspec import UNSET
 
+import qmk.abi.replies as replies
 from qmk import defaults
 from qmk.engines import EngineError
 from qmk.errors import InvalidArgument, StateError
@@ -282,33 +284,34 @@ class Job:
             raise StateError(error["message"], code=error["code"], job_id=self.job_id)
         return self.graph
 
-    def to_json(self, *, result: bool = True) -> dict[str, Any]:
-        """The job as the wire shows it (``result`` left out of summaries)."""
+    def reply(self, *, result: bool = True) -> replies.Job:
+        """The job as the syscalls answer it (``result`` left out of summaries; the
+        stored result kept encoded, which the wires write as it is). A submit's answer
+        adds its :attr:`warnings`."""
         request = self.request  # its properties' fields, read once (a few times a job)
-        out: dict[str, Any] = {
-            "job_id": self.job_id,
-            "state": self.state,
-            "tenant": self.tenant,
-            "shots": request.shots,
-            "seed": request.seed,
-            "priority": self.policy.priority,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "error": self.error,
-        }
-        if result:
-            out["result"] = self.result
-        if self.cached_from is not None:
-            out["cached_from"] = self.cached_from
-        if request.machine is not None:
-            out["machine"] = request.machine.record()
+        error = self.error
+        result_error: replies.CodedError | replies.Absent = UNSET
         if self.result_expired_at is not None:
-            out["result_expired_at"] = self.result_expired_at
-            out["result_error"] = result_expired(self)
+            result_error = replies.CodedError.from_json(result_expired(self))
         elif self.result_damage is not None:
-            out["result_error"] = self.result_damage
-        return out
+            result_error = replies.CodedError.from_json(self.result_damage)
+        return replies.Job(
+            job_id=self.job_id,
+            state=self.state,
+            tenant=self.tenant,
+            shots=request.shots,
+            seed=request.seed,
+            priority=self.policy.priority,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=None if error is None else replies.CodedError.from_json(error),
+            result=self.result if result else UNSET,
+            cached_from=UNSET if self.cached_from is None else self.cached_from,
+            machine=UNSET if request.machine is None else request.machine.record(),
+            result_expired_at=UNSET if self.result_expired_at is None else self.result_expired_at,
+            result_error=result_error,
+        )
 
 
 def result_expired(job: Job) -> dict[str, str]:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import qmk.abi.replies as replies
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records.jobs import Job, new_id
@@ -63,7 +64,7 @@ class Checkpoints:
         self._pool = pool
         #: q_checkpoint calls waiting for a running job's fence: checkpoint id -> future
         #: (None when the attempt ended first), and the ids of each job.
-        self._waits: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._waits: dict[str, asyncio.Future[replies.Checkpoint | None]] = {}
         self._waits_of: dict[str, set[str]] = {}
         #: Running jobs asked to yield their worker: job id -> the checkpoint id asked for.
         self.yielding: dict[str, str] = {}
@@ -74,7 +75,7 @@ class Checkpoints:
         that can talk to running tasks)."""
         return self.directory is not None and hasattr(self._pool, "request")
 
-    def record(self, job: Job, checkpoint_id: str, note: Mapping[str, Any]) -> dict[str, Any]:
+    def record(self, job: Job, checkpoint_id: str, note: Mapping[str, Any]) -> replies.Checkpoint:
         """Record checkpoint ``checkpoint_id`` of ``job``: the state file ``note["path"]``
         saved at the program's fence ``note["epoch"]`` under ``note["physics"]``, or (no
         path) the job's start. Its reply to ``q_checkpoint``."""
@@ -106,17 +107,17 @@ class Checkpoints:
             **extra,
         )
         self.commits.dirty()
-        return {
-            "checkpoint_id": checkpoint_id,
-            "job_id": job.job_id,
-            "epoch": epoch,
-            "state": job.state,
-            "created_at": now,
-            "saved": path is not None,
-            "program_epoch": program_epoch,
-        }
+        return replies.Checkpoint(
+            checkpoint_id=checkpoint_id,
+            job_id=job.job_id,
+            epoch=epoch,
+            state=job.state,
+            created_at=now,
+            saved=path is not None,
+            program_epoch=program_epoch,
+        )
 
-    def of_restart(self, job: Job) -> dict[str, Any]:
+    def of_restart(self, job: Job) -> replies.Checkpoint:
         """Record a checkpoint of where ``job`` would start again: its latest saved
         execution state if it is not final and has one, else its start."""
         note: dict[str, Any] = {}
@@ -128,14 +129,16 @@ class Checkpoints:
             }
         return self.record(job, new_id("ckpt"), note)
 
-    async def wait_for(self, job: Job, future: Any) -> dict[str, Any] | None:
+    async def wait_for(self, job: Job, future: Any) -> replies.Checkpoint | None:
         """Ask the running attempt of ``job`` (its pool ``future``) to save its state at
         its next fence, and wait for that checkpoint; None when the pool would not pass
         the request or the attempt ended first."""
         if not self.requestable or job.job_id in self.yielding:
             return None
         checkpoint_id = new_id("ckpt")
-        waiter: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[replies.Checkpoint | None] = (
+            asyncio.get_running_loop().create_future()
+        )
         if not self._pool.request(future, {"op": "checkpoint", "checkpoint_id": checkpoint_id}):
             return None
         self._waits[checkpoint_id] = waiter

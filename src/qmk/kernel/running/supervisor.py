@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import qmk.abi.replies as replies
 from qmk import aio
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import NotFoundError, QMKError, StateError
@@ -321,7 +322,7 @@ class Supervisor:
         idempotency_key: str | None = None,
         allowed: list[Allowed] | None = None,
         wait_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """Store, audit and queue an admitted job; return it as accepted, once committed.
         ``allowed``: the capability check admission kept for its QUEUED line
         (:meth:`~qmk.kernel.admit.admission.Admission.admit`), taken from there.
@@ -361,13 +362,13 @@ class Supervisor:
             if queued and job.job_id in self.queue:
                 self.book.kick()
             return await self._waited(job, acceptance, wait_s)
-        accepted = job.to_json()  # the reply says QUEUED even if a worker takes it meanwhile
+        accepted = job.reply()  # the reply says QUEUED even if a worker takes it meanwhile
         await self.commits.durable()
         if queued and job.job_id in self.queue:
             self.book.kick()
         return accepted
 
-    async def _waited(self, job: Job, acceptance: _Acceptance, wait_s: float) -> dict[str, Any]:
+    async def _waited(self, job: Job, acceptance: _Acceptance, wait_s: float) -> replies.Job:
         """A submit that waits: ``job`` once final or when ``wait_s`` has passed, its
         acceptance (and its end, if it ended) committed first."""
         if wait_s > 0 and not job.final and acceptance.error is None:
@@ -378,7 +379,7 @@ class Supervisor:
             await self.commits.durable()
         if acceptance.error is not None:  # the commit that held it failed meanwhile
             raise acceptance.error
-        return job.to_json()
+        return job.reply()
 
     def _not_kept(self, job: Job) -> None:
         """``job``'s acceptance was in a commit that failed, with everything written of it
@@ -400,7 +401,7 @@ class Supervisor:
         if job.result is not None:
             self.results.usage[job.tenant] -= job.result.nbytes
 
-    async def _answer_from_cache(self, job: Job, hit: Hit) -> dict[str, Any]:
+    async def _answer_from_cache(self, job: Job, hit: Hit) -> replies.Job:
         """COMPLETE ``job`` at once with ``hit``'s result, no worker (attested as a cache
         hit: :mod:`~qmk.kernel.admit.cache`); FAILED when its tenant's result storage has
         no room."""
@@ -414,7 +415,7 @@ class Supervisor:
                 hit.request, hit.result, verified(job.graph), cached_from=hit.source
             )
             self.book.finish(job, J.COMPLETED, attested=fields)
-        answer = job.to_json()
+        answer = job.reply()
         try:
             await self.commits.durable()
         except QMKError:
@@ -422,7 +423,7 @@ class Supervisor:
             raise
         return answer
 
-    async def wait(self, job: Job, timeout_s: float) -> dict[str, Any]:
+    async def wait(self, job: Job, timeout_s: float) -> replies.Job:
         """``job`` once final, or as it is when ``timeout_s`` has passed.
 
         A final state is answered only once it is committed: a job's end is committed
@@ -440,9 +441,9 @@ class Supervisor:
             commits.pending and job.job_id in self._unkept
         ):
             await commits.durable()
-        return job.to_json()
+        return job.reply()
 
-    async def cancel(self, job: Job) -> dict[str, Any]:
+    async def cancel(self, job: Job) -> replies.Job:
         """Dequeue ``job`` or kill its worker; CANCELLED, committed.
 
         Raises:
@@ -454,9 +455,9 @@ class Supervisor:
         cancelled = JobError.of("cancelled", "cancelled by its tenant")
         self.book.finish(job, J.CANCELLED, error_json(cancelled))
         await self.commits.durable()
-        return job.to_json()
+        return job.reply()
 
-    async def checkpoint(self, job: Job) -> dict[str, Any]:
+    async def checkpoint(self, job: Job) -> replies.Checkpoint:
         """A checkpoint of ``job``, committed.
 
         A running job saves its execution state at its next fence and the reply waits
@@ -477,7 +478,7 @@ class Supervisor:
         await self.commits.durable()
         return checkpoint
 
-    async def restore(self, job: Job, checkpoint_id: str | None) -> dict[str, Any]:
+    async def restore(self, job: Job, checkpoint_id: str | None) -> replies.Job:
         """Put ``job`` back to QUEUED from a checkpoint (the latest when None), committed.
 
         Raises:
@@ -504,30 +505,29 @@ class Supervisor:
         self.epochs.arm_deadline(job)
         await self.commits.durable()
         self.book.kick()
-        return job.to_json()
+        return job.reply()
 
-    def telemetry(self, job: Job) -> dict[str, Any]:
-        """What the kernel knows of ``job``'s runs, with the executor's telemetry."""
-        return {
-            "job_id": job.job_id,
-            "state": job.state,
-            "attempts": job.attempts,
-            "preemptions": job.preemptions,
-            "epoch": job.epoch,
-            "physical_qubits": job.physical_qubits,
-            "logical_qubits": dict(job.qubits),
-            "queued_s": None
-            if job.started_at is None
-            else round(job.started_at - job.created_at, 6),
-            "run_s": None
+    def telemetry(self, job: Job) -> replies.Telemetry:
+        """What the kernel knows of ``job``'s runs, with the executor's telemetry (the
+        device's part and its earlier outcomes are the machine desk's)."""
+        return replies.Telemetry(
+            job_id=job.job_id,
+            state=job.state,
+            attempts=job.attempts,
+            preemptions=job.preemptions,
+            epoch=job.epoch,
+            physical_qubits=job.physical_qubits,
+            logical_qubits=dict(job.qubits),
+            queued_s=None if job.started_at is None else round(job.started_at - job.created_at, 6),
+            run_s=None
             if job.started_at is None or job.finished_at is None
             else round(job.finished_at - job.started_at, 6),
-            "telemetry": None if job.result is None else job.result.get("telemetry"),
-            "machine": None if job.request.machine is None else job.request.machine.record(),
-            "teleportation": telemetry_of(verified(job.graph).graph)
+            telemetry=None if job.result is None else job.result.get("telemetry"),
+            machine=None if job.request.machine is None else job.request.machine.record(),
+            teleportation=telemetry_of(verified(job.graph).graph)
             if spans(job, self.device)
             else None,
-        }
+        )
 
 
 class _Acceptance:

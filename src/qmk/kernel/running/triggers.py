@@ -42,6 +42,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from msgspec import UNSET
+
+import qmk.abi.replies as replies
 from qmk import aio, defaults
 from qmk.errors import InvalidArgument, NotFoundError, QMKError, QuotaError
 from qmk.kernel.clock import Clock
@@ -104,11 +107,11 @@ class Host(Protocol):
         shots: int,
         seed: int | None,
         policy: Mapping[str, Any],
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """``q_submit`` with ``session``: the job as accepted (or refused: QMKError)."""
         ...
 
-    async def wait(self, job_id: str, tenant: str, timeout_s: float) -> dict[str, Any]:
+    async def wait(self, job_id: str, tenant: str, timeout_s: float) -> replies.Job:
         """``q_wait``: the job once final, or as it is after ``timeout_s``."""
         ...
 
@@ -168,19 +171,20 @@ class Run:
             error=row.error,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "trigger_id": self.trigger_id,
-            "reason": self.reason,
-            "detail": dict(self.detail),
-            "state": self.state,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "jobs": list(self.jobs),
-            "summary": None if self.summary is None else dict(self.summary),
-            "error": self.error,
-        }
+    def reply(self) -> replies.TriggerRun:
+        """The run as the syscalls answer it."""
+        return replies.TriggerRun(
+            run_id=self.run_id,
+            trigger_id=self.trigger_id,
+            reason=self.reason,
+            detail=dict(self.detail),
+            state=self.state,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            jobs=list(self.jobs),
+            summary=None if self.summary is None else dict(self.summary),
+            error=self.error,
+        )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -220,25 +224,32 @@ class Trigger:
             next_at=row.next_at,
         )
 
-    def to_json(self, state: str = "ACTIVE") -> dict[str, Any]:
+    def reply(
+        self,
+        state: str = "ACTIVE",
+        runs: list[replies.TriggerRun] | replies.Absent = UNSET,
+    ) -> replies.Trigger:
+        """The trigger as the syscalls answer it (``runs``: its newest runs, where
+        asked for)."""
         spec = self.spec
-        return {
-            "trigger_id": self.trigger_id,
-            "tenant": self.tenant,
-            "name": spec.name,
-            "on": spec.on,
-            "every_s": spec.every_s,
-            "cron": spec.cron,
-            "states": list(spec.states),
-            "workflow": self.flow.name,
-            "steps": len(self.flow.steps),
-            "jobs": self.flow.size,
-            "caps": list(self.caps),
-            "state": state,
-            "created_at": self.created_at,
-            "next_run_at": self.next_at,
-            "last_run": None if self.last is None else self.last.to_json(),
-        }
+        return replies.Trigger(
+            trigger_id=self.trigger_id,
+            tenant=self.tenant,
+            name=spec.name,
+            on=spec.on,
+            every_s=spec.every_s,
+            cron=spec.cron,
+            states=list(spec.states),
+            workflow=self.flow.name,
+            steps=len(self.flow.steps),
+            jobs=self.flow.size,
+            caps=list(self.caps),
+            state=state,
+            created_at=self.created_at,
+            next_run_at=self.next_at,
+            last_run=None if self.last is None else self.last.reply(),
+            runs=runs,
+        )
 
 
 def runnable(flow: Workflow) -> dict[Any, Any]:
@@ -466,7 +477,7 @@ class Triggers:
         self, trigger: Trigger, run: Run, session: Session, jobs: Sequence[Planned]
     ) -> list[JobResult]:
         """A batch of the workflow's jobs: all submitted as the owner's, then awaited."""
-        started: list[tuple[Planned, dict[str, Any] | None, str | None]] = []
+        started: list[tuple[Planned, replies.Job | None, str | None]] = []
         for job in jobs:
             policy = kernel_policy(job)
             try:
@@ -476,16 +487,16 @@ class Triggers:
             except QMKError as exc:  # refused by admission: the job FAILED, the run goes on
                 started.append((job, None, str(exc)))
                 continue
-            self._owns(run, str(accepted["job_id"]))  # heard already, unless idempotent
+            self._owns(run, accepted.job_id)  # heard already, unless idempotent
             started.append((job, accepted, None))
         results = []
         for job, reply, refused in started:
             if reply is None:
                 results.append(refused_result(job, str(refused)))
                 continue
-            final: dict[str, Any] = reply
-            while final["state"] not in defaults.FINAL_JOB_STATES:
-                final = await self.host.wait(str(reply["job_id"]), trigger.tenant, WAIT_S)
+            final = reply
+            while not final.final:
+                final = await self.host.wait(reply.job_id, trigger.tenant, WAIT_S)
             results.append(ended_result(job, final))
         return results
 
@@ -501,7 +512,7 @@ class Triggers:
         every_s: float | None = None,
         cron: str | None = None,
         states: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Trigger:
         """A new trigger of ``session``'s tenant (``q_create_trigger``).
 
         Raises:
@@ -550,7 +561,7 @@ class Triggers:
         )
         await self.commits.durable()
         self._wake.set()  # a schedule: the loop's next time may be sooner
-        return trigger.to_json()
+        return trigger.reply()
 
     def _own(self, tenant: str, trigger_id: object) -> Trigger:
         trigger = self.by_id.get(trigger_id) if isinstance(trigger_id, str) else None
@@ -559,7 +570,9 @@ class Triggers:
             raise NotFoundError(f"no trigger {shown!r}", trigger_id=shown)
         return trigger
 
-    def listed(self, tenant: str, trigger_id: str | None = None, runs: int = 0) -> dict[str, Any]:
+    def listed(
+        self, tenant: str, trigger_id: str | None = None, runs: int = 0
+    ) -> replies.TriggerList:
         """``tenant``'s triggers (or one), oldest first, each with its newest ``runs`` runs
         (``q_list_triggers``).
 
@@ -577,14 +590,14 @@ class Triggers:
             )
         listed = []
         for trigger in mine:
-            shown = trigger.to_json()
             if runs:
                 rows = self.store.runs(trigger.trigger_id, runs)
-                shown["runs"] = [Run.from_row(row).to_json() for row in rows]
-            listed.append(shown)
-        return {"triggers": listed}
+                listed.append(trigger.reply(runs=[Run.from_row(row).reply() for row in rows]))
+            else:
+                listed.append(trigger.reply())
+        return replies.TriggerList(triggers=listed)
 
-    async def delete(self, session: Session, trigger_id: str) -> dict[str, Any]:
+    async def delete(self, session: Session, trigger_id: str) -> replies.Trigger:
         """Delete a trigger and its runs' rows; its run going on is cancelled (its jobs
         submitted run on) (``q_delete_trigger``)."""
         trigger = self._own(session.tenant, trigger_id)
@@ -601,7 +614,7 @@ class Triggers:
             trigger_id=trigger.trigger_id,
         )
         await self.commits.durable()
-        return trigger.to_json(state="DELETED")
+        return trigger.reply(state="DELETED")
 
 
 __all__ = [

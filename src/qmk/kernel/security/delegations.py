@@ -53,6 +53,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import qmk.abi.replies as replies
 from qmk.errors import NotFoundError
 
 LIVE = "LIVE"
@@ -120,19 +121,19 @@ class Delegation:
         """Whether ``tenant`` is either end."""
         return tenant in (self.from_tenant, self.to_tenant)
 
-    def to_json(self, now: float) -> dict[str, Any]:
-        """The delegation as a syscall returns it, with its state at ``now``."""
-        return {
-            "delegation_id": self.delegation_id,
-            "from_tenant": self.from_tenant,
-            "to_tenant": self.to_tenant,
-            "caps": list(self.caps),
-            "state": self.state(now),
-            "created_at": self.created_at,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-            "revoked_by": self.revoked_by,
-        }
+    def reply(self, now: float) -> replies.Delegation:
+        """The delegation as the syscalls answer it, with its state at ``now``."""
+        return replies.Delegation(
+            delegation_id=self.delegation_id,
+            from_tenant=self.from_tenant,
+            to_tenant=self.to_tenant,
+            caps=list(self.caps),
+            state=self.state(now),
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            revoked_at=self.revoked_at,
+            revoked_by=self.revoked_by,
+        )
 
     def to_row(self) -> tuple[Any, ...]:
         """The store's row (:data:`COLUMNS`)."""

@@ -116,16 +116,15 @@ def invoice(totals: Usage, billing: BillingTable) -> dict[str, Any]:
     }
 
 
-def usage_record(row: Sequence[Any]) -> dict[str, Any]:
-    """A ``usage`` row as ``q_usage`` answers it."""
-    usage_id, job_id, tenant, state, ended_at, *quantities = row
+def usage_record(row: sqlite3.Row) -> dict[str, Any]:
+    """A ``usage`` row (its columns by name) as ``q_usage`` answers it."""
     return {
-        "usage_id": usage_id,
-        "job_id": job_id,
-        "tenant": tenant,
-        "state": state,
-        "ended_at": ended_at,
-        **dict(zip(FIELDS, quantities, strict=True)),
+        "usage_id": row["usage_id"],
+        "job_id": row["job_id"],
+        "tenant": row["tenant"],
+        "state": row["state"],
+        "ended_at": row["ended_at"],
+        **{name: row[name] for name in FIELDS},
     }
 
 
@@ -222,9 +221,11 @@ class Outbox:
                     continue
                 free = most - len(flying)
                 due = self.store.outbox_due(self.clock.now(), free + len(flying)) if free else []
-                for usage_id, body, attempts in [d for d in due if d[0] not in flying][:free]:
-                    flying.add(usage_id)
-                    group.create_task(self._one(usage_id, body, attempts, flying))
+                for record in [d for d in due if d.usage_id not in flying][:free]:
+                    flying.add(record.usage_id)
+                    group.create_task(
+                        self._one(record.usage_id, record.body, record.attempts, flying)
+                    )
                     free -= 1
                 wait = IDLE_POLL_S
                 if free:  # room for more: sleep until the next one not in flight is due
@@ -292,6 +293,7 @@ def _connect(data_dir: str | Path) -> sqlite3.Connection:
     if not path.exists():
         raise InvalidArgument(f"{data_dir}: no kernel database ({DB_FILE})", key="data_dir")
     db = sqlite3.connect(path, timeout=30.0)
+    db.row_factory = sqlite3.Row  # columns read by name
     try:
         db.execute("SELECT 1 FROM outbox LIMIT 1")
     except sqlite3.Error:
@@ -314,17 +316,7 @@ def dead_letters(data_dir: str | Path) -> list[dict[str, Any]]:
         ).fetchall()
     finally:
         db.close()
-    return [
-        {
-            "usage_id": usage_id,
-            "tenant": tenant,
-            "attempts": attempts,
-            "created_at": created_at,
-            "last_error": last_error,
-            "body": json.loads(bytes(body)),
-        }
-        for usage_id, tenant, attempts, created_at, last_error, body in rows
-    ]
+    return [{**dict(row), "body": json.loads(bytes(row["body"]))} for row in rows]
 
 
 def replay(data_dir: str | Path, usage_ids: Sequence[str], *, now: float) -> list[str]:
@@ -340,7 +332,7 @@ def replay(data_dir: str | Path, usage_ids: Sequence[str], *, now: float) -> lis
         with db:
             if usage_ids:
                 dead = {
-                    row[0]
+                    row["usage_id"]
                     for row in db.execute(
                         f"SELECT usage_id FROM outbox WHERE state=? AND usage_id IN "
                         f"({', '.join('?' * len(usage_ids))})",
@@ -356,7 +348,7 @@ def replay(data_dir: str | Path, usage_ids: Sequence[str], *, now: float) -> lis
                 chosen = list(dict.fromkeys(usage_ids))
             else:
                 chosen = [
-                    row[0]
+                    row["usage_id"]
                     for row in db.execute(
                         "SELECT usage_id FROM outbox WHERE state=? ORDER BY created_at, rowid",
                         (DEAD,),

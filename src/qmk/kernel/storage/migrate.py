@@ -264,6 +264,13 @@ def migrate(data_dir: str | Path, *, machine: Any = None) -> Migrated:
     return report
 
 
+def _named(db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    """``sql`` run on ``db``, its rows read by their columns' names (:class:`sqlite3.Row`)."""
+    cursor = db.cursor()
+    cursor.row_factory = sqlite3.Row
+    return cursor.execute(sql, args)
+
+
 def _physics(machine: Any) -> dict[str, Any]:
     if machine is None:
         return {"qubit": defaults.QUBIT, "profile": defaults.PROFILE}
@@ -290,9 +297,9 @@ def _bring_forward(
     if version == SCHEMA_VERSION:
         return
     have = {
-        (table, row[1])
+        (table, row["name"])
         for table in ("checkpoints", "jobs", "attempts")
-        for row in db.execute(f"PRAGMA table_info({table})")
+        for row in _named(db, f"PRAGMA table_info({table})")
     }
     unsealed = ("jobs", "result_seal") not in have  # every result
     for table, column, kind in ADDED_COLUMNS:
@@ -346,9 +353,10 @@ def _usage_by_job_seq(db: sqlite3.Connection) -> None:
     (an older kernel's) gets it there."""
     if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='usage'").fetchone():
         return
-    if any(row[1] == "job_seq" for row in db.execute("PRAGMA table_info(usage)")):
+    names = [row["name"] for row in _named(db, "PRAGMA table_info(usage)")]
+    if "job_seq" in names:
         return
-    columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(usage)"))
+    columns = ", ".join(names)
     db.execute("DROP TABLE IF EXISTS usage_7")  # a migration cut short here before
     db.execute(f"CREATE TABLE {USAGE_TABLE.replace('usage', 'usage_7', 1)}")
     db.execute(
@@ -387,9 +395,9 @@ def _seals_from(db: sqlite3.Connection, key: bytes) -> int:
     """The first job sequence number whose result had to carry a seal, as a kernel of
     format 2 or 3 recorded it (``result_seals_from``: the number and its HMAC), the record
     then dropped; 0 (none may be sealed here) without one, or when its HMAC fails."""
-    row = db.execute("SELECT value FROM meta WHERE key=?", (_SEALS_FROM,)).fetchone()
+    row = _named(db, "SELECT value FROM meta WHERE key=?", (_SEALS_FROM,)).fetchone()
     db.execute("DELETE FROM meta WHERE key=?", (_SEALS_FROM,))
-    first, _, mac = ("" if row is None else str(row[0])).partition(":")
+    first, _, mac = ("" if row is None else str(row["value"])).partition(":")
     good = first.isdigit() and hmac.compare_digest(mac, result_seal(key, "", first, "seals-from"))
     return int(first) if good else 0
 
@@ -733,9 +741,9 @@ def _brought_forward(
     if graph is not None and program_digest((rewrite or Rewrite()).apply(graph)) == digest:
         digest = program_digest(graph)  # the stored graph is the one the old line attests
     policy = Policy()
-    row = db.execute("SELECT request FROM jobs WHERE job_id=?", (job_id,)).fetchone()
-    if row is not None and row[0] is not None:
-        policy = RunRequest.from_json(json.loads(row[0])).policy or policy
+    row = _named(db, "SELECT request FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    if row is not None and row["request"] is not None:
+        policy = RunRequest.from_json(json.loads(row["request"])).policy or policy
     request = RunRequest(
         program_digest=digest,
         shots=record["shots"],

@@ -26,6 +26,7 @@ import os
 import sqlite3
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from operator import is_, itemgetter
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,16 @@ class RunRow(msgspec.Struct, array_like=True, frozen=True):
     jobs: str
     summary: str | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Due:
+    """A PENDING webhook whose time has come (``outbox`` columns by name)."""
+
+    usage_id: str
+    body: bytes
+    #: Its attempts so far.
+    attempts: int
 
 
 _TRIGGER_COLUMNS = ", ".join(TriggerRow.__struct_fields__)
@@ -1721,12 +1732,14 @@ class Store:
         until: float | None,
         job_id: str | None,
         limit: int,
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[sqlite3.Row]:
         """``tenant``'s usage rows that ended in [since, until) (of ``job_id`` only,
-        unless None), newest first (columns: usage id, job id, tenant, state, end, then
-        the quantities)."""
+        unless None), newest first, read by their columns' names (``usage_id``,
+        ``job_id``, ``tenant``, ``state``, ``ended_at`` and the quantities)."""
         where, args = self._usage_where(tenant, since, until, job_id)
-        return self.db.execute(
+        cursor = self.db.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(
             f"SELECT {_USAGE_COLUMNS} FROM usage WHERE {where} "
             "ORDER BY ended_at DESC, rowid DESC LIMIT ?",
             (*args, limit),
@@ -1744,10 +1757,10 @@ class Store:
         ).fetchone()
         return int(count), Usage(**dict(zip(USAGE_FIELDS, totals, strict=True)))
 
-    def outbox_due(self, now: float, limit: int) -> list[tuple[str, bytes, int]]:
-        """(usage id, body, attempts so far) of PENDING webhooks due at ``now``, oldest first."""
+    def outbox_due(self, now: float, limit: int) -> list[Due]:
+        """The PENDING webhooks due at ``now``, oldest first."""
         return [
-            (str(usage_id), bytes(body), int(attempts))
+            Due(usage_id=str(usage_id), body=bytes(body), attempts=int(attempts))
             for usage_id, body, attempts in self.db.execute(
                 "SELECT usage_id, body, attempts FROM outbox WHERE state='PENDING' "
                 "AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",

@@ -6,8 +6,7 @@ running jobs bound to a closed one stop), found and listed (``q_open_chan``,
 
 from __future__ import annotations
 
-from typing import Any
-
+import qmk.abi.replies as replies
 from qmk.errors import CapabilityError, InvalidArgument, NotFoundError
 from qmk.kernel.admit.channels import STATES as CHANNEL_STATES
 from qmk.kernel.admit.channels import ChannelTable, check_fidelity
@@ -68,7 +67,7 @@ class ChannelDesk:
 
     async def open(
         self, session: Session, peer: str, channel_id: str | None, fidelity: float
-    ) -> dict[str, Any]:
+    ) -> replies.Channel:
         """``q_open_chan``: propose a channel to ``peer`` (``channel_id`` null) or accept
         its proposal."""
         self._check_link(session)
@@ -91,29 +90,31 @@ class ChannelDesk:
             "chan", channel_id=channel.channel_id, tenant=session.tenant, state=channel.state
         )
         await self.commits.durable()
-        return channel.to_json()
+        return channel.reply()
 
-    async def close(self, session: Session, channel_id: str) -> dict[str, Any]:
+    async def close(self, session: Session, channel_id: str) -> replies.Channel:
         """``q_close_chan``: close a channel (either end); the jobs bound to it stop."""
         channel = self.channels.close(session.tenant, channel_id)
         self.store.save_channel(channel.to_row())
         self.audit.append("chan", channel_id=channel_id, tenant=session.tenant, state="CLOSED")
         self.supervisor.channel_closed(channel_id)  # running jobs bound to it stop
         await self.commits.durable()
-        return channel.to_json()
+        return channel.reply()
 
-    def status(self, session: Session, channel_id: str) -> dict[str, Any]:
+    def status(self, session: Session, channel_id: str) -> replies.Channel:
         """``q_chan_status``: a channel of this tenant."""
-        return self.channels.get(channel_id, session.tenant).to_json()
+        return self.channels.get(channel_id, session.tenant).reply()
 
-    def listed(self, session: Session, state: str | None) -> dict[str, Any]:
+    def listed(self, session: Session, state: str | None) -> replies.ChannelList:
         """``q_list_channels``: this tenant's channels (either end), newest first."""
         if state is not None and state not in CHANNEL_STATES:
             raise InvalidArgument(
                 f"state must be one of {', '.join(CHANNEL_STATES)} or null, got {state!r}",
                 key="state",
             )
-        return {"channels": [c.to_json() for c in self.channels.of(session.tenant, state)]}
+        return replies.ChannelList(
+            channels=[c.reply() for c in self.channels.of(session.tenant, state)]
+        )
 
 
 __all__ = ["ChannelDesk"]

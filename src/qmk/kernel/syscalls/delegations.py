@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import qmk.abi.replies as replies
 from qmk import defaults
 from qmk.errors import CapabilityError, InvalidArgument, NotFoundError, QuotaError
 from qmk.kernel.clock import Clock
@@ -97,7 +98,7 @@ class DelegationDesk:
 
     async def delegate(
         self, session: Session, to_tenant: str, caps: Sequence[str], expires_s: float
-    ) -> dict[str, Any]:
+    ) -> replies.Delegation:
         """``q_delegate_caps`` of a checked ``session``."""
         now = self.clock.now()
         if not isinstance(to_tenant, str) or to_tenant not in self.config.tenants:
@@ -154,7 +155,7 @@ class DelegationDesk:
         }
         self.lines.write(now, session.tenant, "deleg", fields)
         await self.commits.durable()
-        return delegation.to_json(now)
+        return delegation.reply(now)
 
     def _check_lendable(self, session: Session, wanted: list[str]) -> None:
         """Audit the decision whether ``session`` may lend ``wanted`` (its tenant's own
@@ -193,12 +194,12 @@ class DelegationDesk:
             raise not_found(delegation_id)
         return held
 
-    async def revoke(self, session: Session, delegation_id: str) -> dict[str, Any]:
+    async def revoke(self, session: Session, delegation_id: str) -> replies.Delegation:
         """``q_revoke_delegation`` of a checked ``session``."""
         now = self.clock.now()
         delegation = self._delegation(delegation_id, session.tenant)
         if delegation.state(now) != "LIVE":
-            return delegation.to_json(now)
+            return delegation.reply(now)
         ended = delegation.revoked(now, by=session.tenant)
         self.delegations.drop(delegation.delegation_id)
         self.store.save_delegation(ended.to_row())
@@ -213,9 +214,9 @@ class DelegationDesk:
         }
         self.lines.write(now, session.tenant, "deleg", fields)
         await self.commits.durable()
-        return ended.to_json(now)
+        return ended.reply(now)
 
-    def listed(self, session: Session, state: str | None, limit: int) -> dict[str, Any]:
+    def listed(self, session: Session, state: str | None, limit: int) -> replies.DelegationList:
         """``q_list_delegations`` of a checked ``session``."""
         if state is not None and state not in DELEGATION_STATES:
             raise InvalidArgument(
@@ -232,10 +233,10 @@ class DelegationDesk:
         for row in rows:
             delegation = Delegation.from_row(row)
             if state is None or delegation.state(now) == state:
-                found.append(delegation.to_json(now))
+                found.append(delegation.reply(now))
             if len(found) == limit:
                 break
-        return {"delegations": found}
+        return replies.DelegationList(delegations=found)
 
 
 __all__ = ["DelegationDesk"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 
+import qmk.abi.replies as replies
 from qmk import defaults
 from qmk.errors import InvalidArgument
 from qmk.kernel.admit.admission import Admission, Allowed
@@ -23,6 +24,16 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
+
+
+class SubmitArgs(TypedDict):
+    """``q_submit``'s arguments bar the session (what ``q_device_submit`` passes on)."""
+
+    graph: Any
+    shots: int
+    seed: int | None
+    policy: Mapping[str, Any] | None
+    target: str
 
 
 class JobDesk:
@@ -69,7 +80,7 @@ class JobDesk:
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
         wait_ms: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """``q_submit`` with a checked ``session`` (a trigger's run has one of its
         owner's); with ``wait_ms``, the accepted job then waited for as ``q_wait`` waits
         (a bad ``wait_ms`` is refused before anything is checked or kept)."""
@@ -119,7 +130,8 @@ class JobDesk:
             self.admission.write_allowed(allowed)
             raise
         if job.warnings:  # the accepted answer says an option changed nothing
-            accepted["warnings"] = list(job.warnings)
+            warnings = [replies.CodedError.from_json(warning) for warning in job.warnings]
+            return msgspec.structs.replace(accepted, warnings=warnings)
         return accepted
 
     @staticmethod
@@ -129,7 +141,7 @@ class JobDesk:
         shots: int | None,
         seed: int | None,
         policy: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> SubmitArgs:
         """``q_device_submit``'s arguments as ``q_submit``'s (bar the session):
         ``device`` is the policy's ``preset`` (in place of the job's ``profile``);
         ``shots`` and ``seed`` null take the job's own (one shot when it gives none; a
@@ -143,19 +155,13 @@ class JobDesk:
             if policy is not None and not isinstance(policy, Mapping):
                 raise InvalidArgument("policy must be an object or null", key="policy")
             policy = {**(policy or {}), "preset": device}
-        return {
-            "graph": job,
-            "shots": shots,
-            "seed": seed,
-            "policy": policy,
-            "target": "neutral-atom",
-        }
+        return SubmitArgs(graph=job, shots=shots, seed=seed, policy=policy, target="neutral-atom")
 
-    def status(self, session: Session, job_id: str) -> dict[str, Any]:
+    def status(self, session: Session, job_id: str) -> replies.Job:
         """``q_status``: the job, with its result once COMPLETED."""
-        return self.supervisor.job(job_id, session.tenant).to_json()
+        return self.supervisor.job(job_id, session.tenant).reply()
 
-    async def wait(self, session: Session, job_id: str, timeout_ms: int) -> dict[str, Any]:
+    async def wait(self, session: Session, job_id: str, timeout_ms: int) -> replies.Job:
         """``q_wait``: the job once final or when ``timeout_ms`` passed."""
         _check_wait("timeout_ms", timeout_ms)
         job = self.supervisor.job(job_id, session.tenant)
@@ -163,37 +169,37 @@ class JobDesk:
 
     def result(
         self, session: Session, job_id: str, cursor: str | None, limit: int
-    ) -> dict[str, Any]:
+    ) -> replies.ResultPage:
         """``q_get_result``: a page of a COMPLETED job's counts
         (:meth:`~qmk.kernel.storage.results.Results.page`)."""
         job = self.supervisor.job(job_id, session.tenant)
-        return self.supervisor.results.page(job, cursor, limit)
+        return replies.ResultPage(**self.supervisor.results.page(job, cursor, limit))
 
     def artifacts(
         self, session: Session, job_id: str, name: str | None, offset: int, limit: int
-    ) -> dict[str, Any]:
+    ) -> replies.Artifacts:
         """``q_device_artifacts``: a device job's artifacts
         (:mod:`~qmk.kernel.storage.artifacts`), or with ``name`` a page of its records."""
         job = self.supervisor.job(job_id, session.tenant)
         store = self.supervisor.artifacts
         if name is None:
-            return {"state": job.state, **store.listing(job.job_id)}
+            return replies.Artifacts(state=job.state, **store.listing(job.job_id))
         if not isinstance(name, str):
             raise InvalidArgument(f"name must be a string or null, got {name!r}", key="name")
-        return {"state": job.state, **store.read(job.job_id, name, offset, limit)}
+        return replies.Artifacts(state=job.state, **store.read(job.job_id, name, offset, limit))
 
-    async def cancel(self, session: Session, job_id: str) -> dict[str, Any]:
+    async def cancel(self, session: Session, job_id: str) -> replies.Job:
         """``q_cancel``: dequeue the job, or kill its worker."""
         return await self.supervisor.cancel(self.supervisor.job(job_id, session.tenant))
 
-    async def checkpoint(self, session: Session, job_id: str) -> dict[str, Any]:
+    async def checkpoint(self, session: Session, job_id: str) -> replies.Checkpoint:
         """``q_checkpoint``: a checkpoint of the job (docs/kernel.md)."""
         self.reserve.check("a checkpoint")
         return await self.supervisor.checkpoint(self.supervisor.job(job_id, session.tenant))
 
     async def restore(
         self, session: Session, job_id: str, checkpoint_id: str | None
-    ) -> dict[str, Any]:
+    ) -> replies.Job:
         """``q_restore``: the job queued again from a checkpoint, after the same checks
         as a submit's."""
         self.admission.cpu.check(session.tenant, "a restore")
@@ -205,7 +211,7 @@ class JobDesk:
         await self.admission.readmit(session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
-    async def replay(self, session: Session, job_id: str) -> dict[str, Any]:
+    async def replay(self, session: Session, job_id: str) -> replies.Job:
         """``q_replay``: a new job with the same graph, shots, seed and policy (so the
         same counts), run again: the result cache never answers it (``cache: false``)."""
         self.admission.cpu.check(session.tenant, "a replay")
@@ -229,7 +235,7 @@ class JobDesk:
             job.request = msgspec.structs.replace(job.request, machine=request.machine)
         return await self.supervisor.accept(job)
 
-    def listed(self, session: Session, state: str | None, limit: int) -> dict[str, Any]:
+    def listed(self, session: Session, state: str | None, limit: int) -> replies.JobList:
         """``q_list_jobs``: the tenant's jobs, newest first, without results."""
         if state is not None and state not in J.STATES:
             raise InvalidArgument(
@@ -238,7 +244,7 @@ class JobDesk:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
         jobs = self.store.list_jobs(session.tenant, state, limit)
-        return {"jobs": [job.to_json(result=False) for job in jobs]}
+        return replies.JobList(jobs=[job.reply(result=False) for job in jobs])
 
 
 def _check_wait(name: str, value: object, *, nullable: bool = False) -> None:
@@ -261,4 +267,4 @@ def _check_wait(name: str, value: object, *, nullable: bool = False) -> None:
     raise InvalidArgument(f"{wanted}, got {shown}")
 
 
-__all__ = ["JobDesk"]
+__all__ = ["JobDesk", "SubmitArgs"]

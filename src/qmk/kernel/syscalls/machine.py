@@ -10,6 +10,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
+import qmk.abi.replies as replies
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import CapabilityError, InvalidArgument, QMKError
 from qmk.kernel.admit.channels import ChannelTable
@@ -56,20 +59,21 @@ class MachineDesk:
         self.audit = audit
         self.commits = commits
 
-    def telemetry(self, session: Session, job_id: str | None) -> dict[str, Any]:
+    def telemetry(self, session: Session, job_id: str | None) -> replies.Telemetry:
         """``q_get_telemetry``: a job's telemetry, or (``job_id`` null) the tenant's
         aggregate."""
         supervisor = self.supervisor
         if job_id is not None:
             job = supervisor.job(job_id, session.tenant)
-            reply = supervisor.telemetry(job)
             starts = supervisor.faults.of(job)
-            reply["device"] = {"starts": starts}
-            reply["faults"] = [action for start in starts for action in start.get("faults", ())]
-            reply["earlier_outcomes"] = self.store.earlier_outcomes(job.job_id)
-            return reply
-        stats = self.store.tenant_stats(session.tenant)
-        stats.update(
+            return msgspec.structs.replace(
+                supervisor.telemetry(job),
+                device={"starts": starts},
+                faults=[action for start in starts for action in start.get("faults", ())],
+                earlier_outcomes=self.store.earlier_outcomes(job.job_id),
+            )
+        return replies.Telemetry(
+            **self.store.tenant_stats(session.tenant),
             tenant=session.tenant,
             running=supervisor.running_jobs[session.tenant],
             queued=supervisor.queue.count(session.tenant),
@@ -80,15 +84,16 @@ class MachineDesk:
             ).to_json(),
             faults=list(supervisor.faults.log),
         )
-        return stats
 
-    def machine_status(self, session: Session, *, speedup: bool = False) -> dict[str, Any]:
+    def machine_status(self, session: Session, *, speedup: bool = False) -> replies.Machine:
         """``q_machine_status``: the shared machine now, as the session's tenant sees it
-        (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`)."""
+        (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`; a key it adds
+        is a field of :class:`~qmk.abi.replies.Machine` to add)."""
         operator = self.config.tenants[session.tenant].operator
-        return self.supervisor.machine.status(session.tenant, operator=operator, speedup=speedup)
+        status = self.supervisor.machine.status(session.tenant, operator=operator, speedup=speedup)
+        return replies.Machine(**status)
 
-    def resources(self, session: Session) -> dict[str, Any]:
+    def resources(self, session: Session) -> replies.Resources:
         """``q_resource_query``: the machine's inventory and this tenant's quota and usage."""
         from qmk.qec.logical import logical_model
 
@@ -97,8 +102,8 @@ class MachineDesk:
         model = logical_model(machine.profile, machine.qubit)
         supervisor = self.supervisor
         total = self.device.inventory().physical_qubits_up  # modules that are up
-        return {
-            "machine": {
+        return replies.Resources(
+            machine={
                 "physical_qubits_total": total,
                 "physical_qubits_in_use": supervisor.physical_in_use,
                 "physical_qubits_free": total - supervisor.physical_in_use,
@@ -111,25 +116,25 @@ class MachineDesk:
                 "epoch": supervisor.epoch,
                 "epoch_ms": self.config.epoch_ms,
             },
-            "tenant": session.tenant,
-            "quota": conf.quota(),
-            "usage": {
+            tenant=session.tenant,
+            quota=conf.quota(),
+            usage={
                 "logical_qubits": supervisor.logical_in_use[session.tenant],
                 "running_jobs": supervisor.running_jobs[session.tenant],
                 "queued_jobs": supervisor.queue.count(session.tenant),
                 "channels": self.channels.count(session.tenant),
             },
-            "device": self.device.to_json(
+            device=self.device.to_json(
                 supervisor.epoch, decoder_load=supervisor.placement.decoder_load
             ),
-        }
+        )
 
     async def calibrate(
         self,
         session: Session,
         calibration: Mapping[str, Any] | None,
         qubit: Mapping[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> replies.Device:
         """``q_calibrate``: a calibration and/or custom qubit parameters for every job
         started from now on (tenants with ``operator = true`` only); the device then."""
         from qmk.qec.logical import Calibration
@@ -167,8 +172,10 @@ class MachineDesk:
             qubit=None if params is None else params.to_json(),
         )
         await self.commits.durable()
-        return self.device.to_json(
-            self.supervisor.epoch, decoder_load=self.supervisor.placement.decoder_load
+        return replies.Device(
+            **self.device.to_json(
+                self.supervisor.epoch, decoder_load=self.supervisor.placement.decoder_load
+            )
         )
 
     def usage(
@@ -178,7 +185,7 @@ class MachineDesk:
         until: float | None,
         job_id: str | None,
         limit: int,
-    ) -> dict[str, Any]:
+    ) -> replies.Usage:
         """``q_usage``: the tenant's usage records of jobs that ended in [since, until)
         (``job_id``: of that job only), newest first, their totals and the invoice of the
         totals at the price table's prices."""
@@ -199,16 +206,16 @@ class MachineDesk:
             raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
         count, totals = self.store.usage_totals(session.tenant, since, until, job_id)
         rows = self.store.usage_rows(session.tenant, since, until, job_id, limit)
-        return {
-            "tenant": session.tenant,
-            "since": since,
-            "until": until,
-            "job_id": job_id,
-            "count": count,
-            "records": [usage_record(row) for row in rows],
-            "totals": totals.to_json(),
-            "invoice": invoice(totals, self.config.billing),
-        }
+        return replies.Usage(
+            tenant=session.tenant,
+            since=since,
+            until=until,
+            job_id=job_id,
+            count=count,
+            records=[usage_record(row) for row in rows],
+            totals=totals.to_json(),
+            invoice=invoice(totals, self.config.billing),
+        )
 
 
 __all__ = ["MachineDesk"]

@@ -10,8 +10,8 @@ import dataclasses
 import hmac
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
+import qmk.abi.replies as replies
 from qmk.errors import AuthError, InvalidArgument, SessionError
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig, TenantConfig
@@ -83,7 +83,7 @@ class SessionDesk:
         #: delegation ends with time).
         self._fits: dict[str, tuple[Session, TenantConfig]] = {}
 
-    async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> dict[str, Any]:
+    async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> replies.Session:
         """``q_negotiate_caps``: grant ``requested`` ∩ the tenant's allowed capabilities
         (its own, and those a live delegation lends it: ``delegated``)."""
         self._check_open()
@@ -118,15 +118,15 @@ class SessionDesk:
         )
         self.delegations.audit_use(session, delegated, where="negotiate")
         await self.commits.durable()
-        return {
-            "session_id": token,
-            "tenant": tenant,
-            "granted": granted,
-            "denied": denied,
-            "delegated": delegated,
-            "quota": conf.quota(),
-            "expires_at": session.expires_at,
-        }
+        return replies.Session(
+            session_id=token,
+            tenant=tenant,
+            granted=granted,
+            denied=denied,
+            delegated=delegated,
+            quota=conf.quota(),
+            expires_at=session.expires_at,
+        )
 
     async def _key_ok(self, tenant: object, conf: TenantConfig | None, key: object) -> bool:
         """Whether ``key`` is ``conf``'s tenant's key: a hash is checked by scrypt in a
