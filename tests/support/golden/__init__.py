@@ -45,7 +45,7 @@ UPDATE_VARIABLE = "QMK_GOLDEN"
 #: The tests' root: each room's golden files are in ``<room>/golden`` under it.
 TESTS = Path(__file__).resolve().parents[2]
 #: The modules of the example values, one per room.
-ROOMS = ("abi", "devices", "execution", "kernel", "qec", "qvm", "workflows")
+ROOMS = ("abi", "devices", "engines", "execution", "kernel", "qec", "qvm", "workflows")
 
 
 def updating() -> bool:
