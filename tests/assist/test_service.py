@@ -47,8 +47,8 @@ def test_a_question_is_answered_audited_step_by_step_and_never_stores_its_text(l
         return answer, _assist_lines(kernel, "a1")
 
     answer, lines = run_kernel(tmp_path, body, config=config)
-    assert answer["assist_id"] == "a1"
-    assert answer["tool_results"][0]["result"]["counts"]
+    assert answer.assist_id == "a1"
+    assert answer.tool_results[0]["result"]["counts"]
     assert [line["step"] for line in lines] == ["ask", "tool-call", "tool-result", "answer", "end"]
     assert all(line["tenant"] == "alice" for line in lines)
     assert lines[0]["chars"] == len("run a Bell pair")
@@ -72,7 +72,7 @@ def test_the_tenants_rate_refuses_with_retry_after(llama, tmp_path):
 
     refusal, answered = run_kernel(tmp_path, body, config=config)
     assert refusal.details["retry_after_s"] > 0
-    assert answered["program"] == BELL
+    assert answered.program == BELL
 
 
 def test_the_operator_can_turn_the_assistant_off(tmp_path):

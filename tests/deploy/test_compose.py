@@ -99,7 +99,7 @@ def test_a_rest_job_runs_on_the_dask_workers_and_prometheus_scrapes_it(stack):
         job = client.submit((EXAMPLES / "bell.qasm").read_text(), shots=300, seed=5)
         done = client.wait(job.job_id, timeout_ms=60_000)
         assert done.state == "COMPLETED", done
-        counts = client.call("q_get_result", job_id=job.job_id)["counts"]
+        counts = client.call("q_get_result", job_id=job.job_id).counts
     assert set(counts) <= {"00", "11"} and sum(counts.values()) == 300
 
     def scraped() -> list[Any]:

@@ -70,7 +70,7 @@ def test_the_image_runs_a_bell_job_over_rest_with_only_correlated_outcomes(serve
         job = client.submit((EXAMPLES / "bell.qasm").read_text(), shots=SHOTS, seed=SEED)
         done = client.wait(job.job_id, timeout_ms=60_000)
         assert done.state == "COMPLETED", done
-        counts = client.call("q_get_result", job_id=job.job_id)["counts"]
+        counts = client.call("q_get_result", job_id=job.job_id).counts
     # a Bell pair measured twice: only 00 and 11, every shot counted
     assert set(counts) <= {"00", "11"}
     assert sum(counts.values()) == SHOTS
