@@ -4,16 +4,20 @@ own codes, and results equal to the in-process emulator's at the same seed."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import msgspec
 import pytest
 
 from qmk.devices.neutral_atom.compile import compile_program
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.errors import CapabilityError, InvalidArgument, ProgramError, QuotaError
+from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.qvm.asm import assemble
-from support.kernel import run_kernel
+from support.kernel import BELL, run_kernel
+from support.offloop import Gate, held_while_other_answered
 
 KEYS = {"dave": "dave-key", "erin": "erin-key"}
 
@@ -203,3 +207,80 @@ def test_the_tenant_quota_lists_the_device_limits(tmp_path):
 
     reply = run_kernel(tmp_path, body, config=device_config())
     assert reply.quota["max_atoms"] == 8 and reply.quota["max_device_time_s"] == 0.5
+
+
+def submitted(kernel: Any, sid: str, job: Any, **more: Any) -> Any:
+    """``q_submit`` of a device job to the neutral-atom target, at its own shots."""
+    shots = job.get("shots", 1) if isinstance(job, dict) else 1
+    return kernel.q_submit(session_id=sid, graph=job, shots=shots, target="neutral-atom", **more)
+
+
+def spread(n: int) -> dict[str, Any]:
+    """A job of 3 atoms on hardware of ``n`` positions (a chain, 1 um apart)."""
+    return {**ghz_job(3), "hardware": {"positions": [[1.0 * k, 0.0] for k in range(n)]}}
+
+
+@pytest.mark.parametrize(
+    "job",
+    [spread(5000), {"program": [{"op": "AllocArray", "n_qubits": 10**6}]}],
+    ids=["positions", "atoms-allocated"],
+)
+def test_a_device_job_past_the_graph_cap_is_refused_before_any_of_it_is_built(tmp_path, job):
+    config = msgspec.structs.replace(device_config(), max_graph_nodes=1000)
+
+    async def body(kernel):
+        sid = await session(kernel, "dave")
+        with pytest.raises(QuotaError) as caught:
+            await submitted(kernel, sid, job)
+        small = await submitted(kernel, sid, spread(8))  # within the cap: read as always
+        return caught.value, small
+
+    error, small = run_kernel(tmp_path, body, config=config)
+    assert error.code == "QS1006" and error.details["limit"] == "max_graph_nodes"
+    assert error.details["value"] == 1000 and error.details["needed"] > 1000
+    assert "nothing was built" in error.message
+    assert small.state == "QUEUED"
+
+
+def test_a_device_job_is_read_and_checked_off_the_loop_while_another_tenant_is_answered(
+    tmp_path, monkeypatch
+):
+    import qmk.devices.neutral_atom.validate as validate_module
+
+    async def body(kernel):
+        gate = Gate(threading.get_ident())
+        monkeypatch.setattr(
+            validate_module, "validate_job", gate.wrap(validate_module.validate_job)
+        )
+        dave, erin = await session(kernel, "dave"), await session(kernel, "erin")
+        erins = await kernel.q_submit(session_id=erin, graph=BELL, shots=1, seed=1)
+        status, accepted = await held_while_other_answered(
+            gate,
+            submitted(kernel, dave, ghz_job(4)),
+            lambda: kernel.q_status(session_id=erin, job_id=erins.job_id),
+        )
+        assert status.job_id == erins.job_id
+        assert accepted.state == "QUEUED", accepted
+        assert gate.on_loop == 0
+
+    run_kernel(tmp_path, body, workers=1, config=device_config())
+
+
+def test_a_device_job_is_read_on_its_tenants_cpu_budget_and_not_past_it(tmp_path):
+    clock = ManualClock(start=1000.0)
+    config = device_config()
+    dave = msgspec.structs.replace(config.tenants["dave"], cpu_burst_s=1e-9, cpu_s_per_s=1.0)
+    config = msgspec.structs.replace(config, tenants={**config.tenants, "dave": dave})
+
+    async def body(kernel):
+        sid = await session(kernel, "dave")
+        first = await submitted(kernel, sid, ghz_job(4))  # it spends past the nanosecond
+        with pytest.raises(QuotaError) as caught:
+            await submitted(kernel, sid, ghz_job(5))
+        clock.advance(caught.value.details["retry_after_s"])
+        again = await submitted(kernel, sid, ghz_job(5))
+        return first, caught.value, again
+
+    first, refusal, again = run_kernel(tmp_path, body, config=config, clock=clock)
+    assert first.state == again.state == "QUEUED"
+    assert refusal.details["limit"] == "cpu_s_per_s" and refusal.details["retry_after_s"] > 0

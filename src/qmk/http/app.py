@@ -35,7 +35,7 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode, encode_parts
+from qmk.abi.jsonrpc import THREAD_BYTES, check_param_numbers, decode_soon_marked, encode, encode_parts
 from qmk.abi.methods import JsonType, bind_params
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
@@ -49,6 +49,7 @@ from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.stream import EventStreamResponse, PartsResponse, json_response
 from qmk.http.tracing import Tracing
+from qmk.qvm.graph import free_value_in_pieces
 
 ACCESS = logging.getLogger("qmk.http.access")
 JOBS = logging.getLogger("qmk.http.jobs")
@@ -156,6 +157,12 @@ def _problem(
     if body["status"] == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
     return Response(encode(body), body["status"], headers=extra, media_type=problems.PROBLEM_JSON)
+
+
+def _big_body(request: Request) -> bool:
+    """Whether the request's body (its ``content-length``) was decoded in a thread."""
+    length = request.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) >= THREAD_BYTES
 
 
 def _bearer(request: Request) -> str:
@@ -417,7 +424,11 @@ class Api:
                     params["idempotency_key"] = key
             params.update(fixed)
             bound = bind_params(spec, params)
-            result = await door.call(visitor, spec.name, bound, program=program)
+            try:
+                result = await door.call(visitor, spec.name, bound, program=program)
+            finally:
+                if _big_body(request):  # answered: what it decoded, freed off the loop
+                    await asyncio.to_thread(free_value_in_pieces, params)
             return _json(result, route.status, _result_headers(result, route.status))
 
         return handler

@@ -7,7 +7,6 @@ and listed (``q_submit``, ``q_status``, ``q_wait``, ``q_get_result``,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
@@ -98,22 +97,15 @@ class JobDesk:
                 return await self.supervisor.wait(job, 0 if wait_ms is None else wait_ms / 1000)
         self.reserve.check("a submit")
         self.admission.cpu.check(session.tenant, "a submit")
-        # a big QVM graph: read and verified off the loop
-        prepared = await self.admission.prepare(session.tenant, graph, target=target)
+        # the program, read by the one reader (a big one, and a device job, off the loop)
+        read = await self.admission.read(session.tenant, graph, target=target)
         self._check_open()
         # the capability check that allows the program goes on the job's QUEUED line; a
         # submit refused (or failing) after it writes it as its cap line instead
         allowed: list[Allowed] = []
         try:
             job = await self.admission.admit(
-                session,
-                graph,
-                shots,
-                seed,
-                policy,
-                target=target,
-                prepared=prepared,
-                allowed=allowed,
+                session, read, shots, seed, policy, target=target, allowed=allowed
             )
             self.delegations.audit_use(
                 session, job.required_caps, where="submit", job_id=job.job_id
@@ -220,16 +212,10 @@ class JobDesk:
         text = old.stored_program()  # QK310 for a text not the one the kernel sealed
         request = old.request
         policy = {**old.policy.to_json(), **request.target_options, "cache": False}
-        prepared = await self.admission.prepare_stored(session.tenant, text, target=request.target)
+        read = await self.admission.read(session.tenant, text, target=request.target)
         self._check_open()
         job = await self.admission.admit(
-            session,
-            None if prepared is not None else json.loads(text),
-            old.shots,
-            old.seed,
-            policy,
-            target=request.target,
-            prepared=prepared,
+            session, read, old.shots, old.seed, policy, target=request.target
         )
         if request.machine is not None:  # the same waits on the shared machine, too
             job.request = msgspec.structs.replace(job.request, machine=request.machine)
