@@ -198,7 +198,7 @@ class QMKBackend(BackendV2):
                 meaning here (QL104), or a circuit QMK cannot lower (naming the
                 instruction).
         """
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         unknown = sorted(set(options) - set(self.options.__dict__))
         if unknown:
@@ -469,7 +469,7 @@ class EstimatorV2(BaseEstimatorV2):
         return PrimitiveResult(results, metadata={"version": 2})
 
     def _exact(self, pub: EstimatorPub) -> PubResult:
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         bound = np.asarray(pub.parameter_values.bind_all(pub.circuit), dtype=object)
         index = np.arange(bound.size).reshape(bound.shape)

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from qmk.devices.neutral_atom.emulator import run_job
-from qmk.execution.executor import build_request
+from qmk.execution.runs import build_request
 from qmk.execution.surgery import SurgeryTarget
 from qmk.frontends import read_program
 from support.cli import qmk

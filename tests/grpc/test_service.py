@@ -26,7 +26,7 @@ from qmk.errors import (
     SessionError,
     StateError,
 )
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import read_program
 from qmk.grpc.client import Client
 from qmk.grpc.schema import messages

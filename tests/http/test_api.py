@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from qmk.abi.methods import METHODS
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import read_program
 from qmk.http.client import RestClient
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES

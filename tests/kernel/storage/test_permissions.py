@@ -52,7 +52,7 @@ def mode(path: Path) -> int:
 
 def a_state() -> object:
     """A real execution state: FENCED stopped at its first fence."""
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
     from qmk.execution.trajectories import Suspended
 
     class AtFirstFence:
