@@ -30,9 +30,9 @@ def _option(command: str, dest: str) -> argparse.Action:
 
 
 def test_shots_default_alike_everywhere():
+    from qmk._front import run
     from qmk.abi.methods import METHODS
     from qmk.execution.request import RunRequest
-    from qmk._front import run
     from qmk.kernel.service import Kernel
 
     assert _default(run, "shots") == defaults.SHOTS  # qmk.run: every in-process run
@@ -63,8 +63,8 @@ def test_the_qiskit_backend_runs_the_default_shots_profile_and_qubit():
 
 def test_noise_defaults_alike_for_qmk_run_the_run_request_kernel_jobs_and_qiskit():
     pytest.importorskip("qiskit")
-    from qmk.execution.request import Policy, RunRequest
     from qmk._front import run
+    from qmk.execution.request import Policy, RunRequest
     from qmk.qiskit import QMKBackend
 
     assert _default(run, "noise") is defaults.NOISE
@@ -76,8 +76,8 @@ def test_noise_defaults_alike_for_qmk_run_the_run_request_kernel_jobs_and_qiskit
 
 
 def test_profile_and_qubit_default_alike_everywhere():
-    from qmk.execution.request import RunRequest
     from qmk._front import run
+    from qmk.execution.request import RunRequest
     from qmk.kernel.config import MachineConfig
     from qmk.qec.logical import logical_model
 

@@ -1,4 +1,5 @@
-"""Neutral-atom device jobs through a real in-process kernel (``q_device_submit``): the
+"""Neutral-atom device jobs through a real in-process kernel (``q_submit`` to the target
+``neutral-atom``): the
 capability, the quotas in atoms and device time, validation at admission with the device's
 own codes, and results equal to the in-process emulator's at the same seed."""
 
@@ -17,6 +18,7 @@ from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.qvm.asm import assemble
 from support.kernel import BELL, run_kernel
+from support.neutral_atom import device_submit
 from support.offloop import Gate, held_while_other_answered
 
 KEYS = {"dave": "dave-key", "erin": "erin-key"}
@@ -64,7 +66,7 @@ def test_a_device_job_completes_with_the_counts_of_the_in_process_emulator(tmp_p
 
     async def body(kernel):
         sid = await session(kernel, "dave")
-        accepted = await kernel.q_device_submit(session_id=sid, job=job)
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=job)
         done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
         telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=accepted.job_id)
         return done, telemetry
@@ -85,8 +87,8 @@ def test_shots_seed_and_device_given_at_submit_replace_the_jobs_own(tmp_path):
 
     async def body(kernel):
         sid = await session(kernel, "dave")
-        accepted = await kernel.q_device_submit(
-            session_id=sid, job=job, device="ideal_small_array", shots=300, seed=99
+        accepted = await device_submit(
+            kernel.q_submit, session_id=sid, job=job, device="ideal_small_array", shots=300, seed=99
         )
         first = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
         again = await kernel.q_replay(session_id=sid, job_id=accepted.job_id)
@@ -115,7 +117,7 @@ def test_a_compiled_program_runs_as_a_device_job(tmp_path):
 
     async def body(kernel):
         sid = await session(kernel, "dave")
-        accepted = await kernel.q_device_submit(session_id=sid, job=job)
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=job)
         return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=device_config())
@@ -128,7 +130,7 @@ def test_without_the_device_capability_a_job_is_refused_and_the_refusal_audited(
     async def body(kernel):
         sid = await session(kernel, "erin")
         with pytest.raises(CapabilityError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=ghz_job(3))
+            await device_submit(kernel.q_submit, session_id=sid, job=ghz_job(3))
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -150,7 +152,7 @@ def test_quotas_in_atoms_and_device_time_refuse_with_their_limit(tmp_path, job, 
     async def body(kernel):
         sid = await session(kernel, "dave")
         with pytest.raises(QuotaError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=job)
+            await device_submit(kernel.q_submit, session_id=sid, job=job)
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -182,7 +184,7 @@ def test_a_job_the_device_would_refuse_is_refused_at_submit_with_its_code(
     async def body(kernel):
         sid = await session(kernel, "dave")
         with pytest.raises(ProgramError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=job, device=device)
+            await device_submit(kernel.q_submit, session_id=sid, job=job, device=device)
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -193,7 +195,9 @@ def test_an_unknown_device_policy_key_is_refused(tmp_path):
     async def body(kernel):
         sid = await session(kernel, "dave")
         with pytest.raises(InvalidArgument) as caught:
-            await kernel.q_device_submit(session_id=sid, job=ghz_job(3), policy={"engine": "x"})
+            await device_submit(
+                kernel.q_submit, session_id=sid, job=ghz_job(3), policy={"engine": "x"}
+            )
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())

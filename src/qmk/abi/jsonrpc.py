@@ -65,7 +65,7 @@ from qmk.abi.errors import (
     ParseError,
     RpcError,
 )
-from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params
+from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params, unknown
 from qmk.abi.replies import Reply
 from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import COMPACT_PIECE, GraphText, free_value_in_pieces, promote_young
@@ -1020,7 +1020,7 @@ class RpcCore:
         if spec is None or getattr(self.target, method, None) is None:
             spec = SOCKET_METHODS.get(method)
             if spec is None:
-                raise MethodNotFound(f"no method {method!r}", method=method)
+                raise unknown(method)
             if caller is None or caller.watches is None:
                 raise MethodNotFound(
                     f"{method} is answered on a JSON-RPC socket connection only", method=method

@@ -35,8 +35,14 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import THREAD_BYTES, check_param_numbers, decode_soon_marked, encode, encode_parts
-from qmk.abi.methods import JsonType, bind_params
+from qmk.abi.jsonrpc import (
+    THREAD_BYTES,
+    check_param_numbers,
+    decode_soon_marked,
+    encode,
+    encode_parts,
+)
+from qmk.abi.methods import METHODS, JsonType, bind_params
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
@@ -157,6 +163,23 @@ def _problem(
     if body["status"] == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
     return Response(encode(body), body["status"], headers=extra, media_type=problems.PROBLEM_JSON)
+
+
+def _no_route(method: str, path: str) -> MethodNotFound:
+    """The refusal of a request no route takes, naming the closest route of its method
+    (a removed syscall's route is told where its replacement is)."""
+    from qmk.errors import closest
+
+    routes = {r.path: r.syscall for r in SYSCALL_ROUTES if r.method == method}
+    near = closest(path, routes)
+    if near is None:
+        return MethodNotFound(f"no route {method} {path}")
+    syscall = routes[near]
+    doc = METHODS[syscall].doc.split(";")[0]
+    return MethodNotFound(
+        f"no route {method} {path}; did you mean {method} {near} ({syscall}: {doc})?",
+        closest=f"{method} {near}",
+    )
 
 
 def _big_body(request: Request) -> bool:
@@ -759,7 +782,7 @@ def create_app(
         if status == 405:
             error = MethodNotFound(f"{request.method} is not a method of {request.url.path}")
         else:
-            error = MethodNotFound(f"no route {request.method} {request.url.path}")
+            error = _no_route(request.method, request.url.path)
         return _problem(error, request.url.path, status=status)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})

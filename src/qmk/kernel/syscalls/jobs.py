@@ -2,13 +2,13 @@
 supervisor), found, waited for, paged through, cancelled, checkpointed, restored, replayed
 and listed (``q_submit``, ``q_status``, ``q_wait``, ``q_get_result``,
 ``q_device_artifacts``, ``q_cancel``, ``q_checkpoint``, ``q_restore``, ``q_replay``,
-``q_list_jobs``; ``q_device_submit``'s arguments as ``q_submit``'s).
+``q_list_jobs``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any
 
 import msgspec
 
@@ -23,16 +23,6 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
-
-
-class SubmitArgs(TypedDict):
-    """``q_submit``'s arguments bar the session (what ``q_device_submit`` passes on)."""
-
-    graph: Any
-    shots: int
-    seed: int | None
-    policy: Mapping[str, Any] | None
-    target: str
 
 
 class JobDesk:
@@ -125,29 +115,6 @@ class JobDesk:
             warnings = [replies.CodedError.from_json(warning) for warning in job.warnings]
             return msgspec.structs.replace(accepted, warnings=warnings)
         return accepted
-
-    @staticmethod
-    def device_submit(
-        job: Any,
-        device: str | None,
-        shots: int | None,
-        seed: int | None,
-        policy: Mapping[str, Any] | None,
-    ) -> SubmitArgs:
-        """``q_device_submit``'s arguments as ``q_submit``'s (bar the session):
-        ``device`` is the policy's ``preset`` (in place of the job's ``profile``);
-        ``shots`` and ``seed`` null take the job's own (one shot when it gives none; a
-        seed drawn when it gives none)."""
-        wire = job if isinstance(job, Mapping) else {}
-        if shots is None:
-            shots = wire.get("shots", 1)
-        if seed is None:
-            seed = wire.get("seed")
-        if device is not None:
-            if policy is not None and not isinstance(policy, Mapping):
-                raise InvalidArgument("policy must be an object or null", key="policy")
-            policy = {**(policy or {}), "preset": device}
-        return SubmitArgs(graph=job, shots=shots, seed=seed, policy=policy, target="neutral-atom")
 
     def status(self, session: Session, job_id: str) -> replies.Job:
         """``q_status``: the job, with its result once COMPLETED."""
@@ -253,4 +220,4 @@ def _check_wait(name: str, value: object, *, nullable: bool = False) -> None:
     raise InvalidArgument(f"{wanted}, got {shown}")
 
 
-__all__ = ["JobDesk", "SubmitArgs"]
+__all__ = ["JobDesk"]
