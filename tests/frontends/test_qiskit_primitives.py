@@ -285,34 +285,30 @@ def test_each_control_flow_form_runs_as_on_aer(build, reference):
     assert_same_distribution(ours.result().get_counts(), theirs, build.__name__)
 
 
-def _switch_on_an_expression() -> QuantumCircuit:
+def _switch_on(expression: bool) -> QuantumCircuit:
+    """X on qubit 2 where the register c, measured, is 1, else RY: by a switch on ``c ^ 1``
+    (case 0), or on ``c`` (case 1)."""
     from qiskit.circuit.classical import expr
 
     c, out = ClassicalRegister(2, "c"), ClassicalRegister(2, "out")
     qc = QuantumCircuit(QuantumRegister(3), c, out)
     qc.h([0, 1])
     qc.measure([0, 1], c)
-    with qc.switch(expr.bit_xor(c, 1)) as case:
-        with case(0):
+    with qc.switch(expr.bit_xor(c, 1) if expression else c) as case:
+        with case(0 if expression else 1):
             qc.x(2)
         with case(case.DEFAULT):
             qc.ry(0.7, 2)
     qc.measure([1, 2], out)
     return qc
+
+
+def _switch_on_an_expression() -> QuantumCircuit:
+    return _switch_on(expression=True)
 
 
 def _switch_on_the_register() -> QuantumCircuit:
-    c, out = ClassicalRegister(2, "c"), ClassicalRegister(2, "out")
-    qc = QuantumCircuit(QuantumRegister(3), c, out)
-    qc.h([0, 1])
-    qc.measure([0, 1], c)
-    with qc.switch(c) as case:  # c ^ 1 == 0 where c == 1
-        with case(1):
-            qc.x(2)
-        with case(case.DEFAULT):
-            qc.ry(0.7, 2)
-    qc.measure([1, 2], out)
-    return qc
+    return _switch_on(expression=False)
 
 
 def _store_in_a_var() -> QuantumCircuit:

@@ -29,16 +29,7 @@ Choosing how to run the shots (telemetry ``mode``):
 Results list events in ``resources.events`` order, first event leftmost; the same
 program and seed give the same counts every time.
 
->>> from qmk.qvm.asm import assemble
->>> bell = assemble('''
-... .caps CAP_ALLOC
-... a: ALLOC_LQ vq:q0, vq:q1
-... h: APPLY_H vq:q0
-... c: APPLY_CNOT vq:q0, vq:q1
-... m0: MEASURE_Z vq:q0, out:m0
-... m1: MEASURE_Z vq:q1, out:m1
-... f: FREE_LQ vq:q0, vq:q1
-... ''')
+>>> bell = "examples/bell.qvm.json"
 >>> from qmk.execution.request import RunRequest
 >>> request = RunRequest(program_digest="ab" * 32, shots=1000, seed=7)
 >>> result = execute(load_program(bell), request)
