@@ -911,9 +911,11 @@ class RpcCore:
             return await self._message_parts(message, caller, suspect)
         finally:
             charge()
-            # answered: what the line decoded to, freed off the loop (a QVM graph went on
-            # as its text; a refused device job of a million positions had not)
-            await asyncio.to_thread(free_value_in_pieces, message)
+            # answered: the program the line decoded to, freed off the loop (a QVM graph
+            # went on as its text; a refused device job of a million positions had not)
+            params = message.get("params") if type(message) is dict else None
+            if type(params) is dict and type(params.get("graph")) is dict:
+                await asyncio.to_thread(free_value_in_pieces, params["graph"])
 
     async def handle_message(
         self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True

@@ -450,8 +450,9 @@ class Api:
             try:
                 result = await door.call(visitor, spec.name, bound, program=program)
             finally:
-                if _big_body(request):  # answered: what it decoded, freed off the loop
-                    await asyncio.to_thread(free_value_in_pieces, params)
+                graph = params.get(GRAPH_PARAM)
+                if _big_body(request) and type(graph) is dict:  # answered: freed off the loop
+                    await asyncio.to_thread(free_value_in_pieces, graph)
             return _json(result, route.status, _result_headers(result, route.status))
 
         return handler
