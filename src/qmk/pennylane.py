@@ -313,7 +313,7 @@ class QMKDevice(Device):
         """The program's :class:`~qmk.execution.gradient.Gradient`, through the logical
         target (the one way programs run)."""
         from qmk.execution import target as targets
-        from qmk.execution.executor import build_request
+        from qmk.execution.runs import build_request
 
         target = targets.get(defaults.TARGET)
         program = target.read(graph)
