@@ -163,7 +163,7 @@ class Kernel:
         )
         self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
-        self.admission.machine_holds = self.supervisor.machine.holds
+        self.admission.quotas.machine_holds = self.supervisor.machine.holds
         # the syscalls' work by concern (qmk.kernel.syscalls)
         #: Delegations: lent, revoked, listed; what they lend a tenant now.
         self.delegation_desk = DelegationDesk(

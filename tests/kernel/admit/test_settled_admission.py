@@ -206,14 +206,14 @@ def test_the_checks_of_the_moment_refuse_a_kept_program_as_the_full_checks_do(
         await admit(admission, session, _graph(), 100, 1, None)  # kept again
 
         # the queue full: max_queued_jobs
-        admission.machine_holds = lambda tenant: 50
+        admission.quotas.machine_holds = lambda tenant: 50
         with pytest.raises(QuotaError) as kept:
             await admit(admission, session, _graph(), 100, 2, None)
         with pytest.raises(QuotaError) as full:
             await _full(admission, session, _graph(), 100, 2, None)
         assert _refusal(kept.value) == _refusal(full.value)
         assert kept.value.details["limit"] == "max_queued_jobs"
-        admission.machine_holds = lambda tenant: 0
+        admission.quotas.machine_holds = lambda tenant: 0
         await admit(admission, session, _graph(), 100, 1, None)  # kept again
 
         # the machine's only module down: the job fits nothing up

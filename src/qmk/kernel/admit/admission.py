@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,12 +71,12 @@ from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
+from qmk.kernel.admit.quotas import Quotas
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.errors import MachineError
 from qmk.kernel.records.jobs import (
     Job,
     honour_set_policy,
@@ -95,11 +95,9 @@ from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.qvm.limits import Limits
-from qmk.rate import TokenBucket
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
-    from qmk.kernel.machine.spec import MachineSpec
 
 #: A submit's capability check that allowed its program, kept for its job's QUEUED line
 #: (:meth:`Admission.admit`): the tenant, the session and the capabilities required.
@@ -116,7 +114,6 @@ _UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
 _ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The shared machine's refusal of a job no placement holds (``QK501``).
-_UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
 #: The share of a worker's memory cap a state (and its working copy) may take; the rest
 #: is the worker's own (Python, numpy, stim).
 WORKER_STATE_SHARE = 0.75
@@ -213,10 +210,6 @@ class Admission:
         #: Device jobs' artifacts (set by the kernel: :mod:`~qmk.kernel.storage.artifacts`),
         #: for their quota.
         self.artifacts: Any = None
-        #: How many of a tenant's queued jobs wait on the shared machine for their
-        #: schedule (set by the kernel: :mod:`~qmk.kernel.running.shared_machine`), for
-        #: ``max_queued_jobs``.
-        self.machine_holds: Callable[[str], int] = lambda tenant: 0
         self.channels = channels
         self.queue = queue
         self.audit = audit
@@ -224,7 +217,6 @@ class Admission:
         self.clock = clock
         self.device = device or device_for(config)
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
-        self._machine: MachineSpec | None = None  # the floorplan, for a refusal
         #: The firewall's answers without channels bound, by (graph text, tenant).
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
         #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
@@ -232,7 +224,8 @@ class Admission:
         self._policies: Memo[Policy] = Memo(PLAN_CACHE_SIZE)  # parsed, by their JSON
         #: What admit made of a program, for its next job (:mod:`~qmk.kernel.admit.settled`).
         self.settled = SettledAnswers(PLAN_CACHE_SIZE)
-        self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
+        #: the tenants' limits: priority, room, queue room, verification rate
+        self.quotas = Quotas(config, queue=queue, clock=clock, device=self.device, results=results)
         self.cpu = CpuBudget(
             rate=lambda tenant: self.config.tenants[tenant].cpu_s_per_s,
             burst=lambda tenant: self.config.tenants[tenant].cpu_burst_s,
@@ -266,8 +259,8 @@ class Admission:
             return await self._read_own(tenant, graph, entry)
         if isinstance(graph, str):  # a stored graph: the compact JSON admit stored
             return await self._read_stored(tenant, graph)
-        count = self._check_size(graph)
-        self.charge(tenant, count)
+        count = self.quotas.check_size(graph)
+        self.quotas.charge(tenant, count)
         if count < OFFLOAD_NODES:
             # a wire graph's text, verified before: no program work to charge (the CPU
             # clock is read twice a block: two system calls, more than the look-ups)
@@ -304,7 +297,7 @@ class Admission:
         nodes = verified_nodes(text)  # a replay of a kept program: known, not counted
         if nodes is None:
             nodes = _nodes_in(text)
-        self.charge(tenant, min(nodes, self.config.max_graph_nodes))
+        self.quotas.charge(tenant, min(nodes, self.config.max_graph_nodes))
         if len(text) < OFFLOAD_BYTES:
             with self.cpu.on_loop(tenant):
                 return Read(text, self._verify(text))
@@ -416,7 +409,7 @@ class Admission:
             epoch_s=self.config.epoch_ms / 1000,
             machine_profile=self.config.machine.profile,
         )
-        self._check_priority(tenant, parsed.priority)
+        self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
         warnings: tuple[dict[str, str], ...] = ()
@@ -428,8 +421,8 @@ class Admission:
         if not entry.logical_machine:  # its own physics: the target checks it compiling
             request = self._run_request(text, entry, options, shots, seed, parsed)
             footprint = await self._compiled(tenant, program, request, entry)
-            self._check_room(footprint.physical_qubits, qubits, footprint=footprint)
-            self.check_queue_room(tenant)
+            self.quotas.check_room(footprint.physical_qubits, qubits, footprint=footprint)
+            self.quotas.check_queue_room(tenant)
             job = self._job(
                 session,
                 text,
@@ -450,7 +443,7 @@ class Admission:
             tenant, text, program, parsed, noise_model, calibration
         )
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
-        spanning = physical > max(self.device.capacities) and len(self._up()) > 1
+        spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
             text, program, qubits, physical = await _span(
@@ -494,8 +487,8 @@ class Admission:
                     cacheable=_cacheable(request),
                 ),
             )
-        self._check_room(physical, qubits, spanning=spanning, footprint=placed)
-        self.check_queue_room(tenant)
+        self.quotas.check_room(physical, qubits, spanning=spanning, footprint=placed)
+        self.quotas.check_queue_room(tenant)
         job = self._job(
             session,
             text,
@@ -520,14 +513,14 @@ class Admission:
     ) -> Job:
         """:meth:`admit` of a job whose answer was ``kept`` but for its seed: the checks
         of the moment run as the full path runs them, in its order."""
-        self._check_priority(session.tenant, kept.policy.priority)
+        self.quotas.check_priority(session.tenant, kept.policy.priority)
         self._check_caps(session, kept.program.required_caps, "submit", allowed)
         seed = seed if given_seed else draw_seed()
         request = msgspec.structs.replace(
             kept.request, seed=seed, target_options={}, engine_options={}
         )
-        self._check_room(kept.physical, kept.qubits, footprint=kept.footprint)
-        self.check_queue_room(session.tenant)
+        self.quotas.check_room(kept.physical, kept.qubits, footprint=kept.footprint)
+        self.quotas.check_queue_room(session.tenant)
         job = self._job(
             session,
             text,
@@ -630,11 +623,11 @@ class Admission:
         tenant = session.tenant
         text, program = read.text, read.program
         self._check_caps(session, program.required_caps, "submit", allowed)
-        self._check_priority(tenant, policy.priority)
+        self.quotas.check_priority(tenant, policy.priority)
         request = self._run_request(text, entry, options, shots, seed, policy)
         footprint = await self._compiled(tenant, program, request, entry)
         _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
-        self.check_queue_room(tenant)
+        self.quotas.check_queue_room(tenant)
         streams = entry.streams and options.get("stream") and self.artifacts is not None
         if streams and self.artifacts.full(tenant):
             raise QuotaError(
@@ -660,13 +653,13 @@ class Admission:
         entry = _target(job.request.target)
         program = (await self.read(job.tenant, job.graph, target=entry.name)).program
         if entry.program != "qvm":  # no logical qubits, no firewall
-            self._check_priority(job.tenant, job.priority)
+            self.quotas.check_priority(job.tenant, job.priority)
             self._check_caps(session, program.required_caps, "restore")
             if job.state != "QUEUED":
-                self.check_queue_room(job.tenant)
+                self.quotas.check_queue_room(job.tenant)
             job.caps = session.caps
             return
-        self._check_priority(job.tenant, job.priority)
+        self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
         spanning = spans(job, self.device)
@@ -674,9 +667,9 @@ class Admission:
             # it never had its schedule: it arrives at the shared machine anew
             job.footprint = await self._compiled(job.tenant, program, job.request, entry)
         footprint = None if spanning else job.footprint
-        self._check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
+        self.quotas.check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
         if job.state != "QUEUED":
-            self.check_queue_room(job.tenant)
+            self.quotas.check_queue_room(job.tenant)
         job.caps = session.caps
 
     def _run_request(
@@ -727,16 +720,6 @@ class Admission:
             return msgspec.structs.replace(request, profile=profile)
         return request
 
-    def _check_priority(self, tenant: str, priority: int) -> None:
-        """``priority`` is within the tenant's ``max_priority``."""
-        limit = self.config.tenants[tenant].max_priority
-        if priority > limit:
-            raise QuotaError(
-                f"priority {priority} is above tenant {tenant!r}'s max_priority {limit}",
-                limit="max_priority",
-                value=limit,
-            )
-
     def _check_caps(
         self,
         session: Session,
@@ -767,138 +750,6 @@ class Admission:
                 required=required,
                 decision="allow",
             )
-
-    def _up(self) -> list[int]:
-        return modules_up(self.device)
-
-    def _check_room(
-        self,
-        physical: int,
-        qubits: Mapping[str, int],
-        *,
-        spanning: bool = False,
-        footprint: Footprint | None = None,
-    ) -> None:
-        """The job fits the machine's largest module up (the modules up together, for a
-        job that spans them), and each tenant's quota.
-
-        A job the shared machine is to place (its ``footprint`` of tiles) is refused
-        with the floorplan's answer (:meth:`qmk.kernel.machine.spec.MachineSpec.to_hold`):
-        the least ``physical_qubits`` whose floorplan holds its tiles (and a T factory,
-        for its T states) in a module of its peak physical qubits, the number the
-        machine's own refusal (``QK501``) names, so a user who raises the machine to it
-        is not refused again."""
-        total = self.device.largest_module_up  # a job runs on one module ...
-        if spanning:  # ... or, teleported, on all of them
-            total = sum(self.device.capacities[m] for m in self._up())
-        if physical > total:
-            where = (
-                "the machine has"
-                if len(self.device.capacities) == 1
-                else "its modules up have"
-                if spanning
-                else "its largest module up has"
-            )
-            message = f"the job needs {physical} physical qubits at its peak; {where} {total}"
-            if footprint is not None and footprint.tiles > 0:
-                if self._machine is None:
-                    from qmk.kernel.machine.spec import config_machine
-
-                    self._machine = config_machine(self.config)
-                raise _too_big_for_floorplan(
-                    self.config, self._machine, message, physical, footprint
-                )
-            raise AdmissionError(message, needed=physical, total=total)
-        for name, count in qubits.items():
-            limit = self.config.tenants[name].max_logical_qubits
-            if count > limit:
-                raise QuotaError(
-                    f"the job holds {count} logical qubits of tenant {name!r} at once; its "
-                    f"max_logical_qubits is {limit}",
-                    limit="max_logical_qubits",
-                    tenant=name,
-                    needed=count,
-                    value=limit,
-                )
-
-    def check_queue_room(self, tenant: str) -> None:
-        """Room for one more queued job of ``tenant`` (submits and restores alike).
-
-        Raises:
-            QuotaError: ``max_queued_jobs`` of its jobs are waiting already, or its
-                stored results fill its ``max_result_storage_mb`` (the job's result could
-                not be kept: it would run for nothing).
-        """
-        if self.results is not None:
-            used, room = self.results.usage[tenant], self.results.limit_bytes(tenant)
-            if used >= room:
-                raise QuotaError(
-                    f"tenant {tenant!r} stores {used} bytes of results and may store {room} "
-                    "(max_result_storage_mb): a new job's result could not be kept; wait "
-                    "for results to expire (result_keep_s)",
-                    limit="max_result_storage_mb",
-                    value=room,
-                )
-        limit = self.config.tenants[tenant].max_queued_jobs
-        if self.queue.count(tenant) + self.machine_holds(tenant) >= limit:
-            raise QuotaError(
-                f"tenant {tenant!r} already has {limit} queued jobs "
-                "(max_queued_jobs); wait for some to start",
-                limit="max_queued_jobs",
-                value=limit,
-            )
-
-    def charge(self, tenant: str, nodes: int) -> None:
-        """Take ``nodes`` from ``tenant``'s verification rate (its bucket holds
-        ``max(max_graph_nodes, verify_nodes_per_s)`` nodes and gains
-        ``verify_nodes_per_s`` a second of the kernel's clock; a changed config applies
-        to the next charge).
-
-        Raises:
-            QuotaError: the bucket holds fewer than ``nodes``; ``details.retry_after_s``
-                says when it will hold them (nothing is taken).
-        """
-        rate = self.config.tenants[tenant].verify_nodes_per_s
-        burst = max(float(self.config.max_graph_nodes), rate)
-        now = self.clock.now()
-        bucket = self._verify_rates.get(tenant)
-        if bucket is None:
-            bucket = self._verify_rates[tenant] = TokenBucket(rate=rate, burst=burst, now=now)
-        elif (bucket.rate, bucket.burst) != (rate, burst):
-            bucket.level(now)
-            bucket.rate, bucket.burst = rate, burst
-            bucket.tokens = min(bucket.tokens, burst)
-        wait = bucket.take(now, nodes)
-        if wait:
-            raise QuotaError(
-                f"tenant {tenant!r} submits graphs faster than its verify_nodes_per_s "
-                f"({rate:g} nodes a second); this one has {nodes} nodes: retry in "
-                f"{wait:.3g} s",
-                limit="verify_nodes_per_s",
-                value=rate,
-                needed=nodes,
-                retry_after_s=round(wait, 3),
-            )
-
-    def _check_size(self, graph: Any) -> int:
-        """The graph's node count, within ``max_graph_nodes``."""
-        if isinstance(graph, GraphText):
-            count = graph.nodes
-        elif not isinstance(graph, Mapping):
-            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
-        else:
-            program = graph.get("program")
-            nodes = program.get("nodes") if isinstance(program, Mapping) else None
-            count = len(nodes) if isinstance(nodes, list) else 0
-        limit = self.config.max_graph_nodes
-        if count > limit:
-            raise QuotaError(
-                f"the graph has {count} nodes; a submit may have at most {limit} "
-                "(kernel.max_graph_nodes)",
-                limit="max_graph_nodes",
-                value=limit,
-            )
-        return count
 
     def _verify(self, text: str) -> Any:
         from qmk.qvm.errors import VerificationError
@@ -1092,25 +943,6 @@ async def _span(
         session.tenant, text, program, policy, noise_model, calibration
     )
     return text, program, qubits, physical
-
-
-def _too_big_for_floorplan(
-    config: KernelConfig, machine: MachineSpec, message: str, physical: int, footprint: Footprint
-) -> AdmissionError:
-    """The refusal of a job past a module's physical qubits that the shared machine
-    would place: the machine's ``QK501``, naming the least ``physical_qubits`` that
-    holds its tiles (and a factory) in a module of ``physical`` qubits or more."""
-    table = config.machine
-    factory = footprint.t_states > 0
-    fix, least = machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
-    return AdmissionError(
-        message + fix,
-        code=_UNPLACEABLE,
-        needed=least if least is not None else physical * table.modules,
-        total=table.physical_qubits,
-        tiles=footprint.tiles,
-        t_states=footprint.t_states,
-    )
 
 
 def _check_worker_memory(config: KernelConfig, choice: Any, qubits: int) -> None:
