@@ -49,6 +49,11 @@ a second prober polling ``GET /v1/jobs/{id}`` over REST every 10 ms beside the s
 - ``replay-loop`` / ``restore-loop``: that tenant's 99,990-node job, then ``q_replay``
   (``q_restore``) of it over and over: refused past its CPU budget with
   ``retry_after_s``.
+- ``big-device-job`` (issue 63): another tenant submitting neutral-atom device jobs to
+  the target ``neutral-atom``, one after another: a 15 MB job of a million positions
+  (refused at ``max_graph_nodes`` before anything of it is built), then a job of 30,000
+  positions within the cap (read, checked and scheduled off the event loop, then run);
+  the attacker's accepted jobs must complete too.
 
 ``QMK_BENCH_SERVER="accept_rate = 100; auth_timeout_s = 5"`` adds ``[server]`` keys to
 every scenario's kernel, and ``QMK_BENCH_VERIFY_RATE=1e9`` sets the attacking tenant's
@@ -91,7 +96,7 @@ TENANT = {"tenant": "bench", "key": KEY}
 GRANTS = {**TENANT, "requested": ["CAP_ALLOC"]}
 CONFIG = kernel_config(
     max_concurrent_jobs=8,
-    more='[tenants.mallory]\nkey = "mallory-key"\ncaps = ["CAP_ALLOC"]\n',
+    more='[tenants.mallory]\nkey = "mallory-key"\ncaps = ["CAP_ALLOC", "CAP_DEVICE_NA"]\n',
 )
 SCENARIOS = (
     "baseline",
@@ -107,7 +112,7 @@ SCENARIOS = (
     "big-invalid-graphs",
 )
 #: The program-door scenarios (issue 32), each on both wires.
-DOORS = ("unauth-big-loop", "big-valid-graph", "replay-loop", "restore-loop")
+DOORS = ("unauth-big-loop", "big-valid-graph", "replay-loop", "restore-loop", "big-device-job")
 SCENARIOS += tuple(f"{door}-{wire}" for door in DOORS for wire in ("rpc", "rest"))
 #: Nodes of the big valid program (under the default max_graph_nodes, 100,000).
 BIG_NODES = 99_990
@@ -445,6 +450,63 @@ BIG_LOOP = (
 )
 
 
+def device_job(positions: int, atoms: int = 3) -> dict[str, Any]:
+    """A GHZ device job of ``atoms`` atoms on hardware of ``positions`` positions (a chain
+    1 um apart)."""
+    program: list[dict[str, Any]] = [
+        {"op": "AllocArray", "n_qubits": atoms},
+        {"op": "ApplyGate", "name": "H", "targets": [0]},
+        *({"op": "ApplyGate", "name": "CX", "targets": [k, k + 1]} for k in range(atoms - 1)),
+        {"op": "Measure", "targets": list(range(atoms))},
+    ]
+    hardware = {"positions": [[float(k), 0.0] for k in range(positions)]}
+    return {"profile": "benchmark_chain", "program": program, "hardware": hardware}
+
+
+def _device_jobs(wire: str, path: str, url: str, stop: threading.Event) -> dict[str, Any]:
+    """``big-device-job``: a job past the cap, then one within it, until ``stop``; the
+    replies by code, and whether every accepted job completed."""
+    import httpx
+
+    from qmk.errors import QMKError
+
+    counts: dict[str, int] = {}
+    accepted: list[str] = []
+    jobs = [device_job(10**6), device_job(30_000)]
+    client = Client.connect(
+        path, tenant="mallory", key="mallory-key", caps=["CAP_ALLOC", "CAP_DEVICE_NA"]
+    )
+    bodies = [
+        json.dumps({"program": job, "shots": 10, "target": "neutral-atom"}, separators=(",", ":"))
+        for job in jobs
+    ]
+    headers = {"authorization": f"Bearer {client.session_id}", "content-type": "application/json"}
+    with httpx.Client(base_url=url, timeout=120) as http:
+        print("ready", flush=True)  # the measurement starts now
+        while not stop.is_set():
+            for job, body in zip(jobs, bodies, strict=True):
+                if wire == "rest":
+                    reply = http.post("/v1/jobs", content=body, headers=headers)
+                    answer = reply.json()
+                    _count(counts, str(reply.status_code) + " " + str(answer.get("code", "")))
+                    if reply.status_code == 201:
+                        accepted.append(answer["job_id"])
+                    continue
+                try:
+                    accepted.append(client.q_submit(job, 10, None, target="neutral-atom").job_id)
+                    _count(counts, "ok")
+                except QMKError as exc:
+                    _count(counts, exc.code)
+    states = [client.q_wait(job_id, 600_000).state for job_id in accepted]
+    client.close()
+    return {
+        "requests": sum(counts.values()),
+        "replies": counts,
+        "accepted": len(accepted),
+        "completed": states.count("COMPLETED"),
+    }
+
+
 def _count(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
 
@@ -454,6 +516,8 @@ def _door(name: str, path: str, url: str, stop: threading.Event) -> dict[str, An
     door, _, wire = name.rpartition("-")
     if door == "unauth-big-loop":
         return _unauth_rest(url, stop) if wire == "rest" else _unauth_rpc(path, stop)
+    if door == "big-device-job":
+        return _device_jobs(wire, path, url, stop)
     import httpx
 
     from qmk.errors import QMKError
@@ -642,7 +706,9 @@ def run_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]:
             env={**os.environ, "QMK_BENCH_URL": kernel.url},
         )
         time.sleep(0.5)  # let it get going (a benchmark, not a test)
-        if door and name.startswith(("replay-loop", "restore-loop", "big-valid-graph")):
+        if door and name.startswith(
+            ("replay-loop", "restore-loop", "big-valid-graph", "big-device-job")
+        ):
             assert attacker.stdout is not None
             attacker.stdout.readline()  # its job to replay is in: measure from now
     rest: dict[str, Any] = {}

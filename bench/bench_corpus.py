@@ -79,8 +79,8 @@ def qasm_version(path: str) -> int:
 def _qmk_side() -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     from qmk import defaults
     from qmk.errors import QMKError
-    from qmk.execution.executor import run
     from qmk.execution.plan import build_plan
+    from qmk.execution.runs import run
     from qmk.frontends import read_program
     from qmk.qvm.verify import verify
 

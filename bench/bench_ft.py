@@ -111,7 +111,7 @@ def _executed(program: Any, shots: int) -> Any:
     distance, noiseless), as ``qmk run --lattice-surgery --profile auto`` runs it."""
     import msgspec
 
-    from qmk.execution.executor import build_request
+    from qmk.execution.runs import build_request
     from qmk.execution.surgery import SurgeryTarget
 
     request = build_request(program, shots=shots, seed=1, noise=False, qubit="qubit_gate_ns_e3")

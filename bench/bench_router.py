@@ -327,7 +327,7 @@ def _estimate(engine: str, options: dict[str, Any], work: Any) -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from qmk._front import read
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
     from qmk.qec.noise import parse_noise_model
 
     rows: list[dict[str, Any]] = []
@@ -438,7 +438,7 @@ print(json.dumps({'address_mib': after['VmSize'] - before['VmSize'],
 _IMPORT = r"""
 import json, sys, time
 from qmk._front import read
-from qmk.execution.executor import run  # what qmk run imports
+from qmk.execution.runs import run  # what qmk run imports
 name, options, text = sys.argv[1], json.loads(sys.argv[2]), sys.stdin.read()
 graph = read(text)
 run(graph, shots=100, seed=1, engine="statevector", engine_options={"kernels": "numpy"})

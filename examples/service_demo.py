@@ -24,8 +24,8 @@ from pathlib import Path
 
 from qmk.client import Client
 from qmk.errors import CapabilityError, NotFoundError
+from qmk.execution.runs import run
 from qmk.frontends import read_program
-from qmk.execution.executor import run
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "kernel.toml"

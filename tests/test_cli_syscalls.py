@@ -31,7 +31,7 @@ def test_the_issue_named_verbs_make_their_syscalls():
     assert {table[f"channel {a}"] for a in ("open", "accept")} == {"q_open_chan"}
     assert table["channel close"] == "q_close_chan"
     assert table["channel list"] == "q_list_channels"
-    assert table["device submit"] == "q_device_submit"
+    assert table["device submit"] == "q_submit"  # to the target neutral-atom
     assert table["delegate create"] == "q_delegate_caps"
     assert table["delegate revoke"] == "q_revoke_delegation"
     assert table["delegate list"] == "q_list_delegations"

@@ -30,12 +30,12 @@ def _option(command: str, dest: str) -> argparse.Action:
 
 
 def test_shots_default_alike_everywhere():
+    from qmk._front import run
     from qmk.abi.methods import METHODS
-    from qmk.execution.executor import run
     from qmk.execution.request import RunRequest
     from qmk.kernel.service import Kernel
 
-    assert _default(run, "shots") == defaults.SHOTS
+    assert _default(run, "shots") == defaults.SHOTS  # qmk.run: every in-process run
     assert _default(Kernel.q_submit, "shots") == defaults.SHOTS
     assert METHODS["q_submit"].param("shots").default == defaults.SHOTS
     # the CLI leaves an option it was not given unset (None), so a target can tell a
@@ -61,9 +61,9 @@ def test_the_qiskit_backend_runs_the_default_shots_profile_and_qubit():
     assert counts == {"0": defaults.SHOTS}
 
 
-def test_noise_defaults_alike_for_qmk_run_the_executor_kernel_jobs_and_qiskit():
+def test_noise_defaults_alike_for_qmk_run_the_run_request_kernel_jobs_and_qiskit():
     pytest.importorskip("qiskit")
-    from qmk.execution.executor import run
+    from qmk._front import run
     from qmk.execution.request import Policy, RunRequest
     from qmk.qiskit import QMKBackend
 
@@ -76,7 +76,7 @@ def test_noise_defaults_alike_for_qmk_run_the_executor_kernel_jobs_and_qiskit():
 
 
 def test_profile_and_qubit_default_alike_everywhere():
-    from qmk.execution.executor import run
+    from qmk._front import run
     from qmk.execution.request import RunRequest
     from qmk.kernel.config import MachineConfig
     from qmk.qec.logical import logical_model

@@ -14,7 +14,7 @@ import pytest
 import qmk
 from qmk._front import read
 from qmk.devices.neutral_atom.emulator import run_job
-from qmk.execution.executor import run as execute
+from qmk.execution.runs import run as execute
 from support.cli import qmk as qmk_cli
 from support.exact import chi2_pvalue, exact_distribution
 from support.neutral_atom import gate, job

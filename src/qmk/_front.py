@@ -1,10 +1,10 @@
 """``qmk.run``: a program, from its text, its file or its graph, run in-process.
 
-This is the user's door to the in-process machine (:func:`qmk.execution.executor.run`):
-it reads the program, in any language QMK reads, and runs it with the parameters a user
-sets. What only the kernel's workers set (a control that stops the run at its fences, a
-saved state to resume from, a part of the shots, a machine-wide calibration) stays
-behind it, on the executor.
+This is the user's door to the in-process machine: it reads the program, in any
+language QMK reads, and runs it with the parameters a user sets, as every in-process run
+goes (:func:`qmk.execution.runs.run`: one run request, the target's compile and run).
+What only the kernel's workers set (a control that stops the run at its fences, a saved
+state to resume from, a part of the shots, a machine-wide calibration) stays behind it.
 
 A ``str`` source is program text when it holds a line break or reads as a program
 (:func:`sniff`), and a file's path otherwise; ``format=`` names its language where the
@@ -17,7 +17,8 @@ observables) for a stim circuit, ``target="lattice-surgery"`` or
 ``target="neutral-atom"`` (a QVM program compiled onto a preset, or a device job: its
 wire form, as data, JSON text or a ``.json`` file), each with its own
 ``target_options``, which it checks. The parameters become one run request
-(:meth:`qmk.execution.request.RunRequest.build`), which the target compiles and runs.
+(:meth:`qmk.execution.request.RunRequest.build`, whose keywords they are), which the
+target compiles and runs.
 
 >>> result = run('''OPENQASM 2.0;
 ... include "qelib1.inc";
@@ -169,35 +170,30 @@ def run(
             refuses is ``QD``), an engine that cannot run it (``EngineError``) or
             unknown QEC names (``QECError``); each one line with a stable code.
     """
+    from qmk.execution import runs
     from qmk.execution import target as targets
-    from qmk.execution.executor import build_request
 
     stim_source = _stim_source(source, format)
     named = target if target is not None else defaults.TARGET if stim_source is None else "stim"
     entry = targets.spec(named)  # QM101 before any reading
-    chosen = targets.get(entry.name)
     own: Any = None
     if entry.program == "stim-circuit":
         own = stim_source
     elif entry.program != "qvm":
         own = _own_program(source, format)
-    if own is not None and entry.program == "stim-circuit":  # the circuit, as stim wrote it
+    if own is not None:  # the target's own program (a stim circuit, a device job)
         if inputs:
-            raise _error("unsupported", "inputs= are for OpenQASM 3 programs, not stim circuits")
-        program = chosen.read(own, limits=limits)
-        digested: Any = program.to_json()
-    elif own is not None:  # the target's own program (a device job), which it reads
-        if inputs:
-            raise _error("unsupported", f"inputs= are for OpenQASM 3 programs, not a {target} job")
-        program = chosen.read(own, limits=limits)
-        digested = own
+            what = "stim circuits" if entry.program == "stim-circuit" else f"a {named} job"
+            raise _error("unsupported", f"inputs= are for OpenQASM 3 programs, not {what}")
+        program: Any = own
     else:
-        digested = targets.read_qvm(
-            read(source, format=format, limits=limits, inputs=inputs), limits=limits
-        )
-        program = chosen.read(digested, limits=limits)
-    request = build_request(
-        digested,
+        program = read(source, format=format, limits=limits, inputs=inputs)
+    return runs.run(
+        program,
+        own=own is not None,
+        limits=limits,
+        initial_state=initial_state,
+        final_state=final_state,
         target=entry.name,
         target_options=target_options,
         shots=shots,
@@ -210,10 +206,6 @@ def run(
         calibration=calibration,
         physics=physics,
     )
-    executable = chosen.compile(
-        program, request, local=True, initial_state=initial_state, final_state=final_state
-    )
-    return executable.run(request.shots, request.seed)
 
 
 def _stim_source(source: Any, format: str | None) -> Any:

@@ -313,7 +313,7 @@ class QMKDevice(Device):
         """The program's :class:`~qmk.execution.gradient.Gradient`, through the logical
         target (the one way programs run)."""
         from qmk.execution import target as targets
-        from qmk.execution.executor import build_request
+        from qmk.execution.runs import build_request
 
         target = targets.get(defaults.TARGET)
         program = target.read(graph)
@@ -325,7 +325,7 @@ class QMKDevice(Device):
 
     def _final_state(self, tape: Any, wires: Any) -> np.ndarray:
         """The tape's final state in PennyLane's order (the first wire most significant)."""
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         low = lowered(tape, wires, profile=self.profile, name=self.name)
         result = run(
@@ -347,7 +347,7 @@ class QMKDevice(Device):
         return phase * tensor.transpose(range(n - 1, -1, -1)).reshape(-1)
 
     def _sampled(self, tape: Any, wires: Any) -> Any:
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         low = lowered(tape, wires, profile=self.profile, name=self.name)
         events = measure(low.builder, low.handles, tape.diagonalizing_gates, wires, name=self.name)

@@ -3,7 +3,11 @@
 Circuits are lowered by :func:`qmk.frontends.qiskit.from_qiskit` (no transpiling
 needed: every gate the decomposition table knows, any gate with a definition,
 ``if_test``, ``switch``, ``box``, ``for_loop`` with ``break``/``continue``, measure,
-reset, barrier) and run by the QMK executor.
+reset, barrier). What that direct converter cannot express (a ``switch`` on a
+classical expression, a ``Var`` and its ``store``, a ``while_loop``) is run as
+``qiskit.qasm3.dumps`` of the circuit through QMK's OpenQASM 3 reader: one semantics,
+the one ``qmk run`` gives that text. Either way the program runs on the logical
+machine's target, as ``qmk.run`` runs it.
 ``result().get_counts()`` keys are Aer's (registers in reverse order, bit 0
 rightmost, separated by spaces).
 
@@ -65,10 +69,12 @@ from qiskit.result import Result
 from qiskit.transpiler import InstructionDurations, InstructionProperties, Target
 
 from qmk import defaults
+from qmk.errors import REGISTRY, QMKError
 from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qiskit import lower_with_clbits
+from qmk.qvm.graph import Graph
 
 #: Aer's ``method`` names and the QMK engine each means (None: QMK's router chooses, as
 #: Aer's ``automatic`` lets Aer choose). Aer's other methods (``extended_stabilizer``,
@@ -192,7 +198,7 @@ class QMKBackend(BackendV2):
                 meaning here (QL104), or a circuit QMK cannot lower (naming the
                 instruction).
         """
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         unknown = sorted(set(options) - set(self.options.__dict__))
         if unknown:
@@ -212,7 +218,7 @@ class QMKBackend(BackendV2):
         seed = opts["seed_simulator"]
         experiments = []
         for k, circuit in enumerate(circuits):
-            graph, clbit_events = lower_with_clbits(circuit)
+            graph, clbit_events = lowered(circuit)
             result = run(
                 graph,
                 shots=int(opts["shots"]),
@@ -259,6 +265,67 @@ class QMKBackend(BackendV2):
             }
         )
         return QMKJob(self, job_id, qiskit_result)
+
+
+#: The code of what the direct converter cannot express (the OpenQASM 3 path may).
+_UNSUPPORTED = REGISTRY.named(FrontendError, "unsupported").code
+
+
+def lowered(circuit: QuantumCircuit) -> tuple[Graph, tuple[str | None, ...]]:
+    """The circuit's graph, and the event each clbit holds at the end (None: nothing
+    wrote it), in ``circuit.clbits`` order.
+
+    The direct converter lowers it (:func:`~qmk.frontends.qiskit.lower_with_clbits`);
+    what it cannot express (``QL104``) is read from ``qiskit.qasm3.dumps`` of the
+    circuit by QMK's OpenQASM 3 reader, so the backend and ``qmk run`` of that text
+    agree.
+
+    Raises:
+        FrontendError: the direct converter's refusal, when the circuit does not export
+            or its OpenQASM 3 does not read either; its other errors as they are.
+    """
+    try:
+        return lower_with_clbits(circuit)
+    except FrontendError as exc:
+        if exc.code != _UNSUPPORTED:
+            raise
+        refused = exc
+    from qiskit import qasm3
+
+    from qmk.frontends.text import lower_text
+
+    try:
+        text = qasm3.dumps(circuit)
+        graph = lower_text(text, "qasm3", circuit.name or "circuit")
+    except (QMKError, qasm3.QASM3ExporterError):
+        raise refused from None
+    events = _clbit_events(circuit, graph)
+    if events is None:
+        raise refused
+    return graph, events
+
+
+def _clbit_events(circuit: QuantumCircuit, graph: Graph) -> tuple[str | None, ...] | None:
+    """Each clbit's event in the OpenQASM 3 reader's output (``qasm3.dumps`` declares
+    the clbits outside every register first, as scalar bits, then the registers in
+    ``circuit.cregs`` order; the reader keys them as Qiskit does: the scalars as one
+    group, leftmost, then the registers in reverse order, bit 0 rightmost). None where
+    the groups do not fit the circuit's registers (a clbit in two of them)."""
+    output = (graph.metadata or {}).get("output") or {}
+    groups = [list(reversed(group)) for group in reversed(output.get("groups", []))]
+    loose = [bit for bit in circuit.clbits if not circuit.find_bit(bit).registers]
+    registers = [list(register) for register in circuit.cregs]
+    if loose:
+        registers.append(loose)
+    if [len(r) for r in registers] != [len(g) for g in groups]:
+        return None
+    where: dict[Any, str | None] = {}
+    for register, group in zip(registers, groups, strict=True):
+        for bit, event in zip(register, group, strict=True):
+            if bit in where:
+                return None
+            where[bit] = event
+    return tuple(where.get(bit) for bit in circuit.clbits)
 
 
 def _engine_of(opts: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -402,7 +469,7 @@ class EstimatorV2(BaseEstimatorV2):
         return PrimitiveResult(results, metadata={"version": 2})
 
     def _exact(self, pub: EstimatorPub) -> PubResult:
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         bound = np.asarray(pub.parameter_values.bind_all(pub.circuit), dtype=object)
         index = np.arange(bound.size).reshape(bound.shape)
@@ -415,7 +482,7 @@ class EstimatorV2(BaseEstimatorV2):
         for at in np.ndindex(*where.shape):
             k = int(where[at])
             if k not in states:
-                graph, _ = lower_with_clbits(bound.reshape(-1)[k])
+                graph, _ = lowered(bound.reshape(-1)[k])
                 result = run(
                     graph,
                     shots=1,

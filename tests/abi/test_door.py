@@ -53,7 +53,7 @@ def login(tenant: str, key: str | None = None) -> dict[str, Any]:
 
 def test_every_audited_call_is_a_syscall_and_submits_are_left_to_admission():
     assert AUDITED.issubset(METHODS)
-    assert "q_submit" not in AUDITED and "q_device_submit" not in AUDITED
+    assert "q_submit" not in AUDITED
 
 
 def test_a_peer_past_its_failed_logins_is_refused_before_its_key_is_checked(tmp_path: Path):

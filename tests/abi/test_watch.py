@@ -34,7 +34,7 @@ from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.artifacts import PART_RECORDS
 from support.kernel import WorkerGate
-from support.neutral_atom import gate, job
+from support.neutral_atom import device_submit, gate, job
 from support.pools import Hooks
 from support.wire import GUARD_S, until
 
@@ -115,7 +115,7 @@ def serving(tmp_path: Path, body: Body, **server: Any) -> Any:
 def test_a_watch_hears_a_device_jobs_parts_while_it_runs_then_its_result_and_end(tmp_path):
     async def body(kernel, server, path, gates):
         async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
-            job_id = (await client.q_device_submit(job=JOB, policy=STREAM)).job_id
+            job_id = (await device_submit(client.q_submit, job=JOB, policy=STREAM)).job_id
             events: list[dict[str, Any]] = []
             held = None
             async for event in client.watch(job_id, ["measurements"]):
@@ -151,7 +151,7 @@ def test_watches_past_the_session_and_tenant_limits_are_refused_until_one_ends(t
             await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as second,
             await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as third,
         ):
-            job_id = (await first.q_device_submit(job=JOB)).job_id  # held before it starts
+            job_id = (await device_submit(first.q_submit, job=JOB)).job_id  # held before it starts
             watch = await first._call("q_watch", {"job_id": job_id, "streams": None})
             refused = []
             for client in (first, second, third):
@@ -186,7 +186,7 @@ def test_a_client_that_does_not_read_its_events_holds_a_bounded_buffer_and_is_dr
     async def body(kernel, server, path, gates):
         async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
             big = dict(JOB, shots=6 * CHUNK_SHOTS)
-            job_id = (await client.q_device_submit(job=big, policy=STREAM)).job_id
+            job_id = (await device_submit(client.q_submit, job=big, policy=STREAM)).job_id
             watch = {"session_id": client.session_id, "job_id": job_id}
 
             def open_watch() -> socket.socket:  # blocking: off the loop that serves it
@@ -245,7 +245,7 @@ def test_qmk_device_artifacts_follow_prints_parts_as_they_come(tmp_path):
 
     async def body(kernel, server, path, gates):
         async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
-            job_id = (await client.q_device_submit(job=JOB, policy=STREAM)).job_id
+            job_id = (await device_submit(client.q_submit, job=JOB, policy=STREAM)).job_id
             out, err = Lines(), io.StringIO()
             argv = ["device", "artifacts", job_id, "--follow", "--socket", path]
             argv += ["--tenant", "dave", "--key", KEY]

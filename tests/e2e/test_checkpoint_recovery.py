@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from qmk.client import Client
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from support.fenced import GRAPH, SEED, SHOTS, uninterrupted, until_running
 from support.kernel import WorkerGate
 from support.workloads import ry_brickwork

@@ -15,7 +15,7 @@ from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
 from support.fenced import until_running
 from support.kernel import BELL, WorkerGate
-from support.neutral_atom import wide_ghz
+from support.neutral_atom import device_submit, wide_ghz
 
 CAPS = ["CAP_ALLOC", "CAP_DEVICE_NA"]
 TENANTS = {
@@ -50,7 +50,7 @@ def test_a_device_job_checkpointed_before_a_kill_9_resumes_from_it(serve, tmp_pa
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-crash", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
-            job_id = client.q_device_submit(job=JOB).job_id
+            job_id = device_submit(client.q_submit, job=JOB).job_id
             until_running(client, job_id)
             checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
             assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
@@ -71,7 +71,7 @@ def test_an_urgent_job_preempts_a_device_job_between_chunks_and_it_resumes(serve
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-preempt", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
-            job_id = client.q_device_submit(job=JOB, policy={"priority": 1}).job_id
+            job_id = device_submit(client.q_submit, job=JOB, policy={"priority": 1}).job_id
             urgent = client.q_submit(BELL, 100, 2, policy={"priority": 5})
             done = client.q_wait(urgent.job_id, timeout_ms=60_000)
             assert done.state == "COMPLETED", done

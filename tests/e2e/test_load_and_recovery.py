@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.client import AsyncClient, Client
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.qvm.files import read_graph
 from support.kernel import WorkerGate
 from support.paths import EXAMPLES

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from qmk.client import Client
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from support.fenced import until_running
 from support.kernel import BELL, FENCED_CLIFFORD, GATES_THEN_MEASURE, WorkerGate
 

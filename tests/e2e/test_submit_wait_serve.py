@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from qmk.client import AsyncClient, Client
-from qmk.execution import executor
+from qmk.execution import runs
 from support.cli import qmk
 from support.kernel import BELL as BELL_GRAPH
 from support.kernel import WorkerGate
@@ -39,7 +39,7 @@ def _line(server: Any, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_both_clients_submit_and_get_the_finished_job_in_one_call(shared_server):
-    expected = executor.run(BELL_GRAPH, shots=300, seed=21).counts
+    expected = runs.run(BELL_GRAPH, shots=300, seed=21).counts
     with Client.connect(str(shared_server.socket), **ALICE) as client:
         done = client.q_submit(BELL_GRAPH, 300, 21, wait_ms=60000)
         assert done.state == "COMPLETED" and done.result is not None
@@ -52,7 +52,7 @@ def test_both_clients_submit_and_get_the_finished_job_in_one_call(shared_server)
 
     done = asyncio.run(from_async())
     assert done.state == "COMPLETED" and done.result is not None
-    assert done.result["counts"] == executor.run(BELL_GRAPH, shots=300, seed=22).counts
+    assert done.result["counts"] == runs.run(BELL_GRAPH, shots=300, seed=22).counts
 
 
 @pytest.mark.parametrize(
@@ -118,8 +118,8 @@ def test_every_job_a_submit_that_waits_answered_survives_a_kill_9(serve, tmp_pat
         for seed, job in zip((1, 2, 3), finished, strict=True):
             again = client.q_wait(job.job_id, 0)
             assert again.state == "COMPLETED" and again.result == job.result
-            assert again.result["counts"] == executor.run(BELL_GRAPH, shots=100, seed=seed).counts
+            assert again.result["counts"] == runs.run(BELL_GRAPH, shots=100, seed=seed).counts
         ended = client.q_wait(held.job_id, 60_000)  # recovered, and run to its end
         assert ended.state == "COMPLETED"
-        assert ended.result["counts"] == executor.run(BELL_GRAPH, shots=100, seed=4).counts
+        assert ended.result["counts"] == runs.run(BELL_GRAPH, shots=100, seed=4).counts
     assert server.stop() == 0

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from qmk.devices.neutral_atom.emulator import run_job
-from qmk.execution.executor import build_request
+from qmk.execution.runs import build_request
 from qmk.execution.surgery import SurgeryTarget
 from qmk.frontends import read_program
 from support.cli import qmk
@@ -113,3 +113,56 @@ def test_a_lattice_surgery_job_over_rest_and_grpc(server) -> None:
         done = client.q_wait(accepted.job_id, 120_000)
     assert done.state == "COMPLETED", done.error
     assert done.result["counts"] == surgery_counts(150, 8)
+
+
+def device_counts(shots: int, seed: int) -> dict[str, int]:
+    """The in-process device target's counts of the Bell pair on ``ideal_small_array``."""
+    import qmk
+
+    ran = qmk.run(
+        str(BELL_QASM),
+        target="neutral-atom",
+        target_options={"preset": "ideal_small_array"},
+        shots=shots,
+        seed=seed,
+    )
+    return dict(ran.counts)
+
+
+BELL_QASM = Path(__file__).parents[2] / "examples" / "bell.qasm"
+
+
+def test_qmk_submit_a_program_to_the_device_runs_on_every_wire(server, monkeypatch) -> None:
+    # the CLI (JSON-RPC): the program as QVM JSON
+    done = cli(
+        server,
+        monkeypatch,
+        *("submit", str(BELL_QASM), "--device", "ideal_small_array", "--shots", "200"),
+        *("--seed", "5"),
+    )
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["result"]["counts"] == device_counts(200, 5)
+    text = BELL_QASM.read_text()
+    policy = {"preset": "ideal_small_array"}
+    with httpx.Client(base_url=server.url, timeout=120) as http:  # REST: the program's text
+        login = {"tenant": "dave", "key": DAVE["key"], "requested": DAVE["caps"]}
+        sid = http.post("/v1/sessions", json=login).json()["session_id"]
+        body = {"program": text, "shots": 150, "seed": 8, "target": "neutral-atom"}
+        accepted = http.post("/v1/jobs", json={**body, "policy": policy}, headers=bearer(sid))
+        assert accepted.status_code == 201, accepted.text
+        done = http.get(
+            f"/v1/jobs/{accepted.json()['job_id']}/wait",
+            params={"timeout_ms": 120000},
+            headers=bearer(sid),
+        ).json()
+    assert done["state"] == "COMPLETED", done["error"]
+    assert done["result"]["counts"] == device_counts(150, 8)
+    from qmk.grpc.client import Client as GrpcClient
+
+    with GrpcClient.connect(  # gRPC: the program's text
+        grpc_target(server), tenant="dave", key=DAVE["key"], caps=DAVE["caps"]
+    ) as client:
+        accepted = client.submit(text, shots=120, seed=9, policy=policy, target="neutral-atom")
+        done = client.q_wait(accepted.job_id, 120_000)
+    assert done.state == "COMPLETED", done.error
+    assert done.result["counts"] == device_counts(120, 9)

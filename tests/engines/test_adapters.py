@@ -20,7 +20,7 @@ import pytest
 from qmk.engines import EngineError, make_engine
 from qmk.engines.registry import gpu_present, spec
 from qmk.engines.statevector import StatevectorEngine
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.qvm.asm import assemble
 from qmk.testing import assert_engine_conformance
 from support.workloads import WIDE_FEED_FORWARD

@@ -386,7 +386,7 @@ free: FREE_LQ vq:msg, vq:alice, vq:bob
 
 def test_teleportation_with_feed_forward_runs_on_mps_and_resumes_from_a_fence() -> None:
     from qmk.execution.checkpoint import ExecutionState
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
     from qmk.execution.trajectories import YIELD, Suspended
     from qmk.qvm.asm import assemble
 
@@ -429,7 +429,7 @@ def test_teleportation_with_feed_forward_runs_on_mps_and_resumes_from_a_fence() 
 def test_a_wide_ghz_with_mid_circuit_feed_forward_is_routed_to_mps() -> None:
     """60 qubits and a T gate: no dense engine holds it and it is not Clifford; a
     measurement of the middle qubit and the correction it feeds keep every shot equal."""
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
     from qmk.qvm.asm import assemble
 
     result = run(assemble(WIDE_FEED_FORWARD), shots=200, seed=3, noise=False)

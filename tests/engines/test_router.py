@@ -31,8 +31,9 @@ from qmk.engines.registry import (
 )
 from qmk.engines.router import REFUSAL_CODES, SINGLE_MIN_QUBITS, assess, route
 from qmk.errors import REGISTRY
-from qmk.execution.executor import load_program, run, workload
+from qmk.execution.executor import load_program, workload
 from qmk.execution.plan import build_plan
+from qmk.execution.runs import run
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
 from support.workloads import (

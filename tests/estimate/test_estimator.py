@@ -404,7 +404,7 @@ def test_bad_logical_counts_are_refused():
     ],
 )
 def test_qmk_estimate_and_qmk_run_telemetry_agree_on_the_decoder_load_of_a_code(family, qubit):
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
 
     result = estimate(
         LogicalCounts.from_json(LARGE),

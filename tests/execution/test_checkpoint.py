@@ -12,7 +12,7 @@ import pytest
 
 from qmk.engines import EngineError, make_engine
 from qmk.execution.checkpoint import ExecutionState, read_state, write_state
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph, from_json

@@ -9,7 +9,8 @@ import pytest
 
 import qmk
 from qmk.engines import EngineError
-from qmk.execution.executor import load_program, run
+from qmk.execution.executor import load_program
+from qmk.execution.runs import run
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import from_json
 from support.paths import EXAMPLES

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from qmk.execution.executor import DEFAULT_QUBIT, load_program, run
+from qmk.execution.executor import DEFAULT_QUBIT, load_program
 from qmk.execution.plan import build_plan
+from qmk.execution.runs import run
 from qmk.frontends import read_program
 
 #: The profile of bench_cli's noisy-20: logical errors strike at these rates.

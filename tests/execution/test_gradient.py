@@ -15,7 +15,7 @@ from qmk.engines import EngineError
 from qmk.engines.observables import PauliSum, expectation_values
 from qmk.engines.state_io import Amplitudes
 from qmk.execution import target as targets
-from qmk.execution.executor import build_request, run
+from qmk.execution.runs import build_request, run
 from qmk.execution.target import Differentiable, TargetError
 from qmk.frontends.builder import ProgramBuilder
 

@@ -18,8 +18,8 @@ import pytest
 
 from qmk.engines.statevector import StatevectorEngine
 from qmk.execution import executor
-from qmk.execution.executor import run
 from qmk.execution.plan import Plan, build_plan
+from qmk.execution.runs import run
 from qmk.execution.trajectories import YIELD_NOW, Observed, Runner
 from qmk.qec.noise import Depolarizing
 from qmk.qvm.asm import assemble

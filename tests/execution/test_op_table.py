@@ -18,8 +18,8 @@ from qmk import defaults
 from qmk.engines import EngineError
 from qmk.engines.gates import GATES, unitary
 from qmk.estimate.counts import count_nodes
-from qmk.execution.executor import run
 from qmk.execution.plan import BASIS_OF, BOOKKEEPING, GATE_OF, build_plan, expand
+from qmk.execution.runs import run
 from qmk.execution.trajectories import micro_ops
 from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS

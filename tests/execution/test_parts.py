@@ -9,8 +9,8 @@ import pytest
 
 from qmk.engines import EngineError
 from qmk.execution.checkpoint import ExecutionState
-from qmk.execution.executor import run
 from qmk.execution.parts import SHOTS_PER_SIMULATION, Part, deal, merge, merge_json, split
+from qmk.execution.runs import run
 from qmk.execution.trajectories import Suspended
 from qmk.qec.noise import Depolarizing
 from support.kernel import BELL, FENCED

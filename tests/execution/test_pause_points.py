@@ -17,8 +17,8 @@ from qmk.engines import EngineError, make_engine
 from qmk.engines.gates import unitary
 from qmk.execution import batch
 from qmk.execution.checkpoint import ExecutionState
-from qmk.execution.executor import run
 from qmk.execution.parts import merge, split
+from qmk.execution.runs import run
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
 from support.exact import assert_distribution

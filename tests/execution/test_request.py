@@ -15,7 +15,7 @@ import qmk
 from qmk import defaults
 from qmk.engines.base import EngineError
 from qmk.errors import InvalidArgument
-from qmk.execution.executor import build_request, execute, run
+from qmk.execution.executor import execute
 from qmk.execution.request import (
     PHYSICS_FIELDS,
     MachineRun,
@@ -27,6 +27,7 @@ from qmk.execution.request import (
     run_key,
     submit_policy,
 )
+from qmk.execution.runs import build_request, run
 from qmk.qec.logical import Calibration
 from qmk.qec.params import qubit_params
 from qmk.qvm.asm import assemble

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 import pytest
 
-from qmk.execution.executor import run
 from qmk.execution.result import PackedRows, RunResult
+from qmk.execution.runs import run
 from qmk.qvm.generate import uniform_graph
 
 

@@ -20,7 +20,7 @@ from scipy import stats
 from qmk.engines import EngineError
 from qmk.engines.state_io import Amplitudes, Stabilizers, read
 from qmk.execution.checkpoint import ExecutionState
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.execution.trajectories import Suspended
 from qmk.frontends import to_qasm3
 from qmk.frontends.qiskit import from_qiskit

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from qmk.execution import target as targets
-from qmk.execution.executor import build_request
+from qmk.execution.runs import build_request
 from qmk.execution.surgery import SurgeryTarget
 from qmk.execution.target import TargetError
 

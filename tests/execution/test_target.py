@@ -12,8 +12,9 @@ from qmk.estimate.counts import count_graph
 from qmk.estimate.estimator import estimate
 from qmk.estimate.params import JobParams
 from qmk.execution import target as targets
-from qmk.execution.executor import build_request, plan_for, run
+from qmk.execution.executor import plan_for
 from qmk.execution.logical import LogicalTarget
+from qmk.execution.runs import build_request, run
 from qmk.execution.target import TARGETS, Executable, Target, TargetError
 from qmk.frontends import read_program
 from qmk.qvm.asm import assemble

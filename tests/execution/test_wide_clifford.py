@@ -18,7 +18,8 @@ from scipy import stats
 
 from qmk import defaults
 from qmk._front import read
-from qmk.execution.executor import load_program, run
+from qmk.execution.executor import load_program
+from qmk.execution.runs import run
 from qmk.kernel.machine.programs import random_clifford
 from support.workloads import stim_unitary
 

@@ -334,7 +334,7 @@ def test_decoder_throughput_is_syndrome_bits_per_round_times_rounds_over_cycle_t
 
 
 def test_run_telemetry_sums_decoder_load_over_peak_live_logical_qubits() -> None:
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
     from qmk.qvm.asm import assemble
 
     program = assemble(

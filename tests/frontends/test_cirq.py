@@ -10,7 +10,7 @@ import pytest
 
 cirq = pytest.importorskip("cirq")
 
-from qmk.execution.executor import run  # noqa: E402
+from qmk.execution.runs import run  # noqa: E402
 from qmk.frontends.cirq import from_cirq  # noqa: E402
 from qmk.frontends.errors import FrontendError  # noqa: E402
 from qmk.qvm.verify import check  # noqa: E402

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import dialects
 from qmk.frontends.errors import CODES, FrontendError
 from qmk.frontends.qasm import STDGATES_GATES, from_qasm

@@ -12,7 +12,7 @@ import pennylane as qml
 from scipy.stats import chisquare
 
 from qmk import errors as qmk_errors
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import decompose
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.pennylane import NAMED, from_pennylane

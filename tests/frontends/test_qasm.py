@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from qmk.qvm.verify import check

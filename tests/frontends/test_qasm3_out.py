@@ -26,7 +26,7 @@ from scipy import stats
 
 from qmk import run as run_source
 from qmk.engines.gates import GATES
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import read_program, to_qasm3
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm

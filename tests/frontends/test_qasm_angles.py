@@ -34,7 +34,7 @@ import pytest
 from scipy.stats import chi2
 
 from qmk.engines import EngineError
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from support import qasm_spec as spec

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 import pytest
 
 from qmk.engines import EngineError
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from qmk.frontends.qasm3_out import to_qasm3

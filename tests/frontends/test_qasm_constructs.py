@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from support.cli import qmk

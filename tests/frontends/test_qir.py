@@ -30,7 +30,7 @@ with warnings.catch_warnings():
     qsharp = pytest.importorskip("qsharp")
 stats = pytest.importorskip("scipy.stats")
 
-from qmk.execution.executor import run  # noqa: E402
+from qmk.execution.runs import run  # noqa: E402
 from qmk.frontends.errors import FrontendError  # noqa: E402
 from qmk.frontends.qir import from_qir, is_bitcode  # noqa: E402
 from support.exact import chi2_pvalue  # noqa: E402

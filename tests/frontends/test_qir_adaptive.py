@@ -26,7 +26,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     qsharp = pytest.importorskip("qsharp")
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.qir import from_qir
 from support.exact import chi2_pvalue
 from support.frontends import ALPHA, COMPARISONS, assert_same_distribution

@@ -11,7 +11,7 @@ import numpy as np
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Instruction, Parameter
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qiskit import from_qiskit
 from qmk.qvm.verify import check

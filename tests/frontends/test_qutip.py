@@ -12,7 +12,7 @@ import qutip
 from qutip_qip.circuit import QubitCircuit
 from scipy.stats import chisquare
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import decompose
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qutip import NAMED, from_qutip

@@ -17,7 +17,7 @@ import pytest
 import stim
 
 import qmk
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import decompose, read_program
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim import _gates, from_stim

@@ -16,8 +16,8 @@ import pytest
 
 from qmk.engines import EngineError
 from qmk.estimate.counts import count_graph
-from qmk.execution.executor import build_request
-from qmk.execution.executor import run as gate_level_run
+from qmk.execution.runs import build_request
+from qmk.execution.runs import run as gate_level_run
 from qmk.execution.surgery import SurgeryTarget
 from qmk.frontends import read_program
 from qmk.ft.model import ft_model

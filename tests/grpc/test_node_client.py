@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from qmk import defaults
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.qasm import from_qasm
 from support.grpc_kernel import grpc_target
 from support.http import HttpServer

@@ -26,7 +26,7 @@ from qmk.errors import (
     SessionError,
     StateError,
 )
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import read_program
 from qmk.grpc.client import Client
 from qmk.grpc.schema import messages
@@ -122,7 +122,7 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
 
     a, b = both("q_calibrate", None, {"name": "qubit_gate_ns_e3"})
     assert a == b == ("CapabilityError", "QS1004")  # alice is no operator
-    a, b = both("q_device_submit", {"version": "1"})
+    a, b = both("q_submit", {"program": []}, target="neutral-atom")  # a device job
     assert a == b and a[1].startswith("QS")
     # no model is configured: QMK's own advice, the same on both wires (ids differ)
     a, b = both("q_assist", "what does QS1006 mean?", None, "same-id")
@@ -227,6 +227,17 @@ def _raw(target: str, rpc: str, metadata: tuple[tuple[str, str], ...] = (), **fi
 
 def _bearer(session_id: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {session_id}"),)
+
+
+def test_a_removed_rpc_is_unimplemented_naming_the_rpc_to_call(target: str):
+    with grpc.insecure_channel(target) as channel:  # DeviceSubmit, of q_device_submit
+        stub = channel.unary_unary(f"/{SERVICE_NAME}/DeviceSubmit")
+        with pytest.raises(grpc.RpcError) as caught:
+            stub(b"", timeout=60)
+    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert "did you mean Submit (q_submit" in caught.value.details()
+    carried = dict(caught.value.trailing_metadata())["qmk-error"]
+    assert json.loads(carried)["details"]["closest"] == "Submit"
 
 
 def test_a_missing_malformed_or_unknown_session_is_unauthenticated(target: str):

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from qmk.abi.methods import METHODS
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import read_program
 from qmk.http.client import RestClient
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES
@@ -268,13 +268,14 @@ def test_channels_resources_and_telemetry_have_their_routes(client: httpx.Client
     assert aggregate["tenant"] == "alice"
 
 
-def test_device_jobs_have_their_route_when_the_syscall_exists(client: httpx.Client):
-    if "q_device_submit" not in METHODS:
-        pytest.skip("q_device_submit is not in the method table")
+def test_a_device_job_is_a_job_of_the_neutral_atom_target(client: httpx.Client):
     bob = session(client, "bob", ["CAP_ALLOC"])
-    reply = client.post("/v1/devices/jobs", json={"job": {}}, headers=bearer(bob))
-    _problem(reply, 403, "QS1004")  # bob may not run device jobs
-    _problem(client.post("/v1/devices/jobs", json={"job": {}}), 401, "QS1002")
+    body = {"program": {"program": []}, "target": "neutral-atom"}
+    _problem(client.post("/v1/jobs", json=body, headers=bearer(bob)), 403, "QS1004")
+    # the route of the syscall it had before is gone: its answer names the one to call
+    gone = client.post("/v1/devices/jobs", json={"job": {}}, headers=bearer(bob))
+    problem = _problem(gone, 404, "QR32601")
+    assert problem["details"]["closest"] == "POST /v1/jobs" and "q_submit" in problem["detail"]
 
 
 def test_an_idempotency_key_header_returns_the_same_job(client: httpx.Client):

@@ -1,15 +1,13 @@
-"""A neutral-atom device job over REST (POST /v1/devices/jobs), with the emulator's counts."""
+"""A neutral-atom device job over REST (``POST /v1/jobs`` to the target ``neutral-atom``),
+with the emulator's counts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
-import pytest
 
-from qmk.abi.methods import METHODS
 from support.http import HttpServer, bearer
-
-if "q_device_submit" not in METHODS:
-    pytest.skip("q_device_submit is not in the method table", allow_module_level=True)
 
 TENANTS = {
     "ada": {"key": "ada-secret-key", "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"], "max_atoms": 6},
@@ -30,6 +28,17 @@ JOB = {
 }
 
 
+def device(job: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """A ``POST /v1/jobs`` body that submits ``job`` to the device, at its own shots and seed."""
+    return {
+        "program": job,
+        "shots": job["shots"],
+        "seed": job["seed"],
+        "target": "neutral-atom",
+        **more,
+    }
+
+
 def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
     from qmk.devices.neutral_atom.emulator import run_job
 
@@ -38,7 +47,7 @@ def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
         with httpx.Client(base_url=server.url, timeout=120) as http:
             login = {"tenant": "ada", "key": "ada-secret-key", "requested": ["CAP_DEVICE_NA"]}
             sid = http.post("/v1/sessions", json=login).json()["session_id"]
-            accepted = http.post("/v1/devices/jobs", json={"job": JOB}, headers=bearer(sid))
+            accepted = http.post("/v1/jobs", json=device(JOB), headers=bearer(sid))
             assert accepted.status_code == 201, accepted.text
             job_id = accepted.json()["job_id"]
             assert accepted.headers["location"] == f"/v1/jobs/{job_id}"
@@ -48,11 +57,11 @@ def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
             assert done["state"] == "COMPLETED", done["error"]
             assert done["result"]["counts"] == run_job(JOB).counts()
             too_big = dict(JOB, program=[{"op": "AllocArray", "n_qubits": 8}, *JOB["program"][1:]])
-            quota = http.post("/v1/devices/jobs", json={"job": too_big}, headers=bearer(sid))
+            quota = http.post("/v1/jobs", json=device(too_big), headers=bearer(sid))
             assert quota.status_code == 429 and quota.json()["code"] == "QS1006"
             bob = {"tenant": "bob", "key": "bob-secret-key", "requested": ["CAP_ALLOC"]}
             other = http.post("/v1/sessions", json=bob).json()["session_id"]
-            refused = http.post("/v1/devices/jobs", json={"job": JOB}, headers=bearer(other))
+            refused = http.post("/v1/jobs", json=device(JOB), headers=bearer(other))
             assert refused.status_code == 403 and refused.json()["code"] == "QS1004"
     finally:
         assert server.stop() == 0, server.output()
@@ -73,8 +82,8 @@ def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifa
             with watcher.stream("GET", "/v1/events", headers=bearer(sid)) as reply:
                 lines = reply.iter_lines()
                 assert next(lines) == "event: hello"
-                body = {"job": JOB, "policy": {"stream": {"measurements": True, "pulses": True}}}
-                accepted = http.post("/v1/devices/jobs", json=body, headers=bearer(sid))
+                body = device(JOB, policy={"stream": {"measurements": True, "pulses": True}})
+                accepted = http.post("/v1/jobs", json=body, headers=bearer(sid))
                 assert accepted.status_code == 201, accepted.text
                 job_id = accepted.json()["job_id"]
                 name = ""

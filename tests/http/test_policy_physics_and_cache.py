@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends import read_program
 from qmk.qec.noise import parse_noise_model
 from support.http import bearer, session

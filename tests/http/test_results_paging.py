@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.qvm import graph as graph_io
 from qmk.qvm.generate import uniform_graph
 from support.http import bearer, session

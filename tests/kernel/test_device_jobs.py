@@ -1,19 +1,25 @@
-"""Neutral-atom device jobs through a real in-process kernel (``q_device_submit``): the
+"""Neutral-atom device jobs through a real in-process kernel (``q_submit`` to the target
+``neutral-atom``): the
 capability, the quotas in atoms and device time, validation at admission with the device's
 own codes, and results equal to the in-process emulator's at the same seed."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import msgspec
 import pytest
 
 from qmk.devices.neutral_atom.compile import compile_program
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.errors import CapabilityError, InvalidArgument, ProgramError, QuotaError
+from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.qvm.asm import assemble
-from support.kernel import run_kernel
+from support.kernel import BELL, run_kernel
+from support.neutral_atom import device_submit
+from support.offloop import Gate, held_while_other_answered
 
 KEYS = {"dave": "dave-key", "erin": "erin-key"}
 
@@ -60,7 +66,7 @@ def test_a_device_job_completes_with_the_counts_of_the_in_process_emulator(tmp_p
 
     async def body(kernel):
         sid = await session(kernel, "dave")
-        accepted = await kernel.q_device_submit(session_id=sid, job=job)
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=job)
         done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
         telemetry = await kernel.q_get_telemetry(session_id=sid, job_id=accepted.job_id)
         return done, telemetry
@@ -81,8 +87,8 @@ def test_shots_seed_and_device_given_at_submit_replace_the_jobs_own(tmp_path):
 
     async def body(kernel):
         sid = await session(kernel, "dave")
-        accepted = await kernel.q_device_submit(
-            session_id=sid, job=job, device="ideal_small_array", shots=300, seed=99
+        accepted = await device_submit(
+            kernel.q_submit, session_id=sid, job=job, device="ideal_small_array", shots=300, seed=99
         )
         first = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
         again = await kernel.q_replay(session_id=sid, job_id=accepted.job_id)
@@ -111,7 +117,7 @@ def test_a_compiled_program_runs_as_a_device_job(tmp_path):
 
     async def body(kernel):
         sid = await session(kernel, "dave")
-        accepted = await kernel.q_device_submit(session_id=sid, job=job)
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=job)
         return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=device_config())
@@ -124,7 +130,7 @@ def test_without_the_device_capability_a_job_is_refused_and_the_refusal_audited(
     async def body(kernel):
         sid = await session(kernel, "erin")
         with pytest.raises(CapabilityError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=ghz_job(3))
+            await device_submit(kernel.q_submit, session_id=sid, job=ghz_job(3))
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -146,7 +152,7 @@ def test_quotas_in_atoms_and_device_time_refuse_with_their_limit(tmp_path, job, 
     async def body(kernel):
         sid = await session(kernel, "dave")
         with pytest.raises(QuotaError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=job)
+            await device_submit(kernel.q_submit, session_id=sid, job=job)
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -178,7 +184,7 @@ def test_a_job_the_device_would_refuse_is_refused_at_submit_with_its_code(
     async def body(kernel):
         sid = await session(kernel, "dave")
         with pytest.raises(ProgramError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=job, device=device)
+            await device_submit(kernel.q_submit, session_id=sid, job=job, device=device)
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -189,7 +195,9 @@ def test_an_unknown_device_policy_key_is_refused(tmp_path):
     async def body(kernel):
         sid = await session(kernel, "dave")
         with pytest.raises(InvalidArgument) as caught:
-            await kernel.q_device_submit(session_id=sid, job=ghz_job(3), policy={"engine": "x"})
+            await device_submit(
+                kernel.q_submit, session_id=sid, job=ghz_job(3), policy={"engine": "x"}
+            )
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
@@ -203,3 +211,80 @@ def test_the_tenant_quota_lists_the_device_limits(tmp_path):
 
     reply = run_kernel(tmp_path, body, config=device_config())
     assert reply.quota["max_atoms"] == 8 and reply.quota["max_device_time_s"] == 0.5
+
+
+def submitted(kernel: Any, sid: str, job: Any, **more: Any) -> Any:
+    """``q_submit`` of a device job to the neutral-atom target, at its own shots."""
+    shots = job.get("shots", 1) if isinstance(job, dict) else 1
+    return kernel.q_submit(session_id=sid, graph=job, shots=shots, target="neutral-atom", **more)
+
+
+def spread(n: int) -> dict[str, Any]:
+    """A job of 3 atoms on hardware of ``n`` positions (a chain, 1 um apart)."""
+    return {**ghz_job(3), "hardware": {"positions": [[1.0 * k, 0.0] for k in range(n)]}}
+
+
+@pytest.mark.parametrize(
+    "job",
+    [spread(5000), {"program": [{"op": "AllocArray", "n_qubits": 10**6}]}],
+    ids=["positions", "atoms-allocated"],
+)
+def test_a_device_job_past_the_graph_cap_is_refused_before_any_of_it_is_built(tmp_path, job):
+    config = msgspec.structs.replace(device_config(), max_graph_nodes=1000)
+
+    async def body(kernel):
+        sid = await session(kernel, "dave")
+        with pytest.raises(QuotaError) as caught:
+            await submitted(kernel, sid, job)
+        small = await submitted(kernel, sid, spread(8))  # within the cap: read as always
+        return caught.value, small
+
+    error, small = run_kernel(tmp_path, body, config=config)
+    assert error.code == "QS1006" and error.details["limit"] == "max_graph_nodes"
+    assert error.details["value"] == 1000 and error.details["needed"] > 1000
+    assert "nothing was built" in error.message
+    assert small.state == "QUEUED"
+
+
+def test_a_device_job_is_read_and_checked_off_the_loop_while_another_tenant_is_answered(
+    tmp_path, monkeypatch
+):
+    import qmk.devices.neutral_atom.validate as validate_module
+
+    async def body(kernel):
+        gate = Gate(threading.get_ident())
+        monkeypatch.setattr(
+            validate_module, "validate_job", gate.wrap(validate_module.validate_job)
+        )
+        dave, erin = await session(kernel, "dave"), await session(kernel, "erin")
+        erins = await kernel.q_submit(session_id=erin, graph=BELL, shots=1, seed=1)
+        status, accepted = await held_while_other_answered(
+            gate,
+            submitted(kernel, dave, ghz_job(4)),
+            lambda: kernel.q_status(session_id=erin, job_id=erins.job_id),
+        )
+        assert status.job_id == erins.job_id
+        assert accepted.state == "QUEUED", accepted
+        assert gate.on_loop == 0
+
+    run_kernel(tmp_path, body, workers=1, config=device_config())
+
+
+def test_a_device_job_is_read_on_its_tenants_cpu_budget_and_not_past_it(tmp_path):
+    clock = ManualClock(start=1000.0)
+    config = device_config()
+    dave = msgspec.structs.replace(config.tenants["dave"], cpu_burst_s=1e-9, cpu_s_per_s=1.0)
+    config = msgspec.structs.replace(config, tenants={**config.tenants, "dave": dave})
+
+    async def body(kernel):
+        sid = await session(kernel, "dave")
+        first = await submitted(kernel, sid, ghz_job(4))  # it spends past the nanosecond
+        with pytest.raises(QuotaError) as caught:
+            await submitted(kernel, sid, ghz_job(5))
+        clock.advance(caught.value.details["retry_after_s"])
+        again = await submitted(kernel, sid, ghz_job(5))
+        return first, caught.value, again
+
+    first, refusal, again = run_kernel(tmp_path, body, config=config, clock=clock)
+    assert first.state == again.state == "QUEUED"
+    assert refusal.details["limit"] == "cpu_s_per_s" and refusal.details["retry_after_s"] > 0

@@ -30,11 +30,11 @@ from qmk.errors import (
     StateError,
     UnavailableError,
 )
-from qmk.execution import executor
+from qmk.execution import executor, runs
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
-from qmk.kernel.service import SYSCALLS, Kernel
+from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import verify
 from support.children import die_with_us
 from support.kernel import (
@@ -56,8 +56,10 @@ from support.paths import EXAMPLES
 def test_kernel_offers_every_syscall_of_the_contract() -> None:
     from qmk.abi.methods import METHODS
 
-    assert set(SYSCALLS) == set(METHODS)
-    for name in SYSCALLS:
+    # the table is the one list: the kernel's syscalls are its methods, no more, no fewer
+    syscalls = {name for name in dir(Kernel) if name.startswith("q_")}
+    assert syscalls == set(METHODS)
+    for name in syscalls:
         assert asyncio.iscoroutinefunction(getattr(Kernel, name)), name
 
 
@@ -71,7 +73,7 @@ def test_completed_counts_equal_the_executor_for_the_same_graph_shots_and_seed(
             assert job.state == "QUEUED" and job.job_id.startswith("job_")
             done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=20000)
             assert done.state == "COMPLETED", done.error
-            expected = executor.run(graph, shots=shots, seed=seed).to_json()
+            expected = runs.run(graph, shots=shots, seed=seed).to_json()
             assert done.result["counts"] == expected["counts"]
             assert done.result["events"] == expected["events"]
             assert done.result["engine"] == expected["engine"]
@@ -86,7 +88,7 @@ def test_a_null_seed_is_drawn_by_the_kernel_and_reported(tmp_path: Path) -> None
         done = await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=20000)
         seed = done.seed
         assert isinstance(seed, int) and done.result["seed"] == seed
-        assert done.result["counts"] == executor.run(BELL, shots=200, seed=seed).counts
+        assert done.result["counts"] == runs.run(BELL, shots=200, seed=seed).counts
 
     run_kernel(tmp_path, body)
 
@@ -367,7 +369,7 @@ def test_cancel_of_a_running_job_kills_its_worker_and_frees_it_for_the_next_job(
         small = await kernel.q_submit(session_id=sid, graph=BELL, shots=100, seed=3)
         done = await kernel.q_wait(session_id=sid, job_id=small.job_id, timeout_ms=60_000)
         assert done.state == "COMPLETED"  # on the one worker: the replacement
-        assert done.result["counts"] == executor.run(BELL, shots=100, seed=3).counts
+        assert done.result["counts"] == runs.run(BELL, shots=100, seed=3).counts
         with pytest.raises(ProcessLookupError):
             os.kill(held, 0)  # the held worker is gone (and reaped)
         with pytest.raises(StateError):
@@ -560,7 +562,7 @@ def test_every_accepted_job_finishes_after_a_kill_9_and_reopen(tmp_path: Path) -
         for i, (job_id, graph) in enumerate(zip(ids, graphs, strict=True)):
             done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)
             assert done.state == "COMPLETED", done
-            expected = executor.run(graph, shots=300, seed=i).counts
+            expected = runs.run(graph, shots=300, seed=i).counts
             assert done.result["counts"] == expected
 
     run_kernel(tmp_path, body, config=config_from_dict(raw))
@@ -588,7 +590,7 @@ def test_jobs_left_queued_by_close_run_after_reopen(tmp_path: Path) -> None:
         for seed, job_id in enumerate(ids[1:]):
             done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=60_000)
             assert done.state == "COMPLETED"
-            assert done.result["counts"] == executor.run(BELL, shots=50, seed=seed).counts
+            assert done.result["counts"] == runs.run(BELL, shots=50, seed=seed).counts
         with pytest.raises(UnavailableError):
             await kernel.close()
             await kernel.q_list_jobs(session_id=sid)

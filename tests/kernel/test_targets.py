@@ -13,7 +13,7 @@ import pytest
 
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.errors import InvalidArgument, ProgramError
-from qmk.execution.executor import build_request
+from qmk.execution.runs import build_request
 from qmk.execution.surgery import SurgeryTarget
 from qmk.frontends import read_program
 from qmk.kernel.config import config_from_dict

@@ -105,7 +105,7 @@ def test_every_op_with_a_capability_names_a_known_one(spec: OpSpec):
 
 
 def test_every_capability_but_the_devices_is_needed_by_some_op():
-    # CAP_DEVICE_NA guards q_device_submit (wire-form device jobs), not a QVM op
+    # CAP_DEVICE_NA guards the neutral-atom target's jobs (q_submit), not a QVM op
     assert {spec.cap for spec in OPS.values()} - {None} == set(CAPABILITIES) - {"CAP_DEVICE_NA"}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.builder import ProgramBuilder
 from qmk.qvm.errors import FormatError
 from qmk.qvm.output import OutputLayout

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from support.kernel import FENCED
 
 GRAPH = FENCED.to_json()

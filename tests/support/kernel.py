@@ -288,6 +288,14 @@ async def login(kernel: Kernel, tenant: str, caps: list[str] | None = None) -> s
     return str(reply.session_id)
 
 
+async def admit(admission: Any, session: Any, graph: Any, *args: Any, **kwargs: Any) -> Any:
+    """The job ``admission`` builds of ``graph`` as a submit does (read by its one reader,
+    then admitted; not stored): ``args`` and ``kwargs`` are :meth:`Admission.admit`'s."""
+    target = kwargs.get("target", "logical")
+    read = await admission.read(session.tenant, graph, target=target)
+    return await admission.admit(session, read, *args, **kwargs)
+
+
 async def wait_state(
     kernel: Kernel, sid: str, job_id: str, state: str, limit_s: float = 60.0
 ) -> None:

@@ -149,3 +149,29 @@ def wide_ghz(shots: int, seed: int, job_id: str = "wide-ghz") -> dict[str, Any]:
         shots=shots,
         seed=seed,
     )
+
+
+def device_submit(
+    q_submit: Any,
+    job: Any,
+    device: str | None = None,
+    shots: int | None = None,
+    seed: int | None = None,
+    policy: Mapping[str, Any] | None = None,
+    **more: Any,
+) -> Any:
+    """A wire-form job submitted with ``q_submit`` (a client's, or a kernel's with its
+    ``session_id`` in ``more``) to the target ``neutral-atom``: at the job's own shots
+    (one when it gives none) and seed unless given, ``device`` as the policy's preset,
+    as ``qmk device submit`` submits it."""
+    own = job if isinstance(job, Mapping) else {}
+    if device is not None:
+        policy = {**(policy or {}), "preset": device}
+    return q_submit(
+        graph=job,
+        shots=own.get("shots", 1) if shots is None else shots,
+        seed=own.get("seed") if seed is None else seed,
+        policy=policy,
+        target="neutral-atom",
+        **more,
+    )

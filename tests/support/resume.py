@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from qmk.execution.checkpoint import ExecutionState
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.execution.trajectories import YIELD_NOW, Suspended
 from qmk.qvm.graph import Graph
 

@@ -206,13 +206,20 @@ class DoorServer:
             time.sleep(0.02)
 
 
-def login_params(tenant: str, padding: int = 0, key: str | None = None) -> dict[str, Any]:
-    """A login of ``tenant`` (with ``key``, default its key from :data:`TENANTS`), its
+def login_params(
+    tenant: str,
+    padding: int = 0,
+    key: str | None = None,
+    tenants: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A login of ``tenant`` (with ``key``, default its key from ``tenants``, the server's
+    table, default :data:`TENANTS`) asking every capability the table gives it, its
     request padded with a capability name of ``padding`` bytes."""
-    caps = list(TENANTS[tenant]["caps"])
+    table = (tenants or TENANTS)[tenant]
+    caps = list(table["caps"])
     if padding:
         caps.append("X" * padding)
-    return {"tenant": tenant, "key": key or TENANTS[tenant]["key"], "requested": caps}
+    return {"tenant": tenant, "key": key or table["key"], "requested": caps}
 
 
 #: The ``[server]`` limits under which one tenant logs in as fast as one connection
@@ -434,6 +441,11 @@ class Wire:
         program's); the answer, or the refusal raised."""
         raise NotOnThisWire(f"{self.name} takes no program")
 
+    def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
+        """Submit a neutral-atom device job (its wire form's JSON text, encoded before:
+        the client spends no time on it) to the target ``neutral-atom``; the job's id."""
+        raise NotOnThisWire(f"{self.name} takes no device job")
+
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         """A live watch of ``job_id`` whose first event came (raises the refusal); the
         call that ends it."""
@@ -485,7 +497,7 @@ class JsonRpcWire(Wire):
         from qmk.client import Client
 
         host, port = server.tcp
-        params = login_params(tenant, padding, key)
+        params = login_params(tenant, padding, key, server.tenants)
         with Client.connect(
             f"tcp:{host}:{port}", tenant=tenant, key=params["key"], caps=params["requested"]
         ) as client:
@@ -510,6 +522,26 @@ class JsonRpcWire(Wire):
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         with self._client(server, session) as client:  # a graph the verifier refuses
             return client.q_submit({"version": "0.2", "program": {"nodes": [{"op": "NOPE"}]}})
+
+    def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
+        params = (
+            b'{"session_id":"' + session.encode() + b'","shots":' + str(shots).encode()
+            + b',"target":"neutral-atom","graph":' + job + b"}"
+        )  # fmt: skip
+        line = b'{"jsonrpc":"2.0","id":2,"method":"q_submit","params":' + params + b"}\n"
+        with socket.create_connection(server.tcp, timeout=GUARD_S) as sock:
+            reader = sock.makefile("rb")
+            # a call with the session first: the connection may then send a long line
+            sock.sendall(_rpc_line("q_resource_query", {"session_id": session}))
+            json.loads(reader.readline())
+            sock.sendall(line)
+            reply = json.loads(reader.readline())
+        if "error" in reply:
+            from qmk.errors import syscall_error
+
+            error = reply["error"]
+            raise syscall_error(error["code"], error["message"], error.get("data") or {})
+        return str(reply["result"]["job_id"])
 
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         sock = self.open(server)
@@ -567,7 +599,7 @@ class RestWire(Wire):
     ) -> Any:
         from qmk.http.client import RestClient
 
-        params = login_params(tenant, padding, key)
+        params = login_params(tenant, padding, key, server.tenants)
         return RestClient(server.url, tenant=tenant, key=params["key"], caps=params["requested"])
 
     def login(
@@ -609,6 +641,14 @@ class RestWire(Wire):
 
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         return self.submit_text(server, session, "OPENQASM 3.0;\n}{ not a program")
+
+    def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
+        body = b'{"shots":' + str(shots).encode() + b',"target":"neutral-atom","program":'
+        with self._http(server, session) as http:
+            reply = http.post(
+                "/v1/jobs", content=body + job + b"}", headers={"content-type": "application/json"}
+            )
+        return str(_answer(reply)["job_id"])
 
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         sock = self.open(server)
@@ -687,7 +727,7 @@ class GrpcWire(Wire):
     ) -> str:
         from qmk.grpc.client import Client
 
-        params = login_params(tenant, padding, key)
+        params = login_params(tenant, padding, key, server.tenants)
         with Client.connect(
             server.grpc, tenant=tenant, key=params["key"], caps=params["requested"]
         ) as client:
@@ -707,6 +747,10 @@ class GrpcWire(Wire):
 
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         return self.submit_text(server, session, "OPENQASM 3.0;\n}{ not a program")
+
+    def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
+        with self._client(server, session) as client:
+            return str(client.submit(job.decode(), shots=shots, target="neutral-atom").job_id)
 
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         client = self._client(server, session)
@@ -779,6 +823,9 @@ class GraphqlWire(RestWire):
 
     def submit_text(self, server: DoorServer, session: str, text: str) -> str:
         raise NotOnThisWire("GraphQL is read-only: it takes no program")
+
+    def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
+        raise NotOnThisWire("GraphQL is read-only: it takes no device job")
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         raise NotOnThisWire("GraphQL is read-only: it lends nothing")

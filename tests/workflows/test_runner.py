@@ -9,8 +9,8 @@ import math
 import pytest
 from scipy.stats import binomtest
 
+import qmk
 from qmk.abi.errors import CommandError
-from qmk.execution.executor import run
 from qmk.frontends import read_program
 from qmk.workflows.report import write_results
 from qmk.workflows.runner import LocalBackend, run_workflow
@@ -47,8 +47,48 @@ def test_a_swept_rotation_gives_sin_squared_of_half_the_angle():
 def test_a_step_gives_the_counts_qmk_run_gives_for_its_seed():
     result = run_workflow(load(EXAMPLES / "workflow.toml"), LocalBackend())
     bell = next(job for job in result.jobs if job.step == "bell")
-    local = run(read_program(str(EXAMPLES / "bell.qasm")), shots=1000, seed=7)
+    local = qmk.run(read_program(str(EXAMPLES / "bell.qasm")), shots=1000, seed=7)
     assert bell.counts == dict(local.counts)
+
+
+DEVICE = '''
+[[steps]]
+name = "on-atoms"
+shots = 300
+seed = 5
+device = "ideal_small_array"
+noise = false
+source = """
+OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[2]; creg c[2];
+h q[0]; cx q[0], q[1];
+measure q -> c;
+"""
+'''
+
+
+def test_a_device_step_gives_the_counts_qmk_run_gives_on_the_device():
+    (job,) = run_workflow(loads(DEVICE), LocalBackend()).jobs
+    program = read_program(str(EXAMPLES / "bell.qasm"))
+    local = qmk.run(
+        program,
+        target="neutral-atom",
+        target_options={"preset": "ideal_small_array"},
+        shots=300,
+        seed=5,
+        noise=False,
+    )
+    assert job.state == "COMPLETED", job.error
+    assert job.counts == dict(local.counts) and set(job.counts) == {"00", "11"}
+    assert job.engine == "device:ideal_small_array"
+
+
+def test_a_device_step_refuses_the_logical_machines_settings_with_a_code():
+    flow = loads(DEVICE.replace("noise = false", 'noise = false\nengine = "statevector"'))
+    (job,) = run_workflow(flow, LocalBackend()).jobs  # never dropped as if applied
+    assert job.state == "FAILED" and job.error and job.error.startswith("QM102"), job.error
+    assert "engine" in job.error
 
 
 def test_a_failing_step_is_retried_and_the_steps_after_it_are_skipped():

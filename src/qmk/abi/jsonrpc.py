@@ -65,10 +65,10 @@ from qmk.abi.errors import (
     ParseError,
     RpcError,
 )
-from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params
+from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params, unknown
 from qmk.abi.replies import Reply
 from qmk.errors import InvalidArgument, QMKError, SyscallError
-from qmk.qvm.graph import COMPACT_PIECE, GraphText
+from qmk.qvm.graph import COMPACT_PIECE, GraphText, free_value_in_pieces, promote_young
 
 if TYPE_CHECKING:  # the door reads lines with this module's decoder
     from qmk.abi.door import Door
@@ -277,6 +277,7 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
         raise ParseError(f"invalid JSON{where}: {reason}") from None
     finally:
         if paused:
+            promote_young()  # the value unwalked by the next young collection
             gc.enable()
     return value, numbers.out_of_range
 
@@ -330,8 +331,10 @@ def _compact_graph(message: Any) -> None:
     if type(message) is not dict or message.get("method") != "q_submit":
         return
     params = message.get("params")
-    if type(params) is not dict or type(graph := params.get("graph")) is not dict:
+    graph = params.get("graph") if type(params) is dict else None
+    if not _is_graph(graph):
         return
+    assert type(params) is dict and type(graph) is dict
     try:
         params["graph"] = GraphText.of(graph)
     except (TypeError, ValueError):  # not plain JSON: the kernel says so, as before
@@ -348,6 +351,13 @@ def _named_session(decoded: tuple[Any, bool]) -> object:
     message = decoded[0]
     params = message.get("params") if type(message) is dict else None
     return params.get("session_id") if type(params) is dict else None
+
+
+def _is_graph(value: Any) -> bool:
+    """Whether a submit's decoded ``graph`` is a QVM graph (an object whose ``program`` is
+    an object), which travels on as its compact text; any other program (a device job)
+    stays the data it decoded to, for its target to read."""
+    return type(value) is dict and type(value.get("program")) is dict
 
 
 def _graph_text(message: Any) -> None:
@@ -372,9 +382,9 @@ def _graph_text(message: Any) -> None:
 
 
 def _graph_text_of(graph: Any) -> GraphText | None:
-    """:func:`_graph_text`'s text of a decoded graph; None when it is not an object, or
+    """:func:`_graph_text`'s text of a decoded graph; None when it is no QVM graph, or
     when the kernel writes its text (:func:`_may_differ`)."""
-    if type(graph) is not dict:
+    if not _is_graph(graph):
         return None
     data = _fast_encode(graph)
     if _may_differ(data):
@@ -901,6 +911,11 @@ class RpcCore:
             return await self._message_parts(message, caller, suspect)
         finally:
             charge()
+            # answered: the program the line decoded to, freed off the loop (a QVM graph
+            # went on as its text; a refused device job of a million positions had not)
+            params = message.get("params") if type(message) is dict else None
+            if type(params) is dict and type(params.get("graph")) is dict:
+                await asyncio.to_thread(free_value_in_pieces, params["graph"])
 
     async def handle_message(
         self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True
@@ -1007,7 +1022,7 @@ class RpcCore:
         if spec is None or getattr(self.target, method, None) is None:
             spec = SOCKET_METHODS.get(method)
             if spec is None:
-                raise MethodNotFound(f"no method {method!r}", method=method)
+                raise unknown(method)
             if caller is None or caller.watches is None:
                 raise MethodNotFound(
                     f"{method} is answered on a JSON-RPC socket connection only", method=method

@@ -32,7 +32,7 @@ import msgspec
 
 from qmk import defaults
 from qmk.abi import replies
-from qmk.abi.errors import InvalidParams
+from qmk.abi.errors import InvalidParams, MethodNotFound
 from qmk.abi.replies import Reply
 
 
@@ -328,7 +328,8 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     "target",
                     S,
                     doc="what runs it: logical (the gate-level machine), lattice-surgery, "
-                    "neutral-atom or stim (docs/kernel.md)",
+                    "neutral-atom (a program, or a device job's wire form as its graph) or "
+                    "stim (docs/kernel.md)",
                     required=False,
                     default=defaults.TARGET,
                 ),
@@ -341,31 +342,6 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     required=False,
                 ),
                 wait="wait_ms",
-            ),
-            _method(
-                "q_device_submit",
-                "deprecated (one release): q_submit with target neutral-atom; validate, admit "
-                "and queue a neutral-atom device job (its wire form); needs CAP_DEVICE_NA, "
-                "within the tenant's max_atoms and max_device_time_s",
-                replies.Job,
-                _SESSION,
-                _p("job", OBJ, doc="the job in the neutral-atom wire form (docs/neutral-atom.md)"),
-                _p(
-                    "device",
-                    S,
-                    NULL,
-                    doc="a preset of qmk device list; null: the job's own profile",
-                    required=False,
-                ),
-                _p("shots", INT, NULL, doc="shots; null: the job's, else 1", required=False),
-                _p("seed", INT, NULL, doc="seed; null: the job's, else drawn", required=False),
-                _p(
-                    "policy",
-                    OBJ,
-                    NULL,
-                    doc="priority, deadline, timeout_ms, backend, strict_timing, stream",
-                    required=False,
-                ),
             ),
             _method(
                 "q_status",
@@ -739,6 +715,27 @@ SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
         )
     }
 )
+
+
+def unknown(method: str, *, where: str | None = None) -> MethodNotFound:
+    """The refusal of a call of ``method``, which the table does not have: it names the
+    closest method the table has (``details.closest``), so a call of a removed or renamed
+    method, or a misspelt one, is told what to call instead (``where``: how the wire named
+    the call, a route or an rpc).
+
+    >>> print(unknown("q_stauts").message)
+    no method 'q_stauts'; did you mean q_status (a job's state, and its result once COMPLETED)?
+    """
+    from qmk.errors import closest
+
+    near = closest(method, METHODS)
+    named = where or repr(method)
+    if near is None:
+        return MethodNotFound(f"no method {named}", method=method)
+    doc = METHODS[near].doc.split(";")[0]
+    return MethodNotFound(
+        f"no method {named}; did you mean {near} ({doc})?", method=method, closest=near
+    )
 
 
 def _fresh(default: Any) -> Any:

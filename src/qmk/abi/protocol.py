@@ -73,38 +73,10 @@ class KernelSyscalls(Protocol):
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
             target: string; what runs it: logical (the gate-level machine), lattice-surgery,
-                neutral-atom or stim (docs/kernel.md) (default "logical")
+                neutral-atom (a program, or a device job's wire form as its graph) or stim
+                (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
-        """
-
-    async def q_device_submit(
-        self,
-        *,
-        session_id: str,
-        job: Mapping[str, Any],
-        device: str | None = None,
-        shots: int | None = None,
-        seed: int | None = None,
-        policy: Mapping[str, Any] | None = None,
-    ) -> replies.Job:
-        """Deprecated (one release): q_submit with target neutral-atom; validate, admit and queue a
-        neutral-atom device job (its wire form); needs CAP_DEVICE_NA, within the tenant's max_atoms
-        and max_device_time_s.
-
-        Returns: Job {job_id, state, tenant, shots, seed, priority, created_at, started_at,
-            finished_at, error, result?, cached_from?, machine?, result_expired_at?, result_error?,
-            warnings?}.
-
-        Args:
-            session_id: string; the session from q_negotiate_caps
-            job: object; the job in the neutral-atom wire form (docs/neutral-atom.md)
-            device: string | null; a preset of qmk device list; null: the job's own profile (default
-                null)
-            shots: integer | null; shots; null: the job's, else 1 (default null)
-            seed: integer | null; seed; null: the job's, else drawn (default null)
-            policy: object | null; priority, deadline, timeout_ms, backend, strict_timing, stream
-                (default null)
         """
 
     async def q_status(

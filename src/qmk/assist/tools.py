@@ -235,7 +235,7 @@ def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _run_here(args: Mapping[str, Any], ctx: Context, shots: Any, seed: Any) -> dict[str, Any]:
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
 
     result = run(_verified(args, ctx), shots=shots, seed=seed, noise=False)
     return {

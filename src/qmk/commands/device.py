@@ -7,7 +7,9 @@ commands do (``--socket``, ``QMK_TENANT``, ...):
   health (drift factor, link fidelity, decoder load and backlog), the fault schedule and
   the logical model jobs start with now (the ``device`` section of ``q_resource_query``);
 - ``qmk device submit JOB.json`` queues a neutral-atom job (its wire form) on the kernel
-  (``q_device_submit``; the tenant needs ``CAP_DEVICE_NA``), ``--wait`` for its result;
+  (``q_submit`` to the target ``neutral-atom``, at the job's own shots and seed unless
+  given, as ``qmk submit JOB.json --device PRESET``; the tenant needs ``CAP_DEVICE_NA``),
+  ``--wait`` for its result;
 - ``qmk device calibrate FILE`` ingests a calibration (``qmk qec calibrate --output``) or
   custom qubit parameters (QRE's JSON form) into a running kernel (``q_calibrate``; the
   tenant needs ``operator = true``), for every job started from then on.
@@ -106,7 +108,8 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``qmk device submit``: a wire-form job queued on the kernel (``q_device_submit``)."""
+    """``qmk device submit``: a wire-form job queued on the kernel (``q_submit`` to the
+    target ``neutral-atom``; ``--device`` is its ``preset``)."""
     from qmk.commands.service import _client, _show_job, _wait_status, _waiting
     from qmk.devices.neutral_atom.job import read_job
 
@@ -124,8 +127,13 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     stream = _stream_request(args)
     if stream:
         policy["stream"] = stream
+    if args.device is not None:
+        policy["preset"] = args.device
+    own = job if isinstance(job, dict) else {}
+    shots = own.get("shots", 1) if args.shots is None else args.shots
+    seed = own.get("seed") if args.seed is None else args.seed
     with _client(args) as client:
-        queued = client.q_device_submit(job, args.device, args.shots, args.seed, policy or None)
+        queued = client.q_submit(job, shots, seed, policy or None, target="neutral-atom")
         if args.wait:
             queued = _waiting(client, queued.job_id, args, err)
     _show_job(queued, args, out)
@@ -312,7 +320,7 @@ def _add_submit(actions: Any) -> None:
     )
     wait_options(submit)
     _client_options(submit)
-    submit.set_defaults(run=_cmd_submit, syscall="q_device_submit")
+    submit.set_defaults(run=_cmd_submit, syscall="q_submit")
 
 
 # --------------------------------------------------------------------------- neutral atom

@@ -1,6 +1,6 @@
 """``qmk run FILE``: run a program in-process on the simulated fault-tolerant machine.
 
-The same executor the kernel's workers run (:func:`qmk.execution.executor.run`), with
+The same targets the kernel's workers run (:func:`qmk.execution.runs.run`), with
 no server: counts, then the run's telemetry (logical cycles, physical qubits, decoder
 rounds, injected logical errors); ``--json`` prints the result as one JSON object.
 Defaults come from :mod:`qmk.defaults`. ``--state OUT.json`` writes the program's final
@@ -259,7 +259,7 @@ def _run(
     import msgspec
 
     from qmk.execution import target as targets
-    from qmk.execution.executor import build_request
+    from qmk.execution.runs import build_request
 
     target = targets.get(name)
     if targets.spec(name).program != "stim-circuit":  # a QVM graph (a device compiles it)

@@ -7,7 +7,10 @@ in-process.
 - :mod:`qmk.execution.request` -- :class:`~qmk.execution.request.RunRequest`, one run as
   one typed value.
 - :mod:`qmk.execution.plan` -- the op semantics, logical-noise locations and schedule.
-- :mod:`qmk.execution.executor` -- :func:`run`, :func:`~qmk.execution.executor.execute`.
+- :mod:`qmk.execution.runs` -- :func:`run`: a program run in this process, through its
+  target (:mod:`qmk.execution.target`).
+- :mod:`qmk.execution.executor` -- :func:`~qmk.execution.executor.execute`, the ``logical``
+  target's runs.
 - :mod:`qmk.execution.result` -- :class:`RunResult`, :class:`Telemetry`.
 - :mod:`qmk.execution.trajectories` -- shots grouped by error pattern and branch.
 - :mod:`qmk.execution.batch` -- plans lowered to an engine's batch circuit (the stabilizer
@@ -22,13 +25,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qmk.execution.executor import run
     from qmk.execution.result import RunResult, Telemetry
+    from qmk.execution.runs import run
 
 
 def __getattr__(name: str) -> Any:
     if name == "run":
-        from qmk.execution.executor import run
+        from qmk.execution.runs import run
 
         return run
     if name in ("RunResult", "Telemetry"):

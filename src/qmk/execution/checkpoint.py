@@ -27,7 +27,7 @@ the fields above) and the arrays it names. :func:`write_state` writes it atomica
 new one, never half of one.
 
 >>> from qmk.qvm.asm import assemble
->>> from qmk.execution.executor import run
+>>> from qmk.execution import run
 >>> program = assemble('''
 ... .caps CAP_ALLOC
 ... a: ALLOC_LQ vq:q

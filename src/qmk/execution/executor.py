@@ -29,21 +29,17 @@ Choosing how to run the shots (telemetry ``mode``):
 Results list events in ``resources.events`` order, first event leftmost; the same
 program and seed give the same counts every time.
 
->>> from qmk.qvm.asm import assemble
->>> bell = assemble('''
-... .caps CAP_ALLOC
-... a: ALLOC_LQ vq:q0, vq:q1
-... h: APPLY_H vq:q0
-... c: APPLY_CNOT vq:q0, vq:q1
-... m0: MEASURE_Z vq:q0, out:m0
-... m1: MEASURE_Z vq:q1, out:m1
-... f: FREE_LQ vq:q0, vq:q1
-... ''')
->>> result = run(bell, shots=1000, seed=7)
+>>> bell = "examples/bell.qvm.json"
+>>> from qmk.execution.request import RunRequest
+>>> request = RunRequest(program_digest="ab" * 32, shots=1000, seed=7)
+>>> result = execute(load_program(bell), request)
 >>> sorted(result.counts), result.engine, result.telemetry.mode
 (['00', '11'], 'stabilizer', 'stim-batch')
->>> run(bell, shots=1000, seed=7).counts == result.counts
+>>> execute(load_program(bell), request).counts == result.counts
 True
+
+It is the ``logical`` target's (:mod:`qmk.execution.logical`): every run outside it goes
+through a target, with one run request (:mod:`qmk.execution.runs`, :func:`qmk.run`).
 """
 
 from __future__ import annotations
@@ -77,7 +73,6 @@ from qmk.execution.request import (
     Precision,
     RunRequest,
     precision_of,
-    program_digest,
     run_key,
 )
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
@@ -88,9 +83,8 @@ from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
-from qmk.qec.physics import PhysicsConfig, load_physics
 from qmk.qvm import graph as graph_io
-from qmk.qvm.graph import Graph, canonical_text
+from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
 from qmk.qvm.output import layout_of
 from qmk.qvm.verify import VerifiedProgram, verify
@@ -381,6 +375,11 @@ def _result_options(engine: str, options: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if kernels is None or k != kernels.option}
 
 
+def _misuse(message: str, key: str) -> EngineError:
+    """A bad run parameter of the executor's own: ``QE105 engine-misuse``."""
+    return EngineError.of("engine-misuse", message, key=key)
+
+
 def _precision_option(options: Mapping[str, Any]) -> tuple[Precision | None, dict[str, Any]]:
     """The precision ``engine_options``' ``dtype`` asks for (:func:`precision_of`), and
     the other options."""
@@ -489,185 +488,6 @@ def choose_engine(
     return route_plan(plan, engine, shots=shots, engine_options=engine_options)[0].engine
 
 
-def run(
-    program: Graph | VerifiedProgram | Mapping[str, Any] | str | os.PathLike[str],
-    *,
-    shots: int = DEFAULT_SHOTS,
-    seed: int | None = None,
-    engine: str | None = None,
-    precision: str | None = None,
-    noise: bool | NoiseModel = defaults.NOISE,
-    qubit: str | QubitParams = DEFAULT_QUBIT,
-    profile: str = DEFAULT_PROFILE,
-    engine_options: Mapping[str, Any] | None = None,
-    limits: Limits | None = None,
-    calibration: Calibration | str | os.PathLike[str] | None = None,
-    require_calibration: bool = True,
-    control: Control | None = None,
-    resume: ExecutionState | str | os.PathLike[str] | None = None,
-    initial_state: QuantumState | str | os.PathLike[str] | None = None,
-    final_state: bool | str = False,
-    part: Part | Sequence[int] | None = None,
-    physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-) -> RunResult:
-    """Run ``program`` for ``shots`` shots and return counts, memory and telemetry.
-
-    Args:
-        program: a graph, a verified program, QVM JSON data, or a path (.json or .asm).
-        shots: how many shots (1 to :data:`qmk.defaults.MAX_SHOTS`).
-        seed: the seed of every random choice (below :data:`qmk.defaults.SEED_BOUND`); None
-            draws one (reported in the result).
-        engine: an engine of :data:`qmk.defaults.ENGINES` (``qmk engines`` lists those
-            installed); None lets the router choose the cheapest able one.
-        precision: ``"single"`` or ``"double"`` (or a dtype of
-            :data:`qmk.defaults.PRECISION_DTYPES`), which the router honours (an exact
-            engine such as the stabilizer takes any); None: the engine's own.
-        noise: inject logical errors from the code profiles and qubit parameters (True),
-            none (False), or inject them with a noise model's physical error rates in
-            place of the qubit's (a :mod:`qmk.qec.noise` model, e.g. ``Depolarizing(p=1e-3)``).
-        qubit: the physical qubit parameter set: a name (see :mod:`qmk.qec`) or
-            :class:`~qmk.qec.params.QubitParams` (custom values, QRE's JSON form).
-        profile: the code profile of qubits whose ALLOC_LQ names none.
-        engine_options: extra keyword arguments for the engine; ``dtype`` says what
-            ``precision`` says.
-        calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
-            file) used for the profiles of its family and instruction set; it must apply
-            to at least one qubit of the program unless ``require_calibration`` is False
-            (a machine-wide calibration; telemetry lists the profiles it applied to).
-        control: who may ask the run, at its fences, to save its state and go on or
-            stop (:class:`~qmk.execution.trajectories.Control`; the kernel's worker).
-            A ``trajectories`` run asks at every ``FENCE_EPOCH`` (whatever follows it);
-            a ``stim-batch`` run of a program with fences asks between its chunks of
-            :data:`~qmk.execution.batch.CHUNK_SHOTS` shots (one chunk: never), which
-            are its pause points (:mod:`qmk.execution.batch`). A program without a
-            fence is never asked.
-        resume: an :class:`~qmk.execution.checkpoint.ExecutionState` (or its file) a
-            control saved: the run goes on from there and gives the counts of a run
-            that never stopped.
-        initial_state: a state (:mod:`qmk.engines.state_io`) or its JSON file: the
-            qubits of the program's opening ALLOC_LQ nodes start in it, state qubit k
-            the k-th of them (see :mod:`qmk.execution.states`).
-        final_state: True (the engine's own kind), "amplitudes" or "stabilizers":
-            return the program's final state as ``RunResult.final_state``, simulated
-            once (telemetry mode ``final-state``; no event is measured, so every shot's
-            outcome is all 0s). Only for a program whose final state is one pure state:
-            no measurement, no noise (pass ``noise=False``).
-        part: ``(k, n)`` or a :class:`~qmk.execution.parts.Part`: run only part ``k`` of
-            ``n`` of the shots (shot groups dealt out, :mod:`qmk.execution.parts`);
-            ``parts.merge`` of every part's result is this run without ``part``.
-        physics: a physics file (:mod:`qmk.qec.physics`: the value, its JSON data or
-            file): the code profile, the qubit's timing (``qubit`` its base) and the
-            error rates as one machine.
-
-    Raises:
-        QMKError: bad input (FormatError, VerificationError; EngineError QE105 for shots,
-            seed or precision out of range), an engine that cannot run the program
-            (EngineError), or unknown QEC names (QECError), all before any simulation;
-            ``QE106``/``QE107`` for a state of another run or an unreadable one;
-            ``QE111``-``QE113`` for a state file that is not one, a state that does not fit
-            the program or engine, or a final state that is not one pure state.
-        Suspended: the control asked the run to stop; its state was saved first.
-    """
-    started = time.perf_counter()
-    verified = load_program(program, limits=limits)
-    request = build_request(
-        verified,
-        shots=shots,
-        seed=seed,
-        engine=engine,
-        precision=precision,
-        noise=noise,
-        qubit=qubit,
-        profile=profile,
-        engine_options=engine_options,
-        calibration=calibration,
-        require_calibration=require_calibration,
-        part=part,
-        physics=physics,
-    )
-    return execute(
-        verified,
-        request,
-        control=control,
-        resume=resume,
-        initial_state=initial_state,
-        final_state=final_state,
-        started=started,
-    )
-
-
-def build_request(
-    program: VerifiedProgram | Mapping[str, Any],
-    *,
-    target: str = defaults.TARGET,
-    target_options: Mapping[str, Any] | None = None,
-    shots: int = DEFAULT_SHOTS,
-    seed: int | None = None,
-    engine: str | None = None,
-    precision: str | None = None,
-    noise: bool | NoiseModel = defaults.NOISE,
-    qubit: str | QubitParams = DEFAULT_QUBIT,
-    profile: str = DEFAULT_PROFILE,
-    engine_options: Mapping[str, Any] | None = None,
-    calibration: Calibration | str | os.PathLike[str] | None = None,
-    require_calibration: bool = True,
-    part: Part | Sequence[int] | None = None,
-    physics: PhysicsConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
-) -> RunRequest:
-    """The run request of :func:`run`'s arguments for ``program``: a calibration file
-    and a physics file read, a noise model written as text, a part as ``(k, n)``, then
-    the one builder (:meth:`RunRequest.build`: shots and seed checked, a seed drawn when
-    None, the precision read from ``precision`` or ``engine_options``' ``dtype``).
-
-    ``program`` is the verified program, or the JSON data of a program that is no QVM
-    graph (a device job's wire form), whose digest the request holds; ``target`` names
-    the target that runs it (:mod:`qmk.execution.target`, which checks the name and its
-    ``target_options`` when it compiles).
-
-    Raises:
-        EngineError: ``QE105`` engine-misuse for shots that are not an integer in
-            ``1..MAX_SHOTS`` (:data:`qmk.defaults.MAX_SHOTS`), a seed outside
-            ``[0, 2**63)``, a bad precision, ``dtype`` or ``part``. QECError: ``noise``
-            is not a bool or noise model; ``QC102`` for a profile that does not parse.
-    """
-    inject, noise_model = _noise_choice(noise)
-    if calibration is not None and not isinstance(calibration, Calibration):
-        calibration = Calibration.load(calibration)
-    share = None if part is None else Part.from_json(part)
-    return RunRequest.build(
-        program_digest=program_digest(_canonical(program)),
-        target=target,
-        target_options=target_options,
-        shots=shots,
-        seed=seed,
-        engine=engine,
-        precision=precision,
-        engine_options=engine_options,
-        noise=inject,
-        qubit=qubit,
-        profile=profile,
-        noise_model=None if noise_model is None else describe_noise_model(noise_model),
-        calibration=calibration,
-        require_calibration=require_calibration,
-        part=None if share is None else (share.index, share.of),
-        physics=None if physics is None else load_physics(physics),
-        error=_misuse,
-    )
-
-
-def _misuse(message: str, key: str) -> EngineError:
-    """An in-process run's bad parameter: ``QE105 engine-misuse``."""
-    return EngineError.of("engine-misuse", message, key=key)
-
-
-def _canonical(program: VerifiedProgram | Mapping[str, Any]) -> str:
-    """The JSON text a run request digests for an in-process program: its QVM JSON, or
-    the data of a program that is no QVM graph."""
-    # every object's keys sorted as it is written: the data need not sort them first
-    data = program if isinstance(program, Mapping) else program.graph.to_json(sort=False)
-    return canonical_text(data)
-
-
 def execute(
     program: VerifiedProgram,
     request: RunRequest,
@@ -678,14 +498,33 @@ def execute(
     final_state: bool | str = False,
     started: float | None = None,
 ) -> RunResult:
-    """Run ``program`` as ``request`` says (the kernel's worker and :func:`run` alike).
+    """Run ``program`` as ``request`` says: the ``logical`` target's runs (the kernel's
+    workers' and in-process ones alike).
 
     ``request``'s rewrite, if any, is already applied to ``program`` (the worker verifies
-    the rewritten text). ``control``, ``resume``, ``initial_state`` and ``final_state``
-    are as :func:`run`'s.
+    the rewritten text).
+
+    Args:
+        control: who may ask the run, at its pause points, to save its state and go on
+            or stop (:class:`~qmk.execution.trajectories.Control`): a ``trajectories``
+            run asks at every ``FENCE_EPOCH``, a ``stim-batch`` run of a program with
+            fences between its chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots.
+        resume: an :class:`~qmk.execution.checkpoint.ExecutionState` (or its file) a
+            control saved: the run goes on from there and gives the counts of a run that
+            never stopped.
+        initial_state: a state (:mod:`qmk.engines.state_io`) or its JSON file: the
+            qubits of the program's opening ALLOC_LQ nodes start in it.
+        final_state: True (the engine's own kind), "amplitudes" or "stabilizers": the
+            program's final state as ``RunResult.final_state``, simulated once (a program
+            whose final state is one pure state: no measurement, no noise).
+        started: when the caller's clock for the run's wall time began.
 
     Raises:
-        QMKError: as :func:`run`.
+        QMKError: an engine that cannot run the program (EngineError), unknown QEC
+            names (QECError); ``QE106``/``QE107`` for a state of another run or an
+            unreadable one; ``QE111``-``QE113`` for a state file that is not one, a state
+            that does not fit the program or engine, or a final state that is not one
+            pure state.
         Suspended: the control asked the run to stop; its state was saved first.
     """
     started = time.perf_counter() if started is None else started
@@ -1126,18 +965,6 @@ def sample_error_patterns(
     for pattern, members in sorted(grouped.items()):
         groups[pattern] = np.array(sorted(members), dtype=np.int64)
     return groups, injected
-
-
-def _noise_choice(noise: object) -> tuple[bool, NoiseModel | None]:
-    """``(inject logical errors?, the noise model)`` of :func:`run`'s ``noise``."""
-    if isinstance(noise, bool):
-        return noise, None
-    if isinstance(noise, NoiseModel):
-        return True, noise
-    raise QECError.of(
-        "bad-parameter",
-        f"noise must be True, False or a noise model of qmk.qec.noise, got {noise!r}",
-    )
 
 
 def _plan_figures(

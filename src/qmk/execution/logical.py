@@ -102,8 +102,8 @@ class LogicalTarget:
         final_state: bool | str = False,
     ) -> LogicalExecutable:
         """``program`` under ``request`` on the logical machine; ``initial_state`` and
-        ``final_state`` are :func:`qmk.execution.executor.run`'s (``local``, a run in
-        the caller's own process, changes nothing here).
+        ``final_state`` are :func:`qmk.execution.executor.execute`'s (``local``, a run
+        in the caller's own process, changes nothing here).
 
         Raises:
             TargetError: ``QM102`` for target options (the logical machine takes none).

@@ -21,7 +21,7 @@ run with one group (noiseless) does not split: part 0 runs it, the others have n
 to do. A ``stim-batch`` or ``final-state`` run is one pass: part 0 does every shot.
 
 >>> from qmk.qvm.asm import assemble
->>> from qmk.execution.executor import run
+>>> from qmk.execution import run
 >>> program = assemble('''
 ... .caps CAP_ALLOC
 ... a: ALLOC_LQ vq:q0, vq:q1

@@ -13,7 +13,7 @@ The kernel builds it once at admission, stores it with the job, hands it to the 
 with the program text, records it in the job's attestation (its fields are the attest
 line's) and replay reads it back: one schema (msgspec) end to end, so what runs, what is
 stored and what is attested cannot drift apart. ``qmk run`` builds the same value from its
-options (:func:`qmk.execution.executor.run`).
+options (:func:`qmk.execution.runs.build_request`).
 
 >>> import msgspec
 >>> request = RunRequest(program_digest="ab" * 32, shots=100, seed=7)
@@ -29,10 +29,11 @@ False
 False
 
 **The one builder.** Every entry turns its user's parameters into a request with
-:meth:`RunRequest.build`: ``qmk run``, ``qmk.run`` and the executor
-(:func:`qmk.execution.executor.build_request`, which reads files and noise-model objects
-first), ``QMKBackend`` and the estimator, the PennyLane device, the workflows, the
-assistant's ``run`` tool and the kernel's admission (whatever wire the submit came by). It
+:meth:`RunRequest.build`, whose keywords are the one list of a run's settings: the
+kernel's admission (whatever wire the submit came by), and every in-process run through
+:func:`qmk.execution.runs.build_request` (which reads files and noise-model objects
+first): ``qmk run``, ``qmk.run``, ``QMKBackend`` and the estimator, the PennyLane device,
+the workflows, the assistant's ``run`` tool and the audit's replay. It
 checks shots, seed, precision and profile once, shots and seed in one range
 (:data:`qmk.defaults.MAX_SHOTS`, :data:`qmk.defaults.SEED_BOUND`), draws a missing seed
 from the one seed source (:func:`draw_seed`, 63 bits) and reads a precision through the

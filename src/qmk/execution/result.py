@@ -234,7 +234,7 @@ class Detections:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
-    """The outcome of :func:`~qmk.execution.executor.run`.
+    """The outcome of a run: every target's (:meth:`qmk.execution.target.Executable.run`).
 
     ``counts`` maps outcome strings (events in ``events`` order, first leftmost,
     unless the program's ``metadata.output`` gives another layout: see

@@ -27,7 +27,7 @@ never a state chosen at random (:func:`check_exportable`, before any work):
   with the others (its Bloch vector is not of length 1): found while simulating.
 
 >>> from qmk.qvm.asm import assemble
->>> from qmk.execution.executor import run
+>>> from qmk.execution import run
 >>> bell = assemble('''
 ... .caps CAP_ALLOC
 ... a: ALLOC_LQ vq:q0, vq:q1

@@ -328,7 +328,10 @@ def read_qvm(source: Any, *, limits: Any = None) -> Any:
     import json
 
     from qmk.execution.executor import load_program
+    from qmk.qvm.graph import GraphText
 
+    if isinstance(source, GraphText):  # a submitted graph, as its compact text
+        source = source.text
     if isinstance(source, str) and source.lstrip().startswith("{"):
         source = json.loads(source)
     return load_program(source, limits=limits)

@@ -15,7 +15,7 @@ language's.
 >>> graph = b.build(output=[[m[1], m[0]]])  # qubit 0 rightmost, as Qiskit writes it
 >>> [n.op for n in graph.nodes]
 ['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
->>> from qmk.execution.executor import run
+>>> from qmk.execution import run
 >>> sorted(run(graph, shots=200, seed=3).counts)
 ['00', '11']
 """

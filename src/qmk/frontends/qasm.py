@@ -31,7 +31,7 @@ writes into (or declared ``output``) holds results: its bits are a register too.
 ['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
 >>> graph.nodes[1].metadata["source"]
 'bell.qasm:5'
->>> from qmk.execution.executor import run
+>>> from qmk.execution import run
 >>> sorted(run(graph, shots=100, seed=1, noise=False).counts)
 ['00', '11']
 """

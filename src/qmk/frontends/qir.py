@@ -33,7 +33,7 @@ no separator: tuple and array structure is left out (see ``docs/frontends_qir.md
 >>> graph = from_qir(text, name="bell.ll")
 >>> [n.op for n in graph.nodes]
 ['ALLOC_LQ', 'APPLY_H', 'APPLY_CNOT', 'MEASURE_Z', 'MEASURE_Z', 'FREE_LQ']
->>> from qmk.execution.executor import run
+>>> from qmk.execution import run
 >>> sorted(run(graph, shots=100, seed=5, noise=False).counts)
 ['00', '11']
 """

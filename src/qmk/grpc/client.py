@@ -179,12 +179,14 @@ class Client(BlockingSession, SyscallMethods):
         policy: Mapping[str, Any] | None = None,
         wait_ms: int | None = None,
         session_id: str | None = None,
+        target: str | None = None,
     ) -> Any:
-        """``Submit`` program text (``format``: its language; None: told from its text);
-        the ``Job`` message (with ``wait_ms``: once final, or as it is when ``wait_ms``
-        passes, as ``Wait`` answers it)."""
+        """``Submit`` program text (``format``: its language; None: told from its text)
+        to ``target`` (None: the logical machine); the ``Job`` message (with
+        ``wait_ms``: once final, or as it is when ``wait_ms`` passes, as ``Wait``
+        answers it)."""
         fields: dict[str, Any] = {"program": program, "format": format}
-        fields.update(shots=shots, seed=seed, wait_ms=wait_ms)
+        fields.update(shots=shots, seed=seed, wait_ms=wait_ms, target=target)
         if policy is not None:
             fields["policy"] = to_struct(policy)
         request = self.classes[_UNARY["Submit"].request](

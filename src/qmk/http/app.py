@@ -35,8 +35,14 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.jsonrpc import check_param_numbers, decode_soon_marked, encode, encode_parts
-from qmk.abi.methods import JsonType, bind_params
+from qmk.abi.jsonrpc import (
+    THREAD_BYTES,
+    check_param_numbers,
+    decode_soon_marked,
+    encode,
+    encode_parts,
+)
+from qmk.abi.methods import METHODS, JsonType, bind_params
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
@@ -49,6 +55,7 @@ from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.stream import EventStreamResponse, PartsResponse, json_response
 from qmk.http.tracing import Tracing
+from qmk.qvm.graph import free_value_in_pieces
 
 ACCESS = logging.getLogger("qmk.http.access")
 JOBS = logging.getLogger("qmk.http.jobs")
@@ -156,6 +163,29 @@ def _problem(
     if body["status"] == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
     return Response(encode(body), body["status"], headers=extra, media_type=problems.PROBLEM_JSON)
+
+
+def _no_route(method: str, path: str) -> MethodNotFound:
+    """The refusal of a request no route takes, naming the closest route of its method
+    (a removed syscall's route is told where its replacement is)."""
+    from qmk.errors import closest
+
+    routes = {r.path: r.syscall for r in SYSCALL_ROUTES if r.method == method}
+    near = closest(path, routes)
+    if near is None:
+        return MethodNotFound(f"no route {method} {path}")
+    syscall = routes[near]
+    doc = METHODS[syscall].doc.split(";")[0]
+    return MethodNotFound(
+        f"no route {method} {path}; did you mean {method} {near} ({syscall}: {doc})?",
+        closest=f"{method} {near}",
+    )
+
+
+def _big_body(request: Request) -> bool:
+    """Whether the request's body (its ``content-length``) was decoded in a thread."""
+    length = request.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) >= THREAD_BYTES
 
 
 def _bearer(request: Request) -> str:
@@ -417,7 +447,12 @@ class Api:
                     params["idempotency_key"] = key
             params.update(fixed)
             bound = bind_params(spec, params)
-            result = await door.call(visitor, spec.name, bound, program=program)
+            try:
+                result = await door.call(visitor, spec.name, bound, program=program)
+            finally:
+                graph = params.get(GRAPH_PARAM)
+                if _big_body(request) and type(graph) is dict:  # answered: freed off the loop
+                    await asyncio.to_thread(free_value_in_pieces, graph)
             return _json(result, route.status, _result_headers(result, route.status))
 
         return handler
@@ -748,7 +783,7 @@ def create_app(
         if status == 405:
             error = MethodNotFound(f"{request.method} is not a method of {request.url.path}")
         else:
-            error = MethodNotFound(f"no route {request.method} {request.url.path}")
+            error = _no_route(request.method, request.url.path)
         return _problem(error, request.url.path, status=status)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})

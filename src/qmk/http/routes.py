@@ -120,14 +120,6 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
             tag="telemetry",
             summary="the tenant's aggregate telemetry",
         ),
-        _r(
-            "q_device_submit",
-            "POST",
-            "/v1/devices/jobs",
-            status=201,
-            body=_body("q_device_submit"),
-            tag="devices",
-        ),
         _r("q_device_artifacts", "GET", f"{_JOB}/artifacts", tag="devices"),
         _r(
             "q_open_chan",

@@ -163,7 +163,7 @@ class Kernel:
         )
         self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
-        self.admission.machine_holds = self.supervisor.machine.holds
+        self.admission.quotas.machine_holds = self.supervisor.machine.holds
         # the syscalls' work by concern (qmk.kernel.syscalls)
         #: Delegations: lent, revoked, listed; what they lend a tenant now.
         self.delegation_desk = DelegationDesk(
@@ -507,23 +507,6 @@ class Kernel:
             wait_ms=wait_ms,
         )
 
-    async def q_device_submit(
-        self,
-        *,
-        session_id: str,
-        job: Any,
-        device: str | None = None,
-        shots: int | None = None,
-        seed: int | None = None,
-        policy: Mapping[str, Any] | None = None,
-    ) -> replies.Job:
-        """Deprecated for one release: :meth:`q_submit` with ``target="neutral-atom"``,
-        which it calls. ``device`` is the policy's ``preset`` (in place of the job's
-        ``profile``); ``shots`` and ``seed`` null take the job's own (one shot when it
-        gives none; a seed drawn when it gives none)."""
-        submit = self.job_desk.device_submit(job, device, shots, seed, policy)
-        return await self.q_submit(session_id=session_id, **submit)
-
     async def q_status(self, *, session_id: str, job_id: str) -> replies.Job:
         """The job, with its result once COMPLETED."""
         return self.job_desk.status(self._session(session_id), job_id)
@@ -759,36 +742,4 @@ class _TriggerHost:
         return await self.kernel.admission.cpu.run(tenant, work)
 
 
-#: The syscalls, by wire name.
-SYSCALLS: tuple[str, ...] = (
-    "q_negotiate_caps",
-    "q_submit",
-    "q_device_submit",
-    "q_status",
-    "q_wait",
-    "q_get_result",
-    "q_cancel",
-    "q_checkpoint",
-    "q_restore",
-    "q_replay",
-    "q_open_chan",
-    "q_close_chan",
-    "q_chan_status",
-    "q_list_channels",
-    "q_get_telemetry",
-    "q_resource_query",
-    "q_machine_status",
-    "q_calibrate",
-    "q_delegate_caps",
-    "q_revoke_delegation",
-    "q_list_delegations",
-    "q_list_jobs",
-    "q_assist",
-    "q_usage",
-    "q_create_trigger",
-    "q_list_triggers",
-    "q_delete_trigger",
-    "q_device_artifacts",
-)
-
-__all__ = ["SYSCALLS", "Kernel"]
+__all__ = ["Kernel"]

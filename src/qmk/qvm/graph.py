@@ -252,7 +252,19 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            promote_young()
             gc.enable()
+
+
+def promote_young() -> None:
+    """Move every object the collector tracks to its oldest generation without walking
+    any (a freeze and an unfreeze: two list splices). Call it as a pause of the
+    collector ends: what the paused pass built (a decoded request, a graph: trees, no
+    cycle to find) would otherwise be walked whole by the next young collection, the
+    interpreter held throughout (90 ms for the three million objects of a 15 MB device
+    job). Reference counting frees them as ever."""
+    gc.freeze()
+    gc.unfreeze()
 
 
 def _type_name(value: Any) -> str:
@@ -590,6 +602,35 @@ def free_in_pieces(items: list[Any]) -> None:
     """
     while items:
         del items[-COMPACT_PIECE:]
+
+
+def free_value_in_pieces(value: Any) -> None:
+    """Empty the lists and objects of decoded JSON ``value`` a few hundred entries at a
+    time (:data:`COMPACT_PIECE`), the biggest first: run in a thread once a request is
+    answered, it frees what a big request decoded to (the three million objects of a
+    15 MB device job, 50-100 ms with the interpreter held when freed in one call) while
+    the others run between pieces. ``value`` is emptied, whoever else holds it.
+
+    >>> job = {"hardware": {"positions": [[float(k), 0.0] for k in range(2000)]}}
+    >>> free_value_in_pieces(job)
+    >>> job
+    {}
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            stack.extend(v for v in item.values() if _big(v))
+            item.clear()
+        elif type(item) is list:
+            while item:
+                stack.extend(v for v in item[-COMPACT_PIECE:] if _big(v))
+                del item[-COMPACT_PIECE:]
+
+
+def _big(value: Any) -> bool:
+    """A list or object of more entries than one piece (freed in pieces of its own)."""
+    return type(value) in (list, dict) and len(value) > COMPACT_PIECE
 
 
 def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:

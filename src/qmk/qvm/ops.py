@@ -49,7 +49,7 @@ CAPABILITIES: Mapping[str, str] = MappingProxyType(
         "CAP_TELEPORT": "gate teleportation between modules (TELEPORT_CNOT)",
         "CAP_MAGIC": "draw distilled magic states (INJECT_T_STATE)",
         "CAP_LINK": "open entanglement channels (OPEN_CHAN)",
-        "CAP_DEVICE_NA": "run wire-form jobs on the neutral-atom device (q_device_submit)",
+        "CAP_DEVICE_NA": "run jobs on the neutral-atom device (q_submit, target neutral-atom)",
     }
 )
 

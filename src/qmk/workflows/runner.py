@@ -4,8 +4,8 @@ A step's jobs run once every step it names in ``after`` has COMPLETED all of its
 otherwise they are SKIPPED (with the reason). A job that ends FAILED (or is refused) is
 run again up to the step's ``retries``. Where the jobs run is a :class:`Backend`:
 
-- :class:`LocalBackend`: in this process, on the executor ``qmk run`` uses (and a
-  ``device`` step on the neutral-atom emulator);
+- :class:`LocalBackend`: in this process, through the targets ``qmk run`` uses (a
+  ``device`` step on the neutral-atom device);
 - :class:`KernelBackend`: on a kernel, through :class:`qmk.client.Client` (JSON-RPC on a
   socket) or :class:`qmk.http.client.RestClient` (the REST API); a step's jobs are all
   queued, then awaited, so the kernel's workers run them side by side;
@@ -109,13 +109,16 @@ _TELEMETRY = ("mode", "engine", "logical_cycles", "injected_logical_errors", "wa
 
 
 class LocalBackend:
-    """Runs jobs in this process (the executor of ``qmk run``; devices on their emulator)."""
+    """Runs jobs in this process, through their targets as ``qmk run`` runs them (a
+    ``device`` step's on the neutral-atom device, its preset the step's ``device``)."""
 
     def run_batch(self, jobs: Sequence[Planned], done: Callable[[JobResult], None]) -> None:
         for job in jobs:
             done(self._one(job))
 
     def _one(self, job: Planned) -> JobResult:
+        from qmk.execution.runs import run
+
         base: dict[str, Any] = {
             "step": job.step.name,
             "index": job.index,
@@ -123,24 +126,7 @@ class LocalBackend:
             "shots": job.shots,
         }
         try:
-            if job.step.device is not None:
-                return self._device(job, base)
-            from qmk.execution.executor import run
-
-            noise: Any = job.noise
-            if isinstance(noise, str):
-                from qmk.qec.noise import parse_noise_model
-
-                noise = parse_noise_model(noise)
-            result = run(
-                dict(job.graph),
-                shots=job.shots,
-                seed=job.seed,
-                engine=job.engine,
-                noise=noise,
-                qubit=job.qubit or defaults.QUBIT,
-                profile=_profile(job.distance) or defaults.PROFILE,
-            )
+            result = run(dict(job.graph), **local_keywords(job))
         except QMKError as exc:
             return JobResult(**base, state=defaults.FAILED, seed=job.seed, error=str(exc))
         telemetry = result.telemetry.to_json() if hasattr(result.telemetry, "to_json") else {}
@@ -149,30 +135,33 @@ class LocalBackend:
             state=defaults.COMPLETED,
             seed=result.seed,
             counts=dict(result.counts),
-            engine=result.engine,
+            engine=result.engine if job.step.device is None else f"device:{job.step.device}",
             telemetry={k: telemetry.get(k) for k in _TELEMETRY if k in telemetry},
         )
 
-    def _device(self, job: Planned, base: dict[str, Any]) -> JobResult:
-        from qmk.devices.neutral_atom.compile import run_program
-        from qmk.qvm.graph import from_json
 
-        if isinstance(job.noise, str):
+def local_keywords(job: Planned) -> dict[str, Any]:
+    """The run keywords of a job run in this process (:func:`qmk.execution.runs.run`'s):
+    its shots and seed, and the settings its step gives (unset ones left to the target:
+    a device step's target refuses an engine, a qubit set or a distance with ``QM102``).
+
+    Raises:
+        CommandError: ``QW013 bad-workflow`` for a device step with a noise model.
+    """
+    noise: Any = job.noise
+    keywords: dict[str, Any] = {"shots": job.shots, "seed": job.seed}
+    if job.step.device is not None:
+        if isinstance(noise, str):
             raise bad(f"step {job.step.name!r}: a device step takes noise true or false")
-        device_run = run_program(
-            from_json(dict(job.graph)),
-            str(job.step.device),
-            shots=job.shots,
-            seed=job.seed,
-            noiseless=not job.noise,
-        )
-        return JobResult(
-            **base,
-            state=defaults.COMPLETED,
-            seed=device_run.seed,
-            counts=dict(device_run.counts),
-            engine=f"device:{job.step.device}",
-        )
+        keywords.update(target="neutral-atom", target_options={"preset": str(job.step.device)})
+    elif isinstance(noise, str):
+        from qmk.qec.noise import parse_noise_model
+
+        noise = parse_noise_model(noise)
+    keywords["noise"] = noise
+    given = {"engine": job.engine, "qubit": job.qubit, "profile": _profile(job.distance)}
+    keywords.update({key: value for key, value in given.items() if value is not None})
+    return keywords
 
 
 class KernelBackend:

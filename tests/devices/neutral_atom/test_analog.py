@@ -18,6 +18,7 @@ from qmk.devices.neutral_atom.isa import Drive
 from qmk.devices.neutral_atom.job import parse_job
 from support import rydberg_qutip as ref
 from support.cli import qmk
+from support.neutral_atom import device_submit
 
 PRESETS = Path(analog.__file__).parent / "presets"
 
@@ -310,7 +311,7 @@ def test_an_analog_job_through_the_kernels_device_submit_gives_the_in_process_co
             tenant="ana", key="ana-key", requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
         )
         sid = str(reply.session_id)
-        accepted = await kernel.q_device_submit(session_id=sid, job=job)
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=job)
         return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
 
     done = run_kernel(tmp_path, body, config=config)

@@ -373,7 +373,7 @@ def test_a_link_purification_cannot_save_gets_a_pair_made_inside_the_module(
     """Local decomposition: the link delivers F = 0.5 (a third of the Z outcomes would
     differ, and no purification helps), so the kernel makes the pair with a logical H and
     CNOT inside the job's module: an exact pair, charged the cycles of those two gates."""
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
 
     cfg = config({"link_fidelity": 0.5, "link_target": 0.9})
     shots, seed = 20_000, 13
@@ -638,7 +638,7 @@ def test_drift_tightens_fences_and_the_job_saves_its_state_at_every_one(
 def test_a_job_on_a_failed_module_migrates_and_resumes_from_its_checkpoint(
     tmp_path: Path,
 ) -> None:
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
 
     clock = ManualClock()
     cfg = config({"module_failures": [{"module": 0, "epoch": 2}]}, modules=2)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from qmk.errors import AdmissionError, InvalidArgument
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.kernel.config import ConfigError, KernelConfig, config_from_dict
 from qmk.kernel.records.jobs import parse_policy
 from qmk.kernel.records.programs import verified

@@ -11,9 +11,7 @@ clock the test moves (nothing waits).
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,59 +27,10 @@ from qmk.kernel.records.programs import verified_nodes
 from qmk.kernel.service import Kernel
 from qmk.qvm.graph import compact_text
 from support.kernel import KEYS, alice_and_bob, chain_graph, login, run_kernel
+from support.offloop import Gate, held_while_other_answered
 
 #: Nodes of a graph that is big enough to be planned and verified off the loop.
 BIG = admission_module.OFFLOAD_NODES + 500
-
-
-class Gate:
-    """Holds the work it wraps when that runs off the event loop's thread, until released.
-
-    Work on the loop's thread passes at once and is counted (holding it would hold the
-    loop, and the test with it).
-    """
-
-    def __init__(self, loop_thread: int) -> None:
-        self.loop_thread = loop_thread
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self.on_loop = 0
-        self.armed = False
-
-    def wrap(self, work: Callable[..., Any]) -> Callable[..., Any]:
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            if self.armed:
-                if threading.get_ident() == self.loop_thread:
-                    self.on_loop += 1
-                else:
-                    self.entered.set()
-                    assert self.release.wait(120), "the test never released the gate"
-            return work(*args, **kwargs)
-
-        return gated
-
-
-async def held_while_other_answered(
-    gate: Gate, work: Awaitable[Any], other: Callable[[], Awaitable[Any]]
-) -> tuple[Any, Any]:
-    """Run ``work`` until it reaches the gate; answer ``other`` while it is held; release.
-
-    Fails when ``work`` ends without reaching the gate off the loop."""
-    gate.armed = True
-    task = asyncio.ensure_future(work)
-    entered = asyncio.ensure_future(asyncio.to_thread(gate.entered.wait))
-    done, _ = await asyncio.wait({task, entered}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        gate.entered.set()  # ends the wait above
-        await entered
-        pytest.fail(f"the work ended without being held off the loop (on the loop: {gate.on_loop})")
-    try:
-        answered = await other()  # the loop answers while the work is held
-    finally:
-        gate.release.set()
-    result = await asyncio.gather(task, return_exceptions=True)
-    gate.armed = False
-    return answered, result[0]
 
 
 def test_a_big_submit_is_planned_off_the_loop_while_another_tenant_is_answered(
@@ -223,11 +172,10 @@ def test_a_replay_of_a_kept_program_takes_its_nodes_without_reading_its_text_aga
 
     async def body(kernel: Kernel) -> tuple[int, int, int]:
         text = Watched(compact_text(chain_graph(600)))
-        first = await kernel.admission.prepare_stored("alice", text)  # counted, kept
-        assert first is not None
+        first = await kernel.admission.read("alice", text)  # counted, kept
         counted = Watched.counted
-        await kernel.admission.prepare_stored("alice", text)
-        return counted, Watched.counted, len(first[1].graph.nodes)
+        await kernel.admission.read("alice", text)
+        return counted, Watched.counted, len(first.program.graph.nodes)
 
     first, after, nodes = run_kernel(tmp_path, body, workers=1, config=alice_and_bob())
     assert first <= 1 and after == first  # (none at all if an earlier test kept it)

@@ -24,7 +24,7 @@ from qmk.kernel.records.stored import encode_result, with_telemetry
 from qmk.kernel.security.attest import find_attestation, replay, request_of
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
-from support.kernel import WorkerGate, ghz_graph, login, make_config, run_kernel
+from support.kernel import WorkerGate, admit, ghz_graph, login, make_config, run_kernel
 
 SHOTS, SEED = 500, 21
 GRAPH = ghz_graph(3)
@@ -154,8 +154,8 @@ def test_a_seed_the_kernel_draws_never_looks_up_the_cache(tmp_path: Path) -> Non
     async def body(kernel: Kernel) -> tuple[bool, bool, dict[str, Any]]:
         sid = await login(kernel, "alice")
         session = kernel.sessions.check(sid, now=kernel.clock.now())
-        drawn = await kernel.admission.admit(session, GRAPH, SHOTS, None, None)
-        given = await kernel.admission.admit(session, GRAPH, SHOTS, SEED, None)
+        drawn = await admit(kernel.admission, session, GRAPH, SHOTS, None, None)
+        given = await admit(kernel.admission, session, GRAPH, SHOTS, SEED, None)
         # a drawn seed's job is a source all the same: a submit naming its seed hits it
         first = await submit(kernel, sid, seed=None)
         gate.release(1)

@@ -16,8 +16,8 @@ from qmk import defaults
 from qmk.abi.methods import METHODS
 from qmk.engines.base import EngineError
 from qmk.errors import InvalidArgument
-from qmk.execution.executor import build_request
 from qmk.execution.request import Policy, RunRequest, program_digest
+from qmk.execution.runs import build_request
 from qmk.execution.target import TARGETS
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.records.stored import digest_counts

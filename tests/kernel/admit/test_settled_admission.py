@@ -23,7 +23,7 @@ from qmk.kernel.service import Kernel
 from qmk.qec.noise import Drift
 from qmk.qec.params import qubit_params
 from qmk.qvm.graph import GraphText, compact_text
-from support.kernel import BELL, login, make_config, run_kernel
+from support.kernel import BELL, admit, login, make_config, run_kernel
 
 TEXT = compact_text(BELL)
 
@@ -55,7 +55,7 @@ async def _session(kernel: Kernel, caps: list[str] | None = None) -> Session:
 async def _full(admission: Admission, session: Session, *args: Any, **kwargs: Any) -> Job:
     """The job the full checks admit (nothing kept from an earlier job)."""
     admission.settled.clear()
-    return await admission.admit(session, *args, **kwargs)
+    return await admit(admission, session, *args, **kwargs)
 
 
 def _refusal(error: QMKError) -> tuple[str, str, dict[str, Any]]:
@@ -81,10 +81,10 @@ def test_a_program_submitted_again_is_admitted_as_the_full_checks_admit_it(
     async def body(kernel: Kernel) -> None:
         admission = kernel.admission
         session = await _session(kernel)
-        await admission.admit(session, _graph(text), 100, 1, copy.deepcopy(policy))
+        await admit(admission, session, _graph(text), 100, 1, copy.deepcopy(policy))
         hits = admission.settled.hits
-        again = await admission.admit(session, _graph(text), 100, 2, copy.deepcopy(policy))
-        drawn = await admission.admit(session, _graph(text), 100, None, copy.deepcopy(policy))
+        again = await admit(admission, session, _graph(text), 100, 2, copy.deepcopy(policy))
+        drawn = await admit(admission, session, _graph(text), 100, None, copy.deepcopy(policy))
         assert admission.settled.hits == hits + 2  # both took the kept answer
         full = await _full(admission, session, _graph(text), 100, 2, copy.deepcopy(policy))
         assert _view(again) == _view(full)
@@ -106,7 +106,7 @@ def test_a_deadline_from_the_program_is_counted_from_each_submit(tmp_path: Path)
         session = await _session(kernel)
         deadlines = []
         for seed in (1, 2):
-            job = await kernel.admission.admit(session, _graph(text), 100, seed, None)
+            job = await admit(kernel.admission, session, _graph(text), 100, seed, None)
             deadlines.append(job.policy.deadline)
             clock.advance(10)
         assert kernel.admission.settled.hits == 0
@@ -123,7 +123,7 @@ def test_another_policy_shots_or_program_is_checked_in_full(tmp_path: Path) -> N
     async def body(kernel: Kernel) -> None:
         admission = kernel.admission
         session = await _session(kernel)
-        await admission.admit(session, _graph(), 100, 1, {"priority": 3})
+        await admit(admission, session, _graph(), 100, 1, {"priority": 3})
         cases: list[tuple[str, int, dict[str, Any] | None]] = [
             (TEXT, 100, {"priority": 4}),
             (TEXT, 100, {"priority": 3.0}),  # not the integer's JSON: refused as a float
@@ -131,10 +131,10 @@ def test_another_policy_shots_or_program_is_checked_in_full(tmp_path: Path) -> N
             (_with_set_policy(priority=1), 200, {"priority": 4}),
         ]
         for text, shots, policy in cases:
-            await admission.admit(session, _graph(), 100, 1, {"priority": 3})  # kept
+            await admit(admission, session, _graph(), 100, 1, {"priority": 3})  # kept
             hits = admission.settled.hits
             try:
-                job = await admission.admit(session, _graph(text), shots, 5, policy)
+                job = await admit(admission, session, _graph(text), shots, 5, policy)
             except QMKError as exc:
                 with pytest.raises(QMKError) as again:
                     await _full(admission, session, _graph(text), shots, 5, policy)
@@ -160,17 +160,17 @@ def test_a_calibration_ingested_or_another_configuration_is_checked_in_full(
     async def body(kernel: Kernel) -> None:
         admission = kernel.admission
         session = await _session(kernel)
-        await admission.admit(session, _graph(), 100, 1, policy)
-        await admission.admit(session, _graph(), 100, 2, policy)
+        await admit(admission, session, _graph(), 100, 1, policy)
+        await admit(admission, session, _graph(), 100, 2, policy)
         assert admission.settled.hits == 1
         # qubits twice as bad: the policy's drifted rate passes the machine's limit now
         kernel.device.calibrate(qubit=Drift(factor=2.0).apply(qubit_params(defaults.QUBIT)))
         with pytest.raises(AdmissionError) as refused:
-            await admission.admit(session, _graph(), 100, 3, policy)
+            await admit(admission, session, _graph(), 100, 3, policy)
         assert refused.value.details["limit"] == "machine.job_max_error_rate"
         assert admission.settled.hits == 1
-        await admission.admit(session, _graph(), 100, 1, None)
-        await admission.admit(session, _graph(), 100, 2, None)
+        await admit(admission, session, _graph(), 100, 1, None)
+        await admit(admission, session, _graph(), 100, 2, None)
         assert admission.settled.hits == 2
         # another configuration object: its machine's noise model is the job's
         noisy = msgspec.structs.replace(
@@ -180,7 +180,7 @@ def test_a_calibration_ingested_or_another_configuration_is_checked_in_full(
             ),
         )
         admission.config = noisy
-        job = await admission.admit(session, _graph(), 100, 4, None)
+        job = await admit(admission, session, _graph(), 100, 4, None)
         assert job.request.noise_model == "depolarizing(p=0.002)"
         assert admission.settled.hits == 2
 
@@ -193,33 +193,33 @@ def test_the_checks_of_the_moment_refuse_a_kept_program_as_the_full_checks_do(
     async def body(kernel: Kernel) -> None:
         admission = kernel.admission
         session = await _session(kernel)
-        await admission.admit(session, _graph(), 100, 1, None)
+        await admit(admission, session, _graph(), 100, 1, None)
         hits = admission.settled.hits
 
         # a session of the same tenant without CAP_ALLOC: refused and audited
         lacking = await _session(kernel, ["CAP_LINK"])
         with pytest.raises(CapabilityError) as kept:
-            await admission.admit(lacking, _graph(), 100, 2, None)
+            await admit(admission, lacking, _graph(), 100, 2, None)
         with pytest.raises(CapabilityError) as full:
             await _full(admission, lacking, _graph(), 100, 2, None)
         assert _refusal(kept.value) == _refusal(full.value)
-        await admission.admit(session, _graph(), 100, 1, None)  # kept again
+        await admit(admission, session, _graph(), 100, 1, None)  # kept again
 
         # the queue full: max_queued_jobs
-        admission.machine_holds = lambda tenant: 50
+        admission.quotas.machine_holds = lambda tenant: 50
         with pytest.raises(QuotaError) as kept:
-            await admission.admit(session, _graph(), 100, 2, None)
+            await admit(admission, session, _graph(), 100, 2, None)
         with pytest.raises(QuotaError) as full:
             await _full(admission, session, _graph(), 100, 2, None)
         assert _refusal(kept.value) == _refusal(full.value)
         assert kept.value.details["limit"] == "max_queued_jobs"
-        admission.machine_holds = lambda tenant: 0
-        await admission.admit(session, _graph(), 100, 1, None)  # kept again
+        admission.quotas.machine_holds = lambda tenant: 0
+        await admit(admission, session, _graph(), 100, 1, None)  # kept again
 
         # the machine's only module down: the job fits nothing up
         kernel.device.down[0] = 0
         with pytest.raises(AdmissionError) as kept:
-            await admission.admit(session, _graph(), 100, 2, None)
+            await admit(admission, session, _graph(), 100, 2, None)
         with pytest.raises(AdmissionError) as full:
             await _full(admission, session, _graph(), 100, 2, None)
         assert _refusal(kept.value) == _refusal(full.value)

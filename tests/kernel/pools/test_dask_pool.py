@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 
 from qmk import defaults
-from qmk.execution.executor import execute, load_program, run
+from qmk.execution.executor import execute, load_program
 from qmk.execution.request import RunRequest, program_digest
+from qmk.execution.runs import run
 from qmk.kernel.clock import Clock, ManualClock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.observe import KernelObserver

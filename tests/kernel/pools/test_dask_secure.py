@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.kernel.service import Kernel
 from support.cli import qmk
 from support.kernel import BELL, config_toml, login, make_config

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from qmk.errors import UnavailableError
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.kernel.service import Kernel
 from support.cli import qmk
 from support.dask_cluster import local_cluster

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.fenced import GRAPH, SEED, SHOTS, uninterrupted

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from qmk.errors import InvalidArgument, NotFoundError
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.frontends.qasm import from_qasm
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from qmk.errors import StateError
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, SECRET_FILE
 from qmk.kernel.security.attest import attests
 from qmk.kernel.service import Kernel

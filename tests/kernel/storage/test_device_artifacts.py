@@ -15,7 +15,7 @@ from qmk.kernel.config import config_from_dict
 from qmk.kernel.storage.artifacts import PART_RECORDS
 from support.clocks import ClockFile, ShiftedClock
 from support.kernel import run_kernel
-from support.neutral_atom import gate, job
+from support.neutral_atom import device_submit, gate, job
 
 KEY = "dave-key"
 STREAM = {"measurements": True, "pulses": True, "snapshots": [1, 2]}
@@ -52,8 +52,8 @@ def test_a_streamed_job_sends_its_records_before_completing_and_keeps_them(tmp_p
     async def body(kernel):
         kernel.audit.listeners.append(heard.append)
         sid = await session(kernel)
-        accepted = await kernel.q_device_submit(
-            session_id=sid, job=ghz(shots), policy={"stream": STREAM}
+        accepted = await device_submit(
+            kernel.q_submit, session_id=sid, job=ghz(shots), policy={"stream": STREAM}
         )
         job_id = accepted.job_id
         done = await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=120_000)
@@ -104,8 +104,8 @@ def test_a_stream_the_device_cannot_serve_is_refused_at_submit(tmp_path):
     async def body(kernel):
         sid = await session(kernel)
         with pytest.raises(ProgramError) as caught:
-            await kernel.q_device_submit(
-                session_id=sid, job=ghz(10), policy={"stream": {"snapshots": [4]}}
+            await device_submit(
+                kernel.q_submit, session_id=sid, job=ghz(10), policy={"stream": {"snapshots": [4]}}
             )
         return caught.value
 
@@ -120,7 +120,11 @@ def test_the_artifact_quota_drops_what_comes_after_it_fills_and_refuses_new_stre
         sid = await session(kernel)
         # both admitted while nothing is stored; whichever ends first fills the 2 KiB quota
         jobs = [
-            (await kernel.q_device_submit(session_id=sid, job=ghz(200, seed), policy=stream)).job_id
+            (
+                await device_submit(
+                    kernel.q_submit, session_id=sid, job=ghz(200, seed), policy=stream
+                )
+            ).job_id
             for seed in (1, 2)
         ]
         for job_id in jobs:
@@ -128,9 +132,9 @@ def test_the_artifact_quota_drops_what_comes_after_it_fills_and_refuses_new_stre
         listings = [
             await kernel.q_device_artifacts(session_id=sid, job_id=job_id) for job_id in jobs
         ]
-        plain = await kernel.q_device_submit(session_id=sid, job=ghz(50), policy=None)
+        plain = await device_submit(kernel.q_submit, session_id=sid, job=ghz(50), policy=None)
         with pytest.raises(QuotaError) as caught:
-            await kernel.q_device_submit(session_id=sid, job=ghz(50), policy=stream)
+            await device_submit(kernel.q_submit, session_id=sid, job=ghz(50), policy=stream)
         await kernel.q_wait(session_id=sid, job_id=plain.job_id, timeout_ms=120_000)
         return listings, caught.value
 
@@ -148,8 +152,8 @@ def test_artifacts_expire_after_artifact_keep_s(tmp_path):
 
     async def body(kernel):
         sid = await session(kernel)
-        accepted = await kernel.q_device_submit(
-            session_id=sid, job=ghz(20), policy={"stream": {"pulses": True}}
+        accepted = await device_submit(
+            kernel.q_submit, session_id=sid, job=ghz(20), policy={"stream": {"pulses": True}}
         )
         job_id = accepted.job_id
         await kernel.q_wait(session_id=sid, job_id=job_id, timeout_ms=120_000)
@@ -172,8 +176,8 @@ def test_artifacts_expire_after_artifact_keep_s(tmp_path):
 def test_stored_artifacts_outlive_a_restart_of_the_kernel(tmp_path):
     async def first(kernel):
         sid = await session(kernel)
-        accepted = await kernel.q_device_submit(
-            session_id=sid, job=ghz(30), policy={"stream": {"measurements": True}}
+        accepted = await device_submit(
+            kernel.q_submit, session_id=sid, job=ghz(30), policy={"stream": {"measurements": True}}
         )
         await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
         page = await kernel.q_device_artifacts(
@@ -215,7 +219,7 @@ def test_measurements_stream_while_the_job_runs_before_its_last_chunk_is_drawn(t
         kernel.audit.listeners.append(listen)
         sid = await session(kernel)
         policy = {"stream": {"measurements": True}}
-        accepted = await kernel.q_device_submit(session_id=sid, job=wire, policy=policy)
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=wire, policy=policy)
         job_id = accepted.job_id
         await asyncio.wait_for(arrived.wait(), 120)
         held = await kernel.q_status(session_id=sid, job_id=job_id)

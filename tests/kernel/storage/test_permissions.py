@@ -52,7 +52,7 @@ def mode(path: Path) -> int:
 
 def a_state() -> object:
     """A real execution state: FENCED stopped at its first fence."""
-    from qmk.execution.executor import run
+    from qmk.execution.runs import run
     from qmk.execution.trajectories import Suspended
 
     class AtFirstFence:
@@ -180,7 +180,7 @@ def _device_config() -> Any:
 def _store_artifacts(tmp_path: Path) -> Path:
     """A streamed device job's artifacts, stored by a kernel on ``tmp_path / "data"``;
     the job's folder of them."""
-    from support.neutral_atom import gate, job
+    from support.neutral_atom import device_submit, gate, job
 
     ghz = job(3, gate("H", 0), gate("CX", 0, 1), profile="benchmark_chain", shots=50, seed=7)
 
@@ -190,7 +190,9 @@ def _store_artifacts(tmp_path: Path) -> Path:
         )
         sid = reply.session_id
         stream = {"measurements": True, "pulses": True}
-        accepted = await kernel.q_device_submit(session_id=sid, job=ghz, policy={"stream": stream})
+        accepted = await device_submit(
+            kernel.q_submit, session_id=sid, job=ghz, policy={"stream": stream}
+        )
         done = await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
         assert done.state == "COMPLETED", done.error
         return str(accepted.job_id)

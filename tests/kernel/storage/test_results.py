@@ -18,7 +18,7 @@ from msgspec import UNSET
 from qmk.abi import replies
 from qmk.abi.jsonrpc import RpcCore, dumps, encode
 from qmk.errors import InvalidArgument, QuotaError, StateError
-from qmk.execution.executor import run
+from qmk.execution.runs import run
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.records.stored import RESULT_MARK_EVERY, encode_result, stored_result

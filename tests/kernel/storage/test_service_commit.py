@@ -16,7 +16,7 @@ import pytest
 
 from qmk import aio
 from qmk.errors import NotFoundError, UnavailableError
-from qmk.execution import executor
+from qmk.execution import runs
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.pools.pool import WorkerKilled
@@ -91,7 +91,7 @@ def test_a_finished_job_reaches_the_database_within_the_group_commit_window(
         await asyncio.sleep(GROUP_COMMIT_S * 5)  # no request asks for durability meanwhile
         state, result = committed(data, job.job_id)  # type: ignore[misc]
         assert state == "COMPLETED"
-        assert result["counts"] == executor.run(BELL, shots=200, seed=11).counts
+        assert result["counts"] == runs.run(BELL, shots=200, seed=11).counts
         states = audit_states(data, job.job_id)
         assert states == ["QUEUED", "RUNNING", "COMPLETED"]
         # the start's check of the capabilities is on its RUNNING line (no line of its own)
@@ -122,7 +122,7 @@ def test_jobs_evicted_from_the_finished_cache_read_back_the_same_from_the_databa
         again = [await kernel.q_status(session_id=sid, job_id=job_id) for job_id in ids]
         assert again == finals
         for seed, job in enumerate(again):
-            assert job.result["counts"] == executor.run(BELL, shots=64, seed=seed).counts
+            assert job.result["counts"] == runs.run(BELL, shots=64, seed=seed).counts
 
     run(tmp_path, body)
 
@@ -224,7 +224,7 @@ def test_a_submit_that_waits_commits_its_acceptance_with_its_end_in_one_commit(
         assert done.state == "COMPLETED"
         row = committed(data, done.job_id)  # no await between the reply and this read
         assert row is not None and row[0] == "COMPLETED"
-        assert row[1]["counts"] == executor.run(BELL, shots=100, seed=5).counts
+        assert row[1]["counts"] == runs.run(BELL, shots=100, seed=5).counts
         lines = audit_lines(data, done.job_id)
         assert [r["state"] for r in lines] == ["QUEUED", "RUNNING", "COMPLETED"]
         # one write, so one commit: only its last line carries the write's MAC

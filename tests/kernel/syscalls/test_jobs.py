@@ -11,7 +11,7 @@ import pytest
 
 from qmk import aio, defaults
 from qmk.errors import InvalidArgument, QMKError, QuotaError
-from qmk.execution import executor
+from qmk.execution import runs
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, WorkerGate, ghz_graph, login, run_kernel
@@ -27,7 +27,7 @@ def test_a_submit_with_wait_ms_answers_the_finished_job_as_q_wait_does(tmp_path:
                 session_id=sid, graph=graph, shots=shots, seed=seed, wait_ms=20000
             )
             assert done.state == "COMPLETED", done.error
-            expected = executor.run(graph, shots=shots, seed=seed).to_json()
+            expected = runs.run(graph, shots=shots, seed=seed).to_json()
             assert done.result["counts"] == expected["counts"]
             waited = await kernel.q_wait(session_id=sid, job_id=done.job_id, timeout_ms=0)
             assert done == waited  # the very answer q_wait gives, key for key

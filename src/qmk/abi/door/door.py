@@ -13,8 +13,10 @@ from qmk.abi.door.guard import Expire, Guard
 from qmk.abi.door.peers import Connections, LoopClock, ServerClock
 from qmk.abi.door.programs import GRAPH_PARAM, ProgramText, read
 from qmk.abi.door.streams import StreamCaps
+from qmk.abi.jsonrpc import THREAD_BYTES
 from qmk.abi.limits import ServerConfig
 from qmk.errors import AuthError, QMKError, QuotaError, SessionError
+from qmk.qvm.graph import free_value_in_pieces
 from qmk.rate import Buckets
 
 T = TypeVar("T")
@@ -336,6 +338,8 @@ class Door:
                 return await self._invoke(visitor, method, {**params, GRAPH_PARAM: graph})
             finally:
                 probe.charge(tenant, spent)  # once the submit's own budget check is done
+                if len(program.text) >= THREAD_BYTES:  # what it decoded, freed off the loop
+                    await asyncio.to_thread(free_value_in_pieces, graph)
         finally:
             visitor.inflight -= 1
 

@@ -54,6 +54,7 @@ from qmk.devices.neutral_atom.isa import (
 )
 from qmk.devices.neutral_atom.noise import NoiseModel
 from qmk.devices.neutral_atom.profiles import Hardware, Profile, Site, load_profile
+from qmk.errors import QuotaError
 
 #: The backends a job may name (:data:`~.backends.BACKENDS`); ``auto`` chooses (see the
 #: module docstring).
@@ -244,6 +245,54 @@ def parse_job(
     )
 
 
+def job_size(data: Any, most: int | None = None) -> int:
+    """The items reading the job ``data`` (its JSON) would build, counted before any is
+    built: every entry of every list in it (its instructions, their targets and waveform
+    points, its hardware's positions and sites, ...) and the atoms it allocates (a job
+    that gives no geometry gets a site for each). Counting stops past ``most``.
+
+    >>> job_size({"program": [{"op": "AllocArray", "n_qubits": 4},
+    ...                       {"op": "Measure", "targets": [0, 1]}]})
+    8
+    """
+    count = 0
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            if value.get("op") == "AllocArray" and type(value.get("n_qubits")) is int:
+                count += max(value["n_qubits"], 0)
+            inner: Any = value.values()
+        elif isinstance(value, list):
+            count += len(value)
+            inner = value
+        else:
+            continue
+        if most is not None and count > most:
+            break  # before its entries are walked
+        stack.extend(v for v in inner if isinstance(v, list | Mapping))
+    return count
+
+
+def check_size(data: Any, most: int) -> None:
+    """Refuse a job whose reading would build more than ``most`` items (:func:`job_size`),
+    before any is built.
+
+    Raises:
+        QuotaError: ``QS1006`` with ``limit: "max_graph_nodes"`` (the kernel's
+            ``max_graph_nodes`` is a device job's cap too).
+    """
+    size = job_size(data, most)
+    if size > most:
+        raise QuotaError(
+            f"the device job has more than {most} items (instructions, list entries, atoms "
+            "allocated), past the kernel.max_graph_nodes a job may have; nothing was built",
+            limit="max_graph_nodes",
+            value=most,
+            needed=size,
+        )
+
+
 def read_job(path: str | Path) -> Any:
     """The JSON object in ``path``.
 
@@ -263,6 +312,8 @@ __all__ = [
     "STATEVECTOR",
     "Job",
     "JobWire",
+    "check_size",
+    "job_size",
     "parse_job",
     "read_job",
 ]

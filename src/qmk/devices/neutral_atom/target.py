@@ -48,6 +48,7 @@ import numpy as np
 from qmk.devices.errors import DeviceError
 from qmk.execution.footprint import Footprint, Step, StepKind
 from qmk.execution.target import MACHINE_SETTINGS, own_options, read_qvm, refuse
+from qmk.qvm.graph import GraphText
 
 if TYPE_CHECKING:
     from qmk.devices.neutral_atom.compiler import CompileReport
@@ -116,20 +117,28 @@ class NeutralAtomTarget:
 
     def read(self, source: Any, *, limits: Any = None) -> Any:
         """A :class:`DeviceJob` (from its wire form, its JSON text or file), or a QVM
-        program verified, to compile onto the device (:class:`OnDevice`).
+        program verified, to compile onto the device (:class:`OnDevice`). ``limits``'
+        ``max_nodes`` (:class:`~qmk.qvm.limits.Limits`) bounds a device job's items
+        (:func:`~.job.job_size`) before any is built, as it bounds a graph's nodes.
 
         Raises:
             DeviceError: ``QD101`` a job file that is not JSON.
+            QuotaError: a device job past ``max_nodes`` items (``max_graph_nodes``).
             QMKError: a QVM program that does not read or verify.
         """
+        from qmk.devices.neutral_atom.job import check_size, read_job
+
         data = source
-        if isinstance(source, str) and source.lstrip().startswith("{"):
+        if isinstance(source, GraphText):
+            data = json.loads(source.text)
+        elif isinstance(source, str) and source.lstrip().startswith("{"):
             data = json.loads(source)
         elif isinstance(source, str | Path) and str(source).endswith(".json"):
-            from qmk.devices.neutral_atom.job import read_job
-
             data = read_job(source)
         if is_device_job(data):
+            most = None if limits is None else limits.max_nodes
+            if most is not None:
+                check_size(data, most)
             return DeviceJob(wire=dict(data))
         return OnDevice(read_qvm(data, limits=limits))
 

@@ -1,7 +1,10 @@
 """Admission: every check of a submission, in order, before anything is stored.
 
-:meth:`Admission.admit` checks the values (shots, seed, policy), reads and verifies the
-graph, checks the session's capabilities against the program's (an audited decision),
+:meth:`Admission.read` reads a job's program, once, whatever its target and however it
+came (a submit's graph, a replay's or a restore's stored text): within the node cap
+before anything of it is built, on the tenant's CPU budget, off the event loop when it
+is big or a device job. :meth:`Admission.admit` then checks the values (shots, seed,
+policy), checks the session's capabilities against the program's (an audited decision),
 runs the entanglement firewall, and answers admission (the job's peak physical qubits
 against the machine's) and the quotas (logical qubits per tenant, ``max_queued_jobs``).
 A job larger than the largest module up, on a machine with two or more modules up, is
@@ -35,7 +38,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -67,12 +71,12 @@ from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
+from qmk.kernel.admit.quotas import Quotas
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.errors import MachineError
 from qmk.kernel.records.jobs import (
     Job,
     honour_set_policy,
@@ -90,11 +94,10 @@ from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
-from qmk.rate import TokenBucket
+from qmk.qvm.limits import Limits
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
-    from qmk.kernel.machine.spec import MachineSpec
 
 #: A submit's capability check that allowed its program, kept for its job's QUEUED line
 #: (:meth:`Admission.admit`): the tenant, the session and the capabilities required.
@@ -111,7 +114,6 @@ _UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
 _ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The shared machine's refusal of a job no placement holds (``QK501``).
-_UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
 #: The share of a worker's memory cap a state (and its working copy) may take; the rest
 #: is the worker's own (Python, numpy, stim).
 WORKER_STATE_SHARE = 0.75
@@ -122,6 +124,23 @@ VERIFY_THREADS = 2
 #: A stored graph's text of at least this many bytes is read and verified in a thread (a
 #: node is at least 16 bytes of JSON, so a graph of OFFLOAD_NODES nodes is).
 OFFLOAD_BYTES = 16 * OFFLOAD_NODES
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A job's program as :meth:`Admission.read` read it.
+
+    Attributes:
+        text: its compact JSON text: what the job stores, digests and runs.
+        program: the program as its target reads it (a verified QVM program, a device
+            job).
+        settles: a small submitted graph read on the event loop: the answer of its last
+            job may serve it (:mod:`~qmk.kernel.admit.settled`).
+    """
+
+    text: str
+    program: Any
+    settles: bool = False
 
 
 def _text_of(graph: Any) -> str:
@@ -157,7 +176,7 @@ def _nodes_in(text: str) -> int:
 class Admission:
     """The submission checks of one kernel, with their caches.
 
-    A submit, a device submit and a restore pass the same checks
+    A submit, a replay and a restore pass the same checks
     (capabilities, audited; the firewall; the machine; quotas; queue room; the
     verification rate) against the same caches (verified programs, firewall answers,
     plans), which a split would have to share.
@@ -191,10 +210,6 @@ class Admission:
         #: Device jobs' artifacts (set by the kernel: :mod:`~qmk.kernel.storage.artifacts`),
         #: for their quota.
         self.artifacts: Any = None
-        #: How many of a tenant's queued jobs wait on the shared machine for their
-        #: schedule (set by the kernel: :mod:`~qmk.kernel.running.shared_machine`), for
-        #: ``max_queued_jobs``.
-        self.machine_holds: Callable[[str], int] = lambda tenant: 0
         self.channels = channels
         self.queue = queue
         self.audit = audit
@@ -202,7 +217,6 @@ class Admission:
         self.clock = clock
         self.device = device or device_for(config)
         self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
-        self._machine: MachineSpec | None = None  # the floorplan, for a refusal
         #: The firewall's answers without channels bound, by (graph text, tenant).
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
         #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
@@ -210,7 +224,8 @@ class Admission:
         self._policies: Memo[Policy] = Memo(PLAN_CACHE_SIZE)  # parsed, by their JSON
         #: What admit made of a program, for its next job (:mod:`~qmk.kernel.admit.settled`).
         self.settled = SettledAnswers(PLAN_CACHE_SIZE)
-        self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
+        #: the tenants' limits: priority, room, queue room, verification rate
+        self.quotas = Quotas(config, queue=queue, clock=clock, device=self.device, results=results)
         self.cpu = CpuBudget(
             rate=lambda tenant: self.config.tenants[tenant].cpu_s_per_s,
             burst=lambda tenant: self.config.tenants[tenant].cpu_burst_s,
@@ -218,27 +233,128 @@ class Admission:
             threads=VERIFY_THREADS,
         )
 
+    async def read(self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET) -> Read:
+        """The one reader of a job's program, whatever its target and however it came: a
+        submit's graph (JSON data, or :class:`~qmk.qvm.graph.GraphText` as the wires
+        hand it), or a job's stored text (a ``str``: a replay's, a restore's).
+
+        Every program is bounded before anything of it is built: a QVM graph's nodes
+        within ``max_graph_nodes`` and taken from the tenant's ``verify_nodes_per_s``
+        (:meth:`charge`; a stored text's are not refused, only taken), a device job's
+        items within ``max_graph_nodes`` (its target's reading). Then it is read as its
+        target reads it, its CPU charged to the tenant: a small QVM graph on the event
+        loop (:meth:`~qmk.kernel.admit.budget.CpuBudget.on_loop`), a big one and every
+        program of another kind (a device job) in a thread (:attr:`cpu`: one program of a
+        tenant at a time, at most :data:`VERIFY_THREADS` at once), so that one tenant's
+        big submits neither freeze the kernel nor take every core.
+
+        Raises:
+            InvalidArgument: no such target.
+            QuotaError: past ``max_graph_nodes`` or ``verify_nodes_per_s`` (before any
+                reading), or past the tenant's CPU budget.
+            ProgramError: the program does not read or verify (its target's code).
+        """
+        entry = _target(target)
+        if entry.program != "qvm":
+            return await self._read_own(tenant, graph, entry)
+        if isinstance(graph, str):  # a stored graph: the compact JSON admit stored
+            return await self._read_stored(tenant, graph)
+        count = self.quotas.check_size(graph)
+        self.quotas.charge(tenant, count)
+        if count < OFFLOAD_NODES:
+            # a wire graph's text, verified before: no program work to charge (the CPU
+            # clock is read twice a block: two system calls, more than the look-ups)
+            text = graph.text if type(graph) is GraphText else None
+            program = None if text is None else verified_kept(text)
+            if program is None:
+                with self.cpu.on_loop(tenant):
+                    text = _text_of(graph)
+                    program = self._verify(text)
+            assert text is not None
+            return Read(text, program, settles=True)
+
+        def work() -> Read:
+            text = _text_of(graph)
+            program = self._verify(text)
+            # what admit, the job's row and its end would work out on the event loop,
+            # made here and kept for this very text and program (about 0.2 s of a
+            # 99,990-node program's at load 2, in pieces of 20-80 ms: issue 47)
+            program_digest(text)
+            if len(text) >= GRAPH_PACKED_AHEAD:  # the form its row and its task carry
+                pack_graph(text)
+            self._firewall(text, program, tenant, {})
+            epoch_records(program)
+            return Read(text, program)
+
+        return await self.cpu.run(tenant, work)
+
+    async def _read_stored(self, tenant: str, text: str) -> Read:
+        """A stored graph's ``text``: its nodes (the kept program's, or counted in the
+        text, an upper bound: a count of a 99,990-node text is milliseconds on the event
+        loop at each refused replay) taken from the tenant's verification rate first,
+        then verified in a thread charged to its CPU budget, unless it is small. The text
+        is not parsed again: it is the compact JSON :meth:`admit` stored."""
+        nodes = verified_nodes(text)  # a replay of a kept program: known, not counted
+        if nodes is None:
+            nodes = _nodes_in(text)
+        self.quotas.charge(tenant, min(nodes, self.config.max_graph_nodes))
+        if len(text) < OFFLOAD_BYTES:
+            with self.cpu.on_loop(tenant):
+                return Read(text, self._verify(text))
+        return Read(text, await self.cpu.run(tenant, lambda: self._verify(text)))
+
+    async def _read_own(self, tenant: str, graph: Any, entry: TargetSpec) -> Read:
+        """A program of a target that reads its own (the neutral-atom device's job, or a
+        QVM graph to compile onto it), read by that target in a thread charged to
+        ``tenant``: its JSON decoded, its items within ``max_graph_nodes`` before any is
+        built (a 10 MB job of a million positions is refused there), and its text kept
+        as what is stored."""
+        if not isinstance(graph, str | Mapping):
+            raise ProgramError(
+                f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
+            )
+        target = targets.get(entry.name)
+        limits = Limits(max_nodes=self.config.max_graph_nodes)
+
+        def work() -> Read:
+            if isinstance(graph, str) or type(graph) is GraphText:
+                text = graph if isinstance(graph, str) else graph.text
+                data = json.loads(text)
+            else:
+                text, data = None, graph
+            if not isinstance(data, Mapping):
+                raise ProgramError(
+                    f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
+                )
+            try:
+                program = target.read(data, limits=limits)
+            except QuotaError:
+                raise
+            except QMKError as exc:
+                raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+            return Read(_text_of(data) if text is None else text, program)
+
+        return await self.cpu.run(tenant, work)
+
     async def admit(
         self,
         session: Session,
-        graph: Any,
+        read: Read,
         shots: Any,
         seed: Any,
         policy: Any,
         *,
         target: Any = DEFAULT_TARGET,
-        prepared: tuple[str, Any] | None = None,
         allowed: list[Allowed] | None = None,
     ) -> Job:
-        """Check a submission and build its job (not yet stored, not yet numbered).
+        """Check a submission whose program :meth:`read` read and build its job (not yet
+        stored, not yet numbered).
 
         ``target`` names the target that runs it (:mod:`qmk.execution.target`): the keys
         of ``policy`` that are its options go to the request's ``target_options``, and
         the target, asked to compile the program, refuses what it cannot honour. A
         target whose programs are not QVM graphs (the neutral-atom device's jobs) is
-        admitted by :meth:`_admit_program`. ``prepared`` is :meth:`prepare`'s answer for
-        ``graph`` (its text and verified program, made off the event loop); without it
-        the graph is read and verified here. ``allowed``: the capability check that
+        admitted by :meth:`_admit_own`. ``allowed``: the capability check that
         allows the program is not a ``cap`` line of its own but kept there, for the job's
         QUEUED line (:meth:`~qmk.kernel.running.supervisor.Supervisor.accept`), or
         written by :meth:`write_allowed` if the submit is refused after it (a refusal is
@@ -246,8 +362,7 @@ class Admission:
 
         Raises:
             InvalidArgument: ``shots``, ``seed``, ``policy`` or ``target`` out of range.
-            ProgramError: the graph does not read or verify (with the verifier's findings),
-                or its target refuses it (``details.code``: the target's code).
+            ProgramError: its target refuses the program (``details.code``: its code).
             CapabilityError: the program needs capabilities the session lacks (audited).
             FirewallError: the program would entangle tenants' qubits without a channel.
             AdmissionError: the job could never fit the machine.
@@ -268,21 +383,12 @@ class Admission:
             self.config.tenants[tenant].default_priority,
         )
         if entry.program != "qvm":
-            return await self._admit_program(
-                session, graph, shots, seed, parsed, options, entry, allowed
+            return await self._admit_own(
+                session, read, shots, seed, parsed, options, entry, allowed
             )
         calibrations = self.device.calibrations  # the ingests this admission's answer saw
-        if prepared is None:
-            self._check_size(graph)
-            # a wire graph's text, verified before: no program work to charge (the CPU
-            # clock is read twice a block: two system calls, more than the look-ups)
-            text = graph.text if type(graph) is GraphText else None
-            program = None if text is None else verified_kept(text)
-            if program is None:
-                with self.cpu.on_loop(tenant):
-                    text = _text_of(graph)
-                    program = self._verify(text)
-            assert text is not None
+        text, program = read.text, read.program
+        if read.settles:
             settled = self.settled.find(
                 (text, tenant, entry),
                 options,
@@ -294,8 +400,6 @@ class Admission:
             )
             if settled is not None:  # the last such job's answer, but for the moment's checks
                 return self._admit_settled(session, text, settled, seed, given_seed, allowed)
-        else:
-            text, program = prepared
         given_policy = parsed
         parsed = honour_set_policy(
             parsed,
@@ -305,7 +409,7 @@ class Admission:
             epoch_s=self.config.epoch_ms / 1000,
             machine_profile=self.config.machine.profile,
         )
-        self._check_priority(tenant, parsed.priority)
+        self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
         warnings: tuple[dict[str, str], ...] = ()
@@ -315,10 +419,10 @@ class Admission:
             unused = profile_unused(program.graph, parsed.profile)
             warnings = () if unused is None else (unused,)
         if not entry.logical_machine:  # its own physics: the target checks it compiling
-            request = _request(self.config.machine, text, shots, seed, parsed, options, entry)
+            request = self._run_request(text, entry, options, shots, seed, parsed)
             footprint = await self._compiled(tenant, program, request, entry)
-            self._check_room(footprint.physical_qubits, qubits, footprint=footprint)
-            self.check_queue_room(tenant)
+            self.quotas.check_room(footprint.physical_qubits, qubits, footprint=footprint)
+            self.quotas.check_queue_room(tenant)
             job = self._job(
                 session,
                 text,
@@ -339,30 +443,27 @@ class Admission:
             tenant, text, program, parsed, noise_model, calibration
         )
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
-        spanning = physical > max(self.device.capacities) and len(self._up()) > 1
+        spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
             text, program, qubits, physical = await _span(
                 self, session, text, program, parsed, noise_model, calibration
             )
-        request = _run_request(
+        request = self._run_request(
             text,
             entry,
             options,
             shots,
             seed,
             parsed,
-            qubit=parsed.qubit or machine.qubit,
-            profile=parsed.profile or machine.profile,
             noise_model=noise_model,
             calibration=calibration,
-            require_calibration=parsed.calibration is not None,
         )
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
         placed = None if spanning else await self._compiled(tenant, program, request, entry)
         if (
-            prepared is None
+            read.settles
             and not options
             and len(program.graph.nodes) < OFFLOAD_NODES  # a small program's, held here
             and physical <= max(self.device.capacities)  # never spans, whatever is up
@@ -386,8 +487,8 @@ class Admission:
                     cacheable=_cacheable(request),
                 ),
             )
-        self._check_room(physical, qubits, spanning=spanning, footprint=placed)
-        self.check_queue_room(tenant)
+        self.quotas.check_room(physical, qubits, spanning=spanning, footprint=placed)
+        self.quotas.check_queue_room(tenant)
         job = self._job(
             session,
             text,
@@ -412,14 +513,14 @@ class Admission:
     ) -> Job:
         """:meth:`admit` of a job whose answer was ``kept`` but for its seed: the checks
         of the moment run as the full path runs them, in its order."""
-        self._check_priority(session.tenant, kept.policy.priority)
+        self.quotas.check_priority(session.tenant, kept.policy.priority)
         self._check_caps(session, kept.program.required_caps, "submit", allowed)
         seed = seed if given_seed else draw_seed()
         request = msgspec.structs.replace(
             kept.request, seed=seed, target_options={}, engine_options={}
         )
-        self._check_room(kept.physical, kept.qubits, footprint=kept.footprint)
-        self.check_queue_room(session.tenant)
+        self.quotas.check_room(kept.physical, kept.qubits, footprint=kept.footprint)
+        self.quotas.check_queue_room(session.tenant)
         job = self._job(
             session,
             text,
@@ -469,8 +570,9 @@ class Admission:
     ) -> Footprint:
         """The footprint of ``program`` compiled by its target for ``request``: its
         physical qubits, and what it asks of the shared machine (what the target refuses
-        is a ``ProgramError`` with its code): on the loop for a small program, in a
-        thread charged to ``tenant`` for a big one.
+        is a ``ProgramError`` with its code): on the loop for a small QVM program, in a
+        thread charged to ``tenant`` for a big one and for every program of a target
+        that reads its own (a device job: parsed, validated and scheduled there).
 
         A small program's footprint is kept by its request less the seed (the request
         names the program by its digest; no target's footprint reads the seed), for the
@@ -482,17 +584,17 @@ class Admission:
             except QMKError as exc:
                 raise ProgramError(exc.message, code=exc.code, **exc.details) from None
 
-        if len(program.graph.nodes) < OFFLOAD_NODES:
+        if entry.program == "qvm" and len(program.graph.nodes) < OFFLOAD_NODES:
             with self.cpu.on_loop(tenant):
                 unseeded = _ENCODE(msgspec.structs.replace(request, seed=0))
                 return self._footprints.get(unseeded, None, work)
         footprint: Footprint = await self.cpu.run(tenant, work)
         return footprint
 
-    async def _admit_program(
+    async def _admit_own(
         self,
         session: Session,
-        graph: Any,
+        read: Read,
         shots: int,
         seed: Any,
         policy: Policy,
@@ -501,54 +603,31 @@ class Admission:
         allowed: list[Allowed] | None = None,
     ) -> Job:
         """Admit a job whose program is not a QVM graph (:attr:`TargetSpec.program`: the
-        neutral-atom device's wire-form job), through its target.
+        neutral-atom device's wire-form job, or a QVM program to compile onto it),
+        through its target.
 
-        In order: the program read by its target, the capabilities it needs (an audited
-        decision: a device job's ``CAP_DEVICE_NA``), the priority, the job compiled by
-        its target (parsed, validated and scheduled on the device: a job it would refuse
-        is refused now, with its code; a tenant names shipped presets only), then the
-        quotas from its footprint: ``max_atoms`` (the atoms it holds) and
+        In order: the capabilities the program needs (an audited decision: a device
+        job's ``CAP_DEVICE_NA``), the priority, the job compiled by its target in a
+        thread charged to the tenant (parsed, validated and scheduled on the device: a
+        job it would refuse is refused now, with its code; a tenant names shipped presets
+        only), then the quotas from its footprint: ``max_atoms`` (the atoms it holds) and
         ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
         and the artifact storage of a job that streams.
 
         Raises:
             CapabilityError: the session lacks a capability the program needs.
-            ProgramError: the program does not read or its target refuses it
-                (``details.code``: the target's code).
+            ProgramError: its target refuses the program (``details.code``: its code).
             QuotaError: over ``max_atoms``, ``max_device_time_s``, ``max_queued_jobs`` or
                 the artifact storage.
         """
         tenant = session.tenant
-        if not isinstance(graph, Mapping):
-            raise ProgramError(
-                f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
-            )
-        target = targets.get(entry.name)
-        try:
-            program = target.read(graph)
-        except QMKError as exc:
-            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        text, program = read.text, read.program
         self._check_caps(session, program.required_caps, "submit", allowed)
-        self._check_priority(tenant, policy.priority)
-        text = _text_of(graph)
-        request = _run_request(
-            text,
-            entry,
-            options,
-            shots,
-            seed,
-            policy,
-            qubit=policy.qubit or defaults.QUBIT,
-            profile=policy.profile or defaults.PROFILE,
-            noise_model=policy.noise_model,
-            calibration=policy.calibration,
-        )
-        try:
-            footprint = target.compile(program, request).footprint
-        except QMKError as exc:
-            raise ProgramError(exc.message, code=exc.code, **exc.details) from None
+        self.quotas.check_priority(tenant, policy.priority)
+        request = self._run_request(text, entry, options, shots, seed, policy)
+        footprint = await self._compiled(tenant, program, request, entry)
         _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
-        self.check_queue_room(tenant)
+        self.quotas.check_queue_room(tenant)
         streams = entry.streams and options.get("stream") and self.artifacts is not None
         if streams and self.artifacts.full(tenant):
             raise QuotaError(
@@ -572,19 +651,15 @@ class Admission:
             CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
         """
         entry = _target(job.request.target)
-        if entry.program != "qvm":  # read by its target; no logical qubits, no firewall
-            try:
-                program = targets.get(entry.name).read(job.graph)
-            except QMKError as exc:
-                raise ProgramError(exc.message, code=exc.code) from None
-            self._check_priority(job.tenant, job.priority)
+        program = (await self.read(job.tenant, job.graph, target=entry.name)).program
+        if entry.program != "qvm":  # no logical qubits, no firewall
+            self.quotas.check_priority(job.tenant, job.priority)
             self._check_caps(session, program.required_caps, "restore")
             if job.state != "QUEUED":
-                self.check_queue_room(job.tenant)
+                self.quotas.check_queue_room(job.tenant)
             job.caps = session.caps
             return
-        program = await self._verified_stored(job.tenant, job.graph)
-        self._check_priority(job.tenant, job.priority)
+        self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
         spanning = spans(job, self.device)
@@ -592,20 +667,58 @@ class Admission:
             # it never had its schedule: it arrives at the shared machine anew
             job.footprint = await self._compiled(job.tenant, program, job.request, entry)
         footprint = None if spanning else job.footprint
-        self._check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
+        self.quotas.check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
         if job.state != "QUEUED":
-            self.check_queue_room(job.tenant)
+            self.quotas.check_queue_room(job.tenant)
         job.caps = session.caps
 
-    def _check_priority(self, tenant: str, priority: int) -> None:
-        """``priority`` is within the tenant's ``max_priority``."""
-        limit = self.config.tenants[tenant].max_priority
-        if priority > limit:
-            raise QuotaError(
-                f"priority {priority} is above tenant {tenant!r}'s max_priority {limit}",
-                limit="max_priority",
-                value=limit,
-            )
+    def _run_request(
+        self,
+        text: str,
+        entry: TargetSpec,
+        options: Mapping[str, Any],
+        shots: int,
+        seed: Any,
+        policy: Policy,
+        *,
+        noise_model: str | None = None,
+        calibration: Any = None,
+    ) -> RunRequest:
+        """The run request of an admitted job, built here only: the program's digest, its
+        target and options, shots and seed, the policy's engine, precision and noise,
+        and its physics.
+
+        On the logical machine (:attr:`TargetSpec.logical_machine`) the physics is the
+        machine's as admit resolved it (``noise_model``, ``calibration``). A target with
+        physics of its own takes the policy's settings as given (it refuses those it
+        cannot honour), an unset qubit or profile the machine's for a QVM program (lattice
+        surgery's ``profile`` ``auto`` left for the target: the estimator's code
+        distance), the shipped ones for a program of its own (a device job, whose target
+        takes none)."""
+        machine = self.config.machine
+        qvm = entry.program == "qvm"
+        profile = policy.profile or (machine.profile if qvm else defaults.PROFILE)
+        if not entry.logical_machine:
+            noise_model, calibration = policy.noise_model, policy.calibration
+        request = RunRequest.build(
+            program_digest=program_digest(text),
+            target=entry.name,
+            target_options=options,
+            shots=shots,
+            seed=seed,
+            engine=policy.engine,
+            precision=policy.precision,
+            noise=policy.noise,
+            qubit=policy.qubit or (machine.qubit if qvm else defaults.QUBIT),
+            profile=machine.profile if profile == "auto" else profile,
+            noise_model=noise_model,
+            calibration=calibration,
+            require_calibration=policy.calibration is not None,
+            policy=policy,
+        )
+        if profile == "auto":  # left for the target
+            return msgspec.structs.replace(request, profile=profile)
+        return request
 
     def _check_caps(
         self,
@@ -637,212 +750,6 @@ class Admission:
                 required=required,
                 decision="allow",
             )
-
-    def _up(self) -> list[int]:
-        return modules_up(self.device)
-
-    def _check_room(
-        self,
-        physical: int,
-        qubits: Mapping[str, int],
-        *,
-        spanning: bool = False,
-        footprint: Footprint | None = None,
-    ) -> None:
-        """The job fits the machine's largest module up (the modules up together, for a
-        job that spans them), and each tenant's quota.
-
-        A job the shared machine is to place (its ``footprint`` of tiles) is refused
-        with the floorplan's answer (:meth:`qmk.kernel.machine.spec.MachineSpec.to_hold`):
-        the least ``physical_qubits`` whose floorplan holds its tiles (and a T factory,
-        for its T states) in a module of its peak physical qubits, the number the
-        machine's own refusal (``QK501``) names, so a user who raises the machine to it
-        is not refused again."""
-        total = self.device.largest_module_up  # a job runs on one module ...
-        if spanning:  # ... or, teleported, on all of them
-            total = sum(self.device.capacities[m] for m in self._up())
-        if physical > total:
-            where = (
-                "the machine has"
-                if len(self.device.capacities) == 1
-                else "its modules up have"
-                if spanning
-                else "its largest module up has"
-            )
-            message = f"the job needs {physical} physical qubits at its peak; {where} {total}"
-            if footprint is not None and footprint.tiles > 0:
-                if self._machine is None:
-                    from qmk.kernel.machine.spec import config_machine
-
-                    self._machine = config_machine(self.config)
-                raise _too_big_for_floorplan(
-                    self.config, self._machine, message, physical, footprint
-                )
-            raise AdmissionError(message, needed=physical, total=total)
-        for name, count in qubits.items():
-            limit = self.config.tenants[name].max_logical_qubits
-            if count > limit:
-                raise QuotaError(
-                    f"the job holds {count} logical qubits of tenant {name!r} at once; its "
-                    f"max_logical_qubits is {limit}",
-                    limit="max_logical_qubits",
-                    tenant=name,
-                    needed=count,
-                    value=limit,
-                )
-
-    def check_queue_room(self, tenant: str) -> None:
-        """Room for one more queued job of ``tenant`` (submits and restores alike).
-
-        Raises:
-            QuotaError: ``max_queued_jobs`` of its jobs are waiting already, or its
-                stored results fill its ``max_result_storage_mb`` (the job's result could
-                not be kept: it would run for nothing).
-        """
-        if self.results is not None:
-            used, room = self.results.usage[tenant], self.results.limit_bytes(tenant)
-            if used >= room:
-                raise QuotaError(
-                    f"tenant {tenant!r} stores {used} bytes of results and may store {room} "
-                    "(max_result_storage_mb): a new job's result could not be kept; wait "
-                    "for results to expire (result_keep_s)",
-                    limit="max_result_storage_mb",
-                    value=room,
-                )
-        limit = self.config.tenants[tenant].max_queued_jobs
-        if self.queue.count(tenant) + self.machine_holds(tenant) >= limit:
-            raise QuotaError(
-                f"tenant {tenant!r} already has {limit} queued jobs "
-                "(max_queued_jobs); wait for some to start",
-                limit="max_queued_jobs",
-                value=limit,
-            )
-
-    async def prepare(
-        self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET
-    ) -> tuple[str, Any] | None:
-        """Read and verify a big ``graph`` off the event loop: its text and program, for
-        :meth:`admit`; None for a small one (admit reads it at once).
-
-        The work runs in a thread (:attr:`cpu`: one graph of a tenant at a time, at most
-        :data:`VERIFY_THREADS` at once, its CPU seconds charged to the tenant), so one
-        tenant's big submits neither freeze the kernel nor take every core. Every graph,
-        small or big, first takes its nodes from its tenant's verification rate
-        (:meth:`charge`).
-
-        Raises:
-            QuotaError: more than ``max_graph_nodes`` nodes, or past the tenant's
-                ``verify_nodes_per_s`` (both before any reading).
-            ProgramError: the graph does not read or verify.
-        """
-        if _target(target).program != "qvm":  # its target reads it (admit)
-            return None
-        count = self._check_size(graph)
-        self.charge(tenant, count)
-        if count < OFFLOAD_NODES:
-            return None
-
-        def work() -> tuple[str, Any]:
-            text = _text_of(graph)
-            program = self._verify(text)
-            # what admit, the job's row and its end would work out on the event loop,
-            # made here and kept for this very text and program (about 0.2 s of a
-            # 99,990-node program's at load 2, in pieces of 20-80 ms: issue 47)
-            program_digest(text)
-            if len(text) >= GRAPH_PACKED_AHEAD:  # the form its row and its task carry
-                pack_graph(text)
-            self._firewall(text, program, tenant, {})
-            epoch_records(program)
-            return text, program
-
-        return await self.cpu.run(tenant, work)
-
-    async def _verified_stored(self, tenant: str, text: str) -> Any:
-        """The verified program of a stored graph's ``text`` (a restore's): read and
-        verified in a thread, charged to ``tenant``'s CPU budget, unless it is small."""
-        if len(text) < OFFLOAD_BYTES:
-            with self.cpu.on_loop(tenant):
-                return verified(text)
-        return await self.cpu.run(tenant, lambda: verified(text))
-
-    async def prepare_stored(
-        self, tenant: str, text: str, *, target: Any = DEFAULT_TARGET
-    ) -> tuple[str, Any] | None:
-        """A stored graph's ``text`` (a replay's) as :meth:`prepare`'s answer: its nodes
-        (the kept program's, or counted in the text, an upper bound: a count of a
-        99,990-node text is milliseconds on the event loop at each refused replay)
-        taken from the tenant's verification rate first, then verified in a thread
-        charged to its CPU budget, unless it is small.
-        The text is not parsed again: it is the compact JSON :meth:`admit` stored.
-
-        Returns None for a target whose programs are not QVM graphs: its target reads
-        the text (:meth:`admit`).
-
-        Raises:
-            QuotaError: past the tenant's ``verify_nodes_per_s`` (before any reading).
-        """
-        if _target(target).program != "qvm":
-            return None
-        nodes = verified_nodes(text)  # a replay of a kept program: known, not counted
-        if nodes is None:
-            nodes = _nodes_in(text)
-        self.charge(tenant, min(nodes, self.config.max_graph_nodes))
-        if len(text) < OFFLOAD_BYTES:
-            with self.cpu.on_loop(tenant):
-                return text, self._verify(text)
-        return text, await self.cpu.run(tenant, lambda: self._verify(text))
-
-    def charge(self, tenant: str, nodes: int) -> None:
-        """Take ``nodes`` from ``tenant``'s verification rate (its bucket holds
-        ``max(max_graph_nodes, verify_nodes_per_s)`` nodes and gains
-        ``verify_nodes_per_s`` a second of the kernel's clock; a changed config applies
-        to the next charge).
-
-        Raises:
-            QuotaError: the bucket holds fewer than ``nodes``; ``details.retry_after_s``
-                says when it will hold them (nothing is taken).
-        """
-        rate = self.config.tenants[tenant].verify_nodes_per_s
-        burst = max(float(self.config.max_graph_nodes), rate)
-        now = self.clock.now()
-        bucket = self._verify_rates.get(tenant)
-        if bucket is None:
-            bucket = self._verify_rates[tenant] = TokenBucket(rate=rate, burst=burst, now=now)
-        elif (bucket.rate, bucket.burst) != (rate, burst):
-            bucket.level(now)
-            bucket.rate, bucket.burst = rate, burst
-            bucket.tokens = min(bucket.tokens, burst)
-        wait = bucket.take(now, nodes)
-        if wait:
-            raise QuotaError(
-                f"tenant {tenant!r} submits graphs faster than its verify_nodes_per_s "
-                f"({rate:g} nodes a second); this one has {nodes} nodes: retry in "
-                f"{wait:.3g} s",
-                limit="verify_nodes_per_s",
-                value=rate,
-                needed=nodes,
-                retry_after_s=round(wait, 3),
-            )
-
-    def _check_size(self, graph: Any) -> int:
-        """The graph's node count, within ``max_graph_nodes``."""
-        if isinstance(graph, GraphText):
-            count = graph.nodes
-        elif not isinstance(graph, Mapping):
-            raise ProgramError("graph must be a QVM JSON object", code=_UNREADABLE)
-        else:
-            program = graph.get("program")
-            nodes = program.get("nodes") if isinstance(program, Mapping) else None
-            count = len(nodes) if isinstance(nodes, list) else 0
-        limit = self.config.max_graph_nodes
-        if count > limit:
-            raise QuotaError(
-                f"the graph has {count} nodes; a submit may have at most {limit} "
-                "(kernel.max_graph_nodes)",
-                limit="max_graph_nodes",
-                value=limit,
-            )
-        return count
 
     def _verify(self, text: str) -> Any:
         from qmk.qvm.errors import VerificationError
@@ -1038,25 +945,6 @@ async def _span(
     return text, program, qubits, physical
 
 
-def _too_big_for_floorplan(
-    config: KernelConfig, machine: MachineSpec, message: str, physical: int, footprint: Footprint
-) -> AdmissionError:
-    """The refusal of a job past a module's physical qubits that the shared machine
-    would place: the machine's ``QK501``, naming the least ``physical_qubits`` that
-    holds its tiles (and a factory) in a module of ``physical`` qubits or more."""
-    table = config.machine
-    factory = footprint.t_states > 0
-    fix, least = machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
-    return AdmissionError(
-        message + fix,
-        code=_UNPLACEABLE,
-        needed=least if least is not None else physical * table.modules,
-        total=table.physical_qubits,
-        tiles=footprint.tiles,
-        t_states=footprint.t_states,
-    )
-
-
 def _check_worker_memory(config: KernelConfig, choice: Any, qubits: int) -> None:
     """The engine the router chose holds ``qubits`` within a worker's memory cap (its
     state and one working copy in :data:`WORKER_STATE_SHARE` of it): a 40-qubit
@@ -1089,42 +977,6 @@ def _auto_profile(machine: Any, program: Any, policy: Policy) -> Policy:
     return msgspec.structs.replace(policy, profile=chosen.profile)
 
 
-def _run_request(
-    text: str,
-    entry: TargetSpec,
-    options: Mapping[str, Any],
-    shots: int,
-    seed: Any,
-    policy: Policy,
-    *,
-    qubit: Any,
-    profile: str,
-    noise_model: str | None,
-    calibration: Any,
-    require_calibration: bool = False,
-) -> RunRequest:
-    """The run request every admission path builds: the program's digest, its target,
-    shots and seed, and the policy's engine, precision and noise; the qubit, profile,
-    noise model and calibration are what the path settles (the logical machine's, the
-    policy's as given, or the shipped defaults for a device job)."""
-    return RunRequest.build(
-        program_digest=program_digest(text),
-        target=entry.name,
-        target_options=options,
-        shots=shots,
-        seed=seed,
-        engine=policy.engine,
-        precision=policy.precision,
-        noise=policy.noise,
-        qubit=qubit,
-        profile=profile,
-        noise_model=noise_model,
-        calibration=calibration,
-        require_calibration=require_calibration,
-        policy=policy,
-    )
-
-
 def _held(qubits: Mapping[str, int]) -> dict[str, int]:
     """The firewall's answer less the tenants of whom the program holds no qubit: a job's
     ``qubits``.
@@ -1140,36 +992,6 @@ def _cacheable(request: RunRequest) -> bool:
     (:func:`~qmk.kernel.admit.cache.cacheable` of its policy and target)."""
     assert request.policy is not None
     return cacheable(request.policy, request.target)
-
-
-def _request(
-    machine: Any,
-    text: str,
-    shots: int,
-    seed: Any,
-    policy: Policy,
-    options: Mapping[str, Any],
-    entry: TargetSpec,
-) -> RunRequest:
-    """The run request of a job on a target with physics of its own: the policy's
-    settings as given (the target refuses those it cannot honour), not the logical
-    machine's noise model and calibration. ``profile`` ``auto`` is left for the
-    target (lattice surgery: the estimator's code distance)."""
-    profile = policy.profile or machine.profile
-    request = _run_request(
-        text,
-        entry,
-        options,
-        shots,
-        seed,
-        policy,
-        qubit=policy.qubit or machine.qubit,
-        profile=machine.profile if profile == "auto" else profile,
-        noise_model=policy.noise_model,
-        calibration=policy.calibration,
-        require_calibration=policy.calibration is not None,
-    )
-    return request if profile != "auto" else msgspec.structs.replace(request, profile=profile)
 
 
 def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> None:
@@ -1195,4 +1017,4 @@ def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> N
         )
 
 
-__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission", "Allowed"]
+__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission", "Allowed", "Read"]

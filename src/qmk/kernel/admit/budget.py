@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 
 from qmk.errors import QuotaError
 from qmk.kernel.clock import Clock
+from qmk.qvm.graph import promote_young
 from qmk.rate import TokenBucket
 
 T = TypeVar("T")
@@ -87,6 +88,7 @@ def _collector_paused() -> Iterator[None]:
             if not _pausers[0]:
                 sys.setswitchinterval(_pausers[2])
                 if _pausers[1]:
+                    promote_young()  # what the work built, unwalked by a young collection
                     gc.enable()
 
 

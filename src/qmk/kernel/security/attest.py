@@ -196,8 +196,9 @@ def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None
 
 
 def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
-    """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests."""
-    from qmk.execution.executor import execute
+    """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests:
+    its run request, as recorded, compiled and run by its target, as a worker runs it."""
+    from qmk.execution import target as targets
 
     epochs = len(record.get("epochs", ()))
     request = request_of(record)
@@ -215,7 +216,9 @@ def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
             "from the attested program_digest)",
         )
     plain = msgspec.structs.replace(request, trace_context=None, checkpoint_every_ops=0)
-    result = execute(verified(ran), plain)
+    target = targets.get(plain.target)
+    program = verified(ran) if targets.spec(plain.target).program == "qvm" else target.read(ran)
+    result = target.compile(program, plain).run(plain.shots, plain.seed)
     counts = digest_counts(result.counts)
     same = counts == record["result_sha256"]
     return Replay(

@@ -148,7 +148,7 @@ ADDED_COLUMNS = (
 _dumps = compact_encoder(allow_nan=True)
 
 #: The policy key of before targets (format 1 and before): null for a QVM job, and
-#: :data:`_OLD_DEVICE_JOB` for a device job (``q_device_submit``'s).
+#: :data:`_OLD_DEVICE_JOB` for a device job (submitted by that time's own device syscall).
 _OLD_DEVICE_KEY, _OLD_DEVICE_JOB = "device", "neutral-atom"
 #: The ``meta`` key of formats 2 and 3's first job whose result had to carry a seal (with
 #: its HMAC): the jobs before it stored theirs unsealed, read unchecked until format 4.

@@ -12,7 +12,7 @@ kernel keeps:
   ``QK307 result-storage-quota`` and its result is not kept (:meth:`Results.take`); the
   tenant's other jobs run on, and room comes back as results expire. While its results
   fill the quota, the tenant queues nothing more (``QS1006`` at submit and restore:
-  :meth:`qmk.kernel.admit.admission.Admission.check_queue_room`).
+  :meth:`qmk.kernel.admit.quotas.Quotas.check_queue_room`).
 - **In time** (``[kernel] result_keep_s``): a job's result is deleted that long after the
   job ended (:meth:`Results.expire`, looked at on the epoch ticks and when the kernel
   opens its data directory). The job's record stays: ``q_status`` shows ``result`` null,

@@ -2,14 +2,13 @@
 supervisor), found, waited for, paged through, cancelled, checkpointed, restored, replayed
 and listed (``q_submit``, ``q_status``, ``q_wait``, ``q_get_result``,
 ``q_device_artifacts``, ``q_cancel``, ``q_checkpoint``, ``q_restore``, ``q_replay``,
-``q_list_jobs``; ``q_device_submit``'s arguments as ``q_submit``'s).
+``q_list_jobs``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
-from typing import Any, TypedDict
+from typing import Any
 
 import msgspec
 
@@ -24,16 +23,6 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
-
-
-class SubmitArgs(TypedDict):
-    """``q_submit``'s arguments bar the session (what ``q_device_submit`` passes on)."""
-
-    graph: Any
-    shots: int
-    seed: int | None
-    policy: Mapping[str, Any] | None
-    target: str
 
 
 class JobDesk:
@@ -98,22 +87,15 @@ class JobDesk:
                 return await self.supervisor.wait(job, 0 if wait_ms is None else wait_ms / 1000)
         self.reserve.check("a submit")
         self.admission.cpu.check(session.tenant, "a submit")
-        # a big QVM graph: read and verified off the loop
-        prepared = await self.admission.prepare(session.tenant, graph, target=target)
+        # the program, read by the one reader (a big one, and a device job, off the loop)
+        read = await self.admission.read(session.tenant, graph, target=target)
         self._check_open()
         # the capability check that allows the program goes on the job's QUEUED line; a
         # submit refused (or failing) after it writes it as its cap line instead
         allowed: list[Allowed] = []
         try:
             job = await self.admission.admit(
-                session,
-                graph,
-                shots,
-                seed,
-                policy,
-                target=target,
-                prepared=prepared,
-                allowed=allowed,
+                session, read, shots, seed, policy, target=target, allowed=allowed
             )
             self.delegations.audit_use(
                 session, job.required_caps, where="submit", job_id=job.job_id
@@ -133,29 +115,6 @@ class JobDesk:
             warnings = [replies.CodedError.from_json(warning) for warning in job.warnings]
             return msgspec.structs.replace(accepted, warnings=warnings)
         return accepted
-
-    @staticmethod
-    def device_submit(
-        job: Any,
-        device: str | None,
-        shots: int | None,
-        seed: int | None,
-        policy: Mapping[str, Any] | None,
-    ) -> SubmitArgs:
-        """``q_device_submit``'s arguments as ``q_submit``'s (bar the session):
-        ``device`` is the policy's ``preset`` (in place of the job's ``profile``);
-        ``shots`` and ``seed`` null take the job's own (one shot when it gives none; a
-        seed drawn when it gives none)."""
-        wire = job if isinstance(job, Mapping) else {}
-        if shots is None:
-            shots = wire.get("shots", 1)
-        if seed is None:
-            seed = wire.get("seed")
-        if device is not None:
-            if policy is not None and not isinstance(policy, Mapping):
-                raise InvalidArgument("policy must be an object or null", key="policy")
-            policy = {**(policy or {}), "preset": device}
-        return SubmitArgs(graph=job, shots=shots, seed=seed, policy=policy, target="neutral-atom")
 
     def status(self, session: Session, job_id: str) -> replies.Job:
         """``q_status``: the job, with its result once COMPLETED."""
@@ -220,16 +179,10 @@ class JobDesk:
         text = old.stored_program()  # QK310 for a text not the one the kernel sealed
         request = old.request
         policy = {**old.policy.to_json(), **request.target_options, "cache": False}
-        prepared = await self.admission.prepare_stored(session.tenant, text, target=request.target)
+        read = await self.admission.read(session.tenant, text, target=request.target)
         self._check_open()
         job = await self.admission.admit(
-            session,
-            None if prepared is not None else json.loads(text),
-            old.shots,
-            old.seed,
-            policy,
-            target=request.target,
-            prepared=prepared,
+            session, read, old.shots, old.seed, policy, target=request.target
         )
         if request.machine is not None:  # the same waits on the shared machine, too
             job.request = msgspec.structs.replace(job.request, machine=request.machine)
@@ -267,4 +220,4 @@ def _check_wait(name: str, value: object, *, nullable: bool = False) -> None:
     raise InvalidArgument(f"{wanted}, got {shown}")
 
 
-__all__ = ["JobDesk", "SubmitArgs"]
+__all__ = ["JobDesk"]
