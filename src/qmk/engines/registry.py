@@ -530,11 +530,16 @@ class EngineSpec:
         *,
         threads: int = 0,
         compiled: bool = True,
+        density: bool | None = None,
     ) -> float:
         """log2 of its cost model's estimate (``compiled`` False: its fallback's, where it
         has compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
-        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
-        if self.density is not None and self.runs_density(work):
+        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation;
+        as one density matrix (:attr:`density`) where ``density`` says so (None: where
+        :meth:`runs_density`)."""
+        if density is None:
+            density = self.runs_density(work)
+        if density and self.density is not None:
             once = replace(work, branches=1, trajectories=0)
             return self.density.log2_seconds(once, None, threads)
         cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
@@ -554,17 +559,21 @@ class EngineSpec:
         *,
         threads: int = 0,
         compiled: bool = True,
+        density: bool | None = None,
     ) -> float:
         """:meth:`log2_seconds` as seconds (``inf`` past the largest float)."""
-        return exp2(self.log2_seconds(work, precision, threads=threads, compiled=compiled))
+        return exp2(
+            self.log2_seconds(work, precision, threads=threads, compiled=compiled, density=density)
+        )
 
     def runs_density(self, work: Workload) -> bool:
         """Whether ``work`` runs as one density matrix (:attr:`density`): a terminal
         program with trajectories whose density-matrix estimate is below its
         trajectories', on compiled kernels installed here (on numpy's, its four-bit
         blocks run 10-20 times slower). A function of the workload and the
-        installation alone, not of the process (its threads, memory, imports): a run
-        resumed elsewhere takes the mode it took."""
+        installation, not of the process (its threads, imports), so a run takes the
+        same mode wherever it runs; only a worker whose memory the matrix does not fit
+        runs the trajectories instead (the router's ``assess``)."""
         if (
             self.density is None
             or not work.terminal
@@ -648,12 +657,15 @@ SPECS: tuple[EngineSpec, ...] = (
             parallel=True,
             bookkeeping=True,
         ),
+        # measured, not fitted (bench_noisy_dense.py --calibrate): lowering and fusing
+        # 25 us a gate; the fused passes over 4**n entries about 4 a block of the state
+        # vector's fusion, 5.5 ns an entry each at 10 to 12 qubits on 2 threads
         density=CostModel(
             representation="density",
-            setup_s=0.002,
-            gate_s=6e-05,
+            setup_s=0.001,
+            gate_s=2.5e-05,
             element_s=0.0,
-            block_s=2e-09,
+            block_s=5.5e-09,
             shot_s=1e-07,
             parallel=True,
         ),

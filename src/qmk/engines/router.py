@@ -259,28 +259,24 @@ def assess(
             engine=name, refusal="option", reason=f"takes no option {', '.join(strange)}"
         )
     capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"), limits=limits)
-    dense = entry.runs_density(work)
+    dense = _density_fits(entry, work, options, limits)
     compiled = True if dense else compiled_here(entry, options, limits)
-    # a density matrix of n qubits takes what a state of 2n takes, in double precision
-    held, held_precision = (2 * work.qubits, "double") if dense else (work.qubits, precision)
-    if dense:
-        capacity = max_qubits(name, "double", max_bytes=options.get("max_bytes"), limits=limits)
-    short = fits(entry, held, held_precision, limits, compiled=compiled)
-    if short is not None and compiled and not dense and options.get("kernels") is None:
+    short = fits(entry, work.qubits, precision, limits, compiled=compiled)
+    if short is not None and compiled and options.get("kernels") is None:
         # its compiled kernels and the state do not fit together: the fallback may
-        compiled = False
+        compiled = dense = False
         short = fits(entry, work.qubits, precision, limits, compiled=compiled)
-    if held > capacity or short is not None:
-        what = f"the program has {work.qubits} live at once"
-        if dense:
-            what += f", and its noise is cheapest as a density matrix (the state of {held})"
+    if work.qubits > capacity or short is not None:
         return Candidate(
             engine=name,
             refusal="capacity" if short is None else "memory",
-            reason=f"holds at most {capacity} qubits here, {what}" if short is None else short,
+            reason=f"holds at most {capacity} qubits here, the program has {work.qubits} "
+            "live at once"
+            if short is None
+            else short,
         )
     run = entry.log2_seconds(
-        work, precision, threads=limits.threads, compiled=compiled is not False
+        work, precision, threads=limits.threads, compiled=compiled is not False, density=dense
     )
     if run > math.log2(MAX_ESTIMATE_S):
         return Candidate(
@@ -299,11 +295,27 @@ def assess(
     ):
         # a process that has not compiled yet pays the compiler first: a short job on a
         # small state runs sooner on the fallback kernels (the choice then passes them)
-        fallback = entry.seconds(work, precision, threads=limits.threads, compiled=False)
+        fallback = entry.seconds(
+            work, precision, threads=limits.threads, compiled=False, density=False
+        )
         if fallback + entry.cold_s(compiled=False) < cost:
             cost, compiled = fallback + entry.cold_s(compiled=False), False
     batch = dense or (entry.batch and work.batchable)
     return Candidate(engine=name, cost_s=cost, precision=precision, compiled=compiled, batch=batch)
+
+
+def _density_fits(
+    entry: EngineSpec, work: Workload, options: Mapping[str, Any], limits: WorkerLimits
+) -> bool:
+    """Whether ``entry`` runs ``work`` as one density matrix here: where it would
+    (:meth:`~qmk.engines.registry.EngineSpec.runs_density`) and the matrix of ``n`` qubits,
+    what a state of ``2n`` takes in double precision, fits this worker with the compiled
+    kernels it runs on (else its trajectories run)."""
+    if not entry.runs_density(work):
+        return False
+    held = 2 * work.qubits
+    room = max_qubits(entry.name, "double", max_bytes=options.get("max_bytes"), limits=limits)
+    return held <= room and fits(entry, held, "double", limits, compiled=True) is None
 
 
 def _forbidden(entry: EngineSpec, limits: WorkerLimits) -> str | None:
