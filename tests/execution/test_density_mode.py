@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 import qmk
@@ -24,9 +22,10 @@ from qmk.execution import executor
 from qmk.execution.parts import merge
 from qmk.execution.plan import Plan, build_plan
 from qmk.qec.noise import Depolarizing
-from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
+from support import workloads
 from support.exact import assert_distribution, noisy_distribution
+from support.workloads import graph_of, random_gates
 
 SEED = 20261127
 PROFILE = "logical:surface_code(d=3)"
@@ -37,33 +36,11 @@ NOISE = Depolarizing(p=3e-3)
 def random_program(n: int, depth: int, seed: int) -> Graph:
     """``depth`` layers of RZ RY RZ on every qubit and a CZ brickwork; every qubit
     measured at the end (event ``m{i}``)."""
-    rng = np.random.default_rng(seed)
-    lines = [".caps CAP_ALLOC", ".vqs " + " ".join(f"q{i}" for i in range(n))]
-    lines.append(".events " + " ".join(f"m{i}" for i in range(n)))
-    lines += [f"a{i}: ALLOC_LQ vq:q{i}, n=1" for i in range(n)]
-    k = 0
-    for layer in range(depth):
-        for q in range(n):
-            for op in ("RZ", "RY", "RZ"):
-                theta = float(rng.uniform(0, 2 * math.pi))
-                lines.append(f"g{k}: APPLY_{op} vq:q{q}, theta={theta!r}")
-                k += 1
-        for q in range(layer % 2, n - 1, 2):
-            lines.append(f"g{k}: APPLY_CZ vq:q{q}, vq:q{q + 1}")
-            k += 1
-    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
-    lines += [f"f{i}: FREE_LQ vq:q{i}" for i in range(n)]
-    return assemble("\n".join(lines) + "\n")
+    return graph_of(n, random_gates(n, depth, seed))
 
 
 def noisy_plan(graph: Graph) -> Plan:
-    return build_plan(
-        executor.load_program(graph),
-        noise=True,
-        qubit=executor.DEFAULT_QUBIT,
-        default_profile=PROFILE,
-        noise_model=NOISE,
-    )
+    return workloads.noisy_plan(graph, PROFILE, NOISE)
 
 
 def _run(graph: Graph, shots: int, seed: int, **options: object) -> qmk.RunResult:

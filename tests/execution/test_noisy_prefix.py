@@ -10,7 +10,6 @@ stop and resume.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -22,57 +21,20 @@ from qmk.execution.plan import Plan, build_plan
 from qmk.execution.runs import run
 from qmk.execution.trajectories import YIELD_NOW, Observed, Runner
 from qmk.qec.noise import Depolarizing
-from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
+from support import workloads
 from support.exact import assert_distribution, noisy_distribution
 from support.resume import StopAt, stopped_then_resumed
+from support.workloads import Gate, graph_of, random_gates
 
 PROFILE = "logical:surface_code(d=3)"
 #: Physical error rate that makes d=3 logical errors frequent: many groups, most with one
 #: or two errors at scattered places (about 0.4 errors per shot below).
 NOISE = Depolarizing(p=5e-3)
 
-Gate = tuple[str, tuple[int, ...], tuple[float, ...]]
-_OPS = {"rz": "APPLY_RZ", "ry": "APPLY_RY", "cz": "APPLY_CZ", "x": "APPLY_X", "cx": "APPLY_CNOT"}
-
-
-def graph_of(n: int, gates: list[Gate], fence_after: int = -1) -> Graph:
-    """Allocate n qubits, apply ``gates`` (a fence after the ``fence_after``-th, if any),
-    measure every qubit (event m{i}), free."""
-    lines = [".caps CAP_ALLOC", ".vqs " + " ".join(f"q{i}" for i in range(n))]
-    lines.append(".events " + " ".join(f"m{i}" for i in range(n)))
-    lines += [f"a{i}: ALLOC_LQ vq:q{i}, n=1" for i in range(n)]
-    for k, (name, qs, params) in enumerate(gates):
-        operands = ", ".join(f"vq:q{q}" for q in qs)
-        args = "".join(f", theta={p!r}" for p in params)
-        lines.append(f"g{k}: {_OPS[name]} {operands}{args}")
-        if k == fence_after:
-            lines.append("fence: FENCE_EPOCH")
-    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
-    lines += [f"f{i}: FREE_LQ vq:q{i}" for i in range(n)]
-    return assemble("\n".join(lines) + "\n")
-
-
-def random_gates(n: int, depth: int, seed: int) -> list[Gate]:
-    """A random RZ RY RZ on every qubit, then a CZ brickwork, ``depth`` times."""
-    rng = np.random.default_rng(seed)
-    gates: list[Gate] = []
-    for layer in range(depth):
-        for q in range(n):
-            a, b, c = (float(v) for v in rng.uniform(0, 2 * math.pi, 3))
-            gates += [("rz", (q,), (a,)), ("ry", (q,), (b,)), ("rz", (q,), (c,))]
-        gates += [("cz", (i, i + 1), ()) for i in range(layer % 2, n - 1, 2)]
-    return gates
-
 
 def noisy_plan(graph: Graph) -> Plan:
-    return build_plan(
-        executor.load_program(graph),
-        noise=True,
-        qubit=executor.DEFAULT_QUBIT,
-        default_profile=PROFILE,
-        noise_model=NOISE,
-    )
+    return workloads.noisy_plan(graph, PROFILE, NOISE)
 
 
 def runner(plan: Plan, shots: int, seed: int, *, share: bool) -> Runner:
