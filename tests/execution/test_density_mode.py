@@ -13,18 +13,25 @@ import hashlib
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 import qmk
+from qmk.engines.base import EngineError
 from qmk.engines.limits import WorkerLimits
 from qmk.engines.router import route
+from qmk.engines.statevector import MAX_BYTES_ENV
 from qmk.execution import executor
+from qmk.execution.batch import CHUNK_SHOTS
 from qmk.execution.parts import merge
 from qmk.execution.plan import Plan, build_plan
+from qmk.execution.trajectories import YIELD, Suspended
 from qmk.qec.noise import Depolarizing
+from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 from support import workloads
 from support.exact import assert_distribution, noisy_distribution
+from support.resume import StopAt
 from support.workloads import graph_of, random_gates
 
 SEED = 20261127
@@ -44,7 +51,7 @@ def noisy_plan(graph: Graph) -> Plan:
 
 
 def _run(graph: Graph, shots: int, seed: int, **options: object) -> qmk.RunResult:
-    return qmk.run(graph, shots=shots, seed=seed, noise=NOISE, profile=PROFILE, **options)
+    return executor.run(graph, shots=shots, seed=seed, noise=NOISE, profile=PROFILE, **options)
 
 
 def _digest(counts: object) -> str:
@@ -134,10 +141,7 @@ def test_noise_off_runs_give_the_counts_they_gave_before_density_matrices():
 def test_the_parts_of_a_density_matrix_run_merge_to_the_whole_run():
     graph = random_program(4, 4, seed=4)
     whole = _run(graph, 3000, SEED)
-    parts = [
-        executor.run(graph, shots=3000, seed=SEED, noise=NOISE, profile=PROFILE, part=(k, 3))
-        for k in range(3)
-    ]
+    parts = [_run(graph, 3000, SEED, part=(k, 3)) for k in range(3)]
     assert whole.telemetry.mode == "density-matrix"
     assert merge(parts).counts == whole.counts
 
@@ -186,3 +190,42 @@ def test_explain_says_the_statevector_holds_a_density_matrix():
     result = _run(random_program(4, 4, seed=6), 100, SEED)
     assert result.choice is not None
     assert "as a density matrix" in result.choice.explain()
+
+
+def test_a_run_stopped_between_chunks_resumes_bit_for_bit_and_never_into_trajectories(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a fence after the measurements ends the program (no pause point before them), so
+    # the density matrix runs it, in chunks, asked between them; a worker whose memory
+    # the matrix does not fit would run trajectories, and refuses the chunks' state
+    text = "\n".join(
+        [
+            ".caps CAP_ALLOC",
+            "a: ALLOC_LQ vq:q0, vq:q1, vq:q2",
+            "h: APPLY_H vq:q0",
+            "t: APPLY_T vq:q0",
+            "c: APPLY_CNOT vq:q0, vq:q1",
+            "r: APPLY_RY vq:q2, theta=0.7",
+            *(f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(3)),
+            "e: FENCE_EPOCH",
+            "f: FREE_LQ vq:q0, vq:q1, vq:q2",
+        ]
+    )
+    graph = assemble(text + "\n")
+    shots = 2 * CHUNK_SHOTS + 10
+    whole = _run(graph, shots, SEED)
+    assert whole.telemetry.mode == "density-matrix"
+    control = StopAt(YIELD, epoch=1)
+    with pytest.raises(Suspended):
+        _run(graph, shots, SEED, control=control)
+    (state,) = control.saved
+    assert state.group == 1
+    resumed = _run(graph, shots, SEED, resume=state)
+    assert resumed.telemetry.mode == "density-matrix"
+    assert np.array_equal(resumed.bits, whole.bits)
+    # room for a 3-qubit state and its copy, not for the matrix (a 6-qubit state)
+    monkeypatch.setenv(MAX_BYTES_ENV, str(2 * 16 * 2**5))
+    assert _run(graph, 100, SEED).telemetry.mode == "trajectories"
+    with pytest.raises(EngineError) as refused:
+        _run(graph, shots, SEED, resume=state)
+    assert refused.value.code == "QE106"

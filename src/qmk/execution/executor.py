@@ -18,6 +18,11 @@ Choosing how to run the shots (telemetry ``mode``):
   (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`),
   in chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots: between two chunks is
   where such a run pauses;
+- ``density-matrix``: a noisy program whose measurements all come at its end, with no
+  feed-forward and no fence before them (``Workload.terminal``), where the route says
+  its density matrix is cheaper than its trajectories (``Choice.batch`` on the
+  statevector: :mod:`qmk.engines.density`), lowered with its noise as channels, held
+  exactly once and sampled in bulk like ``stim-batch``;
 - ``trajectories``: otherwise the error pattern of every shot is sampled first,
   shots are grouped by pattern, and each group is simulated once, branching at
   mid-circuit measurements and sampling its terminal measurements
@@ -615,7 +620,7 @@ def execute(
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return _run_key(request, name, options, initial)
+        return _run_key(request, choice, options, initial)
 
     exported = None
     rows = None
@@ -741,17 +746,23 @@ def _planned(
 
 
 def _run_key(
-    request: RunRequest, engine: str, options: Mapping[str, Any], initial: QuantumState | None
+    request: RunRequest, choice: Choice, options: Mapping[str, Any], initial: QuantumState | None
 ) -> str:
-    """The key of ``request`` run on ``engine`` built with ``options`` (from ``initial``):
-    what the states it saves carry, and what a state it resumes from must carry."""
+    """The key of ``request`` run as ``choice`` says with the engine options ``options``
+    (from ``initial``): what the states it saves carry, and what a state it resumes from
+    must carry. A run of the engine's density matrix says so in it: the state of its
+    chunks resumes no trajectories of a worker whose memory the matrix did not fit."""
+    engine = choice.engine
+    more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
+    if choice.batch and spec(engine).density is not None:
+        more["mode"] = "density-matrix"
     return run_key(
         msgspec.structs.replace(
             request, engine_options=_result_options(engine, request.engine_options)
         ),
         engine=engine,
         options=_result_options(engine, options),
-        **({} if initial is None else {"initial_state": initial.to_json()}),
+        **more,
     )
 
 
@@ -772,7 +783,7 @@ def _resumed_route(
     routed elsewhere; the state resumes only in a run of its own key. Where no precision
     of the state's engine gives that key (or the engine cannot run here), ``choice``
     stands, and the resume refuses the state (``QE106``)."""
-    if _run_key(request, choice.engine, options, initial) == state.key:
+    if _run_key(request, choice, options, initial) == state.key:
         return choice, options
     try:
         entry = spec(state.engine)
@@ -792,7 +803,7 @@ def _resumed_route(
             )
         except EngineError:  # it cannot run here (not installed, no memory): refused below
             return choice, options
-        if _run_key(request, again.engine, built, initial) == state.key:
+        if _run_key(request, again, built, initial) == state.key:
             reason = (
                 f"resumes where its checkpoint left off, on the engine that saved it "
                 f"({again.precision or 'its own'} precision)"
