@@ -3,7 +3,7 @@
 A small circuit whose noise strikes many shots differently costs a trajectory per
 distinct error pattern; its density matrix costs one pass over ``4**n`` entries per
 fused block, whatever the shots and the noise. So where the router prices it cheaper
-(:attr:`qmk.engines.registry.CostModel.density`), the executor lowers the program with
+(:attr:`qmk.engines.registry.EngineSpec.density`), the executor lowers the program with
 its noise as channels (:func:`qmk.execution.batch.lower`, ``channels=True``) and the
 statevector engine compiles it here (:func:`compile_density`), once.
 

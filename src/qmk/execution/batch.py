@@ -20,7 +20,10 @@ bits, through which a Pauli frame propagates; a program with any other feed-forw
 is not lowered (:func:`why_not_lowerable`) and runs as trajectories. The statistics
 are those of the noisy circuit exactly, at nearly the cost of a noiseless one.
 ``lower(plan, heralded=True)`` lowers each location to a heralded Pauli channel that
-the engine samples instead (the path before flip masks, kept to compare against).
+the engine samples instead (the path before flip masks, kept to compare against);
+``lower(plan, channels=True)`` to a Pauli channel, for an engine whose batch sampler
+applies it exactly (the statevector's density matrix, :mod:`qmk.engines.density`, which
+takes non-Clifford gates too but no feed-forward).
 
 **Pause points.** A batch circuit is sampled in one pass per chunk of
 :data:`CHUNK_SHOTS` shots (:func:`sample_chunked`): chunk 0 with the run's seed (so a
