@@ -360,13 +360,12 @@ def grid(args: argparse.Namespace) -> int:
 def paused(g: Graph) -> Graph:
     """``g`` with a ``FENCE_EPOCH`` before its first measurement: a pause point, which
     keeps a run on trajectories."""
-    import msgspec
+    from dataclasses import replace
 
     from qmk.qvm.graph import Node
 
     at = next(i for i, node in enumerate(g.nodes) if node.op.startswith("MEASURE"))
-    nodes = (*g.nodes[:at], Node(id="pause", op="FENCE_EPOCH"), *g.nodes[at:])
-    return msgspec.structs.replace(g, nodes=nodes)
+    return replace(g, nodes=(*g.nodes[:at], Node(id="pause", op="FENCE_EPOCH"), *g.nodes[at:]))
 
 
 def calibrate(args: argparse.Namespace) -> int:

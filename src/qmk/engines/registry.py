@@ -658,14 +658,17 @@ SPECS: tuple[EngineSpec, ...] = (
             bookkeeping=True,
         ),
         # measured, not fitted (bench_noisy_dense.py --calibrate): lowering and fusing
-        # 25 us a gate; the fused passes over 4**n entries about 4 a block of the state
-        # vector's fusion, 5.5 ns an entry each at 10 to 12 qubits on 2 threads
+        # 25 us a gate; the fused passes over 4**n entries, about one for every 7 gates
+        # whatever their kind (a qubit's gates and channels become one op), 0.2 ns an
+        # entry a gate at 10 to 12 qubits and depths 5 to 20, on 2 threads
         density=CostModel(
             representation="density",
             setup_s=0.001,
             gate_s=2.5e-05,
-            element_s=0.0,
-            block_s=5.5e-09,
+            element_s=2e-10,
+            diagonal_s=2e-10,
+            permutation_s=2e-10,
+            wide_s=2e-10,
             shot_s=1e-07,
             parallel=True,
         ),
