@@ -36,7 +36,7 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
 
 For each shape, every engine the router finds able (and the statevector engine with
 ``kernels="numpy"``: ``statevector/numpy``) runs the program through
-:func:`qmk.execution.executor.run` (``--shots`` shots, seed 7), its package imported
+:func:`qmk.execution.runs.run` (``--shots`` shots, seed 7), its package imported
 and its kernels compiled by a warm-up first; the measured time is the least wall time
 of ``--repeat`` runs (interleaved rounds), the estimate is the router's candidate cost
 less its import (paid in the warm-up). Pairs whose estimate passes ``--max-estimate``

@@ -21,7 +21,7 @@ from qmk.engines.base import EngineError
 from qmk.engines.limits import WorkerLimits
 from qmk.engines.router import route
 from qmk.engines.statevector import MAX_BYTES_ENV
-from qmk.execution import executor
+from qmk.execution import executor, runs
 from qmk.execution.batch import CHUNK_SHOTS
 from qmk.execution.parts import merge
 from qmk.execution.plan import Plan, build_plan
@@ -51,7 +51,7 @@ def noisy_plan(graph: Graph) -> Plan:
 
 
 def _run(graph: Graph, shots: int, seed: int, **options: object) -> qmk.RunResult:
-    return executor.run(graph, shots=shots, seed=seed, noise=NOISE, profile=PROFILE, **options)
+    return runs.run(graph, shots=shots, seed=seed, noise=NOISE, profile=PROFILE, **options)
 
 
 def _digest(counts: object) -> str:
