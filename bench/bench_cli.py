@@ -43,6 +43,11 @@ Cases (seeded; the peers read the same QASM file, except where said):
   same Pauli channels at the same places (``bench_noisy_dense.aer_circuit``: the
   circuit and noise model built by this script and handed to the peer's process as a
   pickle, which it loads before its timing);
+- ``noisy-N-E`` (N = 8, 10, 12, 16; issue 62 item 4): random-N with the d=3 profile's
+  logical noise raised by a depolarizing noise model (``--noise-model``, :data:`NOISY_SMALL`)
+  to about E logical errors a shot, 1024 shots, against Aer's automatic method on the
+  same channels (its density matrix where the shots exceed ``2**N``, else a trajectory a
+  shot; the pickle as ``noisy-20``'s);
 - ``ghz-1000``: GHZ on 1000 qubits, 100,000 shots; QMK with its logical noise on (the
   default) against stim's noiseless compiled sampler (the circuit built in stim);
 - ``wide-64``, ``wide-100``: random brickwork, 64 qubits 4 layers and 100 qubits 6
@@ -135,7 +140,7 @@ import pickle, sys, time
 from qiskit_aer import AerSimulator
 with open(sys.argv[1], "rb") as f:
     circuit, model = pickle.load(f)
-sim = AerSimulator(method="statevector")
+sim = AerSimulator(method="{method}")
 start = time.perf_counter()
 result = sim.run(circuit, shots=int(sys.argv[2]), seed_simulator=1, noise_model=model).result()
 took = time.perf_counter() - start
@@ -159,6 +164,14 @@ print(len(got), took)
 
 #: The profile of ``noisy-20``: about 0.5 logical errors a shot (bench_noisy_dense's).
 NOISY_PROFILE = "logical:surface_code(d=3)"
+#: The small noisy cases (issue 62 item 4): qubits, and the depolarizing physical rate
+#: that raises the profile's logical errors to 0.3-3 a shot (None: the qubit's own).
+NOISY_SMALL: dict[str, tuple[int, float | None]] = {
+    "noisy-8-1.8": (8, 3e-3),
+    "noisy-10-1.0": (10, 2e-3),
+    "noisy-12-2.7": (12, 3e-3),
+    "noisy-16-0.4": (16, None),
+}
 
 
 def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
@@ -199,9 +212,30 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
             50,
             {
                 "qmk": [*qmk, "--profile", NOISY_PROFILE, "--json"],
-                "aer statevector noisy": [*py, AER_NOISY, "{peer}", "{shots}"],
+                "aer statevector noisy": [
+                    *py,
+                    AER_NOISY.format(method="statevector"),
+                    "{peer}",
+                    "{shots}",
+                ],
             },
         ),
+        **{
+            name: (
+                random_qasm(n, 20, seed=7),
+                1024,
+                {
+                    "qmk": [*qmk, "--profile", NOISY_PROFILE, *_noise_flag(rate), "--json"],
+                    "aer automatic noisy": [
+                        *py,
+                        AER_NOISY.format(method="automatic"),
+                        "{peer}",
+                        "{shots}",
+                    ],
+                },
+            )
+            for name, (n, rate) in NOISY_SMALL.items()
+        },
         "ghz-1000": (
             ghz_qasm(1000),
             100_000,
@@ -231,17 +265,28 @@ def _cases() -> dict[str, tuple[str, int, dict[str, list[str]]]]:
     return cases
 
 
-def _noisy_peer(path: Path, out: Path) -> None:
+def _noise_flag(rate: float | None) -> list[str]:
+    """``qmk run``'s flag for a depolarizing physical rate (none for the qubit's own)."""
+    return [] if rate is None else ["--noise-model", f"depolarizing(p={rate})"]
+
+
+def _noisy_peer(path: Path, out: Path, rate: float | None = None) -> None:
     """Write (circuit, noise model) of Aer for the QASM file at ``path`` under
-    :data:`NOISY_PROFILE` (the channels of QMK's own plan of it) to ``out``."""
+    :data:`NOISY_PROFILE` and a depolarizing physical ``rate`` (None: the qubit's own;
+    the channels of QMK's own plan of it) to ``out``."""
     from bench_noisy_dense import aer_circuit
     from qmk.execution import executor
     from qmk.execution.plan import build_plan
     from qmk.frontends import read_program
+    from qmk.qec.noise import Depolarizing
 
     program = executor.load_program(read_program(str(path)))
     plan = build_plan(
-        program, noise=True, qubit=executor.DEFAULT_QUBIT, default_profile=NOISY_PROFILE
+        program,
+        noise=True,
+        qubit=executor.DEFAULT_QUBIT,
+        default_profile=NOISY_PROFILE,
+        noise_model=None if rate is None else Depolarizing(p=rate),
     )
     n = program.peak_live_qubits
     with out.open("wb") as f:
@@ -397,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text)
             peer = Path(tmp) / f"{name}.pickle"
             if any("{peer}" in a for cmd in contenders.values() for a in cmd):
-                _noisy_peer(path, peer)
+                _noisy_peer(path, peer, NOISY_SMALL.get(name, (0, None))[1])
             commands = {
                 label: [
                     a.replace("{file}", str(path))

@@ -5,7 +5,7 @@ Issue 16's corpus goal, tried as a new user would: every ``.qasm``/``.qasm3`` fi
 ``.qasm`` files, the OpenQASM 3 specification's examples; fetch them yourself, they are
 not part of this repository) is run
 
-- by QMK: ``qmk.frontends.read_program`` (read, lower) and ``qmk.execution.executor.run``
+- by QMK: ``qmk.frontends.read_program`` (read, lower) and ``qmk.execution.runs.run``
   (verify, plan, simulate; logical noise off, ``--shots`` shots, seed ``--seed``);
 - by Qiskit + Aer: ``QuantumCircuit.from_qasm_file`` (``qiskit.qasm2`` with the legacy
   custom instructions) or ``qiskit.qasm3.load`` by the file's ``OPENQASM`` header, then

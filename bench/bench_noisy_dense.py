@@ -1,4 +1,4 @@
-"""Benchmark: noisy dense simulation against Aer's trajectories (issue 28, item 3).
+"""Benchmark: noisy dense simulation against Aer (issue 28 item 3, issue 62 item 4).
 
 A random depth-20 circuit on 20 qubits (``bench_engines.random_gates``: a U3 on every
 qubit, then a CZ brickwork, every qubit measured) with QMK's logical noise on at a low
@@ -27,11 +27,36 @@ variation distance) from the last round's counts. ``bench/results/noisy_dense.js
 holds the figures, the load averages and the machine.
 
     python bench/bench_noisy_dense.py [--repeat 3] [--quick] [--shots 200]
+
+**Small noisy circuits** (``--grid``, issue 62 item 4): random-N, depth 20, N = 8 to 16,
+with 0.3 to 3 logical errors a shot (the d=3 profile, its rates raised by a
+depolarizing noise model: :data:`GRID`), 1024 shots, QMK's default route against Aer's
+automatic method (``AerSimulator()``, which picks its density matrix where the shots
+exceed ``2**N``, else a statevector trajectory a shot) on the same channels. Per case,
+warmed up once, then interleaved rounds: QMK's whole ``qmk.run`` (wall) and its
+telemetry's ``wall_time_s``, Aer's ``run(...).result()``; their ratios by medians and
+minima, QMK's mode (``density-matrix`` or ``trajectories``) and simulations, Aer's
+method, and the load average of each case. Agreement: QMK's counts against the exact
+distribution of Aer's density matrix (``save_probabilities`` with the noise model, its
+readout flips applied after; up to :data:`EXACT_QUBITS` qubits: chi-square p-value and
+total variation distance), and against Aer's counts above (the marginal of qubits 0-3
+and each qubit's mean, as above). ``bench/results/noisy_small.json``. The whole fresh
+``qmk run`` process of such cases is ``bench_cli.py``'s ``noisy-N-*`` cases.
+
+``--calibrate`` times, for the same circuits, the statevector's density matrix (lower,
+compile, evolve, sample; CPU time, the parallel passes counted at half on 2 threads)
+and its trajectories (the same circuit with a fence before the measurements, which
+keeps it on them), beside the router's estimates of each
+(``EngineSpec.density`` and ``EngineSpec.cost``): the figures of the density model.
+
+    python bench/bench_noisy_dense.py --grid [--repeat 3] [--cases 8:3e-3 12:d3]
+    python bench/bench_noisy_dense.py --calibrate [--cases 10:d3 12:2e-3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -165,6 +190,247 @@ def agreement(qmk_counts: dict[str, int], aer_counts: dict[str, int], n: int) ->
     }
 
 
+#: The profile of the grid: d=3 logical errors, at the qubit's rates or a noise model's.
+GRID_PROFILE = "logical:surface_code(d=3)"
+#: ``--grid``'s cases, ``qubits:noise`` (``d3``: the qubit's own rates; else a
+#: depolarizing physical rate): 0.3 to 3 logical errors a shot at depth 20.
+GRID = (
+    "8:1.5e-3", "8:3e-3", "8:3.9e-3", "10:2e-3", "12:d3", "12:3e-3", "14:2e-3", "16:d3",
+    "16:2.7e-3",
+)  # fmt: skip
+#: The widest case whose exact distribution the grid asks of Aer's density matrix.
+EXACT_QUBITS = 10
+
+
+def grid_noise(label: str) -> Any:
+    """A grid case's noise: True (the qubit's own rates) or a depolarizing model."""
+    from qmk.qec.noise import Depolarizing
+
+    return True if label == "d3" else Depolarizing(p=float(label))
+
+
+def grid_plan(g: Graph, noise: Any) -> Plan:
+    return build_plan(
+        executor.load_program(g),
+        noise=True,
+        qubit=executor.DEFAULT_QUBIT,
+        default_profile=GRID_PROFILE,
+        noise_model=None if noise is True else noise,
+    )
+
+
+def exact_counts(circuit: Any, model: Any, n: int) -> dict[str, float]:
+    """The exact outcome distribution of ``circuit`` under ``model`` by Aer's density
+    matrix (QMK's keys: qubit 0 first): ``save_probabilities`` in place of the
+    measurements, then each qubit's readout flip applied to the distribution."""
+    from qiskit_aer import AerSimulator
+
+    bare = circuit.remove_final_measurements(inplace=False)
+    bare.save_probabilities()
+    sim = AerSimulator(method="density_matrix")
+    probs = np.asarray(sim.run(bare, noise_model=model, shots=1).result().data()["probabilities"])
+    # axis a of the tensor is qubit n - 1 - a (Aer: qubit 0 the least significant bit)
+    tensor = probs.reshape((2,) * n)
+    readout = model._default_readout_error  # one readout error for every qubit, or None
+    if readout is not None:
+        flip = float(readout.probabilities[0][1])
+        for axis in range(n):
+            tensor = (1 - flip) * tensor + flip * np.flip(tensor, axis=axis)
+    return {
+        "".join(str(index[n - 1 - q]) for q in range(n)): float(tensor[index])
+        for index in np.ndindex(*tensor.shape)
+    }
+
+
+def exact_check(counts: dict[str, int], exact: dict[str, float]) -> dict[str, Any]:
+    """Chi-square (cells under 5 expected pooled) and TVD of counts against ``exact``."""
+    shots = sum(counts.values())
+    keys = sorted(exact, key=lambda k: exact[k])
+    observed = np.array([counts.get(k, 0) for k in keys], dtype=float)
+    expected = np.array([exact[k] * shots for k in keys])
+    bins_o, bins_e, o, e = [], [], 0.0, 0.0
+    for ob, ex in zip(observed, expected, strict=True):
+        o, e = o + ob, e + ex
+        if e >= 5:
+            bins_o.append(o)
+            bins_e.append(e)
+            o = e = 0.0
+    if bins_o:
+        bins_o[-1] += o
+        bins_e[-1] += e
+    statistic = float(sum((a - b) ** 2 / b for a, b in zip(bins_o, bins_e, strict=True)))
+    p = float(stats.chi2.sf(statistic, max(len(bins_o) - 1, 1)))
+    tvd = 0.5 * float(np.abs(observed / shots - expected / shots).sum())
+    return {"chi2": statistic, "cells": len(bins_o), "p": p, "tvd": tvd, "ok": p > 1e-4}
+
+
+def grid(args: argparse.Namespace) -> int:
+    """``--grid``: the small noisy circuits against Aer's automatic method."""
+    from qiskit_aer import AerSimulator
+
+    cases = args.cases or list(GRID)
+    shots = args.shots or 1024
+    info = machine(**installed("qiskit-aer", "qiskit"))
+    print(describe(info, f"random-N depth {args.depth}, {shots} shots; QMK / Aer automatic"))
+    rows = []
+    for case in cases:
+        qubits, label = case.split(":")
+        n = int(qubits)
+        noise = grid_noise(label)
+        g = random_graph(n, random_gates(n, args.depth, seed=0))
+        plan = grid_plan(g, noise)
+        circuit, model = aer_circuit(plan, n)
+        aer = AerSimulator()
+        telemetry: list[float] = []
+
+        def ours(noise: Any = noise, g: Graph = g, telemetry: list[float] = telemetry) -> Any:
+            result = qmk.run(g, shots=shots, seed=args.seed, noise=noise, profile=GRID_PROFILE)
+            telemetry.append(result.telemetry.wall_time_s)
+            return result
+
+        def theirs(circuit: Any = circuit, model: Any = model, aer: Any = aer) -> Any:
+            return aer.run(
+                circuit, shots=shots, seed_simulator=args.seed, noise_model=model
+            ).result()
+
+        repeat = args.repeat if n <= 12 else 1
+        loads = [load_averages()[0]]
+        got = timed_group({"qmk": ours, "aer": theirs}, repeat, warmup=args.warmup)
+        loads.append(load_averages()[0])
+        telemetry = telemetry[args.warmup :]
+        result, peer = got["qmk"].result, got["aer"].result
+        counts = peer.get_counts()
+        check: dict[str, Any] = {"vs_aer_counts": agreement(result.counts, counts, n)}
+        if n <= EXACT_QUBITS:
+            check["vs_aer_density_matrix"] = exact_check(
+                result.counts, exact_counts(circuit, model, n)
+            )
+        ok = all(part["ok"] for part in check.values())
+        row = {
+            "case": f"random-{n} {label}",
+            "qubits": n,
+            "noise": label,
+            "errors_per_shot": float(sum(loc.total for loc in plan.noise)),
+            "qmk_mode": result.telemetry.mode,
+            "qmk_simulations": result.telemetry.simulations,
+            "aer_method": peer.results[0].metadata.get("method"),
+            "times": {name: t.figures() for name, t in got.items()},
+            "qmk_telemetry": {"min_s": min(telemetry), "median_s": statistics.median(telemetry)},
+            "ratio_median": got["qmk"].median_s / got["aer"].median_s,
+            "ratio_min": got["qmk"].min_s / got["aer"].min_s,
+            "ratio_telemetry_median": statistics.median(telemetry) / got["aer"].median_s,
+            "rounds": repeat,
+            "load_average": loads,
+            "check": check,
+            "ok": ok,
+        }
+        rows.append(row)
+        exact = check.get("vs_aer_density_matrix")
+        print(
+            f"random-{n:<2} {label:>7} {row['errors_per_shot']:5.2f} err/shot  "
+            f"qmk {row['qmk_mode']:<14} sims {row['qmk_simulations']:>4}  "
+            f"{got['qmk'].median_s:8.3f} s (telemetry {row['qmk_telemetry']['median_s']:.3f})  "
+            f"aer {row['aer_method']:<14} {got['aer'].median_s:8.3f} s  "
+            f"ratio median {row['ratio_median']:5.2f}x min {row['ratio_min']:5.2f}x  "
+            + (f"exact p {exact['p']:.3f} TVD {exact['tvd']:.3f}  " if exact else "")
+            + f"{'ok' if ok else 'FAILED'}  load {loads[0]:.1f}-{loads[1]:.1f}",
+            flush=True,
+        )
+    met = all(row["ratio_median"] <= 1.0 for row in rows)
+    print(f"goal <= 1.0x Aer automatic on every case (medians): {'met' if met else 'NOT met'}")
+    print(f"load averages at end: {load_averages()}")
+    write_json(
+        {
+            **info,
+            "depth": args.depth,
+            "shots": shots,
+            "seed": args.seed,
+            "warmup": args.warmup,
+            "profile": GRID_PROFILE,
+            "goal": "qmk <= 1x aer automatic (medians) on random-8..16, 0.3-3 errors a shot",
+            "goal_met": met,
+            "rows": rows,
+            "load_average_at_end": load_averages(),
+        },
+        args.out or str(RESULTS / "noisy_small.json"),
+    )
+    return 0 if all(row["ok"] for row in rows) else 1
+
+
+def paused(g: Graph) -> Graph:
+    """``g`` with a ``FENCE_EPOCH`` before its first measurement: a pause point, which
+    keeps a run on trajectories."""
+    from dataclasses import replace
+
+    from qmk.qvm.graph import Node
+
+    at = next(i for i, node in enumerate(g.nodes) if node.op.startswith("MEASURE"))
+    return replace(g, nodes=(*g.nodes[:at], Node(id="pause", op="FENCE_EPOCH"), *g.nodes[at:]))
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """``--calibrate``: the density matrix's and the trajectories' costs against their
+    estimates (see the module docstring)."""
+    import time
+    from dataclasses import replace
+
+    from qmk.engines.density import compile_density
+    from qmk.engines.registry import spec
+    from qmk.execution import batch
+
+    shots = args.shots or 1024
+    info = machine()
+    print(describe(info, f"random-N depth {args.depth}, {shots} shots: measured / estimated"))
+    model = spec("statevector")
+    assert model.density is not None
+    rows = []
+    for case in args.cases or list(GRID):
+        qubits, label = case.split(":")
+        n, noise = int(qubits), grid_noise(label)
+        g = random_graph(n, random_gates(n, args.depth, seed=0))
+        plan = grid_plan(g, noise)
+        work = executor.workload(plan, shots)
+        compile_s, evolve_s = [], []
+        for _ in range(max(args.repeat, 1)):
+            started = time.process_time()
+            lowered = batch.lower(plan, channels=True)
+            assert lowered is not None
+            sampler = compile_density(lowered.circuit)
+            assert sampler is not None
+            compiled = time.process_time()
+            sampler.sample_packed(shots, args.seed)
+            compile_s.append(compiled - started)
+            evolve_s.append(time.process_time() - compiled)
+        density = min(compile_s) + min(evolve_s) / 2  # the passes run on 2 threads
+        fenced = executor.load_program(paused(g))
+        started = time.process_time()
+        ran = qmk.run(fenced, shots=shots, seed=args.seed, noise=noise, profile=GRID_PROFILE)
+        trajectories = time.process_time() - started
+        assert ran.telemetry.mode == "trajectories"
+        row = {
+            "case": case,
+            "gates": work.gate_count,
+            "blocks": work.blocks,
+            "trajectories": work.trajectories,
+            "density_s": density,
+            "density_estimate_s": model.density.seconds(replace(work, branches=1, trajectories=0)),
+            "trajectories_s": trajectories,
+            "trajectories_estimate_s": model.cost.seconds(work),
+            "routed": "density-matrix" if model.runs_density(work) else "trajectories",
+            "load_average": load_averages()[0],
+        }
+        rows.append(row)
+        print(
+            f"random-{n:<2} {label:>7}  density {density:8.3f} s (est. "
+            f"{row['density_estimate_s']:8.3f})  trajectories {trajectories:8.3f} s (est. "
+            f"{row['trajectories_estimate_s']:8.3f}, {work.trajectories})  routed "
+            f"{row['routed']}  load {row['load_average']:.1f}",
+            flush=True,
+        )
+    write_json({**info, "rows": rows}, args.out or str(RESULTS / "noisy_calibrate.json"))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -173,10 +439,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--qubits", type=int, default=None, help="qubits (20)")
     parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--shots", type=int, default=None, help="shots (200)")
+    parser.add_argument("--shots", type=int, default=None, help="shots (200; --grid 1024)")
     parser.add_argument("--profile", default="logical:surface_code(d=3)")
-    parser.add_argument("--out", default=str(RESULTS / "noisy_dense.json"))
+    parser.add_argument("--out", default=None, help="the JSON file (bench/results/...)")
+    parser.add_argument("--grid", action="store_true", help="issue 62's small noisy circuits")
+    parser.add_argument("--calibrate", action="store_true", help="the density model's figures")
+    parser.add_argument("--cases", nargs="+", default=None, help="qubits:noise (see GRID)")
     args = parser.parse_args()
+    if args.grid:
+        return grid(args)
+    if args.calibrate:
+        return calibrate(args)
     from qiskit_aer import AerSimulator
 
     n = args.qubits or (10 if args.quick else 20)
@@ -245,7 +518,7 @@ def main() -> int:
             "goal_met": ratio_median <= 1.0,
             "check": check,
         },
-        args.out,
+        args.out or str(RESULTS / "noisy_dense.json"),
     )
     return 0 if check["ok"] else 1
 

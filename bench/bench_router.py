@@ -27,7 +27,8 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
   RX/CX/CCX gates on random qubits, each round ending in a reset (no measurement);
 - ``noisy-10``: ``random`` on 10 qubits, depth 8, with logical noise on at distance 3
   and a depolarizing physical rate of 5e-3 (logical errors hit most shots:
-  trajectories);
+  trajectories; the statevector runs its density matrix instead where cheaper, a row
+  ``fit_router.py`` leaves out: the density model prices it);
 - the same at 6 qubits (``random-6``, ``toffoli-6``, ``mid-circuit-6``, ``noisy-6``,
   ``ghz-6``, ``clifford-6``: 60 gates),
   where per-gate and per-call costs rule and the density-matrix engines take part;
@@ -35,7 +36,7 @@ fallback priced as such). The corpus (seeded, built here as OpenQASM 2 text):
 
 For each shape, every engine the router finds able (and the statevector engine with
 ``kernels="numpy"``: ``statevector/numpy``) runs the program through
-:func:`qmk.execution.executor.run` (``--shots`` shots, seed 7), its package imported
+:func:`qmk.execution.runs.run` (``--shots`` shots, seed 7), its package imported
 and its kernels compiled by a warm-up first; the measured time is the least wall time
 of ``--repeat`` runs (interleaved rounds), the estimate is the router's candidate cost
 less its import (paid in the warm-up). Pairs whose estimate passes ``--max-estimate``
@@ -383,6 +384,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     "branches": work.branches,
                     "estimate_s": est,
                     "measured_s": got,
+                    "mode": timing.result.telemetry.mode,
                     "run_s": timing.min_s,
                     "prepare_s": overhead,
                     "ratio": got / est if est > 0 else math.inf,

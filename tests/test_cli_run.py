@@ -61,6 +61,27 @@ def test_run_text_lists_outcomes_and_telemetry() -> None:
     assert "telemetry:" in out and "logical cycles" in out
 
 
+def test_run_text_says_a_density_matrix_applied_the_noise_exactly(tmp_path: Path) -> None:
+    # 6 qubits, 8 layers, errors in most of 4000 shots: thousands of trajectories against
+    # one 12-bit matrix, whatever the process has compiled already
+    lines = ['OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[6];\ncreg c[6];']
+    for layer in range(8):
+        lines += [f"ry({0.3 + 0.1 * q + 0.2 * layer:.2f}) q[{q}];\nt q[{q}];" for q in range(6)]
+        lines += [f"cx q[{q}],q[{q + 1}];" for q in range(layer % 2, 5, 2)]
+    program = tmp_path / "noisy.qasm"
+    program.write_text("\n".join([*lines, "measure q -> c;"]) + "\n")
+    argv = ["run", str(program), "--shots", "4000", "--seed", "5"]
+    noisy = ["--profile", "logical:surface_code(d=3)", "--noise-model", "depolarizing(p=5e-3)"]
+    status, out, err = qmk(*argv, *noisy)
+    assert status == 0, err
+    assert "engine statevector (density-matrix)" in out
+    assert "logical errors as exact channels of a density matrix" in out
+    assert "1 simulation" in out and "injected" not in out
+    status, out, err = qmk(*argv, "--no-noise")
+    assert status == 0, err
+    assert "0 logical errors injected over all shots" in out
+
+
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.qvm.json")))
 def test_every_example_runs(example: str) -> None:
     status, out, err = qmk(

@@ -36,9 +36,17 @@ def _measure(qubit: int, basis: str = "Z", invert: bool = False) -> Instruction:
     return Instruction(kind=Kind.MEASURE, qubits=(qubit,), basis=basis, invert=invert)
 
 
-def test_the_stabilizer_engine_offers_batch_sampling_and_the_statevector_engine_does_not():
+def test_the_statevector_engine_batch_samples_only_noisy_circuits_a_density_matrix_holds():
     assert batch_compiler(StabilizerEngine) is not None
-    assert batch_compiler(StatevectorEngine) is None
+    compile_density = batch_compiler(StatevectorEngine)
+    assert compile_density is not None
+    t = _gate("t", 0)
+    noise = Instruction(kind=Kind.PAULI_CHANNEL, qubits=(0,), probs=(0.1, 0.0, 0.0))
+    site = Instruction(kind=Kind.ERROR_SITE, qubits=(0,), probs=(0.1, 0.0, 0.0))
+    fed = _gate("x", 1, controls=(0,))
+    assert compile_density(BatchCircuit(num_qubits=1, instructions=(t, noise, _measure(0))))
+    for refused in ((t, _measure(0)), (t, site, _measure(0)), (noise, _measure(0), fed)):
+        assert compile_density(BatchCircuit(num_qubits=2, instructions=refused)) is None
 
 
 def test_a_circuit_beyond_the_stabilizer_formalism_is_not_compiled():

@@ -467,12 +467,15 @@ def test_a_draw_site_by_site_draws_what_one_draw_on_the_array_draws(shots, monke
 # -- whole runs -----------------------------------------------------------------------
 
 
-def ghz(n: int) -> str:
+def ghz(n: int, *, fence: bool = False) -> str:
+    """GHZ-n measured; ``fence``: a ``FENCE_EPOCH`` (a pause point) before the
+    measurements."""
     qs = " ".join(f"q{i}" for i in range(n))
     lines = [".caps CAP_ALLOC", f".vqs {qs}", ".events " + " ".join(f"m{i}" for i in range(n))]
     lines.append("alloc: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(n)))
     lines.append("h: APPLY_H vq:q0")
     lines += [f"c{i}: APPLY_CNOT vq:q{i - 1}, vq:q{i}" for i in range(1, n)]
+    lines += ["pause: FENCE_EPOCH"] if fence else []
     lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
     lines.append("free: FREE_LQ " + ", ".join(f"vq:q{i}" for i in range(n)))
     return "\n".join(lines) + "\n"
@@ -580,9 +583,15 @@ def test_ghz_with_logical_noise_gives_its_exact_distribution_by_every_path():
     heralded = _heralded_counts(text, SHOTS, SEED + 1)
     assert_fits(heralded, exact)
     assert_same(flipped.counts, heralded)
-    trajectories = _run(text, SHOTS // 4, SEED + 2, engine="statevector")
+    # on the statevector: its density matrix, and (a pause point before the
+    # measurements) its trajectories, one per error pattern
+    dense = _run(text, SHOTS // 4, SEED + 2, engine="statevector")
+    assert dense.telemetry.noise_sampling == "exact"
+    assert_same(flipped.counts, dense.counts)
+    paused = ghz(n, fence=True)
+    trajectories = _run(paused, SHOTS // 4, SEED + 6, engine="statevector")
     assert trajectories.telemetry.noise_sampling == "per-pattern"
-    assert_same(flipped.counts, trajectories.counts)
+    assert_fits(trajectories.counts, ghz_exact(n, _program(paused)))
 
 
 @pytest.mark.parametrize("guards", [False, True], ids=["cond_pauli", "guarded_x"])

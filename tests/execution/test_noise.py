@@ -18,16 +18,27 @@ NOISY = "logical:surface_code(d=1)"
 QUBIT = "qubit_gate_us_e3"
 
 
-def _h_chain(pairs: int, *, t_gate: bool = False) -> str:
+def _h_chain(pairs: int, *, t_gate: bool = False, fence: bool = False) -> str:
     body = "\n".join(f"h{i}a: APPLY_H vq:q\nh{i}b: APPLY_H vq:q" for i in range(pairs))
     t = "t: APPLY_T vq:q\ntd: APPLY_TDG vq:q\n" if t_gate else ""
+    pause = "e: FENCE_EPOCH\n" if fence else ""
     return f"""
 .caps CAP_ALLOC
 a: ALLOC_LQ vq:q, profile="{NOISY}"
 {t}{body}
-m: MEASURE_Z vq:q, out:m
+{pause}m: MEASURE_Z vq:q, out:m
 f: FREE_LQ vq:q
 """
+
+
+#: Each way a noisy run samples its shots, and the H chain that takes it: a Clifford
+#: chain is stim's; a T makes it the density matrix's (one qubit, every shot alike), and
+#: a fence before the measurement, a pause point, keeps it on trajectories.
+PATHS = {
+    "stim-batch": {"t_gate": False},
+    "density-matrix": {"t_gate": True},
+    "trajectories": {"t_gate": True, "fence": True},
+}
 
 
 def _plan(text: str, *, noise: bool = True):
@@ -53,29 +64,39 @@ def test_no_noise_plans_no_error_and_runs_inject_none() -> None:
     assert result.counts == {"0": 20_000}
 
 
-@pytest.mark.parametrize("t_gate", [False, True], ids=["stim-batch", "trajectories"])
-def test_injected_error_count_matches_the_predicted_rate(t_gate: bool) -> None:
-    text = _h_chain(25, t_gate=t_gate)
+@pytest.mark.parametrize("path", ["stim-batch", "trajectories"])
+def test_injected_error_count_matches_the_predicted_rate(path: str) -> None:
+    text = _h_chain(25, **PATHS[path])
     shots = 40_000
     plan = _plan(text)
     rates = np.array([loc.total for loc in plan.noise])
     mean = shots * rates.sum()
     sd = math.sqrt(shots * (rates * (1 - rates)).sum())
     result = qmk.run(assemble(text), shots=shots, seed=11, qubit=QUBIT, profile=NOISY)
-    assert result.telemetry.mode == ("trajectories" if t_gate else "stim-batch")
+    assert result.telemetry.mode == path
     assert abs(result.telemetry.injected_logical_errors - mean) < 5 * sd
 
 
-@pytest.mark.parametrize("t_gate", [False, True], ids=["stim-batch", "trajectories"])
-def test_logical_errors_flip_outcomes_at_the_predicted_rate(t_gate: bool) -> None:
+def test_a_density_matrix_run_injects_no_error_it_applies_every_channel_exactly() -> None:
+    result = qmk.run(
+        assemble(_h_chain(25, t_gate=True)), shots=1000, seed=11, qubit=QUBIT, profile=NOISY
+    )
+    assert (result.telemetry.mode, result.telemetry.noise_sampling) == ("density-matrix", "exact")
+    assert result.telemetry.injected_logical_errors == 0
+    assert result.telemetry.simulations == 1
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_logical_errors_flip_outcomes_at_the_predicted_rate(path: str) -> None:
     # After an even number of H gates the ideal outcome is 0. A logical error
     # (X, Y or Z, equally likely) flips it with probability 2/3 whichever basis it
     # ends up in, so P(1) = (1 - prod(1 - 4 p_i / 3)) / 2 over the locations.
-    text = _h_chain(25, t_gate=t_gate)
+    text = _h_chain(25, **PATHS[path])
     shots = 40_000
     plan = _plan(text)
     flips = np.array([2 * loc.total / 3 for loc in plan.noise])
     p1 = (1 - np.prod(1 - 2 * flips)) / 2
     result = qmk.run(assemble(text), shots=shots, seed=12, qubit=QUBIT, profile=NOISY)
+    assert result.telemetry.mode == path
     ones = result.counts.get("1", 0)
     assert stats.binomtest(ones, shots, p1).pvalue > 1e-4

@@ -10,7 +10,6 @@ stop and resume.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -22,122 +21,20 @@ from qmk.execution.plan import Plan, build_plan
 from qmk.execution.runs import run
 from qmk.execution.trajectories import YIELD_NOW, Observed, Runner
 from qmk.qec.noise import Depolarizing
-from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
-from support.exact import assert_distribution
+from support import workloads
+from support.exact import assert_distribution, noisy_distribution
 from support.resume import StopAt, stopped_then_resumed
+from support.workloads import Gate, graph_of, random_gates
 
 PROFILE = "logical:surface_code(d=3)"
 #: Physical error rate that makes d=3 logical errors frequent: many groups, most with one
 #: or two errors at scattered places (about 0.4 errors per shot below).
 NOISE = Depolarizing(p=5e-3)
 
-Gate = tuple[str, tuple[int, ...], tuple[float, ...]]
-_OPS = {"rz": "APPLY_RZ", "ry": "APPLY_RY", "cz": "APPLY_CZ", "x": "APPLY_X", "cx": "APPLY_CNOT"}
-
-
-def graph_of(n: int, gates: list[Gate], fence_after: int = -1) -> Graph:
-    """Allocate n qubits, apply ``gates`` (a fence after the ``fence_after``-th, if any),
-    measure every qubit (event m{i}), free."""
-    lines = [".caps CAP_ALLOC", ".vqs " + " ".join(f"q{i}" for i in range(n))]
-    lines.append(".events " + " ".join(f"m{i}" for i in range(n)))
-    lines += [f"a{i}: ALLOC_LQ vq:q{i}, n=1" for i in range(n)]
-    for k, (name, qs, params) in enumerate(gates):
-        operands = ", ".join(f"vq:q{q}" for q in qs)
-        args = "".join(f", theta={p!r}" for p in params)
-        lines.append(f"g{k}: {_OPS[name]} {operands}{args}")
-        if k == fence_after:
-            lines.append("fence: FENCE_EPOCH")
-    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
-    lines += [f"f{i}: FREE_LQ vq:q{i}" for i in range(n)]
-    return assemble("\n".join(lines) + "\n")
-
-
-def random_gates(n: int, depth: int, seed: int) -> list[Gate]:
-    """A random RZ RY RZ on every qubit, then a CZ brickwork, ``depth`` times."""
-    rng = np.random.default_rng(seed)
-    gates: list[Gate] = []
-    for layer in range(depth):
-        for q in range(n):
-            a, b, c = (float(v) for v in rng.uniform(0, 2 * math.pi, 3))
-            gates += [("rz", (q,), (a,)), ("ry", (q,), (b,)), ("rz", (q,), (c,))]
-        gates += [("cz", (i, i + 1), ()) for i in range(layer % 2, n - 1, 2)]
-    return gates
-
 
 def noisy_plan(graph: Graph) -> Plan:
-    return build_plan(
-        executor.load_program(graph),
-        noise=True,
-        qubit=executor.DEFAULT_QUBIT,
-        default_profile=PROFILE,
-        noise_model=NOISE,
-    )
-
-
-# -- exact theory: a density matrix, independent of the trajectory machinery ----------
-
-_PAULI = {
-    "I": np.eye(2, dtype=complex),
-    "X": np.array([[0, 1], [1, 0]], dtype=complex),
-    "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
-    "Z": np.diag([1, -1]).astype(complex),
-}
-
-
-def _one(name: str, theta: float) -> np.ndarray:
-    c, s = math.cos(theta / 2), math.sin(theta / 2)
-    if name == "rz":
-        return np.diag([complex(c, -s), complex(c, s)])
-    if name == "ry":
-        return np.array([[c, -s], [s, c]], dtype=complex)
-    raise AssertionError(name)
-
-
-def _on(n: int, u: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
-    """``u`` on ``qubits`` of n (qubit 0 the most significant bit) as a 2^n matrix."""
-    k = len(qubits)
-    full = u.reshape((2,) * (2 * k))
-    eye = np.eye(2**n, dtype=complex).reshape((2,) * (2 * n))
-    rest = [q for q in range(n)]
-    # contract u's inputs with the identity's output axes of ``qubits``
-    out = np.tensordot(full, eye, axes=(list(range(k, 2 * k)), list(qubits)))
-    order = list(qubits) + [q for q in rest if q not in qubits]
-    axes = [order.index(q) for q in range(n)]
-    out = np.transpose(out, axes + list(range(n, 2 * n)))
-    return out.reshape(2**n, 2**n)
-
-
-def exact_distribution(plan: Plan, n: int) -> dict[str, float]:
-    """The outcome distribution of a plan of rz/ry/cz gates with its noise locations."""
-    rho = np.zeros((2**n, 2**n), dtype=complex)
-    rho[0, 0] = 1.0
-    noise: dict[tuple[int, bool], list[Any]] = {}
-    for loc in plan.noise:
-        noise.setdefault((loc.step, loc.before), []).append(loc)
-
-    def channel(step: int, before: bool) -> None:
-        nonlocal rho
-        for loc in noise.get((step, before), ()):
-            q = int(loc.qubit[1:])
-            out = (1.0 - loc.total) * rho
-            for pauli, p in (("X", loc.px), ("Y", loc.py), ("Z", loc.pz)):
-                m = _on(n, _PAULI[pauli], (q,))
-                out = out + p * (m @ rho @ m.conj().T)
-            rho = out
-
-    for step in plan.steps:
-        channel(step.index, True)
-        if step.kind == "gate":
-            qs = tuple(int(q[1:]) for q in step.node.vqs)
-            if step.gate == "cz":
-                u = _on(n, np.diag([1, 1, 1, -1]).astype(complex), qs)
-            else:
-                u = _on(n, _one(step.gate or "", step.params[0]), qs)
-            rho = u @ rho @ u.conj().T
-        channel(step.index, False)
-    probs = np.clip(np.real(np.diag(rho)), 0.0, 1.0)
-    return {format(i, f"0{n}b"): float(p) for i, p in enumerate(probs)}
+    return workloads.noisy_plan(graph, PROFILE, NOISE)
 
 
 def runner(plan: Plan, shots: int, seed: int, *, share: bool) -> Runner:
@@ -159,30 +56,38 @@ def runner(plan: Plan, shots: int, seed: int, *, share: bool) -> Runner:
 # -- tests --------------------------------------------------------------------------
 
 
-def test_a_noisy_random_circuit_follows_the_exact_noisy_distribution() -> None:
+@pytest.mark.parametrize("paused", [True, False], ids=["trajectories", "density-matrix"])
+def test_a_noisy_random_circuit_follows_the_exact_noisy_distribution(paused: bool) -> None:
+    # a fence before the measurements (a pause point) keeps the run on trajectories;
+    # without it the statevector samples the circuit's density matrix
     n, shots = 5, 20_000
-    graph = graph_of(n, random_gates(n, 4, seed=11))
+    gates = random_gates(n, 4, seed=11)
+    graph = graph_of(n, gates, fence_after=len(gates) - 1 if paused else -1)
     plan = noisy_plan(graph)
     rates = sum(loc.total for loc in plan.noise)
     assert 0.2 < rates < 1.0  # many error patterns: the prefix reuse is exercised
     result = run(graph, shots=shots, seed=17, engine="statevector", noise=NOISE, profile=PROFILE)
-    assert result.telemetry.simulations > 100
-    assert_distribution(result.counts, exact_distribution(plan, n), shots)
+    if paused:
+        assert result.telemetry.mode == "trajectories"
+        assert result.telemetry.simulations > 100
+    else:
+        assert result.telemetry.mode == "density-matrix"
+        assert result.telemetry.simulations == 1
+    assert_distribution(result.counts, noisy_distribution(plan), shots)
 
 
 def test_the_exact_theory_of_this_file_sees_the_noise() -> None:
     # the check above could not fail if the channels changed nothing at these rates
     n = 5
     plan = noisy_plan(graph_of(n, random_gates(n, 4, seed=11)))
-    noisy = exact_distribution(plan, n)
-    clean = exact_distribution(
+    noisy = noisy_distribution(plan)
+    clean = noisy_distribution(
         build_plan(
             executor.load_program(graph_of(n, random_gates(n, 4, seed=11))),
             noise=False,
             qubit=executor.DEFAULT_QUBIT,
             default_profile=PROFILE,
-        ),
-        n,
+        )
     )
     tvd = 0.5 * sum(abs(noisy[k] - clean[k]) for k in noisy)
     assert tvd > 0.03

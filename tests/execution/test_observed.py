@@ -24,10 +24,14 @@ NOISY = "logical:surface_code(d=1)"  # a logical error in most shots of these pr
 QUBIT = "qubit_gate_us_e3"
 
 
-def _program(measured: int, idle_gates: int, *, seed: int, measure_u: bool = False) -> str:
+def _program(
+    measured: int, idle_gates: int, *, seed: int, measure_u: bool = False, pause: bool = False
+) -> str:
     """``measured`` qubits in a random circuit, measured; one more, ``u``, entangled with
     ``q0`` first and then given ``idle_gates`` one-qubit gates, measured last only if
-    ``measure_u`` (its gates after the CNOT then reach no record)."""
+    ``measure_u`` (its gates after the CNOT then reach no record). ``pause``: a fence
+    before the measurements (a pause point: the run takes trajectories, not the
+    density matrix)."""
     rng = random.Random(seed)
     qs = [f"q{i}" for i in range(measured)]
     lines = [".caps CAP_ALLOC", f"a: ALLOC_LQ {', '.join(f'vq:{q}' for q in [*qs, 'u'])}"]
@@ -41,6 +45,7 @@ def _program(measured: int, idle_gates: int, *, seed: int, measure_u: bool = Fal
         else:
             lines.append(f"g{k}: APPLY_{'T' if kind == 't' else 'H'} vq:{rng.choice(qs)}")
     lines += [f"u{k}: APPLY_{rng.choice(['H', 'T', 'X'])} vq:u" for k in range(idle_gates)]
+    lines += ["p: FENCE_EPOCH"] if pause else []
     lines += [f"m{i}: MEASURE_Z vq:{q}, out:m{i}" for i, q in enumerate(qs)]
     if measure_u:
         lines.append("mu: MEASURE_Z vq:u, out:mu")
@@ -94,10 +99,11 @@ def test_dropping_unseen_gates_and_errors_keeps_the_measured_distribution() -> N
     # measured last (so nothing is dropped) and marginalised, the other qubits' counts
     # must be the same distribution (chi-square test of homogeneity, seed 7)
     runs = [
-        qmk.run(assemble(_program(3, 40, seed=9, measure_u=measure_u)), shots=4000, seed=7,
-                noise=True, qubit=QUBIT, profile=NOISY, engine="statevector")
+        qmk.run(assemble(_program(3, 40, seed=9, measure_u=measure_u, pause=True)), shots=4000,
+                seed=7, noise=True, qubit=QUBIT, profile=NOISY, engine="statevector")
         for measure_u in (False, True)
     ]  # fmt: skip
+    assert {run.telemetry.mode for run in runs} == {"trajectories"}
     assert runs[0].telemetry.simulations < runs[1].telemetry.simulations
     marginal: dict[str, int] = {}
     for key, n in runs[1].counts.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -151,6 +152,63 @@ def exact_distribution(graph: Graph) -> dict[str, float]:
         outcome = "".join(str(outcomes.get(e, 0)) for e in events)
         key = keys.key(outcome) if keys is not None else outcome
         out[key] = out.get(key, 0.0) + p
+    return out
+
+
+def _matrix(node: Node) -> np.ndarray:
+    """A gate node's matrix (its first qubit the most significant bit)."""
+    if node.op in ("APPLY_RX", "APPLY_RY", "APPLY_RZ"):
+        return _rotation(node.op[-1], float(node.args["theta"]))
+    return np.asarray(_ONE.get(node.op, _MULTI.get(node.op)), dtype=complex)
+
+
+def noisy_distribution(plan: Any) -> dict[str, float]:
+    """Each outcome key of a plan's program with its logical noise, exactly: a density
+    matrix (a tensor of ``n`` ket axes, then ``n`` bra axes) through the gates, with each
+    noise location's Pauli channel where the plan puts it (``plan.noise``: the step,
+    before or after it, the qubit, ``px py pz``). For programs of one- and two-qubit
+    gates whose measurements (Z) all come after their qubits' gates."""
+    graph = plan.program.graph
+    qubits = {q: i for i, q in enumerate(graph.resources.vqs)}
+    n = len(qubits)
+    rho = np.zeros((2,) * (2 * n), dtype=complex)
+    rho[(0,) * (2 * n)] = 1.0
+    noise: dict[tuple[int, bool], list[Any]] = {}
+    for loc in plan.noise:
+        noise.setdefault((loc.step, loc.before), []).append(loc)
+
+    def conj(rho: np.ndarray, u: np.ndarray, where: list[int]) -> np.ndarray:
+        rho = _apply(rho, u, where, 2 * n)
+        return _apply(rho, np.conj(u), [n + q for q in where], 2 * n)
+
+    def channel(rho: np.ndarray, step: int, before: bool) -> np.ndarray:
+        for loc in noise.get((step, before), ()):
+            where = [qubits[loc.qubit]]
+            out = (1.0 - loc.total) * rho
+            for op, p in (("APPLY_X", loc.px), ("APPLY_Y", loc.py), ("APPLY_Z", loc.pz)):
+                out = out + p * conj(rho, _ONE[op], where)
+            rho = out
+        return rho
+
+    measured: dict[str, int] = {}
+    for step in plan.steps:
+        rho = channel(rho, step.index, True)
+        node = step.node
+        if step.kind == "gate":
+            assert not measured.keys() & set(node.vqs), "a gate after a measurement"
+            rho = conj(rho, _matrix(node), [qubits[v] for v in node.vqs])
+        elif step.kind == "measure":
+            assert node.op == "MEASURE_Z", node.op
+            measured[node.produces[0]] = qubits[node.vqs[0]]
+        rho = channel(rho, step.index, False)
+    diagonal = np.real(np.einsum(rho.reshape(2**n, 2**n), [0, 0], [0])).reshape((2,) * n)
+    events = tuple(graph.resources.events)
+    keys = layout_of(graph.metadata, events)
+    out: dict[str, float] = {}
+    for index in np.ndindex(*diagonal.shape):
+        outcome = "".join(str(index[measured[e]]) if e in measured else "0" for e in events)
+        key = keys.key(outcome) if keys is not None else outcome
+        out[key] = out.get(key, 0.0) + max(float(diagonal[index]), 0.0)
     return out
 
 

@@ -3,16 +3,72 @@ that carries the gate kinds, the fused blocks and the MPS bond bound)."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
+import numpy as np
+
 from qmk._front import read
 from qmk.engines.registry import Workload
-from qmk.execution.executor import build_plan, load_program, workload
+from qmk.execution.executor import DEFAULT_QUBIT, build_plan, load_program, workload
+from qmk.execution.plan import Plan
+from qmk.qec.noise import NoiseModel
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 
 HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
+
+#: A gate of :func:`graph_of`: its name, qubits and angles.
+Gate = tuple[str, tuple[int, ...], tuple[float, ...]]
+_GATE_OPS = {
+    "rz": "APPLY_RZ",
+    "ry": "APPLY_RY",
+    "cz": "APPLY_CZ",
+    "x": "APPLY_X",
+    "cx": "APPLY_CNOT",
+}
+
+
+def graph_of(n: int, gates: list[Gate], fence_after: int = -1) -> Graph:
+    """Allocate n qubits, apply ``gates`` (a fence after the ``fence_after``-th, if any),
+    measure every qubit (event m{i}), free."""
+    lines = [".caps CAP_ALLOC", ".vqs " + " ".join(f"q{i}" for i in range(n))]
+    lines.append(".events " + " ".join(f"m{i}" for i in range(n)))
+    lines += [f"a{i}: ALLOC_LQ vq:q{i}, n=1" for i in range(n)]
+    for k, (name, qs, params) in enumerate(gates):
+        operands = ", ".join(f"vq:q{q}" for q in qs)
+        args = "".join(f", theta={p!r}" for p in params)
+        lines.append(f"g{k}: {_GATE_OPS[name]} {operands}{args}")
+        if k == fence_after:
+            lines.append("fence: FENCE_EPOCH")
+    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
+    lines += [f"f{i}: FREE_LQ vq:q{i}" for i in range(n)]
+    return assemble("\n".join(lines) + "\n")
+
+
+def random_gates(n: int, depth: int, seed: int) -> list[Gate]:
+    """A random RZ RY RZ on every qubit, then a CZ brickwork, ``depth`` times."""
+    rng = np.random.default_rng(seed)
+    gates: list[Gate] = []
+    for layer in range(depth):
+        for q in range(n):
+            a, b, c = (float(v) for v in rng.uniform(0, 2 * math.pi, 3))
+            gates += [("rz", (q,), (a,)), ("ry", (q,), (b,)), ("rz", (q,), (c,))]
+        gates += [("cz", (i, i + 1), ()) for i in range(layer % 2, n - 1, 2)]
+    return gates
+
+
+def noisy_plan(graph: Graph, profile: str, noise_model: NoiseModel | None = None) -> Plan:
+    """``graph``'s plan with logical noise on: the default qubit, ``profile`` for every
+    qubit, the error rates of ``noise_model`` (None: the qubit's own)."""
+    return build_plan(
+        load_program(graph),
+        noise=True,
+        qubit=DEFAULT_QUBIT,
+        default_profile=profile,
+        noise_model=noise_model,
+    )
 
 
 def program_workload(text: str, shots: int = 100) -> Workload:

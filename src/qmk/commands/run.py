@@ -414,9 +414,14 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
         f"({t.logical_time_ns / 1000:g} us), peak {t.peak_logical_qubits} logical / "
         f"{t.peak_physical_qubits} physical qubits, {t.decoder_rounds:g} decoder rounds"
     )
+    # a density matrix draws no error: it applies every location's channel exactly
+    errors = (
+        "logical errors as exact channels of a density matrix"
+        if t.noise_sampling == "exact"
+        else f"{plural(t.injected_logical_errors, 'logical error')} injected over all shots"
+    )
     lines.append(
-        f"           {plural(t.magic_states, 'magic state')} per shot, "
-        f"{plural(t.injected_logical_errors, 'logical error')} injected over all shots "
+        f"           {plural(t.magic_states, 'magic state')} per shot, {errors} "
         f"({t.qubit_params}{''.join('; ' + p for p in t.profiles[:1])}"
         f"{''.join(', ' + p for p in t.profiles[1:])}), "
         f"{plural(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"

@@ -62,7 +62,8 @@ def render_engines() -> str:
 
 def render_costs() -> str:
     """One row per engine: its cost model's figures and its packages' footprint (and a
-    row for the fallback of an engine with compiled kernels)."""
+    row for the fallback of an engine with compiled kernels, and one for the density
+    matrix its batch sampler holds)."""
     header = (
         "Engine",
         "Scales with",
@@ -99,18 +100,14 @@ def render_costs() -> str:
         kernels = e.compiled
         if kernels is None:
             rows.append(row(f"`{e.name}`", e.cost, e.import_s, e.footprint))
-            continue
-        rows.append(
-            row(
-                f"`{e.name}` ({kernels.option}={kernels.on})",
-                e.cost,
-                kernels.import_s,
-                kernels.footprint,
+        else:
+            on, off = (
+                f"`{e.name}` ({kernels.option}={value})" for value in (kernels.on, kernels.off)
             )
-        )
-        rows.append(
-            row(f"`{e.name}` ({kernels.option}={kernels.off})", kernels.fallback, 0.0, e.footprint)
-        )
+            rows.append(row(on, e.cost, kernels.import_s, kernels.footprint))
+            rows.append(row(off, kernels.fallback, 0.0, e.footprint))
+        if e.density is not None:
+            rows.append(row(f"`{e.name}` (density matrix)", e.density, 0.0, e.footprint))
     return table(header, rows)
 
 

@@ -118,6 +118,12 @@ class Workload:
             samples such circuits in batches (:attr:`EngineSpec.batch`) simulates it
             once, its noise and mid-circuit outcomes drawn by the sampler, not by
             ``branches``.
+        terminal: the program has noise and no pause point (``FENCE_EPOCH``) before its
+            terminal measurements, and lowers with its noise as channels to a batch
+            circuit that a density matrix holds exactly (:mod:`qmk.engines.density`:
+            every measurement after every gate on its qubit, no feed-forward, no more
+            qubits than ``qubits``): an engine whose batch sampler holds one
+            (:attr:`EngineSpec.density`) may run it once instead of its trajectories.
     """
 
     qubits: int
@@ -142,6 +148,7 @@ class Workload:
     bond: int | None = None
     log2_bond_work: float | None = None
     batchable: bool = False
+    terminal: bool = False
 
     @property
     def fused(self) -> int:
@@ -488,6 +495,11 @@ class EngineSpec:
     #: this to the class): a :attr:`Workload.batchable` program is priced as one
     #: simulation, whatever its noise and mid-circuit outcomes.
     batch: bool = False
+    #: Its class's batch sampler holds a density matrix (:mod:`qmk.engines.density`, on
+    #: its compiled kernels), at this cost: a :attr:`Workload.terminal` program may run
+    #: once, its noise applied exactly, instead of a trajectory per shot an error hits
+    #: (:meth:`runs_density`).
+    density: CostModel | None = None
     #: Compiled modules of its first required package of which one at least must be
     #: there (``qsim-gpu``: qsimcirq's CUDA or HIP module; a package built without GPU
     #: support has neither). Found by the package's files, importing nothing: the
@@ -518,10 +530,18 @@ class EngineSpec:
         *,
         threads: int = 0,
         compiled: bool = True,
+        density: bool | None = None,
     ) -> float:
         """log2 of its cost model's estimate (``compiled`` False: its fallback's, where it
         has compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
-        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation."""
+        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation;
+        as one density matrix (:attr:`density`) where ``density`` says so (None: where
+        :meth:`runs_density`)."""
+        if density is None:
+            density = self.runs_density(work)
+        if density and self.density is not None:
+            once = replace(work, branches=1, trajectories=0)
+            return self.density.log2_seconds(once, None, threads)
         cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
         if self.batch and work.batchable and work.branches > 1:  # one simulation, sampled
             work = replace(work, branches=1, trajectories=0)
@@ -539,9 +559,30 @@ class EngineSpec:
         *,
         threads: int = 0,
         compiled: bool = True,
+        density: bool | None = None,
     ) -> float:
         """:meth:`log2_seconds` as seconds (``inf`` past the largest float)."""
-        return exp2(self.log2_seconds(work, precision, threads=threads, compiled=compiled))
+        return exp2(
+            self.log2_seconds(work, precision, threads=threads, compiled=compiled, density=density)
+        )
+
+    def runs_density(self, work: Workload) -> bool:
+        """Whether ``work`` runs as one density matrix (:attr:`density`): a terminal
+        program with trajectories whose density-matrix estimate is below its
+        trajectories', on compiled kernels installed here (on numpy's, its four-bit
+        blocks run 10-20 times slower). A function of the workload and the
+        installation, not of the process (its threads, imports), so a run takes the
+        same mode wherever it runs; only a worker whose memory the matrix does not fit
+        runs the trajectories instead (the router's ``assess``)."""
+        if (
+            self.density is None
+            or not work.terminal
+            or not work.trajectories
+            or (self.compiled is not None and not all(map(_module_found, self.compiled.requires)))
+        ):
+            return False
+        once = replace(work, branches=1, trajectories=0)
+        return self.density.log2_seconds(once) < self.cost.log2_seconds(work)
 
     @property
     def loaded(self) -> bool:
@@ -615,6 +656,21 @@ SPECS: tuple[EngineSpec, ...] = (
             single=0.6,
             parallel=True,
             bookkeeping=True,
+        ),
+        # measured, not fitted (bench_noisy_dense.py --calibrate): lowering and fusing
+        # 25 us a gate; the fused passes over 4**n entries, about one for every 7 gates
+        # whatever their kind (a qubit's gates and channels become one op), 0.2 ns an
+        # entry a gate at 10 to 12 qubits and depths 5 to 20, on 2 threads
+        density=CostModel(
+            representation="density",
+            setup_s=0.001,
+            gate_s=2.5e-05,
+            element_s=2e-10,
+            diagonal_s=2e-10,
+            permutation_s=2e-10,
+            wide_s=2e-10,
+            shot_s=1e-07,
+            parallel=True,
         ),
         compiled=Compiled(
             requires=("llvmlite",),

@@ -92,6 +92,10 @@ class Candidate:
     #: For an engine with compiled kernels: whether it will use them here (else its
     #: fallback, priced as such); None for the others.
     compiled: bool | None = None
+    #: It runs the program as one batch circuit, priced so: its Pauli-frame sampler
+    #: (:attr:`~qmk.engines.registry.EngineSpec.batch`) or its density matrix
+    #: (:meth:`~qmk.engines.registry.EngineSpec.runs_density`).
+    batch: bool = False
 
     @property
     def able(self) -> bool:
@@ -106,6 +110,7 @@ class Candidate:
             "refusal": self.refusal,
             "reason": self.reason,
             "compiled": self.compiled,
+            "batch": self.batch,
         }
 
 
@@ -124,6 +129,10 @@ class Choice:
     candidates: tuple[Candidate, ...] = ()
     #: The limits of the process the router chose for (its memory caps, threads, sandbox).
     limits: WorkerLimits | None = None
+    #: The engine runs the program as one batch circuit (its candidate's ``batch``): the
+    #: executor lowers and compiles it (:mod:`qmk.execution.batch`) instead of running
+    #: trajectories.
+    batch: bool = False
 
     def explain(self) -> str:
         """Several lines: the choice, the worker's limits it used, every candidate's
@@ -135,6 +144,8 @@ class Choice:
         for c in able:
             mark = "*" if c.engine == self.engine else " "
             kernels = _KERNELS_SHOWN[c.compiled]
+            if c.batch and spec(c.engine).density is not None:
+                kernels += ", as a density matrix"
             lines.append(
                 f" {mark} {c.engine:<20} est. {human_seconds(c.cost_s or 0.0):>9}  "
                 f"({c.precision or 'default'} precision{kernels})"
@@ -150,6 +161,7 @@ class Choice:
             "precision": self.precision,
             "named": self.named,
             "reason": self.reason,
+            "batch": self.batch,
             "candidates": [c.to_json() for c in self.candidates],
             "limits": None if self.limits is None else self.limits.to_json(),
         }
@@ -247,11 +259,12 @@ def assess(
             engine=name, refusal="option", reason=f"takes no option {', '.join(strange)}"
         )
     capacity = max_qubits(name, precision, max_bytes=options.get("max_bytes"), limits=limits)
-    compiled = compiled_here(entry, options, limits)
+    dense = _density_fits(entry, work, options, limits)
+    compiled = True if dense else compiled_here(entry, options, limits)
     short = fits(entry, work.qubits, precision, limits, compiled=compiled)
     if short is not None and compiled and options.get("kernels") is None:
         # its compiled kernels and the state do not fit together: the fallback may
-        compiled = False
+        compiled = dense = False
         short = fits(entry, work.qubits, precision, limits, compiled=compiled)
     if work.qubits > capacity or short is not None:
         return Candidate(
@@ -263,7 +276,7 @@ def assess(
             else short,
         )
     run = entry.log2_seconds(
-        work, precision, threads=limits.threads, compiled=compiled is not False
+        work, precision, threads=limits.threads, compiled=compiled is not False, density=dense
     )
     if run > math.log2(MAX_ESTIMATE_S):
         return Candidate(
@@ -275,16 +288,34 @@ def assess(
     cost = exp2(run) + entry.cold_s(compiled=compiled)
     if (
         compiled
+        and not dense
         and entry.compiled is not None
         and entry.compiled.option not in options
         and work.qubits <= COLD_FALLBACK_QUBITS
     ):
         # a process that has not compiled yet pays the compiler first: a short job on a
         # small state runs sooner on the fallback kernels (the choice then passes them)
-        fallback = entry.seconds(work, precision, threads=limits.threads, compiled=False)
+        fallback = entry.seconds(
+            work, precision, threads=limits.threads, compiled=False, density=False
+        )
         if fallback + entry.cold_s(compiled=False) < cost:
             cost, compiled = fallback + entry.cold_s(compiled=False), False
-    return Candidate(engine=name, cost_s=cost, precision=precision, compiled=compiled)
+    batch = dense or (entry.batch and work.batchable)
+    return Candidate(engine=name, cost_s=cost, precision=precision, compiled=compiled, batch=batch)
+
+
+def _density_fits(
+    entry: EngineSpec, work: Workload, options: Mapping[str, Any], limits: WorkerLimits
+) -> bool:
+    """Whether ``entry`` runs ``work`` as one density matrix here: where it would
+    (:meth:`~qmk.engines.registry.EngineSpec.runs_density`) and the matrix of ``n`` qubits,
+    what a state of ``2n`` takes in double precision, fits this worker with the compiled
+    kernels it runs on (else its trajectories run)."""
+    if not entry.runs_density(work):
+        return False
+    held = 2 * work.qubits
+    room = max_qubits(entry.name, "double", max_bytes=options.get("max_bytes"), limits=limits)
+    return held <= room and fits(entry, held, "double", limits, compiled=True) is None
 
 
 def _forbidden(entry: EngineSpec, limits: WorkerLimits) -> str | None:
@@ -339,6 +370,7 @@ def route(
             reason=f"named by the job (est. {human_seconds(candidate.cost_s or 0.0)})",
             candidates=(candidate,),
             limits=limits,
+            batch=candidate.batch,
         )
     candidates = tuple(weigh(entry, work, options, limits=limits) for entry in SPECS)
     able = sorted((c for c in candidates if c.able), key=_rank)
@@ -379,6 +411,7 @@ def route(
         reason=reason,
         candidates=candidates,
         limits=limits,
+        batch=best.batch,
     )
 
 

@@ -76,6 +76,7 @@ from qmk.engines.base import (
     draw_pauli,
     rng_state,
 )
+from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import GATES
 from qmk.engines.lazy_state import LazyState
 from qmk.engines.sampling import FLAT_SAMPLING as _FLAT_SAMPLING
@@ -244,6 +245,15 @@ class StatevectorEngine(GateEngine, LazyState):
     """
 
     name: ClassVar[str] = "statevector"
+
+    @staticmethod
+    def compile_batch(circuit: BatchCircuit) -> BatchSampler | None:
+        """The batch capability (:mod:`qmk.engines.batch`): a noisy ``circuit`` whose
+        measurements all come after its gates, as its exact density matrix sampled in
+        bulk (:mod:`qmk.engines.density`); None for any other circuit."""
+        from qmk.engines.density import compile_density
+
+        return compile_density(circuit)
 
     def __init__(
         self,

@@ -20,7 +20,10 @@ bits, through which a Pauli frame propagates; a program with any other feed-forw
 is not lowered (:func:`why_not_lowerable`) and runs as trajectories. The statistics
 are those of the noisy circuit exactly, at nearly the cost of a noiseless one.
 ``lower(plan, heralded=True)`` lowers each location to a heralded Pauli channel that
-the engine samples instead (the path before flip masks, kept to compare against).
+the engine samples instead (the path before flip masks, kept to compare against);
+``lower(plan, channels=True)`` to a Pauli channel, for an engine whose batch sampler
+applies it exactly (the statevector's density matrix, :mod:`qmk.engines.density`, which
+takes non-Clifford gates too but no feed-forward).
 
 **Pause points.** A batch circuit is sampled in one pass per chunk of
 :data:`CHUNK_SHOTS` shots (:func:`sample_chunked`): chunk 0 with the run's seed (so a
@@ -98,14 +101,17 @@ class SiteRates:
 class LoweredPlan:
     """The circuit, the record column of each event (None for an event nothing
     produces), and the noise locations: the circuit's error sites in order
-    (``sites``), or, lowered ``heralded``, the herald column of each. ``rates`` are
-    the sites' rates (:class:`SiteRates`; None: found from ``sites`` when drawn)."""
+    (``sites``), or, lowered ``heralded``, the herald column of each; lowered
+    ``channels``, none (``channels``: the plan's noise is the circuit's Pauli channels).
+    ``rates`` are the sites' rates (:class:`SiteRates`; None: found from ``sites`` when
+    drawn)."""
 
     circuit: BatchCircuit
     event_columns: tuple[int | None, ...]
     herald_columns: tuple[int, ...] = ()
     sites: tuple[Noise, ...] = ()
     rates: SiteRates | None = field(default=None, compare=False, repr=False)
+    channels: bool = False
 
     def site_rates(self) -> SiteRates:
         """:attr:`rates`, or the rates of :attr:`sites` found now."""
@@ -116,10 +122,13 @@ class LoweredPlan:
     @property
     def noise_sampling(self) -> str:
         """How logical errors reach the samples (telemetry ``noise_sampling``):
-        ``"flip-masks"`` (drawn by :func:`sample`), ``"heralded"`` (by the engine) or
+        ``"flip-masks"`` (drawn by :func:`sample`), ``"heralded"`` (by the engine),
+        ``"exact"`` (channels the engine applies to a density matrix: none drawn) or
         ``"off"`` (no noise location)."""
         if self.sites:
             return "flip-masks"
+        if self.channels:
+            return "exact"
         return "heralded" if self.herald_columns else "off"
 
 
@@ -148,15 +157,22 @@ def first_unlowerable(plan: Plan) -> str | None:
     return None
 
 
-def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
+def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> LoweredPlan | None:
     """The plan as a batch circuit, or None when a step fails :func:`why_not_lowerable`
     or a composite's expansion has a gate that is not Clifford (``INJECT_T_STATE``'s T,
-    ``MEASURE_ANGLE`` off a quarter turn). Noise locations become error sites, or
-    heralded Pauli channels with ``heralded``."""
+    ``MEASURE_ANGLE`` off a quarter turn). Noise locations become error sites; with
+    ``heralded``, heralded Pauli channels; with ``channels``, Pauli channels that the
+    engine applies itself (a density matrix, :mod:`qmk.engines.density`: exactly).
+
+    Raises:
+        ValueError: both ``heralded`` and ``channels``.
+    """
+    if heralded and channels:
+        raise ValueError("noise locations lower to heralded channels or to channels, not both")
     if first_unlowerable(plan) is not None:
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
-    low = _Lowering(index, heralded)
+    low = _Lowering(index, heralded, channels)
     noise_at, emit, gate = plan.noise_at, low.out.append, Exec.GATE
     for step in plan.steps:
         here = noise_at.get(step.index, ()) if noise_at else ()
@@ -180,6 +196,7 @@ def lower(plan: Plan, *, heralded: bool = False) -> LoweredPlan | None:
         herald_columns=tuple(low.heralds),
         sites=tuple(sites),
         rates=SiteRates.of([(loc.px, loc.py, loc.pz) for loc in sites]) if sites else None,
+        channels=channels and bool(plan.noise),
     )
 
 
@@ -187,7 +204,7 @@ class _Lowering:
     """:func:`lower`'s circuit as it is written: its instructions, the record column of
     each event, the heralds' columns and the error sites."""
 
-    def __init__(self, index: Mapping[str, int], heralded: bool) -> None:
+    def __init__(self, index: Mapping[str, int], heralded: bool, channels: bool) -> None:
         self.index = index
         self.heralded = heralded
         self.out: list[Instruction] = []
@@ -198,7 +215,14 @@ class _Lowering:
         # One instruction per (qubit, rates): a qubit's locations often share their
         # rates, and instructions are values.
         self.made: dict[tuple[str, float, float, float], Instruction] = {}
-        self.site_kind = Kind.HERALDED_PAULI_CHANNEL if heralded else Kind.ERROR_SITE
+        self.site_kind = (
+            Kind.HERALDED_PAULI_CHANNEL
+            if heralded
+            else Kind.PAULI_CHANNEL
+            if channels
+            else Kind.ERROR_SITE
+        )
+        self.drawn = not (heralded or channels)  # the caller draws the sites' errors
 
     def noise(self, locations: Sequence[Noise], before: bool) -> None:
         for loc in locations:
@@ -214,7 +238,7 @@ class _Lowering:
             if self.heralded:
                 self.heralds.append(self.count)
                 self.count += 1
-            else:
+            elif self.drawn:
                 self.sites.append(loc)
 
     def measured(self, instruction: Instruction, event: str) -> None:

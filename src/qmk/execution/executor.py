@@ -18,6 +18,11 @@ Choosing how to run the shots (telemetry ``mode``):
   (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`),
   in chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots: between two chunks is
   where such a run pauses;
+- ``density-matrix``: a noisy program whose measurements all come at its end, with no
+  feed-forward and no fence before them (``Workload.terminal``), where the route says
+  its density matrix is cheaper than its trajectories (``Choice.batch`` on the
+  statevector: :mod:`qmk.engines.density`), lowered with its noise as channels, held
+  exactly once and sampled in bulk like ``stim-batch``;
 - ``trajectories``: otherwise the error pattern of every shot is sampled first,
   shots are grouped by pattern, and each group is simulated once, branching at
   mid-circuit measurements and sampling its terminal measurements
@@ -347,12 +352,13 @@ def workload(
         branches += trajectories
     # a batch sampler draws the noise and the mid-circuit outcomes of such a plan itself
     batchable = plan.clifford and batch.first_unlowerable(plan) is None
+    qubits = plan.program.peak_live_qubits
     non_clifford = None
     if plan.first_non_clifford is not None:
         node = plan.steps[plan.first_non_clifford].node
         non_clifford = f"node #{plan.first_non_clifford} {node.id!r} ({node.op})"
     return Workload(
-        qubits=plan.program.peak_live_qubits,
+        qubits=qubits,
         clifford=plan.clifford,
         non_clifford=non_clifford,
         shots=shots,
@@ -363,8 +369,38 @@ def workload(
         precision=precision,
         samples_only=samples_only,
         batchable=batchable,
+        terminal=bool(trajectories)
+        and not mid
+        and not any(op.kind == "fence" for op in ops[:tail])
+        and _held_exactly(plan, qubits),
         **features,
     )
+
+
+#: The most qubits whose density matrix :func:`workload` looks for (``4**n`` entries: a
+#: gibibyte at 13, in double precision).
+DENSITY_QUBITS = 14
+
+
+def _held_exactly(plan: Plan, qubits: int) -> bool:
+    """Whether ``plan``, lowered with its noise as channels, is a circuit of at most
+    ``qubits`` qubits (:data:`DENSITY_QUBITS`) that a density matrix holds exactly
+    (:func:`qmk.engines.density.why_not`)."""
+    if qubits > DENSITY_QUBITS or len(plan.program.graph.resources.vqs) > qubits:
+        return False
+    from qmk.engines.density import why_not
+
+    lowered = _lowered(plan, channels=True)
+    return lowered is not None and why_not(lowered.circuit) is None
+
+
+def _lowered(plan: Plan, *, channels: bool) -> batch.LoweredPlan | None:
+    """:func:`qmk.execution.batch.lower` of ``plan`` (its noise as channels with
+    ``channels``), kept per plan: the workload and the run read one."""
+    lowered: batch.LoweredPlan | None = _LOWERINGS.get(
+        (id(plan), channels), plan, lambda: batch.lower(plan, channels=channels)
+    )
+    return lowered
 
 
 def _result_options(engine: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -464,6 +500,8 @@ _ROUTES: Memo[Any] = Memo(KEPT_PLANS)
 #: A plan's batch circuit and its compiled sampler, by plan and engine class
 #: (:func:`_batch_of`), and its fences (:func:`_fences`).
 _BATCHES: Memo[Any] = Memo(KEPT_PLANS)
+#: A plan lowered to a batch circuit, by plan and noise form (:func:`_lowered`).
+_LOWERINGS: Memo[Any] = Memo(KEPT_PLANS)
 _FENCES: Memo[Any] = Memo(KEPT_PLANS)
 #: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
 _LAYOUTS: Memo[Any] = Memo(KEPT_PLANS)
@@ -582,7 +620,7 @@ def execute(
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return _run_key(request, name, options, initial)
+        return _run_key(request, choice, options, initial)
 
     exported = None
     rows = None
@@ -604,6 +642,7 @@ def execute(
                 options,
                 shots,
                 request.seed,
+                batched=choice.batch,
                 control=control,
                 resume=resume,
                 key=key,
@@ -707,17 +746,23 @@ def _planned(
 
 
 def _run_key(
-    request: RunRequest, engine: str, options: Mapping[str, Any], initial: QuantumState | None
+    request: RunRequest, choice: Choice, options: Mapping[str, Any], initial: QuantumState | None
 ) -> str:
-    """The key of ``request`` run on ``engine`` built with ``options`` (from ``initial``):
-    what the states it saves carry, and what a state it resumes from must carry."""
+    """The key of ``request`` run as ``choice`` says with the engine options ``options``
+    (from ``initial``): what the states it saves carry, and what a state it resumes from
+    must carry. A run of the engine's density matrix says so in it: the state of its
+    chunks resumes no trajectories of a worker whose memory the matrix did not fit."""
+    engine = choice.engine
+    more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
+    if choice.batch and spec(engine).density is not None:
+        more["mode"] = "density-matrix"
     return run_key(
         msgspec.structs.replace(
             request, engine_options=_result_options(engine, request.engine_options)
         ),
         engine=engine,
         options=_result_options(engine, options),
-        **({} if initial is None else {"initial_state": initial.to_json()}),
+        **more,
     )
 
 
@@ -738,7 +783,7 @@ def _resumed_route(
     routed elsewhere; the state resumes only in a run of its own key. Where no precision
     of the state's engine gives that key (or the engine cannot run here), ``choice``
     stands, and the resume refuses the state (``QE106``)."""
-    if _run_key(request, choice.engine, options, initial) == state.key:
+    if _run_key(request, choice, options, initial) == state.key:
         return choice, options
     try:
         entry = spec(state.engine)
@@ -758,7 +803,7 @@ def _resumed_route(
             )
         except EngineError:  # it cannot run here (not installed, no memory): refused below
             return choice, options
-        if _run_key(request, again.engine, built, initial) == state.key:
+        if _run_key(request, again, built, initial) == state.key:
             reason = (
                 f"resumes where its checkpoint left off, on the engine that saved it "
                 f"({again.precision or 'its own'} precision)"
@@ -782,6 +827,7 @@ def _execute(
     shots: int,
     seed: int,
     *,
+    batched: bool = False,
     control: Control | None = None,
     resume: ExecutionState | None = None,
     key: Callable[[], str] = str,
@@ -790,12 +836,14 @@ def _execute(
 ) -> tuple[str, str, np.ndarray | PackedRows, int, Progress, np.ndarray | None]:
     """``(mode, noise sampling, bits, injected errors, progress, rows)`` of the run
     (``rows``: the shots of a part's bits, None without ``part``; the batch sampler's
-    bits may stay packed: :class:`~qmk.execution.result.PackedRows`). ``key`` makes the
-    run's key (:func:`~qmk.execution.request.run_key`), which the states it saves carry."""
+    bits may stay packed: :class:`~qmk.execution.result.PackedRows`). ``batched``: the
+    route runs it as one batch circuit (:attr:`~qmk.engines.router.Choice.batch`).
+    ``key`` makes the run's key (:func:`~qmk.execution.request.run_key`), which the
+    states it saves carry."""
     # a batch circuit starts from |0...0>: a run from an initial state takes trajectories.
     # The mode never depends on a control or a resume (a replay without either must
     # take the path the run took).
-    compiled = _batch_of(plan, cls) if initial is None else None
+    compiled = _batch_of(plan, cls, name) if batched and initial is None else None
     if compiled is not None:
         lowered, sampler = compiled
         if part is not None and part.index:  # one pass: part 0 does every shot
@@ -869,15 +917,18 @@ def _stream(seed: int, which: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=(which,))
 
 
-def _batch_of(plan: Plan, cls: type) -> tuple[Any, Any] | None:
-    """``plan`` lowered to a batch circuit (:func:`qmk.execution.batch.lower`) and compiled
-    by engine ``cls`` (its batch capability), or None where either declines: kept per
+def _batch_of(plan: Plan, cls: type, name: str) -> tuple[Any, Any] | None:
+    """``plan`` lowered to a batch circuit (:func:`qmk.execution.batch.lower`; its noise
+    as channels for an engine whose sampler holds a density matrix,
+    :attr:`~qmk.engines.registry.EngineSpec.density`) and compiled by engine ``cls``
+    (named ``name``; its batch capability), or None where either declines: kept per
     plan and engine (a function of them alone; a sampler takes the seed at each draw),
     so a worker running one program under many seeds lowers and compiles it once."""
 
     def make() -> tuple[Any, Any] | None:
         compiler = batch_compiler(cls)
-        lowered = batch.lower(plan) if compiler is not None else None
+        channels = spec(name).density is not None
+        lowered = _lowered(plan, channels=channels) if compiler is not None else None
         sampler = None if compiler is None or lowered is None else compiler(lowered.circuit)
         return None if sampler is None or lowered is None else (lowered, sampler)
 

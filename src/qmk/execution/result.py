@@ -46,7 +46,9 @@ class Telemetry:
     #: How logical errors reached the shots: "flip-masks" (drawn by QMK, their
     #: measurement flips XORed into noiseless bulk samples), "per-pattern" (shots grouped
     #: by drawn error pattern, each group simulated), "heralded" (drawn by the engine's
-    #: heralded channels) or "off" (no noise location).
+    #: heralded channels), "exact" (every location's channel applied to a density matrix:
+    #: none drawn, so none counted in ``injected_logical_errors``) or "off" (no noise
+    #: location).
     noise_sampling: str = "off"
     #: The noise model that set the physical error rates (``parse_noise_model`` text), if any.
     noise_model: str | None = None
