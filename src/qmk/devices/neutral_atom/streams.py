@@ -1,5 +1,5 @@
 """What a device job can stream besides its counts: per-shot measurements, its pulse log
-and state snapshots at chosen points (issue 30, item 3).
+and state snapshots at chosen points.
 
 Public API: :class:`StreamSpec` (what a job asks for: the ``stream`` object of the kernel
 policy, ``qmk device submit --stream``), :func:`check` (refuse, before anything runs, what
