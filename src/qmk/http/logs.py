@@ -3,8 +3,8 @@
 ``qmk serve --log-format json`` formats every record of the ``qmk`` loggers with
 :class:`JsonFormatter`. A record's ``extra`` fields named in :data:`FIELDS` become keys
 of its line. The HTTP layer logs each request (logger ``qmk.http.access``: method,
-route, status, duration, tenant, job id, trace id) at level ``info``. So it logs each
-job transition (``qmk.http.jobs``: job id, tenant, state, trace id).
+route, status, duration, tenant, job id, trace id) at level ``info``, and each job
+transition too (``qmk.http.jobs``: job id, tenant, state, trace id).
 
 >>> import logging
 >>> record = logging.LogRecord("qmk.http.jobs", logging.INFO, "", 0, "job %s %s",
