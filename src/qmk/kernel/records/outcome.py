@@ -53,8 +53,8 @@ class Done(_Outcome, frozen=True, kw_only=True, tag="done"):
     #: keeps it, without the head (the text holds it; the kernel reads what it needs of
     #: it with :attr:`~qmk.kernel.records.stored.StoredResult.facts`), taken as it is
     #: (typed ``Any`` so that reading an outcome back does not walk it, a dict of every
-    #: mark of the counts: the kernel reads one per job). A worker of a kernel before
-    #: 2026-11-26 sent the head in it too, which is read as it comes.
+    #: mark of the counts: the kernel reads one per job). An index that holds the head
+    #: is read as it comes: the store drops it (:func:`~qmk.kernel.storage.store.meta_text`).
     result_meta: Any
     result_sha256: str
     #: Its index's text as the store writes it and that text's SHA-256, which the result's

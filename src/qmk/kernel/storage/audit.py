@@ -19,10 +19,11 @@ compact JSON, ``prev`` last.
   signs every line of the write through the chain. One pass of SHA-256 a line, one MAC
   a write. A log whose last lines carry no MAC was cut short inside a write (a crash),
   or had lines added without the secret.
-- **Format 1** (``mac``, kernels before issue 50's item 3): ``mac`` is HMAC-SHA256 of the
-  body under the kernel secret, and the chain hash is the SHA-256 of the whole line: two
-  passes. Such lines stay as they were written and verify as format 1; a kernel that
-  opens a log ending in one chains its first line of format 2 on from it.
+- **Format 1** (``mac``, an older kernel's): ``mac`` is HMAC-SHA256 of the body under
+  the kernel secret, and the chain hash is the SHA-256 of the whole line: two passes.
+  The log is append-only and chained, so such lines stay as they were written and
+  verify as format 1. A kernel that opens a log ending in one chains its first line of
+  format 2 on from it.
 
 The kernel also stores the chain head (seq and chain hash of the last line written before
 each database commit) in the job database.
@@ -643,13 +644,16 @@ class _Walk:
 
 
 class _Digests:
-    """What the audit log says each job's stored result is: the ``stored_sha256`` of its
-    last COMPLETED line (the stored JSON's SHA-256) or ``migrate`` line (a result ``qmk
-    admin migrate`` rewrote), else the ``result_sha256`` of its last attestation (the
-    counts' digest: lines of kernels from before seals; an attestation is on the
-    COMPLETED line, or on an ``attest`` line of its own from kernels before
-    2026-11-26); and the line of each job's acceptance (its first QUEUED line), where a
-    stored program that is not the one sealed is named."""
+    """What the audit log says each job's stored result is, and where each job was
+    accepted.
+
+    A job's stored result is the ``stored_sha256`` of its last COMPLETED line (the stored
+    JSON's SHA-256) or ``migrate`` line (a result ``qmk admin migrate`` rewrote). Else it
+    is the ``result_sha256`` of its last attestation: the counts' digest, on the lines of
+    older kernels that sealed no results. An attestation is on the COMPLETED line, or on
+    an ``attest`` line of its own (:mod:`qmk.kernel.security.attest`). A job's acceptance
+    is its first QUEUED line, where a stored program that is not the one sealed is
+    named."""
 
     def __init__(self) -> None:
         self.stored: dict[str, tuple[int, str]] = {}
