@@ -103,10 +103,10 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
         of a small job's task together. The same fields come back, checked by their
         types as a stored request is. A program of :data:`GRAPH_PACKED_AHEAD`
         characters or more crosses packed, as the store keeps it (:func:`pack_graph`,
-        made once where the kernel read the program: a 99,990-node program's 7.8 MB of
-        text, encoded on the event loop, held it 18 ms; packed it is 0.53 MB), and is
-        unpacked by the worker; a shorter one crosses as it is (packing 25 KB here
-        would take 32 us where encoding it takes 1).
+        made once where the kernel read the program). A big text encoded on the event
+        loop would hold it; packed it is a fifteenth of the bytes. The worker unpacks it.
+        A shorter one crosses as it is: packing it here would cost more than encoding it
+        (``docs/kernel.md`` has the figures).
 
         >>> import pickle
         >>> request = RunRequest(program_digest="ab" * 32, shots=10, seed=1)

@@ -16,9 +16,9 @@ outcomes) and the parts of big jobs (:mod:`.dask_parts`).
 every worker, those that join later included: it adds handlers to the worker's own
 server. A job is one call of the worker's ``qmk_run`` handler over Dask's comm (its
 TLS too), from the kernel's client to the worker and back: no task, no scheduler on
-the way. (A Dask task made each small job pass the scheduler twice, whose batching and
-bookkeeping cost 6 to 10 ms a job: the Dask pool ran 0.15 of the local pool's small
-jobs.) The scheduler keeps what it is good at: which workers there are (the pool asks
+the way. A Dask task would make each small job pass the scheduler twice, whose batching
+and bookkeeping cost more than the job (``docs/kernel.md``). The scheduler keeps what it
+is good at: which workers there are (the pool asks
 it every :data:`REFRESH_S`), the plugin for workers yet to come, and the notes of
 running jobs (Dask events). The pool deals each job to the worker with the fewest jobs
 per thread.

@@ -35,8 +35,8 @@ killed and its task fails with :class:`WorkerDied`.
 Futures complete outside the pool's lock, so a done-callback may call the pool again.
 
 Workers start from a ``forkserver`` (the default context), which may have imported
-modules for them already (``preload``), so a new worker is ready in about 10 ms and a
-task costs one round trip. Each worker confines itself before its first task
+modules for them already (``preload``), so a new worker is ready at once and a task
+costs one round trip. Each worker confines itself before its first task
 (:mod:`qmk.kernel.pools.sandbox`: no network, a Landlock filesystem, an unprivileged user when
 the pool runs as root, rlimits on memory, CPU time and file size, a private temp dir, no
 inherited descriptors) and tells the pool what holds (:attr:`WorkerPool.confinement`);

@@ -3,7 +3,7 @@
 :func:`kernel_pool` makes the pool ``Kernel.open`` runs its jobs on: driven by the
 kernel's event loop, each worker capped at the kernel's ``worker_memory_mb``, its
 forkserver preloaded with the executor (:data:`DEFAULT_PRELOAD`, so a replacement
-worker is ready in about 10 ms), and its workers confined by :func:`kernel_isolation`:
+worker is ready at once), and its workers confined by :func:`kernel_isolation`:
 the kernel's ``[kernel]`` limits, the data directory hidden but for its checkpoints
 (:data:`~qmk.kernel.datafiles.CHECKPOINTS`), and, when the kernel runs as root, the
 ``worker_user`` (if that user can reach the Python installation and the data

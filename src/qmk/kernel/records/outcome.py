@@ -18,8 +18,8 @@ Each carries the spans of a traced attempt (:mod:`qmk.execution.spans`), empty
 otherwise. What crosses the pool's line is plain data (the pool unpickles plain data
 only, so a worker cannot make it run code): a worker's outcome as its MessagePack
 (:func:`pack`: bytes, which the pool unpickles at once, read back by the union's typed
-decoder, where a dict of a few dozen keys took about 20 us to unpickle), or as its tag
-``kind`` and fields (:func:`encode`: the Dask pool's merged parts, a test's probe);
+decoder, where a dict of a few dozen keys is slow to unpickle). Or it crosses as its tag
+``kind`` and fields (:func:`encode`: the Dask pool's merged parts, a test's probe).
 :func:`decode` reads either back, checked, as the struct.
 
 >>> outcome = Failed(error=Failure(code="QK202", name="worker-failed", message="died"))
@@ -156,7 +156,7 @@ def decode(data: Any) -> Outcome:
         packed: Outcome = _UNPACK(data)
         return packed
     # the form by its tag, then that struct checked (msgspec converts to one struct
-    # ~15x faster than to the union, which the kernel would pay per job)
+    # much faster than to the union, which the kernel would pay per job)
     form = (
         OUTCOMES[data["kind"]] if isinstance(data, dict) and data.get("kind") in OUTCOMES else None
     )

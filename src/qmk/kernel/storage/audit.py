@@ -162,7 +162,7 @@ def _line_encoder() -> Callable[[dict[str, Any]], str]:
     same text, with the encoder made once: ``json.dumps`` builds a new one per call (its C
     encoder included), a good part of the cost of a line. Without the C encoder, dumps.
     A record is flat data the kernel builds, never circular, so no marker table is kept.
-    (An attest line of 1 KB: 14.5 us here, 2.0 us by msgspec.)"""
+    (``docs/kernel.md`` has the figures, msgspec's beside them.)"""
     make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
     if make is None:  # pragma: no cover - CPython has it
         return lambda record: json.dumps(
@@ -236,7 +236,7 @@ class AuditLog:
         it is, not copied into keywords at each call on its way)."""
         self.seq += 1
         # the time to the microsecond: the double nearest n / 10**6, as round(t, 6) gives
-        # it (an exact integer over an exact power of ten, one rounding), 4x cheaper
+        # it (an exact integer over an exact power of ten, one rounding), and cheaper
         record = {
             "seq": self.seq,
             "ts": round(time.time() * 1e6) / 1e6,
@@ -367,7 +367,7 @@ def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -
     the line a start's check reached; None: from the first) is where that check left it,
     chains on and carries its MAC: the problem found first, as one message, or none.
 
-    The lines are read at their places, not parsed (a JSON parse a line cost 4x): the
+    The lines are read at their places, not parsed (a JSON parse a line costs more): the
     kernel writes ``{"seq":N,...,"prev":"<64 hex>","<mac>":"<64 hex>"}`` at the end of a
     write and ``{"seq":N,...,"prev":"<64 hex>"}`` before it, and a line it did not write
     fails the MAC that ends its write, whatever its shape.

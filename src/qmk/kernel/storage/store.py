@@ -63,7 +63,7 @@ _WRITE_HEAD = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?), (
 #: at a start (:meth:`Store.active_jobs`) spell it alike, or SQLite does not take the
 #: index. Comparisons joined by OR, not ``state IN (...)``: SQLite tests a list of three
 #: or more by a table it builds for each statement, and an ``UPDATE`` of a job's row tests
-#: the old row and the new one (two tables a job's end; 57k instructions).
+#: the old row and the new one (two tables a job's end; ``docs/kernel.md`` counts them).
 _ACTIVE = (
     "(" + " OR ".join(f"state = '{state}'" for state in STATES if state in ACTIVE_STATES) + ")"
 )
@@ -360,20 +360,20 @@ class JobRow(msgspec.Struct, array_like=True, frozen=True):
 _JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
 
 #: A graph this long (characters) is kept out of its job's row: every state change
-#: rewrites the row, and SQLite rewrites a row whole (a 5 MB graph took 20-120 ms of the
-#: event loop per change). It is kept once per tenant and text, in ``graph_texts`` under
-#: its SHA-256 (the row's ``graph_digest``): a sweep of many seeds or shot counts over one
-#: big program stores its text once. Per tenant, not across tenants: whether a text was
-#: stored already must not tell one tenant what another ran.
+#: rewrites the row, and SQLite rewrites a row whole, on the event loop. It is kept once
+#: per tenant and text, in ``graph_texts`` under its SHA-256 (the row's
+#: ``graph_digest``): a sweep of many seeds or shot counts over one big program stores
+#: its text once. Per tenant, not across tenants: whether a text was stored already must
+#: not tell one tenant what another ran.
 GRAPH_APART = 16 * 1024
 
-#: The zlib level of a graph kept apart: its UTF-8 JSON is repetitive (a 99,990-node
-#: program's 7.8 MB pack to 0.53 MB in 15 ms at level 1; level 6 gains 2% for 3x the time).
+#: The zlib level of a graph kept apart: its UTF-8 JSON is repetitive, so level 1 packs it
+#: well, and a higher level gains little for much more time (``docs/kernel.md``).
 GRAPH_PACK_LEVEL = 1
 #: A text from this long on has its packed form kept (:data:`_PACKED`): the kernel packs
 #: such a program's text in the thread that reads it, so its row's insert on the event
-#: loop writes 15x fewer pages and its task crosses to its worker packed (issue 47).
-#: A shorter one is packed where it is stored (at most 0.1 ms), and crosses as it is.
+#: loop writes far fewer pages and its task crosses to its worker packed. A shorter one
+#: is packed where it is stored (quickly), and crosses as it is.
 GRAPH_PACKED_AHEAD = DIGEST_KEPT_FROM
 #: The packed forms of the big texts packed last, by the text object.
 _PACKED: Memo[bytes] = Memo(4)
@@ -491,8 +491,8 @@ def _taker(kept: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
 class _Nulls:
     """A statement whose parameters that are None are written ``NULL`` in its text
     instead of bound: the sqlite3 module binds an int, float or str as it is, but looks
-    each None (and bytes) up among its adapters first (0.4 us a parameter here; a fresh
-    job's row has a dozen). One text per pattern of NULLs, kept (a few in practice).
+    each None (and bytes) up among its adapters first, and a fresh job's row has a dozen.
+    One text per pattern of NULLs, kept (a few in practice).
 
     Args:
         shape: the statement, with ``{}`` where each parameter goes.
