@@ -243,7 +243,7 @@ DRAIN_TIMEOUT_S: Final = 2.0
 #: q_negotiate_caps yet) before the server closes it with a coded line.
 AUTH_TIMEOUT_S: Final = 10.0
 #: Connections a server accepts per second from all peers (bursts up to MAX_CONNECTIONS):
-#: a connect flood costs it at most this many accepts (~150 us each) a second.
+#: a connect flood costs it at most this many accepts a second.
 ACCEPT_RATE: Final = 200.0
 #: Connections a server accepts per second from one peer (bursts up to the larger of
 #: this and MAX_CONNECTIONS_PER_PEER).
