@@ -8,32 +8,35 @@
 2. **A torn audit tail** (the kernel died inside a write of ``audit.log``: a last line
    without its newline, past the chain head the database committed) is cut off; the
    kernel's ``open`` audit line says how many bytes (``repaired``).
-3. **Checks.** The database passes SQLite's ``quick_check``; the secret, the database
-   and the audit log are all there or all absent (a new directory); the audit log holds
+3. **Checks.** The database passes SQLite's ``quick_check``. The secret, the database
+   and the audit log are all there or all absent (a new directory). The audit log holds
    the chain head the database committed, at the offset and with the hash it recorded,
    and every line after it chains on. A database that records the head without its
    offset is an older kernel's: ``QK105 data-dir-outdated`` until ``qmk admin migrate``
-   (which finds the offset) brings it forward. And every line after the one the last start's
-   check reached (its seq, hash and offset are in the database with their HMAC:
-   :func:`~qmk.kernel.storage.store.verified_audit_head`; the first line when there is none)
-   is where that check left it, chains on (seq, prev) and carries its HMAC: so lines
-   swapped, removed or forged anywhere since the last start are seen, and each start
-   reads only what was written since (``qmk audit verify`` reads it all). Anything else
-   is ``QK103 data-dir-damaged`` naming the problem, and the kernel does not start,
-   unless it is told to recover (``qmk serve --recover``): then it starts, and its
-   ``open`` audit line lists the problems (``audit verify`` still reports the break
+   (which finds the offset) brings it forward.
+
+   Every line after the one the last start's check reached is where that check left it,
+   chains on (seq, prev) and carries its HMAC. (That line's seq, hash and offset are in
+   the database with their HMAC: :func:`~qmk.kernel.storage.store.verified_audit_head`;
+   it is the first line when there is none.) So lines swapped, removed or forged
+   anywhere since the last start are seen, and each start reads only what was written
+   since (``qmk audit verify`` reads it all).
+
+   Anything else is ``QK103 data-dir-damaged`` naming the problem, and the kernel does
+   not start, unless it is told to recover (``qmk serve --recover``). Then it starts, and
+   its ``open`` audit line lists the problems (``audit verify`` still reports the break
    where it is). The kernel records the line the check reached (:attr:`DataDir.checked`)
    when it opens.
 
 Files the kernel creates in the directory are mode 0600, the directory and its folders
 0700, whatever the umask. Before anything else is read, :func:`lax_paths` looks at what
-is there (the directory, its files, the checkpoints and artifacts folders, their jobs'
-folders and the files in them): a file that its group or others may use, or a folder
-that others may use or its group may write into (but the checkpoints folder, which the
-kernel itself opens to its workers' group when they run as another user), is ``QK121
-lax-permissions`` and the kernel does not start, unless told to repair them (``qmk serve
---repair-perms``): then those bits are taken away and the kernel's ``open`` audit line
-lists the paths.
+is there: the directory, its files, the checkpoints and artifacts folders, their jobs'
+folders and the files in them. A file that its group or others may use is ``QK121
+lax-permissions``. So is a folder that others may use or its group may write into, but
+the checkpoints folder, which the kernel itself opens to its workers' group when they
+run as another user. Then the kernel does not start, unless told to repair them (``qmk
+serve --repair-perms``): then those bits are taken away and the kernel's ``open`` audit
+line lists the paths.
 """
 
 from __future__ import annotations

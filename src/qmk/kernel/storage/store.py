@@ -1,13 +1,17 @@
 """The kernel's durable state: one SQLite database (WAL mode) in the data directory.
 
-Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON;
-a result is kept as the text a reply carries, with its index in ``result_meta`` and its
-size in ``result_bytes``: :class:`~qmk.kernel.records.stored.StoredResult`; a big graph apart, in
-``graph_texts``, once per tenant and text: :data:`GRAPH_APART`), ``attempts`` (the
-outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
-and revoked session ids), ``delegations`` (capability loans between tenants,
-:mod:`qmk.kernel.security.delegations`), ``usage`` (one row per job end), ``outbox`` (its
-billing webhooks: :mod:`qmk.kernel.storage.billing`) and ``meta`` (the audit chain head).
+Tables:
+
+- ``jobs``: spec, policy, granted caps, state, timestamps, result and error JSON. A
+  result is kept as the text a reply carries, with its index in ``result_meta`` and its
+  size in ``result_bytes`` (:class:`~qmk.kernel.records.stored.StoredResult`). A big
+  graph is kept apart, in ``graph_texts``, once per tenant and text (:data:`GRAPH_APART`);
+- ``attempts`` (the outcomes of runs before a restore), ``checkpoints``, ``channels``;
+- ``sessions`` (issued and revoked session ids), ``delegations`` (capability loans
+  between tenants, :mod:`qmk.kernel.security.delegations`);
+- ``usage`` (one row per job end), ``outbox`` (its billing webhooks:
+  :mod:`qmk.kernel.storage.billing`) and ``meta`` (the audit chain head).
+
 Writes go into an open transaction; :meth:`Store.commit` ends it. The kernel groups
 every write made in one event-loop turn into one commit and replies to ``q_submit`` only
 after the commit that holds the job (see :mod:`qmk.kernel.storage.commit`).
@@ -643,10 +647,10 @@ _encode_meta = msgspec.json.Encoder().encode
 
 def meta_text(meta: Mapping[str, Any]) -> str:
     """A stored result's index as its ``result_meta`` text: without its ``head``, which
-    the result's own text holds after its counts (format 8: the head, a small job's
-    telemetry, was 1.0 of the index's 1.2 KB, and took the job's row past a page; a
-    result read back parses it from its text, :attr:`~qmk.kernel.records.stored.
-    StoredResult.head`), written by msgspec (5 times faster than :func:`_dumps`). An
+    the result's own text holds after its counts. (The head, a small job's telemetry, is
+    most of an index, and took the job's row past a page. A result read back parses it
+    from its text, :attr:`~qmk.kernel.records.stored.StoredResult.head`.) It is written by
+    msgspec, much faster than :func:`_dumps`. An
     index holds no NaN or infinity, which msgspec would write as null: it is counts,
     offsets and a digest. The text reads back as the same values (a float that needs an
     exponent is spelt otherwise than :mod:`json` spells it); the seal covers the text as
@@ -856,15 +860,15 @@ class _Connection:
 
     :meth:`Store.save_job` only notes the job; its row is written (one ``UPDATE`` per
     job, however many transitions it made since) before the next statement that names
-    the ``jobs`` table (a read of it sees the row; an ``INSERT INTO jobs`` of a new job
-    touches no saved row and does not wait for them), and before every commit, so a
-    commit holds it. A job that starts and ends with no such statement between has its
+    the ``jobs`` table, and before every commit, so a commit holds it. (A read of the
+    table sees the row; an ``INSERT INTO jobs`` of a new job touches no saved row and
+    does not wait for them.) A job that starts and ends with no such statement between has its
     row written once, and the rows of several jobs go in one ``executemany``. A job
     whose run request changed since it was stored (:meth:`Store.save_request`: its
-    machine schedule) has the request written in the same ``UPDATE``: SQLite writes a
+    machine schedule) has the request written in the same ``UPDATE``. SQLite writes a
     row's whole record again for any change of it, so one statement for both writes it
     once instead of twice. A row saved for its request alone (``held``: a queued job's
-    schedule) waits over commits for the job's next save (its start, its end), and is
+    schedule) waits over commits for the job's next save (its start, its end). It is
     written before any statement that names the ``jobs`` table and when the connection
     closes; a rollback keeps it (it was in no transaction). Everything else is the
     connection's own (``__getattr__``).
@@ -967,10 +971,12 @@ class _Connection:
 
 def _list_jobs(state: str | None, columns: str) -> str:
     """The query of a tenant's newest jobs (``tenant``, ``limit`` bound), of ``state``
-    (None: any): by the tenant's jobs in submission order (``jobs_tenant``), newest first,
-    as many as asked; a state not ended by the jobs not ended (``jobs_active``, a few
-    entries; SQLite takes that partial index for a state spelt in the text, one of
-    :data:`STATES`). A state that is no state matches no job.
+    (None: any).
+
+    It walks the tenant's jobs in submission order (``jobs_tenant``), newest first, as
+    many as asked. A state not ended walks the jobs not ended (``jobs_active``, a few
+    entries): SQLite takes that partial index for a state spelt in the text, one of
+    :data:`STATES`. A state that is no state matches no job.
 
     >>> _list_jobs("QUEUED", "job_id").split(" WHERE ")[0]
     'SELECT job_id FROM jobs INDEXED BY jobs_active'
