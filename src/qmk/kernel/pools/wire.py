@@ -23,12 +23,12 @@ word's length (1 byte) and the word, then the bytes as they are. The pool reads 
 without an unpickler, whose making was most of a small reply's cost.
 
 A task whose one argument reduces to a plain function of bytes (an attempt of a job:
-``Attempt.__reduce__`` gives its MessagePack) goes the same way (:func:`task_frame`): a byte
-:data:`TASK`, the task's number, the pickles of its function and of the argument's
-rebuilder (each made once by the pool) and the argument's bytes, which the worker hands
-the rebuilder. The pool sends it without a pickler (whose walk of the task, its tuples
-and the rebuilder's name, looked up as an import for each task, was most of a small
-task's framing).
+``Attempt.__reduce__`` gives its MessagePack) goes the same way (:func:`task_frame`). It
+is a byte :data:`TASK`, the task's number, the pickles of its function and of the
+argument's rebuilder (each made once by the pool), and the argument's bytes, which the
+worker hands the rebuilder. The pool sends it without a pickler (whose walk of the task,
+its tuples and the rebuilder's name, looked up as an import for each task, was most of a
+small task's framing).
 
 What the messages say (tasks, replies, notes, requests) is the pool's protocol
 (:mod:`qmk.kernel.pools.pool`); this module only carries them.
