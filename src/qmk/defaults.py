@@ -3,8 +3,8 @@ in one place.
 
 The command line, the executor, the kernel and its configuration, the qSyscall method
 table, the client, the Qiskit backend, the workflows and the web console read their
-defaults here, so a default is changed once and every layer (and every generated table
-and ``--help`` text) follows; so are the engines' names and a job's states. This module
+defaults here. So a default is changed once and every layer (and every generated table
+and ``--help`` text) follows. So are the engines' names and a job's states. This module
 imports nothing else of QMK, so every layer may read it.
 
 As in httpx, ``None`` means "no limit" where a limit applies, and "let QMK choose" for
