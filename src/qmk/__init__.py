@@ -11,10 +11,10 @@ What a user may rely on is :data:`__all__`, and nothing else of this module:
   outcomes, :class:`Telemetry`, a plot and a notebook view);
 - :class:`Client` and :class:`AsyncClient` talk to a kernel (``qmk serve``);
 - :class:`QMKError` is the root of every error QMK raises on purpose, each with a stable
-  code; the families a user catches most are the program's (:class:`FrontendError`,
-  :class:`FormatError`, :class:`VerificationError`), the machine's
-  (:class:`EngineError`, :class:`QECError`), a target's (:class:`TargetError`: an
-  unknown target, ``QM101``, or an option it cannot honour, ``QM102``), and a kernel's
+  code. The families a user catches most are the program's (:class:`FrontendError`,
+  :class:`FormatError`, :class:`VerificationError`) and the machine's
+  (:class:`EngineError`, :class:`QECError`). So are a target's (:class:`TargetError`: an
+  unknown target, ``QM101``, or an option it cannot honour, ``QM102``), a kernel's
   refusals (:class:`SyscallError`) and the wire's (:class:`TransportError`);
 - ``__version__``.
 

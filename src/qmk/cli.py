@@ -157,10 +157,9 @@ def main(
 #: The cyclic garbage collector's thresholds in a ``qmk`` process (:func:`entry`):
 #: a young collection every 10,000 allocations net of frees, not CPython's 700. A
 #: command's imports and its program's values are nearly all kept to its end, so the
-#: default's collections found little to free and cost a fresh ``qmk run`` of a
-#: 20-qubit random circuit about 70 ms of CPU (about 120 young collections, 10 middle
-#: and a full one in the run itself, 17-19 ms); with these, 14 ms. Cycles are still
-#: collected (a long ``qmk serve`` holds at most this many more objects meanwhile).
+#: default's many collections find little to free and cost a fresh ``qmk run`` much of
+#: its CPU (``docs/engines.md`` has the figures). Cycles are still collected: a long
+#: ``qmk serve`` holds at most this many more objects meanwhile.
 GC_THRESHOLDS = (10_000, 10, 10)
 
 

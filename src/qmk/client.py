@@ -5,10 +5,10 @@ request lines, checks params against the method table
 (:data:`qmk.abi.methods.METHODS`), fills in the session and turns replies into
 results or typed exceptions. Every qSyscall method is a typed Python method of both
 clients, from :class:`qmk.abi.calls.SyscallMethods` (and its coroutines,
-``AsyncSyscallMethods``), which is generated from that table, and gives the method's
-reply struct (:mod:`qmk.abi.replies`: ``client.q_status(job_id).state``;
-``session_id`` is filled in from the client's session unless given; a param that takes a
-JSON object also takes anything with ``to_json()``, such as a QVM graph). The async
+``AsyncSyscallMethods``), which is generated from that table. It gives the method's
+reply struct (:mod:`qmk.abi.replies`: ``client.q_status(job_id).state``).
+``session_id`` is filled in from the client's session unless given. A param that takes
+a JSON object also takes anything with ``to_json()``, such as a QVM graph. The async
 client's methods are coroutines, and several may be in flight on one connection at once.
 
 Errors are the classes of the one tree drawn in :mod:`qmk.errors`: a refusal of the

@@ -3,8 +3,8 @@ in one place.
 
 The command line, the executor, the kernel and its configuration, the qSyscall method
 table, the client, the Qiskit backend, the workflows and the web console read their
-defaults here, so a default is changed once and every layer (and every generated table
-and ``--help`` text) follows; so are the engines' names and a job's states. This module
+defaults here. So a default is changed once and every layer (and every generated table
+and ``--help`` text) follows. So are the engines' names and a job's states. This module
 imports nothing else of QMK, so every layer may read it.
 
 As in httpx, ``None`` means "no limit" where a limit applies, and "let QMK choose" for
@@ -243,7 +243,7 @@ DRAIN_TIMEOUT_S: Final = 2.0
 #: q_negotiate_caps yet) before the server closes it with a coded line.
 AUTH_TIMEOUT_S: Final = 10.0
 #: Connections a server accepts per second from all peers (bursts up to MAX_CONNECTIONS):
-#: a connect flood costs it at most this many accepts (~150 us each) a second.
+#: a connect flood costs it at most this many accepts a second.
 ACCEPT_RATE: Final = 200.0
 #: Connections a server accepts per second from one peer (bursts up to the larger of
 #: this and MAX_CONNECTIONS_PER_PEER).

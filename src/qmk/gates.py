@@ -2,7 +2,7 @@
 
 A :class:`Gate` holds what is true of a gate whoever applies it: its arity and
 parameters, its matrix, the gate that undoes it, whether it is Clifford, diagonal or a
-Pauli, and its name in each language and simulator QMK speaks (:class:`Names`:
+Pauli. It holds its name in each language and simulator QMK speaks (:class:`Names`:
 OpenQASM 2 and 3, QIR, stim, Qiskit, Cirq, PennyLane, Braket, QuTiP). Everything that
 names gates reads them here, nothing lists gates beside it:
 

@@ -1,8 +1,8 @@
 """A bounded memo of what a process makes from an object or a key, made once and kept.
 
-A kernel and its workers run the same few programs many times: a program's verified
+A kernel and its workers run the same few programs many times. A program's verified
 form, plan, routes and epoch records, a physics' logical model, a run's cache key are each
-a function of their key alone, so each is made once and kept in a :class:`Memo` of the
+a function of their key alone. So each is made once and kept in a :class:`Memo` of the
 most recent ``most`` entries (the least recently used goes first).
 
 An entry made from an object (a plan, a verified program) is keyed by the object's

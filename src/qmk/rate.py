@@ -1,7 +1,7 @@
 """Token buckets: how often a thing may happen, with a burst, on any clock.
 
 A :class:`TokenBucket` holds at most ``burst`` tokens and gains ``rate`` of them per
-second. The caller passes the time to every call, so the same bucket runs on the event
+second. The caller passes the time to every call. So the same bucket runs on the event
 loop's clock (the server's accept rate), on the kernel's injectable clock (a tenant's
 verification rate), and in a test on a clock it moves by hand: no test of a rate waits
 for time to pass. :class:`Buckets` keeps one bucket per key (a peer, a tenant).

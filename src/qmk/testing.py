@@ -6,10 +6,11 @@ exact-distribution corpus (:func:`target_corpus`), with seeded determinism and f
 sanity; the rest of this page is the engines'.
 
 :func:`assert_engine_conformance` runs one engine implementation through the contract of
-:class:`qmk.engines.Engine`: agreement with a dense numpy reference (built here from the
-matrices of :data:`~qmk.engines.gates.GATES`, independent of every engine) on random small
-circuits, measurement in the X, Y and Z bases, seeded determinism, snapshots, resets, qubit
-reuse, sampling, Pauli channels, and clear refusal of what the engine does not support.
+:class:`qmk.engines.Engine`. It checks agreement with a dense numpy reference on random
+small circuits; the reference is built here from the matrices of
+:data:`~qmk.engines.gates.GATES`, independent of every engine. It checks measurement in
+the X, Y and Z bases, seeded determinism, snapshots, resets, qubit reuse, sampling,
+Pauli channels, and clear refusal of what the engine does not support.
 
 All randomness is seeded, so a failure repeats; its message names the engine, the check, the
 circuit (qubits by position, ``h 0; cx 0 1``) and what was expected.
@@ -96,12 +97,13 @@ def assert_engine_conformance(
     - measuring X, Y and Z eigenstates gives their outcome and keeps them; collapsing onto
       the impossible outcome raises ``QE104`` and changes nothing; measuring half of a Bell
       pair collapses the other half;
-    - every gate (and angle) the engine :meth:`~qmk.engines.Engine.supports`, alone on every
-      product of X, Y and Z eigenstates (prepared by collapses, so no gate is trusted), and
-      ``circuits`` random circuits of those gates on 1 to ``qubits`` qubits agree with a
-      dense numpy reference built from the matrices of :data:`~qmk.engines.gates.GATES`:
-      X, Y and Z marginals of every qubit, and the exact joint distributions in the Z, X and
-      Y bases (the chain rule through ``collapse``/``snapshot``/``restore``), to ``atol``;
+    - every gate (and angle) the engine :meth:`~qmk.engines.Engine.supports` agrees with a
+      dense numpy reference built from the matrices of :data:`~qmk.engines.gates.GATES`.
+      Each is tried alone on every product of X, Y and Z eigenstates (prepared by
+      collapses, so no gate is trusted), and in ``circuits`` random circuits of those
+      gates on 1 to ``qubits`` qubits. The X, Y and Z marginals of every qubit and the
+      exact joint distributions in the Z, X and Y bases (the chain rule through
+      ``collapse``/``snapshot``/``restore``) agree to ``atol``;
     - freeing or resetting a qubit of a random state leaves the others as a Z measurement
       of it would;
     - :meth:`~qmk.engines.Engine.sample` keeps the state, has the right shape, dtype,
@@ -917,11 +919,12 @@ class CorpusProgram:
 
 
 def target_corpus(seed: int = 2024, *, circuits: int = 6, qubits: int = 3) -> list[CorpusProgram]:
-    """The exact-distribution corpus every target runs (:func:`assert_target_conformance`):
-    ``circuits`` random circuits of the op table's gates on 1 to ``qubits`` qubits, each
-    measured in Z at the end, with the exact distribution from the dense reference that
-    the engines' conformance uses (:class:`_Dense`, the matrices of
-    :data:`~qmk.engines.gates.GATES`); then programs with a mid-circuit measurement whose
+    """The exact-distribution corpus every target runs (:func:`assert_target_conformance`).
+
+    First ``circuits`` random circuits of the op table's gates on 1 to ``qubits`` qubits,
+    each measured in Z at the end. Their exact distribution comes from the dense reference
+    that the engines' conformance uses (:class:`_Dense`, the matrices of
+    :data:`~qmk.engines.gates.GATES`). Then programs with a mid-circuit measurement whose
     outcome a guarded X feeds forward, and a reset, worked out by hand.
 
     >>> [p.name for p in target_corpus(circuits=2)][-2:]

@@ -176,15 +176,15 @@ _fast_decode = msgspec.json.Decoder().decode
 
 #: Lines at least this long are decoded with the garbage collector paused: the objects a
 #: big line makes (a 5 MB graph: about a million) set off collections that walk the whole
-#: heap, which took 2-5 times the decoding itself, on the event loop (measured: 96-460 ms
-#: against 80-105 ms with the collector paused). JSON makes no cycles, so nothing is
-#: missed; the next collection runs when the collector is back.
+#: heap, on the event loop, for longer than the decoding itself (``docs/qsyscall.md``).
+#: JSON makes no cycles, so nothing is missed; the next collection runs when the
+#: collector is back.
 NO_GC_BYTES = 1 << 16
 
 
 #: Lines at least this long are decoded in a thread: the decoder lets the event loop in
-#: at each number it reads (the loop's other requests wait about 5 ms at a time, not the
-#: whole decoding: 60-100 ms for a 3 MB graph).
+#: at each number it reads, so the loop's other requests wait a moment at a time, not the
+#: whole decoding.
 THREAD_BYTES = 1 << 20
 
 
@@ -221,7 +221,7 @@ async def _decode_soon(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
 
 def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tuple[Any, bool]:
     """``pieces``: a hook per object, so a thread decoding a 5 MB line lets the event
-    loop take the interpreter between objects (one ``json.loads`` holds it ~100 ms)."""
+    loop take the interpreter between objects (one ``json.loads`` holds it throughout)."""
     short = not pieces and len(line) < NO_GC_BYTES  # msgspec may decode it (below)
     if short and (max_depth is None or max_depth >= FLAT_DEPTH):
         flat = _flat_message(line, max_depth)
@@ -570,8 +570,8 @@ def _graph_kept(data: bytes) -> tuple[GraphText, int] | None:
 
 
 #: Every digit made a ``0`` and ``E`` an ``e``: a digit before an ``e`` or ``E`` is then the
-#: substring ``0e`` (two substring searches cost about a tenth of a regular expression's
-#: scan, ``[0-9][eE]|0\.0000``, which took 9 us of a Bell pair's 500 bytes).
+#: substring ``0e`` (two substring searches cost far less than a regular expression's
+#: scan, ``[0-9][eE]|0\.0000``: ``docs/qsyscall.md``).
 _EXPONENTS = bytes.maketrans(b"0123456789E", b"0000000000e")
 
 

@@ -2,18 +2,22 @@
 
 ``qmk machine show [--config F] [--png OUT] [--json]`` prints (and draws) the machine a
 kernel config's ``[machine]`` declares: its modules' tiles by kind, factories, links and
-decoder. ``qmk machine simulate WORKLOAD [--policy P ...] [--json] [--plot OUT.png]``
-runs a workload through the machine scheduler in schedule-only mode, under each policy,
-and prints each one's metrics (``--json``: per policy, ``makespan_cycles``,
+decoder.
+
+``qmk machine simulate WORKLOAD [--policy P ...] [--json] [--plot OUT.png]`` runs a
+workload through the machine scheduler in schedule-only mode, under each policy, and
+prints each one's metrics. With ``--json`` it prints, per policy, ``makespan_cycles``,
 ``utilization``, ``mean_slowdown``, ``p95_slowdown``, ``jain_fairness``,
 ``throughput_jobs_per_s``, ``speedup_vs_exclusive``, ``stp``, ``alone_over_makespan``,
 ``mean_idle_logical_error``, ``max_idle_logical_error``, ``over_budget``,
-``tenant_shares`` and ``jobs``; a policy that refuses a job gives ``refused`` and the
-others run). ``qmk machine status`` asks a running kernel for its shared machine now
-(``q_machine_status``): the policy and clock, jobs by state in machine time,
-utilization, tenants' shares, Jain's index, throughput, slowdowns, the idle error jobs
-were given, with ``--speedup`` the speedup over ``exclusive``, and each module's jobs in
-place. ``qmk machine policies`` lists the scheduling policies.
+``tenant_shares`` and ``jobs``. A policy that refuses a job gives ``refused`` and the
+others run.
+
+``qmk machine status`` asks a running kernel for its shared machine now
+(``q_machine_status``). It shows the policy and clock, jobs by state in machine time,
+utilization, tenants' shares, Jain's index, throughput, slowdowns and the idle error
+jobs were given. ``--speedup`` adds the speedup over ``exclusive``; each module's jobs
+are shown in place. ``qmk machine policies`` lists the scheduling policies.
 """
 
 from __future__ import annotations

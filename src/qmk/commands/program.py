@@ -1,7 +1,7 @@
 """``qmk validate | asm | disasm | fmt | qasm | info``: check, convert, describe programs.
 
 - ``validate FILE...`` verifies programs in any language QMK reads and lists every
-  finding (exit 1 when one is an error, 2 when a file cannot be read); with ``--prove``
+  finding (exit 1 when one is an error, 2 when a file cannot be read). With ``--prove``
   the z3 SMT solver decides linearity, capabilities and the entanglement firewall under
   every valuation of the events (:mod:`qmk.qvm.prove`), each fault with a valuation
   that shows it.

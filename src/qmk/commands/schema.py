@@ -3,10 +3,10 @@
 ``qmk schema`` prints the schema of a QVM graph; ``--kind config`` of a kernel config
 (``kernel.toml``), ``--kind workflow`` of a workflow file, ``--kind device-job`` of a
 neutral-atom job, ``--kind physics`` of a physics file (``qmk run --physics``). Each is
-generated from the table or the msgspec schema that reads such
-files (:data:`KINDS` names the module) and shipped in the package; ``--check`` exits 1 when
-a shipped copy is not what its schema generates now, ``--write`` rewrites it (without
-``--kind``: every kind). ``python -m qmk.commands.schema --check`` is the same check, which
+generated from the table or the msgspec schema that reads such files (:data:`KINDS`
+names the module) and shipped in the package. ``--check`` exits 1 when a shipped copy
+is not what its schema generates now; ``--write`` rewrites it (without ``--kind``:
+every kind). ``python -m qmk.commands.schema --check`` is the same check, which
 ``make test`` runs (``make docs`` writes).
 
 >>> sorted(KINDS)

@@ -8,15 +8,19 @@ The client commands (``submit``, ``status``, ``wait``, ``cancel``, ``jobs``,
 :mod:`qmk.commands.syscalls`) take the kernel's address from ``--socket`` or
 ``QMK_SOCKET`` and the tenant from ``--tenant``/``--key``/``--caps`` or
 ``QMK_TENANT``/``QMK_KEY``/``QMK_CAPS``. A command is one process, so it has no
-session to reuse: each one negotiates a fresh session with the tenant's key (jobs
+session to reuse: each one negotiates a fresh session with the tenant's key. Jobs
 belong to the tenant, not to the session, so ``qmk status`` finds a job that an
-earlier ``qmk submit`` queued). Prefer ``QMK_KEY`` to ``--key``: other users can
+earlier ``qmk submit`` queued. Prefer ``QMK_KEY`` to ``--key``: other users can
 read command lines.
 
-Exit statuses: 0 success (for ``wait`` and ``submit --wait``: the job COMPLETED);
-1 the kernel refused the request, the job ended FAILED/CANCELLED/TIMED_OUT or was
-not final in time, the kernel could not be reached, or the audit log is tampered;
-2 bad input or usage (including JSON-RPC protocol errors); 3 an internal error.
+Exit statuses:
+
+- 0: success (for ``wait`` and ``submit --wait``: the job COMPLETED);
+- 1: the kernel refused the request, the job ended FAILED/CANCELLED/TIMED_OUT or was
+  not final in time, the kernel could not be reached, or the audit log is tampered;
+- 2: bad input or usage (including JSON-RPC protocol errors);
+- 3: an internal error.
+
 Errors are one line on stderr: ``QS1004 capability-denied: ...``.
 """
 
@@ -282,11 +286,11 @@ def _ignore_stop_signals(loop: Any) -> None:
     """After the kernel closed, SIGTERM and SIGINT change nothing to the process's end.
 
     The loop's handlers only set the stop event (a second signal while the kernel closes
-    changes nothing); once they are gone, the default action would end the process
-    (exit -15, or a KeyboardInterrupt) when a second stop signal comes late: a Ctrl-C in
-    a terminal reaches the kernel and the script that started it, which then sends a
-    SIGTERM of its own. Both are blocked while the loop's handler gives way to SIG_IGN,
-    so none meets the default action in between.
+    changes nothing). Once they are gone, the default action would end the process
+    (exit -15, or a KeyboardInterrupt) when a second stop signal comes late. That
+    happens: a Ctrl-C in a terminal reaches the kernel and the script that started it,
+    which then sends a SIGTERM of its own. Both are blocked while the loop's handler
+    gives way to SIG_IGN, so none meets the default action in between.
     """
     import contextlib
     import signal
@@ -309,12 +313,11 @@ def settle() -> None:
 
     The collector walks every container it tracks, item by item, at each collection of
     its generation. What a kernel builds to start lives to its end, yet each collection
-    walked it: the shared machine's free-tile trees alone are lists of millions of
-    items at ``physical_qubits = 10**8`` (8.4 MB each), so a young collection that met
-    them held the event loop 35-54 ms of CPU, and every full one 44 ms (22 ms without
-    them), which another tenant saw as a 100-230 ms stall under load
-    (``bench/bench_attacks.py`` ``fd-flood``). Collected once here, then frozen
-    (:func:`gc.freeze`): later collections walk only what was made since.
+    would walk it. The shared machine's free-tile trees alone are lists of millions of
+    items at ``physical_qubits = 10**8``. Every collection that met them would hold the
+    event loop, a stall another tenant sees (``docs/door.md``, ``fd-flood``). Collected
+    once here, then frozen (:func:`gc.freeze`): later collections walk only what was
+    made since.
     """
     import gc
 

@@ -2,9 +2,9 @@
 teleport its cross-module gates (:mod:`qmk.qvm.teleport`).
 
 ``--modules N`` splits the program's qubits over N modules (automatic placement,
-:func:`~qmk.qvm.teleport.auto_placement`): with ``--module-qubits K`` each module holds
+:func:`~qmk.qvm.teleport.auto_placement`). With ``--module-qubits K`` each module holds
 K logical qubits, the EPR pairs' halves included, and a program that fits one module
-stays on it; without it the qubits are spread evenly over all N (each module holding
+stays on it. Without it the qubits are spread evenly over all N (each module holding
 its share plus 2 places for the pairs' halves). ``--placement q0=0,q1=1,...`` places
 them yourself, ``--placement program`` as the program declares (an integer
 ``metadata.module`` on each ``ALLOC_LQ``). ``--link-fidelity`` and

@@ -6,8 +6,9 @@ events (docs/workflows.md#triggers).
 ``--socket ADDR`` (JSON-RPC) or ``--server URL`` (the REST API), as ``--tenant``
 (``QMK_TENANT``, key in ``QMK_KEY``). It draws a progress bar on a terminal, prints one
 line per step, and writes ``results.json``, ``results.csv`` and ``plots/*.png`` to
-``--out`` (default ``NAME-results/`` in the working directory, ``NAME`` the file's name
-without its suffix: never beside the file, which may be in a checkout or read-only).
+``--out``. The default is ``NAME-results/`` in the working directory, ``NAME`` the
+file's name without its suffix: never beside the file, which may be in a checkout or
+read-only.
 Exit 0 when every job COMPLETED, 1 when one did not.
 """
 

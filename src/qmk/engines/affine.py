@@ -43,7 +43,7 @@ import numpy as np
 import stim
 
 #: A chunk of fewer record bits (shots x measurements) is left to stim: its sampler is
-#: then quicker than the analysis (4-18 ms at 1000 qubits; stim takes 11 ms for 2^22 bits).
+#: then quicker than the analysis (``docs/engines.md`` has the figures).
 MIN_BITS = 1 << 22
 #: Tableaus of more qubits are not built: the analysis is quadratic in the width.
 MAX_QUBITS = 4096
@@ -94,9 +94,9 @@ class FreeSampler:
     then set: the form for a support of many dimensions.
 
     In the reduced row echelon basis of ``D`` each row holds one pivot column that no
-    other row holds, so a point of ``x0 + D`` is any choice of its pivot bits, and each
-    other (free) column follows from them: ``point`` there (the point of ``x0 + D`` with
-    every pivot bit 0) XOR the parity of the pivot bits its ``masks`` row selects. A
+    other row holds. So a point of ``x0 + D`` is any choice of its pivot bits, and each
+    other (free) column follows from them. It is ``point`` there (the point of ``x0 + D``
+    with every pivot bit 0) XOR the parity of the pivot bits its ``masks`` row selects. A
     shot is uniform random words, then one masked parity a free column: nothing more
     where every column is a pivot (a deep random Clifford circuit's outcomes).
     """
@@ -370,8 +370,8 @@ def _reduce(
 #: frame sampler per record bit and per gate target (a GHZ chain; random Clifford
 #: circuits of depth 3 and 100 with long-range CX), the row tables
 #: (:class:`AffineSampler`) per basis row and record byte (an H layer on ``k`` qubits
-#: and a CX chain: 37 against stim's 133 ms at 256 dimensions, 50,000 shots), the free
-#: columns (:class:`FreeSampler`) per record word drawn and per free column and word.
+#: and a CX chain), the free columns (:class:`FreeSampler`) per record word drawn and
+#: per free column and word.
 STIM_NS_PER_BIT = 2.7
 STIM_NS_PER_TARGET = 0.035
 ROWS_NS_PER_ROW_BYTE = 0.18
@@ -380,8 +380,8 @@ FREE_NS_PER_COLUMN_WORD = 4.0
 
 
 #: What finding a deep circuit's support costs (:func:`support`), in nanoseconds a gate
-#: target: its text, its tableau and its reference sample (140 ms for 1,000 qubits and
-#: 200,000 targets, where the row reduction took 37 ms of it).
+#: target: its text, its tableau and its reference sample (measured at 1,000 qubits:
+#: ``docs/engines.md``).
 SUPPORT_NS_PER_TARGET = 500.0
 
 

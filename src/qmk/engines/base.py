@@ -1,25 +1,28 @@
 """The engine protocol: what every quantum state engine offers the kernel.
 
 An engine owns one quantum state over integer qubit indices that it hands out
-itself. It applies the gates of :data:`qmk.engines.gates.GATES`, measures in the
+itself. It applies the gates of :data:`qmk.engines.gates.GATES`. It measures in the
 Z, X or Y basis (outcome 0 for the +1 eigenstate; the qubit stays, in the
-post-measurement state), resets, applies Pauli channels with its own seeded RNG,
-saves and restores its state (RNG included; :meth:`Engine.reseed` replaces the RNG),
-and samples many shots of the current state
-without disturbing it. An engine whose class also has the static methods
-``export_snapshot(snapshot) -> (json, arrays)`` and ``import_snapshot(json, arrays)``
-can write its snapshots to a checkpoint file (:mod:`qmk.execution.checkpoint`).
+post-measurement state), resets, and applies Pauli channels with its own seeded RNG.
+It saves and restores its state (RNG included; :meth:`Engine.reseed` replaces the
+RNG), and samples many shots of the current state without disturbing it. An engine
+whose class also has the static methods ``export_snapshot(snapshot) -> (json, arrays)``
+and ``import_snapshot(json, arrays)`` can write its snapshots to a checkpoint file
+(:mod:`qmk.execution.checkpoint`).
 An engine may also take a *segment*, a run of gates at once
 (``apply_segment(gates)``, each gate a :data:`GateCall`; the statevector engine fuses
-them into wider gates): :func:`apply_segment` calls it where the engine has it and
+them into wider gates). :func:`apply_segment` calls it where the engine has it and
 applies the gates one by one where not, so every engine takes segments.
 
-What every engine does alike lives here once: :class:`GateEngine`, the base that checks
-a gate call (a gate of the records it supports, on as many live, distinct qubits as the
-gate acts on) and then hands it to the engine, a segment checked whole first;
-:func:`check_basis`; and the snapshot helpers, :func:`check_snapshot` (what ``restore``
-and ``export_snapshot`` take), :func:`rng_state` and :func:`generator_at` (an engine's
-random stream saved and resumed).
+What every engine does alike lives here once:
+
+- :class:`GateEngine`, the base that checks a gate call (a gate of the records it
+  supports, on as many live, distinct qubits as the gate acts on) and then hands it to
+  the engine, a segment checked whole first;
+- :func:`check_basis`;
+- the snapshot helpers: :func:`check_snapshot` (what ``restore`` and
+  ``export_snapshot`` take), :func:`rng_state` and :func:`generator_at` (an engine's
+  random stream saved and resumed).
 
 Errors are :class:`EngineError` (exit status 2) with a ``QE`` code; this module
 registers the family in :data:`qmk.errors.REGISTRY` (``docs/errors.md`` lists it).
@@ -228,13 +231,18 @@ class GateEngine:
     engine's own :meth:`_apply_gate`; a segment is checked whole before any of its gates
     is applied, so a bad gate leaves the state as it was.
 
-    The checks, in order: the gate is a record of :data:`~qmk.gates.GATES` (else ``QE103
-    gate-unsupported`` listing them); the engine :meth:`supports` it with these
-    parameters (else ``QE103``, as :meth:`_unsupported` says); each qubit is live
-    (:meth:`_check_qubit`, ``QE105 engine-misuse``); the qubits are as many as the gate
-    acts on and distinct (``QE105``). An engine gives :meth:`_check_qubit` and
-    :meth:`_apply_gate`, and may narrow :meth:`supports` (the stabilizer: Clifford
-    gates) or apply a checked segment at once (:meth:`_apply_gates`).
+    The checks, in order:
+
+    1. the gate is a record of :data:`~qmk.gates.GATES` (else ``QE103 gate-unsupported``
+       listing them);
+    2. the engine :meth:`supports` it with these parameters (else ``QE103``, as
+       :meth:`_unsupported` says);
+    3. each qubit is live (:meth:`_check_qubit`, ``QE105 engine-misuse``);
+    4. the qubits are as many as the gate acts on and distinct (``QE105``).
+
+    An engine gives :meth:`_check_qubit` and :meth:`_apply_gate`, and may narrow
+    :meth:`supports` (the stabilizer: Clifford gates) or apply a checked segment at once
+    (:meth:`_apply_gates`).
 
     >>> from qmk.engines.statevector import StatevectorEngine
     >>> engine = StatevectorEngine(seed=0)

@@ -8,11 +8,11 @@ trade). :func:`plan` groups a segment's gates into :class:`Block` s in two steps
 1. every one-qubit gate waits for the next multi-qubit gate on its qubit and joins it
    (its 2x2 matrices multiplied together first); one-qubit gates with no such gate
    after them join at the end;
-2. those units are placed in order: a unit may join the block that holds the latest
-   gate on any of its qubits (a later block would reorder gates on a shared qubit, an
-   earlier one would move it before a predecessor), or the newest block when that is
-   later still; it joins when the merged block stays within ``max_width`` qubits and
-   costs no more than the two apart (``PASS_COST + 2**width`` each); else it starts a
+2. those units are placed in order. A unit may join the block that holds the latest
+   gate on any of its qubits, or the newest block when that is later still. (A later
+   block would reorder gates on a shared qubit; an earlier one would move it before a
+   predecessor.) It joins when the merged block stays within ``max_width`` qubits and
+   costs no more than the two apart (``PASS_COST + 2**width`` each). Else it starts a
    block of its own.
 
 So every gate lands in exactly one block, gates that share a qubit keep their order
@@ -40,8 +40,9 @@ from typing import cast
 import numpy as np
 
 #: What one pass over the state costs, in complex multiply-adds per amplitude (a
-#: ``k``-qubit gate adds ``2**k``): measured, a one-qubit gate's pass took a third to a
-#: fifth of a four-qubit gate's on a state larger than the caches.
+#: ``k``-qubit gate adds ``2**k``). A pass over a state larger than the caches is bound
+#: by memory, so even a one-qubit gate's pass costs a good part of a four-qubit gate's
+#: (``docs/engines.md`` has the measurement).
 PASS_COST = 6
 #: The widest block :func:`plan` makes by default (qsim's recommended fused size).
 DEFAULT_WIDTH = 4
@@ -87,9 +88,9 @@ def cost(width: int, *, diagonal: bool = False) -> int:
 
 def _is_diagonal(u: np.ndarray) -> bool:
     """Whether every entry off the diagonal is exactly zero (products of permutations and
-    diagonal gates, such as a controlled phase written as CX and RZ, are exactly so):
-    the nonzero entries are as many as those on the diagonal (gates are finite); most
-    units are dense, and the first entry off the diagonal says so at once."""
+    diagonal gates, such as a controlled phase written as CX and RZ, are exactly so).
+    Then the nonzero entries are as many as those on the diagonal (gates are finite).
+    Most units are dense, and the first entry off the diagonal says so at once."""
     if u.size > 1 and u.flat[1]:
         return False
     return bool(np.count_nonzero(u) == np.count_nonzero(np.diagonal(u)))
@@ -109,8 +110,8 @@ def plan(
         max_width: the widest block to make (a wider gate is a block of its own).
         diagonal_width: 0 (the default) fuses as :func:`widths` models. Above 0, a run
             of units on the same qubits is one unit (a controlled phase written as CX
-            and RZ is then diagonal), and diagonal units make diagonal blocks up to
-            this many qubits wide, priced as :func:`cost` ``(w, diagonal=True)``; a
+            and RZ is then diagonal). Diagonal units make diagonal blocks up to this
+            many qubits wide, priced as :func:`cost` ``(w, diagonal=True)``. A
             non-diagonal unit that joins one makes it an ordinary block again, so no
             wider than ``max_width``.
 
@@ -366,10 +367,11 @@ def _part_index(k: int, axes: tuple[int, ...]) -> np.ndarray:
 
 def _close(blocks: Sequence[_Open]) -> list[Block]:
     """The blocks as :class:`Block` s: each dense block's matrix the product of its parts,
-    each embedded on the block's qubits (:func:`_embed`, whose arithmetic it does), the
-    parts of one shape (width and axes) embedded as one stack and the blocks of one
-    width and number of parts multiplied as one stack (numpy's per-call cost is most of
-    an 8x8 product; a stack's products equal the one-by-one ones)."""
+    each embedded on the block's qubits (:func:`_embed`, whose arithmetic it does).
+
+    The parts of one shape (width and axes) are embedded as one stack, and the blocks of
+    one width and number of parts multiplied as one stack. numpy's per-call cost is most
+    of an 8x8 product, and a stack's products equal the one-by-one ones."""
     out: list[Block | None] = [None] * len(blocks)
     gates = [tuple(i for _, _, part in block.parts for i in part) for block in blocks]
     shapes: dict[tuple[int, tuple[int, ...]], list[tuple[int, int]]] = {}

@@ -1,28 +1,28 @@
 """Compiled SIMD kernels kept on disk, so a fresh process loads them instead of compiling.
 
 :mod:`qmk.engines.simd` compiles each kernel shape with LLVM the first time a process
-needs it; a fresh ``qmk run`` of a 20-qubit random circuit needs a few dozen shapes,
-and their code generation was most of its CPU time after the imports. This module is
+needs it. A fresh ``qmk run`` of a 20-qubit random circuit needs a few dozen shapes,
+and their code generation is most of its CPU time after the imports. This module is
 the LLVM JIT's object cache: when the JIT has compiled a module it hands the object
 code here (:func:`store`), and before it compiles one it asks here first (:func:`load`).
 
 Where: ``$QMK_KERNEL_CACHE`` (``off``: no cache), else ``$XDG_CACHE_HOME/qmk/kernels``,
-else ``~/.cache/qmk/kernels``; under it one directory per build (the llvmlite and LLVM
-versions, the CPU name and its feature string: object code for another CPU is never
-loaded), and in it one file per kernel, named by the hash of its IR text. A file holds
+else ``~/.cache/qmk/kernels``. Under it is one directory per build: the llvmlite and
+LLVM versions, the CPU name and its feature string (object code for another CPU is never
+loaded). In it is one file per kernel, named by the hash of its IR text. A file holds
 the SHA-256 of its object code and the code: a file cut short or altered is found so,
 removed and compiled again. Files are written to a temporary name and renamed, so
 processes sharing the directory never read half a file. A directory that cannot be
 written (a worker's filesystem sandbox, a read-only home) leaves the kernels compiled
-in memory as before; :func:`stats` counts hits, misses and failed writes.
+in memory only; :func:`stats` counts hits, misses and failed writes.
 
-A fresh process need not start LLVM to find its build's directory: once a process
-has, it records which directory this host's code goes to (:func:`remember`), under a
-key made of what LLVM's answer depends on that a process can read without it
-(:func:`host_key`: the llvmlite version, the machine, and the CPU's vendor, family,
-model and feature flags as ``/proc/cpuinfo`` gives them); :func:`known` reads it
+A fresh process need not start LLVM to find its build's directory. Once a process
+has, it records which directory this host's code goes to (:func:`remember`). The
+record's key is made of what LLVM's answer depends on that a process can read without
+it (:func:`host_key`: the llvmlite version, the machine, and the CPU's vendor, family,
+model and feature flags as ``/proc/cpuinfo`` gives them). :func:`known` reads it
 back, and :mod:`qmk.engines.objcode` loads the code found there. Without such a
-record (another OS, a new CPU or llvmlite) the process starts LLVM as before.
+record (another OS, a new CPU or llvmlite) the process starts LLVM.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def _read(path: Path) -> bytes | None:
 
 def _write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (a temporary file, renamed)."""
-    import tempfile  # here: a process that only loads code never writes (1 ms to import)
+    import tempfile  # here: a process that only loads code never writes, nor imports it
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")

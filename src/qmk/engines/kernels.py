@@ -9,10 +9,8 @@ Two implementations of one operation, :func:`apply_matrix`:
   touch, written back through ``moveaxis``. Always there; slower on large states, where
   the transposes cost more than the arithmetic.
 
-Measured on one 2-core Zen 5 (AVX-512) shared with other work, a 4-qubit gate on
-2^22 complex64 amplitudes took 6-19 ms with ``simd`` on one core and 25-60 ms with
-``numpy``; numba ``@njit`` loops, tried first, ran 4-5x slower than ``simd`` on the
-same gate (they reach 18-20 GFLOP/s per core, ``simd`` 70-110 on cached data).
+``simd`` is several times faster than ``numpy`` and than numba ``@njit`` loops on the
+same gates; ``docs/engines.md`` has the figures.
 
 >>> import numpy as np
 >>> psi = np.zeros(8, dtype=np.complex128); psi[0] = 1

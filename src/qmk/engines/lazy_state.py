@@ -310,11 +310,12 @@ class LazyState:
     # ------------------------------------------------------------------ fused segments
 
     def _fusable(self, checked: Sequence[tuple[str, list[int], tuple[float, ...]]]) -> bool:
-        """Whether a segment goes the fused way (:meth:`apply_segment`): fusion is on, at
-        least two of its one-qubit gates mix amplitudes, every qubit it touches without
-        one already has an axis of its own or can be given one by a change of variables
-        (it is no classical bit and no qubit is a copy of others), and the state has
-        ``fused_min_qubits`` axes."""
+        """Whether a segment goes the fused way (:meth:`apply_segment`).
+
+        Fusion must be on, and at least two of the segment's one-qubit gates mix
+        amplitudes. Every qubit it touches without one already has an axis of its own, or
+        can be given one by a change of variables (it is no classical bit and no qubit is
+        a copy of others). The state has ``fused_min_qubits`` axes."""
         if not self._fuse or self._max_fused < 2:
             return False
         mixing: set[int] = set()
@@ -322,7 +323,7 @@ class LazyState:
         for gate, qs, values in checked:
             mixing_gate = len(qs) == 1 and gate not in _UNMIXING
             # past two such gates, only a qubit not known to mix yet needs its matrix (a
-            # random circuit's hundreds of rotations cost 1 ms of matrices otherwise)
+            # random circuit's hundreds of rotations would each build one otherwise)
             if count >= 2 and qs[0] in mixing:
                 continue
             if mixing_gate and _kind(GATES[gate].matrix(values)) == "dense":
@@ -439,8 +440,8 @@ class LazyState:
         """``u`` on one tensor axis, written into the working copy, which becomes the state.
 
         Chunked elementwise products, so temporaries stay in cache and no BLAS thread
-        pool is involved (small gemms in a busy pool were measured 10-100x slower). A
-        real ``u`` (``h``, ``ry``, ...) works on the real and imaginary parts at once.
+        pool is involved: small gemms in a busy pool are far slower (``docs/engines.md``).
+        A real ``u`` (``h``, ``ry``, ...) works on the real and imaginary parts at once.
         """
         psi = self._psi
         left, right = 1 << axis, 1 << (psi.ndim - axis - 1)

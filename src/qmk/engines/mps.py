@@ -10,7 +10,7 @@ the block back with SVDs (numpy's LAPACK). Singular values at or below
 bond is kept whole up to ``max_bond``. Where a bond would need more, the engine keeps
 the ``max_bond`` largest Schmidt values only while the product of the kept weights (the
 fidelity of the truncated state with the exact one, to first order) stays at or above
-``min_fidelity``; below it, the gate is refused with ``QE114 bond-limit``, naming the
+``min_fidelity``. Below it, the gate is refused with ``QE114 bond-limit``, naming the
 bond the state needs, and the state is left as it was. :attr:`MPSEngine.fidelity` is
 that product (1.0: every amplitude is exact to rounding).
 
@@ -151,10 +151,9 @@ def _blas_threads() -> tuple[Callable[[], int], Callable[[int], None]] | None:
 @contextlib.contextmanager
 def blas_threads(count: int | None) -> Iterator[None]:
     """Run the body with OpenBLAS on ``count`` threads (None: as it is), then put the
-    count back. The engine's products are small (a site is 2 x bond x bond): OpenBLAS
-    splits one of a few hundred thousand multiply-adds across threads, and on a busy
-    2-core machine a 1000 x 16 by 16 x 32 product then took 4-200 ms instead of 0.1 ms
-    (measured with and without ``OPENBLAS_NUM_THREADS=1``)."""
+    count back. The engine's products are small (a site is 2 x bond x bond). OpenBLAS
+    splits even one of a few hundred thousand multiply-adds across threads, which on a
+    busy machine costs far more than the product (``docs/engines.md`` has the figures)."""
     found = _blas_threads() if count is not None else None
     if found is None or count is None:
         yield

@@ -3,10 +3,10 @@
 :mod:`qmk.engines.simd` compiles its kernels with llvmlite's JIT, which keeps each
 kernel's object code in the disk cache (:mod:`qmk.engines.kernel_cache`); a later
 process needs only that code placed in executable memory. Importing llvmlite and
-starting its JIT took 20-30 ms of a fresh ``qmk run`` (most of it the LLVM library's
-load and its Python wrappers), and each kernel's IR another 2-4 ms to parse, verify
-and hand to the JIT even when the JIT then took its code from the cache: a third of
-what a 20-qubit run spends outside its kernels. This module does what the JIT's
+starting its JIT is a large part of a fresh ``qmk run`` outside its kernels (mostly
+the LLVM library's load and its Python wrappers). Each kernel's IR would cost more
+again to parse, verify and hand to the JIT, even when the JIT then took its code from
+the cache (``docs/engines.md`` has the figures). This module does what the JIT's
 loader does for the code the kernels compile to, and nothing more:
 
 - an ELF64 relocatable object for x86-64 (what LLVM's JIT writes on Linux), its

@@ -58,9 +58,8 @@ STATE_KINDS = ("native", "segments", "replay")
 
 #: Seconds per state element that a ``segments`` engine pays at every unitary segment,
 #: on top of its cost model: QMK hands the whole state to the simulator, takes it back
-#: and measures or resets in numpy (QASMBench bwt_n21, 21 qubits, a reset every dozen
-#: gates: ~0.2 s a segment on qsim on the loaded 2-core machine, where the native
-#: statevector, which keeps its state, ran the same segments ~400x faster).
+#: and measures or resets in numpy. Measured on QASMBench's bwt_n21, a reset every dozen
+#: gates (``docs/engines.md``).
 SEGMENT_ROUND_TRIP_S = 2e-8
 
 #: Precisions: ``single`` (complex64), ``double`` (complex128), ``exact`` (a tableau).
@@ -181,11 +180,9 @@ MPS_PRICED_QUBITS = 26
 #: The threads the cost models' per-element figures were measured on.
 CALIBRATED_THREADS = 2
 #: The most threads a parallel engine's per-element figures scale with: past them a
-#: pass over the state is bound by memory bandwidth, not by cores. On two 16-core GPU
-#: hosts (an H200's and an H100's, issue 50) the native statevector took 4.5-5.0 s for
-#: random-28 in single precision where figures scaled by all 16 threads priced it at
-#: 0.96 s; scaled by 3 they price it at 4.7 s (and random-24 at 0.27 s: 0.26-0.30 s
-#: measured there).
+#: pass over the state is bound by memory bandwidth, not by cores. Figures scaled by all
+#: 16 threads of a GPU host underpriced the native statevector several times over; scaled
+#: by 3 they price it as measured there (``docs/engines.md``).
 SCALING_THREADS = 3
 
 _MIB = 2**20
@@ -681,7 +678,7 @@ SPECS: tuple[EngineSpec, ...] = (
             footprint=Footprint(address_mib=170, resident_mib=50),
             import_s=0.3,
             # the kernels kept on disk by an earlier process: llvmlite's import and
-            # loading them (measured 0.03 s by bench_router.py --imports)
+            # loading them (measured by bench_router.py --imports)
             cached="qmk.engines.kernel_cache:populated",
             cached_import_s=0.04,
             fallback=CostModel(
@@ -714,8 +711,8 @@ SPECS: tuple[EngineSpec, ...] = (
         precisions=("exact",),
         cost=CostModel(
             representation="tableau",
-            # measured: a Bell pair's 1,000 shots take 0.6-0.9 ms here (stim-batch), the
-            # statevector's 1.2-1.6 ms
+            # measured on a Bell pair's 1,000 shots, against the statevector's
+            # (docs/engines.md)
             setup_s=6e-4,
             gate_s=1e-6,
             element_s=1e-9,
@@ -952,9 +949,8 @@ SPECS: tuple[EngineSpec, ...] = (
     ),
     EngineSpec(
         name=defaults.CUSTATEVEC,
-        # measured on an H200 (issue 50, item 5), not fitted: importing cuquantum and
-        # CuPy about 2.5 s; at 30 qubits in single precision 90 fused blocks in 0.42 s
-        # and 1000 shots drawn in about 0.05 s, the state never leaving the GPU
+        # measured on an H200, not fitted (docs/engines.md): the state never leaves the
+        # GPU
         import_s=2.5,
         footprint=Footprint(address_mib=1500, resident_mib=300, threaded=True),
         summary="NVIDIA cuStateVec (cuquantum) on a CUDA GPU",
@@ -993,10 +989,9 @@ SPECS: tuple[EngineSpec, ...] = (
         gpu=True,
         state="segments",
         precisions=("single",),
-        # measured on an H200 (issue 50; docs/engines.md), not fitted: at 30 qubits
-        # qsim's fused passes about 3.1 s (90 blocks), the state brought to the host
-        # about 2.6 s and 1000 shots drawn from it there 1.1 s (7.44 s in all; 2.32 s at
-        # 28); its written estimates had priced those runs at 68 and 18 s
+        # measured on an H200, not fitted (docs/engines.md): the fused passes, the state
+        # brought to the host and the shots drawn there (written estimates had priced
+        # those runs several times too high)
         cost=CostModel(
             representation="vector",
             setup_s=0.5,

@@ -169,10 +169,9 @@ class Choice:
 
 #: The widest state on which the router weighs an engine's fallback kernels against the
 #: compile its compiled kernels still need in this process. Up to here the fallback's cost
-#: is its per-gate overhead, which its model gets right; wider, the fallback's per-element
-#: figure is fitted on too few shapes (a 20-qubit, 885-gate random circuit measured 7.9 s
-#: on numpy against a 0.15 s estimate, 0.75 s compiled with the compile), so the compiled
-#: kernels keep the job.
+#: is its per-gate overhead, which its model gets right. Wider, the fallback's per-element
+#: figure is fitted on too few shapes and underprices it badly (``docs/engines.md``), so
+#: the compiled kernels keep the job.
 COLD_FALLBACK_QUBITS = 14
 
 #: The narrowest state the router runs in single precision when a run returns samples

@@ -84,11 +84,12 @@ def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -
 
 
 def _one_qubit(stack: np.ndarray, qubit: int, m: np.ndarray) -> None:
-    """A 2x2 matrix on ``qubit`` of every row, in the layout numpy passes fastest: a
-    diagonal as one product with a vector of its two entries; on a low qubit (short runs
-    of amplitudes between its partners) as one real matrix product over rows of
-    :func:`_realified` floats; a real matrix as one over (real, imaginary) pairs;
-    anything else by :func:`_one` on the qubit's axis."""
+    """A 2x2 matrix on ``qubit`` of every row, in the layout numpy passes fastest.
+
+    A diagonal is one product with a vector of its two entries. On a low qubit (short
+    runs of amplitudes between its partners) the matrix is one real matrix product over
+    rows of :func:`_realified` floats. A real matrix is one over (real, imaginary)
+    pairs. Anything else goes by :func:`_one` on the qubit's axis."""
     rows, size = stack.shape
     low = 1 << qubit
     m00, m01, m10, m11 = (x.real if x.imag == 0 else x for x in map(complex, m.flat))

@@ -43,7 +43,7 @@ def draw_indices(
     Large distributions are sampled in two levels (a block, then a position in it),
     so only the blocks that some shot lands in are summed cumulatively. The blocks
     are narrow (:func:`block_width`: about ``sqrt(size / shots)`` entries), so the
-    block sums and the chosen blocks' entries cost about the same and neither a
+    block sums and the chosen blocks' entries cost about the same. Neither a
     probability array nor its cumulative sum over the whole state is ever made:
     amplitudes are squared and summed a cache-sized chunk at a time (one read of
     the state). A draw picks, up to rounding, the index the one cumulative sum of

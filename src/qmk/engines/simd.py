@@ -5,28 +5,27 @@ llvmlite (the LLVM binding numba is built on; the ``fast`` extra) is installed;
 :mod:`qmk.engines.kernels` falls back to numpy otherwise. For each kernel *shape* this
 module writes LLVM IR with explicit vector types, compiles it for the host CPU
 (AVX-512, AVX2 or 128-bit vectors, as the CPU has) and calls it through ctypes, which
-releases the GIL, so every thread takes pieces of each pass; a run of passes (a fused
+releases the GIL, so every thread takes pieces of each pass. A run of passes (a fused
 segment, :func:`apply_blocks`) is one call of a compiled driver whose threads meet at
 a spin barrier between passes (:func:`_driver_ir`).
 
-Why generated IR and not numba ``@njit`` loops or numpy: measured on a 2-core Zen 5
-(AVX-512), a 4-qubit complex64 gate on 2^16 amplitudes held in cache ran at 70-100
-GFLOP/s per core here, 18-20 GFLOP/s as numba loops (LLVM does not keep the
-accumulators of a run-time-sized complex loop in registers) and 25-80 GFLOP/s as numpy
-``tensordot`` (BLAS; but at 2^22 amplitudes its transposes cost 3-6x the kernel).
+Why generated IR and not numba ``@njit`` loops or numpy: it runs several times faster
+than either (``docs/engines.md`` has the figures). LLVM does not keep the accumulators
+of numba's run-time-sized complex loops in registers. numpy's ``tensordot`` (BLAS)
+spends more on its transposes than on the product at large widths.
 
 How a kernel works. A vector holds ``2**w`` consecutive complex amplitudes (interleaved
 real and imaginary parts), so the ``w`` lowest index bits are *lane* bits. The target
 bits of a gate split into those among the lane bits (``lo``) and the rest (``hi``).
 One loop step loads the ``2**len(hi)`` vectors that differ in the hi bits and writes
 back, for each of them, ``sum_{h, d} A[h', h, d] * perm_d(x_h) + B[h', h, d] *
-swap(perm_d(x_h))``: ``perm_d`` xors each lane's lo target bits with ``d`` (a
-shuffle), ``swap`` turns each amplitude ``(re, im)`` into ``(-im, re)`` (a shuffle of
-the vector and its negation), and ``A`` and ``B`` hold, lane by lane, the real and
+swap(perm_d(x_h))``. Here ``perm_d`` xors each lane's lo target bits with ``d`` (a
+shuffle). ``swap`` turns each amplitude ``(re, im)`` into ``(-im, re)`` (a shuffle of
+the vector and its negation). ``A`` and ``B`` hold, lane by lane, the real and
 imaginary part of the matrix entry that lane needs. Where no target bit is a lane bit
-every lane needs the same entry, so ``A`` and ``B`` are scalars broadcast from memory
-(a 4-qubit gate reads 2 KiB of them, not 32 KiB of vectors: measured 1.3-1.4x faster,
-and 4x on 5-qubit gates, whose vectors no longer fit in L1). Where ``B`` is a vector
+every lane needs the same entry, so ``A`` and ``B`` are scalars broadcast from memory.
+(A 4-qubit gate then reads 2 KiB of them, not 32 KiB of vectors, which a 5-qubit gate's
+would not fit in L1.) Where ``B`` is a vector
 (some lo bit) the sign of ``-im`` is in its real lanes instead, so ``swap`` is
 ``(im, re)``: one one-source shuffle of ``x_h`` per ``d``, no negation. All of it is fused
 multiply-adds over full vectors, with up to 16 independent accumulators; a gate with
@@ -83,12 +82,9 @@ _ACCUMULATORS = {64: 16, 32: 8, 16: 8}
 _CHAINS = 8
 #: How far ahead of its walk a dense kernel asks for the vectors it will read: 8 KiB of
 #: them (16 steps of a 3-qubit gate). The hardware prefetchers follow a walk whose runs
-#: are short (a 3-qubit complex128 gate on bits 6-8 reads 8 runs of 1 KiB at a time,
-#: then jumps) badly: such a gate took 2.1x the time of one on bits 9-11 at 2^24
-#: amplitudes. Measured on the 2-core Xeon, one thread: bits 6-8 46.6 -> 22.2 ms,
-#: bits 9-11 20.9 -> 17.8 ms, a 2-qubit gate on bits 3, 5 36 -> 24 ms (complex128,
-#: 2^24); complex64 7-40% less; only 4-qubit complex128 gates on bits far apart lost
-#: 2-7% (bound by arithmetic, not memory).
+#: are short badly: a 3-qubit complex128 gate on bits 6-8 reads 8 runs of 1 KiB at a
+#: time, then jumps. Asking ahead in the walk's order fixes that; ``docs/engines.md``
+#: has the figures, and the few gates (bound by arithmetic) it slows a little.
 PREFETCH_BYTES = 8192
 #: The most hi target bits a diagonal gate may have (its coefficient table, ``2**k``
 #: pairs of vectors, stays in L2).
@@ -225,10 +221,12 @@ def _base_ir(emit: Callable[[str], None], step: str, prefix: str, w: int, nhi: i
 
 def _shuffle_mask(lo: tuple[int, ...], floats: int, uniform: bool, d: int, swap: bool) -> str:
     """The shuffle of a kernel's input vector for the lo-bit pattern ``d``: lane ``l``
-    takes amplitude ``l ^ flip``; ``swap``: as ``(-imag, real)`` (the negated copy is the
-    second operand) where the coefficients are broadcast scalars (``uniform``), else as
-    ``(imag, real)`` (the sign is in ``B``'s real lanes: one one-source shuffle and no
-    negation per input vector)."""
+    takes amplitude ``l ^ flip``.
+
+    With ``swap`` it takes ``(-imag, real)`` (the negated copy is the second operand)
+    where the coefficients are broadcast scalars (``uniform``). Else it takes
+    ``(imag, real)``: the sign is in ``B``'s real lanes, so one one-source shuffle and no
+    negation per input vector."""
     flip = sum(1 << bit for t, bit in enumerate(lo) if d >> t & 1)
     negated = floats if uniform else 0
     order: list[int] = []
@@ -441,17 +439,19 @@ _SPINS = 1024
 
 def _driver_ir(arch: str) -> str:
     """LLVM IR of the driver, ``void qmk_drive(ptr tasks, i64 ntasks, ptr counters, ptr
-    yield)``: every thread of a run calls it on the same table of passes, and for each
-    pass in turn claims pieces (an atomic counter) and runs the pass's kernel on them
-    until none is left, then waits, spinning (``pause``; every :data:`_SPINS` spins the
-    ``yield`` function, where not null), until every piece of that pass is done.
+    yield)``.
 
-    Why: handing each pass to a Python thread pool costs two thread wake-ups a pass,
-    0.1-0.15 ms on this project's 2-core VM, as much as a 3-qubit pass over 2^20
-    complex64 amplitudes on two threads; here a thread wakes once a run and passes
-    meet at a spin barrier. Pieces, not fixed shares: a thread the OS holds up, or one
-    that starts late, delays a pass by one piece at most (the others take the rest),
-    and a run is right whichever threads take part.
+    Every thread of a run calls it on the same table of passes. For each pass in turn a
+    thread claims pieces (an atomic counter) and runs the pass's kernel on them until
+    none is left. Then it waits, spinning, until every piece of that pass is done
+    (``pause``; every :data:`_SPINS` spins it calls the ``yield`` function, where not
+    null).
+
+    Why: handing each pass to a Python thread pool costs two thread wake-ups a pass, as
+    much as a small pass itself (``docs/engines.md``). Here a thread wakes once a run,
+    and passes meet at a spin barrier. Pieces, not fixed shares: a thread the OS holds
+    up, or one that starts late, delays a pass by one piece at most (the others take the
+    rest). A run is right whichever threads take part.
     """
     pause = {
         "x86": "@llvm.x86.sse2.pause()",
@@ -867,9 +867,9 @@ def _run(
 
 class _Helpers:
     """Threads that each make one call of the driver a run (:func:`_run`) beside the
-    calling thread, started once and kept (daemons, waiting on a queue); a plain pair
-    of queues, not ``concurrent.futures``, whose import (logging with it) cost a fresh
-    process 3-4 ms."""
+    calling thread, started once and kept (daemons, waiting on a queue). A plain pair
+    of queues, not ``concurrent.futures``, whose import (logging with it) would slow
+    every fresh process."""
 
     def __init__(self, size: int) -> None:
         self.size = size

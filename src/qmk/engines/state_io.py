@@ -27,9 +27,9 @@ A state file is one JSON object (:data:`STATE_SCHEMA` is its JSON Schema)::
 
 On engines: :func:`capture` reads the state of some live qubits of an engine (the
 statevector engine's amplitudes; the stabilizer engine's tableau, or its amplitudes up
-to :data:`MAX_TABLEAU_AMPLITUDE_QUBITS` qubits), and :func:`prepare` puts fresh qubits
-(in ``|0>``) into a state with the engine's own gates: a stabilizer state by stim's
-Clifford synthesis (``h s cx``), amplitudes by uniformly controlled rotations
+to :data:`MAX_TABLEAU_AMPLITUDE_QUBITS` qubits). :func:`prepare` puts fresh qubits
+(in ``|0>``) into a state with the engine's own gates. A stabilizer state is made by
+stim's Clifford synthesis (``h s cx``), amplitudes by uniformly controlled rotations
 (Mottonen et al. 2004: ``ry rz cx``, about ``4 * 2**n`` gates, global phase dropped),
 or, on an engine with ``load_amplitudes`` (the statevector engine), the vector itself.
 

@@ -96,12 +96,9 @@ _SDG = GATES["sdg"].matrix()
 #: Outcome probabilities at or below this count as impossible for :meth:`collapse`.
 _IMPOSSIBLE = 1e-12
 #: The widest dense block :meth:`StatevectorEngine.apply_segment` fuses into by default.
-#: The kernels are bound by arithmetic, not memory, once a block is 4 qubits wide (a
-#: 4-qubit complex64 pass over 2^24 amplitudes: 27 ms of CPU, against about 6 ms for
-#: the memory it moves), so 3-qubit blocks win by doing fewer multiply-adds in all
-#: (random-24: 900 per amplitude in 120 passes, against 1020 in 69); measured
-#: interleaved on the shared 2-core Zen 5, they took 16-22% less CPU on random-24 and
-#: QFT-24 in both precisions, 7-20% less on random-26 and as much on QFT-26.
+#: The kernels are bound by arithmetic, not memory, once a block is 4 qubits wide, so
+#: 3-qubit blocks win by doing fewer multiply-adds in all (``docs/engines.md`` has the
+#: measurements).
 DEFAULT_FUSED = 3
 #: Segments on fewer tensor axes than this run gate by gate (:meth:`apply_segment`): a
 #: state this small gains a few milliseconds at most, less than compiling the kernel
@@ -465,7 +462,7 @@ class StatevectorEngine(GateEngine, LazyState):
         spec = GATES.get(gate) if isinstance(gate, str) else None
         if spec is not None and len(qubits) == spec.qubits and len(params) == len(spec.params):
             rows = self._rows
-            if spec.qubits == 1:  # no generator, no set: 1.6 -> 1.1 ms for random-20's 1,390
+            if spec.qubits == 1:  # no generator, no set: the common gate's check, kept lean
                 first = qubits[0]
                 live = type(first) is int and first in rows
             elif spec.qubits == 2:  # most multi-qubit gates: no list, no set
@@ -624,9 +621,9 @@ class StatevectorEngine(GateEngine, LazyState):
             and held.flags.writeable
             and held is not saved
         ):
-            # into the amplitudes' own buffer, and the working copy kept: a new 512 MiB
-            # array (26 qubits) costs its page faults, 0.15-1.2 s, against 0.04 s for the
-            # copy itself, at each branch a noisy run restores
+            # into the amplitudes' own buffer, and the working copy kept: a new array
+            # costs its page faults, many times the copy itself, at each branch a noisy
+            # run restores
             np.copyto(held, saved, casting="same_kind")
         else:
             self._psi = saved.astype(self._dtype, copy=True)

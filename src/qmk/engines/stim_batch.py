@@ -3,10 +3,10 @@
 A :class:`~qmk.engines.batch.BatchCircuit` of Clifford gates, resets, Pauli-basis and
 Pauli-product measurements, one- and two-qubit (and heralded) Pauli channels and
 feed-forward that is linear over the measurement record (Paulis controlled by the XOR of
-record bits) compiles to a single ``stim.Circuit``: feed-forward becomes classically
-controlled Paulis (``CX rec[-k] q``), a product measurement an ``MPP``, a two-qubit
-channel a ``PAULI_CHANNEL_2``, a heralded channel a ``HERALDED_PAULI_CHANNEL_1`` whose
-herald bit says whether an error was injected.
+record bits) compiles to a single ``stim.Circuit``. Feed-forward becomes classically
+controlled Paulis (``CX rec[-k] q``) and a product measurement an ``MPP``. A two-qubit
+channel becomes a ``PAULI_CHANNEL_2``, and a heralded channel a
+``HERALDED_PAULI_CHANNEL_1`` whose herald bit says whether an error was injected.
 Error sites are not compiled into the sampled circuit: the caller draws their
 errors, and :meth:`StimSampler.flips` finds the record bits each one flips (stim's
 ``FlipSimulator``), which :meth:`StimSampler.sample` XORs into noiseless samples.
@@ -71,8 +71,8 @@ class StimSampler:
     ``targets`` counts the gate targets of the circuit (what stim's sampler simulates a
     shot, beside its measurements). ``affine`` keeps the circuit's sampler from its support
     (:func:`~qmk.engines.affine.affine_sampler`; None where it has none, or stim's
-    sampler costs less) once :meth:`sample_packed` has looked for it, and ``reference``
-    its reference sample (bit-packed) once a stim sampler has been compiled: the
+    sampler costs less) once :meth:`sample_packed` has looked for it. ``reference`` keeps
+    its reference sample (bit-packed) once a stim sampler has been compiled. That is the
     noiseless sample stim XORs its frames into, a function of the circuit alone, which
     ``compile_sampler`` would otherwise find again (a tableau simulation) for every seed.
     """
@@ -115,13 +115,14 @@ class StimSampler:
         """``shots`` rows of every record bit, bit-packed (stim's fastest output), drawn with
         ``seed``; no error site strikes.
 
-        A chunk of enough shots that finding the support may pay for itself
-        (:func:`~qmk.engines.affine.worth_finding`: 2^22 record bits at least, more for
-        a deep circuit, whose support costs more to find), of a circuit whose measurements all
-        come after its gates, is drawn from the outcomes' affine support
-        (:mod:`qmk.engines.affine`) where a sampler of it costs less a shot than stim's;
-        any other from a stim sampler compiled with ``seed``. The choice depends on the
-        circuit and ``shots`` only, so a seed draws the same bits for the same chunk.
+        Some chunks are drawn from the outcomes' affine support (:mod:`qmk.engines.affine`):
+        those of a circuit whose measurements all come after its gates, with enough shots
+        that finding the support may pay for itself, where a sampler of it costs less a
+        shot than stim's. (:func:`~qmk.engines.affine.worth_finding` asks for 2^22 record
+        bits at least, more for a deep circuit, whose support costs more to find.) Any
+        other chunk is drawn from a stim sampler compiled with ``seed``. The choice
+        depends on the circuit and ``shots`` only, so a seed draws the same bits for the
+        same chunk.
         """
         if worth_finding(shots, self.circuit.num_measurements, self.targets):
             if not self.affine:
@@ -220,7 +221,7 @@ class StimSampler:
         if done < len(lines):
             simulator.do(stim.Circuit("\n".join(lines[done:])))
         # Bit-packed along the lanes (stim's cheapest output), turned to one row per lane
-        # by a bit transpose: stim's bools and a strided transpose cost 20x more.
+        # by a bit transpose: stim's bools and a strided transpose cost far more.
         flipped = simulator.get_measurement_flips(bit_packed=True)[:records]
         return transpose_bits(flipped, 2 * len(at))
 

@@ -368,9 +368,9 @@ def _positive(tree: ast.AST, ranges: Mapping[str, tuple[float, float]]) -> bool:
     formula of positive numbers and variables joined by ``+``, ``*`` and ``/`` only.
 
     Sound in floating point: on positive operands each of these operations, correctly
-    rounded, never decreases when an operand grows (or, for a divisor, shrinks), so the
-    value is at least the low bound computed with the same operations; a low bound that
-    is positive (not rounded to 0) proves the value positive. Anything else (another
+    rounded, never decreases when an operand grows (or, for a divisor, shrinks). So the
+    value is at least the low bound computed with the same operations, and a low bound
+    that is positive (not rounded to 0) proves the value positive. Anything else (another
     operation, a function, a variable out of the ranges) proves nothing: False.
     """
     bounds = _bounds(tree.body if isinstance(tree, ast.Expression) else tree, ranges)
@@ -613,11 +613,12 @@ class JobParams:
 def physics_params(data: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """QRE job parameters of a physics file (:mod:`qmk.qec.physics`) and its warnings.
 
-    Its ``qec_scheme`` and ``error_budget`` become ``qubitParams`` (a custom set: the
-    default qubit's instruction set, its times scaled to the logical cycle time, the
-    budget's error rates) and ``qecScheme`` (the family, with ``maxCodeDistance`` the
-    file's ``code_distance``: the estimate takes the smallest distance up to it that meets
-    the error budget, and is ``QC107`` when none does). Its ``decoder`` is checked as a
+    Its ``qec_scheme`` and ``error_budget`` become ``qubitParams`` and ``qecScheme``.
+    ``qubitParams`` is a custom set: the default qubit's instruction set, its times
+    scaled to the logical cycle time, the budget's error rates. ``qecScheme`` is the
+    family, with ``maxCodeDistance`` the file's ``code_distance``. The estimate takes the
+    smallest distance up to it that meets the error budget, and is ``QC107`` when none
+    does. Its ``decoder`` is checked as a
     run checks it. QRE's other keys (``errorBudget``, ``constraints``,
     ``distillationUnitSpecifications``, ``estimateType``) may stand beside them.
 

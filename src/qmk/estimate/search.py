@@ -253,10 +253,12 @@ class _Estimator:
 
     def _next_distance(self, cycles: int, distance: int, target: float) -> int:
         """The fewest cycles from ``cycles`` on at which the code distance is no longer
-        ``distance`` (or cannot be computed): where QRE's search, which adds one cycle at
-        a time while no factory is found (the factories depend on the distance and the
-        T-state target only), first asks for factories again. Found by doubling and
-        bisection instead of one cycle at a time.
+        ``distance`` (or cannot be computed).
+
+        QRE's search adds one cycle at a time while no factory is found; the factories
+        depend on the distance and the T-state target only. So this is where it first
+        asks for factories again. Found by doubling and bisection instead of one cycle at
+        a time.
 
         Raises:
             QECError: ``QC124 no-t-factory`` when the distance stays ``distance`` up to

@@ -380,9 +380,10 @@ def _at_most_half_cdf_reaches(n: int, p: float, q: float, u: float) -> bool:
 
     The sum costs up to ``n / 2`` terms, so Hoeffding's bound decides first where it
     settles the comparison with room to spare (a factor 2 against rounding in either
-    figure): ``P(X >= n//2 + 1) <= exp(-2 t^2 / n)`` for ``t = n//2 + 1 - np > 0`` (the CDF
-    is then at least ``1 - bound``), and ``P(X <= n//2) <= exp(-2 t^2 / n)`` for
-    ``t = np - n//2 > 0``. Otherwise the sum is taken, as the crate does.
+    figure). The bounds are ``P(X >= n//2 + 1) <= exp(-2 t^2 / n)`` for
+    ``t = n//2 + 1 - np > 0`` (the CDF is then at least ``1 - bound``), and
+    ``P(X <= n//2) <= exp(-2 t^2 / n)`` for ``t = np - n//2 > 0``. Otherwise the sum is
+    taken, as the crate does.
     """
     half = n // 2
     if half > 0 and half < n:

@@ -1,10 +1,11 @@
 """Code variants of a program, and the choice among them (the design's user-mode JIT).
 
 For a program's logical counts on a machine's qubits, :func:`plan_variants` generates the
-variants the resource estimator can cost: every code family with a scheme for the qubit's
-instruction set, at the smallest distance that meets the error budget, and for each family
-every magic-state factory count on the estimator's Pareto frontier (fewer factories: fewer
-qubits, a longer run). It chooses the variant with the least cost under an objective:
+variants the resource estimator can cost. It takes every code family with a scheme for
+the qubit's instruction set, at the smallest distance that meets the error budget. For
+each family it takes every magic-state factory count on the estimator's Pareto frontier
+(fewer factories: fewer qubits, a longer run). It chooses the variant with the least
+cost under an objective:
 
 - ``volume``: physical qubits x runtime (the space-time cost; the default),
 - ``qubits``: physical qubits, then runtime,

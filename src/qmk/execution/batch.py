@@ -398,9 +398,8 @@ def sample(
 
 
 #: How many shots one pass of a batch sampler draws; between two chunks a run may pause.
-#: Not a power of two: stim's sampler is up to 2x slower per shot at 2^15 or 2^16 shots
-#: than at 50,000 (its bit tables' power-of-two strides share cache sets): GHZ-1000,
-#: 5.2 against 2.6 ns per bit; 3.6 against 3.2 at 300 qubits; alike at 3000.
+#: Not a power of two: stim's sampler is slower per shot at 2^15 or 2^16 shots than at
+#: 50,000, its bit tables' power-of-two strides sharing cache sets (``docs/engines.md``).
 CHUNK_SHOTS = 50_000
 
 

@@ -1,13 +1,14 @@
 """What a compiled program asks of the machine: its footprint.
 
 A target (:mod:`qmk.execution`'s target protocol) compiles a verified program and its run
-request into an executable, and the executable reports its :class:`Footprint`: the tiles
-its patches need on the floorplan (in one block layout of Litinski's "A Game of Surface
-Codes": ``compact``, ``intermediate`` or ``fast``), and its timeline in logical cycles as
-a sequence of :class:`Step` values, each repeated ``repeat`` times, saying what one
-repetition takes on a private machine (its own factory output always ready, its own
-routing, no other tenant) and which shared resources it draws on: T states from the
-factories, Bell pairs from the links between modules, routing tiles, decoder work.
+request into an executable, and the executable reports its :class:`Footprint`. That is
+the tiles its patches need on the floorplan (in one block layout of Litinski's "A Game
+of Surface Codes": ``compact``, ``intermediate`` or ``fast``), and its timeline in
+logical cycles. The timeline is a sequence of :class:`Step` values, each repeated
+``repeat`` times. A step says what one repetition takes on a private machine (its own
+factory output always ready, its own routing, no other tenant). It says which shared
+resources it draws on: T states from the factories, Bell pairs from the links between
+modules, routing tiles, decoder work.
 
 The kernel's machine scheduler (``[machine-time]``) places a job by its tiles and
 advances it step by step, epoch by epoch, against the factories, links and decoder that

@@ -4,15 +4,15 @@ derivatives by every gate angle, by adjoint differentiation.
 The logical target's executable offers it
 (:meth:`~qmk.execution.logical.LogicalExecutable.gradient`), so a variational
 front-end (the PennyLane device's ``diff_method="adjoint"``) runs through the same
-target and request as any run: the program is planned as any run's, its final state
-computed, and one backward sweep over its gates (:func:`qmk.engines.adjoint.jacobian`)
+target and request as any run. The program is planned as any run's and its final state
+computed. Then one backward sweep over its gates (:func:`qmk.engines.adjoint.jacobian`)
 gives the derivative of every observable by the angle of every
 ``APPLY_RX``/``APPLY_RY``/``APPLY_RZ`` node.
 
 The final state is the run's (``final_state="amplitudes"`` on the request's engine,
-:mod:`qmk.execution.states`), except where the statevector would run a small state
-from ``|0...0>`` (no other engine or precision named, no initial state, fewer than
-:data:`~qmk.engines.rows.KERNEL_AMPLITUDES` amplitudes): there the forward sweep
+:mod:`qmk.execution.states`). The exception is where the statevector would run a small
+state from ``|0...0>`` (no other engine or precision named, no initial state, fewer
+than :data:`~qmk.engines.rows.KERNEL_AMPLITUDES` amplitudes). There the forward sweep
 is the backward sweep's own passes (:func:`qmk.engines.adjoint.evolve`), since planning
 the engine's fused segments costs more than a small state's passes.
 

@@ -129,8 +129,8 @@ class Part:
 
 
 #: Sampling this many shots of a group's final state costs about one simulation: a
-#: group's cost is ``1 + shots / SHOTS_PER_SIMULATION`` (20 qubits, one thread: 10^6
-#: shots drawn in 0.7 s, a simulation of the bench's circuit 0.05 s).
+#: group's cost is ``1 + shots / SHOTS_PER_SIMULATION`` (measured at 20 qubits:
+#: ``docs/engines.md``).
 SHOTS_PER_SIMULATION = 50_000
 
 

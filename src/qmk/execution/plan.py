@@ -23,7 +23,7 @@ place (see docs/qvm.md, "Execution semantics"):
 
 A composite op (``MEASURE_ANGLE``, ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_CHAN``,
 ``TELEPORT_CNOT``) is carried out as its expansion in the op table
-(:attr:`qmk.qvm.ops.OpSpec.expansion`); :func:`expand` resolves it for one node
+(:attr:`qmk.qvm.ops.OpSpec.expansion`). :func:`expand` resolves it for one node
 (qubits and events by name, numbers from the node's arguments) into the
 :attr:`PlanStep.calls` that the trajectories, the batch circuits and the neutral-atom
 compiler each carry out.
@@ -71,10 +71,10 @@ TELEPORT_ANCILLAS = 2
 class Noise(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A logical Pauli error location: on ``qubit``, before or after a step.
 
-    A msgspec struct, not a dataclass: a plan makes one per qubit of every noisy step
-    (1,640 for a 20-qubit, 20-layer random circuit), and a frozen dataclass's
-    ``__init__`` took 2.2 us each against 0.25 us. Not tracked by the cyclic garbage
-    collector (``gc=False``): it holds numbers and strings only.
+    A msgspec struct, not a dataclass: a plan makes one per qubit of every noisy step,
+    and a frozen dataclass's ``__init__`` costs several times a struct's
+    (``docs/engines.md``). Not tracked by the cyclic garbage collector (``gc=False``):
+    it holds numbers and strings only.
     """
 
     step: int
@@ -152,13 +152,13 @@ class PlanStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     op's ``calls`` (:func:`expand`) what it is made of.
 
     Not tracked by the cyclic garbage collector (``gc=False``), like the
-    :class:`~qmk.qvm.graph.Node` it holds: a step holds that node (which holds only
+    :class:`~qmk.qvm.graph.Node` it holds. A step holds that node (which holds only
     strings, tuples of strings, plain JSON and a guard), an enum member, strings,
-    numbers and :class:`Call` values, and nothing it holds is made after it or can hold
+    numbers and :class:`Call` values. Nothing it holds is made after it or can hold
     it, so it is in no reference cycle. A kernel keeps the plans of the programs it
-    admits (the executor's and the router's memos); tracked, a 100,000-node plan was
-    100,000-200,000 objects more for every full collection to walk, 60-200 ms with the
-    interpreter held (issue 47's ``big-valid-graph-rpc``).
+    admits (the executor's and the router's memos). Tracked, a 100,000-node plan would
+    be 100,000-200,000 objects more for every full collection to walk, the interpreter
+    held (``docs/door.md``).
     """
 
     index: int

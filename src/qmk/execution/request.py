@@ -623,7 +623,7 @@ def precision_of(
 DIGEST_KEPT_FROM = 64 * 1024
 #: The digests of the big texts hashed last, by the text object itself: the kernel hashes
 #: a big program's text in the thread that reads it, so its admission and its row on the
-#: event loop find the digest made (10-20 ms of a 10 MB text each, issue 47).
+#: event loop find the digest made, and do not hash a big text again on the loop.
 _DIGESTS: Memo[str] = Memo(4)
 
 

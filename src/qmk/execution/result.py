@@ -138,9 +138,9 @@ def telemetry_fields() -> frozenset[str]:
 class PackedRows:
     """Shots' event bits kept bit-packed, as the stabilizer batch sampler makes them: row
     ``i`` is ``np.packbits(bits[i], bitorder="little")`` of ``width`` bits, the unused high
-    bits of the last byte 0. 100,000 shots of 1,000 events are 12.5 MB so, 100 MB
-    unpacked (whose first touch alone costs a fresh process 0.1 s): the counts are found
-    from the packed rows, and :attr:`RunResult.bits` unpacks them on first use.
+    bits of the last byte 0. Packed rows are an eighth of the bytes, and the counts are
+    found from them; :attr:`RunResult.bits` unpacks them on first use
+    (``docs/engines.md`` has the figures).
 
     >>> rows = PackedRows(np.array([[0b101], [0b010]], dtype=np.uint8), 3)
     >>> len(rows), rows.unpack().tolist()
@@ -453,8 +453,8 @@ def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
 def _layout_keys(rows: np.ndarray, layout: OutputLayout) -> list[str]:
     """The key of each of ``rows`` laid out by ``layout``: one group of every column,
     unformatted (an OpenQASM program's one classical register), is each row's
-    string as it is, which :meth:`OutputLayout.split` would return (1,000 calls, 0.4 ms
-    of a 20-qubit run's counting)."""
+    string as it is, which :meth:`OutputLayout.split` would return, without a call a
+    row."""
     keys = _strings(_laid_out(rows, layout))
     if len(layout.widths) == 1 and not layout.formats and layout.widths[0] == len(layout.columns):
         return keys

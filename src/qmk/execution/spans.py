@@ -3,9 +3,9 @@
 A kernel with tracing on (``qmk serve --http ... --trace EXPORTER``) puts the W3C
 ``traceparent`` of the job's ``qmk.run`` span into the worker's spec. Worker processes
 are sandboxed (no network: :mod:`qmk.kernel.pools.sandbox`), so they export nothing
-themselves: :func:`recording` makes a :class:`Recorder` current for the run, the
+themselves. :func:`recording` makes a :class:`Recorder` current for the run. The
 executor and its runner open spans on it (:func:`span`; the verification, the engine
-choice, the shots, each group of shots and each of its epochs), and the finished spans
+choice, the shots, each group of shots and each of its epochs). The finished spans
 go back to the kernel as plain JSON (:meth:`SpanRecord.to_json`) beside the result.
 The kernel's tracer (:mod:`qmk.http.tracing`) exports them as child spans of the run,
 under the job's trace, with their own start and end times.

@@ -1,39 +1,44 @@
 """The ``lattice-surgery`` target: a program run as a fault-tolerant machine runs it
 (:mod:`qmk.execution.target`).
 
-The program is lowered to Pauli product measurements and pi/8 rotations
-(:mod:`qmk.ft.lower`), its patches laid out in one of Litinski's blocks
-(:mod:`qmk.ft.layout`, the option ``block``: ``compact``, ``intermediate`` or
-``fast``, the default), scheduled with the estimator's T factories
-(:mod:`qmk.ft.schedule`; the code, its distance and the factories from
-:func:`qmk.ft.model.ft_model`: the request's ``profile`` names the code and distance,
-``auto`` the estimator's distance, and its ``qubit`` the physical qubits) and executed
-on an engine (:mod:`qmk.ft.execute`) with its shots batched: a Clifford schedule as one
-batch circuit where the engine samples one (the stabilizer, mode ``stim-batch``), else
-its shots grouped by error pattern and split only where an event is measured (mode
-``branches``).
+1. The program is lowered to Pauli product measurements and pi/8 rotations
+   (:mod:`qmk.ft.lower`).
+2. Its patches are laid out in one of Litinski's blocks (:mod:`qmk.ft.layout`, the
+   option ``block``: ``compact``, ``intermediate`` or ``fast``, the default).
+3. It is scheduled with the estimator's T factories (:mod:`qmk.ft.schedule`). The code,
+   its distance and the factories come from :func:`qmk.ft.model.ft_model`: the
+   request's ``profile`` names the code and distance, ``auto`` the estimator's
+   distance, and its ``qubit`` the physical qubits.
+4. It is executed on an engine (:mod:`qmk.ft.execute`) with its shots batched. A
+   Clifford schedule is one batch circuit where the engine samples one (the
+   stabilizer, mode ``stim-batch``). Else its shots are grouped by error pattern and
+   split only where an event is measured (mode ``branches``).
 
 The engine is the router's (:mod:`qmk.engines.router`), for the work the schedule is:
 its patches and the magic-state ancilla, the gates of its PPMs and injections, its
-Clifford-ness and mid-circuit measurements; a job names one as any job does (``engine``),
-and the router refuses an engine that cannot run it with its own code.
+Clifford-ness and mid-circuit measurements. A job names one as any job does
+(``engine``), and the router refuses an engine that cannot run it with its own code.
 
 The run's :class:`~qmk.execution.footprint.Footprint` is what the shared machine
 (``docs/machine.md``) places and advances: the block's data and routing tiles, and its
-timeline in ticks (one tick is one logical cycle) op by op in program order, each op's
-ticks in the block (:func:`qmk.ft.schedule.ticks`) on a private machine whose factory
-output is always ready (the machine shares its factories, so a wait for one is the
-machine's, never the footprint's): a pi/8 rotation takes one T state and two logical
-measurements (its ``P x Z`` and the ancilla's X), a synthesised rotation the
-estimator's T states per rotation, each a rotation of the block's ``X``-or-``Y`` ticks,
-a PPM one measurement; an op of more than zero ticks is routed; each ``FENCE_EPOCH``
-of the program is a fence (where the machine may preempt it). Its code distance is the
-request's profile's (a kernel's machine runs every job at its own). Its telemetry has
-the schedule's figures (``ppm_count``, ``factory_wait_cycles``, ``routing_stalls``,
-``physical_qubits``...), and its result's JSON the ``layout`` and the ``schedule``. A
-run with a shared machine's schedule (a kernel job) took the span that schedule gave
-it: its logical cycles and factory waits are the machine's (the private schedule's
-cycles are ``private_logical_cycles``).
+timeline in ticks (one tick is one logical cycle) op by op in program order. Each op's
+ticks are those in the block (:func:`qmk.ft.schedule.ticks`) on a private machine whose
+factory output is always ready. (The machine shares its factories, so a wait for one is
+the machine's, never the footprint's.)
+
+- A pi/8 rotation takes one T state and two logical measurements (its ``P x Z`` and
+  the ancilla's X).
+- A synthesised rotation takes the estimator's T states per rotation, each a rotation
+  of the block's ``X``-or-``Y`` ticks.
+- A PPM takes one measurement. An op of more than zero ticks is routed.
+- Each ``FENCE_EPOCH`` of the program is a fence (where the machine may preempt it).
+
+Its code distance is the request's profile's (a kernel's machine runs every job at its
+own). Its telemetry has the schedule's figures (``ppm_count``, ``factory_wait_cycles``,
+``routing_stalls``, ``physical_qubits``...), and its result's JSON the ``layout`` and
+the ``schedule``. A run with a shared machine's schedule (a kernel job) took the span
+that schedule gave it: its logical cycles and factory waits are the machine's (the
+private schedule's cycles are ``private_logical_cycles``).
 
 Settings it cannot honour (a precision, a noise model, a calibration, an initial or
 final state, a split into parts, a resume) are refused with ``QM102``.

@@ -123,15 +123,15 @@ def patch_fault_patterns(
     """What one patch fault does, as Z patterns (bit masks over the qubits) with probabilities.
 
     A depolarizing fault of probability ``rate`` on ``qubit`` after rotation ``step``: X, Y
-    and Z each with ``rate / 3``. A Z commutes with every rotation; an X (or Y) flips the
-    sign of every later rotation whose Pauli covers the qubit, a coherent Clifford error
-    whose branches interfere, so its effect is taken from a state-vector run of the
-    protocol with its real pi/8 rotations (:func:`fault_outcomes`): the probability of
-    each check outcome, and within it of a wrong output (1 - the output's fidelity with
-    the fault-free T state). A check's -1 outcome becomes a Z on that check's qubit and a
-    wrong output a Z on the output qubit (twirling the output state, under which its
-    error is that infidelity). Exact for one fault; several faults combine as independent
-    events, exact to first order in ``rate``.
+    and Z each with ``rate / 3``. A Z commutes with every rotation. An X (or Y) flips the
+    sign of every later rotation whose Pauli covers the qubit: a coherent Clifford error
+    whose branches interfere. So its effect is taken from a state-vector run of the
+    protocol with its real pi/8 rotations (:func:`fault_outcomes`). That run gives the
+    probability of each check outcome, and within it of a wrong output (1 - the output's
+    fidelity with the fault-free T state). A check's -1 outcome becomes a Z on that
+    check's qubit and a wrong output a Z on the output qubit (twirling the output state,
+    under which its error is that infidelity). Exact for one fault; several faults
+    combine as independent events, exact to first order in ``rate``.
     """
     patterns: dict[int, float] = {}
     for pauli in "XYZ":

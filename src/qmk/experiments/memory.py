@@ -10,10 +10,10 @@ whose predicted observable flip is wrong. :func:`threshold_scan` does that per
 :meth:`ThresholdFit.calibration` turns the fit into a
 :class:`qmk.qec.logical.Calibration` the logical layer uses.
 
-Rates: a shot runs ``rounds`` rounds; its error rate ``P`` becomes a rate per
+Rates: a shot runs ``rounds`` rounds. Its error rate ``P`` becomes a rate per
 round ``q`` by ``1 - 2 P = (1 - 2 q) ** rounds`` (independent flips compose by
-parity, the convention of sinter), and per logical cycle (d rounds, as the
-schemes count) by the same rule with d. Intervals are Wilson score intervals
+parity, the convention of sinter). The rate per logical cycle (d rounds, as the
+schemes count) follows by the same rule with d. Intervals are Wilson score intervals
 (or Jeffreys) of ``P``, mapped through the same monotone conversion.
 
 >>> r = run_memory("repetition_code", distance=3, p=0.01, shots=20_000, seed=5)
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 #: Noise kinds :func:`circuit_noise` knows.
 NOISE_KINDS: tuple[str, ...] = ("qubit", "uniform", "stim")
 #: Shots sampled and decoded at once: small enough that stim's and pymatching's
-#: working sets stay in cache (sinter's mini-batch is the same), measured fastest
-#: among 256..65536 on a d=5 surface-code circuit.
+#: working sets stay in cache (sinter's mini-batch is the same; docs/qec_experiments.md
+#: has the chunk sizes tried).
 DEFAULT_CHUNK = 1024
 #: The default confidence level of intervals.
 DEFAULT_CONFIDENCE = 0.95
@@ -166,10 +166,10 @@ class Sampled:
 
 def matching_decoder(circuit: stim.Circuit) -> Any:
     """pymatching's decoder of ``circuit``: minimum-weight perfect matching on its detector
-    error model, as sinter builds it: each error decomposed into graphlike pieces (one
+    error model, as sinter builds it. Each error is decomposed into graphlike pieces; one
     that does not decompose is left whole, and pymatching keeps what matching can use of
-    it), a channel whose Paulis are not independent (``PAULI_CHANNEL_2``, a heralded
-    one) taken as independent errors of its probabilities.
+    it. A channel whose Paulis are not independent (``PAULI_CHANNEL_2``, a heralded
+    one) is taken as independent errors of its probabilities.
 
     Raises:
         ValueError: stim cannot build the model (a detector or an observable that is not

@@ -1,11 +1,12 @@
 """Build QVM graphs op by op: the common back end of every front-end.
 
 A front-end walks its source (OpenQASM, QIR, a Qiskit or Cirq circuit) and calls
-the builder; the builder names handles and nodes, records where each node came
-from (``metadata.source``, e.g. ``"prog.qasm:12"``), allocates qubits with the
-chosen code profile, frees every live qubit at the end, and writes the output
+the builder. The builder names handles and nodes, and records where each node came
+from (``metadata.source``, e.g. ``"prog.qasm:12"``). It allocates qubits with the
+chosen code profile and frees every live qubit at the end. It writes the output
 layout (:mod:`qmk.qvm.output`) that makes result keys look like the source
 language's.
+
 
 >>> b = ProgramBuilder(description="Bell pair")
 >>> q = b.allocate(2)

@@ -1,20 +1,23 @@
 """Cirq ``Circuit`` into a QVM graph.
 
-Qubits are allocated in ``sorted(circuit.all_qubits())`` order. Gates: one-qubit
-gates of any kind (``XPowGate``, ``ZPowGate``, ``HPowGate``, ``PhasedXPowGate``,
-``MatrixGate``, ...) through their exact unitary; ``CZPowGate``, ``CXPowGate``,
-``SWAP``, ``ISWAP``, ``CCZ``, ``CCX``, ``CSWAP`` and the ``XX``/``YY``/``ZZ`` powers
-through the shared decomposition table; controlled operations (any control values)
-exactly, with the sub-operation's phase; everything else through
-``cirq.decompose_once``. ``cirq.measure`` (with ``invert_mask``), ``cirq.reset`` and
+Qubits are allocated in ``sorted(circuit.all_qubits())`` order. Gates:
+
+- one-qubit gates of any kind (``XPowGate``, ``ZPowGate``, ``HPowGate``,
+  ``PhasedXPowGate``, ``MatrixGate``, ...) through their exact unitary;
+- ``CZPowGate``, ``CXPowGate``, ``SWAP``, ``ISWAP``, ``CCZ``, ``CCX``, ``CSWAP`` and the
+  ``XX``/``YY``/``ZZ`` powers through the shared decomposition table;
+- controlled operations (any control values) exactly, with the sub-operation's phase;
+- everything else through ``cirq.decompose_once``.
+
+``cirq.measure`` (with ``invert_mask``), ``cirq.reset`` and
 classically controlled operations on measurement keys (``KeyCondition``: the key's
 value is not 0) are lowered. Noise channels and other non-unitary operations are a
 :class:`~qmk.frontends.errors.FrontendError` naming the operation and its moment.
 
 Result keys: one group per measurement key, in the order the keys are first
-measured in the circuit, joined by spaces; within a group the measured qubits in
-the order the measurement lists them, first qubit leftmost (the order of
-``result.measurements[key]`` columns, which ``cirq.big_endian_bits_to_int`` reads).
+measured in the circuit, joined by spaces. Within a group the measured qubits come in
+the order the measurement lists them, first qubit leftmost. That is the order of
+``result.measurements[key]`` columns, which ``cirq.big_endian_bits_to_int`` reads.
 
 >>> import cirq
 >>> a, b = cirq.LineQubit.range(2)

@@ -722,8 +722,8 @@ _PROBES = (0.6180339887498949, 1.4142135623730951, 2.718281828459045)
 def affine(name: str) -> tuple[tuple[AffineInstr, ...], float, float]:
     """Gate ``name`` of :data:`ADDITIVE` with one parameter ``t``, lowered with each basic
     gate's angle affine in ``t`` (``offset + slope * t``, every rotation kept, none
-    dropped at angle 0), and the global phase as ``offset, slope`` too: the chain rule
-    from a basic gate's angle back to ``t``, which a gradient needs.
+    dropped at angle 0). The global phase is ``offset, slope`` too. This is the chain
+    rule from a basic gate's angle back to ``t``, which a gradient needs.
 
     Derived from :func:`lower_gate` at three values of ``t`` (each decomposition writes
     its angles as affine functions of the parameter), and checked to be affine.

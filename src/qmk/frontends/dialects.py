@@ -10,20 +10,20 @@ the user's lines), and the coded warning each one gives:
 - **box** (OpenQASM 3): ``box { ... }`` and ``box[duration] { ... }`` run their body as
   a plain scope. A box's duration is timing only (QMK models no idle time): it is
   dropped with the warning QL113 ``timing-ignored`` naming it, never silently.
-- **Amazon Braket's dialect** (OpenQASM 3 without ``include "stdgates.inc"`` calling the
-  standard gates and Braket's own: ``cnot``, ``si``, ``ti``, ``v``, ``vi``,
+- **Amazon Braket's dialect**: OpenQASM 3 without ``include "stdgates.inc"``, calling
+  the standard gates and Braket's own (``cnot``, ``si``, ``ti``, ``v``, ``vi``,
   ``phaseshift``, ``cphaseshift``/``00``/``01``/``10``, ``ccnot``, ``iswap``, ``pswap``,
-  ``xy``, ``xx``, ``yy``, ``zz``, ``ecr``, ``gpi``, ``gpi2``, ``i``): ``stdgates.inc`` is
+  ``xy``, ``xx``, ``yy``, ``zz``, ``ecr``, ``gpi``, ``gpi2``, ``i``). ``stdgates.inc`` is
   included and Braket's gates are defined as its documentation gives their matrices
-  (:data:`BRAKET_GATES`); warning QL112 ``dialect`` naming Braket and the gates.
+  (:data:`BRAKET_GATES`). Warning QL112 ``dialect`` names Braket and the gates.
 - **Q#'s OpenQASM output** (OpenQASM 3 with ``stdgates.inc`` calling ``rxx``, ``ryy``,
   ``rzz`` that it does not define): defined as Q#'s ``Rxx``/``Ryy``/``Rzz``
   (``exp(-i theta/2 P⊗P)``); warning QL112 naming Q#.
-- **pytket's gate libraries** (OpenQASM 2): ``include "hqslib1.inc";`` is ``qelib1.inc``
+- **pytket's gate libraries** (OpenQASM 2). ``include "hqslib1.inc";`` is ``qelib1.inc``
   plus Quantinuum's primitives as pytket reads them (``Rz`` = Rz, ``U1q`` = PhasedX,
-  ``ZZ`` = ZZMax, ``RZZ`` = ZZPhase, ``Rxxyyzz`` = TK2, and ``cs``/``csdg``);
+  ``ZZ`` = ZZMax, ``RZZ`` = ZZPhase, ``Rxxyyzz`` = TK2, and ``cs``/``csdg``).
   ``include "oqclib1.inc";`` defines exactly OQC's ``rz``, ``sx`` and ``ecr`` (pytket's
-  ECR matrix, which is Qiskit's); warning QL112 naming the library.
+  ECR matrix, which is Qiskit's). Warning QL112 names the library.
 
 >>> from qmk.frontends.qasm import STDGATES_GATES
 >>> text = "OPENQASM 3.0;\\nbit[2] b;\\nh $0;\\ncnot $0, $1;\\nb[0] = measure $0;\\n"

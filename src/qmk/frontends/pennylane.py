@@ -16,8 +16,8 @@ know into ones it does (PennyLane's decompositions, exact). Then:
 
 Measurements: the wires that the tape's measurements read (all its wires for a
 measurement that names none) are measured at the end, after the observables'
-diagonalizing gates, so samples and counts of the graph are those of ``qml.sample``
-and ``qml.counts``; the result key is one group, the wires in the tape's order, first
+diagonalizing gates. So samples and counts of the graph are those of ``qml.sample``
+and ``qml.counts``. The result key is one group, the wires in the tape's order, first
 wire leftmost (PennyLane's ``qml.counts`` keys). Observables that do not commute on a
 wire cannot be measured in one run: QL104 (split the tape, or use the
 ``qmk.statevector`` device, which splits it).

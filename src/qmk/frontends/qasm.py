@@ -1,15 +1,20 @@
 """OpenQASM 2.0 and 3 programs into QVM graphs, through the ``openqasm3`` reference parser.
 
-What is lowered: qubit and bit registers (``qreg``/``creg``, ``qubit[n]``/``bit[n]``,
-scalar ``qubit``/``bit``), calls of the standard gates (``qelib1.inc``,
-``stdgates.inc``, the builtins ``U``, ``CX``, ``gphase``) with constant
-expressions as parameters, user ``gate`` definitions (inlined), the modifiers
-``inv @``, ``ctrl(n) @``, ``negctrl(n) @`` and ``pow(k) @`` (any integer ``k``; a
-fraction on a one-qubit gate), ``measure``, ``reset``, ``barrier`` (an epoch
-fence), ``if``/``else`` on bits and registers, ``for`` loops over constant ranges
-and sets, ``const`` declarations, classical declarations with constant
-initialisers, and ``input`` parameters bound by ``params``. Every other construct
-is a :class:`~qmk.frontends.errors.FrontendError` naming it and its line.
+What is lowered:
+
+- qubit and bit registers (``qreg``/``creg``, ``qubit[n]``/``bit[n]``, scalar
+  ``qubit``/``bit``);
+- calls of the standard gates (``qelib1.inc``, ``stdgates.inc``, the builtins ``U``,
+  ``CX``, ``gphase``) with constant expressions as parameters;
+- user ``gate`` definitions (inlined), and the modifiers ``inv @``, ``ctrl(n) @``,
+  ``negctrl(n) @`` and ``pow(k) @`` (any integer ``k``; a fraction on a one-qubit gate);
+- ``measure``, ``reset``, ``barrier`` (an epoch fence);
+- ``if``/``else`` on bits and registers, ``for`` loops over constant ranges and sets;
+- ``const`` declarations, classical declarations with constant initialisers, and
+  ``input`` parameters bound by ``params``.
+
+Every other construct is a :class:`~qmk.frontends.errors.FrontendError` naming it and
+its line.
 
 Classical bits are tracked statically: each measurement writes a new event and a
 bit reads the event last written into it (a bit nothing wrote reads 0). A
@@ -82,9 +87,10 @@ def from_qasm(
             the same graph and the same errors).
         max_nodes: the most nodes the graph may have (None: no cap). A program of more
             statements than that (plus :data:`STATEMENT_SLACK` for declarations) is
-            refused before it is parsed, and a ``for`` loop before it is unrolled: once
-            its first pass is lowered, the loop's size is known (at most ``max_nodes``
-            passes of all loops together, so a loop of no gates is bounded too).
+            refused before it is parsed. A ``for`` loop is refused before it is
+            unrolled: once its first pass is lowered, the loop's size is known. All
+            loops together make at most ``max_nodes`` passes, so a loop of no gates is
+            bounded too.
 
     Raises:
         FrontendError: a syntax error, an undefined name, a wrong arity or an
@@ -323,10 +329,11 @@ class _Lowerer(Gates):
     # ------------------------------------------------------------------ statements
 
     def finish(self) -> Graph:
-        """The graph, keyed as Qiskit keys the circuit its importer makes: bit registers
-        in reverse declaration order, bit 0 rightmost, separated by spaces; scalar bits
-        (``bit b;``, loose clbits in Qiskit) as one group, the first declared rightmost,
-        leftmost of the registers (Qiskit's key of a circuit with only loose clbits). An
+        """The graph, keyed as Qiskit keys the circuit its importer makes. Bit registers
+        come in reverse declaration order, bit 0 rightmost, separated by spaces. Scalar
+        bits (``bit b;``, loose clbits in Qiskit) are one group, the first declared
+        rightmost, leftmost of the registers (Qiskit's key of a circuit with only loose
+        clbits). An
         ``int[n]``/``uint[n]`` that holds results (measured into, or ``output``) is a
         register of its ``n`` bits among them, in its declaration's place."""
         unused = sorted(set(self.params) - self.inputs)

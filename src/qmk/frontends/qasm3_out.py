@@ -16,12 +16,12 @@ one. What the writer produces:
   program's own key layout (``metadata.output``) is not carried over.
 - **Composite ops** (an ``expansion`` in the op table: ``MEASURE_ANGLE``,
   ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_CHAN``, ...) are written from it, step
-  by step, as the executor carries them out: a gate by its name here
-  (:data:`QASM_GATES`), a Z measurement as ``m[k] = measure q;``, ``undo`` as the
-  adjoints of the gates before it, last first (:data:`ADJOINTS`), a reset as
-  ``reset``, and Werner noise exactly, by two environment qubits that control X and Z
-  on the qubit and are then reset. A change of an expansion in the table changes what
-  is written, and the docs' text of it.
+  by step, as the executor carries them out. A gate is written by its name here
+  (:data:`QASM_GATES`), a Z measurement as ``m[k] = measure q;``, a reset as
+  ``reset``. ``undo`` is the adjoints of the gates before it, last first
+  (:data:`ADJOINTS`). Werner noise is written exactly, by two environment qubits that
+  control X and Z on the qubit and are then reset. A change of an expansion in the
+  table changes what is written, and the docs' text of it.
 - **Guards** become nested ``if (m[k] == true|false) { ... }`` (one ``if`` per term of a
   conjunction: Qiskit's importer reads neither ``&&`` nor ``bit == 1``).
 
@@ -547,8 +547,8 @@ def _operands(count: int) -> list[str]:
 def _written_steps(expansion: Sequence[MicroStep]) -> tuple[MicroStep, ...] | None:
     """``expansion`` as the writer writes it: each ``undo`` spelled out as the adjoints
     of the gates before it, last first (as :func:`qmk.execution.plan.expand` carries it
-    out); None when a step cannot be written (a gate with no OpenQASM name or no adjoint
-    in the op table, a kind of step the writer does not know).
+    out). None when a step cannot be written: a gate with no OpenQASM name or no adjoint
+    in the op table, or a kind of step the writer does not know.
 
     >>> [str(s) for s in _written_steps(OPS["MEASURE_ANGLE"].expansion)]
     ['rz(-angle) q0', 'h q0', 'measure q0 -> e0', 'h q0', 'rz(angle) q0']

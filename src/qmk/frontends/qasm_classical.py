@@ -1,10 +1,13 @@
 """The OpenQASM lowerer's classical part: conditions, run-time values, control flow.
 
-On top of :class:`~qmk.frontends.qasm_scope.Scope`: a condition (``if``, ``while``,
-``switch``) becomes exclusive conjunctions of event tests (guards); a value known only
-at run time (``int n = int(c);``) becomes ``CALC`` nodes; loops are unrolled (``for``
-over constant ranges, ``while`` up to its cap), ``break`` and ``continue`` become
-conditions on what follows; a measurement writes a new event into a bit.
+On top of :class:`~qmk.frontends.qasm_scope.Scope`:
+
+- a condition (``if``, ``while``, ``switch``) becomes exclusive conjunctions of event
+  tests (guards);
+- a value known only at run time (``int n = int(c);``) becomes ``CALC`` nodes;
+- loops are unrolled (``for`` over constant ranges, ``while`` up to its cap), and
+  ``break`` and ``continue`` become conditions on what follows;
+- a measurement writes a new event into a bit.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 On top of :class:`~qmk.frontends.qasm_classical.Classical`: a gate call becomes the
 exact basic gates :mod:`~qmk.frontends.decompose` lowers it to (user gates inlined,
-``inv``/``ctrl``/``negctrl``/``pow`` applied), written once per condition term; the
+``inv``/``ctrl``/``negctrl``/``pow`` applied), written once per condition term. The
 statements :class:`~qmk.frontends.qasm_scan.Scanner` read without an AST (the fast
 lane) are lowered here too, into the same registers and caches.
 """
@@ -100,12 +100,10 @@ def plan_of(low: decompose.Lowered) -> list[Step]:
     return steps
 
 
-#: The method that lowers each kind of statement the scanner reads but a gate, by name: a
-#: dict of the lowerer's bound methods held on the lowerer made a reference cycle, so a
-#: lowered 100,000-node program's builder (its list of nodes) was freed by the cyclic
-#: collector, 23-50 ms with the interpreter held on whichever thread set it off, and
-#: not by its reference count, in the thread that lowered it (issue 47,
-#: ``big-valid-graph-rest``).
+#: The method that lowers each kind of statement the scanner reads but a gate, by name.
+#: A dict of the lowerer's bound methods, held on the lowerer, would be a reference
+#: cycle. A big lowered program's builder would then be freed by the cyclic collector,
+#: the interpreter held on whichever thread set it off, not by its reference count.
 _FAST_HANDLERS = {
     "measure": "fast_measure",
     "reset": "fast_reset",
@@ -196,11 +194,11 @@ class Gates(Classical):
         self, name: str, modifiers: Sequence[Any], args: list[Any], operands: Any, cond: Cond
     ) -> None:
         """A gate whose parameter is known only at run time (``rz(c) q;`` of an angle
-        ``c`` computed from measurements), applied bit by bit: the gate is a one-parameter
-        group in that parameter (:data:`~qmk.frontends.decompose.ADDITIVE`), so
-        ``g(sum of w_k b_k)`` is ``g(w_k)`` guarded on each bit ``b_k`` of the value
-        (:func:`~qmk.qvm.classical.weights`), modifiers applied to each (``ctrl``,
-        ``negctrl``, ``inv`` and integer powers keep the product)."""
+        ``c`` computed from measurements), applied bit by bit. The gate is a
+        one-parameter group in that parameter (:data:`~qmk.frontends.decompose.ADDITIVE`),
+        so ``g(sum of w_k b_k)`` is ``g(w_k)`` guarded on each bit ``b_k`` of the value
+        (:func:`~qmk.qvm.classical.weights`). Modifiers apply to each factor: ``ctrl``,
+        ``negctrl``, ``inv`` and integer powers keep the product."""
         self.lowered(name, modifiers, [0.0] * len(args), len(operands), {})  # defined, arity
         which = [k for k, a in enumerate(args) if self.is_runtime(a)]
         group = decompose.canonical(name) if name in self.standard else None

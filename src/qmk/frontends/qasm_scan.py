@@ -1,20 +1,22 @@
 """The fast lane of the OpenQASM reader: common statements by regular expression, the rest
 by the reference parser.
 
-The ``openqasm3`` reference parser (ANTLR's Python runtime) costs about a millisecond
-per statement, while most of a large program is lines like ``cx q[3],q[7];``. The
-:class:`Scanner` walks the text once, statement by statement. A statement it
-recognises (a gate call with constant-arithmetic parameters on single qubits or
-whole registers, ``measure``, ``reset``, ``barrier``, register declarations,
-``include``, the ``OPENQASM`` header, and OpenQASM 2's ``opaque``) becomes a
-``Fast`` record; every other statement is left to the reference parser, with
-consecutive ones handed over as one :class:`Chunk` that :func:`parse_chunk` parses
-with the reference grammar, its lines and columns counted from where the chunk
-starts in the file. The scanner accepts a statement only in the exact form the
-grammar gives it (ASCII names that are not keywords, decimal literals, ``+ - * /``,
-unary minus and parentheses in parameters, whitespace that stays on one line);
-anything else, however harmless, goes to the reference parser, which stays the
-judge of the language. ``tests/frontends/test_qasm_fast.py`` reads the same
+The ``openqasm3`` reference parser (ANTLR's Python runtime) is slow per statement,
+while most of a large program is lines like ``cx q[3],q[7];`` (``docs/frontends.md``
+has the figures). The :class:`Scanner` walks the text once, statement by statement.
+A statement it recognises becomes a ``Fast`` record: a gate call with
+constant-arithmetic parameters on single qubits or whole registers, ``measure``,
+``reset``, ``barrier``, register declarations, ``include``, the ``OPENQASM`` header,
+and OpenQASM 2's ``opaque``. Every other statement is left to the reference parser.
+Consecutive ones are handed over as one :class:`Chunk` that :func:`parse_chunk`
+parses with the reference grammar, its lines and columns counted from where the chunk
+starts in the file.
+
+The scanner accepts a statement only in the exact form the grammar gives it: ASCII
+names that are not keywords, decimal literals, ``+ - * /``, unary minus and
+parentheses in parameters, whitespace that stays on one line. Anything else, however
+harmless, goes to the reference parser, which stays the judge of the language.
+``tests/frontends/test_qasm_fast.py`` reads the same
 programs (and mutated ones) both ways and compares graphs and errors exactly.
 
 >>> items = list(Scanner("OPENQASM 2.0;\\nqreg q[2];\\nh q[0];\\nif (c==1) x q;"))
@@ -33,7 +35,7 @@ from typing import Any, ClassVar, NamedTuple
 #: Words the reference lexer reads as keywords (never names): its token table's literal
 #: names, and the tokens whose rules are patterns (booleans, ``pragma``, the imaginary
 #: unit). Written out, not read from ``openqasm3._antlr`` at import: that import (the
-#: ANTLR runtime) costs a fresh ``qmk run`` about 0.1 s on a file the fast lane reads
+#: ANTLR runtime) would slow every fresh ``qmk run`` of a file the fast lane reads
 #: whole. ``tests/frontends/test_qasm_fast.py`` checks it against the lexer's table.
 KEYWORDS: frozenset[str] = frozenset(
     {
@@ -168,8 +170,8 @@ _EXPR_TOKEN = re.compile(
     r"|[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?)|(?P<int>[0-9]+)|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<op>[-+*/(),]))"
 )
-#: (Every code point from U+0080 up written as ``[^\x00-\x7f]``: the same set, whose
-#: range class took sre 3.5 ms to compile at every fresh import.)
+#: (Every code point from U+0080 up written as ``[^\x00-\x7f]``: the same set as a
+#: range class, which is slow to compile at every fresh import.)
 _AFTER_NUMBER = re.compile(r"[A-Za-z0-9_.]|[^\x00-\x7f]")
 
 

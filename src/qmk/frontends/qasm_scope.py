@@ -2,14 +2,18 @@
 
 The lowering of :mod:`qmk.frontends.qasm` is one walk over one scope, written as a
 stack of classes, each adding one part of the walk on top of the ones below:
-:class:`Scope` here (the state, operands and constant expressions), then
-:class:`~qmk.frontends.qasm_classical.Classical` (conditions, run-time values, control
-flow, measurement into bits), :class:`~qmk.frontends.qasm_gates.Gates` (gates, their
-definitions and the scanner's fast lane), and the lowerer itself (statements,
-declarations, defs). A part calls only those below it, except through the three
-methods :class:`Scope` names for the parts above it (:meth:`Scope.statement`,
-:meth:`Scope.pure_call`, and :meth:`Scope.typed_value`: a constant expression that
-reads classical variables is valued by their types, as at run time).
+
+1. :class:`Scope` here: the state, operands and constant expressions;
+2. :class:`~qmk.frontends.qasm_classical.Classical`: conditions, run-time values,
+   control flow, measurement into bits;
+3. :class:`~qmk.frontends.qasm_gates.Gates`: gates, their definitions and the
+   scanner's fast lane;
+4. the lowerer itself: statements, declarations, defs.
+
+A part calls only those below it, except through the three methods :class:`Scope`
+names for the parts above it: :meth:`Scope.statement`, :meth:`Scope.pure_call`, and
+:meth:`Scope.typed_value` (a constant expression that reads classical variables is
+valued by their types, as at run time).
 
 >>> describe("WhileLoop"), MATH_FUNCTIONS["ln"](1.0), sorted(BUILTINS[3])
 ('while loop', 0.0, ['U', 'gphase'])
@@ -162,9 +166,8 @@ class Scope(ABC):
     def reads_typed(self, expr: Any) -> bool:
         """Whether ``expr`` reads a typed classical value known before the run (a
         variable, a ``const``, an ``input``, a def's argument, a cast, a bit string;
-        outside an index): it is then valued by the types, as the same expression is at
-        run time (an angle wraps modulo a turn, a uint[4] at 16, ``angle[2](1.0)`` is
-        pi/2)."""
+        outside an index). Such an expression is valued by the types, as it is at run
+        time: an angle wraps modulo a turn, a uint[4] at 16, ``angle[2](1.0)`` is pi/2."""
         from openqasm3 import ast
 
         stack = [expr]

@@ -265,9 +265,10 @@ def from_qir(
         name: the file name used in errors and in each node's ``metadata.source``.
         profile: the code profile of the allocated qubits (None: the runner's default).
         fast: parse LLVM text with llvmlite's LLVM when it is installed (the ``fast``
-            extra; about 50x quicker than pyqir's text parser) and hand pyqir the
-            bitcode; text llvmlite refuses, or bitcode pyqir refuses, goes to pyqir's
-            own parser, which stays the judge. False: pyqir's text parser only.
+            extra; much quicker than pyqir's text parser, ``docs/frontends_qir.md``)
+            and hand pyqir the bitcode. Text llvmlite refuses, or bitcode pyqir
+            refuses, goes to pyqir's own parser, which stays the judge. False: pyqir's
+            text parser only.
 
     Returns:
         The graph; ``metadata.output`` lists the recorded results, first leftmost.
@@ -362,10 +363,10 @@ def _llvm_error(message: str, name: str) -> tuple[int | None, str]:
 class _Lowering:
     """One pass over the entry point's blocks in a topological order.
 
-    The walk's state is one scope read by every step: the value of each
+    The walk's state is one scope read by every step. It holds the value of each
     instruction so far (constants, path conditions, values computed at run time), the
-    event each result holds, the blocks' path conditions, the records and the builder;
-    a branch, a phi, an arithmetic instruction and a call each read and extend it.
+    event each result holds, the blocks' path conditions, the records and the builder.
+    A branch, a phi, an arithmetic instruction and a call each read and extend it.
     What needs no scope lives outside: the algebra of conditions
     (:mod:`~qmk.frontends.conditions`), the classical types and expressions
     (:mod:`qmk.qvm.classical`, :mod:`~qmk.frontends.qasm_runtime`) and the gate

@@ -1,22 +1,22 @@
 """Qiskit ``QuantumCircuit`` into a QVM graph.
 
 Every standard gate of ``qiskit.circuit.library`` that :mod:`~qmk.frontends.decompose`
-knows is lowered from its table; any other gate through its exact Qiskit
-``definition`` (its global phase kept, so controlled versions stay exact), and a
-controlled gate with any control state through the table's exact ``controlled``.
-``measure``, ``reset``, ``barrier`` (an epoch fence), ``if_test``/``IfElseOp`` on a
-clbit, a register or a classical expression (``==``, ``!=``, ``!``, ``&&``, ``||``),
-``switch_case`` on a clbit or register (the default case too), ``box`` (a plain scope)
-and ``for_loop`` over a fixed set (unrolled; ``break_loop``/``continue_loop`` in it
-guard what follows them) are lowered; ``delay`` and a box's duration are dropped (QMK
-does not model idle time: see docs/frontends.md). Anything else (``while_loop``,
-``store``, a box with annotations) is a
+knows is lowered from its table. Any other gate is lowered through its exact Qiskit
+``definition``, its global phase kept so controlled versions stay exact. A controlled
+gate with any control state goes through the table's exact ``controlled``.
+``measure``, ``reset`` and ``barrier`` (an epoch fence) are lowered. So are
+``if_test``/``IfElseOp`` on a clbit, a register or a classical expression (``==``,
+``!=``, ``!``, ``&&``, ``||``), and ``switch_case`` on a clbit or register (the default
+case too). So are ``box`` (a plain scope) and ``for_loop`` over a fixed set (unrolled;
+``break_loop``/``continue_loop`` in it guard what follows them). ``delay`` and a box's
+duration are dropped (QMK does not model idle time: see docs/frontends.md). Anything
+else (``while_loop``, ``store``, a box with annotations) is a
 :class:`~qmk.frontends.errors.FrontendError` naming the instruction and its index.
 
 Result keys are Aer's ``get_counts()`` keys: classical registers in reverse order of
-``circuit.cregs`` separated by spaces, bit 0 of each rightmost; with no registers,
-all clbits as one group, clbit 0 rightmost (clbits outside every register are left
-out when registers exist, as Aer does).
+``circuit.cregs`` separated by spaces, bit 0 of each rightmost. With no registers,
+all clbits are one group, clbit 0 rightmost. Clbits outside every register are left
+out when registers exist, as Aer does.
 
 >>> from qiskit import QuantumCircuit
 >>> qc = QuantumCircuit(2, 2)

@@ -6,7 +6,7 @@
 graphs (``qmk.run(..., target="logical")``, ``--lattice-surgery``, ``--device``), and for
 QMK's other tools (``qmk qasm``, the verifier, the estimator). A ``.stim`` file (or
 ``stim.Circuit``, or its text) is parsed by stim itself and lowered instruction by
-instruction, ``REPEAT`` blocks unrolled; the result is the measurement record, as stim's
+instruction, ``REPEAT`` blocks unrolled. The result is the measurement record, as stim's
 own ``circuit.compile_sampler()`` samples it: one group, the record in order, the first
 measurement leftmost. Every instruction of stim's table is lowered (a test walks it).
 
@@ -15,24 +15,24 @@ measurement leftmost. Every instruction of stim's table is lowered (a test walks
   written in ``H S CX`` (``stim.Tableau.to_circuit("elimination")``), exact up to a
   global phase, which no measurement sees. ``I`` is nothing. A Pauli controlled by a
   measurement record (``CX rec[-1] 3``, ``CZ rec[-2] 0``, ``CY``; either order for
-  ``CZ``) is that Pauli guarded by the event; one controlled by a sweep bit
+  ``CZ``) is that Pauli guarded by the event. One controlled by a sweep bit
   (``CX sweep[0] 1``) is nothing, as stim's samplers take a sweep bit given no sweep
   data (0). ``SPP``/``SPP_DAG`` phase a Pauli product's -1 eigenspace: ``S``/``S_DAG``
   on its parity, gathered as a product measurement gathers it.
-- **Measurements** ``M MX MY MR MRX MRY`` (``MZ``, ``MRZ``), Pauli products ``MPP`` and
-  ``MXX MYY MZZ`` (the product's parity gathered onto its last qubit by ``CX``, measured
-  in Z and put back: the exact projective measurement), inverted results ``!q`` (the
-  qubit flipped before and after, so the record reads the flipped result), ``MPAD``
-  (a record bit of its own: a scratch qubit rotated to read it).
+- **Measurements** ``M MX MY MR MRX MRY`` (``MZ``, ``MRZ``). Pauli products ``MPP`` and
+  ``MXX MYY MZZ``: the product's parity gathered onto its last qubit by ``CX``, measured
+  in Z and put back (the exact projective measurement). Inverted results ``!q``: the
+  qubit flipped before and after, so the record reads the flipped result. ``MPAD``: a
+  record bit of its own, a scratch qubit rotated to read it.
 - **Resets** ``R RX RY`` (``RZ``): a reset, then ``H`` (``H S`` for Y).
 - **Noise**, honoured exactly: ``X_ERROR Y_ERROR Z_ERROR DEPOLARIZE1 PAULI_CHANNEL_1
   DEPOLARIZE2 PAULI_CHANNEL_2``, the heralded ``HERALDED_ERASE
   HERALDED_PAULI_CHANNEL_1`` (their herald a record bit), ``E``/``CORRELATED_ERROR``,
   ``ELSE_CORRELATED_ERROR`` and a measurement's flip probability (``M(0.01)``) by a
-  dilation: scratch qubits prepared in the square roots of the channel's outcomes'
+  dilation. Scratch qubits are prepared in the square roots of the channel's outcomes'
   probabilities (rotations uniformly controlled by the scratch qubits before, written
-  in ``ry`` and CX) control the Paulis and are reset, which discards them (the same
-  channel on the target). An ``E`` chain keeps one scratch qubit that says whether an
+  in ``ry`` and CX). They control the Paulis and are reset, which discards them: the
+  same channel on the target. An ``E`` chain keeps one scratch qubit that says whether an
   error of it struck. ``I_ERROR``/``II_ERROR`` change nothing. A noisy circuit is not
   Clifford for the engines (the scratch qubits' rotations), so it runs on a statevector
   engine, shot by shot: the stim target is the way to run one.
@@ -436,11 +436,11 @@ class _Lowerer:
         self, qubits: Sequence[str], probs: Mapping[str, float], *, herald: bool = False
     ) -> str | None:
         """A Pauli on ``qubits`` (one letter per qubit) with its probability in
-        ``probs``, none with the rest, by a dilation: scratch qubits, an X part and a Z
-        part per qubit (and a herald first, with ``herald``), prepared in the square roots
-        of the outcomes' probabilities (:meth:`prepare`), control CX and CZ on the
-        qubits (XZ is Y up to a phase, which a mixture does not see) and are reset.
-        Returns the herald's event (measured before its reset), or None.
+        ``probs``, none with the rest, by a dilation. The scratch qubits are an X part
+        and a Z part per qubit (and a herald first, with ``herald``). They are prepared
+        in the square roots of the outcomes' probabilities (:meth:`prepare`), control CX
+        and CZ on the qubits, and are reset. (XZ is Y up to a phase, which a mixture
+        does not see.) Returns the herald's event (measured before its reset), or None.
         """
         values = list(probs.values())
         total = sum(values)
@@ -471,8 +471,8 @@ class _Lowerer:
 
     def prepare(self, bits: Sequence[str], outcomes: Sequence[float]) -> None:
         """Put ``bits`` (in |0>) in ``sum_i sqrt(outcomes[i]) |i>``, bit ``k`` of ``i``
-        on ``bits[k]``: each bit rotated by ``ry`` to its probability given the bits
-        before it, a rotation uniformly controlled by them written as ``ry`` and CX
+        on ``bits[k]``. Each bit is rotated by ``ry`` to its probability given the bits
+        before it: a rotation uniformly controlled by them, written as ``ry`` and CX
         (Mottonen et al., PRL 93, 130502: 2^k rotations and CX for k controls)."""
         for k, bit in enumerate(bits):
             mask = (1 << k) - 1

@@ -49,10 +49,11 @@ _STIM_LINE = re.compile(
 
 
 def sniff(text: str) -> str | None:
-    """The language of program text as it shows it, or None: ``qasm`` for an OPENQASM
-    header (after comments), ``qvm-json`` for a JSON object, ``qir`` for LLVM IR,
-    ``qvm-asm`` for QVM assembly and ``stim`` for a stim circuit (its first instruction:
-    ``H 0``, ``CX 0 1``, ``M(0.01) !2``, ``REPEAT 10 {``)."""
+    """The language of program text as it shows it, or None.
+
+    ``qasm`` for an OPENQASM header (after comments), ``qvm-json`` for a JSON object,
+    ``qir`` for LLVM IR, ``qvm-asm`` for QVM assembly. ``stim`` for a stim circuit, by
+    its first instruction: ``H 0``, ``CX 0 1``, ``M(0.01) !2``, ``REPEAT 10 {``."""
     if _OPENQASM.match(text):
         return "qasm"
     if text.lstrip().startswith("{"):
@@ -81,10 +82,10 @@ def lower_text(
     as a QVM graph; ``name`` names it in errors, ``params`` are an OpenQASM 3 program's
     input values and ``base_dir`` is where QVM assembly's ``.include`` looks.
 
-    ``max_nodes`` caps the graph (None: no cap): OpenQASM of more statements, or QVM
+    ``max_nodes`` caps the graph (None: no cap). OpenQASM of more statements, or QVM
     assembly or QIR text of more lines, than it (plus
-    :data:`~qmk.frontends.qasm.STATEMENT_SLACK`) is refused before it is parsed, and an
-    OpenQASM 3 loop before it is unrolled (:func:`qmk.frontends.qasm.from_qasm`).
+    :data:`~qmk.frontends.qasm.STATEMENT_SLACK`) is refused before it is parsed. An
+    OpenQASM 3 loop is refused before it is unrolled (:func:`qmk.frontends.qasm.from_qasm`).
 
     Raises:
         FrontendError, AsmError, FormatError: the text does not lower.

@@ -6,17 +6,18 @@ Each op of the schedule, in its execution order, is carried out on the engine's 
 - a Pauli product measurement (PPM) of ``P``: the engine measures ``P`` (each factor
   turned to Z, the parity gathered on one qubit by CNOTs, measured, and the basis
   change undone: a projective measurement of ``P``, nothing else);
-- a pi/8 rotation ``exp(-i s pi/8 P)``: magic-state injection (Litinski Fig. 11(b)):
-  a fresh ancilla patch in ``|m> = T|+>`` (``T^dag|+>`` for ``s = -1``), delivered by a
-  factory; the PPM ``P x Z_m``; the ancilla measured in X; then the Clifford correction
-  by the outcomes: ``exp(-i s pi/4 P)`` when ``P x Z`` gave -1, ``P`` when X gave -1.
+- a pi/8 rotation ``exp(-i s pi/8 P)``: magic-state injection (Litinski Fig. 11(b)).
+  A factory delivers a fresh ancilla patch in ``|m> = T|+>`` (``T^dag|+>`` for
+  ``s = -1``). The PPM ``P x Z_m`` follows, then the ancilla measured in X. Then comes
+  the Clifford correction by the outcomes: ``exp(-i s pi/4 P)`` when ``P x Z`` gave -1,
+  ``P`` when X gave -1.
   On the machine the pi/4 correction is the auto-corrected rotation's extra single-patch
   measurements (Fig. 17(b)), which take no tick; here the engine applies it as a
   Clifford rotation.
 
 Noise (``noise=True``): before each op, every data patch has had a logical Pauli error
-with probability ``1 - (1 - p_L)^ticks`` over the ticks since the last op (``p_L`` the
-model's logical error rate per patch and logical cycle: X, Y or Z equally likely), and a
+with probability ``1 - (1 - p_L)^ticks`` over the ticks since the last op. ``p_L`` is
+the model's logical error rate per patch and logical cycle: X, Y or Z equally likely. A
 magic state arrives with a Z error with the factory's output error rate. With noise off
 the outcome distribution is the program's exactly.
 
@@ -24,16 +25,16 @@ the outcome distribution is the program's exactly.
 
 - A schedule of Clifford ops only (PPMs, Paulis controlled by one event or by a parity
   of events) is one batch circuit (:func:`batch_circuit`: PPMs as product
-  measurements, the idle noise as error sites) that an engine with the batch
-  capability (the stabilizer's stim) samples in bulk (:mod:`qmk.engines.batch`).
+  measurements, the idle noise as error sites). An engine with the batch capability
+  (the stabilizer's stim) samples it in bulk (:mod:`qmk.engines.batch`).
 - Otherwise :func:`run_branches`: every shot's errors are drawn first and shots are
-  grouped by their error pattern (the error-free group is nearly every shot); each group
-  is simulated once, splitting only where an op produces an event: the outcome's
+  grouped by their error pattern (the error-free group is nearly every shot). Each group
+  is simulated once, splitting only where an op produces an event. There the outcome's
   probability is read off the state, the group's shots are split binomially and each
   side goes on (the state saved at the split). An injection's own outcomes are not
-  split on: whatever they are, its corrections leave the data in the same state (a
+  split on: whatever they are, its corrections leave the data in the same state. (A
   factory's Z error on the magic state flips the X outcome, so the wrong correction
-  is a ``P`` on the data, whatever the outcomes), so each group executes each
+  is a ``P`` on the data, whatever the outcomes.) So each group executes each
   injection once, its outcomes drawn by the engine. A group with ``2^k`` possible
   event records takes at most ``min(shots, 2^k)`` simulations of each op.
 

@@ -27,7 +27,7 @@ outcome distribution is the program's exactly.
   fresh patch, nothing.
 - ``INJECT_T_STATE``: the same reset, ``H`` into ``C``, then a pi/8 rotation (``T|+>``).
 - Feed-forward: a Pauli under a guard, and ``COND_PAULI``, become a controlled Pauli
-  ``C^dag Q C`` (no PPM); a guarded H, S, SDG, CNOT, CZ or SWAP ``G`` becomes a controlled
+  ``C^dag Q C`` (no PPM). A guarded H, S, SDG, CNOT, CZ or SWAP ``G`` becomes a controlled
   frame update ``K = C^dag G C``: the shot that applies it conjugates every later op's
   Pauli by ``K`` (Litinski's classically tracked Clifford corrections; no PPM).
 
@@ -327,10 +327,13 @@ def _controlled(frame: _Frame, node: Node, qs: list[int], condition: _Condition)
 
 def _and_toffoli(frame: _Frame, a: int, b: int, c: int, target: str, node: str) -> None:
     """CCX (``target`` CX) or CCZ (CZ) on ``a, b, c`` by the AND of Jones and Gidney
-    (arXiv:1212.5069, 1709.06648): the ancilla ``t`` from ``|0>`` to ``|ab>`` by ``H``,
-    four pi/8 rotations (``Z_t, Z_aZ_bZ_t`` by +pi/8, ``Z_aZ_t, Z_bZ_t`` by -pi/8),
-    ``H`` and ``S``; ``target`` from ``t`` to ``c``; then ``t`` measured in X, ``CZ(a, b)``
-    when that gave 1, and ``t`` returned to ``|0>`` (``H``, then X when it gave 1)."""
+    (arXiv:1212.5069, 1709.06648).
+
+    1. The ancilla ``t`` goes from ``|0>`` to ``|ab>`` by ``H``, four pi/8 rotations
+       (``Z_t, Z_aZ_bZ_t`` by +pi/8, ``Z_aZ_t, Z_bZ_t`` by -pi/8), ``H`` and ``S``.
+    2. ``target`` from ``t`` to ``c``.
+    3. ``t`` is measured in X, with ``CZ(a, b)`` when that gave 1, and returned to
+       ``|0>`` (``H``, then X when it gave 1)."""
     t = frame.n - 1
     event = f"{node}.and"
     frame.clifford("H", [t])

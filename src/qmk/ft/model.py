@@ -1,10 +1,10 @@
 """The physics a layout and a lattice-surgery schedule use, read from the estimator.
 
 One source for every number: :func:`ft_model` runs :func:`qmk.estimate.estimator.estimate`
-on the program's logical counts (the same call ``qmk estimate`` makes) and takes from it
+on the program's logical counts (the same call ``qmk estimate`` makes). From it, it takes
 the T factory (its duration, states per run, physical qubits, output error rate and the
-number of copies), the logical cycle time and the logical error rate per patch and cycle
-of the code at the distance used. So a schedule and the estimate it is compared with
+number of copies) and the logical cycle time. It takes the logical error rate per patch
+and cycle of the code at the distance used too. So a schedule and the estimate it is compared with
 rest on the same assumptions; where they still differ, the schedule says why
 (``docs/ft-execution.md``).
 

@@ -5,9 +5,10 @@ The model (``docs/ft-execution.md``):
 
 - Time runs in ticks; one tick is ``d`` code cycles, one logical cycle (Litinski).
 - A multi-patch PPM (and a pi/8 rotation: ``P x Z`` measured with the magic state)
-  takes the block's ticks: 1 in the fast block; in the intermediate and compact blocks
-  1 when every factor is Z, else Litinski's bound for patches that show only one
-  boundary (5 and 9 ticks: patch rotations there and back around the measurement).
+  takes the block's ticks. That is 1 in the fast block. In the intermediate and compact
+  blocks it is 1 when every factor is Z, else Litinski's bound for patches that show
+  only one boundary (5 and 9 ticks: patch rotations there and back around the
+  measurement).
   A single-patch X or Z measurement takes 0 ticks and no routing.
 - The block's routing region is one bus: one multi-patch PPM at a time. An op whose
   inputs are ready but finds the bus busy waits; those ticks are ``routing_stalls``.
@@ -26,7 +27,7 @@ The model (``docs/ft-execution.md``):
   PPM takes one tick; in the other blocks a shot's conjugated Pauli may differ in its X or
   Y factors.)
 - Ops issue in program order (a topological order of the anticommutation graph: an
-  op waits for every earlier op it anticommutes with); a later op never overtakes an
+  op waits for every earlier op it anticommutes with). A later op never overtakes an
   earlier one on the bus, but a 0-tick measurement runs as soon as its inputs are.
 """
 

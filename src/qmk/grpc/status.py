@@ -1,7 +1,7 @@
 """QMK's errors as gRPC status codes: one table, read by the server and the client.
 
 A refusal keeps its QMK code: the status message is ``str(error)``
-(``QS1005 not-found: no job 'j'``), and the trailing metadata ``qmk-error`` carries the
+(``QS1005 not-found: no job 'j'``). The trailing metadata ``qmk-error`` carries the
 error as JSON (``{"code", "name", "message", "details", "rpc_code"}``), from which
 :func:`error_of` rebuilds the same exception class on the client. The status code is
 read from :data:`STATUS_OF` by the error's JSON-RPC code, as the REST API reads its

@@ -300,7 +300,7 @@ class JobWatch:
                     if event.state in self._final:
                         yield "result", await self._call("q_status", self._params), None
                         return
-                elif event.event == "attest":  # a line of its own (kernels before 2026-11-26)
+                elif event.event == "attest":  # a line of its own (qmk.kernel.security.attest)
                     yield "progress", _attested(job_id, event), event.seq
                 else:
                     yield event.event, event.to_json(), event.seq

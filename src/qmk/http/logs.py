@@ -2,9 +2,9 @@
 
 ``qmk serve --log-format json`` formats every record of the ``qmk`` loggers with
 :class:`JsonFormatter`. A record's ``extra`` fields named in :data:`FIELDS` become keys
-of its line; the HTTP layer logs each request (logger ``qmk.http.access``: method, route,
-status, duration, tenant, job id, trace id) and each job transition (``qmk.http.jobs``:
-job id, tenant, state, trace id) at level ``info``.
+of its line. The HTTP layer logs each request (logger ``qmk.http.access``: method,
+route, status, duration, tenant, job id, trace id) at level ``info``, and each job
+transition too (``qmk.http.jobs``: job id, tenant, state, trace id).
 
 >>> import logging
 >>> record = logging.LogRecord("qmk.http.jobs", logging.INFO, "", 0, "job %s %s",

@@ -1,15 +1,16 @@
 """uvicorn on a socket of our own, beside the JSON-RPC server, on the same kernel and loop.
 
-:func:`serve_with_http` is what ``qmk serve --http HOST:PORT`` runs: it binds the HTTP
-socket itself (so port 0 picks a free port that the ready line names, and a port in use
-is one coded error, ``QW003``), builds the application, and runs uvicorn and
-:func:`qmk.abi.server.serve_kernel` in one task group until ``stop`` is set; then both
+:func:`serve_with_http` is what ``qmk serve --http HOST:PORT`` runs. It binds the HTTP
+socket itself, so port 0 picks a free port that the ready line names, and a port in use
+is one coded error, ``QW003``. It builds the application, and runs uvicorn and
+:func:`qmk.abi.server.serve_kernel` in one task group until ``stop`` is set. Then both
 drain (``server.drain_timeout_s``; live event streams end at once) and return.
 uvicorn's own signal handling is off: ``qmk serve``'s handlers own SIGTERM and SIGINT.
+
 The door (:mod:`qmk.abi.door`) accepts its connections (:class:`~qmk.abi.door.Acceptor`:
-one accept rate for every listener) and hands each to uvicorn, which runs
+one accept rate for every listener) and hands each to uvicorn. uvicorn runs
 :mod:`qmk.http.guard`'s protocol: the ``[server]`` table's limits on its connections,
-counted with the other listeners' by the door; every request's syscall passes the door.
+counted with the other listeners' by the door. Every request's syscall passes the door.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on every accepted connection (it
     # looks at the socket's proto): without it a reply's headers and body, two writes,
-    # meet Nagle and the client's delayed ACK, and a round trip takes 40 ms
+    # meet Nagle and the client's delayed ACK, and a round trip waits for its timer
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -291,8 +291,8 @@ class RateClock:
     async def wait(self, cycle: float, wake: asyncio.Event) -> None:
         """Return once the clock reaches ``cycle`` (inf: never) or ``wake`` is set: a
         timer sets ``wake`` itself at ``cycle`` (the caller clears it before its next
-        wait), so a wait the clock ends raises nothing through the task (a timeout
-        scope cancels it, about 4 us more a wait)."""
+        wait). So a wait the clock ends raises nothing through the task: a timeout
+        scope would cancel it, which costs more a wait."""
         if cycle == float("inf"):
             await wake.wait()
             return

@@ -1,11 +1,11 @@
 """The kernel's side of :class:`qmk.http.probe.KernelProbe`: its events and its load.
 
-An observer with callbacks adds one listener to the audit log (:attr:`AuditLog.listeners`;
-none while it has none, so no line's record is made plain data for it alone:
-:meth:`AuditLog.append_run`), so every line the kernel writes (job transitions, capability
-decisions, channels, checkpoints, attestations) reaches the HTTP layer's metrics, traces,
-logs and live events as a :class:`~qmk.http.probe.KernelEvent`, with the job's facts at
-that moment. It reads the kernel's tables at a metrics scrape
+An observer with callbacks adds one listener to the audit log (:attr:`AuditLog.listeners`).
+It adds none while it has none, so no line's record is made plain data for it alone
+(:meth:`AuditLog.append_run`). So every line the kernel writes (job transitions,
+capability decisions, channels, checkpoints, attestations) reaches the HTTP layer's
+metrics, traces, logs and live events as a :class:`~qmk.http.probe.KernelEvent`, with
+the job's facts at that moment. It reads the kernel's tables at a metrics scrape
 (:meth:`KernelObserver.snapshot`); it changes nothing, and a callback that raises is
 logged and never reaches the kernel.
 

@@ -2,10 +2,10 @@
 
 Every virtual qubit of a QVM program runs under a code profile such as
 ``logical:surface_code(d=9)``. This package turns a profile and a physical
-qubit technology into what the kernel needs: the logical error probability
+qubit technology into what the kernel needs. That is the logical error probability
 per logical cycle, the logical cycle time, the physical qubits per logical
-qubit, the decoder rounds per cycle, the logical Pauli channel of a span of
-cycles, and how many cycles each logical operation takes. Its numbers agree
+qubit and the decoder rounds per cycle. It is also the logical Pauli channel of a
+span of cycles, and how many cycles each logical operation takes. Its numbers agree
 with the Azure Quantum Resource Estimator (QRE) wherever QRE has them.
 
 - :mod:`qmk.qec.params` -- :class:`QubitParams` and QRE's six predefined sets.

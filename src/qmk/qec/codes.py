@@ -6,12 +6,11 @@ distance ``d`` fails in one logical cycle with probability
 
     P_L(p, d) = a * (p / p*) ** ((d + 1) // 2)
 
-(``a`` the crossing prefactor, ``p*`` the error-correction threshold, ``p`` the
-qubit's physical error rate; the exponent uses integer division, as QRE's
-``(d + 1) / 2`` on integers does), a logical cycle takes
-``logical_cycle_time`` ns and a logical qubit occupies
-``physical_qubits_per_logical_qubit`` physical qubits, both QRE-style formulas
-over the qubit's operation times and ``codeDistance``.
+Here ``a`` is the crossing prefactor, ``p*`` the error-correction threshold and ``p``
+the qubit's physical error rate. The exponent uses integer division, as QRE's
+``(d + 1) / 2`` on integers does. A logical cycle takes ``logical_cycle_time`` ns and a
+logical qubit occupies ``physical_qubits_per_logical_qubit`` physical qubits, both
+QRE-style formulas over the qubit's operation times and ``codeDistance``.
 
 :data:`SCHEMES` holds, per family of :data:`qmk.qvm.profiles.FAMILIES`, one
 scheme per instruction set the family supports:
@@ -98,9 +97,9 @@ class ColumnLaw(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
         P_L(p, d) = A * C(d, k) * (c * d * p) ** k * exp(-b * d * p),   k = (d + 1) // 2
 
-    A memory of the d x d Bacon-Shor code is a repetition code over its d columns:
-    a column flips when an odd number of its d qubits do, so its flip rate grows
-    as ``c d p``, and the code fails when a majority ``k`` of the columns flip
+    A memory of the d x d Bacon-Shor code is a repetition code over its d columns.
+    A column flips when an odd number of its d qubits do, so its flip rate grows
+    as ``c d p``. The code fails when a majority ``k`` of the columns flip
     (``C(d, k)`` ways). ``exp(-b d p)`` is the measured bend below that leading
     term at larger ``d p``. Unlike the QRE form there is no threshold: at any
     ``p`` one distance (:meth:`best_distance`) has the lowest rate, and larger

@@ -3,15 +3,15 @@
 A distillation protocol takes ``n`` noisy T states and, when none of its checks
 fires, outputs one better T state. After Pauli twirling (the Clifford ``S X``,
 up to phase, fixes ``|T> = T|+>`` and diagonalizes any noisy copy of it), a
-noisy input is the ideal ``|T>`` with a Z error of probability ``p`` (``Z|T>`` is
-the state orthogonal to ``|T>``); that is the input model here and in
+noisy input is the ideal ``|T>`` with a Z error of probability ``p``. (``Z|T>`` is
+the state orthogonal to ``|T>``.) That is the input model here and in
 :mod:`qmk.experiments.distill`, which simulates the protocols' circuits in stim.
 
-Because the distillation circuit is Clifford apart from the T rotations, and
-the Z errors of the inputs commute with every T rotation, an input error pattern
-``e`` (a 0/1 vector over the ``n`` inputs) is caught iff ``H e != 0`` for the
-protocol's check matrix ``H``, and flips the output iff ``L . e = 1`` for its
-logical row ``L``. For the 15-to-1 protocols ``H`` has the 15 non-zero 4-bit
+The distillation circuit is Clifford apart from the T rotations, and the Z errors of
+the inputs commute with every T rotation. So an input error pattern ``e`` (a 0/1
+vector over the ``n`` inputs) is caught iff ``H e != 0`` for the protocol's check
+matrix ``H``. It flips the output iff ``L . e = 1`` for its logical row ``L``. For the
+15-to-1 protocols ``H`` has the 15 non-zero 4-bit
 columns (the X checks of the [[15, 1, 3]] quantum Reed-Muller code, whose kernel
 is the [15, 11] Hamming code) and ``L`` is all ones, so
 

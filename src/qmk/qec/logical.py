@@ -7,10 +7,10 @@ logical cycle time, the physical qubits per logical qubit and the decoder
 rounds per cycle. The executor uses two more things from it:
 
 - :meth:`LogicalModel.pauli_error` -- the logical Pauli channel of a qubit that
-  spends ``cycles`` logical cycles: it suffers a logical error with probability
+  spends ``cycles`` logical cycles. It suffers a logical error with probability
   ``1 - (1 - P_L) ** cycles``, split equally among X, Y and Z (a logical
-  depolarizing channel; QRE's threshold formula gives the failure probability
-  only, and an equal split is the assumption that favours no basis);
+  depolarizing channel). QRE's threshold formula gives the failure probability
+  only, and an equal split is the assumption that favours no basis;
 - :func:`op_cycles` -- how many logical cycles each logical operation takes
   (the table :data:`OP_CYCLES`, keyed by lower-case names and reachable by QVM
   op names such as ``APPLY_H`` or ``MEASURE_Z``).
@@ -323,9 +323,9 @@ def logical_model(
 
     Raises:
         QECError: ``QC102`` for a bad profile, ``QC101`` for an unknown qubit
-            set, ``QC105`` for a family that does not fit the qubit technology,
+            set, ``QC105`` for a family that does not fit the qubit technology.
             ``QC106`` when the qubit's error rate is not below the threshold
-            (QRE refuses a Clifford rate >= p* and a physical rate > p*),
+            (QRE refuses a Clifford rate >= p* and a physical rate > p*).
             ``QC107`` for a distance above the scheme's maximum.
     """
     parsed, params = _profile(profile), qubit_params(qubit)

@@ -17,11 +17,11 @@ rates and ``*_readout_error_rate`` the readout rates; a readout rate left at
 ``None`` equals its process rate (QRE's ``"simple"`` form).
 
 The rate the QEC formula uses is :attr:`QubitParams.physical_error_rate`:
-QRE's ``max(clifford_error_rate, readout_error_rate)`` where, for gate-based
-qubits, the Clifford rate is the largest of the one-qubit gate, two-qubit gate
-and idle rates and the readout rate is the measurement rate; for Majorana
-qubits the Clifford rate is the largest of the idle and the two measurement
-*process* rates, and the readout rate the larger of the two *readout* rates.
+QRE's ``max(clifford_error_rate, readout_error_rate)``. For gate-based qubits, the
+Clifford rate is the largest of the one-qubit gate, two-qubit gate and idle rates, and
+the readout rate is the measurement rate. For Majorana qubits the Clifford rate is the
+largest of the idle and the two measurement *process* rates, and the readout rate the
+larger of the two *readout* rates.
 The T-gate rate never enters it (T states come from distillation).
 
 ``t1_ns`` and ``t2_ns`` are optional coherence times. QRE does not use them;

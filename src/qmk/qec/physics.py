@@ -13,17 +13,18 @@ file of three parts, which :class:`PhysicsConfig` reads (``qmk run --physics FIL
                       "idle_error_rate": 1e-4, "t1_us": 100, "t2_us": 80},
      "decoder": {"type": "MWPM", "max_syndrome_weight": 10, "cycle_time_us": 0.1}}
 
-:meth:`PhysicsConfig.resolve` turns it into what a run takes (:class:`Resolved`): the
-code profile, the physical qubit (its operation times set so the code's logical cycle
-takes ``logical_cycle_time_us``), the noise model of its error rates, the logical model
-they make, the decoder's load, and warnings for what is only approximated or has no
-effect. Every key means something, and what QMK cannot honour is a coded error:
+:meth:`PhysicsConfig.resolve` turns it into what a run takes (:class:`Resolved`). That
+is the code profile and the physical qubit (its operation times set so the code's
+logical cycle takes ``logical_cycle_time_us``). It is the noise model of its error
+rates, the logical model they make and the decoder's load. It carries warnings for
+what is only approximated or has no effect. Every key means something, and what QMK
+cannot honour is a coded error:
 
 - ``qec_scheme``: ``code_family`` and ``code_distance`` are the profile
-  (``logical:surface_code(d=9)``). ``logical_cycle_time_us`` sets the qubit's timing: the
+  (``logical:surface_code(d=9)``). ``logical_cycle_time_us`` sets the qubit's timing. The
   operation times of the base qubit set (``qubit_gate_ns_e3`` unless the run names
-  another) scaled by one factor and rounded to whole ns (QRE's unit) so the family's
-  cycle formula gives the nearest cycle time; a difference is warning ``QC132``, one over
+  another) are scaled by one factor and rounded to whole ns (QRE's unit), so the family's
+  cycle formula gives the nearest cycle time. A difference is warning ``QC132``, one over
   :data:`CYCLE_TOLERANCE` an error ``QC103`` naming both. ``physical_qubit_count`` is
   checked against the family's qubits per logical qubit at that distance (``QC103``
   naming both).
@@ -247,9 +248,9 @@ class PhysicsConfig(_Part, frozen=True, kw_only=True, forbid_unknown_fields=True
         ``max_syndrome_weight`` (else warning ``QC133`` says the logical model does not).
 
         Raises:
-            QECError: ``QC102`` (family, distance), ``QC105`` (a family the qubit's
-                instruction set has no scheme for), ``QC103`` (a qubit count or cycle
-                time the code cannot have, T2 > 2 T1, a rate the instruction set lacks),
+            QECError: ``QC102`` (family, distance); ``QC105`` (a family the qubit's
+                instruction set has no scheme for). ``QC103``: a qubit count or cycle
+                time the code cannot have, T2 > 2 T1, a rate the instruction set lacks.
                 ``QC106`` (rates at or above the threshold), ``QC112`` (decoder type),
                 ``QC113`` (a decoder slower than the syndrome rounds).
         """

@@ -73,9 +73,9 @@ Node lines
     [LABEL:] OP [ITEM {, ITEM}] [when GUARD] [caps CAP {CAP}] [meta JSON_OBJECT]
 
 * ``LABEL`` (a NAME, then ``:``) is the node's ``id``. A node without a label
-  gets ``n{k}``, where ``k`` is its 1-based position in the final node list;
-  if an explicit label anywhere in the program already is ``n{k}``, the first
-  of ``n{k}_1``, ``n{k}_2``, ... that no label uses is taken instead.
+  gets ``n{k}``, where ``k`` is its 1-based position in the final node list.
+  If an explicit label anywhere in the program already is ``n{k}``, it gets the
+  first of ``n{k}_1``, ``n{k}_2``, ... that no label uses.
 * ``OP`` is an identifier ``[A-Za-z_][A-Za-z0-9_]*`` or a JSON string literal
   (any string, e.g. ``"my op"``). A bare OP that names a defined macro is a
   macro call (see Macros); a quoted OP never is.
@@ -95,9 +95,9 @@ Node lines
   write ``true``/``false``). Ints stay ints and floats stay floats (``1`` is an
   int, ``1.0`` and ``4 / 2`` are floats); a float's ``repr`` reads back exactly.
 * ``GUARD`` is ``ev:NAME == 0`` or ``ev:NAME == 1`` (the JSON form
-  ``{"event", "equals"}``); two or more terms joined by ``and``
-  (``ev:a == 1 and ev:b == 0``) give the conjunction form ``{"all": [...]}``,
-  and ``all(TERM {and TERM})`` writes the conjunction form explicitly, which a
+  ``{"event", "equals"}``). Two or more terms joined by ``and``
+  (``ev:a == 1 and ev:b == 0``) give the conjunction form ``{"all": [...]}``.
+  ``all(TERM {and TERM})`` writes the conjunction form explicitly, which a
   one-term conjunction needs.
 * ``caps`` is followed by one or more capability NAMEs separated by spaces.
 * ``meta`` is followed by a JSON object, the node's metadata; it comes last.
@@ -119,11 +119,11 @@ Directives
     requests nothing more).
 ``.vqs NAME...``, ``.chs NAME...``, ``.events NAME...``
     Declare resources, in order; repeated lines append. A kind that is never
-    declared is inferred in order of first appearance in the assembled nodes:
-    vqs from ``vq:`` operands, chs from ``ch:`` operands, events from ``in:``,
-    guard and ``out:`` references (within a node: inputs, then guard events,
-    then produced events). A kind that is declared, even by one empty line such
-    as ``.chs``, is exactly what was declared.
+    declared is inferred in order of first appearance in the assembled nodes.
+    Vqs come from ``vq:`` operands and chs from ``ch:`` operands. Events come
+    from ``in:``, guard and ``out:`` references (within a node: inputs, then
+    guard events, then produced events). A kind that is declared, even by one
+    empty line such as ``.chs``, is exactly what was declared.
 ``.param NAME = EXPR``
     An assemble-time constant: the expression's value, a number or a string.
     Defining a name that is already visible is an error.
@@ -148,14 +148,17 @@ open at the end of a file is an error at its opening line.
 Expressions
 ===========
 
-Expressions are Python syntax evaluated by :func:`qmk.qvm.expr.evaluate`:
-int, float and string constants and ``True``/``False``; parameters, loop variables and macro
-parameters; ``pi``, ``tau``, ``e``; ``+ - * / // % **`` on numbers and ``+`` on
-strings; ``not``, ``and``, ``or``, comparisons, ``X if C else Y``; and the
-functions ``sin cos tan asin acos atan atan2 sqrt exp log log2 log10 floor ceil
-abs min max round int float``. Names ``when``, ``caps``, ``meta``, ``true``,
-``false``, ``null``, ``pi``, ``tau``, ``e`` and Python keywords cannot be
-parameter, loop or macro-parameter names.
+Expressions are Python syntax evaluated by :func:`qmk.qvm.expr.evaluate`. They may use:
+
+* int, float and string constants and ``True``/``False``;
+* parameters, loop variables and macro parameters; ``pi``, ``tau``, ``e``;
+* ``+ - * / // % **`` on numbers and ``+`` on strings;
+* ``not``, ``and``, ``or``, comparisons, ``X if C else Y``;
+* the functions ``sin cos tan asin acos atan atan2 sqrt exp log log2 log10 floor
+  ceil abs min max round int float``.
+
+Names ``when``, ``caps``, ``meta``, ``true``, ``false``, ``null``, ``pi``, ``tau``,
+``e`` and Python keywords cannot be parameter, loop or macro-parameter names.
 
 Macros
 ======
@@ -192,22 +195,25 @@ nest at most 64 deep. JSON values nest at most ``limits.max_depth`` deep.
 Errors
 ======
 
-``asm-syntax`` (QA001) a line does not parse; ``asm-undefined`` (QA002) an
-expression names something undefined; ``asm-expression`` (QA003) an expression
-cannot be evaluated or gives a value of the wrong type; ``asm-directive``
-(QA004) a directive is unknown, misplaced, repeated or unbalanced, or redefines
-a name; ``asm-include`` (QA005) an include cannot be read or forms a cycle;
-``asm-expansion-limit`` (QA006) the limits above.
+* ``asm-syntax`` (QA001): a line does not parse.
+* ``asm-undefined`` (QA002): an expression names something undefined.
+* ``asm-expression`` (QA003): an expression cannot be evaluated or gives a value
+  of the wrong type.
+* ``asm-directive`` (QA004): a directive is unknown, misplaced, repeated or
+  unbalanced, or redefines a name.
+* ``asm-include`` (QA005): an include cannot be read or forms a cycle.
+* ``asm-expansion-limit`` (QA006): the limits above.
 
 Disassembly
 ===========
 
 :func:`disassemble` writes ``.version``, then ``.description`` and
 ``.metadata`` when present, then ``.caps``, ``.vqs``, ``.chs`` and ``.events``
-(always, so empty declarations survive), a blank line and one line per node,
-always labelled, with items in the order vq, ch, in, out, then arguments in the
-node's key order. Strings, bools, null, objects and arrays are written with
-``json.dumps(ensure_ascii=False)``, ints with ``str`` and floats with ``repr``.
+(always, so empty declarations survive). A blank line follows, then one line per
+node, always labelled. A node's items come in the order vq, ch, in, out, then its
+arguments in the node's key order. Strings, bools, null, objects and arrays are
+written with ``json.dumps(ensure_ascii=False)``, ints with ``str`` and floats with
+``repr``.
 Names, ops and keys are quoted exactly when they are not bare-safe.
 """
 

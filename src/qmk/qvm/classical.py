@@ -1,9 +1,9 @@
 """Run-time classical values: their types, their bits, and the typed expressions of ``CALC``.
 
 A QVM event is one bit. A classical value of a program (an OpenQASM 3 ``int``, a QIR
-``i64``) is the bits of its type, least significant first, each one event: a ``CALC``
+``i64``) is the bits of its type, least significant first, each one event. A ``CALC``
 node reads the events of its operands (``inputs``, grouped by the types its ``reads``
-argument lists), evaluates its ``expr`` and produces the bits of a value of its
+argument lists). It evaluates its ``expr`` and produces the bits of a value of its
 ``type``. Guards read those events as they read measurement outcomes, so a branch on
 ``n == 3`` is a ``CALC`` that produces one bool and a guard on it.
 
@@ -12,19 +12,24 @@ Types: ``bool``, ``bit[n]``, ``int[n]`` (two's complement), ``uint[n]``, ``angle
 (IEEE 754 bits). Widths run from 1 to :data:`MAX_WIDTH`.
 
 An expression is Python expression syntax, parsed with :func:`ast.parse` and never
-given to ``eval``: ``v0, v1, ...`` name the operands; int, float and bool literals;
-``pi``, ``tau`` and ``euler``; ``+ - * / % **`` (``/`` of integers truncates toward
-zero and ``%`` takes the dividend's sign, as C and OpenQASM 3 do), ``& | ^ ~ << >>``,
-comparisons, ``and``/``or``/``not``, ``x if c else y``; casts written as calls of a type
-name (``int32(v0)``, ``uint8(x)``, ``bool(x)``, ``float64(x)``, ``angle16(x)``,
-``bit4(x)``); the functions of :data:`FUNCTIONS`; and OpenQASM 3's functions of bits
-``popcount(x)``, ``rotl(x, k)``, ``rotr(x, k)``. An angle is an unsigned integer of its
-width (``k`` stands for ``2 pi k / 2**n``): ``+ -`` with angles and ``* /`` by integers
-wrap modulo a turn, and its bits shift, rotate and combine (``<< >> & | ^ ~``) as the
-bits of a ``uint[n]``; bits shifted off the end are lost. :func:`compile_expr` types every
-subexpression (a mistyped one is a :class:`ClassicalError` naming it) and returns the
-expression's type with a function of the operand values; the result is cast to the
-node's type when it is stored (:func:`cast`, whose rules are OpenQASM 3's: :data:`CASTS`).
+given to ``eval``. It may use:
+
+- ``v0, v1, ...``, the operands; int, float and bool literals; ``pi``, ``tau``, ``euler``;
+- ``+ - * / % **`` (``/`` of integers truncates toward zero and ``%`` takes the
+  dividend's sign, as C and OpenQASM 3 do), ``& | ^ ~ << >>``, comparisons,
+  ``and``/``or``/``not``, ``x if c else y``;
+- casts written as calls of a type name (``int32(v0)``, ``uint8(x)``, ``bool(x)``,
+  ``float64(x)``, ``angle16(x)``, ``bit4(x)``);
+- the functions of :data:`FUNCTIONS`, and OpenQASM 3's functions of bits
+  ``popcount(x)``, ``rotl(x, k)``, ``rotr(x, k)``.
+
+An angle is an unsigned integer of its width (``k`` stands for ``2 pi k / 2**n``).
+``+ -`` with angles and ``* /`` by integers wrap modulo a turn. Its bits shift, rotate
+and combine (``<< >> & | ^ ~``) as the bits of a ``uint[n]``; bits shifted off the end
+are lost. :func:`compile_expr` types every subexpression (a mistyped one is a
+:class:`ClassicalError` naming it). It returns the expression's type with a function of
+the operand values. The result is cast to the node's type when it is stored
+(:func:`cast`, whose rules are OpenQASM 3's: :data:`CASTS`).
 
 >>> t = parse_type("int[8]")
 >>> calc = compile_expr("v0 + int8(v1)", (t, parse_type("bit")))

@@ -3,9 +3,9 @@
 The codes are declared (and registered in :data:`qmk.errors.REGISTRY`) by
 :mod:`qmk.qvm.errors`, beside the exception classes that carry them; this module gives
 the verifier and the docs their views. ``QF`` codes are input that cannot be read as a
-graph (exit status 2), ``QA`` codes are assembly text that does not assemble (exit
-status 2), and ``QV`` codes are verifier findings about a graph that was read (exit
-status 1 when any has severity ``error``).
+graph, and ``QA`` codes assembly text that does not assemble (both exit status 2).
+``QV`` codes are verifier findings about a graph that was read (exit status 1 when any
+has severity ``error``).
 
 >>> CODES["QV101"].name
 'unknown-op'

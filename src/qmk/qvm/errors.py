@@ -1,6 +1,9 @@
-"""Errors of the QVM layer and their codes: ``QF`` (input that cannot be read as a graph,
-exit status 2), ``QA`` (assembly text that does not assemble, exit status 2) and ``QV``
-(verifier findings about a graph that was read; exit status 1 when any is an error).
+"""Errors of the QVM layer and their codes.
+
+- ``QF``: input that cannot be read as a graph (exit status 2).
+- ``QA``: assembly text that does not assemble (exit status 2).
+- ``QV``: verifier findings about a graph that was read (exit status 1 when any is an
+  error).
 
 This module registers every code of the three families in :data:`qmk.errors.REGISTRY`;
 :mod:`qmk.qvm.codes` gives the layer's views of them. Codes never change meaning once

@@ -10,15 +10,19 @@ QMK reads arithmetic in four places, each a dialect of the same core:
 - OpenQASM's constant expressions (:mod:`qmk.frontends.qasm_scope`): the reference
   parser's syntax tree, evaluated at once.
 
-Here, once: the parse of an expression's text (:func:`parse`, the failures as one
-:class:`ParseFailure` whose ``reason`` each dialect words its own way), the walk of a
-syntax tree by node class (:class:`Walker`), the meaning of each operator by its symbol
-(:data:`ARITHMETIC`, :data:`COMPARISONS`, :data:`BITWISE`) and the symbol of each of
-Python's operator nodes (:data:`SYMBOLS`), the mathematical constants and functions by
-every name a dialect gives them (:data:`CONSTANTS`, :func:`functions`), and the clipped
-text an error quotes (:func:`clip`). A dialect says which of them it allows and what
-differs (OpenQASM's ``/`` of two integers that divide exactly is an integer; a typed
-``CALC`` wraps to its width).
+Here, once:
+
+- the parse of an expression's text (:func:`parse`), its failures one
+  :class:`ParseFailure` whose ``reason`` each dialect words its own way;
+- the walk of a syntax tree by node class (:class:`Walker`);
+- the meaning of each operator by its symbol (:data:`ARITHMETIC`, :data:`COMPARISONS`,
+  :data:`BITWISE`), and the symbol of each of Python's operator nodes (:data:`SYMBOLS`);
+- the mathematical constants and functions by every name a dialect gives them
+  (:data:`CONSTANTS`, :func:`functions`);
+- the clipped text an error quotes (:func:`clip`).
+
+A dialect says which of them it allows and what differs (OpenQASM's ``/`` of two
+integers that divide exactly is an integer; a typed ``CALC`` wraps to its width).
 
 >>> SYMBOLS[type(parse("2 ** 3").op)], ARITHMETIC["**"](2, 3)
 ('**', 8)

@@ -117,8 +117,8 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     A node is not tracked by the cyclic garbage collector (``gc=False``): it holds
     strings, tuples of strings, plain JSON and a guard, never anything that could lead
     back to it, so it is in no cycle. A verified 100,000-node program kept by the kernel
-    is then 100,000 objects fewer for every full collection to walk (40-60 ms each,
-    holding the interpreter while other tenants' requests wait).
+    is then 100,000 objects fewer for every full collection to walk, while the
+    interpreter is held and other tenants' requests wait.
     """
 
     id: str
@@ -310,9 +310,8 @@ def _strings(
     value: Any, path: str, kept: dict[tuple[str, ...], tuple[str, ...]] | None = None
 ) -> tuple[str, ...]:
     """A JSON array of strings as a tuple; with ``kept``, the equal tuple read before, if
-    any (one graph's reading shares them: a 100,000-node program on a few qubits holds a
-    few ``vqs`` tuples, not 100,000, each of which the cyclic collector would walk at
-    least once, at its first collection after the reading)."""
+    any. One graph's reading shares them: a 100,000-node program on a few qubits holds a
+    few ``vqs`` tuples, not 100,000 for the cyclic collector to walk."""
     if type(value) is not list:
         raise _wrong_type(path, "an array of strings", value)
     result = tuple(value)
@@ -582,8 +581,8 @@ def loads(text: str | bytes, *, source: str = "<input>", limits: Limits | None =
 
 def _free_nodes(data: Any) -> None:
     """Free parsed nodes a few hundred at a time: the last reference to a 100,000-node
-    list frees 300,000 objects in one call (10-15 ms with the interpreter held, other
-    threads waiting); in pieces, they may run between."""
+    list frees 300,000 objects in one call, the interpreter held and other threads
+    waiting. In pieces, they may run between."""
     program = data.get("program") if type(data) is dict else None
     nodes = program.get("nodes") if type(program) is dict else None
     if type(nodes) is list:
@@ -708,8 +707,8 @@ def is_finite_number(value: Any) -> TypeGuard[int | float]:
 
 # --------------------------------------------------------------------------- compact text
 
-#: Nodes encoded per piece by :func:`compact_text` (between pieces another thread may
-#: take the interpreter: one ``json.dumps`` of 100,000 nodes holds it 100-150 ms).
+#: Nodes encoded per piece by :func:`compact_text`. Between pieces another thread may
+#: take the interpreter, which one ``json.dumps`` of a big graph holds throughout.
 COMPACT_PIECE = 512
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -768,9 +767,9 @@ def canonical_text(data: Any) -> str:
 
 def graph_compact_text(graph: Graph) -> str:
     """``compact_text(graph.to_json())``, the same text, but each node's JSON made and
-    dropped a piece at a time: the whole JSON of a 100,000-node graph is 400,000 live
-    objects, whose making sets off full collections of the cyclic collector (40-90 ms
-    each, the interpreter held) and whose freeing holds it another 20 ms.
+    dropped a piece at a time. The whole JSON of a 100,000-node graph is 400,000 live
+    objects. Making them sets off full collections of the cyclic collector, and freeing
+    them holds the interpreter again.
 
     >>> g = Graph(nodes=(Node(id="a", op="ALLOC_LQ", vqs=("q",)),))
     >>> graph_compact_text(g) == compact_text(g.to_json())
@@ -805,8 +804,8 @@ def _compact_pieces(shell: dict[str, Any], pieces: Iterator[list[Any]]) -> str:
 @dataclass(frozen=True, slots=True)
 class GraphText(Mapping[str, Any]):
     """A submitted graph kept as its compact JSON text (:func:`compact_text`) and its node
-    count, so a 100,000-node graph travels from the wire to the verifier as one string
-    instead of 300,000 Python objects (each a stall of the cyclic collector while alive).
+    count. A 100,000-node graph travels from the wire to the verifier as one string, not
+    300,000 Python objects for the cyclic collector to walk while they live.
 
     It is a read-only mapping, so code that reads a graph as JSON data still can (the
     text is parsed on such a read, each time); the kernel reads :attr:`text`.

@@ -1,19 +1,25 @@
 """The QVM op table: the one source of truth for every operation.
 
-Each op is one :class:`OpSpec` record: its operands (how many virtual qubits,
-channels, input events and produced events), its arguments with their types and
-ranges, the capability it needs, whether it is unitary and Clifford, its inverse
-and a one-line description. The JSON schema (:mod:`qmk.qvm.schema`), the
-verifier, the assembler, the op table in ``docs/qvm.md``, the executor's
-dispatch (``kind``, ``gate``, ``basis``), the steps a composite op stands for
-(``expansion``: what the plan, the trajectories, the batch circuits and the
-neutral-atom compiler carry out), the QEC layer's logical-cycle costs (``cycles``),
-the estimator's counter (``tally``) and the front-ends' gate set and inverses all
-read this table; nothing else lists ops. Adding an op means adding its record here
-(and, for a new ``kind``, its semantics in the executor). An op that applies a gate
-names its gate record (:data:`qmk.gates.GATES`), which gives its operands, arguments,
-unitarity, Clifford-ness and inverse; its row says only what is the op's own (its
-name, description, cost and tally).
+Each op is one :class:`OpSpec` record. It holds the op's operands (how many virtual
+qubits, channels, input events and produced events), its arguments with their types
+and ranges, and the capability it needs. It says whether the op is unitary and
+Clifford, and gives its inverse and a one-line description.
+
+Everything that knows ops reads this table; nothing else lists them:
+
+- the JSON schema (:mod:`qmk.qvm.schema`), the verifier, the assembler and the op
+  table in ``docs/qvm.md``;
+- the executor's dispatch (``kind``, ``gate``, ``basis``);
+- the steps a composite op stands for (``expansion``), which the plan, the
+  trajectories, the batch circuits and the neutral-atom compiler carry out;
+- the QEC layer's logical-cycle costs (``cycles``) and the estimator's counter
+  (``tally``);
+- the front-ends' gate set and inverses.
+
+Adding an op means adding its record here (and, for a new ``kind``, its semantics in
+the executor). An op that applies a gate names its gate record (:data:`qmk.gates.GATES`),
+which gives its operands, arguments, unitarity, Clifford-ness and inverse. Its row
+says only what is the op's own: its name, description, cost and tally.
 
 >>> OPS["APPLY_T"].inverse
 'APPLY_TDG'
@@ -146,10 +152,10 @@ class Micro(str, enum.Enum):
 class MicroStep:
     """One step of a composite op's expansion, on the op's qubits by position.
 
-    ``qubits`` index the node's ``vqs`` and ``event`` its ``produces``; ``arg`` names
-    the op argument (``opts.fidelity``: a field of an object argument) that gives the
-    step's number: the gate's one parameter (negated when ``negate``) or the fidelity
-    of a Werner step.
+    ``qubits`` index the node's ``vqs`` and ``event`` its ``produces``. ``arg`` names
+    the op argument that gives the step's number (``opts.fidelity``: a field of an
+    object argument). That number is the gate's one parameter (negated when
+    ``negate``) or the fidelity of a Werner step.
 
     >>> str(MicroStep(kind=Micro.GATE, gate="rz", arg="angle", negate=True))
     'rz(-angle) q0'

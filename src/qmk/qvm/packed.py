@@ -2,12 +2,12 @@
 of per node without giving the cyclic garbage collector an object per node to walk.
 
 A tuple of numbers is tracked by the collector from its making until the first
-collection that meets it (which then untracks it); a kept 99,990-node program's
-per-node tuples (its dependency edges, its plan's timeline, its micro-ops' bounds) were
-300,000 such tuples, 40-120 ms with the interpreter held at that first young collection,
-whichever thread set it off (issue 47, ``big-valid-graph-rpc``). An array is never
-tracked, and holds the numbers unboxed. Both sequences here read as the tuples they
-replace: an item read is a new tuple, and each is equal to any sequence of the same items.
+collection that meets it, which then untracks it. A big kept program has several such
+tuples per node (its dependency edges, its plan's timeline, its micro-ops' bounds). The
+young collection that first meets them walks them all, the interpreter held on whichever
+thread set it off. An array is never tracked, and holds the numbers unboxed. Both
+sequences here read as the tuples they replace: an item read is a new tuple, and each is
+equal to any sequence of the same items. (``docs/door.md`` has the measurements.)
 
 >>> Ragged.of([(), (0,), (0, 1)])[2], Pairs.of([(0, 2)], "q")[0]
 ((0, 1), (0, 2))
@@ -25,10 +25,10 @@ class Pairs(Sequence[tuple[Any, Any]]):
     plan's :attr:`Plan.timing` and its micro-ops' bounds, one pair per node.
 
     A tuple of 100,000 pairs is 100,000 tuples the cyclic collector tracks until its
-    first collection after they are made (a young collection of a kept 99,990-node
-    program's plan walked 200,000 of them, 40-120 ms with the interpreter held); two
-    arrays are not tracked, and hold the numbers unboxed. A pair read is a new tuple;
+    first collection after they are made, the interpreter held while it walks them. Two
+    arrays are not tracked, and hold the numbers unboxed. A pair read is a new tuple,
     equal to any sequence of the same pairs.
+
 
     >>> spans = Pairs.of([(0.0, 1.0), (1.0, 3.5)], "d")
     >>> spans[1], list(spans) == [(0.0, 1.0), (1.0, 3.5)], len(spans)

@@ -20,8 +20,8 @@ start at 0). A node's run condition is the conjunction of its guard's terms (tru
 without a guard). Each handle's state after each node that names it is a formula: live
 (and freed before) where the node ran and acted, as before where it did not. A fault is
 a node's run condition and the state it meets that it cannot act on; a leak, a handle
-live at the end. Each fault is one satisfiability question (skipped when it simplifies
-to false: an unguarded program asks none); a model is a **counterexample valuation**,
+live at the end. Each fault is one satisfiability question, skipped when it simplifies
+to false (an unguarded program asks none). A model is a **counterexample valuation**,
 given with the finding: the events the fault depends on, their values, and those not
 produced on that run. Events a ``CALC`` computes are left free, a superset of the
 values they take (a fault found only there names them).

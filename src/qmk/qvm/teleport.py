@@ -1,12 +1,12 @@
 """Teleportation insertion: a program placed on modules, its cross-module gates teleported.
 
 A machine of several modules runs one program over them when the program does not fit
-one: each logical qubit lives on one module (a :class:`Placement`), and a gate whose
-qubits sit on different modules cannot be done by lattice surgery inside a module. This
-pass (:func:`teleport`, QVM graph to QVM graph) rewrites each such gate into a
-*teleported gate* over an EPR pair between the modules, in ops the verifier and every
-engine already know (Eisert et al., PRA 62, 052317, 2000: one Bell pair per remote
-control qubit):
+one. Each logical qubit lives on one module (a :class:`Placement`). A gate whose qubits
+sit on different modules cannot be done by lattice surgery inside a module. This pass
+(:func:`teleport`, QVM graph to QVM graph) rewrites each such gate into a *teleported
+gate* over an EPR pair between the modules. It uses ops the verifier and every engine
+already know (Eisert et al., PRA 62, 052317, 2000: one Bell pair per remote control
+qubit):
 
 1. ``ALLOC_LQ a b``; ``OPEN_CHAN a b`` (a on the remote qubit's module, b on the gate's
    home module; a Bell pair of the link's fidelity);
@@ -17,17 +17,17 @@ control qubit):
    ``USE_CHAN`` (semantic ``teleported-gate``), ``CLOSE_CHAN`` and ``FREE_LQ a b``.
 
 This works for a gate on which every remote qubit acts as a *control* (the gate is
-diagonal on it): the home module is the target's for ``APPLY_CNOT``,
-``TELEPORT_CNOT`` (carried out as a real teleported CNOT) and ``APPLY_CCX``, and the
-module holding most of the qubits for the diagonal ``APPLY_CZ`` and ``APPLY_CCZ``.
+diagonal on it). The home module is the target's for ``APPLY_CNOT``, ``TELEPORT_CNOT``
+(carried out as a real teleported CNOT) and ``APPLY_CCX``. For the diagonal
+``APPLY_CZ`` and ``APPLY_CCZ`` it is the module holding most of the qubits.
 ``APPLY_SWAP`` becomes three teleported CNOTs; ``MEASURE_BELL`` its expansion
 (CNOT, H, two measurements, H, CNOT) with both CNOTs teleported. A node's guard guards
 every step of its gadget that touches a qubit; the pair is made unconditionally.
 
 With a link of Werner fidelity F (``OPEN_CHAN`` puts X, Y or Z on b, each with
-probability (1-F)/3), the teleported gate suffers a two-qubit Pauli error: an X on b
+probability (1-F)/3), the teleported gate suffers a two-qubit Pauli error. An X on b
 becomes the gate's action on the flipped control (X on a CNOT's target, Z on a CZ's
-other qubit), a Z on b becomes Z on the remote qubit r. So a teleported CNOT(r, t) is
+other qubit); a Z on b becomes Z on the remote qubit r. So a teleported CNOT(r, t) is
 followed by ``I`` with probability F and each of ``X_t``, ``Z_r``, ``Z_r X_t`` with
 (1-F)/3: a gate fidelity (process fidelity) of exactly F.
 
@@ -36,9 +36,9 @@ The rewritten graph lists the new events after the program's own and writes
 program's own events: the noiseless output distribution equals the original's.
 
 Placement (:func:`auto_placement`): when the program's qubits do not fit the largest
-module, they are split to minimise the cross-module two-qubit interactions, a greedy
-fill (each module grows by the qubit most connected to it) refined by
-Kernighan-Lin swaps and moves while one lowers the cut. :func:`explicit_placement` takes
+module, they are split to minimise the cross-module two-qubit interactions. A greedy
+fill (each module grows by the qubit most connected to it) is refined by Kernighan-Lin
+swaps and moves while one lowers the cut. :func:`explicit_placement` takes
 the user's, given apart or declared in the program (:func:`declared_placement`: an integer
 ``metadata.module`` on each ``ALLOC_LQ``).
 
@@ -291,11 +291,11 @@ def auto_placement(
     A program that fits the largest module goes there whole (no teleportation), unless
     ``spread`` (split it anyway: ``qmk plan --modules N`` without capacities). Else
     the qubits are split, ``reserve`` places of each module kept for the EPR pairs'
-    halves: a greedy fill (largest module first; it takes the unplaced qubit most
-    connected to it, the first allocated among equals, starting from the most connected
-    one) and then Kernighan-Lin refinement: the swap of two qubits, or the move of one into
-    a module with room, that lowers the cut most, while one does (programs of up to
-    :data:`REFINE_MAX_QUBITS` qubits). Deterministic.
+    halves. A greedy fill comes first: the largest module first, each taking the
+    unplaced qubit most connected to it (the first allocated among equals), starting
+    from the most connected one. Kernighan-Lin refinement follows (programs of up to
+    :data:`REFINE_MAX_QUBITS` qubits): the swap of two qubits, or the move of one into
+    a module with room, that lowers the cut most, while one does. Deterministic.
 
     Raises:
         PlacementError: ``QV602`` when the qubits do not fit.

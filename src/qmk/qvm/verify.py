@@ -211,11 +211,11 @@ class VerifiedProgram:
 
     Attributes:
         graph: the graph.
-        preds: for each node (by index), the nodes it must wait for: the
+        preds: for each node (by index), the nodes it must wait for. These are the
             previous node on each of its qubits and channels and the producers of
-            the events it reads, within its epoch; the fence that opens its epoch
-            when it has no such predecessor; and, for a fence, the nodes of its
-            epoch that nothing else in the epoch waits for. Edges implied by
+            the events it reads, within its epoch. A node with no such predecessor
+            waits for the fence that opens its epoch; a fence waits for the nodes of
+            its epoch that nothing else in the epoch waits for. Edges implied by
             these are left out. Every edge points backwards in list order, so
             list order is a topological order. Kept as a :class:`~qmk.qvm.packed.Ragged`
             (arrays: no tuple per node for the cyclic collector to walk), read as
@@ -602,11 +602,11 @@ class _Lifetimes:
     A guarded node that starts or ends a lifetime leaves the handle in one state where
     its guard holds and another where it does not (:class:`_Guarded`). A later node
     whose guard holds exactly there (all the same terms, or more), or exactly where it
-    does not (one term of the other value), sees one state and is checked as any use;
-    a node that may see either, and is wrong in one of them, is ``guarded-lifetime``
-    (QV208): the verifier follows one guard per handle, ``qmk validate --prove`` every
-    valuation (:mod:`qmk.qvm.prove`). So no program the verifier accepts uses a handle
-    outside its lifetime, whatever the events' values.
+    does not (one term of the other value), sees one state and is checked as any use.
+    A node that may see either, and is wrong in one of them, is ``guarded-lifetime``
+    (QV208). The verifier follows one guard per handle; ``qmk validate --prove`` follows
+    every valuation (:mod:`qmk.qvm.prove`). So no program the verifier accepts uses a
+    handle outside its lifetime, whatever the events' values.
     """
 
     __slots__ = ("ended", "findings", "guarded", "live", "nodes", "words")
@@ -889,10 +889,10 @@ def _walk(
 ) -> Report:
     """The single pass of :func:`check` over the nodes, in list order.
 
-    The declarations and names come first; then each node, through the steps of
-    :class:`_Walk` (the bound methods are looked up once: this loop runs per node),
-    or runs of faultless gates through :func:`_gate_lane` (``gate_lane=False``: every
-    node through the full steps, the same report; the tests compare the two).
+    The declarations and names come first. Then each node goes through the steps of
+    :class:`_Walk` (their bound methods looked up once: this loop runs per node), or a
+    run of faultless gates through :func:`_gate_lane`. With ``gate_lane=False`` every
+    node takes the full steps, for the same report; the tests compare the two.
     """
     declared = _declared(graph.resources, findings)
     if limits.max_name_length is not None:
@@ -925,11 +925,11 @@ _NODE_OP = operator.attrgetter("op")
 def _gate_lane(walk: _Walk, max_operands: int | None, start: int) -> int:
     """Take the faultless gates from node ``start`` on; the index of the first other node.
 
-    A faultless gate (an op whose plan has ``gate_qubits``, on that many distinct live
+    A faultless gate is an op whose plan has ``gate_qubits``, on that many distinct live
     declared qubits, with a new id, valid arguments and no channels, events, guard or
-    capabilities) gets from here what :meth:`_Walk.check_node`, :meth:`_Walk.edges` and
-    :meth:`_Segments.add` would do for it, with nothing to report: most nodes of a big
-    program take this lane, everything else the full steps.
+    capabilities. It gets from here what :meth:`_Walk.check_node`, :meth:`_Walk.edges`
+    and :meth:`_Segments.add` would do for it, with nothing to report. Most nodes of a
+    big program take this lane, everything else the full steps.
     """
     nodes = walk.graph.nodes
     ids, unique_ids, required, preds = walk.ids, walk.unique_ids, walk.required, walk.preds
@@ -1017,10 +1017,10 @@ class _Walk:
     """What :func:`check`'s one pass has seen of the nodes so far, and its steps.
 
     :func:`_walk` takes each node through two steps, in this order (the order of its
-    findings): :meth:`check_node` (what the node says of itself: its id, op, operand
-    counts, arguments and capabilities) and :meth:`edges` (the lifetimes of its qubits
-    and channels, the events it reads and produces, its epoch and the nodes it waits
-    for); then a node that is not an admin op extends or closes REV segments
+    findings). :meth:`check_node` checks what the node says of itself: its id, op,
+    operand counts, arguments and capabilities. :meth:`edges` follows the lifetimes of
+    its qubits and channels, the events it reads and produces, its epoch and the nodes
+    it waits for. Then a node that is not an admin op extends or closes REV segments
     (:meth:`_Segments.add`). :meth:`finish` reports what only the end can tell and
     builds the program.
     """
@@ -1160,8 +1160,8 @@ class _Walk:
 
         Reports undeclared handles and lifetime faults (through :class:`_Lifetimes`) and
         events produced twice. A node waits for the last node on each of its qubits and
-        channels and for the producer of each event it reads (a reader listed before its
-        producer waits in :attr:`pending`), all within its epoch; a node with none of
+        channels and for the producer of each event it reads, all within its epoch. A
+        reader listed before its producer waits in :attr:`pending`. A node with none of
         those waits for the fence that opened its epoch. A fence waits as
         :meth:`_close_epoch` says.
         """

@@ -23,6 +23,7 @@ from qmk.kernel.security.seals import derive, result_seal
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.datadir import open_data_dir
 from qmk.kernel.storage.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.storage.store import (
     GRAPH_APART,
@@ -804,3 +805,30 @@ def test_a_format_8_data_dir_has_its_programs_sealed_when_migrated(tmp_path: Pat
         assert edited.state == "FAILED" and edited.error.code == "QK310"
 
     run_kernel(tmp_path, body, workers=1)
+
+
+def test_a_data_dir_without_its_audit_heads_offset_is_refused_until_migrated(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    job_id, done = _completed(tmp_path)
+    with sqlite3.connect(data / DB_FILE) as db:  # as kernels before offsets left it
+        db.execute("DELETE FROM meta WHERE key='audit_offset'")
+    with pytest.raises(DataDirError) as refused:  # no reader of that form at run time
+        open_data_dir(data)
+    assert refused.value.code == "QK105" and f"qmk admin migrate {data}" in str(refused.value)
+
+    status, _, err = qmk("admin", "migrate", str(data))
+    assert status == 0, err
+    with sqlite3.connect(data / DB_FILE) as db:
+        (offset,) = db.execute("SELECT value FROM meta WHERE key='audit_offset'").fetchone()
+    lines = (data / "audit.log").read_bytes().split(b"\n")
+    assert int(offset) == sum(len(line) + 1 for line in lines[:-2])  # the head: the last line
+    assert verify(data).ok
+
+    async def served(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice")
+        status = await kernel.q_status(session_id=alice, job_id=job_id)
+        assert dict(status.result)["counts"] == done["result"]["counts"]
+
+    run_kernel(tmp_path, served, workers=1)

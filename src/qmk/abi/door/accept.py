@@ -3,13 +3,13 @@
 An :class:`Acceptor` watches a listener's sockets and accepts what waits there, at most
 :data:`ACCEPT_BATCH` connections in one turn of the event loop, each taking a token of
 ``accept_rate`` from the bucket all listeners share (:meth:`~qmk.abi.door.peers.
-Connections.take_accept`): accepting and refusing cost about the same (~150 us of the
-loop each), so a connect flood on any listener, from one peer or many, costs the kernel
-at most that many accepts a second. With no token left the acceptor stops accepting
-until one is due; the connection at which it stopped waits (and is adopted first), the
-others wait in the listen backlog. What becomes of an accepted connection (its place in
-the count, or a refusal) is the listener's ``adopt``, which asks the door
-(:meth:`~qmk.abi.door.peers.Connections.admit`).
+Connections.take_accept`). Accepting and refusing cost the loop about the same
+(``docs/qsyscall.md``), so a connect flood on any listener, from one peer or many,
+costs the kernel at most that many accepts a second. With no token left the acceptor
+stops accepting until one is due; the connection at which it stopped waits (and is
+adopted first), the others wait in the listen backlog. What becomes of an accepted
+connection (its place in the count, or a refusal) is the listener's ``adopt``, which
+asks the door (:meth:`~qmk.abi.door.peers.Connections.admit`).
 
 Time is the door's clock, so a test moves it by hand and waits for nothing.
 """

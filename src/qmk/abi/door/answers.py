@@ -131,8 +131,8 @@ class HeapTrim:
     once per :attr:`delay_s`, whatever the number of drops.
 
     The trim runs in a thread of its own, never on the event loop: it walks the whole
-    heap (after 60 dropped readers of a 13.5 MB result, 100 ms and more at load 7), and
-    ``ctypes`` lets the interpreter go while it runs, so the loop answers meanwhile.
+    heap (``docs/door.md`` has the figures). ``ctypes`` lets the interpreter go while it
+    runs, so the loop answers meanwhile.
 
     Args:
         delay_s: how long after the first drop the trim runs.

@@ -77,10 +77,10 @@ def read(program: ProgramText, *, max_nodes: int, max_depth: int) -> Any:
         return graph
     lowered = lower_text(program.text, program.format, program.field, max_nodes=max_nodes)
     # its compact text, written here a piece at a time: the JSON of a big graph is never
-    # whole (400,000 objects freed in one call: 20 ms with the interpreter held), and
-    # never on the event loop
+    # whole (its objects freed in one call would hold the interpreter), and never on the
+    # event loop (docs/door.md)
     text = GraphText.of_graph(lowered)
-    # the graph's nodes freed in pieces too (its tuple, freed whole, held it 14-18 ms)
+    # the graph's nodes freed in pieces too (its tuple, freed whole, holds it as long)
     nodes = list(lowered.nodes)
     del lowered
     free_in_pieces(nodes)

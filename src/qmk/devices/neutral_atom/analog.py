@@ -23,9 +23,9 @@ with ``X = |g><r| + |r><g|``, ``Y = -i|g><r| + i|r><g|``, so the drive is
 
 Integration: the waveforms are piecewise linear, so the evolution is integrated segment by
 segment between their breakpoints with an 8th-order Dormand-Prince integrator
-(``scipy.integrate.DOP853``, ``rtol`` 1e-10, ``atol`` 1e-12), whose right-hand side is
+(``scipy.integrate.DOP853``, ``rtol`` 1e-10, ``atol`` 1e-12). Its right-hand side is
 one pass of a compiled kernel (:mod:`qmk.devices.neutral_atom.analog_kernel`; numpy
-without llvmlite): in the tests the final states agree with QuTiP's ``sesolve`` to a
+without llvmlite). In the tests the final states agree with QuTiP's ``sesolve`` to a
 fidelity above 1 - 1e-8, and the 12-atom sweep with a reference at ``rtol`` 1e-13 to
 1 - 1e-9.
 
@@ -37,10 +37,10 @@ chain: 2080 of 4096). It is integrated there and expanded back before shots are 
 where no symmetry holds, the model's whole basis as before.
 
 The blockade reduction drops basis states with both atoms of a pair (i, j) in |r> only
-where that is exact to :data:`BLOCKADE_TOLERANCE`: a dropped pair state lies an energy
-``gap = V_ij - 2 max|Delta_total|`` above the states it couples to, so leaving it out shifts
+where that is exact to :data:`BLOCKADE_TOLERANCE`. A dropped pair state lies an energy
+``gap = V_ij - 2 max|Delta_total|`` above the states it couples to. Leaving it out shifts
 their energies by at most ``Omega_max^2 / (4 gap)`` and leaks at most
-``(Omega_max / gap)^2`` of population; pairs are dropped (largest ``V_ij`` first) while
+``(Omega_max / gap)^2`` of population. Pairs are dropped (largest ``V_ij`` first) while
 the sum over dropped pairs of ``Omega_max^2 T / (4 gap) + (Omega_max / gap)^2`` (T: the
 total drive time in us) stays below the tolerance. At Aquila's spacing (5-6 um, Omega up
 to 15.8 rad/us) that bound is far above 1e-7, so the full 2^n space is used: the reduction
@@ -569,10 +569,10 @@ def detuning_bounds(n_atoms: int, noise: AnalogNoise, total_us: float) -> tuple[
     the final state at all, and the most :func:`evolve`'s second-order average of them
     leaves out.
 
-    The state's k-th derivative along a detuning ``delta_i n_i`` is at most ``(2T)^k``
-    (each order adds a commutator with ``n_i``, of norm at most 2, under a contraction,
-    over a time T), odd orders average to zero, ``E[delta_i^2] = a^2 / 3``, so the effect
-    is at most ``(2/3) n (a T)^2`` and the fourth-order rest; the rest, the Taylor
+    The state's k-th derivative along a detuning ``delta_i n_i`` is at most ``(2T)^k``:
+    each order adds a commutator with ``n_i``, of norm at most 2, under a contraction,
+    over a time T. Odd orders average to zero, and ``E[delta_i^2] = a^2 / 3``. So the
+    effect is at most ``(2/3) n (a T)^2`` and the fourth-order rest. The rest, the Taylor
     remainder and the rule's own, is below ``(n a T)^4``.
     """
     x = noise.detuning_per_us * total_us

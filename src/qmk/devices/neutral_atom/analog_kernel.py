@@ -9,13 +9,12 @@ per register and phase; :func:`apply` returns ``-i H psi`` for the state ``psi``
 :class:`scipy.integrate.DOP853` integrates).
 
 Compiled (llvmlite, as :mod:`qmk.engines.simd`, whose LLVM engine and on-disk object
-cache it shares) the product is one pass over the rows: ``W`` padded to exactly ``m``
-entries a row (ELLPACK: columns and weights, a row's ``m`` entries contiguous), the
-inner loop unrolled ``m`` times in the IR, each entry one load of the amplitude pair as a
-``<2 x double>`` and one fused multiply-add into one of four accumulators; then the
-diagonal, the ``-i`` and the store, so nothing is allocated and nothing goes back to
-Python between rows. Measured on the 12-atom sweep's symmetric sector (2080 states,
-m = 12; 2-core AMD EPYC, AVX-512): see ``docs/neutral-atom.md``, "Speed".
+cache it shares) the product is one pass over the rows. ``W`` is padded to exactly ``m``
+entries a row (ELLPACK: columns and weights, a row's ``m`` entries contiguous). The
+inner loop is unrolled ``m`` times in the IR, each entry one load of the amplitude pair
+as a ``<2 x double>`` and one fused multiply-add into one of four accumulators. Then
+come the diagonal, the ``-i`` and the store. Nothing is allocated and nothing goes back
+to Python between rows. ``docs/neutral-atom.md`` ("Speed") has the figures.
 
 Without llvmlite (or where LLVM cannot build the kernel) the same product runs as a scipy
 CSR product and numpy: the same result to rounding (the compiled one fuses its

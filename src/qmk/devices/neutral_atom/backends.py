@@ -9,8 +9,8 @@ and its engine's live ones: installed, why not, atom limit, GPU) and
 A job names its backend as ``device_id`` (or ``--backend``, or the kernel policy's
 ``backend``); ``auto`` picks the stabilizer for a Clifford program with Pauli noise and
 the state vector otherwise. Every backend runs the same lowered circuit with the same
-shot machinery (:mod:`.shots`): loss and readout are drawn classically, so all of them
-model atom loss; the stabilizer draws Pauli noise inside its batch sampler, the others
+shot machinery (:mod:`.shots`). Loss and readout are drawn classically, so all of them
+model atom loss. The stabilizer draws Pauli noise inside its batch sampler. The others
 draw Pauli errors per shot and simulate each pattern once on their engine (amplitude
 damping as the measured ancilla of its dilation, so they need mid-circuit measurement).
 

@@ -9,18 +9,22 @@ this module talks to it over a pipe.
 Two halves:
 
 - **the peer** (``python -m qmk.devices.neutral_atom.bloqade_peer``, run inside Bloqade's
-  environment): reads one JSON request a line on stdin and answers one JSON line;
-  ``{"op": "versions"}``; ``{"op": "analog", "job": JOB}`` (an analog wire job, one
-  ``Evolve``: Bloqade's emulator's exact final probabilities through ``run_callback``,
-  keyed as QMK keys outcomes: 1 = Rydberg, atom 0 leftmost); ``{"op": "analog_run",
-  "job": JOB, "shots": N, "seed": S}`` (Bloqade's ``run(N)``, numpy's global generator
-  seeded with ``S`` when given: its counts, flipped to QMK's bits, and the seconds it
-  took); ``{"op": "kernel", "file": F, "name": K}`` (kernel ``K``, a
-  ``qasm2`` method, of the Python file ``F``, whose ``KERNELS`` dict names them: its
-  OpenQASM 2 as QMK's :func:`.bloqade.kernel_qasm` emits it,
-  and PyQrack's exact probabilities keyed as ``qmk.run`` keys ``measure q -> c`` of it:
-  ``c[0]`` rightmost). A request it cannot serve is
-  answered ``{"error": "..."}``.
+  environment): reads one JSON request a line on stdin and answers one JSON line. The
+  requests:
+
+  - ``{"op": "versions"}``;
+  - ``{"op": "analog", "job": JOB}``: an analog wire job, one ``Evolve``. The answer is
+    Bloqade's emulator's exact final probabilities through ``run_callback``, keyed as
+    QMK keys outcomes (1 = Rydberg, atom 0 leftmost);
+  - ``{"op": "analog_run", "job": JOB, "shots": N, "seed": S}``: Bloqade's ``run(N)``,
+    numpy's global generator seeded with ``S`` when given. The answer is its counts,
+    flipped to QMK's bits, and the seconds it took;
+  - ``{"op": "kernel", "file": F, "name": K}``: kernel ``K``, a ``qasm2`` method, of the
+    Python file ``F``, whose ``KERNELS`` dict names them. The answer is its OpenQASM 2
+    as QMK's :func:`.bloqade.kernel_qasm` emits it, and PyQrack's exact probabilities
+    keyed as ``qmk.run`` keys ``measure q -> c`` of it (``c[0]`` rightmost).
+
+  A request it cannot serve is answered ``{"error": "..."}``.
 - **the client** (:class:`BloqadePeer`, in QMK's environment): starts the peer, sends
   requests, reads answers; :func:`peer_python` finds the environment and says why not.
 

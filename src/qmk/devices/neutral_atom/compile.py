@@ -34,14 +34,14 @@ What it does, in order:
    apart (then the fewest atoms allocated). ``QD302`` when there are too few atoms.
 3. **Routing** of each CZ whose atoms are not coupled: a ``MoveAtom`` of one of them to a
    free lattice site next to the other, checked by the device's ``transport`` validator
-   (transport edges, move budgets, spacing), or else SWAPs (three CNOTs, as CZ and H)
-   along the shortest coupled path. ``routing="move"`` or ``"swap"`` allows only one kind;
+   (transport edges, move budgets, spacing). Else SWAPs (three CNOTs, as CZ and H) along
+   the shortest coupled path. ``routing="move"`` or ``"swap"`` allows only one kind;
    ``QD303`` when neither gets there.
-4. **Native gates**: runs of one-qubit gates on an atom fuse into one unitary, emitted as
-   the shortest word of catalog Cliffords when it is one, T/TDG, a Z rotation, or ``U3``
-   (else ``RZ RY RZ`` or ``RZ RX RZ``), angles wrapped or split into the catalog's range;
-   a run before a Z measurement drops its diagonal part, a run after a qubit's last
-   measurement is dropped (neither changes an outcome).
+4. **Native gates**: runs of one-qubit gates on an atom fuse into one unitary. It is
+   emitted as the shortest word of catalog Cliffords when it is one, T/TDG, a Z rotation,
+   or ``U3`` (else ``RZ RY RZ`` or ``RZ RX RZ``), angles wrapped or split into the
+   catalog's range. A run before a Z measurement drops its diagonal part, and a run after
+   a qubit's last measurement is dropped (neither changes an outcome).
 5. **Validation**: the job goes through the device's validator registry and scheduler
    (:func:`~qmk.devices.neutral_atom.validate.validate_job`), so the compiled program
    passes exactly the checks any job passes; the timeline gives its duration.

@@ -24,12 +24,17 @@ Units and meanings (the prototype's, with its unit bug fixed): durations in **ns
   ``T1 = 1 / amplitude_damping.idle_rate``),
 - a loss with probability ``1 - exp(-loss_runtime.idle_rate * t)``.
 
-After each gate: ``gate.*`` Pauli channels (one-qubit gates on the target; two-qubit gates
-independently on control and target), then the correlated 4x4 ``correlated_gate.matrix``
-(rows: control I X Y Z, columns: target I X Y Z) on two-qubit gates, then the phase kicks
-``phase.single_qubit`` / ``two_qubit_*`` (radians, as dephasing), then amplitude damping
-``amplitude_damping.per_gate`` (gamma, one-qubit gates), then loss ``loss_runtime.per_gate``
-on each target. At a measurement: ``p_quantum_flip`` is an X error just before it,
+After each gate, in this order:
+
+1. ``gate.*`` Pauli channels (one-qubit gates on the target; two-qubit gates
+   independently on control and target);
+2. the correlated 4x4 ``correlated_gate.matrix`` (rows: control I X Y Z, columns:
+   target I X Y Z) on two-qubit gates;
+3. the phase kicks ``phase.single_qubit`` / ``two_qubit_*`` (radians, as dephasing);
+4. amplitude damping ``amplitude_damping.per_gate`` (gamma, one-qubit gates);
+5. loss ``loss_runtime.per_gate`` on each target.
+
+At a measurement: ``p_quantum_flip`` is an X error just before it,
 ``p_loss`` the chance the atom is lost at it (its bit reads -1, and it stays lost), and
 ``readout`` flips the recorded bit (0->1 with ``p_flip0_to_1``, 1->0 with ``p_flip1_to_0``).
 ``p_prep`` (a QMK extension) is the chance an atom leaves AllocArray or Reset in ``|1>``.
@@ -334,7 +339,7 @@ class AnalogNoise:
     evolution starts from that mixture. ``detuning_per_us``: ``phase.idle`` in rad/us. In
     digital mode an idle time ``t`` kicks the phase uniformly in ``[-m, m]``,
     ``m = phase.idle * t``: the kick of a detuning uniform in ``[-phase.idle,
-    phase.idle]`` that stays for the shot (quasi-static noise); in analog mode each atom
+    phase.idle]`` that stays for the shot (quasi-static noise). In analog mode each atom
     has such a detuning ``delta_i n_i`` for the whole shot
     (:func:`qmk.devices.neutral_atom.analog.evolve` averages over it).
     """

@@ -2,12 +2,13 @@
 
 Public API:
 
-- :class:`Hardware` -- the wire form's ``hardware`` object as one checked value: the
-  **lattice** (``sites``: every trap site, with coordinates and zone) apart from the
-  **configuration** (``site_ids``: atom ``i`` starts at site ``site_ids[i]``), the native
-  gate catalog (:class:`NativeGate`), per-gate interaction graphs, the blockade model
-  (:class:`Blockade`: isotropic, anisotropic per axis, per zone), timing limits, pulse
-  limits, the transport graph (:class:`TransportEdge`) and move limits. Legacy 1.0 fields
+- :class:`Hardware` -- the wire form's ``hardware`` object as one checked value. It
+  holds the **lattice** (``sites``: every trap site, with coordinates and zone) apart
+  from the **configuration** (``site_ids``: atom ``i`` starts at site ``site_ids[i]``).
+  It holds the native gate catalog (:class:`NativeGate`), per-gate interaction graphs
+  and the blockade model (:class:`Blockade`: isotropic, anisotropic per axis, per
+  zone). It holds timing limits, pulse limits, the transport graph
+  (:class:`TransportEdge`) and move limits. Legacy 1.0 fields
   (``positions``, ``coordinates``, ``blockade_radius``) are read and become sites.
   ``Hardware.from_json`` / ``to_json`` (the wire form);
 - :class:`Profile` -- a named hardware + :class:`~qmk.devices.neutral_atom.noise.NoiseModel`

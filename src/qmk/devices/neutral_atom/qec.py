@@ -10,13 +10,13 @@ How one experiment runs:
    program (``R`` after the first layer: ``RESET``; ``MR``: a measurement then a reset), its
    detectors and observable lists of measurement indices.
 2. The program runs on the ``neutral-atom`` target (:mod:`.target`: the QEC memory
-   experiments' target, as theirs is a program of physical qubits): compiled onto the
-   profile (:func:`~.compile.compile_program`: CZ and native one-qubit gates, placement,
-   routing by moves or SWAPs) and run on the device's emulator (:func:`~.emulator.run_job`)
-   with the profile's physical noise: gate Paulis,
+   experiments' target, as theirs is a program of physical qubits). It is compiled onto
+   the profile (:func:`~.compile.compile_program`: CZ and native one-qubit gates,
+   placement, routing by moves or SWAPs). It runs on the device's emulator
+   (:func:`~.emulator.run_job`) with the profile's physical noise: gate Paulis,
    correlated two-qubit errors, idle dephasing and damping over the scheduled idle times
-   (measurements take the profile's ``measurement_duration_ns``), SPAM, and **atom loss**:
-   an atom lost at a gate, while idle or at a measurement stays lost; its gates are
+   (measurements take the profile's ``measurement_duration_ns``), SPAM, and **atom loss**.
+   An atom lost at a gate, while idle or at a measurement stays lost; its gates are
    skipped and its measurements read -1. A lost bit is read as a fair coin (an erasure).
    The stabilizer backend (stim) samples it; ``loss=False`` runs the same profile with
    every loss rate set to 0.

@@ -8,15 +8,15 @@ Validating and scheduling in one call is :func:`~.validate.validate_job` (also n
 Rules (ASAP in program order):
 
 - an instruction starts when all its atoms are free, and no earlier than the end of the
-  last barrier; ``Wait`` and ``Evolve`` (the global analog drive) are barriers (every atom
-  idles, or is driven, for the duration), and a run of
-  consecutive ``MoveAtom`` is one rearrangement: its moves start together once every atom
-  is free, and the next instruction waits for the slowest;
+  last barrier. ``Wait`` and ``Evolve`` (the global analog drive) are barriers: every
+  atom idles, or is driven, for the duration. A run of consecutive ``MoveAtom`` is one
+  rearrangement: its moves start together once every atom is free, and the next
+  instruction waits for the slowest;
 - gates take their catalog duration (else the ISA default), ``Measure`` the profile's
   ``measurement_duration_ns``, ``Reset`` its ``reset_duration_ns``, ``Pulse`` its own;
 - at most ``max_parallel_single_qubit`` one-qubit gates, ``max_parallel_two_qubit``
   two-qubit gates, ``max_overlapping_pulses`` pulses and ``max_parallel_per_zone``
-  operations in one zone overlap (0: no cap); two two-qubit gates never overlap when an
+  operations in one zone overlap (0: no cap). Two two-qubit gates never overlap when an
   atom of one is within the blockade radius of an atom of the other (their Rydberg
   excitations would block each other);
 - an operation on an atom within ``measurement_cooldown_ns`` after its measurement is

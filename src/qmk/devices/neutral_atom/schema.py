@@ -1,14 +1,17 @@
 """The JSON Schema of a neutral-atom job (the v1 wire form), generated from its schemas.
 
-Public API: :func:`build_schema` (the schema: the job's fields and its ``hardware`` from
-the msgspec structs that read them, :class:`~qmk.devices.neutral_atom.job.JobWire` and
-:class:`~qmk.devices.neutral_atom.profiles.HardwareWire`; the instructions from the ISA
-table, :data:`~qmk.devices.neutral_atom.isa.OPS` and
-:data:`~qmk.devices.neutral_atom.isa.GATES`), :func:`load_schema` (the shipped copy,
-``schema.json`` next to this module), :data:`SCHEMA_PATH`, and the command
-``python -m qmk.devices.neutral_atom.schema (--check | --write)``: after changing the ISA
-table or those structs run ``--write``; a test fails when the shipped copy drifts
-(``--check`` exits 1). ``qmk schema --kind device-job`` prints it.
+Public API:
+
+- :func:`build_schema`: the schema. The job's fields and its ``hardware`` come from the
+  msgspec structs that read them, :class:`~qmk.devices.neutral_atom.job.JobWire` and
+  :class:`~qmk.devices.neutral_atom.profiles.HardwareWire`. The instructions come from
+  the ISA table, :data:`~qmk.devices.neutral_atom.isa.OPS` and
+  :data:`~qmk.devices.neutral_atom.isa.GATES`.
+- :func:`load_schema`: the shipped copy, ``schema.json`` next to this module;
+  :data:`SCHEMA_PATH`.
+- the command ``python -m qmk.devices.neutral_atom.schema (--check | --write)``. After
+  changing the ISA table or those structs run ``--write``; a test fails when the
+  shipped copy drifts (``--check`` exits 1). ``qmk schema --kind device-job`` prints it.
 
 The schema says what one document can: each instruction's fields and types, the gate
 names, the versions, the shape of ``hardware`` and ``noise``. What depends on a device

@@ -8,29 +8,30 @@ backend; the seed fixes every draw).
    circuit.
 2. ``stabilizer``: a group's circuit (Clifford gates, Pauli channels, measurements,
    resets) becomes one batch circuit of the engines (:func:`batch_program`,
-   :mod:`qmk.engines.batch`), which the stabilizer engine's batch capability compiles
-   once and samples for all its shots; every Pauli channel, the two-qubit (correlated)
+   :mod:`qmk.engines.batch`). The stabilizer engine's batch capability compiles it
+   once and samples it for all its shots. Every Pauli channel, the two-qubit (correlated)
    ones included, is an instruction of that circuit, drawn by the engine.
    ``state-vector``: a chunk's shots start as one trajectory of the executor's runner
-   (:class:`qmk.execution.trajectories.Runner`) on the statevector engine; a Pauli
-   channel splits off the shots it gives an error, a mid-circuit measurement or reset
-   splits them by outcome as they fall, and each trajectory goes on from where it split
-   (the shots no error touched are simulated once); measurements at the end are
+   (:class:`qmk.execution.trajectories.Runner`) on the statevector engine. A Pauli
+   channel splits off the shots it gives an error, and a mid-circuit measurement or
+   reset splits them by outcome as they fall. Each trajectory goes on from where it
+   split (the shots no error touched are simulated once). Measurements at the end are
    sampled from each trajectory's final state. Amplitude damping is the measured ancilla
    of its Stinespring dilation.
 3. Readout flips are applied to the recorded bits. They are drawn (with the lost cells)
    right after the losses, before any shot, so each chunk's shots can be finished, and
    handed to ``on_chunk`` (a kernel job's streamed measurements), as soon as it is drawn.
 
-**Pause points.** A group's shots are drawn in chunks of :func:`chunk_shots` (chunk 0
-with the group's seed, so a group of at most that many shots is drawn as it always was;
-chunk ``c`` with a seed of its own): :data:`CHUNK_SHOTS` on the stabilizer, fewer on a
-trajectory backend where a shot is more work, so that a pause point is never far; the
+**Pause points.** A group's shots are drawn in chunks of :func:`chunk_shots`: chunk 0
+with the group's seed (so a group of at most that many shots is one draw), chunk ``c``
+with a seed of its own. A chunk is :data:`CHUNK_SHOTS` on the stabilizer, fewer on a
+trajectory backend where a shot is more work, so that a pause point is never far. The
 chunks depend on the job and its seed only.
 Between two chunks (of one group, or of two) :func:`execute` asks its control
 (:class:`~qmk.execution.trajectories.Control`, the kernel worker's) whether to save its
-state and go on, or save it and stop: an :class:`~qmk.execution.checkpoint.ExecutionState`
-whose ``bits`` are the raw bits drawn so far, ``group`` the chunks done (also its
+state and go on, or save it and stop. The saved state is an
+:class:`~qmk.execution.checkpoint.ExecutionState` whose ``bits`` are the raw bits drawn
+so far, ``group`` the chunks done (also its
 ``epoch``) and ``progress`` the run's statistics. Resumed from it, the job draws the
 same losses again (from the seed), the chunks not yet drawn, then the readout flips:
 the bits of a run that never stopped. Inside a chunk a job does not stop.
@@ -233,10 +234,12 @@ def _run_statevector(
     engine: str = defaults.STATEVECTOR,
 ) -> np.ndarray:
     """shots x bits (uint8) of one group's circuit on ``engine`` (the statevector, or the
-    engine of another non-stabilizer backend: :mod:`.backends`): every shot starts in
-    one trajectory of the executor's runner, which splits its shots where a Pauli
-    channel gives some of them an error (:func:`~qmk.execution.trajectories.pauli_channel`)
-    or a measurement, a damping's too, gives them different outcomes. The shots an error
+    engine of another non-stabilizer backend: :mod:`.backends`).
+
+    Every shot starts in one trajectory of the executor's runner. The runner splits its
+    shots where a Pauli channel gives some of them an error
+    (:func:`~qmk.execution.trajectories.pauli_channel`), or where a measurement, a
+    damping's too, gives them different outcomes. The shots an error
     missed stay together, and a trajectory split off goes on from where it split."""
     micro = _MicroOps(circuit, steps)
     bits = tuple(f"bit{k}" for k in range(circuit.n_bits))
@@ -261,12 +264,12 @@ class _MicroOps:
     measurements and resets, a Pauli channel micro-op for each Pauli noise op, and each
     amplitude damping as the measured ancilla of its dilation.
 
-    What no record can see is left out, exactly: an atom in |0> (allocated or reset, no
-    gate since) is left alone by damping and by a Z error, so its idle noise before its
+    What no record can see is left out, exactly. An atom in |0> (allocated or reset, no
+    gate since) is left alone by damping and by a Z error. So its idle noise before its
     first gate (a register waiting for the gates to reach it) keeps only its X and Y
-    errors and costs no dilation; and a Z error with no gate on its atom before the
-    atom's next measurement, reset or the end changes no outcome (the noise between
-    keeps every record's distribution as it is).
+    errors and costs no dilation. A Z error with no gate on its atom before the atom's
+    next measurement, reset or the end changes no outcome (the noise between keeps every
+    record's distribution as it is).
     """
 
     def __init__(self, circuit: Circuit, steps: Sequence[Step]) -> None:
@@ -410,9 +413,9 @@ class BatchProgram:
 def batch_program(circuit: Circuit, skipped: AbstractSet[int] = frozenset()) -> BatchProgram:
     """The circuit, less the ``skipped`` gate steps and their noise, as a batch circuit.
 
-    Atoms share batch qubits: an atom's one-qubit steps before its first two-qubit step are
-    emitted just before that step, those after its last one just after it (they act on no
-    other atom, so they commute with everything in between), and once an atom is done its
+    Atoms share batch qubits. An atom's one-qubit steps before its first two-qubit step are
+    emitted just before that step, those after its last one just after it. (They act on
+    no other atom, so they commute with everything in between.) Once an atom is done its
     qubit is reset and handed to the next atom that starts. A chain program then needs a
     few qubits however many atoms it has, which keeps the stabilizer engine's reference
     sample (its cost grows with the square of the qubits) and its frame simulation small.

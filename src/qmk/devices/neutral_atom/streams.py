@@ -1,5 +1,5 @@
 """What a device job can stream besides its counts: per-shot measurements, its pulse log
-and state snapshots at chosen points (issue 30, item 3).
+and state snapshots at chosen points.
 
 Public API: :class:`StreamSpec` (what a job asks for: the ``stream`` object of the kernel
 policy, ``qmk device submit --stream``), :func:`check` (refuse, before anything runs, what
@@ -14,16 +14,16 @@ job's artifacts and sends their records over its event stream in parts
   "bits"}, ...]}``, the wire form's records (bits after readout, -1 for a lost atom);
 - ``pulses``: the pulse log, one record per scheduled instruction (inserted waits
   included) in time order: ``index``, ``op``, ``detail``, ``start_ns``, ``duration_ns``,
-  ``atoms``; a ``Pulse`` adds its ``detuning``, ``duration`` and params, an ``Evolve`` its
-  drive with every waveform point on the program's clock (``omega``/``delta``:
+  ``atoms``. A ``Pulse`` adds its ``detuning``, ``duration`` and params. An ``Evolve``
+  adds its drive with every waveform point on the program's clock (``omega``/``delta``:
   ``[[t_ns, rad/us], ...]`` from the instruction's start), ``phase`` and ``local_delta``;
 - ``snapshots``: the noiseless state at each point asked for, ``{"at", "state":
   {key: [re, im]}, "probabilities": {key: p}}`` over the register's atoms (key: atom 0
   leftmost, 1 = ``|1>``/``|r>``; amplitudes below 1e-12 in probability left out). A
-  digital job's points are instruction indices (the state after that instruction: the
-  gates up to it on the statevector engine, whichever backend drew the shots; a point
-  after a ``Measure`` or ``Reset`` is refused, the state is no longer one state); an
-  analog job's are times in ns from the first ``Evolve`` (its exact evolution,
+  digital job's points are instruction indices: the state after that instruction, the
+  gates up to it on the statevector engine, whichever backend drew the shots. A point
+  after a ``Measure`` or ``Reset`` is refused: the state is no longer one state. An
+  analog job's points are times in ns from the first ``Evolve`` (its exact evolution,
   :mod:`.analog`, stopped there).
 """
 

@@ -3,8 +3,8 @@
 Its program is a device job in the wire form (:mod:`.job`), or a QVM program, which it
 compiles onto a preset first (:func:`~.compiler.compile_program`: native gates, placement,
 routing). The job is parsed, checked by the device's validators and scheduled when it
-compiles (a job the device would refuse is refused then, with its ``QD`` code), and
-runs on the emulator (:func:`~.emulator.run_job`) with its shots, its seed and a control
+compiles: a job the device would refuse is refused then, with its ``QD`` code. It runs
+on the emulator (:func:`~.emulator.run_job`) with its shots, its seed and a control
 that may pause it between its chunks of shots.
 
 Its options (``RunRequest.target_options``, a job's ``policy`` keys):
@@ -24,13 +24,13 @@ Its options (``RunRequest.target_options``, a job's ``policy`` keys):
 (an engine, a precision, a qubit set, a code profile, a noise model, a calibration, an
 initial or final state) are refused with ``QM102``.
 
-The result is the one :class:`~qmk.execution.result.RunResult`: counts keyed as the
-emulator keys them (every Measure's bits in program order, ``L`` for a lost atom) for a
-device job, as :func:`qmk.run` keys them for a compiled program; its ``device`` (profile,
-backend, ISA version, the device's own counts, telemetry and timeline) and, for a compiled
-program, the ``compile`` report and the ``job`` that ran. Its footprint is the device
-schedule's: the atoms it holds, its time in ns, a step per operation (measurements
-counted), no tiles of the logical machine's floorplan.
+The result is the one :class:`~qmk.execution.result.RunResult`. A device job's counts
+are keyed as the emulator keys them (every Measure's bits in program order, ``L`` for a
+lost atom); a compiled program's as :func:`qmk.run` keys them. Its ``device`` holds the
+profile, backend, ISA version, the device's own counts, telemetry and timeline. A
+compiled program's result holds the ``compile`` report and the ``job`` that ran too. Its
+footprint is the device schedule's: the atoms it holds, its time in ns, a step per
+operation (measurements counted), no tiles of the logical machine's floorplan.
 """
 
 from __future__ import annotations
@@ -485,10 +485,11 @@ def stored_device_result(
     device: Mapping[str, Any], wire: Mapping[str, Any], *, noise: bool
 ) -> dict[str, Any]:
     """The result of a device job (its wire form ``wire``) as this target returns it
-    (``RunResult.to_json``), from the device's own result (``Result.to_json``), the form
-    kernels stored before targets: its counts as the device keys them, one event per
-    recorded bit (``m0``, ...), the device's figures, the program time and the atoms of
-    its telemetry. ``qmk admin migrate`` brings such a stored result forward with it.
+    (``RunResult.to_json``), from the device's own result (``Result.to_json``).
+
+    It keeps the counts as the device keys them, one event per recorded bit (``m0``,
+    ...), the device's figures, the program time and the atoms of its telemetry. Only
+    ``qmk admin migrate`` calls it: an older data directory stored the device's own form.
 
     >>> old = {"job_id": "j", "status": "completed", "device_id": "stabilizer",
     ...        "profile": None, "isa_version": "1.1", "shots": 4, "seed": 1,

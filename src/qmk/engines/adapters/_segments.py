@@ -12,9 +12,9 @@ for QMK to measure, reset or snapshot. :class:`SegmentEngine` meets the whole
   held state through the pending segment (``_evolve``: start from a given state,
   return the state), and QMK keeps what it returns;
 - measurement, collapse, reset and sampling are projections and draws on that held
-  state, done here in numpy with the engine's one seeded RNG (so the same seed gives
-  the same outcomes on every adapter, and the draws are QMK's, not the simulator's);
-  a Pauli drawn by :meth:`~SegmentEngine.apply_pauli_channel` is applied here too (a
+  state, done here in numpy with the engine's one seeded RNG. So the same seed gives
+  the same outcomes on every adapter, and the draws are QMK's, not the simulator's. A
+  Pauli drawn by :meth:`~SegmentEngine.apply_pauli_channel` is applied here too (a
   Pauli is a permutation and signs: no simulator call per noise draw).
 
 A program whose measurements are all terminal is one simulator call from ``|0>`` and
@@ -436,7 +436,7 @@ class SegmentEngine(GateEngine):
             rho = self._state.reshape(left, 2, right, left, 2, right)
             return np.einsum("aibajb->ij", rho).astype(np.complex128)
         # the two halves as contiguous complex128 rows, then three BLAS dot products:
-        # r_ij = <half j|half i> (einsum here took ~10x longer at 20 qubits)
+        # r_ij = <half j|half i> (einsum here is much slower: docs/engines.md)
         halves = np.asarray(
             self._state.reshape(left, 2, right).transpose(1, 0, 2), dtype=np.complex128
         ).reshape(2, -1)

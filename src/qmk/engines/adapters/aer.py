@@ -10,9 +10,9 @@
 - :class:`AerMPSEngine` runs Aer's ``matrix_product_state`` method for many qubits at
   low entanglement. QMK holds the matrix product state between calls (in Aer's
   canonical form) and Aer evolves each segment from it (``set_matrix_product_state``,
-  the gates, ``save_matrix_product_state``); measurement, collapse, reset and drawn
+  the gates, ``save_matrix_product_state``). Measurement, collapse, reset and drawn
   Paulis are local operations on the held state followed by a sweep back to canonical
-  form (:func:`canonical`), so it keeps the whole engine contract, mid-circuit
+  form (:func:`canonical`). So it keeps the whole engine contract, mid-circuit
   measurement included. A freed qubit stays as an idle site (its index is not reused).
 
 Install with ``pip install 'quantum-microkernel[aer]'``.
@@ -224,8 +224,8 @@ class AerMPSEngine(GateEngine):
     ``save_matrix_product_state``) and Aer evolves each segment of gates from it
     (``set_matrix_product_state``). A measurement, collapse, reset or drawn Pauli is a
     local operation QMK applies to the held state, which it then brings back to
-    canonical form (:func:`canonical`), so mid-circuit measurement works; probabilities
-    are read off the canonical form, samples are Aer's measurements seeded from the
+    canonical form (:func:`canonical`), so mid-circuit measurement works. Probabilities
+    are read off the canonical form; samples are Aer's measurements seeded from the
     engine's RNG. Qubit ``k`` is Aer's qubit ``k`` (an MPS site); a freed qubit stays as
     an idle site and its index is not reused.
 

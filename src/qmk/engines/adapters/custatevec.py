@@ -1,20 +1,21 @@
 """NVIDIA cuStateVec (``cuquantum``) behind the engine protocol, on a CUDA GPU.
 
 A :class:`~qmk.engines.adapters._segments.SegmentEngine` whose state lives on the GPU
-(CuPy) between segments: a segment from ``|0...0>`` is built there, its gates are fused
+(CuPy) between segments. A segment from ``|0...0>`` is built there: its gates are fused
 into blocks of up to :data:`FUSED_WIDTH` qubits by QMK's planner
-(:func:`qmk.engines.fusion.plan`), each block is applied by ``custatevec.apply_matrix``,
-and the shots of a measurement of the whole state are drawn there (each block's weight
-summed on the GPU, only the blocks drawn sent back). The state comes to the host only
-where something reads it there (a mid-circuit collapse, a snapshot, a marginal): a program
-whose measurements are terminal never downloads it. The engine registers only where a
-CUDA GPU is present (:func:`qmk.engines.registry.gpu_present` asks the driver without
-importing CUDA packages) and cuquantum and CuPy are installed (``pip install
+(:func:`qmk.engines.fusion.plan`), and each block is applied by
+``custatevec.apply_matrix``. The shots of a measurement of the whole state are drawn
+there (each block's weight summed on the GPU, only the blocks drawn sent back). The
+state comes to the host only where something reads it there (a mid-circuit collapse, a
+snapshot, a marginal): a program whose measurements are terminal never downloads it. The
+engine registers only where a CUDA GPU is present
+(:func:`qmk.engines.registry.gpu_present` asks the driver without importing CUDA
+packages) and cuquantum and CuPy are installed (``pip install
 'quantum-microkernel[gpu]'`` on CUDA 12, ``[gpu-cu13]`` on CUDA 13).
 
 Its tests skip where no GPU is present; on a GPU machine (an H200, cuquantum-python
 26.9, CUDA 13) the conformance suite, the exact-distribution corpus and the adapter
-tests pass (issue 50, item 5; figures in ``docs/engines.md``).
+tests pass (figures in ``docs/engines.md``).
 """
 
 from __future__ import annotations

@@ -16,16 +16,14 @@ At most ``threads`` pieces of work run at once (the cores of a small host), and 
 one of each tenant, so a tenant that pipelines big programs holds one thread, not all.
 The threads are started with the budget, not on first use: starting a thread from the
 loop waits for it to take the GIL, which a thread already verifying a big graph holds
-most of the time (a 0.3-0.5 s stall of the loop, measured, with asyncio's default pool).
-While work runs in them the cyclic garbage collector is paused (the work builds
-hundreds of thousands of objects and no cycles; a collection it set off would rescan the
-whole heap holding the GIL, the loop waiting), and the interpreter's switch interval is
-:data:`SWITCH_INTERVAL_S` (the loop, woken by a client, waits at most that long for the
-GIL that a thread verifying a big graph holds; Python's default, 5 ms, made every
-request under such work wait 5-6 ms, several times over; 1 ms still left another
-tenant's ``q_status`` at a p50 of 2.4-4.5 ms under ``big-valid-graph-rpc``, each of a
-request's reads and writes waiting its turn; 0.2 ms: 0.6-0.7 ms, the unloaded probe
-0.3-0.4 ms in the same runs, load 9-10), restored after.
+most of the time: a long stall of the loop with asyncio's default pool. While work
+runs in them the cyclic garbage collector is paused: the work builds hundreds of
+thousands of objects and no cycles, and a collection it set off would rescan the whole
+heap holding the GIL, the loop waiting. The interpreter's switch interval is
+:data:`SWITCH_INTERVAL_S`, restored after: the loop, woken by a client, waits at most
+that long for the GIL that a thread verifying a big graph holds. Python's default
+made every request under such work wait several times over (``docs/kernel.md`` has the
+figures of each interval tried).
 
 >>> from qmk.kernel.clock import ManualClock
 >>> from qmk.errors import QuotaError

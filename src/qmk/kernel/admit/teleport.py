@@ -1,13 +1,12 @@
 """Jobs that span modules: the kernel's use of :mod:`qmk.qvm.teleport`.
 
-A job whose peak physical qubits exceed every module used to be refused ("a job runs
-on one module"). On a machine with two or more modules up, admission now places its
-logical qubits over them instead (:func:`span`: the modules' capacities in logical
-qubits of the program's largest profile; the placement the program declares with an
-integer ``metadata.module`` on its ``ALLOC_LQ`` nodes, on the machine's module ids, or
-else automatic placement, fewest cross-module two-qubit gates) and stores the
-rewritten program, in which each cross-module gate is a teleported gate over a Bell
-pair between the modules. The pairs
+A job whose peak physical qubits exceed every module is not refused where the machine
+has two or more modules up. Admission places its logical qubits over them (:func:`span`)
+and stores the rewritten program, in which each cross-module gate is a teleported gate
+over a Bell pair between the modules. The modules' capacities are counted in logical
+qubits of the program's largest profile. The placement is the one the program declares
+(an integer ``metadata.module`` on its ``ALLOC_LQ`` nodes, on the machine's module ids),
+or else automatic placement, fewest cross-module two-qubit gates. The pairs
 are asked at the link's fidelity (``[faults] link_fidelity``) and each teleported gate
 waits ``link_latency_ns`` for its pair; at the start the link policy of
 :mod:`qmk.kernel.admit.faults` purifies them if the link has degraded since.

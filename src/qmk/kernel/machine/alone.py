@@ -2,8 +2,8 @@
 error any schedule can give it.
 
 Alone, a job starts at once and every shared resource is its own (the factories' store
-full, as an idle machine leaves it), so its run alone is the fastest the machine can
-run it, and its idle error there the least: a job whose budget its run alone passes is
+full, as an idle machine leaves it). So its run alone is the fastest the machine can
+run it, and its idle error there the least. A job whose budget its run alone passes is
 refused (``QK505 over-budget``), since no policy could keep it within.
 
 >>> from qmk.execution.footprint import Footprint, Step

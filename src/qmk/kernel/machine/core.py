@@ -13,10 +13,10 @@ The model (``docs/machine.md`` states it with its formulas):
   ``O(log m)``), from its start to its end. Among the ranges that can hold it, the one
   with the most free tiles is chosen (ties: the lowest index).
 - **Progress.** A step of ``c`` cycles, ``t`` T states and ``b`` Bell pairs a
-  repetition runs at ``min(f / c, a_T / t, a_B / b)`` repetitions a cycle: ``a_T`` and
+  repetition runs at ``min(f / c, a_T / t, a_B / b)`` repetitions a cycle. ``a_T`` and
   ``a_B`` are the job's shares of T states (:mod:`~qmk.kernel.machine.supply`: its bus
-  segment, the store, the factories under the policy's rule) and of the links' pairs,
-  ``f <= 1`` its tenant's decoder throttle. Between two events every rate is constant:
+  segment, the store, the factories under the policy's rule) and of the links' pairs.
+  ``f <= 1`` is its tenant's decoder throttle. Between two events every rate is constant:
   the simulation is a fluid one, exact for the model.
 - **Tenants share** the factories, the links and the decoder by their quota weights
   (weighted max-min), then a tenant's jobs max-min (unless the policy's supply rule is
@@ -32,10 +32,10 @@ The model (``docs/machine.md`` states it with its formulas):
 - **Cancel.** A job cancelled at a cycle leaves the machine at that cycle: its tiles,
   its storage room and its claims on the factories, links and decoder are freed, and it
   has no record. A job that ends at that very cycle ends first, with its record.
-- **The canonical order.** Events at one machine time run in four classes: (1) the
+- **The canonical order.** Events at one machine time run in four classes. (1) The
   machine's own (a step's end, a store running dry, a capped T-state step's end), in
-  the order they were set off; (2) jobs ending, in arrival order; (3) the outside
-  world's, arrivals and cancels, in the order they came; (4) the boundary's decision.
+  the order they were set off. (2) Jobs ending, in arrival order. (3) The outside
+  world's, arrivals and cancels, in the order they came. (4) The boundary's decision.
   No class depends on when the caller pushed an outside event. Ends by arrival order
   also let a job's steps that draw on nothing shared run as one event
   (:meth:`Scheduler._run_whole`), a cache of the step-by-step run the scheduler keeps

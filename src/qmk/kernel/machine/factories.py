@@ -17,9 +17,9 @@ delivers on average, and a state's error:
 - ``cultivation``: magic-state cultivation, Gidney, Shutty and Jones, "Magic state
   cultivation: growing T states with 78% reduced overhead" (arXiv:2409.17595, 2024),
   from the end-to-end simulations of its data set (doi:10.5281/zenodo.13777072, as the
-  Q# estimator's ``GSJ24Factory`` tabulates them): at the tabulated noise strength at or
-  above the qubit's Clifford error, the entry of least volume whose error is at most a
-  patch's logical error per cycle. Its volume counts the retries that postselection
+  Q# estimator's ``GSJ24Factory`` tabulates them). At the tabulated noise strength at or
+  above the qubit's Clifford error, it takes the entry of least volume whose error is at
+  most a patch's logical error per cycle. Its volume counts the retries that postselection
   discards; a run is one state, its rounds the volume over its qubits.
 
 >>> from qmk.kernel.machine.factories import figures

@@ -3,19 +3,19 @@
 :func:`program_footprint` is the lattice-surgery footprint of a program: the one its
 ``lattice-surgery`` target reports (:mod:`qmk.execution.surgery`) at the machine's code,
 distance, qubits and block. The program is lowered to pi/8 rotations and Pauli product
-measurements (:func:`qmk.ft.lower.lower`), each op takes the ticks
-:func:`qmk.ft.schedule.ticks` gives it in the block, a rotation one T state and an
+measurements (:func:`qmk.ft.lower.lower`). Each op takes the ticks
+:func:`qmk.ft.schedule.ticks` gives it in the block. A rotation takes one T state, an
 arbitrary-angle rotation the estimator's ``numTsPerRotation`` of them (as
-:mod:`qmk.ft.schedule` charges it), and the program's ``FENCE_EPOCH`` nodes become
+:mod:`qmk.ft.schedule` charges it). The program's ``FENCE_EPOCH`` nodes become
 fences; its tiles are the block's. Steps that repeat are one step.
 
 :func:`counts_footprint` is the footprint of a program known only by its logical counts
 (``qmk estimate``'s, :class:`~qmk.estimate.counts.LogicalCounts`), for generated
-workloads: its T gates, its CCZ/CCiX (four pi/8 rotations and the AND's measurement
-each, as :mod:`qmk.ft.lower` builds a Toffoli) and its rotations' sequences, in
-``segments`` equal parts between fences, then its measurements (in a part, the T gates,
-then the Toffolis, then the rotations: the order within a part changes no total, and
-few steps keep the scheduler's events few). A rotation whose Pauli
+workloads. Its T gates, its CCZ/CCiX (four pi/8 rotations and the AND's measurement
+each, as :mod:`qmk.ft.lower` builds a Toffoli) and its rotations' sequences come in
+``segments`` equal parts between fences, then its measurements. In a part come the T
+gates, then the Toffolis, then the rotations: the order within a part changes no total,
+and few steps keep the scheduler's events few. A rotation whose Pauli
 is unknown takes the block's X-or-Y ticks (Litinski's bound; 1 in the fast block).
 
 :func:`footprint_for` is the one function the scheduler's callers use for a program

@@ -1,10 +1,10 @@
 """A job as the machine scheduler holds it: what it asks for, where it is, what it waited.
 
-:class:`JobSpec` is what arrives (a footprint, a tenant, an arrival in machine time);
-:class:`Timeline` is its footprint's steps as flat arrays the event loop reads;
-:class:`MachineJob` is the scheduler's mutable record of one job; :class:`JobRecord` is what
-a finished job reports (the ``machine`` record of the issue: arrival, start, end, tiles,
-module, waits by cause, the idle logical error its waits added).
+- :class:`JobSpec` is what arrives (a footprint, a tenant, an arrival in machine time);
+- :class:`Timeline` is its footprint's steps as flat arrays the event loop reads;
+- :class:`MachineJob` is the scheduler's mutable record of one job;
+- :class:`JobRecord` is what a finished job reports (the ``machine`` record: arrival,
+  start, end, tiles, module, waits by cause, the idle logical error its waits added).
 
 >>> from qmk.execution.footprint import Footprint, Step
 >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
@@ -207,10 +207,12 @@ class Timeline:
         return Timeline(footprint)
 
     def run_from(self, index: int, start: float, f: float = 1.0) -> tuple[float, float]:
-        """When the steps from ``index`` on, run one after another from ``start`` at
-        their own rates (``f / cycles`` repetitions a cycle: nothing shared slows them),
-        start their last step and end: each end from the last as the scheduler's step
-        events compute it (a time within 1e-7 of a whole cycle is that cycle).
+        """When the steps from ``index`` on start their last step and end.
+
+        They run one after another from ``start`` at their own rates (``f / cycles``
+        repetitions a cycle: nothing shared slows them). Each end is found from the last
+        as the scheduler's step events compute it (a time within 1e-7 of a whole cycle is
+        that cycle).
 
         >>> from qmk.execution.footprint import Footprint, Step
         >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
@@ -253,10 +255,11 @@ class Timeline:
     def walk(
         self, index: int, start: float, until: float = math.inf, f: float = 1.0
     ) -> tuple[list[tuple[int, float]], tuple[int, float, float] | None]:
-        """The steps from ``index`` on, run as :meth:`run_from` runs them from ``start``:
-        of those that end by ``until``, each whose time exceeds its repetitions at its
-        rate by a rounding and by how much (the wait the scheduler records at that
-        step's end, step by step); and the step running at ``until``, its start and end
+        """The steps from ``index`` on, run as :meth:`run_from` runs them from ``start``.
+
+        Of those that end by ``until``: each whose time exceeds its repetitions at its
+        rate by a rounding, and by how much (the wait the scheduler records at that
+        step's end, step by step). Then the step running at ``until``, its start and end
         (None: every step ended by then).
 
         >>> from qmk.execution.footprint import Footprint, Step

@@ -5,10 +5,11 @@ Scheduler` ``qmk machine simulate`` runs, fed one admission at a time. Its clock
 machine time: an admitted job is stamped with the machine clock's cycle, and the same
 admissions at the same cycles give the same schedule, on any computer and in a replay.
 The kernel calls :meth:`LiveMachine.advance` and gets the jobs whose schedule ended
-(their machine records); :meth:`LiveMachine.status` is the machine's state
-(``q_machine_status``): its floorplan with each tenant's jobs in place, the utilization
-of tiles, factories and links so far and over time, each tenant's share, Jain's index,
-throughput, slowdowns, and the idle logical error the jobs were given (mean and most).
+(their machine records). :meth:`LiveMachine.status` is the machine's state
+(``q_machine_status``): its floorplan with each tenant's jobs in place, and the
+utilization of tiles, factories and links so far and over time. It holds each
+tenant's share, Jain's index, throughput, slowdowns, and the idle logical error the
+jobs were given (mean and most).
 
 Admission refuses what no schedule can serve: a job no placement can hold (``QK501``)
 and one whose idle error alone on the empty machine passes its error budget
@@ -16,14 +17,14 @@ and one whose idle error alone on the empty machine passes its error budget
 footprint.
 
 **The speedup over ``exclusive`` is computed on demand** (:meth:`LiveMachine.speedup`),
-never beside the jobs: the machine keeps its last :data:`WINDOW` arrivals (and the
-cancels among them), and the figure is those arrivals run again on an empty machine
-under ``exclusive`` and under the kernel's policy, the ratio of the two makespans, as
+never beside the jobs. The machine keeps its last :data:`WINDOW` arrivals (and the
+cancels among them). The figure is those arrivals run again on an empty machine under
+``exclusive`` and under the kernel's policy: the ratio of the two makespans, as
 ``qmk machine simulate`` computes it for a workload.
 
-A kernel runs for months, so nothing here grows with its history: the scheduler keeps
-only the jobs that have not ended, a finished job's record goes to the kernel (which
-puts it in the job's run request) and is not kept, and every figure is computed as the
+A kernel runs for months, so nothing here grows with its history. The scheduler keeps
+only the jobs that have not ended. A finished job's record goes to the kernel (which
+puts it in the job's run request) and is not kept. Every figure is computed as the
 jobs go: running sums of the resources' busy time, the utilization over time in a
 bounded number of spans (:class:`~qmk.kernel.machine.metrics.Gauge`), a count and the
 slowdowns' sketch (:class:`~qmk.kernel.machine.metrics.Sketch`: the mean exact, the p95

@@ -12,10 +12,10 @@ gives none). Every number comes from one place:
   figures (:mod:`~qmk.kernel.machine.factories`: the estimator's, Litinski's 15-to-1,
   cultivation), each key given overriding the protocol's, ``factory_share`` of the
   module's qubits in copies of it;
-- the tiles left when the factories and storage are taken: one routing row (the bus
-  that carries states from the factories: ``routing_lanes`` states a cycle, one a bus
-  tile by default, cut into ``routing_segments`` stretches each shared by the jobs
-  beside it), and the rest the tiles jobs are placed on (their patches and their own
+- the tiles left when the factories and storage are taken. One is a routing row, the
+  bus that carries states from the factories: ``routing_lanes`` states a cycle, one a
+  bus tile by default, cut into ``routing_segments`` stretches each shared by the jobs
+  beside it. The rest are the tiles jobs are placed on (their patches and their own
   routing, in ``machine.block``, as ``qmk plan --layout`` draws a block);
 - links from ``[machine.links]`` or ``[faults]`` ``link_latency_ns``/``link_fidelity``;
   decoder capacity from ``decoder_bits_per_cycle`` or ``[faults]``
@@ -228,12 +228,14 @@ class MachineSpec:
         return f"logical:{self.family}(d={self.distance})"
 
     def qubits_to_hold(self, tiles: int, *, factory: bool, module_qubits: int = 0) -> int | None:
-        """The least ``[machine] physical_qubits`` whose floorplan, derived as this one was
-        (every other key of :attr:`table` as it is), has a module of ``tiles`` job tiles
-        or more, and T factories if ``factory``, and of ``module_qubits`` physical qubits
-        or more (a job's peak physical qubits, which admission counts per module); None
-        when no number of qubits gives one (a machine built by hand, ``factory_share`` 0
-        or ``factory.copies`` 0 and a factory needed, or every qubit given to factories).
+        """The least ``[machine] physical_qubits`` whose floorplan holds a job.
+
+        The floorplan is derived as this one was (every other key of :attr:`table` as it
+        is). It must have a module of ``tiles`` job tiles or more, and T factories if
+        ``factory``, and of ``module_qubits`` physical qubits or more (a job's peak
+        physical qubits, which admission counts per module). None when no number of
+        qubits gives one: a machine built by hand, ``factory_share`` 0 or
+        ``factory.copies`` 0 and a factory needed, or every qubit given to factories.
 
         >>> from qmk.kernel.config import config_from_dict
         >>> small = config_machine(config_from_dict({"machine": {"physical_qubits": 5000}}))
@@ -532,9 +534,9 @@ _LEAST_COPY = 2
 def share_copies(share: float, qubits: int, per_copy: int) -> int:
     """The factory copies ``factory_share = share`` gives a module of ``qubits``
     physical qubits, copies of ``per_copy`` qubits: ``floor(share * qubits /
-    per_copy)``, and at least one where the copy takes at most half the module (its
-    jobs keep as many qubits as its factory), so a small module still runs T programs;
-    none where ``share`` is 0 (factories switched off).
+    per_copy)``. There is at least one where the copy takes at most half the module (its
+    jobs keep as many qubits as its factory), so a small module still runs T programs.
+    There is none where ``share`` is 0 (factories switched off).
 
     >>> share_copies(0.25, 1_000_000, 9680), share_copies(0.25, 38_720, 9680)
     (25, 1)
@@ -582,9 +584,9 @@ def _least_module_qubits(
     none has.
 
     A module's job tiles grow with its qubits except where ``factory_share`` gives it one
-    more copy (they drop by the copy's tiles there), so the qubits are searched copy count
-    by copy count: within one count the tiles only grow (a bisection), and the first count
-    whose largest module holds the tiles has the least."""
+    more copy (they drop by the copy's tiles there). So the qubits are searched copy count
+    by copy count. Within one count the tiles only grow (a bisection), and the first
+    count whose largest module holds the tiles has the least."""
 
     def holds(qubits: int) -> bool:
         copies, job_tiles = _module_tiles(table, qubits, per_copy, patch_qubits)

@@ -4,11 +4,11 @@ The kernel hands a worker pool ``run_job(attempt)``: an :class:`Attempt` holds t
 run request (:class:`~qmk.execution.request.RunRequest`, as the fault policies left it),
 the program text as submitted, the capabilities granted at submit, and where the
 attempt's checkpoints go and which one it resumes from. :func:`run_job` reads the
-program as the request's target reads it (a QVM graph, the request's rewrite applied,
-verified once per text and process: :func:`qmk.kernel.records.programs.verified`; a device
-job), checks the capabilities again, and runs it through its target
+program as the request's target reads it: a QVM graph, the request's rewrite applied,
+verified once per text and process (:func:`qmk.kernel.records.programs.verified`), or a
+device job. It checks the capabilities again, and runs the program through its target
 (:mod:`qmk.execution.target`: the logical machine, lattice surgery, the neutral-atom
-device) under a :class:`~qmk.kernel.pools.control.WorkerControl` that answers the kernel's
+device). A :class:`~qmk.kernel.pools.control.WorkerControl` answers the kernel's
 checkpoint and yield requests at its pause points. A target that streams records (a
 device job's measurements) sends them to the kernel as notes while it runs, and its
 result's artifacts come back beside the result.
@@ -16,11 +16,16 @@ result's artifacts come back beside the result.
 What comes back is one of the typed outcomes of :mod:`qmk.kernel.records.outcome`, sent as
 its MessagePack (it crosses a process boundary, or a Dask cluster:
 :func:`~qmk.kernel.records.outcome.pack`):
-:class:`~qmk.kernel.records.outcome.Done` (the result encoded once, here: :func:`_answer`, with
-the artifacts of a target that streams), :class:`~qmk.kernel.records.outcome.Ran` for a part of
-a split job, :class:`~qmk.kernel.records.outcome.Failed` for a refusal or an error of the program
-or engine, or :class:`~qmk.kernel.records.outcome.Yielded` when the kernel asked the job to stop
-and it did, its state saved. A traced attempt's outcome carries its ``spans``.
+
+- :class:`~qmk.kernel.records.outcome.Done`: the result encoded once, here
+  (:func:`_answer`), with the artifacts of a target that streams;
+- :class:`~qmk.kernel.records.outcome.Ran` for a part of a split job;
+- :class:`~qmk.kernel.records.outcome.Failed` for a refusal or an error of the program
+  or engine;
+- :class:`~qmk.kernel.records.outcome.Yielded` when the kernel asked the job to stop and
+  it did, its state saved.
+
+A traced attempt's outcome carries its ``spans``.
 """
 
 from __future__ import annotations
@@ -97,16 +102,16 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
 
     def __reduce__(self) -> tuple[Callable[..., Attempt], tuple[bytes, ...]]:
         """Pickled as its MessagePack, read back by :func:`_unpickled` (a task crosses
-        the pool's line as a pickle): a pickle of the structs themselves names each of
-        their classes (the attempt, its request, the policy, a rewrite, a schedule...),
-        and the pickler looks each name up as an import, which cost more than the rest
-        of a small job's task together. The same fields come back, checked by their
+        the pool's line as a pickle). A pickle of the structs themselves names each of
+        their classes (the attempt, its request, the policy, a rewrite, a schedule...).
+        The pickler looks each name up as an import, which costs more than the rest of a
+        small job's task together. The same fields come back, checked by their
         types as a stored request is. A program of :data:`GRAPH_PACKED_AHEAD`
         characters or more crosses packed, as the store keeps it (:func:`pack_graph`,
-        made once where the kernel read the program: a 99,990-node program's 7.8 MB of
-        text, encoded on the event loop, held it 18 ms; packed it is 0.53 MB), and is
-        unpacked by the worker; a shorter one crosses as it is (packing 25 KB here
-        would take 32 us where encoding it takes 1).
+        made once where the kernel read the program). A big text encoded on the event
+        loop would hold it; packed it is a fifteenth of the bytes. The worker unpacks it.
+        A shorter one crosses as it is: packing it here would cost more than encoding it
+        (``docs/kernel.md`` has the figures).
 
         >>> import pickle
         >>> request = RunRequest(program_digest="ab" * 32, shots=10, seed=1)
@@ -272,9 +277,9 @@ def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> Outcome:
 def _answer(value: dict[str, Any], attempt: Attempt) -> Outcome:
     """A worker's successful outcome: the result encoded here, once (``result_json``,
     ``result_meta``: :func:`~qmk.kernel.records.stored.encode_result`; a job's run says
-    ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``), so the
-    kernel stores and serves the text as it is and hashes none of it; or, for a part of
-    a split job, the result object (the pool merges the parts). A result over
+    ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``). So the
+    kernel stores and serves the text as it is and hashes none of it. For a part of a
+    split job it is the result object (the pool merges the parts). A result over
     ``attempt.max_result_bytes`` is ``QK305`` instead: it never leaves the worker."""
     if attempt.request.part is not None:
         return Ran(result=value)

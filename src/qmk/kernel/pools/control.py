@@ -27,17 +27,21 @@ class WorkerControl:
 
     The kernel sends requests down the task's line (:class:`~qmk.kernel.pools.pool.TaskLink`):
     ``{"op": "checkpoint" | "yield" | "yield-now", "checkpoint_id": ...}``. At each fence
-    the run reaches, the control answers them: a
-    ``checkpoint`` saves the state into ``directory`` as ``<checkpoint_id>.qmkstate``
-    and the run goes on; a ``yield`` saves it and the run stops; a ``yield-now`` (seen
-    between fences too: the control looks at the pipe after a segment of gates the
-    engine applied, at most every :data:`SEGMENT_LOOK_S`, and every :data:`LOOK_EVERY`
-    micro-ops) stops the run at once, rolling back its open REV segment. Each save is
-    reported to the kernel as a note
-    ``{"checkpoint_id", "epoch", "path", "bytes", "stopped", "progress"}``. With
-    ``every_ops`` (the kernel's drift policy), the run also saves its state, unasked, at
-    each fence it reaches after at least that many micro-ops since its last save (every
-    shot group passes every fence: this bounds the saves by the work done).
+    the run reaches, the control answers them:
+
+    - a ``checkpoint`` saves the state into ``directory`` as ``<checkpoint_id>.qmkstate``
+      and the run goes on;
+    - a ``yield`` saves it and the run stops;
+    - a ``yield-now`` stops the run at once, rolling back its open REV segment. It is
+      seen between fences too: the control looks at the pipe after a segment of gates
+      the engine applied, at most every :data:`SEGMENT_LOOK_S`, and every
+      :data:`LOOK_EVERY` micro-ops.
+
+    Each save is reported to the kernel as a note ``{"checkpoint_id", "epoch", "path",
+    "bytes", "stopped", "progress"}``. With ``every_ops`` (the kernel's drift policy),
+    the run also saves its state, unasked, at each fence it reaches after at least that
+    many micro-ops since its last save (every shot group passes every fence: this bounds
+    the saves by the work done).
 
     A subclass may hold the run where it looks: at each fence (:meth:`at_fence`), and
     before a micro-op where :meth:`looks` says so (:meth:`at_op`), taking the requests

@@ -1,14 +1,14 @@
 """The Dask cluster as the kernel's pool sees it: its connection to the scheduler, the
 workers that answered its hello, and the kernel's queue told to the scheduler's autoscaler.
 
-:class:`ClusterLink` keeps the client connected (a scheduler back after it went away gets
-the plugins and the notes' subscription again; a client that gave up reconnecting is
-replaced), asks the scheduler every :data:`REFRESH_S` which workers there are (a worker
-gone is lost, and the calls out to it end; a new one that answers a hello takes jobs),
-picks the worker with the fewest calls out per thread for each attempt, and publishes
-the kernel's queue to the queue plugin (:mod:`.dask_scaler`). A pool that follows the
-cluster runs as many jobs at once as the cluster has worker threads now. The jobs out on
-it are :mod:`.dask_jobs`'s; the pool that holds both is :mod:`.dask_pool`'s
+:class:`ClusterLink` keeps the client connected: a scheduler back after it went away gets
+the plugins and the notes' subscription again, and a client that gave up reconnecting is
+replaced. It asks the scheduler every :data:`REFRESH_S` which workers there are: a
+worker gone is lost, and the calls out to it end; a new one that answers a hello takes
+jobs. It picks the worker with the fewest calls out per thread for each attempt, and
+publishes the kernel's queue to the queue plugin (:mod:`.dask_scaler`). A pool that
+follows the cluster runs as many jobs at once as the cluster has worker threads now. The
+jobs out on it are :mod:`.dask_jobs`'s; the pool that holds both is :mod:`.dask_pool`'s
 :class:`~qmk.kernel.pools.dask_pool.DaskPool`.
 """
 

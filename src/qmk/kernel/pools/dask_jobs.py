@@ -8,11 +8,11 @@ worker's ``qmk_kill``: the child is SIGKILLed at once, and the kernel's future f
 :class:`~qmk.kernel.pools.pool.WorkerKilled` without waiting.
 
 A worker that dies mid-job (its call fails, or the scheduler no longer lists it) has its
-job started again on another worker, from the job's latest checkpoint if it saved one,
-else from its start, up to :data:`MAX_RESTARTS` times; each attempt has a token of its
-own, the one before is killed wherever it may still run, and only the current attempt's
-outcome is taken: one result. When the scheduler goes away the attempts out wait for it
-(neither counts as a restart).
+job started again on another worker, up to :data:`MAX_RESTARTS` times. It starts from
+the job's latest checkpoint if it saved one, else from its start. Each attempt has a
+token of its own, the one before is killed wherever it may still run, and only the
+current attempt's outcome is taken: one result. When the scheduler goes away the
+attempts out wait for it (neither counts as a restart).
 
 A running job's notes (Dask events) pass the scheduler: a checkpoint's state, sent with
 its note, is written into the kernel's data directory, and an outcome waits up to

@@ -16,9 +16,9 @@ outcomes) and the parts of big jobs (:mod:`.dask_parts`).
 every worker, those that join later included: it adds handlers to the worker's own
 server. A job is one call of the worker's ``qmk_run`` handler over Dask's comm (its
 TLS too), from the kernel's client to the worker and back: no task, no scheduler on
-the way. (A Dask task made each small job pass the scheduler twice, whose batching and
-bookkeeping cost 6 to 10 ms a job: the Dask pool ran 0.15 of the local pool's small
-jobs.) The scheduler keeps what it is good at: which workers there are (the pool asks
+the way. A Dask task would make each small job pass the scheduler twice, whose batching
+and bookkeeping cost more than the job (``docs/kernel.md``). The scheduler keeps what it
+is good at: which workers there are (the pool asks
 it every :data:`REFRESH_S`), the plugin for workers yet to come, and the notes of
 running jobs (Dask events). The pool deals each job to the worker with the fewest jobs
 per thread.
@@ -30,14 +30,14 @@ memory and CPU caps. Cancel, timeout, deadline and preemption call the worker's
 future fails with :class:`~qmk.kernel.pools.pool.WorkerKilled` without waiting.
 
 **Faults.** A worker that dies mid-job (its call fails, or the scheduler no longer lists
-it) has its job started again on another worker, from the job's latest checkpoint if it
-saved one, else from its start, up to :data:`MAX_RESTARTS` times; each attempt has a
-token of its own, the one before is killed wherever it may still run, and the pool
-takes only the current attempt's outcome: one result. When the scheduler goes away the
-jobs that were out wait in the pool (the kernel shows them RUNNING, their timeouts
-running) and the jobs not started wait in the kernel's queue; once a scheduler answers
-at the same address (and workers have joined it), the pool registers its plugin there
-and sends them again. Neither counts as a restart.
+it) has its job started again on another worker, up to :data:`MAX_RESTARTS` times. It
+starts from the job's latest checkpoint if it saved one, else from its start. Each
+attempt has a token of its own, the one before is killed wherever it may still run, and
+the pool takes only the current attempt's outcome: one result. When the scheduler goes
+away the jobs that were out wait in the pool (the kernel shows them RUNNING, their
+timeouts running), and the jobs not started wait in the kernel's queue. Once a scheduler
+answers at the same address (and workers have joined it), the pool registers its plugin
+there and sends them again. Neither counts as a restart.
 
 **Big jobs split.** A job of at least ``split_shots`` shots goes out as parts
 (:mod:`qmk.execution.parts`: part ``k`` of ``n`` runs its share of the shot groups),
@@ -45,11 +45,11 @@ dealt over the workers, their counts merged: the same counts as one run, bit for
 A split job takes no checkpoints (its parts are short-lived and start again whole).
 
 **The autoscaler sees the queue.** The pool registers a scheduler plugin too
-(:class:`qmk.kernel.pools.dask_scaler.QueuePlugin`) and publishes the kernel's queue to it
-(:meth:`watch_queue`: jobs queued in the kernel, jobs out, the workers holding them), when
-it changes and every :data:`QUEUE_PUBLISH_S`: the scheduler's adaptive target is then at
-least the workers those jobs fill, so a cluster under ``Adaptive`` grows with the jobs
-waiting, and never retires a worker that holds one. A pool made without ``max_workers``
+(:class:`qmk.kernel.pools.dask_scaler.QueuePlugin`). It publishes the kernel's queue to
+it (:meth:`watch_queue`: jobs queued in the kernel, jobs out, the workers holding them),
+when it changes and every :data:`QUEUE_PUBLISH_S`. The scheduler's adaptive target is
+then at least the workers those jobs fill. So a cluster under ``Adaptive`` grows with the
+jobs waiting, and never retires a worker that holds one. A pool made without ``max_workers``
 follows the cluster: the kernel runs as many jobs at once as the cluster has worker
 threads now (at least one), as workers join and leave.
 

@@ -3,16 +3,21 @@ them (:mod:`qmk.kernel.pools.dask_pool` on the kernel's side, :mod:`qmk.kernel.p
 each worker). Both import this module; neither imports the other's privates.
 
 A call to ``qmk_run`` carries one pickled tuple ``(token, fn, attempt, part, resume,
-options, early requests)``: the job's :class:`~qmk.kernel.pools.attempt.Attempt` (or, for a
-split job's big program, a :class:`Stash` of it), ``part`` as ``[k, n]`` or None, the
-bytes of the state it resumes from or None, the kernel's worker limits, and requests
-that came before the call went out. The answer is one pickled :data:`Answer`, a tagged
-union read back by its type, never by position: :class:`Returned` (``fn(spec)``'s value:
-a job's outcome as plain data, :mod:`qmk.kernel.records.outcome`), :class:`Raised` (the job's
-process failed: a :class:`~qmk.kernel.pools.pool.TaskError`'s kind, message and data),
-:class:`Lost` (its worker closed under it) or :class:`Again` (the stash could not be
-fetched), each with how many checkpoint notes the job sent first (the kernel takes
-those before the answer).
+options, early requests)``. It holds the job's :class:`~qmk.kernel.pools.attempt.Attempt`
+(or, for a split job's big program, a :class:`Stash` of it), and ``part`` as ``[k, n]``
+or None. It holds the bytes of the state it resumes from or None, the kernel's worker
+limits, and requests that came before the call went out. The answer is one pickled
+:data:`Answer`, a tagged union read back by its type, never by position:
+
+- :class:`Returned`: ``fn(spec)``'s value, a job's outcome as plain data
+  (:mod:`qmk.kernel.records.outcome`);
+- :class:`Raised`: the job's process failed (a
+  :class:`~qmk.kernel.pools.pool.TaskError`'s kind, message and data);
+- :class:`Lost`: its worker closed under it;
+- :class:`Again`: the stash could not be fetched.
+
+Each says how many checkpoint notes the job sent first (the kernel takes those before
+the answer).
 
 >>> import pickle
 >>> answer = pickle.loads(pickle.dumps(Raised(kind="memory", message="over", notes=2)))

@@ -11,9 +11,8 @@ condition, entered and left without a Python frame, with ``threading.Condition``
 ``concurrent.futures.wait``, ``as_completed``) waits and wakes as it would. Its result is
 set and read as the base class does it, less the Python calls that find nothing to do (a
 notice to no waiting thread; the lock and a second call to read a result already set,
-which never changes). A task's future costs about 17k instructions where a plain one
-took 35k (CPython 3.11, the life a kernel job's run has: made, running, a callback, the
-result set and read).
+which never changes). A task's future costs far fewer instructions than a plain one
+over the life a kernel job's run has (``docs/kernel.md`` has the count).
 
 >>> import threading
 >>> future = TaskFuture()

@@ -35,17 +35,17 @@ killed and its task fails with :class:`WorkerDied`.
 Futures complete outside the pool's lock, so a done-callback may call the pool again.
 
 Workers start from a ``forkserver`` (the default context), which may have imported
-modules for them already (``preload``), so a new worker is ready in about 10 ms and a
-task costs one round trip. Each worker confines itself before its first task
+modules for them already (``preload``), so a new worker is ready at once and a task
+costs one round trip. Each worker confines itself before its first task
 (:mod:`qmk.kernel.pools.sandbox`: no network, a Landlock filesystem, an unprivileged user when
 the pool runs as root, rlimits on memory, CPU time and file size, a private temp dir, no
 inherited descriptors) and tells the pool what holds (:attr:`WorkerPool.confinement`);
 the pool logs it once, with a warning for every gap. A worker whose pool dies without a
-word (``kill -9`` of the pool's process) ends at once, whatever its task is doing: a
+word (``kill -9`` of the pool's process) ends at once, whatever its task is doing. A
 thread of it waits for its socket to close (:func:`exit_when_closed`, for any job
-process fed over a socket), and a worker of the forkserver has the OS kill it when the
-forkserver, which ends with the pool's process, does (for a task in one long C call
-that holds the GIL, where the thread cannot run). A task that runs out of memory
+process fed over a socket). A worker of the forkserver also has the OS kill it when the
+forkserver, which ends with the pool's process, does: that covers a task in one long C
+call that holds the GIL, where the thread cannot run. A task that runs out of memory
 fails with :class:`WorkerMemoryError`, one past its CPU time with
 :class:`WorkerCpuLimit`; either worker is replaced.
 
@@ -486,11 +486,14 @@ class _Worker:
 
 
 class _Framing:
-    """How a pool's tasks cross to their workers: a plain function as its pickle, made
-    once (a worker reads it once: :func:`_function_of`); a task of one argument that
-    reduces to a plain function of bytes (an attempt of a job) in a task frame made
-    without a pickler (:func:`~qmk.kernel.pools.wire.task_frame`); any other as the
-    pickle of its message."""
+    """How a pool's tasks cross to their workers.
+
+    - A plain function crosses as its pickle, made once (a worker reads it once:
+      :func:`_function_of`).
+    - A task of one argument that reduces to a plain function of bytes (an attempt of a
+      job) crosses in a task frame made without a pickler
+      (:func:`~qmk.kernel.pools.wire.task_frame`).
+    - Any other crosses as the pickle of its message."""
 
     __slots__ = ("_functions", "_prefixes")
 

@@ -210,11 +210,11 @@ class Sandboxes:
     """A pool's side of an :class:`Isolation`: what it makes once, and each new
     worker's :class:`Plan`.
 
-    Made once per pool: it resolves ``isolation.user`` (only when the pool runs as
-    root), makes the temp root (mode 0711: a worker reaches its own temp dir there but
-    lists none; hidden from the workers, removed by :meth:`close` or with this object)
-    and the writable directories (made with their missing parents, mode 0700 each, and
-    opened to the workers' user: :func:`open_to`).
+    Made once per pool. It resolves ``isolation.user`` (only when the pool runs as
+    root). It makes the temp root, mode 0711: a worker reaches its own temp dir there but
+    lists none; it is hidden from the workers, removed by :meth:`close` or with this
+    object. It makes the writable directories, with their missing parents, mode 0700
+    each, and opened to the workers' user (:func:`open_to`).
 
     Args:
         isolation: what the workers close around themselves.
@@ -644,9 +644,9 @@ class CpuBudget:
 
     A process may raise its soft limit only up to its hard one, and a worker without
     privileges cannot raise the hard one. So the hard limit is set once, at start, to
-    twice the per-task limit (and a second of grace); before each task the soft limit
-    is set to the CPU time used so far plus the per-task limit (``SIGXCPU`` there, and
-    ``SIGKILL`` at the hard limit for a task that ignores it); a worker whose remaining
+    twice the per-task limit (and a second of grace). Before each task the soft limit is
+    set to the CPU time used so far plus the per-task limit (``SIGXCPU`` there, and
+    ``SIGKILL`` at the hard limit for a task that ignores it). A worker whose remaining
     budget is less than one task's retires after its reply. A task that raises its own
     soft limit still stops at the hard one.
     """

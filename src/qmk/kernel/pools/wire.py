@@ -4,9 +4,8 @@ way (or one socket).
 A message is a frame: an 8-byte big-endian length (:data:`HEADER`), then the pickle
 (:func:`frame`). A line is a descriptor it reads and one it writes: the pool gives each
 worker a pipe each way, whose write and read cost the pool's process less than a Unix
-socket's (no socket buffer to make and free for each message: a task's round trip
-through a pool took 20-23 us of the pool's CPU on pipes against 25-36 us on a socket
-pair, at load 4-5); one socket serves both where a caller has one (the tests). The
+socket's: no socket buffer to make and free for each message (``docs/kernel.md`` has the
+figures). One socket serves both where a caller has one (the tests). The
 pool's end (:class:`PoolLine`) is non-blocking and buffered both
 ways: it reads as far as the line holds and keeps a partial frame until the rest comes,
 and a message to a worker that is not reading waits in its buffer, so the pool never
@@ -21,16 +20,15 @@ A worker's message of the form ``(number, word, bytes)`` (a task's reply of an e
 outcome, the most of what crosses) goes as those three, unpickled (:func:`message`): a
 byte :data:`RAW` (a pickle's first byte is always ``0x80``), the number (8 bytes), the
 word's length (1 byte) and the word, then the bytes as they are. The pool reads it
-without an unpickler (whose making was most of a small reply's cost: 2.1 us against
-0.3 us).
+without an unpickler, whose making was most of a small reply's cost.
 
 A task whose one argument reduces to a plain function of bytes (an attempt of a job:
-``Attempt.__reduce__`` gives its MessagePack) goes the same way (:func:`task_frame`): a byte
-:data:`TASK`, the task's number, the pickles of its function and of the argument's
-rebuilder (each made once by the pool) and the argument's bytes, which the worker hands
-the rebuilder. The pool sends it without a pickler (whose walk of the task, its tuples
-and the rebuilder's name, looked up as an import for each task, was most of a small
-task's framing).
+``Attempt.__reduce__`` gives its MessagePack) goes the same way (:func:`task_frame`). It
+is a byte :data:`TASK`, the task's number, the pickles of its function and of the
+argument's rebuilder (each made once by the pool), and the argument's bytes, which the
+worker hands the rebuilder. The pool sends it without a pickler (whose walk of the task,
+its tuples and the rebuilder's name, looked up as an import for each task, was most of a
+small task's framing).
 
 What the messages say (tasks, replies, notes, requests) is the pool's protocol
 (:mod:`qmk.kernel.pools.pool`); this module only carries them.
@@ -69,8 +67,8 @@ from typing import Any, Protocol
 #: A frame's header: the length of its body.
 HEADER = struct.Struct("!Q")
 _CHUNK = 1 << 20  # bytes per read of a big message
-#: Bytes of a first read. A read allocates its whole size first: 1 MiB costs about
-#: 20 us more than 64 KiB, for a task or reply of a few hundred bytes.
+#: Bytes of a first read. A read allocates its whole size first, and most tasks and
+#: replies are a few hundred bytes: a first read of 1 MiB would cost each of them more.
 _FIRST_READ = 1 << 16
 _READ_BUDGET = 8 << 20  # bytes one reader callback takes before it lets the loop go on
 #: A frame whose body is at most this long goes in one write with its header (a small

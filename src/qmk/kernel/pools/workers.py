@@ -1,13 +1,13 @@
 """The kernel's worker pool: the generic pool (:mod:`qmk.kernel.pools.pool`) wired to a kernel.
 
-:func:`kernel_pool` makes the pool ``Kernel.open`` runs its jobs on: driven by the
-kernel's event loop, each worker capped at the kernel's ``worker_memory_mb``, its
-forkserver preloaded with the executor (:data:`DEFAULT_PRELOAD`, so a replacement
-worker is ready in about 10 ms), and its workers confined by :func:`kernel_isolation`:
-the kernel's ``[kernel]`` limits, the data directory hidden but for its checkpoints
-(:data:`~qmk.kernel.datafiles.CHECKPOINTS`), and, when the kernel runs as root, the
-``worker_user`` (if that user can reach the Python installation and the data
-directory; a gap in the workers' report says why not otherwise).
+:func:`kernel_pool` makes the pool ``Kernel.open`` runs its jobs on. It is driven by the
+kernel's event loop, and each worker is capped at the kernel's ``worker_memory_mb``. Its
+forkserver is preloaded with the executor (:data:`DEFAULT_PRELOAD`), so a replacement
+worker is ready at once. Its workers are confined by :func:`kernel_isolation`: the
+kernel's ``[kernel]`` limits, the data directory hidden but for its checkpoints
+(:data:`~qmk.kernel.datafiles.CHECKPOINTS`). When the kernel runs as root they run as
+the ``worker_user``, if that user can reach the Python installation and the data
+directory (a gap in the workers' report says why not otherwise).
 
 A pool of a :class:`~qmk.kernel.pools.pool.WorkerPool` subclass (an embedder's, or the tests'
 gates and probes in ``tests/support/pools.py``) gets the same wiring through

@@ -332,9 +332,9 @@ def new_id(prefix: str) -> str:
 
     The time is spelt in :data:`_SORTED`, the base64url characters in ASCII order, so an
     id made later sorts after one made earlier (by milliseconds; those of one millisecond
-    in any order): the ids of a table's primary key are added at its index's right end,
-    where random ids each wrote a leaf of their own, anywhere, at each commit. The random
-    bytes are the operating system's (:func:`os.urandom`), as
+    in any order). So the ids of a table's primary key are added at its index's right
+    end; random ids would each write a leaf of their own, anywhere, at each commit. The
+    random bytes are the operating system's (:func:`os.urandom`), as
     :func:`secrets.token_urlsafe` draws them, drawn for :data:`_IDS_AHEAD` ids at once
     (a child process forgets the parent's, drawn before the fork). Every character is a
     base64url one: the token decodes as 18 bytes, as ids of 18 random bytes did.
@@ -395,11 +395,16 @@ def honour_set_policy(
     """``policy`` with the program's ``SET_POLICY`` hints applied where ``q_submit`` set none.
 
     For each key the first ``SET_POLICY`` node that sets it counts (the kernel schedules
-    whole jobs): ``priority`` (0..9, as a submit's), ``deadline`` in kernel epochs from now,
-    ``code_distance`` for qubits whose ``ALLOC_LQ`` names no profile (the machine's code
-    family at that distance; the QEC layer checks it fits), ``error_budget`` (the idle
-    logical error the shared machine may give it, in (0, 1]). A key the submit's policy
-    sets wins over the program's.
+    whole jobs):
+
+    - ``priority`` (0..9, as a submit's);
+    - ``deadline`` in kernel epochs from now;
+    - ``code_distance`` for qubits whose ``ALLOC_LQ`` names no profile (the machine's
+      code family at that distance; the QEC layer checks it fits);
+    - ``error_budget`` (the idle logical error the shared machine may give it, in
+      (0, 1]).
+
+    A key the submit's policy sets wins over the program's.
 
     Raises:
         InvalidArgument: a priority outside 0..9 (naming the node).

@@ -18,8 +18,8 @@ Each carries the spans of a traced attempt (:mod:`qmk.execution.spans`), empty
 otherwise. What crosses the pool's line is plain data (the pool unpickles plain data
 only, so a worker cannot make it run code): a worker's outcome as its MessagePack
 (:func:`pack`: bytes, which the pool unpickles at once, read back by the union's typed
-decoder, where a dict of a few dozen keys took about 20 us to unpickle), or as its tag
-``kind`` and fields (:func:`encode`: the Dask pool's merged parts, a test's probe);
+decoder, where a dict of a few dozen keys is slow to unpickle). Or it crosses as its tag
+``kind`` and fields (:func:`encode`: the Dask pool's merged parts, a test's probe).
 :func:`decode` reads either back, checked, as the struct.
 
 >>> outcome = Failed(error=Failure(code="QK202", name="worker-failed", message="died"))
@@ -53,8 +53,8 @@ class Done(_Outcome, frozen=True, kw_only=True, tag="done"):
     #: keeps it, without the head (the text holds it; the kernel reads what it needs of
     #: it with :attr:`~qmk.kernel.records.stored.StoredResult.facts`), taken as it is
     #: (typed ``Any`` so that reading an outcome back does not walk it, a dict of every
-    #: mark of the counts: the kernel reads one per job). A worker of a kernel before
-    #: 2026-11-26 sent the head in it too, which is read as it comes.
+    #: mark of the counts: the kernel reads one per job). An index that holds the head
+    #: is read as it comes: the store drops it (:func:`~qmk.kernel.storage.store.meta_text`).
     result_meta: Any
     result_sha256: str
     #: Its index's text as the store writes it and that text's SHA-256, which the result's
@@ -156,7 +156,7 @@ def decode(data: Any) -> Outcome:
         packed: Outcome = _UNPACK(data)
         return packed
     # the form by its tag, then that struct checked (msgspec converts to one struct
-    # ~15x faster than to the union, which the kernel would pay per job)
+    # much faster than to the union, which the kernel would pay per job)
     form = (
         OUTCOMES[data["kind"]] if isinstance(data, dict) and data.get("kind") in OUTCOMES else None
     )

@@ -1,11 +1,11 @@
 """The jobs of one kernel that the supervisor's parts share, and the moves between their states.
 
 Every path of the supervisor (a start, a worker's answer, a cancel, a timeout, a deadline,
-a preemption, a failed module) moves a job between the queue, a worker and a final state,
-and must change the same tables in one loop turn: the queue, the running attempts, the
-resources they hold, the job's record and its waiters. :class:`JobBook` holds those
-tables, the kernel's parts they are written through (store, audit, commits, the worker
-pool, the checkpoints, the placement) and the moves every path makes
+a preemption, a failed module) moves a job between the queue, a worker and a final
+state. Each must change the same tables in one loop turn: the queue, the running
+attempts, the resources they hold, the job's record and its waiters. :class:`JobBook`
+holds those tables, the kernel's parts they are written through (store, audit, commits,
+the worker pool, the checkpoints, the placement) and the moves every path makes
 (:meth:`~JobBook.transition`, :meth:`~JobBook.finish`, :meth:`~JobBook.release`,
 :meth:`~JobBook.stop`, :meth:`~JobBook.enqueue`). The parts that decide the moves sit
 beside it, each holding the book: the dispatcher (:mod:`.dispatch`), the runs on workers

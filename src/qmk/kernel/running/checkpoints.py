@@ -6,12 +6,12 @@ and an audit line. It holds an execution state when a running job saved one at a
 it was saved under: :meth:`~qmk.execution.request.RunRequest.physics`), or none when it
 marks where a job would start again from its beginning.
 
-:class:`Checkpoints` is the supervisor's book of them: it records them
-(:meth:`~Checkpoints.record`), keeps the ``q_checkpoint`` calls that wait for a running
-job's next fence (:meth:`~Checkpoints.wait_for`, answered by :meth:`~Checkpoints.saved`
-or, when the attempt ends first, :meth:`~Checkpoints.attempt_ended`), remembers which
-running jobs were asked to yield their worker, and finds the state a start resumes from
-(:meth:`~Checkpoints.resume_from`).
+:class:`Checkpoints` is the supervisor's book of them. It records them
+(:meth:`~Checkpoints.record`). It keeps the ``q_checkpoint`` calls that wait for a
+running job's next fence (:meth:`~Checkpoints.wait_for`, answered by
+:meth:`~Checkpoints.saved` or, when the attempt ends first,
+:meth:`~Checkpoints.attempt_ended`). It remembers which running jobs were asked to yield
+their worker, and finds the state a start resumes from (:meth:`~Checkpoints.resume_from`).
 """
 
 from __future__ import annotations

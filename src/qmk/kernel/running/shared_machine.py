@@ -19,31 +19,36 @@ second from the kernel's start, real time by default).
   next), so the job finds the machine as it is then.
 - **Release.** A job whose schedule ended gets it in its run request
   (:class:`~qmk.execution.request.MachineRun`: its ``machine`` record, and its waits as
-  idle cycles after the program's nodes) and goes to the worker queue: its worker
-  computes the outcomes with those idle errors, its telemetry and attestation carry the
-  schedule, and ``qmk audit replay`` runs it again with it.
+  idle cycles after the program's nodes) and goes to the worker queue. Its worker
+  computes the outcomes with those idle errors, and its telemetry and attestation carry
+  the schedule. ``qmk audit replay`` runs it again with it.
 
-A job the machine does not hold goes to the worker queue at once: a cache hit (it takes no
-machine time), a job whose footprint holds no tiles (a neutral-atom device job, a
-program of no qubits), a job teleported over several modules (a footprint places on one
-module), and a job whose request has its schedule already (restored, recovered, or
-preempted in wall time: the schedule is fixed once). A job cancelled or timed out while
-it is on the machine leaves it at the clock's cycle then: a job waiting for its start
-leaves the queue, one that has started frees its tiles and its claims on the factories,
-links and decoder, so the next boundary may start another on them. On a machine of one
-module (no links between modules) a job's Bell pairs are made inside the module and draw
-on no shared resource. The machine's decoder is its one decoder: ``[machine]
-decoder_bits_per_cycle`` (or its deprecated name ``[faults] decoder_capacity_bits_per_s``
-times the cycle time, QK504), the same capacity ``qmk machine simulate`` reads of the same
-config; a job the machine does not hold draws on none.
+A job the machine does not hold goes to the worker queue at once:
+
+- a cache hit (it takes no machine time);
+- a job whose footprint holds no tiles (a neutral-atom device job, a program of no
+  qubits);
+- a job teleported over several modules (a footprint places on one module);
+- a job whose request has its schedule already (restored, recovered, or preempted in
+  wall time: the schedule is fixed once).
+
+A job cancelled or timed out while it is on the machine leaves it at the clock's cycle
+then: a job waiting for its start leaves the queue, one that has started frees its tiles
+and its claims on the factories, links and decoder, so the next boundary may start
+another on them. On a machine of one module (no links between modules) a job's Bell
+pairs are made inside the module and draw on no shared resource. The machine's decoder
+is its one decoder: ``[machine] decoder_bits_per_cycle`` (or its deprecated name
+``[faults] decoder_capacity_bits_per_s`` times the cycle time, QK504), the same capacity
+``qmk machine simulate`` reads of the same config; a job the machine does not hold draws
+on none.
 
 **What a tenant sees.** No tenant reads another's names: ``q_machine_status`` shows the
-caller its own name and its own jobs' ids; every other tenant appears under a label
-stable for the kernel (``t-`` and 12 hex digits of a keyed hash of its name, the label
-``/metrics`` gives it under ``[http] metrics_tenants = "hashed"``), with its share and
-its patches in place, its jobs without ids. Shares, utilization and Jain's index are the
-machine's facts. An operator (``operator = true`` in its ``[tenants]`` table) sees
-every name and job id.
+caller its own name and its own jobs' ids. Every other tenant appears under a label
+stable for the kernel, with its share and its patches in place, its jobs without ids.
+The label is ``t-`` and 12 hex digits of a keyed hash of its name, the label
+``/metrics`` gives it under ``[http] metrics_tenants = "hashed"``. Shares, utilization
+and Jain's index are the machine's facts. An operator (``operator = true`` in its
+``[tenants]`` table) sees every name and job id.
 
 Nothing here imports the service: the supervisor hands jobs in and takes them back
 through :meth:`SharedMachine.admit`, :meth:`SharedMachine.withdraw` and the ``release``

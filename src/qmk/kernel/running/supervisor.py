@@ -2,7 +2,7 @@
 
 It owns the jobs that are not final, the fair run queue, the resources running jobs hold
 (physical qubits, logical qubits per tenant, running jobs per tenant), the worker pool and
-the epoch counter: those tables, and the moves every path makes between a job's states,
+the epoch counter. Those tables, and the moves every path makes between a job's states,
 are its book (:mod:`.book`), which its parts share. Its tasks all live in the kernel's task
 group (:meth:`Supervisor.start`):
 
@@ -20,10 +20,10 @@ group (:meth:`Supervisor.start`):
   the only place where preemption is decided.
 
 Checkpoints and preemption reach a running job through the worker pool's requests
-(:meth:`~qmk.kernel.pools.pool.WorkerPool.request`): the job's executor answers at its next
-``FENCE_EPOCH`` (or at once, rolling back its open REV segment, for ``yield-now``),
-saving its execution state under ``checkpoints/<job_id>/`` in the data directory and
-telling the kernel in a note (:meth:`~qmk.kernel.running.runs.Runs.noted`); a job started
+(:meth:`~qmk.kernel.pools.pool.WorkerPool.request`). The job's executor answers at its
+next ``FENCE_EPOCH`` (or at once, rolling back its open REV segment, for ``yield-now``).
+It saves its execution state under ``checkpoints/<job_id>/`` in the data directory and
+tells the kernel in a note (:meth:`~qmk.kernel.running.runs.Runs.noted`). A job started
 again (restore, preemption, recovery after a crash) resumes from its checkpoint's state. A
 victim with no fence to stop at is stopped at once instead (its worker killed) and runs
 again from its latest checkpoint; an urgent job takes one victim.
@@ -328,10 +328,10 @@ class Supervisor:
         (:meth:`~qmk.kernel.admit.admission.Admission.admit`), taken from there.
 
         With ``wait_s`` (a submit that waits), return it once final or as it is when
-        ``wait_s`` has passed, as :meth:`wait` does: nothing answers its acceptance
-        alone, so the acceptance asks for no commit of its own and rides with the one
-        the answer waits for (with a job that ends meanwhile, its start's and its end's
-        writes too: one commit where there were two).
+        ``wait_s`` has passed, as :meth:`wait` does. Nothing answers its acceptance
+        alone, so the acceptance asks for no commit of its own. It rides with the one the
+        answer waits for, with a job that ends meanwhile its start's and its end's writes
+        too: one commit, not two.
 
         Raises:
             UnavailableError: the commit that held its acceptance failed (the data disk
@@ -426,11 +426,11 @@ class Supervisor:
     async def wait(self, job: Job, timeout_s: float) -> replies.Job:
         """``job`` once final, or as it is when ``timeout_s`` has passed.
 
-        A final state is answered only once it is committed: a job's end is committed
-        lazily (:mod:`qmk.kernel.storage.commit`), so the wait makes that commit urgent and awaits
-        it (only while it is not made: other writes pending do not hold up the answer of
-        a job whose end is committed); a client that saw COMPLETED finds it so after a
-        kernel crash too.
+        A final state is answered only once it is committed. A job's end is committed
+        lazily (:mod:`qmk.kernel.storage.commit`), so the wait makes that commit urgent
+        and awaits it. (Only while it is not made: other writes pending do not hold up
+        the answer of a job whose end is committed.) A client that saw COMPLETED finds it
+        so after a kernel crash too.
         """
         if not job.final and timeout_s > 0:  # until its end, else as it is at the limit
             await self.book.waits.until(job.job_id, self.clock.now() + timeout_s)

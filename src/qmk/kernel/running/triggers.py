@@ -1,25 +1,26 @@
 """Workflow triggers: the kernel runs a tenant's workflow on a schedule or on events.
 
-A trigger (``q_create_trigger``) holds a workflow (its programs' text inside it), what
-starts it (:class:`qmk.workflows.triggers.TriggerSpec`: a schedule, a job of its owner
-ending, a calibration ingested) and the capabilities its runs may use: those the
-creating session held of its tenant's own config (never a delegated one), as the config
-still grants them when a run starts. :class:`Triggers` is the kernel's table of them:
+A trigger (``q_create_trigger``) holds a workflow (its programs' text inside it), and
+what starts it (:class:`qmk.workflows.triggers.TriggerSpec`: a schedule, a job of its
+owner ending, a calibration ingested). It holds the capabilities its runs may use: those
+the creating session held of its tenant's own config (never a delegated one), as the
+config still grants them when a run starts. :class:`Triggers` is the kernel's table of
+them:
 
 - **The loop** (:meth:`Triggers.run`, a task of the kernel's TaskGroup, its runs tasks
   of a group of its own) sleeps on the kernel's clock until the earliest schedule is due
-  or an event comes (:meth:`Triggers.heard`, a listener of the audit log: a job's end, a
-  ``device`` ``calibrate`` line), then starts what is due. A trigger runs one run at a
-  time: a start while its run before is going on is recorded SKIPPED.
-- **A run** is the workflow on the kernel's own path for jobs: its programs lowered in
-  a thread (their CPU charged to the owner's budget), then every job submitted as the
-  owner's through admission (capabilities, the firewall, quotas, the queue room) and
-  run by the workers, never in the kernel's process; it waits for them as ``q_wait``
-  does (:func:`qmk.workflows.runner.run_workflow_async`: the same steps, dependencies
-  and retries as ``qmk workflow run``). A job a run submitted starts no job trigger, so
-  no trigger feeds itself: the job's QUEUED audit line is heard inside the run's submit
-  (the run's context), before any worker can end it, and the run's row lists the job
-  in the same transaction as the job's own row.
+  or an event comes. (:meth:`Triggers.heard` is a listener of the audit log: a job's
+  end, a ``device`` ``calibrate`` line.) Then it starts what is due. A trigger runs one
+  run at a time: a start while its run before is going on is recorded SKIPPED.
+- **A run** is the workflow on the kernel's own path for jobs. Its programs are lowered
+  in a thread (their CPU charged to the owner's budget). Then every job is submitted as
+  the owner's through admission (capabilities, the firewall, quotas, the queue room) and
+  run by the workers, never in the kernel's process. The run waits for them as
+  ``q_wait`` does (:func:`qmk.workflows.runner.run_workflow_async`: the same steps,
+  dependencies and retries as ``qmk workflow run``). A job a run submitted starts no job
+  trigger, so no trigger feeds itself: the job's QUEUED audit line is heard inside the
+  run's submit (the run's context), before any worker can end it, and the run's row
+  lists the job in the same transaction as the job's own row.
 - **Durable**: triggers, a schedule's next time and every run (RUNNING, then how it
   ended) are rows of the kernel's database (``triggers``, ``trigger_runs``), committed
   with the kernel's group commit. When the kernel starts, a run it left RUNNING is

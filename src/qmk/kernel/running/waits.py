@@ -3,10 +3,10 @@ settled by its job's end or by its time limit, whichever comes first.
 
 The limits are kept in **one heap** of ``(time, number, future)`` and watched by **one
 timer** of the kernel's clock, set at the earliest limit it has seen (as the runs'
-timeouts are, :mod:`.runs`): no timeout scope and no event-loop timer per wait, whose
-heap asyncio orders by a Python ``__lt__`` (with 2,000 waits outstanding, about 20 calls
-a job). A wait its job's end settled leaves its entry behind; the heap drops such
-entries when they come up, and is rebuilt without them when they outnumber the live
+timeouts are, :mod:`.runs`). There is no timeout scope and no event-loop timer per wait,
+whose heap asyncio orders by a Python ``__lt__``: many calls a job with thousands of
+waits outstanding. A wait its job's end settled leaves its entry behind; the heap drops
+such entries when they come up, and is rebuilt without them when they outnumber the live
 waits (:data:`COMPACT_AT`).
 
 >>> import asyncio

@@ -18,12 +18,14 @@ everything needed to run the job again and the digest of what it gave:
   request (:mod:`qmk.kernel.admit.cache`), and then ``cached_from``, that run's job. The
   request is the job's own either way, so replay runs it and compares.
 
-Kernels before 2026-11-26 wrote the attestation on an ``attest`` line of its own, just
-before the job's ``COMPLETED`` line, with the same fields (its ``job_id`` and ``tenant``
-too); :func:`attests` knows a line of either form, and every reader of attestations
-(:func:`find_attestation`, ``qmk audit verify``, the traces, the live events, the console)
-reads both. The one line a job holds the same facts in one signed record, where the two
-cost a second line's encoding, hash and fan-out to the kernel's listeners.
+An attestation may also stand on an ``attest`` line of its own, with the same fields
+(its ``job_id`` and ``tenant`` too). Older kernels wrote one just before the job's
+``COMPLETED`` line, and ``qmk admin migrate`` appends one for each it brings forward.
+The audit log is append-only and hash-chained, so those lines stay as written, and
+every reader of attestations reads both forms: :func:`attests` knows a line of either
+(:func:`find_attestation`, ``qmk audit verify``, the traces, the live events, the
+console). The kernel writes the attestation on the ``COMPLETED`` line: the same facts
+in one signed record, without a second line's encoding, hash and fan-out.
 
 :func:`replay` runs the job again from its stored graph and its attestation and says
 whether the counts are the same. The executor is deterministic for a seed, so a mismatch
@@ -49,8 +51,8 @@ from qmk.kernel.records.stored import StoredResult, digest_counts
 from qmk.memo import Memo
 from qmk.qvm.ops import OPS
 
-#: The audit event of an attestation line of its own (kernels before 2026-11-26: today's
-#: attestation is on the job's COMPLETED line, :func:`attests`).
+#: The audit event of an attestation line of its own (an older kernel's, or one ``qmk
+#: admin migrate`` wrote); the kernel's is on the job's COMPLETED line (:func:`attests`).
 ATTEST_EVENT = "attest"
 #: The fields of an attest line that are its run request's (their JSON names).
 REQUEST_FIELDS: tuple[str, ...] = tuple(f.encode_name for f in msgspec.structs.fields(RunRequest))
@@ -165,8 +167,8 @@ class Replay:
 
 def attests(record: Mapping[str, Any]) -> bool:
     """Whether the audit record ``record`` holds a job's attestation: a COMPLETED ``job``
-    line that carries one (its ``result_sha256``), or an ``attest`` line of an older
-    kernel.
+    line that carries one (its ``result_sha256``), or an ``attest`` line of its own (an
+    older kernel's, or one ``qmk admin migrate`` wrote).
 
     >>> attests({"event": "job", "state": "COMPLETED", "result_sha256": "ab"})
     True

@@ -7,9 +7,9 @@ grant those capabilities beyond its own configured ones; the recipient's quotas,
 results stay its own. ``q_revoke_delegation`` ends one at once (either tenant may: the
 delegator takes it back, the recipient gives it up), and so does its expiry.
 
-What a delegation lends is checked at every use, never copied: a session holds the caps
+What a delegation lends is checked at every use, never copied. A session holds the caps
 it was granted by delegation as such (``Session.delegated``), and each call sees of them
-only those a live delegation still lends (:meth:`DelegationTable.lent`); a job queued
+only those a live delegation still lends (:meth:`DelegationTable.lent`). A job queued
 with one is refused at execution when no live delegation lends it any more, as a job
 whose tenant lost a capability in the config is. Only a tenant's own configured
 capabilities can be lent (a lent capability is not lent on), and a delegation lends
@@ -28,8 +28,8 @@ one ``deleg`` audit line (``action: "expire"``) a sweep; until then it is listed
 read as it ended. **Audit lines** (:class:`DelegationLines`): a tenant's delegation lines
 (its delegations, revocations, their capability decisions and the uses of what it was
 lent) are written in full up to :data:`LINES_PER_WINDOW` a window of
-:data:`AUDIT_WINDOW_S`; past that, they are counted into one ``deleg`` line (``action:
-"summary"``) when the window ends, so churn grows the log by a bounded number of lines a
+:data:`AUDIT_WINDOW_S`. Past that, they are counted into one ``deleg`` line (``action:
+"summary"``) when the window ends. So churn grows the log by a bounded number of lines a
 window, whatever the audit rate lets through. The rows keep each delegation's story for
 ``delegation_keep_s`` after it ended.
 

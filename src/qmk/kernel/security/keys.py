@@ -1,16 +1,17 @@
 """Tenant keys at rest: scrypt hashes, and the check of a key a client gives.
 
 A tenant's key is configured one of four ways (``[tenants.NAME]``, docs/secrets.md):
-``key_hash`` (a hash this module makes: ``qmk tenant hash-key``), ``key_file`` or
-``key_env`` (a file or an environment variable holding the key or its hash: what a
-Kubernetes Secret or a Vault agent provides), or ``key`` (the key in plain text, still
-read, with the warning ``QK402 plaintext-key``).
+
+- ``key_hash``: a hash this module makes (``qmk tenant hash-key``);
+- ``key_file`` or ``key_env``: a file or an environment variable holding the key or its
+  hash (what a Kubernetes Secret or a Vault agent provides);
+- ``key``: the key in plain text, still read, with the warning ``QK402 plaintext-key``.
 
 A hash is ``scrypt$n=N,r=R,p=P$SALT$HASH`` (base64url without padding; the parameters
 travel with it, so a stronger setting later still checks older hashes). scrypt is slow
-on purpose (about 50 ms and 16 MiB at the default ``n=2**14, r=8``): :class:`KeyChecker`
-runs it off the event loop and remembers a key it accepted as an HMAC under the kernel
-secret, so a tenant that logs in often pays the scrypt once, and a guesser pays it for
+on purpose, and takes 16 MiB at the default ``n=2**14, r=8``. :class:`KeyChecker` runs
+it off the event loop and remembers a key it accepted as an HMAC under the kernel
+secret. So a tenant that logs in often pays the scrypt once, and a guesser pays it for
 every guess.
 
 >>> stored = hash_key("s3cret", n=2**10)

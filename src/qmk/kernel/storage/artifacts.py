@@ -7,17 +7,17 @@ the job's ``COMPLETED`` line, :meth:`Artifacts.take`:
 
 - **streams** each artifact's records as ``stream`` events, :data:`PART_RECORDS` records a
   part (``{"event": "stream", "job_id", "tenant", "artifact", "kind", "part", "parts",
-  "records"}``): every listener of the audit log hears them (the REST API's SSE streams,
-  ``GET /v1/jobs/{id}/events`` and ``/v1/events``), but they are not audit lines (the
-  data is the artifact's, kept once); their ``seq`` is that of the audit line before;
+  "records"}``). Every listener of the audit log hears them (the REST API's SSE streams,
+  ``GET /v1/jobs/{id}/events`` and ``/v1/events``). They are not audit lines (the data
+  is the artifact's, kept once); their ``seq`` is that of the audit line before;
 - **stores** them under ``DATA_DIR/artifacts/<job_id>/`` (one JSON file each and an
   ``index.json``; folders 0700 and files 0600 whatever the umask, and checked at start
   like the rest of the data directory: :func:`qmk.kernel.storage.datadir.lax_paths`), or in
   memory for a kernel without a data directory;
-- **bounds** them by each tenant's ``[tenants.NAME] max_artifact_storage_mb``: while a
+- **bounds** them by each tenant's ``[tenants.NAME] max_artifact_storage_mb``. While a
   tenant's stored artifacts fill it, a job asking for streams is refused at submit
-  (``QS1006``, :meth:`qmk.kernel.admit.admission.Admission.admit`), and the artifacts of
-  a job admitted before it filled are not stored (the index lists them under ``dropped``
+  (``QS1006``, :meth:`qmk.kernel.admit.admission.Admission.admit`). The artifacts of a
+  job admitted before it filled are not stored (the index lists them under ``dropped``
   with the reason; their stream events still went out). An artifact is stored while the
   tenant is under the quota, so the last one may pass it by its own size;
 - **expires** them ``[kernel] artifact_keep_s`` after they were stored (:meth:`expire`, on

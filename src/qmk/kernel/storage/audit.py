@@ -19,18 +19,25 @@ compact JSON, ``prev`` last.
   signs every line of the write through the chain. One pass of SHA-256 a line, one MAC
   a write. A log whose last lines carry no MAC was cut short inside a write (a crash),
   or had lines added without the secret.
-- **Format 1** (``mac``, kernels before issue 50's item 3): ``mac`` is HMAC-SHA256 of the
-  body under the kernel secret, and the chain hash is the SHA-256 of the whole line: two
-  passes. Such lines stay as they were written and verify as format 1; a kernel that
-  opens a log ending in one chains its first line of format 2 on from it.
+- **Format 1** (``mac``, an older kernel's): ``mac`` is HMAC-SHA256 of the body under
+  the kernel secret, and the chain hash is the SHA-256 of the whole line: two passes.
+  The log is append-only and chained, so such lines stay as they were written and
+  verify as format 1. A kernel that opens a log ending in one chains its first line of
+  format 2 on from it.
 
 The kernel also stores the chain head (seq and chain hash of the last line written before
 each database commit) in the job database.
 
-:func:`verify` detects: an edited line (its MAC, and the next line's ``prev``; without the
-secret, the next line's ``prev`` or the head), a removed or reordered line (``seq`` and
-``prev``), a line written under another key (its MAC), and a removed tail up to the head
-the database recorded (fewer lines than the head's seq, or a different last hash). Lines
+:func:`verify` detects:
+
+- an edited line (its MAC, and the next line's ``prev``; without the secret, the next
+  line's ``prev`` or the head);
+- a removed or reordered line (``seq`` and ``prev``);
+- a line written under another key (its MAC);
+- a removed tail up to the head the database recorded (fewer lines than the head's seq,
+  or a different last hash).
+
+Lines
 written after the last database commit are not covered by the head, so losing exactly
 those cannot be told from a crash. An attacker who holds the kernel secret and the
 database can rewrite everything; the log defends against anyone who holds neither.
@@ -161,7 +168,7 @@ def _line_encoder() -> Callable[[dict[str, Any]], str]:
     same text, with the encoder made once: ``json.dumps`` builds a new one per call (its C
     encoder included), a good part of the cost of a line. Without the C encoder, dumps.
     A record is flat data the kernel builds, never circular, so no marker table is kept.
-    (An attest line of 1 KB: 14.5 us here, 2.0 us by msgspec.)"""
+    (``docs/kernel.md`` has the figures, msgspec's beside them.)"""
     make = getattr(json.encoder, "c_make_encoder", None)  # (not in the stubs)
     if make is None:  # pragma: no cover - CPython has it
         return lambda record: json.dumps(
@@ -186,12 +193,12 @@ def _line_bytes(record: dict[str, Any]) -> bytes:
 def _encode_line(record: dict[str, Any]) -> str:
     """A record's line: compact JSON, ASCII only (other characters escaped), a value of
     a type JSON does not have written as msgspec writes it (an array for a set) or else
-    as its ``str``. msgspec writes it (5-7 times faster than :mod:`json`'s C encoder);
-    a line with other than ASCII goes to :mod:`json` for its escapes. The text differs
-    from :mod:`json`'s only in how a float that needs an exponent is spelt (``1e-05`` by
-    :mod:`json`, ``0.00001`` or ``1e-7`` by msgspec: the same value read back) and in a
-    NaN or infinity (``NaN`` by :mod:`json`, which is not JSON; ``null``). The MAC and
-    the chain cover the text as written, whichever wrote it.
+    as its ``str``. msgspec writes it, several times faster than :mod:`json`'s C
+    encoder; a line with other than ASCII goes to :mod:`json` for its escapes. The text
+    differs from :mod:`json`'s only in how a float that needs an exponent is spelt
+    (``1e-05`` by :mod:`json`, ``0.00001`` or ``1e-7`` by msgspec: the same value read
+    back) and in a NaN or infinity (``NaN`` by :mod:`json`, which is not JSON;
+    ``null``). The MAC and the chain cover the text as written, whichever wrote it.
 
     >>> print(_encode_line({"seq": 1, "event": "job", "tenant": "álice", "ts": 1.5}))
     {"seq":1,"event":"job","tenant":"\\u00e1lice","ts":1.5}
@@ -235,7 +242,7 @@ class AuditLog:
         it is, not copied into keywords at each call on its way)."""
         self.seq += 1
         # the time to the microsecond: the double nearest n / 10**6, as round(t, 6) gives
-        # it (an exact integer over an exact power of ten, one rounding), 4x cheaper
+        # it (an exact integer over an exact power of ten, one rounding), and cheaper
         record = {
             "seq": self.seq,
             "ts": round(time.time() * 1e6) / 1e6,
@@ -298,8 +305,8 @@ class AuditLog:
         return self._size, self._written[0], self._written[1], self.head_offset
 
     def restore(self, position: tuple[int, int, str, int]) -> None:
-        """Go back to ``position`` (a write that failed, or a commit that failed after it):
-        the file is cut back to its size then, and the lines since are dropped, so the
+        """Go back to ``position`` (a write that failed, or a commit that failed after it).
+        The file is cut back to its size then, and the lines since are dropped. So the
         chain on disk stays whole and the next line chains on from it."""
         size, self.seq, self.head, self.head_offset = position
         self._written = (self.seq, self.head)
@@ -362,13 +369,14 @@ def tail(path: Path) -> tuple[int, str, int]:
 
 
 def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
-    """Every line of the log at ``path`` after ``since`` (seq, chain hash, byte offset of
-    the line a start's check reached; None: from the first) is where that check left it,
-    chains on and carries its MAC: the problem found first, as one message, or none.
+    """Whether every line of the log at ``path`` after ``since`` is where that check
+    left it, chains on and carries its MAC: the problem found first, as one message, or
+    none. ``since`` is the seq, chain hash and byte offset of the line a start's check
+    reached (None: from the first).
 
-    The lines are read at their places, not parsed (a JSON parse a line cost 4x): the
+    The lines are read at their places, not parsed (a JSON parse a line costs more). The
     kernel writes ``{"seq":N,...,"prev":"<64 hex>","<mac>":"<64 hex>"}`` at the end of a
-    write and ``{"seq":N,...,"prev":"<64 hex>"}`` before it, and a line it did not write
+    write and ``{"seq":N,...,"prev":"<64 hex>"}`` before it. A line it did not write
     fails the MAC that ends its write, whatever its shape.
     """
     seq, prev, offset = since or (0, GENESIS, 0)
@@ -418,9 +426,10 @@ def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -
 
 def cut_unsigned_tail(path: Path, after: int) -> int:
     """Cut the lines at the end of the log at ``path`` that no MAC ends, when they lie
-    past the line that starts at byte ``after`` (the head the database committed: what
-    a crash inside a write leaves, as a torn line is); the bytes cut. A run that reaches
-    back to that line is left for the checks, which find it.
+    past the line that starts at byte ``after``; the bytes cut. (``after`` is the head the
+    database committed; such lines are what a crash inside a write leaves, as a torn
+    line is.) A run that reaches back to that line is left for the checks, which find
+    it.
 
     >>> import tempfile
     >>> log = Path(tempfile.mkdtemp()) / "audit.log"
@@ -643,13 +652,16 @@ class _Walk:
 
 
 class _Digests:
-    """What the audit log says each job's stored result is: the ``stored_sha256`` of its
-    last COMPLETED line (the stored JSON's SHA-256) or ``migrate`` line (a result ``qmk
-    admin migrate`` rewrote), else the ``result_sha256`` of its last attestation (the
-    counts' digest: lines of kernels from before seals; an attestation is on the
-    COMPLETED line, or on an ``attest`` line of its own from kernels before
-    2026-11-26); and the line of each job's acceptance (its first QUEUED line), where a
-    stored program that is not the one sealed is named."""
+    """What the audit log says each job's stored result is, and where each job was
+    accepted.
+
+    A job's stored result is the ``stored_sha256`` of its last COMPLETED line (the stored
+    JSON's SHA-256) or ``migrate`` line (a result ``qmk admin migrate`` rewrote). Else it
+    is the ``result_sha256`` of its last attestation: the counts' digest, on the lines of
+    older kernels that sealed no results. An attestation is on the COMPLETED line, or on
+    an ``attest`` line of its own (:mod:`qmk.kernel.security.attest`). A job's acceptance
+    is its first QUEUED line, where a stored program that is not the one sealed is
+    named."""
 
     def __init__(self) -> None:
         self.stored: dict[str, tuple[int, str]] = {}

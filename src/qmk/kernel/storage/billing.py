@@ -2,9 +2,10 @@
 webhook that tells a billing system, delivered at least once through a durable outbox.
 
 When a job ends (:meth:`Ledger.job_ended`, from the supervisor's one end path) its
-:class:`~qmk.kernel.records.usage.Usage` is written to the ``usage`` table and, with
-``[billing] webhook_url``, its webhook to the ``outbox`` table, in the open transaction
-that also holds the job's end state: one commit makes both durable, or neither.
+:class:`~qmk.kernel.records.usage.Usage` is written to the ``usage`` table. With
+``[billing] webhook_url``, its webhook goes to the ``outbox`` table too. Both are in the
+open transaction that also holds the job's end state: one commit makes both durable, or
+neither.
 
 :class:`Outbox` (a task of the kernel's task group) POSTs each committed PENDING record,
 ``[billing] webhook_concurrency`` of them at once (each on its own connection), so the

@@ -10,27 +10,27 @@ transitions costs one commit per burst instead of one per transition. The audit 
 a transaction are written (one ``write``) just before its commit, which stores the chain
 head.
 
-The committer (:meth:`GroupCommit.run`) is a task of the kernel's task group: while it
-runs, each commit is a callback of the loop, asked for by the write that needs it (the
-end of the turn, :meth:`asyncio.loop.call_soon`, for an urgent one; a timer at the end of
-the window, :meth:`~asyncio.loop.call_later`, for a lazy one, or the urgent one that
-comes first). A task woken by events and a window in an :func:`asyncio.timeout` scope did
-the same at some twenty Python calls a commit more; the commits are made at the same
-moments. What a commit's callback cannot tell the requests (a fault of the committer
-itself) ends the task, so the kernel's group stops as it did.
+The committer (:meth:`GroupCommit.run`) is a task of the kernel's task group. While it
+runs, each commit is a callback of the loop, asked for by the write that needs it: the
+end of the turn (:meth:`asyncio.loop.call_soon`) for an urgent one, a timer at the end of
+the window (:meth:`~asyncio.loop.call_later`) for a lazy one, or the urgent one that
+comes first. A callback costs fewer Python calls a commit than a task woken by events
+with a window in an :func:`asyncio.timeout` scope. What a commit's callback cannot tell
+the requests (a fault of the committer itself) ends the task, so the kernel's group
+stops.
 
 **Commit delay.** Under load, an urgent commit waits :data:`COMMIT_DELAY_S` for the
 requests about to come, as PostgreSQL's ``commit_delay`` does when ``commit_siblings``
-other transactions are open: when the last commit held the writes of more than one
-request, others are about, and the end of this turn would commit one request's writes
-where a millisecond later it commits several (eight clients' small jobs: about half as
-many commits a job, each commit's fixed pages, ``pwrite`` s and loop turns shared by more
-jobs; ``docs/kernel.md`` has the figures). A request alone (the last commit held
-one, or none) is committed at the end of its turn, as before: a lone client never waits
-for company that is not coming. The delay bounds what any answer waits more.
+other transactions are open. When the last commit held the writes of more than one
+request, others are about. The end of this turn would commit one request's writes,
+where a millisecond later it commits several: each commit's fixed pages, ``pwrite`` s
+and loop turns are shared by more jobs (``docs/kernel.md`` has the figures). A request
+alone (the last commit held one, or none) is committed at the end of its turn: a lone
+client never waits for company that is not coming. The delay bounds what any answer
+waits more.
 
 A write that must be durable only before some later answer (a submit that waits: its
-job's acceptance is answered with the job's end) asks for no commit of its own: it rides
+job's acceptance is answered with the job's end) asks for no commit of its own. It rides
 with the next one (:meth:`GroupCommit.after`), which tells it how it went before any
 request that waits for that commit resumes, so a failed one is undone on that turn.
 """
@@ -149,9 +149,11 @@ class GroupCommit:
 
     def after(self, told: Callable[[BaseException | None], None], *, urgent: bool = False) -> None:
         """Have ``told`` called with how the commit that will hold the writes made so far
-        went (None: committed; else its error, all of them rolled back), on that
-        commit's turn, before any request that waits for it resumes; ask for that commit
-        (:meth:`dirty`: ``urgent``, at the end of this turn, else within the window).
+        went (None: committed; else its error, all of them rolled back).
+
+        It is called on that commit's turn, before any request that waits for it
+        resumes. That commit is asked for (:meth:`dirty`: ``urgent``, at the end of this
+        turn, else within the window).
 
         >>> import asyncio, tempfile
         >>> from qmk.kernel.security.sessions import load_secret

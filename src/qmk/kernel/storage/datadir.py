@@ -8,30 +8,35 @@
 2. **A torn audit tail** (the kernel died inside a write of ``audit.log``: a last line
    without its newline, past the chain head the database committed) is cut off; the
    kernel's ``open`` audit line says how many bytes (``repaired``).
-3. **Checks.** The database passes SQLite's ``quick_check``; the secret, the database
-   and the audit log are all there or all absent (a new directory); the audit log holds
+3. **Checks.** The database passes SQLite's ``quick_check``. The secret, the database
+   and the audit log are all there or all absent (a new directory). The audit log holds
    the chain head the database committed, at the offset and with the hash it recorded,
-   and every line after it chains on. And every line after the one the last start's
-   check reached (its seq, hash and offset are in the database with their HMAC:
-   :func:`~qmk.kernel.storage.store.verified_audit_head`; the first line when there is none)
-   is where that check left it, chains on (seq, prev) and carries its HMAC: so lines
-   swapped, removed or forged anywhere since the last start are seen, and each start
-   reads only what was written since (``qmk audit verify`` reads it all). Anything else
-   is ``QK103 data-dir-damaged`` naming the problem, and the kernel does not start,
-   unless it is told to recover (``qmk serve --recover``): then it starts, and its
-   ``open`` audit line lists the problems (``audit verify`` still reports the break
+   and every line after it chains on. A database that records the head without its
+   offset is an older kernel's: ``QK105 data-dir-outdated`` until ``qmk admin migrate``
+   (which finds the offset) brings it forward.
+
+   Every line after the one the last start's check reached is where that check left it,
+   chains on (seq, prev) and carries its HMAC. (That line's seq, hash and offset are in
+   the database with their HMAC: :func:`~qmk.kernel.storage.store.verified_audit_head`;
+   it is the first line when there is none.) So lines swapped, removed or forged
+   anywhere since the last start are seen, and each start reads only what was written
+   since (``qmk audit verify`` reads it all).
+
+   Anything else is ``QK103 data-dir-damaged`` naming the problem, and the kernel does
+   not start, unless it is told to recover (``qmk serve --recover``). Then it starts, and
+   its ``open`` audit line lists the problems (``audit verify`` still reports the break
    where it is). The kernel records the line the check reached (:attr:`DataDir.checked`)
    when it opens.
 
 Files the kernel creates in the directory are mode 0600, the directory and its folders
 0700, whatever the umask. Before anything else is read, :func:`lax_paths` looks at what
-is there (the directory, its files, the checkpoints and artifacts folders, their jobs'
-folders and the files in them): a file that its group or others may use, or a folder
-that others may use or its group may write into (but the checkpoints folder, which the
-kernel itself opens to its workers' group when they run as another user), is ``QK121
-lax-permissions`` and the kernel does not start, unless told to repair them (``qmk serve
---repair-perms``): then those bits are taken away and the kernel's ``open`` audit line
-lists the paths.
+is there: the directory, its files, the checkpoints and artifacts folders, their jobs'
+folders and the files in them. A file that its group or others may use is ``QK121
+lax-permissions``. So is a folder that others may use or its group may write into, but
+the checkpoints folder, which the kernel itself opens to its workers' group when they
+run as another user. Then the kernel does not start, unless told to repair them (``qmk
+serve --repair-perms``): then those bits are taken away and the kernel's ``open`` audit
+line lists the paths.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import json
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,14 +109,22 @@ class DataDir:
 
 
 def open_data_dir(
-    path: str | os.PathLike[str], *, recover: bool = False, repair_perms: bool = False
+    path: str | os.PathLike[str],
+    *,
+    recover: bool = False,
+    repair_perms: bool = False,
+    offset_of: Callable[[Path, int], int] | None = None,
 ) -> DataDir:
     """Lock ``path`` (created if missing), check its permissions (repaired with
     ``repair_perms``), repair a torn audit tail, check the rest.
 
+    ``offset_of(audit_log, seq)`` finds the byte offset of the chain head's line where
+    the database does not record it: ``qmk admin migrate`` passes one, the kernel none.
+
     Raises:
-        DataDirError: ``data-dir-locked``, ``data-dir-damaged`` (unless ``recover``) or
-            ``data-dir-unusable``.
+        DataDirError: ``data-dir-locked``, ``data-dir-damaged`` (unless ``recover``),
+            ``data-dir-unusable``, or ``data-dir-outdated`` (a head without its offset,
+            and no ``offset_of``).
         ExposureError: ``lax-permissions`` (unless ``repair_perms``).
     """
     root = Path(path)
@@ -132,9 +146,9 @@ def open_data_dir(
     opened = DataDir(path=root, lock_fd=fd)
     try:
         opened.repaired_perms = _check_perms(root, repair_perms)
-        head = committed_audit_head(root)
+        head = _head(root, offset_of)
         opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
-        if head is not None and head[2] is not None:  # and a write's lines no MAC ended
+        if head is not None:  # and a write's lines no MAC ended
             opened.repaired_bytes += cut_unsigned_tail(root / AUDIT_FILE, head[2])
         problems = check(root, head)
         opened.checked = tail(root / AUDIT_FILE)
@@ -204,7 +218,29 @@ def _check_perms(root: Path, repair: bool) -> list[str]:
     return [str(path) for path, _, _ in lax]
 
 
-def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
+def _head(root: Path, offset_of: Callable[[Path, int], int] | None) -> tuple[int, str, int] | None:
+    """The chain head the database committed, with the byte offset of its line.
+
+    Raises:
+        DataDirError: ``data-dir-outdated``: the database records no offset, and there
+            is no ``offset_of`` to find it.
+    """
+    head = committed_audit_head(root)
+    if head is None:
+        return None
+    seq, digest, offset = head
+    if offset is None:
+        if offset_of is None:
+            raise DataDirError.of(
+                "data-dir-outdated",
+                f"{root}: its database records the audit head without its offset (an older "
+                f"kernel's format); bring it forward once with: qmk admin migrate {root}",
+            )
+        offset = offset_of(root / AUDIT_FILE, seq)
+    return seq, digest, offset
+
+
+def check(root: Path, head: tuple[int, str, int] | None) -> list[str]:
     """The problems of the data directory ``root`` (empty: none); ``head`` is the chain
     head its database committed (:func:`qmk.kernel.storage.store.committed_audit_head`)."""
     problems: list[str] = []
@@ -236,7 +272,7 @@ def check(root: Path, head: tuple[int, str, int | None] | None) -> list[str]:
     return problems
 
 
-def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> int:
+def _repair_torn_tail(audit: Path, head: tuple[int, str, int] | None) -> int:
     """Cut a last line without its newline off ``audit`` when it lies past the committed
     head; the bytes cut (a torn line before the head is left for :func:`check`)."""
     try:
@@ -252,7 +288,7 @@ def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> 
             return 0
         cut = tail.rfind(b"\n")
         keep = (size - len(tail)) + cut + 1 if cut >= 0 else 0
-        if head is not None and head[2] is not None and keep <= head[2]:
+        if head is not None and keep <= head[2]:
             return 0  # the torn line is at or before the committed head: damage, not a tear
         handle.truncate(keep)
         handle.flush()
@@ -260,19 +296,11 @@ def _repair_torn_tail(audit: Path, head: tuple[int, str, int | None] | None) -> 
     return size - keep
 
 
-def _check_chain(audit: Path, head: tuple[int, str, int | None]) -> list[str]:
+def _check_chain(audit: Path, head: tuple[int, str, int]) -> list[str]:
     """The audit log holds the committed head, and every line after it chains on."""
     seq, digest, offset = head
     try:
         with open(audit, "rb") as handle:
-            if offset is None:  # a directory written before offsets were kept: count lines
-                position = 0
-                for _ in range(seq - 1):
-                    line = handle.readline()
-                    if not line:
-                        break
-                    position += len(line)
-                offset = position
             handle.seek(offset)
             rest = handle.read()
     except FileNotFoundError:

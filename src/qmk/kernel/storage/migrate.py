@@ -60,6 +60,9 @@ kernel holding the directory (it takes the data directory's lock):
   a COMPLETED line records a result; one whose seal fails is left as it is (``QK308``).
   This step runs on a directory of any format (a directory an earlier ``qmk admin
   migrate`` brought to format 4 still had them);
+- **the audit head's offset**: a database that records the chain head without the byte
+  offset of its line has it found (the log's lines counted) for the data directory's
+  checks, and written with the head this module commits;
 - **attest lines** written before run requests (a ``graph_sha256`` of the rewritten graph
   where a run request has ``program_digest``, the digest of the graph as submitted): the
   audit log is append-only and hash-chained, so each such line stays as it is and a new
@@ -230,7 +233,7 @@ def migrate(data_dir: str | Path, *, machine: Any = None) -> Migrated:
     """
     root = Path(data_dir)
     report = Migrated(data_dir=str(root), version_from=None)
-    lock = open_data_dir(root)
+    lock = open_data_dir(root, offset_of=_line_offset)
     try:
         if not (root / DB_FILE).exists():  # no kernel ran here: nothing is older
             report.version_from = SCHEMA_VERSION
@@ -262,6 +265,23 @@ def migrate(data_dir: str | Path, *, machine: Any = None) -> Migrated:
     finally:
         lock.close()
     return report
+
+
+def _line_offset(audit: Path, seq: int) -> int:
+    """The byte offset of line ``seq`` of the audit log (its lines counted): where a
+    database of an older format recorded the chain head without it. The head this module
+    commits records it."""
+    position = 0
+    try:
+        with open(audit, "rb") as handle:
+            for _ in range(seq - 1):
+                line = handle.readline()
+                if not line:
+                    break
+                position += len(line)
+    except FileNotFoundError:
+        return 0  # the data directory's checks report the log missing
+    return position
 
 
 def _named(db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:

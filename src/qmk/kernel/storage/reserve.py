@@ -24,7 +24,7 @@ from collections.abc import Callable
 from qmk.errors import UnavailableError
 
 #: How long a reading of the disk's free space that passed the reserve is trusted
-#: (monotonic seconds): a request reads it (``statvfs``, 3 us) at most this often while
+#: (monotonic seconds): a request reads it (``statvfs``) at most this often while
 #: there is room, and at every request once there is not.
 DISK_READ_S = 0.1
 

@@ -1,13 +1,17 @@
 """The kernel's durable state: one SQLite database (WAL mode) in the data directory.
 
-Tables: ``jobs`` (spec, policy, granted caps, state, timestamps, result and error JSON;
-a result is kept as the text a reply carries, with its index in ``result_meta`` and its
-size in ``result_bytes``: :class:`~qmk.kernel.records.stored.StoredResult`; a big graph apart, in
-``graph_texts``, once per tenant and text: :data:`GRAPH_APART`), ``attempts`` (the
-outcomes of runs before a restore), ``checkpoints``, ``channels``, ``sessions`` (issued
-and revoked session ids), ``delegations`` (capability loans between tenants,
-:mod:`qmk.kernel.security.delegations`), ``usage`` (one row per job end), ``outbox`` (its
-billing webhooks: :mod:`qmk.kernel.storage.billing`) and ``meta`` (the audit chain head).
+Tables:
+
+- ``jobs``: spec, policy, granted caps, state, timestamps, result and error JSON. A
+  result is kept as the text a reply carries, with its index in ``result_meta`` and its
+  size in ``result_bytes`` (:class:`~qmk.kernel.records.stored.StoredResult`). A big
+  graph is kept apart, in ``graph_texts``, once per tenant and text (:data:`GRAPH_APART`);
+- ``attempts`` (the outcomes of runs before a restore), ``checkpoints``, ``channels``;
+- ``sessions`` (issued and revoked session ids), ``delegations`` (capability loans
+  between tenants, :mod:`qmk.kernel.security.delegations`);
+- ``usage`` (one row per job end), ``outbox`` (its billing webhooks:
+  :mod:`qmk.kernel.storage.billing`) and ``meta`` (the audit chain head).
+
 Writes go into an open transaction; :meth:`Store.commit` ends it. The kernel groups
 every write made in one event-loop turn into one commit and replies to ``q_submit`` only
 after the commit that holds the job (see :mod:`qmk.kernel.storage.commit`).
@@ -63,7 +67,7 @@ _WRITE_HEAD = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?), (?, ?), (
 #: at a start (:meth:`Store.active_jobs`) spell it alike, or SQLite does not take the
 #: index. Comparisons joined by OR, not ``state IN (...)``: SQLite tests a list of three
 #: or more by a table it builds for each statement, and an ``UPDATE`` of a job's row tests
-#: the old row and the new one (two tables a job's end; 57k instructions).
+#: the old row and the new one (two tables a job's end; ``docs/kernel.md`` counts them).
 _ACTIVE = (
     "(" + " OR ".join(f"state = '{state}'" for state in STATES if state in ACTIVE_STATES) + ")"
 )
@@ -360,20 +364,20 @@ class JobRow(msgspec.Struct, array_like=True, frozen=True):
 _JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
 
 #: A graph this long (characters) is kept out of its job's row: every state change
-#: rewrites the row, and SQLite rewrites a row whole (a 5 MB graph took 20-120 ms of the
-#: event loop per change). It is kept once per tenant and text, in ``graph_texts`` under
-#: its SHA-256 (the row's ``graph_digest``): a sweep of many seeds or shot counts over one
-#: big program stores its text once. Per tenant, not across tenants: whether a text was
-#: stored already must not tell one tenant what another ran.
+#: rewrites the row, and SQLite rewrites a row whole, on the event loop. It is kept once
+#: per tenant and text, in ``graph_texts`` under its SHA-256 (the row's
+#: ``graph_digest``): a sweep of many seeds or shot counts over one big program stores
+#: its text once. Per tenant, not across tenants: whether a text was stored already must
+#: not tell one tenant what another ran.
 GRAPH_APART = 16 * 1024
 
-#: The zlib level of a graph kept apart: its UTF-8 JSON is repetitive (a 99,990-node
-#: program's 7.8 MB pack to 0.53 MB in 15 ms at level 1; level 6 gains 2% for 3x the time).
+#: The zlib level of a graph kept apart: its UTF-8 JSON is repetitive, so level 1 packs it
+#: well, and a higher level gains little for much more time (``docs/kernel.md``).
 GRAPH_PACK_LEVEL = 1
 #: A text from this long on has its packed form kept (:data:`_PACKED`): the kernel packs
 #: such a program's text in the thread that reads it, so its row's insert on the event
-#: loop writes 15x fewer pages and its task crosses to its worker packed (issue 47).
-#: A shorter one is packed where it is stored (at most 0.1 ms), and crosses as it is.
+#: loop writes far fewer pages and its task crosses to its worker packed. A shorter one
+#: is packed where it is stored (quickly), and crosses as it is.
 GRAPH_PACKED_AHEAD = DIGEST_KEPT_FROM
 #: The packed forms of the big texts packed last, by the text object.
 _PACKED: Memo[bytes] = Memo(4)
@@ -491,8 +495,8 @@ def _taker(kept: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
 class _Nulls:
     """A statement whose parameters that are None are written ``NULL`` in its text
     instead of bound: the sqlite3 module binds an int, float or str as it is, but looks
-    each None (and bytes) up among its adapters first (0.4 us a parameter here; a fresh
-    job's row has a dozen). One text per pattern of NULLs, kept (a few in practice).
+    each None (and bytes) up among its adapters first, and a fresh job's row has a dozen.
+    One text per pattern of NULLs, kept (a few in practice).
 
     Args:
         shape: the statement, with ``{}`` where each parameter goes.
@@ -643,10 +647,10 @@ _encode_meta = msgspec.json.Encoder().encode
 
 def meta_text(meta: Mapping[str, Any]) -> str:
     """A stored result's index as its ``result_meta`` text: without its ``head``, which
-    the result's own text holds after its counts (format 8: the head, a small job's
-    telemetry, was 1.0 of the index's 1.2 KB, and took the job's row past a page; a
-    result read back parses it from its text, :attr:`~qmk.kernel.records.stored.
-    StoredResult.head`), written by msgspec (5 times faster than :func:`_dumps`). An
+    the result's own text holds after its counts. (The head, a small job's telemetry, is
+    most of an index, and took the job's row past a page. A result read back parses it
+    from its text, :attr:`~qmk.kernel.records.stored.StoredResult.head`.) It is written by
+    msgspec, much faster than :func:`_dumps`. An
     index holds no NaN or infinity, which msgspec would write as null: it is counts,
     offsets and a digest. The text reads back as the same values (a float that needs an
     exponent is spelt otherwise than :mod:`json` spells it); the seal covers the text as
@@ -856,15 +860,15 @@ class _Connection:
 
     :meth:`Store.save_job` only notes the job; its row is written (one ``UPDATE`` per
     job, however many transitions it made since) before the next statement that names
-    the ``jobs`` table (a read of it sees the row; an ``INSERT INTO jobs`` of a new job
-    touches no saved row and does not wait for them), and before every commit, so a
-    commit holds it. A job that starts and ends with no such statement between has its
+    the ``jobs`` table, and before every commit, so a commit holds it. (A read of the
+    table sees the row; an ``INSERT INTO jobs`` of a new job touches no saved row and
+    does not wait for them.) A job that starts and ends with no such statement between has its
     row written once, and the rows of several jobs go in one ``executemany``. A job
     whose run request changed since it was stored (:meth:`Store.save_request`: its
-    machine schedule) has the request written in the same ``UPDATE``: SQLite writes a
+    machine schedule) has the request written in the same ``UPDATE``. SQLite writes a
     row's whole record again for any change of it, so one statement for both writes it
     once instead of twice. A row saved for its request alone (``held``: a queued job's
-    schedule) waits over commits for the job's next save (its start, its end), and is
+    schedule) waits over commits for the job's next save (its start, its end). It is
     written before any statement that names the ``jobs`` table and when the connection
     closes; a rollback keeps it (it was in no transaction). Everything else is the
     connection's own (``__getattr__``).
@@ -967,10 +971,12 @@ class _Connection:
 
 def _list_jobs(state: str | None, columns: str) -> str:
     """The query of a tenant's newest jobs (``tenant``, ``limit`` bound), of ``state``
-    (None: any): by the tenant's jobs in submission order (``jobs_tenant``), newest first,
-    as many as asked; a state not ended by the jobs not ended (``jobs_active``, a few
-    entries; SQLite takes that partial index for a state spelt in the text, one of
-    :data:`STATES`). A state that is no state matches no job.
+    (None: any).
+
+    It walks the tenant's jobs in submission order (``jobs_tenant``), newest first, as
+    many as asked. A state not ended walks the jobs not ended (``jobs_active``, a few
+    entries): SQLite takes that partial index for a state spelt in the text, one of
+    :data:`STATES`. A state that is no state matches no job.
 
     >>> _list_jobs("QUEUED", "job_id").split(" WHERE ")[0]
     'SELECT job_id FROM jobs INDEXED BY jobs_active'

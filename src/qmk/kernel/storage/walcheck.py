@@ -1,27 +1,27 @@
 """The kernel database's WAL checkpoints, in a thread of their own, off the event loop.
 
-SQLite in WAL mode appends every commit's pages to the ``-wal`` file, and copies them back
+SQLite in WAL mode appends every commit's pages to the ``-wal`` file. It copies them back
 into the database (a *checkpoint*) once the log passes ``wal_autocheckpoint`` pages, by
 default inside the commit that passed it: on the thread that committed, which in the
 kernel is the event loop's. A checkpoint reads the log, writes the pages in place and
-syncs the log and the database (``synchronous=NORMAL``): 30-50 ms of the loop at load 2-3
-after a 10 MB program's commit, and a few ms every 1,000 pages under a stream of small
-jobs, during which no other tenant is answered (issue 47).
+syncs the log and the database (``synchronous=NORMAL``). On the loop, no other tenant is
+answered meanwhile: after a big program's commit, and again and again under a stream of
+small jobs (``docs/kernel.md`` has the figures).
 
 :class:`WalCheckpoints` turns the automatic checkpoint off on the kernel's connection and
 runs it on a connection and a thread of its own, woken by :meth:`WalCheckpoints.poke`
 after each commit and at most every :data:`CHECKPOINT_EVERY_S`. Each checkpoint is
 ``PASSIVE``: it copies what is committed and never blocks the kernel's writes. A passive
 checkpoint cannot reset the log while commits keep coming (the kernel appends while it
-copies), so once the log holds :data:`RESTART_FRAMES` pages, the thread asks for a
-``RESTART`` instead: the frames left are the few committed since the passive copy, and the
-kernel's next write waits for them (SQLite's busy handler) before the log starts again
-from its beginning. The log's file keeps the size it reached by then
-(``journal_size_limit`` is :func:`log_keep_bytes` of the bound, twice it): the log starting
-again writes its frames over blocks the file has, in pages the OS has cached, where a file
-trimmed back to 16 MiB (before) had each restart's next 48 MiB of frames grow it again,
-each write past its end allocating and zeroing the OS's pages and blocks and each restart
-truncating them (about a fifth of a commit's CPU under a stream of small jobs). A bigger
+copies). So once the log holds :data:`RESTART_FRAMES` pages, the thread asks for a
+``RESTART`` instead. The frames left are the few committed since the passive copy, and
+the kernel's next write waits for them (SQLite's busy handler) before the log starts
+again from its beginning. The log's file keeps the size it reached by then
+(``journal_size_limit`` is :func:`log_keep_bytes` of the bound, twice it). The log
+starting again writes its frames over blocks the file has, in pages the OS has cached.
+A file trimmed back further would have each restart's next frames grow it again, each
+write past its end allocating and zeroing the OS's pages and blocks and each restart
+truncating them (a good part of a commit's CPU under a stream of small jobs). A bigger
 file (a single huge transaction's) is still trimmed back to that size. A crash in the
 middle of any checkpoint loses nothing: SQLite's recovery reads the log again.
 
@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 #: The least time between two checkpoints. Each copies back the pages written since the
 #: last, a page once however many commits wrote it (an index's last leaf, the audit
 #: head's page, a leaf shared by the jobs that ended meanwhile), and syncs the log and the
-#: database: every second, where every 0.25 s it took 2.6-3.0% of the kernel's CPU under
-#: a stream of small jobs, and 1.1-1.8% now. With ``synchronous=NORMAL`` a commit is
+#: database. Every second, not more often: each costs the kernel's CPU under a stream of
+#: small jobs (``docs/kernel.md``). With ``synchronous=NORMAL`` a commit is
 #: synced to the disk (not only handed to the OS) by the checkpoint after it: a power cut
 #: may take the last second's commits (a crash or ``kill -9`` of the kernel takes none);
 #: ``FULL`` syncs each commit.
@@ -70,11 +70,12 @@ PAGE_BYTES, FRAME_HEADER_BYTES, LOG_HEADER_BYTES = 4096, 24, 32
 
 def log_keep_bytes(restart_frames: int) -> int:
     """The size the log's file is trimmed back to when it restarts (SQLite's
-    ``journal_size_limit``): the log at twice ``restart_frames`` pages, room for the
-    commits made after it passed its bound, until a checkpoint (one a second) finds it
-    there and restarts it (about 3,000 pages a second under a stream of small jobs at
-    this machine's speed), so a log restarted at its bound is never trimmed (the module
-    docstring). A cap, not a reservation: the file is only as big as the log got.
+    ``journal_size_limit``): the log at twice ``restart_frames`` pages.
+
+    That leaves room for the commits made after the log passed its bound, until a
+    checkpoint (one a second) finds it there and restarts it. So a log restarted at its
+    bound is never trimmed (the module docstring). A cap, not a reservation: the file is
+    only as big as the log got.
 
     >>> log_keep_bytes(RESTART_FRAMES) // 2**20  # MiB
     128
@@ -224,8 +225,8 @@ class WalCheckpoints:
     def log_bound(self) -> int | None:
         """The log's bytes past which a checkpoint gives them back now: a quarter of the
         disk's room above the reserve (the log's own bytes counted as room), at least
-        :data:`MIN_LOG_BYTES`; None on a disk whose share holds the log's kept size
-        (:attr:`keep_bytes`: restarted at its frames' bound and kept, as ever)."""
+        :data:`MIN_LOG_BYTES`. None on a disk whose share holds the log's kept size
+        (:attr:`keep_bytes`: restarted at its frames' bound and kept)."""
         try:
             stats = os.statvfs(self._folder)
         except OSError:

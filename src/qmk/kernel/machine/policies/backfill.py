@@ -9,7 +9,7 @@ jobs try to start in the remaining free tiles, so none of them sits where the he
 go. (Estimates are private-machine runtimes: contention for factories can make a job end
 later than estimated, and then the head waits for it, as in EASY with user estimates.)
 A job with an error budget starts only when every job's projected idle error stays
-within its budget (:mod:`~qmk.kernel.machine.policies.budget`): a head held back so
+within its budget (:mod:`~qmk.kernel.machine.policies.budget`). A head held back so
 gets no reservation, and a later job so held back waits.
 """
 

@@ -1,12 +1,16 @@
 """The one interface every scheduling policy meets.
 
 A policy is consulted by the scheduler's core (:class:`~qmk.kernel.machine.core.Scheduler`)
-at each epoch boundary where something changed (:meth:`SchedulingPolicy.decide`); it
-acts through the core's public methods: ``place`` (start a queued job, or bring a stored
-one back), ``preempt`` (stop a running job at its next fence, in place or into storage),
-``unpreempt``, ``resume``, the floorplan's ``hold`` and ``release_holds`` (keep a region
-free for a while), and reads the machine's state (``sched.state``: the queues, who runs, who is
-stopped, each tenant's hold), ``find`` and ``t_starved``. It may split the modules into
+at each epoch boundary where something changed (:meth:`SchedulingPolicy.decide`). It
+acts through the core's public methods:
+
+- ``place`` (start a queued job, or bring a stored one back);
+- ``preempt`` (stop a running job at its next fence, in place or into storage),
+  ``unpreempt``, ``resume``;
+- the floorplan's ``hold`` and ``release_holds`` (keep a region free for a while).
+
+It reads the machine's state (``sched.state``: the queues, who runs, who is stopped,
+each tenant's hold), ``find`` and ``t_starved``. It may split the modules into
 tile ranges (:meth:`SchedulingPolicy.ranges`) and say which ranges a job may use
 (:meth:`SchedulingPolicy.allowed`). It never touches time, rates or resources: the core
 owns those, so every policy's schedule obeys the same machine.

@@ -5,13 +5,13 @@ A job's idle logical error is ``1 - (1 - p_L)^(n W)`` for its ``n`` live patches
 ``W`` cycles. Where T states bind, a running job's remaining ``T`` states over the
 remaining private cycles ``R_T`` of its steps that draw them is what it asks a cycle
 while it draws, ``d = T / R_T``. The projection runs the module's jobs forward as a
-fluid: the store's states first, then the factories' ``rate``, shared among the jobs by
-the policy's supply rule (``cost``: the job whose waiting costs most first; ``fair``:
-tenants by weight, then their jobs), each job given at most ``d``, and a job's share
-passing to the others when it has drawn all it needs. A job that has its states at
-``E`` is ``E - R_T`` cycles late, all of them idle. It is what the machine promises at
-the rate it has now (a job asks ``d`` until its last state, its steps without T states
-all after; the bus and the decoder left out).
+fluid: the store's states first, then the factories' ``rate``. They are shared among the
+jobs by the policy's supply rule (``cost``: the job whose waiting costs most first;
+``fair``: tenants by weight, then their jobs). Each job is given at most ``d``, and a
+job's share passes to the others when it has drawn all it needs. A job that has its
+states at ``E`` is ``E - R_T`` cycles late, all of them idle. It is what the machine
+promises at the rate it has now (a job asks ``d`` until its last state, its steps
+without T states all after; the bus and the decoder left out).
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
@@ -89,10 +89,12 @@ def projected(
     sched: Scheduler, module: int, candidate: MachineJob | None = None, at: int = 0
 ) -> dict[MachineJob, float]:
     """Each running job's projected idle error on ``module`` (and ``candidate``'s, were
-    it started there now, its first tile ``at`` of the module): the jobs' T states drawn
-    as a fluid from the store and the factories under the policy's rule, each at most
-    what it asks a cycle and its even part of its bus segment, a job's share passing to
-    the others when it has drawn all (module docstring)."""
+    it started there now, its first tile ``at`` of the module).
+
+    The jobs' T states are drawn as a fluid from the store and the factories under the
+    policy's rule (module docstring). Each job draws at most what it asks a cycle and
+    its even part of its bus segment. A job's share passes to the others when it has
+    drawn all."""
     jobs = [job for job in sched.state.running if job.module == module]
     if candidate is not None:
         jobs.append(candidate)

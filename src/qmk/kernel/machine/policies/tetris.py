@@ -1,10 +1,10 @@
 """``tetris``: multi-resource packing, the published baseline of cluster schedulers.
 
 Grandl, Ananthanarayanan, Kandula, Rao and Akella, "Multi-resource Packing for Cluster
-Schedulers" (SIGCOMM 2014): at each decision, every waiting job that fits is scored by
-the *alignment* of what it asks with what is free, the dot product of the two vectors
-normalized by the machine's capacities, and the best-aligned job starts; repeat while
-one fits. Here the resources are a module's job tiles and its factories' T states a
+Schedulers" (SIGCOMM 2014). At each decision, every waiting job that fits is scored by
+the *alignment* of what it asks with what is free: the dot product of the two vectors
+normalized by the machine's capacities. The best-aligned job starts; repeat while one
+fits. Here the resources are a module's job tiles and its factories' T states a
 cycle (a job asks its T states over its private cycles). Packing by alignment fills
 both the floorplan and the factories, where first-come-first-served leaves one of them
 idle; it knows neither tenants nor budgets (Tetris's fairness knob is off).
