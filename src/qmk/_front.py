@@ -1,24 +1,24 @@
 """``qmk.run``: a program, from its text, its file or its graph, run in-process.
 
-This is the user's door to the in-process machine: it reads the program, in any
+This is the user's door to the in-process machine. It reads the program, in any
 language QMK reads, and runs it with the parameters a user sets, as every in-process run
 goes (:func:`qmk.execution.runs.run`: one run request, the target's compile and run).
-What only the kernel's workers set (a control that stops the run at its fences, a saved
-state to resume from, a part of the shots, a machine-wide calibration) stays behind it.
+What only the kernel's workers set stays behind it: a control that stops the run at its
+fences, a saved state to resume from, a part of the shots, a machine-wide calibration.
 
 A ``str`` source is program text when it holds a line break or reads as a program
 (:func:`sniff`), and a file's path otherwise; ``format=`` names its language where the
-text or the file's extension does not say it. Loaded on first use of ``qmk.run``, so that
-``import qmk`` stays light.
+text or the file's extension does not say it. It is loaded on first use of ``qmk.run``,
+so that ``import qmk`` stays light.
 
-Every run goes through a target (:mod:`qmk.execution.target`): the gate-level logical
-machine by default, a stim circuit's own (``stim``: stim's samplers, its detectors and
-observables) for a stim circuit, ``target="lattice-surgery"`` or
-``target="neutral-atom"`` (a QVM program compiled onto a preset, or a device job: its
-wire form, as data, JSON text or a ``.json`` file), each with its own
-``target_options``, which it checks. The parameters become one run request
-(:meth:`qmk.execution.request.RunRequest.build`, whose keywords they are), which the
-target compiles and runs.
+Every run goes through a target (:mod:`qmk.execution.target`), each with its own
+``target_options``, which it checks. The gate-level logical machine is the default. A
+stim circuit gets stim's own (``stim``: stim's samplers, its detectors and
+observables). ``target="lattice-surgery"`` and ``target="neutral-atom"`` pick the
+others; the device takes a QVM program compiled onto a preset, or a device job (its
+wire form, as data, JSON text or a ``.json`` file). The parameters become one run
+request (:meth:`qmk.execution.request.RunRequest.build`, whose keywords they are),
+which the target compiles and runs.
 
 >>> result = run('''OPENQASM 2.0;
 ... include "qelib1.inc";
@@ -103,13 +103,13 @@ def run(
     process, and return its counts, every shot's outcomes and its telemetry.
 
     Args:
-        source: the program: its text (OpenQASM 2 or 3, QVM JSON, QVM assembly, QIR as
-            LLVM IR), QIR bitcode as bytes, a file's path (its extension names its
-            language: ``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``, ``.stim``), a QVM graph
-            (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping), a verified program or
-            a ``stim.Circuit``; for a target whose programs are not QVM graphs
-            (``neutral-atom``), also one of its own (a device job: a mapping, JSON text or
-            a ``.json`` file).
+        source: the program. It may be its text (OpenQASM 2 or 3, QVM JSON, QVM assembly,
+            QIR as LLVM IR), QIR bitcode as bytes, or a file's path, whose extension names
+            its language (``.qasm``, ``.json``, ``.asm``, ``.ll``, ``.bc``, ``.stim``). It
+            may be a QVM graph (:class:`~qmk.qvm.graph.Graph`, or its JSON as a mapping), a
+            verified program or a ``stim.Circuit``. For a target whose programs are not QVM
+            graphs (``neutral-atom``), it may be one of its own (a device job: a mapping,
+            JSON text or a ``.json`` file).
         format: the language of text or of a file whose extension does not say it: one
             of :data:`FORMATS` (``qasm`` reads OpenQASM's version from its header); None:
             from the text itself (:func:`sniff`) or the file's extension.
@@ -128,7 +128,7 @@ def run(
         engine_options: keyword arguments for the engine; ``dtype`` (``complex64`` or
             ``complex128``, :data:`qmk.defaults.PRECISION_DTYPES`) asks for a precision.
         calibration: a fitted (a, p*) from ``qmk qec calibrate`` (the object or its JSON
-            file) for the profiles of its family and instruction set; at least one qubit
+            file) for the profiles of its family and instruction set. At least one qubit
             of the program must have one of them.
         initial_state: a quantum state (:mod:`qmk.engines.state_io`) or its JSON file: the
             qubits of the program's opening ALLOC_LQ nodes start in it.
@@ -137,24 +137,25 @@ def run(
             that measures nothing, run with ``noise=False``).
         limits: size limits for the program (:class:`~qmk.qvm.limits.Limits`).
         physics: the machine as one physics file (:mod:`qmk.qec.physics`: the
-            original design's ``qec_scheme``, ``error_budget`` and ``decoder``): the
-            value, its JSON data, JSON text or a file's path. It sets ``profile``, the
-            error rates (``noise`` stays True) and the timing of ``qubit``, its base.
-        target: what runs it (:data:`qmk.execution.target.TARGETS`); None: ``stim`` for
-            a stim circuit (stim's own samplers: the circuit's noise, its detectors and
-            observables), ``logical`` for any other program. ``logical`` (the
-            gate-level machine: trajectories and the batch sampler), ``lattice-surgery``
-            (Pauli product measurements on a patch layout with its T factories; its
-            ``profile`` names the code and distance, its ``qubit`` the physical qubits)
-            or ``neutral-atom`` (the device's emulator, on a preset's physics). A target
-            refuses a parameter it cannot honour (``QM102``): the device takes no engine,
-            qubit set, profile, noise model, calibration or state.
+            original design's ``qec_scheme``, ``error_budget`` and ``decoder``). It may
+            be the value, its JSON data, JSON text or a file's path. It sets ``profile``,
+            the error rates (``noise`` stays True) and the timing of ``qubit``, its base.
+        target: what runs it (:data:`qmk.execution.target.TARGETS`). None picks
+            ``stim`` for a stim circuit (stim's own samplers: the circuit's noise, its
+            detectors and observables), and ``logical`` for any other program.
+            ``logical`` is the gate-level machine: trajectories and the batch sampler.
+            ``lattice-surgery`` runs Pauli product measurements on a patch layout with
+            its T factories; its ``profile`` names the code and distance, its ``qubit``
+            the physical qubits. ``neutral-atom`` is the device's emulator, on a preset's
+            physics. A target refuses a parameter it cannot honour (``QM102``): the device
+            takes no engine, qubit set, profile, noise model, calibration or state.
         target_options: the target's own options, as a kernel job's ``policy`` gives
-            them: lattice surgery's ``block`` (``compact``, ``intermediate``, ``fast``);
-            the device's ``preset`` (a shipped preset or a profile file), ``backend``,
-            ``strict_timing``, ``routing`` and ``configuration``; stim's ``detectors``
+            them. Lattice surgery's: ``block`` (``compact``, ``intermediate``, ``fast``).
+            The device's: ``preset`` (a shipped preset or a profile file), ``backend``,
+            ``strict_timing``, ``routing`` and ``configuration``. Stim's: ``detectors``
             (a shot is its detection events and observable flips) and ``decode``
-            (matching's logical error rate per observable); the logical machine takes none.
+            (matching's logical error rate per observable). The logical machine takes
+            none.
 
     Returns:
         The :class:`~qmk.execution.result.RunResult`: ``counts``, ``memory``,
@@ -162,13 +163,13 @@ def run(
         ``detectors`` and ``observables``.
 
     Raises:
-        QMKError: before any simulation, for an unknown target (``TargetError``
-            QM101), shots or seed out of range (``EngineError`` QE105), a program that
-            does not read or lower (``FrontendError``, ``FormatError``), does not verify
-            (``VerificationError``), an option or setting its target cannot honour
-            (``TargetError`` QM102, or the target's own code: a device job the device
-            refuses is ``QD``), an engine that cannot run it (``EngineError``) or
-            unknown QEC names (``QECError``); each one line with a stable code.
+        QMKError: before any simulation, each one line with a stable code. An unknown
+            target (``TargetError`` QM101); shots or seed out of range (``EngineError``
+            QE105); a program that does not read or lower (``FrontendError``,
+            ``FormatError``) or does not verify (``VerificationError``). An option or
+            setting its target cannot honour (``TargetError`` QM102, or the target's own
+            code: a device job the device refuses is ``QD``). An engine that cannot run
+            it (``EngineError``), or unknown QEC names (``QECError``).
     """
     from qmk.execution import runs
     from qmk.execution import target as targets
@@ -231,10 +232,12 @@ def _stim_source(source: Any, format: str | None) -> Any:
 
 def _own_program(source: Any, format: str | None) -> Mapping[str, Any] | None:
     """The JSON data of ``source`` where it is a program of a target that reads its own
-    (a device job's wire form): a mapping, JSON text or a ``.json`` file holding an object
-    that is no QVM graph (whose ``program`` is not an object of nodes); None for any
-    other source, which the front-ends read (a JSON file or text that does not parse
-    too: their errors say why)."""
+    (a device job's wire form).
+
+    That is a mapping, JSON text or a ``.json`` file holding an object that is no QVM
+    graph (whose ``program`` is not an object of nodes). None for any other source, which
+    the front-ends read; a JSON file or text that does not parse goes there too, so their
+    errors say why."""
     if format not in (None, "qvm-json"):
         return None
     data: Any = None
@@ -308,9 +311,11 @@ def read(
 
 
 def _is_text(source: str, format: str | None) -> bool:
-    """Whether a ``str`` source is program text rather than a file's path: it has a line
-    break, or names no file and reads as a program (by sight, or by ``format`` when it
-    does not look like a path: one word ending in an extension QMK reads)."""
+    """Whether a ``str`` source is program text rather than a file's path.
+
+    It is text when it has a line break, or when it names no file and reads as a program.
+    That is by sight, or by ``format`` when it does not look like a path (one word ending
+    in an extension QMK reads)."""
     if "\n" in source:
         return True
     if os.path.isfile(source):

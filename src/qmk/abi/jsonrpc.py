@@ -5,23 +5,23 @@ newline-delimited line it reads and writes back what it returns; tests call it
 directly. It implements JSON-RPC 2.0 exactly:
 
 - a request is an object with ``"jsonrpc": "2.0"``, a string ``method``, optional
-  ``params`` (object or array) and optional ``id`` (string, number or null);
-  without ``id`` it is a notification and gets no reply, even when it fails;
+  ``params`` (object or array) and optional ``id`` (string, number or null).
+  Without ``id`` it is a notification and gets no reply, even when it fails.
 - a batch is a non-empty array of requests, answered by an array of the replies
-  that are due (none at all when every element is a notification); an empty
-  array is one Invalid Request error;
+  that are due (none at all when every element is a notification). An empty
+  array is one Invalid Request error.
 - errors: -32700 the line is not UTF-8 JSON; -32600 not a valid request;
   -32601 no such method; -32602 params that do not match :data:`METHODS`;
-  -32603 an unexpected failure (logged here with its traceback, sent as a
-  generic message with an ``incident`` id: tracebacks never cross the wire);
-  a :class:`qmk.errors.SyscallError` the target raises is sent as ``to_rpc()``.
+  -32603 an unexpected failure. That one is logged here with its traceback and sent as
+  a generic message with an ``incident`` id: tracebacks never cross the wire. A
+  :class:`qmk.errors.SyscallError` the target raises is sent as ``to_rpc()``.
 
-Limits, checked before the target sees anything: a line whose arrays and objects
+Limits are checked before the target sees anything. A line whose arrays and objects
 nest deeper than ``max_depth`` is refused before it is parsed (-32600 with
-``data.limit``, ``id`` null; :func:`nesting_exceeds` is a scan at C speed); an ``id``
+``data.limit``, ``id`` null; :func:`nesting_exceeds` is a scan at C speed). An ``id``
 that is not a finite number (``1e400`` decodes to infinity) is -32600 with ``id``
-null, and the other requests of its batch are answered as usual; a number in params
-that is not finite or an integer of magnitude 2**64 or more (``10^400``) is the
+null, and the other requests of its batch are answered as usual. A number in params
+that is not finite, or an integer of magnitude 2**64 or more (``10^400``), is the
 kernel's ``1012 invalid-argument`` naming the param. A reply the encoder cannot
 write never takes its batch down: it becomes an error reply of its own.
 
@@ -220,7 +220,7 @@ async def _decode_soon(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
 
 
 def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tuple[Any, bool]:
-    """``pieces``: a hook per object, so a thread decoding a 5 MB line lets the event
+    """``pieces``: a hook per object, so a thread decoding a big line lets the event
     loop take the interpreter between objects (one ``json.loads`` holds it throughout)."""
     short = not pieces and len(line) < NO_GC_BYTES  # msgspec may decode it (below)
     if short and (max_depth is None or max_depth >= FLAT_DEPTH):
@@ -325,9 +325,10 @@ _SESSION = re.compile(rb'"session_id"\s*:\s*"([A-Za-z0-9_.=-]{1,200})"')
 
 
 def _compact_graph(message: Any) -> None:
-    """A decoded ``q_submit`` request's graph, in place, as :class:`GraphText`; the
-    decoded nodes freed a piece at a time (one free of 300,000 objects holds the
-    interpreter 10-15 ms, and while they live every collection walks them)."""
+    """A decoded ``q_submit`` request's graph, in place, as :class:`GraphText`.
+
+    The decoded nodes are freed a piece at a time. One free of a big graph's objects
+    holds the interpreter, and while they live every collection walks them."""
     if type(message) is not dict or message.get("method") != "q_submit":
         return
     params = message.get("params")
@@ -355,22 +356,22 @@ def _named_session(decoded: tuple[Any, bool]) -> object:
 
 def _is_graph(value: Any) -> bool:
     """Whether a submit's decoded ``graph`` is a QVM graph (an object whose ``program`` is
-    an object), which travels on as its compact text; any other program (a device job)
-    stays the data it decoded to, for its target to read."""
+    an object). A QVM graph travels on as its compact text. Any other program (a device
+    job) stays the data it decoded to, for its target to read."""
     return type(value) is dict and type(value.get("program")) is dict
 
 
 def _graph_text(message: Any) -> None:
-    """A ``q_submit`` request's graph decoded by msgspec, in place, as
-    :class:`GraphText` of the same compact text :func:`~qmk.qvm.graph.compact_text`
-    writes, written by msgspec (about ten times faster; the kernel needs only the text).
+    """A ``q_submit`` request's graph decoded by msgspec, in place, as :class:`GraphText`.
 
-    The two write the same text for what msgspec decodes (no NaN or infinity can be in
-    it) but for a float that either writes with an exponent: :mod:`json` below 1e-4 and
-    from 1e16 (``1e-05``), msgspec in its own ranges (``1e-7``, ``0.00001``). A text
-    with a digit before an ``e`` or with ``0.0000`` is written again by
-    :func:`~qmk.qvm.graph.compact_text` (a string that holds either costs that too;
-    checked on 300,000 floats of every magnitude: no other float differs)."""
+    The text is the compact text :func:`~qmk.qvm.graph.compact_text` writes, but written
+    by msgspec, which is much faster; the kernel needs only the text. The two write the
+    same text for what msgspec decodes (no NaN or infinity can be in it), but for a float
+    that either writes with an exponent. :mod:`json` does so below 1e-4 and from 1e16
+    (``1e-05``), msgspec in its own ranges (``1e-7``, ``0.00001``). So a text with a
+    digit before an ``e`` or with ``0.0000`` is written again by
+    :func:`~qmk.qvm.graph.compact_text`, and so is a string that holds either. No other
+    float differs (``tests/qvm/test_compact_text.py`` checks every magnitude)."""
     if type(message) is not dict or message.get("method") != "q_submit":
         return
     params = message.get("params")
@@ -462,15 +463,14 @@ _LAST_GRAPH: tuple[bytes, tuple[GraphText, int]] = (b"", (GraphText("{}", 0), 0)
 
 
 def _flat_message(line: bytes, max_depth: int | None) -> dict[str, Any] | None:
-    """A short line decoded as :func:`_decode` decodes it, without its scans, when it is
-    flat (:data:`_decode_flat`), or a ``q_submit`` (named in its first
-    :data:`FLAT_HEAD_BYTES`) flat but for its graph (:func:`_submit_message`); None where
-    the general decoder must read it.
+    """A short line decoded as :func:`_decode` decodes it, without its scans.
 
-    A flat value is the one :func:`json.loads` gives and holds no number out of range, so
-    the general decoder would give it too, and no search of its params; its nesting is
-    at most :data:`FLAT_DEPTH` (the caller's limit is that or more), a submit's that or
-    its graph's and two.
+    That is done when it is flat (:data:`_decode_flat`), or a ``q_submit`` (named in its
+    first :data:`FLAT_HEAD_BYTES`) flat but for its graph (:func:`_submit_message`). None
+    where the general decoder must read it. A flat value is the one :func:`json.loads`
+    gives and holds no number out of range. So the general decoder would give it too,
+    with no search of its params. Its nesting is at most :data:`FLAT_DEPTH` (the
+    caller's limit is that or more), a submit's that or its graph's and two.
 
     >>> _flat_message(b'{"jsonrpc":"2.0","id":1,"method":"q_wait","params":{"job_id":"j"}}', 64)
     {'jsonrpc': '2.0', 'id': 1, 'method': 'q_wait', 'params': {'job_id': 'j'}}
@@ -492,20 +492,22 @@ def _submit_message(
     line: bytes, decode: Callable[[bytes], Any], max_depth: int | None = None
 ) -> dict[str, Any] | None:
     """A ``q_submit`` line decoded as :func:`_decode` decodes it, its graph as the
-    :class:`GraphText` :func:`_graph_text` makes of it, or None where the general
-    decoder must say (a member or param it does not know, params as an array, no graph,
-    a graph that does not decode or whose text :func:`_graph_text` leaves to the kernel).
+    :class:`GraphText` :func:`_graph_text` makes of it.
 
-    ``decode``: :data:`_decode_submit` for a line the general decoder scanned, whose
-    members may be any JSON; :data:`_decode_flat_submit` for one not scanned, whose
-    members and params but the graph must be flat (:func:`_flat_message`): then its
-    graph is scanned (a number that may be out of range: None) and its nesting, within
-    ``max_depth`` with the two objects around it (None: any), is tested here.
+    None where the general decoder must say: a member or param it does not know, params
+    as an array, no graph, or a graph that does not decode or whose text
+    :func:`_graph_text` leaves to the kernel.
+
+    ``decode`` is :data:`_decode_submit` for a line the general decoder scanned, whose
+    members may be any JSON. It is :data:`_decode_flat_submit` for one not scanned, whose
+    members and params but the graph must be flat (:func:`_flat_message`). Then its
+    graph is scanned here (a number that may be out of range: None), and its nesting is
+    tested within ``max_depth`` with the two objects around it (None: any).
 
     The graph's bytes are not decoded when they are the bytes of a graph submitted
-    lately (a sweep's programs, the next job of a program): its text is a function of
-    those bytes alone, and is kept by them (the same text, the same object; it is
-    immutable), with their count of brackets. Those bytes decoded before, so they hold
+    lately (a sweep's programs, the next job of a program). Its text is a function of
+    those bytes alone, so it is kept by them with their count of brackets (the same
+    text, the same object; it is immutable). Those bytes decoded before, so they hold
     valid UTF-8 JSON with no number out of range, as the rest of the line does once it
     decodes."""
     try:
@@ -707,12 +709,12 @@ _fast_write = msgspec.json.Encoder(enc_hook=_raw).encode
 
 
 def _fast_parts(value: Any) -> bytes | None:
-    """``value`` written by msgspec (several times faster than :mod:`json` with a
-    ``default``), or None when :func:`_marked` must write it: it holds a kept value
-    bigger than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which
-    :mod:`json` then refuses as it always did). The text is :mod:`json`'s but for a float
-    that needs an exponent (``1e-5``, not ``1e-05``) and for a NaN or infinity, which
-    msgspec writes as ``null`` where :mod:`json` refused the value."""
+    """``value`` written by msgspec, which is much faster than :mod:`json` with a
+    ``default``. None when :func:`_marked` must write it: it holds a kept value bigger
+    than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which :mod:`json` then
+    refuses as it always did). The text is :mod:`json`'s but for a float that needs an
+    exponent (``1e-5``, not ``1e-05``). A NaN or infinity differs too: msgspec writes
+    ``null`` where :mod:`json` refused the value."""
     try:
         return _fast_write(value)
     except (_Large, TypeError, ValueError, OverflowError):
@@ -754,9 +756,9 @@ def encode(message: Any) -> bytes:
 
 
 def encode_parts(message: Any) -> list[bytes]:
-    """:func:`encode`'s line as its pieces, the last one ``b"\\n"``: a value kept
-    encoded (``__json_bytes__``) is one of them, the kept bytes themselves, so a
-    writer can send a 40 MiB result in bounded chunks without a copy of it.
+    """:func:`encode`'s line as its pieces, the last one ``b"\\n"``. A value kept encoded
+    (``__json_bytes__``) is one of them, the kept bytes themselves. So a writer can send
+    a big result in bounded chunks without a copy of it.
 
     >>> encode_parts({"a": 1})
     [b'{"a":1}', b'\\n']
@@ -765,8 +767,8 @@ def encode_parts(message: Any) -> list[bytes]:
 
 
 def dumps_parts(value: Any, *, default: Callable[[Any], Any] | None = None) -> list[bytes]:
-    """:func:`dumps` as UTF-8 pieces: a value kept encoded (``__json_bytes__``) of more
-    than :data:`SPLICE_COPY_BYTES` is one of them, its own bytes (never copied); a
+    """:func:`dumps` as UTF-8 pieces. A value kept encoded (``__json_bytes__``) of more
+    than :data:`SPLICE_COPY_BYTES` is one of them, its own bytes (never copied). A
     smaller one is copied into the text around it.
 
     >>> class Kept:
@@ -799,9 +801,9 @@ def _valid_id(value: Any) -> bool:
 def error_object(exc: BaseException) -> dict[str, Any]:
     """The JSON-RPC ``error`` object for an exception raised while handling a request.
 
-    SyscallError and RpcError send their own ``to_rpc()``; any other QMKError (a
-    deliberate one-line error) is sent with code 1000 and its own name and code;
-    anything else is an internal error with a generic message.
+    SyscallError and RpcError send their own ``to_rpc()``. Any other QMKError (a
+    deliberate one-line error) is sent with code 1000 and its own name and code.
+    Anything else is an internal error with a generic message.
     """
     if isinstance(exc, (SyscallError, RpcError)):
         return exc.to_rpc()
@@ -889,12 +891,14 @@ class RpcCore:
         self, line: bytes, caller: Caller | None, door: Door
     ) -> list[bytes] | None:
         """A line of :data:`THREAD_BYTES` or more, weighed by the door before it is
-        decoded (:meth:`~qmk.abi.door.Door.decode`): on the CPU budget of the session its
-        first bytes name (:func:`scan_head`), refused under its id (null when it cannot
-        be read so) while that budget is spent, undecoded (``QS1006`` with
-        ``retry_after_s``); else decoded in a thread, in pieces, its CPU charged to the
-        tenant (of the session its decoded params name, where its first bytes name
-        none) once the request is answered.
+        decoded (:meth:`~qmk.abi.door.Door.decode`).
+
+        It goes on the CPU budget of the session its first bytes name (:func:`scan_head`).
+        While that budget is spent it is refused undecoded, under its id (null when it
+        cannot be read so), with ``QS1006`` and ``retry_after_s``. Otherwise it is decoded
+        in a thread, in pieces, and its CPU is charged to the tenant once the request is
+        answered (the tenant of the session its decoded params name, where its first bytes
+        name none).
         """
         request_id, _method, session_id = scan_head(line)
         try:
@@ -1040,8 +1044,8 @@ class RpcCore:
 
 
 def _encode_reply(reply: dict[str, Any]) -> list[bytes]:
-    """A reply as a line, in pieces whose last ends with its newline (one piece when
-    msgspec writes it: :func:`_fast_parts`); a result or error that is not JSON becomes
+    """A reply as a line, in pieces whose last ends with its newline. It is one piece when
+    msgspec writes it (:func:`_fast_parts`). A result or error that is not JSON becomes
     an internal error.
 
     It never raises: a reply that cannot be written at all becomes an internal error

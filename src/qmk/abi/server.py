@@ -6,85 +6,85 @@ dropped. A line longer than its limit is answered with one -32600 error (``id``
 null, ``data.limit``) and skipped without being held in memory; the connection
 stays open.
 
-Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`;
-each request line is a task of its connection (held by it, answered before the
-connection closes, cancelled with it), so requests of one connection run concurrently
+Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`.
+Each request line is a task of its connection: held by it, answered before the
+connection closes, cancelled with it. So requests of one connection run concurrently
 (pipelining: replies may come back in any order and carry the request's ``id``).
 Replies are whole lines, so they never interleave. The first reply of a connection in
-an event-loop turn is written at once; the others that become ready in the same turn
-are joined and written with one ``write`` at the end of that turn (one callback of the
-server flushes every connection that wrote in the turn), so a pipelining client gets
-many replies for one system call and a lone request's reply waits for nothing.
+an event-loop turn is written at once. The others that become ready in the same turn
+are joined and written with one ``write`` at the end of that turn. One callback of the
+server flushes every connection that wrote in the turn. So a pipelining client gets
+many replies for one system call, and a lone request's reply waits for nothing.
 
 Limits (:class:`~qmk.abi.limits.ServerConfig`; the ``[server]`` table of the kernel
 config, whose keys are its fields; defaults in :mod:`qmk.defaults`). The connection
 limits, the accept rates and the size limit before sign-in are the door's
-(:mod:`qmk.abi.door`), kept for every listener of the kernel together; this server
+(:mod:`qmk.abi.door`), kept for every listener of the kernel together. This server
 writes their refusals as JSON-RPC lines, and every call passes the door
 (:class:`~qmk.abi.jsonrpc.RpcCore` with its ``door``).
 
-- **Connections**: at most ``max_connections`` at once, ``max_connections_per_peer``
+- **Connections**: at most ``max_connections`` at once, and ``max_connections_per_peer``
   of one peer (its IP address on TCP; its process, by ``SO_PEERCRED``, on the Unix
-  socket), and no more than the file descriptors leave room for: at start the server
-  counts the descriptors the process holds and keeps ``fd_reserve`` of the rest
-  (default: the larger of 64 and RLIMIT_NOFILE/8) for workers and the database. A
-  connection past a limit is accepted, answered with one line (``1011 unavailable``,
-  ``id`` null, ``data.reason`` and ``data.limit``), half-closed while what its client
-  still sends is dropped (:data:`REFUSED_LINGER_S`), and closed.
+  socket). It takes no more than the file descriptors leave room for: at start the
+  server counts the descriptors the process holds and keeps ``fd_reserve`` of the rest
+  for workers and the database (default: the larger of 64 and RLIMIT_NOFILE/8). A
+  connection past a limit is accepted and answered with one line (``1011 unavailable``,
+  ``id`` null, ``data.reason`` and ``data.limit``). It is then half-closed while what
+  its client still sends is dropped (:data:`REFUSED_LINGER_S`), and closed.
 - **Accept rate**: the server accepts at most ``accept_rate`` connections a second
-  (bursts up to ``max_connections``), whatever becomes of them, so a connect flood
-  costs it at most that many accepts a second: past it the server stops accepting
-  until its bucket holds a token again, and new connections wait (the one at which it
-  stopped in the server, the others in the listen backlog; past that, connect fails).
+  (bursts up to ``max_connections``), whatever becomes of them. So a connect flood
+  costs it at most that many accepts a second. Past it the server stops accepting until
+  its bucket holds a token again, and new connections wait. The one at which it stopped
+  waits in the server, the others in the listen backlog; past that, connect fails.
   Of those it accepts, a peer's past ``accept_rate_per_peer`` a second (bursts up to
   the larger of that and ``max_connections_per_peer``) are refused like connections
-  past a limit, with ``data.reason`` ``accept-rate-per-peer`` and
+  past a limit. Their ``data.reason`` is ``accept-rate-per-peer``, with
   ``data.retry_after_s``. Both are token buckets (:mod:`qmk.rate`) on the server's
   clock. The server accepts at most :data:`~qmk.abi.door.ACCEPT_BATCH` connections in
   one turn of its event loop (:class:`~qmk.abi.door.Acceptor`).
 - **Authentication deadline** (the connection's :class:`~qmk.abi.door.Guard`, the one
-  every wire's connections have): a connection none of whose requests has signed it in
-  (shown a valid session or a good key) ``auth_timeout_s`` after it was accepted is
-  answered with one line (``1011 unavailable``, ``data.reason`` ``auth-timeout``) and
-  closed; requests of it still in flight then are answered first, and it stays if one
-  of them signs it in.
+  every wire's connections have). A connection must be signed in (shown a valid session
+  or a good key) ``auth_timeout_s`` after it was accepted. If no request has done so, it
+  is answered with one line (``1011 unavailable``, ``data.reason`` ``auth-timeout``)
+  and closed. Its requests still in flight are answered first, and it stays if one of
+  them signs it in.
 - **Before sign-in** a line may be at most ``max_line_unauthenticated`` bytes,
   and so may the requests in flight together; after it, ``max_line`` and
   ``max_inflight_bytes``. A longer line that follows requests still in flight waits
   for them, so a client may pipeline ``q_negotiate_caps`` and a large submit.
 - **Nesting**: a line whose arrays and objects nest deeper than ``max_depth`` is
   refused before it is parsed (:func:`~qmk.abi.jsonrpc.nesting_exceeds`).
-- **Per connection**: at most ``max_inflight`` requests at once; and when its unsent
+- **Per connection**: at most ``max_inflight`` requests at once. When its unsent
   replies pass ``max_unsent_bytes`` (a client that pipelines and does not read), the
   server stops reading its requests until the client has read them down to a quarter.
   Reading is in chunks of 64 KiB, so a connection holds at most its line limit plus
-  128 KiB of unread input.
+  two chunks of unread input.
 - **Writing**: a reply longer than :data:`STREAM_CHUNK` (a big result) is written a
   chunk at a time, each once the connection's unsent bytes are below
-  ``max_unsent_bytes``; its pieces are the stored result's own bytes
+  ``max_unsent_bytes``. Its pieces are the stored result's own bytes
   (:func:`~qmk.abi.jsonrpc.encode_parts`), never a copy per connection. So a client
   that does not read holds at most ``max_unsent_bytes`` and one chunk of the server's
-  memory; when its unsent bytes stay above that bound for ``write_timeout_s`` (the
-  transport paused writing that long) the connection is dropped, and that memory is
+  memory. When its unsent bytes stay above that bound for ``write_timeout_s`` (the
+  transport paused writing that long), the connection is dropped and that memory is
   returned.
 - **Shared count**: the connection count and its room are the door's
-  (:class:`~qmk.abi.door.Connections`), which ``qmk serve`` shares with the HTTP API
+  (:class:`~qmk.abi.door.Connections`). ``qmk serve`` shares them with the HTTP API
   (:mod:`qmk.http.guard`) and gRPC, so the connections of every wire together stay
   within the descriptors' room, and a peer's within its limit.
 
 The Unix socket is bound under a temporary name with mode 0600 (umask 0o177) and
-renamed into place once it listens, so the path appears only when the server
-accepts connections and never with a wider mode. A stale socket file (nothing
-listening) is replaced; a live one is an error. On stop (SIGTERM or SIGINT via
-:func:`serve_kernel`) the server stops listening and reading, gives in-flight
-requests and unsent replies ``drain_timeout_s`` in all, then closes every connection
-that is left (a client that pipelined and never reads is cut, not waited for) and
-removes its socket. :class:`RepeatFilter` keeps a flood of like log lines short
-(every refusal logs a warning: under a flood, a few lines and a count).
+renamed into place once it listens. So the path appears only when the server accepts
+connections, and never with a wider mode. A stale socket file (nothing listening) is
+replaced; a live one is an error. On stop (SIGTERM or SIGINT via :func:`serve_kernel`)
+the server stops listening and reading. It gives in-flight requests and unsent replies
+``drain_timeout_s`` in all, then closes every connection that is left and removes its
+socket. A client that pipelined and never reads is cut, not waited for.
+:class:`RepeatFilter` keeps a flood of like log lines short: every refusal logs a
+warning, and under a flood that is a few lines and a count.
 
-Time (the deadline and the rates) is read from the server's clock: the event loop's
-by default; a test gives a clock it moves by hand (``qmk.kernel.clock.ManualClock``
-has the :class:`~qmk.abi.door.ServerClock` methods), so no test of them waits for time to pass.
+Time (the deadline and the rates) is read from the server's clock, the event loop's by
+default. A test gives a clock it moves by hand (``qmk.kernel.clock.ManualClock`` has the
+:class:`~qmk.abi.door.ServerClock` methods), so no test of them waits for time to pass.
 """
 
 from __future__ import annotations
@@ -241,8 +241,10 @@ def chunks(parts: list[bytes], size: int = STREAM_CHUNK) -> Iterator[memoryview]
 
 
 class _TurnEnd:
-    """The outboxes that wrote a line in this turn of the event loop, each flushed by
-    one callback at the turn's end (one for every connection of a server, not one each).
+    """The outboxes that wrote a line in this turn of the event loop.
+
+    One callback at the turn's end flushes them all: one for every connection of a
+    server, not one each.
     """
 
     __slots__ = ("_due", "_loop")
@@ -313,11 +315,12 @@ class _Outbox:
         return True
 
     async def put_large(self, parts: list[bytes]) -> None:
-        """Send one line given as pieces, a chunk at a time: each chunk waits until the
-        connection's unsent bytes are below its bound (``max_unsent_bytes``), so a
-        client that does not read holds at most that and one chunk of the server's
-        memory (the pieces are the result's own bytes, not a copy), until the write
-        timeout drops it. Lines put meanwhile follow it."""
+        """Send one line given as pieces, a chunk at a time.
+
+        Each chunk waits until the connection's unsent bytes are below its bound
+        (``max_unsent_bytes``). So a client that does not read holds at most that and one
+        chunk of the server's memory, until the write timeout drops it. The pieces are
+        the result's own bytes, not a copy. Lines put meanwhile follow it."""
         async with self._large:
             self.flush()
             self._streaming = True
@@ -354,8 +357,10 @@ class _Outbox:
 
 class _WatchedProtocol(asyncio.StreamReaderProtocol):
     """A connection's stream protocol that tells its :class:`~qmk.abi.door.Guard` when
-    the transport pauses and resumes writing (its unsent bytes above the bound, then
-    read down), and offers each chunk read to :attr:`take` first."""
+    the transport pauses and resumes writing.
+
+    Writing pauses when its unsent bytes pass the bound and resumes once they are read
+    down. Each chunk read is offered to :attr:`take` first."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         super().__init__(reader)
@@ -733,9 +738,10 @@ class Server:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, connection: _Connection
     ) -> None:
-        """Serve one connection: read lines, answer each in its own task (:meth:`_start`);
-        once reading ends, wait for those in flight; cancelled or failing, cancel them
-        (and wait for them), as a task group does its tasks."""
+        """Serve one connection: read lines and answer each in its own task (:meth:`_start`).
+
+        Once reading ends, wait for those in flight. Cancelled or failing, cancel them
+        and wait for them, as a task group does its tasks."""
         writer = connection.writer
         assert connection.guard is not None
         connection.guard.start(writer.transport)
@@ -947,9 +953,9 @@ class Server:
         """Answer ``line`` in a task of its own, held by the connection until it ends.
 
         A task of the loop, not of a task group: the group's bookkeeping (a callback
-        when each ends) and the default name (``Task-N``, formatted at each task) were
-        a tenth of a small request's instructions; the connection waits for and
-        cancels its requests itself (:meth:`_serve_connection`)."""
+        when each ends) and its default name (``Task-N``, formatted at each task) cost a
+        small request dearly. The connection waits for and cancels its requests itself
+        (:meth:`_serve_connection`)."""
         task = connection.loop.create_task(self._answer(connection, line), name="qmk-rpc-request")
         connection.requests.add(task)
 

@@ -1,16 +1,16 @@
 """Sampling a stabilizer circuit's terminal measurements from their affine support.
 
 The Z-basis outcomes of a stabilizer state are uniform over an affine subspace ``x0 + D``
-of GF(2)^m (Dehaene and De Moor, PRA 68, 042318): ``x0`` is any one outcome and ``D`` the
+of GF(2)^m (Dehaene and De Moor, PRA 68, 042318). ``x0`` is any one outcome, and ``D`` the
 row space of the state's stabilizer generators' X parts, restricted to the measured
 qubits. With a basis of ``D`` of ``k`` rows, a shot is ``x0`` XOR the rows that ``k``
-uniform random bits pick; a uniform choice of bits gives a uniform point of ``x0 + D``
+uniform random bits pick. A uniform choice of bits gives a uniform point of ``x0 + D``,
 whatever the basis.
 
 :func:`support` finds ``x0`` and a reduced row echelon basis once per circuit (stim's
 tableau of the circuit's unitary part and its reference sample). Two samplers draw from
-it, where stim's frame sampler simulates every gate and measurement of the circuit for
-every shot:
+it, where stim's frame sampler would simulate every gate and measurement of the circuit
+for every shot:
 
 - :class:`AffineSampler` groups the basis rows eight at a time into tables of their 256
   XOR combinations, ``x0`` folded into the first: a shot costs ``ceil(k / 8)`` row
@@ -197,8 +197,8 @@ def support(circuit: stim.Circuit) -> Support | None:
 
 def affine_sampler(circuit: stim.Circuit) -> AffineSampler | FreeSampler | None:
     """The sampler of ``circuit``'s measurement record from its :func:`support`, in the
-    form that costs less a shot (:func:`shot_costs`), or None where there is no support
-    or stim's own sampler costs less a shot.
+    form that costs less a shot (:func:`shot_costs`). None where there is no support, or
+    where stim's own sampler costs less a shot.
 
     >>> type(affine_sampler(stim.Circuit("H 0\\nCX 0 1 1 2\\nM 0 1 2"))).__name__
     'AffineSampler'
@@ -387,9 +387,11 @@ SUPPORT_NS_PER_TARGET = 500.0
 
 def worth_finding(shots: int, records: int, targets: int) -> bool:
     """Whether finding the support of a circuit of ``records`` bits and ``targets`` gate
-    targets may pay for itself over ``shots`` shots: they are :data:`MIN_BITS` record
-    bits at least, and what the cheapest form of sampler could save a shot, against
-    stim's, times the shots, is at least what finding the support costs.
+    targets may pay for itself over ``shots`` shots.
+
+    It may when there are :data:`MIN_BITS` record bits at least, and the cheapest form
+    of sampler's saving a shot against stim's, times the shots, is at least what finding
+    the support costs.
 
     >>> worth_finding(100_000, 1000, 200_000), worth_finding(5000, 1000, 200_000)
     (True, False)

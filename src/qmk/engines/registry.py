@@ -1,15 +1,17 @@
 """The engine registry: every engine QMK knows, what it can do, what it costs, and
 whether it is installed here.
 
-One :class:`EngineSpec` per engine in :data:`SPECS` (the one table of engines; its
-names are :data:`qmk.defaults.ENGINES`, which a test compares with it): where its class
-lives, the optional packages it needs and the extra that installs them, its static
-capabilities (gate set, Clifford-only, how it holds state between calls, density
-matrix, precisions, native noise channels, GPU) and a :class:`CostModel` that estimates
-the seconds a :class:`Workload` takes. :func:`capabilities` adds what depends on this
-machine (the most qubits the memory at hand holds), :func:`availability` whether the
-engine can run here, and why not. Nothing here imports an engine's package: availability
-is found with :func:`importlib.util.find_spec` and, for GPU engines, a look at the CUDA
+One :class:`EngineSpec` per engine in :data:`SPECS`, the one table of engines. Its names
+are :data:`qmk.defaults.ENGINES`, which a test compares with it. A spec says where the
+engine's class lives, the optional packages it needs and the extra that installs them.
+It holds the static capabilities: gate set, Clifford-only, how it holds state between
+calls, density matrix, precisions, native noise channels, GPU. Its :class:`CostModel`
+estimates the seconds a :class:`Workload` takes.
+
+:func:`capabilities` adds what depends on this machine (the most qubits the memory at
+hand holds), and :func:`availability` says whether the engine can run here, and why not.
+Nothing here imports an engine's package, so that asking costs nothing. Availability is
+found with :func:`importlib.util.find_spec` and, for GPU engines, a look at the CUDA
 driver (:func:`gpu_present`) that loads no CUDA library when no GPU device is there.
 
 The router (:mod:`qmk.engines.router`) reads this table to pick an engine per job.
@@ -89,39 +91,41 @@ class Workload:
             trajectories: an engine may share their noiseless parts).
         precision: ``single``, ``double`` or None (any: the router's choice).
         samples_only: the run returns samples alone, no amplitudes (not a final-state
-            export): with no precision asked, the router may run a wide one in single
-            precision where that is cheaper (:data:`qmk.engines.router.SINGLE_MIN_QUBITS`).
+            export). With no precision asked, the router may then run a wide one in
+            single precision where that is cheaper
+            (:data:`qmk.engines.router.SINGLE_MIN_QUBITS`).
         density_matrix: the job needs a density matrix (mixed states held exactly).
-        wide_gates: of ``gate_count``, the gates on 3 or more qubits (``ccx ccz``);
-        diagonal_gates: of the others, the diagonal gates (phases: ``z s t rz
-            cz``...); ``permutation_gates`` those that permute amplitudes (``x y cx
-            swap``); the rest mix amplitudes (dense).
+        wide_gates: of ``gate_count``, the gates on 3 or more qubits (``ccx ccz``).
+        diagonal_gates: of the others, the diagonal gates (phases: ``z s t rz cz``...).
+        permutation_gates: of the others, those that permute amplitudes (``x y cx
+            swap``). The rest mix amplitudes (dense).
         blocks: the blocks of at most 4 qubits :mod:`qmk.engines.fusion` makes of one
-            simulation's gates (each segment's apart: how well the circuit fuses;
-            :func:`qmk.engines.fusion.widths`); 0 where unknown (then a gate counts
-            as a block).
+            simulation's gates, each segment's apart. It says how well the circuit
+            fuses (:func:`qmk.engines.fusion.widths`); 0 where unknown, and then a gate
+            counts as a block.
         linear_gates: of ``permutation_gates``, those linear over GF(2) (``x y cx
-            swap``: an engine that tracks parities keeps them as bookkeeping): all.
+            swap``), all of them. An engine that tracks parities keeps them as
+            bookkeeping.
         mixed_qubits: the qubits a dense gate or a Toffoli ever acts on (the others
             hold a basis state or a parity of the rest); None where unknown (all).
         bond: log2 of a bound on a matrix product state's bond dimension (the gates
             across each cut between neighbouring qubits); None where unknown (an MPS
             is then priced as a dense state).
         log2_bond_work: log2 of what a matrix product state's gates cost, in ``chi**3``
-            units: each multi-qubit gate at the bound on its cuts' bond dimension when it
-            comes (:func:`qmk.execution.executor.workload`); a log, since ``8**bond`` at
-            a wide cut is past any float; ``-inf`` for no multi-qubit gate, None where
-            unknown (then ``4**bond`` a gate).
-        batchable: the program lowers to one batch circuit (Clifford, its feed-forward
-            linear over outcomes: :func:`qmk.execution.batch.lower`): an engine that
+            units. Each multi-qubit gate counts at the bound on its cuts' bond dimension
+            when it comes (:func:`qmk.execution.executor.workload`). It is a log, since
+            ``8**bond`` at a wide cut is past any float. ``-inf`` means no multi-qubit
+            gate; None means unknown (then ``4**bond`` a gate).
+        batchable: the program lowers to one batch circuit: Clifford, its feed-forward
+            linear over outcomes (:func:`qmk.execution.batch.lower`). An engine that
             samples such circuits in batches (:attr:`EngineSpec.batch`) simulates it
-            once, its noise and mid-circuit outcomes drawn by the sampler, not by
+            once. The sampler draws its noise and mid-circuit outcomes, not
             ``branches``.
         terminal: the program has noise and no pause point (``FENCE_EPOCH``) before its
-            terminal measurements, and lowers with its noise as channels to a batch
-            circuit that a density matrix holds exactly (:mod:`qmk.engines.density`:
+            terminal measurements. It then lowers, its noise as channels, to a batch
+            circuit that a density matrix holds exactly (:mod:`qmk.engines.density`):
             every measurement after every gate on its qubit, no feed-forward, no more
-            qubits than ``qubits``): an engine whose batch sampler holds one
+            qubits than ``qubits``. An engine whose batch sampler holds one
             (:attr:`EngineSpec.density`) may run it once instead of its trajectories.
     """
 
@@ -192,11 +196,11 @@ _MIB = 2**20
 class Footprint:
     """The memory an engine's libraries take in a process, beside its state.
 
-    Measured with ``bench/bench_router.py --footprint``: the growth of ``VmSize`` and
-    ``VmRSS`` from importing the engine to the end of a first small run, in a fresh
-    process that has imported what ``qmk run`` imports (2 CPUs); the table holds the
-    figures measured rounded up by a few percent (Aer's run by more: its thread pool
-    grows with the work).
+    ``bench/bench_router.py --footprint`` measures it: the growth of ``VmSize`` and
+    ``VmRSS`` from importing the engine to the end of a first small run. It runs in a
+    fresh process that has imported what ``qmk run`` imports. The table holds the
+    measured figures rounded up by a few percent, and Aer's run by more, since its thread
+    pool grows with the work.
 
     Attributes:
         address_mib: address space (what ``RLIMIT_AS`` counts): libraries, their heaps'
@@ -218,10 +222,9 @@ class Footprint:
 class Compiled:
     """An engine's compiled kernels, beside a fallback that is always there.
 
-    The engine uses them where ``requires`` is installed and works here (and the job
-    does not pick the fallback with ``option=off``); its cost without them is
-    ``fallback``, so a machine without them (the default install) is priced as what it
-    runs.
+    The engine uses them where ``requires`` is installed and works here, unless the job
+    picks the fallback with ``option=off``. Its cost without them is ``fallback``, so a
+    machine without them (the default install) is priced as what it runs.
 
     Attributes:
         requires: modules the compiled kernels need (found, not imported).
@@ -235,8 +238,8 @@ class Compiled:
             import them and compile its first kernels (a fresh ``qmk run``; a kernel
             worker has paid it).
         cached: ``module:function`` that says whether compiled kernels are kept on
-            disk from an earlier process (imports nothing), or None; then a fresh
-            process pays ``cached_import_s`` instead: the import and loading them.
+            disk from an earlier process (imports nothing), or None. Where they are, a
+            fresh process pays ``cached_import_s`` instead: the import and loading them.
     """
 
     requires: tuple[str, ...]
@@ -265,29 +268,27 @@ class CostModel:
 
     ``representation`` says what the work scales with: ``vector`` (``2**n``
     amplitudes), ``density`` (``4**n`` entries), ``tableau`` (``n**2`` bits, stim) or
-    ``mps`` (a matrix product state: its cost grows as the cube of its bond dimension
-    ``chi``, priced at the plan's bound on it, :attr:`Workload.bond`, ``8**bond`` a
+    ``mps``. A matrix product state's cost grows as the cube of its bond dimension
+    ``chi``. It is priced at the plan's bound on it (:attr:`Workload.bond`), ``8**bond`` a
     gate; where that is unknown, as a dense state of at most :data:`MPS_PRICED_QUBITS`
-    qubits).
+    qubits.
 
-    The estimate is ``setup_s``, plus per simulation (``branches`` of them) ``gate_s``
-    a gate and, times the representation's size, ``element_s`` a dense gate,
-    ``diagonal_s`` a diagonal one, ``permutation_s`` a permutation (the
-    :data:`GATE_KINDS`; ``bookkeeping``: the linear ones cost none, and the size is
-    that of the qubits a mixing gate touched), ``wide_s`` a gate on 3 or more qubits
-    (a Toffoli: some engines apply it far slower than the rest), ``block_s`` a fused block
-    (:attr:`Workload.fused`: what an engine that fuses gates pays per pass over the
-    state), ``segment_s`` a unitary
-    segment and ``round_trip_s`` a segment's pass over the state; then ``sample_s`` an
-    element and ``shot_s`` a shot to sample. ``single`` scales the per-element terms for
-    complex64, and a ``parallel`` engine's scale with the threads it may run
-    (:data:`CALIBRATED_THREADS` over the worker's, :mod:`qmk.engines.limits`, counted
-    up to :data:`SCALING_THREADS`).
+    The estimate is ``setup_s`` plus, per simulation (``branches`` of them), ``gate_s`` a
+    gate and terms that scale with the representation's size. Those are ``element_s`` a
+    dense gate, ``diagonal_s`` a diagonal one and ``permutation_s`` a permutation (the
+    :data:`GATE_KINDS`). Under ``bookkeeping`` the linear ones cost none, and the size is
+    that of the qubits a mixing gate touched. ``wide_s`` prices a gate on 3 or more qubits,
+    since some engines apply a Toffoli far slower than the rest. ``block_s`` prices a
+    fused block (:attr:`Workload.fused`): what an engine that fuses gates pays per pass
+    over the state. ``segment_s`` prices a unitary segment and ``round_trip_s`` a
+    segment's pass over the state. Then ``sample_s`` an element and ``shot_s`` a shot to
+    sample. ``single`` scales the per-element terms for complex64. A ``parallel``
+    engine's terms scale with the threads it may run (:data:`CALIBRATED_THREADS` over the
+    worker's, :mod:`qmk.engines.limits`, counted up to :data:`SCALING_THREADS`).
 
-    The figures are fitted (least squares in the log of measured over estimated
-    seconds) to a corpus of shapes measured on a 2-core machine:
-    ``bench/bench_router.py`` measures, ``bench/fit_router.py`` fits and prints the
-    figures this table holds.
+    The figures are fitted to a corpus of measured shapes, by least squares in the log of
+    measured over estimated seconds. ``bench/bench_router.py`` measures, and
+    ``bench/fit_router.py`` fits and prints the figures this table holds.
     """
 
     representation: str
@@ -458,10 +459,10 @@ class EngineSpec:
         state: how it holds the state between calls (:data:`STATE_KINDS`).
         density_matrix: it holds a density matrix.
         precisions: the precisions it computes in (:data:`PRECISIONS`), its default first.
-        noise_channels: the channels it applies: ``pauli`` (a Pauli drawn with the
-            engine's RNG, ``apply_pauli_channel``: every engine), ``kraus`` (a Kraus
-            channel applied exactly to a density matrix, ``apply_kraus``), ``lindblad``
-            (open-system evolution for a time, ``evolve``).
+        noise_channels: the channels it applies. ``pauli``: a Pauli drawn with the
+            engine's RNG (``apply_pauli_channel``, every engine). ``kraus``: a Kraus
+            channel applied exactly to a density matrix (``apply_kraus``). ``lindblad``:
+            open-system evolution for a time (``evolve``).
         cost: its cost model (with its compiled kernels, where it has a ``compiled``).
         footprint: what its packages take in the process beside its state.
         compiled: its compiled kernels and the cost without them, or None.
@@ -529,11 +530,12 @@ class EngineSpec:
         compiled: bool = True,
         density: bool | None = None,
     ) -> float:
-        """log2 of its cost model's estimate (``compiled`` False: its fallback's, where it
-        has compiled kernels) on ``threads`` threads, plus a ``segments`` engine's state
-        round trips (:data:`SEGMENT_ROUND_TRIP_S`) at each segment of each simulation;
-        as one density matrix (:attr:`density`) where ``density`` says so (None: where
-        :meth:`runs_density`)."""
+        """log2 of its cost model's estimate on ``threads`` threads.
+
+        ``compiled`` False prices its fallback, where it has compiled kernels. A
+        ``segments`` engine adds its state round trips (:data:`SEGMENT_ROUND_TRIP_S`) at
+        each segment of each simulation. ``density`` prices one density matrix
+        (:attr:`density`); None asks :meth:`runs_density`."""
         if density is None:
             density = self.runs_density(work)
         if density and self.density is not None:
@@ -564,13 +566,14 @@ class EngineSpec:
         )
 
     def runs_density(self, work: Workload) -> bool:
-        """Whether ``work`` runs as one density matrix (:attr:`density`): a terminal
-        program with trajectories whose density-matrix estimate is below its
-        trajectories', on compiled kernels installed here (on numpy's, its four-bit
-        blocks run 10-20 times slower). A function of the workload and the
-        installation, not of the process (its threads, imports), so a run takes the
-        same mode wherever it runs; only a worker whose memory the matrix does not fit
-        runs the trajectories instead (the router's ``assess``)."""
+        """Whether ``work`` runs as one density matrix (:attr:`density`).
+
+        It does for a terminal program with trajectories whose density-matrix estimate
+        is below its trajectories', on compiled kernels installed here: numpy's run the
+        four-qubit blocks far slower. The answer depends on the workload and the
+        installation, not on the process (its threads, imports), so a run takes the same
+        mode wherever it runs. Only a worker whose memory the matrix does not fit runs
+        the trajectories instead (the router's ``assess``)."""
         if (
             self.density is None
             or not work.terminal
@@ -1142,11 +1145,13 @@ def availability(name: str) -> Availability:
 
 
 def check(entry: EngineSpec) -> Availability:
-    """Whether the engine ``entry`` describes can run here: its GPU (for a GPU engine)
-    and every module it requires are there, and, where it needs a package's GPU build,
-    one of that package's :attr:`EngineSpec.gpu_modules`. Imports nothing: no optional
-    package and none of QMK's engine modules (the router asks it of every engine it
-    weighs; an engine's module is imported only to build one).
+    """Whether the engine ``entry`` describes can run here.
+
+    Its GPU (for a GPU engine) and every module it requires must be there, and, where it
+    needs a package's GPU build, one of that package's :attr:`EngineSpec.gpu_modules`.
+    It imports nothing: no optional package and none of QMK's engine modules. The router
+    asks it of every engine it weighs, and an engine's module is imported only to build
+    one.
 
     >>> from dataclasses import replace
     >>> check(replace(spec("statevector"), requires=("qmk_no_such_package",), extra="x")).reason
@@ -1265,10 +1270,11 @@ def library_bytes(
     compiled: bool | None = None,
     first_run: bool = True,
 ) -> tuple[int, int]:
-    """``(address, resident)``: the bytes ``entry``'s packages (and, where ``compiled``,
-    its compiler) still take in this process beside the state; of an imported package,
-    what its first run maps (``first_run``; the router counts it, an engine sizing its
-    own state after the router chose it does not: it may have run here already)."""
+    """``(address, resident)``: the bytes ``entry``'s packages still take in this process
+    beside the state (and its compiler's, where ``compiled``). Of a package imported
+    already, only what its first run maps counts (``first_run``). The router counts that
+    part; an engine sizing its own state after the router chose it does not, since it
+    may have run here already."""
     parts = [(entry.footprint, entry.loaded)]
     if compiled and entry.compiled is not None:
         kernels = entry.compiled
@@ -1285,8 +1291,8 @@ def library_bytes(
 
 def state_bytes(entry: EngineSpec, qubits: int, precision: str | None = None) -> int:
     """Bytes of host memory the state of ``qubits`` qubits takes on ``entry`` at
-    ``precision``, with one working copy (a GPU engine holds it on its GPU: 0; an MPS
-    depends on entanglement, which the plan does not know: 0)."""
+    ``precision``, with one working copy. A GPU engine holds it on its GPU (0). An MPS
+    depends on entanglement, which the plan does not know (0)."""
     chosen = entry.precision_for(precision) or entry.precisions[0]
     representation = entry.cost.representation
     if entry.gpu or representation == "mps":
@@ -1329,11 +1335,11 @@ def max_qubits(
     """The most qubits engine ``name`` holds at ``precision`` in the memory at hand.
 
     Dense engines hold their state and one working copy within ``max_bytes`` (default
-    :func:`memory_bytes`; GPU engines: the GPU's memory), and in a process with a
-    memory cap (``limits``, default :meth:`WorkerLimits.read`: a kernel worker's
-    ``RLIMIT_AS``, a memory cgroup) within what the cap leaves beside the engine's
-    packages (``EngineSpec.footprint``, where this process has not imported them yet);
-    the stabilizer holds :data:`WIDE`.
+    :func:`memory_bytes`; GPU engines: the GPU's memory). A process with a memory cap
+    (``limits``, default :meth:`WorkerLimits.read`: a kernel worker's ``RLIMIT_AS``, a
+    memory cgroup) holds them within what the cap leaves beside the engine's packages
+    (``EngineSpec.footprint``, where this process has not imported them yet). The
+    stabilizer holds :data:`WIDE`.
 
     >>> max_qubits("statevector", "double", max_bytes=2**20), max_qubits("qutip", max_bytes=2**20)
     (15, 7)

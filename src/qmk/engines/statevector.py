@@ -5,27 +5,28 @@
 dense tensor but does as little work on it as the circuit allows:
 
 - a qubit that is still in a computational basis state (freshly allocated, flipped
-  by ``x``, measured, reset) holds no amplitudes at all: it is a classical bit;
+  by ``x``, measured, reset) holds no amplitudes at all: it is a classical bit.
 - ``cx``, ``x`` and ``swap`` are bookkeeping on which parity of the tensor's
-  variables each qubit reads (a GF(2) row operation), not passes over the amplitudes;
-  a GHZ state of any size is one variable in |+> that every qubit reads. When a qubit
+  variables each qubit reads (a GF(2) row operation), not passes over the amplitudes.
+  A GHZ state of any size is one variable in |+> that every qubit reads. When a qubit
   needs a variable of its own again, the pending ``cx`` gates are replayed as changes
-  of variables (slice swaps), never more than there were gates, and fewer where they
-  cancel (``cx rz cx`` costs none);
+  of variables (slice swaps). That is never more than there were gates, and fewer where
+  they cancel (``cx rz cx`` costs none).
 - diagonal gates (``z s sdg t tdg rz cz ccz`` and fused diagonal one-qubit products)
-  become pending parity phases; all phases that involve one variable are applied in
-  a single multiply over half the state, and only when a non-diagonal gate needs it;
+  become pending parity phases. All phases that involve one variable are applied in
+  a single multiply over half the state, and only when a non-diagonal gate needs it.
 - consecutive one-qubit gates on a qubit fuse into one pending 2x2 matrix, applied
-  in one pass when a multi-qubit gate, measurement or sample needs that qubit;
+  in one pass when a multi-qubit gate, measurement or sample needs that qubit.
 - measuring (or resetting, or freeing) a qubit removes its variable, so the tensor
-  shrinks;
-- a *segment* of gates (:meth:`~StatevectorEngine.apply_segment`, which the executor uses
-  for every run of unitary ops) whose one-qubit gates mix amplitudes is fused into
-  blocks of up to 3 qubits, and runs of diagonal gates (a controlled phase written as
-  CX and RZ too) into diagonal blocks of up to 10 (:mod:`qmk.engines.fusion`), each
-  applied in one pass by SIMD kernels compiled for this CPU (:mod:`qmk.engines.simd`,
-  with llvmlite; numpy without it, :mod:`qmk.engines.kernels`): a random circuit costs
-  about one pass per two two-qubit gates instead of two per one-qubit gate.
+  shrinks.
+- a *segment* of gates is fused (:meth:`~StatevectorEngine.apply_segment`, which the
+  executor uses for every run of unitary ops). Its one-qubit gates that mix amplitudes
+  go into blocks of up to 3 qubits. Runs of diagonal gates (a controlled phase written
+  as CX and RZ too) go into diagonal blocks of up to 10 (:mod:`qmk.engines.fusion`).
+  Each block is applied in one pass by SIMD kernels compiled for this CPU
+  (:mod:`qmk.engines.simd`, with llvmlite; numpy without it, :mod:`qmk.engines.kernels`).
+  So a random circuit costs about one pass per two two-qubit gates instead of two per
+  one-qubit gate.
 
 The represented state, for live qubits ``q`` and tensor variables ``x``, is::
 
@@ -35,12 +36,12 @@ The represented state, for live qubits ``q`` and tensor variables ``x``, is::
 with pending one-qubit matrices ``U_q``, pending parity phases ``theta_m`` and the
 rows ``A_q`` kept injective. Everything the engine reports (probabilities, samples,
 :meth:`~StatevectorEngine.state_vector`) is of that state; the representation is
-never visible. ``fuse=False`` applies everything after each call (a slower path kept
-as a cross-check: both give the same states).
+never visible. ``fuse=False`` applies everything after each call: a slower path kept
+as a cross-check, since both give the same states.
 
-Memory: the tensor never has more axes than there are live qubits, and a guard
+Memory: the tensor never has more axes than there are live qubits. A guard
 (``max_bytes``, default :data:`DEFAULT_MAX_BYTES` or ``$QMK_MAX_STATE_BYTES``) caps
-live qubits so that the state plus one working copy fits; :meth:`allocate` refuses
+live qubits so that the state plus one working copy fits. :meth:`allocate` refuses
 past it before allocating anything.
 
 >>> engine = StatevectorEngine(seed=1)
@@ -205,10 +206,10 @@ class StatevectorEngine(GateEngine, LazyState):
     """A numpy statevector engine (see the module docstring for how it saves work).
 
     The engine is the protocol's face: it checks every call (qubits, gates, bases,
-    counts) and hands the checked call to the lazy representation below it
-    (:class:`~qmk.engines.lazy_state.LazyState`: the tensor, the parity rows and
-    constants, the pending matrices and phases and the work on them), and saves,
-    restores and reads out the whole state.
+    counts) and saves, restores and reads out the whole state. It hands each checked
+    call to the lazy representation below it (:class:`~qmk.engines.lazy_state.LazyState`:
+    the tensor, the parity rows and constants, the pending matrices and phases and the
+    work on them).
 
     Args:
         seed: seeds the engine's one RNG (``np.random.default_rng(seed)``); measurement,
@@ -420,12 +421,12 @@ class StatevectorEngine(GateEngine, LazyState):
 
         Every gate is checked first, so a bad one leaves the state as it was. A segment
         whose one-qubit gates mix amplitudes (``h``, ``rx``, ``ry``...) on a state of at
-        least ``fused_min_qubits`` axes is fused (:func:`~qmk.engines.fusion.plan`) into
-        blocks of up to ``max_fused`` qubits, each applied in one pass by the compiled
-        kernels; its qubits are first given tensor axes of their own (their pending
-        bookkeeping folded into the first block). Other segments, and those that would
-        make qubits the bookkeeping holds for free (classical bits, copies) take up
-        amplitudes, go gate by gate as :meth:`apply` would. Either way the state is the
+        least ``fused_min_qubits`` axes is fused (:func:`~qmk.engines.fusion.plan`). Its
+        blocks of up to ``max_fused`` qubits are each applied in one pass by the compiled
+        kernels. Its qubits are first given tensor axes of their own, their pending
+        bookkeeping folded into the first block. Other segments go gate by gate as
+        :meth:`apply` would. So do those that would make qubits the bookkeeping holds for
+        free (classical bits, copies) take up amplitudes. Either way the state is the
         same, up to rounding.
 
         Raises:

@@ -1,12 +1,12 @@
 """The executor: runs a verified QVM program for many shots on a real engine.
 
 Choosing the engine: the router (:mod:`qmk.engines.router`) picks the cheapest
-installed engine that runs the program exactly, from what the program asks
+installed engine that runs the program exactly. It weighs what the program asks
 (:func:`workload`: qubits, gates, Clifford-ness, mid-circuit measurement, shots,
-precision) and each engine's capabilities and cost model; a Clifford program goes to
-the stabilizer engine (stim). ``engine=`` overrides, and an impossible choice (a
+precision) against each engine's capabilities and cost model. A Clifford program goes to
+the stabilizer engine (stim). ``engine=`` overrides. An impossible choice (a
 non-Clifford program on the stabilizer engine, more qubits than the engine holds, an
-engine not installed) or a program no installed engine can run is an
+engine not installed), or a program no installed engine can run, is an
 :class:`~qmk.engines.EngineError` before any work starts. Telemetry's
 ``engine_reason`` says why the engine was chosen; ``RunResult.choice`` holds every
 candidate's estimate and refusal (``qmk run --explain``).
@@ -15,17 +15,17 @@ Choosing how to run the shots (telemetry ``mode``):
 
 - ``stim-batch``: a Clifford program whose feed-forward is linear over measurement
   outcomes compiles to one stim circuit, sampled in bulk with its logical noise
-  (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`),
-  in chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots: between two chunks is
-  where such a run pauses;
+  (the engine's batch capability, :mod:`qmk.engines.batch`; see :mod:`qmk.execution.batch`).
+  It samples in chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots, and between
+  two chunks is where such a run pauses.
 - ``density-matrix``: a noisy program whose measurements all come at its end, with no
-  feed-forward and no fence before them (``Workload.terminal``), where the route says
+  feed-forward and no fence before them (``Workload.terminal``). Where the route says
   its density matrix is cheaper than its trajectories (``Choice.batch`` on the
-  statevector: :mod:`qmk.engines.density`), lowered with its noise as channels, held
-  exactly once and sampled in bulk like ``stim-batch``;
+  statevector: :mod:`qmk.engines.density`), it is lowered with its noise as channels.
+  It is held exactly once and sampled in bulk like ``stim-batch``.
 - ``trajectories``: otherwise the error pattern of every shot is sampled first,
-  shots are grouped by pattern, and each group is simulated once, branching at
-  mid-circuit measurements and sampling its terminal measurements
+  shots are grouped by pattern, and each group is simulated once. A group branches at
+  mid-circuit measurements and samples its terminal measurements
   (see :mod:`qmk.execution.trajectories`). Logical errors are rare, so the
   error-free group is nearly every shot and is simulated once. Every ``FENCE_EPOCH``
   is a pause point: the terminal measurements sampled at once are those after the
@@ -130,9 +130,9 @@ _MID_CIRCUIT = ("meas", "free", "reset", "werner")
 
 
 def _splitting(ops: Sequence[Any]) -> int:
-    """The mid-circuit operations of ``ops`` that may split the shots: not a reset, free
-    or Z measurement of a qubit collapsed in Z already (allocated, measured or reset
-    since its last gate), whose outcome is known."""
+    """The mid-circuit operations of ``ops`` that may split the shots. A reset, free or Z
+    measurement of a qubit collapsed in Z already (allocated, measured or reset since its
+    last gate) does not: its outcome is known."""
     collapsed: set[str] = set()
     count = 0
     for op in ops:
@@ -162,17 +162,18 @@ FUSION_SAMPLE = 4096
 
 
 def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
-    """The gate features of ``ops`` the cost models read: the engine gates applied and
-    how many, the gates on 3 or more qubits,
-    and of the others the diagonal, permutation and linear permutation gates
-    (:data:`~qmk.engines.registry.GATE_KINDS`), the blocks of
-    at most 4 qubits :func:`qmk.engines.fusion.widths` makes of each unitary segment (a
-    mid-circuit operation ends one; past :data:`FUSION_SAMPLE` gates, scaled from those),
-    the qubits a dense gate or a Toffoli touches, and a bound on a matrix product
-    state's bond dimension (log2): over each cut between neighbouring qubits (in
-    allocation order), the multi-qubit gates across it (a controlled gate at most
-    doubles the Schmidt rank, a swap quadruples it), at most the smaller side's qubits
-    (measurements and resets, which may lower it, are not counted)."""
+    """The gate features of ``ops`` the cost models read.
+
+    They are the engine gates applied and how many, and the gates on 3 or more qubits. Of
+    the others, the diagonal, permutation and linear permutation gates
+    (:data:`~qmk.engines.registry.GATE_KINDS`). The blocks of at most 4 qubits
+    :func:`qmk.engines.fusion.widths` makes of each unitary segment; a mid-circuit
+    operation ends one, and past :data:`FUSION_SAMPLE` gates they are scaled from those.
+    The qubits a dense gate or a Toffoli touches. And a bound (log2) on a matrix product
+    state's bond dimension: over each cut between neighbouring qubits (in allocation
+    order), the multi-qubit gates across it, at most the smaller side's qubits. A
+    controlled gate at most doubles the Schmidt rank, and a swap quadruples it.
+    Measurements and resets, which may lower it, are not counted."""
     stream = _GateStream(ops)
     names, placed = stream.names, stream.placed
     gates = len(names)
@@ -217,10 +218,11 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
 
 
 class _GateStream:
-    """The engine gates of a list of micro-ops, in one pass: each gate's name and its
-    qubits' places (in allocation order, ``index``), and the fused blocks
-    (:func:`qmk.engines.fusion.widths`) of each unitary segment of the first
-    :data:`FUSION_SAMPLE` gates (``blocks``, of ``seen`` gates)."""
+    """The engine gates of a list of micro-ops, in one pass.
+
+    It keeps each gate's name and its qubits' places (in allocation order, ``index``). It
+    keeps the fused blocks (:func:`qmk.engines.fusion.widths`) of each unitary segment of
+    the first :data:`FUSION_SAMPLE` gates (``blocks``, of ``seen`` gates)."""
 
     __slots__ = ("blocks", "index", "names", "placed", "seen")
 
@@ -291,14 +293,16 @@ BOND_WORK_STEPS = 200_000
 
 def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
     """log2 of what a matrix product state's gates cost, in units of ``chi**3`` (an SVD
-    of a two-site block at bond dimension ``chi``): for each multi-qubit gate (a row of
-    ``spans``: its cuts ``low..high``, log2 of its Schmidt rank), over the cuts it
-    crosses (the swaps that bring its qubits together, then the gate), ``8**b`` at the
-    bound ``b`` on that cut's bond so far: the crossings up to and including this gate,
-    at most the smaller side's qubits. A circuit whose entanglement grows late pays late,
-    not from its first gate at the final bond. Counted by bound (the crossings of each
-    cut in gate order, a cumulative sum), summed as logs: at a wide cut ``8**b`` is past
-    any float (long-range gates on a thousand qubits reach ``b`` = 500).
+    of a two-site block at bond dimension ``chi``).
+
+    Each multi-qubit gate is a row of ``spans``: its cuts ``low..high`` and log2 of its
+    Schmidt rank. Over the cuts it crosses (the swaps that bring its qubits together,
+    then the gate), it costs ``8**b`` at the bound ``b`` on that cut's bond so far. That
+    bound is the crossings up to and including this gate, at most the smaller side's
+    qubits. So a circuit whose entanglement grows late pays late, not from its first gate
+    at the final bond. It is counted by bound (the crossings of each cut in gate order, a
+    cumulative sum) and summed as logs, since at a wide cut ``8**b`` is past any float
+    (long-range gates on a thousand qubits reach ``b`` = 500).
     """
     lows, highs, ranks = spans[:, 0], spans[:, 1], spans[:, 2]
     lengths = highs - lows
@@ -327,10 +331,10 @@ def workload(
     ``samples_only``: the run returns samples alone (no final state).
 
     Mid-circuit operations are the measurements, resets, frees and noisy channels before
-    the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`);
-    each may split the shots (but one on a qubit collapsed in Z already: a reset after
-    a measurement), so the gates after the ``j``-th split run in up to
-    ``min(shots, 2**j)`` simulations: ``branches`` is that bound averaged over the
+    the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`).
+    Each may split the shots, but one on a qubit collapsed in Z already (a reset after a
+    measurement) does not. So the gates after the ``j``-th split run in up to
+    ``min(shots, 2**j)`` simulations. ``branches`` is that bound averaged over the
     segments (the simulations an average gate runs in), plus the shots logical errors
     are expected to hit.
     """
@@ -404,9 +408,9 @@ def _lowered(plan: Plan, *, channels: bool) -> batch.LoweredPlan | None:
 
 
 def _result_options(engine: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` less the choice of kernels (compiled or their fallback: the same
-    arithmetic, picked by what this process has compiled already), so that a run saved
-    in one process resumes in another that chose otherwise."""
+    """``options`` less the choice of kernels: compiled or their fallback, the same
+    arithmetic, picked by what this process has compiled already. So a run saved in one
+    process resumes in another that chose otherwise."""
     kernels = spec(engine).compiled
     return {k: v for k, v in options.items() if kernels is None or k != kernels.option}
 
@@ -434,11 +438,12 @@ def route_plan(
     samples_only: bool = True,
 ) -> tuple[Choice, dict[str, Any]]:
     """The router's choice for ``plan`` and the options to build the engine with
-    (``precision``, or ``engine_options``' ``dtype``, the precision asked for), for a
-    process of ``limits`` (default: this one, which runs the engine: its memory caps,
-    threads and sandbox, read once here; ``Choice.limits`` holds them).
-    ``samples_only``: the run returns samples alone (False: it exports its final
-    state, whose amplitudes keep the engine's own precision when none is asked).
+    (``precision``, or ``engine_options``' ``dtype``, the precision asked for).
+
+    It routes for a process of ``limits``. The default is this one, which runs the
+    engine: its memory caps, threads and sandbox, read once here (``Choice.limits``
+    holds them). ``samples_only``: the run returns samples alone. False: it exports its
+    final state, whose amplitudes keep the engine's own precision when none is asked.
 
     Raises:
         EngineError: ``engine`` unknown, not installed or unable (or not fitting the
@@ -544,9 +549,10 @@ def execute(
 
     Args:
         control: who may ask the run, at its pause points, to save its state and go on
-            or stop (:class:`~qmk.execution.trajectories.Control`): a ``trajectories``
-            run asks at every ``FENCE_EPOCH``, a ``stim-batch`` run of a program with
-            fences between its chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS` shots.
+            or stop (:class:`~qmk.execution.trajectories.Control`). A ``trajectories``
+            run asks at every ``FENCE_EPOCH``. A ``stim-batch`` run of a program with
+            fences asks between its chunks of :data:`~qmk.execution.batch.CHUNK_SHOTS`
+            shots.
         resume: an :class:`~qmk.execution.checkpoint.ExecutionState` (or its file) a
             control saved: the run goes on from there and gives the counts of a run that
             never stopped.
@@ -777,12 +783,14 @@ def _resumed_route(
     samples_only: bool,
 ) -> tuple[Choice, dict[str, Any]]:
     """The route of a run that names no engine and resumes from ``state``: the engine and
-    precision the state was saved by. The router's own ``choice`` depends on the process
-    (its memory, threads, the packages it has loaded already) and on the cost model, so
-    a run preempted on one worker and resumed on another, or after an upgrade, may be
-    routed elsewhere; the state resumes only in a run of its own key. Where no precision
-    of the state's engine gives that key (or the engine cannot run here), ``choice``
-    stands, and the resume refuses the state (``QE106``)."""
+    precision the state was saved by.
+
+    The router's own ``choice`` depends on the process (its memory, threads, the packages
+    it has loaded already) and on the cost model. So a run preempted on one worker and
+    resumed on another, or after an upgrade, may be routed elsewhere, and the state
+    resumes only in a run of its own key. Where no precision of the state's engine gives
+    that key (or the engine cannot run here), ``choice`` stands, and the resume refuses
+    the state (``QE106``)."""
     if _run_key(request, choice, options, initial) == state.key:
         return choice, options
     try:
@@ -918,12 +926,14 @@ def _stream(seed: int, which: int) -> np.random.SeedSequence:
 
 
 def _batch_of(plan: Plan, cls: type, name: str) -> tuple[Any, Any] | None:
-    """``plan`` lowered to a batch circuit (:func:`qmk.execution.batch.lower`; its noise
-    as channels for an engine whose sampler holds a density matrix,
-    :attr:`~qmk.engines.registry.EngineSpec.density`) and compiled by engine ``cls``
-    (named ``name``; its batch capability), or None where either declines: kept per
-    plan and engine (a function of them alone; a sampler takes the seed at each draw),
-    so a worker running one program under many seeds lowers and compiles it once."""
+    """``plan`` lowered to a batch circuit (:func:`qmk.execution.batch.lower`) and compiled
+    by engine ``cls`` (named ``name``; its batch capability), or None where either
+    declines.
+
+    Its noise is lowered as channels for an engine whose sampler holds a density matrix
+    (:attr:`~qmk.engines.registry.EngineSpec.density`). It is kept per plan and engine,
+    a function of them alone, since a sampler takes the seed at each draw. So a worker
+    running one program under many seeds lowers and compiles it once."""
 
     def make() -> tuple[Any, Any] | None:
         compiler = batch_compiler(cls)

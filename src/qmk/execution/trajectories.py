@@ -2,32 +2,33 @@
 
 The shots of one group (shots that share a logical-error pattern) start as one
 trajectory. At a measurement whose outcome is random, the group's shots split
-binomially between the two outcomes and each branch goes on with its share; a
+binomially between the two outcomes and each branch goes on with its share. A
 channel's Werner noise splits them multinomially the same way. The branch with
 fewer shots runs first and the other waits as a snapshot, so at most about
-log2(shots) snapshots are held at once. Measurements at the end of the program
-(after its last fence, on distinct qubits, with nothing after them that reads their
-events) are not simulated one by one: each leaf applies their basis changes and the
-gates among them and draws all its shots from the final state at once. A program with
-no mid-circuit measurement is thus simulated exactly once per group and sampled. The
-tail never swallows a fence (:func:`tail_start`; fences that end the program aside): a
-measurement listed before a fence splits the shots where it stands, so the run can stop
-at that fence.
-A maximal run of unitary micro-ops (gates and feed-forward Paulis, guards decided
-as the run starts: no event changes inside it) goes to the engine as one *segment*
-(:func:`qmk.engines.base.apply_segment`), which the statevector engine fuses.
+log2(shots) snapshots are held at once.
+
+Measurements at the end of the program are not simulated one by one: those after its
+last fence, on distinct qubits, with nothing after them that reads their events. Each
+leaf applies their basis changes and the gates among them, and draws all its shots from
+the final state at once. So a program with no mid-circuit measurement is simulated
+exactly once per group and sampled. The tail never swallows a fence (:func:`tail_start`;
+fences that end the program aside). A measurement listed before a fence splits the
+shots where it stands, so the run can stop at that fence. A maximal run of unitary
+micro-ops goes to the engine as one *segment* (:func:`qmk.engines.base.apply_segment`),
+which the statevector engine fuses. Such a run is gates and feed-forward Paulis, their
+guards decided as the run starts, so no event changes inside it.
 
 **Resumable.** Every branch draws from a random stream of its own, seeded where it
-split off from its parent's, and a group's rows are assembled from its leaves in the
-order of their *paths* (the choices taken at each split), not in the order they ran.
-So the work may stop and go on later, in another process, with the same result.
-A :class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` (every branch
-reaches each fence after the point where it split off) whether to save its whole
-state (the rows done, every waiting branch with its engine snapshot, stream and path:
-:class:`qmk.execution.branches.ExecutionState`) and go on, or save it and stop.
-Asked to stop *now*, it rolls back the open REV segment of the running branch (the
-unitary micro-ops since its last irreversible one, undone by their adjoints in reverse
-order) and saves the state at the segment's start.
+split off from its parent's. A group's rows are assembled from its leaves in the order
+of their *paths* (the choices taken at each split), not in the order they ran. So the
+work may stop and go on later, in another process, with the same result. A
+:class:`Runner` asks its :class:`Control` at every ``FENCE_EPOCH`` whether to save its
+whole state and go on, or save it and stop. (Every branch reaches each fence after the
+point where it split off.) The state is the rows done and every waiting branch with its
+engine snapshot, stream and path (:class:`qmk.execution.branches.ExecutionState`).
+Asked to stop *now*, it rolls back the open REV segment of the running branch and saves
+the state at the segment's start. That segment is the unitary micro-ops since its last
+irreversible one, undone by their adjoints in reverse order.
 """
 
 from __future__ import annotations
@@ -63,23 +64,26 @@ REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 
 class MicroOp(msgspec.Struct, frozen=True, gc=False):
-    """One engine-level step: alloc, free, gate, meas, reset, cond (feed-forward), werner,
-    pauli (a Pauli channel on one or two qubits: ``params`` the probability of each Pauli,
-    identity first, as :func:`pauli_channel` makes it), calc (a run-time classical value
-    computed from the record), halt (stop the run) or fence (``epoch``: the number of the
-    epoch it opens, 1 for the first fence).
+    """One engine-level step of a run.
+
+    Its ``op`` is one of alloc, free, gate, meas, reset, cond (feed-forward), werner,
+    pauli, calc, halt or fence. A ``pauli`` is a Pauli channel on one or two qubits:
+    ``params`` the probability of each Pauli, identity first, as :func:`pauli_channel`
+    makes it. A ``calc`` is a run-time classical value computed from the record, and a
+    ``halt`` stops the run. A ``fence`` has ``epoch``: the number of the epoch it opens,
+    1 for the first fence.
 
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
     reads. A plan's steps become micro-ops (:func:`micro_ops`); so can any circuit a
     :class:`Runner` is to run (the neutral-atom emulator's).
 
-    Not tracked by the cyclic garbage collector (``gc=False``): it holds strings,
+    Not tracked by the cyclic garbage collector (``gc=False``). It holds strings,
     numbers, tuples of them, a node's guard (strings and numbers) and a ``CALC``'s
-    prepared expression (made and cached by :func:`qmk.qvm.classical.prepare` before
-    any micro-op, so it cannot hold one): nothing that can lead back to it, so it is in
-    no reference cycle. A kernel keeps a plan's micro-ops (:func:`noiseless_ops`, for the
-    router); tracked, a 100,000-node program's were 100,000 objects more for every full
+    prepared expression. That is made and cached by :func:`qmk.qvm.classical.prepare`
+    before any micro-op, so it cannot hold one. Nothing in it can lead back to it, so it
+    is in no reference cycle. A kernel keeps a plan's micro-ops (:func:`noiseless_ops`,
+    for the router). Tracked, they would be one object per node more for every full
     collection to walk."""
 
     kind: str
@@ -232,13 +236,13 @@ def observed(plan: Plan) -> Observed:
 class Observed:
     """A plan's micro-ops compiled once for a run, less what no record can see.
 
-    A unitary micro-op (gate or feed-forward Pauli) none of whose qubits is later
-    measured, split on (a reset, a mid-circuit free, a Werner draw) or touched by a
-    micro-op that is, cannot change any recorded event: it is dropped, and so is a
+    A unitary micro-op (gate or feed-forward Pauli) cannot change any recorded event when
+    none of its qubits is later measured, split on (a reset, a mid-circuit free, a Werner
+    draw) or touched by a micro-op that is. Such a micro-op is dropped, and so is a
     logical error there (:meth:`observable`). This is exact: what is never observed,
     directly or through later gates, changes no outcome's probability. Only unitary
-    micro-ops are dropped, so the draws of a run (splits, samples) are the ones it
-    made before and a program whose every gate is seen gives the same counts at a seed.
+    micro-ops are dropped, so the draws of a run (splits, samples) are the ones it made
+    before. A program whose every gate is seen gives the same counts at a seed.
     A program that measures nothing has no gate left: its shots are not simulated.
 
     :meth:`with_errors` gives a shot group's micro-ops by splicing its Paulis into the
@@ -326,12 +330,12 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     applied before sampling) or after all of them (unobservable, skipped), and
     unguarded ``calc``s, computed on the sampled rows (once per distinct input).
 
-    It never begins before the last fence: every ``FENCE_EPOCH`` is a pause point, so
-    every branch reaches every fence one micro-op at a time (a control is asked there,
-    and the engine state saved there is the state at that fence); only what follows
-    the last fence may be sampled at once. Fences with nothing but frees and fences
-    after them end the program: no work is left to pause before, so they do not hold
-    the terminal measurements back.
+    It never begins before the last fence. Every ``FENCE_EPOCH`` is a pause point, so
+    every branch reaches every fence one micro-op at a time: a control is asked there,
+    and the engine state saved there is the state at that fence. Only what follows the
+    last fence may be sampled at once. Fences with nothing but frees and fences after
+    them end the program: no work is left to pause before, so they do not hold the
+    terminal measurements back.
     """
     end = len(ops)
     while end > 0 and ops[end - 1].kind in ("free", "fence"):
@@ -477,12 +481,12 @@ class Runner:
         base: the error-free micro-ops of the groups' plan (None: no prefix reuse).
 
     **Noiseless prefix reuse** (``base`` given): a group's micro-ops up to its first
-    error (and before the first micro-op that is not an unguarded gate or alloc: no
-    measurement, split, fence or guard) are those of the error-free run, so its first
-    branch starts from a snapshot of the error-free state there (:class:`_Prefix`)
-    instead of from |0...0>. The groups run in the order of that cut (ties by index);
-    each keeps the streams of its index, so its rows do not depend on the order, and
-    the order is a function of the groups alone (a resumed run takes the same one).
+    error are those of the error-free run, up to the first micro-op that is not an
+    unguarded gate or alloc (no measurement, split, fence or guard). So its first branch
+    starts from a snapshot of the error-free state there (:class:`_Prefix`) instead of
+    from |0...0>. The groups run in the order of that cut (ties by index). Each keeps the
+    streams of its index, so its rows do not depend on the order. The order is a function
+    of the groups alone, so a resumed run takes the same one.
     """
 
     def __init__(

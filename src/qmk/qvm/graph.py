@@ -258,11 +258,12 @@ def gc_paused() -> Iterator[None]:
 
 def promote_young() -> None:
     """Move every object the collector tracks to its oldest generation without walking
-    any (a freeze and an unfreeze: two list splices). Call it as a pause of the
-    collector ends: what the paused pass built (a decoded request, a graph: trees, no
-    cycle to find) would otherwise be walked whole by the next young collection, the
-    interpreter held throughout (90 ms for the three million objects of a 15 MB device
-    job). Reference counting frees them as ever."""
+    any (a freeze and an unfreeze: two list splices).
+
+    Call it as a pause of the collector ends. What the paused pass built (a decoded
+    request, a graph: trees, no cycle to find) would otherwise be walked whole by the
+    next young collection, the interpreter held throughout (``docs/door.md`` has the
+    figures). Reference counting frees them as ever."""
     gc.freeze()
     gc.unfreeze()
 
@@ -605,10 +606,11 @@ def free_in_pieces(items: list[Any]) -> None:
 
 def free_value_in_pieces(value: Any) -> None:
     """Empty the lists and objects of decoded JSON ``value`` a few hundred entries at a
-    time (:data:`COMPACT_PIECE`), the biggest first: run in a thread once a request is
-    answered, it frees what a big request decoded to (the three million objects of a
-    15 MB device job, 50-100 ms with the interpreter held when freed in one call) while
-    the others run between pieces. ``value`` is emptied, whoever else holds it.
+    time (:data:`COMPACT_PIECE`), the biggest first.
+
+    Run in a thread once a request is answered, it frees what a big request decoded to
+    while the others run between pieces. Freed in one call, a big device job holds the
+    interpreter (``docs/door.md``). ``value`` is emptied, whoever else holds it.
 
     >>> job = {"hardware": {"positions": [[float(k), 0.0] for k in range(2000)]}}
     >>> free_value_in_pieces(job)

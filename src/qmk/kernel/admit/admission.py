@@ -1,37 +1,37 @@
 """Admission: every check of a submission, in order, before anything is stored.
 
-:meth:`Admission.read` reads a job's program, once, whatever its target and however it
-came (a submit's graph, a replay's or a restore's stored text): within the node cap
-before anything of it is built, on the tenant's CPU budget, off the event loop when it
-is big or a device job. :meth:`Admission.admit` then checks the values (shots, seed,
-policy), checks the session's capabilities against the program's (an audited decision),
-runs the entanglement firewall, and answers admission (the job's peak physical qubits
-against the machine's) and the quotas (logical qubits per tenant, ``max_queued_jobs``).
-A job larger than the largest module up, on a machine with two or more modules up, is
-placed over them with its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`),
-and the rewritten program passes the same checks.
-Only then does it build the :class:`~qmk.kernel.records.jobs.Job`, which the supervisor stores
-and queues.
+:meth:`Admission.read` reads a job's program once, whatever its target and however it
+came (a submit's graph, a replay's or a restore's stored text). It reads within the
+node cap before anything of it is built, on the tenant's CPU budget, and off the event
+loop when it is big or a device job. :meth:`Admission.admit` then checks the values
+(shots, seed, policy) and the session's capabilities against the program's (an audited
+decision). It runs the entanglement firewall and answers admission (the job's peak
+physical qubits against the machine's) and the quotas (logical qubits per tenant,
+``max_queued_jobs``). A job larger than the largest module up, on a machine with two or
+more modules up, is placed over them with its cross-module gates teleported
+(:mod:`qmk.kernel.admit.teleport`). The rewritten program passes the same checks. Only
+then does it build the :class:`~qmk.kernel.records.jobs.Job`, which the supervisor
+stores and queues.
 
 Each tenant's submits may have ``verify_nodes_per_s`` graph nodes read and verified a
 second (:meth:`Admission.charge`, a token bucket on the kernel's clock that holds one
-``max_graph_nodes`` graph): past it a submit is refused at once, before any reading,
-with ``QS1006`` and ``retry_after_s``. A refusal rather than a wait, so that a tenant
-pipelining big graphs holds neither memory nor a verification thread while it waits;
-one ``max_graph_nodes`` graph always fits in a full bucket, so a client that retries
-after ``retry_after_s`` gets in.
+``max_graph_nodes`` graph). Past it a submit is refused at once, before any reading,
+with ``QS1006`` and ``retry_after_s``. It is a refusal rather than a wait, so that a
+tenant pipelining big graphs holds neither memory nor a verification thread while it
+waits. One ``max_graph_nodes`` graph always fits in a full bucket, so a client that
+retries after ``retry_after_s`` gets in.
 
 Three caches make a program submitted again cheap: verified programs by graph text
-(:func:`qmk.kernel.records.programs.verified`), the physical-qubit figure of each (graph, options)
-and the firewall's answer of each (graph, tenant) when no channel is bound.
-A program submitted again with another seed (a bench's jobs, a user's sweep) takes more:
-the answer its last job's checks made (its policy with the program's hints, the firewall,
-the physics, the physical qubits, the run request but for its seed, the footprint) is kept
-by (graph text, tenant, target) and taken while the verified program, the parsed policy
-(kept by its JSON text), the configuration object, the calibrations ingested and the shots
-are those it was made from; the checks that depend on the moment (the priority, the
-session's capabilities, audited, the modules up, the quotas, the queue room, the CPU
-budget) run each time, in the full path's order, with its refusals.
+(:func:`qmk.kernel.records.programs.verified`), the physical-qubit figure of each (graph,
+options) and the firewall's answer of each (graph, tenant) when no channel is bound.
+A program submitted again with another seed (a bench's jobs, a user's sweep) takes more.
+The answer its last job's checks made is kept by (graph text, tenant, target): its
+policy with the program's hints, the firewall, the physics, the physical qubits, the
+run request but for its seed, the footprint. It is taken while the verified program,
+the parsed policy (kept by its JSON text), the configuration object, the calibrations
+ingested and the shots are those it was made from. The checks that depend on the moment
+run each time, in the full path's order, with its refusals: the priority, the session's
+capabilities (audited), the modules up, the quotas, the queue room, the CPU budget.
 """
 
 from __future__ import annotations
@@ -167,19 +167,20 @@ def _target(name: Any) -> TargetSpec:
 
 
 def _nodes_in(text: str) -> int:
-    """An upper bound on the nodes of compact graph JSON, without parsing it: each node
-    has one ``"op":`` key, and in a JSON string a quote is escaped, so nothing else
-    reads so (only an ``args`` object's own ``op`` key would, counted twice)."""
+    """An upper bound on the nodes of compact graph JSON, without parsing it.
+
+    Each node has one ``"op":`` key, and in a JSON string a quote is escaped, so nothing
+    else reads so. Only an ``args`` object's own ``op`` key would, counted twice."""
     return text.count('"op":')
 
 
 class Admission:
     """The submission checks of one kernel, with their caches.
 
-    A submit, a replay and a restore pass the same checks
-    (capabilities, audited; the firewall; the machine; quotas; queue room; the
-    verification rate) against the same caches (verified programs, firewall answers,
-    plans), which a split would have to share.
+    A submit, a replay and a restore pass the same checks against the same caches, which
+    a split would have to share. The checks: capabilities (audited), the firewall, the
+    machine, quotas, queue room, the verification rate. The caches: verified programs,
+    firewall answers, plans.
 
     Args:
         config: the kernel configuration (machine, tenants and their quotas).
@@ -234,19 +235,20 @@ class Admission:
         )
 
     async def read(self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET) -> Read:
-        """The one reader of a job's program, whatever its target and however it came: a
-        submit's graph (JSON data, or :class:`~qmk.qvm.graph.GraphText` as the wires
-        hand it), or a job's stored text (a ``str``: a replay's, a restore's).
+        """The one reader of a job's program, whatever its target and however it came.
 
-        Every program is bounded before anything of it is built: a QVM graph's nodes
-        within ``max_graph_nodes`` and taken from the tenant's ``verify_nodes_per_s``
-        (:meth:`charge`; a stored text's are not refused, only taken), a device job's
-        items within ``max_graph_nodes`` (its target's reading). Then it is read as its
-        target reads it, its CPU charged to the tenant: a small QVM graph on the event
-        loop (:meth:`~qmk.kernel.admit.budget.CpuBudget.on_loop`), a big one and every
-        program of another kind (a device job) in a thread (:attr:`cpu`: one program of a
-        tenant at a time, at most :data:`VERIFY_THREADS` at once), so that one tenant's
-        big submits neither freeze the kernel nor take every core.
+        It reads a submit's graph (JSON data, or :class:`~qmk.qvm.graph.GraphText` as
+        the wires hand it), or a job's stored text (a ``str``: a replay's, a restore's).
+        Every program is bounded before anything of it is built. A QVM graph's nodes
+        must be within ``max_graph_nodes`` and are taken from the tenant's
+        ``verify_nodes_per_s`` (:meth:`charge`; a stored text's are taken, not refused).
+        A device job's items must be within ``max_graph_nodes`` (its target's reading).
+        Then it is read as its target reads it, its CPU charged to the tenant. A small
+        QVM graph is read on the event loop (:meth:`~qmk.kernel.admit.budget.CpuBudget.on_loop`).
+        A big one, and every program of another kind (a device job), is read in a thread
+        (:attr:`cpu`: one program of a tenant at a time, at most :data:`VERIFY_THREADS`
+        at once). So one tenant's big submits neither freeze the kernel nor take every
+        core.
 
         Raises:
             InvalidArgument: no such target.
@@ -289,11 +291,11 @@ class Admission:
         return await self.cpu.run(tenant, work)
 
     async def _read_stored(self, tenant: str, text: str) -> Read:
-        """A stored graph's ``text``: its nodes (the kept program's, or counted in the
-        text, an upper bound: a count of a 99,990-node text is milliseconds on the event
-        loop at each refused replay) taken from the tenant's verification rate first,
-        then verified in a thread charged to its CPU budget, unless it is small. The text
-        is not parsed again: it is the compact JSON :meth:`admit` stored."""
+        """A stored graph's ``text``, its nodes taken from the tenant's verification rate
+        first. They are the kept program's, or an upper bound counted in the text, which
+        is cheap enough for the event loop at each refused replay. It is then verified in
+        a thread charged to its CPU budget, unless it is small. The text is not parsed
+        again: it is the compact JSON :meth:`admit` stored."""
         nodes = verified_nodes(text)  # a replay of a kept program: known, not counted
         if nodes is None:
             nodes = _nodes_in(text)
@@ -350,15 +352,15 @@ class Admission:
         """Check a submission whose program :meth:`read` read and build its job (not yet
         stored, not yet numbered).
 
-        ``target`` names the target that runs it (:mod:`qmk.execution.target`): the keys
+        ``target`` names the target that runs it (:mod:`qmk.execution.target`). The keys
         of ``policy`` that are its options go to the request's ``target_options``, and
         the target, asked to compile the program, refuses what it cannot honour. A
         target whose programs are not QVM graphs (the neutral-atom device's jobs) is
-        admitted by :meth:`_admit_own`. ``allowed``: the capability check that
-        allows the program is not a ``cap`` line of its own but kept there, for the job's
+        admitted by :meth:`_admit_own`. ``allowed``: the capability check that allows
+        the program is not a ``cap`` line of its own. It is kept there for the job's
         QUEUED line (:meth:`~qmk.kernel.running.supervisor.Supervisor.accept`), or
-        written by :meth:`write_allowed` if the submit is refused after it (a refusal is
-        its ``cap`` line at once, as without).
+        written by :meth:`write_allowed` if the submit is refused after it. A refusal is
+        its ``cap`` line at once, as without.
 
         Raises:
             InvalidArgument: ``shots``, ``seed``, ``policy`` or ``target`` out of range.
@@ -568,15 +570,16 @@ class Admission:
     async def _compiled(
         self, tenant: str, program: Any, request: RunRequest, entry: TargetSpec
     ) -> Footprint:
-        """The footprint of ``program`` compiled by its target for ``request``: its
-        physical qubits, and what it asks of the shared machine (what the target refuses
-        is a ``ProgramError`` with its code): on the loop for a small QVM program, in a
-        thread charged to ``tenant`` for a big one and for every program of a target
-        that reads its own (a device job: parsed, validated and scheduled there).
+        """The footprint of ``program`` compiled by its target for ``request``.
 
-        A small program's footprint is kept by its request less the seed (the request
-        names the program by its digest; no target's footprint reads the seed), for the
-        next job of that run: a job's own seed compiles nothing again."""
+        That is its physical qubits and what it asks of the shared machine; what the
+        target refuses is a ``ProgramError`` with its code. A small QVM program compiles
+        on the loop. A big one, and every program of a target that reads its own (a
+        device job: parsed, validated and scheduled there), compiles in a thread charged
+        to ``tenant``. A small program's footprint is kept by its request less the seed,
+        for the next job of that run: a job's own seed compiles nothing again. (The
+        request names the program by its digest, and no target's footprint reads the
+        seed.)"""
 
         def work() -> Footprint:
             try:
@@ -607,10 +610,10 @@ class Admission:
         through its target.
 
         In order: the capabilities the program needs (an audited decision: a device
-        job's ``CAP_DEVICE_NA``), the priority, the job compiled by its target in a
-        thread charged to the tenant (parsed, validated and scheduled on the device: a
+        job's ``CAP_DEVICE_NA``), then the priority. Then its target compiles the job in
+        a thread charged to the tenant: parsed, validated and scheduled on the device. A
         job it would refuse is refused now, with its code; a tenant names shipped presets
-        only), then the quotas from its footprint: ``max_atoms`` (the atoms it holds) and
+        only. Then the quotas from its footprint: ``max_atoms`` (the atoms it holds),
         ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
         and the artifact storage of a job that streams.
 
@@ -690,11 +693,11 @@ class Admission:
 
         On the logical machine (:attr:`TargetSpec.logical_machine`) the physics is the
         machine's as admit resolved it (``noise_model``, ``calibration``). A target with
-        physics of its own takes the policy's settings as given (it refuses those it
-        cannot honour), an unset qubit or profile the machine's for a QVM program (lattice
-        surgery's ``profile`` ``auto`` left for the target: the estimator's code
-        distance), the shipped ones for a program of its own (a device job, whose target
-        takes none)."""
+        physics of its own takes the policy's settings as given and refuses those it
+        cannot honour. An unset qubit or profile is the machine's for a QVM program
+        (lattice surgery's ``profile`` ``auto`` is left for the target: the estimator's
+        code distance). For a program of its own (a device job, whose target takes none)
+        it is the shipped ones."""
         machine = self.config.machine
         qvm = entry.program == "qvm"
         profile = policy.profile or (machine.profile if qvm else defaults.PROFILE)
@@ -799,7 +802,7 @@ class Admission:
         calibration: Any,
     ) -> int:
         """Peak physical qubits of the program under ``policy`` and its physics (cached
-        by graph text); refuses a program whose engine could not hold its state in a
+        by graph text). It refuses a program whose engine could not hold its state in a
         worker, and a calibration of the policy's that fits none of its qubits. A big
         program is planned in a thread, charged to ``tenant``'s CPU budget."""
         qubit = policy.qubit or self.config.machine.qubit
@@ -904,10 +907,10 @@ async def _span(
     calibration: Any,
 ) -> tuple[str, Any, dict[str, int], int]:
     """(:class:`Admission`'s, apart: a job that spans modules.) The program placed over
-    the modules up, its cross-module gates teleported
-    (:mod:`qmk.kernel.admit.teleport`), and checked again as a submitted one is: its
-    capabilities (an audited decision: its pairs need CAP_LINK), the firewall, the
-    tenant's ``max_channels`` (the pairs open at once) and its physical qubits.
+    the modules up, its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`).
+    It is checked again as a submitted one is: its capabilities (an audited decision:
+    its pairs need CAP_LINK), the firewall, the tenant's ``max_channels`` (the pairs
+    open at once) and its physical qubits.
 
     Raises:
         AdmissionError: no placement over the modules up holds it.
@@ -946,8 +949,8 @@ async def _span(
 
 
 def _check_worker_memory(config: KernelConfig, choice: Any, qubits: int) -> None:
-    """The engine the router chose holds ``qubits`` within a worker's memory cap (its
-    state and one working copy in :data:`WORKER_STATE_SHARE` of it): a 40-qubit
+    """The engine the router chose holds ``qubits`` within a worker's memory cap: its
+    state and one working copy in :data:`WORKER_STATE_SHARE` of it. So a 40-qubit
     statevector is refused at submit, not after it was queued and started."""
     from qmk.engines.registry import max_qubits
 

@@ -24,8 +24,8 @@ The model (``docs/machine.md`` states it with its formulas):
 - **Waits** are what a job's time exceeds its private-machine cycles, by cause: ``queue``
   (arrival to start), ``factory``, ``routing``, ``link``, ``decoder``, ``preempted``.
   Every wait but ``queue`` idles the job's patches: its idle logical error.
-- **Preemption** happens at a job's next fence: it stops there, its patches idle in
-  place (tiles held) or moved to its module's storage tiles (``storage_move_cycles``
+- **Preemption** happens at a job's next fence: it stops there. Its patches idle in
+  place (tiles held) or move to its module's storage tiles (``storage_move_cycles``
   each way, waits of ``preempted``; the tiles are freed). A stored job that resumes on
   another module migrates over the link: one Bell pair per logical qubit, at the link's
   share, plus its latency (a wait of ``link``).
@@ -132,9 +132,9 @@ class Scheduler:
         history: keep every change of each resource's use (:attr:`gauges`' traces), for
             a run of a workload that ends; a live kernel's scheduler keeps none.
         whole: a job's steps left that draw on nothing shared run as one event
-            (:meth:`_run_whole`), on a machine without a decoder limit; every record,
-            wait and figure is the one step by step (False: step by step, the
-            reference a test compares with).
+            (:meth:`_run_whole`), on a machine without a decoder limit. Every record,
+            wait and figure is the one step by step. False runs step by step: the
+            reference a test compares with.
     """
 
     def __init__(
@@ -580,10 +580,11 @@ class Scheduler:
     # ------------------------------------------------------------------ steps
 
     def _enter(self, job: MachineJob, *, stepped: bool = False) -> None:
-        """Load ``job``'s next step that takes time; stop at a fence it was asked to stop
-        at; end the job after its last step (``stepped``: a step's end led here, and the
-        job ends in the canonical order of ends, :meth:`_push_end`; else at once, at a
-        boundary); then share the resources it draws on."""
+        """Load ``job``'s next step that takes time, then share the resources it draws on.
+
+        Stop at a fence it was asked to stop at. End the job after its last step:
+        ``stepped`` says a step's end led here, and the job ends in the canonical order of
+        ends (:meth:`_push_end`); else it ends at once, at a boundary."""
         inject = job.inject
         while inject:
             step = inject[0]
@@ -679,8 +680,8 @@ class Scheduler:
 
     def _run_whole(self, job: MachineJob) -> None:
         """Run ``job``'s steps from its current one on, which draw on nothing shared, as
-        one event at the end their events give (:meth:`Timeline.run_from`): its end, in
-        the canonical order of ends (:meth:`_push_end`), as step by step. Nothing else
+        one event at the end their events give (:meth:`Timeline.run_from`). Its end comes
+        in the canonical order of ends (:meth:`_push_end`), as step by step. Nothing else
         reads where it is meanwhile but :meth:`remaining` (:meth:`_whole_done`) and a
         preemption at a fence (there is none ahead, or the policy preempts none)."""
         job.rate = 1.0 / job.c
@@ -690,10 +691,10 @@ class Scheduler:
         self._push_end(job.chain_end, "whole", job)
 
     def _whole_done(self, job: MachineJob, until: float = INF) -> None:
-        """``job``'s steps run whole ended now (or, ``until``: it goes on step by step
-        from then, :meth:`remaining`): the waits their rounding left, as step by step
-        (:meth:`_step_done`); then its end (or the step running at ``until`` loaded as
-        :meth:`_enter` loaded it, its end an event)."""
+        """``job``'s steps run whole ended now, or, with ``until``, it goes on step by step
+        from then (:meth:`remaining`). Record the waits their rounding left, as step by
+        step (:meth:`_step_done`). Then its end, or the step running at ``until``, loaded
+        as :meth:`_enter` loaded it, its end an event."""
         tl = job.tl
         job.chain_end = -1.0
         if until == INF and tl.exact_after[job.idx]:
@@ -714,9 +715,9 @@ class Scheduler:
         self._push(end, _EVENT, "step", job, job.version)
 
     def _push_end(self, time: float, kind: str, job: MachineJob) -> None:
-        """``job`` ends at ``time``: after the machine's own events of that time, before
-        the outside world's, and among the jobs ending then in arrival order (its seq in
-        place of the push order: the canonical order of ends, module docstring)."""
+        """``job`` ends at ``time``, after the machine's own events of that time and before
+        the outside world's. Among the jobs ending then it goes in arrival order: its seq
+        takes the place of the push order (the canonical order of ends, module docstring)."""
         heapq.heappush(self._heap, (time, _END, job.seq, kind, job, job.version))
 
     def _injected_done(self, job: MachineJob) -> None:

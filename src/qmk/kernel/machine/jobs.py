@@ -257,10 +257,10 @@ class Timeline:
     ) -> tuple[list[tuple[int, float]], tuple[int, float, float] | None]:
         """The steps from ``index`` on, run as :meth:`run_from` runs them from ``start``.
 
-        Of those that end by ``until``: each whose time exceeds its repetitions at its
-        rate by a rounding, and by how much (the wait the scheduler records at that
-        step's end, step by step). Then the step running at ``until``, its start and end
-        (None: every step ended by then).
+        It returns, of those that end by ``until``, each whose time exceeds its
+        repetitions at its rate by a rounding, and by how much: the wait the scheduler
+        records at that step's end, step by step. Then the step running at ``until``, its
+        start and end (None: every step ended by then).
 
         >>> from qmk.execution.footprint import Footprint, Step
         >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
@@ -542,10 +542,11 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def idle_after(self, footprint: Footprint) -> dict[str, float]:
-        """Its waits as idle cycles after the program's nodes: a wait at step ``i`` falls
-        after the node of the last step before ``i`` that names one (a wait before any
-        named node falls before the program's qubits live, and is dropped), in program
-        order.
+        """Its waits as idle cycles after the program's nodes, in program order.
+
+        A wait at step ``i`` falls after the node of the last step before ``i`` that names
+        one. A wait before any named node falls before the program's qubits live, and is
+        dropped.
 
         >>> from qmk.execution.footprint import Footprint, Step
         >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,

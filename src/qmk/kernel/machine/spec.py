@@ -5,21 +5,21 @@ between them and the decoder, as plain numbers the scheduler reads.
 table (and ``[faults]``, whose link and decoder figures it reads where ``[machine]``
 gives none). Every number comes from one place:
 
-- the code and distance from ``machine.profile``; a tile's physical qubits, the logical
-  cycle time and the logical error rate per patch and cycle from the estimator's patch
-  (:func:`qmk.estimate.tfactory.make_patch`, as ``qmk plan --layout`` sizes tiles);
+- the code and distance from ``machine.profile``. A tile's physical qubits, the logical
+  cycle time and the logical error rate per patch and cycle come from the estimator's
+  patch (:func:`qmk.estimate.tfactory.make_patch`, as ``qmk plan --layout`` sizes tiles).
 - each module's factories from ``[machine.factory]``: its ``protocol``'s published
   figures (:mod:`~qmk.kernel.machine.factories`: the estimator's, Litinski's 15-to-1,
-  cultivation), each key given overriding the protocol's, ``factory_share`` of the
-  module's qubits in copies of it;
+  cultivation). Each key given overrides the protocol's, and ``factory_share`` of the
+  module's qubits goes to copies of it.
 - the tiles left when the factories and storage are taken. One is a routing row, the
   bus that carries states from the factories: ``routing_lanes`` states a cycle, one a
   bus tile by default, cut into ``routing_segments`` stretches each shared by the jobs
   beside it. The rest are the tiles jobs are placed on (their patches and their own
-  routing, in ``machine.block``, as ``qmk plan --layout`` draws a block);
-- links from ``[machine.links]`` or ``[faults]`` ``link_latency_ns``/``link_fidelity``;
-  decoder capacity from ``decoder_bits_per_cycle`` or ``[faults]``
-  ``decoder_capacity_bits_per_s``; a tile's syndrome stream from
+  routing, in ``machine.block``, as ``qmk plan --layout`` draws a block).
+- links from ``[machine.links]`` or ``[faults]`` ``link_latency_ns``/``link_fidelity``.
+  Decoder capacity from ``decoder_bits_per_cycle`` or ``[faults]``
+  ``decoder_capacity_bits_per_s``. A tile's syndrome stream from
   :func:`qmk.qec.logical.syndrome_bits_per_round`.
 
 Tests and experiments build a :class:`MachineSpec` by hand with small numbers.
@@ -232,9 +232,9 @@ class MachineSpec:
 
         The floorplan is derived as this one was (every other key of :attr:`table` as it
         is). It must have a module of ``tiles`` job tiles or more, and T factories if
-        ``factory``, and of ``module_qubits`` physical qubits or more (a job's peak
-        physical qubits, which admission counts per module). None when no number of
-        qubits gives one: a machine built by hand, ``factory_share`` 0 or
+        ``factory``. The module must have ``module_qubits`` physical qubits or more (a
+        job's peak physical qubits, which admission counts per module). None when no
+        number of qubits gives one: a machine built by hand, ``factory_share`` 0 or
         ``factory.copies`` 0 and a factory needed, or every qubit given to factories.
 
         >>> from qmk.kernel.config import config_from_dict
@@ -262,11 +262,12 @@ class MachineSpec:
         self, tiles: int, *, factory: bool, module_qubits: int = 0
     ) -> tuple[str, int | None]:
         """What to raise in ``[machine]`` so that one module holds a job of ``tiles`` job
-        tiles (and a T factory if ``factory``, and ``module_qubits`` physical qubits), as
-        the clause a refusal ends with, and the least ``physical_qubits`` that does
-        (:meth:`qubits_to_hold`; None: no number of qubits does). ``("", None)`` for a
-        machine built by hand. The one rule behind both refusals of a job too big for the
-        machine: admission's (its physical qubits) and the floorplan's (its tiles).
+        tiles (and a T factory if ``factory``, and ``module_qubits`` physical qubits).
+
+        It returns the clause a refusal ends with, and the least ``physical_qubits`` that
+        does (:meth:`qubits_to_hold`; None: no number of qubits does); ``("", None)`` for
+        a machine built by hand. It is the one rule behind both refusals of a job too big
+        for the machine: admission's (its physical qubits) and the floorplan's (its tiles).
 
         >>> from qmk.kernel.config import config_from_dict
         >>> small = config_machine(config_from_dict({"machine": {"physical_qubits": 5000}}))

@@ -6,19 +6,19 @@
      "state": "RUNNING", "prev": "<sha256 hex>", "mac2": "<hmac hex>"}
 
 ``seq`` counts lines from 1; ``prev`` is the chain hash of the previous line (64 zeros on
-line 1); a line's MAC is its last member, whose name says the line's format
+line 1). A line's MAC is its last member, whose name says the line's format
 (:data:`LINE_FORMATS`). A line's *body* is its text without that member: the record's
 compact JSON, ``prev`` last.
 
 - **Format 2** (``mac2``, what the kernel writes): the body is hashed once, ``h =
   SHA-256(body)``, and that is the line's chain hash, the next line's ``prev``. The last
   line of each write (:meth:`AuditLog.flush`: the lines of a group commit) ends with
-  ``mac2``, HMAC-SHA256 of its ``h`` (the 32 bytes) under the key ``derive(secret,
-  "audit-line")`` (:func:`qmk.kernel.security.seals.derive`); the lines before it in the
-  write carry none (their body is the whole line). ``h`` holds ``prev``, so that MAC
-  signs every line of the write through the chain. One pass of SHA-256 a line, one MAC
-  a write. A log whose last lines carry no MAC was cut short inside a write (a crash),
-  or had lines added without the secret.
+  ``mac2``. That is HMAC-SHA256 of its ``h`` (the 32 bytes) under the key
+  ``derive(secret, "audit-line")`` (:func:`qmk.kernel.security.seals.derive`). The
+  lines before it in the write carry none (their body is the whole line). ``h`` holds
+  ``prev``, so that MAC signs every line of the write through the chain. One pass of
+  SHA-256 a line, one MAC a write. A log whose last lines carry no MAC was cut short
+  inside a write (a crash), or had lines added without the secret.
 - **Format 1** (``mac``, an older kernel's): ``mac`` is HMAC-SHA256 of the body under
   the kernel secret, and the chain hash is the SHA-256 of the whole line: two passes.
   The log is append-only and chained, so such lines stay as they were written and
@@ -37,13 +37,12 @@ each database commit) in the job database.
 - a removed tail up to the head the database recorded (fewer lines than the head's seq,
   or a different last hash).
 
-Lines
-written after the last database commit are not covered by the head, so losing exactly
-those cannot be told from a crash. An attacker who holds the kernel secret and the
-database can rewrite everything; the log defends against anyone who holds neither.
-An edit of a line that carries no MAC is found by the next line's ``prev``, or, where the
-chain was made again after it, by the MAC that ends its write (whose first line is then
-named: any line of that write may be the one edited).
+Lines written after the last database commit are not covered by the head, so losing
+exactly those cannot be told from a crash. An attacker who holds the kernel secret and
+the database can rewrite everything; the log defends against anyone who holds neither.
+An edit of a line that carries no MAC is found by the next line's ``prev``. Where the
+chain was made again after it, the MAC that ends its write finds it; the write's first
+line is then named, since any line of that write may be the one edited.
 """
 
 from __future__ import annotations
@@ -111,10 +110,11 @@ class AuditKeys:
 
 
 def split_line(line: bytes) -> tuple[int, bytes, bytes] | None:
-    """(format, body, MAC in hex) of one line (without its newline), or None when it does
-    not end with a MAC member of a known format (a line of format 2 inside a write,
-    whose body is the whole line). The body is the line's text without that member (the
-    record's JSON as the kernel encoded it before adding the MAC).
+    """(format, body, MAC in hex) of one line (without its newline).
+
+    None when it does not end with a MAC member of a known format: a line of format 2
+    inside a write, whose body is the whole line. The body is the line's text without
+    that member: the record's JSON as the kernel encoded it before adding the MAC.
 
     >>> split_line(b'{"seq":1,"prev":"p","mac2":"' + b"a" * 64 + b'"}')[:2]
     (2, b'{"seq":1,"prev":"p"}')
@@ -128,10 +128,12 @@ def split_line(line: bytes) -> tuple[int, bytes, bytes] | None:
 
 
 def read_line(line: bytes, keys: AuditKeys | None) -> tuple[str, bool | None]:
-    """(chain hash, signed) of one line (without its newline): the hash the next line's
-    ``prev`` holds, and whether its MAC is the one its format makes of its body under
-    ``keys`` (None without keys, or for a line that carries no MAC). One pass of SHA-256
-    for a line of format 2, as it was written.
+    """(chain hash, signed) of one line (without its newline).
+
+    The chain hash is what the next line's ``prev`` holds. ``signed`` says whether its
+    MAC is the one its format makes of its body under ``keys``: None without keys, or
+    for a line that carries no MAC. A line of format 2 takes one pass of SHA-256, as it
+    was written.
 
     >>> keys, body = AuditKeys(b"s" * 32), b'{"seq":1,"prev":"p"}'
     >>> line = body[:-1] + b',"mac":"' + keys.v1.hexdigest(body).encode() + b'"}'
@@ -153,9 +155,10 @@ def read_line(line: bytes, keys: AuditKeys | None) -> tuple[str, bool | None]:
 
 
 def chain_hash(line: bytes) -> str:
-    """What the next line's ``prev`` holds for ``line`` (without its newline): the
-    SHA-256 of its body for format 2 (of the whole line where it carries no MAC), of the
-    whole line for format 1."""
+    """What the next line's ``prev`` holds for ``line`` (without its newline).
+
+    For format 2 it is the SHA-256 of its body (of the whole line where it carries no
+    MAC); for format 1, of the whole line."""
     return read_line(line, None)[0]
 
 
@@ -191,14 +194,16 @@ def _line_bytes(record: dict[str, Any]) -> bytes:
 
 
 def _encode_line(record: dict[str, Any]) -> str:
-    """A record's line: compact JSON, ASCII only (other characters escaped), a value of
-    a type JSON does not have written as msgspec writes it (an array for a set) or else
-    as its ``str``. msgspec writes it, several times faster than :mod:`json`'s C
-    encoder; a line with other than ASCII goes to :mod:`json` for its escapes. The text
-    differs from :mod:`json`'s only in how a float that needs an exponent is spelt
-    (``1e-05`` by :mod:`json`, ``0.00001`` or ``1e-7`` by msgspec: the same value read
-    back) and in a NaN or infinity (``NaN`` by :mod:`json`, which is not JSON;
-    ``null``). The MAC and the chain cover the text as written, whichever wrote it.
+    """A record's line: compact JSON, ASCII only (other characters escaped).
+
+    A value of a type JSON does not have is written as msgspec writes it (an array for a
+    set), or else as its ``str``. msgspec writes the line, since it is much faster than
+    :mod:`json`'s C encoder; a line with other than ASCII goes to :mod:`json` for its
+    escapes. The text differs from :mod:`json`'s only in how a float that needs an
+    exponent is spelt (``1e-05`` by :mod:`json`, ``0.00001`` or ``1e-7`` by msgspec: the
+    same value read back). A NaN or infinity differs too: :mod:`json` writes ``NaN``,
+    which is not JSON, and msgspec ``null``. The MAC and the chain cover the text as
+    written, whichever wrote it.
 
     >>> print(_encode_line({"seq": 1, "event": "job", "tenant": "álice", "ts": 1.5}))
     {"seq":1,"event":"job","tenant":"\\u00e1lice","ts":1.5}
@@ -257,12 +262,14 @@ class AuditLog:
         self, event: str, head: Mapping[str, Any], run: msgspec.Struct, tail: Mapping[str, Any]
     ) -> None:
         """Queue one line of ``head``'s fields, then ``run``'s (a struct's, by their JSON
-        names), then ``tail``'s: the very line :meth:`append` writes of those fields made
-        plain data and merged (no name in two of them), its bytes encoded from the
-        struct itself. The struct is made plain data only for :attr:`listeners`, when
-        there are some (:attr:`head_listeners` get ``head`` and ``tail``'s fields).
-        A completed job's line: its head, its run request, its attestation's other
-        fields (:mod:`qmk.kernel.security.attest`)."""
+        names), then ``tail``'s.
+
+        It is the very line :meth:`append` writes of those fields made plain data and
+        merged (no name in two of them), but its bytes are encoded from the struct
+        itself. The struct is made plain data only for :attr:`listeners`, when there are
+        some (:attr:`head_listeners` get ``head`` and ``tail``'s fields). A completed
+        job's line is its head, its run request, and its attestation's other fields
+        (:mod:`qmk.kernel.security.attest`)."""
         self.seq += 1
         record = {"seq": self.seq, "ts": round(time.time() * 1e6) / 1e6, "event": event, **head}
         after = {**tail, "prev": self.head}
@@ -321,9 +328,11 @@ class AuditLog:
         return bool(self._pending)
 
     def flush(self) -> tuple[int, str, int]:
-        """Write the queued lines with one ``write`` call, the last ending with the MAC
-        of its hash (which signs them all through the chain); return the chain head (seq,
-        hash, and the byte offset its line starts at, for the checks at start)."""
+        """Write the queued lines with one ``write`` call and return the chain head.
+
+        The last line ends with the MAC of its hash, which signs them all through the
+        chain. The head is the seq, the hash, and the byte offset its line starts at (for
+        the checks at start)."""
         if self._pending:
             pending = self._pending
             mac = self._mac.hexdigest(self._last).encode()
@@ -425,11 +434,12 @@ def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -
 
 
 def cut_unsigned_tail(path: Path, after: int) -> int:
-    """Cut the lines at the end of the log at ``path`` that no MAC ends, when they lie
-    past the line that starts at byte ``after``; the bytes cut. (``after`` is the head the
-    database committed; such lines are what a crash inside a write leaves, as a torn
-    line is.) A run that reaches back to that line is left for the checks, which find
-    it.
+    """Cut the lines at the end of the log at ``path`` that no MAC ends; return the bytes
+    cut.
+
+    They are cut only when they lie past the line that starts at byte ``after``, the head
+    the database committed. Such lines are what a crash inside a write leaves, as a torn
+    line is. A run that reaches back to that line is left for the checks, which find it.
 
     >>> import tempfile
     >>> log = Path(tempfile.mkdtemp()) / "audit.log"

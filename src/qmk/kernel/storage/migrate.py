@@ -1,77 +1,80 @@
 """Bring a data directory an older kernel wrote forward: ``qmk admin migrate DATA_DIR``.
 
 The kernel reads one format of its database (:data:`qmk.kernel.storage.store.SCHEMA_VERSION`)
-and one form of ``attest`` line; it refuses an older database (``QK105
+and one form of ``attest`` line. It refuses an older database (``QK105
 data-dir-outdated``) instead of keeping a reader for every format it once wrote. This
-module is the one place that knows those older forms, and rewrites them once, with no
+module is the one place that knows those older forms. It rewrites them once, with no
 kernel holding the directory (it takes the data directory's lock):
 
-- **columns** a kernel added to ``jobs``, ``attempts`` and ``checkpoints`` since the first
-  format, added (null), with the indexes on them; a stored result's size
-  (``result_bytes``) and index (``result_meta``) where an older kernel kept neither;
-- **tables** added since (format 3: ``triggers`` and ``trigger_runs``, the workflow
-  triggers of :mod:`qmk.kernel.running.triggers`), created empty;
-- **graphs kept per job** (``job_graphs``, before big graphs were kept once per tenant and
-  text in ``graph_texts``) moved under their digest, and that table dropped; a graph kept
-  apart as its text (formats 4 and before) packed as format 5 keeps it
-  (:func:`~qmk.kernel.storage.store.pack_graph`);
+- **columns** a kernel added to ``jobs``, ``attempts`` and ``checkpoints`` since the
+  first format are added (null), with the indexes on them. So are a stored result's
+  size (``result_bytes``) and index (``result_meta``) where an older kernel kept neither.
+- **tables** added since are created empty (format 3: ``triggers`` and
+  ``trigger_runs``, the workflow triggers of :mod:`qmk.kernel.running.triggers`).
+- **graphs kept per job** (``job_graphs``, from before big graphs were kept once per
+  tenant and text in ``graph_texts``) move under their digest, and that table is
+  dropped. A graph kept apart as its text (formats 4 and before) is packed as format 5
+  keeps it (:func:`~qmk.kernel.storage.store.pack_graph`).
 - **indexes and tables written per job** (format 6): the index of every job's state
-  (``jobs_state``) and of the usage rows' jobs (``usage_job``) dropped, the jobs not ended
-  indexed (``jobs_active``), ``meta`` made again without rowids, its rows kept; the
-  ``usage`` table made again (format 7) with each row's job's sequence number
-  (``job_seq``) and keyed by it (``usage_of_job``), not by its ``usage_id``, its rows and
-  rowids kept;
+  (``jobs_state``) and of the usage rows' jobs (``usage_job``) are dropped, and the jobs
+  not ended are indexed (``jobs_active``). ``meta`` is made again without rowids, its
+  rows kept. The ``usage`` table is made again (format 7) with each row's job's sequence
+  number (``job_seq``), keyed by it (``usage_of_job``) rather than by its ``usage_id``;
+  its rows and rowids are kept.
 - **results' indexes** (format 8): a stored result's index (``result_meta``) no longer
-  repeats the result's head (:func:`~qmk.kernel.storage.store.meta_text`); those an older
-  kernel wrote with it read as they are (their seals cover them as written), so no row is
-  rewritten: the format's number says a kernel of format 7, which reads the head from the
-  index, must not open the directory; the indexes this module writes (a result indexed or
-  a device result rewritten) are of format 8. A tenant's jobs are indexed by their
-  submission order (``jobs_tenant``), the index of their states dropped
-  (``jobs_tenant_state``);
+  repeats the result's head (:func:`~qmk.kernel.storage.store.meta_text`). Those an
+  older kernel wrote with it read as they are (their seals cover them as written), so no
+  row is rewritten. The format's number says that a kernel of format 7, which reads the
+  head from the index, must not open the directory. The indexes this module writes (a
+  result indexed or a device result rewritten) are of format 8. A tenant's jobs are
+  indexed by their submission order (``jobs_tenant``), and the index of their states is
+  dropped (``jobs_tenant_state``).
 - **device jobs and policies of before targets** (format 1 and before): every stored
-  policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a policy
-  no longer has, and a device job's stored program was ``{"job": wire job,
+  policy had a ``device`` key (null, or ``"neutral-atom"`` for a device job) that a
+  policy no longer has. A device job's stored program was ``{"job": wire job,
   "strict_timing": bool, "stream": spec}``. The key is dropped from each job's policy and
-  run request; a device job becomes a job of the ``neutral-atom`` target as today's
-  admission stores one: its program the wire job itself, ``strict_timing`` (when true) and
-  ``stream`` its ``target_options``, its ``program_digest`` that of the new text;
-- **run requests**: a job stored before jobs kept theirs gets the request an older kernel
-  ran it with, built from its graph, shots, seed and policy and, where the policy names
-  none, the machine's physics (the ``[machine]`` of the kernel's config: ``--config``);
+  run request. A device job becomes a job of the ``neutral-atom`` target as today's
+  admission stores one. Its program is the wire job itself, ``strict_timing`` (when
+  true) and ``stream`` are its ``target_options``, and its ``program_digest`` is that of
+  the new text.
+- **run requests**: a job stored before jobs kept theirs gets the request an older
+  kernel ran it with. It is built from its graph, shots, seed and policy and, where the
+  policy names none, the machine's physics (the ``[machine]`` of the kernel's config:
+  ``--config``).
 - **seals**: every stored result carries its seal (format 4). A result an older kernel
-  stored without one is sealed, under the kernel secret: every result of a database
-  written before results were sealed, and in formats 2 and 3, those of the jobs before the
-  first one whose result had to carry a seal (its ``result_seals_from`` record, checked
-  against its HMAC; the record is then dropped). A result after it without its seal lost
-  it to an edit: it stays unsealed, and is served as ``QK308 result-tampered``;
+  stored without one is sealed, under the kernel secret. That is every result of a
+  database written before results were sealed. In formats 2 and 3, it is those of the
+  jobs before the first one whose result had to carry a seal (its ``result_seals_from``
+  record, checked against its HMAC; the record is then dropped). A result after it
+  without its seal lost it to an edit. It stays unsealed, and is served as ``QK308
+  result-tampered``.
 - **programs' seals** (format 9): every job's stored program carries its seal
   (:func:`~qmk.kernel.security.seals.program_seal`). A program stored without one is
   sealed under the kernel secret where its text is the one its run request names (its
-  ``program_digest``); one that is not stays unsealed, and is refused as ``QK310
-  program-tampered``;
+  ``program_digest``). One that is not stays unsealed, and is refused as ``QK310
+  program-tampered``.
 - **device results of before targets**: a device job's result was the device's own
-  (``Result.to_json``: ``device_id``, ``status``, its counts and telemetry at the top); a
-  job of the ``neutral-atom`` target's is the one result every target returns
+  (``Result.to_json``: ``device_id``, ``status``, its counts and telemetry at the top).
+  A job of the ``neutral-atom`` target's is the one result every target returns
   (``RunResult.to_json``: ``engine``, ``events``, ``target``, the device's under
   ``device``). Each such result whose seal holds is rewritten in today's form
-  (:func:`~qmk.devices.neutral_atom.target.stored_device_result`) and sealed again, and an
-  audit line (``migrate``, with the job and its ``stored_sha256``) records the new text, as
-  a COMPLETED line records a result; one whose seal fails is left as it is (``QK308``).
-  This step runs on a directory of any format (a directory an earlier ``qmk admin
-  migrate`` brought to format 4 still had them);
+  (:func:`~qmk.devices.neutral_atom.target.stored_device_result`) and sealed again. An
+  audit line (``migrate``, with the job and its ``stored_sha256``) records the new text,
+  as a COMPLETED line records a result. One whose seal fails is left as it is
+  (``QK308``). This step runs on a directory of any format, since a directory an earlier
+  ``qmk admin migrate`` brought to format 4 still had them.
 - **the audit head's offset**: a database that records the chain head without the byte
   offset of its line has it found (the log's lines counted) for the data directory's
-  checks, and written with the head this module commits;
-- **attest lines** written before run requests (a ``graph_sha256`` of the rewritten graph
-  where a run request has ``program_digest``, the digest of the graph as submitted): the
-  audit log is append-only and hash-chained, so each such line stays as it is and a new
-  ``attest`` line of the same job follows it, with the run request the old one records
-  (``migrated_from``: the old line's ``seq``); :func:`~qmk.kernel.security.attest.find_attestation`
-  finds the newest, and replay reads it like any other. When the stored graph is not the
-  one the old line attests, the new line keeps the old digest, so replay says so. A line
-  of a run request whose policy has the ``device`` key of before targets is followed the
-  same way by one without it.
+  checks. It is written with the head this module commits.
+- **attest lines** written before run requests hold a ``graph_sha256`` of the rewritten
+  graph, where a run request has ``program_digest``, the digest of the graph as
+  submitted. The audit log is append-only and hash-chained, so each such line stays as
+  it is. A new ``attest`` line of the same job follows it, with the run request the old
+  one records (``migrated_from``: the old line's ``seq``).
+  :func:`~qmk.kernel.security.attest.find_attestation` finds the newest, and replay reads
+  it like any other. When the stored graph is not the one the old line attests, the new
+  line keeps the old digest, so replay says so. A line of a run request whose policy has
+  the ``device`` key of before targets is followed the same way by one without it.
 
 It ends with a ``migrate`` audit line, the chain head committed, and the format number
 written. Running it again on a current directory changes nothing.
@@ -413,8 +416,8 @@ def _index_results(db: sqlite3.Connection) -> int:
 
 def _seals_from(db: sqlite3.Connection, key: bytes) -> int:
     """The first job sequence number whose result had to carry a seal, as a kernel of
-    format 2 or 3 recorded it (``result_seals_from``: the number and its HMAC), the record
-    then dropped; 0 (none may be sealed here) without one, or when its HMAC fails."""
+    format 2 or 3 recorded it (``result_seals_from``: the number and its HMAC). The record
+    is then dropped. 0 (none may be sealed here) without one, or when its HMAC fails."""
     row = _named(db, "SELECT value FROM meta WHERE key=?", (_SEALS_FROM,)).fetchone()
     db.execute("DELETE FROM meta WHERE key=?", (_SEALS_FROM,))
     first, _, mac = ("" if row is None else str(row["value"])).partition(":")
@@ -552,8 +555,8 @@ def _graph_of(db: sqlite3.Connection, job_id: str) -> str | None:
 
 
 def _seal_programs(db: sqlite3.Connection, key: bytes) -> int:
-    """Format 9: the program of each job stored without its seal sealed under the kernel
-    secret, where its text is the one its run request names (its ``program_digest``); a
+    """Format 9: the program of each job stored without its seal, sealed under the kernel
+    secret where its text is the one its run request names (its ``program_digest``). A
     text that is not (edited before the migration), or does not unpack, stays unsealed
     and is refused as ``QK310 program-tampered``."""
     sealer = KeyedMac(key)
@@ -578,8 +581,8 @@ def _seal_programs(db: sqlite3.Connection, key: bytes) -> int:
 
 def _before_targets(db: sqlite3.Connection) -> tuple[int, int]:
     """Policies and run requests of before targets without their ``device`` key, and
-    device jobs as jobs of the neutral-atom target (the module docstring): how many rows
-    changed, and how many of them were device jobs.
+    device jobs as jobs of the neutral-atom target (the module docstring). Returns how
+    many rows changed, and how many of them were device jobs.
 
     Raises:
         DataDirError: ``QK103`` a policy names a device no kernel wrote, or a device
@@ -679,9 +682,9 @@ def _set_graph(db: sqlite3.Connection, job_id: str, text: str) -> None:
 
 
 def _build_requests(db: sqlite3.Connection, physics: Mapping[str, Any]) -> int:
-    """The run request of each job stored without one: its graph, shots, seed and
-    policy, and the machine's ``physics`` where the policy names none (what the kernel
-    that stored it ran it with)."""
+    """The run request of each job stored without one, as the kernel that stored it ran
+    it: its graph, shots, seed and policy, and the machine's ``physics`` where the policy
+    names none."""
     rows = db.execute(
         "SELECT job_id, shots, seed, policy FROM jobs WHERE request IS NULL"
     ).fetchall()
@@ -747,9 +750,9 @@ def _without_device(record: Mapping[str, Any]) -> dict[str, Any]:
 def _brought_forward(
     db: sqlite3.Connection, job_id: str, record: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The fields of today's attest line for an older one: the run request it records
-    (its ``graph_sha256`` was of the rewritten graph; the request's ``program_digest`` is
-    of the graph as submitted, the one stored), then what it ran and gave."""
+    """The fields of today's attest line for an older one: the run request it records,
+    then what it ran and gave. (Its ``graph_sha256`` was of the rewritten graph; the
+    request's ``program_digest`` is of the graph as submitted, the one stored.)"""
     from qmk.qec.logical import Calibration
     from qmk.qec.params import QubitParams
 
