@@ -166,3 +166,34 @@ def test_qmk_submit_a_program_to_the_device_runs_on_every_wire(server, monkeypat
         done = client.q_wait(accepted.job_id, 120_000)
     assert done.state == "COMPLETED", done.error
     assert done.result["counts"] == device_counts(120, 9)
+
+
+def test_qmk_submit_a_stim_circuit_runs_on_the_stim_target_as_qmk_run_does(
+    server, monkeypatch, tmp_path
+) -> None:
+    import stim
+
+    import qmk as qmk_package
+
+    circuit = stim.Circuit.generated(
+        "repetition_code:memory", distance=3, rounds=3, after_clifford_depolarization=0.02
+    )
+    path = tmp_path / "memory.stim"
+    path.write_text(str(circuit))
+    argv = ("submit", str(path), "--decode", "--shots", "2000", "--seed", "6")
+    done = cli(server, monkeypatch, *argv)
+    assert done["state"] == "COMPLETED", done["error"]
+    here = qmk_package.run(str(path), shots=2000, seed=6, target_options={"decode": True})
+    assert done["result"]["target"] == "stim"
+    assert done["result"]["counts"] == dict(here.counts)
+    decoded = here.details["decode"]
+    assert done["result"]["decode"]["logical_errors"] == decoded["logical_errors"]
+
+
+def test_qmk_submit_of_a_stim_option_to_another_target_is_refused(server, monkeypatch) -> None:
+    monkeypatch.setenv("QMK_SOCKET", str(server.socket))
+    monkeypatch.setenv("QMK_TENANT", "dave")
+    monkeypatch.setenv("QMK_KEY", DAVE["key"])
+    code, out, err = qmk("submit", str(BELL_QASM), "--detectors", "--wait")
+    assert code == 1, (out, err)  # the kernel refuses it: the logical target has no such key
+    assert err.startswith("QS1012 ") and "policy.detectors" in err and err.count("\n") == 1

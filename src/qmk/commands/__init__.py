@@ -210,6 +210,36 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
         )
 
 
+def is_stim_source(args: argparse.Namespace) -> bool:
+    """Whether the command's FILE is a stim circuit (``--format stim``, or a ``.stim``
+    file with no ``--format``): its own target's program, not lowered to QVM."""
+    given = getattr(args, "format", None)
+    return given == "stim" or (given is None and str(args.file).lower().endswith(".stim"))
+
+
+def stim_options(sub: argparse.ArgumentParser) -> None:
+    """``--detectors`` and ``--decode``: the ``stim`` target's options (another target
+    refuses them, ``QM102``)."""
+    sub.add_argument(
+        "--detectors",
+        action="store_true",
+        help="with a stim circuit: a shot is its detection events then its observables' "
+        "flips (stim's detector sampler), in place of its measurement record",
+    )
+    sub.add_argument(
+        "--decode",
+        action="store_true",
+        help="with a stim circuit: also decode its detection events by matching (pymatching, "
+        "on the circuit's detector error model) and give each observable's logical error "
+        "rate",
+    )
+
+
+def stim_given(args: argparse.Namespace) -> dict[str, bool]:
+    """The ``stim`` target's options the command line gives."""
+    return {key: True for key in ("detectors", "decode") if getattr(args, key, False)}
+
+
 def register_all(add: AddCommand) -> None:
     """Let every module in :data:`MODULES` add its subcommands."""
     for name in MODULES:

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from qmk import defaults
 from qmk.commands import (
     AddCommand,
+    is_stim_source,
     limits_of,
     outcome_lines,
     plural,
@@ -26,6 +27,8 @@ from qmk.commands import (
     seed_arg,
     shots_arg,
     source_options,
+    stim_given,
+    stim_options,
 )
 
 
@@ -117,7 +120,7 @@ def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise CommandError.of(
             "bad-option", "--lattice-surgery and --device name two targets: give one"
         )
-    stim = args.format == "stim" or (args.format is None and args.file.lower().endswith(".stim"))
+    stim = is_stim_source(args)
     name = (
         "lattice-surgery"
         if args.lattice_surgery
@@ -132,10 +135,9 @@ def _target(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         "preset": args.device,
         "routing": None if args.routing == "auto" else args.routing,
         "configuration": args.configuration,
-        "detectors": args.detectors or None,
-        "decode": args.decode or None,
     }
-    return name, {key: value for key, value in given.items() if value is not None}
+    options = {key: value for key, value in given.items() if value is not None}
+    return name, {**options, **stim_given(args)}
 
 
 def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
@@ -566,19 +568,7 @@ def register(add: AddCommand) -> None:
         choices=("compact", "intermediate", "fast"),
         help="with --lattice-surgery: Litinski's block the patches are laid out in (fast)",
     )
-    sub.add_argument(
-        "--detectors",
-        action="store_true",
-        help="with a stim circuit: a shot is its detection events then its observables' "
-        "flips (stim's detector sampler), in place of its measurement record",
-    )
-    sub.add_argument(
-        "--decode",
-        action="store_true",
-        help="with a stim circuit: also decode its detection events by matching (pymatching, "
-        "on the circuit's detector error model) and print each observable's logical error "
-        "rate",
-    )
+    stim_options(sub)
     sub.add_argument("--memory", action="store_true", help="also print every shot's outcome")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_argument(

@@ -38,6 +38,7 @@ from qmk.abi.errors import CommandError
 from qmk.abi.replies import Job, Reply
 from qmk.commands import (
     AddCommand,
+    is_stim_source,
     limits_of,
     number_text,
     outcome_lines,
@@ -45,6 +46,8 @@ from qmk.commands import (
     seed_arg,
     shots_arg,
     source_options,
+    stim_given,
+    stim_options,
 )
 from qmk.errors import warning_line
 
@@ -579,28 +582,37 @@ def _wait_status(job: Job, err: TextIO) -> int:
 
 
 def _submitted(args: argparse.Namespace) -> tuple[str, Any, dict[str, Any]]:
-    """The target the options name (``--lattice-surgery``, ``--device``; else the logical
-    machine), the program to submit (a device job's wire form as it is, else the source
-    as QVM JSON) and the target's options; the kernel's target checks them."""
+    """The target the options name (``--lattice-surgery``, ``--device``; else a stim
+    circuit's own, ``stim``, and the logical machine for any other, as ``qmk run``
+    chooses), the program to submit (a device job's wire form as it is, a stim circuit's
+    text, else the source as QVM JSON) and the target's options; the kernel's target
+    checks them."""
     from qmk.abi.errors import CommandError
 
     if args.lattice_surgery and args.device is not None:
         raise CommandError.of(
             "bad-option", "--lattice-surgery and --device name two targets: give one"
         )
+    options: dict[str, Any] = stim_given(args)
     if args.device is not None:
         from qmk.devices.neutral_atom.target import is_device_job
 
+        options["preset"] = args.device
         if args.file.endswith(".json"):
             from qmk.devices.neutral_atom.job import read_job
 
             data = read_job(args.file)
             if is_device_job(data):
-                return "neutral-atom", data, {"preset": args.device}
+                return "neutral-atom", data, options
         graph = read_source(args, args.file, limits_of(args)).to_json()
-        return "neutral-atom", graph, {"preset": args.device}
+        return "neutral-atom", graph, options
+    if args.block is not None:
+        options["block"] = args.block
+    if not args.lattice_surgery and is_stim_source(args):
+        from qmk.frontends import read_text
+
+        return "stim", {"stim": read_text(args.file)}, options
     graph = read_source(args, args.file, limits_of(args)).to_json()
-    options = {} if args.block is None else {"block": args.block}
     return ("lattice-surgery" if args.lattice_surgery else defaults.TARGET), graph, options
 
 
@@ -1070,6 +1082,7 @@ def register(add: AddCommand) -> None:
         "of 'qmk device list': FILE a wire-form device job (JOB.json), or a program "
         "compiled onto the device",
     )
+    stim_options(sub)
     wait_options(sub)
     source_options(sub)
     _client_options(sub)
