@@ -313,7 +313,7 @@ def _once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 STAGES = (
     ("read", "qmk.commands.run", "read_source", False),
     ("verify", "qmk.execution.target", "read_qvm", False),
-    ("request", "qmk.execution.executor", "build_request", False),
+    ("request", "qmk.execution.runs", "build_request", False),
     ("execute", "qmk.execution.executor", "execute", True),
     ("plan", "qmk.execution.executor", "_planned", True),
     ("route", "qmk.execution.executor", "route_plan", True),

@@ -57,6 +57,7 @@ import stim
 import qmk._front as front
 from _common import RESULTS, describe, installed, load_averages, machine, timed_group, write_json
 from qmk.execution import executor
+from qmk.execution import runs as run_paths
 from qmk.kernel.machine.programs import random_clifford
 
 DEPTH = 100
@@ -117,7 +118,7 @@ def in_process(text: str, shots: int, rounds: int) -> dict[str, Any]:
 
         def go() -> Any:
             program = fresh["program"]
-            request = executor.build_request(program, shots=shots, seed=1, noise=noise)
+            request = run_paths.build_request(program, shots=shots, seed=1, noise=noise)
             result = executor.execute(program, request)
             telemetry[label].append(result.telemetry.wall_time_s)
             return result.shots
@@ -211,7 +212,7 @@ def fresh_processes(path: Path, shots: int, rounds: int) -> dict[str, Any]:
 STAGES = (
     ("read QASM", "qmk._front", "read"),
     ("verify", "qmk.execution.executor", "load_program"),
-    ("request (digest)", "qmk.execution.executor", "build_request"),
+    ("request (digest)", "qmk.execution.runs", "build_request"),
     ("execute", "qmk.execution.executor", "execute"),
     ("plan", "qmk.execution.executor", "_planned"),
     ("route (workload)", "qmk.execution.executor", "route_plan"),
@@ -255,7 +256,7 @@ def stages(text: str, shots: int, rounds: int) -> dict[str, float]:
         spent: dict[str, float] = {}
         with _timed_stages(spent):
             program = executor.load_program(front.read(text))
-            request = executor.build_request(program, shots=shots, seed=1, noise=False)
+            request = run_paths.build_request(program, shots=shots, seed=1, noise=False)
             executor.execute(program, request)
         inner = ("plan", "route (workload)", "lower", "compile to stim", "sample", "counts")
         spent["execute, other"] = spent["execute"] - sum(spent.get(k, 0.0) for k in inner)

@@ -47,6 +47,7 @@ from qmk.engines.stabilizer import StabilizerEngine
 from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch, executor
 from qmk.execution.plan import build_plan
+from qmk.execution.result import keyed_counts
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 
@@ -226,7 +227,7 @@ def qmk_stages(g: Graph, shots: int, seed: int, noise: bool, repeat: int) -> dic
         "sample (batch.sample: stim, and flip masks when noisy)",
         lambda: batch.sample(lowered, compiled, shots, seed, np.random.default_rng(seed)),
     )
-    record("counts (executor._counts)", lambda: executor._counts(bits))
+    record("counts (result.keyed_counts)", lambda: keyed_counts(bits, None))
     return out
 
 

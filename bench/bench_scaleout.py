@@ -45,9 +45,11 @@ from typing import Any
 
 from _common import cpu_seconds, descendants
 from qmk import __version__, defaults
+from qmk.execution import runs as run_paths
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.pools.attempt import Attempt, run_job
 from qmk.kernel.pools.dask_pool import DaskPool
-from qmk.kernel.records.jobs import run_job
+from qmk.kernel.records.outcome import Done, Ran, decode
 from qmk.kernel.service import Kernel
 from qmk.qvm.files import read_graph
 
@@ -120,21 +122,19 @@ async def throughput(pool: Any, jobs: int, data_dir: Path) -> tuple[float, dict[
         await kernel.close()
 
 
-def big_spec(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "graph": json.dumps(circuit(args.qubits, args.rounds)),
-        "shots": args.shots,
-        "seed": 2026,
-        "caps": ["CAP_ALLOC"],
-        "engine": args.engine,
-        "noise": True,
-        "qubit": defaults.QUBIT,
-        "profile": f"logical:surface_code(d={args.distance})",
-        "noise_model": None,
-        "calibration": None,
-        "checkpoint_dir": None,
-        "resume": None,
-    }
+def big_attempt(args: argparse.Namespace, shots: int | None = None) -> Attempt:
+    """The big job's attempt, as the kernel sends it to a worker."""
+    graph = circuit(args.qubits, args.rounds)
+    request = run_paths.build_request(
+        graph,
+        shots=args.shots if shots is None else shots,
+        seed=2026,
+        engine=args.engine,
+        noise=True,
+        qubit=defaults.QUBIT,
+        profile=f"logical:surface_code(d={args.distance})",
+    )
+    return Attempt(request=request, program=json.dumps(graph), caps=("CAP_ALLOC",))
 
 
 def tree_cpu() -> dict[str, float]:
@@ -144,19 +144,21 @@ def tree_cpu() -> dict[str, float]:
     return {"kernel_ms": cpu_seconds(me), "workers_ms": rest}
 
 
-def timed(pool: DaskPool, spec: dict[str, Any]) -> tuple[float, dict[str, Any], list[float]]:
-    """The wall time of ``spec``'s job, its result, and the CPU seconds each job
+def timed(pool: DaskPool, attempt: Attempt) -> tuple[float, dict[str, Any], list[float]]:
+    """The wall time of ``attempt``'s job, its result, and the CPU seconds each job
     process spent on it (the processes that did nothing left out)."""
     pids = pool.job_pids()
     before = {pid: cpu_seconds(pid) for pid in pids}
     started = time.perf_counter()
-    outcome = pool.submit(run_job, spec).result()
+    outcome = decode(pool.submit(run_job, attempt).result())
     wall = time.perf_counter() - started
     after = {pid: cpu_seconds(pid) for pid in pids}
-    assert outcome.get("ok"), outcome
-    result = outcome.get("result")
-    if result is None:  # a whole job's result comes encoded (qmk.kernel.records.jobs._answer)
-        result = json.loads(outcome["result_json"])
+    if isinstance(outcome, Done):  # a whole job's result comes encoded
+        result = json.loads(outcome.result_json)
+    elif isinstance(outcome, Ran):  # a split job's parts merged
+        result = outcome.result
+    else:
+        raise RuntimeError(f"the big job did not complete: {outcome}")
     spent = sorted((after[pid] - before[pid] for pid in pids), reverse=True)
     return wall, result, [round(x, 2) for x in spent if x > 0.05]
 
@@ -243,11 +245,13 @@ def split_job(args: argparse.Namespace) -> dict[str, Any]:
     threads = str(args.threads)
     env = {"QMK_THREADS": threads, "OMP_NUM_THREADS": threads}
     whole_pool = DaskPool.local(2, split_shots=0, env=env)
-    split_pool = DaskPool(whole_pool.address, split_shots=max(args.shots // 2, 1))
+    split_pool = DaskPool(
+        whole_pool.address, split_shots=max(args.shots // 2, 1), security=whole_pool.security
+    )
     pairs: list[dict[str, Any]] = []
     try:
-        spec = big_spec(args)
-        warm = {**spec, "shots": 100}
+        spec = big_attempt(args)
+        warm = big_attempt(args, shots=100)
         for pool in (whole_pool, split_pool):
             for future in [pool.submit(run_job, warm) for _ in range(4)]:
                 future.result()
@@ -280,7 +284,7 @@ def split_job(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def split_pair(
-    args: argparse.Namespace, whole_pool: DaskPool, split_pool: DaskPool, spec: dict[str, Any]
+    args: argparse.Namespace, whole_pool: DaskPool, split_pool: DaskPool, spec: Attempt
 ) -> dict[str, Any]:
     """One run whole on one worker, then one split over two: the figures of the pair."""
     load_one = os.getloadavg()[0]
