@@ -126,3 +126,22 @@ def test_a_bad_workload_is_a_coded_error_naming_the_key(tmp_path, text: str, key
 def test_the_studys_example_workloads_read(name: str):
     work = workload.read(ROOT / "examples" / "machine" / f"{name}.yaml")
     assert work.jobs and work.machine.physical_qubits == 1_000_000
+
+
+def test_the_like_for_like_example_passes_the_papers_speedup_within_every_budget():
+    # arXiv:2604.25976's 3.1x, on the file's own machine (the compact block, Litinski's
+    # factories) at epochs of one cycle: the best policy, every job within 1e-3
+    from qmk.kernel.machine.simulate import PolicyRun, simulate
+
+    work = workload.read(ROOT / "examples" / "machine" / "like-for-like.yaml")
+    machine = work.machine.with_(epoch_cycles=1)
+    runs = simulate(machine, work.jobs, ["tetris", "fidelity"], tenants=work.tenants)
+    best = max(
+        (run for run in runs.values() if isinstance(run, PolicyRun) and run.speedup is not None),
+        key=lambda run: run.speedup or 0.0,
+    )
+    assert best.speedup is not None and best.speedup >= 3.1, (best.policy, best.speedup)
+    assert max(best.idle_errors) <= 1e-3
+    fidelity = runs["fidelity"]
+    assert isinstance(fidelity, PolicyRun)
+    assert all(record.within_budget for record in fidelity.records)
