@@ -126,6 +126,10 @@ def projected(
     while states:
         users = list(states)
         wanted = sum(asks[j] for j in users)
+        if wanted <= rate:  # the factories keep up from now on: each draws what it asks
+            for job in users:
+                late[job] = max(0.0, now + states[job] / asks[job] - drawing[job])
+            break
         cap = INF if store > 1e-9 else rate
         shares = _shares(sched, users, asks, cap) if wanted > cap else asks
         drawn = sum(shares[j] for j in users)

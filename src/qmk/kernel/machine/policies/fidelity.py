@@ -55,27 +55,51 @@ class Fidelity(SchedulingPolicy):
         return any(module.storage_tiles for module in machine.modules)
 
     def decide(self, sched: Scheduler) -> None:
+        """Tenants in turn (the least weighted share first), each one's queue in order,
+        up to ``depth`` jobs of it tried.
+
+        Until a job starts or a region is held, nothing a candidate's verdict reads
+        changes: the tenants' shares, the free tiles, the holds, the projections. So the
+        tenant first in turn stays first, one verdict serves every queued job alike
+        (:func:`_alike`), and the shares are read once. With thousands queued, each
+        decision would otherwise weigh hundreds of copies of a few programs."""
         resume_stopped(sched)
         tried: dict[str, int] = {}
         reserved = False
         budgets = BudgetCheck(sched)
+        refused: dict[tuple[object, ...], bool] = {}  # a failed verdict: did nothing fit?
+        shares: dict[str, tuple[float, str]] = {}
+        share = share_key(sched)
         try:
             while True:
                 ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
                 if not ready:
                     return
-                tenant = min(ready, key=share_key(sched)) if len(ready) > 1 else ready[0]
+                if len(ready) > 1:
+                    for name in ready:
+                        if name not in shares:
+                            shares[name] = share(name)
+                    tenant = min(ready, key=shares.__getitem__)
+                else:
+                    tenant = ready[0]
                 skip = tried.get(tenant, 0)
-                job = next(itertools.islice(sched.queue_of[tenant], skip, None), None)
-                if job is None:
+                for job in itertools.islice(sched.queue_of[tenant], skip, self.depth):
+                    alike = _alike(job)
+                    unplaced = refused.get(alike)
+                    if unplaced is None:
+                        if self._start(sched, job, budgets):
+                            budgets.started()
+                            break  # the queue and the shares changed: choose again
+                        unplaced = refused[alike] = sched.find(job) is None
+                    tried[tenant] = tried.get(tenant, 0) + 1
+                    if not reserved and unplaced:
+                        reserved = self._reserve(sched, job)
+                        break  # a hold, or jobs asked to leave: verdicts may change
+                else:  # its queue ran out, or its depth was tried
                     tried[tenant] = self.depth
                     continue
-                if self._start(sched, job, budgets):
-                    budgets.started()
-                    continue
-                tried[tenant] = skip + 1
-                if not reserved and sched.find(job) is None:
-                    reserved = self._reserve(sched, job)
+                refused.clear()
+                shares.clear()
         finally:
             sched.floorplan.release_holds()
 
@@ -98,3 +122,10 @@ class Fidelity(SchedulingPolicy):
         area, start, _ = spot
         sched.floorplan.hold(area, start, job.tiles)
         return True
+
+
+def _alike(job: MachineJob) -> tuple[object, ...]:
+    """What a start's verdict reads of a queued job (its placement, its tenant's hold,
+    its budget's projection): jobs alike in it get one verdict in one machine state.
+    A queued job has never run, so it has no idle wait of its own to tell it apart."""
+    return (job.tenant, id(job.tl), job.tiles, job.budget, job.cost)
