@@ -187,14 +187,18 @@ class BudgetCheck:
         return verdict
 
     def _keeps(self, job: MachineJob, module: int, at: int) -> bool:
-        before = self._before.get(module)
-        if before is None:
-            before = self._before[module] = projected(self.sched, module)
         after = projected(self.sched, module, job, at)
+        before = None  # projected without ``job`` only where a budget is at stake
         for other, error in after.items():
             budget = other.budget
             if budget is None or error <= budget * HEADROOM:
                 continue
-            if other is job or error > before.get(other, 0.0) * (1 + 1e-9):
+            if other is job:
+                return False
+            if before is None:
+                before = self._before.get(module)
+                if before is None:
+                    before = self._before[module] = projected(self.sched, module)
+            if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
         return True
