@@ -743,8 +743,9 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
 
 
 def encode(message: Any) -> bytes:
-    """One message as a compact UTF-8 JSON line ending in ``\\n`` (:func:`dumps`). A
-    value kept encoded (``__json_bytes__``) costs one copy of its bytes: a 40 MiB
+    """One message as a compact UTF-8 JSON line ending in ``\\n`` (:func:`dumps`).
+
+    A value kept encoded (``__json_bytes__``) costs one copy of its bytes. So a big
     result is never parsed or encoded again to be sent."""
     fast = _fast_parts(message)
     if fast is not None:

@@ -454,12 +454,12 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             ),
             _method(
                 "q_machine_status",
-                "the shared machine now: its floorplan with every tenant's jobs in place "
-                "(only the caller's by id; another tenant by a label, not its name, unless the "
-                "caller is an operator), utilization of tiles, factories and links so far "
-                "and over time, tenants' shares, Jain's index, throughput, slowdowns, the "
-                "idle logical error jobs were given and, asked, the speedup over exclusive "
-                "(docs/machine.md)",
+                "the shared machine now (docs/machine.md): its floorplan with every tenant's "
+                "jobs in place, and how busy its tiles, factories and links were, so far and "
+                "over time. It gives tenants' shares, Jain's index, throughput, slowdowns and "
+                "the idle logical error jobs were given; asked, the speedup over exclusive. "
+                "The caller's jobs show by id; another tenant's by a label, not its name, "
+                "unless the caller is an operator",
                 replies.Machine,
                 _SESSION,
                 _p(

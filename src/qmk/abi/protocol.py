@@ -305,11 +305,11 @@ class KernelSyscalls(Protocol):
         session_id: str,
         speedup: bool = False,
     ) -> replies.Machine:
-        """The shared machine now: its floorplan with every tenant's jobs in place (only the
-        caller's by id; another tenant by a label, not its name, unless the caller is an operator),
-        utilization of tiles, factories and links so far and over time, tenants' shares, Jain's
-        index, throughput, slowdowns, the idle logical error jobs were given and, asked, the speedup
-        over exclusive (docs/machine.md).
+        """The shared machine now (docs/machine.md): its floorplan with every tenant's jobs in
+        place, and how busy its tiles, factories and links were, so far and over time. It gives
+        tenants' shares, Jain's index, throughput, slowdowns and the idle logical error jobs were
+        given; asked, the speedup over exclusive. The caller's jobs show by id; another tenant's by
+        a label, not its name, unless the caller is an operator.
 
         Returns: Machine {policy, clock_cycle, now_cycle, epoch_cycles, jobs, utilization,
             utilization_over_time, tenant_shares, jain_fairness, throughput_jobs_per_s,

@@ -9,13 +9,13 @@ statevector engine compiles it here (:func:`compile_density`), once.
 
 The matrix ``rho`` of ``n`` qubits is held as a vector of ``2n`` bits, ``rho[r, c]`` at
 ``r * 2**n + c``: qubit ``q``'s column bit is bit ``q``, its row bit ``n + q``. Then a gate
-``U`` is ``U`` on the row bits and ``conj(U)`` on the column bits, a Pauli channel the
-superoperator ``sum_P p_P kron(P, conj(P))`` on a qubit's row and column bits, a reset
+``U`` is ``U`` on the row bits and ``conj(U)`` on the column bits. A Pauli channel is the
+superoperator ``sum_P p_P kron(P, conj(P))`` on a qubit's row and column bits. A reset is
 the map that moves ``rho[1, 1]`` onto ``rho[0, 0]`` and clears the rest. All of them are
 fused into blocks (:mod:`qmk.engines.fusion`) and applied by the statevector engine's
 kernels (:mod:`qmk.engines.kernels`, which take any matrix). The measurements, each
 after every gate on its qubit, are sampled from the diagonal at the end
-(:func:`qmk.engines.sampling.draw_indices`): the measured qubits' joint distribution is
+(:func:`qmk.engines.sampling.draw_indices`). The measured qubits' joint distribution is
 exact, so the shots are those of the noisy circuit.
 
 A circuit this does not hold exactly is not compiled (:func:`why_not`): feed-forward,

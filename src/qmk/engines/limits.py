@@ -1,22 +1,24 @@
 """What the process an engine will run in allows: its memory caps, threads and sandbox.
 
 The router (:mod:`qmk.engines.router`) prices and refuses engines for the process that
-will run them: ``qmk run`` itself, or a kernel worker (:mod:`qmk.kernel.pools.pool`), which
-caps its address space (``RLIMIT_AS``, ``kernel.worker_memory_mb``) and closes the
-network and the filesystem around itself (:mod:`qmk.kernel.pools.sandbox`). The engine runs
-in the process that routes it, so :meth:`WorkerLimits.read` reads it all from this
-process, once per routing, with no import:
+will run them. That is ``qmk run`` itself, or a kernel worker (:mod:`qmk.kernel.pools.pool`).
+A worker caps its address space (``RLIMIT_AS``, ``kernel.worker_memory_mb``) and closes
+the network and the filesystem around itself (:mod:`qmk.kernel.pools.sandbox`). The
+engine runs in the process that routes it. So :meth:`WorkerLimits.read` reads it all from
+this process, once per routing, with no import:
 
-- **memory**: the address space left under ``RLIMIT_AS`` (the cap less ``VmSize``, every
-  mapping counted: an engine's libraries and thread stacks take address space long before
-  they take memory), and the memory left in the process's memory cgroup (v2
-  ``memory.max``, v1 ``memory.limit_in_bytes``, less what the group uses);
+- **memory**: the address space left under ``RLIMIT_AS``, and the memory left in the
+  process's memory cgroup. The first is the cap less ``VmSize``, every mapping counted:
+  an engine's libraries and thread stacks take address space long before they take
+  memory. The second is v2 ``memory.max`` or v1 ``memory.limit_in_bytes``, less what the
+  group uses.
 - **threads**: ``$QMK_THREADS`` (what the statevector engine's kernels use), else
-  ``$OMP_NUM_THREADS`` (what OpenMP engines use), else the CPUs this process may run on
-  (``sched_getaffinity``); and the stack each new thread maps (``RLIMIT_STACK``);
+  ``$OMP_NUM_THREADS`` (what OpenMP engines use). Else it is the CPUs this process may
+  run on (``sched_getaffinity``). With them comes the stack each new thread maps
+  (``RLIMIT_STACK``).
 - **sandbox**: the layers a kernel worker closed (:data:`SANDBOX_ENV`, set by
-  :func:`qmk.kernel.pools.sandbox.confine`), so that an engine which needs what a layer
-  forbids (a writable cache beside its package's files) is refused there, not failed.
+  :func:`qmk.kernel.pools.sandbox.confine`). An engine that needs what a layer forbids
+  (a writable cache beside its package's files) is then refused there, not failed.
 
 >>> limits = WorkerLimits(address_cap=2 * 2**30, address_used=2**30, threads=2)
 >>> limits.memory_left

@@ -1,11 +1,11 @@
 """QMK's matrix product state engine: many qubits at low entanglement, exact or refused.
 
-:class:`MPSEngine` holds the state as a matrix product state on numpy: one tensor
-``(left, 2, right)`` per live qubit, in mixed canonical form around an orthogonality
-centre that it moves with QR sweeps. A two- or three-qubit gate contracts the sites it
-touches (a qubit that is not next to the others is first brought there by swaps, and
-stays where it went: the engine keeps a qubit -> site map), applies the gate and splits
-the block back with SVDs (numpy's LAPACK). Singular values at or below
+:class:`MPSEngine` holds the state as a matrix product state on numpy. That is one
+tensor ``(left, 2, right)`` per live qubit, in mixed canonical form around an
+orthogonality centre that it moves with QR sweeps. A two- or three-qubit gate contracts
+the sites it touches, applies the gate and splits the block back with SVDs (numpy's
+LAPACK). A qubit that is not next to the others is first brought there by swaps. It
+stays where it went: the engine keeps a qubit -> site map. Singular values at or below
 :data:`ZERO_SINGULAR` of a bond's largest are numerical zeros and dropped; past that the
 bond is kept whole up to ``max_bond``. Where a bond would need more, the engine keeps
 the ``max_bond`` largest Schmidt values only while the product of the kept weights (the
@@ -18,8 +18,8 @@ Single-qubit gates wait on their qubit as one 2x2 matrix and are folded into the
 gate that touches it, or into the site before any read of the state. Measurement,
 collapse and reset move the centre to the qubit and project its site; freeing a qubit
 measures it and folds its site into a neighbour. :meth:`MPSEngine.sample` draws shots
-exactly, all at once: with the centre at the first qubit asked for, it draws each site's
-outcome given the ones before, for every shot in one matrix product per site.
+exactly, all at once. It moves the centre to the first qubit asked for. Then it draws
+each site's outcome given the ones before, for every shot in one matrix product per site.
 
 >>> engine = MPSEngine(seed=3)
 >>> qs = [engine.allocate() for _ in range(80)]
@@ -151,9 +151,11 @@ def _blas_threads() -> tuple[Callable[[], int], Callable[[int], None]] | None:
 @contextlib.contextmanager
 def blas_threads(count: int | None) -> Iterator[None]:
     """Run the body with OpenBLAS on ``count`` threads (None: as it is), then put the
-    count back. The engine's products are small (a site is 2 x bond x bond). OpenBLAS
-    splits even one of a few hundred thousand multiply-adds across threads, which on a
-    busy machine costs far more than the product (``docs/engines.md`` has the figures)."""
+    count back.
+
+    The engine's products are small: a site holds two bond-by-bond matrices. OpenBLAS
+    splits even a small product across threads. On a busy machine that costs far more
+    than the product itself (``docs/engines.md`` has the figures)."""
     found = _blas_threads() if count is not None else None
     if found is None or count is None:
         yield

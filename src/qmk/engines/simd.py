@@ -3,8 +3,8 @@
 The statevector engine's fused gates (:mod:`qmk.engines.fusion`) are applied here when
 llvmlite (the LLVM binding numba is built on; the ``fast`` extra) is installed;
 :mod:`qmk.engines.kernels` falls back to numpy otherwise. For each kernel *shape* this
-module writes LLVM IR with explicit vector types, compiles it for the host CPU
-(AVX-512, AVX2 or 128-bit vectors, as the CPU has) and calls it through ctypes, which
+module writes LLVM IR with explicit vector types. It compiles the IR for the host CPU
+(AVX-512, AVX2 or 128-bit vectors, as the CPU has) and calls it through ctypes. ctypes
 releases the GIL, so every thread takes pieces of each pass. A run of passes (a fused
 segment, :func:`apply_blocks`) is one call of a compiled driver whose threads meet at
 a spin barrier between passes (:func:`_driver_ir`).
@@ -24,13 +24,13 @@ shuffle). ``swap`` turns each amplitude ``(re, im)`` into ``(-im, re)`` (a shuff
 the vector and its negation). ``A`` and ``B`` hold, lane by lane, the real and
 imaginary part of the matrix entry that lane needs. Where no target bit is a lane bit
 every lane needs the same entry, so ``A`` and ``B`` are scalars broadcast from memory.
-(A 4-qubit gate then reads 2 KiB of them, not 32 KiB of vectors, which a 5-qubit gate's
-would not fit in L1.) Where ``B`` is a vector
-(some lo bit) the sign of ``-im`` is in its real lanes instead, so ``swap`` is
-``(im, re)``: one one-source shuffle of ``x_h`` per ``d``, no negation. All of it is fused
-multiply-adds over full vectors, with up to 16 independent accumulators; a gate with
-more output rows than that computes them in blocks, the earlier blocks' rows held on
-the stack until every input is read. A kernel is specialised by (precision, ``lo``,
+A wide gate then reads a small table, not vectors that would crowd the state out of L1
+(``docs/engines.md`` has the sizes). Where ``B`` is a vector (some lo bit), the sign of
+``-im`` is in its real lanes instead. Then ``swap`` is ``(im, re)``: one one-source
+shuffle of ``x_h`` per ``d``, no negation. All of it is fused multiply-adds over full
+vectors, with up to 16 independent accumulators. A gate with more output rows than that
+computes them in blocks; the earlier blocks' rows stay on the stack until every input
+is read. A kernel is specialised by (precision, ``lo``,
 ``len(hi)``); the hi bit positions are arguments, so a few dozen compiled kernels
 serve every gate.
 
@@ -100,10 +100,11 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's t
 
 
 def _init() -> dict[str, Any]:
-    """What the kernels need here, found once: the vector width and, where a process on
-    this host compiled kernels before (:func:`kernel_cache.known`), the cache their
-    code is loaded from without LLVM (:mod:`qmk.engines.objcode`); else the LLVM JIT
-    (:func:`_jit`); or the reason there are no kernels."""
+    """What the kernels need here, found once: the vector width and where code comes from.
+
+    Where a process on this host compiled kernels before (:func:`kernel_cache.known`),
+    their code is loaded from that cache without LLVM (:mod:`qmk.engines.objcode`).
+    Otherwise it is the LLVM JIT (:func:`_jit`), or the reason there are no kernels."""
     if _state:
         return _state
     found = kernel_cache.known() if objcode.SUPPORTED else None
@@ -184,10 +185,12 @@ def thread_count() -> int:
 
 
 def _prologue(real: str, width: int, nhi: int, name: str) -> tuple[int, str, str, list[str]]:
-    """What every kernel's IR opens with: the reals a vector holds, the vector type, the
-    fused multiply-add it calls (declared), and the kernel's signature, ``void
-    name(ptr psi, ptr coef, ptr hibits, i64 start, i64 stop)``, with the ``nhi`` hi
-    target bits loaded as ``%b0..``."""
+    """What every kernel's IR opens with.
+
+    That is the reals a vector holds, the vector type, and the fused multiply-add it
+    calls (declared). Then comes the kernel's signature, ``void name(ptr psi, ptr coef,
+    ptr hibits, i64 start, i64 stop)``, with the ``nhi`` hi target bits loaded as
+    ``%b0..``."""
     floats = width // (4 if real == "float" else 8)
     vec = f"<{floats} x {real}>"
     fma = f"@llvm.fma.v{floats}f{32 if real == 'float' else 64}"
@@ -384,9 +387,11 @@ def _ir(real: str, width: int, lo: tuple[int, ...], nhi: int, name: str) -> str:
 
 def _diagonal_ir(real: str, width: int, nhi: int, name: str) -> str:
     """LLVM IR of a diagonal kernel, ``void name(ptr psi, ptr coef, ptr hibits, i64 start,
-    i64 stop)``: the vectors ``[start, stop)`` of the state, in order (a stream the
-    prefetchers follow), each multiplied lane by lane by the coefficient pair its hi
-    target bits pick (:func:`diagonal_coefficients`)."""
+    i64 stop)``.
+
+    It walks the vectors ``[start, stop)`` of the state in order, a stream the prefetchers
+    follow. Each is multiplied lane by lane by the coefficient pair its hi target bits
+    pick (:func:`diagonal_coefficients`)."""
     floats, vec, fma, out = _prologue(real, width, nhi, name)
     lanes = floats // 2
     w = lanes.bit_length() - 1
@@ -645,12 +650,14 @@ def _yield_address() -> int:
 
 
 def _layout(bits: tuple[int, ...], lanes: int) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
-    """What :func:`coefficients` reads of a matrix on ``bits`` with ``lanes`` amplitudes
-    a vector, whatever its entries: the lo target bits, the hi target bits (read-only
-    int64) and the flat index, into the matrix, of the entry each coefficient takes,
-    axes ``(h, d, h', lane)``. The index depends on the hi bits only through their
-    order among ``bits`` (:func:`_gather`, kept per shape: a circuit on random pairs has
-    hundreds of distinct bit tuples but a few dozen shapes)."""
+    """What :func:`coefficients` reads of a matrix on ``bits``, whatever its entries.
+
+    A vector holds ``lanes`` amplitudes. The layout is the lo target bits, the hi target
+    bits (read-only int64) and an index with axes ``(h, d, h', lane)``. The index gives
+    the flat position, in the matrix, of the entry each coefficient takes. It depends on
+    the hi bits only through their order among ``bits``. So it is kept per shape
+    (:func:`_gather`): a circuit on random pairs has hundreds of distinct bit tuples but
+    a few dozen shapes."""
     w = lanes.bit_length() - 1
     hi = sorted(b for b in bits if b >= w)
     shape = tuple(b if b < w else w + hi.index(b) for b in bits)
@@ -779,10 +786,12 @@ def _prepare(
 def diagonal_coefficients(
     diagonal: np.ndarray, bits: Sequence[int], dtype: np.dtype[Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The hi target bits (ascending, int64) and coefficient vectors of the diagonal
-    kernel for ``diagonal`` on ``bits`` (``bits[j]`` the state bit of the diagonal
-    index's bit ``j``): for each value ``h`` of the hi bits, the real parts and then the
-    imaginary parts of the entries each lane needs, ``[h][re/im][lane reals]``."""
+    """The hi target bits and coefficient vectors of the diagonal kernel for ``diagonal``.
+
+    ``bits[j]`` is the state bit of the diagonal index's bit ``j``. The hi bits come
+    ascending, as int64. For each value ``h`` of the hi bits, the vectors hold the real
+    parts and then the imaginary parts of the entries each lane needs,
+    ``[h][re/im][lane reals]``."""
     real = np.dtype(dtype).type(0).real.dtype
     w = lane_bits(dtype)
     lanes = 1 << w

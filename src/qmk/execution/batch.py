@@ -4,40 +4,39 @@ When the chosen engine offers batch sampling (the stabilizer engine does, throug
 stim), a plan whose feed-forward is linear over the measurement record
 (``COND_PAULI``, and Pauli gates guarded by one event) becomes one
 :class:`~qmk.engines.batch.BatchCircuit`. A composite op is its expansion in the op
-table: a basis change, Z measurements and the change undone is the measurement of the
-Pauli products they amount to (``MEASURE_ANGLE`` at a quarter turn an X or Y
-measurement, inverted for a half turn; ``MEASURE_BELL`` two product measurements, XX
-then ZZ), a Werner step of fidelity F a Pauli channel; each logical-noise location
-becomes an error site.
+table. A basis change, Z measurements and the change undone measure the Pauli products
+they amount to. So ``MEASURE_ANGLE`` at a quarter turn is an X or Y measurement, inverted
+for a half turn, and ``MEASURE_BELL`` is two product measurements, XX then ZZ. A Werner
+step of fidelity F is a Pauli channel. Each logical-noise location becomes an error site.
 
-Logical noise is drawn here, not by the engine (:func:`sample`): every site strikes
-each shot independently with its location's X, Y, Z probabilities, so QMK draws how
+Logical noise is drawn here, not by the engine (:func:`sample`). Every site strikes
+each shot independently with its location's X, Y, Z probabilities. So QMK draws how
 many shots each site strikes (binomial), which ones (a uniform subset) and which
-Pauli, and the engine XORs each error's measurement flips into noiseless samples
+Pauli. The engine then XORs each error's measurement flips into noiseless samples
 (:class:`~qmk.engines.batch.Errors`). A Pauli error's flips are the same in every
-shot because the feed-forward a batch circuit allows is Paulis controlled by record
-bits, through which a Pauli frame propagates; a program with any other feed-forward
+shot: a batch circuit allows only Paulis controlled by record bits as feed-forward,
+and a Pauli frame propagates through those. A program with any other feed-forward
 is not lowered (:func:`why_not_lowerable`) and runs as trajectories. The statistics
 are those of the noisy circuit exactly, at nearly the cost of a noiseless one.
 ``lower(plan, heralded=True)`` lowers each location to a heralded Pauli channel that
-the engine samples instead (the path before flip masks, kept to compare against);
+the engine samples instead (a reference path to compare against);
 ``lower(plan, channels=True)`` to a Pauli channel, for an engine whose batch sampler
 applies it exactly (the statevector's density matrix, :mod:`qmk.engines.density`, which
 takes non-Clifford gates too but no feed-forward).
 
 **Pause points.** A batch circuit is sampled in one pass per chunk of
-:data:`CHUNK_SHOTS` shots (:func:`sample_chunked`): chunk 0 with the run's seed (so a
-run of at most that many shots is the one pass it always was), chunk ``k`` with
-:func:`chunk_seed`; the logical errors of every shot are drawn first, at once, from the
-run's noise stream, their flips found once (:class:`RunFlips`), and each chunk takes its
-own. The chunks' rows stay bit-packed until the run ends (or saves a state). The chunks
-depend on the shots and the seed only, never on who asks, so a run stopped between two
+:data:`CHUNK_SHOTS` shots (:func:`sample_chunked`). Chunk 0 uses the run's seed, so a
+run of at most that many shots is a single pass. Chunk ``k`` uses :func:`chunk_seed`.
+The logical errors of every shot are drawn first, at once, from the run's noise stream.
+Their flips are found once (:class:`RunFlips`), and each chunk takes its own. The
+chunks' rows stay bit-packed until the run ends (or saves a state). The chunks
+depend on the shots and the seed only, never on who asks. So a run stopped between two
 chunks and resumed gives the bits of a run that never stopped. A program with at least
 one ``FENCE_EPOCH`` asks its control (:class:`~qmk.execution.trajectories.Control`)
-between every two chunks, as a trajectories run asks at a fence: the saved state holds
-the bits of the chunks done (``group``: how many), and its ``epoch`` is the program's
-last (every shot sampled so far has passed every fence). Inside a chunk a batch run does
-not stop: its fences are pause points only between chunks.
+between every two chunks, as a trajectories run asks at a fence. The saved state holds
+the bits of the chunks done (``group``: how many). Its ``epoch`` is the program's
+last, since every shot sampled so far has passed every fence. Inside a chunk a batch run
+does not stop: its fences are pause points only between chunks.
 """
 
 from __future__ import annotations
@@ -99,12 +98,14 @@ class SiteRates:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoweredPlan:
-    """The circuit, the record column of each event (None for an event nothing
-    produces), and the noise locations: the circuit's error sites in order
-    (``sites``), or, lowered ``heralded``, the herald column of each; lowered
-    ``channels``, none (``channels``: the plan's noise is the circuit's Pauli channels).
-    ``rates`` are the sites' rates (:class:`SiteRates`; None: found from ``sites`` when
-    drawn)."""
+    """A plan as a batch circuit, with what it takes to read and noise its samples.
+
+    ``event_columns`` gives the record column of each event (None for an event nothing
+    produces). The noise locations depend on how the plan was lowered. By default they
+    are the circuit's error sites in order (``sites``). Lowered ``heralded``, they are the
+    herald column of each. Lowered ``channels``, there are none: the plan's noise is the
+    circuit's Pauli channels. ``rates`` are the sites' rates (:class:`SiteRates`; None:
+    found from ``sites`` when drawn)."""
 
     circuit: BatchCircuit
     event_columns: tuple[int | None, ...]
@@ -326,10 +327,11 @@ def _composite(
 def _measurements(
     calls: Sequence[Call], index: Mapping[str, int]
 ) -> list[tuple[Instruction, str]] | None:
-    """Calls shaped as a basis change U, Z measurements and U's undo, as the measurements
-    of the Pauli products they are (``U^dagger Z U`` for each measured qubit): a
-    one-qubit product is a measurement in its basis (inverted for -1), a longer one an
-    ``MEASURE_PRODUCT``. None for any other shape, or a product with sign -1."""
+    """Calls shaped as a basis change U, Z measurements and U's undo, as measurements.
+
+    Such calls measure the Pauli products ``U^dagger Z U``, one for each measured qubit.
+    A one-qubit product is a measurement in its basis (inverted for -1). A longer one is
+    an ``MEASURE_PRODUCT``. None for any other shape, or a product with sign -1."""
     split = next(i for i, c in enumerate(calls) if c.kind is not Micro.GATE)
     end = next((i for i in range(split, len(calls)) if calls[i].kind is not Micro.MEASURE), None)
     basis, measures = calls[:split], calls[split:end]
@@ -478,10 +480,10 @@ def sample_chunked(
 
     The work that does not depend on the chunk is done once: the flips of every site
     struck (:class:`RunFlips`). Each chunk's record rows stay bit-packed until the end
-    (or a pause), when the event columns are unpacked once for every shot; with
+    (or a pause). Then the event columns are unpacked once for every shot. With
     ``keep_packed``, where the events are the records in order, the bits stay packed
-    (:class:`PackedRows`: the counts are found packed, and a result's ``bits`` unpacks
-    them on first use).
+    (:class:`PackedRows`). The counts are then found packed, and a result's ``bits``
+    unpacks them on first use.
 
     Raises:
         Suspended: the control asked the run to stop; its state was saved first.
@@ -596,8 +598,9 @@ def draw_errors(probs: np.ndarray, shots: int, rng: np.random.Generator) -> Erro
 
     Site ``i`` strikes each shot independently, X, Y or Z with probabilities
     ``probs[i]`` (a row of 3; rows summing past 1 are capped at certainty). That is
-    drawn exactly as: the number of shots struck, ``Binomial(shots, sum)``; which shots,
-    a uniform subset of that size; and for each, the Pauli in proportion to the row.
+    drawn exactly, in three steps. The number of shots struck is ``Binomial(shots, sum)``.
+    Which shots is a uniform subset of that size. Each gets a Pauli in proportion to the
+    row.
 
     >>> rng = np.random.default_rng(5)
     >>> errors = draw_errors(np.array([[0.0, 0.0, 0.0], [0.25, 0.0, 0.25]]), 1000, rng)

@@ -1,19 +1,20 @@
 """A job's run as one typed value: the run request, from submit to the engine.
 
-A :class:`RunRequest` says everything that decides a run's result: the program (by the
-SHA-256 of its QVM JSON text), the target that runs it (:mod:`qmk.execution.target`),
-shots, seed, the engine asked for and its precision, the
-physics (noise on or off, the qubit parameter set, the default code profile, a noise
-model's text, a calibration), the changes the kernel's fault policies made to the program
-(:class:`Rewrite`), and, for a kernel job, its :class:`Policy`, the W3C trace context of
-its run span and, for a part of a split job, which part. It is frozen: a change (a fault
-policy's, a part's) makes a new copy with ``msgspec.structs.replace``.
+A :class:`RunRequest` says everything that decides a run's result. That is the program
+(by the SHA-256 of its QVM JSON text) and the target that runs it
+(:mod:`qmk.execution.target`). It is shots, seed, and the engine asked for and its
+precision. It is the physics: noise on or off, the qubit parameter set, the default code
+profile, a noise model's text, a calibration. It is the changes the kernel's fault
+policies made to the program (:class:`Rewrite`). A kernel job adds its :class:`Policy`
+and the W3C trace context of its run span; a part of a split job says which part. It is
+frozen: a change (a fault policy's, a part's) makes a new copy with
+``msgspec.structs.replace``.
 
-The kernel builds it once at admission, stores it with the job, hands it to the worker
-with the program text, records it in the job's attestation (its fields are the attest
-line's) and replay reads it back: one schema (msgspec) end to end, so what runs, what is
-stored and what is attested cannot drift apart. ``qmk run`` builds the same value from its
-options (:func:`qmk.execution.runs.build_request`).
+The kernel builds it once at admission and stores it with the job. It hands it to the
+worker with the program text, and records it in the job's attestation (its fields are
+the attest line's). Replay reads it back. That is one schema (msgspec) end to end, so
+what runs, what is stored and what is attested cannot drift apart. ``qmk run`` builds
+the same value from its options (:func:`qmk.execution.runs.build_request`).
 
 >>> import msgspec
 >>> request = RunRequest(program_digest="ab" * 32, shots=100, seed=7)
@@ -29,15 +30,15 @@ False
 False
 
 **The one builder.** Every entry turns its user's parameters into a request with
-:meth:`RunRequest.build`, whose keywords are the one list of a run's settings: the
-kernel's admission (whatever wire the submit came by), and every in-process run through
-:func:`qmk.execution.runs.build_request` (which reads files and noise-model objects
-first): ``qmk run``, ``qmk.run``, ``QMKBackend`` and the estimator, the PennyLane device,
-the workflows, the assistant's ``run`` tool and the audit's replay. It
-checks shots, seed, precision and profile once, shots and seed in one range
-(:data:`qmk.defaults.MAX_SHOTS`, :data:`qmk.defaults.SEED_BOUND`), draws a missing seed
-from the one seed source (:func:`draw_seed`, 63 bits) and reads a precision through the
-one precision map (:data:`qmk.defaults.PRECISION_DTYPES`, :func:`precision_of`).
+:meth:`RunRequest.build`, whose keywords are the one list of a run's settings. The
+kernel's admission calls it, whatever wire the submit came by. So does every in-process
+run, through :func:`qmk.execution.runs.build_request` (which reads files and noise-model
+objects first). Those are ``qmk run``, ``qmk.run``, ``QMKBackend`` and the estimator, the
+PennyLane device, the workflows, the assistant's ``run`` tool and the audit's replay.
+It checks shots, seed, precision and profile once. Shots and seed each have one range
+(:data:`qmk.defaults.MAX_SHOTS`, :data:`qmk.defaults.SEED_BOUND`). A missing seed is
+drawn from the one seed source (:func:`draw_seed`, 63 bits). A precision is read through
+the one precision map (:data:`qmk.defaults.PRECISION_DTYPES`, :func:`precision_of`).
 
 >>> built = RunRequest.build(program_digest="ab" * 32, shots=10, precision="complex64")
 >>> built.precision, 0 <= built.seed < defaults.SEED_BOUND
@@ -99,10 +100,10 @@ def _invalid(message: str, key: str) -> QMKError:
 class _Value(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """A frozen, keyword-only value that refuses keys it does not know.
 
-    Never tracked by the collector (``gc=False``, its subclasses too): a value holds
-    plain data and other values, never a cycle, and a kernel keeps two or three of
-    them (a run request, its policy, its schedule on the machine) for each job it
-    holds queued or finished, which each collection walked."""
+    Never tracked by the collector (``gc=False``, its subclasses too). A value holds
+    plain data and other values, never a cycle. A kernel keeps two or three of them
+    (a run request, its policy, its schedule on the machine) for each job it holds,
+    queued or finished. Tracked, they would all be walked by each collection."""
 
 
 class Schedule(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -293,8 +294,8 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             its record says whether it stayed within (``within_budget``).
         preemptions: how many times the machine stopped it at a fence.
         idle: node id -> logical cycles every qubit live after that node sat idle
-            waiting (the waits of the footprint step after the node; ``queue`` waits
-            come before any qubit lives). With noise on, the executor puts one Pauli
+            waiting. Those are the waits of the footprint step after the node; ``queue``
+            waits come before any qubit lives. With noise on, the executor puts one Pauli
             channel per live qubit there: the qubit's code's error for that many cycles
             (:meth:`qmk.qec.logical.LogicalModel.pauli_error`).
 
@@ -431,15 +432,16 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             precision: ``"single"``/``"double"`` or a dtype (:func:`precision_of`);
                 ``engine_options``' ``dtype`` says the same, and is taken out of them.
             profile: checked by :func:`canonical_profile`.
-            physics: a physics file (:mod:`qmk.qec.physics`): sets ``profile``,
-                ``qubit`` (``qubit`` is its base technology) and ``noise_model``
-                (:meth:`~qmk.qec.physics.PhysicsConfig.resolve`); a ``noise_model``, a
+            physics: a physics file (:mod:`qmk.qec.physics`). It sets ``profile``,
+                ``qubit`` (its base technology) and ``noise_model``
+                (:meth:`~qmk.qec.physics.PhysicsConfig.resolve`). A ``noise_model``, a
                 profile of another code or ``noise`` off beside it is ``QC103``.
             target, target_options, engine, noise, qubit, noise_model, calibration,
                 require_calibration, part, policy: the fields of these names.
             error: makes the error of a bad shots, seed or precision from its message
-                and key (default: :class:`~qmk.errors.InvalidArgument`, the kernel's; the
-                executor's is ``QE105 engine-misuse``): one check, in the caller's family.
+                and key. So there is one check, raising in the caller's family. The
+                default is the kernel's, :class:`~qmk.errors.InvalidArgument`; the
+                executor's is ``QE105 engine-misuse``.
 
         Raises:
             InvalidArgument: shots, seed or precision out of range (``key`` names which),

@@ -166,10 +166,11 @@ class PackedRows:
 
 
 class LazyCounts(Mapping[str, int]):
-    """A run's counts, found (:func:`keyed_counts`) when first read: a run of many
-    distinct shots (a noisy QEC circuit's, nearly every shot its own outcome) costs more
-    to key than to sample, and a caller that reads the shots or their detectors never
-    pays for it.
+    """A run's counts, found (:func:`keyed_counts`) when first read.
+
+    A run of many distinct shots costs more to key than to sample. (In a noisy QEC
+    circuit nearly every shot is its own outcome.) So a caller that reads the shots or
+    their detectors never pays for the keys.
 
     >>> counts = LazyCounts(np.array([[0, 1], [0, 1], [1, 1]], dtype=np.uint8), None)
     >>> dict(counts), counts == {"01": 2, "11": 1}
@@ -238,11 +239,11 @@ class Detections:
 class RunResult:
     """The outcome of a run: every target's (:meth:`qmk.execution.target.Executable.run`).
 
-    ``counts`` maps outcome strings (events in ``events`` order, first leftmost,
-    unless the program's ``metadata.output`` gives another layout: see
-    :mod:`qmk.qvm.output`) to how many shots gave them; :attr:`bits` holds every shot's
-    outcomes in ``events`` order (uint8, one row per shot) and :attr:`memory` each
-    shot's key. ``shot_bits`` is what the run made of them: those rows, or
+    ``counts`` maps outcome strings to how many shots gave them. A string has its
+    events in ``events`` order, first leftmost, unless the program's
+    ``metadata.output`` gives another layout (see :mod:`qmk.qvm.output`). :attr:`bits`
+    holds every shot's outcomes in ``events`` order (uint8, one row per shot).
+    :attr:`memory` holds each shot's key. ``shot_bits`` is what the run made of them: those rows, or
     :class:`PackedRows` that :attr:`bits` unpacks on first use.
     """
 
@@ -435,9 +436,11 @@ def _strings(bits: np.ndarray) -> list[str]:
 
 
 def _laid_out(bits: np.ndarray, layout: OutputLayout) -> np.ndarray:
-    """The bits in the layout's column order, a zero column for each constant: a view
-    where the order is the events' own or its reverse (an OpenQASM register's, written
-    highest bit first), which a gather of every column would copy column by column."""
+    """The bits in the layout's column order, a zero column for each constant.
+
+    Where the order is the events' own or its reverse, it is a view. (An OpenQASM
+    register is written highest bit first.) A gather of every column would copy the bits
+    column by column."""
     columns = layout.columns
     width = bits.shape[1]
     if len(columns) == width and None not in columns:
@@ -548,11 +551,11 @@ def _weights(count: int) -> np.ndarray:
 def _distinct_rows(bits: np.ndarray | PackedRows) -> tuple[np.ndarray, np.ndarray]:
     """The first row index of each distinct row of ``bits`` and how many rows equal it.
 
-    Rows are packed (unless they come packed) to 64-bit words and hashed (each word
-    mixed by splitmix64's finalizer, times an odd constant of its position, summed mod
-    2**64), grouped by hash,
-    and every row is compared with its group's first: rows that share a hash but differ
-    (a collision) send the grouping to an exact sort of the rows. The rows are packed
+    Rows are packed (unless they come packed) to 64-bit words and hashed. Each word is
+    mixed by splitmix64's finalizer, times an odd constant of its position, and the sum
+    is taken mod 2**64. Rows are grouped by hash, and every row is compared with its
+    group's first. Rows that share a hash but differ (a collision) send the grouping to
+    an exact sort of the rows. The rows are packed
     and hashed a block at a time: the only large array is the packed rows.
     """
     shots, width = (len(bits), bits.width) if isinstance(bits, PackedRows) else bits.shape

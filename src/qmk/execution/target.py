@@ -2,9 +2,9 @@
 
 A **target** compiles a program and its run request
 (:class:`~qmk.execution.request.RunRequest`, whose ``target`` names it) into an
-**executable**: a value that reports its :class:`~qmk.execution.footprint.Footprint`
-(what one run asks of the machine, which the kernel's machine scheduler places and
-advances) and runs shots with a seed and a control, returning the one
+**executable**. An executable reports its :class:`~qmk.execution.footprint.Footprint`:
+what one run asks of the machine, which the kernel's machine scheduler places and
+advances. It runs shots with a seed and a control, returning the one
 :class:`~qmk.execution.result.RunResult`. :data:`TARGETS` is the one table of them:
 
 - ``logical``: the gate-level logical machine, the executor's trajectories and batch
@@ -27,9 +27,9 @@ the kernel's workers (:mod:`qmk.kernel.pools.attempt`) and the conformance suite
     executable.footprint                       # what the machine must hold
     result = executable.run(request.shots, request.seed, control=..., resume=...)
 
-An executable may offer more than shots: one whose final state is exact offers
-:class:`Differentiable`'s ``gradient`` (expectation values and their derivatives by the
-program's gate angles), which :func:`differentiable` asks for and refuses with ``QM102``
+An executable may offer more than shots. One whose final state is exact offers
+:class:`Differentiable`'s ``gradient``: expectation values and their derivatives by the
+program's gate angles. :func:`differentiable` asks for it, and refuses with ``QM102``
 where a target has none (the logical machine has it).
 
 What differs between targets stays in its module: each target refuses the options and
@@ -119,12 +119,12 @@ class TargetSpec:
             a device's wire-form job.
         options: the keys of a job's ``policy`` that are this target's own options
             (they travel as :attr:`RunRequest.target_options`; the target checks them).
-        logical_machine: whether it runs on the kernel's logical machine: the machine's
-            physics (its noise model and calibration) apply, a job too big for one module
-            is spanned over several (its cross-module gates teleported), and the fault
-            policies may rewrite its program (raise a profile, add idle cycles or fences:
-            :mod:`qmk.kernel.admit.faults`). A target with physics of its own takes only what
-            its job's policy says.
+        logical_machine: whether it runs on the kernel's logical machine. There the
+            machine's physics (its noise model and calibration) apply. A job too big for
+            one module is spanned over several (its cross-module gates teleported). The
+            fault policies may rewrite its program (raise a profile, add idle cycles or
+            fences: :mod:`qmk.kernel.admit.faults`). A target with physics of its own
+            takes only what its job's policy says.
         parts: whether a big run may split its shots over workers
             (:mod:`qmk.execution.parts`).
         streams: whether its worker sends records while it runs (a device job's
@@ -389,10 +389,12 @@ def own_options(
     channels: str,
 ) -> _Options:
     """The target options of ``request`` (:attr:`RunRequest.target_options`) as ``cls``
-    reads them, for a target that refuses the run options it is given (``options``: a
-    state to start from or to return), the settings of the request named in
-    ``unhonoured`` (:func:`check_unset`, saying ``why``) and a kernel job's channels
-    (saying ``channels``).
+    reads them.
+
+    It is for a target that refuses some of what it is given. That is the run options
+    (``options``: a state to start from or to return), and the settings of the request
+    named in ``unhonoured`` (:func:`check_unset`, saying ``why``). It is also a kernel
+    job's channels (saying ``channels``).
 
     Raises:
         TargetError: ``QM102`` naming the first option or setting refused, or

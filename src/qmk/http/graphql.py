@@ -15,29 +15,31 @@ whole until it is sent, is one of the door's held answers (:class:`~qmk.abi.door
 HeldAnswers`), as a gRPC message is.
 
 **Checked in one pass over its text.** Before any field runs, a query is measured
-(:class:`Limits`): its fields once every fragment spread is expanded, its aliases
-(expanded too), its depth (introspection aside), and its cost, where each field costs 1
-and each field that makes a syscall :data:`SYSCALL_COST`, times the ``limit`` of every
-list above it (a ``limit`` given as a variable counts as the largest it may be). Each
-fragment is measured once per place it can stand (kept, not walked again at each of its
-spreads), so the measure takes time linear in the text, even for fragments that double
-at each level (``F_k { ...F_{k-1} ...F_{k-1} }``: 2^k fields expanded, refused for its
-size after k steps). A query over a limit, or with more fragment spreads than
+(:class:`Limits`). That counts its fields once every fragment spread is expanded, its
+aliases (expanded too), its depth (introspection aside), and its cost. Each field costs
+1, and each field that makes a syscall :data:`SYSCALL_COST`. A field's cost is
+multiplied by the ``limit`` of every list above it. A ``limit`` given as a variable
+counts as the largest it may be. Each fragment is measured once per place it can stand,
+and kept, not walked again at each of its spreads. So the measure takes time linear in
+the text, even for fragments that double at each level.
+(``F_k { ...F_{k-1} ...F_{k-1} }`` expands to 2^k fields; it is refused for its size
+after k steps.) A query over a limit, or with more fragment spreads than
 ``max_spreads``, is refused whole, with ``extensions.code`` ``QR32602`` (invalid params).
 
 **Off the event loop, under a time limit.** Parsing, validation and execution run in a
-few threads of the GraphQL executor's own (``Limits.threads``, each with an event loop
-of its own); a resolver's syscall is handed to the kernel's loop and awaited there. A
+few threads of the GraphQL executor's own (``Limits.threads``). Each has an event loop of
+its own. A resolver's syscall is handed to the kernel's loop and awaited there. A
 query still running after ``graphql_max_time_s`` is stopped (its pending syscalls
 cancelled) and answered with ``QS1006`` (``limit: "graphql_max_time_s"``); past
 ``graphql_max_queries`` queries at once, another is refused at once (``QS1011``).
 
 **A bounded answer.** Every JSON field (a job's ``result`` and ``telemetry``, the
-tenant's ``telemetry`` and ``resources``) is priced by its size as it would be sent (a
-stored result by its stored bytes, with no copy) against ``max_held_answer_bytes``;
-a field that would pass it is answered null with ``QS1006`` (``limit:
-"max_held_answer_bytes"``), so 30 aliases of a 13.5 MB result cost at most the bound,
-not 405 MB. A big result is read in pages by ``q_get_result`` (``GET /v1/jobs/{id}/result``).
+tenant's ``telemetry`` and ``resources``) is priced by its size as it would be sent. A
+stored result is priced by its stored bytes, with no copy. One answer's fields together
+may take at most ``max_held_answer_bytes``. A field that would pass it is answered null
+with ``QS1006`` (``limit: "max_held_answer_bytes"``). So many aliases of one big result
+cost at most the bound, not the result's size times the aliases (docs/graphql.md). A big
+result is read in pages by ``q_get_result`` (``GET /v1/jobs/{id}/result``).
 
     POST /v1/graphql   {"query": "{ jobs(limit: 5) { job_id state usage { shots } } }"}
 """
@@ -428,9 +430,9 @@ class Measure:
     """The :class:`Size` of a document's selection sets, each fragment measured once.
 
     A fragment's size depends on where it stands only through the root flag and the
-    ``records`` of a ``usage`` above it, so it is kept per (fragment, records, root):
-    a spread met again costs a look-up, and the whole document is measured in time
-    linear in its text however often its fragments spread each other. A spread of a
+    ``records`` of a ``usage`` above it. So it is kept per (fragment, records, root), and
+    a spread met again costs a look-up. The whole document is then measured in time
+    linear in its text, however often its fragments spread each other. A spread of a
     fragment being measured (a cycle) or of no fragment counts nothing: graphql-core's
     own rules refuse both.
 

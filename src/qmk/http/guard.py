@@ -5,18 +5,18 @@
 kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
 
 - **Descriptors**: every connection takes a place in the door's count
-  (:class:`~qmk.abi.door.Connections`), shared with every other listener: at most
-  ``max_connections_per_peer`` of one IP address on all of them, and a peer's new
-  connections at most ``accept_rate_per_peer`` a second (the door's acceptor accepts
-  within ``accept_rate`` for all listeners). A connection past a limit is answered
+  (:class:`~qmk.abi.door.Connections`), shared with every other listener. One IP
+  address may hold at most ``max_connections_per_peer`` on all of them. A peer may open
+  at most ``accept_rate_per_peer`` new connections a second. (The door's acceptor
+  accepts within ``accept_rate`` for all listeners.) A connection past a limit is answered
   ``503`` (``QS1011 unavailable``, ``reason`` ``too-many-connections``,
   ``too-many-connections-per-peer`` or ``accept-rate-per-peer``) and closed. Each
   connection is one :class:`~qmk.abi.door.Visitor` of the door, which its requests
   carry to the application (the ASGI scope's ``qmk.visitor``).
-- **Head**: a request's line and headers may take ``http_header_timeout_s`` (from the
-  connection, or from the first byte of a request on a kept-alive one), hold
-  ``http_max_head_bytes`` and a URL of ``http_max_url_bytes``: past them the answer is
-  ``408``, ``431`` or ``414`` (``QS1011``, ``reason`` ``header-timeout``,
+- **Head**: a request's line and headers may take ``http_header_timeout_s``, counted
+  from the connection, or from the first byte of a request on a kept-alive one. They may
+  hold ``http_max_head_bytes``, with a URL of ``http_max_url_bytes``. Past them the
+  answer is ``408``, ``431`` or ``414`` (``QS1011``, ``reason`` ``header-timeout``,
   ``head-too-large``, ``url-too-long``) and the connection is closed. The bytes are
   counted as they arrive, so the parser never holds more than the limit and one read.
 - **Body**: once its headers are read, a request's body may take
@@ -25,13 +25,13 @@ kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
 - **Idle**: a kept-alive connection is closed ``http_keep_alive_s`` after its last
   response (uvicorn's ``timeout_keep_alive``).
 - **The connection's guard** (:class:`~qmk.abi.door.Guard`, the one every wire's
-  connections have): a connection that has not signed in at the door (none of its
-  requests showed a valid session or a good key) ``auth_timeout_s`` after it was
-  accepted is answered ``408`` (``reason`` ``auth-timeout``) and closed, or closed
-  after the response in flight. Its unsent bytes are bounded by ``max_unsent_bytes``
-  (uvicorn waits for the transport to drain below it before each body message, and
-  large bodies are sent in chunks: :mod:`qmk.http.stream`), and when they stay above
-  it for ``write_timeout_s`` (the client does not read) the connection is dropped.
+  connections have). A connection must sign in at the door within ``auth_timeout_s``
+  of being accepted: one of its requests shows a valid session or a good key. If not,
+  it is answered ``408`` (``reason`` ``auth-timeout``) and closed, or closed after the
+  response in flight. Its unsent bytes are bounded by ``max_unsent_bytes``. (uvicorn
+  waits for the transport to drain below it before each body message, and large bodies
+  are sent in chunks: :mod:`qmk.http.stream`.) When they stay above it for
+  ``write_timeout_s``, the client does not read, and the connection is dropped.
 """
 
 from __future__ import annotations
@@ -175,10 +175,12 @@ class _GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _linger(self, drop: int = REFUSED_LINGER_BYTES) -> None:
-        """Half-close after the answer and drop what the client still sends, closing
-        after :data:`~qmk.abi.server.REFUSED_LINGER_S` or ``drop`` bytes at most: a
-        client that is still writing reads the answer rather than a reset (a close with
-        unread bytes sends one, and a reset drops the answer from the client's buffer)."""
+        """Half-close after the answer and drop what the client still sends.
+
+        It closes after :data:`~qmk.abi.server.REFUSED_LINGER_S` or ``drop`` bytes at
+        most. So a client that is still writing reads the answer rather than a reset. A
+        close with unread bytes sends a reset, and a reset drops the answer from the
+        client's buffer."""
         self._head_bytes = 0
         self._drop = drop
         if self._lingers:

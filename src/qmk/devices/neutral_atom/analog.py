@@ -2,15 +2,15 @@
 
 Public API:
 
-- :class:`AnalogModel` -- the Hamiltonian of a register, built once: the basis (bit ``i``
-  of a basis index is atom ``i``, 1 = Rydberg), the drive operator and the diagonal
-  terms, as sparse and dense arrays; :func:`model_for` builds it for a register;
-- :func:`evolve` -- the state (or density matrix) after the analog program's ``Evolve`` ops;
-- :func:`run_analog` -- a validated analog job run: ``(bits, stats)`` as the emulator's
-  backends return them (bits: shots x recorded bits, -1 for a lost atom);
-- :func:`blockade_pairs` -- the pairs the exact blockade reduction drops, and why;
-- :func:`symmetries` and :func:`find_sector` -- the register's permutation symmetries and
-  the symmetric sector (:class:`Sector`) a noiseless evolution stays in.
+- :class:`AnalogModel` -- the Hamiltonian of a register, built once. Bit ``i`` of a basis
+  index is atom ``i`` (1 = Rydberg). It holds the drive operator and the diagonal terms,
+  as sparse and dense arrays. :func:`model_for` builds it for a register.
+- :func:`evolve` -- the state (or density matrix) after the analog program's ``Evolve`` ops.
+- :func:`run_analog` -- a validated analog job run. It gives ``(bits, stats)`` as the
+  emulator's backends do (bits: shots x recorded bits, -1 for a lost atom).
+- :func:`blockade_pairs` -- the pairs the exact blockade reduction drops, and why.
+- :func:`symmetries` and :func:`find_sector` -- the register's permutation symmetries,
+  and the symmetric sector (:class:`Sector`) a noiseless evolution stays in.
 
 The Hamiltonian (hbar = 1, time in us inside the integrator, rates in rad/us)::
 
@@ -18,23 +18,21 @@ The Hamiltonian (hbar = 1, time in us inside the integrator, rates in rad/us)::
            - Delta(t) sum_i n_i - delta_loc(t) sum_k scale_k n_{atoms[k]}
            + sum_{i<j} C6 / r_ij^6 n_i n_j
 
-with ``X = |g><r| + |r><g|``, ``Y = -i|g><r| + i|r><g|``, so the drive is
-``Omega/2 (e^{i phi}|g><r| + e^{-i phi}|r><g|)``: Bloqade's (and QuEra's) convention.
+Here ``X = |g><r| + |r><g|`` and ``Y = -i|g><r| + i|r><g|``. So the drive is
+``Omega/2 (e^{i phi}|g><r| + e^{-i phi}|r><g|)``, Bloqade's (and QuEra's) convention.
 
-Integration: the waveforms are piecewise linear, so the evolution is integrated segment by
-segment between their breakpoints with an 8th-order Dormand-Prince integrator
+Integration: the waveforms are piecewise linear. So the evolution is integrated segment
+by segment between their breakpoints with an 8th-order Dormand-Prince integrator
 (``scipy.integrate.DOP853``, ``rtol`` 1e-10, ``atol`` 1e-12). Its right-hand side is
 one pass of a compiled kernel (:mod:`qmk.devices.neutral_atom.analog_kernel`; numpy
-without llvmlite). In the tests the final states agree with QuTiP's ``sesolve`` to a
-fidelity above 1 - 1e-8, and the 12-atom sweep with a reference at ``rtol`` 1e-13 to
-1 - 1e-9.
+without llvmlite). docs/neutral-atom.md gives how closely it agrees with QuTiP.
 
-Symmetry: where a permutation of the atoms keeps every distance and every local
-detuning (a chain's mirror image, a square's rotations), it commutes with H(t), and the
-initial state (all in |g>) is invariant, so the noiseless state stays in the symmetric
-sector: one basis state per orbit of basis states (:func:`find_sector`; the 12-atom
-chain: 2080 of 4096). It is integrated there and expanded back before shots are drawn;
-where no symmetry holds, the model's whole basis as before.
+Symmetry: some permutations of the atoms keep every distance and every local detuning
+(a chain's mirror image, a square's rotations). Such a permutation commutes with H(t),
+and the initial state (all in |g>) is invariant. So the noiseless state stays in the
+symmetric sector, with one basis state per orbit of basis states (:func:`find_sector`).
+It is integrated there, a smaller basis, and expanded back before shots are drawn.
+Where no symmetry holds, the model's whole basis is integrated.
 
 The blockade reduction drops basis states with both atoms of a pair (i, j) in |r> only
 where that is exact to :data:`BLOCKADE_TOLERANCE`. A dropped pair state lies an energy
@@ -42,22 +40,25 @@ where that is exact to :data:`BLOCKADE_TOLERANCE`. A dropped pair state lies an 
 their energies by at most ``Omega_max^2 / (4 gap)`` and leaks at most
 ``(Omega_max / gap)^2`` of population. Pairs are dropped (largest ``V_ij`` first) while
 the sum over dropped pairs of ``Omega_max^2 T / (4 gap) + (Omega_max / gap)^2`` (T: the
-total drive time in us) stays below the tolerance. At Aquila's spacing (5-6 um, Omega up
-to 15.8 rad/us) that bound is far above 1e-7, so the full 2^n space is used: the reduction
-is for tightly packed atoms or huge C6, where it is both exact and necessary.
+total drive time in us) stays below the tolerance. At Aquila's spacing that bound is far
+above the tolerance, so the full 2^n space is used. The reduction is for tightly packed
+atoms or huge C6, where it is both exact and necessary.
 
-Decoherence (from the job's noise model, :func:`qmk.devices.neutral_atom.noise.analog_noise`):
-spontaneous decay ``|r> -> |g>`` (``L = sqrt(gamma) |g><r|``) and dephasing
-(``L = sqrt(r) Z``) integrated as a Lindblad master equation on the density matrix
-(basis of at most ``max_states_noisy`` states; no symmetric sector there), which also
-starts from ``p_prep``'s mixture (each atom in ``|r>`` with that probability). ``phase.idle``
-is each atom's quasi-static detuning, uniform in ``[-phase.idle, phase.idle]`` for a shot,
-averaged over to second order (:func:`evolve`) where its whole effect could reach
-:data:`BLOCKADE_TOLERANCE`, and left out where it cannot (:func:`detuning_bounds`: the
-shipped presets' 12-30 rad/s over a few us change a state by ~1e-8); a phase.idle whose
-second-order average would leave out more is refused. Shots are drawn
-from the final distribution with the job's seed; atom loss during the drive and at measurement and
-readout flips are then drawn classically, as the digital mode draws them.
+Decoherence comes from the job's noise model
+(:func:`qmk.devices.neutral_atom.noise.analog_noise`). It is spontaneous decay
+``|r> -> |g>`` (``L = sqrt(gamma) |g><r|``) and dephasing (``L = sqrt(r) Z``). Both are
+integrated as a Lindblad master equation on the density matrix. Its basis has at most
+``max_states_noisy`` states, and no symmetric sector. It also starts from ``p_prep``'s
+mixture (each atom in ``|r>`` with that probability).
+
+``phase.idle`` is each atom's quasi-static detuning, uniform in
+``[-phase.idle, phase.idle]`` for a shot. It is averaged over to second order
+(:func:`evolve`) where its whole effect could reach :data:`BLOCKADE_TOLERANCE`. It is
+left out where it cannot (:func:`detuning_bounds`), as for the shipped presets. A
+phase.idle whose second-order average would leave out more is refused. Shots are drawn
+from the final distribution with the job's seed. Atom loss during the drive and at
+measurement, and readout flips, are then drawn classically, as the digital mode draws
+them.
 """
 
 from __future__ import annotations
@@ -339,13 +340,13 @@ def find_sector(model: AnalogModel, drives: Sequence[Drive]) -> Sector | None:
     """The symmetric sector the noiseless evolution of ``model`` under ``drives`` stays in,
     or None where there is none smaller than the model's basis.
 
-    Exact: every permutation of :func:`symmetries` commutes with H(t) at every time (the
-    drive is the same on every atom, the interaction and local detunings are kept), and
-    the initial state (all atoms in ``|g>``) is invariant, so the state stays in the
-    span of the orbit sums. Only the permutations that map the model's basis onto itself
-    are used (a blockade reduction that drops a pair but not its image breaks the
-    others; they form a subgroup). Which atoms are measured does not matter: the state is
-    expanded back to the model's basis (:meth:`Sector.expand`) before shots are drawn.
+    Exact: every permutation of :func:`symmetries` commutes with H(t) at every time. The
+    drive is the same on every atom, and the interaction and local detunings are kept.
+    The initial state (all atoms in ``|g>``) is invariant, so the state stays in the span
+    of the orbit sums. Only the permutations that map the model's basis onto itself are
+    used; they form a subgroup. (A blockade reduction that drops a pair but not its image
+    breaks the others.) Which atoms are measured does not matter. The state is expanded
+    back to the model's basis (:meth:`Sector.expand`) before shots are drawn.
 
     >>> model = model_for([(0.0, 0.0, 0.0), (5.5, 0.0, 0.0), (11.0, 0.0, 0.0)], 5e6)
     >>> sector = find_sector(model, [])

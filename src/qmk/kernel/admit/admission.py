@@ -308,9 +308,11 @@ class Admission:
     async def _read_own(self, tenant: str, graph: Any, entry: TargetSpec) -> Read:
         """A program of a target that reads its own (the neutral-atom device's job, or a
         QVM graph to compile onto it), read by that target in a thread charged to
-        ``tenant``: its JSON decoded, its items within ``max_graph_nodes`` before any is
-        built (a 10 MB job of a million positions is refused there), and its text kept
-        as what is stored."""
+        ``tenant``.
+
+        Its JSON is decoded, and its items are held within ``max_graph_nodes`` before any
+        is built. So a job of a million positions is refused before it is built. Its
+        text is kept as what is stored."""
         if not isinstance(graph, str | Mapping):
             raise ProgramError(
                 f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE

@@ -1,27 +1,28 @@
 """The result cache: a submit whose run is a completed job's run is answered with that
 job's stored result, at once and without a worker.
 
-A job's **run** is its run request as its worker ran it (the fault policies' changes made:
-:func:`qmk.kernel.admit.faults.adjust`) less what does not change a result (the policy, the
-trace context, the save cadence: :func:`qmk.execution.request.run_key`): the program's
-digest, shots, seed, the engine and precision asked for, and the physics (noise, qubit,
-profile, noise model, calibration, the program's rewrite). Its **cache key** is the
-SHA-256 of the tenant's name and that digest (:func:`cache_key`), so no tenant's key is
-another's.
+A job's **run** is its run request as its worker ran it, with the fault policies'
+changes made (:func:`qmk.kernel.admit.faults.adjust`). It leaves out what does not change
+a result: the policy, the trace context, the save cadence
+(:func:`qmk.execution.request.run_key`). What remains is the program's digest, shots,
+seed, the engine and precision asked for, and the physics (noise, qubit, profile, noise
+model, calibration, the program's rewrite). Its **cache key** is the SHA-256 of the
+tenant's name and that digest (:func:`cache_key`), so no tenant's key is another's.
 
 - A job that COMPLETEs after a run of its own keeps its key (``jobs.cache_key``, an
   indexed column of the store: :meth:`ResultCache.index`).
-- A job being accepted looks up the key of the run it would start now (the fault
-  policies' answer at this epoch, :meth:`ResultCache.lookup`): the newest COMPLETED job of
-  the same tenant with that key whose result is stored and younger than
-  ``result_keep_s`` answers it. The new job is COMPLETED in the same turn with a copy of
-  that result whose telemetry says ``cache_hit: true`` and ``cached_from`` (the source
-  job); its attest line is its own run request with ``cache_hit: true``,
-  ``cached_from`` and the source's counts digest, so ``qmk audit replay`` runs it and
-  finds the same counts.
-- Not cached (neither answered nor answering): a job whose policy says ``cache: false``,
-  a job bound to channels (its qubits meet another tenant's), a job whose target streams
-  artifacts while it runs (a device job). A job whose
+- A job being accepted looks up the key of the run it would start now
+  (:meth:`ResultCache.lookup`). That run takes the fault policies' answer at this epoch.
+  The newest COMPLETED job of the same tenant with that key answers it, if its result
+  is stored and younger than ``result_keep_s``. The new job is COMPLETED in the same
+  turn with a copy of that result. Its telemetry says ``cache_hit: true`` and
+  ``cached_from`` (the source job). Its attest line is its own run request with
+  ``cache_hit: true``, ``cached_from`` and the source's counts digest. So ``qmk audit
+  replay`` runs it and finds the same counts.
+- Some jobs are not cached, neither answered nor answering. Those are a job whose
+  policy says ``cache: false`` and a job bound to channels (its qubits meet another
+  tenant's). So is a job whose target streams artifacts while it runs (a device job).
+  A job whose
   seed the kernel drew is never answered (its seed is fresh: a run of its own), though
   its result answers a later submit that names that seed. A job whose deadline has
   passed when it is accepted is not answered either: it ends TIMED_OUT as any would.
@@ -85,10 +86,12 @@ def _seen(tenant: str, request: RunRequest) -> tuple[str, bytes]:
 
 
 def _key_of(tenant: str, keyed: RunRequest, encoded: bytes) -> str:
-    """:func:`cache_key` made from ``keyed`` and its encoding ``encoded``: the SHA-256 of
-    the tenant and ``keyed``'s run key, whose text is its run's but for the seed's digits,
-    kept once per run (:data:`_TEXTS`, by ``encoded`` without those digits): a job with a
-    seed of its own makes one SHA-256 of that text, not the text again."""
+    """:func:`cache_key` made from ``keyed`` and its encoding ``encoded``.
+
+    It is the SHA-256 of the tenant and ``keyed``'s run key. That key's text is its run's
+    but for the seed's digits. It is kept once per run (:data:`_TEXTS`, by ``encoded``
+    without those digits). So a job with a seed of its own hashes that text, but does
+    not make it again."""
     digits = str(keyed.seed).encode()
     start = encoded.find(_SEED_KEY) + len(_SEED_KEY)
     end = start + len(digits)
@@ -129,10 +132,11 @@ def _around_seed(template: RunRequest) -> tuple[Any, bytes] | None:
 
 
 def _keyed(request: RunRequest) -> RunRequest:
-    """``request`` less what :func:`~qmk.execution.request.run_key` leaves out (the policy,
-    the trace, the save cadence; a machine schedule with no idle noise), so a job's run
-    at its acceptance (no schedule yet, no trace) and as its worker ran it encode alike
-    (:meth:`ResultCache.index` compares them), hashed once."""
+    """``request`` less what :func:`~qmk.execution.request.run_key` leaves out, hashed once.
+
+    That is the policy, the trace and the save cadence, and a machine schedule with no
+    idle noise. So a job's run encodes alike at its acceptance (no schedule yet, no
+    trace) and as its worker ran it. :meth:`ResultCache.index` compares the two."""
     machine = request.machine
     if machine is not None and request.noise and machine.idle:
         return replace(request, policy=None, trace_context=None, checkpoint_every_ops=0)
@@ -152,10 +156,12 @@ _SEED_MARK = 2**64 + 1_234_567
 
 
 class KeyFilter:
-    """The cache keys the store may hold, as a Bloom filter of fixed size: a key it never
-    saw is answered False at once, without the store's query (which would first write
-    the job rows waiting to be written); a key it saw, or one that shares its bits
-    (about 1 in 2,000 at 100,000 keys, 1 in 20 at a million), is looked up.
+    """The cache keys the store may hold, as a Bloom filter of fixed size.
+
+    A key it never saw is answered False at once, without the store's query. That query
+    would first write the job rows waiting to be written. A key it saw is looked up, and
+    so is one that shares its bits. At this size that is about 1 in 2,000 at 100,000
+    keys, 1 in 20 at a million.
 
     The kernel is the one writer of its store (the data directory is locked), so the
     keys are those of the store when the kernel opened and those it indexed since.

@@ -1,12 +1,12 @@
 """Who is where on the machine: the one value the scheduler changes, and only through it.
 
 :class:`MachineState` holds the jobs that have not ended, by where they are (queued,
-running, stopped), the queue in the orders policies read it (arrival, per tenant, per
-priority), and each tenant's hold on the floorplan (its tiles now and its tile-cycles so
-far). Its methods are the only writes: a job arrives, leaves the queue, runs, stops,
-resumes, ends; a tenant's tiles change. Policies read it; the scheduler's event loop
-(:mod:`~qmk.kernel.machine.core`) is its one writer, so each move keeps every index
-consistent.
+running, stopped). It holds the queue in the orders policies read it (arrival, per
+tenant, per priority). It holds each tenant's hold on the floorplan: its tiles now and
+its tile-cycles so far. Its methods are the only writes: a job arrives, leaves the queue,
+runs, stops, resumes, ends; a tenant's tiles change. Policies read it. The scheduler's
+event loop (:mod:`~qmk.kernel.machine.core`) is its one writer, so each move keeps every
+index consistent.
 
 >>> state = MachineState()
 >>> state.tiles_changed("a", now=0.0, tiles=4)

@@ -1,26 +1,27 @@
 """A module's magic-state supply: its factories, their store, and the bus to the jobs.
 
-Three things limit how fast a job draws T states, each a fluid rate constant between
-two events:
+Three things limit how fast a job draws T states. Each is a fluid rate, constant
+between two events.
 
-- **The routing bus.** The module's bus row is cut into segments; a job is served by the
-  segment beside the middle of its tiles, and a segment carries ``lanes / segments``
-  states a cycle. Neighbours on one segment share it max-min (water-filling): a job's
-  *demand* on the factories is what it wants, less what its segment cannot carry.
-- **The store.** While it holds states, every job gets its demand; the store drains at
+- **The routing bus.** The module's bus row is cut into segments. A job is served by the
+  segment beside the middle of its tiles. A segment carries ``lanes / segments`` states a
+  cycle. Neighbours on one segment share it max-min (water-filling). So a job's *demand*
+  on the factories is what it wants, less what its segment cannot carry.
+- **The store.** While it holds states, every job gets its demand. The store drains at
   what they draw beyond the factories' rate.
-- **The factories.** With the store empty, the module gives ``rate`` states a cycle, and
-  a rule of the scheduling policy decides who gets them:
+- **The factories.** With the store empty, the module gives ``rate`` states a cycle. A
+  rule of the scheduling policy decides who gets them:
 
   - ``fair``: tenants by their quota weights (weighted max-min), then a tenant's jobs
     max-min. A tenant's capped jobs advance on one virtual clock (generalized processor
     sharing), so a saturated tenant costs no per-job work per event.
-  - ``cost``: the next state goes to the job whose waiting costs most, its live patches
-    (each idles at the same logical error per cycle); ties by arrival.
+  - ``cost``: the next state goes to the job whose waiting costs most. That cost is its
+    live patches, since each idles at the same logical error per cycle. Ties go by
+    arrival.
 
-A job's lost time (beyond its private cycles) is a ``routing`` wait where its segment
-held it below its want, and a ``factory`` wait where the factories held it below its
-demand.
+A job's lost time is what it takes beyond its private cycles. It is a ``routing`` wait
+where its segment held the job below its want. It is a ``factory`` wait where the
+factories held it below its demand.
 
 >>> level_for({1.0: 2}, 0.5)
 0.25
@@ -538,10 +539,12 @@ def _cost_key(job: MachineJob) -> tuple[int, int]:
 
 
 def split_wait(job: MachineJob, dt: float, lost: float, bound: float) -> None:
-    """Record ``lost`` of ``dt`` cycles of a T-drawing ``job``: what its tenant's decoder
-    throttle took (``decoder``), then the rest to what held it: the factories where they
-    gave it less than its demand, or for the ``bound`` cycles they could not feed every
-    want (``factory``), else its bus segment (``routing``)."""
+    """Record ``lost`` of ``dt`` cycles of a T-drawing ``job``, by cause.
+
+    First comes what its tenant's decoder throttle took (``decoder``). The rest goes to
+    what held the job. That is the factories (``factory``) where they gave it less than
+    its demand, or for the ``bound`` cycles they could not feed every want. Else it is
+    its bus segment (``routing``)."""
     decoder = min(lost, dt * (1.0 - job.f)) if job.c else 0.0
     if decoder > 0:
         job.wait("decoder", decoder)

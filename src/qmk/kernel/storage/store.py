@@ -493,10 +493,11 @@ def _taker(kept: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
 
 
 class _Nulls:
-    """A statement whose parameters that are None are written ``NULL`` in its text
-    instead of bound: the sqlite3 module binds an int, float or str as it is, but looks
-    each None (and bytes) up among its adapters first, and a fresh job's row has a dozen.
-    One text per pattern of NULLs, kept (a few in practice).
+    """A statement whose None parameters are written ``NULL`` in its text, not bound.
+
+    The sqlite3 module binds an int, float or str as it is. It looks each None (and
+    bytes) up among its adapters first, and a fresh job's row has a dozen. One text per
+    pattern of NULLs is kept (a few in practice).
 
     Args:
         shape: the statement, with ``{}`` where each parameter goes.
@@ -712,9 +713,10 @@ _LAST_POLICY: list[tuple[Policy | None, str]] = [(None, "")]
 
 
 def _qubits_text(qubits: Mapping[str, int]) -> str:
-    """A job's ``qubits`` column: :func:`_dumps` of its tenants' logical qubits. The
-    text of the mapping written last is kept with a copy of it: the jobs of one program
-    share one mapping (admission's), and one changed since is written anew.
+    """A job's ``qubits`` column: :func:`_dumps` of its tenants' logical qubits.
+
+    The text of the mapping written last is kept, with a copy of the mapping. The jobs
+    of one program share one mapping (admission's). One changed since is written anew.
 
     >>> held = {"alice": 2}
     >>> _qubits_text(held), _qubits_text(held)
@@ -858,12 +860,13 @@ def check_version(db: Any, data_dir: Path) -> None:
 class _Connection:
     """The store's SQLite connection, with the job rows saved but not yet written.
 
-    :meth:`Store.save_job` only notes the job; its row is written (one ``UPDATE`` per
-    job, however many transitions it made since) before the next statement that names
-    the ``jobs`` table, and before every commit, so a commit holds it. (A read of the
-    table sees the row; an ``INSERT INTO jobs`` of a new job touches no saved row and
-    does not wait for them.) A job that starts and ends with no such statement between has its
-    row written once, and the rows of several jobs go in one ``executemany``. A job
+    :meth:`Store.save_job` only notes the job. Its row is written before the next
+    statement that names the ``jobs`` table, and before every commit, so a commit holds
+    it. That is one ``UPDATE`` per job, however many transitions it made since. A read
+    of the table sees the row. An ``INSERT INTO jobs`` of a new job touches no saved row
+    and does not wait for them. A job that starts and ends with no such statement
+    between has its row written once. The rows of several jobs go in one
+    ``executemany``. A job
     whose run request changed since it was stored (:meth:`Store.save_request`: its
     machine schedule) has the request written in the same ``UPDATE``. SQLite writes a
     row's whole record again for any change of it, so one statement for both writes it
@@ -1066,12 +1069,13 @@ class Store:
         data_dir: the directory (created if missing, mode 0700).
         synchronous: "normal" or "full" (SQLite's ``synchronous`` pragma in WAL mode).
         seal_key: the key of results' seals (:func:`qmk.kernel.security.seals.derive` of the
-            kernel secret, ``"result"``): each stored result is written with its seal
-            and checked when read (a mismatch reads as no result, with
-            ``result_damage`` ``QK308``). None: neither (a reader without the secret).
+            kernel secret, ``"result"``). Each stored result is written with its seal
+            and checked when read. A mismatch reads as no result, with
+            ``result_damage`` ``QK308``. None: neither (a reader without the secret).
         checkpoints_apart: the WAL's checkpoints made on a thread of their own
-            (:class:`~qmk.kernel.storage.walcheck.WalCheckpoints`: the kernel's, whose
-            commits run on the event loop); else SQLite's own, inside a commit.
+            (:class:`~qmk.kernel.storage.walcheck.WalCheckpoints`). The kernel asks for
+            it, since its commits run on the event loop. False: SQLite's own, inside a
+            commit.
         disk_reserve_bytes: the disk's reserve the log keeps clear of (with
             ``checkpoints_apart``; :mod:`qmk.kernel.storage.reserve`).
     """
@@ -1256,10 +1260,10 @@ class Store:
     def save_request(self, job: Job) -> None:
         """Write a job's run request again, with its row (:meth:`save_job`, in the same
         ``UPDATE``): the kernel's shared machine fixed its schedule (``request.machine``)
-        after the job was stored. Written with the job's next change (its start: a
-        recovered job that had started keeps it), not on its own: a commit before then
-        leaves it out (a job recovered still queued is scheduled again, as one stored
-        before its schedule was)."""
+        after the job was stored. It is written with the job's next change, not on its
+        own. That change is its start: a recovered job that had started keeps it. A commit
+        before then leaves it out. A job recovered still queued is scheduled again, as one
+        stored before its schedule was."""
         if job.job_id in self.db.saved:
             self.db.saved[job.job_id] = job
         else:
