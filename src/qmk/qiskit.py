@@ -16,9 +16,9 @@ does: the backend injects the logical errors of the code profile (``profile``, d
 ``logical:surface_code(d=9)``) and qubit parameters (``qubit``). ``QMKBackend(noise=False)``
 (``qmk run --no-noise``) gives ideal logical qubits, comparable with Aer's ideal runs.
 
-:class:`EstimatorV2` is a Qiskit ``EstimatorV2``: exact expectation values of the ideal
-circuit from its final state (``precision=0``, the default), or shot-based estimates on
-this backend, with its noise, when a precision above 0 is asked for.
+:class:`EstimatorV2` is a Qiskit ``EstimatorV2``. By default (``precision=0``) it gives
+exact expectation values of the ideal circuit, from its final state. A precision above 0
+asks for shot-based estimates on this backend, with its noise.
 
 >>> from qiskit import QuantumCircuit
 >>> qc = QuantumCircuit(2, 2)
@@ -306,11 +306,13 @@ def lowered(circuit: QuantumCircuit) -> tuple[Graph, tuple[str | None, ...]]:
 
 
 def _clbit_events(circuit: QuantumCircuit, graph: Graph) -> tuple[str | None, ...] | None:
-    """Each clbit's event in the OpenQASM 3 reader's output (``qasm3.dumps`` declares
-    the clbits outside every register first, as scalar bits, then the registers in
-    ``circuit.cregs`` order; the reader keys them as Qiskit does: the scalars as one
-    group, leftmost, then the registers in reverse order, bit 0 rightmost). None where
-    the groups do not fit the circuit's registers (a clbit in two of them)."""
+    """Each clbit's event in the OpenQASM 3 reader's output.
+
+    ``qasm3.dumps`` declares the clbits outside every register first, as scalar bits.
+    The registers follow in ``circuit.cregs`` order. The reader keys them as Qiskit
+    does: the scalars as one group, leftmost, then the registers in reverse order, bit 0
+    rightmost. None where the groups do not fit the circuit's registers (a clbit in two
+    of them)."""
     output = (graph.metadata or {}).get("output") or {}
     groups = [list(reversed(group)) for group in reversed(output.get("groups", []))]
     loose = [bit for bit in circuit.clbits if not circuit.find_bit(bit).registers]
@@ -391,10 +393,10 @@ class EstimatorV2(BaseEstimatorV2):
     A pub's ``precision`` chooses how (``run``'s, else ``default_precision``):
 
     - ``0`` (the default, as Qiskit's ``StatevectorEstimator``): **exact** values of the
-      ideal circuit, from its final state computed once per parameter binding on the
-      engine the backend options choose (``qmk run --state``): a Clifford circuit keeps
-      its stabilizer tableau and stim gives each Pauli's expectation exactly at any
-      width; any other circuit gives amplitudes. Every observable of a binding is read
+      ideal circuit. Its final state is computed once per parameter binding, on the
+      engine the backend options choose (``qmk run --state``). A Clifford circuit keeps
+      its stabilizer tableau, so stim gives each Pauli's expectation exactly at any
+      width. Any other circuit gives amplitudes. Every observable of a binding is read
       off its one state at once (:func:`qmk.engines.observables.expectation_values`).
       Exactness needs ideal logical qubits:
       ``noise=True`` with precision 0 is refused (QL107), and a circuit that measures is
@@ -549,9 +551,9 @@ class LogicalTarget(Target):
     """A Qiskit ``Target`` whose global instructions (no qubit list: they act on any
     qubits, so the target has no coupling map) carry a duration too.
 
-    Qiskit keeps a global instruction's properties under the key None, but its
+    Qiskit keeps a global instruction's properties under the key None. Its
     ``Target.durations()`` and the scheduling passes look properties up per qubit tuple
-    only; here both find the global ones, so ``transpile(..., scheduling_method=...)``
+    only. Here both find the global ones, so ``transpile(..., scheduling_method=...)``
     works and every instruction has a duration and an error.
     """
 
@@ -576,19 +578,21 @@ class LogicalTarget(Target):
 
 
 def _target(num_qubits: int, profile: str, qubit: str) -> Target:
-    """The gates QMK applies as they are (the QVM gate set, :data:`GATE_OPS`), measure,
-    reset, delay and control flow, each with the duration and error the logical model of
-    ``profile`` on ``qubit`` gives it (:mod:`qmk.qec.logical`: an op's logical cycles
-    times the cycle time, and the chance its logical error channel fires on a qubit it
-    touches, over all of them).
+    """The gates QMK applies as they are, with the costs of the logical model.
+
+    These are the QVM gate set (:data:`GATE_OPS`), measure, reset, delay and control
+    flow. Each carries the duration and error the logical model of ``profile`` on
+    ``qubit`` gives it (:mod:`qmk.qec.logical`). The duration is an op's logical cycles
+    times the cycle time. The error is the chance its logical error channel fires on a
+    qubit it touches, over all of them.
 
     Every other gate is one QMK would decompose into these anyway, so the transpiler
-    decomposes it; with the costs, optimisation levels 2-3 synthesise into the cheap ones
+    decomposes it. With the costs, optimisation levels 2-3 synthesise into the cheap ones
     (``x``, ``y``, ``z`` cost nothing: Pauli frames). One-qubit instructions carry their
-    properties per qubit (up to :data:`PER_QUBIT_LIMIT` qubits); multi-qubit ones carry
-    theirs once, for any qubits (a :class:`LogicalTarget` global instruction): one entry
-    per qubit pair would give the target a coupling map, so the transpiler would lay
-    circuits out on (and widen them to) all its qubits, and one per triple would leave
+    properties per qubit (up to :data:`PER_QUBIT_LIMIT` qubits). Multi-qubit ones carry
+    theirs once, for any qubits (a :class:`LogicalTarget` global instruction). One entry
+    per qubit pair would give the target a coupling map. The transpiler would then lay
+    circuits out on (and widen them to) all its qubits. One entry per triple would leave
     ``ccx``/``ccz`` to routing, which refuses 3-qubit gates. Every QMK qubit is every
     other's neighbour, and all of them cost the same.
     """

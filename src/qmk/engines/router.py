@@ -1,18 +1,22 @@
 """The engine router: the cheapest installed engine that runs a job exactly.
 
-:func:`route` walks the registry (:mod:`qmk.engines.registry`), refuses every engine
-that cannot run the :class:`~qmk.engines.registry.Workload` exactly (not installed, not
-Clifford where it must be, too many qubits for the memory at hand, mid-circuit
-measurement on an engine that replays its circuit, a precision or option it does not
-take, no density matrix where one is needed) or would not fit in the process that
-runs it (:class:`~qmk.engines.limits.WorkerLimits`: its packages and its state within
-the worker's memory caps, what its sandbox forbids), and picks the one whose cost
-model estimates the fewest seconds (ties: registry order) on the threads the worker
-has, priced as the kernels it will really use (an engine whose compiled kernels are
-missing here is priced as its fallback). A job that names its engine gets
-it, or a coded refusal saying why not. Every decision is a :class:`Choice` that says
-which engine, at which precision, and why: the candidates, their estimated cost and the
-reasons the others were refused (``qmk run --explain``; telemetry's ``engine_reason``).
+:func:`route` walks the registry (:mod:`qmk.engines.registry`). It refuses every
+engine that cannot run the :class:`~qmk.engines.registry.Workload` exactly. An
+engine may be not installed, or not Clifford where it must be. It may need too many
+qubits for the memory at hand, or replay its circuit when the job measures
+mid-circuit. It may not take the precision or an option, or lack a density matrix
+where one is needed. The router also refuses an engine that would not fit in the
+process that runs it (:class:`~qmk.engines.limits.WorkerLimits`). That means its
+packages and its state within the worker's memory caps, and what its sandbox forbids.
+
+Of the rest it picks the one whose cost model estimates the fewest seconds (ties:
+registry order) on the threads the worker has. Each is priced as the kernels it will
+really use, so an engine whose compiled kernels are missing here is priced as its
+fallback. A job that names its engine gets it, or a coded refusal saying why not.
+
+Every decision is a :class:`Choice` that says which engine, at which precision, and
+why. It holds the candidates, their estimated cost and the reasons the others were
+refused (``qmk run --explain``; telemetry's ``engine_reason``).
 
 >>> from qmk.engines.registry import Workload
 >>> bell = Workload(qubits=2, gates=frozenset({"h", "cx"}), gate_count=2, shots=100)
@@ -306,10 +310,12 @@ def assess(
 def _density_fits(
     entry: EngineSpec, work: Workload, options: Mapping[str, Any], limits: WorkerLimits
 ) -> bool:
-    """Whether ``entry`` runs ``work`` as one density matrix here: where it would
-    (:meth:`~qmk.engines.registry.EngineSpec.runs_density`) and the matrix of ``n`` qubits,
-    what a state of ``2n`` takes in double precision, fits this worker with the compiled
-    kernels it runs on (else its trajectories run)."""
+    """Whether ``entry`` runs ``work`` as one density matrix here.
+
+    It does where it would (:meth:`~qmk.engines.registry.EngineSpec.runs_density`) and
+    the matrix fits this worker with the compiled kernels it runs on. The matrix of
+    ``n`` qubits takes what a state of ``2n`` takes in double precision. Where it does
+    not fit, the engine's trajectories run."""
     if not entry.runs_density(work):
         return False
     held = 2 * work.qubits
@@ -346,13 +352,14 @@ def route(
 
     Raises:
         EngineError: a named engine that is unknown (``QE101``), not installed
-            (``QE108``), or cannot run the job (``QE103`` not Clifford, ``QE102`` too many
-            qubits or would not fit in the worker's memory, ``QE110`` mid-circuit or
-            precision, ``QE105`` an option, ``QE108`` its sandbox forbids it, ``QE118``
-            its own estimate is past :data:`MAX_ESTIMATE_S`); with no engine named,
-            ``QE118 engine-too-slow`` when the engines that could run it would all take
-            longer than that, else ``QE109 no-engine`` when no installed engine can run
-            it (``QE102`` when the universal engine's reason is its size).
+            (``QE108``), or cannot run the job. The codes for that are ``QE103`` not
+            Clifford, ``QE102`` too many qubits or would not fit in the worker's memory,
+            ``QE110`` mid-circuit or precision, ``QE105`` an option, ``QE108`` its sandbox
+            forbids it, and ``QE118`` its own estimate is past :data:`MAX_ESTIMATE_S`.
+            With no engine named: ``QE118 engine-too-slow`` when the engines that could
+            run it would all take longer than that. Else ``QE109 no-engine`` when no
+            installed engine can run it (``QE102`` when the universal engine's reason is
+            its size).
     """
     options = dict(options or {})
     limits = WorkerLimits.read() if limits is None else limits

@@ -1,10 +1,10 @@
 """Lowering a verified QVM program into engine steps, with its noise and schedule.
 
-A :class:`Plan` is what every execution mode runs: one :class:`PlanStep` per node in
-list order (a topological order of the DAG), the engine gate each step applies,
-the logical-noise locations the QEC layer puts around it, and the ASAP schedule
-in logical cycles that telemetry reports. The QVM semantics live here, in one
-place (see docs/qvm.md, "Execution semantics"):
+A :class:`Plan` is what every execution mode runs. It holds one :class:`PlanStep` per
+node in list order (a topological order of the DAG) and the engine gate each step
+applies. It holds the logical-noise locations the QEC layer puts around each step, and
+the ASAP schedule in logical cycles that telemetry reports. The QVM semantics live
+here, in one place (see docs/qvm.md, "Execution semantics"):
 
 - ``RX/RY/RZ(theta)``: radians, ``RZ(t) = exp(-i t Z / 2)``.
 - ``MEASURE_Z/X/Y``: outcome 0 for the +1 eigenstate; ``MEASURE_ANGLE(angle)``
@@ -23,10 +23,10 @@ place (see docs/qvm.md, "Execution semantics"):
 
 A composite op (``MEASURE_ANGLE``, ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_CHAN``,
 ``TELEPORT_CNOT``) is carried out as its expansion in the op table
-(:attr:`qmk.qvm.ops.OpSpec.expansion`). :func:`expand` resolves it for one node
-(qubits and events by name, numbers from the node's arguments) into the
+(:attr:`qmk.qvm.ops.OpSpec.expansion`). :func:`expand` resolves it for one node, with
+qubits and events by name and numbers from the node's arguments. The result is the
 :attr:`PlanStep.calls` that the trajectories, the batch circuits and the neutral-atom
-compiler each carry out.
+compiler each carry out. So the three read one expansion, not three copies.
 """
 
 from __future__ import annotations
@@ -256,11 +256,13 @@ def build_plan(
     """Lower ``program``: steps, logical noise (when ``noise``), schedule and accounting.
 
     ``noise_model`` replaces the qubit's physical error rates and ``calibration`` the
-    code's fitted (a, p*) (for the profiles it is for) in every logical model. ``idle``
-    maps node ids to logical cycles every qubit live after that node sits idle (a
-    kernel job's waits on the shared machine, :class:`~qmk.execution.request.MachineRun`):
-    with ``noise``, one Pauli channel per live qubit after the node, its code's error for
-    that many cycles (cause ``machine``); it changes no op's time.
+    code's fitted (a, p*) (for the profiles it is for) in every logical model.
+
+    ``idle`` maps node ids to logical cycles every qubit live after that node sits idle.
+    These are a kernel job's waits on the shared machine
+    (:class:`~qmk.execution.request.MachineRun`). With ``noise``, each becomes one Pauli
+    channel per live qubit after the node: its code's error for that many cycles (cause
+    ``machine``). It changes no op's time.
 
     Raises:
         QECError: a profile or qubit parameter set the QEC layer does not know, or a
@@ -442,9 +444,11 @@ def _op_noise(
     wait: float,
     cycles: float,
 ) -> None:
-    """``add`` the noise of qubit ``q`` at ``step``: its idle ``wait`` before the step, and
-    the step's own error (of its code, ``profile``): a measurement's is a Pauli before
-    it, an op's after it; a teleported CNOT's is its CNOT's, a free has none."""
+    """``add`` the noise of qubit ``q`` at ``step``.
+
+    That is its idle ``wait`` before the step, and the step's own error (of its code,
+    ``profile``). A measurement's error is a Pauli before it, an op's after it. A
+    teleported CNOT's is its CNOT's, and a free has none."""
     if wait > 0:  # (add() returns at once for none: most qubits wait for nothing)
         add(step.index, True, q, wait, "idle")
     if step.kind == "teleport_cnot":

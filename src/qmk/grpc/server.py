@@ -1,26 +1,28 @@
 """``qmk serve --grpc HOST:PORT``: the service ``qmk.v1.Kernel`` behind the door.
 
-:func:`grpc_listener` starts a ``grpc.aio`` server in the running event loop (the
-kernel's: every rpc is a coroutine on it, as a JSON-RPC request or a REST call is) with
-the standard health service (``SERVING`` for ``""`` and ``qmk.v1.Kernel`` while it runs)
-and server reflection. gRPC's core accepts and reads its own sockets, so it listens on a
-private Unix socket and the door takes the public address: every connection is
-accepted, counted, limited and spliced by the door (:class:`qmk.abi.door.Splicer`: the
-accept rate, connections per peer and in total with the other listeners, the bytes
-before sign-in, the authentication deadline, the unsent bytes and the write timeout),
-and each call finds its connection's visitor by the splice's name (the call's peer).
-When ``stop`` is set its health turns ``NOT_SERVING``, live ``WatchJob`` streams end
-(``closing``) and the server drains for ``server.drain_timeout_s``.
+:func:`grpc_listener` starts a ``grpc.aio`` server in the running event loop. That is
+the kernel's loop: every rpc is a coroutine on it, as a JSON-RPC request or a REST call
+is. The server carries the standard health service (``SERVING`` for ``""`` and
+``qmk.v1.Kernel`` while it runs) and server reflection.
 
-Each rpc is served as the door says a wire serves: the session of the metadata
+gRPC's core accepts and reads its own sockets. So it listens on a private Unix socket
+and the door takes the public address. The door accepts, counts, limits and splices
+every connection (:class:`qmk.abi.door.Splicer`). It guards the accept rate,
+connections per peer and in total with the other listeners, the bytes before sign-in,
+the authentication deadline, the unsent bytes and the write timeout. Each call finds
+its connection's visitor by the splice's name (the call's peer). When ``stop`` is set
+its health turns ``NOT_SERVING``, live ``WatchJob`` streams end (``closing``) and the
+server drains for ``server.drain_timeout_s``.
+
+Each rpc is served as the door says a wire serves. The session of the metadata
 ``authorization: Bearer <session_id>`` is checked (:meth:`qmk.abi.door.Door.tenant`)
-before the request message is read (every handler reads its one message itself, so a
-call without a valid session is refused before its message is read); the message's
+before the request message is read. Every handler reads its one message itself, so a
+call without a valid session is refused before its message is read. The message's
 fields are the syscall's params (:func:`qmk.grpc.schema.params_of`), checked against the
-method table (:func:`qmk.abi.methods.bind_params`); ``Submit``'s ``program`` goes to the
-door as text (its ``format``, or the one its text shows: :func:`qmk.frontends.text.sniff`),
-which reads it off the event loop within the graph cap; the call goes through the door
-(timed in the metrics under ``grpc``, traced) and its answer
+method table (:func:`qmk.abi.methods.bind_params`). ``Submit``'s ``program`` goes to the
+door as text (its ``format``, or the one its text shows: :func:`qmk.frontends.text.sniff`).
+The door reads it off the event loop within the graph cap. The call goes through the
+door, timed in the metrics under ``grpc`` and traced. Its answer
 (:func:`qmk.grpc.schema.reply_of`) is held within the door's bound of answers held
 whole (:class:`qmk.abi.door.HeldAnswers`) until it is sent. ``WatchJob``'s streams are
 counted with SSE's and ``q_watch``'s (:class:`qmk.abi.door.StreamCaps`), one event
@@ -231,12 +233,14 @@ H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class GrpcRefusal:
-    """How the door tells a refused plaintext gRPC client why (:class:`qmk.abi.door.
-    splice.RefusalWriter`): server settings at once; once the client's first call comes,
-    that call's status (``UNAVAILABLE``, the coded refusal as its ``qmk-error``, which
-    the client raises as that error), then a ``GOAWAY`` (``ENHANCE_YOUR_CALM``) whose
-    debug data is the same JSON. A connection that sent no call by then gets the
-    ``GOAWAY`` alone when it closes.
+    """How the door tells a refused plaintext gRPC client why.
+
+    This is a :class:`qmk.abi.door.splice.RefusalWriter`. It sends server settings at
+    once. When the client's first call comes, it answers that call's status:
+    ``UNAVAILABLE``, with the coded refusal as its ``qmk-error``, which the client raises
+    as that error. A ``GOAWAY`` (``ENHANCE_YOUR_CALM``) follows, whose debug data is the
+    same JSON. A connection that sent no call by then gets the ``GOAWAY`` alone when it
+    closes.
 
     >>> import json
     >>> refused = Refusal("too-many-connections", 4, "the server is full")

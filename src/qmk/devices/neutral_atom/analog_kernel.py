@@ -1,12 +1,13 @@
 """The right-hand side of analog mode's integrator, compiled: ``dy/dt = -i H(t) psi``.
 
 On one segment of a drive (waveforms linear in ``t``) the Hamiltonian over a basis of
-``d`` states is ``H = half * W + diag(d0 + x * dd)``: ``W`` the drive operator (sparse,
-Hermitian, at most ``m`` entries a row), ``half = Omega(t)/2``, the diagonal (interaction,
-detunings) linear in the segment's fraction ``x``. :class:`DriveMatrix` holds ``W`` once
-per register and phase; :func:`apply` returns ``-i H psi`` for the state ``psi`` carried as
-``2d`` reals, interleaved ``(re, im)`` (a complex array viewed as ``float64``: what
-:class:`scipy.integrate.DOP853` integrates).
+``d`` states is ``H = half * W + diag(d0 + x * dd)``. ``W`` is the drive operator
+(sparse, Hermitian, at most ``m`` entries a row) and ``half = Omega(t)/2``. The diagonal
+(interaction, detunings) is linear in the segment's fraction ``x``.
+:class:`DriveMatrix` holds ``W`` once per register and phase. :func:`apply` returns
+``-i H psi`` for the state ``psi`` carried as ``2d`` reals, interleaved ``(re, im)``.
+That is a complex array viewed as ``float64``, what :class:`scipy.integrate.DOP853`
+integrates.
 
 Compiled (llvmlite, as :mod:`qmk.engines.simd`, whose LLVM engine and on-disk object
 cache it shares) the product is one pass over the rows. ``W`` is padded to exactly ``m``
@@ -17,8 +18,8 @@ come the diagonal, the ``-i`` and the store. Nothing is allocated and nothing go
 to Python between rows. ``docs/neutral-atom.md`` ("Speed") has the figures.
 
 Without llvmlite (or where LLVM cannot build the kernel) the same product runs as a scipy
-CSR product and numpy: the same result to rounding (the compiled one fuses its
-multiply-adds).
+CSR product and numpy. It gives the same result to rounding; the compiled one fuses its
+multiply-adds.
 
 >>> import numpy as np, scipy.sparse as sp
 >>> w = DriveMatrix.of(sp.csr_matrix(np.array([[0.0, 1.0], [1.0, 0.0]])))
@@ -247,9 +248,11 @@ def _compiled_kernel(w: DriveMatrix, compiled: bool | None) -> Any:
 
 
 class SegmentRhs:
-    """``dy/dt`` on one segment of a drive, the callable ``(t, y)`` DOP853 integrates:
-    :func:`apply` at ``x = (t - t0) / span`` with ``half = (om0 + (om1 - om0) x) / 2``,
-    everything but ``t`` and ``y`` fixed (and their addresses taken) once."""
+    """``dy/dt`` on one segment of a drive, the callable ``(t, y)`` DOP853 integrates.
+
+    It is :func:`apply` at ``x = (t - t0) / span`` with
+    ``half = (om0 + (om1 - om0) x) / 2``. Everything but ``t`` and ``y`` is fixed once,
+    and their addresses taken, so a call works out only ``x`` and ``half``."""
 
     __slots__ = ("_fixed", "_keep", "_kernel", "_numpy", "_shape", "om0", "om1", "span", "t0")
 

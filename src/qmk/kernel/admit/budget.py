@@ -1,28 +1,31 @@
 """Each tenant's CPU budget for reading, lowering and checking programs, off the event loop.
 
 A submit, a replay, a restore and a REST client's program text cost the kernel CPU
-before any worker runs: reading the graph, verifying it, planning it (its physical
-qubits), lowering OpenQASM. :class:`CpuBudget` runs that work in a thread (so the
-event loop, which answers every other client, is never held by it), measures the
-thread's CPU seconds, and charges them to the tenant: a token bucket (:mod:`qmk.rate`)
-of ``cpu_burst_s`` CPU seconds that gains ``cpu_s_per_s`` a second of the kernel's
-clock. The cost is known only once the work is done, so the bucket may go into debt;
-while it holds no CPU second the tenant's next such request is refused at once, before
-any work, with ``QS1006`` (``limit: "cpu_s_per_s"``) and ``retry_after_s``: the seconds
-until its bucket is out of debt (and a millisecond more, so a retry then gets in).
-Other tenants' buckets are their own.
+before any worker runs. That is reading the graph, verifying it, planning it (its
+physical qubits) and lowering OpenQASM. :class:`CpuBudget` runs that work in a thread,
+so the event loop, which answers every other client, is never held by it. It measures
+the thread's CPU seconds and charges them to the tenant. The charge goes to a token
+bucket (:mod:`qmk.rate`) of ``cpu_burst_s`` CPU seconds that gains ``cpu_s_per_s`` a
+second of the kernel's clock.
+
+The cost is known only once the work is done, so the bucket may go into debt. While it
+holds no CPU second the tenant's next such request is refused at once, before any
+work. The refusal is ``QS1006`` (``limit: "cpu_s_per_s"``) with ``retry_after_s``: the
+seconds until its bucket is out of debt. A millisecond more is added, so a retry then
+gets in. Other tenants' buckets are their own.
 
 At most ``threads`` pieces of work run at once (the cores of a small host), and at most
-one of each tenant, so a tenant that pipelines big programs holds one thread, not all.
-The threads are started with the budget, not on first use: starting a thread from the
-loop waits for it to take the GIL, which a thread already verifying a big graph holds
-most of the time: a long stall of the loop with asyncio's default pool. While work
-runs in them the cyclic garbage collector is paused: the work builds hundreds of
-thousands of objects and no cycles, and a collection it set off would rescan the whole
-heap holding the GIL, the loop waiting. The interpreter's switch interval is
-:data:`SWITCH_INTERVAL_S`, restored after: the loop, woken by a client, waits at most
-that long for the GIL that a thread verifying a big graph holds. Python's default
-made every request under such work wait several times over (``docs/kernel.md`` has the
+one of each tenant. So a tenant that pipelines big programs holds one thread, not all.
+The threads are started with the budget, not on first use. Starting a thread from the
+loop waits for it to take the GIL. A thread already verifying a big graph holds the GIL
+most of the time, so asyncio's default pool would stall the loop for long.
+
+While work runs in the threads the cyclic garbage collector is paused. The work builds
+hundreds of thousands of objects and no cycles. A collection it set off would rescan
+the whole heap holding the GIL, the loop waiting. The interpreter's switch interval is
+:data:`SWITCH_INTERVAL_S`, restored after. The loop, woken by a client, waits at most
+that long for the GIL that a thread verifying a big graph holds. Python's default made
+every request under such work wait several times over (``docs/kernel.md`` has the
 figures of each interval tried).
 
 >>> from qmk.kernel.clock import ManualClock

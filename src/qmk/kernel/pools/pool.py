@@ -26,8 +26,8 @@ Two ways to drive the workers, one state machine:
 **The pool never waits on a worker.** Its end of every worker's line (a pipe each way)
 is non-blocking (:mod:`qmk.kernel.pools.wire`: frames of pickles, buffered both ways). A
 worker stopped in the middle of a reply (``SIGSTOP``, a swapped-out machine, a hostile
-task) holds only its own task: the other workers, the loop and the kernel's timers go
-on, and when the task's time is up :meth:`~WorkerPool.cancel` kills the worker. Replies
+task) holds only its own task. The other workers, the loop and the kernel's timers go
+on. When the task's time is up :meth:`~WorkerPool.cancel` kills the worker. Replies
 are plain data, unpickled with no global allowed: a worker cannot make the pool run
 code. A frame longer than the worker's memory cap breaks the protocol: the worker is
 killed and its task fails with :class:`WorkerDied`.
@@ -37,10 +37,11 @@ Futures complete outside the pool's lock, so a done-callback may call the pool a
 Workers start from a ``forkserver`` (the default context), which may have imported
 modules for them already (``preload``), so a new worker is ready at once and a task
 costs one round trip. Each worker confines itself before its first task
-(:mod:`qmk.kernel.pools.sandbox`: no network, a Landlock filesystem, an unprivileged user when
-the pool runs as root, rlimits on memory, CPU time and file size, a private temp dir, no
-inherited descriptors) and tells the pool what holds (:attr:`WorkerPool.confinement`);
-the pool logs it once, with a warning for every gap. A worker whose pool dies without a
+(:mod:`qmk.kernel.pools.sandbox`). The layers are no network, a Landlock filesystem, an
+unprivileged user when the pool runs as root, rlimits on memory, CPU time and file size,
+a private temp dir and no inherited descriptors. The worker tells the pool what holds
+(:attr:`WorkerPool.confinement`). The pool logs it once, with a warning for every gap. A
+worker whose pool dies without a
 word (``kill -9`` of the pool's process) ends at once, whatever its task is doing. A
 thread of it waits for its socket to close (:func:`exit_when_closed`, for any job
 process fed over a socket). A worker of the forkserver also has the OS kill it when the
@@ -51,8 +52,9 @@ fails with :class:`WorkerMemoryError`, one past its CPU time with
 
 Functions and arguments travel by pickle, so ``fn`` must be importable (a module-level
 function). A plain function crosses as its own pickle, made once per pool and read once
-per worker (:func:`_function_of`): pickling a function by name imports its module and
-looks the name up again each time, about as much work as the rest of a small job's task.
+per worker (:func:`_function_of`). Pickling a function by name would import its module
+and look the name up again each time. That is about as much work as the rest of a small
+job's task.
 Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
 type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
 
@@ -246,10 +248,10 @@ def current_link() -> TaskLink | None:
 class WorkerHooks:
     """What a pool's workers do around their tasks; a subclass changes it (``hooks=``).
 
-    The pool pickles its hooks into every worker it starts (so a subclass must be
-    importable there, and its attributes plain); in the worker :meth:`start` runs once,
-    before the worker confines itself, then :meth:`run` runs each task and
-    :meth:`reply` sends each task's outcome. The state a subclass keeps in the worker
+    The pool pickles its hooks into every worker it starts. So a subclass must be
+    importable there, and its attributes plain. In the worker :meth:`start` runs once,
+    before the worker confines itself. Then :meth:`run` runs each task and :meth:`reply`
+    sends each task's outcome. The state a subclass keeps in the worker
     lives as long as the worker. The default runs each task as it is.
 
     >>> class Counted(WorkerHooks):
@@ -570,10 +572,10 @@ _Outcome = tuple[Future[Any], Any, BaseException | None]
 class WorkerPool(Executor):
     """Runs tasks in ``max_workers`` persistent, confined worker processes.
 
-    Its tables (the queue, the running tasks, the workers, the outcomes
-    to deliver) change together under one lock, and both drivers (a thread of its own,
-    or an event loop) run the one state machine on them; a worker's start, its task,
-    its reply and its reaping each touch all of them. Split, each part would reach into
+    Its tables (the queue, the running tasks, the workers, the outcomes to deliver)
+    change together under one lock. Both drivers (a thread of its own, or an event loop)
+    run the one state machine on them. A worker's start, its task, its reply and its
+    reaping each touch all of them. Split, each part would reach into
     the others' state. What stands apart is apart: the line (:mod:`qmk.kernel.pools.wire`),
     the workers' confinement (:class:`~qmk.kernel.pools.sandbox.Sandboxes`), what a worker
     does around a task (:class:`WorkerHooks`).

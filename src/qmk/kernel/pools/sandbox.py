@@ -2,11 +2,11 @@
 
 The kernel runs tenants' programs in worker processes (:mod:`qmk.kernel.pools.pool`). A bug
 in the executor or an engine that a crafted program could exploit would run code in a
-worker; this module makes such code reach as little as the operating system allows
+worker. This module makes such code reach as little as the operating system allows
 without a hypervisor. A worker calls :func:`confine` once, right after it starts, with
-the :class:`Isolation` its pool was given; each layer is applied where the OS allows it
-and the worker reports what holds and what does not (:class:`Confinement`), so the
-kernel never claims a layer it does not have:
+the :class:`Isolation` its pool was given. Each layer is applied where the OS allows it.
+The worker reports what holds and what does not (:class:`Confinement`), so the kernel
+never claims a layer it does not have:
 
 - **descriptors**: every descriptor but the worker's line to its pool (and those its
   pool's hooks keep: :meth:`qmk.kernel.pools.pool.WorkerHooks.start`) is closed; stdin,
@@ -17,25 +17,26 @@ kernel never claims a layer it does not have:
   worker may write: a write past it fails with ``EFBIG``), ``RLIMIT_CORE`` 0 and
   ``RLIMIT_CPU`` (per task; see :class:`CpuBudget`).
 - **network**: a network namespace of its own with no interface but a down loopback
-  (``unshare(CLONE_NEWNET)``, root only), and a seccomp filter that fails ``socket()``
-  (every family: no TCP, no Unix socket to the kernel, no netlink) and
-  ``io_uring_setup()`` (whose operations bypass seccomp) with ``EACCES``.
+  (``unshare(CLONE_NEWNET)``, root only). A seccomp filter fails ``socket()`` with
+  ``EACCES`` (every family: no TCP, no Unix socket to the kernel, no netlink). It fails
+  ``io_uring_setup()`` too, since io_uring's operations bypass seccomp.
 - **filesystem** (Landlock, Linux >= 5.13, unprivileged): reads anywhere but the hidden
   directories (the kernel's data directory, the other workers' temp dirs), writes only
   in the worker's temp dir and the writable directories (the checkpoints, which it may
   not list: a job's checkpoints are reached by its unguessable id). Landlock also stops
-  the worker from ptracing processes outside its own domain and, from ABI 6, from
-  signalling them or reaching their abstract Unix sockets, and from ABI 4 from TCP
-  bind/connect.
+  the worker from ptracing processes outside its own domain. From ABI 6 it also stops
+  it from signalling them or reaching their abstract Unix sockets. From ABI 4 it stops
+  TCP bind/connect.
 - **user**: when the pool runs as root, the worker drops to an unprivileged user
   (``setgroups([])``, ``setresgid``, ``setresuid``: no capability left), so the kernel's
   files (mode 0600) are closed to it whatever Landlock does.
 
 ``no_new_privs`` is set before Landlock and seccomp: nothing the worker executes gains
-privileges. What none of this does (a VM would): a worker shares the host kernel (a
-kernel exploit escapes every layer), its CPU and memory bandwidth, the disk space of the
-writable directories (``RLIMIT_FSIZE`` bounds each file, not their number), and what it
-can read outside the hidden directories (world-readable files).
+privileges. What none of this does (a VM would): a worker shares the host kernel, so a
+kernel exploit escapes every layer. It shares the host's CPU and memory bandwidth, and
+the disk space of the writable directories (``RLIMIT_FSIZE`` bounds each file, not
+their number). It can read what lies outside the hidden directories (world-readable
+files).
 """
 
 from __future__ import annotations
@@ -370,10 +371,11 @@ def make_dirs(path: str) -> None:
 
 
 def open_to(path: str, uid: int, gid: int, hidden: Iterable[str]) -> None:
-    """Make the writable directory ``path`` usable by workers running as ``uid``/``gid``:
-    group ``gid`` may write and search it but not list it, the jobs' folders in it are
-    theirs, and the directories between a hidden one and it are searchable by ``gid``
-    (only that: their files stay closed by their own modes)."""
+    """Make the writable directory ``path`` usable by workers running as ``uid``/``gid``.
+
+    Group ``gid`` may write and search it but not list it. The jobs' folders in it are
+    theirs. The directories between a hidden one and it are searchable by ``gid``, and
+    only that: their files stay closed by their own modes."""
     from pathlib import Path
 
     target = Path(os.path.realpath(path))

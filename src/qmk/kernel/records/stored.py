@@ -118,23 +118,28 @@ _FACTS = msgspec.json.Decoder(ResultFacts).decode
 class StoredResult(Mapping[str, Any]):
     """A finished job's result as the kernel keeps it: its JSON, encoded once (UTF-8).
 
-    ``data`` is what the database holds (``jobs.result``) and what every reply carries:
-    the wire splices it into a reply as it is (:func:`qmk.abi.jsonrpc.encode` writes any
-    object with ``__json_bytes__``), so the kernel never parses or re-encodes a result to
+    ``data`` is what the database holds (``jobs.result``) and what every reply carries.
+    The wire splices it into a reply as it is (:func:`qmk.abi.jsonrpc.encode` writes any
+    object with ``__json_bytes__``). So the kernel never parses or re-encodes a result to
     answer ``q_status``, ``q_wait`` or a REST call: a reply costs a copy of the bytes.
-    ``meta`` is the small part the kernel reads: ``entries`` (how many counts),
-    ``counts_at`` (the byte offsets where the counts object starts and ends), ``marks``
-    (where every :data:`RESULT_MARK_EVERY`-th entry starts), ``counts_sha256``
-    (:func:`digest_counts`) and, where the result was encoded in this process
-    (:func:`encode_result`), ``head`` (every member but ``counts``: engine, telemetry,
-    ...). The store keeps the index without the head (format 8: the text holds it once),
-    and so does a worker's answer; such a result parses :attr:`head` from its text,
-    after the counts, when it is first asked for (an index of format 7 and before still
-    holds it, and it is read there). What the kernel reads of the head at every job's
-    end is :attr:`facts`, read from the text without the rest of the head.
 
-    It reads as the result's mapping in-process (``result["counts"]`` parses the counts
-    once; the ``head`` members at most one parse of the text after them).
+    ``meta`` is the small part the kernel reads:
+
+    - ``entries``: how many counts;
+    - ``counts_at``: the byte offsets where the counts object starts and ends;
+    - ``marks``: where every :data:`RESULT_MARK_EVERY`-th entry starts;
+    - ``counts_sha256``: :func:`digest_counts`;
+    - ``head``, where the result was encoded in this process (:func:`encode_result`):
+      every member but ``counts`` (engine, telemetry, ...).
+
+    The store keeps the index without the head, since the text holds it once. A worker's
+    answer leaves it out too. Such a result parses :attr:`head` from its text, after the
+    counts, when it is first asked for. An index from before format 8 still holds the
+    head, and it is read there. What the kernel reads of the head at every job's end is
+    :attr:`facts`, read from the text without the rest of the head.
+
+    It reads as the result's mapping in-process. ``result["counts"]`` parses the counts
+    once; the ``head`` members cost at most one parse of the text after them.
 
     >>> stored = encode_result({"counts": {"00": 3, "11": 5}, "shots": 8})
     >>> stored.data
@@ -193,11 +198,13 @@ class StoredResult(Mapping[str, Any]):
 
     @property
     def facts(self) -> ResultFacts:
-        """What the kernel reads of the head at a job's end (:class:`ResultFacts`), read
-        once: from the head where it is decoded already, else from the text after the
-        counts, whose other members are skipped, not made (a worker's result comes
-        without its head decoded: the finished jobs the kernel keeps hold none, which
-        the collector would walk; :attr:`head` parses it where something asks)."""
+        """What the kernel reads of the head at a job's end (:class:`ResultFacts`).
+
+        It is read once: from the head where it is decoded already, else from the text
+        after the counts. The text's other members are skipped, not made. A worker's
+        result comes without its head decoded, so the finished jobs the kernel keeps
+        hold no head for the collector to walk. :attr:`head` parses it where something
+        asks."""
         facts = self._facts
         if facts is None:
             facts = self._facts = self._read_facts()
@@ -274,9 +281,11 @@ class StoredResult(Mapping[str, Any]):
 
 
 def head_of(data: bytes, counts_at: Any) -> dict[str, Any]:
-    """The members of a result's JSON ``data`` but its counts: those after the counts
-    object, which ends at byte ``counts_at[1]`` (:func:`encode_result` writes the counts
-    first); the whole object where it has no counts mapping (``counts_at`` None).
+    """The members of a result's JSON ``data`` but its counts.
+
+    They are those after the counts object, which ends at byte ``counts_at[1]``, since
+    :func:`encode_result` writes the counts first. Where ``data`` has no counts mapping
+    (``counts_at`` None) they are the whole object.
 
     >>> head_of(b'{"counts":{"0":1},"shots":1}', [10, 17]), head_of(b'{"counts":{}}', [10, 12])
     ({'shots': 1}, {})
@@ -355,9 +364,11 @@ def _counts_digest(counts: Mapping[str, Any], encoded: bytes) -> str:
 
 
 def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
-    """``result`` with ``fields`` added to its ``telemetry`` member: its counts' bytes and
-    their index are kept as they are (only the members after the counts are written
-    again), so it costs a copy of the bytes, never a parse of the counts.
+    """``result`` with ``fields`` added to its ``telemetry`` member.
+
+    Its counts' bytes and their index are kept as they are; only the members after the
+    counts are written again. So it costs a copy of the bytes, never a parse of the
+    counts.
 
     >>> stored = encode_result({"counts": {"0": 2}, "telemetry": {"shots": 2}})
     >>> with_telemetry(stored, cache_hit=True).data
