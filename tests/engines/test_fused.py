@@ -27,6 +27,7 @@ from qmk.engines.stabilizer import StabilizerEngine
 from qmk.engines.statevector import StatevectorEngine
 from qmk.qvm.asm import assemble
 from qmk.testing import assert_engine_conformance
+from support.workloads import random_gates as brickwork_gates
 
 #: The kernel implementations that run here (``simd`` needs llvmlite).
 HERE = [k for k in kernels.KERNELS if k == "numpy" or simd.available()]
@@ -67,18 +68,6 @@ def random_gates(
         qubits = [int(q) for q in rng.permutation(n)[: spec.qubits]]
         out.append((name, qubits, [float(rng.uniform(-7, 7)) for _ in spec.params]))
     return out
-
-
-def brickwork(n: int, depth: int, seed: int) -> list[tuple[str, list[int], list[float]]]:
-    """Random U3 (RZ RY RZ) on every qubit, then CZ on (i, i+1) from i = layer % 2."""
-    rng = np.random.default_rng(seed)
-    gates: list[tuple[str, list[int], list[float]]] = []
-    for layer in range(depth):
-        for q in range(n):
-            a, b, c = (float(x) for x in rng.uniform(0, 2 * math.pi, 3))
-            gates += [("rz", [q], [a]), ("ry", [q], [b]), ("rz", [q], [c])]
-        gates += [("cz", [i, i + 1], []) for i in range(layer % 2, n - 1, 2)]
-    return gates
 
 
 def run_engine(
@@ -135,7 +124,7 @@ def test_a_blocks_matrix_is_the_product_of_its_gates(seed: int) -> None:
 
 
 def test_a_brickwork_fuses_into_four_qubit_blocks() -> None:
-    gates = brickwork(20, 20, seed=0)
+    gates = brickwork_gates(20, 20, seed=0)
     blocks = fusion.plan([(w, GATES[g].matrix(p)) for g, w, p in gates])
     widths = [len(b.qubits) for b in blocks]
     assert max(widths) == 4 and widths.count(4) > 0.8 * len(blocks)
@@ -234,7 +223,7 @@ def test_a_fused_segment_gives_the_gate_by_gate_state(which: str, dtype: str, se
 
 @pytest.mark.parametrize("which", HERE)
 def test_a_brickwork_segment_gives_the_gate_by_gate_state(which: str) -> None:
-    gates = brickwork(12, 8, seed=3)
+    gates = brickwork_gates(12, 8, seed=3)
     expected = run_engine(gates, 12, max_fused=1)
     for dtype in DTYPES:
         got = run_engine(gates, 12, dtype=dtype, kernels=which)  # 12 >= fused_min_qubits
