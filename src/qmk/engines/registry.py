@@ -657,10 +657,9 @@ SPECS: tuple[EngineSpec, ...] = (
             parallel=True,
             bookkeeping=True,
         ),
-        # measured, not fitted (bench_noisy_dense.py --calibrate): lowering and fusing
-        # 25 us a gate; the fused passes over 4**n entries, about one for every 7 gates
-        # whatever their kind (a qubit's gates and channels become one op), 0.2 ns an
-        # entry a gate at 10 to 12 qubits and depths 5 to 20, on 2 threads
+        # measured, not fitted (bench_noisy_dense.py --calibrate; docs/engines.md): a
+        # qubit's gates and channels become one op, so the passes over its 4**n entries
+        # go with the gates whatever their kind
         density=CostModel(
             representation="density",
             setup_s=0.001,

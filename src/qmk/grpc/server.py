@@ -171,9 +171,9 @@ def unknown_rpc(name: str) -> QMKError:
 
 
 async def _abort(context: Any, error: QMKError) -> None:
-    # the refusal goes without its traceback: its frames hold the call's data (a refused
-    # 15 MB job), which the abort's exception chain would keep alive in a cycle until a
-    # full collection freed it (200 ms with the interpreter held)
+    # the refusal goes without its traceback: its frames hold the call's data (a big
+    # refused job), which the abort's exception chain would keep alive in a cycle until
+    # a full collection freed it, with the interpreter held (docs/door.md)
     error.__traceback__ = None
     await context.abort(status_of(error), str(error), trailing_metadata=error_metadata(error))
 

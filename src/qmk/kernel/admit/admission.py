@@ -279,8 +279,8 @@ class Admission:
             text = _text_of(graph)
             program = self._verify(text)
             # what admit, the job's row and its end would work out on the event loop,
-            # made here and kept for this very text and program (about 0.2 s of a
-            # 99,990-node program's at load 2, in pieces of 20-80 ms: issue 47)
+            # made here and kept for this very text and program (docs/kernel.md,
+            # "Admission": a big program's share of it held the loop in long pieces)
             program_digest(text)
             if len(text) >= GRAPH_PACKED_AHEAD:  # the form its row and its task carry
                 pack_graph(text)
