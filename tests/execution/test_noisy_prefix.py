@@ -130,3 +130,48 @@ def test_a_noisy_run_stopped_inside_a_group_resumes_to_the_same_rows(op: int) ->
     resumed = stopped_then_resumed(graph, control, **options)
     assert control.saved  # it did stop
     assert np.array_equal(resumed.bits, whole.bits)
+
+
+class _Counted(StatevectorEngine):
+    """A statevector engine that counts the copies of state a run makes."""
+
+    calls: dict[str, int]
+
+    def snapshot(self) -> Any:
+        self.calls["snapshot"] += 1
+        return super().snapshot()
+
+    def restore(self, snapshot: Any) -> None:
+        self.calls["restore"] += 1
+        super().restore(snapshot)
+
+
+def test_a_group_runs_on_the_prefixs_engine_and_only_the_prefix_resumes_from_a_copy() -> None:
+    # the error-free group and one with an X in the middle: the error group runs on the
+    # prefix's own engine (one snapshot kept for the prefix), the prefix resumes in the
+    # engine that group leaves (one restore), and the last group takes it as it is
+    n = 5
+    graph = graph_of(n, random_gates(n, 4, seed=3))
+    plan = noisy_plan(graph)
+    observed = Observed(plan)
+    middle = plan.steps[len(plan.steps) // 2].index
+    qubit = next(op.qubits[0] for op in observed.ops if op.kind == "gate")
+    groups = [
+        (observed.with_errors({}), np.arange(0, 600)),
+        (observed.with_errors({middle: [(False, qubit, "X")]}), np.arange(600, 1000)),
+    ]
+    calls = {"engine": 0, "snapshot": 0, "restore": 0}
+
+    def engine() -> StatevectorEngine:
+        calls["engine"] += 1
+        made = _Counted(seed=0)
+        made.calls = calls
+        return made
+
+    def rows(factory: Any, base: Any) -> np.ndarray:
+        seed = np.random.SeedSequence(4)
+        return Runner(plan, factory, groups, 1000, seed, base=base).run()
+
+    shared = rows(engine, observed.ops)
+    assert calls == {"engine": 1, "snapshot": 1, "restore": 1}
+    assert np.array_equal(shared, rows(lambda: StatevectorEngine(seed=0), None))

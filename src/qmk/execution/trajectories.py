@@ -534,6 +534,8 @@ class Runner:
         #: from a snapshot restores into it (its amplitudes' buffers reused: a new
         #: 26-qubit state costs its page faults, up to a second, at every group).
         self._engine: Engine | None = None
+        #: The group's first branch when it runs on the prefix's engine (no restore).
+        self._live: Branch | None = None
 
     def _stream(self, group: int, which: int) -> np.random.Generator:
         """Stream ``which`` (0: the group's trajectories, 1: its row order) of ``group``."""
@@ -563,11 +565,16 @@ class Runner:
             self.bits[members] = rows
             self.leaves = []
             self.group += 1
-        self._prefix = self._engine = None
+        self._prefix = self._engine = self._live = None
         return self.bits
 
     def _first_branch(self, gi: int, shots: int) -> Branch:
-        """Group ``gi``'s first branch: at its cut, on the error-free state there."""
+        """Group ``gi``'s first branch: at its cut, on the error-free state there.
+
+        The group runs on the prefix's own engine (:attr:`_engine` becomes it), so no
+        state is copied into another. When a later group starts from the prefix too,
+        the prefix keeps a snapshot and resumes from it in the engine this group leaves.
+        """
         events = np.zeros(len(self.plan.events), dtype=np.uint8)
         rng = self._stream(gi, 0)
         cut = self.cuts[gi]
@@ -576,10 +583,19 @@ class Runner:
         prefix = self._prefix
         if prefix is None or prefix.pos > cut:
             prefix = self._prefix = _Prefix(self.engine_factory(), self.index)
+        elif prefix.engine is None:  # lent to the group before: back in that group's engine
+            prefix.resume(self._engine if self._engine is not None else self.engine_factory())
         while prefix.pos < cut:  # stop at every cut on the way, whoever runs: the same
             # segments (and so the same rounding) in a run and in its resumption
             prefix.advance(self.base, self._stops[bisect.bisect_right(self._stops, prefix.pos)])
-        return Branch(cut, prefix.snapshot(), dict(prefix.qmap), events, shots, rng, ())
+        qmap = dict(prefix.qmap)
+        if any(self.cuts[g] for g in self.order[self.group + 1 :]):
+            snapshot = prefix.snapshot()
+        else:  # no later group starts from the prefix: it ends here
+            snapshot, self._prefix = None, None
+        self._engine = prefix.lend()
+        self._live = Branch(cut, snapshot, qmap, events, shots, rng, ())
+        return self._live
 
     def _traced_group(self, recorder: spans.Recorder, ops: Sequence[MicroOp], shots: int) -> None:
         """:meth:`_run_group` inside a ``qmk.group`` span with its epochs' spans (the
@@ -599,14 +615,18 @@ class Runner:
                 self._clock = None
 
     def _run_group(self, ops: Sequence[MicroOp]) -> None:
+        live, self._live = self._live, None
         engine = self._engine
-        if engine is None or not self.stack or self.stack[-1].snapshot is None:
+        if live is None and (engine is None or not self.stack or self.stack[-1].snapshot is None):
             engine = self._engine = self.engine_factory()  # from |0>: a fresh engine
+        assert engine is not None
         tail = tail_start(ops)
         clock = self._clock
         while self.stack:
             branch = self.stack.pop()
-            if branch.snapshot is not None:
+            if branch is live:
+                pass  # on the prefix's engine, already at its state
+            elif branch.snapshot is not None:
                 engine.restore(branch.snapshot)
             if branch.pending is not None:
                 _apply_pending(engine, branch, branch.pending)
@@ -827,30 +847,47 @@ def _common_prefix(base: Sequence[MicroOp], ops: Sequence[MicroOp], limit: int) 
 
 
 class _Prefix:
-    """The error-free run, advanced cut by cut, with its snapshot at the last one."""
+    """The error-free run, advanced cut by cut, with its snapshot at the last one.
+
+    A group starting at the last cut runs on its engine (:meth:`lend`); the prefix goes
+    on from its snapshot in another engine (:meth:`resume`).
+    """
 
     def __init__(self, engine: Engine, index: Mapping[str, int]) -> None:
-        self.engine = engine
+        self.engine: Engine | None = engine
         self.index = index
         self.pos = 0
         self.qmap: dict[str, int] = {}
         self._events = np.zeros(len(index), dtype=np.uint8)
         self._snapshot: Any = None
 
+    def lend(self) -> Engine:
+        """Its engine, at :attr:`pos`, for a group to run on (the snapshot stays here)."""
+        engine, self.engine = self.engine, None
+        assert engine is not None
+        return engine
+
+    def resume(self, engine: Engine) -> None:
+        """Go on in ``engine``, from the snapshot taken before :meth:`lend`."""
+        engine.restore(self._snapshot)
+        self.engine = engine
+
     def advance(self, base: Sequence[MicroOp], stop: int) -> None:
         """Apply ``base[pos:stop]`` (unguarded gates and allocs only): one segment per
         run of gates."""
         pos = self.pos
+        engine = self.engine
+        assert engine is not None
         while pos < stop:
             op = base[pos]
             if op.kind == "alloc":
-                self.qmap[op.qubits[0]] = self.engine.allocate()
+                self.qmap[op.qubits[0]] = engine.allocate()
                 pos += 1
                 continue
             end = pos + 1
             while end < stop and base[end].kind == "gate":
                 end += 1
-            apply_segment(self.engine, _segment(base[pos:end], self.qmap, self._events, self.index))
+            apply_segment(engine, _segment(base[pos:end], self.qmap, self._events, self.index))
             pos = end
         self.pos = pos
         self._snapshot = None
@@ -858,6 +895,7 @@ class _Prefix:
     def snapshot(self) -> Any:
         """The engine's snapshot here (taken once per position)."""
         if self._snapshot is None:
+            assert self.engine is not None
             self._snapshot = self.engine.snapshot()
         return self._snapshot
 
