@@ -52,22 +52,10 @@ from _common import (
     timed_group,
     write_json,
 )
-from bench_execute import Gate, dense_prep, qft_gates
+from bench_execute import Gate, dense_prep, qft_gates, qvm_graph
 from qmk.engines import fusion, kernels
 from qmk.engines.gates import GATES
 from qmk.engines.statevector import DEFAULT_FUSED, StatevectorEngine
-from qmk.qvm.asm import assemble
-from qmk.qvm.graph import Graph
-
-_QVM_OP = {
-    "h": "APPLY_H",
-    "x": "APPLY_X",
-    "cx": "APPLY_CNOT",
-    "cz": "APPLY_CZ",
-    "rz": "APPLY_RZ",
-    "ry": "APPLY_RY",
-    "rx": "APPLY_RX",
-}
 
 
 def random_gates(n: int, depth: int = 20, seed: int = 0) -> list[Gate]:
@@ -80,20 +68,6 @@ def random_gates(n: int, depth: int = 20, seed: int = 0) -> list[Gate]:
             gates += [("rz", (q,), (lam,)), ("ry", (q,), (theta,)), ("rz", (q,), (phi,))]
         gates += [("cz", (i, i + 1), ()) for i in range(layer % 2, n - 1, 2)]
     return gates
-
-
-def qvm_graph(n: int, gates: list[Gate]) -> Graph:
-    """Allocate n qubits, apply ``gates``, measure every qubit in Z (event m{i}), free."""
-    lines = [".caps CAP_ALLOC", ".vqs " + " ".join(f"q{i}" for i in range(n))]
-    lines.append(".events " + " ".join(f"m{i}" for i in range(n)))
-    lines += [f"a{i}: ALLOC_LQ vq:q{i}, n=1" for i in range(n)]
-    for k, (name, qs, params) in enumerate(gates):
-        operands = ", ".join(f"vq:q{q}" for q in qs)
-        args = "".join(f", theta={p!r}" for p in params)
-        lines.append(f"g{k}: {_QVM_OP[name]} {operands}{args}")
-    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
-    lines += [f"f{i}: FREE_LQ vq:q{i}" for i in range(n)]
-    return assemble("\n".join(lines) + "\n")
 
 
 def cirq_circuit(n: int, gates: list[Gate], *, measure: bool = True) -> Any:

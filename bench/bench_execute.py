@@ -48,6 +48,7 @@ from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch, executor
 from qmk.execution.plan import build_plan
 from qmk.execution.result import keyed_counts
+from qmk.frontends.builder import GATE_OPS
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
 
@@ -99,10 +100,6 @@ def dense_prep(n: int) -> list[Gate]:
     return gates + [("ry", (i,), (0.3 + 0.5 * i,)) for i in range(n)]
 
 
-_QVM_OP = {"h": "APPLY_H", "x": "APPLY_X", "cx": "APPLY_CNOT", "rz": "APPLY_RZ"}
-_QVM_OP |= {"ry": "APPLY_RY", "rx": "APPLY_RX", "t": "APPLY_T", "s": "APPLY_S"}
-
-
 def qvm_graph(n: int, gates: list[Gate]) -> Graph:
     """Allocate n qubits, apply ``gates``, measure every qubit in Z (event m{i}), free."""
     lines = [".caps CAP_ALLOC", ".vqs " + " ".join(f"q{i}" for i in range(n))]
@@ -111,7 +108,7 @@ def qvm_graph(n: int, gates: list[Gate]) -> Graph:
     for k, (name, qs, params) in enumerate(gates):
         operands = ", ".join(f"vq:q{q}" for q in qs)
         args = "".join(f", theta={p!r}" for p in params)
-        lines.append(f"g{k}: {_QVM_OP[name]} {operands}{args}")
+        lines.append(f"g{k}: {GATE_OPS[name]} {operands}{args}")
     lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
     lines += [f"f{i}: FREE_LQ vq:q{i}" for i in range(n)]
     return assemble("\n".join(lines) + "\n")

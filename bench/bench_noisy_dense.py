@@ -66,8 +66,8 @@ from scipy import stats
 
 import qmk
 from _common import RESULTS, describe, installed, load_averages, machine, timed_group, write_json
-from bench_engines import qvm_graph as random_graph
 from bench_engines import random_gates
+from bench_execute import qvm_graph as random_graph
 from qmk.execution import executor
 from qmk.execution.plan import Plan, build_plan
 from qmk.qvm.graph import Graph

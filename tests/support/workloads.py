@@ -13,6 +13,7 @@ from qmk._front import read
 from qmk.engines.registry import Workload
 from qmk.execution.executor import DEFAULT_QUBIT, build_plan, load_program, workload
 from qmk.execution.plan import Plan
+from qmk.frontends.builder import GATE_OPS
 from qmk.qec.noise import NoiseModel
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import Graph
@@ -21,13 +22,6 @@ HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
 
 #: A gate of :func:`graph_of`: its name, qubits and angles.
 Gate = tuple[str, tuple[int, ...], tuple[float, ...]]
-_GATE_OPS = {
-    "rz": "APPLY_RZ",
-    "ry": "APPLY_RY",
-    "cz": "APPLY_CZ",
-    "x": "APPLY_X",
-    "cx": "APPLY_CNOT",
-}
 
 
 def graph_of(n: int, gates: list[Gate], fence_after: int = -1) -> Graph:
@@ -39,7 +33,7 @@ def graph_of(n: int, gates: list[Gate], fence_after: int = -1) -> Graph:
     for k, (name, qs, params) in enumerate(gates):
         operands = ", ".join(f"vq:q{q}" for q in qs)
         args = "".join(f", theta={p!r}" for p in params)
-        lines.append(f"g{k}: {_GATE_OPS[name]} {operands}{args}")
+        lines.append(f"g{k}: {GATE_OPS[name]} {operands}{args}")
         if k == fence_after:
             lines.append("fence: FENCE_EPOCH")
     lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(n)]
