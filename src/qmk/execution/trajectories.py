@@ -483,10 +483,10 @@ class Runner:
     **Noiseless prefix reuse** (``base`` given): a group's micro-ops up to its first
     error are those of the error-free run, up to the first micro-op that is not an
     unguarded gate or alloc (no measurement, split, fence or guard). So its first branch
-    starts from a snapshot of the error-free state there (:class:`_Prefix`) instead of
-    from |0...0>. The groups run in the order of that cut (ties by index). Each keeps the
-    streams of its index, so its rows do not depend on the order. The order is a function
-    of the groups alone, so a resumed run takes the same one.
+    starts from the error-free state there (:class:`_Prefix`, on whose engine it runs)
+    instead of from |0...0>. The groups run in the order of that cut (ties by index).
+    Each keeps the streams of its index, so its rows do not depend on the order. The
+    order is a function of the groups alone, so a resumed run takes the same one.
     """
 
     def __init__(
@@ -530,9 +530,9 @@ class Runner:
         self.order = sorted(range(len(groups)), key=lambda g: (self.cuts[g], g))
         self._stops = sorted({cut for cut in self.cuts if cut > 0})
         self._prefix: _Prefix | None = None
-        #: The engine the last group ran on: the next group whose first branch starts
-        #: from a snapshot restores into it (its amplitudes' buffers reused: a new
-        #: 26-qubit state costs its page faults, up to a second, at every group).
+        #: The engine the last group ran on: the prefix resumes into it, and a group whose
+        #: first branch starts from a snapshot restores into it (its amplitudes' buffers
+        #: reused: a new 26-qubit state costs its page faults, up to a second, a group).
         self._engine: Engine | None = None
         #: The group's first branch when it runs on the prefix's engine (no restore).
         self._live: Branch | None = None
