@@ -589,7 +589,7 @@ class Runner:
             # segments (and so the same rounding) in a run and in its resumption
             prefix.advance(self.base, self._stops[bisect.bisect_right(self._stops, prefix.pos)])
         qmap = dict(prefix.qmap)
-        if any(self.cuts[g] for g in self.order[self.group + 1 :]):
+        if self.group + 1 < len(self.order):  # later groups, by cut: from here or later
             snapshot = prefix.snapshot()
         else:  # no later group starts from the prefix: it ends here
             snapshot, self._prefix = None, None
