@@ -195,6 +195,26 @@ def test_run_is_execute_of_the_request_its_arguments_make() -> None:
     assert execute(T_PAIR, request).memory == direct.memory
 
 
+@pytest.mark.parametrize("angle", [0.25, 1e-05, 1.5e300, -0.0, 2.5e-07, 123456789.125])
+def test_a_request_digests_the_programs_json_as_json_writes_it_sorted_and_compact(
+    angle: float,
+) -> None:
+    # the digest names the program in stored jobs, checkpoints and seals: a faster
+    # writer must give json's very text, numbers json writes with an exponent included
+    program = verify(
+        assemble(
+            ".caps CAP_ALLOC\n"
+            "a: ALLOC_LQ vq:q0\n"
+            f"r: APPLY_RZ vq:q0, theta={angle!r}\n"
+            "m: MEASURE_Z vq:q0, out:m\n"
+            "f: FREE_LQ vq:q0\n"
+        )
+    )
+    text = json.dumps(program.graph.to_json(), sort_keys=True, separators=(",", ":"))
+    expected = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert build_request(program, shots=10, seed=1).program_digest == expected
+
+
 def test_an_engine_dtype_is_the_requests_precision() -> None:
     single = build_request(T_PAIR, shots=10, seed=1, engine_options={"dtype": "complex64"})
     assert single.precision == "single" and single.engine_options == {}

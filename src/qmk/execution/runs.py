@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -153,9 +152,13 @@ def _own(program: Any) -> bool:
 
 def _canonical(program: Any) -> str:
     """The JSON text a run request digests: a verified program's QVM JSON, or the data of
-    a program that is no QVM graph."""
-    data = program if isinstance(program, Mapping) else program.graph.to_json()
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    a program that is no QVM graph (:func:`~qmk.qvm.graph.canonical_text`: json's sorted
+    compact text, written by msgspec where that is the same text)."""
+    from qmk.qvm.graph import canonical_text
+
+    # every object's keys are sorted as it is written: the data need not sort them first
+    data = program if isinstance(program, Mapping) else program.graph.to_json(sort=False)
+    return canonical_text(data)
 
 
 def _misuse(message: str, key: str) -> QMKError:
