@@ -514,23 +514,6 @@ _LAYOUTS: Memo[Any] = Memo(KEPT_PLANS)
 _FIGURES: Memo[Any] = Memo(KEPT_PLANS)
 
 
-def choose_engine(
-    plan: Plan,
-    engine: str | None,
-    *,
-    shots: int = 1,
-    engine_options: Mapping[str, Any] | None = None,
-) -> str:
-    """The engine that runs ``plan``: ``engine`` if given and able, else the router's
-    cheapest able engine (see :func:`route_plan`).
-
-    Raises:
-        EngineError: ``engine`` is unknown, not installed, or cannot run the program;
-            no installed engine can run it.
-    """
-    return route_plan(plan, engine, shots=shots, engine_options=engine_options)[0].engine
-
-
 def execute(
     program: VerifiedProgram,
     request: RunRequest,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -750,8 +750,3 @@ def synthetic_results(
                 )
             )
     return tuple(out)
-
-
-def results_table(results: Sequence[MemoryResult]) -> list[Mapping[str, Any]]:
-    """Rows for printing: one per result."""
-    return [r.to_json() for r in results]

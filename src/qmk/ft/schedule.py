@@ -54,10 +54,6 @@ def ticks(block: str, op: PauliOp) -> int:
     return 1 if op.z_only else NON_Z_TICKS[block]
 
 
-def uses_routing(block: str, op: PauliOp) -> bool:
-    return ticks(block, op) > 0
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Scheduled:
     """One op's place in time: ``start`` to ``end`` ticks."""

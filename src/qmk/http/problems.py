@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from qmk.abi.errors import InvalidParams, InvalidRequest, ParseError, RpcError
+from qmk.abi.errors import InvalidRequest, RpcError
 from qmk.errors import QMKError, SyscallError
 
 #: The media type of a problem document.
@@ -78,11 +78,6 @@ def too_large(limit: int) -> HttpStatus:
     return HttpStatus(413, error)
 
 
-def bad_params(message: str, param: str | None = None) -> InvalidParams:
-    """422: params that do not fit the method's table entry."""
-    return InvalidParams(message, **({} if param is None else {"param": param}))
-
-
 def rpc_code_of(error: QMKError) -> int | None:
     """The JSON-RPC ``error.code`` the error has on the socket (None: it has none)."""
     if isinstance(error, (SyscallError, RpcError)):
@@ -118,8 +113,3 @@ def problem_of(error: QMKError, instance: str, status: int | None = None) -> dic
     if error.details:
         problem["details"] = error.details
     return problem
-
-
-def parse_problem(message: str) -> ParseError:
-    """400: a body that is not JSON."""
-    return ParseError(message)

@@ -874,11 +874,6 @@ NOT_ENTANGLING: frozenset[str] = frozenset(
 )
 
 
-def operand_arity(spec: OpSpec, kind: str) -> Arity:
-    """The arity of operand ``kind`` (one of :data:`OPERAND_KINDS`) for ``spec``."""
-    return getattr(spec, kind)
-
-
 def closest_op(name: str) -> str | None:
     """The known op name closest to ``name``, for 'did you mean' hints.
 
