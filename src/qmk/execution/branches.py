@@ -51,8 +51,9 @@ class Pending:
 class Branch:
     """A trajectory that waits: where it is, its shots, its stream and its path.
 
-    ``snapshot`` is the engine state to restore first (None: a group's first branch,
-    which starts on a fresh engine), then ``pending`` is applied.
+    ``snapshot`` is the engine state to restore first, then ``pending`` is applied. None
+    is a group's first branch: at ``pos`` 0 it starts on a fresh engine, past it on the
+    error-free run's engine as it is (:class:`qmk.execution.trajectories.Runner`).
     """
 
     pos: int

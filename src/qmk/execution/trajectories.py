@@ -534,8 +534,6 @@ class Runner:
         #: first branch starts from a snapshot restores into it (its amplitudes' buffers
         #: reused: a new 26-qubit state costs its page faults, up to a second, a group).
         self._engine: Engine | None = None
-        #: The group's first branch when it runs on the prefix's engine (no restore).
-        self._live: Branch | None = None
 
     def _stream(self, group: int, which: int) -> np.random.Generator:
         """Stream ``which`` (0: the group's trajectories, 1: its row order) of ``group``."""
@@ -565,15 +563,16 @@ class Runner:
             self.bits[members] = rows
             self.leaves = []
             self.group += 1
-        self._prefix = self._engine = self._live = None
+        self._prefix = self._engine = None
         return self.bits
 
     def _first_branch(self, gi: int, shots: int) -> Branch:
         """Group ``gi``'s first branch: at its cut, on the error-free state there.
 
-        The group runs on the prefix's own engine (:attr:`_engine` becomes it), so no
-        state is copied into another. When a later group starts from the prefix too,
-        the prefix keeps a snapshot and resumes from it in the engine this group leaves.
+        The group runs on the prefix's own engine (:attr:`_engine` becomes it): the
+        branch has no snapshot, and no state is copied into another. When a later group
+        starts from the prefix too, the prefix keeps a snapshot and resumes from it in
+        the engine this group leaves.
         """
         events = np.zeros(len(self.plan.events), dtype=np.uint8)
         rng = self._stream(gi, 0)
@@ -588,14 +587,11 @@ class Runner:
         while prefix.pos < cut:  # stop at every cut on the way, whoever runs: the same
             # segments (and so the same rounding) in a run and in its resumption
             prefix.advance(self.base, self._stops[bisect.bisect_right(self._stops, prefix.pos)])
-        qmap = dict(prefix.qmap)
-        if self.group + 1 < len(self.order):  # later groups, by cut: from here or later
-            snapshot = prefix.snapshot()
-        else:  # no later group starts from the prefix: it ends here
-            snapshot, self._prefix = None, None
-        self._engine = prefix.lend()
-        self._live = Branch(cut, snapshot, qmap, events, shots, rng, ())
-        return self._live
+        later = self.group + 1 < len(self.order)  # later groups, by cut: from here on
+        if not later:  # no later group starts from the prefix: it ends here
+            self._prefix = None
+        self._engine = prefix.lend(keep=later)
+        return Branch(cut, None, dict(prefix.qmap), events, shots, rng, ())
 
     def _traced_group(self, recorder: spans.Recorder, ops: Sequence[MicroOp], shots: int) -> None:
         """:meth:`_run_group` inside a ``qmk.group`` span with its epochs' spans (the
@@ -615,18 +611,15 @@ class Runner:
                 self._clock = None
 
     def _run_group(self, ops: Sequence[MicroOp]) -> None:
-        live, self._live = self._live, None
         engine = self._engine
-        if live is None and (engine is None or not self.stack or self.stack[-1].snapshot is None):
+        top = self.stack[-1] if self.stack else None
+        if engine is None or top is None or (top.snapshot is None and top.pos == 0):
             engine = self._engine = self.engine_factory()  # from |0>: a fresh engine
-        assert engine is not None
         tail = tail_start(ops)
         clock = self._clock
         while self.stack:
             branch = self.stack.pop()
-            if branch is live:
-                pass  # on the prefix's engine, already at its state
-            elif branch.snapshot is not None:
+            if branch.snapshot is not None:  # (none past 0: on the prefix's engine as it is)
                 engine.restore(branch.snapshot)
             if branch.pending is not None:
                 _apply_pending(engine, branch, branch.pending)
@@ -861,8 +854,11 @@ class _Prefix:
         self._events = np.zeros(len(index), dtype=np.uint8)
         self._snapshot: Any = None
 
-    def lend(self) -> Engine:
-        """Its engine, at :attr:`pos`, for a group to run on (the snapshot stays here)."""
+    def lend(self, *, keep: bool) -> Engine:
+        """Its engine, at :attr:`pos`, for a group to run on; ``keep``: a later group
+        starts from the prefix too, so it keeps a snapshot here to :meth:`resume` from."""
+        if keep:
+            self.snapshot()
         engine, self.engine = self.engine, None
         assert engine is not None
         return engine
