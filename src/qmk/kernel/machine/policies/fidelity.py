@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
+    from qmk.kernel.machine.tiles import TileRange
 
 
 class Fidelity(SchedulingPolicy):
@@ -87,10 +88,11 @@ class Fidelity(SchedulingPolicy):
                     alike = _alike(job)
                     unplaced = refused.get(alike)
                     if unplaced is None:
-                        if self._start(sched, job, budgets):
+                        spot = sched.find(job)
+                        if spot is not None and self._start(sched, job, spot, budgets):
                             budgets.started()
                             break  # the queue and the shares changed: choose again
-                        unplaced = refused[alike] = sched.find(job) is None
+                        unplaced = refused[alike] = spot is None
                     tried[tenant] = tried.get(tenant, 0) + 1
                     if not reserved and unplaced:
                         reserved = self._reserve(sched, job)
@@ -104,9 +106,12 @@ class Fidelity(SchedulingPolicy):
             sched.floorplan.release_holds()
 
     @staticmethod
-    def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
-        spot = sched.find(job)
-        if spot is None or not may_hold(sched, job):
+    def _start(
+        sched: Scheduler, job: MachineJob, spot: tuple[TileRange, int], budgets: BudgetCheck
+    ) -> bool:
+        """Start ``job`` where :meth:`Scheduler.find` put it (``spot``), if its tenant may
+        hold more and every budget keeps."""
+        if not may_hold(sched, job):
             return False
         if not budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1]):
             return False
