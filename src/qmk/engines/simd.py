@@ -102,7 +102,7 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of its parent's t
 def _init() -> dict[str, Any]:
     """What the kernels need here, found once: the vector width and where code comes from.
 
-    Where a process on this host compiled kernels before (:func:`kernel_cache.known`),
+    Where an earlier process on this host compiled the kernels (:func:`kernel_cache.known`),
     their code is loaded from that cache without LLVM (:mod:`qmk.engines.objcode`).
     Otherwise it is the LLVM JIT (:func:`_jit`), or the reason there are no kernels."""
     if _state:
