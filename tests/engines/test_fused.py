@@ -131,6 +131,45 @@ def test_a_brickwork_fuses_into_four_qubit_blocks() -> None:
     assert len(blocks) < len(gates) / 20  # 1390 gates in about 60 passes
 
 
+def assert_folds_exactly(
+    gates: Sequence[tuple[str, list[int], list[float]]], paulis: Sequence[tuple[int, str]], n: int
+) -> None:
+    """fold_paulis(plan(gates), paulis): every gate and Pauli in one block, numbered
+    Paulis first, and the blocks' product that of the Paulis then the gates."""
+    body = [(w, GATES[g].matrix(p)) for g, w, p in gates]
+    expected = np.eye(1 << n, dtype=complex)
+    for name, wires, params in [(p, [q], []) for q, p in paulis] + list(gates):
+        bits = [n - 1 - q for q in wires][::-1]
+        expected = full_operator(GATES[name].matrix(params), bits, n) @ expected
+    for diagonal_width in (0, fusion.DIAGONAL_WIDTH):
+        planned = fusion.plan(body, max_width=3, diagonal_width=diagonal_width)
+        folded = fusion.fold_paulis(planned, paulis)
+        assert sorted(i for b in folded for i in b.gates) == list(range(len(gates) + len(paulis)))
+        got = np.eye(1 << n, dtype=complex)
+        for block in folded:
+            matrix = np.diag(block.matrix) if block.diagonal else block.matrix
+            got = full_operator(matrix, [n - 1 - q for q in block.qubits][::-1], n) @ got
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_paulis_folded_into_a_plan_are_the_plan_of_the_paulis_then_the_gates(seed: int) -> None:
+    rng = np.random.default_rng(300 + seed)
+    n = 5
+    gates = random_gates(rng, n - 1, 30)  # qubit n - 1: only a Pauli may touch it
+    paulis = [(int(q), str(rng.choice(["x", "y", "z"]))) for q in rng.permutation(n)[:3]]
+    assert_folds_exactly(gates, paulis, n)
+
+
+@pytest.mark.parametrize("paulis", [[(0, "z"), (1, "y"), (2, "x")], [(0, "y"), (2, "z")]])
+def test_paulis_before_a_diagonal_block_fold_into_it_or_go_first(
+    paulis: list[tuple[int, str]],
+) -> None:
+    """A Z multiplies a diagonal block's entries; an X or Y cannot fold into one."""
+    gates = [("cz", [0, 1], []), ("rz", [1], [0.4]), ("cz", [1, 2], []), ("t", [2], [])]
+    assert_folds_exactly(gates, paulis, 3)
+
+
 # --------------------------------------------------------------------------- the kernels
 
 
@@ -253,6 +292,40 @@ def test_pending_bookkeeping_folds_into_the_fused_blocks() -> None:
         engine.apply(g, [qs[q] for q in w], p)
     engine.apply_segment([(g, [qs[q] for q in w], p) for g, w, p in segment])
     np.testing.assert_allclose(engine.state_vector(qs), expected, atol=1e-10)
+
+
+def test_a_segment_applied_again_after_its_errors_reuses_their_tails_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trajectory's error tail (Paulis, then the gates), then the error-free tail (the
+    same gates, from a snapshot): the second plans nothing, and each state is the
+    gate-by-gate one."""
+    rng = np.random.default_rng(21)
+    n = 7
+    head, tail = random_gates(rng, n, 80), random_gates(rng, n, 120)
+    errors = [("z", [4], []), ("y", [1], [])]
+    planned: list[int] = []
+    plan = fusion.plan
+    monkeypatch.setattr(fusion, "plan", lambda gates, **kw: planned.append(1) or plan(gates, **kw))
+    engine = StatevectorEngine(seed=0, fused_min_qubits=0)
+    qs = [engine.allocate() for _ in range(n)]
+
+    def on(gates: Sequence[tuple[str, list[int], list[float]]]) -> list[Any]:
+        return [(g, [qs[q] for q in w], p) for g, w, p in gates]
+
+    engine.apply_segment(on(head))
+    at_cut = engine.snapshot()
+    engine.apply_segment(on(errors + tail))
+    with_errors = engine.state_vector(qs)
+    engine.restore(at_cut)
+    engine.apply_segment(on(tail))
+    assert len(planned) == 2  # the head's and the tail's, not the error-free tail's again
+    np.testing.assert_allclose(
+        with_errors, run_engine(head + errors + tail, n, max_fused=1), atol=1e-10
+    )
+    np.testing.assert_allclose(
+        engine.state_vector(qs), run_engine(head + tail, n, max_fused=1), atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("which", HERE)

@@ -166,6 +166,8 @@ class LazyState:
         self._rng = np.random.default_rng(seed)
         self._psi = np.ones((), dtype=self._dtype)
         self._spare: np.ndarray | None = None
+        # the last fused segment's gates and blocks (:meth:`_fused_plan`)
+        self._kept_plan: tuple[Sequence[Any], list[fusion.Block]] | None = None
         self._vars: list[int] = []  # tensor axis -> variable id
         self._rows: dict[int, int] = {}  # qubit -> bitmask of variables it reads
         self._consts: dict[int, int] = {}  # qubit -> bit xor-ed onto that parity
@@ -394,13 +396,11 @@ class LazyState:
                 self._consts[q] = 0
             if u is not None:
                 items.append(((q,), u))
-        built = matrices([(gate, values) for gate, _, values in checked])
-        items += [(qs, u) for (_, qs, _), u in zip(checked, built, strict=True)]
+        blocks = self._fused_plan(items, checked)
         shape = self._psi.shape
         psi = np.ascontiguousarray(self._psi).reshape(-1)
         axis = {var: a for a, var in enumerate(self._vars)}
         bit = {q: len(shape) - 1 - axis[self._rows[q].bit_length() - 1] for q in order}
-        blocks = fusion.plan(items, max_width=self._max_fused, diagonal_width=fusion.DIAGONAL_WIDTH)
         kernels.apply_blocks(
             psi,
             [(b.matrix, [bit[q] for q in reversed(b.qubits)], b.diagonal) for b in blocks],
@@ -408,6 +408,43 @@ class LazyState:
         )
         self._psi = psi.reshape(shape)
         self._spare = None
+
+    def _fused_plan(
+        self,
+        items: list[tuple[Sequence[int], np.ndarray]],
+        checked: Sequence[tuple[str, list[int], tuple[float, ...]]],
+    ) -> list[fusion.Block]:
+        """The fused blocks of the pending ``items``, then of the segment ``checked``.
+
+        With nothing pending, the segment's leading Paulis on distinct qubits (a
+        trajectory's errors at its cut) fold into the plan of the gates after them
+        (:func:`~qmk.engines.fusion.fold_paulis`), and that plan is kept. A segment of
+        the same gates next, such as the error-free run's tail after an error group's,
+        reuses it instead of planning it again. Blocks name qubits, not state bits, so a
+        plan holds whatever the state's layout."""
+        pending = bool(items)
+        lead = 0
+        if not pending:
+            seen: set[int] = set()
+            for gate, qs, _ in checked:
+                if gate not in fusion.PAULIS or qs[0] in seen:
+                    break
+                seen.add(qs[0])
+                lead += 1
+        body = checked[lead:] if lead else checked
+        kept = self._kept_plan
+        if not pending and kept is not None and len(kept[0]) == len(body) and kept[0] == body:
+            blocks = kept[1]
+        else:
+            built = matrices([(gate, values) for gate, _, values in body])
+            items += [(qs, u) for (_, qs, _), u in zip(body, built, strict=True)]
+            width = self._max_fused
+            blocks = fusion.plan(items, max_width=width, diagonal_width=fusion.DIAGONAL_WIDTH)
+            if not pending:
+                self._kept_plan = (body, blocks)
+        if not lead:
+            return blocks
+        return fusion.fold_paulis(blocks, [(qs[0], gate) for gate, qs, _ in checked[:lead]])
 
     # ------------------------------------------------------------------ physical work
 
