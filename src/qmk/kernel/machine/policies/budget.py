@@ -24,6 +24,7 @@ without it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
@@ -70,25 +71,24 @@ Reading = tuple[float, float, float, int]
 
 def _lates(
     sched: Scheduler, module: int, jobs: list[MachineJob], readings: list[Reading]
-) -> list[float]:
-    """Each of ``jobs``' cycles late, its T states drawn as a fluid from ``module``'s
-    store and factories under the policy's rule (module docstring). Each job draws at
-    most what it asks a cycle and its even part of its bus segment. A job's share
-    passes to the others when it has drawn all."""
-    supply = sched.supply(module)
-    late = [0.0] * len(jobs)
-    users = [i for i, r in enumerate(readings) if r[0] > 0 and r[1] > 0]
+) -> Iterator[tuple[int, float]]:
+    """Each of ``jobs``' cycles late, as ``(its index, cycles)`` the moment it is known:
+    the jobs that draw no T state first, then each as it has drawn all. Its T states
+    are drawn as a fluid from ``module``'s store and factories under the policy's rule
+    (module docstring). Each job draws at most what it asks a cycle and its even part
+    of its bus segment. A job's share passes to the others when it has drawn all."""
+    users = []
+    for i, (t_left, t_cycles, _, _) in enumerate(readings):
+        if t_left > 0 and t_cycles > 0:
+            users.append(i)
+        else:
+            yield i, 0.0
     if not users:
-        return late
+        return
+    supply = sched.supply(module)
     states = [r[0] for r in readings]
     drawing = [r[1] for r in readings]
-    asks = [r[0] / r[1] if r[0] > 0 and r[1] > 0 else 0.0 for r in readings]
-    sharing: dict[int, int] = {}
-    for i in users:
-        sharing[readings[i][3]] = sharing.get(readings[i][3], 0) + 1
-    cap = supply.bus.cap
-    for i in users:  # neighbours on a segment split it
-        asks[i] = min(asks[i], cap / sharing[readings[i][3]])
+    asks = _asks(readings, users, supply.bus.cap)
     rate, store = supply.rate, supply.store
     by_cost = (
         sorted(users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
@@ -100,27 +100,22 @@ def _lates(
         wanted = sum([asks[i] for i in users])
         if wanted <= rate:  # the factories keep up from now on: each draws what it asks
             for i in users:
-                late[i] = max(0.0, now + states[i] / asks[i] - drawing[i])
-            break
+                yield i, max(0.0, now + states[i] / asks[i] - drawing[i])
+            return
         if store > 1e-9:  # every job draws what it asks while the store lasts
             shares = asks
-        elif by_cost is not None:  # the costliest wait first
-            shares = [0.0] * len(jobs)
-            left = rate
-            for i in by_cost:
-                if states[i] > 0:
-                    shares[i] = min(asks[i], left)
-                    left -= shares[i]
+        elif by_cost is not None:
+            shares = _costliest_first(by_cost, states, asks, rate)
         else:
             shares = _fair(sched, jobs, users, asks, rate)
         drawn = sum([shares[i] for i in users])
-        step = min((states[i] / shares[i] for i in users if shares[i] > 0), default=INF)
+        step = min([states[i] / shares[i] for i in users if shares[i] > 0], default=INF)
         if store > 1e-9 and drawn > rate:
             step = min(step, store / (drawn - rate))
         if step == INF:  # the rest get nothing, ever
             for i in users:
-                late[i] = INF
-            break
+                yield i, INF
+            return
         now += step
         store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
         going = []
@@ -128,11 +123,40 @@ def _lates(
             states[i] -= shares[i] * step
             if states[i] <= 1e-9 * (1 + asks[i]):
                 going.append(i)
-                states[i] = 0.0
-                late[i] = max(0.0, now - drawing[i])
         if going:
+            for i in going:
+                states[i] = 0.0
+                yield i, max(0.0, now - drawing[i])
             users = [i for i in users if states[i] > 0]
-    return late
+
+
+def _asks(readings: list[Reading], users: list[int], cap: float) -> list[float]:
+    """What each of ``users`` asks a cycle: its T states over its cycles that draw them,
+    at most its even part of its bus segment's ``cap`` (0 for the others)."""
+    asks = [0.0] * len(readings)
+    sharing: dict[int, int] = {}
+    for i in users:
+        t_left, t_cycles, _, segment = readings[i]
+        asks[i] = t_left / t_cycles
+        sharing[segment] = sharing.get(segment, 0) + 1
+    for i in users:  # neighbours on a segment split it
+        asks[i] = min(asks[i], cap / sharing[readings[i][3]])
+    return asks
+
+
+def _costliest_first(
+    by_cost: list[int], states: list[float], asks: list[float], rate: float
+) -> list[float]:
+    """What each job still drawing gets a cycle of ``rate`` under the ``cost`` rule: in
+    ``by_cost``'s order (the costliest wait first), what it asks while any is left."""
+    shares = [0.0] * len(asks)
+    left = rate
+    for i in by_cost:
+        if states[i] > 0:
+            ask = asks[i]
+            shares[i] = share = ask if ask <= left else left
+            left -= share
+    return shares
 
 
 def _fair(
@@ -147,9 +171,12 @@ def _fair(
     tenant_share = weighted_fill(tenant_asks, sched.weights, rate)
     shares = [0.0] * len(jobs)
     for tenant, members in by_tenant.items():
-        got = weighted_fill(
-            {str(k): asks[i] for k, i in enumerate(members)}, {}, tenant_share[tenant]
-        )
+        share = tenant_share[tenant]
+        if tenant_asks[tenant] <= share:  # each gets what it asks (weighted_fill's own test)
+            for i in members:
+                shares[i] = asks[i]
+            continue
+        got = weighted_fill({str(k): asks[i] for k, i in enumerate(members)}, {}, share)
         for k, i in enumerate(members):
             shares[i] = got[str(k)]
     return shares
@@ -208,21 +235,27 @@ class BudgetCheck:
     ) -> dict[MachineJob, float]:
         """Each running job's projected idle error on ``module`` (and ``candidate``'s,
         were it started there now, its first tile ``at`` of the module)."""
+        jobs, readings = self._inputs(module, candidate, at)
+        late = dict(_lates(self.sched, module, jobs, readings))
+        p = self.sched.machine.logical_error_rate
+        return {
+            job: idle_of(p, job.cost, reading[2], late[i])
+            for i, (job, reading) in enumerate(zip(jobs, readings, strict=True))
+        }
+
+    def _inputs(
+        self, module: int, candidate: MachineJob | None, at: int
+    ) -> tuple[list[MachineJob], list[Reading]]:
+        """The jobs of ``module``'s projection (``candidate`` last) and their readings."""
         sched = self.sched
         jobs = [job for job in sched.state.running if job.module == module]
-        bus = sched.supply(module).bus
         readings = [self._reading(job) for job in jobs]
         if candidate is not None:
             jobs.append(candidate)
             t_left, t_cycles = _fresh(candidate)
-            segment = bus.segment_of(at, candidate.tiles)
+            segment = sched.supply(module).bus.segment_of(at, candidate.tiles)
             readings.append((t_left, t_cycles, candidate.idle_waited(), segment))
-        lates = _lates(sched, module, jobs, readings)
-        p = sched.machine.logical_error_rate
-        return {
-            job: idle_of(p, job.cost, reading[2], late)
-            for job, reading, late in zip(jobs, readings, lates, strict=True)
-        }
+        return jobs, readings
 
     def _reading(self, job: MachineJob) -> Reading:
         """What a projection reads of a running ``job`` now. Its progress and waits
@@ -242,18 +275,29 @@ class BudgetCheck:
         return reading
 
     def _keeps(self, job: MachineJob, module: int, at: int) -> bool:
-        after = self.projected(module, job, at)
-        before = None  # projected without ``job`` only where a budget is at stake
-        for other, error in after.items():
+        """:meth:`keeps`, each job weighed as its projection is known: the verdict is
+        known at the first job it fails. The projection without ``job`` is made (and
+        kept for the next candidates) where a running job passes its budget with it."""
+        jobs, readings = self._inputs(module, job, at)
+        p = self.sched.machine.logical_error_rate
+        last = len(jobs) - 1  # ``job``
+        before = self._before.get(module)
+        over = False  # ``job`` itself passes its budget
+        for i, late in _lates(self.sched, module, jobs, readings):
+            other = jobs[i]
             budget = other.budget
-            if budget is None or error <= budget * HEADROOM:
+            if budget is None:
                 continue
-            if other is job:
-                return False
+            error = idle_of(p, other.cost, readings[i][2], late)
+            if error <= budget * HEADROOM:
+                continue
+            if i == last:
+                if before is not None:
+                    return False
+                over = True  # and the projection without it waits on the others
+                continue
             if before is None:
-                before = self._before.get(module)
-                if before is None:
-                    before = self._before[module] = self.projected(module)
-            if error > before.get(other, 0.0) * (1 + 1e-9):
+                before = self._before[module] = self.projected(module)
+            if over or error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
-        return True
+        return not over
