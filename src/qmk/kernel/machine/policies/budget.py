@@ -24,6 +24,7 @@ without it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
@@ -47,107 +48,146 @@ def idle_of(rate: float, patches: int, waited: float, ahead: float) -> float:
     return idle_error(rate, patches, waited + ahead)
 
 
-def _asks(sched: Scheduler, job: MachineJob, fresh: bool) -> tuple[float, float, float]:
-    """``(T states left, private cycles left, of them in steps that draw T states)`` of
-    ``job`` (``fresh``: not started)."""
+def _fresh(job: MachineJob) -> tuple[float, float]:
+    """``(T states, private cycles in steps that draw them)`` of ``job`` not started."""
     tl = job.tl
-    if fresh:
-        first = tl.t_cycles_after[0] + (tl.cycles[0] * tl.repeat[0] if tl.t_states[0] else 0)
-        return float(tl.t_total), float(tl.private_cycles), float(first if tl.cycles else 0)
+    first = tl.t_cycles_after[0] + (tl.cycles[0] * tl.repeat[0] if tl.t_states[0] else 0)
+    return float(tl.t_total), float(first if tl.cycles else 0)
+
+
+def _left(sched: Scheduler, job: MachineJob) -> tuple[float, float]:
+    """``(T states left, private cycles left in steps that draw them)`` of a running
+    ``job``, its progress read at now."""
     if job.chain_end >= 0:  # its steps left run whole: they draw no T state
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0
     done = sched.progress(job)
-    return job.remaining_t(done), job.remaining(done), job.remaining_t_cycles(done)
+    return job.remaining_t(done), job.remaining_t_cycles(done)
 
 
-def _shares(
-    sched: Scheduler, jobs: list[MachineJob], asks: dict[MachineJob, float], rate: float
-) -> dict[MachineJob, float]:
-    """What each of ``jobs`` would get a cycle of ``rate`` under the policy's rule."""
-    if sched.policy.supply == "cost":
-        left, out = rate, {}
-        for job in sorted(jobs, key=lambda j: (-j.cost, j.seq)):
-            out[job] = min(asks[job], left)
-            left -= out[job]
-        return out
-    by_tenant: dict[str, list[MachineJob]] = {}
-    for job in jobs:
-        by_tenant.setdefault(job.tenant, []).append(job)
-    tenant_asks = {t: sum(asks[j] for j in js) for t, js in by_tenant.items()}
+#: What a projection reads of a job: T states left, the private cycles left in steps
+#: that draw them, the cycles it has idled so far, and its bus segment.
+Reading = tuple[float, float, float, int]
+
+
+def _lates(
+    sched: Scheduler, module: int, jobs: list[MachineJob], readings: list[Reading]
+) -> Iterator[tuple[int, float]]:
+    """Each of ``jobs``' cycles late, as ``(its index, cycles)`` the moment it is known:
+    the jobs that draw no T state first, then each as it has drawn all. Its T states
+    are drawn as a fluid from ``module``'s store and factories under the policy's rule
+    (module docstring). Each job draws at most what it asks a cycle and its even part
+    of its bus segment. A job's share passes to the others when it has drawn all."""
+    users = []
+    for i, (t_left, t_cycles, _, _) in enumerate(readings):
+        if t_left > 0 and t_cycles > 0:
+            users.append(i)
+        else:
+            yield i, 0.0
+    if not users:
+        return
+    supply = sched.supply(module)
+    states = [r[0] for r in readings]
+    drawing = [r[1] for r in readings]
+    asks = _asks(readings, users, supply.bus.cap)
+    rate, store = supply.rate, supply.store
+    by_cost = (
+        sorted(users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
+        if sched.policy.supply == "cost"
+        else None
+    )
+    now = 0.0
+    while users:
+        wanted = sum([asks[i] for i in users])
+        if wanted <= rate:  # the factories keep up from now on: each draws what it asks
+            for i in users:
+                yield i, max(0.0, now + states[i] / asks[i] - drawing[i])
+            return
+        if store > 1e-9:  # every job draws what it asks while the store lasts
+            shares = asks
+        elif by_cost is not None:
+            shares = _costliest_first(by_cost, states, asks, rate)
+        else:
+            shares = _fair(sched, jobs, users, asks, rate)
+        drawn = sum([shares[i] for i in users])
+        step = min([states[i] / shares[i] for i in users if shares[i] > 0], default=INF)
+        if store > 1e-9 and drawn > rate:
+            step = min(step, store / (drawn - rate))
+        if step == INF:  # the rest get nothing, ever
+            for i in users:
+                yield i, INF
+            return
+        now += step
+        store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
+        going = []
+        for i in users:
+            states[i] -= shares[i] * step
+            if states[i] <= 1e-9 * (1 + asks[i]):
+                going.append(i)
+        if going:
+            for i in going:
+                states[i] = 0.0
+                yield i, max(0.0, now - drawing[i])
+            users = [i for i in users if states[i] > 0]
+
+
+def _asks(readings: list[Reading], users: list[int], cap: float) -> list[float]:
+    """What each of ``users`` asks a cycle: its T states over its cycles that draw them,
+    at most its even part of its bus segment's ``cap`` (0 for the others)."""
+    asks = [0.0] * len(readings)
+    sharing: dict[int, int] = {}
+    for i in users:
+        t_left, t_cycles, _, segment = readings[i]
+        asks[i] = t_left / t_cycles
+        sharing[segment] = sharing.get(segment, 0) + 1
+    for i in users:  # neighbours on a segment split it
+        asks[i] = min(asks[i], cap / sharing[readings[i][3]])
+    return asks
+
+
+def _costliest_first(
+    by_cost: list[int], states: list[float], asks: list[float], rate: float
+) -> list[float]:
+    """What each job still drawing gets a cycle of ``rate`` under the ``cost`` rule: in
+    ``by_cost``'s order (the costliest wait first), what it asks while any is left."""
+    shares = [0.0] * len(asks)
+    left = rate
+    for i in by_cost:
+        if states[i] > 0:
+            ask = asks[i]
+            shares[i] = share = ask if ask <= left else left
+            left -= share
+    return shares
+
+
+def _fair(
+    sched: Scheduler, jobs: list[MachineJob], users: list[int], asks: list[float], rate: float
+) -> list[float]:
+    """What each of ``users`` (indices of ``jobs``) gets a cycle of ``rate`` under the
+    ``fair`` rule: tenants by weight, then a tenant's jobs max-min."""
+    by_tenant: dict[str, list[int]] = {}
+    for i in users:
+        by_tenant.setdefault(jobs[i].tenant, []).append(i)
+    tenant_asks = {t: sum(asks[i] for i in members) for t, members in by_tenant.items()}
     tenant_share = weighted_fill(tenant_asks, sched.weights, rate)
-    out = {}
+    shares = [0.0] * len(jobs)
     for tenant, members in by_tenant.items():
-        shares = weighted_fill(
-            {str(i): asks[j] for i, j in enumerate(members)}, {}, tenant_share[tenant]
-        )
-        for i, job in enumerate(members):
-            out[job] = shares[str(i)]
-    return out
+        share = tenant_share[tenant]
+        if tenant_asks[tenant] <= share:  # each gets what it asks (weighted_fill's own test)
+            for i in members:
+                shares[i] = asks[i]
+            continue
+        got = weighted_fill({str(k): asks[i] for k, i in enumerate(members)}, {}, share)
+        for k, i in enumerate(members):
+            shares[i] = got[str(k)]
+    return shares
 
 
 def projected(
     sched: Scheduler, module: int, candidate: MachineJob | None = None, at: int = 0
 ) -> dict[MachineJob, float]:
     """Each running job's projected idle error on ``module`` (and ``candidate``'s, were
-    it started there now, its first tile ``at`` of the module).
-
-    The jobs' T states are drawn as a fluid from the store and the factories under the
-    policy's rule (module docstring). Each job draws at most what it asks a cycle and
-    its even part of its bus segment. A job's share passes to the others when it has
-    drawn all."""
-    jobs = [job for job in sched.state.running if job.module == module]
-    if candidate is not None:
-        jobs.append(candidate)
-    states: dict[MachineJob, float] = {}
-    drawing: dict[MachineJob, float] = {}
-    asks: dict[MachineJob, float] = {}
-    late: dict[MachineJob, float] = {}
-    for job in jobs:
-        t_left, _, t_cycles = _asks(sched, job, job is candidate)
-        if t_left > 0 and t_cycles > 0:
-            states[job] = t_left
-            drawing[job] = t_cycles
-            asks[job] = t_left / t_cycles
-        else:
-            late[job] = 0.0
-    supply = sched.supply(module)
-    bus = supply.bus
-    segment = {
-        job: bus.segment_of(at if job is candidate else job.pos_in_module, job.tiles)
-        for job in states
-    }
-    sharing: dict[int, int] = {}
-    for where in segment.values():
-        sharing[where] = sharing.get(where, 0) + 1
-    for job in states:  # neighbours on a segment split it
-        asks[job] = min(asks[job], bus.cap / sharing[segment[job]])
-    rate, store = supply.rate, supply.store
-    now = 0.0
-    while states:
-        users = list(states)
-        wanted = sum(asks[j] for j in users)
-        if wanted <= rate:  # the factories keep up from now on: each draws what it asks
-            for job in users:
-                late[job] = max(0.0, now + states[job] / asks[job] - drawing[job])
-            break
-        cap = INF if store > 1e-9 else rate
-        shares = _shares(sched, users, asks, cap) if wanted > cap else asks
-        drawn = sum(shares[j] for j in users)
-        step = min((states[j] / shares[j] for j in users if shares[j] > 0), default=INF)
-        if store > 1e-9 and drawn > rate:
-            step = min(step, store / (drawn - rate))
-        if step == INF:  # the rest get nothing, ever
-            late.update(dict.fromkeys(users, INF))
-            break
-        now += step
-        store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
-        for job in users:
-            states[job] -= shares[job] * step
-            if states[job] <= 1e-9 * (1 + asks[job]):
-                del states[job]
-                late[job] = max(0.0, now - drawing[job])
-    p = sched.machine.logical_error_rate
-    return {job: idle_of(p, job.cost, job.idle_waited(), late[job]) for job in jobs}
+    it started there now, its first tile ``at`` of the module): :func:`_lates` of them."""
+    return BudgetCheck(sched).projected(module, candidate, at)
 
 
 class BudgetCheck:
@@ -156,17 +196,21 @@ class BudgetCheck:
     A policy makes one at a boundary and calls :meth:`started` after each start: until
     then the running jobs' projection is the same for every candidate, and candidates of
     one program (its timeline, tenant and budget) on one bus segment share a verdict.
+    What a projection reads of a running job is read once while the job stays as it
+    was (its version and its last settling unchanged).
     """
 
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
         self._before: dict[int, dict[MachineJob, float]] = {}
         self._verdicts: dict[tuple[object, ...], bool] = {}
+        self._readings: dict[MachineJob, tuple[int, float, Reading]] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
         self._before.clear()
         self._verdicts.clear()
+        self._readings.clear()
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
@@ -186,19 +230,74 @@ class BudgetCheck:
             verdict = self._verdicts[key] = self._keeps(job, module, at)
         return verdict
 
+    def projected(
+        self, module: int, candidate: MachineJob | None = None, at: int = 0
+    ) -> dict[MachineJob, float]:
+        """Each running job's projected idle error on ``module`` (and ``candidate``'s,
+        were it started there now, its first tile ``at`` of the module)."""
+        jobs, readings = self._inputs(module, candidate, at)
+        late = dict(_lates(self.sched, module, jobs, readings))
+        p = self.sched.machine.logical_error_rate
+        return {
+            job: idle_of(p, job.cost, reading[2], late[i])
+            for i, (job, reading) in enumerate(zip(jobs, readings, strict=True))
+        }
+
+    def _inputs(
+        self, module: int, candidate: MachineJob | None, at: int
+    ) -> tuple[list[MachineJob], list[Reading]]:
+        """The jobs of ``module``'s projection (``candidate`` last) and their readings."""
+        sched = self.sched
+        jobs = [job for job in sched.state.running if job.module == module]
+        readings = [self._reading(job) for job in jobs]
+        if candidate is not None:
+            jobs.append(candidate)
+            t_left, t_cycles = _fresh(candidate)
+            segment = sched.supply(module).bus.segment_of(at, candidate.tiles)
+            readings.append((t_left, t_cycles, candidate.idle_waited(), segment))
+        return jobs, readings
+
+    def _reading(self, job: MachineJob) -> Reading:
+        """What a projection reads of a running ``job`` now. Its progress and waits
+        change only where it is settled (its ``last``) or moves on (its ``version``)."""
+        held = self._readings.get(job)
+        if held is not None and held[0] == job.version and held[1] == job.last:
+            return held[2]
+        t_left, t_cycles = _left(self.sched, job)
+        bus = self.sched.supply(job.module).bus
+        reading = (
+            t_left,
+            t_cycles,
+            job.idle_waited(),
+            bus.segment_of(job.pos_in_module, job.tiles),
+        )
+        self._readings[job] = (job.version, job.last, reading)
+        return reading
+
     def _keeps(self, job: MachineJob, module: int, at: int) -> bool:
-        after = projected(self.sched, module, job, at)
-        before = None  # projected without ``job`` only where a budget is at stake
-        for other, error in after.items():
+        """:meth:`keeps`, each job weighed as its projection is known: the verdict is
+        known at the first job it fails. The projection without ``job`` is made (and
+        kept for the next candidates) where a running job passes its budget with it."""
+        jobs, readings = self._inputs(module, job, at)
+        p = self.sched.machine.logical_error_rate
+        last = len(jobs) - 1  # ``job``
+        before = self._before.get(module)
+        over = False  # ``job`` itself passes its budget
+        for i, late in _lates(self.sched, module, jobs, readings):
+            other = jobs[i]
             budget = other.budget
-            if budget is None or error <= budget * HEADROOM:
+            if budget is None:
                 continue
-            if other is job:
-                return False
+            error = idle_of(p, other.cost, readings[i][2], late)
+            if error <= budget * HEADROOM:
+                continue
+            if i == last:
+                if before is not None:
+                    return False
+                over = True  # and the projection without it waits on the others
+                continue
             if before is None:
-                before = self._before.get(module)
-                if before is None:
-                    before = self._before[module] = projected(self.sched, module)
-            if error > before.get(other, 0.0) * (1 + 1e-9):
+                before = self._before[module] = self.projected(module)
+            if over or error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
-        return True
+        return not over
