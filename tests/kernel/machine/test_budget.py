@@ -1,10 +1,12 @@
 """Error budgets at admission (``policies/budget.py``): what a check keeps between
 candidates, and where it stops, never change a verdict.
 
-A check keeps each running job's reading while the job is as it was, and stops at the
-first job its candidate fails. On random workloads (stated seeds) its verdict is the
-rule's on whole projections made afresh, and what it projects after jobs are settled
-is a fresh projection's, float for float.
+A check keeps each running job's reading while the job is as it was, stops at the
+first job its candidate fails, and shares a verdict among candidates of one kind. On
+random workloads (stated seeds) its verdict is the rule's on whole projections made
+afresh, and what it projects after jobs are settled is a fresh projection's, float for
+float. Under the ``cost`` rule a candidate's place among running jobs of its cost (their
+arrival order) is part of its kind.
 """
 
 from __future__ import annotations
@@ -92,15 +94,14 @@ def checking(name: str, seen: Seen) -> type:
 
     class Checking(policy_class(name)):  # type: ignore[misc,valid-type]
         def decide(self, sched: Scheduler) -> None:
+            shared = BudgetCheck(sched)  # as a policy's: its verdicts serve a kind's jobs
             for job in list(sched.queue)[:6]:
                 spot = sched.find(job)
                 if spot is None:
                     continue
                 area, first = spot
                 at = area.spec.offset + first
-                # one check per candidate: a check's verdict serves the candidates of
-                # one kind after the first, whose arrival order may differ
-                verdict = BudgetCheck(sched).keeps(job, area.module, at)
+                verdict = shared.keeps(job, area.module, at)
                 assert verdict == verdict_afresh(sched, job, area.module, at), job.id
                 seen.verdicts.append(verdict)
             check = BudgetCheck(sched)

@@ -224,11 +224,23 @@ class BudgetCheck:
         if not any(other.module == module for other in sched.state.running):
             return True
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
-        key = (id(job.tl), job.tenant, job.budget, job.cost, module, segment)
+        key: tuple[object, ...] = (id(job.tl), job.tenant, job.budget, job.cost, module, segment)
+        if sched.policy.supply == "cost":  # a tie of cost goes to the earlier arrival
+            key += (self._ahead(job, module),)
         verdict = self._verdicts.get(key)
         if verdict is None:
             verdict = self._verdicts[key] = self._keeps(job, module, at)
         return verdict
+
+    def _ahead(self, job: MachineJob, module: int) -> int:
+        """How many of ``module``'s running jobs of ``job``'s cost arrived before it: under
+        the ``cost`` rule they draw first, so candidates of one kind share a verdict only
+        where they agree on it (a job queued long may have arrived before some)."""
+        return sum(
+            1
+            for other in self.sched.state.running
+            if other.module == module and other.cost == job.cost and other.seq < job.seq
+        )
 
     def projected(
         self, module: int, candidate: MachineJob | None = None, at: int = 0
