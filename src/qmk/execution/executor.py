@@ -49,12 +49,14 @@ through a target, with one run request (:mod:`qmk.execution.runs`, :func:`qmk.ru
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, cast
@@ -126,7 +128,7 @@ def load_program(
 
 #: Micro-op kinds that read or change the state outside a gate: before the terminal
 #: measurements, each needs an engine that holds its state between calls.
-_MID_CIRCUIT = ("meas", "free", "reset", "werner")
+_MID_CIRCUIT = frozenset({"meas", "free", "reset", "werner"})
 
 
 def _splitting(ops: Sequence[Any]) -> int:
@@ -175,19 +177,22 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
     controlled gate at most doubles the Schmidt rank, and a swap quadruples it.
     Measurements and resets, which may lower it, are not counted."""
     stream = _GateStream(ops)
-    names, placed = stream.names, stream.placed
-    gates = len(names)
+    gates = len(stream.codes)
     blocks, seen = stream.blocks, stream.seen
     if gates > seen > 0:
         blocks = -(-blocks * gates // seen)
+    # each gate's (name, arity) as one number: a few distinct ones among many gates
+    widest = int(stream.arity.max(initial=0)) + 1
+    pair = stream.codes * widest + stream.arity
+    counted = np.bincount(pair, minlength=len(stream.names) * widest)
     diagonal = permutation = linear = wide = 0
-    mixing: set[tuple[str, int]] = set()  # (gate, arity) that mixes amplitudes
-    for (gate, arity), count in Counter(zip(names, map(len, placed), strict=True)).items():
+    mixing = np.zeros(len(counted), dtype=bool)  # (gate, arity) that mixes amplitudes
+    for key in np.flatnonzero(counted).tolist():
+        gate, arity, count = stream.names[key // widest], key % widest, int(counted[key])
         gate_kind = GATE_KINDS.get(gate)
         if arity > 2:
             wide += count
-            if gate_kind != "diagonal":
-                mixing.add((gate, arity))
+            mixing[key] = gate_kind != "diagonal"
         elif gate_kind == "diagonal":
             diagonal += count
         elif gate_kind == "permutation":
@@ -195,90 +200,120 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
             if gate in _LINEAR:
                 linear += count
             else:
-                mixing.add((gate, arity))
+                mixing[key] = True
         else:
-            mixing.add((gate, arity))
-    mixed: set[int] = set()
-    for gate, places in zip(names, placed, strict=True):
-        if (gate, len(places)) in mixing:
-            mixed.update(places)
-    bond, log2_bond_work = _bond(names, placed, len(stream.index))
+            mixing[key] = True
+    mixed = np.zeros(stream.qubits, dtype=bool)
+    mixed[stream.places[np.repeat(mixing[pair], stream.arity)]] = True
+    bond, log2_bond_work = _bond(stream)
     return {
-        "gates": frozenset(names),
+        "gates": frozenset(stream.names),
         "gate_count": gates,
         "wide_gates": wide,
         "diagonal_gates": diagonal,
         "permutation_gates": permutation,
         "linear_gates": linear,
         "blocks": blocks,
-        "mixed_qubits": len(mixed),
+        "mixed_qubits": int(np.count_nonzero(mixed)),
         "bond": bond,
         "log2_bond_work": log2_bond_work,
     }
 
 
+_KIND = operator.attrgetter("kind")
+_QUBITS = operator.attrgetter("qubits")
+_GATE = operator.attrgetter("gate")
+#: What :class:`_GateStream` asks of a micro-op's kind: whether it applies an engine
+#: gate, allocates, may end a unitary segment (:data:`_MID_CIRCUIT`), or none (0).
+_GATE_OP, _ALLOC_OP, _MID_OP = 1, 2, 3
+_ROLE = {"gate": _GATE_OP, "cond": _GATE_OP, "alloc": _ALLOC_OP} | dict.fromkeys(
+    _MID_CIRCUIT, _MID_OP
+)
+
+
 class _GateStream:
-    """The engine gates of a list of micro-ops, in one pass.
+    """The engine gates of a list of micro-ops, as arrays.
 
-    It keeps each gate's name and its qubits' places (in allocation order, ``index``). It
-    keeps the fused blocks (:func:`qmk.engines.fusion.widths`) of each unitary segment of
-    the first :data:`FUSION_SAMPLE` gates (``blocks``, of ``seen`` gates)."""
+    Gate ``i`` is ``names[codes[i]]`` on the places ``places[starts[i]:starts[i] +
+    arity[i]]`` among ``qubits`` (:func:`_placed`). ``blocks`` are the fused blocks
+    (:func:`qmk.engines.fusion.widths`) of each unitary segment of the first
+    :data:`FUSION_SAMPLE` gates, ``seen`` of them. The micro-ops are walked by the
+    interpreter's own iterators, an attribute at a time, not a loop of ours: a program
+    may hold a million."""
 
-    __slots__ = ("blocks", "index", "names", "placed", "seen")
+    __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
     def __init__(self, ops: Sequence[Any]) -> None:
-        self.index: dict[str, int] = {}
-        self.names: list[str] = []
-        self.placed: list[tuple[int, ...]] = []
-        self.blocks = self.seen = 0
-        index, name, place = self.index, self.names.append, self.placed.append
-        segment: list[tuple[int, ...]] = []
-        for op in ops:
-            kind = op.kind
-            if kind == "gate" or kind == "cond":
-                qubits = op.qubits
-                try:
-                    places = (
-                        (index[qubits[0]],)
-                        if len(qubits) == 1
-                        else tuple([index[q] for q in qubits])
-                    )
-                except KeyError:  # a qubit no alloc named
-                    places = tuple([index.setdefault(q, len(index)) for q in qubits])
-                name(op.gate)
-                place(places)
-                if len(self.names) <= FUSION_SAMPLE:
-                    segment.append(places)
-            elif kind == "alloc":
-                for q in op.qubits:
-                    index.setdefault(q, len(index))
-            elif kind in _MID_CIRCUIT and segment:
-                self._fuse(segment)
-                segment = []
-        if segment:
-            self._fuse(segment)
-
-    def _fuse(self, segment: list[tuple[int, ...]]) -> None:
-        self.blocks += len(fusion.widths(segment))
-        self.seen += len(segment)
+        roles = np.frombuffer(bytes(map(_ROLE.get, map(_KIND, ops), itertools.repeat(0))), np.uint8)
+        is_gate = roles == _GATE_OP
+        gate_ops = list(itertools.compress(ops, is_gate.tolist()))
+        gate_qubits = list(map(_QUBITS, gate_ops))
+        gate_names = list(map(_GATE, gate_ops))
+        code = _ranks(gate_names)
+        self.names: list[str] = list(code)
+        self.codes = np.fromiter(map(code.__getitem__, gate_names), np.int64, len(gate_names))
+        self.arity = np.fromiter(map(len, gate_qubits), np.int64, len(gate_qubits))
+        self.starts = np.cumsum(self.arity) - self.arity
+        gated = np.cumsum(is_gate)  # the gates up to each micro-op
+        count = int(self.arity.sum())
+        index, self.places = _placed(ops, roles, gated, gate_qubits, count)
+        self.qubits = len(index)
+        # the unitary segments of the first gates: a mid-circuit operation ends one
+        self.seen = min(len(gate_qubits), FUSION_SAMPLE)
+        cuts = np.unique(gated[roles == _MID_OP])
+        ends = [0, *cuts[(cuts > 0) & (cuts < self.seen)].tolist(), self.seen]
+        sample = [tuple([index[q] for q in qs]) for qs in gate_qubits[: self.seen]]
+        self.blocks = sum(
+            len(fusion.widths(sample[a:b])) for a, b in itertools.pairwise(ends) if b > a
+        )
 
 
-def _bond(
-    names: Sequence[str], placed: Sequence[tuple[int, ...]], qubits: int
-) -> tuple[int, float]:
+def _placed(
+    ops: Sequence[Any], roles: np.ndarray, gated: np.ndarray, gate_qubits: list[Any], count: int
+) -> tuple[dict[str, int], np.ndarray]:
+    """Each qubit's place, and the ``count`` places of the gates' qubits, one after
+    another: ``roles`` are the micro-ops' (``_ROLE``), ``gated`` the gates up to each.
+
+    A qubit's place is its rank in the order qubits first appear in an alloc or a gate
+    (allocation order, where every gate's qubits were allocated before it). Where no
+    alloc comes after a gate, that is the allocs' order and then that of the qubits no
+    alloc named, and only the gates' qubits are looked up."""
+    flat = itertools.chain.from_iterable
+    allocs = np.flatnonzero(roles == _ALLOC_OP).tolist()
+    if not allocs or not gated[allocs[-1]]:
+        index = _ranks(flat([ops[i].qubits for i in allocs]))
+        try:
+            return index, np.fromiter(map(index.__getitem__, flat(gate_qubits)), np.int64, count)
+        except KeyError:  # a qubit no alloc named: placed after those, at its first gate
+            index = _ranks(itertools.chain(index, flat(gate_qubits)))
+    else:
+        placing = np.flatnonzero((roles == _GATE_OP) | (roles == _ALLOC_OP)).tolist()
+        index = _ranks(flat([ops[i].qubits for i in placing]))
+    return index, np.fromiter(map(index.__getitem__, flat(gate_qubits)), np.int64, count)
+
+
+def _ranks(items: Iterable[str]) -> dict[str, int]:
+    """Each distinct item's rank in the order the items first appear."""
+    return {item: rank for rank, item in enumerate(dict.fromkeys(items))}
+
+
+def _bond(stream: _GateStream) -> tuple[int, float]:
     """The bond bound of :func:`_gate_features` (log2) and :func:`_log2_bond_work` of
-    the gates ``names`` on the places ``placed`` among ``qubits``."""
-    spans = [
-        (min(places), max(places), 2 if gate == "swap" else 1)  # log2 of its Schmidt rank
-        for gate, places in zip(names, placed, strict=True)
-        if len(places) > 1
-    ]
-    if not spans:
+    the gates of ``stream``."""
+    qubits = stream.qubits
+    multi = np.flatnonzero(stream.arity > 1)
+    if not len(multi):
         return 0, -math.inf
-    table = np.array(spans, dtype=np.int64)
+    placed = np.flatnonzero(stream.arity > 0)  # (reduceat's runs must not be empty)
+    starts = stream.starts[placed]
+    lows = np.minimum.reduceat(stream.places, starts)[np.searchsorted(placed, multi)]
+    highs = np.maximum.reduceat(stream.places, starts)[np.searchsorted(placed, multi)]
+    swap = stream.names.index("swap") if "swap" in stream.names else -1
+    ranks = np.where(stream.codes[multi] == swap, 2, 1)  # log2 of its Schmidt rank
+    table = np.stack([lows, highs, ranks], axis=1)
     across = np.zeros(qubits + 1, dtype=np.int64)  # the cuts gates cross, as differences
-    np.add.at(across, table[:, 0], table[:, 2])
-    np.add.at(across, table[:, 1], -table[:, 2])
+    np.add.at(across, lows, ranks)
+    np.add.at(across, highs, -ranks)
     cuts = np.arange(max(qubits - 1, 0))  # the cut after qubit `cut`, in allocation order
     crossed = np.cumsum(across)[: len(cuts)]
     sides = np.minimum(cuts + 1, qubits - cuts - 1)
@@ -313,7 +348,8 @@ def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
     lengths = lengths[:followed]
     gate = np.repeat(np.arange(followed), lengths)  # one crossing a row, in gate order
     cut = lows[gate] + np.arange(len(gate)) - np.repeat(before[:followed], lengths)
-    order = np.argsort(cut, kind="stable")  # by cut, each cut's in gate order
+    # by cut, each cut's in gate order (a stable sort; of 16-bit keys, numpy's radix sort)
+    order = np.argsort(cut.astype(np.uint16) if qubits <= 1 << 16 else cut, kind="stable")
     cut, rank = cut[order], ranks[gate][order]
     total = np.cumsum(rank)
     first = np.flatnonzero(np.r_[True, cut[1:] != cut[:-1]])  # each cut's first crossing
@@ -342,7 +378,7 @@ def workload(
 
     noiseless = noiseless_ops(plan)
     ops, tail = noiseless.ops, noiseless.tail
-    mid = sum(1 for op in ops[:tail] if op.kind in _MID_CIRCUIT)
+    mid = sum(map(_MID_CIRCUIT.__contains__, map(_KIND, ops[:tail])))
     splits = _splitting(ops[:tail]) if mid else 0
     features = _gate_features(ops)
     if plan.noise:
