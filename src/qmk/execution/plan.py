@@ -31,6 +31,7 @@ compiler each carry out. So the three read one expansion, not three copies.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -303,14 +304,16 @@ def build_plan(
     # a program has few distinct (profile, op) pairs and thousands of nodes: each
     # pair's model and cycles are found once
     op_cost: dict[tuple[str, str], tuple[Any, float]] = {}
-    timing: list[tuple[float, float]] = []
+    starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
+    start_at, end_at = starts.append, ends.append
     for step in steps:
         node = step.node
         op = node.op
         kind = step.kind
         if op == "FENCE_EPOCH":
             fence_time = max([fence_time, cycles_end, *time.values()])
-            timing.append((fence_time, fence_time))
+            start_at(fence_time)
+            end_at(fence_time)
             continue
         if kind == "alloc":
             profile = canonical_profile(node.args.get("profile") or default_profile)
@@ -320,9 +323,13 @@ def build_plan(
                 time[q] = fence_time
                 live += 1
                 live_physical += model.physical_qubits_per_logical
+            # the peaks rise only here (and in a teleport's gadget): a free lowers them
+            peak_logical = max(peak_logical, live)
+            peak_physical = max(peak_physical, live_physical)
         qubits = node.vqs
         if not qubits:
-            timing.append((fence_time, fence_time))
+            start_at(fence_time)
+            end_at(fence_time)
             continue
         start = _ready(node, fence_time, time, event_time)
         key = (profile_of.get(qubits[0], default_key), op)
@@ -331,13 +338,6 @@ def build_plan(
             model = model_for(key[0])
             cost = op_cost[key] = (model, float(model.op_cycles(op)))
         node_model, cycles = cost
-        if kind == "teleport_cnot":
-            teleports += 1
-            anc_phys = TELEPORT_ANCILLAS * node_model.physical_qubits_per_logical
-            peak_logical = max(peak_logical, live + TELEPORT_ANCILLAS)
-            peak_physical = max(peak_physical, live_physical + anc_phys)
-        if kind == "inject_t":
-            magic += 1
         end = start + cycles
         if noise:  # (without, each add() is a call that returns at once)
             clocks = (time, fence_time)
@@ -345,15 +345,21 @@ def build_plan(
         for q in qubits:
             time[q] = end
         if kind == "teleport_cnot":
+            teleports += 1
+            anc_phys = TELEPORT_ANCILLAS * node_model.physical_qubits_per_logical
+            peak_logical = max(peak_logical, live + TELEPORT_ANCILLAS)
+            peak_physical = max(peak_physical, live_physical + anc_phys)
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
             _gadget_noise(locations, step, node_model, cycles, noise)
+        elif kind == "inject_t":
+            magic += 1
         for e in node.produces:
             event_time[e] = end
-        cycles_end = max(cycles_end, end)
-        timing.append((start, end))
-        peak_logical = max(peak_logical, live)
-        peak_physical = max(peak_physical, live_physical)
+        if end > cycles_end:  # (max() of the two, without its call)
+            cycles_end = end
+        start_at(start)
+        end_at(end)
         if kind == "free":
             live -= len(qubits)
             live_physical -= _freed(qubits, model_for, profile_of, time)
@@ -365,15 +371,12 @@ def build_plan(
     profiles = tuple(sorted(models))
     rounds = max(model_for(p).decoder_rounds_per_cycle for p in profiles)
     cycle_ns = max(model_for(p).cycle_time_ns for p in profiles)
-    noise_at: dict[int, list[Noise]] = {}
-    for loc in locations:
-        noise_at.setdefault(loc.step, []).append(loc)
     return Plan(
         program=program,
         steps=steps,
         noise=tuple(locations),
         events=graph.resources.events,
-        noise_at=MappingProxyType({k: tuple(v) for k, v in noise_at.items()}),
+        noise_at=_by_step(locations),
         clifford=first_non_clifford is None,
         first_non_clifford=first_non_clifford,
         logical_cycles=logical_cycles,
@@ -385,8 +388,16 @@ def build_plan(
         teleports=teleports,
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
-        timing=Pairs.of(timing, "d"),
+        timing=Pairs(starts, ends),
     )
+
+
+def _by_step(locations: Sequence[Noise]) -> Mapping[int, tuple[Noise, ...]]:
+    """The noise ``locations`` of each step (:attr:`Plan.noise_at`), in their order."""
+    at: dict[int, list[Noise]] = {}
+    for loc in locations:
+        at.setdefault(loc.step, []).append(loc)
+    return MappingProxyType({k: tuple(v) for k, v in at.items()})
 
 
 def _freed(
@@ -530,7 +541,9 @@ def _ready(
             start = at
     if node.inputs or node.guard is not None:
         for e in (*node.inputs, *node.guard_events):
-            start = max(start, event_time.get(e, 0.0))
+            at = event_time.get(e, 0.0)
+            if at > start:
+                start = at
     return start
 
 
