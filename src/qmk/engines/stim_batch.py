@@ -363,13 +363,20 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     names: dict[tuple[str, tuple[float, ...]], str | None] = {}
     numbers = [str(q) for q in range(circuit.num_qubits)]
     count = 0
+    lines, flip_lines, waiting = text.lines, text.flip_lines, text.waiting
     for instruction in circuit.instructions:
         kind = instruction.kind
         if kind is Kind.GATE and not instruction.controls:
             line = _plain(instruction, names, numbers)
             if line is None:
                 return None
-            text.add(line, line, instruction.qubits, gate=True)
+            if line:  # text.add for a line that is its own flip line, written out: most lines
+                qubits = instruction.qubits
+                if waiting:
+                    text.reach(qubits)
+                lines.append(line)
+                flip_lines.append(line)
+                text.targets += len(qubits)
             continue
         if kind is Kind.ERROR_SITE:
             text.site(instruction.qubits[0])
@@ -405,6 +412,8 @@ def _plain(
         return ""
     qubits = instruction.qubits
     try:
+        if len(qubits) == 1:  # (most gates: no list to join)
+            return f"{name} {numbers[qubits[0]]}"
         return f"{name} {' '.join([numbers[q] for q in qubits])}"
     except IndexError:  # a qubit past num_qubits: stim widens its circuit
         return f"{name} {' '.join(map(str, qubits))}"
@@ -435,10 +444,15 @@ class _Text:
                 self.targets += len(qubits)
         if flip:
             if self.waiting:
-                for qubit in qubits:
-                    for site in self.waiting.pop(qubit, ()):
-                        self.site_lines[site] = len(self.flip_lines)
+                self.reach(qubits)
             self.flip_lines.append(flip)
+
+    def reach(self, qubits: tuple[int, ...]) -> None:
+        """The next flip line acts on ``qubits``: the sites waiting on them propagate
+        from it."""
+        for qubit in qubits:
+            for site in self.waiting.pop(qubit, ()):
+                self.site_lines[site] = len(self.flip_lines)
 
     def site(self, qubit: int) -> None:
         """An error site on ``qubit``: it waits for the next flip line on the qubit."""
