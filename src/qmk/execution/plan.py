@@ -242,7 +242,8 @@ def lower_step(index: int, node: Node) -> PlanStep:
 def step_is_clifford(step: PlanStep) -> bool:
     """Whether a stabilizer engine can run the step exactly."""
     if step.kind == "gate":
-        return GATES[step.gate].is_clifford(step.params)  # type: ignore[index]
+        gate = GATES[step.gate]  # type: ignore[index]
+        return gate.clifford or gate.is_clifford(step.params)  # (most gates: no call)
     return all(GATES[c.gate].is_clifford(c.params) for c in step.calls if c.kind is Micro.GATE)
 
 
