@@ -260,7 +260,7 @@ class _GateStream:
         self.qubits = len(index)
         # the unitary segments of the first gates: a mid-circuit operation ends one
         self.seen = min(len(gate_qubits), FUSION_SAMPLE)
-        cuts = np.unique(gated[roles == _MID_OP])
+        cuts = gated[roles == _MID_OP]  # in order; two alike end an empty segment
         ends = [0, *cuts[(cuts > 0) & (cuts < self.seen)].tolist(), self.seen]
         sample = [tuple([index[q] for q in qs]) for qs in gate_qubits[: self.seen]]
         self.blocks = sum(
