@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -337,32 +338,52 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     them end the program: no work is left to pause before, so they do not hold the
     terminal measurements back.
     """
-    end = len(ops)
-    while end > 0 and ops[end - 1].kind in ("free", "fence"):
+    kinds = list(map(_KIND, ops))  # (passes of the interpreter's here, not loops of ours)
+    end = len(kinds)
+    while end > 0 and kinds[end - 1] in ("free", "fence"):
         end -= 1
-    floor = 0
-    for i in range(end - 1, -1, -1):
-        if ops[i].kind == "fence":
-            floor = i + 1
-            break
-    start = len(ops)
-    while (  # the fences after the floor are those that end the program
-        start > floor
-        and ops[start - 1].guard is None
-        and ops[start - 1].kind in ("meas", "free", "gate", "fence", "calc")
-    ):
-        start -= 1
+    back = kinds[::-1]  # position p from the end: micro-op len - 1 - p
+    # not before the last fence (of those before ``end``), nor before the last micro-op
+    # the suffix cannot hold: of another kind, or guarded
+    outside = set(kinds) - _SUFFIX_KINDS
+    start = max([_after(back, kind, len(kinds) - end) for kind in outside], default=0)
+    start = max(start, _after(back, "fence", len(kinds) - end))
+    guards = list(map(_GUARD, ops))
+    if guards.count(None) < len(guards):
+        start = max(start, 1 + max(i for i, guard in enumerate(guards) if guard is not None))
     while start < len(ops):
-        bad = _first_conflict(ops, start)
+        bad = _first_conflict(ops, start, kinds)
         if bad is None:
             return start
         start = bad + 1
     return start
 
 
-def _first_conflict(ops: Sequence[MicroOp], start: int) -> int | None:
+#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`).
+_SUFFIX_KINDS = frozenset({"meas", "free", "gate", "fence", "calc"})
+_KIND = operator.attrgetter("kind")
+_GUARD = operator.attrgetter("guard")
+
+
+def _after(back: list[str], kind: str, skip: int) -> int:
+    """Just past the last micro-op of ``kind`` among all but the last ``skip`` (``back``
+    the kinds from the end), or 0 where there is none."""
+    try:
+        return len(back) - back.index(kind, skip)
+    except ValueError:
+        return 0
+
+
+def _first_conflict(ops: Sequence[MicroOp], start: int, kinds: list[str]) -> int | None:
+    """The first micro-op from ``start`` that a suffix there cannot hold (a second
+    measurement of a qubit, a gate on measured and unmeasured qubits), or None. None can
+    come before the first measurement: the search starts there."""
+    try:
+        first = kinds.index("meas", start)
+    except ValueError:
+        return None
     measured: set[str] = set()
-    for i in range(start, len(ops)):
+    for i in range(first, len(ops)):
         op = ops[i]
         if op.kind == "meas":
             if op.qubits[0] in measured:
