@@ -215,6 +215,25 @@ def test_a_request_digests_the_programs_json_as_json_writes_it_sorted_and_compac
     assert build_request(program, shots=10, seed=1).program_digest == expected
 
 
+def test_a_verified_program_run_again_is_digested_once_and_json_data_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qmk.execution import runs
+
+    written: list[object] = []
+    canonical = runs._canonical
+    monkeypatch.setattr(runs, "_canonical", lambda p: written.append(p) or canonical(p))
+    program = verify(assemble(".caps CAP_ALLOC\na: ALLOC_LQ vq:q0\nm: MEASURE_Z vq:q0, out:m\n"))
+    first = build_request(program, shots=10, seed=1).program_digest
+    again = [build_request(program, shots=n, seed=2).program_digest for n in (5, 6)]
+    assert len(written) == 1 and again == [first, first]
+    data = program.graph.to_json()
+    assert build_request(data, shots=1).program_digest == first
+    data["program"]["nodes"][0]["id"] = "b"  # the caller's data may change between runs
+    assert build_request(data, shots=1).program_digest != first
+    assert len(written) == 3
+
+
 def test_an_engine_dtype_is_the_requests_precision() -> None:
     single = build_request(T_PAIR, shots=10, seed=1, engine_options={"dtype": "complex64"})
     assert single.precision == "single" and single.engine_options == {}
