@@ -893,6 +893,19 @@ class Scheduler:
             return job.done
         return job.done + job.rate * dt
 
+    def idled_since_settled(self, job: MachineJob) -> float:
+        """Cycles a running ``job``'s patches have idled since it was last settled, read
+        without settling anything: what settling it now would add to its waits (a
+        forced wait whole, else the cycles its progress since then did not fill)."""
+        since = job.tjoin if job.capped else job.last
+        dt = self.now - since
+        if dt <= 0:
+            return 0.0
+        if job.forced is not None and not job.capped:
+            return dt
+        done = self.progress(job) - job.done
+        return max(0.0, dt - done * job.c)
+
     def remaining(self, job: MachineJob) -> float:
         """``job``'s private cycles left, its progress brought up to now."""
         if job.state == RUNNING:

@@ -280,7 +280,7 @@ class BudgetCheck:
         reading = (
             t_left,
             t_cycles,
-            job.idle_waited(),
+            job.idle_waited() + self.sched.idled_since_settled(job),
             bus.segment_of(job.pos_in_module, job.tiles),
         )
         self._readings[job] = (job.version, job.last, reading)
