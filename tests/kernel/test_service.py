@@ -639,8 +639,11 @@ def test_a_restore_queues_within_the_tenants_max_queued_jobs(tmp_path: Path) -> 
         gate.release(1)
         await kernel.q_wait(session_id=carol, job_id=first.job_id, timeout_ms=60_000)
         await kernel.q_checkpoint(session_id=carol, job_id=first.job_id)
-        held = [await kernel.q_submit(session_id=carol, graph=BELL, shots=1) for _ in range(4)]
-        # one runs (held at the gate), three wait: the queue is full
+        running = await kernel.q_submit(session_id=carol, graph=BELL, shots=1)
+        await wait_state(kernel, carol, running.job_id, "RUNNING")  # held at the gate
+        waiting = [await kernel.q_submit(session_id=carol, graph=BELL, shots=1) for _ in range(3)]
+        held = [running, *waiting]
+        # one runs, three wait: the queue is full
         with pytest.raises(QuotaError) as err:
             await kernel.q_restore(session_id=carol, job_id=first.job_id)
         assert err.value.details["limit"] == "max_queued_jobs"
