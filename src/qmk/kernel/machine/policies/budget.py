@@ -197,14 +197,14 @@ class BudgetCheck:
     then the running jobs' projection is the same for every candidate, and candidates of
     one program (its timeline, tenant and budget) on one bus segment share a verdict.
     What a projection reads of a running job is read once while the job stays as it
-    was (its version and its last settling unchanged).
+    was (its version and its last settling unchanged) and the time does not move.
     """
 
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
         self._before: dict[int, dict[MachineJob, float]] = {}
         self._verdicts: dict[tuple[object, ...], bool] = {}
-        self._readings: dict[MachineJob, tuple[int, float, Reading]] = {}
+        self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -221,26 +221,22 @@ class BudgetCheck:
         sched = self.sched
         if not job.tl.t_total:
             return True
-        if not any(other.module == module for other in sched.state.running):
+        here = self._running_on(module)
+        if not here:
             return True
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
         key: tuple[object, ...] = (id(job.tl), job.tenant, job.budget, job.cost, module, segment)
-        if sched.policy.supply == "cost":  # a tie of cost goes to the earlier arrival
-            key += (self._ahead(job, module),)
+        if sched.policy.supply == "cost":  # a tie of cost goes to the earlier arrival: how
+            # many of its cost arrived before it (a job queued long may be ahead of some)
+            key += (sum(1 for other in here if other.cost == job.cost and other.seq < job.seq),)
         verdict = self._verdicts.get(key)
         if verdict is None:
             verdict = self._verdicts[key] = self._keeps(job, module, at)
         return verdict
 
-    def _ahead(self, job: MachineJob, module: int) -> int:
-        """How many of ``module``'s running jobs of ``job``'s cost arrived before it: under
-        the ``cost`` rule they draw first, so candidates of one kind share a verdict only
-        where they agree on it (a job queued long may have arrived before some)."""
-        return sum(
-            1
-            for other in self.sched.state.running
-            if other.module == module and other.cost == job.cost and other.seq < job.seq
-        )
+    def _running_on(self, module: int) -> list[MachineJob]:
+        """``module``'s running jobs, in the machine's order."""
+        return [job for job in self.sched.state.running if job.module == module]
 
     def projected(
         self, module: int, candidate: MachineJob | None = None, at: int = 0
@@ -260,7 +256,7 @@ class BudgetCheck:
     ) -> tuple[list[MachineJob], list[Reading]]:
         """The jobs of ``module``'s projection (``candidate`` last) and their readings."""
         sched = self.sched
-        jobs = [job for job in sched.state.running if job.module == module]
+        jobs = self._running_on(module)
         readings = [self._reading(job) for job in jobs]
         if candidate is not None:
             jobs.append(candidate)
@@ -270,11 +266,13 @@ class BudgetCheck:
         return jobs, readings
 
     def _reading(self, job: MachineJob) -> Reading:
-        """What a projection reads of a running ``job`` now. Its progress and waits
-        change only where it is settled (its ``last``) or moves on (its ``version``)."""
+        """What a projection reads of a running ``job`` now. It changes where the job is
+        settled (its ``last``) or moves on (its ``version``), and with the time (its waits
+        since it was last settled)."""
+        at = (job.version, job.last, self.sched.now)
         held = self._readings.get(job)
-        if held is not None and held[0] == job.version and held[1] == job.last:
-            return held[2]
+        if held is not None and held[0] == at:
+            return held[1]
         t_left, t_cycles = _left(self.sched, job)
         bus = self.sched.supply(job.module).bus
         reading = (
@@ -283,7 +281,7 @@ class BudgetCheck:
             job.idle_waited() + self.sched.idled_since_settled(job),
             bus.segment_of(job.pos_in_module, job.tiles),
         )
-        self._readings[job] = (job.version, job.last, reading)
+        self._readings[job] = (at, reading)
         return reading
 
     def _keeps(self, job: MachineJob, module: int, at: int) -> bool:
