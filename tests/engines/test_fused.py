@@ -143,7 +143,7 @@ def assert_folds_exactly(
         expected = full_operator(GATES[name].matrix(params), bits, n) @ expected
     for diagonal_width in (0, fusion.DIAGONAL_WIDTH):
         planned = fusion.plan(body, max_width=3, diagonal_width=diagonal_width)
-        folded = fusion.fold_paulis(planned, paulis)
+        folded = fusion.fold_paulis(planned, [(q, GATES[p].matrix()) for q, p in paulis])
         assert sorted(i for b in folded for i in b.gates) == list(range(len(gates) + len(paulis)))
         got = np.eye(1 << n, dtype=complex)
         for block in folded:
@@ -292,6 +292,12 @@ def test_pending_bookkeeping_folds_into_the_fused_blocks() -> None:
         engine.apply(g, [qs[q] for q in w], p)
     engine.apply_segment([(g, [qs[q] for q in w], p) for g, w, p in segment])
     np.testing.assert_allclose(engine.state_vector(qs), expected, atol=1e-10)
+
+
+def test_only_a_pauli_folds_into_a_plan() -> None:
+    blocks = fusion.plan([((0, 1), GATES["cz"].matrix())])
+    with pytest.raises(ValueError, match="not a Pauli"):
+        fusion.fold_paulis(blocks, [(0, GATES["h"].matrix())])
 
 
 def test_a_segment_applied_again_after_its_errors_reuses_their_tails_plan(

@@ -204,33 +204,24 @@ def plan(
     return _close(blocks)
 
 
-#: The Paulis :func:`fold_paulis` folds into a block: which columns swap (X, Y) and
-#: the factor of each column whose qubit's bit is 0 and 1 (the product's column ``c``
-#: is the block's column ``c ^ bit`` times it, or where nothing swaps, ``c`` times it).
-_FOLDS: dict[str, tuple[bool, complex, complex]] = {
-    "x": (True, 1, 1),
-    "y": (True, 1j, -1j),
-    "z": (False, 1, -1),
-}
-#: The gates :func:`fold_paulis` folds.
-PAULIS = frozenset(_FOLDS)
-
-
-def fold_paulis(blocks: Sequence[Block], paulis: Sequence[tuple[int, str]]) -> list[Block]:
+def fold_paulis(blocks: Sequence[Block], paulis: Sequence[tuple[int, np.ndarray]]) -> list[Block]:
     """The blocks of a segment that starts with ``paulis`` and goes on with the gates
-    ``blocks`` were planned for: each Pauli (``(qubit, "x" | "y" | "z")``, on distinct
+    ``blocks`` were planned for: each Pauli (``(qubit, its 2x2 matrix)``, on distinct
     qubits, ahead of every gate) folded into the first block on its qubit.
 
     A trajectory's errors at its cut are such Paulis: its tail's plan is then the
-    error-free tail's, reused. The fold is exact: it permutes the block's columns and
-    multiplies them by 1, -1, i or -i. Where a Pauli cannot fold (an X or Y before a
-    diagonal block, or no block on its qubit), it is a one-qubit block of its own,
-    applied first. Gate indices count the Paulis first, then the gates (``blocks``'
-    indices shifted by their number), as :func:`plan` would count them.
+    error-free tail's, reused. The fold is exact: a Pauli has one entry a column, so it
+    permutes the block's columns and multiplies them by 1, -1, i or -i. Where it cannot
+    fold (an X or Y before a diagonal block, or no block on its qubit), it is a
+    one-qubit block of its own, applied first. Gate indices count the Paulis first, then
+    the gates (``blocks``' indices shifted by their number), as :func:`plan` would.
+
+    Raises:
+        ValueError: a matrix with more than one entry in a column (no Pauli).
 
     >>> from qmk.engines.gates import GATES
     >>> h, cz, x = GATES["h"].matrix(), GATES["cz"].matrix(), GATES["x"].matrix()
-    >>> folded = fold_paulis(plan([((0,), h), ((0, 1), cz)]), [(1, "x")])
+    >>> folded = fold_paulis(plan([((0,), h), ((0, 1), cz)]), [(1, x)])
     >>> [(b.qubits, b.gates) for b in folded]
     [((0, 1), (0, 1, 2))]
     >>> bool(np.allclose(folded[0].matrix, plan([((1,), x), ((0,), h), ((0, 1), cz)])[0].matrix))
@@ -247,8 +238,14 @@ def fold_paulis(blocks: Sequence[Block], paulis: Sequence[tuple[int, str]]) -> l
         for b in blocks
     ]
     front: list[Block] = []
-    for index, (qubit, name) in enumerate(paulis):
-        swaps, zero, one = _FOLDS[name]
+    for index, (qubit, pauli) in enumerate(paulis):
+        u = np.asarray(pauli, dtype=np.complex128)
+        swaps = bool(u[0, 0] == 0)  # column 0's entry is in row 1: X and Y
+        if np.count_nonzero(u) != 2 or bool(u[1, 1] == 0) != swaps:
+            raise ValueError(f"not a Pauli: {u.tolist()}")
+        # column c of block @ u: the block's column c, or c ^ bit where u swaps, times
+        # u's entry in the column of c's bit
+        zero, one = u[int(swaps), 0], u[1 - int(swaps), 1]
         where = next((j for j, b in enumerate(out) if qubit in b.qubits), None)
         if where is None or (out[where].diagonal and swaps):  # a block of its own, first
             identity = np.eye(2, dtype=np.complex128)
@@ -261,7 +258,7 @@ def fold_paulis(blocks: Sequence[Block], paulis: Sequence[tuple[int, str]]) -> l
         bit = 1 << (k - 1 - block.qubits.index(qubit))  # the first qubit the index's top bit
         columns = np.arange(1 << k)
         factor = np.where(columns & bit, one, zero)
-        if block.diagonal:  # (a Z: the entries' signs)
+        if block.diagonal:  # (a diagonal Pauli: the entries' signs)
             matrix = block.matrix * factor
         else:
             matrix = (block.matrix[:, columns ^ bit] if swaps else block.matrix) * factor

@@ -427,7 +427,7 @@ class LazyState:
         if not pending:
             seen: set[int] = set()
             for gate, qs, _ in checked:
-                if gate not in fusion.PAULIS or qs[0] in seen:
+                if not GATES[gate].pauli or qs[0] in seen:
                     break
                 seen.add(qs[0])
                 lead += 1
@@ -444,7 +444,8 @@ class LazyState:
                 self._kept_plan = (body, blocks)
         if not lead:
             return blocks
-        return fusion.fold_paulis(blocks, [(qs[0], gate) for gate, qs, _ in checked[:lead]])
+        paulis = [(qs[0], GATES[gate].matrix()) for gate, qs, _ in checked[:lead]]
+        return fusion.fold_paulis(blocks, paulis)
 
     # ------------------------------------------------------------------ physical work
 
