@@ -349,8 +349,9 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     start = max([_after(back, kind, len(kinds) - end) for kind in outside], default=0)
     start = max(start, _after(back, "fence", len(kinds) - end))
     guards = list(map(_GUARD, ops))
-    if guards.count(None) < len(guards):
-        start = max(start, 1 + max(i for i, guard in enumerate(guards) if guard is not None))
+    if guards.count(None) < len(guards):  # just past the last guarded one, found from the end
+        last = next(i for i, guard in enumerate(guards[::-1]) if guard is not None)
+        start = max(start, len(guards) - last)
     while start < len(ops):
         bad = _first_conflict(ops, start, kinds)
         if bad is None:
