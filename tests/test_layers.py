@@ -397,6 +397,7 @@ MACHINE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("the machine declared", ("spec",)),
+    ("running jobs' paces under their shares of the machine", ("rates",)),
     ("the scheduler's event loop", ("core",)),
     ("the scheduling policies", ("policies",)),
     ("a job alone on the empty machine", ("alone",)),

@@ -107,7 +107,7 @@ def checking(name: str, seen: Seen) -> type:
                 seen.verdicts.append(verdict)
             check = BudgetCheck(sched)
             kept = check.projected(0)
-            seen.unsettled += sum(sched.idled_since_settled(job) > 0 for job in sched.running)
+            seen.unsettled += sum(sched.rates.idled_since_settled(job) > 0 for job in sched.running)
             for job in list(sched.running):  # as a reservation does: settled to now
                 sched.remaining(job)
             afresh = projected(sched, 0)

@@ -17,7 +17,8 @@ The model (``docs/machine.md`` states it with its formulas):
   ``a_B`` are the job's shares of T states (:mod:`~qmk.kernel.machine.supply`: its bus
   segment, the store, the factories under the policy's rule) and of the links' pairs.
   ``f <= 1`` is its tenant's decoder throttle. Between two events every rate is constant:
-  the simulation is a fluid one, exact for the model.
+  the simulation is a fluid one, exact for the model. The rates, and the waits they
+  leave, are :class:`~qmk.kernel.machine.rates.Rates`'; this module decides who runs.
 - **Tenants share** the factories, the links and the decoder by their quota weights
   (weighted max-min), then a tenant's jobs max-min (unless the policy's supply rule is
   ``cost``: the factories' states to the job whose waiting costs most).
@@ -69,9 +70,10 @@ from typing import TYPE_CHECKING, Any
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.jobs import Injected, JobRecord, JobSpec, MachineJob, Timeline
 from qmk.kernel.machine.metrics import Gauge
+from qmk.kernel.machine.rates import Rates
 from qmk.kernel.machine.refusal import refuse_unplaceable
 from qmk.kernel.machine.state import DONE, QUEUED, RUNNING, STOPPED, STORED, MachineState
-from qmk.kernel.machine.supply import ModuleSupply, snap, split_wait, weighted_fill
+from qmk.kernel.machine.supply import ModuleSupply
 from qmk.kernel.machine.tiles import Floorplan, TileRange, TileRangeSpec
 
 if TYPE_CHECKING:
@@ -83,41 +85,6 @@ INF = math.inf
 #: The classes of events at one machine time, in the order they run (the canonical
 #: order, module docstring).
 _EVENT, _END, _OUTSIDE, _BOUNDARY = 0, 1, 2, 3
-
-
-class _Decoder:
-    """The machine's decoder shared by tenants: each tenant's throttle ``f`` is its
-    weighted max-min share of the capacity over the syndrome bits its jobs send."""
-
-    __slots__ = ("capacity", "demand", "f", "weights")
-
-    def __init__(self, capacity: float | None, weights: Mapping[str, float]) -> None:
-        self.capacity = capacity
-        self.weights = weights
-        self.demand: dict[str, float] = {}
-        self.f: dict[str, float] = {}
-
-    def add(self, tenant: str, bits: float) -> dict[str, float]:
-        """Change ``tenant``'s demand by ``bits`` a cycle; the tenants whose throttle
-        changed, with their new throttle."""
-        assert self.capacity is not None
-        demand = self.demand.get(tenant, 0.0) + bits
-        if demand <= 1e-9:
-            self.demand.pop(tenant, None)
-        else:
-            self.demand[tenant] = demand
-        shares = weighted_fill(self.demand, self.weights, self.capacity)
-        changed = {}
-        for name in {*self.f, *shares}:
-            want = self.demand.get(name, 0.0)
-            f = 1.0 if want <= 0 or shares.get(name, want) >= want else shares[name] / want
-            if f != self.f.get(name, 1.0):
-                changed[name] = f
-            if f == 1.0:
-                self.f.pop(name, None)
-            else:
-                self.f[name] = f
-        return changed
 
 
 class Scheduler:
@@ -173,16 +140,13 @@ class Scheduler:
         self.ranges = self.floorplan.ranges
         #: whether a range's module has a factory
         self._factories = any(self._supplies[r.module].rate > 0 for r in self.ranges)
-        self._link_users: dict[MachineJob, None] = {}
-        self._link_consume = 0.0
-        self._decoder = _Decoder(machine.decoder_bits_per_cycle, self.weights)
-        #: no decoder limit: a step's measurements change no rate (:meth:`_step_done`)
-        self._no_decoder = machine.decoder_bits_per_cycle is None
         #: each resource's use: tiles held, T states and Bell pairs drawn a cycle
         self.gauges = {
             name: Gauge(width=machine.epoch_cycles, keep=history)
             for name in ("tiles", "factories", "links")
         }
+        #: running jobs' paces under their shares of the factories, links and decoder
+        self.rates = Rates(machine, self._supplies, self.weights, self, self.state, self.gauges)
         self.t_capacity = sum(s.rate for s in self._supplies)
         self.first_arrival = INF
         #: whether the policy may preempt here; if not, a job's steps may run as one
@@ -342,7 +306,7 @@ class Scheduler:
                         self._step_done(job)
             elif kind == "empty":
                 if obj.version == version:
-                    obj.empty(self)
+                    obj.empty(self.rates)
             elif kind == "boundary":
                 self._boundary(time)
         if until != INF and until > self.now:
@@ -390,25 +354,29 @@ class Scheduler:
 
     def _drop_claims(self, job: MachineJob) -> None:
         """A running ``job`` stops drawing T states, Bell pairs and decoding now."""
+        rates = self.rates
         if job.t:
-            self._supplies[job.module].leave(self, job)
+            rates.leave_supply(job)
         else:
-            self._settle(job)
+            rates.settle(job)
         bits = job.m / job.c * self.machine.tile_bits_per_cycle if job.m and job.c else 0.0
         pairs = job.b
         job.t = job.b = job.m = 0
         job.c = 0
         job.version += 1  # its step's end no longer holds
         if pairs:
-            self._link_users.pop(job, None)
-            job.b_alloc = 0.0
-            self._reshare_link()
+            rates.leave_link(job)
         if bits:
-            self._decoder_add(job.tenant, -bits)
+            rates.decoder_add(job.tenant, -bits)
 
     def _push(self, time: float, klass: int, kind: str, obj: Any, version: int) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (time, klass, self._seq, kind, obj, version))
+
+    def push_event(self, time: float, kind: str, obj: object, version: int) -> None:
+        """An event of the machine's own at ``time`` (a step's end, a store running dry),
+        in the order such events are set off (:class:`~qmk.kernel.machine.rates.Clock`)."""
+        self._push(time, _EVENT, kind, obj, version)
 
     def _arrive(self, job: MachineJob) -> None:
         if job.state != QUEUED:
@@ -497,15 +465,15 @@ class Scheduler:
         self.floorplan.take(job, area, at)
         self.state.tiles_changed(job.tenant, now=self.now, tiles=job.tiles)
         self.gauges["tiles"].set(self.now, self.state.held)
-        if not self._no_decoder:
-            self._decoder_add(job.tenant, job.data_tiles * self.machine.tile_bits_per_cycle)
+        if not self.rates.no_decoder:
+            self.rates.decoder_add(job.tenant, job.data_tiles * self.machine.tile_bits_per_cycle)
 
     def _vacate(self, job: MachineJob) -> None:
         self.floorplan.give(job)
         self.state.tiles_changed(job.tenant, now=self.now, tiles=-job.tiles)
         self.gauges["tiles"].set(self.now, self.state.held)
-        if not self._no_decoder:
-            self._decoder_add(job.tenant, -job.data_tiles * self.machine.tile_bits_per_cycle)
+        if not self.rates.no_decoder:
+            self.rates.decoder_add(job.tenant, -job.data_tiles * self.machine.tile_bits_per_cycle)
 
     # ------------------------------------------------------------------ preemption
 
@@ -624,14 +592,14 @@ class Scheduler:
         job.last = self.now
         job.t_alloc = job.b_alloc = 0.0
         job.cause = ""
-        job.f = self._decoder.f.get(job.tenant, 1.0) if not self._no_decoder else 1.0
+        rates = self.rates
+        job.f = rates.throttle(job.tenant)
         if job.m and job.c:
-            self._decoder_add(job.tenant, job.m / job.c * self.machine.tile_bits_per_cycle)
+            rates.decoder_add(job.tenant, job.m / job.c * self.machine.tile_bits_per_cycle)
         if job.b:
-            self._link_users[job] = None
-            self._reshare_link()
+            rates.use_link(job)
         if job.t:
-            self._supplies[job.module].join(self, job, self._want(job))
+            rates.join_supply(job)
         elif (
             self._whole
             and job.forced is None
@@ -640,16 +608,17 @@ class Scheduler:
         ):
             self._run_whole(job)
         elif not job.b:
-            self._set_rate(job, settled=True)  # nothing has passed since ``last``
+            rates.set_rate(job, settled=True)  # nothing has passed since ``last``
 
     def _step_done(self, job: MachineJob) -> None:
         """``job``'s current step ended now: leave its shares, go on to the next."""
-        if not (job.t or job.b or job.inject) and (self._no_decoder or not job.m):
+        rates = self.rates
+        if not (job.t or job.b or job.inject) and (rates.no_decoder or not job.m):
             # it drew on nothing shared (its rate its own): what settling it would do,
             # but only where a wait is left to record (a rate's rounding), then the next
             dt = self.now - job.last
             if dt > 0 and dt - job.rate * dt * job.c > 0:
-                self._settle(job)
+                rates.settle(job)
             job.last = self.now
             job.done = float(job.r)
             job.m = 0
@@ -658,16 +627,14 @@ class Scheduler:
             self._enter(job, stepped=True)
             return
         if job.t:
-            self._supplies[job.module].leave(self, job)
+            rates.leave_supply(job)
         else:
-            self._settle(job)
+            rates.settle(job)
         job.done = float(job.r)
         if job.m and job.c:
-            self._decoder_add(job.tenant, -job.m / job.c * self.machine.tile_bits_per_cycle)
+            rates.decoder_add(job.tenant, -job.m / job.c * self.machine.tile_bits_per_cycle)
         if job.b:
-            self._link_users.pop(job, None)
-            job.b_alloc = 0.0
-            self._reshare_link()
+            rates.leave_link(job)
         job.t = job.b = job.m = 0
         job.version += 1
         if job.inject:
@@ -736,176 +703,6 @@ class Scheduler:
         if self.state.waiting():
             self._wake()
 
-    # ------------------------------------------------------------------ rates and shares
-
-    def _settle(self, job: MachineJob) -> None:
-        """Bring an uncapped ``job``'s progress and waits up to now at its current rate."""
-        dt = self.now - job.last
-        if dt <= 0:
-            return
-        progress = job.rate * dt
-        job.done += progress
-        job.t_used += progress * job.t
-        job.b_used += progress * job.b
-        if job.forced is not None:
-            job.wait(job.forced, dt)
-        else:
-            lost = dt - progress * job.c
-            if lost > 0:
-                if job.t and job.cause in ("", "factory", "routing"):
-                    supply = self._supplies[job.module]
-                    supply.advance(self.now)
-                    split_wait(job, dt, lost, supply.bound_time - job.bound0)
-                else:
-                    throttled = dt * (1.0 - job.f) if job.c else 0.0
-                    decoder = min(lost, throttled)
-                    job.wait("decoder", decoder)
-                    if lost - decoder > 0:
-                        job.wait(job.cause or "decoder", lost - decoder)
-        job.last = self.now
-        if job.t:
-            job.bound0 = self._supplies[job.module].bound_time
-
-    def _set_rate(self, job: MachineJob, *, settled: bool = False) -> None:
-        """Settle ``job`` (unless ``settled``), set its rate (its cycles under its
-        tenant's decoder throttle; its share of the link or of T states if less), and
-        schedule its step's end."""
-        if not settled:
-            self._settle(job)
-        f = job.f
-        rate = f / job.c if job.c else INF
-        job.cause = "decoder" if f < 1.0 else ""
-        if job.b:
-            by_b = job.b_alloc / job.b
-            if by_b < rate:
-                rate, job.cause = by_b, "link"
-        if job.t and job.t_alloc < job.want:
-            by_t = job.t_alloc / job.t
-            if by_t < rate:
-                rate, job.cause = by_t, "factory"
-        job.rate = rate
-        job.version += 1
-        if rate > 0 and rate != INF:
-            left = job.r - job.done
-            at = self.now + (left if left > 0.0 else 0.0) / rate
-            self._push(snap(at), _EVENT, "step", job, job.version)
-        elif rate == INF:
-            self._push(self.now, _EVENT, "step", job, job.version)
-
-    def _want(self, job: MachineJob) -> float:
-        """T states a cycle ``job`` would draw if its bus segment and the factories kept
-        up."""
-        rate = job.f / job.c if job.c else INF
-        if job.b:
-            rate = min(rate, job.b_alloc / job.b)
-        return job.t * rate
-
-    # the Host protocol of qmk.kernel.machine.supply
-
-    def push_event(self, time: float, kind: str, obj: object, version: int) -> None:
-        self._push(time, _EVENT, kind, obj, version)
-
-    def rate_job(self, job: MachineJob) -> None:
-        self._set_rate(job)
-
-    def settle_job(self, job: MachineJob) -> None:
-        self._settle(job)
-
-    def trace_t(self, delta: float) -> None:
-        self.gauges["factories"].add(self.now, delta)
-
-    def _reshare_link(self) -> None:
-        """Share the links' pairs: by tenant (weighted max-min), then among a tenant's
-        jobs (max-min)."""
-        users = list(self._link_users)
-        cap = self.machine.link.bell_pairs_per_cycle
-        demands = [job.b * (job.f / job.c if job.c else INF) for job in users]
-        by_tenant: dict[str, list[int]] = {}
-        for i, job in enumerate(users):
-            by_tenant.setdefault(job.tenant, []).append(i)
-        tenant_demand = {t: sum(demands[i] for i in idx) for t, idx in by_tenant.items()}
-        tenant_share = weighted_fill(tenant_demand, self.weights, cap)
-        shares = [0.0] * len(users)
-        for tenant, idx in by_tenant.items():
-            for i, share in zip(
-                idx, _water_fill([demands[i] for i in idx], tenant_share[tenant]), strict=True
-            ):
-                shares[i] = share
-        consume = 0.0
-        for job, share in zip(users, shares, strict=True):
-            if share != job.b_alloc:
-                if job.t:  # its T want follows its share of the link
-                    supply = self._supplies[job.module]
-                    self._settle_any(job)
-                    job.b_alloc = share
-                    supply.regroup(self, {job: self._want(job)})
-                else:
-                    self._settle(job)
-                    job.b_alloc = share
-                    self._set_rate(job)
-            consume += share
-        if consume != self._link_consume:
-            self._link_consume = consume
-            self.gauges["links"].set(self.now, consume)
-
-    def _settle_any(self, job: MachineJob) -> None:
-        """Settle ``job`` whether it is capped in its module's supply or not."""
-        if job.capped:
-            supply = self._supplies[job.module]
-            supply.advance(self.now)
-            supply.settle(self, job)
-        else:
-            self._settle(job)
-
-    def _decoder_add(self, tenant: str, bits: float) -> None:
-        """Change ``tenant``'s decoder demand by ``bits`` a cycle; re-rate the jobs of every
-        tenant whose throttle changes."""
-        if self._no_decoder:
-            return
-        changed = self._decoder.add(tenant, bits)
-        if not changed:
-            return
-        jobs = [job for job in self.state.running if job.tenant in changed]
-        for job in jobs:
-            self._settle_any(job)
-        for job in jobs:
-            job.f = changed[job.tenant]
-        self._reshare_link()
-        by_module: dict[int, dict[MachineJob, float]] = {}
-        for job in jobs:
-            if job.t:
-                by_module.setdefault(job.module, {})[job] = self._want(job)
-            elif not job.b and job.c:
-                self._set_rate(job)
-        for module, wants in sorted(by_module.items()):
-            self._supplies[module].regroup(self, wants)
-
-    def progress(self, job: MachineJob) -> float:
-        """Repetitions of its current step a running ``job`` has done by now, read without
-        settling anything (a projection's reading: nothing of the schedule changes)."""
-        dt = self.now - job.last
-        if job.capped:
-            supply = self._supplies[job.module]
-            queue = supply.queues[job.tenant]
-            vclock = queue.vclock + queue.level * max(0.0, self.now - supply.last)
-            return job.done + (vclock - job.vjoin) / job.t
-        if dt <= 0 or job.rate == INF:
-            return job.done
-        return job.done + job.rate * dt
-
-    def idled_since_settled(self, job: MachineJob) -> float:
-        """Cycles a running ``job``'s patches have idled since it was last settled, read
-        without settling anything: what settling it now would add to its waits (a
-        forced wait whole, else the cycles its progress since then did not fill)."""
-        since = job.tjoin if job.capped else job.last
-        dt = self.now - since
-        if dt <= 0:
-            return 0.0
-        if job.forced is not None and not job.capped:
-            return dt
-        done = self.progress(job) - job.done
-        return max(0.0, dt - done * job.c)
-
     def remaining(self, job: MachineJob) -> float:
         """``job``'s private cycles left, its progress brought up to now."""
         if job.state == RUNNING:
@@ -915,28 +712,5 @@ class Scheduler:
                     # as step by step (ended here, it would leave its tiles mid-decision)
                     return 0.0
                 self._whole_done(job, self.now)
-            self._settle_any(job)
+            self.rates.settle_any(job)
         return job.remaining()
-
-
-def _water_fill(demands: list[float], capacity: float) -> list[float]:
-    """Max-min fair shares of ``capacity``: each gets its demand, or an equal share of
-    what the smaller demands leave.
-
-    >>> _water_fill([1.0, 5.0, 5.0], 7.0)
-    [1.0, 3.0, 3.0]
-    >>> _water_fill([1.0, 2.0], 7.0)
-    [1.0, 2.0]
-    """
-    total = sum(demands)
-    if total <= capacity:
-        return list(demands)
-    order = sorted(range(len(demands)), key=lambda i: demands[i])
-    shares = [0.0] * len(demands)
-    left, count = capacity, len(demands)
-    for rank, i in enumerate(order):
-        level = left / (count - rank)
-        share = min(demands[i], level)
-        shares[i] = share
-        left -= share
-    return shares

@@ -46,9 +46,10 @@ EMPTY = 1e-9
 
 
 class Host(Protocol):
-    """What a supply needs of the scheduler that holds it."""
+    """What a supply needs of what holds it (:class:`~qmk.kernel.machine.rates.Rates`)."""
 
-    now: float
+    @property
+    def now(self) -> float: ...
 
     def push_event(self, time: float, kind: str, obj: object, version: int) -> None: ...
 

@@ -60,7 +60,7 @@ def _left(sched: Scheduler, job: MachineJob) -> tuple[float, float]:
     ``job``, its progress read at now."""
     if job.chain_end >= 0:  # its steps left run whole: they draw no T state
         return 0.0, 0.0
-    done = sched.progress(job)
+    done = sched.rates.progress(job)
     return job.remaining_t(done), job.remaining_t_cycles(done)
 
 
@@ -278,7 +278,7 @@ class BudgetCheck:
         reading = (
             t_left,
             t_cycles,
-            job.idle_waited() + self.sched.idled_since_settled(job),
+            job.idle_waited() + self.sched.rates.idled_since_settled(job),
             bus.segment_of(job.pos_in_module, job.tiles),
         )
         self._readings[job] = (at, reading)
