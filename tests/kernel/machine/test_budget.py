@@ -8,6 +8,8 @@ afresh, and what it projects after jobs are settled is a fresh projection's, flo
 float. Under the ``cost`` rule a candidate's place among running jobs of its cost (their
 arrival order) is part of its kind. A projection counts a running job's waits up to
 now, those since its last settling too: settling the jobs changes it only by rounding.
+It shares a bus segment as the supply does, again as a job leaves it: with nothing
+arriving after, it is what happens.
 """
 
 from __future__ import annotations
@@ -143,3 +145,27 @@ def test_the_random_workloads_hold_jobs_back_and_meet_waits_not_yet_settled():
         sched.run()
     assert seen.verdicts.count(False) > 10
     assert seen.unsettled > 0
+
+
+def test_a_projection_gives_a_bus_segment_to_the_neighbour_left_on_it_as_the_supply_does():
+    # One tenant, factories of 1.5 states a cycle, two bus segments of 1 state a cycle.
+    # Y1 (30 T states) and Y2 (300) share segment 0, X (300) has segment 1; each wants
+    # one a cycle. Until Y1 is done (cycle 60) all three get 0.5. Then Y2 has segment 0
+    # to itself and asks 1, as X does: 0.75 each, so both end at 60 + 270 / 0.75 = 420,
+    # 120 cycles late. A projection that kept Y2's ask at half its segment had X end at
+    # 330 and Y2 at 600. With nothing arriving after, the projection is what happens.
+    machine = MachineSpec.simple(
+        tiles=30, factory_rate=(3, 2), lanes=2, segments=2, logical_error_rate=1e-4
+    )
+    sched = Scheduler(machine, policy_class("fair-share")())
+    rotations = [("Y1", 30), ("Y2", 300), ("X", 300)]
+    for name, n in rotations:  # 7 tiles each: Y1 and Y2 beside segment 0, X segment 1
+        fp = footprint(7, Step(kind="rotation", cycles=1, t_states=1, repeat=n))
+        sched.submit(JobSpec(id=name, tenant="t", footprint=fp, arrival_cycle=0))
+    sched.advance(0)
+    ahead = {job.id: error for job, error in projected(sched, 0).items()}
+    ended = {record.id: record for record in sched.run()}
+    assert ended["X"].end_cycle == pytest.approx(420)
+    assert ended["Y2"].end_cycle == pytest.approx(420)
+    for name, _ in rotations:
+        assert ahead[name] == pytest.approx(ended[name].idle_logical_error, rel=1e-9)

@@ -135,12 +135,24 @@ class Bus:
         users = self.users.get(segment)
         if not users:
             return {}
-        wants = [job.want for job in users]
-        total = sum(wants)
-        if total <= self.cap:
-            return {job: job.want for job in users}
-        level = level_for(_counts(wants), self.cap)
-        return {job: min(job.want, level) for job in users}
+        return dict(zip(users, max_min([job.want for job in users], self.cap), strict=True))
+
+
+def max_min(wants: list[float], capacity: float) -> list[float]:
+    """Max-min shares of ``capacity`` (water-filling): each gets what it wants, or the
+    level that spends the capacity (a bus segment among its neighbours).
+
+    >>> max_min([0.25, 1.0, 1.0], 1.0)
+    [0.25, 0.375, 0.375]
+    """
+    if sum(wants) <= capacity:
+        return list(wants)
+    first, n = wants[0], len(wants)
+    if wants.count(first) == n:  # (neighbours alike, most often: level_for's level at once)
+        level = capacity / n if first * n > capacity else INF
+        return [first if first < level else level] * n
+    level = level_for(_counts(wants), capacity)
+    return [want if want < level else level for want in wants]
 
 
 def _counts(values: list[float]) -> dict[float, int]:

@@ -7,11 +7,13 @@ remaining private cycles ``R_T`` of its steps that draw them is what it asks a c
 while it draws, ``d = T / R_T``. The projection runs the module's jobs forward as a
 fluid: the store's states first, then the factories' ``rate``. They are shared among the
 jobs by the policy's supply rule (``cost``: the job whose waiting costs most first;
-``fair``: tenants by weight, then their jobs). Each job is given at most ``d``, and a
-job's share passes to the others when it has drawn all it needs. A job that has its
-states at ``E`` is ``E - R_T`` cycles late, all of them idle. It is what the machine
-promises at the rate it has now (a job asks ``d`` until its last state, its steps
-without T states all after; the bus and the decoder left out).
+``fair``: tenants by weight, then their jobs). Each job is given at most ``d``, less
+where its bus segment, shared max-min among the jobs beside it as the supply shares it,
+carries less. A job's share of the factories, and of its segment, passes to the others
+when it has drawn all it needs. A job that has its states at ``E`` is ``E - R_T``
+cycles late, all of them idle. It is what the machine promises at the rate it has now
+(a job asks ``d`` until its last state, its steps without T states all after; the
+decoder left out, and the store refills at no rate).
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
@@ -28,7 +30,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
-from qmk.kernel.machine.supply import weighted_fill
+from qmk.kernel.machine.supply import max_min, weighted_fill
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
@@ -75,8 +77,9 @@ def _lates(
     """Each of ``jobs``' cycles late, as ``(its index, cycles)`` the moment it is known:
     the jobs that draw no T state first, then each as it has drawn all. Its T states
     are drawn as a fluid from ``module``'s store and factories under the policy's rule
-    (module docstring). Each job draws at most what it asks a cycle and its even part
-    of its bus segment. A job's share passes to the others when it has drawn all."""
+    (module docstring). Each job draws at most what it asks a cycle, and its bus
+    segment's neighbours share it max-min, as the supply shares it. A job's share of the
+    factories, and of its segment, passes to the others when it has drawn all."""
     users = []
     for i, (t_left, t_cycles, _, _) in enumerate(readings):
         if t_left > 0 and t_cycles > 0:
@@ -88,7 +91,8 @@ def _lates(
     supply = sched.supply(module)
     states = [r[0] for r in readings]
     drawing = [r[1] for r in readings]
-    asks = _asks(readings, users, supply.bus.cap)
+    bus = _BusAsks(readings, users, supply.bus.cap)
+    asks = bus.asks
     rate, store = supply.rate, supply.store
     by_cost = (
         sorted(users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
@@ -98,11 +102,13 @@ def _lates(
     now = 0.0
     while users:
         wanted = sum([asks[i] for i in users])
-        if wanted <= rate:  # the factories keep up from now on: each draws what it asks
-            for i in users:
-                yield i, max(0.0, now + states[i] / asks[i] - drawing[i])
-            return
-        if store > 1e-9:  # every job draws what it asks while the store lasts
+        if wanted <= rate:  # the factories keep up: each draws what it asks
+            if not bus.held:  # and no ask grows: from now on
+                for i in users:
+                    yield i, max(0.0, now + states[i] / asks[i] - drawing[i])
+                return
+            shares = asks  # (until a neighbour leaves a segment its ask is held to)
+        elif store > 1e-9:  # every job draws what it asks while the store lasts
             shares = asks
         elif by_cost is not None:
             shares = _costliest_first(by_cost, states, asks, rate)
@@ -117,7 +123,8 @@ def _lates(
                 yield i, INF
             return
         now += step
-        store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
+        if wanted > rate:
+            store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
         going = []
         for i in users:
             states[i] -= shares[i] * step
@@ -127,21 +134,54 @@ def _lates(
             for i in going:
                 states[i] = 0.0
                 yield i, max(0.0, now - drawing[i])
+                bus.leave(i)
             users = [i for i in users if states[i] > 0]
 
 
-def _asks(readings: list[Reading], users: list[int], cap: float) -> list[float]:
-    """What each of ``users`` asks a cycle: its T states over its cycles that draw them,
-    at most its even part of its bus segment's ``cap`` (0 for the others)."""
-    asks = [0.0] * len(readings)
-    sharing: dict[int, int] = {}
-    for i in users:
-        t_left, t_cycles, _, segment = readings[i]
-        asks[i] = t_left / t_cycles
-        sharing[segment] = sharing.get(segment, 0) + 1
-    for i in users:  # neighbours on a segment split it
-        asks[i] = min(asks[i], cap / sharing[readings[i][3]])
-    return asks
+class _BusAsks:
+    """What the jobs of a projection ask a cycle: what each wants (its T states over its
+    cycles that draw them), or less where its bus segment's ``cap`` is shared max-min
+    among the jobs on it (:func:`~qmk.kernel.machine.supply.max_min`, as the supply
+    shares it); shared again as a job leaves its segment (``asks``: 0 for jobs that draw
+    nothing)."""
+
+    __slots__ = ("asks", "cap", "held", "members", "readings")
+
+    def __init__(self, readings: list[Reading], users: list[int], cap: float) -> None:
+        self.cap = cap
+        self.readings = readings
+        asks = self.asks = [0.0] * len(readings)
+        members: dict[int, list[int]] = {}
+        for i in users:  # (most jobs: a segment of their own, where this is their ask)
+            t_left, t_cycles, _, segment = readings[i]
+            want = t_left / t_cycles
+            asks[i] = want if want <= cap else cap
+            members.setdefault(segment, []).append(i)
+        self.members = members
+        #: the segments whose neighbours hold a job below what it wants: its ask grows
+        #: when one of them leaves (a job alone on its segment has its final ask)
+        self.held: set[int] = set()
+        for segment, ids in members.items():
+            if len(ids) > 1:
+                self._share(segment)
+
+    def _share(self, segment: int) -> None:
+        ids, asks, readings = self.members[segment], self.asks, self.readings
+        wants = [readings[i][0] / readings[i][1] for i in ids]
+        shares = max_min(wants, self.cap)
+        for i, share in zip(ids, shares, strict=True):
+            asks[i] = share
+        if len(ids) > 1 and shares != wants:
+            self.held.add(segment)
+        else:
+            self.held.discard(segment)
+
+    def leave(self, i: int) -> None:
+        """Job ``i`` has drawn all: its neighbours share its segment without it."""
+        segment = self.readings[i][3]
+        self.members[segment].remove(i)
+        if segment in self.held:
+            self._share(segment)
 
 
 def _costliest_first(
