@@ -42,6 +42,8 @@ does not stop: its fences are pause points only between chunks.
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -65,7 +67,7 @@ from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.plan import Call, Noise, Plan, PlanStep
 from qmk.execution.result import PackedRows
-from qmk.qvm.ops import Exec, Micro
+from qmk.qvm.ops import OPS, Exec, Micro
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Control
@@ -145,10 +147,21 @@ def why_not_lowerable(step: PlanStep) -> str | None:
     return f"node {step.node.id!r} ({step.node.op}) has a guard a batch circuit cannot express"
 
 
+#: The ops that compute on outcomes: with a guard, all a batch circuit may not express.
+_COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in (Exec.CALC, Exec.HALT))
+_GUARD = operator.attrgetter("guard")
+
+
 def first_unlowerable(plan: Plan) -> str | None:
     """Why the first step of ``plan`` that fails :func:`why_not_lowerable` does, or None
     when every step can be part of a batch circuit (only a guard or an op that computes
-    on outcomes can fail: the others are not asked)."""
+    on outcomes can fail: the others are not asked, and a program of neither, as its op
+    counts and one scan of its nodes' guards say, none)."""
+    program = plan.program
+    by_op = program.counts.by_op
+    guards = map(operator.is_not, map(_GUARD, program.graph.nodes), itertools.repeat(None))
+    if not any(map(by_op.get, _COMPUTING)) and not any(guards):
+        return None
     computes = (Exec.CALC, Exec.HALT)
     for step in plan.steps:
         if step.node.guard is not None or step.kind in computes:

@@ -1061,7 +1061,9 @@ def _plan_figures(
     uses: Counter[str] = Counter()
     regions: list[str] = []
     policies: list[dict[str, Any]] = []
-    for step in plan.steps:
+    by_op = plan.program.counts.by_op
+    named = any(by_op.get(op) for op in ("USE_CHAN", "BAR_REGION", "SET_POLICY"))
+    for step in plan.steps if named else ():  # (most programs have none of them)
         node = step.node
         if node.op == "USE_CHAN":
             uses[str(node.args.get("semantic", "unspecified"))] += 1
