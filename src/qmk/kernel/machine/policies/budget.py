@@ -102,14 +102,11 @@ def _lates(
     now = 0.0
     while users:
         wanted = sum([asks[i] for i in users])
-        if wanted <= rate:  # the factories keep up: each draws what it asks
-            if not bus.held:  # and no ask grows: from now on
-                for i in users:
-                    yield i, max(0.0, now + states[i] / asks[i] - drawing[i])
-                return
-            shares = asks  # (until a neighbour leaves a segment its ask is held to)
-        elif store > 1e-9:  # every job draws what it asks while the store lasts
-            shares = asks
+        if wanted <= rate and (not bus.held or bus.most(users) <= rate):
+            yield from bus.ends(users, states, now, drawing)  # the factories keep up from now on
+            return
+        if wanted <= rate or store > 1e-9:  # each draws what it asks: the factories keep
+            shares = asks  # up until a segment's neighbour leaves, or the store lasts
         elif by_cost is not None:
             shares = _costliest_first(by_cost, states, asks, rate)
         else:
@@ -161,8 +158,8 @@ class _BusAsks:
         #: the segments whose neighbours hold a job below what it wants: its ask grows
         #: when one of them leaves (a job alone on its segment has its final ask)
         self.held: set[int] = set()
-        for segment, ids in members.items():
-            if len(ids) > 1:
+        for segment, ids in members.items():  # neighbours that fit their segment keep their asks
+            if len(ids) > 1 and sum([asks[i] for i in ids]) > cap:
                 self._share(segment)
 
     def _share(self, segment: int) -> None:
@@ -175,6 +172,39 @@ class _BusAsks:
             self.held.add(segment)
         else:
             self.held.discard(segment)
+
+    def most(self, users: list[int]) -> float:
+        """The most ``users`` will ever ask a cycle: a segment that holds one back gives
+        all it carries until enough have left, then less; the others' asks stay."""
+        held, asks, readings = self.held, self.asks, self.readings
+        return sum([asks[i] for i in users if readings[i][3] not in held]) + self.cap * len(held)
+
+    def ends(
+        self, users: list[int], states: list[float], now: float, drawing: list[float]
+    ) -> Iterator[tuple[int, float]]:
+        """Each of ``users``' cycles late (:func:`_lates`) where each always gets what it
+        asks: a segment that holds one back is run alone, its asks shared again as each
+        job leaves it; any other job asks the same to its end."""
+        asks, readings = self.asks, self.readings
+        for i in users:
+            if readings[i][3] not in self.held:
+                yield i, max(0.0, now + states[i] / asks[i] - drawing[i])
+        for segment in sorted(self.held):
+            ids, t = list(self.members[segment]), now
+            while ids:
+                step = min([states[i] / asks[i] for i in ids])
+                t += step
+                going = []
+                for i in ids:
+                    states[i] -= asks[i] * step
+                    if states[i] <= 1e-9 * (1 + asks[i]):
+                        going.append(i)
+                for i in going:
+                    states[i] = 0.0
+                    yield i, max(0.0, t - drawing[i])
+                    self.members[segment].remove(i)
+                ids = [i for i in ids if states[i] > 0]
+                self._share(segment)
 
     def leave(self, i: int) -> None:
         """Job ``i`` has drawn all: its neighbours share its segment without it."""
