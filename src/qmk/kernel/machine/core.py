@@ -17,8 +17,9 @@ The model (``docs/machine.md`` states it with its formulas):
   ``a_B`` are the job's shares of T states (:mod:`~qmk.kernel.machine.supply`: its bus
   segment, the store, the factories under the policy's rule) and of the links' pairs.
   ``f <= 1`` is its tenant's decoder throttle. Between two events every rate is constant:
-  the simulation is a fluid one, exact for the model. The rates, and the waits they
-  leave, are :class:`~qmk.kernel.machine.rates.Rates`'; this module decides who runs.
+  the simulation is a fluid one, exact for the model. :class:`~qmk.kernel.machine.rates.Rates`
+  sets each running job's rate and records the waits it leaves; this module decides who
+  runs.
 - **Tenants share** the factories, the links and the decoder by their quota weights
   (weighted max-min), then a tenant's jobs max-min (unless the policy's supply rule is
   ``cost``: the factories' states to the job whose waiting costs most).
