@@ -273,10 +273,12 @@ register(
         "QK505",
         "over-budget",
         "the job's idle logical error passes its error budget even alone on the empty "
-        "machine: its T states come slower than it uses them, and no schedule can meet it",
+        "machine: its T states come slower than it uses them, or the decoder decodes fewer "
+        "syndrome bits than it sends, and no schedule can meet it",
         "raise the job's error_budget (q_submit's policy, SET_POLICY, the workload) or "
         "[machine] error_budget, or give the machine faster factories ([machine.factory] "
-        "protocol, factory_share) or a larger code distance",
+        "protocol, factory_share), a faster decoder ([machine] decoder_bits_per_cycle) or a "
+        "larger code distance",
     ),
 )
 

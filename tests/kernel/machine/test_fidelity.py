@@ -137,6 +137,21 @@ def test_a_budget_no_schedule_can_meet_is_refused_naming_the_job():
     assert whole_run.value.code == "QK505"
 
 
+def test_a_job_whose_syndrome_bits_the_decoder_cannot_keep_up_with_is_refused_naming_it():
+    # 9 data tiles of 10 bits a cycle on a decoder of 50: alone it goes at 50/90 of its
+    # speed, so its 100 cycles take 180, 80 of them idle: 1 - 0.999^(2 * 80) = 0.148
+    machine = MachineSpec.simple(
+        tiles=20, decoder_bits_per_cycle=50, tile_bits_per_cycle=10, logical_error_rate=1e-3
+    )
+    fp = footprint(10, Step(kind="idle", cycles=100))
+    alone = run_alone(machine, job("j", fp))
+    assert alone.wait_cycles["decoder"] == pytest.approx(80)
+    with pytest.raises(MachineError) as refused:
+        LiveMachine(machine, "fidelity").check(job("wide", fp, budget=0.01))
+    assert refused.value.code == "QK505" and "wide" in refused.value.message
+    assert "decoder" in refused.value.message and "T states" not in refused.value.message
+
+
 def test_a_policy_that_refuses_a_job_leaves_the_others_run():
     # a job wider than its tenant's region under partition: that policy refuses it
     # (coded), fair-share runs the workload

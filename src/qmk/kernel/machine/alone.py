@@ -53,12 +53,16 @@ def refuse_over_budget(spec: JobSpec, alone: JobRecord) -> None:
     budget = spec.error_budget
     if budget is None or alone.idle_logical_error <= budget:
         return
+    waits = alone.wait_cycles
+    if waits.get("decoder", 0.0) > waits.get("factory", 0.0) + waits.get("routing", 0.0):
+        why, fix = "the decoder decodes fewer syndrome bits than it sends", "a faster decoder"
+    else:
+        why, fix = "its T states come slower than it uses them", "faster factories"
     raise MachineError.of(
         "over-budget",
         f"job {spec.id} (tenant {spec.tenant}): its idle logical error alone on the empty "
         f"machine is {alone.idle_logical_error:.3g}, past its error budget {budget:g}: no "
-        "schedule can meet it (its T states come slower than it uses them); raise its "
-        "error_budget or give the machine faster factories",
+        f"schedule can meet it ({why}); raise its error_budget or give the machine {fix}",
         job=spec.id,
         error_budget=budget,
         idle_logical_error=alone.idle_logical_error,

@@ -41,6 +41,20 @@ class Clock(Protocol):
     def push_event(self, time: float, kind: str, obj: object, version: int) -> None: ...
 
 
+def throttle(want: float, share: float | None) -> float:
+    """A tenant's decoder throttle: the part of the syndrome bits it sends a cycle
+    (``want``) that its ``share`` of the capacity decodes (1: all of them)."""
+    return 1.0 if want <= 0 or share is None or share >= want else share / want
+
+
+def throttles(
+    demand: Mapping[str, float], weights: Mapping[str, float], capacity: float
+) -> dict[str, float]:
+    """Each tenant's :func:`throttle` under these ``demand`` s (syndrome bits a cycle)."""
+    shares = weighted_fill(demand, weights, capacity)
+    return {name: throttle(want, shares.get(name)) for name, want in demand.items()}
+
+
 class _Decoder:
     """The machine's decoder shared by tenants: each tenant's throttle ``f`` is its
     weighted max-min share of the capacity over the syndrome bits its jobs send."""
@@ -65,8 +79,7 @@ class _Decoder:
         shares = weighted_fill(self.demand, self.weights, self.capacity)
         changed = {}
         for name in {*self.f, *shares}:
-            want = self.demand.get(name, 0.0)
-            f = 1.0 if want <= 0 or shares.get(name, want) >= want else shares[name] / want
+            f = throttle(self.demand.get(name, 0.0), shares.get(name))
             if f != self.f.get(name, 1.0):
                 changed[name] = f
             if f == 1.0:
@@ -118,6 +131,17 @@ class Rates:
     def throttle(self, tenant: str) -> float:
         """``tenant``'s decoder throttle now (1: the decoder keeps up)."""
         return 1.0 if self.no_decoder else self._decoder.f.get(tenant, 1.0)
+
+    def throttles_with(self, tenant: str, bits: float) -> dict[str, float] | None:
+        """Each tenant's decoder throttle were ``tenant`` to send ``bits`` more a cycle
+        (None: no decoder limit), read without changing anything."""
+        decoder = self._decoder
+        if decoder.capacity is None:
+            return None
+        demand = dict(decoder.demand)
+        if bits:
+            demand[tenant] = demand.get(tenant, 0.0) + bits
+        return throttles(demand, self.weights, decoder.capacity)
 
     # ------------------------------------------------------------------ settling and rates
 

@@ -275,12 +275,14 @@ class BudgetCheck:
         self._before: dict[int, dict[MachineJob, float]] = {}
         self._verdicts: dict[tuple[object, ...], bool] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
+        self._decoder_verdicts: dict[tuple[object, ...], bool] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
         self._before.clear()
         self._verdicts.clear()
         self._readings.clear()
+        self._decoder_verdicts.clear()
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
@@ -289,6 +291,8 @@ class BudgetCheck:
         from the others), or one on a module where nothing runs (waiting would not help
         it), may always start."""
         sched = self.sched
+        if not sched.rates.no_decoder and not self._decoder_keeps(job):
+            return False
         if not job.tl.t_total:
             return True
         here = self._running_on(module)
@@ -303,6 +307,51 @@ class BudgetCheck:
         if verdict is None:
             verdict = self._verdicts[key] = self._keeps(job, module, at)
         return verdict
+
+    def _decoder_keeps(self, job: MachineJob) -> bool:
+        """Whether the decoder's throttles with ``job`` started keep every job's idle
+        error within :data:`HEADROOM` of its budget, where they did without it (the
+        decoder is the machine's, so every running job is weighed, of any module).
+
+        A job throttled to ``f`` for its ``R`` private cycles left idles ``R (1/f - 1)``
+        more; ``job`` adds its data tiles' syndrome bits to its tenant's demand. Its
+        measurements' bits, which come and go by step, are left out."""
+        key = (id(job.tl), job.tenant, job.budget, job.cost)
+        verdict = self._decoder_verdicts.get(key)
+        if verdict is None:
+            verdict = self._decoder_verdicts[key] = self._decoder_weighs(job)
+        return verdict
+
+    def _decoder_weighs(self, job: MachineJob) -> bool:
+        sched = self.sched
+        running = list(sched.state.running)
+        if not running:  # waiting would not help it
+            return True
+        rates = sched.rates
+        bits = job.data_tiles * sched.machine.tile_bits_per_cycle
+        after = rates.throttles_with(job.tenant, bits)
+        before = rates.throttles_with(job.tenant, 0.0)
+        if after is None or before is None:
+            return True
+        p = sched.machine.logical_error_rate
+        f = after.get(job.tenant, 1.0)
+        if job.budget is not None and f < 1.0:
+            ahead = job.remaining() * (1.0 / f - 1.0)
+            if idle_of(p, job.cost, job.idle_waited(), ahead) > job.budget * HEADROOM:
+                return False
+        for other in running:
+            f_after = after.get(other.tenant, 1.0)
+            f_before = before.get(other.tenant, 1.0)
+            if other.budget is None or f_after >= 1.0 or f_after >= f_before:
+                continue
+            left = other.remaining(rates.progress(other))
+            waited = other.idle_waited() + rates.idled_since_settled(other)
+            error = idle_of(p, other.cost, waited, left * (1.0 / f_after - 1.0))
+            if error <= other.budget * HEADROOM:
+                continue
+            if error > idle_of(p, other.cost, waited, left * (1.0 / f_before - 1.0)) * (1 + 1e-9):
+                return False
+        return True
 
     def _running_on(self, module: int) -> list[MachineJob]:
         """``module``'s running jobs, in the machine's order."""
