@@ -12,8 +12,9 @@ where its bus segment, shared max-min among the jobs beside it as the supply sha
 carries less. A job's share of the factories, and of its segment, passes to the others
 when it has drawn all it needs. A job that has its states at ``E`` is ``E - R_T``
 cycles late, all of them idle. It is what the machine promises at the rate it has now
-(a job asks ``d`` until its last state, its steps without T states all after; the
-decoder left out, and the store refills at no rate).
+(a job asks ``d`` until its last state, its steps without T states all after, and the
+store refills at no rate). Where the decoder is limited, a start is also weighed on the
+throttles it would set, against every running job (:meth:`BudgetCheck._decoder_keeps`).
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
