@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from qmk.kernel.machine.supply import ModuleSupply, snap, split_wait, weighted_fill
+from qmk.kernel.machine.supply import ModuleSupply, max_min, snap, split_wait, weighted_fill
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.jobs import MachineJob
@@ -253,7 +253,7 @@ class Rates:
         shares = [0.0] * len(users)
         for tenant, idx in by_tenant.items():
             for i, share in zip(
-                idx, _water_fill([demands[i] for i in idx], tenant_share[tenant]), strict=True
+                idx, max_min([demands[i] for i in idx], tenant_share[tenant]), strict=True
             ):
                 shares[i] = share
         consume = 0.0
@@ -338,26 +338,3 @@ class Rates:
 
     def trace_t(self, delta: float) -> None:
         self._factories_gauge.add(self._clock.now, delta)
-
-
-def _water_fill(demands: list[float], capacity: float) -> list[float]:
-    """Max-min fair shares of ``capacity``: each gets its demand, or an equal share of
-    what the smaller demands leave.
-
-    >>> _water_fill([1.0, 5.0, 5.0], 7.0)
-    [1.0, 3.0, 3.0]
-    >>> _water_fill([1.0, 2.0], 7.0)
-    [1.0, 2.0]
-    """
-    total = sum(demands)
-    if total <= capacity:
-        return list(demands)
-    order = sorted(range(len(demands)), key=lambda i: demands[i])
-    shares = [0.0] * len(demands)
-    left, count = capacity, len(demands)
-    for rank, i in enumerate(order):
-        level = left / (count - rank)
-        share = min(demands[i], level)
-        shares[i] = share
-        left -= share
-    return shares
