@@ -135,9 +135,16 @@ class LoweredPlan:
         return "heralded" if self.herald_columns else "off"
 
 
+#: The kinds of step that compute on outcomes (and their ops): with a guard, all a batch
+#: circuit may not express.
+_COMPUTES = (Exec.CALC, Exec.HALT)
+_COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in _COMPUTES)
+_GUARD = operator.attrgetter("guard")
+
+
 def why_not_lowerable(step: PlanStep) -> str | None:
     """Why ``step`` cannot be part of a batch circuit, or None when it can."""
-    if step.kind in (Exec.CALC, Exec.HALT):
+    if step.kind in _COMPUTES:
         return f"node {step.node.id!r} ({step.node.op}) computes on outcomes at run time"
     guard = step.node.guard
     if guard is None:
@@ -145,11 +152,6 @@ def why_not_lowerable(step: PlanStep) -> str | None:
     if step.kind is Exec.GATE and step.gate in ("x", "y", "z") and len(guard.terms) == 1:
         return None
     return f"node {step.node.id!r} ({step.node.op}) has a guard a batch circuit cannot express"
-
-
-#: The ops that compute on outcomes: with a guard, all a batch circuit may not express.
-_COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in (Exec.CALC, Exec.HALT))
-_GUARD = operator.attrgetter("guard")
 
 
 def first_unlowerable(plan: Plan) -> str | None:
@@ -162,9 +164,8 @@ def first_unlowerable(plan: Plan) -> str | None:
     guards = map(operator.is_not, map(_GUARD, program.graph.nodes), itertools.repeat(None))
     if not any(map(by_op.get, _COMPUTING)) and not any(guards):
         return None
-    computes = (Exec.CALC, Exec.HALT)
     for step in plan.steps:
-        if step.node.guard is not None or step.kind in computes:
+        if step.node.guard is not None or step.kind in _COMPUTES:
             why = why_not_lowerable(step)
             if why is not None:
                 return why

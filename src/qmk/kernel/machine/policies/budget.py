@@ -329,10 +329,8 @@ class BudgetCheck:
         if not running:  # waiting would not help it
             return True
         rates = sched.rates
-        bits = job.data_tiles * sched.machine.tile_bits_per_cycle
-        after = rates.throttles_with(job.tenant, bits)
-        before = rates.throttles_with(job.tenant, 0.0)
-        if after is None or before is None:
+        after = rates.throttles_with(job.tenant, job.data_tiles * sched.machine.tile_bits_per_cycle)
+        if after is None:
             return True
         p = sched.machine.logical_error_rate
         f = after.get(job.tenant, 1.0)
@@ -342,7 +340,7 @@ class BudgetCheck:
                 return False
         for other in running:
             f_after = after.get(other.tenant, 1.0)
-            f_before = before.get(other.tenant, 1.0)
+            f_before = rates.throttle(other.tenant)  # (the decoder's own, as it is now)
             if other.budget is None or f_after >= 1.0 or f_after >= f_before:
                 continue
             left = other.remaining(rates.progress(other))
