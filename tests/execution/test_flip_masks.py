@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
-from types import MappingProxyType
 
 import msgspec
 import numpy as np
@@ -32,7 +31,7 @@ from qmk.engines import EngineError
 from qmk.engines.batch import BatchCircuit, Errors, Instruction, Kind
 from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch
-from qmk.execution.plan import Noise, Plan, build_plan
+from qmk.execution.plan import Plan, build_plan
 from qmk.qec.noise import Depolarizing
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
@@ -119,12 +118,7 @@ def _biased(plan: Plan) -> Plan:
         else msgspec.structs.replace(loc, px=0.0, py=0.004, pz=0.03)
         for i, loc in enumerate(plan.noise)
     )
-    at: dict[int, list[Noise]] = {}
-    for loc in noise:
-        at.setdefault(loc.step, []).append(loc)
-    return replace(
-        plan, noise=noise, noise_at=MappingProxyType({k: tuple(v) for k, v in at.items()})
-    )
+    return replace(plan, noise=noise)
 
 
 def _pool(expected: list[float], *observed: list[int]) -> tuple[list[float], list[list[int]]]:

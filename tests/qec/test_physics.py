@@ -223,8 +223,11 @@ def _exact_bell(resolved: Any) -> dict[str, float]:
 
     rho = np.zeros((4, 4), dtype=complex)
     rho[0, 0] = 1
+    at: dict[int, list[Any]] = {}
+    for loc in plan.noise:
+        at.setdefault(loc.step, []).append(loc)
     for i, node in enumerate(verified.graph.nodes):
-        here = plan.noise_at.get(i, ())
+        here = at.get(i, [])
         for loc in (loc for loc in here if loc.before):
             rho = channel(rho, loc)
         gate = {"APPLY_H": on(h, 0), "APPLY_CNOT": cnot}.get(node.op)
@@ -232,7 +235,7 @@ def _exact_bell(resolved: Any) -> dict[str, float]:
             rho = gate @ rho @ gate.conj().T
         for loc in (loc for loc in here if not loc.before):
             rho = channel(rho, loc)
-    assert sum(len(v) for v in plan.noise_at.values()) == len(plan.noise) > 0
+    assert plan.noise
     return {f"{k >> 1}{k & 1}": float(rho[k, k].real) for k in range(4)}
 
 

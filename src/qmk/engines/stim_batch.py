@@ -62,10 +62,8 @@ class StimSampler:
     ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
     sites. ``flip_lines`` is the stim text of the same circuit with every noise channel
     the engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
-    0). Error site ``i`` strikes qubit ``site_qubits[i]``, and ``site_lines[i]`` is the
-    number of those lines before the first that acts on that qubit after the site (all
-    of them when none does): a Pauli there has the flips of one at the site, since every
-    line between acts on other qubits. Sites with the same qubit and line flip alike.
+    0). Error site ``i`` strikes qubit ``site_qubits[i]`` after the first
+    ``site_lines[i]`` of those lines. Sites with the same qubit and line flip alike.
     That is what :meth:`flips` propagates errors through.
 
     ``targets`` counts the gate targets of the circuit (what stim's sampler simulates a
@@ -363,7 +361,8 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     names: dict[tuple[str, tuple[float, ...]], str | None] = {}
     numbers = [str(q) for q in range(circuit.num_qubits)]
     count = 0
-    lines, flip_lines, waiting = text.lines, text.flip_lines, text.waiting
+    lines, flip_lines = text.lines, text.flip_lines
+    site_lines, site_qubits = text.site_lines, text.site_qubits
     for instruction in circuit.instructions:
         kind = instruction.kind
         if kind is Kind.GATE and not instruction.controls:
@@ -371,15 +370,13 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
             if line is None:
                 return None
             if line:  # text.add for a line that is its own flip line, written out: most lines
-                qubits = instruction.qubits
-                if waiting:
-                    text.reach(qubits)
                 lines.append(line)
                 flip_lines.append(line)
-                text.targets += len(qubits)
+                text.targets += len(instruction.qubits)
             continue
-        if kind is Kind.ERROR_SITE:
-            text.site(instruction.qubits[0])
+        if kind is Kind.ERROR_SITE:  # the flip lines before it, and its qubit
+            site_lines.append(len(flip_lines))
+            site_qubits.append(instruction.qubits[0])
             continue
         texts = written.get(id(instruction))
         if texts is None:
@@ -422,9 +419,9 @@ def _plain(
 class _Text:
     """A batch circuit's stim text as it is written: the sampled circuit's lines, the
     flip lines (:class:`StimSampler`), each error site's qubit and the number of flip
-    lines before the first that acts on it after the site, and the gates' targets."""
+    lines before it, and the gates' targets."""
 
-    __slots__ = ("flip_lines", "lines", "site_lines", "site_qubits", "targets", "waiting")
+    __slots__ = ("flip_lines", "lines", "site_lines", "site_qubits", "targets")
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -432,9 +429,6 @@ class _Text:
         self.site_lines: list[int] = []
         self.site_qubits: list[int] = []
         self.targets = 0
-        # The sites on each qubit since the last flip line that acts on it: the next
-        # such line is where their errors are propagated from (the class docstring).
-        self.waiting: dict[int, list[int]] = {}
 
     def add(self, line: str, flip: str, qubits: tuple[int, ...], *, gate: bool) -> None:
         """One instruction's line and flip line (either may be empty), on ``qubits``."""
@@ -443,28 +437,10 @@ class _Text:
             if gate:
                 self.targets += len(qubits)
         if flip:
-            if self.waiting:
-                self.reach(qubits)
             self.flip_lines.append(flip)
 
-    def reach(self, qubits: tuple[int, ...]) -> None:
-        """The next flip line acts on ``qubits``: the sites waiting on them propagate
-        from it."""
-        for qubit in qubits:
-            for site in self.waiting.pop(qubit, ()):
-                self.site_lines[site] = len(self.flip_lines)
-
-    def site(self, qubit: int) -> None:
-        """An error site on ``qubit``: it waits for the next flip line on the qubit."""
-        self.waiting.setdefault(qubit, []).append(len(self.site_qubits))
-        self.site_lines.append(-1)
-        self.site_qubits.append(qubit)
-
     def sampler(self) -> StimSampler:
-        """The compiled circuit; sites no later flip line reaches propagate from the end."""
-        for left in self.waiting.values():
-            for site in left:
-                self.site_lines[site] = len(self.flip_lines)
+        """The compiled circuit."""
         return StimSampler(
             circuit=stim.Circuit("\n".join(self.lines)),
             flip_lines=tuple(self.flip_lines) if self.site_lines else (),

@@ -187,12 +187,18 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     if first_unlowerable(plan) is not None:
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
-    low = _Lowering(index, heralded, channels)
-    noise_at, emit, gate = plan.noise_at, low.out.append, Exec.GATE
+    low = _Lowering(index, heralded, channels, plan.noise)
+    runs = low.runs
+    emit, gate, write = low.out.append, Exec.GATE, low.sites
+    # The runs of sites, in order: before step k (key 2k) and after it (2k + 1).
+    keys, bounds, taken = runs.keys, runs.bounds, 0
+    next_key = keys[0]
     for step in plan.steps:
-        here = noise_at.get(step.index, ()) if noise_at else ()
-        if here:
-            low.noise(here, True)
+        at = step.index << 1
+        if next_key == at:
+            taken += 1
+            write(bounds[taken - 1], bounds[taken])
+            next_key = keys[taken]
         node = step.node
         if step.kind is gate and node.guard is None:  # most steps: written here
             vqs = node.vqs
@@ -200,36 +206,87 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
             emit(Instruction(kind=Kind.GATE, qubits=qs, gate=step.gate or "", params=step.params))
         elif not low.step(step):
             return None
-        if here:
-            low.noise(here, False)
+        if next_key == at + 1:
+            taken += 1
+            write(bounds[taken - 1], bounds[taken])
+            next_key = keys[taken]
     columns = tuple(low.record.get(event) for event in plan.events)
     circuit = BatchCircuit(num_qubits=len(index), instructions=tuple(low.out))
-    sites = low.sites
+    sites = runs.ordered if low.drawn else ()
     return LoweredPlan(
         circuit=circuit,
         event_columns=columns,
         herald_columns=tuple(low.heralds),
-        sites=tuple(sites),
-        rates=SiteRates.of([(loc.px, loc.py, loc.pz) for loc in sites]) if sites else None,
+        sites=sites,
+        rates=runs.rates() if sites else None,
         channels=channels and bool(plan.noise),
     )
+
+
+_STEP = operator.attrgetter("step")
+_BEFORE = operator.attrgetter("before")
+_QUBIT = operator.attrgetter("qubit")
+_RATES = operator.attrgetter("px", "py", "pz")
+
+
+class _SiteRuns:
+    """A plan's noise locations in the order :func:`lower` writes them, in runs.
+
+    That order is by step, and within a step those before it first, each in the plan's
+    order (a stable sort: a machine's waits come last in the plan, after the steps'
+    own). A run is a step's locations before it, or after it. ``instructions`` holds
+    the locations' instructions, one object per (qubit, rates). Run ``r`` is those from
+    ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step`` (before) or
+    ``2 * step + 1`` (after); the last key is -1. So :func:`lower` writes a run at once,
+    not a location at a time: a noisy plan has a location per qubit of nearly every
+    step. (Offsets, not a list a run: 100,000 lists would each be an object the cyclic
+    collector walks.)"""
+
+    __slots__ = ("bounds", "instructions", "keys", "ordered")
+
+    def __init__(self, locations: Sequence[Noise], index: Mapping[str, int], kind: Kind) -> None:
+        count = len(locations)
+        keys = np.fromiter(map(_STEP, locations), np.int64, count) * 2
+        keys += np.fromiter(map(_BEFORE, locations), bool, count) ^ True
+        order = np.argsort(keys, kind="stable")
+        if count and not np.array_equal(order, np.arange(count)):
+            self.ordered: tuple[Noise, ...] = tuple([locations[i] for i in order.tolist()])
+            keys = keys[order]
+        else:
+            self.ordered = tuple(locations)
+        firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if count else keys
+        self.keys: list[int] = [*keys[firsts].tolist(), -1]
+        made: dict[tuple[str, tuple[float, float, float]], Instruction] = {}
+        self.instructions: list[Instruction] = []
+        add = self.instructions.append
+        for key in zip(map(_QUBIT, self.ordered), map(_RATES, self.ordered), strict=True):
+            instruction = made.get(key)
+            if instruction is None:
+                instruction = made[key] = Instruction(
+                    kind=kind, qubits=(index[key[0]],), probs=key[1]
+                )
+            add(instruction)
+        self.bounds: list[int] = [*firsts.tolist(), count]
+
+    def rates(self) -> SiteRates:
+        """The rates of the locations, in order."""
+        flat = itertools.chain.from_iterable(map(_RATES, self.ordered))
+        return SiteRates.of(np.fromiter(flat, np.float64, 3 * len(self.ordered)))
 
 
 class _Lowering:
     """:func:`lower`'s circuit as it is written: its instructions, the record column of
     each event, the heralds' columns and the error sites."""
 
-    def __init__(self, index: Mapping[str, int], heralded: bool, channels: bool) -> None:
+    def __init__(
+        self, index: Mapping[str, int], heralded: bool, channels: bool, noise: Sequence[Noise]
+    ) -> None:
         self.index = index
         self.heralded = heralded
         self.out: list[Instruction] = []
         self.record: dict[str, int] = {}
         self.heralds: list[int] = []
-        self.sites: list[Noise] = []
         self.count = 0
-        # One instruction per (qubit, rates): a qubit's locations often share their
-        # rates, and instructions are values.
-        self.made: dict[tuple[str, float, float, float], Instruction] = {}
         self.site_kind = (
             Kind.HERALDED_PAULI_CHANNEL
             if heralded
@@ -238,23 +295,14 @@ class _Lowering:
             else Kind.ERROR_SITE
         )
         self.drawn = not (heralded or channels)  # the caller draws the sites' errors
+        self.runs = _SiteRuns(noise, index, self.site_kind)
 
-    def noise(self, locations: Sequence[Noise], before: bool) -> None:
-        for loc in locations:
-            if loc.before is not before:
-                continue
-            key = (loc.qubit, loc.px, loc.py, loc.pz)
-            instruction = self.made.get(key)
-            if instruction is None:
-                instruction = self.made[key] = Instruction(
-                    kind=self.site_kind, qubits=(self.index[loc.qubit],), probs=key[1:]
-                )
-            self.out.append(instruction)
-            if self.heralded:
-                self.heralds.append(self.count)
-                self.count += 1
-            elif self.drawn:
-                self.sites.append(loc)
+    def sites(self, start: int, end: int) -> None:
+        """Write the sites from ``start`` to ``end`` of the runs (:class:`_SiteRuns`)."""
+        self.out += self.runs.instructions[start:end]
+        if self.heralded:
+            self.heralds.extend(range(self.count, self.count + end - start))
+            self.count += end - start
 
     def measured(self, instruction: Instruction, event: str) -> None:
         self.out.append(instruction)

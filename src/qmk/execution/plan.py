@@ -31,7 +31,6 @@ compiler each carry out. So the three read one expansion, not three copies.
 
 from __future__ import annotations
 
-import operator
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
 
 from qmk.engines.gates import GATES
 from qmk.execution.request import canonical_profile
@@ -195,8 +193,6 @@ class Plan:
     steps: tuple[PlanStep, ...]
     noise: tuple[Noise, ...]
     events: tuple[str, ...]
-    #: For each node index, the noise locations before and after it.
-    noise_at: Mapping[int, tuple[Noise, ...]] = field(repr=False)
     clifford: bool
     first_non_clifford: int | None
     logical_cycles: float
@@ -379,7 +375,6 @@ def build_plan(
         steps=steps,
         noise=tuple(locations),
         events=graph.resources.events,
-        noise_at=_by_step(locations),
         clifford=first_non_clifford is None,
         first_non_clifford=first_non_clifford,
         logical_cycles=logical_cycles,
@@ -393,28 +388,6 @@ def build_plan(
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
         timing=Pairs(starts, ends),
     )
-
-
-def _by_step(locations: Sequence[Noise]) -> Mapping[int, tuple[Noise, ...]]:
-    """The noise ``locations`` of each step (:attr:`Plan.noise_at`), in their order, the
-    steps in the order they first appear.
-
-    Grouped by a stable sort of their steps, not a list a step grown one location at a
-    time: a noisy plan has a location per qubit of every step. Its locations come in
-    step order (a machine's waits aside), and then the sort moves none."""
-    steps = np.fromiter(map(_STEP, locations), np.int64, len(locations))
-    order = np.argsort(steps, kind="stable")
-    moved = not np.array_equal(order, np.arange(len(order)))
-    ordered = tuple([locations[i] for i in order.tolist()] if moved else locations)
-    steps = steps[order]
-    firsts = np.flatnonzero(np.r_[True, steps[1:] != steps[:-1]]) if len(steps) else steps
-    ends = np.r_[firsts[1:], len(steps)].tolist()
-    keys, starts = steps[firsts].tolist(), firsts.tolist()
-    groups = np.argsort(order[firsts], kind="stable").tolist()  # by first appearance
-    return MappingProxyType({keys[g]: ordered[starts[g] : ends[g]] for g in groups})
-
-
-_STEP = operator.attrgetter("step")
 
 
 def _freed(
