@@ -9,6 +9,7 @@ nothing at all (the same micro-ops, so the same counts at a seed).
 from __future__ import annotations
 
 import random
+from array import array
 
 import numpy as np
 
@@ -117,9 +118,9 @@ def test_a_plans_noiseless_micro_ops_and_observed_are_built_once_and_equal_a_reb
 
     plan = _plan(_program(3, 5, seed=7, measure_u=True))
     kept = noiseless_ops(plan)
-    bounds: list[tuple[int, int]] = []
-    fresh = micro_ops(plan, {}, bounds)
-    assert list(kept.ops) == fresh and list(kept.bounds) == bounds
+    starts, ends = array("q"), array("q")
+    fresh = micro_ops(plan, {}, (starts, ends))
+    assert list(kept.ops) == fresh and list(kept.bounds) == list(zip(starts, ends, strict=True))
     assert kept.tail == tail_start(fresh)
     assert noiseless_ops(plan) is kept and observed(plan) is observed(plan)
     assert observed(plan).ops == Observed(plan).ops

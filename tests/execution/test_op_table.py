@@ -9,6 +9,7 @@ These tests walk the whole table, so an op added there is checked everywhere at 
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 import numpy as np
@@ -280,9 +281,9 @@ def test_the_plan_and_the_trajectories_run_a_composite_as_its_expansion(spec: Op
     plan = build_plan(program, noise=False, qubit=QUBIT, default_profile=PROFILE)
     step = next(step for step in plan.steps if step.node.id == "op")
     assert step.calls == expand(step.node) and step.calls
-    bounds: list[tuple[int, int]] = []
-    ops = micro_ops(plan, {}, bounds)
-    start, end = bounds[step.index]
+    starts, ends = array("q"), array("q")
+    ops = micro_ops(plan, {}, (starts, ends))
+    start, end = starts[step.index], ends[step.index]
     micro = {Micro.GATE: "gate", Micro.MEASURE: "meas", Micro.RESET: "reset"}
     expected = [(micro[c.kind], c.qubits, c.gate, c.params) for c in step.calls if c.kind in micro]
     assert [(op.kind, op.qubits, op.gate, op.params) for op in ops[start:end]] == expected

@@ -36,6 +36,7 @@ from __future__ import annotations
 import bisect
 import math
 import operator
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -107,15 +108,18 @@ class MicroOp(msgspec.Struct, frozen=True, gc=False):
 def micro_ops(
     plan: Plan,
     errors: Mapping[int, Sequence[tuple[bool, str, str]]],
-    bounds: list[tuple[int, int]] | None = None,
+    bounds: tuple[array[int], array[int]] | None = None,
 ) -> list[MicroOp]:
     """The plan as engine-level micro-ops, with the Pauli ``errors`` (by step index:
     ``(before, qubit, pauli)``) inserted; ``bounds``, if given, receives each step's
-    ``(start, end)`` in the list, where its errors before and after it go."""
+    start and end in the list (where its errors before and after it go), in two arrays
+    (a tuple a step would be an object the cyclic collector tracks)."""
     ev = {name: i for i, name in enumerate(plan.events)}
     out: list[MicroOp] = []
     fences = 0
     append = out.append
+    if bounds is not None:
+        add_start, add_end = bounds[0].append, bounds[1].append
 
     def paulis(step: int, before: bool) -> None:
         for when, q, pauli in errors.get(step, ()):
@@ -150,7 +154,8 @@ def micro_ops(
             fences += 1
             append(MicroOp("fence", (), epoch=fences))
         if bounds is not None:
-            bounds.append((start, len(out)))
+            add_start(start)
+            add_end(len(out))
         if struck:
             paulis(step.index, False)
     return out
@@ -215,9 +220,9 @@ _OBSERVED: Memo[Observed] = Memo(KEPT_OPS)
 
 
 def _noiseless_ops(plan: Plan) -> NoiselessOps:
-    bounds: list[tuple[int, int]] = []
+    bounds = (array("q"), array("q"))
     ops = micro_ops(plan, {}, bounds)
-    return NoiselessOps(tuple(ops), Pairs.of(bounds, "q"), tail_start(ops))
+    return NoiselessOps(tuple(ops), Pairs(*bounds), tail_start(ops))
 
 
 def noiseless_ops(plan: Plan) -> NoiselessOps:
