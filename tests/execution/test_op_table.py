@@ -19,7 +19,14 @@ from qmk import defaults
 from qmk.engines import EngineError
 from qmk.engines.gates import GATES, unitary
 from qmk.estimate.counts import count_nodes
-from qmk.execution.plan import BASIS_OF, BOOKKEEPING, GATE_OF, build_plan, expand
+from qmk.execution.plan import (
+    BASIS_OF,
+    BOOKKEEPING,
+    GATE_OF,
+    build_plan,
+    expand,
+    step_is_clifford,
+)
 from qmk.execution.runs import run
 from qmk.execution.trajectories import micro_ops
 from qmk.frontends import decompose
@@ -27,7 +34,7 @@ from qmk.frontends.builder import GATE_OPS
 from qmk.qec.logical import OP_CYCLES, op_cycles, op_key
 from qmk.qvm.graph import Node, from_json
 from qmk.qvm.ops import OP_ALIASES, OPS, Clifford, Exec, Micro, OpSpec, Tally
-from qmk.qvm.verify import verify
+from qmk.qvm.verify import is_clifford_node, verify
 
 GATE_SPECS = [spec for spec in OPS.values() if spec.gate is not None]
 QUBIT, PROFILE = defaults.QUBIT, defaults.PROFILE
@@ -50,6 +57,26 @@ def test_an_op_and_its_engine_gate_agree_on_arity_parameters_and_clifford_ness(s
             spec.clifford is Clifford.QUARTER_TURN and abs(angle / (math.pi / 2) % 1) < 1e-12
         )
         assert gate.is_clifford(params) == op_clifford, (spec.name, angle)
+
+
+@pytest.mark.parametrize(  # (every such program allocates and frees its qubits)
+    "spec", [s for s in OPS.values() if s.name not in ("ALLOC_LQ", "FREE_LQ")], ids=lambda s: s.name
+)
+def test_the_plan_and_the_verifier_agree_on_which_nodes_are_clifford(spec: OpSpec):
+    # the plan skips its own look when the verifier counted no non-Clifford node
+    for angle in ANGLES:
+        graph = _program_using(spec)
+        for node in graph["program"]["nodes"]:
+            for name in ("theta", "angle"):
+                if name in node.get("args", {}):
+                    node["args"][name] = angle
+        program = verify(from_json(graph))
+        plan = build_plan(program, noise=False, qubit=QUBIT, default_profile=PROFILE)
+        for step in plan.steps:
+            node = step.node
+            assert step_is_clifford(step) == is_clifford_node(OPS[node.op], node), (node, angle)
+        first = next((s.index for s in plan.steps if not step_is_clifford(s)), None)
+        assert plan.first_non_clifford == first and program.is_clifford == (first is None)
 
 
 @pytest.mark.parametrize("spec", GATE_SPECS, ids=lambda s: s.name)

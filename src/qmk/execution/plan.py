@@ -272,7 +272,13 @@ def build_plan(
 
     graph = program.graph
     steps = tuple(lower_step(i, node) for i, node in enumerate(graph.nodes))
-    first_non_clifford = next((s.index for s in steps if not step_is_clifford(s)), None)
+    # The verifier counted the nodes a stabilizer simulation cannot carry out, by the
+    # op table, as step_is_clifford would find them: with none, no step is looked at.
+    first_non_clifford = (
+        next((s.index for s in steps if not step_is_clifford(s)), None)
+        if program.counts.non_clifford
+        else None
+    )
 
     models: dict[str, Any] = {}
 
