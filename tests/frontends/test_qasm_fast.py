@@ -211,6 +211,16 @@ EDGE_CASES = [
     'include "stdgates.inc";\nqubit q;\nrx(2im) q;\nrx(2ns) q;\n',
     'include "stdgates.inc";\nqubit q;\nrx(π) q;\nrx(pi) q;\n',
     'include "qelib1.inc";\r\nqreg q[1];\r\nh q[0];\r\n',
+    # a gate lowered before, called on other qubits (read by its shape) or wrongly
+    'include "stdgates.inc";\nqubit[3] q;\ncx q[0], q[1];\ncx q[1], q[2];\ncx q[2],q[2];\n',
+    'include "stdgates.inc";\nqubit[3] q;\ncx q[0], q[1];\ncx q[1], q[3];\n',
+    'include "stdgates.inc";\nqubit[3] q;\nqubit r;\ncx q[0], q[1];\ncx r[0], q[2];\n'
+    "cx q[2], s[0];\n",
+    'include "stdgates.inc";\nqubit[3] q;\nh q[0];\ngate h a { U(1,0,0) a; }\nh q[1];\n',
+    'include "stdgates.inc";\nqubit[3] q;\ngate g a, b { cx b, a; h a; }\ng q[0], q[1];\n'
+    "g q[2], q[0];\ng q[1] , q[ 2 ] ;\ng q[0];\n",
+    'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\nqreg r[2];\ncx q[0],r[1];\ncx r[0],q[2];\n'
+    "CX q[1],q[0];\nCX q[2],q[1];\nreset q[2];\nreset q[0];\nbarrier q[1];\nbarrier q[2];\n",
 ]
 
 

@@ -227,6 +227,7 @@ class _Reader:
                 # Statements lowered before are emitted by the scanner itself.
                 scanner.known = resolved
                 scanner.lane = gate_emitter(lowerer.builder.nodes, f"{name}:")
+                scanner.shape = lowerer.shaped
             elif program is not None and program.version is not None:
                 with self.collecting():  # a header after the first statement: its error
                     return self.reference()
@@ -240,7 +241,7 @@ class _Reader:
                     lowerer.fast(item)
             except FrontendError as exc:
                 failed = exc
-                scanner.known = {}  # nothing more is lowered
+                scanner.known, scanner.shape = {}, None  # nothing more is lowered
         if failed is not None:
             raise failed
         if lowerer is None:

@@ -9,6 +9,7 @@ lane) are lowered here too, into the same registers and caches.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,6 +114,13 @@ _FAST_HANDLERS = {
     "include": "include",
     "opaque": "fast_opaque",
 }
+
+#: A gate call without parameters on one or two indexed qubits (:meth:`Gates.shaped`), as
+#: the scanner's statement holds it (its blanks and line end after the ``;`` included).
+_SHAPE = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*)[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[[ \t]*([0-9]+)[ \t]*\]"
+    r"(?:[ \t]*,[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[[ \t]*([0-9]+)[ \t]*\])?[ \t]*;[ \t]*\n?"
+)
 
 
 class Gates(Classical):
@@ -455,6 +463,34 @@ class Gates(Classical):
         nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
         self.resolved[text] = nodes
         self.builder.emit(nodes, f"{self.name}:{self.line}")
+
+    def shaped(self, text: str) -> list[tuple[str, tuple[str, ...], float | None]] | None:
+        """The nodes of a gate call without parameters on one or two indexed qubits, when
+        its gate was lowered before for as many single qubits (:meth:`fast_gate`'s plan)
+        and its qubits are declared, in range and distinct; else None, and the call is
+        read the long way (which reports what is wrong with it). A wide circuit calls
+        one gate on many pairs of qubits: its calls differ in their text, not their
+        plan. The nodes are kept by the text, as :meth:`fast_gate` keeps them."""
+        m = _SHAPE.fullmatch(text)
+        if m is None:
+            return None
+        name, first, at, second, at2 = m.groups()
+        qregs = self.qregs
+        items = qregs.get(first)
+        if items is None or int(at) >= len(items):
+            return None
+        handles = [items[int(at)]]
+        if second is not None:
+            items = qregs.get(second)
+            if items is None or int(at2) >= len(items) or items[int(at2)] == handles[0]:
+                return None
+            handles.append(items[int(at2)])
+        cached = self.plans.get((name, len(handles)))
+        if cached is None:
+            return None
+        nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
+        self.resolved[text] = nodes
+        return nodes
 
     def reads_variable(self, expr: qasm_scan.Expr, computed: bool = False) -> bool:
         """Whether a scanned expression reads a classical variable or bits (whose value

@@ -409,6 +409,10 @@ class Scanner:
         #: is yielded).
         self.known: Mapping[str, Any] = {}
         self.lane: Callable[[Any, int], None] | None = None
+        #: And for a statement not known by its text, what to pass to :attr:`lane`
+        #: found by its shape (a gate it lowered before, on other single qubits), or
+        #: None to read it the long way (the reader sets it; None: no such look).
+        self.shape: Callable[[str], Any] | None = None
 
     def __iter__(self) -> Iterator[Fast | Chunk]:
         text = self.text
@@ -438,6 +442,8 @@ class Scanner:
                 statement = m.group()
                 if chunk_start is None:
                     known = self.known.get(statement)
+                    if known is None and self.shape is not None:
+                        known = self.shape(statement)
                     if known is not None:
                         self.lane(known, line)  # type: ignore[misc]
                         first = False
