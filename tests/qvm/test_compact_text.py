@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,12 @@ import pytest
 
 from qmk.qvm.graph import (
     COMPACT_PIECE,
+    Graph,
     GraphText,
+    Guard,
+    GuardTerm,
+    Node,
+    canonical_graph_text,
     canonical_text,
     compact_text,
     free_in_pieces,
@@ -127,3 +133,50 @@ def test_the_digest_text_of_a_random_clifford_program_is_json_dumps_sorted_text(
 
     data = read(random_clifford(50, 10, seed=3)).to_json()
     assert canonical_text(data) == sorted_dumps(data)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_graphs_canonical_text_written_from_its_nodes_is_json_dumps_sorted_text(
+    seed: int,
+) -> None:
+    # nodes written by msgspec as they are (a guarded one as its JSON): every field
+    # empty or set, numbers msgspec writes otherwise, non-ASCII and DEL, nested JSON
+    rng = random.Random(seed)
+    one = Guard(terms=(GuardTerm(event="e", equals=1),))
+    both = Guard(
+        terms=(GuardTerm(event="e", equals=0), GuardTerm(event="f", equals=1)), conjunction=True
+    )
+    for _ in range(50):
+        nodes = []
+        for k in range(rng.randint(0, 30)):
+            theta = rng.choice([0.5, 1e-7, 1e20, -0.0, 3.0, 2**60, 1e-05])
+            args = rng.choice(
+                [{}, {"theta": theta}, {"z": 1, "a": [1, {"b": "é"}]}, {"s": "x\x7fy"}]
+            )
+            metadata = rng.choice([None, {}, {"source": f"p:{k}"}, {"n": (1, 2), "a": {"c": 1}}])
+            nodes.append(
+                Node(
+                    id=f"n{k}é" if rng.random() < 0.1 else f"n{k}",
+                    op="APPLY_RZ",
+                    args=args,
+                    vqs=tuple(rng.sample(["a", "b", "c"], rng.randint(0, 2))),
+                    produces=("e",) if rng.random() < 0.2 else (),
+                    caps=("CAP_ALLOC",) if rng.random() < 0.1 else (),
+                    guard=rng.choice([None, None, one, both]),
+                    metadata=metadata,
+                )
+            )
+        g = Graph(
+            nodes=tuple(nodes),
+            description=rng.choice([None, "d"]),
+            metadata=rng.choice([None, {"k": 1}]),
+        )
+        assert canonical_graph_text(g) == sorted_dumps(g.to_json())
+
+
+def test_a_random_clifford_programs_canonical_text_is_written_from_its_nodes() -> None:
+    from qmk._front import read
+    from qmk.kernel.machine.programs import random_clifford
+
+    g = read(random_clifford(50, 10, seed=3))
+    assert canonical_graph_text(g) == sorted_dumps(g.to_json())

@@ -161,14 +161,15 @@ def _own(program: Any) -> bool:
 
 
 def _canonical(program: Any) -> str:
-    """The JSON text a run request digests: a verified program's QVM JSON, or the data of
-    a program that is no QVM graph (:func:`~qmk.qvm.graph.canonical_text`: json's sorted
-    compact text, written by msgspec where that is the same text)."""
-    from qmk.qvm.graph import canonical_text
+    """The JSON text a run request digests: a verified program's QVM JSON
+    (:func:`~qmk.qvm.graph.canonical_graph_text`), or the data of a program that is no
+    QVM graph (:func:`~qmk.qvm.graph.canonical_text`: json's sorted compact text,
+    written by msgspec where that is the same text)."""
+    from qmk.qvm.graph import canonical_graph_text, canonical_text
 
-    # every object's keys are sorted as it is written: the data need not sort them first
-    data = program if isinstance(program, Mapping) else program.graph.to_json(sort=False)
-    return canonical_text(data)
+    if isinstance(program, Mapping):
+        return canonical_text(program)
+    return canonical_graph_text(program.graph)
 
 
 def _misuse(message: str, key: str) -> QMKError:

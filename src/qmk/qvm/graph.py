@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import math
+import operator
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -109,10 +111,13 @@ class Guard(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return self.terms[0].to_json()
 
 
-class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """One operation of a program.
 
-    ``args`` and ``metadata`` hold plain JSON values; treat them as read-only.
+    ``args`` and ``metadata`` hold plain JSON values; treat them as read-only. msgspec
+    writes a node as :meth:`to_json` does (empty fields left out, ``omit_defaults``),
+    but for its guard, whose JSON has a form of its own: :func:`canonical_graph_text`
+    writes a big program's unguarded nodes so, not a dict a node.
 
     A node is not tracked by the cyclic garbage collector (``gc=False``): it holds
     strings, tuples of strings, plain JSON and a guard, never anything that could lead
@@ -752,19 +757,51 @@ def canonical_text(data: Any) -> str:
     >>> canonical_text(data) == json.dumps(data, sort_keys=True, separators=(",", ":"))
     True
     """
+    text = _sorted_by_msgspec(data)
+    return json.dumps(data, sort_keys=True, separators=(",", ":")) if text is None else text
+
+
+def _sorted_by_msgspec(data: Any) -> str | None:
+    """msgspec's sorted compact text of ``data`` where it is json's very text (ASCII
+    without DEL, no number it formats otherwise); None where it may not be, or msgspec
+    cannot write ``data`` (json's errors, or its text, then)."""
     try:
         text = msgspec.json.encode(data, order="sorted")
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-        pass  # json's errors, or its text
-    else:
-        if (
-            text.isascii()
-            and b"\x7f" not in text
-            and _TINY not in text
-            and _EXPONENT.search(text) is None
-        ):
-            return text.decode("ascii")
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return None
+    if text.isascii() and b"\x7f" not in text and _TINY not in text and not _EXPONENT.search(text):
+        return text.decode("ascii")
+    return None
+
+
+def canonical_graph_text(graph: Graph) -> str:
+    """``canonical_text(graph.to_json(sort=False))``, the same text, with the nodes
+    written by msgspec as they are (a guarded node as its JSON) rather than turned into
+    a dict each first: a program's digest writes every node, a million for a big one.
+
+    Where msgspec's text could differ from json's (:func:`canonical_text`: a number it
+    formats otherwise, a character it escapes otherwise, a value it cannot write) the
+    text is made the slower way.
+
+    >>> guard = Guard(terms=(GuardTerm(event="e", equals=1),))
+    >>> g = Graph(nodes=(Node(id="a", op="ALLOC_LQ", vqs=("q",)),
+    ...                  Node(id="x", op="APPLY_X", vqs=("q",), guard=guard)))
+    >>> canonical_graph_text(g) == canonical_text(g.to_json())
+    True
+    """
+    shell = replace(graph, nodes=()).to_json(sort=False)
+    nodes = graph.nodes
+    guards = map(operator.is_not, map(_NODE_GUARD, nodes), itertools.repeat(None))
+    shell["program"]["nodes"] = (
+        [node if node.guard is None else node.to_json(sort=False) for node in nodes]
+        if any(guards)
+        else nodes
+    )
+    text = _sorted_by_msgspec(shell)
+    return canonical_text(graph.to_json(sort=False)) if text is None else text
+
+
+_NODE_GUARD = operator.attrgetter("guard")
 
 
 def graph_compact_text(graph: Graph) -> str:
