@@ -9,7 +9,6 @@ lane) are lowered here too, into the same registers and caches.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,13 +113,6 @@ _FAST_HANDLERS = {
     "include": "include",
     "opaque": "fast_opaque",
 }
-
-#: A gate call without parameters on one or two indexed qubits (:meth:`Gates.shaped`), as
-#: the scanner's statement holds it (its blanks and line end after the ``;`` included).
-_SHAPE = re.compile(
-    r"([A-Za-z_][A-Za-z0-9_]*)[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[[ \t]*([0-9]+)[ \t]*\]"
-    r"(?:[ \t]*,[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\[[ \t]*([0-9]+)[ \t]*\])?[ \t]*;[ \t]*\n?"
-)
 
 
 class Gates(Classical):
@@ -471,7 +463,7 @@ class Gates(Classical):
         read the long way (which reports what is wrong with it). A wide circuit calls
         one gate on many pairs of qubits: its calls differ in their text, not their
         plan. The nodes are kept by the text, as :meth:`fast_gate` keeps them."""
-        m = _SHAPE.fullmatch(text)
+        m = qasm_scan.CALL_SHAPE.fullmatch(text)
         if m is None:
             return None
         name, first, at, second, at2 = m.groups()

@@ -164,6 +164,13 @@ _STATEMENT = re.compile(
 #: What it finds is checked by ``_STATEMENT`` once per distinct statement text.
 _QUICK = re.compile(r"[A-Za-z_][^;{}\n]*;[ \t]*\n?")
 _OPERAND_PARTS = re.compile(rf"({_ID}){_WS}(?:\[{_WS}([0-9]+){_WS}\])?")
+#: A gate call of :data:`_STATEMENT` without parameters on one or two indexed qubits, as
+#: :data:`_QUICK` finds it: its name, and each qubit's register and index
+#: (:meth:`~qmk.frontends.qasm_gates.Gates.shaped`).
+CALL_SHAPE = re.compile(
+    rf"({_ID})[ \t]+({_ID}){_WS}\[{_WS}([0-9]+){_WS}\]"
+    rf"(?:{_WS},{_WS}({_ID}){_WS}\[{_WS}([0-9]+){_WS}\])?{_WS};[ \t]*\n?"
+)
 _ID_ONLY = re.compile(_ID)
 _EXPR_TOKEN = re.compile(
     r"[ \t\r\n]*(?:(?P<float>[0-9]+[eE][+-]?[0-9]+|\.[0-9]+(?:[eE][+-]?[0-9]+)?"
