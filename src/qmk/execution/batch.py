@@ -67,6 +67,7 @@ from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.plan import Call, Noise, Plan, PlanStep
 from qmk.execution.result import PackedRows
+from qmk.memo import Memo
 from qmk.qvm.ops import OPS, Exec, Micro
 
 if TYPE_CHECKING:
@@ -213,12 +214,17 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     columns = tuple(low.record.get(event) for event in plan.events)
     circuit = BatchCircuit(num_qubits=len(index), instructions=tuple(low.out))
     sites = runs.ordered if low.drawn else ()
+    rates = None
+    if sites:  # the plan's rates, in the sites' order
+        rates = noise_rates(plan)
+        if runs.order is not None:
+            rates = SiteRates.of(rates.probs[runs.order])
     return LoweredPlan(
         circuit=circuit,
         event_columns=columns,
         herald_columns=tuple(low.heralds),
         sites=sites,
-        rates=runs.rates() if sites else None,
+        rates=rates,
         channels=channels and bool(plan.noise),
     )
 
@@ -240,16 +246,19 @@ class _SiteRuns:
     ``2 * step + 1`` (after); the last key is -1. So :func:`lower` writes a run at once,
     not a location at a time: a noisy plan has a location per qubit of nearly every
     step. (Offsets, not a list a run: 100,000 lists would each be an object the cyclic
-    collector walks.)"""
+    collector walks.) ``order`` is where each of ``ordered`` stands in the plan's
+    locations (None: where it stands there too)."""
 
-    __slots__ = ("bounds", "instructions", "keys", "ordered")
+    __slots__ = ("bounds", "instructions", "keys", "order", "ordered")
 
     def __init__(self, locations: Sequence[Noise], index: Mapping[str, int], kind: Kind) -> None:
         count = len(locations)
         keys = np.fromiter(map(_STEP, locations), np.int64, count) * 2
         keys += np.fromiter(map(_BEFORE, locations), bool, count) ^ True
         order = np.argsort(keys, kind="stable")
+        self.order: np.ndarray | None = None
         if count and not np.array_equal(order, np.arange(count)):
+            self.order = order
             self.ordered: tuple[Noise, ...] = tuple([locations[i] for i in order.tolist()])
             keys = keys[order]
         else:
@@ -268,16 +277,23 @@ class _SiteRuns:
             add(instruction)
         self.bounds: list[int] = [*firsts.tolist(), count]
 
-    def rates(self) -> SiteRates:
-        """The rates of the locations, in order."""
-        return site_rates(self.ordered)
-
 
 def site_rates(locations: Sequence[Noise]) -> SiteRates:
     """The rates of noise ``locations``, in order: read at C speed, not a row at a time
     (a noisy plan has a location per qubit of nearly every step)."""
     flat = itertools.chain.from_iterable(map(_RATES, locations))
     return SiteRates.of(np.fromiter(flat, np.float64, 3 * len(locations)))
+
+
+#: Plans whose locations' rates are kept (as many as the executor keeps plans).
+_NOISE_RATES: Memo[SiteRates] = Memo(64)
+
+
+def noise_rates(plan: Plan) -> SiteRates:
+    """:func:`site_rates` of ``plan``'s noise locations, read once per plan object: the
+    router, the lowering and the error patterns each read them. The entry holds the
+    plan, so its ``id`` is not reused while kept."""
+    return _NOISE_RATES.get(id(plan), plan, lambda: site_rates(plan.noise))
 
 
 class _Lowering:

@@ -387,7 +387,7 @@ def workload(
     branches = -(-simulations // (splits + 1))
     trajectories = 0
     if plan.noise:
-        hit = 1.0 - float(np.prod(1.0 - batch.site_rates(plan.noise).capped))
+        hit = 1.0 - float(np.prod(1.0 - batch.noise_rates(plan).capped))
         trajectories = int(shots * hit)
         branches += trajectories
     # a batch sampler draws the noise and the mid-circuit outcomes of such a plan itself
@@ -1024,7 +1024,7 @@ def sample_error_patterns(
     """
     per_shot: dict[int, list[tuple[int, str]]] = {}
     if plan.noise:
-        hits = rng.binomial(shots, batch.site_rates(plan.noise).capped)
+        hits = rng.binomial(shots, batch.noise_rates(plan).capped)
         for location in np.flatnonzero(hits):
             loc = plan.noise[location]
             who = rng.choice(shots, size=int(hits[location]), replace=False)
