@@ -76,10 +76,10 @@ class _Decoder:
             self.demand.pop(tenant, None)
         else:
             self.demand[tenant] = demand
-        shares = weighted_fill(self.demand, self.weights, self.capacity)
+        now = throttles(self.demand, self.weights, self.capacity)
         changed = {}
-        for name in {*self.f, *shares}:
-            f = throttle(self.demand.get(name, 0.0), shares.get(name))
+        for name in {*self.f, *now}:
+            f = now.get(name, 1.0)  # (a tenant that sends nothing is not throttled)
             if f != self.f.get(name, 1.0):
                 changed[name] = f
             if f == 1.0:
