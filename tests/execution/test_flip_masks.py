@@ -31,6 +31,7 @@ from qmk.engines import EngineError
 from qmk.engines.batch import BatchCircuit, Errors, Instruction, Kind
 from qmk.engines.stim_batch import compile_batch
 from qmk.execution import batch
+from qmk.execution.locations import Locations
 from qmk.execution.plan import Plan, build_plan
 from qmk.qec.noise import Depolarizing
 from qmk.qvm.asm import assemble
@@ -118,7 +119,7 @@ def _biased(plan: Plan) -> Plan:
         else msgspec.structs.replace(loc, px=0.0, py=0.004, pz=0.03)
         for i, loc in enumerate(plan.noise)
     )
-    return replace(plan, noise=noise)
+    return replace(plan, noise=Locations.of(noise, plan.noise.names))
 
 
 def _pool(expected: list[float], *observed: list[int]) -> tuple[list[float], list[list[int]]]:

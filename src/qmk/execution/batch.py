@@ -65,7 +65,8 @@ from qmk.engines.batch import (
 from qmk.engines.gates import GATES, pauli_string, unitary
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
-from qmk.execution.plan import Call, Noise, Plan, PlanStep
+from qmk.execution.locations import Locations, Noise
+from qmk.execution.plan import Call, Plan, PlanStep
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
 from qmk.qvm.ops import OPS, Exec, Micro
@@ -113,7 +114,7 @@ class LoweredPlan:
     circuit: BatchCircuit
     event_columns: tuple[int | None, ...]
     herald_columns: tuple[int, ...] = ()
-    sites: tuple[Noise, ...] = ()
+    sites: Sequence[Noise] = ()
     rates: SiteRates | None = field(default=None, compare=False, repr=False)
     channels: bool = False
 
@@ -229,60 +230,53 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     )
 
 
-_STEP = operator.attrgetter("step")
-_BEFORE = operator.attrgetter("before")
-_QUBIT = operator.attrgetter("qubit")
-_RATES = operator.attrgetter("px", "py", "pz")
-
-
 class _SiteRuns:
     """A plan's noise locations in the order :func:`lower` writes them, in runs.
 
     That order is by step, and within a step those before it first, each in the plan's
     order (a stable sort: a machine's waits come last in the plan, after the steps'
     own). A run is a step's locations before it, or after it. ``instructions`` holds
-    the locations' instructions, one object per (qubit, rates). Run ``r`` is those from
-    ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step`` (before) or
-    ``2 * step + 1`` (after); the last key is -1. So :func:`lower` writes a run at once,
-    not a location at a time: a noisy plan has a location per qubit of nearly every
-    step. (Offsets, not a list a run: 100,000 lists would each be an object the cyclic
-    collector walks.) ``order`` is where each of ``ordered`` stands in the plan's
-    locations (None: where it stands there too)."""
+    the locations' instructions, one object per (qubit, channel). Run ``r`` is those
+    from ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step`` (before)
+    or ``2 * step + 1`` (after); the last key is -1. So :func:`lower` writes a run at
+    once, not a location at a time: a noisy plan has a location per qubit of nearly
+    every step. (Offsets, not a list a run: 100,000 lists would each be an object the
+    cyclic collector walks.) ``order`` is where each of ``ordered`` stands in the
+    plan's locations (None: where it stands there too)."""
 
     __slots__ = ("bounds", "instructions", "keys", "order", "ordered")
 
-    def __init__(self, locations: Sequence[Noise], index: Mapping[str, int], kind: Kind) -> None:
+    def __init__(self, locations: Locations, index: Mapping[str, int], kind: Kind) -> None:
         count = len(locations)
-        keys = np.fromiter(map(_STEP, locations), np.int64, count) * 2
-        keys += np.fromiter(map(_BEFORE, locations), bool, count) ^ True
+        keys = locations.steps * 2 + (locations.before ^ True)
         order = np.argsort(keys, kind="stable")
         self.order: np.ndarray | None = None
+        self.ordered = locations
         if count and not np.array_equal(order, np.arange(count)):
             self.order = order
-            self.ordered: tuple[Noise, ...] = tuple([locations[i] for i in order.tolist()])
+            self.ordered = locations.take(order)
             keys = keys[order]
-        else:
-            self.ordered = tuple(locations)
         firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if count else keys
         self.keys: list[int] = [*keys[firsts].tolist(), -1]
-        made: dict[tuple[str, tuple[float, float, float]], Instruction] = {}
-        self.instructions: list[Instruction] = []
-        add = self.instructions.append
-        for key in zip(map(_QUBIT, self.ordered), map(_RATES, self.ordered), strict=True):
-            instruction = made.get(key)
-            if instruction is None:
-                instruction = made[key] = Instruction(
-                    kind=kind, qubits=(index[key[0]],), probs=key[1]
-                )
-            add(instruction)
+        # one instruction per distinct (qubit, channel), on the circuit's qubit
+        ordered = self.ordered
+        width = max(len(ordered.table), 1)
+        pairs, which = np.unique(ordered.qubits * width + ordered.channels, return_inverse=True)
+        table, names = ordered.table.tolist(), ordered.names
+        made = [
+            Instruction(kind=kind, qubits=(index[names[q]],), probs=tuple(table[c]))
+            for q, c in (divmod(pair, width) for pair in pairs.tolist())
+        ]
+        self.instructions: list[Instruction] = list(map(made.__getitem__, which.tolist()))
         self.bounds: list[int] = [*firsts.tolist(), count]
 
 
 def site_rates(locations: Sequence[Noise]) -> SiteRates:
-    """The rates of noise ``locations``, in order: read at C speed, not a row at a time
-    (a noisy plan has a location per qubit of nearly every step)."""
-    flat = itertools.chain.from_iterable(map(_RATES, locations))
-    return SiteRates.of(np.fromiter(flat, np.float64, 3 * len(locations)))
+    """The rates of noise ``locations``, in order: a table lookup for
+    :class:`~qmk.execution.locations.Locations`."""
+    if isinstance(locations, Locations):
+        return SiteRates.of(locations.rates())
+    return SiteRates.of([[loc.px, loc.py, loc.pz] for loc in locations])
 
 
 #: Plans whose locations' rates are kept (as many as the executor keeps plans).
@@ -301,7 +295,7 @@ class _Lowering:
     each event, the heralds' columns and the error sites."""
 
     def __init__(
-        self, index: Mapping[str, int], heralded: bool, channels: bool, noise: Sequence[Noise]
+        self, index: Mapping[str, int], heralded: bool, channels: bool, noise: Locations
     ) -> None:
         self.index = index
         self.heralded = heralded

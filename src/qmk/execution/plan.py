@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk.engines.gates import GATES
+from qmk.execution.locations import LocationRows, Locations
 from qmk.execution.request import canonical_profile
 from qmk.qvm.graph import Node
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
@@ -67,29 +68,6 @@ BOOKKEEPING = frozenset(name for name, spec in OPS.items() if spec.kind is Exec.
 #: Ancilla qubits of the TELEPORT_CNOT gadget (the two halves of its Bell pair). Its
 #: logical cycles come from the op table.
 TELEPORT_ANCILLAS = 2
-
-
-class Noise(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A logical Pauli error location: on ``qubit``, before or after a step.
-
-    A msgspec struct, not a dataclass: a plan makes one per qubit of every noisy step,
-    and a frozen dataclass's ``__init__`` costs several times a struct's
-    (``docs/engines.md``). Not tracked by the cyclic garbage collector (``gc=False``):
-    it holds numbers and strings only.
-    """
-
-    step: int
-    before: bool
-    qubit: str
-    px: float
-    py: float
-    pz: float
-    #: Why: "op", "idle", "teleport", "measure", "machine" (a wait on the shared machine).
-    cause: str
-
-    @property
-    def total(self) -> float:
-        return self.px + self.py + self.pz
 
 
 class Call(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -191,7 +169,7 @@ class Plan:
 
     program: VerifiedProgram
     steps: tuple[PlanStep, ...]
-    noise: tuple[Noise, ...]
+    noise: Locations
     events: tuple[str, ...]
     clifford: bool
     first_non_clifford: int | None
@@ -296,15 +274,14 @@ def build_plan(
     profile_of: dict[str, str] = {}
     time: dict[str, float] = {}
     event_time: dict[str, float] = {}
-    locations: list[Noise] = []
+    rows = LocationRows(default_key, len(steps))
+    step_cycles = rows.cycles
     live_physical = 0
     live = 0
     peak_logical = peak_physical = 0
     magic = teleports = 0
     cycles_end = 0.0
     fence_time = 0.0
-
-    add = _Sites(noise, model_for, profile_of, default_key, locations).add
 
     # a program has few distinct (profile, op) pairs and thousands of nodes: each
     # pair's model and cycles are found once
@@ -316,6 +293,7 @@ def build_plan(
         op = node.op
         kind = step.kind
         if op == "FENCE_EPOCH":
+            rows.fence(step.index)
             fence_time = max([fence_time, cycles_end, *time.values()])
             start_at(fence_time)
             end_at(fence_time)
@@ -323,6 +301,7 @@ def build_plan(
         if kind == "alloc":
             profile = canonical_profile(node.args.get("profile") or default_profile)
             model = model_for(profile)
+            rows.alloc(step.index, profile)
             for q in node.vqs:
                 profile_of[q] = profile
                 time[q] = fence_time
@@ -344,9 +323,8 @@ def build_plan(
             cost = op_cost[key] = (model, float(model.op_cycles(op)))
         node_model, cycles = cost
         end = start + cycles
-        if noise:  # (without, each add() is a call that returns at once)
-            clocks = (time, fence_time)
-            _step_noise(add, model_for, profile_of, default_key, step, start, clocks, cycles)
+        if noise:
+            step_cycles[step.index] = cycles
         for q in qubits:
             time[q] = end
         if kind == "teleport_cnot":
@@ -356,7 +334,7 @@ def build_plan(
             peak_physical = max(peak_physical, live_physical + anc_phys)
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
-            _gadget_noise(locations, step, node_model, cycles, noise)
+            _gadget_noise(rows, step, node_model, cycles, noise)
         elif kind == "inject_t":
             magic += 1
         for e in node.produces:
@@ -369,7 +347,9 @@ def build_plan(
             live -= len(qubits)
             live_physical -= _freed(qubits, model_for, profile_of, time)
 
-    _machine_waits(steps, idle if noise else None, add)
+    if noise:
+        _machine_waits(steps, idle, profile_of, default_key, rows)
+    names = graph.resources.vqs
     logical_cycles = max([cycles_end, fence_time, *time.values()])
     if not models:  # no qubit at all: the machine's default sets the cycle time
         model_for(default_key)
@@ -379,7 +359,11 @@ def build_plan(
     return Plan(
         program=program,
         steps=steps,
-        noise=tuple(locations),
+        noise=(
+            rows.locations(steps, (starts, ends), names, model_for, _cnot_cycles)
+            if noise
+            else Locations.empty(names)
+        ),
         events=graph.resources.events,
         clifford=first_non_clifford is None,
         first_non_clifford=first_non_clifford,
@@ -410,105 +394,20 @@ def _freed(
     return physical
 
 
-def _step_noise(
-    add: Callable[[int, bool, str, float, str], None],
-    model_for: Callable[[str], Any],
-    profile_of: Mapping[str, str],
-    default_key: str,
-    step: PlanStep,
-    start: float,
-    clocks: tuple[Mapping[str, float], float],
-    cycles: float,
-) -> None:
-    """:func:`_op_noise` of each qubit of ``step``, which starts at ``start``: ``clocks``
-    is each qubit's clock, still at its last op, and the fence's time for a qubit it
-    lacks; a step that is neither a teleported CNOT nor a free, as that does, in one
-    loop."""
-    time, fence_time = clocks
-    kind = step.kind
-    qubits = step.node.vqs
-    if kind == "teleport_cnot" or kind == "free":
-        for q in qubits:
-            wait = start - time.get(q, fence_time)
-            _op_noise(add, model_for, profile_of.get(q, default_key), step, q, wait, cycles)
-        return
-    index = step.index
-    measures = step.measures
-    cause = "measure" if measures else "op"
-    for q in qubits:
-        wait = start - time.get(q, fence_time)
-        if wait > 0:  # (add() returns at once for none: most qubits wait for nothing)
-            add(index, True, q, wait, "idle")
-        add(index, measures, q, cycles, cause)
-
-
-def _op_noise(
-    add: Callable[[int, bool, str, float, str], None],
-    model_for: Callable[[str], Any],
-    profile: str,
-    step: PlanStep,
-    q: str,
-    wait: float,
-    cycles: float,
-) -> None:
-    """``add`` the noise of qubit ``q`` at ``step``.
-
-    That is its idle ``wait`` before the step, and the step's own error (of its code,
-    ``profile``). A measurement's error is a Pauli before it, an op's after it. A
-    teleported CNOT's is its CNOT's, and a free has none."""
-    if wait > 0:  # (add() returns at once for none: most qubits wait for nothing)
-        add(step.index, True, q, wait, "idle")
-    if step.kind == "teleport_cnot":
-        cnot = model_for(profile).op_cycles("APPLY_CNOT")
-        add(step.index, False, q, float(cnot), "op")
-    elif step.kind != "free":
-        measures = step.measures
-        add(step.index, measures, q, cycles, "measure" if measures else "op")
-
-
-class _Sites:
-    """:func:`build_plan`'s logical-noise locations as it finds them: ``add`` one on a
-    qubit for ``cycles`` of its code (none without ``noise``, or of zero rates)."""
-
-    def __init__(
-        self,
-        noise: bool,
-        model_for: Callable[[str], Any],
-        profile_of: Mapping[str, str],
-        default_key: str,
-        locations: list[Noise],
-    ) -> None:
-        self.noise = noise
-        self.model_for = model_for
-        self.profile_of = profile_of
-        self.default_key = default_key
-        self.locations = locations
-        # A program has few distinct (profile, cycles) pairs and thousands of locations:
-        # the channel of each pair is found once.
-        self.channels: dict[tuple[str, float], tuple[float, float, float]] = {}
-
-    def add(self, step: int, before: bool, q: str, cycles: float, cause: str) -> None:
-        if not self.noise or cycles <= 0:
-            return
-        profile = self.profile_of.get(q, self.default_key)
-        rates = self.channels.get((profile, cycles))
-        if rates is None:
-            rates = self.model_for(profile).pauli_error(cycles).as_tuple()
-            self.channels[profile, cycles] = rates
-        px, py, pz = rates
-        if px + py + pz > 0:
-            self.locations.append(
-                Noise(step=step, before=before, qubit=q, px=px, py=py, pz=pz, cause=cause)
-            )
+def _cnot_cycles(model: Any) -> float:
+    """A teleported CNOT's own cycles on ``model``'s code: its CNOT's."""
+    return float(model.op_cycles("APPLY_CNOT"))
 
 
 def _machine_waits(
     steps: tuple[PlanStep, ...],
     idle: Mapping[str, float] | None,
-    add: Callable[[int, bool, str, float, str], None],
+    profile_of: Mapping[str, str],
+    default_key: str,
+    rows: LocationRows,
 ) -> None:
-    """``add`` the machine's idle cycles after each node ``idle`` names, on every qubit
-    live after it (allocated and not yet freed)."""
+    """The machine's idle cycles after each node ``idle`` names, on every qubit live
+    after it (allocated and not yet freed), as ``rows``."""
     if not idle:
         return
     live: dict[str, None] = {}
@@ -520,9 +419,9 @@ def _machine_waits(
             for q in node.vqs:
                 live.pop(q, None)
         cycles = idle.get(node.id)
-        if cycles:
+        if cycles and cycles > 0:
             for q in live:
-                add(step.index, False, q, float(cycles), "machine")
+                rows.machine(step.index, q, float(cycles), profile_of.get(q, default_key))
 
 
 def _ready(
@@ -578,7 +477,7 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
 
 
 def _gadget_noise(
-    locations: list[Noise], step: PlanStep, model: Any, cycles: float, noise: bool
+    rows: LocationRows, step: PlanStep, model: Any, cycles: float, noise: bool
 ) -> None:
     if not noise:
         return
@@ -590,26 +489,6 @@ def _gadget_noise(
     flip_x = 1 - (1 - (rates.px + rates.py)) ** TELEPORT_ANCILLAS
     flip_z = 1 - (1 - (rates.pz + rates.py)) ** TELEPORT_ANCILLAS
     if flip_x > 0:
-        locations.append(
-            Noise(
-                step=step.index,
-                before=False,
-                qubit=target,
-                px=flip_x,
-                py=0.0,
-                pz=0.0,
-                cause="teleport",
-            )
-        )
+        rows.gadget(step.index, target, (flip_x, 0.0, 0.0))
     if flip_z > 0:
-        locations.append(
-            Noise(
-                step=step.index,
-                before=False,
-                qubit=control,
-                px=0.0,
-                py=0.0,
-                pz=flip_z,
-                cause="teleport",
-            )
-        )
+        rows.gadget(step.index, control, (0.0, 0.0, flip_z))

@@ -264,7 +264,7 @@ def _sampled(
     """The batch circuit sampled (:func:`qmk.execution.batch.sample_chunked`): bits,
     errors injected, mode, noise sampling, simulations."""
     from qmk.execution import batch
-    from qmk.execution.plan import Noise
+    from qmk.execution.locations import Noise
 
     circuit, columns, sites = surgery.batch
     names = surgery.lowered.qubits

@@ -7,7 +7,8 @@ struct's golden file (:mod:`support.golden`)."""
 from __future__ import annotations
 
 from qmk.execution.footprint import Footprint, Step
-from qmk.execution.plan import Call, Exec, Noise, PlanStep
+from qmk.execution.locations import Noise
+from qmk.execution.plan import Call, Exec, PlanStep
 from qmk.execution.request import MachineRun, Policy, Rewrite, RunRequest, Schedule
 from qmk.execution.stim_target import StimOptions
 from qmk.execution.surgery import SurgeryOptions

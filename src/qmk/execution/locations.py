@@ -1,0 +1,456 @@
+"""A plan's logical-noise locations, kept as columns.
+
+The QEC layer puts a Pauli channel on each qubit of nearly every step of a noisy plan:
+about 190,000 locations at 1,000 qubits and depth 100. As one object each, the plan,
+the router and the lowering would each walk them in Python. :class:`Locations` keeps
+them as arrays instead, one row a location, so the lowering sorts and groups them with
+numpy and their rates are one table lookup. A row read is a :class:`Noise`.
+
+:class:`LocationRows` collects the rows while :func:`~qmk.execution.plan.build_plan`
+walks the steps. It keeps, per step, only what the loop knows already (its qubits, its
+cycles, the waits it found), and makes the rows once at the end, in the plan's order:
+step by step, and on each qubit of a step its idle wait, then the step's own error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, overload
+
+import msgspec
+import numpy as np
+
+from qmk.qvm.ops import OPS, Exec, Micro
+
+
+class Noise(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A logical Pauli error location: on ``qubit``, before or after a step.
+
+    One row of :class:`Locations`. A msgspec struct, not a dataclass: a frozen
+    dataclass's ``__init__`` costs several times a struct's (``docs/engines.md``). Not
+    tracked by the cyclic garbage collector (``gc=False``): it holds numbers and strings
+    only.
+    """
+
+    step: int
+    before: bool
+    qubit: str
+    px: float
+    py: float
+    pz: float
+    #: Why: one of :data:`CAUSES`.
+    cause: str
+
+    @property
+    def total(self) -> float:
+        return self.px + self.py + self.pz
+
+
+#: Why a location is there (:attr:`Noise.cause`): a step's own error, a qubit's idle
+#: wait before a step, a teleported CNOT's gadget, a measurement's error, a wait on the
+#: shared machine. :class:`Locations` keeps a row's cause as its index here.
+CAUSES = ("op", "idle", "teleport", "measure", "machine")
+_OP, _IDLE, _TELEPORT, _MEASURE, _MACHINE = range(len(CAUSES))
+
+
+class Locations(Sequence[Noise]):
+    """Noise locations as columns: row ``i`` is :class:`Noise` ``(step=steps[i],
+    before=before[i], qubit=names[qubits[i]], rates=table[channels[i]],
+    cause=CAUSES[causes[i]])``.
+
+    ``table`` holds each distinct channel's X, Y and Z probabilities once. Equal to any
+    sequence of the same :class:`Noise` rows.
+
+    >>> row = Noise(step=3, before=True, qubit="q", px=0.1, py=0.0, pz=0.0, cause="idle")
+    >>> locations = Locations.of([row], ["p", "q"])
+    >>> locations[0].qubit, locations.rates().tolist(), len(locations)
+    ('q', [[0.1, 0.0, 0.0]], 1)
+    """
+
+    __slots__ = ("before", "causes", "channels", "names", "qubits", "steps", "table")
+
+    def __init__(
+        self,
+        *,
+        steps: np.ndarray,
+        before: np.ndarray,
+        qubits: np.ndarray,
+        channels: np.ndarray,
+        causes: np.ndarray,
+        names: Sequence[str],
+        table: np.ndarray,
+    ) -> None:
+        count = len(steps)
+        if not len(before) == len(qubits) == len(channels) == len(causes) == count:
+            raise ValueError("every column of noise locations has one entry a location")
+        self.steps = _frozen(steps, np.int64)
+        self.before = _frozen(before, np.bool_)
+        self.qubits = _frozen(qubits, np.int64)
+        self.channels = _frozen(channels, np.int64)
+        self.causes = _frozen(causes, np.uint8)
+        self.names: tuple[str, ...] = tuple(names)
+        self.table = _frozen(np.asarray(table, dtype=np.float64).reshape(-1, 3), np.float64)
+
+    @classmethod
+    def of(cls, rows: Iterable[Noise], names: Sequence[str]) -> Locations:
+        """The locations ``rows``, on the qubits ``names`` (every row's qubit among them)."""
+        rows = list(rows)
+        index = {name: i for i, name in enumerate(names)}
+        return cls(
+            steps=np.array([r.step for r in rows], dtype=np.int64),
+            before=np.array([r.before for r in rows], dtype=bool),
+            qubits=np.array([index[r.qubit] for r in rows], dtype=np.int64),
+            channels=np.arange(len(rows), dtype=np.int64),
+            causes=np.array([CAUSES.index(r.cause) for r in rows], dtype=np.uint8),
+            names=names,
+            table=np.array([[r.px, r.py, r.pz] for r in rows], dtype=np.float64),
+        )
+
+    @classmethod
+    def empty(cls, names: Sequence[str] = ()) -> Locations:
+        """No location (a plan without noise)."""
+        none = np.zeros(0, dtype=np.int64)
+        return cls(
+            steps=none,
+            before=none,
+            qubits=none,
+            channels=none,
+            causes=none,
+            names=names,
+            table=np.zeros((0, 3)),
+        )
+
+    def rates(self) -> np.ndarray:
+        """Each row's X, Y and Z probabilities, one row of three a location."""
+        return self.table[self.channels]
+
+    def take(self, order: np.ndarray) -> Locations:
+        """The rows ``order`` names, in that order."""
+        return Locations(
+            steps=self.steps[order],
+            before=self.before[order],
+            qubits=self.qubits[order],
+            channels=self.channels[order],
+            causes=self.causes[order],
+            names=self.names,
+            table=self.table,
+        )
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @overload
+    def __getitem__(self, index: int) -> Noise: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Noise, ...]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return tuple(self._rows(range(len(self))[index]))
+        count = len(self)
+        if not -count <= index < count:
+            raise IndexError("noise location index out of range")
+        return next(self._rows([index % count]))
+
+    def __iter__(self) -> Iterator[Noise]:
+        return self._rows(range(len(self)))
+
+    def _rows(self, rows: Sequence[int]) -> Iterator[Noise]:
+        at = np.asarray(rows, dtype=np.int64)
+        names, table = self.names, self.table.tolist()
+        for step, before, qubit, channel, cause in zip(
+            self.steps[at].tolist(),
+            self.before[at].tolist(),
+            self.qubits[at].tolist(),
+            self.channels[at].tolist(),
+            self.causes[at].tolist(),
+            strict=True,
+        ):
+            px, py, pz = table[channel]
+            qubit_name, why = names[qubit], CAUSES[cause]
+            yield Noise(step=step, before=before, qubit=qubit_name, px=px, py=py, pz=pz, cause=why)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.steps.tobytes(), self.rates().tobytes(), self.names))
+
+    def __repr__(self) -> str:
+        return f"Locations({len(self)} rows)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild,
+            (
+                self.steps,
+                self.before,
+                self.qubits,
+                self.channels,
+                self.causes,
+                self.names,
+                self.table,
+            ),
+        )
+
+
+def _rebuild(*columns: Any) -> Locations:
+    steps, before, qubits, channels, causes, names, table = columns
+    return Locations(
+        steps=steps,
+        before=before,
+        qubits=qubits,
+        channels=channels,
+        causes=causes,
+        names=names,
+        table=table,
+    )
+
+
+def _frozen(values: Any, dtype: Any) -> np.ndarray:
+    out = np.array(values, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+class LocationRows:
+    """:func:`~qmk.execution.plan.build_plan`'s noise locations, made after its walk.
+
+    The walk sets each step's own cycles (:attr:`cycles`) and tells :meth:`alloc` and
+    :meth:`fence` of the steps that set a qubit's clock. :meth:`gadget` and
+    :meth:`machine` add rows of their own. :meth:`locations` then makes every row at
+    once, from the steps and their timing.
+
+    A step on qubits is a run of *slots*, one a qubit, in plan order. A slot's wait is
+    its step's start less its qubit's clock: the end of the qubit's last step, or the
+    fence's time at an alloc, after a free or before any step. A waiting slot is an
+    idle location before the step; then comes the step's own error (a measurement's
+    before it, a teleported CNOT's that of its CNOT after it, a free none). A location's
+    channel is its code's error for its cycles (``model_for(profile).pauli_error``),
+    found once per (profile, cycles); one of no cycles, or of zero rates, is no
+    location.
+    """
+
+    def __init__(self, default_profile: str, steps: int) -> None:
+        self.profiles: dict[str, int] = {default_profile: 0}
+        #: Each step's own cycles (set by the walk; 0 for a step on no qubit).
+        self.cycles = array("d", bytes(8 * steps))
+        self.allocs: dict[int, int] = {}  # alloc step -> its profile
+        self.fences: list[int] = []
+        self.gadgets: list[tuple[int, str, tuple[float, float, float]]] = []
+        self.waits: list[tuple[int, str, float, int]] = []  # the machine's
+
+    def alloc(self, index: int, profile: str) -> None:
+        """Step ``index`` allocates its qubits on ``profile``'s code."""
+        self.allocs[index] = self.profiles.setdefault(profile, len(self.profiles))
+
+    def fence(self, index: int) -> None:
+        """Step ``index`` is an epoch fence: its start is every later step's fence time."""
+        self.fences.append(index)
+
+    def gadget(self, index: int, qubit: str, rates: tuple[float, float, float]) -> None:
+        """A row of ``rates`` on ``qubit`` after step ``index``'s rows (a teleported
+        CNOT's gadget error)."""
+        self.gadgets.append((index, qubit, rates))
+
+    def machine(self, index: int, qubit: str, cycles: float, profile: str) -> None:
+        """A wait of ``cycles`` on the shared machine after step ``index``, on ``qubit``
+        of ``profile``'s code (after every step's rows, in the order given)."""
+        pid = self.profiles.setdefault(profile, len(self.profiles))
+        self.waits.append((index, qubit, cycles, pid))
+
+    def locations(
+        self,
+        steps: Sequence[Any],
+        timing: tuple[array[float], array[float]],
+        names: Sequence[str],
+        model_for: Callable[[str], Any],
+        cnot_cycles: Callable[[Any], float],
+    ) -> Locations:
+        """Every row, in plan order, on the qubits ``names``. ``steps`` are the plan's
+        steps and ``timing`` their starts and ends; ``model_for(profile)`` is a code's
+        logical model, ``cnot_cycles(model)`` a teleported CNOT's cycles on it."""
+        slots = _Slots(steps, self, timing, names)
+        profiles = list(self.profiles)
+        own, own_cycles = slots.own_errors(
+            [float(cnot_cycles(model_for(p))) for p in profiles] if slots.teleports else []
+        )
+        idle = np.flatnonzero(slots.waits > 0)
+        waits = self.waits
+        # the channels: one per distinct (profile, cycles), each found once
+        profile_of = np.concatenate(
+            [slots.profile[idle], slots.profile[own], np.array([w[3] for w in waits], np.int64)]
+        )
+        cycles_of = np.concatenate(
+            [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
+        )
+        distinct, which = np.unique(cycles_of, return_inverse=True)
+        pairs, channel = np.unique(
+            profile_of * len(distinct) + which.reshape(-1), return_inverse=True
+        )
+        table = [
+            model_for(profiles[pid]).pauli_error(float(distinct[k])).as_tuple()
+            for pid, k in (divmod(pair, len(distinct)) for pair in pairs.tolist())
+        ]
+        gadgets = self.gadgets
+        channel = channel.reshape(-1)
+        split = len(idle) + len(own)
+        channels = np.concatenate(
+            [channel[:split], np.arange(len(table), len(table) + len(gadgets)), channel[split:]]
+        )
+        table += [g[2] for g in gadgets]
+        index = {name: i for i, name in enumerate(names)}
+        rows = np.array([g[0] for g in gadgets], np.int64)
+        keys = np.concatenate(
+            [
+                3 * idle,
+                3 * own + 1,
+                3 * (slots.ends[rows] - 1) + 2,  # after its step's last slot
+                3 * slots.count + np.arange(len(waits)),
+            ]
+        )
+        causes = np.concatenate(
+            [
+                np.full(len(idle), _IDLE),
+                np.where(slots.before[own], _MEASURE, _OP),
+                np.full(len(gadgets), _TELEPORT),
+                np.full(len(waits), _MACHINE),
+            ]
+        )
+        located = Locations(
+            steps=np.concatenate(
+                [
+                    slots.step[idle],
+                    slots.step[own],
+                    rows,
+                    np.array([w[0] for w in waits], np.int64),
+                ]
+            ),
+            before=np.concatenate(
+                [
+                    np.ones(len(idle), bool),
+                    slots.before[own],
+                    np.zeros(len(gadgets) + len(waits), bool),
+                ]
+            ),
+            qubits=np.concatenate(
+                [
+                    slots.qubit[idle],
+                    slots.qubit[own],
+                    np.array([index[g[1]] for g in gadgets], np.int64),
+                    np.array([index[w[1]] for w in waits], np.int64),
+                ]
+            ),
+            channels=channels,
+            causes=causes,
+            names=names,
+            table=np.array(table, dtype=np.float64).reshape(-1, 3),
+        )
+        totals = np.array([px + py + pz for px, py, pz in table], dtype=np.float64)
+        order = np.argsort(keys, kind="stable")
+        return located.take(order[totals[channels[order]] > 0])
+
+
+class _Slots:
+    """The slots of a plan's steps (see :class:`LocationRows`), as arrays in plan order:
+    each one's step, qubit (index into the names), profile, wait and whether its step's
+    own error comes before it; ``ends[k]`` is where step ``k``'s slots end."""
+
+    def __init__(
+        self,
+        steps: Sequence[Any],
+        rows: LocationRows,
+        timing: tuple[array[float], array[float]],
+        names: Sequence[str],
+    ) -> None:
+        count = len(steps)
+        nodes = [step.node for step in steps]
+        vqs = list(map(_VQS, nodes))
+        sizes = np.fromiter(map(len, vqs), np.int64, count)
+        index = {name: i for i, name in enumerate(names)}
+        qubit = np.fromiter(
+            map(index.__getitem__, itertools.chain.from_iterable(vqs)), np.int64, int(sizes.sum())
+        )
+        step = np.repeat(np.arange(count), sizes)
+        if rows.fences:  # a fence's qubits, if any, are no slots
+            kept = np.ones(count, dtype=bool)
+            kept[rows.fences] = False
+            qubit, step = qubit[kept[step]], step[kept[step]]
+            sizes[rows.fences] = 0
+        self.count = len(qubit)
+        self.ends = np.cumsum(sizes)
+        self.step, self.qubit = step, qubit
+        # the steps whose own error is not a plain op's (by op), and the clocks they set
+        kinds = np.fromiter(map(_OWN_ERROR.__getitem__, map(_OP_NAME, nodes)), np.int8, count)
+        allocs = np.zeros(count, dtype=bool)
+        allocs[list(rows.allocs)] = True
+        self.kinds = kinds[step]
+        self.teleports = bool((self.kinds == _KIND_TELEPORT).any())
+        self.before = self.kinds == _KIND_MEASURES
+        self.cycles = _column(rows.cycles, np.float64)[step]
+
+        # each qubit's slots in order: its clock before each, its latest alloc's profile
+        starts, ends = (_column(t, np.float64) for t in timing)
+        fence_at = np.zeros(count, dtype=np.float64)  # the fence time each step meets
+        if rows.fences:
+            last = np.full(count, -1, dtype=np.int64)
+            last[rows.fences] = rows.fences
+            last = np.maximum.accumulate(last)
+            fence_at = np.where(last >= 0, starts[np.maximum(last, 0)], 0.0)
+        order = np.argsort(
+            qubit.astype(np.uint16) if len(names) <= 1 << 16 else qubit, kind="stable"
+        )
+        mine, at = qubit[order], step[order]
+        first = np.r_[True, mine[1:] != mine[:-1]] if len(order) else np.zeros(0, dtype=bool)
+        prior = np.r_[0, at[:-1]] if len(order) else at  # the step of the slot before
+        fresh = first | allocs[at] | (kinds[prior] == _KIND_FREE)
+        clock = np.where(fresh, fence_at[at], ends[prior])
+        self.waits = np.empty(self.count, dtype=np.float64)
+        self.waits[order] = starts[at] - clock
+        profile_at = np.full(count, -1, dtype=np.int64)
+        profile_at[list(rows.allocs)] = list(rows.allocs.values())
+        marked = profile_at[at]
+        latest = np.where((marked >= 0) | first, np.arange(self.count), 0)
+        np.maximum.accumulate(latest, out=latest)
+        self.profile = np.empty(self.count, dtype=np.int64)
+        self.profile[order] = np.maximum(marked[latest], 0)
+
+    def own_errors(self, cnot: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """The slots with an error of their own (not a free's, and of some cycles) and
+        their cycles: the step's, or a teleported CNOT's (``cnot``, by profile)."""
+        cycles = self.cycles.copy()
+        teleported = np.flatnonzero(self.kinds == _KIND_TELEPORT)
+        if len(teleported):
+            cycles[teleported] = np.asarray(cnot)[self.profile[teleported]]
+        own = np.flatnonzero((self.kinds != _KIND_FREE) & (cycles > 0))
+        return own, cycles[own]
+
+
+#: How a step's own error differs from a plain op's after it (0): none (a free), its
+#: CNOT's (a teleported CNOT), before it (a step that measures, in its own right or in
+#: its expansion: :attr:`~qmk.execution.plan.PlanStep.measures`).
+_KIND_FREE, _KIND_TELEPORT, _KIND_MEASURES = 1, 2, 3
+_OWN_ERROR: Mapping[str, int] = MappingProxyType(
+    {
+        name: _KIND_FREE
+        if spec.kind is Exec.FREE
+        else _KIND_TELEPORT
+        if spec.kind is Exec.TELEPORT_CNOT
+        else _KIND_MEASURES
+        if spec.kind is Exec.MEASURE or any(m.kind is Micro.MEASURE for m in spec.expansion)
+        else 0
+        for name, spec in OPS.items()
+    }
+)
+_VQS = operator.attrgetter("vqs")
+_OP_NAME = operator.attrgetter("op")
+
+
+def _column(values: array[Any], dtype: Any) -> np.ndarray:
+    """An array's numbers as numpy's (a copy: the array may grow after)."""
+    return np.array(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
