@@ -1,0 +1,101 @@
+"""A plan's noise locations, kept as columns, read as the rows the QEC layer puts there.
+
+Every qubit of a step gets its idle wait since its clock (the end of its last step, or
+the fence's time at an alloc), then the step's own error on its own code: after a gate,
+before a measurement, none for a free. The rates are the code's ``pauli_error`` for the
+cycles. Checked by hand on a program whose qubit is freed and allocated again on
+another code across a fence.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from qmk.execution import executor
+from qmk.execution.locations import Locations, Noise
+from qmk.execution.plan import build_plan
+from qmk.qec import logical_model
+from qmk.qvm.asm import assemble
+
+QUBIT = "qubit_gate_ns_e3"
+D5, D3 = "logical:surface_code(d=5)", "logical:surface_code(d=3)"
+
+REALLOCATED = f""".caps CAP_ALLOC
+a: ALLOC_LQ vq:q, vq:r, profile="{D5}"
+h: APPLY_H vq:q
+c: APPLY_CNOT vq:q, vq:r
+f: FREE_LQ vq:q
+fe: FENCE_EPOCH
+b: ALLOC_LQ vq:q, profile="{D3}"
+c2: APPLY_CNOT vq:r, vq:q
+m: MEASURE_Z vq:q, out:e
+"""
+
+
+def _plan(text: str, *, noise: bool = True):
+    program = executor.load_program(assemble(text))
+    return build_plan(
+        program, noise=noise, qubit=QUBIT, default_profile="logical:surface_code(d=9)"
+    )
+
+
+def _row(step: int, before: bool, qubit: str, profile: str, cause: str) -> Noise:
+    px, py, pz = logical_model(profile, QUBIT).pauli_error(1.0).as_tuple()
+    return Noise(step=step, before=before, qubit=qubit, px=px, py=py, pz=pz, cause=cause)
+
+
+def test_each_qubit_waits_from_its_clock_and_errs_on_the_code_of_its_latest_alloc():
+    plan = _plan(REALLOCATED)
+    # every op here takes one logical cycle on both codes
+    assert [(s.node.id, t) for s, t in zip(plan.steps, plan.timing, strict=True)] == [
+        ("a", (0.0, 1.0)),
+        ("h", (1.0, 2.0)),
+        ("c", (2.0, 3.0)),
+        ("f", (3.0, 3.0)),
+        ("fe", (3.0, 3.0)),
+        ("b", (3.0, 4.0)),
+        ("c2", (4.0, 5.0)),
+        ("m", (5.0, 6.0)),
+    ]
+    assert list(plan.noise) == [
+        _row(0, False, "q", D5, "op"),
+        _row(0, False, "r", D5, "op"),
+        _row(1, False, "q", D5, "op"),
+        _row(2, False, "q", D5, "op"),
+        _row(2, True, "r", D5, "idle"),  # r sat out the H
+        _row(2, False, "r", D5, "op"),
+        # the free errs not; the new q starts at the fence, on the d=3 code
+        _row(5, False, "q", D3, "op"),
+        _row(6, True, "r", D5, "idle"),  # r sat out the alloc
+        _row(6, False, "r", D5, "op"),
+        _row(6, False, "q", D3, "op"),
+        _row(7, True, "q", D3, "measure"),  # a measurement's error comes before it
+    ]
+
+
+def test_a_plan_without_noise_has_no_location():
+    plan = _plan(REALLOCATED, noise=False)
+    assert len(plan.noise) == 0 and not plan.noise and plan.noise == ()
+
+
+def test_locations_read_as_rows_by_index_slice_and_iteration():
+    rows = list(_plan(REALLOCATED).noise)
+    locations = Locations.of(rows, ["q", "r"])
+    assert locations == rows and locations == tuple(rows)
+    assert locations[0] == rows[0] and locations[-1] == rows[-1]
+    assert locations[2:5] == tuple(rows[2:5])
+    with pytest.raises(IndexError):
+        locations[len(rows)]
+    assert np.array_equal(locations.rates(), [[r.px, r.py, r.pz] for r in rows])
+    order = np.arange(len(rows))[::-1]
+    assert list(locations.take(order)) == rows[::-1]
+    assert pickle.loads(pickle.dumps(locations)) == rows
+
+
+def test_columns_are_read_only():
+    locations = _plan(REALLOCATED).noise
+    with pytest.raises(ValueError):
+        locations.steps[0] = 1
