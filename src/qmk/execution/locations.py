@@ -14,7 +14,6 @@ step by step, and on each qubit of a step its idle wait, then the step's own err
 
 from __future__ import annotations
 
-import itertools
 import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -153,7 +152,17 @@ class Locations(Sequence[Noise]):
         count = len(self)
         if not -count <= index < count:
             raise IndexError("noise location index out of range")
-        return next(self._rows([index % count]))
+        at = index % count  # (one row: its channel's rates alone, not the table's)
+        px, py, pz = self.table[self.channels[at]].tolist()
+        return Noise(
+            step=int(self.steps[at]),
+            before=bool(self.before[at]),
+            qubit=self.names[self.qubits[at]],
+            px=px,
+            py=py,
+            pz=pz,
+            cause=CAUSES[self.causes[at]],
+        )
 
     def __iter__(self) -> Iterator[Noise]:
         return self._rows(range(len(self)))
@@ -238,8 +247,11 @@ class LocationRows:
 
     def __init__(self, default_profile: str, steps: int) -> None:
         self.profiles: dict[str, int] = {default_profile: 0}
-        #: Each step's own cycles (set by the walk; 0 for a step on no qubit).
+        #: Each step's own cycles and qubits (set by the walk; 0 for a step on no qubit
+        #: and a fence), and every step's qubits, one after another.
         self.cycles = array("d", bytes(8 * steps))
+        self.sizes = array("q", bytes(8 * steps))
+        self.names: list[str] = []
         self.allocs: dict[int, int] = {}  # alloc step -> its profile
         self.fences: list[int] = []
         self.gadgets: list[tuple[int, str, tuple[float, float, float]]] = []
@@ -266,16 +278,16 @@ class LocationRows:
 
     def locations(
         self,
-        steps: Sequence[Any],
+        nodes: Sequence[Any],
         timing: tuple[array[float], array[float]],
         names: Sequence[str],
         model_for: Callable[[str], Any],
         cnot_cycles: Callable[[Any], float],
     ) -> Locations:
-        """Every row, in plan order, on the qubits ``names``. ``steps`` are the plan's
-        steps and ``timing`` their starts and ends; ``model_for(profile)`` is a code's
+        """Every row, in plan order, on the qubits ``names``. ``nodes`` are the plan's
+        steps' nodes and ``timing`` their starts and ends; ``model_for(profile)`` is a code's
         logical model, ``cnot_cycles(model)`` a teleported CNOT's cycles on it."""
-        slots = _Slots(steps, self, timing, names)
+        slots = _Slots(nodes, self, timing, names)
         profiles = list(self.profiles)
         own, own_cycles = slots.own_errors(
             [float(cnot_cycles(model_for(p))) for p in profiles] if slots.teleports else []
@@ -289,16 +301,17 @@ class LocationRows:
         cycles_of = np.concatenate(
             [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
         )
-        distinct, which = np.unique(cycles_of, return_inverse=True)
-        pairs, channel = np.unique(
-            profile_of * len(distinct) + which.reshape(-1), return_inverse=True
-        )
+        # (few distinct cycles among many rows: a set of them, not a sort of the rows)
+        distinct = np.array(sorted(set(cycles_of.tolist())), dtype=np.float64)
+        code = profile_of * len(distinct) + np.searchsorted(distinct, cycles_of)
+        used = np.zeros(len(profiles) * len(distinct), dtype=bool)
+        used[code] = True
+        channel = (np.cumsum(used) - 1)[code]
         table = [
             model_for(profiles[pid]).pauli_error(float(distinct[k])).as_tuple()
-            for pid, k in (divmod(pair, len(distinct)) for pair in pairs.tolist())
+            for pid, k in (divmod(pair, len(distinct)) for pair in np.flatnonzero(used).tolist())
         ]
         gadgets = self.gadgets
-        channel = channel.reshape(-1)
         split = len(idle) + len(own)
         channels = np.concatenate(
             [channel[:split], np.arange(len(table), len(table) + len(gadgets)), channel[split:]]
@@ -363,25 +376,16 @@ class _Slots:
 
     def __init__(
         self,
-        steps: Sequence[Any],
+        nodes: Sequence[Any],
         rows: LocationRows,
         timing: tuple[array[float], array[float]],
         names: Sequence[str],
     ) -> None:
-        count = len(steps)
-        nodes = [step.node for step in steps]
-        vqs = list(map(_VQS, nodes))
-        sizes = np.fromiter(map(len, vqs), np.int64, count)
+        count = len(nodes)
+        sizes = _column(rows.sizes, np.int64)
         index = {name: i for i, name in enumerate(names)}
-        qubit = np.fromiter(
-            map(index.__getitem__, itertools.chain.from_iterable(vqs)), np.int64, int(sizes.sum())
-        )
+        qubit = np.fromiter(map(index.__getitem__, rows.names), np.int64, len(rows.names))
         step = np.repeat(np.arange(count), sizes)
-        if rows.fences:  # a fence's qubits, if any, are no slots
-            kept = np.ones(count, dtype=bool)
-            kept[rows.fences] = False
-            qubit, step = qubit[kept[step]], step[kept[step]]
-            sizes[rows.fences] = 0
         self.count = len(qubit)
         self.ends = np.cumsum(sizes)
         self.step, self.qubit = step, qubit
@@ -447,7 +451,6 @@ _OWN_ERROR: Mapping[str, int] = MappingProxyType(
         for name, spec in OPS.items()
     }
 )
-_VQS = operator.attrgetter("vqs")
 _OP_NAME = operator.attrgetter("op")
 
 

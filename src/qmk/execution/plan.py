@@ -275,7 +275,7 @@ def build_plan(
     time: dict[str, float] = {}
     event_time: dict[str, float] = {}
     rows = LocationRows(default_key, len(steps))
-    step_cycles = rows.cycles
+    step_cycles, step_sizes, slot_names = rows.cycles, rows.sizes, rows.names.extend
     live_physical = 0
     live = 0
     peak_logical = peak_physical = 0
@@ -323,8 +323,10 @@ def build_plan(
             cost = op_cost[key] = (model, float(model.op_cycles(op)))
         node_model, cycles = cost
         end = start + cycles
-        if noise:
+        if noise:  # its slots, one a qubit (LocationRows)
             step_cycles[step.index] = cycles
+            step_sizes[step.index] = len(qubits)
+            slot_names(qubits)
         for q in qubits:
             time[q] = end
         if kind == "teleport_cnot":
@@ -360,7 +362,7 @@ def build_plan(
         program=program,
         steps=steps,
         noise=(
-            rows.locations(steps, (starts, ends), names, model_for, _cnot_cycles)
+            rows.locations(graph.nodes, (starts, ends), names, model_for, _cnot_cycles)
             if noise
             else Locations.empty(names)
         ),
