@@ -18,7 +18,7 @@ import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any, SupportsIndex, overload
 
 import msgspec
 import numpy as np
@@ -143,16 +143,16 @@ class Locations(Sequence[Noise]):
         return len(self.steps)
 
     @overload
-    def __getitem__(self, index: int) -> Noise: ...
+    def __getitem__(self, index: SupportsIndex) -> Noise: ...
     @overload
     def __getitem__(self, index: slice) -> tuple[Noise, ...]: ...
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
         if isinstance(index, slice):
             return tuple(self._rows(range(len(self))[index]))
-        count = len(self)
-        if not -count <= index < count:
+        count, at = len(self), operator.index(index)
+        if not -count <= at < count:
             raise IndexError("noise location index out of range")
-        at = index % count  # (one row: its channel's rates alone, not the table's)
+        at %= count  # (one row: its channel's rates alone, not the table's)
         px, py, pz = self.table[self.channels[at]].tolist()
         return Noise(
             step=int(self.steps[at]),
@@ -230,10 +230,10 @@ def _frozen(values: Any, dtype: Any) -> np.ndarray:
 class LocationRows:
     """:func:`~qmk.execution.plan.build_plan`'s noise locations, made after its walk.
 
-    The walk sets each step's own cycles (:attr:`cycles`) and tells :meth:`alloc` and
-    :meth:`fence` of the steps that set a qubit's clock. :meth:`gadget` and
-    :meth:`machine` add rows of their own. :meth:`locations` then makes every row at
-    once, from the steps and their timing.
+    The walk writes each step's own cycles and qubits (:attr:`cycles`, :attr:`sizes`,
+    :attr:`names`), and tells :meth:`alloc` and :meth:`fence` of the steps that set a
+    qubit's clock. :meth:`gadget` and :meth:`machine` add rows of their own.
+    :meth:`locations` then makes every row at once, from the steps and their timing.
 
     A step on qubits is a run of *slots*, one a qubit, in plan order. A slot's wait is
     its step's start less its qubit's clock: the end of the qubit's last step, or the
@@ -284,8 +284,8 @@ class LocationRows:
         model_for: Callable[[str], Any],
         cnot_cycles: Callable[[Any], float],
     ) -> Locations:
-        """Every row, in plan order, on the qubits ``names``. ``nodes`` are the plan's
-        steps' nodes and ``timing`` their starts and ends; ``model_for(profile)`` is a code's
+        """Every row, in plan order, on the qubits ``names``. ``nodes`` are the steps'
+        nodes and ``timing`` their starts and ends; ``model_for(profile)`` is a code's
         logical model, ``cnot_cycles(model)`` a teleported CNOT's cycles on it."""
         slots = _Slots(nodes, self, timing, names)
         profiles = list(self.profiles)
