@@ -23,10 +23,10 @@ Two measures, QMK against stim on the same circuit:
   samples it bit-packed: each process's wall time, and each tool's own time for its run
   (QMK's telemetry; stim's compile and sample).
 
-``--stages`` adds where QMK's CPU goes in one process: reading the QASM text, verifying,
-the run request (its program digest), then inside the telemetry's window the plan, the
-router's workload and choice, the lowering, the compile to stim, the sampling, and the
-counts after it (least CPU time of the rounds).
+``--stages`` adds where QMK's CPU goes in one process, noise off and on: reading the
+QASM text, verifying, the run request (its program digest), then inside the telemetry's
+window the plan, the router's workload and choice, the lowering, the compile to stim,
+the sampling, and the counts after it (least CPU time of the rounds).
 
 The table shows minima and medians, the ratios QMK / stim of both, and the load
 averages of the rounds; ``bench/results/clifford.json`` holds every time.
@@ -248,15 +248,15 @@ def _timed_stages(spent: dict[str, float]) -> Iterator[None]:
             setattr(module, name, inner)
 
 
-def stages(text: str, shots: int, rounds: int) -> dict[str, float]:
-    """QMK's least CPU seconds per stage of a run, noise off (``execute, other``: the
-    rest of the telemetry's window)."""
+def stages(text: str, shots: int, rounds: int, *, noise: bool) -> dict[str, float]:
+    """QMK's least CPU seconds per stage of a run, logical noise ``noise`` (``execute,
+    other``: the rest of the telemetry's window)."""
     best: dict[str, float] = {}
     for _ in range(rounds):
         spent: dict[str, float] = {}
         with _timed_stages(spent):
             program = executor.load_program(front.read(text))
-            request = run_paths.build_request(program, shots=shots, seed=1, noise=False)
+            request = run_paths.build_request(program, shots=shots, seed=1, noise=noise)
             executor.execute(program, request)
         inner = ("plan", "route (workload)", "lower", "compile to stim", "sample", "counts")
         spent["execute, other"] = spent["execute"] - sum(spent.get(k, 0.0) for k in inner)
@@ -291,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                     row["fresh"] = fresh_processes(path, shots, args.rounds)
                     loads.append(load_averages()[0])
                 if args.stages:
-                    row["stages_cpu_s"] = stages(text, shots, args.rounds)
+                    for noise in (False, True):
+                        key = "stages_cpu_s" + ("_noise_on" if noise else "")
+                        row[key] = stages(text, shots, args.rounds, noise=noise)
                 row["load_average"] = loads
                 rows.append(row)
                 _print(row)
@@ -322,9 +324,10 @@ def _print(row: dict[str, Any]) -> None:
                 )
         for pair, ratio in fresh["ratios"].items():
             print(f"  fresh {pair:<44} {ratio['min']:7.2f}x / {ratio['median']:6.2f}x")
-    if "stages_cpu_s" in row:
-        shown = ", ".join(f"{k} {v * 1e3:.0f}" for k, v in row["stages_cpu_s"].items())
-        print(f"  QMK CPU ms (least): {shown}")
+    for key, noise in (("stages_cpu_s", "off"), ("stages_cpu_s_noise_on", "on")):
+        if key in row:
+            shown = ", ".join(f"{k} {v * 1e3:.0f}" for k, v in row[key].items())
+            print(f"  QMK CPU ms (least), noise {noise}: {shown}")
 
 
 if __name__ == "__main__":

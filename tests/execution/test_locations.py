@@ -93,6 +93,8 @@ def test_locations_read_as_rows_by_index_slice_and_iteration():
     order = np.arange(len(rows))[::-1]
     assert list(locations.take(order)) == rows[::-1]
     assert pickle.loads(pickle.dumps(locations)) == rows
+    assert Locations.of(rows, ["r", "q"]) == locations  # the rows, whatever the names' order
+    assert Locations.of(rows[1:], ["q", "r"]) != locations
 
 
 def test_columns_are_read_only():

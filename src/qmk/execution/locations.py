@@ -183,6 +183,16 @@ class Locations(Sequence[Noise]):
             yield Noise(step=step, before=before, qubit=qubit_name, px=px, py=py, pz=pz, cause=why)
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, Locations):  # column by column, not a row at a time
+            return (
+                len(self) == len(other)
+                and np.array_equal(self.steps, other.steps)
+                and np.array_equal(self.before, other.before)
+                and np.array_equal(self.causes, other.causes)
+                and np.array_equal(self.rates(), other.rates())
+                and [self.names[q] for q in self.qubits.tolist()]
+                == [other.names[q] for q in other.qubits.tolist()]
+            )
         if isinstance(other, Sequence) and not isinstance(other, str):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
