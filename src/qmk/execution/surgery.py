@@ -284,7 +284,7 @@ def _sampled(
         circuit=circuit,
         event_columns=columns,
         sites=noise,
-        rates=batch.SiteRates.of([[n.px, n.py, n.pz] for n in noise]) if noise else None,
+        rates=batch.site_rates(noise) if noise else None,
     )
     streams = np.random.SeedSequence(seed).spawn(2)
     batch_seed = int(streams[0].generate_state(1, np.uint64)[0]) >> 1
