@@ -984,12 +984,11 @@ def _observed_groups(
     merged: dict[tuple[tuple[int, str], ...], list[np.ndarray]] = {}
     dropped = False
     for pattern, members in groups.items():
+        rows = [(location, pauli, plan.noise[location]) for location, pauli in pattern]
         kept = tuple(
             (location, pauli)
-            for location, pauli in pattern
-            if observed.observable(
-                plan.noise[location].step, plan.noise[location].before, plan.noise[location].qubit
-            )
+            for location, pauli, row in rows
+            if observed.observable(row.step, row.before, row.qubit)
         )
         dropped = dropped or len(kept) < len(pattern)
         merged.setdefault(kept, []).append(members)

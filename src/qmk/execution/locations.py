@@ -7,9 +7,10 @@ them as arrays instead, one row a location, so the lowering sorts and groups the
 numpy and their rates are one table lookup. A row read is a :class:`Noise`.
 
 :class:`LocationRows` collects the rows while :func:`~qmk.execution.plan.build_plan`
-walks the steps. It keeps, per step, only what the loop knows already (its qubits, its
-cycles, the waits it found), and makes the rows once at the end, in the plan's order:
-step by step, and on each qubit of a step its idle wait, then the step's own error.
+walks the steps. It keeps, per step, only what the walk knows already (its qubits and
+cycles, and the steps that set a qubit's clock), and makes the rows once at the end, in
+the plan's order: step by step, and on each qubit of a step its idle wait, then the
+step's own error.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, SupportsIndex, overload
 import msgspec
 import numpy as np
 
-from qmk.qvm.ops import OPS, Exec, Micro
+from qmk.qvm.ops import OPS, Exec
 
 
 class Noise(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -197,8 +198,8 @@ class Locations(Sequence[Noise]):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
         return NotImplemented
 
-    def __hash__(self) -> int:
-        return hash((self.steps.tobytes(), self.rates().tobytes(), self.names))
+    def __hash__(self) -> int:  # (of what __eq__ compares, less the qubits' names)
+        return hash((self.steps.tobytes(), self.before.tobytes(), self.rates().tobytes()))
 
     def __repr__(self) -> str:
         return f"Locations({len(self)} rows)"
@@ -345,38 +346,37 @@ class LocationRows:
                 np.full(len(waits), _MACHINE),
             ]
         )
-        located = Locations(
-            steps=np.concatenate(
-                [
-                    slots.step[idle],
-                    slots.step[own],
-                    rows,
-                    np.array([w[0] for w in waits], np.int64),
-                ]
-            ),
-            before=np.concatenate(
-                [
-                    np.ones(len(idle), bool),
-                    slots.before[own],
-                    np.zeros(len(gadgets) + len(waits), bool),
-                ]
-            ),
-            qubits=np.concatenate(
-                [
-                    slots.qubit[idle],
-                    slots.qubit[own],
-                    np.array([index[g[1]] for g in gadgets], np.int64),
-                    np.array([index[w[1]] for w in waits], np.int64),
-                ]
-            ),
-            channels=channels,
-            causes=causes,
+        steps = np.concatenate(
+            [slots.step[idle], slots.step[own], rows, np.array([w[0] for w in waits], np.int64)]
+        )
+        before = np.concatenate(
+            [
+                np.ones(len(idle), bool),
+                slots.before[own],
+                np.zeros(len(gadgets) + len(waits), bool),
+            ]
+        )
+        qubits = np.concatenate(
+            [
+                slots.qubit[idle],
+                slots.qubit[own],
+                np.array([index[g[1]] for g in gadgets], np.int64),
+                np.array([index[w[1]] for w in waits], np.int64),
+            ]
+        )
+        # in plan order, less the rows whose channel has no rate at all
+        totals = np.array([px + py + pz for px, py, pz in table], dtype=np.float64)
+        order = np.argsort(keys, kind="stable")
+        order = order[totals[channels[order]] > 0]
+        return Locations(
+            steps=steps[order],
+            before=before[order],
+            qubits=qubits[order],
+            channels=channels[order],
+            causes=causes[order],
             names=names,
             table=np.array(table, dtype=np.float64).reshape(-1, 3),
         )
-        totals = np.array([px + py + pz for px, py, pz in table], dtype=np.float64)
-        order = np.argsort(keys, kind="stable")
-        return located.take(order[totals[channels[order]] > 0])
 
 
 class _Slots:
@@ -446,8 +446,8 @@ class _Slots:
 
 
 #: How a step's own error differs from a plain op's after it (0): none (a free), its
-#: CNOT's (a teleported CNOT), before it (a step that measures, in its own right or in
-#: its expansion: :attr:`~qmk.execution.plan.PlanStep.measures`).
+#: CNOT's (a teleported CNOT), before it (an op that measures,
+#: :attr:`~qmk.qvm.ops.OpSpec.measures`).
 _KIND_FREE, _KIND_TELEPORT, _KIND_MEASURES = 1, 2, 3
 _OWN_ERROR: Mapping[str, int] = MappingProxyType(
     {
@@ -456,7 +456,7 @@ _OWN_ERROR: Mapping[str, int] = MappingProxyType(
         else _KIND_TELEPORT
         if spec.kind is Exec.TELEPORT_CNOT
         else _KIND_MEASURES
-        if spec.kind is Exec.MEASURE or any(m.kind is Micro.MEASURE for m in spec.expansion)
+        if spec.measures
         else 0
         for name, spec in OPS.items()
     }

@@ -157,10 +157,9 @@ class PlanStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     @property
     def measures(self) -> bool:
-        """Whether the step measures (and so records events)."""
-        if self.kind is Exec.MEASURE:
-            return True
-        return bool(self.calls) and any(c.kind is Micro.MEASURE for c in self.calls)
+        """Whether the step measures (and so records events): its op's
+        :attr:`~qmk.qvm.ops.OpSpec.measures`."""
+        return OPS[self.node.op].measures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +273,7 @@ def build_plan(
     profile_of: dict[str, str] = {}
     time: dict[str, float] = {}
     event_time: dict[str, float] = {}
-    rows = LocationRows(default_key, len(steps))
+    rows = LocationRows(default_key, len(steps) if noise else 0)
     step_cycles, step_sizes, slot_names = rows.cycles, rows.sizes, rows.names.extend
     live_physical = 0
     live = 0

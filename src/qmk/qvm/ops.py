@@ -268,6 +268,12 @@ class OpSpec:
     #: ``kind``). Every consumer that carries ops out reads them here.
     expansion: tuple[MicroStep, ...] = ()
 
+    @property
+    def measures(self) -> bool:
+        """Whether the op measures (and so records events): in its own right or in its
+        expansion."""
+        return self.kind is Exec.MEASURE or any(m.kind is Micro.MEASURE for m in self.expansion)
+
     def arg(self, name: str) -> ArgSpec | None:
         """The spec of argument ``name``, or None when the op has no such argument."""
         for spec in self.args:
