@@ -69,6 +69,7 @@ from qmk.execution.locations import Locations, Noise
 from qmk.execution.plan import Call, Plan, PlanStep
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
+from qmk.qvm.graph import gc_paused
 from qmk.qvm.ops import OPS, Exec, Micro
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def first_unlowerable(plan: Plan) -> str | None:
     return None
 
 
+@gc_paused()  # a bulk pass that builds no cycles
 def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> LoweredPlan | None:
     """The plan as a batch circuit, or None when a step fails :func:`why_not_lowerable`
     or a composite's expansion has a gate that is not Clifford (``INJECT_T_STATE``'s T,

@@ -91,7 +91,7 @@ from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
 from qmk.qvm import graph as graph_io
-from qmk.qvm.graph import Graph
+from qmk.qvm.graph import Graph, gc_paused
 from qmk.qvm.limits import Limits
 from qmk.qvm.output import layout_of
 from qmk.qvm.verify import VerifiedProgram, verify
@@ -360,6 +360,7 @@ def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
     return log2_sum(math.log2(count) + 3 * b for b, count in enumerate(at.tolist()) if count)
 
 
+@gc_paused()  # a bulk pass that builds no cycles
 def workload(
     plan: Plan, shots: int = 1, precision: str | None = None, *, samples_only: bool = False
 ) -> Workload:

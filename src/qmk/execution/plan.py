@@ -42,7 +42,7 @@ import msgspec
 from qmk.engines.gates import GATES
 from qmk.execution.locations import LocationRows, Locations
 from qmk.execution.request import canonical_profile
-from qmk.qvm.graph import Node
+from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
 from qmk.qvm.packed import Pairs
 from qmk.qvm.verify import VerifiedProgram
@@ -220,6 +220,7 @@ def step_is_clifford(step: PlanStep) -> bool:
     return all(GATES[c.gate].is_clifford(c.params) for c in step.calls if c.kind is Micro.GATE)
 
 
+@gc_paused()  # a bulk pass that builds no cycles
 def build_plan(
     program: VerifiedProgram,
     *,
