@@ -34,7 +34,7 @@ exactly the statistics of a noisy circuit at nearly the cost of a noiseless one.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
@@ -106,7 +106,9 @@ class BatchCircuit:
     """A circuit on ``num_qubits`` qubits (all start in ``|0>``)."""
 
     num_qubits: int
-    instructions: tuple[Instruction, ...]
+    #: Any sequence: a lowered plan's are columns (:class:`~qmk.engines.instructions.
+    #: Instructions`), read as instructions all the same.
+    instructions: Sequence[Instruction]
 
     @property
     def num_records(self) -> int:

@@ -27,6 +27,7 @@ Anything else (a non-Clifford gate, a controlled non-Pauli) is not compiled:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,7 @@ from qmk.engines.batch import (
     unpack_columns,
     xor_flips,
 )
+from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.engines.stim_gates import stim_gate
 from qmk.qvm.graph import gc_paused
 
@@ -61,11 +63,11 @@ class StimSampler:
     """A compiled circuit (see the module docstring).
 
     ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
-    sites. ``flip_lines`` is the stim text of the same circuit with every noise channel
+    sites. ``flip_text`` is the stim text of the same circuit with every noise channel
     the engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
     0). Error site ``i`` strikes qubit ``site_qubits[i]`` after the first
-    ``site_lines[i]`` of those lines. Sites with the same qubit and line flip alike.
-    That is what :meth:`flips` propagates errors through.
+    ``site_offsets[i]`` characters of that text, which end a line. Sites with the same
+    qubit and offset flip alike. That is what :meth:`flips` propagates errors through.
 
     ``targets`` counts the gate targets of the circuit (what stim's sampler simulates a
     shot, beside its measurements). ``affine`` keeps the circuit's sampler from its support
@@ -78,8 +80,8 @@ class StimSampler:
 
     circuit: stim.Circuit
     mode: str = "stim-batch"
-    flip_lines: tuple[str, ...] = ()
-    site_lines: tuple[int, ...] = ()
+    flip_text: str = ""
+    site_offsets: tuple[int, ...] = ()
     site_qubits: tuple[int, ...] = ()
     targets: int = 0
     affine: list[AffineSampler | FreeSampler | None] = field(
@@ -186,10 +188,10 @@ class StimSampler:
         width = (records + 7) // 8
         if not len(sites):
             return np.zeros((0, width), dtype=np.uint8)
-        # One lane pair per distinct (line, qubit): the walk's order, and its work.
+        # One lane pair per distinct (offset, qubit): the walk's order, and its work.
         n = max(self.circuit.num_qubits, 1)
-        lines = np.array(self.site_lines, dtype=np.int64)[sites]
-        keys = lines * n + np.array(self.site_qubits, dtype=np.int64)[sites]
+        offsets = np.array(self.site_offsets, dtype=np.int64)[sites]
+        keys = offsets * n + np.array(self.site_qubits, dtype=np.int64)[sites]
         distinct, inverse = np.unique(keys, return_inverse=True)
         at, qubits = (distinct // n).tolist(), (distinct % n).tolist()
         lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
@@ -203,22 +205,22 @@ class StimSampler:
 
     def _flips(self, at: list[int], qubits: list[int], records: int) -> np.ndarray:
         """Rows ``2k`` and ``2k + 1``: the flips of X and Z on ``qubits[k]`` after
-        ``at[k]`` (increasing) of the flip lines."""
+        ``at[k]`` (increasing) characters of the flip text."""
         simulator = stim.FlipSimulator(
             batch_size=2 * len(at),
             disable_stabilizer_randomization=True,
             num_qubits=self.circuit.num_qubits,
         )
-        lines, done = self.flip_lines, 0
+        text, done = self.flip_text, 0
         flip = simulator.set_pauli_flip
-        for lane, (line, qubit) in enumerate(zip(at, qubits, strict=True)):
-            if line > done:
-                simulator.do(stim.Circuit("\n".join(lines[done:line])))
-                done = line
+        for lane, (offset, qubit) in enumerate(zip(at, qubits, strict=True)):
+            if offset > done:
+                simulator.do(stim.Circuit(text[done:offset]))
+                done = offset
             flip(1, qubit_index=qubit, instance_index=2 * lane)
             flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
-        if done < len(lines):
-            simulator.do(stim.Circuit("\n".join(lines[done:])))
+        if done < len(text):
+            simulator.do(stim.Circuit(text[done:]))
         # Bit-packed along the lanes (stim's cheapest output), turned to one row per lane
         # by a bit transpose: stim's bools and a strided transpose cost far more.
         flipped = simulator.get_measurement_flips(bit_packed=True)[:records]
@@ -336,8 +338,10 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     """One stim circuit for ``circuit``, or None when an instruction is beyond stim.
 
     The circuit is written as text and parsed once: much faster than appending
-    instruction by instruction. Error sites are left out of the sampled circuit; the
-    text of the circuit around them is kept for :meth:`StimSampler.flips`.
+    instruction by instruction. Its plain gates (:class:`~qmk.engines.instructions.
+    Instructions`' columns) are written as one block of fixed-width lines with numpy,
+    the rest an instruction at a time. Error sites are left out of the sampled circuit;
+    the text of the circuit around them is kept for :meth:`StimSampler.flips`.
 
     Raises:
         EngineError: ``QE105`` for a noise channel with the wrong number of qubits or
@@ -351,46 +355,33 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     >>> str(compile_batch(pair).circuit)
     'PAULI_CHANNEL_2(0, 0, 0, 0, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) 0 1'
     """
-    text = _Text()
-    # A large circuit repeats a few instruction objects many times (the neutral-atom
-    # device's atoms share qubits, and it builds each distinct instruction once); the
-    # text of one without feed-forward does not depend on where it stands, so it is
-    # written once per object. Keyed by identity, which is cheaper to hash than the
-    # instruction's fields: the circuit holds every object while this runs.
-    written: dict[int, tuple[str, str, int]] = {}
-    # A plain gate (most of a circuit) is written by _plain, its stim name found once
-    # per gate and parameters and its qubits' text once per qubit.
-    names: dict[tuple[str, tuple[float, ...]], str | None] = {}
-    numbers = [str(q) for q in range(circuit.num_qubits)]
-    count = 0
-    lines, flip_lines = text.lines, text.flip_lines
-    site_lines, site_qubits = text.site_lines, text.site_qubits
-    for instruction in circuit.instructions:
-        kind = instruction.kind
-        if kind is Kind.GATE and not instruction.controls:
-            line = _plain(instruction, names, numbers)
-            if line is None:
-                return None
-            if line:  # text.add for a line that is its own flip line, written out: most lines
-                lines.append(line)
-                flip_lines.append(line)
-                text.targets += len(instruction.qubits)
-            continue
-        if kind is Kind.ERROR_SITE:  # the flip lines before it, and its qubit
-            site_lines.append(len(flip_lines))
-            site_qubits.append(instruction.qubits[0])
-            continue
-        texts = written.get(id(instruction))
-        if texts is None:
-            texts = _texts(instruction, count)
-            if texts is None:
-                return None
-            if not instruction.controls:
-                written[id(instruction)] = texts
-        line, flip, records = texts
-        text.add(line, flip, instruction.qubits, gate=kind is Kind.GATE)
-        count += records
-    return text.sampler()
+    rows = Instructions.of(circuit.instructions)
+    plain = _PlainLines.of(rows, circuit.num_qubits)
+    if plain is None:
+        return None
+    objects = _objects(rows, circuit.num_qubits)
+    if objects is None:
+        return None
+    # each row's flip text, in characters: where the error sites between them stand
+    sizes = np.zeros(len(rows), dtype=np.int64)
+    sizes[plain.rows] = plain.width
+    sizes[objects.rows] = objects.flip_sizes
+    ends = np.cumsum(sizes)
+    site_rows = np.flatnonzero(rows.kinds == SITE)
+    at = np.concatenate([site_rows, objects.rows[objects.sites]])
+    order = np.argsort(at, kind="stable")  # the sites in circuit order
+    site_qubits = np.concatenate(
+        [rows.qubits[rows.offsets[site_rows]], np.asarray(objects.site_qubits, dtype=np.int64)]
+    )[order]
+    site_offsets = (ends[at] - sizes[at])[order]
+    has_sites = bool(len(at))
+    return StimSampler(
+        circuit=stim.Circuit(plain.text(objects.rows, objects.lines)),
+        flip_text=plain.text(objects.rows, objects.flips) if has_sites else "",
+        site_offsets=tuple(site_offsets.tolist()),
+        site_qubits=tuple(site_qubits.tolist()),
+        targets=plain.targets + objects.targets,
+    )
 
 
 def _plain(
@@ -418,35 +409,134 @@ def _plain(
         return f"{name} {' '.join(map(str, qubits))}"
 
 
-class _Text:
-    """A batch circuit's stim text as it is written: the sampled circuit's lines, the
-    flip lines (:class:`StimSampler`), each error site's qubit and the number of flip
-    lines before it, and the gates' targets."""
+@dataclass(frozen=True, slots=True)
+class _Objects:
+    """The text of a circuit's rows kept as objects (:data:`~qmk.engines.instructions.
+    OBJECT`), in order: their row, their line in the sampled circuit and in the flip
+    circuit (each "" or ending in a newline), the flip line's length, which are error
+    sites (and their qubits), and their gate targets."""
 
-    __slots__ = ("flip_lines", "lines", "site_lines", "site_qubits", "targets")
+    rows: np.ndarray
+    lines: list[str]
+    flips: list[str]
+    flip_sizes: np.ndarray
+    sites: np.ndarray
+    site_qubits: list[int]
+    targets: int
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.flip_lines: list[str] = []
-        self.site_lines: list[int] = []
-        self.site_qubits: list[int] = []
-        self.targets = 0
 
-    def add(self, line: str, flip: str, qubits: tuple[int, ...], *, gate: bool) -> None:
-        """One instruction's line and flip line (either may be empty), on ``qubits``."""
-        if line:
-            self.lines.append(line)
-            if gate:
-                self.targets += len(qubits)
-        if flip:
-            self.flip_lines.append(flip)
+def _objects(rows: Instructions, num_qubits: int) -> _Objects | None:
+    """:class:`_Objects` of ``rows``, or None when stim cannot express one."""
+    at = np.flatnonzero(rows.kinds == OBJECT)
+    # A large circuit repeats a few instruction objects many times (the neutral-atom
+    # device's atoms share qubits, and it builds each distinct instruction once); the
+    # text of one without feed-forward does not depend on where it stands, so it is
+    # written once per object. Keyed by identity, which is cheaper to hash than the
+    # instruction's fields: the circuit holds every object while this runs.
+    written: dict[int, tuple[str, str, int]] = {}
+    # A plain gate is written by _plain, its stim name found once per gate and
+    # parameters and its qubits' text once per qubit.
+    names: dict[tuple[str, tuple[float, ...]], str | None] = {}
+    numbers = [str(q) for q in range(num_qubits)]
+    lines: list[str] = []
+    flips: list[str] = []
+    sites = np.zeros(len(at), dtype=bool)
+    site_qubits: list[int] = []
+    count = targets = 0
+    objects = rows.objects
+    for k, code in enumerate(rows.codes[at].tolist()):
+        instruction = objects[code]
+        kind = instruction.kind
+        if kind is Kind.GATE and not instruction.controls:
+            line = _plain(instruction, names, numbers)
+            if line is None:
+                return None
+            if line:
+                line += "\n"
+                targets += len(instruction.qubits)
+            lines.append(line)
+            flips.append(line)
+            continue
+        if kind is Kind.ERROR_SITE:  # no text: where it stands, and its qubit
+            sites[k] = True
+            site_qubits.append(instruction.qubits[0])
+            lines.append("")
+            flips.append("")
+            continue
+        texts = written.get(id(instruction))
+        if texts is None:
+            texts = _texts(instruction, count)
+            if texts is None:
+                return None
+            if not instruction.controls:
+                written[id(instruction)] = texts
+        line, flip, records = texts
+        if line and kind is Kind.GATE:
+            targets += len(instruction.qubits)
+        lines.append(f"{line}\n" if line else "")
+        flips.append(f"{flip}\n" if flip else "")
+        count += records
+    sizes = np.fromiter(map(len, flips), dtype=np.int64, count=len(flips))
+    return _Objects(at, lines, flips, sizes, sites, site_qubits, targets)
 
-    def sampler(self) -> StimSampler:
-        """The compiled circuit."""
-        return StimSampler(
-            circuit=stim.Circuit("\n".join(self.lines)),
-            flip_lines=tuple(self.flip_lines) if self.site_lines else (),
-            site_lines=tuple(self.site_lines),
-            site_qubits=tuple(self.site_qubits),
-            targets=self.targets,
-        )
+
+@dataclass(frozen=True, slots=True)
+class _PlainLines:
+    """The stim lines of a circuit's plain gates (:data:`~qmk.engines.instructions.
+    PLAIN`) but the identities, as one matrix of characters: row ``k`` is the line of
+    circuit row ``rows[k]``, ``width`` characters with its newline (stim reads the
+    spaces that pad a line as one). ``targets`` counts their qubits."""
+
+    rows: np.ndarray
+    matrix: np.ndarray
+    width: int
+    targets: int
+
+    @classmethod
+    def of(cls, rows: Instructions, num_qubits: int) -> _PlainLines | None:
+        """The plain gates' lines of ``rows``, or None when stim has no such gate."""
+        names = [stim_gate(gate, params) for gate, params in rows.gates]
+        if None in names:
+            used = np.unique(rows.codes[rows.kinds == PLAIN])
+            if any(names[code] is None for code in used.tolist()):
+                return None
+        at = np.flatnonzero(rows.kinds == PLAIN)
+        written = np.array([name not in (None, "I") for name in names], dtype=bool)
+        if len(at):
+            at = at[written[rows.codes[at]]]
+        starts, ends = rows.offsets[at], rows.offsets[at + 1]
+        arity = ends - starts
+        slots = int(arity.max(initial=0))
+        top = int(rows.qubits.max(initial=0)) if len(rows.qubits) else 0
+        numbers = _characters([str(q) for q in range(max(num_qubits, top + 1))])
+        heads = _characters([name or "" for name in names])
+        name_width, number_width = heads.shape[1], numbers.shape[1]
+        width = name_width + slots * (number_width + 1) + 1
+        matrix = np.full((len(at), width), ord(" "), dtype=np.uint8)
+        matrix[:, :name_width] = heads[rows.codes[at]]
+        for slot in range(slots):
+            has = np.flatnonzero(arity > slot)
+            left = name_width + 1 + slot * (number_width + 1)
+            matrix[has, left : left + number_width] = numbers[rows.qubits[starts[has] + slot]]
+        matrix[:, -1] = ord("\n")
+        return cls(at, matrix, width, int(arity.sum()))
+
+    def text(self, rows: np.ndarray, lines: Sequence[str]) -> str:
+        """The circuit's text: these lines, and ``lines`` at the circuit's ``rows`` (in
+        order; each "" or ending in a newline)."""
+        before = np.searchsorted(self.rows, rows).tolist()  # plain lines before each
+        parts, done = [], 0
+        for count, line in zip(before, lines, strict=True):
+            if count > done:
+                parts.append(self.matrix[done:count].tobytes().decode("ascii"))
+                done = count
+            parts.append(line)
+        parts.append(self.matrix[done:].tobytes().decode("ascii"))
+        return "".join(parts)
+
+
+def _characters(texts: Sequence[str]) -> np.ndarray:
+    """``texts`` as rows of ASCII codes, each padded with spaces to the longest."""
+    width = max(map(len, texts), default=0)
+    padded = "".join(text.ljust(width) for text in texts).encode("ascii")
+    return np.frombuffer(padded, dtype=np.uint8).reshape(len(texts), width)

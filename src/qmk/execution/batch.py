@@ -46,7 +46,7 @@ import itertools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +63,7 @@ from qmk.engines.batch import (
     xor_flips,
 )
 from qmk.engines.gates import GATES, pauli_string, unitary
+from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
@@ -143,6 +144,10 @@ class LoweredPlan:
 _COMPUTES = (Exec.CALC, Exec.HALT)
 _COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in _COMPUTES)
 _GUARD = operator.attrgetter("guard")
+_NODE = operator.attrgetter("node")
+_STEP_KIND = operator.attrgetter("kind")
+_PARAMS = operator.attrgetter("params")
+_STEP_GATE = operator.attrgetter("gate")  # (an unguarded gate step's is a name)
 
 
 def why_not_lowerable(step: PlanStep) -> str | None:
@@ -192,30 +197,25 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
     low = _Lowering(index, heralded, channels, plan.noise)
-    runs = low.runs
-    emit, gate, write = low.out.append, Exec.GATE, low.sites
-    # The runs of sites, in order: before step k (key 2k) and after it (2k + 1).
-    keys, bounds, taken = runs.keys, runs.bounds, 0
-    next_key = keys[0]
-    for step in plan.steps:
-        at = step.index << 1
-        if next_key == at:
-            taken += 1
-            write(bounds[taken - 1], bounds[taken])
-            next_key = keys[taken]
-        node = step.node
-        if step.kind is gate and node.guard is None:  # most steps: written here
-            vqs = node.vqs
-            qs = (index[vqs[0]],) if len(vqs) == 1 else tuple([index[q] for q in vqs])
-            emit(Instruction(kind=Kind.GATE, qubits=qs, gate=step.gate or "", params=step.params))
-        elif not low.step(step):
+    steps = plan.steps
+    nodes = list(map(_NODE, steps))
+    # the unguarded gates (most steps) are written as columns; the others one by one
+    plain = np.fromiter(
+        map(operator.is_, map(_STEP_KIND, steps), itertools.repeat(Exec.GATE)), bool, len(steps)
+    )
+    plain &= np.fromiter(
+        map(operator.is_, map(_GUARD, nodes), itertools.repeat(None)), bool, len(steps)
+    )
+    own = plain.astype(np.int64)  # each step's instructions
+    for k in np.flatnonzero(~plain).tolist():
+        before = len(low.out)
+        if not low.step(steps[k], k):
             return None
-        if next_key == at + 1:
-            taken += 1
-            write(bounds[taken - 1], bounds[taken])
-            next_key = keys[taken]
+        own[k] = len(low.out) - before
+    instructions = low.placed(steps, nodes, plain, own)
     columns = tuple(low.record.get(event) for event in plan.events)
-    circuit = BatchCircuit(num_qubits=len(index), instructions=tuple(low.out))
+    circuit = BatchCircuit(num_qubits=len(index), instructions=instructions)
+    runs = low.runs
     sites = runs.ordered if low.drawn else ()
     rates = None
     if sites:  # the plan's rates, in the sites' order
@@ -225,7 +225,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     return LoweredPlan(
         circuit=circuit,
         event_columns=columns,
-        herald_columns=tuple(low.heralds),
+        herald_columns=low.heralds,
         sites=sites,
         rates=rates,
         channels=channels and bool(plan.noise),
@@ -237,18 +237,15 @@ class _SiteRuns:
 
     That order is by step, and within a step those before it first, each in the plan's
     order (a stable sort: a machine's waits come last in the plan, after the steps'
-    own). A run is a step's locations before it, or after it. ``instructions`` holds
-    the locations' instructions, one object per (qubit, channel). Run ``r`` is those
-    from ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step`` (before)
-    or ``2 * step + 1`` (after); the last key is -1. So :func:`lower` writes a run at
-    once, not a location at a time: a noisy plan has a location per qubit of nearly
-    every step. (Offsets, not a list a run: 100,000 lists would each be an object the
-    cyclic collector walks.) ``order`` is where each of ``ordered`` stands in the
-    plan's locations (None: where it stands there too)."""
+    own). A run is a step's locations before it, or after it: run ``r`` is the sites
+    from ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step``
+    (before) or ``2 * step + 1`` (after). ``qubits`` are the sites' circuit qubits and
+    ``channels`` their rows of ``table`` (X, Y, Z). ``order`` is where each of
+    ``ordered`` stands in the plan's locations (None: where it stands there too)."""
 
-    __slots__ = ("bounds", "instructions", "keys", "order", "ordered")
+    __slots__ = ("bounds", "channels", "keys", "order", "ordered", "qubits", "table")
 
-    def __init__(self, locations: Locations, index: Mapping[str, int], kind: Kind) -> None:
+    def __init__(self, locations: Locations, index: Mapping[str, int]) -> None:
         count = len(locations)
         keys = locations.steps * 2 + (locations.before ^ True)
         order = np.argsort(keys, kind="stable")
@@ -259,18 +256,23 @@ class _SiteRuns:
             self.ordered = locations.take(order)
             keys = keys[order]
         firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if count else keys
-        self.keys: list[int] = [*keys[firsts].tolist(), -1]
-        # one instruction per distinct (qubit, channel), on the circuit's qubit
+        self.keys: np.ndarray = keys[firsts]
+        self.bounds: np.ndarray = np.r_[firsts, count].astype(np.int64)
         ordered = self.ordered
-        width = max(len(ordered.table), 1)
-        pairs, which = np.unique(ordered.qubits * width + ordered.channels, return_inverse=True)
-        table, names = ordered.table.tolist(), ordered.names
+        at = np.array([index[name] for name in ordered.names], dtype=np.int64)
+        self.qubits: np.ndarray = at[ordered.qubits] if count else np.zeros(0, dtype=np.int64)
+        self.channels: np.ndarray = ordered.channels
+        self.table: list[tuple[float, ...]] = [tuple(row) for row in ordered.table.tolist()]
+
+    def instructions(self, kind: Kind) -> list[Instruction]:
+        """The sites as instructions of ``kind``: one object per (qubit, channel)."""
+        width = max(len(self.table), 1)
+        pairs, which = np.unique(self.qubits * width + self.channels, return_inverse=True)
         made = [
-            Instruction(kind=kind, qubits=(index[names[q]],), probs=tuple(table[c]))
+            Instruction(kind=kind, qubits=(q,), probs=self.table[c])
             for q, c in (divmod(pair, width) for pair in pairs.tolist())
         ]
-        self.instructions: list[Instruction] = list(map(made.__getitem__, which.tolist()))
-        self.bounds: list[int] = [*firsts.tolist(), count]
+        return list(map(made.__getitem__, which.tolist()))
 
 
 def site_rates(locations: Sequence[Noise]) -> SiteRates:
@@ -293,8 +295,9 @@ def noise_rates(plan: Plan) -> SiteRates:
 
 
 class _Lowering:
-    """:func:`lower`'s circuit as it is written: its instructions, the record column of
-    each event, the heralds' columns and the error sites."""
+    """:func:`lower`'s circuit as it is written: the instructions of the steps that are
+    not unguarded gates, the record column of each event, the heralds' columns and the
+    error sites."""
 
     def __init__(
         self, index: Mapping[str, int], heralded: bool, channels: bool, noise: Locations
@@ -303,8 +306,9 @@ class _Lowering:
         self.heralded = heralded
         self.out: list[Instruction] = []
         self.record: dict[str, int] = {}
-        self.heralds: list[int] = []
-        self.count = 0
+        self.heralds: tuple[int, ...] = ()
+        self.count = 0  # the record bits before the next instruction
+        self.measures = 0  # ... of them measurements
         self.site_kind = (
             Kind.HERALDED_PAULI_CHANNEL
             if heralded
@@ -313,22 +317,91 @@ class _Lowering:
             else Kind.ERROR_SITE
         )
         self.drawn = not (heralded or channels)  # the caller draws the sites' errors
-        self.runs = _SiteRuns(noise, index, self.site_kind)
-
-    def sites(self, start: int, end: int) -> None:
-        """Write the sites from ``start`` to ``end`` of the runs (:class:`_SiteRuns`)."""
-        self.out += self.runs.instructions[start:end]
-        if self.heralded:
-            self.heralds.extend(range(self.count, self.count + end - start))
-            self.count += end - start
+        self.runs = _SiteRuns(noise, index)
+        # each step's sites before it and after it
+        sizes = np.diff(self.runs.bounds)
+        by_key = np.zeros(2 * (int(noise.steps.max(initial=0)) + 1), dtype=np.int64)
+        by_key[self.runs.keys] = sizes
+        self.sites_before, self.sites_after = by_key[0::2], by_key[1::2]
 
     def measured(self, instruction: Instruction, event: str) -> None:
         self.out.append(instruction)
         self.record[event] = self.count
         self.count += 1
+        self.measures += 1
 
-    def step(self, step: PlanStep) -> bool:
-        """Write one step; False when a composite's expansion cannot be written."""
+    def placed(
+        self, steps: Sequence[PlanStep], nodes: list[Any], plain: np.ndarray, own: np.ndarray
+    ) -> Instructions:
+        """The circuit: each step's sites before it, its ``own`` instructions (the
+        unguarded gates' made here from ``plain``, the others written by :meth:`step`)
+        and its sites after it, as columns."""
+        runs, count = self.runs, len(steps)
+        before = _padded(self.sites_before, count)
+        after = _padded(self.sites_after, count)
+        total = before + own + after
+        start = np.cumsum(total) - total  # each step's first row
+        rows = int(total.sum())
+        kinds = np.empty(rows, dtype=np.uint8)
+        codes = np.empty(rows, dtype=np.int64)
+        widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
+        # the unguarded gates: a row each, their (gate, params) and qubits as columns
+        gate_steps = [steps[k] for k in np.flatnonzero(plain).tolist()]
+        pairs = list(zip(map(_STEP_GATE, gate_steps), map(_PARAMS, gate_steps), strict=True))
+        gates = {pair: code for code, pair in enumerate(dict.fromkeys(pairs))}
+        vqs = [nodes[k].vqs for k in np.flatnonzero(plain).tolist()]
+        arity = np.fromiter(map(len, vqs), np.int64, len(vqs))
+        at = (start + before)[plain]
+        kinds[at] = PLAIN
+        codes[at] = np.fromiter(map(gates.__getitem__, pairs), np.int64, len(pairs))
+        widths[at] = arity
+        flat = itertools.chain.from_iterable(vqs)
+        gate_qubits = np.fromiter(map(self.index.__getitem__, flat), np.int64, int(arity.sum()))
+        # the other steps' instructions: objects, in order
+        others = ~plain
+        first = (start + before)[others]
+        made = own[others]
+        object_rows = np.repeat(first, made) + _ranks_within(made)
+        kinds[object_rows] = OBJECT
+        codes[object_rows] = np.arange(len(object_rows))
+        objects: list[Instruction] = list(self.out)
+        # the sites: a row each, in their runs' places
+        keys = runs.keys
+        run_steps = keys >> 1
+        run_first = start[run_steps] + np.where(keys & 1, before[run_steps] + own[run_steps], 0)
+        site_rows = np.repeat(run_first, np.diff(runs.bounds)) + _ranks_within(np.diff(runs.bounds))
+        probs: list[tuple[float, ...]] = []
+        if self.drawn:
+            kinds[site_rows] = SITE
+            codes[site_rows] = runs.channels
+            widths[site_rows] = 1
+            probs = runs.table
+        else:
+            kinds[site_rows] = OBJECT
+            codes[site_rows] = len(objects) + np.arange(len(site_rows))
+            objects += runs.instructions(self.site_kind)
+        if self.heralded:  # a herald's column: the record bits before it
+            records = np.zeros(rows, dtype=np.int64)
+            records[object_rows] = [instruction.records for instruction in self.out]
+            records[site_rows] = 1
+            self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
+        offsets = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(widths, out=offsets[1:])
+        qubits = np.empty(int(offsets[-1]), dtype=np.int64)
+        qubits[np.repeat(offsets[at], arity) + _ranks_within(arity)] = gate_qubits
+        if self.drawn:
+            qubits[offsets[site_rows]] = runs.qubits
+        return Instructions(
+            kinds, codes, offsets, qubits, gates=list(gates), probs=probs, objects=objects
+        )
+
+    def step(self, step: PlanStep, at: int) -> bool:
+        """Write one step (the ``at``-th), not an unguarded gate; False when a
+        composite's expansion cannot be written."""
+        if self.heralded:  # the record bits before it: heralds too
+            runs = self.runs
+            heralds = runs.bounds[np.searchsorted(runs.keys, 2 * at, side="right")]
+            self.count = self.measures + int(heralds)
         node = step.node
         qs = tuple(self.index[q] for q in node.vqs)
         kind, emit, record = step.kind, self.out.append, self.record
@@ -374,6 +447,19 @@ class _Lowering:
                 else:
                     emit(instruction)
         return True
+
+
+def _padded(counts: np.ndarray, length: int) -> np.ndarray:
+    """``counts`` cut or padded with zeros to ``length``."""
+    out = np.zeros(length, dtype=np.int64)
+    out[: min(length, len(counts))] = counts[:length]
+    return out
+
+
+def _ranks_within(sizes: np.ndarray) -> np.ndarray:
+    """0, 1, ..., ``sizes[0]`` - 1, 0, 1, ... : each item's rank within its group."""
+    total = int(sizes.sum())
+    return np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
 def _composite(
