@@ -147,7 +147,8 @@ _GUARD = operator.attrgetter("guard")
 _NODE = operator.attrgetter("node")
 _STEP_KIND = operator.attrgetter("kind")
 _PARAMS = operator.attrgetter("params")
-_STEP_GATE = operator.attrgetter("gate")  # (an unguarded gate step's is a name)
+_STEP_GATE = operator.attrgetter("gate")
+_VQS = operator.attrgetter("vqs")  # (an unguarded gate step's is a name)
 
 
 def why_not_lowerable(step: PlanStep) -> str | None:
@@ -346,14 +347,19 @@ class _Lowering:
         codes = np.empty(rows, dtype=np.int64)
         widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
-        gate_steps = [steps[k] for k in np.flatnonzero(plain).tolist()]
-        pairs = list(zip(map(_STEP_GATE, gate_steps), map(_PARAMS, gate_steps), strict=True))
-        gates = {pair: code for code, pair in enumerate(dict.fromkeys(pairs))}
-        vqs = [nodes[k].vqs for k in np.flatnonzero(plain).tolist()]
+        flags = plain.tolist()
+        gate_steps = list(itertools.compress(steps, flags))
+        names = list(map(_STEP_GATE, gate_steps))
+        params = list(map(_PARAMS, gate_steps))
+        # by name alone where no gate has parameters (a name's hash is kept: a tuple's is not)
+        keys: list[Any] = list(zip(names, params, strict=True)) if any(params) else names
+        code_of = dict(zip(dict.fromkeys(keys), itertools.count()))
+        gates = list(code_of) if any(params) else [(name, ()) for name in code_of]
+        vqs = list(map(_VQS, itertools.compress(nodes, flags)))
         arity = np.fromiter(map(len, vqs), np.int64, len(vqs))
         at = (start + before)[plain]
         kinds[at] = PLAIN
-        codes[at] = np.fromiter(map(gates.__getitem__, pairs), np.int64, len(pairs))
+        codes[at] = np.fromiter(map(code_of.__getitem__, keys), np.int64, len(keys))
         widths[at] = arity
         flat = itertools.chain.from_iterable(vqs)
         gate_qubits = np.fromiter(map(self.index.__getitem__, flat), np.int64, int(arity.sum()))
@@ -392,7 +398,7 @@ class _Lowering:
         if self.drawn:
             qubits[offsets[site_rows]] = runs.qubits
         return Instructions(
-            kinds, codes, offsets, qubits, gates=list(gates), probs=probs, objects=objects
+            kinds, codes, offsets, qubits, gates=gates, probs=probs, objects=objects
         )
 
     def step(self, step: PlanStep, at: int) -> bool:

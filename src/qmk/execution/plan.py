@@ -31,6 +31,7 @@ compiler each carry out. So the three read one expansion, not three copies.
 
 from __future__ import annotations
 
+import itertools
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,15 +188,25 @@ class Plan:
     timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
 
 
+#: Each gate op's step kind, engine gate and parameter names: a plan's most common step,
+#: looked up once a node.
+_GATE_STEPS: Mapping[str, tuple[Exec, str, tuple[str, ...]]] = MappingProxyType(
+    {op: (OPS[op].kind, gate, tuple(GATES[gate].params)) for op, gate in GATE_OF.items()}
+)
+
+
 def lower_step(index: int, node: Node) -> PlanStep:
     """The :class:`PlanStep` for one node."""
+    gate_step = _GATE_STEPS.get(node.op)
+    if gate_step is not None:
+        kind, gate, names = gate_step
+        if not names:
+            return PlanStep(index=index, node=node, kind=kind, gate=gate)
+        args = node.args  # (a list, not a generator: a plan lowers thousands)
+        params = tuple([float(args[name]) for name in names])
+        return PlanStep(index=index, node=node, kind=kind, gate=gate, params=params)
     kind = OPS[node.op].kind
     args = node.args
-    if kind == "gate":
-        gate = GATE_OF[node.op]
-        names = GATES[gate].params  # (a list, not a generator: a plan lowers thousands)
-        params = tuple([float(args[name]) for name in names]) if names else ()
-        return PlanStep(index=index, node=node, kind=kind, gate=gate, params=params)
     if kind == "measure":
         return PlanStep(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
     if kind == "cond_pauli":
@@ -249,7 +260,7 @@ def build_plan(
     from qmk.qec import logical_model
 
     graph = program.graph
-    steps = tuple(lower_step(i, node) for i, node in enumerate(graph.nodes))
+    steps = tuple(map(lower_step, itertools.count(), graph.nodes))
     # The verifier counted the nodes a stabilizer simulation cannot carry out, by the
     # op table, as step_is_clifford would find them: with none, no step is looked at.
     first_non_clifford = (
