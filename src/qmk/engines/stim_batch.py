@@ -48,7 +48,6 @@ from qmk.engines.batch import (
 )
 from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.engines.stim_gates import stim_gate
-from qmk.qvm.graph import gc_paused
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
@@ -333,7 +332,6 @@ def _line(instruction: Instruction, count: int) -> str | None:
     return f"MPP {'!' if instruction.invert else ''}{product}"
 
 
-@gc_paused()  # a bulk pass that builds no cycles
 def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     """One stim circuit for ``circuit``, or None when an instruction is beyond stim.
 

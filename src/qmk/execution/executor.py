@@ -959,7 +959,10 @@ def _batch_of(plan: Plan, cls: type, name: str) -> tuple[Any, Any] | None:
         compiler = batch_compiler(cls)
         channels = spec(name).density is not None
         lowered = _lowered(plan, channels=channels) if compiler is not None else None
-        sampler = None if compiler is None or lowered is None else compiler(lowered.circuit)
+        sampler = None
+        if compiler is not None and lowered is not None:
+            with gc_paused():  # a bulk pass that builds no cycles
+                sampler = compiler(lowered.circuit)
         return None if sampler is None or lowered is None else (lowered, sampler)
 
     compiled: tuple[Any, Any] | None = _BATCHES.get((id(plan), cls), plan, make)
