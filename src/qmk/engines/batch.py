@@ -75,10 +75,11 @@ class Kind(str, enum.Enum):
 class Instruction(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One instruction of a :class:`BatchCircuit`; which fields matter depends on ``kind``.
 
-    A msgspec struct, not a dataclass: a circuit makes one per gate and error site
-    (350,000 for a 1,000-qubit random Clifford circuit of depth 100 with its logical
-    noise), and a frozen dataclass's ``__init__`` costs several times a struct's. Not
-    tracked by the cyclic garbage collector (``gc=False``): it holds an enum member,
+    A msgspec struct, not a dataclass: a circuit built instruction by instruction (a
+    device's, the fault-tolerant layer's) makes one each, and a frozen dataclass's
+    ``__init__`` costs several times a struct's. A lowered plan keeps most of its
+    instructions as columns instead (:class:`~qmk.engines.instructions.Instructions`).
+    Not tracked by the cyclic garbage collector (``gc=False``): it holds an enum member,
     strings, numbers and tuples of them.
     """
 
