@@ -352,14 +352,14 @@ class _Lowering:
         names = list(map(_STEP_GATE, gate_steps))
         params = list(map(_PARAMS, gate_steps))
         # by name alone where no gate has parameters (a name's hash is kept: a tuple's is not)
-        keys: list[Any] = list(zip(names, params, strict=True)) if any(params) else names
-        code_of = dict(zip(dict.fromkeys(keys), itertools.count()))
+        gate_keys: list[Any] = list(zip(names, params, strict=True)) if any(params) else names
+        code_of = dict(zip(dict.fromkeys(gate_keys), itertools.count()))
         gates = list(code_of) if any(params) else [(name, ()) for name in code_of]
         vqs = list(map(_VQS, itertools.compress(nodes, flags)))
         arity = np.fromiter(map(len, vqs), np.int64, len(vqs))
         at = (start + before)[plain]
         kinds[at] = PLAIN
-        codes[at] = np.fromiter(map(code_of.__getitem__, keys), np.int64, len(keys))
+        codes[at] = np.fromiter(map(code_of.__getitem__, gate_keys), np.int64, len(gate_keys))
         widths[at] = arity
         flat = itertools.chain.from_iterable(vqs)
         gate_qubits = np.fromiter(map(self.index.__getitem__, flat), np.int64, int(arity.sum()))
