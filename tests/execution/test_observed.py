@@ -12,14 +12,17 @@ import random
 from array import array
 
 import numpy as np
+import pytest
 
 import qmk
-from qmk.execution.executor import _pattern_errors, sample_error_patterns
+import qmk._front as front
+from qmk.execution.executor import _pattern_errors, load_program, sample_error_patterns
 from qmk.execution.plan import build_plan
 from qmk.execution.trajectories import Observed, micro_ops
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
 from support.frontends import ALPHA, homogeneity_p
+from support.paths import EXAMPLES
 
 NOISY = "logical:surface_code(d=1)"  # a logical error in most shots of these programs
 QUBIT = "qubit_gate_us_e3"
@@ -126,3 +129,30 @@ def test_a_plans_noiseless_micro_ops_and_observed_are_built_once_and_equal_a_reb
     assert observed(plan).ops == Observed(plan).ops
     other = _plan(_program(3, 5, seed=7, measure_u=True))  # equal, but another object
     assert noiseless_ops(other) is not kept and list(noiseless_ops(other).ops) == fresh
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "bell.qvm.json",
+        "linked_modules.qvm.json",
+        "rev_segment.qvm.json",
+        "t_gate_injection.qvm.json",
+        "teleport_cond_pauli.qvm.json",
+        "teleport_guards.qvm.json",
+    ],
+)
+def test_a_plans_op_columns_are_those_of_its_micro_ops_made_one_by_one(name: str) -> None:
+    """The router reads a plan's micro-ops as columns made without a micro-op a gate
+    step; they, the steps' bounds and the tail are those of the micro-ops themselves
+    (composites, guards, COND_PAULI, fences, frees)."""
+    from qmk.execution.trajectories import NoiselessOps, OpColumns, tail_start
+
+    program = load_program(front.read((EXAMPLES / name).read_text()))
+    plan = build_plan(program, noise=True, qubit=QUBIT, default_profile=NOISY)
+    starts, ends = array("q"), array("q")
+    fresh = micro_ops(plan, {}, (starts, ends))
+    made = NoiselessOps(plan)
+    assert made.columns == OpColumns.of(fresh)
+    assert list(made.bounds) == list(zip(starts, ends, strict=True))
+    assert made.tail == tail_start(fresh) and list(made.ops) == fresh

@@ -83,7 +83,7 @@ from qmk.execution.request import (
     run_key,
 )
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
-from qmk.execution.trajectories import Control, Observed, Progress, Runner
+from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
@@ -163,8 +163,8 @@ _LINEAR = frozenset({"x", "y", "cx", "swap"})
 FUSION_SAMPLE = 4096
 
 
-def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
-    """The gate features of ``ops`` the cost models read.
+def _gate_features(ops: Sequence[Any] | OpColumns) -> dict[str, Any]:
+    """The gate features of micro-ops ``ops`` (or their columns) the cost models read.
 
     They are the engine gates applied and how many, and the gates on 3 or more qubits. Of
     the others, the diagonal, permutation and linear permutation gates
@@ -176,7 +176,7 @@ def _gate_features(ops: Sequence[Any]) -> dict[str, Any]:
     order), the multi-qubit gates across it, at most the smaller side's qubits. A
     controlled gate at most doubles the Schmidt rank, and a swap quadruples it.
     Measurements and resets, which may lower it, are not counted."""
-    stream = _GateStream(ops)
+    stream = _GateStream(ops if isinstance(ops, OpColumns) else OpColumns.of(ops))
     gates = len(stream.codes)
     blocks, seen = stream.blocks, stream.seen
     if gates > seen > 0:
@@ -237,18 +237,17 @@ class _GateStream:
     Gate ``i`` is ``names[codes[i]]`` on the places ``places[starts[i]:starts[i] +
     arity[i]]`` among ``qubits`` (:func:`_placed`). ``blocks`` are the fused blocks
     (:func:`qmk.engines.fusion.widths`) of each unitary segment of the first
-    :data:`FUSION_SAMPLE` gates, ``seen`` of them. The micro-ops are walked by the
-    interpreter's own iterators, an attribute at a time, not a loop of ours: a program
-    may hold a million."""
+    :data:`FUSION_SAMPLE` gates, ``seen`` of them. The micro-ops' columns are read by
+    the interpreter's own iterators, not a loop of ours: a program may hold a million."""
 
     __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
-    def __init__(self, ops: Sequence[Any]) -> None:
-        roles = np.frombuffer(bytes(map(_ROLE.get, map(_KIND, ops), itertools.repeat(0))), np.uint8)
+    def __init__(self, ops: OpColumns) -> None:
+        roles = np.frombuffer(bytes(map(_ROLE.get, ops.kinds, itertools.repeat(0))), np.uint8)
         is_gate = roles == _GATE_OP
-        gate_ops = list(itertools.compress(ops, is_gate.tolist()))
-        gate_qubits = list(map(_QUBITS, gate_ops))
-        gate_names = list(map(_GATE, gate_ops))
+        flags = is_gate.tolist()
+        gate_qubits = list(itertools.compress(ops.qubits, flags))
+        gate_names = list(itertools.compress(ops.gates, flags))
         code = _ranks(gate_names)
         self.names: list[str] = list(code)
         self.codes = np.fromiter(map(code.__getitem__, gate_names), np.int64, len(gate_names))
@@ -256,7 +255,7 @@ class _GateStream:
         self.starts = np.cumsum(self.arity) - self.arity
         gated = np.cumsum(is_gate)  # the gates up to each micro-op
         count = int(self.arity.sum())
-        index, self.places = _placed(ops, roles, gated, gate_qubits, count)
+        index, self.places = _placed(ops.qubits, roles, gated, gate_qubits, count)
         self.qubits = len(index)
         # the unitary segments of the first gates: a mid-circuit operation ends one
         self.seen = min(len(gate_qubits), FUSION_SAMPLE)
@@ -269,10 +268,15 @@ class _GateStream:
 
 
 def _placed(
-    ops: Sequence[Any], roles: np.ndarray, gated: np.ndarray, gate_qubits: list[Any], count: int
+    qubits: list[tuple[str, ...]],
+    roles: np.ndarray,
+    gated: np.ndarray,
+    gate_qubits: list[Any],
+    count: int,
 ) -> tuple[dict[str, int], np.ndarray]:
     """Each qubit's place, and the ``count`` places of the gates' qubits, one after
-    another: ``roles`` are the micro-ops' (``_ROLE``), ``gated`` the gates up to each.
+    another: ``qubits`` are the micro-ops', ``roles`` theirs (``_ROLE``), ``gated`` the
+    gates up to each.
 
     A qubit's place is its rank in the order qubits first appear in an alloc or a gate
     (allocation order, where every gate's qubits were allocated before it). Where no
@@ -281,14 +285,14 @@ def _placed(
     flat = itertools.chain.from_iterable
     allocs = np.flatnonzero(roles == _ALLOC_OP).tolist()
     if not allocs or not gated[allocs[-1]]:
-        index = _ranks(flat([ops[i].qubits for i in allocs]))
+        index = _ranks(flat([qubits[i] for i in allocs]))
         try:
             return index, np.fromiter(map(index.__getitem__, flat(gate_qubits)), np.int64, count)
         except KeyError:  # a qubit no alloc named: placed after those, at its first gate
             index = _ranks(itertools.chain(index, flat(gate_qubits)))
     else:
         placing = np.flatnonzero((roles == _GATE_OP) | (roles == _ALLOC_OP)).tolist()
-        index = _ranks(flat([ops[i].qubits for i in placing]))
+        index = _ranks(flat([qubits[i] for i in placing]))
     return index, np.fromiter(map(index.__getitem__, flat(gate_qubits)), np.int64, count)
 
 
@@ -378,10 +382,11 @@ def workload(
     from qmk.execution.trajectories import noiseless_ops
 
     noiseless = noiseless_ops(plan)
-    ops, tail = noiseless.ops, noiseless.tail
-    mid = sum(map(_MID_CIRCUIT.__contains__, map(_KIND, ops[:tail])))
-    splits = _splitting(ops[:tail]) if mid else 0
-    features = _gate_features(ops)
+    columns, tail = noiseless.columns, noiseless.tail
+    kinds = columns.kinds[:tail]
+    mid = sum(map(_MID_CIRCUIT.__contains__, kinds))
+    splits = _splitting(noiseless.ops[:tail]) if mid else 0
+    features = _gate_features(columns)
     if plan.noise:
         features["gates"] |= {"x", "y", "z"}
     simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
@@ -412,7 +417,7 @@ def workload(
         batchable=batchable,
         terminal=bool(trajectories)
         and not mid
-        and not any(op.kind == "fence" for op in ops[:tail])
+        and "fence" not in kinds
         and _held_exactly(plan, qubits),
         **features,
     )

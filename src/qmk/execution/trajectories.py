@@ -34,10 +34,11 @@ irreversible one, undone by their adjoints in reverse order.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import operator
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,7 +54,7 @@ from qmk.execution.plan import Call, Plan, PlanStep
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
-from qmk.qvm.ops import Micro
+from qmk.qvm.ops import Exec, Micro
 from qmk.qvm.packed import Pairs
 
 #: What a :class:`Control` may answer: save the state and go on ...
@@ -137,28 +138,42 @@ def micro_ops(
         start = len(out)
         if kind == "gate":  # positional: a plan's most common micro-op, made fastest
             append(MicroOp("gate", qs, guard, step.gate or "", step.params))
-        elif kind == "measure":
-            append(MicroOp("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
-        elif step.calls:
-            _expanded(step.calls, guard, ev, append)
-        elif kind in ("alloc", "free"):  # one micro-op per qubit
-            for q in qs:
-                append(MicroOp(kind, (q,), guard))
-        elif kind == "reset":
-            append(MicroOp("reset", qs, guard))
-        elif kind in ("cond_pauli", "calc", "halt"):
-            control = _control_op(step, ev)
-            if control is not None:
-                append(control)
-        elif node.op == "FENCE_EPOCH":
-            fences += 1
-            append(MicroOp("fence", (), epoch=fences))
+        else:
+            fences = _step_ops(step, ev, fences, append)
         if bounds is not None:
             add_start(start)
             add_end(len(out))
         if struck:
             paulis(step.index, False)
     return out
+
+
+def _step_ops(
+    step: PlanStep, ev: Mapping[str, int], fences: int, append: Callable[[MicroOp], None]
+) -> int:
+    """Write the micro-ops of a step that is not a gate (:func:`micro_ops`); the fences
+    so far, with this one."""
+    node = step.node
+    guard = node.guard
+    qs = node.vqs
+    kind = step.kind
+    if kind == "measure":
+        append(MicroOp("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
+    elif step.calls:
+        _expanded(step.calls, guard, ev, append)
+    elif kind in ("alloc", "free"):  # one micro-op per qubit
+        for q in qs:
+            append(MicroOp(kind, (q,), guard))
+    elif kind == "reset":
+        append(MicroOp("reset", qs, guard))
+    elif kind in ("cond_pauli", "calc", "halt"):
+        control = _control_op(step, ev)
+        if control is not None:
+            append(control)
+    elif node.op == "FENCE_EPOCH":
+        fences += 1
+        append(MicroOp("fence", (), epoch=fences))
+    return fences
 
 
 def _control_op(step: PlanStep, ev: Mapping[str, int]) -> MicroOp | None:
@@ -203,14 +218,91 @@ def _expanded(
 
 
 @dataclass(frozen=True, slots=True)
-class NoiselessOps:
-    """A plan's micro-ops without errors (:func:`micro_ops` with none), each step's
-    ``(start, end)`` among them and where the terminal measurements start
-    (:func:`tail_start`)."""
+class OpColumns:
+    """Micro-ops as the fields the router's gate features and :func:`tail_of` read, a
+    list each, in order: their kinds, qubits, guards and gate names ("" for none)."""
 
-    ops: tuple[MicroOp, ...]
-    bounds: Sequence[tuple[int, int]]
-    tail: int
+    kinds: list[str]
+    qubits: list[tuple[str, ...]]
+    guards: list[Guard | None]
+    gates: list[str]
+
+    @classmethod
+    def of(cls, ops: Sequence[MicroOp]) -> OpColumns:
+        """The columns of ``ops``."""
+        return cls(
+            list(map(_KIND, ops)),
+            list(map(_QUBITS, ops)),
+            list(map(_GUARD, ops)),
+            list(map(_GATE, ops)),
+        )
+
+
+class NoiselessOps:
+    """A plan's micro-ops without errors (:func:`micro_ops` with none) as
+    :class:`OpColumns`, each step's ``(start, end)`` among them and where the terminal
+    measurements start (:func:`tail_of`).
+
+    The columns are made without a micro-op object for a gate step (most of a plan): a
+    run sampled in bulk reads them for its route alone. The micro-ops themselves
+    (``ops``, for a trajectory run, a final state or a gradient) are made from the plan
+    when first asked for."""
+
+    __slots__ = ("_made", "_plan", "bounds", "columns", "tail")
+
+    def __init__(self, plan: Plan) -> None:
+        self._plan = plan
+        self._made: list[tuple[MicroOp, ...]] = []
+        self.columns, self.bounds = _plan_columns(plan)
+        self.tail = tail_of(self.columns)
+
+    @property
+    def ops(self) -> tuple[MicroOp, ...]:
+        """The micro-ops, made once (two threads may each make them: the same value)."""
+        if not self._made:
+            self._made.append(tuple(micro_ops(self._plan, {})))
+        return self._made[0]
+
+
+def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
+    """:class:`OpColumns` of the plan's micro-ops and each step's bounds among them: a
+    gate step's one micro-op taken from the step by the interpreter's iterators, the
+    other steps' written by :func:`_step_ops` and placed among them."""
+    steps = plan.steps
+    gate = np.fromiter(map(operator.is_, map(_KIND, steps), _GATE_STEPS), bool, len(steps))
+    flags = gate.tolist()
+    gate_steps = list(itertools.compress(steps, flags))
+    gate_nodes = list(map(_NODE, gate_steps))
+    ev = {name: i for i, name in enumerate(plan.events)}
+    others: list[MicroOp] = []
+    counts = gate.astype(np.int64)  # each step's micro-ops
+    fences = 0
+    for k in np.flatnonzero(~gate).tolist():
+        before = len(others)
+        fences = _step_ops(steps[k], ev, fences, others.append)
+        counts[k] = len(others) - before
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    at_gates = starts[gate]
+    made = counts[~gate]  # (each other step's micro-ops: the ranks within them added)
+    at_others = np.repeat(starts[~gate] - (np.cumsum(made) - made), made) + np.arange(len(others))
+    total = len(gate_steps) + len(others)
+
+    def placed(gates: Iterable[Any] | str, rest: Iterable[Any]) -> list[Any]:
+        column = np.empty(total, dtype=object)
+        column[at_gates] = (
+            gates if isinstance(gates, str) else np.fromiter(gates, object, len(gate_steps))
+        )
+        column[at_others] = np.fromiter(rest, dtype=object, count=len(others))
+        return column.tolist()
+
+    columns = OpColumns(
+        placed("gate", map(_KIND, others)),
+        placed(map(_VQS, gate_nodes), map(_QUBITS, others)),
+        placed(map(_GUARD, gate_nodes), map(_GUARD, others)),
+        placed(map(_GATE, gate_steps), map(_GATE, others)),
+    )
+    return columns, Pairs(array("q", starts.tolist()), array("q", ends.tolist()))
 
 
 #: Plans whose micro-ops are kept (the executor keeps as many plans, ``KEPT_PLANS``).
@@ -219,18 +311,12 @@ _OPS: Memo[NoiselessOps] = Memo(KEPT_OPS)
 _OBSERVED: Memo[Observed] = Memo(KEPT_OPS)
 
 
-def _noiseless_ops(plan: Plan) -> NoiselessOps:
-    bounds = (array("q"), array("q"))
-    ops = micro_ops(plan, {}, bounds)
-    return NoiselessOps(tuple(ops), Pairs(*bounds), tail_start(ops))
-
-
 def noiseless_ops(plan: Plan) -> NoiselessOps:
     """:class:`NoiselessOps` of ``plan``, built once per plan object (the executor keeps
     its plans: a run of the same program again rebuilds none of it). The entry holds the
     plan, so its ``id`` is not reused while kept. Safe from several threads: at worst
     two build the same value."""
-    return _OPS.get(id(plan), plan, lambda: _noiseless_ops(plan))
+    return _OPS.get(id(plan), plan, lambda: NoiselessOps(plan))
 
 
 def observed(plan: Plan) -> Observed:
@@ -329,6 +415,11 @@ class Observed:
 
 
 def tail_start(ops: Sequence[MicroOp]) -> int:
+    """Where the terminal-measurement suffix of ``ops`` begins (:func:`tail_of`)."""
+    return tail_of(OpColumns.of(ops))
+
+
+def tail_of(ops: OpColumns) -> int:
     """Where the terminal-measurement suffix begins (``len(ops)`` when there is none).
 
     The suffix holds unguarded measurements of distinct qubits, frees, gates
@@ -343,7 +434,7 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     them end the program: no work is left to pause before, so they do not hold the
     terminal measurements back.
     """
-    kinds = list(map(_KIND, ops))  # (passes of the interpreter's here, not loops of ours)
+    kinds = ops.kinds  # (passes of the interpreter's here, not loops of ours)
     end = len(kinds)
     while end > 0 and kinds[end - 1] in ("free", "fence"):
         end -= 1
@@ -353,12 +444,12 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
     outside = set(kinds) - _SUFFIX_KINDS
     start = max([_after(back, kind, len(kinds) - end) for kind in outside], default=0)
     start = max(start, _after(back, "fence", len(kinds) - end))
-    guards = list(map(_GUARD, ops))
+    guards = ops.guards
     if guards.count(None) < len(guards):  # just past the last guarded one, found from the end
         last = next(i for i, guard in enumerate(guards[::-1]) if guard is not None)
         start = max(start, len(guards) - last)
-    while start < len(ops):
-        bad = _first_conflict(ops, start, kinds)
+    while start < len(kinds):
+        bad = _first_conflict(ops, start)
         if bad is None:
             return start
         start = bad + 1
@@ -369,6 +460,11 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
 _SUFFIX_KINDS = frozenset({"meas", "free", "gate", "fence", "calc"})
 _KIND = operator.attrgetter("kind")
 _GUARD = operator.attrgetter("guard")
+_QUBITS = operator.attrgetter("qubits")
+_GATE = operator.attrgetter("gate")
+_NODE = operator.attrgetter("node")
+_VQS = operator.attrgetter("vqs")
+_GATE_STEPS = itertools.repeat(Exec.GATE)  # (what a gate step's kind is, for map)
 
 
 def _after(back: list[str], kind: str, skip: int) -> int:
@@ -380,23 +476,24 @@ def _after(back: list[str], kind: str, skip: int) -> int:
         return 0
 
 
-def _first_conflict(ops: Sequence[MicroOp], start: int, kinds: list[str]) -> int | None:
+def _first_conflict(ops: OpColumns, start: int) -> int | None:
     """The first micro-op from ``start`` that a suffix there cannot hold (a second
     measurement of a qubit, a gate on measured and unmeasured qubits), or None. None can
     come before the first measurement: the search starts there."""
+    kinds, qubits = ops.kinds, ops.qubits
     try:
         first = kinds.index("meas", start)
     except ValueError:
         return None
     measured: set[str] = set()
-    for i in range(first, len(ops)):
-        op = ops[i]
-        if op.kind == "meas":
-            if op.qubits[0] in measured:
+    for i in range(first, len(kinds)):
+        kind = kinds[i]
+        if kind == "meas":
+            if qubits[i][0] in measured:
                 return i
-            measured.add(op.qubits[0])
-        elif op.kind == "gate" and measured:  # (before any measurement: no conflict)
-            done = [q in measured for q in op.qubits]
+            measured.add(qubits[i][0])
+        elif kind == "gate" and measured:  # (before any measurement: no conflict)
+            done = [q in measured for q in qubits[i]]
             if any(done) and not all(done):
                 return i
     return None
