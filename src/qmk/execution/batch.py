@@ -147,8 +147,8 @@ _GUARD = operator.attrgetter("guard")
 _NODE = operator.attrgetter("node")
 _STEP_KIND = operator.attrgetter("kind")
 _PARAMS = operator.attrgetter("params")
-_STEP_GATE = operator.attrgetter("gate")
-_VQS = operator.attrgetter("vqs")  # (an unguarded gate step's is a name)
+_STEP_GATE = operator.attrgetter("gate")  # (an unguarded gate step's is a name)
+_VQS = operator.attrgetter("vqs")
 
 
 def why_not_lowerable(step: PlanStep) -> str | None:

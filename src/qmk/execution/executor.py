@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 import os
 import sys
 import time
@@ -220,9 +219,6 @@ def _gate_features(ops: Sequence[Any] | OpColumns) -> dict[str, Any]:
     }
 
 
-_KIND = operator.attrgetter("kind")
-_QUBITS = operator.attrgetter("qubits")
-_GATE = operator.attrgetter("gate")
 #: What :class:`_GateStream` asks of a micro-op's kind: whether it applies an engine
 #: gate, allocates, may end a unitary segment (:data:`_MID_CIRCUIT`), or none (0).
 _GATE_OP, _ALLOC_OP, _MID_OP = 1, 2, 3
