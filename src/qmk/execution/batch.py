@@ -197,8 +197,8 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     if first_unlowerable(plan) is not None:
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
-    low = _Lowering(index, heralded, channels, plan.noise)
     steps = plan.steps
+    low = _Lowering(index, heralded, channels, plan.noise, len(steps))
     nodes = list(map(_NODE, steps))
     # the unguarded gates (most steps) are written as columns; the others one by one
     plain = np.fromiter(
@@ -301,7 +301,12 @@ class _Lowering:
     error sites."""
 
     def __init__(
-        self, index: Mapping[str, int], heralded: bool, channels: bool, noise: Locations
+        self,
+        index: Mapping[str, int],
+        heralded: bool,
+        channels: bool,
+        noise: Locations,
+        steps: int,
     ) -> None:
         self.index = index
         self.heralded = heralded
@@ -319,10 +324,9 @@ class _Lowering:
         )
         self.drawn = not (heralded or channels)  # the caller draws the sites' errors
         self.runs = _SiteRuns(noise, index)
-        # each step's sites before it and after it
-        sizes = np.diff(self.runs.bounds)
-        by_key = np.zeros(2 * (int(noise.steps.max(initial=0)) + 1), dtype=np.int64)
-        by_key[self.runs.keys] = sizes
+        # each of the ``steps`` steps' sites before it and after it
+        by_key = np.zeros(2 * steps, dtype=np.int64)
+        by_key[self.runs.keys] = np.diff(self.runs.bounds)
         self.sites_before, self.sites_after = by_key[0::2], by_key[1::2]
 
     def measured(self, instruction: Instruction, event: str) -> None:
@@ -337,10 +341,8 @@ class _Lowering:
         """The circuit: each step's sites before it, its ``own`` instructions (the
         unguarded gates' made here from ``plain``, the others written by :meth:`step`)
         and its sites after it, as columns."""
-        runs, count = self.runs, len(steps)
-        before = _padded(self.sites_before, count)
-        after = _padded(self.sites_after, count)
-        total = before + own + after
+        runs, before = self.runs, self.sites_before
+        total = before + own + self.sites_after
         start = np.cumsum(total) - total  # each step's first row
         rows = int(total.sum())
         kinds = np.empty(rows, dtype=np.uint8)
@@ -367,7 +369,7 @@ class _Lowering:
         others = ~plain
         first = (start + before)[others]
         made = own[others]
-        object_rows = np.repeat(first, made) + _ranks_within(made)
+        object_rows = _spread(first, made)
         kinds[object_rows] = OBJECT
         codes[object_rows] = np.arange(len(object_rows))
         objects: list[Instruction] = list(self.out)
@@ -375,7 +377,7 @@ class _Lowering:
         keys = runs.keys
         run_steps = keys >> 1
         run_first = start[run_steps] + np.where(keys & 1, before[run_steps] + own[run_steps], 0)
-        site_rows = np.repeat(run_first, np.diff(runs.bounds)) + _ranks_within(np.diff(runs.bounds))
+        site_rows = _spread(run_first, np.diff(runs.bounds))
         probs: list[tuple[float, ...]] = []
         if self.drawn:
             kinds[site_rows] = SITE
@@ -394,7 +396,7 @@ class _Lowering:
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(widths, out=offsets[1:])
         qubits = np.empty(int(offsets[-1]), dtype=np.int64)
-        qubits[np.repeat(offsets[at], arity) + _ranks_within(arity)] = gate_qubits
+        qubits[_spread(offsets[at], arity)] = gate_qubits
         if self.drawn:
             qubits[offsets[site_rows]] = runs.qubits
         return Instructions(
@@ -455,17 +457,14 @@ class _Lowering:
         return True
 
 
-def _padded(counts: np.ndarray, length: int) -> np.ndarray:
-    """``counts`` cut or padded with zeros to ``length``."""
-    out = np.zeros(length, dtype=np.int64)
-    out[: min(length, len(counts))] = counts[:length]
-    return out
+def _spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The positions of groups laid out one after another: group ``i`` takes
+    ``sizes[i]`` of them from ``firsts[i]``.
 
-
-def _ranks_within(sizes: np.ndarray) -> np.ndarray:
-    """0, 1, ..., ``sizes[0]`` - 1, 0, 1, ... : each item's rank within its group."""
-    total = int(sizes.sum())
-    return np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    >>> _spread(np.array([0, 5]), np.array([2, 3])).tolist()
+    [0, 1, 5, 6, 7]
+    """
+    return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
 
 
 def _composite(

@@ -254,7 +254,8 @@ class NoiselessOps:
         self._plan = plan
         self._made: list[tuple[MicroOp, ...]] = []
         self.columns, self.bounds = _plan_columns(plan)
-        self.tail = tail_of(self.columns)
+        columns = self.columns
+        self.tail = tail_of(columns.kinds, columns.guards, columns.qubits.__getitem__)
 
     @property
     def ops(self) -> tuple[MicroOp, ...]:
@@ -416,11 +417,15 @@ class Observed:
 
 def tail_start(ops: Sequence[MicroOp]) -> int:
     """Where the terminal-measurement suffix of ``ops`` begins (:func:`tail_of`)."""
-    return tail_of(OpColumns.of(ops))
+    return tail_of(list(map(_KIND, ops)), list(map(_GUARD, ops)), lambda i: ops[i].qubits)
 
 
-def tail_of(ops: OpColumns) -> int:
-    """Where the terminal-measurement suffix begins (``len(ops)`` when there is none).
+def tail_of(
+    kinds: list[str], guards: list[Guard | None], qubits: Callable[[int], tuple[str, ...]]
+) -> int:
+    """Where the terminal-measurement suffix of micro-ops of ``kinds`` and ``guards``
+    begins (their count when there is none); ``qubits(i)`` are micro-op ``i``'s, read
+    only from the first measurement a suffix could start at.
 
     The suffix holds unguarded measurements of distinct qubits, frees, gates
     that either come before every measurement of their qubits (basis changes,
@@ -434,8 +439,7 @@ def tail_of(ops: OpColumns) -> int:
     them end the program: no work is left to pause before, so they do not hold the
     terminal measurements back.
     """
-    kinds = ops.kinds  # (passes of the interpreter's here, not loops of ours)
-    end = len(kinds)
+    end = len(kinds)  # (passes of the interpreter's here, not loops of ours)
     while end > 0 and kinds[end - 1] in ("free", "fence"):
         end -= 1
     back = kinds[::-1]  # position p from the end: micro-op len - 1 - p
@@ -444,12 +448,11 @@ def tail_of(ops: OpColumns) -> int:
     outside = set(kinds) - _SUFFIX_KINDS
     start = max([_after(back, kind, len(kinds) - end) for kind in outside], default=0)
     start = max(start, _after(back, "fence", len(kinds) - end))
-    guards = ops.guards
     if guards.count(None) < len(guards):  # just past the last guarded one, found from the end
         last = next(i for i, guard in enumerate(guards[::-1]) if guard is not None)
         start = max(start, len(guards) - last)
     while start < len(kinds):
-        bad = _first_conflict(ops, start)
+        bad = _first_conflict(kinds, qubits, start)
         if bad is None:
             return start
         start = bad + 1
@@ -476,11 +479,12 @@ def _after(back: list[str], kind: str, skip: int) -> int:
         return 0
 
 
-def _first_conflict(ops: OpColumns, start: int) -> int | None:
+def _first_conflict(
+    kinds: list[str], qubits: Callable[[int], tuple[str, ...]], start: int
+) -> int | None:
     """The first micro-op from ``start`` that a suffix there cannot hold (a second
     measurement of a qubit, a gate on measured and unmeasured qubits), or None. None can
     come before the first measurement: the search starts there."""
-    kinds, qubits = ops.kinds, ops.qubits
     try:
         first = kinds.index("meas", start)
     except ValueError:
@@ -489,11 +493,12 @@ def _first_conflict(ops: OpColumns, start: int) -> int | None:
     for i in range(first, len(kinds)):
         kind = kinds[i]
         if kind == "meas":
-            if qubits[i][0] in measured:
+            first_qubit = qubits(i)[0]
+            if first_qubit in measured:
                 return i
-            measured.add(qubits[i][0])
+            measured.add(first_qubit)
         elif kind == "gate" and measured:  # (before any measurement: no conflict)
-            done = [q in measured for q in qubits[i]]
+            done = [q in measured for q in qubits(i)]
             if any(done) and not all(done):
                 return i
     return None
