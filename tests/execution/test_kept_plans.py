@@ -46,7 +46,6 @@ CACHES = (
     executor._WORKLOADS,
     executor._ROUTES,
     executor._BATCHES,
-    executor._FENCES,
     executor._FIGURES,
     executor._LAYOUTS,
 )

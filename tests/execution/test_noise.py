@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 import qmk
-from qmk.execution.plan import build_plan
+from qmk.execution.plan import build_plan, decoder_load
 from qmk.qec import logical_model
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
@@ -100,3 +100,25 @@ def test_logical_errors_flip_outcomes_at_the_predicted_rate(path: str) -> None:
     assert result.telemetry.mode == path
     ones = result.counts.get("1", 0)
     assert stats.binomtest(ones, shots, p1).pvalue > 1e-4
+
+
+def test_the_decoder_load_is_that_of_the_qubits_live_at_the_peak() -> None:
+    """Two d=3 qubits, one freed, then three d=5 ones: the peak is the last four, by
+    bits per second (each qubit's own model, summed by hand)."""
+    small, large = "logical:surface_code(d=3)", "logical:surface_code(d=5)"
+    text = f"""
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:p, vq:q, profile="{small}"
+h: APPLY_H vq:p
+f: FREE_LQ vq:p
+b: ALLOC_LQ vq:r, vq:s, vq:t, profile="{large}"
+c: APPLY_CNOT vq:q, vq:r
+g: FREE_LQ vq:q, vq:r, vq:s, vq:t
+"""
+    plan = _plan(text, noise=False)
+    assert [plan.steps[k].node.id for k in plan.lifetimes] == ["a", "f", "b", "g"]
+    one, three = logical_model(small, QUBIT), logical_model(large, QUBIT)
+    rounds = one.syndrome_bits_per_round + 3 * three.syndrome_bits_per_round
+    per_second = one.decoder_bits_per_second + 3 * three.decoder_bits_per_second
+    assert per_second > 2 * one.decoder_bits_per_second  # the peak is at b, not at a
+    assert decoder_load(plan, QUBIT, NOISY) == pytest.approx((rounds, per_second))

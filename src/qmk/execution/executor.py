@@ -541,11 +541,10 @@ _PLANS: Memo[Any] = Memo(KEPT_PLANS)
 _WORKLOADS: Memo[Any] = Memo(KEPT_PLANS)
 _ROUTES: Memo[Any] = Memo(KEPT_PLANS)
 #: A plan's batch circuit and its compiled sampler, by plan and engine class
-#: (:func:`_batch_of`), and its fences (:func:`_fences`).
+#: (:func:`_batch_of`).
 _BATCHES: Memo[Any] = Memo(KEPT_PLANS)
 #: A plan lowered to a batch circuit, by plan and noise form (:func:`_lowered`).
 _LOWERINGS: Memo[Any] = Memo(KEPT_PLANS)
-_FENCES: Memo[Any] = Memo(KEPT_PLANS)
 #: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
 _LAYOUTS: Memo[Any] = Memo(KEPT_PLANS)
 #: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
@@ -971,14 +970,8 @@ def _batch_of(plan: Plan, cls: type, name: str) -> tuple[Any, Any] | None:
 
 
 def _fences(plan: Plan) -> int:
-    """How many ``FENCE_EPOCH`` steps ``plan`` has (kept per plan)."""
-    return int(
-        _FENCES.get(
-            (id(plan),),
-            plan,
-            lambda: sum(1 for step in plan.steps if step.node.op == "FENCE_EPOCH"),
-        )
-    )
+    """How many ``FENCE_EPOCH`` steps ``plan`` has: its program's count, as verified."""
+    return plan.program.counts.by_op.get("FENCE_EPOCH", 0)
 
 
 def _observed_groups(

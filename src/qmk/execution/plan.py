@@ -183,6 +183,9 @@ class Plan:
     profiles: tuple[str, ...]
     #: The profiles whose logical model uses the run's calibration.
     calibrated_profiles: tuple[str, ...] = ()
+    #: The steps that allocate or free qubits, in order: a program's few lifetimes
+    #: among its thousands of gates (:func:`decoder_load` walks these alone).
+    lifetimes: tuple[int, ...] = ()
     #: Each step's ASAP start and end, in logical cycles (a fence's, and a node's with no
     #: qubit, at the point it stands): the timeline a target's footprint is cut from.
     timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
@@ -297,6 +300,7 @@ def build_plan(
     # a program has few distinct (profile, op) pairs and thousands of nodes: each
     # pair's model and cycles are found once
     op_cost: dict[tuple[str, str], tuple[Any, float]] = {}
+    lifetimes: list[int] = []
     starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
     start_at, end_at = starts.append, ends.append
     for step in steps:
@@ -313,6 +317,7 @@ def build_plan(
             profile = canonical_profile(node.args.get("profile") or default_profile)
             model = model_for(profile)
             rows.alloc(step.index, profile)
+            lifetimes.append(step.index)
             for q in node.vqs:
                 profile_of[q] = profile
                 time[q] = fence_time
@@ -357,6 +362,7 @@ def build_plan(
         start_at(start)
         end_at(end)
         if kind == "free":
+            lifetimes.append(step.index)
             live -= len(qubits)
             live_physical -= _freed(qubits, model_for, profile_of, time)
 
@@ -389,6 +395,7 @@ def build_plan(
         teleports=teleports,
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
+        lifetimes=tuple(lifetimes),
         timing=Pairs(starts, ends),
     )
 
@@ -458,17 +465,19 @@ def _ready(
 def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> tuple[float, float]:
     """Syndrome bits per round and per second of the logical qubits live at the peak of ``plan``.
 
-    Walks ALLOC_LQ/FREE_LQ in program order, each live qubit adding its profile's
-    ``LogicalModel.syndrome_bits_per_round`` and ``decoder_bits_per_second``; the
-    peak is taken over bits per second (teleport ancillas are not counted).
+    Walks ALLOC_LQ/FREE_LQ (:attr:`Plan.lifetimes`) in program order, each live qubit
+    adding its profile's ``LogicalModel.syndrome_bits_per_round`` and
+    ``decoder_bits_per_second``; the peak is taken over bits per second (teleport
+    ancillas are not counted).
     """
     from qmk.qec import logical_model
 
     live: dict[str, Any] = {}
     models: dict[str, Any] = {}  # by profile: a program allocates many qubits, of few profiles
     rounds = per_second = peak_rounds = peak_second = 0.0
-    for step in plan.steps:
-        node = step.node
+    steps = plan.steps
+    for at in plan.lifetimes:
+        node = steps[at].node
         if node.op == "ALLOC_LQ":
             profile = node.args.get("profile") or default_profile
             model = models.get(profile)
