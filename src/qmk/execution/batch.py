@@ -67,10 +67,10 @@ from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
-from qmk.execution.plan import Call, Plan, PlanStep
+from qmk.execution.plan import Call, Plan, PlanStep, gate_columns
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
-from qmk.qvm.graph import gc_paused
+from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, Exec, Micro
 
 if TYPE_CHECKING:
@@ -144,10 +144,6 @@ class LoweredPlan:
 _COMPUTES = (Exec.CALC, Exec.HALT)
 _COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in _COMPUTES)
 _GUARD = operator.attrgetter("guard")
-_NODE = operator.attrgetter("node")
-_STEP_KIND = operator.attrgetter("kind")
-_PARAMS = operator.attrgetter("params")
-_STEP_GATE = operator.attrgetter("gate")  # (an unguarded gate step's is a name)
 _VQS = operator.attrgetter("vqs")
 
 
@@ -198,11 +194,11 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
         return None
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
     steps = plan.steps
+    nodes = steps.nodes
     low = _Lowering(index, heralded, channels, plan.noise, len(steps))
-    nodes = list(map(_NODE, steps))
     # the unguarded gates (most steps) are written as columns; the others one by one
     plain = np.fromiter(
-        map(operator.is_, map(_STEP_KIND, steps), itertools.repeat(Exec.GATE)), bool, len(steps)
+        map(operator.is_, steps.kinds, itertools.repeat(Exec.GATE)), bool, len(steps)
     )
     plain &= np.fromiter(
         map(operator.is_, map(_GUARD, nodes), itertools.repeat(None)), bool, len(steps)
@@ -213,7 +209,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
         if not low.step(steps[k], k):
             return None
         own[k] = len(low.out) - before
-    instructions = low.placed(steps, nodes, plain, own)
+    instructions = low.placed(nodes, plain, own)
     columns = tuple(low.record.get(event) for event in plan.events)
     circuit = BatchCircuit(num_qubits=len(index), instructions=instructions)
     runs = low.runs
@@ -335,9 +331,7 @@ class _Lowering:
         self.count += 1
         self.measures += 1
 
-    def placed(
-        self, steps: Sequence[PlanStep], nodes: list[Any], plain: np.ndarray, own: np.ndarray
-    ) -> Instructions:
+    def placed(self, nodes: Sequence[Node], plain: np.ndarray, own: np.ndarray) -> Instructions:
         """The circuit: each step's sites before it, its ``own`` instructions (the
         unguarded gates' made here from ``plain``, the others written by :meth:`step`)
         and its sites after it, as columns."""
@@ -349,15 +343,13 @@ class _Lowering:
         codes = np.empty(rows, dtype=np.int64)
         widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
-        flags = plain.tolist()
-        gate_steps = list(itertools.compress(steps, flags))
-        names = list(map(_STEP_GATE, gate_steps))
-        params = list(map(_PARAMS, gate_steps))
+        gate_nodes = list(itertools.compress(nodes, plain.tolist()))
+        names, params = gate_columns(gate_nodes)
         # by name alone where no gate has parameters (a name's hash is kept: a tuple's is not)
         gate_keys: list[Any] = list(zip(names, params, strict=True)) if any(params) else names
         code_of = dict(zip(dict.fromkeys(gate_keys), itertools.count()))
         gates = list(code_of) if any(params) else [(name, ()) for name in code_of]
-        vqs = list(map(_VQS, itertools.compress(nodes, flags)))
+        vqs = list(map(_VQS, gate_nodes))
         arity = np.fromiter(map(len, vqs), np.int64, len(vqs))
         at = (start + before)[plain]
         kinds[at] = PLAIN

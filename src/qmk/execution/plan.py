@@ -32,11 +32,12 @@ compiler each carry out. So the three read one expansion, not three copies.
 from __future__ import annotations
 
 import itertools
+import operator
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 import msgspec
 
@@ -163,12 +164,80 @@ class PlanStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         return OPS[self.node.op].measures
 
 
+class PlanSteps(Sequence[PlanStep]):
+    """A plan's steps, each made from its node when read (:func:`lower_step`).
+
+    A run sampled in bulk reads its gate steps as columns of the nodes (:attr:`nodes`,
+    :attr:`kinds`, :func:`gate_columns`) and makes few steps: one object a gate was
+    151,000 at 1,000 qubits and depth 100, a tenth of such a run. Reading them all (an
+    iteration, a slice) makes every step once and keeps them; a step read alone before
+    that is made again on each read, equal each time.
+    """
+
+    __slots__ = ("_kinds", "_made", "nodes")
+
+    def __init__(self, nodes: tuple[Node, ...]) -> None:
+        self.nodes = nodes
+        self._made: tuple[PlanStep, ...] | None = None
+        self._kinds: list[Exec] | None = None
+
+    @property
+    def kinds(self) -> list[Exec]:
+        """Each step's :attr:`PlanStep.kind`: its op's, by the op table (made once)."""
+        kinds = self._kinds
+        if kinds is None:
+            kinds = self._kinds = list(map(STEP_KINDS.__getitem__, map(_NODE_OP, self.nodes)))
+        return kinds
+
+    def _all(self) -> tuple[PlanStep, ...]:
+        made = self._made
+        if made is None:  # (two threads may each make them: equal values)
+            made = self._made = tuple(map(lower_step, itertools.count(), self.nodes))
+        return made
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> PlanStep: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[PlanStep, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
+        if isinstance(index, slice):
+            return self._all()[index]
+        if self._made is not None:
+            return self._made[index]
+        count, at = len(self.nodes), operator.index(index)
+        if not -count <= at < count:
+            raise IndexError("plan step index out of range")
+        at %= count
+        return lower_step(at, self.nodes[at])
+
+    def __iter__(self) -> Iterator[PlanStep]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PlanSteps):  # (a step is a function of its node and index)
+            return self.nodes == other.nodes
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (a node's arguments are a dict)
+
+    def __repr__(self) -> str:
+        return f"PlanSteps({len(self)} steps)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PlanSteps, (self.nodes,))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """A program lowered for execution; see the module docstring."""
 
     program: VerifiedProgram
-    steps: tuple[PlanStep, ...]
+    steps: PlanSteps
     noise: Locations
     events: tuple[str, ...]
     clifford: bool
@@ -191,11 +260,32 @@ class Plan:
     timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
 
 
+#: Each op's step kind (:attr:`PlanStep.kind`).
+STEP_KINDS: Mapping[str, Exec] = MappingProxyType({op: spec.kind for op, spec in OPS.items()})
+_NODE_OP = operator.attrgetter("op")
+
 #: Each gate op's step kind, engine gate and parameter names: a plan's most common step,
 #: looked up once a node.
 _GATE_STEPS: Mapping[str, tuple[Exec, str, tuple[str, ...]]] = MappingProxyType(
     {op: (OPS[op].kind, gate, tuple(GATES[gate].params)) for op, gate in GATE_OF.items()}
 )
+
+
+def _gate_params(node: Node, names: tuple[str, ...]) -> tuple[float, ...]:
+    args = node.args  # (a list, not a generator: a plan lowers thousands)
+    return tuple([float(args[name]) for name in names])
+
+
+def gate_columns(nodes: Sequence[Node]) -> tuple[list[str], list[tuple[float, ...]]]:
+    """The engine gates and parameters of gate nodes ``nodes`` (steps of kind
+    ``gate``): what their :class:`PlanStep` values would hold, without making them."""
+    ops = list(map(_NODE_OP, nodes))
+    gates = list(map(GATE_OF.__getitem__, ops))
+    names = [_GATE_STEPS[op][2] for op in dict.fromkeys(ops)]
+    if not any(names):  # (most circuits: no gate has a parameter)
+        return gates, [()] * len(nodes)
+    params = [_gate_params(node, _GATE_STEPS[node.op][2]) for node in nodes]
+    return gates, params
 
 
 def lower_step(index: int, node: Node) -> PlanStep:
@@ -205,8 +295,7 @@ def lower_step(index: int, node: Node) -> PlanStep:
         kind, gate, names = gate_step
         if not names:
             return PlanStep(index=index, node=node, kind=kind, gate=gate)
-        args = node.args  # (a list, not a generator: a plan lowers thousands)
-        params = tuple([float(args[name]) for name in names])
+        params = _gate_params(node, names)
         return PlanStep(index=index, node=node, kind=kind, gate=gate, params=params)
     kind = OPS[node.op].kind
     args = node.args
@@ -263,9 +352,9 @@ def build_plan(
     from qmk.qec import logical_model
 
     graph = program.graph
-    steps = tuple(map(lower_step, itertools.count(), graph.nodes))
+    steps = PlanSteps(graph.nodes)
     # The verifier counted the nodes a stabilizer simulation cannot carry out, by the
-    # op table, as step_is_clifford would find them: with none, no step is looked at.
+    # op table, as step_is_clifford would find them: with none, no step is made here.
     first_non_clifford = (
         next((s.index for s in steps if not step_is_clifford(s)), None)
         if program.counts.non_clifford
@@ -303,12 +392,10 @@ def build_plan(
     lifetimes: list[int] = []
     starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
     start_at, end_at = starts.append, ends.append
-    for step in steps:
-        node = step.node
+    for index, node, kind in zip(itertools.count(), graph.nodes, steps.kinds):
         op = node.op
-        kind = step.kind
         if op == "FENCE_EPOCH":
-            rows.fence(step.index)
+            rows.fence(index)
             fence_time = max([fence_time, cycles_end, *time.values()])
             start_at(fence_time)
             end_at(fence_time)
@@ -316,8 +403,8 @@ def build_plan(
         if kind == "alloc":
             profile = canonical_profile(node.args.get("profile") or default_profile)
             model = model_for(profile)
-            rows.alloc(step.index, profile)
-            lifetimes.append(step.index)
+            rows.alloc(index, profile)
+            lifetimes.append(index)
             for q in node.vqs:
                 profile_of[q] = profile
                 time[q] = fence_time
@@ -340,8 +427,8 @@ def build_plan(
         node_model, cycles = cost
         end = start + cycles
         if noise:  # its slots, one a qubit (LocationRows)
-            step_cycles[step.index] = cycles
-            step_sizes[step.index] = len(qubits)
+            step_cycles[index] = cycles
+            step_sizes[index] = len(qubits)
             slot_names(qubits)
         for q in qubits:
             time[q] = end
@@ -352,7 +439,7 @@ def build_plan(
             peak_physical = max(peak_physical, live_physical + anc_phys)
             # The gadget's Bell pair, ancilla measurements and corrections: their
             # logical errors reach the data as X on the target and Z on the control.
-            _gadget_noise(rows, step, node_model, cycles, noise)
+            _gadget_noise(rows, steps[index], node_model, cycles, noise)
         elif kind == "inject_t":
             magic += 1
         for e in node.produces:
@@ -362,7 +449,7 @@ def build_plan(
         start_at(start)
         end_at(end)
         if kind == "free":
-            lifetimes.append(step.index)
+            lifetimes.append(index)
             live -= len(qubits)
             live_physical -= _freed(qubits, model_for, profile_of, time)
 
@@ -420,7 +507,7 @@ def _cnot_cycles(model: Any) -> float:
 
 
 def _machine_waits(
-    steps: tuple[PlanStep, ...],
+    steps: PlanSteps,
     idle: Mapping[str, float] | None,
     profile_of: Mapping[str, str],
     default_key: str,
@@ -431,17 +518,16 @@ def _machine_waits(
     if not idle:
         return
     live: dict[str, None] = {}
-    for step in steps:
-        node = step.node
-        if step.kind == "alloc":
+    for index, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
+        if kind == "alloc":
             live.update(dict.fromkeys(node.vqs))
-        elif step.kind == "free":
+        elif kind == "free":
             for q in node.vqs:
                 live.pop(q, None)
         cycles = idle.get(node.id)
         if cycles and cycles > 0:
             for q in live:
-                rows.machine(step.index, q, float(cycles), profile_of.get(q, default_key))
+                rows.machine(index, q, float(cycles), profile_of.get(q, default_key))
 
 
 def _ready(
@@ -475,9 +561,9 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
     live: dict[str, Any] = {}
     models: dict[str, Any] = {}  # by profile: a program allocates many qubits, of few profiles
     rounds = per_second = peak_rounds = peak_second = 0.0
-    steps = plan.steps
+    nodes = plan.steps.nodes
     for at in plan.lifetimes:
-        node = steps[at].node
+        node = nodes[at]
         if node.op == "ALLOC_LQ":
             profile = node.args.get("profile") or default_profile
             model = models.get(profile)

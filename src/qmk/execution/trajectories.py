@@ -50,7 +50,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import Call, Plan, PlanStep
+from qmk.execution.plan import GATE_OF, Call, Plan, PlanStep
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
@@ -270,10 +270,10 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     gate step's one micro-op taken from the step by the interpreter's iterators, the
     other steps' written by :func:`_step_ops` and placed among them."""
     steps = plan.steps
-    gate = np.fromiter(map(operator.is_, map(_KIND, steps), _GATE_STEPS), bool, len(steps))
+    kinds = steps.kinds
+    gate = np.fromiter(map(operator.is_, kinds, _GATE_STEPS), bool, len(kinds))
     flags = gate.tolist()
-    gate_steps = list(itertools.compress(steps, flags))
-    gate_nodes = list(map(_NODE, gate_steps))
+    gate_nodes = list(itertools.compress(steps.nodes, flags))
     ev = {name: i for i, name in enumerate(plan.events)}
     others: list[MicroOp] = []
     counts = gate.astype(np.int64)  # each step's micro-ops
@@ -287,12 +287,12 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     at_gates = starts[gate]
     made = counts[~gate]  # (each other step's micro-ops: the ranks within them added)
     at_others = np.repeat(starts[~gate] - (np.cumsum(made) - made), made) + np.arange(len(others))
-    total = len(gate_steps) + len(others)
+    total = len(gate_nodes) + len(others)
 
     def placed(gates: Iterable[Any] | str, rest: Iterable[Any]) -> list[Any]:
         column = np.empty(total, dtype=object)
         column[at_gates] = (
-            gates if isinstance(gates, str) else np.fromiter(gates, object, len(gate_steps))
+            gates if isinstance(gates, str) else np.fromiter(gates, object, len(gate_nodes))
         )
         column[at_others] = np.fromiter(rest, dtype=object, count=len(others))
         return column.tolist()
@@ -301,7 +301,7 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         placed("gate", map(_KIND, others)),
         placed(map(_VQS, gate_nodes), map(_QUBITS, others)),
         placed(map(_GUARD, gate_nodes), map(_GUARD, others)),
-        placed(map(_GATE, gate_steps), map(_GATE, others)),
+        placed(map(GATE_OF.__getitem__, map(_OP, gate_nodes)), map(_GATE, others)),
     )
     return columns, Pairs(array("q", starts.tolist()), array("q", ends.tolist()))
 
@@ -465,8 +465,8 @@ _KIND = operator.attrgetter("kind")
 _GUARD = operator.attrgetter("guard")
 _QUBITS = operator.attrgetter("qubits")
 _GATE = operator.attrgetter("gate")
-_NODE = operator.attrgetter("node")
 _VQS = operator.attrgetter("vqs")
+_OP = operator.attrgetter("op")
 _GATE_STEPS = itertools.repeat(Exec.GATE)  # (what a gate step's kind is, for map)
 
 

@@ -1,0 +1,69 @@
+"""A plan's steps are made from its nodes when read (``PlanSteps``): each read, the
+columns a bulk run reads instead, equality and pickling give what one ``lower_step``
+a node gives."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from qmk.execution.executor import DEFAULT_QUBIT, load_program
+from qmk.execution.plan import PlanSteps, build_plan, gate_columns, lower_step
+from qmk.frontends import read_program
+from qmk.qvm.asm import assemble
+from qmk.qvm.ops import Exec
+from qmk.qvm.verify import VerifiedProgram, verify
+from support.paths import EXAMPLES
+
+PROFILE = "logical:surface_code(d=9)"
+
+#: A rotation (a gate with a parameter), a guard, a teleport and a measurement.
+PROGRAMS = ["teleport_guards.qvm.json", "t_gate_injection.qvm.json", "rev_segment.qvm.json"]
+ROTATIONS = """
+.caps CAP_ALLOC
+a: ALLOC_LQ vq:p, vq:q
+r: APPLY_RZ vq:p, theta=0.25
+h: APPLY_H vq:q
+x: APPLY_RX vq:q, theta=-1.5
+c: APPLY_CNOT vq:p, vq:q
+m: MEASURE_Z vq:p, out:m
+f: FREE_LQ vq:p, vq:q
+"""
+
+
+def _program(name: str) -> VerifiedProgram:
+    if name == "rotations":
+        return verify(assemble(ROTATIONS))
+    return load_program(read_program(EXAMPLES / name))
+
+
+@pytest.mark.parametrize("name", [*PROGRAMS, "rotations"])
+def test_every_read_of_a_step_is_the_step_its_node_lowers_to(name: str) -> None:
+    program = _program(name)
+    steps = build_plan(program, noise=False, qubit=DEFAULT_QUBIT, default_profile=PROFILE).steps
+    nodes = program.graph.nodes
+    expected = tuple(lower_step(k, node) for k, node in enumerate(nodes))
+    assert isinstance(steps, PlanSteps) and len(steps) == len(nodes) > 0
+    # one at a time before any iteration, from either end
+    assert [steps[k] for k in range(len(nodes))] == list(expected)
+    assert steps[-1] == expected[-1] and steps[-len(nodes)] == expected[0]
+    for bad in (len(nodes), -len(nodes) - 1):
+        with pytest.raises(IndexError):
+            steps[bad]
+    assert steps.kinds == [step.kind for step in expected]
+    assert steps == expected and steps == PlanSteps(nodes)
+    assert steps[1:3] == expected[1:3] and tuple(steps) == expected
+    assert steps[2] is steps[2]  # kept once all were made
+    assert pickle.loads(pickle.dumps(steps)) == steps
+
+
+def test_gate_columns_are_the_gate_steps_gates_and_parameters() -> None:
+    steps = PlanSteps(_program("rotations").graph.nodes)
+    gates = [step for step in steps if step.kind is Exec.GATE]
+    names, params = gate_columns([step.node for step in gates])
+    assert names == [step.gate for step in gates] == ["rz", "h", "rx", "cx"]
+    assert params == [step.params for step in gates] == [(0.25,), (), (-1.5,), ()]
+    # without any parameter, every gate's are none
+    plain = [step.node for step in gates if not step.params]
+    assert gate_columns(plain) == (["h", "cx"], [(), ()])
