@@ -374,57 +374,41 @@ def build_plan(
     # The machine's default profile applies only to qubits that name none: a program
     # whose every qubit names its own profile never meets it (nor its constraints).
     default_key = canonical_profile(default_profile)
-    profile_of: dict[str, str] = {}
-    time: dict[str, float] = {}
-    event_time: dict[str, float] = {}
     rows = LocationRows(default_key, len(steps) if noise else 0)
+    walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
+    time, event_time, costs_of = walk.time, walk.event_time, walk.costs_of
+    default_costs = walk.costs_for(default_key)
     step_cycles, step_sizes, slot_names = rows.cycles, rows.sizes, rows.names.extend
-    live_physical = 0
-    live = 0
-    peak_logical = peak_physical = 0
-    magic = teleports = 0
-    cycles_end = 0.0
-    fence_time = 0.0
-
-    # a program has few distinct (profile, op) pairs and thousands of nodes: each
-    # pair's model and cycles are found once
-    op_cost: dict[tuple[str, str], tuple[Any, float]] = {}
-    lifetimes: list[int] = []
+    cycles_end = fence_time = 0.0
     starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
     start_at, end_at = starts.append, ends.append
+    apart = _WALKED_APART
+    # Most nodes are gates and measurements: they are scheduled here, the loop's locals
+    # kept out of calls; the others by the walk (_Walk.step).
     for index, node, kind in zip(itertools.count(), graph.nodes, steps.kinds):
-        op = node.op
-        if op == "FENCE_EPOCH":
-            rows.fence(index)
-            fence_time = max([fence_time, cycles_end, *time.values()])
-            start_at(fence_time)
-            end_at(fence_time)
-            continue
-        if kind == "alloc":
-            profile = canonical_profile(node.args.get("profile") or default_profile)
-            model = model_for(profile)
-            rows.alloc(index, profile)
-            lifetimes.append(index)
-            for q in node.vqs:
-                profile_of[q] = profile
-                time[q] = fence_time
-                live += 1
-                live_physical += model.physical_qubits_per_logical
-            # the peaks rise only here (and in a teleport's gadget): a free lowers them
-            peak_logical = max(peak_logical, live)
-            peak_physical = max(peak_physical, live_physical)
         qubits = node.vqs
-        if not qubits:
-            start_at(fence_time)
-            end_at(fence_time)
+        if kind in apart or not qubits:
+            walk.cycles_end = cycles_end
+            start, end = walk.step(index, node, kind)
+            cycles_end, fence_time = walk.cycles_end, walk.fence_time
+            start_at(start)
+            end_at(end)
             continue
-        start = _ready(node, fence_time, time, event_time)
-        key = (profile_of.get(qubits[0], default_key), op)
-        cost = op_cost.get(key)
-        if cost is None:
-            model = model_for(key[0])
-            cost = op_cost[key] = (model, float(model.op_cycles(op)))
-        node_model, cycles = cost
+        # ready after the last fence, its qubits' last ops and the events it reads
+        start = fence_time
+        for q in qubits:
+            at = time.get(q, fence_time)
+            if at > start:  # (max() of the same values, without its call)
+                start = at
+        if node.inputs or node.guard is not None:
+            for e in (*node.inputs, *node.guard_events):
+                at = event_time.get(e, 0.0)
+                if at > start:
+                    start = at
+        op = node.op
+        cycles = costs_of.get(qubits[0], default_costs).get(op)
+        if cycles is None:
+            cycles = walk.op_cycles(qubits[0], op)
         end = start + cycles
         if noise:  # its slots, one a qubit (LocationRows)
             step_cycles[index] = cycles
@@ -432,29 +416,15 @@ def build_plan(
             slot_names(qubits)
         for q in qubits:
             time[q] = end
-        if kind == "teleport_cnot":
-            teleports += 1
-            anc_phys = TELEPORT_ANCILLAS * node_model.physical_qubits_per_logical
-            peak_logical = max(peak_logical, live + TELEPORT_ANCILLAS)
-            peak_physical = max(peak_physical, live_physical + anc_phys)
-            # The gadget's Bell pair, ancilla measurements and corrections: their
-            # logical errors reach the data as X on the target and Z on the control.
-            _gadget_noise(rows, steps[index], node_model, cycles, noise)
-        elif kind == "inject_t":
-            magic += 1
         for e in node.produces:
             event_time[e] = end
-        if end > cycles_end:  # (max() of the two, without its call)
+        if end > cycles_end:
             cycles_end = end
         start_at(start)
         end_at(end)
-        if kind == "free":
-            lifetimes.append(index)
-            live -= len(qubits)
-            live_physical -= _freed(qubits, model_for, profile_of, time)
 
     if noise:
-        _machine_waits(steps, idle, profile_of, default_key, rows)
+        _machine_waits(steps, idle, walk.profile_of, default_key, rows)
     names = graph.resources.vqs
     logical_cycles = max([cycles_end, fence_time, *time.values()])
     if not models:  # no qubit at all: the machine's default sets the cycle time
@@ -474,31 +444,130 @@ def build_plan(
         clifford=first_non_clifford is None,
         first_non_clifford=first_non_clifford,
         logical_cycles=logical_cycles,
-        peak_logical_qubits=max(peak_logical, program.peak_live_qubits),
-        peak_physical_qubits=peak_physical,
+        peak_logical_qubits=max(walk.peak_logical, program.peak_live_qubits),
+        peak_physical_qubits=walk.peak_physical,
         decoder_rounds=logical_cycles * rounds,
         cycle_time_ns=cycle_ns,
-        magic_states=magic,
-        teleports=teleports,
+        magic_states=walk.magic,
+        teleports=walk.teleports,
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
-        lifetimes=tuple(lifetimes),
+        lifetimes=tuple(walk.lifetimes),
         timing=Pairs(starts, ends),
     )
 
 
-def _freed(
-    qubits: Sequence[str],
-    model_for: Callable[[str], Any],
-    profile_of: Mapping[str, str],
-    time: dict[str, float],
-) -> int:
-    """The physical qubits that freeing ``qubits`` releases (their clocks end)."""
-    physical = 0
-    for q in qubits:
-        physical += model_for(profile_of[q]).physical_qubits_per_logical
-        del time[q]
-    return physical
+#: The step kinds the plan walk leaves to :meth:`_Walk.step`: they set or end a qubit's
+#: clock, or count toward the plan's totals (a fence is ``none``, told by its op).
+_WALKED_APART = frozenset(
+    {Exec.ALLOC, Exec.FREE, Exec.TELEPORT_CNOT, Exec.INJECT_T, OPS["FENCE_EPOCH"].kind}
+)
+
+
+class _Walk:
+    """The plan walk's clocks, and what its rarer steps change: allocs, frees, fences,
+    teleports, magic states and steps on no qubit (:data:`_WALKED_APART`).
+
+    ``time`` holds each live qubit's clock and ``event_time`` each event's. ``costs_of``
+    maps a qubit to its code's cycles by op, found once per (profile, op). The walk's
+    loop in :func:`build_plan` schedules the other steps itself with these; it hands
+    ``cycles_end`` over before each :meth:`step` and reads it and ``fence_time`` back.
+    """
+
+    def __init__(
+        self,
+        steps: PlanSteps,
+        model_for: Callable[[str], Any],
+        default_profile: str,
+        default_key: str,
+        rows: LocationRows,
+        noise: bool,
+    ) -> None:
+        self.steps, self.model_for, self.rows, self.noise = steps, model_for, rows, noise
+        self.default_profile, self.default_key = default_profile, default_key
+        self.time: dict[str, float] = {}
+        self.event_time: dict[str, float] = {}
+        self.profile_of: dict[str, str] = {}
+        self.costs: dict[str, dict[str, float]] = {}  # by profile
+        self.costs_of: dict[str, dict[str, float]] = {}  # by qubit: its profile's
+        self.fence_time = self.cycles_end = 0.0
+        self.live = self.live_physical = self.peak_logical = self.peak_physical = 0
+        self.magic = self.teleports = 0
+        self.lifetimes: list[int] = []
+
+    def costs_for(self, profile: str) -> dict[str, float]:
+        """``profile``'s cycles by op, filled as ops are met."""
+        return self.costs.setdefault(profile, {})
+
+    def op_cycles(self, q: str, op: str) -> float:
+        """``op``'s cycles on qubit ``q``'s code (found once per profile)."""
+        profile = self.profile_of.get(q, self.default_key)
+        cycles = self.costs_for(profile)[op] = float(self.model_for(profile).op_cycles(op))
+        return cycles
+
+    def step(self, index: int, node: Node, kind: Exec) -> tuple[float, float]:
+        """Schedule one of the steps the loop leaves here: its start and end."""
+        time, rows = self.time, self.rows
+        if node.op == "FENCE_EPOCH":
+            rows.fence(index)
+            self.fence_time = max([self.fence_time, self.cycles_end, *time.values()])
+            return self.fence_time, self.fence_time
+        fence_time = self.fence_time
+        if kind == "alloc":
+            profile = canonical_profile(node.args.get("profile") or self.default_profile)
+            model = self.model_for(profile)
+            rows.alloc(index, profile)
+            self.lifetimes.append(index)
+            costs = self.costs_for(profile)
+            for q in node.vqs:
+                self.profile_of[q] = profile
+                self.costs_of[q] = costs
+                time[q] = fence_time
+                self.live += 1
+                self.live_physical += model.physical_qubits_per_logical
+            # the peaks rise only here (and in a teleport's gadget): a free lowers them
+            self.peak_logical = max(self.peak_logical, self.live)
+            self.peak_physical = max(self.peak_physical, self.live_physical)
+        qubits = node.vqs
+        if not qubits:
+            return fence_time, fence_time
+        start = fence_time
+        for at in [time.get(q, fence_time) for q in qubits] + [
+            self.event_time.get(e, 0.0) for e in (*node.inputs, *node.guard_events)
+        ]:
+            start = max(start, at)
+        profile = self.profile_of.get(qubits[0], self.default_key)
+        model = self.model_for(profile)
+        cycles = self.costs_for(profile).get(node.op)
+        if cycles is None:
+            cycles = self.op_cycles(qubits[0], node.op)
+        end = start + cycles
+        if self.noise:  # its slots, one a qubit (LocationRows)
+            rows.cycles[index] = cycles
+            rows.sizes[index] = len(qubits)
+            rows.names.extend(qubits)
+        for q in qubits:
+            time[q] = end
+        if kind == "teleport_cnot":
+            self.teleports += 1
+            anc_phys = TELEPORT_ANCILLAS * model.physical_qubits_per_logical
+            self.peak_logical = max(self.peak_logical, self.live + TELEPORT_ANCILLAS)
+            self.peak_physical = max(self.peak_physical, self.live_physical + anc_phys)
+            # The gadget's Bell pair, ancilla measurements and corrections: their
+            # logical errors reach the data as X on the target and Z on the control.
+            _gadget_noise(rows, self.steps[index], model, cycles, self.noise)
+        elif kind == "inject_t":
+            self.magic += 1
+        for e in node.produces:
+            self.event_time[e] = end
+        self.cycles_end = max(self.cycles_end, end)
+        if kind == "free":
+            self.lifetimes.append(index)
+            self.live -= len(qubits)
+            for q in qubits:
+                self.live_physical -= self.model_for(self.profile_of[q]).physical_qubits_per_logical
+                del time[q]  # (its profile stays, as a later read of it expects)
+        return start, end
 
 
 def _cnot_cycles(model: Any) -> float:
@@ -528,24 +597,6 @@ def _machine_waits(
         if cycles and cycles > 0:
             for q in live:
                 rows.machine(index, q, float(cycles), profile_of.get(q, default_key))
-
-
-def _ready(
-    node: Node, fence_time: float, time: Mapping[str, float], event_time: Mapping[str, float]
-) -> float:
-    """When ``node`` may start: after the last fence, its qubits' last ops and the events
-    it reads (a loop, not ``max`` of a list: thousands of nodes a plan)."""
-    start = fence_time
-    for q in node.vqs:
-        at = time.get(q, fence_time)
-        if at > start:  # (max() of the same values, without its call)
-            start = at
-    if node.inputs or node.guard is not None:
-        for e in (*node.inputs, *node.guard_events):
-            at = event_time.get(e, 0.0)
-            if at > start:
-                start = at
-    return start
 
 
 def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> tuple[float, float]:
