@@ -38,7 +38,7 @@ import itertools
 import math
 import operator
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -276,7 +276,7 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     gate_nodes = list(itertools.compress(steps.nodes, flags))
     ev = {name: i for i, name in enumerate(plan.events)}
     others: list[MicroOp] = []
-    counts = gate.astype(np.int64)  # each step's micro-ops
+    counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" bytes)
     fences = 0
     for k in np.flatnonzero(~gate).tolist():
         before = len(others)
@@ -284,26 +284,29 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         counts[k] = len(others) - before
     ends = np.cumsum(counts)
     starts = ends - counts
-    at_gates = starts[gate]
-    made = counts[~gate]  # (each other step's micro-ops: the ranks within them added)
-    at_others = np.repeat(starts[~gate] - (np.cumsum(made) - made), made) + np.arange(len(others))
-    total = len(gate_nodes) + len(others)
+    # each other step: the gate steps before it, and its micro-ops
+    other_steps = np.flatnonzero(~gate)
+    cuts = (other_steps - np.arange(len(other_steps))).tolist()
+    sizes = counts[other_steps].tolist()
 
-    def placed(gates: Iterable[Any] | str, rest: Iterable[Any]) -> list[Any]:
-        column = np.empty(total, dtype=object)
-        column[at_gates] = (
-            gates if isinstance(gates, str) else np.fromiter(gates, object, len(gate_nodes))
-        )
-        column[at_others] = np.fromiter(rest, dtype=object, count=len(others))
-        return column.tolist()
+    def placed(gates: list[Any], rest: list[Any]) -> list[Any]:
+        # the gate steps' runs and the others' micro-ops, spliced in turn (a slice a run)
+        column: list[Any] = []
+        g = o = 0
+        for cut, size in zip(cuts, sizes, strict=True):
+            column += gates[g:cut]
+            column += rest[o : o + size]
+            g, o = cut, o + size
+        column += gates[g:]
+        return column
 
     columns = OpColumns(
-        placed("gate", map(_KIND, others)),
-        placed(map(_VQS, gate_nodes), map(_QUBITS, others)),
-        placed(map(_GUARD, gate_nodes), map(_GUARD, others)),
-        placed(map(GATE_OF.__getitem__, map(_OP, gate_nodes)), map(_GATE, others)),
+        placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
+        placed(list(map(_VQS, gate_nodes)), list(map(_QUBITS, others))),
+        placed(list(map(_GUARD, gate_nodes)), list(map(_GUARD, others))),
+        placed(list(map(GATE_OF.__getitem__, map(_OP, gate_nodes))), list(map(_GATE, others))),
     )
-    return columns, Pairs(array("q", starts.tolist()), array("q", ends.tolist()))
+    return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
 
 
 #: Plans whose micro-ops are kept (the executor keeps as many plans, ``KEPT_PLANS``).
