@@ -67,3 +67,26 @@ def test_gate_columns_are_the_gate_steps_gates_and_parameters() -> None:
     # without any parameter, every gate's are none
     plain = [step.node for step in gates if not step.params]
     assert gate_columns(plain) == (["h", "cx"], [(), ()])
+
+
+@pytest.mark.parametrize(
+    ("guarded", "expected"),
+    [
+        ("", False),
+        ("x: APPLY_X vq:q when ev:m == 1", True),  # a gate: the walk's own loop
+        ("x: INJECT_T_STATE vq:q when ev:m == 1", True),  # a magic state: _Walk.step
+    ],
+)
+def test_a_plan_knows_whether_any_step_has_a_guard(guarded: str, expected: bool) -> None:
+    text = f"""
+.caps CAP_ALLOC CAP_MAGIC
+a: ALLOC_LQ vq:p, vq:q
+m: MEASURE_Z vq:p, out:m
+{guarded}
+f: FREE_LQ vq:p, vq:q
+"""
+    plan = build_plan(
+        verify(assemble(text)), noise=False, qubit=DEFAULT_QUBIT, default_profile=PROFILE
+    )
+    assert plan.guarded is expected
+    assert plan.guarded == any(node.guard is not None for node in plan.steps.nodes)

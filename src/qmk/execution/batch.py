@@ -163,15 +163,13 @@ def first_unlowerable(plan: Plan) -> str | None:
     """Why the first step of ``plan`` that fails :func:`why_not_lowerable` does, or None
     when every step can be part of a batch circuit (only a guard or an op that computes
     on outcomes can fail: the others are not asked, and a program of neither, as its op
-    counts and one scan of its nodes' guards say, none)."""
-    program = plan.program
-    by_op = program.counts.by_op
-    # (a guard is a struct, always true: None is the only false value of the column)
-    if not any(map(by_op.get, _COMPUTING)) and not any(map(_GUARD, program.graph.nodes)):
+    counts and :attr:`~qmk.execution.plan.Plan.guarded` say, none)."""
+    if not any(map(plan.program.counts.by_op.get, _COMPUTING)) and not plan.guarded:
         return None
-    for step in plan.steps:
-        if step.node.guard is not None or step.kind in _COMPUTES:
-            why = why_not_lowerable(step)
+    steps = plan.steps
+    for k, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
+        if node.guard is not None or kind in _COMPUTES:
+            why = why_not_lowerable(steps[k])
             if why is not None:
                 return why
     return None

@@ -255,6 +255,8 @@ class Plan:
     #: The steps that allocate or free qubits, in order: a program's few lifetimes
     #: among its thousands of gates (:func:`decoder_load` walks these alone).
     lifetimes: tuple[int, ...] = ()
+    #: Whether any step has a guard (a batch circuit expresses few: ``batch.lower``).
+    guarded: bool = False
     #: Each step's ASAP start and end, in logical cycles (a fence's, and a node's with no
     #: qubit, at the point it stands): the timeline a target's footprint is cut from.
     timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
@@ -380,6 +382,7 @@ def build_plan(
     default_costs = walk.costs_for(default_key)
     step_cycles, step_sizes, slot_names = rows.cycles, rows.sizes, rows.names.extend
     cycles_end = fence_time = 0.0
+    guarded = False
     starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
     start_at, end_at = starts.append, ends.append
     apart = _WALKED_APART
@@ -401,6 +404,7 @@ def build_plan(
             if at > start:  # (max() of the same values, without its call)
                 start = at
         if node.inputs or node.guard is not None:
+            guarded = guarded or node.guard is not None
             for e in (*node.inputs, *node.guard_events):
                 at = event_time.get(e, 0.0)
                 if at > start:
@@ -453,6 +457,7 @@ def build_plan(
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
         lifetimes=tuple(walk.lifetimes),
+        guarded=guarded or walk.guarded,
         timing=Pairs(starts, ends),
     )
 
@@ -494,6 +499,7 @@ class _Walk:
         self.live = self.live_physical = self.peak_logical = self.peak_physical = 0
         self.magic = self.teleports = 0
         self.lifetimes: list[int] = []
+        self.guarded = False
 
     def costs_for(self, profile: str) -> dict[str, float]:
         """``profile``'s cycles by op, filled as ops are met."""
@@ -508,6 +514,7 @@ class _Walk:
     def step(self, index: int, node: Node, kind: Exec) -> tuple[float, float]:
         """Schedule one of the steps the loop leaves here: its start and end."""
         time, rows = self.time, self.rows
+        self.guarded = self.guarded or node.guard is not None
         if node.op == "FENCE_EPOCH":
             rows.fence(index)
             self.fence_time = max([self.fence_time, self.cycles_end, *time.values()])
