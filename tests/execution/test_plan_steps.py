@@ -52,14 +52,15 @@ def test_every_read_of_a_step_is_the_step_its_node_lowers_to(name: str) -> None:
         with pytest.raises(IndexError):
             steps[bad]
     assert steps.kinds == [step.kind for step in expected]
-    assert steps == expected and steps == PlanSteps(nodes)
+    assert steps == expected and steps == PlanSteps(nodes, program.graph.resources.vqs)
     assert steps[1:3] == expected[1:3] and tuple(steps) == expected
     assert steps[2] is steps[2]  # kept once all were made
     assert pickle.loads(pickle.dumps(steps)) == steps
 
 
 def test_gate_columns_are_the_gate_steps_gates_and_parameters() -> None:
-    steps = PlanSteps(_program("rotations").graph.nodes)
+    graph = _program("rotations").graph
+    steps = PlanSteps(graph.nodes, graph.resources.vqs)
     gates = [step for step in steps if step.kind is Exec.GATE]
     names, params = gate_columns([step.node for step in gates])
     assert names == [step.gate for step in gates] == ["rz", "h", "rx", "cx"]
@@ -90,3 +91,14 @@ f: FREE_LQ vq:p, vq:q
     )
     assert plan.guarded is expected
     assert plan.guarded == any(node.guard is not None for node in plan.steps.nodes)
+
+
+@pytest.mark.parametrize("name", [*PROGRAMS, "rotations"])
+def test_the_qubit_columns_index_each_steps_qubits_among_the_programs(name: str) -> None:
+    graph = _program(name).graph
+    steps = PlanSteps(graph.nodes, graph.resources.vqs)
+    sizes, qubits = steps.qubit_columns
+    assert sizes.tolist() == [len(node.vqs) for node in graph.nodes]
+    names = graph.resources.vqs
+    assert [names[q] for q in qubits.tolist()] == [q for node in graph.nodes for q in node.vqs]
+    assert not sizes.flags.writeable and not qubits.flags.writeable

@@ -144,7 +144,6 @@ class LoweredPlan:
 _COMPUTES = (Exec.CALC, Exec.HALT)
 _COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in _COMPUTES)
 _GUARD = operator.attrgetter("guard")
-_VQS = operator.attrgetter("vqs")
 
 
 def why_not_lowerable(step: PlanStep) -> str | None:
@@ -198,16 +197,17 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     plain = np.fromiter(
         map(operator.is_, steps.kinds, itertools.repeat(Exec.GATE)), bool, len(steps)
     )
-    plain &= np.fromiter(
-        map(operator.is_, map(_GUARD, nodes), itertools.repeat(None)), bool, len(steps)
-    )
+    if plan.guarded:
+        plain &= np.fromiter(
+            map(operator.is_, map(_GUARD, nodes), itertools.repeat(None)), bool, len(steps)
+        )
     own = plain.astype(np.int64)  # each step's instructions
     for k in np.flatnonzero(~plain).tolist():
         before = len(low.out)
         if not low.step(steps[k], k):
             return None
         own[k] = len(low.out) - before
-    instructions = low.placed(nodes, plain, own)
+    instructions = low.placed(nodes, steps.qubit_columns, plain, own)
     columns = tuple(low.record.get(event) for event in plan.events)
     circuit = BatchCircuit(num_qubits=len(index), instructions=instructions)
     runs = low.runs
@@ -329,10 +329,17 @@ class _Lowering:
         self.count += 1
         self.measures += 1
 
-    def placed(self, nodes: Sequence[Node], plain: np.ndarray, own: np.ndarray) -> Instructions:
+    def placed(
+        self,
+        nodes: Sequence[Node],
+        step_qubits: tuple[np.ndarray, np.ndarray],
+        plain: np.ndarray,
+        own: np.ndarray,
+    ) -> Instructions:
         """The circuit: each step's sites before it, its ``own`` instructions (the
         unguarded gates' made here from ``plain``, the others written by :meth:`step`)
-        and its sites after it, as columns."""
+        and its sites after it, as columns. ``step_qubits`` are the steps' qubit counts
+        and qubits (:attr:`~qmk.execution.plan.PlanSteps.qubit_columns`)."""
         runs, before = self.runs, self.sites_before
         total = before + own + self.sites_after
         start = np.cumsum(total) - total  # each step's first row
@@ -347,14 +354,13 @@ class _Lowering:
         gate_keys: list[Any] = list(zip(names, params, strict=True)) if any(params) else names
         code_of = dict(zip(dict.fromkeys(gate_keys), itertools.count()))
         gates = list(code_of) if any(params) else [(name, ()) for name in code_of]
-        vqs = list(map(_VQS, gate_nodes))
-        arity = np.fromiter(map(len, vqs), np.int64, len(vqs))
+        sizes, step_qubit = step_qubits  # (indices into the circuit's qubits)
+        arity = sizes[plain]
         at = (start + before)[plain]
         kinds[at] = PLAIN
         codes[at] = np.fromiter(map(code_of.__getitem__, gate_keys), np.int64, len(gate_keys))
         widths[at] = arity
-        flat = itertools.chain.from_iterable(vqs)
-        gate_qubits = np.fromiter(map(self.index.__getitem__, flat), np.int64, int(arity.sum()))
+        gate_qubits = step_qubit[_spread((np.cumsum(sizes) - sizes)[plain], arity)]
         # the other steps' instructions: objects, in order
         others = ~plain
         first = (start + before)[others]

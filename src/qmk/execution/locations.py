@@ -241,10 +241,10 @@ def _frozen(values: Any, dtype: Any) -> np.ndarray:
 class LocationRows:
     """:func:`~qmk.execution.plan.build_plan`'s noise locations, made after its walk.
 
-    The walk writes each step's own cycles and qubits (:attr:`cycles`, :attr:`sizes`,
-    :attr:`names`), and tells :meth:`alloc` and :meth:`fence` of the steps that set a
-    qubit's clock. :meth:`gadget` and :meth:`machine` add rows of their own.
-    :meth:`locations` then makes every row at once, from the steps and their timing.
+    The walk writes each step's own cycles (:attr:`cycles`), and tells :meth:`alloc` and
+    :meth:`fence` of the steps that set a qubit's clock. :meth:`gadget` and
+    :meth:`machine` add rows of their own. :meth:`locations` then makes every row at
+    once, from the steps, their qubits and their timing.
 
     A step on qubits is a run of *slots*, one a qubit, in plan order. A slot's wait is
     its step's start less its qubit's clock: the end of the qubit's last step, or the
@@ -258,11 +258,8 @@ class LocationRows:
 
     def __init__(self, default_profile: str, steps: int) -> None:
         self.profiles: dict[str, int] = {default_profile: 0}
-        #: Each step's own cycles and qubits (set by the walk; 0 for a step on no qubit
-        #: and a fence), and every step's qubits, one after another.
+        #: Each step's own cycles (set by the walk; 0 for a step on no qubit and a fence).
         self.cycles = array("d", bytes(8 * steps))
-        self.sizes = array("q", bytes(8 * steps))
-        self.names: list[str] = []
         self.allocs: dict[int, int] = {}  # alloc step -> its profile
         self.fences: list[int] = []
         self.gadgets: list[tuple[int, str, tuple[float, float, float]]] = []
@@ -290,15 +287,18 @@ class LocationRows:
     def locations(
         self,
         nodes: Sequence[Any],
+        step_qubits: tuple[np.ndarray, np.ndarray],
         timing: tuple[array[float], array[float]],
         names: Sequence[str],
         model_for: Callable[[str], Any],
         cnot_cycles: Callable[[Any], float],
     ) -> Locations:
         """Every row, in plan order, on the qubits ``names``. ``nodes`` are the steps'
-        nodes and ``timing`` their starts and ends; ``model_for(profile)`` is a code's
-        logical model, ``cnot_cycles(model)`` a teleported CNOT's cycles on it."""
-        slots = _Slots(nodes, self, timing, names)
+        nodes, ``step_qubits`` each one's qubit count and all their qubits one after another
+        (indices into ``names``), and ``timing`` their starts and ends;
+        ``model_for(profile)`` is a code's logical model, ``cnot_cycles(model)`` a
+        teleported CNOT's cycles on it."""
+        slots = _Slots(nodes, self, step_qubits, timing)
         profiles = list(self.profiles)
         own, own_cycles = slots.own_errors(
             [float(cnot_cycles(model_for(p))) for p in profiles] if slots.teleports else []
@@ -388,13 +388,11 @@ class _Slots:
         self,
         nodes: Sequence[Any],
         rows: LocationRows,
+        qubits: tuple[np.ndarray, np.ndarray],
         timing: tuple[array[float], array[float]],
-        names: Sequence[str],
     ) -> None:
         count = len(nodes)
-        sizes = _column(rows.sizes, np.int64)
-        index = {name: i for i, name in enumerate(names)}
-        qubit = np.fromiter(map(index.__getitem__, rows.names), np.int64, len(rows.names))
+        sizes, qubit = qubits
         step = np.repeat(np.arange(count), sizes)
         self.count = len(qubit)
         self.ends = np.cumsum(sizes)
@@ -416,9 +414,8 @@ class _Slots:
             last[rows.fences] = rows.fences
             last = np.maximum.accumulate(last)
             fence_at = np.where(last >= 0, starts[np.maximum(last, 0)], 0.0)
-        order = np.argsort(
-            qubit.astype(np.uint16) if len(names) <= 1 << 16 else qubit, kind="stable"
-        )
+        narrow = not len(qubit) or int(qubit.max()) < 1 << 16  # (numpy's radix sort)
+        order = np.argsort(qubit.astype(np.uint16) if narrow else qubit, kind="stable")
         mine, at = qubit[order], step[order]
         first = np.r_[True, mine[1:] != mine[:-1]] if len(order) else np.zeros(0, dtype=bool)
         prior = np.r_[0, at[:-1]] if len(order) else at  # the step of the slot before

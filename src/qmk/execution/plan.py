@@ -40,6 +40,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 import msgspec
+import numpy as np
 
 from qmk.engines.gates import GATES
 from qmk.execution.locations import LocationRows, Locations
@@ -168,18 +169,36 @@ class PlanSteps(Sequence[PlanStep]):
     """A plan's steps, each made from its node when read (:func:`lower_step`).
 
     A run sampled in bulk reads its gate steps as columns of the nodes (:attr:`nodes`,
-    :attr:`kinds`, :func:`gate_columns`) and makes few steps: one object a gate was
-    151,000 at 1,000 qubits and depth 100, a tenth of such a run. Reading them all (an
-    iteration, a slice) makes every step once and keeps them; a step read alone before
-    that is made again on each read, equal each time.
+    :attr:`kinds`, :attr:`qubit_columns`, :func:`gate_columns`) and makes few steps: one
+    object a gate was 151,000 at 1,000 qubits and depth 100, a tenth of such a run.
+    Reading them all (an iteration, a slice) makes every step once and keeps them; a
+    step read alone before that is made again on each read, equal each time.
+    ``names`` are the program's qubits (its resources), which the steps' qubits index.
     """
 
-    __slots__ = ("_kinds", "_made", "nodes")
+    __slots__ = ("_kinds", "_made", "_qubits", "names", "nodes")
 
-    def __init__(self, nodes: tuple[Node, ...]) -> None:
-        self.nodes = nodes
+    def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
+        self.nodes, self.names = nodes, names
         self._made: tuple[PlanStep, ...] | None = None
         self._kinds: list[Exec] | None = None
+        self._qubits: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def qubit_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each step's qubit count, and every step's qubits one step after another, as
+        indices into :attr:`names` (made once; read-only)."""
+        columns = self._qubits
+        if columns is None:
+            vqs = list(map(_NODE_VQS, self.nodes))
+            sizes = np.fromiter(map(len, vqs), np.int64, len(vqs))
+            index = {name: i for i, name in enumerate(self.names)}
+            flat = itertools.chain.from_iterable(vqs)
+            qubits = np.fromiter(map(index.__getitem__, flat), np.int64, int(sizes.sum()))
+            sizes.setflags(write=False)
+            qubits.setflags(write=False)
+            columns = self._qubits = (sizes, qubits)
+        return columns
 
     @property
     def kinds(self) -> list[Exec]:
@@ -218,7 +237,7 @@ class PlanSteps(Sequence[PlanStep]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PlanSteps):  # (a step is a function of its node and index)
-            return self.nodes == other.nodes
+            return self.nodes == other.nodes and self.names == other.names
         if isinstance(other, Sequence) and not isinstance(other, str):
             return tuple(self) == tuple(other)
         return NotImplemented
@@ -229,7 +248,7 @@ class PlanSteps(Sequence[PlanStep]):
         return f"PlanSteps({len(self)} steps)"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (PlanSteps, (self.nodes,))
+        return (PlanSteps, (self.nodes, self.names))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,6 +284,7 @@ class Plan:
 #: Each op's step kind (:attr:`PlanStep.kind`).
 STEP_KINDS: Mapping[str, Exec] = MappingProxyType({op: spec.kind for op, spec in OPS.items()})
 _NODE_OP = operator.attrgetter("op")
+_NODE_VQS = operator.attrgetter("vqs")
 
 #: Each gate op's step kind, engine gate and parameter names: a plan's most common step,
 #: looked up once a node.
@@ -354,7 +374,7 @@ def build_plan(
     from qmk.qec import logical_model
 
     graph = program.graph
-    steps = PlanSteps(graph.nodes)
+    steps = PlanSteps(graph.nodes, graph.resources.vqs)
     # The verifier counted the nodes a stabilizer simulation cannot carry out, by the
     # op table, as step_is_clifford would find them: with none, no step is made here.
     first_non_clifford = (
@@ -380,7 +400,7 @@ def build_plan(
     walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
     time, event_time, costs_of = walk.time, walk.event_time, walk.costs_of
     default_costs = walk.costs_for(default_key)
-    step_cycles, step_sizes, slot_names = rows.cycles, rows.sizes, rows.names.extend
+    step_cycles = rows.cycles
     cycles_end = fence_time = 0.0
     guarded = False
     starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
@@ -414,10 +434,8 @@ def build_plan(
         if cycles is None:
             cycles = walk.op_cycles(qubits[0], op)
         end = start + cycles
-        if noise:  # its slots, one a qubit (LocationRows)
+        if noise:  # its slots' cycles (LocationRows)
             step_cycles[index] = cycles
-            step_sizes[index] = len(qubits)
-            slot_names(qubits)
         for q in qubits:
             time[q] = end
         for e in node.produces:
@@ -440,7 +458,9 @@ def build_plan(
         program=program,
         steps=steps,
         noise=(
-            rows.locations(graph.nodes, (starts, ends), names, model_for, _cnot_cycles)
+            rows.locations(
+                graph.nodes, steps.qubit_columns, (starts, ends), names, model_for, _cnot_cycles
+            )
             if noise
             else Locations.empty(names)
         ),
@@ -549,10 +569,8 @@ class _Walk:
         if cycles is None:
             cycles = self.op_cycles(qubits[0], node.op)
         end = start + cycles
-        if self.noise:  # its slots, one a qubit (LocationRows)
+        if self.noise:  # its slots' cycles (LocationRows)
             rows.cycles[index] = cycles
-            rows.sizes[index] = len(qubits)
-            rows.names.extend(qubits)
         for q in qubits:
             time[q] = end
         if kind == "teleport_cnot":
