@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 
 from qmk.execution.executor import DEFAULT_QUBIT, load_program
-from qmk.execution.plan import PlanSteps, build_plan, gate_columns, lower_step
+from qmk.execution.plan import PlanSteps, build_plan, gate_codes, lower_step
 from qmk.frontends import read_program
 from qmk.qvm.asm import assemble
 from qmk.qvm.ops import Exec
@@ -58,16 +59,20 @@ def test_every_read_of_a_step_is_the_step_its_node_lowers_to(name: str) -> None:
     assert pickle.loads(pickle.dumps(steps)) == steps
 
 
-def test_gate_columns_are_the_gate_steps_gates_and_parameters() -> None:
+def test_gate_codes_are_the_gate_steps_gates_and_parameters() -> None:
     graph = _program("rotations").graph
     steps = PlanSteps(graph.nodes, graph.resources.vqs)
-    gates = [step for step in steps if step.kind is Exec.GATE]
-    names, params = gate_columns([step.node for step in gates])
-    assert names == [step.gate for step in gates] == ["rz", "h", "rx", "cx"]
-    assert params == [step.params for step in gates] == [(0.25,), (), (-1.5,), ()]
-    # without any parameter, every gate's are none
-    plain = [step.node for step in gates if not step.params]
-    assert gate_columns(plain) == (["h", "cx"], [(), ()])
+    gates = np.array([kind is Exec.GATE for kind in steps.kinds])
+    codes, table = gate_codes(steps, gates)
+    expected = [(step.gate, step.params) for step in steps if step.kind is Exec.GATE]
+    assert [table[c] for c in codes.tolist()] == expected
+    assert expected == [("rz", (0.25,)), ("h", ()), ("rx", (-1.5,)), ("cx", ())]
+    # without any parameter, a code is an op's: H and CX
+    plain = gates & np.array([not step.params for step in steps])
+    codes, table = gate_codes(steps, plain)
+    assert [table[c] for c in codes.tolist()] == [("h", ()), ("cx", ())]
+    op_codes, ops = steps.op_codes
+    assert [ops[c] for c in op_codes.tolist()] == [node.op for node in graph.nodes]
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,7 @@ import itertools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -67,10 +67,10 @@ from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
-from qmk.execution.plan import Call, Plan, PlanStep, gate_columns
+from qmk.execution.plan import Call, Plan, PlanStep, PlanSteps, gate_codes
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
-from qmk.qvm.graph import Node, gc_paused
+from qmk.qvm.graph import gc_paused
 from qmk.qvm.ops import OPS, Exec, Micro
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
         if not low.step(steps[k], k):
             return None
         own[k] = len(low.out) - before
-    instructions = low.placed(nodes, steps.qubit_columns, plain, own)
+    instructions = low.placed(steps, plain, own)
     columns = tuple(low.record.get(event) for event in plan.events)
     circuit = BatchCircuit(num_qubits=len(index), instructions=instructions)
     runs = low.runs
@@ -329,17 +329,10 @@ class _Lowering:
         self.count += 1
         self.measures += 1
 
-    def placed(
-        self,
-        nodes: Sequence[Node],
-        step_qubits: tuple[np.ndarray, np.ndarray],
-        plain: np.ndarray,
-        own: np.ndarray,
-    ) -> Instructions:
+    def placed(self, steps: PlanSteps, plain: np.ndarray, own: np.ndarray) -> Instructions:
         """The circuit: each step's sites before it, its ``own`` instructions (the
         unguarded gates' made here from ``plain``, the others written by :meth:`step`)
-        and its sites after it, as columns. ``step_qubits`` are the steps' qubit counts
-        and qubits (:attr:`~qmk.execution.plan.PlanSteps.qubit_columns`)."""
+        and its sites after it, as columns."""
         runs, before = self.runs, self.sites_before
         total = before + own + self.sites_after
         start = np.cumsum(total) - total  # each step's first row
@@ -348,17 +341,12 @@ class _Lowering:
         codes = np.empty(rows, dtype=np.int64)
         widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
-        gate_nodes = list(itertools.compress(nodes, plain.tolist()))
-        names, params = gate_columns(gate_nodes)
-        # by name alone where no gate has parameters (a name's hash is kept: a tuple's is not)
-        gate_keys: list[Any] = list(zip(names, params, strict=True)) if any(params) else names
-        code_of = dict(zip(dict.fromkeys(gate_keys), itertools.count()))
-        gates = list(code_of) if any(params) else [(name, ()) for name in code_of]
-        sizes, step_qubit = step_qubits  # (indices into the circuit's qubits)
+        plain_codes, gates = gate_codes(steps, plain)
+        sizes, step_qubit = steps.qubit_columns  # (indices into the circuit's qubits)
         arity = sizes[plain]
         at = (start + before)[plain]
         kinds[at] = PLAIN
-        codes[at] = np.fromiter(map(code_of.__getitem__, gate_keys), np.int64, len(gate_keys))
+        codes[at] = plain_codes
         widths[at] = arity
         gate_qubits = step_qubit[_spread((np.cumsum(sizes) - sizes)[plain], arity)]
         # the other steps' instructions: objects, in order

@@ -176,13 +176,28 @@ class PlanSteps(Sequence[PlanStep]):
     ``names`` are the program's qubits (its resources), which the steps' qubits index.
     """
 
-    __slots__ = ("_kinds", "_made", "_qubits", "names", "nodes")
+    __slots__ = ("_kinds", "_made", "_ops", "_qubits", "names", "nodes")
 
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
         self._made: tuple[PlanStep, ...] | None = None
         self._kinds: list[Exec] | None = None
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
+        self._ops: tuple[np.ndarray, list[str]] | None = None
+
+    @property
+    def op_codes(self) -> tuple[np.ndarray, list[str]]:
+        """Each step's op as a code into the distinct ops, in the order first met (made
+        once; read-only)."""
+        columns = self._ops
+        if columns is None:
+            ops = list(map(_NODE_OP, self.nodes))
+            distinct = list(dict.fromkeys(ops))
+            code = dict(zip(distinct, itertools.count()))
+            codes = np.fromiter(map(code.__getitem__, ops), np.int64, len(ops))
+            codes.setflags(write=False)
+            columns = self._ops = (codes, distinct)
+        return columns
 
     @property
     def qubit_columns(self) -> tuple[np.ndarray, np.ndarray]:
@@ -298,16 +313,25 @@ def _gate_params(node: Node, names: tuple[str, ...]) -> tuple[float, ...]:
     return tuple([float(args[name]) for name in names])
 
 
-def gate_columns(nodes: Sequence[Node]) -> tuple[list[str], list[tuple[float, ...]]]:
-    """The engine gates and parameters of gate nodes ``nodes`` (steps of kind
-    ``gate``): what their :class:`PlanStep` values would hold, without making them."""
-    ops = list(map(_NODE_OP, nodes))
-    gates = list(map(GATE_OF.__getitem__, ops))
-    names = [_GATE_STEPS[op][2] for op in dict.fromkeys(ops)]
-    if not any(names):  # (most circuits: no gate has a parameter)
-        return gates, [()] * len(nodes)
-    params = [_gate_params(node, _GATE_STEPS[node.op][2]) for node in nodes]
-    return gates, params
+def gate_codes(
+    steps: PlanSteps, picked: np.ndarray
+) -> tuple[np.ndarray, list[tuple[str, tuple[float, ...]]]]:
+    """The engine gates and parameters of the gate steps ``picked`` (a mask of steps of
+    kind ``gate``), as codes into a table of them: what their :class:`PlanStep` values
+    hold, without making them. Without parameters, a code is an op's."""
+    op_codes, ops = steps.op_codes
+    codes = op_codes[picked]
+    used = np.flatnonzero(np.bincount(codes, minlength=len(ops))).tolist()
+    if not any(_GATE_STEPS[ops[c]][2] for c in used):  # (most circuits: no parameter)
+        table = np.zeros(len(ops), dtype=np.int64)
+        table[used] = np.arange(len(used))
+        return table[codes], [(GATE_OF[ops[c]], ()) for c in used]
+    keys = []  # (gate, parameters), a gate step each
+    for node in itertools.compress(steps.nodes, picked.tolist()):
+        _, gate, names = _GATE_STEPS[node.op]
+        keys.append((gate, _gate_params(node, names) if names else ()))
+    code_of = dict(zip(dict.fromkeys(keys), itertools.count()))
+    return np.fromiter(map(code_of.__getitem__, keys), np.int64, len(keys)), list(code_of)
 
 
 def lower_step(index: int, node: Node) -> PlanStep:

@@ -300,11 +300,13 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         column += gates[g:]
         return column
 
+    op_codes, ops = steps.op_codes
+    gate_of = [GATE_OF.get(op, "") for op in ops]  # (each op's engine gate, by code)
     columns = OpColumns(
         placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
         placed(list(map(_VQS, gate_nodes)), list(map(_QUBITS, others))),
         placed(list(map(_GUARD, gate_nodes)), list(map(_GUARD, others))),
-        placed(list(map(GATE_OF.__getitem__, map(_OP, gate_nodes))), list(map(_GATE, others))),
+        placed(list(map(gate_of.__getitem__, op_codes[gate].tolist())), list(map(_GATE, others))),
     )
     return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
 
@@ -469,7 +471,6 @@ _GUARD = operator.attrgetter("guard")
 _QUBITS = operator.attrgetter("qubits")
 _GATE = operator.attrgetter("gate")
 _VQS = operator.attrgetter("vqs")
-_OP = operator.attrgetter("op")
 _GATE_STEPS = itertools.repeat(Exec.GATE)  # (what a gate step's kind is, for map)
 
 
