@@ -67,7 +67,7 @@ from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
-from qmk.execution.plan import Call, Plan, PlanStep, PlanSteps, gate_codes
+from qmk.execution.plan import Call, Plan, PlanStep, PlanSteps, gate_codes, spread
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
 from qmk.qvm.graph import gc_paused
@@ -348,12 +348,12 @@ class _Lowering:
         kinds[at] = PLAIN
         codes[at] = plain_codes
         widths[at] = arity
-        gate_qubits = step_qubit[_spread((np.cumsum(sizes) - sizes)[plain], arity)]
+        gate_qubits = step_qubit[spread((np.cumsum(sizes) - sizes)[plain], arity)]
         # the other steps' instructions: objects, in order
         others = ~plain
         first = (start + before)[others]
         made = own[others]
-        object_rows = _spread(first, made)
+        object_rows = spread(first, made)
         kinds[object_rows] = OBJECT
         codes[object_rows] = np.arange(len(object_rows))
         objects: list[Instruction] = list(self.out)
@@ -361,7 +361,7 @@ class _Lowering:
         keys = runs.keys
         run_steps = keys >> 1
         run_first = start[run_steps] + np.where(keys & 1, before[run_steps] + own[run_steps], 0)
-        site_rows = _spread(run_first, np.diff(runs.bounds))
+        site_rows = spread(run_first, np.diff(runs.bounds))
         probs: list[tuple[float, ...]] = []
         if self.drawn:
             kinds[site_rows] = SITE
@@ -380,7 +380,7 @@ class _Lowering:
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(widths, out=offsets[1:])
         qubits = np.empty(int(offsets[-1]), dtype=np.int64)
-        qubits[_spread(offsets[at], arity)] = gate_qubits
+        qubits[spread(offsets[at], arity)] = gate_qubits
         if self.drawn:
             qubits[offsets[site_rows]] = runs.qubits
         return Instructions(
@@ -439,16 +439,6 @@ class _Lowering:
                 else:
                     emit(instruction)
         return True
-
-
-def _spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The positions of groups laid out one after another: group ``i`` takes
-    ``sizes[i]`` of them from ``firsts[i]``.
-
-    >>> _spread(np.array([0, 5]), np.array([2, 3])).tolist()
-    [0, 1, 5, 6, 7]
-    """
-    return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
 
 
 def _composite(

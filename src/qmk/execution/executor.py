@@ -74,7 +74,7 @@ from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
-from qmk.execution.plan import Plan, build_plan, decoder_load
+from qmk.execution.plan import Plan, build_plan, decoder_load, spread
 from qmk.execution.request import (
     Precision,
     RunRequest,
@@ -241,55 +241,60 @@ class _GateStream:
     def __init__(self, ops: OpColumns) -> None:
         roles = np.frombuffer(bytes(map(_ROLE.get, ops.kinds, itertools.repeat(0))), np.uint8)
         is_gate = roles == _GATE_OP
-        flags = is_gate.tolist()
-        gate_qubits = list(itertools.compress(ops.qubits, flags))
-        gate_names = list(itertools.compress(ops.gates, flags))
+        gate_names = list(itertools.compress(ops.gates, is_gate.tolist()))
         code = _ranks(gate_names)
         self.names: list[str] = list(code)
         self.codes = np.fromiter(map(code.__getitem__, gate_names), np.int64, len(gate_names))
-        self.arity = np.fromiter(map(len, gate_qubits), np.int64, len(gate_qubits))
+        self.arity = ops.sizes[is_gate]
         self.starts = np.cumsum(self.arity) - self.arity
         gated = np.cumsum(is_gate)  # the gates up to each micro-op
-        count = int(self.arity.sum())
-        index, self.places = _placed(ops.qubits, roles, gated, gate_qubits, count)
-        self.qubits = len(index)
+        self.qubits, self.places = _placed(ops, roles, gated)
         # the unitary segments of the first gates: a mid-circuit operation ends one
-        self.seen = min(len(gate_qubits), FUSION_SAMPLE)
+        self.seen = min(len(gate_names), FUSION_SAMPLE)
         cuts = gated[roles == _MID_OP]  # in order; two alike end an empty segment
         ends = [0, *cuts[(cuts > 0) & (cuts < self.seen)].tolist(), self.seen]
-        sample = [tuple([index[q] for q in qs]) for qs in gate_qubits[: self.seen]]
+        bounds = np.r_[self.starts[: self.seen], self.arity[: self.seen].sum()].tolist()
+        places = self.places[: bounds[-1]].tolist()
+        sample = [tuple(places[a:b]) for a, b in itertools.pairwise(bounds)]
         self.blocks = sum(
             len(fusion.widths(sample[a:b])) for a, b in itertools.pairwise(ends) if b > a
         )
 
 
-def _placed(
-    qubits: list[tuple[str, ...]],
-    roles: np.ndarray,
-    gated: np.ndarray,
-    gate_qubits: list[Any],
-    count: int,
-) -> tuple[dict[str, int], np.ndarray]:
-    """Each qubit's place, and the ``count`` places of the gates' qubits, one after
-    another: ``qubits`` are the micro-ops', ``roles`` theirs (``_ROLE``), ``gated`` the
-    gates up to each.
+def _placed(ops: OpColumns, roles: np.ndarray, gated: np.ndarray) -> tuple[int, np.ndarray]:
+    """How many qubits are placed, and the places of the gates' qubits, one after
+    another: ``roles`` are the micro-ops' (``_ROLE``), ``gated`` the gates up to each.
 
     A qubit's place is its rank in the order qubits first appear in an alloc or a gate
     (allocation order, where every gate's qubits were allocated before it). Where no
     alloc comes after a gate, that is the allocs' order and then that of the qubits no
-    alloc named, and only the gates' qubits are looked up."""
-    flat = itertools.chain.from_iterable
-    allocs = np.flatnonzero(roles == _ALLOC_OP).tolist()
-    if not allocs or not gated[allocs[-1]]:
-        index = _ranks(flat([qubits[i] for i in allocs]))
-        try:
-            return index, np.fromiter(map(index.__getitem__, flat(gate_qubits)), np.int64, count)
-        except KeyError:  # a qubit no alloc named: placed after those, at its first gate
-            index = _ranks(itertools.chain(index, flat(gate_qubits)))
+    alloc named, at their first gate."""
+    firsts = np.cumsum(ops.sizes) - ops.sizes
+
+    def qubits_of(mask: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(mask)
+        return ops.ids[spread(firsts[rows], ops.sizes[rows])]
+
+    is_alloc = roles == _ALLOC_OP
+    gate_ids = qubits_of(roles == _GATE_OP)
+    allocs = np.flatnonzero(is_alloc)
+    if not len(allocs) or not gated[allocs[-1]]:
+        alloc_ids = qubits_of(is_alloc)
+        rank, count = _first_ranks(alloc_ids, len(ops.names))
+        if (rank[gate_ids] < 0).any():  # a qubit no alloc named: after those, at its first gate
+            rank, count = _first_ranks(np.r_[alloc_ids, gate_ids], len(ops.names))
     else:
-        placing = np.flatnonzero((roles == _GATE_OP) | (roles == _ALLOC_OP)).tolist()
-        index = _ranks(flat([qubits[i] for i in placing]))
-    return index, np.fromiter(map(index.__getitem__, flat(gate_qubits)), np.int64, count)
+        rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), len(ops.names))
+    return count, rank[gate_ids]
+
+
+def _first_ranks(ids: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """Each of ``size`` ids' rank in the order ``ids`` first names them (-1: never), and
+    how many it names."""
+    distinct, first = np.unique(ids, return_index=True)
+    rank = np.full(size, -1, dtype=np.int64)
+    rank[distinct[np.argsort(first)]] = np.arange(len(distinct))
+    return rank, len(distinct)
 
 
 def _ranks(items: Iterable[str]) -> dict[str, int]:

@@ -308,6 +308,16 @@ _GATE_STEPS: Mapping[str, tuple[Exec, str, tuple[str, ...]]] = MappingProxyType(
 )
 
 
+def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The positions of groups laid out one after another: group ``i`` takes
+    ``sizes[i]`` of them from ``firsts[i]``.
+
+    >>> spread(np.array([0, 5]), np.array([2, 3])).tolist()
+    [0, 1, 5, 6, 7]
+    """
+    return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+
+
 def _gate_params(node: Node, names: tuple[str, ...]) -> tuple[float, ...]:
     args = node.args  # (a list, not a generator: a plan lowers thousands)
     return tuple([float(args[name]) for name in names])

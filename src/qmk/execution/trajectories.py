@@ -50,7 +50,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import GATE_OF, Call, Plan, PlanStep
+from qmk.execution.plan import GATE_OF, Call, Plan, PlanStep, PlanSteps, spread
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
@@ -217,25 +217,51 @@ def _expanded(
             append(MicroOp("werner", call.qubits, guard, fidelity=call.fidelity))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class OpColumns:
     """Micro-ops as the fields the router's gate features and :func:`tail_of` read, a
-    list each, in order: their kinds, qubits, guards and gate names ("" for none)."""
+    list each, in order: their kinds, qubits, guards and gate names ("" for none).
+
+    ``sizes`` and ``ids`` hold the qubits again as numbers: each micro-op's count, and
+    all of them one micro-op after another as indices into ``names``."""
 
     kinds: list[str]
     qubits: list[tuple[str, ...]]
     guards: list[Guard | None]
     gates: list[str]
+    sizes: np.ndarray
+    ids: np.ndarray
+    names: Sequence[str]
 
     @classmethod
     def of(cls, ops: Sequence[MicroOp]) -> OpColumns:
-        """The columns of ``ops``."""
+        """The columns of ``ops`` (their qubits numbered as they first appear)."""
+        qubits = list(map(_QUBITS, ops))
+        flat = list(itertools.chain.from_iterable(qubits))
+        index = dict(zip(dict.fromkeys(flat), itertools.count()))
         return cls(
             list(map(_KIND, ops)),
-            list(map(_QUBITS, ops)),
+            qubits,
             list(map(_GUARD, ops)),
             list(map(_GATE, ops)),
+            np.fromiter(map(len, qubits), np.int64, len(qubits)),
+            np.fromiter(map(index.__getitem__, flat), np.int64, len(flat)),
+            list(index),
         )
+
+    def __eq__(self, other: object) -> bool:
+        """The same micro-ops' fields, however their qubits are numbered."""
+        if not isinstance(other, OpColumns):
+            return NotImplemented
+        return (
+            (self.kinds, self.qubits, self.guards, self.gates)
+            == (other.kinds, other.qubits, other.guards, other.gates)
+            and np.array_equal(self.sizes, other.sizes)
+            and [self.names[i] for i in self.ids.tolist()]
+            == [other.names[i] for i in other.ids.tolist()]
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class NoiselessOps:
@@ -302,13 +328,45 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
 
     op_codes, ops = steps.op_codes
     gate_of = [GATE_OF.get(op, "") for op in ops]  # (each op's engine gate, by code)
+    other_qubits = list(map(_QUBITS, others))
     columns = OpColumns(
         placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
-        placed(list(map(_VQS, gate_nodes)), list(map(_QUBITS, others))),
+        placed(list(map(_VQS, gate_nodes)), other_qubits),
         placed(list(map(_GUARD, gate_nodes)), list(map(_GUARD, others))),
         placed(list(map(gate_of.__getitem__, op_codes[gate].tolist())), list(map(_GATE, others))),
+        *_qubit_ids(steps, gate, starts, other_qubits),
+        steps.names,
     )
     return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
+
+
+def _qubit_ids(
+    steps: PlanSteps, gate: np.ndarray, starts: np.ndarray, other_qubits: list[tuple[str, ...]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:attr:`OpColumns.sizes` and :attr:`OpColumns.ids` of a plan's micro-ops: a gate
+    step's from :attr:`~qmk.execution.plan.PlanSteps.qubit_columns`, the others'
+    (``other_qubits``, in order) looked up. ``starts`` is each step's first micro-op."""
+    step_sizes, step_ids = steps.qubit_columns
+    index = {name: i for i, name in enumerate(steps.names)}
+    other_sizes = np.fromiter(map(len, other_qubits), np.int64, len(other_qubits))
+    flat = itertools.chain.from_iterable(other_qubits)
+    other_ids = np.fromiter(map(index.__getitem__, flat), np.int64, int(other_sizes.sum()))
+    # where each micro-op stands: a gate step's at its step's start, the others' in turn
+    at_gates = starts[gate]
+    total = len(at_gates) + len(other_qubits)
+    is_gate_op = np.zeros(total, dtype=bool)
+    is_gate_op[at_gates] = True
+    sizes = np.empty(total, dtype=np.int64)
+    gate_sizes = step_sizes[gate]
+    sizes[at_gates] = gate_sizes
+    sizes[~is_gate_op] = other_sizes
+    firsts = np.cumsum(sizes) - sizes
+    ids = np.empty(int(sizes.sum()), dtype=np.int64)
+    ids[spread(firsts[at_gates], gate_sizes)] = step_ids[
+        spread((np.cumsum(step_sizes) - step_sizes)[gate], gate_sizes)
+    ]
+    ids[spread(firsts[~is_gate_op], other_sizes)] = other_ids
+    return sizes, ids
 
 
 #: Plans whose micro-ops are kept (the executor keeps as many plans, ``KEPT_PLANS``).
