@@ -286,19 +286,19 @@ class LocationRows:
 
     def locations(
         self,
-        nodes: Sequence[Any],
+        step_ops: tuple[np.ndarray, Sequence[str]],
         step_qubits: tuple[np.ndarray, np.ndarray],
         timing: tuple[array[float], array[float]],
         names: Sequence[str],
         model_for: Callable[[str], Any],
         cnot_cycles: Callable[[Any], float],
     ) -> Locations:
-        """Every row, in plan order, on the qubits ``names``. ``nodes`` are the steps'
-        nodes, ``step_qubits`` each one's qubit count and all their qubits one after another
-        (indices into ``names``), and ``timing`` their starts and ends;
-        ``model_for(profile)`` is a code's logical model, ``cnot_cycles(model)`` a
-        teleported CNOT's cycles on it."""
-        slots = _Slots(nodes, self, step_qubits, timing)
+        """Every row, in plan order, on the qubits ``names``. ``step_ops`` are the steps'
+        ops (a code each into the ops named), ``step_qubits`` each one's qubit count and
+        all their qubits one after another (indices into ``names``), and ``timing``
+        their starts and ends; ``model_for(profile)`` is a code's logical model,
+        ``cnot_cycles(model)`` a teleported CNOT's cycles on it."""
+        slots = _Slots(step_ops, self, step_qubits, timing)
         profiles = list(self.profiles)
         own, own_cycles = slots.own_errors(
             [float(cnot_cycles(model_for(p))) for p in profiles] if slots.teleports else []
@@ -386,19 +386,20 @@ class _Slots:
 
     def __init__(
         self,
-        nodes: Sequence[Any],
+        step_ops: tuple[np.ndarray, Sequence[str]],
         rows: LocationRows,
         qubits: tuple[np.ndarray, np.ndarray],
         timing: tuple[array[float], array[float]],
     ) -> None:
-        count = len(nodes)
+        op_codes, ops = step_ops
+        count = len(op_codes)
         sizes, qubit = qubits
         step = np.repeat(np.arange(count), sizes)
         self.count = len(qubit)
         self.ends = np.cumsum(sizes)
         self.step, self.qubit = step, qubit
         # the steps whose own error is not a plain op's (by op), and the clocks they set
-        kinds = np.fromiter(map(_OWN_ERROR.__getitem__, map(_OP_NAME, nodes)), np.int8, count)
+        kinds = np.array([_OWN_ERROR[op] for op in ops], dtype=np.int8)[op_codes]
         allocs = np.zeros(count, dtype=bool)
         allocs[list(rows.allocs)] = True
         self.kinds = kinds[step]
@@ -458,7 +459,6 @@ _OWN_ERROR: Mapping[str, int] = MappingProxyType(
         for name, spec in OPS.items()
     }
 )
-_OP_NAME = operator.attrgetter("op")
 
 
 def _column(values: array[Any], dtype: Any) -> np.ndarray:

@@ -493,7 +493,7 @@ def build_plan(
         steps=steps,
         noise=(
             rows.locations(
-                graph.nodes, steps.qubit_columns, (starts, ends), names, model_for, _cnot_cycles
+                steps.op_codes, steps.qubit_columns, (starts, ends), names, model_for, _cnot_cycles
             )
             if noise
             else Locations.empty(names)
