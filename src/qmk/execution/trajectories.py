@@ -332,7 +332,10 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     columns = OpColumns(
         placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
         placed(list(map(_VQS, gate_nodes)), other_qubits),
-        placed(list(map(_GUARD, gate_nodes)), list(map(_GUARD, others))),
+        placed(
+            list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * len(gate_nodes),
+            list(map(_GUARD, others)),
+        ),
         placed(list(map(gate_of.__getitem__, op_codes[gate].tolist())), list(map(_GATE, others))),
         *_qubit_ids(steps, gate, starts, other_qubits),
         steps.names,
