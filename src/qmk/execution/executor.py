@@ -55,7 +55,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, cast
@@ -241,16 +241,19 @@ class _GateStream:
     def __init__(self, ops: OpColumns) -> None:
         roles = np.frombuffer(bytes(map(_ROLE.get, ops.kinds, itertools.repeat(0))), np.uint8)
         is_gate = roles == _GATE_OP
-        gate_names = list(itertools.compress(ops.gates, is_gate.tolist()))
-        code = _ranks(gate_names)
-        self.names: list[str] = list(code)
-        self.codes = np.fromiter(map(code.__getitem__, gate_names), np.int64, len(gate_names))
+        # the gates applied, numbered afresh: ``names`` holds those alone
+        applied = ops.gates[is_gate]
+        used = np.flatnonzero(np.bincount(applied, minlength=len(ops.gate_names)))
+        self.names: list[str] = [ops.gate_names[c] for c in used.tolist()]
+        renumber = np.zeros(len(ops.gate_names), dtype=np.int64)
+        renumber[used] = np.arange(len(used))
+        self.codes = renumber[applied]
         self.arity = ops.sizes[is_gate]
         self.starts = np.cumsum(self.arity) - self.arity
         gated = np.cumsum(is_gate)  # the gates up to each micro-op
         self.qubits, self.places = _placed(ops, roles, gated)
         # the unitary segments of the first gates: a mid-circuit operation ends one
-        self.seen = min(len(gate_names), FUSION_SAMPLE)
+        self.seen = min(len(applied), FUSION_SAMPLE)
         cuts = gated[roles == _MID_OP]  # in order; two alike end an empty segment
         ends = [0, *cuts[(cuts > 0) & (cuts < self.seen)].tolist(), self.seen]
         bounds = np.r_[self.starts[: self.seen], self.arity[: self.seen].sum()].tolist()
@@ -295,11 +298,6 @@ def _first_ranks(ids: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     rank = np.full(size, -1, dtype=np.int64)
     rank[distinct[np.argsort(first)]] = np.arange(len(distinct))
     return rank, len(distinct)
-
-
-def _ranks(items: Iterable[str]) -> dict[str, int]:
-    """Each distinct item's rank in the order the items first appear."""
-    return {item: rank for rank, item in enumerate(dict.fromkeys(items))}
 
 
 def _bond(stream: _GateStream) -> tuple[int, float]:

@@ -219,43 +219,50 @@ def _expanded(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class OpColumns:
-    """Micro-ops as the fields the router's gate features and :func:`tail_of` read, a
-    list each, in order: their kinds, qubits, guards and gate names ("" for none).
+    """Micro-ops as the fields the router's gate features and :func:`tail_of` read, in
+    order: their kinds, qubits and guards, a list each, and numbers.
 
-    ``sizes`` and ``ids`` hold the qubits again as numbers: each micro-op's count, and
-    all of them one micro-op after another as indices into ``names``."""
+    ``gates`` is each micro-op's gate name as a code into ``gate_names`` ("" for none),
+    ``sizes`` each one's qubit count and ``ids`` all their qubits, one micro-op after
+    another, as indices into ``names``."""
 
     kinds: list[str]
     qubits: list[tuple[str, ...]]
     guards: list[Guard | None]
-    gates: list[str]
+    gates: np.ndarray
+    gate_names: Sequence[str]
     sizes: np.ndarray
     ids: np.ndarray
     names: Sequence[str]
 
     @classmethod
     def of(cls, ops: Sequence[MicroOp]) -> OpColumns:
-        """The columns of ``ops`` (their qubits numbered as they first appear)."""
+        """The columns of ``ops`` (their qubits and gates numbered as they first
+        appear)."""
         qubits = list(map(_QUBITS, ops))
         flat = list(itertools.chain.from_iterable(qubits))
         index = dict(zip(dict.fromkeys(flat), itertools.count()))
+        gates = list(map(_GATE, ops))
+        code = dict(zip(dict.fromkeys(gates), itertools.count()))
         return cls(
             list(map(_KIND, ops)),
             qubits,
             list(map(_GUARD, ops)),
-            list(map(_GATE, ops)),
+            np.fromiter(map(code.__getitem__, gates), np.int64, len(gates)),
+            list(code),
             np.fromiter(map(len, qubits), np.int64, len(qubits)),
             np.fromiter(map(index.__getitem__, flat), np.int64, len(flat)),
             list(index),
         )
 
     def __eq__(self, other: object) -> bool:
-        """The same micro-ops' fields, however their qubits are numbered."""
+        """The same micro-ops' fields, however their qubits and gates are numbered."""
         if not isinstance(other, OpColumns):
             return NotImplemented
         return (
-            (self.kinds, self.qubits, self.guards, self.gates)
-            == (other.kinds, other.qubits, other.guards, other.gates)
+            (self.kinds, self.qubits, self.guards) == (other.kinds, other.qubits, other.guards)
+            and [self.gate_names[c] for c in self.gates.tolist()]
+            == [other.gate_names[c] for c in other.gates.tolist()]
             and np.array_equal(self.sizes, other.sizes)
             and [self.names[i] for i in self.ids.tolist()]
             == [other.names[i] for i in other.ids.tolist()]
@@ -326,8 +333,6 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         column += gates[g:]
         return column
 
-    op_codes, ops = steps.op_codes
-    gate_of = [GATE_OF.get(op, "") for op in ops]  # (each op's engine gate, by code)
     other_qubits = list(map(_QUBITS, others))
     columns = OpColumns(
         placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
@@ -336,11 +341,31 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
             list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * len(gate_nodes),
             list(map(_GUARD, others)),
         ),
-        placed(list(map(gate_of.__getitem__, op_codes[gate].tolist())), list(map(_GATE, others))),
+        *_gate_codes(steps, gate, starts, others),
         *_qubit_ids(steps, gate, starts, other_qubits),
         steps.names,
     )
     return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
+
+
+def _gate_codes(
+    steps: PlanSteps, gate: np.ndarray, starts: np.ndarray, others: list[MicroOp]
+) -> tuple[np.ndarray, list[str]]:
+    """:attr:`OpColumns.gates` and :attr:`OpColumns.gate_names` of a plan's micro-ops: a
+    gate step's by its op's code (:attr:`~qmk.execution.plan.PlanSteps.op_codes`), the
+    others' (in order) by name. ``starts`` is each step's first micro-op."""
+    op_codes, ops = steps.op_codes
+    names = list(dict.fromkeys([*(GATE_OF.get(op, "") for op in ops), *map(_GATE, others)]))
+    code = {name: k for k, name in enumerate(names)}
+    by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=np.int64)
+    total = int(gate.sum()) + len(others)
+    codes = np.empty(total, dtype=np.int64)
+    at_gates = starts[gate]
+    codes[at_gates] = by_op[op_codes[gate]]
+    rest = np.ones(total, dtype=bool)
+    rest[at_gates] = False
+    codes[rest] = np.fromiter(map(code.__getitem__, map(_GATE, others)), np.int64, len(others))
+    return codes, names
 
 
 def _qubit_ids(
