@@ -169,11 +169,12 @@ class PlanSteps(Sequence[PlanStep]):
     """A plan's steps, each made from its node when read (:func:`lower_step`).
 
     A run sampled in bulk reads its gate steps as columns of the nodes (:attr:`nodes`,
-    :attr:`kinds`, :attr:`qubit_columns`, :func:`gate_columns`) and makes few steps: one
-    object a gate was 151,000 at 1,000 qubits and depth 100, a tenth of such a run.
-    Reading them all (an iteration, a slice) makes every step once and keeps them; a
-    step read alone before that is made again on each read, equal each time.
-    ``names`` are the program's qubits (its resources), which the steps' qubits index.
+    :attr:`kinds`, :attr:`op_codes`, :attr:`qubit_columns`, :func:`gate_codes`) and
+    makes few steps: one object a gate was 151,000 at 1,000 qubits and depth 100, a
+    tenth of such a run. Reading them all (an iteration, a slice) makes every step once
+    and keeps them; a step read alone before that is made again on each read, equal
+    each time. ``names`` are the program's qubits (its resources), which the steps'
+    qubits index.
     """
 
     __slots__ = ("_kinds", "_made", "_ops", "_qubits", "names", "nodes")
@@ -241,11 +242,9 @@ class PlanSteps(Sequence[PlanStep]):
             return self._all()[index]
         if self._made is not None:
             return self._made[index]
-        count, at = len(self.nodes), operator.index(index)
-        if not -count <= at < count:
-            raise IndexError("plan step index out of range")
-        at %= count
-        return lower_step(at, self.nodes[at])
+        at = operator.index(index)
+        node = self.nodes[at]  # (the nodes' tuple checks the index)
+        return lower_step(at % len(self.nodes), node)
 
     def __iter__(self) -> Iterator[PlanStep]:
         return iter(self._all())

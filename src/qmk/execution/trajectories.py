@@ -334,6 +334,8 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         return column
 
     other_qubits = list(map(_QUBITS, others))
+    from_gate = np.zeros(len(gate_nodes) + len(others), dtype=bool)  # a gate step's micro-op
+    from_gate[starts[gate]] = True
     columns = OpColumns(
         placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
         placed(list(map(_VQS, gate_nodes)), other_qubits),
@@ -341,59 +343,56 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
             list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * len(gate_nodes),
             list(map(_GUARD, others)),
         ),
-        *_gate_codes(steps, gate, starts, others),
-        *_qubit_ids(steps, gate, starts, other_qubits),
+        *_gate_codes(steps, gate, from_gate, others),
+        *_qubit_ids(steps, gate, from_gate, other_qubits),
         steps.names,
     )
     return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
 
 
 def _gate_codes(
-    steps: PlanSteps, gate: np.ndarray, starts: np.ndarray, others: list[MicroOp]
+    steps: PlanSteps, gate: np.ndarray, from_gate: np.ndarray, others: list[MicroOp]
 ) -> tuple[np.ndarray, list[str]]:
     """:attr:`OpColumns.gates` and :attr:`OpColumns.gate_names` of a plan's micro-ops: a
-    gate step's by its op's code (:attr:`~qmk.execution.plan.PlanSteps.op_codes`), the
-    others' (in order) by name. ``starts`` is each step's first micro-op."""
+    gate step's (``gate`` of the steps, ``from_gate`` of the micro-ops) by its op's code
+    (:attr:`~qmk.execution.plan.PlanSteps.op_codes`), the ``others`` by name."""
     op_codes, ops = steps.op_codes
     names = list(dict.fromkeys([*(GATE_OF.get(op, "") for op in ops), *map(_GATE, others)]))
     code = {name: k for k, name in enumerate(names)}
     by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=np.int64)
-    total = int(gate.sum()) + len(others)
-    codes = np.empty(total, dtype=np.int64)
-    at_gates = starts[gate]
-    codes[at_gates] = by_op[op_codes[gate]]
-    rest = np.ones(total, dtype=bool)
-    rest[at_gates] = False
-    codes[rest] = np.fromiter(map(code.__getitem__, map(_GATE, others)), np.int64, len(others))
+    codes = np.empty(len(from_gate), dtype=np.int64)
+    codes[from_gate] = by_op[op_codes[gate]]
+    codes[~from_gate] = np.fromiter(
+        map(code.__getitem__, map(_GATE, others)), np.int64, len(others)
+    )
     return codes, names
 
 
 def _qubit_ids(
-    steps: PlanSteps, gate: np.ndarray, starts: np.ndarray, other_qubits: list[tuple[str, ...]]
+    steps: PlanSteps,
+    gate: np.ndarray,
+    from_gate: np.ndarray,
+    other_qubits: list[tuple[str, ...]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """:attr:`OpColumns.sizes` and :attr:`OpColumns.ids` of a plan's micro-ops: a gate
-    step's from :attr:`~qmk.execution.plan.PlanSteps.qubit_columns`, the others'
-    (``other_qubits``, in order) looked up. ``starts`` is each step's first micro-op."""
+    step's (``gate`` of the steps, ``from_gate`` of the micro-ops) from
+    :attr:`~qmk.execution.plan.PlanSteps.qubit_columns`, the others' (``other_qubits``,
+    in order) looked up."""
     step_sizes, step_ids = steps.qubit_columns
     index = {name: i for i, name in enumerate(steps.names)}
     other_sizes = np.fromiter(map(len, other_qubits), np.int64, len(other_qubits))
     flat = itertools.chain.from_iterable(other_qubits)
     other_ids = np.fromiter(map(index.__getitem__, flat), np.int64, int(other_sizes.sum()))
-    # where each micro-op stands: a gate step's at its step's start, the others' in turn
-    at_gates = starts[gate]
-    total = len(at_gates) + len(other_qubits)
-    is_gate_op = np.zeros(total, dtype=bool)
-    is_gate_op[at_gates] = True
-    sizes = np.empty(total, dtype=np.int64)
+    sizes = np.empty(len(from_gate), dtype=np.int64)
     gate_sizes = step_sizes[gate]
-    sizes[at_gates] = gate_sizes
-    sizes[~is_gate_op] = other_sizes
+    sizes[from_gate] = gate_sizes
+    sizes[~from_gate] = other_sizes
     firsts = np.cumsum(sizes) - sizes
     ids = np.empty(int(sizes.sum()), dtype=np.int64)
-    ids[spread(firsts[at_gates], gate_sizes)] = step_ids[
+    ids[spread(firsts[from_gate], gate_sizes)] = step_ids[
         spread((np.cumsum(step_sizes) - step_sizes)[gate], gate_sizes)
     ]
-    ids[spread(firsts[~is_gate_op], other_sizes)] = other_ids
+    ids[spread(firsts[~from_gate], other_sizes)] = other_ids
     return sizes, ids
 
 
