@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -12,6 +14,7 @@ import sys
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from msgspec import UNSET
@@ -713,3 +716,32 @@ def test_a_pool_that_refuses_work_fails_the_job_and_the_kernel_keeps_serving(
             await kernel.close()
 
     asyncio.run(main())
+
+
+def test_an_error_the_host_ends_on_as_the_kernel_closes_is_read_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task's error left unread is logged when the task is collected, at whatever
+    moment that is: once, a full test run's collection landed inside an ``ast.parse``
+    of another test, and the traceback's own parse broke it (Python 3.11). So the
+    kernel reads its host's error even as it closes, and logs it there."""
+    unread: list[dict[str, Any]] = []
+
+    async def body(kernel: Kernel) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: unread.append(context))
+
+        async def fails() -> None:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+
+        host = asyncio.ensure_future(fails())
+        await asyncio.wait([host])
+        await kernel.close()
+        kernel._host_done(host)  # the host's done callback, on a host that failed closing
+        del host
+        gc.collect()
+
+    caplog.set_level(logging.WARNING)
+    run_kernel(tmp_path, body)
+    assert unread == []
+    assert "the kernel's host stopped on an error as it closed" in caplog.text

@@ -361,9 +361,17 @@ class Kernel:
             started.set_result(None)
 
     def _host_done(self, host: asyncio.Task[None]) -> None:
-        if self._closing or host.cancelled() or host.exception() is None:
+        if host.cancelled():
             return
-        self._failure = host.exception()
+        # read here in every case: an error left unread is logged when the task is
+        # collected, at whatever moment that is (in the middle of another parse, once)
+        failure = host.exception()
+        if failure is None:
+            return
+        if self._closing:
+            _log.warning("the kernel's host stopped on an error as it closed", exc_info=failure)
+            return
+        self._failure = failure
         _log.error("the kernel stopped on an internal error", exc_info=self._failure)
         # requests that wait for a commit get an answer: there is no committer any more
         self.commits.abort(UnavailableError("the kernel stopped on an internal error"))
