@@ -52,7 +52,7 @@ def test_every_read_of_a_step_is_the_step_its_node_lowers_to(name: str) -> None:
     for bad in (len(nodes), -len(nodes) - 1):
         with pytest.raises(IndexError):
             steps[bad]
-    assert steps.kinds == [step.kind for step in expected]
+    assert steps.kinds == tuple(step.kind for step in expected)
     assert steps == expected and steps == PlanSteps(nodes, program.graph.resources.vqs)
     assert steps[1:3] == expected[1:3] and tuple(steps) == expected
     assert steps[2] is steps[2]  # kept once all were made

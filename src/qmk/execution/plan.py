@@ -182,18 +182,18 @@ class PlanSteps(Sequence[PlanStep]):
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
         self._made: tuple[PlanStep, ...] | None = None
-        self._kinds: list[Exec] | None = None
+        self._kinds: tuple[Exec, ...] | None = None
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
-        self._ops: tuple[np.ndarray, list[str]] | None = None
+        self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
 
     @property
-    def op_codes(self) -> tuple[np.ndarray, list[str]]:
+    def op_codes(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """Each step's op as a code into the distinct ops, in the order first met (made
         once; read-only)."""
         columns = self._ops
         if columns is None:
             ops = list(map(_NODE_OP, self.nodes))
-            distinct = list(dict.fromkeys(ops))
+            distinct = tuple(dict.fromkeys(ops))
             code = dict(zip(distinct, itertools.count()))
             codes = np.fromiter(map(code.__getitem__, ops), np.int64, len(ops))
             codes.setflags(write=False)
@@ -217,11 +217,11 @@ class PlanSteps(Sequence[PlanStep]):
         return columns
 
     @property
-    def kinds(self) -> list[Exec]:
+    def kinds(self) -> tuple[Exec, ...]:
         """Each step's :attr:`PlanStep.kind`: its op's, by the op table (made once)."""
         kinds = self._kinds
         if kinds is None:
-            kinds = self._kinds = list(map(STEP_KINDS.__getitem__, map(_NODE_OP, self.nodes)))
+            kinds = self._kinds = tuple(map(STEP_KINDS.__getitem__, map(_NODE_OP, self.nodes)))
         return kinds
 
     def _all(self) -> tuple[PlanStep, ...]:
