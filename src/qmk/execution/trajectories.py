@@ -38,7 +38,7 @@ import itertools
 import math
 import operator
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -220,14 +220,13 @@ def _expanded(
 @dataclass(frozen=True, slots=True, eq=False)
 class OpColumns:
     """Micro-ops as the fields the router's gate features and :func:`tail_of` read, in
-    order: their kinds, qubits and guards, a list each, and numbers.
+    order: their kinds and guards, a list each, and numbers.
 
     ``gates`` is each micro-op's gate name as a code into ``gate_names`` ("" for none),
     ``sizes`` each one's qubit count and ``ids`` all their qubits, one micro-op after
     another, as indices into ``names``."""
 
     kinds: list[str]
-    qubits: list[tuple[str, ...]]
     guards: list[Guard | None]
     gates: np.ndarray
     gate_names: Sequence[str]
@@ -246,7 +245,6 @@ class OpColumns:
         code = dict(zip(dict.fromkeys(gates), itertools.count()))
         return cls(
             list(map(_KIND, ops)),
-            qubits,
             list(map(_GUARD, ops)),
             np.fromiter(map(code.__getitem__, gates), np.int64, len(gates)),
             list(code),
@@ -260,7 +258,7 @@ class OpColumns:
         if not isinstance(other, OpColumns):
             return NotImplemented
         return (
-            (self.kinds, self.qubits, self.guards) == (other.kinds, other.qubits, other.guards)
+            (self.kinds, self.guards) == (other.kinds, other.guards)
             and [self.gate_names[c] for c in self.gates.tolist()]
             == [other.gate_names[c] for c in other.gates.tolist()]
             and np.array_equal(self.sizes, other.sizes)
@@ -269,6 +267,12 @@ class OpColumns:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+    def qubits(self) -> Callable[[int], list[int]]:
+        """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`)."""
+        ids, ends = self.ids.tolist(), np.cumsum(self.sizes).tolist()
+        sizes = self.sizes.tolist()
+        return lambda i: ids[ends[i] - sizes[i] : ends[i]]
 
 
 class NoiselessOps:
@@ -288,7 +292,7 @@ class NoiselessOps:
         self._made: list[tuple[MicroOp, ...]] = []
         self.columns, self.bounds = _plan_columns(plan)
         columns = self.columns
-        self.tail = tail_of(columns.kinds, columns.guards, columns.qubits.__getitem__)
+        self.tail = tail_of(columns.kinds, columns.guards, columns.qubits())
 
     @property
     def ops(self) -> tuple[MicroOp, ...]:
@@ -338,7 +342,6 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     from_gate[starts[gate]] = True
     columns = OpColumns(
         placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
-        placed(list(map(_VQS, gate_nodes)), other_qubits),
         placed(
             list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * len(gate_nodes),
             list(map(_GUARD, others)),
@@ -511,7 +514,7 @@ def tail_start(ops: Sequence[MicroOp]) -> int:
 
 
 def tail_of(
-    kinds: list[str], guards: list[Guard | None], qubits: Callable[[int], tuple[str, ...]]
+    kinds: list[str], guards: list[Guard | None], qubits: Callable[[int], Sequence[Hashable]]
 ) -> int:
     """Where the terminal-measurement suffix of micro-ops of ``kinds`` and ``guards``
     begins (their count when there is none); ``qubits(i)`` are micro-op ``i``'s, read
@@ -555,7 +558,6 @@ _KIND = operator.attrgetter("kind")
 _GUARD = operator.attrgetter("guard")
 _QUBITS = operator.attrgetter("qubits")
 _GATE = operator.attrgetter("gate")
-_VQS = operator.attrgetter("vqs")
 _GATE_STEPS = itertools.repeat(Exec.GATE)  # (what a gate step's kind is, for map)
 
 
@@ -569,7 +571,7 @@ def _after(back: list[str], kind: str, skip: int) -> int:
 
 
 def _first_conflict(
-    kinds: list[str], qubits: Callable[[int], tuple[str, ...]], start: int
+    kinds: list[str], qubits: Callable[[int], Sequence[Hashable]], start: int
 ) -> int | None:
     """The first micro-op from ``start`` that a suffix there cannot hold (a second
     measurement of a qubit, a gate on measured and unmeasured qubits), or None. None can
@@ -578,7 +580,7 @@ def _first_conflict(
         first = kinds.index("meas", start)
     except ValueError:
         return None
-    measured: set[str] = set()
+    measured: set[Hashable] = set()
     for i in range(first, len(kinds)):
         kind = kinds[i]
         if kind == "meas":
