@@ -436,7 +436,10 @@ def build_plan(
     step_cycles = rows.cycles
     cycles_end = fence_time = 0.0
     guarded = False
-    starts, ends = array("d"), array("d")  # each step's timing (Plan.timing)
+    # each step's timing (Plan.timing): lists take the loop's floats as they are, and
+    # are unboxed into arrays once, after (an array's append converts each)
+    starts: list[float] = []
+    ends: list[float] = []
     start_at, end_at = starts.append, ends.append
     apart = _WALKED_APART
     # Most nodes are gates and measurements: they are scheduled here, the loop's locals
@@ -478,6 +481,7 @@ def build_plan(
         start_at(start)
         end_at(end)
 
+    timing = (array("d", starts), array("d", ends))
     if noise:
         _machine_waits(steps, idle, walk.profile_of, default_key, rows)
     names = graph.resources.vqs
@@ -492,7 +496,7 @@ def build_plan(
         steps=steps,
         noise=(
             rows.locations(
-                steps.op_codes, steps.qubit_columns, (starts, ends), names, model_for, _cnot_cycles
+                steps.op_codes, steps.qubit_columns, timing, names, model_for, _cnot_cycles
             )
             if noise
             else Locations.empty(names)
@@ -511,7 +515,7 @@ def build_plan(
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
         lifetimes=tuple(walk.lifetimes),
         guarded=guarded or walk.guarded,
-        timing=Pairs(starts, ends),
+        timing=Pairs(*timing),
     )
 
 
