@@ -189,15 +189,10 @@ class PlanSteps(Sequence[PlanStep]):
     @property
     def op_codes(self) -> tuple[np.ndarray, tuple[str, ...]]:
         """Each step's op as a code into the distinct ops, in the order first met (made
-        once; read-only)."""
+        once, with :attr:`kinds`; read-only)."""
         columns = self._ops
         if columns is None:
-            ops = list(map(_NODE_OP, self.nodes))
-            distinct = tuple(dict.fromkeys(ops))
-            code = dict(zip(distinct, itertools.count()))
-            codes = np.fromiter(map(code.__getitem__, ops), np.int64, len(ops))
-            codes.setflags(write=False)
-            columns = self._ops = (codes, distinct)
+            columns = self._read_ops()[0]
         return columns
 
     @property
@@ -218,11 +213,24 @@ class PlanSteps(Sequence[PlanStep]):
 
     @property
     def kinds(self) -> tuple[Exec, ...]:
-        """Each step's :attr:`PlanStep.kind`: its op's, by the op table (made once)."""
+        """Each step's :attr:`PlanStep.kind`: its op's, by the op table (made once, with
+        :attr:`op_codes`)."""
         kinds = self._kinds
         if kinds is None:
-            kinds = self._kinds = tuple(map(STEP_KINDS.__getitem__, map(_NODE_OP, self.nodes)))
+            kinds = self._read_ops()[1]
         return kinds
+
+    def _read_ops(self) -> tuple[tuple[np.ndarray, tuple[str, ...]], tuple[Exec, ...]]:
+        """:attr:`op_codes` and :attr:`kinds`, from one read of each node's op (every run
+        reads both: the plan walk the kinds, the router and the lowering the codes)."""
+        ops = list(map(_NODE_OP, self.nodes))
+        distinct = tuple(dict.fromkeys(ops))
+        code = dict(zip(distinct, itertools.count()))
+        codes = np.fromiter(map(code.__getitem__, ops), np.int64, len(ops))
+        codes.setflags(write=False)
+        columns = self._ops = (codes, distinct)
+        kinds = self._kinds = tuple(map(STEP_KINDS.__getitem__, ops))
+        return columns, kinds
 
     def _all(self) -> tuple[PlanStep, ...]:
         made = self._made
