@@ -219,6 +219,9 @@ EDGE_CASES = [
     'include "stdgates.inc";\nqubit[3] q;\nh q[0];\ngate h a { U(1,0,0) a; }\nh q[1];\n',
     'include "stdgates.inc";\nqubit[3] q;\ngate g a, b { cx b, a; h a; }\ng q[0], q[1];\n'
     "g q[2], q[0];\ng q[1] , q[ 2 ] ;\ng q[0];\n",
+    # one node, on the called qubits in another order: not the call's own order
+    'include "stdgates.inc";\nqubit[3] q;\ngate rev a, b { cx b, a; }\nrev q[0], q[1];\n'
+    "rev q[2], q[0];\nrev q[1], q[2];\n",
     'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\nqreg r[2];\ncx q[0],r[1];\ncx r[0],q[2];\n'
     "CX q[1],q[0];\nCX q[2],q[1];\nreset q[2];\nreset q[0];\nbarrier q[1];\nbarrier q[2];\n",
 ]

@@ -100,6 +100,9 @@ def plan_of(low: decompose.Lowered) -> list[Step]:
     return steps
 
 
+#: A gate's qubits as it was called, by count (:meth:`Gates.shaped`' one or two).
+_IN_ORDER = {1: (0,), 2: (0, 1)}
+
 #: The method that lowers each kind of statement the scanner reads but a gate, by name.
 #: A dict of the lowerer's bound methods, held on the lowerer, would be a reference
 #: cycle. A big lowered program's builder would then be freed by the cyclic collector,
@@ -469,18 +472,25 @@ class Gates(Classical):
         name, first, at, second, at2 = m.groups()
         qregs = self.qregs
         items = qregs.get(first)
-        if items is None or int(at) >= len(items):
+        if items is None or (index := int(at)) >= len(items):
             return None
-        handles = [items[int(at)]]
-        if second is not None:
+        handle = items[index]
+        if second is None:
+            handles: tuple[str, ...] = (handle,)
+        else:
             items = qregs.get(second)
-            if items is None or int(at2) >= len(items) or items[int(at2)] == handles[0]:
+            if items is None or (index := int(at2)) >= len(items) or items[index] == handle:
                 return None
-            handles.append(items[int(at2)])
+            handles = (handle, items[index])
         cached = self.plans.get((name, len(handles)))
         if cached is None:
             return None
-        nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
+        steps = cached[1]
+        if len(steps) == 1 and steps[0][1] == _IN_ORDER[len(handles)]:
+            op, _, theta = steps[0]  # (most gates: one node, on the qubits as called)
+            nodes = [(op, handles, theta)]
+        else:
+            nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in steps]
         self.resolved[text] = nodes
         return nodes
 
