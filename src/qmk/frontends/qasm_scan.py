@@ -435,6 +435,9 @@ class Scanner:
         chunk_end = chunk_line = chunk_col = 0
         first = True
         records = self._records
+        # the reader's lane: the reader changes it only while it holds an item yielded
+        # here, so it is read again after each yield, not at each statement
+        lookup, shape, lane = self.known.get, self.shape, self.lane
         while pos < n:
             if text[pos] in _SKIPPED_START:
                 pos = skip(text, pos).end()  # type: ignore[union-attr]
@@ -448,11 +451,11 @@ class Scanner:
             else:
                 statement = m.group()
                 if chunk_start is None:
-                    known = self.known.get(statement)
-                    if known is None and self.shape is not None:
-                        known = self.shape(statement)
+                    known = lookup(statement)
+                    if known is None and shape is not None:
+                        known = shape(statement)
                     if known is not None:
-                        self.lane(known, line)  # type: ignore[misc]
+                        lane(known, line)  # type: ignore[misc]
                         first = False
                         pos = m.end()
                         continue
@@ -476,6 +479,7 @@ class Scanner:
                 yield Chunk("chunk", chunk_start, chunk_end, chunk_line, chunk_col)
                 chunk_start = None
             yield (record[0], line, record[1], statement)
+            lookup, shape, lane = self.known.get, self.shape, self.lane
             first = False
             pos = m.end()  # type: ignore[union-attr]
         if chunk_start is not None:
