@@ -107,3 +107,14 @@ def test_the_qubit_columns_index_each_steps_qubits_among_the_programs(name: str)
     names = graph.resources.vqs
     assert [names[q] for q in qubits.tolist()] == [q for node in graph.nodes for q in node.vqs]
     assert not sizes.flags.writeable and not qubits.flags.writeable
+
+
+@pytest.mark.parametrize("name", [*PROGRAMS, "rotations"])
+def test_the_qubits_of_picked_steps_are_those_steps_qubits_in_order(name: str) -> None:
+    graph = _program(name).graph
+    steps = PlanSteps(graph.nodes, graph.resources.vqs)
+    picked = np.array([k % 3 != 1 and bool(node.vqs) for k, node in enumerate(graph.nodes)])
+    names = graph.resources.vqs
+    expected = [q for node, p in zip(graph.nodes, picked, strict=True) if p for q in node.vqs]
+    assert [names[q] for q in steps.qubits_of(picked).tolist()] == expected
+    assert steps.qubits_of(np.zeros(len(graph.nodes), dtype=bool)).tolist() == []

@@ -342,13 +342,12 @@ class _Lowering:
         widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
         plain_codes, gates = gate_codes(steps, plain)
-        sizes, step_qubit = steps.qubit_columns  # (indices into the circuit's qubits)
-        arity = sizes[plain]
+        arity = steps.qubit_columns[0][plain]
         at = (start + before)[plain]
         kinds[at] = PLAIN
         codes[at] = plain_codes
         widths[at] = arity
-        gate_qubits = step_qubit[spread((np.cumsum(sizes) - sizes)[plain], arity)]
+        gate_qubits = steps.qubits_of(plain)  # (indices into the circuit's qubits)
         # the other steps' instructions: objects, in order
         others = ~plain
         first = (start + before)[others]

@@ -177,7 +177,7 @@ class PlanSteps(Sequence[PlanStep]):
     qubits index.
     """
 
-    __slots__ = ("_kinds", "_made", "_ops", "_qubits", "names", "nodes")
+    __slots__ = ("_index", "_kinds", "_made", "_ops", "_qubits", "names", "nodes")
 
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
@@ -185,6 +185,15 @@ class PlanSteps(Sequence[PlanStep]):
         self._kinds: tuple[Exec, ...] | None = None
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
         self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
+        self._index: dict[str, int] | None = None
+
+    @property
+    def qubit_index(self) -> Mapping[str, int]:
+        """Each of :attr:`names`' index (made once)."""
+        index = self._index
+        if index is None:
+            index = self._index = {name: i for i, name in enumerate(self.names)}
+        return index
 
     @property
     def op_codes(self) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -203,13 +212,20 @@ class PlanSteps(Sequence[PlanStep]):
         if columns is None:
             vqs = list(map(_NODE_VQS, self.nodes))
             sizes = np.fromiter(map(len, vqs), np.int64, len(vqs))
-            index = {name: i for i, name in enumerate(self.names)}
             flat = itertools.chain.from_iterable(vqs)
-            qubits = np.fromiter(map(index.__getitem__, flat), np.int64, int(sizes.sum()))
+            qubits = np.fromiter(
+                map(self.qubit_index.__getitem__, flat), np.int64, int(sizes.sum())
+            )
             sizes.setflags(write=False)
             qubits.setflags(write=False)
             columns = self._qubits = (sizes, qubits)
         return columns
+
+    def qubits_of(self, picked: np.ndarray) -> np.ndarray:
+        """The qubits of the steps ``picked`` (a mask of the steps), one step after
+        another, as :attr:`qubit_columns` holds them."""
+        sizes, qubits = self.qubit_columns
+        return qubits[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
 
     @property
     def kinds(self) -> tuple[Exec, ...]:

@@ -270,9 +270,8 @@ class OpColumns:
 
     def qubits(self) -> Callable[[int], list[int]]:
         """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`)."""
-        ids, ends = self.ids.tolist(), np.cumsum(self.sizes).tolist()
-        sizes = self.sizes.tolist()
-        return lambda i: ids[ends[i] - sizes[i] : ends[i]]
+        ids, bounds = self.ids.tolist(), np.r_[0, np.cumsum(self.sizes)].tolist()
+        return lambda i: ids[bounds[i] : bounds[i + 1]]
 
 
 class NoiselessOps:
@@ -378,23 +377,20 @@ def _qubit_ids(
     other_qubits: list[tuple[str, ...]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """:attr:`OpColumns.sizes` and :attr:`OpColumns.ids` of a plan's micro-ops: a gate
-    step's (``gate`` of the steps, ``from_gate`` of the micro-ops) from
-    :attr:`~qmk.execution.plan.PlanSteps.qubit_columns`, the others' (``other_qubits``,
-    in order) looked up."""
-    step_sizes, step_ids = steps.qubit_columns
-    index = {name: i for i, name in enumerate(steps.names)}
+    step's (``gate`` of the steps, ``from_gate`` of the micro-ops) as the steps hold
+    them (:meth:`~qmk.execution.plan.PlanSteps.qubits_of`), the others'
+    (``other_qubits``, in order) looked up."""
+    index = steps.qubit_index
     other_sizes = np.fromiter(map(len, other_qubits), np.int64, len(other_qubits))
     flat = itertools.chain.from_iterable(other_qubits)
     other_ids = np.fromiter(map(index.__getitem__, flat), np.int64, int(other_sizes.sum()))
     sizes = np.empty(len(from_gate), dtype=np.int64)
-    gate_sizes = step_sizes[gate]
+    gate_sizes = steps.qubit_columns[0][gate]
     sizes[from_gate] = gate_sizes
     sizes[~from_gate] = other_sizes
     firsts = np.cumsum(sizes) - sizes
     ids = np.empty(int(sizes.sum()), dtype=np.int64)
-    ids[spread(firsts[from_gate], gate_sizes)] = step_ids[
-        spread((np.cumsum(step_sizes) - step_sizes)[gate], gate_sizes)
-    ]
+    ids[spread(firsts[from_gate], gate_sizes)] = steps.qubits_of(gate)
     ids[spread(firsts[~from_gate], other_sizes)] = other_ids
     return sizes, ids
 
