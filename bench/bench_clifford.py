@@ -28,11 +28,19 @@ QASM text, verifying, the run request (its program digest), then inside the tele
 window the plan, the router's workload and choice, the lowering, the compile to stim,
 the sampling, and the counts after it (least CPU time of the rounds).
 
+``--floor`` measures what any run of the program in its present form must cost, against
+the goal (least CPU time of the rounds): stim's compile and sample, which QMK's run pays
+too; stim's parse of the circuit's text, the least that hands stim a circuit; and the
+least per-node Python passes over the verified program's nodes, a bare one (each node's
+qubits read into a dict) and an ASAP schedule (each node ends a cycle after its
+qubits' latest clock), which the plan's timing needs. Their sum, with no routing and no
+lowering at all, is the floor of QMK's telemetry time for that program form.
+
 The table shows minima and medians, the ratios QMK / stim of both, and the load
 averages of the rounds; ``bench/results/clifford.json`` holds every time.
 
     python bench/bench_clifford.py [--sizes 200 500 1000] [--shots 1000 100000]
-        [--rounds 3] [--fresh] [--stages]
+        [--rounds 3] [--fresh] [--stages] [--floor]
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import math
 import os
 import re
 import statistics
@@ -265,6 +274,55 @@ def stages(text: str, shots: int, rounds: int, *, noise: bool) -> dict[str, floa
     return best
 
 
+def _least(run: Callable[[], Any], rounds: int) -> float:
+    """The least CPU seconds of ``rounds`` calls of ``run``."""
+    best = math.inf
+    for _ in range(rounds):
+        begin = time.process_time()
+        run()
+        best = min(best, time.process_time() - begin)
+    return best
+
+
+def floor(text: str, shots: int, rounds: int) -> dict[str, float]:
+    """The least CPU seconds of the parts every run of ``text`` as a verified program
+    pays (see ``--floor``), and their sum with stim's (``floor``)."""
+    circuit = stim_circuit(text)
+    stim_text = str(circuit)
+    nodes = executor.load_program(front.read(text)).graph.nodes
+
+    def bare_pass() -> None:
+        seen: dict[str, int] = {}
+        for node in nodes:
+            for q in node.vqs:
+                seen[q] = 1
+
+    def schedule() -> None:
+        clock: dict[str, float] = {}
+        get = clock.get
+        for node in nodes:
+            qubits = node.vqs
+            start = 0.0
+            for q in qubits:
+                at = get(q, 0.0)
+                if at > start:
+                    start = at
+            end = start + 1.0
+            for q in qubits:
+                clock[q] = end
+
+    out = {
+        "stim compile and sample": _least(
+            lambda: circuit.compile_sampler(seed=1).sample(shots, bit_packed=True), rounds
+        ),
+        "stim parse": _least(lambda: stim.Circuit(stim_text), rounds),
+        "bare node pass": _least(bare_pass, rounds),
+        "ASAP schedule": _least(schedule, rounds),
+    }
+    out["floor"] = out["stim compile and sample"] + out["stim parse"] + out["ASAP schedule"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 500, 1000])
@@ -272,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="also fresh processes")
     parser.add_argument("--stages", action="store_true", help="also QMK's CPU per stage")
+    parser.add_argument("--floor", action="store_true", help="also the floor of any run")
     parser.add_argument("--out", default=str(RESULTS / "clifford.json"))
     args = parser.parse_args(argv)
     info = machine(stim=stim.__version__, **installed("numpy"))
@@ -294,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                     for noise in (False, True):
                         key = "stages_cpu_s" + ("_noise_on" if noise else "")
                         row[key] = stages(text, shots, args.rounds, noise=noise)
+                if args.floor:
+                    row["floor_cpu_s"] = floor(text, shots, args.rounds)
                 row["load_average"] = loads
                 rows.append(row)
                 _print(row)
@@ -328,6 +389,13 @@ def _print(row: dict[str, Any]) -> None:
         if key in row:
             shown = ", ".join(f"{k} {v * 1e3:.0f}" for k, v in row[key].items())
             print(f"  QMK CPU ms (least), noise {noise}: {shown}")
+    if "floor_cpu_s" in row:
+        least = row["floor_cpu_s"]
+        shown = ", ".join(f"{k} {v * 1e3:.1f}" for k, v in least.items() if k != "floor")
+        ratio = least["floor"] / least["stim compile and sample"]
+        print(f"  floor CPU ms (least): {shown}")
+        total = least["floor"] * 1e3
+        print(f"  floor (stim + parse + schedule) {total:.1f} ms = {ratio:.2f}x stim")
 
 
 if __name__ == "__main__":
