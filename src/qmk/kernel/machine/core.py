@@ -360,7 +360,7 @@ class Scheduler:
             rates.leave_supply(job)
         else:
             rates.settle(job)
-        bits = job.m / job.c * self.machine.tile_bits_per_cycle if job.m and job.c else 0.0
+        bits = self.machine.decoder_bits(job.m / job.c) if job.m and job.c else 0.0
         pairs = job.b
         job.t = job.b = job.m = 0
         job.c = 0
@@ -467,14 +467,14 @@ class Scheduler:
         self.state.tiles_changed(job.tenant, now=self.now, tiles=job.tiles)
         self.gauges["tiles"].set(self.now, self.state.held)
         if not self.rates.no_decoder:
-            self.rates.decoder_add(job.tenant, job.data_tiles * self.machine.tile_bits_per_cycle)
+            self.rates.decoder_add(job.tenant, self.machine.decoder_bits(job.data_tiles))
 
     def _vacate(self, job: MachineJob) -> None:
         self.floorplan.give(job)
         self.state.tiles_changed(job.tenant, now=self.now, tiles=-job.tiles)
         self.gauges["tiles"].set(self.now, self.state.held)
         if not self.rates.no_decoder:
-            self.rates.decoder_add(job.tenant, -job.data_tiles * self.machine.tile_bits_per_cycle)
+            self.rates.decoder_add(job.tenant, -self.machine.decoder_bits(job.data_tiles))
 
     # ------------------------------------------------------------------ preemption
 
@@ -596,7 +596,7 @@ class Scheduler:
         rates = self.rates
         job.f = rates.throttle(job.tenant)
         if job.m and job.c:
-            rates.decoder_add(job.tenant, job.m / job.c * self.machine.tile_bits_per_cycle)
+            rates.decoder_add(job.tenant, self.machine.decoder_bits(job.m / job.c))
         if job.b:
             rates.use_link(job)
         if job.t:
@@ -633,7 +633,7 @@ class Scheduler:
             rates.settle(job)
         job.done = float(job.r)
         if job.m and job.c:
-            rates.decoder_add(job.tenant, -job.m / job.c * self.machine.tile_bits_per_cycle)
+            rates.decoder_add(job.tenant, -self.machine.decoder_bits(job.m / job.c))
         if job.b:
             rates.leave_link(job)
         job.t = job.b = job.m = 0

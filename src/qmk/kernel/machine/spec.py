@@ -227,6 +227,16 @@ class MachineSpec:
     def profile(self) -> str:
         return f"logical:{self.family}(d={self.distance})"
 
+    def decoder_bits(self, tiles: float) -> float:
+        """The syndrome bits a logical cycle that ``tiles`` tiles send the decoders: a
+        job's live data tiles, or a step's logical measurements a cycle (each adds as
+        many as a tile).
+
+        >>> MachineSpec.simple(tiles=20, tile_bits_per_cycle=10).decoder_bits(2.5)
+        25.0
+        """
+        return tiles * self.tile_bits_per_cycle
+
     def qubits_to_hold(self, tiles: int, *, factory: bool, module_qubits: int = 0) -> int | None:
         """The least ``[machine] physical_qubits`` whose floorplan holds a job.
 

@@ -329,7 +329,7 @@ class BudgetCheck:
         if not running:  # waiting would not help it
             return True
         rates = sched.rates
-        after = rates.throttles_with(job.tenant, job.data_tiles * sched.machine.tile_bits_per_cycle)
+        after = rates.throttles_with(job.tenant, sched.machine.decoder_bits(job.data_tiles))
         if after is None:
             return True
         p = sched.machine.logical_error_rate
