@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
-import math
 import os
 import re
 import statistics
@@ -64,7 +63,16 @@ from typing import Any
 import stim
 
 import qmk._front as front
-from _common import RESULTS, describe, installed, load_averages, machine, timed_group, write_json
+from _common import (
+    RESULTS,
+    describe,
+    installed,
+    load_averages,
+    machine,
+    timed,
+    timed_group,
+    write_json,
+)
 from qmk.execution import executor
 from qmk.execution import runs as run_paths
 from qmk.kernel.machine.programs import random_clifford
@@ -274,16 +282,6 @@ def stages(text: str, shots: int, rounds: int, *, noise: bool) -> dict[str, floa
     return best
 
 
-def _least(run: Callable[[], Any], rounds: int) -> float:
-    """The least CPU seconds of ``rounds`` calls of ``run``."""
-    best = math.inf
-    for _ in range(rounds):
-        begin = time.process_time()
-        run()
-        best = min(best, time.process_time() - begin)
-    return best
-
-
 def floor(text: str, shots: int, rounds: int) -> dict[str, float]:
     """The least CPU seconds of the parts every run of ``text`` as a verified program
     pays (see ``--floor``), and their sum with stim's (``floor``)."""
@@ -312,12 +310,12 @@ def floor(text: str, shots: int, rounds: int) -> dict[str, float]:
                 clock[q] = end
 
     out = {
-        "stim compile and sample": _least(
+        "stim compile and sample": timed(
             lambda: circuit.compile_sampler(seed=1).sample(shots, bit_packed=True), rounds
-        ),
-        "stim parse": _least(lambda: stim.Circuit(stim_text), rounds),
-        "bare node pass": _least(bare_pass, rounds),
-        "ASAP schedule": _least(schedule, rounds),
+        ).cpu_min_s,
+        "stim parse": timed(lambda: stim.Circuit(stim_text), rounds).cpu_min_s,
+        "bare node pass": timed(bare_pass, rounds).cpu_min_s,
+        "ASAP schedule": timed(schedule, rounds).cpu_min_s,
     }
     out["floor"] = out["stim compile and sample"] + out["stim parse"] + out["ASAP schedule"]
     return out
