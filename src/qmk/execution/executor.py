@@ -74,7 +74,7 @@ from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.parts import Part, run_groups
-from qmk.execution.plan import Plan, build_plan, decoder_load, spread
+from qmk.execution.plan import Plan, build_plan, decoder_load, picked_runs
 from qmk.execution.request import (
     Precision,
     RunRequest,
@@ -272,11 +272,9 @@ def _placed(ops: OpColumns, roles: np.ndarray, gated: np.ndarray) -> tuple[int, 
     (allocation order, where every gate's qubits were allocated before it). Where no
     alloc comes after a gate, that is the allocs' order and then that of the qubits no
     alloc named, at their first gate."""
-    firsts = np.cumsum(ops.sizes) - ops.sizes
 
     def qubits_of(mask: np.ndarray) -> np.ndarray:
-        rows = np.flatnonzero(mask)
-        return ops.ids[spread(firsts[rows], ops.sizes[rows])]
+        return picked_runs(ops.ids, ops.sizes, mask)
 
     is_alloc = roles == _ALLOC_OP
     gate_ids = qubits_of(roles == _GATE_OP)

@@ -225,7 +225,7 @@ class PlanSteps(Sequence[PlanStep]):
         """The qubits of the steps ``picked`` (a mask of the steps), one step after
         another, as :attr:`qubit_columns` holds them."""
         sizes, qubits = self.qubit_columns
-        return qubits[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+        return picked_runs(qubits, sizes, picked)
 
     @property
     def kinds(self) -> tuple[Exec, ...]:
@@ -339,6 +339,16 @@ def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     [0, 1, 5, 6, 7]
     """
     return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+
+
+def picked_runs(values: np.ndarray, sizes: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """The runs of ``values`` that ``picked`` (a mask of the runs) selects, one after
+    another: run ``i`` is the next ``sizes[i]`` values.
+
+    >>> picked_runs(np.arange(6), np.array([1, 2, 3]), np.array([True, False, True])).tolist()
+    [0, 3, 4, 5]
+    """
+    return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
 
 
 def _gate_params(node: Node, names: tuple[str, ...]) -> tuple[float, ...]:
