@@ -39,13 +39,18 @@ medians of interleaved runs, not single runs).
 under valgrind's callgrind (``WARM`` jobs at 8 clients, the counters zeroed, ``JOBS``
 counted): a figure that does not follow the machine's speed, to compare two trees run
 one after the other (results in ``bench/results/service-instructions.json``).
+``--floor ROUNDS`` times, instead, session opens against the least servers of
+``open_floor.py`` (a blocking one, an asyncio one, and that one with the kernel's durable
+work before the answer) and ``qmk serve``, in interleaved rounds: what any server of a
+session open costs on this host, and what the kernel adds (results in
+``bench/results/service-floor.json``).
 ``--profile`` runs the kernel process under cProfile, timed in the process's CPU seconds,
 and prints its top functions after the throughput runs, to show where the time goes. Results go to
 ``bench/results/service.json``.
 
     python bench/bench_service.py [--jobs 400] [--calls 3000] [--opens 300] [--workers 2]
                                   [--repeat 1] [--clients 1 4 8] [--profile] [--no-cache-hits]
-                                  [--instructions 200 400]
+                                  [--instructions 200 400] [--floor 3]
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ import pstats
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +70,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import open_floor
 from _common import (
     KEY,
     RESULTS,
@@ -174,6 +181,60 @@ def bench_session_open(socket: Path, opens: int, *, warmup: int = 20) -> dict[st
         if done >= warmup:
             times.append(time.perf_counter() - started)
     return percentiles(times)
+
+
+def bench_floor(tmp: Path, opens: int, rounds: int) -> dict[str, Any]:
+    """Session opens (:func:`bench_session_open`) against each least server of
+    ``open_floor.py`` and against ``qmk serve``, in ``rounds`` interleaved rounds (a
+    change of load hits all alike): each server's p50 of each round."""
+    (tmp / "bench.toml").write_text(CONFIG)
+    servers = (*open_floor.KINDS, "qmk serve")
+    p50s: dict[str, list[float]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name in servers:
+            data = tmp / f"data-{len(p50s[name])}-{name.replace(' ', '-')}"
+            if name == "qmk serve":
+                proc = start_server(tmp, 2, None)
+                address = tmp / "bench.sock"
+            else:
+                data.mkdir()
+                address = tmp / "floor.sock"
+                script = Path(__file__).with_name("open_floor.py")
+                argv = [sys.executable, str(script), name, str(address), str(tmp / "bench.toml")]
+                proc = subprocess.Popen([*argv, str(data)])
+                while not address.exists():
+                    if proc.poll() is not None:
+                        raise SystemExit(f"open_floor.py {name} did not start")
+                    time.sleep(0.05)
+            try:
+                p50s[name].append(bench_session_open(address, opens)["p50_ms"])
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+                address.unlink(missing_ok=True)
+    return {
+        "opens": opens,
+        "rounds": rounds,
+        "goal_p50_ms": GOAL_SESSION_OPEN_MS,
+        "p50_ms": p50s,
+        "load_average": load_average(),
+    }
+
+
+def print_floor(floor: dict[str, Any]) -> None:
+    """One line per server: the median and the least of its rounds' p50, and the
+    median's ratio to the goal."""
+    print(
+        f"session open ({floor['opens']} opens a round, {floor['rounds']} interleaved rounds), "
+        f"p50 ms median / least, and the median / the goal of {floor['goal_p50_ms']:g} ms:"
+    )
+    for name, p50s in floor["p50_ms"].items():
+        median = statistics.median(p50s)
+        print(
+            f"  {name:<10} {median:6.3f} / {min(p50s):6.3f}   "
+            f"{median / floor['goal_p50_ms']:5.2f}x the goal"
+        )
+    print(f"  load {floor['load_average']:.1f}")
 
 
 #: The goal of issue 28 for small jobs at 8 clients, each run (no cache hit), 2 cores.
@@ -427,7 +488,21 @@ def main(argv: list[str] | None = None) -> int:
         help="each job one request, a submit that waits (q_submit's wait_ms), instead of "
         "a submit then a wait (the default figure)",
     )
+    parser.add_argument(
+        "--floor",
+        type=int,
+        metavar="ROUNDS",
+        help="only time session opens against the least servers of open_floor.py and "
+        "qmk serve, in ROUNDS interleaved rounds (results in service-floor.json)",
+    )
     options = parser.parse_args(argv)
+    if options.floor is not None:
+        print(describe(machine(), "session open floor"))
+        with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
+            floor = bench_floor(Path(tmp_name), options.opens, options.floor)
+        print_floor(floor)
+        write_json({**machine(), **floor}, RESULTS / "service-floor.json")
+        return 0
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
     if options.instructions is not None:
         with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
