@@ -641,11 +641,13 @@ class Server:
     # ----------------------------------------------------------------- accepting
 
     def _adopt_soon(self, conn: socket.socket) -> None:
-        """The acceptor's: serve an accepted socket (in a task of the server's group)."""
+        """The acceptor's: serve an accepted socket in a task of the server's group, the
+        one task of its connection (adopting it, then serving it)."""
         if self._stopping or self._group is None:
             conn.close()
             return
-        self._group.create_task(self._adopt(conn))
+        task = self._group.create_task(self._adopt(conn))
+        task.add_done_callback(self._forget)
 
     async def _adopt(self, conn: socket.socket) -> None:
         """Give an accepted socket its streams and serve it (within the limits)."""
@@ -657,17 +659,27 @@ class Server:
         except OSError:
             conn.close()
             return
-        self._accept(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        connection = self._accept(reader, writer)
+        if connection is not None:
+            task = asyncio.current_task(loop)
+            assert task is not None
+            self._connections[task] = connection
+            await self._serve_connection(reader, connection)
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> _Connection | None:
+        """The connection of an adopted socket, admitted by the door (None: refused, or
+        the server stops)."""
         if self._stopping or self._group is None:
             writer.close()
-            return
+            return None
         peer = peer_of(writer.get_extra_info("socket"))
         admitted = self.door.connections.admit(peer)
         if isinstance(admitted, Refusal):
             self._refuse(reader, writer, peer, admitted)
-            return
+            return None
         visitor = self.door.visitor("jsonrpc", peer)
         connection = _Connection(peer, writer, visitor, self._turn_end)
         connection.guard = guard = self.door.guard(
@@ -683,10 +695,8 @@ class Server:
             connection.caller.watches = ConnectionWatches(
                 self.watches, connection.outbox.send, writer, guard
             )
-        task = self._group.create_task(self._serve_connection(reader, connection))
-        self._connections[task] = connection
-        task.add_done_callback(self._forget)
         connection.place = admitted
+        return connection
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         connection = self._connections.pop(task, None)
