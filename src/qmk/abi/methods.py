@@ -123,6 +123,9 @@ class ParamSpec:
     #: It takes an object: any mapping is one (a submit's graph arrives as the mapping
     #: :class:`~qmk.qvm.graph.GraphText`, its compact text), tested by ``isinstance``.
     mapping: bool = field(init=False, repr=False, compare=False)
+    #: The Python types a decoded item of an array param may have (``type(v) in``, as
+    #: :attr:`decoded`; empty: the param takes no array of typed items).
+    item_decoded: frozenset[type] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.types:
@@ -138,6 +141,12 @@ class ParamSpec:
             decoded.discard(list)  # each item is checked too: the full test
         object.__setattr__(self, "decoded", frozenset(decoded))
         object.__setattr__(self, "mapping", JsonType.OBJECT in self.types)
+        items: set[type] = set()
+        if self.items is not None:
+            items.update(_DECODED[self.items])
+            if self.items is JsonType.NUMBER:
+                items.add(int)
+        object.__setattr__(self, "item_decoded", frozenset(items))
 
     @property
     def json_default(self) -> Any:
@@ -158,6 +167,10 @@ class ParamSpec:
         """Raise InvalidParams unless ``value`` has one of the accepted JSON types."""
         if type(value) in self.decoded or (self.mapping and isinstance(value, Mapping)):
             return
+        if type(value) is list and self.item_decoded:  # a list of plain items: one pass
+            item_decoded = self.item_decoded
+            if all(type(item) in item_decoded for item in value):
+                return
         if not _accepts(self.types, value):
             raise InvalidParams(
                 f"{method}: param {self.name!r} must be {self.type_text()}, "
