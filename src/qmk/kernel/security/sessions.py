@@ -34,6 +34,9 @@ from qmk.kernel.datafiles import SECRET_FILE
 
 _PREFIX = "s1"
 _CHECKED_MAX = 10_000
+#: A token's payload as compact JSON (made once: ``json.dumps`` with ``separators``
+#: builds an encoder at every call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def load_secret(data_dir: str | os.PathLike[str]) -> bytes:
@@ -119,7 +122,7 @@ class Sessions:
         lent = list(delegated)
         if lent:  # only then: a token without delegated caps reads as before
             payload["d"] = lent
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        body = _b64(_COMPACT.encode(payload).encode())
         signed = f"{_PREFIX}.{body}"
         token = f"{signed}.{_b64(self._mac(signed.encode()))}"
         # its session as check() would read it back: checking it after is a lookup
@@ -128,9 +131,9 @@ class Sessions:
                 session_id=token,
                 sid=sid,
                 tenant=str(tenant),
-                caps=tuple(str(c) for c in granted),
+                caps=tuple(map(str, granted)),
                 expires_at=float(expires),
-                delegated=tuple(str(c) for c in lent),
+                delegated=tuple(map(str, lent)),
             )
         )
         return token
