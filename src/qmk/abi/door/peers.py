@@ -54,6 +54,11 @@ REFUSED_LINGER_MAX = 32
 #: :meth:`Connections.lingered` once closed, as every linger does).
 Cut = Callable[[], None]
 
+#: The socket option that names a Unix socket's peer (None where the system has none),
+#: and its answer: the peer's pid, uid and gid.
+_PEERCRED: int | None = getattr(socket, "SO_PEERCRED", None)
+_CREDS = struct.Struct("3i")
+
 
 class ServerClock(Protocol):
     """What the door and the listeners need of a clock (``qmk.kernel.clock.Clock`` has it)."""
@@ -99,11 +104,13 @@ def peer_of(sock: socket.socket | None) -> str:
     if sock is None:
         return "unknown"
     if sock.family == socket.AF_UNIX:
-        option = getattr(socket, "SO_PEERCRED", None)
-        if option is not None:
-            with contextlib.suppress(OSError):
-                creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
-                return f"pid {struct.unpack('3i', creds)[0]}"
+        if _PEERCRED is not None:
+            try:  # not contextlib.suppress: three calls of its own at every connection
+                creds = sock.getsockopt(socket.SOL_SOCKET, _PEERCRED, _CREDS.size)
+            except OSError:
+                pass
+            else:
+                return f"pid {_CREDS.unpack(creds)[0]}"
         return "unix"
     with contextlib.suppress(OSError):
         address = sock.getpeername()
