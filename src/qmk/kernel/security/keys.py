@@ -56,8 +56,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=256)
 def is_hash(text: str) -> bool:
-    """Whether ``text`` is a key hash of :func:`hash_key` (else it is a key)."""
+    """Whether ``text`` is a key hash of :func:`hash_key` (else it is a key).
+
+    Remembered: a login asks it of its tenant's stored key, which a pattern match
+    answers, every time the same."""
     return parse_hash(text) is not None
 
 
