@@ -192,11 +192,11 @@ def bench_floor(tmp: Path, opens: int, rounds: int) -> dict[str, Any]:
     p50s: dict[str, list[float]] = {name: [] for name in servers}
     for _ in range(rounds):
         for name in servers:
-            data = tmp / f"data-{len(p50s[name])}-{name.replace(' ', '-')}"
-            if name == "qmk serve":
+            if name == "qmk serve":  # (its data directory kept from round to round)
                 proc = start_server(tmp, 2, None)
                 address = tmp / "bench.sock"
             else:
+                data = tmp / f"data-{name}-{len(p50s[name])}"
                 data.mkdir()
                 address = tmp / "floor.sock"
                 script = Path(__file__).with_name("open_floor.py")
