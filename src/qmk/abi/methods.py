@@ -93,6 +93,19 @@ _DECODED: Mapping[JsonType, tuple[type, ...]] = {
 }
 
 
+def _decoded_types(kinds: tuple[JsonType, ...]) -> frozenset[type]:
+    """The Python types a decoded JSON value of ``kinds`` may have, as :func:`_accepts`
+    takes them (``number`` takes an integer too).
+
+    >>> sorted(t.__name__ for t in _decoded_types((JsonType.NUMBER, JsonType.NULL)))
+    ['NoneType', 'float', 'int']
+    """
+    decoded = {t for kind in kinds for t in _DECODED[kind]}
+    if JsonType.NUMBER in kinds:
+        decoded.add(int)
+    return frozenset(decoded)
+
+
 def _accepts(types: tuple[JsonType, ...], value: Any) -> bool:
     kind = json_type(value)
     return kind in types or (kind is JsonType.INTEGER and JsonType.NUMBER in types)
@@ -134,19 +147,13 @@ class ParamSpec:
             raise ValueError(f"param {self.name!r} has items but is not an array")
         if self.required and self.default is not None:
             raise ValueError(f"required param {self.name!r} has a default")
-        decoded = {t for kind in self.types for t in _DECODED[kind]}
-        if JsonType.NUMBER in self.types:
-            decoded.add(int)
+        decoded = _decoded_types(self.types)
         if self.items is not None:
-            decoded.discard(list)  # each item is checked too: the full test
-        object.__setattr__(self, "decoded", frozenset(decoded))
+            decoded -= {list}  # each item is checked too: the full test
+        object.__setattr__(self, "decoded", decoded)
         object.__setattr__(self, "mapping", JsonType.OBJECT in self.types)
-        items: set[type] = set()
-        if self.items is not None:
-            items.update(_DECODED[self.items])
-            if self.items is JsonType.NUMBER:
-                items.add(int)
-        object.__setattr__(self, "item_decoded", frozenset(items))
+        items = () if self.items is None else (self.items,)
+        object.__setattr__(self, "item_decoded", _decoded_types(items))
 
     @property
     def json_default(self) -> Any:
