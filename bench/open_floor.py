@@ -25,7 +25,6 @@ import hmac
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import sys
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk import defaults
+from qmk.abi.server import bind_unix
 from qmk.kernel.config import TenantConfig, load_config
 
 KINDS = ("blocking", "asyncio", "durable")
@@ -102,10 +102,11 @@ class Negotiator:
 
 
 def serve_blocking(path: str, answer: Callable[[bytes], bytes]) -> None:
-    """Accept, read a line, answer, wait for the close: one connection at a time."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(64)
+    """Accept, read a line, answer, wait for the close: one connection at a time. The
+    socket is put at ``path`` listening (the kernel's :func:`~qmk.abi.server.bind_unix`),
+    so a client that sees it can connect."""
+    listener = bind_unix(Path(path))
+    listener.setblocking(True)  # (bind_unix's is for an event loop)
     while True:
         conn, _ = listener.accept()
         with conn:
@@ -145,7 +146,8 @@ class _LineProtocol(asyncio.Protocol):
 async def serve_asyncio(path: str, answer: Callable[[bytes], bytes]) -> None:
     """An asyncio Unix server of :class:`_LineProtocol` s, until killed."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_unix_server(lambda: _LineProtocol(answer), path)
+    listener = bind_unix(Path(path))
+    server = await loop.create_unix_server(lambda: _LineProtocol(answer), sock=listener)
     async with server:
         await server.serve_forever()
 

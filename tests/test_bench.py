@@ -51,7 +51,7 @@ def test_each_least_server_of_a_session_open_answers_the_client(kind, tmp_path):
     server = subprocess.Popen([*argv, str(tmp_path)], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while not address.exists():  # its bind, then nothing more to wait for
+        while not address.exists():  # put in place once it listens (bind_unix)
             assert server.poll() is None, server.stderr.read() if server.stderr else ""
             assert time.monotonic() < deadline
             time.sleep(0.02)
