@@ -36,7 +36,16 @@ import msgspec
 from qmk.qvm.errors import UnrollError
 from qmk.qvm.graph import REPEAT, Graph, Guard, GuardTerm, Node, Resources
 
-__all__ = ["Span", "View", "is_folded", "one_turn", "rows", "unroll", "unrolled_size"]
+__all__ = [
+    "Span",
+    "View",
+    "is_folded",
+    "one_turn",
+    "rows",
+    "unroll",
+    "unrolled_nodes",
+    "unrolled_size",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,11 +162,12 @@ def unrolled_size(graph: Graph) -> int:
     ...                                  body=(inner,)),)))
     1000000000000
     """
+    return unrolled_nodes(graph.nodes)
 
-    def size(level: Sequence[Node]) -> int:
-        return sum(_count(n) * size(n.body) if n.op == REPEAT else 1 for n in level)
 
-    return size(graph.nodes)
+def unrolled_nodes(nodes: Sequence[Node]) -> int:
+    """How many nodes the rows ``nodes`` stand for, unrolled (nothing is built)."""
+    return sum(_count(n) * unrolled_nodes(n.body) if n.op == REPEAT else 1 for n in nodes)
 
 
 def unroll(graph: Graph, *, max_nodes: int | None) -> Graph:

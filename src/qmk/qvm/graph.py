@@ -950,19 +950,19 @@ class GraphText(Mapping[str, Any]):
     """
 
     text: str
-    nodes: int
+    nodes: int  # stored rows: a REPEAT row's body rows count, its turns do not
 
     @classmethod
     def of(cls, graph: Mapping[str, Any]) -> GraphText:
         """The compact text of decoded graph JSON (raises as :func:`compact_text`)."""
         program = graph.get("program")
         nodes = program.get("nodes") if isinstance(program, Mapping) else None
-        return cls(compact_text(graph), len(nodes) if isinstance(nodes, list) else 0)
+        return cls(compact_text(graph), _json_rows(nodes) if isinstance(nodes, list) else 0)
 
     @classmethod
     def of_graph(cls, graph: Graph) -> GraphText:
         """The compact text of a graph (:func:`graph_compact_text`), its JSON never whole."""
-        return cls(graph_compact_text(graph), len(graph.nodes))
+        return cls(graph_compact_text(graph), _json_rows(graph.nodes))
 
     def _data(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.text)
@@ -976,3 +976,17 @@ class GraphText(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._data())
+
+
+def _json_rows(nodes: Any) -> int:
+    """The rows of a node list, as JSON data or :class:`Node` values, bodies' rows too."""
+    total = 0
+    stack = [nodes]
+    while stack:
+        level = stack.pop()
+        total += len(level)
+        for node in level:
+            body = node.get("body") if type(node) is dict else getattr(node, "body", None)
+            if isinstance(body, list | tuple) and body:
+                stack.append(body)
+    return total
