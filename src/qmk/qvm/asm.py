@@ -145,6 +145,17 @@ Blocks nest (up to 100 deep). ``.endfor``, ``.elif``, ``.else``, ``.endif`` and
 ``.endmacro`` must close the innermost open block of their kind; a block left
 open at the end of a file is an error at its opening line.
 
+REPEAT rows
+===========
+
+``[LABEL:] REPEAT COUNT {`` opens a REPEAT row (graph version 0.3, bounded repetition: see
+docs/qvm.md): ``COUNT`` is an expression whose value is an int >= 1. The rows up to the
+``}`` line that closes it are its body; REPEAT rows nest. Unlike ``.for``, which writes
+its body out once per value, a REPEAT row is kept folded: its body is read once. A REPEAT
+row needs a body of one row or more, and a program with one is written in version 0.3
+(the default then; another ``.version`` is an error). A label left out is ``n{k}`` as for
+a node, ``k`` counting every row before it, bodies' rows included.
+
 Expressions
 ===========
 
@@ -210,7 +221,8 @@ Disassembly
 :func:`disassemble` writes ``.version``, then ``.description`` and
 ``.metadata`` when present, then ``.caps``, ``.vqs``, ``.chs`` and ``.events``
 (always, so empty declarations survive). A blank line follows, then one line per
-node, always labelled. A node's items come in the order vq, ch, in, out, then its
+node, always labelled; a REPEAT row is ``ID: REPEAT COUNT {``, its body's rows indented
+four spaces, then ``}``. A node's items come in the order vq, ch, in, out, then its
 arguments in the node's key order. Strings, bools, null, objects and arrays are
 written with ``json.dumps(ensure_ascii=False)``, ints with ``str`` and floats with
 ``repr``.
