@@ -246,6 +246,15 @@ def test_a_malformed_repeat_row_built_in_code_is_repeat_invalid():
     assert codes == ["QV703"]
 
 
+def test_two_repeat_rows_of_one_id_are_repeat_invalid():
+    data = program(
+        repeat("r", 2, gate("h", "APPLY_H", "q0")),
+        repeat("r", 3, gate("x", "APPLY_X", "q0")),
+    )
+    f = finding(data, "QV703")
+    assert f.node_id == "r" and "another row's id" in f.message
+
+
 def test_a_finding_deep_in_a_body_names_its_node_and_repeat_path():
     data = program(repeat("outer", 2, repeat("inner", 3, gate("bad", "APPLY_HH", "q0"))))
     f = finding(data, "QV101")

@@ -1651,6 +1651,7 @@ def _check_repeats(view: View, findings: _Findings) -> list[Finding]:
     ids = {node.id for node in view.nodes}
     for row, span in zip(view.repeats, view.spans, strict=True):
         problem = _repeat_problem(row, span, ids)
+        ids.add(row.id)
         if problem:
             add("repeat-invalid", problem, row, span.path[:-1])
         for name, message in _unbalanced(view, span):
@@ -1670,7 +1671,7 @@ def _repeat_problem(row: Node, span: Span, ids: set[str]) -> str | None:
     if row.vqs or row.chs or row.inputs or row.produces or row.caps or row.guard is not None:
         return "a REPEAT row takes no operands, guard or capabilities: its body's rows do"
     if row.id in ids:
-        return f"its id {row.id!r} is also a node's id"
+        return f"its id {row.id!r} is also another row's id"
     return None
 
 
