@@ -65,7 +65,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 err.write(f"{exc}\n")  # the message already starts with the file name
             continue
         if args.prove:
-            report, proof = _proved(report, graph, args)
+            report, proof, graph = _proved(report, graph, args)
         if not report.ok:
             status = max(status, 1)
         results.append(
@@ -116,14 +116,17 @@ def _ok_figures(report: Report) -> str:
     )
 
 
-def _proved(report: Report, graph: Graph, args: argparse.Namespace) -> tuple[Report, Proof | None]:
+def _proved(
+    report: Report, graph: Graph, args: argparse.Namespace
+) -> tuple[Report, Proof | None, Graph]:
     """``report`` with the solver's verdict in place of the verifier's on what the
-    solver decides; the proof (None when the verifier's other errors come first)."""
+    solver decides; the proof (None when the verifier's other errors come first); the
+    graph the solver read (a program with REPEAT rows: its unrolling)."""
     from qmk.qvm.prove import DECIDED, prove
     from qmk.qvm.verify import Report, check
 
     if any(f.is_error and f.code not in DECIDED for f in report.findings):
-        return report, None
+        return report, None, graph
     channels = [c.strip() for c in (args.channels or "").split(",") if c.strip()]
     from qmk.qvm.fold import unroll
 
@@ -135,7 +138,8 @@ def _proved(report: Report, graph: Graph, args: argparse.Namespace) -> tuple[Rep
     if program is None and proof.ok:  # the verifier refused only what the solver proved
         program = check(graph, limits=limits, excused=DECIDED).program
     totals = report.totals if proof.ok else None
-    return Report(findings=findings, program=program if proof.ok else None, totals=totals), proof
+    proved = Report(findings=findings, program=program if proof.ok else None, totals=totals)
+    return proved, proof, graph
 
 
 def _proved_line(path: str, graph: Graph, proof: Proof) -> str:
