@@ -401,16 +401,26 @@ class _Tracer:
 
     def trace(self, nodes: Iterable[Node]) -> None:
         """Trace ``nodes`` in list order, REPEAT rows folded."""
+        tallies, nothing, t_gate, two = _TALLIES, Tally.NOTHING, Tally.T, Tally.TWO_QUBIT
         for node in nodes:
-            if node.op == REPEAT:
-                self.repeat(node)
+            tally = tallies.get(node.op)
+            if tally is nothing:
                 continue
-            spec = OPS.get(node.op)
-            if spec is None:
+            if tally is t_gate:  # the common steps first: this loop runs per node
+                self.t_gate(node.vqs[0])
+            elif tally is two:
+                vqs = node.vqs
+                self.two(vqs[0], vqs[1])
+            elif tally is not None:
+                _count_one(self, tally, node)
+            elif node.op == REPEAT:
+                self.repeat(node)
+            else:
                 raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
-            _count_one(self, spec.tally, node)
 
 
+#: Each op's tally (the op table's), looked up once a node.
+_TALLIES = {name: spec.tally for name, spec in OPS.items()}
 #: Tallies that join their qubits' layers, and those that may raise a qubit's layer.
 _JOINS = frozenset({Tally.TWO_QUBIT, Tally.CCZ, Tally.BELL_MEASURE})
 _RAISES = frozenset({Tally.T, Tally.ROTATION, Tally.CCZ, Tally.ROTATION_MEASURE})
