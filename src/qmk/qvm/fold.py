@@ -28,6 +28,7 @@ reads them; handles keep their names (a balanced body frees what it allocates).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -88,9 +89,13 @@ class View:
     repeats: tuple[Node, ...]
 
 
+_OP = operator.attrgetter("op")
+
+
 def is_folded(graph: Graph) -> bool:
-    """Whether ``graph`` has a REPEAT row (only a REPEAT row holds a body)."""
-    return any(node.op == REPEAT for node in graph.nodes)
+    """Whether ``graph`` has a REPEAT row (only a REPEAT row holds a body). A scan in C:
+    every check of a flat program asks."""
+    return REPEAT in map(_OP, graph.nodes)
 
 
 def rows(nodes: Sequence[Node]) -> int:
@@ -100,7 +105,8 @@ def rows(nodes: Sequence[Node]) -> int:
     while stack:
         level = stack.pop()
         total += len(level)
-        stack.extend(node.body for node in level if node.body)
+        if REPEAT in map(_OP, level):
+            stack.extend(node.body for node in level if node.body)
     return total
 
 
