@@ -51,6 +51,21 @@ def test_a_loop_is_refused_once_its_first_pass_tells_its_size() -> None:
     assert peak < 8 * 2**20
 
 
+def test_without_a_cap_a_loop_whose_passes_are_alike_is_read_as_its_rows() -> None:
+    source = HEAD3 + "for int i in [0:2**22-1] { h q[0]; cx q[0], q[1]; }"
+    lower_text(HEAD3, "qasm", "warm-up")
+    tracemalloc.start()
+    try:
+        graph = lower_text(source, "qasm", "big")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (loop,) = [node for node in graph.nodes if node.op == "REPEAT"]
+    assert loop.args == {"count": 2**22}
+    assert [n.op for n in loop.body] == ["APPLY_H", "APPLY_CNOT"]
+    assert peak < 8 * 2**20
+
+
 def test_a_loop_of_no_gates_is_bounded_by_its_passes() -> None:
     error, peak = refused(HEAD3 + "int x = 0;\nfor int i in [0:2**70] { x = x + 1; }", 1000)
     assert error.details["limit"] == "max_graph_nodes"

@@ -251,10 +251,10 @@ def test_a_repeated_key_is_duplicate_key_naming_the_key():
 
 
 def test_an_unknown_version_is_unsupported_version_listing_the_known_ones():
-    err = format_error(json.dumps(minimal(version="0.3")))
+    err = format_error(json.dumps(minimal(version="0.4")))
     assert_one_line(err, "unsupported-version")
-    assert "prog.json: version '0.3' is not supported" in err.message
-    assert "0.1, 0.2" in err.message
+    assert "prog.json: version '0.4' is not supported" in err.message
+    assert "0.1, 0.2, 0.3" in err.message
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from qmk.errors import warning_line
 if TYPE_CHECKING:
     from qmk.qvm.graph import Graph
     from qmk.qvm.prove import Proof
-    from qmk.qvm.verify import Finding, Report, VerifiedProgram
+    from qmk.qvm.verify import Finding, Report, Totals, VerifiedProgram
 
 
 def _write(text: str, output: str | None, stdout: TextIO) -> None:
@@ -57,7 +57,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for path in args.files:
         try:
             graph = read_source(args, path, limits)
-            report = check(graph, limits=limits)
+            report = check(graph, limits=limits, unroll=False)  # REPEAT rows stay folded
         except (FormatError, FrontendError) as exc:
             status = 2
             results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
@@ -65,7 +65,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 err.write(f"{exc}\n")  # the message already starts with the file name
             continue
         if args.prove:
-            report, proof = _proved(report, graph, args)
+            report, proof, graph = _proved(report, graph, args)
         if not report.ok:
             status = max(status, 1)
         results.append(
@@ -87,15 +87,9 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for finding in report.findings:
             (out if report.ok else err).write(_finding_line(path, finding) + "\n")
         if report.ok and not args.quiet:
-            program = report.program
-            assert program is not None
             warnings = len(report.findings)
             note = f", {plural(warnings, 'warning')}" if warnings else ""
-            out.write(
-                f"{path}: ok ({plural(len(program.graph.nodes), 'node')}, "
-                f"{plural(len(program.epochs), 'epoch')}, "
-                f"peak {plural(program.peak_live_qubits, 'live qubit')}{note})\n"
-            )
+            out.write(f"{path}: ok ({_ok_figures(report)}{note})\n")
             if args.prove and proof is not None:
                 out.write(_proved_line(path, graph, proof))
         elif not report.ok:
@@ -105,21 +99,47 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return status
 
 
-def _proved(report: Report, graph: Graph, args: argparse.Namespace) -> tuple[Report, Proof | None]:
+def _ok_figures(report: Report) -> str:
+    """Nodes, epochs and peak of a verified program; rows too for a folded one."""
+    program, totals = report.program, report.totals
+    if totals is not None:
+        return (
+            f"{plural(totals.rows, 'row')}, {plural(totals.nodes, 'node')} unrolled, "
+            f"{plural(totals.epochs, 'epoch')}, "
+            f"peak {plural(totals.peak_live_qubits, 'live qubit')}"
+        )
+    assert program is not None
+    return (
+        f"{plural(len(program.graph.nodes), 'node')}, "
+        f"{plural(len(program.epochs), 'epoch')}, "
+        f"peak {plural(program.peak_live_qubits, 'live qubit')}"
+    )
+
+
+def _proved(
+    report: Report, graph: Graph, args: argparse.Namespace
+) -> tuple[Report, Proof | None, Graph]:
     """``report`` with the solver's verdict in place of the verifier's on what the
-    solver decides; the proof (None when the verifier's other errors come first)."""
+    solver decides; the proof (None when the verifier's other errors come first); the
+    graph the solver read (a program with REPEAT rows: its unrolling)."""
     from qmk.qvm.prove import DECIDED, prove
     from qmk.qvm.verify import Report, check
 
     if any(f.is_error and f.code not in DECIDED for f in report.findings):
-        return report, None
+        return report, None, graph
     channels = [c.strip() for c in (args.channels or "").split(",") if c.strip()]
+    from qmk.qvm.fold import unroll
+
+    limits = limits_of(args)
+    graph = unroll(graph, max_nodes=limits.max_unrolled_nodes)  # the solver reads nodes
     proof = prove(graph, tenant=args.tenant, channels=channels)
     findings = tuple(f for f in report.findings if f.code not in DECIDED) + proof.findings
     program = report.program
     if program is None and proof.ok:  # the verifier refused only what the solver proved
-        program = check(graph, limits=limits_of(args), excused=DECIDED).program
-    return Report(findings=findings, program=program if proof.ok else None), proof
+        program = check(graph, limits=limits, excused=DECIDED).program
+    totals = report.totals if proof.ok else None
+    proved = Report(findings=findings, program=program if proof.ok else None, totals=totals)
+    return proved, proof, graph
 
 
 def _proved_line(path: str, graph: Graph, proof: Proof) -> str:
@@ -219,15 +239,44 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _folded_info_text(path: str, totals: Totals) -> str:
+    """``qmk info`` of a program with REPEAT rows: its totals, found folded."""
+    summary = totals.summary()
+    counts = summary["counts"]
+    lines = [
+        f"{path}: QVM {summary['version']}, {summary['rows']} rows "
+        f"({plural(summary['repeats'], 'REPEAT row')}), {summary['nodes']} nodes unrolled",
+        f"  qubits      {summary['qubits']} declared, peak {summary['peak_live_qubits']} live",
+        f"  channels    {summary['channels']} declared",
+        f"  events      {summary['events']} declared",
+        f"  ops         {counts['total']} total: {counts['t_gates']} T, "
+        f"{counts['rotations']} rotations, {counts['ccz_like']} CCZ-like, "
+        f"{counts['measurements']} measurements, {counts['magic_states']} magic states",
+        f"  clifford    {'yes' if summary['clifford'] else 'no'} "
+        f"({counts['non_clifford']} non-Clifford nodes)",
+        f"  caps        required: {' '.join(summary['required_caps']) or '-'}; "
+        f"requested: {' '.join(summary['requested_caps']) or '-'}",
+        f"  epochs      {summary['epochs']}",
+    ]
+    lines += [f"  warning     {warning}" for warning in totals.warnings]
+    return "\n".join(lines) + "\n"
+
+
 def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm.verify import check
 
     limits = limits_of(args)
-    report = check(read_source(args, args.file, limits), limits=limits)
-    if report.program is None:
+    report = check(read_source(args, args.file, limits), limits=limits, unroll=False)
+    if not report.ok:
         for finding in report.findings:
             err.write(_finding_line(args.file, finding) + "\n")
         return 1
+    if report.totals is not None:  # REPEAT rows: totals by multiplication, not unrolled
+        summary = report.totals.summary()
+        text = json.dumps(summary, indent=2, ensure_ascii=False) + "\n" if args.json else ""
+        out.write(text or _folded_info_text(args.file, report.totals))
+        return 0
+    assert report.program is not None
     if args.json:
         out.write(json.dumps(report.program.summary(), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -37,13 +37,16 @@ and two measurements, ``INJECT_T_STATE`` a T gate, ``TELEPORT_CNOT`` and
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from qmk.qec.errors import QECError
-from qmk.qvm.graph import Graph, Node
+from qmk.qvm.errors import UnrollError
+from qmk.qvm.graph import REPEAT, Graph, Node
+from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES
 from qmk.qvm.ops import OPS, Tally
 
 #: QRE's field names, in QRE's order.
@@ -57,6 +60,11 @@ FIELDS: tuple[str, ...] = (
     "measurementCount",
 )
 _QUARTER = math.pi / 4.0
+#: The most turns of one REPEAT row the tracer compares for a period, and the most
+#: layers above a body's lowest one it compares them by. Past either it traces on,
+#: each turn's rows charged to ``max_steps``.
+MAX_PERIOD_SEARCH = 4096
+MAX_PERIOD_WINDOW = 1024
 _EPSILON = 2.0**-52
 
 
@@ -147,18 +155,65 @@ def rotation_kind(theta: float) -> str:
     return "rotation"
 
 
+class _Run:
+    """Layers the tracer skipped over in one jump (:meth:`_Tracer.repeat`): ``pattern``
+    (1 where a layer holds a rotation) ``repeats`` times from ``start``, with the layers
+    a later rotation changed in ``changed``."""
+
+    __slots__ = ("changed", "pattern", "repeats", "start")
+
+    def __init__(self, start: int, pattern: list[int], repeats: int) -> None:
+        self.start, self.pattern, self.repeats = start, pattern, repeats
+        self.changed: dict[int, int] = {}
+
+    def value(self, layer: int) -> int:
+        got = self.changed.get(layer)
+        return got if got is not None else self.pattern[(layer - self.start) % len(self.pattern)]
+
+    def nonzero(self) -> int:
+        total = sum(map(bool, self.pattern)) * self.repeats
+        for layer, value in self.changed.items():
+            total += bool(value) - bool(self.pattern[(layer - self.start) % len(self.pattern)])
+        return total
+
+
 class _Tracer:
-    """The tracer's layer model (see the module docstring)."""
+    """The tracer's layer model (see the module docstring), REPEAT rows followed folded.
 
-    __slots__ = ("ccz", "free", "index", "layers_r", "level", "m", "n_layers", "r", "t")
+    Layers are ``tail`` (from ``tail_start`` to ``n_layers``) and, below it, ``runs``:
+    lists of layers and :class:`_Run` jumps, by start. A REPEAT body is traced turn by
+    turn until a turn ends in the state of an earlier one, shifted up by whole layers
+    (:meth:`signature`); from there each period repeats the same steps, so the tracer
+    jumps over the whole periods at once and traces the turns left.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "budget",
+        "ccz",
+        "free",
+        "index",
+        "level",
+        "m",
+        "n_layers",
+        "r",
+        "runs",
+        "starts",
+        "t",
+        "tail",
+        "tail_start",
+    )
+
+    def __init__(self, budget: int | None) -> None:
         self.free: list[int] = []
         self.index: dict[str, int] = {}
         self.level: list[int] = []
-        self.layers_r: list[int] = []
+        self.tail: list[int] = []
+        self.tail_start = 0
+        self.runs: list[list[int] | _Run] = []
+        self.starts: list[int] = []
         self.n_layers = 0
         self.t = self.r = self.ccz = self.m = 0
+        self.budget = budget
 
     def alloc(self, name: str) -> None:
         if self.free:
@@ -184,10 +239,31 @@ class _Tracer:
         level = self.level[q]
         if level == self.n_layers:
             self.n_layers += 1
-            self.layers_r.append(1 if rotation else 0)
+            self.tail.append(1 if rotation else 0)
         elif rotation:
-            self.layers_r[level] += 1
+            if level >= self.tail_start:
+                self.tail[level - self.tail_start] += 1
+            else:
+                self._bump_below(level)
         self.level[q] = level + 1
+
+    def _run_at(self, layer: int) -> tuple[int, list[int] | _Run]:
+        at = bisect.bisect_right(self.starts, layer) - 1
+        return self.starts[at], self.runs[at]
+
+    def _bump_below(self, layer: int) -> None:
+        start, run = self._run_at(layer)
+        if isinstance(run, _Run):
+            run.changed[layer] = run.value(layer) + 1
+        else:
+            run[layer - start] += 1
+
+    def layer(self, layer: int) -> int:
+        """How many rotations layer ``layer`` holds (1 for any number, past a jump)."""
+        if layer >= self.tail_start:
+            return self.tail[layer - self.tail_start]
+        start, run = self._run_at(layer)
+        return run.value(layer) if isinstance(run, _Run) else run[layer - start]
 
     def t_gate(self, name: str) -> None:
         self.t += 1
@@ -212,58 +288,271 @@ class _Tracer:
         top = max(self.level[q] for q in qs)
         if top == self.n_layers:
             self.n_layers += 1
-            self.layers_r.append(0)
+            self.tail.append(0)
         for q in qs:
             self.level[q] = top + 1
+
+    def rotation_depth(self) -> int:
+        depth = sum(map(bool, self.tail))
+        for run in self.runs:
+            depth += run.nonzero() if isinstance(run, _Run) else sum(map(bool, run))
+        return depth
+
+    def spend(self, steps: int) -> None:
+        if self.budget is None:
+            return
+        self.budget -= steps
+        if self.budget < 0:
+            raise UnrollError.of(
+                "unrolled-too-large",
+                "counting this program's REPEAT rows would trace more rows one by one than "
+                "Limits.max_unrolled_nodes allows: a body whose turns do not settle into a "
+                "period (an unbalanced body, or qubits whose layers climb at different rates)",
+            )
+
+    # -- REPEAT rows
+
+    def repeat(self, node: Node) -> None:
+        """Trace ``count`` turns of a REPEAT row's body, jumping over whole periods."""
+        count = node.args.get("count")
+        if type(count) is not int or count < 1:
+            raise QECError.of("bad-parameter", f"REPEAT row {node.id!r} has no count >= 1")
+        body = _body_of(node.body)
+        seen: dict[tuple[Any, ...], tuple[int, tuple[int, ...], int]] = {}
+        turn, searches = 0, 0
+        while turn < count:
+            if searches < MAX_PERIOD_SEARCH:
+                found = self.signature(body)
+                if found is not None:
+                    searches += 1
+                    key, low, active = found
+                    hit = seen.setdefault(key, (turn, (self.t, self.r, self.ccz, self.m), low))
+                    periods = (count - turn) // (turn - hit[0]) if hit[0] != turn else 0
+                    if periods and self.jump(hit, low, active, periods):
+                        turn += periods * (turn - hit[0])
+                        searches = MAX_PERIOD_SEARCH
+                        continue
+            self.spend(body.rows)
+            self.trace(node.body)
+            turn += 1
+
+    def signature(self, body: _Body) -> tuple[tuple[Any, ...], int, list[int]] | None:
+        """The state a body's turn depends on, up to a shift of whole layers of its active
+        qubits (:class:`_Body`); their lowest layer; those qubits (indices). None where
+        the layers above their lowest are more than :data:`MAX_PERIOD_WINDOW`."""
+        index, level, free = self.index, self.level, self.free
+        active = [index[name] for name in body.active if name in index]
+        still = [index[name] for name in body.still if name in index]
+        spare = free[-body.allocs :] if body.allocs else []
+        (active if body.active_allocs else still).extend(spare)
+        levels = [level[q] for q in active]
+        low = min(levels) if levels else self.n_layers
+        top = self.n_layers
+        if top - low > MAX_PERIOD_WINDOW:
+            return None
+        key = (
+            tuple(name in index for name in body.active),
+            tuple(name in index for name in body.still),
+            tuple(active),
+            tuple(still),
+            len(free),
+            len(level),
+            tuple(value - low for value in levels),
+            tuple(level[q] for q in still),
+            top - low,
+            tuple(bool(self.layer(layer)) for layer in range(low, top)),
+        )
+        return key, low, active
+
+    def jump(
+        self,
+        hit: tuple[int, tuple[int, ...], int],
+        low: int,
+        relevant: list[int],
+        periods: int,
+    ) -> bool:
+        """Jump ``periods`` periods ahead from a turn whose state repeats ``hit``'s shifted
+        by ``low - hit[2]`` layers; False (nothing done) where the layers the body may
+        still change reach below the tail."""
+        _, before, low_before = hit
+        shift = low - low_before
+        if shift and low < self.tail_start:
+            return False
+        t, r, ccz, m = before
+        self.t += periods * (self.t - t)
+        self.r += periods * (self.r - r)
+        self.ccz += periods * (self.ccz - ccz)
+        self.m += periods * (self.m - m)
+        if not shift:
+            return True
+        pattern = [1 if self.layer(layer) else 0 for layer in range(low_before, low)]
+        window = self.tail[low - self.tail_start :]
+        del self.tail[low - self.tail_start :]
+        if self.tail:
+            self.runs.append(self.tail)
+            self.starts.append(self.tail_start)
+        self.runs.append(_Run(low, pattern, periods))
+        self.starts.append(low)
+        self.tail, self.tail_start = window, low + periods * shift
+        self.n_layers += periods * shift
+        for q in relevant:
+            self.level[q] += periods * shift
+        return True
+
+    def trace(self, nodes: Iterable[Node]) -> None:
+        """Trace ``nodes`` in list order, REPEAT rows folded."""
+        tallies, nothing, t_gate, two = _TALLIES, Tally.NOTHING, Tally.T, Tally.TWO_QUBIT
+        for node in nodes:
+            tally = tallies.get(node.op)
+            if tally is nothing:
+                continue
+            if tally is t_gate:  # the common steps first: this loop runs per node
+                self.t_gate(node.vqs[0])
+            elif tally is two:
+                vqs = node.vqs
+                self.two(vqs[0], vqs[1])
+            elif tally is not None:
+                _count_one(self, tally, node)
+            elif node.op == REPEAT:
+                self.repeat(node)
+            else:
+                raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
+
+
+#: Each op's tally (the op table's), looked up once a node.
+_TALLIES = {name: spec.tally for name, spec in OPS.items()}
+#: Tallies that join their qubits' layers, and those that may raise a qubit's layer.
+_JOINS = frozenset({Tally.TWO_QUBIT, Tally.CCZ, Tally.BELL_MEASURE})
+_RAISES = frozenset({Tally.T, Tally.ROTATION, Tally.CCZ, Tally.ROTATION_MEASURE})
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """What the tracer's period search needs of a REPEAT body (nested bodies too).
+
+    Attributes:
+        active: the qubits joined (by two- and three-qubit ops) to one whose layer a
+            node of the body may raise, sorted. Their layers move turn by turn.
+        still: the body's other qubits, sorted. Once aligned, their layers stay put.
+        allocs: how many qubits the body allocates (how deep it reaches into the free list).
+        active_allocs: whether an allocated qubit is active.
+        rows: the body's rows, nested bodies' once (the steps one turn is charged).
+    """
+
+    active: tuple[str, ...]
+    still: tuple[str, ...]
+    allocs: int
+    active_allocs: bool
+    rows: int
+
+
+def _body_of(body: Iterable[Node]) -> _Body:
+    """The :class:`_Body` of a REPEAT row's body."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    raised: set[str] = set()
+    allocated: set[str] = set()
+    allocs = rows = 0
+    stack = [iter(body)]
+    while stack:
+        node = next(stack[-1], None)
+        if node is None:
+            stack.pop()
+            continue
+        rows += 1
+        if node.body:
+            stack.append(iter(node.body))
+        spec = OPS.get(node.op)
+        for name in node.vqs:
+            root(name)
+        if spec is None:
+            continue
+        tally = spec.tally
+        if tally is Tally.ALLOC:
+            allocs += len(node.vqs)
+            allocated.update(node.vqs)
+        if tally in _JOINS:
+            for other in node.vqs[1:]:
+                parent[root(other)] = root(node.vqs[0])
+        if tally in _RAISES and not _clifford_angle(node, tally):
+            raised.update(node.vqs)
+    hot = {root(name) for name in raised}
+    active = tuple(sorted(name for name in parent if root(name) in hot))
+    still = tuple(sorted(name for name in parent if root(name) not in hot))
+    return _Body(active, still, allocs, any(name in hot for name in map(root, allocated)), rows)
+
+
+def _clifford_angle(node: Node, tally: Tally) -> bool:
+    """Whether a rotation's angle makes it a Clifford the tracer counts as nothing."""
+    if tally is not Tally.ROTATION:
+        return False
+    theta = node.args.get("theta")
+    if not isinstance(theta, int | float) or not _is_number(theta):
+        return False
+    return rotation_kind(float(theta)) == "clifford"
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def count_nodes(nodes: Iterable[Node]) -> LogicalCounts:
+def _count_one(tr: _Tracer, tally: Tally, node: Node) -> None:
+    """Count one node by its ``tally`` in the op table (:class:`qmk.qvm.ops.Tally`)."""
+    vqs = node.vqs
+    if tally is Tally.NOTHING:
+        return
+    if tally is Tally.T:
+        tr.t_gate(vqs[0])
+    elif tally is Tally.ROTATION:
+        tr.rz(node.args.get("theta"), vqs[0])
+    elif tally is Tally.TWO_QUBIT:
+        tr.two(vqs[0], vqs[1])
+    elif tally is Tally.MEASURE:
+        tr._q(vqs[0])
+        tr.m += 1
+    elif tally is Tally.CCZ:
+        tr.three(vqs[0], vqs[1], vqs[2])
+    elif tally is Tally.ALLOC:
+        for vq in vqs:
+            tr.alloc(vq)
+    elif tally is Tally.FREE:
+        for vq in vqs:
+            tr.release(vq)
+    elif tally is Tally.ROTATION_MEASURE:
+        tr.rz(node.args.get("angle"), vqs[0])
+        tr.m += 1
+    elif tally is Tally.BELL_MEASURE:
+        tr.two(vqs[0], vqs[1])
+        tr.m += 2
+    else:  # pragma: no cover - a Tally member added without its counting rule
+        raise AssertionError(f"no counting rule for {tally}")
+
+
+def count_nodes(
+    nodes: Iterable[Node], *, max_steps: int | None = DEFAULT_MAX_UNROLLED_NODES
+) -> LogicalCounts:
     """Count ``nodes`` (in list order) the way the Q# tracer counts a program.
 
     Each op is counted by its ``tally`` in the op table (:class:`qmk.qvm.ops.Tally`).
+    REPEAT rows are counted folded, exactly as their unrolling would be: a body is traced
+    until its turns repeat, up to a shift of whole layers, then the counts multiply.
+
+    Raises:
+        UnrollError: ``unrolled-too-large`` when the tracer would follow more than
+            ``max_steps`` steps through bodies whose turns do not settle.
     """
-    tr = _Tracer()
-    for node in nodes:
-        spec = OPS.get(node.op)
-        if spec is None:
-            raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
-        tally, vqs = spec.tally, node.vqs
-        if tally is Tally.NOTHING:
-            continue
-        if tally is Tally.T:
-            tr.t_gate(vqs[0])
-        elif tally is Tally.ROTATION:
-            tr.rz(node.args.get("theta"), vqs[0])
-        elif tally is Tally.TWO_QUBIT:
-            tr.two(vqs[0], vqs[1])
-        elif tally is Tally.MEASURE:
-            tr._q(vqs[0])
-            tr.m += 1
-        elif tally is Tally.CCZ:
-            tr.three(vqs[0], vqs[1], vqs[2])
-        elif tally is Tally.ALLOC:
-            for vq in vqs:
-                tr.alloc(vq)
-        elif tally is Tally.FREE:
-            for vq in vqs:
-                tr.release(vq)
-        elif tally is Tally.ROTATION_MEASURE:
-            tr.rz(node.args.get("angle"), vqs[0])
-            tr.m += 1
-        elif tally is Tally.BELL_MEASURE:
-            tr.two(vqs[0], vqs[1])
-            tr.m += 2
-        else:  # pragma: no cover - a Tally member added without its counting rule
-            raise AssertionError(f"no counting rule for {tally}")
+    tr = _Tracer(max_steps)
+    tr.trace(nodes)
     return LogicalCounts(
         num_qubits=len(tr.level),
         t_count=tr.t,
         rotation_count=tr.r,
-        rotation_depth=sum(1 for r in tr.layers_r if r),
+        rotation_depth=tr.rotation_depth(),
         ccz_count=tr.ccz,
         measurement_count=tr.m,
     )

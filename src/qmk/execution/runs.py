@@ -169,7 +169,8 @@ def _canonical(program: Any) -> str:
 
     if isinstance(program, Mapping):
         return canonical_text(program)
-    return canonical_graph_text(program.graph)
+    folded = getattr(program, "folded", None)  # REPEAT rows: the digest is the folded text's
+    return canonical_graph_text(program.graph if folded is None else folded)
 
 
 def _misuse(message: str, key: str) -> QMKError:

@@ -28,7 +28,16 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.graph import (
+    CURRENT_VERSION,
+    FOLDED_VERSION,
+    REPEAT,
+    Graph,
+    Guard,
+    GuardTerm,
+    Node,
+    Resources,
+)
 from qmk.qvm.ops import OPS, Exec
 
 
@@ -347,8 +356,9 @@ class ProgramBuilder:
                 "groups": [g if isinstance(g, Mapping) else list(g) for g in output],
                 "separator": separator,
             }
+        folded = any(node.op == REPEAT for node in self.nodes)
         return Graph(
-            version=CURRENT_VERSION,
+            version=FOLDED_VERSION if folded else CURRENT_VERSION,
             nodes=tuple(self.nodes),
             resources=Resources(vqs=tuple(self.vqs), events=tuple(self.events)),
             caps=tuple(sorted(self.caps)),

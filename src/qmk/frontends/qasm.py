@@ -57,6 +57,7 @@ from qmk.frontends.qasm_gates import QELIB1_GATES, STDGATES_GATES, Gates
 from qmk.frontends.qasm_runtime import KINDS, Operands, cond_text, zero_of
 from qmk.frontends.qasm_scope import Cond, describe, too_many_nodes
 from qmk.qvm import classical
+from qmk.qvm.fold import rows
 from qmk.qvm.graph import Graph, gc_paused
 
 __all__ = ["QELIB1_GATES", "STATEMENT_SLACK", "STDGATES_GATES", "from_qasm", "too_many_nodes"]
@@ -363,8 +364,9 @@ class _Lowerer(Gates):
             groups.insert(0, [self.bits[s] for s in reversed(loose)])
         language = f"openqasm{self.version}"
         graph = self.builder.build(output=groups, separator=" ", metadata={"language": language})
-        if self.max_nodes is not None and len(graph.nodes) > self.max_nodes:
-            raise too_many_nodes(self.name, "the program", len(graph.nodes), self.max_nodes)
+        stored = rows(graph.nodes)  # a folded loop is its rows, not its passes
+        if self.max_nodes is not None and stored > self.max_nodes:
+            raise too_many_nodes(self.name, "the program", stored, self.max_nodes)
         return graph
 
     def statement(self, st: Any, cond: Cond) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from qmk.frontends import conditions
 from qmk.frontends.builder import guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.qasm_fold import fold_pass, foldable
 from qmk.frontends.qasm_runtime import (
     FUNCTIONS,
     MAX_LOOP_CAP,
@@ -35,6 +36,7 @@ from qmk.frontends.qasm_runtime import (
 from qmk.frontends.qasm_scope import MATH_CONSTANTS, Cond, Scope, describe, too_many_nodes
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
+from qmk.qvm.fold import unrolled_nodes
 
 
 class Classical(Scope):
@@ -497,8 +499,20 @@ class Classical(Scope):
             passes = len(values)
         except OverflowError:  # a range longer than sys.maxsize
             passes = sys.maxsize
-        self.charge_passes(passes)
         block = st.block if isinstance(st.block, list) else [st.block]
+        self.charge_passes(passes)  # folded or not, a cap bounds the work a loop stands for
+        if passes > 1 and cond == [{}] and foldable(block, var):
+            self.values[var] = values[0]  # named nowhere in the body: a pass is every pass
+            before = len(self.builder.nodes)
+            try:
+                self.block(block, cond)
+            finally:
+                self.values.pop(var, None)
+            self.folds += 1
+            if fold_pass(self.builder.nodes, before, passes, self.folds):
+                self.check_folded(passes)
+                return
+            values = values[1:]  # the pass wrote more than gates: the others are unrolled
         loop = Loop()
         self.loops.append(loop)
         try:
@@ -537,6 +551,20 @@ class Classical(Scope):
             raise too_many_nodes(
                 self.where(),
                 f"a for loop of {passes} passes of {per_pass} nodes each",
+                total,
+                self.max_nodes,
+            )
+
+    def check_folded(self, passes: int) -> None:
+        """Refuse a loop just read folded whose unrolled program would pass the cap."""
+        if self.max_nodes is None:
+            return
+        nodes = self.builder.nodes
+        total = unrolled_nodes(nodes)
+        if total > self.max_nodes:
+            raise too_many_nodes(
+                self.where(),
+                f"a for loop of {passes} passes of {unrolled_nodes(nodes[-1].body)} nodes each",
                 total,
                 self.max_nodes,
             )

@@ -102,6 +102,7 @@ class Scope(ABC):
     ) -> None:
         self.max_nodes = max_nodes
         self.passes = 0  # loop passes lowered or about to be, of all loops (within max_nodes)
+        self.folds = 0  # for loops read folded into REPEAT rows so far (qasm_fold)
         self.name = name
         self.version = version
         self.params = params

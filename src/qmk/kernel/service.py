@@ -662,7 +662,9 @@ class Kernel:
         from qmk.qvm.limits import Limits
 
         session = self._session(session_id)
-        limits = Limits(max_nodes=self.config.max_graph_nodes)
+        # REPEAT rows: stored rows within the cap, and (run unrolled) their unrolling too
+        cap = self.config.max_graph_nodes
+        limits = Limits(max_nodes=cap, max_unrolled_nodes=cap)
 
         async def direct(name: str, params: dict[str, Any]) -> Any:
             return await getattr(self, name)(**params)

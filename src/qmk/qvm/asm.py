@@ -145,6 +145,17 @@ Blocks nest (up to 100 deep). ``.endfor``, ``.elif``, ``.else``, ``.endif`` and
 ``.endmacro`` must close the innermost open block of their kind; a block left
 open at the end of a file is an error at its opening line.
 
+REPEAT rows
+===========
+
+``[LABEL:] REPEAT COUNT {`` opens a REPEAT row (graph version 0.3, bounded repetition: see
+docs/qvm.md): ``COUNT`` is an expression whose value is an int >= 1. The rows up to the
+``}`` line that closes it are its body; REPEAT rows nest. Unlike ``.for``, which writes
+its body out once per value, a REPEAT row is kept folded: its body is read once. A REPEAT
+row needs a body of one row or more, and a program with one is written in version 0.3
+(the default then; another ``.version`` is an error). A label left out is ``n{k}`` as for
+a node, ``k`` counting every row before it, bodies' rows included.
+
 Expressions
 ===========
 
@@ -210,7 +221,8 @@ Disassembly
 :func:`disassemble` writes ``.version``, then ``.description`` and
 ``.metadata`` when present, then ``.caps``, ``.vqs``, ``.chs`` and ``.events``
 (always, so empty declarations survive). A blank line follows, then one line per
-node, always labelled. A node's items come in the order vq, ch, in, out, then its
+node, always labelled; a REPEAT row is ``ID: REPEAT COUNT {``, its body's rows indented
+four spaces, then ``}``. A node's items come in the order vq, ch, in, out, then its
 arguments in the node's key order. Strings, bools, null, objects and arrays are
 written with ``json.dumps(ensure_ascii=False)``, ints with ``str`` and floats with
 ``repr``.
@@ -228,10 +240,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from qmk.qvm.errors import AsmError, FormatError
 from qmk.qvm.expr import CONSTANTS, ExprError, UndefinedNameError, evaluate
 from qmk.qvm.graph import (
     CURRENT_VERSION,
+    FOLDED_VERSION,
+    REPEAT,
     STRICT_JSON,
     VERSIONS,
     Graph,
@@ -417,8 +433,20 @@ def disassemble(graph: Graph) -> str:
     lines.append(_names_line(".chs", graph.resources.chs))
     lines.append(_names_line(".events", graph.resources.events))
     lines.append("")
-    lines.extend(_node_text(node) for node in graph.nodes)
+    _rows_text(graph.nodes, "", lines)
     return "\n".join(lines) + "\n"
+
+
+def _rows_text(nodes: tuple[Node, ...], indent: str, lines: list[str]) -> None:
+    """A line a node; a REPEAT row as ``ID: REPEAT N {``, its body indented, ``}``."""
+    for node in nodes:
+        if node.op == REPEAT and node.body:
+            count = _value_text(node.args.get("count"))
+            lines.append(f"{indent}{_name_text(node.id)}: REPEAT {count} {{")
+            _rows_text(node.body, indent + "    ", lines)
+            lines.append(f"{indent}}}")
+        else:
+            lines.append(indent + _node_text(node))
 
 
 # --------------------------------------------------------------------------- writing
@@ -819,6 +847,7 @@ class _Pending:
     caps: list[str]
     guard: Guard | None
     metadata: dict[str, Any] | None
+    end: int = -1  # a REPEAT row's: the pending index its body ends before
 
 
 class _Cursor:
@@ -1198,6 +1227,9 @@ class _Assembler:
         self.description: str | None = None
         self.metadata: dict[str, Any] | None = None
         self.globals = _Scope({}, None)
+        self.repeats: list[
+            tuple[int, _Line]
+        ] = []  # REPEAT rows open (pending index), innermost last
         max_nodes = limits.max_nodes
         self.budget = None if max_nodes is None else ITERATIONS_PER_NODE * max_nodes
         self.spent = 0
@@ -1450,6 +1482,12 @@ class _Assembler:
         fast = _FAST_NODE.fullmatch(line.code)
         if fast is not None and self.fast_node_line(fast, line):
             return
+        code = line.code.strip(" \t")
+        if code == "}":
+            self.close_repeat()
+            return
+        if code.endswith("{") and self.open_repeat(line, frame.scope):
+            return
         scope = frame.scope
         cursor = _Cursor(line.code)
         cursor.skip_ws()
@@ -1576,6 +1614,42 @@ class _Assembler:
         )
         stack.append(_Body(macro.body, _Scope(bound, self.globals), context))
 
+    # -- REPEAT rows
+
+    def open_repeat(self, line: _Line, scope: _Scope) -> bool:
+        """Read ``[LABEL:] REPEAT COUNT {``; False (nothing done) for another line."""
+        cursor = _Cursor(line.code)
+        cursor.skip_ws()
+        label = None
+        end = _name_end(cursor)
+        if end is not None:
+            colon = _run_end(_WS, line.code, end)
+            if line.code.startswith(":", colon):
+                label = _name(cursor, scope, "a label")
+                cursor.pos = colon + 1
+                cursor.skip_ws()
+        if cursor.word() != REPEAT:
+            return False
+        expression = line.code[cursor.pos + len(REPEAT) : line.code.rindex("{")]
+        if not expression.strip():
+            raise _Fail("asm-syntax", "REPEAT is written [LABEL:] REPEAT COUNT {")
+        count = _evaluate(expression, scope)
+        if type(count) is not int or count < 1:
+            raise _Fail("asm-expression", f"a REPEAT count is a whole number >= 1, got {count!r}")
+        node = _Pending(label, REPEAT, {"count": count}, [], [], [], [], [], None, None)
+        self.add(node)
+        self.repeats.append((len(self.pending) - 1, line))
+        return True
+
+    def close_repeat(self) -> None:
+        """Read the ``}`` that ends the innermost open REPEAT row."""
+        if not self.repeats:
+            raise _Fail("asm-syntax", "} closes no REPEAT row")
+        start, line = self.repeats.pop()
+        self.pending[start].end = len(self.pending)
+        if len(self.pending) == start + 1:
+            raise _fail_at("asm-syntax", line, "a REPEAT row needs a body of one row or more")
+
     # -- results
 
     def add(self, node: _Pending) -> None:
@@ -1590,6 +1664,16 @@ class _Assembler:
         self.pending.append(node)
 
     def finish(self) -> Graph:
+        if self.repeats:
+            raise _fail_at(
+                "asm-syntax", self.repeats[-1][1], "this REPEAT row is never closed: add }"
+            )
+        folded = any(item.end >= 0 for item in self.pending)
+        if folded and self.version not in (None, FOLDED_VERSION):
+            raise AsmError.of(
+                "asm-directive",
+                f"REPEAT rows need .version {FOLDED_VERSION}; this text says {self.version}",
+            )
         nodes = []
         for index, item in enumerate(self.pending, start=1):
             node_id = item.label
@@ -1626,14 +1710,31 @@ class _Assembler:
                 for kind, names in declared.items()
             }
         )
+        if folded:
+            version, rows = self.version or FOLDED_VERSION, tuple(self.nested(nodes, 0, len(nodes)))
+        else:
+            version, rows = self.version or CURRENT_VERSION, tuple(nodes)
         return Graph(
-            version=self.version or CURRENT_VERSION,
-            nodes=tuple(nodes),
+            version=version,
+            nodes=rows,
             resources=resources,
             caps=tuple(self.caps),
             description=self.description,
             metadata=self.metadata,
         )
+
+    def nested(self, nodes: list[Node], start: int, end: int) -> Iterator[Node]:
+        """The rows of ``nodes[start:end]``, each REPEAT row holding its body."""
+        index = start
+        while index < end:
+            stop = self.pending[index].end
+            if stop < 0:
+                yield nodes[index]
+                index += 1
+                continue
+            body = tuple(self.nested(nodes, index + 1, stop))
+            yield msgspec.structs.replace(nodes[index], body=body)
+            index = stop
 
 
 def _seen(groups: Any) -> list[str]:

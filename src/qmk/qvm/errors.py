@@ -79,6 +79,14 @@ class VerificationError(QVMError):
         self.findings = tuple(findings)
 
 
+class UnrollError(QVMError):
+    """A program whose REPEAT rows unroll past the limit of a consumer that applies
+    operations one at a time (:func:`qmk.qvm.fold.unroll`; exit 1, as every ``QV``
+    error). Nothing was unrolled."""
+
+    exit_status = 1
+
+
 class PlacementError(QVMError):
     """A placement of a program's qubits on modules that names unknown qubits or modules
     or that the modules cannot hold, or an op across modules that has no teleported form
@@ -154,7 +162,7 @@ REGISTRY.add(
         "QF010",
         "unsupported-version",
         "the graph's version is not one this QMK reads",
-        "write version 0.1 or 0.2",
+        "write version 0.1, 0.2 or 0.3",
     ),
     _c(
         FormatError,
@@ -444,6 +452,15 @@ REGISTRY.add(
         "open a channel between the tenants and bind it (policy.channels; --channels), or "
         "keep each op on one tenant's qubits",
     ),
+    _c(
+        UnrollError,
+        "QV505",
+        "unrolled-too-large",
+        "a consumer that applies operations one at a time was given a program whose "
+        "REPEAT rows unroll past the configured limit",
+        "use a consumer that reads the program folded (qmk validate, info, estimate), "
+        "lower the REPEAT counts, or raise Limits.max_unrolled_nodes",
+    ),
     # QV6xx: placement on modules and teleportation (qmk.qvm.teleport)
     _c(
         PlacementError,
@@ -466,5 +483,30 @@ REGISTRY.add(
         "cannot-teleport",
         "an op acts on qubits of different modules and has no teleported form",
         "place its qubits on one module",
+    ),
+    # QV7xx: bounded repetition (REPEAT rows; qmk.qvm.fold)
+    _c(
+        VerificationError,
+        "QV701",
+        "repeat-unbalanced",
+        "a REPEAT body starts a handle's lifetime it does not end, or ends one it did not "
+        "start, so its turns would not leave the handle as they found it",
+        "free (close) in the body every qubit (channel) the body allocates (opens), and "
+        "allocate in it every one it frees",
+    ),
+    _c(
+        VerificationError,
+        "QV702",
+        "repeat-event-escapes",
+        "a node after a REPEAT row reads an event its body produces (each turn produces its own)",
+        "read the event inside the body, or measure again after the REPEAT row",
+    ),
+    _c(
+        VerificationError,
+        "QV703",
+        "repeat-invalid",
+        "a REPEAT row is malformed: a count that is not a whole number >= 1, an empty "
+        "body, operands, a guard, capabilities, or a guarded lifetime change in its body",
+        "write REPEAT N { ... } with N >= 1 around unguarded allocations and frees",
     ),
 )

@@ -15,11 +15,21 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from typing import Any
 
-from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.graph import (
+    CURRENT_VERSION,
+    FOLDED_VERSION,
+    REPEAT,
+    Graph,
+    Guard,
+    GuardTerm,
+    Node,
+    Resources,
+)
 from qmk.qvm.ops import OPS, Exec
 
 _GATE_OPS = [spec for spec in OPS.values() if spec.kind is Exec.GATE]
@@ -204,3 +214,64 @@ def random_graph(*, seed: int, nodes: int = 100, max_live: int = 64) -> Graph:
         ),
         caps=tuple(sorted(builder.caps)),
     )
+
+
+def random_folded_graph(*, seed: int, nodes: int = 100, max_count: int = 3) -> Graph:
+    """:func:`random_graph` with runs of its nodes folded into REPEAT rows (nested), each
+    a body the verifier accepts: it starts or ends no lifetime, and no node after it
+    reads an event it produces. The unrolled program verifies too.
+
+    >>> from qmk.qvm.fold import is_folded
+    >>> g = random_folded_graph(seed=3, nodes=60)
+    >>> is_folded(g), g.version
+    (True, '0.3')
+    """
+    flat = random_graph(seed=seed, nodes=nodes)
+    rng = random.Random(f"fold-{seed}")
+    last_read: dict[str, int] = {}
+    for index, node in enumerate(flat.nodes):
+        for event in (*node.inputs, *node.guard_events):
+            last_read[event] = index
+    folder = _Folder(flat.nodes, last_read, rng, max_count)
+    rows = folder.fold(0, len(flat.nodes), 0)
+    if not folder.made:  # at least one REPEAT row: wrap the first gate that can be
+        rows = folder.fold(0, len(flat.nodes), 0, force=True)
+    return dataclasses.replace(flat, version=FOLDED_VERSION, nodes=tuple(rows))
+
+
+class _Folder:
+    """Chooses the runs :func:`random_folded_graph` folds."""
+
+    def __init__(
+        self, nodes: tuple[Node, ...], last_read: dict[str, int], rng: random.Random, most: int
+    ) -> None:
+        self.nodes, self.last_read, self.rng, self.most = nodes, last_read, rng, most
+        self.made = 0
+
+    def body_ok(self, start: int, end: int) -> bool:
+        for node in self.nodes[start:end]:
+            spec = OPS[node.op]
+            if spec.opens is not None or spec.closes is not None:
+                return False
+            if any(self.last_read.get(event, -1) >= end for event in node.produces):
+                return False
+        return True
+
+    def fold(self, start: int, end: int, depth: int, *, force: bool = False) -> list[Node]:
+        rows: list[Node] = []
+        index = start
+        while index < end:
+            length = self.rng.randint(1, 8)
+            stop = min(end, index + length)
+            wanted = (force and not self.made) or self.rng.random() < 0.25
+            if depth < 3 and wanted and self.body_ok(index, stop) and (stop - index < end - start):
+                self.made += 1
+                name = f"r{self.made}"
+                body = self.fold(index, stop, depth + 1)
+                count = self.rng.randint(1, self.most)
+                rows.append(Node(id=name, op=REPEAT, args={"count": count}, body=tuple(body)))
+                index = stop
+            else:
+                rows.append(self.nodes[index])
+                index += 1
+        return rows

@@ -49,13 +49,31 @@ from qmk.qvm.limits import Limits
 from qmk.qvm.ops import canonical_op
 
 #: Graph versions this QMK reads. 0.1 is the original QMK spec; 0.2 adds the
-#: conjunction guard form and the ops SDG, TDG, CCX and CCZ. Both load the same way.
-VERSIONS: tuple[str, ...] = ("0.1", "0.2")
-#: The version written by QMK's own tools.
+#: conjunction guard form and the ops SDG, TDG, CCX and CCZ; 0.3 adds ``REPEAT`` rows
+#: (bounded repetition kept folded). All load the same way.
+VERSIONS: tuple[str, ...] = ("0.1", "0.2", "0.3")
+#: The version written by QMK's own tools for a flat program.
 CURRENT_VERSION = "0.2"
+#: The version a program with ``REPEAT`` rows is written in (the first that has them).
+FOLDED_VERSION = "0.3"
+#: The op of a row that repeats its ``body`` ``args.count`` times: a structure of the
+#: program, not an operation (it is not in :data:`qmk.qvm.ops.OPS`).
+REPEAT = "REPEAT"
 
 _GRAPH_KEYS = ("version", "description", "program", "resources", "caps", "metadata")
-_NODE_KEYS = ("id", "op", "args", "vqs", "chs", "inputs", "produces", "caps", "guard", "metadata")
+_NODE_KEYS = (
+    "id",
+    "op",
+    "args",
+    "vqs",
+    "chs",
+    "inputs",
+    "produces",
+    "caps",
+    "guard",
+    "metadata",
+    "body",
+)
 _HANDLE_LISTS = ("vqs", "chs", "inputs", "produces", "caps")
 _RESOURCE_KEYS = ("vqs", "chs", "events")
 _GUARD_KEYS = ("event", "equals")
@@ -136,6 +154,8 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=Tr
     caps: tuple[str, ...] = ()
     guard: Guard | None = None
     metadata: Mapping[str, Any] | None = None
+    #: The rows a ``REPEAT`` row repeats (empty for every other node).
+    body: tuple[Node, ...] = ()
 
     @property
     def guard_events(self) -> tuple[str, ...]:
@@ -164,6 +184,8 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=Tr
             out["guard"] = self.guard.to_json()
         if self.metadata is not None:
             out["metadata"] = _sorted_json(self.metadata) if sort else _plain_json(self.metadata)
+        if self.body:
+            out["body"] = [node.to_json(sort=sort) for node in self.body]
         return out
 
 
@@ -388,7 +410,11 @@ def _guard_term(value: Any, path: str) -> GuardTerm:
 
 
 def _node(
-    value: Any, path: str, limits: Limits, kept: dict[tuple[str, ...], tuple[str, ...]]
+    value: Any,
+    path: str,
+    limits: Limits,
+    kept: dict[tuple[str, ...], tuple[str, ...]],
+    depth: int = 0,
 ) -> Node:
     _object(value, path, _NODE_KEYS, ("id", "op"))
     node_id, op = value["id"], value["op"]
@@ -413,13 +439,64 @@ def _node(
             raise _wrong_type(f"{path}.metadata", "an object", metadata)
         _check_depth(metadata, f"{path}.metadata", limits.max_depth)
     guard = value.get("guard")
+    body: tuple[Node, ...] = ()
+    if op == REPEAT or "body" in value:
+        body = _repeat_body(value, path, limits, kept, depth)
     return Node(
         id=node_id,
         op=canonical_op(op) or op,  # an alias loads as its op; an unknown op is the verifier's
         args=args,
         guard=None if guard is None else _guard(guard, f"{path}.guard"),
         metadata=metadata,
+        body=body,
         **lists,
+    )
+
+
+def _repeat_body(
+    value: dict[str, Any],
+    path: str,
+    limits: Limits,
+    kept: dict[tuple[str, ...], tuple[str, ...]],
+    depth: int,
+) -> tuple[Node, ...]:
+    """The rows of a ``REPEAT`` row, its shape checked: ``args`` is ``{"count": N}``
+    with N >= 1, ``body`` a non-empty array of rows, and nothing else but its ``id``."""
+    if value["op"] != REPEAT:
+        raise FormatError.of(
+            "unknown-key", f"{path}: only a REPEAT row has a body", path=path, key="body"
+        )
+    extra = [key for key in value if key not in ("id", "op", "args", "body")]
+    if extra:
+        raise FormatError.of(
+            "unknown-key",
+            f"{path}: a REPEAT row has no {extra[0]!r}; it takes id, op, args and body",
+            path=path,
+            key=extra[0],
+        )
+    args = value.get("args")
+    count = args.get("count") if type(args) is dict and args.keys() == {"count"} else None
+    if type(count) is float and count.is_integer():
+        count = int(count)
+    if not isinstance(args, dict) or type(count) is not int or count < 1:
+        raise FormatError.of(
+            "bad-value",
+            f'{path}.args: a REPEAT row\'s args are {{"count": N}} with a whole N >= 1',
+            path=f"{path}.args",
+        )
+    args["count"] = count
+    if limits.max_depth is not None and depth >= limits.max_depth:
+        raise FormatError.of(
+            "too-deep",
+            f"{path}: REPEAT rows nest deeper than {limits.max_depth}",
+            path=path,
+            limit=limits.max_depth,
+        )
+    raw = value.get("body")
+    if type(raw) is not list or not raw:
+        raise _wrong_type(f"{path}.body", "a non-empty array of rows", raw)
+    return tuple(
+        _node(item, f"{path}.body[{i}]", limits, kept, depth + 1) for i, item in enumerate(raw)
     )
 
 
@@ -457,6 +534,12 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
             _node(raw, f"program.nodes[{i}]", limits, kept) for i, raw in enumerate(raw_nodes)
         )
         del kept
+    if version != FOLDED_VERSION and any(node.op == REPEAT for node in nodes):
+        raise FormatError.of(
+            "unsupported-version",
+            f"REPEAT rows need version {FOLDED_VERSION!r}; this graph is version {version!r}",
+            version=version,
+        )
     raw_resources = _object(data["resources"], "resources", _RESOURCE_KEYS, ())
     resources = Resources(
         **{
@@ -684,10 +767,8 @@ def dumps(graph: Graph) -> str:
     nodes = data["program"]["nodes"]
     if nodes:
         lines.append('    "nodes": [')
-        lines.extend(
-            f"      {_compact(node)}{',' if i < len(nodes) - 1 else ''}"
-            for i, node in enumerate(nodes)
-        )
+        for i, node in enumerate(nodes):
+            _row_lines(node, "      ", "," if i < len(nodes) - 1 else "", lines)
         lines.append("    ]")
     else:
         lines.append('    "nodes": []')
@@ -699,6 +780,20 @@ def dumps(graph: Graph) -> str:
         lines.append(f'  "metadata": {_compact(data["metadata"])}')
     lines.append("}")
     return "\n".join(lines)
+
+
+def _row_lines(row: dict[str, Any], indent: str, tail: str, lines: list[str]) -> None:
+    """One row of :func:`dumps`: a line, or a REPEAT row's head, its body's rows (one a
+    line, indented) and the line that closes it."""
+    body = row.get("body")
+    if body is None:
+        lines.append(f"{indent}{_compact(row)}{tail}")
+        return
+    head = _compact({key: value for key, value in row.items() if key != "body"})
+    lines.append(f'{indent}{head[:-1]}, "body": [')
+    for i, item in enumerate(body):
+        _row_lines(item, indent + "  ", "," if i < len(body) - 1 else "", lines)
+    lines.append(f"{indent}]}}{tail}")
 
 
 def canonical(text: str | bytes) -> str:
@@ -855,19 +950,19 @@ class GraphText(Mapping[str, Any]):
     """
 
     text: str
-    nodes: int
+    nodes: int  # stored rows: a REPEAT row's body rows count, its turns do not
 
     @classmethod
     def of(cls, graph: Mapping[str, Any]) -> GraphText:
         """The compact text of decoded graph JSON (raises as :func:`compact_text`)."""
         program = graph.get("program")
         nodes = program.get("nodes") if isinstance(program, Mapping) else None
-        return cls(compact_text(graph), len(nodes) if isinstance(nodes, list) else 0)
+        return cls(compact_text(graph), _json_rows(nodes) if isinstance(nodes, list) else 0)
 
     @classmethod
     def of_graph(cls, graph: Graph) -> GraphText:
         """The compact text of a graph (:func:`graph_compact_text`), its JSON never whole."""
-        return cls(graph_compact_text(graph), len(graph.nodes))
+        return cls(graph_compact_text(graph), _json_rows(graph.nodes))
 
     def _data(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.text)
@@ -881,3 +976,17 @@ class GraphText(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._data())
+
+
+def _json_rows(nodes: Any) -> int:
+    """The rows of a node list, as JSON data or :class:`Node` values, bodies' rows too."""
+    total = 0
+    stack = [nodes]
+    while stack:
+        level = stack.pop()
+        total += len(level)
+        for node in level:
+            body = node.get("body") if type(node) is dict else getattr(node, "body", None)
+            if isinstance(body, list | tuple) and body:
+                stack.append(body)
+    return total

@@ -22,6 +22,7 @@ DEFAULT_MAX_CHANNELS = 100_000
 DEFAULT_MAX_EVENTS = 2_000_000
 DEFAULT_MAX_OPERANDS = 4096
 DEFAULT_MAX_NAME_LENGTH = 256
+DEFAULT_MAX_UNROLLED_NODES = DEFAULT_MAX_NODES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +38,10 @@ class Limits:
         max_events: number of declared events (verifying).
         max_operands: operands of one node, all kinds together (verifying).
         max_name_length: length of any id or handle name (verifying).
+        max_unrolled_nodes: nodes of a program's REPEAT rows unrolled, for a consumer
+            that applies operations one at a time (:func:`qmk.qvm.fold.unroll`); reading,
+            verifying, counting and estimating stay folded and are bounded by
+            ``max_nodes`` stored rows.
     """
 
     max_bytes: int | None = DEFAULT_MAX_BYTES
@@ -47,6 +52,7 @@ class Limits:
     max_events: int | None = DEFAULT_MAX_EVENTS
     max_operands: int | None = DEFAULT_MAX_OPERANDS
     max_name_length: int | None = DEFAULT_MAX_NAME_LENGTH
+    max_unrolled_nodes: int | None = DEFAULT_MAX_UNROLLED_NODES
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:

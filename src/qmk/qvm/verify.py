@@ -37,13 +37,15 @@ import math
 import operator
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from qmk.qvm import classical
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
+from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_size
+from qmk.qvm.fold import unroll as unroll_graph
 from qmk.qvm.graph import Graph, Guard, Node, Resources, gc_paused, is_finite_number
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
@@ -75,9 +77,11 @@ class Finding:
         severity: error (the graph cannot run) or warning.
         message: what is wrong and what to do, in one sentence.
         node_index: 0-based position of the node in ``program.nodes``, or None
-            for a finding about the whole graph.
+            for a finding about the whole graph or a REPEAT row; in a program with
+            REPEAT rows, its position in the one-turn view (:func:`qmk.qvm.fold.one_turn`).
         node_id: the node's id, or None.
         op: the node's op, or None.
+        repeat: the ids of the REPEAT rows around the node, from the outside in.
     """
 
     code: str
@@ -87,6 +91,7 @@ class Finding:
     node_index: int | None = None
     node_id: str | None = None
     op: str | None = None
+    repeat: tuple[str, ...] = ()
 
     @property
     def is_error(self) -> bool:
@@ -97,10 +102,14 @@ class Finding:
         if self.node_index is not None:
             op = self.op if self.op is not None and self.op.isidentifier() else repr(self.op)
             where = f" at node #{self.node_index} {self.node_id!r} ({op})"
+        elif self.node_id is not None:
+            where = f" at {self.op} {self.node_id!r}"
+        if self.repeat:
+            where += f" in REPEAT {' > '.join(map(repr, self.repeat))}"
         return f"{self.code} {self.name}{where}: {self.message}"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "code": self.code,
             "name": self.name,
             "severity": self.severity.value,
@@ -109,6 +118,9 @@ class Finding:
             "node_id": self.node_id,
             "op": self.op,
         }
+        if self.repeat:
+            out["repeat"] = list(self.repeat)
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +248,9 @@ class VerifiedProgram:
     counts: OpCounts
     required_caps: tuple[str, ...]
     warnings: tuple[Finding, ...] = ()
+    #: The program as submitted, REPEAT rows folded, when ``graph`` is its unrolling
+    #: (:func:`qmk.qvm.fold.unroll`); its digest is the folded text's.
+    folded: Graph | None = None
 
     @property
     def is_clifford(self) -> bool:
@@ -264,16 +279,77 @@ class VerifiedProgram:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """What a program with REPEAT rows does in all, found folded: the one-turn view's
+    figures, each node counted as many times as it runs (nothing unrolled).
+
+    Attributes:
+        version: the graph's version.
+        rows: the rows stored (REPEAT rows and bodies' rows included).
+        nodes: the nodes of the unrolled program.
+        repeats: the REPEAT rows.
+        qubits, channels, events: the declared handles.
+        peak_live_qubits: most qubits live at once (a balanced body's turns all peak alike).
+        epochs: the unrolled program's epochs (one more than the fences it runs).
+        counts: op counts of the unrolled program.
+        required_caps: capabilities the nodes need, sorted.
+        requested_caps: capabilities the graph requests.
+        warnings: the warnings found.
+    """
+
+    version: str
+    rows: int
+    nodes: int
+    repeats: int
+    qubits: int
+    channels: int
+    events: int
+    peak_live_qubits: int
+    epochs: int
+    counts: OpCounts
+    required_caps: tuple[str, ...]
+    requested_caps: tuple[str, ...]
+    warnings: tuple[Finding, ...] = ()
+
+    @property
+    def is_clifford(self) -> bool:
+        return self.counts.non_clifford == 0
+
+    def summary(self) -> dict[str, Any]:
+        """Plain JSON for ``qmk info`` of a folded program."""
+        return {
+            "version": self.version,
+            "rows": self.rows,
+            "nodes": self.nodes,
+            "repeats": self.repeats,
+            "qubits": self.qubits,
+            "channels": self.channels,
+            "events": self.events,
+            "peak_live_qubits": self.peak_live_qubits,
+            "clifford": self.is_clifford,
+            "counts": self.counts.to_json(),
+            "epochs": self.epochs,
+            "required_caps": list(self.required_caps),
+            "requested_caps": list(self.requested_caps),
+            "warnings": [w.to_json() for w in self.warnings],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """What :func:`check` found: every finding, and the program when none is an error."""
 
     findings: tuple[Finding, ...]
     program: VerifiedProgram | None = None
+    totals: Totals | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the graph verified (warnings allowed)."""
-        return self.program is not None
+        """True when the graph verified (warnings allowed): folded, ``totals`` stand for
+        a program that was not unrolled."""
+        return self.program is not None or (
+            self.totals is not None and not any(f.is_error for f in self.findings)
+        )
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -451,11 +527,14 @@ def _duplicates(values: tuple[str, ...]) -> list[str]:
     return [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
 
 
-def _check_limits(graph: Graph, limits: Limits, findings: _Findings) -> bool:
-    """Report graph-too-large; False when the graph is too large to walk at all."""
+def _check_limits(
+    graph: Graph, limits: Limits, findings: _Findings, stored: int | None = None
+) -> bool:
+    """Report graph-too-large; False when the graph is too large to walk at all.
+    ``stored``: the rows a folded graph stores (its node count otherwise)."""
     over = []
     for limit, count, what in (
-        (limits.max_nodes, len(graph.nodes), "nodes"),
+        (limits.max_nodes, len(graph.nodes) if stored is None else stored, "nodes"),
         (limits.max_qubits, len(graph.resources.vqs), "declared qubits"),
         (limits.max_channels, len(graph.resources.chs), "declared channels"),
         (limits.max_events, len(graph.resources.events), "declared events"),
@@ -857,7 +936,13 @@ class _Segments:
 _PLANS: Mapping[str, _OpPlan] = MappingProxyType({n: _OpPlan(spec) for n, spec in OPS.items()})
 
 
-def check(graph: Graph, *, limits: Limits | None = None, excused: Collection[str] = ()) -> Report:
+def check(
+    graph: Graph,
+    *,
+    limits: Limits | None = None,
+    excused: Collection[str] = (),
+    unroll: bool = True,
+) -> Report:
     """Verify ``graph`` and report every finding at once.
 
     Args:
@@ -866,12 +951,18 @@ def check(graph: Graph, *, limits: Limits | None = None, excused: Collection[str
         excused: codes whose errors another check decided (``qmk validate --prove``:
             those the solver proved no valuation shows): still reported, they do not
             withhold the program.
+        unroll: for a program with REPEAT rows, whether to give the unrolled verified
+            program too (bounded by ``limits.max_unrolled_nodes``: past it, a
+            ``unrolled-too-large`` finding). False gives :class:`Totals` only, found
+            folded: what ``qmk validate``, ``info`` and ``estimate`` read.
 
     Returns:
         A :class:`Report`: all findings, and the verified program when none is
         an error (of a code not ``excused``).
     """
     limits = limits or Limits()
+    if is_folded(graph):
+        return _check_folded(graph, limits, frozenset(excused), unroll=unroll)
     findings = _Findings(graph)
     if not _check_limits(graph, limits, findings):
         return Report(findings=findings.finish())
@@ -1481,6 +1572,212 @@ def _forward_path(succs: Sequence[Sequence[int]], start: int, goal: int) -> list
     return None
 
 
+# --------------------------------------------------------------------------- REPEAT rows
+
+
+def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unroll: bool) -> Report:
+    """:func:`check` of a program with REPEAT rows: its one-turn view walked once, the
+    REPEAT rules checked, the totals multiplied; the unrolled program verified only when
+    ``unroll`` asks for it (within ``limits.max_unrolled_nodes``)."""
+    view = one_turn(graph)
+    flat = Graph(
+        version=graph.version,
+        nodes=view.nodes,
+        resources=graph.resources,
+        caps=graph.caps,
+        description=graph.description,
+        metadata=graph.metadata,
+    )
+    findings = _Findings(flat)
+    if not _check_limits(flat, limits, findings, stored=rows(graph.nodes)):
+        return Report(findings=findings.finish())
+    extra = _check_repeats(view, findings)
+    with gc_paused():
+        walked = _walk(flat, limits, findings, excused=excused)
+    found = tuple(_placed(f, view) for f in (*extra, *walked.findings))
+    if walked.program is None or any(f.is_error and f.code not in excused for f in extra):
+        return Report(findings=found)
+    totals = _totals(graph, view, walked.program, found)
+    if not unroll:
+        return Report(findings=found, totals=totals)
+    size, most = unrolled_size(graph), limits.max_unrolled_nodes
+    if most is not None and size > most:
+        code = BY_NAME["unrolled-too-large"]
+        over = Finding(
+            code=code.code,
+            name=code.name,
+            severity=Severity.ERROR,
+            message=f"the program unrolls to {size} nodes, over the limit of {most} "
+            f"(Limits.max_unrolled_nodes); {code.fix}",
+        )
+        return Report(findings=(*found, over), totals=totals)
+    inner = check(
+        unroll_graph(graph, max_nodes=most),
+        limits=replace(limits, max_nodes=most),
+        excused=excused,
+    )
+    if inner.program is None:  # the rules above hold: a finding here is in the unrolling
+        return Report(findings=(*found, *inner.findings), totals=totals)
+    return Report(findings=found, program=replace(inner.program, folded=graph), totals=totals)
+
+
+def _placed(finding: Finding, view: View) -> Finding:
+    """``finding`` with the REPEAT rows around its node named."""
+    index = finding.node_index
+    if index is None or finding.repeat or not view.paths[index]:
+        return finding
+    return replace(finding, repeat=view.paths[index])
+
+
+def _check_repeats(view: View, findings: _Findings) -> list[Finding]:
+    """The REPEAT rules (docs/qvm.md, "Bounded repetition"): each row well formed, each
+    body balanced in the lifetimes it changes, no event of a body read after it."""
+    out: list[Finding] = []
+
+    def add(name: str, message: str, node: Node, repeat: tuple[str, ...]) -> None:
+        code = BY_NAME[name]
+        out.append(
+            Finding(
+                code=code.code,
+                name=name,
+                severity=code.severity or Severity.ERROR,
+                message=f"{message}; {code.fix}",
+                node_id=node.id,
+                op=node.op,
+                repeat=repeat,
+            )
+        )
+
+    ids = {node.id for node in view.nodes}
+    for row, span in zip(view.repeats, view.spans, strict=True):
+        problem = _repeat_problem(row, span, ids)
+        ids.add(row.id)
+        if problem:
+            add("repeat-invalid", problem, row, span.path[:-1])
+        for name, message in _unbalanced(view, span):
+            add(name, message, row, span.path[:-1])
+    _report_escapes(view, findings)
+    return out
+
+
+def _repeat_problem(row: Node, span: Span, ids: set[str]) -> str | None:
+    """What is wrong with a REPEAT row itself, if anything."""
+    if span.count < 1:
+        return f"its count is {row.args.get('count')!r}, not a whole number >= 1"
+    if set(row.args) != {"count"}:
+        return f"its args are {sorted(row.args)}; a REPEAT row takes count only"
+    if span.start == span.end:
+        return "its body has no operation"
+    if row.vqs or row.chs or row.inputs or row.produces or row.caps or row.guard is not None:
+        return "a REPEAT row takes no operands, guard or capabilities: its body's rows do"
+    if row.id in ids:
+        return f"its id {row.id!r} is also another row's id"
+    return None
+
+
+def _unbalanced(view: View, span: Span) -> list[tuple[str, str]]:
+    """The handles the body's own rows (not nested bodies') leave otherwise than they
+    found them (``repeat-unbalanced``), and its guarded lifetime changes
+    (``repeat-invalid``), as (finding name, message)."""
+    first: dict[tuple[str, str], str] = {}
+    last: dict[tuple[str, str], tuple[str, Node]] = {}
+    problems: list[tuple[str, str]] = []
+    for index in range(span.start, span.end):
+        if view.paths[index] != span.path:
+            continue
+        node = view.nodes[index]
+        spec = OPS.get(node.op)
+        if spec is None or (spec.opens is None and spec.closes is None):
+            continue
+        kind, change = (spec.opens, "start") if spec.opens else (spec.closes, "end")
+        assert kind is not None
+        if node.guard is not None:
+            problems.append(
+                ("repeat-invalid", f"node {node.id!r} ({node.op}) changes a lifetime under a guard")
+            )
+        for handle in getattr(node, kind):
+            first.setdefault((kind, handle), change)
+            last[(kind, handle)] = (change, node)
+    for (kind, handle), change in first.items():
+        end, node = last[(kind, handle)]
+        if change == end:
+            what = "qubit" if kind == "vqs" else "channel"
+            did = {"start": "starts", "end": "ends"}[change]
+            problems.append(
+                (
+                    "repeat-unbalanced",
+                    f"its body {did} the lifetime of {what} {handle!r} "
+                    f"(last at node {node.id!r}, {node.op}) and does not "
+                    f"{'end' if change == 'start' else 'start'} it again",
+                )
+            )
+    return problems
+
+
+def _report_escapes(view: View, findings: _Findings) -> None:
+    """Report each read, after a body, of an event the body produces (QV702)."""
+    innermost = {span.path: span for span in view.spans}
+    scope: dict[str, Span] = {}
+    for index, node in enumerate(view.nodes):
+        path = view.paths[index]
+        for event in (*node.inputs, *node.guard_events):
+            span = scope.get(event)
+            if span is not None and not span.start <= index < span.end:
+                findings.add(
+                    "repeat-event-escapes",
+                    f"event {event!r} is produced in each turn of REPEAT {span.id!r}, "
+                    "which ended before this node",
+                    index,
+                )
+        if path:
+            for event in node.produces:
+                scope[event] = innermost[path]
+
+
+def _totals(
+    graph: Graph, view: View, walked: VerifiedProgram, found: tuple[Finding, ...]
+) -> Totals:
+    """The unrolled program's figures from its one-turn view, multiplied."""
+    by_op: Counter[str] = Counter()
+    non_clifford = 0
+    for node, times in zip(view.nodes, view.multipliers, strict=True):
+        by_op[node.op] += times
+        plan = _PLAN_OF[node.op]
+        clifford = plan.clifford
+        if not (is_clifford_node(plan.spec, node) if clifford is None else clifford):
+            non_clifford += times
+    tags: Counter[str] = Counter()
+    for op, count in by_op.items():
+        for tag in OPS[op].counts_as:
+            tags[tag] += count
+    counts = OpCounts(
+        total=sum(by_op.values()),
+        by_op=MappingProxyType(dict(by_op)),
+        t_gates=tags["t"],
+        rotations=tags["rotation"],
+        ccz_like=tags["ccz"],
+        measurements=tags["measurement"],
+        magic_states=tags["magic_state"],
+        non_clifford=non_clifford,
+    )
+    resources = graph.resources
+    return Totals(
+        version=graph.version,
+        rows=rows(graph.nodes),
+        nodes=counts.total,
+        repeats=len(view.spans),
+        qubits=len(resources.vqs),
+        channels=len(resources.chs),
+        events=len(resources.events),
+        peak_live_qubits=walked.peak_live_qubits,
+        epochs=1 + by_op.get("FENCE_EPOCH", 0),
+        counts=counts,
+        required_caps=walked.required_caps,
+        requested_caps=graph.caps,
+        warnings=tuple(f for f in found if not f.is_error),
+    )
+
+
 def verify(graph: Graph, *, limits: Limits | None = None) -> VerifiedProgram:
     """Verify ``graph``, returning the verified program.
 
@@ -1499,6 +1796,7 @@ __all__ = [
     "OpCounts",
     "Report",
     "RevSegment",
+    "Totals",
     "VerifiedProgram",
     "check",
     "is_clifford_node",

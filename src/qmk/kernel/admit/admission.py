@@ -318,7 +318,9 @@ class Admission:
                 f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
             )
         target = targets.get(entry.name)
-        limits = Limits(max_nodes=self.config.max_graph_nodes)
+        # REPEAT rows: stored rows within the cap, and (run unrolled) their unrolling too
+        cap = self.config.max_graph_nodes
+        limits = Limits(max_nodes=cap, max_unrolled_nodes=cap)
 
         def work() -> Read:
             if isinstance(graph, str) or type(graph) is GraphText:

@@ -1,0 +1,222 @@
+"""Benchmark: programs of fault-tolerant size written as loops, QMK beside the Q# resource
+estimator (issue 76).
+
+An OpenQASM 3 loop of ``t q[0]; cx q[0], q[1];`` at each of ``--turns`` turns (default
+10^5 and 10^7) is written to a file, and fresh processes, as a user meets them, run:
+
+- ``qmk validate FILE`` and ``qmk estimate --json FILE`` (QMK reads the loop folded, as
+  one REPEAT row, and counts it by multiplication);
+- the peer: a Python process that runs ``qsharp.estimate`` of the same loop written in
+  Q# (``for _ in 1..N { T(q[0]); CNOT(q[0], q[1]); }``, then both qubits measured, as
+  the OpenQASM file measures them), where the ``qsharp`` package
+  is importable (else the peer is skipped with the reason printed).
+
+Each contender's wall time (least and median over ``--rounds`` interleaved rounds) and
+peak RSS (``ru_maxrss`` of the process, from ``wait4``) are printed with the ratios
+QMK/peer; the T counts of both are checked against N, and the physical qubits and
+runtime of the two estimates are printed side by side. A 10^12-T program (two nested
+loops of 10^6 turns) is estimated by QMK alone (the peer traces every operation).
+``bench/results/scale.json`` holds every figure. Not a test: nothing here fails on a
+timing.
+
+    python bench/bench_scale.py [--turns 100000 10000000] [--rounds 3] [--no-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, describe, installed, load_averages, machine, write_json
+
+HEAD = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
+
+#: The peer's process: the Q# loop of N turns, estimated; its own call timed.
+QSHARP = """
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+import qsharp
+turns = int(sys.argv[1])
+qsharp.eval(
+    "operation Loop() : Unit { use q = Qubit[2]; "
+    "for _ in 1..%d { T(q[0]); CNOT(q[0], q[1]); } let r = MResetEachZ(q); }" % turns
+)
+start = time.perf_counter()
+result = qsharp.estimate("Loop()")
+call = time.perf_counter() - start
+physical = result["physicalCounts"]
+print(json.dumps({
+    "call_s": call,
+    "tCount": result["logicalCounts"]["tCount"],
+    "physicalQubits": physical["physicalQubits"],
+    "runtime_ns": physical["runtime"],
+}))
+"""
+
+
+def loop_source(turns: int) -> str:
+    return f"{HEAD}for int i in [0:{turns - 1}] {{ t q[0]; cx q[0], q[1]; }}\nc = measure q;\n"
+
+
+def nested_source(outer: int, inner: int) -> str:
+    return (
+        f"{HEAD}for int i in [0:{outer - 1}] {{ for int j in [0:{inner - 1}] "
+        "{ t q[0]; cx q[0], q[1]; } }\nc = measure q;\n"
+    )
+
+
+def measured(argv: list[str]) -> dict[str, Any]:
+    """Run ``argv`` as a fresh process: its wall time, peak RSS (MB), status and stdout."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    out, err = process.stdout.read(), process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    return {
+        "wall_s": wall,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "status": process.returncode,
+        "stdout": out,
+        "stderr": err[-2000:],
+    }
+
+
+def qmk(*args: str) -> list[str]:
+    return [sys.executable, "-m", "qmk", *args]
+
+
+def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    walls = [run["wall_s"] for run in runs]
+    return {
+        "min_s": min(walls),
+        "median_s": statistics.median(walls),
+        "rss_mb": max(run["rss_mb"] for run in runs),
+        "runs": len(runs),
+    }
+
+
+def t_count(name: str, run: dict[str, Any]) -> int | None:
+    """The T count a contender's output states (None where it says none)."""
+    if run["status"] != 0:
+        return None
+    if name == "qmk estimate":
+        return int(json.loads(run["stdout"])["logicalCounts"]["tCount"])
+    if name == "qsharp.estimate":
+        return int(json.loads(run["stdout"])["tCount"])
+    return None
+
+
+def case(path: Path, turns: int, rounds: int, peer: bool) -> dict[str, Any]:
+    """Every contender on one file, in interleaved rounds."""
+    contenders = {
+        "qmk validate": qmk("validate", str(path)),
+        "qmk estimate": qmk("estimate", "--json", str(path)),
+    }
+    if peer:
+        contenders["qsharp.estimate"] = [sys.executable, "-c", QSHARP, str(turns)]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    loads = []
+    for round_ in range(rounds):
+        order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            runs[name].append(measured(contenders[name]))
+        loads.append(load_averages()[0])
+    record: dict[str, Any] = {"turns": turns, "loads": loads, "contenders": {}}
+    for name, done in runs.items():
+        last = done[-1]
+        entry = {**figures(done), "status": last["status"], "t_count": t_count(name, last)}
+        if last["status"] != 0:
+            entry["stderr"] = last["stderr"]
+        if name == "qmk estimate" and last["status"] == 0:
+            physical = json.loads(last["stdout"])["physicalCounts"]
+            entry["physical_qubits"] = physical["physicalQubits"]
+            entry["runtime_ns"] = physical["runtime"]
+        if name == "qsharp.estimate" and last["status"] == 0:
+            data = json.loads(last["stdout"])
+            entry["call_s"] = min(json.loads(run["stdout"])["call_s"] for run in done)
+            entry["physical_qubits"] = data["physicalQubits"]
+            entry["runtime_ns"] = data["runtime_ns"]
+        record["contenders"][name] = entry
+    return record
+
+
+def show(record: dict[str, Any]) -> None:
+    turns = record["turns"]
+    contenders = record["contenders"]
+    peer = contenders.get("qsharp.estimate")
+    print(f"\n{turns:,} turns (loads {', '.join(f'{x:.2f}' for x in record['loads'])})")
+    print(f"  {'contender':18} {'min s':>8} {'median s':>9} {'peak MB':>8} {'T count':>16}  ratio")
+    for name, entry in contenders.items():
+        ratio = ""
+        if peer is not None and name != "qsharp.estimate" and peer["status"] == 0:
+            ratio = f"{entry['min_s'] / peer['min_s']:.3f}x peer"
+        count = entry["t_count"]
+        shown = "-" if count is None else f"{count:,}"
+        status = "" if entry["status"] == 0 else f"  (exit {entry['status']})"
+        print(
+            f"  {name:18} {entry['min_s']:8.2f} {entry['median_s']:9.2f} "
+            f"{entry['rss_mb']:8.0f} {shown:>16}  {ratio}{status}"
+        )
+    ours = contenders["qmk estimate"]
+    if peer is not None and peer["status"] == 0 and ours["status"] == 0:
+        same = (ours["physical_qubits"], ours["runtime_ns"]) == (
+            peer["physical_qubits"],
+            peer["runtime_ns"],
+        )
+        print(
+            f"  physical qubits {ours['physical_qubits']:,} vs {peer['physical_qubits']:,}, "
+            f"runtime {ours['runtime_ns']:,} ns vs {peer['runtime_ns']:,} ns: "
+            f"{'the same' if same else 'DIFFERENT'}; qsharp's own call {peer['call_s']:.2f} s"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, nargs="+", default=[10**5, 10**7])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-peer", action="store_true", help="skip qsharp.estimate")
+    args = parser.parse_args()
+    peer = not args.no_peer
+    reason = ""
+    if peer and importlib.util.find_spec("qsharp") is None:
+        peer, reason = False, "the qsharp package is not importable (pip install qsharp)"
+    elif not peer:
+        reason = "--no-peer"
+    info = machine(**installed("qsharp"))
+    print(describe(info, "fresh processes, interleaved rounds"))
+    if reason:
+        print(f"peer qsharp.estimate skipped: {reason}")
+    record: dict[str, Any] = {"machine": info, "peer_skipped": reason or None, "cases": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for turns in args.turns:
+            path = Path(folder) / f"loop-{turns}.qasm"
+            path.write_text(loop_source(turns), encoding="utf-8")
+            done = case(path, turns, args.rounds, peer)
+            record["cases"].append(done)
+            show(done)
+            for name in ("qmk estimate", "qsharp.estimate"):
+                entry = done["contenders"].get(name)
+                if entry is not None and entry["t_count"] not in (None, turns):
+                    print(f"  WRONG T count from {name}: {entry['t_count']} for {turns}")
+        path = Path(folder) / "nested-1e12.qasm"
+        path.write_text(nested_source(10**6, 10**6), encoding="utf-8")
+        nested = case(path, 10**12, args.rounds, peer=False)
+        nested["program"] = "two nested loops of 10^6 turns: 10^12 T gates"
+        record["cases"].append(nested)
+        show(nested)
+    write_json(record, RESULTS / "scale.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Bounded repetition kept folded: stored rows, the one-turn view, and the one unrolling.
+
+A ``REPEAT`` row (``{"id", "op": "REPEAT", "args": {"count": N}, "body": [...]}``,
+graph version 0.3) runs its body N times; bodies nest. The program is stored and
+checked folded: its size is its *rows* (:func:`rows`), and the verifier walks the
+*one-turn view* (:func:`one_turn`: every body once, in list order) and multiplies.
+
+Consumers that must apply one operation at a time get the unrolled nodes from
+:func:`unroll`, the one place a program is unrolled; it refuses a program whose
+unrolled size is over a limit with ``unrolled-too-large`` (QV505) before it builds
+anything. Unrolling names turn ``k`` of a body's node ``x`` ``x@k`` (nested:
+``x@i@j``, outer turn first), and so the events the body produces, where the body
+reads them; handles keep their names (a balanced body frees what it allocates).
+
+>>> from qmk.qvm.graph import Graph, Node, Resources
+>>> body = (Node(id="m", op="MEASURE_Z", vqs=("q",), produces=("e",)),)
+>>> g = Graph(version="0.3", nodes=(
+...     Node(id="a", op="ALLOC_LQ", vqs=("q",)),
+...     Node(id="r", op="REPEAT", args={"count": 2}, body=body),
+...     Node(id="f", op="FREE_LQ", vqs=("q",))),
+...     resources=Resources(vqs=("q",), events=("e",)))
+>>> rows(g.nodes), unrolled_size(g)
+(4, 4)
+>>> flat = unroll(g, max_nodes=10)
+>>> [n.id for n in flat.nodes], flat.resources.events
+(['a', 'm@0', 'm@1', 'f'], ('e@0', 'e@1'))
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import msgspec
+
+from qmk.qvm.errors import UnrollError
+from qmk.qvm.graph import REPEAT, Graph, Guard, GuardTerm, Node, Resources
+
+__all__ = [
+    "Span",
+    "View",
+    "is_folded",
+    "one_turn",
+    "rows",
+    "unroll",
+    "unrolled_nodes",
+    "unrolled_size",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Span:
+    """One ``REPEAT`` row as the one-turn view holds it.
+
+    Attributes:
+        id: the row's id.
+        count: how many turns its body runs.
+        start: the view index of its body's first node.
+        end: one past the view index of its body's last node.
+        path: the ids of the REPEAT rows around it, from the outside in, its own last.
+        multiplier: how many times its body runs in all (its count times those around it).
+    """
+
+    id: str
+    count: int
+    start: int
+    end: int
+    path: tuple[str, ...]
+    multiplier: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class View:
+    """A folded program's one-turn view: every operation row once, in list order.
+
+    Attributes:
+        nodes: the rows that are operations (no REPEAT row), bodies in place.
+        multipliers: for each of ``nodes``, how many times it runs in the unrolled program.
+        paths: for each of ``nodes``, the ids of the REPEAT rows around it (outside in).
+        spans: the REPEAT rows, in list order of their heads.
+        repeats: the REPEAT rows themselves, in the order of ``spans``.
+    """
+
+    nodes: tuple[Node, ...]
+    multipliers: tuple[int, ...]
+    paths: tuple[tuple[str, ...], ...]
+    spans: tuple[Span, ...]
+    repeats: tuple[Node, ...]
+
+
+_OP = operator.attrgetter("op")
+
+
+def is_folded(graph: Graph) -> bool:
+    """Whether ``graph`` has a REPEAT row (only a REPEAT row holds a body). A scan in C:
+    every check of a flat program asks."""
+    return REPEAT in map(_OP, graph.nodes)
+
+
+def rows(nodes: Sequence[Node]) -> int:
+    """How many rows ``nodes`` store, bodies' rows included: a program's stored size."""
+    total = 0
+    stack: list[Sequence[Node]] = [nodes]
+    while stack:
+        level = stack.pop()
+        total += len(level)
+        if REPEAT in map(_OP, level):
+            stack.extend(node.body for node in level if node.body)
+    return total
+
+
+def one_turn(graph: Graph) -> View:
+    """The one-turn view of ``graph`` (see :class:`View`)."""
+    nodes: list[Node] = []
+    multipliers: list[int] = []
+    paths: list[tuple[str, ...]] = []
+    spans: list[Span | None] = []
+    repeats: list[Node] = []
+
+    def walk(level: Sequence[Node], path: tuple[str, ...], multiplier: int) -> None:
+        for node in level:
+            if node.op != REPEAT:
+                nodes.append(node)
+                multipliers.append(multiplier)
+                paths.append(path)
+                continue
+            count = _count(node)
+            inner = (*path, node.id)
+            slot = len(spans)
+            spans.append(None)
+            repeats.append(node)
+            start = len(nodes)
+            walk(node.body, inner, multiplier * count)
+            spans[slot] = Span(
+                id=node.id,
+                count=count,
+                start=start,
+                end=len(nodes),
+                path=inner,
+                multiplier=multiplier * count,
+            )
+
+    walk(graph.nodes, (), 1)
+    return View(
+        nodes=tuple(nodes),
+        multipliers=tuple(multipliers),
+        paths=tuple(paths),
+        spans=tuple(span for span in spans if span is not None),
+        repeats=tuple(repeats),
+    )
+
+
+def _count(node: Node) -> int:
+    """A REPEAT row's count; 0 for one whose count is not a whole number >= 1 (the
+    loader refuses those; a graph built in code may hold one, which the verifier reports)."""
+    count = node.args.get("count")
+    return count if type(count) is int and count >= 1 else 0
+
+
+def unrolled_size(graph: Graph) -> int:
+    """How many nodes the unrolled program has, by multiplication (nothing is unrolled).
+
+    >>> from qmk.qvm.graph import Graph, Node
+    >>> inner = Node(id="i", op="REPEAT", args={"count": 10**6},
+    ...              body=(Node(id="t", op="APPLY_T", vqs=("q",)),))
+    >>> unrolled_size(Graph(nodes=(Node(id="o", op="REPEAT", args={"count": 10**6},
+    ...                                  body=(inner,)),)))
+    1000000000000
+    """
+    return unrolled_nodes(graph.nodes)
+
+
+def unrolled_nodes(nodes: Sequence[Node]) -> int:
+    """How many nodes the rows ``nodes`` stand for, unrolled (nothing is built)."""
+    return sum(_count(n) * unrolled_nodes(n.body) if n.op == REPEAT else 1 for n in nodes)
+
+
+def unroll(graph: Graph, *, max_nodes: int | None) -> Graph:
+    """The program with every REPEAT row unrolled: the one place QMK unrolls.
+
+    A flat graph comes back as it is. The size is checked first, by multiplication.
+
+    Raises:
+        UnrollError: ``unrolled-too-large`` (QV505) when the unrolled program would
+            have more than ``max_nodes`` nodes; nothing is built.
+    """
+    if not is_folded(graph):
+        return graph
+    size = unrolled_size(graph)
+    if max_nodes is not None and size > max_nodes:
+        raise UnrollError.of(
+            "unrolled-too-large",
+            f"the program unrolls to {size} nodes, over the limit of {max_nodes} "
+            f"(Limits.max_unrolled_nodes); its {rows(graph.nodes)} stored rows are checked, "
+            "counted and estimated folded, but this consumer applies operations one at a time",
+            limit=max_nodes,
+            size=size,
+        )
+    renamed: dict[str, list[str]] = {}
+    nodes = tuple(_expand(graph.nodes, "", {}, renamed))
+    events: list[str] = []
+    for event in graph.resources.events:
+        events.extend(renamed.get(event, (event,)))
+    return replace(
+        graph,
+        nodes=nodes,
+        resources=Resources(vqs=graph.resources.vqs, chs=graph.resources.chs, events=tuple(events)),
+    )
+
+
+def _expand(
+    level: Sequence[Node], suffix: str, names: dict[str, str], renamed: dict[str, list[str]]
+) -> Iterator[Node]:
+    """The nodes of ``level`` in turn ``suffix``, events renamed by ``names``."""
+    for node in level:
+        if node.op != REPEAT:
+            yield _renamed(node, suffix, names) if suffix else node
+            continue
+        produced = {e for n in node.body if n.op != REPEAT for e in n.produces}
+        for turn in range(_count(node)):
+            inner = f"{suffix}@{turn}"
+            local = {**names, **{event: event + inner for event in produced}}
+            for event in produced:
+                renamed.setdefault(event, []).append(event + inner)
+            yield from _expand(node.body, inner, local, renamed)
+
+
+def _renamed(node: Node, suffix: str, names: dict[str, str]) -> Node:
+    """``node`` of one turn: its id with the turn's suffix, its events as ``names`` say."""
+    if not (names and (node.inputs or node.produces or node.guard is not None)):
+        return msgspec.structs.replace(node, id=node.id + suffix)
+    guard = node.guard
+    if guard is not None:
+        guard = Guard(
+            terms=tuple(
+                GuardTerm(event=names.get(t.event, t.event), equals=t.equals) for t in guard.terms
+            ),
+            conjunction=guard.conjunction,
+        )
+    return msgspec.structs.replace(
+        node,
+        id=node.id + suffix,
+        inputs=tuple(names.get(e, e) for e in node.inputs),
+        produces=tuple(names.get(e, e) for e in node.produces),
+        guard=guard,
+    )
