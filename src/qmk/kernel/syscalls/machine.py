@@ -24,6 +24,10 @@ from qmk.kernel.storage.billing import invoice, usage_record
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.store import Store
 
+#: The largest magnitude of a usage window's bound: every integer to it is exact as a
+#: float, and the store's integer columns hold it.
+_TIME_BOUND = 2**53
+
 
 class MachineDesk:
     """The machine's and usage's syscalls' work, each for a checked session (see the
@@ -196,9 +200,12 @@ class MachineDesk:
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
+                or not -_TIME_BOUND <= value <= _TIME_BOUND
             ):
                 raise InvalidArgument(
-                    f"{name} must be a time in seconds since the epoch or null", key=name
+                    f"{name} must be a time in seconds since the epoch (within "
+                    f"+-2^53) or null, got {value!r:.40}",
+                    key=name,
                 )
         if since is not None and until is not None and until < since:
             raise InvalidArgument(f"until ({until}) is before since ({since})", key="until")
