@@ -25,6 +25,9 @@ from typing import Final
 
 # --------------------------------------------------------------------------- the machine
 
+#: Seconds a computed speedup over ``exclusive`` (``q_machine_status(speedup=true)``)
+#: is served before the next ask computes it again: at most one computation a window.
+SPEEDUP_WINDOW_S: Final = 5.0
 #: The code profile of logical qubits allocated without one.
 PROFILE: Final = "logical:surface_code(d=9)"
 #: The physical qubit parameter set (one of QRE's six predefined sets).
