@@ -401,6 +401,11 @@ class Wire:
         asked), :data:`TOO_LARGE` when it refused it for its size, unread."""
         raise NotImplementedError
 
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        """A connection signed in by a call of ``session`` and held open: the call that
+        closes it, and what became of it (:data:`HELD`, or the refusal's reason)."""
+        raise NotOnThisWire(f"{self.name} holds no connection of its own")
+
     # calls
     def login(
         self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
@@ -490,6 +495,18 @@ class JsonRpcWire(Wire):
 
         host, port = server.tcp
         return Client(f"tcp:{host}:{port}", session_id=session)
+
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        sock = self.open(server)
+        sock.sendall(_rpc_line("q_resource_query", {"session_id": session}))
+        line = sock.makefile("rb").readline()
+        if not line:
+            return sock.close, "closed"
+        reply = json.loads(line)
+        if "result" in reply:
+            return sock.close, HELD
+        data = reply["error"].get("data") or {}
+        return sock.close, str(data.get("reason") or data.get("code"))
 
     def login(
         self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
@@ -609,6 +626,14 @@ class RestWire(Wire):
         client.close()
         return str(client.session.session_id)
 
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        sock = self.open(server)
+        sock.sendall(
+            b"GET /v1/machine HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {session}\r\n\r\n".encode()
+        )
+        return sock.close, _http_outcome(sock)
+
     def _http(self, server: DoorServer, session: str) -> Any:
         import httpx
 
@@ -717,6 +742,29 @@ class GrpcWire(Wire):
         from qmk.grpc.client import Client
 
         return Client(server.grpc, session_id=session)
+
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        from unittest import mock
+
+        import grpc
+
+        from qmk.errors import QMKError
+
+        real = grpc.insecure_channel
+
+        def own(target: str, options: Any = None, **more: Any) -> Any:
+            # grpc shares a connection among channels to one target: this one has its own
+            local = [*(options or []), ("grpc.use_local_subchannel_pool", 1)]
+            return real(target, options=local, **more)
+
+        with mock.patch.object(grpc, "insecure_channel", own):
+            client = self._client(server, session)
+        try:
+            client.q_resource_query()
+        except QMKError as exc:
+            client.close()
+            return (lambda: None), str(exc.details.get("reason") or exc.code)
+        return client.close, HELD
 
     def machine(self, server: DoorServer, session: str) -> str:
         with self._client(server, session) as client:
