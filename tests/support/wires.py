@@ -451,6 +451,11 @@ class Wire:
         the client spends no time on it) to the target ``neutral-atom``; the job's id."""
         raise NotOnThisWire(f"{self.name} takes no device job")
 
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        """Submit a stim circuit's text to the target ``stim`` with ``decode``; the job's
+        id (raises the coded refusal)."""
+        raise NotOnThisWire(f"{self.name} takes no stim circuit")
+
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         """A live watch of ``job_id`` whose first event came (raises the refusal); the
         call that ends it."""
@@ -539,6 +544,11 @@ class JsonRpcWire(Wire):
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         with self._client(server, session) as client:  # a graph the verifier refuses
             return client.q_submit({"version": "0.2", "program": {"nodes": [{"op": "NOPE"}]}})
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        with self._client(server, session) as client:
+            stim = {"stim": circuit}
+            return str(client.q_submit(stim, shots, 1, {"decode": True}, target="stim").job_id)
 
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         params = (
@@ -666,6 +676,17 @@ class RestWire(Wire):
 
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         return self.submit_text(server, session, "OPENQASM 3.0;\n}{ not a program")
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        body = {
+            "program": {"stim": circuit},
+            "target": "stim",
+            "shots": shots,
+            "seed": 1,
+            "policy": {"decode": True},
+        }
+        with self._http(server, session) as http:
+            return str(_answer(http.post("/v1/jobs", json=body))["job_id"])
 
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         body = b'{"shots":' + str(shots).encode() + b',"target":"neutral-atom","program":'
@@ -800,6 +821,13 @@ class GrpcWire(Wire):
         with self._client(server, session) as client:
             return str(client.submit(job.decode(), shots=shots, target="neutral-atom").job_id)
 
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        with self._client(server, session) as client:
+            policy = {"decode": True}
+            return str(
+                client.submit(circuit, shots=shots, seed=1, policy=policy, target="stim").job_id
+            )
+
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         client = self._client(server, session)
         events = client.watch_job(job_id)
@@ -874,6 +902,9 @@ class GraphqlWire(RestWire):
 
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         raise NotOnThisWire("GraphQL is read-only: it takes no device job")
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        raise NotOnThisWire("GraphQL is read-only: it takes no stim circuit")
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         raise NotOnThisWire("GraphQL is read-only: it lends nothing")
