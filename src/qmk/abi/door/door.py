@@ -268,7 +268,7 @@ class Door:
             raise refused.error()
         visitor.tenant = tenant
 
-    def _uncount(self, visitor: Visitor) -> None:
+    def sign_out(self, visitor: Visitor) -> None:
         """Give back the place of ``visitor``'s tenant (its connection closed, or its
         login failed)."""
         tenant, visitor.tenant = visitor.tenant, None
@@ -418,11 +418,11 @@ class Door:
             result = await self._invoke(visitor, NEGOTIATE, params)
         except AuthError:
             if counted:
-                self._uncount(visitor)
+                self.sign_out(visitor)
             raise  # the failure keeps its token
         except BaseException:
             if counted:
-                self._uncount(visitor)
+                self.sign_out(visitor)
             self._logins.give(visitor.peer, self.clock.now())
             raise
         now = self.clock.now()

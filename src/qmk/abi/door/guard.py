@@ -144,7 +144,7 @@ class Guard:
         if self.closed:
             return
         self.closed = True
-        self.door._uncount(self.visitor)
+        self.door.sign_out(self.visitor)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
