@@ -1163,6 +1163,10 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
 # Issue 63 adds the data directory's scenarios: ``swapped-program`` and ``zlib-bomb`` (a
 # kernel started on a directory tampered with while it was stopped) and ``wal-full`` (a
 # login flood on a 16 MiB tmpfs of its own, then a restart on it).
+# Issue 79 adds ``conn-hog`` (alice's session signs in 1,100 connections, held idle:
+# past max_connections_per_tenant they are refused) and ``decode-bomb`` (alice submits
+# a distance-5 surface code of 100,000 rounds, decoded: its decoder is built in its
+# worker, past whose memory it fails QK201).
 # The prober is another tenant (dave) calling ``q_status`` over the JSON-RPC Unix socket
 # every millisecond and submitting a Bell job a second; each row adds the kernel's
 # memory (before, peak, after) and the load average at its start and end. A scenario a
@@ -1198,7 +1202,15 @@ MATRIX: dict[str, tuple[dict[str, Any], int | None]] = {
     "swapped-program": ({}, None),
     "zlib-bomb": ({}, None),
     "wal-full": (_flood_limits(), None),
+    # issue 79 (item 4): one tenant's signed-in idle connections, and a decode bomb
+    "conn-hog": ({"max_connections_per_peer": 100_000, "accept_rate_per_peer": 1000.0}, 4096),
+    "decode-bomb": ({}, None),
 }
+#: The decode bomb: a distance-5 surface code of this many rounds (6 KB of text, a
+#: decoder of about 2 GB), decoded.
+BOMB_ROUNDS = 100_000
+#: Signed-in connections the connection hog holds (one tenant's, one session's).
+HOG_CONNECTIONS = 1100
 #: The scenarios whose kernel starts on a data directory written while it was stopped: a
 #: job of alice's held then, its program swapped (or packed as a 400 MiB bomb).
 TAMPERED = ("swapped-program", "zlib-bomb")
@@ -1392,7 +1404,41 @@ def _wal_full(wire: Any, server: Any, stop: threading.Event, counts: dict[str, i
         _outcome(counts, lambda: wire.session(server, "alice"))
 
 
+def _conn_hog(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
+    """alice's session signs in :data:`HOG_CONNECTIONS` connections, held idle."""
+    session = wire.session(server, "alice")
+    closers = []
+    for _ in range(HOG_CONNECTIONS):
+        try:
+            close, outcome = wire.hold_signed_in(server, session)
+        except OSError as exc:
+            _count(counts, f"connect: {exc.strerror}")
+            continue
+        closers.append(close)
+        _count(counts, outcome)
+    stop.wait()
+    for close in closers:
+        close()
+
+
+def _decode_bomb(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
+    """alice submits the decode bomb (:data:`BOMB_ROUNDS` rounds), once."""
+    import stim
+
+    bomb = stim.Circuit.generated(
+        "surface_code:rotated_memory_z",
+        distance=5,
+        rounds=BOMB_ROUNDS,
+        after_clifford_depolarization=0.001,
+    )
+    session = wire.session(server, "alice")
+    _outcome(counts, lambda: wire.submit_decoded(server, session, str(bomb), 4))
+    stop.wait()
+
+
 _MATRIX_ATTACKS = {
+    "conn-hog": _conn_hog,
+    "decode-bomb": _decode_bomb,
     "idle-conns": _idle_conns,
     "never-sign-in": _never_sign_in,
     "unauth-program": _unauth_program,

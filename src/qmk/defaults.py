@@ -25,6 +25,9 @@ from typing import Final
 
 # --------------------------------------------------------------------------- the machine
 
+#: Seconds a computed speedup over ``exclusive`` (``q_machine_status(speedup=true)``)
+#: is served before the next ask computes it again: at most one computation a window.
+SPEEDUP_WINDOW_S: Final = 5.0
 #: The code profile of logical qubits allocated without one.
 PROFILE: Final = "logical:surface_code(d=9)"
 #: The physical qubit parameter set (one of QRE's six predefined sets).
@@ -228,6 +231,8 @@ MAX_JSON_DEPTH: Final = 64
 MAX_CONNECTIONS: Final = 1024
 #: Most connections one peer (an IP address; a process on the Unix socket) holds at once.
 MAX_CONNECTIONS_PER_PEER: Final = 64
+#: Most signed-in connections one tenant holds at once, on every listener together.
+MAX_CONNECTIONS_PER_TENANT: Final = 256
 #: File descriptors a server keeps free for workers and the database; None: the larger
 #: of 64 and an eighth of RLIMIT_NOFILE.
 FD_RESERVE: Final[int | None] = None
@@ -242,6 +247,9 @@ DRAIN_TIMEOUT_S: Final = 2.0
 #: Seconds a connection may stay without a successful request (sent nothing, or no
 #: q_negotiate_caps yet) before the server closes it with a coded line.
 AUTH_TIMEOUT_S: Final = 10.0
+#: Seconds a signed-in connection may stay idle (no request under way or answered, no
+#: byte sent to it, no live watch) before the server closes it with a coded line.
+IDLE_TIMEOUT_S: Final = 600.0
 #: Connections a server accepts per second from all peers (bursts up to MAX_CONNECTIONS):
 #: a connect flood costs it at most this many accepts a second.
 ACCEPT_RATE: Final = 200.0

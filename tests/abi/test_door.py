@@ -31,7 +31,7 @@ from qmk.abi.door.answers import HeapTrim
 from qmk.abi.door.programs import read
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS
-from qmk.errors import AuthError, NotFoundError, QuotaError, SessionError
+from qmk.errors import AuthError, NotFoundError, QuotaError, SessionError, UnavailableError
 from qmk.frontends.text import lower_text
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.observe import KernelObserver
@@ -253,3 +253,69 @@ def test_the_heap_is_trimmed_in_a_thread_of_its_own_while_the_loop_answers():
 
     where = asyncio.run(main())
     assert len(where) == 1 and where[0] != threading.get_ident()
+
+
+def connection(door: Door, peer: str, expired: list[str]) -> Any:
+    """A visitor of a connection (its guard started, as every wire's is)."""
+    visitor = door.visitor("test", peer)
+    guard = door.guard(
+        visitor, "test", expire=lambda error, answered: expired.append(error.details["reason"])
+    )
+    guard.start(None)
+    return visitor, guard
+
+
+def test_a_tenant_past_its_connection_cap_is_refused_coded_while_others_sign_in(tmp_path: Path):
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock, max_connections_per_tenant=2, audit_burst_per_tenant=50)
+        expired: list[str] = []
+        (a1, g1), (a2, _), (a3, _) = (connection(door, f"pid {n}", expired) for n in (1, 2, 3))
+        session = (await door.call(a1, "q_negotiate_caps", login("alice"))).session_id
+        await door.call(a2, "q_resource_query", {"session_id": session})  # a session signs in
+        with pytest.raises(UnavailableError) as refused:
+            await door.call(a3, "q_negotiate_caps", login("alice"))
+        assert refused.value.code == "QS1011"
+        assert refused.value.details == {"reason": "too-many-connections-per-tenant", "limit": 2}
+        with pytest.raises(UnavailableError):  # nor by a session it has
+            await door.call(a3, "q_resource_query", {"session_id": session})
+        assert not a3.signed_in and door.connections.of_tenant("alice") == 2
+        bob, _ = connection(door, "pid 4", expired)
+        assert (await door.call(bob, "q_negotiate_caps", login("bob"))).tenant == "bob"
+        g1.close()  # one of alice's closes: its place is hers again
+        assert (await door.call(a3, "q_negotiate_caps", login("alice"))).tenant == "alice"
+        assert door.connections.of_tenant("alice") == 2 and not expired
+        # a failed login gives back the place it held while its key was checked
+        a4, _ = connection(door, "pid 5", expired)
+        with pytest.raises(AuthError):
+            await door.call(a4, "q_negotiate_caps", login("carol", "guess"))
+        assert door.connections.of_tenant("carol") == 0
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
+def test_a_signed_in_connection_idle_past_its_expiry_is_closed_coded_and_a_call_renews_it(
+    tmp_path: Path,
+):
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock, idle_timeout_s=30.0)
+        expired: list[str] = []
+        visitor, guard = connection(door, "pid 1", expired)
+        session = (await door.call(visitor, "q_negotiate_caps", login("alice"))).session_id
+        clock.advance(20.0)
+        await asyncio.sleep(0)
+        await door.call(visitor, "q_resource_query", {"session_id": session})
+        clock.advance(20.0)  # 40 s since sign-in, 20 s since its last call
+        await asyncio.sleep(0)
+        assert expired == []
+        clock.advance(10.0)  # 30 s since its last call
+        await asyncio.sleep(0)
+        assert expired == ["idle-timeout"]
+        assert door.connections.of_tenant("alice") == 1  # until the wire closes it
+        guard.close()
+        assert door.connections.of_tenant("alice") == 0
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())

@@ -124,7 +124,7 @@ def test_a_connection_that_sends_nothing_is_closed_with_a_coded_line_at_the_dead
         assert await idle.closed_by_server()
         idle.close()
         await until(lambda: server.connection_count == 1)
-        clock.advance(3600)  # signed in: no deadline any more
+        clock.advance(500)  # signed in: no sign-in deadline (its idle expiry is 600 s)
         assert (await prompt.call("q_status", ["s", "j"]))["result"]["state"] == "QUEUED"
         prompt.close()
 
@@ -200,7 +200,7 @@ def test_a_call_that_shows_a_valid_session_signs_its_connection_in_though_it_fai
         conn = await Conn.open(server)
         missing = await conn.call("q_status", ["s", "gone"])
         assert missing["error"]["data"]["code"] == "QS1005"  # refused, its session valid
-        clock.advance(3600)  # long past the deadline: it stays
+        clock.advance(500)  # long past the deadline, within its idle expiry: it stays
         for _ in range(10):  # let a deadline's timer run, were one left
             await asyncio.sleep(0)
         assert (await conn.call("q_status", ["s", "j"], 2))["result"]["state"] == "QUEUED"
@@ -292,3 +292,25 @@ def test_an_idle_connection_on_the_unix_socket_is_closed_too(tmp_path):
         assert await idle.closed_by_server()
 
     serving(tmp_path, body, auth_timeout_s=1.0)
+
+
+def test_a_signed_in_connection_idle_past_its_expiry_gets_a_coded_line_and_is_closed(tmp_path):
+    async def body(server: Server, clock: ManualClock, kernel: Doorman) -> None:
+        conn = await Conn.open(server)
+        assert "result" in await conn.call(*NEGOTIATE)
+        clock.advance(29.999)
+        assert (await conn.call("q_status", ["s", "j"]))["result"]["state"] == "QUEUED"
+        clock.advance(29.999)  # within 30 s of its last answer: it stays
+        assert (await conn.call("q_status", ["s", "j"]))["result"]["state"] == "QUEUED"
+        clock.advance(30.0)
+        data = refusal_data(await conn.line())
+        assert data == {
+            "name": "unavailable",
+            "code": "QS1011",
+            "reason": "idle-timeout",
+            "limit": 30.0,
+        }
+        assert await conn.closed_by_server()
+        conn.close()
+
+    serving(tmp_path, body, idle_timeout_s=30.0)

@@ -410,6 +410,30 @@ def test_a_peers_connections_are_counted_on_every_listener_together(
             sock.close()
 
 
+def test_a_tenants_signed_in_connections_are_capped_on_every_listener_together(
+    wire: Wire, serve: Serve
+) -> None:
+    limits = {**HOLD_OPEN, "max_connections_per_tenant": 3, "max_connections_per_peer": 1000}
+    server = serve(server=limits)
+    closers: list[Callable[[], None]] = []
+
+    def held(session: str) -> str:
+        close, outcome = wire.hold_signed_in(server, session)
+        closers.append(close)
+        return outcome
+
+    try:
+        # one place of alice's and bob's each, on the JSON-RPC listener
+        with jsonrpc(server) as alice, jsonrpc(server, "bob") as bob:
+            assert alice.session_id is not None and bob.session_id is not None
+            outcomes = on_wire(lambda: [held(alice.session_id) for _ in range(3)])
+            assert outcomes == [HELD, HELD, "too-many-connections-per-tenant"]
+            assert held(bob.session_id) == HELD  # another tenant still signs in
+    finally:
+        for close in closers:
+            close()
+
+
 def test_the_connections_of_every_listener_share_one_room(wire: Wire, serve: Serve) -> None:
     server = serve(server={**HOLD_OPEN, "max_connections": 12, "max_connections_per_peer": 1000})
     kept: list[socket.socket] = []

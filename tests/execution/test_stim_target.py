@@ -176,16 +176,26 @@ def test_the_logical_machines_settings_are_refused_with_qm102(fields, option):
     assert caught.value.code == "QM102" and f"{option} is not an option" in caught.value.message
 
 
-def test_decoding_a_circuit_it_cannot_model_is_refused_naming_decode():
+def test_decoding_a_circuit_without_observables_is_refused_at_compile_naming_decode():
     target = StimTarget()
-    for text, says in (
-        ("X_ERROR(0.1) 0\nM 0\nDETECTOR rec[-1]\n", "no OBSERVABLE_INCLUDE"),
-        ("H 0\nM 0\nDETECTOR rec[-1]\nOBSERVABLE_INCLUDE(0) rec[-1]\n", "cannot model"),
-    ):
-        with pytest.raises(TargetError) as caught:
-            target.compile(target.read(text), _request(target_options={"decode": True}))
-        assert caught.value.code == "QM102" and "decode" in caught.value.message
-        assert says in caught.value.message
+    with pytest.raises(TargetError) as caught:
+        target.compile(
+            target.read("X_ERROR(0.1) 0\nM 0\nDETECTOR rec[-1]\n"),
+            _request(target_options={"decode": True}),
+        )
+    assert caught.value.code == "QM102" and "decode" in caught.value.message
+    assert "no OBSERVABLE_INCLUDE" in caught.value.message
+
+
+def test_decoding_a_circuit_it_cannot_model_is_refused_by_its_run_naming_decode():
+    # the decoder is built by the run (a worker's), not by compile (a kernel's footprint)
+    target = StimTarget()
+    text = "H 0\nM 0\nDETECTOR rec[-1]\nOBSERVABLE_INCLUDE(0) rec[-1]\n"
+    executable = target.compile(target.read(text), _request(target_options={"decode": True}))
+    with pytest.raises(TargetError) as caught:
+        executable.run(10, 1)
+    assert caught.value.code == "QM102" and "decode" in caught.value.message
+    assert "cannot model" in caught.value.message
 
 
 def test_states_and_resumes_are_refused():

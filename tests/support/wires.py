@@ -401,6 +401,11 @@ class Wire:
         asked), :data:`TOO_LARGE` when it refused it for its size, unread."""
         raise NotImplementedError
 
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        """A connection signed in by a call of ``session`` and held open: the call that
+        closes it, and what became of it (:data:`HELD`, or the refusal's reason)."""
+        raise NotOnThisWire(f"{self.name} holds no connection of its own")
+
     # calls
     def login(
         self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
@@ -445,6 +450,11 @@ class Wire:
         """Submit a neutral-atom device job (its wire form's JSON text, encoded before:
         the client spends no time on it) to the target ``neutral-atom``; the job's id."""
         raise NotOnThisWire(f"{self.name} takes no device job")
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        """Submit a stim circuit's text to the target ``stim`` with ``decode``; the job's
+        id (raises the coded refusal)."""
+        raise NotOnThisWire(f"{self.name} takes no stim circuit")
 
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         """A live watch of ``job_id`` whose first event came (raises the refusal); the
@@ -491,6 +501,18 @@ class JsonRpcWire(Wire):
         host, port = server.tcp
         return Client(f"tcp:{host}:{port}", session_id=session)
 
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        sock = self.open(server)
+        sock.sendall(_rpc_line("q_resource_query", {"session_id": session}))
+        line = sock.makefile("rb").readline()
+        if not line:
+            return sock.close, "closed"
+        reply = json.loads(line)
+        if "result" in reply:
+            return sock.close, HELD
+        data = reply["error"].get("data") or {}
+        return sock.close, str(data.get("reason") or data.get("code"))
+
     def login(
         self, server: DoorServer, tenant: str, *, key: str | None = None, padding: int = 0
     ) -> str:
@@ -522,6 +544,11 @@ class JsonRpcWire(Wire):
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         with self._client(server, session) as client:  # a graph the verifier refuses
             return client.q_submit({"version": "0.2", "program": {"nodes": [{"op": "NOPE"}]}})
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        with self._client(server, session) as client:
+            stim = {"stim": circuit}
+            return str(client.q_submit(stim, shots, 1, {"decode": True}, target="stim").job_id)
 
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         params = (
@@ -609,6 +636,14 @@ class RestWire(Wire):
         client.close()
         return str(client.session.session_id)
 
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        sock = self.open(server)
+        sock.sendall(
+            b"GET /v1/machine HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {session}\r\n\r\n".encode()
+        )
+        return sock.close, _http_outcome(sock)
+
     def _http(self, server: DoorServer, session: str) -> Any:
         import httpx
 
@@ -641,6 +676,17 @@ class RestWire(Wire):
 
     def submit_unreadable(self, server: DoorServer, session: str) -> Any:
         return self.submit_text(server, session, "OPENQASM 3.0;\n}{ not a program")
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        body = {
+            "program": {"stim": circuit},
+            "target": "stim",
+            "shots": shots,
+            "seed": 1,
+            "policy": {"decode": True},
+        }
+        with self._http(server, session) as http:
+            return str(_answer(http.post("/v1/jobs", json=body))["job_id"])
 
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         body = b'{"shots":' + str(shots).encode() + b',"target":"neutral-atom","program":'
@@ -718,6 +764,29 @@ class GrpcWire(Wire):
 
         return Client(server.grpc, session_id=session)
 
+    def hold_signed_in(self, server: DoorServer, session: str) -> tuple[Callable[[], None], str]:
+        from unittest import mock
+
+        import grpc
+
+        from qmk.errors import QMKError
+
+        real = grpc.insecure_channel
+
+        def own(target: str, options: Any = None, **more: Any) -> Any:
+            # grpc shares a connection among channels to one target: this one has its own
+            local = [*(options or []), ("grpc.use_local_subchannel_pool", 1)]
+            return real(target, options=local, **more)
+
+        with mock.patch.object(grpc, "insecure_channel", own):
+            client = self._client(server, session)
+        try:
+            client.q_resource_query()
+        except QMKError as exc:
+            client.close()
+            return (lambda: None), str(exc.details.get("reason") or exc.code)
+        return client.close, HELD
+
     def machine(self, server: DoorServer, session: str) -> str:
         with self._client(server, session) as client:
             return json.dumps(client.q_machine_status().to_json())
@@ -751,6 +820,13 @@ class GrpcWire(Wire):
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         with self._client(server, session) as client:
             return str(client.submit(job.decode(), shots=shots, target="neutral-atom").job_id)
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        with self._client(server, session) as client:
+            policy = {"decode": True}
+            return str(
+                client.submit(circuit, shots=shots, seed=1, policy=policy, target="stim").job_id
+            )
 
     def watch(self, server: DoorServer, session: str, job_id: str) -> Callable[[], None]:
         client = self._client(server, session)
@@ -826,6 +902,9 @@ class GraphqlWire(RestWire):
 
     def submit_job(self, server: DoorServer, session: str, job: bytes, shots: int) -> str:
         raise NotOnThisWire("GraphQL is read-only: it takes no device job")
+
+    def submit_decoded(self, server: DoorServer, session: str, circuit: str, shots: int) -> str:
+        raise NotOnThisWire("GraphQL is read-only: it takes no stim circuit")
 
     def delegate(self, server: DoorServer, session: str, to_tenant: str) -> str:
         raise NotOnThisWire("GraphQL is read-only: it lends nothing")

@@ -61,6 +61,11 @@ class ServerConfig:
         1,
         "connections of one peer (an IP address; a process on the Unix socket)",
     )
+    max_connections_per_tenant: int = _limit(
+        defaults.MAX_CONNECTIONS_PER_TENANT,
+        1,
+        "signed-in connections of one tenant, on every listener together",
+    )
     fd_reserve: int | None = _limit(
         defaults.FD_RESERVE,
         0,
@@ -88,6 +93,13 @@ class ServerConfig:
         defaults.AUTH_TIMEOUT_S,
         0.001,
         "seconds a connection may stay before one of its requests succeeds",
+        float,
+    )
+    idle_timeout_s: float = _limit(
+        defaults.IDLE_TIMEOUT_S,
+        0.001,
+        "seconds a signed-in connection may stay idle (no request, no byte sent to it, no "
+        "live watch) before it is closed",
         float,
     )
     accept_rate: float = _limit(

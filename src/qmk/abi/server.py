@@ -686,7 +686,7 @@ class Server:
             visitor,
             "JSON-RPC",
             expire=functools.partial(self._expire, connection),
-            busy=lambda: connection.inflight > 0,
+            busy=lambda: connection.inflight > 0 or bool(connection.caller.watches),
         )
         protocol = writer.transport.get_protocol()
         if isinstance(protocol, _WatchedProtocol):
@@ -784,8 +784,9 @@ class Server:
 
     def _expire(self, connection: _Connection, error: UnavailableError, answered: bool) -> None:
         """The guard's verdict: no request of the connection signed it in by its deadline
-        (those in flight then were answered first). Stop reading, and queue the
-        ``auth-timeout`` line; the connection lingers once its requests are done."""
+        (those in flight then were answered first), or it was idle past
+        ``idle_timeout_s``. Stop reading, and queue the coded line (``auth-timeout``,
+        ``idle-timeout``); the connection lingers once its requests are done."""
         reading = connection.reader_task
         if reading is None or reading.done():
             return  # its client went away: it closes anyway

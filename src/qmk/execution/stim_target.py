@@ -192,13 +192,14 @@ class StimTarget:
             )
         if not request.noise:
             circuit = circuit.without_noise()
-        matching = _matching(circuit) if chosen.decode else None
+        if chosen.decode and circuit.num_observables == 0:
+            raise refuse(NAME, "decode", "the circuit has no OBSERVABLE_INCLUDE to decode")
         return StimExecutable(
             program=program,
             circuit=circuit,
             request=request,
             detectors=chosen.detectors or chosen.decode,
-            matching=matching,
+            decode=chosen.decode,
         )
 
 
@@ -247,8 +248,6 @@ def _matching(circuit: stim.Circuit) -> Any:
     """pymatching's decoder of ``circuit``, or the ``QM102`` refusal of ``decode``."""
     from qmk.experiments.memory import matching_decoder
 
-    if circuit.num_observables == 0:
-        raise refuse(NAME, "decode", "the circuit has no OBSERVABLE_INCLUDE to decode")
     try:
         return matching_decoder(circuit)
     except ValueError as exc:
@@ -267,8 +266,10 @@ class StimExecutable:
     request: RunRequest
     #: Whether a shot is its detection events and observable flips (else its record).
     detectors: bool = False
-    #: pymatching's decoder of the circuit when the run decodes.
-    matching: Any = None
+    #: Whether a run decodes its detection events (pymatching's decoder of the circuit,
+    #: built by the first run: a kernel compiles for the footprint alone, and its workers
+    #: run, so the decoder's time and memory are a worker's, under its limits).
+    decode: bool = False
     _kept: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -282,6 +283,19 @@ class StimExecutable:
             found = self._kept["sampler"] = StimSampler(self.circuit)
         sampler: StimSampler = found
         return sampler
+
+    @property
+    def matching(self) -> Any:
+        """pymatching's decoder of the circuit (kept), or None when runs do not decode.
+
+        Raises:
+            TargetError: ``QM102`` stim cannot model the circuit's detector error model.
+        """
+        if not self.decode:
+            return None
+        if "matching" not in self._kept:
+            self._kept["matching"] = _matching(self.circuit)
+        return self._kept["matching"]
 
     @property
     def footprint(self) -> Footprint:

@@ -615,7 +615,7 @@ class Kernel:
         """The shared machine now, as the session's tenant sees it
         (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`); ``speedup``:
         with the speedup over ``exclusive`` of its latest arrivals."""
-        return self.machine_desk.machine_status(self._session(session_id), speedup=speedup)
+        return await self.machine_desk.machine_status(self._session(session_id), speedup=speedup)
 
     async def q_resource_query(self, *, session_id: str) -> replies.Resources:
         """The machine's inventory and this tenant's quota and usage."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from qmk.abi.jsonrpc import encode
+from qmk.client import Client
 from qmk.errors import InvalidArgument, NotFoundError
 from qmk.kernel.clock import ManualClock, ManualMachineClock
 from qmk.kernel.config import ConfigError, config_from_dict
@@ -19,7 +20,18 @@ from qmk.kernel.records.usage import FIELDS, UNITS, Usage
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
 from support.jobs import make_job
-from support.kernel import BELL, KEYS, WorkerGate, ghz_graph, login, run_kernel, wait_state
+from support.kernel import (
+    BELL,
+    KEYS,
+    TENANTS,
+    WorkerGate,
+    ghz_graph,
+    login,
+    run_kernel,
+    serve_factory,
+    stop_all,
+    wait_state,
+)
 
 PRICES = {
     "shots": 0.001,
@@ -150,6 +162,31 @@ def test_windows_limits_and_bad_arguments_of_q_usage(tmp_path: Path) -> None:
                 await kernel.q_usage(session_id=sid, **bad)
 
     run_kernel(tmp_path, body, config=_config())
+
+
+def test_q_usage_bounds_out_of_range_are_coded_errors_on_the_json_rpc_wire(tmp_path: Path) -> None:
+    serve, started = serve_factory(tmp_path)
+    answers = []
+    try:
+        server = serve(workers=1)
+        with Client.connect(
+            str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]
+        ) as client:
+            for bad in (
+                {"since": 10**30},
+                {"until": 2**63},
+                {"since": -(10**19)},
+                {"since": 1e300},
+            ):
+                with pytest.raises(InvalidArgument) as caught:
+                    client.q_usage(**bad)
+                answers.append((next(iter(bad)), caught.value))
+            in_range = client.q_usage(since=0, until=2**53)
+    finally:
+        stop_all(started)
+    for key, error in answers:
+        assert error.code == "QS1012" and key in error.message, error
+    assert in_range.count == 0
 
 
 def test_usage_survives_a_restart(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from qmk.abi.door.programs import GRAPH_PARAM, ProgramText, read
 from qmk.abi.door.streams import StreamCaps
 from qmk.abi.jsonrpc import THREAD_BYTES
 from qmk.abi.limits import ServerConfig
-from qmk.errors import AuthError, QMKError, QuotaError, SessionError
+from qmk.errors import AuthError, QMKError, QuotaError, SessionError, UnavailableError
 from qmk.qvm.graph import free_value_in_pieces
 from qmk.rate import Buckets
 
@@ -97,18 +97,36 @@ class Visitor:
             against that peer.
         signed_in: one of its calls showed a valid session or a good key; until then
             it may send :meth:`Door.size_limit` bytes (``max_line_unauthenticated``).
+        connection: it is a connection with a :class:`~qmk.abi.door.guard.Guard` (its
+            sign-in counts against its tenant's ``max_connections_per_tenant``).
+        tenant: the tenant its connection counts against, once signed in.
+        idle_since: when its last call ended (the door's clock).
         inflight: its calls in the door now.
         holding: its answers held whole and not yet sent (:class:`HeldAnswers`).
         on_holding: called when ``holding`` rises from 0 (its connection's watch on
             the answer's progress: a gRPC splice's).
     """
 
-    __slots__ = ("_callbacks", "holding", "inflight", "on_holding", "peer", "signed_in", "wire")
+    __slots__ = (
+        "_callbacks",
+        "connection",
+        "holding",
+        "idle_since",
+        "inflight",
+        "on_holding",
+        "peer",
+        "signed_in",
+        "tenant",
+        "wire",
+    )
 
     def __init__(self, wire: str, peer: str) -> None:
         self.wire = wire
         self.peer = peer
         self.signed_in = False
+        self.connection = False
+        self.tenant: str | None = None
+        self.idle_since = 0.0
         self.inflight = 0
         self.holding = 0
         self.on_holding: Callable[[], None] | None = None
@@ -231,8 +249,31 @@ class Door:
             raise SessionError("this door checks no sessions (it has no probe of a kernel)")
         tenant = self.probe.session_tenant(session_id)
         if not visitor.signed_in:
-            visitor.sign_in()
+            self._sign_in(visitor, tenant)
         return tenant
+
+    def _sign_in(self, visitor: Visitor, tenant: str) -> None:
+        """Sign ``visitor`` in as ``tenant``: a connection takes a place of its tenant's.
+
+        Raises:
+            UnavailableError: ``QS1011`` ``too-many-connections-per-tenant``.
+        """
+        if visitor.connection and visitor.tenant is None:
+            self._count(visitor, tenant)
+        visitor.sign_in()
+
+    def _count(self, visitor: Visitor, tenant: str) -> None:
+        refused = self.connections.sign_in(tenant)
+        if refused is not None:
+            raise refused.error()
+        visitor.tenant = tenant
+
+    def sign_out(self, visitor: Visitor) -> None:
+        """Give back the place of ``visitor``'s tenant (its connection closed, or its
+        login failed)."""
+        tenant, visitor.tenant = visitor.tenant, None
+        if tenant is not None:
+            self.connections.sign_out(tenant)
 
     def guard(
         self,
@@ -320,7 +361,7 @@ class Door:
             if probe is not None and isinstance(session_id, str):  # as tenant(), without its frame
                 tenant = probe.session_tenant(session_id)
                 if not visitor.signed_in:
-                    visitor.sign_in()
+                    self._sign_in(visitor, tenant)
                 if method in AUDITED:
                     self._take_audited(tenant)
             if program is None:
@@ -342,6 +383,8 @@ class Door:
                     await asyncio.to_thread(free_value_in_pieces, graph)
         finally:
             visitor.inflight -= 1
+            if visitor.tenant is not None:  # a signed-in connection: its idle time starts
+                visitor.idle_since = self.clock.now()
 
     async def _login(self, visitor: Visitor, params: Mapping[str, Any]) -> Any:
         """A login: refused while its peer's failed logins are spent; a failure keeps
@@ -364,11 +407,22 @@ class Door:
         if spend:
             self._logins.give(visitor.peer, now)
             raise self._audit_refusal(name, spend)
+        counted = visitor.connection and visitor.tenant is None
+        if counted:  # its tenant's place, held while the key is checked
+            try:
+                self._count(visitor, name)
+            except UnavailableError:
+                self._logins.give(visitor.peer, now)
+                raise
         try:
             result = await self._invoke(visitor, NEGOTIATE, params)
         except AuthError:
+            if counted:
+                self.sign_out(visitor)
             raise  # the failure keeps its token
         except BaseException:
+            if counted:
+                self.sign_out(visitor)
             self._logins.give(visitor.peer, self.clock.now())
             raise
         now = self.clock.now()

@@ -1,4 +1,5 @@
-"""One connection's guard: its sign-in deadline, its unsent bytes and its write timeout.
+"""One connection's guard: its sign-in deadline, its idle expiry, its unsent bytes and its
+write timeout.
 
 Every wire that holds connections (the JSON-RPC socket, the HTTP API with its event
 streams and GraphQL, the gRPC splice) gives each connection one :class:`Guard`, made by
@@ -10,6 +11,10 @@ own protocol. So each limit of a connection is written once:
   A request still under way then may sign it in, and its answer goes first: the guard
   waits until the wire says the connection is idle (:meth:`Guard.settled`), or looks
   again every :data:`RECHECK_S` for a wire that cannot say.
+- **The idle expiry** (``idle_timeout_s``): a signed-in connection with no request under
+  way, none answered, no byte sent to it and nothing the wire says it serves (a live
+  watch) for that long is closed with a coded line (``idle-timeout``), and its place of
+  its tenant's ``max_connections_per_tenant`` given back (:meth:`Guard.close`).
 - **Unsent bytes** (``max_unsent_bytes``): the transport's write buffer bound. Above it
   the transport pauses writing: a wire stops reading requests or writing events
   (:attr:`Guard.writable`), so a client that does not read holds at most that much.
@@ -128,14 +133,18 @@ class Guard:
         self.visitor.on_holding = self._holding
         if self.visitor.holding:
             self._holding()
+        self.visitor.connection = True
         if not self.visitor.signed_in:
             self._at("auth", self.config.auth_timeout_s, self._deadline)
+        self.visitor.on_sign_in(self._signed_in)
 
     def close(self) -> None:
-        """The connection is gone: no more verdicts (closing twice is once)."""
+        """The connection is gone: no more verdicts, and its tenant's place given back
+        (closing twice is once)."""
         if self.closed:
             return
         self.closed = True
+        self.door.sign_out(self.visitor)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -196,6 +205,33 @@ class Guard:
             message,
         )
         self._expire(UnavailableError(message, reason="auth-timeout", limit=limit), answered)
+
+    # ------------------------------------------------------------------ idle expiry
+
+    def _signed_in(self) -> None:
+        if self.closed:
+            return
+        self.visitor.idle_since = self.door.clock.now()
+        self._at("idle", self.config.idle_timeout_s, self._idle)
+
+    def _idle(self) -> None:
+        self._timers.pop("idle", None)
+        if self.closed:
+            return
+        visitor, limit = self.visitor, self.config.idle_timeout_s
+        if visitor.inflight or visitor.holding or self._is_busy():
+            self._at("idle", limit, self._idle)
+            return
+        left = max(visitor.idle_since, self.sent_at) + limit - self.door.clock.now()
+        if left > 0:
+            self._at("idle", left, self._idle)
+            return
+        message = (
+            f"this connection was idle for {limit:g} s (server.idle_timeout_s): "
+            "connect again to go on"
+        )
+        LOG.info("%s: closed an idle connection of %s", self.label, visitor.peer)
+        self._expire(UnavailableError(message, reason="idle-timeout", limit=limit), False)
 
     # ------------------------------------------------------------------ writing
 

@@ -6,7 +6,10 @@ JSON-RPC socket, the HTTP API and gRPC count their connections in one
 :class:`Connections`: at most ``room`` of them together (``max_connections``, fewer where
 RLIMIT_NOFILE less the descriptors held and ``fd_reserve`` leaves less: see
 :func:`connection_room`), at most ``max_connections_per_peer`` of one peer whatever the
-listener, and a peer's new connections at most ``accept_rate_per_peer`` a second. Every
+listener, and a peer's new connections at most ``accept_rate_per_peer`` a second. Once a
+connection signs in, it counts against its tenant too: at most
+``max_connections_per_tenant`` signed-in connections of one tenant
+(:meth:`Connections.sign_in`), so one tenant cannot hold the room of all. Every
 listener accepts within one token bucket, ``accept_rate`` (:mod:`qmk.abi.door.accept`).
 Past a limit :meth:`Connections.admit` answers a :class:`Refusal`, which the listener
 writes in its own protocol (a JSON-RPC line, an HTTP ``503``, an HTTP/2 ``GOAWAY``)
@@ -233,6 +236,7 @@ class Connections:
         self.held = 0
         self.lingering = 0
         self._of_peer: dict[str, int] = {}
+        self._of_tenant: dict[str, int] = {}
         self._lingers: dict[Cut, None] = {}  # the lingering connections' cuts, oldest first
         self._peer_accepts = Buckets(
             rate=config.accept_rate_per_peer,
@@ -289,6 +293,33 @@ class Connections:
         self.held += weight
         self._of_peer[peer] = self._of_peer.get(peer, 0) + 1
         return Place(self, peer, weight)
+
+    def of_tenant(self, tenant: str) -> int:
+        """The signed-in connections ``tenant`` holds now."""
+        return self._of_tenant.get(tenant, 0)
+
+    def sign_in(self, tenant: str) -> Refusal | None:
+        """Count a connection that signs in as ``tenant`` (then :meth:`sign_out` once it
+        closes), or why not: the tenant holds ``max_connections_per_tenant``."""
+        cap = self.config.max_connections_per_tenant
+        held = self._of_tenant.get(tenant, 0)
+        if held >= cap:
+            return Refusal(
+                "too-many-connections-per-tenant",
+                cap,
+                f"tenant {tenant!r} holds its limit of {cap} signed-in connections "
+                "(server.max_connections_per_tenant); close one",
+            )
+        self._of_tenant[tenant] = held + 1
+        return None
+
+    def sign_out(self, tenant: str) -> None:
+        """A signed-in connection of ``tenant`` closed."""
+        left = self._of_tenant.get(tenant, 1) - 1
+        if left > 0:
+            self._of_tenant[tenant] = left
+        else:
+            self._of_tenant.pop(tenant, None)
 
     def _give(self, place: Place) -> None:
         self.held = max(self.held - place.weight, 0)

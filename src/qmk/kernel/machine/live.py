@@ -50,7 +50,7 @@ True
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -230,18 +230,35 @@ class LiveMachine:
         """The speedup over ``exclusive`` of the latest arrivals (module docstring):
         ``exclusive``'s makespan over the policy's, both from an empty machine; None
         before any job arrived."""
+        known, figure = self.speedup_known()
+        return figure if known else self.speedup_work()()
+
+    def speedup_known(self) -> tuple[bool, float | None]:
+        """Whether the speedup of the latest arrivals is computed (no arrival or cancel
+        since), and that figure."""
         logged, figure = self._speedup
-        if logged == self._logged:
-            return figure
+        return logged == self._logged, figure
+
+    def speedup_work(self) -> Callable[[], float | None]:
+        """The work that computes the speedup of the arrivals now, on a copy of them: it
+        may run in another thread while the machine goes on (it reads nothing the
+        machine changes), and keeps its figure for these arrivals."""
         jobs = list(self._window)
-        if not jobs:
-            return None
-        cancels = {i: at for i, at in self._cancels.items() if any(j.id == i for j in jobs)}
-        self._cancels = cancels
-        spans = [self._makespan(name, jobs, cancels) for name in ("exclusive", self.policy)]
-        figure = spans[0] / spans[1] if spans[1] else None
-        self._speedup = (self._logged, figure)
-        return figure
+        ids = {j.id for j in jobs}
+        self._cancels = cancels = {i: at for i, at in self._cancels.items() if i in ids}
+        logged, cancelled = self._logged, dict(cancels)
+
+        def work() -> float | None:
+            figure = None
+            if jobs:
+                names = ("exclusive", self.policy)
+                spans = [self._makespan(name, jobs, cancelled) for name in names]
+                figure = spans[0] / spans[1] if spans[1] else None
+            if self._speedup[0] < logged:
+                self._speedup = (logged, figure)
+            return figure
+
+        return work
 
     def _makespan(self, name: str, jobs: list[JobSpec], cancels: dict[str, float]) -> float:
         sched = Scheduler(self.machine, make_policy(name), self.tenants, history=False)

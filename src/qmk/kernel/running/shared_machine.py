@@ -327,16 +327,15 @@ class SharedMachine:
             over_budget=figures["over_budget"],
         )
 
-    def status(
-        self, tenant: str, *, operator: bool = False, speedup: bool = False
-    ) -> dict[str, Any]:
+    def status(self, tenant: str, *, operator: bool = False) -> dict[str, Any]:
         """The machine as ``tenant`` sees it (``q_machine_status``): the floorplan with
         every tenant's jobs in place, utilization so far and over time, each tenant's
-        share, Jain's index, throughput, slowdowns and the speedup over ``exclusive`` for
-        the same arrivals; the machine's figures; the clock. Another tenant's name is its
+        share, Jain's index, throughput and slowdowns (the speedup over ``exclusive`` is
+        the syscall's: :meth:`qmk.kernel.syscalls.machine.MachineDesk.speedup`); the
+        machine's figures; the clock. Another tenant's name is its
         label and its jobs have no id, unless ``operator`` (module docstring)."""
         self._catch_up()
-        out = self.live.status(speedup=speedup)
+        out = self.live.status()
 
         def named(name: str) -> str:
             return name if operator or name == tenant else self.label(name)

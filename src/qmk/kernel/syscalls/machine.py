@@ -2,10 +2,15 @@
 shared machine's status, the inventory with the tenant's quota and usage, a calibration
 ingested, and the usage records with their invoice (``q_get_telemetry``,
 ``q_machine_status``, ``q_resource_query``, ``q_calibrate``, ``q_usage``).
+
+The machine's speedup over ``exclusive`` runs the latest arrivals again under two
+policies: it is computed in a thread, off the event loop, at most once every
+``SPEEDUP_WINDOW_S`` of the kernel's clock, and every ask of a window shares it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +18,7 @@ from typing import Any
 import msgspec
 
 import qmk.abi.replies as replies
+from qmk import defaults
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import CapabilityError, InvalidArgument, QMKError
 from qmk.kernel.admit.channels import ChannelTable
@@ -23,6 +29,10 @@ from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.billing import invoice, usage_record
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.store import Store
+
+#: The largest magnitude of a usage window's bound: every integer to it is exact as a
+#: float, and the store's integer columns hold it.
+_TIME_BOUND = 2**53
 
 
 class MachineDesk:
@@ -58,6 +68,9 @@ class MachineDesk:
         self.store = store
         self.audit = audit
         self.commits = commits
+        #: the speedup computed last, when (the kernel's clock), and one under way
+        self._speedup: tuple[float, float | None] | None = None
+        self._speedup_running: asyncio.Future[float | None] | None = None
 
     def telemetry(self, session: Session, job_id: str | None) -> replies.Telemetry:
         """``q_get_telemetry``: a job's telemetry, or (``job_id`` null) the tenant's
@@ -85,13 +98,41 @@ class MachineDesk:
             faults=list(supervisor.faults.log),
         )
 
-    def machine_status(self, session: Session, *, speedup: bool = False) -> replies.Machine:
+    async def machine_status(self, session: Session, *, speedup: bool = False) -> replies.Machine:
         """``q_machine_status``: the shared machine now, as the session's tenant sees it
         (:meth:`~qmk.kernel.running.shared_machine.SharedMachine.status`; a key it adds
-        is a field of :class:`~qmk.abi.replies.Machine` to add)."""
+        is a field of :class:`~qmk.abi.replies.Machine` to add); ``speedup``: with the
+        speedup of this window (:meth:`speedup`)."""
+        figure = await self.speedup() if speedup else None
         operator = self.config.tenants[session.tenant].operator
-        status = self.supervisor.machine.status(session.tenant, operator=operator, speedup=speedup)
+        status = self.supervisor.machine.status(session.tenant, operator=operator)
+        status["speedup_vs_exclusive"] = figure
         return replies.Machine(**status)
+
+    async def speedup(self) -> float | None:
+        """The machine's speedup over ``exclusive`` (module docstring): known since the
+        last arrival, or computed this window, or computed now in a thread, which every
+        ask until it ends awaits."""
+        running = self._speedup_running
+        if running is not None:
+            return await asyncio.shield(running)
+        live = self.supervisor.machine.live
+        known, figure = live.speedup_known()
+        if known:
+            return figure
+        now = self.supervisor.clock.now()
+        last = self._speedup
+        if last is not None and now < last[0] + defaults.SPEEDUP_WINDOW_S:
+            return last[1]
+        running = asyncio.get_running_loop().run_in_executor(None, live.speedup_work())
+        self._speedup_running = running
+        running.add_done_callback(lambda done: self._speedup_done(now, done))
+        return await asyncio.shield(running)
+
+    def _speedup_done(self, at: float, done: asyncio.Future[float | None]) -> None:
+        self._speedup_running = None
+        if not done.cancelled() and done.exception() is None:
+            self._speedup = (at, done.result())
 
     def resources(self, session: Session) -> replies.Resources:
         """``q_resource_query``: the machine's inventory and this tenant's quota and usage."""
@@ -196,9 +237,12 @@ class MachineDesk:
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
+                or not -_TIME_BOUND <= value <= _TIME_BOUND
             ):
                 raise InvalidArgument(
-                    f"{name} must be a time in seconds since the epoch or null", key=name
+                    f"{name} must be a time in seconds since the epoch (within "
+                    f"+-2^53) or null, got {value!r:.40}",
+                    key=name,
                 )
         if since is not None and until is not None and until < since:
             raise InvalidArgument(f"until ({until}) is before since ({since})", key="until")
