@@ -30,6 +30,7 @@ from _common import RESULTS, describe, load_averages, machine, write_json
 from qmk.defaults import FACTORY_PROTOCOLS, MACHINE_POLICIES
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import workload as wl
+from qmk.kernel.machine.metrics import error_text
 from qmk.kernel.machine.simulate import Refused, alone_times, run_policy, simulate
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "machine"
@@ -213,7 +214,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['workload']} ({r['jobs']} jobs) | {r['epoch']} | {r['policy']} "
             f"| {r['makespan_cycles']:,} | {r['speedup']:.2f}x | {r['alone_over_makespan']:.2f} "
             f"| {r['stp']:.1f} | {r['mean_slowdown']:.1f} | {r['p95_slowdown']:.1f} "
-            f"| {r['mean_idle']:.1e} | {r['max_idle']:.1e} | {r['over_budget']} "
+            f"| {error_text(r['mean_idle'])} | {error_text(r['max_idle'])} | {r['over_budget']} "
             f"| {r['tiles']:.2f} | {r['factories']:.2f} | {r['jain']:.3f} |"
         )
     return "\n".join(lines)
@@ -227,7 +228,7 @@ def grid(rows: list[dict[str, Any]]) -> str:
         cell = (
             f"refused ({r['refused']})"
             if "refused" in r
-            else f"{r['speedup']:.2f}x / {r['max_idle']:.0e}"
+            else f"{r['speedup']:.2f}x / {error_text(r['max_idle'], 0)}"
         )
         settings.setdefault((r["workload"], r["epoch"]), {})[r["policy"]] = cell
     policies = [p for p in MACHINE_POLICIES if p != "exclusive"]

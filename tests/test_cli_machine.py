@@ -208,3 +208,28 @@ def test_the_workload_form_docs_machine_shows_is_the_example_that_ships():
     jobs = json.loads(out)[defaults.MACHINE_POLICY]["jobs"]
     assert {j["program"] for j in jobs} == {"adder.qasm", "qft8.qasm", "adder4.qasm"}
     assert len(jobs) == 1003 and sum(j["tenant"] == "alice" for j in jobs) == 3
+
+
+def test_float_residue_of_an_idle_error_prints_as_0_and_json_keeps_the_number():
+    # the like-for-like workload under fidelity gives its jobs no idle cycles, but their
+    # waits' float residue (a few ulps of a cycle) leaves idle errors near 1e-18
+    from qmk.commands.machine import status_text
+
+    path = str(EXAMPLES / "machine" / "like-for-like.yaml")
+    code, out, err = qmk("machine", "simulate", path, "--policy", "fidelity", "--json")
+    assert code == 0, err
+    data = json.loads(out)["fidelity"]
+    assert 0 < data["max_idle_logical_error"] < 1e-15  # residue, not an error given
+    code, out, err = qmk("machine", "simulate", path, "--policy", "fidelity")
+    assert code == 0, err
+    (row,) = [line for line in out.splitlines() if line.startswith("fidelity ")]
+    assert row.split()[-2:] == ["0", "0"]  # mean idle, max idle
+    reply = {
+        "policy": "fidelity", "clock_cycle": 5, "now_cycle": 5, "epoch_cycles": 1,
+        "jobs": {"queued": 0, "running": 0, "stopped": 0, "done": 2},
+        "utilization": {}, "tenant_shares": {}, "jain_fairness": 1.0,
+        "throughput_jobs_per_s": 1.0, "mean_slowdown": 1.0, "p95_slowdown": 1.0,
+        "mean_idle_logical_error": 4e-18, "max_idle_logical_error": 2e-15,
+        "over_budget": 0, "speedup_vs_exclusive": None, "floorplan": [],
+    }  # fmt: skip
+    assert "idle logical error: mean 0, max 2.0e-15;" in status_text(reply)

@@ -72,6 +72,8 @@ def status_text(reply: dict[str, Any]) -> str:
     idle logical error: mean 2.0e-05, max 3.0e-04; 0 jobs past their budget
     module 0 (20 tiles): tiles 0-8 a job_x running
     """
+    from qmk.kernel.machine.metrics import error_text
+
     jobs = reply["jobs"]
     shares = ", ".join(f"{t} {v:.1%}" for t, v in reply["tenant_shares"].items()) or "none"
     speedup = reply["speedup_vs_exclusive"]
@@ -84,9 +86,9 @@ def status_text(reply: dict[str, Any]) -> str:
         f"throughput {reply['throughput_jobs_per_s']:.3g} jobs/s; slowdown mean "
         f"{reply['mean_slowdown']:.2f}, p95 {reply['p95_slowdown']:.2f}; speedup over "
         "exclusive " + ("not asked (--speedup)" if speedup is None else f"{speedup:.2f}x"),
-        f"idle logical error: mean {reply['mean_idle_logical_error']:.1e}, max "
-        f"{reply['max_idle_logical_error']:.1e}; {plural(reply['over_budget'], 'job')} past "
-        "their budget",
+        f"idle logical error: mean {error_text(reply['mean_idle_logical_error'])}, max "
+        f"{error_text(reply['max_idle_logical_error'])}; "
+        f"{plural(reply['over_budget'], 'job')} past their budget",
     ]
     for module in reply["floorplan"]:
         placed = [
@@ -201,6 +203,7 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _table(runs: dict[str, PolicyRun | Refused]) -> str:
+    from qmk.kernel.machine.metrics import error_text
     from qmk.kernel.machine.simulate import Refused
 
     rows = [
@@ -238,8 +241,8 @@ def _table(runs: dict[str, PolicyRun | Refused]) -> str:
                 f"{data['jain_fairness']:.3f}",
                 f"{data['throughput_jobs_per_s']:.4g}",
                 f"{data['speedup_vs_exclusive']:.2f}x",
-                f"{data['mean_idle_logical_error']:.1e}",
-                f"{data['max_idle_logical_error']:.1e}",
+                error_text(data["mean_idle_logical_error"]),
+                error_text(data["max_idle_logical_error"]),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

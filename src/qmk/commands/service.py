@@ -641,6 +641,7 @@ def _cmd_submit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         noise_model=args.noise_model,  # the kernel reads it as qmk run --noise-model does
         calibration=calibration,
         cache=False if args.no_cache else None,
+        error_budget=args.error_budget,  # checked here as the kernel checks policy.error_budget
     )
     if options:  # the target's own options, checked by the kernel's target
         policy = {**(policy or {}), **options}
@@ -1064,6 +1065,14 @@ def register(add: AddCommand) -> None:
         "--no-cache",
         action="store_true",
         help="run the job even if an earlier job of the same run has its result stored",
+    )
+    sub.add_argument(
+        "--error-budget",
+        type=float,
+        metavar="E",
+        help="the idle logical error the shared machine may give the job, in (0, 1] "
+        "(policy.error_budget; default: its program's SET_POLICY, else [machine] "
+        "error_budget); one no schedule can meet is refused (QK505)",
     )
     sub.add_argument(
         "--lattice-surgery",

@@ -273,12 +273,15 @@ register(
         "QK505",
         "over-budget",
         "the job's idle logical error passes its error budget even alone on the empty "
-        "machine: its T states come slower than it uses them, or the decoder decodes fewer "
-        "syndrome bits than it sends, and no schedule can meet it",
-        "raise the job's error_budget (q_submit's policy, SET_POLICY, the workload) or "
-        "[machine] error_budget, or give the machine faster factories ([machine.factory] "
-        "protocol, factory_share), a faster decoder ([machine] decoder_bits_per_cycle) or a "
-        "larger code distance",
+        "machine, and no schedule can meet it; the message names the resource its run "
+        "alone waits on most (details.binds: factory, routing, link or decoder)",
+        "raise the job's error_budget (qmk submit --error-budget, q_submit's policy, "
+        "SET_POLICY, the workload) or [machine] error_budget, or give the machine more of "
+        "what binds: faster factories ([machine.factory] protocol, copies; [machine] "
+        "factory_share), more bus lanes ([machine] routing_lanes, routing_segments), "
+        "faster links ([machine.links] bell_pairs_per_cycle) or a faster decoder "
+        "([machine] decoder_bits_per_cycle); or a larger code distance ([machine] profile), "
+        "whose idle cycles cost less",
     ),
 )
 

@@ -227,3 +227,37 @@ def test_neighbours_on_one_bus_segment_share_it_and_wait_for_routing():
         assert out[name].wait_cycles["routing"] == pytest.approx(10)
         assert out[name].wait_cycles["factory"] == 0
     assert out["j2"].end_cycle == pytest.approx(10) and out["j2"].wait_cycles["routing"] == 0
+
+
+def test_a_job_whose_waits_are_on_the_routing_bus_is_refused_naming_the_bus_and_its_lanes():
+    # a store that never runs dry and one bus lane: 2 T states a cycle for 10 cycles come
+    # at 1 a cycle, so alone it takes 20 cycles, 10 of them routing waits (no factory
+    # wait): 1 - 0.999^10 = 0.00996 of idle error, past 0.005. Faster factories would
+    # change nothing; more lanes would
+    machine = MachineSpec.simple(
+        tiles=20, factory_rate=(1, 1), store=1000, lanes=1, logical_error_rate=1e-3
+    )
+    fp = footprint(5, Step(kind="rotation", cycles=1, t_states=2, repeat=10, routed=True), qubits=1)
+    alone = run_alone(machine, job("j", fp))
+    assert alone.wait_cycles["routing"] == pytest.approx(10)
+    assert alone.wait_cycles["factory"] == 0
+    with pytest.raises(MachineError) as refused:
+        LiveMachine(machine, "fidelity").check(job("bused", fp, budget=0.005))
+    error = refused.value
+    assert error.code == "QK505" and error.details["binds"] == "routing"
+    assert "routing bus" in error.message and "routing_lanes" in error.message
+    assert "10 of its cycles alone wait on routing" in error.message
+    assert "factories" not in error.message and "T states come slower" not in error.message
+    more_lanes = MachineSpec.simple(
+        tiles=20, factory_rate=(1, 1), store=1000, lanes=2, logical_error_rate=1e-3
+    )
+    LiveMachine(more_lanes, "fidelity").check(job("bused", fp, budget=0.005))  # the fix
+
+
+def test_a_job_whose_waits_are_on_the_factories_is_refused_naming_the_factories():
+    machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=0, logical_error_rate=1e-3)
+    fp = footprint(5, rotations(10), qubits=1)
+    with pytest.raises(MachineError) as refused:
+        LiveMachine(machine, "fidelity").check(job("slow", fp, budget=0.005))
+    assert refused.value.details["binds"] == "factory"
+    assert "faster factories ([machine.factory]" in refused.value.message

@@ -126,3 +126,10 @@ def test_a_sketch_gives_each_quantile_within_its_relative_error_in_bounded_bucke
     assert len(tight.buckets) == 8  # the lowest merged: the top keeps its accuracy
     top = metrics.percentile(values, 1.0)
     assert abs(tight.quantile(1.0) - top) <= metrics.SKETCH_ERROR * top * (1 + 1e-9)
+
+
+def test_an_error_under_the_residue_bound_prints_as_0_and_one_at_it_as_itself():
+    assert metrics.error_text(0.0) == "0"
+    assert metrics.error_text(math.nextafter(metrics.ERROR_RESIDUE, 0.0)) == "0"
+    assert metrics.error_text(metrics.ERROR_RESIDUE) == "1.0e-15"
+    assert metrics.error_text(3.14e-4, 2) == "3.14e-04"

@@ -43,27 +43,60 @@ def runtime_alone(machine: MachineSpec, spec: JobSpec) -> float:
     return record.end_cycle - record.start_cycle
 
 
+#: Each cause a job alone can wait on: why it waits, and the knob that fixes it (the
+#: kernel's config keys; a workload's ``machine:`` reads the same). ``QK505`` names the
+#: one its run alone waited on most.
+BINDS = {
+    "factory": (
+        "its T states come slower than it uses them",
+        "faster factories ([machine.factory] protocol, copies; [machine] factory_share)",
+    ),
+    "routing": (
+        "the routing bus beside it carries its T states slower than it uses them",
+        "more bus lanes ([machine] routing_lanes, routing_segments)",
+    ),
+    "link": (
+        "the links between modules give its Bell pairs slower than it uses them",
+        "faster links ([machine.links] bell_pairs_per_cycle)",
+    ),
+    "decoder": (
+        "the decoder decodes fewer syndrome bits than it sends",
+        "a faster decoder ([machine] decoder_bits_per_cycle)",
+    ),
+}
+
+
+def binding(waits: dict[str, float]) -> str:
+    """The cause of :data:`BINDS` ``waits`` (a record's ``wait_cycles``) hold most
+    cycles of; the first in :data:`BINDS`' order on a tie.
+
+    >>> binding({"factory": 2.0, "routing": 10.0}), binding({})
+    ('routing', 'factory')
+    """
+    return max(BINDS, key=lambda cause: waits.get(cause, 0.0))
+
+
 def refuse_over_budget(spec: JobSpec, alone: JobRecord) -> None:
     """Refuse ``spec`` if its run alone (``alone``) passes its error budget.
 
     Raises:
-        MachineError: ``QK505 over-budget`` naming the job, its budget and its least
-            idle error.
+        MachineError: ``QK505 over-budget`` naming the job, its budget, its least idle
+            error, the resource its run alone waited on most (``binds``: a cause of
+            :data:`BINDS`) and the knob that fixes it.
     """
     budget = spec.error_budget
     if budget is None or alone.idle_logical_error <= budget:
         return
-    waits = alone.wait_cycles
-    if waits.get("decoder", 0.0) > waits.get("factory", 0.0) + waits.get("routing", 0.0):
-        why, fix = "the decoder decodes fewer syndrome bits than it sends", "a faster decoder"
-    else:
-        why, fix = "its T states come slower than it uses them", "faster factories"
+    cause = binding(alone.wait_cycles)
+    why, fix = BINDS[cause]
     raise MachineError.of(
         "over-budget",
         f"job {spec.id} (tenant {spec.tenant}): its idle logical error alone on the empty "
         f"machine is {alone.idle_logical_error:.3g}, past its error budget {budget:g}: no "
-        f"schedule can meet it ({why}); raise its error_budget or give the machine {fix}",
+        f"schedule can meet it ({why}: {alone.wait_cycles.get(cause, 0.0):.0f} of its "
+        f"cycles alone wait on {cause}); raise its error_budget or give the machine {fix}",
         job=spec.id,
         error_budget=budget,
         idle_logical_error=alone.idle_logical_error,
+        binds=cause,
     )

@@ -53,6 +53,21 @@ SKETCH_ERROR = 0.01
 SKETCH_BUCKETS = 2048
 
 
+#: Below this, an idle or added logical error is float residue (a wait of a few ulps of
+#: a cycle, or a sum of shares that cancels), not an error the machine gave: printed as 0.
+ERROR_RESIDUE = 1e-15
+
+
+def error_text(value: float, digits: int = 1) -> str:
+    """A logical error for people: ``value`` in ``e`` notation to ``digits`` digits after
+    the point, or ``0`` where it is float residue (under :data:`ERROR_RESIDUE`).
+
+    >>> error_text(3e-4), error_text(4e-18), error_text(0.0), error_text(2.5e-15, 0)
+    ('3.0e-04', '0', '0', '2e-15')
+    """
+    return "0" if value < ERROR_RESIDUE else f"{value:.{digits}e}"
+
+
 def busy(trace: Trace, start: float, end: float) -> float:
     """``integral of busy(t) dt`` over ``[start, end)`` of a step function given by its
     values at each change (``(time, value)``, in time order)."""
