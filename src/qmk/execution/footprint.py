@@ -92,6 +92,9 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         duration_ns: its time on a private machine in ns (0: not known beside its
             cycles). A target outside the patch machine (the neutral-atom device) keeps
             its time here, its steps of 0 cycles, and has no tiles.
+        operations: the operations one run applies, unrolled, where its target counts
+            them beside a verified program's (a stim circuit's; 0: not counted): the
+            kernel bounds a job's work by them before it is queued.
     """
 
     target: str
@@ -103,6 +106,7 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     steps: tuple[Step, ...] = ()
     physical_qubits: _COUNT = 0
     duration_ns: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    operations: _COUNT = 0
 
     @property
     def tiles(self) -> int:

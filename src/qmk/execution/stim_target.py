@@ -285,10 +285,11 @@ class StimExecutable:
 
     @property
     def footprint(self) -> Footprint:
-        """The circuit's qubits (its logical qubits: what the program names) and its
-        measurements, in one step; no tiles of the logical machine's floorplan, no cycles,
-        no physical qubits or device time of the machine's (a kernel's job of it is held
-        to its worker's limits)."""
+        """The circuit's qubits (its logical qubits: what the program names), its
+        measurements, in one step, and its operations (:func:`operations`), all counted
+        folded; no tiles of the logical machine's floorplan, no cycles, no physical
+        qubits or device time of the machine's. A kernel's job of it is held to the
+        tenant's qubits and operations and to its worker's memory by these numbers."""
         circuit = self.program.circuit
         measurements = circuit.num_measurements
         steps = (Step(kind="measure", cycles=0, measurements=measurements),) if measurements else ()
@@ -300,6 +301,7 @@ class StimExecutable:
             routing_tiles=0,
             code_distance=0,
             steps=steps,
+            operations=operations(circuit),
         )
 
     def run(
@@ -556,6 +558,26 @@ def _noise_locations(circuit: stim.Circuit) -> int:
     return total
 
 
+def operations(circuit: stim.Circuit) -> int:
+    """The operations one run of ``circuit`` applies: each instruction's target groups
+    (an instruction of none, such as ``TICK``, is one), each ``REPEAT`` block's as many
+    times as it repeats. Counted folded: a block's body is walked once.
+
+    >>> import stim
+    >>> operations(stim.Circuit("H 0 1\\nREPEAT 1000000000 {\\n CX 0 1\\n M 0\\n}"))
+    2000000002
+    """
+    import stim
+
+    total = 0
+    for item in circuit:
+        if isinstance(item, stim.CircuitRepeatBlock):
+            total += item.repeat_count * operations(item.body_copy())
+        else:
+            total += len(item.target_groups()) or 1
+    return total
+
+
 @functools.cache
 def _noisy() -> frozenset[str]:
     """The names (and aliases) of stim's instructions that may be noisy."""
@@ -572,4 +594,5 @@ __all__ = [
     "StimProgram",
     "StimTarget",
     "is_stim_data",
+    "operations",
 ]

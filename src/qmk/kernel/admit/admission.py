@@ -71,7 +71,7 @@ from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
-from qmk.kernel.admit.quotas import Quotas
+from qmk.kernel.admit.quotas import WORKER_STATE_SHARE, Quotas
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
@@ -114,9 +114,6 @@ _UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
 _ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The shared machine's refusal of a job no placement holds (``QK501``).
-#: The share of a worker's memory cap a state (and its working copy) may take; the rest
-#: is the worker's own (Python, numpy, stim).
-WORKER_STATE_SHARE = 0.75
 #: Graphs of at least this many nodes are read and verified in a thread, off the loop.
 OFFLOAD_NODES = 2000
 #: At most this many graphs are verified in threads at once (the cores of a small host).
@@ -418,6 +415,7 @@ class Admission:
         self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
+        self.quotas.check_work(tenant, len(program.graph.nodes), program.counts.measurements, shots)
         warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
             from qmk.estimate.variants import profile_unused
@@ -633,6 +631,9 @@ class Admission:
         self.quotas.check_priority(tenant, policy.priority)
         request = self._run_request(text, entry, options, shots, seed, policy)
         footprint = await self._compiled(tenant, program, request, entry)
+        if entry.program == "stim-circuit":  # its qubits are logical: the tenant's
+            self.quotas.check_qubits(tenant, footprint.logical_qubits)
+        self.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
         _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
         self.quotas.check_queue_room(tenant)
         streams = entry.streams and options.get("stream") and self.artifacts is not None

@@ -1,5 +1,5 @@
 """A tenant's limits at admission: its priority cap, room on the machine, room in the
-queue, and the rate at which it may submit graph nodes.
+queue, the work of one job, and the rate at which it may submit graph nodes.
 
 Every submit, replay and restore passes these checks (:mod:`~qmk.kernel.admit.admission`
 calls them), each refusal a :class:`~qmk.errors.QuotaError` or
@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 
 _UNREADABLE = BY_NAME["unreadable-file"].code
 _UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
+#: The share of a worker's memory cap a state (and its working copy) may take; the rest
+#: is the worker's own (Python, numpy, stim).
+WORKER_STATE_SHARE = 0.75
+#: A batch sampler draws shots in lanes of this many (stim's SIMD width): the record of
+#: fewer shots takes as much memory as this many.
+RECORD_LANES = 256
+#: Copies of a run's measurement record a worker holds at once: the sampler's own and
+#: the shots it hands back.
+RECORD_COPIES = 2
 
 
 class Quotas:
@@ -113,16 +122,58 @@ class Quotas:
                 )
             raise AdmissionError(message, needed=physical, total=total)
         for name, count in qubits.items():
-            limit = self.config.tenants[name].max_logical_qubits
-            if count > limit:
-                raise QuotaError(
-                    f"the job holds {count} logical qubits of tenant {name!r} at once; its "
-                    f"max_logical_qubits is {limit}",
-                    limit="max_logical_qubits",
-                    tenant=name,
-                    needed=count,
-                    value=limit,
-                )
+            self.check_qubits(name, count)
+
+    def check_qubits(self, tenant: str, count: int) -> None:
+        """``count`` logical qubits of ``tenant`` held at once are within its
+        ``max_logical_qubits``."""
+        limit = self.config.tenants[tenant].max_logical_qubits
+        if count > limit:
+            raise QuotaError(
+                f"the job holds {count} logical qubits of tenant {tenant!r} at once; its "
+                f"max_logical_qubits is {limit}",
+                limit="max_logical_qubits",
+                tenant=tenant,
+                needed=count,
+                value=limit,
+            )
+
+    def check_work(self, tenant: str, operations: int, measurements: int, shots: int) -> None:
+        """One job's work, from its program's numbers counted folded, before it is queued.
+
+        Its ``operations`` (unrolled, one run's) x ``shots`` are within the tenant's
+        ``max_job_operations``. Its measurement record (``measurements`` bits a shot, at
+        least :data:`RECORD_LANES` shots wide, :data:`RECORD_COPIES` copies) fits the
+        :data:`WORKER_STATE_SHARE` of a worker's memory cap. So a 27-byte stim
+        ``REPEAT`` of 10^9 measurements is refused here, not after its worker ran out of
+        memory.
+
+        Raises:
+            QuotaError: past ``max_job_operations`` (``details.limit``, ``needed``,
+                ``value``).
+            AdmissionError: its record could never fit a worker (``needed``, ``total``:
+                bytes).
+        """
+        limit = self.config.tenants[tenant].max_job_operations
+        work = operations * shots
+        if work > limit:
+            raise QuotaError(
+                f"the job runs {work} operations ({operations} unrolled x {shots} shots); "
+                f"tenant {tenant!r} has max_job_operations = {limit}",
+                limit="max_job_operations",
+                needed=work,
+                value=limit,
+            )
+        record = measurements * max(shots, RECORD_LANES) // 8 * RECORD_COPIES
+        budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
+        if record > budget:
+            raise AdmissionError(
+                f"the job's measurement record ({measurements} bits a shot x {shots} shots) "
+                f"takes {record} bytes in a worker; a worker holds {budget} "
+                f"({self.config.worker_memory_mb} MiB, kernel.worker_memory_mb)",
+                needed=record,
+                total=budget,
+            )
 
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).
