@@ -221,3 +221,30 @@ def test_a_kernel_jobs_program_form_reads_back():
     program = target.read(noisy_d5_surface_code())
     again = target.read(program.to_json())
     assert again.circuit == program.circuit and again.required_caps == ("CAP_ALLOC",)
+
+
+def test_a_run_whose_record_outgrows_the_address_space_raises_memory_error_not_a_crash():
+    # stim does not check its allocations: under RLIMIT_AS the bomb's one shot would end
+    # its process with SIGSEGV; the target refuses it first with a MemoryError (a
+    # kernel's worker reports that as QK201 memory-limit)
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from qmk.execution.request import RunRequest\n"
+        "from qmk.execution.stim_target import StimTarget\n"
+        "t = StimTarget()\n"
+        "p = t.read('REPEAT 1000000000 {\\n M 0\\n}\\n')\n"
+        "r = RunRequest(program_digest='ab' * 32, shots=1, seed=1, target='stim')\n"
+        "try:\n"
+        "    t.compile(p, r).run(1, 1)\n"
+        "except MemoryError as exc:\n"
+        "    print('MemoryError', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("MemoryError the run's measurement record"), done.stdout

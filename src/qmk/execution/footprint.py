@@ -47,6 +47,25 @@ StepKind = Literal["gates", "ppm", "rotation", "measure", "teleport", "fence", "
 #: Litinski's blocks, least space first (the names :mod:`qmk.ft.layout` draws).
 Block = Literal["compact", "intermediate", "fast"]
 
+#: A batch sampler draws shots in lanes of this many (stim's SIMD width): the record of
+#: fewer shots takes as much memory as this many.
+RECORD_LANES = 256
+#: Copies of a run's measurement record a process holds at once: the sampler's own and
+#: the shots it hands back.
+RECORD_COPIES = 2
+
+
+def record_bytes(measurements: int, shots: int) -> int:
+    """The bytes a run's measurement record takes while it is sampled: ``measurements``
+    bits a shot, at least :data:`RECORD_LANES` shots wide, :data:`RECORD_COPIES` copies.
+    The kernel holds a job's to a worker's memory at submit, and a worker checks it
+    against its own before it samples.
+
+    >>> record_bytes(10**9, 1)  # stim's REPEAT 1000000000 { M 0 }, one shot
+    64000000000
+    """
+    return measurements * max(shots, RECORD_LANES) // 8 * RECORD_COPIES
+
 
 class Step(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One stretch of a footprint's timeline, done ``repeat`` times in a row.

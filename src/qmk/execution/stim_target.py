@@ -318,11 +318,14 @@ class StimExecutable:
 
         Raises:
             TargetError: ``QM102`` a ``resume`` (there is no state to resume from).
+            MemoryError: the run's measurement record would not fit the process's address
+                space (:func:`_check_room`; in a kernel's worker, ``QK201``).
         """
         from qmk.execution.result import LazyCounts, RunResult
 
         if resume is not None:
             raise refuse(NAME, "resume", "a stim circuit's run has no pause points")
+        _check_room(self.circuit.num_measurements, shots)
         began = time.perf_counter()
         bits: PackedRows | np.ndarray
         detection: Detections | None
@@ -429,6 +432,34 @@ class StimExecutable:
             wall_time_s=wall,
             engine_reason=f"the {NAME} target samples on stim's compiled samplers",
             figures={f"circuit_{k}": v for k, v in figures.items()},
+        )
+
+
+def _check_room(measurements: int, shots: int) -> None:
+    """The run's measurement record (:func:`~qmk.execution.footprint.record_bytes`) fits
+    the address space the process has left under its ``RLIMIT_AS``. stim does not check
+    its allocations: past the limit it would crash the process, not raise.
+
+    Raises:
+        MemoryError: it does not fit.
+    """
+    import resource
+
+    from qmk.execution.footprint import record_bytes
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            used = int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:  # no procfs: the whole limit
+        used = 0
+    need = record_bytes(measurements, shots)
+    if need > limit - used:
+        raise MemoryError(
+            f"the run's measurement record ({measurements} bits x {shots} shots) takes "
+            f"{need} bytes; the process has {max(limit - used, 0)} of its address space left"
         )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import REGISTRY, AdmissionError, ProgramError, QuotaError
+from qmk.execution.footprint import record_bytes
 from qmk.kernel.admit.teleport import modules_up
 from qmk.kernel.errors import MachineError
 from qmk.qvm.codes import BY_NAME
@@ -32,12 +33,6 @@ _UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
 #: The share of a worker's memory cap a state (and its working copy) may take; the rest
 #: is the worker's own (Python, numpy, stim).
 WORKER_STATE_SHARE = 0.75
-#: A batch sampler draws shots in lanes of this many (stim's SIMD width): the record of
-#: fewer shots takes as much memory as this many.
-RECORD_LANES = 256
-#: Copies of a run's measurement record a worker holds at once: the sampler's own and
-#: the shots it hands back.
-RECORD_COPIES = 2
 
 
 class Quotas:
@@ -142,8 +137,8 @@ class Quotas:
         """One job's work, from its program's numbers counted folded, before it is queued.
 
         Its ``operations`` (unrolled, one run's) x ``shots`` are within the tenant's
-        ``max_job_operations``. Its measurement record (``measurements`` bits a shot, at
-        least :data:`RECORD_LANES` shots wide, :data:`RECORD_COPIES` copies) fits the
+        ``max_job_operations``. Its measurement record
+        (:func:`~qmk.execution.footprint.record_bytes`) fits the
         :data:`WORKER_STATE_SHARE` of a worker's memory cap. So a 27-byte stim
         ``REPEAT`` of 10^9 measurements is refused here, not after its worker ran out of
         memory.
@@ -164,7 +159,7 @@ class Quotas:
                 needed=work,
                 value=limit,
             )
-        record = measurements * max(shots, RECORD_LANES) // 8 * RECORD_COPIES
+        record = record_bytes(measurements, shots)
         budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
         if record > budget:
             raise AdmissionError(
