@@ -615,7 +615,9 @@ class Admission:
         job's ``CAP_DEVICE_NA``), then the priority. Then its target compiles the job in
         a thread charged to the tenant: parsed, validated and scheduled on the device. A
         job it would refuse is refused now, with its code; a tenant names shipped presets
-        only. Then the quotas from its footprint: ``max_atoms`` (the atoms it holds),
+        only. Then the quotas from its footprint: a stim circuit's qubits against
+        ``max_logical_qubits``, its work (:meth:`Quotas.check_work`: operations x shots,
+        its measurement record), ``max_atoms`` (the atoms it holds),
         ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
         and the artifact storage of a job that streams.
 
@@ -660,9 +662,15 @@ class Admission:
         """
         entry = _target(job.request.target)
         program = (await self.read(job.tenant, job.graph, target=entry.name)).program
+        shots = job.request.shots
         if entry.program != "qvm":  # no logical qubits, no firewall
             self.quotas.check_priority(job.tenant, job.priority)
             self._check_caps(session, program.required_caps, "restore")
+            if job.footprint is not None:  # its target's numbers, as admit checked them
+                fp = job.footprint
+                if entry.program == "stim-circuit":
+                    self.quotas.check_qubits(job.tenant, fp.logical_qubits)
+                self.quotas.check_work(job.tenant, fp.operations, fp.measurements, shots)
             if job.state != "QUEUED":
                 self.quotas.check_queue_room(job.tenant)
             job.caps = session.caps
@@ -670,6 +678,9 @@ class Admission:
         self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
+        self.quotas.check_work(
+            job.tenant, len(program.graph.nodes), program.counts.measurements, shots
+        )
         spanning = spans(job, self.device)
         if job.request.machine is None and job.footprint is None and not spanning:
             # it never had its schedule: it arrives at the shared machine anew
