@@ -248,3 +248,39 @@ def test_a_run_whose_record_outgrows_the_address_space_raises_memory_error_not_a
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("MemoryError the run's measurement record"), done.stdout
+
+
+def _walked_operations(circuit: stim.Circuit) -> int:
+    """Operations by stim's own objects: each instruction's targets (none: one), each
+    REPEAT block's body walked and multiplied."""
+    total = 0
+    for item in circuit:
+        if isinstance(item, stim.CircuitRepeatBlock):
+            total += item.repeat_count * _walked_operations(item.body_copy())
+        else:
+            total += len(item.targets_copy()) or 1
+    return total
+
+
+@pytest.mark.parametrize(
+    "circuit",
+    [
+        stim.Circuit.generated(
+            "surface_code:rotated_memory_z",
+            distance=5,
+            rounds=7,
+            after_clifford_depolarization=0.01,
+            before_measure_flip_probability=0.01,
+        ),
+        stim.Circuit.generated("repetition_code:memory", distance=3, rounds=4),
+        stim.Circuit(
+            "PAULI_CHANNEL_1(0.1, 0.2, 0.3) 0 1\nTICK\nREPEAT 3 {\n MPP X0*X1 Z2\n"
+            " REPEAT 1000000 {\n  CX 0 1 2 3\n  M(0.01) 0\n  DETECTOR rec[-1]\n }\n TICK\n}\n"
+        ),
+    ],
+    ids=["surface-d5", "repetition-d3", "nested"],
+)
+def test_operations_are_counted_folded_as_a_walk_over_stims_instructions_counts_them(circuit):
+    from qmk.execution.stim_target import operations
+
+    assert operations(circuit) == _walked_operations(circuit)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -590,23 +591,44 @@ def _noise_locations(circuit: stim.Circuit) -> int:
 
 
 def operations(circuit: stim.Circuit) -> int:
-    """The operations one run of ``circuit`` applies: each instruction's target groups
-    (an instruction of none, such as ``TICK``, is one), each ``REPEAT`` block's as many
-    times as it repeats. Counted folded: a block's body is walked once.
+    """The operations one run of ``circuit`` applies: each instruction's targets (a
+    two-qubit gate's two; an instruction of none, such as ``TICK``, is one), each
+    ``REPEAT`` block's as many times as it repeats. Counted folded, on stim's text of
+    the circuit (its scans run in C: a flat circuit of 10^6 instructions is not walked
+    instruction by instruction in Python).
 
     >>> import stim
     >>> operations(stim.Circuit("H 0 1\\nREPEAT 1000000000 {\\n CX 0 1\\n M 0\\n}"))
-    2000000002
+    3000000002
     """
-    import stim
+    text = _ARGS.sub("", str(circuit))
+    total, multiplier, outer, at = 0, 1, [], 0
+    for block in _BLOCK.finditer(text):
+        total += multiplier * _flat_operations(text[at : block.start()])
+        at = block.end()
+        if block.group(1) is not None:  # REPEAT n {
+            outer.append(multiplier)
+            multiplier *= int(block.group(1))
+        else:  # }
+            multiplier = outer.pop()
+    return total + multiplier * _flat_operations(text[at:])
 
-    total = 0
-    for item in circuit:
-        if isinstance(item, stim.CircuitRepeatBlock):
-            total += item.repeat_count * operations(item.body_copy())
-        else:
-            total += len(item.target_groups()) or 1
-    return total
+
+#: An instruction's parenthesised arguments (``DEPOLARIZE2(0.01)``), which hold spaces.
+_ARGS = re.compile(r"\([^)]*\)")
+#: A line that opens (``REPEAT n {``, its count kept) or closes (``}``) a block.
+_BLOCK = re.compile(r"^[ \t]*(?:REPEAT(?:\[[^\]\n]*\])? (\d+) \{|\})[ \t]*$", re.M)
+#: A line of an instruction (its first word), and of an instruction with no targets.
+_LINE = re.compile(r"^[ \t]*\S", re.M)
+_BARE = re.compile(r"^[ \t]*\S+[ \t]*$", re.M)
+
+
+def _flat_operations(text: str) -> int:
+    """Targets of the instructions of ``text`` (no blocks, arguments removed), an
+    instruction of none counted one: its words less a name a line, plus the bare lines;
+    a product's ``*`` joins two targets in one word and is a target itself (``MPP``)."""
+    words, stars = len(text.split()), text.count("*")
+    return words + 2 * stars - len(_LINE.findall(text)) + len(_BARE.findall(text))
 
 
 @functools.cache
