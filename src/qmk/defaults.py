@@ -187,6 +187,10 @@ RESULT_PAGE_ENTRIES: Final = 10_000
 MAX_RESULT_PAGE_ENTRIES: Final = 100_000
 #: Most nodes one submitted graph may have (bigger ones are refused before being read).
 MAX_GRAPH_NODES: Final = 100_000
+#: Most operations one job runs, unless its tenant's config says more: its program's
+#: unrolled operations (a stim circuit's ``REPEAT`` blocks as often as they repeat) times
+#: its shots. A MAX_GRAPH_NODES program at 10^5 shots is within it.
+MAX_JOB_OPERATIONS: Final = 10_000_000_000
 #: Graph nodes one tenant's submits may have verified per second (a token bucket that
 #: holds one MAX_GRAPH_NODES graph): verification runs at ~36k nodes/s on one loaded core,
 #: so one tenant's big graphs, valid or not, take at most about a third of a core.

@@ -231,3 +231,66 @@ def test_a_kernel_jobs_program_form_reads_back():
     program = target.read(noisy_d5_surface_code())
     again = target.read(program.to_json())
     assert again.circuit == program.circuit and again.required_caps == ("CAP_ALLOC",)
+
+
+def test_a_run_whose_record_outgrows_the_address_space_raises_memory_error_not_a_crash():
+    # stim does not check its allocations: under RLIMIT_AS the bomb's one shot would end
+    # its process with SIGSEGV; the target refuses it first with a MemoryError (a
+    # kernel's worker reports that as QK201 memory-limit)
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from qmk.execution.request import RunRequest\n"
+        "from qmk.execution.stim_target import StimTarget\n"
+        "t = StimTarget()\n"
+        "p = t.read('REPEAT 1000000000 {\\n M 0\\n}\\n')\n"
+        "r = RunRequest(program_digest='ab' * 32, shots=1, seed=1, target='stim')\n"
+        "try:\n"
+        "    t.compile(p, r).run(1, 1)\n"
+        "except MemoryError as exc:\n"
+        "    print('MemoryError', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("MemoryError the run's measurement record"), done.stdout
+
+
+def _walked_operations(circuit: stim.Circuit) -> int:
+    """Operations by stim's own objects: each instruction's targets (none: one), each
+    REPEAT block's body walked and multiplied."""
+    total = 0
+    for item in circuit:
+        if isinstance(item, stim.CircuitRepeatBlock):
+            total += item.repeat_count * _walked_operations(item.body_copy())
+        else:
+            total += len(item.targets_copy()) or 1
+    return total
+
+
+@pytest.mark.parametrize(
+    "circuit",
+    [
+        stim.Circuit.generated(
+            "surface_code:rotated_memory_z",
+            distance=5,
+            rounds=7,
+            after_clifford_depolarization=0.01,
+            before_measure_flip_probability=0.01,
+        ),
+        stim.Circuit.generated("repetition_code:memory", distance=3, rounds=4),
+        stim.Circuit(
+            "PAULI_CHANNEL_1(0.1, 0.2, 0.3) 0 1\nTICK\nREPEAT 3 {\n MPP X0*X1 Z2\n"
+            " REPEAT 1000000 {\n  CX 0 1 2 3\n  M(0.01) 0\n  DETECTOR rec[-1]\n }\n TICK\n}\n"
+        ),
+    ],
+    ids=["surface-d5", "repetition-d3", "nested"],
+)
+def test_operations_are_counted_folded_as_a_walk_over_stims_instructions_counts_them(circuit):
+    from qmk.execution.stim_target import operations
+
+    assert operations(circuit) == _walked_operations(circuit)

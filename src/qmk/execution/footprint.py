@@ -47,6 +47,25 @@ StepKind = Literal["gates", "ppm", "rotation", "measure", "teleport", "fence", "
 #: Litinski's blocks, least space first (the names :mod:`qmk.ft.layout` draws).
 Block = Literal["compact", "intermediate", "fast"]
 
+#: A batch sampler draws shots in lanes of this many (stim's SIMD width): the record of
+#: fewer shots takes as much memory as this many.
+RECORD_LANES = 256
+#: Copies of a run's measurement record a process holds at once: the sampler's own and
+#: the shots it hands back.
+RECORD_COPIES = 2
+
+
+def record_bytes(measurements: int, shots: int) -> int:
+    """The bytes a run's measurement record takes while it is sampled: ``measurements``
+    bits a shot, at least :data:`RECORD_LANES` shots wide, :data:`RECORD_COPIES` copies.
+    The kernel holds a job's to a worker's memory at submit, and a worker checks it
+    against its own before it samples.
+
+    >>> record_bytes(10**9, 1)  # stim's REPEAT 1000000000 { M 0 }, one shot
+    64000000000
+    """
+    return measurements * max(shots, RECORD_LANES) // 8 * RECORD_COPIES
+
 
 class Step(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One stretch of a footprint's timeline, done ``repeat`` times in a row.
@@ -92,6 +111,9 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         duration_ns: its time on a private machine in ns (0: not known beside its
             cycles). A target outside the patch machine (the neutral-atom device) keeps
             its time here, its steps of 0 cycles, and has no tiles.
+        operations: the operations one run applies, unrolled, where its target counts
+            them beside a verified program's (a stim circuit's; 0: not counted): the
+            kernel bounds a job's work by them before it is queued.
     """
 
     target: str
@@ -103,6 +125,7 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     steps: tuple[Step, ...] = ()
     physical_qubits: _COUNT = 0
     duration_ns: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    operations: _COUNT = 0
 
     @property
     def tiles(self) -> int:

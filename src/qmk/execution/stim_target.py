@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -299,10 +300,11 @@ class StimExecutable:
 
     @property
     def footprint(self) -> Footprint:
-        """The circuit's qubits (its logical qubits: what the program names) and its
-        measurements, in one step; no tiles of the logical machine's floorplan, no cycles,
-        no physical qubits or device time of the machine's (a kernel's job of it is held
-        to its worker's limits)."""
+        """The circuit's qubits (its logical qubits: what the program names), its
+        measurements, in one step, and its operations (:func:`operations`), all counted
+        folded; no tiles of the logical machine's floorplan, no cycles, no physical
+        qubits or device time of the machine's. A kernel's job of it is held to the
+        tenant's qubits and operations and to its worker's memory by these numbers."""
         circuit = self.program.circuit
         measurements = circuit.num_measurements
         steps = (Step(kind="measure", cycles=0, measurements=measurements),) if measurements else ()
@@ -314,6 +316,7 @@ class StimExecutable:
             routing_tiles=0,
             code_distance=0,
             steps=steps,
+            operations=operations(circuit),
         )
 
     def run(
@@ -330,11 +333,14 @@ class StimExecutable:
 
         Raises:
             TargetError: ``QM102`` a ``resume`` (there is no state to resume from).
+            MemoryError: the run's measurement record would not fit the process's address
+                space (:func:`_check_room`; in a kernel's worker, ``QK201``).
         """
         from qmk.execution.result import LazyCounts, RunResult
 
         if resume is not None:
             raise refuse(NAME, "resume", "a stim circuit's run has no pause points")
+        _check_room(self.circuit.num_measurements, shots)
         began = time.perf_counter()
         bits: PackedRows | np.ndarray
         detection: Detections | None
@@ -441,6 +447,34 @@ class StimExecutable:
             wall_time_s=wall,
             engine_reason=f"the {NAME} target samples on stim's compiled samplers",
             figures={f"circuit_{k}": v for k, v in figures.items()},
+        )
+
+
+def _check_room(measurements: int, shots: int) -> None:
+    """The run's measurement record (:func:`~qmk.execution.footprint.record_bytes`) fits
+    the address space the process has left under its ``RLIMIT_AS``. stim does not check
+    its allocations: past the limit it would crash the process, not raise.
+
+    Raises:
+        MemoryError: it does not fit.
+    """
+    import resource
+
+    from qmk.execution.footprint import record_bytes
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            used = int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:  # no procfs: the whole limit
+        used = 0
+    need = record_bytes(measurements, shots)
+    if need > limit - used:
+        raise MemoryError(
+            f"the run's measurement record ({measurements} bits x {shots} shots) takes "
+            f"{need} bytes; the process has {max(limit - used, 0)} of its address space left"
         )
 
 
@@ -570,6 +604,47 @@ def _noise_locations(circuit: stim.Circuit) -> int:
     return total
 
 
+def operations(circuit: stim.Circuit) -> int:
+    """The operations one run of ``circuit`` applies: each instruction's targets (a
+    two-qubit gate's two; an instruction of none, such as ``TICK``, is one), each
+    ``REPEAT`` block's as many times as it repeats. Counted folded, on stim's text of
+    the circuit (its scans run in C: a flat circuit of 10^6 instructions is not walked
+    instruction by instruction in Python).
+
+    >>> import stim
+    >>> operations(stim.Circuit("H 0 1\\nREPEAT 1000000000 {\\n CX 0 1\\n M 0\\n}"))
+    3000000002
+    """
+    text = _ARGS.sub("", str(circuit))
+    total, multiplier, outer, at = 0, 1, [], 0
+    for block in _BLOCK.finditer(text):
+        total += multiplier * _flat_operations(text[at : block.start()])
+        at = block.end()
+        if block.group(1) is not None:  # REPEAT n {
+            outer.append(multiplier)
+            multiplier *= int(block.group(1))
+        else:  # }
+            multiplier = outer.pop()
+    return total + multiplier * _flat_operations(text[at:])
+
+
+#: An instruction's parenthesised arguments (``DEPOLARIZE2(0.01)``), which hold spaces.
+_ARGS = re.compile(r"\([^)]*\)")
+#: A line that opens (``REPEAT n {``, its count kept) or closes (``}``) a block.
+_BLOCK = re.compile(r"^[ \t]*(?:REPEAT(?:\[[^\]\n]*\])? (\d+) \{|\})[ \t]*$", re.M)
+#: A line of an instruction (its first word), and of an instruction with no targets.
+_LINE = re.compile(r"^[ \t]*\S", re.M)
+_BARE = re.compile(r"^[ \t]*\S+[ \t]*$", re.M)
+
+
+def _flat_operations(text: str) -> int:
+    """Targets of the instructions of ``text`` (no blocks, arguments removed), an
+    instruction of none counted one: its words less a name a line, plus the bare lines;
+    a product's ``*`` joins two targets in one word and is a target itself (``MPP``)."""
+    words, stars = len(text.split()), text.count("*")
+    return words + 2 * stars - len(_LINE.findall(text)) + len(_BARE.findall(text))
+
+
 @functools.cache
 def _noisy() -> frozenset[str]:
     """The names (and aliases) of stim's instructions that may be noisy."""
@@ -586,4 +661,5 @@ __all__ = [
     "StimProgram",
     "StimTarget",
     "is_stim_data",
+    "operations",
 ]

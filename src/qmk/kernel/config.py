@@ -474,6 +474,15 @@ class TenantQuota(_Table, frozen=True, kw_only=True):
             "under fair-share and partition, and of Jain's index (docs/machine.md)",
         ),
     ] = 1.0
+    max_job_operations: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="the most operations one job runs: its program's unrolled "
+            "operations (a stim circuit's REPEAT blocks as often as they repeat) x its "
+            "shots; past it a submit is QS1006",
+        ),
+    ] = defaults.MAX_JOB_OPERATIONS
     max_device_time_s: Annotated[
         float,
         Meta(

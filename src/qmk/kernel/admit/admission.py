@@ -71,7 +71,7 @@ from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
-from qmk.kernel.admit.quotas import Quotas
+from qmk.kernel.admit.quotas import WORKER_STATE_SHARE, Quotas
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
@@ -114,9 +114,6 @@ _UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
 _ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The shared machine's refusal of a job no placement holds (``QK501``).
-#: The share of a worker's memory cap a state (and its working copy) may take; the rest
-#: is the worker's own (Python, numpy, stim).
-WORKER_STATE_SHARE = 0.75
 #: Graphs of at least this many nodes are read and verified in a thread, off the loop.
 OFFLOAD_NODES = 2000
 #: At most this many graphs are verified in threads at once (the cores of a small host).
@@ -418,6 +415,7 @@ class Admission:
         self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
+        self.quotas.check_work(tenant, len(program.graph.nodes), program.counts.measurements, shots)
         warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
             from qmk.estimate.variants import profile_unused
@@ -617,7 +615,9 @@ class Admission:
         job's ``CAP_DEVICE_NA``), then the priority. Then its target compiles the job in
         a thread charged to the tenant: parsed, validated and scheduled on the device. A
         job it would refuse is refused now, with its code; a tenant names shipped presets
-        only. Then the quotas from its footprint: ``max_atoms`` (the atoms it holds),
+        only. Then the quotas from its footprint: a stim circuit's qubits against
+        ``max_logical_qubits``, its work (:meth:`Quotas.check_work`: operations x shots,
+        its measurement record), ``max_atoms`` (the atoms it holds),
         ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
         and the artifact storage of a job that streams.
 
@@ -633,6 +633,9 @@ class Admission:
         self.quotas.check_priority(tenant, policy.priority)
         request = self._run_request(text, entry, options, shots, seed, policy)
         footprint = await self._compiled(tenant, program, request, entry)
+        if entry.program == "stim-circuit":  # its qubits are logical: the tenant's
+            self.quotas.check_qubits(tenant, footprint.logical_qubits)
+        self.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
         _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
         self.quotas.check_queue_room(tenant)
         streams = entry.streams and options.get("stream") and self.artifacts is not None
@@ -659,9 +662,15 @@ class Admission:
         """
         entry = _target(job.request.target)
         program = (await self.read(job.tenant, job.graph, target=entry.name)).program
+        shots = job.request.shots
         if entry.program != "qvm":  # no logical qubits, no firewall
             self.quotas.check_priority(job.tenant, job.priority)
             self._check_caps(session, program.required_caps, "restore")
+            if job.footprint is not None:  # its target's numbers, as admit checked them
+                fp = job.footprint
+                if entry.program == "stim-circuit":
+                    self.quotas.check_qubits(job.tenant, fp.logical_qubits)
+                self.quotas.check_work(job.tenant, fp.operations, fp.measurements, shots)
             if job.state != "QUEUED":
                 self.quotas.check_queue_room(job.tenant)
             job.caps = session.caps
@@ -669,6 +678,9 @@ class Admission:
         self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
+        self.quotas.check_work(
+            job.tenant, len(program.graph.nodes), program.counts.measurements, shots
+        )
         spanning = spans(job, self.device)
         if job.request.machine is None and job.footprint is None and not spanning:
             # it never had its schedule: it arrives at the shared machine anew

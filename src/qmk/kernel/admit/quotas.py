@@ -1,5 +1,5 @@
 """A tenant's limits at admission: its priority cap, room on the machine, room in the
-queue, and the rate at which it may submit graph nodes.
+queue, the work of one job, and the rate at which it may submit graph nodes.
 
 Every submit, replay and restore passes these checks (:mod:`~qmk.kernel.admit.admission`
 calls them), each refusal a :class:`~qmk.errors.QuotaError` or
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import REGISTRY, AdmissionError, ProgramError, QuotaError
+from qmk.execution.footprint import record_bytes
 from qmk.kernel.admit.teleport import modules_up
 from qmk.kernel.errors import MachineError
 from qmk.qvm.codes import BY_NAME
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 _UNREADABLE = BY_NAME["unreadable-file"].code
 _UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
+#: The share of a worker's memory cap a state (and its working copy) may take; the rest
+#: is the worker's own (Python, numpy, stim).
+WORKER_STATE_SHARE = 0.75
 
 
 class Quotas:
@@ -113,16 +117,58 @@ class Quotas:
                 )
             raise AdmissionError(message, needed=physical, total=total)
         for name, count in qubits.items():
-            limit = self.config.tenants[name].max_logical_qubits
-            if count > limit:
-                raise QuotaError(
-                    f"the job holds {count} logical qubits of tenant {name!r} at once; its "
-                    f"max_logical_qubits is {limit}",
-                    limit="max_logical_qubits",
-                    tenant=name,
-                    needed=count,
-                    value=limit,
-                )
+            self.check_qubits(name, count)
+
+    def check_qubits(self, tenant: str, count: int) -> None:
+        """``count`` logical qubits of ``tenant`` held at once are within its
+        ``max_logical_qubits``."""
+        limit = self.config.tenants[tenant].max_logical_qubits
+        if count > limit:
+            raise QuotaError(
+                f"the job holds {count} logical qubits of tenant {tenant!r} at once; its "
+                f"max_logical_qubits is {limit}",
+                limit="max_logical_qubits",
+                tenant=tenant,
+                needed=count,
+                value=limit,
+            )
+
+    def check_work(self, tenant: str, operations: int, measurements: int, shots: int) -> None:
+        """One job's work, from its program's numbers counted folded, before it is queued.
+
+        Its ``operations`` (unrolled, one run's) x ``shots`` are within the tenant's
+        ``max_job_operations``. Its measurement record
+        (:func:`~qmk.execution.footprint.record_bytes`) fits the
+        :data:`WORKER_STATE_SHARE` of a worker's memory cap. So a 27-byte stim
+        ``REPEAT`` of 10^9 measurements is refused here, not after its worker ran out of
+        memory.
+
+        Raises:
+            QuotaError: past ``max_job_operations`` (``details.limit``, ``needed``,
+                ``value``).
+            AdmissionError: its record could never fit a worker (``needed``, ``total``:
+                bytes).
+        """
+        limit = self.config.tenants[tenant].max_job_operations
+        work = operations * shots
+        if work > limit:
+            raise QuotaError(
+                f"the job runs {work} operations ({operations} unrolled x {shots} shots); "
+                f"tenant {tenant!r} has max_job_operations = {limit}",
+                limit="max_job_operations",
+                needed=work,
+                value=limit,
+            )
+        record = record_bytes(measurements, shots)
+        budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
+        if record > budget:
+            raise AdmissionError(
+                f"the job's measurement record ({measurements} bits a shot x {shots} shots) "
+                f"takes {record} bytes in a worker; a worker holds {budget} "
+                f"({self.config.worker_memory_mb} MiB, kernel.worker_memory_mb)",
+                needed=record,
+                total=budget,
+            )
 
     def check_queue_room(self, tenant: str) -> None:
         """Room for one more queued job of ``tenant`` (submits and restores alike).

@@ -1,0 +1,135 @@
+"""A job's work is bounded at submit, on every target, from its program's numbers counted
+folded: a stim circuit's qubits against the tenant's ``max_logical_qubits``, its
+operations x shots against ``max_job_operations``, its measurement record against a
+worker's memory; a folded QVM program's unrolled operations x shots likewise. A refusal
+is a coded error before anything is queued; a job within them runs as before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from qmk.errors import AdmissionError, QuotaError
+from qmk.kernel.config import config_from_dict
+from support.kernel import run_kernel
+
+KEY = "erin-key"
+#: stim's smallest bomb: 27 bytes, 10^9 measurements of one qubit.
+BOMB = "REPEAT 1000000000 {\n M 0\n}\n"
+
+
+def config(**quota: Any) -> Any:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"erin": {"key": KEY, "caps": ["CAP_ALLOC"], **quota}},
+        }
+    )
+
+
+async def login(kernel: Any) -> str:
+    reply = await kernel.q_negotiate_caps(tenant="erin", key=KEY, requested=["CAP_ALLOC"])
+    return str(reply.session_id)
+
+
+async def submit(kernel: Any, graph: Any, shots: int, target: str, seed: int = 5) -> Any:
+    sid = await login(kernel)
+    accepted = await kernel.q_submit(
+        session_id=sid, graph=graph, shots=shots, seed=seed, target=target
+    )
+    return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
+
+
+def refusal(tmp_path: Any, graph: Any, shots: int, target: str, **quota: Any) -> Any:
+    async def body(kernel: Any) -> Any:
+        with pytest.raises((QuotaError, AdmissionError)) as caught:
+            await submit(kernel, graph, shots, target)
+        listed = await kernel.q_list_jobs(session_id=await login(kernel))
+        return caught.value, listed
+
+    refused, listed = run_kernel(tmp_path, body, config=config(**quota))
+    assert not listed.jobs, listed  # nothing was queued
+    return refused
+
+
+def test_the_27_byte_repeat_bomb_is_refused_at_submit_over_the_operations_quota(tmp_path):
+    assert len(BOMB) == 27
+    refused = refusal(tmp_path, {"stim": BOMB}, 1000, "stim")
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_job_operations"
+    assert refused.details["needed"] == 10**9 * 1000
+
+
+def test_the_repeat_bomb_at_one_shot_is_refused_for_its_record_a_worker_cannot_hold(tmp_path):
+    refused = refusal(tmp_path, {"stim": BOMB}, 1, "stim")
+    assert refused.code == "QS1007", refused
+    assert refused.details["needed"] > refused.details["total"]
+
+
+def test_a_30000_qubit_stim_circuit_is_refused_for_a_tenant_of_16_qubits(tmp_path):
+    wide = "H 29999\nM 0 29999\n"
+    refused = refusal(tmp_path, {"stim": wide}, 10, "stim", max_logical_qubits=16)
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_logical_qubits"
+    assert refused.details["needed"] == 30_000 and refused.details["value"] == 16
+
+
+def test_a_stim_circuit_within_the_quotas_runs_with_the_counts_of_a_run_in_process(tmp_path):
+    import qmk
+
+    # 4 qubits; 255 operations (3, then 50 turns of 5, then 2) at 400 shots: 102,000,
+    # within a quota of 110,000; the counts are stim's at seed 5 either way
+    circuit = "H 0\nCX 0 1\nREPEAT 50 {\n CX 0 2\n X_ERROR(0.1) 3\n M 2 3\n}\nM 0 1\n"
+
+    async def body(kernel: Any) -> Any:
+        return await submit(kernel, {"stim": circuit}, 400, "stim", seed=5)
+
+    done = run_kernel(
+        tmp_path, body, config=config(max_logical_qubits=16, max_job_operations=110_000)
+    )
+    assert done.state == "COMPLETED", done.error
+    here = qmk.run(circuit, shots=400, seed=5, format="stim")
+    assert done.result["counts"] == dict(here.counts)
+
+
+def folded(turns: int) -> dict[str, Any]:
+    """A QVM 0.3 program: H then measure a qubit ``turns`` times (2 x turns + 2 nodes)."""
+    return {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": ["q"]},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": turns},
+                    "body": [
+                        {"id": "h", "op": "APPLY_H", "vqs": ["q"]},
+                        {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["e"]},
+                    ],
+                },
+                {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+            ]
+        },
+        "resources": {"vqs": ["q"], "chs": [], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def test_a_folded_qvm_program_over_the_operations_quota_is_refused_at_submit(tmp_path):
+    # 2,002 operations unrolled x 10 shots = 20,020, past a quota of 20,000
+    refused = refusal(tmp_path, folded(1000), 10, "logical", max_job_operations=20_000)
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_job_operations"
+    assert refused.details["needed"] == 2002 * 10
+
+
+def test_a_folded_qvm_program_within_the_operations_quota_runs(tmp_path):
+    async def body(kernel: Any) -> Any:
+        return await submit(kernel, folded(1000), 9, "logical")
+
+    done = run_kernel(tmp_path, body, config=config(max_job_operations=20_000))
+    assert done.state == "COMPLETED", done.error
+    assert sum(done.result["counts"].values()) == 9
