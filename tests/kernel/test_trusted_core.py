@@ -121,11 +121,6 @@ def kernel_holds(
 
 #: Not yet achieved (issue 79), each with why; strict, so each flips when it is fixed.
 NOT_YET: dict[str, str] = {
-    "qmk.engines": "admission prices engines in the kernel (kernel/admit/admission.py)",
-    "qmk.execution.plan": "admission builds a plan in the kernel to route and price it",
-    "qmk.execution.executor": "the kernel's running/ rooms import execution's types",
-    "qmk.execution.trajectories": "reached through qmk.execution.executor",
-    "qmk.execution.batch": "reached through qmk.execution.executor",
     "qmk.http": "kernel/observe.py and running/ take the probe's types from qmk.http.probe; "
     "billing posts webhooks from the kernel (storage/billing.py)",
     "qmk.workflows": "triggers run in the kernel (running/triggers.py)",
