@@ -348,7 +348,7 @@ class StimExecutable:
             layout=self.program.layout,
             target=NAME,
             details=details,
-            summary=_summary(details, shots),
+            summary=summary(details, shots),
             detection=detection,
         )
 
@@ -508,8 +508,9 @@ def _rates(detection: Any, shots: int) -> dict[str, Any]:
     }
 
 
-def _summary(details: Mapping[str, Any], shots: int) -> str:
-    """What ``qmk run --detectors`` (and ``--decode``) says beside the counts."""
+def summary(details: Mapping[str, Any], shots: int) -> str:
+    """What ``qmk run --detectors`` (and ``--decode``) says beside the counts; ``qmk
+    submit --wait`` says it of a stim job's result, which holds the same details."""
     lines = []
     rates, decoded = details.get("detection"), details.get("decode")
     if rates is not None:
