@@ -330,7 +330,7 @@ class StimExecutable:
             mode = "stim-detector-sampler"
         else:
             bits, events, detection = self._recorded(shots, seed)
-            mode = "stim-sampler"
+            mode = f"{self.sampler.drew_with(shots)}-sampler"  # stim's, or QMK's own
         wall = round(time.perf_counter() - began, 6)
         details: dict[str, Any] = {"stim": self.figures()}
         if self.detectors and detection is not None:
