@@ -96,20 +96,22 @@ def aer_circuit(plan: Plan, n: int) -> tuple[Any, Any]:
     def channel(loc: Any) -> Any:
         return pauli_error([("X", loc.px), ("Y", loc.py), ("Z", loc.pz), ("I", 1.0 - loc.total)])
 
-    after_gate = [
-        loc
-        for loc in plan.noise
-        if not loc.before and plan.steps[loc.step].kind == "gate" and loc.cause == "op"
-    ]
+    # ``plan.noise`` makes a fresh row object on every read: its locations are known by
+    # their row number here, never by identity
+    rows = list(plan.noise)
+    modelled = {
+        i
+        for i, loc in enumerate(rows)
+        if (not loc.before and plan.steps[loc.step].kind == "gate" and loc.cause == "op")
+        or (loc.before and plan.steps[loc.step].kind == "measure")
+    }
+    after_gate = [loc for i, loc in enumerate(rows) if i in modelled and not loc.before]
+    before_measure = [loc for i, loc in enumerate(rows) if i in modelled and loc.before]
     rates = {(loc.px, loc.py, loc.pz) for loc in after_gate}
-    before_measure = [
-        loc for loc in plan.noise if loc.before and plan.steps[loc.step].kind == "measure"
-    ]
     flips = {loc.px + loc.py for loc in before_measure}
     if len(rates) > 1 or len(flips) > 1:
         raise ValueError("the gates' (or measurements') error rates differ: no one noise model")
     model = NoiseModel(basis_gates=["rz", "ry", "cz"])
-    modelled = {id(loc) for loc in (*after_gate, *before_measure)}
     if after_gate:
         one = channel(after_gate[0])
         model.add_all_qubit_quantum_error(one, ["rz", "ry"])
@@ -118,8 +120,8 @@ def aer_circuit(plan: Plan, n: int) -> tuple[Any, Any]:
         (p,) = flips
         model.add_all_qubit_readout_error(ReadoutError([[1 - p, p], [p, 1 - p]]))
     inline: dict[tuple[int, bool], list[Any]] = {}
-    for loc in plan.noise:
-        if id(loc) not in modelled:
+    for i, loc in enumerate(rows):
+        if i not in modelled:
             inline.setdefault((loc.step, loc.before), []).append((channel(loc), int(loc.qubit[1:])))
     qc = QuantumCircuit(n, n)
 

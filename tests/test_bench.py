@@ -11,6 +11,7 @@ import time
 import pytest
 
 from qmk.client import Client
+from qmk.qec.noise import Depolarizing
 from support.paths import ROOT
 
 BENCH = ROOT / "bench"
@@ -66,3 +67,82 @@ def test_each_least_server_of_a_session_open_answers_the_client(kind, tmp_path):
         rows = sqlite3.connect(tmp_path / "floor.db").execute("SELECT count(*) FROM sessions")
         assert rows.fetchone() == (2,)
         assert len((tmp_path / "audit.log").read_text().splitlines()) == 2
+
+
+def _exact_plan_probabilities(plan, n):
+    """The plan's outcome distribution by a numpy density matrix: each gate, then each
+    noise location's Pauli channel (its Kraus operators) where the plan puts it; the
+    measurements last (keys: qubit 0 first)."""
+    import numpy as np
+
+    paulis = {
+        "x": np.array([[0, 1], [1, 0]], dtype=complex),
+        "y": np.array([[0, -1j], [1j, 0]]),
+        "z": np.diag([1.0 + 0j, -1.0]),
+    }
+
+    def one(q, u):
+        full = np.eye(1, dtype=complex)
+        for k in range(n):
+            full = np.kron(full, u if k == q else np.eye(2))
+        return full
+
+    def gate(step):
+        qs = [int(q[1:]) for q in step.node.vqs]
+        if step.gate == "rz":
+            (t,) = step.params
+            return one(qs[0], np.diag([np.exp(-0.5j * t), np.exp(0.5j * t)]))
+        if step.gate == "ry":
+            (t,) = step.params
+            c, s = np.cos(t / 2), np.sin(t / 2)
+            return one(qs[0], np.array([[c, -s], [s, c]], dtype=complex))
+        assert step.gate == "cz", step.gate
+        bits = [[(i >> (n - 1 - q)) & 1 for q in qs] for i in range(2**n)]
+        return np.diag([-1.0 if a and b else 1.0 for a, b in bits]).astype(complex)
+
+    locations = {}
+    for loc in plan.noise:
+        locations.setdefault((loc.step, loc.before), []).append(loc)
+
+    def noise(rho, step, before):
+        for loc in locations.get((step, before), ()):
+            q = int(loc.qubit[1:])
+            kraus = [np.sqrt(1 - loc.total) * np.eye(2**n)]
+            rates = zip("xyz", (loc.px, loc.py, loc.pz), strict=True)
+            kraus += [np.sqrt(p) * one(q, paulis[a]) for a, p in rates]
+            rho = sum(k @ rho @ k.conj().T for k in kraus)
+        return rho
+
+    rho = np.zeros((2**n, 2**n), dtype=complex)
+    rho[0, 0] = 1.0
+    for step in plan.steps:
+        rho = noise(rho, step.index, True)
+        if step.kind == "gate":
+            u = gate(step)
+            rho = u @ rho @ u.conj().T
+        else:
+            assert step.kind in ("alloc", "measure", "free"), step.kind
+        rho = noise(rho, step.index, False)
+    return {format(i, f"0{n}b"): float(rho[i, i].real) for i in range(2**n)}
+
+
+def test_the_noisy_reference_is_the_exact_density_matrix_of_the_plans_channels(monkeypatch):
+    """bench_noisy_dense's Aer reference (noise model plus inline channels) has exactly
+    the plan's channels, each once: its exact distribution equals a numpy density
+    matrix built from the plan's Kraus operators (a channel counted twice moves the
+    probabilities by about its rate, far above the tolerance)."""
+    pytest.importorskip("qiskit_aer")
+    monkeypatch.syspath_prepend(str(BENCH))
+    from bench_engines import random_gates
+    from bench_execute import qvm_graph
+    from bench_noisy_dense import aer_circuit, exact_counts, grid_plan
+
+    n = 4
+    plan = grid_plan(qvm_graph(n, random_gates(n, 4, seed=3)), Depolarizing(p=3e-3))
+    assert {loc.cause for loc in plan.noise} >= {"op", "idle", "measure"}  # inline ones too
+    circuit, model = aer_circuit(plan, n)
+    reference = exact_counts(circuit, model, n)
+    exact = _exact_plan_probabilities(plan, n)
+    assert sorted(reference) == sorted(exact)
+    worst = max(abs(reference[k] - exact[k]) for k in exact)
+    assert worst < 1e-9, worst

@@ -73,3 +73,31 @@ def test_what_a_stim_run_cannot_honour_is_one_coded_line(tmp_path):
         assert status == 2 and stdout == "", argv
         assert stderr.startswith("QM102 option-unsupported:") and says in stderr, stderr
         assert stderr.count("\n") == 1
+
+
+def test_a_noisy_stim_runs_telemetry_says_stim_drew_the_circuits_noise_not_injected_errors(
+    tmp_path,
+):
+    # it said "0 logical errors injected over all shots (the circuit's own)" beside the
+    # observables' flip rate of the very errors stim drew
+    flip = "X_ERROR(0.2) 0\nM 0\nDETECTOR rec[-1]\nOBSERVABLE_INCLUDE(0) rec[-1]\n"
+    source = _file(tmp_path, "flip.stim", flip)
+    status, stdout, stderr = qmk_cli(
+        "run", source, "--shots", "1000", "--seed", SEED, "--detectors"
+    )
+    assert (status, stderr) == (0, "")
+    assert "the circuit's own noise drawn by stim at 1 location" in stdout, stdout
+    assert "injected" not in stdout, stdout
+    assert "observables flipped: L0 " in stdout, stdout
+
+
+def test_the_stim_targets_telemetry_names_the_sampler_that_drew_the_shots(tmp_path):
+    # a GHZ state of 64 qubits: at 100,000 shots QMK's own sampler of the outcomes' affine
+    # support draws them (it said stim-sampler), at 100 stim's
+    n = 64
+    ghz = "H 0\n" + "".join(f"CX {i} {i + 1}\n" for i in range(n - 1))
+    source = _file(tmp_path, "ghz.stim", ghz + "M " + " ".join(map(str, range(n))) + "\n")
+    for shots, mode in ((100, "stim-sampler"), (100_000, "affine-support-sampler")):
+        result = qmk.run(source, shots=shots, seed=int(SEED))
+        assert result.telemetry.mode == mode, shots
+        assert set(result.counts) == {"0" * n, "1" * n}, shots

@@ -65,9 +65,12 @@ def test_noise_defaults_alike_for_qmk_run_the_run_request_kernel_jobs_and_qiskit
     pytest.importorskip("qiskit")
     from qmk._front import run
     from qmk.execution.request import Policy, RunRequest
+    from qmk.execution.target import TARGETS
     from qmk.qiskit import QMKBackend
 
-    assert _default(run, "noise") is defaults.NOISE
+    # qmk.run's None is its target's default: on, but for a QVM program on stim
+    assert _default(run, "noise") is None
+    assert [n for n, t in TARGETS.items() if t.qvm_noise is not defaults.NOISE] == ["stim"]
     assert Policy().noise is defaults.NOISE
     assert RunRequest(program_digest="ab" * 32, shots=1, seed=1).noise is defaults.NOISE
     assert QMKBackend().options.noise is defaults.NOISE

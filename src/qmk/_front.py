@@ -86,7 +86,7 @@ def run(
     shots: int = defaults.SHOTS,
     seed: int | None = None,
     engine: str | None = defaults.ENGINE,
-    noise: bool | NoiseModel = defaults.NOISE,
+    noise: bool | NoiseModel | None = None,
     qubit: str | QubitParams = defaults.QUBIT,
     profile: str = defaults.PROFILE,
     inputs: Mapping[str, float] | None = None,
@@ -121,6 +121,8 @@ def run(
         noise: inject logical errors from each qubit's code profile and the qubit
             parameters (True), none (False), or with a noise model's physical error
             rates in place of the qubit's (:mod:`qmk.qec.noise`, e.g. ``Depolarizing(p=1e-3)``).
+            None: the target's default, on (a stim circuit's own noise on ``stim``)
+            but off for a QVM program on ``stim``, which has no noise to give it.
         qubit: the physical qubit parameter set: a name of :mod:`qmk.qec.params` or
             :class:`~qmk.qec.params.QubitParams`.
         profile: the code profile of qubits that name none, e.g. ``logical:surface_code(d=9)``.
@@ -189,6 +191,7 @@ def run(
         program: Any = own
     else:
         program = read(source, format=format, limits=limits, inputs=inputs)
+    given: dict[str, Any] = {} if noise is None else {"noise": noise}  # None: the target's
     return runs.run(
         program,
         own=own is not None,
@@ -200,7 +203,7 @@ def run(
         shots=shots,
         seed=seed,
         engine=engine,
-        noise=noise,
+        **given,
         qubit=qubit,
         profile=profile,
         engine_options=engine_options,

@@ -52,6 +52,7 @@ from qiskit.circuit import (
     QuantumCircuit,
     Reset,
     SwitchCaseOp,
+    WhileLoopOp,
 )
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.primitives import (
@@ -613,9 +614,10 @@ def _target(num_qubits: int, profile: str, qubit: str) -> Target:
         seconds, error = _cost(model, [(op, 1)])
         target.add_instruction(instruction, _properties(num_qubits, 1, seconds, error, per_qubit))
     target.add_instruction(Delay(0), {None: None})
-    # the control flow from_qiskit lowers (not while_loop: its length is known only at
-    # run time), so that transpile keeps it
+    # the control flow run takes, so that transpile keeps it (a while_loop runs through
+    # the OpenQASM 3 reader, see the module docstring)
     target.add_instruction(IfElseOp, name="if_else")
+    target.add_instruction(WhileLoopOp, name="while_loop")
     target.add_instruction(ForLoopOp, name="for_loop")
     target.add_instruction(SwitchCaseOp, name="switch_case")
     target.add_instruction(BoxOp, name="box")

@@ -190,6 +190,32 @@ def test_qmk_submit_a_stim_circuit_runs_on_the_stim_target_as_qmk_run_does(
     assert done["result"]["decode"]["logical_errors"] == decoded["logical_errors"]
 
 
+def test_qmk_submit_a_stim_circuit_with_decode_and_wait_prints_the_decoded_rate(
+    server, monkeypatch, tmp_path
+) -> None:
+    import stim
+
+    import qmk as qmk_package
+
+    circuit = stim.Circuit.generated(
+        "repetition_code:memory", distance=3, rounds=3, after_clifford_depolarization=0.02
+    )
+    path = tmp_path / "memory.stim"
+    path.write_text(str(circuit))
+    monkeypatch.setenv("QMK_SOCKET", str(server.socket))
+    monkeypatch.setenv("QMK_TENANT", "dave")
+    monkeypatch.setenv("QMK_KEY", DAVE["key"])
+    monkeypatch.delenv("QMK_CAPS", raising=False)
+    argv = ("submit", str(path), "--decode", "--shots", "2000", "--seed", "6", "--wait")
+    code, out, err = qmk(*argv)
+    assert code == 0, err
+    here = qmk_package.run(str(path), shots=2000, seed=6, target_options={"decode": True})
+    (errors,) = here.details["decode"]["logical_errors"]
+    assert "decoded by pymatching" in out, out
+    assert f"({errors} of 2000;" in out, out
+    assert f"detectors: {circuit.num_detectors}, fired in" in out, out
+
+
 def test_qmk_submit_of_a_stim_option_to_another_target_is_refused(server, monkeypatch) -> None:
     monkeypatch.setenv("QMK_SOCKET", str(server.socket))
     monkeypatch.setenv("QMK_TENANT", "dave")

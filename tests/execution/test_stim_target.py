@@ -214,7 +214,7 @@ def test_a_clifford_qvm_program_runs_on_stim_with_its_noise_off():
     assert result.target == "stim" and set(result.counts) == {"00", "11"}
     assert 900 < result.counts["00"] < 1100 and result.detectors is None
     with pytest.raises(TargetError) as caught:  # the logical machine's noise is not stim's
-        qmk.run(bell, target="stim", shots=10, seed=SEED)
+        qmk.run(bell, target="stim", shots=10, seed=SEED, noise=True)
     assert caught.value.code == "QM102" and "noise" in caught.value.message
     with pytest.raises(EngineError) as refused:
         qmk.run(
@@ -224,6 +224,18 @@ def test_a_clifford_qvm_program_runs_on_stim_with_its_noise_off():
             noise=False,
         )
     assert refused.value.code == "QE103"
+
+
+def test_a_qvm_program_on_stim_runs_with_noise_off_by_default():
+    # with default arguments it was refused: noise on is the logical machine's default
+    bell = str(ROOT / "examples" / "bell.qasm")
+    result = qmk.run(bell, target="stim", shots=2000, seed=SEED)
+    assert result.target == "stim" and not result.telemetry.noise
+    same = qmk.run(bell, target="stim", shots=2000, seed=SEED, noise=False)
+    assert dict(result.counts) == dict(same.counts) and set(result.counts) == {"00", "11"}
+    assert qmk.run(bell, shots=10, seed=SEED).telemetry.noise  # the logical machine's: on
+    circuit = "X_ERROR(1) 0\nM 0\n"  # a stim circuit's own noise: on
+    assert dict(qmk.run(circuit, shots=10, seed=SEED).counts) == {"1": 10}
 
 
 def test_a_kernel_jobs_program_form_reads_back():

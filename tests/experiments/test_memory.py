@@ -209,6 +209,13 @@ def test_intervals_contain_the_rate_and_per_round_inverts_composition() -> None:
     assert result.per_cycle == pytest.approx(compose(result.per_round, 3))
 
 
+@pytest.mark.parametrize("shots", [1000, 12345, 20_000])
+def test_an_interval_at_no_errors_starts_at_zero_and_at_all_errors_ends_at_one(shots) -> None:
+    for interval in (wilson_interval, jeffreys_interval):
+        assert interval(0, shots)[0] == 0.0, interval
+        assert interval(shots, shots)[1] == 1.0, interval
+
+
 # --------------------------------------------------------------------------- fit
 
 

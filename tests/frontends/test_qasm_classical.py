@@ -546,6 +546,23 @@ def test_an_int_measured_into_is_a_register_of_the_keys(measured: str):
     _assert_fits(_counts(source), expected, measured)
 
 
+@pytest.mark.parametrize(
+    "measured",
+    ["int[4] c = measure q;", "uint[4] c;\nc = measure q;", "int[4] c = 3;\nc = measure q;"],
+)
+def test_an_int_wholly_measured_into_lists_only_its_measurements_as_events(measured: str):
+    # it listed 8 events for 4-bit keys: the int's zeros, written by a CALC first, too
+    result = run(from_qasm(HEAD + f"qubit[4] q;\nx q[0];\nx q[2];\n{measured}\n"), shots=5, seed=1)
+    assert len(result.events) == 4, result.events
+    assert dict(result.counts) == {"0101": 5}
+
+
+def test_an_int_measured_into_under_a_condition_keeps_its_old_bits_where_it_did_not_run():
+    source = "qubit[2] q;\nbit b;\nuint[2] c = 2;\nx q[0];\nb = measure q[0];\n"
+    source += "if (!b) { c = measure q; }\n"  # b is 1: c keeps 2
+    assert dict(run(from_qasm(HEAD + source), shots=5, seed=1).counts) == {"1 10": 5}
+
+
 def test_an_int_output_nothing_measured_into_is_its_value():
     source = "output uint[3] u;\nqubit q;\nbit b;\nh q;\nb = measure q;\nu = 5;\n"
     source += "if (b) { u = 2; }\n"

@@ -392,6 +392,20 @@ def test_what_the_direct_converter_cannot_express_runs_as_on_aer(build, referenc
     assert_same_distribution(Counter(ours.result().get_memory()), theirs, build.__name__)
 
 
+def test_transpile_for_the_backend_keeps_a_while_loop_and_runs_it_as_aer_does():
+    # Qiskit's usual transpile(qc, backend) refused it: the backend's Target listed no
+    # while_loop, though run handles one
+    from qiskit import transpile
+
+    backend = QMKBackend(noise=False)
+    assert "while_loop" in backend.target.operation_names
+    compiled = transpile(_while_loop(), backend, optimization_level=0, seed_transpiler=SEED)
+    assert "while_loop" in compiled.count_ops()
+    ours = backend.run(compiled, shots=SHOTS, seed_simulator=SEED, memory=True)
+    theirs = aer_memory(_while_loop(), SHOTS, SEED)
+    assert_same_distribution(Counter(ours.result().get_memory()), theirs, "transpiled while")
+
+
 def aer_memory(circuit: QuantumCircuit, shots: int, seed: int) -> Counter[str]:
     from qiskit import transpile
     from qiskit_aer import AerSimulator

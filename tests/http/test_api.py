@@ -278,6 +278,14 @@ def test_a_device_job_is_a_job_of_the_neutral_atom_target(client: httpx.Client):
     assert problem["details"]["closest"] == "POST /v1/jobs" and "q_submit" in problem["detail"]
 
 
+def test_a_graphql_post_without_its_version_prefix_is_told_of_v1_graphql(client: httpx.Client):
+    problem = _problem(
+        client.post("/graphql", json={"query": "{ jobs { jobId } }"}), 404, "QR32601"
+    )
+    assert problem["details"]["closest"] == "POST /v1/graphql", problem
+    assert "GraphQL" in problem["detail"], problem
+
+
 def test_an_idempotency_key_header_returns_the_same_job(client: httpx.Client):
     sid = session(client)
     headers = {**bearer(sid), "Idempotency-Key": "http-test-key-1"}

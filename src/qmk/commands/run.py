@@ -422,10 +422,19 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
         if t.noise_sampling == "exact"
         else f"{plural(t.injected_logical_errors, 'logical error')} injected over all shots"
     )
+    source = (
+        f" ({t.qubit_params}{''.join('; ' + p for p in t.profiles[:1])}"
+        f"{''.join(', ' + p for p in t.profiles[1:])})"
+    )
+    if t.noise_sampling == "stim":  # a stim circuit's own noise: QMK injects nothing
+        errors = (
+            f"the circuit's own noise drawn by stim at "
+            f"{plural(t.noise_locations, 'location')} (its errors are in the measured bits"
+            f"{'' if result.detection is None else ', detectors and observables'})"
+        )
+        source = ""
     lines.append(
-        f"           {plural(t.magic_states, 'magic state')} per shot, {errors} "
-        f"({t.qubit_params}{''.join('; ' + p for p in t.profiles[:1])}"
-        f"{''.join(', ' + p for p in t.profiles[1:])}), "
+        f"           {plural(t.magic_states, 'magic state')} per shot, {errors}{source}, "
         f"{plural(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"
     )
     if t.figures:  # the target's own (a lattice-surgery run's schedule)

@@ -549,6 +549,10 @@ def _job_text(job: Job) -> str:
     if result:
         lines.append(_outcomes_line(result))
         lines += outcome_lines(result.get("counts", {}), int(result.get("shots") or 1), "    ")
+        if "detection" in result or "decode" in result:  # a stim job's, as qmk run says them
+            from qmk.execution.stim_target import summary
+
+            lines.append(summary(result, int(result.get("shots") or 1)).rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 

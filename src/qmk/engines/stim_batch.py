@@ -135,6 +135,14 @@ class StimSampler:
         sampler = self.circuit.compile_sampler(seed=seed, reference_sample=self.reference[0])
         return sampler.sample(shots, bit_packed=True)
 
+    def drew_with(self, shots: int) -> str:
+        """Which sampler :meth:`sample_packed` drew ``shots`` shots with, once it has:
+        ``"affine-support"`` (QMK's, from the outcomes' support) or ``"stim"``."""
+        found = self.affine[0] if self.affine else None
+        if found is not None and worth_finding(shots, self.circuit.num_measurements, self.targets):
+            return "affine-support"
+        return "stim"
+
     def sample_detectors(self, shots: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """``shots`` rows of the circuit's detection events and of its observables' flips,
         each bit-packed, drawn by stim's compiled detector sampler with ``seed`` (no

@@ -147,6 +147,8 @@ def run(
     else:
         digested = targets.read_qvm(program, limits=limits)
         read = chosen.read(digested, limits=limits)
+        if not entry.qvm_noise:  # a QVM program has no noise there: off unless asked
+            keywords.setdefault("noise", False)
     request = build_request(digested, **keywords)
     executable = chosen.compile(
         read, request, local=True, initial_state=initial_state, final_state=final_state

@@ -350,7 +350,7 @@ class StimExecutable:
             mode = "stim-detector-sampler"
         else:
             bits, events, detection = self._recorded(shots, seed)
-            mode = "stim-sampler"
+            mode = f"{self.sampler.drew_with(shots)}-sampler"  # stim's, or QMK's own
         wall = round(time.perf_counter() - began, 6)
         details: dict[str, Any] = {"stim": self.figures()}
         if self.detectors and detection is not None:
@@ -368,7 +368,7 @@ class StimExecutable:
             layout=self.program.layout,
             target=NAME,
             details=details,
-            summary=_summary(details, shots),
+            summary=summary(details, shots),
             detection=detection,
         )
 
@@ -556,8 +556,9 @@ def _rates(detection: Any, shots: int) -> dict[str, Any]:
     }
 
 
-def _summary(details: Mapping[str, Any], shots: int) -> str:
-    """What ``qmk run --detectors`` (and ``--decode``) says beside the counts."""
+def summary(details: Mapping[str, Any], shots: int) -> str:
+    """What ``qmk run --detectors`` (and ``--decode``) says beside the counts; ``qmk
+    submit --wait`` says it of a stim job's result, which holds the same details."""
     lines = []
     rates, decoded = details.get("detection"), details.get("decode")
     if rates is not None:

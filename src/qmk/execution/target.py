@@ -60,6 +60,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from qmk import defaults
 from qmk.errors import QMKError, closest, register
 from qmk.execution.request import DEFAULT_TARGET
 
@@ -132,6 +133,9 @@ class TargetSpec:
         pauses: where a run may stop to yield its worker, its state saved: at the
             program's fences (``fences``: a program without one never stops), between
             its chunks of shots (``chunks``: any run), or nowhere (``never``).
+        qvm_noise: whether :func:`qmk.run` runs a QVM program here with noise on when
+            ``noise`` is not given; off where the target has no noise to give one (stim:
+            the logical machine's noise is the logical target's).
     """
 
     name: str
@@ -144,6 +148,7 @@ class TargetSpec:
     parts: bool = False
     streams: bool = False
     pauses: Literal["fences", "chunks", "never"] = "fences"
+    qvm_noise: bool = defaults.NOISE
 
 
 #: The targets, the default first (the one table: docs/layout.md, the kernel's
@@ -189,6 +194,7 @@ TARGETS: Mapping[str, TargetSpec] = {
             program="stim-circuit",
             options=("detectors", "decode"),
             pauses="never",
+            qvm_noise=False,
         ),
     )
 }

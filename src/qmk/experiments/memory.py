@@ -106,7 +106,10 @@ def wilson_interval(
     denominator = 1 + z * z / shots
     centre = (rate + z * z / (2 * shots)) / denominator
     half = z * math.sqrt(rate * (1 - rate) / shots + z * z / (4 * shots * shots)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # at 0 (or all) errors the ends are 0 (or 1) exactly; the sum above leaves a rounding
+    low = 0.0 if errors == 0 else max(0.0, centre - half)
+    high = 1.0 if errors == shots else min(1.0, centre + half)
+    return (low, high)
 
 
 def jeffreys_interval(

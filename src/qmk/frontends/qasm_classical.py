@@ -432,8 +432,11 @@ class Classical(Scope):
             self.results.add(name)
         if not cond:
             return
-        events = list(self.variable_events(name))
         cond = self.compact(cond) if len(cond) > 1 else cond
+        if cond == [{}] and sorted(positions) == list(range(t.width)):
+            events = [""] * t.width  # every bit measured: its old value is never read
+        else:
+            events = list(self.variable_events(name))
         guard = guard_of(list(cond[0].items()))
         bit = classical.make_type("bit", 1)
         for k, q in zip(positions, qubits, strict=True):

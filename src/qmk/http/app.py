@@ -171,13 +171,16 @@ def _no_route(method: str, path: str) -> MethodNotFound:
     from qmk.errors import closest
 
     routes = {r.path: r.syscall for r in SYSCALL_ROUTES if r.method == method}
+    # the other routes too (GraphQL, health, ...): ``POST /graphql`` is told of /v1/graphql
+    routes.update({r.path: r.name for r in OTHER_ROUTES if r.method == method})
     near = closest(path, routes)
     if near is None:
         return MethodNotFound(f"no route {method} {path}")
-    syscall = routes[near]
-    doc = METHODS[syscall].doc.split(";")[0]
+    name = routes[near]
+    other = next((r for r in OTHER_ROUTES if r.path == near and r.method == method), None)
+    doc = (other.summary if other else METHODS[name].doc).split(";")[0]
     return MethodNotFound(
-        f"no route {method} {path}; did you mean {method} {near} ({syscall}: {doc})?",
+        f"no route {method} {path}; did you mean {method} {near} ({name}: {doc})?",
         closest=f"{method} {near}",
     )
 
