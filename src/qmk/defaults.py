@@ -298,6 +298,9 @@ AUDIT_BURST_PER_TENANT: Final = 1000
 #: Bytes of answers that a wire holds whole until they are sent (a gRPC message), all
 #: calls together: a bigger answer waits until the others have gone.
 MAX_HELD_ANSWER_BYTES: Final = 64 * 1024 * 1024
+#: Bytes one GraphQL answer may take: the largest result a job keeps, so any one result
+#: fits, and aliases of it cannot multiply a short query into a much longer answer.
+GRAPHQL_MAX_ANSWER_BYTES: Final = int(MAX_RESULT_MB * 1024 * 1024)
 #: What one GraphQL query may ask for (docs/graphql.md): the deepest nesting of its
 #: fields, its cost (each field 1, each field that makes a syscall 10, times the lists
 #: above it), its aliases, tokens and fields (every fragment spread expanded) and its

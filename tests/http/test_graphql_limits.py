@@ -130,9 +130,33 @@ def test_thirty_aliases_of_a_result_answer_no_more_than_the_answer_bound(tmp_pat
     assert kept[0]["result"]["counts"] == done.result["counts"]
     refused = answer["errors"]
     assert len(refused) == 28 and set(_codes(answer)) == {"QS1006"}
-    assert refused[0]["extensions"]["limit"] == "max_held_answer_bytes"
+    assert refused[0]["extensions"]["limit"] == "graphql_max_answer_bytes"
     assert f"holds {size} bytes" in refused[0]["message"]
     assert size > 10_000 and json_size(answer) < 3 * size  # 30 copies asked for: 2 sent
+
+
+def test_thirty_aliases_of_job_lists_are_refused_past_the_answer_bound(tmp_path: Path):
+    """Fields that are not JSON (lists of jobs) count too: the whole answer is bounded."""
+
+    async def body(kernel: Kernel) -> Any:
+        sid = await login(kernel, "alice")
+        for seed in range(3):
+            await kernel.q_submit(session_id=sid, graph=ghz_graph(2), shots=10, seed=seed)
+        aliases = " ".join(f"l{i}: jobs(limit: 100) {{ job_id state }}" for i in range(30))
+        query = f"{{ {aliases} }}"
+        small = await GraphQL(Limits(max_answer_bytes=2000)).execute(
+            Recorder(kernel), sid, query, None, None
+        )
+        roomy = await GraphQL(Limits(max_answer_bytes=1 << 20)).execute(
+            Recorder(kernel), sid, query, None, None
+        )
+        return small, roomy
+
+    small, roomy = run_kernel(tmp_path, body)
+    assert "errors" not in roomy and len(roomy["data"]["l0"]) == 3
+    assert json_size(roomy["data"]) > 2000  # the same answer is past the small bound
+    assert small["data"] is None and _codes(small) == ["QS1006"]
+    assert small["errors"][0]["extensions"]["limit"] == "graphql_max_answer_bytes"
 
 
 def test_a_query_past_its_time_limit_is_stopped_and_its_syscalls_cancelled():

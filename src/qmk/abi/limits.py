@@ -186,6 +186,12 @@ class ServerConfig:
         "bytes of answers held whole until sent (gRPC messages, GraphQL answers), all calls "
         "together; one GraphQL answer holds at most this much",
     )
+    graphql_max_answer_bytes: int = _limit(
+        defaults.GRAPHQL_MAX_ANSWER_BYTES,
+        1024,
+        "bytes of one GraphQL answer, its fields together (a field past it is null, and an "
+        "answer past it has no data)",
+    )
     graphql_max_depth: int = _limit(
         defaults.GRAPHQL_MAX_DEPTH, 1, "the deepest nesting of a GraphQL query's fields"
     )

@@ -204,12 +204,10 @@ def _cmd_qasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _info_text(path: str, program: VerifiedProgram) -> str:
-    summary = program.summary()
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The lines ``qmk info`` prints alike for a flat and a folded program."""
     counts = summary["counts"]
-    lines = [
-        f"{path}: QVM {summary['version']}, {summary['nodes']} nodes, "
-        f"{summary['dag_edges']} DAG edges",
+    return [
         f"  qubits      {summary['qubits']} declared, peak {summary['peak_live_qubits']} live",
         f"  channels    {summary['channels']} declared",
         f"  events      {summary['events']} declared",
@@ -220,6 +218,15 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
         f"({counts['non_clifford']} non-Clifford nodes)",
         f"  caps        required: {' '.join(summary['required_caps']) or '-'}; "
         f"requested: {' '.join(summary['requested_caps']) or '-'}",
+    ]
+
+
+def _info_text(path: str, program: VerifiedProgram) -> str:
+    summary = program.summary()
+    lines = [
+        f"{path}: QVM {summary['version']}, {summary['nodes']} nodes, "
+        f"{summary['dag_edges']} DAG edges",
+        *_summary_lines(summary),
         f"  epochs      {len(summary['epochs'])}: "
         + ", ".join(f"#{e['index']} {e['nodes']} nodes" for e in summary["epochs"][:12])
         + (" ..." if len(summary["epochs"]) > 12 else ""),
@@ -242,20 +249,10 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
 def _folded_info_text(path: str, totals: Totals) -> str:
     """``qmk info`` of a program with REPEAT rows: its totals, found folded."""
     summary = totals.summary()
-    counts = summary["counts"]
     lines = [
         f"{path}: QVM {summary['version']}, {summary['rows']} rows "
         f"({plural(summary['repeats'], 'REPEAT row')}), {summary['nodes']} nodes unrolled",
-        f"  qubits      {summary['qubits']} declared, peak {summary['peak_live_qubits']} live",
-        f"  channels    {summary['channels']} declared",
-        f"  events      {summary['events']} declared",
-        f"  ops         {counts['total']} total: {counts['t_gates']} T, "
-        f"{counts['rotations']} rotations, {counts['ccz_like']} CCZ-like, "
-        f"{counts['measurements']} measurements, {counts['magic_states']} magic states",
-        f"  clifford    {'yes' if summary['clifford'] else 'no'} "
-        f"({counts['non_clifford']} non-Clifford nodes)",
-        f"  caps        required: {' '.join(summary['required_caps']) or '-'}; "
-        f"requested: {' '.join(summary['requested_caps']) or '-'}",
+        *_summary_lines(summary),
         f"  epochs      {summary['epochs']}",
     ]
     lines += [f"  warning     {warning}" for warning in totals.warnings]

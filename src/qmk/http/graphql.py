@@ -9,7 +9,7 @@ as over REST), the same refusals (a field's error carries the QMK code in
 
 **The door's limits.** What a query may ask for and take are keys of the kernel
 config's ``[server]`` table, the door's (:class:`~qmk.abi.limits.ServerConfig`:
-``graphql_max_depth``, ``graphql_max_cost``, ... and ``max_held_answer_bytes``), read
+``graphql_max_depth``, ``graphql_max_cost``, ... and ``graphql_max_answer_bytes``), read
 into :class:`Limits` by :meth:`Limits.of`; each refusal names its key. The answer, held
 whole until it is sent, is one of the door's held answers (:class:`~qmk.abi.door.
 HeldAnswers`), as a gRPC message is.
@@ -36,9 +36,12 @@ cancelled) and answered with ``QS1006`` (``limit: "graphql_max_time_s"``); past
 **A bounded answer.** Every JSON field (a job's ``result`` and ``telemetry``, the
 tenant's ``telemetry`` and ``resources``) is priced by its size as it would be sent. A
 stored result is priced by its stored bytes, with no copy. One answer's fields together
-may take at most ``max_held_answer_bytes``. A field that would pass it is answered null
-with ``QS1006`` (``limit: "max_held_answer_bytes"``). So many aliases of one big result
-cost at most the bound, not the result's size times the aliases (docs/graphql.md). A big
+may take at most ``graphql_max_answer_bytes`` (the largest result a job keeps). A field
+that would pass it is answered null with ``QS1006`` (``limit:
+"graphql_max_answer_bytes"``). So many aliases of one big result
+cost at most the bound, not the result's size times the aliases (docs/graphql.md). The
+whole answer, lists of jobs and usage included, is then held to the same bound: past it
+the answer is ``QS1006`` with no data. A big
 result is read in pages by ``q_get_result`` (``GET /v1/jobs/{id}/result``).
 
     POST /v1/graphql   {"query": "{ jobs(limit: 5) { job_id state usage { shots } } }"}
@@ -105,8 +108,8 @@ class Limits:
         max_tokens: the most tokens of the query text.
         max_fields: the most fields, every fragment spread expanded.
         max_spreads: the most fragment spreads in the query text.
-        max_answer_bytes: the most bytes of JSON fields (results, telemetry) one answer
-            carries (``max_held_answer_bytes``).
+        max_answer_bytes: the most bytes one answer carries, its JSON fields (results,
+            telemetry) priced as they run (``graphql_max_answer_bytes``).
         max_time_s: the longest one query runs (parse, validation, execution).
         threads: the threads queries run in.
         max_queries: the most queries running or waiting for a thread at once.
@@ -118,7 +121,7 @@ class Limits:
     max_tokens: int = defaults.GRAPHQL_MAX_TOKENS
     max_fields: int = defaults.GRAPHQL_MAX_FIELDS
     max_spreads: int = defaults.GRAPHQL_MAX_SPREADS
-    max_answer_bytes: int = defaults.MAX_HELD_ANSWER_BYTES
+    max_answer_bytes: int = defaults.GRAPHQL_MAX_ANSWER_BYTES
     max_time_s: float = defaults.GRAPHQL_MAX_TIME_S
     threads: int = 2
     max_queries: int = defaults.GRAPHQL_MAX_QUERIES
@@ -138,7 +141,7 @@ class Limits:
             max_tokens=config.graphql_max_tokens,
             max_fields=config.graphql_max_fields,
             max_spreads=config.graphql_max_spreads,
-            max_answer_bytes=config.max_held_answer_bytes,
+            max_answer_bytes=config.graphql_max_answer_bytes,
             max_time_s=config.graphql_max_time_s,
             max_queries=config.graphql_max_queries,
         )
@@ -156,7 +159,7 @@ class AnswerBudget:
     ...     budget.spend(8, "a result")
     ... except QuotaError as exc:
     ...     exc.details["limit"], budget.spent
-    ('max_held_answer_bytes', 8)
+    ('graphql_max_answer_bytes', 8)
     """
 
     def __init__(self, limit: int) -> None:
@@ -172,9 +175,9 @@ class AnswerBudget:
         if self.spent + nbytes > self.limit:
             raise QuotaError(
                 f"{what} holds {nbytes} bytes, which would take this answer past "
-                f"{self.limit} bytes (server.max_held_answer_bytes); ask for fewer at once, "
+                f"{self.limit} bytes (server.graphql_max_answer_bytes); ask for fewer at once, "
                 "or read a result in pages (q_get_result)",
-                limit="max_held_answer_bytes",
+                limit="graphql_max_answer_bytes",
                 value=self.limit,
             )
         self.spent += nbytes
@@ -739,6 +742,18 @@ class GraphQL:
                 value=limit,
             )
             return {"data": None, "errors": [{"message": str(late), **_details(late)}]}
+        size = json_size(result.data)
+        if size > self.limits.max_answer_bytes:
+            # every field priced or not (lists of jobs, usage, telemetry), the whole answer
+            # stays within the bound the door holds every answer to
+            big = QuotaError(
+                f"the answer would hold {size} bytes, past {self.limits.max_answer_bytes} "
+                "(server.graphql_max_answer_bytes); ask for fewer fields or aliases at once",
+                limit="graphql_max_answer_bytes",
+                value=self.limits.max_answer_bytes,
+                needed=size,
+            )
+            return {"data": None, "errors": [{"message": str(big), **_details(big)}]}
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [error_json(error) for error in result.errors]

@@ -997,6 +997,20 @@ def _evaluate(text: str, scope: Mapping[str, object]) -> object:
 # in a scope: what they read depends on the line alone, never on the assembly so far.
 
 
+def _label(cursor: _Cursor, scope: Mapping[str, object]) -> str | None:
+    """The ``LABEL:`` that opens a line, read and skipped; None (cursor kept) for none."""
+    end = _name_end(cursor)
+    if end is None:
+        return None
+    colon = _run_end(_WS, cursor.text, end)
+    if not cursor.text.startswith(":", colon):
+        return None
+    label = _name(cursor, scope, "a label")
+    cursor.pos = colon + 1
+    cursor.skip_ws()
+    return label
+
+
 def _name(cursor: _Cursor, scope: Mapping[str, object], what: str) -> str:
     text = cursor.text
     char = cursor.peek()
@@ -1491,14 +1505,7 @@ class _Assembler:
         scope = frame.scope
         cursor = _Cursor(line.code)
         cursor.skip_ws()
-        label = None
-        end = _name_end(cursor)
-        if end is not None:
-            colon = _run_end(_WS, line.code, end)
-            if line.code.startswith(":", colon):
-                label = _name(cursor, scope, "a label")
-                cursor.pos = colon + 1
-                cursor.skip_ws()
+        label = _label(cursor, scope)
         if cursor.peek() == '"':
             op = _json_string(cursor, "the op")
         else:
@@ -1620,14 +1627,7 @@ class _Assembler:
         """Read ``[LABEL:] REPEAT COUNT {``; False (nothing done) for another line."""
         cursor = _Cursor(line.code)
         cursor.skip_ws()
-        label = None
-        end = _name_end(cursor)
-        if end is not None:
-            colon = _run_end(_WS, line.code, end)
-            if line.code.startswith(":", colon):
-                label = _name(cursor, scope, "a label")
-                cursor.pos = colon + 1
-                cursor.skip_ws()
+        label = _label(cursor, scope)
         if cursor.word() != REPEAT:
             return False
         expression = line.code[cursor.pos + len(REPEAT) : line.code.rindex("{")]
