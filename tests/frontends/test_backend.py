@@ -42,8 +42,16 @@ def test_same_seed_same_counts_and_memory_has_one_key_per_shot():
     assert len(memory) == 50 and set(memory) <= {"0 0", "1 1"}
 
 
-#: The control flow QMKBackend runs (while_loop is refused: docs/frontends.md).
-CONTROL_FLOW = {"if_else", "for_loop", "switch_case", "box", "break_loop", "continue_loop"}
+#: The control flow QMKBackend runs, every one listed in its Target.
+CONTROL_FLOW = {
+    "if_else",
+    "for_loop",
+    "while_loop",
+    "switch_case",
+    "box",
+    "break_loop",
+    "continue_loop",
+}
 
 
 def test_the_target_is_the_qvm_gate_set_with_the_logical_models_costs():
