@@ -245,12 +245,13 @@ def _lowered(verified: Any) -> StimProgram:
     )
 
 
-def _matching(circuit: stim.Circuit) -> Any:
-    """pymatching's decoder of ``circuit``, or the ``QM102`` refusal of ``decode``."""
-    from qmk.experiments.memory import matching_decoder
+def _matching(circuit: stim.Circuit) -> tuple[Any, str]:
+    """pymatching's decoder of ``circuit`` and the model it reads (decomposed or not, as
+    sinter builds it), or the ``QM102`` refusal of ``decode``."""
+    from qmk.experiments.memory import matching_and_model
 
     try:
-        return matching_decoder(circuit)
+        return matching_and_model(circuit)
     except ValueError as exc:
         from qmk.errors import one_line
 
@@ -286,8 +287,9 @@ class StimExecutable:
         return sampler
 
     @property
-    def matching(self) -> Any:
-        """pymatching's decoder of the circuit (kept), or None when runs do not decode.
+    def matching(self) -> tuple[Any, str] | None:
+        """pymatching's decoder of the circuit and its model's kind (kept), or None when
+        runs do not decode.
 
         Raises:
             TargetError: ``QM102`` stim cannot model the circuit's detector error model.
@@ -520,10 +522,14 @@ def _converted(sampler: StimSampler, record: np.ndarray) -> Any:
     return Detections(find)
 
 
-def _decode(matching: Any, dets: np.ndarray, obs: np.ndarray, observables: int) -> dict[str, Any]:
-    """Each observable's logical errors, rate and interval, and the shots with any."""
+def _decode(
+    decoder: tuple[Any, str], dets: np.ndarray, obs: np.ndarray, observables: int
+) -> dict[str, Any]:
+    """Each observable's logical errors, rate and interval, the shots with any, and the
+    model the decoder read (``decomposed`` or ``undecomposed``, as sinter builds it)."""
     from qmk.experiments.memory import DEFAULT_CHUNK, mispredicted, wilson_interval
 
+    matching, model = decoder
     began = time.perf_counter()
     shots = len(dets)
     width = obs.shape[1] * 8
@@ -536,6 +542,7 @@ def _decode(matching: Any, dets: np.ndarray, obs: np.ndarray, observables: int) 
     errors = [int(e) for e in per[:observables]]
     return {
         "decoder": "pymatching",
+        "model": model,
         "shots": shots,
         "logical_errors": errors,
         "logical_error_rate": [e / shots for e in errors],
@@ -585,7 +592,8 @@ def summary(details: Mapping[str, Any], shots: int) -> str:
             )
         )
         lines.append(
-            f"decoded by pymatching on the circuit's detector error model "
+            f"decoded by pymatching on the circuit's {decoded['model']} "
+            f"detector error model "
             f"({decoded['seconds']:.3f} s): logical error rate {rates_text}"
         )
     return "".join(line + "\n" for line in lines)

@@ -167,28 +167,54 @@ class Sampled:
     gave_up: int = 0
 
 
-def matching_decoder(circuit: stim.Circuit) -> Any:
-    """pymatching's decoder of ``circuit``: minimum-weight perfect matching on its detector
-    error model, as sinter builds it. Each error is decomposed into graphlike pieces; one
-    that does not decompose is left whole, and pymatching keeps what matching can use of
-    it. A channel whose Paulis are not independent (``PAULI_CHANNEL_2``, a heralded
-    one) is taken as independent errors of its probabilities.
+def sinter_model(circuit: stim.Circuit) -> tuple[stim.DetectorErrorModel, str]:
+    """The detector error model sinter decodes ``circuit`` by, and which it is.
+
+    As sinter's task builds it: each error decomposed into graphlike pieces
+    (``"decomposed"``); where stim cannot decompose one (colour codes), the whole model
+    undecomposed (``"undecomposed"``), which pymatching reads as sinter's decoder does;
+    where even that fails, the undecomposed model with its loops flattened
+    (``"undecomposed-flattened"``). A channel whose Paulis are not independent
+    (``PAULI_CHANNEL_2``, a heralded one) is taken as independent errors of its
+    probabilities.
 
     Raises:
         ValueError: stim cannot build the model (a detector or an observable that is not
             deterministic without noise: the message says which).
     """
-    import pymatching
-
     try:
         dem = circuit.detector_error_model(decompose_errors=True, approximate_disjoint_errors=True)
+        return dem, "decomposed"
     except ValueError:
-        dem = circuit.detector_error_model(
-            decompose_errors=True,
-            ignore_decomposition_failures=True,
-            approximate_disjoint_errors=True,
-        )
-    return pymatching.Matching.from_detector_error_model(dem)
+        pass
+    try:
+        return circuit.detector_error_model(approximate_disjoint_errors=True), "undecomposed"
+    except ValueError:
+        dem = circuit.detector_error_model(approximate_disjoint_errors=True, flatten_loops=True)
+        return dem, "undecomposed-flattened"
+
+
+def matching_and_model(circuit: stim.Circuit) -> tuple[Any, str]:
+    """pymatching's decoder of ``circuit`` on :func:`sinter_model`'s model, as sinter's
+    ``decoders=['pymatching']`` builds it, and which model that was.
+
+    Raises:
+        ValueError: stim cannot build the model (:func:`sinter_model`).
+    """
+    import pymatching
+
+    dem, model = sinter_model(circuit)
+    return pymatching.Matching.from_detector_error_model(dem), model
+
+
+def matching_decoder(circuit: stim.Circuit) -> Any:
+    """pymatching's decoder of ``circuit``: minimum-weight perfect matching on its detector
+    error model, as sinter builds it (:func:`matching_and_model`).
+
+    Raises:
+        ValueError: stim cannot build the model (:func:`sinter_model`).
+    """
+    return matching_and_model(circuit)[0]
 
 
 def mispredicted(matching: Any, detectors: np.ndarray, observables: np.ndarray) -> np.ndarray:
