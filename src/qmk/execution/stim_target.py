@@ -591,8 +591,11 @@ def summary(details: Mapping[str, Any], shots: int) -> str:
                 )
             )
         )
+        # a result stored before the model was recorded was decoded on a decomposition
+        # with stim's failures ignored: say so, rather than fail to show it
+        model = decoded.get("model", "decomposed (failures ignored)")
         lines.append(
-            f"decoded by pymatching on the circuit's {decoded['model']} "
+            f"decoded by pymatching on the circuit's {model} "
             f"detector error model "
             f"({decoded['seconds']:.3f} s): logical error rate {rates_text}"
         )
