@@ -41,7 +41,9 @@ from qmk.experiments.circuits import (
     CircuitNoise,
     check_distance,
     check_rounds,
+    experiment_decoder,
     experiment_family,
+    logical_qubits,
     memory_circuit,
 )
 from qmk.experiments.decoders import (
@@ -356,6 +358,8 @@ class MemoryResult:
         max_syndrome_weight: the decoder's limit on a shot's detection events (None:
             none); ``gave_up`` shots were over it, each counted among the ``errors``.
         decoder: the decoder (a key of :data:`qmk.experiments.decoders.DECODERS`).
+        logical_qubits: the code's logical qubits (its observables): a shot fails when
+            any is wrong.
     """
 
     family: str
@@ -372,6 +376,7 @@ class MemoryResult:
     max_syndrome_weight: int | None = None
     gave_up: int = 0
     decoder: str = DEFAULT_DECODER
+    logical_qubits: int = 1
 
     @property
     def shot_error_rate(self) -> float:
@@ -406,6 +411,15 @@ class MemoryResult:
         return compose(low, self.distance), compose(high, self.distance)
 
     @property
+    def per_cycle_per_qubit(self) -> float:
+        """The logical error rate per logical cycle of one of the code's logical qubits:
+        ``1 - (1 - P) ** (1 / k)`` of the per-cycle rate ``P`` of any of the ``k``
+        failing, as if they failed independently (the rate itself when ``k = 1``)."""
+        if self.logical_qubits == 1:
+            return self.per_cycle
+        return -math.expm1(math.log1p(-self.per_cycle) / self.logical_qubits)
+
+    @property
     def shots_per_second(self) -> float:
         """Sampling and decoding speed."""
         return self.shots / self.seconds if self.seconds > 0 else math.inf
@@ -432,6 +446,8 @@ class MemoryResult:
             "max_syndrome_weight": self.max_syndrome_weight,
             "gave_up": self.gave_up,
             "decoder": self.decoder,
+            "logical_qubits": self.logical_qubits,
+            "per_cycle_per_qubit": self.per_cycle_per_qubit,
             "noise": {
                 "after_1q": self.noise.after_1q,
                 "after_2q": self.noise.after_2q,
@@ -458,7 +474,7 @@ def run_memory(
     confidence: float = DEFAULT_CONFIDENCE,
     interval: str = "wilson",
     max_syndrome_weight: int | None = None,
-    decoder: str = DEFAULT_DECODER,
+    decoder: str | None = None,
 ) -> MemoryResult:
     """Run one memory experiment and return its logical error counts and rates.
 
@@ -475,14 +491,16 @@ def run_memory(
         interval: ``"wilson"`` or ``"jeffreys"``.
         max_syndrome_weight: the decoder gives up on a shot with more detection events
             (a logical error; :func:`sample_decode`); None: no limit.
-        decoder: a decoder of :data:`qmk.experiments.decoders.DECODERS`.
+        decoder: a decoder of :data:`qmk.experiments.decoders.DECODERS` (None: the
+            family's, :func:`~qmk.experiments.circuits.experiment_decoder`).
 
     Raises:
         QECError: ``QC110``/``QC102`` for the family, ``QC103`` for bad numbers,
             ``QC112``/``QC114`` for the decoder.
     """
     canonical = experiment_family(family)
-    check_distance(distance)
+    check_distance(distance, canonical)
+    decoder = experiment_decoder(canonical) if decoder is None else decoder
     rounds = distance if rounds is None else rounds
     check_rounds(rounds)
     _check_confidence(confidence, interval)
@@ -514,6 +532,7 @@ def run_memory(
         max_syndrome_weight=max_syndrome_weight,
         gave_up=sampled.gave_up,
         decoder=decoder,
+        logical_qubits=logical_qubits(canonical, distance),
     )
 
 
@@ -540,7 +559,7 @@ def threshold_scan(
     interval: str = "wilson",
     progress: Callable[[int, int], None] | None = None,
     max_syndrome_weight: int | None = None,
-    decoder: str = DEFAULT_DECODER,
+    decoder: str | None = None,
 ) -> tuple[MemoryResult, ...]:
     """Memory experiments at every (distance, p), distance-major; one seed per point.
 
@@ -556,8 +575,9 @@ def threshold_scan(
     """
     if not distances or not ps:
         raise _bad("a threshold scan needs at least one distance and one p")
+    canonical = experiment_family(family)
     for d in distances:
-        check_distance(d)
+        check_distance(d, canonical)
     seeds = _seeds(seed, len(distances) * len(ps))
     results = []
     for i, (d, p) in enumerate((d, p) for d in distances for p in ps):
@@ -663,7 +683,8 @@ class ThresholdFit:
 
 
 def fit_points(results: Iterable[MemoryResult]) -> tuple[FitPoint, ...]:
-    """The fit observations of ``results``: per-cycle rates of points with errors.
+    """The fit observations of ``results``: per-cycle rates of points with errors (of one
+    logical qubit: :attr:`MemoryResult.per_cycle_per_qubit`).
 
     The variance of ``ln P`` is ``(1 - P) / (shots P)`` for a binomial rate
     ``P`` (the delta method), carried to the per-cycle rate unchanged, which is
@@ -676,7 +697,8 @@ def fit_points(results: Iterable[MemoryResult]) -> tuple[FitPoint, ...]:
         if r.errors == 0 or shot >= 0.5:
             continue
         sigma = math.sqrt((1 - shot) / (r.shots * shot))
-        points.append(FitPoint(distance=r.distance, p=r.p, rate=r.per_cycle, sigma_log=sigma))
+        rate = r.per_cycle_per_qubit
+        points.append(FitPoint(distance=r.distance, p=r.p, rate=rate, sigma_log=sigma))
     return tuple(points)
 
 
@@ -728,11 +750,63 @@ def fit_threshold(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
 
 
 def fit_results(results: Sequence[MemoryResult]) -> ThresholdFit:
-    """:func:`fit_threshold` over :func:`fit_points` of ``results`` (one family)."""
+    """:func:`fit_threshold` over :func:`fit_points` of ``results`` (one family); of one
+    SHYPS block, :func:`fit_one_distance`."""
     families = {r.family for r in results}
     if len(families) != 1:
         raise _bad(f"fit one family at a time, got {sorted(families)}")
-    return fit_threshold(families.pop(), fit_points(results))
+    family = families.pop()
+    points = fit_points(results)
+    if family == "SHYPS" and len({(q.distance + 1) // 2 for q in points}) == 1:
+        return fit_one_distance(family, points)
+    return fit_threshold(family, points)
+
+
+def fit_one_distance(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
+    """Fit ``P_L = C p ** k`` (``k = (d + 1) // 2``) at one distance, as ``a = p* = C **
+    (-1 / (k - 1))``: the QRE pair whose curve at that distance is the fit.
+
+    One distance fixes only ``C = a / p* ** k``; the pair with ``a = p*`` (the
+    distance's pseudo-threshold, where ``P_L = p``) is the one chosen. Other distances
+    follow from it by the QRE form's exponent, an extrapolation. ``ln C`` is the
+    weighted mean of ``ln P - k ln p`` (weights ``1 / sigma_log^2``); its standard
+    error, scaled by ``sqrt(chi2 / dof)`` when that exceeds 1, reaches ``a`` and ``p*``
+    by the delta method (their correlation is 1).
+
+    Raises:
+        QECError: ``QC103`` with fewer than 2 points, points at two values of ``k``,
+            or ``k = 1`` (d < 3, where ``C`` is ``p*``-free).
+    """
+    ks = {(q.distance + 1) // 2 for q in points}
+    if len(points) < 2 or len(ks) != 1 or min(ks) < 2:
+        raise _bad(
+            f"a one-distance fit needs at least 2 points with logical errors at one "
+            f"distance >= 3, got {len(points)} at (d + 1) // 2 in {sorted(ks)}"
+        )
+    k = ks.pop()
+    y = np.array([math.log(q.rate) - k * math.log(q.p) for q in points])
+    w = np.array([1 / q.sigma_log**2 for q in points])
+    ln_c = float(np.sum(w * y) / np.sum(w))
+    variance = 1 / float(np.sum(w))
+    chi2 = float(np.sum(w * (y - ln_c) ** 2))
+    dof = len(points) - 1
+    scaled = dof > 0 and chi2 / dof > 1
+    if scaled:
+        variance *= chi2 / dof
+    p_star = math.exp(-ln_c / (k - 1))
+    sigma = p_star * math.sqrt(variance) / (k - 1)
+    return ThresholdFit(
+        family=family,
+        crossing_prefactor=p_star,
+        threshold=p_star,
+        sigma_prefactor=sigma,
+        sigma_threshold=sigma,
+        correlation=1.0,
+        chi2=chi2,
+        dof=dof,
+        scaled=bool(scaled),
+        points=tuple(points),
+    )
 
 
 def synthetic_results(
