@@ -10,6 +10,7 @@ import pytest
 from qmk.experiments.circuits import memory_circuit
 from qmk.experiments.memory import fit_results, run_memory
 from qmk.experiments.shyps import nullspace2, rank2, shyps_code, simplex_checks
+from qmk.qec.codes import scheme_for
 from qmk.qec.errors import QECError
 
 SEED = 78
@@ -75,10 +76,12 @@ def test_a_noisy_memory_decodes_by_bposd_and_fits_at_one_distance():
     low, high = results
     assert low.per_cycle_per_qubit < low.per_cycle < high.per_cycle
     fit = fit_results(results)
-    # one distance: a = p*, the pair whose d = 4 curve is the fit, P_L = p* at p = p*
-    assert fit.crossing_prefactor == fit.threshold and fit.dof == 1
+    # one distance fixes a / p*^2: p* stays the scheme's, a = C p*^2 with ln C the
+    # weighted mean of ln(P / p^2)
+    assert fit.threshold == scheme_for("SHYPS", "gate_based").error_correction_threshold
+    assert fit.dof == 1 and fit.sigma_threshold == 0
     weights = [1 / q.sigma_log**2 for q in fit.points]
     logs = [np.log(q.rate / q.p**2) for q in fit.points]
     ln_c = sum(w * y for w, y in zip(weights, logs, strict=True)) / sum(weights)
-    assert fit.threshold == pytest.approx(np.exp(-ln_c), rel=1e-12)
+    assert fit.crossing_prefactor == pytest.approx(np.exp(ln_c) * fit.threshold**2, rel=1e-12)
     assert [q.rate for q in fit.points] == [r.per_cycle_per_qubit for r in results]

@@ -751,37 +751,37 @@ def fit_threshold(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
 
 def fit_results(results: Sequence[MemoryResult]) -> ThresholdFit:
     """:func:`fit_threshold` over :func:`fit_points` of ``results`` (one family); of one
-    SHYPS block, :func:`fit_one_distance`."""
+    SHYPS block, :func:`fit_one_distance` at the scheme's stated ``p*``."""
     families = {r.family for r in results}
     if len(families) != 1:
         raise _bad(f"fit one family at a time, got {sorted(families)}")
     family = families.pop()
     points = fit_points(results)
     if family == "SHYPS" and len({(q.distance + 1) // 2 for q in points}) == 1:
-        return fit_one_distance(family, points)
+        from qmk.qec.codes import scheme_for
+
+        stated = scheme_for(family, GATE_BASED).error_correction_threshold
+        return fit_one_distance(family, points, threshold=stated)
     return fit_threshold(family, points)
 
 
-def fit_one_distance(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
-    """Fit ``P_L = C p ** k`` (``k = (d + 1) // 2``) at one distance, as ``a = p* = C **
-    (-1 / (k - 1))``: the QRE pair whose curve at that distance is the fit.
+def fit_one_distance(family: str, points: Sequence[FitPoint], *, threshold: float) -> ThresholdFit:
+    """Fit ``P_L = a (p / p*) ** k`` (``k = (d + 1) // 2``) at one distance with ``p*``
+    given: one distance fixes only ``C = a / p* ** k``, so ``a = C p* ** k``.
 
-    One distance fixes only ``C = a / p* ** k``; the pair with ``a = p*`` (the
-    distance's pseudo-threshold, where ``P_L = p``) is the one chosen. Other distances
-    follow from it by the QRE form's exponent, an extrapolation. ``ln C`` is the
-    weighted mean of ``ln P - k ln p`` (weights ``1 / sigma_log^2``); its standard
-    error, scaled by ``sqrt(chi2 / dof)`` when that exceeds 1, reaches ``a`` and ``p*``
-    by the delta method (their correlation is 1).
+    ``ln C`` is the weighted mean of ``ln P - k ln p`` (weights ``1 / sigma_log^2``);
+    its standard error, scaled by ``sqrt(chi2 / dof)`` when that exceeds 1, reaches
+    ``a`` by the delta method. ``p*`` is not fitted (its sigma is 0): other distances
+    follow from the QRE form's exponent, an extrapolation.
 
     Raises:
-        QECError: ``QC103`` with fewer than 2 points, points at two values of ``k``,
-            or ``k = 1`` (d < 3, where ``C`` is ``p*``-free).
+        QECError: ``QC103`` with fewer than 2 points or points at two values of ``k``.
     """
     ks = {(q.distance + 1) // 2 for q in points}
-    if len(points) < 2 or len(ks) != 1 or min(ks) < 2:
+    if len(points) < 2 or len(ks) != 1:
         raise _bad(
             f"a one-distance fit needs at least 2 points with logical errors at one "
-            f"distance >= 3, got {len(points)} at (d + 1) // 2 in {sorted(ks)}"
+            f"distance, got {len(points)} at (d + 1) // 2 in {sorted(ks)}"
         )
     k = ks.pop()
     y = np.array([math.log(q.rate) - k * math.log(q.p) for q in points])
@@ -793,15 +793,14 @@ def fit_one_distance(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
     scaled = dof > 0 and chi2 / dof > 1
     if scaled:
         variance *= chi2 / dof
-    p_star = math.exp(-ln_c / (k - 1))
-    sigma = p_star * math.sqrt(variance) / (k - 1)
+    a = math.exp(ln_c + k * math.log(threshold))
     return ThresholdFit(
         family=family,
-        crossing_prefactor=p_star,
-        threshold=p_star,
-        sigma_prefactor=sigma,
-        sigma_threshold=sigma,
-        correlation=1.0,
+        crossing_prefactor=a,
+        threshold=threshold,
+        sigma_prefactor=a * math.sqrt(variance),
+        sigma_threshold=0.0,
+        correlation=0.0,
         chi2=chi2,
         dof=dof,
         scaled=bool(scaled),
