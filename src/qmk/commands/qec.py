@@ -32,7 +32,7 @@ CALIBRATE_P: dict[str, str] = {
     "surface_code": "0.002:0.006",
     "bacon_shor": "0.0005:0.002",
     "repetition_code": "0.005:0.02",
-    "SHYPS": "0.0005:0.002",
+    "SHYPS": "0.0002:0.001",
 }
 #: Default distances of ``calibrate``: Bacon-Shor's law has three parameters; SHYPS's
 #: [[49, 9, 4]] block (the [[225, 16, 8]] one decodes slowly: see docs/qec.md).
