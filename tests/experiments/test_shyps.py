@@ -85,3 +85,17 @@ def test_a_noisy_memory_decodes_by_bposd_and_fits_at_one_distance():
     ln_c = sum(w * y for w, y in zip(weights, logs, strict=True)) / sum(weights)
     assert fit.crossing_prefactor == pytest.approx(np.exp(ln_c) * fit.threshold**2, rel=1e-12)
     assert [q.rate for q in fit.points] == [r.per_cycle_per_qubit for r in results]
+
+
+def test_qec_threshold_runs_shyps_at_its_blocks_distance_by_bposd():
+    import json
+
+    from support.cli import qmk
+
+    status, out, err = qmk(
+        "qec", "threshold", "--code", "SHYPS", "--p", "0.001", "--shots", "100", "--seed", "2",
+        "--json",
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    (result,) = json.loads(out)["results"]
+    assert (result["distance"], result["decoder"], result["logical_qubits"]) == (4, "bposd", 9)

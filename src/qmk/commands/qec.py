@@ -337,6 +337,11 @@ def _cmd_threshold(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if args.physics is not None:
         return _physics_point(args, out, err)
+    if args.d is None and args.code is not None:
+        from qmk.experiments.circuits import experiment_family
+
+        if experiment_family(args.code) == "SHYPS":  # its distances are its blocks'
+            args.d = CALIBRATE_D["SHYPS"]
     for key, value in THRESHOLD_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
