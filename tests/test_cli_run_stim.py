@@ -7,11 +7,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import stim
+
 import qmk
 from support.cli import qmk as qmk_cli
 from support.stim_circuits import EVERY_INSTRUCTION, noisy_d5_surface_code
 
 SEED = "20261126"
+REPETITION = str(
+    stim.Circuit.generated(
+        "repetition_code:memory", distance=3, rounds=3, after_clifford_depolarization=0.02
+    )
+)
 
 
 def _file(tmp_path: Path, name: str, text: str) -> str:
@@ -57,6 +64,18 @@ def test_detectors_and_decoding_are_printed_and_given_as_json(tmp_path):
     assert "stim-detector-sampler" in text and "decoded" not in text
     status, text, _ = qmk_cli("run", source, "--shots", "4000", "--seed", SEED, "--decode")
     assert status == 0 and "logical error rate L0" in text
+
+
+def test_decoder_chooses_bposd_and_an_unknown_one_is_one_coded_line(tmp_path):
+    source = _file(tmp_path, "rep.stim", REPETITION)
+    status, text, stderr = qmk_cli(
+        "run", source, "--shots", "2000", "--seed", SEED, "--decoder", "bposd"
+    )
+    assert (status, stderr) == (0, "")
+    assert "decoded by bposd on the circuit's undecomposed detector error model" in text
+    status, stdout, stderr = qmk_cli("run", source, "--decode", "--decoder", "uf")
+    assert (status, stdout) == (2, "") and stderr.count("\n") == 1
+    assert stderr.startswith("QC112 unknown-decoder: no decoder 'uf'") and "bposd" in stderr
 
 
 def test_what_a_stim_run_cannot_honour_is_one_coded_line(tmp_path):

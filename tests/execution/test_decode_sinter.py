@@ -1,5 +1,7 @@
 """``decode`` is sinter's ``decoders=['pymatching']``: the model sinter builds (decomposed
-where stim can, else undecomposed), read by pymatching as sinter reads it.
+where stim can, else undecomposed), read by pymatching as sinter reads it; ``decoder``
+``bposd`` is sinter's collection with QMK's BP+OSD as its custom decoder (which
+tests/experiments/test_decoders.py checks shot for shot against stimbposd's).
 
 Checked against ``sinter.collect`` run here on the same circuit: sinter samples unseeded,
 so the check is a two-proportion z test at alpha 1e-3, not equality. QMK's side is seeded.
@@ -16,7 +18,7 @@ import sinter
 import stim
 
 import qmk
-from qmk.experiments.memory import sinter_model
+from qmk.experiments.decoders import BpOsd, sinter_model
 
 SEED = 78
 SHOTS = 20_000
@@ -86,3 +88,48 @@ def test_a_repetition_code_still_decodes_count_for_count_on_its_decomposed_model
     dets, obs = circuit.compile_detector_sampler(seed=SEED).sample(SHOTS, separate_observables=True)
     wrong = matching.decode_batch(dets) != obs
     assert decoded["logical_errors"] == wrong.sum(axis=0).tolist() and sum(wrong.sum(axis=0)) > 0
+
+
+class _QMKBpOsd(sinter.Decoder):
+    """QMK's BP+OSD through sinter's custom-decoder interface: sinter builds the model it
+    gives a decoder, samples unseeded and counts; QMK's stim target does all three itself."""
+
+    def compile_decoder_for_dem(self, *, dem: stim.DetectorErrorModel) -> sinter.CompiledDecoder:
+        decoder = BpOsd(dem)
+
+        class Compiled(sinter.CompiledDecoder):
+            def decode_shots_bit_packed(self, *, bit_packed_detection_event_data):
+                return decoder.decode_batch(
+                    bit_packed_detection_event_data,
+                    bit_packed_shots=True,
+                    bit_packed_predictions=True,
+                )
+
+        return Compiled()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_colour_code_decodes_by_bposd_at_sinters_rate_with_that_decoder():
+    circuit = stim.Circuit.generated(
+        "color_code:memory_xyz",
+        distance=3,
+        rounds=3,
+        after_clifford_depolarization=0.005,
+        before_measure_flip_probability=0.005,
+        after_reset_flip_probability=0.005,
+    )
+    shots = 10_000
+    decoded = qmk.run(circuit, shots=shots, seed=SEED, target_options={"decoder": "bposd"}).details[
+        "decode"
+    ]
+    assert (decoded["decoder"], decoded["model"]) == ("bposd", "undecomposed")
+    (stats,) = sinter.collect(
+        num_workers=1,
+        tasks=[sinter.Task(circuit=circuit)],
+        decoders=["qmk-bposd"],
+        custom_decoders={"qmk-bposd": _QMKBpOsd()},
+        max_shots=shots,
+        max_errors=shots,
+    )
+    z = _z(decoded["logical_errors"][0], shots, stats.errors, stats.shots)
+    assert abs(z) < Z_CRITICAL, (decoded["logical_errors"][0], stats.errors, stats.shots, z)

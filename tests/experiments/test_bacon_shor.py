@@ -128,8 +128,15 @@ def test_calibrate_bacon_shor_fits_the_law_and_the_logical_layer_loads_it(tmp_pa
     assert model.scheme.law == cal.law
 
 
-def test_calibrate_shyps_names_its_stated_model_and_source() -> None:
-    status, out, err = qmk("qec", "calibrate", "--code", "SHYPS")
-    assert status == 2 and out == "" and err.count("\n") == 1
-    assert err.startswith("QC110 no-experiment: SHYPS is not calibrated")
-    assert "arXiv:2502.07150" in err and "stated, not fitted" in err
+def test_calibrate_shyps_fits_its_49_qubit_block_at_one_distance(tmp_path) -> None:
+    out_file = tmp_path / "shyps.json"
+    status, out, err = qmk(
+        "qec", "calibrate", "--code", "SHYPS", "--p", "0.001,0.002", "--shots", "300",
+        "--seed", "78", "--output", str(out_file),
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert "SHYPS memory-Z experiment" in out and "fit P_L/cycle" in out
+    written = json.loads(out_file.read_text())
+    assert written["family"] == "SHYPS" and len(written["fit"]["points"]) == 2
+    # one block's distance: the scheme's p* kept, a fitted
+    assert written["error_correction_threshold"] == 0.003 and written["crossing_prefactor"] > 0

@@ -367,7 +367,7 @@ def test_run_telemetry_sums_decoder_load_over_peak_live_logical_qubits() -> None
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("family", ["floquet_code", "SHYPS", "honeycomb"])
+@pytest.mark.parametrize("family", ["floquet_code", "honeycomb"])
 def test_families_without_circuits_raise_no_experiment(family: str) -> None:
     with pytest.raises(QECError, match="QC110 no-experiment"):
         memory_circuit(family, distance=3, rounds=3)

@@ -86,7 +86,7 @@ class SyscallMethods:
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
                 precision, noise_model, calibration, cache, channels, error_budget; and the target's
                 options: block (lattice-surgery), preset, backend, strict_timing, stream, routing,
-                configuration (neutral-atom), detectors, decode (stim) (default null)
+                configuration (neutral-atom), detectors, decode, decoder (stim) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
             target: string; what runs it: logical (the gate-level machine), lattice-surgery,
@@ -806,7 +806,7 @@ class AsyncSyscallMethods:
             policy: object | null; priority, deadline, timeout_ms, engine, noise, qubit, profile,
                 precision, noise_model, calibration, cache, channels, error_budget; and the target's
                 options: block (lattice-surgery), preset, backend, strict_timing, stream, routing,
-                configuration (neutral-atom), detectors, decode (stim) (default null)
+                configuration (neutral-atom), detectors, decode, decoder (stim) (default null)
             idempotency_key: string | null; 1-128 characters: a submit again with the same key
                 returns the same job (default null)
             target: string; what runs it: logical (the gate-level machine), lattice-surgery,

@@ -334,7 +334,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     "precision, noise_model, calibration, cache, channels, error_budget; and "
                     "the target's options: block (lattice-surgery), preset, backend, "
                     "strict_timing, stream, routing, configuration (neutral-atom), detectors, "
-                    "decode (stim)",
+                    "decode, decoder (stim)",
                     required=False,
                 ),
                 _p(

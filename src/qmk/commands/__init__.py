@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 from importlib import import_module
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk import defaults
 
@@ -218,8 +218,8 @@ def is_stim_source(args: argparse.Namespace) -> bool:
 
 
 def stim_options(sub: argparse.ArgumentParser) -> None:
-    """``--detectors`` and ``--decode``: the ``stim`` target's options (another target
-    refuses them, ``QM102``)."""
+    """``--detectors``, ``--decode`` and ``--decoder``: the ``stim`` target's options
+    (another target refuses them, ``QM102``)."""
     sub.add_argument(
         "--detectors",
         action="store_true",
@@ -229,15 +229,26 @@ def stim_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--decode",
         action="store_true",
-        help="with a stim circuit: also decode its detection events by matching (pymatching, "
-        "on the circuit's detector error model) and give each observable's logical error "
-        "rate",
+        help="with a stim circuit: also decode its detection events (by --decoder, on the "
+        "circuit's detector error model) and give each observable's logical error rate",
+    )
+    sub.add_argument(
+        "--decoder",
+        metavar="NAME",
+        help="with a stim circuit: the decoder of --decode (implies it): pymatching "
+        "(matching on the model sinter builds; the default) or bposd (BP+OSD on the "
+        "undecomposed model, the ldpc package)",
     )
 
 
-def stim_given(args: argparse.Namespace) -> dict[str, bool]:
+def stim_given(args: argparse.Namespace) -> dict[str, Any]:
     """The ``stim`` target's options the command line gives."""
-    return {key: True for key in ("detectors", "decode") if getattr(args, key, False)}
+    given: dict[str, Any] = {
+        key: True for key in ("detectors", "decode") if getattr(args, key, False)
+    }
+    if getattr(args, "decoder", None) is not None:
+        given["decoder"] = args.decoder
+    return given
 
 
 def register_all(add: AddCommand) -> None:

@@ -17,10 +17,12 @@ own compiled samplers: the circuit is never lowered to gates and replayed shot b
 - Option ``detectors``: a shot is its detection events, then its observables' flips
   (events ``D0 D1 ... L0 ...``), drawn by ``compile_detector_sampler``, as a QEC
   experiment samples them.
-- Option ``decode``: detection events decoded by minimum-weight perfect matching on the
-  circuit's detector error model (pymatching,
-  :func:`qmk.experiments.memory.matching_decoder`): each observable's logical error
-  rate and its 95% Wilson interval, in ``details["decode"]``; implies ``detectors``.
+- Option ``decode``: detection events decoded on the circuit's detector error model:
+  each observable's logical error rate and its 95% Wilson interval, with the decoder
+  and the model it read, in ``details["decode"]``; implies ``detectors``.
+- Option ``decoder``: which decoder (:data:`qmk.experiments.decoders.DECODERS`):
+  ``pymatching`` (the default; matching on the model sinter builds) or ``bposd``
+  (BP+OSD on the undecomposed model); naming one implies ``decode``.
 
 Noise is the circuit's own: with ``noise`` on (the default) its channels act, off
 (``noise=False``, ``--no-noise``) it runs without them (``stim.Circuit.without_noise``).
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from qmk.execution.request import RunRequest
     from qmk.execution.result import Detections, PackedRows, RunResult
     from qmk.execution.trajectories import Control
+    from qmk.experiments.decoders import Decoder
     from qmk.qvm.output import OutputLayout
 
 NAME = "stim"
@@ -84,6 +87,7 @@ class StimOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     detectors: bool = False
     decode: bool = False
+    decoder: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -169,6 +173,8 @@ class StimTarget:
                 machine's, an engine other than the stabilizer, noise on for a QVM
                 program, ``decode`` of a circuit without observables or whose detectors
                 stim cannot model.
+            QECError: ``QC112`` a decoder QMK does not have, ``QC114`` one whose package
+                is not installed.
         """
         chosen = own_options(
             NAME,
@@ -193,14 +199,19 @@ class StimTarget:
             )
         if not request.noise:
             circuit = circuit.without_noise()
-        if chosen.decode and circuit.num_observables == 0:
-            raise refuse(NAME, "decode", "the circuit has no OBSERVABLE_INCLUDE to decode")
+        decoder = None
+        if chosen.decode or chosen.decoder is not None:
+            from qmk.experiments.decoders import DEFAULT_DECODER, check_decoder
+
+            decoder = check_decoder(chosen.decoder or DEFAULT_DECODER)
+            if circuit.num_observables == 0:
+                raise refuse(NAME, "decode", "the circuit has no OBSERVABLE_INCLUDE to decode")
         return StimExecutable(
             program=program,
             circuit=circuit,
             request=request,
-            detectors=chosen.detectors or chosen.decode,
-            decode=chosen.decode,
+            detectors=chosen.detectors or decoder is not None,
+            decoder=decoder,
         )
 
 
@@ -245,13 +256,14 @@ def _lowered(verified: Any) -> StimProgram:
     )
 
 
-def _matching(circuit: stim.Circuit) -> tuple[Any, str]:
-    """pymatching's decoder of ``circuit`` and the model it reads (decomposed or not, as
-    sinter builds it), or the ``QM102`` refusal of ``decode``."""
-    from qmk.experiments.memory import matching_and_model
+def _built(circuit: stim.Circuit, name: str) -> Decoder:
+    """The decoder ``name`` of ``circuit`` and the model it reads (decomposed or not, as
+    sinter builds it for matching; undecomposed for BP+OSD), or the ``QM102`` refusal of
+    ``decode``."""
+    from qmk.experiments.decoders import build_decoder
 
     try:
-        return matching_and_model(circuit)
+        return build_decoder(circuit, name)
     except ValueError as exc:
         from qmk.errors import one_line
 
@@ -268,10 +280,10 @@ class StimExecutable:
     request: RunRequest
     #: Whether a shot is its detection events and observable flips (else its record).
     detectors: bool = False
-    #: Whether a run decodes its detection events (pymatching's decoder of the circuit,
-    #: built by the first run: a kernel compiles for the footprint alone, and its workers
-    #: run, so the decoder's time and memory are a worker's, under its limits).
-    decode: bool = False
+    #: The decoder of a run's detection events (None: runs do not decode). It is built
+    #: by the first run: a kernel compiles for the footprint alone, and its workers run,
+    #: so the decoder's time and memory are a worker's, under its limits.
+    decoder: str | None = None
     _kept: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
@@ -287,18 +299,19 @@ class StimExecutable:
         return sampler
 
     @property
-    def matching(self) -> tuple[Any, str] | None:
-        """pymatching's decoder of the circuit and its model's kind (kept), or None when
-        runs do not decode.
+    def built(self) -> Decoder | None:
+        """The decoder of the circuit and the model it read (kept), or None when runs do
+        not decode.
 
         Raises:
             TargetError: ``QM102`` stim cannot model the circuit's detector error model.
         """
-        if not self.decode:
+        if self.decoder is None:
             return None
-        if "matching" not in self._kept:
-            self._kept["matching"] = _matching(self.circuit)
-        return self._kept["matching"]
+        if "decoder" not in self._kept:
+            self._kept["decoder"] = _built(self.circuit, self.decoder)
+        found: Decoder = self._kept["decoder"]
+        return found
 
     @property
     def footprint(self) -> Footprint:
@@ -391,8 +404,9 @@ class StimExecutable:
             f"L{k}" for k in range(circuit.num_observables)
         )
         decoded = None
-        if self.matching is not None:
-            decoded = _decode(self.matching, dets, obs, circuit.num_observables)
+        built = self.built
+        if built is not None:
+            decoded = _decode(built, dets, obs, circuit.num_observables)
         return _joined(found), events, Detections(lambda: found), decoded
 
     def _recorded(
@@ -522,14 +536,13 @@ def _converted(sampler: StimSampler, record: np.ndarray) -> Any:
     return Detections(find)
 
 
-def _decode(
-    decoder: tuple[Any, str], dets: np.ndarray, obs: np.ndarray, observables: int
-) -> dict[str, Any]:
-    """Each observable's logical errors, rate and interval, the shots with any, and the
-    model the decoder read (``decomposed`` or ``undecomposed``, as sinter builds it)."""
-    from qmk.experiments.memory import DEFAULT_CHUNK, mispredicted, wilson_interval
+def _decode(built: Decoder, dets: np.ndarray, obs: np.ndarray, observables: int) -> dict[str, Any]:
+    """Each observable's logical errors, rate and interval, the shots with any, the
+    decoder and the model it read (``decomposed`` or ``undecomposed``)."""
+    from qmk.experiments.decoders import mispredicted
+    from qmk.experiments.memory import DEFAULT_CHUNK, wilson_interval
 
-    matching, model = decoder
+    matching = built.decoder
     began = time.perf_counter()
     shots = len(dets)
     width = obs.shape[1] * 8
@@ -541,8 +554,8 @@ def _decode(
         any_wrong += int(np.count_nonzero(wrong.any(axis=1)))
     errors = [int(e) for e in per[:observables]]
     return {
-        "decoder": "pymatching",
-        "model": model,
+        "decoder": built.name,
+        "model": built.model,
         "shots": shots,
         "logical_errors": errors,
         "logical_error_rate": [e / shots for e in errors],
@@ -595,7 +608,7 @@ def summary(details: Mapping[str, Any], shots: int) -> str:
         # with stim's failures ignored: say so, rather than fail to show it
         model = decoded.get("model", "decomposed (failures ignored)")
         lines.append(
-            f"decoded by pymatching on the circuit's {model} "
+            f"decoded by {decoded.get('decoder', 'pymatching')} on the circuit's {model} "
             f"detector error model "
             f"({decoded['seconds']:.3f} s): logical error rate {rates_text}"
         )

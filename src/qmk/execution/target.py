@@ -188,11 +188,11 @@ TARGETS: Mapping[str, TargetSpec] = {
         TargetSpec(
             name="stim",
             summary="a stim circuit on stim's own compiled samplers: its measurement record, "
-            "or its detectors and observables, decoded by matching when asked",
+            "or its detectors and observables, decoded by matching or BP+OSD when asked",
             module="qmk.execution.stim_target",
             cls="StimTarget",
             program="stim-circuit",
-            options=("detectors", "decode"),
+            options=("detectors", "decode", "decoder"),
             pauses="never",
             qvm_noise=False,
         ),

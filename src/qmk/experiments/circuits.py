@@ -22,9 +22,15 @@ The families:
   Z-type stabilizer of columns j and j + 1 is the product of the d ZZ gauges
   between them: a detector compares that product across rounds.
 
-``floquet_code`` and ``SHYPS`` have no circuits here (QC110 ``no-experiment``):
-the honeycomb code needs two-body measurement circuits with a planar boundary,
-and SHYPS needs its gauge schedule and a BP+OSD decoder; neither is built yet.
+- ``SHYPS`` -- a SHYPS block, the subsystem hypergraph product of the simplex code
+  (:mod:`qmk.experiments.shyps`): ``[[49, 9, 4]]`` at distance 4, ``[[225, 16, 8]]``
+  at 8. One ancilla per weight-3 gauge; each round measures the X gauges, then the Z
+  gauges; its r^2 observables are the bare logical Zs. Its distances are the blocks'
+  (:data:`SHYPS_DISTANCES`), and its decoder is BP+OSD (:data:`EXPERIMENT_DECODERS`):
+  matching cannot read its hyperedges.
+
+``floquet_code`` has no circuit here (QC110 ``no-experiment``): the honeycomb code
+needs two-body measurement circuits with a planar boundary, not built yet.
 
 The noise is :class:`CircuitNoise`: depolarizing after every gate, a flip before
 every measurement and after every reset, depolarizing on idle qubits in every
@@ -53,15 +59,17 @@ from qmk.qvm.profiles import family_name, unknown_family
 if TYPE_CHECKING:
     import stim
 
-#: Families with a memory-experiment circuit.
+#: Families with a memory-experiment circuit at every odd distance.
 EXPERIMENT_FAMILIES: tuple[str, ...] = ("surface_code", "repetition_code", "bacon_shor")
+#: SHYPS blocks by distance: the distance ``2^(r-1)`` of the block of the simplex code of r.
+SHYPS_DISTANCES: Mapping[int, int] = MappingProxyType({4: 3, 8: 4, 16: 5})
+#: The decoder of a family's experiments where it is not pymatching.
+EXPERIMENT_DECODERS: Mapping[str, str] = MappingProxyType({"SHYPS": "bposd"})
 #: Profile families with no experiment yet, and why.
 NO_EXPERIMENT: Mapping[str, str] = MappingProxyType(
     {
         "floquet_code": "the honeycomb Floquet code needs a two-body-measurement circuit with "
         "planar boundaries on Majorana qubits, which QMK does not build yet",
-        "SHYPS": "SHYPS needs its weight-3 gauge schedule and a BP+OSD decoder over the "
-        "gauge syndromes, which QMK does not build yet",
     }
 )
 #: The names of the one experiment family no profile names, the repetition code (the
@@ -84,7 +92,7 @@ def experiment_family(name: str) -> str:
     qmk.qec.errors.QECError: QC102 unknown-profile: ...; did you mean 'surface_code'? ...
 
     Raises:
-        QECError: ``QC110 no-experiment`` for ``floquet_code`` and ``SHYPS``;
+        QECError: ``QC110 no-experiment`` for ``floquet_code``;
             ``QC102 unknown-profile`` for an unknown name, with the closest family.
     """
     key = str(name).strip()
@@ -96,7 +104,7 @@ def experiment_family(name: str) -> str:
         raise QECError.of(
             "no-experiment",
             f"{canonical} has no memory experiment yet: {NO_EXPERIMENT[canonical]}; "
-            f"experiments exist for {', '.join(EXPERIMENT_FAMILIES)}",
+            f"experiments exist for {', '.join(EXPERIMENT_FAMILIES)} and SHYPS",
             family=canonical,
         )
     return canonical
@@ -276,8 +284,8 @@ class _Builder:
     def detector(self, records: Iterable[int], coords: Sequence[float]) -> None:
         self.circuit.append("DETECTOR", self._rec(records), list(coords))
 
-    def observable(self, records: Iterable[int]) -> None:
-        self.circuit.append("OBSERVABLE_INCLUDE", self._rec(records), 0)
+    def observable(self, records: Iterable[int], index: int = 0) -> None:
+        self.circuit.append("OBSERVABLE_INCLUDE", self._rec(records), index)
 
     def shift_time(self) -> None:
         self.circuit.append("SHIFT_COORDS", [], [0, 0, 1])
@@ -446,8 +454,17 @@ _BUILDERS: Mapping[str, Callable[[int, int, CircuitNoise], stim.Circuit]] = Mapp
 )
 
 
-def check_distance(distance: int) -> None:
-    """Refuse a distance that is not an odd whole number >= 3 (QC103)."""
+def check_distance(distance: int, family: str = "") -> None:
+    """Refuse a distance that is not an odd whole number >= 3, or for ``SHYPS`` not a
+    block's distance of :data:`SHYPS_DISTANCES` (QC103)."""
+    if family == "SHYPS":
+        if isinstance(distance, bool) or distance not in SHYPS_DISTANCES:
+            raise QECError.of(
+                "bad-parameter",
+                f"a SHYPS experiment's distance is its block's, one of "
+                f"{', '.join(map(str, SHYPS_DISTANCES))}; got {distance!r}",
+            )
+        return
     if isinstance(distance, bool) or not isinstance(distance, int) or distance < 3:
         raise QECError.of(
             "bad-parameter",
@@ -471,22 +488,40 @@ def memory_circuit(
     """The memory-Z experiment of ``family`` at ``distance`` over ``rounds`` rounds.
 
     Args:
-        family: ``surface_code``, ``repetition_code`` or ``bacon_shor`` (aliases accepted).
-        distance: an odd code distance >= 3.
+        family: ``surface_code``, ``repetition_code``, ``bacon_shor`` or ``SHYPS``
+            (aliases accepted).
+        distance: an odd code distance >= 3 (SHYPS: 4, 8 or 16, the block's).
         rounds: syndrome-extraction rounds (>= 1).
         noise: the circuit-level noise.
 
     Returns:
-        A stim circuit with detectors and one observable (the logical Z).
+        A stim circuit with detectors and its logical Zs as observables (one; SHYPS: r^2).
 
     Raises:
         QECError: ``QC110`` for a family with no experiment, ``QC102`` for an
             unknown one, ``QC103`` for a bad distance or round count.
     """
     canonical = experiment_family(family)
-    check_distance(distance)
+    check_distance(distance, canonical)
     check_rounds(rounds)
+    if canonical == "SHYPS":
+        from qmk.experiments.shyps import shyps_memory_circuit
+
+        return shyps_memory_circuit(SHYPS_DISTANCES[distance], rounds, noise)
     return _BUILDERS[canonical](distance, rounds, noise)
+
+
+def experiment_decoder(family: str) -> str:
+    """The decoder a family's experiments take when none is named (pymatching but for
+    :data:`EXPERIMENT_DECODERS`)."""
+    from qmk.experiments.decoders import DEFAULT_DECODER
+
+    return EXPERIMENT_DECODERS.get(family, DEFAULT_DECODER)
+
+
+def logical_qubits(family: str, distance: int) -> int:
+    """The logical qubits (observables) of a family's experiment: 1, or a SHYPS block's r^2."""
+    return SHYPS_DISTANCES[distance] ** 2 if family == "SHYPS" else 1
 
 
 def syndrome_bits_per_round(family: str, distance: int) -> int:

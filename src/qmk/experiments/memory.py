@@ -2,8 +2,9 @@
 
 :func:`run_memory` builds a memory experiment (:mod:`qmk.experiments.circuits`) under
 circuit-level noise, samples its detection events with stim's compiled
-detector sampler, decodes them with pymatching's batch decoder (minimum-weight
-perfect matching on the circuit's detector error model) and counts the shots
+detector sampler, decodes them with a decoder of :mod:`qmk.experiments.decoders`
+(pymatching's minimum-weight perfect matching by default, or BP+OSD) on the
+circuit's detector error model, and counts the shots
 whose predicted observable flip is wrong. :func:`threshold_scan` does that per
 (distance, p); :func:`fit_threshold` fits the QRE-style model
 ``P_L = a (p / p*) ** ((d + 1) // 2)`` to the per-cycle rates, and
@@ -40,9 +41,18 @@ from qmk.experiments.circuits import (
     CircuitNoise,
     check_distance,
     check_rounds,
+    experiment_decoder,
     experiment_family,
+    logical_qubits,
     memory_circuit,
 )
+from qmk.experiments.decoders import (
+    DEFAULT_DECODER,
+    build_decoder,
+    check_decoder,
+    mispredicted,
+)
+from qmk.experiments.decoders import sinter_model as sinter_model
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.params import GATE_BASED, QubitParams
@@ -167,33 +177,6 @@ class Sampled:
     gave_up: int = 0
 
 
-def sinter_model(circuit: stim.Circuit) -> tuple[stim.DetectorErrorModel, str]:
-    """The detector error model sinter decodes ``circuit`` by, and which it is.
-
-    As sinter's task builds it: each error decomposed into graphlike pieces
-    (``"decomposed"``); where stim cannot decompose one (colour codes), the whole model
-    undecomposed (``"undecomposed"``), which pymatching reads as sinter's decoder does;
-    where even that fails, the undecomposed model with its loops flattened
-    (``"undecomposed-flattened"``). A channel whose Paulis are not independent
-    (``PAULI_CHANNEL_2``, a heralded one) is taken as independent errors of its
-    probabilities.
-
-    Raises:
-        ValueError: stim cannot build the model (a detector or an observable that is not
-            deterministic without noise: the message says which).
-    """
-    try:
-        dem = circuit.detector_error_model(decompose_errors=True, approximate_disjoint_errors=True)
-        return dem, "decomposed"
-    except ValueError:
-        pass
-    try:
-        return circuit.detector_error_model(approximate_disjoint_errors=True), "undecomposed"
-    except ValueError:
-        dem = circuit.detector_error_model(approximate_disjoint_errors=True, flatten_loops=True)
-        return dem, "undecomposed-flattened"
-
-
 def matching_and_model(circuit: stim.Circuit) -> tuple[Any, str]:
     """pymatching's decoder of ``circuit`` on :func:`sinter_model`'s model, as sinter's
     ``decoders=['pymatching']`` builds it, and which model that was.
@@ -201,10 +184,8 @@ def matching_and_model(circuit: stim.Circuit) -> tuple[Any, str]:
     Raises:
         ValueError: stim cannot build the model (:func:`sinter_model`).
     """
-    import pymatching
-
-    dem, model = sinter_model(circuit)
-    return pymatching.Matching.from_detector_error_model(dem), model
+    built = build_decoder(circuit, "pymatching")
+    return built.decoder, built.model
 
 
 def matching_decoder(circuit: stim.Circuit) -> Any:
@@ -217,14 +198,6 @@ def matching_decoder(circuit: stim.Circuit) -> Any:
     return matching_and_model(circuit)[0]
 
 
-def mispredicted(matching: Any, detectors: np.ndarray, observables: np.ndarray) -> np.ndarray:
-    """The observables ``matching`` predicts wrong in each shot: its predictions XOR the
-    flips, rows bit-packed as stim's detector sampler packs ``detectors`` and
-    ``observables``."""
-    predicted = matching.decode_batch(detectors, bit_packed_shots=True, bit_packed_predictions=True)
-    return np.bitwise_xor(predicted, observables)
-
-
 def sample_decode(
     circuit: stim.Circuit,
     *,
@@ -233,12 +206,13 @@ def sample_decode(
     seed: int | None = None,
     chunk: int = DEFAULT_CHUNK,
     max_syndrome_weight: int | None = None,
+    decoder: str = DEFAULT_DECODER,
 ) -> Sampled:
-    """Sample ``circuit``'s detection events, decode them by matching and count failures.
+    """Sample ``circuit``'s detection events, decode them and count failures.
 
     Shots go in chunks of ``chunk`` (the last one smaller); stim samples bit-packed detection events
-    and observables, pymatching's ``decode_batch`` decodes each chunk bit-packed.
-    The same circuit, seed, shots and chunk give the same answer.
+    and observables, the decoder's ``decode_batch`` decodes each chunk bit-packed.
+    The same circuit, seed, shots, chunk and decoder give the same answer.
 
     Args:
         circuit: a circuit with detectors and observables.
@@ -250,13 +224,17 @@ def sample_decode(
             than this (its whole syndrome, every round of the shot decoded at once): the
             shot counts as a logical error whatever matching would predict (None: no
             limit).
+        decoder: a decoder of :data:`qmk.experiments.decoders.DECODERS`.
+
+    Raises:
+        QECError: ``QC112``/``QC114`` for the decoder, ``QC103`` for bad numbers.
     """
     _check_count("shots", shots)
     if max_errors is not None:
         _check_count("max_errors", max_errors)
     _check_weight(max_syndrome_weight)
     started = time.perf_counter()
-    matching = matching_decoder(circuit)
+    matching = build_decoder(circuit, decoder).decoder
     sampler = circuit.compile_detector_sampler(seed=seed)
     _check_count("chunk", chunk)
     done = errors = gave_up = 0
@@ -285,11 +263,11 @@ def _check_count(name: str, value: int) -> None:
 
 
 def _sample_task(
-    args: tuple[str, int, int | None, int | None, int, int | None],
+    args: tuple[str, int, int | None, int | None, int, int | None, str],
 ) -> tuple[int, int, int]:
     import stim
 
-    text, shots, max_errors, seed, chunk, weight = args
+    text, shots, max_errors, seed, chunk, weight, decoder = args
     result = sample_decode(
         stim.Circuit(text),
         shots=shots,
@@ -297,6 +275,7 @@ def _sample_task(
         seed=seed,
         chunk=chunk,
         max_syndrome_weight=weight,
+        decoder=decoder,
     )
     return result.shots, result.errors, result.gave_up
 
@@ -310,6 +289,7 @@ def sample_decode_parallel(
     workers: int = 1,
     chunk: int = DEFAULT_CHUNK,
     max_syndrome_weight: int | None = None,
+    decoder: str = DEFAULT_DECODER,
 ) -> Sampled:
     """:func:`sample_decode` split over ``workers`` processes (1: in this process).
 
@@ -326,16 +306,18 @@ def sample_decode_parallel(
             seed=seed,
             chunk=chunk,
             max_syndrome_weight=max_syndrome_weight,
+            decoder=decoder,
         )
     _check_count("shots", shots)
     _check_weight(max_syndrome_weight)
+    check_decoder(decoder)
     started = time.perf_counter()
     seeds = _seeds(seed, workers)
     parts = [shots // workers + (1 if i < shots % workers else 0) for i in range(workers)]
     cap = None if max_errors is None else max(1, -(-max_errors // workers))
     text = str(circuit)
     tasks = [
-        (text, n, cap, s, chunk, max_syndrome_weight)
+        (text, n, cap, s, chunk, max_syndrome_weight, decoder)
         for n, s in zip(parts, seeds, strict=True)
         if n > 0
     ]
@@ -375,6 +357,9 @@ class MemoryResult:
         interval: ``"wilson"`` or ``"jeffreys"``.
         max_syndrome_weight: the decoder's limit on a shot's detection events (None:
             none); ``gave_up`` shots were over it, each counted among the ``errors``.
+        decoder: the decoder (a key of :data:`qmk.experiments.decoders.DECODERS`).
+        logical_qubits: the code's logical qubits (its observables): a shot fails when
+            any is wrong.
     """
 
     family: str
@@ -390,6 +375,8 @@ class MemoryResult:
     interval: str = "wilson"
     max_syndrome_weight: int | None = None
     gave_up: int = 0
+    decoder: str = DEFAULT_DECODER
+    logical_qubits: int = 1
 
     @property
     def shot_error_rate(self) -> float:
@@ -424,6 +411,15 @@ class MemoryResult:
         return compose(low, self.distance), compose(high, self.distance)
 
     @property
+    def per_cycle_per_qubit(self) -> float:
+        """The logical error rate per logical cycle of one of the code's logical qubits:
+        ``1 - (1 - P) ** (1 / k)`` of the per-cycle rate ``P`` of any of the ``k``
+        failing, as if they failed independently (the rate itself when ``k = 1``)."""
+        if self.logical_qubits == 1:
+            return self.per_cycle
+        return -math.expm1(math.log1p(-self.per_cycle) / self.logical_qubits)
+
+    @property
     def shots_per_second(self) -> float:
         """Sampling and decoding speed."""
         return self.shots / self.seconds if self.seconds > 0 else math.inf
@@ -449,6 +445,9 @@ class MemoryResult:
             "per_cycle_interval": list(self.per_cycle_interval),
             "max_syndrome_weight": self.max_syndrome_weight,
             "gave_up": self.gave_up,
+            "decoder": self.decoder,
+            "logical_qubits": self.logical_qubits,
+            "per_cycle_per_qubit": self.per_cycle_per_qubit,
             "noise": {
                 "after_1q": self.noise.after_1q,
                 "after_2q": self.noise.after_2q,
@@ -475,6 +474,7 @@ def run_memory(
     confidence: float = DEFAULT_CONFIDENCE,
     interval: str = "wilson",
     max_syndrome_weight: int | None = None,
+    decoder: str | None = None,
 ) -> MemoryResult:
     """Run one memory experiment and return its logical error counts and rates.
 
@@ -491,12 +491,16 @@ def run_memory(
         interval: ``"wilson"`` or ``"jeffreys"``.
         max_syndrome_weight: the decoder gives up on a shot with more detection events
             (a logical error; :func:`sample_decode`); None: no limit.
+        decoder: a decoder of :data:`qmk.experiments.decoders.DECODERS` (None: the
+            family's, :func:`~qmk.experiments.circuits.experiment_decoder`).
 
     Raises:
-        QECError: ``QC110``/``QC102`` for the family, ``QC103`` for bad numbers.
+        QECError: ``QC110``/``QC102`` for the family, ``QC103`` for bad numbers,
+            ``QC112``/``QC114`` for the decoder.
     """
     canonical = experiment_family(family)
-    check_distance(distance)
+    check_distance(distance, canonical)
+    decoder = experiment_decoder(canonical) if decoder is None else decoder
     rounds = distance if rounds is None else rounds
     check_rounds(rounds)
     _check_confidence(confidence, interval)
@@ -511,6 +515,7 @@ def run_memory(
         seed=seed,
         workers=workers,
         max_syndrome_weight=max_syndrome_weight,
+        decoder=decoder,
     )
     return MemoryResult(
         family=canonical,
@@ -526,6 +531,8 @@ def run_memory(
         interval=interval,
         max_syndrome_weight=max_syndrome_weight,
         gave_up=sampled.gave_up,
+        decoder=decoder,
+        logical_qubits=logical_qubits(canonical, distance),
     )
 
 
@@ -552,11 +559,13 @@ def threshold_scan(
     interval: str = "wilson",
     progress: Callable[[int, int], None] | None = None,
     max_syndrome_weight: int | None = None,
+    decoder: str | None = None,
 ) -> tuple[MemoryResult, ...]:
     """Memory experiments at every (distance, p), distance-major; one seed per point.
 
     ``progress(done, total)`` is called after each point (the CLI's progress bar);
-    ``max_syndrome_weight`` is every point's decoder limit (:func:`sample_decode`).
+    ``max_syndrome_weight`` is every point's decoder limit and ``decoder`` its decoder
+    (:func:`sample_decode`).
 
     ``rounds`` None runs ``d`` rounds at each distance. Each point's seed is
     drawn from ``seed`` by ``numpy.random.SeedSequence`` so points are independent.
@@ -566,8 +575,9 @@ def threshold_scan(
     """
     if not distances or not ps:
         raise _bad("a threshold scan needs at least one distance and one p")
+    canonical = experiment_family(family)
     for d in distances:
-        check_distance(d)
+        check_distance(d, canonical)
     seeds = _seeds(seed, len(distances) * len(ps))
     results = []
     for i, (d, p) in enumerate((d, p) for d in distances for p in ps):
@@ -586,6 +596,7 @@ def threshold_scan(
                 confidence=confidence,
                 interval=interval,
                 max_syndrome_weight=max_syndrome_weight,
+                decoder=decoder,
             )
         )
         if progress is not None:
@@ -672,7 +683,8 @@ class ThresholdFit:
 
 
 def fit_points(results: Iterable[MemoryResult]) -> tuple[FitPoint, ...]:
-    """The fit observations of ``results``: per-cycle rates of points with errors.
+    """The fit observations of ``results``: per-cycle rates of points with errors (of one
+    logical qubit: :attr:`MemoryResult.per_cycle_per_qubit`).
 
     The variance of ``ln P`` is ``(1 - P) / (shots P)`` for a binomial rate
     ``P`` (the delta method), carried to the per-cycle rate unchanged, which is
@@ -685,7 +697,8 @@ def fit_points(results: Iterable[MemoryResult]) -> tuple[FitPoint, ...]:
         if r.errors == 0 or shot >= 0.5:
             continue
         sigma = math.sqrt((1 - shot) / (r.shots * shot))
-        points.append(FitPoint(distance=r.distance, p=r.p, rate=r.per_cycle, sigma_log=sigma))
+        rate = r.per_cycle_per_qubit
+        points.append(FitPoint(distance=r.distance, p=r.p, rate=rate, sigma_log=sigma))
     return tuple(points)
 
 
@@ -737,11 +750,62 @@ def fit_threshold(family: str, points: Sequence[FitPoint]) -> ThresholdFit:
 
 
 def fit_results(results: Sequence[MemoryResult]) -> ThresholdFit:
-    """:func:`fit_threshold` over :func:`fit_points` of ``results`` (one family)."""
+    """:func:`fit_threshold` over :func:`fit_points` of ``results`` (one family); of one
+    SHYPS block, :func:`fit_one_distance` at the scheme's stated ``p*``."""
     families = {r.family for r in results}
     if len(families) != 1:
         raise _bad(f"fit one family at a time, got {sorted(families)}")
-    return fit_threshold(families.pop(), fit_points(results))
+    family = families.pop()
+    points = fit_points(results)
+    if family == "SHYPS" and len({(q.distance + 1) // 2 for q in points}) == 1:
+        from qmk.qec.codes import scheme_for
+
+        stated = scheme_for(family, GATE_BASED).error_correction_threshold
+        return fit_one_distance(family, points, threshold=stated)
+    return fit_threshold(family, points)
+
+
+def fit_one_distance(family: str, points: Sequence[FitPoint], *, threshold: float) -> ThresholdFit:
+    """Fit ``P_L = a (p / p*) ** k`` (``k = (d + 1) // 2``) at one distance with ``p*``
+    given: one distance fixes only ``C = a / p* ** k``, so ``a = C p* ** k``.
+
+    ``ln C`` is the weighted mean of ``ln P - k ln p`` (weights ``1 / sigma_log^2``);
+    its standard error, scaled by ``sqrt(chi2 / dof)`` when that exceeds 1, reaches
+    ``a`` by the delta method. ``p*`` is not fitted (its sigma is 0): other distances
+    follow from the QRE form's exponent, an extrapolation.
+
+    Raises:
+        QECError: ``QC103`` with fewer than 2 points or points at two values of ``k``.
+    """
+    ks = {(q.distance + 1) // 2 for q in points}
+    if len(points) < 2 or len(ks) != 1:
+        raise _bad(
+            f"a one-distance fit needs at least 2 points with logical errors at one "
+            f"distance, got {len(points)} at (d + 1) // 2 in {sorted(ks)}"
+        )
+    k = ks.pop()
+    y = np.array([math.log(q.rate) - k * math.log(q.p) for q in points])
+    w = np.array([1 / q.sigma_log**2 for q in points])
+    ln_c = float(np.sum(w * y) / np.sum(w))
+    variance = 1 / float(np.sum(w))
+    chi2 = float(np.sum(w * (y - ln_c) ** 2))
+    dof = len(points) - 1
+    scaled = dof > 0 and chi2 / dof > 1
+    if scaled:
+        variance *= chi2 / dof
+    a = math.exp(ln_c + k * math.log(threshold))
+    return ThresholdFit(
+        family=family,
+        crossing_prefactor=a,
+        threshold=threshold,
+        sigma_prefactor=a * math.sqrt(variance),
+        sigma_threshold=0.0,
+        correlation=0.0,
+        chi2=chi2,
+        dof=dof,
+        scaled=bool(scaled),
+        points=tuple(points),
+    )
 
 
 def synthetic_results(

@@ -83,9 +83,10 @@ register(
     (
         "QC112",
         "unknown-decoder",
-        "a physics file names a decoder type QMK does not model",
-        "use type MWPM: minimum-weight perfect matching, what QMK's memory experiments "
-        "decode with (pymatching) and what the threshold formula's (a, p*) describe",
+        "a physics file names a decoder type QMK does not model, or a run or memory "
+        "experiment a decoder QMK does not have",
+        "in a physics file use type MWPM (what the threshold formula's (a, p*) describe); "
+        "to decode detection events use pymatching or bposd (qmk.experiments.decoders)",
     ),
     (
         "QC113",
@@ -94,6 +95,13 @@ register(
         "its backlog grows without bound",
         "use a decoder with a cycle_time_us at most the syndrome round time the message "
         "names, or a longer logical_cycle_time_us",
+    ),
+    (
+        "QC114",
+        "decoder-unavailable",
+        "the decoder named needs a package that is not installed",
+        "install the extra the message names (bposd: pip install 'quantum-microkernel[bposd]', "
+        "the ldpc package), or decode with pymatching",
     ),
     (
         "QC120",

@@ -56,6 +56,30 @@ def test_a_decoded_job_gives_qmk_runs_result_and_the_kernel_never_maps_pymatchin
     assert not mapped
 
 
+def test_a_bposd_decoded_job_names_its_decoder_and_the_kernel_never_maps_ldpc(
+    tmp_path: Path,
+) -> None:
+    circuit = memory_circuit()
+    serve, started = serve_factory(tmp_path)
+    try:
+        server = serve()
+        with Client.connect(
+            str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]
+        ) as client:
+            job = client.q_submit(
+                {"stim": str(circuit)}, 2000, SEED, policy={"decoder": "bposd"}, target="stim"
+            )
+            done = client.q_wait(job.job_id, 120_000)
+        mapped = Path(f"/proc/{server.pid}/maps").read_text()
+    finally:
+        stop_all(started)
+    assert done.state == "COMPLETED", done.error
+    here = qmk.run(str(circuit), shots=2000, seed=SEED, target_options={"decoder": "bposd"})
+    assert done.result["decode"]["decoder"] == "bposd"
+    assert done.result["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
+    assert "ldpc" not in mapped
+
+
 def test_a_decode_past_its_workers_memory_fails_the_job_memory_limit_and_the_kernel_serves_on(
     tmp_path: Path,
 ) -> None:

@@ -36,7 +36,7 @@ FOOTPRINT = Footprint(
 STEP = Step(kind="rotation", cycles=9, t_states=1, routed=True, measurements=2, node="magic")
 
 SURGERY_OPTIONS = SurgeryOptions(block="compact")
-STIM_OPTIONS = StimOptions(detectors=True, decode=True)
+STIM_OPTIONS = StimOptions(detectors=True, decode=True, decoder="bposd")
 
 #: A MEASURE_ANGLE's expansion: rz(-0.5) then h, the measurement, then undone.
 CALL = Call(kind=Micro.GATE, qubits=("q",), gate="rz", params=(0.5,), undo=True)

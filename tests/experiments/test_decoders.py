@@ -1,0 +1,103 @@
+"""The decoder table: BP+OSD built from a detector error model's hypergraph, checked
+count for count against stimbposd (an independent BP+OSD over the same ldpc), and the
+coded errors of a decoder QMK does not have."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import stim
+from stimbposd import BPOSD
+
+from qmk.experiments.decoders import (
+    BPOSD_SETTINGS,
+    DECODERS,
+    BpOsd,
+    build_decoder,
+    check_decoder,
+    mispredicted,
+)
+from qmk.experiments.memory import run_memory
+from qmk.qec.errors import QECError
+
+SEED = 78
+
+
+def _generated(code: str, distance: int, p: float = 0.005) -> stim.Circuit:
+    return stim.Circuit.generated(
+        code,
+        distance=distance,
+        rounds=distance,
+        after_clifford_depolarization=p,
+        before_round_data_depolarization=p,
+        before_measure_flip_probability=p,
+        after_reset_flip_probability=p,
+    )
+
+
+def _stimbposd(circuit: stim.Circuit) -> BPOSD:
+    s = BPOSD_SETTINGS
+    return BPOSD(
+        circuit.detector_error_model(approximate_disjoint_errors=True),
+        max_bp_iters=s["max_iter"],
+        bp_method=s["bp_method"],
+        osd_method=s["osd_method"],
+        osd_order=s["osd_order"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "distance", "shots"),
+    [("color_code:memory_xyz", 5, 300), ("surface_code:rotated_memory_x", 3, 3000)],
+)
+def test_bposd_predicts_shot_for_shot_as_stimbposd(code, distance, shots):
+    circuit = _generated(code, distance)
+    ours = build_decoder(circuit, "bposd")
+    assert (ours.name, ours.model) == ("bposd", "undecomposed")
+    dets, obs = circuit.compile_detector_sampler(seed=SEED).sample(
+        shots, bit_packed=True, separate_observables=True
+    )
+    wrong = mispredicted(ours.decoder, dets, obs).any(axis=1)
+    peer = mispredicted(_stimbposd(circuit), dets, obs).any(axis=1)
+    assert np.array_equal(wrong, peer) and 0 < wrong.sum() < shots / 4
+
+
+def test_the_check_matrix_has_a_column_per_mechanism_and_its_prior():
+    dem = stim.DetectorErrorModel("error(0.1) D0 D1 D2\nerror(0.2) D1 L0\nerror(0.05) D2 D0 D1")
+    decoder = BpOsd(dem)
+    # the first and last mechanisms flip one set of detectors: one column, p combined
+    assert decoder.check_matrix.toarray().tolist() == [[1, 0], [1, 1], [1, 0]]
+    assert decoder.priors.tolist() == pytest.approx([0.1 * 0.95 + 0.05 * 0.9, 0.2])
+    assert decoder.observables_matrix.toarray().tolist() == [[0, 1]]
+
+
+def test_mechanisms_of_one_syndrome_take_the_likeliest_ones_observables():
+    for text in ("error(0.1) D0 L0\nerror(0.01) D0", "error(0.01) D0\nerror(0.1) D0 L0"):
+        decoder = BpOsd(stim.DetectorErrorModel(text))
+        predicted = decoder.decode_batch(np.array([[1], [0]], dtype=np.uint8))
+        assert predicted.tolist() == [[1], [0]], text
+
+
+def test_a_memory_experiment_says_which_decoder_decoded_it():
+    result = run_memory("surface_code", distance=3, p=2e-3, shots=2000, seed=SEED, decoder="bposd")
+    assert result.decoder == "bposd" and result.to_json()["decoder"] == "bposd"
+    assert 0 < result.errors < 200
+
+
+def test_an_unknown_decoder_is_qc112_naming_the_known_ones():
+    with pytest.raises(QECError) as caught:
+        check_decoder("union_find")
+    assert caught.value.code == "QC112" and all(name in str(caught.value) for name in DECODERS)
+    with pytest.raises(QECError, match="QC112"):
+        run_memory("repetition_code", distance=3, p=0.01, shots=10, seed=1, decoder="mwpm")
+
+
+def test_a_decoder_whose_package_is_missing_is_qc114_naming_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ldpc" else real(name, *a)
+    )
+    with pytest.raises(QECError, match=r"QC114 .*quantum-microkernel\[bposd\]"):
+        check_decoder("bposd")
