@@ -23,7 +23,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- VerificationError    qmk.qvm.errors        QV101..QV703 (34)
      |    +-- UnrollError          qmk.qvm.errors        QV505
      |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
-     +-- QECError                  qmk.qec.errors        QC101..QC133 (21)
+     +-- QECError                  qmk.qec.errors        QC101..QC133 (22)
      +-- FrontendError             qmk.frontends.errors  QL101..QL114 (14)
      +-- EngineError               qmk.engines.base      QE101..QE118 (18)
      +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)

@@ -101,3 +101,24 @@ def test_a_decoder_whose_package_is_missing_is_qc114_naming_the_extra(monkeypatc
     )
     with pytest.raises(QECError, match=r"QC114 .*quantum-microkernel\[bposd\]"):
         check_decoder("bposd")
+
+
+def test_matching_that_cannot_pair_a_hypergraph_syndrome_is_a_coded_error() -> None:
+    """A single weight-3 hyperedge fired alone: matching has no pairing for it, and the
+    caller gets QC115 naming bposd, not pymatching's ValueError."""
+    circuit = stim.Circuit(
+        """
+        X_ERROR(0.1) 0
+        CNOT 0 1 0 2
+        M 0 1 2
+        DETECTOR rec[-1]
+        DETECTOR rec[-2]
+        DETECTOR rec[-3]
+        OBSERVABLE_INCLUDE(0) rec[-3]
+        """
+    )
+    matching = build_decoder(circuit, "pymatching")
+    dets = np.packbits(np.array([[1, 1, 1]], dtype=bool), axis=1, bitorder="little")
+    obs = np.packbits(np.array([[1]], dtype=bool), axis=1, bitorder="little")
+    with pytest.raises(QECError, match="QC115 no-matching"):
+        mispredicted(matching.decoder, dets, obs)

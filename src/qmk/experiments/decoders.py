@@ -247,8 +247,20 @@ def build_decoder(circuit: stim.Circuit, name: str = DEFAULT_DECODER) -> Decoder
 def mispredicted(decoder: Any, detectors: np.ndarray, observables: np.ndarray) -> np.ndarray:
     """The observables ``decoder`` predicts wrong in each shot: its predictions XOR the
     flips, rows bit-packed as stim's detector sampler packs ``detectors`` and
-    ``observables``."""
-    predicted = decoder.decode_batch(detectors, bit_packed_shots=True, bit_packed_predictions=True)
+    ``observables``.
+
+    Raises:
+        QECError: ``QC115 no-matching`` where matching cannot pair a shot's detection
+            events (pymatching's own error, on a hypergraph model).
+    """
+    try:
+        predicted = decoder.decode_batch(
+            detectors, bit_packed_shots=True, bit_packed_predictions=True
+        )
+    except ValueError as exc:
+        if "perfect matching" not in str(exc):
+            raise
+        raise QECError.of("no-matching", str(exc).split(". ")[0]) from exc
     return np.bitwise_xor(predicted, observables)
 
 

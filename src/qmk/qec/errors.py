@@ -104,6 +104,13 @@ register(
         "the ldpc package), or decode with pymatching",
     ),
     (
+        "QC115",
+        "no-matching",
+        "matching found no correction for a shot's detection events: the model has errors "
+        "that flip more than two detectors (a hypergraph), which matching cannot pair up",
+        "decode with bposd, which reads hypergraph models",
+    ),
+    (
         "QC120",
         "max-duration-too-small",
         "no estimate fits the maxDuration constraint (QRE: MaxDurationTooSmall)",
