@@ -20,7 +20,8 @@ from typing import Any
 from qmk.frontends import conditions
 from qmk.frontends.builder import guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.qasm_fold import fold_pass, foldable
+from qmk.frontends.folding import fold_pass
+from qmk.frontends.qasm_fold import foldable
 from qmk.frontends.qasm_runtime import (
     FUNCTIONS,
     MAX_LOOP_CAP,
