@@ -129,7 +129,7 @@ def test_info_and_estimate_count_a_million_turn_loop_by_multiplication(tmp_path:
             qc.tdg(0)
     qc.measure([0, 1], [0, 1])
     graph = from_qiskit(qc)
-    assert rows(graph.nodes) == 10  # alloc, loops of 3 and 2 rows, 2 measurements, free
+    assert rows(graph.nodes) == 10  # alloc, 2 REPEAT rows and their 3 + 2, 2 measurements, free
     assert count_graph(graph).t_count == 21 * 10**6
     path = tmp_path / "loop.json"
     path.write_text(graph_io.dumps(graph), encoding="utf-8")
