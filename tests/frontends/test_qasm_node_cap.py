@@ -9,6 +9,7 @@ tracemalloc (what the lowering allocated), not time.
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from qmk.errors import QuotaError
 from qmk.frontends.qasm import STATEMENT_SLACK, from_qasm
 from qmk.frontends.text import lower_text
+from qmk.qvm.fold import unrolled_size
 
 HEAD3 = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\n'
 HEAD2 = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\n'
@@ -99,3 +101,43 @@ def test_a_program_within_the_cap_lowers_as_without_one() -> None:
     assert capped.to_json() == from_qasm(source).to_json()
     with pytest.raises(QuotaError):  # the same program, one node past a tighter cap
         from_qasm(source, max_nodes=len(capped.nodes) - 1)
+
+
+def profiled_calls(source: str, cap: int) -> int:
+    """How many Python function calls lowering ``source`` under ``cap`` makes (a walk
+    count, the same on every machine: no clock)."""
+    from_qasm(source, max_nodes=cap)  # warm: first-use imports and caches are not counted
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        from_qasm(source, max_nodes=cap)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_many_folded_loops_under_a_cap_are_read_in_time_linear_in_their_text() -> None:
+    # each folded loop used to re-walk the whole program to check the cap: doubling the
+    # loops more than doubled the work (2.38x at these sizes); a running total doubles it
+    loops = [HEAD3 + "for int i in [0:2] { t q[0]; }\n" * n for n in (250, 500)]
+    small, large = (profiled_calls(source, 10**7) for source in loops)
+    assert large / small < 2.05
+
+
+def test_the_running_total_charges_nested_and_earlier_folded_loops() -> None:
+    source = HEAD3 + (
+        "for int i in [0:2] { t q[0]; }\n"  # 3 nodes unrolled
+        "for int i in [0:9] { for int j in [0:9] { t q[0]; } h q[0]; }\n"  # 10 x 11
+    )
+    needed = 1 + 3 + 10 * 11  # the allocation, the first loop, the second (the free comes after)
+    assert unrolled_size(from_qasm(source)) == needed + 1
+    assert from_qasm(source, max_nodes=needed).to_json() == from_qasm(source).to_json()
+    with pytest.raises(QuotaError) as caught:
+        from_qasm(source, max_nodes=needed - 1)
+    assert "a for loop of 10 passes of 11 nodes each" in caught.value.message
+    assert caught.value.details["needed"] == needed

@@ -9,6 +9,11 @@ Qubits are allocated in ``sorted(circuit.all_qubits())`` order. Gates:
 - controlled operations (any control values) exactly, with the sub-operation's phase;
 - everything else through ``cirq.decompose_once``.
 
+A ``CircuitOperation`` repeated more than once (no ``repeat_until``) whose sub-circuit
+measures nothing is read folded: one repetition is lowered and, where it wrote only
+gates, kept as the body of a ``REPEAT`` row of the repetitions' count (nested ones fold
+inside out). Any other ``CircuitOperation`` is decomposed, their repetitions unrolled.
+
 ``cirq.measure`` (with ``invert_mask``), ``cirq.reset`` and
 classically controlled operations on measurement keys (``KeyCondition``: the key's
 value is not 0) are lowered. Noise channels and other non-unitary operations are a
@@ -36,6 +41,7 @@ import numpy as np
 from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.folding import fold_pass
 from qmk.qvm.graph import Graph
 
 #: How deep ``cirq.decompose_once`` may recurse.
@@ -80,6 +86,7 @@ class _Lowerer:
         self.qmap = dict(zip(qubits, handles, strict=True))
         self.keys: dict[str, list[str]] = {}
         self.moment = 0
+        self.folds = 0  # repeated CircuitOperations read folded into REPEAT rows so far
 
     def error(self, kind: str, message: str) -> FrontendError:
         return FrontendError.of(
@@ -123,6 +130,8 @@ class _Lowerer:
             return
         if isinstance(gate, cirq.GlobalPhaseGate | cirq.IdentityGate):
             return
+        if isinstance(op, cirq.CircuitOperation) and self.repeated(op, cond, depth):
+            return
         if isinstance(op, cirq.CircuitOperation) or (
             not cirq.has_unitary(op) and cirq.decompose_once(op, default=None) is not None
         ):
@@ -136,6 +145,27 @@ class _Lowerer:
                 self.builder.gate(
                     name, [handles[k] for k in qs], ps, guard=guard, where=self.where()
                 )
+
+    def repeated(self, op: Any, cond: conditions.Cond, depth: int) -> bool:
+        """A ``CircuitOperation`` of more than one repetition that measures nothing, read
+        once per repetition: its one lowered repetition kept as a REPEAT row where it wrote
+        only gates (:func:`~qmk.frontends.folding.fold_pass`), else written out. False
+        (nothing written) for any other: it is decomposed, its repetitions unrolled."""
+        import cirq
+
+        turns = abs(op.repetitions)
+        if turns < 2 or op.repeat_until is not None or cond != conditions.TRUE:
+            return False
+        if cirq.is_measurement(op):  # keys differ by repetition, or are measured twice
+            return False
+        one = op.replace(repetitions=1 if op.repetitions > 0 else -1, repetition_ids=None)
+        before = len(self.builder.nodes)
+        self.decomposed(one, cond, depth)
+        self.folds += 1
+        if not fold_pass(self.builder.nodes, before, turns, self.folds):
+            for _ in range(turns - 1):  # a reset, say: the repetitions are alike, written out
+                self.decomposed(one, cond, depth)
+        return True
 
     def decomposed(self, op: Any, cond: conditions.Cond, depth: int) -> None:
         import cirq

@@ -20,7 +20,8 @@ from typing import Any
 from qmk.frontends import conditions
 from qmk.frontends.builder import guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.qasm_fold import fold_pass, foldable
+from qmk.frontends.folding import fold_pass
+from qmk.frontends.qasm_fold import foldable
 from qmk.frontends.qasm_runtime import (
     FUNCTIONS,
     MAX_LOOP_CAP,
@@ -37,6 +38,7 @@ from qmk.frontends.qasm_scope import MATH_CONSTANTS, Cond, Scope, describe, too_
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
 from qmk.qvm.fold import unrolled_nodes
+from qmk.qvm.graph import REPEAT
 
 
 class Classical(Scope):
@@ -512,8 +514,9 @@ class Classical(Scope):
             finally:
                 self.values.pop(var, None)
             self.folds += 1
+            per_pass = self.unrolled_to(len(self.builder.nodes)) - self.unrolled_to(before)
             if fold_pass(self.builder.nodes, before, passes, self.folds):
-                self.check_folded(passes)
+                self.check_folded(before, passes, per_pass)
                 return
             values = values[1:]  # the pass wrote more than gates: the others are unrolled
         loop = Loop()
@@ -558,16 +561,31 @@ class Classical(Scope):
                 self.max_nodes,
             )
 
-    def check_folded(self, passes: int) -> None:
-        """Refuse a loop just read folded whose unrolled program would pass the cap."""
+    def unrolled_to(self, end: int) -> int:
+        """How many nodes the builder's first ``end`` rows unroll to, from a running
+        prefix sum: each row is counted once, when first asked about, so many folded loops
+        cost time linear in the program (a fold rewrites only the rows after its start)."""
+        if self.max_nodes is None:
+            return 0
+        sums = self.unrolled_sums
+        if end >= len(sums):
+            for node in self.builder.nodes[len(sums) - 1 : end]:
+                sums.append(sums[-1] + (unrolled_nodes((node,)) if node.op == REPEAT else 1))
+        return sums[end]
+
+    def check_folded(self, before: int, passes: int, per_pass: int) -> None:
+        """Refuse a loop just read folded, into the REPEAT row at ``before`` of ``passes``
+        turns of ``per_pass`` nodes, whose unrolled program would pass the cap."""
         if self.max_nodes is None:
             return
-        nodes = self.builder.nodes
-        total = unrolled_nodes(nodes)
+        sums = self.unrolled_sums
+        del sums[before + 1 :]  # the pass's rows are now the one REPEAT row
+        sums.append(sums[before] + per_pass * passes)
+        total = sums[-1]
         if total > self.max_nodes:
             raise too_many_nodes(
                 self.where(),
-                f"a for loop of {passes} passes of {unrolled_nodes(nodes[-1].body)} nodes each",
+                f"a for loop of {passes} passes of {per_pass} nodes each",
                 total,
                 self.max_nodes,
             )

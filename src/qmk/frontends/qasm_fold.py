@@ -6,21 +6,17 @@ holds only gate calls, barriers and ``for`` loops (themselves folded or unrolled
 ranges that do not name the variable either). Its first pass is lowered as ever;
 when that wrote only gates (no measurement, allocation, guard or classical value),
 those rows become the body of one ``REPEAT`` row of the loop's count
-(:mod:`qmk.qvm.fold`), and the other passes are not lowered at all. Any other loop is
-unrolled as before: a body that names the variable (``h q[i];``) differs pass by pass.
+(:func:`qmk.frontends.folding.fold_pass`), and the other passes are not lowered at
+all. Any other loop is unrolled as before: a body that names the variable
+(``h q[i];``) differs pass by pass.
 Under a node cap (a kernel's door) a folded loop is charged as before, by its passes
-and by the nodes it unrolls to: the kernel runs programs unrolled.
+and by the nodes it unrolls to (a running total: each row is counted once).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
-
-import msgspec
-
-from qmk.qvm.graph import REPEAT, Node
-from qmk.qvm.ops import OPS, Exec
 
 #: The statement kinds a folded body may hold.
 _FOLDABLE = frozenset({"QuantumGate", "QuantumBarrier", "ForInLoop"})
@@ -49,34 +45,3 @@ def _names(value: Any, var: str) -> bool:
 
 def _block(loop: Any) -> list[Any]:
     return loop.block if isinstance(loop.block, list) else [loop.block]
-
-
-def _pure(node: Node) -> bool:
-    """A row a REPEAT body may repeat as it is: a gate, or a REPEAT row of gates."""
-    if node.op == REPEAT:
-        return True
-    spec = OPS.get(node.op)
-    return (
-        spec is not None
-        and spec.kind is Exec.GATE
-        and not (node.produces or node.inputs or node.chs or node.caps)
-        and node.guard is None
-    )
-
-
-def fold_pass(nodes: list[Node], before: int, count: int, number: int) -> bool:
-    """Make ``nodes[before:]`` (one pass's rows) the body of a REPEAT row of ``count``
-    turns, in place, when every row is :func:`_pure`; False (nothing changed) otherwise.
-
-    The row is ``loop{number}`` and its body's rows ``loop{number}.{k}``: a builder names
-    its nodes by their position, which folding changes.
-    """
-    body = nodes[before:]
-    if not body or not all(map(_pure, body)):
-        return False
-    rows = tuple(
-        msgspec.structs.replace(node, id=f"loop{number}.{k}") for k, node in enumerate(body)
-    )
-    del nodes[before:]
-    nodes.append(Node(id=f"loop{number}", op=REPEAT, args={"count": count}, body=rows))
-    return True

@@ -103,6 +103,8 @@ class Scope(ABC):
         self.max_nodes = max_nodes
         self.passes = 0  # loop passes lowered or about to be, of all loops (within max_nodes)
         self.folds = 0  # for loops read folded into REPEAT rows so far (qasm_fold)
+        # unrolled_sums[k]: the nodes the builder's first k rows unroll to (under a cap)
+        self.unrolled_sums: list[int] = [0]
         self.name = name
         self.version = version
         self.params = params

@@ -6,7 +6,9 @@ result ids, ``__quantum__rt__*_record_output`` and forward branches on
 measurement results. Each block's path condition (which measurement outcomes
 lead to it) is tracked exactly as a disjunction of disjoint conjunctions of
 ``event == value`` terms; a quantum call in a block becomes one node per term,
-guarded by that term. Loops, dynamic qubits and anything else are refused with a
+guarded by that term. A counted loop of one block of gate calls
+(:mod:`~qmk.frontends.qir_loops`) is read folded, one REPEAT row. Other loops, dynamic
+qubits and anything else are refused with a
 :class:`~qmk.frontends.errors.FrontendError` that names the instruction and
 where it is (``@function``, block, instruction number, and the line for text).
 
@@ -49,7 +51,9 @@ from typing import Any
 from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import GATE_OPS, ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.folding import fold_pass
 from qmk.frontends.qasm_runtime import Operands, cast_name, cond_text, literal
+from qmk.frontends.qir_loops import CountedLoop, counted_loop
 from qmk.gates import GATES
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
@@ -275,10 +279,10 @@ def from_qir(
 
     Raises:
         FrontendError: ``syntax`` (text that does not parse or verify), ``unreadable``
-            (truncated or invalid bitcode, undecodable bytes), ``unsupported`` (a loop,
-            dynamic qubits, an unknown call or instruction, ...), ``undefined`` (no
-            entry point), ``bad-value`` (a non-constant or non-finite angle),
-            ``missing-extra`` (pyqir is not installed).
+            (truncated or invalid bitcode, undecodable bytes), ``unsupported`` (a loop
+            other than a counted loop of gates, dynamic qubits, an unknown call or
+            instruction, ...), ``undefined`` (no entry point), ``bad-value`` (a
+            non-constant or non-finite angle), ``missing-extra`` (pyqir is not installed).
     """
     try:
         import pyqir
@@ -391,6 +395,9 @@ class _Lowering:
         self.ptr_ids: dict[Any, int | None] = {}
         # (gate, angles) -> its basic gates, by the decomposition table
         self.steps: dict[tuple[Any, ...], tuple[decompose.Instr, ...]] = {}
+        # blocks that branch back to themselves: a counted loop, or why they are not one
+        self.loops: dict[Any, CountedLoop | str] = {}
+        self.folds = 0  # counted loops read folded into REPEAT rows so far
 
     # -- errors and positions
 
@@ -418,12 +425,17 @@ class _Lowering:
         entry = self.entry_point()
         blocks = list(entry.basic_blocks)
         positions = self.positions(entry, blocks)
+        self.loops = {b: counted_loop(self.q, b) for b in blocks if b in self.successors(b)}
         order = self.topological(entry, blocks, positions)
         self.allocate(entry, blocks, positions)
         cond: dict[Any, _DNF] = {blocks[0]: _TRUE}
         edges: dict[tuple[Any, Any], _DNF] = {}
         for block in order:
             here = cond.get(block, _FALSE)
+            loop = self.loops.get(block)
+            if isinstance(loop, CountedLoop):
+                self.counted(block, loop, positions[block], here, edges, cond)
+                continue
             for inst, pos in zip(block.instructions, positions[block], strict=True):
                 self.instruction(inst, pos, here, edges, cond, block)
         attrs = {a.string_kind: a.string_value for a in entry.attributes.func}
@@ -495,11 +507,12 @@ class _Lowering:
             nxt = todo.pop(0)
             if state.get(nxt) == 1:
                 pos = positions[block][-1]
+                why = self.loops.get(nxt) if nxt == block else "it spans several blocks"
                 raise self.fail(
                     "unsupported",
                     pos,
-                    f"backward branch to block {nxt.name} (a loop); QMK lowers only "
-                    "forward control flow",
+                    f"backward branch to block {nxt.name} (a loop); QMK lowers forward "
+                    f"control flow and counted loops of one block, and this is none: {why}",
                 )
             if nxt not in state:
                 state[nxt] = 1
@@ -507,8 +520,54 @@ class _Lowering:
         return postorder[::-1]
 
     def successors(self, block: Any) -> list[Any]:
+        """The blocks ``block`` may branch to (a counted loop: the one after it)."""
+        loop = self.loops.get(block)
+        if isinstance(loop, CountedLoop):
+            return [loop.after]
         term = block.terminator
         return list(term.successors) if term is not None else []
+
+    def counted(
+        self,
+        block: Any,
+        loop: CountedLoop,
+        positions: list[_Pos],
+        here: _DNF,
+        edges: dict[tuple[Any, Any], _DNF],
+        cond: dict[Any, _DNF],
+    ) -> None:
+        """A counted loop: its body of gate calls lowered once and kept as a REPEAT row of
+        its turns (:func:`~qmk.frontends.folding.fold_pass`); then the block after it."""
+        if here != _TRUE:
+            raise self.fail(
+                "unsupported",
+                positions[0],
+                f"the counted loop {block.name} runs only where measurements say so; QMK "
+                "reads a counted loop on every path only",
+            )
+        before = len(self.builder.nodes)
+        for inst, pos in zip(block.instructions, positions, strict=True):
+            if inst in loop.bookkeeping:
+                continue
+            callee = inst.callee.name if isinstance(inst, self.q.Call) else ""
+            if callee.removeprefix("__quantum__qis__") not in QIR_GATES:
+                raise self.fail(
+                    "unsupported",
+                    pos,
+                    f"the counted loop {block.name} holds `{pos.text}`: QMK reads a loop "
+                    "whose body is gate calls only",
+                )
+            self.call(inst, pos, here)
+        if loop.turns > 1 and len(self.builder.nodes) > before:
+            self.folds += 1
+            if not fold_pass(self.builder.nodes, before, loop.turns, self.folds):
+                raise self.fail(
+                    "unsupported", positions[0], f"the counted loop {block.name} cannot be folded"
+                )
+        for inst, value in loop.values.items():
+            self.values[inst] = _Bool.const(value) if isinstance(value, bool) else value
+        edges[(block, loop.after)] = here
+        cond[loop.after] = _or(cond.get(loop.after, _FALSE), here)
 
     def allocate(self, entry: Any, blocks: list[Any], positions: dict[Any, list[_Pos]]) -> None:
         """Allocate the qubits the entry point declares, or more if its calls name more."""

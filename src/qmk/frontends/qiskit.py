@@ -7,8 +7,9 @@ gate with any control state goes through the table's exact ``controlled``.
 ``measure``, ``reset`` and ``barrier`` (an epoch fence) are lowered. So are
 ``if_test``/``IfElseOp`` on a clbit, a register or a classical expression (``==``,
 ``!=``, ``!``, ``&&``, ``||``), and ``switch_case`` on a clbit or register (the default
-case too). So are ``box`` (a plain scope) and ``for_loop`` over a fixed set (unrolled;
-``break_loop``/``continue_loop`` in it guard what follows them). ``delay`` and a box's
+case too). So are ``box`` (a plain scope) and ``for_loop`` over a fixed set: read folded into a
+``REPEAT`` row when its passes are alike (gates only, its parameter unread), else
+unrolled (``break_loop``/``continue_loop`` in it guard what follows them). ``delay`` and a box's
 duration are dropped (QMK does not model idle time: see docs/frontends.md). Anything
 else (``while_loop``, ``store``, a box with annotations) is a
 :class:`~qmk.frontends.errors.FrontendError` naming the instruction and its index.
@@ -29,12 +30,14 @@ out when registers exist, as Aer does.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from qmk.frontends import conditions, decompose
 from qmk.frontends.builder import ProgramBuilder, guard_of
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.folding import fold_pass
 from qmk.qvm.graph import Graph
 
 #: How deep gate definitions may nest before QMK gives up.
@@ -119,6 +122,7 @@ class _Lowerer:
         self.bits: list[str | None] = [None] * circuit.num_clbits
         self.index: tuple[int, ...] = ()
         self.loops: list[_Loop] = []
+        self.folds = 0  # for loops read folded into REPEAT rows so far
 
     def error(self, kind: str, message: str) -> FrontendError:
         where = ".".join(str(i) for i in self.index)
@@ -258,26 +262,49 @@ class _Lowerer:
     def for_loop(
         self, instruction: Any, qmap: dict[Any, str], cmap: dict[Any, int], cond: conditions.Cond
     ) -> None:
-        """Unrolled, its parameter bound in each copy (a body that ignores its parameter
-        is copied as it is); ``break``/``continue`` in it guard what follows them."""
+        """Read folded where its passes are alike, else unrolled, its parameter bound in
+        each copy; ``break``/``continue`` in it guard what follows them.
+
+        A loop that runs more than once unconditionally, never reads its parameter and
+        holds nothing that ends it early has its first pass lowered; when that wrote only
+        gates (nested loops folded or not) it becomes one REPEAT row of the loop's length
+        (:func:`~qmk.frontends.folding.fold_pass`), and the other passes are not lowered.
+        """
         indexset, parameter, body = instruction.operation.params
         index = self.index
         binds = parameter is not None and parameter in body.parameters
+        values: Iterable[Any] = indexset
         self.loops.append(_Loop())
         try:
-            for value in indexset:
-                self.loops[-1].skipped = []
+            passes = len(indexset)
+            if passes > 1 and not binds and cond == conditions.TRUE and not _stops(body):
+                before = len(self.builder.nodes)
+                self.loop_pass(instruction, body, qmap, cmap, cond, (*index, int(indexset[0])))
+                self.folds += 1
+                if fold_pass(self.builder.nodes, before, passes, self.folds):
+                    return
+                values = itertools.islice(indexset, 1, None)  # more than gates: unrolled
+            for value in values:
                 bound = body.assign_parameters({parameter: value}) if binds else body
-                inner_q = dict(
-                    zip(bound.qubits, [qmap[q] for q in instruction.qubits], strict=True)
-                )
-                inner_c = dict(
-                    zip(bound.clbits, [cmap[c] for c in instruction.clbits], strict=True)
-                )
-                self.block(bound, inner_q, inner_c, cond, (*index, int(value)))
+                self.loop_pass(instruction, bound, qmap, cmap, cond, (*index, int(value)))
         finally:
             self.loops.pop()
-        self.index = index
+            self.index = index
+
+    def loop_pass(
+        self,
+        instruction: Any,
+        body: Any,
+        qmap: dict[Any, str],
+        cmap: dict[Any, int],
+        cond: conditions.Cond,
+        prefix: tuple[int, ...],
+    ) -> None:
+        """One pass of the innermost loop's ``body`` (its parameter bound already)."""
+        self.loops[-1].skipped = []
+        inner_q = dict(zip(body.qubits, [qmap[q] for q in instruction.qubits], strict=True))
+        inner_c = dict(zip(body.clbits, [cmap[c] for c in instruction.clbits], strict=True))
+        self.block(body, inner_q, inner_c, cond, prefix)
 
     def leave(self, name: str, cond: conditions.Cond) -> None:
         """``break``/``continue`` where ``cond`` holds: the rest of the loop (of this
@@ -508,6 +535,18 @@ class _Lowerer:
             raise self.error(
                 "unsupported", f"gate {op.name} has a non-numeric parameter {value!r}"
             ) from None
+
+
+def _stops(body: Any) -> bool:
+    """Whether a loop body holds a ``break``/``continue`` of its own loop (one inside a
+    nested ``for_loop`` stops that loop only), at any depth of branches and boxes."""
+    for instruction in body.data:
+        op = instruction.operation
+        if op.name in ("break_loop", "continue_loop"):
+            return True
+        if op.name != "for_loop" and any(_stops(block) for block in getattr(op, "blocks", ())):
+            return True
+    return False
 
 
 def _is_standard(op: Any) -> bool:
