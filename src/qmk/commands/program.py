@@ -108,16 +108,16 @@ def _flat(args: argparse.Namespace, path: str) -> Columns | None:
     """A flat OpenQASM file read in bulk as columns (:mod:`qmk.frontends.qasm_bulk`);
     None for any other file, or one of a shape the bulk reader leaves to the statement
     reader (which then reads it, as for any program)."""
-    from qmk.frontends import format_of, read_text
+    from qmk.frontends import format_of
 
     kind = getattr(args, "format", None) or format_of(path)
     if kind not in ("qasm", "qasm2", "qasm3"):
         return None
-    from qmk.frontends.qasm_bulk import Routed, read_flat
+    from qmk.frontends.qasm_bulk import Routed, read_flat_file
 
     version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
     profile = getattr(args, "source_profile", None)
-    flat = read_flat(read_text(path), path, profile=profile, version=version)
+    flat = read_flat_file(path, profile=profile, version=version)
     return None if isinstance(flat, Routed) else flat
 
 

@@ -37,7 +37,7 @@ from qmk.frontends.qasm_scope import MATH_CONSTANTS
 from qmk.qvm.columns import OP_CODES, WIDTH, Columns
 from qmk.qvm.expr_core import ARITHMETIC
 
-__all__ = ["Routed", "read_flat"]
+__all__ = ["Routed", "read_flat", "read_flat_file"]
 
 _ID = r"[A-Za-z_][A-Za-z0-9_]*"
 _WS = r"[ \t]*"
@@ -67,8 +67,10 @@ _BARRIER = re.compile(rf"barrier[ \t]+([^;\n]*?){_WS};")
 _BARRIER_OPERAND = re.compile(rf"{_WS}{_OPERAND}{_WS}(?:,|$)")
 #: Statements of the gate call's shape that are no gate call.
 _NOT_GATES = frozenset({"barrier", "measure"})
-#: Statements read per pass (a piece of the text ending at a ``;``).
+#: Bytes read per pass (a piece of the text ending at a ``;``).
 PIECE = 1 << 18
+#: The most bytes the header and declarations may take.
+HEAD_MOST = 1 << 20
 
 _MEASURE_Z = OP_CODES["MEASURE_Z"]
 _FENCE = OP_CODES["FENCE_EPOCH"]
@@ -86,6 +88,156 @@ class Routed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Operands:
+    """The indexed qubit operands of a piece of gate calls, found by whole-array
+    operations on its bytes: one entry per ``reg[i]``, in order."""
+
+    open: np.ndarray  # where each '[' is
+    close: np.ndarray  # where each ']' is
+    name_start: np.ndarray  # where each register name starts
+    owner: np.ndarray  # the statement of each operand
+    position: np.ndarray  # its place among its statement's operands
+    first: np.ndarray  # the first operand of each statement
+    count: np.ndarray  # each statement's operand count
+
+    @classmethod
+    def of(cls, b: np.ndarray, semi: np.ndarray) -> _Operands | None:
+        """The operands of the calls ending at ``semi``; None unless each statement's
+        tail is exactly ``reg[digits]`` operands separated by commas (spaces and tabs
+        around the commas and before the ``;``), at most three."""
+        opens, close = np.flatnonzero(b == _OPEN), np.flatnonzero(b == _CLOSE)
+        if len(opens) == 0 or len(opens) != len(close):
+            return None
+        if (opens > close).any() or (close[:-1] > opens[1:]).any():
+            return None  # brackets must alternate [ ] [ ]
+        digits = close - opens - 1
+        if (digits < 1).any() or (digits > 9).any():
+            return None
+        for k in range(int(digits.max())):  # only digits inside brackets
+            if not _DIGIT[b[(opens + 1 + k)[digits > k]]].all():
+                return None
+        owner = np.searchsorted(semi, opens)
+        count = np.bincount(owner, minlength=len(semi))
+        if (count == 0).any() or (count > WIDTH).any():
+            return None
+        name_start = _run_start(b, opens, _IDENT)
+        if (name_start == opens).any() or _DIGIT[b[name_start]].any():
+            return None  # a name, not starting with a digit, right before each '['
+        firsts = np.concatenate(([True], owner[1:] != owner[:-1]))
+        lasts = np.concatenate((owner[1:] != owner[:-1], [True]))
+        # after each ']': spaces, then ',' (another operand follows) or ';' (the last)
+        after = _run_end(b, close + 1, _SPACE)
+        if not ((b[after] == _SEMI) == lasts).all() or not (b[after[~lasts]] == _COMMA).all():
+            return None
+        # before each later operand's name: spaces, then that very ',' (so a call's tail
+        # holds nothing but its operands, commas and spaces)
+        before = _run_start(b, name_start[~firsts], _SPACE) - 1
+        if not (before == after[~lasts]).all():
+            return None
+        starts = np.flatnonzero(firsts)
+        position = np.arange(len(opens)) - np.repeat(starts, count)
+        return cls(opens, close, name_start, owner, position, starts, count)
+
+    def values(self, b: np.ndarray) -> np.ndarray:
+        """Each operand's index, from its digits."""
+        digits = self.close - self.open - 1
+        value = np.zeros(len(self.open), dtype=np.int64)
+        for k in range(int(digits.max())):
+            more = digits > k
+            value[more] = value[more] * 10 + (b[self.open[more] + 1 + k].astype(np.int64) - 48)
+        return value
+
+
+def _run_start(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """For each position in ``at``: where the run of ``kind`` bytes that ends just
+    before it starts (``at`` itself where the byte before is no such byte)."""
+    start = at.copy()
+    active = np.ones(len(at), dtype=bool)
+    while True:
+        active &= start > 0
+        active[active] = kind[b[start[active] - 1]]
+        if not active.any():
+            return start
+        start[active] -= 1
+
+
+def _skip_blanks(b: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position in ``at``: the first byte from it on that is no space, tab or
+    line break, and how many line feeds lie before it."""
+    end = at.copy()
+    breaks = np.zeros(len(at), dtype=np.int64)
+    active = np.ones(len(at), dtype=bool)
+    while True:
+        byte = b[end[active]]
+        blank = _BLANK[byte]
+        active[active] = blank
+        if not active.any():
+            return end, breaks
+        breaks[active] += byte[blank] == _NEWLINE
+        end[active] += 1
+
+
+def _run_end(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """For each position in ``at``: the first position from it on that holds no byte of
+    ``kind`` (the piece ends with ``;``, which is none of the kinds asked)."""
+    end = at.copy()
+    active = np.ones(len(at), dtype=bool)
+    while True:
+        active[active] = kind[b[end[active]]]
+        if not active.any():
+            return end
+        end[active] += 1
+
+
+def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``rows`` (uint64 words) and each row's index among them,
+    found by sorting one word a row (a hash of the words where a row has more),
+    checked against the rows themselves."""
+    key = rows[:, 0].copy()
+    for column in range(1, rows.shape[1]):
+        key = key * np.uint64(0x100000001B3) ^ rows[:, column]
+    which = np.full(len(key), -1, dtype=np.int64)
+    index: list[int] = []
+    for _ in range(_FEW):  # most pieces call a few gates: a comparison a gate
+        left = np.flatnonzero(which < 0)
+        if len(left) == 0:
+            break
+        same = key == key[left[0]]
+        which[same] = len(index)
+        index.append(int(left[0]))
+    else:
+        _, first, which = np.unique(key, return_index=True, return_inverse=True)
+        index = first.tolist()
+        which = which.reshape(-1)
+    unique = rows[index]
+    if not (unique[which] == rows).all():  # two rows of one hash: sort the rows whole
+        unique, which = np.unique(rows, axis=0, return_inverse=True)
+        which = which.reshape(-1)
+    return which, unique
+
+
+#: Distinct heads a piece may have before they are found by sorting.
+_FEW = 32
+
+
+def _byte_class(chars: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[list(chars)] = True
+    return table
+
+
+_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+_DIGIT = _byte_class(b"0123456789")
+_IDENT = _byte_class(_LETTERS + b"0123456789")
+_SPACE = _byte_class(b" \t")
+_BLANK = _byte_class(b" \t\r\n")
+_SEMI, _COMMA, _OPEN, _CLOSE, _NEWLINE = b";,[]\n"
+#: The longest head (``name(params) ``) the fast lane reads.
+_HEAD_WIDTH = 96
+_GATE_HEAD = re.compile(rf"({_ID})(?:{_WS}\(({_PARAMS})\){_WS}|[ \t]+)")
+
+
 class _Unsupported(Exception):
     """A construct the bulk reader leaves to the statement reader."""
 
@@ -97,21 +249,44 @@ class _Template:
     ops: np.ndarray  # int16 codes
     local: np.ndarray  # (steps, 3) int64: which of the call's qubits (-1: none)
     theta: np.ndarray  # float64 (NaN: none)
+    in_order: bool  # one row, on the call's qubits in the order called
 
 
 def read_flat(
-    text: str, name: str, *, profile: str | None = None, version: int | None = None
+    source: str | bytes, name: str, *, profile: str | None = None, version: int | None = None
 ) -> Columns | Routed:
-    """The flat program ``text`` as columns, or why it is left to the statement reader.
+    """The flat program ``source`` as columns, or why it is left to the statement reader.
 
     Args:
-        text: the program.
+        source: the program, as text or as a file's bytes (ASCII: a program with other
+            characters is routed).
         name: its file name (each row's source is ``name:line``).
         profile: the code profile written on each allocation (None: none written).
         version: 2 or 3 where the caller fixes the version (``--format qasm2``).
     """
+    data = source.encode("utf-8") if isinstance(source, str) else source
+    return _read(_Reader(data, name, profile, version))
+
+
+def read_flat_file(
+    path: str, *, profile: str | None = None, version: int | None = None
+) -> Columns | Routed:
+    """:func:`read_flat` of the file ``path``, whose bytes only the reader holds, so that
+    they are freed before the columns are joined.
+
+    Raises:
+        FrontendError: ``QL105`` a file that cannot be read.
+    """
+    from qmk.frontends import read_bytes
+
+    return _read(_Reader(read_bytes(path), path, profile, version))
+
+
+def _read(reader: _Reader) -> Columns | Routed:
+    if reader.data is None or not reader.data.isascii():
+        return Routed("text beyond ASCII")
     try:
-        return _Reader(text, name, profile, version).read()
+        return reader.read()
     except _Unsupported as exc:
         return Routed(str(exc))
 
@@ -119,8 +294,9 @@ def read_flat(
 class _Reader:
     """One file's reading: the head's registers, then the body's rows piece by piece."""
 
-    def __init__(self, text: str, name: str, profile: str | None, version: int | None) -> None:
-        self.text, self.name, self.profile, self.asked = text, name, profile, version
+    def __init__(self, data: bytes, name: str, profile: str | None, version: int | None) -> None:
+        self.data: bytes | None = data
+        self.name, self.profile, self.asked = name, profile, version
         self.version = 0
         self.qregs: dict[str, tuple[int, int]] = {}  # name -> (first qubit, size)
         self.cregs: dict[str, list[int]] = {}  # name -> each bit's last event (-1: none)
@@ -130,17 +306,22 @@ class _Reader:
         self.line = 1
 
     def read(self) -> Columns:
-        pos = self.head()
-        text = self.text
-        end = text.rfind(";") + 1
-        if text[end:].strip(" \t\r\n") and re.fullmatch(_SKIP, text[end:]) is None:
+        data = self.data
+        assert data is not None
+        pos = self.head(data[:HEAD_MOST].decode("ascii"))
+        end = data.rfind(b";") + 1
+        if re.fullmatch(_SKIP, data[end:].decode("ascii")) is None:
             raise _Unsupported("text after the last statement")
         while pos < end:
-            cut = text.rfind(";", pos, min(pos + PIECE, end) + 1) + 1
+            cut = data.rfind(b";", pos, min(pos + PIECE, end) + 1) + 1
             if cut <= pos:
                 cut = end
-            self.piece(pos, cut)
+            piece = data[pos:cut]
+            if not self.fast_piece(piece):
+                self.piece(piece.decode("ascii"))
             pos = cut
+        self.data = None  # the bytes go before the columns are joined
+        del data
         count = sum(size for _, size in self.qregs.values())
         ops = np.concatenate([p[0] for p in self.parts] + [np.array([_FREE], np.int16)])
         free = np.array([[0, count, -1]], dtype=np.int32)
@@ -170,9 +351,10 @@ class _Reader:
 
     # ------------------------------------------------------------------ the head
 
-    def head(self) -> int:
-        """Read the header, the include and the declarations; where the body starts."""
-        text, pos, included = self.text, 0, False
+    def head(self, text: str) -> int:
+        """Read the header, the include and the declarations (in ``text``, the file's
+        start); where the body starts."""
+        pos, included = 0, False
         while True:
             m = _HEAD.match(text, pos)
             if m is None:
@@ -195,6 +377,8 @@ class _Reader:
             pos = m.end()
         if not included:
             raise _Unsupported("no standard gate library included before the first operation")
+        if pos == len(text) == HEAD_MOST:
+            raise _Unsupported("declarations past the file's first bytes")
         return pos
 
     def declare(self, m: re.Match[str], end: int) -> None:
@@ -222,14 +406,94 @@ class _Reader:
 
     # ------------------------------------------------------------------ the body
 
-    def piece(self, start: int, end: int) -> None:
-        """Read the statements of ``text[start:end]`` (which ends at a ``;``)."""
-        found = _BODY.findall(self.text, start, end)
+    def fast_piece(self, piece: bytes) -> bool:
+        """Read a piece (ending at a ``;``) of gate calls on indexed qubits, one per
+        line or more, with whole-array operations on its bytes; False, having read
+        nothing, where the piece has anything else (a comment, a measurement, a
+        barrier, a statement over two lines, spaces inside brackets): the pattern lane
+        reads it then (:meth:`piece`)."""
+        if b"//" in piece or b"\x00" in piece:  # a comment; a NUL would read as padding
+            return False
+        b = np.frombuffer(piece, dtype=np.uint8)
+        semi = np.flatnonzero(b == _SEMI)
+        # each statement's first byte, and the line breaks before it (a head and a
+        # tail, as checked below, hold none)
+        first, breaks = _skip_blanks(b, np.concatenate(([0], semi[:-1] + 1)))
+        line_of = np.cumsum(breaks)
+        operands = _Operands.of(b, semi)
+        if operands is None:
+            return False
+        calls = self.calls(b, operands, len(semi))
+        if calls is None:
+            return False
+        head_end = operands.name_start[operands.first]
+        found = self.heads(b, first, head_end, operands.count)
+        if found is None:
+            return False
+        which, table = found
+        self.expand_codes(calls, which, table, self.line + line_of)
+        self.line += int(line_of[-1])
+        return True
+
+    def calls(self, b: np.ndarray, operands: _Operands, statements: int) -> np.ndarray | None:
+        """Each call's qubit indices, (statements, 3), -1 past its last; None where an
+        operand names no qubit register, or an index is past its register's end."""
+        start, bracket = operands.name_start, operands.open
+        length = bracket - start
+        first = np.full(len(start), -1, dtype=np.int64)
+        size = np.zeros(len(start), dtype=np.int64)
+        for reg, (base, count) in self.qregs.items():
+            word = np.frombuffer(reg.encode("ascii"), dtype=np.uint8)
+            match = length == len(word)
+            for k, byte in enumerate(word):
+                match &= b[np.minimum(start + k, len(b) - 1)] == byte
+            first[match], size[match] = base, count
+        if (first < 0).any():
+            return None
+        values = operands.values(b)
+        if (values >= size).any():
+            return None
+        calls = np.full((statements, WIDTH), -1, dtype=np.int64)
+        calls[operands.owner, operands.position] = first + values
+        return calls
+
+    def heads(
+        self, b: np.ndarray, first: np.ndarray, end: np.ndarray, count: np.ndarray
+    ) -> tuple[np.ndarray, list[_Template]] | None:
+        """Each call's template, by its head (``name(params) `` before its first
+        operand) and qubit count: an index into the templates; None where a head is
+        no gate's."""
+        size = end - first
+        if (size < 2).any() or (size > _HEAD_WIDTH).any():
+            return None
+        width = int(size.max())
+        words = -(-(width + 1) // 8)
+        padded = np.zeros((len(first), words * 8), dtype=np.uint8)
+        for k in range(width):  # the head's bytes, zeros after it
+            held = size > k
+            padded[held, k] = b[first[held] + k]
+        padded[:, -1] = count  # the qubit count, in the last byte
+        table: list[_Template] = []
+        which, keys = _unique_rows(padded.view(np.uint64))
+        for key in keys:
+            raw = key.tobytes()
+            m = _GATE_HEAD.fullmatch(raw[:-1].rstrip(b"\x00").decode("ascii"))
+            if m is None or m.group(1) in _NOT_GATES:
+                return None
+            name, params = m.group(1), m.group(2) or ""
+            template = self.templates.get((name, params, raw[-1]))
+            table.append(template or self.template(name, params, raw[-1]))
+        return which, table
+
+    def piece(self, text: str) -> None:
+        """Read the statements of ``text`` (which ends at a ``;``) one pattern match each:
+        the lane for a piece with statements other than gate calls."""
+        found = _BODY.findall(text)
         skips, calls, names, params, r1, i1, r2, i2, r3, i3, other = (
             zip(*found, strict=True) if found else ((),) * 11
         )
         read = sum(map(len, skips)) + sum(map(len, calls)) + sum(map(len, other))
-        if read != end - start:  # a stretch no statement matched: a comment, say
+        if read != len(text):  # a stretch no statement matched: a comment, say
             raise _Unsupported(f"after line {self.line}: text the bulk reader does not read")
         if not _NOT_GATES.isdisjoint(names):  # a barrier on qubits reads as a call
             other = tuple(
@@ -266,10 +530,14 @@ class _Reader:
             cols.append(self.qubit_indices(reg[start:stop], idx[start:stop]))
         calls = np.stack(cols, axis=1)  # (n, 3)
         width = (calls >= 0).sum(axis=1)
-        a, b, c = calls[:, 0], calls[:, 1], calls[:, 2]
-        if ((a == b) | ((a == c) & (c >= 0)) | ((b == c) & (c >= 0)))[b >= 0].any():
-            raise _Unsupported("a gate applied to the same qubit twice")
-        keys = zip(names[start:stop], params[start:stop], width.tolist(), strict=True)
+        keys = list(zip(names[start:stop], params[start:stop], width.tolist(), strict=True))
+        self.expand(calls, keys, lines[start:stop])
+
+    def expand(
+        self, calls: np.ndarray, keys: list[tuple[str, str, int]], lines: np.ndarray
+    ) -> None:
+        """The rows of gate calls: each call's qubits (-1 past its last), its template's
+        key (name, parameters' text, qubit count) and its line."""
         templates = self.templates
         codes: list[int] = []
         table: list[_Template] = []
@@ -281,13 +549,27 @@ class _Reader:
                 code = index[key] = len(table)
                 table.append(template)
             codes.append(code)
-        which = np.array(codes, dtype=np.int64)
+        self.expand_codes(calls, np.array(codes, dtype=np.int64), table, lines)
+
+    def expand_codes(
+        self, calls: np.ndarray, which: np.ndarray, table: list[_Template], lines: np.ndarray
+    ) -> None:
+        """The rows of gate calls whose templates are ``table[which]``."""
+        a, b, c = calls[:, 0], calls[:, 1], calls[:, 2]
+        if ((a == b) | ((a == c) & (c >= 0)) | ((b == c) & (c >= 0)))[b >= 0].any():
+            raise _Unsupported("a gate applied to the same qubit twice")
+        n = len(calls)
         steps = np.array([len(t.ops) for t in table], dtype=np.int64)
         offsets = np.cumsum(steps) - steps
         flat_ops = np.concatenate([t.ops for t in table])
         flat_local = np.concatenate([t.local for t in table])
         flat_theta = np.concatenate([t.theta for t in table])
         per_call = steps[which]
+        if all(t.in_order for t in table):  # most files: a row a call, its qubits as called
+            step = offsets[which]
+            qubits = calls.astype(np.int32)
+            self.rows(flat_ops[step], qubits, flat_theta[step], lines.astype(np.int32))
+            return
         call = np.repeat(np.arange(n), per_call)
         within = np.arange(len(call)) - np.repeat(np.cumsum(per_call) - per_call, per_call)
         step = offsets[which][call] + within
@@ -297,7 +579,7 @@ class _Reader:
             flat_ops[step],
             qubits.astype(np.int32),
             flat_theta[step],
-            lines[start:stop][call].astype(np.int32),
+            lines[call].astype(np.int32),
         )
 
     def qubit_indices(self, regs: tuple[str, ...], idx: tuple[str, ...]) -> np.ndarray:
@@ -352,6 +634,7 @@ class _Reader:
             ops=np.array([OP_CODES[op] for op, _, _ in steps], dtype=np.int16),
             local=local,
             theta=np.array([np.nan if t is None else t for _, _, t in steps], dtype=np.float64),
+            in_order=len(steps) == 1 and tuple(steps[0][1]) == tuple(range(width)),
         )
         self.templates[(name, params, width)] = template
         return template
