@@ -301,7 +301,9 @@ class _Reader:
         self.qregs: dict[str, tuple[int, int]] = {}  # name -> (first qubit, size)
         self.cregs: dict[str, list[int]] = {}  # name -> each bit's last event (-1: none)
         self.templates: dict[tuple[str, str, int], _Template] = {}
-        self.parts: list[tuple[np.ndarray, ...]] = []  # (ops, qubits, theta, lines) pieces
+        #: the pieces of each column: ops, qubits, theta, lines
+        self.parts: tuple[list[np.ndarray], ...] = ([], [], [], [])
+        self.qubit_type: type = np.int32
         self.events = 0
         self.line = 1
 
@@ -309,6 +311,8 @@ class _Reader:
         data = self.data
         assert data is not None
         pos = self.head(data[:HEAD_MOST].decode("ascii"))
+        if sum(size for _, size in self.qregs.values()) < np.iinfo(np.int16).max:
+            self.qubit_type = np.int16  # qubit indices of two bytes where they fit
         end = data.rfind(b";") + 1
         if re.fullmatch(_SKIP, data[end:].decode("ascii")) is None:
             raise _Unsupported("text after the last statement")
@@ -323,13 +327,19 @@ class _Reader:
         self.data = None  # the bytes go before the columns are joined
         del data
         count = sum(size for _, size in self.qregs.values())
-        ops = np.concatenate([p[0] for p in self.parts] + [np.array([_FREE], np.int16)])
-        free = np.array([[0, count, -1]], dtype=np.int32)
-        qubits = np.concatenate([p[1] for p in self.parts] + [free])
-        theta = np.concatenate([p[2] for p in self.parts] + [np.array([np.nan])])
-        lines = np.concatenate([p[3] for p in self.parts] + [np.zeros(1, np.int32)])
-        if count == 0:
-            ops, qubits, theta, lines = ops[:-1], qubits[:-1], theta[:-1], lines[:-1]
+        tail = (
+            ([_FREE], np.int16),
+            ([[0, count, -1]], self.qubit_type),
+            ([np.nan], np.float64),
+            ([0], np.int32),
+        )
+        joined: list[np.ndarray] = []
+        for parts, (last, kind) in zip(self.parts, tail, strict=True):
+            if count:
+                parts.append(np.array(last, dtype=kind))
+            joined.append(np.concatenate(parts).astype(kind, copy=False))
+            parts.clear()  # each column's pieces go before the next column is joined
+        ops, qubits, theta, lines = joined
         groups = [
             [None if k < 0 else f"m{k}" for k in reversed(bits)]
             for bits in reversed(self.cregs.values())
@@ -703,7 +713,9 @@ class _Reader:
     def rows(
         self, ops: np.ndarray, qubits: np.ndarray, theta: np.ndarray, lines: np.ndarray
     ) -> None:
-        self.parts.append((ops, qubits, theta, lines))
+        columns: tuple[np.ndarray, ...] = (ops, qubits.astype(self.qubit_type), theta, lines)
+        for parts, column in zip(self.parts, columns, strict=True):
+            parts.append(column)
 
 
 def _selected(first: int, size: int, index: str | None) -> list[int]:

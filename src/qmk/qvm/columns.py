@@ -2,10 +2,11 @@
 
 A program of a million gates as :class:`~qmk.qvm.graph.Node` objects is a million
 objects, each with its own dicts and tuples (hundreds of bytes a node). As
-:class:`Columns` it is a handful of numpy arrays (26 bytes a row):
+:class:`Columns` it is a handful of numpy arrays (20 bytes a row, or 26):
 
 - ``ops``: each row's op, as its index in :data:`OP_NAMES` (the op table's order);
-- ``qubits``: each row's qubit operands, as indices into the program's qubits
+- ``qubits``: each row's qubit operands (int16 where the qubits' count allows),
+  as indices into the program's qubits
   (``q0``, ``q1``, ...), ``-1`` past the last; an ``ALLOC_LQ`` or ``FREE_LQ`` row holds
   the *range* ``[qubits[0], qubits[1])`` of the qubits it starts or ends;
 - ``theta``: each row's angle argument (NaN where the op takes none);
@@ -106,7 +107,7 @@ class Columns:
 
     Attributes:
         ops: int16, each row's op code (:data:`OP_CODES`).
-        qubits: int32 of shape (rows, 3), each row's qubit indices (-1: none); a range
+        qubits: int16 or int32 of shape (rows, 3), each row's qubit indices (-1: none); a range
             ``[start, stop)`` on ``ALLOC_LQ`` and ``FREE_LQ`` rows.
         theta: float64, each row's angle (NaN: none).
         lines: int32, each row's source line (0: none).
@@ -188,96 +189,101 @@ def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
     Checked: every op known to the column form, with its count of qubit operands and
     its angle; operands of a row distinct; every qubit used after its allocation and
     before its free, allocated and freed once; required capabilities requested;
-    the size limits of ``limits`` (rows, qubits, events, operands of a row).
+    the size limits of ``limits`` (rows, qubits, events, operands of a row). The rows
+    are checked a block at a time, so that what the checks hold stays small beside
+    the columns.
     """
     limits = limits or Limits()
-    ops, qubits, theta = columns.ops, columns.qubits, columns.theta
+    ops = columns.ops
     rows = len(ops)
     if rows == 0 or ops.min() < 0 or ops.max() >= len(OP_NAMES):
         return None
-    life = (ops == _ALLOC) | (ops == _FREE)
-    gates = ~life
-    if (gates & (_LOW[ops] < 0)).any() or _OTHER_CAP[ops].any():
-        return None  # an op the column form does not check: the graph path judges it
-    used = (qubits >= 0).sum(axis=1)
-    if (gates & ((used < _LOW[ops]) | (used > _HIGH[ops]))).any():
+    spans = _lifetimes(columns, limits)
+    if spans is None:
         return None
-    # operands packed first: a -1 never precedes a qubit
-    if (gates & ((qubits[:, 0] < 0) & (qubits[:, 1] >= 0))).any() or (
-        gates & ((qubits[:, 1] < 0) & (qubits[:, 2] >= 0))
-    ).any():
-        return None
-    if (gates & (np.isnan(theta) == _ANGLE[ops])).any() or not np.isfinite(
-        theta[_ANGLE[ops]]
-    ).all():
-        return None
-    a, b, c = qubits[:, 0], qubits[:, 1], qubits[:, 2]
-    if (gates & (((a == b) & (b >= 0)) | ((a == c) & (c >= 0)) | ((b == c) & (c >= 0)))).any():
-        return None
-    figures = _lifetimes(columns, life, gates, limits)
-    if figures is None:
-        return None
-    nodes, peak, count = figures
+    born, dies, peak = spans
+    for start in range(0, rows, BLOCK):
+        if not _rows_ok(columns, start, min(start + BLOCK, rows), born, dies):
+            return None
     events = int(_MEASURES[ops].sum())
     for limit, have in (
-        (limits.max_nodes, nodes),
-        (limits.max_qubits, count),
+        (limits.max_nodes, rows),
+        (limits.max_qubits, len(born)),
         (limits.max_events, events),
     ):
         if limit is not None and have > limit:
             return None
-    epochs = int((ops == _FENCE).sum()) + 1
     return Figures(
-        nodes=nodes,
-        epochs=epochs,
+        nodes=rows,
+        epochs=int((ops == _FENCE).sum()) + 1,
         peak_live_qubits=peak,
-        caps=("CAP_ALLOC",) if bool((ops == _ALLOC).any()) else (),
+        caps=("CAP_ALLOC",) if len(born) else (),
     )
 
 
-def _lifetimes(
-    columns: Columns, life: np.ndarray, gates: np.ndarray, limits: Limits
-) -> tuple[int, int, int] | None:
-    """Rows, peak live qubits and qubit count where every qubit is allocated once, freed
-    once after, and used only between; None otherwise."""
-    ops, qubits = columns.ops, columns.qubits
-    spans = qubits[life]
-    starts, stops = spans[:, 0].astype(np.int64), spans[:, 1].astype(np.int64)
+#: Rows checked at a time.
+BLOCK = 1 << 16
+
+
+def _rows_ok(columns: Columns, start: int, stop: int, born: np.ndarray, dies: np.ndarray) -> bool:
+    """Whether the rows ``start:stop`` that are no allocation or free are known ops with
+    their operand counts, distinct operands packed first, their angles, and qubits
+    live where they are used."""
+    ops = columns.ops[start:stop]
+    qubits = columns.qubits[start:stop]
+    theta = columns.theta[start:stop]
+    gates = (ops != _ALLOC) & (ops != _FREE)
+    low = _LOW[ops]
+    if (gates & (low < 0)).any() or _OTHER_CAP[ops].any():
+        return False  # an op the column form does not check: the graph path judges it
+    held = qubits >= 0
+    used = held.sum(axis=1)
+    if (gates & ((used < low) | (used > _HIGH[ops]))).any():
+        return False
+    if (gates & ((~held[:, 0] & held[:, 1]) | (~held[:, 1] & held[:, 2]))).any():
+        return False  # operands packed first: a -1 never precedes a qubit
+    angled = _ANGLE[ops]
+    if (gates & (np.isnan(theta) == angled)).any() or not np.isfinite(theta[angled]).all():
+        return False
+    a, b, c = qubits[:, 0], qubits[:, 1], qubits[:, 2]
+    if (gates & (((a == b) & held[:, 1]) | ((a == c) | (b == c)) & held[:, 2])).any():
+        return False
+    for column in range(qubits.shape[1]):
+        use = gates & held[:, column]
+        q = qubits[use, column].astype(np.int64)
+        if (q >= len(born)).any():
+            return False
+        at = np.flatnonzero(use) + start
+        if ((at <= born[q]) | (at >= dies[q])).any():
+            return False
+    return True
+
+
+def _lifetimes(columns: Columns, limits: Limits) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Each qubit's allocating and freeing row, and the peak of live qubits, where every
+    qubit is allocated once and freed once after; None otherwise."""
+    ops = columns.ops
+    life = np.flatnonzero((ops == _ALLOC) | (ops == _FREE))
+    spans = columns.qubits[life].astype(np.int64)
+    starts, stops = spans[:, 0], spans[:, 1]
     sizes = stops - starts
     if (sizes < 1).any() or (starts < 0).any():
         return None
     if limits.max_operands is not None and (sizes > limits.max_operands).any():
         return None
-    alloc_rows = np.flatnonzero(ops == _ALLOC)
-    free_rows = np.flatnonzero(ops == _FREE)
     is_alloc = ops[life] == _ALLOC
     count = int(sizes[is_alloc].sum())
     if (stops > count).any():
         return None
     born = np.full(count, -1, dtype=np.int64)
     dies = np.full(count, -1, dtype=np.int64)
-    for target, which, at in ((born, is_alloc, alloc_rows), (dies, ~is_alloc, free_rows)):
-        s, e = starts[which], stops[which]
-        k = e - s
-        owner = np.repeat(at, k)
+    for target, which in ((born, is_alloc), (dies, ~is_alloc)):
+        s, k = starts[which], sizes[which]
         index = np.repeat(s, k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
         if len(np.unique(index)) != len(index):
             return None  # allocated (or freed) twice
-        target[index] = owner
+        target[index] = np.repeat(life[which], k)
     if (born < 0).any() or (dies < 0).any() or (dies <= born).any():
         return None  # a qubit never allocated, or never freed (a leak), or freed first
-    row = np.flatnonzero(gates)
-    body = qubits[gates]
-    for column in range(qubits.shape[1]):
-        q = body[:, column]
-        held = q >= 0
-        if (q[held] >= count).any():
-            return None
-        at, q = row[held], q[held]
-        if ((at <= born[q]) | (at >= dies[q])).any():
-            return None
-    live = np.zeros(len(ops) + 1, dtype=np.int64)
-    np.add.at(live, alloc_rows, sizes[is_alloc])
-    np.add.at(live, free_rows + 1, -sizes[~is_alloc])
-    peak = int(np.cumsum(live).max())
-    return len(ops), peak, count
+    live = np.cumsum(np.where(is_alloc, sizes, -sizes))  # life rows are in row order
+    return born, dies, int(live.max()) if len(live) else 0
