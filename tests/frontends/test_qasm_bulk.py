@@ -213,3 +213,37 @@ def test_a_wide_file_is_read_in_pieces_with_the_same_rows_and_lines():
     assert isinstance(columns, Columns)
     assert len(columns) == 30002 and columns.lines[-2] == 30003
     assert np.array_equal(columns.qubits[1:-1, :2], pairs)
+
+
+def random_gate_calls(rng: random.Random, version: int, calls: int) -> tuple[str, str]:
+    """A program's head and a body of gate calls alone (the array lane's pieces): gates
+    of one to three qubits on two registers, with angles, spaces and blank lines."""
+    head, body = random_flat(rng, version).split("\n")[:6], []
+    qubits = [f"q[{i}]" for i in range(2)] + [f"r[{i}]" for i in range(1)]
+    names = ["h", "t", "cx", "cz", "swap", "ccx", "rz(pi/4)", "u3(0.1, -pi/2,(1+2)/3)", "crz(0.5)"]
+    width = {"cx": 2, "cz": 2, "swap": 2, "ccx": 3, "crz(0.5)": 2}
+    for _ in range(calls):
+        name = rng.choice(names)
+        picked = rng.sample(qubits, width.get(name, 1))
+        sep = rng.choice([",", ", ", " , ", ",\t"])
+        body.append(
+            rng.choice(["", "  ", "\n"]) + f"{name} {sep.join(picked)}" + rng.choice([";", " ;"])
+        )
+    return "\n".join(head) + "\n", "\n".join(body) + "\n"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("seed", range(4))
+def test_gate_calls_alone_are_read_by_the_array_lane_as_the_statement_reader_reads_them(
+    version, seed
+):
+    from qmk.frontends.qasm_bulk import _Reader
+
+    rng = random.Random(200 + seed)
+    head, body = random_gate_calls(rng, version, 60)
+    assert isinstance(assert_same_or_routed(head + body), Columns)
+    reader = _Reader((head + body).encode(), "p.qasm", None, None)
+    reader.head(head)
+    assert reader.fast_piece(body.encode()[: body.rindex(";") + 1])
+    for _ in range(20):  # mutations: the same graph, or routed
+        assert_same_or_routed(mutate(rng, head + body))
