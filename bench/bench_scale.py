@@ -16,7 +16,8 @@ peak RSS (``ru_maxrss`` of the process, from ``wait4``) are printed with the rat
 QMK/peer; the T counts of both are checked against N, and the physical qubits and
 runtime of the two estimates are printed side by side. A 10^12-T program (two nested
 loops of 10^6 turns) is estimated by QMK alone (the peer traces every operation).
-``bench/results/scale.json`` holds every figure. Not a test: nothing here fails on a
+``bench/results/scale.json`` holds every figure (``scale_flat.json`` for a run of
+flat files alone, ``--turns`` given no counts). Not a test: nothing here fails on a
 timing.
 
 Flat files (``--flat-gates``, default 10^6): a seeded OpenQASM 2 file of that many
@@ -46,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,43 +88,40 @@ STIM_SAMPLE = (
 FLAT_QUBITS = 100
 
 
-def flat_gates(gates: int, seed: int, clifford: bool) -> list[tuple[str, tuple[int, ...], str]]:
-    """The seeded gates of a flat file: (name, qubits, angle text or "")."""
+def flat_gates(gates: int, seed: int, clifford: bool) -> Iterator[tuple[str, tuple[int, ...], str]]:
+    """The seeded gates of a flat file, one at a time: (name, qubits, angle text or "").
+    (Made one at a time: a bench process of a big list would lend its peak RSS to the
+    processes it starts, as Linux counts ``ru_maxrss`` across fork and exec.)"""
     rng = random.Random(seed)
     one = ("h", "s", "sdg", "x", "y", "z") if clifford else ("h", "t", "tdg", "x", "s", "sdg")
-    out: list[tuple[str, tuple[int, ...], str]] = []
     for _ in range(gates):
         r = rng.random()
         if r < 0.5:
-            out.append(("cx", tuple(rng.sample(range(FLAT_QUBITS), 2)), ""))
+            yield ("cx", tuple(rng.sample(range(FLAT_QUBITS), 2)), "")
         elif r < 0.9 or clifford:
-            out.append((rng.choice(one), (rng.randrange(FLAT_QUBITS),), ""))
+            yield (rng.choice(one), (rng.randrange(FLAT_QUBITS),), "")
         else:
             angle = rng.choice(("pi/4", "-pi/8", "0.123"))
-            out.append(("rz", (rng.randrange(FLAT_QUBITS),), angle))
-    return out
+            yield ("rz", (rng.randrange(FLAT_QUBITS),), angle)
 
 
-def flat_qasm(gates: list[tuple[str, tuple[int, ...], str]]) -> str:
-    lines = [
-        "OPENQASM 2.0;",
-        'include "qelib1.inc";',
-        f"qreg q[{FLAT_QUBITS}];",
-        f"creg c[{FLAT_QUBITS}];",
-    ]
-    for name, qubits, angle in gates:
-        params = f"({angle})" if angle else ""
-        lines.append(f"{name}{params} {','.join(f'q[{q}]' for q in qubits)};")
-    lines.append("measure q -> c;")
-    return "\n".join(lines) + "\n"
+def write_flat_qasm(path: Path, gates: Iterable[tuple[str, tuple[int, ...], str]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write(f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{FLAT_QUBITS}];\n')
+        out.write(f"creg c[{FLAT_QUBITS}];\n")
+        for name, qubits, angle in gates:
+            params = f"({angle})" if angle else ""
+            out.write(f"{name}{params} {','.join(f'q[{q}]' for q in qubits)};\n")
+        out.write("measure q -> c;\n")
 
 
-def flat_stim(gates: list[tuple[str, tuple[int, ...], str]]) -> str:
+def write_flat_stim(path: Path, gates: Iterable[tuple[str, tuple[int, ...], str]]) -> None:
     """The Clifford gates as stim text (``sdg`` is stim's ``S_DAG``), then ``M`` of all."""
     names = {"h": "H", "s": "S", "sdg": "S_DAG", "x": "X", "y": "Y", "z": "Z", "cx": "CX"}
-    lines = [f"{names[name]} {' '.join(map(str, qubits))}" for name, qubits, _ in gates]
-    lines.append("M " + " ".join(map(str, range(FLAT_QUBITS))))
-    return "\n".join(lines) + "\n"
+    with path.open("w", encoding="utf-8") as out:
+        for name, qubits, _ in gates:
+            out.write(f"{names[name]} {' '.join(map(str, qubits))}\n")
+        out.write("M " + " ".join(map(str, range(FLAT_QUBITS))) + "\n")
 
 
 def loop_source(turns: int) -> str:
@@ -264,17 +263,16 @@ def rounds_of(contenders: dict[str, list[str]], rounds: int) -> dict[str, Any]:
 def flat_case(folder: Path, gates: int, rounds: int, clifford_run: bool) -> dict[str, Any]:
     """A flat file: qmk validate beside qiskit.qasm2.load; its Clifford run beside stim."""
     path = folder / f"flat-{gates}.qasm"
-    path.write_text(flat_qasm(flat_gates(gates, 7, clifford=False)), encoding="utf-8")
+    write_flat_qasm(path, flat_gates(gates, 7, clifford=False))
     contenders = {"qmk validate": qmk("validate", str(path))}
     if importlib.util.find_spec("qiskit") is not None:
         contenders["qiskit.qasm2.load"] = [sys.executable, "-c", QISKIT_LOAD, str(path)]
     record: dict[str, Any] = {"gates": gates, "qubits": FLAT_QUBITS}
     record["validate"] = rounds_of(contenders, rounds)
     if clifford_run:
-        cliff = flat_gates(gates, 7, clifford=True)
         qasm, stim_path = folder / f"flat-clifford-{gates}.qasm", folder / f"flat-{gates}.stim"
-        qasm.write_text(flat_qasm(cliff), encoding="utf-8")
-        stim_path.write_text(flat_stim(cliff), encoding="utf-8")
+        write_flat_qasm(qasm, flat_gates(gates, 7, clifford=True))
+        write_flat_stim(stim_path, flat_gates(gates, 7, clifford=True))
         runs = {
             "qmk run": qmk("run", "--shots", "1000", "--seed", "1", "--quiet", str(qasm)),
         }
@@ -357,7 +355,8 @@ def main() -> None:
             flat = flat_case(Path(folder), gates, args.rounds, args.clifford_run)
             show_flat(flat)
             record["flat"].append(flat)
-    write_json(record, RESULTS / "scale.json")
+    # a run of flat files alone keeps the loops' figures of the last full run
+    write_json(record, RESULTS / ("scale.json" if args.turns else "scale_flat.json"))
 
 
 if __name__ == "__main__":
