@@ -382,7 +382,7 @@ class _Reader:
                     raise _Unsupported(f'an include other than one "{want}"')
                 included = True
             else:
-                self.declare(m, m.end())
+                self.declare(m)
             self.line += m.group(0).count("\n") - m.group(1).count("\n")
             pos = m.end()
         if not included:
@@ -391,7 +391,7 @@ class _Reader:
             raise _Unsupported("declarations past the file's first bytes")
         return pos
 
-    def declare(self, m: re.Match[str], end: int) -> None:
+    def declare(self, m: re.Match[str]) -> None:
         kind = m.group("reg") or m.group("typ")
         reg, size = (
             (m.group("rname"), int(m.group("rsize")))
