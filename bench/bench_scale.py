@@ -16,10 +16,23 @@ peak RSS (``ru_maxrss`` of the process, from ``wait4``) are printed with the rat
 QMK/peer; the T counts of both are checked against N, and the physical qubits and
 runtime of the two estimates are printed side by side. A 10^12-T program (two nested
 loops of 10^6 turns) is estimated by QMK alone (the peer traces every operation).
-``bench/results/scale.json`` holds every figure. Not a test: nothing here fails on a
+``bench/results/scale.json`` holds every figure (``scale_flat.json`` for a run of
+flat files alone, ``--turns`` given no counts). Not a test: nothing here fails on a
 timing.
 
+Flat files (``--flat-gates``, default 10^6): a seeded OpenQASM 2 file of that many
+gates on 100 qubits (half ``cx``, the rest ``h t tdg x s sdg`` and a tenth ``rz`` by
+literal angles), then ``measure q -> c``. ``qmk validate FILE`` (read in bulk as
+columns, :mod:`qmk.frontends.qasm_bulk`) runs beside a fresh process that runs
+Qiskit's ``qiskit.qasm2.load`` of the same file (where Qiskit is importable), with
+peak RSS in bytes a gate and the ratio QMK/Qiskit. With ``--clifford-run``, the file's
+Clifford version (``h s sdg x y z`` for the one-qubit gates, no ``rz``) at 1000 shots:
+the whole ``qmk run`` process beside a fresh stim process that
+reads the same circuit as stim text, compiles its sampler and samples 1000 shots.
+
     python bench/bench_scale.py [--turns 100000 10000000] [--rounds 3] [--no-peer]
+                                [--flat-gates 1000000] [--clifford-run]
+    python bench/bench_scale.py --turns --flat-gates 1000000 --clifford-run  # flat only
 """
 
 from __future__ import annotations
@@ -28,11 +41,13 @@ import argparse
 import importlib.util
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +76,52 @@ print(json.dumps({
     "runtime_ns": physical["runtime"],
 }))
 """
+
+
+#: The peer of a flat file: Qiskit's OpenQASM 2 reader, in a fresh process.
+QISKIT_LOAD = "import sys, qiskit.qasm2; qiskit.qasm2.load(sys.argv[1])"
+#: The peer of a Clifford run: stim reads the circuit, compiles its sampler and samples.
+STIM_SAMPLE = (
+    "import sys, stim; c = stim.Circuit(open(sys.argv[1]).read()); "
+    "c.compile_sampler(seed=1).sample(int(sys.argv[2]))"
+)
+FLAT_QUBITS = 100
+
+
+def flat_gates(gates: int, seed: int, clifford: bool) -> Iterator[tuple[str, tuple[int, ...], str]]:
+    """The seeded gates of a flat file, one at a time: (name, qubits, angle text or "").
+    (Made one at a time: a bench process of a big list would lend its peak RSS to the
+    processes it starts, as Linux counts ``ru_maxrss`` across fork and exec.)"""
+    rng = random.Random(seed)
+    one = ("h", "s", "sdg", "x", "y", "z") if clifford else ("h", "t", "tdg", "x", "s", "sdg")
+    for _ in range(gates):
+        r = rng.random()
+        if r < 0.5:
+            yield ("cx", tuple(rng.sample(range(FLAT_QUBITS), 2)), "")
+        elif r < 0.9 or clifford:
+            yield (rng.choice(one), (rng.randrange(FLAT_QUBITS),), "")
+        else:
+            angle = rng.choice(("pi/4", "-pi/8", "0.123"))
+            yield ("rz", (rng.randrange(FLAT_QUBITS),), angle)
+
+
+def write_flat_qasm(path: Path, gates: Iterable[tuple[str, tuple[int, ...], str]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        out.write(f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[{FLAT_QUBITS}];\n')
+        out.write(f"creg c[{FLAT_QUBITS}];\n")
+        for name, qubits, angle in gates:
+            params = f"({angle})" if angle else ""
+            out.write(f"{name}{params} {','.join(f'q[{q}]' for q in qubits)};\n")
+        out.write("measure q -> c;\n")
+
+
+def write_flat_stim(path: Path, gates: Iterable[tuple[str, tuple[int, ...], str]]) -> None:
+    """The Clifford gates as stim text (``sdg`` is stim's ``S_DAG``), then ``M`` of all."""
+    names = {"h": "H", "s": "S", "sdg": "S_DAG", "x": "X", "y": "Y", "z": "Z", "cx": "CX"}
+    with path.open("w", encoding="utf-8") as out:
+        for name, qubits, _ in gates:
+            out.write(f"{names[name]} {' '.join(map(str, qubits))}\n")
+        out.write("M " + " ".join(map(str, range(FLAT_QUBITS))) + "\n")
 
 
 def loop_source(turns: int) -> str:
@@ -181,11 +242,84 @@ def show(record: dict[str, Any]) -> None:
         )
 
 
+def rounds_of(contenders: dict[str, list[str]], rounds: int) -> dict[str, Any]:
+    """Every contender in interleaved rounds: figures, status and the loads."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    loads = []
+    for round_ in range(rounds):
+        order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            runs[name].append(measured(contenders[name]))
+        loads.append(load_averages()[0])
+    entries = {}
+    for name, done in runs.items():
+        entry = {**figures(done), "status": done[-1]["status"]}
+        if done[-1]["status"] != 0:
+            entry["stderr"] = done[-1]["stderr"]
+        entries[name] = entry
+    return {"loads": loads, "contenders": entries}
+
+
+def flat_case(folder: Path, gates: int, rounds: int, clifford_run: bool) -> dict[str, Any]:
+    """A flat file: qmk validate beside qiskit.qasm2.load; its Clifford run beside stim."""
+    path = folder / f"flat-{gates}.qasm"
+    write_flat_qasm(path, flat_gates(gates, 7, clifford=False))
+    contenders = {"qmk validate": qmk("validate", str(path))}
+    if importlib.util.find_spec("qiskit") is not None:
+        contenders["qiskit.qasm2.load"] = [sys.executable, "-c", QISKIT_LOAD, str(path)]
+    record: dict[str, Any] = {"gates": gates, "qubits": FLAT_QUBITS}
+    record["validate"] = rounds_of(contenders, rounds)
+    if clifford_run:
+        qasm, stim_path = folder / f"flat-clifford-{gates}.qasm", folder / f"flat-{gates}.stim"
+        write_flat_qasm(qasm, flat_gates(gates, 7, clifford=True))
+        write_flat_stim(stim_path, flat_gates(gates, 7, clifford=True))
+        runs = {
+            "qmk run": qmk("run", "--shots", "1000", "--seed", "1", "--quiet", str(qasm)),
+        }
+        if importlib.util.find_spec("stim") is not None:
+            runs["stim sample"] = [sys.executable, "-c", STIM_SAMPLE, str(stim_path), "1000"]
+        record["clifford_run"] = rounds_of(runs, rounds)
+    return record
+
+
+def show_flat(record: dict[str, Any]) -> None:
+    gates = record["gates"]
+    for part, peer in (("validate", "qiskit.qasm2.load"), ("clifford_run", "stim sample")):
+        if part not in record:
+            continue
+        done = record[part]
+        title = "flat file" if part == "validate" else "its Clifford version, 1000 shots"
+        loads = ", ".join(f"{x:.2f}" for x in done["loads"])
+        print(f"\n{title}: {gates:,} gates on {record['qubits']} qubits (loads {loads})")
+        print(
+            f"  {'contender':18} {'min s':>8} {'median s':>9} {'peak MB':>8} {'B/gate':>7}  ratio"
+        )
+        theirs = done["contenders"].get(peer)
+        for name, entry in done["contenders"].items():
+            ratio = ""
+            if theirs is not None and name != peer and theirs["status"] == 0:
+                ratio = f"{entry['min_s'] / theirs['min_s']:.3f}x peer"
+            entry["bytes_per_gate"] = entry["rss_mb"] * 2**20 / gates
+            status = "" if entry["status"] == 0 else f"  (exit {entry['status']})"
+            print(
+                f"  {name:18} {entry['min_s']:8.2f} {entry['median_s']:9.2f} "
+                f"{entry['rss_mb']:8.0f} {entry['bytes_per_gate']:7.0f}  {ratio}{status}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, nargs="+", default=[10**5, 10**7])
+    parser.add_argument(
+        "--turns", type=int, nargs="*", default=[10**5, 10**7], help="loops' turns (none: no loops)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-peer", action="store_true", help="skip qsharp.estimate")
+    parser.add_argument(
+        "--flat-gates", type=int, nargs="*", default=[10**6], help="flat files' gate counts"
+    )
+    parser.add_argument(
+        "--clifford-run", action="store_true", help="also run the flat files' Clifford version"
+    )
     args = parser.parse_args()
     peer = not args.no_peer
     reason = ""
@@ -193,7 +327,7 @@ def main() -> None:
         peer, reason = False, "the qsharp package is not importable (pip install qsharp)"
     elif not peer:
         reason = "--no-peer"
-    info = machine(**installed("qsharp"))
+    info = machine(**installed("qsharp", "qiskit", "stim"))
     print(describe(info, "fresh processes, interleaved rounds"))
     if reason:
         print(f"peer qsharp.estimate skipped: {reason}")
@@ -209,13 +343,20 @@ def main() -> None:
                 entry = done["contenders"].get(name)
                 if entry is not None and entry["t_count"] not in (None, turns):
                     print(f"  WRONG T count from {name}: {entry['t_count']} for {turns}")
-        path = Path(folder) / "nested-1e12.qasm"
-        path.write_text(nested_source(10**6, 10**6), encoding="utf-8")
-        nested = case(path, 10**12, args.rounds, peer=False)
-        nested["program"] = "two nested loops of 10^6 turns: 10^12 T gates"
-        record["cases"].append(nested)
-        show(nested)
-    write_json(record, RESULTS / "scale.json")
+        if args.turns:
+            path = Path(folder) / "nested-1e12.qasm"
+            path.write_text(nested_source(10**6, 10**6), encoding="utf-8")
+            nested = case(path, 10**12, args.rounds, peer=False)
+            nested["program"] = "two nested loops of 10^6 turns: 10^12 T gates"
+            record["cases"].append(nested)
+            show(nested)
+        record["flat"] = []
+        for gates in args.flat_gates:
+            flat = flat_case(Path(folder), gates, args.rounds, args.clifford_run)
+            show_flat(flat)
+            record["flat"].append(flat)
+    # a run of flat files alone keeps the loops' figures of the last full run
+    write_json(record, RESULTS / ("scale.json" if args.turns else "scale_flat.json"))
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def read_program(
         if kind == "qvm-json" and name.endswith(".asm"):
             from qmk.qvm import graph as graph_io
 
-            return graph_io.loads(_read_bytes(name), source=name, limits=limits)
+            return graph_io.loads(read_bytes(name), source=name, limits=limits)
         return read_graph(name, limits=limits)
     if kind in ("qasm", "qasm2", "qasm3"):
         from qmk.frontends.qasm import from_qasm
@@ -138,10 +138,15 @@ def read_program(
         return from_stim(read_text(name), name=name, profile=profile)
     from qmk.frontends.qir import from_qir
 
-    return from_qir(_read_bytes(name), name=name, profile=profile)
+    return from_qir(read_bytes(name), name=name, profile=profile)
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
+    """The bytes of the file ``path``.
+
+    Raises:
+        FrontendError: ``QL105`` a file that cannot be read.
+    """
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -157,7 +162,7 @@ def read_text(path: str) -> str:
         FrontendError: ``QL105`` a file that cannot be read or is not UTF-8.
     """
     try:
-        return _read_bytes(path).decode("utf-8")
+        return read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FrontendError.of(
             "unreadable", f"{path}: not UTF-8 text (byte {exc.start})", source=path
@@ -175,4 +180,12 @@ def to_qasm3(program: Graph | VerifiedProgram) -> str:
     return write(program)
 
 
-__all__ = ["FORMATS", "FrontendError", "format_of", "read_program", "read_text", "to_qasm3"]
+__all__ = [
+    "FORMATS",
+    "FrontendError",
+    "format_of",
+    "read_bytes",
+    "read_program",
+    "read_text",
+    "to_qasm3",
+]

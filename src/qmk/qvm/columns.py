@@ -1,0 +1,289 @@
+"""A flat QVM program held as columns: one array per field, not one object per node.
+
+A program of a million gates as :class:`~qmk.qvm.graph.Node` objects is a million
+objects, each with its own dicts and tuples (hundreds of bytes a node). As
+:class:`Columns` it is a handful of numpy arrays (20 bytes a row, or 26):
+
+- ``ops``: each row's op, as its index in :data:`OP_NAMES` (the op table's order);
+- ``qubits``: each row's qubit operands (int16 where the qubits' count allows),
+  as indices into the program's qubits
+  (``q0``, ``q1``, ...), ``-1`` past the last; an ``ALLOC_LQ`` or ``FREE_LQ`` row holds
+  the *range* ``[qubits[0], qubits[1])`` of the qubits it starts or ends;
+- ``theta``: each row's angle argument (NaN where the op takes none);
+- ``lines``: each row's source line (0 where the row has none, as the final free).
+
+Node ids (``n<row>``), event names (``m<k>`` for the k-th measurement) and qubit
+names (``q<i>``) follow from the row order, as the front-ends write them. The source
+file, the code profile and the graph's metadata are side values.
+
+:func:`check` verifies the columns with whole-array operations: known ops, operand
+counts, distinct operands, arguments, qubit lifetimes (every use between its qubit's
+allocation and free), capabilities and the size limits. It gives the figures a clean
+program's report states (:class:`Figures`), or None where the program has a fault;
+the verifier then walks the graph view (:meth:`Columns.to_graph`) to name every
+finding, so the findings and their codes are the verifier's own, whichever path
+found the fault. :meth:`Columns.to_graph` is the one place a column program becomes
+node objects: for messages, tests, and consumers that read nodes.
+
+>>> import numpy as np
+>>> code = OP_CODES
+>>> cols = Columns(
+...     ops=np.array([code["ALLOC_LQ"], code["APPLY_H"], code["APPLY_CNOT"],
+...                   code["MEASURE_Z"], code["FREE_LQ"]], dtype=np.int16),
+...     qubits=np.array([[0, 2, -1], [0, -1, -1], [0, 1, -1], [1, -1, -1], [0, 2, -1]],
+...                     dtype=np.int32),
+...     theta=np.full(5, np.nan), lines=np.array([1, 2, 3, 4, 0], dtype=np.int32),
+...     source="x.qasm")
+>>> check(cols)
+Figures(nodes=5, epochs=1, peak_live_qubits=2, caps=('CAP_ALLOC',))
+>>> [(n.id, n.op, n.vqs, n.produces) for n in cols.to_graph().nodes][2:4]
+[('n2', 'APPLY_CNOT', ('q0', 'q1'), ()), ('n3', 'MEASURE_Z', ('q1',), ('m0',))]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qmk.qvm.graph import CURRENT_VERSION, Graph, Node, Resources
+from qmk.qvm.limits import Limits
+from qmk.qvm.ops import OPS, Exec
+
+__all__ = ["OP_CODES", "OP_NAMES", "Columns", "Figures", "check"]
+
+#: The op of each code: the op table's names in its order.
+OP_NAMES: tuple[str, ...] = tuple(OPS)
+#: The code of each op name.
+OP_CODES: dict[str, int] = {name: code for code, name in enumerate(OP_NAMES)}
+#: Qubit operands a row holds (wider ops are read by the graph path).
+WIDTH = 3
+
+_ALLOC, _FREE, _FENCE = OP_CODES["ALLOC_LQ"], OP_CODES["FREE_LQ"], OP_CODES["FENCE_EPOCH"]
+
+
+def _table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per code: the fewest and most qubit operands (-1: an op the column checks leave
+    to the verifier), whether it takes an angle, whether it records an event, whether
+    it requires a capability beyond ``CAP_ALLOC``. The column checks take the gates of
+    no argument or an angle, ``MEASURE_Z`` and ``FENCE_EPOCH``."""
+    low = np.full(len(OP_NAMES), -1, dtype=np.int64)
+    high = np.full(len(OP_NAMES), -1, dtype=np.int64)
+    angle = np.zeros(len(OP_NAMES), dtype=bool)
+    measures = np.zeros(len(OP_NAMES), dtype=bool)
+    other_cap = np.array([s.cap not in (None, "CAP_ALLOC") for s in OPS.values()], dtype=bool)
+    for code, spec in enumerate(OPS.values()):
+        names = tuple(a.name for a in spec.args)
+        plain_gate = spec.kind is Exec.GATE and names in ((), ("theta",))
+        taken = plain_gate or spec.name == "MEASURE_Z"
+        most = spec.vqs.high
+        if taken and most is not None and most <= WIDTH and not (spec.chs.high or spec.inputs.high):
+            low[code], high[code] = spec.vqs.low, most
+            angle[code] = names == ("theta",)
+            measures[code] = spec.name == "MEASURE_Z"
+    low[_FENCE] = high[_FENCE] = 0
+    return low, high, angle, measures, other_cap
+
+
+_LOW, _HIGH, _ANGLE, _MEASURES, _OTHER_CAP = _table()
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a clean column program's report states: rows, epochs, the most qubits live
+    at once, and the capabilities it requires (and requests)."""
+
+    nodes: int
+    epochs: int
+    peak_live_qubits: int
+    caps: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Columns:
+    """A flat QVM program as columns (see the module).
+
+    Attributes:
+        ops: int16, each row's op code (:data:`OP_CODES`).
+        qubits: int16 or int32 of shape (rows, 3), each row's qubit indices (-1: none); a range
+            ``[start, stop)`` on ``ALLOC_LQ`` and ``FREE_LQ`` rows.
+        theta: float64, each row's angle (NaN: none).
+        lines: int32, each row's source line (0: none).
+        source: the file the rows came from (``metadata.source`` is ``source:line``).
+        description: the graph's description.
+        profile: the code profile written on each ``ALLOC_LQ`` (None: none written).
+        metadata: the graph's metadata (the source language, the output's layout).
+    """
+
+    ops: np.ndarray
+    qubits: np.ndarray
+    theta: np.ndarray
+    lines: np.ndarray
+    source: str
+    description: str | None = None
+    profile: str | None = None
+    metadata: Mapping[str, Any] | None = field(default=None)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    @property
+    def qubit_count(self) -> int:
+        """The qubits the program allocates (``q0`` to ``q<n-1>``)."""
+        alloc = self.qubits[self.ops == _ALLOC]
+        return int((alloc[:, 1] - alloc[:, 0]).sum())
+
+    @property
+    def event_count(self) -> int:
+        """The events the program's measurements record (``m0`` to ``m<k-1>``)."""
+        return int(_MEASURES[self.ops].sum())
+
+    def to_graph(self) -> Graph:
+        """The program as a :class:`Graph` of :class:`Node` values: the view the
+        verifier's messages, the assembly text and node-reading consumers take."""
+        names = [f"q{i}" for i in range(self.qubit_count)]
+        ops, rows, thetas, lines = self.ops.tolist(), self.qubits.tolist(), self.theta, self.lines
+        nodes: list[Node] = []
+        events = 0
+        for index, (code, row, theta, line) in enumerate(
+            zip(ops, rows, thetas.tolist(), lines.tolist(), strict=True)
+        ):
+            op = OP_NAMES[code]
+            meta = {"source": f"{self.source}:{line}" if line else self.source}
+            args: dict[str, Any] = {}
+            produces: tuple[str, ...] = ()
+            if code in (_ALLOC, _FREE):
+                vqs = tuple(f"q{q}" for q in range(row[0], row[1]))
+                if code == _ALLOC:
+                    args = {"n": len(vqs)}
+                    if self.profile is not None:
+                        args["profile"] = self.profile
+            else:
+                vqs = tuple(f"q{q}" for q in row if q >= 0)
+                if theta == theta:  # not NaN
+                    args = {"theta": theta}
+                if _MEASURES[code]:
+                    produces = (f"m{events}",)
+                    events += 1
+            nodes.append(
+                Node(id=f"n{index}", op=op, args=args, vqs=vqs, produces=produces, metadata=meta)
+            )
+        has_alloc = bool((self.ops == _ALLOC).any())
+        return Graph(
+            version=CURRENT_VERSION,
+            nodes=tuple(nodes),
+            resources=Resources(vqs=tuple(names), events=tuple(f"m{k}" for k in range(events))),
+            caps=("CAP_ALLOC",) if has_alloc else (),
+            description=self.description,
+            metadata=dict(self.metadata) if self.metadata else None,
+        )
+
+
+def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
+    """Verify ``columns`` with whole-array operations: the figures of a clean program,
+    or None where anything is wrong (the verifier's walk of :meth:`Columns.to_graph`
+    then names each finding).
+
+    Checked: every op known to the column form, with its count of qubit operands and
+    its angle; operands of a row distinct; every qubit used after its allocation and
+    before its free, allocated and freed once; required capabilities requested;
+    the size limits of ``limits`` (rows, qubits, events, operands of a row). The rows
+    are checked a block at a time, so that what the checks hold stays small beside
+    the columns.
+    """
+    limits = limits or Limits()
+    ops = columns.ops
+    rows = len(ops)
+    if rows == 0 or ops.min() < 0 or ops.max() >= len(OP_NAMES):
+        return None
+    spans = _lifetimes(columns, limits)
+    if spans is None:
+        return None
+    born, dies, peak = spans
+    for start in range(0, rows, BLOCK):
+        if not _rows_ok(columns, start, min(start + BLOCK, rows), born, dies):
+            return None
+    events = int(_MEASURES[ops].sum())
+    for limit, have in (
+        (limits.max_nodes, rows),
+        (limits.max_qubits, len(born)),
+        (limits.max_events, events),
+    ):
+        if limit is not None and have > limit:
+            return None
+    return Figures(
+        nodes=rows,
+        epochs=int((ops == _FENCE).sum()) + 1,
+        peak_live_qubits=peak,
+        caps=("CAP_ALLOC",) if len(born) else (),
+    )
+
+
+#: Rows checked at a time.
+BLOCK = 1 << 16
+
+
+def _rows_ok(columns: Columns, start: int, stop: int, born: np.ndarray, dies: np.ndarray) -> bool:
+    """Whether the rows ``start:stop`` that are no allocation or free are known ops with
+    their operand counts, distinct operands packed first, their angles, and qubits
+    live where they are used."""
+    ops = columns.ops[start:stop]
+    qubits = columns.qubits[start:stop]
+    theta = columns.theta[start:stop]
+    gates = (ops != _ALLOC) & (ops != _FREE)
+    low = _LOW[ops]
+    if (gates & (low < 0)).any() or _OTHER_CAP[ops].any():
+        return False  # an op the column form does not check: the graph path judges it
+    held = qubits >= 0
+    used = held.sum(axis=1)
+    if (gates & ((used < low) | (used > _HIGH[ops]))).any():
+        return False
+    if (gates & ((~held[:, 0] & held[:, 1]) | (~held[:, 1] & held[:, 2]))).any():
+        return False  # operands packed first: a -1 never precedes a qubit
+    angled = _ANGLE[ops]
+    if (gates & (np.isnan(theta) == angled)).any() or not np.isfinite(theta[angled]).all():
+        return False
+    a, b, c = qubits[:, 0], qubits[:, 1], qubits[:, 2]
+    if (gates & (((a == b) & held[:, 1]) | ((a == c) | (b == c)) & held[:, 2])).any():
+        return False
+    for column in range(qubits.shape[1]):
+        use = gates & held[:, column]
+        q = qubits[use, column].astype(np.int64)
+        if (q >= len(born)).any():
+            return False
+        at = np.flatnonzero(use) + start
+        if ((at <= born[q]) | (at >= dies[q])).any():
+            return False
+    return True
+
+
+def _lifetimes(columns: Columns, limits: Limits) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Each qubit's allocating and freeing row, and the peak of live qubits, where every
+    qubit is allocated once and freed once after; None otherwise."""
+    ops = columns.ops
+    life = np.flatnonzero((ops == _ALLOC) | (ops == _FREE))
+    spans = columns.qubits[life].astype(np.int64)
+    starts, stops = spans[:, 0], spans[:, 1]
+    sizes = stops - starts
+    if (sizes < 1).any() or (starts < 0).any():
+        return None
+    if limits.max_operands is not None and (sizes > limits.max_operands).any():
+        return None
+    is_alloc = ops[life] == _ALLOC
+    count = int(sizes[is_alloc].sum())
+    if (stops > count).any():
+        return None
+    born = np.full(count, -1, dtype=np.int64)
+    dies = np.full(count, -1, dtype=np.int64)
+    for target, which in ((born, is_alloc), (dies, ~is_alloc)):
+        s, k = starts[which], sizes[which]
+        index = np.repeat(s, k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
+        if len(np.unique(index)) != len(index):
+            return None  # allocated (or freed) twice
+        target[index] = np.repeat(life[which], k)
+    if (born < 0).any() or (dies < 0).any() or (dies <= born).any():
+        return None  # a qubit never allocated, or never freed (a leak), or freed first
+    live = np.cumsum(np.where(is_alloc, sizes, -sizes))  # life rows are in row order
+    return born, dies, int(live.max()) if len(live) else 0

@@ -1,0 +1,83 @@
+"""Column programs: the whole-array checks pass a clean program with the verifier's figures
+and leave every fault to the verifier's walk of the graph view, which names it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qmk.qvm.columns import OP_CODES, Columns, check
+from qmk.qvm.limits import Limits
+from qmk.qvm.verify import check as verify_check
+
+H, CX, RZ, MZ = (OP_CODES[op] for op in ("APPLY_H", "APPLY_CNOT", "APPLY_RZ", "MEASURE_Z"))
+ALLOC, FREE, FENCE = OP_CODES["ALLOC_LQ"], OP_CODES["FREE_LQ"], OP_CODES["FENCE_EPOCH"]
+
+
+def program(rows: list[tuple[int, tuple[int, ...], float | None]]) -> Columns:
+    """Columns of ``(op, qubits, theta)`` rows, each on its own line."""
+    qubits = np.full((len(rows), 3), -1, dtype=np.int32)
+    for k, (_, qs, _) in enumerate(rows):
+        qubits[k, : len(qs)] = qs
+    return Columns(
+        ops=np.array([r[0] for r in rows], dtype=np.int16),
+        qubits=qubits,
+        theta=np.array([np.nan if r[2] is None else r[2] for r in rows]),
+        lines=np.arange(1, len(rows) + 1, dtype=np.int32),
+        source="t.qasm",
+    )
+
+
+CLEAN = [
+    (ALLOC, (0, 3), None),
+    (H, (0,), None),
+    (CX, (0, 1), None),
+    (FENCE, (), None),
+    (RZ, (2,), 0.5),
+    (MZ, (2,), None),
+    (FREE, (0, 3), None),
+]
+
+
+def test_a_clean_program_has_the_verifiers_figures_and_no_finding():
+    columns = program(CLEAN)
+    figures = check(columns)
+    report = verify_check(columns.to_graph())
+    assert report.ok and not report.findings and report.program is not None
+    assert figures is not None
+    assert (figures.nodes, figures.epochs, figures.peak_live_qubits) == (
+        7,
+        len(report.program.epochs),
+        report.program.peak_live_qubits,
+    )
+
+
+FAULTS = {
+    "use after free": (
+        [*CLEAN[:-1], (FREE, (0, 3), None), (H, (1,), None)],
+        "use-after-free",
+    ),
+    "the same qubit twice": ([CLEAN[0], (CX, (1, 1), None), CLEAN[-1]], "duplicate-operand"),
+    "a rotation without its angle": ([CLEAN[0], (RZ, (1,), None), CLEAN[-1]], "arg-missing"),
+    "a gate with a qubit too many": ([CLEAN[0], (H, (0, 1), None), CLEAN[-1]], "operand-count"),
+    "a qubit never allocated": ([CLEAN[0], (H, (5,), None), CLEAN[-1]], "undeclared-handle"),
+    "a qubit never freed": (CLEAN[:-1], "qubit-leak"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_fault_is_left_to_the_verifier_which_names_it_with_its_code(fault):
+    rows, code = FAULTS[fault]
+    columns = program(rows)
+    assert check(columns) is None
+    report = verify_check(columns.to_graph())
+    assert code in {f.name for f in report.findings}, [str(f) for f in report.findings]
+
+
+def test_a_program_over_a_size_limit_is_left_to_the_verifier():
+    columns = program(CLEAN)
+    assert check(columns, limits=Limits(max_nodes=6)) is None
+    assert check(columns, limits=Limits(max_qubits=2)) is None
+    assert check(columns, limits=Limits(max_nodes=7, max_qubits=3)) is not None
+    report = verify_check(columns.to_graph(), limits=Limits(max_nodes=6))
+    assert {f.name for f in report.findings} == {"graph-too-large"}
