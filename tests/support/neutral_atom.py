@@ -151,6 +151,24 @@ def wide_ghz(shots: int, seed: int, job_id: str = "wide-ghz") -> dict[str, Any]:
     )
 
 
+def noisy_snake(n: int, shots: int, seed: int = 7) -> dict[str, Any]:
+    """A noisy non-Clifford program on ``n`` atoms of the noisy square array (gate noise,
+    dephasing, damping: stacked trajectories up to 14 atoms): a GHZ chain along
+    :data:`SNAKE`, then RX(0.3) on every atom and CZs along the chain."""
+    order = SNAKE[:n]
+    return job(
+        n,
+        gate("H", order[0]),
+        *(gate("CX", a, b) for a, b in itertools.pairwise(order)),
+        *(gate("RX", a, param=0.3) for a in range(n)),
+        *(gate("CZ", a, b) for a, b in itertools.pairwise(order)),
+        job_id=f"noisy-snake-{n}",
+        profile="noisy_square_array",
+        shots=shots,
+        seed=seed,
+    )
+
+
 def device_submit(
     q_submit: Any,
     job: Any,

@@ -6,7 +6,6 @@ circuit, built with numpy from the noise IR's own Kraus operators."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any
 
 import pytest
@@ -23,12 +22,12 @@ from qmk.devices.neutral_atom.shots import (
 )
 from qmk.devices.neutral_atom.validate import validate_job
 from support.neutral_atom import (
-    SNAKE,
     chi_square_p,
     circuit_distribution,
     gate,
     job,
     measure,
+    noisy_snake,
 )
 
 #: Every noise the device has but loss, strong enough that nearly every shot meets some.
@@ -118,24 +117,8 @@ def test_the_check_tells_the_law_from_one_with_less_damping():
     assert chi_square_p(counts, circuit_distribution(undamped)) < 1e-6
 
 
-def snake_job(n: int, shots: int) -> dict[str, Any]:
-    """The issue's shape: a noisy non-Clifford program on ``n`` atoms of the noisy square
-    array (gate noise, dephasing, damping), a GHZ chain then rotations and CZs."""
-    order = SNAKE[:n]
-    return job(
-        n,
-        gate("H", order[0]),
-        *(gate("CX", a, b) for a, b in itertools.pairwise(order)),
-        *(gate("RX", a, param=0.3) for a in range(n)),
-        *(gate("CZ", a, b) for a, b in itertools.pairwise(order)),
-        profile="noisy_square_array",
-        shots=shots,
-        seed=7,
-    )
-
-
 def test_a_noisy_ten_atom_job_runs_stacked_in_chunks_within_the_work_bound():
-    wire = snake_job(10, 20_000)
+    wire = noisy_snake(10, 20_000)
     parsed = parse_job(wire)
     circuit = lower(parsed, validate_job(parsed))
     backend = choose_backend(parsed, circuit)
@@ -147,7 +130,7 @@ def test_a_noisy_ten_atom_job_runs_stacked_in_chunks_within_the_work_bound():
 
 @pytest.mark.parametrize("n", [10, 16])
 def test_every_state_vector_chunk_holds_at_most_the_work_bound(n):
-    wire = snake_job(n, 4096)
+    wire = noisy_snake(n, 4096)
     parsed = parse_job(wire)
     circuit = lower(parsed, validate_job(parsed))
     size = chunk_shots("state-vector", circuit)
@@ -155,7 +138,7 @@ def test_every_state_vector_chunk_holds_at_most_the_work_bound(n):
 
 
 def test_a_noiseless_job_stays_one_trajectory_of_the_runner():
-    wire = {**snake_job(10, 2000), "profile": "ideal_square_grid"}
+    wire = {**noisy_snake(10, 2000), "profile": "ideal_square_grid"}
     result = run_job(wire)
     assert result.telemetry["mode"] == "sampled"
     assert result.telemetry["simulations"] == 1
