@@ -17,15 +17,18 @@ backend; the seed fixes every draw).
    reset splits them by outcome as they fall. Each trajectory goes on from where it
    split (the shots no error touched are simulated once). Measurements at the end are
    sampled from each trajectory's final state. Amplitude damping is the measured ancilla
-   of its Stinespring dilation.
+   of its Stinespring dilation. Where nearly every shot meets an error on a small
+   register (:func:`stacks_pay`), a chunk's shots are instead the rows of one stack of
+   state vectors, every step one pass over all of them (:mod:`.stacked`).
 3. Readout flips are applied to the recorded bits. They are drawn (with the lost cells)
    right after the losses, before any shot, so each chunk's shots can be finished, and
    handed to ``on_chunk`` (a kernel job's streamed measurements), as soon as it is drawn.
 
 **Pause points.** A group's shots are drawn in chunks of :func:`chunk_shots`: chunk 0
 with the group's seed (so a group of at most that many shots is one draw), chunk ``c``
-with a seed of its own. A chunk is :data:`CHUNK_SHOTS` on the stabilizer, fewer on a
-trajectory backend where a shot is more work, so that a pause point is never far. The
+with a seed of its own. A chunk is :data:`CHUNK_SHOTS` on the stabilizer, and on a
+state-vector backend as many as keep its estimated work (:func:`shot_work`) within
+:data:`CHUNK_WORK`, about a second, so that a pause point is never further. The
 chunks depend on the job and its seed only.
 Between two chunks (of one group, or of two) :func:`execute` asks its control
 (:class:`~qmk.execution.trajectories.Control`, the kernel worker's) whether to save its
