@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from qmk.client import Client
+from qmk.devices.neutral_atom.circuit import lower
 from qmk.devices.neutral_atom.emulator import run_job
-from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
+from qmk.devices.neutral_atom.job import parse_job
+from qmk.devices.neutral_atom.shots import CHUNK_SHOTS, CHUNK_WORK, chunk_shots, shot_work
+from qmk.devices.neutral_atom.validate import validate_job
 from support.fenced import until_running
 from support.kernel import BELL, WorkerGate
-from support.neutral_atom import device_submit, wide_ghz
+from support.neutral_atom import device_submit, noisy_snake, wide_ghz
 
 CAPS = ["CAP_ALLOC", "CAP_DEVICE_NA"]
 TENANTS = {
@@ -105,4 +108,33 @@ def test_q_checkpoint_of_a_wide_statevector_job_is_answered_within_its_chunk(ser
             done = client.q_wait(job_id, timeout_ms=300_000)
     assert done.state == "COMPLETED", done
     assert done.result["counts"] == run_job(WIDE).counts()
+    assert done.result["telemetry"]["checkpoints"] == 1
+
+
+#: The issue's job: ten atoms, noisy and non-Clifford (stacked trajectories), 20,000 shots;
+#: a q_checkpoint of it waited 33.5 s for the end of its one chunk of 4,096 shots.
+TEN = noisy_snake(10, 20_000, seed=41)
+
+
+def test_q_checkpoint_of_a_noisy_ten_atom_job_is_taken_between_chunks_within_the_work_bound(
+    serve, tmp_path
+):
+    parsed = parse_job(TEN)
+    circuit = lower(parsed, validate_job(parsed))
+    size = chunk_shots("state-vector", circuit)
+    assert size * shot_work("state-vector", circuit) <= CHUNK_WORK  # about a second here
+    assert TEN["shots"] > size
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        server = serve("device-ten", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
+        with Client.connect(str(server.socket), **ADA) as client:
+            job_id = device_submit(client.q_submit, job=TEN).job_id
+            until_running(client, job_id)
+            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
+            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
+            assert client.q_status(job_id).state == "RUNNING"
+            pause.open()
+            done = client.q_wait(job_id, timeout_ms=300_000)
+    assert done.state == "COMPLETED", done
+    assert done.result["counts"] == run_job(TEN).counts()
+    assert done.result["telemetry"]["mode"] == "stacked"
     assert done.result["telemetry"]["checkpoints"] == 1

@@ -151,6 +151,24 @@ def wide_ghz(shots: int, seed: int, job_id: str = "wide-ghz") -> dict[str, Any]:
     )
 
 
+def noisy_snake(n: int, shots: int, seed: int = 7) -> dict[str, Any]:
+    """A noisy non-Clifford program on ``n`` atoms of the noisy square array (gate noise,
+    dephasing, damping: stacked trajectories up to 14 atoms): a GHZ chain along
+    :data:`SNAKE`, then RX(0.3) on every atom and CZs along the chain."""
+    order = SNAKE[:n]
+    return job(
+        n,
+        gate("H", order[0]),
+        *(gate("CX", a, b) for a, b in itertools.pairwise(order)),
+        *(gate("RX", a, param=0.3) for a in range(n)),
+        *(gate("CZ", a, b) for a, b in itertools.pairwise(order)),
+        job_id=f"noisy-snake-{n}",
+        profile="noisy_square_array",
+        shots=shots,
+        seed=seed,
+    )
+
+
 def device_submit(
     q_submit: Any,
     job: Any,
@@ -175,3 +193,106 @@ def device_submit(
         target="neutral-atom",
         **more,
     )
+
+
+def circuit_distribution(circuit: Any) -> dict[str, float]:
+    """The exact distribution of the recorded bits of a lowered device circuit
+    (:class:`qmk.devices.neutral_atom.circuit.Circuit`), as counts keys: its density
+    matrix carried through every step with the noise IR's own Kraus operators (Pauli
+    channels, amplitude damping), then the readout flips. A measurement whose atom a later
+    step touches copies its bit onto an ancilla of its own (the record), which dephases
+    the atom as the measurement does. Loss is not modelled: the circuit must have none.
+    """
+    from qmk.devices.neutral_atom.circuit import StepKind
+    from qmk.devices.neutral_atom.noise import NoiseKind
+
+    steps = circuit.steps
+    assert circuit.p_loss == 0.0, "loss is not modelled here"
+    last = {a: k for k, s in enumerate(steps) for a in s.atoms}
+    mid = [k for k, s in enumerate(steps) if s.kind is StepKind.MEASURE and last[s.atoms[0]] > k]
+    n = circuit.n_atoms + len(mid)
+    ancilla = {k: circuit.n_atoms + j for j, k in enumerate(mid)}
+    rho = np.zeros((2,) * (2 * n), dtype=complex)
+    rho[(0,) * (2 * n)] = 1.0
+
+    def apply(r: np.ndarray, op: np.ndarray, qubits: Sequence[int]) -> np.ndarray:
+        k = len(qubits)
+        t = op.reshape((2,) * (2 * k))
+        r = np.moveaxis(np.tensordot(t, r, axes=(range(k, 2 * k), qubits)), range(k), qubits)
+        cols = [n + q for q in qubits]
+        return np.moveaxis(np.tensordot(t.conj(), r, axes=(range(k, 2 * k), cols)), range(k), cols)
+
+    def channel(r: np.ndarray, ops: Sequence[np.ndarray], qubits: Sequence[int]) -> np.ndarray:
+        return sum((apply(r, op, qubits) for op in ops), np.zeros_like(r))
+
+    letters = [PAULI[c] for c in "IXYZ"]
+    cx = GATES["cx"].matrix()
+    column: dict[int, int] = {}  # record -> qubit holding it at the end
+    for k, step in enumerate(steps):
+        atoms = list(step.atoms)
+        if step.kind is StepKind.GATE:
+            for name, params in step.gates:
+                rho = apply(rho, GATES[name].matrix(params), atoms)
+        elif step.kind is StepKind.MEASURE:
+            if k in ancilla:
+                rho = apply(rho, cx, [atoms[0], ancilla[k]])
+            column[step.record] = ancilla.get(k, atoms[0])
+        elif step.kind is StepKind.RESET:
+            reset = [np.array([[1, 0], [0, 0]]), np.array([[0, 1], [0, 0]])]
+            rho = channel(rho, [r.astype(complex) for r in reset], atoms)
+        else:
+            noise = step.noise
+            assert noise.kind is not NoiseKind.LOSS, "loss is not modelled here"
+            if noise.kind is NoiseKind.DAMP:
+                g = noise.probs[0]
+                ops = [np.diag([1, np.sqrt(1 - g)]), np.array([[0, np.sqrt(g)], [0, 0]])]
+                rho = channel(rho, [o.astype(complex) for o in ops], atoms)
+            elif noise.kind is NoiseKind.PAULI1:
+                px, py, pz = noise.probs
+                probs = (1 - px - py - pz, px, py, pz)
+                rho = channel(
+                    rho, [np.sqrt(p) * m for p, m in zip(probs, letters, strict=True)], atoms
+                )
+            else:  # PAULI2: 16 pairs, 4 * first + second; I x I takes what the 15 leave
+                probs = (1 - sum(noise.probs[1:]), *noise.probs[1:])
+                ops = [
+                    np.sqrt(p) * np.kron(letters[j // 4], letters[j % 4])
+                    for j, p in enumerate(probs)
+                    if p > 0
+                ]
+                rho = channel(rho, ops, atoms)
+    diagonal = np.real(np.diagonal(rho.reshape(2**n, 2**n)))
+    p01, p10 = circuit.readout
+    flip = np.array([[1 - p01, p01], [p10, 1 - p10]])  # [true bit, read bit]
+    recorded = np.zeros((2,) * circuit.n_bits)
+    for index, p in enumerate(diagonal):
+        if p <= 0:
+            continue
+        bits = tuple((index >> (n - 1 - column[r])) & 1 for r in range(circuit.n_bits))
+        recorded[bits] += p
+    for r in range(circuit.n_bits):
+        recorded = np.moveaxis(np.tensordot(flip.T, recorded, axes=(1, r)), 0, r)
+    return {
+        "".join(map(str, key)): float(recorded[key])
+        for key in itertools.product((0, 1), repeat=circuit.n_bits)
+    }
+
+
+def chi_square_p(
+    counts: Mapping[str, int], expected: Mapping[str, float], *, min_expected: float = 5.0
+) -> float:
+    """The p-value of Pearson's chi-square of ``counts`` against ``expected``
+    probabilities, the outcomes expected fewer than ``min_expected`` times pooled into
+    one bin (so that every bin holds enough for the chi-square law). An outcome of
+    probability 0 that came up gives 0."""
+    shots = sum(counts.values())
+    if any(expected.get(k, 0.0) <= 1e-15 for k, c in counts.items() if c):
+        return 0.0
+    big = [k for k, p in expected.items() if p * shots >= min_expected]
+    pooled_p = 1.0 - sum(expected[k] for k in big)
+    pooled_c = shots - sum(counts.get(k, 0) for k in big)
+    bins = [(counts.get(k, 0), expected[k] * shots) for k in big]
+    if pooled_p * shots > 1e-9:
+        bins.append((pooled_c, pooled_p * shots))
+    stat = sum((o - e) ** 2 / e for o, e in bins)
+    return float(chi2.sf(stat, max(1, len(bins) - 1)))

@@ -86,12 +86,14 @@ def test_both_backends_agree_on_a_noisy_lossy_clifford_circuit():
         profile="readout_stress",
     )
     counts = [
-        run_job(wire, shots=4000, seed=9, backend=b).counts()
+        run_job(wire, shots=20_000, seed=9, backend=b).counts()
         for b in ("state-vector", "stabilizer")
     ]
     keys = set(counts[0]) | set(counts[1])
-    tvd = sum(abs(counts[0].get(k, 0) - counts[1].get(k, 0)) for k in keys) / 2 / 4000
-    assert tvd < 0.06  # two samples of 4000 from one distribution; sampling noise ~0.03
+    tvd = sum(abs(counts[0].get(k, 0) - counts[1].get(k, 0)) for k in keys) / 2 / 20_000
+    # two samples of 20,000 from one distribution of some 60 outcomes: sampling alone
+    # gives about 0.02 (0.015 at 40,000 shots, on both paths and at other seeds)
+    assert tvd < 0.04
     assert any("L" in k for k in counts[0]) and any("L" in k for k in counts[1])
 
 

@@ -17,15 +17,18 @@ backend; the seed fixes every draw).
    reset splits them by outcome as they fall. Each trajectory goes on from where it
    split (the shots no error touched are simulated once). Measurements at the end are
    sampled from each trajectory's final state. Amplitude damping is the measured ancilla
-   of its Stinespring dilation.
+   of its Stinespring dilation. Where nearly every shot meets an error on a small
+   register (:func:`stacks_pay`), a chunk's shots are instead the rows of one stack of
+   state vectors, every step one pass over all of them (:mod:`.stacked`).
 3. Readout flips are applied to the recorded bits. They are drawn (with the lost cells)
    right after the losses, before any shot, so each chunk's shots can be finished, and
    handed to ``on_chunk`` (a kernel job's streamed measurements), as soon as it is drawn.
 
 **Pause points.** A group's shots are drawn in chunks of :func:`chunk_shots`: chunk 0
 with the group's seed (so a group of at most that many shots is one draw), chunk ``c``
-with a seed of its own. A chunk is :data:`CHUNK_SHOTS` on the stabilizer, fewer on a
-trajectory backend where a shot is more work, so that a pause point is never far. The
+with a seed of its own. A chunk is :data:`CHUNK_SHOTS` on the stabilizer, and on a
+state-vector backend as many as keep its estimated work (:func:`shot_work`) within
+:data:`CHUNK_WORK`, about a second, so that a pause point is never further. The
 chunks depend on the job and its seed only.
 Between two chunks (of one group, or of two) :func:`execute` asks its control
 (:class:`~qmk.execution.trajectories.Control`, the kernel worker's) whether to save its
@@ -50,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from qmk import defaults
+from qmk.devices.neutral_atom import stacked
 from qmk.devices.neutral_atom.backends import BACKENDS
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
 from qmk.devices.neutral_atom.job import STABILIZER, Job
@@ -232,6 +236,8 @@ def _run_statevector(
     seed: int,
     stats: dict[str, int],
     engine: str = defaults.STATEVECTOR,
+    *,
+    stack: bool = False,
 ) -> np.ndarray:
     """shots x bits (uint8) of one group's circuit on ``engine`` (the statevector, or the
     engine of another non-stabilizer backend: :mod:`.backends`).
@@ -240,7 +246,14 @@ def _run_statevector(
     shots where a Pauli channel gives some of them an error
     (:func:`~qmk.execution.trajectories.pauli_channel`), or where a measurement, a
     damping's too, gives them different outcomes. The shots an error
-    missed stay together, and a trajectory split off goes on from where it split."""
+    missed stay together, and a trajectory split off goes on from where it split.
+    With ``stack`` (:func:`stacks_pay`) the shots run as the rows of one stack of state
+    vectors instead, every step one pass over all of them (:mod:`.stacked`)."""
+    if stack:
+        stats["simulations"] += shots
+        stats["mode_stacked"] = 1
+        visible = visible_steps(circuit, steps)
+        return stacked.run(circuit.n_atoms, circuit.n_bits, visible, shots, seed)
     micro = _MicroOps(circuit, steps)
     bits = tuple(f"bit{k}" for k in range(circuit.n_bits))
     record = _Record(events=bits + tuple(f"damp{k}" for k in range(micro.damps)))
@@ -259,55 +272,101 @@ def _run_statevector(
     return rows[:, : circuit.n_bits]
 
 
-class _MicroOps:
-    """A circuit's steps as the runner's micro-ops on atoms ``a0, a1, ...``: its gates,
-    measurements and resets, a Pauli channel micro-op for each Pauli noise op, and each
-    amplitude damping as the measured ancilla of its dilation.
+def visible_steps(circuit: Circuit, steps: Sequence[Step]) -> list[tuple[Step, tuple[float, ...]]]:
+    """The steps a record can see, each noise step with its probabilities: the gates,
+    measurements and resets, and the Pauli and damping noise that changes some record.
 
     What no record can see is left out, exactly. An atom in |0> (allocated or reset, no
     gate since) is left alone by damping and by a Z error. So its idle noise before its
     first gate (a register waiting for the gates to reach it) keeps only its X and Y
-    errors and costs no dilation. A Z error with no gate on its atom before the atom's
-    next measurement, reset or the end changes no outcome (the noise between keeps every
-    record's distribution as it is).
+    errors, and no damping. A Z error with no gate on its atom before the atom's next
+    measurement, reset or the end changes no outcome (the noise between keeps every
+    record's distribution as it is). Loss is drawn classically, so it is not here.
     """
+    ground = set(range(circuit.n_atoms))  # atoms in |0>
+    blind = _z_blind(steps)
+    out: list[tuple[Step, tuple[float, ...]]] = []
+    for k, step in enumerate(steps):
+        noise = step.noise
+        if step.kind is StepKind.RESET:
+            ground.update(step.atoms)
+        elif step.kind is not StepKind.NOISE:
+            ground.difference_update(step.atoms)
+        elif noise is not None and noise.kind is NoiseKind.PAULI1:
+            px, py, pz = noise.probs
+            if k in blind:
+                pz = 0.0
+            if step.atoms[0] in ground:  # Z leaves |0> as it is
+                pz = 0.0
+                if px or py:
+                    ground.discard(step.atoms[0])
+            if not (px or py or pz):
+                continue
+            out.append((step, (px, py, pz)))
+            continue
+        elif noise is not None and noise.kind is NoiseKind.PAULI2:
+            ground.difference_update(step.atoms)
+            out.append((step, noise.probs[1:]))  # its 16 start with I x I
+            continue
+        elif noise is not None and noise.kind is NoiseKind.DAMP:
+            if step.atoms[0] not in ground and noise.probs[0] > 0.0:  # |0> stays as it is
+                out.append((step, noise.probs))
+            continue
+        else:
+            continue  # loss: drawn classically
+        out.append((step, ()))
+    return out
+
+
+def errors_a_shot(visible: Sequence[tuple[Step, tuple[float, ...]]]) -> float:
+    """The expected visible error events of a shot (Pauli errors, and damping jumps at
+    their most): how many shots leave the error-free trajectory."""
+    return math.fsum(math.fsum(probs) for step, probs in visible if step.kind is StepKind.NOISE)
+
+
+#: What a trajectory of the runner costs a step besides its amplitudes, in amplitudes
+#: (its micro-op's Python and the engine's call): a stack pays where its rows would be
+#: trajectories of their own anyway.
+RUNNER_STEP_AMPLITUDES = 1 << 13
+
+
+def stacks_pay(backend: str, circuit: Circuit) -> bool:
+    """Whether ``circuit``'s shots run as a stack (:mod:`.stacked`) on ``backend``: on the
+    numpy statevector (``state-vector``), a register of at most
+    :data:`.stacked.MAX_ATOMS` atoms, and where the runner's trajectories would cost
+    more. The runner simulates about ``1 + shots * (1 - exp(-errors))`` trajectories
+    (``errors``: :func:`errors_a_shot`), each step ``2**atoms +``
+    :data:`RUNNER_STEP_AMPLITUDES`; the stack every shot, each step ``2**atoms``."""
+    if BACKENDS[backend].engine != defaults.STATEVECTOR or circuit.n_atoms > stacked.MAX_ATOMS:
+        return False
+    struck = -math.expm1(-errors_a_shot(visible_steps(circuit, circuit.steps)))
+    size = 2.0**circuit.n_atoms
+    return struck * (size + RUNNER_STEP_AMPLITUDES) > size
+
+
+class _MicroOps:
+    """A circuit's visible steps (:func:`visible_steps`) as the runner's micro-ops on atoms
+    ``a0, a1, ...``: its gates, measurements and resets, a Pauli channel micro-op for each
+    Pauli noise op, and each amplitude damping as the measured ancilla of its dilation."""
 
     def __init__(self, circuit: Circuit, steps: Sequence[Step]) -> None:
         names = [f"a{a}" for a in range(circuit.n_atoms)]
         ops = [MicroOp("alloc", (name,)) for name in names]
-        ground = set(range(circuit.n_atoms))  # atoms in |0>
-        blind = _z_blind(steps)
         damp = 0
-        for k, step in enumerate(steps):
+        for step, probs in visible_steps(circuit, steps):
             atoms = tuple(names[a] for a in step.atoms)
             noise = step.noise
             if step.kind is StepKind.GATE:
                 ops += [MicroOp("gate", atoms, gate=g, params=p) for g, p in step.gates]
-                ground.difference_update(step.atoms)
             elif step.kind is StepKind.MEASURE:
                 ops.append(MicroOp("meas", atoms, event=step.record))
-                ground.difference_update(step.atoms)
             elif step.kind is StepKind.RESET:
                 ops.append(MicroOp("reset", atoms))
-                ground.update(step.atoms)
-            elif noise is not None and noise.kind is NoiseKind.PAULI1:
-                px, py, pz = noise.probs
-                if k in blind:
-                    pz = 0.0
-                if step.atoms[0] in ground:  # Z leaves |0> as it is
-                    pz = 0.0
-                    if px or py:
-                        ground.discard(step.atoms[0])
-                if px or py or pz:
-                    ops.append(pauli_channel(atoms, (px, py, pz)))
-            elif noise is not None and noise.kind is NoiseKind.PAULI2:
-                ops.append(pauli_channel(atoms, noise.probs[1:]))  # its 16 start with I x I
-                ground.difference_update(step.atoms)
             elif noise is not None and noise.kind is NoiseKind.DAMP:
-                if step.atoms[0] in ground or noise.probs[0] <= 0.0:
-                    continue  # damping leaves |0> as it is
-                ops += _damping(atoms[0], noise.probs[0], f"ancilla{damp}", circuit.n_bits + damp)
+                ops += _damping(atoms[0], probs[0], f"ancilla{damp}", circuit.n_bits + damp)
                 damp += 1
+            else:
+                ops.append(pauli_channel(atoms, probs))
         self.ops = ops
         self.damps = damp
 
@@ -616,30 +675,42 @@ def _groups(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: backend's chunk: one batch sample); between two chunks it may pause (see the module
 #: docstring).
 CHUNK_SHOTS = 4096
-#: The work one chunk of a trajectory backend holds at most: its shots times its circuit's
-#: steps times the amplitudes of its atoms (2^atoms), so that its pause points (a
-#: q_checkpoint, a preemption) are never far apart. A noisy 16-atom GHZ (about a hundred
-#: steps) draws 1,024 shots a chunk.
-CHUNK_WORK = 2**33
-#: The fewest shots of a chunk: what a chunk costs besides its shots (its runner, its
-#: draws) stays small beside them.
-MIN_CHUNK_SHOTS = 64
+#: The work one chunk of a state-vector backend holds at most, in amplitude-steps (a
+#: step's pass over one shot's ``2**atoms`` amplitudes): about a second on the slowest
+#: host measured (docs/neutral-atom.md), so that its pause points (a q_checkpoint, a
+#: preemption) are never further apart.
+CHUNK_WORK = 2**28
+#: The fewest shots of a chunk.
+MIN_CHUNK_SHOTS = 1
+
+
+def shot_work(backend: str, circuit: Circuit) -> float:
+    """What one shot of ``circuit`` costs on a state-vector ``backend``, in
+    amplitude-steps: every step on a stack (:func:`stacks_pay`); on the runner, the
+    steps of the shots an error strikes at :data:`RUNNER_STEP_AMPLITUDES` more a step
+    (the others share a trajectory), and the draw from the final state."""
+    size = 2.0 ** min(circuit.n_atoms, 60)
+    steps = max(len(circuit.steps), 1)
+    if stacks_pay(backend, circuit):
+        return steps * size
+    struck = -math.expm1(-errors_a_shot(visible_steps(circuit, circuit.steps)))
+    return steps * (size + RUNNER_STEP_AMPLITUDES) * struck + size
 
 
 def chunk_shots(backend: str, circuit: Circuit) -> int:
     """The shots of one chunk of ``circuit`` on ``backend`` (a function of the job alone,
     as the chunks' draws must be): :data:`CHUNK_SHOTS` on the stabilizer, else the power
-    of two that keeps a chunk within :data:`CHUNK_WORK`, from :data:`MIN_CHUNK_SHOTS` up.
+    of two that keeps a chunk's :func:`shot_work` within :data:`CHUNK_WORK`, from
+    :data:`MIN_CHUNK_SHOTS` up to :data:`CHUNK_SHOTS`.
 
     >>> from qmk.devices.neutral_atom.circuit import Circuit
-    >>> wide = Circuit(n_atoms=16, steps=(), records=(), p_loss=0.0, readout=(0.0, 0.0))
+    >>> wide = Circuit(n_atoms=20, steps=(), records=(), p_loss=0.0, readout=(0.0, 0.0))
     >>> chunk_shots("stabilizer", wide), chunk_shots("state-vector", wide)
-    (4096, 4096)
+    (4096, 256)
     """
     if backend == STABILIZER:
         return CHUNK_SHOTS
-    per_shot = max(len(circuit.steps), 1) * 2.0 ** min(circuit.n_atoms, 60)
-    fits = 2 ** max(0, math.floor(math.log2(CHUNK_WORK / per_shot)))
+    fits = 2 ** max(0, math.floor(math.log2(CHUNK_WORK / shot_work(backend, circuit))))
     return int(min(CHUNK_SHOTS, max(MIN_CHUNK_SHOTS, fits)))
 
 
@@ -696,6 +767,7 @@ def execute(
             raise EngineError.of("checkpoint-mismatch", "the checkpoint holds no device stats")
         stats = {str(k): int(v) for k, v in saved.items()}
     engine = BACKENDS[backend].engine
+    stack = stacks_pay(backend, circuit)
     for done, (g, c, rows) in enumerate(chunks[start:], start=start + 1):
         skipped = {gate_steps[j] for j in np.flatnonzero(patterns[g])}
         chunk_seed = _seed(seed, 5, g) if c == 0 else _seed(seed, 5, g, c)
@@ -703,7 +775,13 @@ def execute(
             raw[rows] = _run_batch(circuit, skipped, len(rows), chunk_seed, stats)
         else:
             raw[rows] = _run_statevector(
-                circuit, _active(circuit, skipped), len(rows), chunk_seed, stats, engine
+                circuit,
+                _active(circuit, skipped),
+                len(rows),
+                chunk_seed,
+                stats,
+                engine,
+                stack=stack,
             )
         if on_chunk is not None and len(rows):
             on_chunk(rows, finish.apply(raw[rows], rows))
@@ -728,10 +806,25 @@ def execute(
     mode = (
         "stim-batch"
         if backend == STABILIZER
-        else ("trajectories" if stats.pop("mode_trajectories", 0) else "sampled")
+        else (
+            "stacked"
+            if stats.pop("mode_stacked", 0)
+            else ("trajectories" if stats.pop("mode_trajectories", 0) else "sampled")
+        )
     )
+    stats.pop("mode_trajectories", None)
     stats.pop("mode_sampled", None)
     return bits, {**stats, "mode": mode, "lost_bits": lost_bits, "atoms_lost": losses.atoms_lost}
 
 
-__all__ = ["CHUNK_SHOTS", "BatchProgram", "batch_program", "chunk_shots", "execute"]
+__all__ = [
+    "CHUNK_SHOTS",
+    "CHUNK_WORK",
+    "BatchProgram",
+    "batch_program",
+    "chunk_shots",
+    "execute",
+    "shot_work",
+    "stacks_pay",
+    "visible_steps",
+]
