@@ -268,3 +268,28 @@ def test_run_of_a_program_no_engine_runs_within_a_day_is_one_line_qe118_exit_2(
         assert status == 2 and out == "" and err.count("\n") == 1, err
         assert err.startswith("QE118 engine-too-slow: ")
         assert "its own estimate is 1e+" in err
+
+
+def test_a_noisy_device_run_names_the_device_noise_not_injected_logical_errors() -> None:
+    status, out, err = qmk(
+        "run",
+        str(EXAMPLES / "bell.qasm"),
+        "--device",
+        "noisy_square_array",
+        "--shots",
+        "200",
+        "--seed",
+        "3",
+    )
+    assert status == 0, err
+    assert "logical errors injected" not in out
+    assert "the device's physical noise drawn per shot at 8 locations" in out
+    assert "(noisy_square_array)," in out
+
+
+def test_an_ideal_device_run_says_it_drew_no_device_noise() -> None:
+    status, out, err = qmk(
+        "run", str(EXAMPLES / "bell.qasm"), "--device", "ideal_small_array", "--shots", "50"
+    )
+    assert status == 0, err
+    assert "no device noise (ideal_small_array)" in out

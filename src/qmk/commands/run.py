@@ -433,6 +433,14 @@ def _run_text(path: str, result: Any, *, memory: bool) -> str:
             f"{'' if result.detection is None else ', detectors and observables'})"
         )
         source = ""
+    if t.noise_sampling == "device":  # a device's physical noise: no logical error is injected
+        errors = (
+            f"the device's physical noise drawn per shot at "
+            f"{plural(t.noise_locations, 'location')} (its errors are in the measured bits)"
+            if t.noise_locations
+            else "no device noise"
+        )
+        source = f" ({t.qubit_params})" if t.qubit_params else ""
     lines.append(
         f"           {plural(t.magic_states, 'magic state')} per shot, {errors}{source}, "
         f"{plural(t.simulations, 'simulation')}, {t.wall_time_s:.3f} s"
