@@ -57,8 +57,10 @@ from grpc import aio
 
 from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
+from qmk.abi.events import PROGRESS_S, EventHub, JobWatch, through
 from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
+from qmk.abi.probe import KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
 from qmk.abi.server import bind_tcp
@@ -66,8 +68,6 @@ from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
 from qmk.grpc.schema import messages, params_of, reply_of
 from qmk.grpc.status import error_metadata, status_of
-from qmk.http.events import PROGRESS_S, EventHub, JobWatch, through
-from qmk.http.probe import KernelProbe
 
 LOG = logging.getLogger("qmk.grpc")
 
@@ -399,7 +399,7 @@ class KernelService:
         return handle
 
     async def watch_job(self, requests: Any, context: Any) -> AsyncIterator[Message | bytes]:
-        """``WatchJob``: the job's events (:class:`~qmk.http.events.JobWatch`), each
+        """``WatchJob``: the job's events (:class:`~qmk.abi.events.JobWatch`), each
         written before the next is made."""
         event_class = self.classes["JobEvent"]
         visitor = self.visitor(context)
