@@ -45,7 +45,7 @@ READY = "qmk gateway: listening on "
 
 
 def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``qmk gateway http``: serve the REST API of the kernel at ``--kernel`` until
+    """``qmk gateway http|grpc``: serve the wire for the kernel at ``--kernel`` until
     SIGTERM, SIGINT or the end of ``--parent-fd``; the exit status.
 
     Raises:
@@ -53,23 +53,16 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """
     from qmk.abi.limits import ServerConfig
     from qmk.abi.server import parse_tcp
-    from qmk.gateway.http import serve_gateway
-    from qmk.http.app import Exposure
-    from qmk.http.server import HttpConfig
 
     if (args.listen is None) == (args.listen_fd is None):
-        raise CommandError.of("bad-option", "qmk gateway http needs --listen HOST:PORT")
-    host, port = parse_tcp(args.listen) if args.listen else ("0.0.0.0", 0)
-    config = HttpConfig(
-        host=host,
-        port=port,
-        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
-        tls_key=None if args.tls_key is None else Path(args.tls_key),
-        trace=args.trace or "none",
-    )
-    table = _HostsTable(tuple(args.allowed_host or ()))
-    exposure = Exposure.of(table, args.bind_host or host)
+        raise CommandError.of("bad-option", f"qmk gateway {args.wire} needs --listen HOST:PORT")
+    host, port = parse_tcp(args.listen) if args.listen else (args.bind_host or "0.0.0.0", 0)
+    certs = {
+        "tls_cert": None if args.tls_cert is None else Path(args.tls_cert),
+        "tls_key": None if args.tls_key is None else Path(args.tls_key),
+    }
     server_config = ServerConfig.from_table({}, source="qmk gateway", tcp=("127.0.0.1", 0))
+    serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
     _log_to(err, args.log_format, args.log_level)
 
     async def main() -> None:
@@ -87,11 +80,9 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(f"{READY}{url} (kernel {args.kernel})\n")
             out.flush()
 
-        await serve_gateway(
+        await serve(
             args.kernel,
             server_config,
-            config,
-            exposure=exposure,
             sock=sock,
             max_graph_nodes=args.max_graph_nodes,
             ready=ready,
@@ -100,6 +91,35 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any]) -> Any:
+    """The HTTP gateway's serve call, its config and exposure bound."""
+    from qmk.gateway.http import serve_gateway
+    from qmk.http.app import Exposure
+    from qmk.http.server import HttpConfig
+
+    config = HttpConfig(host=host, port=port, trace=args.trace or "none", **certs)
+    exposure = Exposure.of(_HostsTable(tuple(args.allowed_host or ())), args.bind_host or host)
+
+    def serve(kernel: str, server_config: Any, **options: Any) -> Any:
+        return serve_gateway(kernel, server_config, config, exposure=exposure, **options)
+
+    return serve
+
+
+def _grpc(host: str, port: int, certs: dict[str, Any]) -> Any:
+    """The gRPC gateway's serve call, its config bound."""
+    from qmk.gateway.grpc import serve_grpc_gateway
+    from qmk.grpc.server import GrpcConfig, check_credentials
+
+    config = GrpcConfig(host=host, port=port, **certs)
+    check_credentials(config)
+
+    def serve(kernel: str, server_config: Any, **options: Any) -> Any:
+        return serve_grpc_gateway(kernel, server_config, config, **options)
+
+    return serve
 
 
 def _log_to(err: TextIO, log_format: str, level: str) -> None:
@@ -134,11 +154,13 @@ class Supervisor:
     Attributes:
         argv: the gateway's command line, without the socket and pipe it is handed.
         sock: the listening socket it serves.
+        wire: the wire it serves (in its log lines).
         restarts: how many times it was started again.
     """
 
     argv: list[str]
     sock: Any
+    wire: str = "http"
     restarts: int = 0
     url: str | None = None
     _process: asyncio.subprocess.Process | None = None
@@ -163,7 +185,7 @@ class Supervisor:
         ended.cancel()
         if self.url is None:
             raise ServeError.of(
-                "gateway-ended", "the HTTP gateway ended before it served (its lines above)"
+                "gateway-ended", f"the {self.wire} gateway ended before it served (its lines above)"
             )
         return self.url
 
@@ -208,7 +230,8 @@ class Supervisor:
                 wait = RESTART_FIRST_S
             self.restarts += 1
             LOG.warning(
-                "the HTTP gateway (pid %s) ended with %s; restart %d in %.3g s",
+                "the %s gateway (pid %s) ended with %s; restart %d in %.3g s",
+                self.wire,
                 self._process.pid,
                 code,
                 self.restarts,
@@ -241,74 +264,86 @@ class Supervisor:
 
 @contextlib.asynccontextmanager
 async def supervised(
-    argv: list[str],
-    address: str,
+    gateways: list[tuple[list[str], str]],
     ready: Callable[[list[str]], None],
     stop: asyncio.Event,
 ) -> AsyncIterator[Callable[[list[str]], None]]:
-    """Bind ``address``, and give the ready call of the kernel's server: once the kernel
-    listens it starts the gateway (``argv``), then says ``ready`` with the gateway's URL
-    added, and supervises it until ``stop``. On exit the gateway stops first.
+    """Bind each gateway's address, and give the ready call of the kernel's server: once
+    the kernel listens it starts each gateway (its ``argv``), then says ``ready`` with
+    their URLs added, and supervises them until ``stop``. On exit the gateways stop
+    first.
 
     Raises:
-        ServeError: ``cannot-bind``; ``gateway-ended``: the first gateway did not serve.
+        ServeError: ``cannot-bind``; ``gateway-ended``: a first gateway did not serve.
     """
     from qmk.abi.server import bind_tcp, parse_tcp
 
-    sock = bind_tcp(*parse_tcp(address))
-    supervisor = Supervisor(argv, sock)
+    supervisors: list[Supervisor] = []
+    try:
+        for argv, address in gateways:
+            wire = argv[argv.index("gateway") + 1]
+            supervisors.append(Supervisor(argv, bind_tcp(*parse_tcp(address)), wire))
+    except BaseException:
+        for supervisor in supervisors:
+            supervisor.sock.close()
+        raise
     tasks: list[asyncio.Future[None]] = []
     failed: list[QMKError] = []
 
     def kernel_ready(addresses: list[str]) -> None:
         async def run() -> None:
             try:
-                url = await supervisor.start()
+                urls = [await supervisor.start() for supervisor in supervisors]
             except QMKError as exc:
                 failed.append(exc)
                 stop.set()
                 return
-            ready([*addresses, url])
-            await supervisor.supervise(stop)
+            ready([*addresses, *urls])
+            await asyncio.gather(*(supervisor.supervise(stop) for supervisor in supervisors))
 
         tasks.append(asyncio.ensure_future(run()))
 
     try:
         yield kernel_ready
     finally:
-        stop.set()  # the kernel's server ended: so does its gateway
+        stop.set()  # the kernel's server ended: so do its gateways
         for task in tasks:
             await task
-        await supervisor.close()
-        sock.close()
+        for supervisor in supervisors:
+            await supervisor.close()
+            supervisor.sock.close()
     if failed:
         raise failed[0]
 
 
-def gateway_argv(kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
-    """The command line of the gateway ``qmk serve --http`` starts: the same Python,
-    this kernel's socket, and the ``[http]`` table's host names."""
-    argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", kernel_socket]
-    for flag, value in (
+def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
+    """The command line of the ``wire`` gateway ``qmk serve`` starts: the same Python,
+    this kernel's socket, its options, and the ``[http]`` table's host names."""
+    argv = [sys.executable, "-m", "qmk", "gateway", wire, "--kernel", kernel_socket]
+    options: list[tuple[str, Any]] = [
         ("--tls-cert", args.tls_cert),
         ("--tls-key", args.tls_key),
-        ("--trace", args.trace),
         ("--log-format", args.log_format),
         ("--log-level", args.log_level),
-    ):
+    ]
+    address = args.http if wire == "http" else args.grpc
+    if wire == "http":
+        options.append(("--trace", args.trace))
+    for flag, value in options:
         if value is not None:
             argv += [flag, str(value)]
-    host = args.http.rsplit(":", 1)[0]
-    argv += ["--bind-host", host, "--max-graph-nodes", str(config.max_graph_nodes)]
-    for name in config.http.allowed_hosts:
-        argv += ["--allowed-host", name]
+    argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
+    argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
+    if wire == "http":
+        for name in config.http.allowed_hosts:
+            argv += ["--allowed-host", name]
     return argv
 
 
 def register(add: AddCommand) -> None:
     """Add ``gateway``."""
     sub = add("gateway", "run a wire's gateway in a process of its own", limits=False)
-    sub.add_argument("wire", choices=("http",), help="the wire it serves")
+    sub.add_argument("wire", choices=("http", "grpc"), help="the wire it serves")
     sub.add_argument(
         "--kernel", required=True, metavar="SOCKET", help="the kernel's Unix socket (or HOST:PORT)"
     )
@@ -330,12 +365,12 @@ def register(add: AddCommand) -> None:
         help="the most nodes a program it reads may lower to (the kernel's "
         f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
     )
-    sub.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS: the certificate chain")
-    sub.add_argument("--tls-key", metavar="PEM", help="serve HTTPS: the private key")
+    sub.add_argument("--tls-cert", metavar="PEM", help="serve over TLS: the certificate chain")
+    sub.add_argument("--tls-key", metavar="PEM", help="serve over TLS: the private key")
     sub.add_argument(
         "--trace",
         metavar="EXPORTER",
-        help="OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
+        help="http: OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
     )
     sub.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"

@@ -112,16 +112,18 @@ def serve(
     # no room for one connection even now: said before the kernel starts its workers (the
     # server checks again once the kernel holds its files)
     connection_room(server_config)
-    gateway = None  # --gateway process: the HTTP API in a supervised process of its own
-    if args.gateway == "process" and args.http is not None:
+    gateways: list[tuple[list[str], str]] = []  # --gateway process: supervised wires
+    if args.gateway == "process":
         from qmk.commands.gateway import gateway_argv
 
         kernel_address = str(server_config.socket_path or args.tcp)
-        gateway = gateway_argv(kernel_address, args, config)
-        http = None
+        for wire, address in (("http", args.http), ("grpc", args.grpc)):
+            if address is not None:
+                gateways.append((gateway_argv(wire, kernel_address, args, config), address))
+        http = grpc = None
     else:
         http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
-    grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
+        grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
     dask_tls = None
     dask_flags: dict[str, Any] = {
         "insecure": args.dask_insecure,
@@ -179,7 +181,7 @@ def serve(
                 dask_flags=dask_flags,
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
-                gateway=None if gateway is None else (gateway, args.http),
+                gateways=gateways,
             )
         )
     finally:
@@ -207,7 +209,7 @@ async def _serve(
     dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
     machine_clock: MachineClock | None = None,
-    gateway: tuple[list[str], str] | None = None,
+    gateways: list[tuple[list[str], str]] | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -278,10 +280,10 @@ async def _serve(
             beside.append(
                 await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
             )
-        if gateway is not None:  # the HTTP API in a process of its own, supervised
+        if gateways:  # the wires in processes of their own, supervised
             from qmk.commands.gateway import supervised
 
-            started: Any = supervised(*gateway, ready, stop)
+            started: Any = supervised(gateways, ready, stop)
             ready = await listeners.enter_async_context(started)
         if http is None:
             watches = _watches(door, probe)
@@ -1030,8 +1032,8 @@ def register(add: AddCommand) -> None:
         "--gateway",
         choices=("inline", "process"),
         default="inline",
-        help="serve the HTTP API in the kernel's process (inline), or in a gateway process "
-        "of its own that qmk serve starts and restarts (process; docs/deploy.md)",
+        help="serve --http and --grpc in the kernel's process (inline), or each in a gateway "
+        "process of its own that qmk serve starts and restarts (process; docs/deploy.md)",
     )
     rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
     rpc.add_argument(

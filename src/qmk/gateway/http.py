@@ -34,6 +34,7 @@ from qmk.abi.errors import ConnectError, ConnectionClosed, ServeError
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
 from qmk.abi.probe import KernelSnapshot, WorkerTraces
+from qmk.abi.replies import Job
 from qmk.client import AsyncClient, Timeout
 from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http.app import not_in_gateway
@@ -233,6 +234,8 @@ class RemoteWatch:
                     if isinstance(data, dict) and data.get("reason") == "closing":
                         yield "closing", {"reason": "the kernel is stopping"}, None
                     return
+                if name == "result" and isinstance(data, dict):  # the job, as q_status gives it
+                    data = Job.from_json(data)
                 yield name, data, event["seq"]
         except (ConnectError, ConnectionClosed) as exc:
             raise kernel_away(self._address, exc) from None

@@ -1,6 +1,6 @@
-"""The HTTP gateway in a process of its own (``qmk serve --http --gateway process``,
-``qmk gateway http``): a client of the kernel's socket, supervised, and never a part of
-the kernel's process.
+"""The HTTP and gRPC gateways in processes of their own (``qmk serve --http --grpc
+--gateway process``, ``qmk gateway http``): clients of the kernel's socket, supervised,
+and never a part of the kernel's process.
 
 Which process is the kernel is structural: ``qmk serve``'s own pid (it holds the data
 dir), the gateway its child. What the kernel process loaded is read from Python's own
@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from qmk.cli import main
+from qmk.errors import QMKError
 from support.children import die_with_us, terminate
 from support.http import bearer, session
 from support.kernel import TENANTS, config_toml
@@ -39,8 +40,10 @@ GUARD_S = 60.0  # a hang guard, never a timing assertion
 RESTART_BOUND_S = 20.0
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
 _URL = re.compile(r"(https?://[^\s]+)")
-#: What the kernel's process may not load: the wire libraries and our HTTP layer.
-WIRE_MODULES = ("qmk.http", "starlette", "uvicorn", "strawberry", "httptools", "uvloop")
+#: What the kernel's process may not load: the wire libraries and our wire layers.
+WIRE_MODULES = ("starlette", "uvicorn", "strawberry", "httptools", "uvloop", "grpc")
+WIRE_ROOMS = ("qmk.http", "qmk.grpc", "qmk.gateway")
+_GRPC = re.compile(r"grpc://([^\s]+)")
 
 
 @dataclass
@@ -94,16 +97,16 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _gateway_of(pid: int) -> int:
-    """The gateway child of ``qmk serve`` ``pid`` (its command line names it)."""
+def _gateway_of(pid: int, wire: str = "http") -> int:
+    """The ``wire`` gateway child of ``qmk serve`` ``pid`` (its command line names it)."""
     for child in _children(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except FileNotFoundError:
             continue
-        if b"gateway" in cmdline:
+        if b"gateway" in cmdline and cmdline[cmdline.index(b"gateway") + 1] == wire.encode():
             return child
-    raise AssertionError(f"qmk serve {pid} has no gateway child")
+    raise AssertionError(f"qmk serve {pid} has no {wire} gateway child")
 
 
 def _maps(pid: int) -> str:
@@ -134,26 +137,28 @@ def _wait(client: httpx.Client, sid: str, job_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    """``qmk serve --http 127.0.0.1:0 --gateway process``, its kernel run under
-    ``-X importtime`` (each module it imports is a line of its stderr)."""
-    server = _serve(
-        tmp_path, "--http", "127.0.0.1:0", "--gateway", "process", python=("-X", "importtime")
-    )
+    """``qmk serve --http 127.0.0.1:0 --grpc 127.0.0.1:0 --gateway process``, its kernel
+    run under ``-X importtime`` (each module it imports is a line of its stderr)."""
+    wires = ("--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--gateway", "process")
+    server = _serve(tmp_path, *wires, python=("-X", "importtime"))
     server.wait_url()
     yield server
     terminate(server.proc, GUARD_S)
 
 
-def test_kernel_process_loads_no_http_library_when_the_gateway_serves_http(
+def test_kernel_process_loads_no_wire_library_when_gateways_serve_http_and_grpc(
     served: Served,
 ) -> None:
     with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
         sid = session(client)
         job = _wait(client, sid, _run_bell(client, sid)["job_id"])
     assert job["state"] == "COMPLETED" and sum(job["result"]["counts"].values()) == 50
+    with _grpc_client(served) as alice:
+        assert alice.q_status(job["job_id"]).state == "COMPLETED"
     kernel = served.proc.pid
-    gateway = _gateway_of(kernel)
-    assert "httptools" in _maps(gateway)  # the control: the check sees a loaded parser
+    # the controls: the checks see a loaded parser, and gRPC's core, where they are
+    assert "httptools" in _maps(_gateway_of(kernel, "http"))
+    assert "cygrpc" in _maps(_gateway_of(kernel, "grpc"))
     assert not re.search(r"httptools|uvloop|cygrpc|_strawberry", _maps(kernel))
     imported = {
         line.rsplit("|", 1)[1].strip()
@@ -161,9 +166,45 @@ def test_kernel_process_loads_no_http_library_when_the_gateway_serves_http(
         if line.startswith("import time:") and "|" in line
     }
     assert "qmk.kernel.service" in imported  # the control: the lines are the kernel's
-    loaded = sorted(m for m in imported if m.split(".")[0] in WIRE_MODULES or m in WIRE_MODULES)
-    loaded += sorted(m for m in imported if m.startswith("qmk.http"))
+    loaded = sorted(
+        m
+        for m in imported
+        if m.split(".")[0] in WIRE_MODULES
+        or m.startswith(tuple(f"{r}." for r in WIRE_ROOMS))
+        or m in WIRE_ROOMS
+    )
     assert loaded == [], loaded
+
+
+def _grpc_client(served: Served) -> Any:
+    from qmk.grpc.client import Client
+
+    found = _GRPC.search(served.out.read_text(errors="replace"))
+    assert found, served.text()
+    alice = TENANTS["alice"]
+    return Client.connect(found.group(1), tenant="alice", key=alice["key"], caps=alice["caps"])
+
+
+def test_killed_grpc_gateway_serves_again_and_watch_job_streams_through_it(
+    served: Served,
+) -> None:
+    kernel = served.proc.pid
+    gateway = _gateway_of(kernel, "grpc")
+    with _grpc_client(served) as alice:
+        job_id = alice.submit(BELL_QASM, shots=20, seed=3).job_id
+    os.kill(gateway, signal.SIGKILL)
+    killed_at = time.monotonic()
+    events = None
+    while events is None and time.monotonic() - killed_at < RESTART_BOUND_S:
+        try:
+            with _grpc_client(served) as alice:
+                events = list(alice.watch_job(job_id))
+        except QMKError:  # UNAVAILABLE while no gateway listens
+            time.sleep(0.05)
+    assert events is not None, f"no answer {RESTART_BOUND_S} s after the kill"
+    assert events[0].event == "state" and events[-1].event == "result"
+    assert events[-1].state == "COMPLETED"
+    assert _gateway_of(kernel, "grpc") != gateway
 
 
 def test_killed_gateway_serves_again_and_loses_no_accepted_job(served: Served) -> None:
