@@ -316,6 +316,27 @@ async def supervised(
         raise failed[0]
 
 
+def gateways_of(
+    args: argparse.Namespace, server_config: Any, config: Any
+) -> list[tuple[list[str], str]]:
+    """The gateways ``qmk serve --gateway process`` starts: each wire's command line and
+    address, on this kernel's socket.
+
+    Raises:
+        CommandError: ``bad-option``: the kernel has no address a gateway can reach.
+    """
+    if server_config.socket_path is None and not server_config.tcp[1]:
+        raise CommandError.of(
+            "bad-option", "--gateway process needs --socket PATH or a --tcp port, not 0"
+        )
+    kernel = str(server_config.socket_path or args.tcp)
+    found = []
+    for wire, address in (("http", args.http), ("grpc", args.grpc)):
+        if address is not None:
+            found.append((gateway_argv(wire, kernel, args, config), address))
+    return found
+
+
 def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
     """The command line of the ``wire`` gateway ``qmk serve`` starts: the same Python,
     this kernel's socket, its options, and the ``[http]`` table's host names."""
@@ -388,6 +409,7 @@ __all__ = [
     "READY",
     "Supervisor",
     "gateway_argv",
+    "gateways_of",
     "register",
     "run_gateway",
     "supervised",

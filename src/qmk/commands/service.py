@@ -114,12 +114,9 @@ def serve(
     connection_room(server_config)
     gateways: list[tuple[list[str], str]] = []  # --gateway process: supervised wires
     if args.gateway == "process":
-        from qmk.commands.gateway import gateway_argv
+        from qmk.commands.gateway import gateways_of
 
-        kernel_address = str(server_config.socket_path or args.tcp)
-        for wire, address in (("http", args.http), ("grpc", args.grpc)):
-            if address is not None:
-                gateways.append((gateway_argv(wire, kernel_address, args, config), address))
+        gateways = gateways_of(args, server_config, config)
         http = grpc = None
     else:
         http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
