@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from qmk.cli import main
+from qmk.client import Client
 from qmk.errors import QMKError
 from support.children import die_with_us, terminate
 from support.http import bearer, session
@@ -215,6 +216,13 @@ def test_killed_gateway_serves_again_and_loses_no_accepted_job(served: Served) -
         accepted = [_run_bell(client, sid)["job_id"] for _ in range(3)]
     os.kill(gateway, signal.SIGKILL)
     killed_at = time.monotonic()
+    # the other wires do not notice: JSON-RPC and gRPC answer while no HTTP gateway runs
+    alice = TENANTS["alice"]
+    socket_path = str(served.out.parent / "k.sock")
+    with Client.connect(socket_path, tenant="alice", key=alice["key"]) as rpc:
+        assert rpc.q_status(accepted[0]).job_id == accepted[0]
+    with _grpc_client(served) as over_grpc:
+        assert over_grpc.q_status(accepted[0]).job_id == accepted[0]
     answered = None
     while time.monotonic() - killed_at < RESTART_BOUND_S:
         try:  # a fresh connection each try: the old one died with its gateway
