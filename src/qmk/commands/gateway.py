@@ -62,7 +62,14 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "tls_key": None if args.tls_key is None else Path(args.tls_key),
     }
     server_config = ServerConfig.from_table({}, source="qmk gateway", tcp=("127.0.0.1", 0))
-    serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
+    try:
+        serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
+    except ImportError as exc:  # as qmk serve --http/--grpc says it
+        raise CommandError.of(
+            "bad-option",
+            f"qmk gateway {args.wire} needs the {args.wire} extra (pip install "
+            f"'quantum-microkernel[{args.wire}]'): {exc}",
+        ) from None
     _log_to(err, args.log_format, args.log_level)
 
     async def main() -> None:
