@@ -214,21 +214,37 @@ class RemoteWatches:
         self._kernel = kernel
 
     async def open(self, session_id: str, job_id: str) -> RemoteWatch:
-        """Watch ``job_id`` (raises what ``q_status`` raises, before any event)."""
-        await self._kernel.q_status(session_id=session_id, job_id=job_id)  # type: ignore[attr-defined]
-        return RemoteWatch(self._kernel, session_id, job_id)
+        """Watch ``job_id``: the kernel's watch taken, and its first event in, before
+        any answer starts (raises what ``q_watch`` raises: a bad session, another
+        tenant's job, ``QuotaError`` past the stream limits)."""
+        events = self._kernel.client.watch(job_id, session_id=session_id)
+        try:
+            first = await events.__anext__()
+        except (ConnectError, ConnectionClosed) as exc:
+            raise kernel_away(self._kernel.address, exc) from None
+        except StopAsyncIteration:
+            first = None
+        return RemoteWatch(events, first, self._kernel.address)
 
 
 class RemoteWatch:
     """One job's events from the kernel: ``(event, data, seq)`` until its result."""
 
-    def __init__(self, kernel: RemoteKernel, session_id: str, job_id: str) -> None:
-        self._events = kernel.client.watch(job_id, session_id=session_id)
-        self._address = kernel.address
+    def __init__(self, events: Any, first: dict[str, Any] | None, address: str) -> None:
+        self._events = events
+        self._first = first
+        self._address = address
+
+    async def _all(self) -> AsyncIterator[dict[str, Any]]:
+        if self._first is None:
+            return
+        yield self._first
+        async for event in self._events:
+            yield event
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
         try:
-            async for event in self._events:
+            async for event in self._all():
                 name, data = event["event"], event["data"]
                 if name == "end":
                     if isinstance(data, dict) and data.get("reason") == "closing":
@@ -247,7 +263,7 @@ class RemoteWatch:
 
     async def _close(self) -> None:
         with contextlib.suppress(QMKError, RuntimeError):
-            await self._events.aclose()  # type: ignore[attr-defined]
+            await self._events.aclose()
 
 
 async def serve_gateway(
