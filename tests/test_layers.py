@@ -70,6 +70,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "the JSON-RPC client's core)",
         ("qmk.grpc",),
     ),
+    (
+        "the gateways: a wire's server in a process of its own, a client of the kernel's socket",
+        ("qmk.gateway",),
+    ),
     ("`qmk.run`: a program's text, file or graph, read and run in-process", ("qmk._front",)),
     ("`import qmk`: the user's surface, each name loaded on first use", ("qmk",)),
     ("the subcommands", ("qmk.commands",)),
@@ -131,7 +135,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # door (qmk.abi.door) reads program text with the front-ends
     "qmk.abi": (*BASE, "qmk.qvm", "qmk.frontends.text"),
     # the REST wire serves the same syscalls (it never imports the kernel: the kernel
-    # gives it a probe, qmk.http.probe, as it implements qmk.abi.protocol); programs in
+    # gives it a probe, qmk.abi.probe, as it implements qmk.abi.protocol); programs in
     # other languages are lowered by the front-ends
     "qmk.http": (*BASE, "qmk.abi", "qmk.qvm", "qmk.frontends"),
     # the kernel runs execution in workers, implements the ABI's contract (typing only) and
@@ -147,9 +151,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.devices",  # the device it holds (the HAL), its faults and inventory
         "qmk.abi.protocol",
         "qmk.abi.replies",  # what its syscalls answer: the reply structs every wire encodes
-        "qmk.http.probe",  # what its observer (kernel/observe.py) gives the HTTP layer
+        "qmk.abi.probe",  # what its observer (kernel/observe.py) gives the wires
         "qmk.assist",  # q_assist: the assistant, per tenant
-        "qmk.http.webhook",  # the POST of the billing outbox (kernel/storage/billing.py)
+        "qmk.abi.webhook",  # the POST of the billing outbox (kernel/storage/billing.py)
         "qmk.ft",  # the machine's footprints: patch layouts and lattice-surgery ticks
         "qmk.workflows",  # the workflows its triggers run (kernel/running/triggers.py)
     ),
@@ -162,6 +166,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     # given the kernel and its probe), lowers programs as REST does, streams the same job
     # events, and its client shares the JSON-RPC client's core and generated methods
     "qmk.grpc": (*BASE, "qmk.abi", "qmk.qvm", "qmk.frontends", "qmk.http", "qmk.client"),
+    # a gateway serves a wire's application on a kernel it reaches through the client
+    "qmk.gateway": (*BASE, "qmk.abi", "qmk.qvm", "qmk.http", "qmk.grpc", "qmk.client"),
     "qmk._front": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec", "qmk.execution"),
     # the user's surface: the front door, the result, the client and the errors a user catches
     "qmk": (
@@ -199,7 +205,7 @@ MAY_NOT_IMPORT: dict[str, tuple[str, ...]] = {"qmk.client": ("qmk.abi.server",)}
 
 #: The rooms that speak a wire (open sockets, serve or call JSON-RPC).
 #: (and the assistant: as a client of its model server).
-WIRE = ("qmk.abi", "qmk.http", "qmk.client", "qmk.grpc", "qmk.assist")
+WIRE = ("qmk.abi", "qmk.http", "qmk.client", "qmk.grpc", "qmk.gateway", "qmk.assist")
 _WIRE_MODULES = ("socket", "ssl", "http", "urllib", "selectors")
 _WIRE_CALLS = ("start_server", "start_unix_server", "open_connection", "open_unix_connection")
 

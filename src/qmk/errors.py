@@ -37,7 +37,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- OperationsError      qmk.kernel.errors     QK401..QK402 (2)
      |    +-- MachineError         qmk.kernel.errors     QK501..QK505 (4)
      |         +-- WorkloadError   qmk.kernel.errors     QK502
-     +-- ServeError                qmk.abi.errors        QW001..QW005 (5)
+     +-- ServeError                qmk.abi.errors        QW001..QW006 (6)
      +-- CommandError              qmk.abi.errors        QW010..QW014 (5)
      +-- SyscallError              qmk.errors            QS1000
      |    +-- AuthError            qmk.errors            QS1001

@@ -19,9 +19,9 @@ import pytest
 pytest.importorskip("strawberry")
 
 from qmk.abi.door import Door
+from qmk.abi.events import EventHub
 from qmk.abi.limits import ServerConfig
 from qmk.http.app import create_app
-from qmk.http.events import EventHub
 from qmk.http.metrics import Metrics
 from qmk.http.tracing import Tracing, make_provider
 from qmk.kernel.observe import KernelObserver

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qmk.http.probe import KernelEvent
+from qmk.abi.probe import KernelEvent
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.security.attest import REQUEST_FIELDS, find_attestation
 from qmk.kernel.service import Kernel

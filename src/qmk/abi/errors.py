@@ -67,6 +67,12 @@ register(
         "holds and its reserve for workers and the database",
         "raise the limit (ulimit -n) or lower server.fd_reserve",
     ),
+    (
+        "QW006",
+        "gateway-ended",
+        "a gateway process qmk serve started ended before it served",
+        "read the gateway's lines before this one; run qmk gateway http alone to see why",
+    ),
 )
 register(
     CommandError,

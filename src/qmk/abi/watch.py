@@ -9,7 +9,7 @@ while it goes on answering requests. A watch sends one notification per event::
      "params": {"watch_id": "w1", "event": "stream", "seq": 812, "data": {...}}}
 
 ``event`` and ``data`` are those of the REST API's ``GET /v1/jobs/{id}/events``
-(:class:`qmk.http.events.JobWatch`): ``state``, ``progress``, ``lagged``, ``stream`` (a
+(:class:`qmk.abi.events.JobWatch`): ``state``, ``progress``, ``lagged``, ``stream`` (a
 part of an artifact: ``data.record`` holds ``artifact``, ``kind``, ``part``, ``parts``
 and ``records``; only the artifacts ``streams`` names), other audit events of the job,
 ``result`` (the job as ``q_status`` answers it, once final) and ``closing`` (the server
@@ -47,7 +47,7 @@ END = "end"
 
 
 class JobEvents(Protocol):
-    """One job's events as a wire streams them (:class:`qmk.http.events.JobWatch`)."""
+    """One job's events as a wire streams them (:class:`qmk.abi.events.JobWatch`)."""
 
     def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
         """``(event, data, seq)`` until the job's result (or the server stops)."""
@@ -59,7 +59,7 @@ class JobEvents(Protocol):
 
 
 class WatchSource(Protocol):
-    """Where watches come from (:class:`qmk.http.events.HubWatches`)."""
+    """Where watches come from (:class:`qmk.abi.events.HubWatches`)."""
 
     @property
     def closed(self) -> bool:

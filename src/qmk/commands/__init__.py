@@ -56,6 +56,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "resources",
         "audit",
     ),
+    "gateway": ("gateway",),
     "syscalls": (
         "session",
         "result",

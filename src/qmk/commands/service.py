@@ -92,6 +92,8 @@ def serve(
     from qmk.abi.server import RepeatFilter, parse_tcp
     from qmk.kernel.config import load_config
 
+    if args.kernel_only and (args.http or args.grpc):
+        raise CommandError.of("bad-option", "--kernel-only starts no --http or --grpc")
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
     if not socket_path and not args.tcp:
         raise CommandError.of(
@@ -110,8 +112,15 @@ def serve(
     # no room for one connection even now: said before the kernel starts its workers (the
     # server checks again once the kernel holds its files)
     connection_room(server_config)
-    http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
-    grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
+    gateways: list[tuple[list[str], str]] = []  # --gateway process: supervised wires
+    if args.gateway == "process":
+        from qmk.commands.gateway import gateways_of
+
+        gateways = gateways_of(args, server_config, config)
+        http = grpc = None
+    else:
+        http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
+        grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
     dask_tls = None
     dask_flags: dict[str, Any] = {
         "insecure": args.dask_insecure,
@@ -133,14 +142,14 @@ def serve(
         dask_flags["connect_s"] = args.dask_connect_s
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
-        from qmk.http.logs import JsonFormatter
+        from qmk.abi.logs import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
     repeats = RepeatFilter()  # a flood of like lines (refusals, EMFILE) stays short
     if http is not None:  # but every request and job transition of the HTTP API is a line
-        from qmk.http.logs import EVERY_LINE, Except
+        from qmk.abi.logs import EVERY_LINE, Except
 
         handler.addFilter(Except(repeats, EVERY_LINE))
     else:
@@ -169,6 +178,7 @@ def serve(
                 dask_flags=dask_flags,
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
+                gateways=gateways,
             )
         )
     finally:
@@ -196,6 +206,7 @@ async def _serve(
     dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
     machine_clock: MachineClock | None = None,
+    gateways: list[tuple[list[str], str]] | None = None,
 ) -> None:
     import asyncio
     import contextlib
@@ -266,6 +277,11 @@ async def _serve(
             beside.append(
                 await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
             )
+        if gateways:  # the wires in processes of their own, supervised
+            from qmk.commands.gateway import supervised
+
+            started: Any = supervised(gateways, ready, stop)
+            ready = await listeners.enter_async_context(started)
         if http is None:
             watches = _watches(door, probe)
             await serve_kernel(
@@ -349,7 +365,7 @@ def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
 def _watches(door: Any, probe: Any) -> Any:
     """Where ``q_watch`` finds a job's events on a kernel served on JSON-RPC only: a hub
     of its events, made at the first watch, its streams counted by the door."""
-    from qmk.http.events import HubWatches, through
+    from qmk.abi.events import HubWatches, through
 
     call = through(door, door.visitor("jsonrpc", "watches"))
     return HubWatches(call, probe, caps=door.streams)
@@ -1009,12 +1025,24 @@ def register(add: AddCommand) -> None:
         metavar="EXPORTER",
         help="OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
     )
+    web.add_argument(
+        "--gateway",
+        choices=("inline", "process"),
+        default="inline",
+        help="serve --http and --grpc in the kernel's process (inline), or each in a gateway "
+        "process of its own that qmk serve starts and restarts (process; docs/deploy.md)",
+    )
     rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
     rpc.add_argument(
         "--grpc",
         metavar="HOST:PORT",
         help="also serve the gRPC service qmk.v1.Kernel, with health and reflection (port 0: "
         "a free one; TLS with --tls-cert/--tls-key)",
+    )
+    sub.add_argument(
+        "--kernel-only",
+        action="store_true",
+        help="start the kernel alone (its gateways run as their own commands: qmk gateway)",
     )
     sub.add_argument(
         "--recover",

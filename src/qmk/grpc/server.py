@@ -57,8 +57,10 @@ from grpc import aio
 
 from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
+from qmk.abi.events import PROGRESS_S, EventHub, JobWatch, through
 from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
+from qmk.abi.probe import KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
 from qmk.abi.server import bind_tcp
@@ -66,8 +68,6 @@ from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
 from qmk.grpc.schema import messages, params_of, reply_of
 from qmk.grpc.status import error_metadata, status_of
-from qmk.http.events import PROGRESS_S, EventHub, JobWatch, through
-from qmk.http.probe import KernelProbe
 
 LOG = logging.getLogger("qmk.grpc")
 
@@ -339,11 +339,14 @@ class KernelService:
     Args:
         door: the door (the kernel's syscalls and every guard).
         hub: the kernel's events (for ``WatchJob``), its streams counted by the door.
+        watches: where a job's events come from when the kernel is in another process
+            (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``.
     """
 
-    def __init__(self, door: Door, hub: EventHub) -> None:
+    def __init__(self, door: Door, hub: EventHub, watches: Any = None) -> None:
         self.door = door
         self.hub = hub
+        self.watches = watches
         self.max_depth = door.config.max_depth
         self.classes = messages()
 
@@ -373,7 +376,7 @@ class KernelService:
                 session = None
                 if needs_session:  # before the message is read
                     session = bearer(context)
-                    door.tenant(visitor, session)
+                    await door.tenant_of(visitor, session)
                 params = params_of(await self._request(context), max_depth)
                 for name in arrays:
                     params.setdefault(name, [])
@@ -399,17 +402,21 @@ class KernelService:
         return handle
 
     async def watch_job(self, requests: Any, context: Any) -> AsyncIterator[Message | bytes]:
-        """``WatchJob``: the job's events (:class:`~qmk.http.events.JobWatch`), each
+        """``WatchJob``: the job's events (:class:`~qmk.abi.events.JobWatch`), each
         written before the next is made."""
         event_class = self.classes["JobEvent"]
         visitor = self.visitor(context)
         held: Held | None = None
         try:
             session = bearer(context)
-            self.door.tenant(visitor, session)  # before the message is read
+            await self.door.tenant_of(visitor, session)  # before the message is read
             job_id = str((await self._request(context)).job_id)
-            call = through(self.door, visitor)
-            watch = await JobWatch.open(call, self.hub, session, job_id, PROGRESS_S)
+            watch: Any
+            if self.watches is not None:  # the kernel's q_watch, in a gateway
+                watch = await self.watches.open(session, job_id)
+            else:
+                call = through(self.door, visitor)
+                watch = await JobWatch.open(call, self.hub, session, job_id, PROGRESS_S)
             try:
                 async for name, data, seq in watch:
                     size = _answer_size(data)
@@ -507,9 +514,13 @@ async def grpc_listener(
     config: GrpcConfig,
     *,
     stop: asyncio.Event,
+    sock: socket.socket | None = None,
+    watches: Any = None,
 ) -> AsyncIterator[str]:
     """Serve ``qmk.v1.Kernel`` behind ``door`` while the context is open; yields its URL
     (``grpc://HOST:PORT``). When ``stop`` is set (or the context ends) it drains.
+    ``sock``: the listening socket a supervisor passed (None: bind ``config``'s
+    address); ``watches``: :class:`KernelService`'s.
 
     Raises:
         ServeError: the address cannot be bound (``cannot-bind``).
@@ -520,8 +531,9 @@ async def grpc_listener(
 
     limits = door.config
     credentials = _credentials(config)
-    check_free(config)
-    sock = bind_tcp(config.host, config.port)
+    if sock is None:
+        check_free(config)
+        sock = bind_tcp(config.host, config.port)
     private = tempfile.mkdtemp(prefix="qmk-grpc-")  # mode 0700: the server's own socket
     inner = os.path.join(private, "grpc.sock")
     hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)  # type: ignore[arg-type]
@@ -532,7 +544,8 @@ async def grpc_listener(
             ("grpc.max_concurrent_streams", limits.max_inflight),
         ]
     )
-    server.add_generic_rpc_handlers((KernelService(door, hub).handler(), UnknownRpcs()))
+    service = KernelService(door, hub, watches)
+    server.add_generic_rpc_handlers((service.handler(), UnknownRpcs()))
     checks = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     reflection.enable_server_reflection(

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
+from qmk.abi.events import PROGRESS_S, Call, EventHub, JobWatch, through
 from qmk.abi.jsonrpc import (
     THREAD_BYTES,
     check_param_numbers,
@@ -43,14 +44,14 @@ from qmk.abi.jsonrpc import (
     encode_parts,
 )
 from qmk.abi.methods import METHODS, JsonType, bind_params
+from qmk.abi.probe import KernelProbe
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
 from qmk.http import problems
-from qmk.http.events import PROGRESS_S, Call, EventHub, JobWatch, sse, sse_parts, through
+from qmk.http.events import sse, sse_parts
 from qmk.http.metrics import CONTENT_TYPE, Metrics
 from qmk.http.openapi import openapi_document, render_docs
-from qmk.http.probe import KernelProbe
 from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
 from qmk.http.stream import EventStreamResponse, PartsResponse, json_response
@@ -235,6 +236,10 @@ class Api:
         metrics: the metrics (requests and syscalls are observed in it).
         tracing: the tracer (a no-op when tracing is off).
         exposure: who it answers (the Host names, ``/metrics``' token).
+        watches: where a job's live events come from when the kernel is in another
+            process (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``. With
+            them, the routes that need the kernel's whole event feed are refused
+            (:func:`not_in_gateway`).
     """
 
     def __init__(
@@ -244,8 +249,10 @@ class Api:
         metrics: Metrics,
         tracing: Tracing,
         exposure: Exposure | None = None,
+        watches: Any = None,
     ) -> None:
         self.door = door
+        self.watches = watches
         self.kernel = door.kernel
         self.hub = hub
         self.metrics = metrics
@@ -408,7 +415,7 @@ class Api:
             tenant = None
             if needs_session:  # a bad bearer is refused before the body is read
                 params["session_id"] = _bearer(request)
-                tenant = door.tenant(visitor, params["session_id"])
+                tenant = await door.tenant_of(visitor, params["session_id"])
             for name in path_params:
                 params[name] = request.path_params[name]
             query_string = request.scope.get("query_string")
@@ -462,19 +469,33 @@ class Api:
 
     # ------------------------------------------------------------------ the others
 
-    def _tenant(self, request: Request, session_id: str) -> str:
+    def _needs_feed(self, route: str) -> None:
+        """Refuse ``route`` in a gateway without the kernel's event feed.
+
+        Raises:
+            MethodNotFound: ``reason: not-in-gateway``.
+        """
+        if self.watches is not None:
+            raise not_in_gateway(route)
+
+    async def _tenant(self, request: Request, session_id: str) -> str:
         """The session's tenant, checked by the door before any work."""
-        return self.door.tenant(self.visitor(request), session_id)
+        return await self.door.tenant_of(self.visitor(request), session_id)
 
     async def job_events(self, request: Request) -> Response:
         """``GET /v1/jobs/{job_id}/events``: its states, progress, then its result."""
-        watch = await JobWatch.open(
-            self.calls(request),
-            self.hub,
-            _bearer(request),
-            request.path_params["job_id"],
-            PROGRESS_S,
-        )
+        watch: Any
+        if self.watches is not None:  # the kernel's q_watch, in the gateway
+            await self._tenant(request, _bearer(request))
+            watch = await self.watches.open(_bearer(request), request.path_params["job_id"])
+        else:
+            watch = await JobWatch.open(
+                self.calls(request),
+                self.hub,
+                _bearer(request),
+                request.path_params["job_id"],
+                PROGRESS_S,
+            )
 
         async def events() -> Any:
             try:
@@ -491,8 +512,9 @@ class Api:
 
     async def tenant_events(self, request: Request) -> Response:
         """``GET /v1/events``: every event of the tenant, as it happens."""
+        self._needs_feed("GET /v1/events")
         session_id = _bearer(request)
-        tenant = self._tenant(request, session_id)
+        tenant = await self._tenant(request, session_id)
         stream = self.hub.open(tenant, session=session_id)
 
         async def events() -> Any:
@@ -518,7 +540,7 @@ class Api:
         """``POST /v1/assist``: the assistant's steps (the kernel's ``assist`` audit lines
         of this call) as they happen, then its answer."""
         session_id = _bearer(request)
-        tenant = self._tenant(request, session_id)  # the session first, then the body
+        tenant = await self._tenant(request, session_id)  # the session first, then the body
         body = await self.body(request, authenticated=True)
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
             raise InvalidParams("the body is {prompt, program?}", param="prompt")
@@ -557,6 +579,7 @@ class Api:
 
     async def audit(self, request: Request) -> Response:
         """``GET /v1/audit``: the tenant's recent audit entries."""
+        self._needs_feed("GET /v1/audit")
         session_id = _bearer(request)
         job_id = request.query_params.get("job_id")
         limit_text = request.query_params.get("limit", "100")
@@ -570,11 +593,12 @@ class Api:
             job = await call("q_status", {"session_id": session_id, "job_id": job_id})
             tenant = job.tenant
         else:
-            tenant = self._tenant(request, session_id)
+            tenant = await self._tenant(request, session_id)
         entries = self.hub.audit(tenant, job_id, int(limit_text))
         return _json({"tenant": tenant, "entries": entries}, headers={"x-qmk-tenant": tenant})
 
     async def metrics_route(self, request: Request) -> Response:
+        self._needs_feed("GET /metrics")
         token = self.exposure.metrics_token
         if token is not None:
             header = request.headers.get("authorization", "")
@@ -629,7 +653,7 @@ class Api:
     async def graphql(self, request: Request) -> Response:
         """``POST /v1/graphql``: a read-only GraphQL query of the session's tenant."""
         session_id = _bearer(request)
-        tenant = self._tenant(request, session_id)  # a bad session: 401, before any parsing
+        tenant = await self._tenant(request, session_id)  # a bad session: 401, before any parsing
         body = await self.body(request, True)
         if not isinstance(body, dict):
             raise InvalidParams('the body must be a JSON object {"query", "variables"}')
@@ -749,16 +773,29 @@ def _secured(send: Any) -> Any:
     return secured
 
 
+def not_in_gateway(route: str) -> MethodNotFound:
+    """The refusal of a route the HTTP gateway does not serve: it needs the kernel's
+    whole event feed or its load, which a process of its own cannot read (yet)."""
+    return MethodNotFound(
+        f"{route} is not served by the HTTP gateway process: it needs the kernel's event "
+        "feed; serve it from the kernel's process (qmk serve --http HOST:PORT --gateway "
+        "inline)",
+        route=route,
+        reason="not-in-gateway",
+    )
+
+
 def create_app(
     door: Door,
     hub: EventHub,
     metrics: Metrics,
     tracing: Tracing,
     exposure: Exposure | None = None,
+    watches: Any = None,
 ) -> App:
     """The application serving the kernel behind ``door`` (see the module docstring and
-    :class:`App`)."""
-    api = Api(door, hub, metrics, tracing, exposure)
+    :class:`App`; ``watches``: :class:`Api`'s)."""
+    api = Api(door, hub, metrics, tracing, exposure, watches)
     others: dict[str, Handler] = {
         "assist": api.assist,
         "job_events": api.job_events,

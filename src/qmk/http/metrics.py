@@ -3,10 +3,10 @@
 Every metric is named ``qmk_*`` and lives in the application's own registry (two kernels
 in one process never share a counter). Three sources feed them:
 
-- at each scrape, the kernel's load (:meth:`~qmk.http.probe.KernelProbe.snapshot`): jobs
+- at each scrape, the kernel's load (:meth:`~qmk.abi.probe.KernelProbe.snapshot`): jobs
   not final by state and tenant, queue depth, workers and their use, the audit chain's
   length, physical qubits, the epoch;
-- the kernel's events (:class:`~qmk.http.probe.KernelEvent`): jobs that ended by state
+- the kernel's events (:class:`~qmk.abi.probe.KernelEvent`): jobs that ended by state
   and tenant, the queue and run latency histograms, the engine each completed job ran on
   and the logical errors its run injected;
 - every syscall of every wire: its latency by transport and syscall (the door every
@@ -31,8 +31,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from qmk.http.probe import KernelEvent, KernelProbe, MachineFacts
-from qmk.http.probe import hashed_tenants as hashed_tenants  # where the server finds it
+from qmk.abi.probe import KernelEvent, KernelProbe, MachineFacts
+from qmk.abi.probe import hashed_tenants as hashed_tenants  # where the server finds it
 
 #: The media type of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -249,17 +249,24 @@ class Metrics:
     Args:
         probe: the kernel's probe (its snapshot is read at each scrape).
         tenant_label: a tenant's label from its name
-            (:func:`~qmk.http.probe.hashed_tenants`); None:
+            (:func:`~qmk.abi.probe.hashed_tenants`); None:
             the name.
+        kernel_load: read the kernel's load from ``probe`` (False: a gateway in a
+            process of its own, which cannot).
     """
 
     def __init__(
-        self, probe: KernelProbe, *, tenant_label: Callable[[str], str] | None = None
+        self,
+        probe: KernelProbe,
+        *,
+        tenant_label: Callable[[str], str] | None = None,
+        kernel_load: bool = True,
     ) -> None:
         disable_created_metrics()  # no *_created series: a scrape shows what the table says
         self.label: Callable[[str], str] = tenant_label or str
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_KernelLoad(probe, self.label))
+        if kernel_load:
+            self.registry.register(_KernelLoad(probe, self.label))
         reg = self.registry
         self.finished = Counter(
             "qmk_jobs_finished", _help("qmk_jobs_finished"), ["state", "tenant"], registry=reg

@@ -28,9 +28,9 @@ import qmk.aio as aio
 from qmk.abi.door import Acceptor, Door
 from qmk.abi.errors import CommandError, ServeError
 from qmk.abi.limits import ServerConfig
+from qmk.abi.probe import KernelProbe
 from qmk.abi.server import serve_kernel
 from qmk.errors import QMKError
-from qmk.http.probe import KernelProbe
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,8 +183,8 @@ async def serve_with_http(
         ServeError, CommandError: an address cannot be bound, a TLS file cannot be loaded,
             a trace exporter cannot be made.
     """
+    from qmk.abi.events import EventHub
     from qmk.http.app import create_app
-    from qmk.http.events import EventHub
     from qmk.http.tracing import Tracing, make_provider
 
     check_tls(config)
@@ -245,7 +245,7 @@ async def _serve_both(
     url: str,
     ready: Callable[[list[str]], None] | None,
 ) -> None:
-    from qmk.http.events import HubWatches, through
+    from qmk.abi.events import HubWatches, through
 
     rpc_ready = asyncio.Event()
     addresses: list[str] = []

@@ -13,7 +13,7 @@ The spans of one job form one trace:
 - ``qmk.verify`` and ``qmk.admit``, under the submit: the verification of the graph, then
   the checks of capabilities, firewall, machine and quotas. Their bounds are the audit
   lines the kernel writes as it decides (the capability decision ends verification, the
-  QUEUED line ends admission), heard through :mod:`qmk.http.probe` in the submit's own
+  QUEUED line ends admission), heard through :mod:`qmk.abi.probe` in the submit's own
   context, so no kernel code knows about tracing. A submit whose capabilities are allowed
   has that decision on its QUEUED line (no ``cap`` line of its own): its verification
   ends there, and its ``qmk.admit`` span is empty;
@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.abi.errors import CommandError
-from qmk.http.probe import KernelEvent, version
+from qmk.abi.probe import KernelEvent, version
 
 #: The exporters ``--trace`` takes (``jsonl`` and ``otlp`` with ``:`` and a path or URL).
 EXPORTERS = ("none", "console", "jsonl:PATH", "otlp", "otlp:URL")

@@ -1,10 +1,10 @@
-"""The kernel's side of :class:`qmk.http.probe.KernelProbe`: its events and its load.
+"""The kernel's side of :class:`qmk.abi.probe.KernelProbe`: its events and its load.
 
 An observer with callbacks adds one listener to the audit log (:attr:`AuditLog.listeners`).
 It adds none while it has none, so no line's record is made plain data for it alone
 (:meth:`AuditLog.append_run`). So every line the kernel writes (job transitions,
 capability decisions, channels, checkpoints, attestations) reaches the HTTP layer's
-metrics, traces, logs and live events as a :class:`~qmk.http.probe.KernelEvent`, with
+metrics, traces, logs and live events as a :class:`~qmk.abi.probe.KernelEvent`, with
 the job's facts at that moment. It reads the kernel's tables at a metrics scrape
 (:meth:`KernelObserver.snapshot`); it changes nothing, and a callback that raises is
 logged and never reaches the kernel.
@@ -22,8 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.devices.neutral_atom.streams import STREAMS
-from qmk.http.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.stored import StoredResult
 
@@ -90,7 +90,7 @@ def event_of(record: Mapping[str, Any], job: Any = None) -> KernelEvent:
 
 
 class KernelObserver:
-    """A :class:`~qmk.http.probe.KernelProbe` of one open kernel.
+    """A :class:`~qmk.abi.probe.KernelProbe` of one open kernel.
 
     Args:
         kernel: the kernel (open); the observer's listener stays on its audit log.

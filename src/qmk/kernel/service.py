@@ -47,8 +47,8 @@ from typing import Any, TypeVar
 
 import qmk.abi.replies as replies
 from qmk import aio, defaults
+from qmk.abi.probe import hashed_tenants
 from qmk.errors import AuthError, UnavailableError
-from qmk.http.probe import hashed_tenants
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.assist import AssistDesk
 from qmk.kernel.admit.channels import ChannelTable

@@ -50,7 +50,7 @@ AUDITED: frozenset[str] = frozenset(
 class DoorProbe(Protocol):
     """What the door reads of the kernel beside its syscalls (the kernel's observer,
     :class:`qmk.kernel.observe.KernelObserver`, has it; so does every
-    :class:`qmk.http.probe.KernelProbe`)."""
+    :class:`qmk.abi.probe.KernelProbe`)."""
 
     @property
     def max_graph_nodes(self) -> int:
@@ -251,6 +251,15 @@ class Door:
         if not visitor.signed_in:
             self._sign_in(visitor, tenant)
         return tenant
+
+    async def tenant_of(self, visitor: Visitor, session_id: str) -> str:
+        """:meth:`tenant`, for a wire that can wait: a door whose probe asks a kernel in
+        another process (the HTTP gateway's) waits for its answer here.
+
+        Raises:
+            SessionError, AuthError: the session is not valid.
+        """
+        return self.tenant(visitor, session_id)
 
     def _sign_in(self, visitor: Visitor, tenant: str) -> None:
         """Sign ``visitor`` in as ``tenant``: a connection takes a place of its tenant's.

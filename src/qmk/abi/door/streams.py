@@ -6,7 +6,7 @@ each one live stream of their session. :class:`StreamCaps` counts them all: a se
 holds at most ``max_streams_per_session`` and a tenant ``max_streams_per_tenant``; one
 more is ``QS1006 quota-exceeded`` with ``reason`` ``too-many-streams``, ``scope``
 (``session`` or ``tenant``) and ``limit``. The event hubs that feed the streams
-(:class:`qmk.http.events.EventHub`, one per listener that has one) take and give their
+(:class:`qmk.abi.events.EventHub`, one per listener that has one) take and give their
 places here, so a wire added later shares the same caps.
 
 >>> caps = StreamCaps(per_session=1, per_tenant=2)

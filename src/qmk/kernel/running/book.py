@@ -28,9 +28,9 @@ from typing import Any
 from msgspec.structs import replace
 
 from qmk import aio
+from qmk.abi.probe import WorkerTraces
 from qmk.devices.logical import LogicalMachine
 from qmk.execution.request import MachineRun
-from qmk.http.probe import WorkerTraces
 from qmk.kernel.admit.cache import ResultCache
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import FaultPolicies, device_for

@@ -72,8 +72,8 @@ from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.spec import config_machine
 
 if TYPE_CHECKING:
+    from qmk.abi.probe import MachineFacts
     from qmk.execution.footprint import Footprint
-    from qmk.http.probe import MachineFacts
     from qmk.kernel.config import KernelConfig
     from qmk.kernel.records.jobs import Job
 
@@ -148,7 +148,7 @@ class SharedMachine:
         #: pairs from the link where it has none): a program's jobs share one
         self._placed: tuple[Footprint | None, Footprint | None] = (None, None)
         #: how another tenant is named to a tenant (module docstring); the kernel sets
-        #: it from its secret (:func:`qmk.http.probe.hashed_tenants`)
+        #: it from its secret (:func:`qmk.abi.probe.hashed_tenants`)
         self.label: Callable[[str], str] = _anonymous()
 
     # ------------------------------------------------------------------ jobs in
@@ -309,7 +309,7 @@ class SharedMachine:
 
     def facts(self) -> MachineFacts:
         """The machine's figures for a metrics scrape (no floorplan, no series)."""
-        from qmk.http.probe import MachineFacts
+        from qmk.abi.probe import MachineFacts
 
         self._catch_up()
         figures = self.live.figures()

@@ -43,9 +43,9 @@ from typing import Any
 
 import qmk.abi.replies as replies
 from qmk import aio
+from qmk.abi.probe import WorkerTraces
 from qmk.devices.logical import LogicalMachine
 from qmk.errors import NotFoundError, QMKError, StateError
-from qmk.http.probe import WorkerTraces
 from qmk.kernel.admit.admission import Allowed
 from qmk.kernel.admit.cache import Hit
 from qmk.kernel.admit.channels import ChannelTable

@@ -46,8 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from qmk import aio
+from qmk.abi.webhook import post
 from qmk.errors import InvalidArgument, UnavailableError
-from qmk.http.webhook import post
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import BillingTable, KernelConfig
 from qmk.kernel.datafiles import DB_FILE

@@ -7,7 +7,7 @@ kernel implements :mod:`qmk.abi.protocol`, it implements :class:`KernelProbe`).
 Events are the kernel's audit records as they are written (every job transition,
 capability decision, channel change, checkpoint and attestation is one), with what the
 kernel holds of the job at that moment. Metrics, traces, structured logs and the
-Server-Sent Events of :mod:`qmk.http.events` are all derived from them.
+live streams of :mod:`qmk.abi.events` are all derived from them.
 
 >>> event = KernelEvent(seq=4, ts=1.5, event="job", tenant="alice", job_id="job_1",
 ...     state="QUEUED", record={"seq": 4, "event": "job", "state": "QUEUED"})

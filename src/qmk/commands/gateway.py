@@ -1,0 +1,423 @@
+"""``qmk gateway http``: the REST API in a process of its own, and its supervisor.
+
+A gateway is a client of the kernel's JSON-RPC socket (:mod:`qmk.gateway.http`): it
+holds no credentials, each request carries its caller's. ``qmk gateway http --kernel
+SOCKET --listen HOST:PORT`` runs one alone (a container of its own). ``qmk serve --http
+HOST:PORT --gateway process`` starts one beside the kernel through :class:`Supervisor`:
+the supervisor binds the port itself and hands the listening socket down, so the port
+stays the same and connections wait in its backlog while a gateway restarts; it restarts
+a gateway that dies, with backoff, and logs and counts each restart. The gateway holds
+the read end of a pipe whose write end only the supervisor holds: when the supervisor
+dies, even by SIGKILL, the gateway reads end of file and stops (no orphan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from qmk import defaults
+from qmk.abi.errors import CommandError, ServeError
+from qmk.commands import AddCommand
+from qmk.errors import QMKError
+
+LOG = logging.getLogger("qmk.gateway")
+
+#: The first wait before a dead gateway starts again; it doubles per quick death.
+RESTART_FIRST_S = 0.1
+#: The longest wait between restarts.
+RESTART_MOST_S = 5.0
+#: A gateway that served this long before it died restarts after the first wait again.
+HEALTHY_S = 10.0
+#: The line a gateway prints once it serves (its URL follows).
+READY = "qmk gateway: listening on "
+
+
+def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk gateway http|grpc``: serve the wire for the kernel at ``--kernel`` until
+    SIGTERM, SIGINT or the end of ``--parent-fd``; the exit status.
+
+    Raises:
+        QMKError: a bad option, an address that cannot be bound (one line, coded).
+    """
+    from qmk.abi.limits import ServerConfig
+    from qmk.abi.server import parse_tcp
+
+    if (args.listen is None) == (args.listen_fd is None):
+        raise CommandError.of("bad-option", f"qmk gateway {args.wire} needs --listen HOST:PORT")
+    host, port = parse_tcp(args.listen) if args.listen else (args.bind_host or "0.0.0.0", 0)
+    certs = {
+        "tls_cert": None if args.tls_cert is None else Path(args.tls_cert),
+        "tls_key": None if args.tls_key is None else Path(args.tls_key),
+    }
+    server_config = ServerConfig.from_table({}, source="qmk gateway", tcp=("127.0.0.1", 0))
+    try:
+        serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
+    except ImportError as exc:  # as qmk serve --http/--grpc says it
+        raise CommandError.of(
+            "bad-option",
+            f"qmk gateway {args.wire} needs the {args.wire} extra (pip install "
+            f"'quantum-microkernel[{args.wire}]'): {exc}",
+        ) from None
+    _log_to(err, args.log_format, args.log_level)
+
+    async def main() -> None:
+        from qmk.gateway.http import listening_socket, parent_gone
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        if args.parent_fd is not None:
+            parent_gone(args.parent_fd, stop)
+        sock = None if args.listen_fd is None else listening_socket(args.listen_fd)
+
+        def ready(url: str) -> None:
+            out.write(f"{READY}{url} (kernel {args.kernel})\n")
+            out.flush()
+
+        await serve(
+            args.kernel,
+            server_config,
+            sock=sock,
+            max_graph_nodes=args.max_graph_nodes,
+            ready=ready,
+            stop=stop,
+        )
+
+    asyncio.run(main())
+    return 0
+
+
+def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any]) -> Any:
+    """The HTTP gateway's serve call, its config and exposure bound."""
+    from qmk.gateway.http import serve_gateway
+    from qmk.http.app import Exposure
+    from qmk.http.server import HttpConfig
+
+    config = HttpConfig(host=host, port=port, trace=args.trace or "none", **certs)
+    exposure = Exposure.of(_HostsTable(tuple(args.allowed_host or ())), args.bind_host or host)
+
+    def serve(kernel: str, server_config: Any, **options: Any) -> Any:
+        return serve_gateway(kernel, server_config, config, exposure=exposure, **options)
+
+    return serve
+
+
+def _grpc(host: str, port: int, certs: dict[str, Any]) -> Any:
+    """The gRPC gateway's serve call, its config bound."""
+    from qmk.gateway.grpc import serve_grpc_gateway
+    from qmk.grpc.server import GrpcConfig, check_credentials
+
+    config = GrpcConfig(host=host, port=port, **certs)
+    check_credentials(config)
+
+    def serve(kernel: str, server_config: Any, **options: Any) -> Any:
+        return serve_grpc_gateway(kernel, server_config, config, **options)
+
+    return serve
+
+
+def _log_to(err: TextIO, log_format: str, level: str) -> None:
+    """The ``qmk`` loggers' lines to ``err``, as ``qmk serve`` writes its own: every
+    request's and job's line, other like lines kept short."""
+    from qmk.abi.logs import EVERY_LINE, Except, JsonFormatter
+    from qmk.abi.server import RepeatFilter
+
+    handler = logging.StreamHandler(err)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("qmk gateway: %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(Except(RepeatFilter(), EVERY_LINE))
+    logger = logging.getLogger("qmk")
+    logger.addHandler(handler)
+    logger.setLevel(getattr(logging, level.upper()))
+
+
+@dataclass(frozen=True, slots=True)
+class _HostsTable:
+    """The part of the kernel's ``[http]`` table a gateway is told on its command line."""
+
+    allowed_hosts: tuple[str, ...]
+    metrics_token: str | None = None
+
+
+@dataclass(slots=True)
+class Supervisor:
+    """Runs a gateway process and starts it again when it dies (see the module).
+
+    Attributes:
+        argv: the gateway's command line, without the socket and pipe it is handed.
+        sock: the listening socket it serves.
+        wire: the wire it serves (in its log lines).
+        restarts: how many times it was started again.
+    """
+
+    argv: list[str]
+    sock: Any
+    wire: str = "http"
+    restarts: int = 0
+    url: str | None = None
+    _process: asyncio.subprocess.Process | None = None
+    _pipe: tuple[int, int] | None = None
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _reader: asyncio.Future[None] | None = None
+
+    async def start(self) -> str:
+        """Start the gateway and wait for its ready line; its URL.
+
+        Raises:
+            ServeError: ``gateway-ended``: the first gateway ended before it served.
+        """
+        self._pipe = os.pipe()
+        os.set_inheritable(self._pipe[0], True)
+        await self._spawn()
+        waiting = asyncio.ensure_future(self._ready.wait())
+        assert self._process is not None
+        ended = asyncio.ensure_future(self._process.wait())
+        await asyncio.wait([waiting, ended], return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        ended.cancel()
+        if self.url is None:
+            raise ServeError.of(
+                "gateway-ended", f"the {self.wire} gateway ended before it served (its lines above)"
+            )
+        return self.url
+
+    async def _spawn(self) -> None:
+        assert self._pipe is not None
+        fd = self.sock.fileno()
+        os.set_inheritable(fd, True)
+        argv = [*self.argv, "--listen-fd", str(fd), "--parent-fd", str(self._pipe[0])]
+        self._process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=subprocess.PIPE,
+            pass_fds=(fd, self._pipe[0]),
+            start_new_session=True,  # a terminal's ^C reaches qmk serve, which stops it
+        )
+        assert self._process.stdout is not None
+        self._reader = asyncio.ensure_future(self._read_lines(self._process.stdout))
+
+    async def _read_lines(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            text = line.decode(errors="replace").rstrip("\n")
+            if text.startswith(READY):
+                self.url = text[len(READY) :].split(" ")[0]
+                self._ready.set()
+            else:
+                sys.stderr.write(text + "\n")
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Start the gateway again each time it dies, until ``stop`` is set; then stop it."""
+        wait = RESTART_FIRST_S
+        while not stop.is_set():
+            assert self._process is not None
+            started = time.monotonic()
+            ended = asyncio.ensure_future(self._process.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if stop.is_set():
+                ended.cancel()
+                break
+            code = self._process.returncode
+            if time.monotonic() - started >= HEALTHY_S:
+                wait = RESTART_FIRST_S
+            self.restarts += 1
+            LOG.warning(
+                "the %s gateway (pid %s) ended with %s; restart %d in %.3g s",
+                self.wire,
+                self._process.pid,
+                code,
+                self.restarts,
+                wait,
+            )
+            try:
+                await asyncio.wait_for(stop.wait(), wait)
+                break
+            except asyncio.TimeoutError:
+                pass
+            wait = min(wait * 2, RESTART_MOST_S)
+            await self._spawn()
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the gateway (SIGTERM: it drains) and wait for it."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), defaults.DRAIN_TIMEOUT_S + 5)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+        if self._pipe is not None:
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
+
+
+@contextlib.asynccontextmanager
+async def supervised(
+    gateways: list[tuple[list[str], str]],
+    ready: Callable[[list[str]], None],
+    stop: asyncio.Event,
+) -> AsyncIterator[Callable[[list[str]], None]]:
+    """Bind each gateway's address, and give the ready call of the kernel's server: once
+    the kernel listens it starts each gateway (its ``argv``), then says ``ready`` with
+    their URLs added, and supervises them until ``stop``. On exit the gateways stop
+    first.
+
+    Raises:
+        ServeError: ``cannot-bind``; ``gateway-ended``: a first gateway did not serve.
+    """
+    from qmk.abi.server import bind_tcp, parse_tcp
+
+    supervisors: list[Supervisor] = []
+    try:
+        for argv, address in gateways:
+            wire = argv[argv.index("gateway") + 1]
+            supervisors.append(Supervisor(argv, bind_tcp(*parse_tcp(address)), wire))
+    except BaseException:
+        for supervisor in supervisors:
+            supervisor.sock.close()
+        raise
+    tasks: list[asyncio.Future[None]] = []
+    failed: list[QMKError] = []
+
+    def kernel_ready(addresses: list[str]) -> None:
+        async def run() -> None:
+            try:
+                urls = [await supervisor.start() for supervisor in supervisors]
+            except QMKError as exc:
+                failed.append(exc)
+                stop.set()
+                return
+            ready([*addresses, *urls])
+            await asyncio.gather(*(supervisor.supervise(stop) for supervisor in supervisors))
+
+        tasks.append(asyncio.ensure_future(run()))
+
+    try:
+        yield kernel_ready
+    finally:
+        stop.set()  # the kernel's server ended: so do its gateways
+        for task in tasks:
+            await task
+        for supervisor in supervisors:
+            await supervisor.close()
+            supervisor.sock.close()
+    if failed:
+        raise failed[0]
+
+
+def gateways_of(
+    args: argparse.Namespace, server_config: Any, config: Any
+) -> list[tuple[list[str], str]]:
+    """The gateways ``qmk serve --gateway process`` starts: each wire's command line and
+    address, on this kernel's socket.
+
+    Raises:
+        CommandError: ``bad-option``: the kernel has no address a gateway can reach.
+    """
+    if server_config.socket_path is None and not server_config.tcp[1]:
+        raise CommandError.of(
+            "bad-option", "--gateway process needs --socket PATH or a --tcp port, not 0"
+        )
+    kernel = str(server_config.socket_path or args.tcp)
+    found = []
+    for wire, address in (("http", args.http), ("grpc", args.grpc)):
+        if address is not None:
+            found.append((gateway_argv(wire, kernel, args, config), address))
+    return found
+
+
+def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
+    """The command line of the ``wire`` gateway ``qmk serve`` starts: the same Python,
+    this kernel's socket, its options, and the ``[http]`` table's host names."""
+    argv = [sys.executable, "-m", "qmk", "gateway", wire, "--kernel", kernel_socket]
+    options: list[tuple[str, Any]] = [
+        ("--tls-cert", args.tls_cert),
+        ("--tls-key", args.tls_key),
+        ("--log-format", args.log_format),
+        ("--log-level", args.log_level),
+    ]
+    address = args.http if wire == "http" else args.grpc
+    if wire == "http":
+        options.append(("--trace", args.trace))
+    for flag, value in options:
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
+    argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
+    if wire == "http":
+        for name in config.http.allowed_hosts:
+            argv += ["--allowed-host", name]
+    return argv
+
+
+def register(add: AddCommand) -> None:
+    """Add ``gateway``."""
+    sub = add("gateway", "run a wire's gateway in a process of its own", limits=False)
+    sub.add_argument("wire", choices=("http", "grpc"), help="the wire it serves")
+    sub.add_argument(
+        "--kernel", required=True, metavar="SOCKET", help="the kernel's Unix socket (or HOST:PORT)"
+    )
+    sub.add_argument("--listen", metavar="HOST:PORT", help="where it listens (port 0: a free one)")
+    sub.add_argument("--listen-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
+    sub.add_argument("--parent-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
+    sub.add_argument("--bind-host", metavar="HOST", help=argparse.SUPPRESS)
+    sub.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name it answers besides the loopback ones and its own ([http] allowed_hosts)",
+    )
+    sub.add_argument(
+        "--max-graph-nodes",
+        type=int,
+        default=defaults.MAX_GRAPH_NODES,
+        metavar="N",
+        help="the most nodes a program it reads may lower to (the kernel's "
+        f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
+    )
+    sub.add_argument("--tls-cert", metavar="PEM", help="serve over TLS: the certificate chain")
+    sub.add_argument("--tls-key", metavar="PEM", help="serve over TLS: the private key")
+    sub.add_argument(
+        "--trace",
+        metavar="EXPORTER",
+        help="http: OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
+    )
+    sub.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or as JSON objects with job id, tenant and trace id",
+    )
+    sub.set_defaults(run=run_gateway)
+
+
+__all__ = [
+    "READY",
+    "Supervisor",
+    "gateway_argv",
+    "gateways_of",
+    "register",
+    "run_gateway",
+    "supervised",
+]

@@ -1,0 +1,398 @@
+"""The HTTP gateway: the REST API in a process of its own, a client of the kernel's door.
+
+``qmk gateway http --kernel SOCKET --listen HOST:PORT`` runs it alone; ``qmk serve --http
+HOST:PORT --gateway process`` starts it beside the kernel and restarts it when it dies
+(:mod:`qmk.commands.gateway`). The application is the one the kernel's own process serves
+(:mod:`qmk.http.app`), on a door whose kernel is :class:`RemoteKernel`: every syscall goes
+to the kernel's JSON-RPC socket with the caller's own params (its session, or its key for
+a login), so the kernel checks each call as it checks a JSON-RPC client's. The gateway
+holds no credentials of its own.
+
+What it reads of the kernel beside the syscalls it cannot read from another process:
+a job's live events come from ``q_watch`` (:class:`RemoteWatches`); the routes that need
+the kernel's whole event feed or its load (``GET /v1/events``, ``GET /v1/audit``,
+``/metrics``) answer a coded ``method-not-found`` (404, ``reason: not-in-gateway``),
+naming where they are served. While the kernel is away (it restarts) every syscall
+answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503, ``retry_after_s``),
+and the next call connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
+
+from qmk import aio, defaults
+from qmk.abi.door import Acceptor, Door, Visitor
+from qmk.abi.errors import ConnectError, ConnectionClosed, ServeError
+from qmk.abi.limits import ServerConfig
+from qmk.abi.methods import METHODS, SOCKET_METHODS
+from qmk.abi.probe import KernelSnapshot, WorkerTraces
+from qmk.abi.replies import Job
+from qmk.client import AsyncClient, Timeout
+from qmk.errors import QMKError, SessionError, UnavailableError
+from qmk.http.app import not_in_gateway
+from qmk.http.server import HttpConfig
+from qmk.qvm.graph import GraphText
+
+T = TypeVar("T")
+
+#: Seconds a session's tenant, once the kernel named it, is taken as known by the
+#: gateway's own limits (the kernel checks the session on every call regardless).
+SESSION_TTL_S = 30.0
+#: Sessions whose tenant the gateway remembers at once (the oldest go first).
+SESSION_CACHE = 4096
+#: The seconds a refusal while the kernel is away tells the caller to wait.
+AWAY_RETRY_S = 1.0
+
+
+def kernel_away(address: str, exc: BaseException) -> UnavailableError:
+    """The refusal of a call while the kernel at ``address`` does not answer."""
+    return UnavailableError(
+        f"the kernel at {address} is away ({exc}); the gateway connects again at the next "
+        f"call: retry in {AWAY_RETRY_S:g} s",
+        reason="kernel-away",
+        retry_after_s=AWAY_RETRY_S,
+    )
+
+
+class RemoteKernel:
+    """The kernel's syscalls over its JSON-RPC socket, as the door calls a kernel.
+
+    One pipelined connection (:class:`~qmk.client.AsyncClient`) carries every call, each
+    with its caller's own session; it connects at the first call and again at the first
+    call after the kernel went away.
+    """
+
+    def __init__(self, address: str, *, timeout: Timeout | None = None) -> None:
+        self.address = address
+        self.client = AsyncClient(address, timeout=timeout or Timeout(call=None))
+        for name in METHODS:
+            if name not in SOCKET_METHODS:
+                setattr(self, name, self._forward(name))
+
+    def _forward(self, name: str) -> Callable[..., Any]:
+        call = getattr(self.client, name)
+        address = self.address
+
+        async def forward(**params: Any) -> Any:
+            graph = params.get("graph")
+            if isinstance(graph, GraphText):  # read here: its JSON goes on the line
+                params["graph"] = dict(graph)
+            try:
+                return await call(**params)
+            except (ConnectError, ConnectionClosed) as exc:
+                raise kernel_away(address, exc) from None
+
+        forward.__name__ = name
+        return forward
+
+    async def aclose(self) -> None:
+        """Close the connection to the kernel."""
+        await self.client.aclose()
+
+
+class GatewayProbe:
+    """What the gateway's door reads of a kernel in another process.
+
+    Sessions: a session's tenant is asked of the kernel (``q_resource_query``) the first
+    time the gateway sees it, and kept :data:`SESSION_TTL_S` for the gateway's own
+    limits; logins through the gateway are kept from their reply. Programs are read in
+    the gateway's threads (its CPU, not the kernel's). There is no event feed: nothing
+    is heard (:meth:`listen`), and :meth:`snapshot` is refused.
+    """
+
+    states: tuple[str, ...] = defaults.JOB_STATES
+    final_states: tuple[str, ...] = defaults.FINAL_JOB_STATES
+    stream_names: tuple[str, ...] = ()
+
+    def __init__(self, kernel: RemoteKernel, max_graph_nodes: int) -> None:
+        self._kernel = kernel
+        self._max_graph_nodes = max_graph_nodes
+        self._tenants: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    @property
+    def max_graph_nodes(self) -> int:
+        return self._max_graph_nodes
+
+    def remember(self, session_id: str, tenant: str) -> None:
+        """Keep ``session_id``'s tenant (the kernel just named it)."""
+        self._tenants[session_id] = (tenant, time.monotonic() + SESSION_TTL_S)
+        self._tenants.move_to_end(session_id)
+        while len(self._tenants) > SESSION_CACHE:
+            self._tenants.popitem(last=False)
+
+    async def recall(self, session_id: str) -> str:
+        """The tenant of ``session_id``, asked of the kernel unless known and fresh.
+
+        Raises:
+            SessionError, AuthError: the kernel refuses the session.
+            UnavailableError: the kernel is away.
+        """
+        known = self._tenants.get(session_id)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        reply = await self._kernel.q_resource_query(session_id=session_id)  # type: ignore[attr-defined]
+        self.remember(session_id, reply.tenant)
+        return str(reply.tenant)
+
+    def forget(self, session_id: str) -> None:
+        """Forget ``session_id`` (the kernel refused it)."""
+        self._tenants.pop(session_id, None)
+
+    def session_tenant(self, session_id: str) -> str:
+        known = self._tenants.get(session_id)
+        if known is None:
+            raise SessionError("unknown session (the gateway has not checked it yet)")
+        return known[0]
+
+    async def lower(
+        self, tenant: str, work: Callable[[], T], *, what: str = "reading program text"
+    ) -> tuple[T, float]:
+        def timed() -> tuple[T, float]:
+            start = time.thread_time()
+            value = work()
+            return value, time.thread_time() - start
+
+        return await asyncio.to_thread(timed)
+
+    def charge(self, tenant: str, seconds: float) -> None:
+        """Nothing to charge: the gateway's CPU is its own, not the kernel's."""
+
+    def listen(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        return _nothing
+
+    def audit_tail(self, limit: int) -> list[Any]:
+        return []
+
+    def snapshot(self) -> KernelSnapshot:
+        raise not_in_gateway("/metrics")
+
+    def trace_workers(self, traces: WorkerTraces | None) -> None:
+        """The kernel's workers are not the gateway's to trace."""
+
+
+class GatewayDoor(Door):
+    """The door of the gateway: the same checks, with a session's tenant asked of the
+    kernel (:meth:`GatewayProbe.recall`) before the checks read it."""
+
+    probe: GatewayProbe
+
+    async def tenant_of(self, visitor: Visitor, session_id: str) -> str:
+        await self._recall(session_id)
+        return self.tenant(visitor, session_id)
+
+    async def _recall(self, session_id: str) -> None:
+        try:
+            await self.probe.recall(session_id)
+        except SessionError:
+            self.probe.forget(session_id)
+            raise
+
+    async def call(
+        self, visitor: Visitor, method: str, params: Mapping[str, Any], **options: Any
+    ) -> Any:
+        session_id = params.get("session_id")
+        if isinstance(session_id, str):
+            await self._recall(session_id)
+        result = await super().call(visitor, method, params, **options)
+        if method == "q_negotiate_caps":
+            self.probe.remember(result.session_id, result.tenant)
+        return result
+
+
+class RemoteWatches:
+    """A job's live events from the kernel's ``q_watch``, as the REST API streams them."""
+
+    def __init__(self, kernel: RemoteKernel) -> None:
+        self._kernel = kernel
+
+    async def open(self, session_id: str, job_id: str) -> RemoteWatch:
+        """Watch ``job_id``: the kernel's watch taken, and its first event in, before
+        any answer starts (raises what ``q_watch`` raises: a bad session, another
+        tenant's job, ``QuotaError`` past the stream limits)."""
+        events = self._kernel.client.watch(job_id, session_id=session_id)
+        try:
+            first = await events.__anext__()
+        except (ConnectError, ConnectionClosed) as exc:
+            raise kernel_away(self._kernel.address, exc) from None
+        except StopAsyncIteration:
+            first = None
+        return RemoteWatch(events, first, self._kernel.address)
+
+
+class RemoteWatch:
+    """One job's events from the kernel: ``(event, data, seq)`` until its result."""
+
+    def __init__(self, events: Any, first: dict[str, Any] | None, address: str) -> None:
+        self._events = events
+        self._first = first
+        self._address = address
+
+    async def _all(self) -> AsyncIterator[dict[str, Any]]:
+        if self._first is None:
+            return
+        yield self._first
+        async for event in self._events:
+            yield event
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
+        try:
+            async for event in self._all():
+                name, data = event["event"], event["data"]
+                if name == "end":
+                    if isinstance(data, dict) and data.get("reason") == "closing":
+                        yield "closing", {"reason": "the kernel is stopping"}, None
+                    return
+                if name == "result" and isinstance(data, dict):  # the job, as q_status gives it
+                    data = Job.from_json(data)
+                yield name, data, event["seq"]
+        except (ConnectError, ConnectionClosed) as exc:
+            raise kernel_away(self._address, exc) from None
+
+    def close(self) -> None:
+        """End the watch (its reader left)."""
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        with contextlib.suppress(QMKError, RuntimeError):
+            await self._events.aclose()
+
+
+async def serve_gateway(
+    kernel_address: str,
+    server_config: ServerConfig,
+    config: HttpConfig,
+    *,
+    exposure: Any = None,
+    sock: socket.socket | None = None,
+    max_graph_nodes: int,
+    ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event,
+) -> None:
+    """Serve the REST API of the kernel at ``kernel_address`` (its JSON-RPC socket) from
+    this process  until ``stop`` is set, then drain.
+
+    ``sock`` is the listening socket a supervisor passed (None: bind ``config``'s
+    address). ``ready`` is called with the URL once it serves.
+
+    Raises:
+        ServeError, CommandError: the address cannot be bound, a TLS file cannot be
+            loaded, a trace exporter cannot be made.
+    """
+    from qmk.abi.events import EventHub
+    from qmk.http.app import create_app
+    from qmk.http.metrics import Metrics
+    from qmk.http.server import _first, _uvicorn_server, bind_tcp, check_tls
+    from qmk.http.tracing import Tracing, make_provider
+
+    check_tls(config)
+    kernel = RemoteKernel(kernel_address)
+    probe = GatewayProbe(kernel, max_graph_nodes)
+    door = GatewayDoor(kernel, server_config, probe=probe)
+    tracing = Tracing(make_provider(config.trace))
+    if sock is None:
+        sock = bind_tcp(config.host, config.port)
+    hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)
+    try:
+        app = create_app(
+            door,
+            hub,
+            Metrics(probe, kernel_load=False),
+            tracing,
+            exposure,
+            watches=RemoteWatches(kernel),
+        )
+        server = _uvicorn_server(app, config, server_config, door)
+        bound = sock.getsockname()
+        host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        url = f"{config.scheme}://{host}:{bound[1]}"
+        try:
+            async with aio.TaskGroup() as group:
+                http = group.create_task(server.serve(sockets=[sock]))
+                while not server.started and not http.done() and not stop.is_set():
+                    await asyncio.sleep(0.01)
+
+                def adopt(conn: socket.socket) -> None:
+                    group.create_task(server.adopt(conn))
+
+                acceptor = Acceptor(door.connections, door.clock, adopt)
+                if server.started:
+                    acceptor.start([sock], group.create_task)
+                    if ready is not None:
+                        ready(url)
+                await stop.wait()
+                acceptor.stop()
+                hub.close()
+                server.should_exit = True
+        except Exception as exc:
+            raise _first(exc) from None
+    finally:
+        hub.close()
+        sock.close()
+        await kernel.aclose()
+        tracing.shutdown()
+
+
+def parent_gone(fd: int, stop: asyncio.Event) -> Callable[[], None]:
+    """Set ``stop`` when the pipe ``fd`` (held open by a supervisor) reads end of file:
+    the supervisor died, even by SIGKILL, and its gateway ends with it. Returns the
+    call that stops watching."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
+
+    def stop_watching() -> None:
+        loop.remove_reader(fd)
+
+    loop.add_reader(fd, readable)
+    return stop_watching
+
+
+def listening_socket(fd: int) -> socket.socket:
+    """The listening TCP socket a supervisor passed as ``fd`` (it keeps its port across
+    restarts, and connections wait in its backlog while no gateway runs).
+
+    Raises:
+        ServeError: ``cannot-bind``: ``fd`` is no listening socket.
+    """
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ServeError.of("cannot-bind", f"fd {fd}: not a socket: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _nothing() -> None:
+    """Nothing to stop."""
+
+
+__all__ = [
+    "GatewayDoor",
+    "GatewayProbe",
+    "RemoteKernel",
+    "RemoteWatch",
+    "RemoteWatches",
+    "kernel_away",
+    "listening_socket",
+    "parent_gone",
+    "serve_gateway",
+]
