@@ -35,7 +35,7 @@ from qmk.qec.errors import QECError
 if TYPE_CHECKING:
     import stim
 
-    from qmk.experiments.circuits import CircuitNoise
+    from qmk.experiments.layers import CircuitNoise
 
 #: Exponents of a primitive trinomial ``1 + x^a + x^r`` for each r: the checks of weight 3.
 TRINOMIALS = {3: (0, 1, 3), 4: (0, 1, 4), 5: (0, 2, 5)}
@@ -223,7 +223,7 @@ def shyps_memory_circuit(r: int, rounds: int, noise: CircuitNoise) -> stim.Circu
     with the data's final Z measurements; the X gauges carry no detector (memory-Z).
     The observables are the ``r^2`` bare logical Zs, read from the final measurements.
     """
-    from qmk.experiments.circuits import _Builder
+    from qmk.experiments.layers import NoisyCircuit
 
     code = shyps_code(r)
     h = simplex_checks(r)
@@ -234,7 +234,7 @@ def shyps_memory_circuit(r: int, rounds: int, noise: CircuitNoise) -> stim.Circu
     x_anc = list(range(n, 2 * n))
     z_anc = list(range(2 * n, 3 * n))
     supports = [np.nonzero(row)[0].tolist() for row in h]  # sorted: [i, i+a, i+r] mod m
-    b = _Builder(3 * n, noise)
+    b = NoisyCircuit(3 * n, noise)
     for a in range(m):
         for c in range(m):
             b.coords(a * m + c, (2 * c, 2 * a))
