@@ -394,6 +394,7 @@ class Kernel:
             await asyncio.wait([self._host])
         await self.supervisor.close()
         self.admission.cpu.close()
+        self.admission.planner.close()
         self.assist.close()
         self.keys.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)
