@@ -5,12 +5,14 @@ engine could not hold its state in a worker. Both need a plan and the router, wh
 the engines; the kernel process is the trusted core and loads neither (issue 79). So the
 kernel sends the program's text and the job's physics here, in a planner process of its
 own (:class:`qmk.kernel.admit.planner.Planner`), and gets back plain figures. A refusal
-comes back as its code and message: the kernel words it.
+comes back as its code and message: the kernel words it. What these functions return is
+plain data (dicts, lists, strings and numbers): the kernel reads a worker's answer as
+nothing else, and makes :class:`Priced`, :class:`Refused` and the footprint of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import QMKError
@@ -50,10 +52,11 @@ def price(
     noise_model: Any,
     calibration: Any,
     max_bytes: int,
-) -> Priced:
+) -> dict[str, Any]:
     """Verify QVM JSON ``text``, plan it with this physics, route it, and say what
     admission needs: peak physical qubits, profiles and the chosen engine's capacity
-    within ``max_bytes``. A QMK error is returned, not raised (it crosses a process)."""
+    within ``max_bytes``: a :class:`Priced`'s fields. A QMK error is returned, not raised
+    (it crosses a process)."""
     from qmk.engines.registry import max_qubits
     from qmk.execution.executor import route_plan
     from qmk.execution.plan import build_plan
@@ -76,8 +79,8 @@ def price(
         choice, _ = route_plan(plan, engine, precision=precision)
         capacity = max_qubits(choice.engine, choice.precision, max_bytes=max_bytes)
     except QMKError as exc:
-        return Priced(error_code=exc.code, error_message=exc.message)
-    return Priced(
+        return asdict(Priced(error_code=exc.code, error_message=exc.message))
+    priced = Priced(
         peak_physical_qubits=plan.peak_physical_qubits,
         profiles=tuple(plan.profiles),
         calibrated_profiles=tuple(plan.calibrated_profiles),
@@ -85,6 +88,7 @@ def price(
         precision=choice.precision,
         capacity=capacity,
     )
+    return asdict(priced)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,15 +100,17 @@ class Refused:
     details: dict[str, Any]
 
 
-def footprint(target: str, text: str, request: RunRequest) -> Footprint | Refused:
+def footprint(target: str, text: str, request: RunRequest) -> dict[str, Any]:
     """The footprint of QVM JSON ``text`` compiled by target ``target`` for ``request``
-    (its physical qubits and what it asks of the shared machine), or its refusal."""
+    (its physical qubits and what it asks of the shared machine): ``{"footprint": its
+    JSON}``, or ``{"refused": a Refused's fields}``."""
     from qmk.execution import target as targets
     from qmk.qvm import graph as graph_io
     from qmk.qvm.verify import verify
 
     try:
         program = verify(graph_io.loads(text))
-        return targets.get(target).compile(program, request).footprint
+        compiled: Footprint = targets.get(target).compile(program, request).footprint
     except QMKError as exc:
-        return Refused(exc.code, exc.message, dict(exc.details))
+        return {"refused": asdict(Refused(exc.code, exc.message, dict(exc.details)))}
+    return {"footprint": compiled.to_json()}

@@ -205,6 +205,7 @@ class Admission:
         clock: Clock,
         device: LogicalMachine | None = None,
         results: Results | None = None,
+        planner: Planner,
     ) -> None:
         self.config = config
         self.results = results
@@ -234,7 +235,7 @@ class Admission:
             threads=VERIFY_THREADS,
         )
         #: Plans new programs in a process of their own (:mod:`~qmk.kernel.admit.planner`).
-        self.planner = Planner()
+        self.planner = planner
 
     async def read(self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET) -> Read:
         """The one reader of a job's program, whatever its target and however it came.
