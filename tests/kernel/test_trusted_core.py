@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,6 @@ def kernel_holds(
 NOT_YET: dict[str, str] = {
     "qmk.http": "kernel/observe.py and running/ take the probe's types from qmk.http.probe; "
     "billing posts webhooks from the kernel (storage/billing.py)",
-    "qmk.workflows": "triggers run in the kernel (running/triggers.py)",
 }
 
 
@@ -148,3 +148,33 @@ def test_the_kernel_process_maps_no_engine_decoder_or_wire_library(
 ) -> None:
     _, maps = kernel_holds
     assert maps == {}
+
+
+#: The page that gives the trusted core's size (its "now" row, checked here).
+KERNEL_DOCS = Path(__file__).resolve().parents[2] / "docs" / "kernel.md"
+#: How far the loaded QMK modules and lines may drift from the page's figures before the
+#: page is out of date (a change of a few lines elsewhere in the kernel is not news).
+DRIFT = 0.05
+
+
+def qmk_size(modules: dict[str, str | None]) -> tuple[int, int]:
+    """The QMK modules of ``modules`` that are files, and their lines together."""
+    files = [f for n, f in modules.items() if f and (n == "qmk" or n.startswith("qmk."))]
+    return len(files), sum(len(Path(f).read_text().splitlines()) for f in files)
+
+
+def test_docs_give_the_qmk_modules_and_lines_the_kernel_process_loads_after_a_job(
+    kernel_holds: tuple[dict[str, str | None], dict[str, list[str]]],
+) -> None:
+    modules, _ = kernel_holds
+    row = re.search(
+        r"^\| now \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$", KERNEL_DOCS.read_text(), re.M
+    )
+    assert row is not None, "docs/kernel.md has no '| now | modules | QMK modules | lines |' row"
+    documented = [int(figure.replace(",", "")) for figure in row.groups()]
+    measured = [len(modules), *qmk_size(modules)]
+    names = ("modules", "QMK modules", "QMK lines")
+    for name, doc, real in zip(names, documented, measured, strict=True):
+        assert abs(real - doc) <= DRIFT * doc, (
+            f"docs/kernel.md says the kernel process loads {doc:,} {name}; it loads {real:,}"
+        )
