@@ -52,20 +52,24 @@ def price(
     noise_model: Any,
     calibration: Any,
     max_bytes: int,
+    place: tuple[str, RunRequest] | None = None,
 ) -> dict[str, Any]:
     """Verify QVM JSON ``text``, plan it with this physics, route it, and say what
     admission needs: peak physical qubits, profiles and the chosen engine's capacity
-    within ``max_bytes``: a :class:`Priced`'s fields. A QMK error is returned, not raised
-    (it crosses a process)."""
+    within ``max_bytes``: ``{"priced": a Priced's fields}``. A QMK error is returned, not
+    raised (it crosses a process).
+
+    With ``place`` (a target's name and the job's run request), a program it priced is
+    also compiled for its footprint, as :func:`footprint` answers (``"footprint"`` or
+    ``"refused"``): admission asks both of a new program, and one crossing costs less
+    than two."""
     from qmk.engines.registry import max_qubits
     from qmk.execution.executor import route_plan
     from qmk.execution.plan import build_plan
     from qmk.qec.noise import parse_noise_model
-    from qmk.qvm import graph as graph_io
-    from qmk.qvm.verify import verify
 
     try:
-        program = verify(graph_io.loads(text))
+        program = _verified(text)
         plan = build_plan(
             program,
             noise=noise,
@@ -79,7 +83,7 @@ def price(
         choice, _ = route_plan(plan, engine, precision=precision)
         capacity = max_qubits(choice.engine, choice.precision, max_bytes=max_bytes)
     except QMKError as exc:
-        return asdict(Priced(error_code=exc.code, error_message=exc.message))
+        return {"priced": asdict(Priced(error_code=exc.code, error_message=exc.message))}
     priced = Priced(
         peak_physical_qubits=plan.peak_physical_qubits,
         profiles=tuple(plan.profiles),
@@ -88,7 +92,10 @@ def price(
         precision=choice.precision,
         capacity=capacity,
     )
-    return asdict(priced)
+    answer = {"priced": asdict(priced)}
+    if place is not None:
+        answer.update(_placed(program, *place))
+    return answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +111,27 @@ def footprint(target: str, text: str, request: RunRequest) -> dict[str, Any]:
     """The footprint of QVM JSON ``text`` compiled by target ``target`` for ``request``
     (its physical qubits and what it asks of the shared machine): ``{"footprint": its
     JSON}``, or ``{"refused": a Refused's fields}``."""
+    try:
+        program = _verified(text)
+    except QMKError as exc:
+        return {"refused": asdict(Refused(exc.code, exc.message, dict(exc.details)))}
+    return _placed(program, target, request)
+
+
+def _placed(program: Any, target: str, request: RunRequest) -> dict[str, Any]:
+    """:func:`footprint` of a verified ``program``."""
     from qmk.execution import target as targets
-    from qmk.qvm import graph as graph_io
-    from qmk.qvm.verify import verify
 
     try:
-        program = verify(graph_io.loads(text))
         compiled: Footprint = targets.get(target).compile(program, request).footprint
     except QMKError as exc:
         return {"refused": asdict(Refused(exc.code, exc.message, dict(exc.details)))}
     return {"footprint": compiled.to_json()}
+
+
+def _verified(text: str) -> Any:
+    """The verified program of QVM JSON ``text``."""
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.verify import verify
+
+    return verify(graph_io.loads(text))

@@ -18,7 +18,9 @@ import pytest
 
 from qmk.errors import UnavailableError
 from qmk.execution import pricing
+from qmk.execution.footprint import Footprint
 from qmk.execution.pricing import Priced
+from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.admit.planner import Planner
 from qmk.kernel.pools.pool import WorkerPool
 from support.kernel import BELL, WorkerGate, make_config
@@ -39,7 +41,7 @@ PHYSICS = {
 
 def test_a_plan_answered_by_the_planner_process_is_the_plan_made_here() -> None:
     text = json.dumps(BELL)
-    here = Priced(**pricing.price(text, **PHYSICS))
+    here = Priced(**pricing.price(text, **PHYSICS)["priced"])
     pids: list[int] = []
 
     async def main() -> Priced:
@@ -50,7 +52,9 @@ def test_a_plan_answered_by_the_planner_process_is_the_plan_made_here() -> None:
 
         planner = Planner(start)
         try:
-            return await planner.price(text, **PHYSICS)
+            priced, placed = await planner.price(text, **PHYSICS)
+            assert placed is None  # no footprint asked for
+            return priced
         finally:
             planner.close()
 
@@ -82,7 +86,8 @@ def test_a_planner_killed_while_planning_costs_that_submit_an_unavailable_and_th
             with pytest.raises(UnavailableError) as refused:
                 await held
             gate.open()
-            return refused.value, await planner.price(text, **PHYSICS)
+            priced, _ = await planner.price(text, **PHYSICS)
+            return refused.value, priced
         finally:
             planner.close()
 
@@ -90,4 +95,23 @@ def test_a_planner_killed_while_planning_costs_that_submit_an_unavailable_and_th
         refusal, priced = asyncio.run(main())
     assert refusal.rpc_code == 1011
     assert refusal.details["reason"] == "planner-died"
-    assert priced == Priced(**pricing.price(text, **PHYSICS))
+    assert priced == Priced(**pricing.price(text, **PHYSICS)["priced"])
+
+
+def test_a_plan_asked_with_its_place_comes_with_the_footprint_its_target_compiles() -> None:
+    text = json.dumps(BELL)
+    request = RunRequest.build(program_digest=program_digest(text), shots=10, seed=3)
+    alone = Footprint.from_json(pricing.footprint(request.target, text, request)["footprint"])
+
+    async def main() -> tuple[Priced, object, object]:
+        planner = Planner(lambda loop: WorkerPool(1, loop=loop, isolation=None))
+        try:
+            priced, placed = await planner.price(text, **PHYSICS, place=(request.target, request))
+            return priced, placed, await planner.footprint(request.target, text, request)
+        finally:
+            planner.close()
+
+    priced, placed, asked = asyncio.run(main())
+    assert priced == Priced(**pricing.price(text, **PHYSICS)["priced"])
+    assert placed == asked == alone
+    assert alone.logical_qubits == 2

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -450,7 +450,22 @@ class Admission:
         noise_model = job_noise_model(machine, parsed.qubit or self.device.qubit, parsed)
         calibration = job_calibration(machine, parsed)
         physical = await self._physical_qubits(
-            tenant, text, program, parsed, noise_model, calibration
+            tenant,
+            text,
+            program,
+            parsed,
+            noise_model,
+            calibration,
+            place=lambda: self._run_request(
+                text,
+                entry,
+                options,
+                shots,
+                seed,
+                parsed,
+                noise_model=noise_model,
+                calibration=calibration,
+            ),
         )
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
@@ -589,7 +604,7 @@ class Admission:
         by its digest, and no target's footprint reads the seed.) A program of a target
         that reads its own (a device job) compiles in a thread charged to ``tenant``."""
         if entry.program == "qvm":
-            unseeded = _ENCODE(msgspec.structs.replace(request, seed=0))
+            unseeded = _unseeded(request)
             kept = self._footprints.get(unseeded, None, _nothing)
             if kept is not None:
                 return kept
@@ -828,12 +843,19 @@ class Admission:
         policy: Policy,
         noise_model: str | None,
         calibration: Any,
+        *,
+        place: Callable[[], RunRequest] | None = None,
     ) -> int:
         """Peak physical qubits of the program under ``policy`` and its physics (cached
         by graph text). It refuses a program whose engine could not hold its state in a
         worker, and a calibration of the policy's that fits none of its qubits. The
         plan is built in the planner process (:class:`~qmk.kernel.admit.planner.Planner`),
-        so the kernel never loads the planner, the router or the engines."""
+        so the kernel never loads the planner, the router or the engines.
+
+        ``place`` makes the job's run request: a plan the planner builds then comes with
+        the program's footprint on the logical machine, kept for :meth:`_compiled` (one
+        crossing, not two). A target's refusal is not kept: :meth:`_compiled` asks again
+        and raises it where it always did."""
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile
         key = (
@@ -851,7 +873,13 @@ class Admission:
             self._plans.move_to_end(key)
             return physical
         budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
-        priced = await self.planner.price(
+        request = None
+        if place is not None:
+            try:
+                request = place()
+            except QMKError:  # raised again where the request is made for the job
+                request = None
+        priced, placed = await self.planner.price(
             text,
             noise=policy.noise,
             qubit=qubit,
@@ -861,7 +889,12 @@ class Admission:
             noise_model=noise_model,
             calibration=calibration,
             max_bytes=budget,
+            place=None if request is None else (request.target, request),
         )
+        if request is not None and placed is not None and not isinstance(placed, Refused):
+            kept = _unseeded(request)
+            self._footprints.get(kept, None, _nothing)  # kept, then its footprint
+            self._footprints.refresh(kept, None, placed)
         if priced.error_code is not None:
             if priced.error_code == _ABOVE_THRESHOLD and policy.noise_model is not None:
                 # the job's own physics is the bad value, not its program (QC106 locally)
@@ -883,6 +916,11 @@ class Admission:
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return physical
+
+
+def _unseeded(request: RunRequest) -> bytes:
+    """What a footprint is kept by: its run request less the seed (encoded)."""
+    return _ENCODE(msgspec.structs.replace(request, seed=0))
 
 
 def _nothing() -> None:

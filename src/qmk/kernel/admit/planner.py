@@ -44,14 +44,16 @@ class Planner:
         self._start = start
         self._pool: Executor | None = None
 
-    async def price(self, text: str, **physics: Any) -> Priced:
-        """:func:`qmk.execution.pricing.price` of ``text`` in the planner process.
+    async def price(self, text: str, **physics: Any) -> tuple[Priced, Footprint | Refused | None]:
+        """:func:`qmk.execution.pricing.price` of ``text`` in the planner process: the
+        plan's figures, and with ``place=(target, request)`` among ``physics`` the
+        footprint of a program it priced (None without).
 
         Raises:
             UnavailableError: the planner process died while planning it.
         """
         answer = await self._call(pricing.price, text, **physics)
-        return Priced(**answer)
+        return Priced(**answer["priced"]), _placed(answer)
 
     async def footprint(self, target: str, text: str, request: RunRequest) -> Footprint | Refused:
         """:func:`qmk.execution.pricing.footprint` in the planner process.
@@ -59,10 +61,9 @@ class Planner:
         Raises:
             UnavailableError: the planner process died while compiling it.
         """
-        answer = await self._call(pricing.footprint, target, text, request)
-        if "refused" in answer:
-            return Refused(**answer["refused"])
-        return Footprint.from_json(answer["footprint"])
+        placed = _placed(await self._call(pricing.footprint, target, text, request))
+        assert placed is not None  # footprint answers one or the other
+        return placed
 
     async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._pool is None:
@@ -85,3 +86,12 @@ class Planner:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _placed(answer: dict[str, Any]) -> Footprint | Refused | None:
+    """The footprint (or the target's refusal) of a planner's ``answer``; None: none."""
+    if "refused" in answer:
+        return Refused(**answer["refused"])
+    if "footprint" in answer:
+        return Footprint.from_json(answer["footprint"])
+    return None
