@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
-from qmk.devices.neutral_atom.streams import STREAMS
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.stored import StoredResult
 
@@ -98,7 +97,14 @@ class KernelObserver:
 
     states: tuple[str, ...] = J.STATES
     final_states: tuple[str, ...] = tuple(s for s in J.STATES if s in J.FINAL_STATES)
-    stream_names: tuple[str, ...] = STREAMS
+
+    @property
+    def stream_names(self) -> tuple[str, ...]:
+        """The device streams a watch may name (read when asked: the device's stream
+        module loads its engines, which the kernel process does not hold until then)."""
+        from qmk.devices.neutral_atom.streams import STREAMS
+
+        return STREAMS
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel

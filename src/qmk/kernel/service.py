@@ -38,6 +38,7 @@ of another kind (``pool=``) may complete futures in its own thread; those hop ov
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
@@ -53,10 +54,11 @@ from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.assist import AssistDesk
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
+from qmk.kernel.admit.planner import Planner
 from qmk.kernel.clock import Clock, MachineClock, SystemClock
 from qmk.kernel.config import KernelConfig, config_warnings
 from qmk.kernel.datafiles import CHECKPOINTS
-from qmk.kernel.pools.workers import PoolFactory, kernel_pool
+from qmk.kernel.pools.workers import PoolFactory, kernel_pool, planner_pool
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.running.triggers import Triggers
 from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention
@@ -160,6 +162,7 @@ class Kernel:
             clock=clock,
             device=self.device,
             results=self.supervisor.results,
+            planner=Planner(functools.partial(planner_pool, config, data_dir)),
         )
         self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
@@ -394,6 +397,7 @@ class Kernel:
             await asyncio.wait([self._host])
         await self.supervisor.close()
         self.admission.cpu.close()
+        self.admission.planner.close()
         self.assist.close()
         self.keys.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ from qmk.errors import (
     QuotaError,
 )
 from qmk.execution import target as targets
+from qmk.execution.pricing import Refused
 from qmk.execution.request import (
     DEFAULT_TARGET,
     Policy,
@@ -71,6 +72,7 @@ from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
+from qmk.kernel.admit.planner import Planner
 from qmk.kernel.admit.quotas import WORKER_STATE_SHARE, Quotas
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
@@ -98,6 +100,7 @@ from qmk.qvm.limits import Limits
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
+    from qmk.execution.pricing import Priced
 
 #: A submit's capability check that allowed its program, kept for its job's QUEUED line
 #: (:meth:`Admission.admit`): the tenant, the session and the capabilities required.
@@ -202,6 +205,7 @@ class Admission:
         clock: Clock,
         device: LogicalMachine | None = None,
         results: Results | None = None,
+        planner: Planner,
     ) -> None:
         self.config = config
         self.results = results
@@ -218,7 +222,7 @@ class Admission:
         #: The firewall's answers without channels bound, by (graph text, tenant).
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
         #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
-        self._footprints: Memo[Footprint] = Memo(PLAN_CACHE_SIZE)
+        self._footprints: Memo[Footprint | None] = Memo(PLAN_CACHE_SIZE)
         self._policies: Memo[Policy] = Memo(PLAN_CACHE_SIZE)  # parsed, by their JSON
         #: What admit made of a program, for its next job (:mod:`~qmk.kernel.admit.settled`).
         self.settled = SettledAnswers(PLAN_CACHE_SIZE)
@@ -230,6 +234,8 @@ class Admission:
             clock=clock,
             threads=VERIFY_THREADS,
         )
+        #: Plans new programs in a process of their own (:mod:`~qmk.kernel.admit.planner`).
+        self.planner = planner
 
     async def read(self, tenant: str, graph: Any, *, target: Any = DEFAULT_TARGET) -> Read:
         """The one reader of a job's program, whatever its target and however it came.
@@ -424,7 +430,7 @@ class Admission:
             warnings = () if unused is None else (unused,)
         if not entry.logical_machine:  # its own physics: the target checks it compiling
             request = self._run_request(text, entry, options, shots, seed, parsed)
-            footprint = await self._compiled(tenant, program, request, entry)
+            footprint = await self._compiled(tenant, text, program, request, entry)
             self.quotas.check_room(footprint.physical_qubits, qubits, footprint=footprint)
             self.quotas.check_queue_room(tenant)
             job = self._job(
@@ -444,7 +450,22 @@ class Admission:
         noise_model = job_noise_model(machine, parsed.qubit or self.device.qubit, parsed)
         calibration = job_calibration(machine, parsed)
         physical = await self._physical_qubits(
-            tenant, text, program, parsed, noise_model, calibration
+            tenant,
+            text,
+            program,
+            parsed,
+            noise_model,
+            calibration,
+            place=lambda: self._run_request(
+                text,
+                entry,
+                options,
+                shots,
+                seed,
+                parsed,
+                noise_model=noise_model,
+                calibration=calibration,
+            ),
         )
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
@@ -465,7 +486,7 @@ class Admission:
         )
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
-        placed = None if spanning else await self._compiled(tenant, program, request, entry)
+        placed = None if spanning else await self._compiled(tenant, text, program, request, entry)
         if (
             read.settles
             and not options
@@ -570,18 +591,28 @@ class Admission:
         )
 
     async def _compiled(
-        self, tenant: str, program: Any, request: RunRequest, entry: TargetSpec
+        self, tenant: str, text: str, program: Any, request: RunRequest, entry: TargetSpec
     ) -> Footprint:
-        """The footprint of ``program`` compiled by its target for ``request``.
+        """The footprint of ``program`` (QVM JSON ``text``) compiled by its target for
+        ``request``.
 
         That is its physical qubits and what it asks of the shared machine; what the
-        target refuses is a ``ProgramError`` with its code. A small QVM program compiles
-        on the loop. A big one, and every program of a target that reads its own (a
-        device job: parsed, validated and scheduled there), compiles in a thread charged
-        to ``tenant``. A small program's footprint is kept by its request less the seed,
-        for the next job of that run: a job's own seed compiles nothing again. (The
-        request names the program by its digest, and no target's footprint reads the
-        seed.)"""
+        target refuses is a ``ProgramError`` with its code. A QVM program compiles in the
+        planner process (:class:`~qmk.kernel.admit.planner.Planner`): the kernel loads no
+        planner. Its footprint is kept by its request less the seed, for the next job of
+        that run: a job's own seed compiles nothing again. (The request names the program
+        by its digest, and no target's footprint reads the seed.) A program of a target
+        that reads its own (a device job) compiles in a thread charged to ``tenant``."""
+        if entry.program == "qvm":
+            unseeded = _unseeded(request)
+            kept = self._footprints.get(unseeded, None, _nothing)
+            if kept is not None:
+                return kept
+            compiled = await self.planner.footprint(entry.name, text, request)
+            if isinstance(compiled, Refused):
+                raise ProgramError(compiled.message, code=compiled.code, **compiled.details)
+            self._footprints.refresh(unseeded, None, compiled)
+            return compiled
 
         def work() -> Footprint:
             try:
@@ -589,10 +620,6 @@ class Admission:
             except QMKError as exc:
                 raise ProgramError(exc.message, code=exc.code, **exc.details) from None
 
-        if entry.program == "qvm" and len(program.graph.nodes) < OFFLOAD_NODES:
-            with self.cpu.on_loop(tenant):
-                unseeded = _ENCODE(msgspec.structs.replace(request, seed=0))
-                return self._footprints.get(unseeded, None, work)
         footprint: Footprint = await self.cpu.run(tenant, work)
         return footprint
 
@@ -632,7 +659,7 @@ class Admission:
         self._check_caps(session, program.required_caps, "submit", allowed)
         self.quotas.check_priority(tenant, policy.priority)
         request = self._run_request(text, entry, options, shots, seed, policy)
-        footprint = await self._compiled(tenant, program, request, entry)
+        footprint = await self._compiled(tenant, text, program, request, entry)
         if entry.program == "stim-circuit":  # its qubits are logical: the tenant's
             self.quotas.check_qubits(tenant, footprint.logical_qubits)
         self.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
@@ -684,7 +711,7 @@ class Admission:
         spanning = spans(job, self.device)
         if job.request.machine is None and job.footprint is None and not spanning:
             # it never had its schedule: it arrives at the shared machine anew
-            job.footprint = await self._compiled(job.tenant, program, job.request, entry)
+            job.footprint = await self._compiled(job.tenant, job.graph, program, job.request, entry)
         footprint = None if spanning else job.footprint
         self.quotas.check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
         if job.state != "QUEUED":
@@ -816,11 +843,19 @@ class Admission:
         policy: Policy,
         noise_model: str | None,
         calibration: Any,
+        *,
+        place: Callable[[], RunRequest] | None = None,
     ) -> int:
         """Peak physical qubits of the program under ``policy`` and its physics (cached
         by graph text). It refuses a program whose engine could not hold its state in a
-        worker, and a calibration of the policy's that fits none of its qubits. A big
-        program is planned in a thread, charged to ``tenant``'s CPU budget."""
+        worker, and a calibration of the policy's that fits none of its qubits. The
+        plan is built in the planner process (:class:`~qmk.kernel.admit.planner.Planner`),
+        so the kernel never loads the planner, the router or the engines.
+
+        ``place`` makes the job's run request: a plan the planner builds then comes with
+        the program's footprint on the logical machine, kept for :meth:`_compiled` (one
+        crossing, not two). A target's refusal is not kept: :meth:`_compiled` asks again
+        and raises it where it always did."""
         qubit = policy.qubit or self.config.machine.qubit
         profile = policy.profile or self.config.machine.profile
         key = (
@@ -837,52 +872,60 @@ class Admission:
         if physical is not None:
             self._plans.move_to_end(key)
             return physical
-        # here, not at the top: a kernel that only answers planned programs never loads them
-        from qmk.execution.executor import route_plan
-        from qmk.execution.plan import build_plan
-        from qmk.qec.noise import parse_noise_model
-
-        def work() -> tuple[Any, Any]:
+        budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
+        request = None
+        if place is not None:
             try:
-                plan = build_plan(
-                    program,
-                    noise=policy.noise,
-                    qubit=qubit,
-                    default_profile=profile,
-                    noise_model=None
-                    if not policy.noise or noise_model is None
-                    else parse_noise_model(noise_model),
-                    calibration=calibration,
+                request = place()
+            except QMKError:  # raised again where the request is made for the job
+                request = None
+        priced, placed = await self.planner.price(
+            text,
+            noise=policy.noise,
+            qubit=qubit,
+            profile=profile,
+            engine=policy.engine,
+            precision=policy.precision,
+            noise_model=noise_model,
+            calibration=calibration,
+            max_bytes=budget,
+            place=None if request is None else (request.target, request),
+        )
+        if request is not None and placed is not None and not isinstance(placed, Refused):
+            kept = _unseeded(request)
+            self._footprints.get(kept, None, _nothing)  # kept, then its footprint
+            self._footprints.refresh(kept, None, placed)
+        if priced.error_code is not None:
+            if priced.error_code == _ABOVE_THRESHOLD and policy.noise_model is not None:
+                # the job's own physics is the bad value, not its program (QC106 locally)
+                raise InvalidArgument(
+                    f"policy.noise_model: {priced.error_message}",
+                    key="policy.noise_model",
+                    code=priced.error_code,
                 )
-                choice, _ = route_plan(plan, policy.engine, precision=policy.precision)
-            except QMKError as exc:
-                if exc.code == _ABOVE_THRESHOLD and policy.noise_model is not None:
-                    # the job's own physics is the bad value, not its program (QC106 locally)
-                    raise InvalidArgument(
-                        f"policy.noise_model: {exc.message}",
-                        key="policy.noise_model",
-                        code=exc.code,
-                    ) from None
-                raise ProgramError(exc.message, code=exc.code) from None
-            return plan, choice
-
-        if len(program.graph.nodes) < OFFLOAD_NODES:
-            with self.cpu.on_loop(tenant):
-                plan, choice = work()
-        else:
-            plan, choice = await self.cpu.run(tenant, work)
-        if policy.calibration is not None and not plan.calibrated_profiles:
+            raise ProgramError(priced.error_message, code=priced.error_code)
+        if policy.calibration is not None and not priced.calibrated_profiles:
             raise InvalidArgument(
                 f"policy.calibration is for {calibration.family} on "
                 f"{calibration.instruction_set} qubits; no qubit of this program is "
-                f"(profiles: {', '.join(plan.profiles)})",
+                f"(profiles: {', '.join(priced.profiles)})",
                 key="policy.calibration",
             )
-        _check_worker_memory(self.config, choice, program.peak_live_qubits)
-        physical = self._plans[key] = plan.peak_physical_qubits
+        _check_worker_memory(self.config, priced, program.peak_live_qubits)
+        physical = self._plans[key] = priced.peak_physical_qubits
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return physical
+
+
+def _unseeded(request: RunRequest) -> bytes:
+    """What a footprint is kept by: its run request less the seed (encoded)."""
+    return _ENCODE(msgspec.structs.replace(request, seed=0))
+
+
+def _nothing() -> None:
+    """What :meth:`Admission._compiled` keeps for a footprint still being compiled."""
+    return None
 
 
 def _audit_caps(
@@ -964,21 +1007,18 @@ async def _span(
     return text, program, qubits, physical
 
 
-def _check_worker_memory(config: KernelConfig, choice: Any, qubits: int) -> None:
+def _check_worker_memory(config: KernelConfig, priced: Priced, qubits: int) -> None:
     """The engine the router chose holds ``qubits`` within a worker's memory cap: its
-    state and one working copy in :data:`WORKER_STATE_SHARE` of it. So a 40-qubit
-    statevector is refused at submit, not after it was queued and started."""
-    from qmk.engines.registry import max_qubits
-
-    budget = int(config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
-    capacity = max_qubits(choice.engine, choice.precision, max_bytes=budget)
-    if qubits > capacity:
+    state and one working copy in :data:`WORKER_STATE_SHARE` of it (the planner's
+    ``capacity``). So a 40-qubit statevector is refused at submit, not after it was
+    queued and started."""
+    if qubits > priced.capacity:
         raise AdmissionError(
-            f"the {choice.engine} engine holds at most {capacity} qubits in a worker's "
-            f"{config.worker_memory_mb} MiB (kernel.worker_memory_mb); the program "
+            f"the {priced.engine} engine holds at most {priced.capacity} qubits in a "
+            f"worker's {config.worker_memory_mb} MiB (kernel.worker_memory_mb); the program "
             f"has {qubits} live at once",
             needed=qubits,
-            total=capacity,
+            total=priced.capacity,
         )
 
 

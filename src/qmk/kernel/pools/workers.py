@@ -153,9 +153,25 @@ def kernel_pool(
     )
 
 
+def planner_pool(
+    config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
+) -> WorkerPool:
+    """The pool of the kernel's planner process (:mod:`qmk.kernel.admit.planner`): one
+    worker, driven by ``loop``, confined as the kernel's workers are
+    (:func:`kernel_isolation`: no network, the data directory hidden, their CPU cap),
+    and ending with the kernel as they do. It has no memory cap of its own: the router
+    it runs reads the limits of the process it runs in, and a plan is priced against a
+    worker's cap explicitly (``max_bytes``), as it was in the kernel process. It comes
+    from the workers' forkserver, whose preloads (:data:`DEFAULT_PRELOAD`, the first
+    pool's) it leaves as they are.
+    """
+    return WorkerPool(1, loop=loop, isolation=kernel_isolation(config, data_dir))
+
+
 __all__ = [
     "DEFAULT_PRELOAD",
     "PoolFactory",
     "kernel_isolation",
     "kernel_pool",
+    "planner_pool",
 ]

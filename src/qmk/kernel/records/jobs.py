@@ -32,7 +32,6 @@ from msgspec import UNSET
 
 import qmk.abi.replies as replies
 from qmk import defaults
-from qmk.engines import EngineError
 from qmk.errors import InvalidArgument, StateError
 from qmk.execution.request import Policy, RunRequest
 from qmk.kernel.errors import JobError, error_json
@@ -98,6 +97,7 @@ def parse_policy(
     if parsed.noise_model is not None:
         _check_noise_model(parsed)
     if parsed.engine is not None:
+        from qmk.engines import EngineError  # here: a job naming no engine loads none
         from qmk.engines.registry import spec
 
         try:

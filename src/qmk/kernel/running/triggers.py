@@ -41,7 +41,7 @@ import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from msgspec import UNSET
 
@@ -52,18 +52,13 @@ from qmk.kernel.clock import Clock
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.store import RunRow, Store, TriggerRow, TriggerRows
-from qmk.workflows.runner import (
-    JobResult,
-    Planned,
-    ended_result,
-    kernel_policy,
-    lower_all,
-    plan,
-    refused_result,
-    run_workflow_async,
-)
-from qmk.workflows.spec import Workflow, from_data, to_data
-from qmk.workflows.triggers import TriggerSpec
+
+if TYPE_CHECKING:
+    # qmk.workflows is imported where a trigger is made, loaded or run: a kernel that
+    # holds no trigger never loads it (the trusted core, issue 79)
+    from qmk.workflows.runner import JobResult, Planned
+    from qmk.workflows.spec import Workflow
+    from qmk.workflows.triggers import TriggerSpec
 
 _log = logging.getLogger("qmk.kernel.running.triggers")
 T = TypeVar("T")
@@ -202,6 +197,8 @@ class Trigger:
     last: Run | None = None
 
     def row(self) -> TriggerRow:
+        from qmk.workflows.spec import to_data
+
         return TriggerRow(
             trigger_id=self.trigger_id,
             tenant=self.tenant,
@@ -215,6 +212,9 @@ class Trigger:
 
     @classmethod
     def from_row(cls, row: TriggerRow) -> Trigger:
+        from qmk.workflows.spec import from_data
+        from qmk.workflows.triggers import TriggerSpec
+
         return cls(
             trigger_id=row.trigger_id,
             tenant=row.tenant,
@@ -261,6 +261,8 @@ def runnable(flow: Workflow) -> dict[Any, Any]:
         CommandError: ``QW013 bad-workflow`` (a program that does not lower, a device
             step, a noise model).
     """
+    from qmk.workflows.runner import kernel_policy, lower_all, plan
+
     cache = lower_all(flow)
     for step in flow.steps:
         for job in plan(step, cache):
@@ -448,6 +450,8 @@ class Triggers:
 
     async def _execute(self, trigger: Trigger, run: Run) -> None:
         """The run: its workflow as the owner's jobs; how it ended, recorded."""
+        from qmk.workflows.runner import run_workflow_async
+
         token = _IN_RUN.set(run)
         try:
             session = self.host.session_for(trigger.tenant, trigger.caps, trigger.trigger_id)
@@ -478,6 +482,8 @@ class Triggers:
         self, trigger: Trigger, run: Run, session: Session, jobs: Sequence[Planned]
     ) -> list[JobResult]:
         """A batch of the workflow's jobs: all submitted as the owner's, then awaited."""
+        from qmk.workflows.runner import ended_result, kernel_policy, refused_result
+
         started: list[tuple[Planned, replies.Job | None, str | None]] = []
         for job in jobs:
             policy = kernel_policy(job)
@@ -521,6 +527,9 @@ class Triggers:
                 ``QW013 bad-workflow``, ``QW014 bad-trigger``).
             QuotaError: the tenant has :data:`MAX_TRIGGERS` already.
         """
+        from qmk.workflows.spec import from_data
+        from qmk.workflows.triggers import TriggerSpec
+
         try:
             spec = TriggerSpec.build(name=name, on=on, every_s=every_s, cron=cron, states=states)
             flow = from_data(workflow, files=False)

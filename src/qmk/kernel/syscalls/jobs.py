@@ -16,6 +16,7 @@ import qmk.abi.replies as replies
 from qmk import defaults
 from qmk.errors import InvalidArgument
 from qmk.kernel.admit.admission import Admission, Allowed
+from qmk.kernel.admit.arrivals import Arrivals, Turn
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records import jobs as J
 from qmk.kernel.running.supervisor import Supervisor
@@ -57,6 +58,8 @@ class JobDesk:
         self.supervisor = supervisor
         self.delegations = delegations
         self._check_open = check_open
+        #: Each tenant's submits, queued in the order they arrived.
+        self.arrivals = Arrivals()
 
     async def submit(
         self,
@@ -72,7 +75,31 @@ class JobDesk:
     ) -> replies.Job:
         """``q_submit`` with a checked ``session`` (a trigger's run has one of its
         owner's); with ``wait_ms``, the accepted job then waited for as ``q_wait`` waits
-        (a bad ``wait_ms`` is refused before anything is checked or kept)."""
+        (a bad ``wait_ms`` is refused before anything is checked or kept). The tenant's
+        submits are queued in the order they arrived (:mod:`~qmk.kernel.admit.arrivals`)."""
+        turn = self.arrivals.arrive(session.tenant)
+        try:
+            if turn.behind:
+                await turn.wait()
+            return await self._submit(
+                turn, session, graph, shots, seed, policy, idempotency_key, target, wait_ms
+            )
+        finally:
+            turn.end()
+
+    async def _submit(
+        self,
+        turn: Turn,
+        session: Session,
+        graph: Any,
+        shots: int,
+        seed: int | None,
+        policy: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        target: str,
+        wait_ms: int | None,
+    ) -> replies.Job:
+        """:meth:`submit` in its ``turn``, which it ends as its job is queued (or known)."""
         if wait_ms is not None:
             _check_wait("wait_ms", wait_ms, nullable=True)
         if idempotency_key is not None:
@@ -83,6 +110,7 @@ class JobDesk:
                 )
             known = self.store.job_id_for_key(session.tenant, idempotency_key)
             if known is not None:  # answered as q_wait answers (committed first)
+                turn.end()
                 job = self.supervisor.job(known, session.tenant)
                 return await self.supervisor.wait(job, 0 if wait_ms is None else wait_ms / 1000)
         self.reserve.check("a submit")
@@ -100,6 +128,9 @@ class JobDesk:
             self.delegations.audit_use(
                 session, job.required_caps, where="submit", job_id=job.job_id
             )
+            # the next submit goes on once this one's job is queued: accept queues it
+            # before its first wait, and the next one resumes in a later step
+            turn.end()
             # with wait_ms: the job once final (or as it is then), as q_wait answers it;
             # its acceptance committed with that answer, not alone
             accepted = await self.supervisor.accept(

@@ -1,0 +1,137 @@
+"""What admission needs of a plan, computed where plans are built: out of the kernel.
+
+The kernel admits a program by its peak physical qubits and refuses one whose routed
+engine could not hold its state in a worker. Both need a plan and the router, which load
+the engines; the kernel process is the trusted core and loads neither (issue 79). So the
+kernel sends the program's text and the job's physics here, in a planner process of its
+own (:class:`qmk.kernel.admit.planner.Planner`), and gets back plain figures. A refusal
+comes back as its code and message: the kernel words it. What these functions return is
+plain data (dicts, lists, strings and numbers): the kernel reads a worker's answer as
+nothing else, and makes :class:`Priced`, :class:`Refused` and the footprint of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from qmk.errors import QMKError
+
+if TYPE_CHECKING:
+    from qmk.execution.footprint import Footprint
+    from qmk.execution.request import RunRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A program's plan, as admission reads it (or the refusal of planning it)."""
+
+    #: Peak physical qubits of the plan (0 with an error).
+    peak_physical_qubits: int = 0
+    #: The plan's code profiles, and those its calibration is for.
+    profiles: tuple[str, ...] = ()
+    calibrated_profiles: tuple[str, ...] = ()
+    #: The engine the router chose, its precision, and the most qubits it holds in
+    #: ``max_bytes`` of a worker.
+    engine: str = ""
+    precision: str | None = None
+    capacity: int = 0
+    #: A refusal's stable code and message (None: planned).
+    error_code: str | None = None
+    error_message: str = ""
+
+
+def price(
+    text: str,
+    *,
+    noise: bool,
+    qubit: Any,
+    profile: str,
+    engine: str | None,
+    precision: Any,
+    noise_model: Any,
+    calibration: Any,
+    max_bytes: int,
+    place: tuple[str, RunRequest] | None = None,
+) -> dict[str, Any]:
+    """Verify QVM JSON ``text``, plan it with this physics, route it, and say what
+    admission needs: peak physical qubits, profiles and the chosen engine's capacity
+    within ``max_bytes``: ``{"priced": a Priced's fields}``. A QMK error is returned, not
+    raised (it crosses a process).
+
+    With ``place`` (a target's name and the job's run request), a program it priced is
+    also compiled for its footprint, as :func:`footprint` answers (``"footprint"`` or
+    ``"refused"``): admission asks both of a new program, and one crossing costs less
+    than two."""
+    from qmk.engines.registry import max_qubits
+    from qmk.execution.executor import route_plan
+    from qmk.execution.plan import build_plan
+    from qmk.qec.noise import parse_noise_model
+
+    try:
+        program = _verified(text)
+        plan = build_plan(
+            program,
+            noise=noise,
+            qubit=qubit,
+            default_profile=profile,
+            noise_model=None
+            if not noise or noise_model is None
+            else parse_noise_model(noise_model),
+            calibration=calibration,
+        )
+        choice, _ = route_plan(plan, engine, precision=precision)
+        capacity = max_qubits(choice.engine, choice.precision, max_bytes=max_bytes)
+    except QMKError as exc:
+        return {"priced": asdict(Priced(error_code=exc.code, error_message=exc.message))}
+    priced = Priced(
+        peak_physical_qubits=plan.peak_physical_qubits,
+        profiles=tuple(plan.profiles),
+        calibrated_profiles=tuple(plan.calibrated_profiles),
+        engine=choice.engine,
+        precision=choice.precision,
+        capacity=capacity,
+    )
+    answer = {"priced": asdict(priced)}
+    if place is not None:
+        answer.update(_placed(program, *place))
+    return answer
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A target's refusal of a program, as plain values (it crosses a process)."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+def footprint(target: str, text: str, request: RunRequest) -> dict[str, Any]:
+    """The footprint of QVM JSON ``text`` compiled by target ``target`` for ``request``
+    (its physical qubits and what it asks of the shared machine): ``{"footprint": its
+    JSON}``, or ``{"refused": a Refused's fields}``."""
+    try:
+        program = _verified(text)
+    except QMKError as exc:
+        return {"refused": asdict(Refused(exc.code, exc.message, dict(exc.details)))}
+    return _placed(program, target, request)
+
+
+def _placed(program: Any, target: str, request: RunRequest) -> dict[str, Any]:
+    """:func:`footprint` of a verified ``program``."""
+    from qmk.execution import target as targets
+
+    try:
+        compiled: Footprint = targets.get(target).compile(program, request).footprint
+    except QMKError as exc:
+        return {"refused": asdict(Refused(exc.code, exc.message, dict(exc.details)))}
+    return {"footprint": compiled.to_json()}
+
+
+def _verified(text: str) -> Any:
+    """The verified program of QVM JSON ``text``."""
+    from qmk.qvm import graph as graph_io
+    from qmk.qvm.verify import verify
+
+    return verify(graph_io.loads(text))

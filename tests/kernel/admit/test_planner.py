@@ -1,0 +1,117 @@
+"""The planner process (:mod:`qmk.kernel.admit.planner`): admission's plans, built in a
+worker of a pool of one, answered as plain data.
+
+Its pool here is the tests' :class:`~support.pools.GatedPool`, whose gate holds a plan
+in the planner process until the test lets it through: so the planner is killed while
+it plans, with no race on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from qmk.errors import UnavailableError
+from qmk.execution import pricing
+from qmk.execution.footprint import Footprint
+from qmk.execution.pricing import Priced
+from qmk.execution.request import RunRequest, program_digest
+from qmk.kernel.admit.planner import Planner
+from qmk.kernel.pools.pool import WorkerPool
+from support.kernel import BELL, WorkerGate, make_config
+from support.pools import GatedPool
+
+CONFIG = make_config()
+PHYSICS = {
+    "noise": True,
+    "qubit": CONFIG.machine.qubit,
+    "profile": CONFIG.machine.profile,
+    "engine": None,
+    "precision": None,
+    "noise_model": None,
+    "calibration": None,
+    "max_bytes": 2**30,
+}
+
+
+def test_a_plan_answered_by_the_planner_process_is_the_plan_made_here() -> None:
+    text = json.dumps(BELL)
+    here = Priced(**pricing.price(text, **PHYSICS)["priced"])
+    pids: list[int] = []
+
+    async def main() -> Priced:
+        def start(loop: asyncio.AbstractEventLoop) -> WorkerPool:
+            pool = WorkerPool(1, loop=loop, isolation=None)
+            pids.extend(pool.pids)
+            return pool
+
+        planner = Planner(start)
+        try:
+            priced, placed = await planner.price(text, **PHYSICS)
+            assert placed is None  # no footprint asked for
+            return priced
+        finally:
+            planner.close()
+
+    there = asyncio.run(main())
+    assert there == here
+    assert here.peak_physical_qubits > 0 and here.capacity >= 2
+    assert pids and os.getpid() not in pids
+
+
+def test_a_planner_killed_while_planning_costs_that_submit_an_unavailable_and_the_next_plan_is_made(
+    tmp_path: Path,
+) -> None:
+    text = json.dumps(BELL)
+    gate = WorkerGate(tmp_path)
+    pools: list[WorkerPool] = []
+
+    async def main() -> tuple[UnavailableError, Priced]:
+        def start(loop: asyncio.AbstractEventLoop) -> WorkerPool:
+            pools.append(GatedPool(1, loop=loop, gate=gate.path, isolation=None))
+            return pools[-1]
+
+        planner = Planner(start)
+        try:
+            held = asyncio.ensure_future(planner.price(text, **PHYSICS))
+            while not pools or pools[0].busy() == 0:  # the plan is in the planner, held
+                await asyncio.sleep(0.01)
+            (pid,) = pools[0].pids
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(UnavailableError) as refused:
+                await held
+            gate.open()
+            priced, _ = await planner.price(text, **PHYSICS)
+            return refused.value, priced
+        finally:
+            planner.close()
+
+    with gate:
+        refusal, priced = asyncio.run(main())
+    assert refusal.rpc_code == 1011
+    assert refusal.details["reason"] == "planner-died"
+    assert priced == Priced(**pricing.price(text, **PHYSICS)["priced"])
+
+
+def test_a_plan_asked_with_its_place_comes_with_the_footprint_its_target_compiles() -> None:
+    text = json.dumps(BELL)
+    request = RunRequest.build(program_digest=program_digest(text), shots=10, seed=3)
+    alone = Footprint.from_json(pricing.footprint(request.target, text, request)["footprint"])
+
+    async def main() -> tuple[Priced, object, object]:
+        planner = Planner(lambda loop: WorkerPool(1, loop=loop, isolation=None))
+        try:
+            priced, placed = await planner.price(text, **PHYSICS, place=(request.target, request))
+            return priced, placed, await planner.footprint(request.target, text, request)
+        finally:
+            planner.close()
+
+    priced, placed, asked = asyncio.run(main())
+    assert priced == Priced(**pricing.price(text, **PHYSICS)["priced"])
+    assert placed == asked == alone
+    assert alone.logical_qubits == 2
