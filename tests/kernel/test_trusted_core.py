@@ -121,10 +121,7 @@ def kernel_holds(
 
 
 #: Not yet achieved (issue 79), each with why; strict, so each flips when it is fixed.
-NOT_YET: dict[str, str] = {
-    "qmk.http": "kernel/observe.py and running/ take the probe's types from qmk.http.probe; "
-    "billing posts webhooks from the kernel (storage/billing.py)",
-}
+NOT_YET: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
