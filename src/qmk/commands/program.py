@@ -56,7 +56,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     results: list[dict[str, Any]] = []
     for path in args.files:
         try:
-            graph = read_source(args, path, limits)
+            graph = read_source(args, path, limits, folded=True)
             report = check(graph, limits=limits, unroll=False)  # REPEAT rows stay folded
         except (FormatError, FrontendError) as exc:
             status = 2
@@ -263,7 +263,8 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm.verify import check
 
     limits = limits_of(args)
-    report = check(read_source(args, args.file, limits), limits=limits, unroll=False)
+    graph = read_source(args, args.file, limits, folded=True)
+    report = check(graph, limits=limits, unroll=False)
     if not report.ok:
         for finding in report.findings:
             err.write(_finding_line(args.file, finding) + "\n")
