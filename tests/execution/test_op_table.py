@@ -160,11 +160,11 @@ def _program_using(spec: OpSpec) -> dict[str, Any]:
         "expr": "True",
         "message": "stop here",
         "coords": [1.0, 2.0],
-    "rec": [-1],
-    "index": 0,
-    "channel": "X_ERROR",
-    "p": [0.25],
-}
+        "rec": [-1],
+        "index": 0,
+        "channel": "X_ERROR",
+        "p": [0.25],
+    }
     node["args"] = {arg.name: required[arg.name] for arg in spec.args if arg.required}
     nodes.append(node)
     if chs and spec.name != "CLOSE_CHAN":
