@@ -62,7 +62,7 @@ def test_an_op_and_its_engine_gate_agree_on_arity_parameters_and_clifford_ness(s
 @pytest.mark.parametrize(  # (every such program allocates and frees its qubits; NOISE
     # has no plan: test_every_op_of_the_table_runs_on_the_executor_and_is_counted)
     "spec",
-    [s for s in OPS.values() if s.name not in ("ALLOC_LQ", "FREE_LQ", "NOISE")],
+    [s for s in OPS.values() if s.name not in ("ALLOC_LQ", "FREE_LQ", "NOISE", "NOISY_MEASURE")],
     ids=lambda s: s.name,
 )
 def test_the_plan_and_the_verifier_agree_on_which_nodes_are_clifford(spec: OpSpec):
@@ -164,6 +164,7 @@ def _program_using(spec: OpSpec) -> dict[str, Any]:
         "index": 0,
         "channel": "X_ERROR",
         "p": [0.25],
+        "instruction": "MR",
     }
     node["args"] = {arg.name: required[arg.name] for arg in spec.args if arg.required}
     nodes.append(node)
@@ -194,8 +195,8 @@ def test_every_op_of_the_table_runs_on_the_executor_and_is_counted(spec: OpSpec)
         with pytest.raises(EngineError, match=r"QE115 halted: .*stop here"):
             run(graph, shots=8, seed=11)
         return
-    if spec.name == "NOISE":  # a stim circuit's physical noise: the stim target's alone
-        with pytest.raises(EngineError, match=r"QE110 .*NOISE.*target stim"):
+    if spec.name in ("NOISE", "NOISY_MEASURE"):  # a stim circuit's noise: the stim target's
+        with pytest.raises(EngineError, match=rf"QE110 .*{spec.name}.*target stim"):
             run(graph, shots=8, seed=11)
         return
     result = run(graph, shots=8, seed=11)

@@ -437,19 +437,21 @@ def build_plan(
     Raises:
         QECError: a profile or qubit parameter set the QEC layer does not know, or a
             code family that does not fit the qubit technology. EngineError: ``QE110``
-            a stim ``NOISE`` row (the stim target's alone).
+            a stim ``NOISE`` or ``NOISY_MEASURE`` row (the stim
+            target's alone).
     """
     from qmk.qec import logical_model
 
-    if program.counts.by_op.get("NOISE"):
+    by_op = program.counts.by_op
+    if by_op.get("NOISE") or by_op.get("NOISY_MEASURE"):
         from qmk.engines.base import EngineError
 
         raise EngineError.of(
             "operation-unsupported",
-            "a NOISE row is a stim circuit's noise on its physical qubits, which only the "
-            "stim target runs (the logical machine applies its own noise model): run it "
-            "with target stim",
-            op="NOISE",
+            "a NOISE (NOISY_MEASURE) row is a stim circuit's noise on its physical qubits, "
+            "which only the stim target runs (the logical machine applies its own noise "
+            "model): run it with target stim",
+            op="NOISE" if by_op.get("NOISE") else "NOISY_MEASURE",
         )
     graph = program.graph
     steps = PlanSteps(graph.nodes, graph.resources.vqs)

@@ -546,6 +546,7 @@ _ADMIN: Mapping[str, tuple[str, _Write]] = {
         for name in ("TICK", "QUBIT_COORDS", "SHIFT_COORDS", "DETECTOR", "OBSERVABLE_INCLUDE")
     },
     "NOISE": ("refused, `QL109` (OpenQASM 3 has no noise channels)", _Writer.noise),
+    "NOISY_MEASURE": ("refused, `QL109` (OpenQASM 3 has no noise channels)", _Writer.noise),
 }
 
 

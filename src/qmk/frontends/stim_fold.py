@@ -7,7 +7,7 @@ however large ``n``; blocks nest. Nothing is unrolled, so stim's 10^7-round memo
 experiment is a few hundred rows.
 
 - **Qubits**: ``q0 .. q{n-1}``, every qubit the circuit names, allocated first and
-  freed last (so a body's handle use is balanced).
+  freed last (so a body's handle use is balanced), at most 1024 a row.
 - **Gates**: stim's gates that are gate records of QVM ops (``H S S_DAG X Y Z CX CZ
   SWAP``) are those ops; ``SQRT_X SQRT_Y`` and their daggers are ``APPLY_RX``/``APPLY_RY``
   at a quarter turn (their records' ``stim_quarter`` names); the other Clifford gates
@@ -17,17 +17,21 @@ experiment is a few hundred rows.
 - **Measurements and resets**: ``M MX MY MR MRX MRY R RX RY`` (and ``MPP MXX MYY
   MZZ``, ``SPP SPP_DAG``, gathered onto one qubit by CX), each record bit one
   ``MEASURE_*`` row, in record order; an inverted result ``!q`` is the qubit flipped
-  before and after.
+  before and after. A noisy one (``M(0.01)``, ``MR(0.01)``) and a heralded channel's
+  herald are a ``NOISY_MEASURE`` row of the instruction; ``MPAD``'s bit a constant
+  ``CALC`` (``MPAD(p)``'s a ``NOISY_MEASURE`` row of no qubit).
 - **Noise**: each channel a ``NOISE`` row per target group (its ``channel``, its
-  probabilities ``p``, for ``E`` its Pauli product), which only the stim target runs.
+  probabilities ``p``, for ``E`` its Pauli product). ``NOISE`` and ``NOISY_MEASURE``
+  run on the stim target only.
 - **Annotations**: ``TICK QUBIT_COORDS SHIFT_COORDS DETECTOR OBSERVABLE_INCLUDE`` rows of
   their own names; a detector's and an observable's record bits are stim's offsets
   (``rec: [-1, -9]``), which reach across a REPEAT row's turns as stim's do.
+- A gate controlled by a sweep bit is no row: the stim target's samplers take every
+  sweep bit 0 (they are given no sweep data).
 
-Refused, ``QL104`` naming the instruction: a measurement's flip probability
-(``M(0.01)``), ``MPAD``, the heralded channels, sweep bits, a record bit of an earlier
-turn or outside the block controlling a gate, an observable of Pauli targets, and a
-detector that reaches before the record's start. Text stim cannot parse is ``QL101``.
+Refused, ``QL104`` naming the instruction: a record bit of an earlier turn or outside
+its block controlling a gate, an observable of Pauli targets, and a detector that
+reaches before the record's start. Text stim cannot parse is ``QL101``.
 
 >>> graph = read_folded("R 0\\nREPEAT 1000 {\\n  H 0\\n  M 0\\n  DETECTOR rec[-1]\\n}")
 >>> [n.op for n in graph.nodes], graph.version
@@ -125,16 +129,15 @@ class _Reader:
 
     def run(self) -> Graph:
         rows: list[Node] = []
-        if self.qubits:
-            args: dict[str, Any] = {"n": len(self.qubits)}
+        for chunk in _chunks(self.qubits):
+            args: dict[str, Any] = {"n": len(chunk)}
             if self.profile is not None:
                 args["profile"] = self.profile
-            rows.append(self.node("ALLOC_LQ", vqs=self.qubits, args=args))
+            rows.append(self.node("ALLOC_LQ", vqs=chunk, args=args))
         body = self.rows(self.circuit, ())
         folded = any(row.op == REPEAT for row in body)
         rows.extend(body)
-        if self.qubits:
-            rows.append(self.node("FREE_LQ", vqs=self.qubits))
+        rows.extend(self.node("FREE_LQ", vqs=chunk) for chunk in _chunks(self.qubits))
         return Graph(
             version=FOLDED_VERSION if folded else CURRENT_VERSION,
             nodes=tuple(rows),
@@ -174,14 +177,19 @@ class _Reader:
         args = list(instruction.gate_args_copy())
         targets = instruction.targets_copy()
         if name in _MEASURES:
-            self.no_flip(args)
             basis, reset = _MEASURES[name]
-            return [n for t in targets for n in self.measure(t, basis, reset)]
+            noisy = (name, args) if any(args) else None
+            return [n for t in targets for n in self.measure(t, basis, reset, noisy)]
         if name in _RESETS:
             return [n for t in targets for n in self.reset(self.qubits[t.value], _RESETS[name])]
         if name == "MPP" or name in _PARITY:
-            self.no_flip(args)
-            return [n for p in pauli_products(targets, _PARITY.get(name)) for n in self.parity(p)]
+            noisy = ("M", args) if any(args) else None
+            products = pauli_products(targets, _PARITY.get(name))
+            return [n for p in products for n in self.parity(p, noisy)]
+        if name.startswith("HERALDED_"):  # a herald bit a qubit
+            return [self.noisy_row(self.qubits[t.value], (name, args)) for t in targets]
+        if name == "MPAD":
+            return [self.pad(t.value, args) for t in targets]
         if name in ("SPP", "SPP_DAG"):
             dagger = name == "SPP_DAG"
             return [n for p in pauli_products(targets, None) for n in self.phase(p, dagger)]
@@ -197,64 +205,100 @@ class _Reader:
             return self.unitary(name, targets)
         raise self.error(f"{name} has no QVM form yet (the stim target reads it as QVM)")
 
-    def no_flip(self, args: Sequence[float]) -> None:
-        if any(args):
-            raise self.error("a measurement's flip probability has no QVM form yet")
-
     def gate(self, gate: str, qubits: Sequence[str], params: Sequence[float] = ()) -> Node:
         op = GATE_OPS[gate]
         names = GATES[gate].params
         return self.node(op, vqs=tuple(qubits), args=dict(zip(names, params, strict=True)))
 
-    def measure(self, target: Any, basis: str, reset: bool) -> list[Node]:
+    def measure(
+        self, target: Any, basis: str, reset: bool, noisy: tuple[str, list[float]] | None
+    ) -> list[Node]:
+        """One record bit of ``M``... (``MR``...: the qubit reset after). A noisy one
+        (``M(p)``) is one ``NOISY_MEASURE`` row of the instruction, reset included."""
         qubit = self.qubits[target.value]
-        flip = [self.gate(_FLIP[basis], [qubit])] if target.is_inverted_result_target else []
-        out = [*flip, self.measured_row(qubit, basis), *flip]
+        inverted = target.is_inverted_result_target
+
+        def flip() -> list[Node]:
+            return [self.gate(_FLIP[basis], [qubit])] if inverted else []
+
+        if noisy is not None:
+            return [*flip(), self.noisy_row(qubit, noisy), *flip()]
+        out = [*flip(), self.measured_row(qubit, basis), *flip()]
         if reset:
             out += self.reset(qubit, basis)
         return out
 
-    def measured_row(self, qubit: str, basis: str) -> Node:
-        """The ``MEASURE_*`` row of one record bit."""
+    def noisy_row(self, qubit: str, noisy: tuple[str, list[float]]) -> Node:
+        """The ``NOISY_MEASURE`` row of one noisy record bit of ``qubit``."""
+        instruction, args = noisy
+        event = self.record_bit()
+        return self.node(
+            "NOISY_MEASURE",
+            vqs=(qubit,),
+            produces=(event,),
+            args={"instruction": instruction, "p": list(args)},
+        )
+
+    def pad(self, bit: int, args: Sequence[float]) -> Node:
+        """``MPAD``: a record bit that is ``bit``, a constant (``CALC``); flipped with a
+        probability (``MPAD(p)``), a ``NOISY_MEASURE`` row of no qubit."""
+        if any(args):
+            event = self.record_bit()
+            found = {"instruction": "MPAD", "p": list(args), "bit": bit}
+            return self.node("NOISY_MEASURE", produces=(event,), args=found)
+        event = self.record_bit()
+        expr = "True" if bit else "False"
+        return self.node("CALC", produces=(event,), args={"type": "bool", "expr": expr})
+
+    def record_bit(self) -> str:
+        """The event of the record's next bit."""
         event = f"m{len(self.events)}"
         self.events.append(event)
         self.turn.append(event)
         self.measured += 1
-        return self.node(_MEASURE_OP[basis], vqs=(qubit,), produces=(event,))
+        return event
+
+    def measured_row(self, qubit: str, basis: str) -> Node:
+        """The ``MEASURE_*`` row of one record bit."""
+        return self.node(_MEASURE_OP[basis], vqs=(qubit,), produces=(self.record_bit(),))
 
     def reset(self, qubit: str, basis: str) -> list[Node]:
         return [self.node("RESET", vqs=(qubit,)), *(self.gate(g, [qubit]) for g in _FROM_Z[basis])]
 
-    def parity(self, product: Sequence[tuple[str, int, bool]]) -> list[Node]:
-        """A Pauli product measured: its parity gathered onto its last qubit's Z."""
-        inverted = sum(inv for _, _, inv in product) % 2 == 1
-
-        def middle(last: str) -> list[Node]:
-            flip = [self.gate("x", [last])] if inverted else []
-            return [*flip, self.measured_row(last, "Z"), *flip]
-
-        return self.gathered(product, middle)
+    def parity(
+        self, product: Sequence[tuple[str, int, bool]], noisy: tuple[str, list[float]] | None
+    ) -> list[Node]:
+        """A Pauli product measured: its parity gathered onto its last qubit's Z
+        (:func:`product_ops`); its first row names the product (``metadata.product``),
+        by which the stim target writes the rows as ``MPP`` again."""
+        factors = self.factors(product)
+        measure = "MEASURE_Z" if noisy is None else "NOISY_MEASURE"
+        rows: list[Node] = []
+        for op, vqs in product_ops(factors, parity_middle(factors, measure)):
+            if op == "MEASURE_Z":
+                rows.append(self.measured_row(vqs[0], "Z"))
+            elif op == "NOISY_MEASURE":
+                assert noisy is not None
+                rows.append(self.noisy_row(vqs[0], ("M", noisy[1])))
+            else:
+                rows.append(self.node(op, vqs=vqs))
+        named = {"product": [list(factor) for factor in factors]}
+        rows[0] = msgspec.structs.replace(rows[0], metadata=named)
+        return rows
 
     def phase(self, product: Sequence[tuple[str, int, bool]], dagger: bool) -> list[Node]:
         """``SPP`` (``SPP_DAG``): S (S_DAG) on the product's gathered parity."""
-        inverted = sum(inv for _, _, inv in product) % 2 == 1
-        gate = "sdg" if dagger != inverted else "s"
-        return self.gathered(product, lambda last: [self.gate(gate, [last])])
+        factors = self.factors(product)
+        inverted = sum(inv for _, _, inv in factors) % 2 == 1
+        middle = [GATE_OPS["sdg" if dagger != inverted else "s"]]
+        return [self.node(op, vqs=vqs) for op, vqs in product_ops(factors, middle)]
 
-    def gathered(self, product: Sequence[tuple[str, int, bool]], middle: Any) -> list[Node]:
-        qubits = [self.qubits[q] for _, q, _ in product]
-        if len(set(qubits)) != len(qubits):
+    def factors(self, product: Sequence[tuple[str, int, bool]]) -> list[tuple[str, str, bool]]:
+        """A product's factors on QVM's qubits."""
+        factors = [(pauli, self.qubits[q], inverted) for pauli, q, inverted in product]
+        if len({q for _, q, _ in factors}) != len(factors):
             raise self.error("a Pauli product acting twice on one qubit")
-        out: list[Node] = []
-        for (pauli, _, _), qubit in zip(product, qubits, strict=True):
-            out += [self.gate(g, [qubit]) for g in _TO_Z[pauli]]
-        last = qubits[-1]
-        out += [self.gate("cx", [q, last]) for q in qubits[:-1]]
-        out += middle(last)
-        out += [self.gate("cx", [q, last]) for q in reversed(qubits[:-1])]
-        for (pauli, _, _), qubit in zip(product, qubits, strict=True):
-            out += [self.gate(g, [qubit]) for g in _FROM_Z[pauli]]
-        return out
+        return factors
 
     def unitary(self, name: str, targets: Sequence[Any]) -> list[Node]:
         """A unitary gate on each of its target groups; a Pauli controlled by a record bit
@@ -266,7 +310,7 @@ class _Reader:
         for k in range(0, len(targets), arity):
             group = targets[k : k + arity]
             if any(t.is_sweep_bit_target for t in group):
-                raise self.error("a sweep bit has no QVM form yet")
+                continue  # a sweep bit is 0: the stim target's samplers get no sweep data
             if any(t.is_measurement_record_target for t in group):
                 out.append(self.feedback(name, group))
                 continue
@@ -327,7 +371,7 @@ class _Reader:
         if name == "SHIFT_COORDS":
             return [self.node("SHIFT_COORDS", args={"coords": args})]
         qubits = tuple(self.qubits[t.value] for t in targets)
-        return [self.node("QUBIT_COORDS", vqs=qubits, args={"coords": args})] if qubits else []
+        return [self.node("QUBIT_COORDS", vqs=c, args={"coords": args}) for c in _chunks(qubits)]
 
     def detector(self, name: str, args: list[float], targets: Sequence[Any]) -> Node:
         if any(not t.is_measurement_record_target for t in targets):
@@ -345,4 +389,44 @@ class _Reader:
         return self.node("OBSERVABLE_INCLUDE", args={"index": int(args[0]), "rec": rec})
 
 
-__all__ = ["read_folded"]
+#: Most qubits one row names (a row's operands are bounded: Limits.max_operands).
+_CHUNK = 1024
+
+
+def _chunks(qubits: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """``qubits`` in rows of at most :data:`_CHUNK`."""
+    return [qubits[k : k + _CHUNK] for k in range(0, len(qubits), _CHUNK)]
+
+
+def parity_middle(factors: Sequence[tuple[str, str, bool]], measure: str) -> list[str]:
+    """The ops a product's parity measurement applies to its last qubit: ``measure``, in
+    ``APPLY_X`` when the product is inverted (an odd number of ``!`` factors)."""
+    if sum(inverted for _, _, inverted in factors) % 2 == 1:
+        return ["APPLY_X", measure, "APPLY_X"]
+    return [measure]
+
+
+def product_ops(
+    factors: Sequence[tuple[str, str, bool]], middle: Sequence[str]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The ``(op, qubits)`` rows of ``middle`` on a Pauli product's parity: each factor
+    turned to Z, the parity gathered onto the last qubit by CX, ``middle`` there, then
+    everything put back. ``factors``: ``(pauli, qubit, inverted)``.
+
+    >>> product_ops([("X", "a", False), ("Z", "b", False)], ["MEASURE_Z"])
+    [('APPLY_H', ('a',)), ('APPLY_CNOT', ('a', 'b')), ('MEASURE_Z', ('b',)), \
+('APPLY_CNOT', ('a', 'b')), ('APPLY_H', ('a',))]
+    """
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for pauli, qubit, _ in factors:
+        out += [(GATE_OPS[gate], (qubit,)) for gate in _TO_Z[pauli]]
+    last = factors[-1][1]
+    out += [("APPLY_CNOT", (qubit, last)) for _, qubit, _ in factors[:-1]]
+    out += [(op, (last,)) for op in middle]
+    out += [("APPLY_CNOT", (qubit, last)) for _, qubit, _ in reversed(factors[:-1])]
+    for pauli, qubit, _ in factors:
+        out += [(GATE_OPS[gate], (qubit,)) for gate in _FROM_Z[pauli]]
+    return out
+
+
+__all__ = ["parity_middle", "product_ops", "read_folded"]

@@ -943,6 +943,61 @@ _STIM_ROWS: tuple[OpSpec, ...] = tuple(
         ),
     )
 )
+#: stim's instructions that write a noisy record bit (a ``NOISY_MEASURE`` row): of one
+#: qubit, or ``MPAD``'s of none.
+NOISY_RECORDS: tuple[str, ...] = (
+    "M",
+    "MX",
+    "MY",
+    "MR",
+    "MRX",
+    "MRY",
+    "HERALDED_ERASE",
+    "HERALDED_PAULI_CHANNEL_1",
+    "MPAD",
+)
+_STIM_ROWS += (
+    OpSpec(
+        name="NOISY_MEASURE",
+        category=Category.MEASUREMENT,
+        description="a stim instruction that writes a noisy record bit of its qubit: a "
+        "measurement with a flip probability (M(p), MR(p)...), a heralded channel's "
+        "herald, or MPAD(p)'s bit (no qubit); the stim target runs it, another target "
+        "refuses it (QE110)",
+        vqs=Arity(0, 1),
+        produces=ONE,
+        args=(
+            ArgSpec(
+                name="instruction",
+                type=ArgType.STRING,
+                required=True,
+                choices=NOISY_RECORDS,
+                description="stim's name of the instruction",
+            ),
+            ArgSpec(
+                name="p",
+                type=ArgType.NUMBERS,
+                required=True,
+                minimum=0,
+                maximum=1,
+                description="its probabilities, as stim lists them",
+            ),
+            ArgSpec(
+                name="bit",
+                type=ArgType.INTEGER,
+                minimum=0,
+                maximum=1,
+                description="MPAD: the bit it writes (before its flip)",
+            ),
+        ),
+        clifford=Clifford.YES,
+        counts_as=frozenset({"measurement"}),
+        kind=Exec.NONE,
+        tally=Tally.MEASURE,
+        cycles=0,
+        cycles_why="a stim circuit's own row; no logical time",
+    ),
+)
 #: The ops that only a stim circuit's run gives a meaning to beyond its rows.
 STIM_OPS: frozenset[str] = frozenset(spec.name for spec in _STIM_ROWS)
 _TABLE = _with_inverses((*_ROWS, *_STIM_ROWS))

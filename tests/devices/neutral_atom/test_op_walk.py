@@ -36,6 +36,7 @@ REFUSED: dict[str, tuple[str, str]] = {
     "CALC": ("QD301", "CALC"),
     "HALT": ("QD301", "HALT"),
     "NOISE": ("QD301", "NOISE"),
+    "NOISY_MEASURE": ("QD301", "NOISY_MEASURE"),
 }
 
 #: A value for each required argument of any op.
@@ -51,6 +52,7 @@ ARGUMENTS: dict[str, Any] = {
     "index": 0,
     "channel": "X_ERROR",
     "p": [0.25],
+    "instruction": "M",
 }
 
 QUBITS = ("q0", "q1", "q2")
