@@ -16,6 +16,10 @@ peak RSS (``ru_maxrss`` of the process, from ``wait4``) are printed with the rat
 QMK/peer; the T counts of both are checked against N, and the physical qubits and
 runtime of the two estimates are printed side by side. A 10^12-T program (two nested
 loops of 10^6 turns) is estimated by QMK alone (the peer traces every operation).
+stim's documented REPEAT example (``stim.Circuit.generated("surface_code:rotated_memory_x",
+distance=3, rounds=10**7)``) is written to a ``.stim`` file: ``qmk validate FILE.stim``
+(read as a folded QVM program and verified) beside a fresh process that parses it with
+stim (``stim.Circuit(open(F).read())``).
 ``bench/results/scale.json`` holds every figure (``scale_flat.json`` for a run of
 flat files alone, ``--turns`` given no counts). Not a test: nothing here fails on a
 timing.
@@ -33,6 +37,7 @@ reads the same circuit as stim text, compiles its sampler and samples 1000 shots
     python bench/bench_scale.py [--turns 100000 10000000] [--rounds 3] [--no-peer]
                                 [--flat-gates 1000000] [--clifford-run]
     python bench/bench_scale.py --turns --flat-gates 1000000 --clifford-run  # flat only
+                                [--only-stim]
 """
 
 from __future__ import annotations
@@ -307,6 +312,41 @@ def show_flat(record: dict[str, Any]) -> None:
             )
 
 
+#: The peer of ``qmk validate FILE.stim``: stim parsing the file, in a fresh process.
+STIM_PARSE = "import stim, sys; stim.Circuit(open(sys.argv[1]).read())"
+
+
+def stim_case(folder: str, rounds: int) -> dict[str, Any]:
+    """``qmk validate`` of stim's 10^7-round example against stim's own parse."""
+    import stim
+
+    path = Path(folder) / "memory-1e7.stim"
+    circuit = stim.Circuit.generated("surface_code:rotated_memory_x", distance=3, rounds=10**7)
+    path.write_text(str(circuit), encoding="utf-8")
+    contenders = {
+        "qmk validate": qmk("validate", str(path)),
+        "stim parse": [sys.executable, "-c", STIM_PARSE, str(path)],
+    }
+    done = rounds_of(contenders, rounds)
+    record: dict[str, Any] = {
+        "program": "stim surface_code:rotated_memory_x, d=3, 10^7 rounds",
+        **done,
+    }
+    ours, peer = record["contenders"]["qmk validate"], record["contenders"]["stim parse"]
+    print(f"\n{record['program']} (loads {', '.join(f'{x:.2f}' for x in done['loads'])})")
+    print(f"  {'contender':18} {'min s':>8} {'median s':>9} {'peak MB':>8}  ratio")
+    for name, entry in record["contenders"].items():
+        ratio = f"{entry['min_s'] / peer['min_s']:.2f}x stim" if name != "stim parse" else ""
+        status = "" if entry["status"] == 0 else f"  (exit {entry['status']})"
+        print(
+            f"  {name:18} {entry['min_s']:8.2f} {entry['median_s']:9.2f} "
+            f"{entry['rss_mb']:8.0f}  {ratio}{status}"
+        )
+    if ours["status"] != 0:
+        print(f"  qmk said: {ours.get('stderr', '')}")
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -319,6 +359,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--clifford-run", action="store_true", help="also run the flat files' Clifford version"
+    )
+    parser.add_argument(
+        "--only-stim", action="store_true", help="only the stim REPEAT example's row"
     )
     args = parser.parse_args()
     peer = not args.no_peer
@@ -333,7 +376,9 @@ def main() -> None:
         print(f"peer qsharp.estimate skipped: {reason}")
     record: dict[str, Any] = {"machine": info, "peer_skipped": reason or None, "cases": []}
     with tempfile.TemporaryDirectory() as folder:
-        for turns in args.turns:
+        if args.turns or args.only_stim:
+            record["stim"] = stim_case(folder, args.rounds)
+        for turns in [] if args.only_stim else args.turns:
             path = Path(folder) / f"loop-{turns}.qasm"
             path.write_text(loop_source(turns), encoding="utf-8")
             done = case(path, turns, args.rounds, peer)
@@ -343,7 +388,7 @@ def main() -> None:
                 entry = done["contenders"].get(name)
                 if entry is not None and entry["t_count"] not in (None, turns):
                     print(f"  WRONG T count from {name}: {entry['t_count']} for {turns}")
-        if args.turns:
+        if args.turns and not args.only_stim:
             path = Path(folder) / "nested-1e12.qasm"
             path.write_text(nested_source(10**6, 10**6), encoding="utf-8")
             nested = case(path, 10**12, args.rounds, peer=False)
@@ -351,12 +396,14 @@ def main() -> None:
             record["cases"].append(nested)
             show(nested)
         record["flat"] = []
-        for gates in args.flat_gates:
+        for gates in [] if args.only_stim else args.flat_gates:
             flat = flat_case(Path(folder), gates, args.rounds, args.clifford_run)
             show_flat(flat)
             record["flat"].append(flat)
     # a run of flat files alone keeps the loops' figures of the last full run
-    write_json(record, RESULTS / ("scale.json" if args.turns else "scale_flat.json"))
+    name = "scale.json" if args.turns else "scale_flat.json"
+    name = "scale-stim.json" if args.only_stim else name
+    write_json(record, RESULTS / name)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,28 @@ def test_program_text_is_read_without_ever_holding_its_whole_graph_json():
     assert reading < 1.5 * lowering, (reading, lowering)
 
 
+def test_a_stim_repeat_past_the_graph_cap_is_read_folded_for_the_stim_target(tmp_path: Path):
+    # unrolled, 5000 turns of two instructions are past a graph cap of 1000 (QL110
+    # before); the stim target reads them folded: 5 rows, verified, and the job runs
+    text = "REPEAT 5000 {\n  H 0\n  M 0\n}\n"
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> Any:
+        door = door_of(kernel, clock)
+        visitor = door.visitor("test", "ip 10.0.0.1")
+        sid = (await door.call(visitor, "q_negotiate_caps", login("alice"))).session_id
+        submit = {"session_id": sid, "graph": {}, "shots": 2, "seed": 7, "target": "stim"}
+        accepted = await door.call(visitor, "q_submit", submit, program=ProgramText(text, "stim"))
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
+
+    assert read(ProgramText(text, "stim"), max_nodes=1000, max_depth=64, target="stim") == {
+        "stim": text
+    }
+    done = run_kernel(tmp_path, body, workers=1, config=make_config(max_graph_nodes=1000))
+    assert done.state == "COMPLETED", done.error
+    assert sum(done.result["counts"].values()) == 2
+
+
 def test_stream_caps_count_every_wires_streams_of_a_session_and_a_tenant():
     caps = StreamCaps(per_session=2, per_tenant=3)
     caps.take("alice", "s1")

@@ -272,16 +272,11 @@ def test_a_run_whose_record_outgrows_the_address_space_raises_memory_error_not_a
     assert done.stdout.startswith("MemoryError the run's measurement record"), done.stdout
 
 
-def _walked_operations(circuit: stim.Circuit) -> int:
-    """Operations by stim's own objects: each instruction's targets (none: one), each
-    REPEAT block's body walked and multiplied."""
-    total = 0
-    for item in circuit:
-        if isinstance(item, stim.CircuitRepeatBlock):
-            total += item.repeat_count * _walked_operations(item.body_copy())
-        else:
-            total += len(item.targets_copy()) or 1
-    return total
+def _nested(inner: int) -> stim.Circuit:
+    return stim.Circuit(
+        "PAULI_CHANNEL_1(0.1, 0.2, 0.3) 0 1\nTICK\nREPEAT 3 {\n MPP X0*X1 Z2\n"
+        f" REPEAT {inner} {{\n  CX 0 1 2 3\n  M(0.01) 0\n  DETECTOR rec[-1]\n }}\n TICK\n}}\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -295,14 +290,28 @@ def _walked_operations(circuit: stim.Circuit) -> int:
             before_measure_flip_probability=0.01,
         ),
         stim.Circuit.generated("repetition_code:memory", distance=3, rounds=4),
-        stim.Circuit(
-            "PAULI_CHANNEL_1(0.1, 0.2, 0.3) 0 1\nTICK\nREPEAT 3 {\n MPP X0*X1 Z2\n"
-            " REPEAT 1000000 {\n  CX 0 1 2 3\n  M(0.01) 0\n  DETECTOR rec[-1]\n }\n TICK\n}\n"
-        ),
+        _nested(1000),
     ],
     ids=["surface-d5", "repetition-d3", "nested"],
 )
-def test_operations_are_counted_folded_as_a_walk_over_stims_instructions_counts_them(circuit):
-    from qmk.execution.stim_target import operations
+def test_the_footprint_is_the_verified_programs_totals_counted_folded(circuit):
+    from qmk.frontends.stim_fold import read_folded
+    from qmk.qvm.fold import unroll
 
-    assert operations(circuit) == _walked_operations(circuit)
+    request = RunRequest(program_digest="ab" * 32, shots=1, seed=1, target="stim")
+    footprint = StimTarget().compile(StimTarget().read(circuit), request).footprint
+    unrolled = unroll(read_folded(circuit), max_nodes=None)  # every node built: counted
+    assert footprint.operations == len(unrolled.nodes)
+    assert footprint.logical_qubits == circuit.num_qubits
+    assert footprint.measurements == circuit.num_measurements
+
+
+def test_a_nested_repeat_of_three_million_turns_is_counted_without_unrolling():
+    request = RunRequest(program_digest="ab" * 32, shots=1, seed=1, target="stim")
+    small, big = (
+        StimTarget().compile(StimTarget().read(_nested(n)), request).footprint
+        for n in (1000, 10**6)
+    )
+    # each inner turn is 2 CX, a noisy M and a detector: 4 rows
+    assert big.operations - small.operations == 3 * (10**6 - 1000) * 4
+    assert big.measurements == _nested(10**6).num_measurements

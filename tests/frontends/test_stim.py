@@ -20,7 +20,7 @@ import qmk
 from qmk.execution.runs import run
 from qmk.frontends import decompose, read_program
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.stim import _gates, from_stim
+from qmk.frontends.stim import clifford_steps, from_stim
 from qmk.frontends.text import sniff
 from support.cli import qmk as qmk_cli
 from support.frontends import assert_same_distribution, tvd
@@ -115,7 +115,7 @@ def _unitary_gate_names() -> list[str]:
 @pytest.mark.parametrize("name", _unitary_gate_names())
 def test_every_unitary_gate_of_stims_table_is_its_own_tableau(name):
     width = 2 if stim.gate_data(name).is_two_qubit_gate else 1
-    ops = tuple((gate, qubits, ()) for gate, qubits in _gates(name))
+    ops = tuple((gate, qubits, ()) for gate, qubits in clifford_steps(name))
     ours = decompose.matrix_of(decompose.Lowered(num_qubits=width, ops=ops))
     tableau = stim.Tableau.from_named_gate(name).to_unitary_matrix(endian="little")
     theirs = np.asarray(tableau, dtype=complex)

@@ -104,6 +104,13 @@ def valid_value(arg: ArgSpec) -> Any:
         return "text"
     if arg.type is ArgType.PROFILE:
         return "logical:surface_code(d=9)"
+    if arg.type is ArgType.NUMBERS:
+        return [
+            arg.maximum if arg.maximum is not None else 0.5,
+            0.0 if arg.minimum is None else arg.minimum,
+        ]
+    if arg.type is ArgType.INTEGERS:
+        return [int(arg.maximum) if arg.maximum is not None else 3]
     return {field.name: valid_value(field) for field in arg.fields}
 
 

@@ -175,9 +175,12 @@ def limits_of(args: argparse.Namespace) -> Limits:
     return Limits(**overrides)
 
 
-def read_source(args: argparse.Namespace, path: str, limits: Limits | None = None) -> Graph:
+def read_source(
+    args: argparse.Namespace, path: str, limits: Limits | None = None, *, folded: bool = False
+) -> Graph:
     """The program in ``path`` as a graph: QVM files as they are, other languages lowered
-    (``args.format`` and ``args.source_profile`` come from :func:`source_options`)."""
+    (``args.format`` and ``args.source_profile`` come from :func:`source_options`);
+    ``folded``: a stim circuit as the stim target runs it (:func:`read_program`)."""
     from qmk.frontends import read_program
 
     profile = getattr(args, "source_profile", None)
@@ -188,6 +191,7 @@ def read_source(args: argparse.Namespace, path: str, limits: Limits | None = Non
         profile=profile,
         limits=limits,
         params=inputs or None,
+        folded=folded,
     )
 
 

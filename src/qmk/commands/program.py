@@ -62,7 +62,9 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 continue
             from qmk.qvm.verify import check  # (a file read in bulk needs none of it)
 
-            graph = read_source(args, path, limits) if flat is None else flat.to_graph()
+            graph = (
+                read_source(args, path, limits, folded=True) if flat is None else flat.to_graph()
+            )
             report = check(graph, limits=limits, unroll=False)  # REPEAT rows stay folded
         except (FormatError, FrontendError) as exc:
             status = 2
@@ -310,7 +312,8 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm.verify import check
 
     limits = limits_of(args)
-    report = check(read_source(args, args.file, limits), limits=limits, unroll=False)
+    graph = read_source(args, args.file, limits, folded=True)
+    report = check(graph, limits=limits, unroll=False)
     if not report.ok:
         for finding in report.findings:
             err.write(_finding_line(args.file, finding) + "\n")

@@ -436,10 +436,23 @@ def build_plan(
 
     Raises:
         QECError: a profile or qubit parameter set the QEC layer does not know, or a
-            code family that does not fit the qubit technology.
+            code family that does not fit the qubit technology. EngineError: ``QE110``
+            a stim ``NOISE`` or ``NOISY_MEASURE`` row (the stim
+            target's alone).
     """
     from qmk.qec import logical_model
 
+    by_op = program.counts.by_op
+    if by_op.get("NOISE") or by_op.get("NOISY_MEASURE"):
+        from qmk.engines.base import EngineError
+
+        raise EngineError.of(
+            "operation-unsupported",
+            "a NOISE (NOISY_MEASURE) row is a stim circuit's noise on its physical qubits, "
+            "which only the stim target runs (the logical machine applies its own noise "
+            "model): run it with target stim",
+            op="NOISE" if by_op.get("NOISE") else "NOISY_MEASURE",
+        )
     graph = program.graph
     steps = PlanSteps(graph.nodes, graph.resources.vqs)
     # The verifier counted the nodes a stabilizer simulation cannot carry out, by the

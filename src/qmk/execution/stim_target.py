@@ -1,12 +1,14 @@
 """The ``stim`` target: a stim circuit run as stim's users run it (:mod:`qmk.execution.target`).
 
 Its program is a stim circuit (a ``.stim`` file, its text, a ``stim.Circuit``; as JSON
-data, ``{"stim": TEXT}``), kept as stim wrote it: every instruction of stim's language,
-its noise channels (``DEPOLARIZE2``, ``PAULI_CHANNEL_2``, ``HERALDED_ERASE``...),
-``MPAD``, ``MPP``, ``REPEAT``, its detectors and observables. The stabilizer engine's
-batch sampler (:class:`~qmk.engines.stim_batch.StimSampler`) samples it, which is stim's
-own compiled samplers: the circuit is never lowered to gates and replayed shot by shot.
-``qmk run FILE.stim`` and :func:`qmk.run` of a stim circuit run here by default.
+data, ``{"stim": TEXT}``) read as a verified QVM program, REPEAT blocks kept folded
+(:func:`qmk.frontends.stim_fold.read_folded`: its noise channels, ``MPP``, ``MPAD``,
+detectors and observables as rows), and written back as one stim circuit, ``REPEAT`` to
+``REPEAT`` (:func:`qmk.execution.stim_lower.to_stim`), so that the verifier and a
+kernel's caps, qubit quotas and work bounds read the program that runs. The stabilizer
+engine's batch sampler (:class:`~qmk.engines.stim_batch.StimSampler`) samples it, which
+is stim's own compiled samplers: the circuit is never replayed shot by shot. ``qmk run
+FILE.stim`` and :func:`qmk.run` of a stim circuit run here by default.
 
 - By default a shot is the measurement record (stim's ``compile_sampler``; a noiseless
   circuit whose measurements all follow its gates, at 2^22 record bits or more, from its
@@ -31,9 +33,10 @@ machine's settings (an engine other than the stabilizer, a precision, a qubit se
 profile, a noise model, a calibration, states) are refused with ``QM102``: the circuit
 states its own physics.
 
-A QVM program runs here too when the logical machine's batch lowering writes it as one
-stim circuit (:func:`qmk.execution.batch.lower`: Clifford, Pauli feed-forward), with
-its noise off: a QVM program has no noise of its own.
+A QVM program of those rows (REPEAT rows, ``NOISE``, ``DETECTOR``...) runs here as a
+stim circuit does. Another QVM program runs here when the logical machine's batch
+lowering writes it as one stim circuit (:func:`qmk.execution.batch.lower`: Clifford,
+Pauli feed-forward), with its noise off: such a program has no noise of its own.
 
 >>> from qmk.execution.request import RunRequest
 >>> target = StimTarget()
@@ -49,7 +52,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +62,8 @@ import numpy as np
 
 from qmk.execution.footprint import Footprint, Step
 from qmk.execution.target import MACHINE_SETTINGS, own_options, read_qvm, refuse
+from qmk.qvm.graph import REPEAT
+from qmk.qvm.ops import STIM_OPS
 
 if TYPE_CHECKING:
     import stim
@@ -69,7 +73,9 @@ if TYPE_CHECKING:
     from qmk.execution.result import Detections, PackedRows, RunResult
     from qmk.execution.trajectories import Control
     from qmk.experiments.decoders import Decoder
+    from qmk.qvm.graph import Graph
     from qmk.qvm.output import OutputLayout
+    from qmk.qvm.verify import VerifiedProgram
 
 NAME = "stim"
 #: The engine that samples every run: stim's, the stabilizer engine's batch sampler.
@@ -90,16 +96,31 @@ class StimOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     decoder: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Work:
+    """What a verified program does in all, by its verifier's totals (counted folded):
+    what a kernel holds a job to."""
+
+    #: Operations of the unrolled program.
+    operations: int
+    #: Most qubits live at once.
+    qubits: int
+    #: Record bits it writes.
+    measurements: int
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class StimProgram:
-    """A stim circuit as the target runs it.
+    """A stim circuit as the target runs it, and the verified program's totals.
 
-    For a QVM program lowered to the circuit, ``events`` are its events, ``columns`` the
-    record bit of each (None: an event nothing measures, always 0) and ``layout`` its
-    output layout; for a stim circuit they are None: its events are its measurements.
+    For a QVM program lowered by the batch lowering, ``events`` are its events,
+    ``columns`` the record bit of each (None: an event nothing measures, always 0) and
+    ``layout`` its output layout; for a stim circuit they are None: its events are its
+    measurements.
     """
 
     circuit: stim.Circuit
+    work: Work
     events: tuple[str, ...] | None = None
     columns: tuple[int | None, ...] | None = None
     layout: OutputLayout | None = None
@@ -122,38 +143,44 @@ class StimTarget:
 
     def read(self, source: Any, *, limits: Any = None) -> StimProgram:
         """A :class:`StimProgram` from a ``stim.Circuit``, its text, a ``.stim`` file, its
-        JSON data (``{"stim": TEXT}``) or that data's text; or from a QVM program (a
-        graph, its JSON, a verified program or a file of one) lowered to one circuit.
+        JSON data (``{"stim": TEXT}``) or that data's text, read as a QVM program and
+        verified folded; or from a QVM program (a graph, its JSON, a verified program or
+        a file of one) written as one circuit.
 
         Raises:
-            FrontendError: ``QL101`` text stim cannot parse, ``QL105`` a file that does
-                not read.
+            FrontendError: ``QL101`` text stim cannot parse, ``QL104`` an instruction
+                with no QVM form, ``QL105`` a file that does not read.
+            VerificationError: a program with errors (a stim circuit's too: past
+                ``limits``' rows, say).
             EngineError: ``QE103`` a QVM program that is not one stim circuit.
-            QMKError: a QVM program that does not read or verify.
+            QMKError: a QVM program that does not read.
         """
         import stim
 
-        from qmk.frontends.stim import read_circuit
+        from qmk.frontends.stim_fold import read_folded
 
         if isinstance(source, StimProgram):
             return source
         if isinstance(source, stim.Circuit):
-            return _program(source)
+            return _verified(read_folded(source), limits)
         data = source
         if isinstance(source, str) and source.lstrip().startswith("{"):
             data = json.loads(source)
         if is_stim_data(data):
-            return _program(read_circuit(data["stim"], name="<stim>"))
+            return _verified(read_folded(data["stim"], name="<stim>"), limits)
         if isinstance(source, str | os.PathLike) and str(source).lower().endswith(".stim"):
             from qmk.frontends import read_text
 
             name = os.fspath(source)
-            return _program(read_circuit(read_text(name), name=name))
+            return _verified(read_folded(read_text(name), name=name), limits)
         if isinstance(source, str) and not os.path.isfile(source):
             from qmk.frontends.text import sniff
 
             if sniff(source) == "stim":
-                return _program(read_circuit(source, name="<text>"))
+                return _verified(read_folded(source, name="<text>"), limits)
+        graph = _stim_rows(data)
+        if graph is not None:
+            return _verified(graph, limits)
         return _lowered(read_qvm(data, limits=limits))
 
     def compile(
@@ -215,8 +242,66 @@ class StimTarget:
         )
 
 
-def _program(circuit: stim.Circuit) -> StimProgram:
-    return StimProgram(circuit=circuit, required_caps=("CAP_ALLOC",) if circuit.num_qubits else ())
+def _stim_rows(data: Any) -> Graph | None:
+    """The graph of QVM data (a graph, a verified program) that has REPEAT rows or a stim
+    circuit's rows,
+    which the target writes row for row (:func:`_verified`); None for anything else."""
+    from qmk.qvm.graph import Graph, from_json
+    from qmk.qvm.verify import VerifiedProgram
+
+    if isinstance(data, Mapping) and isinstance(data.get("program"), Mapping):
+        data = from_json(data)
+    if isinstance(data, VerifiedProgram):
+        data = data.graph
+    if not isinstance(data, Graph):
+        return None
+    ops = {op for op, _ in _walk_ops(data.nodes)}
+    return data if ops & (STIM_OPS | {REPEAT}) else None
+
+
+def _walk_ops(nodes: Any) -> Any:
+    """Each row's op (bodies' included), with its row."""
+    for node in nodes:
+        yield node.op, node
+        if node.body:
+            yield from _walk_ops(node.body)
+
+
+def _verified(graph: Graph, limits: Any) -> StimProgram:
+    """``graph`` verified folded and written as one stim circuit, with its totals.
+
+    Raises:
+        VerificationError: the graph has errors. EngineError: ``QE103`` a row stim has
+            no instruction for.
+    """
+    from qmk.execution.stim_lower import to_stim
+    from qmk.qvm.errors import VerificationError
+    from qmk.qvm.verify import check
+
+    report = check(graph, limits=limits, unroll=False)
+    if not report.ok:
+        raise VerificationError(report.findings)
+    if report.totals is not None:
+        totals = report.totals
+        work = Work(
+            operations=totals.nodes,
+            qubits=totals.peak_live_qubits,
+            measurements=totals.counts.measurements,
+        )
+        caps = totals.required_caps
+    else:
+        assert report.program is not None
+        work = _work_of(report.program)
+        caps = tuple(report.program.required_caps)
+    return StimProgram(circuit=to_stim(graph), work=work, required_caps=caps)
+
+
+def _work_of(verified: VerifiedProgram) -> Work:
+    return Work(
+        operations=len(verified.graph.nodes),
+        qubits=verified.peak_live_qubits,
+        measurements=verified.counts.measurements,
+    )
 
 
 def _lowered(verified: Any) -> StimProgram:
@@ -249,6 +334,7 @@ def _lowered(verified: Any) -> StimProgram:
     graph = verified.graph
     return StimProgram(
         circuit=sampler.circuit,
+        work=_work_of(verified),
         events=plan.events,
         columns=lowered.event_columns,
         layout=layout_of(graph.metadata, plan.events),
@@ -315,23 +401,23 @@ class StimExecutable:
 
     @property
     def footprint(self) -> Footprint:
-        """The circuit's qubits (its logical qubits: what the program names), its
-        measurements, in one step, and its operations (:func:`operations`), all counted
-        folded; no tiles of the logical machine's floorplan, no cycles, no physical
+        """The verified program's totals (:class:`Work`, counted folded): its qubits (its
+        logical qubits: what the program names), its measurements, in one step, and its
+        operations; no tiles of the logical machine's floorplan, no cycles, no physical
         qubits or device time of the machine's. A kernel's job of it is held to the
         tenant's qubits and operations and to its worker's memory by these numbers."""
-        circuit = self.program.circuit
-        measurements = circuit.num_measurements
+        work = self.program.work
+        measurements = work.measurements
         steps = (Step(kind="measure", cycles=0, measurements=measurements),) if measurements else ()
         return Footprint(
             target=NAME,
-            logical_qubits=circuit.num_qubits,
+            logical_qubits=work.qubits,
             block="fast",
             data_tiles=0,
             routing_tiles=0,
             code_distance=0,
             steps=steps,
-            operations=operations(circuit),
+            operations=work.operations,
         )
 
     def run(
@@ -629,47 +715,6 @@ def _noise_locations(circuit: stim.Circuit) -> int:
     return total
 
 
-def operations(circuit: stim.Circuit) -> int:
-    """The operations one run of ``circuit`` applies: each instruction's targets (a
-    two-qubit gate's two; an instruction of none, such as ``TICK``, is one), each
-    ``REPEAT`` block's as many times as it repeats. Counted folded, on stim's text of
-    the circuit (its scans run in C: a flat circuit of 10^6 instructions is not walked
-    instruction by instruction in Python).
-
-    >>> import stim
-    >>> operations(stim.Circuit("H 0 1\\nREPEAT 1000000000 {\\n CX 0 1\\n M 0\\n}"))
-    3000000002
-    """
-    text = _ARGS.sub("", str(circuit))
-    total, multiplier, outer, at = 0, 1, [], 0
-    for block in _BLOCK.finditer(text):
-        total += multiplier * _flat_operations(text[at : block.start()])
-        at = block.end()
-        if block.group(1) is not None:  # REPEAT n {
-            outer.append(multiplier)
-            multiplier *= int(block.group(1))
-        else:  # }
-            multiplier = outer.pop()
-    return total + multiplier * _flat_operations(text[at:])
-
-
-#: An instruction's parenthesised arguments (``DEPOLARIZE2(0.01)``), which hold spaces.
-_ARGS = re.compile(r"\([^)]*\)")
-#: A line that opens (``REPEAT n {``, its count kept) or closes (``}``) a block.
-_BLOCK = re.compile(r"^[ \t]*(?:REPEAT(?:\[[^\]\n]*\])? (\d+) \{|\})[ \t]*$", re.M)
-#: A line of an instruction (its first word), and of an instruction with no targets.
-_LINE = re.compile(r"^[ \t]*\S", re.M)
-_BARE = re.compile(r"^[ \t]*\S+[ \t]*$", re.M)
-
-
-def _flat_operations(text: str) -> int:
-    """Targets of the instructions of ``text`` (no blocks, arguments removed), an
-    instruction of none counted one: its words less a name a line, plus the bare lines;
-    a product's ``*`` joins two targets in one word and is a target itself (``MPP``)."""
-    words, stars = len(text.split()), text.count("*")
-    return words + 2 * stars - len(_LINE.findall(text)) + len(_BARE.findall(text))
-
-
 @functools.cache
 def _noisy() -> frozenset[str]:
     """The names (and aliases) of stim's instructions that may be noisy."""
@@ -685,6 +730,6 @@ __all__ = [
     "StimOptions",
     "StimProgram",
     "StimTarget",
+    "Work",
     "is_stim_data",
-    "operations",
 ]

@@ -14,7 +14,8 @@ qvm-asm    ``.asm``                      :func:`qmk.qvm.files.read_graph`
 qasm2      ``.qasm`` with ``OPENQASM 2`` :func:`qmk.frontends.qasm.from_qasm`
 qasm3      ``.qasm``, ``.qasm3``         :func:`qmk.frontends.qasm.from_qasm`
 qir        ``.ll`` (text), ``.bc``       :func:`qmk.frontends.qir.from_qir`
-stim       ``.stim``                     :func:`qmk.frontends.stim.from_stim`
+stim       ``.stim``                     :func:`qmk.frontends.stim.from_stim` (folded:
+                                         :func:`qmk.frontends.stim_fold.read_folded`)
 ========== ============================= ==========================================
 
 Out: :func:`to_qasm3` writes any QVM program as OpenQASM 3
@@ -83,6 +84,7 @@ def read_program(
     profile: str | None = None,
     limits: Limits | None = None,
     params: Mapping[str, float] | None = None,
+    folded: bool = False,
 ) -> Graph:
     """Read the program in ``path`` as a QVM graph, lowering OpenQASM and QIR.
 
@@ -94,6 +96,9 @@ def read_program(
         limits: size limits for QVM files.
         params: values of an OpenQASM 3 program's ``input`` declarations, by name
             (``qmk run --input NAME=VALUE``); other formats take none.
+        folded: a stim circuit as the stim target runs it, REPEAT blocks kept folded,
+            noise and annotations as rows (:func:`qmk.frontends.stim_fold.read_folded`),
+            rather than lowered to gates for the other targets.
 
     Raises:
         FrontendError: an unknown format, an unreadable file, or a source the
@@ -132,6 +137,10 @@ def read_program(
         return from_qasm(
             read_text(name), name=name, profile=profile, version=version, params=params
         )
+    if kind == "stim" and folded:
+        from qmk.frontends.stim_fold import read_folded
+
+        return read_folded(read_text(name), name=name, profile=profile)
     if kind == "stim":
         from qmk.frontends.stim import from_stim
 

@@ -372,6 +372,11 @@ class _Writer:
         message = _quote(node.args.get("message", ""))
         return [f"// HALT {_quote(node.id)}: {message} (OpenQASM 3 cannot stop a run)"]
 
+    def noise(self, index: int, node: Node) -> list[str]:
+        raise _not_expressible(
+            index, node, "OpenQASM 3 has no noise channels; run the circuit on the stim target"
+        )
+
     def comment(self, index: int, node: Node) -> list[str]:
         parts = [f"// {node.op} {_quote(node.id)}:"]
         if node.vqs:
@@ -536,6 +541,12 @@ _ADMIN: Mapping[str, tuple[str, _Write]] = {
     "CLOSE_CHAN": ("a comment (its qubits stay live)", _Writer.comment),
     "BAR_REGION": ("a comment (telemetry only)", _Writer.comment),
     "SET_POLICY": ("a comment (scheduling hints only)", _Writer.comment),
+    **{
+        name: ("a comment (a stim circuit's annotation)", _Writer.comment)
+        for name in ("TICK", "QUBIT_COORDS", "SHIFT_COORDS", "DETECTOR", "OBSERVABLE_INCLUDE")
+    },
+    "NOISE": ("refused, `QL109` (OpenQASM 3 has no noise channels)", _Writer.noise),
+    "NOISY_MEASURE": ("refused, `QL109` (OpenQASM 3 has no noise channels)", _Writer.noise),
 }
 
 

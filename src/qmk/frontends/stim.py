@@ -231,10 +231,10 @@ class _Lowerer:
             for target in targets:
                 self.reset(self.qubits[target.value], _RESETS[name])
         elif name == "MPP" or name in _PARITY:
-            for product in _products(targets, _PARITY.get(name)):
+            for product in pauli_products(targets, _PARITY.get(name)):
                 self.parity(product, args)
         elif name in ("SPP", "SPP_DAG"):
-            for product in _products(targets, None):
+            for product in pauli_products(targets, None):
                 self.phase(product, dagger=name == "SPP_DAG")
         elif name == "MPAD":
             for target in targets:
@@ -279,7 +279,7 @@ class _Lowerer:
                 self.feedback(name, group)
                 continue
             qubits = [self.qubits[t.value] for t in group]
-            for gate, local in _gates(name):
+            for gate, local in clifford_steps(name):
                 self.builder.gate(gate, [qubits[q] for q in local], where=self.where)
 
     def feedback(self, name: str, group: Sequence[Any]) -> None:
@@ -563,7 +563,7 @@ def _walk(circuit: Any, prefix: tuple[int, ...]) -> Iterator[tuple[tuple[int, ..
             yield (*prefix, k), item
 
 
-def _products(targets: Sequence[Any], pauli: str | None) -> list[list[tuple[str, int, bool]]]:
+def pauli_products(targets: Sequence[Any], pauli: str | None) -> list[list[tuple[str, int, bool]]]:
     """The Pauli products of an ``MPP`` (``X0*Z1 Y2``), or of ``MXX``/``MYY``/``MZZ``
     (pairs of qubits in ``pauli``): ``(pauli, qubit, inverted)`` factors."""
     products: list[list[tuple[str, int, bool]]] = []
@@ -589,7 +589,7 @@ def _products(targets: Sequence[Any], pauli: str | None) -> list[list[tuple[str,
 
 
 @cache
-def _gates(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def clifford_steps(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """Gate ``name`` as QVM gates on its local qubits, up to a global phase."""
     import stim
 
@@ -611,4 +611,4 @@ def _angle(p: float) -> float:
     return 2 * math.asin(math.sqrt(min(max(p, 0.0), 1.0)))
 
 
-__all__ = ["NAMED", "from_stim", "read_circuit"]
+__all__ = ["NAMED", "clifford_steps", "from_stim", "pauli_products", "read_circuit"]

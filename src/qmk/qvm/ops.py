@@ -129,6 +129,8 @@ class ArgType(str, enum.Enum):
     PAULI = "pauli"  # one of I, X, Y, Z
     PROFILE = "profile"  # a code profile such as logical:surface_code(d=9)
     OBJECT = "object"  # a JSON object with the listed fields
+    NUMBERS = "numbers"  # a list of finite numbers, each within the bounds
+    INTEGERS = "integers"  # a list of ints, each within the bounds
 
 
 class Micro(str, enum.Enum):
@@ -847,7 +849,158 @@ _ROWS: tuple[OpSpec, ...] = (
         ),
     ),
 )
-_TABLE = _with_inverses(_ROWS)
+#: stim's noise channels a ``NOISE`` row names (:data:`qmk.frontends.stim_fold` reads
+#: them, the stim target writes them): each acts on one target (two for the ``2``
+#: channels; ``E`` and ``ELSE_CORRELATED_ERROR`` on a Pauli product, one letter a qubit).
+NOISE_CHANNELS: tuple[str, ...] = (
+    "X_ERROR",
+    "Y_ERROR",
+    "Z_ERROR",
+    "I_ERROR",
+    "DEPOLARIZE1",
+    "PAULI_CHANNEL_1",
+    "DEPOLARIZE2",
+    "PAULI_CHANNEL_2",
+    "II_ERROR",
+    "E",
+    "ELSE_CORRELATED_ERROR",
+)
+_COORDS = ArgSpec(
+    name="coords", type=ArgType.NUMBERS, description="coordinates (stim's, for its tools)"
+)
+_REC = ArgSpec(
+    name="rec",
+    type=ArgType.INTEGERS,
+    required=True,
+    maximum=-1,
+    description="measurement-record offsets, -1 the latest measurement (stim's rec[-k])",
+)
+_CIRCUIT = "a stim circuit's own; changes no qubit and no measurement"
+#: A stim circuit's instructions that have no gate: annotations and its noise, which
+#: take no logical time (a stim circuit states its own physical rounds).
+_STIM_ROWS: tuple[OpSpec, ...] = tuple(
+    replace(spec, cycles_why="a stim circuit's own row; no logical time")
+    for spec in (
+        _admin("TICK", f"a layer boundary ({_CIRCUIT})"),
+        _admin(
+            "QUBIT_COORDS",
+            f"the listed qubits' coordinates ({_CIRCUIT})",
+            vqs=ONE_OR_MORE,
+            args=(replace(_COORDS, required=True),),
+        ),
+        _admin(
+            "SHIFT_COORDS",
+            f"shift later coordinates by these offsets ({_CIRCUIT})",
+            args=(replace(_COORDS, required=True),),
+        ),
+        _admin(
+            "DETECTOR",
+            f"a detector: the parity of these record bits is deterministic ({_CIRCUIT})",
+            args=(_REC, _COORDS),
+        ),
+        _admin(
+            "OBSERVABLE_INCLUDE",
+            f"add these record bits to a logical observable's parity ({_CIRCUIT})",
+            args=(
+                ArgSpec(
+                    name="index",
+                    type=ArgType.INTEGER,
+                    required=True,
+                    minimum=0,
+                    description="the observable",
+                ),
+                _REC,
+            ),
+        ),
+        _admin(
+            "NOISE",
+            "a stim noise channel on the listed qubits: the stim target applies it; another "
+            "target refuses it (QM102), its own noise model standing for the machine's",
+            vqs=ONE_OR_MORE,
+            args=(
+                ArgSpec(
+                    name="channel",
+                    type=ArgType.STRING,
+                    required=True,
+                    choices=NOISE_CHANNELS,
+                    description="stim's name of the channel",
+                ),
+                ArgSpec(
+                    name="p",
+                    type=ArgType.NUMBERS,
+                    required=True,
+                    minimum=0,
+                    maximum=1,
+                    description="the channel's probabilities, as stim lists them",
+                ),
+                ArgSpec(
+                    name="paulis",
+                    type=ArgType.STRING,
+                    description="E and ELSE_CORRELATED_ERROR: the product's Pauli on each qubit "
+                    "(X, Y or Z, one letter a qubit)",
+                ),
+            ),
+        ),
+    )
+)
+#: stim's instructions that write a noisy record bit (a ``NOISY_MEASURE`` row): of one
+#: qubit, or ``MPAD``'s of none.
+NOISY_RECORDS: tuple[str, ...] = (
+    "M",
+    "MX",
+    "MY",
+    "MR",
+    "MRX",
+    "MRY",
+    "HERALDED_ERASE",
+    "HERALDED_PAULI_CHANNEL_1",
+    "MPAD",
+)
+_STIM_ROWS += (
+    OpSpec(
+        name="NOISY_MEASURE",
+        category=Category.MEASUREMENT,
+        description="a stim instruction that writes a noisy record bit of its qubit: a "
+        "measurement with a flip probability (M(p), MR(p)...), a heralded channel's "
+        "herald, or MPAD(p)'s bit (no qubit); the stim target runs it, another target "
+        "refuses it (QE110)",
+        vqs=Arity(0, 1),
+        produces=ONE,
+        args=(
+            ArgSpec(
+                name="instruction",
+                type=ArgType.STRING,
+                required=True,
+                choices=NOISY_RECORDS,
+                description="stim's name of the instruction",
+            ),
+            ArgSpec(
+                name="p",
+                type=ArgType.NUMBERS,
+                required=True,
+                minimum=0,
+                maximum=1,
+                description="its probabilities, as stim lists them",
+            ),
+            ArgSpec(
+                name="bit",
+                type=ArgType.INTEGER,
+                minimum=0,
+                maximum=1,
+                description="MPAD: the bit it writes (before its flip)",
+            ),
+        ),
+        clifford=Clifford.YES,
+        counts_as=frozenset({"measurement"}),
+        kind=Exec.NONE,
+        tally=Tally.MEASURE,
+        cycles=0,
+        cycles_why="a stim circuit's own row; no logical time",
+    ),
+)
+#: The ops that only a stim circuit's run gives a meaning to beyond its rows.
+STIM_OPS: frozenset[str] = frozenset(spec.name for spec in _STIM_ROWS)
+_TABLE = _with_inverses((*_ROWS, *_STIM_ROWS))
 
 #: Every op by name, in table order.
 OPS: Mapping[str, OpSpec] = MappingProxyType({spec.name: spec for spec in _TABLE})

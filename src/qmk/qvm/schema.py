@@ -61,6 +61,14 @@ def _arg_schema(spec: ArgSpec) -> dict[str, Any]:
         out["$ref"] = "#/$defs/profile"
     elif spec.type is ArgType.OBJECT:
         out.update(_object_schema(spec.fields))
+    elif spec.type in (ArgType.NUMBERS, ArgType.INTEGERS):
+        item: dict[str, Any] = {"type": "number" if spec.type is ArgType.NUMBERS else "integer"}
+        if spec.minimum is not None:
+            item["minimum"] = spec.minimum
+        if spec.maximum is not None:
+            item["maximum"] = spec.maximum
+        out.update(type="array", items=item)
+        return out
     else:  # pragma: no cover - a new ArgType must be given a schema here
         raise ValueError(f"no schema for argument type {spec.type!r}")
     if spec.choices:

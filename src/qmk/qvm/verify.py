@@ -459,6 +459,13 @@ def _check_value(
             parse_profile(value)
         except ProfileError as exc:
             findings.add("profile-unknown" if exc.unknown else "profile-invalid", str(exc), index)
+    elif kind is ArgType.NUMBERS or kind is ArgType.INTEGERS:
+        if type(value) is not list:
+            findings.add("arg-invalid", f"{label} must be a list, got {value!r}", index)
+            return
+        item = replace(spec, type=ArgType.NUMBER if kind is ArgType.NUMBERS else ArgType.INTEGER)
+        for k, element in enumerate(value):
+            _check_value(item, element, f"{label}[{k}]", findings, index, op)
     elif kind is ArgType.OBJECT:
         if type(value) is not dict:
             findings.add("arg-invalid", f"{label} must be an object, got {value!r}", index)

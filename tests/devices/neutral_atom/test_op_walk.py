@@ -35,6 +35,8 @@ REFUSED: dict[str, tuple[str, str]] = {
     "CLOSE_CHAN": ("QD301", "OPEN_CHAN"),
     "CALC": ("QD301", "CALC"),
     "HALT": ("QD301", "HALT"),
+    "NOISE": ("QD301", "NOISE"),
+    "NOISY_MEASURE": ("QD301", "NOISY_MEASURE"),
 }
 
 #: A value for each required argument of any op.
@@ -45,6 +47,12 @@ ARGUMENTS: dict[str, Any] = {
     "type": "bool",
     "expr": "True",
     "message": "stop",
+    "coords": [1.0, 2.0],
+    "rec": [-1],
+    "index": 0,
+    "channel": "X_ERROR",
+    "p": [0.25],
+    "instruction": "M",
 }
 
 QUBITS = ("q0", "q1", "q2")

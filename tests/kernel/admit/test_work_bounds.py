@@ -59,7 +59,8 @@ def test_the_27_byte_repeat_bomb_is_refused_at_submit_over_the_operations_quota(
     refused = refusal(tmp_path, {"stim": BOMB}, 1000, "stim")
     assert refused.code == "QS1006", refused
     assert refused.details["limit"] == "max_job_operations"
-    assert refused.details["needed"] == 10**9 * 1000
+    # the verified program's operations: the 10^9 measurements, its qubit's ALLOC and FREE
+    assert refused.details["needed"] == (10**9 + 2) * 1000
 
 
 def test_the_repeat_bomb_at_one_shot_is_refused_for_its_record_a_worker_cannot_hold(tmp_path):
@@ -79,8 +80,9 @@ def test_a_30000_qubit_stim_circuit_is_refused_for_a_tenant_of_16_qubits(tmp_pat
 def test_a_stim_circuit_within_the_quotas_runs_with_the_counts_of_a_run_in_process(tmp_path):
     import qmk
 
-    # 4 qubits; 255 operations (3, then 50 turns of 5, then 2) at 400 shots: 102,000,
-    # within a quota of 110,000; the counts are stim's at seed 5 either way
+    # 4 qubits; 206 operations of the verified program (ALLOC, H, CX, then 50 turns of
+    # CX, X_ERROR and 2 M, then 2 M and FREE) at 400 shots: 82,400, within a quota of
+    # 110,000; the counts are stim's at seed 5 either way
     circuit = "H 0\nCX 0 1\nREPEAT 50 {\n CX 0 2\n X_ERROR(0.1) 3\n M 2 3\n}\nM 0 1\n"
 
     async def body(kernel: Any) -> Any:

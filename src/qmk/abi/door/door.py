@@ -382,7 +382,8 @@ class Door:
             assert probe is not None
             cap, depth = probe.max_graph_nodes, self.config.max_depth
             graph, spent = await probe.lower(
-                tenant, lambda: read(program, max_nodes=cap, max_depth=depth)
+                tenant,
+                lambda: read(program, max_nodes=cap, max_depth=depth, target=params.get("target")),
             )
             try:
                 return await self._invoke(visitor, method, {**params, GRAPH_PARAM: graph})

@@ -60,9 +60,11 @@ class ProgramText:
             )
 
 
-def read(program: ProgramText, *, max_nodes: int, max_depth: int) -> Any:
+def read(program: ProgramText, *, max_nodes: int, max_depth: int, target: str | None = None) -> Any:
     """The graph ``program`` stands for, as the kernel's submit takes it (run it in a
-    thread: it is the CPU work a tenant is charged for).
+    thread: it is the CPU work a tenant is charged for). A stim circuit for the ``stim``
+    target is its own data (``{"stim": TEXT}``), which the target reads as a folded QVM
+    program and verifies: its ``REPEAT`` blocks are never unrolled here.
 
     Raises:
         ParseError, InvalidRequest: QVM JSON text that is not JSON, or nests too deep.
@@ -70,6 +72,8 @@ def read(program: ProgramText, *, max_nodes: int, max_depth: int) -> Any:
         FrontendError, AsmError, FormatError: other text that does not lower.
         QuotaError: past ``max_nodes`` (``limit: "max_graph_nodes"``).
     """
+    if program.format == "stim" and target == "stim":
+        return {"stim": program.text}
     if program.format == "qvm-json":
         graph = decode(program.text.encode("utf-8"), max_depth=max_depth)
         if not isinstance(graph, dict):

@@ -173,6 +173,8 @@ def refusal(node: Node) -> str | None:
             "COND_PAULI applies a Pauli chosen by measured bits: classical "
             "feed-forward, which the neutral-atom ISA cannot express"
         )
+    if node.op in ("NOISE", "NOISY_MEASURE"):
+        return "a stim noise channel runs on the stim target; the device has its own noise"
     if spec.category is Category.CLASSICAL:
         return (
             f"{node.op} computes on measured bits at run time, which the neutral-atom ISA "
