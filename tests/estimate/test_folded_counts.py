@@ -213,3 +213,10 @@ def test_skewed_nested_loops_count_as_their_unrolling(outer, inner):
     for rotation in (False, True):
         graph = _skewed(outer, inner, rotation)
         assert count_graph(graph) == count_graph(unroll(graph, max_nodes=None))
+
+
+def test_a_skew_wider_than_the_period_window_is_refused_not_miscounted():
+    # the inner loop's 2000 layers on q1 put the outer period past MAX_PERIOD_WINDOW
+    with pytest.raises(UnrollError) as info:
+        count_nodes(_skewed(10**6, 2000).nodes, max_steps=100_000)
+    assert info.value.code == "QV505"
