@@ -15,7 +15,8 @@ Each contender's wall time (least and median over ``--rounds`` interleaved round
 peak RSS (``ru_maxrss`` of the process, from ``wait4``) are printed with the ratios
 QMK/peer; the T counts of both are checked against N, and the physical qubits and
 runtime of the two estimates are printed side by side. A 10^12-T program (two nested
-loops of 10^6 turns) is estimated by QMK alone (the peer traces every operation).
+loops of 10^6 turns, and 10^11 turns of ``cx`` around 10 turns of ``t`` on one qubit) is
+estimated by QMK alone (the peer traces every operation).
 stim's documented REPEAT example (``stim.Circuit.generated("surface_code:rotated_memory_x",
 distance=3, rounds=10**7)``) is written to a ``.stim`` file: ``qmk validate FILE.stim``
 (read as a folded QVM program and verified) beside a fresh process that parses it with
@@ -35,9 +36,8 @@ the whole ``qmk run`` process beside a fresh stim process that
 reads the same circuit as stim text, compiles its sampler and samples 1000 shots.
 
     python bench/bench_scale.py [--turns 100000 10000000] [--rounds 3] [--no-peer]
-                                [--flat-gates 1000000] [--clifford-run]
+                                [--flat-gates 1000000] [--clifford-run] [--only-stim]
     python bench/bench_scale.py --turns --flat-gates 1000000 --clifford-run  # flat only
-                                [--only-stim]
 """
 
 from __future__ import annotations
@@ -137,6 +137,14 @@ def nested_source(outer: int, inner: int) -> str:
     return (
         f"{HEAD}for int i in [0:{outer - 1}] {{ for int j in [0:{inner - 1}] "
         "{ t q[0]; cx q[0], q[1]; } }\nc = measure q;\n"
+    )
+
+
+def skewed_source(outer: int, inner: int) -> str:
+    """An outer body whose inner loop climbs one of its two qubits alone."""
+    return (
+        f"{HEAD}for int i in [0:{outer - 1}] {{ cx q[0], q[1]; "
+        f"for int j in [0:{inner - 1}] {{ t q[1]; }} }}\nc = measure q;\n"
     )
 
 
@@ -389,12 +397,20 @@ def main() -> None:
                 if entry is not None and entry["t_count"] not in (None, turns):
                     print(f"  WRONG T count from {name}: {entry['t_count']} for {turns}")
         if args.turns and not args.only_stim:
-            path = Path(folder) / "nested-1e12.qasm"
-            path.write_text(nested_source(10**6, 10**6), encoding="utf-8")
-            nested = case(path, 10**12, args.rounds, peer=False)
-            nested["program"] = "two nested loops of 10^6 turns: 10^12 T gates"
-            record["cases"].append(nested)
-            show(nested)
+            nests = (
+                ("nested-1e12", nested_source(10**6, 10**6), "two nested loops of 10^6 turns"),
+                ("skewed-1e12", skewed_source(10**11, 10), "10^11 turns of cx, 10 turns of t q[1]"),
+            )
+            for stem, source, program in nests:
+                path = Path(folder) / f"{stem}.qasm"
+                path.write_text(source, encoding="utf-8")
+                nested = case(path, 10**12, args.rounds, peer=False)
+                nested["program"] = f"{program}: 10^12 T gates"
+                record["cases"].append(nested)
+                show(nested)
+                got = nested["contenders"]["qmk estimate"]["t_count"]
+                if got != 10**12:
+                    print(f"  WRONG T count from qmk estimate: {got} for 10^12")
         record["flat"] = []
         for gates in [] if args.only_stim else args.flat_gates:
             flat = flat_case(Path(folder), gates, args.rounds, args.clifford_run)

@@ -157,21 +157,27 @@ def rotation_kind(theta: float) -> str:
 
 class _Run:
     """Layers the tracer skipped over in one jump (:meth:`_Tracer.repeat`): ``pattern``
-    (1 where a layer holds a rotation) ``repeats`` times from ``start``, with the layers
-    a later rotation changed in ``changed``."""
+    (1 where a layer holds a rotation) over ``size`` layers from ``start``, with the
+    layers a later rotation changed in ``changed``."""
 
-    __slots__ = ("changed", "pattern", "repeats", "start")
+    __slots__ = ("changed", "pattern", "size", "start")
 
-    def __init__(self, start: int, pattern: list[int], repeats: int) -> None:
-        self.start, self.pattern, self.repeats = start, pattern, repeats
+    def __init__(self, start: int, pattern: list[int], size: int) -> None:
+        self.start, self.pattern, self.size = start, pattern, size
         self.changed: dict[int, int] = {}
 
     def value(self, layer: int) -> int:
         got = self.changed.get(layer)
         return got if got is not None else self.pattern[(layer - self.start) % len(self.pattern)]
 
+    def cut(self, end: int) -> None:
+        """Drop the layers from ``end`` up (a later jump takes them over)."""
+        self.size = end - self.start
+        self.changed = {layer: v for layer, v in self.changed.items() if layer < end}
+
     def nonzero(self) -> int:
-        total = sum(map(bool, self.pattern)) * self.repeats
+        whole, part = divmod(self.size, len(self.pattern))
+        total = sum(map(bool, self.pattern)) * whole + sum(map(bool, self.pattern[:part]))
         for layer, value in self.changed.items():
             total += bool(value) - bool(self.pattern[(layer - self.start) % len(self.pattern)])
         return total
@@ -328,7 +334,8 @@ class _Tracer:
                     key, low, active = found
                     hit = seen.setdefault(key, (turn, (self.t, self.r, self.ccz, self.m), low))
                     periods = (count - turn) // (turn - hit[0]) if hit[0] != turn else 0
-                    if periods and self.jump(hit, low, active, periods):
+                    if periods:
+                        self.jump(hit, low, active, periods)
                         turn += periods * (turn - hit[0])
                         searches = MAX_PERIOD_SEARCH
                         continue
@@ -370,34 +377,49 @@ class _Tracer:
         low: int,
         relevant: list[int],
         periods: int,
-    ) -> bool:
+    ) -> None:
         """Jump ``periods`` periods ahead from a turn whose state repeats ``hit``'s shifted
-        by ``low - hit[2]`` layers; False (nothing done) where the layers the body may
-        still change reach below the tail."""
+        by ``low - hit[2]`` layers: the counts multiply, the layers from ``low`` up move
+        ``periods`` shifts higher and the period's layers fill the gap."""
         _, before, low_before = hit
         shift = low - low_before
         if shift and low < self.tail_start:
-            return False
+            self.untail(low)
         t, r, ccz, m = before
         self.t += periods * (self.t - t)
         self.r += periods * (self.r - r)
         self.ccz += periods * (self.ccz - ccz)
         self.m += periods * (self.m - m)
         if not shift:
-            return True
+            return
         pattern = [1 if self.layer(layer) else 0 for layer in range(low_before, low)]
         window = self.tail[low - self.tail_start :]
         del self.tail[low - self.tail_start :]
         if self.tail:
             self.runs.append(self.tail)
             self.starts.append(self.tail_start)
-        self.runs.append(_Run(low, pattern, periods))
+        self.runs.append(_Run(low, pattern, periods * shift))
         self.starts.append(low)
         self.tail, self.tail_start = window, low + periods * shift
         self.n_layers += periods * shift
         for q in relevant:
             self.level[q] += periods * shift
-        return True
+
+    def untail(self, low: int) -> None:
+        """Make the layers from ``low`` up the tail: a nested body's jumps left runs above
+        the lowest layer of an enclosing body's qubits, and that body's jump moves every
+        layer from there up. At most :data:`MAX_PERIOD_WINDOW` layers are written out."""
+        window = [self.layer(layer) for layer in range(low, self.tail_start)]
+        at = bisect.bisect_right(self.starts, low) - 1
+        start, run = self.starts[at], self.runs[at]
+        del self.runs[at + 1 :], self.starts[at + 1 :]
+        if start == low:
+            del self.runs[at], self.starts[at]
+        elif isinstance(run, _Run):
+            run.cut(low)
+        else:
+            del run[low - start :]
+        self.tail, self.tail_start = window + self.tail, low
 
     def trace(self, nodes: Iterable[Node]) -> None:
         """Trace ``nodes`` in list order, REPEAT rows folded."""
