@@ -35,8 +35,8 @@ def _generated(code: str, distance: int, p: float = 0.005) -> stim.Circuit:
     )
 
 
-def _stimbposd(circuit: stim.Circuit) -> BPOSD:
-    s = BPOSD_SETTINGS
+def _stimbposd(circuit: stim.Circuit, name: str = "bposd") -> BPOSD:
+    s = BPOSD_SETTINGS[name]
     return BPOSD(
         circuit.detector_error_model(approximate_disjoint_errors=True),
         max_bp_iters=s["max_iter"],
@@ -47,19 +47,44 @@ def _stimbposd(circuit: stim.Circuit) -> BPOSD:
 
 
 @pytest.mark.parametrize(
-    ("code", "distance", "shots"),
-    [("color_code:memory_xyz", 5, 300), ("surface_code:rotated_memory_x", 3, 3000)],
+    ("code", "distance", "shots", "name"),
+    [
+        ("color_code:memory_xyz", 5, 300, "bposd"),
+        ("surface_code:rotated_memory_x", 3, 3000, "bposd"),
+        ("color_code:memory_xyz", 5, 300, "bposd-long"),
+    ],
 )
-def test_bposd_predicts_shot_for_shot_as_stimbposd(code, distance, shots):
+def test_bposd_predicts_shot_for_shot_as_stimbposd(code, distance, shots, name):
     circuit = _generated(code, distance)
-    ours = build_decoder(circuit, "bposd")
-    assert (ours.name, ours.model) == ("bposd", "undecomposed")
+    ours = build_decoder(circuit, name)
+    assert (ours.name, ours.model) == (name, "undecomposed")
     dets, obs = circuit.compile_detector_sampler(seed=SEED).sample(
         shots, bit_packed=True, separate_observables=True
     )
     wrong = mispredicted(ours.decoder, dets, obs).any(axis=1)
-    peer = mispredicted(_stimbposd(circuit), dets, obs).any(axis=1)
+    peer = mispredicted(_stimbposd(circuit, name), dets, obs).any(axis=1)
     assert np.array_equal(wrong, peer) and 0 < wrong.sum() < shots / 4
+
+
+def test_long_bp_decodes_the_49_qubit_shyps_block_as_the_default_within_the_shot_noise():
+    """``bposd-long`` (200 BP iterations) against ``bposd`` (30) on the same shots of the
+    [[49, 9, 4]] block's memory: their logical error rates agree by a two-proportion z
+    test at alpha 1e-3 (the check that lets the d = 8 calibration use the faster one)."""
+    from qmk.experiments.circuits import memory_circuit
+    from qmk.experiments.memory import circuit_noise
+
+    circuit = memory_circuit("SHYPS", distance=4, rounds=4, noise=circuit_noise("qubit", 1e-3))
+    shots = 3000
+    dets, obs = circuit.compile_detector_sampler(seed=SEED).sample(
+        shots, bit_packed=True, separate_observables=True
+    )
+    default, long = (
+        int(mispredicted(build_decoder(circuit, name).decoder, dets, obs).any(axis=1).sum())
+        for name in ("bposd", "bposd-long")
+    )
+    pooled = (default + long) / (2 * shots)
+    z = (long - default) / shots / np.sqrt(pooled * (1 - pooled) * 2 / shots)
+    assert default > 50 and abs(z) < 3.29  # 3.29: the two-sided normal quantile at 1e-3
 
 
 def test_the_check_matrix_has_a_column_per_mechanism_and_its_prior():

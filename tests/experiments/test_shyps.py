@@ -99,3 +99,25 @@ def test_qec_threshold_runs_shyps_at_its_blocks_distance_by_bposd():
     assert (status, err) == (0, "")
     (result,) = json.loads(out)["results"]
     assert (result["distance"], result["decoder"], result["logical_qubits"]) == (4, "bposd", 9)
+
+
+def test_two_blocks_fit_both_a_and_p_star_by_weighted_least_squares():
+    """The [[49, 9, 4]] and [[225, 16, 8]] blocks (k = 2 and 4) fix a and p* both: the
+    fit is the weighted least squares of ln P - k ln p = ln a - k ln p*, checked here
+    against numpy's solver on a short seeded run (2 rounds a shot, to keep d = 8 cheap)."""
+    runs = [(4, 2e-3, 300), (4, 3e-3, 300), (8, 2e-3, 60), (8, 2.5e-3, 60)]
+    results = [
+        run_memory("SHYPS", distance=d, p=p, rounds=2, shots=n, seed=SEED + i, decoder="bposd-long")
+        for i, (d, p, n) in enumerate(runs)
+    ]
+    assert all(0 < r.errors < r.shots / 2 for r in results), [(r.errors, r.shots) for r in results]
+    fit = fit_results(results)
+    assert fit.dof == 2 and fit.sigma_threshold > 0 and len(fit.points) == 4
+    ks = np.array([(q.distance + 1) // 2 for q in fit.points], dtype=float)
+    y = np.array([np.log(q.rate) - k * np.log(q.p) for q, k in zip(fit.points, ks, strict=True)])
+    root_w = np.array([1 / q.sigma_log for q in fit.points])
+    design = np.column_stack([np.ones_like(ks), -ks])
+    (ln_a, ln_p_star), *_ = np.linalg.lstsq(design * root_w[:, None], y * root_w, rcond=None)
+    assert fit.crossing_prefactor == pytest.approx(np.exp(ln_a), rel=1e-9)
+    assert fit.threshold == pytest.approx(np.exp(ln_p_star), rel=1e-9)
+    assert fit.threshold != scheme_for("SHYPS", "gate_based").error_correction_threshold

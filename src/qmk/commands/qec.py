@@ -153,7 +153,8 @@ def _common(
         "--decoder",
         default=None,
         metavar="NAME",
-        help="pymatching or bposd (default: the family's: bposd for SHYPS, else pymatching)",
+        help="pymatching, bposd or bposd-long (default: the family's: bposd for SHYPS, else "
+        "pymatching)",
     )
     sub.add_argument("--workers", default="1", metavar="N", help="processes (1)")
     sub.add_argument(
@@ -441,6 +442,8 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source = (
         f"qmk qec calibrate --code {family} --d {args.d} --p {p_text} --points {args.points} "
         f"--noise {args.noise} --qubit {args.qubit} --shots {args.shots} --seed {args.seed}"
+        + (f" --max-errors {args.max_errors}" if args.max_errors is not None else "")
+        + (f" --decoder {args.decoder}" if getattr(args, "decoder", None) else "")
     )
     if family == "bacon_shor":
         return _calibrate_law(args, results, source, out)
