@@ -878,6 +878,20 @@ _REC = ArgSpec(
 _CIRCUIT = "a stim circuit's own; changes no qubit and no measurement"
 #: A stim circuit's instructions that have no gate: annotations and its noise, which
 #: take no logical time (a stim circuit states its own physical rounds).
+
+
+def _stim_probabilities(description: str) -> ArgSpec:
+    """A stim instruction's probabilities, as its ``p`` argument."""
+    return ArgSpec(
+        name="p",
+        type=ArgType.NUMBERS,
+        required=True,
+        minimum=0,
+        maximum=1,
+        description=description,
+    )
+
+
 _STIM_ROWS: tuple[OpSpec, ...] = tuple(
     replace(spec, cycles_why="a stim circuit's own row; no logical time")
     for spec in (
@@ -925,14 +939,7 @@ _STIM_ROWS: tuple[OpSpec, ...] = tuple(
                     choices=NOISE_CHANNELS,
                     description="stim's name of the channel",
                 ),
-                ArgSpec(
-                    name="p",
-                    type=ArgType.NUMBERS,
-                    required=True,
-                    minimum=0,
-                    maximum=1,
-                    description="the channel's probabilities, as stim lists them",
-                ),
+                _stim_probabilities("the channel's probabilities, as stim lists them"),
                 ArgSpec(
                     name="paulis",
                     type=ArgType.STRING,
@@ -974,14 +981,7 @@ _STIM_ROWS += (
                 choices=NOISY_RECORDS,
                 description="stim's name of the instruction",
             ),
-            ArgSpec(
-                name="p",
-                type=ArgType.NUMBERS,
-                required=True,
-                minimum=0,
-                maximum=1,
-                description="its probabilities, as stim lists them",
-            ),
+            _stim_probabilities("its probabilities, as stim lists them"),
             ArgSpec(
                 name="bit",
                 type=ArgType.INTEGER,
