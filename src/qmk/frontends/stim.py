@@ -72,7 +72,7 @@ NAMED = {
 #: The Pauli a measurement record controls, by stim's controlled-gate name.
 _FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
 #: Measurements: their basis, and whether they reset the qubit after.
-_MEASURES = {
+MEASURES = {
     "M": ("Z", False),
     "MX": ("X", False),
     "MY": ("Y", False),
@@ -81,7 +81,7 @@ _MEASURES = {
     "MRY": ("Y", True),
 }
 _PARITY = {"MXX": "X", "MYY": "Y", "MZZ": "Z"}
-_RESETS = {"R": "Z", "RX": "X", "RY": "Y"}
+RESETS = {"R": "Z", "RX": "X", "RY": "Y"}
 #: One-qubit Pauli channels: (px, py, pz) from the instruction's arguments.
 _CHANNELS = {
     "X_ERROR": lambda a: (a[0], 0.0, 0.0),
@@ -223,13 +223,13 @@ class _Lowerer:
                 self.ignored[name] = self.ignored.get(name, 0) + 1
         elif name in _NOTHING:
             return
-        elif name in _MEASURES:
-            basis, reset = _MEASURES[name]
+        elif name in MEASURES:
+            basis, reset = MEASURES[name]
             for target in targets:
                 self.measure(target, basis, args, reset=reset)
-        elif name in _RESETS:
+        elif name in RESETS:
             for target in targets:
-                self.reset(self.qubits[target.value], _RESETS[name])
+                self.reset(self.qubits[target.value], RESETS[name])
         elif name == "MPP" or name in _PARITY:
             for product in pauli_products(targets, _PARITY.get(name)):
                 self.parity(product, args)
@@ -611,4 +611,12 @@ def _angle(p: float) -> float:
     return 2 * math.asin(math.sqrt(min(max(p, 0.0), 1.0)))
 
 
-__all__ = ["NAMED", "clifford_steps", "from_stim", "pauli_products", "read_circuit"]
+__all__ = [
+    "MEASURES",
+    "NAMED",
+    "RESETS",
+    "clifford_steps",
+    "from_stim",
+    "pauli_products",
+    "read_circuit",
+]

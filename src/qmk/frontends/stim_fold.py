@@ -51,22 +51,19 @@ import msgspec
 
 from qmk.frontends.builder import GATE_OPS, guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.stim import NAMED, clifford_steps, pauli_products, read_circuit
+from qmk.frontends.stim import (
+    MEASURES,
+    NAMED,
+    RESETS,
+    clifford_steps,
+    pauli_products,
+    read_circuit,
+)
 from qmk.gates import GATES
 from qmk.qvm.graph import CURRENT_VERSION, FOLDED_VERSION, REPEAT, Graph, Node, Resources
 from qmk.qvm.ops import NOISE_CHANNELS
 
-#: Measurements: their basis, and whether they reset the qubit after.
-_MEASURES = {
-    "M": ("Z", False),
-    "MX": ("X", False),
-    "MY": ("Y", False),
-    "MR": ("Z", True),
-    "MRX": ("X", True),
-    "MRY": ("Y", True),
-}
 _MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
-_RESETS = {"R": "Z", "RX": "X", "RY": "Y"}
 #: The gates that follow a Z reset to prepare a basis's +1 eigenstate.
 _FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
 #: The basis change that reads a Pauli in Z.
@@ -176,12 +173,12 @@ class _Reader:
         name = data.name  # aliases (CNOT, MZ, RZ) canonical
         args = list(instruction.gate_args_copy())
         targets = instruction.targets_copy()
-        if name in _MEASURES:
-            basis, reset = _MEASURES[name]
+        if name in MEASURES:
+            basis, reset = MEASURES[name]
             noisy = (name, args) if any(args) else None
             return [n for t in targets for n in self.measure(t, basis, reset, noisy)]
-        if name in _RESETS:
-            return [n for t in targets for n in self.reset(self.qubits[t.value], _RESETS[name])]
+        if name in RESETS:
+            return [n for t in targets for n in self.reset(self.qubits[t.value], RESETS[name])]
         if name == "MPP" or name in _PARITY:
             noisy = ("M", args) if any(args) else None
             products = pauli_products(targets, _PARITY.get(name))
