@@ -215,6 +215,19 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
         )
 
 
+def log_options(sub: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``: how a long-running server logs."""
+    sub.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or as JSON objects with job id, tenant and trace id",
+    )
+
+
 def is_stim_source(args: argparse.Namespace) -> bool:
     """Whether the command's FILE is a stim circuit (``--format stim``, or a ``.stim``
     file with no ``--format``): its own target's program, not lowered to QVM."""

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from qmk import defaults
 from qmk.abi.errors import CommandError, ServeError
-from qmk.commands import AddCommand
+from qmk.commands import AddCommand, log_options
 from qmk.errors import QMKError
 
 LOG = logging.getLogger("qmk.gateway")
@@ -400,15 +400,7 @@ def register(add: AddCommand) -> None:
         metavar="EXPORTER",
         help="http: OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
     )
-    sub.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
-    )
-    sub.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="log lines as text, or as JSON objects with job id, tenant and trace id",
-    )
+    log_options(sub)
     sub.set_defaults(run=run_gateway)
 
 

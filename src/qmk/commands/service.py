@@ -40,6 +40,7 @@ from qmk.commands import (
     AddCommand,
     is_stim_source,
     limits_of,
+    log_options,
     number_text,
     outcome_lines,
     read_source,
@@ -999,15 +1000,7 @@ def register(add: AddCommand) -> None:
         metavar="BYTES",
         help=f"longest request line (server.max_line; {defaults.MAX_LINE_BYTES // 2**20} MiB)",
     )
-    sub.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
-    )
-    sub.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="log lines as text, or as JSON objects with job id, tenant and trace id",
-    )
+    log_options(sub)
     web = sub.add_argument_group("HTTP API (the http extra; docs/http.md)")
     web.add_argument(
         "--http",
