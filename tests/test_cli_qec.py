@@ -65,7 +65,6 @@ def test_calibrate_writes_a_calibration_the_logical_layer_loads(tmp_path) -> Non
     ("argv", "expected"),
     [
         (("threshold", "--code", "floquet_code"), "QC110 no-experiment"),
-        (("threshold", "--code", "SHYPS"), "QC110 no-experiment"),
         (("threshold", "--code", "toric"), "QC102 unknown-profile"),
         (
             ("threshold", "--code", "surfce_code"),

@@ -13,6 +13,7 @@ which is the issue's promise.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -311,3 +312,24 @@ def test_kernel_only_refuses_a_wire() -> None:
         stderr=err,
     )
     assert code == 2 and "--kernel-only starts no --http or --grpc" in err.getvalue()
+
+
+def test_lone_gateway_with_json_prints_its_listening_line_as_one_json_object(
+    tmp_path: Path,
+) -> None:
+    kernel = _serve(tmp_path, "--kernel-only")
+    deadline = time.monotonic() + GUARD_S
+    while not (tmp_path / "serve.out").read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    socket_path = str(tmp_path / "k.sock")
+    argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", socket_path]
+    gateway = _start(tmp_path, "gateway", [*argv, "--listen", "127.0.0.1:0", "--json"])
+    try:
+        while not gateway.out.read_text().endswith("\n") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        line = json.loads(gateway.out.read_text())
+        assert line["kernel"] == socket_path
+        assert line["listening"].startswith("http://127.0.0.1:")
+    finally:
+        terminate(gateway.proc, GUARD_S)
+        terminate(kernel.proc, GUARD_S)

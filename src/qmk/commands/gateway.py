@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -84,7 +85,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         sock = None if args.listen_fd is None else listening_socket(args.listen_fd)
 
         def ready(url: str) -> None:
-            out.write(f"{READY}{url} (kernel {args.kernel})\n")
+            if args.json:
+                out.write(json.dumps({"listening": url, "kernel": args.kernel}) + "\n")
+            else:
+                out.write(f"{READY}{url} (kernel {args.kernel})\n")
             out.flush()
 
         await serve(
@@ -401,6 +405,11 @@ def register(add: AddCommand) -> None:
         help="http: OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
     )
     log_options(sub)
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        help="print the listening line as one JSON object {listening, kernel}",
+    )
     sub.set_defaults(run=run_gateway)
 
 
