@@ -191,6 +191,20 @@ def t_count(name: str, run: dict[str, Any]) -> int | None:
     return None
 
 
+def interleaved(
+    contenders: dict[str, list[str]], rounds: int
+) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
+    """Each contender's runs, in rounds whose order alternates, and the load after each."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    loads = []
+    for round_ in range(rounds):
+        order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
+        for name in order:
+            runs[name].append(measured(contenders[name]))
+        loads.append(load_averages()[0])
+    return runs, loads
+
+
 def case(path: Path, turns: int, rounds: int, peer: bool) -> dict[str, Any]:
     """Every contender on one file, in interleaved rounds."""
     contenders = {
@@ -199,13 +213,7 @@ def case(path: Path, turns: int, rounds: int, peer: bool) -> dict[str, Any]:
     }
     if peer:
         contenders["qsharp.estimate"] = [sys.executable, "-c", QSHARP, str(turns)]
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
-    loads = []
-    for round_ in range(rounds):
-        order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
-        for name in order:
-            runs[name].append(measured(contenders[name]))
-        loads.append(load_averages()[0])
+    runs, loads = interleaved(contenders, rounds)
     record: dict[str, Any] = {"turns": turns, "loads": loads, "contenders": {}}
     for name, done in runs.items():
         last = done[-1]
@@ -257,13 +265,7 @@ def show(record: dict[str, Any]) -> None:
 
 def rounds_of(contenders: dict[str, list[str]], rounds: int) -> dict[str, Any]:
     """Every contender in interleaved rounds: figures, status and the loads."""
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
-    loads = []
-    for round_ in range(rounds):
-        order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
-        for name in order:
-            runs[name].append(measured(contenders[name]))
-        loads.append(load_averages()[0])
+    runs, loads = interleaved(contenders, rounds)
     entries = {}
     for name, done in runs.items():
         entry = {**figures(done), "status": done[-1]["status"]}
