@@ -449,14 +449,9 @@ class Admission:
         machine = self.config.machine
         noise_model = job_noise_model(machine, parsed.qubit or self.device.qubit, parsed)
         calibration = job_calibration(machine, parsed)
-        physical = await self._physical_qubits(
-            tenant,
-            text,
-            program,
-            parsed,
-            noise_model,
-            calibration,
-            place=lambda: self._run_request(
+
+        def request_for(text: str) -> RunRequest:
+            return self._run_request(
                 text,
                 entry,
                 options,
@@ -465,7 +460,16 @@ class Admission:
                 parsed,
                 noise_model=noise_model,
                 calibration=calibration,
-            ),
+            )
+
+        physical = await self._physical_qubits(
+            tenant,
+            text,
+            program,
+            parsed,
+            noise_model,
+            calibration,
+            place=lambda: request_for(text),
         )
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
@@ -474,16 +478,7 @@ class Admission:
             text, program, qubits, physical = await _span(
                 self, session, text, program, parsed, noise_model, calibration
             )
-        request = self._run_request(
-            text,
-            entry,
-            options,
-            shots,
-            seed,
-            parsed,
-            noise_model=noise_model,
-            calibration=calibration,
-        )
+        request = request_for(text)  # the spanning program's, where it was rewritten
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
         placed = None if spanning else await self._compiled(tenant, text, program, request, entry)
