@@ -11,6 +11,7 @@ serve`` and look at its process from outside: the shared objects it maps
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import stim
 
@@ -32,47 +33,40 @@ def maps_pymatching(pid: int) -> bool:
     return "pymatching" in Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_a_decoded_job_gives_qmk_runs_result_and_the_kernel_never_maps_pymatching(
-    tmp_path: Path,
-) -> None:
-    circuit = memory_circuit()
+def served_decode(tmp_path: Path, circuit: stim.Circuit, policy: dict[str, Any]) -> tuple[Any, str]:
+    """A decoded 2000-shot job of ``circuit`` through a real ``qmk serve``: its final
+    status, and the kernel process's maps after it."""
     serve, started = serve_factory(tmp_path)
     try:
         server = serve()
         with Client.connect(
             str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]
         ) as client:
-            job = client.q_submit(
-                {"stim": str(circuit)}, 2000, SEED, policy={"decode": True}, target="stim"
-            )
+            job = client.q_submit({"stim": str(circuit)}, 2000, SEED, policy=policy, target="stim")
             done = client.q_wait(job.job_id, 120_000)
-        mapped = maps_pymatching(server.pid)
+        mapped = Path(f"/proc/{server.pid}/maps").read_text()
     finally:
         stop_all(started)
+    return done, mapped
+
+
+def test_a_decoded_job_gives_qmk_runs_result_and_the_kernel_never_maps_pymatching(
+    tmp_path: Path,
+) -> None:
+    circuit = memory_circuit()
+    done, mapped = served_decode(tmp_path, circuit, {"decode": True})
     assert done.state == "COMPLETED", done.error
     here = qmk.run(str(circuit), shots=2000, seed=SEED, target_options={"decode": True})
     assert done.result["decode"]["logical_errors"] == here.details["decode"]["logical_errors"]
     assert done.result["counts"] == dict(here.counts)
-    assert not mapped
+    assert "pymatching" not in mapped
 
 
 def test_a_bposd_decoded_job_names_its_decoder_and_the_kernel_never_maps_ldpc(
     tmp_path: Path,
 ) -> None:
     circuit = memory_circuit()
-    serve, started = serve_factory(tmp_path)
-    try:
-        server = serve()
-        with Client.connect(
-            str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]
-        ) as client:
-            job = client.q_submit(
-                {"stim": str(circuit)}, 2000, SEED, policy={"decoder": "bposd"}, target="stim"
-            )
-            done = client.q_wait(job.job_id, 120_000)
-        mapped = Path(f"/proc/{server.pid}/maps").read_text()
-    finally:
-        stop_all(started)
+    done, mapped = served_decode(tmp_path, circuit, {"decoder": "bposd"})
     assert done.state == "COMPLETED", done.error
     here = qmk.run(str(circuit), shots=2000, seed=SEED, target_options={"decoder": "bposd"})
     assert done.result["decode"]["decoder"] == "bposd"
