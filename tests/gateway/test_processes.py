@@ -90,6 +90,14 @@ def _serve(root: Path, *extra: str, python: tuple[str, ...] = ()) -> Served:
     return _start(root, "serve", [*argv, *extra])
 
 
+def _kernel_only(root: Path, deadline: float) -> Served:
+    """``qmk serve --kernel-only``, once it has printed its listening line (or ``deadline``)."""
+    kernel = _serve(root, "--kernel-only")
+    while not (root / "serve.out").read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return kernel
+
+
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -275,10 +283,8 @@ def test_job_events_stream_through_the_kernels_watch(served: Served) -> None:
 def test_lone_gateway_answers_503_while_the_kernel_is_away_then_reconnects(
     tmp_path: Path,
 ) -> None:
-    kernel = _serve(tmp_path, "--kernel-only")
     deadline = time.monotonic() + GUARD_S
-    while not (tmp_path / "serve.out").read_text() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    kernel = _kernel_only(tmp_path, deadline)
     argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", str(tmp_path / "k.sock")]
     gateway = _start(tmp_path, "gateway", [*argv, "--listen", "127.0.0.1:0"])
     try:
@@ -292,9 +298,7 @@ def test_lone_gateway_answers_503_while_the_kernel_is_away_then_reconnects(
             assert away.json()["code"] == "QS1011", away.text
             assert away.json()["details"]["reason"] == "kernel-away", away.text
             assert away.json()["details"]["retry_after_s"] > 0, away.text
-            kernel = _serve(tmp_path, "--kernel-only")
-            while not (tmp_path / "serve.out").read_text() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            kernel = _kernel_only(tmp_path, deadline)
             job = _wait(client, sid, job_id)  # the same session: the kernel signed it
         assert job["state"] == "COMPLETED"
     finally:
@@ -317,10 +321,8 @@ def test_kernel_only_refuses_a_wire() -> None:
 def test_lone_gateway_with_json_prints_its_listening_line_as_one_json_object(
     tmp_path: Path,
 ) -> None:
-    kernel = _serve(tmp_path, "--kernel-only")
     deadline = time.monotonic() + GUARD_S
-    while not (tmp_path / "serve.out").read_text() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    kernel = _kernel_only(tmp_path, deadline)
     socket_path = str(tmp_path / "k.sock")
     argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", socket_path]
     gateway = _start(tmp_path, "gateway", [*argv, "--listen", "127.0.0.1:0", "--json"])
