@@ -49,15 +49,21 @@ JOB = {
 }
 
 
+def checkpoint_held_after_its_first_chunk(client: Client, job_id: str) -> None:
+    """Once ``job_id`` runs, checkpoint it while the pause gate holds it after its first
+    chunk: the checkpoint is that chunk's, and the job runs on."""
+    until_running(client, job_id)
+    checkpoint = client.q_checkpoint(job_id)
+    assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
+    assert client.q_status(job_id).state == "RUNNING"
+
+
 def test_a_device_job_checkpointed_before_a_kill_9_resumes_from_it(serve, tmp_path):
     with WorkerGate(tmp_path, "pause-gate") as pause:
         server = serve("device-crash", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
             job_id = device_submit(client.q_submit, job=JOB).job_id
-            until_running(client, job_id)
-            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
-            assert client.q_status(job_id).state == "RUNNING"
+            checkpoint_held_after_its_first_chunk(client, job_id)
         server.kill()
     server.start()  # the same data dir, no pause gate
     with Client.connect(str(server.socket), **ADA) as client:
@@ -100,10 +106,7 @@ def test_q_checkpoint_of_a_wide_statevector_job_is_answered_within_its_chunk(ser
         with Client.connect(str(server.socket), **ADA) as client:
             job = client.q_submit(WIDE, WIDE["shots"], WIDE["seed"], target="neutral-atom")
             job_id = job.job_id
-            until_running(client, job_id)
-            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
-            assert client.q_status(job_id).state == "RUNNING"
+            checkpoint_held_after_its_first_chunk(client, job_id)
             pause.open()
             done = client.q_wait(job_id, timeout_ms=300_000)
     assert done.state == "COMPLETED", done
@@ -128,10 +131,7 @@ def test_q_checkpoint_of_a_noisy_ten_atom_job_is_taken_between_chunks_within_the
         server = serve("device-ten", workers=1, tenants=TENANTS, hooks=pause.pause_hooks())
         with Client.connect(str(server.socket), **ADA) as client:
             job_id = device_submit(client.q_submit, job=TEN).job_id
-            until_running(client, job_id)
-            checkpoint = client.q_checkpoint(job_id)  # held after its first chunk
-            assert checkpoint.saved is True and checkpoint.program_epoch == 1, checkpoint
-            assert client.q_status(job_id).state == "RUNNING"
+            checkpoint_held_after_its_first_chunk(client, job_id)
             pause.open()
             done = client.q_wait(job_id, timeout_ms=300_000)
     assert done.state == "COMPLETED", done
