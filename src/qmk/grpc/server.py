@@ -56,6 +56,7 @@ from google.protobuf.message import Message
 from grpc import aio
 
 from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
+from qmk.abi.door.splice import FLUSH_GRACE_S
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
 from qmk.abi.events import PROGRESS_S, EventHub, JobWatch, through
 from qmk.abi.jsonrpc import dumps, dumps_parts
@@ -578,7 +579,7 @@ async def grpc_listener(
         await checks.enter_graceful_shutdown()
         hub.close()  # live WatchJob streams end (closing), so the drain waits for none
         await server.stop(limits.drain_timeout_s)
-        await splicer.aclose()
+        await splicer.aclose(FLUSH_GRACE_S)
 
     draining = asyncio.ensure_future(drain())
     try:

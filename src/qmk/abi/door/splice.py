@@ -61,6 +61,8 @@ HANDSHAKE_BYTES = 16 * 1024
 SPLICE_WEIGHT = 3
 #: A refused connection lingers (drops what its client sends) this long and many bytes.
 REFUSED_LINGER_S, REFUSED_LINGER_BYTES = 1.0, 64 * 1024
+#: How long a stopped server's last bytes may take to reach their clients.
+FLUSH_GRACE_S = 2.0
 
 
 class RefusalWriter(Protocol):
@@ -101,6 +103,8 @@ class Splicer:
         self._count = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._splices: set[_Splice] = set()
+        self._live: set[_Splice] = set()  # a side still connected (it may be flushing)
+        self._quiet = asyncio.Event()  # set when the last live splice ends
         self._acceptor = Acceptor(door.connections, door.clock, self.adopt)
 
     @property
@@ -116,10 +120,19 @@ class Splicer:
         """Accept no more (the connections go on until their server closes them)."""
         self._acceptor.stop()
 
-    async def aclose(self) -> None:
-        """Accept no more, cut every connection left and wait for the splice tasks."""
+    async def aclose(self, grace: float = 0.0) -> None:
+        """Accept no more; let the connections end on their own for up to ``grace``
+        seconds, then cut those left and wait for the splice tasks.
+
+        A server that has stopped has closed its side of every splice, but what it sent
+        last may still be on its way to the client: the grace lets it arrive.
+        """
         self.stop()
-        for splice in list(self._splices):
+        if grace > 0 and self._live:
+            with contextlib.suppress(TimeoutError):
+                async with aio.timeout(grace):
+                    await self._quiet.wait()
+        for splice in list(self._live):
             splice.abort()
         for task in list(self._tasks):
             task.cancel()
@@ -197,6 +210,8 @@ class Splicer:
         visitor = self.door.visitor(self.wire, place.peer)
         splice = _Splice(self, visitor, place, name)
         self._splices.add(splice)
+        self._live.add(splice)
+        self._quiet.clear()
         self.door.name(name, visitor)
         try:
             await loop.create_unix_connection(lambda: splice.inner, sock=inner)
@@ -211,6 +226,12 @@ class Splicer:
     def _gone(self, splice: _Splice) -> None:
         self._splices.discard(splice)
         self.door.forget(splice.name)
+
+    def _settled(self, splice: _Splice) -> None:
+        """Both sides of ``splice`` are closed: nothing of it is in flight."""
+        self._live.discard(splice)
+        if not self._live:
+            self._quiet.set()
 
 
 class _Splice:
@@ -298,6 +319,7 @@ class _Splice:
             other.transport.close()
         if self.outer.lost and self.inner.lost:
             self._finish()
+            self.splicer._settled(self)
         elif not outer:
             self._finish()  # the server is done with it: its place is free
 
@@ -306,6 +328,7 @@ class _Splice:
             if side.transport is not None:
                 side.transport.abort()
         self._finish()
+        self.splicer._settled(self)
 
     def _finish(self) -> None:
         if self._closed:
@@ -372,4 +395,4 @@ class _Side(asyncio.Protocol):
         self.splice.ended(self.is_outer)
 
 
-__all__ = ["HANDSHAKE_BYTES", "SPLICE_WEIGHT", "RefusalWriter", "Splicer"]
+__all__ = ["FLUSH_GRACE_S", "HANDSHAKE_BYTES", "SPLICE_WEIGHT", "RefusalWriter", "Splicer"]
