@@ -31,6 +31,13 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.grpc",
     "qmk.assist",
     "qmk.workflows",
+    "qmk.ft",
+    # the estimator proper: the shared machine sizes its patches and factories with
+    # qmk.estimate.params and qmk.estimate.tfactory only
+    "qmk.estimate.counts",
+    "qmk.estimate.search",
+    "qmk.estimate.report",
+    "qmk.estimate.estimator",
     "llvmlite",
     "stim",
     "pymatching",

@@ -433,8 +433,7 @@ class MachineSpec:
 
 
 def _family_distance(profile: str) -> tuple[str, int]:
-    from qmk.ft.model import PATCH_FAMILIES
-    from qmk.qvm.profiles import ProfileError, parse_profile
+    from qmk.qvm.profiles import PATCH_FAMILIES, ProfileError, parse_profile
 
     try:
         parsed = parse_profile(profile)
@@ -496,7 +495,7 @@ def _cycle_time(family: str, qubit: str, distance: int) -> int:
 
 
 def _patch(family: str, qubit: str, distance: int) -> Any:
-    from qmk.estimate.estimator import JobParams
+    from qmk.estimate.params import JobParams
     from qmk.estimate.tfactory import make_patch
 
     job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
