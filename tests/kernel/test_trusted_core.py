@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from qmk.client import Client
+from qmk.errors import InvalidArgument
 from support.kernel import EXAMPLES, TENANTS, serve_factory, stop_all
 
 #: Modules (and packages with all their submodules) the kernel process may not load.
@@ -99,7 +100,8 @@ def mapped(pid: int, banned: tuple[str, ...]) -> dict[str, list[str]]:
 def kernel_holds(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[dict[str, str | None], dict[str, list[str]]]:
-    """Start ``qmk serve``, run the Bell example through it, and return the kernel's
+    """Start ``qmk serve``, run the Bell example through it (once as it is, once naming
+    its engine, and once naming an engine there is not), and return the kernel's
     modules (at its exit) and the banned shared objects it had mapped (while it ran)."""
     tmp_path = tmp_path_factory.mktemp("trusted-core")
     site = tmp_path / "site"
@@ -116,7 +118,14 @@ def kernel_holds(
             graph = json.loads((EXAMPLES / "bell.qvm.json").read_text())
             job = client.q_submit(graph, 100, 7)
             done = client.q_wait(job.job_id, 60_000)
-        assert done.state == "COMPLETED", done
+            assert done.state == "COMPLETED", done
+            # a job that names its engine: the name is checked where the registry is
+            named = client.q_submit(graph, 100, 7, policy={"engine": "statevector"})
+            done = client.q_wait(named.job_id, 60_000)
+            assert done.state == "COMPLETED", done
+            with pytest.raises(InvalidArgument) as misspelt:
+                client.q_submit(graph, 100, 7, policy={"engine": "statevektor"})
+            assert misspelt.value.details["key"] == "policy.engine"
         maps = mapped(server.pid, KERNEL_PROCESS_MAY_NOT_MAP)
     finally:
         stop_all(started)
