@@ -191,3 +191,48 @@ def test_docs_give_the_qmk_modules_and_lines_the_kernel_process_loads_after_a_jo
         assert abs(real - doc) <= DRIFT * doc, (
             f"docs/kernel.md says the kernel process loads {doc:,} {name}; it loads {real:,}"
         )
+
+
+#: How far a room's figures may drift from the page's before the page is out of date: the
+#: larger of :data:`DRIFT` and these (a small room's few lines are not news either).
+ROOM_DRIFT_MODULES = 2
+ROOM_DRIFT_LINES = 150
+
+
+def room_of(name: str, file: str) -> str:
+    """The room of QMK module ``name`` (from ``file``): the package that holds it, to
+    three names (``qmk.kernel.machine.policies.base`` is in ``qmk.kernel.machine``)."""
+    package = name if Path(file).name == "__init__.py" else name.rpartition(".")[0]
+    return ".".join(package.split(".")[:3])
+
+
+def rooms(modules: dict[str, str | None]) -> dict[str, tuple[int, int]]:
+    """The QMK modules of ``modules`` that are files, by room: ``(modules, lines)``."""
+    found: dict[str, tuple[int, int]] = {}
+    for name, file in modules.items():
+        if file and (name == "qmk" or name.startswith("qmk.")):
+            room = room_of(name, file)
+            count, lines = found.get(room, (0, 0))
+            found[room] = (count + 1, lines + len(Path(file).read_text().splitlines()))
+    return found
+
+
+def test_docs_list_every_room_the_kernel_process_loads_with_its_modules_and_lines(
+    kernel_holds: tuple[dict[str, str | None], dict[str, list[str]]],
+) -> None:
+    modules, _ = kernel_holds
+    rows = re.findall(
+        r"^\| `(qmk[\w.]*)` \| ([\d,]+) \| ([\d,]+) \| [^|]+ \|$", KERNEL_DOCS.read_text(), re.M
+    )
+    documented = {room: (int(m), int(n.replace(",", ""))) for room, m, n in rows}
+    measured = rooms(modules)
+    assert sorted(documented) == sorted(measured), "docs/kernel.md's rooms are not the loaded ones"
+    for room, (count, lines) in measured.items():
+        doc_count, doc_lines = documented[room]
+        assert abs(count - doc_count) <= max(DRIFT * doc_count, ROOM_DRIFT_MODULES), (
+            f"docs/kernel.md says the kernel loads {doc_count} modules of {room}; it loads {count}"
+        )
+        assert abs(lines - doc_lines) <= max(DRIFT * doc_lines, ROOM_DRIFT_LINES), (
+            f"docs/kernel.md says the kernel loads {doc_lines:,} lines of {room}; "
+            f"it loads {lines:,}"
+        )
