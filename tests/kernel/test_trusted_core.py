@@ -33,12 +33,9 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.assist",
     "qmk.workflows",
     "qmk.ft",
-    # the estimator proper: the shared machine sizes its patches and factories with
-    # qmk.estimate.params and qmk.estimate.tfactory only
-    "qmk.estimate.counts",
-    "qmk.estimate.search",
-    "qmk.estimate.report",
-    "qmk.estimate.estimator",
+    # the estimator, and the machine's factories from it: the planner derives the machine
+    "qmk.estimate",
+    "qmk.kernel.machine.factories",
     "llvmlite",
     "stim",
     "pymatching",
