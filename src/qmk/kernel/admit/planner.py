@@ -80,10 +80,14 @@ class Planner:
         from qmk.kernel.machine import spec
 
         table = config.machine
-        answer = await self._call(spec.planned_machine, table, config.faults, config.preempt_gap)
+        answer = await self._call(
+            spec.planned_machine, table, config.faults, config.preempt_gap, what="the machine"
+        )
         return spec.machine_of(answer, table)
 
-    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _call(
+        self, function: Callable[..., Any], *args: Any, what: str = "this program", **kwargs: Any
+    ) -> Any:
         if self._pool is None:
             self._pool = self._start(asyncio.get_running_loop())
         try:
@@ -95,7 +99,7 @@ class Planner:
             if kind == "error":
                 raise
             raise UnavailableError(
-                f"the planner process could not plan this program ({kind}: {exc}); retry",
+                f"the planner process could not plan {what} ({kind}: {exc}); retry",
                 reason=f"planner-{kind}",
             ) from None
 
