@@ -13,7 +13,7 @@ import pytest
 
 from qmk.devices.neutral_atom.compile import compile_program
 from qmk.devices.neutral_atom.emulator import run_job
-from qmk.errors import CapabilityError, InvalidArgument, ProgramError, QuotaError
+from qmk.errors import CapabilityError, ProgramError, QuotaError
 from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.qvm.asm import assemble
@@ -191,17 +191,18 @@ def test_a_job_the_device_would_refuse_is_refused_at_submit_with_its_code(
     assert (error.code, error.rpc_code, error.details["code"]) == (code, 1008, code)
 
 
-def test_an_unknown_device_policy_key_is_refused(tmp_path):
+def test_a_device_job_naming_an_engine_is_refused_by_its_target(tmp_path):
     async def body(kernel):
         sid = await session(kernel, "dave")
-        with pytest.raises(InvalidArgument) as caught:
+        with pytest.raises(ProgramError) as caught:
             await device_submit(
                 kernel.q_submit, session_id=sid, job=ghz_job(3), policy={"engine": "x"}
             )
         return caught.value
 
     error = run_kernel(tmp_path, body, config=device_config())
-    assert error.details["key"] == "policy.engine"
+    assert (error.code, error.details["option"]) == ("QM102", "engine")
+    assert "the device's preset sets its physics" in error.message
 
 
 def test_the_tenant_quota_lists_the_device_limits(tmp_path):

@@ -18,7 +18,31 @@ Built on the logical-qubit layer (:mod:`qmk.qec`):
 True
 """
 
-from qmk.estimate.counts import LogicalCounts, count_graph
-from qmk.estimate.estimator import JobParams, estimate
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qmk.estimate.counts import LogicalCounts, count_graph
+    from qmk.estimate.estimator import JobParams, estimate
+
+#: Where each public name lives. They load on first use: the kernel's shared machine
+#: sizes its patches and factories with :mod:`~qmk.estimate.params` and
+#: :mod:`~qmk.estimate.tfactory` and never runs the search or the report.
+_HOMES = {
+    "JobParams": "qmk.estimate.estimator",
+    "LogicalCounts": "qmk.estimate.counts",
+    "count_graph": "qmk.estimate.counts",
+    "estimate": "qmk.estimate.estimator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'qmk.estimate' has no attribute {name!r}")
+    return getattr(import_module(home), name)
+
 
 __all__ = ["JobParams", "LogicalCounts", "count_graph", "estimate"]

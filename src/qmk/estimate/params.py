@@ -12,9 +12,8 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qmk.estimate.counts import LogicalCounts
 from qmk.estimate.tfactory import (
     MAX_DISTILLATION_ROUNDS,
     UnitTemplate,
@@ -26,6 +25,9 @@ from qmk.qec.errors import QECError
 from qmk.qec.formula import Formula, compile_formula, compile_tree
 from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
 from qmk.qvm.profiles import family_name
+
+if TYPE_CHECKING:
+    from qmk.estimate.counts import LogicalCounts
 
 #: QRE's default total error budget.
 DEFAULT_ERROR_BUDGET = 1e-3

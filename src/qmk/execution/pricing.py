@@ -39,6 +39,9 @@ class Priced:
     #: A refusal's stable code and message (None: planned).
     error_code: str | None = None
     error_message: str = ""
+    #: The physics argument the refusal is about (``"engine"``: a name the registry does
+    #: not know); None: the program's.
+    error_key: str | None = None
 
 
 def price(
@@ -63,11 +66,17 @@ def price(
     also compiled for its footprint, as :func:`footprint` answers (``"footprint"`` or
     ``"refused"``): admission asks both of a new program, and one crossing costs less
     than two."""
-    from qmk.engines.registry import max_qubits
+    from qmk.engines.registry import max_qubits, spec
     from qmk.execution.executor import route_plan
     from qmk.execution.plan import build_plan
     from qmk.qec.noise import parse_noise_model
 
+    if engine is not None:
+        try:
+            spec(engine)  # the registry's refusal, with its closest name
+        except QMKError as exc:
+            refused = Priced(error_code=exc.code, error_message=exc.message, error_key="engine")
+            return {"priced": asdict(refused)}
     try:
         program = _verified(text)
         plan = build_plan(

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from qmk.ft.errors import FTError
+from qmk.qvm.profiles import PATCH_FAMILIES
 
 if TYPE_CHECKING:
     from qmk.estimate.counts import LogicalCounts
     from qmk.qec.params import QubitParams
-
-#: Code families whose logical qubits are patches that lattice surgery joins.
-PATCH_FAMILIES = ("surface_code", "floquet_code")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,7 @@ from qmk.kernel.admit.planner import Planner
 from qmk.kernel.clock import Clock, MachineClock, SystemClock
 from qmk.kernel.config import KernelConfig, config_warnings
 from qmk.kernel.datafiles import CHECKPOINTS
+from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.workers import PoolFactory, kernel_pool, planner_pool
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.running.triggers import Triggers
@@ -102,6 +103,8 @@ class Kernel:
         clock: Clock,
         *,
         machine_clock: MachineClock | None = None,
+        planner: Planner | None = None,
+        machine: MachineSpec | None = None,
     ) -> None:
         self.config = config
         self.data_dir = data_dir
@@ -149,6 +152,7 @@ class Kernel:
             device=self.device,
             checkpoint_dir=data_dir / CHECKPOINTS,
             machine_clock=machine_clock,
+            machine=machine,
         )
         watch_queue = getattr(pool, "watch_queue", None)
         if watch_queue is not None:  # a pool on a cluster that scales: it sees the queue
@@ -162,11 +166,12 @@ class Kernel:
             clock=clock,
             device=self.device,
             results=self.supervisor.results,
-            planner=Planner(functools.partial(planner_pool, config, data_dir)),
+            planner=planner or Planner(functools.partial(planner_pool, config, data_dir)),
         )
         self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
         self.admission.artifacts = self.supervisor.artifacts
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
+        self.admission.quotas.machine = self.supervisor.machine.spec
         # the syscalls' work by concern (qmk.kernel.syscalls)
         #: Delegations: lent, revoked, listed; what they lend a tenant now.
         self.delegation_desk = DelegationDesk(
@@ -309,7 +314,7 @@ class Kernel:
                 ", ".join(directory.repaired_perms[:5]),
             )
         try:
-            kernel = cls._start(
+            kernel = await cls._start(
                 config, Path(data_dir), workers, pool, clock, pool_factory, machine_clock
             )
         except BaseException:
@@ -331,7 +336,7 @@ class Kernel:
         return kernel
 
     @classmethod
-    def _start(
+    async def _start(
         cls,
         config: KernelConfig,
         data_dir: Path,
@@ -343,12 +348,30 @@ class Kernel:
     ) -> Kernel:
         """The kernel on ``data_dir`` (locked and checked already), with its pool (made
         now by ``pool_factory``, by default :func:`~qmk.kernel.pools.workers.kernel_pool`:
-        confined workers, unless ``pool`` is given)."""
+        confined workers, unless ``pool`` is given) and its planner process, which
+        derives its shared machine (the estimator's patch and factories: issue 79)."""
         loop = asyncio.get_running_loop()
+        made = pool is None
         if pool is None:
             make = pool_factory or kernel_pool
             pool = make(config, data_dir, workers=workers, loop=loop)
-        return cls(config, data_dir, pool, clock or SystemClock(), machine_clock=machine_clock)
+        planner = Planner(functools.partial(planner_pool, config, data_dir))
+        try:
+            machine = await planner.machine(config)
+        except BaseException:
+            planner.close()
+            if made:
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        return cls(
+            config,
+            data_dir,
+            pool,
+            clock or SystemClock(),
+            machine_clock=machine_clock,
+            planner=planner,
+            machine=machine,
+        )
 
     async def _run(self, started: asyncio.Future[None]) -> None:
         """The kernel's own task: its group owns every task of the kernel until close."""

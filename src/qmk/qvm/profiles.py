@@ -44,6 +44,9 @@ class CodeFamily:
     name: str
     aliases: tuple[str, ...]
     description: str
+    #: Whether its logical qubits are patches that lattice surgery joins (the shared
+    #: machine's tiles and the fault-tolerant layer's layout hold only these).
+    patches: bool = False
 
 
 #: The code families, by canonical name.
@@ -55,11 +58,13 @@ FAMILIES: Mapping[str, CodeFamily] = MappingProxyType(
                 name="surface_code",
                 aliases=("surface", "rotated_surface_code", "surfaceCode"),
                 description="rotated planar surface code",
+                patches=True,
             ),
             CodeFamily(
                 name="floquet_code",
                 aliases=("floquet", "honeycomb", "floquetCode"),
                 description="honeycomb Floquet code (for Majorana qubits)",
+                patches=True,
             ),
             CodeFamily(
                 name="bacon_shor",
@@ -74,6 +79,9 @@ FAMILIES: Mapping[str, CodeFamily] = MappingProxyType(
         )
     }
 )
+
+#: The families whose logical qubits are patches (:attr:`CodeFamily.patches`).
+PATCH_FAMILIES: tuple[str, ...] = tuple(f.name for f in FAMILIES.values() if f.patches)
 
 _LOOKUP: Mapping[str, str] = MappingProxyType(
     {

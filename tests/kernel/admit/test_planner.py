@@ -1,5 +1,5 @@
-"""The planner process (:mod:`qmk.kernel.admit.planner`): admission's plans, built in a
-worker of a pool of one, answered as plain data.
+"""The planner process (:mod:`qmk.kernel.admit.planner`): admission's plans and the
+kernel's machine, built in a worker of a pool of one, answered as plain data.
 
 Its pool here is the tests' :class:`~support.pools.GatedPool`, whose gate holds a plan
 in the planner process until the test lets it through: so the planner is killed while
@@ -14,6 +14,7 @@ import os
 import signal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from qmk.errors import UnavailableError
@@ -22,8 +23,11 @@ from qmk.execution.footprint import Footprint
 from qmk.execution.pricing import Priced
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.admit.planner import Planner
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.spec import MachineSpec, config_machine
 from qmk.kernel.pools.pool import WorkerPool
-from support.kernel import BELL, WorkerGate, make_config
+from qmk.kernel.service import Kernel
+from support.kernel import BELL, WorkerGate, make_config, run_kernel
 from support.pools import GatedPool
 
 CONFIG = make_config()
@@ -115,3 +119,43 @@ def test_a_plan_asked_with_its_place_comes_with_the_footprint_its_target_compile
     assert priced == Priced(**pricing.price(text, **PHYSICS)["priced"])
     assert placed == asked == alone
     assert alone.logical_qubits == 2
+
+
+def test_the_machine_the_planner_process_derives_is_the_machine_made_here() -> None:
+    pids: list[int] = []
+
+    async def main() -> MachineSpec:
+        def start(loop: asyncio.AbstractEventLoop) -> WorkerPool:
+            pool = WorkerPool(1, loop=loop, isolation=None)
+            pids.extend(pool.pids)
+            return pool
+
+        planner = Planner(start)
+        try:
+            return await planner.machine(CONFIG)
+        finally:
+            planner.close()
+
+    there = asyncio.run(main())
+    assert there == config_machine(CONFIG) and there.table is CONFIG.machine
+    assert pids and os.getpid() not in pids
+
+
+def test_a_kernel_whose_machine_is_refused_does_not_open_and_frees_its_directory(
+    tmp_path: Path,
+) -> None:
+    table = msgspec.structs.replace(CONFIG.machine, profile="logical:bacon_shor(d=5)")
+    bad = msgspec.structs.replace(CONFIG, machine=table)
+
+    async def main() -> MachineError:
+        with pytest.raises(MachineError) as caught:
+            await Kernel.open(bad, tmp_path / "data", workers=1)
+        return caught.value
+
+    error = asyncio.run(main())
+    assert error.code == "QK503" and "patches" in error.message
+
+    async def machine(kernel: Kernel) -> MachineSpec:
+        return kernel.supervisor.machine.spec
+
+    assert run_kernel(tmp_path, machine, workers=1) == config_machine(CONFIG)

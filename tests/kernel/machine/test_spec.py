@@ -250,3 +250,41 @@ def test_cultivation_with_no_state_as_good_as_asked_is_refused_with_a_code():
     with pytest.raises(MachineError) as bad:
         figures("cultivation", "surface_code", "qubit_gate_ns_e3", 9, target=1e-12)
     assert bad.value.code == "QK503" and "output_error_rate" in bad.value.message
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"physical_qubits": 20_696},
+        {"physical_qubits": 2_000_000, "modules": 3, "links": {"latency_cycles": 4}},
+        {"physical_qubits": 1_000_000, "factory": {"protocol": "litinski-15to1"}},
+        {"physical_qubits": 1_000_000, "factory": {"protocol": "cultivation"}},
+        {"physical_qubits": 500_000, "storage_tiles": 3, "error_budget": 0.01},
+    ],
+)
+def test_the_machine_a_planner_answers_as_plain_data_reads_back_as_the_machine_made_here(
+    table: dict[str, object],
+):
+    import pickle
+
+    from qmk.kernel.machine.spec import machine_of, planned_machine
+
+    config = config_from_dict({"machine": table, "faults": {"link_fidelity": 0.97}})
+    answer = planned_machine(config.machine, config.faults, 3)
+    plain = pickle.loads(pickle.dumps(answer))  # what crosses: dicts, lists and numbers
+    here = machine_spec(config.machine, config.faults, preempt_gap=3)
+    there = machine_of(plain, config.machine)
+    assert there == here and there.to_json() == here.to_json()
+    assert there.table is config.machine
+
+
+def test_a_machine_the_planner_refuses_is_refused_with_its_own_class_and_code():
+    from qmk.kernel.machine.spec import machine_of, planned_machine
+
+    config = config_from_dict(
+        {"machine": {"physical_qubits": 100_000, "profile": "logical:bacon_shor(d=5)"}}
+    )
+    answer = planned_machine(config.machine, config.faults, 1)
+    with pytest.raises(MachineError, match="patches") as caught:
+        machine_of(answer, config.machine)
+    assert caught.value.code == "QK503"

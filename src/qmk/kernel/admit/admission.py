@@ -891,6 +891,9 @@ class Admission:
             self._footprints.get(kept, None, _nothing)  # kept, then its footprint
             self._footprints.refresh(kept, None, placed)
         if priced.error_code is not None:
+            if priced.error_key is not None:  # the job's own physics is the bad value
+                field = f"policy.{priced.error_key}"
+                raise InvalidArgument(f"{field}: {priced.error_message}", key=field)
             if priced.error_code == _ABOVE_THRESHOLD and policy.noise_model is not None:
                 # the job's own physics is the bad value, not its program (QC106 locally)
                 raise InvalidArgument(

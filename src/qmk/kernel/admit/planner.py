@@ -1,16 +1,18 @@
 """The planner process: where admission's plans are built, out of the kernel process.
 
 Admission prices a new program by its plan (peak physical qubits, the routed engine's
-capacity in a worker) and places it by its target's footprint. Planning loads the
-planner, the router, the targets and the engines, which the trusted core does not hold
+capacity in a worker) and places it by its target's footprint; the kernel's shared
+machine takes its patch and factories from the estimator. These load the planner, the
+router, the targets, the engines and the estimator, which the trusted core does not hold
 (issue 79). So one planner process of the kernel's runs
 :func:`qmk.execution.pricing.price` and :func:`qmk.execution.pricing.footprint` on the
-program's text and answers plain data. It is stateless: admission caches its answers
-by graph text and physics.
+program's text, and :func:`qmk.kernel.machine.spec.planned_machine` on the kernel's
+``[machine]`` table, and answers plain data. It is stateless: admission caches its
+answers by graph text and physics, and the kernel keeps its machine.
 
 The planner is a worker of a pool of one (:class:`~qmk.kernel.pools.pool.WorkerPool`,
-made by the kernel: :func:`~qmk.kernel.pools.workers.planner_pool`), started at the
-first plan. So it is confined as the workers are (no network, the data directory
+made by the kernel: :func:`~qmk.kernel.pools.workers.planner_pool`), started as the
+kernel opens, for its machine. So it is confined as the workers are (no network, the data directory
 hidden, the workers' memory and CPU caps), its answers are unpickled as plain data
 only, and it ends with the kernel: a ``kill -9`` of the kernel closes its line and its
 forkserver, and either ends it. A planner that died (or ran past its caps) costs the
@@ -31,14 +33,16 @@ from qmk.execution.pricing import Priced, Refused
 
 if TYPE_CHECKING:
     from qmk.execution.request import RunRequest
+    from qmk.kernel.config import KernelConfig
+    from qmk.kernel.machine.spec import MachineSpec
 
 #: Makes the planner's pool of one on the kernel's loop (called there, at the first plan).
 PlannerPool = Callable[[asyncio.AbstractEventLoop], Executor]
 
 
 class Planner:
-    """The kernel's planner process, started at the first :meth:`price` or
-    :meth:`footprint` by ``start`` (a pool of one worker, driven by the kernel's loop)."""
+    """The kernel's planner process, started at the first call by ``start`` (a pool of
+    one worker, driven by the kernel's loop): the kernel's :meth:`machine` as it opens."""
 
     def __init__(self, start: PlannerPool) -> None:
         self._start = start
@@ -65,7 +69,25 @@ class Planner:
         assert placed is not None  # footprint answers one or the other
         return placed
 
-    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def machine(self, config: KernelConfig) -> MachineSpec:
+        """The shared machine of ``config``, derived in the planner process: its patch
+        and factories are the estimator's (:func:`~qmk.kernel.machine.spec.planned_machine`).
+
+        Raises:
+            QMKError: the machine's refusal (``QK503 bad-machine``, or the QEC layer's).
+            UnavailableError: the planner process died while deriving it.
+        """
+        from qmk.kernel.machine import spec
+
+        table = config.machine
+        answer = await self._call(
+            spec.planned_machine, table, config.faults, config.preempt_gap, what="the machine"
+        )
+        return spec.machine_of(answer, table)
+
+    async def _call(
+        self, function: Callable[..., Any], *args: Any, what: str = "this program", **kwargs: Any
+    ) -> Any:
         if self._pool is None:
             self._pool = self._start(asyncio.get_running_loop())
         try:
@@ -77,7 +99,7 @@ class Planner:
             if kind == "error":
                 raise
             raise UnavailableError(
-                f"the planner process could not plan this program ({kind}: {exc}); retry",
+                f"the planner process could not plan {what} ({kind}: {exc}); retry",
                 reason=f"planner-{kind}",
             ) from None
 

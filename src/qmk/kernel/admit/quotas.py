@@ -65,7 +65,9 @@ class Quotas:
         #: schedule (set by the kernel: :mod:`~qmk.kernel.running.shared_machine`), for
         #: ``max_queued_jobs``.
         self.machine_holds: Callable[[str], int] = lambda tenant: 0
-        self._machine: MachineSpec | None = None  # the floorplan, for a refusal
+        #: The shared machine's floorplan, for a refusal (set by the kernel to its
+        #: machine's; None: derived here from the config when one is refused)
+        self.machine: MachineSpec | None = None
         self._verify_rates: dict[str, TokenBucket] = {}  # graph nodes per second, per tenant
 
     def check_priority(self, tenant: str, priority: int) -> None:
@@ -108,12 +110,12 @@ class Quotas:
             )
             message = f"the job needs {physical} physical qubits at its peak; {where} {total}"
             if footprint is not None and footprint.tiles > 0:
-                if self._machine is None:
+                if self.machine is None:
                     from qmk.kernel.machine.spec import config_machine
 
-                    self._machine = config_machine(self.config)
+                    self.machine = config_machine(self.config)
                 raise _too_big_for_floorplan(
-                    self.config, self._machine, message, physical, footprint
+                    self.config, self.machine, message, physical, footprint
                 )
             raise AdmissionError(message, needed=physical, total=total)
         for name, count in qubits.items():

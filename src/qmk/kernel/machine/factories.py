@@ -152,7 +152,7 @@ class Figures:
 
 
 def _patch_and_qubit(family: str, qubit: str, distance: int) -> tuple[Any, Any]:
-    from qmk.estimate.estimator import JobParams
+    from qmk.estimate.params import JobParams
     from qmk.estimate.tfactory import make_patch
 
     job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
@@ -168,7 +168,7 @@ def estimator_factory(family: str, qubit: str, distance: int) -> TFactory | None
     >>> f.unit_names, f.physical_qubits, f.duration, f.num_output_states
     (('15-to-1 space efficient',), 9680, 57200, 1)
     """
-    from qmk.estimate.estimator import JobParams
+    from qmk.estimate.params import JobParams
     from qmk.estimate.tfactory import find_factories, make_patch
 
     job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})

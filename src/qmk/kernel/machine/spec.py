@@ -22,6 +22,10 @@ gives none). Every number comes from one place:
   ``decoder_capacity_bits_per_s``. A tile's syndrome stream from
   :func:`qmk.qec.logical.syndrome_bits_per_round`.
 
+The patch and the factories are the estimator's, which the kernel process does not load
+(issue 79): a kernel asks its planner process for its machine (:func:`planned_machine`,
+plain data) and reads the answer back (:func:`machine_of`).
+
 Tests and experiments build a :class:`MachineSpec` by hand with small numbers.
 
 >>> spec = MachineSpec.simple(tiles=20, factory_rate=(1, 2), modules=2)
@@ -32,7 +36,7 @@ Tests and experiments build a :class:`MachineSpec` by hand with small numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
@@ -433,8 +437,7 @@ class MachineSpec:
 
 
 def _family_distance(profile: str) -> tuple[str, int]:
-    from qmk.ft.model import PATCH_FAMILIES
-    from qmk.qvm.profiles import ProfileError, parse_profile
+    from qmk.qvm.profiles import PATCH_FAMILIES, ProfileError, parse_profile
 
     try:
         parsed = parse_profile(profile)
@@ -496,7 +499,7 @@ def _cycle_time(family: str, qubit: str, distance: int) -> int:
 
 
 def _patch(family: str, qubit: str, distance: int) -> Any:
-    from qmk.estimate.estimator import JobParams
+    from qmk.estimate.params import JobParams
     from qmk.estimate.tfactory import make_patch
 
     job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
@@ -697,3 +700,52 @@ def machine_spec(
 def config_machine(config: KernelConfig) -> MachineSpec:
     """The machine of a whole kernel config (its ``[faults]`` and ``preempt_gap`` too)."""
     return machine_spec(config.machine, config.faults, preempt_gap=config.preempt_gap)
+
+
+def planned_machine(
+    table: MachineConfig, faults: FaultSchedule, preempt_gap: int
+) -> dict[str, Any]:
+    """:func:`machine_spec` as plain data, made where the estimator is: the kernel's
+    planner process (:meth:`qmk.kernel.admit.planner.Planner.machine`). Its answer is
+    ``{"machine": the spec's fields}`` (read back by :func:`machine_of`), or the refusal
+    of the table as ``{"refused": {"code", "name", "message", "details"}}``.
+
+    >>> from qmk.kernel.config import config_from_dict
+    >>> config = config_from_dict({"machine": {"physical_qubits": 20696}})
+    >>> answer = planned_machine(config.machine, config.faults, config.preempt_gap)
+    >>> machine_of(answer, config.machine) == config_machine(config)
+    True
+    """
+    from qmk.errors import QMKError
+
+    try:
+        spec = machine_spec(table, faults, preempt_gap=preempt_gap)
+    except QMKError as exc:
+        refused = {"code": exc.code, "name": exc.name, "message": exc.message}
+        return {"refused": {**refused, "details": exc.details}}
+    return {"machine": asdict(replace(spec, table=None))}
+
+
+def machine_of(answer: dict[str, Any], table: MachineConfig) -> MachineSpec:
+    """The :class:`MachineSpec` of ``table`` that :func:`planned_machine` answered.
+
+    Raises:
+        QMKError: the refusal it answered (``QK503 bad-machine``, or the QEC layer's
+            refusal of the machine's qubits and code), of its own class.
+    """
+    from qmk.errors import REGISTRY, QMKError
+
+    refused = answer.get("refused")
+    if refused is not None:
+        code, name, message = refused["code"], refused["name"], refused["message"]
+        kind = REGISTRY[code].exception if code in REGISTRY else QMKError
+        if kind.fixed_code:
+            raise kind(message, **refused["details"])
+        raise kind(code, name, message, details=refused["details"])
+    data = dict(answer["machine"])
+    modules = tuple(
+        ModuleSpec(**{**module, "factory": FactorySpec(**module["factory"])})
+        for module in data.pop("modules")
+    )
+    link = LinkSpec(**data.pop("link"))
+    return MachineSpec(**{**data, "modules": modules, "link": link, "table": table})

@@ -11,11 +11,6 @@ A preempted or recovered job goes back to QUEUED.
 ... except InvalidArgument as exc:
 ...     print(exc.details)
 {'key': 'policy.colour'}
->>> parse_policy({"engine": "statevektor"}, default_timeout_s=600)
-Traceback (most recent call last):
-...
-qmk.errors.InvalidArgument: QS1012 invalid-argument: policy.engine: no engine named \
-'statevektor'; did you mean 'statevector'? known: ...
 """
 
 from __future__ import annotations
@@ -83,9 +78,11 @@ def parse_policy(
     default_priority: int = defaults.PRIORITY,
 ) -> Policy:
     """A :class:`~qmk.execution.request.Policy` from the ``policy`` object of ``q_submit``
-    (its schema: unknown keys, types and ranges refused), with the engine and profile
-    names checked; ``default_priority``: the tenant's, where the policy sets none
-    (:attr:`~qmk.kernel.config.TenantQuota.default_priority`).
+    (its schema: unknown keys, types and ranges refused), with the profile name, noise
+    model and calibration checked; ``default_priority``: the tenant's, where the policy
+    sets none (:attr:`~qmk.kernel.config.TenantQuota.default_priority`). The engine's
+    name is checked where the engines' registry is, in the planner
+    (:func:`qmk.execution.pricing.price`).
 
     Raises:
         InvalidArgument: an unknown key or a value out of range (``key``: ``policy.<key>``).
@@ -96,14 +93,6 @@ def parse_policy(
     parsed: Policy = convert(data, Policy, where="policy")
     if parsed.noise_model is not None:
         _check_noise_model(parsed)
-    if parsed.engine is not None:
-        from qmk.engines import EngineError  # here: a job naming no engine loads none
-        from qmk.engines.registry import spec
-
-        try:
-            spec(parsed.engine)  # the registry's refusal, with its closest name
-        except EngineError as exc:
-            raise InvalidArgument(f"policy.engine: {exc.message}", key="policy.engine") from None
     if parsed.profile is not None and parsed.profile != "auto":
         try:
             parse_profile(parsed.profile)

@@ -37,6 +37,7 @@ from qmk.kernel.admit.faults import FaultPolicies, device_for
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.running.checkpoints import Checkpoints
@@ -112,6 +113,7 @@ class JobBook:
         checkpoint_dir: where running jobs save their execution states (one folder per
             job); None: jobs save none, and are preempted by a kill and a restart.
         machine_clock: the shared machine's clock (default: ``config``'s).
+        machine: the shared machine (default: ``config``'s, derived here).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class JobBook:
         device: LogicalMachine | None = None,
         checkpoint_dir: Path | None = None,
         machine_clock: MachineClock | None = None,
+        machine: MachineSpec | None = None,
     ) -> None:
         self.config = config
         self.checkpoint_dir = checkpoint_dir
@@ -201,7 +204,7 @@ class JobBook:
         self.ledger = Ledger(config, store)
         #: The shared machine: a job's schedule in machine time is fixed before a worker
         #: computes its outcomes (:mod:`.shared_machine`).
-        self.machine = SharedMachine(config, self.scheduled, clock=machine_clock)
+        self.machine = SharedMachine(config, self.scheduled, clock=machine_clock, spec=machine)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """``coro`` as a task of the kernel's group; None (and not run) when there is none."""

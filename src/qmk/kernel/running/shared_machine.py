@@ -69,7 +69,7 @@ from qmk.kernel.clock import MachineClock, RateClock
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.live import LiveMachine
-from qmk.kernel.machine.spec import config_machine
+from qmk.kernel.machine.spec import MachineSpec, config_machine
 
 if TYPE_CHECKING:
     from qmk.abi.probe import MachineFacts
@@ -116,6 +116,8 @@ class SharedMachine:
         config: the kernel configuration (``[machine]``, the tenants' ``machine_share``).
         release: called with each job whose schedule ended, and its schedule.
         clock: the machine clock (default: :func:`clock_for`).
+        spec: the machine (default: :func:`~qmk.kernel.machine.spec.config_machine` of
+            ``config``, derived here; a kernel derives it in its planner process).
     """
 
     def __init__(
@@ -124,8 +126,9 @@ class SharedMachine:
         release: Callable[[Job, MachineRun], None],
         *,
         clock: MachineClock | None = None,
+        spec: MachineSpec | None = None,
     ) -> None:
-        self.spec = config_machine(config)
+        self.spec = spec or config_machine(config)
         shares = {name: tenant.machine_share for name, tenant in config.tenants.items()}
         self.live = LiveMachine(self.spec, config.machine.policy, shares)
         self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)

@@ -53,6 +53,7 @@ from qmk.kernel.admit.teleport import spans, telemetry_of
 from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.records.programs import verified
@@ -90,6 +91,7 @@ class Supervisor:
             job); None: jobs save none, and are preempted by a kill and a restart.
         device: the machine (default: the simulated logical machine of ``config``).
         machine_clock: the shared machine's clock (default: ``config``'s).
+        machine: the shared machine (default: ``config``'s, derived here).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Supervisor:
         device: LogicalMachine | None = None,
         checkpoint_dir: Path | None = None,
         machine_clock: MachineClock | None = None,
+        machine: MachineSpec | None = None,
     ) -> None:
         book = self.book = JobBook(
             config,
@@ -117,6 +120,7 @@ class Supervisor:
             device=device,
             checkpoint_dir=checkpoint_dir,
             machine_clock=machine_clock,
+            machine=machine,
         )
         self.runs = Runs(book, dispatch=lambda: self.dispatcher.dispatch())
         self.dispatcher = Dispatcher(book, self.runs)
