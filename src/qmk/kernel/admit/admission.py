@@ -85,7 +85,7 @@ from qmk.kernel.records.jobs import (
     new_id,
     target_options,
 )
-from qmk.kernel.records.programs import verified, verified_kept, verified_nodes
+from qmk.kernel.records.programs import limits_of, verified, verified_kept, verified_nodes
 from qmk.kernel.security.attest import epoch_records
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
@@ -97,6 +97,7 @@ from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.qvm.limits import Limits
+from qmk.qvm.verify import operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -270,7 +271,7 @@ class Admission:
             # a wire graph's text, verified before: no program work to charge (the CPU
             # clock is read twice a block: two system calls, more than the look-ups)
             text = graph.text if type(graph) is GraphText else None
-            program = None if text is None else verified_kept(text)
+            program = None if text is None else verified_kept(text, limits_of(self.config))
             if program is None:
                 with self.cpu.on_loop(tenant):
                     text = _text_of(graph)
@@ -421,7 +422,7 @@ class Admission:
         self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
-        self.quotas.check_work(tenant, len(program.graph.nodes), program.counts.measurements, shots)
+        self.quotas.check_work(tenant, operations(program), program.counts.measurements, shots)
         warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
             from qmk.estimate.variants import profile_unused
@@ -700,9 +701,7 @@ class Admission:
         self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
-        self.quotas.check_work(
-            job.tenant, len(program.graph.nodes), program.counts.measurements, shots
-        )
+        self.quotas.check_work(job.tenant, operations(program), program.counts.measurements, shots)
         spanning = spans(job, self.device)
         if job.request.machine is None and job.footprint is None and not spanning:
             # it never had its schedule: it arrives at the shared machine anew
@@ -796,7 +795,7 @@ class Admission:
         from qmk.qvm.errors import VerificationError
 
         try:
-            return verified(text)
+            return verified(text, limits_of(self.config), folded=True)
         except VerificationError as exc:
             findings = [f.to_json() for f in exc.findings[:MAX_FINDINGS]]
             first = exc.findings[0] if exc.findings else None

@@ -253,6 +253,8 @@ class Dispatcher:
             resume=resume,
             max_result_bytes=int(book.config.max_result_mb * 2**20),
             state_key=book.state_key,
+            max_nodes=book.config.max_graph_nodes,
+            max_unrolled_nodes=book.config.max_unrolled_nodes,
         )
         self.runs.submit(job, attempt, streams=target.streams)
 
