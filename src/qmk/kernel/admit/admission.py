@@ -604,7 +604,9 @@ class Admission:
             kept = self._footprints.get(unseeded, None, _nothing)
             if kept is not None:
                 return kept
-            compiled = await self.planner.footprint(entry.name, text, request)
+            compiled = await self.planner.footprint(
+                entry.name, text, request, max_unrolled_nodes=self.config.max_unrolled_nodes
+            )
             if isinstance(compiled, Refused):
                 raise ProgramError(compiled.message, code=compiled.code, **compiled.details)
             self._footprints.refresh(unseeded, None, compiled)
@@ -884,6 +886,7 @@ class Admission:
             calibration=calibration,
             max_bytes=budget,
             place=None if request is None else (request.target, request),
+            max_unrolled_nodes=self.config.max_unrolled_nodes,
         )
         if request is not None and placed is not None and not isinstance(placed, Refused):
             kept = _unseeded(request)

@@ -101,7 +101,9 @@ def limits_of(config: Any) -> Limits:
     stored rows within ``max_graph_nodes``, unrolled nodes within ``max_unrolled_nodes``.
 
     >>> from qmk.kernel.config import config_from_dict
-    >>> limits = limits_of(config_from_dict({"kernel": {"max_graph_nodes": 10}}))
+    >>> config = config_from_dict({"machine": {"physical_qubits": 1000},
+    ...                            "kernel": {"max_graph_nodes": 10}})
+    >>> limits = limits_of(config)
     >>> limits.max_nodes, limits.max_unrolled_nodes
     (10, 2000000)
     """
