@@ -322,9 +322,10 @@ class Admission:
                 f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
             )
         target = targets.get(entry.name)
-        # REPEAT rows: stored rows within the cap, and (run unrolled) their unrolling too
+        # REPEAT rows: stored rows within the cap; a target that reads them unrolled here,
+        # in the kernel (the device's), within the cap too (stim's keeps them folded)
         cap = self.config.max_graph_nodes
-        limits = Limits(max_nodes=cap, max_unrolled_nodes=cap)
+        limits = Limits(max_nodes=cap, max_unrolled_nodes=min(cap, self.config.max_unrolled_nodes))
 
         def work() -> Read:
             if isinstance(graph, str) or type(graph) is GraphText:
@@ -475,6 +476,7 @@ class Admission:
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
         if spanning:  # over several modules, its cross-module gates teleported
+            _check_unrolled(program, "placed over several modules")
             self.write_allowed(allowed)  # before the rewritten program's own check
             text, program, qubits, physical = await _span(
                 self, session, text, program, parsed, noise_model, calibration
@@ -1027,10 +1029,28 @@ def _auto_profile(machine: Any, program: Any, policy: Policy) -> Policy:
 
     qubit = policy.qubit or machine.qubit
     try:
-        chosen = plan_variants(count_graph(program.graph), qubit).chosen
+        # counted as the estimator counts: a program's REPEAT rows as often as they run
+        chosen = plan_variants(count_graph(program.folded or program.graph), qubit).chosen
     except QMKError as exc:
         raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
     return msgspec.structs.replace(policy, profile=chosen.profile)
+
+
+def _check_unrolled(program: Any, why: str) -> None:
+    """``program`` is not kept folded (:class:`~qmk.qvm.verify.FoldedProgram`): a job
+    ``why`` (a rewrite of its nodes) is rewritten unrolled.
+
+    Raises:
+        ProgramError: ``QV505 unrolled-too-large`` for a program kept folded.
+    """
+    totals = getattr(program, "totals", None)
+    if totals is not None:
+        raise ProgramError(
+            f"the program unrolls to {totals.nodes} nodes, past kernel.max_unrolled_nodes; "
+            f"a job {why} is rewritten unrolled",
+            code=BY_NAME["unrolled-too-large"].code,
+            size=totals.nodes,
+        )
 
 
 def _held(qubits: Mapping[str, int]) -> dict[str, int]:
