@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from qmk.errors import AdmissionError, ProgramError, QuotaError
+from qmk.errors import AdmissionError, QuotaError
 from qmk.kernel.config import config_from_dict
 from support.kernel import run_kernel
 
@@ -209,12 +209,13 @@ def test_max_graph_nodes_counts_stored_rows_not_unrolled_nodes(tmp_path):
 
     async def body(kernel: Any) -> Any:
         done = await submit(kernel, loop(1000), 3, "logical")
-        with pytest.raises(ProgramError) as caught:
+        with pytest.raises(QuotaError) as caught:
             await submit(kernel, wide, 3, "logical")
         return done, caught.value
 
     done, refused = run_kernel(tmp_path, body, config=fast_machine(max_graph_nodes=10))
     assert done.state == "COMPLETED", done.error
     assert sum(done.result["counts"].values()) == 3
-    assert refused.code == "QV503", refused
-    assert "11 nodes is over the limit of 10" in str(refused)
+    assert refused.code == "QS1006", refused  # before it is read
+    assert refused.details["limit"] == "max_graph_nodes"
+    assert "the graph stores 11 rows" in str(refused)
