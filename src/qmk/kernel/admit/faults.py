@@ -81,6 +81,7 @@ from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
 from qmk.qvm.limits import Limits
 from qmk.qvm.profiles import Profile, parse_profile
+from qmk.qvm.verify import FoldedProgram
 
 
 def device_for(config: KernelConfig) -> LogicalMachine:
@@ -244,7 +245,15 @@ def adjust(
         calibration=device.calibration if job.policy.calibration is None else request.calibration,
         noise_model=device.noise_model_at(epoch, base=_own_noise(job)),
     )
-    program = verified(job.graph, limits)  # the kernel's, as its workers verify
+    program = verified(job.graph, limits, folded=True)  # the kernel's, as its workers'
+    if isinstance(program, FoldedProgram):  # no run to adjust: its worker ends it (QV505)
+        return request, Adjusted(
+            actions=(),
+            rewrite=Rewrite(),
+            physical_qubits=job.physical_qubits,
+            decoder_load=0.0,
+            logical_error_per_cycle={},
+        )
     actions: list[dict[str, Any]] = []
     profiles: dict[str, str] = {}
     channels: dict[str, float] = {}
