@@ -1847,10 +1847,13 @@ def operations(program: VerifiedProgram | FoldedProgram) -> int:
     return len(program.graph.nodes)
 
 
-def verify_folded(graph: Graph, *, limits: Limits | None = None) -> VerifiedProgram | FoldedProgram:
+def verify_folded(
+    graph: Graph, *, limits: Limits | None = None, unroll: bool = True
+) -> VerifiedProgram | FoldedProgram:
     """Verify ``graph`` for a consumer that reads totals: the unrolled verified program
-    when it is flat or unrolls within ``limits.max_unrolled_nodes``, else the
-    :class:`FoldedProgram` (no ``unrolled-too-large`` finding).
+    when it is flat or (``unroll``) unrolls within ``limits.max_unrolled_nodes``, else
+    the :class:`FoldedProgram` (no ``unrolled-too-large`` finding). ``unroll=False``
+    keeps every program with REPEAT rows folded: nothing is unrolled.
 
     >>> from qmk.qvm.graph import Graph, Node, Resources
     >>> body = (Node(id="t", op="APPLY_T", vqs=("q",)),)
@@ -1862,12 +1865,16 @@ def verify_folded(graph: Graph, *, limits: Limits | None = None) -> VerifiedProg
     >>> program = verify_folded(g)
     >>> operations(program), program.counts.t_gates, len(program.graph.nodes)
     (1000000002, 1000000000, 3)
+    >>> small = Graph(version="0.3", nodes=(g.nodes[0], Node(id="r", op="REPEAT",
+    ...     args={"count": 2}, body=body), g.nodes[2]), resources=g.resources, caps=g.caps)
+    >>> type(verify_folded(small)).__name__, type(verify_folded(small, unroll=False)).__name__
+    ('VerifiedProgram', 'FoldedProgram')
 
     Raises:
         VerificationError: with every finding, when any finding is an error.
     """
     limits = limits or Limits()
-    report = check(graph, limits=limits)
+    report = check(graph, limits=limits, unroll=unroll)
     if report.program is not None:
         return report.program
     over = BY_NAME["unrolled-too-large"].code

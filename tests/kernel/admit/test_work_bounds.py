@@ -219,3 +219,40 @@ def test_max_graph_nodes_counts_stored_rows_not_unrolled_nodes(tmp_path):
     assert refused.code == "QS1006", refused  # before it is read
     assert refused.details["limit"] == "max_graph_nodes"
     assert "the graph stores 11 rows" in str(refused)
+
+
+def test_a_folded_program_larger_than_any_module_runs_over_two_unrolled_for_its_rewrite(
+    tmp_path,
+):
+    from support.kernel import ghz_graph
+
+    # 8 qubits of d=9 on two modules of 1000 physical qubits: admitted folded, unrolled
+    # (within max_unrolled_nodes) for its cross-module gates to be teleported
+    graph = ghz_graph(8)
+    nodes = graph["program"]["nodes"]
+    # after the CNOT chain, X on the last qubit twice: the identity unrolled, a flip if
+    # one turn were taken for the program
+    flip = [{"id": "x", "op": "APPLY_X", "vqs": ["q7"]}]
+    nodes.insert(9, {"id": "r", "op": "REPEAT", "args": {"count": 2}, "body": flip})
+    graph["version"] = "0.3"
+    cfg = config_from_dict(
+        {
+            "machine": {"physical_qubits": 2000, "modules": 2},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"erin": {"key": KEY, "caps": ["CAP_ALLOC", "CAP_LINK"]}},
+        }
+    )
+
+    async def body(kernel: Any) -> Any:
+        reply = await kernel.q_negotiate_caps(
+            tenant="erin", key=KEY, requested=["CAP_ALLOC", "CAP_LINK"]
+        )
+        sid = str(reply.session_id)
+        job = await kernel.q_submit(
+            session_id=sid, graph=graph, shots=400, seed=7, policy={"noise": False}
+        )
+        return await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
+
+    done = run_kernel(tmp_path, body, config=cfg)
+    assert done.state == "COMPLETED", done.error
+    assert set(done.result["counts"]) == {"0" * 8, "1" * 8}

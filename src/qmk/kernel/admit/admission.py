@@ -97,7 +97,7 @@ from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.qvm.limits import Limits
-from qmk.qvm.verify import operations
+from qmk.qvm.verify import FoldedProgram, operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -476,7 +476,6 @@ class Admission:
         # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
         if spanning:  # over several modules, its cross-module gates teleported
-            _check_unrolled(program, "placed over several modules")
             self.write_allowed(allowed)  # before the rewritten program's own check
             text, program, qubits, physical = await _span(
                 self, session, text, program, parsed, noise_model, calibration
@@ -795,11 +794,19 @@ class Admission:
                 decision="allow",
             )
 
-    def _verify(self, text: str) -> Any:
+    def _verify(self, text: str, *, folded: bool = True) -> Any:
+        """The verified program of ``text`` under the kernel's limits: kept folded (a
+        program with REPEAT rows: its totals, :func:`~qmk.kernel.records.programs.verified`),
+        or unrolled (``folded=False``: for a rewrite of its nodes; ``QV505`` past
+        ``max_unrolled_nodes``).
+
+        Raises:
+            ProgramError: it does not verify (the first finding's code).
+        """
         from qmk.qvm.errors import VerificationError
 
         try:
-            return verified(text, limits_of(self.config), folded=True)
+            return verified(text, limits_of(self.config), folded=folded)
         except VerificationError as exc:
             findings = [f.to_json() for f in exc.findings[:MAX_FINDINGS]]
             first = exc.findings[0] if exc.findings else None
@@ -977,6 +984,8 @@ async def _span(
     from qmk.kernel.admit.teleport import pairs_open_at_once, span
 
     machine = admission.config.machine
+    if isinstance(program, FoldedProgram):  # kept folded: rewritten unrolled
+        program = admission._verify(text, folded=False)
     done = span(
         program.graph,
         admission.device,
@@ -1034,23 +1043,6 @@ def _auto_profile(machine: Any, program: Any, policy: Policy) -> Policy:
     except QMKError as exc:
         raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
     return msgspec.structs.replace(policy, profile=chosen.profile)
-
-
-def _check_unrolled(program: Any, why: str) -> None:
-    """``program`` is not kept folded (:class:`~qmk.qvm.verify.FoldedProgram`): a job
-    ``why`` (a rewrite of its nodes) is rewritten unrolled.
-
-    Raises:
-        ProgramError: ``QV505 unrolled-too-large`` for a program kept folded.
-    """
-    totals = getattr(program, "totals", None)
-    if totals is not None:
-        raise ProgramError(
-            f"the program unrolls to {totals.nodes} nodes, past kernel.max_unrolled_nodes; "
-            f"a job {why} is rewritten unrolled",
-            code=BY_NAME["unrolled-too-large"].code,
-            size=totals.nodes,
-        )
 
 
 def _held(qubits: Mapping[str, int]) -> dict[str, int]:

@@ -79,9 +79,10 @@ from qmk.kernel.records.programs import verified
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
+from qmk.qvm.codes import BY_NAME
+from qmk.qvm.errors import VerificationError
 from qmk.qvm.limits import Limits
 from qmk.qvm.profiles import Profile, parse_profile
-from qmk.qvm.verify import FoldedProgram
 
 
 def device_for(config: KernelConfig) -> LogicalMachine:
@@ -222,6 +223,10 @@ class Adjusted:
     logical_error_per_cycle: Mapping[str, float]
 
 
+#: A program past the kernel's ``max_unrolled_nodes`` (``QV505``): its worker refuses it.
+_UNROLLED_TOO_LARGE = BY_NAME["unrolled-too-large"].code
+
+
 def adjust(
     request: RunRequest,
     job: Any,
@@ -245,8 +250,12 @@ def adjust(
         calibration=device.calibration if job.policy.calibration is None else request.calibration,
         noise_model=device.noise_model_at(epoch, base=_own_noise(job)),
     )
-    program = verified(job.graph, limits, folded=True)  # the kernel's, as its workers'
-    if isinstance(program, FoldedProgram):  # no run to adjust: its worker ends it (QV505)
+    try:  # unrolled, within the kernel's limits, as its workers read it
+        program = verified(job.graph, limits)
+    except VerificationError as exc:
+        if exc.code != _UNROLLED_TOO_LARGE:
+            raise
+        # no run to adjust: its worker ends it with this very error
         return request, Adjusted(
             actions=(),
             rewrite=Rewrite(),

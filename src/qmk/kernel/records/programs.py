@@ -11,9 +11,10 @@ is held under a lock (the verification itself is not).
 
 Each process verifies with the kernel's configured limits (:func:`limits_of`): stored rows
 within ``kernel.max_graph_nodes``, unrolled nodes within ``kernel.max_unrolled_nodes``.
-Admission reads a program folded (``folded=True``): one whose unrolling is past the second
-is kept as a :class:`~qmk.qvm.verify.FoldedProgram` and admitted by its totals. A worker
-reads it unrolled, and refuses it there (``QV505 unrolled-too-large``).
+Admission reads a program with REPEAT rows folded (``folded=True``): it is kept as a
+:class:`~qmk.qvm.verify.FoldedProgram` and admitted by its totals, never unrolled in the
+kernel for it. A worker reads it unrolled, and refuses one past the second limit
+(``QV505 unrolled-too-large``).
 
 >>> from qmk.kernel.records.programs import VerifiedCache
 >>> cache = VerifiedCache(size=4, nodes=5)
@@ -113,9 +114,11 @@ def limits_of(config: Any) -> Limits:
 def verified(text: str, limits: Limits | None = None, *, folded: bool = False) -> Any:
     """The verified program of QVM JSON ``text`` under ``limits`` (cached by text).
 
-    With ``folded``, a program whose unrolling is past ``limits.max_unrolled_nodes`` is
-    its :class:`~qmk.qvm.verify.FoldedProgram` (what admission reads); without, it is
-    refused with ``QV505 unrolled-too-large`` (what a worker that runs it reads).
+    With ``folded``, a program with REPEAT rows is its
+    :class:`~qmk.qvm.verify.FoldedProgram`, nothing unrolled (what admission reads: its
+    totals and its one-turn view). Without, it is unrolled within
+    ``limits.max_unrolled_nodes`` and refused past it with ``QV505 unrolled-too-large``
+    (what a worker that runs it reads, and the fault policies that rewrite its run).
 
     Raises:
         QMKError: FormatError or VerificationError, as :func:`qmk.qvm.verify.verify`.
@@ -133,7 +136,7 @@ def verified(text: str, limits: Limits | None = None, *, folded: bool = False) -
         program = verify(graph, limits=limits)  # past the unrolling limit: QV505
         _CACHE.put(text, len(program.graph.nodes), program, limits)
         return program
-    program = verify_folded(graph, limits=limits)
+    program = verify_folded(graph, limits=limits, unroll=False)
     _CACHE.put(text, len(program.graph.nodes), program, limits)
     return program
 
