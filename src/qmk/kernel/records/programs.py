@@ -10,7 +10,8 @@ The kernel verifies big programs in threads (:mod:`qmk.kernel.admit.budget`), so
 is held under a lock (the verification itself is not).
 
 Each process verifies with the kernel's configured limits (:func:`limits_of`): stored rows
-within ``kernel.max_graph_nodes``, unrolled nodes within ``kernel.max_unrolled_nodes``.
+within ``kernel.max_graph_nodes`` (never below the verifier's default), unrolled nodes
+within ``kernel.max_unrolled_nodes``.
 Admission reads a program with REPEAT rows folded (``folded=True``): it is kept as a
 :class:`~qmk.qvm.verify.FoldedProgram` and admitted by its totals, never unrolled in the
 kernel for it. A worker reads it unrolled, and refuses one past the second limit
@@ -31,7 +32,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from qmk.qvm.limits import Limits
+from qmk.qvm.limits import DEFAULT_MAX_NODES, Limits
 
 #: How many verified programs a process keeps, by graph text.
 VERIFIED_CACHE_SIZE = 256
@@ -98,17 +99,25 @@ _CACHE = VerifiedCache()
 
 
 def limits_of(config: Any) -> Limits:
-    """The limits a kernel with ``config`` verifies with (admission and its workers):
-    stored rows within ``max_graph_nodes``, unrolled nodes within ``max_unrolled_nodes``.
+    """The limits a kernel with ``config`` verifies with: its admission, its fault
+    policies and its workers alike, so that one kept program serves them all.
+
+    Unrolled nodes are within ``max_unrolled_nodes``. Stored rows are within
+    ``max_graph_nodes`` but never below the verifier's default: a submit's rows are
+    held to ``max_graph_nodes`` before it is read (``QS1006``), and the runs the kernel
+    rewrites (fences, idle, teleported gates) may add rows to an admitted program.
 
     >>> from qmk.kernel.config import config_from_dict
     >>> config = config_from_dict({"machine": {"physical_qubits": 1000},
-    ...                            "kernel": {"max_graph_nodes": 10}})
+    ...                            "kernel": {"max_graph_nodes": 5_000_000}})
     >>> limits = limits_of(config)
     >>> limits.max_nodes, limits.max_unrolled_nodes
-    (10, 2000000)
+    (5000000, 2000000)
     """
-    return Limits(max_nodes=config.max_graph_nodes, max_unrolled_nodes=config.max_unrolled_nodes)
+    return Limits(
+        max_nodes=max(config.max_graph_nodes, DEFAULT_MAX_NODES),
+        max_unrolled_nodes=config.max_unrolled_nodes,
+    )
 
 
 def verified(text: str, limits: Limits | None = None, *, folded: bool = False) -> Any:
