@@ -42,6 +42,7 @@ def test_a_qasm_loop_of_10_9_turns_is_accepted_and_placed_on_the_machine(
     assert code == 0, err
     job = json.loads(out)
     assert job["state"] == "QUEUED", job
+    assert [w["code"] for w in job["warnings"]] == ["QK311"], job  # placed, not run
     with Client.connect(str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]) as c:
         machine = c.q_machine_status()
         # on the machine for its 10^9 turns of machine time (real time: an hour), its

@@ -187,6 +187,10 @@ def test_a_10_9_operation_loop_within_quota_is_accepted_scheduled_and_ends_unrol
             session_id=sid, graph=loop(500_000_000), shots=1, seed=5, target="logical"
         )
         assert accepted.state == "QUEUED"
+        # said at once: the machine places it, no worker will run it
+        (warned,) = accepted.warnings
+        assert (warned.code, warned.name) == ("QK311", "placed-not-run"), warned
+        assert "1000000004 nodes" in warned.message
         return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
 
     done = run_kernel(tmp_path, body, config=fast_machine())

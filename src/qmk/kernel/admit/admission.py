@@ -54,6 +54,7 @@ from qmk.errors import (
     ProgramError,
     QMKError,
     QuotaError,
+    warning,
 )
 from qmk.execution import target as targets
 from qmk.execution.pricing import Refused
@@ -79,6 +80,7 @@ from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.errors import JobError
 from qmk.kernel.records.jobs import (
     Job,
     honour_set_policy,
@@ -430,6 +432,8 @@ class Admission:
 
             unused = profile_unused(program.graph, parsed.profile)
             warnings = () if unused is None else (unused,)
+        if entry.logical_machine and operations(program) > self.config.max_unrolled_nodes:
+            warnings = (*warnings, _placed_not_run(operations(program), self.config))
         if not entry.logical_machine:  # its own physics: the target checks it compiling
             request = self._run_request(text, entry, options, shots, seed, parsed)
             footprint = await self._compiled(tenant, text, program, request, entry)
@@ -1043,6 +1047,17 @@ def _auto_profile(machine: Any, program: Any, policy: Policy) -> Policy:
     except QMKError as exc:
         raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
     return msgspec.structs.replace(policy, profile=chosen.profile)
+
+
+def _placed_not_run(nodes: int, config: KernelConfig) -> dict[str, str]:
+    """The warning of a job the machine places but no worker can run: ``QK311``."""
+    return warning(
+        JobError,
+        "placed-not-run",
+        f"the program unrolls to {nodes} nodes, past kernel.max_unrolled_nodes "
+        f"({config.max_unrolled_nodes}): it is placed on the machine by its folded totals, "
+        "and its worker will end it QV505 unrolled-too-large",
+    )
 
 
 def _held(qubits: Mapping[str, int]) -> dict[str, int]:
