@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from qmk.execution.request import RunRequest
     from qmk.execution.result import RunResult
     from qmk.execution.trajectories import Control
-    from qmk.qvm.verify import VerifiedProgram
+    from qmk.qvm.verify import FoldedProgram, VerifiedProgram
 
 #: The block the logical machine's tiles are counted in: the estimator's layout.
 BLOCK: Block = "fast"
@@ -94,7 +94,7 @@ class LogicalTarget:
 
     def compile(
         self,
-        program: VerifiedProgram,
+        program: VerifiedProgram | FoldedProgram,
         request: RunRequest,
         *,
         local: bool = False,
@@ -103,7 +103,8 @@ class LogicalTarget:
     ) -> LogicalExecutable:
         """``program`` under ``request`` on the logical machine; ``initial_state`` and
         ``final_state`` are :func:`qmk.execution.executor.execute`'s (``local``, a run
-        in the caller's own process, changes nothing here).
+        in the caller's own process, changes nothing here). A program kept folded
+        (:class:`~qmk.qvm.verify.FoldedProgram`) has its footprint, and no run.
 
         Raises:
             TargetError: ``QM102`` for target options (the logical machine takes none).
@@ -119,7 +120,7 @@ class LogicalTarget:
 class LogicalExecutable:
     """A verified program and its run request on the logical machine."""
 
-    program: VerifiedProgram
+    program: VerifiedProgram | FoldedProgram
     request: RunRequest
     initial_state: Any = None
     final_state: bool | str = False
@@ -134,8 +135,14 @@ class LogicalExecutable:
         """
         if not self._footprint:
             from qmk.execution.executor import plan_for
+            from qmk.qvm.verify import FoldedProgram
 
-            plan = plan_for(self.program, self.request)
+            program = self.program
+            if isinstance(program, FoldedProgram):  # its one-turn view's plan, multiplied
+                turn = plan_for(program.turn, self.request)
+                self._footprint.append(folded_footprint(turn, program))
+                return self._footprint[0]
+            plan = plan_for(program, self.request)
             self._footprint.append(_FOOTPRINTS.get((id(plan),), plan, lambda: footprint(plan)))
         return self._footprint[0]
 
@@ -149,14 +156,20 @@ class LogicalExecutable:
         started: float | None = None,
     ) -> RunResult:
         """:func:`qmk.execution.executor.execute` of the program, ``shots`` shots seeded
-        ``seed`` (``started``: when the caller's clock for the run's wall time began)."""
+        ``seed`` (``started``: when the caller's clock for the run's wall time began).
+
+        Raises:
+            UnrollError: ``QV505 unrolled-too-large`` for a program kept folded: the
+                logical machine applies operations one at a time.
+        """
         from qmk.execution.executor import execute
 
+        program = _runnable(self.program)
         request = self.request
         if (request.shots, request.seed) != (shots, seed):
             request = msgspec.structs.replace(request, shots=shots, seed=seed)
         return execute(
-            self.program,
+            program,
             request,
             control=control,
             resume=resume,
@@ -174,7 +187,29 @@ class LogicalExecutable:
         """
         from qmk.execution.gradient import gradient
 
-        return gradient(self.program, self.request, observables, initial_state=self.initial_state)
+        program = _runnable(self.program)
+        return gradient(program, self.request, observables, initial_state=self.initial_state)
+
+
+def _runnable(program: VerifiedProgram | FoldedProgram) -> VerifiedProgram:
+    """``program`` to apply one operation at a time.
+
+    Raises:
+        UnrollError: ``QV505 unrolled-too-large`` for a program kept folded.
+    """
+    from qmk.qvm.verify import FoldedProgram
+
+    if not isinstance(program, FoldedProgram):
+        return program
+    from qmk.qvm.errors import UnrollError
+
+    raise UnrollError.of(
+        "unrolled-too-large",
+        f"the program unrolls to {program.totals.nodes} nodes, past the unrolling limit it "
+        "was verified under; the logical machine applies operations one at a time, so it "
+        "has a footprint and an estimate but no run",
+        size=program.totals.nodes,
+    )
 
 
 #: A plan's footprint, kept with the plan (a function of it alone).
@@ -196,14 +231,82 @@ class _Stretch:
 
 def footprint(plan: Plan) -> Footprint:
     """The logical machine's footprint of ``plan`` (module docstring)."""
-    from qmk.ft.layout import layout_block
-    from qmk.qvm.profiles import parse_profile
+    steps = _timeline(zip(plan.steps, plan.timing, strict=True), _ts_per_rotation(plan), 0)
+    return _footprint(plan, merged(steps), plan.logical_cycles)
 
+
+def folded_footprint(plan: Plan, program: FoldedProgram) -> Footprint:
+    """The footprint of a program kept folded (module docstring), from ``plan``, the
+    plan of its one-turn view.
+
+    Each stretch of rows outside a REPEAT is cut as :func:`footprint` cuts the whole.
+    Each REPEAT row is one step a turn, repeated ``count`` times: its cycles are the
+    turn's span in the one-turn schedule, and it draws the turn's T states, Bell pairs
+    and measurements. Stretches and turns follow each other with no overlap, so the
+    duration is an upper bound of the unrolled schedule's, and the T states,
+    measurements and tiles are the unrolled program's. A turn's fences are not points
+    where the machine may preempt the job.
+    """
+    from qmk.qvm.fold import one_turn
+
+    view = one_turn(program.folded)
+    per_rotation = _ts_per_rotation_of(program.folded)
+    timed = list(zip(plan.steps, plan.timing, strict=True))
+    by_index: dict[int, list[tuple[Any, tuple[float, float]]]] = {}
+    for pair in timed:
+        by_index.setdefault(pair[0].index, []).append(pair)
+
+    def piece(lo: int, hi: int, depth: int) -> list[Step]:
+        """The steps of view rows ``lo``..``hi`` whose REPEAT rows around are ``depth``."""
+        out: list[Step] = []
+        here = lo
+        inner = [s for s in view.spans if len(s.path) == depth + 1 and lo <= s.start < hi]
+        for span in (*inner, None):
+            until = hi if span is None else span.start
+            rows = [pair for i in range(here, until) for pair in by_index.get(i, ())]
+            if rows:
+                out.extend(_timeline(rows, per_rotation, min(t[0] for _, t in rows)))
+            if span is None:
+                break
+            turn = piece(span.start, span.end, depth + 1)
+            if turn:
+                out.append(_turn_step(turn, span.count))
+            here = span.end
+        return out
+
+    steps = merged(piece(0, len(view.nodes), 0))
+    cycles = sum(step.cycles * step.repeat for step in steps)
+    fp = _footprint(plan, steps, cycles)
+    return msgspec.structs.replace(fp, operations=program.totals.nodes)
+
+
+def _turn_step(turn: list[Step], count: int) -> Step:
+    """One turn of a REPEAT row (``turn``: its steps) as one step, ``count`` times."""
+    kinds = {step.kind for step in turn if step.kind != "fence"}
+    kind: StepKind = "gates"
+    if "teleport" in kinds:
+        kind = "teleport"
+    elif kinds == {"measure"}:
+        kind = "measure"
+    return Step(
+        kind=kind,
+        cycles=sum(step.cycles * step.repeat for step in turn),
+        repeat=count,
+        t_states=sum(step.t_states * step.repeat for step in turn),
+        bell_pairs=sum(step.bell_pairs * step.repeat for step in turn),
+        routed=any(step.routed for step in turn),
+        measurements=sum(step.measurements * step.repeat for step in turn),
+        node=next((step.node for step in reversed(turn) if step.node), None),
+    )
+
+
+def _timeline(timed: Any, per_rotation: int, origin: float) -> list[Step]:
+    """The steps of the plan steps ``timed`` (each with its ``(start, end)``), the time
+    axis cut at every start and end from ``origin`` on (module docstring)."""
     stretches: dict[int, _Stretch] = {}
     fences: dict[int, int] = {}
-    points = {0}
-    per_rotation = _ts_per_rotation(plan)
-    for step, (start, end) in zip(plan.steps, plan.timing, strict=True):
+    points = {_tick(origin)}
+    for step, (start, end) in timed:
         node = step.node
         begin = _tick(start)
         points.update((begin, _tick(end)))
@@ -243,6 +346,14 @@ def footprint(plan: Plan) -> Footprint:
                 node=here.node,
             )
         )
+    return steps
+
+
+def _footprint(plan: Plan, steps: tuple[Step, ...], cycles: float) -> Footprint:
+    """The footprint of ``steps`` (``cycles`` long) on the tiles of ``plan``'s peak."""
+    from qmk.ft.layout import layout_block
+    from qmk.qvm.profiles import parse_profile
+
     n = plan.peak_logical_qubits
     layout = layout_block(BLOCK, n)
     distances = [parse_profile(p).distance for p in plan.profiles]
@@ -253,9 +364,9 @@ def footprint(plan: Plan) -> Footprint:
         data_tiles=sum(len(p) for p in layout.patches) if n else 0,
         routing_tiles=len(layout.routing) if n else 0,
         code_distance=max(distances, default=0),
-        steps=merged(steps),
+        steps=steps,
         physical_qubits=plan.peak_physical_qubits,
-        duration_ns=plan.logical_cycles * plan.cycle_time_ns,
+        duration_ns=cycles * plan.cycle_time_ns,
     )
 
 
@@ -302,10 +413,16 @@ def _t_states(node: Any, tally: Tally, per_rotation: int) -> int:
 
 def _ts_per_rotation(plan: Plan) -> int:
     """The estimator's ``numTsPerRotation`` for the program (0: no arbitrary rotation)."""
+    return _ts_per_rotation_of(plan.program.graph)
+
+
+def _ts_per_rotation_of(graph: Any) -> int:
+    """:func:`_ts_per_rotation` of ``graph``, counted as the estimator counts (a folded
+    graph's REPEAT rows as often as they repeat)."""
     from qmk.estimate.counts import count_graph
     from qmk.estimate.params import TS_PER_ROTATION_A, TS_PER_ROTATION_B, budget_from_json
 
-    counts = count_graph(plan.program.graph)
+    counts = count_graph(graph)
     if not counts.rotation_count:
         return 0
     budget = budget_from_json(None, counts)
@@ -314,4 +431,4 @@ def _ts_per_rotation(plan: Plan) -> int:
     )
 
 
-__all__ = ["LogicalExecutable", "LogicalTarget", "footprint", "merged"]
+__all__ = ["LogicalExecutable", "LogicalTarget", "folded_footprint", "footprint", "merged"]

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import QMKError
+from qmk.qvm.codes import BY_NAME
+from qmk.qvm.verify import FoldedProgram, VerifiedProgram, verify_folded
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -56,6 +58,7 @@ def price(
     calibration: Any,
     max_bytes: int,
     place: tuple[str, RunRequest] | None = None,
+    max_unrolled_nodes: int | None = None,
 ) -> dict[str, Any]:
     """Verify QVM JSON ``text``, plan it with this physics, route it, and say what
     admission needs: peak physical qubits, profiles and the chosen engine's capacity
@@ -65,7 +68,12 @@ def price(
     With ``place`` (a target's name and the job's run request), a program it priced is
     also compiled for its footprint, as :func:`footprint` answers (``"footprint"`` or
     ``"refused"``): admission asks both of a new program, and one crossing costs less
-    than two."""
+    than two.
+
+    A program whose unrolling is past ``max_unrolled_nodes`` (the kernel's; None: the
+    verifier's default) is read folded: its one-turn view is planned (a balanced body
+    holds as many qubits in every turn) and its footprint multiplied
+    (:func:`qmk.execution.logical.folded_footprint`)."""
     from qmk.engines.registry import max_qubits, spec
     from qmk.execution.executor import route_plan
     from qmk.execution.plan import build_plan
@@ -78,9 +86,9 @@ def price(
             refused = Priced(error_code=exc.code, error_message=exc.message, error_key="engine")
             return {"priced": asdict(refused)}
     try:
-        program = _verified(text)
+        program = _verified(text, max_unrolled_nodes)
         plan = build_plan(
-            program,
+            program.turn if isinstance(program, FoldedProgram) else program,
             noise=noise,
             qubit=qubit,
             default_profile=profile,
@@ -116,21 +124,37 @@ class Refused:
     details: dict[str, Any]
 
 
-def footprint(target: str, text: str, request: RunRequest) -> dict[str, Any]:
+def footprint(
+    target: str, text: str, request: RunRequest, *, max_unrolled_nodes: int | None = None
+) -> dict[str, Any]:
     """The footprint of QVM JSON ``text`` compiled by target ``target`` for ``request``
     (its physical qubits and what it asks of the shared machine): ``{"footprint": its
-    JSON}``, or ``{"refused": a Refused's fields}``."""
+    JSON}``, or ``{"refused": a Refused's fields}``. A program past
+    ``max_unrolled_nodes`` is read folded, as :func:`price` reads it."""
     try:
-        program = _verified(text)
+        program = _verified(text, max_unrolled_nodes)
     except QMKError as exc:
         return {"refused": asdict(Refused(exc.code, exc.message, dict(exc.details)))}
     return _placed(program, target, request)
 
 
 def _placed(program: Any, target: str, request: RunRequest) -> dict[str, Any]:
-    """:func:`footprint` of a verified ``program``."""
+    """:func:`footprint` of a verified ``program``; a program kept folded has one on the
+    logical machine only (the others run it unrolled: ``QV505``)."""
     from qmk.execution import target as targets
 
+    if isinstance(program, FoldedProgram) and not targets.spec(target).logical_machine:
+        return {
+            "refused": asdict(
+                Refused(
+                    BY_NAME["unrolled-too-large"].code,
+                    f"the program unrolls to {program.totals.nodes} nodes, past the "
+                    f"kernel's max_unrolled_nodes; the {target} target runs it unrolled "
+                    "(the logical target places it folded)",
+                    {"size": program.totals.nodes},
+                )
+            )
+        }
     try:
         compiled: Footprint = targets.get(target).compile(program, request).footprint
     except QMKError as exc:
@@ -138,9 +162,13 @@ def _placed(program: Any, target: str, request: RunRequest) -> dict[str, Any]:
     return {"footprint": compiled.to_json()}
 
 
-def _verified(text: str) -> Any:
-    """The verified program of QVM JSON ``text``."""
+def _verified(text: str, max_unrolled_nodes: int | None) -> VerifiedProgram | FoldedProgram:
+    """The verified program of QVM JSON ``text``, kept folded past
+    ``max_unrolled_nodes`` (None: the verifier's default)."""
     from qmk.qvm import graph as graph_io
-    from qmk.qvm.verify import verify
+    from qmk.qvm.limits import Limits
 
-    return verify(graph_io.loads(text))
+    limits = (
+        Limits() if max_unrolled_nodes is None else Limits(max_unrolled_nodes=max_unrolled_nodes)
+    )
+    return verify_folded(graph_io.loads(text), limits=limits)

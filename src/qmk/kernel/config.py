@@ -49,6 +49,7 @@ from qmk.kernel.errors import ConfigError
 from qmk.kernel.records.usage import UNITS as USAGE_UNITS
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NOISE_MODELS
+from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES as DEFAULT_MAX_UNROLLED_OPS
 from qmk.qvm.ops import CAPABILITIES
 
 if sys.version_info >= (3, 11):
@@ -77,6 +78,7 @@ DEFAULT_MAX_DELEGATION_S = defaults.MAX_DELEGATION_S
 DEFAULT_DELEGATION_KEEP_S = defaults.DELEGATION_KEEP_S
 DEFAULT_MIN_FREE_DISK_MB = defaults.MIN_FREE_DISK_MB
 DEFAULT_MAX_GRAPH_NODES = defaults.MAX_GRAPH_NODES
+DEFAULT_MAX_UNROLLED_NODES = DEFAULT_MAX_UNROLLED_OPS
 DEFAULT_MAX_RESULT_MB = defaults.MAX_RESULT_MB
 DEFAULT_RESULT_KEEP_S = defaults.RESULT_KEEP_S
 DEFAULT_MAX_RESULT_STORAGE_MB = defaults.MAX_RESULT_STORAGE_MB
@@ -412,8 +414,22 @@ class KernelTable(_Table, frozen=True, kw_only=True):
         ),
     ] = DEFAULT_MIN_FREE_DISK_MB
     max_graph_nodes: Annotated[
-        int, Meta(ge=1, description="the most nodes one submitted graph may have")
+        int,
+        Meta(
+            ge=1,
+            description="the most rows one submitted graph may store (REPEAT rows and "
+            "their bodies' rows counted once: its folded size)",
+        ),
     ] = DEFAULT_MAX_GRAPH_NODES
+    max_unrolled_nodes: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="the most nodes a worker unrolls one program's REPEAT rows to, to "
+            "run it a gate at a time; a program past it is admitted by its folded totals "
+            "and its job ends QV505 unrolled-too-large in the worker",
+        ),
+    ] = DEFAULT_MAX_UNROLLED_NODES
     max_result_mb: Annotated[
         float,
         Meta(gt=0, description="the largest result (JSON) kept for one job; a bigger one FAILs"),

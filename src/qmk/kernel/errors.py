@@ -201,6 +201,21 @@ register(
         "every such job",
     ),
 )
+REGISTRY.add(
+    ErrorCode(
+        code="QK311",
+        name="placed-not-run",
+        summary="the job was admitted and is placed on the shared machine by its program's "
+        "folded totals, but the program unrolls past kernel.max_unrolled_nodes: its "
+        "worker, which applies operations one at a time, will end it with QV505 "
+        "unrolled-too-large once its machine schedule ends",
+        fix="for its resources alone, read its footprint and machine record, or run qmk "
+        "estimate; to run it, lower the REPEAT counts or raise kernel.max_unrolled_nodes "
+        "within the workers' memory (kernel.worker_memory_mb)",
+        exception=JobError,
+        severity=Severity.WARNING,
+    )
+)
 register(
     ExposureError,
     (

@@ -957,12 +957,12 @@ class GraphText(Mapping[str, Any]):
         """The compact text of decoded graph JSON (raises as :func:`compact_text`)."""
         program = graph.get("program")
         nodes = program.get("nodes") if isinstance(program, Mapping) else None
-        return cls(compact_text(graph), _json_rows(nodes) if isinstance(nodes, list) else 0)
+        return cls(compact_text(graph), json_rows(nodes) if isinstance(nodes, list) else 0)
 
     @classmethod
     def of_graph(cls, graph: Graph) -> GraphText:
         """The compact text of a graph (:func:`graph_compact_text`), its JSON never whole."""
-        return cls(graph_compact_text(graph), _json_rows(graph.nodes))
+        return cls(graph_compact_text(graph), json_rows(graph.nodes))
 
     def _data(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.text)
@@ -978,8 +978,13 @@ class GraphText(Mapping[str, Any]):
         return len(self._data())
 
 
-def _json_rows(nodes: Any) -> int:
-    """The rows of a node list, as JSON data or :class:`Node` values, bodies' rows too."""
+def json_rows(nodes: Any) -> int:
+    """The rows of a node list, as JSON data or :class:`Node` values, bodies' rows too:
+    a program's stored size, which ``kernel.max_graph_nodes`` bounds.
+
+    >>> json_rows([{"op": "REPEAT", "body": [{"op": "APPLY_T"}, {"op": "APPLY_H"}]}])
+    3
+    """
     total = 0
     stack = [nodes]
     while stack:

@@ -342,6 +342,9 @@ class Report:
     findings: tuple[Finding, ...]
     program: VerifiedProgram | None = None
     totals: Totals | None = None
+    #: A folded program's one-turn view (:func:`qmk.qvm.fold.one_turn`), verified: what
+    #: a consumer that reads it folded (:class:`FoldedProgram`) plans and places.
+    turn: VerifiedProgram | None = None
 
     @property
     def ok(self) -> bool:
@@ -1606,7 +1609,7 @@ def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unro
         return Report(findings=found)
     totals = _totals(graph, view, walked.program, found)
     if not unroll:
-        return Report(findings=found, totals=totals)
+        return Report(findings=found, totals=totals, turn=walked.program)
     size, most = unrolled_size(graph), limits.max_unrolled_nodes
     if most is not None and size > most:
         code = BY_NAME["unrolled-too-large"]
@@ -1617,15 +1620,20 @@ def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unro
             message=f"the program unrolls to {size} nodes, over the limit of {most} "
             f"(Limits.max_unrolled_nodes); {code.fix}",
         )
-        return Report(findings=(*found, over), totals=totals)
+        return Report(findings=(*found, over), totals=totals, turn=walked.program)
     inner = check(
         unroll_graph(graph, max_nodes=most),
         limits=replace(limits, max_nodes=most),
         excused=excused,
     )
     if inner.program is None:  # the rules above hold: a finding here is in the unrolling
-        return Report(findings=(*found, *inner.findings), totals=totals)
-    return Report(findings=found, program=replace(inner.program, folded=graph), totals=totals)
+        return Report(findings=(*found, *inner.findings), totals=totals, turn=walked.program)
+    return Report(
+        findings=found,
+        program=replace(inner.program, folded=graph),
+        totals=totals,
+        turn=walked.program,
+    )
 
 
 def _placed(finding: Finding, view: View) -> Finding:
@@ -1785,6 +1793,102 @@ def _totals(
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FoldedProgram:
+    """A verified program kept folded, for the consumers that read its totals only.
+
+    A program whose unrolling is past ``Limits.max_unrolled_nodes`` is still admitted,
+    counted, estimated and placed by what it does in all: its totals, and its one-turn
+    view for what a turn holds (qubits, caps, channels). Nothing here runs it: a
+    consumer that applies operations one at a time unrolls it (:func:`verify`), and
+    refuses it there with ``unrolled-too-large`` (QV505).
+
+    Attributes:
+        graph: the one-turn view as a graph (every body once): what walkers of the
+            nodes read (caps, channels, policies, qubits held).
+        folded: the program as submitted, REPEAT rows folded.
+        turn: the one-turn view, verified.
+        totals: what the program does in all, by multiplication.
+    """
+
+    graph: Graph
+    folded: Graph
+    turn: VerifiedProgram
+    totals: Totals
+
+    @property
+    def required_caps(self) -> tuple[str, ...]:
+        return self.totals.required_caps
+
+    @property
+    def peak_live_qubits(self) -> int:
+        return self.totals.peak_live_qubits
+
+    @property
+    def counts(self) -> OpCounts:
+        """Op counts of the unrolled program."""
+        return self.totals.counts
+
+    @property
+    def epochs(self) -> tuple[Epoch, ...]:
+        """The one-turn view's epochs (the unrolled program has ``totals.epochs``)."""
+        return self.turn.epochs
+
+    @property
+    def is_clifford(self) -> bool:
+        return self.totals.is_clifford
+
+
+def operations(program: VerifiedProgram | FoldedProgram) -> int:
+    """How many operations one run of ``program`` applies, unrolled (nothing is
+    unrolled to count them)."""
+    if isinstance(program, FoldedProgram):
+        return program.totals.nodes
+    return len(program.graph.nodes)
+
+
+def verify_folded(
+    graph: Graph, *, limits: Limits | None = None, unroll: bool = True
+) -> VerifiedProgram | FoldedProgram:
+    """Verify ``graph`` for a consumer that reads totals: the unrolled verified program
+    when it is flat or (``unroll``) unrolls within ``limits.max_unrolled_nodes``, else
+    the :class:`FoldedProgram` (no ``unrolled-too-large`` finding). ``unroll=False``
+    keeps every program with REPEAT rows folded: nothing is unrolled.
+
+    >>> from qmk.qvm.graph import Graph, Node, Resources
+    >>> body = (Node(id="t", op="APPLY_T", vqs=("q",)),)
+    >>> g = Graph(version="0.3", nodes=(
+    ...     Node(id="a", op="ALLOC_LQ", vqs=("q",)),
+    ...     Node(id="r", op="REPEAT", args={"count": 10**9}, body=body),
+    ...     Node(id="f", op="FREE_LQ", vqs=("q",))),
+    ...     resources=Resources(vqs=("q",)), caps=("CAP_ALLOC",))
+    >>> program = verify_folded(g)
+    >>> operations(program), program.counts.t_gates, len(program.graph.nodes)
+    (1000000002, 1000000000, 3)
+    >>> small = Graph(version="0.3", nodes=(g.nodes[0], Node(id="r", op="REPEAT",
+    ...     args={"count": 2}, body=body), g.nodes[2]), resources=g.resources, caps=g.caps)
+    >>> type(verify_folded(small)).__name__, type(verify_folded(small, unroll=False)).__name__
+    ('VerifiedProgram', 'FoldedProgram')
+
+    Raises:
+        VerificationError: with every finding, when any finding is an error.
+    """
+    limits = limits or Limits()
+    report = check(graph, limits=limits, unroll=unroll)
+    if report.program is not None:
+        return report.program
+    over = BY_NAME["unrolled-too-large"].code
+    if (
+        report.totals is None
+        or report.turn is None
+        or any(f.is_error and f.code != over for f in report.findings)
+    ):
+        raise VerificationError(report.findings)
+    return FoldedProgram(
+        graph=report.turn.graph, folded=graph, turn=report.turn, totals=report.totals
+    )
+
+
 def verify(graph: Graph, *, limits: Limits | None = None) -> VerifiedProgram:
     """Verify ``graph``, returning the verified program.
 
@@ -1800,6 +1904,7 @@ def verify(graph: Graph, *, limits: Limits | None = None) -> VerifiedProgram:
 __all__ = [
     "Epoch",
     "Finding",
+    "FoldedProgram",
     "OpCounts",
     "Report",
     "RevSegment",
@@ -1807,5 +1912,7 @@ __all__ = [
     "VerifiedProgram",
     "check",
     "is_clifford_node",
+    "operations",
     "verify",
+    "verify_folded",
 ]

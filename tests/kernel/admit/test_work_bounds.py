@@ -135,3 +135,128 @@ def test_a_folded_qvm_program_within_the_operations_quota_runs(tmp_path):
     done = run_kernel(tmp_path, body, config=config(max_job_operations=20_000))
     assert done.state == "COMPLETED", done.error
     assert sum(done.result["counts"].values()) == 9
+
+
+def loop(turns: int) -> dict[str, Any]:
+    """A QVM 0.3 program of ``turns`` turns of ``t q0; cx q0, q1``, then both measured
+    (2 x turns + 4 operations unrolled, 7 stored rows)."""
+    return {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": ["q0", "q1"]},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": turns},
+                    "body": [
+                        {"id": "t", "op": "APPLY_T", "vqs": ["q0"]},
+                        {"id": "c", "op": "APPLY_CNOT", "vqs": ["q0", "q1"]},
+                    ],
+                },
+                {"id": "m0", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["e0"]},
+                {"id": "m1", "op": "MEASURE_Z", "vqs": ["q1"], "produces": ["e1"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": ["q0", "q1"]},
+            ]
+        },
+        "resources": {"vqs": ["q0", "q1"], "chs": [], "events": ["e0", "e1"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def fast_machine(**kernel: Any) -> Any:
+    """:func:`config` on a machine whose clock runs 10^13 cycles a second: a 10^9-cycle
+    schedule ends in a tenth of a millisecond of wall time."""
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000, "cycles_per_s": 1e13},
+            "kernel": {"worker_memory_mb": 1024, **kernel},
+            "tenants": {"erin": {"key": KEY, "caps": ["CAP_ALLOC"]}},
+        }
+    )
+
+
+def test_a_10_9_operation_loop_within_quota_is_accepted_scheduled_and_ends_unrolled_too_large(
+    tmp_path,
+):
+    # 5 x 10^8 turns: 10^9 + 4 operations x 1 shot, within the default max_job_operations;
+    # past kernel.max_unrolled_nodes, so it is admitted and placed by its folded totals
+    async def body(kernel: Any) -> Any:
+        sid = await login(kernel)
+        accepted = await kernel.q_submit(
+            session_id=sid, graph=loop(500_000_000), shots=1, seed=5, target="logical"
+        )
+        assert accepted.state == "QUEUED"
+        # said at once: the machine places it, no worker will run it
+        (warned,) = accepted.warnings
+        assert (warned.code, warned.name) == ("QK311", "placed-not-run"), warned
+        assert "1000000004 nodes" in warned.message
+        return await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=60_000)
+
+    done = run_kernel(tmp_path, body, config=fast_machine())
+    # scheduled on the machine: a turn is its T then its CNOT, a cycle each, then the two
+    # measurements in one cycle
+    record = done.machine
+    assert record["end_cycle"] - record["start_cycle"] == 2 * 500_000_000 + 2, record
+    assert record["tiles"] == 9
+    # then its worker, which applies operations one at a time, refuses to unroll it
+    assert done.state == "FAILED"
+    assert done.error.code == "QV505", done.error
+
+
+def test_max_graph_nodes_counts_stored_rows_not_unrolled_nodes(tmp_path):
+    # 7 stored rows, 2,004 nodes unrolled: within a cap of 10 rows; 11 rows are not
+    wide = loop(1000)
+    wide["program"]["nodes"][1]["body"] += [
+        {"id": f"x{i}", "op": "APPLY_X", "vqs": ["q1"]} for i in range(4)
+    ]
+
+    async def body(kernel: Any) -> Any:
+        done = await submit(kernel, loop(1000), 3, "logical")
+        with pytest.raises(QuotaError) as caught:
+            await submit(kernel, wide, 3, "logical")
+        return done, caught.value
+
+    done, refused = run_kernel(tmp_path, body, config=fast_machine(max_graph_nodes=10))
+    assert done.state == "COMPLETED", done.error
+    assert sum(done.result["counts"].values()) == 3
+    assert refused.code == "QS1006", refused  # before it is read
+    assert refused.details["limit"] == "max_graph_nodes"
+    assert "the graph stores 11 rows" in str(refused)
+
+
+def test_a_folded_program_larger_than_any_module_runs_over_two_unrolled_for_its_rewrite(
+    tmp_path,
+):
+    from support.kernel import ghz_graph
+
+    # 8 qubits of d=9 on two modules of 1000 physical qubits: admitted folded, unrolled
+    # (within max_unrolled_nodes) for its cross-module gates to be teleported
+    graph = ghz_graph(8)
+    nodes = graph["program"]["nodes"]
+    # after the CNOT chain, X on the last qubit twice: the identity unrolled, a flip if
+    # one turn were taken for the program
+    flip = [{"id": "x", "op": "APPLY_X", "vqs": ["q7"]}]
+    nodes.insert(9, {"id": "r", "op": "REPEAT", "args": {"count": 2}, "body": flip})
+    graph["version"] = "0.3"
+    cfg = config_from_dict(
+        {
+            "machine": {"physical_qubits": 2000, "modules": 2},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"erin": {"key": KEY, "caps": ["CAP_ALLOC", "CAP_LINK"]}},
+        }
+    )
+
+    async def body(kernel: Any) -> Any:
+        reply = await kernel.q_negotiate_caps(
+            tenant="erin", key=KEY, requested=["CAP_ALLOC", "CAP_LINK"]
+        )
+        sid = str(reply.session_id)
+        job = await kernel.q_submit(
+            session_id=sid, graph=graph, shots=400, seed=7, policy={"noise": False}
+        )
+        return await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=120_000)
+
+    done = run_kernel(tmp_path, body, config=cfg)
+    assert done.state == "COMPLETED", done.error
+    assert set(done.result["counts"]) == {"0" * 8, "1" * 8}

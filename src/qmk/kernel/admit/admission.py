@@ -54,6 +54,7 @@ from qmk.errors import (
     ProgramError,
     QMKError,
     QuotaError,
+    warning,
 )
 from qmk.execution import target as targets
 from qmk.execution.pricing import Refused
@@ -79,13 +80,14 @@ from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.errors import JobError
 from qmk.kernel.records.jobs import (
     Job,
     honour_set_policy,
     new_id,
     target_options,
 )
-from qmk.kernel.records.programs import verified, verified_kept, verified_nodes
+from qmk.kernel.records.programs import limits_of, verified, verified_kept, verified_nodes
 from qmk.kernel.security.attest import epoch_records
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
@@ -97,6 +99,7 @@ from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, compact_text
 from qmk.qvm.limits import Limits
+from qmk.qvm.verify import FoldedProgram, operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -270,7 +273,7 @@ class Admission:
             # a wire graph's text, verified before: no program work to charge (the CPU
             # clock is read twice a block: two system calls, more than the look-ups)
             text = graph.text if type(graph) is GraphText else None
-            program = None if text is None else verified_kept(text)
+            program = None if text is None else verified_kept(text, limits_of(self.config))
             if program is None:
                 with self.cpu.on_loop(tenant):
                     text = _text_of(graph)
@@ -321,9 +324,10 @@ class Admission:
                 f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
             )
         target = targets.get(entry.name)
-        # REPEAT rows: stored rows within the cap, and (run unrolled) their unrolling too
+        # REPEAT rows: stored rows within the cap; a target that reads them unrolled here,
+        # in the kernel (the device's), within the cap too (stim's keeps them folded)
         cap = self.config.max_graph_nodes
-        limits = Limits(max_nodes=cap, max_unrolled_nodes=cap)
+        limits = Limits(max_nodes=cap, max_unrolled_nodes=min(cap, self.config.max_unrolled_nodes))
 
         def work() -> Read:
             if isinstance(graph, str) or type(graph) is GraphText:
@@ -421,13 +425,15 @@ class Admission:
         self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
-        self.quotas.check_work(tenant, len(program.graph.nodes), program.counts.measurements, shots)
+        self.quotas.check_work(tenant, operations(program), program.counts.measurements, shots)
         warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it
             from qmk.estimate.variants import profile_unused
 
             unused = profile_unused(program.graph, parsed.profile)
             warnings = () if unused is None else (unused,)
+        if entry.logical_machine and operations(program) > self.config.max_unrolled_nodes:
+            warnings = (*warnings, _placed_not_run(operations(program), self.config))
         if not entry.logical_machine:  # its own physics: the target checks it compiling
             request = self._run_request(text, entry, options, shots, seed, parsed)
             footprint = await self._compiled(tenant, text, program, request, entry)
@@ -603,7 +609,9 @@ class Admission:
             kept = self._footprints.get(unseeded, None, _nothing)
             if kept is not None:
                 return kept
-            compiled = await self.planner.footprint(entry.name, text, request)
+            compiled = await self.planner.footprint(
+                entry.name, text, request, max_unrolled_nodes=self.config.max_unrolled_nodes
+            )
             if isinstance(compiled, Refused):
                 raise ProgramError(compiled.message, code=compiled.code, **compiled.details)
             self._footprints.refresh(unseeded, None, compiled)
@@ -700,9 +708,7 @@ class Admission:
         self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
         qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
-        self.quotas.check_work(
-            job.tenant, len(program.graph.nodes), program.counts.measurements, shots
-        )
+        self.quotas.check_work(job.tenant, operations(program), program.counts.measurements, shots)
         spanning = spans(job, self.device)
         if job.request.machine is None and job.footprint is None and not spanning:
             # it never had its schedule: it arrives at the shared machine anew
@@ -792,11 +798,19 @@ class Admission:
                 decision="allow",
             )
 
-    def _verify(self, text: str) -> Any:
+    def _verify(self, text: str, *, folded: bool = True) -> Any:
+        """The verified program of ``text`` under the kernel's limits: kept folded (a
+        program with REPEAT rows: its totals, :func:`~qmk.kernel.records.programs.verified`),
+        or unrolled (``folded=False``: for a rewrite of its nodes; ``QV505`` past
+        ``max_unrolled_nodes``).
+
+        Raises:
+            ProgramError: it does not verify (the first finding's code).
+        """
         from qmk.qvm.errors import VerificationError
 
         try:
-            return verified(text)
+            return verified(text, limits_of(self.config), folded=folded)
         except VerificationError as exc:
             findings = [f.to_json() for f in exc.findings[:MAX_FINDINGS]]
             first = exc.findings[0] if exc.findings else None
@@ -885,6 +899,7 @@ class Admission:
             calibration=calibration,
             max_bytes=budget,
             place=None if request is None else (request.target, request),
+            max_unrolled_nodes=self.config.max_unrolled_nodes,
         )
         if request is not None and placed is not None and not isinstance(placed, Refused):
             kept = _unseeded(request)
@@ -976,6 +991,8 @@ async def _span(
     from qmk.kernel.admit.teleport import pairs_open_at_once, span
 
     machine = admission.config.machine
+    if isinstance(program, FoldedProgram):  # kept folded: rewritten unrolled
+        program = admission._verify(text, folded=False)
     done = span(
         program.graph,
         admission.device,
@@ -1028,10 +1045,22 @@ def _auto_profile(machine: Any, program: Any, policy: Policy) -> Policy:
 
     qubit = policy.qubit or machine.qubit
     try:
-        chosen = plan_variants(count_graph(program.graph), qubit).chosen
+        # counted as the estimator counts: a program's REPEAT rows as often as they run
+        chosen = plan_variants(count_graph(program.folded or program.graph), qubit).chosen
     except QMKError as exc:
         raise ProgramError(f"policy.profile auto: {exc.message}", code=exc.code) from None
     return msgspec.structs.replace(policy, profile=chosen.profile)
+
+
+def _placed_not_run(nodes: int, config: KernelConfig) -> dict[str, str]:
+    """The warning of a job the machine places but no worker can run: ``QK311``."""
+    return warning(
+        JobError,
+        "placed-not-run",
+        f"the program unrolls to {nodes} nodes, past kernel.max_unrolled_nodes "
+        f"({config.max_unrolled_nodes}): it is placed on the machine by its folded totals, "
+        "and its worker will end it QV505 unrolled-too-large",
+    )
 
 
 def _held(qubits: Mapping[str, int]) -> dict[str, int]:

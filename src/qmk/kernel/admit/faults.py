@@ -79,6 +79,9 @@ from qmk.kernel.records.programs import verified
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import op_cycles
+from qmk.qvm.codes import BY_NAME
+from qmk.qvm.errors import VerificationError
+from qmk.qvm.limits import Limits
 from qmk.qvm.profiles import Profile, parse_profile
 
 
@@ -220,8 +223,18 @@ class Adjusted:
     logical_error_per_cycle: Mapping[str, float]
 
 
+#: A program past the kernel's ``max_unrolled_nodes`` (``QV505``): its worker refuses it.
+_UNROLLED_TOO_LARGE = BY_NAME["unrolled-too-large"].code
+
+
 def adjust(
-    request: RunRequest, job: Any, device: LogicalMachine, epoch: int, *, room: int
+    request: RunRequest,
+    job: Any,
+    device: LogicalMachine,
+    epoch: int,
+    *,
+    room: int,
+    limits: Limits | None = None,
 ) -> tuple[RunRequest, Adjusted]:
     """The run request of ``job`` on ``device`` at ``epoch`` (a changed copy of
     ``request``), and what was done (see the module docstring); ``room`` is the most
@@ -237,7 +250,19 @@ def adjust(
         calibration=device.calibration if job.policy.calibration is None else request.calibration,
         noise_model=device.noise_model_at(epoch, base=_own_noise(job)),
     )
-    program = verified(job.graph)
+    try:  # unrolled, within the kernel's limits, as its workers read it
+        program = verified(job.graph, limits)
+    except VerificationError as exc:
+        if exc.code != _UNROLLED_TOO_LARGE:
+            raise
+        # no run to adjust: its worker ends it with this very error
+        return request, Adjusted(
+            actions=(),
+            rewrite=Rewrite(),
+            physical_qubits=job.physical_qubits,
+            decoder_load=0.0,
+            logical_error_per_cycle={},
+        )
     actions: list[dict[str, Any]] = []
     profiles: dict[str, str] = {}
     channels: dict[str, float] = {}
@@ -246,7 +271,7 @@ def adjust(
     used = _profiles_of(program, request.profile)
     fences: tuple[str, ...] = ()
     if request.noise and faults.drift_factor(epoch) != 1.0:
-        profiles = _drift(actions, device, epoch, used, job, request, room)
+        profiles = _drift(actions, device, epoch, used, job, request, room, limits)
         request = replace(
             request, profile=profiles.get(canonical(request.profile), request.profile)
         )
@@ -257,7 +282,7 @@ def adjust(
     rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     physical, load = job.physical_qubits, 0.0
     if profiles or faults.decoder_capacity is not None:
-        plan, load = _plan(rewrite.apply(job.graph), request)
+        plan, load = _plan(rewrite.apply(job.graph), request, limits)
         physical = plan.peak_physical_qubits
     request = replace(request, rewrite=rewrite if rewrite else None)
     rates = {
@@ -328,6 +353,7 @@ def resumed(
     *,
     room: int,
     checkpoint: Mapping[str, Any],
+    limits: Limits | None = None,
 ) -> tuple[RunRequest, Adjusted]:
     """The run request of ``job`` resuming from ``checkpoint`` (a store row with the
     ``physics`` it was saved under, :meth:`~qmk.execution.request.RunRequest.physics`):
@@ -335,7 +361,7 @@ def resumed(
     ``keep-physics`` action)."""
     physics = checkpoint["physics"]
     try:
-        now, adjusted = adjust(request, job, device, epoch, room=room)
+        now, adjusted = adjust(request, job, device, epoch, room=room, limits=limits)
     except QMKError as exc:  # e.g. the link no longer delivers: the saved run goes on
         differs = [f"refused ({exc.code})"]
     else:
@@ -343,7 +369,9 @@ def resumed(
         if found == physics:
             return now, adjusted
         differs = [key for key in PHYSICS_FIELDS if found.get(key) != physics.get(key)]
-    return _keep(request, physics, job, device, epoch, checkpoint=checkpoint, differs=differs)
+    return _keep(
+        request, physics, job, device, epoch, checkpoint=checkpoint, differs=differs, limits=limits
+    )
 
 
 def _keep(
@@ -355,6 +383,7 @@ def _keep(
     *,
     checkpoint: Mapping[str, Any],
     differs: list[str],
+    limits: Limits | None = None,
 ) -> tuple[RunRequest, Adjusted]:
     request = request.with_physics(physics)
     faults = device.faults
@@ -365,9 +394,9 @@ def _keep(
     text = rewrite.apply(job.graph)
     physical, load = job.physical_qubits, 0.0
     if rewrite.profiles or device.faults.decoder_capacity is not None:
-        plan, load = _plan(text, request)
+        plan, load = _plan(text, request, limits)
         physical = plan.peak_physical_qubits
-    used = _profiles_of(verified(text), request.profile)
+    used = _profiles_of(verified(text, limits), request.profile)
     action = {
         "epoch": epoch,
         "kind": "resume",
@@ -443,6 +472,7 @@ def _drift(
     job: Any,
     request: RunRequest,
     room: int,
+    limits: Limits | None = None,
 ) -> dict[str, str]:
     """Raise each profile's distance until the drifted P_L is back within the undrifted."""
     factor = device.faults.drift_factor(epoch)
@@ -465,7 +495,7 @@ def _drift(
             raised[profile] = _with_distance(profile, distance)
         steps[profile] = (target, drifted, rate, rate <= target)
     # the raised distances must fit the job's module: give back steps until they do
-    while raised and _physical(job, raised, request) > room:
+    while raised and _physical(job, raised, request, limits) > room:
         for profile in list(raised):
             distance = parse_profile(raised[profile]).distance - 2
             if distance <= parse_profile(profile).distance:
@@ -534,21 +564,23 @@ def _tighten(
     return tuple(after)
 
 
-def _physical(job: Any, raised: Mapping[str, str], request: RunRequest) -> int:
+def _physical(
+    job: Any, raised: Mapping[str, str], request: RunRequest, limits: Limits | None
+) -> int:
     profile = raised.get(canonical(request.profile), request.profile)
     plan, _ = _plan(
-        Rewrite(profiles=dict(raised)).apply(job.graph), replace(request, profile=profile)
+        Rewrite(profiles=dict(raised)).apply(job.graph), replace(request, profile=profile), limits
     )
     return int(plan.peak_physical_qubits)
 
 
-def _plan(text: str, request: RunRequest) -> tuple[Any, float]:
+def _plan(text: str, request: RunRequest, limits: Limits | None) -> tuple[Any, float]:
     """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
     load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
     from qmk.execution.plan import build_plan, decoder_load
 
     plan = build_plan(
-        verified(text), noise=False, qubit=request.qubit, default_profile=request.profile
+        verified(text, limits), noise=False, qubit=request.qubit, default_profile=request.profile
     )
     return plan, decoder_load(plan, request.qubit, request.profile)[1]
 
@@ -665,7 +697,9 @@ class FaultPolicies:
     audited.
     """
 
-    def __init__(self, device: LogicalMachine, audit: Any) -> None:
+    def __init__(self, device: LogicalMachine, audit: Any, *, limits: Limits | None = None) -> None:
+        #: The limits the kernel verifies programs with (its workers' too).
+        self.limits = limits
         self.device = device
         self.placement = Placement(device)
         self.audit = audit
@@ -699,13 +733,21 @@ class FaultPolicies:
         try:
             if resume_from is not None and resume_from.get("physics") is not None:
                 request, adjusted = resumed(
-                    request, job, self.device, epoch, room=room, checkpoint=resume_from
+                    request,
+                    job,
+                    self.device,
+                    epoch,
+                    room=room,
+                    checkpoint=resume_from,
+                    limits=self.limits,
                 )
             elif foreseen is not None and foreseen.holds(request, job, self.device, epoch):
                 adjusted = foreseen.adjusted
                 request = replace(foreseen.request, machine=request.machine)
             else:
-                request, adjusted = adjust(request, job, self.device, epoch, room=room)
+                request, adjusted = adjust(
+                    request, job, self.device, epoch, room=room, limits=self.limits
+                )
         except QMKError as exc:
             refusal = {"epoch": epoch, "kind": "refusal", "action": "fail"}
             record["faults"] = [{**refusal, "error": error_json(exc)}]
@@ -748,7 +790,9 @@ class FaultPolicies:
                     adjusted=kept.adjusted,
                 )
                 return request
-        request, adjusted = adjust(given, job, device, epoch, room=device.largest_module_up)
+        request, adjusted = adjust(
+            given, job, device, epoch, room=device.largest_module_up, limits=self.limits
+        )
         job.foreseen = Foreseen(
             given=given,
             epoch=epoch,

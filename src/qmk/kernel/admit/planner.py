@@ -59,13 +59,16 @@ class Planner:
         answer = await self._call(pricing.price, text, **physics)
         return Priced(**answer["priced"]), _placed(answer)
 
-    async def footprint(self, target: str, text: str, request: RunRequest) -> Footprint | Refused:
-        """:func:`qmk.execution.pricing.footprint` in the planner process.
+    async def footprint(
+        self, target: str, text: str, request: RunRequest, **limits: Any
+    ) -> Footprint | Refused:
+        """:func:`qmk.execution.pricing.footprint` in the planner process (``limits``:
+        its ``max_unrolled_nodes``).
 
         Raises:
             UnavailableError: the planner process died while compiling it.
         """
-        placed = _placed(await self._call(pricing.footprint, target, text, request))
+        placed = _placed(await self._call(pricing.footprint, target, text, request, **limits))
         assert placed is not None  # footprint answers one or the other
         return placed
 

@@ -16,7 +16,7 @@ from qmk.execution.footprint import record_bytes
 from qmk.kernel.admit.teleport import modules_up
 from qmk.kernel.errors import MachineError
 from qmk.qvm.codes import BY_NAME
-from qmk.qvm.graph import GraphText
+from qmk.qvm.graph import GraphText, json_rows
 from qmk.rate import TokenBucket
 
 if TYPE_CHECKING:
@@ -232,7 +232,8 @@ class Quotas:
             )
 
     def check_size(self, graph: Any) -> int:
-        """The graph's node count, within ``max_graph_nodes``."""
+        """The graph's stored rows (a REPEAT row's body rows counted once), within
+        ``max_graph_nodes``."""
         if isinstance(graph, GraphText):
             count = graph.nodes
         elif not isinstance(graph, Mapping):
@@ -240,11 +241,11 @@ class Quotas:
         else:
             program = graph.get("program")
             nodes = program.get("nodes") if isinstance(program, Mapping) else None
-            count = len(nodes) if isinstance(nodes, list) else 0
+            count = json_rows(nodes) if isinstance(nodes, list) else 0
         limit = self.config.max_graph_nodes
         if count > limit:
             raise QuotaError(
-                f"the graph has {count} nodes; a submit may have at most {limit} "
+                f"the graph stores {count} rows; a submit may store at most {limit} "
                 "(kernel.max_graph_nodes)",
                 limit="max_graph_nodes",
                 value=limit,

@@ -51,6 +51,7 @@ from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.storage.artifacts import PART_RECORDS
 from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, meta_text, pack_graph, unpack_graph
+from qmk.qvm.limits import DEFAULT_MAX_NODES, DEFAULT_MAX_UNROLLED_NODES, Limits
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Suspended
@@ -76,6 +77,22 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     resume: str | None = None
     max_result_bytes: int | None = None
     state_key: bytes | None = None
+    #: The kernel's limits on the program (``kernel.max_graph_nodes``: stored rows;
+    #: ``kernel.max_unrolled_nodes``: unrolled nodes; None: the verifier's defaults).
+    max_nodes: int | None = None
+    max_unrolled_nodes: int | None = None
+
+    @property
+    def limits(self) -> Limits | None:
+        """The limits the worker verifies the program with (None: the defaults)."""
+        if self.max_nodes is None and self.max_unrolled_nodes is None:
+            return None
+        return Limits(
+            max_nodes=DEFAULT_MAX_NODES if self.max_nodes is None else self.max_nodes,
+            max_unrolled_nodes=DEFAULT_MAX_UNROLLED_NODES
+            if self.max_unrolled_nodes is None
+            else self.max_unrolled_nodes,
+        )
 
     def resume_state(self) -> Any:
         """What the run resumes from: the state file's path, or (with ``state_key``)
@@ -181,7 +198,8 @@ def attempt_outcome(
         with span("qmk.worker.verify"):
             text = attempt.program
             if entry.program == "qvm":  # verified once per text (qmk.kernel.records.programs)
-                program = verified(text if request.rewrite is None else request.rewrite.apply(text))
+                ran = text if request.rewrite is None else request.rewrite.apply(text)
+                program = verified(ran, attempt.limits)  # past the unrolling limit: QV505
             else:
                 program = target.read(text)
         missing = sorted(set(program.required_caps) - set(attempt.caps))

@@ -9,6 +9,14 @@ than the node bound alone is verified and not kept. The least recently used go f
 The kernel verifies big programs in threads (:mod:`qmk.kernel.admit.budget`), so the cache
 is held under a lock (the verification itself is not).
 
+Each process verifies with the kernel's configured limits (:func:`limits_of`): stored rows
+within ``kernel.max_graph_nodes`` (never below the verifier's default), unrolled nodes
+within ``kernel.max_unrolled_nodes``.
+Admission reads a program with REPEAT rows folded (``folded=True``): it is kept as a
+:class:`~qmk.qvm.verify.FoldedProgram` and admitted by its totals, never unrolled in the
+kernel for it. A worker reads it unrolled, and refuses one past the second limit
+(``QV505 unrolled-too-large``).
+
 >>> from qmk.kernel.records.programs import VerifiedCache
 >>> cache = VerifiedCache(size=4, nodes=5)
 >>> cache.put("a", 3, "A"); cache.put("b", 2, "B"); cache.put("c", 1, "C")
@@ -23,6 +31,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from typing import Any
+
+from qmk.qvm.limits import DEFAULT_MAX_NODES, Limits
 
 #: How many verified programs a process keeps, by graph text.
 VERIFIED_CACHE_SIZE = 256
@@ -41,15 +51,15 @@ class VerifiedCache:
 
     def __init__(self, *, size: int = VERIFIED_CACHE_SIZE, nodes: int = VERIFIED_CACHE_NODES):
         self.size, self.limit = size, nodes
-        self._entries: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[int, Any, Limits | None]] = OrderedDict()
         self.nodes = 0  # held now
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> Any:
-        """The program kept for ``text``, or None."""
+    def get(self, text: str, limits: Limits | None = None) -> Any:
+        """The program kept for ``text`` under ``limits`` (None: the defaults), or None."""
         with self._lock:
             entry = self._entries.get(text)
-            if entry is None:
+            if entry is None or entry[2] != limits:
                 return None
             self._entries.move_to_end(text)
             return entry[1]
@@ -62,9 +72,10 @@ class VerifiedCache:
             entry = self._entries.get(text)
             return None if entry is None else entry[0]
 
-    def put(self, text: str, nodes: int, program: Any) -> None:
-        """Keep ``program`` (of ``nodes`` nodes) for ``text``, evicting the least recently
-        used past either bound; a program over the node bound alone is not kept."""
+    def put(self, text: str, nodes: int, program: Any, limits: Limits | None = None) -> None:
+        """Keep ``program`` (of ``nodes`` nodes, verified under ``limits``) for ``text``,
+        evicting the least recently used past either bound; a program over the node
+        bound alone is not kept."""
         if nodes > self.limit:
             return
         evicted = []  # freed after the lock is let go
@@ -72,7 +83,7 @@ class VerifiedCache:
             old = self._entries.pop(text, None)
             if old is not None:
                 self.nodes -= old[0]
-            self._entries[text] = (nodes, program)
+            self._entries[text] = (nodes, program, limits)
             self.nodes += nodes
             while len(self._entries) > self.size or self.nodes > self.limit:
                 _, entry = self._entries.popitem(last=False)
@@ -87,24 +98,59 @@ class VerifiedCache:
 _CACHE = VerifiedCache()
 
 
-def verified(text: str) -> Any:
-    """The :class:`~qmk.qvm.verify.VerifiedProgram` of QVM JSON ``text`` (cached by text).
+def limits_of(config: Any) -> Limits:
+    """The limits a kernel with ``config`` verifies with: its admission, its fault
+    policies and its workers alike, so that one kept program serves them all.
+
+    Unrolled nodes are within ``max_unrolled_nodes``. Stored rows are within
+    ``max_graph_nodes`` but never below the verifier's default: a submit's rows are
+    held to ``max_graph_nodes`` before it is read (``QS1006``), and the runs the kernel
+    rewrites (fences, idle, teleported gates) may add rows to an admitted program.
+
+    >>> from qmk.kernel.config import config_from_dict
+    >>> config = config_from_dict({"machine": {"physical_qubits": 1000},
+    ...                            "kernel": {"max_graph_nodes": 5_000_000}})
+    >>> limits = limits_of(config)
+    >>> limits.max_nodes, limits.max_unrolled_nodes
+    (5000000, 2000000)
+    """
+    return Limits(
+        max_nodes=max(config.max_graph_nodes, DEFAULT_MAX_NODES),
+        max_unrolled_nodes=config.max_unrolled_nodes,
+    )
+
+
+def verified(text: str, limits: Limits | None = None, *, folded: bool = False) -> Any:
+    """The verified program of QVM JSON ``text`` under ``limits`` (cached by text).
+
+    With ``folded``, a program with REPEAT rows is its
+    :class:`~qmk.qvm.verify.FoldedProgram`, nothing unrolled (what admission reads: its
+    totals and its one-turn view). Without, it is unrolled within
+    ``limits.max_unrolled_nodes`` and refused past it with ``QV505 unrolled-too-large``
+    (what a worker that runs it reads, and the fault policies that rewrite its run).
 
     Raises:
         QMKError: FormatError or VerificationError, as :func:`qmk.qvm.verify.verify`.
     """
-    program = _CACHE.get(text)
-    if program is not None:
+    from qmk.qvm.verify import FoldedProgram
+
+    program = _CACHE.get(text, limits)
+    if program is not None and (folded or not isinstance(program, FoldedProgram)):
         return program
     from qmk.qvm import graph as graph_io
-    from qmk.qvm.verify import verify
+    from qmk.qvm.verify import verify, verify_folded
 
-    program = verify(graph_io.loads(text))
-    _CACHE.put(text, len(program.graph.nodes), program)
+    graph = graph_io.loads(text, limits=limits)
+    if not folded:
+        program = verify(graph, limits=limits)  # past the unrolling limit: QV505
+        _CACHE.put(text, len(program.graph.nodes), program, limits)
+        return program
+    program = verify_folded(graph, limits=limits, unroll=False)
+    _CACHE.put(text, len(program.graph.nodes), program, limits)
     return program
 
 
-def verified_kept(text: str) -> Any:
+def verified_kept(text: str, limits: Limits | None = None) -> Any:
     """The verified program kept for ``text`` (:func:`verified`'s, read with no work of
     its own: no reading, no verifying), or None when none is kept.
 
@@ -117,7 +163,7 @@ def verified_kept(text: str) -> Any:
     >>> verified_kept(text) is program
     True
     """
-    return _CACHE.get(text)
+    return _CACHE.get(text, limits)
 
 
 def verified_nodes(text: str) -> int | None:
@@ -136,6 +182,7 @@ __all__ = [
     "VERIFIED_CACHE_NODES",
     "VERIFIED_CACHE_SIZE",
     "VerifiedCache",
+    "limits_of",
     "verified",
     "verified_kept",
     "verified_nodes",

@@ -40,6 +40,7 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records.jobs import Job
+from qmk.kernel.records.programs import limits_of
 from qmk.kernel.running.checkpoints import Checkpoints
 from qmk.kernel.running.shared_machine import SharedMachine
 from qmk.kernel.running.waits import Waits
@@ -185,7 +186,7 @@ class JobBook:
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
         #: The device, the jobs' placement and the fault policies (:mod:`~qmk.kernel.admit.faults`).
-        self.faults = FaultPolicies(device or device_for(config), audit)
+        self.faults = FaultPolicies(device or device_for(config), audit, limits=limits_of(config))
         self.device = self.faults.device
         self.placement = self.faults.placement
         #: Stored results: each tenant's bytes, their expiry, pages

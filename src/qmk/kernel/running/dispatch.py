@@ -33,6 +33,7 @@ from qmk.kernel.errors import error_json
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job
+from qmk.kernel.records.programs import limits_of
 from qmk.kernel.running.book import JobBook
 from qmk.kernel.running.runs import Runs
 from qmk.kernel.storage.retention import state_file
@@ -245,6 +246,7 @@ class Dispatcher:
                 return
         else:  # physics of its own: no module, no fault policy changes its program
             request = job.request
+        limits = limits_of(book.config)  # the kernel's, which it verified the program with
         attempt = Attempt(
             request=request,
             program=job.graph,
@@ -253,6 +255,8 @@ class Dispatcher:
             resume=resume,
             max_result_bytes=int(book.config.max_result_mb * 2**20),
             state_key=book.state_key,
+            max_nodes=limits.max_nodes,
+            max_unrolled_nodes=limits.max_unrolled_nodes,
         )
         self.runs.submit(job, attempt, streams=target.streams)
 

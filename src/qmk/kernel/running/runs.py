@@ -36,7 +36,7 @@ from qmk.kernel.pools.pool import TaskError, WorkerMemoryError
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode
-from qmk.kernel.records.programs import verified
+from qmk.kernel.records.programs import limits_of, verified
 from qmk.kernel.records.stored import result_of, with_telemetry
 from qmk.kernel.running.book import JobBook, Running
 from qmk.kernel.security.attest import Attested, attested
@@ -264,7 +264,8 @@ class Runs:
             return None
         if target_spec(job.request.target).program != "qvm":
             return None
-        return attested(run.work.request, job.result, verified(job.graph))
+        program = verified(job.graph, limits_of(self.book.config))
+        return attested(run.work.request, job.result, program)
 
     def noted(self, job: Job, run: Running, note: Any) -> None:
         """A note from a running job's worker: it saved its execution state (record the

@@ -56,7 +56,7 @@ from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job
-from qmk.kernel.records.programs import verified
+from qmk.kernel.records.programs import limits_of, verified
 from qmk.kernel.running.book import JobBook
 from qmk.kernel.running.dispatch import Dispatcher
 from qmk.kernel.running.epochs import Epochs
@@ -416,7 +416,10 @@ class Supervisor:
         else:
             job.result, job.cached_from = hit.result, hit.source
             fields = attested(  # on its COMPLETED line, ``cached_from`` among them
-                hit.request, hit.result, verified(job.graph), cached_from=hit.source
+                hit.request,
+                hit.result,
+                verified(job.graph, limits_of(self.config)),
+                cached_from=hit.source,
             )
             self.book.finish(job, J.COMPLETED, attested=fields)
         answer = job.reply()
@@ -528,7 +531,7 @@ class Supervisor:
             else round(job.finished_at - job.started_at, 6),
             telemetry=None if job.result is None else job.result.get("telemetry"),
             machine=None if job.request.machine is None else job.request.machine.record(),
-            teleportation=telemetry_of(verified(job.graph).graph)
+            teleportation=telemetry_of(verified(job.graph, limits_of(self.config)).graph)
             if spans(job, self.device)
             else None,
         )
