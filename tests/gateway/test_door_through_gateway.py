@@ -1,0 +1,125 @@
+"""The door's limits as a client of ``qmk serve --http`` meets them, whichever process
+serves the REST API (``--gateway inline``: the kernel's own; ``--gateway process``: a
+gateway, one more client of the kernel's socket).
+
+Every server here is a real ``qmk serve`` (jobs held in their worker by a
+:class:`~support.kernel.WorkerGate` where a stream must stay open); waits are bounded only
+against a hang (:data:`GUARD_S`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qmk.client import Client
+from support.children import die_with_us, terminate
+from support.http import bearer, session
+from support.kernel import BELL, TENANTS, WorkerGate, config_toml, support_env
+
+GUARD_S = 60.0  # a hang guard, never a timing assertion
+MODES = ("inline", "process")
+
+
+class Served:
+    """A real ``qmk serve --http 127.0.0.1:0 --gateway MODE`` under ``root`` (its jobs
+    held at ``gate`` when given): its socket, its REST URL, its process."""
+
+    def __init__(
+        self,
+        root: Path,
+        mode: str,
+        *,
+        server: dict[str, Any] | None = None,
+        gate: WorkerGate | None = None,
+    ) -> None:
+        self.root = root
+        self.socket = root / "k.sock"
+        config = root / "kernel.toml"
+        config.write_text(config_toml(tables={"server": server} if server else None))
+        options = [
+            *("--socket", str(self.socket), "--data-dir", str(root / "data")),
+            *("--config", str(config), "--workers", "1", "--json"),
+            *("--http", "127.0.0.1:0", "--gateway", mode),
+        ]
+        hooks = [] if gate is None else [*gate.hooks().argv(), "--"]
+        module = ("-m", "support.serve", *hooks) if gate else ("-m", "qmk", "serve")
+        self.out, self.err = root / "serve.out", root / "serve.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, *module, *options],
+            stdout=self.out.open("wb"),
+            stderr=self.err.open("wb"),
+            env=support_env(),
+            preexec_fn=die_with_us(),
+        )
+        self.url = self._url()
+
+    def _url(self) -> str:
+        deadline = time.monotonic() + GUARD_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exited {self.proc.returncode}: {self.text()}")
+            for line in self.out.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    listening = json.loads(line)["listening"]
+                    return next(a for a in listening if a.startswith("http"))
+            time.sleep(0.02)
+        raise AssertionError(f"did not listen: {self.text()}")
+
+    def text(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def stop(self) -> None:
+        terminate(self.proc, GUARD_S)
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _login(client: httpx.Client, tenant: str, key: str) -> httpx.Response:
+    return client.post("/v1/sessions", json={"tenant": tenant, "key": key})
+
+
+# --------------------------------------------------------------------------- streams
+
+
+def test_a_sessions_second_sse_stream_on_a_held_job_is_429_at_a_limit_of_one(
+    tmp_path: Path, mode: str
+) -> None:
+    with WorkerGate(tmp_path) as gate:
+        served = Served(tmp_path, mode, server={"max_streams_per_session": 1}, gate=gate)
+        try:
+            key = TENANTS["alice"]["key"]
+            with Client.connect(str(served.socket), tenant="alice", key=key) as kernel:
+                job = kernel.q_submit(BELL, 10, 1).job_id  # held in its worker
+            with httpx.Client(base_url=served.url, timeout=GUARD_S) as http, ExitStack() as open_:
+                sid, other = session(http), session(http)
+                events = f"/v1/jobs/{job}/events"
+                first = open_.enter_context(http.stream("GET", events, headers=bearer(sid)))
+                assert first.status_code == 200
+                lines = first.iter_lines()  # kept: a dropped iterator closes its connection
+                assert next(lines) == "event: state"  # the stream is live
+                second = http.get(events, headers=bearer(sid))
+                body = second.json()
+                assert second.status_code == 429, body
+                assert body["details"] == {
+                    "reason": "too-many-streams",
+                    "scope": "session",
+                    "limit": 1,
+                }
+                # the control: another session of the tenant is not held to this one's cap
+                elsewhere = open_.enter_context(http.stream("GET", events, headers=bearer(other)))
+                assert elsewhere.status_code == 200
+        finally:
+            gate.open()
+            served.stop()
