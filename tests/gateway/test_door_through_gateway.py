@@ -123,3 +123,42 @@ def test_a_sessions_second_sse_stream_on_a_held_job_is_429_at_a_limit_of_one(
         finally:
             gate.open()
             served.stop()
+
+
+# --------------------------------------------------------------------------- logins
+
+
+def _from(address: str, url: str) -> httpx.Client:
+    """A client whose connections come from ``address`` (a loopback address of its
+    own: another peer to the gateway's door)."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=url, timeout=GUARD_S, transport=transport)
+
+
+def test_one_clients_wrong_keys_through_a_gateway_hold_back_only_that_tenants_logins(
+    tmp_path: Path,
+) -> None:
+    limits = {"failed_logins_per_peer": 3, "failed_login_rate_per_peer": 0.001}
+    served = Served(tmp_path, "process", server=limits)
+    try:
+        with _from("127.0.0.2", served.url) as guesser, _from("127.0.0.3", served.url) as other:
+            for _ in range(3):
+                assert _login(guesser, "alice", "a-guess").status_code == 401
+            held = _login(guesser, "alice", TENANTS["alice"]["key"])  # at the gateway's door
+            assert held.status_code == 429, held.text
+            assert held.json()["details"]["reason"] == "too-many-failed-logins"
+            # another client, another tenant: the kernel counted the gateway's failures
+            # at alice's name only
+            bob = _login(other, "bob", TENANTS["bob"]["key"])
+            assert bob.status_code == 201, bob.text
+            # alice's name through this gateway waits (the kernel's refusal: it names
+            # the gateway's process as the peer, not the client's address)
+            alice = _login(other, "alice", TENANTS["alice"]["key"])
+            assert alice.status_code == 429, alice.text
+            assert "(pid " in alice.json()["detail"], alice.text
+        # a peer of its own at the kernel is not held back, even as alice
+        key = TENANTS["alice"]["key"]
+        with Client.connect(str(served.socket), tenant="alice", key=key) as direct:
+            assert direct.session_id
+    finally:
+        served.stop()
