@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,77 @@ def test_one_clients_wrong_keys_through_a_gateway_hold_back_only_that_tenants_lo
             assert direct.session_id
     finally:
         served.stop()
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+def _sse(reply: httpx.Response) -> Iterator[dict[str, Any]]:
+    """A stream's events as they come: ``{id, event, data}`` (``id`` None where the
+    event has none)."""
+    event: dict[str, Any] = {"id": None}
+    for line in reply.iter_lines():
+        if not line:
+            if "event" in event:
+                yield event
+            event = {"id": None}
+            continue
+        field, _, value = line.partition(": ")
+        event[field] = int(value) if field == "id" else value
+    if "event" in event:
+        yield event
+
+
+def test_an_sse_stream_resumes_past_its_last_event_id_with_no_event_twice(
+    tmp_path: Path, mode: str
+) -> None:
+    with WorkerGate(tmp_path) as gate:
+        served = Served(tmp_path, mode, gate=gate)
+        try:
+            key = TENANTS["alice"]["key"]
+            with Client.connect(str(served.socket), tenant="alice", key=key) as kernel:
+                kernel.q_submit(BELL, 10, 1)  # held in the one worker
+                job = kernel.q_submit(BELL, 10, 2).job_id  # queued behind it
+            with httpx.Client(base_url=served.url, timeout=GUARD_S) as http:
+                sid = session(http)
+                events = f"/v1/jobs/{job}/events"
+                with http.stream("GET", events, headers=bearer(sid)) as first:
+                    heard = _sse(first)
+                    now = next(heard)
+                    assert (now["event"], now["id"]) == ("state", None)  # the state now
+                    assert '"QUEUED"' in now["data"]
+                    gate.release()  # the first job ends: this one runs, held in turn
+                    running = next(heard)
+                    assert running["event"] == "state" and '"RUNNING"' in running["data"]
+                    cursor = running["id"]
+                    assert isinstance(cursor, int)
+                gate.release()  # it completes while no one watches
+                kernel_wait = httpx.get(
+                    f"{served.url}/v1/jobs/{job}/wait",
+                    params={"timeout_ms": 60_000},
+                    headers=bearer(sid),
+                    timeout=GUARD_S,
+                )
+                assert kernel_wait.json()["state"] == "COMPLETED", kernel_wait.text
+                resumed_headers = {**bearer(sid), "Last-Event-ID": str(cursor)}
+                with http.stream("GET", events, headers=resumed_headers) as again:
+                    resumed = list(_sse(again))
+                with http.stream("GET", events, headers=bearer(sid)) as fresh:
+                    anew = list(_sse(fresh))
+                bad = http.get(events, headers={**bearer(sid), "Last-Event-ID": "x1"})
+        finally:
+            gate.open()
+            served.stop()
+    assert resumed[0]["id"] is not None, resumed  # no state-now event first
+    names = [e["event"] for e in resumed]
+    assert names[-1] == "result" and "state" in names, resumed
+    ids = [e["id"] for e in resumed if e["id"] is not None]  # a COMPLETED line is two events
+    assert ids and min(ids) > cursor and ids == sorted(ids), resumed
+    told = [(e["event"], e["id"]) for e in resumed]
+    assert len(set(told)) == len(told), resumed
+    states = [e["data"] for e in resumed if e["event"] == "state"]
+    assert not any('"RUNNING"' in data for data in states), resumed  # nothing heard twice
+    assert any(e["event"] == "state" and '"COMPLETED"' in e["data"] for e in resumed)
+    # the control: a stream with no cursor starts with the state now, and no id
+    assert (anew[0]["event"], anew[0]["id"]) == ("state", None) and anew[-1]["event"] == "result"
+    assert bad.status_code == 422 and bad.json()["details"]["param"] == "Last-Event-ID", bad.text
