@@ -32,7 +32,8 @@ MODES = ("inline", "process")
 
 class Served:
     """A real ``qmk serve --http 127.0.0.1:0 --gateway MODE`` under ``root`` (its jobs
-    held at ``gate`` when given): its socket, its REST URL, its process."""
+    held at ``gate`` when given; ``grpc``: ``--grpc 127.0.0.1:0`` too): its socket, its
+    REST URL, its gRPC address, its process."""
 
     def __init__(
         self,
@@ -41,6 +42,7 @@ class Served:
         *,
         server: dict[str, Any] | None = None,
         gate: WorkerGate | None = None,
+        grpc: bool = False,
     ) -> None:
         self.root = root
         self.socket = root / "k.sock"
@@ -50,6 +52,7 @@ class Served:
             *("--socket", str(self.socket), "--data-dir", str(root / "data")),
             *("--config", str(config), "--workers", "1", "--json"),
             *("--http", "127.0.0.1:0", "--gateway", mode),
+            *(("--grpc", "127.0.0.1:0") if grpc else ()),
         ]
         hooks = [] if gate is None else [*gate.hooks().argv(), "--"]
         module = ("-m", "support.serve", *hooks) if gate else ("-m", "qmk", "serve")
@@ -61,17 +64,18 @@ class Served:
             env=support_env(),
             preexec_fn=die_with_us(),
         )
-        self.url = self._url()
+        listening = self._listening()
+        self.url = next(a for a in listening if a.startswith("http"))
+        self.grpc = next((a for a in listening if a.startswith("grpc://")), "")
 
-    def _url(self) -> str:
+    def _listening(self) -> list[str]:
         deadline = time.monotonic() + GUARD_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"exited {self.proc.returncode}: {self.text()}")
             for line in self.out.read_text(errors="replace").splitlines():
                 if line.startswith("{"):
-                    listening = json.loads(line)["listening"]
-                    return next(a for a in listening if a.startswith("http"))
+                    return list(json.loads(line)["listening"])
             time.sleep(0.02)
         raise AssertionError(f"did not listen: {self.text()}")
 
@@ -237,3 +241,41 @@ def test_an_sse_stream_resumes_past_its_last_event_id_with_no_event_twice(
     # the control: a stream with no cursor starts with the state now, and no id
     assert (anew[0]["event"], anew[0]["id"]) == ("state", None) and anew[-1]["event"] == "result"
     assert bad.status_code == 422 and bad.json()["details"]["param"] == "Last-Event-ID", bad.text
+
+
+def test_a_grpc_watch_job_resumes_past_its_after_with_no_event_twice(
+    tmp_path: Path, mode: str
+) -> None:
+    from qmk.grpc.client import Client as GrpcClient
+
+    key = TENANTS["alice"]["key"]
+    with WorkerGate(tmp_path) as gate:
+        served = Served(tmp_path, mode, gate=gate, grpc=True)
+        try:
+            with Client.connect(str(served.socket), tenant="alice", key=key) as kernel:
+                kernel.q_submit(BELL, 10, 1)  # held in the one worker
+                job = kernel.q_submit(BELL, 10, 2).job_id  # queued behind it
+                address = served.grpc.removeprefix("grpc://")
+                with GrpcClient(address, session_id=kernel.session_id) as alice:
+                    heard = alice.watch_job(job)
+                    now = next(heard)
+                    assert (now.event, now.HasField("seq")) == ("state", False)
+                    assert now.state == "QUEUED"
+                    gate.release()  # the first job ends: this one runs, held in turn
+                    running = next(heard)
+                    assert (running.event, running.state) == ("state", "RUNNING")
+                    cursor = running.seq
+                    heard.close()
+                    gate.release()  # it completes while no one watches
+                    assert kernel.q_wait(job, 60_000).state == "COMPLETED"
+                    resumed = list(alice.watch_job(job, after=cursor))
+                    anew = list(alice.watch_job(job))
+        finally:
+            gate.open()
+            served.stop()
+    assert resumed[0].HasField("seq") and resumed[-1].event == "result", resumed
+    told = [(e.event, e.seq) for e in resumed if e.HasField("seq")]
+    assert told and min(seq for _, seq in told) > cursor and len(set(told)) == len(told)
+    assert [e.state for e in resumed if e.event == "state"] == ["COMPLETED"]
+    # the control: a watch with no cursor starts with the state now
+    assert (anew[0].event, anew[0].HasField("seq")) == ("state", False)
