@@ -283,6 +283,21 @@ class ClientCore:
         return params
 
     @staticmethod
+    def watch_params(
+        job_id: str, streams: Sequence[str] | None, session_id: str | None, after: int | None
+    ) -> dict[str, Any]:
+        """The params of a ``q_watch`` (``session_id`` and ``after`` only when given)."""
+        params: dict[str, Any] = {
+            "job_id": job_id,
+            "streams": None if streams is None else list(streams),
+        }
+        if session_id is not None:
+            params["session_id"] = session_id
+        if after is not None:
+            params["after"] = after
+        return params
+
+    @staticmethod
     def watched(params: dict[str, Any]) -> dict[str, Any]:
         """A ``q_event``'s event as a watch yields it: ``{event, seq, data}``.
 
@@ -497,23 +512,20 @@ class Client(BlockingSession, SyscallMethods):
         streams: Sequence[str] | None = None,
         *,
         session_id: str | None = None,
+        after: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """A job's events as they come (``q_watch``), through its ``end``: each
         ``{event, seq, data}`` (:mod:`qmk.abi.watch`); ``streams`` names the artifacts
-        whose stream parts come (None: all). Leaving the loop early ends the watch
-        (``q_unwatch``). Other calls may be made meanwhile on this client. An event
-        waits at most the call timeout (a running job sends ``progress`` every 2 s).
+        whose stream parts come (None: all); ``after`` resumes past the ``seq`` of the
+        last event seen (:class:`qmk.abi.events.JobWatch`). Leaving the loop early ends
+        the watch (``q_unwatch``). Other calls may be made meanwhile on this client. An
+        event waits at most the call timeout (a running job sends ``progress`` every 2 s).
 
         Raises:
             QMKError: what ``q_watch`` refuses (``QS1006`` past the stream limits), or
                 the error the watch ended with.
         """
-        params: dict[str, Any] = {
-            "job_id": job_id,
-            "streams": None if streams is None else list(streams),
-        }
-        if session_id is not None:
-            params["session_id"] = session_id
+        params = ClientCore.watch_params(job_id, streams, session_id, after)
         watch_id = self._call("q_watch", params)["watch_id"]
         ended = False
         try:
@@ -672,15 +684,11 @@ class AsyncClient(AsyncSyscallMethods):
         streams: Sequence[str] | None = None,
         *,
         session_id: str | None = None,
+        after: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """:meth:`Client.watch` for asyncio: ``async for event in client.watch(job_id)``.
         The client's reader keeps each watch's events until the loop takes them."""
-        params: dict[str, Any] = {
-            "job_id": job_id,
-            "streams": None if streams is None else list(streams),
-        }
-        if session_id is not None:
-            params["session_id"] = session_id
+        params = ClientCore.watch_params(job_id, streams, session_id, after)
         watch_id = (await self._call("q_watch", params))["watch_id"]
         queue = self._watches.setdefault(watch_id, asyncio.Queue())
         ended = False

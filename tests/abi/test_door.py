@@ -85,6 +85,33 @@ def test_a_peer_past_its_failed_logins_is_refused_before_its_key_is_checked(tmp_
     run_kernel(tmp_path, body, workers=1, config=make_config())
 
 
+def test_a_peers_wrong_keys_for_one_tenant_do_not_hold_back_its_login_as_another(
+    tmp_path: Path,
+):
+    clock = ManualClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock, failed_logins_per_peer=3, failed_login_rate_per_peer=0.5)
+        gateway = door.visitor("jsonrpc", "pid 4242")  # one peer for all its clients
+        for _ in range(3):
+            with pytest.raises(AuthError):
+                await door.call(gateway, "q_negotiate_caps", login("alice", "guess"))
+        with pytest.raises(QuotaError) as refused:  # alice's logins are held back
+            await door.call(gateway, "q_negotiate_caps", login("alice"))
+        assert "as 'alice'" in refused.value.message
+        assert (await door.call(gateway, "q_negotiate_caps", login("bob"))).tenant == "bob"
+        long_name = "x" * 5000  # a name of any length is one bucket of its own
+        for _ in range(3):
+            with pytest.raises(AuthError):
+                await door.call(gateway, "q_negotiate_caps", login(long_name, "guess"))
+        with pytest.raises(QuotaError) as refused:
+            await door.call(gateway, "q_negotiate_caps", login(long_name, "guess"))
+        assert len(refused.value.message) < 400
+        assert (await door.call(gateway, "q_negotiate_caps", login("bob"))).tenant == "bob"
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
 def test_a_tenants_audit_writing_calls_past_its_rate_say_when_to_retry(tmp_path: Path):
     clock = ManualClock(start=100.0)
 

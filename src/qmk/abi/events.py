@@ -204,16 +204,31 @@ class JobWatch:
     then ``result`` (the job as ``q_status`` answers it, once final) or ``closing`` (the
     server stops). ``seq`` is the audit record's, where the event is one (else None).
     A :class:`~qmk.errors.QMKError` while it watches (the session expired) is raised.
+
+    **Resuming.** ``seq`` is the watch's cursor (SSE's ``id:``, ``q_event``'s ``seq``,
+    ``JobEvent.seq``). A watch opened ``after`` a cursor does not start with the state
+    now: it gives the job's events past ``after`` first, from the hub's recent events,
+    then goes on live (an event is never given twice), and ends with the result if the
+    job is final. A cursor older than the recent events the hub keeps cannot be
+    resumed exactly: such a watch starts with ``lagged`` (``dropped`` null: unknown),
+    then the state now, as a new watch does.
     """
 
     def __init__(
-        self, call: Call, hub: EventHub, stream: Stream, params: dict[str, Any], progress_s: float
+        self,
+        call: Call,
+        hub: EventHub,
+        stream: Stream,
+        params: dict[str, Any],
+        progress_s: float,
+        after: int | None = None,
     ) -> None:
         self._call = call
         self._hub = hub
         self._stream = stream
         self._params = params
         self._progress_s = progress_s
+        self._after = after
         self._final = frozenset(hub.probe.final_states)
 
     @classmethod
@@ -224,25 +239,47 @@ class JobWatch:
         session_id: str,
         job_id: str,
         progress_s: float = PROGRESS_S,
+        *,
+        after: int | None = None,
     ) -> JobWatch:
-        """Watch ``job_id`` with ``session_id`` (raises what ``q_status`` raises)."""
+        """Watch ``job_id`` with ``session_id`` (raises what ``q_status`` raises), from
+        the start or past the cursor ``after``."""
         params = {"session_id": session_id, "job_id": job_id}
         first: Job = await call("q_status", params)
         stream = hub.open(first.tenant, job_id, session=session_id)
-        return cls(call, hub, stream, params, progress_s)
+        return cls(call, hub, stream, params, progress_s, after)
 
     def close(self) -> None:
         """Release the stream (its reader left); closing twice is once."""
         self._hub.close_stream(self._stream)
 
-    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
+    def _missed(self, after: int) -> list[KernelEvent] | None:
+        """The job's recent events past ``after``, oldest first (None: the cursor is
+        older than the recent events kept, so some may be lost)."""
+        recent = self._hub.recent
+        if not recent or recent[0].seq > after + 1:
+            return None
         job_id = self._params["job_id"]
+        return [e for e in recent if e.seq > after and e.job_id == job_id]
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
         stream = self._stream
         try:
             job: Job = await self._call("q_status", self._params)
-            yield "state", {"job_id": job_id, "state": job.state}, None
+            seen = self._after
+            missed = None if seen is None else self._missed(seen)
+            if missed is None:
+                if seen is not None:
+                    yield "lagged", {"dropped": None}, None
+                yield "state", {"job_id": job.job_id, "state": job.state}, None
+            for past in missed or ():
+                seen = past.seq
+                async for item in self._said(past):
+                    yield item
+                if past.is_job and past.state in self._final:
+                    return
             if job.state in self._final:
-                yield "result", job, None
+                yield "result", await self._call("q_status", self._params), None
                 return
             while True:
                 event = await stream.get(self._progress_s)
@@ -254,34 +291,45 @@ class JobWatch:
                         yield "closing", {"reason": "the server is stopping"}, None
                         return
                     job = await self._call("q_status", self._params)
-                    started = job.started_at
-                    running = started is not None and job.state == "RUNNING"
-                    progress = {
-                        "job_id": job_id,
-                        "state": job.state,
-                        "running_s": round(time.time() - started, 3)
-                        if running and started is not None
-                        else None,
-                    }
-                    yield "progress", progress, None
+                    yield "progress", _progress(job), None
                     if job.state in self._final:
                         yield "result", job, None
                         return
                     continue
-                if event.is_job:
-                    if event.state == "COMPLETED" and "epochs" in event.record:
-                        # its attestation, on its COMPLETED line: the progress it made first
-                        yield "progress", _attested(job_id, event), event.seq
-                    yield "state", {"job_id": job_id, **_fields(event)}, event.seq
-                    if event.state in self._final:
-                        yield "result", await self._call("q_status", self._params), None
-                        return
-                elif event.event == "attest":  # a line of its own (qmk.kernel.security.attest)
-                    yield "progress", _attested(job_id, event), event.seq
-                else:
-                    yield event.event, event.to_json(), event.seq
+                if seen is not None and event.seq <= seen:
+                    continue  # given already, from the recent events
+                async for item in self._said(event):
+                    yield item
+                if event.is_job and event.state in self._final:
+                    return
         finally:
             self._hub.close_stream(stream)
+
+    async def _said(self, event: KernelEvent) -> AsyncIterator[tuple[str, Any, int | None]]:
+        """What one of the job's events says on the watch (a final state: its result too)."""
+        job_id = self._params["job_id"]
+        if event.is_job:
+            if event.state == "COMPLETED" and "epochs" in event.record:
+                # its attestation, on its COMPLETED line: the progress it made first
+                yield "progress", _attested(job_id, event), event.seq
+            yield "state", {"job_id": job_id, **_fields(event)}, event.seq
+            if event.state in self._final:
+                yield "result", await self._call("q_status", self._params), None
+        elif event.event == "attest":  # a line of its own (qmk.kernel.security.attest)
+            yield "progress", _attested(job_id, event), event.seq
+        else:
+            yield event.event, event.to_json(), event.seq
+
+
+def _progress(job: Job) -> dict[str, Any]:
+    """A quiet watch's progress event: the job's state, and how long it has run."""
+    started = job.started_at
+    running = started is not None and job.state == "RUNNING"
+    return {
+        "job_id": job.job_id,
+        "state": job.state,
+        "running_s": round(time.time() - started, 3) if running and started is not None else None,
+    }
 
 
 def syscalls(kernel: Any) -> Call:
@@ -348,7 +396,7 @@ class HubWatches:
         if self._hub is not None and not self._hub.closed:
             self._hub.close()
 
-    async def open(self, session_id: str, job_id: str) -> JobWatch:
+    async def open(self, session_id: str, job_id: str, *, after: int | None = None) -> JobWatch:
         """:meth:`JobWatch.open` on the hub (made now if it is the first watch).
 
         Raises:
@@ -358,4 +406,6 @@ class HubWatches:
             self._hub = EventHub(self._probe, asyncio.get_running_loop(), caps=self._caps)
             if self._closed:
                 self._hub.close()
-        return await JobWatch.open(self._call, self._hub, session_id, job_id, self._progress_s)
+        return await JobWatch.open(
+            self._call, self._hub, session_id, job_id, self._progress_s, after=after
+        )

@@ -160,12 +160,13 @@ class ServerConfig:
     failed_logins_per_peer: int = _limit(
         defaults.FAILED_LOGINS_PER_PEER,
         1,
-        "failed logins (a wrong key or tenant) one peer may make in a burst, all wires together",
+        "failed logins (a wrong key or tenant) one peer may make in a burst as one tenant "
+        "name, all wires together",
     )
     failed_login_rate_per_peer: float = _limit(
         defaults.FAILED_LOGIN_RATE_PER_PEER,
         0.001,
-        "failed logins one peer may make per second past its burst",
+        "failed logins one peer may make per second as one tenant name past its burst",
         float,
     )
     audit_rate_per_tenant: float = _limit(

@@ -724,6 +724,15 @@ SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     required=False,
                     items=S,
                 ),
+                _p(
+                    "after",
+                    INT,
+                    NULL,
+                    doc="resume past this cursor (the seq of the last event seen): the job's "
+                    "events after it, then live, with no state-now event first; null: from "
+                    "the job's state now",
+                    required=False,
+                ),
             ),
             _method(
                 "q_unwatch",

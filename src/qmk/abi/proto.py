@@ -250,7 +250,18 @@ SESSION = ProtoMessage(
 )
 REPLY = ProtoMessage(name="Reply", doc="any other result", fields=_fields(_JSON))
 WATCH_REQUEST = ProtoMessage(
-    name="WatchJobRequest", doc="WatchJob", fields=_fields(("", "string", "job_id", "the job"))
+    name="WatchJobRequest",
+    doc="WatchJob",
+    fields=_fields(
+        ("", "string", "job_id", "the job"),
+        (
+            "optional",
+            "int64",
+            "after",
+            "resume past this cursor (the seq of the last event seen): the job's events "
+            "after it, then live; unset: from the job's state now",
+        ),
+    ),
 )
 JOB_EVENT = ProtoMessage(
     name="JobEvent",

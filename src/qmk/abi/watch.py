@@ -75,8 +75,9 @@ class WatchSource(Protocol):
         """The server stops: every watch ends with ``closing`` (closing twice is once)."""
         ...
 
-    async def open(self, session_id: str, job_id: str) -> JobEvents:
-        """The events of ``job_id``, for ``session_id``.
+    async def open(self, session_id: str, job_id: str, *, after: int | None = None) -> JobEvents:
+        """The events of ``job_id``, for ``session_id`` (past the cursor ``after``:
+        :class:`qmk.abi.events.JobWatch`).
 
         Raises:
             QMKError: what ``q_status`` raises (a bad session, another tenant's job),
@@ -136,15 +137,19 @@ class ConnectionWatches:
     async def call(self, method: str, params: Mapping[str, Any]) -> Any:
         """Answer a socket-only method (its params bound by the method table)."""
         if method == "q_watch":
-            return await self.watch(params["session_id"], params["job_id"], params["streams"])
+            return await self.watch(
+                params["session_id"], params["job_id"], params["streams"], params.get("after")
+            )
         if method == "q_unwatch":
             return self.unwatch(params["session_id"], params["watch_id"])
         raise AssertionError(f"not a socket method: {method}")
 
-    async def watch(self, session_id: str, job_id: str, streams: Any) -> Watch:
-        """Start a watch of ``job_id``; its reply."""
+    async def watch(
+        self, session_id: str, job_id: str, streams: Any, after: int | None = None
+    ) -> Watch:
+        """Start a watch of ``job_id`` (past the cursor ``after``, when given); its reply."""
         names = _names(streams, self.source.stream_names)
-        events = await self.source.open(session_id, job_id)
+        events = await self.source.open(session_id, job_id, after=after)
         self._count += 1
         watch_id = f"w{self._count}"
         task = asyncio.create_task(self._pump(watch_id, events, names))

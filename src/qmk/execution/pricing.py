@@ -8,11 +8,16 @@ own (:class:`qmk.kernel.admit.planner.Planner`), and gets back plain figures. A 
 comes back as its code and message: the kernel words it. What these functions return is
 plain data (dicts, lists, strings and numbers): the kernel reads a worker's answer as
 nothing else, and makes :class:`Priced`, :class:`Refused` and the footprint of it.
+
+The planner is capped at a worker's memory for its own sake; that cap is not the room of
+the worker that will run the job. So the router routes here without the address cap of
+this process (:func:`planning_limits`), and a worker's memory is priced by ``max_bytes``
+(the kernel's ``worker_memory_mb``), whose refusal names that setting.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import QMKError
@@ -20,6 +25,7 @@ from qmk.qvm.codes import BY_NAME
 from qmk.qvm.verify import FoldedProgram, VerifiedProgram, verify_folded
 
 if TYPE_CHECKING:
+    from qmk.engines.limits import WorkerLimits
     from qmk.execution.footprint import Footprint
     from qmk.execution.request import RunRequest
 
@@ -97,7 +103,7 @@ def price(
             else parse_noise_model(noise_model),
             calibration=calibration,
         )
-        choice, _ = route_plan(plan, engine, precision=precision)
+        choice, _ = route_plan(plan, engine, precision=precision, limits=planning_limits())
         capacity = max_qubits(choice.engine, choice.precision, max_bytes=max_bytes)
     except QMKError as exc:
         return {"priced": asdict(Priced(error_code=exc.code, error_message=exc.message))}
@@ -113,6 +119,14 @@ def price(
     if place is not None:
         answer.update(_placed(program, *place))
     return answer
+
+
+def planning_limits() -> WorkerLimits:
+    """The limits the router plans for here: this process's, but for its address cap,
+    which is the planner's own and not a worker's room (the module docstring)."""
+    from qmk.engines.limits import WorkerLimits
+
+    return replace(WorkerLimits.read(), address_cap=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,11 +213,11 @@ class RemoteWatches:
     def __init__(self, kernel: RemoteKernel) -> None:
         self._kernel = kernel
 
-    async def open(self, session_id: str, job_id: str) -> RemoteWatch:
-        """Watch ``job_id``: the kernel's watch taken, and its first event in, before
-        any answer starts (raises what ``q_watch`` raises: a bad session, another
-        tenant's job, ``QuotaError`` past the stream limits)."""
-        events = self._kernel.client.watch(job_id, session_id=session_id)
+    async def open(self, session_id: str, job_id: str, *, after: int | None = None) -> RemoteWatch:
+        """Watch ``job_id`` (past the cursor ``after``): the kernel's watch taken, and
+        its first event in, before any answer starts (raises what ``q_watch`` raises: a
+        bad session, another tenant's job, ``QuotaError`` past the stream limits)."""
+        events = self._kernel.client.watch(job_id, session_id=session_id, after=after)
         try:
             first = await events.__anext__()
         except (ConnectError, ConnectionClosed) as exc:

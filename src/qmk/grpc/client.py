@@ -195,9 +195,15 @@ class Client(BlockingSession, SyscallMethods):
         timeout = self.timeout.for_call("q_submit", {"wait_ms": wait_ms})
         return self._invoke("Submit", request, timeout, session_id)
 
-    def watch_job(self, job_id: str, *, session_id: str | None = None) -> Iterator[Any]:
-        """``WatchJob``: the job's ``JobEvent`` messages as they come, until its result."""
-        request = self.classes["WatchJobRequest"](job_id=job_id)
+    def watch_job(
+        self, job_id: str, *, session_id: str | None = None, after: int | None = None
+    ) -> Iterator[Any]:
+        """``WatchJob``: the job's ``JobEvent`` messages as they come, until its result
+        (past the cursor ``after``, the ``seq`` of the last event seen, when given)."""
+        fields: dict[str, Any] = {"job_id": job_id}
+        if after is not None:
+            fields["after"] = after
+        request = self.classes["WatchJobRequest"](**fields)
         stream = self._stubs["WatchJob"](request, metadata=self._metadata(session_id))
         try:
             yield from stream

@@ -411,13 +411,17 @@ class KernelService:
         try:
             session = bearer(context)
             await self.door.tenant_of(visitor, session)  # before the message is read
-            job_id = str((await self._request(context)).job_id)
+            request = await self._request(context)
+            job_id = str(request.job_id)
+            after = int(request.after) if request.HasField("after") else None
             watch: Any
             if self.watches is not None:  # the kernel's q_watch, in a gateway
-                watch = await self.watches.open(session, job_id)
+                watch = await self.watches.open(session, job_id, after=after)
             else:
                 call = through(self.door, visitor)
-                watch = await JobWatch.open(call, self.hub, session, job_id, PROGRESS_S)
+                watch = await JobWatch.open(
+                    call, self.hub, session, job_id, PROGRESS_S, after=after
+                )
             try:
                 async for name, data, seq in watch:
                     size = _answer_size(data)

@@ -204,6 +204,26 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
+def _last_event_id(request: Request) -> int | None:
+    """The cursor a reconnecting event stream sends back (``Last-Event-ID``: the ``id``
+    of the last event it had; None: none sent).
+
+    Raises:
+        InvalidParams: the header is not such an id (a whole number, 0 or more).
+    """
+    header = request.headers.get("last-event-id")
+    if header is None or not header.strip():
+        return None
+    text = header.strip()
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidParams(
+            f"Last-Event-ID {text[:40]!r} is not an event id this server sent (a whole "
+            "number: the id: of the last event received)",
+            param="Last-Event-ID",
+        )
+    return int(text)
+
+
 def _query_value(name: str, types: tuple[JsonType, ...], text: str) -> Any:
     """A query string value as the param's JSON type."""
     if text == "null" and JsonType.NULL in types:
@@ -483,18 +503,18 @@ class Api:
         return await self.door.tenant_of(self.visitor(request), session_id)
 
     async def job_events(self, request: Request) -> Response:
-        """``GET /v1/jobs/{job_id}/events``: its states, progress, then its result."""
+        """``GET /v1/jobs/{job_id}/events``: its states, progress, then its result; a
+        reconnecting client's ``Last-Event-ID`` resumes past that event."""
         watch: Any
+        after = _last_event_id(request)
+        job_id = request.path_params["job_id"]
         if self.watches is not None:  # the kernel's q_watch, in the gateway
             await self._tenant(request, _bearer(request))
-            watch = await self.watches.open(_bearer(request), request.path_params["job_id"])
+            watch = await self.watches.open(_bearer(request), job_id, after=after)
         else:
+            calls = self.calls(request)
             watch = await JobWatch.open(
-                self.calls(request),
-                self.hub,
-                _bearer(request),
-                request.path_params["job_id"],
-                PROGRESS_S,
+                calls, self.hub, _bearer(request), job_id, PROGRESS_S, after=after
             )
 
         async def events() -> Any:

@@ -40,10 +40,11 @@ from qmk.kernel.pools.pool import (
     WorkerMemoryError,
     WorkerPool,
 )
+from qmk.kernel.pools.workers import kernel_pool, planner_pool
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD
 from support.isolation import forged_frame, hostile_value
-from support.kernel import BELL, WorkerGate, login, run_kernel
+from support.kernel import BELL, WorkerGate, login, make_config, run_kernel
 from support.pools import GatedPool, Hooks, dict_answer, packed_junk_answer
 
 
@@ -541,3 +542,37 @@ def test_shutdown_fails_a_task_requeued_after_its_workers_line_broke() -> None:
         assert pool.pids == []
     finally:
         loop.close()
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+def _address_cap(pid: int) -> str:
+    """The ``Max address space`` soft limit of process ``pid`` (``/proc/PID/limits``)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            return line.split()[3]
+    raise AssertionError(f"no address-space line for {pid}")
+
+
+def test_the_planner_process_is_capped_at_the_workers_memory(
+    loop_thread: LoopThread, tmp_path: Path
+) -> None:
+    config = make_config(worker_memory_mb=768)
+    data = tmp_path / "data"
+    data.mkdir()
+
+    def pools() -> tuple[WorkerPool, WorkerPool]:
+        loop = loop_thread.loop
+        return planner_pool(config, data, loop), kernel_pool(config, data, workers=1, loop=loop)
+
+    planner, worker = loop_thread.call(pools)
+    try:
+        # a task answered: each has confined itself before it read one
+        caps = [
+            _address_cap(pool.submit(os.getpid).result(timeout=60)) for pool in (planner, worker)
+        ]
+    finally:
+        for pool in (planner, worker):
+            loop_thread.call(pool.shutdown)
+    assert caps == [str(768 * 2**20)] * 2

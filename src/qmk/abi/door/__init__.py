@@ -22,11 +22,14 @@ What the door owns, and where:
 - **Connections** (:class:`Connections`, :class:`Acceptor`): per peer and in total, on
   every listener together, and one accept rate; a listener whose server owns its
   sockets (gRPC) is spliced through the door (:class:`Splicer`).
-- **Logins**: a peer's failed logins (``q_negotiate_caps`` with a wrong key) on every
-  wire together, ``failed_logins_per_peer`` in a burst then
-  ``failed_login_rate_per_peer`` a second; past them a login is ``QS1006``
-  ``too-many-failed-logins`` with ``retry_after_s``, before any key check. (The kernel
-  checks keys in a pool of their own: :class:`qmk.kernel.security.keys.KeyChecker`.)
+- **Logins**: a peer's failed logins (``q_negotiate_caps`` with a wrong key) at one
+  tenant name, on every wire together, ``failed_logins_per_peer`` in a burst then
+  ``failed_login_rate_per_peer`` a second; past them a login as that tenant is
+  ``QS1006`` ``too-many-failed-logins`` with ``retry_after_s``, before any key check.
+  Counted per tenant name too, so a gateway (one peer to the kernel for all its
+  clients) that forwards one client's wrong keys does not hold back other tenants'
+  logins. (The kernel checks keys in a pool of their own:
+  :class:`qmk.kernel.security.keys.KeyChecker`.)
 - **Each connection's guard** (:class:`Guard`, :meth:`Door.guard`): its sign-in
   deadline (``auth_timeout_s``), its unsent bytes (``max_unsent_bytes``), its write
   timeout (``write_timeout_s``) and its line budget, on every wire.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -23,6 +24,9 @@ T = TypeVar("T")
 
 #: The syscall that opens a session (a login: it needs a key, not a session).
 NEGOTIATE = "q_negotiate_caps"
+#: The characters of a tenant name a login refusal shows, and a failed-login bucket
+#: keeps as they are (a longer name is digested: :func:`login_bucket`).
+NAME_SHOWN = 40
 #: The syscalls that write audit lines whose rate the door bounds per tenant
 #: (``audit_rate_per_tenant``, ``audit_burst_per_tenant``). Submits are not among them:
 #: admission bounds those (queued jobs, verification rate, CPU budget), and a job's
@@ -349,7 +353,8 @@ class Door:
         """Call the syscall ``method`` with ``params`` (checked against the method table
         by the wire) for ``visitor``.
 
-        In this order: a login (``q_negotiate_caps``) within its peer's failed logins;
+        In this order: a login (``q_negotiate_caps``) within its peer's failed logins at
+        the tenant it names;
         any other call's session, before anything else; the tenant's rate of calls that
         write audit lines (:data:`AUDITED`); ``program``, read off the event loop within
         the graph cap and the tenant's CPU budget, as the ``graph`` param; then the
@@ -397,32 +402,34 @@ class Door:
                 visitor.idle_since = self.clock.now()
 
     async def _login(self, visitor: Visitor, params: Mapping[str, Any]) -> Any:
-        """A login: refused while its peer's failed logins are spent; a failure keeps
-        the token it took, a success gives it back and signs the visitor in."""
+        """A login: refused while its peer's failed logins at the tenant it names are
+        spent (:func:`login_bucket`); a failure keeps the token it took, a success gives
+        it back and signs the visitor in."""
         now = self.clock.now()
-        wait = self._logins.take(visitor.peer, now)
+        tenant = params.get("tenant")
+        name = tenant if isinstance(tenant, str) else ""
+        bucket = login_bucket(visitor.peer, name)
+        wait = self._logins.take(bucket, now)
         if wait:
             burst, rate = self.config.failed_logins_per_peer, self.config.failed_login_rate_per_peer
             raise QuotaError(
-                f"this peer ({visitor.peer}) failed to log in {burst} times in a row; one "
-                f"more try is allowed every {1 / rate:g} s: retry in {wait:.3g} s "
-                "(server.failed_logins_per_peer)",
+                f"this peer ({visitor.peer}) failed to log in as {name[:NAME_SHOWN]!r} "
+                f"{burst} times in a row; one more try is allowed every {1 / rate:g} s: "
+                f"retry in {wait:.3g} s (server.failed_logins_per_peer)",
                 reason="too-many-failed-logins",
                 limit=burst,
                 retry_after_s=round(wait, 3),
             )
-        tenant = params.get("tenant")
-        name = tenant if isinstance(tenant, str) else ""
         spend = self._audited.wait(name, now)  # only a granted session writes its line
         if spend:
-            self._logins.give(visitor.peer, now)
+            self._logins.give(bucket, now)
             raise self._audit_refusal(name, spend)
         counted = visitor.connection and visitor.tenant is None
         if counted:  # its tenant's place, held while the key is checked
             try:
                 self._count(visitor, name)
             except UnavailableError:
-                self._logins.give(visitor.peer, now)
+                self._logins.give(bucket, now)
                 raise
         try:
             result = await self._invoke(visitor, NEGOTIATE, params)
@@ -433,10 +440,10 @@ class Door:
         except BaseException:
             if counted:
                 self.sign_out(visitor)
-            self._logins.give(visitor.peer, self.clock.now())
+            self._logins.give(bucket, self.clock.now())
             raise
         now = self.clock.now()
-        self._logins.give(visitor.peer, now)
+        self._logins.give(bucket, now)
         self._audited.take(name, now)
         visitor.sign_in()
         return result
@@ -473,6 +480,23 @@ class Door:
                 observer(visitor.wire, method, took)
 
 
+def login_bucket(peer: str, tenant: str) -> str:
+    """The failed logins a login counts against: its peer's tries at the tenant it names.
+
+    Keyed by both, one client's wrong keys for one tenant do not hold back another
+    tenant's login from the same peer: a gateway process is one peer to the kernel for
+    all its clients. A long name is digested, so a bucket's key stays small.
+
+    >>> login_bucket("pid 7", "alice") == login_bucket("pid 7", "bob")
+    False
+    >>> len(login_bucket("ip 10.0.0.1", "x" * 10_000)) < 64
+    True
+    """
+    if len(tenant) > NAME_SHOWN:
+        tenant = "#" + hashlib.blake2b(tenant.encode(errors="replace"), digest_size=12).hexdigest()
+    return f"{peer} as {tenant}"
+
+
 def _timed(work: Callable[[], T]) -> tuple[T, float]:
     """``work()`` and the CPU seconds of its thread it took."""
     start = time.thread_time()
@@ -484,4 +508,13 @@ def _nothing() -> None:
     """No charge to make."""
 
 
-__all__ = ["AUDITED", "NEGOTIATE", "Door", "DoorProbe", "Observer", "Visitor", "Wrap"]
+__all__ = [
+    "AUDITED",
+    "NEGOTIATE",
+    "Door",
+    "DoorProbe",
+    "Observer",
+    "Visitor",
+    "Wrap",
+    "login_bucket",
+]

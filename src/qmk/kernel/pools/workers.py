@@ -159,13 +159,18 @@ def planner_pool(
     """The pool of the kernel's planner process (:mod:`qmk.kernel.admit.planner`): one
     worker, driven by ``loop``, confined as the kernel's workers are
     (:func:`kernel_isolation`: no network, the data directory hidden, their CPU cap),
-    and ending with the kernel as they do. It has no memory cap of its own: the router
-    it runs reads the limits of the process it runs in, and a plan is priced against a
-    worker's cap explicitly (``max_bytes``), as it was in the kernel process. It comes
-    from the workers' forkserver, whose preloads (:data:`DEFAULT_PRELOAD`, the first
-    pool's) it leaves as they are.
+    capped at their memory (``worker_memory_mb``), and ending with the kernel as they
+    do. The cap bounds what reading and planning a program may take, out of the
+    kernel's memory; and the router it runs reads the limits of the process it runs in,
+    so it reads a worker's. It comes from the workers' forkserver, whose preloads
+    (:data:`DEFAULT_PRELOAD`, the first pool's) it leaves as they are.
     """
-    return WorkerPool(1, loop=loop, isolation=kernel_isolation(config, data_dir))
+    return WorkerPool(
+        1,
+        memory_mb=config.worker_memory_mb,
+        loop=loop,
+        isolation=kernel_isolation(config, data_dir),
+    )
 
 
 __all__ = [
