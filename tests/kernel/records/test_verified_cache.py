@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from qmk.kernel.records import programs
 from qmk.kernel.records.programs import VERIFIED_CACHE_NODES, VerifiedCache
+from qmk.qvm.errors import VerificationError
+from qmk.qvm.limits import Limits
+from qmk.qvm.verify import FoldedProgram, VerifiedProgram
 from support.kernel import chain_graph
 
 
@@ -45,3 +50,48 @@ def test_the_processes_cache_holds_at_most_its_nodes() -> None:
     assert programs.verified(text) is program  # kept
     assert programs._CACHE.nodes <= VERIFIED_CACHE_NODES
     assert programs._CACHE.limit == VERIFIED_CACHE_NODES
+
+
+def folded_text(turns: int) -> str:
+    """A QVM 0.3 program of ``turns`` turns of T on one qubit (``turns + 2`` nodes)."""
+    return json.dumps(
+        {
+            "version": "0.3",
+            "program": {
+                "nodes": [
+                    {"id": "a", "op": "ALLOC_LQ", "vqs": ["q"]},
+                    {
+                        "id": "r",
+                        "op": "REPEAT",
+                        "args": {"count": turns},
+                        "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q"]}],
+                    },
+                    {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
+                ]
+            },
+            "resources": {"vqs": ["q"], "chs": [], "events": []},
+            "caps": ["CAP_ALLOC"],
+        },
+        separators=(",", ":"),
+    )
+
+
+def test_admission_keeps_a_folded_program_folded_and_a_worker_gets_it_unrolled() -> None:
+    text, limits = folded_text(50), Limits(max_unrolled_nodes=100)
+    admitted = programs.verified(text, limits, folded=True)
+    assert isinstance(admitted, FoldedProgram)
+    assert (admitted.totals.nodes, len(admitted.graph.nodes)) == (52, 3)
+    ran = programs.verified(text, limits)  # a worker's: never the folded one it kept
+    assert isinstance(ran, VerifiedProgram) and len(ran.graph.nodes) == 52
+    assert programs.verified(text, limits, folded=True) is ran  # admission takes it too
+
+
+def test_a_worker_refuses_what_admission_kept_folded_past_the_unrolling_limit() -> None:
+    text, limits = folded_text(10**9), Limits(max_unrolled_nodes=1000)
+    assert programs.verified(text, limits, folded=True).totals.nodes == 10**9 + 2
+    with pytest.raises(VerificationError) as caught:
+        programs.verified(text, limits)
+    assert caught.value.code == "QV505"
+    # kept by its limits: the same text under other limits is verified again
+    assert programs.verified_kept(text, limits) is not None
+    assert programs.verified_kept(text, Limits(max_unrolled_nodes=999)) is None
