@@ -8,7 +8,8 @@ own BP+OSD as sinter's custom decoder. Each QMK count is compared with its sinte
 peer by a two-proportion z test (|z| < 3.29 is alpha 1e-3). Results go to
 ``bench/results/decoders.json``; docs/frontends.md quotes them.
 
-    python bench/bench_decoders.py [--shots 20000] [--distances 3 5] [--p 0.005]
+    python bench/bench_decoders.py [--shots 20000] [--distances 3 5 7] [--p 0.005]
+        [--decoders pymatching bposd] [--out decoders.json]
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def circuit(distance: int, p: float) -> stim.Circuit:
     )
 
 
-def row(distance: int, p: float, shots: int) -> dict[str, Any]:
+def row(distance: int, p: float, shots: int, decoders: list[str]) -> dict[str, Any]:
     c = circuit(distance, p)
     out: dict[str, Any] = {"distance": distance, "p": p, "shots": shots, "seed": SEED}
-    s = BPOSD_SETTINGS
+    s = BPOSD_SETTINGS["bposd"]
     peers = {
         "pymatching": ("pymatching", {}),
         "bposd": (
@@ -83,7 +84,8 @@ def row(distance: int, p: float, shots: int) -> dict[str, Any]:
             },
         ),
     }
-    for name, (peer, custom) in peers.items():
+    for name in decoders:
+        peer, custom = peers[name]
         began = time.perf_counter()
         decoded = qmk.run(c, shots=shots, seed=SEED, target_options={"decoder": name}).details[
             "decode"
@@ -115,13 +117,17 @@ def row(distance: int, p: float, shots: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", type=int, default=20_000)
-    parser.add_argument("--distances", type=int, nargs="+", default=[3, 5])
+    parser.add_argument("--distances", type=int, nargs="+", default=[3, 5, 7])
     parser.add_argument("--p", type=float, default=0.005)
+    parser.add_argument(
+        "--decoders", nargs="+", choices=["pymatching", "bposd"], default=["pymatching", "bposd"]
+    )
+    parser.add_argument("--out", default="decoders.json", help="file name under bench/results")
     args = parser.parse_args()
-    rows = [row(d, args.p, args.shots) for d in args.distances]
+    rows = [row(d, args.p, args.shots, args.decoders) for d in args.distances]
     write_json(
         {"machine": machine(), "load": load_averages(), "rows": rows},
-        RESULTS / "decoders.json",
+        RESULTS / args.out,
     )
 
 

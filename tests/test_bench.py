@@ -172,3 +172,17 @@ def test_qmks_route_for_random_8_at_1_77_errors_a_shot_passes_chi_square_at_10_5
     assert result.telemetry.mode == "density-matrix"
     check = exact_check(result.counts, exact)
     assert check["p"] > 1e-3, check
+
+
+def test_the_decoder_bench_compares_a_row_with_sinter_under_todays_decoder_settings(monkeypatch):
+    """bench_decoders reads ``BPOSD_SETTINGS`` by decoder name (it read them by their old
+    shape and stopped with a KeyError): one small row runs both sides and reports the
+    model each decoded."""
+    pytest.importorskip("stimbposd")
+    monkeypatch.syspath_prepend(str(BENCH))
+    from bench_decoders import row
+
+    out = row(3, 0.005, 200, ["pymatching"])
+    ours = out["pymatching"]
+    assert ours["model"] == "decomposed" and 0 <= ours["errors"] <= 200
+    assert ours["sinter:pymatching"]["shots"] == 200

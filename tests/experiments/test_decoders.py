@@ -147,3 +147,25 @@ def test_matching_that_cannot_pair_a_hypergraph_syndrome_is_a_coded_error() -> N
     obs = np.packbits(np.array([[1]], dtype=bool), axis=1, bitorder="little")
     with pytest.raises(QECError, match="QC115 no-matching"):
         mispredicted(matching.decoder, dets, obs)
+
+
+def test_bposd_decodes_each_distinct_syndrome_once_across_batches_and_predicts_as_alone():
+    """The memo is exact: batches decoded one after another predict what each shot's
+    syndrome decoded alone by a fresh decoder predicts, and BP+OSD ran once for each
+    distinct non-empty syndrome of all the batches together."""
+    circuit = _generated("color_code:memory_xyz", 3, p=0.01)
+    dets, _ = circuit.compile_detector_sampler(seed=SEED).sample(
+        2000, bit_packed=True, separate_observables=True
+    )
+    decoder = BpOsd(circuit.detector_error_model(approximate_disjoint_errors=True))
+    batches = [
+        decoder.decode_batch(part, bit_packed_shots=True) for part in np.array_split(dets, 4)
+    ]
+    distinct = {row.tobytes() for row in dets if row.any()}
+    assert len(decoder.known) == len(distinct) < len(dets) / 2  # syndromes repeat here
+    alone = BpOsd(circuit.detector_error_model(approximate_disjoint_errors=True))
+    unpacked = np.unpackbits(dets, axis=1, bitorder="little", count=circuit.num_detectors)
+    expected = np.array(
+        [alone.decode(row) if row.any() else [0] * circuit.num_observables for row in unpacked]
+    )
+    assert np.array_equal(np.concatenate(batches), expected) and expected.any()

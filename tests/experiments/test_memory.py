@@ -442,3 +442,33 @@ def test_the_limit_holds_across_worker_processes() -> None:
 def test_a_negative_limit_is_a_bad_parameter() -> None:
     with pytest.raises(QECError, match=r"QC103.*max_syndrome_weight"):
         run_memory("surface_code", distance=3, p=1e-3, shots=10, max_syndrome_weight=-1)
+
+
+@pytest.mark.parametrize("decoder", ["pymatching", "bposd"])
+def test_a_max_errors_stop_decodes_within_twice_the_shots_its_last_error_needed(
+    decoder: str,
+) -> None:
+    """A chunk is decoded in growing pieces, so a slow decoder (BP+OSD) stops near
+    ``max_errors``, not a whole 1,024-shot chunk past it. Structural: the same seed's
+    first chunk, decoded shot by shot here, says where the ``max_errors``-th error is."""
+    from qmk.experiments.decoders import build_decoder, mispredicted
+    from qmk.experiments.memory import DEFAULT_CHUNK, FIRST_PIECE
+
+    circuit = stim.Circuit.generated(
+        "color_code:memory_xyz",
+        distance=3,
+        rounds=3,
+        after_clifford_depolarization=0.01,
+        before_measure_flip_probability=0.01,
+        after_reset_flip_probability=0.01,
+    )
+    max_errors = 20
+    result = sample_decode(circuit, shots=10**5, max_errors=max_errors, seed=78, decoder=decoder)
+    sampler = circuit.compile_detector_sampler(seed=78)
+    dets, obs = sampler.sample(DEFAULT_CHUNK, bit_packed=True, separate_observables=True)
+    built = build_decoder(circuit, decoder).decoder
+    running = np.cumsum(np.any(mispredicted(built, dets, obs), axis=1))
+    needed = int(np.searchsorted(running, max_errors)) + 1  # shots up to the 20th error
+    assert needed < DEFAULT_CHUNK // 4  # the check can fail: a whole chunk is far past it
+    assert needed <= result.shots <= max(2 * (needed - 1), needed - 1 + FIRST_PIECE)
+    assert result.errors == running[result.shots - 1] >= max_errors

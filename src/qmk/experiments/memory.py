@@ -66,6 +66,9 @@ NOISE_KINDS: tuple[str, ...] = ("qubit", "uniform", "stim")
 #: working sets stay in cache (sinter's mini-batch is the same; docs/qec_experiments.md
 #: has the chunk sizes tried).
 DEFAULT_CHUNK = 1024
+#: The first piece of a chunk decoded when a run stops at ``max_errors``: later pieces
+#: aim at the errors still wanted, at most the shots decoded so far (:func:`_piece`).
+FIRST_PIECE = 16
 #: The default confidence level of intervals.
 DEFAULT_CONFIDENCE = 0.95
 
@@ -211,13 +214,17 @@ def sample_decode(
     """Sample ``circuit``'s detection events, decode them and count failures.
 
     Shots go in chunks of ``chunk`` (the last one smaller); stim samples bit-packed detection events
-    and observables, the decoder's ``decode_batch`` decodes each chunk bit-packed.
+    and observables, the decoder's ``decode_batch`` decodes each chunk bit-packed (in
+    pieces under ``max_errors``).
     The same circuit, seed, shots, chunk and decoder give the same answer.
 
     Args:
         circuit: a circuit with detectors and observables.
         shots: the most shots to take (>= 1).
-        max_errors: stop after a chunk that brings the logical errors to this many.
+        max_errors: stop once the logical errors reach this many. A chunk is then
+            decoded in pieces that grow from :data:`FIRST_PIECE` towards the errors
+            still wanted (:func:`_piece`), so a slow decoder stops near the target,
+            not a whole chunk past it; the chunk's shots not decoded are not counted.
         seed: stim's seed (None: random).
         chunk: shots per chunk.
         max_syndrome_weight: the decoder gives up on a shot with more detection events
@@ -241,15 +248,46 @@ def sample_decode(
     while done < shots and (max_errors is None or errors < max_errors):
         take = min(chunk, shots - done)
         dets, obs = sampler.sample(take, bit_packed=True, separate_observables=True)
-        wrong = np.any(mispredicted(matching, dets, obs), axis=1)
-        if max_syndrome_weight is not None:
-            over = np.bitwise_count(dets).sum(axis=1, dtype=np.int64) > max_syndrome_weight
-            gave_up += int(np.count_nonzero(over))
-            wrong |= over
-        errors += int(np.count_nonzero(wrong))
-        done += take
+        at = 0
+        while at < take and (max_errors is None or errors < max_errors):
+            step = (
+                take - at
+                if max_errors is None
+                else min(take - at, _piece(done, errors, max_errors))
+            )
+            wrong, over = _wrong(
+                matching, dets[at : at + step], obs[at : at + step], max_syndrome_weight
+            )
+            errors += wrong
+            gave_up += over
+            done += step
+            at += step
     seconds = time.perf_counter() - started
     return Sampled(shots=done, errors=errors, seconds=seconds, gave_up=gave_up)
+
+
+def _piece(done: int, errors: int, max_errors: int) -> int:
+    """How many shots to decode next on the way to ``max_errors``: the shots that many
+    more errors take at the rate so far, at least :data:`FIRST_PIECE` and at most
+    ``done`` (so a run stops within twice the shots its last error needed, whatever
+    the decoder's speed)."""
+    if errors == 0:
+        return max(FIRST_PIECE, done)
+    wanted = -(-(max_errors - errors) * done // errors)
+    return max(FIRST_PIECE, min(done, wanted))
+
+
+def _wrong(
+    matching: Any, dets: np.ndarray, obs: np.ndarray, max_syndrome_weight: int | None
+) -> tuple[int, int]:
+    """The logical errors among these shots and how many of them the decoder gave up on."""
+    wrong = np.any(mispredicted(matching, dets, obs), axis=1)
+    over_count = 0
+    if max_syndrome_weight is not None:
+        over = np.bitwise_count(dets).sum(axis=1, dtype=np.int64) > max_syndrome_weight
+        over_count = int(np.count_nonzero(over))
+        wrong |= over
+    return int(np.count_nonzero(wrong)), over_count
 
 
 def _check_weight(value: int | None) -> None:
