@@ -79,7 +79,7 @@ class _Setup:
     more is set up from it (:meth:`plus`), as from scratch: a decision weighs many
     candidates against the same running jobs."""
 
-    __slots__ = ("bus", "by_cost", "idle", "jobs", "module", "readings", "sched", "users")
+    __slots__ = ("bus", "by_cost", "idle", "jobs", "module", "owned", "readings", "sched", "users")
 
     def __init__(
         self, sched: Scheduler, module: int, jobs: list[MachineJob], readings: list[Reading]
@@ -93,6 +93,8 @@ class _Setup:
         for i, (t_left, t_cycles, _, _) in enumerate(readings):
             (self.users if t_left > 0 and t_cycles > 0 else self.idle).append(i)
         self.bus = _BusAsks(readings, self.users, sched.supply(module).bus.cap)
+        #: whether :meth:`lates` may run on ``bus`` itself (a copy made for one use)
+        self.owned = False
         self.by_cost = (
             sorted(self.users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
             if sched.policy.supply == "cost"
@@ -102,7 +104,7 @@ class _Setup:
     def plus(self, job: MachineJob, reading: Reading) -> _Setup:
         """The same jobs and ``job`` last, as set up from scratch."""
         out = _Setup.__new__(_Setup)
-        out.sched, out.module = self.sched, self.module
+        out.sched, out.module, out.owned = self.sched, self.module, True
         out.jobs = [*self.jobs, job]
         out.readings = [*self.readings, reading]
         i = len(self.jobs)
@@ -136,7 +138,8 @@ class _Setup:
         supply = sched.supply(self.module)
         states = [r[0] for r in readings]
         drawing = [r[1] for r in readings]
-        bus = self.bus.plus(readings, -1)
+        bus = self.bus if self.owned else self.bus.plus(readings, -1)
+        self.owned = False
         asks = bus.asks
         rate, store = supply.rate, supply.store
         by_cost = self.by_cost
@@ -227,13 +230,14 @@ class _BusAsks:
         out.cap = cap = self.cap
         out.readings = readings
         asks = out.asks = self.asks + [0.0] * (len(readings) - len(self.asks))
-        out.members = {segment: list(ids) for segment, ids in self.members.items()}
+        members = out.members = dict(self.members)
         out.held = set(self.held)
+        for segment in out.held:  # (only a held segment's members change as jobs leave)
+            members[segment] = list(members[segment])
         if i < 0:
             return out
         segment = readings[i][3]
-        ids = out.members.setdefault(segment, [])
-        ids.append(i)
+        ids = members[segment] = [*members.get(segment, ()), i]
         for k in ids:  # the segment's asks as first set, then shared if they pass its cap
             want = readings[k][0] / readings[k][1]
             asks[k] = want if want <= cap else cap
@@ -288,10 +292,11 @@ class _BusAsks:
                 self._share(segment)
 
     def leave(self, i: int) -> None:
-        """Job ``i`` has drawn all: its neighbours share its segment without it."""
+        """Job ``i`` has drawn all: its neighbours share its segment without it (a
+        segment that holds none back keeps its asks: its members are not read again)."""
         segment = self.readings[i][3]
-        self.members[segment].remove(i)
         if segment in self.held:
+            self.members[segment].remove(i)
             self._share(segment)
 
 
@@ -360,6 +365,7 @@ class BudgetCheck:
         #: each module's running jobs set up for a projection, with what each was read
         #: at (a running job settled meanwhile is read again)
         self._setups: dict[int, tuple[list[tuple[int, float, float]], _Setup]] = {}
+        self._running: dict[int, list[MachineJob]] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -368,6 +374,7 @@ class BudgetCheck:
         self._readings.clear()
         self._decoder_verdicts.clear()
         self._setups.clear()
+        self._running.clear()
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
@@ -437,8 +444,14 @@ class BudgetCheck:
         return True
 
     def _running_on(self, module: int) -> list[MachineJob]:
-        """``module``'s running jobs, in the machine's order."""
-        return [job for job in self.sched.state.running if job.module == module]
+        """``module``'s running jobs, in the machine's order (read once until a start:
+        no job ends or stops within a decision)."""
+        jobs = self._running.get(module)
+        if jobs is None:
+            jobs = self._running[module] = [
+                job for job in self.sched.state.running if job.module == module
+            ]
+        return list(jobs)
 
     def projected(
         self, module: int, candidate: MachineJob | None = None, at: int = 0
