@@ -6,6 +6,8 @@
 ``qmk machine simulate``: the wall time of each phase (reading and compiling each
 distinct program once, the runtimes alone, the policy, the ``exclusive`` baseline) and
 in all, with the load averages (the machine is shared: read the figure with them).
+``--jobs N`` scales it (N / 4 jobs a tenant, the same arrival rates); ``--workload OUT``
+writes it as a workload file for ``qmk machine simulate`` and stops.
 
 ``--study``: the three workloads of ``examples/machine/`` (uniform small jobs; a few
 large among many small; T-heavy jobs contending for factories) under every policy at
@@ -14,7 +16,8 @@ carries (speedups beside the idle errors they cost), and the like-for-like batch
 ``examples/machine/like-for-like.yaml`` in every block with every factory protocol;
 ``--plots DIR`` draws each workload's utilization and slowdowns there.
 
-    python bench/bench_machine.py [--scale] [--study] [--policy fair-share] [--plots DIR]
+    python bench/bench_machine.py [--scale] [--jobs N] [--workload OUT.yaml] [--study]
+        [--policy fair-share] [--plots DIR]
 
 Not a test: it prints figures (and writes ``bench/results/machine.json``).
 """
@@ -82,10 +85,19 @@ SCALE: dict[str, Any] = {
 }
 
 
-def scale(policy: str) -> dict[str, Any]:
-    """10^4 jobs on 10^6 physical qubits: the wall time of each phase."""
+def scaled(jobs: int) -> dict[str, Any]:
+    """The scale workload with ``jobs`` jobs in all (a quarter a tenant)."""
+    if jobs <= 0 or jobs % 4:
+        raise SystemExit(f"--jobs {jobs}: a positive multiple of 4 (a quarter a tenant)")
+    tenants = [{**t, "generate": {**t["generate"], "count": jobs // 4}} for t in SCALE["tenants"]]
+    return {**SCALE, "tenants": tenants}
+
+
+def scale(policy: str, jobs: int = 10_000) -> dict[str, Any]:
+    """The scale workload (``jobs`` jobs on 10^6 physical qubits): the wall time of each
+    phase."""
     began = time.perf_counter()
-    work = wl.load(SCALE)
+    work = wl.load(scaled(jobs))
     read = time.perf_counter()
     alone = alone_times(work.machine, work.jobs)
     solo = time.perf_counter()
@@ -248,15 +260,22 @@ def grid(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", action="store_true", help="10^4 jobs on 10^6 qubits")
+    parser.add_argument("--scale", action="store_true", help="the scale jobs on 10^6 qubits")
     parser.add_argument("--study", action="store_true", help="the docs' experiment tables")
     parser.add_argument("--policy", default="fair-share", choices=MACHINE_POLICIES)
     parser.add_argument("--plots", type=Path, help="with --study: draw the workloads here")
+    parser.add_argument("--jobs", type=int, default=10_000, help="scale jobs in all (10,000)")
+    parser.add_argument("--workload", type=Path, help="write the scale workload here and stop")
     args = parser.parse_args()
+    if args.workload is not None:
+        import yaml
+
+        args.workload.write_text(yaml.safe_dump(scaled(args.jobs)), encoding="utf-8")
+        return
     record: dict[str, Any] = {"machine": machine()}
     print(describe(record["machine"]))
     if args.scale or not args.study:
-        figure = scale(args.policy)
+        figure = scale(args.policy, args.jobs)
         record["scale"] = figure
         s = figure["seconds"]
         print(

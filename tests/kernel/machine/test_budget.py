@@ -25,7 +25,7 @@ from qmk.kernel.machine import workload
 from qmk.kernel.machine.core import Scheduler
 from qmk.kernel.machine.jobs import JobSpec, MachineJob
 from qmk.kernel.machine.policies import policy_class
-from qmk.kernel.machine.policies.budget import HEADROOM, BudgetCheck, projected
+from qmk.kernel.machine.policies.budget import HEADROOM, BudgetCheck, _Setup, projected
 from qmk.kernel.machine.simulate import run_policy
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.machine.workload import Workload
@@ -137,6 +137,54 @@ def test_a_checks_verdicts_are_the_rules_on_projections_made_afresh(name: str, s
         sched.submit(spec)
     assert len(sched.run()) == 40
     assert True in seen.verdicts
+
+
+def setting_up(name: str, compared: list[int]) -> type:
+    """``name``'s policy, which first checks that each candidate's projection, set up
+    from the running jobs' set-up with the candidate added, is the one set up from
+    scratch, late for late, then decides as ``name`` does."""
+
+    class SettingUp(policy_class(name)):  # type: ignore[misc,valid-type]
+        def decide(self, sched: Scheduler) -> None:
+            check = BudgetCheck(sched)
+            for job in list(sched.queue)[:6]:
+                spot = sched.find(job)
+                if spot is None or not any(r.module == spot[0].module for r in sched.running):
+                    continue
+                area, first = spot
+                added = check._setup(area.module, job, area.spec.offset + first)
+                afresh = _Setup(sched, area.module, list(added.jobs), list(added.readings))
+                assert list(added.lates()) == list(afresh.lates()), job.id
+                compared.append(len(added.jobs))
+            base = check._setup(0, None, 0)  # the running jobs' own, used again after
+            assert list(base.lates()) == list(base.lates())
+            super().decide(sched)
+
+    return SettingUp
+
+
+@pytest.mark.parametrize("name", ["fidelity", "fair-share"])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_candidate_added_to_the_running_jobs_set_up_projects_as_set_up_afresh(
+    name: str, seed: int
+):
+    # a bus of two segments of one state a cycle each, so neighbours share them
+    rng = random.Random(seed)
+    narrow = MachineSpec.simple(
+        tiles=48,
+        factory_rate=(1, rng.choice([1, 2, 3])),
+        store=rng.choice([0, 5, 30]),
+        lanes=2,
+        segments=2,
+        epoch_cycles=rng.choice([1, 5]),
+        logical_error_rate=1e-4,
+    )
+    compared: list[int] = []
+    sched = Scheduler(narrow, setting_up(name, compared)(), {"a": 1.0, "b": 2.0})
+    for spec in random_jobs(seed):
+        sched.submit(spec)
+    assert len(sched.run()) == 40
+    assert max(compared) > 2  # candidates were weighed beside several running jobs
 
 
 def test_the_random_workloads_hold_jobs_back_and_meet_waits_not_yet_settled():

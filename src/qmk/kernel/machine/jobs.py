@@ -328,6 +328,7 @@ class MachineJob:
         "id",
         "idx",
         "inject",
+        "kind",
         "last",
         "m",
         "module",
@@ -415,6 +416,10 @@ class MachineJob:
         # its steps left run as one event (Scheduler(whole=True)): when they end (-1:
         # they run step by step)
         self.chain_end = -1.0
+        # what a start's verdict reads of it queued (its placement, its tenant's hold,
+        # its budget's projection): queued jobs alike in it get one verdict in one
+        # machine state (it has never run, so no idle wait of its own tells it apart)
+        self.kind = (self.tenant, id(timeline), self.tiles, self.budget, self.cost)
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""

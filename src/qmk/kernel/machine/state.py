@@ -47,18 +47,30 @@ class MachineState:
         queue: queued jobs in arrival order.
         queue_of: the queue by tenant, each in arrival order.
         queue_at: the queue by priority, each in arrival order.
+        kinds_of: how many of each tenant's queued jobs are of each kind (``job.kind``).
         running: jobs holding tiles and not stopped, in start order.
         stopped: preempted jobs, stopped in place or in storage.
         held: tiles held by all jobs.
     """
 
-    __slots__ = ("_holds", "by_id", "held", "queue", "queue_at", "queue_of", "running", "stopped")
+    __slots__ = (
+        "_holds",
+        "by_id",
+        "held",
+        "kinds_of",
+        "queue",
+        "queue_at",
+        "queue_of",
+        "running",
+        "stopped",
+    )
 
     def __init__(self) -> None:
         self.by_id: dict[str, MachineJob] = {}
         self.queue: dict[MachineJob, None] = {}
         self.queue_of: dict[str, dict[MachineJob, None]] = {}
         self.queue_at: dict[int, dict[MachineJob, None]] = {}
+        self.kinds_of: dict[str, dict[tuple[object, ...], int]] = {}
         self.running: dict[MachineJob, None] = {}
         self.stopped: dict[MachineJob, None] = {}
         self.held = 0
@@ -75,6 +87,8 @@ class MachineState:
         self.queue[job] = None
         self.queue_of.setdefault(job.tenant, {})[job] = None
         self.queue_at.setdefault(job.priority, {})[job] = None
+        kinds = self.kinds_of.setdefault(job.tenant, {})
+        kinds[job.kind] = kinds.get(job.kind, 0) + 1
 
     def dequeue(self, job: MachineJob) -> None:
         """``job`` leaves the queues (it starts, or is cancelled)."""
@@ -87,6 +101,13 @@ class MachineState:
         del at[job]
         if not at:
             del self.queue_at[job.priority]
+        kinds = self.kinds_of[job.tenant]
+        if kinds[job.kind] > 1:
+            kinds[job.kind] -= 1
+        else:
+            del kinds[job.kind]
+            if not kinds:
+                del self.kinds_of[job.tenant]
 
     def run(self, job: MachineJob) -> None:
         """``job`` runs (started, or resumed)."""

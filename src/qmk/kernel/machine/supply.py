@@ -31,6 +31,7 @@ factories held it below its demand.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Mapping
@@ -135,6 +136,9 @@ class Bus:
         users = self.users.get(segment)
         if not users:
             return {}
+        if len(users) == 1:  # alone on its segment (most jobs): max_min's share at once
+            (job,) = users
+            return {job: job.want if job.want <= self.cap else self.cap}
         return dict(zip(users, max_min([job.want for job in users], self.cap), strict=True))
 
 
@@ -232,6 +236,7 @@ class ModuleSupply:
         "fresh",
         "index",
         "last",
+        "order",
         "queues",
         "rate",
         "rule",
@@ -264,6 +269,7 @@ class ModuleSupply:
         self.storage_free = storage
         self.queues: dict[str, TenantQueue] = {}
         self.costed: dict[MachineJob, None] = {}  # the cost rule's users
+        self.order: list[MachineJob] = []  # they, in the cost rule's order (_cost_key)
         self.fresh: set[MachineJob] = set()  # the cost rule's users not yet rated
         self.consume = 0.0
         self.last = 0.0
@@ -349,7 +355,8 @@ class ModuleSupply:
         """Take ``job`` out of the factories' sharing, its progress settled."""
         if self.rule == "cost":
             host.settle_job(job)
-            self.costed.pop(job, None)
+            if self.costed.pop(job, False) is None:
+                self.order.remove(job)
             self.fresh.discard(job)
             return
         queue = self.queues.get(job.tenant)
@@ -376,6 +383,8 @@ class ModuleSupply:
         """Put ``job`` into the factories' sharing, asking ``demand``."""
         job.demand = demand
         if self.rule == "cost":
+            if job not in self.costed:
+                bisect.insort(self.order, job, key=_cost_key)
             self.costed[job] = None
             self.fresh.add(job)
             return
@@ -445,14 +454,16 @@ class ModuleSupply:
 
     def _by_cost(self, host: Host) -> None:
         left = self.capacity
-        for job in sorted(self.costed, key=_cost_key):
-            share = min(job.demand, left)
+        fresh = self.fresh
+        for job in self.order:  # (kept in the rule's order as jobs come and go)
+            demand = job.demand
+            share = demand if demand <= left else left
             left -= share
-            if share != job.t_alloc or job in self.fresh:
+            if share != job.t_alloc or job in fresh:
                 host.settle_job(job)
                 job.t_alloc = share
                 host.rate_job(job)
-        self.fresh.clear()
+        fresh.clear()
 
     def _by_tenant(self, host: Host) -> None:
         demands = {name: queue.demand for name, queue in self.queues.items()}
@@ -486,9 +497,9 @@ class ModuleSupply:
     def _schedule(self, host: Host) -> None:
         self.version += 1
         if self.rule == "cost":
-            consume = sum(job.t_alloc for job in self.costed)
+            consume = sum([job.t_alloc for job in self.costed])
         else:
-            consume = sum(min(q.alloc, q.demand) for q in self.queues.values())
+            consume = sum([min(q.alloc, q.demand) for q in self.queues.values()])
         if consume != self.consume:
             # the factories' work: states drawn beyond their rate come from the store,
             # made before (its states at the start, an idle machine's)

@@ -26,6 +26,7 @@ without it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -72,34 +73,92 @@ def _left(sched: Scheduler, job: MachineJob) -> tuple[float, float]:
 Reading = tuple[float, float, float, int]
 
 
-def _lates(
-    sched: Scheduler, module: int, jobs: list[MachineJob], readings: list[Reading]
-) -> Iterator[tuple[int, float]]:
-    """Each of ``jobs``' cycles late, as ``(its index, cycles)`` the moment it is known:
-    the jobs that draw no T state first, then each as it has drawn all. Its T states
-    are drawn as a fluid from ``module``'s store and factories under the policy's rule
-    (module docstring). Each job draws at most what it asks a cycle, and its bus
-    segment's neighbours share it max-min, as the supply shares it. A job's share of the
-    factories, and of its segment, passes to the others when it has drawn all."""
-    users = []
-    for i, (t_left, t_cycles, _, _) in enumerate(readings):
-        if t_left > 0 and t_cycles > 0:
-            users.append(i)
+class _Setup:
+    """A projection's jobs set up: which draw T states (``users``; the others are
+    ``idle``), their bus asks, and the ``cost`` rule's order. A projection with one job
+    more is set up from it (:meth:`plus`), as from scratch: a decision weighs many
+    candidates against the same running jobs."""
+
+    __slots__ = ("bus", "by_cost", "idle", "jobs", "module", "owned", "readings", "sched", "users")
+
+    def __init__(
+        self, sched: Scheduler, module: int, jobs: list[MachineJob], readings: list[Reading]
+    ) -> None:
+        self.sched = sched
+        self.module = module
+        self.jobs = jobs
+        self.readings = readings
+        self.users: list[int] = []
+        self.idle: list[int] = []
+        for i, (t_left, t_cycles, _, _) in enumerate(readings):
+            (self.users if t_left > 0 and t_cycles > 0 else self.idle).append(i)
+        self.bus = _BusAsks(readings, self.users, sched.supply(module).bus.cap)
+        #: whether :meth:`lates` may run on ``bus`` itself (a copy made for one use)
+        self.owned = False
+        self.by_cost = (
+            sorted(self.users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
+            if sched.policy.supply == "cost"
+            else None
+        )
+
+    def plus(self, job: MachineJob, reading: Reading) -> _Setup:
+        """The same jobs and ``job`` last, as set up from scratch."""
+        out = _Setup.__new__(_Setup)
+        out.sched, out.module, out.owned = self.sched, self.module, True
+        out.jobs = [*self.jobs, job]
+        out.readings = [*self.readings, reading]
+        i = len(self.jobs)
+        out.users, out.idle = list(self.users), list(self.idle)
+        out.by_cost = None if self.by_cost is None else list(self.by_cost)
+        if reading[0] > 0 and reading[1] > 0:
+            out.users.append(i)
+            if out.by_cost is not None:
+                jobs = out.jobs
+                bisect.insort(out.by_cost, i, key=lambda k: (-jobs[k].cost, jobs[k].seq))
+            out.bus = self.bus.plus(out.readings, i)
         else:
+            out.idle.append(i)
+            out.bus = self.bus.plus(out.readings, -1)
+        return out
+
+    def lates(self) -> Iterator[tuple[int, float]]:
+        """Each job's cycles late, as ``(its index, cycles)`` the moment it is known:
+        the jobs that draw no T state first, then each as it has drawn all. Its T states
+        are drawn as a fluid from the module's store and factories under the policy's
+        rule (module docstring). Each job draws at most what it asks a cycle, and its bus
+        segment's neighbours share it max-min, as the supply shares it. A job's share of
+        the factories, and of its segment, passes to the others when it has drawn all.
+        What is set up here is not changed."""
+        for i in self.idle:
             yield i, 0.0
-    if not users:
-        return
-    supply = sched.supply(module)
-    states = [r[0] for r in readings]
-    drawing = [r[1] for r in readings]
-    bus = _BusAsks(readings, users, supply.bus.cap)
-    asks = bus.asks
-    rate, store = supply.rate, supply.store
-    by_cost = (
-        sorted(users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
-        if sched.policy.supply == "cost"
-        else None
-    )
+        users = list(self.users)
+        if not users:
+            return
+        sched, jobs, readings = self.sched, self.jobs, self.readings
+        supply = sched.supply(self.module)
+        states = [r[0] for r in readings]
+        drawing = [r[1] for r in readings]
+        bus = self.bus if self.owned else self.bus.plus(readings, -1)
+        self.owned = False
+        asks = bus.asks
+        rate, store = supply.rate, supply.store
+        by_cost = self.by_cost
+        yield from _drawn(sched, jobs, users, bus, by_cost, states, drawing, asks, rate, store)
+
+
+def _drawn(
+    sched: Scheduler,
+    jobs: list[MachineJob],
+    users: list[int],
+    bus: _BusAsks,
+    by_cost: list[int] | None,
+    states: list[float],
+    drawing: list[float],
+    asks: list[float],
+    rate: float,
+    store: float,
+) -> Iterator[tuple[int, float]]:
+    """The fluid of :meth:`_Setup.lates` run from its set-up: each user's cycles late."""
     now = 0.0
     while users:
         wanted = sum([asks[i] for i in users])
@@ -141,7 +200,7 @@ class _BusAsks:
     cycles that draw them), or less where its bus segment's ``cap`` is shared max-min
     among the jobs on it (:func:`~qmk.kernel.machine.supply.max_min`, as the supply
     shares it); shared again as a job leaves its segment (``asks``: 0 for jobs that draw
-    nothing)."""
+    nothing). :meth:`plus` gives a copy with one job more, as built from scratch."""
 
     __slots__ = ("asks", "cap", "held", "members", "readings")
 
@@ -163,6 +222,31 @@ class _BusAsks:
             if len(ids) > 1 and sum([asks[i] for i in ids]) > cap:
                 self._share(segment)
 
+    def plus(self, readings: list[Reading], i: int) -> _BusAsks:
+        """A copy over ``readings`` (these and one more, or the same) with job ``i``
+        (the last of ``readings``; -1: none) added: only its segment is shared again,
+        from its members' wants, as :meth:`__init__` shares it."""
+        out = _BusAsks.__new__(_BusAsks)
+        out.cap = cap = self.cap
+        out.readings = readings
+        asks = out.asks = self.asks + [0.0] * (len(readings) - len(self.asks))
+        members = out.members = dict(self.members)
+        out.held = set(self.held)
+        for segment in out.held:  # (only a held segment's members change as jobs leave)
+            members[segment] = list(members[segment])
+        if i < 0:
+            return out
+        segment = readings[i][3]
+        ids = members[segment] = [*members.get(segment, ()), i]
+        for k in ids:  # the segment's asks as first set, then shared if they pass its cap
+            want = readings[k][0] / readings[k][1]
+            asks[k] = want if want <= cap else cap
+        if len(ids) > 1 and sum([asks[k] for k in ids]) > cap:
+            out._share(segment)
+        else:
+            out.held.discard(segment)
+        return out
+
     def _share(self, segment: int) -> None:
         ids, asks, readings = self.members[segment], self.asks, self.readings
         wants = [readings[i][0] / readings[i][1] for i in ids]
@@ -183,7 +267,7 @@ class _BusAsks:
     def ends(
         self, users: list[int], states: list[float], now: float, drawing: list[float]
     ) -> Iterator[tuple[int, float]]:
-        """Each of ``users``' cycles late (:func:`_lates`) where each always gets what it
+        """Each of ``users``' cycles late (:meth:`_Setup.lates`) where each always gets what it
         asks: a segment that holds one back is run alone, its asks shared again as each
         job leaves it; any other job asks the same to its end."""
         asks, readings = self.asks, self.readings
@@ -208,10 +292,11 @@ class _BusAsks:
                 self._share(segment)
 
     def leave(self, i: int) -> None:
-        """Job ``i`` has drawn all: its neighbours share its segment without it."""
+        """Job ``i`` has drawn all: its neighbours share its segment without it (a
+        segment that holds none back keeps its asks: its members are not read again)."""
         segment = self.readings[i][3]
-        self.members[segment].remove(i)
         if segment in self.held:
+            self.members[segment].remove(i)
             self._share(segment)
 
 
@@ -257,7 +342,7 @@ def projected(
     sched: Scheduler, module: int, candidate: MachineJob | None = None, at: int = 0
 ) -> dict[MachineJob, float]:
     """Each running job's projected idle error on ``module`` (and ``candidate``'s, were
-    it started there now, its first tile ``at`` of the module): :func:`_lates` of them."""
+    it started there now, its first tile ``at`` of the module): :meth:`_Setup.lates`."""
     return BudgetCheck(sched).projected(module, candidate, at)
 
 
@@ -277,6 +362,10 @@ class BudgetCheck:
         self._verdicts: dict[tuple[object, ...], bool] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
         self._decoder_verdicts: dict[tuple[object, ...], bool] = {}
+        #: each module's running jobs set up for a projection, with what each was read
+        #: at (a running job settled meanwhile is read again)
+        self._setups: dict[int, tuple[list[tuple[int, float, float]], _Setup]] = {}
+        self._running: dict[int, list[MachineJob]] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -284,6 +373,8 @@ class BudgetCheck:
         self._verdicts.clear()
         self._readings.clear()
         self._decoder_verdicts.clear()
+        self._setups.clear()
+        self._running.clear()
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
@@ -353,35 +444,47 @@ class BudgetCheck:
         return True
 
     def _running_on(self, module: int) -> list[MachineJob]:
-        """``module``'s running jobs, in the machine's order."""
-        return [job for job in self.sched.state.running if job.module == module]
+        """``module``'s running jobs, in the machine's order (read once until a start:
+        no job ends or stops within a decision)."""
+        jobs = self._running.get(module)
+        if jobs is None:
+            jobs = self._running[module] = [
+                job for job in self.sched.state.running if job.module == module
+            ]
+        return list(jobs)
 
     def projected(
         self, module: int, candidate: MachineJob | None = None, at: int = 0
     ) -> dict[MachineJob, float]:
         """Each running job's projected idle error on ``module`` (and ``candidate``'s,
         were it started there now, its first tile ``at`` of the module)."""
-        jobs, readings = self._inputs(module, candidate, at)
-        late = dict(_lates(self.sched, module, jobs, readings))
+        setup = self._setup(module, candidate, at)
+        jobs, readings = setup.jobs, setup.readings
+        late = dict(setup.lates())
         p = self.sched.machine.logical_error_rate
         return {
             job: idle_of(p, job.cost, reading[2], late[i])
             for i, (job, reading) in enumerate(zip(jobs, readings, strict=True))
         }
 
-    def _inputs(
-        self, module: int, candidate: MachineJob | None, at: int
-    ) -> tuple[list[MachineJob], list[Reading]]:
-        """The jobs of ``module``'s projection (``candidate`` last) and their readings."""
+    def _setup(self, module: int, candidate: MachineJob | None, at: int) -> _Setup:
+        """``module``'s projection set up (``candidate`` last, its first tile ``at``).
+        The running jobs' part is made once while none of them moves on or is settled."""
         sched = self.sched
         jobs = self._running_on(module)
-        readings = [self._reading(job) for job in jobs]
-        if candidate is not None:
-            jobs.append(candidate)
-            t_left, t_cycles = _fresh(candidate)
-            segment = sched.supply(module).bus.segment_of(at, candidate.tiles)
-            readings.append((t_left, t_cycles, candidate.idle_waited(), segment))
-        return jobs, readings
+        now = sched.now
+        stamps = [(job.version, job.last, now) for job in jobs]
+        held = self._setups.get(module)
+        if held is not None and held[0] == stamps and held[1].jobs == jobs:
+            base = held[1]
+        else:
+            base = _Setup(sched, module, jobs, [self._reading(job) for job in jobs])
+            self._setups[module] = (stamps, base)
+        if candidate is None:
+            return base
+        t_left, t_cycles = _fresh(candidate)
+        segment = sched.supply(module).bus.segment_of(at, candidate.tiles)
+        return base.plus(candidate, (t_left, t_cycles, candidate.idle_waited(), segment))
 
     def _reading(self, job: MachineJob) -> Reading:
         """What a projection reads of a running ``job`` now. It changes where the job is
@@ -406,12 +509,12 @@ class BudgetCheck:
         """:meth:`keeps`, each job weighed as its projection is known: the verdict is
         known at the first job it fails. The projection without ``job`` is made (and
         kept for the next candidates) where a running job passes its budget with it."""
-        jobs, readings = self._inputs(module, job, at)
+        setup = self._setup(module, job, at)
+        jobs, readings = setup.jobs, setup.readings
         p = self.sched.machine.logical_error_rate
         last = len(jobs) - 1  # ``job``
         before = self._before.get(module)
-        over = False  # ``job`` itself passes its budget
-        for i, late in _lates(self.sched, module, jobs, readings):
+        for i, late in setup.lates():
             other = jobs[i]
             budget = other.budget
             if budget is None:
@@ -419,13 +522,10 @@ class BudgetCheck:
             error = idle_of(p, other.cost, readings[i][2], late)
             if error <= budget * HEADROOM:
                 continue
-            if i == last:
-                if before is not None:
-                    return False
-                over = True  # and the projection without it waits on the others
-                continue
+            if i == last:  # it passes its own budget: whatever the others' fate
+                return False
             if before is None:
                 before = self._before[module] = self.projected(module)
-            if over or error > before.get(other, 0.0) * (1 + 1e-9):
+            if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
-        return not over
+        return True

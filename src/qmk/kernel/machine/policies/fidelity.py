@@ -62,8 +62,10 @@ class Fidelity(SchedulingPolicy):
         Until a job starts or a region is held, nothing a candidate's verdict reads
         changes: the tenants' shares, the free tiles, the holds, the projections. So the
         tenant first in turn stays first, one verdict serves every queued job alike
-        (:func:`_alike`), and the shares are read once. With thousands queued, each
-        decision would otherwise weigh hundreds of copies of a few programs."""
+        (its ``kind``), and the shares are read once. Once every kind of a tenant's
+        queue has a verdict of no that asks for no reservation, the rest of its window
+        is passed over at once (:func:`_known`). With thousands queued, each decision
+        would otherwise weigh hundreds of copies of a few programs."""
         resume_stopped(sched)
         tried: dict[str, int] = {}
         reserved = False
@@ -71,6 +73,7 @@ class Fidelity(SchedulingPolicy):
         refused: dict[tuple[object, ...], bool] = {}  # a failed verdict: did nothing fit?
         shares: dict[str, tuple[float, str]] = {}
         share = share_key(sched)
+        kinds_of = sched.state.kinds_of
         try:
             while True:
                 ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
@@ -83,23 +86,31 @@ class Fidelity(SchedulingPolicy):
                     tenant = min(ready, key=shares.__getitem__)
                 else:
                     tenant = ready[0]
-                skip = tried.get(tenant, 0)
-                for job in itertools.islice(sched.queue_of[tenant], skip, self.depth):
-                    alike = _alike(job)
+                count = tried.get(tenant, 0)
+                kinds = kinds_of[tenant]
+                exhausted = True  # its queue ran out, or its depth was tried
+                for job in itertools.islice(sched.queue_of[tenant], count, self.depth):
+                    alike = job.kind
                     unplaced = refused.get(alike)
                     if unplaced is None:
                         spot = sched.find(job)
                         if spot is not None and self._start(sched, job, spot, budgets):
                             budgets.started()
+                            exhausted = False
                             break  # the queue and the shares changed: choose again
                         unplaced = refused[alike] = spot is None
-                    tried[tenant] = tried.get(tenant, 0) + 1
+                        if (reserved or not unplaced) and _known(kinds, refused, reserved):
+                            break  # each later job of its window would be refused alike
+                    count += 1
                     if not reserved and unplaced:
+                        tried[tenant] = count
                         reserved = self._reserve(sched, job)
+                        exhausted = False
                         break  # a hold, or jobs asked to leave: verdicts may change
-                else:  # its queue ran out, or its depth was tried
+                if exhausted:
                     tried[tenant] = self.depth
                     continue
+                tried[tenant] = count
                 refused.clear()
                 shares.clear()
         finally:
@@ -129,8 +140,14 @@ class Fidelity(SchedulingPolicy):
         return True
 
 
-def _alike(job: MachineJob) -> tuple[object, ...]:
-    """What a start's verdict reads of a queued job (its placement, its tenant's hold,
-    its budget's projection): jobs alike in it get one verdict in one machine state.
-    A queued job has never run, so it has no idle wait of its own to tell it apart."""
-    return (job.tenant, id(job.tl), job.tiles, job.budget, job.cost)
+def _known(
+    kinds: dict[tuple[object, ...], int], refused: dict[tuple[object, ...], bool], reserved: bool
+) -> bool:
+    """Whether every kind of a tenant's queued jobs has a verdict of no in ``refused``
+    that sets off no reservation (a hold is made already, or it was placeable): trying
+    the rest of its window, job by job, would change nothing."""
+    for kind in kinds:
+        unplaced = refused.get(kind)
+        if unplaced is None or (unplaced and not reserved):
+            return False
+    return True
