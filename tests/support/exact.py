@@ -182,12 +182,19 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
         return _apply(rho, np.conj(u), [n + q for q in where], 2 * n)
 
     def channel(rho: np.ndarray, step: int, before: bool) -> np.ndarray:
+        # X rho X flips the qubit's ket and bra axes; Z rho Z signs them ((-1)**(ket +
+        # bra)); Y rho Y^dagger is both (its phases i and -i multiply to those signs)
         for loc in noise.get((step, before), ()):
-            where = [qubits[loc.qubit]]
-            out = (1.0 - loc.total) * rho
-            for op, p in (("APPLY_X", loc.px), ("APPLY_Y", loc.py), ("APPLY_Z", loc.pz)):
-                out = out + p * conj(rho, _ONE[op], where)
-            rho = out
+            q = qubits[loc.qubit]
+            flipped = np.flip(rho, axis=(q, n + q))
+            ket = np.array([1.0, -1.0]).reshape([2 if a == q else 1 for a in range(2 * n)])
+            signs = ket * np.moveaxis(ket, q, n + q)
+            rho = (
+                (1.0 - loc.total) * rho
+                + loc.px * flipped
+                + loc.py * signs * flipped
+                + loc.pz * signs * rho
+            )
         return rho
 
     measured: dict[str, int] = {}

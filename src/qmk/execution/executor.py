@@ -82,6 +82,7 @@ from qmk.execution.request import (
     run_key,
 )
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
+from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
 from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
 from qmk.memo import Memo
@@ -548,6 +549,8 @@ _BATCHES: Memo[Any] = Memo(KEPT_PLANS)
 _LOWERINGS: Memo[Any] = Memo(KEPT_PLANS)
 #: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
 _LAYOUTS: Memo[Any] = Memo(KEPT_PLANS)
+#: Plans' micro-ops as stacked trajectories run them (None: group by group).
+_STACKS: Memo[Any] = Memo(KEPT_PLANS)
 #: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
 _FIGURES: Memo[Any] = Memo(KEPT_PLANS)
 
@@ -647,7 +650,7 @@ def execute(
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return _run_key(request, choice, options, initial)
+        return _run_key(request, choice, options, initial, plan)
 
     exported = None
     rows = None
@@ -773,16 +776,24 @@ def _planned(
 
 
 def _run_key(
-    request: RunRequest, choice: Choice, options: Mapping[str, Any], initial: QuantumState | None
+    request: RunRequest,
+    choice: Choice,
+    options: Mapping[str, Any],
+    initial: QuantumState | None,
+    plan: Plan,
 ) -> str:
     """The key of ``request`` run as ``choice`` says with the engine options ``options``
     (from ``initial``): what the states it saves carry, and what a state it resumes from
     must carry. A run of the engine's density matrix says so in it: the state of its
-    chunks resumes no trajectories of a worker whose memory the matrix did not fit."""
+    chunks resumes no trajectories of a worker whose memory the matrix did not fit. So
+    does a run of stacked trajectories (:func:`_stacked_ops`): its states hold whole
+    groups, in another order than a group-by-group run's."""
     engine = choice.engine
     more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
     if choice.batch and spec(engine).density is not None:
         more["mode"] = "density-matrix"
+    elif not choice.batch and _stacked_ops(plan, engine, initial) is not None:
+        more["mode"] = "stacked-trajectories"
     return run_key(
         msgspec.structs.replace(
             request, engine_options=_result_options(engine, request.engine_options)
@@ -812,7 +823,7 @@ def _resumed_route(
     resumes only in a run of its own key. Where no precision of the state's engine gives
     that key (or the engine cannot run here), ``choice`` stands, and the resume refuses
     the state (``QE106``)."""
-    if _run_key(request, choice, options, initial) == state.key:
+    if _run_key(request, choice, options, initial, plan) == state.key:
         return choice, options
     try:
         entry = spec(state.engine)
@@ -832,7 +843,7 @@ def _resumed_route(
             )
         except EngineError:  # it cannot run here (not installed, no memory): refused below
             return choice, options
-        if _run_key(request, again, built, initial) == state.key:
+        if _run_key(request, again, built, initial, plan) == state.key:
             reason = (
                 f"resumes where its checkpoint left off, on the engine that saved it "
                 f"({again.precision or 'its own'} precision)"
@@ -900,6 +911,24 @@ def _execute(
     sampling = "per-pattern" if plan.noise else "off"
     observed = observed_ops(plan)  # the micro-ops a record can see, compiled once per plan
     groups = _observed_groups(plan, observed, groups)
+    stacked = _stacked_ops(plan, name, initial)
+    if stacked is not None:
+        stacked_bits, injected_here, progress, taken = _run_stacked(
+            plan,
+            stacked,
+            observed,
+            groups,
+            part,
+            shots=shots,
+            seed=_stream(seed, 2),
+            control=control,
+            key=key(),
+            engine_name=name,
+            max_bytes=cls(seed=0, **options).max_bytes,
+            resume=resume,
+        )
+        injected = injected if part is None else injected_here
+        return "trajectories", sampling, stacked_bits, injected, progress, taken
     if part is not None:  # its share of the groups only (qmk.execution.parts)
         bits, rows, injected, progress = run_groups(
             plan,
@@ -937,6 +966,73 @@ def _execute(
         resume_runner(runner, resume)
     bits = runner.run()
     return "trajectories", sampling, bits, injected, runner.progress, None
+
+
+def _stacked_ops(plan: Plan, engine: str, initial: QuantumState | None) -> StackedOps | None:
+    """The plan's micro-ops as stacked trajectories run them (:mod:`qmk.execution.stacked`),
+    or None where its trajectories run group by group: an engine other than the
+    statevector, a run from an initial state, no noise (one group), or a program the
+    stack does not run (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan."""
+    if engine != "statevector" or initial is not None or not plan.noise:
+        return None
+    found: StackedOps | None = _STACKS.get(
+        (id(plan),), plan, lambda: compile_ops(observed_ops(plan).ops)
+    )
+    return found
+
+
+def _run_stacked(
+    plan: Plan,
+    stacked: StackedOps,
+    observed: Observed,
+    groups: dict[tuple[tuple[int, str], ...], np.ndarray],
+    part: Part | None,
+    *,
+    shots: int,
+    seed: np.random.SeedSequence,
+    control: Control | None,
+    key: str,
+    engine_name: str,
+    max_bytes: int,
+    resume: ExecutionState | None,
+) -> tuple[np.ndarray, int, Progress, np.ndarray | None]:
+    """``(bits, injected errors, progress, rows)`` of a trajectories run's ``groups`` on
+    the stack, or of ``part``'s share of them (its rows, the shots they are, and the
+    errors injected into them, as :func:`~qmk.execution.parts.run_groups` gives)."""
+    every = list(groups.items())
+    sizes = np.array([len(members) for _, members in every], dtype=np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    ids = list(range(len(every))) if part is None else part.share(sizes.tolist())
+    work = [
+        (observed.error_positions(_pattern_errors(plan, every[g][0])), every[g][1]) for g in ids
+    ]
+    runner = StackedRunner(
+        plan,
+        stacked,
+        work,
+        offsets[ids].tolist(),
+        shots,
+        seed,
+        control,
+        key=key,
+        engine_name=engine_name,
+        max_bytes=max_bytes,
+    )
+    if resume is not None:
+        from qmk.execution.checkpoint import resume as resume_runner
+
+        resume_runner(runner, resume)
+    bits = runner.run()
+    if part is None:
+        return bits, 0, runner.progress, None
+    mine = [every[g] for g in ids]
+    taken = (
+        np.sort(np.concatenate([members for _, members in mine]))
+        if mine
+        else np.zeros(0, dtype=np.int64)
+    )
+    injected = sum(len(pattern) * len(members) for pattern, members in mine)
+    return bits[taken], injected, runner.progress, taken
 
 
 def _stream(seed: int, which: int) -> np.random.SeedSequence:
