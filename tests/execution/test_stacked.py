@@ -90,7 +90,7 @@ def test_the_rows_depend_neither_on_the_chunks_nor_on_the_parts_of_a_run():
     graph = graph_of(6, random_gates(6, 6, seed=2))
     assert _stacked(graph)
     whole = _run(graph, 3000, SEED)
-    # chunks of 20 groups (2**16 bytes), and of 9 (2**15 bytes)
+    # chunks of 31 groups (2**16 bytes), and of 15 (2**15 bytes)
     small = _run(graph, 3000, SEED, max_bytes=2**15)
     assert np.array_equal(small.bits, whole.bits)
     parts = [_run(graph, 3000, SEED, part=(k, 3)) for k in range(3)]
@@ -101,13 +101,13 @@ def test_the_rows_depend_neither_on_the_chunks_nor_on_the_parts_of_a_run():
 @pytest.mark.parametrize("stop_at", [1, 3])
 def test_a_run_stopped_between_chunks_resumes_bit_for_bit(stop_at: int) -> None:
     graph = graph_of(6, random_gates(6, 6, seed=3))
-    options = {"max_bytes": 2**15}  # chunks of 9 groups
+    options = {"max_bytes": 2**15}  # chunks of 15 groups
     whole = _run(graph, 2000, SEED, **options)
     control = StopAt(YIELD_NOW, op=stop_at)  # asked once between two chunks
     with pytest.raises(Suspended):
         _run(graph, 2000, SEED, control=control, **options)
     (state,) = control.saved
-    assert state.group == 9 * stop_at and not state.leaves and not state.branches
+    assert state.group == 15 * stop_at and not state.leaves and not state.branches
     resumed = _run(graph, 2000, SEED, resume=state, **options)
     assert np.array_equal(resumed.bits, whole.bits)
     assert resumed.telemetry.preempted_at_epochs == (0,)

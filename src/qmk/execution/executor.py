@@ -1003,9 +1003,16 @@ def _run_stacked(
     sizes = np.array([len(members) for _, members in every], dtype=np.int64)
     offsets = np.cumsum(sizes) - sizes
     ids = list(range(len(every))) if part is None else part.share(sizes.tolist())
-    work = [
-        (observed.error_positions(_pattern_errors(plan, every[g][0])), every[g][1]) for g in ids
-    ]
+    where: dict[int, tuple[int, str]] = {}  # each location's place among the kept micro-ops
+
+    def placed(location: int, pauli: str) -> tuple[int, str, str]:
+        found = where.get(location)
+        if found is None:
+            row = plan.noise[location]
+            found = where[location] = (observed.kept_position(row.step, row.before), row.qubit)
+        return (*found, pauli.lower())
+
+    work = [([placed(*error) for error in every[g][0]], every[g][1]) for g in ids]
     runner = StackedRunner(
         plan,
         stacked,
@@ -1078,13 +1085,17 @@ def _observed_groups(
     their patterns become one; ``groups`` itself when every error is seen."""
     merged: dict[tuple[tuple[int, str], ...], list[np.ndarray]] = {}
     dropped = False
+    seen: dict[int, bool] = {}  # each location's answer (a plan's few, struck many times)
+
+    def visible(location: int) -> bool:
+        found = seen.get(location)
+        if found is None:
+            row = plan.noise[location]
+            found = seen[location] = observed.observable(row.step, row.before, row.qubit)
+        return found
+
     for pattern, members in groups.items():
-        rows = [(location, pauli, plan.noise[location]) for location, pauli in pattern]
-        kept = tuple(
-            (location, pauli)
-            for location, pauli, row in rows
-            if observed.observable(row.step, row.before, row.qubit)
-        )
+        kept = tuple(error for error in pattern if visible(error[0]))
         dropped = dropped or len(kept) < len(pattern)
         merged.setdefault(kept, []).append(members)
     if not dropped:

@@ -55,17 +55,21 @@ MAX_QUBITS = 14
 #: The most amplitudes a chunk's stack holds: 16 MiB of complex128, near the caches and
 #: a short step between two points where the run may stop.
 CHUNK_AMPLITUDES = 1 << 20
-#: The arrays of a chunk's size that are alive at once: the stack, a gate's working
-#: copy and the sampling's weights (what a state's memory allowance must hold).
-COPIES = 3
+#: The arrays of a chunk's size alive at once, as a state's memory allowance counts
+#: them (the state and a working copy): the stack, and the sampling's weights (the
+#: compiled kernels work in place).
+COPIES = 2
+#: A stack of fewer amplitudes runs its gates on one thread (:meth:`StackedRunner._apply`).
+THREADED_AMPLITUDES = 1 << 18
 #: The corrections kept per program, at most (each ``4**width`` amplitudes).
 KEPT_CORRECTIONS = 1 << 14
 
 #: A Pauli error's letter as its index (``x`` 1, ``y`` 2, ``z`` 3).
 _PAULI = {"x": 1, "y": 2, "z": 3}
 
-#: A group's errors as :meth:`~qmk.execution.trajectories.Observed.error_positions`
-#: gives them: ``(at, qubit, pauli)``, before micro-op ``at``.
+#: A group's errors: ``(at, qubit, pauli)``, before the kept micro-op ``at``
+#: (:meth:`~qmk.execution.trajectories.Observed.kept_position`), in any order (each is
+#: placed by its own position; Paulis at one place commute up to a phase).
 Errors = Sequence[tuple[int, str, str]]
 
 
@@ -95,6 +99,7 @@ class StackedOps:
     _offset_of: list[int] = field(init=False)
     _on_bit: list[list[int]] = field(init=False)
     _prefixes: dict[int, list[np.ndarray]] = field(init=False)
+    _layouts: dict[int, np.ndarray] = field(init=False)
     _corrections: dict[int, np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +119,7 @@ class StackedOps:
         set_(self, "_offset_of", offset_of)
         set_(self, "_on_bit", on_bit)
         set_(self, "_prefixes", {})
+        set_(self, "_layouts", {})
         set_(self, "_corrections", {})
 
     def slot(self, at: int, qubit: str, pauli: str) -> tuple[int, int, int]:
@@ -152,6 +158,24 @@ class StackedOps:
         if len(self._corrections) >= KEPT_CORRECTIONS:
             self._corrections.clear()
         self._corrections[key] = found
+        return found
+
+    def layout(self, b: int) -> np.ndarray:
+        """The amplitudes of a row in the order that puts block ``b``'s qubits last, its
+        first the most significant: ``row[layout]`` seen as ``(2**(n - width), 2**width)``
+        has the block's matrix act on its last axis (kept)."""
+        found = self._layouts.get(b)
+        if found is None:
+            qubits = self.blocks[b].qubits
+            others = [q for q in range(self.n) if q not in qubits]
+            width = len(qubits)
+            index = np.arange(1 << self.n)
+            found = np.zeros(1 << self.n, dtype=np.int64)
+            for j, q in enumerate(qubits):  # bit width - 1 - j of the block's part
+                found |= ((index >> (width - 1 - j)) & 1) << q
+            for j, q in enumerate(others):  # the others above it, in order
+                found |= ((index >> (width + j)) & 1) << q
+            self._layouts[b] = found
         return found
 
     def _prefix(self, b: int) -> list[np.ndarray]:
@@ -257,7 +281,8 @@ class StackedRunner:
         self.progress = Progress(preempted_at_epochs=[])
         self.epoch = 0
         amplitudes = min(CHUNK_AMPLITUDES, max_bytes // (COPIES * 16))
-        self.rows = max(1, (amplitudes >> ops.n) - 1)  # (row 0: the error-free run)
+        # a power of two of rows (the kernels' states), row 0 the error-free run
+        self.rows = max(1, _floor(amplitudes >> ops.n) - 1)
         self._kernels = kernels.default_kernels()
         self._stream = np.random.PCG64(seed)
         self._start = self._stream.state
@@ -325,7 +350,8 @@ class StackedRunner:
         place = np.empty(count, dtype=np.int64)
         place[order] = np.arange(1, count + 1)  # each group's row of the stack
         begun = np.searchsorted(starts[order], np.arange(end + 1), side="right")
-        struck.sort(key=lambda s: (s[0], place[s[1]], s[2]))
+        places = place.tolist()
+        struck = sorted((b, places[row], offset, key) for b, row, offset, key in struck)
         # the compiled kernels take states of 2**k amplitudes: the stack is one state whose
         # high bits number its rows, and a block runs on the rows begun, rounded up to a
         # power of two (the rows past them are zero or written before they begin)
@@ -333,19 +359,37 @@ class StackedRunner:
         stack[0, 0] = 1.0
         active = 1
         k = 0
+        waiting: list[fusion.Block] = []  # blocks not yet applied: one call for a run
         for at, block in enumerate(ops.blocks):
-            if 1 + begun[at] > active:  # rows whose first error is here start here
-                stack[active : 1 + begun[at]] = stack[0]
-                active = 1 + int(begun[at])
             first = k
             while k < len(struck) and struck[k][0] == at:
                 k += 1
+            if waiting and (k > first or 1 + begun[at] > active):
+                self._apply(stack[: _ceiling(active)], waiting)
+                waiting = []
+            if 1 + begun[at] > active:  # rows whose first error is here start here
+                stack[active : 1 + begun[at]] = stack[0]
+                active = 1 + int(begun[at])
             if k > first:
-                _correct(stack, struck[first:k], place, ops, block.qubits)
-            psi = stack[: _ceiling(active)].reshape(-1)
-            kernels.apply_matrix(psi, block.matrix, block.qubits[::-1], kernels=self._kernels)
+                _correct(stack, struck[first:k], ops, at)
+            waiting.append(block)
+        self._apply(stack[: _ceiling(active)], waiting)
         stack[active : count + 1] = stack[0]  # rows struck after every gate only
         self._draw(stack[1 : count + 1], order, flips, lo, hi)
+
+    def _apply(self, stack: np.ndarray, blocks: Sequence[fusion.Block]) -> None:
+        """``blocks`` on every row of ``stack`` (rows a power of two: one state). A short
+        stack runs on this thread alone: waking the kernels' threads costs more there
+        than the pass, and a worker's parallelism is its processes."""
+        if not blocks:
+            return
+        psi = stack.reshape(-1)
+        kernels.apply_blocks(
+            psi,
+            [(block.matrix, block.qubits[::-1], False) for block in blocks],
+            kernels=self._kernels,
+            threads=1 if psi.size < THREADED_AMPLITUDES else None,
+        )
 
     def _draw(
         self, final: np.ndarray, order: np.ndarray, flips: np.ndarray, lo: int, hi: int
@@ -385,37 +429,37 @@ class StackedRunner:
         return out
 
 
+def _floor(count: int) -> int:
+    """The greatest power of two at or below ``count`` (1 below 1)."""
+    return 1 << max(0, count.bit_length() - 1)
+
+
 def _ceiling(count: int) -> int:
     """The least power of two at or above ``count``."""
     return 1 << (count - 1).bit_length()
 
 
 def _correct(
-    stack: np.ndarray,
-    struck: Sequence[tuple[int, int, int, int]],
-    place: np.ndarray,
-    ops: StackedOps,
-    qubits: tuple[int, ...],
+    stack: np.ndarray, struck: Sequence[tuple[int, int, int, int]], ops: StackedOps, block: int
 ) -> None:
-    """Each struck row's corrections for one block (``struck``: by row, then offset),
-    multiplied into one matrix a row and applied to its row of ``stack``."""
-    where = np.array([place[row] for _, row, _, _ in struck], dtype=np.int64)
+    """The struck rows' corrections before ``block`` (``struck``: ``(block, row of the
+    stack, offset, key)``, by row, then offset), multiplied into one matrix a row and
+    applied to its row of ``stack``."""
+    where = np.array([row for _, row, _, _ in struck], dtype=np.int64)
     matrices = np.array([ops.correction(key) for _, _, _, key in struck])
-    targets, firsts, counts = np.unique(where, return_index=True, return_counts=True)
+    firsts = np.flatnonzero(np.r_[True, where[1:] != where[:-1]])
+    counts = np.diff(np.r_[firsts, len(where)])
     product = matrices[firsts]
     for j in range(1, int(counts.max())):  # a row's later errors after its earlier ones
         more = counts > j
         product[more] = matrices[firsts[more] + j] @ product[more]
-    n = ops.n
-    width = len(qubits)
-    picked = stack[targets].reshape((len(targets),) + (2,) * n)
-    axes = [n - q for q in qubits]  # axis 0 the rows; qubit q is axis n - q
-    last = list(range(n + 1 - width, n + 1))
-    moved = np.moveaxis(picked, axes, last)
-    shape = moved.shape
-    flat = moved.reshape(len(targets), -1, 1 << width)
-    done = np.matmul(flat, product.transpose(0, 2, 1)).reshape(shape)
-    stack[targets] = np.moveaxis(done, last, axes).reshape(len(targets), -1)
+    targets = where[firsts]
+    order = ops.layout(block)
+    width = product.shape[1]
+    picked = stack[targets][:, order].reshape(len(targets), -1, width)
+    done = np.empty((len(targets), stack.shape[1]), dtype=stack.dtype)
+    done[:, order] = np.matmul(picked, product.transpose(0, 2, 1)).reshape(len(targets), -1)
+    stack[targets] = done
 
 
 __all__ = ["CHUNK_AMPLITUDES", "COPIES", "MAX_QUBITS", "StackedOps", "StackedRunner", "compile_ops"]

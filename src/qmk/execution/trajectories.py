@@ -481,31 +481,29 @@ class Observed:
         k = bisect.bisect_left(positions, self._position(step, before))
         return k < len(positions) and self._seen[qubit][k]
 
-    def error_positions(
-        self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]
-    ) -> list[tuple[int, str, str]]:
-        """Where ``errors`` (as :func:`micro_ops` takes them) go among the kept micro-ops:
-        ``(at, qubit, pauli)``, each inserted before ``ops[at]``, in the order
-        :meth:`with_errors` inserts them."""
-        inserts: list[tuple[int, int, int, str, str]] = []
-        for step, items in errors.items():
-            for before, q, pauli in items:
-                at = self._kept_before[self._position(step, before)]
-                inserts.append((at, step, 0 if before else 1, q, pauli.lower()))
-        # where dropped micro-ops leave several steps at one position: in step order,
-        # each step's errors before it first (a stable sort keeps each list's order)
-        inserts.sort(key=lambda item: item[:3])
-        return [(at, q, pauli) for at, _, _, q, pauli in inserts]
+    def kept_position(self, step: int, before: bool) -> int:
+        """Where an error before (or after) step ``step`` goes among the kept micro-ops:
+        before ``ops[at]``."""
+        return self._kept_before[self._position(step, before)]
 
     def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[MicroOp]:
         """The kept micro-ops with ``errors`` (as :func:`micro_ops` takes them) spliced in."""
         if not errors:
             return list(self.ops)
+        inserts: list[tuple[int, int, int, MicroOp]] = []
+        for step, items in errors.items():
+            for before, q, pauli in items:
+                at = self.kept_position(step, before)
+                op = MicroOp("gate", (q,), gate=pauli.lower())
+                inserts.append((at, step, 0 if before else 1, op))
+        # where dropped micro-ops leave several steps at one position: in step order,
+        # each step's errors before it first (a stable sort keeps each list's order)
+        inserts.sort(key=lambda item: item[:3])
         out: list[MicroOp] = []
         last = 0
-        for at, q, pauli in self.error_positions(errors):
+        for at, _, _, op in inserts:
             out.extend(self.ops[last:at])
-            out.append(MicroOp("gate", (q,), gate=pauli))
+            out.append(op)
             last = at
         out.extend(self.ops[last:])
         return out
