@@ -29,7 +29,8 @@ Choosing how to run the shots (telemetry ``mode``):
   (see :mod:`qmk.execution.trajectories`). Logical errors are rare, so the
   error-free group is nearly every shot and is simulated once. Every ``FENCE_EPOCH``
   is a pause point: the terminal measurements sampled at once are those after the
-  last fence.
+  last fence. Where errors strike many groups of a program of gates then measurements,
+  the groups run as the rows of one stack of states (:mod:`qmk.execution.stacked`).
 
 Results list events in ``resources.events`` order, first event leftmost; the same
 program and seed give the same counts every time.
@@ -650,7 +651,7 @@ def execute(
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return _run_key(request, choice, options, initial, plan)
+        return _run_key(request, choice, options, initial)
 
     exported = None
     rows = None
@@ -776,24 +777,16 @@ def _planned(
 
 
 def _run_key(
-    request: RunRequest,
-    choice: Choice,
-    options: Mapping[str, Any],
-    initial: QuantumState | None,
-    plan: Plan,
+    request: RunRequest, choice: Choice, options: Mapping[str, Any], initial: QuantumState | None
 ) -> str:
     """The key of ``request`` run as ``choice`` says with the engine options ``options``
     (from ``initial``): what the states it saves carry, and what a state it resumes from
     must carry. A run of the engine's density matrix says so in it: the state of its
-    chunks resumes no trajectories of a worker whose memory the matrix did not fit. So
-    does a run of stacked trajectories (:func:`_stacked_ops`): its states hold whole
-    groups, in another order than a group-by-group run's."""
+    chunks resumes no trajectories of a worker whose memory the matrix did not fit."""
     engine = choice.engine
     more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
     if choice.batch and spec(engine).density is not None:
         more["mode"] = "density-matrix"
-    elif not choice.batch and _stacked_ops(plan, engine, initial) is not None:
-        more["mode"] = "stacked-trajectories"
     return run_key(
         msgspec.structs.replace(
             request, engine_options=_result_options(engine, request.engine_options)
@@ -823,7 +816,7 @@ def _resumed_route(
     resumes only in a run of its own key. Where no precision of the state's engine gives
     that key (or the engine cannot run here), ``choice`` stands, and the resume refuses
     the state (``QE106``)."""
-    if _run_key(request, choice, options, initial, plan) == state.key:
+    if _run_key(request, choice, options, initial) == state.key:
         return choice, options
     try:
         entry = spec(state.engine)
@@ -843,7 +836,7 @@ def _resumed_route(
             )
         except EngineError:  # it cannot run here (not installed, no memory): refused below
             return choice, options
-        if _run_key(request, again, built, initial, plan) == state.key:
+        if _run_key(request, again, built, initial) == state.key:
             reason = (
                 f"resumes where its checkpoint left off, on the engine that saved it "
                 f"({again.precision or 'its own'} precision)"
@@ -911,7 +904,7 @@ def _execute(
     sampling = "per-pattern" if plan.noise else "off"
     observed = observed_ops(plan)  # the micro-ops a record can see, compiled once per plan
     groups = _observed_groups(plan, observed, groups)
-    stacked = _stacked_ops(plan, name, initial)
+    stacked = _stacked_ops(plan, name, initial) if len(groups) > 1 else None
     if stacked is not None:
         stacked_bits, injected_here, progress, taken = _run_stacked(
             plan,
@@ -971,8 +964,14 @@ def _execute(
 def _stacked_ops(plan: Plan, engine: str, initial: QuantumState | None) -> StackedOps | None:
     """The plan's micro-ops as stacked trajectories run them (:mod:`qmk.execution.stacked`),
     or None where its trajectories run group by group: an engine other than the
-    statevector, a run from an initial state, no noise (one group), or a program the
-    stack does not run (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan."""
+    statevector, a run from an initial state, no noise, or a program the stack does not
+    run (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan.
+
+    A run of one group (no shot struck by an error a record sees) runs group by group
+    too, as it always did. The choice is a function of the run request: a state saved
+    by a stacked run (whole groups, no branch) is resumed by a stacked run, and one saved
+    inside a group by the group-by-group runner (it holds a branch) is refused by a
+    stacked run (``QE106``)."""
     if engine != "statevector" or initial is not None or not plan.noise:
         return None
     found: StackedOps | None = _STACKS.get(
