@@ -12,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qmk.engines import EngineError
 from qmk.execution import runs
 from qmk.execution.parts import merge
-from qmk.execution.stacked import compile_ops
+from qmk.execution.stacked import StackedRunner, compile_ops
 from qmk.execution.trajectories import YIELD_NOW, Suspended, observed
 from qmk.qec.noise import Depolarizing
+from qmk.qvm.asm import assemble
 from support import workloads
 from support.exact import assert_distribution, chi2_pvalue, noisy_distribution
 from support.resume import StopAt
@@ -66,6 +68,42 @@ def test_stacked_trajectories_draw_the_exact_distribution_of_a_noisy_program():
     )
     assert result.telemetry.simulations > shots // 10  # a row for each group
     assert_distribution(result.counts, noisy_distribution(plan), shots)
+
+
+def test_measurements_in_x_and_y_draw_the_exact_distribution_on_the_stack():
+    # their basis changes run on the stack after the gates; an error before one goes
+    # before its basis change
+    rng = np.random.default_rng(6)
+    lines = [".caps CAP_ALLOC", "a: ALLOC_LQ vq:q0, vq:q1, vq:q2"]
+    for k in range(30):
+        q = k % 3
+        lines += [
+            f"r{k}: APPLY_RY vq:q{q}, theta={rng.uniform(0, 3):.4f}",
+            f"z{k}: APPLY_RZ vq:q{q}, theta={rng.uniform(0, 3):.4f}",
+            f"c{k}: APPLY_CNOT vq:q{q}, vq:q{(q + 1) % 3}",
+        ]
+    lines += [f"m{q}: MEASURE_{b} vq:q{q}, out:m{q}" for q, b in enumerate("XYZ")]
+    graph = assemble("\n".join(lines) + "\n")
+    plan = workloads.noisy_plan(graph, PROFILE, NOISE)
+    assert _stacked(graph)
+    shots = 20_000
+    result = _run(graph, shots, SEED)
+    assert result.telemetry.mode == "trajectories"
+    assert_distribution(result.counts, noisy_distribution(plan), shots)
+
+
+def test_a_state_saved_inside_a_group_is_refused_by_a_stacked_run():
+    graph = graph_of(4, random_gates(4, 2, seed=5))
+    plan = workloads.noisy_plan(graph, PROFILE, NOISE)
+    ops = compile_ops(observed(plan).ops)
+    assert ops is not None
+    runner = StackedRunner(
+        plan, ops, [([], np.arange(2))], [0], 2, np.random.SeedSequence(1), max_bytes=2**20
+    )
+    runner.stack = [object()]  # a waiting branch, as a group-by-group runner saves one
+    with pytest.raises(EngineError) as refused:
+        runner.run()
+    assert refused.value.code == "QE106"
 
 
 def test_random_8_at_1_77_errors_a_shot_passes_chi_square_at_100k_shots_on_trajectories():

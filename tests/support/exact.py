@@ -40,6 +40,14 @@ _ONE = {
 }
 
 
+#: A measurement's basis turned onto Z's: |+> and |+i> (outcome 0) to |0>.
+_TO_Z = {
+    "MEASURE_Z": np.eye(2),
+    "MEASURE_X": _ONE["APPLY_H"],
+    "MEASURE_Y": _ONE["APPLY_H"] @ _ONE["APPLY_SDG"],
+}
+
+
 def _rotation(axis: str, theta: float) -> np.ndarray:
     pauli = {"X": _ONE["APPLY_X"], "Y": _ONE["APPLY_Y"], "Z": _ONE["APPLY_Z"]}[axis]
     return math.cos(theta / 2) * np.eye(2) - 1j * math.sin(theta / 2) * pauli
@@ -175,7 +183,7 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
     matrix (a tensor of ``n`` ket axes, then ``n`` bra axes) through the gates, with each
     noise location's Pauli channel where the plan puts it (``plan.noise``: the step,
     before or after it, the qubit, ``px py pz``). For programs of one- and two-qubit
-    gates whose measurements (Z) all come after their qubits' gates."""
+    gates whose measurements (Z, X or Y) all come after their qubits' gates."""
     graph = plan.program.graph
     qubits = {q: i for i, q in enumerate(graph.resources.vqs)}
     n = len(qubits)
@@ -213,7 +221,9 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
             assert not measured.keys() & set(node.vqs), "a gate after a measurement"
             rho = conj(rho, _matrix(node), [qubits[v] for v in node.vqs])
         elif step.kind == "measure":
-            assert node.op == "MEASURE_Z", node.op
+            assert node.op in _TO_Z, node.op
+            if node.op != "MEASURE_Z":  # its basis turned onto Z's, then read as Z
+                rho = conj(rho, _TO_Z[node.op], [qubits[node.vqs[0]]])
             measured[node.produces[0]] = qubits[node.vqs[0]]
         rho = channel(rho, step.index, False)
     diagonal = np.real(np.einsum(rho.reshape(2**n, 2**n), [0, 0], [0])).reshape((2,) * n)
