@@ -40,6 +40,14 @@ _ONE = {
 }
 
 
+#: A measurement's basis turned onto Z's: |+> and |+i> (outcome 0) to |0>.
+_TO_Z = {
+    "MEASURE_Z": np.eye(2),
+    "MEASURE_X": _ONE["APPLY_H"],
+    "MEASURE_Y": _ONE["APPLY_H"] @ _ONE["APPLY_SDG"],
+}
+
+
 def _rotation(axis: str, theta: float) -> np.ndarray:
     pauli = {"X": _ONE["APPLY_X"], "Y": _ONE["APPLY_Y"], "Z": _ONE["APPLY_Z"]}[axis]
     return math.cos(theta / 2) * np.eye(2) - 1j * math.sin(theta / 2) * pauli
@@ -63,11 +71,19 @@ _MULTI = {
 
 def _apply(state: np.ndarray, matrix: np.ndarray, qubits: list[int], n: int) -> np.ndarray:
     """``matrix`` on ``qubits`` (first qubit most significant in the matrix) of an
-    ``n``-qubit state held as a tensor with one axis per qubit."""
+    ``n``-qubit state held as a tensor with one axis per qubit: each output slice of the
+    qubits' axes a sum of input slices (elementwise: no BLAS, whose threads a busy host
+    wakes slowly)."""
     k = len(qubits)
-    gate = np.asarray(matrix, dtype=complex).reshape((2,) * (2 * k))
-    moved = np.tensordot(gate, state, axes=(list(range(k, 2 * k)), qubits))
-    return np.moveaxis(moved, list(range(k)), qubits)
+    gate = np.asarray(matrix, dtype=complex).reshape(2**k, 2**k)
+    moved = np.moveaxis(state, qubits, list(range(k)))
+    parts = moved.reshape((2**k, *moved.shape[k:]))
+    out = np.zeros_like(parts)
+    for i in range(2**k):
+        for j in range(2**k):
+            if gate[i, j] != 0:
+                out[i] += gate[i, j] * parts[j]
+    return np.moveaxis(out.reshape(moved.shape), list(range(k)), qubits)
 
 
 def _gate(state: np.ndarray, node: Node, where: list[int], n: int) -> np.ndarray:
@@ -167,7 +183,7 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
     matrix (a tensor of ``n`` ket axes, then ``n`` bra axes) through the gates, with each
     noise location's Pauli channel where the plan puts it (``plan.noise``: the step,
     before or after it, the qubit, ``px py pz``). For programs of one- and two-qubit
-    gates whose measurements (Z) all come after their qubits' gates."""
+    gates whose measurements (Z, X or Y) all come after their qubits' gates."""
     graph = plan.program.graph
     qubits = {q: i for i, q in enumerate(graph.resources.vqs)}
     n = len(qubits)
@@ -182,12 +198,19 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
         return _apply(rho, np.conj(u), [n + q for q in where], 2 * n)
 
     def channel(rho: np.ndarray, step: int, before: bool) -> np.ndarray:
+        # X rho X flips the qubit's ket and bra axes; Z rho Z signs them ((-1)**(ket +
+        # bra)); Y rho Y^dagger is both (its phases i and -i multiply to those signs)
         for loc in noise.get((step, before), ()):
-            where = [qubits[loc.qubit]]
-            out = (1.0 - loc.total) * rho
-            for op, p in (("APPLY_X", loc.px), ("APPLY_Y", loc.py), ("APPLY_Z", loc.pz)):
-                out = out + p * conj(rho, _ONE[op], where)
-            rho = out
+            q = qubits[loc.qubit]
+            flipped = np.flip(rho, axis=(q, n + q))
+            ket = np.array([1.0, -1.0]).reshape([2 if a == q else 1 for a in range(2 * n)])
+            signs = ket * np.moveaxis(ket, q, n + q)
+            rho = (
+                (1.0 - loc.total) * rho
+                + loc.px * flipped
+                + loc.py * signs * flipped
+                + loc.pz * signs * rho
+            )
         return rho
 
     measured: dict[str, int] = {}
@@ -198,7 +221,9 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
             assert not measured.keys() & set(node.vqs), "a gate after a measurement"
             rho = conj(rho, _matrix(node), [qubits[v] for v in node.vqs])
         elif step.kind == "measure":
-            assert node.op == "MEASURE_Z", node.op
+            assert node.op in _TO_Z, node.op
+            if node.op != "MEASURE_Z":  # its basis turned onto Z's, then read as Z
+                rho = conj(rho, _TO_Z[node.op], [qubits[node.vqs[0]]])
             measured[node.produces[0]] = qubits[node.vqs[0]]
         rho = channel(rho, step.index, False)
     diagonal = np.real(np.einsum(rho.reshape(2**n, 2**n), [0, 0], [0])).reshape((2,) * n)

@@ -91,11 +91,13 @@ def apply_blocks(
     blocks: Sequence[tuple[np.ndarray, Sequence[int], bool]],
     *,
     kernels: str,
+    threads: int | None = None,
 ) -> None:
     """Apply gates to the flat state ``psi`` in place, in order: each ``(gate, bits,
     diagonal)`` as :func:`apply_diagonal` (``diagonal``: ``gate`` holds a diagonal's
     entries) or :func:`apply_matrix` would, with ``simd`` in one go
-    (:func:`qmk.engines.simd.apply_blocks`: no return to Python between passes)."""
+    (:func:`qmk.engines.simd.apply_blocks`: no return to Python between passes) on
+    ``threads`` threads (None: the kernels' own count)."""
     if (
         kernels == "simd"
         and simd.available()
@@ -103,7 +105,7 @@ def apply_blocks(
         and all(len(bits) <= simd.MAX_DIAGONAL_BITS for _, bits, diagonal in blocks if diagonal)
     ):
         try:
-            simd.apply_blocks(psi, blocks)
+            simd.apply_blocks(psi, blocks, threads=threads)
             return
         except RuntimeError:  # a kernel LLVM could not build (before any write): numpy
             pass

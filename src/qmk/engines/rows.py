@@ -83,6 +83,37 @@ def apply_matrix(stack: np.ndarray, matrix: np.ndarray, qubits: Sequence[int]) -
     tensor[...] = np.moveaxis(moved, list(range(k)), axes)
 
 
+def draw(stack: np.ndarray, uniforms: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """Basis indices drawn from the rows of ``stack``, each row's ``|amplitude|**2``
+    relative to its norm (rows need not be normalised): ``counts[r]`` draws of row ``r``
+    (one a row without ``counts``), row after row, draw ``i`` from ``uniforms[i]`` in
+    ``[0, 1)``. An index of probability 0 is never drawn.
+
+    >>> stack = np.array([[0, 1, 0, 1], [2, 0, 0, 0]], dtype=complex)
+    >>> draw(stack, np.array([0.2, 0.7, 0.9]), np.array([2, 1])).tolist()
+    [1, 3, 0]
+    """
+    weights = stack.real**2 + stack.imag**2
+    cumulative = np.cumsum(weights, axis=1, out=weights)
+    last = stack.shape[1] - 1
+    if counts is None:
+        scaled = uniforms * cumulative[:, -1]
+        return np.minimum((cumulative <= scaled[:, None]).sum(axis=1), last)
+    out = np.empty(int(counts.sum()), dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    single = np.flatnonzero(counts == 1)
+    if len(single):  # (most rows of a noisy run: one shot each) all at once
+        picked = cumulative[single]
+        scaled = uniforms[starts[single]] * picked[:, -1]
+        out[starts[single]] = np.minimum((picked <= scaled[:, None]).sum(axis=1), last)
+    for r in np.flatnonzero(counts > 1).tolist():
+        lo, hi = int(starts[r]), int(starts[r] + counts[r])
+        row = cumulative[r]
+        found = np.searchsorted(row, uniforms[lo:hi] * row[-1], side="right")
+        out[lo:hi] = np.minimum(found, last)
+    return out
+
+
 def _one_qubit(stack: np.ndarray, qubit: int, m: np.ndarray) -> None:
     """A 2x2 matrix on ``qubit`` of every row, in the layout numpy passes fastest.
 
@@ -198,4 +229,4 @@ def _controlled_block(matrix: np.ndarray) -> np.ndarray | None:
     return np.asarray(matrix[size - 2 :, size - 2 :])
 
 
-__all__ = ["GEMM_WORK", "KERNEL_AMPLITUDES", "SERIAL", "apply_matrix", "inner"]
+__all__ = ["GEMM_WORK", "KERNEL_AMPLITUDES", "SERIAL", "apply_matrix", "draw", "inner"]

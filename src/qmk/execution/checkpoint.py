@@ -69,6 +69,7 @@ from qmk.engines import EngineError
 from qmk.execution.branches import FORMAT, VERSION, ExecutionState, Progress
 
 if TYPE_CHECKING:
+    from qmk.execution.stacked import StackedRunner
     from qmk.execution.trajectories import Runner
 
 
@@ -78,7 +79,7 @@ def capture(runner: Runner) -> ExecutionState:
     return runner.state()
 
 
-def resume(runner: Runner, state: ExecutionState) -> None:
+def resume(runner: Runner | StackedRunner, state: ExecutionState) -> None:
     """Put ``runner`` where ``state`` left its run.
 
     Raises:

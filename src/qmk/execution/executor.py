@@ -29,7 +29,8 @@ Choosing how to run the shots (telemetry ``mode``):
   (see :mod:`qmk.execution.trajectories`). Logical errors are rare, so the
   error-free group is nearly every shot and is simulated once. Every ``FENCE_EPOCH``
   is a pause point: the terminal measurements sampled at once are those after the
-  last fence.
+  last fence. Where errors strike many groups of a program of gates then measurements,
+  the groups run as the rows of one stack of states (:mod:`qmk.execution.stacked`).
 
 Results list events in ``resources.events`` order, first event leftmost; the same
 program and seed give the same counts every time.
@@ -82,6 +83,7 @@ from qmk.execution.request import (
     run_key,
 )
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
+from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
 from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
 from qmk.memo import Memo
@@ -548,6 +550,8 @@ _BATCHES: Memo[Any] = Memo(KEPT_PLANS)
 _LOWERINGS: Memo[Any] = Memo(KEPT_PLANS)
 #: A program's output layout (:func:`~qmk.qvm.output.layout_of`), by program.
 _LAYOUTS: Memo[Any] = Memo(KEPT_PLANS)
+#: Plans' micro-ops as stacked trajectories run them (None: group by group).
+_STACKS: Memo[Any] = Memo(KEPT_PLANS)
 #: The telemetry figures of a plan under its physics (:func:`_plan_figures`).
 _FIGURES: Memo[Any] = Memo(KEPT_PLANS)
 
@@ -900,6 +904,24 @@ def _execute(
     sampling = "per-pattern" if plan.noise else "off"
     observed = observed_ops(plan)  # the micro-ops a record can see, compiled once per plan
     groups = _observed_groups(plan, observed, groups)
+    stacked = _stacked_ops(plan, name, initial) if len(groups) > 1 else None
+    if stacked is not None:
+        stacked_bits, injected_here, progress, taken = _run_stacked(
+            plan,
+            stacked,
+            observed,
+            groups,
+            part,
+            shots=shots,
+            seed=_stream(seed, 2),
+            control=control,
+            key=key(),
+            engine_name=name,
+            max_bytes=cls(seed=0, **options).max_bytes,
+            resume=resume,
+        )
+        injected = injected if part is None else injected_here
+        return "trajectories", sampling, stacked_bits, injected, progress, taken
     if part is not None:  # its share of the groups only (qmk.execution.parts)
         bits, rows, injected, progress = run_groups(
             plan,
@@ -937,6 +959,86 @@ def _execute(
         resume_runner(runner, resume)
     bits = runner.run()
     return "trajectories", sampling, bits, injected, runner.progress, None
+
+
+def _stacked_ops(plan: Plan, engine: str, initial: QuantumState | None) -> StackedOps | None:
+    """The plan's micro-ops as stacked trajectories run them (:mod:`qmk.execution.stacked`),
+    or None where its trajectories run group by group: an engine other than the
+    statevector, a run from an initial state, no noise, or a program the stack does not
+    run (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan.
+
+    A run of one group (no shot struck by an error a record sees) runs group by group
+    too, as it always did. The choice is a function of the run request: a state saved
+    by a stacked run (whole groups, no branch) is resumed by a stacked run, and one saved
+    inside a group by the group-by-group runner (it holds a branch) is refused by a
+    stacked run (``QE106``)."""
+    if engine != "statevector" or initial is not None or not plan.noise:
+        return None
+    found: StackedOps | None = _STACKS.get(
+        (id(plan),), plan, lambda: compile_ops(observed_ops(plan).ops)
+    )
+    return found
+
+
+def _run_stacked(
+    plan: Plan,
+    stacked: StackedOps,
+    observed: Observed,
+    groups: dict[tuple[tuple[int, str], ...], np.ndarray],
+    part: Part | None,
+    *,
+    shots: int,
+    seed: np.random.SeedSequence,
+    control: Control | None,
+    key: str,
+    engine_name: str,
+    max_bytes: int,
+    resume: ExecutionState | None,
+) -> tuple[np.ndarray, int, Progress, np.ndarray | None]:
+    """``(bits, injected errors, progress, rows)`` of a trajectories run's ``groups`` on
+    the stack, or of ``part``'s share of them (its rows, the shots they are, and the
+    errors injected into them, as :func:`~qmk.execution.parts.run_groups` gives)."""
+    every = list(groups.items())
+    sizes = np.array([len(members) for _, members in every], dtype=np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    ids = list(range(len(every))) if part is None else part.share(sizes.tolist())
+    where: dict[int, tuple[int, str]] = {}  # each location's place among the kept micro-ops
+
+    def placed(location: int, pauli: str) -> tuple[int, str, str]:
+        found = where.get(location)
+        if found is None:
+            row = plan.noise[location]
+            found = where[location] = (observed.kept_position(row.step, row.before), row.qubit)
+        return (*found, pauli.lower())
+
+    work = [([placed(*error) for error in every[g][0]], every[g][1]) for g in ids]
+    runner = StackedRunner(
+        plan,
+        stacked,
+        work,
+        offsets[ids].tolist(),
+        shots,
+        seed,
+        control,
+        key=key,
+        engine_name=engine_name,
+        max_bytes=max_bytes,
+    )
+    if resume is not None:
+        from qmk.execution.checkpoint import resume as resume_runner
+
+        resume_runner(runner, resume)
+    bits = runner.run()
+    if part is None:
+        return bits, 0, runner.progress, None
+    mine = [every[g] for g in ids]
+    taken = (
+        np.sort(np.concatenate([members for _, members in mine]))
+        if mine
+        else np.zeros(0, dtype=np.int64)
+    )
+    injected = sum(len(pattern) * len(members) for pattern, members in mine)
+    return bits[taken], injected, runner.progress, taken
 
 
 def _stream(seed: int, which: int) -> np.random.SeedSequence:
@@ -982,13 +1084,17 @@ def _observed_groups(
     their patterns become one; ``groups`` itself when every error is seen."""
     merged: dict[tuple[tuple[int, str], ...], list[np.ndarray]] = {}
     dropped = False
+    seen: dict[int, bool] = {}  # each location's answer (a plan's few, struck many times)
+
+    def visible(location: int) -> bool:
+        found = seen.get(location)
+        if found is None:
+            row = plan.noise[location]
+            found = seen[location] = observed.observable(row.step, row.before, row.qubit)
+        return found
+
     for pattern, members in groups.items():
-        rows = [(location, pauli, plan.noise[location]) for location, pauli in pattern]
-        kept = tuple(
-            (location, pauli)
-            for location, pauli, row in rows
-            if observed.observable(row.step, row.before, row.qubit)
-        )
+        kept = tuple(error for error in pattern if visible(error[0]))
         dropped = dropped or len(kept) < len(pattern)
         merged.setdefault(kept, []).append(members)
     if not dropped:

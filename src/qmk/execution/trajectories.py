@@ -481,6 +481,11 @@ class Observed:
         k = bisect.bisect_left(positions, self._position(step, before))
         return k < len(positions) and self._seen[qubit][k]
 
+    def kept_position(self, step: int, before: bool) -> int:
+        """Where an error before (or after) step ``step`` goes among the kept micro-ops:
+        before ``ops[at]``."""
+        return self._kept_before[self._position(step, before)]
+
     def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[MicroOp]:
         """The kept micro-ops with ``errors`` (as :func:`micro_ops` takes them) spliced in."""
         if not errors:
@@ -488,7 +493,7 @@ class Observed:
         inserts: list[tuple[int, int, int, MicroOp]] = []
         for step, items in errors.items():
             for before, q, pauli in items:
-                at = self._kept_before[self._position(step, before)]
+                at = self.kept_position(step, before)
                 op = MicroOp("gate", (q,), gate=pauli.lower())
                 inserts.append((at, step, 0 if before else 1, op))
         # where dropped micro-ops leave several steps at one position: in step order,
@@ -1190,11 +1195,11 @@ def _leaf(
                 rows[:, evi] = samples[:, column]
     for op in ops[tail:]:
         if op.kind == "calc" and shots:
-            _compute_rows(op, rows)
+            compute_rows(op, rows)
     return rows
 
 
-def _compute_rows(op: MicroOp, rows: np.ndarray) -> None:
+def compute_rows(op: MicroOp, rows: np.ndarray) -> None:
     """A ``calc`` of the terminal suffix on every sampled row: once per distinct input
     (the shots that agree are computed together)."""
     if not op.inputs:  # a constant: the same in every row

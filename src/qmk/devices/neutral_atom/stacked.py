@@ -37,6 +37,7 @@ from qmk.devices.neutral_atom.circuit import Step, StepKind
 from qmk.devices.neutral_atom.noise import NoiseKind
 from qmk.engines import kernels
 from qmk.engines.gates import GATES
+from qmk.engines.rows import draw as draw_rows
 
 #: The most amplitudes one pass holds (rows times ``2**atoms``): 16 MiB of complex128,
 #: small enough to stay near the cache and to bound a chunk's memory.
@@ -203,11 +204,7 @@ class _Pass:
 
     def draw(self) -> np.ndarray:
         """One basis index per row, drawn from the row's ``|amplitude|^2``."""
-        weights = self.stack.real**2 + self.stack.imag**2
-        cumulative = np.cumsum(weights, axis=1, out=weights)
-        u = self.rng.random(self.rows) * cumulative[:, -1]
-        index = (cumulative < u[:, None]).sum(axis=1)
-        return np.minimum(index, self.stack.shape[1] - 1)
+        return draw_rows(self.stack, self.rng.random(self.rows))
 
 
 #: How far the rows' squared norms may fall (a bound) before they are renormalised.
