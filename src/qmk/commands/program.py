@@ -20,7 +20,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
+from qmk.commands import (
+    AddCommand,
+    limits_of,
+    plural,
+    read_flat_source,
+    read_source,
+    source_options,
+)
 from qmk.errors import warning_line
 
 if TYPE_CHECKING:
@@ -108,20 +115,10 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _flat(args: argparse.Namespace, path: str) -> Columns | None:
-    """A flat OpenQASM file read in bulk as columns (:mod:`qmk.frontends.qasm_bulk`);
-    None for any other file, or one of a shape the bulk reader leaves to the statement
-    reader (which then reads it, as for any program)."""
-    from qmk.frontends import format_of
-
-    kind = getattr(args, "format", None) or format_of(path)
-    if kind not in ("qasm", "qasm2", "qasm3"):
-        return None
-    from qmk.frontends.qasm_bulk import Routed, read_flat_file
-
-    version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
-    profile = getattr(args, "source_profile", None)
-    flat = read_flat_file(path, profile=profile, version=version)
-    return None if isinstance(flat, Routed) else flat
+    """A flat OpenQASM file read in bulk as columns (:func:`read_flat_source`); None
+    for any other file, which the statement reader then reads, as any program."""
+    flat = read_flat_source(args, path)
+    return None if isinstance(flat, str) else flat
 
 
 def _flat_ok(

@@ -23,6 +23,7 @@ from qmk.commands import (
     limits_of,
     outcome_lines,
     plural,
+    read_flat_source,
     read_source,
     seed_arg,
     shots_arg,
@@ -167,7 +168,7 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
 
             source = read_text(args.file)
         return targets.get(name).read(source, limits=limits_of(args)), None
-    program = read_source(args, args.file, limits_of(args))
+    program = _qvm_program(args)
     done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
     if done is not None:
         if name != "logical":
@@ -175,6 +176,25 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
             raise targets.refuse(name, "--modules", why)
         program = done.graph
     return program, done
+
+
+def _qvm_program(args: argparse.Namespace) -> Any:
+    """The file as a QVM graph: a flat OpenQASM file read in bulk and checked on its
+    columns (:func:`~qmk.commands.read_flat_source`, :func:`qmk.qvm.columns.check`),
+    any other file (or one with a fault, so that its error is the statement reader's
+    or the verifier's, as ever) by :func:`~qmk.commands.read_source`. ``args.reader``
+    says which, and why (``--explain``)."""
+    limits = limits_of(args)
+    flat = read_flat_source(args, args.file)
+    if not isinstance(flat, str):
+        from qmk.qvm.columns import check
+
+        if check(flat, limits=limits) is not None:
+            args.reader = f"read in bulk as columns ({plural(len(flat), 'row')})"
+            return flat.to_graph()
+        flat = "a fault the verifier names"
+    args.reader = f"read statement by statement ({flat})"
+    return read_source(args, args.file, limits)
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -319,9 +339,14 @@ def _report(
             data["state_file"] = args.state
         if args.explain and result.choice is not None:
             data["engine_choice"] = result.choice.to_json()
+        if args.explain and getattr(args, "reader", None) is not None:
+            data["reader"] = args.reader
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
         return 0
     if args.explain:
+        reader = getattr(args, "reader", None)
+        if reader is not None:
+            out.write(f"{args.file}: {reader}\n")
         out.write(
             result.choice.explain()
             if result.choice is not None
