@@ -3,6 +3,8 @@ and leave every fault to the verifier's walk of the graph view, which names it."
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,58 @@ def test_a_program_over_a_size_limit_is_left_to_the_verifier():
     assert check(columns, limits=Limits(max_nodes=7, max_qubits=3)) is not None
     report = verify_check(columns.to_graph(), limits=Limits(max_nodes=6))
     assert {f.name for f in report.findings} == {"graph-too-large"}
+
+
+def random_program(rng: np.random.Generator, rows: int) -> Columns:
+    """A seeded clean column program: qubits allocated in a few groups, then gates of
+    one to three qubits (angles on a quarter turn and off it), measurements and fences,
+    then frees in groups of their own."""
+    names = "APPLY_H APPLY_S APPLY_T APPLY_CNOT APPLY_CZ APPLY_SWAP APPLY_RZ APPLY_RX APPLY_CCX"
+    gates = [OP_CODES[op] for op in names.split()]
+    width = {OP_CODES["APPLY_CNOT"]: 2, OP_CODES["APPLY_CZ"]: 2, OP_CODES["APPLY_SWAP"]: 2}
+    width[OP_CODES["APPLY_CCX"]] = 3
+    angled = {OP_CODES["APPLY_RZ"], OP_CODES["APPLY_RX"]}
+    n = int(rng.integers(3, 9))
+    cuts = sorted({0, n, *rng.integers(1, n, size=2).tolist()})
+    out: list[tuple[int, tuple[int, ...], float | None]] = [
+        (ALLOC, (a, b), None) for a, b in itertools.pairwise(cuts)
+    ]
+    for _ in range(rows):
+        r = rng.random()
+        if r < 0.05:
+            out.append((FENCE, (), None))
+        elif r < 0.15:
+            out.append((MZ, (int(rng.integers(n)),), None))
+        else:
+            op = int(rng.choice(gates))
+            qs = tuple(rng.choice(n, size=width.get(op, 1), replace=False).tolist())
+            theta = float(rng.choice([np.pi / 2, -np.pi, 0.3, 2 * np.pi])) if op in angled else None
+            out.append((op, qs, theta))
+    frees = sorted({0, n, int(rng.integers(1, n))})
+    out += [(FREE, (a, b), None) for a, b in itertools.pairwise(frees)]
+    return program(out)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_program_verified_on_its_columns_is_the_verifiers_program(seed: int):
+    from qmk.qvm.columns import verified
+    from qmk.qvm.verify import verify
+
+    columns = random_program(np.random.default_rng(seed), 200)
+    mine = verified(columns)
+    walked = verify(columns.to_graph())
+    assert mine is not None
+    assert mine.graph == walked.graph
+    assert mine.epochs == walked.epochs and mine.peak_live_qubits == walked.peak_live_qubits
+    assert mine.counts == walked.counts
+    assert list(mine.counts.by_op.items()) == list(walked.counts.by_op.items())
+    assert mine.required_caps == walked.required_caps and mine.warnings == walked.warnings
+    assert list(mine.preds) == list(walked.preds)  # walked when first read
+    assert tuple(mine.rev_segments) == walked.rev_segments
+    assert mine.summary() == walked.summary()
+
+
+def test_a_program_with_a_fault_is_not_verified_on_its_columns():
+    from qmk.qvm.columns import verified
+
+    assert verified(program([*CLEAN[:-1], (FREE, (0, 3), None), (H, (1,), None)])) is None

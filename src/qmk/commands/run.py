@@ -169,7 +169,9 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
             source = read_text(args.file)
         return targets.get(name).read(source, limits=limits_of(args)), None
     program = _qvm_program(args)
-    done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
+    done = teleported(
+        args, _graph_of(program)
+    )  # --modules/--placement: cross-module gates teleported
     if done is not None:
         if name != "logical":
             why = "cross-module gates are teleported on the gate-level machine"
@@ -179,22 +181,30 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
 
 
 def _qvm_program(args: argparse.Namespace) -> Any:
-    """The file as a QVM graph: a flat OpenQASM file read in bulk and checked on its
-    columns (:func:`~qmk.commands.read_flat_source`, :func:`qmk.qvm.columns.check`),
+    """The file as a QVM program: a flat OpenQASM file read in bulk and verified on its
+    columns (:func:`~qmk.commands.read_flat_source`, :func:`qmk.qvm.columns.verified`),
     any other file (or one with a fault, so that its error is the statement reader's
-    or the verifier's, as ever) by :func:`~qmk.commands.read_source`. ``args.reader``
-    says which, and why (``--explain``)."""
+    or the verifier's, as ever) as a graph, by :func:`~qmk.commands.read_source`.
+    ``args.reader`` says which, and why (``--explain``)."""
     limits = limits_of(args)
     flat = read_flat_source(args, args.file)
     if not isinstance(flat, str):
-        from qmk.qvm.columns import check
+        from qmk.qvm.columns import verified
 
-        if check(flat, limits=limits) is not None:
+        program = verified(flat, limits=limits)
+        if program is not None:
             args.reader = f"read in bulk as columns ({plural(len(flat), 'row')})"
-            return flat.to_graph()
+            return program
         flat = "a fault the verifier names"
     args.reader = f"read statement by statement ({flat})"
     return read_source(args, args.file, limits)
+
+
+def _graph_of(program: Any) -> Any:
+    """The graph of ``program``: a verified program's, or ``program`` itself."""
+    from qmk.qvm.verify import VerifiedProgram
+
+    return program.graph if isinstance(program, VerifiedProgram) else program
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -202,7 +212,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     program, done = _program(args, name)
     physics = _physics(args)
     profile = args.profile or (defaults.PROFILE if physics is None else physics[1].profile)
-    metadata = getattr(program, "metadata", None) or {}
+    graph = _graph_of(program)
+    metadata = getattr(graph, "metadata", None) or {}
     warnings: list[dict[str, str]] = list(metadata.get("warnings", ()))
     if physics is not None:  # what the physics file only approximates or does not use
         warnings += physics[1].warnings
@@ -216,7 +227,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         if args.profile != "auto":
             canonical_profile(args.profile)  # QC102 before a warning about it
-        unused = profile_unused(program, args.profile)
+        unused = profile_unused(graph, args.profile)
         if unused is not None:
             warnings.append(unused)
             if not args.json:
@@ -227,7 +238,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.estimate.counts import count_graph
         from qmk.estimate.variants import plan_variants
 
-        profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
+        profile = plan_variants(count_graph(graph), _qubit(args)).chosen.profile
     from qmk.commands.progress import progress_bar
 
     bar = progress_bar(

@@ -50,9 +50,10 @@ import numpy as np
 
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Node, Resources
 from qmk.qvm.limits import Limits
-from qmk.qvm.ops import OPS, Exec
+from qmk.qvm.ops import OPS, Clifford, Exec
+from qmk.qvm.verify import Epoch, VerifiedProgram, Walked, op_counts
 
-__all__ = ["OP_CODES", "OP_NAMES", "Columns", "Figures", "check"]
+__all__ = ["OP_CODES", "OP_NAMES", "Columns", "Figures", "check", "verified"]
 
 #: The op of each code: the op table's names in its order.
 OP_NAMES: tuple[str, ...] = tuple(OPS)
@@ -220,6 +221,59 @@ def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
         caps=("CAP_ALLOC",) if len(born) else (),
     )
 
+
+def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgram | None:
+    """The verified program of ``columns`` where :func:`check` finds it clean (None
+    otherwise: the verifier's walk of the graph view then names each finding).
+
+    What a run reads is found on the columns: the epochs, the op counts (the rotations
+    off a quarter turn counted as beyond a stabilizer simulation, as the verifier counts
+    them), the peak of live qubits and the capabilities. The edges and REV segments,
+    which only a walk in list order finds, are walked when first read
+    (:class:`~qmk.qvm.verify.Walked`). Its graph is :meth:`Columns.to_graph`.
+    """
+    figures = check(columns, limits=limits)
+    if figures is None:
+        return None
+    ops = columns.ops
+    graph = columns.to_graph()
+    walked = Walked(graph)
+    fences = np.flatnonzero(ops == _FENCE).tolist()
+    starts = [0, *(f + 1 for f in fences)]
+    stops = [*fences, len(ops)]
+    epochs = tuple(
+        Epoch(index=k, nodes=tuple(range(a, b)), fence=fences[k] if k < len(fences) else None)
+        for k, (a, b) in enumerate(zip(starts, stops, strict=True))
+    )
+    codes, first, counts = np.unique(ops, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    by_op = {
+        OP_NAMES[c]: n for c, n in zip(codes[order].tolist(), counts[order].tolist(), strict=True)
+    }
+    return VerifiedProgram(
+        graph=graph,
+        preds=walked.field("preds"),
+        epochs=epochs,
+        rev_segments=walked.field("rev_segments"),
+        peak_live_qubits=figures.peak_live_qubits,
+        counts=op_counts(by_op, _non_clifford(columns)),
+        required_caps=figures.caps,
+    )
+
+
+def _non_clifford(columns: Columns) -> int:
+    """The rows a stabilizer simulation cannot carry out: ops that are never Clifford,
+    and quarter-turn ops whose angle is off a multiple of pi/2
+    (:func:`qmk.qvm.verify.is_clifford_node`)."""
+    ops = columns.ops
+    never = _CLIFFORD_NO[ops]
+    quarter = np.flatnonzero(_QUARTER_TURN[ops])
+    turns = columns.theta[quarter] / (np.pi / 2)
+    return int(never.sum()) + int((np.abs(turns - np.round(turns)) >= 1e-12).sum())
+
+
+_CLIFFORD_NO = np.array([s.clifford is Clifford.NO for s in OPS.values()], dtype=bool)
+_QUARTER_TURN = np.array([s.clifford is Clifford.QUARTER_TURN for s in OPS.values()], dtype=bool)
 
 #: Rows checked at a time.
 BLOCK = 1 << 16
