@@ -143,43 +143,67 @@ class Columns:
 
     def to_graph(self) -> Graph:
         """The program as a :class:`Graph` of :class:`Node` values: the view the
-        verifier's messages, the assembly text and node-reading consumers take."""
+        verifier's messages, the assembly text and node-reading consumers take.
+
+        Made a column at a time: the ids, sources and operand tuples as lists (an
+        operand tuple made once per distinct operands), then a node a row."""
+        rows = len(self.ops)
         names = [f"q{i}" for i in range(self.qubit_count)]
-        ops, rows, thetas, lines = self.ops.tolist(), self.qubits.tolist(), self.theta, self.lines
-        nodes: list[Node] = []
-        events = 0
-        for index, (code, row, theta, line) in enumerate(
-            zip(ops, rows, thetas.tolist(), lines.tolist(), strict=True)
-        ):
-            op = OP_NAMES[code]
-            meta = {"source": f"{self.source}:{line}" if line else self.source}
-            args: dict[str, Any] = {}
-            produces: tuple[str, ...] = ()
-            if code in (_ALLOC, _FREE):
-                vqs = tuple(f"q{q}" for q in range(row[0], row[1]))
-                if code == _ALLOC:
-                    args = {"n": len(vqs)}
-                    if self.profile is not None:
-                        args["profile"] = self.profile
-            else:
-                vqs = tuple(f"q{q}" for q in row if q >= 0)
-                if theta == theta:  # not NaN
-                    args = {"theta": theta}
-                if _MEASURES[code]:
-                    produces = (f"m{events}",)
-                    events += 1
-            nodes.append(
-                Node(id=f"n{index}", op=op, args=args, vqs=vqs, produces=produces, metadata=meta)
-            )
-        has_alloc = bool((self.ops == _ALLOC).any())
+        ops = list(map(OP_NAMES.__getitem__, self.ops.tolist()))
+        ids = [f"n{k}" for k in range(rows)]
+        source = self.source
+        metas = [{"source": f"{source}:{line}" if line else source} for line in self.lines.tolist()]
+        vqs = _operands(self.qubits, names)
+        measured = np.flatnonzero(_MEASURES[self.ops])
+        produces: list[tuple[str, ...]] = [()] * rows
+        for k, row in enumerate(measured.tolist()):
+            produces[row] = (f"m{k}",)
+        args: list[dict[str, Any]] = [{}] * rows  # (replaced below where a row has some)
+        angled = np.flatnonzero(~np.isnan(self.theta))
+        for row, theta in zip(angled.tolist(), self.theta[angled].tolist(), strict=True):
+            args[row] = {"theta": theta}
+        life = np.flatnonzero((self.ops == _ALLOC) | (self.ops == _FREE))
+        for row, (start, stop, _) in zip(life.tolist(), self.qubits[life].tolist(), strict=True):
+            vqs[row] = tuple(names[start:stop])
+            if ops[row] == "ALLOC_LQ":
+                args[row] = {"n": stop - start}
+                if self.profile is not None:
+                    args[row]["profile"] = self.profile
+        nodes = tuple(
+            Node(id=i, op=op, args=dict(a) if a else {}, vqs=v, produces=p, metadata=m)
+            for i, op, a, v, p, m in zip(ids, ops, args, vqs, produces, metas, strict=True)
+        )
+        has_alloc = bool(len(life)) and bool((self.ops == _ALLOC).any())
         return Graph(
             version=CURRENT_VERSION,
-            nodes=tuple(nodes),
-            resources=Resources(vqs=tuple(names), events=tuple(f"m{k}" for k in range(events))),
+            nodes=nodes,
+            resources=Resources(
+                vqs=tuple(names), events=tuple(f"m{k}" for k in range(len(measured)))
+            ),
             caps=("CAP_ALLOC",) if has_alloc else (),
             description=self.description,
             metadata=dict(self.metadata) if self.metadata else None,
         )
+
+
+def _operands(qubits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
+    """Each row's qubit names, as tuples (each distinct operand list's tuple made once);
+    a qubit past ``names`` (a fault the verifier names) is named alike. An ``ALLOC_LQ``
+    or ``FREE_LQ`` row's is its caller's to set."""
+    top = int(qubits.max(initial=-1)) + 1
+    names = names + [f"q{i}" for i in range(len(names), top)]
+    count = len(names)
+    width = count + 1  # a row's operands as one number: -1 (none) as `count`
+    a, b, c = (np.where(qubits[:, k] < 0, count, qubits[:, k]).astype(np.int64) for k in range(3))
+    keys = (a * width + b) * width + c
+    distinct, which = np.unique(keys, return_inverse=True)
+    padded = [*names, None]
+    made = []
+    for key in distinct.tolist():
+        rest, third = divmod(key, width)
+        first, second = divmod(rest, width)
+        made.append(tuple(padded[q] for q in (first, second, third) if q < count))
+    return list(map(made.__getitem__, which.tolist()))
 
 
 def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
