@@ -108,3 +108,21 @@ def test_a_flat_file_over_the_node_limit_is_refused_as_before(tmp_path: Path):
     path.write_text(text + ROUTE, encoding="utf-8")
     assert bulk == qmk("run", "--max-nodes", "10", str(path))
     assert bulk[0] != 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_run_request_digests_a_program_verified_on_its_columns_as_its_graph(seed: int):
+    from qmk.execution.runs import build_request
+    from qmk.frontends.qasm import from_qasm
+    from qmk.frontends.qasm_bulk import read_flat
+    from qmk.qvm.columns import Columns, verified
+    from qmk.qvm.verify import verify
+
+    text = clifford_flat(random.Random(seed), 5, 60)
+    columns = read_flat(text, "p.qasm")
+    assert isinstance(columns, Columns)
+    program = verified(columns)
+    assert program is not None and program.columns is columns
+    mine = build_request(program, shots=10, seed=1).program_digest
+    theirs = build_request(verify(from_qasm(text, name="p.qasm")), shots=10, seed=1)
+    assert mine == theirs.program_digest

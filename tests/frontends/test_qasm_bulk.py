@@ -45,6 +45,7 @@ def assert_same_or_routed(source: str, *, profile: str | None = None) -> Columns
     view = bulk.to_graph()
     text = canonical_graph_text(view)
     assert text == canonical_graph_text(reference), source
+    assert bulk.canonical_text() == text  # written from the columns, no node made
     assert program_digest(text) == program_digest(canonical_graph_text(reference))
     return bulk
 

@@ -138,3 +138,26 @@ def test_a_program_with_a_fault_is_not_verified_on_its_columns():
     from qmk.qvm.columns import verified
 
     assert verified(program([*CLEAN[:-1], (FREE, (0, 3), None), (H, (1,), None)])) is None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_canonical_text_written_from_the_columns_is_the_graph_views(seed: int):
+    from qmk.execution.request import program_digest
+    from qmk.qvm.graph import canonical_graph_text
+
+    rng = np.random.default_rng(100 + seed)
+    columns = random_program(rng, int(rng.integers(1, 400)))
+    if seed % 2:  # a profile on every allocation, a source name json escapes, no lines
+        columns = Columns(
+            ops=columns.ops,
+            qubits=columns.qubits,
+            theta=columns.theta * rng.choice([1.0, 1e-7, 1e22, -3.3], size=len(columns)),
+            lines=np.where(rng.random(len(columns)) < 0.3, 0, columns.lines * 1000 + 7),
+            source='dir "x"\\é.qasm',
+            description="a \u00e9 description",
+            profile="logical:surface_code(d=5)",
+            metadata={"language": "openqasm2", "output": {"groups": [["m1", "m0"]]}},
+        )
+    text = columns.canonical_text()
+    assert text == canonical_graph_text(columns.to_graph())
+    assert program_digest(text) == program_digest(canonical_graph_text(columns.to_graph()))

@@ -164,13 +164,19 @@ def _own(program: Any) -> bool:
 
 def _canonical(program: Any) -> str:
     """The JSON text a run request digests: a verified program's QVM JSON
-    (:func:`~qmk.qvm.graph.canonical_graph_text`), or the data of a program that is no
+    (:func:`~qmk.qvm.graph.canonical_graph_text`; written from the columns of one
+    verified on them, :meth:`qmk.qvm.columns.Columns.canonical_text`), or the data of a
+    program that is no
     QVM graph (:func:`~qmk.qvm.graph.canonical_text`: json's sorted compact text,
     written by msgspec where that is the same text)."""
     from qmk.qvm.graph import canonical_graph_text, canonical_text
 
     if isinstance(program, Mapping):
         return canonical_text(program)
+    columns = getattr(program, "columns", None)  # verified on its columns: the same text
+    if columns is not None:
+        text: str = columns.canonical_text()
+        return text
     folded = getattr(program, "folded", None)  # REPEAT rows: the digest is the folded text's
     return canonical_graph_text(program.graph if folded is None else folded)
 

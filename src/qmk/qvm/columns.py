@@ -173,17 +173,145 @@ class Columns:
             Node(id=i, op=op, args=dict(a) if a else {}, vqs=v, produces=p, metadata=m)
             for i, op, a, v, p, m in zip(ids, ops, args, vqs, produces, metas, strict=True)
         )
-        has_alloc = bool(len(life)) and bool((self.ops == _ALLOC).any())
+        return self._shell(nodes)
+
+    def _shell(self, nodes: tuple[Node, ...] = ()) -> Graph:
+        """The graph of ``nodes`` with this program's resources, caps and metadata."""
         return Graph(
             version=CURRENT_VERSION,
             nodes=nodes,
             resources=Resources(
-                vqs=tuple(names), events=tuple(f"m{k}" for k in range(len(measured)))
+                vqs=tuple(f"q{i}" for i in range(self.qubit_count)),
+                events=tuple(f"m{k}" for k in range(self.event_count)),
             ),
-            caps=("CAP_ALLOC",) if has_alloc else (),
+            caps=("CAP_ALLOC",) if (self.ops == _ALLOC).any() else (),
             description=self.description,
             metadata=dict(self.metadata) if self.metadata else None,
         )
+
+    def canonical_text(self) -> str:
+        """The canonical JSON text of :meth:`to_graph`
+        (:func:`~qmk.qvm.graph.canonical_graph_text`), written from the columns: each
+        row's text is pieces (fixed texts by the row's kind, its numbers in decimal)
+        laid into one byte buffer by whole-array operations. What a run's digest
+        reads, with no node made."""
+        from qmk.qvm.graph import canonical_graph_text
+
+        shell = canonical_graph_text(self._shell())
+        head, found, tail = shell.partition('"nodes":[]')
+        if not found:  # pragma: no cover - a graph's text holds its nodes' list
+            raise AssertionError("the canonical text of a graph has no nodes list")
+        return f'{head}"nodes":[{_rows_text(self)}]{tail}'
+
+
+def _rows_text(columns: Columns) -> str:
+    """The canonical text of every row's node, comma-separated (see
+    :meth:`Columns.canonical_text`). An ``ALLOC_LQ`` or ``FREE_LQ`` row (a few) is
+    written by json, as a whole piece; every other row is the pieces below."""
+    import json
+
+    ops, qubits, rows = columns.ops, columns.qubits, len(columns.ops)
+    source = json.dumps(columns.source)[:-1]  # (its closing quote comes after the line)
+    life = np.flatnonzero((ops == _ALLOC) | (ops == _FREE))
+    whole = [""]
+    for row in life.tolist():
+        start, stop = qubits[row, :2].tolist()
+        node: dict[str, Any] = {"id": f"n{row}", "op": OP_NAMES[ops[row]]}
+        if ops[row] == _ALLOC:
+            node["args"] = {"n": stop - start}
+            if columns.profile is not None:
+                node["args"]["profile"] = columns.profile
+        line = int(columns.lines[row])
+        node["metadata"] = {"source": f"{columns.source}:{line}" if line else columns.source}
+        node["vqs"] = [f"q{q}" for q in range(start, stop)]
+        whole.append(json.dumps(node, sort_keys=True, separators=(",", ":")))
+    special = np.zeros(rows, dtype=np.int64)
+    special[life] = np.arange(1, len(life) + 1)
+    plain = special == 0
+    theta = columns.theta
+    angled = plain & ~np.isnan(theta)
+    distinct, which = np.unique(theta[angled], return_inverse=True)
+    angle = np.zeros(rows, dtype=np.int64)
+    angle[angled] = which + 1
+    measured = _MEASURES[ops]
+    events = np.full(rows, -1, dtype=np.int64)
+    events[measured] = np.arange(int(measured.sum()))
+    lines = np.where(plain & (columns.lines > 0), columns.lines, -1).astype(np.int64)
+    held = (qubits >= 0) & plain[:, None]
+    has = held[:, 0]
+    number = np.arange(rows, dtype=np.int64)
+    last = np.zeros(rows, dtype=np.int64)
+    last[:-1] = 1
+    op_text = [f'"}},"op":"{name}"' for name in OP_NAMES]
+    pieces: list[tuple[list[str], np.ndarray] | np.ndarray] = [
+        (whole, special),
+        (["", "{", '{"args":{"theta":'], plain.astype(np.int64) + angled),
+        (["", *(repr(float(t)) for t in distinct.tolist())], angle),
+        (["", '"id":"n', '},"id":"n'], plain.astype(np.int64) + angled),
+        np.where(plain, number, -1),
+        (["", f'","metadata":{{"source":{source}'], plain.astype(np.int64)),
+        (["", ":"], (lines >= 0).astype(np.int64)),
+        lines,
+        (["", *op_text], np.where(plain, ops.astype(np.int64) + 1, 0)),
+        (["", ',"produces":["m'], measured.astype(np.int64)),
+        events,
+        (["", '"]'], measured.astype(np.int64)),
+        (["", "}", ',"vqs":["q'], np.where(plain, 1 + has, 0)),
+        np.where(has, qubits[:, 0], -1).astype(np.int64),
+    ]
+    for column in (1, 2):
+        pieces.append((["", '","q'], held[:, column].astype(np.int64)))
+        pieces.append(np.where(held[:, column], qubits[:, column], -1).astype(np.int64))
+    pieces += [(["", '"]}'], has.astype(np.int64)), (["", ","], last)]
+    return _laid(pieces, rows).decode("ascii")
+
+
+def _laid(pieces: list[tuple[list[str], np.ndarray] | np.ndarray], rows: int) -> bytes:
+    """Rows of text laid one after another: row ``r`` is each piece's text for it, in
+    order. A piece is a vocabulary and each row's index into it, or a column of
+    numbers written in decimal (-1: nothing).
+
+    A block of rows at a time is a byte matrix, a row a row of text: each piece has its
+    columns, as wide as its widest text, filled with zero bytes past a shorter one (a
+    word) or before it (a number's digits). The text is then the matrix's nonzero
+    bytes, in order."""
+    layout: list[tuple[np.ndarray, int]] = []  # each piece's table (or none) and width
+    for piece in pieces:
+        if isinstance(piece, tuple):
+            words = [w.encode("ascii") for w in piece[0]]
+            width = max(map(len, words))
+            table = np.zeros((len(words), width), dtype=np.uint8)
+            for k, word in enumerate(words):
+                table[k, : len(word)] = np.frombuffer(word, dtype=np.uint8)
+            layout.append((table, width))
+        else:
+            top = int(piece.max(initial=0))
+            layout.append((np.zeros(0, dtype=np.uint8), len(str(max(top, 0)))))
+    total = sum(width for _, width in layout)
+    out = []
+    for start in range(0, rows, BLOCK):
+        stop = min(start + BLOCK, rows)
+        matrix = np.zeros((stop - start, total), dtype=np.uint8)
+        at = 0
+        for piece, (table, width) in zip(pieces, layout, strict=True):
+            if isinstance(piece, tuple):
+                matrix[:, at : at + width] = table[piece[1][start:stop]]
+            else:
+                _lay_number(matrix[:, at : at + width], piece[start:stop])
+            at += width
+        out.append(matrix[matrix != 0].tobytes())
+    return b"".join(out)
+
+
+def _lay_number(field: np.ndarray, numbers: np.ndarray) -> None:
+    """Each number in decimal, its last digit in the field's last column (zero bytes
+    before; none at all for -1)."""
+    value = numbers.astype(np.int64)
+    shown = value >= 0
+    for place in range(field.shape[1]):
+        field[:, -1 - place] = np.where(shown, 48 + value % 10, 0)
+        value //= 10
+        shown &= value > 0
 
 
 def _operands(qubits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
@@ -282,6 +410,7 @@ def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgr
         peak_live_qubits=figures.peak_live_qubits,
         counts=op_counts(by_op, _non_clifford(columns)),
         required_caps=figures.caps,
+        columns=columns,
     )
 
 

@@ -255,6 +255,9 @@ class VerifiedProgram:
     #: The program as submitted, REPEAT rows folded, when ``graph`` is its unrolling
     #: (:func:`qmk.qvm.fold.unroll`); its digest is the folded text's.
     folded: Graph | None = None
+    #: The columns it was verified on (:func:`qmk.qvm.columns.verified`), whose
+    #: graph view ``graph`` is: the digest and the plan read them instead of nodes.
+    columns: Any = None
 
     @property
     def is_clifford(self) -> bool:
