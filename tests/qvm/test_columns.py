@@ -161,3 +161,18 @@ def test_the_canonical_text_written_from_the_columns_is_the_graph_views(seed: in
     text = columns.canonical_text()
     assert text == canonical_graph_text(columns.to_graph())
     assert program_digest(text) == program_digest(canonical_graph_text(columns.to_graph()))
+
+
+def test_an_unknown_profile_is_left_to_the_verifier_which_names_it():
+    columns = program(CLEAN)
+    columns = Columns(
+        ops=columns.ops,
+        qubits=columns.qubits,
+        theta=columns.theta,
+        lines=columns.lines,
+        source="t.qasm",
+        profile="logical:no_such_code(d=3)",
+    )
+    assert check(columns) is None
+    report = verify_check(columns.to_graph())
+    assert "profile-unknown" in {f.name for f in report.findings}

@@ -340,17 +340,19 @@ def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
     then names each finding).
 
     Checked: every op known to the column form, with its count of qubit operands and
-    its angle; operands of a row distinct; every qubit used after its allocation and
-    before its free, allocated and freed once; required capabilities requested;
-    the size limits of ``limits`` (rows, qubits, events, operands of a row). The rows
-    are checked a block at a time, so that what the checks hold stays small beside
-    the columns.
+    its angle; the code profile written on the allocations, a known one; operands of a
+    row distinct; every qubit used after its allocation and before its free, allocated
+    and freed once; required capabilities requested; the size limits of ``limits``
+    (rows, qubits, events, operands of a row). The rows are checked a block at a time,
+    so that what the checks hold stays small beside the columns.
     """
     limits = limits or Limits()
     ops = columns.ops
     rows = len(ops)
     if rows == 0 or ops.min() < 0 or ops.max() >= len(OP_NAMES):
         return None
+    if columns.profile is not None and not _profile_parses(columns.profile):
+        return None  # (the verifier names it: QV108)
     spans = _lifetimes(columns, limits)
     if spans is None:
         return None
@@ -415,18 +417,62 @@ def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgr
 
 
 def _non_clifford(columns: Columns) -> int:
-    """The rows a stabilizer simulation cannot carry out: ops that are never Clifford,
-    and quarter-turn ops whose angle is off a multiple of pi/2
+    return len(non_clifford_rows(columns))
+
+
+def non_clifford_rows(columns: Columns) -> np.ndarray:
+    """The rows a stabilizer simulation cannot carry out, in order: ops that are never
+    Clifford, and quarter-turn ops whose angle is off a multiple of pi/2
     (:func:`qmk.qvm.verify.is_clifford_node`)."""
     ops = columns.ops
-    never = _CLIFFORD_NO[ops]
+    off = _CLIFFORD_NO[ops]
     quarter = np.flatnonzero(_QUARTER_TURN[ops])
     turns = columns.theta[quarter] / (np.pi / 2)
-    return int(never.sum()) + int((np.abs(turns - np.round(turns)) >= 1e-12).sum())
+    off[quarter] = np.abs(turns - np.round(turns)) >= 1e-12
+    return np.flatnonzero(off)
+
+
+def operand_runs(columns: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's qubit count, and every row's qubits one row after another (an
+    ``ALLOC_LQ`` or ``FREE_LQ`` row's range spelled out): the plan's qubit columns."""
+    qubits = columns.qubits
+    held = qubits >= 0
+    sizes = held.sum(axis=1).astype(np.int64)
+    life = np.flatnonzero((columns.ops == _ALLOC) | (columns.ops == _FREE))
+    spans = qubits[life, :2].astype(np.int64)
+    sizes[life] = spans[:, 1] - spans[:, 0]
+    flat = np.empty(int(sizes.sum()), dtype=np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    plain = np.ones(len(sizes), dtype=bool)
+    plain[life] = False
+    flat[spread(offsets[plain], sizes[plain])] = qubits[plain][held[plain]]
+    flat[spread(offsets[life], sizes[life])] = spread(spans[:, 0], sizes[life])
+    return sizes, flat
+
+
+def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The positions of groups laid out one after another: group ``i`` takes
+    ``sizes[i]`` of them from ``firsts[i]``.
+
+    >>> spread(np.array([0, 5]), np.array([2, 3])).tolist()
+    [0, 1, 5, 6, 7]
+    """
+    return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
 
 
 _CLIFFORD_NO = np.array([s.clifford is Clifford.NO for s in OPS.values()], dtype=bool)
 _QUARTER_TURN = np.array([s.clifford is Clifford.QUARTER_TURN for s in OPS.values()], dtype=bool)
+
+
+def _profile_parses(profile: str) -> bool:
+    from qmk.qvm.profiles import ProfileError, parse_profile
+
+    try:
+        parse_profile(profile)
+    except ProfileError:
+        return False
+    return True
+
 
 #: Rows checked at a time.
 BLOCK = 1 << 16
