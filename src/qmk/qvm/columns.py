@@ -42,6 +42,7 @@ Figures(nodes=5, epochs=1, peak_live_qubits=2, caps=('CAP_ALLOC',))
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,7 +214,7 @@ def _rows_text(columns: Columns) -> str:
     ops, qubits, rows = columns.ops, columns.qubits, len(columns.ops)
     source = json.dumps(columns.source)[:-1]  # (its closing quote comes after the line)
     life = np.flatnonzero((ops == _ALLOC) | (ops == _FREE))
-    whole = [""]
+    whole: dict[int, bytes] = {}
     for row in life.tolist():
         start, stop = qubits[row, :2].tolist()
         node: dict[str, Any] = {"id": f"n{row}", "op": OP_NAMES[ops[row]]}
@@ -224,10 +225,10 @@ def _rows_text(columns: Columns) -> str:
         line = int(columns.lines[row])
         node["metadata"] = {"source": f"{columns.source}:{line}" if line else columns.source}
         node["vqs"] = [f"q{q}" for q in range(start, stop)]
-        whole.append(json.dumps(node, sort_keys=True, separators=(",", ":")))
-    special = np.zeros(rows, dtype=np.int64)
-    special[life] = np.arange(1, len(life) + 1)
-    plain = special == 0
+        text = json.dumps(node, sort_keys=True, separators=(",", ":"))
+        whole[row] = text.encode("ascii")
+    plain = np.ones(rows, dtype=bool)
+    plain[life] = False
     theta = columns.theta
     angled = plain & ~np.isnan(theta)
     distinct, which = np.unique(theta[angled], return_inverse=True)
@@ -244,7 +245,6 @@ def _rows_text(columns: Columns) -> str:
     last[:-1] = 1
     op_text = [f'"}},"op":"{name}"' for name in OP_NAMES]
     pieces: list[tuple[list[str], np.ndarray] | np.ndarray] = [
-        (whole, special),
         (["", "{", '{"args":{"theta":'], plain.astype(np.int64) + angled),
         (["", *(repr(float(t)) for t in distinct.tolist())], angle),
         (["", '"id":"n', '},"id":"n'], plain.astype(np.int64) + angled),
@@ -263,18 +263,20 @@ def _rows_text(columns: Columns) -> str:
         pieces.append((["", '","q'], held[:, column].astype(np.int64)))
         pieces.append(np.where(held[:, column], qubits[:, column], -1).astype(np.int64))
     pieces += [(["", '"]}'], has.astype(np.int64)), (["", ","], last)]
-    return _laid(pieces, rows).decode("ascii")
+    return _laid(pieces, rows, whole).decode("ascii")
 
 
-def _laid(pieces: list[tuple[list[str], np.ndarray] | np.ndarray], rows: int) -> bytes:
-    """Rows of text laid one after another: row ``r`` is each piece's text for it, in
-    order. A piece is a vocabulary and each row's index into it, or a column of
-    numbers written in decimal (-1: nothing).
+def _laid(
+    pieces: list[tuple[list[str], np.ndarray] | np.ndarray], rows: int, whole: dict[int, bytes]
+) -> bytes:
+    """Rows of text laid one after another: row ``r`` is ``whole[r]`` where given, then
+    each piece's text for it, in order. A piece is a vocabulary and each row's index into
+    it, or a column of numbers written in decimal (-1: nothing).
 
     A block of rows at a time is a byte matrix, a row a row of text: each piece has its
     columns, as wide as its widest text, filled with zero bytes past a shorter one (a
     word) or before it (a number's digits). The text is then the matrix's nonzero
-    bytes, in order."""
+    bytes, in order, with the few whole rows put in their places."""
     layout: list[tuple[np.ndarray, int]] = []  # each piece's table (or none) and width
     for piece in pieces:
         if isinstance(piece, tuple):
@@ -295,11 +297,25 @@ def _laid(pieces: list[tuple[list[str], np.ndarray] | np.ndarray], rows: int) ->
         at = 0
         for piece, (table, width) in zip(pieces, layout, strict=True):
             if isinstance(piece, tuple):
-                matrix[:, at : at + width] = table[piece[1][start:stop]]
+                which = piece[1][start:stop]
+                low = int(which.min())
+                if low == which.max():  # one word for the block: no gather
+                    matrix[:, at : at + width] = table[low]
+                else:
+                    matrix[:, at : at + width] = np.take(table, which, axis=0)
             else:
                 _lay_number(matrix[:, at : at + width], piece[start:stop])
             at += width
-        out.append(matrix[matrix != 0].tobytes())
+        shown = matrix != 0
+        laid = matrix[shown].tobytes()
+        inside = [row for row in whole if start <= row < stop]
+        if inside:  # (the few rows of a block that holds an allocation or a free)
+            lengths = shown.sum(axis=1)
+            offsets = (np.cumsum(lengths) - lengths).tolist()
+            cuts = [0, *(offsets[row - start] for row in inside), len(laid)]
+            parts = [laid[a:b] for a, b in itertools.pairwise(cuts)]
+            laid = parts[0] + b"".join(whole[r] + p for r, p in zip(inside, parts[1:], strict=True))
+        out.append(laid)
     return b"".join(out)
 
 
