@@ -306,10 +306,18 @@ def _folded_info_text(path: str, totals: Totals) -> str:
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    limits = limits_of(args)
+    flat = _flat(args, args.file)
+    if flat is not None:  # read in bulk: verified on its columns where they are clean
+        from qmk.qvm.columns import verified
+
+        program = verified(flat, limits=limits)
+        if program is not None:
+            _write_info(args, program, out)
+            return 0
     from qmk.qvm.verify import check
 
-    limits = limits_of(args)
-    graph = read_source(args, args.file, limits, folded=True)
+    graph = read_source(args, args.file, limits, folded=True) if flat is None else flat.to_graph()
     report = check(graph, limits=limits, unroll=False)
     if not report.ok:
         for finding in report.findings:
@@ -321,11 +329,15 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(text or _folded_info_text(args.file, report.totals))
         return 0
     assert report.program is not None
-    if args.json:
-        out.write(json.dumps(report.program.summary(), indent=2, ensure_ascii=False) + "\n")
-    else:
-        out.write(_info_text(args.file, report.program))
+    _write_info(args, report.program, out)
     return 0
+
+
+def _write_info(args: argparse.Namespace, program: VerifiedProgram, out: TextIO) -> None:
+    if args.json:
+        out.write(json.dumps(program.summary(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(_info_text(args.file, program))
 
 
 def register(add: AddCommand) -> None:
