@@ -176,3 +176,20 @@ def test_an_unknown_profile_is_left_to_the_verifier_which_names_it():
     assert check(columns) is None
     report = verify_check(columns.to_graph())
     assert "profile-unknown" in {f.name for f in report.findings}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_graph_views_nodes_made_on_read_are_the_graphs(seed: int):
+    import pickle
+
+    columns = random_program(np.random.default_rng(300 + seed), 150)
+    whole = columns.to_graph()
+    view = columns.graph_view()
+    rows = len(whole.nodes)
+    for at in [0, 1, rows // 2, rows - 2, rows - 1, -1, -rows]:  # a node alone
+        assert view.nodes[at] == whole.nodes[at]
+    assert [view.nodes[k] for k in range(rows)] == list(whole.nodes)
+    assert view == whole and view.nodes[3:9] == whole.nodes[3:9]
+    assert pickle.loads(pickle.dumps(view)) == whole
+    with pytest.raises(IndexError):
+        view.nodes[rows]

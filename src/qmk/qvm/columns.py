@@ -43,9 +43,10 @@ Figures(nodes=5, epochs=1, peak_live_qubits=2, caps=('CAP_ALLOC',))
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import operator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsIndex, cast, overload
 
 import numpy as np
 
@@ -54,7 +55,7 @@ from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPS, Clifford, Exec
 from qmk.qvm.verify import Epoch, VerifiedProgram, Walked, op_counts
 
-__all__ = ["OP_CODES", "OP_NAMES", "Columns", "Figures", "check", "verified"]
+__all__ = ["OP_CODES", "OP_NAMES", "ColumnNodes", "Columns", "Figures", "check", "verified"]
 
 #: The op of each code: the op table's names in its order.
 OP_NAMES: tuple[str, ...] = tuple(OPS)
@@ -144,10 +145,43 @@ class Columns:
 
     def to_graph(self) -> Graph:
         """The program as a :class:`Graph` of :class:`Node` values: the view the
-        verifier's messages, the assembly text and node-reading consumers take.
+        verifier's messages, the assembly text and node-reading consumers take."""
+        return self._shell(self.nodes())
 
-        Made a column at a time: the ids, sources and operand tuples as lists (an
-        operand tuple made once per distinct operands), then a node a row."""
+    def graph_view(self) -> Graph:
+        """:meth:`to_graph`'s graph, its nodes made when read (:class:`ColumnNodes`): a
+        node read by its index is made alone, all of them at the first read of more."""
+        return self._shell(cast("tuple[Node, ...]", ColumnNodes(self)))
+
+    def node(self, row: int, event: int | None = None) -> Node:
+        """The node of ``row`` alone, as :meth:`nodes` makes it (``event``: the events
+        recorded before it, where the caller knows them)."""
+        code, (a, b, c) = int(self.ops[row]), self.qubits[row].tolist()
+        line = int(self.lines[row])
+        meta = {"source": f"{self.source}:{line}" if line else self.source}
+        args: dict[str, Any] = {}
+        produces: tuple[str, ...] = ()
+        if code in (_ALLOC, _FREE):
+            vqs = tuple(f"q{q}" for q in range(a, b))
+            if code == _ALLOC:
+                args = {"n": b - a}
+                if self.profile is not None:
+                    args["profile"] = self.profile
+        else:
+            vqs = tuple(f"q{q}" for q in (a, b, c) if q >= 0)
+            theta = float(self.theta[row])
+            if theta == theta:  # not NaN
+                args = {"theta": theta}
+            if _MEASURES[code]:
+                before = int(_MEASURES[self.ops[:row]].sum()) if event is None else event
+                produces = (f"m{before}",)
+        return Node(
+            id=f"n{row}", op=OP_NAMES[code], args=args, vqs=vqs, produces=produces, metadata=meta
+        )
+
+    def nodes(self) -> tuple[Node, ...]:
+        """Every row's node. Made a column at a time: the ids, sources and operand tuples
+        as lists (an operand tuple made once per distinct operands), then a node a row."""
         rows = len(self.ops)
         names = [f"q{i}" for i in range(self.qubit_count)]
         ops = list(map(OP_NAMES.__getitem__, self.ops.tolist()))
@@ -170,11 +204,10 @@ class Columns:
                 args[row] = {"n": stop - start}
                 if self.profile is not None:
                     args[row]["profile"] = self.profile
-        nodes = tuple(
+        return tuple(
             Node(id=i, op=op, args=dict(a) if a else {}, vqs=v, produces=p, metadata=m)
             for i, op, a, v, p, m in zip(ids, ops, args, vqs, produces, metas, strict=True)
         )
-        return self._shell(nodes)
 
     def _shell(self, nodes: tuple[Node, ...] = ()) -> Graph:
         """The graph of ``nodes`` with this program's resources, caps and metadata."""
@@ -350,6 +383,62 @@ def _operands(qubits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
     return list(map(made.__getitem__, which.tolist()))
 
 
+class ColumnNodes(Sequence[Node]):
+    """The nodes of a column program, made when read: one read by its index is made
+    alone (:meth:`Columns.node`); any other read (iteration, a slice) makes them all
+    once (:meth:`Columns.nodes`) and keeps them. So a run that reads a few rows' nodes
+    (allocations, frees, fences, measurements) makes those alone. Equal to a tuple of
+    the same nodes, and pickled as one."""
+
+    __slots__ = ("_all", "_columns", "_events")
+
+    def __init__(self, columns: Columns) -> None:
+        self._columns = columns
+        self._all: tuple[Node, ...] | None = None
+        self._events: np.ndarray | None = None  # the events recorded before each row
+
+    def _made(self) -> tuple[Node, ...]:
+        made = self._all
+        if made is None:  # (two threads may each make them: equal values)
+            made = self._all = self._columns.nodes()
+        return made
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Node: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Node, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
+        if isinstance(index, slice) or self._all is not None:
+            return self._made()[index]
+        count, at = len(self), operator.index(index)
+        if not -count <= at < count:
+            raise IndexError("node index out of range")
+        events = self._events
+        if events is None:
+            measured = _MEASURES[self._columns.ops]
+            events = self._events = np.cumsum(measured) - measured
+        return self._columns.node(at % count, int(events[at % count]))
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ColumnNodes({len(self)} nodes)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self._made(),))
+
+
 def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
     """Verify ``columns`` with whole-array operations: the figures of a clean program,
     or None where anything is wrong (the verifier's walk of :meth:`Columns.to_graph`
@@ -400,13 +489,14 @@ def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgr
     off a quarter turn counted as beyond a stabilizer simulation, as the verifier counts
     them), the peak of live qubits and the capabilities. The edges and REV segments,
     which only a walk in list order finds, are walked when first read
-    (:class:`~qmk.qvm.verify.Walked`). Its graph is :meth:`Columns.to_graph`.
+    (:class:`~qmk.qvm.verify.Walked`). Its graph is :meth:`Columns.graph_view`: its
+    nodes made when read.
     """
     figures = check(columns, limits=limits)
     if figures is None:
         return None
     ops = columns.ops
-    graph = columns.to_graph()
+    graph = columns.graph_view()
     walked = Walked(graph)
     fences = np.flatnonzero(ops == _FENCE).tolist()
     starts = [0, *(f + 1 for f in fences)]
