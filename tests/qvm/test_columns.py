@@ -160,6 +160,7 @@ def test_the_canonical_text_written_from_the_columns_is_the_graph_views(seed: in
         )
     text = columns.canonical_text()
     assert text == canonical_graph_text(columns.to_graph())
+    assert columns.digest() == program_digest(text)
     assert program_digest(text) == program_digest(canonical_graph_text(columns.to_graph()))
 
 

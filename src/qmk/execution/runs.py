@@ -96,7 +96,7 @@ def build_request(program: Any, **keywords: Any) -> RunRequest:
     if isinstance(program, Mapping):  # JSON data, which its owner may change
         digest = program_digest(_canonical(program))
     else:  # a verified program, frozen: digested once while kept
-        digest = _DIGESTS.get(id(program), program, lambda: program_digest(_canonical(program)))
+        digest = _DIGESTS.get(id(program), program, lambda: _digest(program))
     return RunRequest.build(program_digest=digest, error=_misuse, **keywords)
 
 
@@ -162,21 +162,26 @@ def _own(program: Any) -> bool:
     return isinstance(program, Mapping) and not isinstance(program.get("program"), Mapping)
 
 
+def _digest(program: Any) -> str:
+    """The digest of a verified program's text (:func:`_canonical`): hashed as it is
+    written from the columns of one verified on them
+    (:meth:`qmk.qvm.columns.Columns.digest`)."""
+    columns = getattr(program, "columns", None)
+    if columns is not None:
+        digest: str = columns.digest()
+        return digest
+    return program_digest(_canonical(program))
+
+
 def _canonical(program: Any) -> str:
     """The JSON text a run request digests: a verified program's QVM JSON
-    (:func:`~qmk.qvm.graph.canonical_graph_text`; written from the columns of one
-    verified on them, :meth:`qmk.qvm.columns.Columns.canonical_text`), or the data of a
-    program that is no
+    (:func:`~qmk.qvm.graph.canonical_graph_text`), or the data of a program that is no
     QVM graph (:func:`~qmk.qvm.graph.canonical_text`: json's sorted compact text,
     written by msgspec where that is the same text)."""
     from qmk.qvm.graph import canonical_graph_text, canonical_text
 
     if isinstance(program, Mapping):
         return canonical_text(program)
-    columns = getattr(program, "columns", None)  # verified on its columns: the same text
-    if columns is not None:
-        text: str = columns.canonical_text()
-        return text
     folded = getattr(program, "folded", None)  # REPEAT rows: the digest is the folded text's
     return canonical_graph_text(program.graph if folded is None else folded)
 

@@ -227,20 +227,37 @@ class Columns:
         """The canonical JSON text of :meth:`to_graph`
         (:func:`~qmk.qvm.graph.canonical_graph_text`), written from the columns: each
         row's text is pieces (fixed texts by the row's kind, its numbers in decimal)
-        laid into one byte buffer by whole-array operations. What a run's digest
-        reads, with no node made."""
+        laid into bytes a block of rows at a time by whole-array operations, no node
+        made."""
+        return b"".join(self._text_pieces()).decode("ascii")
+
+    def digest(self) -> str:
+        """The SHA-256 (hex) of :meth:`canonical_text`, hashed a block of rows at a
+        time as it is written (the text is never whole): a run request's digest
+        (:func:`qmk.execution.request.program_digest` of the same text)."""
+        import hashlib
+
+        sha = hashlib.sha256()
+        for piece in self._text_pieces():
+            sha.update(piece)
+        return sha.hexdigest()
+
+    def _text_pieces(self) -> Iterator[bytes]:
         from qmk.qvm.graph import canonical_graph_text
 
         shell = canonical_graph_text(self._shell())
         head, found, tail = shell.partition('"nodes":[]')
         if not found:  # pragma: no cover - a graph's text holds its nodes' list
             raise AssertionError("the canonical text of a graph has no nodes list")
-        return f'{head}"nodes":[{_rows_text(self)}]{tail}'
+        # (the shell's text may hold characters beyond ASCII, json's own, unescaped)
+        yield f'{head}"nodes":['.encode()
+        yield from _rows_text(self)
+        yield f"]{tail}".encode()
 
 
-def _rows_text(columns: Columns) -> str:
-    """The canonical text of every row's node, comma-separated (see
-    :meth:`Columns.canonical_text`). An ``ALLOC_LQ`` or ``FREE_LQ`` row (a few) is
+def _rows_text(columns: Columns) -> Iterator[bytes]:
+    """The canonical text of every row's node, comma-separated, a block of rows at a
+    time (see :meth:`Columns.canonical_text`). An ``ALLOC_LQ`` or ``FREE_LQ`` row (a few) is
     written by json, as a whole piece; every other row is the pieces below."""
     import json
 
@@ -296,12 +313,12 @@ def _rows_text(columns: Columns) -> str:
         pieces.append((["", '","q'], held[:, column].astype(np.int64)))
         pieces.append(np.where(held[:, column], qubits[:, column], -1).astype(np.int64))
     pieces += [(["", '"]}'], has.astype(np.int64)), (["", ","], last)]
-    return _laid(pieces, rows, whole).decode("ascii")
+    return _laid(pieces, rows, whole)
 
 
 def _laid(
     pieces: list[tuple[list[str], np.ndarray] | np.ndarray], rows: int, whole: dict[int, bytes]
-) -> bytes:
+) -> Iterator[bytes]:
     """Rows of text laid one after another: row ``r`` is ``whole[r]`` where given, then
     each piece's text for it, in order. A piece is a vocabulary and each row's index into
     it, or a column of numbers written in decimal (-1: nothing).
@@ -323,7 +340,6 @@ def _laid(
             top = int(piece.max(initial=0))
             layout.append((np.zeros(0, dtype=np.uint8), len(str(max(top, 0)))))
     total = sum(width for _, width in layout)
-    out = []
     for start in range(0, rows, BLOCK):
         stop = min(start + BLOCK, rows)
         matrix = np.zeros((stop - start, total), dtype=np.uint8)
@@ -348,8 +364,7 @@ def _laid(
             cuts = [0, *(offsets[row - start] for row in inside), len(laid)]
             parts = [laid[a:b] for a, b in itertools.pairwise(cuts)]
             laid = parts[0] + b"".join(whole[r] + p for r, p in zip(inside, parts[1:], strict=True))
-        out.append(laid)
-    return b"".join(out)
+        yield laid
 
 
 def _lay_number(field: np.ndarray, numbers: np.ndarray) -> None:
