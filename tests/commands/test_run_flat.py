@@ -126,3 +126,19 @@ def test_a_run_request_digests_a_program_verified_on_its_columns_as_its_graph(se
     mine = build_request(program, shots=10, seed=1).program_digest
     theirs = build_request(verify(from_qasm(text, name="p.qasm")), shots=10, seed=1)
     assert mine == theirs.program_digest
+
+
+def test_a_flat_file_teleported_over_modules_runs_alike_on_either_reader(tmp_path: Path):
+    path = tmp_path / "modules.qasm"
+    text = (
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[4];\ncreg c[4];\n'
+        "h q[0];\ncx q[0],q[3];\ncx q[1],q[2];\ncx q[0],q[2];\nmeasure q -> c;\n"
+    )
+    options = ("--modules", "2", "--module-qubits", "4", "--shots", "200", "--seed", "4")
+    path.write_text(text, encoding="utf-8")
+    bulk = run_json(path, *options)
+    path.write_text(text + ROUTE, encoding="utf-8")
+    statements = run_json(path, *options)
+    assert bulk.pop("reader").startswith("read in bulk")
+    statements.pop("reader")
+    assert bulk == statements and "teleportation" in bulk
