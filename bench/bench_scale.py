@@ -149,7 +149,8 @@ def skewed_source(outer: int, inner: int) -> str:
 
 
 def measured(argv: list[str]) -> dict[str, Any]:
-    """Run ``argv`` as a fresh process: its wall time, peak RSS (MB), status and stdout."""
+    """Run ``argv`` as a fresh process: its wall time, CPU time (user and system: what a
+    loaded host inflates least), peak RSS (MB), status and stdout."""
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None and process.stderr is not None
@@ -159,6 +160,7 @@ def measured(argv: list[str]) -> dict[str, Any]:
     wall = time.perf_counter() - start
     return {
         "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
         "rss_mb": usage.ru_maxrss / 1024,
         "status": process.returncode,
         "stdout": out,
@@ -175,6 +177,7 @@ def figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "min_s": min(walls),
         "median_s": statistics.median(walls),
+        "cpu_s": min(run["cpu_s"] for run in runs),
         "rss_mb": max(run["rss_mb"] for run in runs),
         "runs": len(runs),
     }
@@ -307,18 +310,23 @@ def show_flat(record: dict[str, Any]) -> None:
         loads = ", ".join(f"{x:.2f}" for x in done["loads"])
         print(f"\n{title}: {gates:,} gates on {record['qubits']} qubits (loads {loads})")
         print(
-            f"  {'contender':18} {'min s':>8} {'median s':>9} {'peak MB':>8} {'B/gate':>7}  ratio"
+            f"  {'contender':18} {'min s':>8} {'median s':>9} {'cpu s':>7} {'peak MB':>8} "
+            f"{'B/gate':>7}  ratio (wall; cpu)"
         )
         theirs = done["contenders"].get(peer)
         for name, entry in done["contenders"].items():
             ratio = ""
             if theirs is not None and name != peer and theirs["status"] == 0:
-                ratio = f"{entry['min_s'] / theirs['min_s']:.3f}x peer"
+                ratio = (
+                    f"{entry['min_s'] / theirs['min_s']:.3f}x peer; "
+                    f"{entry['cpu_s'] / theirs['cpu_s']:.3f}x"
+                )
             entry["bytes_per_gate"] = entry["rss_mb"] * 2**20 / gates
             status = "" if entry["status"] == 0 else f"  (exit {entry['status']})"
             print(
                 f"  {name:18} {entry['min_s']:8.2f} {entry['median_s']:9.2f} "
-                f"{entry['rss_mb']:8.0f} {entry['bytes_per_gate']:7.0f}  {ratio}{status}"
+                f"{entry['cpu_s']:7.2f} {entry['rss_mb']:8.0f} {entry['bytes_per_gate']:7.0f}  "
+                f"{ratio}{status}"
             )
 
 

@@ -54,3 +54,15 @@ def test_a_faulty_flat_file_is_refused_by_the_statement_reader_with_its_code(tmp
     status, out, err = qmk("validate", str(path))
     assert (status, out, err) == (2, "", f"{refused.value}\n")
     assert err.startswith(refused.value.code)
+
+
+@pytest.mark.parametrize("form", [(), ("--json",)])
+def test_qmk_info_of_a_flat_file_read_in_bulk_is_the_statement_readers(tmp_path: Path, form):
+    path = tmp_path / "flat.qasm"
+    text = FLAT.replace("rz(pi/8) q[2];", "rz(pi/8) q[2];\nmeasure q[0] -> c[0];\nh q[0];")
+    path.write_text(text, encoding="utf-8")
+    bulk = qmk("info", *form, str(path))
+    path.write_text(text + "/* read by statements */\n", encoding="utf-8")
+    statements = qmk("info", *form, str(path))
+    assert bulk == statements and bulk[0] == 0
+    assert "REV" in bulk[1] or "rev_segments" in bulk[1]

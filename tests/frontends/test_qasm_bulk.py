@@ -21,7 +21,7 @@ from qmk.execution.request import program_digest
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from qmk.frontends.qasm_bulk import Routed, read_flat
-from qmk.qvm.columns import Columns, check
+from qmk.qvm.columns import Columns, check, verified
 from qmk.qvm.graph import Graph, canonical_graph_text
 from qmk.qvm.verify import verify
 
@@ -45,6 +45,7 @@ def assert_same_or_routed(source: str, *, profile: str | None = None) -> Columns
     view = bulk.to_graph()
     text = canonical_graph_text(view)
     assert text == canonical_graph_text(reference), source
+    assert bulk.canonical_text() == text  # written from the columns, no node made
     assert program_digest(text) == program_digest(canonical_graph_text(reference))
     return bulk
 
@@ -201,6 +202,9 @@ def test_the_column_checks_figures_are_the_verifiers():
                 program.peak_live_qubits,
             )
             assert figures.caps == program.required_caps
+            mine = verified(columns)
+            assert mine is not None and mine.summary() == program.summary()
+            assert mine.counts == program.counts
 
 
 def test_a_wide_file_is_read_in_pieces_with_the_same_rows_and_lines():

@@ -3,6 +3,8 @@ and leave every fault to the verifier's walk of the graph view, which names it."
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,114 @@ def test_a_program_over_a_size_limit_is_left_to_the_verifier():
     assert check(columns, limits=Limits(max_nodes=7, max_qubits=3)) is not None
     report = verify_check(columns.to_graph(), limits=Limits(max_nodes=6))
     assert {f.name for f in report.findings} == {"graph-too-large"}
+
+
+def random_program(rng: np.random.Generator, rows: int) -> Columns:
+    """A seeded clean column program: qubits allocated in a few groups, then gates of
+    one to three qubits (angles on a quarter turn and off it), measurements and fences,
+    then frees in groups of their own."""
+    names = "APPLY_H APPLY_S APPLY_T APPLY_CNOT APPLY_CZ APPLY_SWAP APPLY_RZ APPLY_RX APPLY_CCX"
+    gates = [OP_CODES[op] for op in names.split()]
+    width = {OP_CODES["APPLY_CNOT"]: 2, OP_CODES["APPLY_CZ"]: 2, OP_CODES["APPLY_SWAP"]: 2}
+    width[OP_CODES["APPLY_CCX"]] = 3
+    angled = {OP_CODES["APPLY_RZ"], OP_CODES["APPLY_RX"]}
+    n = int(rng.integers(3, 9))
+    cuts = sorted({0, n, *rng.integers(1, n, size=2).tolist()})
+    out: list[tuple[int, tuple[int, ...], float | None]] = [
+        (ALLOC, (a, b), None) for a, b in itertools.pairwise(cuts)
+    ]
+    for _ in range(rows):
+        r = rng.random()
+        if r < 0.05:
+            out.append((FENCE, (), None))
+        elif r < 0.15:
+            out.append((MZ, (int(rng.integers(n)),), None))
+        else:
+            op = int(rng.choice(gates))
+            qs = tuple(rng.choice(n, size=width.get(op, 1), replace=False).tolist())
+            theta = float(rng.choice([np.pi / 2, -np.pi, 0.3, 2 * np.pi])) if op in angled else None
+            out.append((op, qs, theta))
+    frees = sorted({0, n, int(rng.integers(1, n))})
+    out += [(FREE, (a, b), None) for a, b in itertools.pairwise(frees)]
+    return program(out)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_program_verified_on_its_columns_is_the_verifiers_program(seed: int):
+    from qmk.qvm.columns import verified
+    from qmk.qvm.verify import verify
+
+    columns = random_program(np.random.default_rng(seed), 200)
+    mine = verified(columns)
+    walked = verify(columns.to_graph())
+    assert mine is not None
+    assert mine.graph == walked.graph
+    assert mine.epochs == walked.epochs and mine.peak_live_qubits == walked.peak_live_qubits
+    assert mine.counts == walked.counts
+    assert list(mine.counts.by_op.items()) == list(walked.counts.by_op.items())
+    assert mine.required_caps == walked.required_caps and mine.warnings == walked.warnings
+    assert list(mine.preds) == list(walked.preds)  # walked when first read
+    assert tuple(mine.rev_segments) == walked.rev_segments
+    assert mine.summary() == walked.summary()
+
+
+def test_a_program_with_a_fault_is_not_verified_on_its_columns():
+    from qmk.qvm.columns import verified
+
+    assert verified(program([*CLEAN[:-1], (FREE, (0, 3), None), (H, (1,), None)])) is None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_canonical_text_written_from_the_columns_is_the_graph_views(seed: int):
+    from qmk.execution.request import program_digest
+    from qmk.qvm.graph import canonical_graph_text
+
+    rng = np.random.default_rng(100 + seed)
+    columns = random_program(rng, int(rng.integers(1, 400)))
+    if seed % 2:  # a profile on every allocation, a source name json escapes, no lines
+        columns = Columns(
+            ops=columns.ops,
+            qubits=columns.qubits,
+            theta=columns.theta * rng.choice([1.0, 1e-7, 1e22, -3.3], size=len(columns)),
+            lines=np.where(rng.random(len(columns)) < 0.3, 0, columns.lines * 1000 + 7),
+            source='dir "x"\\é.qasm',
+            description="a \u00e9 description",
+            profile="logical:surface_code(d=5)",
+            metadata={"language": "openqasm2", "output": {"groups": [["m1", "m0"]]}},
+        )
+    text = columns.canonical_text()
+    assert text == canonical_graph_text(columns.to_graph())
+    assert columns.digest() == program_digest(text)
+    assert program_digest(text) == program_digest(canonical_graph_text(columns.to_graph()))
+
+
+def test_an_unknown_profile_is_left_to_the_verifier_which_names_it():
+    columns = program(CLEAN)
+    columns = Columns(
+        ops=columns.ops,
+        qubits=columns.qubits,
+        theta=columns.theta,
+        lines=columns.lines,
+        source="t.qasm",
+        profile="logical:no_such_code(d=3)",
+    )
+    assert check(columns) is None
+    report = verify_check(columns.to_graph())
+    assert "profile-unknown" in {f.name for f in report.findings}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_graph_views_nodes_made_on_read_are_the_graphs(seed: int):
+    import pickle
+
+    columns = random_program(np.random.default_rng(300 + seed), 150)
+    whole = columns.to_graph()
+    view = columns.graph_view()
+    rows = len(whole.nodes)
+    for at in [0, 1, rows // 2, rows - 2, rows - 1, -1, -rows]:  # a node alone
+        assert view.nodes[at] == whole.nodes[at]
+    assert [view.nodes[k] for k in range(rows)] == list(whole.nodes)
+    assert view == whole and view.nodes[3:9] == whole.nodes[3:9]
+    assert pickle.loads(pickle.dumps(view)) == whole
+    with pytest.raises(IndexError):
+        view.nodes[rows]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from qmk import defaults
 
 if TYPE_CHECKING:
+    from qmk.qvm.columns import Columns
     from qmk.qvm.graph import Graph
     from qmk.qvm.limits import Limits
 
@@ -193,6 +194,27 @@ def read_source(
         params=inputs or None,
         folded=folded,
     )
+
+
+def read_flat_source(args: argparse.Namespace, path: str) -> Columns | str:
+    """A flat OpenQASM file read in bulk as columns (:mod:`qmk.frontends.qasm_bulk`);
+    for any other file, or one of a shape the bulk reader leaves to the statement
+    reader, why not (the caller then reads it with :func:`read_source`, as any
+    program). A run with ``--input`` values reads by statements: its file declares
+    inputs, which the bulk reader does not take."""
+    from qmk.frontends import format_of
+
+    kind = getattr(args, "format", None) or format_of(path)
+    if kind not in ("qasm", "qasm2", "qasm3"):
+        return f"a {kind} file"
+    if getattr(args, "inputs", None):
+        return "input values given"
+    from qmk.frontends.qasm_bulk import Routed, read_flat_file
+
+    version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
+    profile = getattr(args, "source_profile", None)
+    flat = read_flat_file(path, profile=profile, version=version)
+    return flat.reason if isinstance(flat, Routed) else flat
 
 
 def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:

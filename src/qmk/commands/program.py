@@ -20,7 +20,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from qmk.commands import AddCommand, limits_of, plural, read_source, source_options
+from qmk.commands import (
+    AddCommand,
+    limits_of,
+    plural,
+    read_flat_source,
+    read_source,
+    source_options,
+)
 from qmk.errors import warning_line
 
 if TYPE_CHECKING:
@@ -108,20 +115,10 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _flat(args: argparse.Namespace, path: str) -> Columns | None:
-    """A flat OpenQASM file read in bulk as columns (:mod:`qmk.frontends.qasm_bulk`);
-    None for any other file, or one of a shape the bulk reader leaves to the statement
-    reader (which then reads it, as for any program)."""
-    from qmk.frontends import format_of
-
-    kind = getattr(args, "format", None) or format_of(path)
-    if kind not in ("qasm", "qasm2", "qasm3"):
-        return None
-    from qmk.frontends.qasm_bulk import Routed, read_flat_file
-
-    version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
-    profile = getattr(args, "source_profile", None)
-    flat = read_flat_file(path, profile=profile, version=version)
-    return None if isinstance(flat, Routed) else flat
+    """A flat OpenQASM file read in bulk as columns (:func:`read_flat_source`); None
+    for any other file, which the statement reader then reads, as any program."""
+    flat = read_flat_source(args, path)
+    return None if isinstance(flat, str) else flat
 
 
 def _flat_ok(
@@ -309,10 +306,18 @@ def _folded_info_text(path: str, totals: Totals) -> str:
 
 
 def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    limits = limits_of(args)
+    flat = _flat(args, args.file)
+    if flat is not None:  # read in bulk: verified on its columns where they are clean
+        from qmk.qvm.columns import verified
+
+        program = verified(flat, limits=limits)
+        if program is not None:
+            _write_info(args, program, out)
+            return 0
     from qmk.qvm.verify import check
 
-    limits = limits_of(args)
-    graph = read_source(args, args.file, limits, folded=True)
+    graph = read_source(args, args.file, limits, folded=True) if flat is None else flat.to_graph()
     report = check(graph, limits=limits, unroll=False)
     if not report.ok:
         for finding in report.findings:
@@ -324,11 +329,15 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(text or _folded_info_text(args.file, report.totals))
         return 0
     assert report.program is not None
-    if args.json:
-        out.write(json.dumps(report.program.summary(), indent=2, ensure_ascii=False) + "\n")
-    else:
-        out.write(_info_text(args.file, report.program))
+    _write_info(args, report.program, out)
     return 0
+
+
+def _write_info(args: argparse.Namespace, program: VerifiedProgram, out: TextIO) -> None:
+    if args.json:
+        out.write(json.dumps(program.summary(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(_info_text(args.file, program))
 
 
 def register(add: AddCommand) -> None:

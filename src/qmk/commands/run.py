@@ -23,6 +23,7 @@ from qmk.commands import (
     limits_of,
     outcome_lines,
     plural,
+    read_flat_source,
     read_source,
     seed_arg,
     shots_arg,
@@ -167,8 +168,10 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
 
             source = read_text(args.file)
         return targets.get(name).read(source, limits=limits_of(args)), None
-    program = read_source(args, args.file, limits_of(args))
-    done = teleported(args, program)  # --modules/--placement: cross-module gates teleported
+    program = _qvm_program(args)
+    done = teleported(
+        args, _graph_of(program)
+    )  # --modules/--placement: cross-module gates teleported
     if done is not None:
         if name != "logical":
             why = "cross-module gates are teleported on the gate-level machine"
@@ -177,12 +180,40 @@ def _program(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
     return program, done
 
 
+def _qvm_program(args: argparse.Namespace) -> Any:
+    """The file as a QVM program: a flat OpenQASM file read in bulk and verified on its
+    columns (:func:`~qmk.commands.read_flat_source`, :func:`qmk.qvm.columns.verified`),
+    any other file (or one with a fault, so that its error is the statement reader's
+    or the verifier's, as ever) as a graph, by :func:`~qmk.commands.read_source`.
+    ``args.reader`` says which, and why (``--explain``)."""
+    limits = limits_of(args)
+    flat = read_flat_source(args, args.file)
+    if not isinstance(flat, str):
+        from qmk.qvm.columns import verified
+
+        program = verified(flat, limits=limits)
+        if program is not None:
+            args.reader = f"read in bulk as columns ({plural(len(flat), 'row')})"
+            return program
+        flat = "a fault the verifier names"
+    args.reader = f"read statement by statement ({flat})"
+    return read_source(args, args.file, limits)
+
+
+def _graph_of(program: Any) -> Any:
+    """The graph of ``program``: a verified program's, or ``program`` itself."""
+    from qmk.qvm.verify import VerifiedProgram
+
+    return program.graph if isinstance(program, VerifiedProgram) else program
+
+
 def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     name, options = _target(args)
     program, done = _program(args, name)
     physics = _physics(args)
     profile = args.profile or (defaults.PROFILE if physics is None else physics[1].profile)
-    metadata = getattr(program, "metadata", None) or {}
+    graph = _graph_of(program)
+    metadata = getattr(graph, "metadata", None) or {}
     warnings: list[dict[str, str]] = list(metadata.get("warnings", ()))
     if physics is not None:  # what the physics file only approximates or does not use
         warnings += physics[1].warnings
@@ -196,7 +227,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         if args.profile != "auto":
             canonical_profile(args.profile)  # QC102 before a warning about it
-        unused = profile_unused(program, args.profile)
+        unused = profile_unused(graph, args.profile)
         if unused is not None:
             warnings.append(unused)
             if not args.json:
@@ -207,7 +238,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from qmk.estimate.counts import count_graph
         from qmk.estimate.variants import plan_variants
 
-        profile = plan_variants(count_graph(program), _qubit(args)).chosen.profile
+        profile = plan_variants(count_graph(graph), _qubit(args)).chosen.profile
     from qmk.commands.progress import progress_bar
 
     bar = progress_bar(
@@ -319,9 +350,14 @@ def _report(
             data["state_file"] = args.state
         if args.explain and result.choice is not None:
             data["engine_choice"] = result.choice.to_json()
+        if args.explain and getattr(args, "reader", None) is not None:
+            data["reader"] = args.reader
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
         return 0
     if args.explain:
+        reader = getattr(args, "reader", None)
+        if reader is not None:
+            out.write(f"{args.file}: {reader}\n")
         out.write(
             result.choice.explain()
             if result.choice is not None

@@ -45,6 +45,7 @@ import numpy as np
 from qmk.engines.gates import GATES
 from qmk.execution.locations import LocationRows, Locations
 from qmk.execution.request import canonical_profile
+from qmk.qvm.columns import spread
 from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
 from qmk.qvm.packed import Pairs
@@ -248,6 +249,30 @@ class PlanSteps(Sequence[PlanStep]):
         kinds = self._kinds = tuple(map(STEP_KINDS.__getitem__, ops))
         return columns, kinds
 
+    @classmethod
+    def of_columns(cls, nodes: tuple[Node, ...], names: tuple[str, ...], columns: Any) -> PlanSteps:
+        """The steps of the nodes of ``columns`` (:class:`~qmk.qvm.columns.Columns`,
+        whose graph view ``nodes`` is), their op codes, kinds and qubits read off the
+        columns rather than the nodes."""
+        from qmk.qvm.columns import OP_NAMES, operand_runs
+
+        steps = cls(nodes, names)
+        codes, first, inverse = np.unique(columns.ops, return_index=True, return_inverse=True)
+        order = np.argsort(first)  # the distinct ops, in the order first met
+        renumber = np.empty(len(order), dtype=np.int64)
+        renumber[order] = np.arange(len(order))
+        op_codes = renumber[inverse.ravel()]
+        op_codes.setflags(write=False)
+        ops = tuple(OP_NAMES[c] for c in codes[order].tolist())
+        steps._ops = (op_codes, ops)
+        kind_of = [STEP_KINDS[op] for op in ops]
+        steps._kinds = tuple(map(kind_of.__getitem__, op_codes.tolist()))
+        sizes, qubits = operand_runs(columns)
+        sizes.setflags(write=False)
+        qubits.setflags(write=False)
+        steps._qubits = (sizes, qubits)
+        return steps
+
     def _all(self) -> tuple[PlanStep, ...]:
         made = self._made
         if made is None:  # (two threads may each make them: equal values)
@@ -329,16 +354,6 @@ _NODE_VQS = operator.attrgetter("vqs")
 _GATE_STEPS: Mapping[str, tuple[Exec, str, tuple[str, ...]]] = MappingProxyType(
     {op: (OPS[op].kind, gate, tuple(GATES[gate].params)) for op, gate in GATE_OF.items()}
 )
-
-
-def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The positions of groups laid out one after another: group ``i`` takes
-    ``sizes[i]`` of them from ``firsts[i]``.
-
-    >>> spread(np.array([0, 5]), np.array([2, 3])).tolist()
-    [0, 1, 5, 6, 7]
-    """
-    return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
 
 
 def picked_runs(values: np.ndarray, sizes: np.ndarray, picked: np.ndarray) -> np.ndarray:
@@ -442,26 +457,9 @@ def build_plan(
     """
     from qmk.qec import logical_model
 
-    by_op = program.counts.by_op
-    if by_op.get("NOISE") or by_op.get("NOISY_MEASURE"):
-        from qmk.engines.base import EngineError
-
-        raise EngineError.of(
-            "operation-unsupported",
-            "a NOISE (NOISY_MEASURE) row is a stim circuit's noise on its physical qubits, "
-            "which only the stim target runs (the logical machine applies its own noise "
-            "model): run it with target stim",
-            op="NOISE" if by_op.get("NOISE") else "NOISY_MEASURE",
-        )
+    _refuse_stim_noise(program)
     graph = program.graph
-    steps = PlanSteps(graph.nodes, graph.resources.vqs)
-    # The verifier counted the nodes a stabilizer simulation cannot carry out, by the
-    # op table, as step_is_clifford would find them: with none, no step is made here.
-    first_non_clifford = (
-        next((s.index for s in steps if not step_is_clifford(s)), None)
-        if program.counts.non_clifford
-        else None
-    )
+    steps, first_non_clifford, columns = _steps_of(program, idle)
 
     models: dict[str, Any] = {}
 
@@ -478,6 +476,8 @@ def build_plan(
     default_key = canonical_profile(default_profile)
     rows = LocationRows(default_key, len(steps) if noise else 0)
     walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
+    if columns is not None:
+        return _column_plan(program, steps, columns, walk, first_non_clifford, models)
     time, event_time, costs_of = walk.time, walk.event_time, walk.costs_of
     default_costs = walk.costs_for(default_key)
     step_cycles = rows.cycles
@@ -566,6 +566,177 @@ def build_plan(
     )
 
 
+def _refuse_stim_noise(program: VerifiedProgram) -> None:
+    """``QE110`` for a stim circuit's ``NOISE`` or ``NOISY_MEASURE`` row: the stim
+    target's alone."""
+    by_op = program.counts.by_op
+    if by_op.get("NOISE") or by_op.get("NOISY_MEASURE"):
+        from qmk.engines.base import EngineError
+
+        raise EngineError.of(
+            "operation-unsupported",
+            "a NOISE (NOISY_MEASURE) row is a stim circuit's noise on its physical qubits, "
+            "which only the stim target runs (the logical machine applies its own noise "
+            "model): run it with target stim",
+            op="NOISE" if by_op.get("NOISE") else "NOISY_MEASURE",
+        )
+
+
+def _steps_of(
+    program: VerifiedProgram, idle: Mapping[str, float] | None
+) -> tuple[PlanSteps, int | None, Any]:
+    """The program's steps, its first step a stabilizer simulation cannot carry out, and
+    the columns the plan reads them off (None: the nodes; so too for a run with the
+    machine's waits, named by node). The verifier counted the steps beyond a stabilizer
+    simulation, by the op table, as :func:`step_is_clifford` would find them: with
+    none, no step is made here."""
+    graph = program.graph
+    columns = None if idle else program.columns
+    if columns is not None:
+        from qmk.qvm.columns import non_clifford_rows
+
+        steps = PlanSteps.of_columns(graph.nodes, graph.resources.vqs, columns)
+        off = non_clifford_rows(columns) if program.counts.non_clifford else np.zeros(0)
+        return steps, int(off[0]) if len(off) else None, columns
+    steps = PlanSteps(graph.nodes, graph.resources.vqs)
+    if not program.counts.non_clifford:
+        return steps, None, None
+    return steps, next((s.index for s in steps if not step_is_clifford(s)), None), None
+
+
+def _column_plan(
+    program: VerifiedProgram,
+    steps: PlanSteps,
+    columns: Any,
+    walk: _Walk,
+    first_non_clifford: int | None,
+    models: dict[str, Any],
+) -> Plan:
+    """:func:`build_plan` of a program verified on its columns (allocations, frees,
+    fences, measurements and gates: no guard, no event read, no composite): the same
+    schedule, rows and figures as the node walk, the gates and measurements between two
+    allocations, frees or fences scheduled by one loop over the columns' qubits.
+    """
+    from qmk.qvm.columns import OP_NAMES
+
+    rows, noise = walk.rows, walk.noise
+    ops = columns.ops
+    count = len(ops)
+    starts = array("d", bytes(8 * count))
+    ends = array("d", bytes(8 * count))
+    clock = [0.0] * len(steps.names)  # each live qubit's clock: where its last op ends
+    names = steps.names
+    special = np.flatnonzero(_WALKED_CODES[ops]).tolist()
+    # every row's cycles on its first qubit's code (one profile a program: its allocs')
+    profile = canonical_profile(columns.profile or walk.default_profile)
+    cycles_of = [0.0] * len(OP_NAMES)
+    for code in np.unique(ops).tolist():
+        if OP_NAMES[code] != "FENCE_EPOCH":
+            cycles_of[code] = walk.op_cycles_on(profile, OP_NAMES[code])
+    cycles = np.array(cycles_of, dtype=np.float64)[ops]
+    if noise:
+        rows.cycles = array("d", cycles.tobytes())
+    q = columns.qubits
+    first, second, third = (q[:, k].tolist() for k in range(3))
+    cycle_list = cycles.tolist()
+    begin = 0
+    for stop in [*special, count]:
+        walk.cycles_end = _run_gates(
+            clock, first, second, third, cycle_list, starts, ends, begin, stop, walk
+        )
+        if stop == count:
+            break
+        node = steps.nodes[stop]
+        # the walk's clocks, for the step it takes (a fence reads every live qubit's)
+        for name in walk.time if ops[stop] == _FENCE_CODE else node.vqs:
+            walk.time[name] = clock[int(name[1:])]
+        start, end = walk.step(stop, node, steps.kinds[stop])
+        for name in node.vqs:
+            clock[int(name[1:])] = walk.time.get(name, walk.fence_time)
+        starts[stop], ends[stop] = start, end
+        begin = stop + 1
+    live = [clock[int(name[1:])] for name in walk.time]
+    timing = (starts, ends)
+    logical_cycles = max([walk.cycles_end, walk.fence_time, *live])
+    if not models:
+        walk.model_for(walk.default_key)
+    profiles = tuple(sorted(models))
+    rounds = max(walk.model_for(p).decoder_rounds_per_cycle for p in profiles)
+    cycle_ns = max(walk.model_for(p).cycle_time_ns for p in profiles)
+    return Plan(
+        program=program,
+        steps=steps,
+        noise=(
+            rows.locations(
+                steps.op_codes, steps.qubit_columns, timing, names, walk.model_for, _cnot_cycles
+            )
+            if noise
+            else Locations.empty(names)
+        ),
+        events=program.graph.resources.events,
+        clifford=first_non_clifford is None,
+        first_non_clifford=first_non_clifford,
+        logical_cycles=logical_cycles,
+        peak_logical_qubits=max(walk.peak_logical, program.peak_live_qubits),
+        peak_physical_qubits=walk.peak_physical,
+        decoder_rounds=logical_cycles * rounds,
+        cycle_time_ns=cycle_ns,
+        magic_states=walk.magic,
+        teleports=walk.teleports,
+        profiles=profiles,
+        calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
+        lifetimes=tuple(walk.lifetimes),
+        guarded=False,
+        timing=Pairs(*timing),
+    )
+
+
+def _run_gates(
+    clock: list[float],
+    first: list[int],
+    second: list[int],
+    third: list[int],
+    cycles: list[float],
+    starts: array[float],
+    ends: array[float],
+    begin: int,
+    stop: int,
+    walk: _Walk,
+) -> float:
+    """Schedule rows ``begin`` to ``stop`` (gates and measurements on one to three live
+    qubits) as the node walk does: each starts at the latest of the fence's time and its
+    qubits' clocks and ends its cycles later; the latest end so far."""
+    fence_time, cycles_end = walk.fence_time, walk.cycles_end
+    for row in range(begin, stop):
+        a, b = first[row], second[row]
+        start = clock[a]
+        if start < fence_time:
+            start = fence_time
+        if b >= 0:
+            at = clock[b]
+            if at > start:
+                start = at
+            c = third[row]
+            if c >= 0 and clock[c] > start:
+                start = clock[c]
+        end = start + cycles[row]
+        clock[a] = end
+        if b >= 0:
+            clock[b] = end
+            if third[row] >= 0:
+                clock[third[row]] = end
+        starts[row] = start
+        ends[row] = end
+        if end > cycles_end:
+            cycles_end = end
+    return cycles_end
+
+
+_FENCE_CODE = list(OPS).index("FENCE_EPOCH")
+#: The ops of a column program that the plan walk takes a node at a time.
+_WALKED_CODES = np.array([op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH") for op in OPS], dtype=bool)
+
+
 #: The step kinds the plan walk leaves to :meth:`_Walk.step`: they set or end a qubit's
 #: clock, or count toward the plan's totals (a fence is ``none``, told by its op).
 _WALKED_APART = frozenset(
@@ -608,6 +779,14 @@ class _Walk:
     def costs_for(self, profile: str) -> dict[str, float]:
         """``profile``'s cycles by op, filled as ops are met."""
         return self.costs.setdefault(profile, {})
+
+    def op_cycles_on(self, profile: str, op: str) -> float:
+        """``op``'s cycles on ``profile``'s code (found once per profile)."""
+        costs = self.costs_for(profile)
+        cycles = costs.get(op)
+        if cycles is None:
+            cycles = costs[op] = float(self.model_for(profile).op_cycles(op))
+        return cycles
 
     def op_cycles(self, q: str, op: str) -> float:
         """``op``'s cycles on qubit ``q``'s code (found once per profile)."""

@@ -96,7 +96,7 @@ def build_request(program: Any, **keywords: Any) -> RunRequest:
     if isinstance(program, Mapping):  # JSON data, which its owner may change
         digest = program_digest(_canonical(program))
     else:  # a verified program, frozen: digested once while kept
-        digest = _DIGESTS.get(id(program), program, lambda: program_digest(_canonical(program)))
+        digest = _DIGESTS.get(id(program), program, lambda: _digest(program))
     return RunRequest.build(program_digest=digest, error=_misuse, **keywords)
 
 
@@ -160,6 +160,17 @@ def _own(program: Any) -> bool:
     """Whether ``program`` is JSON data that is no QVM graph (whose ``program`` is not an
     object of nodes): a program of a target's own, which that target reads."""
     return isinstance(program, Mapping) and not isinstance(program.get("program"), Mapping)
+
+
+def _digest(program: Any) -> str:
+    """The digest of a verified program's text (:func:`_canonical`): hashed as it is
+    written from the columns of one verified on them
+    (:meth:`qmk.qvm.columns.Columns.digest`)."""
+    columns = getattr(program, "columns", None)
+    if columns is not None:
+        digest: str = columns.digest()
+        return digest
+    return program_digest(_canonical(program))
 
 
 def _canonical(program: Any) -> str:

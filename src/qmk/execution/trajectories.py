@@ -308,8 +308,8 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     steps = plan.steps
     kinds = steps.kinds
     gate = np.fromiter(map(operator.is_, kinds, _GATE_STEPS), bool, len(kinds))
-    flags = gate.tolist()
-    gate_nodes = list(itertools.compress(steps.nodes, flags))
+    gates = int(gate.sum())  # (no node read for them: a plan's nodes may be made on read)
+    gate_nodes = list(itertools.compress(steps.nodes, gate.tolist())) if plan.guarded else []
     ev = {name: i for i, name in enumerate(plan.events)}
     others: list[MicroOp] = []
     counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" bytes)
@@ -337,12 +337,12 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         return column
 
     other_qubits = list(map(_QUBITS, others))
-    from_gate = np.zeros(len(gate_nodes) + len(others), dtype=bool)  # a gate step's micro-op
+    from_gate = np.zeros(gates + len(others), dtype=bool)  # a gate step's micro-op
     from_gate[starts[gate]] = True
     columns = OpColumns(
-        placed(["gate"] * len(gate_nodes), list(map(_KIND, others))),
+        placed(["gate"] * gates, list(map(_KIND, others))),
         placed(
-            list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * len(gate_nodes),
+            list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * gates,
             list(map(_GUARD, others)),
         ),
         *_gate_codes(steps, gate, from_gate, others),

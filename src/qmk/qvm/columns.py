@@ -42,17 +42,20 @@ Figures(nodes=5, epochs=1, peak_live_qubits=2, caps=('CAP_ALLOC',))
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+import operator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, SupportsIndex, cast, overload
 
 import numpy as np
 
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Node, Resources
 from qmk.qvm.limits import Limits
-from qmk.qvm.ops import OPS, Exec
+from qmk.qvm.ops import OPS, Clifford, Exec
+from qmk.qvm.verify import Epoch, VerifiedProgram, Walked, op_counts
 
-__all__ = ["OP_CODES", "OP_NAMES", "Columns", "Figures", "check"]
+__all__ = ["OP_CODES", "OP_NAMES", "ColumnNodes", "Columns", "Figures", "check", "verified"]
 
 #: The op of each code: the op table's names in its order.
 OP_NAMES: tuple[str, ...] = tuple(OPS)
@@ -143,42 +146,312 @@ class Columns:
     def to_graph(self) -> Graph:
         """The program as a :class:`Graph` of :class:`Node` values: the view the
         verifier's messages, the assembly text and node-reading consumers take."""
+        return self._shell(self.nodes())
+
+    def graph_view(self) -> Graph:
+        """:meth:`to_graph`'s graph, its nodes made when read (:class:`ColumnNodes`): a
+        node read by its index is made alone, all of them at the first read of more."""
+        return self._shell(cast("tuple[Node, ...]", ColumnNodes(self)))
+
+    def node(self, row: int, event: int | None = None) -> Node:
+        """The node of ``row`` alone, as :meth:`nodes` makes it (``event``: the events
+        recorded before it, where the caller knows them)."""
+        code, (a, b, c) = int(self.ops[row]), self.qubits[row].tolist()
+        line = int(self.lines[row])
+        meta = {"source": f"{self.source}:{line}" if line else self.source}
+        args: dict[str, Any] = {}
+        produces: tuple[str, ...] = ()
+        if code in (_ALLOC, _FREE):
+            vqs = tuple(f"q{q}" for q in range(a, b))
+            if code == _ALLOC:
+                args = {"n": b - a}
+                if self.profile is not None:
+                    args["profile"] = self.profile
+        else:
+            vqs = tuple(f"q{q}" for q in (a, b, c) if q >= 0)
+            theta = float(self.theta[row])
+            if theta == theta:  # not NaN
+                args = {"theta": theta}
+            if _MEASURES[code]:
+                before = int(_MEASURES[self.ops[:row]].sum()) if event is None else event
+                produces = (f"m{before}",)
+        return Node(
+            id=f"n{row}", op=OP_NAMES[code], args=args, vqs=vqs, produces=produces, metadata=meta
+        )
+
+    def nodes(self) -> tuple[Node, ...]:
+        """Every row's node. Made a column at a time: the ids, sources and operand tuples
+        as lists (an operand tuple made once per distinct operands), then a node a row."""
+        rows = len(self.ops)
         names = [f"q{i}" for i in range(self.qubit_count)]
-        ops, rows, thetas, lines = self.ops.tolist(), self.qubits.tolist(), self.theta, self.lines
-        nodes: list[Node] = []
-        events = 0
-        for index, (code, row, theta, line) in enumerate(
-            zip(ops, rows, thetas.tolist(), lines.tolist(), strict=True)
-        ):
-            op = OP_NAMES[code]
-            meta = {"source": f"{self.source}:{line}" if line else self.source}
-            args: dict[str, Any] = {}
-            produces: tuple[str, ...] = ()
-            if code in (_ALLOC, _FREE):
-                vqs = tuple(f"q{q}" for q in range(row[0], row[1]))
-                if code == _ALLOC:
-                    args = {"n": len(vqs)}
-                    if self.profile is not None:
-                        args["profile"] = self.profile
-            else:
-                vqs = tuple(f"q{q}" for q in row if q >= 0)
-                if theta == theta:  # not NaN
-                    args = {"theta": theta}
-                if _MEASURES[code]:
-                    produces = (f"m{events}",)
-                    events += 1
-            nodes.append(
-                Node(id=f"n{index}", op=op, args=args, vqs=vqs, produces=produces, metadata=meta)
-            )
-        has_alloc = bool((self.ops == _ALLOC).any())
+        ops = list(map(OP_NAMES.__getitem__, self.ops.tolist()))
+        ids = [f"n{k}" for k in range(rows)]
+        source = self.source
+        metas = [{"source": f"{source}:{line}" if line else source} for line in self.lines.tolist()]
+        vqs = _operands(self.qubits, names)
+        measured = np.flatnonzero(_MEASURES[self.ops])
+        produces: list[tuple[str, ...]] = [()] * rows
+        for k, row in enumerate(measured.tolist()):
+            produces[row] = (f"m{k}",)
+        args: list[dict[str, Any]] = [{}] * rows  # (replaced below where a row has some)
+        angled = np.flatnonzero(~np.isnan(self.theta))
+        for row, theta in zip(angled.tolist(), self.theta[angled].tolist(), strict=True):
+            args[row] = {"theta": theta}
+        life = np.flatnonzero((self.ops == _ALLOC) | (self.ops == _FREE))
+        for row, (start, stop, _) in zip(life.tolist(), self.qubits[life].tolist(), strict=True):
+            vqs[row] = tuple(names[start:stop])
+            if ops[row] == "ALLOC_LQ":
+                args[row] = {"n": stop - start}
+                if self.profile is not None:
+                    args[row]["profile"] = self.profile
+        return tuple(
+            Node(id=i, op=op, args=dict(a) if a else {}, vqs=v, produces=p, metadata=m)
+            for i, op, a, v, p, m in zip(ids, ops, args, vqs, produces, metas, strict=True)
+        )
+
+    def _shell(self, nodes: tuple[Node, ...] = ()) -> Graph:
+        """The graph of ``nodes`` with this program's resources, caps and metadata."""
         return Graph(
             version=CURRENT_VERSION,
-            nodes=tuple(nodes),
-            resources=Resources(vqs=tuple(names), events=tuple(f"m{k}" for k in range(events))),
-            caps=("CAP_ALLOC",) if has_alloc else (),
+            nodes=nodes,
+            resources=Resources(
+                vqs=tuple(f"q{i}" for i in range(self.qubit_count)),
+                events=tuple(f"m{k}" for k in range(self.event_count)),
+            ),
+            caps=("CAP_ALLOC",) if (self.ops == _ALLOC).any() else (),
             description=self.description,
             metadata=dict(self.metadata) if self.metadata else None,
         )
+
+    def canonical_text(self) -> str:
+        """The canonical JSON text of :meth:`to_graph`
+        (:func:`~qmk.qvm.graph.canonical_graph_text`), written from the columns: each
+        row's text is pieces (fixed texts by the row's kind, its numbers in decimal)
+        laid into bytes a block of rows at a time by whole-array operations, no node
+        made."""
+        return b"".join(self._text_pieces()).decode("ascii")
+
+    def digest(self) -> str:
+        """The SHA-256 (hex) of :meth:`canonical_text`, hashed a block of rows at a
+        time as it is written (the text is never whole): a run request's digest
+        (:func:`qmk.execution.request.program_digest` of the same text)."""
+        import hashlib
+
+        sha = hashlib.sha256()
+        for piece in self._text_pieces():
+            sha.update(piece)
+        return sha.hexdigest()
+
+    def _text_pieces(self) -> Iterator[bytes]:
+        from qmk.qvm.graph import canonical_graph_text
+
+        shell = canonical_graph_text(self._shell())
+        head, found, tail = shell.partition('"nodes":[]')
+        if not found:  # pragma: no cover - a graph's text holds its nodes' list
+            raise AssertionError("the canonical text of a graph has no nodes list")
+        # (the shell's text may hold characters beyond ASCII, json's own, unescaped)
+        yield f'{head}"nodes":['.encode()
+        yield from _rows_text(self)
+        yield f"]{tail}".encode()
+
+
+def _rows_text(columns: Columns) -> Iterator[bytes]:
+    """The canonical text of every row's node, comma-separated, a block of rows at a
+    time (see :meth:`Columns.canonical_text`). An ``ALLOC_LQ`` or ``FREE_LQ`` row (a few) is
+    written by json, as a whole piece; every other row is the pieces below."""
+    import json
+
+    ops, qubits, rows = columns.ops, columns.qubits, len(columns.ops)
+    source = json.dumps(columns.source)[:-1]  # (its closing quote comes after the line)
+    life = np.flatnonzero((ops == _ALLOC) | (ops == _FREE))
+    whole: dict[int, bytes] = {}
+    for row in life.tolist():
+        start, stop = qubits[row, :2].tolist()
+        node: dict[str, Any] = {"id": f"n{row}", "op": OP_NAMES[ops[row]]}
+        if ops[row] == _ALLOC:
+            node["args"] = {"n": stop - start}
+            if columns.profile is not None:
+                node["args"]["profile"] = columns.profile
+        line = int(columns.lines[row])
+        node["metadata"] = {"source": f"{columns.source}:{line}" if line else columns.source}
+        node["vqs"] = [f"q{q}" for q in range(start, stop)]
+        text = json.dumps(node, sort_keys=True, separators=(",", ":"))
+        whole[row] = text.encode("ascii")
+    plain = np.ones(rows, dtype=bool)
+    plain[life] = False
+    theta = columns.theta
+    angled = plain & ~np.isnan(theta)
+    distinct, which = np.unique(theta[angled], return_inverse=True)
+    angle = np.zeros(rows, dtype=np.int64)
+    angle[angled] = which + 1
+    measured = _MEASURES[ops]
+    events = np.full(rows, -1, dtype=np.int64)
+    events[measured] = np.arange(int(measured.sum()))
+    lines = np.where(plain & (columns.lines > 0), columns.lines, -1).astype(np.int64)
+    held = (qubits >= 0) & plain[:, None]
+    has = held[:, 0]
+    number = np.arange(rows, dtype=np.int64)
+    last = np.zeros(rows, dtype=np.int64)
+    last[:-1] = 1
+    op_text = [f'"}},"op":"{name}"' for name in OP_NAMES]
+    pieces: list[tuple[list[str], np.ndarray] | np.ndarray] = [
+        (["", "{", '{"args":{"theta":'], plain.astype(np.int64) + angled),
+        (["", *(repr(float(t)) for t in distinct.tolist())], angle),
+        (["", '"id":"n', '},"id":"n'], plain.astype(np.int64) + angled),
+        np.where(plain, number, -1),
+        (["", f'","metadata":{{"source":{source}'], plain.astype(np.int64)),
+        (["", ":"], (lines >= 0).astype(np.int64)),
+        lines,
+        (["", *op_text], np.where(plain, ops.astype(np.int64) + 1, 0)),
+        (["", ',"produces":["m'], measured.astype(np.int64)),
+        events,
+        (["", '"]'], measured.astype(np.int64)),
+        (["", "}", ',"vqs":["q'], np.where(plain, 1 + has, 0)),
+        np.where(has, qubits[:, 0], -1).astype(np.int64),
+    ]
+    for column in (1, 2):
+        pieces.append((["", '","q'], held[:, column].astype(np.int64)))
+        pieces.append(np.where(held[:, column], qubits[:, column], -1).astype(np.int64))
+    pieces += [(["", '"]}'], has.astype(np.int64)), (["", ","], last)]
+    return _laid(pieces, rows, whole)
+
+
+def _laid(
+    pieces: list[tuple[list[str], np.ndarray] | np.ndarray], rows: int, whole: dict[int, bytes]
+) -> Iterator[bytes]:
+    """Rows of text laid one after another: row ``r`` is ``whole[r]`` where given, then
+    each piece's text for it, in order. A piece is a vocabulary and each row's index into
+    it, or a column of numbers written in decimal (-1: nothing).
+
+    A block of rows at a time is a byte matrix, a row a row of text: each piece has its
+    columns, as wide as its widest text, filled with zero bytes past a shorter one (a
+    word) or before it (a number's digits). The text is then the matrix's nonzero
+    bytes, in order, with the few whole rows put in their places."""
+    layout: list[tuple[np.ndarray, int]] = []  # each piece's table (or none) and width
+    for piece in pieces:
+        if isinstance(piece, tuple):
+            words = [w.encode("ascii") for w in piece[0]]
+            width = max(map(len, words))
+            table = np.zeros((len(words), width), dtype=np.uint8)
+            for k, word in enumerate(words):
+                table[k, : len(word)] = np.frombuffer(word, dtype=np.uint8)
+            layout.append((table, width))
+        else:
+            top = int(piece.max(initial=0))
+            layout.append((np.zeros(0, dtype=np.uint8), len(str(max(top, 0)))))
+    total = sum(width for _, width in layout)
+    for start in range(0, rows, BLOCK):
+        stop = min(start + BLOCK, rows)
+        matrix = np.zeros((stop - start, total), dtype=np.uint8)
+        at = 0
+        for piece, (table, width) in zip(pieces, layout, strict=True):
+            if isinstance(piece, tuple):
+                which = piece[1][start:stop]
+                low = int(which.min())
+                if low == which.max():  # one word for the block: no gather
+                    matrix[:, at : at + width] = table[low]
+                else:
+                    matrix[:, at : at + width] = np.take(table, which, axis=0)
+            else:
+                _lay_number(matrix[:, at : at + width], piece[start:stop])
+            at += width
+        shown = matrix != 0
+        laid = matrix[shown].tobytes()
+        inside = [row for row in whole if start <= row < stop]
+        if inside:  # (the few rows of a block that holds an allocation or a free)
+            lengths = shown.sum(axis=1)
+            offsets = (np.cumsum(lengths) - lengths).tolist()
+            cuts = [0, *(offsets[row - start] for row in inside), len(laid)]
+            parts = [laid[a:b] for a, b in itertools.pairwise(cuts)]
+            laid = parts[0] + b"".join(whole[r] + p for r, p in zip(inside, parts[1:], strict=True))
+        yield laid
+
+
+def _lay_number(field: np.ndarray, numbers: np.ndarray) -> None:
+    """Each number in decimal, its last digit in the field's last column (zero bytes
+    before; none at all for -1)."""
+    value = numbers.astype(np.int64)
+    shown = value >= 0
+    for place in range(field.shape[1]):
+        field[:, -1 - place] = np.where(shown, 48 + value % 10, 0)
+        value //= 10
+        shown &= value > 0
+
+
+def _operands(qubits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
+    """Each row's qubit names, as tuples (each distinct operand list's tuple made once);
+    a qubit past ``names`` (a fault the verifier names) is named alike. An ``ALLOC_LQ``
+    or ``FREE_LQ`` row's is its caller's to set."""
+    top = int(qubits.max(initial=-1)) + 1
+    names = names + [f"q{i}" for i in range(len(names), top)]
+    count = len(names)
+    width = count + 1  # a row's operands as one number: -1 (none) as `count`
+    a, b, c = (np.where(qubits[:, k] < 0, count, qubits[:, k]).astype(np.int64) for k in range(3))
+    keys = (a * width + b) * width + c
+    distinct, which = np.unique(keys, return_inverse=True)
+    padded = [*names, None]
+    made = []
+    for key in distinct.tolist():
+        rest, third = divmod(key, width)
+        first, second = divmod(rest, width)
+        made.append(tuple(padded[q] for q in (first, second, third) if q < count))
+    return list(map(made.__getitem__, which.tolist()))
+
+
+class ColumnNodes(Sequence[Node]):
+    """The nodes of a column program, made when read: one read by its index is made
+    alone (:meth:`Columns.node`); any other read (iteration, a slice) makes them all
+    once (:meth:`Columns.nodes`) and keeps them. So a run that reads a few rows' nodes
+    (allocations, frees, fences, measurements) makes those alone. Equal to a tuple of
+    the same nodes, and pickled as one."""
+
+    __slots__ = ("_all", "_columns", "_events")
+
+    def __init__(self, columns: Columns) -> None:
+        self._columns = columns
+        self._all: tuple[Node, ...] | None = None
+        self._events: np.ndarray | None = None  # the events recorded before each row
+
+    def _made(self) -> tuple[Node, ...]:
+        made = self._all
+        if made is None:  # (two threads may each make them: equal values)
+            made = self._all = self._columns.nodes()
+        return made
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> Node: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Node, ...]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Any:
+        if isinstance(index, slice) or self._all is not None:
+            return self._made()[index]
+        count, at = len(self), operator.index(index)
+        if not -count <= at < count:
+            raise IndexError("node index out of range")
+        events = self._events
+        if events is None:
+            measured = _MEASURES[self._columns.ops]
+            events = self._events = np.cumsum(measured) - measured
+        return self._columns.node(at % count, int(events[at % count]))
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self._made())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ColumnNodes({len(self)} nodes)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self._made(),))
 
 
 def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
@@ -187,17 +460,19 @@ def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
     then names each finding).
 
     Checked: every op known to the column form, with its count of qubit operands and
-    its angle; operands of a row distinct; every qubit used after its allocation and
-    before its free, allocated and freed once; required capabilities requested;
-    the size limits of ``limits`` (rows, qubits, events, operands of a row). The rows
-    are checked a block at a time, so that what the checks hold stays small beside
-    the columns.
+    its angle; the code profile written on the allocations, a known one; operands of a
+    row distinct; every qubit used after its allocation and before its free, allocated
+    and freed once; required capabilities requested; the size limits of ``limits``
+    (rows, qubits, events, operands of a row). The rows are checked a block at a time,
+    so that what the checks hold stays small beside the columns.
     """
     limits = limits or Limits()
     ops = columns.ops
     rows = len(ops)
     if rows == 0 or ops.min() < 0 or ops.max() >= len(OP_NAMES):
         return None
+    if columns.profile is not None and not _profile_parses(columns.profile):
+        return None  # (the verifier names it: QV108)
     spans = _lifetimes(columns, limits)
     if spans is None:
         return None
@@ -219,6 +494,105 @@ def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
         peak_live_qubits=peak,
         caps=("CAP_ALLOC",) if len(born) else (),
     )
+
+
+def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgram | None:
+    """The verified program of ``columns`` where :func:`check` finds it clean (None
+    otherwise: the verifier's walk of the graph view then names each finding).
+
+    What a run reads is found on the columns: the epochs, the op counts (the rotations
+    off a quarter turn counted as beyond a stabilizer simulation, as the verifier counts
+    them), the peak of live qubits and the capabilities. The edges and REV segments,
+    which only a walk in list order finds, are walked when first read
+    (:class:`~qmk.qvm.verify.Walked`). Its graph is :meth:`Columns.graph_view`: its
+    nodes made when read.
+    """
+    figures = check(columns, limits=limits)
+    if figures is None:
+        return None
+    ops = columns.ops
+    graph = columns.graph_view()
+    walked = Walked(graph)
+    fences = np.flatnonzero(ops == _FENCE).tolist()
+    starts = [0, *(f + 1 for f in fences)]
+    stops = [*fences, len(ops)]
+    epochs = tuple(
+        Epoch(index=k, nodes=tuple(range(a, b)), fence=fences[k] if k < len(fences) else None)
+        for k, (a, b) in enumerate(zip(starts, stops, strict=True))
+    )
+    codes, first, counts = np.unique(ops, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    by_op = {
+        OP_NAMES[c]: n for c, n in zip(codes[order].tolist(), counts[order].tolist(), strict=True)
+    }
+    return VerifiedProgram(
+        graph=graph,
+        preds=walked.field("preds"),
+        epochs=epochs,
+        rev_segments=walked.field("rev_segments"),
+        peak_live_qubits=figures.peak_live_qubits,
+        counts=op_counts(by_op, _non_clifford(columns)),
+        required_caps=figures.caps,
+        columns=columns,
+    )
+
+
+def _non_clifford(columns: Columns) -> int:
+    return len(non_clifford_rows(columns))
+
+
+def non_clifford_rows(columns: Columns) -> np.ndarray:
+    """The rows a stabilizer simulation cannot carry out, in order: ops that are never
+    Clifford, and quarter-turn ops whose angle is off a multiple of pi/2
+    (:func:`qmk.qvm.verify.is_clifford_node`)."""
+    ops = columns.ops
+    off = _CLIFFORD_NO[ops]
+    quarter = np.flatnonzero(_QUARTER_TURN[ops])
+    turns = columns.theta[quarter] / (np.pi / 2)
+    off[quarter] = np.abs(turns - np.round(turns)) >= 1e-12
+    return np.flatnonzero(off)
+
+
+def operand_runs(columns: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's qubit count, and every row's qubits one row after another (an
+    ``ALLOC_LQ`` or ``FREE_LQ`` row's range spelled out): the plan's qubit columns."""
+    qubits = columns.qubits
+    held = qubits >= 0
+    sizes = held.sum(axis=1).astype(np.int64)
+    life = np.flatnonzero((columns.ops == _ALLOC) | (columns.ops == _FREE))
+    spans = qubits[life, :2].astype(np.int64)
+    sizes[life] = spans[:, 1] - spans[:, 0]
+    flat = np.empty(int(sizes.sum()), dtype=np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    plain = np.ones(len(sizes), dtype=bool)
+    plain[life] = False
+    flat[spread(offsets[plain], sizes[plain])] = qubits[plain][held[plain]]
+    flat[spread(offsets[life], sizes[life])] = spread(spans[:, 0], sizes[life])
+    return sizes, flat
+
+
+def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The positions of groups laid out one after another: group ``i`` takes
+    ``sizes[i]`` of them from ``firsts[i]``.
+
+    >>> spread(np.array([0, 5]), np.array([2, 3])).tolist()
+    [0, 1, 5, 6, 7]
+    """
+    return np.repeat(firsts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+
+
+_CLIFFORD_NO = np.array([s.clifford is Clifford.NO for s in OPS.values()], dtype=bool)
+_QUARTER_TURN = np.array([s.clifford is Clifford.QUARTER_TURN for s in OPS.values()], dtype=bool)
+
+
+def _profile_parses(profile: str) -> bool:
+    from qmk.qvm.profiles import ProfileError, parse_profile
+
+    try:
+        parse_profile(profile)
+    except ProfileError:
+        return False
+    return True
 
 
 #: Rows checked at a time.

@@ -36,7 +36,7 @@ import itertools
 import math
 import operator
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -234,6 +234,10 @@ class VerifiedProgram:
             tuples.
         epochs: the epochs, in order; there is one more epoch than fences.
         rev_segments: the REV segments, in order of their first node.
+
+            A program verified on its columns (:func:`qmk.qvm.columns.verified`) finds
+            ``preds`` and ``rev_segments`` by the verifier's walk of its graph when either
+            is first read (:class:`Walked`): a run reads neither.
         peak_live_qubits: most qubits live at once, in list order.
         counts: op counts.
         required_caps: capabilities the nodes need, sorted.
@@ -243,7 +247,7 @@ class VerifiedProgram:
     graph: Graph
     preds: Sequence[tuple[int, ...]]
     epochs: tuple[Epoch, ...]
-    rev_segments: tuple[RevSegment, ...]
+    rev_segments: Sequence[RevSegment]
     peak_live_qubits: int
     counts: OpCounts
     required_caps: tuple[str, ...]
@@ -251,6 +255,9 @@ class VerifiedProgram:
     #: The program as submitted, REPEAT rows folded, when ``graph`` is its unrolling
     #: (:func:`qmk.qvm.fold.unroll`); its digest is the folded text's.
     folded: Graph | None = None
+    #: The columns it was verified on (:func:`qmk.qvm.columns.verified`), whose
+    #: graph view ``graph`` is: the digest and the plan read them instead of nodes.
+    columns: Any = None
 
     @property
     def is_clifford(self) -> bool:
@@ -276,6 +283,88 @@ class VerifiedProgram:
             "requested_caps": list(graph.caps),
             "warnings": [w.to_json() for w in self.warnings],
         }
+
+
+class Walked:
+    """The verifier's walk of a graph already found clean by other checks (a flat
+    program's column checks, :mod:`qmk.qvm.columns`), run when first asked: the edges and
+    REV segments that only a walk in list order finds. :meth:`field` gives either as a
+    sequence that walks on its first read."""
+
+    __slots__ = ("_graph", "_program")
+
+    def __init__(self, graph: Graph) -> None:
+        self._graph = graph
+        self._program: VerifiedProgram | None = None
+
+    def program(self) -> VerifiedProgram:
+        """The walk's verified program (made once; two threads may each make it: equal).
+
+        Raises:
+            VerificationError: a finding the other checks missed (a fault of theirs).
+        """
+        program = self._program
+        if program is None:
+            graph = self._graph
+            with gc_paused():
+                report = _walk(graph, _UNBOUNDED, _Findings(graph))
+            if report.program is None:
+                raise VerificationError(report.findings)
+            program = self._program = report.program
+        return program
+
+    def field(self, name: str) -> Sequence[Any]:
+        """``preds`` or ``rev_segments`` of :meth:`program`, walked on first read."""
+        return _Later(self, name)
+
+
+#: The limits of a walk of a program whose size was checked already.
+_UNBOUNDED = Limits(
+    max_bytes=None,
+    max_depth=None,
+    max_nodes=None,
+    max_qubits=None,
+    max_channels=None,
+    max_events=None,
+    max_operands=None,
+    max_name_length=None,
+    max_unrolled_nodes=None,
+)
+
+
+class _Later(Sequence[Any]):
+    """A field of :meth:`Walked.program`, read through (see :class:`Walked`)."""
+
+    __slots__ = ("_name", "_walked")
+
+    def __init__(self, walked: Walked, name: str) -> None:
+        self._walked, self._name = walked, name
+
+    def _values(self) -> Sequence[Any]:
+        values: Sequence[Any] = getattr(self._walked.program(), self._name)
+        return values
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._values()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{self._name}, walked when first read>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self._values()),))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1509,13 +1598,18 @@ def _report_caps(
 
 
 def _op_counts(nodes: Sequence[Node], non_clifford: int) -> OpCounts:
-    by_op = Counter(map(_NODE_OP, nodes))
+    return op_counts(Counter(map(_NODE_OP, nodes)), non_clifford)
+
+
+def op_counts(by_op: Mapping[str, int], non_clifford: int) -> OpCounts:
+    """The :class:`OpCounts` of a program of ``by_op`` nodes of each op (in the order
+    each op first comes), ``non_clifford`` of them beyond a stabilizer simulation."""
     totals: Counter[str] = Counter()
     for op, count in by_op.items():
         for tag in OPS[op].counts_as:
             totals[tag] += count
     return OpCounts(
-        total=len(nodes),
+        total=sum(by_op.values()),
         by_op=MappingProxyType(dict(by_op)),
         t_gates=totals["t"],
         rotations=totals["rotation"],
@@ -1910,8 +2004,10 @@ __all__ = [
     "RevSegment",
     "Totals",
     "VerifiedProgram",
+    "Walked",
     "check",
     "is_clifford_node",
+    "op_counts",
     "operations",
     "verify",
     "verify_folded",

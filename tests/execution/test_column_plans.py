@@ -1,0 +1,106 @@
+"""A program verified on its columns is planned off its columns (op codes, kinds, qubits
+and the schedule of its gates read from the arrays): the very plan the node walk makes of
+its graph, field for field, under noise or none, on any profile; and the run of either
+samples alike at a seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from qmk.execution.executor import execute
+from qmk.execution.plan import Plan, build_plan
+from qmk.execution.request import RunRequest
+from qmk.qvm.columns import OP_CODES, Columns, verified
+from qmk.qvm.verify import verify
+
+ALLOC, FREE, FENCE, MZ = (
+    OP_CODES[op] for op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH", "MEASURE_Z")
+)
+
+
+def random_columns(seed: int, rows: int, *, clifford: bool, profile: str | None) -> Columns:
+    """A seeded clean column program: qubits in a few allocations, gates of one to three
+    qubits, measurements, fences, frees in groups."""
+    rng = np.random.default_rng(seed)
+    names = ["APPLY_H", "APPLY_S", "APPLY_CNOT", "APPLY_CZ", "APPLY_SWAP", "APPLY_RZ"]
+    names += [] if clifford else ["APPLY_T", "APPLY_CCX", "APPLY_RX"]
+    width = {"APPLY_CNOT": 2, "APPLY_CZ": 2, "APPLY_SWAP": 2, "APPLY_CCX": 3}
+    n = int(rng.integers(3, 9))
+    cuts = sorted({0, n, int(rng.integers(1, n))})
+    table: list[tuple[int, tuple[int, ...], float]] = [
+        (ALLOC, (a, b), np.nan) for a, b in itertools.pairwise(cuts)
+    ]
+    for _ in range(rows):
+        r = rng.random()
+        if r < 0.03:
+            table.append((FENCE, (), np.nan))
+        elif r < 0.12:
+            table.append((MZ, (int(rng.integers(n)),), np.nan))
+        else:
+            name = str(rng.choice(names))
+            qubits = tuple(rng.choice(n, size=width.get(name, 1), replace=False).tolist())
+            angle = np.nan
+            if name in ("APPLY_RZ", "APPLY_RX"):
+                angle = float(np.pi / 2 * rng.integers(-3, 4)) if clifford else 0.3
+            table.append((OP_CODES[name], qubits, angle))
+    frees = sorted({0, n, int(rng.integers(1, n))})
+    table += [(FREE, (a, b), np.nan) for a, b in itertools.pairwise(frees)]
+    qubits = np.full((len(table), 3), -1, dtype=np.int16)
+    for k, (_, qs, _) in enumerate(table):
+        qubits[k, : len(qs)] = qs
+    return Columns(
+        ops=np.array([t[0] for t in table], dtype=np.int16),
+        qubits=qubits,
+        theta=np.array([t[2] for t in table]),
+        lines=np.arange(1, len(table) + 1, dtype=np.int32),
+        source="p.qasm",
+        profile=profile,
+    )
+
+
+def assert_same_plan(mine: Plan, theirs: Plan) -> None:
+    for field in dataclasses.fields(Plan):
+        if field.name == "program":
+            continue
+        a, b = getattr(mine, field.name), getattr(theirs, field.name)
+        if field.name == "steps":
+            assert a.op_codes[1] == b.op_codes[1]
+            assert np.array_equal(a.op_codes[0], b.op_codes[0])
+            assert a.kinds == b.kinds
+            assert all(
+                np.array_equal(x, y) for x, y in zip(a.qubit_columns, b.qubit_columns, strict=True)
+            )
+            assert a == b
+        else:
+            assert a == b, field.name
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("noise", [True, False])
+def test_a_program_verified_on_its_columns_is_planned_as_its_graph(seed: int, noise: bool):
+    profile = None if seed % 3 else "logical:surface_code(d=7)"
+    columns = random_columns(seed, 300, clifford=seed % 2 == 0, profile=profile)
+    program = verified(columns)
+    assert program is not None
+    graph_program = verify(columns.to_graph())
+    for qubit, default in (("qubit_gate_ns_e3", "logical:surface_code(d=9)"),
+                           ("qubit_maj_ns_e4", "logical:floquet_code(d=5)")):  # fmt: skip
+        keywords = {"noise": noise, "qubit": qubit, "default_profile": default}
+        assert_same_plan(build_plan(program, **keywords), build_plan(graph_program, **keywords))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_clifford_program_planned_off_its_columns_samples_as_its_graph(seed: int):
+    columns = random_columns(10 + seed, 400, clifford=True, profile=None)
+    program = verified(columns)
+    assert program is not None
+    request = RunRequest(program_digest="ab" * 32, shots=2000, seed=seed)
+    mine = execute(program, request)
+    theirs = execute(verify(columns.to_graph()), request)
+    assert mine.telemetry.mode == "stim-batch"
+    assert mine.counts == theirs.counts
+    assert mine.telemetry.injected_logical_errors == theirs.telemetry.injected_logical_errors
