@@ -55,6 +55,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "telemetry",
         "resources",
         "audit",
+        "load",
     ),
     "gateway": ("gateway",),
     "syscalls": (

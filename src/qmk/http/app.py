@@ -577,26 +577,6 @@ class Api:
 
         return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
-    async def audit(self, request: Request) -> Response:
-        """``GET /v1/audit``: the tenant's recent audit entries."""
-        self._needs_feed("GET /v1/audit")
-        session_id = _bearer(request)
-        job_id = request.query_params.get("job_id")
-        limit_text = request.query_params.get("limit", "100")
-        unknown = sorted(set(request.query_params) - {"job_id", "limit"})
-        if unknown:
-            raise InvalidParams(f"unknown query param {unknown[0]!r}; it takes job_id, limit")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-            raise InvalidParams("limit must be an integer 1..1000", param="limit")
-        if job_id is not None:  # another tenant's job is not found
-            call = self.calls(request)
-            job = await call("q_status", {"session_id": session_id, "job_id": job_id})
-            tenant = job.tenant
-        else:
-            tenant = await self._tenant(request, session_id)
-        entries = self.hub.audit(tenant, job_id, int(limit_text))
-        return _json({"tenant": tenant, "entries": entries}, headers={"x-qmk-tenant": tenant})
-
     async def metrics_route(self, request: Request) -> Response:
         self._needs_feed("GET /metrics")
         token = self.exposure.metrics_token
@@ -800,7 +780,6 @@ def create_app(
         "assist": api.assist,
         "job_events": api.job_events,
         "tenant_events": api.tenant_events,
-        "audit": api.audit,
         "metrics": api.metrics_route,
         "health": api.health,
         "openapi": api.openapi_route,
