@@ -180,6 +180,7 @@ def serve(
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
                 gateways=gateways,
+                observe=bool(gateways) or args.kernel_only,
             )
         )
     finally:
@@ -208,7 +209,11 @@ async def _serve(
     repair_perms: bool = False,
     machine_clock: MachineClock | None = None,
     gateways: list[tuple[list[str], str]] | None = None,
+    observe: bool = False,
 ) -> None:
+    """Serve the kernel until a stop signal; ``observe``: its gateways are processes of
+    their own (or may be: ``--kernel-only``), so it keeps its event feed and job counters
+    from its start (:class:`~qmk.kernel.syscalls.feed.FeedDesk`), for their ``/metrics``."""
     import asyncio
     import contextlib
     import logging
@@ -274,6 +279,8 @@ async def _serve(
                 log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
 
         door, probe = _door(kernel, server_config)  # every listener's one door
+        if observe:
+            kernel.feed_desk.start()
         if grpc is not None:  # it drains beside the others once stop is set
             beside.append(
                 await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))

@@ -237,9 +237,10 @@ class Api:
         tracing: the tracer (a no-op when tracing is off).
         exposure: who it answers (the Host names, ``/metrics``' token).
         watches: where a job's live events come from when the kernel is in another
-            process (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``. With
-            them, the routes that need the kernel's whole event feed are refused
-            (:func:`not_in_gateway`).
+            process (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``.
+        feed: where the tenant's events and the kernel's load come from when the
+            kernel is in another process (:class:`qmk.gateway.http.RemoteFeed`:
+            ``q_events`` and ``q_kernel_load``); None: ``hub`` and the probe.
     """
 
     def __init__(
@@ -250,9 +251,11 @@ class Api:
         tracing: Tracing,
         exposure: Exposure | None = None,
         watches: Any = None,
+        feed: Any = None,
     ) -> None:
         self.door = door
         self.watches = watches
+        self.feed = feed
         self.kernel = door.kernel
         self.hub = hub
         self.metrics = metrics
@@ -469,15 +472,6 @@ class Api:
 
     # ------------------------------------------------------------------ the others
 
-    def _needs_feed(self, route: str) -> None:
-        """Refuse ``route`` in a gateway without the kernel's event feed.
-
-        Raises:
-            MethodNotFound: ``reason: not-in-gateway``.
-        """
-        if self.watches is not None:
-            raise not_in_gateway(route)
-
     async def _tenant(self, request: Request, session_id: str) -> str:
         """The session's tenant, checked by the door before any work."""
         return await self.door.tenant_of(self.visitor(request), session_id)
@@ -512,9 +506,10 @@ class Api:
 
     async def tenant_events(self, request: Request) -> Response:
         """``GET /v1/events``: every event of the tenant, as it happens."""
-        self._needs_feed("GET /v1/events")
         session_id = _bearer(request)
         tenant = await self._tenant(request, session_id)
+        if self.feed is not None:
+            return await self._relayed_events(request, session_id, tenant)
         stream = self.hub.open(tenant, session=session_id)
 
         async def events() -> Any:
@@ -531,6 +526,31 @@ class Api:
                         yield b": keep-alive\n\n"
                         continue
                     yield sse(event.event, event.to_json(), event.seq)
+            finally:
+                self.hub.close_stream(stream)
+
+        return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
+
+    async def _relayed_events(self, request: Request, session_id: str, tenant: str) -> Response:
+        """``GET /v1/events`` of a kernel in another process: its ``q_events`` from the
+        cursor of now, as :attr:`feed` relays them; the stream counts as the hub's do."""
+        stream = self.hub.open(tenant, session=session_id)
+        try:
+            relay = await self.feed.relay(self.calls(request), session_id, KEEPALIVE_S)
+        except BaseException:
+            self.hub.close_stream(stream)
+            raise
+
+        async def events() -> Any:
+            try:
+                yield sse("hello", {"tenant": tenant})
+                async for item in relay:
+                    if item is None:
+                        yield b": keep-alive\n\n"
+                    else:
+                        yield sse(*item)
+            except QMKError as exc:  # e.g. the session expired, the kernel went away
+                yield sse("error", problems.problem_of(exc, request.url.path))
             finally:
                 self.hub.close_stream(stream)
 
@@ -578,7 +598,10 @@ class Api:
         return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
     async def metrics_route(self, request: Request) -> Response:
-        self._needs_feed("GET /metrics")
+        if self.feed is not None:  # the kernel's load: q_kernel_load, as the scraper
+            authorization = request.headers.get("authorization")
+            load = await self.feed.load(self.calls(request), authorization)
+            return Response(self.metrics.exposition(load), media_type=CONTENT_TYPE)
         token = self.exposure.metrics_token
         if token is not None:
             header = request.headers.get("authorization", "")
@@ -753,18 +776,6 @@ def _secured(send: Any) -> Any:
     return secured
 
 
-def not_in_gateway(route: str) -> MethodNotFound:
-    """The refusal of a route the HTTP gateway does not serve: it needs the kernel's
-    whole event feed or its load, which a process of its own cannot read (yet)."""
-    return MethodNotFound(
-        f"{route} is not served by the HTTP gateway process: it needs the kernel's event "
-        "feed; serve it from the kernel's process (qmk serve --http HOST:PORT --gateway "
-        "inline)",
-        route=route,
-        reason="not-in-gateway",
-    )
-
-
 def create_app(
     door: Door,
     hub: EventHub,
@@ -772,10 +783,11 @@ def create_app(
     tracing: Tracing,
     exposure: Exposure | None = None,
     watches: Any = None,
+    feed: Any = None,
 ) -> App:
     """The application serving the kernel behind ``door`` (see the module docstring and
-    :class:`App`; ``watches``: :class:`Api`'s)."""
-    api = Api(door, hub, metrics, tracing, exposure, watches)
+    :class:`App`; ``watches``, ``feed``: :class:`Api`'s)."""
+    api = Api(door, hub, metrics, tracing, exposure, watches, feed)
     others: dict[str, Handler] = {
         "assist": api.assist,
         "job_events": api.job_events,

@@ -169,6 +169,10 @@ class _Tallied(Collector):
         self.tally = tally
         self.label = label
 
+    def describe(self) -> Iterator[Metric]:
+        """Nothing at registration: the tally is read at a scrape only."""
+        return iter(())
+
     def collect(self) -> Iterator[Metric]:
         tally = self.tally()
         label = self.label
@@ -195,6 +199,11 @@ class _KernelLoad(Collector):
     def __init__(self, snapshot: Callable[[], KernelSnapshot], label: Callable[[str], str]) -> None:
         self.snapshot = snapshot
         self.label = label
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing at registration: the snapshot is read at a scrape only (a gateway's
+        comes with the scrape's ``q_kernel_load``)."""
+        return iter(())
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot()
