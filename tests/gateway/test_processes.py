@@ -311,6 +311,22 @@ def both(tmp_path: Path) -> Iterator[tuple[str, str]]:
         terminate(inline.proc, GUARD_S)
 
 
+def _blocks(text: str) -> list[dict[str, str]]:
+    """A whole event stream's events, each as its fields."""
+    found = []
+    for block in text.split("\n\n"):
+        fields = dict(line.partition(": ")[::2] for line in block.splitlines() if line)
+        if "event" in fields:
+            found.append(fields)
+    return found
+
+
+def _step(block: dict[str, str]) -> tuple[str, str]:
+    """An assist stream's event as (event, its step or its answer's status)."""
+    data = json.loads(block["data"])
+    return block["event"], data.get("step") or data.get("status")
+
+
 def _sse_until(lines: Iterator[str], job_id: str) -> list[tuple[str, str, str]]:
     """The events of a stream, as (id, event, data), through ``job_id``'s final one."""
     got: list[tuple[str, str, str]] = []
@@ -371,6 +387,14 @@ def test_gateway_streams_audits_and_scrapes_as_the_kernels_own_process(
             (("state", "COMPLETED"), ("tenant", "alice")),
             1.0,
         ) in finished
+        # the assistant's steps (its audit lines) stream as they are written, then its answer
+        asked = [
+            c.post("/v1/assist", json={"prompt": "what does QS1006 mean?"}, headers=bearer(sid))
+            for c in (inline, gateway)
+        ]
+        steps = [[_step(block) for block in _blocks(r.text)] for r in asked]
+        assert steps[0] == steps[1] and steps[0][-1] == ("result", "advice"), steps
+        assert ("step", "ask") in steps[0], steps
         # a scrape again with the same login: its session is kept, the answer is the same
         again = gateway.get("/metrics", headers=_basic("ops"))
         assert _families(again.text)["qmk_jobs_finished"] == finished

@@ -12,7 +12,8 @@ What the kernel's own process reads of it beside the syscalls, the gateway reads
 syscalls too: a job's live events through ``q_watch`` (:class:`RemoteWatches`); the
 tenant's event stream (``GET /v1/events``) through ``q_events`` from its cursor, and the
 kernel's load and job counters (``/metrics``) through ``q_kernel_load`` with the
-scraper's own credentials, which need ``CAP_OBSERVE`` (:class:`RemoteFeed`).
+scraper's own credentials, which need ``CAP_OBSERVE``, and the assistant's steps
+(``POST /v1/assist``) through ``q_events`` while it answers (:class:`RemoteFeed`).
 ``GET /v1/audit`` is ``q_audit``'s route. While the kernel is away (it restarts) every
 syscall answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503,
 ``retry_after_s``), and the next call connects again.
@@ -278,6 +279,9 @@ class RemoteWatch:
 
 #: Logins of scrapers the gateway keeps a session of at once (the oldest go first).
 LOGIN_CACHE = 64
+#: The longest a wait for the tenant's next record lasts while a call it follows runs
+#: (``POST /v1/assist``): how soon the call's end is seen when no record comes.
+RUNNING_POLL_MS = 250
 
 
 class RemoteFeed:
@@ -299,12 +303,11 @@ class RemoteFeed:
         """The tenant's events from now, as ``(event, data, seq)`` (``lagged`` when the
         kernel let some go), and None after each ``keepalive_s`` of quiet. The cursor
         of now is taken before this returns, so no event after the call is missed."""
-        params = {"session_id": session_id, "after": None, "limit": 1, "wait_ms": None}
-        first = await call("q_events", params)
+        start = await self.cursor(call, session_id)
         wait_ms = max(1, int(keepalive_s * 1000))
 
         async def events() -> AsyncIterator[tuple[str, Any, int | None] | None]:
-            cursor = first.cursor
+            cursor = start
             while True:
                 page = await call(
                     "q_events",
@@ -324,6 +327,34 @@ class RemoteFeed:
                 cursor = page.cursor
 
         return events()
+
+    async def cursor(self, call: Call, session_id: str) -> int:
+        """The cursor of now in the tenant's feed (``q_events`` from now)."""
+        params = {"session_id": session_id, "after": None, "limit": 1, "wait_ms": None}
+        return int((await call("q_events", params)).cursor)
+
+    async def records_while(
+        self, call: Call, session_id: str, cursor: int, running: asyncio.Future[Any]
+    ) -> AsyncIterator[tuple[str, Any, int]]:
+        """The tenant's records after ``cursor``, ``(event, record, seq)``, while
+        ``running`` runs (each wait ends at the tenant's next record, or after
+        :data:`RUNNING_POLL_MS` to look again), then those left once it is done."""
+        while True:
+            done = running.done()
+            page = await call(
+                "q_events",
+                {
+                    "session_id": session_id,
+                    "after": cursor,
+                    "limit": defaults.EVENTS_LIMIT,
+                    "wait_ms": None if done else RUNNING_POLL_MS,
+                },
+            )
+            for event in page.events:
+                yield event["event"], event["record"], event["seq"]
+            cursor = page.cursor
+            if done and len(page.events) < defaults.EVENTS_LIMIT:
+                return
 
     async def load(self, call: Call, authorization: str | None) -> tuple[KernelSnapshot, JobTally]:
         """The kernel's snapshot and job counters (``q_kernel_load``) as the scraper

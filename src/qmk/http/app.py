@@ -568,27 +568,44 @@ class Api:
         if unknown:
             raise InvalidParams(f"unknown field {unknown[0]!r}; it takes prompt, program")
         assist_id = uuid.uuid4().hex
+        call = self.calls(request)
         stream = self.hub.open(tenant, session=session_id)
+        try:  # the feed's cursor of now, before the question is asked
+            cursor = None if self.feed is None else await self.feed.cursor(call, session_id)
+        except BaseException:
+            self.hub.close_stream(stream)
+            raise
         params = {
             "session_id": session_id,
             "prompt": body["prompt"],
             "program": body.get("program"),
             "assist_id": assist_id,
         }
-        task = asyncio.ensure_future(self.calls(request)("q_assist", params))
+        task = asyncio.ensure_future(call("q_assist", params))
+
+        async def heard() -> Any:
+            """The tenant's records, ``(event, record, seq)``, while the question runs and
+            those left once it is answered (the kernel's own feed in a gateway)."""
+            if self.feed is not None:
+                async for item in self.feed.records_while(call, session_id, cursor, task):
+                    yield item
+                return
+            while not task.done() or stream.pending():
+                event = await stream.get(0.05 if task.done() else KEEPALIVE_S)
+                if event is None:
+                    if stream.closed:
+                        return
+                    continue
+                yield event.event, event.record, event.seq
 
         async def events() -> Any:
             try:
-                while not task.done() or stream.pending():
-                    event = await stream.get(0.05 if task.done() else KEEPALIVE_S)
-                    if event is None:
-                        if stream.closed:
-                            return
-                        continue
-                    record = event.record
-                    if event.event == "assist" and record.get("assist_id") == assist_id:
-                        yield sse("step", record, event.seq)
                 try:
+                    async for name, record, seq in heard():
+                        if name == "assist" and record.get("assist_id") == assist_id:
+                            yield sse("step", record, seq)
+                    if not task.done():  # the server stops
+                        return
                     yield sse("result", task.result())
                 except QMKError as exc:
                     yield sse("error", problems.problem_of(exc, request.url.path))
