@@ -122,32 +122,44 @@ def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: 
         assert code == 0, server.output()
 
 
-def test_a_bad_grpc_address_is_one_coded_line(tmp_path: Path):
-    status, err = _serve_fails(tmp_path, "--grpc", "no-port-here")
+#: The two ways qmk serve runs gRPC: on the kernel's loop, or in a gateway process.
+MODES = ("inline", "process")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_bad_grpc_address_is_one_coded_line(tmp_path: Path, mode: str):
+    status, err = _serve_fails(tmp_path, "--grpc", "no-port-here", "--gateway", mode)
     assert status == 2 and err.startswith("QW001 bad-address: "), err
 
 
-def test_a_grpc_port_in_use_is_one_coded_line(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_grpc_port_in_use_is_one_coded_line(tmp_path: Path, mode: str):
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen(1)
         port = held.getsockname()[1]
-        status, err = _serve_fails(tmp_path, "--grpc", f"127.0.0.1:{port}")
+        status, err = _serve_fails(tmp_path, "--grpc", f"127.0.0.1:{port}", "--gateway", mode)
     assert status == 2 and err.startswith("QW003 cannot-bind: 127.0.0.1:"), err
     assert err.count("\n") == 1, err
 
 
-def test_a_tls_file_that_does_not_load_stops_grpc_before_the_kernel_starts(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_tls_file_that_does_not_load_stops_grpc_before_the_kernel_starts(
+    tmp_path: Path, mode: str
+):
     status, err = _serve_fails(
         tmp_path, "--grpc", "127.0.0.1:0", "--tls-cert", str(tmp_path / "missing.pem"),
-        "--tls-key", str(tmp_path / "missing.key"),
+        "--tls-key", str(tmp_path / "missing.key"), "--gateway", mode,
     )  # fmt: skip
     assert status == 2 and err.startswith("QW011 bad-option: --tls-cert"), err
     assert not (tmp_path / "d").exists()
 
 
-def test_trace_is_still_an_option_of_http_alone(tmp_path: Path):
-    status, err = _serve_fails(tmp_path, "--grpc", "127.0.0.1:0", "--trace", "console")
+@pytest.mark.parametrize("mode", MODES)
+def test_trace_is_still_an_option_of_http_alone(tmp_path: Path, mode: str):
+    status, err = _serve_fails(
+        tmp_path, "--grpc", "127.0.0.1:0", "--trace", "console", "--gateway", mode
+    )
     assert status == 2 and "--trace is an option of --http" in err, err
 
 

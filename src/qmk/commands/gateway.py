@@ -275,11 +275,12 @@ class Supervisor:
 
 @contextlib.asynccontextmanager
 async def supervised(
-    gateways: list[tuple[list[str], str]],
+    gateways: list[tuple[list[str], Any]],
     ready: Callable[[list[str]], None],
     stop: asyncio.Event,
 ) -> AsyncIterator[Callable[[list[str]], None]]:
-    """Bind each gateway's address, and give the ready call of the kernel's server: once
+    """Give the ready call of the kernel's server for ``gateways`` (bound by
+    :func:`gateways_of`): once
     the kernel listens it starts each gateway (its ``argv``), then says ``ready`` with
     their URLs added, and supervises them until ``stop``. On exit the gateways stop
     first.
@@ -287,17 +288,9 @@ async def supervised(
     Raises:
         ServeError: ``cannot-bind``; ``gateway-ended``: a first gateway did not serve.
     """
-    from qmk.abi.server import bind_tcp, parse_tcp
-
-    supervisors: list[Supervisor] = []
-    try:
-        for argv, address in gateways:
-            wire = argv[argv.index("gateway") + 1]
-            supervisors.append(Supervisor(argv, bind_tcp(*parse_tcp(address)), wire))
-    except BaseException:
-        for supervisor in supervisors:
-            supervisor.sock.close()
-        raise
+    supervisors = [
+        Supervisor(argv, sock, argv[argv.index("gateway") + 1]) for argv, sock in gateways
+    ]
     tasks: list[asyncio.Future[None]] = []
     failed: list[QMKError] = []
 
@@ -329,23 +322,47 @@ async def supervised(
 
 def gateways_of(
     args: argparse.Namespace, server_config: Any, config: Any
-) -> list[tuple[list[str], str]]:
+) -> list[tuple[list[str], Any]]:
     """The gateways ``qmk serve --gateway process`` starts: each wire's command line and
-    address, on this kernel's socket.
+    its listening socket, on this kernel's socket. What would stop a gateway's start
+    stops it here, before the kernel starts, as one coded line: an address that is no
+    ``HOST:PORT``, a TLS file that does not load, a port that cannot be bound.
 
     Raises:
-        CommandError: ``bad-option``: the kernel has no address a gateway can reach.
+        CommandError: ``bad-option``: the kernel has no address a gateway can reach, a
+            TLS file does not load.
+        ServeError: ``bad-address``, ``cannot-bind``.
     """
+    from qmk.abi.server import bind_tcp, check_tls_files, parse_tcp
+
     if server_config.socket_path is None and not server_config.tcp[1]:
         raise CommandError.of(
             "bad-option", "--gateway process needs --socket PATH or a --tcp port, not 0"
         )
+    if args.http is None and args.trace is not None:  # as --gateway inline says it
+        raise CommandError.of("bad-option", "--trace is an option of --http HOST:PORT")
     kernel = str(server_config.socket_path or args.tcp)
-    found = []
-    for wire, address in (("http", args.http), ("grpc", args.grpc)):
-        if address is not None:
-            found.append((gateway_argv(wire, kernel, args, config), address))
+    wires = [(w, a) for w, a in (("http", args.http), ("grpc", args.grpc)) if a is not None]
+    addresses = [parse_tcp(address) for _, address in wires]
+    if wires:
+        check_tls_files(
+            None if args.tls_cert is None else Path(args.tls_cert),
+            None if args.tls_key is None else Path(args.tls_key),
+        )
+    found: list[tuple[list[str], Any]] = []
+    try:
+        for (wire, _), address in zip(wires, addresses, strict=True):
+            found.append((gateway_argv(wire, kernel, args, config), bind_tcp(*address)))
+    except BaseException:
+        close_gateways(found)
+        raise
     return found
+
+
+def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
+    """Close the listening sockets of gateways that will not start (the kernel did not)."""
+    for _, sock in gateways:
+        sock.close()
 
 
 def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
@@ -416,6 +433,7 @@ def register(add: AddCommand) -> None:
 __all__ = [
     "READY",
     "Supervisor",
+    "close_gateways",
     "gateway_argv",
     "gateways_of",
     "register",

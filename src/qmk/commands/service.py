@@ -113,11 +113,8 @@ def serve(
     # no room for one connection even now: said before the kernel starts its workers (the
     # server checks again once the kernel holds its files)
     connection_room(server_config)
-    gateways: list[tuple[list[str], str]] = []  # --gateway process: supervised wires
-    if args.gateway == "process":
-        from qmk.commands.gateway import gateways_of
-
-        gateways = gateways_of(args, server_config, config)
+    gateways: list[tuple[list[str], Any]] = []  # --gateway process: supervised wires
+    if args.gateway == "process":  # their checks and sockets: last, before the kernel
         http = grpc = None
     else:
         http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
@@ -141,6 +138,10 @@ def serve(
         if args.dask is None:
             raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
         dask_flags["connect_s"] = args.dask_connect_s
+    if args.gateway == "process":  # bound here, so nothing after fails before they serve
+        from qmk.commands.gateway import gateways_of
+
+        gateways = gateways_of(args, server_config, config)
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.abi.logs import JsonFormatter
@@ -187,6 +188,10 @@ def serve(
         logging.getLogger("asyncio").removeHandler(handler)
         logger.removeHandler(handler)
         logger.setLevel(level)
+        if gateways:  # their supervisors closed them, unless the kernel never started
+            from qmk.commands.gateway import close_gateways
+
+            close_gateways(gateways)
     return 0
 
 
@@ -208,7 +213,7 @@ async def _serve(
     dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
     machine_clock: MachineClock | None = None,
-    gateways: list[tuple[list[str], str]] | None = None,
+    gateways: list[tuple[list[str], Any]] | None = None,
     observe: bool = False,
 ) -> None:
     """Serve the kernel until a stop signal; ``observe``: its gateways are processes of
