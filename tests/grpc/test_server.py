@@ -163,11 +163,13 @@ def test_trace_is_still_an_option_of_http_alone(tmp_path: Path, mode: str):
     assert status == 2 and "--trace is an option of --http" in err, err
 
 
-def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: Path, mode: str):
     from qmk.errors import UnavailableError
     from support.wires import HELD, DoorServer, GrpcWire
 
-    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}).start()
+    # through a gateway process, the door there holds the kernel's [server] limits too
+    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}, gateway=mode).start()
     try:
         held, outcome = GrpcWire().hold(server)  # the peer's one place
         assert outcome == HELD

@@ -62,7 +62,9 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "tls_cert": None if args.tls_cert is None else Path(args.tls_cert),
         "tls_key": None if args.tls_key is None else Path(args.tls_key),
     }
-    server_config = ServerConfig.from_table({}, source="qmk gateway", tcp=("127.0.0.1", 0))
+    server_config = ServerConfig.from_table(
+        _server_limits(args.server_limits), source="qmk gateway", tcp=("127.0.0.1", 0)
+    )
     try:
         serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
     except ImportError as exc:  # as qmk serve --http/--grpc says it
@@ -102,6 +104,23 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _server_limits(text: str | None) -> dict[str, Any]:
+    """The ``[server]`` table of ``--server-limits`` (none: the defaults).
+
+    Raises:
+        CommandError: ``bad-option``: it is no JSON object.
+    """
+    if text is None:
+        return {}
+    try:
+        table = json.loads(text)
+    except ValueError as exc:
+        raise CommandError.of("bad-option", f"--server-limits is no JSON: {exc}") from None
+    if not isinstance(table, dict):
+        raise CommandError.of("bad-option", "--server-limits must be one JSON object")
+    return table
 
 
 def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any]) -> Any:
@@ -383,6 +402,11 @@ def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config
             argv += [flag, str(value)]
     argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
     argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
+    limits = dict(config.server)  # the door's limits at the gateway are the kernel's
+    if getattr(args, "max_line", None) is not None:
+        limits["max_line"] = args.max_line
+    if limits:
+        argv += ["--server-limits", json.dumps(limits, separators=(",", ":"))]
     if wire == "http":
         for name in config.http.allowed_hosts:
             argv += ["--allowed-host", name]
@@ -413,6 +437,12 @@ def register(add: AddCommand) -> None:
         metavar="N",
         help="the most nodes a program it reads may lower to (the kernel's "
         f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
+    )
+    sub.add_argument(
+        "--server-limits",
+        metavar="JSON",
+        help="its door's limits: the kernel's [server] table as one JSON object "
+        "(qmk serve --gateway process passes its own; default: the defaults)",
     )
     sub.add_argument("--tls-cert", metavar="PEM", help="serve over TLS: the certificate chain")
     sub.add_argument("--tls-key", metavar="PEM", help="serve over TLS: the private key")
