@@ -182,14 +182,15 @@ def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: 
         assert server.stop() == 0, server.log()
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_a_connection_refused_while_the_lingering_room_is_full_still_gets_its_coded_refusal(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ):
     from qmk.abi.door import REFUSED_LINGER_MAX
     from qmk.errors import UnavailableError
     from support.wires import HELD, DoorServer, GrpcWire
 
-    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}).start()
+    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}, gateway=mode).start()
     silent: list[socket.socket] = []
     try:
         held, outcome = GrpcWire().hold(server)  # the peer's one place
