@@ -25,6 +25,10 @@ from support.paths import EXAMPLES
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
 
 
+#: The two ways qmk serve runs gRPC: on the kernel's loop, or in a gateway process.
+MODES = ("inline", "process")
+
+
 def _server(root: Path, *extra: str) -> ServerProcess:
     config = root / "k.toml"
     config.write_text(config_toml())
@@ -98,9 +102,10 @@ def _short():
     return Timeout(call=10)
 
 
-def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: Path, mode: str):
     gate = WorkerGate(tmp_path)
-    server = _server(tmp_path)
+    server = _server(tmp_path, "--gateway", mode)
     server.start(hooks=gate.hooks())
     told = False  # whether the server was sent its SIGTERM (a second one would kill it)
     try:
@@ -120,10 +125,6 @@ def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: 
         code = reap(server.proc, 60) if told else server.stop(60)
         server.stopped = True
         assert code == 0, server.output()
-
-
-#: The two ways qmk serve runs gRPC: on the kernel's loop, or in a gateway process.
-MODES = ("inline", "process")
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -259,7 +259,7 @@ class RemoteWatch:
                 name, data = event["event"], event["data"]
                 if name == "end":
                     if isinstance(data, dict) and data.get("reason") == "closing":
-                        yield "closing", {"reason": "the kernel is stopping"}, None
+                        yield "closing", {"reason": "the server is stopping"}, None
                     return
                 if name == "result" and isinstance(data, dict):  # the job, as q_status gives it
                     data = Job.from_json(data)
