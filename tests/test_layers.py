@@ -152,6 +152,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.abi.protocol",
         "qmk.abi.replies",  # what its syscalls answer: the reply structs every wire encodes
         "qmk.abi.probe",  # what its observer (kernel/observe.py) gives the wires
+        "qmk.abi.tally",  # the job counters it keeps for q_kernel_load (syscalls/feed.py)
         "qmk.assist",  # q_assist: the assistant, per tenant
         "qmk.abi.webhook",  # the POST of the billing outbox (kernel/storage/billing.py)
         "qmk.ft",  # the machine's footprints: patch layouts and lattice-surgery ticks
@@ -478,11 +479,9 @@ KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "and usage",
         ("qmk.kernel.syscalls",),
     ),
+    ("what the wires see of the kernel: its events and load", ("qmk.kernel.observe",)),
     ("the syscalls' facade", ("qmk.kernel.service",)),
-    (
-        "beside the facade: what the wires see of it, its contract with the method table",
-        ("qmk.kernel.observe", "qmk.kernel._contract"),
-    ),
+    ("beside the facade: its contract with the method table", ("qmk.kernel._contract",)),
 )
 
 #: What each sub-room of the kernel may import of the kernel besides itself (whatever
@@ -553,8 +552,9 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.kernel.pools",
         "qmk.kernel.running",
         "qmk.kernel.syscalls",
+        "qmk.kernel.observe",  # the one observer of the kernel, its feed desk's
     ),
-    "qmk.kernel.observe": ("qmk.kernel.records", "qmk.kernel.service"),
+    "qmk.kernel.observe": ("qmk.kernel.records",),
     "qmk.kernel._contract": ("qmk.kernel.service",),
 }
 

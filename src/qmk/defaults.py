@@ -147,6 +147,12 @@ PRIORITY: Final = 5
 WAIT_TIMEOUT_MS: Final = 30_000
 #: Most jobs one ``q_jobs`` call lists.
 JOBS_LIMIT: Final = 100
+#: Most records one ``q_events`` call gives, and its default: the kernel keeps the last
+#: this many audit records of all tenants in memory for the feed and ``q_audit``.
+EVENTS_LIMIT: Final = 4096
+#: Records ``q_audit`` gives by default, and at most.
+AUDIT_LIMIT: Final = 100
+AUDIT_LIMIT_MAX: Final = 1000
 #: A session's lifetime, in seconds.
 SESSION_TTL_S: Final = 3600.0
 #: A job's run-time limit when its policy names none, in seconds.

@@ -51,7 +51,7 @@ def _until(check: Callable[[], Any], what: str, deadline_s: float = 120.0) -> An
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The compose project up; the kernel's and Prometheus' URLs."""
+    """The compose project up; the URLs of the kernel's HTTP gateway and Prometheus."""
     env = {
         **os.environ,
         "QMK_IMAGE": built_image(),
@@ -80,7 +80,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             published = podman("port", f"{project}_{service}_1", str(port)).strip()
             return "http://" + published.splitlines()[0]
 
-        yield {"kernel": url("kernel", 8080), "prometheus": url("prometheus", 9090)}
+        yield {"kernel": url("http-gateway", 8080), "prometheus": url("prometheus", 9090)}
     finally:
         print(run("logs").stdout[-20000:])  # shown when a test failed
         down = run("down", "-v", "-t", "5")
@@ -91,8 +91,12 @@ def test_a_rest_job_runs_on_the_dask_workers_and_prometheus_scrapes_it(stack):
     kernel, prometheus = stack["kernel"], stack["prometheus"]
     _until(lambda: httpx.get(f"{kernel}/healthz", timeout=2).status_code == 200, "kernel")
     # both workers joined the kernel's Dask pool
+    # /metrics of the gateway: the kernel's load, read as a tenant holding CAP_OBSERVE
+    scraper = ("prometheus", "prometheus-example-key-change-me")
     _until(
-        lambda: "qmk_dask_workers 2.0" in httpx.get(f"{kernel}/metrics", timeout=5).text,
+        lambda: (
+            "qmk_dask_workers 2.0" in httpx.get(f"{kernel}/metrics", auth=scraper, timeout=5).text
+        ),
         "two Dask workers in the kernel's pool",
     )
     with RestClient(kernel, tenant="alice", key="alice-example-key-change-me") as client:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import yaml
 
 from support.paths import ROOT
@@ -109,15 +110,24 @@ def test_one_non_root_kernel_keeps_its_data_volume_and_reaches_the_dask_schedule
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
-    (container,) = pod["containers"]
+    container, gateway = pod["containers"]
     args = container["args"]
-    assert args[:1] == ["serve"]
+    assert args[:2] == ["serve", "--kernel-only"]  # its wires are the gateway's
+    # the gateway: a client of the kernel's socket on a volume they share, and nothing of
+    # the kernel's data or config (it holds no credentials)
+    socket = args[args.index("--socket") + 1]
+    assert gateway["args"][:2] == ["gateway", "http"]
+    assert gateway["args"][gateway["args"].index("--kernel") + 1] == socket
+    mounts = {m["name"]: m["mountPath"] for m in gateway["volumeMounts"]}
+    assert "data" not in mounts and "config" not in mounts
+    kernel_mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["run"] == kernel_mounts["run"] == str(Path(socket).parent)
     assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]}["/var/lib/qmk"] == "data"
     assert args[args.index("--data-dir") + 1] == "/var/lib/qmk"
     (cluster,) = kinds["DaskCluster"]
     scheduler = f"tcp://{cluster['metadata']['name']}-scheduler:8786"
     assert args[args.index("--dask") + 1] == scheduler
-    (secret,) = kinds["Secret"]
+    secret = next(s for s in kinds["Secret"] if "kernel.toml" in s["stringData"])
     secret_volume = next(v for v in pod["volumes"] if v["name"] == "config")
     assert secret_volume["secret"]["secretName"] == secret["metadata"]["name"]
     assert "[tenants." in secret["stringData"]["kernel.toml"]
@@ -146,16 +156,28 @@ def test_the_service_monitor_scrapes_the_kernel_service_and_the_rules_are_the_al
     assert labels[monitor["spec"]["jobLabel"]] == "qmk"
     (rule,) = kinds["PrometheusRule"]
     assert rule["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+    # the scrape logs in as a tenant of the kernel's config that holds CAP_OBSERVE
+    (endpoint,) = monitor["spec"]["endpoints"]
+    auth = endpoint["basicAuth"]
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in kinds["Secret"]}
+    login = secrets[auth["username"]["name"]]
+    assert auth["password"]["name"] == auth["username"]["name"]
+    config = tomllib.loads(next(s["kernel.toml"] for s in secrets.values() if "kernel.toml" in s))
+    tenant = config["tenants"][login[auth["username"]["key"]]]
+    assert tenant["caps"] == ["CAP_OBSERVE"] and tenant["key"] == login[auth["password"]["key"]]
 
 
 def test_an_existing_secret_and_no_autoscaler_render_valid_manifests_without_them():
     values = {
         "kernel": {"existingSecret": "my-qmk-config"},
         "dask": {"autoscaler": {"enabled": False}},
+        "monitoring": {"scrape": {"existingSecret": "my-qmk-scrape"}},
     }
     resources = _resources(values)
     kinds = _by_kind(resources)
     assert "Secret" not in kinds and "DaskAutoscaler" not in kinds
+    (monitor,) = kinds["ServiceMonitor"]
+    assert monitor["spec"]["endpoints"][0]["basicAuth"]["username"]["name"] == "my-qmk-scrape"
     (kernel,) = kinds["StatefulSet"]
     volumes = kernel["spec"]["template"]["spec"]["volumes"]
     assert {"secretName": "my-qmk-config", "defaultMode": 0o400} in [

@@ -12,6 +12,7 @@ which is the issue's promise.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from qmk.cli import main
 from qmk.client import Client
@@ -259,15 +261,167 @@ def test_gateway_ends_when_qmk_serve_is_killed(served: Served) -> None:
     assert not _alive(gateway)
 
 
-def test_feed_routes_are_refused_with_a_code_in_the_gateway(served: Served) -> None:
+#: Tenants of the comparisons: alice runs jobs; ops may read the kernel's load.
+OBSERVED = {
+    "alice": TENANTS["alice"],
+    "ops": {"key": "ops-secret-key", "caps": ["CAP_OBSERVE"]},
+}
+#: The inline server's /metrics token (it names tenants behind it, as q_kernel_load does).
+METRICS_TOKEN = "inline-metrics-token-0123456789"
+#: Families of the kernel's load that move between two scrapes of a live kernel.
+MOVING = {"qmk_data_disk_free_bytes", "qmk_queue_oldest_seconds", "qmk_epoch"}
+#: Families of each process's own wires (its requests and their syscall latencies).
+OWN = {"qmk_rpc_seconds", "qmk_http_requests"}
+
+
+def _basic(tenant: str) -> dict[str, str]:
+    pair = f"{tenant}:{OBSERVED[tenant]['key']}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+def _families(text: str) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...], float]]]:
+    """A scrape as {family: {(sample, labels, value)}}, less each process's own and the
+    moving ones."""
+    found: dict[str, set[tuple[str, tuple[tuple[str, str], ...], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name in OWN or family.name in MOVING or family.name.startswith("qmk_machine"):
+            continue
+        found[family.name] = {
+            (s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples
+        }
+    return found
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """One kernel served two ways at once: ``qmk serve --http`` (inline) and a lone
+    ``qmk gateway http`` on its socket; their URLs."""
+    (tmp_path / "kernel.toml").write_text(
+        config_toml(tenants=OBSERVED, tables={"http": {"metrics_token": METRICS_TOKEN}})
+    )
+    inline = _serve(tmp_path, "--http", "127.0.0.1:0")
+    inline.wait_url()
+    argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", str(tmp_path / "k.sock")]
+    gateway = _start(tmp_path, "gateway", [*argv, "--listen", "127.0.0.1:0"])
+    try:
+        gateway.wait_url()
+        yield inline.url, gateway.url
+    finally:
+        terminate(gateway.proc, GUARD_S)
+        terminate(inline.proc, GUARD_S)
+
+
+def _blocks(text: str) -> list[dict[str, str]]:
+    """A whole event stream's events, each as its fields."""
+    found = []
+    for block in text.split("\n\n"):
+        fields = dict(line.partition(": ")[::2] for line in block.splitlines() if line)
+        if "event" in fields:
+            found.append(fields)
+    return found
+
+
+def _step(block: dict[str, str]) -> tuple[str, str]:
+    """An assist stream's event as (event, its step or its answer's status)."""
+    data = json.loads(block["data"])
+    return block["event"], data.get("step") or data.get("status")
+
+
+def _sse_until(lines: Iterator[str], job_id: str) -> list[tuple[str, str, str]]:
+    """The events of a stream, as (id, event, data), through ``job_id``'s final one."""
+    got: list[tuple[str, str, str]] = []
+    block: dict[str, str] = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(": ")
+            block[name] = value
+            continue
+        if "event" in block:
+            got.append((block.get("id", ""), block["event"], block.get("data", "")))
+            if job_id in block.get("data", "") and '"state":"COMPLETED"' in block["data"]:
+                return got
+        block = {}
+    raise AssertionError(f"the stream ended before {job_id} completed: {got}")
+
+
+def test_gateway_streams_audits_and_scrapes_as_the_kernels_own_process(
+    both: tuple[str, str],
+) -> None:
+    inline_url, gateway_url = both
+    with (
+        httpx.Client(base_url=inline_url, timeout=GUARD_S) as inline,
+        httpx.Client(base_url=gateway_url, timeout=GUARD_S) as gateway,
+    ):
+        sid = session(inline)
+        before = gateway.get("/metrics", headers=_basic("ops"))
+        assert before.status_code == 200, before.text
+        with (
+            inline.stream("GET", "/v1/events", headers=bearer(sid)) as a,
+            gateway.stream("GET", "/v1/events", headers=bearer(sid)) as b,
+        ):
+            streams = [a.iter_lines(), b.iter_lines()]
+            for lines in streams:  # each has taken its place in the feed: hello first
+                assert next(lines) == "event: hello"
+            job = _wait(inline, sid, _run_bell(inline, sid)["job_id"])
+            relayed = [_sse_until(lines, job["job_id"]) for lines in streams]
+        assert relayed[0] == relayed[1]
+        events = [event for _, event, _ in relayed[0]]
+        assert events[0] == "job" and len(events) >= 3, relayed[0]
+        audits = [
+            c.get("/v1/audit", params={"job_id": job["job_id"]}, headers=bearer(sid))
+            for c in (inline, gateway)
+        ]
+        assert audits[0].status_code == audits[1].status_code == 200, audits[1].text
+        assert audits[0].json() == audits[1].json()
+        assert audits[0].json()["entries"][-1]["state"] == "COMPLETED"
+        scrapes = [
+            inline.get("/metrics", headers=bearer(METRICS_TOKEN)),
+            gateway.get("/metrics", headers=_basic("ops")),
+        ]
+        assert scrapes[1].status_code == 200, scrapes[1].text
+        a_load, b_load = (_families(r.text) for r in scrapes)
+        assert a_load == b_load
+        finished = a_load["qmk_jobs_finished"]
+        assert (
+            "qmk_jobs_finished_total",
+            (("state", "COMPLETED"), ("tenant", "alice")),
+            1.0,
+        ) in finished
+        # the assistant's steps (its audit lines) stream as they are written, then its answer
+        asked = [
+            c.post("/v1/assist", json={"prompt": "what does QS1006 mean?"}, headers=bearer(sid))
+            for c in (inline, gateway)
+        ]
+        steps = [[_step(block) for block in _blocks(r.text)] for r in asked]
+        assert steps[0] == steps[1] and steps[0][-1] == ("result", "advice"), steps
+        assert ("step", "ask") in steps[0], steps
+        # a scrape again with the same login: its session is kept, the answer is the same
+        again = gateway.get("/metrics", headers=_basic("ops"))
+        assert _families(again.text)["qmk_jobs_finished"] == finished
+
+
+def test_gateway_metrics_need_a_scraper_holding_cap_observe(both: tuple[str, str]) -> None:
+    _, gateway_url = both
+    with httpx.Client(base_url=gateway_url, timeout=GUARD_S) as gateway:
+        bare = gateway.get("/metrics")
+        assert bare.status_code == 401 and bare.json()["code"] == "QS1001", bare.text
+        sid = session(gateway)
+        for headers in (_basic("alice"), bearer(sid)):  # alice holds no CAP_OBSERVE
+            refused = gateway.get("/metrics", headers=headers)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["details"]["missing"] == ["CAP_OBSERVE"], refused.text
+        wrong = {"Authorization": "Basic " + base64.b64encode(b"ops:not-the-key").decode()}
+        assert gateway.get("/metrics", headers=wrong).status_code == 401
+
+
+def test_supervised_gateway_answers_the_feed_routes(served: Served) -> None:
     with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
         sid = session(client)
-        for path in ("/v1/events", "/v1/audit", "/metrics"):
-            reply = client.get(path, headers=bearer(sid))
-            body = reply.json()
-            assert reply.status_code == 404 and body["name"] == "method-not-found", body
-            assert body["details"]["reason"] == "not-in-gateway", body
-            assert "--gateway inline" in body["detail"], body
+        job = _wait(client, sid, _run_bell(client, sid)["job_id"])
+        audit = client.get("/v1/audit", params={"job_id": job["job_id"]}, headers=bearer(sid))
+        assert audit.status_code == 200 and audit.json()["tenant"] == "alice", audit.text
+        scrape = client.get("/metrics", headers=bearer(sid))  # alice is no operator
+        assert scrape.status_code == 403, scrape.text
 
 
 def test_job_events_stream_through_the_kernels_watch(served: Served) -> None:

@@ -25,6 +25,10 @@ from support.paths import EXAMPLES
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
 
 
+#: The two ways qmk serve runs gRPC: on the kernel's loop, or in a gateway process.
+MODES = ("inline", "process")
+
+
 def _server(root: Path, *extra: str) -> ServerProcess:
     config = root / "k.toml"
     config.write_text(config_toml())
@@ -98,9 +102,10 @@ def _short():
     return Timeout(call=10)
 
 
-def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: Path, mode: str):
     gate = WorkerGate(tmp_path)
-    server = _server(tmp_path)
+    server = _server(tmp_path, "--gateway", mode)
     server.start(hooks=gate.hooks())
     told = False  # whether the server was sent its SIGTERM (a second one would kill it)
     try:
@@ -122,40 +127,50 @@ def test_a_live_watch_is_told_the_server_stops_and_the_server_exits_0(tmp_path: 
         assert code == 0, server.output()
 
 
-def test_a_bad_grpc_address_is_one_coded_line(tmp_path: Path):
-    status, err = _serve_fails(tmp_path, "--grpc", "no-port-here")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_bad_grpc_address_is_one_coded_line(tmp_path: Path, mode: str):
+    status, err = _serve_fails(tmp_path, "--grpc", "no-port-here", "--gateway", mode)
     assert status == 2 and err.startswith("QW001 bad-address: "), err
 
 
-def test_a_grpc_port_in_use_is_one_coded_line(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_grpc_port_in_use_is_one_coded_line(tmp_path: Path, mode: str):
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen(1)
         port = held.getsockname()[1]
-        status, err = _serve_fails(tmp_path, "--grpc", f"127.0.0.1:{port}")
+        status, err = _serve_fails(tmp_path, "--grpc", f"127.0.0.1:{port}", "--gateway", mode)
     assert status == 2 and err.startswith("QW003 cannot-bind: 127.0.0.1:"), err
     assert err.count("\n") == 1, err
 
 
-def test_a_tls_file_that_does_not_load_stops_grpc_before_the_kernel_starts(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_tls_file_that_does_not_load_stops_grpc_before_the_kernel_starts(
+    tmp_path: Path, mode: str
+):
     status, err = _serve_fails(
         tmp_path, "--grpc", "127.0.0.1:0", "--tls-cert", str(tmp_path / "missing.pem"),
-        "--tls-key", str(tmp_path / "missing.key"),
+        "--tls-key", str(tmp_path / "missing.key"), "--gateway", mode,
     )  # fmt: skip
     assert status == 2 and err.startswith("QW011 bad-option: --tls-cert"), err
     assert not (tmp_path / "d").exists()
 
 
-def test_trace_is_still_an_option_of_http_alone(tmp_path: Path):
-    status, err = _serve_fails(tmp_path, "--grpc", "127.0.0.1:0", "--trace", "console")
+@pytest.mark.parametrize("mode", MODES)
+def test_trace_is_still_an_option_of_http_alone(tmp_path: Path, mode: str):
+    status, err = _serve_fails(
+        tmp_path, "--grpc", "127.0.0.1:0", "--trace", "console", "--gateway", mode
+    )
     assert status == 2 and "--trace is an option of --http" in err, err
 
 
-def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: Path):
+@pytest.mark.parametrize("mode", MODES)
+def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: Path, mode: str):
     from qmk.errors import UnavailableError
     from support.wires import HELD, DoorServer, GrpcWire
 
-    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}).start()
+    # through a gateway process, the door there holds the kernel's [server] limits too
+    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}, gateway=mode).start()
     try:
         held, outcome = GrpcWire().hold(server)  # the peer's one place
         assert outcome == HELD
@@ -168,14 +183,15 @@ def test_a_connection_the_door_refuses_is_raised_as_its_coded_refusal(tmp_path: 
         assert server.stop() == 0, server.log()
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_a_connection_refused_while_the_lingering_room_is_full_still_gets_its_coded_refusal(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ):
     from qmk.abi.door import REFUSED_LINGER_MAX
     from qmk.errors import UnavailableError
     from support.wires import HELD, DoorServer, GrpcWire
 
-    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}).start()
+    server = DoorServer(tmp_path, server={"max_connections_per_peer": 1}, gateway=mode).start()
     silent: list[socket.socket] = []
     try:
         held, outcome = GrpcWire().hold(server)  # the peer's one place

@@ -131,6 +131,14 @@ def test_every_rpc_answers_what_the_json_rpc_socket_answers(twins: Any):
     assert a == b
     a, b = both("q_usage", None, None, job_id)
     assert a == b and a.count >= 1 and a.records[0]["job_id"] == job_id
+    a, b = both("q_audit", job_id, 5)
+    assert a == b and a.entries[-1]["job_id"] == job_id
+    a, b = both("q_events", None, 10, None)  # from now: nothing yet
+    assert a.events == b.events == [] and a.tenant == "alice"
+    a, b = both("q_events", a.cursor - 3, 3, None)  # the same records, oldest first
+    assert a.events == b.events and len(a.events) <= 3
+    a, b = both("q_kernel_load")  # alice holds no CAP_OBSERVE
+    assert a == b == ("CapabilityError", "QS1004")
     a, b = both("q_machine_status")  # the machine moves on between the two: its shape
     assert a.policy == b.policy and set(a.fields()) == set(b.fields()) and a.machine == b.machine
     assert a.jobs["done"] >= 2 and b.clock_cycle >= a.clock_cycle

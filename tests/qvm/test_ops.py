@@ -90,13 +90,14 @@ def test_op_records_are_keyed_by_their_own_name():
     assert all(name == spec.name for name, spec in OPS.items())
 
 
-def test_the_capabilities_are_alloc_teleport_magic_link_and_the_neutral_atom_device():
+def test_the_capabilities_are_alloc_teleport_magic_link_the_device_and_observe():
     assert set(CAPABILITIES) == {
         "CAP_ALLOC",
         "CAP_TELEPORT",
         "CAP_MAGIC",
         "CAP_LINK",
         "CAP_DEVICE_NA",
+        "CAP_OBSERVE",
     }
 
 
@@ -105,9 +106,11 @@ def test_every_op_with_a_capability_names_a_known_one(spec: OpSpec):
     assert spec.cap is None or spec.cap in CAPABILITIES
 
 
-def test_every_capability_but_the_devices_is_needed_by_some_op():
-    # CAP_DEVICE_NA guards the neutral-atom target's jobs (q_submit), not a QVM op
-    assert {spec.cap for spec in OPS.values()} - {None} == set(CAPABILITIES) - {"CAP_DEVICE_NA"}
+def test_every_capability_but_the_devices_and_observe_is_needed_by_some_op():
+    # CAP_DEVICE_NA guards the neutral-atom target's jobs (q_submit), CAP_OBSERVE the
+    # kernel's load (q_kernel_load): neither is a QVM op's
+    needed = {spec.cap for spec in OPS.values()} - {None}
+    assert needed == set(CAPABILITIES) - {"CAP_DEVICE_NA", "CAP_OBSERVE"}
 
 
 @pytest.mark.parametrize("spec", OPS.values(), ids=list(OPS))

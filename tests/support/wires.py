@@ -93,6 +93,8 @@ class DoorServer:
     workers: int = 1
     data: Path | None = None
     prefix: tuple[str, ...] = ()
+    #: How it serves REST and gRPC: on the kernel's loop (inline) or in gateway processes.
+    gateway: str = "inline"
     proc: subprocess.Popen[bytes] | None = None
     addresses: list[str] = field(default_factory=list)
 
@@ -113,6 +115,7 @@ class DoorServer:
             "--socket", str(self.root / "k.sock"), "--data-dir", str(self.data_dir),
             "--config", str(config), "--workers", str(self.workers), "--json",
             "--tcp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
+            "--gateway", self.gateway,
         ]  # fmt: skip
         hooks = self.hooks
         if hooks is not None and hooks.any:

@@ -48,12 +48,7 @@ class SyscallMethods:
             requested: array of string; capabilities wanted, e.g. CAP_ALLOC (default [])
         """
         reply = self._call(
-            "q_negotiate_caps",
-            {
-                "tenant": tenant,
-                "key": key,
-                "requested": requested,
-            },
+            "q_negotiate_caps", {"tenant": tenant, "key": key, "requested": requested}
         )
         return replies.Session.from_json(reply)
 
@@ -149,12 +144,7 @@ class SyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
-            "q_wait",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-                "timeout_ms": timeout_ms,
-            },
+            "q_wait", {"session_id": session_id, "job_id": job_id, "timeout_ms": timeout_ms}
         )
         return replies.Job.from_json(reply)
 
@@ -430,12 +420,7 @@ class SyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
-            "q_calibrate",
-            {
-                "session_id": session_id,
-                "calibration": calibration,
-                "qubit": qubit,
-            },
+            "q_calibrate", {"session_id": session_id, "calibration": calibration, "qubit": qubit}
         )
         return replies.Device.from_json(reply)
 
@@ -488,11 +473,7 @@ class SyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
-            "q_revoke_delegation",
-            {
-                "session_id": session_id,
-                "delegation_id": delegation_id,
-            },
+            "q_revoke_delegation", {"session_id": session_id, "delegation_id": delegation_id}
         )
         return replies.Delegation.from_json(reply)
 
@@ -513,12 +494,7 @@ class SyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
-            "q_list_delegations",
-            {
-                "session_id": session_id,
-                "state": state,
-                "limit": limit,
-            },
+            "q_list_delegations", {"session_id": session_id, "state": state, "limit": limit}
         )
         return replies.DelegationList.from_json(reply)
 
@@ -539,12 +515,7 @@ class SyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
-            "q_list_jobs",
-            {
-                "session_id": session_id,
-                "state": state,
-                "limit": limit,
-            },
+            "q_list_jobs", {"session_id": session_id, "state": state, "limit": limit}
         )
         return replies.JobList.from_json(reply)
 
@@ -617,6 +588,74 @@ class SyscallMethods:
         )
         return replies.Usage.from_json(reply)
 
+    def q_events(
+        self,
+        after: int | None = None,
+        limit: int = 4096,
+        wait_ms: int | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Events:
+        """The tenant's own audit records (its jobs' transitions, capability decisions, channels,
+        checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
+        wait for the first.
+
+        Returns: Events {tenant, events, cursor, dropped}.
+
+        Args:
+            after: integer | null; the cursor of the reply before (an audit seq); null: from now,
+                none given (default null)
+            limit: integer; at most this many records (1..4096) (default 4096)
+            wait_ms: integer | null; wait up to this many ms for a record after the cursor
+                (0..31536000000); null: answer at once (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call(
+            "q_events",
+            {
+                "session_id": session_id,
+                "after": after,
+                "limit": limit,
+                "wait_ms": wait_ms,
+            },
+        )
+        return replies.Events.from_json(reply)
+
+    def q_audit(
+        self,
+        job_id: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> replies.AuditEntries:
+        """The tenant's recent audit records, oldest first (GET /v1/audit).
+
+        Returns: AuditEntries {tenant, entries}.
+
+        Args:
+            job_id: string | null; only this job's records (default null)
+            limit: integer; at most this many, the newest (1..1000) (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call("q_audit", {"session_id": session_id, "job_id": job_id, "limit": limit})
+        return replies.AuditEntries.from_json(reply)
+
+    def q_kernel_load(
+        self,
+        *,
+        session_id: str | None = None,
+    ) -> replies.KernelLoad:
+        """The kernel's load (jobs, queue, workers, audit chain, disk, machine) and its job
+        counters, for /metrics; the session needs CAP_OBSERVE (operators).
+
+        Returns: KernelLoad {tenants, snapshot, tally}.
+
+        Args:
+            session_id: the session to use; None: the client's own
+        """
+        reply = self._call("q_kernel_load", {"session_id": session_id})
+        return replies.KernelLoad.from_json(reply)
+
     def q_create_trigger(
         self,
         name: str,
@@ -675,12 +714,7 @@ class SyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
-            "q_list_triggers",
-            {
-                "session_id": session_id,
-                "trigger_id": trigger_id,
-                "runs": runs,
-            },
+            "q_list_triggers", {"session_id": session_id, "trigger_id": trigger_id, "runs": runs}
         )
         return replies.TriggerList.from_json(reply)
 
@@ -768,12 +802,7 @@ class AsyncSyscallMethods:
             requested: array of string; capabilities wanted, e.g. CAP_ALLOC (default [])
         """
         reply = await self._call(
-            "q_negotiate_caps",
-            {
-                "tenant": tenant,
-                "key": key,
-                "requested": requested,
-            },
+            "q_negotiate_caps", {"tenant": tenant, "key": key, "requested": requested}
         )
         return replies.Session.from_json(reply)
 
@@ -869,12 +898,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_wait",
-            {
-                "session_id": session_id,
-                "job_id": job_id,
-                "timeout_ms": timeout_ms,
-            },
+            "q_wait", {"session_id": session_id, "job_id": job_id, "timeout_ms": timeout_ms}
         )
         return replies.Job.from_json(reply)
 
@@ -1035,11 +1059,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_close_chan",
-            {
-                "session_id": session_id,
-                "channel_id": channel_id,
-            },
+            "q_close_chan", {"session_id": session_id, "channel_id": channel_id}
         )
         return replies.Channel.from_json(reply)
 
@@ -1058,11 +1078,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_chan_status",
-            {
-                "session_id": session_id,
-                "channel_id": channel_id,
-            },
+            "q_chan_status", {"session_id": session_id, "channel_id": channel_id}
         )
         return replies.Channel.from_json(reply)
 
@@ -1162,12 +1178,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_calibrate",
-            {
-                "session_id": session_id,
-                "calibration": calibration,
-                "qubit": qubit,
-            },
+            "q_calibrate", {"session_id": session_id, "calibration": calibration, "qubit": qubit}
         )
         return replies.Device.from_json(reply)
 
@@ -1220,11 +1231,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_revoke_delegation",
-            {
-                "session_id": session_id,
-                "delegation_id": delegation_id,
-            },
+            "q_revoke_delegation", {"session_id": session_id, "delegation_id": delegation_id}
         )
         return replies.Delegation.from_json(reply)
 
@@ -1245,12 +1252,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_list_delegations",
-            {
-                "session_id": session_id,
-                "state": state,
-                "limit": limit,
-            },
+            "q_list_delegations", {"session_id": session_id, "state": state, "limit": limit}
         )
         return replies.DelegationList.from_json(reply)
 
@@ -1271,12 +1273,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_list_jobs",
-            {
-                "session_id": session_id,
-                "state": state,
-                "limit": limit,
-            },
+            "q_list_jobs", {"session_id": session_id, "state": state, "limit": limit}
         )
         return replies.JobList.from_json(reply)
 
@@ -1349,6 +1346,76 @@ class AsyncSyscallMethods:
         )
         return replies.Usage.from_json(reply)
 
+    async def q_events(
+        self,
+        after: int | None = None,
+        limit: int = 4096,
+        wait_ms: int | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> replies.Events:
+        """The tenant's own audit records (its jobs' transitions, capability decisions, channels,
+        checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
+        wait for the first.
+
+        Returns: Events {tenant, events, cursor, dropped}.
+
+        Args:
+            after: integer | null; the cursor of the reply before (an audit seq); null: from now,
+                none given (default null)
+            limit: integer; at most this many records (1..4096) (default 4096)
+            wait_ms: integer | null; wait up to this many ms for a record after the cursor
+                (0..31536000000); null: answer at once (default null)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_events",
+            {
+                "session_id": session_id,
+                "after": after,
+                "limit": limit,
+                "wait_ms": wait_ms,
+            },
+        )
+        return replies.Events.from_json(reply)
+
+    async def q_audit(
+        self,
+        job_id: str | None = None,
+        limit: int = 100,
+        *,
+        session_id: str | None = None,
+    ) -> replies.AuditEntries:
+        """The tenant's recent audit records, oldest first (GET /v1/audit).
+
+        Returns: AuditEntries {tenant, entries}.
+
+        Args:
+            job_id: string | null; only this job's records (default null)
+            limit: integer; at most this many, the newest (1..1000) (default 100)
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call(
+            "q_audit", {"session_id": session_id, "job_id": job_id, "limit": limit}
+        )
+        return replies.AuditEntries.from_json(reply)
+
+    async def q_kernel_load(
+        self,
+        *,
+        session_id: str | None = None,
+    ) -> replies.KernelLoad:
+        """The kernel's load (jobs, queue, workers, audit chain, disk, machine) and its job
+        counters, for /metrics; the session needs CAP_OBSERVE (operators).
+
+        Returns: KernelLoad {tenants, snapshot, tally}.
+
+        Args:
+            session_id: the session to use; None: the client's own
+        """
+        reply = await self._call("q_kernel_load", {"session_id": session_id})
+        return replies.KernelLoad.from_json(reply)
+
     async def q_create_trigger(
         self,
         name: str,
@@ -1407,12 +1474,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_list_triggers",
-            {
-                "session_id": session_id,
-                "trigger_id": trigger_id,
-                "runs": runs,
-            },
+            "q_list_triggers", {"session_id": session_id, "trigger_id": trigger_id, "runs": runs}
         )
         return replies.TriggerList.from_json(reply)
 
@@ -1432,11 +1494,7 @@ class AsyncSyscallMethods:
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
-            "q_delete_trigger",
-            {
-                "session_id": session_id,
-                "trigger_id": trigger_id,
-            },
+            "q_delete_trigger", {"session_id": session_id, "trigger_id": trigger_id}
         )
         return replies.Trigger.from_json(reply)
 

@@ -180,8 +180,11 @@ def _method(spec: MethodSpec, *, client: bool, wait: bool = False) -> list[str]:
         call = "await self._call(" if wait else "self._call("
         given = ", ".join(f'"{p.name}": {p.name}' for p in spec.params)
         one_line = f"        reply = {call}{json.dumps(spec.name)}, {{{given}}})"
+        args_line = f"            {json.dumps(spec.name)}, {{{given}}}"
         if len(one_line) <= LINE_LENGTH:  # ruff format keeps a call that fits as it is
             lines.append(one_line)
+        elif len(args_line) <= LINE_LENGTH:  # its arguments on one line: kept as well
+            lines += [f"        reply = {call}", args_line, "        )"]
         else:  # exploded, with trailing commas: ruff format keeps it as it is
             lines += [f"        reply = {call}", f"            {json.dumps(spec.name)},"]
             lines.append("            {")

@@ -26,12 +26,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from qmk import defaults
 from qmk.abi.door import Door, StreamCaps, Visitor
 from qmk.abi.probe import KernelEvent, KernelProbe
 from qmk.abi.replies import Job
 
 #: Recent events kept for the audit route.
-RECENT = 4096
+RECENT = defaults.EVENTS_LIMIT
 #: Events a stream may hold unread before it loses the oldest.
 STREAM_QUEUE = 1024
 

@@ -616,6 +616,58 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                 ),
             ),
             _method(
+                "q_events",
+                "the tenant's own audit records (its jobs' transitions, capability "
+                "decisions, channels, checkpoints) after a cursor, oldest first: the event "
+                "feed of GET /v1/events; with wait_ms, wait for the first",
+                replies.Events,
+                _SESSION,
+                _p(
+                    "after",
+                    INT,
+                    NULL,
+                    doc="the cursor of the reply before (an audit seq); null: from now, none given",
+                    required=False,
+                ),
+                _p(
+                    "limit",
+                    INT,
+                    doc=f"at most this many records (1..{defaults.EVENTS_LIMIT})",
+                    required=False,
+                    default=defaults.EVENTS_LIMIT,
+                ),
+                _p(
+                    "wait_ms",
+                    INT,
+                    NULL,
+                    doc="wait up to this many ms for a record after the cursor "
+                    f"(0..{defaults.MAX_TIMEOUT_MS}); null: answer at once",
+                    required=False,
+                ),
+                wait="wait_ms",
+            ),
+            _method(
+                "q_audit",
+                "the tenant's recent audit records, oldest first (GET /v1/audit)",
+                replies.AuditEntries,
+                _SESSION,
+                _p("job_id", S, NULL, doc="only this job's records", required=False),
+                _p(
+                    "limit",
+                    INT,
+                    doc=f"at most this many, the newest (1..{defaults.AUDIT_LIMIT_MAX})",
+                    required=False,
+                    default=defaults.AUDIT_LIMIT,
+                ),
+            ),
+            _method(
+                "q_kernel_load",
+                "the kernel's load (jobs, queue, workers, audit chain, disk, machine) and "
+                "its job counters, for /metrics; the session needs CAP_OBSERVE (operators)",
+                replies.KernelLoad,
+                _SESSION,
+            ),
+            _method(
                 "q_create_trigger",
                 "a workflow the kernel runs as this tenant's jobs on a schedule or on an event "
                 "(a job of the tenant ending, a calibration); durable, a missed schedule runs once",

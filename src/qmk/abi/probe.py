@@ -218,6 +218,47 @@ class KernelSnapshot:
     machine: MachineFacts | None = None
 
 
+def snapshot_json(snap: KernelSnapshot, label: Callable[[str], str]) -> dict[str, Any]:
+    """``snap`` as plain JSON (``q_kernel_load``), each tenant shown as ``label`` gives
+    it: ``jobs`` as ``[[state, tenant, count], ...]``, the machine's facts as an object.
+
+    >>> snap = KernelSnapshot(jobs={("QUEUED", "alice"): 2}, queued={"alice": 2}, workers=2,
+    ...     busy_workers=0, audit_seq=9, physical_qubits_total=10, physical_qubits_in_use=0,
+    ...     epoch=1, started_at=0.0)
+    >>> data = snapshot_json(snap, str.upper)
+    >>> data["jobs"], data["queued"]
+    ([['QUEUED', 'ALICE', 2]], {'ALICE': 2})
+    >>> snapshot_from_json(snapshot_json(snap, str)) == snap
+    True
+    """
+    by_tenant = ("queued", "result_storage_bytes", "result_storage_limit_bytes")
+    data: dict[str, Any] = {}
+    for name in KernelSnapshot.__dataclass_fields__:
+        value = getattr(snap, name)
+        if name == "jobs":
+            value = sorted(
+                [state, label(tenant), count] for (state, tenant), count in value.items()
+            )
+        elif name in by_tenant:
+            value = {label(tenant): count for tenant, count in sorted(value.items())}
+        elif name == "machine" and value is not None:
+            facts = {key: getattr(value, key) for key in MachineFacts.__dataclass_fields__}
+            facts["tenant_shares"] = {label(t): v for t, v in value.tenant_shares.items()}
+            facts["jobs"], facts["utilization"] = dict(value.jobs), dict(value.utilization)
+            value = facts
+        data[name] = value
+    return data
+
+
+def snapshot_from_json(data: Mapping[str, Any]) -> KernelSnapshot:
+    """The snapshot of :func:`snapshot_json`'s JSON (its tenants as they were shown)."""
+    fields = {k: v for k, v in data.items() if k in KernelSnapshot.__dataclass_fields__}
+    fields["jobs"] = {(state, tenant): count for state, tenant, count in data["jobs"]}
+    if data.get("machine") is not None:
+        fields["machine"] = MachineFacts(**data["machine"])
+    return KernelSnapshot(**fields)
+
+
 def version() -> str:
     """QMK's version, as the installed package's metadata has it (read from
     ``qmk.__version__`` at install; this layer may not import ``qmk`` itself)."""

@@ -461,6 +461,60 @@ class KernelSyscalls(Protocol):
             limit: integer; at most this many records (the totals count them all) (default 100)
         """
 
+    async def q_events(
+        self,
+        *,
+        session_id: str,
+        after: int | None = None,
+        limit: int = 4096,
+        wait_ms: int | None = None,
+    ) -> replies.Events:
+        """The tenant's own audit records (its jobs' transitions, capability decisions, channels,
+        checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
+        wait for the first.
+
+        Returns: Events {tenant, events, cursor, dropped}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            after: integer | null; the cursor of the reply before (an audit seq); null: from now,
+                none given (default null)
+            limit: integer; at most this many records (1..4096) (default 4096)
+            wait_ms: integer | null; wait up to this many ms for a record after the cursor
+                (0..31536000000); null: answer at once (default null)
+        """
+
+    async def q_audit(
+        self,
+        *,
+        session_id: str,
+        job_id: str | None = None,
+        limit: int = 100,
+    ) -> replies.AuditEntries:
+        """The tenant's recent audit records, oldest first (GET /v1/audit).
+
+        Returns: AuditEntries {tenant, entries}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+            job_id: string | null; only this job's records (default null)
+            limit: integer; at most this many, the newest (1..1000) (default 100)
+        """
+
+    async def q_kernel_load(
+        self,
+        *,
+        session_id: str,
+    ) -> replies.KernelLoad:
+        """The kernel's load (jobs, queue, workers, audit chain, disk, machine) and its job
+        counters, for /metrics; the session needs CAP_OBSERVE (operators).
+
+        Returns: KernelLoad {tenants, snapshot, tally}.
+
+        Args:
+            session_id: string; the session from q_negotiate_caps
+        """
+
     async def q_create_trigger(
         self,
         *,

@@ -347,6 +347,42 @@ class Usage(Reply, frozen=True, kw_only=True):
     invoice: dict[str, Any]
 
 
+class Events(Reply, frozen=True, kw_only=True):
+    """The tenant's own audit records after a cursor, oldest first (``q_events``): the
+    event feed a gateway streams as ``GET /v1/events``."""
+
+    tenant: str
+    #: Each record as an event: ``{seq, ts, event, tenant, job_id, state, record}``.
+    events: list[dict[str, Any]]
+    #: The next call's ``after``: the last record given, or the kernel's newest when none.
+    cursor: int
+    #: Records (of any tenant) after the cursor that the kernel no longer holds: some of
+    #: the tenant's may be among them (0: none lost).
+    dropped: int
+
+
+class AuditEntries(Reply, frozen=True, kw_only=True):
+    """The tenant's recent audit records, oldest first (``q_audit``; ``GET /v1/audit``)."""
+
+    tenant: str
+    entries: list[dict[str, Any]]
+
+
+class KernelLoad(Reply, frozen=True, kw_only=True):
+    """The kernel's load and its job counters, for an operator's ``/metrics``
+    (``q_kernel_load``; their Prometheus names are :mod:`qmk.http.metrics`' table).
+
+    Tenants are named, or labelled by a keyed hash under ``[http] metrics_tenants =
+    "hashed"`` (``tenants``)."""
+
+    #: ``names`` or ``hashed``: how the tenants below are shown.
+    tenants: str
+    #: The load now (:func:`qmk.abi.probe.snapshot_json`).
+    snapshot: dict[str, Any]
+    #: The job counters since the kernel started counting (:class:`qmk.abi.tally.JobTally`).
+    tally: dict[str, Any]
+
+
 class Artifacts(Reply, frozen=True, kw_only=True):
     """A device job's artifacts: the listing, or (``name`` given) a page of one's records;
     the keys of the one form are absent from the other."""
@@ -457,6 +493,9 @@ REPLIES: dict[str, type[Reply]] = {
         DelegationList,
         Assist,
         Usage,
+        Events,
+        AuditEntries,
+        KernelLoad,
         Artifacts,
         Watch,
         Unwatch,
@@ -472,6 +511,7 @@ __all__ = [
     "Absent",
     "Artifacts",
     "Assist",
+    "AuditEntries",
     "Channel",
     "ChannelList",
     "Checkpoint",
@@ -479,8 +519,10 @@ __all__ = [
     "Delegation",
     "DelegationList",
     "Device",
+    "Events",
     "Job",
     "JobList",
+    "KernelLoad",
     "Machine",
     "Reply",
     "Resources",

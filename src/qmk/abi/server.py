@@ -116,7 +116,7 @@ from qmk.abi.door import (
     connection_room,
     peer_of,
 )
-from qmk.abi.errors import InvalidRequest, ServeError
+from qmk.abi.errors import CommandError, InvalidRequest, ServeError
 from qmk.abi.jsonrpc import Caller, RpcCore, encode
 from qmk.abi.limits import ServerConfig
 from qmk.abi.watch import ConnectionWatches, WatchSource
@@ -148,6 +148,29 @@ def parse_tcp(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ServeError.of("bad-address", f"{text!r} is not HOST:PORT")
     return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Load a certificate chain and its key once, so a file that does not load is one
+    coded line at start, before the kernel starts (every wire's ``--tls-cert`` and
+    ``--tls-key``; nothing when either is None).
+
+    Raises:
+        CommandError: ``bad-option`` naming the files and why.
+    """
+    if cert is None or key is None:
+        return
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--tls-cert {cert} / --tls-key {key}: cannot load: "
+            f"{getattr(exc, 'strerror', None) or exc}",
+        ) from None
 
 
 def _is_live(path: Path) -> bool:

@@ -56,6 +56,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "telemetry",
         "resources",
         "audit",
+        "load",
     ),
     "gateway": ("gateway",),
     "syscalls": (

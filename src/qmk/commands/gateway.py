@@ -62,7 +62,9 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "tls_cert": None if args.tls_cert is None else Path(args.tls_cert),
         "tls_key": None if args.tls_key is None else Path(args.tls_key),
     }
-    server_config = ServerConfig.from_table({}, source="qmk gateway", tcp=("127.0.0.1", 0))
+    server_config = ServerConfig.from_table(
+        _server_limits(args.server_limits), source="qmk gateway", tcp=("127.0.0.1", 0)
+    )
     try:
         serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
     except ImportError as exc:  # as qmk serve --http/--grpc says it
@@ -102,6 +104,23 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _server_limits(text: str | None) -> dict[str, Any]:
+    """The ``[server]`` table of ``--server-limits`` (none: the defaults).
+
+    Raises:
+        CommandError: ``bad-option``: it is no JSON object.
+    """
+    if text is None:
+        return {}
+    try:
+        table = json.loads(text)
+    except ValueError as exc:
+        raise CommandError.of("bad-option", f"--server-limits is no JSON: {exc}") from None
+    if not isinstance(table, dict):
+        raise CommandError.of("bad-option", "--server-limits must be one JSON object")
+    return table
 
 
 def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any]) -> Any:
@@ -275,11 +294,12 @@ class Supervisor:
 
 @contextlib.asynccontextmanager
 async def supervised(
-    gateways: list[tuple[list[str], str]],
+    gateways: list[tuple[list[str], Any]],
     ready: Callable[[list[str]], None],
     stop: asyncio.Event,
 ) -> AsyncIterator[Callable[[list[str]], None]]:
-    """Bind each gateway's address, and give the ready call of the kernel's server: once
+    """Give the ready call of the kernel's server for ``gateways`` (bound by
+    :func:`gateways_of`): once
     the kernel listens it starts each gateway (its ``argv``), then says ``ready`` with
     their URLs added, and supervises them until ``stop``. On exit the gateways stop
     first.
@@ -287,17 +307,9 @@ async def supervised(
     Raises:
         ServeError: ``cannot-bind``; ``gateway-ended``: a first gateway did not serve.
     """
-    from qmk.abi.server import bind_tcp, parse_tcp
-
-    supervisors: list[Supervisor] = []
-    try:
-        for argv, address in gateways:
-            wire = argv[argv.index("gateway") + 1]
-            supervisors.append(Supervisor(argv, bind_tcp(*parse_tcp(address)), wire))
-    except BaseException:
-        for supervisor in supervisors:
-            supervisor.sock.close()
-        raise
+    supervisors = [
+        Supervisor(argv, sock, argv[argv.index("gateway") + 1]) for argv, sock in gateways
+    ]
     tasks: list[asyncio.Future[None]] = []
     failed: list[QMKError] = []
 
@@ -329,23 +341,47 @@ async def supervised(
 
 def gateways_of(
     args: argparse.Namespace, server_config: Any, config: Any
-) -> list[tuple[list[str], str]]:
+) -> list[tuple[list[str], Any]]:
     """The gateways ``qmk serve --gateway process`` starts: each wire's command line and
-    address, on this kernel's socket.
+    its listening socket, on this kernel's socket. What would stop a gateway's start
+    stops it here, before the kernel starts, as one coded line: an address that is no
+    ``HOST:PORT``, a TLS file that does not load, a port that cannot be bound.
 
     Raises:
-        CommandError: ``bad-option``: the kernel has no address a gateway can reach.
+        CommandError: ``bad-option``: the kernel has no address a gateway can reach, a
+            TLS file does not load.
+        ServeError: ``bad-address``, ``cannot-bind``.
     """
+    from qmk.abi.server import bind_tcp, check_tls_files, parse_tcp
+
     if server_config.socket_path is None and not server_config.tcp[1]:
         raise CommandError.of(
             "bad-option", "--gateway process needs --socket PATH or a --tcp port, not 0"
         )
+    if args.http is None and args.trace is not None:  # as --gateway inline says it
+        raise CommandError.of("bad-option", "--trace is an option of --http HOST:PORT")
     kernel = str(server_config.socket_path or args.tcp)
-    found = []
-    for wire, address in (("http", args.http), ("grpc", args.grpc)):
-        if address is not None:
-            found.append((gateway_argv(wire, kernel, args, config), address))
+    wires = [(w, a) for w, a in (("http", args.http), ("grpc", args.grpc)) if a is not None]
+    addresses = [parse_tcp(address) for _, address in wires]
+    if wires:
+        check_tls_files(
+            None if args.tls_cert is None else Path(args.tls_cert),
+            None if args.tls_key is None else Path(args.tls_key),
+        )
+    found: list[tuple[list[str], Any]] = []
+    try:
+        for (wire, _), address in zip(wires, addresses, strict=True):
+            found.append((gateway_argv(wire, kernel, args, config), bind_tcp(*address)))
+    except BaseException:
+        close_gateways(found)
+        raise
     return found
+
+
+def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
+    """Close the listening sockets of gateways that will not start (the kernel did not)."""
+    for _, sock in gateways:
+        sock.close()
 
 
 def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
@@ -366,6 +402,11 @@ def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config
             argv += [flag, str(value)]
     argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
     argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
+    limits = dict(config.server)  # the door's limits at the gateway are the kernel's
+    if getattr(args, "max_line", None) is not None:
+        limits["max_line"] = args.max_line
+    if limits:
+        argv += ["--server-limits", json.dumps(limits, separators=(",", ":"))]
     if wire == "http":
         for name in config.http.allowed_hosts:
             argv += ["--allowed-host", name]
@@ -397,6 +438,12 @@ def register(add: AddCommand) -> None:
         help="the most nodes a program it reads may lower to (the kernel's "
         f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
     )
+    sub.add_argument(
+        "--server-limits",
+        metavar="JSON",
+        help="its door's limits: the kernel's [server] table as one JSON object "
+        "(qmk serve --gateway process passes its own; default: the defaults)",
+    )
     sub.add_argument("--tls-cert", metavar="PEM", help="serve over TLS: the certificate chain")
     sub.add_argument("--tls-key", metavar="PEM", help="serve over TLS: the private key")
     sub.add_argument(
@@ -416,6 +463,7 @@ def register(add: AddCommand) -> None:
 __all__ = [
     "READY",
     "Supervisor",
+    "close_gateways",
     "gateway_argv",
     "gateways_of",
     "register",

@@ -113,11 +113,8 @@ def serve(
     # no room for one connection even now: said before the kernel starts its workers (the
     # server checks again once the kernel holds its files)
     connection_room(server_config)
-    gateways: list[tuple[list[str], str]] = []  # --gateway process: supervised wires
-    if args.gateway == "process":
-        from qmk.commands.gateway import gateways_of
-
-        gateways = gateways_of(args, server_config, config)
+    gateways: list[tuple[list[str], Any]] = []  # --gateway process: supervised wires
+    if args.gateway == "process":  # their checks and sockets: last, before the kernel
         http = grpc = None
     else:
         http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
@@ -141,6 +138,10 @@ def serve(
         if args.dask is None:
             raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
         dask_flags["connect_s"] = args.dask_connect_s
+    if args.gateway == "process":  # bound here, so nothing after fails before they serve
+        from qmk.commands.gateway import gateways_of
+
+        gateways = gateways_of(args, server_config, config)
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.abi.logs import JsonFormatter
@@ -180,12 +181,17 @@ def serve(
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
                 gateways=gateways,
+                observe=bool(gateways) or args.kernel_only,
             )
         )
     finally:
         logging.getLogger("asyncio").removeHandler(handler)
         logger.removeHandler(handler)
         logger.setLevel(level)
+        if gateways:  # their supervisors closed them, unless the kernel never started
+            from qmk.commands.gateway import close_gateways
+
+            close_gateways(gateways)
     return 0
 
 
@@ -207,8 +213,12 @@ async def _serve(
     dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
     machine_clock: MachineClock | None = None,
-    gateways: list[tuple[list[str], str]] | None = None,
+    gateways: list[tuple[list[str], Any]] | None = None,
+    observe: bool = False,
 ) -> None:
+    """Serve the kernel until a stop signal; ``observe``: its gateways are processes of
+    their own (or may be: ``--kernel-only``), so it keeps its event feed and job counters
+    from its start (:class:`~qmk.kernel.syscalls.feed.FeedDesk`), for their ``/metrics``."""
     import asyncio
     import contextlib
     import logging
@@ -274,6 +284,8 @@ async def _serve(
                 log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
 
         door, probe = _door(kernel, server_config)  # every listener's one door
+        if observe:
+            kernel.feed_desk.start()
         if grpc is not None:  # it drains beside the others once stop is set
             beside.append(
                 await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
@@ -350,9 +362,8 @@ def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
     kernel's probe it reads sessions and CPU budgets through. The assistant's tools
     make their syscalls through it too, as callers of the wire ``assist``."""
     from qmk.abi.door import Door
-    from qmk.kernel.observe import KernelObserver
 
-    probe = KernelObserver(kernel)
+    probe = kernel.feed_desk.probe
     door = Door(kernel, server_config, probe=probe)
     tools = door.visitor("assist", "kernel")
 
@@ -751,6 +762,41 @@ def _cmd_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(
         json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
     )
+    return 0
+
+
+def _cmd_audit_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk audit tail``: the tenant's recent audit records (``q_audit``), one a line."""
+    with _client(args) as client:
+        reply = client.q_audit(args.job, args.limit)
+    if args.json:
+        out.write(json.dumps(reply.to_json(), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    for entry in reply.entries:
+        out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+    return 0
+
+
+def _cmd_audit_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk audit events``: the tenant's records after a cursor (``q_events``), one a
+    line; the cursor to go on from goes to stderr (``--json``: the whole reply)."""
+    with _client(args) as client:
+        reply = client.q_events(args.after, args.limit, args.wait_ms)
+    if args.json:
+        out.write(json.dumps(reply.to_json(), ensure_ascii=False, indent=2) + "\n")
+        return 0
+    for event in reply.events:
+        out.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
+    dropped = f" ({reply.dropped} records no longer held)" if reply.dropped else ""
+    err.write(f"cursor {reply.cursor}{dropped}: go on with --after {reply.cursor}\n")
+    return 0
+
+
+def _cmd_load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``qmk load``: the kernel's load and job counters (``q_kernel_load``; CAP_OBSERVE)."""
+    with _client(args) as client:
+        reply = client.q_kernel_load().to_json()
+    out.write(json.dumps(reply, ensure_ascii=False, indent=2) + "\n")
     return 0
 
 
@@ -1182,3 +1228,31 @@ def register(add: AddCommand) -> None:
     again.add_argument("job", metavar="JOB")
     again.add_argument("--json", action="store_true", help="print the finding as JSON")
     again.set_defaults(run=_cmd_audit_replay)
+    tail = actions.add_parser(
+        "tail", help="print the tenant's recent audit records from a running kernel (q_audit)"
+    )
+    _client_options(tail)
+    tail.add_argument("--job", metavar="JOB", help="only this job's records")
+    tail.add_argument(
+        "--limit", type=int, default=defaults.AUDIT_LIMIT, metavar="N", help="the newest N"
+    )
+    tail.set_defaults(run=_cmd_audit_tail, syscall="q_audit")
+    events = actions.add_parser(
+        "events",
+        help="print the tenant's audit records after a cursor from a running kernel (q_events)",
+    )
+    _client_options(events)
+    events.add_argument(
+        "--after", type=int, metavar="SEQ", help="the cursor a call before printed (none: now)"
+    )
+    events.add_argument(
+        "--limit", type=int, default=defaults.EVENTS_LIMIT, metavar="N", help="at most N records"
+    )
+    events.add_argument(
+        "--wait-ms", type=int, metavar="MS", help="wait up to MS for the first record"
+    )
+    events.set_defaults(run=_cmd_audit_events, syscall="q_events")
+
+    sub = add("load", "print a kernel's load and job counters (operators: CAP_OBSERVE)")
+    _client_options(sub)
+    sub.set_defaults(run=_cmd_load, syscall="q_kernel_load")

@@ -8,19 +8,24 @@ to the kernel's JSON-RPC socket with the caller's own params (its session, or it
 a login), so the kernel checks each call as it checks a JSON-RPC client's. The gateway
 holds no credentials of its own.
 
-What it reads of the kernel beside the syscalls it cannot read from another process:
-a job's live events come from ``q_watch`` (:class:`RemoteWatches`); the routes that need
-the kernel's whole event feed or its load (``GET /v1/events``, ``GET /v1/audit``,
-``/metrics``) answer a coded ``method-not-found`` (404, ``reason: not-in-gateway``),
-naming where they are served. While the kernel is away (it restarts) every syscall
-answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503, ``retry_after_s``),
-and the next call connects again.
+What the kernel's own process reads of it beside the syscalls, the gateway reads through
+syscalls too: a job's live events through ``q_watch`` (:class:`RemoteWatches`); the
+tenant's event stream (``GET /v1/events``) through ``q_events`` from its cursor, and the
+kernel's load and job counters (``/metrics``) through ``q_kernel_load`` with the
+scraper's own credentials, which need ``CAP_OBSERVE``, and the assistant's steps
+(``POST /v1/assist``) through ``q_events`` while it answers (:class:`RemoteFeed`).
+``GET /v1/audit`` is ``q_audit``'s route. While the kernel is away (it restarts) every
+syscall answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503,
+``retry_after_s``), and the next call connects again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import hashlib
 import os
 import socket
 import time
@@ -31,13 +36,14 @@ from typing import Any, TypeVar
 from qmk import aio, defaults
 from qmk.abi.door import Acceptor, Door, Visitor
 from qmk.abi.errors import ConnectError, ConnectionClosed, ServeError
+from qmk.abi.events import Call
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
-from qmk.abi.probe import KernelSnapshot, WorkerTraces
+from qmk.abi.probe import KernelSnapshot, WorkerTraces, snapshot_from_json
 from qmk.abi.replies import Job
+from qmk.abi.tally import JobTally
 from qmk.client import AsyncClient, Timeout
-from qmk.errors import QMKError, SessionError, UnavailableError
-from qmk.http.app import not_in_gateway
+from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
 from qmk.http.server import HttpConfig
 from qmk.qvm.graph import GraphText
 
@@ -172,7 +178,12 @@ class GatewayProbe:
         return []
 
     def snapshot(self) -> KernelSnapshot:
-        raise not_in_gateway("/metrics")
+        """Refused: the gateway reads the kernel's load with ``q_kernel_load`` at each
+        scrape, with the scraper's credentials (:meth:`RemoteFeed.load`)."""
+        raise UnavailableError(
+            "a gateway reads the kernel's load with q_kernel_load, as its scraper",
+            reason="not-in-gateway",
+        )
 
     def trace_workers(self, traces: WorkerTraces | None) -> None:
         """The kernel's workers are not the gateway's to trace."""
@@ -248,7 +259,7 @@ class RemoteWatch:
                 name, data = event["event"], event["data"]
                 if name == "end":
                     if isinstance(data, dict) and data.get("reason") == "closing":
-                        yield "closing", {"reason": "the kernel is stopping"}, None
+                        yield "closing", {"reason": "the server is stopping"}, None
                     return
                 if name == "result" and isinstance(data, dict):  # the job, as q_status gives it
                     data = Job.from_json(data)
@@ -264,6 +275,133 @@ class RemoteWatch:
     async def _close(self) -> None:
         with contextlib.suppress(QMKError, RuntimeError):
             await self._events.aclose()
+
+
+#: Logins of scrapers the gateway keeps a session of at once (the oldest go first).
+LOGIN_CACHE = 64
+#: The longest a wait for the tenant's next record lasts while a call it follows runs
+#: (``POST /v1/assist``): how soon the call's end is seen when no record comes.
+RUNNING_POLL_MS = 250
+
+
+class RemoteFeed:
+    """The tenant's events and the kernel's load, read through syscalls (module
+    docstring).
+
+    ``/metrics`` takes the scraper's credentials: ``Authorization: Basic`` with a
+    tenant and its key (the gateway opens a session asking ``CAP_OBSERVE``, and keeps
+    it, under a hash of the header, until the kernel refuses it), or ``Bearer`` with a
+    session that holds it. The kernel checks the capability at each call.
+    """
+
+    def __init__(self) -> None:
+        self._logins: OrderedDict[bytes, str] = OrderedDict()
+
+    async def relay(
+        self, call: Call, session_id: str, keepalive_s: float
+    ) -> AsyncIterator[tuple[str, Any, int | None] | None]:
+        """The tenant's events from now, as ``(event, data, seq)`` (``lagged`` when the
+        kernel let some go), and None after each ``keepalive_s`` of quiet. The cursor
+        of now is taken before this returns, so no event after the call is missed."""
+        start = await self.cursor(call, session_id)
+        wait_ms = max(1, int(keepalive_s * 1000))
+
+        async def events() -> AsyncIterator[tuple[str, Any, int | None] | None]:
+            cursor = start
+            while True:
+                page = await call(
+                    "q_events",
+                    {
+                        "session_id": session_id,
+                        "after": cursor,
+                        "limit": defaults.EVENTS_LIMIT,
+                        "wait_ms": wait_ms,
+                    },
+                )
+                if page.dropped:
+                    yield "lagged", {"dropped": page.dropped}, None
+                if not page.events:
+                    yield None
+                for event in page.events:
+                    yield event["event"], event, event["seq"]
+                cursor = page.cursor
+
+        return events()
+
+    async def cursor(self, call: Call, session_id: str) -> int:
+        """The cursor of now in the tenant's feed (``q_events`` from now)."""
+        params = {"session_id": session_id, "after": None, "limit": 1, "wait_ms": None}
+        return int((await call("q_events", params)).cursor)
+
+    async def records_while(
+        self, call: Call, session_id: str, cursor: int, running: asyncio.Future[Any]
+    ) -> AsyncIterator[tuple[str, Any, int]]:
+        """The tenant's records after ``cursor``, ``(event, record, seq)``, while
+        ``running`` runs (each wait ends at the tenant's next record, or after
+        :data:`RUNNING_POLL_MS` to look again), then those left once it is done."""
+        while True:
+            done = running.done()
+            page = await call(
+                "q_events",
+                {
+                    "session_id": session_id,
+                    "after": cursor,
+                    "limit": defaults.EVENTS_LIMIT,
+                    "wait_ms": None if done else RUNNING_POLL_MS,
+                },
+            )
+            for event in page.events:
+                yield event["event"], event["record"], event["seq"]
+            cursor = page.cursor
+            if done and len(page.events) < defaults.EVENTS_LIMIT:
+                return
+
+    async def load(self, call: Call, authorization: str | None) -> tuple[KernelSnapshot, JobTally]:
+        """The kernel's snapshot and job counters (``q_kernel_load``) as the scraper
+        behind ``authorization`` may read them.
+
+        Raises:
+            AuthError: no credentials, or credentials the kernel refuses.
+            CapabilityError: the session does not hold ``CAP_OBSERVE``.
+        """
+        scheme, _, given = (authorization or "").partition(" ")
+        given = given.strip()
+        if scheme.lower() == "bearer" and given:
+            reply = await call("q_kernel_load", {"session_id": given})
+        elif scheme.lower() == "basic" and given:
+            reply = await self._as_login(call, given)
+        else:
+            raise AuthError(
+                "/metrics of a gateway reads the kernel's load as its scraper: send "
+                "Authorization: Basic <tenant:key> of a tenant with CAP_OBSERVE, or Bearer "
+                "<session> of a session that holds it",
+                reason="no-credentials",
+            )
+        return snapshot_from_json(reply.snapshot), JobTally.from_json(reply.tally)
+
+    async def _as_login(self, call: Call, basic: str) -> Any:
+        """``q_kernel_load`` with the session of the login ``basic`` (kept; opened again
+        once when the kernel no longer knows it)."""
+        key = hashlib.sha256(basic.encode()).digest()
+        known = self._logins.get(key)
+        if known is not None:
+            try:
+                return await call("q_kernel_load", {"session_id": known})
+            except SessionError:
+                self._logins.pop(key, None)
+        try:
+            tenant, sep, secret = base64.b64decode(basic, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            tenant, sep, secret = "", "", ""
+        if not sep:
+            raise AuthError("Authorization: Basic must hold base64 of tenant:key")
+        session = await call(
+            "q_negotiate_caps", {"tenant": tenant, "key": secret, "requested": ["CAP_OBSERVE"]}
+        )
+        self._logins[key] = session.session_id
+        while len(self._logins) > LOGIN_CACHE:
+            self._logins.popitem(last=False)
+        return await call("q_kernel_load", {"session_id": session.session_id})
 
 
 async def serve_gateway(
@@ -309,6 +447,7 @@ async def serve_gateway(
             tracing,
             exposure,
             watches=RemoteWatches(kernel),
+            feed=RemoteFeed(),
         )
         server = _uvicorn_server(app, config, server_config, door)
         bound = sock.getsockname()
@@ -388,6 +527,7 @@ def _nothing() -> None:
 __all__ = [
     "GatewayDoor",
     "GatewayProbe",
+    "RemoteFeed",
     "RemoteKernel",
     "RemoteWatch",
     "RemoteWatches",

@@ -257,9 +257,10 @@ class Api:
         tracing: the tracer (a no-op when tracing is off).
         exposure: who it answers (the Host names, ``/metrics``' token).
         watches: where a job's live events come from when the kernel is in another
-            process (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``. With
-            them, the routes that need the kernel's whole event feed are refused
-            (:func:`not_in_gateway`).
+            process (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``.
+        feed: where the tenant's events and the kernel's load come from when the
+            kernel is in another process (:class:`qmk.gateway.http.RemoteFeed`:
+            ``q_events`` and ``q_kernel_load``); None: ``hub`` and the probe.
     """
 
     def __init__(
@@ -270,9 +271,11 @@ class Api:
         tracing: Tracing,
         exposure: Exposure | None = None,
         watches: Any = None,
+        feed: Any = None,
     ) -> None:
         self.door = door
         self.watches = watches
+        self.feed = feed
         self.kernel = door.kernel
         self.hub = hub
         self.metrics = metrics
@@ -489,15 +492,6 @@ class Api:
 
     # ------------------------------------------------------------------ the others
 
-    def _needs_feed(self, route: str) -> None:
-        """Refuse ``route`` in a gateway without the kernel's event feed.
-
-        Raises:
-            MethodNotFound: ``reason: not-in-gateway``.
-        """
-        if self.watches is not None:
-            raise not_in_gateway(route)
-
     async def _tenant(self, request: Request, session_id: str) -> str:
         """The session's tenant, checked by the door before any work."""
         return await self.door.tenant_of(self.visitor(request), session_id)
@@ -532,9 +526,10 @@ class Api:
 
     async def tenant_events(self, request: Request) -> Response:
         """``GET /v1/events``: every event of the tenant, as it happens."""
-        self._needs_feed("GET /v1/events")
         session_id = _bearer(request)
         tenant = await self._tenant(request, session_id)
+        if self.feed is not None:
+            return await self._relayed_events(request, session_id, tenant)
         stream = self.hub.open(tenant, session=session_id)
 
         async def events() -> Any:
@@ -556,6 +551,31 @@ class Api:
 
         return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
+    async def _relayed_events(self, request: Request, session_id: str, tenant: str) -> Response:
+        """``GET /v1/events`` of a kernel in another process: its ``q_events`` from the
+        cursor of now, as :attr:`feed` relays them; the stream counts as the hub's do."""
+        stream = self.hub.open(tenant, session=session_id)
+        try:
+            relay = await self.feed.relay(self.calls(request), session_id, KEEPALIVE_S)
+        except BaseException:
+            self.hub.close_stream(stream)
+            raise
+
+        async def events() -> Any:
+            try:
+                yield sse("hello", {"tenant": tenant})
+                async for item in relay:
+                    if item is None:
+                        yield b": keep-alive\n\n"
+                    else:
+                        yield sse(*item)
+            except QMKError as exc:  # e.g. the session expired, the kernel went away
+                yield sse("error", problems.problem_of(exc, request.url.path))
+            finally:
+                self.hub.close_stream(stream)
+
+        return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
+
     async def assist(self, request: Request) -> Response:
         """``POST /v1/assist``: the assistant's steps (the kernel's ``assist`` audit lines
         of this call) as they happen, then its answer."""
@@ -568,27 +588,44 @@ class Api:
         if unknown:
             raise InvalidParams(f"unknown field {unknown[0]!r}; it takes prompt, program")
         assist_id = uuid.uuid4().hex
+        call = self.calls(request)
         stream = self.hub.open(tenant, session=session_id)
+        try:  # the feed's cursor of now, before the question is asked
+            cursor = None if self.feed is None else await self.feed.cursor(call, session_id)
+        except BaseException:
+            self.hub.close_stream(stream)
+            raise
         params = {
             "session_id": session_id,
             "prompt": body["prompt"],
             "program": body.get("program"),
             "assist_id": assist_id,
         }
-        task = asyncio.ensure_future(self.calls(request)("q_assist", params))
+        task = asyncio.ensure_future(call("q_assist", params))
+
+        async def heard() -> Any:
+            """The tenant's records, ``(event, record, seq)``, while the question runs and
+            those left once it is answered (the kernel's own feed in a gateway)."""
+            if self.feed is not None:
+                async for item in self.feed.records_while(call, session_id, cursor, task):
+                    yield item
+                return
+            while not task.done() or stream.pending():
+                event = await stream.get(0.05 if task.done() else KEEPALIVE_S)
+                if event is None:
+                    if stream.closed:
+                        return
+                    continue
+                yield event.event, event.record, event.seq
 
         async def events() -> Any:
             try:
-                while not task.done() or stream.pending():
-                    event = await stream.get(0.05 if task.done() else KEEPALIVE_S)
-                    if event is None:
-                        if stream.closed:
-                            return
-                        continue
-                    record = event.record
-                    if event.event == "assist" and record.get("assist_id") == assist_id:
-                        yield sse("step", record, event.seq)
                 try:
+                    async for name, record, seq in heard():
+                        if name == "assist" and record.get("assist_id") == assist_id:
+                            yield sse("step", record, seq)
+                    if not task.done():  # the server stops
+                        return
                     yield sse("result", task.result())
                 except QMKError as exc:
                     yield sse("error", problems.problem_of(exc, request.url.path))
@@ -597,28 +634,11 @@ class Api:
 
         return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
-    async def audit(self, request: Request) -> Response:
-        """``GET /v1/audit``: the tenant's recent audit entries."""
-        self._needs_feed("GET /v1/audit")
-        session_id = _bearer(request)
-        job_id = request.query_params.get("job_id")
-        limit_text = request.query_params.get("limit", "100")
-        unknown = sorted(set(request.query_params) - {"job_id", "limit"})
-        if unknown:
-            raise InvalidParams(f"unknown query param {unknown[0]!r}; it takes job_id, limit")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-            raise InvalidParams("limit must be an integer 1..1000", param="limit")
-        if job_id is not None:  # another tenant's job is not found
-            call = self.calls(request)
-            job = await call("q_status", {"session_id": session_id, "job_id": job_id})
-            tenant = job.tenant
-        else:
-            tenant = await self._tenant(request, session_id)
-        entries = self.hub.audit(tenant, job_id, int(limit_text))
-        return _json({"tenant": tenant, "entries": entries}, headers={"x-qmk-tenant": tenant})
-
     async def metrics_route(self, request: Request) -> Response:
-        self._needs_feed("GET /metrics")
+        if self.feed is not None:  # the kernel's load: q_kernel_load, as the scraper
+            authorization = request.headers.get("authorization")
+            load = await self.feed.load(self.calls(request), authorization)
+            return Response(self.metrics.exposition(load), media_type=CONTENT_TYPE)
         token = self.exposure.metrics_token
         if token is not None:
             header = request.headers.get("authorization", "")
@@ -793,18 +813,6 @@ def _secured(send: Any) -> Any:
     return secured
 
 
-def not_in_gateway(route: str) -> MethodNotFound:
-    """The refusal of a route the HTTP gateway does not serve: it needs the kernel's
-    whole event feed or its load, which a process of its own cannot read (yet)."""
-    return MethodNotFound(
-        f"{route} is not served by the HTTP gateway process: it needs the kernel's event "
-        "feed; serve it from the kernel's process (qmk serve --http HOST:PORT --gateway "
-        "inline)",
-        route=route,
-        reason="not-in-gateway",
-    )
-
-
 def create_app(
     door: Door,
     hub: EventHub,
@@ -812,15 +820,15 @@ def create_app(
     tracing: Tracing,
     exposure: Exposure | None = None,
     watches: Any = None,
+    feed: Any = None,
 ) -> App:
     """The application serving the kernel behind ``door`` (see the module docstring and
-    :class:`App`; ``watches``: :class:`Api`'s)."""
-    api = Api(door, hub, metrics, tracing, exposure, watches)
+    :class:`App`; ``watches``, ``feed``: :class:`Api`'s)."""
+    api = Api(door, hub, metrics, tracing, exposure, watches, feed)
     others: dict[str, Handler] = {
         "assist": api.assist,
         "job_events": api.job_events,
         "tenant_events": api.tenant_events,
-        "audit": api.audit,
         "metrics": api.metrics_route,
         "health": api.health,
         "openapi": api.openapi_route,

@@ -28,11 +28,17 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from qmk.abi.probe import KernelEvent, KernelProbe, MachineFacts
+from qmk.abi.probe import KernelEvent, KernelProbe, KernelSnapshot, MachineFacts
 from qmk.abi.probe import hashed_tenants as hashed_tenants  # where the server finds it
+from qmk.abi.tally import COUNTERS, HISTOGRAMS, JobTally
 
 #: The media type of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -137,25 +143,70 @@ _LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0,
 )  # fmt: skip
-_JOB_BUCKETS = (
-    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-    1800.0,
-)  # fmt: skip
 
 
 def _help(name: str) -> str:
     return next(text for metric, _, text in METRICS if metric == name)
 
 
-class _KernelLoad(Collector):
-    """The gauges read from the kernel's snapshot at each scrape."""
+#: Each counter of a :class:`~qmk.abi.tally.JobTally`: its metric.
+_TALLY_COUNTERS = {
+    "finished": "qmk_jobs_finished",
+    "transitions": "qmk_job_transitions",
+    "engines": "qmk_engine_choice",
+    "cache_hits": "qmk_result_cache_hits",
+    "injected": "qmk_logical_errors_injected",
+    "errors": "qmk_job_errors",
+}
+_TALLY_HISTOGRAMS = {"queue_seconds": "qmk_job_queue_seconds", "run_seconds": "qmk_job_run_seconds"}
 
-    def __init__(self, probe: KernelProbe, label: Callable[[str], str]) -> None:
-        self.probe = probe
+
+class _Tallied(Collector):
+    """The job counters of a :class:`~qmk.abi.tally.JobTally`, read at each scrape
+    (``tally()``: the app's own, or the one a gateway's scrape fetched)."""
+
+    def __init__(self, tally: Callable[[], JobTally], label: Callable[[str], str]) -> None:
+        self.tally = tally
         self.label = label
 
+    def describe(self) -> Iterator[Metric]:
+        """Nothing at registration: the tally is read at a scrape only."""
+        return iter(())
+
     def collect(self) -> Iterator[Metric]:
-        snap = self.probe.snapshot()
+        tally = self.tally()
+        label = self.label
+        for name, metric in _TALLY_COUNTERS.items():
+            keys = COUNTERS[name]
+            family = CounterMetricFamily(metric, _help(metric), labels=list(keys))
+            for key, value in sorted(tally.counters[name].items()):
+                shown = [label(k) if n == "tenant" else k for n, k in zip(keys, key, strict=True)]
+                family.add_metric(shown, value)
+            yield family
+        for name, metric in _TALLY_HISTOGRAMS.items():
+            key_name = HISTOGRAMS[name]
+            histogram = HistogramMetricFamily(metric, _help(metric), labels=[key_name])
+            for which, hist in sorted(tally.histograms[name].items()):
+                row = label(which) if key_name == "tenant" else which
+                histogram.add_metric([row], hist.cumulative(), hist.total)
+            yield histogram
+
+
+class _KernelLoad(Collector):
+    """The gauges read from the kernel's snapshot at each scrape (``snapshot()``: the
+    probe's, or the one a gateway's scrape fetched)."""
+
+    def __init__(self, snapshot: Callable[[], KernelSnapshot], label: Callable[[str], str]) -> None:
+        self.snapshot = snapshot
+        self.label = label
+
+    def describe(self) -> Iterator[Metric]:
+        """Nothing at registration: the snapshot is read at a scrape only (a gateway's
+        comes with the scrape's ``q_kernel_load``)."""
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.snapshot()
         label = self.label
         jobs = GaugeMetricFamily("qmk_jobs", _help("qmk_jobs"), labels=["state", "tenant"])
         for (state, tenant), count in sorted(snap.jobs.items()):
@@ -251,8 +302,9 @@ class Metrics:
         tenant_label: a tenant's label from its name
             (:func:`~qmk.abi.probe.hashed_tenants`); None:
             the name.
-        kernel_load: read the kernel's load from ``probe`` (False: a gateway in a
-            process of its own, which cannot).
+        kernel_load: read the kernel's load from ``probe`` and count its events (False:
+            a gateway in a process of its own, which reads both with ``q_kernel_load``
+            at each scrape and hands them to :meth:`exposition`).
     """
 
     def __init__(
@@ -265,44 +317,14 @@ class Metrics:
         disable_created_metrics()  # no *_created series: a scrape shows what the table says
         self.label: Callable[[str], str] = tenant_label or str
         self.registry = CollectorRegistry(auto_describe=True)
-        if kernel_load:
-            self.registry.register(_KernelLoad(probe, self.label))
+        #: The job counters of the kernel's events (inline), or of the last scrape's load.
+        self.tally = JobTally()
+        self._snapshot: KernelSnapshot | None = None
+        self._kernel_load = kernel_load
+        snapshot = probe.snapshot if kernel_load else self._fetched
+        self.registry.register(_KernelLoad(snapshot, self.label if kernel_load else str))
+        self.registry.register(_Tallied(lambda: self.tally, self.label if kernel_load else str))
         reg = self.registry
-        self.finished = Counter(
-            "qmk_jobs_finished", _help("qmk_jobs_finished"), ["state", "tenant"], registry=reg
-        )
-        self.transitions = Counter(
-            "qmk_job_transitions", _help("qmk_job_transitions"), ["state"], registry=reg
-        )
-        self.queue_seconds = Histogram(
-            "qmk_job_queue_seconds",
-            _help("qmk_job_queue_seconds"),
-            ["tenant"],
-            buckets=_JOB_BUCKETS,
-            registry=reg,
-        )
-        self.run_seconds = Histogram(
-            "qmk_job_run_seconds",
-            _help("qmk_job_run_seconds"),
-            ["state"],
-            buckets=_JOB_BUCKETS,
-            registry=reg,
-        )
-        self.engines = Counter(
-            "qmk_engine_choice", _help("qmk_engine_choice"), ["engine"], registry=reg
-        )
-        self.cache_hits = Counter(
-            "qmk_result_cache_hits", _help("qmk_result_cache_hits"), ["tenant"], registry=reg
-        )
-        self.injected = Counter(
-            "qmk_logical_errors_injected",
-            _help("qmk_logical_errors_injected"),
-            ["tenant"],
-            registry=reg,
-        )
-        self.errors = Counter(
-            "qmk_job_errors", _help("qmk_job_errors"), ["code", "tenant"], registry=reg
-        )
         self.rpc = Histogram(
             "qmk_rpc_seconds",
             _help("qmk_rpc_seconds"),
@@ -316,40 +338,15 @@ class Metrics:
         # label children are made once: a request's cost is a dict lookup and an add
         self._rpc_children: dict[tuple[str, str], Any] = {}
         self._request_children: dict[tuple[str, int], Any] = {}
-        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, made once (``labels`` takes a lock and checks)."""
-        key = (metric, labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def _fetched(self) -> KernelSnapshot:
+        assert self._snapshot is not None, "a gateway's exposition is given its load"
+        return self._snapshot
 
     def on_event(self, event: KernelEvent) -> None:
         """Count a kernel event (a hub callback)."""
-        if not event.is_job or event.state is None:
-            return
-        self._child(self.transitions, event.state).inc()
-        facts = event.job
-        if facts is None:
-            return
-        tenant = self.label(event.tenant or "")
-        if event.state == "RUNNING" and facts.queued_s is not None:
-            self._child(self.queue_seconds, tenant).observe(facts.queued_s)
-        if not facts.final:
-            return
-        self._child(self.finished, event.state, tenant).inc()
-        if facts.error_code is not None:
-            self._child(self.errors, facts.error_code, tenant).inc()
-        if event.record.get("cached_from") is not None:
-            self._child(self.cache_hits, tenant).inc()
-        if facts.run_s is not None:
-            self._child(self.run_seconds, event.state).observe(facts.run_s)
-        if facts.engine is not None:
-            self._child(self.engines, facts.engine).inc()
-        if facts.injected_logical_errors:
-            self._child(self.injected, tenant).inc(facts.injected_logical_errors)
+        if self._kernel_load:
+            self.tally.on_event(event)
 
     def observe_rpc(self, transport: str, method: str, seconds: float) -> None:
         """One syscall answered on ``transport`` in ``seconds``."""
@@ -367,6 +364,9 @@ class Metrics:
             )
         child.inc()
 
-    def exposition(self) -> bytes:
-        """The metrics in Prometheus' text format."""
+    def exposition(self, load: tuple[KernelSnapshot, JobTally] | None = None) -> bytes:
+        """The metrics in Prometheus' text format; ``load``: the kernel's snapshot and
+        job counters as ``q_kernel_load`` gave them (a gateway's; tenants as shown there)."""
+        if load is not None:
+            self._snapshot, self.tally = load
         return generate_latest(self.registry)

@@ -154,6 +154,10 @@ SYSCALL_ROUTES: tuple[SyscallRoute, ...] = tuple(
         # the answer at once; POST /v1/assist streams the steps as they happen
         _r("q_assist", "POST", "/v1/assist/answer", body=_body("q_assist"), tag="assist"),
         _r("q_usage", "GET", "/v1/usage", tag="billing"),
+        # one page of the tenant's records after a cursor; GET /v1/events streams them
+        _r("q_events", "GET", "/v1/feed", tag="telemetry"),
+        _r("q_audit", "GET", "/v1/audit", tag="telemetry"),
+        _r("q_kernel_load", "GET", "/v1/kernel/load", tag="machine"),
         _r(
             "q_create_trigger",
             "POST",
@@ -227,18 +231,6 @@ OTHER_ROUTES: tuple[OtherRoute, ...] = (
         media="text/event-stream",
         session=True,
         tag="jobs",
-    ),
-    OtherRoute(
-        name="audit",
-        method="GET",
-        path="/v1/audit",
-        summary="the tenant's recent audit entries, newest last (job_id: only that job's)",
-        session=True,
-        query=(
-            ("job_id", "string", "only the entries of this job"),
-            ("limit", "integer", "at most this many (1..1000, default 100)"),
-        ),
-        tag="telemetry",
     ),
     OtherRoute(
         name="metrics",

@@ -29,7 +29,7 @@ from qmk.abi.door import Acceptor, Door
 from qmk.abi.errors import CommandError, ServeError
 from qmk.abi.limits import ServerConfig
 from qmk.abi.probe import KernelProbe
-from qmk.abi.server import serve_kernel
+from qmk.abi.server import check_tls_files, serve_kernel
 from qmk.errors import QMKError
 
 
@@ -59,22 +59,13 @@ class HttpConfig:
 
 
 def check_tls(config: HttpConfig) -> None:
-    """Load the certificate and key once, so a bad file is one coded line at start.
+    """Load the certificate and key once, so a bad file is one coded line at start
+    (:func:`qmk.abi.server.check_tls_files`).
 
     Raises:
         CommandError: ``bad-option`` naming the file and why.
     """
-    if config.tls_cert is None or config.tls_key is None:
-        return
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(str(config.tls_cert), str(config.tls_key))
-    except (OSError, ssl.SSLError) as exc:
-        raise CommandError.of(
-            "bad-option",
-            f"--tls-cert {config.tls_cert} / --tls-key {config.tls_key}: cannot load: "
-            f"{getattr(exc, 'strerror', None) or exc}",
-        ) from None
+    check_tls_files(config.tls_cert, config.tls_key)
 
 
 def bind_tcp(host: str, port: int) -> socket.socket:

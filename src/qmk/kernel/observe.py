@@ -20,16 +20,13 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.stored import StoredResult
 
 T = TypeVar("T")
-
-if TYPE_CHECKING:
-    from qmk.kernel.service import Kernel
 
 _log = logging.getLogger("qmk.kernel.observe")
 
@@ -92,7 +89,9 @@ class KernelObserver:
     """A :class:`~qmk.abi.probe.KernelProbe` of one open kernel.
 
     Args:
-        kernel: the kernel (open); the observer's listener stays on its audit log.
+        kernel: the kernel (open; :class:`qmk.kernel.service.Kernel`, which makes its one
+            observer, so this module sits below it and names it only here); the
+            observer's listener stays on its audit log.
     """
 
     states: tuple[str, ...] = J.STATES
@@ -106,7 +105,7 @@ class KernelObserver:
 
         return STREAMS
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self._callbacks: list[Callable[[KernelEvent], None]] = []
         #: The tenant of a valid session (:meth:`Kernel.tenant_of`): the session desk's

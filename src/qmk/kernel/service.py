@@ -59,6 +59,7 @@ from qmk.kernel.clock import Clock, MachineClock, SystemClock
 from qmk.kernel.config import KernelConfig, config_warnings
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.machine.spec import MachineSpec
+from qmk.kernel.observe import KernelObserver
 from qmk.kernel.pools.workers import PoolFactory, kernel_pool, planner_pool
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.running.triggers import Triggers
@@ -74,6 +75,7 @@ from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.channels import ChannelDesk
 from qmk.kernel.syscalls.delegations import DelegationDesk
+from qmk.kernel.syscalls.feed import FeedDesk
 from qmk.kernel.syscalls.jobs import JobDesk
 from qmk.kernel.syscalls.machine import MachineDesk
 from qmk.kernel.syscalls.sessions import SessionDesk
@@ -247,6 +249,9 @@ class Kernel:
         self.audit.head_listeners.append(self.triggers.heard)  # reads a line's head alone
         # another tenant's name on the shared machine: the label /metrics gives it
         self.supervisor.machine.label = hashed_tenants(self.key_for("metrics"))
+        #: The event feed, the audit read and the load, for processes of their own; its
+        #: observer is the one probe of this kernel (every listener's).
+        self.feed_desk = FeedDesk(config, KernelObserver(self), self.key_for("metrics"))
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -412,6 +417,7 @@ class Kernel:
             await self._closed.wait()
             return
         self._closing = True
+        self.feed_desk.close()
         self.supervisor.stop_starting()
         self.session_desk.flush_auth_failures()
         self.delegation_desk.lines.flush(self.clock.now(), force=True)
@@ -673,6 +679,36 @@ class Kernel:
         the price table's prices."""
         session = self._session(session_id)
         return self.machine_desk.usage(session, since, until, job_id, limit)
+
+    # ------------------------------------------------------------------ syscalls: observing
+
+    async def q_events(
+        self,
+        *,
+        session_id: str,
+        after: int | None = None,
+        limit: int = defaults.EVENTS_LIMIT,
+        wait_ms: int | None = None,
+    ) -> replies.Events:
+        """The tenant's own audit records after the cursor ``after`` (null: from now),
+        oldest first; with ``wait_ms``, waiting that long for the first."""
+        session = self._session(session_id)
+        return await self.feed_desk.events(session, after, limit, wait_ms)
+
+    async def q_audit(
+        self, *, session_id: str, job_id: str | None = None, limit: int = defaults.AUDIT_LIMIT
+    ) -> replies.AuditEntries:
+        """The tenant's last ``limit`` audit records (``job_id``'s only), oldest first."""
+        session = self._session(session_id)
+
+        def job_of(job_id: str) -> Any:
+            return self.supervisor.job(job_id, session.tenant)
+
+        return await self.feed_desk.audit(session, job_id, limit, job_of)
+
+    async def q_kernel_load(self, *, session_id: str) -> replies.KernelLoad:
+        """The kernel's load and job counters (the session needs ``CAP_OBSERVE``)."""
+        return self.feed_desk.load(self._session(session_id))
 
     # ------------------------------------------------------------------ syscalls: the assistant
 

@@ -56,6 +56,8 @@ CAPABILITIES: Mapping[str, str] = MappingProxyType(
         "CAP_MAGIC": "draw distilled magic states (INJECT_T_STATE)",
         "CAP_LINK": "open entanglement channels (OPEN_CHAN)",
         "CAP_DEVICE_NA": "run jobs on the neutral-atom device (q_submit, target neutral-atom)",
+        "CAP_OBSERVE": "read the kernel's load and every tenant's job counters (q_kernel_load, "
+        "a gateway's /metrics): an operator's read-only view",
     }
 )
 

@@ -16,3 +16,9 @@ app.kubernetes.io/component: kernel
 {{- .Values.kernel.existingSecret | default (printf "%s-config" .Release.Name) -}}
 {{- end }}
 {{- define "qmk.daskCluster" -}}{{ .Release.Name }}-dask{{- end }}
+{{- define "qmk.socketProbe" -}}
+["/opt/qmk/venv/bin/python", "-c", "import socket; socket.socket(socket.AF_UNIX).connect('/run/qmk/kernel.sock')"]
+{{- end }}
+{{- define "qmk.scrapeSecret" -}}
+{{- .Values.monitoring.scrape.existingSecret | default (printf "%s-scrape" .Release.Name) -}}
+{{- end }}

@@ -1,0 +1,149 @@
+"""The observing syscalls: a tenant's own event feed with a cursor (``q_events``), its
+own audit records (``q_audit``), and the kernel's load for a session holding
+``CAP_OBSERVE`` (``q_kernel_load``), against a real kernel and its audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from qmk.abi.jsonrpc import encode
+from qmk.abi.probe import snapshot_from_json
+from qmk.abi.replies import KernelLoad
+from qmk.abi.tally import JobTally
+from qmk.errors import CapabilityError, InvalidArgument, NotFoundError
+from qmk.kernel.config import config_from_dict
+from qmk.kernel.service import Kernel
+from support.kernel import BELL, KEYS, login, run_kernel
+
+SEED = 5
+
+
+def _config(**http: object) -> object:
+    return config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "http": http,
+            "tenants": {
+                "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]},
+                "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC", "CAP_OBSERVE"]},
+            },
+        }
+    )
+
+
+def test_the_feed_gives_a_tenant_its_own_records_after_its_cursor(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        bob = await login(kernel, "bob", ["CAP_ALLOC"])
+        now = await kernel.q_events(session_id=alice)
+        assert now.events == [] and now.dropped == 0 and now.tenant == "alice"
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        other = await kernel.q_submit(session_id=bob, graph=BELL, shots=10, seed=SEED)
+        await kernel.q_wait(session_id=bob, job_id=other.job_id, timeout_ms=60_000)
+        page = await kernel.q_events(session_id=alice, after=now.cursor)
+        assert {e["tenant"] for e in page.events} == {"alice"}
+        states = [e["state"] for e in page.events if e["job_id"] == job.job_id]
+        assert states[0] == "QUEUED" and states[-1] == "COMPLETED"
+        assert other.job_id not in {e["job_id"] for e in page.events}
+        seqs = [e["seq"] for e in page.events]
+        assert seqs == sorted(seqs) and seqs[0] > now.cursor and page.cursor == seqs[-1]
+        # the same records as the audit log holds, line for line
+        lines = [
+            json.loads(x) for x in (tmp_path / "data" / "audit.log").read_text().split("\n") if x
+        ]
+        by_seq = {line["seq"]: line for line in lines}
+        for event in page.events:
+            assert by_seq[event["seq"]]["event"] == event["event"]
+        limited = await kernel.q_events(session_id=alice, after=now.cursor, limit=2)
+        assert limited.events == page.events[:2] and limited.cursor == seqs[1]
+        again = await kernel.q_events(session_id=alice, after=page.cursor)
+        assert again.events == [] and again.cursor >= page.cursor
+
+    run_kernel(tmp_path, body, workers=1, config=_config())
+
+
+def test_a_waiting_feed_answers_at_the_tenants_next_record(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        now = await kernel.q_events(session_id=alice)
+        waiting = asyncio.ensure_future(
+            kernel.q_events(session_id=alice, after=now.cursor, wait_ms=60_000)
+        )
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        page = await asyncio.wait_for(waiting, 30)
+        assert page.events and page.events[0]["job_id"] == job.job_id
+        quiet = await kernel.q_events(session_id=alice, after=10**9, wait_ms=1)
+        assert quiet.events == [] and quiet.cursor == 10**9
+
+    run_kernel(tmp_path, body, workers=1, config=_config())
+
+
+def test_audit_reads_the_tenants_records_and_never_another_tenants_job(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        bob = await login(kernel, "bob", ["CAP_ALLOC"])
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        entries = (await kernel.q_audit(session_id=alice, job_id=job.job_id)).entries
+        events = [(e["event"], e.get("state")) for e in entries]
+        assert ("job", "QUEUED") in events and events[-1] == ("job", "COMPLETED")
+        assert all(e["tenant"] == "alice" for e in entries)
+        assert len((await kernel.q_audit(session_id=alice, limit=1)).entries) == 1
+        with pytest.raises(NotFoundError):
+            await kernel.q_audit(session_id=bob, job_id=job.job_id)
+        assert (await kernel.q_audit(session_id=bob, limit=1000)).entries == [
+            e
+            for e in (await kernel.q_audit(session_id=bob, limit=1000)).entries
+            if e["tenant"] == "bob"
+        ]
+        with pytest.raises(InvalidArgument):
+            await kernel.q_audit(session_id=alice, limit=1001)
+
+    run_kernel(tmp_path, body, workers=1, config=_config())
+
+
+def test_the_load_needs_cap_observe_and_counts_the_jobs(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        plain = await login(kernel, "bob", ["CAP_ALLOC"])
+        observer = await login(kernel, "bob", ["CAP_OBSERVE"])
+        for sid in (alice, plain):
+            with pytest.raises(CapabilityError) as refused:
+                await kernel.q_kernel_load(session_id=sid)
+            assert refused.value.details["missing"] == ["CAP_OBSERVE"]
+        before = await kernel.q_kernel_load(session_id=observer)
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        load = await kernel.q_kernel_load(session_id=observer)
+        wire = json.loads(encode(load))
+        assert set(wire) == set(KernelLoad.__struct_fields__)
+        assert KernelLoad.from_json(wire).to_json() == wire
+        assert load.tenants == "names"
+        snap = snapshot_from_json(load.snapshot)
+        assert snap.audit_seq > snapshot_from_json(before.snapshot).audit_seq
+        assert snap.workers == 1 and "alice" in snap.result_storage_bytes
+        tally = JobTally.from_json(load.tally)
+        assert tally.counters["finished"][("COMPLETED", "alice")] == 1
+        assert sum(tally.histograms["run_seconds"]["COMPLETED"].counts) == 1
+
+    run_kernel(tmp_path, body, workers=1, config=_config())
+
+
+def test_hashed_tenants_hide_the_names_in_the_load(tmp_path: Path) -> None:
+    async def body(kernel: Kernel) -> None:
+        observer = await login(kernel, "bob", ["CAP_OBSERVE"])
+        load = await kernel.q_kernel_load(session_id=observer)
+        assert load.tenants == "hashed"
+        tenants = set(load.snapshot["result_storage_bytes"])
+        assert len(tenants) == 2 and not tenants & {"alice", "bob"}
+        assert all(t.startswith("t-") for t in tenants)
+
+    run_kernel(tmp_path, body, workers=1, config=_config(metrics_tenants="hashed"))
