@@ -196,6 +196,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         import tomli as tomllib
 
     from qmk.kernel.config import KernelTable
+    from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES
 
     page = Path(__file__).resolve().parents[1] / "docs" / "kernel.md"
     block = re.search(r"## Configuration\n\n```toml\n(.*?)```", page.read_text(), re.DOTALL)
@@ -216,6 +217,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "channel_proposal_ttl_s": defaults.CHANNEL_PROPOSAL_TTL_S,
         "min_free_disk_mb": defaults.MIN_FREE_DISK_MB,
         "max_graph_nodes": defaults.MAX_GRAPH_NODES,
+        "max_unrolled_nodes": DEFAULT_MAX_UNROLLED_NODES,
         "max_result_mb": defaults.MAX_RESULT_MB,
         "result_keep_s": defaults.RESULT_KEEP_S,
         "synchronous": defaults.SYNCHRONOUS,

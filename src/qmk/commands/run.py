@@ -355,15 +355,15 @@ def _report(
         out.write(json.dumps(data, ensure_ascii=False) + "\n")
         return 0
     if args.explain:
-        reader = getattr(args, "reader", None)
-        if reader is not None:
-            out.write(f"{args.file}: {reader}\n")
         out.write(
             result.choice.explain()
             if result.choice is not None
             else f"engine {result.engine}: {result.telemetry.engine_reason} (the "
             f"{result.target} target chooses its own backend; no router)\n"
         )
+        reader = getattr(args, "reader", None)
+        if reader is not None:  # after the choice: its first line stays the engine's
+            out.write(f"{args.file}: {reader}\n")
     out.write(_run_text(args.file, result, memory=args.memory))
     if physics is not None:
         out.write(_physics_text(physics[1]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from qmk.abi.replies import (
     Artifacts,
     Assist,
+    AuditEntries,
     Channel,
     ChannelList,
     Checkpoint,
@@ -15,8 +16,10 @@ from qmk.abi.replies import (
     Delegation,
     DelegationList,
     Device,
+    Events,
     Job,
     JobList,
+    KernelLoad,
     Machine,
     Resources,
     ResultPage,
@@ -756,6 +759,125 @@ TRIGGER_LIST = TriggerList(
 )
 
 
+AUDIT_ENTRIES = AuditEntries(
+    tenant="alice",
+    entries=[
+        {
+            "seq": 4,
+            "ts": 1795879753.79593,
+            "event": "job",
+            "job_id": "job_-P7Xl_W1_JVZXs36FcRcr8dM",
+            "tenant": "alice",
+            "state": "RUNNING",
+            "attempt": 1,
+            "epoch": 2,
+            "required": ["CAP_ALLOC"],
+            "decision": "allow",
+        }
+    ],
+)
+
+EVENTS = Events(
+    tenant="alice",
+    events=[
+        {
+            "seq": 3,
+            "ts": 1795879753.795161,
+            "event": "job",
+            "tenant": "alice",
+            "job_id": "job_-P7Xl_W1_JVZXs36FcRcr8dM",
+            "state": "QUEUED",
+            "record": {
+                "seq": 3,
+                "ts": 1795879753.795161,
+                "event": "job",
+                "job_id": "job_-P7Xl_W1_JVZXs36FcRcr8dM",
+                "tenant": "alice",
+                "state": "QUEUED",
+                "seed": 5,
+                "session": "5pBl_pRf4YLM8kV95D6P2w",
+                "required": ["CAP_ALLOC"],
+                "decision": "allow",
+            },
+        },
+        {
+            "seq": 4,
+            "ts": 1795879753.79593,
+            "event": "job",
+            "tenant": "alice",
+            "job_id": "job_-P7Xl_W1_JVZXs36FcRcr8dM",
+            "state": "RUNNING",
+            "record": {
+                "seq": 4,
+                "ts": 1795879753.79593,
+                "event": "job",
+                "job_id": "job_-P7Xl_W1_JVZXs36FcRcr8dM",
+                "tenant": "alice",
+                "state": "RUNNING",
+                "attempt": 1,
+                "epoch": 2,
+                "required": ["CAP_ALLOC"],
+                "decision": "allow",
+            },
+        },
+    ],
+    cursor=4,
+    dropped=0,
+)
+
+KERNEL_LOAD = KernelLoad(
+    tenants="names",
+    snapshot={
+        "jobs": [],
+        "queued": {},
+        "workers": 1,
+        "busy_workers": 0,
+        "audit_seq": 6,
+        "physical_qubits_total": 200000,
+        "physical_qubits_in_use": 0,
+        "epoch": 4,
+        "started_at": 1795879753.7628913,
+        "oldest_queued_s": 0.0,
+        "data_disk_free_bytes": 79605800960,
+        "data_disk_reserve_bytes": 67108864,
+        "result_storage_bytes": {"alice": 1135, "bob": 0},
+        "result_storage_limit_bytes": {"alice": 1073741824, "bob": 1073741824},
+        "audit_chain_problems": 0,
+        "dask_workers": None,
+        "workers_lost": 0,
+        "webhook_backlog": None,
+        "webhook_oldest_s": 0.0,
+        "webhook_dead_letters": 0,
+        "machine": {
+            "cycle": 14132,
+            "jobs": {"queued": 0, "running": 0, "stopped": 0, "done": 1},
+            "utilization": {"tiles": 7.256379163549114e-06, "factories": 0.0, "links": 0.0},
+            "tenant_shares": {"alice": 1.0, "bob": 0.0},
+            "jain_fairness": 0.5,
+            "throughput_jobs_per_s": 50.61548428895369,
+            "mean_slowdown": 2.5,
+            "p95_slowdown": 2.4842736738326905,
+            "mean_idle_logical_error": 0.0,
+            "max_idle_logical_error": 0.0,
+            "over_budget": 0,
+        },
+    },
+    tally={
+        "finished": [["COMPLETED", "alice", 1]],
+        "transitions": [["COMPLETED", 1], ["QUEUED", 1], ["RUNNING", 1]],
+        "engines": [["stabilizer", 1]],
+        "cache_hits": [],
+        "injected": [],
+        "errors": [],
+        "queue_seconds": [
+            ["alice", [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.0014233589172363281]
+        ],
+        "run_seconds": [
+            ["COMPLETED", [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.017821073532104492]
+        ],
+    },
+)
+
 UNWATCH = Unwatch(watch_id="w1", ended=True)
 
 USAGE = Usage(
@@ -807,6 +929,7 @@ WATCH = Watch(watch_id="w1", job_id="job_Jx3", streams=None)
 EXAMPLES = (
     ARTIFACTS,
     ASSIST,
+    AUDIT_ENTRIES,
     CHANNEL,
     CHANNEL_LIST,
     CHECKPOINT,
@@ -814,8 +937,10 @@ EXAMPLES = (
     DELEGATION,
     DELEGATION_LIST,
     DEVICE,
+    EVENTS,
     JOB,
     JOB_LIST,
+    KERNEL_LOAD,
     MACHINE,
     RESOURCES,
     RESULT_PAGE,
