@@ -516,9 +516,10 @@ class EngineSpec:
     resident: bool = False
     #: Its noisy trajectories of a :attr:`Workload.stacked` program run as the rows of
     #: one stack of states (:mod:`qmk.execution.stacked`), priced so
-    #: (:meth:`log2_seconds`): seconds an amplitude of the stack a fused block's pass,
-    #: and a row (its start, its correction, its draw). None: group by group.
-    stack: tuple[float, float] | None = None
+    #: (:meth:`log2_seconds`), on its compiled kernels: seconds an amplitude of the
+    #: stack a fused block's pass, a row (its start, its corrections, its draw), and a
+    #: run (compiling the program for the stack). None: group by group.
+    stack: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
@@ -606,11 +607,11 @@ class EngineSpec:
         stacked where they are (:meth:`runs_stacked`)."""
         if self.stack is None or not self.runs_stacked(work):
             return cost.log2_seconds(work, precision, threads)
-        block_s, row_s = self.stack
+        block_s, row_s, run_s = self.stack
         rows = work.trajectories + 1  # a row a trajectory, and the error-free row
         return log2_sum(
             (
-                _log2(cost.setup_s + cost.gate_s * work.gate_count),  # the blocks, once
+                _log2(run_s + cost.setup_s + cost.gate_s * work.gate_count),  # once
                 _log2(block_s * rows * work.fused) + work.qubits,  # a pass a block
                 _log2(row_s * rows),
                 _log2(cost.shot_s * work.shots),
@@ -695,7 +696,7 @@ SPECS: tuple[EngineSpec, ...] = (
             parallel=True,
             bookkeeping=True,
         ),
-        stack=(7e-9, 6e-5),  # bench_noisy_dense.py --grid, random-8 and -12 (docs/engines.md)
+        stack=(1e-8, 1e-4, 0.02),  # measured (docs/engines.md, Cost models: stacked)
         # measured, not fitted (bench_noisy_dense.py --calibrate; docs/engines.md): a
         # qubit's gates and channels become one op, so the passes over its 4**n entries
         # go with the gates whatever their kind

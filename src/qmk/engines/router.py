@@ -301,9 +301,11 @@ def assess(
         and entry.compiled is not None
         and entry.compiled.option not in options
         and work.qubits <= COLD_FALLBACK_QUBITS
+        and not entry.runs_stacked(work)
     ):
         # a process that has not compiled yet pays the compiler first: a short job on a
-        # small state runs sooner on the fallback kernels (the choice then passes them)
+        # small state runs sooner on the fallback kernels (the choice then passes them).
+        # Not stacked trajectories: their figures are the compiled kernels' passes
         fallback = entry.seconds(
             work, precision, threads=limits.threads, compiled=False, density=False
         )
