@@ -19,6 +19,7 @@ import pytest
 import qmk
 from qmk.engines.base import EngineError
 from qmk.engines.limits import WorkerLimits
+from qmk.engines.registry import spec
 from qmk.engines.router import route
 from qmk.engines.statevector import MAX_BYTES_ENV
 from qmk.execution import executor, runs
@@ -166,6 +167,35 @@ def test_the_router_holds_a_density_matrix_where_it_is_cheaper_than_the_trajecto
     few = _workload(12, None)
     assert few.terminal and not route(few).batch
     assert route(few).engine == "statevector"
+
+
+def test_the_router_prices_stacked_trajectories_and_takes_them_where_they_are_cheaper():
+    # random-12 at 2.65 errors a shot, 1024 shots: ~950 stacked rows of 4096 amplitudes
+    # against one 24-bit matrix; the choice says it stacks them
+    work = _workload(12, NOISE)
+    assert work.terminal and work.stacked
+    choice = route(work)
+    assert (choice.engine, choice.batch) == ("statevector", False)
+    chosen = next(c for c in choice.candidates if c.engine == "statevector")
+    assert chosen.stacked and "trajectories stacked" in choice.explain()
+    # random-8 at 1.77 errors a shot: a 16-bit matrix is cheaper than ~850 or ~8300 rows
+    for shots in (1024, 10_000):
+        small = _workload(8, NOISE, shots)
+        assert small.stacked and route(small).batch
+    # the stacked estimate is rows times passes: it grows with the shots' trajectories
+    sv = spec("statevector")
+    few, many = _workload(12, NOISE, 1024), _workload(12, NOISE, 4096)
+    assert sv.seconds(few, density=False) < sv.seconds(many, density=False)
+
+
+def test_a_program_that_never_stacks_is_priced_group_by_group():
+    # a fence before the measurements keeps the trajectories group by group
+    graph = graph_of(4, random_gates(4, 3, seed=4), fence_after=5)
+    plan = noisy_plan(graph)
+    assert executor.stack_of(plan) is None
+    work = executor.workload(plan, 500)
+    assert work.trajectories > 1 and not work.stacked
+    assert not spec("statevector").runs_stacked(work)
 
 
 def test_the_choice_of_a_density_matrix_does_not_depend_on_the_worker_s_threads():

@@ -127,6 +127,10 @@ class Workload:
             every measurement after every gate on its qubit, no feed-forward, no more
             qubits than ``qubits``. An engine whose batch sampler holds one
             (:attr:`EngineSpec.density`) may run it once instead of its trajectories.
+        stacked: with noise on, its trajectories may run as the rows of one stack of
+            states (:func:`qmk.execution.executor.stack_of`): an engine that stacks them
+            (:attr:`EngineSpec.stacks`) pays a pass over every row a fused block, not a
+            simulation a trajectory.
     """
 
     qubits: int
@@ -152,6 +156,7 @@ class Workload:
     log2_bond_work: float | None = None
     batchable: bool = False
     terminal: bool = False
+    stacked: bool = False
 
     @property
     def fused(self) -> int:
@@ -509,6 +514,12 @@ class EngineSpec:
     #: segment, from ``|0...0>``, and its samples cost no round trip; each later
     #: segment follows a step on the host, so it pays one (:data:`SEGMENT_ROUND_TRIP_S`).
     resident: bool = False
+    #: Its noisy trajectories of a :attr:`Workload.stacked` program run as the rows of
+    #: one stack of states (:mod:`qmk.execution.stacked`), priced so
+    #: (:meth:`log2_seconds`), on its compiled kernels: seconds an amplitude of the
+    #: stack a fused block's pass, a row (its start, its corrections, its draw), and a
+    #: run (compiling the program for the stack). None: group by group.
+    stack: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.state not in STATE_KINDS or not set(self.precisions) <= set(PRECISIONS):
@@ -535,13 +546,18 @@ class EngineSpec:
         ``compiled`` False prices its fallback, where it has compiled kernels. A
         ``segments`` engine adds its state round trips (:data:`SEGMENT_ROUND_TRIP_S`) at
         each segment of each simulation. ``density`` prices one density matrix
-        (:attr:`density`); None asks :meth:`runs_density`."""
+        (:attr:`density`); None asks :meth:`runs_density`. Stacked trajectories
+        (:meth:`runs_stacked`) are a pass a fused block over a stack of a row a
+        trajectory and the error-free row, and each row's start and draw (:attr:`stack`):
+        an upper bound, since a row starts at its first error."""
         if density is None:
             density = self.runs_density(work)
         if density and self.density is not None:
             once = replace(work, branches=1, trajectories=0)
             return self.density.log2_seconds(once, None, threads)
         cost = self.cost if compiled or self.compiled is None else self.compiled.fallback
+        if self.runs_stacked(work):
+            return self._log2_trajectories(cost, work, precision, threads)
         if self.batch and work.batchable and work.branches > 1:  # one simulation, sampled
             work = replace(work, branches=1, trajectories=0)
         estimate = cost.log2_seconds(work, precision, threads)
@@ -582,7 +598,30 @@ class EngineSpec:
         ):
             return False
         once = replace(work, branches=1, trajectories=0)
-        return self.density.log2_seconds(once) < self.cost.log2_seconds(work)
+        return self.density.log2_seconds(once) < self._log2_trajectories(self.cost, work)
+
+    def _log2_trajectories(
+        self, cost: CostModel, work: Workload, precision: str | None = None, threads: int = 0
+    ) -> float:
+        """log2 of ``cost``'s estimate for ``work``'s simulations, its trajectories
+        stacked where they are (:meth:`runs_stacked`)."""
+        if self.stack is None or not self.runs_stacked(work):
+            return cost.log2_seconds(work, precision, threads)
+        block_s, row_s, run_s = self.stack
+        rows = work.trajectories + 1  # a row a trajectory, and the error-free row
+        return log2_sum(
+            (
+                _log2(run_s + cost.setup_s + cost.gate_s * work.gate_count),  # once
+                _log2(block_s * rows * work.fused) + work.qubits,  # a pass a block
+                _log2(row_s * rows),
+                _log2(cost.shot_s * work.shots),
+            )
+        )
+
+    def runs_stacked(self, work: Workload) -> bool:
+        """Whether ``work``'s trajectories run as the rows of one stack (:attr:`stacks`,
+        :attr:`Workload.stacked`, more than one trajectory)."""
+        return self.stack is not None and work.stacked and work.trajectories > 1
 
     @property
     def loaded(self) -> bool:
@@ -657,6 +696,7 @@ SPECS: tuple[EngineSpec, ...] = (
             parallel=True,
             bookkeeping=True,
         ),
+        stack=(1e-8, 1e-4, 0.02),  # measured (docs/engines.md, Cost models: stacked)
         # measured, not fitted (bench_noisy_dense.py --calibrate; docs/engines.md): a
         # qubit's gates and channels become one op, so the passes over its 4**n entries
         # go with the gates whatever their kind

@@ -100,6 +100,9 @@ class Candidate:
     #: (:attr:`~qmk.engines.registry.EngineSpec.batch`) or its density matrix
     #: (:meth:`~qmk.engines.registry.EngineSpec.runs_density`).
     batch: bool = False
+    #: Its noisy trajectories run as the rows of one stack, priced so
+    #: (:meth:`~qmk.engines.registry.EngineSpec.runs_stacked`).
+    stacked: bool = False
 
     @property
     def able(self) -> bool:
@@ -115,6 +118,7 @@ class Candidate:
             "reason": self.reason,
             "compiled": self.compiled,
             "batch": self.batch,
+            "stacked": self.stacked,
         }
 
 
@@ -150,6 +154,8 @@ class Choice:
             kernels = _KERNELS_SHOWN[c.compiled]
             if c.batch and spec(c.engine).density is not None:
                 kernels += ", as a density matrix"
+            elif c.stacked:
+                kernels += ", trajectories stacked"
             lines.append(
                 f" {mark} {c.engine:<20} est. {human_seconds(c.cost_s or 0.0):>9}  "
                 f"({c.precision or 'default'} precision{kernels})"
@@ -295,16 +301,26 @@ def assess(
         and entry.compiled is not None
         and entry.compiled.option not in options
         and work.qubits <= COLD_FALLBACK_QUBITS
+        and not entry.runs_stacked(work)
     ):
         # a process that has not compiled yet pays the compiler first: a short job on a
-        # small state runs sooner on the fallback kernels (the choice then passes them)
+        # small state runs sooner on the fallback kernels (the choice then passes them).
+        # Not stacked trajectories: their figures are the compiled kernels' passes
         fallback = entry.seconds(
             work, precision, threads=limits.threads, compiled=False, density=False
         )
         if fallback + entry.cold_s(compiled=False) < cost:
             cost, compiled = fallback + entry.cold_s(compiled=False), False
     batch = dense or (entry.batch and work.batchable)
-    return Candidate(engine=name, cost_s=cost, precision=precision, compiled=compiled, batch=batch)
+    stacked = not batch and entry.runs_stacked(work)
+    return Candidate(
+        engine=name,
+        cost_s=cost,
+        precision=precision,
+        compiled=compiled,
+        batch=batch,
+        stacked=stacked,
+    )
 
 
 def _density_fits(

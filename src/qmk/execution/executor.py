@@ -418,6 +418,7 @@ def workload(
         and not mid
         and "fence" not in kinds
         and _held_exactly(plan, qubits),
+        stacked=trajectories > 1 and stack_of(plan) is not None,
         **features,
     )
 
@@ -972,7 +973,17 @@ def _stacked_ops(plan: Plan, engine: str, initial: QuantumState | None) -> Stack
     by a stacked run (whole groups, no branch) is resumed by a stacked run, and one saved
     inside a group by the group-by-group runner (it holds a branch) is refused by a
     stacked run (``QE106``)."""
-    if engine != "statevector" or initial is not None or not plan.noise:
+    if spec(engine).stack is None or initial is not None:
+        return None
+    return stack_of(plan)
+
+
+def stack_of(plan: Plan) -> StackedOps | None:
+    """The plan's micro-ops as stacked trajectories run them, or None where its
+    trajectories never stack: no noise, or a program the stack does not run
+    (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan. The router prices a
+    stacked run by it (:attr:`~qmk.engines.registry.Workload.stacked`)."""
+    if not plan.noise:
         return None
     found: StackedOps | None = _STACKS.get(
         (id(plan),), plan, lambda: compile_ops(observed_ops(plan).ops)
