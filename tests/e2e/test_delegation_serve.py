@@ -71,6 +71,7 @@ def test_a_loan_is_granted_used_revoked_and_expires_through_a_real_server(
         "CAP_MAGIC",
         "CAP_LINK",
         "CAP_DEVICE_NA",
+        "CAP_OBSERVE",
     ]
 
     as_tenant(monkeypatch, server, "alice")
