@@ -533,36 +533,16 @@ def build_plan(
         _machine_waits(steps, idle, walk.profile_of, default_key, rows)
     names = graph.resources.vqs
     logical_cycles = max([cycles_end, fence_time, *time.values()])
-    if not models:  # no qubit at all: the machine's default sets the cycle time
-        model_for(default_key)
-    profiles = tuple(sorted(models))
-    rounds = max(model_for(p).decoder_rounds_per_cycle for p in profiles)
-    cycle_ns = max(model_for(p).cycle_time_ns for p in profiles)
-    return Plan(
-        program=program,
-        steps=steps,
-        noise=(
-            rows.locations(
-                steps.op_codes, steps.qubit_columns, timing, names, model_for, _cnot_cycles
-            )
-            if noise
-            else Locations.empty(names)
-        ),
-        events=graph.resources.events,
-        clifford=first_non_clifford is None,
-        first_non_clifford=first_non_clifford,
-        logical_cycles=logical_cycles,
-        peak_logical_qubits=max(walk.peak_logical, program.peak_live_qubits),
-        peak_physical_qubits=walk.peak_physical,
-        decoder_rounds=logical_cycles * rounds,
-        cycle_time_ns=cycle_ns,
-        magic_states=walk.magic,
-        teleports=walk.teleports,
-        profiles=profiles,
-        calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
-        lifetimes=tuple(walk.lifetimes),
+    return _finished(
+        program,
+        steps,
+        walk,
+        models,
+        names,
+        timing,
+        logical_cycles,
+        first_non_clifford,
         guarded=guarded or walk.guarded,
-        timing=Pairs(*timing),
     )
 
 
@@ -658,19 +638,47 @@ def _column_plan(
     live = [clock[int(name[1:])] for name in walk.time]
     timing = (starts, ends)
     logical_cycles = max([walk.cycles_end, walk.fence_time, *live])
-    if not models:
-        walk.model_for(walk.default_key)
+    return _finished(
+        program,
+        steps,
+        walk,
+        models,
+        names,
+        timing,
+        logical_cycles,
+        first_non_clifford,
+        guarded=False,
+    )
+
+
+def _finished(
+    program: VerifiedProgram,
+    steps: PlanSteps,
+    walk: _Walk,
+    models: dict[str, Any],
+    names: tuple[str, ...],
+    timing: tuple[array[float], array[float]],
+    logical_cycles: float,
+    first_non_clifford: int | None,
+    *,
+    guarded: bool,
+) -> Plan:
+    """The plan of a finished schedule (either walk's): its noise locations and the
+    machine's figures, from the profiles its qubits met."""
+    model_for = walk.model_for
+    if not models:  # no qubit at all: the machine's default sets the cycle time
+        model_for(walk.default_key)
     profiles = tuple(sorted(models))
-    rounds = max(walk.model_for(p).decoder_rounds_per_cycle for p in profiles)
-    cycle_ns = max(walk.model_for(p).cycle_time_ns for p in profiles)
+    rounds = max(model_for(p).decoder_rounds_per_cycle for p in profiles)
+    cycle_ns = max(model_for(p).cycle_time_ns for p in profiles)
     return Plan(
         program=program,
         steps=steps,
         noise=(
-            rows.locations(
-                steps.op_codes, steps.qubit_columns, timing, names, walk.model_for, _cnot_cycles
+            walk.rows.locations(
+                steps.op_codes, steps.qubit_columns, timing, names, model_for, _cnot_cycles
             )
-            if noise
+            if walk.noise
             else Locations.empty(names)
         ),
         events=program.graph.resources.events,
@@ -686,7 +694,7 @@ def _column_plan(
         profiles=profiles,
         calibrated_profiles=tuple(p for p in profiles if models[p].calibration is not None),
         lifetimes=tuple(walk.lifetimes),
-        guarded=False,
+        guarded=guarded,
         timing=Pairs(*timing),
     )
 
