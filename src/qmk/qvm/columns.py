@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import itertools
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, SupportsIndex, cast, overload
 
@@ -53,7 +53,7 @@ import numpy as np
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Node, Resources
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPS, Clifford, Exec
-from qmk.qvm.verify import Epoch, VerifiedProgram, Walked, op_counts
+from qmk.qvm.verify import Epoch, TupleView, VerifiedProgram, Walked, op_counts
 
 __all__ = ["OP_CODES", "OP_NAMES", "ColumnNodes", "Columns", "Figures", "check", "verified"]
 
@@ -398,7 +398,7 @@ def _operands(qubits: np.ndarray, names: list[str]) -> list[tuple[str, ...]]:
     return list(map(made.__getitem__, which.tolist()))
 
 
-class ColumnNodes(Sequence[Node]):
+class ColumnNodes(TupleView[Node]):
     """The nodes of a column program, made when read: one read by its index is made
     alone (:meth:`Columns.node`); any other read (iteration, a slice) makes them all
     once (:meth:`Columns.nodes`) and keeps them. So a run that reads a few rows' nodes
@@ -412,7 +412,7 @@ class ColumnNodes(Sequence[Node]):
         self._all: tuple[Node, ...] | None = None
         self._events: np.ndarray | None = None  # the events recorded before each row
 
-    def _made(self) -> tuple[Node, ...]:
+    def _values(self) -> tuple[Node, ...]:
         made = self._all
         if made is None:  # (two threads may each make them: equal values)
             made = self._all = self._columns.nodes()
@@ -427,7 +427,7 @@ class ColumnNodes(Sequence[Node]):
     def __getitem__(self, index: slice) -> tuple[Node, ...]: ...
     def __getitem__(self, index: SupportsIndex | slice) -> Any:
         if isinstance(index, slice) or self._all is not None:
-            return self._made()[index]
+            return self._values()[index]
         count, at = len(self), operator.index(index)
         if not -count <= at < count:
             raise IndexError("node index out of range")
@@ -437,21 +437,8 @@ class ColumnNodes(Sequence[Node]):
             events = self._events = np.cumsum(measured) - measured
         return self._columns.node(at % count, int(events[at % count]))
 
-    def __iter__(self) -> Iterator[Node]:
-        return iter(self._made())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return f"ColumnNodes({len(self)} nodes)"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple, (self._made(),))
 
 
 def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:

@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from qmk.qvm import classical
 from qmk.qvm.codes import BY_NAME, CODES, Severity
@@ -65,6 +65,9 @@ from qmk.qvm.profiles import ProfileError, parse_profile
 
 #: At most this many findings of one code are listed; one more finding says how many were left out.
 MAX_FINDINGS_PER_CODE = 100
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -332,7 +335,38 @@ _UNBOUNDED = Limits(
 )
 
 
-class _Later(Sequence[Any]):
+class TupleView(Sequence[_T]):
+    """A sequence made when first read that stands for a tuple of its items: equal to
+    such a tuple, unhashable as a list is, and pickled as the tuple itself (so what
+    crosses a process is plain data). A subclass says how its items are made
+    (:meth:`_values`)."""
+
+    __slots__ = ()
+
+    def _values(self) -> Sequence[_T]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._values()[index]
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self._values())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self._values()),))
+
+
+class _Later(TupleView[Any]):
     """A field of :meth:`Walked.program`, read through (see :class:`Walked`)."""
 
     __slots__ = ("_name", "_walked")
@@ -344,27 +378,8 @@ class _Later(Sequence[Any]):
         values: Sequence[Any] = getattr(self._walked.program(), self._name)
         return values
 
-    def __len__(self) -> int:
-        return len(self._values())
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._values()[index]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         return f"<{self._name}, walked when first read>"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple, (tuple(self._values()),))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -2003,6 +2018,7 @@ __all__ = [
     "Report",
     "RevSegment",
     "Totals",
+    "TupleView",
     "VerifiedProgram",
     "Walked",
     "check",
