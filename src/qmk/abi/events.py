@@ -28,7 +28,7 @@ from typing import Any
 
 from qmk import defaults
 from qmk.abi.door import Door, StreamCaps, Visitor
-from qmk.abi.probe import KernelEvent, KernelProbe
+from qmk.abi.probe import KernelEvent, KernelProbe, last_records
 from qmk.abi.replies import Job
 
 #: Recent events kept for the audit route.
@@ -154,15 +154,7 @@ class EventHub:
 
     def audit(self, tenant: str, job_id: str | None, limit: int) -> list[dict[str, Any]]:
         """``tenant``'s last ``limit`` audit entries (``job_id``'s only), oldest first."""
-        found: list[dict[str, Any]] = []
-        for event in reversed(self.recent):
-            if event.tenant != tenant or (job_id is not None and event.job_id != job_id):
-                continue
-            found.append(dict(event.record))
-            if len(found) >= limit:
-                break
-        found.reverse()
-        return found
+        return last_records(self.recent, tenant, job_id, limit)
 
     def close(self) -> None:
         """End every stream (the server stops) and stop listening."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -127,6 +128,25 @@ class KernelEvent:
             "state": self.state,
             "record": dict(self.record),
         }
+
+
+def last_records(
+    recent: deque[KernelEvent],
+    tenant: str,
+    job_id: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The records of ``tenant``'s last ``limit`` events among ``recent`` (``job_id``'s
+    only), oldest first: ``q_audit``'s answer, wherever the kept events are."""
+    found: list[dict[str, Any]] = []
+    for event in reversed(recent):
+        if event.tenant != tenant or (job_id is not None and event.job_id != job_id):
+            continue
+        found.append(dict(event.record))
+        if len(found) >= limit:
+            break
+    found.reverse()
+    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

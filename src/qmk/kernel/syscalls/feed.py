@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 import qmk.abi.replies as replies
 from qmk import defaults
-from qmk.abi.probe import KernelEvent, KernelSnapshot, hashed_tenants, snapshot_json
+from qmk.abi.probe import (
+    KernelEvent,
+    KernelSnapshot,
+    hashed_tenants,
+    last_records,
+    snapshot_json,
+)
 from qmk.abi.tally import JobTally
 from qmk.errors import CapabilityError, InvalidArgument
 from qmk.kernel.config import KernelConfig
@@ -173,14 +179,7 @@ class FeedDesk:
             job_of(job_id)
         self.start()
         tenant = session.tenant
-        found: list[dict[str, Any]] = []
-        for event in reversed(self.recent):
-            if event.tenant != tenant or (job_id is not None and event.job_id != job_id):
-                continue
-            found.append(dict(event.record))
-            if len(found) >= limit:
-                break
-        found.reverse()
+        found = last_records(self.recent, tenant, job_id, limit)
         return replies.AuditEntries(tenant=tenant, entries=found)
 
     def load(self, session: Session) -> replies.KernelLoad:
