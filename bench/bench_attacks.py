@@ -1166,7 +1166,9 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
 # Issue 79 adds ``conn-hog`` (alice's session signs in 1,100 connections, held idle:
 # past max_connections_per_tenant they are refused) and ``decode-bomb`` (alice submits
 # a distance-5 surface code of 100,000 rounds, decoded: its decoder is built in its
-# worker, past whose memory it fails QK201).
+# worker, past whose memory it fails QK201), ``speedup-six`` (six of alice's sessions
+# asking the machine's speedup over exclusive, as fast as answered; JSON-RPC and REST)
+# and ``graphql-fragments`` (a query of doubling fragments, 2**40 fields expanded).
 # The prober is another tenant (dave) calling ``q_status`` over the JSON-RPC Unix socket
 # every millisecond and submitting a Bell job a second; each row adds the kernel's
 # memory (before, peak, after) and the load average at its start and end. A scenario a
@@ -1205,10 +1207,18 @@ MATRIX: dict[str, tuple[dict[str, Any], int | None]] = {
     # issue 79 (item 4): one tenant's signed-in idle connections, and a decode bomb
     "conn-hog": ({"max_connections_per_peer": 100_000, "accept_rate_per_peer": 1000.0}, 4096),
     "decode-bomb": ({}, None),
+    # issue 79 (goals): six clients asking the machine's speedup, and GraphQL's doubling
+    # fragments, each over and over
+    "speedup-six": ({}, None),
+    "graphql-fragments": ({}, None),
 }
 #: The decode bomb: a distance-5 surface code of this many rounds (6 KB of text, a
 #: decoder of about 2 GB), decoded.
 BOMB_ROUNDS = 100_000
+#: Clients asking ``q_machine_status(speedup=true)`` at once.
+SPEEDUP_CLIENTS = 6
+#: Levels of the doubling fragments (2**levels fields once expanded).
+FRAGMENT_LEVELS = 40
 #: Signed-in connections the connection hog holds (one tenant's, one session's).
 HOG_CONNECTIONS = 1100
 #: The scenarios whose kernel starts on a data directory written while it was stopped: a
@@ -1436,7 +1446,66 @@ def _decode_bomb(wire: Any, server: Any, stop: threading.Event, counts: dict[str
     stop.wait()
 
 
+def _speedup_six(wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]) -> None:
+    """:data:`SPEEDUP_CLIENTS` sessions of alice's asking the machine's speedup over
+    exclusive, each as fast as it is answered (JSON-RPC and REST carry the flag)."""
+    if wire.name not in ("jsonrpc", "rest"):
+        from support.wires import NotOnThisWire
+
+        raise NotOnThisWire(f"{wire.name} does not carry q_machine_status's speedup flag")
+    sessions = [wire.session(server, "alice") for _ in range(SPEEDUP_CLIENTS)]
+
+    def ask(session: str) -> None:
+        if wire.name == "rest":
+            import httpx
+
+            with httpx.Client(
+                base_url=server.url, timeout=60, headers={"authorization": f"Bearer {session}"}
+            ) as http:
+                while not stop.is_set():
+                    status = http.get("/v1/machine", params={"speedup": "true"}).status_code
+                    _count(counts, "ok" if status == 200 else f"HTTP {status}")
+            return
+        host, port = server.tcp
+        with Client(f"tcp:{host}:{port}", session_id=session) as client:
+            while not stop.is_set():
+                _outcome(counts, lambda: client.q_machine_status(speedup=True))
+
+    askers = [threading.Thread(target=ask, args=(session,)) for session in sessions]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join()
+
+
+def _graphql_fragments(
+    wire: Any, server: Any, stop: threading.Event, counts: dict[str, int]
+) -> None:
+    """alice's GraphQL query of doubling fragments (2**:data:`FRAGMENT_LEVELS` fields
+    expanded), over and over: refused by its measured size before it runs."""
+    if wire.name != "graphql":
+        from support.wires import NotOnThisWire
+
+        raise NotOnThisWire("only GraphQL has fragments")
+    import httpx
+
+    fragments = ["fragment F0 on Job { job_id }"]
+    fragments += [
+        f"fragment F{i} on Job {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, FRAGMENT_LEVELS + 1)
+    ]
+    query = f"{{ jobs(limit: 1) {{ ...F{FRAGMENT_LEVELS} }} }} " + " ".join(fragments)
+    session = wire.session(server, "alice")
+    with httpx.Client(
+        base_url=server.url, timeout=60, headers={"authorization": f"Bearer {session}"}
+    ) as http:
+        while not stop.is_set():
+            answer = http.post("/v1/graphql", json={"query": query}).json()
+            _count(counts, "refused" if answer.get("errors") else "answered")
+
+
 _MATRIX_ATTACKS = {
+    "speedup-six": _speedup_six,
+    "graphql-fragments": _graphql_fragments,
     "conn-hog": _conn_hog,
     "decode-bomb": _decode_bomb,
     "idle-conns": _idle_conns,
