@@ -1606,7 +1606,7 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     time.sleep(2.0)  # the kernel sees the attacker's connections close
     figures.update(
         rss_before_mb=rss_before,
-        rss_peak_mb=max(peak[0], server.peak_rss_mb()),  # the start's peak, too
+        rss_peak_mb=round(max(peak[0], server.peak_rss_mb()), 1),  # the start's peak, too
         rss_after_mb=rss_mb(server.proc.pid),
     )
     states = [client.q_wait(job, 120_000).state for job in [probe, *figures.pop("jobs")]]
