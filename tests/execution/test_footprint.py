@@ -54,3 +54,54 @@ def test_a_bad_footprint_is_a_coded_error_naming_the_key(change: dict, key: str)
     with pytest.raises(QMKError) as caught:
         Footprint.from_json(data)
     assert key in str(caught.value)
+
+
+def _stretches(fp: Footprint) -> list[int]:
+    """Private cycles between fences, in order."""
+    out = [0]
+    for step in fp.steps:
+        if step.kind == "fence":
+            out.append(0)
+        else:
+            out[-1] += step.cycles * step.repeat
+    return out
+
+
+@pytest.mark.parametrize("every", [1, 3, 7, 10, 50])
+def test_fenced_runs_no_stretch_longer_than_asked_and_keeps_every_total(every: int) -> None:
+    fp = _footprint(
+        Step(kind="gates", cycles=2, node="a"),
+        Step(kind="rotation", cycles=3, t_states=1, repeat=7, node="t"),
+        Step(kind="fence", cycles=0),
+        Step(kind="teleport", cycles=1, bell_pairs=2, repeat=20, node="b"),
+        Step(kind="measure", cycles=0, measurements=4, node="m"),
+    )
+    fenced = fp.fenced(every)
+    # a stretch is cut between repetitions; one repetition longer than asked is whole
+    assert max(_stretches(fenced)) <= max(every, 3)
+    assert (fenced.duration_cycles, fenced.t_states, fenced.bell_pairs, fenced.measurements) == (
+        fp.duration_cycles,
+        fp.t_states,
+        fp.bell_pairs,
+        fp.measurements,
+    )
+    assert fenced.tiles == fp.tiles
+    # without its added fences, the same steps in the same order: each cut step's last
+    # piece keeps its node, the pieces before it name none
+    pieces = [s for s in fenced.steps if s.kind != "fence"]
+    assert [s.node for s in pieces if s.node] == ["a", "t", "b", "m"]
+    for step in fp.steps:
+        if step.kind == "fence":
+            continue
+        mine = [s for s in pieces if s.kind == step.kind]
+        assert sum(s.repeat for s in mine) == step.repeat
+        assert all(s.cycles == step.cycles and s.t_states == step.t_states for s in mine)
+        assert mine[-1].node == step.node and all(s.node is None for s in mine[:-1])
+
+
+def test_fenced_adds_nothing_to_a_footprint_whose_stretches_are_short_enough() -> None:
+    fp = _footprint(Step(kind="gates", cycles=4, repeat=2), Step(kind="fence", cycles=0))
+    assert fp.fenced(8) is fp
+    assert fp.fenced(7).fences == 2
+    with pytest.raises(ValueError):
+        fp.fenced(0)

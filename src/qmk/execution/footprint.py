@@ -157,6 +157,54 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         """Points where the run may be preempted or migrated."""
         return sum(s.repeat for s in self.steps if s.kind == "fence")
 
+    def fenced(self, every: int) -> Footprint:
+        """The footprint with a fence wherever more than ``every`` private cycles would
+        run without one: the points where the machine may preempt the job.
+
+        A patch machine can stop a job between any two logical operations (its patches
+        keep their syndrome cycles, idle), so a fence here changes no outcome, only where
+        the scheduler may stop it. A repeated step is cut between repetitions; a single
+        repetition longer than ``every`` is not cut. Only the last piece of a cut step
+        keeps its ``node``: a wait at an added fence falls after the node done before
+        the step (:meth:`~qmk.kernel.machine.jobs.JobRecord.idle_after`).
+
+        >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...                routing_tiles=2, code_distance=9,
+        ...                steps=(Step(kind="gates", cycles=2, repeat=5, node="g"),))
+        >>> [(s.kind, s.repeat, s.node) for s in fp.fenced(4).steps if s.kind != "fence"]
+        [('gates', 2, None), ('gates', 2, None), ('gates', 1, 'g')]
+        >>> fp.fenced(4).fences
+        2
+        >>> fp.fenced(10) is fp
+        True
+        """
+        if every < 1:
+            raise ValueError(f"fences every {every} cycles: at least 1")
+        steps: list[Step] = []
+        run = 0  # private cycles since the last fence
+        for step in self.steps:
+            if step.kind == "fence":
+                run = 0
+                steps.append(step)
+                continue
+            left = step.repeat
+            while left:
+                if not step.cycles or run + step.cycles * left <= every:
+                    take = left
+                else:  # as many as fit; one at least after a fence (it is not cut)
+                    take = max(every - run, 0) // step.cycles or (0 if run else 1)
+                if take:
+                    node = step.node if take == left else None
+                    steps.append(msgspec.structs.replace(step, repeat=take, node=node))
+                    left -= take
+                    run += step.cycles * take
+                if left:
+                    steps.append(Step(kind="fence", cycles=0))
+                    run = 0
+        if len(steps) == len(self.steps):
+            return self
+        return msgspec.structs.replace(self, steps=tuple(steps))
+
     def to_json(self) -> dict[str, Any]:
         """The footprint as plain JSON data."""
         out: dict[str, Any] = msgspec.to_builtins(self)

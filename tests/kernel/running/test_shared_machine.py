@@ -539,3 +539,85 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
     assert record["error_budget"] == 0.01 and record["within_budget"] is True
     assert 1e-4 < record["idle_logical_error"] < 0.01
     assert len(listed.jobs) == 1  # the refused submits stored nothing
+
+
+def _layers(qubits: int, layers: int) -> Any:
+    """A Clifford program with no fence: ``layers`` of H on every qubit and CNOTs on
+    pairs, then every qubit measured."""
+    lines = [".caps CAP_ALLOC", "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(qubits))]
+    for layer in range(layers):
+        lines += [f"h{layer}_{i}: APPLY_H vq:q{i}" for i in range(qubits)]
+        lines += [f"c{layer}_{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(0, qubits - 1, 2)]
+    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(qubits)]
+    return assemble("\n".join(lines))
+
+
+BELL_PAIR = assemble(
+    ".caps CAP_ALLOC\na: ALLOC_LQ vq:a, vq:b\nh: APPLY_H vq:a\nc: APPLY_CNOT vq:a, vq:b\n"
+    "ma: MEASURE_Z vq:a, out:ma\nmb: MEASURE_Z vq:b, out:mb"
+)
+
+
+def behind_a_fenceless_job(tmp_path, fence_cycles: int) -> dict[str, Any]:
+    """alice's fence-less program of 16 qubits (45 tiles, 32 of data, about 1,000 cycles)
+    and bob's Bell pair (9 tiles), both arriving at cycle 0 on a module of 50 job tiles
+    and 40 storage tiles, under the default policy: their machine records."""
+    clock = ManualMachineClock()
+    machine = {
+        "physical_qubits": 16_000,
+        "storage_tiles": 40,
+        "epoch_cycles": 10,
+        "fence_cycles": fence_cycles,
+    }
+    conf = config_from_dict(
+        {
+            "machine": machine,
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {t: {"key": KEYS[t], "caps": ["CAP_ALLOC"]} for t in ("alice", "bob")},
+        }
+    )
+
+    async def body(kernel):
+        sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
+        jobs = {}
+        for tenant, program in (("alice", _layers(16, 500)), ("bob", BELL_PAIR)):
+            accepted = await kernel.q_submit(
+                session_id=sessions[tenant],
+                graph=program.to_json(),
+                shots=100,
+                seed=3,
+                policy={"noise": False},
+            )
+            jobs[tenant] = accepted.job_id
+        clock.advance(100_000)
+        out = {}
+        for tenant, job_id in jobs.items():
+            done = await kernel.q_wait(
+                session_id=sessions[tenant], job_id=job_id, timeout_ms=120_000
+            )
+            assert done.state == "COMPLETED", done.error
+            out[tenant] = done.machine
+        return out
+
+    return run_kernel(tmp_path, body, config=conf, machine_clock=clock)
+
+
+def test_a_fenceless_job_is_preempted_at_the_fences_the_kernel_adds_and_its_record_says_so(
+    tmp_path,
+):
+    # alice's job fills the floorplan but for 5 tiles; bob's 9 do not fit. With fences
+    # every 100 cycles, alice's job stops at its first (cycle 100), moves to storage (1
+    # cycle), and bob starts at the next boundary, 110 (ends 114). Alice's job comes back
+    # at 120 (1 cycle out of storage): 21 cycles preempted, one stop. Without them (a
+    # bound past its run) bob waits for her end.
+    fenced = behind_a_fenceless_job(tmp_path / "fenced", 100)
+    alice, bob = fenced["alice"], fenced["bob"]
+    assert (alice["tiles"], bob["tiles"]) == (45, 9)
+    assert (bob["arrival_cycle"], bob["start_cycle"], bob["end_cycle"]) == (0, 110, 114)
+    assert bob["start_cycle"] < alice["end_cycle"]
+    assert alice["preemptions"] == 1 and alice["wait_cycles"]["preempted"] == 21
+    assert bob["preemptions"] == 0 and bob["wait_cycles"]["preempted"] == 0
+    whole = behind_a_fenceless_job(tmp_path / "whole", 10**9)
+    assert whole["alice"]["preemptions"] == 0 and whole["alice"]["wait_cycles"]["preempted"] == 0
+    assert whole["bob"]["start_cycle"] >= whole["alice"]["end_cycle"]
+    assert alice["end_cycle"] == whole["alice"]["end_cycle"] + 21
