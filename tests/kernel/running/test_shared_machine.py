@@ -558,24 +558,30 @@ BELL_PAIR = assemble(
 )
 
 
-def behind_a_fenceless_job(tmp_path, fence_cycles: int) -> dict[str, Any]:
-    """alice's fence-less program of 16 qubits (45 tiles, 32 of data, about 1,000 cycles)
-    and bob's Bell pair (9 tiles), both arriving at cycle 0 on a module of 50 job tiles
-    and 40 storage tiles, under the default policy: their machine records."""
-    clock = ManualMachineClock()
+def _two_tenants_machine(fence_cycles: int, storage_tiles: int) -> Any:
+    """A module of 16,000 physical qubits, epochs of 10 cycles, the default policy, and
+    alice's and bob's equal shares."""
     machine = {
         "physical_qubits": 16_000,
-        "storage_tiles": 40,
+        "storage_tiles": storage_tiles,
         "epoch_cycles": 10,
         "fence_cycles": fence_cycles,
     }
-    conf = config_from_dict(
+    return config_from_dict(
         {
             "machine": machine,
             "kernel": {"worker_memory_mb": 1024},
             "tenants": {t: {"key": KEYS[t], "caps": ["CAP_ALLOC"]} for t in ("alice", "bob")},
         }
     )
+
+
+def behind_a_fenceless_job(tmp_path, fence_cycles: int) -> dict[str, Any]:
+    """alice's fence-less program of 16 qubits (45 tiles, 32 of data, about 1,000 cycles)
+    and bob's Bell pair (9 tiles), both arriving at cycle 0 on a module of 50 job tiles
+    and 40 storage tiles, under the default policy: their machine records."""
+    clock = ManualMachineClock()
+    conf = _two_tenants_machine(fence_cycles, 40)
 
     async def body(kernel):
         sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
@@ -621,3 +627,36 @@ def test_a_fenceless_job_is_preempted_at_the_fences_the_kernel_adds_and_its_reco
     assert whole["alice"]["preemptions"] == 0 and whole["alice"]["wait_cycles"]["preempted"] == 0
     assert whole["bob"]["start_cycle"] >= whole["alice"]["end_cycle"]
     assert alice["end_cycle"] == whole["alice"]["end_cycle"] + 21
+
+
+def test_a_long_job_the_machine_could_never_move_out_is_refused_past_its_tenants_share(
+    tmp_path,
+):
+    # no storage: 88 job tiles, 44 a tenant's share. alice's 16 qubits (45 tiles, about
+    # 1,000 cycles) would hold bob out for their whole run, past fence_cycles (100):
+    # refused at submit, nothing stored. 14 qubits (41 tiles) stay within her share, and
+    # a bound past the run (2,000 cycles) takes the 16 too.
+    async def body(kernel):
+        sid = await login(kernel, "alice")
+        out = []
+        for qubits in (16, 14):
+            try:
+                job = await kernel.q_submit(
+                    session_id=sid, graph=_layers(qubits, 500).to_json(), shots=10, seed=1
+                )
+            except AdmissionError as exc:
+                out.append(exc)
+            else:
+                out.append(job.job_id)
+        listed = await kernel.q_list_jobs(session_id=sid)
+        return out, listed.jobs
+
+    (refused, accepted), listed = run_kernel(
+        tmp_path / "short", body, config=_two_tenants_machine(100, 0)
+    )
+    assert isinstance(refused, AdmissionError) and refused.details["code"] == "QK501"
+    assert "would hold 45 tiles" in refused.message
+    assert "give [machine] storage_tiles at least 32" in refused.message
+    assert isinstance(accepted, str) and [j.job_id for j in listed] == [accepted]
+    (long_bound, _), _ = run_kernel(tmp_path / "long", body, config=_two_tenants_machine(2_000, 0))
+    assert isinstance(long_bound, str)

@@ -136,7 +136,9 @@ class SharedMachine:
     ) -> None:
         self.spec = spec or config_machine(config)
         shares = {name: tenant.machine_share for name, tenant in config.tenants.items()}
-        self.live = LiveMachine(self.spec, config.machine.policy, shares)
+        self.live = LiveMachine(
+            self.spec, config.machine.policy, shares, hold_cycles=config.machine.fence_cycles
+        )
         self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)
         self.fence_cycles = config.machine.fence_cycles
         self._release = release
