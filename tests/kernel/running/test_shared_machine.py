@@ -558,14 +558,15 @@ BELL_PAIR = assemble(
 )
 
 
-def _two_tenants_machine(fence_cycles: int, storage_tiles: int) -> Any:
-    """A module of 16,000 physical qubits, epochs of 10 cycles, the default policy, and
-    alice's and bob's equal shares."""
+def _two_tenants_machine(fence_cycles: int, storage_tiles: int, **more: Any) -> Any:
+    """A module of 16,000 physical qubits, epochs of 10 cycles, the default policy (unless
+    ``more`` says), and alice's and bob's equal shares."""
     machine = {
         "physical_qubits": 16_000,
         "storage_tiles": storage_tiles,
         "epoch_cycles": 10,
         "fence_cycles": fence_cycles,
+        **more,
     }
     return config_from_dict(
         {
@@ -576,23 +577,30 @@ def _two_tenants_machine(fence_cycles: int, storage_tiles: int) -> Any:
     )
 
 
-def behind_a_fenceless_job(tmp_path, fence_cycles: int) -> dict[str, Any]:
+def behind_a_fenceless_job(
+    tmp_path, fence_cycles: int, *, bob_at: int = 0, priority: int = 0, **machine: Any
+) -> dict[str, Any]:
     """alice's fence-less program of 16 qubits (45 tiles, 32 of data, about 1,000 cycles)
-    and bob's Bell pair (9 tiles), both arriving at cycle 0 on a module of 50 job tiles
-    and 40 storage tiles, under the default policy: their machine records."""
+    arriving at cycle 0 and bob's Bell pair (9 tiles, ``priority``) arriving at ``bob_at``
+    on a module of 50 job tiles and 40 storage tiles (``machine``: more [machine] keys):
+    their machine records."""
     clock = ManualMachineClock()
-    conf = _two_tenants_machine(fence_cycles, 40)
+    conf = _two_tenants_machine(fence_cycles, 40, **machine)
 
     async def body(kernel):
         sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
         jobs = {}
         for tenant, program in (("alice", _layers(16, 500)), ("bob", BELL_PAIR)):
+            if tenant == "bob" and bob_at:
+                clock.advance(bob_at)
+                for _ in range(20):  # the machine's task decides up to the clock
+                    await asyncio.sleep(0)
             accepted = await kernel.q_submit(
                 session_id=sessions[tenant],
                 graph=program.to_json(),
                 shots=100,
                 seed=3,
-                policy={"noise": False},
+                policy={"noise": False, "priority": priority if tenant == "bob" else 0},
             )
             jobs[tenant] = accepted.job_id
         clock.advance(100_000)
@@ -660,3 +668,20 @@ def test_a_long_job_the_machine_could_never_move_out_is_refused_past_its_tenants
     assert isinstance(accepted, str) and [j.job_id for j in listed] == [accepted]
     (long_bound, _), _ = run_kernel(tmp_path / "long", body, config=_two_tenants_machine(2_000, 0))
     assert isinstance(long_bound, str)
+
+
+@pytest.mark.parametrize("policy", ["fidelity", "fair-share", "priority"])
+def test_a_job_arriving_behind_a_running_fenceless_one_starts_after_its_next_added_fence(
+    tmp_path, policy: str
+):
+    # bob's Bell pair arrives at cycle 333, alice's job running since 0. It is asked to
+    # stop at its next fence (400; under priority, for bob's priority 5, 5 above hers and
+    # past preempt_gap 3), leaves for storage at 401, and bob starts at the boundary
+    # after, 410: within fence_cycles + epoch_cycles + the move of his arrival. She is
+    # back at 420 (21 cycles preempted) and ends 21 cycles late.
+    out = behind_a_fenceless_job(tmp_path, 100, bob_at=333, priority=5, policy=policy)
+    alice, bob = out["alice"], out["bob"]
+    assert (bob["arrival_cycle"], bob["start_cycle"], bob["end_cycle"]) == (333, 410, 414)
+    assert bob["start_cycle"] - bob["arrival_cycle"] <= 100 + 10 + 1
+    assert alice["preemptions"] == 1 and alice["wait_cycles"]["preempted"] == 21
+    assert alice["end_cycle"] == 1023
