@@ -105,3 +105,17 @@ def test_fenced_adds_nothing_to_a_footprint_whose_stretches_are_short_enough() -
     assert fp.fenced(7).fences == 2
     with pytest.raises(ValueError):
         fp.fenced(0)
+
+
+def test_fenced_counts_a_step_at_the_pace_its_t_states_and_bell_pairs_come_alone() -> None:
+    # one T state a repetition at 0.01 a cycle: 100 cycles each, not 1; a pair each at
+    # 0.5 a cycle: 2 cycles each, not 1
+    fp = _footprint(
+        Step(kind="rotation", cycles=1, t_states=1, repeat=25, node="t"),
+        Step(kind="teleport", cycles=1, bell_pairs=1, repeat=1000, node="b"),
+    )
+    assert fp.fenced(1100) is fp  # 1,025 private cycles
+    paced = fp.fenced(1100, t_per_cycle=0.01, pairs_per_cycle=0.5)
+    # 11 states (1,100 cycles), 11, then 3 (300) and 400 pairs (800), 550, 50
+    assert [s.repeat for s in paced.steps if s.kind != "fence"] == [11, 11, 3, 400, 550, 50]
+    assert paced.fences == 4 and paced.t_states == 25 and paced.bell_pairs == 1000

@@ -18,7 +18,8 @@ second from the kernel's start, real time by default).
   An arrival brings the scheduler up to its cycle first itself (what the task would do
   next), so the job finds the machine as it is then.
 - **Fences.** A job's footprint goes to the machine with a fence wherever it would run
-  more than ``[machine] fence_cycles`` cycles without one
+  more than ``[machine] fence_cycles`` cycles without one, at its pace alone (its T
+  states at the fastest module's factory rate, its Bell pairs at the link's)
   (:meth:`~qmk.execution.footprint.Footprint.fenced`): the points where the machine's
   policy may preempt it, at an epoch boundary, in place or into storage tiles. So no
   job, fences in its program or not, holds its tiles past a preemption by longer; its
@@ -141,6 +142,11 @@ class SharedMachine:
         )
         self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)
         self.fence_cycles = config.machine.fence_cycles
+        # the pace of a job's T states and Bell pairs alone, where its fences are counted
+        sched = self.live.sched
+        rates = [sched.factory_rate(m.index) for m in self.spec.modules]
+        self._t_rate = max(rates, default=0.0) or math.inf
+        self._pair_rate = self.spec.link.bell_pairs_per_cycle or math.inf
         self._release = release
         #: machine ids of the jobs the machine holds -> the kernel's job
         self._held: dict[str, Job] = {}
@@ -180,7 +186,9 @@ class SharedMachine:
         if footprint is given and placed is not None:
             footprint = placed
         else:
-            placed = footprint.fenced(self.fence_cycles)
+            placed = footprint.fenced(
+                self.fence_cycles, t_per_cycle=self._t_rate, pairs_per_cycle=self._pair_rate
+            )
             if self.spec.link.bell_pairs_per_cycle <= 0 and placed.bell_pairs:
                 placed = _local_pairs(placed)
             self._placed = (footprint, placed)
