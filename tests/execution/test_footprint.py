@@ -119,3 +119,12 @@ def test_fenced_counts_a_step_at_the_pace_its_t_states_and_bell_pairs_come_alone
     # 11 states (1,100 cycles), 11, then 3 (300) and 400 pairs (800), 550, 50
     assert [s.repeat for s in paced.steps if s.kind != "fence"] == [11, 11, 3, 400, 550, 50]
     assert paced.fences == 4 and paced.t_states == 25 and paced.bell_pairs == 1000
+
+
+def test_fenced_spreads_its_fences_wider_past_the_most_it_may_add() -> None:
+    fp = _footprint(Step(kind="gates", cycles=1, repeat=10**9, node="g"))
+    assert fp.fenced(10_000).fences == 10**5 - 1
+    spread = fp.fenced(10_000, most=2000)
+    assert spread.fences == 1999 and spread.duration_cycles == 10**9
+    assert {s.repeat for s in spread.steps if s.kind != "fence"} == {500_000}
+    assert fp.fenced(10**6, most=2000).fences == 999  # within the most: as asked

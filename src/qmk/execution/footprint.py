@@ -159,7 +159,12 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         return sum(s.repeat for s in self.steps if s.kind == "fence")
 
     def fenced(
-        self, every: int, *, t_per_cycle: float = math.inf, pairs_per_cycle: float = math.inf
+        self,
+        every: int,
+        *,
+        t_per_cycle: float = math.inf,
+        pairs_per_cycle: float = math.inf,
+        most: int | None = None,
     ) -> Footprint:
         """The footprint with a fence wherever more than ``every`` cycles would run
         without one: the points where the machine may preempt the job.
@@ -170,7 +175,9 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         alone: its private cycles, or more where its T states come at ``t_per_cycle``
         or its Bell pairs at ``pairs_per_cycle`` (a job waiting on the factories holds
         its tiles too). A repeated step is cut between repetitions; a single repetition
-        longer than ``every`` is not cut. Only the last piece of a cut step keeps its
+        longer than ``every`` is not cut. With ``most``, the fences are spread wider
+        where more would be needed (a run over ``every * most`` cycles): the scheduler's
+        work grows with a job's steps. Only the last piece of a cut step keeps its
         ``node``: a wait at an added fence falls after the node done before the step
         (:meth:`~qmk.kernel.machine.jobs.JobRecord.idle_after`).
 
@@ -189,6 +196,13 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         """
         if every < 1:
             raise ValueError(f"fences every {every} cycles: at least 1")
+
+        def pace(step: Step) -> float:
+            return max(step.cycles, step.t_states / t_per_cycle, step.bell_pairs / pairs_per_cycle)
+
+        if most is not None:
+            total = sum(pace(step) * step.repeat for step in self.steps)
+            every = max(every, math.ceil(total / max(most, 1)))
         steps: list[Step] = []
         run = 0.0  # cycles since the last fence, at the steps' pace alone
         for step in self.steps:
@@ -196,18 +210,18 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
                 run = 0.0
                 steps.append(step)
                 continue
-            pace = max(step.cycles, step.t_states / t_per_cycle, step.bell_pairs / pairs_per_cycle)
+            alone = pace(step)
             left = step.repeat
             while left:
-                if not pace or run + pace * left <= every:
+                if not alone or run + alone * left <= every:
                     take = left
                 else:  # as many as fit; one at least after a fence (it is not cut)
-                    take = int(max(every - run, 0.0) // pace) or (0 if run else 1)
+                    take = int(max(every - run, 0.0) // alone) or (0 if run else 1)
                 if take:
                     node = step.node if take == left else None
                     steps.append(msgspec.structs.replace(step, repeat=take, node=node))
                     left -= take
-                    run += pace * take
+                    run += alone * take
                 if left:
                     steps.append(Step(kind="fence", cycles=0))
                     run = 0.0

@@ -20,7 +20,8 @@ second from the kernel's start, real time by default).
 - **Fences.** A job's footprint goes to the machine with a fence wherever it would run
   more than ``[machine] fence_cycles`` cycles without one, at its pace alone (its T
   states at the fastest module's factory rate, its Bell pairs at the link's)
-  (:meth:`~qmk.execution.footprint.Footprint.fenced`): the points where the machine's
+  (:meth:`~qmk.execution.footprint.Footprint.fenced`; at most :data:`MOST_FENCES`, spread
+  wider on a longer run): the points where the machine's
   policy may preempt it, at an epoch boundary, in place or into storage tiles. So no
   job, fences in its program or not, holds its tiles past a preemption by longer; its
   record counts its stops (``preemptions``) and their cycles (``wait_cycles.preempted``).
@@ -83,6 +84,12 @@ if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
     from qmk.kernel.config import KernelConfig
     from qmk.kernel.records.jobs import Job
+
+
+#: The most fences the kernel adds to one job: a run longer than this many times
+#: ``[machine] fence_cycles`` gets its fences spread wider (the scheduler's work, at
+#: admission and on the machine, grows with a job's steps).
+MOST_FENCES = 2000
 
 
 def clock_for(config: KernelConfig, cycle_time_ns: int) -> RateClock:
@@ -187,7 +194,10 @@ class SharedMachine:
             footprint = placed
         else:
             placed = footprint.fenced(
-                self.fence_cycles, t_per_cycle=self._t_rate, pairs_per_cycle=self._pair_rate
+                self.fence_cycles,
+                t_per_cycle=self._t_rate,
+                pairs_per_cycle=self._pair_rate,
+                most=MOST_FENCES,
             )
             if self.spec.link.bell_pairs_per_cycle <= 0 and placed.bell_pairs:
                 placed = _local_pairs(placed)
