@@ -56,6 +56,10 @@ FACTORY_PROTOCOLS: Final = ("estimator", "litinski-15to1", "cultivation")
 FACTORY_PROTOCOL: Final = "estimator"
 #: Logical cycles of one machine epoch: the scheduler decides only at its boundaries.
 EPOCH_CYCLES: Final = 100
+#: The most logical cycles a kernel's job runs on the shared machine without a fence, a
+#: point where the machine may preempt it: the kernel adds fences to longer stretches
+#: ([machine] fence_cycles), so no job holds its tiles past a preemption by longer.
+FENCE_CYCLES: Final = 10_000
 
 # --------------------------------------------------------------------------- running
 

@@ -17,9 +17,7 @@ off) and makespans of 44 and 54.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +26,8 @@ import pytest
 from qmk.client import Client
 from qmk.qvm.asm import assemble
 from support.cli import qmk
-from support.clocks import MachineClockGate
-from support.kernel import TENANTS, ServerProcess, config_toml, stop_all, support_env
-from support.pools import Hooks
+from support.clocks import HeldMachineServer, MachineClockGate
+from support.kernel import TENANTS, ServerProcess, config_toml, stop_all
 
 T_HEAVY = assemble(
     ".caps CAP_ALLOC\na: ALLOC_LQ vq:q\nh: APPLY_H vq:q\n"
@@ -41,26 +38,6 @@ MACHINE = {
     "epoch_cycles": 10,
     "factory": {"copies": 1, "states_per_run": 1, "duration_cycles": 1, "store": 0},
 }
-
-
-@dataclass
-class HeldMachineServer(ServerProcess):
-    """``qmk serve`` (``python -m support.serve --machine-clock FIFO@RATE``) whose shared
-    machine's clock the test releases."""
-
-    gate: MachineClockGate | None = None
-
-    def command(self, hooks: Hooks | None = None) -> list[str]:
-        options = super().command(None)[4:]  # after: python -m qmk serve
-        assert self.gate is not None
-        ours = [*(hooks or Hooks()).argv(), "--machine-clock", self.gate.option]
-        return [sys.executable, "-m", "support.serve", *ours, "--", *options]
-
-    @staticmethod
-    def environment(
-        hooks: Hooks | None = None, env: dict[str, str] | None = None
-    ) -> dict[str, str]:
-        return support_env(env)
 
 
 @pytest.fixture

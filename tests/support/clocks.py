@@ -161,3 +161,23 @@ class ClockedServer(ServerProcess):
         hooks: Hooks | None = None, env: dict[str, str] | None = None
     ) -> dict[str, str]:
         return support_env(env)
+
+
+@dataclass
+class HeldMachineServer(ServerProcess):
+    """``qmk serve`` (``python -m support.serve --machine-clock FIFO@RATE``) whose shared
+    machine's clock the test releases (:class:`MachineClockGate`)."""
+
+    gate: MachineClockGate | None = None
+
+    def command(self, hooks: Hooks | None = None) -> list[str]:
+        options = super().command(None)[4:]  # after: python -m qmk serve
+        assert self.gate is not None
+        ours = [*(hooks or Hooks()).argv(), "--machine-clock", self.gate.option]
+        return [sys.executable, "-m", "support.serve", *ours, "--", *options]
+
+    @staticmethod
+    def environment(
+        hooks: Hooks | None = None, env: dict[str, str] | None = None
+    ) -> dict[str, str]:
+        return support_env(env)

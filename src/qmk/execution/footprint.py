@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -156,6 +157,77 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def fences(self) -> int:
         """Points where the run may be preempted or migrated."""
         return sum(s.repeat for s in self.steps if s.kind == "fence")
+
+    def fenced(
+        self,
+        every: int,
+        *,
+        t_per_cycle: float = math.inf,
+        pairs_per_cycle: float = math.inf,
+        most: int | None = None,
+    ) -> Footprint:
+        """The footprint with a fence wherever more than ``every`` cycles would run
+        without one: the points where the machine may preempt the job.
+
+        A patch machine can stop a job between any two logical operations (its patches
+        keep their syndrome cycles, idle), so a fence here changes no outcome, only where
+        the scheduler may stop it. A repetition counts the cycles it takes at its pace
+        alone: its private cycles, or more where its T states come at ``t_per_cycle``
+        or its Bell pairs at ``pairs_per_cycle`` (a job waiting on the factories holds
+        its tiles too). A repeated step is cut between repetitions; a single repetition
+        longer than ``every`` is not cut. With ``most``, the fences are spread wider
+        where more would be needed (a run over ``every * most`` cycles): the scheduler's
+        work grows with a job's steps. Only the last piece of a cut step keeps its
+        ``node``: a wait at an added fence falls after the node done before the step
+        (:meth:`~qmk.kernel.machine.jobs.JobRecord.idle_after`).
+
+        >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...                routing_tiles=2, code_distance=9,
+        ...                steps=(Step(kind="gates", cycles=2, repeat=5, node="g"),))
+        >>> [(s.kind, s.repeat, s.node) for s in fp.fenced(4).steps if s.kind != "fence"]
+        [('gates', 2, None), ('gates', 2, None), ('gates', 1, 'g')]
+        >>> fp.fenced(4).fences, fp.fenced(10) is fp
+        (2, True)
+        >>> t = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+        ...               routing_tiles=2, code_distance=9,
+        ...               steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=30),))
+        >>> t.fenced(100) is t, t.fenced(100, t_per_cycle=0.1).fences  # 10 cycles a state
+        (True, 2)
+        """
+        if every < 1:
+            raise ValueError(f"fences every {every} cycles: at least 1")
+
+        def pace(step: Step) -> float:
+            return max(step.cycles, step.t_states / t_per_cycle, step.bell_pairs / pairs_per_cycle)
+
+        if most is not None:
+            total = sum(pace(step) * step.repeat for step in self.steps)
+            every = max(every, math.ceil(total / max(most, 1)))
+        steps: list[Step] = []
+        run = 0.0  # cycles since the last fence, at the steps' pace alone
+        for step in self.steps:
+            if step.kind == "fence":
+                run = 0.0
+                steps.append(step)
+                continue
+            alone = pace(step)
+            left = step.repeat
+            while left:
+                if not alone or run + alone * left <= every:
+                    take = left
+                else:  # as many as fit; one at least after a fence (it is not cut)
+                    take = int(max(every - run, 0.0) // alone) or (0 if run else 1)
+                if take:
+                    node = step.node if take == left else None
+                    steps.append(msgspec.structs.replace(step, repeat=take, node=node))
+                    left -= take
+                    run += alone * take
+                if left:
+                    steps.append(Step(kind="fence", cycles=0))
+                    run = 0.0
+        if len(steps) == len(self.steps):
+            return self
+        return msgspec.structs.replace(self, steps=tuple(steps))
 
     def to_json(self) -> dict[str, Any]:
         """The footprint as plain JSON data."""

@@ -261,6 +261,14 @@ class _Machine(_Table, frozen=True, kw_only=True):
     storage_move_cycles: Annotated[
         int, Meta(ge=0, description="logical cycles a move into or out of storage takes")
     ] = 1
+    fence_cycles: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="the most logical cycles a job runs without a fence, where the "
+            "machine may preempt it: the kernel adds fences to longer stretches",
+        ),
+    ] = defaults.FENCE_CYCLES
     routing_lanes: Annotated[
         Annotated[int, Meta(ge=1)] | None,
         Meta(

@@ -539,3 +539,149 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
     assert record["error_budget"] == 0.01 and record["within_budget"] is True
     assert 1e-4 < record["idle_logical_error"] < 0.01
     assert len(listed.jobs) == 1  # the refused submits stored nothing
+
+
+def _layers(qubits: int, layers: int) -> Any:
+    """A Clifford program with no fence: ``layers`` of H on every qubit and CNOTs on
+    pairs, then every qubit measured."""
+    lines = [".caps CAP_ALLOC", "a: ALLOC_LQ " + ", ".join(f"vq:q{i}" for i in range(qubits))]
+    for layer in range(layers):
+        lines += [f"h{layer}_{i}: APPLY_H vq:q{i}" for i in range(qubits)]
+        lines += [f"c{layer}_{i}: APPLY_CNOT vq:q{i}, vq:q{i + 1}" for i in range(0, qubits - 1, 2)]
+    lines += [f"m{i}: MEASURE_Z vq:q{i}, out:m{i}" for i in range(qubits)]
+    return assemble("\n".join(lines))
+
+
+BELL_PAIR = assemble(
+    ".caps CAP_ALLOC\na: ALLOC_LQ vq:a, vq:b\nh: APPLY_H vq:a\nc: APPLY_CNOT vq:a, vq:b\n"
+    "ma: MEASURE_Z vq:a, out:ma\nmb: MEASURE_Z vq:b, out:mb"
+)
+
+
+def _two_tenants_machine(fence_cycles: int, storage_tiles: int, **more: Any) -> Any:
+    """A module of 16,000 physical qubits, epochs of 10 cycles, the default policy (unless
+    ``more`` says), and alice's and bob's equal shares."""
+    machine = {
+        "physical_qubits": 16_000,
+        "storage_tiles": storage_tiles,
+        "epoch_cycles": 10,
+        "fence_cycles": fence_cycles,
+        **more,
+    }
+    return config_from_dict(
+        {
+            "machine": machine,
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {t: {"key": KEYS[t], "caps": ["CAP_ALLOC"]} for t in ("alice", "bob")},
+        }
+    )
+
+
+def behind_a_fenceless_job(
+    tmp_path, fence_cycles: int, *, bob_at: int = 0, priority: int = 0, **machine: Any
+) -> dict[str, Any]:
+    """alice's fence-less program of 16 qubits (45 tiles, 32 of data, about 1,000 cycles)
+    arriving at cycle 0 and bob's Bell pair (9 tiles, ``priority``) arriving at ``bob_at``
+    on a module of 50 job tiles and 40 storage tiles (``machine``: more [machine] keys):
+    their machine records."""
+    clock = ManualMachineClock()
+    conf = _two_tenants_machine(fence_cycles, 40, **machine)
+
+    async def body(kernel):
+        sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
+        jobs = {}
+        for tenant, program in (("alice", _layers(16, 500)), ("bob", BELL_PAIR)):
+            if tenant == "bob" and bob_at:
+                clock.advance(bob_at)
+                for _ in range(20):  # the machine's task decides up to the clock
+                    await asyncio.sleep(0)
+            accepted = await kernel.q_submit(
+                session_id=sessions[tenant],
+                graph=program.to_json(),
+                shots=100,
+                seed=3,
+                policy={"noise": False, "priority": priority if tenant == "bob" else 0},
+            )
+            jobs[tenant] = accepted.job_id
+        clock.advance(100_000)
+        out = {}
+        for tenant, job_id in jobs.items():
+            done = await kernel.q_wait(
+                session_id=sessions[tenant], job_id=job_id, timeout_ms=120_000
+            )
+            assert done.state == "COMPLETED", done.error
+            out[tenant] = done.machine
+        return out
+
+    return run_kernel(tmp_path, body, config=conf, machine_clock=clock)
+
+
+def test_a_fenceless_job_is_preempted_at_the_fences_the_kernel_adds_and_its_record_says_so(
+    tmp_path,
+):
+    # alice's job fills the floorplan but for 5 tiles; bob's 9 do not fit. With fences
+    # every 100 cycles, alice's job stops at its first (cycle 100), moves to storage (1
+    # cycle), and bob starts at the next boundary, 110 (ends 114). Alice's job comes back
+    # at 120 (1 cycle out of storage): 21 cycles preempted, one stop. Without them (a
+    # bound past its run) bob waits for her end.
+    fenced = behind_a_fenceless_job(tmp_path / "fenced", 100)
+    alice, bob = fenced["alice"], fenced["bob"]
+    assert (alice["tiles"], bob["tiles"]) == (45, 9)
+    assert (bob["arrival_cycle"], bob["start_cycle"], bob["end_cycle"]) == (0, 110, 114)
+    assert bob["start_cycle"] < alice["end_cycle"]
+    assert alice["preemptions"] == 1 and alice["wait_cycles"]["preempted"] == 21
+    assert bob["preemptions"] == 0 and bob["wait_cycles"]["preempted"] == 0
+    whole = behind_a_fenceless_job(tmp_path / "whole", 10**9)
+    assert whole["alice"]["preemptions"] == 0 and whole["alice"]["wait_cycles"]["preempted"] == 0
+    assert whole["bob"]["start_cycle"] >= whole["alice"]["end_cycle"]
+    assert alice["end_cycle"] == whole["alice"]["end_cycle"] + 21
+
+
+def test_a_long_job_the_machine_could_never_move_out_is_refused_past_its_tenants_share(
+    tmp_path,
+):
+    # no storage: 88 job tiles, 44 a tenant's share. alice's 16 qubits (45 tiles, about
+    # 1,000 cycles) would hold bob out for their whole run, past fence_cycles (100):
+    # refused at submit, nothing stored. 14 qubits (41 tiles) stay within her share, and
+    # a bound past the run (2,000 cycles) takes the 16 too.
+    async def body(kernel):
+        sid = await login(kernel, "alice")
+        out = []
+        for qubits in (16, 14):
+            try:
+                job = await kernel.q_submit(
+                    session_id=sid, graph=_layers(qubits, 500).to_json(), shots=10, seed=1
+                )
+            except AdmissionError as exc:
+                out.append(exc)
+            else:
+                out.append(job.job_id)
+        listed = await kernel.q_list_jobs(session_id=sid)
+        return out, listed.jobs
+
+    (refused, accepted), listed = run_kernel(
+        tmp_path / "short", body, config=_two_tenants_machine(100, 0)
+    )
+    assert isinstance(refused, AdmissionError) and refused.details["code"] == "QK501"
+    assert "would hold 45 tiles" in refused.message
+    assert "give [machine] storage_tiles at least 32" in refused.message
+    assert isinstance(accepted, str) and [j.job_id for j in listed] == [accepted]
+    (long_bound, _), _ = run_kernel(tmp_path / "long", body, config=_two_tenants_machine(2_000, 0))
+    assert isinstance(long_bound, str)
+
+
+@pytest.mark.parametrize("policy", ["fidelity", "fair-share", "priority"])
+def test_a_job_arriving_behind_a_running_fenceless_one_starts_after_its_next_added_fence(
+    tmp_path, policy: str
+):
+    # bob's Bell pair arrives at cycle 333, alice's job running since 0. It is asked to
+    # stop at its next fence (400; under priority, for bob's priority 5, 5 above hers and
+    # past preempt_gap 3), leaves for storage at 401, and bob starts at the boundary
+    # after, 410: within fence_cycles + epoch_cycles + the move of his arrival. She is
+    # back at 420 (21 cycles preempted) and ends 21 cycles late.
+    out = behind_a_fenceless_job(tmp_path, 100, bob_at=333, priority=5, policy=policy)
+    alice, bob = out["alice"], out["bob"]
+    assert (bob["arrival_cycle"], bob["start_cycle"], bob["end_cycle"]) == (333, 410, 414)
+    assert bob["start_cycle"] - bob["arrival_cycle"] <= 100 + 10 + 1
+    assert alice["preemptions"] == 1 and alice["wait_cycles"]["preempted"] == 21
+    assert alice["end_cycle"] == 1023

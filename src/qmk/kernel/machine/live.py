@@ -16,6 +16,15 @@ and one whose idle error alone on the empty machine passes its error budget
 (``QK505``). Both are decided from the job's run alone, computed once per distinct
 footprint.
 
+**A hold bounded in time.** A job holds its tiles until it ends, or until the policy
+moves it to storage at one of its fences. Under a policy that bounds tenants' holds
+(``fair-share``, ``fidelity``), a job that runs longer than ``hold_cycles`` alone and
+that the machine could never move out (no module's storage holds its data patches, or
+the policy preempts none on this machine) may hold at most its tenant's share of the
+largest tile range: its quota weight over all the tenants' (``QK501`` past it, naming
+``[machine] storage_tiles``). So every tenant always finds its share of the floorplan
+free of other tenants' long jobs, like memory a process may lock against swapping.
+
 **The speedup over ``exclusive`` is computed on demand** (:meth:`LiveMachine.speedup`),
 never beside the jobs. The machine keeps its last :data:`WINDOW` arrivals (and the
 cancels among them). The figure is those arrivals run again on an empty machine under
@@ -55,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import metrics
 from qmk.kernel.machine.alone import refuse_over_budget, run_alone
 from qmk.kernel.machine.core import Scheduler
@@ -80,6 +90,8 @@ class LiveMachine:
         policy: the policy's name (None: the machine's).
         tenants: quota weights by tenant (shares of tiles, factories, links, decoder).
         window: the latest arrivals the speedup over ``exclusive`` is computed on.
+        hold_cycles: the longest a job the machine cannot move out may run past its
+            tenant's share (module docstring; None: no bound).
     """
 
     def __init__(
@@ -89,10 +101,12 @@ class LiveMachine:
         tenants: Mapping[str, float] | None = None,
         *,
         window: int = WINDOW,
+        hold_cycles: int | None = None,
     ) -> None:
         self.machine = machine
         self.policy = policy or machine.policy
         self.tenants = dict(tenants or {})
+        self.hold_cycles = hold_cycles
         self.sched = Scheduler(machine, make_policy(self.policy), self.tenants, history=False)
         #: each footprint's (by its encoding) run alone and timeline, built once for all
         #: its jobs (a kernel's jobs each have a footprint object)
@@ -140,6 +154,7 @@ class LiveMachine:
             alone, timeline = self._known(spec)
             if not checked:
                 refuse_over_budget(spec, alone)
+                self._refuse_locked(spec, alone)
         runtime = alone.end_cycle - alone.start_cycle
         if arrival_cycle is None:
             spec = msgspec.structs.replace(spec, runtime_alone_cycles=runtime)
@@ -175,7 +190,41 @@ class LiveMachine:
         else:
             self.sched.check_placeable(spec, known[1])
         refuse_over_budget(spec, known[0])
+        self._refuse_locked(spec, known[0])
         self._checked = (spec, known)
+
+    def _refuse_locked(self, spec: JobSpec, alone: JobRecord) -> None:
+        """Refuse a long job the machine could never move out past its tenant's share
+        (module docstring).
+
+        Raises:
+            MachineError: ``QK501`` naming it, its run and the share.
+        """
+        hold = self.hold_cycles
+        if hold is None or not self.sched.policy.bounds_holds or not self.tenants:
+            return
+        runtime = alone.end_cycle - alone.start_cycle
+        fp = spec.footprint
+        if runtime <= hold:
+            return
+        room = max((m.storage_tiles for m in self.machine.modules), default=0)
+        if self.sched.preempts and room >= fp.data_tiles:
+            return  # moved to storage at its next fence when another tenant waits
+        weights = {name: self.sched.weight(name) for name in {*self.tenants, spec.tenant}}
+        share = self.sched.floorplan.largest * weights[spec.tenant] / sum(weights.values())
+        if fp.tiles <= share:
+            return
+        raise MachineError.of(
+            "unplaceable",
+            f"job {spec.id} (tenant {spec.tenant}) would hold {fp.tiles} tiles for "
+            f"{runtime:,.0f} cycles, past [machine] fence_cycles ({hold:,}), and the "
+            f"machine could never move it out: tenant {spec.tenant}'s share holds "
+            f"{share:,.0f} tiles; give [machine] storage_tiles at least {fp.data_tiles} "
+            "(its data patches), raise its machine_share, or split the program",
+            job=spec.id,
+            tiles=fp.tiles,
+            t_states=fp.t_states,
+        )
 
     def withdraw(self, job_id: str, at: float) -> bool:
         """Cancel ``job_id`` at machine cycle ``at``: at ``at`` it leaves the queue, or

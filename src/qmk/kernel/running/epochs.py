@@ -1,8 +1,12 @@
-"""The epoch tick and the stops the kernel decides on its own: preemption, deadlines,
-failed modules, closed channels, and the expiries looked at each epoch.
+"""The epoch tick and the stops the kernel decides on its own: a worker's preemption,
+deadlines, failed modules, closed channels, and the expiries looked at each epoch.
 
 - the **ticker** counts epochs on the clock (:meth:`~qmk.kernel.clock.Clock.epochs`): the
-  only periodic wake-up of the kernel, and the only place where preemption is decided;
+  only periodic wake-up of the kernel, and the only place where a running job is asked
+  to yield its worker. That is wall time: a worker computes outcomes the machine's
+  schedule has fixed. Preemption in machine time is the shared machine's, at its epoch
+  boundaries and its jobs' fences, and is in their machine records
+  (:mod:`.shared_machine`);
 - one task per job with a **deadline** holds a timeout scope at that deadline for the
   job's life, queued or running; the job's end cancels it.
 

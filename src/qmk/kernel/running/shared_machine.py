@@ -17,6 +17,14 @@ second from the kernel's start, real time by default).
   cycle meet at the same decisions, however the kernel's loop turns fell between them.
   An arrival brings the scheduler up to its cycle first itself (what the task would do
   next), so the job finds the machine as it is then.
+- **Fences.** A job's footprint goes to the machine with a fence wherever it would run
+  more than ``[machine] fence_cycles`` cycles without one, at its pace alone (its T
+  states at the fastest module's factory rate, its Bell pairs at the link's)
+  (:meth:`~qmk.execution.footprint.Footprint.fenced`; at most :data:`MOST_FENCES`, spread
+  wider on a longer run): the points where the machine's
+  policy may preempt it, at an epoch boundary, in place or into storage tiles. So no
+  job, fences in its program or not, holds its tiles past a preemption by longer; its
+  record counts its stops (``preemptions``) and their cycles (``wait_cycles.preempted``).
 - **Release.** A job whose schedule ended gets it in its run request
   (:class:`~qmk.execution.request.MachineRun`: its ``machine`` record, and its waits as
   idle cycles after the program's nodes) and goes to the worker queue. Its worker
@@ -78,6 +86,12 @@ if TYPE_CHECKING:
     from qmk.kernel.records.jobs import Job
 
 
+#: The most fences the kernel adds to one job: a run longer than this many times
+#: ``[machine] fence_cycles`` gets its fences spread wider (the scheduler's work, at
+#: admission and on the machine, grows with a job's steps).
+MOST_FENCES = 2000
+
+
 def clock_for(config: KernelConfig, cycle_time_ns: int) -> RateClock:
     """The machine clock of ``config``: ``[machine] cycles_per_s``, or real time (one
     second over the logical cycle time)."""
@@ -130,11 +144,22 @@ class SharedMachine:
     ) -> None:
         self.spec = spec or config_machine(config)
         shares = {name: tenant.machine_share for name, tenant in config.tenants.items()}
-        self.live = LiveMachine(self.spec, config.machine.policy, shares)
+        self.live = LiveMachine(
+            self.spec, config.machine.policy, shares, hold_cycles=config.machine.fence_cycles
+        )
         self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)
+        self.fence_cycles = config.machine.fence_cycles
+        # the pace of a job's T states and Bell pairs alone, where its fences are counted
+        sched = self.live.sched
+        rates = [sched.factory_rate(m.index) for m in self.spec.modules]
+        self._t_rate = max(rates, default=0.0) or math.inf
+        self._pair_rate = self.spec.link.bell_pairs_per_cycle or math.inf
         self._release = release
         #: machine ids of the jobs the machine holds -> the kernel's job
         self._held: dict[str, Job] = {}
+        #: machine ids of the jobs the machine holds -> the footprint it runs (its waits
+        #: are counted by that footprint's steps)
+        self._runs: dict[str, Footprint] = {}
         #: job id -> its machine id, where that is not its id (admitted again while its
         #: own id was still on the machine)
         self._renamed: dict[str, str] = {}
@@ -147,8 +172,8 @@ class SharedMachine:
         #: admits it in the same turn of the loop (nothing the check reads changes
         #: between), with that spec, not built and checked again
         self._checked: tuple[Job, JobSpec] | None = None
-        #: a footprint the machine last took, and its form on the machine (without Bell
-        #: pairs from the link where it has none): a program's jobs share one
+        #: a footprint the machine last took, and its form on the machine (fenced, and
+        #: without Bell pairs from the link where it has none): a program's jobs share one
         self._placed: tuple[Footprint | None, Footprint | None] = (None, None)
         #: how another tenant is named to a tenant (module docstring); the kernel sets
         #: it from its secret (:func:`qmk.abi.probe.hashed_tenants`)
@@ -168,10 +193,14 @@ class SharedMachine:
         if footprint is given and placed is not None:
             footprint = placed
         else:
-            if self.spec.link.bell_pairs_per_cycle <= 0 and footprint.bell_pairs:
-                placed = _local_pairs(footprint)
-            else:
-                placed = footprint
+            placed = footprint.fenced(
+                self.fence_cycles,
+                t_per_cycle=self._t_rate,
+                pairs_per_cycle=self._pair_rate,
+                most=MOST_FENCES,
+            )
+            if self.spec.link.bell_pairs_per_cycle <= 0 and placed.bell_pairs:
+                placed = _local_pairs(placed)
             self._placed = (footprint, placed)
             footprint = placed
         policy = job.request.policy
@@ -221,10 +250,13 @@ class SharedMachine:
             machine_id = f"{job.job_id}.{self._again}"
         checked, self._checked = self._checked, None
         if checked is not None and checked[0] is job and machine_id == job.job_id:
-            self.live.admit(checked[1], checked=True, arrival_cycle=arrival)
+            spec = checked[1]
+            self.live.admit(spec, checked=True, arrival_cycle=arrival)
         else:
-            self.live.admit(self._spec(job, job.footprint, machine_id, arrival))
+            spec = self._spec(job, job.footprint, machine_id, arrival)
+            self.live.admit(spec)
         self._held[machine_id] = job
+        self._runs[machine_id] = spec.footprint
         if machine_id != job.job_id:
             self._renamed[job.job_id] = machine_id
         self._per_tenant[job.tenant] += 1
@@ -253,6 +285,7 @@ class SharedMachine:
         job = self._held.pop(machine_id, None)
         if job is None:
             return False
+        del self._runs[machine_id]
         self._per_tenant[job.tenant] -= 1
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
@@ -300,13 +333,13 @@ class SharedMachine:
         job = self._held.pop(record.id, None)
         if job is None:
             return  # withdrawn after it started: its schedule ran out
+        footprint = self._runs.pop(record.id)
         if record.id != job.job_id:
             self._renamed.pop(job.job_id, None)
         self._per_tenant[job.tenant] -= 1
         if not self._per_tenant[job.tenant]:
             del self._per_tenant[job.tenant]
-        assert job.footprint is not None
-        self._release(job, record.machine_run(record.idle_after(job.footprint)))
+        self._release(job, record.machine_run(record.idle_after(footprint)))
 
     # ------------------------------------------------------------------ status
 

@@ -43,12 +43,17 @@ class SchedulingPolicy:
             waiting costs most first).
         budgets: whether it starts a job only when every running job's expected idle
             error stays within its budget (:mod:`~qmk.kernel.machine.policies.budget`).
+        bounds_holds: whether it bounds a tenant's hold on the floorplan while another
+            waits (:mod:`~qmk.kernel.machine.policies.tenants`): a kernel then refuses a
+            long job it could never move out past its tenant's share
+            (:class:`~qmk.kernel.machine.live.LiveMachine`).
     """
 
     name: ClassVar[str] = ""
     preempts: ClassVar[bool] = False
     supply: ClassVar[Literal["fair", "cost"]] = "fair"
     budgets: ClassVar[bool] = False
+    bounds_holds: ClassVar[bool] = False
 
     def ranges(
         self, machine: MachineSpec, weights: Mapping[str, float]

@@ -35,6 +35,7 @@ class FairShare(SchedulingPolicy):
 
     name = "fair-share"
     budgets = True
+    bounds_holds = True
 
     def preempts_on(self, machine: MachineSpec) -> bool:
         return any(module.storage_tiles for module in machine.modules)

@@ -48,6 +48,7 @@ class Fidelity(SchedulingPolicy):
     name = "fidelity"
     supply = "cost"
     budgets = True
+    bounds_holds = True
 
     def __init__(self, depth: int = DEPTH) -> None:
         self.depth = depth

@@ -76,7 +76,26 @@ def make_room(sched: Scheduler, waiting: MachineJob) -> None:
 
 def resume_stopped(sched: Scheduler) -> None:
     """Bring back the jobs :func:`make_room` moved out, oldest first, each once its
-    tenant may hold it again (:func:`may_hold`) and it fits."""
+    tenant may hold it again (:func:`may_hold`) and it fits. At the first boundary
+    after a job left for storage, another tenant's queued job that may start in the
+    tiles it left goes first: that is the turn it was moved out for, and the job is
+    not to take its tiles back at once (it waits no longer than that boundary)."""
     for job in sorted(sched.state.stopped, key=lambda j: j.seq):
+        if (
+            job.state == "stored"
+            and sched.now - job.stop_at < sched.machine.epoch_cycles
+            and _turn_of_another(sched, job)
+        ):
+            continue
         if may_hold(sched, job):
             sched.resume(job)
+
+
+def _turn_of_another(sched: Scheduler, job: MachineJob) -> bool:
+    """Whether another tenant's oldest queued job may start where it stands now."""
+    for tenant, queue in sched.queue_of.items():
+        if tenant != job.tenant:
+            head = next(iter(queue))
+            if may_hold(sched, head) and sched.find(head) is not None:
+                return True
+    return False
