@@ -176,12 +176,6 @@ def test_the_kernel_process_after_a_job_has_not_loaded(
     assert loaded(modules, (banned,)) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 79: the fault policies plan a job at its start in the kernel "
-    "(kernel/admit/faults.py _plan) where [faults] sets a decoder capacity or a drift",
-)
 def test_a_kernel_with_a_decoder_capacity_fault_plans_no_job_in_its_process(
     tmp_path: Path,
 ) -> None:
