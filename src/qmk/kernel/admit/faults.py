@@ -68,7 +68,6 @@ import msgspec
 from msgspec.structs import replace
 
 from qmk.devices.logical import LogicalMachine
-from qmk.devices.purification import purify
 from qmk.errors import QMKError
 from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
@@ -626,6 +625,8 @@ def _link(
         if raw >= requested:
             continue
         target = min(requested, faults.link_target)
+        from qmk.devices.purification import purify  # only where the link degraded
+
         found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
         local = faults.local_decomposition and not set(node.chs) & across
         if not found.reached and local:
