@@ -44,14 +44,13 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import qmk.abi.replies as replies
 from qmk import aio, defaults
 from qmk.abi.probe import hashed_tenants
 from qmk.errors import AuthError, UnavailableError
 from qmk.kernel.admit.admission import Admission
-from qmk.kernel.admit.assist import AssistDesk
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.planner import Planner
@@ -83,6 +82,10 @@ from qmk.kernel.syscalls.sessions import SessionDesk
 _log = logging.getLogger("qmk.kernel")
 
 T = TypeVar("T")
+
+
+if TYPE_CHECKING:  # the desk is made at the first question (Kernel.assist)
+    from qmk.kernel.admit.assist import AssistDesk, Call
 
 
 class Kernel:
@@ -170,7 +173,11 @@ class Kernel:
             results=self.supervisor.results,
             planner=planner or Planner(functools.partial(planner_pool, config, data_dir)),
         )
-        self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
+        #: How the assistant's tools make their syscalls (``qmk serve`` sets it: through
+        #: its door, :attr:`qmk.kernel.admit.assist.AssistDesk.calls`); None: straight
+        #: to the kernel.
+        self.assist_calls: Call | None = None
+        self._assist: AssistDesk | None = None
         self.admission.artifacts = self.supervisor.artifacts
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec
@@ -427,7 +434,8 @@ class Kernel:
         await self.supervisor.close()
         self.admission.cpu.close()
         self.admission.planner.close()
-        self.assist.close()
+        if self._assist is not None:
+            self._assist.close()
         self.keys.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)
         self.commits.commit()
@@ -711,6 +719,18 @@ class Kernel:
         return self.feed_desk.load(self._session(session_id))
 
     # ------------------------------------------------------------------ syscalls: the assistant
+
+    @property
+    def assist(self) -> AssistDesk:
+        """The assistant's desk, made at the first question: its module loads then, so a
+        kernel nobody asks never holds it."""
+        if self._assist is None:
+            from qmk.kernel.admit.assist import AssistDesk
+
+            desk = AssistDesk(self.config, self.audit, self.clock, self.admission.cpu)
+            desk.calls = self.assist_calls
+            self._assist = desk
+        return self._assist
 
     async def q_assist(
         self,
