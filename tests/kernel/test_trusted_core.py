@@ -38,6 +38,17 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     # the estimator, and the machine's factories from it: the planner derives the machine
     "qmk.estimate",
     "qmk.kernel.machine.factories",
+    # the front-ends: program text of another language is lowered where it is read
+    "qmk.frontends",
+    # what only rare paths use, imported there: the assistant's desk, the triggers'
+    # table, the teleport rewrite, the link's purification, the workers' spans, a
+    # request's physics config
+    "qmk.kernel.admit.assist",
+    "qmk.kernel.running.triggers",
+    "qmk.qvm.teleport",
+    "qmk.devices.purification",
+    "qmk.execution.spans",
+    "qmk.qec.physics",
     "llvmlite",
     "stim",
     "pymatching",
