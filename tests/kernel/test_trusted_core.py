@@ -40,15 +40,17 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.kernel.machine.factories",
     # the front-ends: program text of another language is lowered where it is read
     "qmk.frontends",
-    # what only rare paths use, imported there: the assistant's desk, the triggers'
-    # table, the teleport rewrite, the link's purification, the workers' spans, a
-    # request's physics config
+    # what only rare paths (or other programs than the Bell pair's gates) use, imported
+    # there: the assistant's desk, the triggers' table, the teleport rewrite, the link's
+    # purification, the workers' spans, a request's physics config
     "qmk.kernel.admit.assist",
     "qmk.kernel.running.triggers",
     "qmk.qvm.teleport",
     "qmk.devices.purification",
     "qmk.execution.spans",
     "qmk.qec.physics",
+    # the classical layer: the verifier types a CALC node where a program has one
+    "qmk.qvm.classical",
     "llvmlite",
     "stim",
     "pymatching",
