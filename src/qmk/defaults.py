@@ -122,6 +122,13 @@ ENGINES: Final = (
     QSIM_GPU,
     MPS,
 )
+#: The languages a program file is read in (``--format``; :mod:`qmk.frontends` reads
+#: them): the names live here, in a leaf, so that the CLI and the kernel's door check a
+#: name without importing the front-ends.
+FORMATS: Final = ("qvm-json", "qvm-asm", "qasm2", "qasm3", "qir", "stim")
+#: Every language name program text may be given in: :data:`FORMATS`, and ``qasm``
+#: (OpenQASM, its version read from its header).
+PROGRAM_FORMATS: Final = ("qasm", *FORMATS)
 #: The engine of a run that names none: None lets QMK's router choose the cheapest
 #: installed engine that runs the program exactly (``qmk run --explain`` says which).
 ENGINE: Final[str | None] = None

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-import qmk.abi.door.programs as programs_module
+import qmk.frontends.text as programs_module  # the door reads text with its lower_text
 from qmk.abi.door import Door
 from qmk.abi.events import EventHub
 from qmk.abi.limits import ServerConfig

@@ -220,7 +220,7 @@ def read_flat_source(args: argparse.Namespace, path: str) -> Columns | str:
 
 def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> None:
     """``--format`` (and ``--profile``) for commands that read programs in any language."""
-    from qmk.frontends import FORMATS
+    from qmk.defaults import FORMATS
 
     sub.add_argument(
         "--format",

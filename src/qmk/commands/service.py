@@ -370,7 +370,7 @@ def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
     async def assist_call(method: str, params: dict[str, Any]) -> Any:
         return await door.call(tools, method, params)
 
-    kernel.assist.calls = assist_call
+    kernel.assist_calls = assist_call
     return door, probe
 
 

@@ -47,6 +47,10 @@ class Priced:
     #: A refusal's stable code and message (None: planned).
     error_code: str | None = None
     error_message: str = ""
+    #: Syndrome bits per second the plan's logical qubits ask of the decoders at its
+    #: peak (:func:`qmk.execution.plan.decoder_load`): the device's decoder load while
+    #: the job runs, where ``[faults]`` gives the decoders a capacity.
+    decoder_bits_per_s: float = 0.0
     #: The physics argument the refusal is about (``"engine"``: a name the registry does
     #: not know); None: the program's.
     error_key: str | None = None
@@ -82,7 +86,7 @@ def price(
     (:func:`qmk.execution.logical.folded_footprint`)."""
     from qmk.engines.registry import max_qubits, spec
     from qmk.execution.executor import route_plan
-    from qmk.execution.plan import build_plan
+    from qmk.execution.plan import build_plan, decoder_load
     from qmk.qec.noise import parse_noise_model
 
     if engine is not None:
@@ -114,6 +118,7 @@ def price(
         engine=choice.engine,
         precision=choice.precision,
         capacity=capacity,
+        decoder_bits_per_s=decoder_load(plan, qubit, profile)[1],
     )
     answer = {"priced": asdict(priced)}
     if place is not None:

@@ -55,7 +55,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
@@ -65,9 +65,11 @@ from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.params import QubitParams
-from qmk.qec.physics import PhysicsConfig
 from qmk.qvm.profiles import ProfileError, parse_profile
 from qmk.values import ErrorFactory, convert
+
+if TYPE_CHECKING:  # the kernel makes requests without one (its physics are a job's)
+    from qmk.qec.physics import PhysicsConfig
 
 #: The op that stands for one idle logical cycle in a rewritten program (the identity).
 IDLE_OP = "APPLY_RZ"

@@ -36,15 +36,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qmk.defaults import FORMATS
 from qmk.frontends.errors import FrontendError
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
 
 if TYPE_CHECKING:
     from qmk.qvm.verify import VerifiedProgram
-
-#: The values ``--format`` takes.
-FORMATS = ("qvm-json", "qvm-asm", "qasm2", "qasm3", "qir", "stim")
 
 _BY_SUFFIX = {
     ".json": "qvm-json",

@@ -20,15 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qmk.frontends import FORMATS
+from qmk.defaults import PROGRAM_FORMATS
 
 if TYPE_CHECKING:
     from qmk.qvm.graph import Graph
     from qmk.qvm.limits import Limits
-
-#: Every language name program text may be given in: :data:`qmk.frontends.FORMATS`, and
-#: ``qasm`` (OpenQASM, its version read from its header).
-PROGRAM_FORMATS: tuple[str, ...] = ("qasm", *FORMATS)
 
 _OPENQASM = re.compile(r"\A(?:\s|//[^\n]*\n|/\*.*?\*/)*OPENQASM\b", re.DOTALL)
 _LLVM = re.compile(

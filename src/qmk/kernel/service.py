@@ -44,14 +44,13 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import qmk.abi.replies as replies
 from qmk import aio, defaults
 from qmk.abi.probe import hashed_tenants
 from qmk.errors import AuthError, UnavailableError
 from qmk.kernel.admit.admission import Admission
-from qmk.kernel.admit.assist import AssistDesk
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.planner import Planner
@@ -62,7 +61,6 @@ from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.pools.workers import PoolFactory, kernel_pool, planner_pool
 from qmk.kernel.running.supervisor import Supervisor
-from qmk.kernel.running.triggers import Triggers
 from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention
 from qmk.kernel.security.keys import KeyChecker
 from qmk.kernel.security.seals import derive
@@ -83,6 +81,11 @@ from qmk.kernel.syscalls.sessions import SessionDesk
 _log = logging.getLogger("qmk.kernel")
 
 T = TypeVar("T")
+
+
+if TYPE_CHECKING:  # the desk is made at the first question (Kernel.assist)
+    from qmk.kernel.admit.assist import AssistDesk, Call
+    from qmk.kernel.running.triggers import Triggers
 
 
 class Kernel:
@@ -170,7 +173,11 @@ class Kernel:
             results=self.supervisor.results,
             planner=planner or Planner(functools.partial(planner_pool, config, data_dir)),
         )
-        self.assist = AssistDesk(config, self.audit, clock, self.admission.cpu)
+        #: How the assistant's tools make their syscalls (``qmk serve`` sets it: through
+        #: its door, :attr:`qmk.kernel.admit.assist.AssistDesk.calls`); None: straight
+        #: to the kernel.
+        self.assist_calls: Call | None = None
+        self._assist: AssistDesk | None = None
         self.admission.artifacts = self.supervisor.artifacts
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec
@@ -237,16 +244,9 @@ class Kernel:
         self.supervisor.sweeps.append(self.delegation_retention.expire)
         self.supervisor.sweeps.append(self.delegation_desk.lines.flush)
         self.supervisor.state_key = derive(self.secret, "state")
-        #: The workflow triggers (:mod:`qmk.kernel.running.triggers`): their loop is a task of
-        #: the kernel's group; they hear jobs end and calibrations on the audit log.
-        self.triggers = Triggers(
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-            clock=clock,
-            host=_TriggerHost(self),
-        )
-        self.audit.head_listeners.append(self.triggers.heard)  # reads a line's head alone
+        self._triggers: Triggers | None = None  # made when there are any (Kernel.triggers)
+        #: The kernel's task group while it runs (a trigger table made then starts in it).
+        self._group: aio.TaskGroup | None = None
         # another tenant's name on the shared machine: the label /metrics gives it
         self.supervisor.machine.label = hashed_tenants(self.key_for("metrics"))
         #: The event feed, the audit read and the load, for processes of their own; its
@@ -328,7 +328,8 @@ class Kernel:
         kernel.data = directory
         kernel.store.set_verified_head(directory.checked, derive(kernel.secret, "audit-head"))
         recovered = kernel.supervisor.recover()
-        kernel.triggers.load()
+        if kernel.store.has_triggers():  # else made at the first trigger syscall
+            kernel.triggers  # noqa: B018 (made and loaded: its runs left RUNNING end now)
         kernel.delegation_retention.expire(kernel.clock.now(), force=True)
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
@@ -388,7 +389,9 @@ class Kernel:
                 outbox = Outbox(billing, self.store, self.commits, self.clock, ledger.wake)
                 group.create_task(outbox.run(), name="qmk-billing-outbox")
             self.supervisor.start(group)
-            group.create_task(self.triggers.run(), name="qmk-triggers")
+            self._group = group
+            if self._triggers is not None:
+                group.create_task(self._triggers.run(), name="qmk-triggers")
             started.set_result(None)
 
     def _host_done(self, host: asyncio.Task[None]) -> None:
@@ -427,7 +430,8 @@ class Kernel:
         await self.supervisor.close()
         self.admission.cpu.close()
         self.admission.planner.close()
-        self.assist.close()
+        if self._assist is not None:
+            self._assist.close()
         self.keys.close()
         self.audit.append("kernel", action="close", epoch=self.supervisor.epoch)
         self.commits.commit()
@@ -712,6 +716,18 @@ class Kernel:
 
     # ------------------------------------------------------------------ syscalls: the assistant
 
+    @property
+    def assist(self) -> AssistDesk:
+        """The assistant's desk, made at the first question: its module loads then, so a
+        kernel nobody asks never holds it."""
+        if self._assist is None:
+            from qmk.kernel.admit.assist import AssistDesk
+
+            desk = AssistDesk(self.config, self.audit, self.clock, self.admission.cpu)
+            desk.calls = self.assist_calls
+            self._assist = desk
+        return self._assist
+
     async def q_assist(
         self,
         *,
@@ -737,6 +753,30 @@ class Kernel:
         )
 
     # ------------------------------------------------------------------ triggers
+
+    @property
+    def triggers(self) -> Triggers:
+        """The workflow triggers (:mod:`qmk.kernel.running.triggers`), made at open where
+        the store holds any, else at the first trigger syscall: a kernel that holds none
+        never loads their module. Made, they are read from the store (a run left RUNNING
+        is INTERRUPTED), hear jobs end and calibrations on the audit log, and their loop
+        is a task of the kernel's group."""
+        if self._triggers is None:
+            from qmk.kernel.running.triggers import Triggers
+
+            triggers = Triggers(
+                store=self.store,
+                audit=self.audit,
+                commits=self.commits,
+                clock=self.clock,
+                host=_TriggerHost(self),
+            )
+            triggers.load()
+            self.audit.head_listeners.append(triggers.heard)  # reads a line's head alone
+            self._triggers = triggers
+            if self._group is not None:
+                self._group.create_task(triggers.run(), name="qmk-triggers")
+        return self._triggers
 
     async def q_create_trigger(
         self,

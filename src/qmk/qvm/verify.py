@@ -41,7 +41,6 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from qmk.qvm import classical
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
 from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_size
@@ -622,7 +621,11 @@ def _check_args(spec: OpSpec, node: Node, findings: _Findings, index: int) -> No
 
 def _check_calc(node: Node, findings: _Findings, index: int) -> None:
     """Type a ``CALC`` node (QV111): its type, its operands' types against its inputs,
-    its expression and the store of its value (an operand may read an event twice)."""
+    its expression and the store of its value (an operand may read an event twice).
+    The classical layer loads at a program's first ``CALC`` (a program of gates alone
+    never loads it: the kernel's trusted core, issue 79)."""
+    from qmk.qvm import classical
+
     args = node.args
     try:
         classical.check(

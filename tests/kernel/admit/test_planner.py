@@ -27,7 +27,8 @@ from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.spec import MachineSpec, config_machine
 from qmk.kernel.pools.pool import WorkerPool
 from qmk.kernel.service import Kernel
-from support.kernel import BELL, WorkerGate, make_config, run_kernel
+from qmk.qec.logical import logical_model
+from support.kernel import BELL, WorkerGate, login, make_config, run_kernel
 from support.pools import GatedPool
 
 CONFIG = make_config()
@@ -41,6 +42,26 @@ PHYSICS = {
     "calibration": None,
     "max_bytes": 2**30,
 }
+
+
+def test_an_accepted_job_carries_its_plans_decoder_load_two_live_qubits_syndrome_bits(
+    tmp_path: Path,
+) -> None:
+    # the Bell pair holds two logical qubits at its peak: its decoders' load is two
+    # qubits' syndrome bits per second, priced by the planner and kept on the job for
+    # the device's health (a start under a decoder capacity plans nothing in the kernel)
+    one = logical_model(CONFIG.machine.profile, CONFIG.machine.qubit).decoder_bits_per_second
+    priced = Priced(**pricing.price(json.dumps(BELL), **PHYSICS)["priced"])
+    assert priced.decoder_bits_per_s == 2 * one > 0
+
+    async def body(kernel: Kernel) -> float | None:
+        alice = await login(kernel, "alice")
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=1)
+        await kernel.q_wait(session_id=alice, job_id=job.job_id)
+        held = kernel.supervisor.jobs.get(job.job_id) or kernel.supervisor.finished[job.job_id]
+        return held.decoder_load
+
+    assert run_kernel(tmp_path, body, config=CONFIG) == priced.decoder_bits_per_s
 
 
 def test_a_plan_answered_by_the_planner_process_is_the_plan_made_here() -> None:

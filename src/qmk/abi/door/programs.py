@@ -3,7 +3,7 @@ the graph cap, its CPU charged to the tenant.
 
 A wire that takes a program as text (REST's ``POST /v1/jobs``, gRPC's ``Submit``, the
 assistant's tools) hands the door a :class:`ProgramText`: the text and its language (a
-name of :data:`qmk.frontends.text.PROGRAM_FORMATS`; the wire tells it from its field or
+name of :data:`qmk.defaults.PROGRAM_FORMATS`; the wire tells it from its field or
 the text). The door reads it in a thread (:meth:`qmk.abi.door.Door.call`) with
 :func:`read`: QVM JSON text is decoded as a JSON-RPC line is (strict JSON within
 ``max_depth``; the kernel verifies the graph), other text is lowered by its front-end
@@ -27,7 +27,7 @@ from typing import Any
 
 from qmk.abi.errors import InvalidParams
 from qmk.abi.jsonrpc import decode
-from qmk.frontends.text import PROGRAM_FORMATS, lower_text
+from qmk.defaults import PROGRAM_FORMATS
 from qmk.qvm.graph import GraphText, free_in_pieces
 
 #: The param a program's text replaces: the kernel's submit takes a graph.
@@ -40,7 +40,7 @@ class ProgramText:
 
     Attributes:
         text: the program's text.
-        format: its language, a name of :data:`~qmk.frontends.text.PROGRAM_FORMATS`
+        format: its language, a name of :data:`~qmk.defaults.PROGRAM_FORMATS`
             (``qvm-json``: QVM JSON text).
         field: the name the wire gave the program (in errors).
 
@@ -79,6 +79,10 @@ def read(program: ProgramText, *, max_nodes: int, max_depth: int, target: str | 
         if not isinstance(graph, dict):
             raise InvalidParams("a qvm-json program must be a JSON object", param=program.field)
         return graph
+    # the front-ends load here, at the first text of another language: a kernel whose
+    # programs come as QVM JSON (every JSON-RPC submit) never loads them
+    from qmk.frontends.text import lower_text
+
     lowered = lower_text(program.text, program.format, program.field, max_nodes=max_nodes)
     # its compact text, written here a piece at a time: the JSON of a big graph is never
     # whole (its objects freed in one call would hold the interpreter), and never on the

@@ -221,7 +221,8 @@ class Admission:
         self.commits = commits
         self.clock = clock
         self.device = device or device_for(config)
-        self._plans: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        #: Peak physical qubits and decoder load (syndrome bits per second) of programs' plans.
+        self._plans: OrderedDict[tuple[Any, ...], tuple[int, float]] = OrderedDict()
         #: The firewall's answers without channels bound, by (graph text, tenant).
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
         #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
@@ -468,7 +469,7 @@ class Admission:
                 calibration=calibration,
             )
 
-        physical = await self._physical_qubits(
+        physical, load = await self._physical_qubits(
             tenant,
             text,
             program,
@@ -481,10 +482,14 @@ class Admission:
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
-            text, program, qubits, physical = await _span(
+            text, program, qubits, (physical, load) = await _span(
                 self, session, text, program, parsed, noise_model, calibration
             )
         request = request_for(text)  # the spanning program's, where it was rewritten
+        # the decoders' load, where its plan was priced with the request's physics (not
+        # where the machine's qubits were ingested since: the start plans it again)
+        priced = (parsed.qubit or machine.qubit, parsed.profile or machine.profile)
+        decoder_load = load if (request.qubit, request.profile) == priced else None
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
         placed = None if spanning else await self._compiled(tenant, text, program, request, entry)
@@ -509,6 +514,7 @@ class Admission:
                     warnings=warnings,
                     request=request,
                     physical=physical,
+                    decoder_load=decoder_load,
                     footprint=placed,
                     cacheable=_cacheable(request),
                 ),
@@ -526,6 +532,7 @@ class Admission:
             warnings=warnings,
         )
         job.footprint = placed
+        job.decoder_load = decoder_load
         return job
 
     def _admit_settled(
@@ -559,6 +566,7 @@ class Admission:
         if kept.warnings:
             job.warnings = tuple(dict(warning) for warning in kept.warnings)
         job.footprint = kept.footprint
+        job.decoder_load = kept.decoder_load
         return job
 
     def _job(
@@ -854,9 +862,10 @@ class Admission:
         calibration: Any,
         *,
         place: Callable[[], RunRequest] | None = None,
-    ) -> int:
-        """Peak physical qubits of the program under ``policy`` and its physics (cached
-        by graph text). It refuses a program whose engine could not hold its state in a
+    ) -> tuple[int, float]:
+        """Peak physical qubits of the program under ``policy`` and its physics, and the
+        syndrome bits per second its plan asks of the decoders at its peak (cached by
+        graph text). It refuses a program whose engine could not hold its state in a
         worker, and a calibration of the policy's that fits none of its qubits. The
         plan is built in the planner process (:class:`~qmk.kernel.admit.planner.Planner`),
         so the kernel never loads the planner, the router or the engines.
@@ -877,10 +886,10 @@ class Admission:
             noise_model,
             calibration,
         )
-        physical = self._plans.get(key)
-        if physical is not None:
+        planned = self._plans.get(key)
+        if planned is not None:
             self._plans.move_to_end(key)
-            return physical
+            return planned
         budget = int(self.config.worker_memory_mb * 2**20 * WORKER_STATE_SHARE)
         request = None
         if place is not None:
@@ -925,10 +934,10 @@ class Admission:
                 key="policy.calibration",
             )
         _check_worker_memory(self.config, priced, program.peak_live_qubits)
-        physical = self._plans[key] = priced.peak_physical_qubits
+        planned = self._plans[key] = (priced.peak_physical_qubits, priced.decoder_bits_per_s)
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
-        return physical
+        return planned
 
 
 def _unseeded(request: RunRequest) -> bytes:
@@ -977,7 +986,7 @@ async def _span(
     policy: Policy,
     noise_model: str | None,
     calibration: Any,
-) -> tuple[str, Any, dict[str, int], int]:
+) -> tuple[str, Any, dict[str, int], tuple[int, float]]:
     """(:class:`Admission`'s, apart: a job that spans modules.) The program placed over
     the modules up, its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`).
     It is checked again as a submitted one is: its capabilities (an audited decision:
@@ -1016,10 +1025,10 @@ async def _span(
             needed=pairs,
             value=limit,
         )
-    physical = await admission._physical_qubits(
+    planned = await admission._physical_qubits(
         session.tenant, text, program, policy, noise_model, calibration
     )
-    return text, program, qubits, physical
+    return text, program, qubits, planned
 
 
 def _check_worker_memory(config: KernelConfig, priced: Priced, qubits: int) -> None:

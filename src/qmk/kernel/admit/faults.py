@@ -68,7 +68,6 @@ import msgspec
 from msgspec.structs import replace
 
 from qmk.devices.logical import LogicalMachine
-from qmk.devices.purification import purify
 from qmk.errors import QMKError
 from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
@@ -280,10 +279,7 @@ def adjust(
             request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
     _link(actions, channels, idle, program, faults, epoch, job.shots)
     rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
-    physical, load = job.physical_qubits, 0.0
-    if profiles or faults.decoder_capacity is not None:
-        plan, load = _plan(rewrite.apply(job.graph), request, limits)
-        physical = plan.peak_physical_qubits
+    physical, load = _planned(job, request, rewrite, faults, limits)
     request = replace(request, rewrite=rewrite if rewrite else None)
     rates = {
         profiles.get(p, p): device_model(
@@ -391,12 +387,8 @@ def _keep(
         # the policy's saves go on
         request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
     rewrite = request.rewrite or Rewrite()
-    text = rewrite.apply(job.graph)
-    physical, load = job.physical_qubits, 0.0
-    if rewrite.profiles or device.faults.decoder_capacity is not None:
-        plan, load = _plan(text, request, limits)
-        physical = plan.peak_physical_qubits
-    used = _profiles_of(verified(text, limits), request.profile)
+    physical, load = _planned(job, request, rewrite, faults, limits)
+    used = _profiles_of(verified(rewrite.apply(job.graph), limits), request.profile)
     action = {
         "epoch": epoch,
         "kind": "resume",
@@ -574,6 +566,29 @@ def _physical(
     return int(plan.peak_physical_qubits)
 
 
+def _planned(
+    job: Any, request: RunRequest, rewrite: Rewrite, faults: Any, limits: Limits | None
+) -> tuple[int, float]:
+    """The physical qubits and decoder load of ``job`` started with ``request`` and
+    ``rewrite``: admission's figures (the planner's) while its profiles are the ones it
+    was priced with; a job whose distances the drift raised, or whose qubits or profile
+    changed since (an ingested qubit set), or one read back after a restart, is planned
+    here. Without a decoder capacity no load is asked for (0)."""
+    if rewrite.profiles:
+        plan, load = _plan(rewrite.apply(job.graph), request, limits)
+        return int(plan.peak_physical_qubits), load
+    if faults.decoder_capacity is None:
+        return job.physical_qubits, 0.0
+    admitted = job.request
+    if job.decoder_load is not None and (request.qubit, request.profile) == (
+        admitted.qubit,
+        admitted.profile,
+    ):
+        return job.physical_qubits, job.decoder_load
+    plan, load = _plan(rewrite.apply(job.graph), request, limits)
+    return int(plan.peak_physical_qubits), load
+
+
 def _plan(text: str, request: RunRequest, limits: Limits | None) -> tuple[Any, float]:
     """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
     load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
@@ -610,6 +625,8 @@ def _link(
         if raw >= requested:
             continue
         target = min(requested, faults.link_target)
+        from qmk.devices.purification import purify  # only where the link degraded
+
         found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
         local = faults.local_decomposition and not set(node.chs) & across
         if not found.reached and local:

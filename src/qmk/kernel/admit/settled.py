@@ -53,6 +53,8 @@ class Settled:
     warnings: tuple[dict[str, str], ...]
     request: RunRequest  #: the run request, of another seed
     physical: int  #: peak physical qubits, at most one module's
+    #: Syndrome bits per second its plan asks of the decoders (None: not priced so).
+    decoder_load: float | None
     footprint: Footprint | None
     cacheable: bool  #: whether its runs may be answered from the result cache, and answer
 

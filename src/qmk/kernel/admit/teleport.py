@@ -20,21 +20,17 @@ that spans holds every module up while it runs (:class:`~qmk.kernel.admit.faults
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import AdmissionError, QMKError
-from qmk.qvm.graph import Graph
-from qmk.qvm.teleport import (
-    SEMANTIC,
-    Placement,
-    Teleported,
-    auto_placement,
-    declared_placement,
-    explicit_placement,
-    summary_of,
-    teleport,
-)
+
+if TYPE_CHECKING:
+    from qmk.devices.logical import LogicalMachine
+    from qmk.qvm.graph import Graph
+    from qmk.qvm.teleport import Teleported
+
+# The rewrite itself (qmk.qvm.teleport) is imported by the functions that use it, where
+# a job spans modules or holds channels: a kernel of one-module jobs never loads it.
 
 
 def modules_up(device: LogicalMachine) -> list[int]:
@@ -57,6 +53,13 @@ def span(graph: Graph, device: LogicalMachine, *, profile: str, qubit: Any) -> T
             fit no placement over them.
     """
     from qmk.qec.logical import logical_model
+    from qmk.qvm.teleport import (
+        Placement,
+        auto_placement,
+        declared_placement,
+        explicit_placement,
+        teleport,
+    )
 
     up = modules_up(device)
     if len(up) < 2:
@@ -112,6 +115,8 @@ def teleport_channels(graph: Graph) -> frozenset[str]:
     joins two modules, so no policy may make its pair inside one."""
     if not graph.resources.chs:  # no channel at all: no walk over a big graph's nodes
         return frozenset()
+    from qmk.qvm.teleport import SEMANTIC
+
     return frozenset(
         ch
         for node in graph.nodes
@@ -137,6 +142,8 @@ def telemetry_of(graph: Graph) -> dict[str, Any] | None:
     """What the teleportation did to a job's program, for ``q_get_telemetry``
     (``teleported_gates``, ``epr_pairs`` per shot, ``link_fidelity``,
     ``link_latency_ns``, ``latency_added_ns``, ``modules``), or None."""
+    from qmk.qvm.teleport import summary_of
+
     found = summary_of(graph)
     return None if found is None else dict(found)
 

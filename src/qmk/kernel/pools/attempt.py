@@ -40,7 +40,6 @@ import msgspec
 
 from qmk.errors import CapabilityError, QMKError
 from qmk.execution.request import RunRequest
-from qmk.execution.spans import span
 from qmk.execution.target import get as get_target
 from qmk.execution.target import spec as target_spec
 from qmk.kernel.errors import JobError
@@ -181,6 +180,8 @@ def attempt_outcome(
     ``tests/support/pools.py``, passes one).
     """
     Suspended = _suspended()
+    from qmk.execution.spans import span  # the worker's, not the kernel's (as Suspended)
+
     request = attempt.request
     if request.trace_context is not None:
         return _traced(attempt, control)

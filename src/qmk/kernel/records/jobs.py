@@ -214,6 +214,10 @@ class Job:
     #: What it asks of the shared machine, as its target reports it (admission's; None:
     #: not known, or not on the machine: :mod:`qmk.kernel.running.shared_machine`). Not stored.
     footprint: Footprint | None = field(default=None, repr=False, compare=False)
+    #: Syndrome bits per second its plan asks of the decoders at its peak, as the planner
+    #: priced it with its run request's qubit and profile (admission's; None: not known,
+    #: and a start under a decoder capacity plans it: :mod:`qmk.kernel.admit.faults`). Not stored.
+    decoder_load: float | None = field(default=None, repr=False, compare=False)
     #: The fault policies' answer for its start as its acceptance computed it, for the
     #: start to reuse where nothing changed (a
     #: :class:`~qmk.kernel.admit.faults.Foreseen`; None: none). Not stored.

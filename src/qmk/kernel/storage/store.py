@@ -1171,6 +1171,10 @@ class Store:
 
     # ------------------------------------------------------------------ jobs
 
+    def has_triggers(self) -> bool:
+        """Whether any workflow trigger is stored (the kernel loads their table then)."""
+        return self.db.execute("SELECT 1 FROM triggers LIMIT 1").fetchone() is not None
+
     def next_seq(self) -> int:
         """One more than the highest job sequence number (submission order)."""
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
