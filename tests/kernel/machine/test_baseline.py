@@ -139,3 +139,25 @@ def test_a_policy_in_its_fastest_configuration_keeps_every_budget():
     work = wl.load(data)
     found = fastest(lambda tune: wl.load(data, tune=tune), work.machine, "tetris")
     assert found.best is not None and (found.best.worst_over_budget or 0.0) <= 1.0
+
+
+def test_counting_only_the_idle_error_the_like_for_like_baseline_is_the_fast_block_at_d_9():
+    # the budgets' reading before issue 77 (waits only): exclusive idles no job with
+    # Litinski's factories in the fast block at d = 9, 0.023 s (the issue's "fastest
+    # exclusive configuration, fast block"); counting the whole error it is left out:
+    # a 50-qubit program's own patches over its private cycles pass the budget
+    work = wl.read(LIKE)
+    base = fastest_exclusive(
+        lambda tune: wl.read(LIKE, tune=tune), work.machine, epoch_cycles=1, whole=False
+    )
+    assert base.best is not None
+    assert base.best.configuration == Configuration("fast", 9, "litinski-15to1")
+    assert base.best.makespan_s == pytest.approx(0.0230472, rel=1e-6)
+    whole = fastest_exclusive(
+        lambda tune: wl.read(LIKE, tune=tune),
+        work.machine,
+        epoch_cycles=1,
+    )
+    by_label = {t.configuration.label: t for t in whole.tried}
+    left_out = by_label["fast/d=9/litinski-15to1"].skipped or ""
+    assert "over its private cycles passes its budget" in left_out

@@ -167,12 +167,15 @@ class Baseline:
         }
 
 
-def worst_over_budget(records: Sequence[JobRecord], logical_error_rate: float) -> float:
-    """The most any job's whole error (:func:`run_error`) is of its budget (0 when no job
-    has one)."""
+def worst_over_budget(
+    records: Sequence[JobRecord], logical_error_rate: float, *, whole: bool = True
+) -> float:
+    """The most any job's error is of its budget (0 when no job has one): its whole
+    error (:func:`run_error`), or with ``whole`` False only what waiting added (its
+    ``idle_logical_error``, the error budgets' reading before issue 77)."""
     return max(
         (
-            run_error(r, logical_error_rate) / r.error_budget
+            (run_error(r, logical_error_rate) if whole else r.idle_logical_error) / r.error_budget
             for r in records
             if r.error_budget is not None
         ),
@@ -199,7 +202,9 @@ def in_configuration(
     return machine, jobs, work.tenants
 
 
-def _skip(machine: MachineSpec, jobs: Sequence[JobSpec], beat: float | None) -> str | None:
+def _skip(
+    machine: MachineSpec, jobs: Sequence[JobSpec], beat: float | None, whole: bool
+) -> str | None:
     """Why running a configuration is needless, from its jobs' private cycles alone (a
     run is never shorter): a job whose whole error at its private cycles already passes
     its budget, or a makespan that cannot be shorter than ``beat`` seconds."""
@@ -209,7 +214,7 @@ def _skip(machine: MachineSpec, jobs: Sequence[JobSpec], beat: float | None) -> 
     for j in jobs:
         cycles = j.footprint.duration_cycles
         least = -math.expm1(j.footprint.logical_qubits * cycles * math.log1p(-p))
-        if j.error_budget is not None and least > j.error_budget:
+        if whole and j.error_budget is not None and least > j.error_budget:
             return f"job {j.id}'s error over its private cycles passes its budget"
         bound = max(bound, j.arrival_cycle - first + cycles)
     if beat is not None and bound * machine.cycle_time_ns * 1e-9 >= beat:
@@ -225,6 +230,7 @@ def try_policy(
     epoch_cycles: int | None = None,
     reference_ns: int | None = None,
     beat: float | None = None,
+    whole: bool = True,
 ) -> Tried:
     """``policy`` on the workload ``load`` reads in ``configuration``
     (:func:`in_configuration`); skipped where it cannot keep every budget or finish
@@ -235,7 +241,7 @@ def try_policy(
         machine, jobs, tenants = in_configuration(load, configuration, reference_ns)
         if epoch_cycles is not None:
             machine = machine.with_(epoch_cycles=epoch_cycles)
-        skip = _skip(machine, jobs, beat)
+        skip = _skip(machine, jobs, beat, whole)
         if skip is not None:
             return Tried(configuration=configuration, skipped=skip)
         run = run_policy(machine, jobs, policy, tenants=tenants)
@@ -247,7 +253,7 @@ def try_policy(
         makespan_s=run.makespan * machine.cycle_time_ns * 1e-9,
         cycle_time_ns=machine.cycle_time_ns,
         epoch_cycles=machine.epoch_cycles,
-        worst_over_budget=worst_over_budget(run.records, machine.logical_error_rate),
+        worst_over_budget=worst_over_budget(run.records, machine.logical_error_rate, whole=whole),
     )
 
 
@@ -258,6 +264,7 @@ def fastest(
     *,
     epoch_cycles: int | None = None,
     tried: Sequence[Configuration] | None = None,
+    whole: bool = True,
 ) -> Baseline:
     """The fastest configuration of ``machine`` (the workload's own) in which ``policy``
     keeps every job of the workload ``load`` reads within its budget.
@@ -267,6 +274,7 @@ def fastest(
     seconds. ``epoch_cycles``: the epoch where given; ``tried``: the configurations
     (default :func:`configurations`), ties to the first. A configuration whose run
     could not keep every budget or beat the fastest so far is skipped, and says why.
+    ``whole`` False judges budgets by the idle error alone (:func:`worst_over_budget`).
     """
     runs: list[Tried] = []
     best: Tried | None = None
@@ -278,6 +286,7 @@ def fastest(
             epoch_cycles=epoch_cycles,
             reference_ns=machine.cycle_time_ns,
             beat=None if best is None else best.makespan_s,
+            whole=whole,
         )
         runs.append(done)
         if done.meets and (best is None or _sooner(done, best)):
@@ -294,7 +303,11 @@ def _sooner(run: Tried, than: Tried) -> bool:
 
 
 def fastest_exclusive(
-    load: Callable[[Tune], Workload], machine: MachineSpec, *, epoch_cycles: int | None = None
+    load: Callable[[Tune], Workload],
+    machine: MachineSpec,
+    *,
+    epoch_cycles: int | None = None,
+    whole: bool = True,
 ) -> Baseline:
     """The baseline: :func:`fastest` under ``exclusive`` over every configuration."""
-    return fastest(load, machine, "exclusive", epoch_cycles=epoch_cycles)
+    return fastest(load, machine, "exclusive", epoch_cycles=epoch_cycles, whole=whole)
