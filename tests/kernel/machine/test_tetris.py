@@ -94,6 +94,23 @@ def test_a_job_waits_while_its_bus_stretch_is_allocated():
     assert out == {"r": (0, 10), "a": (10, 20)}
 
 
+def test_a_job_goes_beside_a_bus_stretch_with_room_when_first_fits_is_full():
+    # two stretches of 1 state a cycle (2 lanes); r (tiles 0-3, middle 2) fills the
+    # first; first fit would put a at 4-7 (middle 6, the first stretch), so it goes where
+    # its middle is beside the second (tiles 8-11, middle 10) and starts at once
+    machine = MachineSpec.simple(tiles=20, factory_rate=(2, 1), lanes=2, segments=2)
+    sched = Scheduler(machine, Tetris())
+    sched.submit(job("r", footprint(4, rotations(10))))
+    sched.submit(job("a", footprint(4, rotations(5, cycles=2)), at=1))
+    sched.advance(1)
+    placed = {j.id: j.pos for j in sched.running}
+    assert placed == {"r": 0, "a": 8}
+    assert {r.id: (r.start_cycle, r.end_cycle) for r in sched.run()} == {
+        "r": (0, 10),
+        "a": (1, 11),
+    }
+
+
 def test_a_job_asking_more_than_the_whole_factory_runs_when_it_is_free():
     # 2 states a cycle asked of factories making 1: its demand is the whole of them, so
     # it fits the empty machine (and runs at their pace: 8 states in 8 cycles)

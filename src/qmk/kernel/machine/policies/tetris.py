@@ -2,25 +2,26 @@
 schedulers.
 
 Grandl, Ananthanarayanan, Kandula, Rao and Akella, "Multi-resource Packing for Cluster
-Schedulers" (SIGCOMM 2014). A job here is one of the paper's tasks (it runs whole, on
-one module), and its own job. Each term is the paper's:
+Schedulers" (SIGCOMM 2014), the heuristics of its section 3. A job here is one of the
+paper's tasks (it runs whole, on one module), and its own job. Each term is the paper's:
 
-- **Demands and fit** (§3.1-3.2). A job's demand vector is its peak use of each
-  resource: its tiles; its factories' T states a cycle, the most any of its steps asks
-  (``t / c``); the same states on the bus stretch beside it; the links' Bell pairs a
-  cycle; the decoder's syndrome bits a cycle (its data tiles' and its peak
+- **Demands and fit** (packing for makespan). A job's demand vector is its peak use of
+  each resource: its tiles; its factories' T states a cycle, the most any of its steps
+  asks (``t / c``); the same states on the bus stretch beside it; the links' Bell pairs
+  a cycle; the decoder's syndrome bits a cycle (its data tiles' and its peak
   measurements'). What is *free* is a resource's capacity less the peak demands of the
   jobs placed on it, as Tetris allocates peak demands. A job is considered only where
   its demand fits every resource (a demand past a whole resource asks the whole of it,
   so a job that alone asks more than the machine has still runs alone).
-- **Alignment** (§3.2): ``a = sum over resources of (demand_r / C_r) (free_r / C_r)``,
-  the dot product of the demand and the free resources, both normalized by capacity.
-- **Remaining work** (§3.3, shortest remaining time first over many resources): a job's
-  work is its private cycles times its normalized demands summed, ``W = T sum_r
-  demand_r / C_r``, and ``p = -W``: less work scores higher. The score is ``a + e p``,
-  ``e = m a_bar / W_bar`` over the candidates of the decision (both terms of one size;
-  ``m`` is :data:`REMAINING_WEIGHT`).
-- **Fairness knob** (§3.4): of the tenants with waiting jobs, only the
+- **Alignment** (packing for makespan): ``a = sum over resources of (demand_r / C_r)
+  (free_r / C_r)``, the dot product of the demand and the free resources, both
+  normalized by capacity.
+- **Remaining work** (average job completion time: shortest remaining time first over
+  many resources): a job's work is its private cycles times its normalized demands
+  summed, ``W = T sum_r demand_r / C_r``, and ``p = -W``: less work scores higher. The
+  score is ``a + e p``, ``e = m a_bar / W_bar`` over the candidates of the decision
+  (both terms of one size; ``m`` is :data:`REMAINING_WEIGHT`).
+- **Fairness knob** (fairness): of the tenants with waiting jobs, only the
   ``ceil((1 - f) n)`` furthest from their fair share are considered (at least one):
   ``f = 0`` packs best, ``f -> 1`` is the most fair. Distance from fair share is the
   tenant's dominant share of the allocated resources over its quota weight (DRF, the
@@ -41,6 +42,8 @@ from qmk.kernel.machine.policies.base import SchedulingPolicy
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob, Timeline
+    from qmk.kernel.machine.supply import Bus
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Queued jobs scored per decision (in arrival order).
 DEPTH = 100
@@ -94,6 +97,44 @@ def machine_capacities(sched: Scheduler) -> tuple[float, ...]:
         machine.link.bell_pairs_per_cycle,
         machine.decoder_bits_per_cycle or 0.0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Spot:
+    """Where a job fits every resource: its tile range, bus stretch and demand vector
+    there, and the tiles of the range its run must lie in (None: anywhere first fit
+    puts it)."""
+
+    area: TileRange
+    segment: int
+    vector: tuple[float, ...]
+    window: tuple[int, int] | None
+
+
+def _window(bus: Bus, segment: int, area: TileRange, tiles: int) -> tuple[int, int] | None:
+    """The tiles of ``area`` a run of ``tiles`` must lie in for its middle tile to be
+    beside bus ``segment`` (``[lo, hi)``; None: none of its runs can be)."""
+    first = -(-segment * bus.tiles // bus.segments)  # the least middle in the segment
+    past = (
+        bus.tiles if segment == bus.segments - 1 else -(-(segment + 1) * bus.tiles // bus.segments)
+    )
+    offset, half = area.spec.offset, tiles // 2
+    lo = max(0, first - half - offset)
+    last_start = min(area.spec.length - tiles, past - 1 - half - offset)
+    if last_start < lo:
+        return None
+    return lo, last_start + tiles
+
+
+def _fits_in(sched: Scheduler, area: TileRange, window: tuple[int, int], tiles: int) -> bool:
+    """Whether a free run of ``tiles`` lies within ``window`` of ``area``."""
+    lo, hi = window
+    sched.floorplan.hold(area, 0, lo)
+    sched.floorplan.hold(area, hi, area.spec.length - hi)
+    try:
+        return area.tree.first_fit(tiles) is not None
+    finally:
+        sched.floorplan.release_holds()
 
 
 class Tetris(SchedulingPolicy):
@@ -167,38 +208,70 @@ class Tetris(SchedulingPolicy):
             best = self._best(sched)
             if best is None:
                 return
-            job, module, vector, segment = best
-            sched.place(job)  # where find said: it fits
-            self._allocate(job, vector, module, segment, +1)
+            job, spot = best
+            if spot.window is not None:  # a bus stretch other than first fit's
+                lo, hi = spot.window
+                sched.floorplan.hold(spot.area, 0, lo)
+                sched.floorplan.hold(spot.area, hi, spot.area.spec.length - hi)
+            try:
+                sched.place(job, [spot.area])
+            finally:
+                sched.floorplan.release_holds()
+            self._allocate(job, spot.vector, spot.area.module, spot.segment, +1)
 
-    def _best(self, sched: Scheduler) -> tuple[MachineJob, int, tuple[float, ...], int] | None:
+    def _best(self, sched: Scheduler) -> tuple[MachineJob, Spot] | None:
         """The candidate of highest score ``a + e p`` (ties: the earliest arrival)."""
         tenants = self.considered(sched)
         scored = []
         for job in itertools.islice((j for j in sched.queue if j.tenant in tenants), DEPTH):
-            spot = sched.find(job)
+            spot = self.where(sched, job)
             if spot is None:
                 continue
-            area, at = spot
-            module = area.module
-            segment = sched.supply(module).bus.segment_of(area.spec.offset + at, job.tiles)
-            vector = self.demand(sched, job, module)
-            free = self.free(sched, module, segment)
-            caps = self.capacities(sched, module)
-            if not fits(vector, free, caps):
-                continue
+            module = spot.area.module
+            vector, caps = spot.vector, self.capacities(sched, module)
+            free = self.free(sched, module, spot.segment)
             align = sum(d * f / (c * c) for d, f, c in zip(vector, free, caps, strict=True) if c)
             work = job.tl.private_cycles * sum(
                 d / c for d, c in zip(vector, caps, strict=True) if c
             )
-            scored.append((align, work, job, module, vector, segment))
+            scored.append((align, work, job, spot))
         if not scored:
             return None
         a_bar = sum(s[0] for s in scored) / len(scored)
         w_bar = sum(s[1] for s in scored) / len(scored)
         e = REMAINING_WEIGHT * a_bar / w_bar if w_bar > 0 else 0.0
         top = max(scored, key=lambda s: (s[0] - e * s[1], -s[2].seq))
-        return top[2], top[3], top[4], top[5]
+        return top[2], top[3]
+
+    def where(self, sched: Scheduler, job: MachineJob) -> Spot | None:
+        """Where ``job`` fits every resource now: the core's first fit if it does there,
+        else the first tile range, then bus stretch, whose free resources hold its
+        demand and whose tiles hold it with its middle tile beside that stretch (the
+        paper's machines are here the modules and their bus stretches); None: nowhere."""
+        first = sched.find(job)
+        if first is None:
+            return None
+        area, at = first
+        bus = sched.supply(area.module).bus
+        segment = bus.segment_of(area.spec.offset + at, job.tiles)
+        vector = self.demand(sched, job, area.module)
+        caps = self.capacities(sched, area.module)
+        if fits(vector, self.free(sched, area.module, segment), caps):
+            return Spot(area, segment, vector, None)
+        for area in sched.allowed_ranges(job):
+            if area.tree.largest < job.tiles:
+                continue
+            module = area.module
+            vector = self.demand(sched, job, module)
+            caps = self.capacities(sched, module)
+            bus = sched.supply(module).bus
+            for segment in range(bus.segments):
+                if not fits(vector, self.free(sched, module, segment), caps):
+                    continue
+                window = _window(bus, segment, area, job.tiles)
+                if window is not None and _fits_in(sched, area, window, job.tiles):
+                    return Spot(area, segment, vector, window)
+        return None
 
     def considered(self, sched: Scheduler) -> set[str]:
         """The tenants whose jobs may start now: the ``ceil((1 - f) n)`` of the ``n``
