@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 
@@ -220,10 +220,19 @@ class Tetris(SchedulingPolicy):
             self._allocate(job, spot.vector, spot.area.module, spot.segment, +1)
 
     def _best(self, sched: Scheduler) -> tuple[MachineJob, Spot] | None:
-        """The candidate of highest score ``a + e p`` (ties: the earliest arrival)."""
+        """The candidate of highest score ``a + e p`` (ties: the earliest arrival). Jobs
+        of one footprint score alike, so only the earliest of each is weighed (the
+        averages count every one)."""
         tenants = self.considered(sched)
-        scored = []
+        kinds: dict[int, list[Any]] = {}  # timeline id -> [earliest job, count]
         for job in itertools.islice((j for j in sched.queue if j.tenant in tenants), DEPTH):
+            kind = kinds.get(id(job.tl))
+            if kind is None:
+                kinds[id(job.tl)] = [job, 1]
+            else:
+                kind[1] += 1
+        scored = []
+        for job, count in kinds.values():
             spot = self.where(sched, job)
             if spot is None:
                 continue
@@ -234,11 +243,12 @@ class Tetris(SchedulingPolicy):
             work = job.tl.private_cycles * sum(
                 d / c for d, c in zip(vector, caps, strict=True) if c
             )
-            scored.append((align, work, job, spot))
+            scored.append((align, work, job, spot, count))
         if not scored:
             return None
-        a_bar = sum(s[0] for s in scored) / len(scored)
-        w_bar = sum(s[1] for s in scored) / len(scored)
+        n = sum(s[4] for s in scored)
+        a_bar = sum(s[0] * s[4] for s in scored) / n
+        w_bar = sum(s[1] * s[4] for s in scored) / n
         e = REMAINING_WEIGHT * a_bar / w_bar if w_bar > 0 else 0.0
         top = max(scored, key=lambda s: (s[0] - e * s[1], -s[2].seq))
         return top[2], top[3]
