@@ -111,6 +111,24 @@ def test_a_job_goes_beside_a_bus_stretch_with_room_when_first_fits_is_full():
     }
 
 
+def test_a_job_waits_while_the_decoder_bits_it_asks_are_allocated():
+    # a decoder of 10 bits a cycle, a data tile sends 1: r's 7 data tiles leave 3, and a
+    # (4 data tiles) asks 4, so it waits for r though 12 tiles are free
+    machine = MachineSpec.simple(tiles=20, decoder_bits_per_cycle=10, tile_bits_per_cycle=1)
+    out = run(machine, job("r", footprint(8, idle(10))), job("a", footprint(5, idle(10)), at=1))
+    assert out == {"r": (0, 10), "a": (10, 20)}
+
+
+def test_a_job_waits_while_the_link_pairs_it_asks_are_allocated():
+    # links of 1 pair a cycle: r draws one a cycle for 10 cycles, so a, which asks half
+    # a pair a cycle, waits for r though the other module is empty
+    machine = MachineSpec.simple(tiles=20, modules=2, link_pairs_per_cycle=1)
+    teleports = Step(kind="teleport", cycles=1, bell_pairs=1, repeat=10)
+    halves = Step(kind="teleport", cycles=2, bell_pairs=1, repeat=5)
+    out = run(machine, job("r", footprint(4, teleports)), job("a", footprint(4, halves), at=1))
+    assert out == {"r": (0, 10), "a": (10, 20)}
+
+
 def test_a_job_asking_more_than_the_whole_factory_runs_when_it_is_free():
     # 2 states a cycle asked of factories making 1: its demand is the whole of them, so
     # it fits the empty machine (and runs at their pace: 8 states in 8 cycles)

@@ -214,9 +214,11 @@ class Tetris(SchedulingPolicy):
                 sched.floorplan.hold(spot.area, 0, lo)
                 sched.floorplan.hold(spot.area, hi, spot.area.spec.length - hi)
             try:
-                sched.place(job, [spot.area])
+                placed = sched.place(job, [spot.area])
             finally:
                 sched.floorplan.release_holds()
+            if not placed:  # where() found its tiles free a moment ago
+                raise RuntimeError(f"tetris: job {job.id} fit but could not be placed")
             self._allocate(job, spot.vector, spot.area.module, spot.segment, +1)
 
     def _best(self, sched: Scheduler) -> tuple[MachineJob, Spot] | None:
