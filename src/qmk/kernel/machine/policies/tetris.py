@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 DEPTH = 100
 #: The multiplier ``m`` of the remaining-work term's weight (``e = m a_bar / W_bar``).
 REMAINING_WEIGHT = 1.0
+#: Timelines whose peaks are kept.
+PEAKS = 256
 #: The resources of a demand vector, in its order.
 RESOURCES = ("tiles", "factories", "bus", "links", "decoder")
 
@@ -153,7 +155,9 @@ class Tetris(SchedulingPolicy):
         self.fairness = fairness
         #: each placed job's demand vector and where it draws: (module, bus segment)
         self._placed: dict[MachineJob, tuple[tuple[float, ...], int, int]] = {}
-        self._peaks: dict[int, Peak] = {}
+        #: each timeline's peaks by its id, the timeline held so the id stays its own
+        #: (at most :data:`PEAKS` of them: a live kernel's timelines come and go)
+        self._peaks: dict[int, tuple[Timeline, Peak]] = {}
         #: allocated peak demands: tiles, factories and bus by module (and segment),
         #: links and decoder machine-wide
         self._tiles: dict[int, float] = {}
@@ -180,9 +184,12 @@ class Tetris(SchedulingPolicy):
 
     def demand(self, sched: Scheduler, job: MachineJob, module: int) -> tuple[float, ...]:
         """``job``'s peak demand of each resource on ``module``, none past its capacity."""
-        found = self._peaks.get(id(job.tl))
-        if found is None:
-            found = self._peaks[id(job.tl)] = peak(job.tl)
+        held = self._peaks.get(id(job.tl))
+        if held is None:
+            if len(self._peaks) >= PEAKS:
+                self._peaks.clear()
+            held = self._peaks[id(job.tl)] = (job.tl, peak(job.tl))
+        found = held[1]
         caps = self.capacities(sched, module)
         bits = sched.machine.decoder_bits(job.data_tiles + found.m_rate)
         asks = (float(job.tiles), found.t_rate, found.t_rate, found.b_rate, bits)
