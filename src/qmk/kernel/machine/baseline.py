@@ -203,20 +203,31 @@ def in_configuration(
 
 
 def _skip(
-    machine: MachineSpec, jobs: Sequence[JobSpec], beat: float | None, whole: bool
+    machine: MachineSpec,
+    jobs: Sequence[JobSpec],
+    beat: float | None,
+    *,
+    whole: bool,
+    one_at_a_time: bool,
 ) -> str | None:
     """Why running a configuration is needless, from its jobs' private cycles alone (a
     run is never shorter): a job whose whole error at its private cycles already passes
-    its budget, or a makespan that cannot be shorter than ``beat`` seconds."""
+    its budget, or a makespan that cannot be shorter than ``beat`` seconds. The makespan
+    is at least the last arrival plus that job's private cycles; ``one_at_a_time``
+    (``exclusive``), at least the jobs' private cycles end to end in arrival order."""
     p = machine.logical_error_rate
     first = min((j.arrival_cycle for j in jobs), default=0)
     bound = 0.0
-    for j in jobs:
+    end = float(first)
+    for j in sorted(jobs, key=lambda j: j.arrival_cycle):
         cycles = j.footprint.duration_cycles
         least = -math.expm1(j.footprint.logical_qubits * cycles * math.log1p(-p))
         if whole and j.error_budget is not None and least > j.error_budget:
             return f"job {j.id}'s error over its private cycles passes its budget"
         bound = max(bound, j.arrival_cycle - first + cycles)
+        end = max(end, j.arrival_cycle) + cycles
+    if one_at_a_time:
+        bound = max(bound, end - first)
     if beat is not None and bound * machine.cycle_time_ns * 1e-9 >= beat:
         return "its makespan cannot be shorter than the fastest found"
     return None
@@ -241,7 +252,7 @@ def try_policy(
         machine, jobs, tenants = in_configuration(load, configuration, reference_ns)
         if epoch_cycles is not None:
             machine = machine.with_(epoch_cycles=epoch_cycles)
-        skip = _skip(machine, jobs, beat, whole)
+        skip = _skip(machine, jobs, beat, whole=whole, one_at_a_time=policy == "exclusive")
         if skip is not None:
             return Tried(configuration=configuration, skipped=skip)
         run = run_policy(machine, jobs, policy, tenants=tenants)
