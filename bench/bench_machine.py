@@ -12,12 +12,19 @@ writes it as a workload file for ``qmk machine simulate`` and stops.
 ``--study``: the three workloads of ``examples/machine/`` (uniform small jobs; a few
 large among many small; T-heavy jobs contending for factories) under every policy at
 epochs of 1 cycle and of the workload's own, as the Markdown table ``docs/machine.md``
-carries (speedups beside the idle errors they cost), and the like-for-like batch of
-``examples/machine/like-for-like.yaml`` in every block with every factory protocol;
-``--plots DIR`` draws each workload's utilization and slowdowns there.
+carries (speedups beside the idle errors they cost); ``--plots DIR`` draws each
+workload's utilization and slowdowns there.
+
+``--like-for-like``: ``--workloads N`` (18) held-out workloads of arXiv:2604.25976's
+setting (16-32 random Clifford+T programs of 20-200 logical qubits at once, 200,000
+physical qubits, a quarter in factories, every job budgeted 1e-3). Each policy runs in
+its fastest configuration (block, code distance, factory protocol) that keeps every
+job's whole error within budget, against ``exclusive`` in its own fastest
+(:mod:`qmk.kernel.machine.baseline`); the median, least and most speedup per policy
+(``bench/results/machine-like.json``).
 
     python bench/bench_machine.py [--scale] [--jobs N] [--workload OUT.yaml] [--study]
-        [--policy fair-share] [--plots DIR]
+        [--policy fair-share] [--plots DIR] [--like-for-like [--workloads N]]
 
 Not a test: it prints figures (and writes ``bench/results/machine.json``).
 """
@@ -25,12 +32,15 @@ Not a test: it prints figures (and writes ``bench/results/machine.json``).
 from __future__ import annotations
 
 import argparse
+import collections
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, describe, load_averages, machine, write_json
-from qmk.defaults import FACTORY_PROTOCOLS, MACHINE_POLICIES
+from qmk.defaults import MACHINE_POLICIES
+from qmk.defaults import MACHINE_POLICY as DEFAULT_POLICY
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import workload as wl
 from qmk.kernel.machine.metrics import error_text
@@ -170,42 +180,178 @@ def study_rows(name: str, plots: Path | None) -> list[dict[str, Any]]:
     return rows
 
 
-def like_for_like() -> list[dict[str, Any]]:
-    """The like-for-like batch in every block, with every factory protocol, at epochs of
-    1 and 10 cycles, under every policy."""
-    import yaml
+#: The like-for-like study (arXiv:2604.25976's setting): programs a workload, their
+#: logical qubits, the machine, every job's budget.
+LIKE_JOBS = (16, 32)
+LIKE_QUBITS = (20, 200)
+LIKE_MACHINE: dict[str, Any] = {
+    "physical_qubits": 200_000,
+    "factory_share": 0.25,
+    "error_budget": 1e-3,
+    "epoch_cycles": 1,
+}
+LIKE_TENANTS = 4
 
-    base = yaml.safe_load((EXAMPLES / "like-for-like.yaml").read_text(encoding="utf-8"))
-    rows = []
-    for protocol in FACTORY_PROTOCOLS:
-        for block in ("fast", "intermediate", "compact"):
-            for epoch in (1, 10):
-                data = dict(base)
-                data["machine"] = {
-                    **base["machine"],
-                    "block": block,
-                    "epoch_cycles": epoch,
-                    "factory": {"protocol": protocol},
-                }
-                work = wl.load(data, base=EXAMPLES)
-                name = f"{protocol}/{block}"
-                try:
-                    runs = simulate(
-                        work.machine, work.jobs, list(MACHINE_POLICIES), tenants=work.tenants
-                    )
-                except MachineError as refused:  # every policy: no schedule meets a budget
-                    rows.append(
-                        {
-                            "workload": name,
-                            "jobs": len(work.jobs),
-                            "epoch": epoch,
-                            "policy": "all",
-                            "refused": refused.code,
-                        }
-                    )
-                    continue
-                rows += [_row(name, len(work.jobs), epoch, p, run) for p, run in runs.items()]
-    return rows
+
+def like_workload(seed: int) -> dict[str, Any]:
+    """Held-out like-for-like workload ``seed``: 16-32 random Clifford+T programs of
+    20-200 logical qubits (10 gates a qubit, 3/7 of them T), arriving at once, dealt to
+    four tenants in turn, on 200,000 physical qubits with a quarter in factories, every
+    job budgeted 1e-3."""
+    import random
+
+    rng = random.Random(f"like-for-like/{seed}")
+    count = rng.randint(*LIKE_JOBS)
+    jobs: list[list[dict[str, Any]]] = [[] for _ in range(LIKE_TENANTS)]
+    for i in range(count):
+        qubits = rng.randint(*LIKE_QUBITS)
+        program = {"random": qubits, "seed": rng.randrange(1 << 30)}
+        jobs[i % LIKE_TENANTS].append({"program": program, "id": f"j{i}"})
+    return {
+        "machine": dict(LIKE_MACHINE),
+        "seed": seed,
+        "tenants": [{"name": f"t{k}", "jobs": jobs[k]} for k in range(LIKE_TENANTS)],
+    }
+
+
+def like_for_like(workloads: int, policies: list[str], *, whole: bool = True) -> dict[str, Any]:
+    """Each policy's speedup over the fastest exclusive configuration on ``workloads``
+    held-out workloads: each side in its own fastest configuration (block, distance,
+    factory protocol) that keeps every job's whole error within its budget (``whole``
+    False: only its idle error, the budgets' reading before issue 77)."""
+    from qmk.kernel.machine.baseline import fastest, fastest_exclusive
+
+    rows: list[dict[str, Any]] = []
+    began = time.perf_counter()
+    for seed in range(workloads):
+        data = like_workload(seed)
+        work = wl.load(data)
+
+        def load(tune: Any, data: dict[str, Any] = data) -> wl.Workload:
+            return wl.load(data, tune=tune)
+
+        base = fastest_exclusive(load, work.machine, epoch_cycles=1, whole=whole)
+        row: dict[str, Any] = {
+            "seed": seed,
+            "jobs": len(work.jobs),
+            "logical_qubits": sorted(j.footprint.logical_qubits for j in work.jobs),
+            "exclusive": _side(base.best),
+            "exclusive_each_job_its_own_s": each_its_own(load, work.machine, whole=whole),
+        }
+        for name in policies:
+            found = fastest(load, work.machine, name, epoch_cycles=1, whole=whole)
+            side = _side(found.best)
+            if base.best is not None and found.best is not None:
+                side["speedup"] = base.speedup(found.best.makespan_s or 0.0)
+            row[name] = side
+        rows.append(row)
+        print(f"  workload {seed}: {row['jobs']} jobs, exclusive {row['exclusive']}", flush=True)
+    own = [
+        r["exclusive"]["makespan_s"] / r["exclusive_each_job_its_own_s"]
+        for r in rows
+        if r["exclusive"] and r["exclusive_each_job_its_own_s"]
+    ]
+    summary: dict[str, Any] = {
+        "exclusive_over_each_its_own": {
+            "median": statistics.median(own) if own else None,
+            "min": min(own, default=None),
+            "max": max(own, default=None),
+        }
+    }
+    for name in policies:
+        speedups = [r[name]["speedup"] for r in rows if "speedup" in r[name]]
+        worst = [r[name]["max_error_over_budget"] for r in rows if r[name]]
+        summary[name] = {
+            "workloads": len(speedups),
+            "median_speedup": statistics.median(speedups) if speedups else None,
+            "min_speedup": min(speedups, default=None),
+            "max_speedup": max(speedups, default=None),
+            "max_error_over_budget": max(worst, default=None),
+            "configurations": dict(
+                collections.Counter(r[name]["configuration"] for r in rows if r[name])
+            ),
+        }
+    return {
+        "budget_counts": "whole error" if whole else "idle error only",
+        "workloads": rows,
+        "summary": summary,
+        "default_policy": DEFAULT_POLICY,
+        "seconds": time.perf_counter() - began,
+        "load_average_at_end": load_averages(),
+    }
+
+
+def each_its_own(load: Any, machine: Any, *, whole: bool) -> float | None:
+    """``exclusive`` of a batch arriving at once where each job runs alone in its own
+    fastest configuration that keeps its budget (the baseline once the kernel picks each
+    job's distance and block; the factories' protocol stays one per run here too): the
+    sum of those runs' seconds (None: a job no configuration keeps)."""
+    from qmk.kernel.machine.alone import run_alone
+    from qmk.kernel.machine.baseline import configurations, run_error
+
+    best: dict[str, dict[str, float]] = {}  # protocol -> job -> least seconds
+    for config in configurations(machine):
+        try:
+            work = load(config.tune)
+        except MachineError:
+            continue
+        m = work.machine.with_(epoch_cycles=1)
+        fastest_of = best.setdefault(config.protocol, {})
+        for job in work.jobs:
+            try:
+                record = run_alone(m, job)
+            except MachineError:
+                continue
+            error = run_error(record, m.logical_error_rate) if whole else record.idle_logical_error
+            if job.error_budget is not None and error > job.error_budget:
+                continue
+            seconds = (record.end_cycle - record.start_cycle) * m.cycle_time_ns * 1e-9
+            fastest_of[job.id] = min(fastest_of.get(job.id, seconds), seconds)
+    ids = {j.id for j in load(None).jobs}
+    sums = [sum(each.values()) for each in best.values() if set(each) == ids]
+    return min(sums, default=None)
+
+
+def _side(best: Any) -> dict[str, Any]:
+    """One side of a comparison: its configuration, makespan and worst job (empty: no
+    configuration keeps every budget)."""
+    if best is None:
+        return {}
+    return {
+        "configuration": best.configuration.label,
+        "makespan_s": best.makespan_s,
+        "makespan_cycles": best.makespan_cycles,
+        "max_error_over_budget": best.worst_over_budget,
+    }
+
+
+def like_table(result: dict[str, Any]) -> str:
+    """The like-for-like summary as Markdown: each policy's median, least and most
+    speedup, its worst job's whole error over budget, and the configurations it ran in."""
+    lines = [
+        "| policy | workloads | median | min | max | max error / budget | configurations |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in result["summary"].items():
+        if name == "exclusive_over_each_its_own":
+            continue
+        if s["median_speedup"] is None:
+            lines.append(f"| {name} | 0 | - | - | - | - | no configuration keeps every budget |")
+            continue
+        mark = " (default)" if name == result["default_policy"] else ""
+        configs = ", ".join(f"{k} x{v}" for k, v in sorted(s["configurations"].items()))
+        lines.append(
+            f"| {name}{mark} | {s['workloads']} | {s['median_speedup']:.2f}x "
+            f"| {s['min_speedup']:.2f}x | {s['max_speedup']:.2f}x "
+            f"| {s['max_error_over_budget']:.2f} | {configs} |"
+        )
+    own = result["summary"]["exclusive_over_each_its_own"]
+    if own["median"] is not None:
+        lines.append(
+            f"\n`exclusive` in one configuration over `exclusive` with each job in its own "
+            f"fastest: median {own['median']:.2f}x ({own['min']:.2f}-{own['max']:.2f}x)"
+        )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -232,32 +378,6 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def grid(rows: list[dict[str, Any]]) -> str:
-    """The like-for-like rows as one line per setting: each policy's speedup and most
-    idle error."""
-    settings: dict[tuple[str, int], dict[str, str]] = {}
-    for r in rows:
-        cell = (
-            f"refused ({r['refused']})"
-            if "refused" in r
-            else f"{r['speedup']:.2f}x / {error_text(r['max_idle'], 0)}"
-        )
-        settings.setdefault((r["workload"], r["epoch"]), {})[r["policy"]] = cell
-    policies = [p for p in MACHINE_POLICIES if p != "exclusive"]
-    lines = [
-        "| protocol / block | epoch | " + " | ".join(policies) + " |",
-        "|" + "---|" * (len(policies) + 2),
-    ]
-    for (name, epoch), cells in settings.items():
-        if "all" in cells:
-            lines.append(f"| {name} | {epoch} | {cells['all']} |" + " |" * (len(policies) - 1))
-            continue
-        lines.append(
-            f"| {name} | {epoch} | " + " | ".join(cells.get(p, "") for p in policies) + " |"
-        )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", action="store_true", help="the scale jobs on 10^6 qubits")
@@ -266,6 +386,14 @@ def main() -> None:
     parser.add_argument("--plots", type=Path, help="with --study: draw the workloads here")
     parser.add_argument("--jobs", type=int, default=10_000, help="scale jobs in all (10,000)")
     parser.add_argument("--workload", type=Path, help="write the scale workload here and stop")
+    parser.add_argument(
+        "--like-for-like",
+        action="store_true",
+        help="held-out like-for-like workloads against the fastest exclusive configuration",
+    )
+    parser.add_argument(
+        "--workloads", type=int, default=18, help="with --like-for-like: how many (18)"
+    )
     args = parser.parse_args()
     if args.workload is not None:
         import yaml
@@ -274,6 +402,20 @@ def main() -> None:
         return
     record: dict[str, Any] = {"machine": machine()}
     print(describe(record["machine"]))
+    if args.like_for_like:
+        policies = [p for p in MACHINE_POLICIES if p != "exclusive"]
+        results = {}
+        for whole in (True, False):
+            result = like_for_like(args.workloads, policies, whole=whole)
+            results["whole_error" if whole else "idle_error_only"] = result
+            print(f"budgets count the {result['budget_counts']}:")
+            print(like_table(result))
+            print(
+                f"{args.workloads} workloads in {result['seconds']:.0f} s; load average "
+                f"{result['load_average_at_end'][0]:.2f} at the end"
+            )
+        write_json({"machine": record["machine"], **results}, RESULTS / "machine-like.json")
+        return
     if args.scale or not args.study:
         figure = scale(args.policy, args.jobs)
         record["scale"] = figure
@@ -294,10 +436,6 @@ def main() -> None:
         rows = [row for name in STUDY for row in study_rows(name, args.plots)]
         record["study"] = rows
         print(table(rows))
-        batch = like_for_like()
-        record["like_for_like"] = batch
-        print()
-        print(grid(batch))
     write_json(record, RESULTS / "machine.json")
 
 

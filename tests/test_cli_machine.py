@@ -223,7 +223,7 @@ def test_float_residue_of_an_idle_error_prints_as_0_and_json_keeps_the_number():
     code, out, err = qmk("machine", "simulate", path, "--policy", "fidelity")
     assert code == 0, err
     (row,) = [line for line in out.splitlines() if line.startswith("fidelity ")]
-    assert row.split()[-2:] == ["0", "0"]  # mean idle, max idle
+    assert row.split()[-3:-1] == ["0", "0"]  # mean idle, max idle (then err/budget)
     reply = {
         "policy": "fidelity", "clock_cycle": 5, "now_cycle": 5, "epoch_cycles": 1,
         "jobs": {"queued": 0, "running": 0, "stopped": 0, "done": 2},
@@ -233,3 +233,21 @@ def test_float_residue_of_an_idle_error_prints_as_0_and_json_keeps_the_number():
         "over_budget": 0, "speedup_vs_exclusive": None, "floorplan": [],
     }  # fmt: skip
     assert "idle logical error: mean 0, max 2.0e-15;" in status_text(reply)
+
+
+def test_simulate_names_the_fastest_exclusive_configuration_its_speedups_are_over():
+    # the like-for-like file's own configuration (compact, d = 9) gives its 200-qubit
+    # programs 382x their budget: its speedups are in parentheses; the baseline is compact
+    # at d = 15 with Litinski's factories, and the JSON carries it beside each speedup
+    path = str(EXAMPLES / "machine" / "like-for-like.yaml")
+    code, out, err = qmk("machine", "simulate", path, "--policy", "tetris", "--epoch-cycles", "1")
+    assert code == 0, err
+    assert "fastest exclusive configuration" in out and "compact/d=15/litinski-15to1" in out
+    (row,) = [line for line in out.splitlines() if line.startswith("tetris ")]
+    assert row.split()[9].startswith("(") and "not like for like" in out
+    code, out, err = qmk("machine", "simulate", path, "--policy", "tetris", "--json")
+    data = json.loads(out)["tetris"]
+    assert data["fastest_exclusive"]["configuration"] == "compact/d=15/litinski-15to1"
+    assert data["speedup_vs_fastest_exclusive"] > 0
+    code, out, err = qmk("machine", "simulate", path, "--policy", "tetris", "--baseline", "same")
+    assert code == 0 and "fastest exclusive" not in out

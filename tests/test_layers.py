@@ -409,6 +409,7 @@ MACHINE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the scheduling policies", ("policies",)),
     ("a job alone on the empty machine", ("alone",)),
     ("workloads, schedule-only runs, a kernel's live machine", ("workload", "simulate", "live")),
+    ("the fastest configuration of a workload's machine, over its runs", ("baseline",)),
 )
 
 

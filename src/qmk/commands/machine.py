@@ -8,7 +8,10 @@ decoder.
 workload through the machine scheduler in schedule-only mode, under each policy, and
 prints each one's metrics. With ``--json`` it prints, per policy, ``makespan_cycles``,
 ``utilization``, ``mean_slowdown``, ``p95_slowdown``, ``jain_fairness``,
-``throughput_jobs_per_s``, ``speedup_vs_exclusive``, ``stp``, ``alone_over_makespan``,
+``throughput_jobs_per_s``, ``speedup_vs_fastest_exclusive`` (over ``exclusive`` in the
+fastest configuration of the machine that keeps every budget, ``fastest_exclusive``:
+:mod:`~qmk.kernel.machine.baseline`), ``speedup_vs_exclusive`` (over ``exclusive`` in
+the workload's own configuration), ``stp``, ``alone_over_makespan``,
 ``mean_idle_logical_error``, ``max_idle_logical_error``, ``over_budget``,
 ``tenant_shares`` and ``jobs``. A policy that refuses a job gives ``refused`` and the
 others run.
@@ -30,6 +33,7 @@ from qmk import defaults
 from qmk.commands import AddCommand, plural
 
 if TYPE_CHECKING:
+    from qmk.kernel.machine.baseline import Baseline
     from qmk.kernel.machine.simulate import PolicyRun, Refused
     from qmk.kernel.machine.spec import MachineSpec
 
@@ -202,7 +206,12 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _table(runs: dict[str, PolicyRun | Refused]) -> str:
+def _table(runs: dict[str, PolicyRun | Refused], base: Baseline | None = None) -> str:
+    """The metrics table: ``speedup`` over the fastest exclusive configuration (``base``;
+    ``-`` where none keeps every budget), ``same-config`` over ``exclusive`` in the
+    workload's own configuration, ``err/budget`` the most any job's whole error is of its
+    budget."""
+    from qmk.kernel.machine.baseline import worst_over_budget
     from qmk.kernel.machine.metrics import error_text
     from qmk.kernel.machine.simulate import Refused
 
@@ -218,8 +227,10 @@ def _table(runs: dict[str, PolicyRun | Refused]) -> str:
             "Jain",
             "jobs/s",
             "speedup",
+            "same-config",
             "mean idle",
             "max idle",
+            "err/budget",
         )
     ]
     refused = []
@@ -240,10 +251,17 @@ def _table(runs: dict[str, PolicyRun | Refused]) -> str:
                 f"{data['p95_slowdown']:.2f}",
                 f"{data['jain_fairness']:.3f}",
                 f"{data['throughput_jobs_per_s']:.4g}",
+                _speedup(base, run),
                 f"{data['speedup_vs_exclusive']:.2f}x",
                 error_text(data["mean_idle_logical_error"]),
                 error_text(data["max_idle_logical_error"]),
+                f"{worst_over_budget(run.records, run.machine.logical_error_rate):.2g}",
             )
+        )
+    if any(row[9].startswith("(") for row in rows[1:]):
+        refused.append(
+            "(speedup): a job's whole error passed its budget in this configuration: not "
+            "like for like"
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
@@ -253,6 +271,43 @@ def _table(runs: dict[str, PolicyRun | Refused]) -> str:
         )
         for row in rows
     ) + "".join(f"\n{line}" for line in refused)
+
+
+def _fastest_speedup(base: Baseline | None, run: PolicyRun) -> float | None:
+    """``run``'s speedup over the fastest exclusive configuration (seconds over seconds)."""
+    if base is None:
+        return None
+    return base.speedup(run.makespan * run.machine.cycle_time_ns * 1e-9)
+
+
+def _speedup(base: Baseline | None, run: PolicyRun) -> str:
+    """The speedup cell: in parentheses where a job ended past its budget (its whole
+    error), so it is not like for like."""
+    from qmk.kernel.machine.baseline import worst_over_budget
+
+    speedup = _fastest_speedup(base, run)
+    if speedup is None:
+        return "-"
+    if worst_over_budget(run.records, run.machine.logical_error_rate) > 1.0:
+        return f"({speedup:.2f}x)"
+    return f"{speedup:.2f}x"
+
+
+def _baseline_line(base: Baseline, machine: MachineSpec) -> str:
+    best = base.best
+    own = f"{machine.block}/d={machine.distance}/{machine.modules[0].factory.protocol}"
+    if best is None or best.makespan_s is None or best.makespan_cycles is None:
+        return (
+            f"speedup: no exclusive configuration of the machine keeps every job's whole "
+            f"error within its budget ({len(base.tried)} tried); this one is {own}\n"
+        )
+    return (
+        f"speedup over the fastest exclusive configuration that keeps every job's whole "
+        f"error within its budget: {best.configuration.label}, "
+        f"{best.makespan_cycles:,.0f} cycles of {best.cycle_time_ns} ns "
+        f"({best.makespan_s:.4g} s; {len(base.tried)} configurations tried); this one is "
+        f"{own}, same-config: over exclusive in it\n"
+    )
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -268,6 +323,14 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     policies = args.policy or list(work.policies or (machine.policy,))
     runs = simulate(machine, work.jobs, policies, tenants=work.tenants)
     ran = {name: run for name, run in runs.items() if not isinstance(run, Refused)}
+    base = None
+    if args.baseline == "fastest":
+        from qmk.kernel.machine.baseline import fastest_exclusive
+
+        path = args.workload
+        base = fastest_exclusive(
+            lambda tune: wl.read(path, tune=tune), machine, epoch_cycles=machine.epoch_cycles
+        )
     status = 0 if len(ran) == len(runs) else 1
     if args.plot is not None and ran:
         from qmk.kernel.machine.draw import draw_runs
@@ -275,6 +338,9 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         draw_runs(ran, args.plot, f"{args.workload}: {len(work.jobs)} jobs")
     if args.json:
         data: dict[str, Any] = {name: run.to_json() for name, run in runs.items()}
+        for name, run in ran.items():
+            data[name]["speedup_vs_fastest_exclusive"] = _fastest_speedup(base, run)
+            data[name]["fastest_exclusive"] = None if base is None else base.to_json()
         out.write(json.dumps(data) + "\n")
         return status
     out.write(
@@ -285,7 +351,9 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{plural(len(machine.modules), 'module')}; epoch "
         f"{plural(machine.epoch_cycles, 'cycle')}\n"
     )
-    out.write(_table(runs) + "\n")
+    if base is not None:
+        out.write(_baseline_line(base, machine))
+    out.write(_table(runs, base) + "\n")
     if args.plot is not None and ran:
         out.write(f"drawn in {args.plot}\n")
     return status
@@ -361,6 +429,14 @@ def register(add: AddCommand) -> None:
         type=_epoch_cycles,
         metavar="N",
         help="epoch length in place of the machine's (logical cycles, 1 or more)",
+    )
+    sim.add_argument(
+        "--baseline",
+        choices=("fastest", "same"),
+        default="fastest",
+        help="speedups over the fastest exclusive configuration of the machine that keeps "
+        "every budget (default; runs exclusive in each block, distance and factory "
+        "protocol), or only over exclusive in the workload's own configuration (same)",
     )
     sim.add_argument("--json", action="store_true", help="print each policy's metrics as JSON")
     sim.add_argument(

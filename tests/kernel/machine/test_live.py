@@ -353,7 +353,7 @@ PINNED = {
     "backfill": ["1c173c5d5d052cf6", "6bfa780a7a01b260", "d19e8a1494c2ffb0", "c6a14fefa1141c88"],
     "partition": ["af4ed6f80a34fb69", "4218fb1d9211be85", "3ec29e2457169c78", "664c7e3f4fe7a430"],
     "fidelity": ["3cf9928c096a1d8b", "9de16a67c7b2b339", "2fe435928ce39b78", "bbb187b0edd912a0"],
-    "tetris": ["7e7efc99878c1722", "55d4cd1569f9940a", "b9f8c512e9e7c35c", "4a82a2e6e4c4803a"],
+    "tetris": ["c2795d173652735a", "1d32efec7792353d", "697758d6d6484dfd", "279f790af31339de"],
 }
 
 

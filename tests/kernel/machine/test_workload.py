@@ -128,20 +128,14 @@ def test_the_studys_example_workloads_read(name: str):
     assert work.jobs and work.machine.physical_qubits == 1_000_000
 
 
-def test_the_like_for_like_example_passes_the_papers_speedup_within_every_budget():
-    # arXiv:2604.25976's 3.1x, on the file's own machine (the compact block, Litinski's
-    # factories) at epochs of one cycle: the best policy, every job within 1e-3
+def test_the_like_for_like_example_keeps_every_budget_under_fidelity():
+    # the file's own machine at epochs of one cycle (speedups against the fastest
+    # exclusive configuration: tests/kernel/machine/test_baseline.py)
     from qmk.kernel.machine.simulate import PolicyRun, simulate
 
     work = workload.read(ROOT / "examples" / "machine" / "like-for-like.yaml")
     machine = work.machine.with_(epoch_cycles=1)
-    runs = simulate(machine, work.jobs, ["tetris", "fidelity"], tenants=work.tenants)
-    best = max(
-        (run for run in runs.values() if isinstance(run, PolicyRun) and run.speedup is not None),
-        key=lambda run: run.speedup or 0.0,
-    )
-    assert best.speedup is not None and best.speedup >= 3.1, (best.policy, best.speedup)
-    assert max(best.idle_errors) <= 1e-3
+    runs = simulate(machine, work.jobs, ["fidelity"], tenants=work.tenants)
     fidelity = runs["fidelity"]
     assert isinstance(fidelity, PolicyRun)
     assert all(record.within_budget for record in fidelity.records)

@@ -30,6 +30,7 @@ Every bad, missing or unknown key is ``QK502 bad-workload`` naming it.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -47,8 +48,14 @@ from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.jobs import JobSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from qmk.execution.footprint import Footprint
+    from qmk.kernel.config import KernelConfig
     from qmk.kernel.machine.spec import MachineSpec
+
+    #: A change of a workload's kernel config before its machine is derived.
+    Tune = Callable[[KernelConfig], KernelConfig]
 
 _Count = Annotated[int, Meta(ge=0)]
 _Positive = Annotated[int, Meta(ge=1)]
@@ -132,8 +139,10 @@ def _bad(message: str, key: str = "") -> QMKError:
     )
 
 
-def read(path: str | Path) -> Workload:
-    """The workload in the file ``path`` (YAML; ``.json``: JSON).
+def read(path: str | Path, *, tune: Tune | None = None) -> Workload:
+    """The workload in the file ``path`` (YAML; ``.json``: JSON); ``tune``: a change of
+    the kernel config its machine is derived from (another block, distance or factory
+    protocol of the same machine: :mod:`~qmk.kernel.machine.baseline`).
 
     Raises:
         MachineError: ``QK502`` an unreadable file or a bad key; ``QK501`` a job no
@@ -160,18 +169,19 @@ def read(path: str | Path) -> Workload:
         except yaml.YAMLError as exc:
             raise _bad(f"{path}: not YAML: {exc}") from None
     try:
-        return load(data, base=path.parent)
+        return load(data, base=path.parent, tune=tune)
     except MachineError as exc:
         if exc.name != "bad-workload" or exc.message.startswith(str(path)):
             raise
         raise MachineError.of("bad-workload", f"{path}: {exc.message}", **exc.details) from None
 
 
-def load(data: Any, *, base: Path | None = None) -> Workload:
-    """The workload of parsed ``data`` (``base``: the folder relative paths start in)."""
+def load(data: Any, *, base: Path | None = None, tune: Tune | None = None) -> Workload:
+    """The workload of parsed ``data`` (``base``: the folder relative paths start in;
+    ``tune``: as :func:`read`'s)."""
     file: WorkloadFile = values.convert(data, WorkloadFile, error=_bad)
     base = base or Path.cwd()
-    machine, warnings = _machine(file.machine, base)
+    machine, warnings = _machine(file.machine, base, tune)
     names = [t.name for t in file.tenants]
     if len(set(names)) != len(names):
         raise _bad(f"tenants: {names} names a tenant twice", "tenants")
@@ -199,7 +209,9 @@ def load(data: Any, *, base: Path | None = None) -> Workload:
     )
 
 
-def _machine(given: str | dict[str, Any], base: Path) -> tuple[MachineSpec, list[dict[str, str]]]:
+def _machine(
+    given: str | dict[str, Any], base: Path, tune: Tune | None = None
+) -> tuple[MachineSpec, list[dict[str, str]]]:
     """The machine a workload names, as ``qmk serve`` reads it of the same config, and
     that config's machine warnings."""
     from qmk.kernel.config import config_from_dict, load_config, machine_warnings
@@ -213,6 +225,8 @@ def _machine(given: str | dict[str, Any], base: Path) -> tuple[MachineSpec, list
             config = config_from_dict({"machine": given})
     except ConfigError as exc:
         raise _bad(f"machine: {exc.message}", "machine") from None
+    if tune is not None:
+        config = tune(config)
     return config_machine(config), machine_warnings(config)
 
 
@@ -315,7 +329,6 @@ class _Compiler:
 
 def _counts(program: Generated, where: str) -> tuple[Any, str]:
     from qmk.estimate.counts import LogicalCounts
-    from qmk.kernel.machine import programs
 
     given = {
         k: v
@@ -334,16 +347,31 @@ def _counts(program: Generated, where: str) -> tuple[Any, str]:
             where,
         )
     if program.adder is not None:
-        return programs.counts_of(programs.adder(program.adder)), f"adder{program.adder}"
+        return _made("adder", program.adder), f"adder{program.adder}"
     if program.qft is not None:
-        return programs.counts_of(programs.qft(program.qft)), f"qft{program.qft}"
+        return _made("qft", program.qft), f"qft{program.qft}"
     if program.random is not None:
         gates = program.gates if program.gates is not None else 10 * program.random
-        text = programs.random_clifford_t(program.random, gates, seed=program.seed)
-        return programs.counts_of(text), f"random{program.random}x{gates}"
+        return _made("random", program.random, gates, program.seed), (
+            f"random{program.random}x{gates}"
+        )
     assert program.counts is not None
     counts = LogicalCounts.from_json(program.counts)
     return counts, f"counts{_label(program.counts)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _made(kind: str, n: int, gates: int = 0, seed: int = 0) -> Any:
+    """The logical counts of a generated program: the same on every machine, so a
+    workload read in several configurations (:mod:`~qmk.kernel.machine.baseline`) makes
+    each once."""
+    from qmk.kernel.machine import programs
+
+    if kind == "adder":
+        return programs.counts_of(programs.adder(n))
+    if kind == "qft":
+        return programs.counts_of(programs.qft(n))
+    return programs.counts_of(programs.random_clifford_t(n, gates, seed=seed))
 
 
 def _label(counts: Mapping[str, Any]) -> str:

@@ -1,0 +1,324 @@
+"""The fastest exclusive configuration of a machine: the baseline every speedup is
+measured against.
+
+A speedup over ``exclusive`` in the same configuration credits sharing with what a slow
+configuration costs ``exclusive``: in the compact block a job runs about three times
+longer, so packing its neighbours beside it looks fast. The baseline is instead the same
+arrivals under ``exclusive`` in each configuration of the same machine (its physical
+qubits, factory share, links and decoder as they are), of:
+
+- the block: fast, intermediate or compact (Litinski's, as ``qmk plan --layout`` draws);
+- the code distance: the machine's own and the next :data:`DISTANCE_STEPS` odd ones
+  above it (a larger distance lowers the error per patch and cycle tenfold a step, and
+  costs tiles and a longer cycle);
+- the factory protocol: each of :data:`~qmk.defaults.FACTORY_PROTOCOLS`,
+
+that keeps every job within its error budget, and of those the one with the shortest
+makespan in seconds (configurations differ in cycle time, so cycles do not compare). A
+job's error here is its whole logical error over its run (:func:`run_error`), not only
+what waiting added: exclusive never idles a job in a queue, but a slow block or a small
+distance spends its budget on the job's own memory.
+
+A configuration the machine cannot take (a protocol with no factory at that distance,
+``QK503``) or that cannot hold a job (``QK501``) is tried and reported as refused.
+
+>>> Configuration("compact", 15, "litinski-15to1").label
+'compact/d=15/litinski-15to1'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from qmk.defaults import FACTORY_PROTOCOLS
+from qmk.errors import QMKError
+
+if TYPE_CHECKING:
+    from qmk.kernel.config import KernelConfig
+    from qmk.kernel.machine.jobs import JobRecord, JobSpec
+    from qmk.kernel.machine.spec import MachineSpec
+    from qmk.kernel.machine.workload import Tune, Workload
+
+#: The blocks tried, fastest first (``qmk.ft.layout``'s).
+BLOCKS = ("fast", "intermediate", "compact")
+#: Odd code distances above the machine's own that are tried too.
+DISTANCE_STEPS = 3
+
+
+def run_error(record: JobRecord, logical_error_rate: float) -> float:
+    """A finished job's whole logical error: each of its ``n`` patches through each of
+    its ``W`` cycles from start to end (running, or idle on a shared resource) fails
+    with ``p_L``: ``1 - (1 - p_L)^(n W)``. Its queue wait is not in it (no patch lives
+    there).
+
+    >>> from qmk.kernel.machine.jobs import JobRecord
+    >>> r = JobRecord(id="j", tenant="a", program="p", priority=0, arrival_cycle=0,
+    ...     start_cycle=5, end_cycle=105, tiles=4, module=0, logical_qubits=10,
+    ...     wait_cycles={}, idle_logical_error=0.0)
+    >>> f"{run_error(r, 1e-6):.6e}"  # 1 - (1 - 1e-6)^1000
+    '9.995007e-04'
+    """
+    exposure = record.logical_qubits * (record.end_cycle - record.start_cycle)
+    return -math.expm1(exposure * math.log1p(-logical_error_rate))
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """One configuration of a machine: its jobs' block, its code distance, its factories'
+    protocol."""
+
+    block: str
+    distance: int
+    protocol: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.block}/d={self.distance}/{self.protocol}"
+
+    def tune(self, config: KernelConfig) -> KernelConfig:
+        """``config`` in this configuration (every other key as it is)."""
+        from qmk.qvm.profiles import parse_profile
+
+        machine = config.machine
+        family = parse_profile(machine.profile).family
+        factory = msgspec.structs.replace(machine.factory, protocol=self.protocol)
+        changed = msgspec.structs.replace(
+            machine,
+            block=self.block,
+            profile=f"logical:{family}(d={self.distance})",
+            factory=factory,
+        )
+        return msgspec.structs.replace(config, machine=changed)
+
+
+def configurations(machine: MachineSpec) -> list[Configuration]:
+    """The configurations of ``machine`` tried (module docstring), fastest block first."""
+    distances = [machine.distance + 2 * k for k in range(DISTANCE_STEPS + 1)]
+    return [
+        Configuration(block, distance, protocol)
+        for distance in distances
+        for block in BLOCKS
+        for protocol in FACTORY_PROTOCOLS
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tried:
+    """``exclusive`` in one configuration: its makespan and its worst job's error over
+    budget, or why the configuration was refused."""
+
+    configuration: Configuration
+    makespan_cycles: float | None = None
+    makespan_s: float | None = None
+    cycle_time_ns: int | None = None
+    epoch_cycles: int = 1
+    worst_over_budget: float | None = None
+    refused: str | None = None
+    skipped: str | None = None
+
+    @property
+    def meets(self) -> bool:
+        """Whether it ran and every job stayed within its budget (a job without one
+        always does)."""
+        return (
+            self.refused is None
+            and self.skipped is None
+            and self.makespan_s is not None
+            and (self.worst_over_budget or 0.0) <= 1.0
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "configuration": self.configuration.label,
+            "makespan_cycles": self.makespan_cycles,
+            "makespan_s": self.makespan_s,
+            "cycle_time_ns": self.cycle_time_ns,
+            "max_error_over_budget": self.worst_over_budget,
+            "meets_budgets": self.meets,
+            "refused": self.refused,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Baseline:
+    """The fastest exclusive configuration (None: no configuration keeps every budget),
+    and every configuration tried."""
+
+    best: Tried | None
+    tried: tuple[Tried, ...]
+
+    def speedup(self, makespan_s: float) -> float | None:
+        """``makespan(fastest exclusive) / makespan`` in seconds (None: no baseline)."""
+        if self.best is None or self.best.makespan_s is None or makespan_s <= 0:
+            return None
+        return self.best.makespan_s / makespan_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "configuration": None if self.best is None else self.best.configuration.label,
+            "makespan_s": None if self.best is None else self.best.makespan_s,
+            "tried": [t.to_json() for t in self.tried],
+        }
+
+
+def worst_over_budget(
+    records: Sequence[JobRecord], logical_error_rate: float, *, whole: bool = True
+) -> float:
+    """The most any job's error is of its budget (0 when no job has one): its whole
+    error (:func:`run_error`), or with ``whole`` False only what waiting added (its
+    ``idle_logical_error``, the error budgets' reading before issue 77)."""
+    return max(
+        (
+            (run_error(r, logical_error_rate) if whole else r.idle_logical_error) / r.error_budget
+            for r in records
+            if r.error_budget is not None
+        ),
+        default=0.0,
+    )
+
+
+def in_configuration(
+    load: Callable[[Tune], Workload], configuration: Configuration, reference_ns: int | None
+) -> tuple[MachineSpec, list[JobSpec], dict[str, float]]:
+    """The workload ``load`` reads in ``configuration``: its machine, its jobs and its
+    tenants. Arrivals keep their time in seconds: a cycle of ``reference_ns`` (the
+    workload's own machine's) is ``reference_ns / cycle_time_ns`` of this one's,
+    rounded to whole cycles (None: as given)."""
+    work = load(configuration.tune)
+    machine = work.machine
+    jobs = list(work.jobs)
+    if reference_ns is not None and reference_ns != machine.cycle_time_ns:
+        scale = reference_ns / machine.cycle_time_ns
+        jobs = [
+            msgspec.structs.replace(j, arrival_cycle=math.floor(j.arrival_cycle * scale + 0.5))
+            for j in jobs
+        ]
+    return machine, jobs, work.tenants
+
+
+def _skip(
+    machine: MachineSpec,
+    jobs: Sequence[JobSpec],
+    beat: float | None,
+    *,
+    whole: bool,
+    one_at_a_time: bool,
+) -> str | None:
+    """Why running a configuration is needless, from its jobs' private cycles alone (a
+    run is never shorter): a job whose whole error at its private cycles already passes
+    its budget, or a makespan that cannot be shorter than ``beat`` seconds. The makespan
+    is at least the last arrival plus that job's private cycles; ``one_at_a_time``
+    (``exclusive``), at least the jobs' private cycles end to end in arrival order."""
+    p = machine.logical_error_rate
+    first = min((j.arrival_cycle for j in jobs), default=0)
+    bound = 0.0
+    end = float(first)
+    for j in sorted(jobs, key=lambda j: j.arrival_cycle):
+        cycles = j.footprint.duration_cycles
+        least = -math.expm1(j.footprint.logical_qubits * cycles * math.log1p(-p))
+        if whole and j.error_budget is not None and least > j.error_budget:
+            return f"job {j.id}'s error over its private cycles passes its budget"
+        bound = max(bound, j.arrival_cycle - first + cycles)
+        end = max(end, j.arrival_cycle) + cycles
+    if one_at_a_time:
+        bound = max(bound, end - first)
+    if beat is not None and bound * machine.cycle_time_ns * 1e-9 >= beat:
+        return "its makespan cannot be shorter than the fastest found"
+    return None
+
+
+def try_policy(
+    load: Callable[[Tune], Workload],
+    configuration: Configuration,
+    policy: str = "exclusive",
+    *,
+    epoch_cycles: int | None = None,
+    reference_ns: int | None = None,
+    beat: float | None = None,
+    whole: bool = True,
+) -> Tried:
+    """``policy`` on the workload ``load`` reads in ``configuration``
+    (:func:`in_configuration`); skipped where it cannot keep every budget or finish
+    sooner than ``beat`` seconds."""
+    from qmk.kernel.machine.simulate import run_policy
+
+    try:
+        machine, jobs, tenants = in_configuration(load, configuration, reference_ns)
+        if epoch_cycles is not None:
+            machine = machine.with_(epoch_cycles=epoch_cycles)
+        skip = _skip(machine, jobs, beat, whole=whole, one_at_a_time=policy == "exclusive")
+        if skip is not None:
+            return Tried(configuration=configuration, skipped=skip)
+        run = run_policy(machine, jobs, policy, tenants=tenants)
+    except QMKError as exc:
+        return Tried(configuration=configuration, refused=f"{exc.code} {exc.name}")
+    return Tried(
+        configuration=configuration,
+        makespan_cycles=run.makespan,
+        makespan_s=run.makespan * machine.cycle_time_ns * 1e-9,
+        cycle_time_ns=machine.cycle_time_ns,
+        epoch_cycles=machine.epoch_cycles,
+        worst_over_budget=worst_over_budget(run.records, machine.logical_error_rate, whole=whole),
+    )
+
+
+def fastest(
+    load: Callable[[Tune], Workload],
+    machine: MachineSpec,
+    policy: str = "exclusive",
+    *,
+    epoch_cycles: int | None = None,
+    tried: Sequence[Configuration] | None = None,
+    whole: bool = True,
+) -> Baseline:
+    """The fastest configuration of ``machine`` (the workload's own) in which ``policy``
+    keeps every job of the workload ``load`` reads within its budget.
+
+    ``load`` reads the same arrivals in another configuration, given a change of its
+    kernel config (``lambda tune: workload.read(path, tune=tune)``); arrivals keep their
+    seconds. ``epoch_cycles``: the epoch where given; ``tried``: the configurations
+    (default :func:`configurations`), ties to the first. A configuration whose run
+    could not keep every budget or beat the fastest so far is skipped, and says why.
+    ``whole`` False judges budgets by the idle error alone (:func:`worst_over_budget`).
+    """
+    runs: list[Tried] = []
+    best: Tried | None = None
+    for c in configurations(machine) if tried is None else tried:
+        done = try_policy(
+            load,
+            c,
+            policy,
+            epoch_cycles=epoch_cycles,
+            reference_ns=machine.cycle_time_ns,
+            beat=None if best is None else best.makespan_s,
+            whole=whole,
+        )
+        runs.append(done)
+        if done.meets and (best is None or _sooner(done, best)):
+            best = done
+    return Baseline(best=best, tried=tuple(runs))
+
+
+def _sooner(run: Tried, than: Tried) -> bool:
+    """Whether ``run`` ends sooner than ``than`` by more than one of its epochs (less is
+    the rounding of arrivals and starts to another cycle time)."""
+    if run.makespan_s is None or than.makespan_s is None or run.cycle_time_ns is None:
+        return False
+    return run.makespan_s < than.makespan_s - run.epoch_cycles * run.cycle_time_ns * 1e-9
+
+
+def fastest_exclusive(
+    load: Callable[[Tune], Workload],
+    machine: MachineSpec,
+    *,
+    epoch_cycles: int | None = None,
+    whole: bool = True,
+) -> Baseline:
+    """The baseline: :func:`fastest` under ``exclusive`` over every configuration."""
+    return fastest(load, machine, "exclusive", epoch_cycles=epoch_cycles, whole=whole)
