@@ -478,53 +478,13 @@ def build_plan(
     walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
     if columns is not None:
         return _column_plan(program, steps, columns, walk, first_non_clifford, models)
-    time, event_time, costs_of = walk.time, walk.event_time, walk.costs_of
-    default_costs = walk.costs_for(default_key)
-    step_cycles = rows.cycles
-    cycles_end = fence_time = 0.0
-    guarded = False
     # each step's timing (Plan.timing): lists take the loop's floats as they are, and
     # are unboxed into arrays once, after (an array's append converts each)
     starts: list[float] = []
     ends: list[float] = []
-    start_at, end_at = starts.append, ends.append
-    apart = _WALKED_APART
-    # Most nodes are gates and measurements: they are scheduled here, the loop's locals
-    # kept out of calls; the others by the walk (_Walk.step).
+    start_at, end_at, step = starts.append, ends.append, walk.step
     for index, node, kind in zip(itertools.count(), graph.nodes, steps.kinds):
-        qubits = node.vqs
-        if kind in apart or not qubits:
-            walk.cycles_end = cycles_end
-            start, end = walk.step(index, node, kind)
-            cycles_end, fence_time = walk.cycles_end, walk.fence_time
-            start_at(start)
-            end_at(end)
-            continue
-        # ready after the last fence, its qubits' last ops and the events it reads
-        start = fence_time
-        for q in qubits:
-            at = time.get(q, fence_time)
-            if at > start:  # (max() of the same values, without its call)
-                start = at
-        if node.inputs or node.guard is not None:
-            guarded = guarded or node.guard is not None
-            for e in (*node.inputs, *node.guard_events):
-                at = event_time.get(e, 0.0)
-                if at > start:
-                    start = at
-        op = node.op
-        cycles = costs_of.get(qubits[0], default_costs).get(op)
-        if cycles is None:
-            cycles = walk.op_cycles(qubits[0], op)
-        end = start + cycles
-        if noise:  # its slots' cycles (LocationRows)
-            step_cycles[index] = cycles
-        for q in qubits:
-            time[q] = end
-        for e in node.produces:
-            event_time[e] = end
-        if end > cycles_end:
-            cycles_end = end
+        start, end = step(index, node, kind)
         start_at(start)
         end_at(end)
 
@@ -532,7 +492,7 @@ def build_plan(
     if noise:
         _machine_waits(steps, idle, walk.profile_of, default_key, rows)
     names = graph.resources.vqs
-    logical_cycles = max([cycles_end, fence_time, *time.values()])
+    logical_cycles = max([walk.cycles_end, walk.fence_time, *walk.time.values()])
     return _finished(
         program,
         steps,
@@ -542,7 +502,7 @@ def build_plan(
         timing,
         logical_cycles,
         first_non_clifford,
-        guarded=guarded or walk.guarded,
+        guarded=walk.guarded,
     )
 
 
@@ -745,21 +705,13 @@ _FENCE_CODE = list(OPS).index("FENCE_EPOCH")
 _WALKED_CODES = np.array([op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH") for op in OPS], dtype=bool)
 
 
-#: The step kinds the plan walk leaves to :meth:`_Walk.step`: they set or end a qubit's
-#: clock, or count toward the plan's totals (a fence is ``none``, told by its op).
-_WALKED_APART = frozenset(
-    {Exec.ALLOC, Exec.FREE, Exec.TELEPORT_CNOT, Exec.INJECT_T, OPS["FENCE_EPOCH"].kind}
-)
-
-
 class _Walk:
-    """The plan walk's clocks, and what its rarer steps change: allocs, frees, fences,
-    teleports, magic states and steps on no qubit (:data:`_WALKED_APART`).
+    """The plan walk: each live qubit's clock (``time``) and each event's
+    (``event_time``), and what allocs, frees, fences, teleports and magic states change.
 
-    ``time`` holds each live qubit's clock and ``event_time`` each event's. ``costs_of``
-    maps a qubit to its code's cycles by op, found once per (profile, op). The walk's
-    loop in :func:`build_plan` schedules the other steps itself with these; it hands
-    ``cycles_end`` over before each :meth:`step` and reads it and ``fence_time`` back.
+    A program of nodes is scheduled a :meth:`step` at a time; a program verified on its
+    columns only at its allocs, frees and fences (:func:`_column_plan`), which hands
+    ``cycles_end`` over before each step and reads it and ``fence_time`` back.
     """
 
     def __init__(
@@ -777,7 +729,6 @@ class _Walk:
         self.event_time: dict[str, float] = {}
         self.profile_of: dict[str, str] = {}
         self.costs: dict[str, dict[str, float]] = {}  # by profile
-        self.costs_of: dict[str, dict[str, float]] = {}  # by qubit: its profile's
         self.fence_time = self.cycles_end = 0.0
         self.live = self.live_physical = self.peak_logical = self.peak_physical = 0
         self.magic = self.teleports = 0
@@ -803,67 +754,87 @@ class _Walk:
         return cycles
 
     def step(self, index: int, node: Node, kind: Exec) -> tuple[float, float]:
-        """Schedule one of the steps the loop leaves here: its start and end."""
-        time, rows = self.time, self.rows
-        self.guarded = self.guarded or node.guard is not None
-        if node.op == "FENCE_EPOCH":
-            rows.fence(index)
-            self.fence_time = max([self.fence_time, self.cycles_end, *time.values()])
+        """Schedule one step: its start and end. A gate starts at the latest of the last
+        fence, its qubits' clocks and the events it reads, and ends its code's cycles
+        later."""
+        guard = node.guard
+        if guard is not None:
+            self.guarded = True
+        op, time, fence_time = node.op, self.time, self.fence_time
+        if op == "FENCE_EPOCH":
+            self.rows.fence(index)
+            self.fence_time = max([fence_time, self.cycles_end, *time.values()])
             return self.fence_time, self.fence_time
-        fence_time = self.fence_time
         if kind == "alloc":
-            profile = canonical_profile(node.args.get("profile") or self.default_profile)
-            model = self.model_for(profile)
-            rows.alloc(index, profile)
-            self.lifetimes.append(index)
-            costs = self.costs_for(profile)
-            for q in node.vqs:
-                self.profile_of[q] = profile
-                self.costs_of[q] = costs
-                time[q] = fence_time
-                self.live += 1
-                self.live_physical += model.physical_qubits_per_logical
-            # the peaks rise only here (and in a teleport's gadget): a free lowers them
-            self.peak_logical = max(self.peak_logical, self.live)
-            self.peak_physical = max(self.peak_physical, self.live_physical)
+            self._alloc(index, node)
         qubits = node.vqs
         if not qubits:
             return fence_time, fence_time
         start = fence_time
-        for at in [time.get(q, fence_time) for q in qubits] + [
-            self.event_time.get(e, 0.0) for e in (*node.inputs, *node.guard_events)
-        ]:
-            start = max(start, at)
+        for q in qubits:
+            at = time.get(q, fence_time)
+            if at > start:  # (max() of the same values, without its call)
+                start = at
+        if node.inputs or guard is not None:
+            event_time = self.event_time
+            for e in (*node.inputs, *node.guard_events):
+                at = event_time.get(e, 0.0)
+                if at > start:
+                    start = at
         profile = self.profile_of.get(qubits[0], self.default_key)
-        model = self.model_for(profile)
-        cycles = self.costs_for(profile).get(node.op)
+        cycles = self.costs_for(profile).get(op)
         if cycles is None:
-            cycles = self.op_cycles(qubits[0], node.op)
+            cycles = self.op_cycles(qubits[0], op)
         end = start + cycles
         if self.noise:  # its slots' cycles (LocationRows)
-            rows.cycles[index] = cycles
+            self.rows.cycles[index] = cycles
         for q in qubits:
             time[q] = end
         if kind == "teleport_cnot":
-            self.teleports += 1
-            anc_phys = TELEPORT_ANCILLAS * model.physical_qubits_per_logical
-            self.peak_logical = max(self.peak_logical, self.live + TELEPORT_ANCILLAS)
-            self.peak_physical = max(self.peak_physical, self.live_physical + anc_phys)
-            # The gadget's Bell pair, ancilla measurements and corrections: their
-            # logical errors reach the data as X on the target and Z on the control.
-            _gadget_noise(rows, self.steps[index], model, cycles, self.noise)
+            self._teleport(index, profile, cycles)
         elif kind == "inject_t":
             self.magic += 1
         for e in node.produces:
             self.event_time[e] = end
-        self.cycles_end = max(self.cycles_end, end)
+        if end > self.cycles_end:
+            self.cycles_end = end
         if kind == "free":
-            self.lifetimes.append(index)
-            self.live -= len(qubits)
-            for q in qubits:
-                self.live_physical -= self.model_for(self.profile_of[q]).physical_qubits_per_logical
-                del time[q]  # (its profile stays, as a later read of it expects)
+            self._free(index, qubits)
         return start, end
+
+    def _alloc(self, index: int, node: Node) -> None:
+        """An allocation: its qubits' profile and clocks; the live counts and peaks."""
+        profile = canonical_profile(node.args.get("profile") or self.default_profile)
+        model = self.model_for(profile)
+        self.rows.alloc(index, profile)
+        self.lifetimes.append(index)
+        for q in node.vqs:
+            self.profile_of[q] = profile
+            self.time[q] = self.fence_time
+            self.live += 1
+            self.live_physical += model.physical_qubits_per_logical
+        # the peaks rise only here (and in a teleport's gadget): a free lowers them
+        self.peak_logical = max(self.peak_logical, self.live)
+        self.peak_physical = max(self.peak_physical, self.live_physical)
+
+    def _teleport(self, index: int, profile: str, cycles: float) -> None:
+        """A teleported CNOT: its ancillas' peaks and its gadget's noise."""
+        model = self.model_for(profile)
+        self.teleports += 1
+        anc_phys = TELEPORT_ANCILLAS * model.physical_qubits_per_logical
+        self.peak_logical = max(self.peak_logical, self.live + TELEPORT_ANCILLAS)
+        self.peak_physical = max(self.peak_physical, self.live_physical + anc_phys)
+        # The gadget's Bell pair, ancilla measurements and corrections: their
+        # logical errors reach the data as X on the target and Z on the control.
+        _gadget_noise(self.rows, self.steps[index], model, cycles, self.noise)
+
+    def _free(self, index: int, qubits: tuple[str, ...]) -> None:
+        """A free: its qubits leave the live counts and clocks."""
+        self.lifetimes.append(index)
+        self.live -= len(qubits)
+        for q in qubits:
+            self.live_physical -= self.model_for(self.profile_of[q]).physical_qubits_per_logical
+            del self.time[q]  # (its profile stays, as a later read of it expects)
 
 
 def _cnot_cycles(model: Any) -> float:
