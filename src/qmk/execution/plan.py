@@ -49,7 +49,7 @@ from qmk.qvm.columns import spread
 from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
 from qmk.qvm.packed import Pairs
-from qmk.qvm.verify import VerifiedProgram
+from qmk.qvm.verify import VerifiedProgram, is_clifford_node
 
 if TYPE_CHECKING:
     from qmk.qec.logical import Calibration
@@ -419,14 +419,6 @@ def lower_step(index: int, node: Node) -> PlanStep:
     )
 
 
-def step_is_clifford(step: PlanStep) -> bool:
-    """Whether a stabilizer engine can run the step exactly."""
-    if step.kind == "gate":
-        gate = GATES[step.gate]  # type: ignore[index]
-        return gate.clifford or gate.is_clifford(step.params)  # (most gates: no call)
-    return all(GATES[c.gate].is_clifford(c.params) for c in step.calls if c.kind is Micro.GATE)
-
-
 @gc_paused()  # a bulk pass that builds no cycles
 def build_plan(
     program: VerifiedProgram,
@@ -527,9 +519,9 @@ def _steps_of(
 ) -> tuple[PlanSteps, int | None, Any]:
     """The program's steps, its first step a stabilizer simulation cannot carry out, and
     the columns the plan reads them off (None: the nodes; so too for a run with the
-    machine's waits, named by node). The verifier counted the steps beyond a stabilizer
-    simulation, by the op table, as :func:`step_is_clifford` would find them: with
-    none, no step is made here."""
+    machine's waits, named by node). Both are read by the verifier's rule
+    (:func:`~qmk.qvm.verify.is_clifford_node`, on the op table), without making a step;
+    with no step beyond a stabilizer simulation counted, no node is read."""
     graph = program.graph
     columns = None if idle else program.columns
     if columns is not None:
@@ -541,7 +533,11 @@ def _steps_of(
     steps = PlanSteps(graph.nodes, graph.resources.vqs)
     if not program.counts.non_clifford:
         return steps, None, None
-    return steps, next((s.index for s in steps if not step_is_clifford(s)), None), None
+    first = next(
+        (i for i, node in enumerate(graph.nodes) if not is_clifford_node(OPS[node.op], node)),
+        None,
+    )
+    return steps, first, None
 
 
 def _column_plan(
