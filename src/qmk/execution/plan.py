@@ -451,7 +451,7 @@ def build_plan(
 
     _refuse_stim_noise(program)
     graph = program.graph
-    steps, first_non_clifford, columns = _steps_of(program, idle)
+    steps, first_non_clifford, columns = _steps_of(program)
 
     models: dict[str, Any] = {}
 
@@ -469,7 +469,7 @@ def build_plan(
     rows = LocationRows(default_key, len(steps) if noise else 0)
     walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
     if columns is not None:
-        return _column_plan(program, steps, columns, walk, first_non_clifford, models)
+        return _column_plan(program, steps, columns, walk, first_non_clifford, models, idle)
     # each step's timing (Plan.timing): lists take the loop's floats as they are, and
     # are unboxed into arrays once, after (an array's append converts each)
     starts: list[float] = []
@@ -482,7 +482,7 @@ def build_plan(
 
     timing = (array("d", starts), array("d", ends))
     if noise:
-        _machine_waits(steps, idle, walk.profile_of, default_key, rows)
+        _machine_waits(steps, idle, walk, None)
     names = graph.resources.vqs
     logical_cycles = max([walk.cycles_end, walk.fence_time, *walk.time.values()])
     return _finished(
@@ -514,16 +514,13 @@ def _refuse_stim_noise(program: VerifiedProgram) -> None:
         )
 
 
-def _steps_of(
-    program: VerifiedProgram, idle: Mapping[str, float] | None
-) -> tuple[PlanSteps, int | None, Any]:
+def _steps_of(program: VerifiedProgram) -> tuple[PlanSteps, int | None, Any]:
     """The program's steps, its first step a stabilizer simulation cannot carry out, and
-    the columns the plan reads them off (None: the nodes; so too for a run with the
-    machine's waits, named by node). Both are read by the verifier's rule
-    (:func:`~qmk.qvm.verify.is_clifford_node`, on the op table), without making a step;
-    with no step beyond a stabilizer simulation counted, no node is read."""
+    the columns the plan reads them off (None: the nodes). That step is found by the
+    verifier's rule (:func:`~qmk.qvm.verify.is_clifford_node`, on the op table) without
+    making a step; with no step beyond a stabilizer simulation counted, none is read."""
     graph = program.graph
-    columns = None if idle else program.columns
+    columns = program.columns
     if columns is not None:
         from qmk.qvm.columns import non_clifford_rows
 
@@ -547,11 +544,13 @@ def _column_plan(
     walk: _Walk,
     first_non_clifford: int | None,
     models: dict[str, Any],
+    idle: Mapping[str, float] | None,
 ) -> Plan:
     """:func:`build_plan` of a program verified on its columns (allocations, frees,
     fences, measurements and gates: no guard, no event read, no composite): the same
     schedule, rows and figures as the node walk, the gates and measurements between two
-    allocations, frees or fences scheduled by one loop over the columns' qubits.
+    allocations, frees or fences scheduled by one loop over the columns' qubits, and
+    the machine's waits (``idle``) as the node walk puts them.
     """
     from qmk.qvm.columns import OP_NAMES
 
@@ -593,6 +592,8 @@ def _column_plan(
         begin = stop + 1
     live = [clock[int(name[1:])] for name in walk.time]
     timing = (starts, ends)
+    if noise:
+        _machine_waits(steps, idle, walk, columns)
     logical_cycles = max([walk.cycles_end, walk.fence_time, *live])
     return _finished(
         program,
@@ -839,27 +840,33 @@ def _cnot_cycles(model: Any) -> float:
 
 
 def _machine_waits(
-    steps: PlanSteps,
-    idle: Mapping[str, float] | None,
-    profile_of: Mapping[str, str],
-    default_key: str,
-    rows: LocationRows,
+    steps: PlanSteps, idle: Mapping[str, float] | None, walk: _Walk, columns: Any
 ) -> None:
     """The machine's idle cycles after each node ``idle`` names, on every qubit live
-    after it (allocated and not yet freed), as ``rows``."""
+    after it (allocated and not yet freed), as the walk's rows. Only the allocations,
+    frees (the walk's lifetimes) and named nodes are read: a column program's node ids
+    are ``n<row>``."""
     if not idle:
         return
+    nodes, kinds = steps.nodes, steps.kinds
+    if columns is None:
+        named = [index for index, node in enumerate(nodes) if node.id in idle]
+    else:
+        rows = [int(key[1:]) for key in idle if key[:1] == "n" and key[1:].isdigit()]
+        named = [row for row in rows if row < len(nodes) and nodes[row].id in idle]
     live: dict[str, None] = {}
-    for index, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
-        if kind == "alloc":
+    for index in sorted({*walk.lifetimes, *named}):
+        node = nodes[index]
+        if kinds[index] == "alloc":
             live.update(dict.fromkeys(node.vqs))
-        elif kind == "free":
+        elif kinds[index] == "free":
             for q in node.vqs:
                 live.pop(q, None)
         cycles = idle.get(node.id)
         if cycles and cycles > 0:
             for q in live:
-                rows.machine(index, q, float(cycles), profile_of.get(q, default_key))
+                profile = walk.profile_of.get(q, walk.default_key)
+                walk.rows.machine(index, q, float(cycles), profile)
 
 
 def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> tuple[float, float]:
