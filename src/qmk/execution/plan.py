@@ -853,7 +853,8 @@ def _machine_waits(
         named = [index for index, node in enumerate(nodes) if node.id in idle]
     else:
         rows = [int(key[1:]) for key in idle if key[:1] == "n" and key[1:].isdigit()]
-        named = [row for row in rows if row < len(nodes) and nodes[row].id in idle]
+        count = len(nodes)
+        named = [row for row in rows if row < count and nodes[row].id in idle]
     live: dict[str, None] = {}
     for index in sorted({*walk.lifetimes, *named}):
         node = nodes[index]
