@@ -719,12 +719,3 @@ def _check_matrix(gate: Gate) -> None:
             raise ValueError(f"gate {gate.name}'s matrix is {matrix.shape}, not {(size, size)}")
         if not np.allclose(matrix.conj().T @ matrix, np.eye(size), atol=1e-9):
             raise ValueError(f"gate {gate.name}'s matrix is not unitary at {list(params)}")
-
-
-def language_names(language: str) -> Mapping[str, Any]:
-    """Each name ``language`` has for a gate of :data:`GATES`, and the gate's name.
-
-    >>> language_names("qir")["s__adj"], language_names("pennylane")["CNOT"]
-    ('sdg', 'cx')
-    """
-    return {spelled: gate.name for gate in _RECORDS.values() for spelled in gate.names.of(language)}

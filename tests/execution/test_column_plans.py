@@ -104,3 +104,21 @@ def test_a_clifford_program_planned_off_its_columns_samples_as_its_graph(seed: i
     assert mine.telemetry.mode == "stim-batch"
     assert mine.counts == theirs.counts
     assert mine.telemetry.injected_logical_errors == theirs.telemetry.injected_logical_errors
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_machine_runs_waits_on_a_column_program_are_planned_as_on_its_graph(seed: int):
+    # a kernel job's waits on the shared machine (build_plan's idle, by node id) keep a
+    # column program on its columns, with the same rows as the node walk of its graph
+    columns = random_columns(seed, 200, clifford=seed % 2 == 0, profile=None)
+    program = verified(columns)
+    assert program is not None and program.columns is not None
+    graph_program = verify(columns.to_graph())
+    assert graph_program.columns is None
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(columns), size=12, replace=False).tolist()
+    idle = {f"n{row}": float(rng.integers(1, 50)) for row in rows} | {"n99999": 7.0, "x": 3.0}
+    keywords = {"qubit": "qubit_gate_ns_e3", "default_profile": "logical:surface_code(d=9)"}
+    mine = build_plan(program, noise=True, idle=idle, **keywords)
+    assert_same_plan(mine, build_plan(graph_program, noise=True, idle=idle, **keywords))
+    assert mine.noise != build_plan(program, noise=True, **keywords).noise  # the waits count

@@ -43,10 +43,6 @@ def _bad(message: str, **details: Any) -> QECError:
     return QECError.of("bad-parameter", message, **details)
 
 
-def _qre(name: str, message: str, qre_code: str, **details: Any) -> QECError:
-    return QECError.of(name, message, qre_code=qre_code, **details)
-
-
 def _div(a: float, b: float) -> float:
     """IEEE division (Rust's ``f64 /``): x/0 is inf or nan instead of raising."""
     if b == 0:

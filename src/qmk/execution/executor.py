@@ -100,7 +100,6 @@ from qmk.qvm.verify import VerifiedProgram, verify
 #: The machine's defaults when a program or caller names none (from :mod:`qmk.defaults`).
 DEFAULT_PROFILE = defaults.PROFILE
 DEFAULT_QUBIT = defaults.QUBIT
-DEFAULT_SHOTS = defaults.SHOTS
 
 
 def load_program(

@@ -49,7 +49,7 @@ from qmk.qvm.columns import spread
 from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, ArgType, Exec, Micro
 from qmk.qvm.packed import Pairs
-from qmk.qvm.verify import VerifiedProgram
+from qmk.qvm.verify import VerifiedProgram, is_clifford_node
 
 if TYPE_CHECKING:
     from qmk.qec.logical import Calibration
@@ -419,14 +419,6 @@ def lower_step(index: int, node: Node) -> PlanStep:
     )
 
 
-def step_is_clifford(step: PlanStep) -> bool:
-    """Whether a stabilizer engine can run the step exactly."""
-    if step.kind == "gate":
-        gate = GATES[step.gate]  # type: ignore[index]
-        return gate.clifford or gate.is_clifford(step.params)  # (most gates: no call)
-    return all(GATES[c.gate].is_clifford(c.params) for c in step.calls if c.kind is Micro.GATE)
-
-
 @gc_paused()  # a bulk pass that builds no cycles
 def build_plan(
     program: VerifiedProgram,
@@ -459,7 +451,7 @@ def build_plan(
 
     _refuse_stim_noise(program)
     graph = program.graph
-    steps, first_non_clifford, columns = _steps_of(program, idle)
+    steps, first_non_clifford, columns = _steps_of(program)
 
     models: dict[str, Any] = {}
 
@@ -477,62 +469,22 @@ def build_plan(
     rows = LocationRows(default_key, len(steps) if noise else 0)
     walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
     if columns is not None:
-        return _column_plan(program, steps, columns, walk, first_non_clifford, models)
-    time, event_time, costs_of = walk.time, walk.event_time, walk.costs_of
-    default_costs = walk.costs_for(default_key)
-    step_cycles = rows.cycles
-    cycles_end = fence_time = 0.0
-    guarded = False
+        return _column_plan(program, steps, columns, walk, first_non_clifford, models, idle)
     # each step's timing (Plan.timing): lists take the loop's floats as they are, and
     # are unboxed into arrays once, after (an array's append converts each)
     starts: list[float] = []
     ends: list[float] = []
-    start_at, end_at = starts.append, ends.append
-    apart = _WALKED_APART
-    # Most nodes are gates and measurements: they are scheduled here, the loop's locals
-    # kept out of calls; the others by the walk (_Walk.step).
+    start_at, end_at, step = starts.append, ends.append, walk.step
     for index, node, kind in zip(itertools.count(), graph.nodes, steps.kinds):
-        qubits = node.vqs
-        if kind in apart or not qubits:
-            walk.cycles_end = cycles_end
-            start, end = walk.step(index, node, kind)
-            cycles_end, fence_time = walk.cycles_end, walk.fence_time
-            start_at(start)
-            end_at(end)
-            continue
-        # ready after the last fence, its qubits' last ops and the events it reads
-        start = fence_time
-        for q in qubits:
-            at = time.get(q, fence_time)
-            if at > start:  # (max() of the same values, without its call)
-                start = at
-        if node.inputs or node.guard is not None:
-            guarded = guarded or node.guard is not None
-            for e in (*node.inputs, *node.guard_events):
-                at = event_time.get(e, 0.0)
-                if at > start:
-                    start = at
-        op = node.op
-        cycles = costs_of.get(qubits[0], default_costs).get(op)
-        if cycles is None:
-            cycles = walk.op_cycles(qubits[0], op)
-        end = start + cycles
-        if noise:  # its slots' cycles (LocationRows)
-            step_cycles[index] = cycles
-        for q in qubits:
-            time[q] = end
-        for e in node.produces:
-            event_time[e] = end
-        if end > cycles_end:
-            cycles_end = end
+        start, end = step(index, node, kind)
         start_at(start)
         end_at(end)
 
     timing = (array("d", starts), array("d", ends))
     if noise:
-        _machine_waits(steps, idle, walk.profile_of, default_key, rows)
+        _machine_waits(steps, idle, walk, None)
     names = graph.resources.vqs
-    logical_cycles = max([cycles_end, fence_time, *time.values()])
+    logical_cycles = max([walk.cycles_end, walk.fence_time, *walk.time.values()])
     return _finished(
         program,
         steps,
@@ -542,7 +494,7 @@ def build_plan(
         timing,
         logical_cycles,
         first_non_clifford,
-        guarded=guarded or walk.guarded,
+        guarded=walk.guarded,
     )
 
 
@@ -562,16 +514,13 @@ def _refuse_stim_noise(program: VerifiedProgram) -> None:
         )
 
 
-def _steps_of(
-    program: VerifiedProgram, idle: Mapping[str, float] | None
-) -> tuple[PlanSteps, int | None, Any]:
+def _steps_of(program: VerifiedProgram) -> tuple[PlanSteps, int | None, Any]:
     """The program's steps, its first step a stabilizer simulation cannot carry out, and
-    the columns the plan reads them off (None: the nodes; so too for a run with the
-    machine's waits, named by node). The verifier counted the steps beyond a stabilizer
-    simulation, by the op table, as :func:`step_is_clifford` would find them: with
-    none, no step is made here."""
+    the columns the plan reads them off (None: the nodes). That step is found by the
+    verifier's rule (:func:`~qmk.qvm.verify.is_clifford_node`, on the op table) without
+    making a step; with no step beyond a stabilizer simulation counted, none is read."""
     graph = program.graph
-    columns = None if idle else program.columns
+    columns = program.columns
     if columns is not None:
         from qmk.qvm.columns import non_clifford_rows
 
@@ -581,7 +530,11 @@ def _steps_of(
     steps = PlanSteps(graph.nodes, graph.resources.vqs)
     if not program.counts.non_clifford:
         return steps, None, None
-    return steps, next((s.index for s in steps if not step_is_clifford(s)), None), None
+    first = next(
+        (i for i, node in enumerate(graph.nodes) if not is_clifford_node(OPS[node.op], node)),
+        None,
+    )
+    return steps, first, None
 
 
 def _column_plan(
@@ -591,11 +544,13 @@ def _column_plan(
     walk: _Walk,
     first_non_clifford: int | None,
     models: dict[str, Any],
+    idle: Mapping[str, float] | None,
 ) -> Plan:
     """:func:`build_plan` of a program verified on its columns (allocations, frees,
     fences, measurements and gates: no guard, no event read, no composite): the same
     schedule, rows and figures as the node walk, the gates and measurements between two
-    allocations, frees or fences scheduled by one loop over the columns' qubits.
+    allocations, frees or fences scheduled by one loop over the columns' qubits, and
+    the machine's waits (``idle``) as the node walk puts them.
     """
     from qmk.qvm.columns import OP_NAMES
 
@@ -637,6 +592,8 @@ def _column_plan(
         begin = stop + 1
     live = [clock[int(name[1:])] for name in walk.time]
     timing = (starts, ends)
+    if noise:
+        _machine_waits(steps, idle, walk, columns)
     logical_cycles = max([walk.cycles_end, walk.fence_time, *live])
     return _finished(
         program,
@@ -745,21 +702,13 @@ _FENCE_CODE = list(OPS).index("FENCE_EPOCH")
 _WALKED_CODES = np.array([op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH") for op in OPS], dtype=bool)
 
 
-#: The step kinds the plan walk leaves to :meth:`_Walk.step`: they set or end a qubit's
-#: clock, or count toward the plan's totals (a fence is ``none``, told by its op).
-_WALKED_APART = frozenset(
-    {Exec.ALLOC, Exec.FREE, Exec.TELEPORT_CNOT, Exec.INJECT_T, OPS["FENCE_EPOCH"].kind}
-)
-
-
 class _Walk:
-    """The plan walk's clocks, and what its rarer steps change: allocs, frees, fences,
-    teleports, magic states and steps on no qubit (:data:`_WALKED_APART`).
+    """The plan walk: each live qubit's clock (``time``) and each event's
+    (``event_time``), and what allocs, frees, fences, teleports and magic states change.
 
-    ``time`` holds each live qubit's clock and ``event_time`` each event's. ``costs_of``
-    maps a qubit to its code's cycles by op, found once per (profile, op). The walk's
-    loop in :func:`build_plan` schedules the other steps itself with these; it hands
-    ``cycles_end`` over before each :meth:`step` and reads it and ``fence_time`` back.
+    A program of nodes is scheduled a :meth:`step` at a time; a program verified on its
+    columns only at its allocs, frees and fences (:func:`_column_plan`), which hands
+    ``cycles_end`` over before each step and reads it and ``fence_time`` back.
     """
 
     def __init__(
@@ -777,7 +726,6 @@ class _Walk:
         self.event_time: dict[str, float] = {}
         self.profile_of: dict[str, str] = {}
         self.costs: dict[str, dict[str, float]] = {}  # by profile
-        self.costs_of: dict[str, dict[str, float]] = {}  # by qubit: its profile's
         self.fence_time = self.cycles_end = 0.0
         self.live = self.live_physical = self.peak_logical = self.peak_physical = 0
         self.magic = self.teleports = 0
@@ -803,67 +751,87 @@ class _Walk:
         return cycles
 
     def step(self, index: int, node: Node, kind: Exec) -> tuple[float, float]:
-        """Schedule one of the steps the loop leaves here: its start and end."""
-        time, rows = self.time, self.rows
-        self.guarded = self.guarded or node.guard is not None
-        if node.op == "FENCE_EPOCH":
-            rows.fence(index)
-            self.fence_time = max([self.fence_time, self.cycles_end, *time.values()])
+        """Schedule one step: its start and end. A gate starts at the latest of the last
+        fence, its qubits' clocks and the events it reads, and ends its code's cycles
+        later."""
+        guard = node.guard
+        if guard is not None:
+            self.guarded = True
+        op, time, fence_time = node.op, self.time, self.fence_time
+        if op == "FENCE_EPOCH":
+            self.rows.fence(index)
+            self.fence_time = max([fence_time, self.cycles_end, *time.values()])
             return self.fence_time, self.fence_time
-        fence_time = self.fence_time
         if kind == "alloc":
-            profile = canonical_profile(node.args.get("profile") or self.default_profile)
-            model = self.model_for(profile)
-            rows.alloc(index, profile)
-            self.lifetimes.append(index)
-            costs = self.costs_for(profile)
-            for q in node.vqs:
-                self.profile_of[q] = profile
-                self.costs_of[q] = costs
-                time[q] = fence_time
-                self.live += 1
-                self.live_physical += model.physical_qubits_per_logical
-            # the peaks rise only here (and in a teleport's gadget): a free lowers them
-            self.peak_logical = max(self.peak_logical, self.live)
-            self.peak_physical = max(self.peak_physical, self.live_physical)
+            self._alloc(index, node)
         qubits = node.vqs
         if not qubits:
             return fence_time, fence_time
         start = fence_time
-        for at in [time.get(q, fence_time) for q in qubits] + [
-            self.event_time.get(e, 0.0) for e in (*node.inputs, *node.guard_events)
-        ]:
-            start = max(start, at)
+        for q in qubits:
+            at = time.get(q, fence_time)
+            if at > start:  # (max() of the same values, without its call)
+                start = at
+        if node.inputs or guard is not None:
+            event_time = self.event_time
+            for e in (*node.inputs, *node.guard_events):
+                at = event_time.get(e, 0.0)
+                if at > start:
+                    start = at
         profile = self.profile_of.get(qubits[0], self.default_key)
-        model = self.model_for(profile)
-        cycles = self.costs_for(profile).get(node.op)
+        cycles = self.costs_for(profile).get(op)
         if cycles is None:
-            cycles = self.op_cycles(qubits[0], node.op)
+            cycles = self.op_cycles(qubits[0], op)
         end = start + cycles
         if self.noise:  # its slots' cycles (LocationRows)
-            rows.cycles[index] = cycles
+            self.rows.cycles[index] = cycles
         for q in qubits:
             time[q] = end
         if kind == "teleport_cnot":
-            self.teleports += 1
-            anc_phys = TELEPORT_ANCILLAS * model.physical_qubits_per_logical
-            self.peak_logical = max(self.peak_logical, self.live + TELEPORT_ANCILLAS)
-            self.peak_physical = max(self.peak_physical, self.live_physical + anc_phys)
-            # The gadget's Bell pair, ancilla measurements and corrections: their
-            # logical errors reach the data as X on the target and Z on the control.
-            _gadget_noise(rows, self.steps[index], model, cycles, self.noise)
+            self._teleport(index, profile, cycles)
         elif kind == "inject_t":
             self.magic += 1
         for e in node.produces:
             self.event_time[e] = end
-        self.cycles_end = max(self.cycles_end, end)
+        if end > self.cycles_end:
+            self.cycles_end = end
         if kind == "free":
-            self.lifetimes.append(index)
-            self.live -= len(qubits)
-            for q in qubits:
-                self.live_physical -= self.model_for(self.profile_of[q]).physical_qubits_per_logical
-                del time[q]  # (its profile stays, as a later read of it expects)
+            self._free(index, qubits)
         return start, end
+
+    def _alloc(self, index: int, node: Node) -> None:
+        """An allocation: its qubits' profile and clocks; the live counts and peaks."""
+        profile = canonical_profile(node.args.get("profile") or self.default_profile)
+        model = self.model_for(profile)
+        self.rows.alloc(index, profile)
+        self.lifetimes.append(index)
+        for q in node.vqs:
+            self.profile_of[q] = profile
+            self.time[q] = self.fence_time
+            self.live += 1
+            self.live_physical += model.physical_qubits_per_logical
+        # the peaks rise only here (and in a teleport's gadget): a free lowers them
+        self.peak_logical = max(self.peak_logical, self.live)
+        self.peak_physical = max(self.peak_physical, self.live_physical)
+
+    def _teleport(self, index: int, profile: str, cycles: float) -> None:
+        """A teleported CNOT: its ancillas' peaks and its gadget's noise."""
+        model = self.model_for(profile)
+        self.teleports += 1
+        anc_phys = TELEPORT_ANCILLAS * model.physical_qubits_per_logical
+        self.peak_logical = max(self.peak_logical, self.live + TELEPORT_ANCILLAS)
+        self.peak_physical = max(self.peak_physical, self.live_physical + anc_phys)
+        # The gadget's Bell pair, ancilla measurements and corrections: their
+        # logical errors reach the data as X on the target and Z on the control.
+        _gadget_noise(self.rows, self.steps[index], model, cycles, self.noise)
+
+    def _free(self, index: int, qubits: tuple[str, ...]) -> None:
+        """A free: its qubits leave the live counts and clocks."""
+        self.lifetimes.append(index)
+        self.live -= len(qubits)
+        for q in qubits:
+            self.live_physical -= self.model_for(self.profile_of[q]).physical_qubits_per_logical
+            del self.time[q]  # (its profile stays, as a later read of it expects)
 
 
 def _cnot_cycles(model: Any) -> float:
@@ -872,27 +840,34 @@ def _cnot_cycles(model: Any) -> float:
 
 
 def _machine_waits(
-    steps: PlanSteps,
-    idle: Mapping[str, float] | None,
-    profile_of: Mapping[str, str],
-    default_key: str,
-    rows: LocationRows,
+    steps: PlanSteps, idle: Mapping[str, float] | None, walk: _Walk, columns: Any
 ) -> None:
     """The machine's idle cycles after each node ``idle`` names, on every qubit live
-    after it (allocated and not yet freed), as ``rows``."""
+    after it (allocated and not yet freed), as the walk's rows. Only the allocations,
+    frees (the walk's lifetimes) and named nodes are read: a column program's node ids
+    are ``n<row>``."""
     if not idle:
         return
+    nodes, kinds = steps.nodes, steps.kinds
+    if columns is None:
+        named = [index for index, node in enumerate(nodes) if node.id in idle]
+    else:
+        rows = [int(key[1:]) for key in idle if key[:1] == "n" and key[1:].isdigit()]
+        count = len(nodes)
+        named = [row for row in rows if row < count and nodes[row].id in idle]
     live: dict[str, None] = {}
-    for index, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
-        if kind == "alloc":
+    for index in sorted({*walk.lifetimes, *named}):
+        node = nodes[index]
+        if kinds[index] == "alloc":
             live.update(dict.fromkeys(node.vqs))
-        elif kind == "free":
+        elif kinds[index] == "free":
             for q in node.vqs:
                 live.pop(q, None)
         cycles = idle.get(node.id)
         if cycles and cycles > 0:
             for q in live:
-                rows.machine(index, q, float(cycles), profile_of.get(q, default_key))
+                profile = walk.profile_of.get(q, walk.default_key)
+                walk.rows.machine(index, q, float(cycles), profile)
 
 
 def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> tuple[float, float]:

@@ -191,16 +191,6 @@ def matching_and_model(circuit: stim.Circuit) -> tuple[Any, str]:
     return built.decoder, built.model
 
 
-def matching_decoder(circuit: stim.Circuit) -> Any:
-    """pymatching's decoder of ``circuit``: minimum-weight perfect matching on its detector
-    error model, as sinter builds it (:func:`matching_and_model`).
-
-    Raises:
-        ValueError: stim cannot build the model (:func:`sinter_model`).
-    """
-    return matching_and_model(circuit)[0]
-
-
 def sample_decode(
     circuit: stim.Circuit,
     *,

@@ -11,7 +11,7 @@ conjunction, each copy with that conjunction as its guard; at most one copy runs
 [{'m0': 1, 'm1': 0}]
 >>> negate(c)
 [{'m0': 0}, {'m0': 1, 'm1': 1}]
->>> apply_guards = [guard_terms(t) for t in negate(c)]
+>>> apply_guards = [list(t.items()) for t in negate(c)]
 >>> apply_guards[1]
 [('m0', 1), ('m1', 1)]
 """
@@ -124,11 +124,6 @@ def meet(a: Cond, b: Cond) -> Cond:
 def join_disjoint(a: Cond, b: Cond) -> Cond:
     """``a or b`` for conditions that never hold together, simplified."""
     return simplify(a + b)
-
-
-def guard_terms(terms: dict[str, int]) -> list[tuple[str, int]]:
-    """One conjunction as ``(event, value)`` pairs for :func:`~qmk.frontends.builder.guard_of`."""
-    return list(terms.items())
 
 
 def _bounded(cond: Cond) -> Cond:

@@ -159,7 +159,6 @@ class _Writer:
         self.width = 0
         self.defined: dict[str, str] = {}
         self.trailing = _trailing_start(graph.nodes)
-        self.uses_barrier = False
         #: The variables CALC nodes were written into: their events -> (type, name).
         self.variables: dict[tuple[str, ...], tuple[classical.CType, str]] = {}
 
@@ -325,7 +324,6 @@ class _Writer:
         return out
 
     def fence(self, index: int, node: Node) -> list[str]:
-        self.uses_barrier = True
         return ["barrier q;"]
 
     def calc(self, index: int, node: Node) -> list[str]:

@@ -132,15 +132,6 @@ class PauliOp:
             return False
         return not self.parity or sum(outcomes.get(e, 0) for e in self.parity) % 2 == 1
 
-    def commutes(self, other: PauliOp) -> bool:
-        """Whether the two Pauli products commute (so their order is free)."""
-        anti = sum(
-            1
-            for a, b in zip(self.pauli[1:], other.pauli[1:], strict=True)
-            if "_" not in (a, b) and a != b
-        )
-        return anti % 2 == 0
-
     def __str__(self) -> str:
         turn = "+" if self.sign > 0 else "-"
         text = {

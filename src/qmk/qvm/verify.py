@@ -1873,20 +1873,7 @@ def _totals(
         clifford = plan.clifford
         if not (is_clifford_node(plan.spec, node) if clifford is None else clifford):
             non_clifford += times
-    tags: Counter[str] = Counter()
-    for op, count in by_op.items():
-        for tag in OPS[op].counts_as:
-            tags[tag] += count
-    counts = OpCounts(
-        total=sum(by_op.values()),
-        by_op=MappingProxyType(dict(by_op)),
-        t_gates=tags["t"],
-        rotations=tags["rotation"],
-        ccz_like=tags["ccz"],
-        measurements=tags["measurement"],
-        magic_states=tags["magic_state"],
-        non_clifford=non_clifford,
-    )
+    counts = op_counts(by_op, non_clifford)
     resources = graph.resources
     return Totals(
         version=graph.version,

@@ -259,10 +259,6 @@ class Connections:
         assert self._accepts is not None
         return self._accepts.take(self.clock.now())
 
-    def of_peer(self, peer: str) -> int:
-        """The connections ``peer`` holds now."""
-        return self._of_peer.get(peer, 0)
-
     def admit(self, peer: str, weight: int = 1) -> Place | Refusal:
         """A place for a new connection of ``peer`` holding ``weight`` descriptors, or
         why not: the peer's accept rate, the room of all listeners, the peer's count."""

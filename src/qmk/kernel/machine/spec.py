@@ -494,10 +494,6 @@ def _factory(
     )
 
 
-def _cycle_time(family: str, qubit: str, distance: int) -> int:
-    return _patch(family, qubit, distance).cycle_time
-
-
 def _patch(family: str, qubit: str, distance: int) -> Any:
     from qmk.estimate.params import JobParams
     from qmk.estimate.tfactory import make_patch

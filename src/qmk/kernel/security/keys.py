@@ -177,10 +177,6 @@ class KeyChecker:
             and hmac.compare_digest(mark, self._mark(tenant, stored, given))
         )
 
-    def needs_work(self, stored: str | None) -> bool:
-        """Whether checking a key against ``stored`` runs scrypt (off the loop, then)."""
-        return stored is None or is_hash(stored)
-
     def check(self, tenant: str, stored: str | None, given: str) -> bool:
         """Whether ``given`` is ``tenant``'s key (``stored`` None: no such tenant; the
         decoy hash is checked all the same). A key accepted is remembered."""
