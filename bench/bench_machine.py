@@ -44,7 +44,13 @@ from qmk.defaults import MACHINE_POLICY as DEFAULT_POLICY
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import workload as wl
 from qmk.kernel.machine.metrics import error_text
-from qmk.kernel.machine.simulate import Refused, alone_times, run_policy, simulate
+from qmk.kernel.machine.simulate import (
+    Refused,
+    alone_runs,
+    exclusive_baseline,
+    run_policy,
+    simulate,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "machine"
 STUDY = ("uniform", "mixed", "t-heavy")
@@ -109,11 +115,13 @@ def scale(policy: str, jobs: int = 10_000) -> dict[str, Any]:
     began = time.perf_counter()
     work = wl.load(scaled(jobs))
     read = time.perf_counter()
-    alone = alone_times(work.machine, work.jobs)
+    alone, shifts = alone_runs(work.machine, work.jobs)
     solo = time.perf_counter()
     run = run_policy(work.machine, work.jobs, policy, tenants=work.tenants, alone=alone)
     ran = time.perf_counter()
-    base = run_policy(work.machine, work.jobs, "exclusive", tenants=work.tenants, alone=alone)
+    base = exclusive_baseline(
+        work.machine, work.jobs, tenants=work.tenants, alone=alone, shifts=shifts
+    )
     end = time.perf_counter()
     data = run.to_json(jobs=False)
     return {
@@ -129,7 +137,7 @@ def scale(policy: str, jobs: int = 10_000) -> dict[str, Any]:
             "total": end - began,
         },
         "makespan_cycles": data["makespan_cycles"],
-        "speedup_vs_exclusive": base.makespan / run.makespan,
+        "speedup_vs_exclusive": base / run.makespan,
         "utilization": data["utilization"],
         "load_average_at_end": load_averages(),
     }

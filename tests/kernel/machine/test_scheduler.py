@@ -716,3 +716,33 @@ def test_a_run_of_whole_steps_ends_every_job_when_the_step_by_step_run_does(seed
             seen += [len(sched.take_done()), sched.holding()]
         runs.append(seen)
     assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("name", ["fair-share", "tetris"])
+def test_t_steps_split_by_fences_run_as_the_one_step_they_make_where_no_job_is_preempted(
+    seed, name
+):
+    # a job's T-drawing step that ends where the next one draws alike keeps its share of
+    # the factories: the schedule is the one of the merged step, to rounding
+    import random
+
+    rng = random.Random(seed)
+    machine = MachineSpec.simple(
+        tiles=30, factory_rate=(1, rng.randint(1, 3)), store=rng.randint(0, 4), lanes=2
+    )
+    split, merged = [], []
+    for n in range(4):
+        parts = [rng.randint(1, 20) for _ in range(rng.randint(2, 4))]
+        steps = [s for p in parts for s in (rotations(p), FENCE)][:-1]
+        split.append(footprint(6 + n, *steps))
+        merged.append(footprint(6 + n, rotations(sum(parts))))
+    arrivals = [(f"j{i}", rng.randrange(4), rng.randint(0, 40), "ab"[i % 2]) for i in range(12)]
+    runs = [
+        run(machine, name, *(job(i, shapes[s], at, tenant=t) for i, s, at, t in arrivals))
+        for shapes in (split, merged)
+    ]
+    for i, *_ in arrivals:
+        a, b = runs[0][i], runs[1][i]
+        assert (a.start_cycle, a.end_cycle) == pytest.approx((b.start_cycle, b.end_cycle))
+        assert a.wait_cycles == pytest.approx(b.wait_cycles)

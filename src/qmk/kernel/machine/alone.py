@@ -6,6 +6,11 @@ full, as an idle machine leaves it). So its run alone is the fastest the machine
 run it, and its idle error there the least. A job whose budget its run alone passes is
 refused (``QK505 over-budget``), since no policy could keep it within.
 
+``exclusive`` runs one job at a time, so where each job's run alone *shifts* (run from
+any later whole cycle, it is the same run moved there, to the bit), its makespan is a
+scan over the arrivals (:func:`exclusive_makespan`), no event loop: the speedups'
+denominator at the cost of one run alone per distinct footprint.
+
 >>> from qmk.execution.footprint import Footprint, Step
 >>> from qmk.kernel.machine.spec import MachineSpec
 >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2, routing_tiles=2,
@@ -18,6 +23,8 @@ refused (``QK505 over-budget``), since no policy could keep it within.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from qmk.kernel.errors import MachineError
@@ -35,6 +42,62 @@ def run_alone(machine: MachineSpec, spec: JobSpec) -> JobRecord:
     sched.submit(JobSpec(id=spec.id, tenant=spec.tenant, footprint=spec.footprint, arrival_cycle=0))
     (record,) = sched.run()
     return record
+
+
+#: Times below this are whole numbers of cycles exactly (float sums of them exact).
+_EXACT = float(2**52)
+
+
+def shifting_run(machine: MachineSpec, spec: JobSpec) -> tuple[JobRecord, bool]:
+    """``spec``'s record alone on the empty machine, and whether that run *shifts*: each
+    of its events falls on a whole cycle and each module's factory store is full again
+    at its end. Then its run from any later whole cycle on the machine left as an
+    idle machine leaves it, factories' stores full, computes the same differences of
+    times, so it is this run moved there, to the bit."""
+    sched = Scheduler(machine, Exclusive())
+    sched.submit(JobSpec(id=spec.id, tenant=spec.tenant, footprint=spec.footprint, arrival_cycle=0))
+    whole = True
+    while (at := sched.next_event()) != math.inf:
+        whole = whole and at.is_integer() and at < _EXACT
+        sched.advance(at)
+    (record,) = sched.run()
+    end = record.end_cycle
+    for module in machine.modules:
+        supply = sched.supply(module.index)
+        level = supply.store + (supply.rate - supply.consume) * (end - supply.last)
+        whole = whole and min(supply.store_cap, level) >= supply.store_cap
+    return record, whole
+
+
+def exclusive_makespan(
+    machine: MachineSpec, jobs: Sequence[JobSpec], runtimes: Mapping[int, float]
+) -> float:
+    """``exclusive``'s makespan of ``jobs`` without its event loop: each job, in arrival
+    order, starts at the first epoch boundary at or after its arrival and the previous
+    job's end (after the previous start, where that job took no time), and runs its
+    runtime alone (``runtimes``, by footprint id: runs that shift, :func:`shifting_run`).
+    The first boundary is the scheduler's rule (:meth:`Scheduler._wake`), so this is the
+    event loop's makespan, to the bit.
+
+    >>> from qmk.execution.footprint import Footprint, Step
+    >>> from qmk.kernel.machine.spec import MachineSpec
+    >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+    ...                routing_tiles=2, code_distance=9, steps=(Step(kind="idle", cycles=150),))
+    >>> jobs = [JobSpec(id=f"j{i}", tenant="a", footprint=fp, arrival_cycle=i) for i in range(2)]
+    >>> exclusive_makespan(MachineSpec.simple(tiles=10, epoch_cycles=100), jobs, {id(fp): 150.0})
+    350.0
+    """
+    if not jobs:
+        return 0.0
+    epoch = machine.epoch_cycles
+    free = last = -math.inf
+    for spec in sorted(jobs, key=lambda s: s.arrival_cycle):
+        at = float(math.ceil(max(spec.arrival_cycle, free) / epoch) * epoch)
+        if at <= last:
+            at = last + epoch
+        last = at
+        free = at + runtimes[id(spec.footprint)]
+    return float(free - min(spec.arrival_cycle for spec in jobs))
 
 
 def runtime_alone(machine: MachineSpec, spec: JobSpec) -> float:

@@ -627,6 +627,11 @@ class Scheduler:
             job.idx += 1
             self._enter(job, stepped=True)
             return
+        if job.t and not (job.b or job.inject or job.capped) and rates.no_decoder:
+            following = self._same_draw_next(job)
+            if following >= 0:
+                self._draw_on(job, following)
+                return
         if job.t:
             rates.leave_supply(job)
         else:
@@ -645,6 +650,35 @@ class Scheduler:
         else:
             job.idx += 1
         self._enter(job, stepped=True)
+
+    def _same_draw_next(self, job: MachineJob) -> int:
+        """The index of ``job``'s next step that takes time where it is one that draws T
+        states as its current step does (the same cycles and states a repetition, no
+        Bell pairs), past only fences it is not asked to stop at and steps that take no
+        time; -1: none."""
+        steps = job.tl.steps
+        for i in range(job.idx + 1, len(steps)):
+            fence, c, _r, t, b, _m = steps[i]
+            if fence:
+                if job.stopping is not None:
+                    return -1
+            elif c or t or b:
+                return i if c == job.c and t == job.t and not b else -1
+        return -1
+
+    def _draw_on(self, job: MachineJob, index: int) -> None:
+        """``job``'s T-drawing step ended now and the step at ``index`` draws as it did
+        (:meth:`_same_draw_next`): it keeps its place in its module's supply, its want
+        and its share, so no share of the factories changes; its progress is settled
+        and the next step runs at the same rate (what leaving the supply and joining it
+        again at once would give, without sharing the factories twice)."""
+        self.rates.supplies[job.module].advance(self.now)
+        self.rates.settle(job)
+        job.idx = index
+        _, job.c, job.r, job.t, job.b, job.m = job.tl.steps[index]
+        job.done = 0.0
+        job.last = self.now
+        self.rates.set_rate(job, settled=True)
 
     def _run_whole(self, job: MachineJob) -> None:
         """Run ``job``'s steps from its current one on, which draw on nothing shared, as

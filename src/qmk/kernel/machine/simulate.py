@@ -2,7 +2,9 @@
 no state simulation), and the metrics of each run (:mod:`qmk.kernel.machine.metrics`).
 
 :func:`simulate` runs the same arrivals under every policy asked for, and under
-``exclusive`` (the baseline of ``speedup_vs_exclusive``) whether asked for or not. Each
+``exclusive`` (the baseline of ``speedup_vs_exclusive``) whether asked for or not: not
+asked for, only its makespan is read, a scan over the arrivals where every job's run
+alone shifts (:func:`~qmk.kernel.machine.alone.exclusive_makespan`), else its run. Each
 job's run alone on the empty machine (the denominator of its slowdown, and the least
 idle error any schedule gives it) is computed once per distinct footprint. A policy
 that refuses a job (``QK501``: past a tenant's region under ``partition``; ``QK505``:
@@ -28,7 +30,7 @@ import msgspec
 
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine import metrics
-from qmk.kernel.machine.alone import refuse_over_budget, run_alone
+from qmk.kernel.machine.alone import exclusive_makespan, refuse_over_budget, shifting_run
 from qmk.kernel.machine.core import Scheduler
 from qmk.kernel.machine.jobs import JobRecord, JobSpec, _whole
 from qmk.kernel.machine.policies import policy as make_policy
@@ -194,15 +196,38 @@ def alone_times(machine: MachineSpec, jobs: Sequence[JobSpec]) -> dict[int, floa
         MachineError: ``QK505 over-budget``: the first job whose budget its run alone
             passes.
     """
+    return alone_runs(machine, jobs)[0]
+
+
+def alone_runs(machine: MachineSpec, jobs: Sequence[JobSpec]) -> tuple[dict[int, float], bool]:
+    """:func:`alone_times`, and whether every one of those runs shifts
+    (:func:`~qmk.kernel.machine.alone.shifting_run`)."""
     out: dict[int, float] = {}
     records: dict[int, JobRecord] = {}
+    shifts = True
     for job in jobs:
         key = id(job.footprint)
         if key not in records:
-            records[key] = run_alone(machine, job)
+            records[key], moved = shifting_run(machine, job)
+            shifts = shifts and moved
             out[key] = records[key].end_cycle - records[key].start_cycle
         refuse_over_budget(job, records[key])
-    return out
+    return out, shifts
+
+
+def exclusive_baseline(
+    machine: MachineSpec,
+    jobs: Sequence[JobSpec],
+    *,
+    tenants: Mapping[str, float] | None = None,
+    alone: Mapping[int, float] | None = None,
+    shifts: bool = False,
+) -> float:
+    """``exclusive``'s makespan of ``jobs``: the scan over the arrivals where ``shifts``
+    (every run alone in ``alone`` shifts), else its run."""
+    if shifts and alone is not None:
+        return exclusive_makespan(machine, jobs, alone)
+    return run_policy(machine, jobs, "exclusive", tenants=tenants, alone=alone).makespan
 
 
 def _check(
@@ -238,21 +263,24 @@ def simulate(
         for name in asked:
             _check(machine, jobs, name, tenants)
         raise
-    alone = alone_times(machine, jobs)
+    alone, shifts = alone_runs(machine, jobs)
     runs: dict[str, PolicyRun | Refused] = {}
-    for name in dict.fromkeys(["exclusive", *asked]):
+    for name in asked:
         try:
             _check(machine, jobs, name, tenants)
         except MachineError as refused:
             runs[name] = Refused(policy=name, error=refused)
             continue
         runs[name] = run_policy(machine, jobs, name, tenants=tenants, alone=alone)
-    base = runs["exclusive"]
-    assert isinstance(base, PolicyRun)
+    base = runs.get("exclusive")
+    if isinstance(base, PolicyRun):
+        makespan = base.makespan
+    else:
+        makespan = exclusive_baseline(machine, jobs, tenants=tenants, alone=alone, shifts=shifts)
     out: dict[str, PolicyRun | Refused] = {}
     for name in asked:
         run = runs[name]
         if isinstance(run, PolicyRun):
-            run = replace(run, speedup=base.makespan / run.makespan if run.makespan else 1.0)
+            run = replace(run, speedup=makespan / run.makespan if run.makespan else 1.0)
         out[name] = run
     return out

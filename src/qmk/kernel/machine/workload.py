@@ -31,6 +31,7 @@ Every bad, missing or unknown key is ``QK502 bad-workload`` naming it.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import random
@@ -269,13 +270,16 @@ def _generated(
     compiled = [compiler.compile(p, f"{where}.programs[{i}]") for i, p in enumerate(gen.programs)]
     out: list[JobSpec] = []
     at = float(gen.start_cycle)
+    budget = _budget(gen.error_budget, tenant.error_budget, compiler.machine.error_budget)
+    # (the weights summed once: ``choices`` draws the same from them as from the weights)
+    summed = None if gen.weights is None else list(itertools.accumulate(gen.weights))
     for n in range(gen.count):
         if n and gen.arrivals == "poisson":
             at += rng.expovariate(1.0 / gen.mean_gap_cycles) if gen.mean_gap_cycles else 0.0
         elif n and gen.arrivals == "uniform":
             at += gen.mean_gap_cycles
         footprint, label = (
-            compiled[0] if len(compiled) == 1 else rng.choices(compiled, weights=gen.weights)[0]
+            compiled[0] if len(compiled) == 1 else rng.choices(compiled, cum_weights=summed)[0]
         )
         out.append(
             JobSpec(
@@ -286,9 +290,7 @@ def _generated(
                 priority=gen.priority,
                 program=label,
                 shots=gen.shots,
-                error_budget=_budget(
-                    gen.error_budget, tenant.error_budget, compiler.machine.error_budget
-                ),
+                error_budget=budget,
             )
         )
     return out
