@@ -83,6 +83,7 @@ from qmk.execution.request import (
     run_key,
 )
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
+from qmk.execution.stacked import MAX_QUBITS as STACK_QUBITS
 from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
 from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
@@ -982,8 +983,11 @@ def stack_of(plan: Plan) -> StackedOps | None:
     """The plan's micro-ops as stacked trajectories run them, or None where its
     trajectories never stack: no noise, or a program the stack does not run
     (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan. The router prices a
-    stacked run by it (:attr:`~qmk.engines.registry.Workload.stacked`)."""
-    if not plan.noise:
+    stacked run by it (:attr:`~qmk.engines.registry.Workload.stacked`). A program
+    wider than the stack's register (:data:`~qmk.execution.stacked.MAX_QUBITS`) at its
+    peak is refused before its micro-ops are made (a wide Clifford file's would cost
+    seconds)."""
+    if not plan.noise or plan.program.peak_live_qubits > STACK_QUBITS:
         return None
     found: StackedOps | None = _STACKS.get(
         (id(plan),), plan, lambda: compile_ops(observed_ops(plan).ops)
