@@ -312,8 +312,7 @@ class LocationRows:
         cycles_of = np.concatenate(
             [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
         )
-        # (few distinct cycles among many rows: a set of them, not a sort of the rows)
-        distinct = np.array(sorted(set(cycles_of.tolist())), dtype=np.float64)
+        distinct = np.unique(cycles_of)  # (few among many rows: numpy hashes them)
         code = profile_of * len(distinct) + np.searchsorted(distinct, cycles_of)
         used = np.zeros(len(profiles) * len(distinct), dtype=bool)
         used[code] = True
