@@ -653,7 +653,7 @@ def execute(
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return _run_key(request, choice, options, initial)
+        return _run_key(request, choice, options, initial, program)
 
     exported = None
     rows = None
@@ -779,12 +779,22 @@ def _planned(
 
 
 def _run_key(
-    request: RunRequest, choice: Choice, options: Mapping[str, Any], initial: QuantumState | None
+    request: RunRequest,
+    choice: Choice,
+    options: Mapping[str, Any],
+    initial: QuantumState | None,
+    program: VerifiedProgram,
 ) -> str:
     """The key of ``request`` run as ``choice`` says with the engine options ``options``
     (from ``initial``): what the states it saves carry, and what a state it resumes from
     must carry. A run of the engine's density matrix says so in it: the state of its
-    chunks resumes no trajectories of a worker whose memory the matrix did not fit."""
+    chunks resumes no trajectories of a worker whose memory the matrix did not fit. A
+    request built without its program's digest (``""``) is keyed with it, found now
+    (:func:`~qmk.execution.runs.digest_of`)."""
+    if not request.program_digest:
+        from qmk.execution.runs import digest_of
+
+        request = msgspec.structs.replace(request, program_digest=digest_of(program))
     engine = choice.engine
     more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
     if choice.batch and spec(engine).density is not None:
@@ -818,7 +828,7 @@ def _resumed_route(
     resumes only in a run of its own key. Where no precision of the state's engine gives
     that key (or the engine cannot run here), ``choice`` stands, and the resume refuses
     the state (``QE106``)."""
-    if _run_key(request, choice, options, initial) == state.key:
+    if _run_key(request, choice, options, initial, plan.program) == state.key:
         return choice, options
     try:
         entry = spec(state.engine)
@@ -838,7 +848,7 @@ def _resumed_route(
             )
         except EngineError:  # it cannot run here (not installed, no memory): refused below
             return choice, options
-        if _run_key(request, again, built, initial) == state.key:
+        if _run_key(request, again, built, initial, plan.program) == state.key:
             reason = (
                 f"resumes where its checkpoint left off, on the engine that saved it "
                 f"({again.precision or 'its own'} precision)"

@@ -338,6 +338,8 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     docstring). Its JSON is the attest line's fields (:mod:`qmk.kernel.security.attest`)."""
 
     #: SHA-256 (hex) of the program's QVM JSON text as submitted (before any rewrite).
+    #: ``""`` in a request built in process for a run nobody reads it of (``qmk run``):
+    #: the run digests its program where it needs its key (:func:`run_key`).
     program_digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
     #: The target that compiles and runs the program (:mod:`qmk.execution.target`):
     #: ``logical`` (the gate-level logical machine), ``lattice-surgery`` or

@@ -50,10 +50,15 @@ if TYPE_CHECKING:
     from qmk.execution.trajectories import Control
 
 
-def build_request(program: Any, **keywords: Any) -> RunRequest:
+def build_request(program: Any, *, digest: bool = True, **keywords: Any) -> RunRequest:
     """The run request of ``keywords`` (:meth:`RunRequest.build`'s) for ``program``, a
     verified program or a program of a target's own (a device job's JSON data), whose
     digest it holds.
+
+    ``digest`` False leaves a verified program's digest out (``""``): a run in this
+    process that nobody reads the request of digests it only where the run's key is
+    needed, to save or resume a state (:func:`digest_of`). A million-row program's
+    canonical text costs half a second, and ``qmk run`` reads it nowhere else.
 
     Read first, in place of a value: ``noise`` a noise model (:mod:`qmk.qec.noise`:
     noise on, its rates as ``noise_model``), ``calibration`` a calibration's file,
@@ -94,10 +99,17 @@ def build_request(program: Any, **keywords: Any) -> RunRequest:
         share = Part.from_json(keywords["part"])
         keywords["part"] = (share.index, share.of)
     if isinstance(program, Mapping):  # JSON data, which its owner may change
-        digest = program_digest(_canonical(program))
-    else:  # a verified program, frozen: digested once while kept
-        digest = _DIGESTS.get(id(program), program, lambda: _digest(program))
-    return RunRequest.build(program_digest=digest, error=_misuse, **keywords)
+        text = program_digest(_canonical(program))
+    else:
+        text = digest_of(program) if digest else ""
+    return RunRequest.build(program_digest=text, error=_misuse, **keywords)
+
+
+def digest_of(program: Any) -> str:
+    """The digest of a verified program (:attr:`RunRequest.program_digest`), found once
+    while the program is kept: it is frozen."""
+    found: str = _DIGESTS.get(id(program), program, lambda: _digest(program))
+    return found
 
 
 def run(
@@ -149,7 +161,8 @@ def run(
         read = chosen.read(digested, limits=limits)
         if not entry.qvm_noise:  # a QVM program has no noise there: off unless asked
             keywords.setdefault("noise", False)
-    request = build_request(digested, **keywords)
+    # (the request stays here: a QVM program is digested only where a state needs its key)
+    request = build_request(digested, digest=False, **keywords)
     executable = chosen.compile(
         read, request, local=True, initial_state=initial_state, final_state=final_state
     )
