@@ -79,6 +79,7 @@ from qmk.execution.plan import Plan, build_plan, decoder_load, picked_runs
 from qmk.execution.request import (
     Precision,
     RunRequest,
+    digest_of,
     precision_of,
     run_key,
 )
@@ -790,10 +791,8 @@ def _run_key(
     must carry. A run of the engine's density matrix says so in it: the state of its
     chunks resumes no trajectories of a worker whose memory the matrix did not fit. A
     request built without its program's digest (``""``) is keyed with it, found now
-    (:func:`~qmk.execution.runs.digest_of`)."""
+    (:func:`~qmk.execution.request.digest_of`)."""
     if not request.program_digest:
-        from qmk.execution.runs import digest_of
-
         request = msgspec.structs.replace(request, program_digest=digest_of(program))
     engine = choice.engine
     more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
