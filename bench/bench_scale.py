@@ -33,10 +33,13 @@ Qiskit's ``qiskit.qasm2.load`` of the same file (where Qiskit is importable), wi
 peak RSS in bytes a gate and the ratio QMK/Qiskit. With ``--clifford-run``, the file's
 Clifford version (``h s sdg x y z`` for the one-qubit gates, no ``rz``) at 1000 shots:
 the whole ``qmk run`` process beside a fresh stim process that
-reads the same circuit as stim text, compiles its sampler and samples 1000 shots.
+reads the same circuit as stim text, compiles its sampler and samples 1000 shots;
+``--stages`` adds the CPU seconds of each stage of that ``qmk run`` (least of the
+rounds, fresh processes: :data:`STAGES_RUN`).
 
     python bench/bench_scale.py [--turns 100000 10000000] [--rounds 3] [--no-peer]
-                                [--flat-gates 1000000] [--clifford-run] [--only-stim]
+                                [--flat-gates 1000000] [--clifford-run] [--stages]
+                                [--only-stim]
     python bench/bench_scale.py --turns --flat-gates 1000000 --clifford-run  # flat only
 """
 
@@ -91,6 +94,39 @@ STIM_SAMPLE = (
     "c.compile_sampler(seed=1).sample(int(sys.argv[2]))"
 )
 FLAT_QUBITS = 100
+
+#: ``--stages``: a fresh process that runs ``qmk run`` in-process (``qmk.cli.main``) with
+#: the CPU seconds of each stage of the run added up, printed as JSON: the reading, the
+#: verification, the run request, the plan, the route, the lowering, the compile to stim
+#: and the sampling (their lazy imports included), the whole command and the process.
+STAGES_RUN = """
+import functools, importlib, json, resource, sys, time
+import qmk.cli
+spent = {}
+for label, module, name in (
+    ("read", "qmk.commands.run", "read_flat_source"),
+    ("verify", "qmk.qvm.columns", "verified"),
+    ("request", "qmk.execution.runs", "build_request"),
+    ("plan", "qmk.execution.executor", "_planned"),
+    ("route", "qmk.execution.executor", "route_plan"),
+    ("lower", "qmk.execution.batch", "lower"),
+    ("compile", "qmk.engines.stim_batch", "compile_batch"),
+    ("sample", "qmk.execution.batch", "sample_chunked"),
+    ("command", "qmk.commands.run", "_cmd_run"),
+):
+    owner = importlib.import_module(module)
+    def timed(*a, inner=getattr(owner, name), label=label, **k):
+        begin = time.process_time()
+        try:
+            return inner(*a, **k)
+        finally:
+            spent[label] = spent.get(label, 0.0) + time.process_time() - begin
+    setattr(owner, name, functools.update_wrapper(timed, getattr(owner, name)))
+qmk.cli.main(["run", "--shots", sys.argv[2], "--seed", "1", "--quiet", sys.argv[1]])
+spent["process"] = time.process_time()
+spent["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(spent))
+"""
 
 
 def flat_gates(gates: int, seed: int, clifford: bool) -> Iterator[tuple[str, tuple[int, ...], str]]:
@@ -148,11 +184,18 @@ def skewed_source(outer: int, inner: int) -> str:
     )
 
 
+#: The processes' environment: this one's, with Python's bytecode cache on (as a user's
+#: installation has it; a host that turns it off would charge every process a compile).
+USER_ENVIRONMENT = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def measured(argv: list[str]) -> dict[str, Any]:
     """Run ``argv`` as a fresh process: its wall time, CPU time (user and system: what a
     loaded host inflates least), peak RSS (MB), status and stdout."""
     start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=USER_ENVIRONMENT
+    )
     assert process.stdout is not None and process.stderr is not None
     out, err = process.stdout.read(), process.stderr.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -278,7 +321,22 @@ def rounds_of(contenders: dict[str, list[str]], rounds: int) -> dict[str, Any]:
     return {"loads": loads, "contenders": entries}
 
 
-def flat_case(folder: Path, gates: int, rounds: int, clifford_run: bool) -> dict[str, Any]:
+def stages_of(path: Path, rounds: int) -> dict[str, float]:
+    """The least CPU seconds of each stage of ``qmk run`` of ``path`` at 1000 shots, over
+    ``rounds`` fresh processes (:data:`STAGES_RUN`)."""
+    least: dict[str, float] = {}
+    for _ in range(rounds):
+        run = measured([sys.executable, "-c", STAGES_RUN, str(path), "1000"])
+        if run["status"] != 0:
+            raise SystemExit(f"qmk run with stage timers failed: {run['stderr']}")
+        for label, seconds in json.loads(run["stdout"].splitlines()[-1]).items():
+            least[label] = min(least.get(label, seconds), seconds)
+    return least
+
+
+def flat_case(
+    folder: Path, gates: int, rounds: int, clifford_run: bool, stages: bool = False
+) -> dict[str, Any]:
     """A flat file: qmk validate beside qiskit.qasm2.load; its Clifford run beside stim."""
     path = folder / f"flat-{gates}.qasm"
     write_flat_qasm(path, flat_gates(gates, 7, clifford=False))
@@ -297,6 +355,8 @@ def flat_case(folder: Path, gates: int, rounds: int, clifford_run: bool) -> dict
         if importlib.util.find_spec("stim") is not None:
             runs["stim sample"] = [sys.executable, "-c", STIM_SAMPLE, str(stim_path), "1000"]
         record["clifford_run"] = rounds_of(runs, rounds)
+        if stages:
+            record["clifford_stages_cpu_s"] = stages_of(qasm, rounds)
     return record
 
 
@@ -328,6 +388,10 @@ def show_flat(record: dict[str, Any]) -> None:
                 f"{entry['cpu_s']:7.2f} {entry['rss_mb']:8.0f} {entry['bytes_per_gate']:7.0f}  "
                 f"{ratio}{status}"
             )
+    least = record.get("clifford_stages_cpu_s")
+    if least is not None:
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in least.items() if k != "rss_mb")
+        print(f"  qmk run CPU s by stage (least): {shown}; peak {least['rss_mb']:.0f} MB")
 
 
 #: The peer of ``qmk validate FILE.stim``: stim parsing the file, in a fresh process.
@@ -381,6 +445,9 @@ def main() -> None:
     parser.add_argument(
         "--only-stim", action="store_true", help="only the stim REPEAT example's row"
     )
+    parser.add_argument(
+        "--stages", action="store_true", help="with --clifford-run: qmk run's CPU by stage"
+    )
     args = parser.parse_args()
     peer = not args.no_peer
     reason = ""
@@ -423,7 +490,7 @@ def main() -> None:
                     print(f"  WRONG T count from qmk estimate: {got} for 10^12")
         record["flat"] = []
         for gates in [] if args.only_stim else args.flat_gates:
-            flat = flat_case(Path(folder), gates, args.rounds, args.clifford_run)
+            flat = flat_case(Path(folder), gates, args.rounds, args.clifford_run, args.stages)
             show_flat(flat)
             record["flat"].append(flat)
     # a run of flat files alone keeps the loops' figures of the last full run

@@ -198,6 +198,18 @@ def test_a_program_that_never_stacks_is_priced_group_by_group():
     assert not spec("statevector").runs_stacked(work)
 
 
+def test_a_program_wider_than_the_stack_is_refused_before_its_micro_ops_are_made():
+    # the stack holds 14 qubits; at 15 the workload says it does not stack, and the stack
+    # was never compiled (a million-gate Clifford file's run on 100 qubits spent two
+    # thirds of its time making the micro-ops of a stack that refused them)
+    wide = noisy_plan(random_program(executor.STACK_QUBITS + 1, 2, seed=3))
+    work = executor.workload(wide, 1000)
+    assert work.trajectories > 1 and not work.stacked
+    assert executor.stack_of(wide) is None
+    narrow = noisy_plan(random_program(executor.STACK_QUBITS, 2, seed=3))
+    assert executor.stack_of(narrow) is not None
+
+
 def test_the_choice_of_a_density_matrix_does_not_depend_on_the_worker_s_threads():
     work = _workload(8, NOISE)
     for threads in (1, 2, 16):

@@ -15,12 +15,14 @@ import pytest
 
 from qmk.engines import EngineError, make_engine
 from qmk.engines.gates import unitary
-from qmk.execution import batch
+from qmk.execution import batch, executor
 from qmk.execution.checkpoint import ExecutionState
 from qmk.execution.parts import merge, split
-from qmk.execution.runs import run
+from qmk.execution.request import program_digest
+from qmk.execution.runs import build_request, run
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
+from qmk.qvm.graph import canonical_graph_text
 from support.exact import assert_distribution
 from support.kernel import FENCED_CLIFFORD, GATES_THEN_MEASURE
 
@@ -99,6 +101,21 @@ def test_stopped_at_a_fence_it_saves_the_state_there_and_resumes_bit_for_bit(epo
     assert np.array_equal(resumed.bits, whole.bits)
     assert resumed.telemetry.resumed_from_epoch == epoch
     assert resumed.telemetry.preempted_at_epochs == (epoch,)
+
+
+def test_an_in_process_run_digests_its_program_for_the_key_of_the_state_it_saves() -> None:
+    # runs.run builds its request without the digest (nobody reads it there); the state
+    # it saves carries the key of the digested request a kernel worker runs
+    control = Asks({1: YIELD})
+    with pytest.raises(Suspended):
+        run(GATES_THEN_MEASURE, control=control, **OPTIONS)
+    (state,) = control.saved
+    program = executor.load_program(GATES_THEN_MEASURE)
+    assert build_request(program, digest=False, **OPTIONS).program_digest == ""
+    digested = build_request(program, **OPTIONS)
+    assert digested.program_digest == program_digest(canonical_graph_text(program.graph))
+    resumed = executor.execute(program, digested, resume=state)
+    assert np.array_equal(resumed.bits, run(GATES_THEN_MEASURE, **OPTIONS).bits)
 
 
 def test_checkpoints_that_go_on_change_nothing_and_each_resumes_to_the_same_bits() -> None:

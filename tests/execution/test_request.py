@@ -218,11 +218,11 @@ def test_a_request_digests_the_programs_json_as_json_writes_it_sorted_and_compac
 def test_a_verified_program_run_again_is_digested_once_and_json_data_every_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from qmk.execution import runs
+    from qmk.execution import request
 
     written: list[object] = []
-    canonical = runs._canonical
-    monkeypatch.setattr(runs, "_canonical", lambda p: written.append(p) or canonical(p))
+    canonical = request.canonical_text_of
+    monkeypatch.setattr(request, "canonical_text_of", lambda p: written.append(p) or canonical(p))
     program = verify(assemble(".caps CAP_ALLOC\na: ALLOC_LQ vq:q0\nm: MEASURE_Z vq:q0, out:m\n"))
     first = build_request(program, shots=10, seed=1).program_digest
     again = [build_request(program, shots=n, seed=2).program_digest for n in (5, 6)]

@@ -302,6 +302,7 @@ def _run(
         read, digested = program, program.to_json()
     request = build_request(
         digested,
+        digest=False,  # (a QVM program is digested only where a state needs its key)
         target=name,
         target_options=options,
         shots=args.shots,

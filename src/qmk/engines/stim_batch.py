@@ -57,6 +57,15 @@ _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
 _FLIP_CHUNK_BITS = 1 << 25
 
 
+def _read_only(values: np.ndarray) -> np.ndarray:
+    out = np.asarray(values, dtype=np.int64)
+    out.setflags(write=False)
+    return out
+
+
+_NO_SITES: np.ndarray = _read_only(np.zeros(0, dtype=np.int64))
+
+
 @dataclass(frozen=True, slots=True)
 class StimSampler:
     """A compiled circuit (see the module docstring).
@@ -80,8 +89,10 @@ class StimSampler:
     circuit: stim.Circuit
     mode: str = "stim-batch"
     flip_text: str = ""
-    site_offsets: tuple[int, ...] = ()
-    site_qubits: tuple[int, ...] = ()
+    #: (int64 arrays, read-only: a million-gate circuit has over a million sites, whose
+    #: numbers as tuples cost a fifth of a second to make and to read back)
+    site_offsets: np.ndarray = field(default_factory=lambda: _NO_SITES, compare=False)
+    site_qubits: np.ndarray = field(default_factory=lambda: _NO_SITES, compare=False)
     targets: int = 0
     affine: list[AffineSampler | FreeSampler | None] = field(
         default_factory=list, compare=False, repr=False
@@ -197,8 +208,7 @@ class StimSampler:
             return np.zeros((0, width), dtype=np.uint8)
         # One lane pair per distinct (offset, qubit): the walk's order, and its work.
         n = max(self.circuit.num_qubits, 1)
-        offsets = np.array(self.site_offsets, dtype=np.int64)[sites]
-        keys = offsets * n + np.array(self.site_qubits, dtype=np.int64)[sites]
+        keys = self.site_offsets[sites] * n + self.site_qubits[sites]
         distinct, inverse = np.unique(keys, return_inverse=True)
         at, qubits = (distinct // n).tolist(), (distinct % n).tolist()
         lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
@@ -384,8 +394,8 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     return StimSampler(
         circuit=stim.Circuit(plain.text(objects.rows, objects.lines)),
         flip_text=plain.text(objects.rows, objects.flips) if has_sites else "",
-        site_offsets=tuple(site_offsets.tolist()),
-        site_qubits=tuple(site_qubits.tolist()),
+        site_offsets=_read_only(site_offsets),
+        site_qubits=_read_only(site_qubits),
         targets=plain.targets + objects.targets,
     )
 

@@ -81,8 +81,8 @@ if TYPE_CHECKING:
 class SiteRates:
     """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: the
     rows (``probs``), their sums (``totals``) and those capped at certainty
-    (``capped``, also as floats: ``capped_floats``), found once for a lowered plan
-    rather than at every run.
+    (``capped``, and as floats where they are few enough to be drawn one at a time:
+    ``capped_floats``), found once for a lowered plan rather than at every run.
 
     >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped_floats
     (0.30000000000000004, 1.0)
@@ -99,7 +99,8 @@ class SiteRates:
         rows = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
         totals = rows.sum(axis=1)
         capped = np.minimum(totals, 1.0)
-        return cls(rows, totals, capped, tuple(capped.tolist()))
+        few = len(capped) <= _SCALAR_SITES  # (a million sites' floats: a tenth of a second)
+        return cls(rows, totals, capped, tuple(capped.tolist()) if few else ())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -763,7 +764,7 @@ _NO_ERRORS = np.zeros(0, dtype=np.int64)
 
 def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Errors:
     """:func:`draw_errors` of sites of ``rates``."""
-    if len(rates.capped_floats) <= _SCALAR_SITES:
+    if len(rates.capped) <= _SCALAR_SITES:
         # One draw a site: what one draw on the array draws, site by site (numpy's array
         # draw loops over the sites with the same generator; tested), without the checks
         # of the array, which cost a few sites' draws.

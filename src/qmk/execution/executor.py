@@ -79,10 +79,12 @@ from qmk.execution.plan import Plan, build_plan, decoder_load, picked_runs
 from qmk.execution.request import (
     Precision,
     RunRequest,
+    digest_of,
     precision_of,
     run_key,
 )
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
+from qmk.execution.stacked import MAX_QUBITS as STACK_QUBITS
 from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
 from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
@@ -651,7 +653,7 @@ def execute(
     shots = request.shots
 
     def key() -> str:  # asked for only where a state is saved or resumed: a digest costs
-        return _run_key(request, choice, options, initial)
+        return _run_key(request, choice, options, initial, program)
 
     exported = None
     rows = None
@@ -777,12 +779,20 @@ def _planned(
 
 
 def _run_key(
-    request: RunRequest, choice: Choice, options: Mapping[str, Any], initial: QuantumState | None
+    request: RunRequest,
+    choice: Choice,
+    options: Mapping[str, Any],
+    initial: QuantumState | None,
+    program: VerifiedProgram,
 ) -> str:
     """The key of ``request`` run as ``choice`` says with the engine options ``options``
     (from ``initial``): what the states it saves carry, and what a state it resumes from
     must carry. A run of the engine's density matrix says so in it: the state of its
-    chunks resumes no trajectories of a worker whose memory the matrix did not fit."""
+    chunks resumes no trajectories of a worker whose memory the matrix did not fit. A
+    request built without its program's digest (``""``) is keyed with it, found now
+    (:func:`~qmk.execution.request.digest_of`)."""
+    if not request.program_digest:
+        request = msgspec.structs.replace(request, program_digest=digest_of(program))
     engine = choice.engine
     more: dict[str, Any] = {} if initial is None else {"initial_state": initial.to_json()}
     if choice.batch and spec(engine).density is not None:
@@ -816,7 +826,7 @@ def _resumed_route(
     resumes only in a run of its own key. Where no precision of the state's engine gives
     that key (or the engine cannot run here), ``choice`` stands, and the resume refuses
     the state (``QE106``)."""
-    if _run_key(request, choice, options, initial) == state.key:
+    if _run_key(request, choice, options, initial, plan.program) == state.key:
         return choice, options
     try:
         entry = spec(state.engine)
@@ -836,7 +846,7 @@ def _resumed_route(
             )
         except EngineError:  # it cannot run here (not installed, no memory): refused below
             return choice, options
-        if _run_key(request, again, built, initial) == state.key:
+        if _run_key(request, again, built, initial, plan.program) == state.key:
             reason = (
                 f"resumes where its checkpoint left off, on the engine that saved it "
                 f"({again.precision or 'its own'} precision)"
@@ -981,8 +991,11 @@ def stack_of(plan: Plan) -> StackedOps | None:
     """The plan's micro-ops as stacked trajectories run them, or None where its
     trajectories never stack: no noise, or a program the stack does not run
     (:func:`~qmk.execution.stacked.compile_ops`). Kept per plan. The router prices a
-    stacked run by it (:attr:`~qmk.engines.registry.Workload.stacked`)."""
-    if not plan.noise:
+    stacked run by it (:attr:`~qmk.engines.registry.Workload.stacked`). A program
+    wider than the stack's register (:data:`~qmk.execution.stacked.MAX_QUBITS`) at its
+    peak is refused before its micro-ops are made (a wide Clifford file's would cost
+    seconds)."""
+    if not plan.noise or plan.program.peak_live_qubits > STACK_QUBITS:
         return None
     found: StackedOps | None = _STACKS.get(
         (id(plan),), plan, lambda: compile_ops(observed_ops(plan).ops)

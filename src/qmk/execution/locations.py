@@ -233,7 +233,10 @@ def _rebuild(*columns: Any) -> Locations:
 
 
 def _frozen(values: Any, dtype: Any) -> np.ndarray:
-    out = np.array(values, dtype=dtype)
+    """``values`` as a read-only array of ``dtype``: an array of its own (no view) is
+    taken as it is, not copied (the locations' columns are fresh arrays of millions)."""
+    own = isinstance(values, np.ndarray) and values.dtype == dtype and values.base is None
+    out = values if own else np.array(values, dtype=dtype)
     out.setflags(write=False)
     return out
 
@@ -312,8 +315,7 @@ class LocationRows:
         cycles_of = np.concatenate(
             [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
         )
-        # (few distinct cycles among many rows: a set of them, not a sort of the rows)
-        distinct = np.array(sorted(set(cycles_of.tolist())), dtype=np.float64)
+        distinct = np.unique(cycles_of)  # (few among many rows: numpy hashes them)
         code = profile_of * len(distinct) + np.searchsorted(distinct, cycles_of)
         used = np.zeros(len(profiles) * len(distinct), dtype=bool)
         used[code] = True
@@ -322,58 +324,136 @@ class LocationRows:
             model_for(profiles[pid]).pauli_error(float(distinct[k])).as_tuple()
             for pid, k in (divmod(pair, len(distinct)) for pair in np.flatnonzero(used).tolist())
         ]
-        gadgets = self.gadgets
+        table += [g[2] for g in self.gadgets]
         split = len(idle) + len(own)
-        channels = np.concatenate(
-            [channel[:split], np.arange(len(table), len(table) + len(gadgets)), channel[split:]]
+        return _Laid(slots, names, table).rows(
+            (idle, channel[: len(idle)]),
+            (own, channel[len(idle) : split]),
+            channel[split:],
+            self.gadgets,
+            waits,
         )
-        table += [g[2] for g in gadgets]
-        index = {name: i for i, name in enumerate(names)}
-        rows = np.array([g[0] for g in gadgets], np.int64)
-        keys = np.concatenate(
-            [
-                3 * idle,
-                3 * own + 1,
-                3 * (slots.ends[rows] - 1) + 2,  # after its step's last slot
-                3 * slots.count + np.arange(len(waits)),
-            ]
+
+
+class _Laid:
+    """:meth:`LocationRows.locations`' rows laid in plan order, less those of no rate at
+    all: on each slot its idle row and its own row, then its step's gadget rows (after
+    the step's last slot), then the machine's waits. Each row is written at its place
+    (a slot's rows are counted, not sorted): a million-gate plan has millions."""
+
+    def __init__(
+        self, slots: _Slots, names: Sequence[str], table: list[tuple[float, float, float]]
+    ) -> None:
+        self.slots, self.names, self.table = slots, names, table
+        self.rated = np.array([px + py + pz for px, py, pz in table], dtype=np.float64) > 0
+
+    def rows(
+        self,
+        idle: tuple[np.ndarray, np.ndarray],
+        own: tuple[np.ndarray, np.ndarray],
+        wait_channels: np.ndarray,
+        gadgets: list[tuple[int, str, tuple[float, float, float]]],
+        waits: list[tuple[int, str, float, int]],
+    ) -> Locations:
+        """The rows: ``idle`` and ``own`` as (slots, channels), the machine's ``waits``
+        on ``wait_channels``, and the ``gadgets`` on the table's last rows."""
+        slots, rated = self.slots, self.rated
+        (idle_slots, idle_channels), (own_slots, own_channels) = (
+            (at[rated[ch]], ch[rated[ch]]) for at, ch in (idle, own)
         )
-        causes = np.concatenate(
-            [
-                np.full(len(idle), _IDLE),
-                np.where(slots.before[own], _MEASURE, _OP),
-                np.full(len(gadgets), _TELEPORT),
-                np.full(len(waits), _MACHINE),
-            ]
+        first_gadget = len(self.table) - len(gadgets)
+        kept_gadgets = [k for k in range(len(gadgets)) if rated[first_gadget + k]]
+        gadget_steps = np.array([gadgets[k][0] for k in kept_gadgets], np.int64)
+        gadget_slots = slots.ends[gadget_steps] - 1
+        kept_waits = np.flatnonzero(rated[wait_channels])
+        # each slot's first row: the rows of the slots before it
+        on_slot = np.zeros(slots.count, dtype=np.int64)
+        has_idle = np.zeros(slots.count, dtype=bool)
+        has_idle[idle_slots] = True
+        on_slot += has_idle
+        on_slot[own_slots] += 1
+        np.add.at(on_slot, gadget_slots, 1)
+        first = np.cumsum(on_slot) - on_slot
+        laid = int(on_slot.sum())
+        count = laid + len(kept_waits)
+        columns = _Columns(count)
+        columns.put(
+            first[idle_slots],
+            slots.step[idle_slots],
+            True,
+            slots.qubit[idle_slots],
+            idle_channels,
+            _IDLE,
         )
-        steps = np.concatenate(
-            [slots.step[idle], slots.step[own], rows, np.array([w[0] for w in waits], np.int64)]
+        before = slots.before[own_slots]
+        columns.put(
+            first[own_slots] + has_idle[own_slots],
+            slots.step[own_slots],
+            before,
+            slots.qubit[own_slots],
+            own_channels,
+            np.where(before, _MEASURE, _OP),
         )
-        before = np.concatenate(
-            [
-                np.ones(len(idle), bool),
-                slots.before[own],
-                np.zeros(len(gadgets) + len(waits), bool),
-            ]
-        )
-        qubits = np.concatenate(
-            [
-                slots.qubit[idle],
-                slots.qubit[own],
-                np.array([index[g[1]] for g in gadgets], np.int64),
-                np.array([index[w[1]] for w in waits], np.int64),
-            ]
-        )
-        # in plan order, less the rows whose channel has no rate at all
-        totals = np.array([px + py + pz for px, py, pz in table], dtype=np.float64)
-        order = np.argsort(keys, kind="stable")
-        order = order[totals[channels[order]] > 0]
+        if kept_gadgets:  # after their slot's idle and own rows, in the order made
+            index = {name: i for i, name in enumerate(self.names)}
+            has_own = np.zeros(slots.count, dtype=bool)
+            has_own[own_slots] = True
+            rank: list[int] = []  # among the gadget rows of its slot
+            seen: dict[int, int] = {}
+            for at in gadget_slots.tolist():
+                rank.append(seen.get(at, 0))
+                seen[at] = rank[-1] + 1
+            columns.put(
+                first[gadget_slots] + has_idle[gadget_slots] + has_own[gadget_slots] + rank,
+                gadget_steps,
+                False,
+                np.array([index[gadgets[k][1]] for k in kept_gadgets], np.int64),
+                first_gadget + np.array(kept_gadgets, np.int64),
+                _TELEPORT,
+            )
+        if len(kept_waits):
+            index = {name: i for i, name in enumerate(self.names)}
+            picked = [waits[k] for k in kept_waits.tolist()]
+            columns.put(
+                laid + np.arange(len(picked)),
+                np.array([w[0] for w in picked], np.int64),
+                False,
+                np.array([index[w[1]] for w in picked], np.int64),
+                wait_channels[kept_waits],
+                _MACHINE,
+            )
+        return columns.locations(self.names, self.table)
+
+
+class _Columns:
+    """The columns of :class:`Locations` as they are filled, a group of rows at a time."""
+
+    def __init__(self, count: int) -> None:
+        self.steps = np.empty(count, dtype=np.int64)
+        self.before = np.empty(count, dtype=np.bool_)
+        self.qubits = np.empty(count, dtype=np.int64)
+        self.channels = np.empty(count, dtype=np.int64)
+        self.causes = np.empty(count, dtype=np.uint8)
+
+    def put(
+        self,
+        at: np.ndarray,
+        steps: np.ndarray,
+        before: np.ndarray | bool,
+        qubits: np.ndarray,
+        channels: np.ndarray,
+        causes: np.ndarray | int,
+    ) -> None:
+        self.steps[at], self.before[at], self.qubits[at] = steps, before, qubits
+        self.channels[at], self.causes[at] = channels, causes
+
+    def locations(self, names: Sequence[str], table: list[tuple[float, float, float]]) -> Locations:
         return Locations(
-            steps=steps[order],
-            before=before[order],
-            qubits=qubits[order],
-            channels=channels[order],
-            causes=causes[order],
+            steps=self.steps,
+            before=self.before,
+            qubits=self.qubits,
+            channels=self.channels,
+            causes=self.causes,
             names=names,
             table=np.array(table, dtype=np.float64).reshape(-1, 3),
         )
@@ -421,7 +501,8 @@ class _Slots:
         first = np.r_[True, mine[1:] != mine[:-1]] if len(order) else np.zeros(0, dtype=bool)
         prior = np.r_[0, at[:-1]] if len(order) else at  # the step of the slot before
         fresh = first | allocs[at] | (kinds[prior] == _KIND_FREE)
-        clock = np.where(fresh, fence_at[at], ends[prior])
+        # (no fence: every fence time is 0, and a million slots' gather of it is skipped)
+        clock = np.where(fresh, fence_at[at] if rows.fences else 0.0, ends[prior])
         self.waits = np.empty(self.count, dtype=np.float64)
         self.waits[order] = starts[at] - clock
         profile_at = np.full(count, -1, dtype=np.int64)

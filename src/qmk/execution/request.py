@@ -340,6 +340,8 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     docstring). Its JSON is the attest line's fields (:mod:`qmk.kernel.security.attest`)."""
 
     #: SHA-256 (hex) of the program's QVM JSON text as submitted (before any rewrite).
+    #: ``""`` in a request built in process for a run nobody reads it of (``qmk run``):
+    #: the run digests its program where it needs its key (:func:`run_key`).
     program_digest: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
     #: The target that compiles and runs the program (:mod:`qmk.execution.target`):
     #: ``logical`` (the gate-level logical machine), ``lattice-surgery`` or
@@ -645,9 +647,48 @@ def program_digest(text: str) -> str:
     return _DIGESTS.get(id(text), text, lambda: hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
+#: Verified programs whose digest is kept (:func:`digest_of`): a loop that runs one
+#: program object (a parameter sweep's, a benchmark's) writes its JSON once, not every
+#: run (at 1,000 qubits and depth 100 the text takes a sixth of a second).
+KEPT_DIGESTS = 64
+_PROGRAM_DIGESTS: Memo[str] = Memo(KEPT_DIGESTS)
+
+
+def digest_of(program: Any) -> str:
+    """The digest of a verified program (:attr:`RunRequest.program_digest`), found once
+    while the program is kept (it is frozen): hashed as its text is written from the
+    columns of one verified on them (:meth:`qmk.qvm.columns.Columns.digest`), or of
+    :func:`canonical_text_of` its graph."""
+    found: str = _PROGRAM_DIGESTS.get(id(program), program, lambda: _digest(program))
+    return found
+
+
+def _digest(program: Any) -> str:
+    columns = getattr(program, "columns", None)
+    if columns is not None:
+        digest: str = columns.digest()
+        return digest
+    return program_digest(canonical_text_of(program))
+
+
+def canonical_text_of(program: Any) -> str:
+    """The JSON text a run request digests: a verified program's QVM JSON
+    (:func:`~qmk.qvm.graph.canonical_graph_text`; of its folded graph where it has
+    REPEAT rows), or the data of a program that is no QVM graph
+    (:func:`~qmk.qvm.graph.canonical_text`: json's sorted compact text, written by
+    msgspec where that is the same text)."""
+    from qmk.qvm.graph import canonical_graph_text, canonical_text
+
+    if isinstance(program, Mapping):
+        return canonical_text(program)
+    folded = getattr(program, "folded", None)
+    return canonical_graph_text(program.graph if folded is None else folded)
+
+
 __all__ = [
     "DEFAULT_TARGET",
     "IDLE_OP",
+    "KEPT_DIGESTS",
     "PHYSICS_FIELDS",
     "TARGET_PATTERN",
     "MachineRun",
@@ -659,8 +700,10 @@ __all__ = [
     "Seed",
     "Shots",
     "canonical_profile",
+    "canonical_text_of",
     "check_seed",
     "check_shots",
+    "digest_of",
     "draw_seed",
     "precision_of",
     "program_digest",

@@ -35,14 +35,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
+from qmk.execution import request as requests
 from qmk.execution.request import RunRequest, program_digest
-from qmk.memo import Memo
-
-#: Verified programs whose digest is kept (:func:`build_request`): a loop that runs one
-#: program object (a parameter sweep's, a benchmark's) writes its JSON once, not every
-#: run (at 1,000 qubits and depth 100 the text takes a sixth of a second).
-KEPT_DIGESTS = 64
-_DIGESTS: Memo[str] = Memo(KEPT_DIGESTS)
 
 if TYPE_CHECKING:
     from qmk.errors import QMKError
@@ -50,10 +44,16 @@ if TYPE_CHECKING:
     from qmk.execution.trajectories import Control
 
 
-def build_request(program: Any, **keywords: Any) -> RunRequest:
+def build_request(program: Any, *, digest: bool = True, **keywords: Any) -> RunRequest:
     """The run request of ``keywords`` (:meth:`RunRequest.build`'s) for ``program``, a
     verified program or a program of a target's own (a device job's JSON data), whose
     digest it holds.
+
+    ``digest`` False leaves a verified program's digest out (``""``): a run in this
+    process that nobody reads the request of digests it only where the run's key is
+    needed, to save or resume a state (:func:`~qmk.execution.request.digest_of`). A
+    million-row program's canonical text costs half a second, and ``qmk run`` reads it
+    nowhere else.
 
     Read first, in place of a value: ``noise`` a noise model (:mod:`qmk.qec.noise`:
     noise on, its rates as ``noise_model``), ``calibration`` a calibration's file,
@@ -94,10 +94,10 @@ def build_request(program: Any, **keywords: Any) -> RunRequest:
         share = Part.from_json(keywords["part"])
         keywords["part"] = (share.index, share.of)
     if isinstance(program, Mapping):  # JSON data, which its owner may change
-        digest = program_digest(_canonical(program))
-    else:  # a verified program, frozen: digested once while kept
-        digest = _DIGESTS.get(id(program), program, lambda: _digest(program))
-    return RunRequest.build(program_digest=digest, error=_misuse, **keywords)
+        text = program_digest(requests.canonical_text_of(program))
+    else:
+        text = requests.digest_of(program) if digest else ""
+    return RunRequest.build(program_digest=text, error=_misuse, **keywords)
 
 
 def run(
@@ -149,7 +149,8 @@ def run(
         read = chosen.read(digested, limits=limits)
         if not entry.qvm_noise:  # a QVM program has no noise there: off unless asked
             keywords.setdefault("noise", False)
-    request = build_request(digested, **keywords)
+    # (the request stays here: a QVM program is digested only where a state needs its key)
+    request = build_request(digested, digest=False, **keywords)
     executable = chosen.compile(
         read, request, local=True, initial_state=initial_state, final_state=final_state
     )
@@ -160,30 +161,6 @@ def _own(program: Any) -> bool:
     """Whether ``program`` is JSON data that is no QVM graph (whose ``program`` is not an
     object of nodes): a program of a target's own, which that target reads."""
     return isinstance(program, Mapping) and not isinstance(program.get("program"), Mapping)
-
-
-def _digest(program: Any) -> str:
-    """The digest of a verified program's text (:func:`_canonical`): hashed as it is
-    written from the columns of one verified on them
-    (:meth:`qmk.qvm.columns.Columns.digest`)."""
-    columns = getattr(program, "columns", None)
-    if columns is not None:
-        digest: str = columns.digest()
-        return digest
-    return program_digest(_canonical(program))
-
-
-def _canonical(program: Any) -> str:
-    """The JSON text a run request digests: a verified program's QVM JSON
-    (:func:`~qmk.qvm.graph.canonical_graph_text`), or the data of a program that is no
-    QVM graph (:func:`~qmk.qvm.graph.canonical_text`: json's sorted compact text,
-    written by msgspec where that is the same text)."""
-    from qmk.qvm.graph import canonical_graph_text, canonical_text
-
-    if isinstance(program, Mapping):
-        return canonical_text(program)
-    folded = getattr(program, "folded", None)  # REPEAT rows: the digest is the folded text's
-    return canonical_graph_text(program.graph if folded is None else folded)
 
 
 def _misuse(message: str, key: str) -> QMKError:

@@ -332,9 +332,8 @@ def _laid(
         if isinstance(piece, tuple):
             words = [w.encode("ascii") for w in piece[0]]
             width = max(map(len, words))
-            table = np.zeros((len(words), width), dtype=np.uint8)
-            for k, word in enumerate(words):
-                table[k, : len(word)] = np.frombuffer(word, dtype=np.uint8)
+            # a word as one item of ``width`` bytes: a block's words are one gather
+            table = np.array([w.ljust(width, b"\0") for w in words], dtype=f"V{width}")
             layout.append((table, width))
         else:
             top = int(piece.max(initial=0))
@@ -345,14 +344,15 @@ def _laid(
         matrix = np.zeros((stop - start, total), dtype=np.uint8)
         at = 0
         for piece, (table, width) in zip(pieces, layout, strict=True):
-            if isinstance(piece, tuple):
+            if isinstance(piece, tuple) and width:
                 which = piece[1][start:stop]
+                slot = matrix[:, at : at + width].view(table.dtype)[:, 0]
                 low = int(which.min())
                 if low == which.max():  # one word for the block: no gather
-                    matrix[:, at : at + width] = table[low]
+                    slot[:] = table[low]
                 else:
-                    matrix[:, at : at + width] = np.take(table, which, axis=0)
-            else:
+                    np.take(table, which, out=slot, mode="clip")  # (unbuffered)
+            elif not isinstance(piece, tuple):
                 _lay_number(matrix[:, at : at + width], piece[start:stop])
             at += width
         shown = matrix != 0
@@ -542,20 +542,20 @@ def non_clifford_rows(columns: Columns) -> np.ndarray:
 
 def operand_runs(columns: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Each row's qubit count, and every row's qubits one row after another (an
-    ``ALLOC_LQ`` or ``FREE_LQ`` row's range spelled out): the plan's qubit columns."""
+    ``ALLOC_LQ`` or ``FREE_LQ`` row's range spelled out): the plan's qubit columns.
+    The other rows' qubits are one mask of the operands (packed first, row by row), and
+    the few ranges are inserted among them."""
     qubits = columns.qubits
     held = qubits >= 0
-    sizes = held.sum(axis=1).astype(np.int64)
     life = np.flatnonzero((columns.ops == _ALLOC) | (columns.ops == _FREE))
+    held[life] = False
+    sizes = held.sum(axis=1, dtype=np.int64)
     spans = qubits[life, :2].astype(np.int64)
-    sizes[life] = spans[:, 1] - spans[:, 0]
-    flat = np.empty(int(sizes.sum()), dtype=np.int64)
-    offsets = np.cumsum(sizes) - sizes
-    plain = np.ones(len(sizes), dtype=bool)
-    plain[life] = False
-    flat[spread(offsets[plain], sizes[plain])] = qubits[plain][held[plain]]
-    flat[spread(offsets[life], sizes[life])] = spread(spans[:, 0], sizes[life])
-    return sizes, flat
+    lengths = spans[:, 1] - spans[:, 0]
+    at = (np.cumsum(sizes) - sizes)[life]  # the other rows' qubits before each range
+    sizes[life] = lengths
+    ranges = spread(spans[:, 0], lengths)
+    return sizes, np.insert(qubits[held].astype(np.int64), np.repeat(at, lengths), ranges)
 
 
 def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
