@@ -33,16 +33,27 @@ from support.machine import footprint
 
 
 def verdict_afresh(sched: Scheduler, job: MachineJob, module: int, at: int) -> bool:
-    """The rule of the module docstring, on whole projections made from scratch."""
-    if not job.tl.t_total or not any(r.module == module for r in sched.running):
+    """The rule of the module docstring, on whole projections made from scratch: its
+    tenant's jobs weighed on its part; started ``sole`` where its part alone cannot keep
+    it and no T state is drawn on the machine."""
+    if not job.tl.t_total:
+        return True
+    state = sched.state
+    if any(r.sole and r.module == module and r.tenant != job.tenant for r in state.running):
+        return False
+    drawers = {j.tenant for j in [*state.queue, *state.running, *state.stopped] if j.tl.t_total}
+    here = [r for r in state.running if r.module == module and r.tenant == job.tenant]
+    if not here and not drawers - {job.tenant}:
         return True
     after = projected(sched, module, job, at)
     before = projected(sched, module)
     for other, error in after.items():
+        if other.tenant != job.tenant:
+            continue
         if other.budget is None or error <= other.budget * HEADROOM:
             continue
         if other is job or error > before.get(other, 0.0) * (1 + 1e-9):
-            return False
+            return not here and not any(r.tl.t_total for r in state.running)
     return True
 
 
@@ -152,12 +163,16 @@ def setting_up(name: str, compared: list[int]) -> type:
                 if spot is None or not any(r.module == spot[0].module for r in sched.running):
                     continue
                 area, first = spot
-                added = check._setup(area.module, job, area.spec.offset + first)
-                afresh = _Setup(sched, area.module, list(added.jobs), list(added.readings))
+                tenant = job.tenant
+                added = check._setup(area.module, tenant, job, area.spec.offset + first)
+                part = check.part(tenant)
+                jobs, readings = list(added.jobs), list(added.readings)
+                afresh = _Setup(sched, area.module, jobs, readings, part)
                 assert list(added.lates()) == list(afresh.lates()), job.id
                 compared.append(len(added.jobs))
-            base = check._setup(0, None, 0)  # the running jobs' own, used again after
-            assert list(base.lates()) == list(base.lates())
+            for tenant in ("a", "b"):
+                base = check._setup(0, tenant, None, 0)  # its running jobs', used again after
+                assert list(base.lates()) == list(base.lates())
             super().decide(sched)
 
     return SettingUp

@@ -341,6 +341,7 @@ class MachineJob:
         "rate",
         "segment",
         "seq",
+        "sole",
         "spec",
         "start",
         "state",
@@ -416,6 +417,9 @@ class MachineJob:
         # its steps left run as one event (Scheduler(whole=True)): when they end (-1:
         # they run step by step)
         self.chain_end = -1.0
+        # started past its tenant's part of the factories, nothing else drawing T states
+        # (policies/budget.py): other tenants' T-drawing jobs wait on its module
+        self.sole = False
         # what a start's verdict reads of it queued (its placement, its tenant's hold,
         # its budget's projection): queued jobs alike in it get one verdict in one
         # machine state (it has never run, so no idle wait of its own tells it apart)

@@ -19,8 +19,7 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
@@ -60,13 +59,13 @@ def reservation(sched: Scheduler, head: MachineJob) -> tuple[TileRange, int, flo
     return best
 
 
-class Backfill(SchedulingPolicy):
+class Backfill(Budgeted):
     """FCFS with a held region for a blocked head; later jobs fill the other holes."""
 
     name = "backfill"
-    budgets = True
 
     def __init__(self, depth: int = DEPTH) -> None:
+        super().__init__()
         self.depth = depth
 
     def decide(self, sched: Scheduler) -> None:

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
     make_room,
     may_hold,
@@ -30,11 +29,10 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
 
 
-class FairShare(SchedulingPolicy):
+class FairShare(Budgeted):
     """Least weighted share first, each tenant's hold bounded; a misfit ends the starts."""
 
     name = "fair-share"
-    budgets = True
 
     def preempts_on(self, machine: MachineSpec) -> bool:
         return any(module.storage_tiles for module in machine.modules)

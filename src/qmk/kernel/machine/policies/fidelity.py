@@ -8,8 +8,10 @@ system:
   (:mod:`~qmk.kernel.machine.policies.budget`): T-heavy jobs are admitted only as fast
   as the factories feed them. A job held back waits in the queue, where its patches do
   not live yet and pay nothing.
-- **The next state to the costliest wait.** The factories' states go first to the job
-  whose waiting costs most, its live patches (the supply rule ``cost``).
+- **Shares first.** The factories' states (and each bus segment's) are divided among
+  tenants by quota weight, then max-min among a tenant's jobs (the supply rule
+  ``fair``). A tenant's budgets are projected on its own part, so they never hold
+  another tenant's job back and never buy another tenant's share.
 - **Tenants in turn.** Tenants are served least weighted share first, each tenant's
   hold on the floorplan bounded while others wait
   (:mod:`~qmk.kernel.machine.policies.tenants`); where storage has room, a tenant past
@@ -26,8 +28,7 @@ import math
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.backfill import DEPTH, reservation
-from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
     make_room,
     may_hold,
@@ -42,14 +43,13 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.tiles import TileRange
 
 
-class Fidelity(SchedulingPolicy):
-    """Starts jobs only within their error budgets; the next T state to the costliest wait."""
+class Fidelity(Budgeted):
+    """Starts jobs only within their error budgets; tenants' shares held under every budget."""
 
     name = "fidelity"
-    supply = "cost"
-    budgets = True
 
     def __init__(self, depth: int = DEPTH) -> None:
+        super().__init__()
         self.depth = depth
 
     def preempts_on(self, machine: MachineSpec) -> bool:
