@@ -286,3 +286,30 @@ def test_a_job_whose_waits_are_on_the_factories_is_refused_naming_the_factories(
         LiveMachine(machine, "fidelity").check(job("slow", fp, budget=0.005))
     assert refused.value.details["binds"] == "factory"
     assert "faster factories ([machine.factory]" in refused.value.message
+
+
+# --------------------------------------------------------------------------- whole error
+
+
+def test_a_record_states_its_distance_block_own_error_added_error_and_their_total():
+    # p_L 1e-3, one state a cycle, weights 1:1. a (4 patches, 20 rotations of 1 cycle)
+    # from 0; b (1 patch, 20) of another tenant from 5. a's own run is 20 cycles:
+    # 1 - 0.999^(4 x 20); it idles 15 (1 - 0.999^60) waiting for its half of the
+    # states; its total is either failing, 1 - 0.999^140. b draws 15 at 1/2 by 35 and
+    # 5 more by 40: 15 idle, its total 1 - 0.999^(20 + 15)
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    a = footprint(9, rotations(20), qubits=4)
+    b = footprint(3, rotations(20), qubits=1)
+    out = run(machine, "fidelity", job("a", a), job("b", b, 5, tenant="b"))
+    ra, rb = out["a"], out["b"]
+    assert (ra.code_distance, ra.block) == (a.code_distance, a.block)
+    assert ra.own_logical_error == pytest.approx(idle_error(1e-3, 4, 20))
+    assert ra.idle_logical_error == pytest.approx(idle_error(1e-3, 4, 15))
+    assert ra.total_logical_error == pytest.approx(1 - 0.999**140)
+    assert rb.own_logical_error == pytest.approx(idle_error(1e-3, 1, 20))
+    assert rb.total_logical_error == pytest.approx(1 - 0.999**35)
+    shown = ra.to_json()
+    assert shown["own_logical_error"] == ra.own_logical_error
+    assert shown["added_logical_error"] == ra.idle_logical_error
+    assert shown["total_logical_error"] == ra.total_logical_error
+    assert (shown["code_distance"], shown["block"]) == (a.code_distance, a.block)

@@ -4,7 +4,9 @@
 - :class:`Timeline` is its footprint's steps as flat arrays the event loop reads;
 - :class:`MachineJob` is the scheduler's mutable record of one job;
 - :class:`JobRecord` is what a finished job reports (the ``machine`` record: arrival,
-  start, end, tiles, module, waits by cause, the idle logical error its waits added).
+  start, end, tiles, module, waits by cause; its code distance and block, its own
+  logical error over its run, the idle logical error its waits added, and the two
+  together).
 
 >>> from qmk.execution.footprint import Footprint, Step
 >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
@@ -493,6 +495,12 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             before it; :meth:`idle_after` turns them into idle cycles after nodes).
         error_budget: the idle logical error it was allowed (None: no bound).
         preemptions: how many times it stopped at a fence.
+        code_distance, block: where its patches ran: the footprint's distance and
+            block layout (0, "": not known).
+        own_logical_error: the chance of a logical error in its own run, its memory
+            and gate error: ``1 - (1 - p_L)^(n C)`` for its ``n`` patches over its ``C``
+            private cycles at its distance and in its block (a slow block's longer run
+            costs it here, not in the idle error).
     """
 
     id: str
@@ -511,6 +519,24 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     waits_at: dict[int, float] = msgspec.field(default_factory=dict)
     error_budget: float | None = None
     preemptions: int = 0
+    code_distance: int = 0
+    block: str = ""
+    own_logical_error: float = 0.0
+
+    @property
+    def total_logical_error(self) -> float:
+        """Its whole logical error: its own run's and what its waits added, either
+        failing: ``1 - (1 - own)(1 - added)``.
+
+        >>> record = JobRecord(id="j", tenant="t", program="", priority=0,
+        ...     arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=4, module=0,
+        ...     logical_qubits=1, wait_cycles={}, idle_logical_error=0.5,
+        ...     own_logical_error=0.5)
+        >>> record.total_logical_error
+        0.75
+        """
+        own, added = self.own_logical_error, self.idle_logical_error
+        return own + added - own * added
 
     @property
     def within_budget(self) -> bool | None:
@@ -522,9 +548,10 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     @staticmethod
     def of(job: MachineJob, logical_error_rate: float) -> JobRecord:
         """``job``'s record, as it ended (it is gone: its waits are the record's, not
-        copied); ``logical_error_rate``: a patch's per cycle, for its idle error."""
+        copied); ``logical_error_rate``: a patch's per cycle, for its own and its idle error."""
         spec = job.spec
-        qubits = spec.footprint.logical_qubits
+        fp = spec.footprint
+        qubits = fp.logical_qubits
         waits = job.waits
         if job.waits_at:
             idle = sum(v for k, v in waits.items() if k != "queue")
@@ -548,6 +575,9 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             runtime_alone_cycles=spec.runtime_alone_cycles,
             error_budget=spec.error_budget,
             preemptions=job.preemptions,
+            code_distance=fp.code_distance,
+            block=fp.block,
+            own_logical_error=idle_error(logical_error_rate, qubits, job.tl.private_cycles),
         )
 
     def idle_after(self, footprint: Footprint) -> dict[str, float]:
@@ -656,6 +686,11 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
                 None if self.runtime_alone_cycles is None else _whole(self.runtime_alone_cycles)
             ),
             "slowdown": self.slowdown,
+            "code_distance": self.code_distance,
+            "block": self.block,
+            "own_logical_error": self.own_logical_error,
+            "added_logical_error": self.idle_logical_error,
+            "total_logical_error": self.total_logical_error,
             "machine": self.machine_json(),
         }
 
