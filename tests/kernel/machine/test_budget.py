@@ -266,11 +266,14 @@ def generated_jobs(per_tenant: int) -> Workload:
 def test_no_job_of_twelve_hundred_generated_ends_past_its_budget(name):
     # Projections that gave a job half its bus segment to its end, where the supply
     # gives it all once its neighbour is done, let 6 of these jobs pass their budget
-    # under fair-share (the worst at 0.0127 against 0.01) and 2 under backfill.
+    # under fair-share (the worst at 0.0127 against 0.01) and 2 under backfill. A
+    # tenant's part shrinks when another tenant comes to draw (not foreseen): the
+    # projection's reserve takes it (a job placed at d = 11, its waits ten times
+    # cheaper, waited up to 30,000 cycles: 0.0088), never the budget.
     work = generated_jobs(300)
     run = run_policy(work.machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
-    assert run["max_idle_logical_error"] <= 0.01 * HEADROOM * (1 + 1e-9)
+    assert run["max_idle_logical_error"] <= 0.01
 
 
 @pytest.mark.parametrize("name", ["fair-share", "backfill", "fidelity"])
@@ -283,4 +286,4 @@ def test_no_job_ends_past_its_budget_where_the_decoder_throttles_tenants(name):
     machine = work.machine.with_(decoder_bits_per_cycle=2e6)
     run = run_policy(machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
-    assert run["max_idle_logical_error"] <= 0.01 * HEADROOM * (1 + 1e-9)
+    assert run["max_idle_logical_error"] <= 0.01  # (the reserve as above)

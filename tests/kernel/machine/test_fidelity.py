@@ -313,3 +313,40 @@ def test_a_record_states_its_distance_block_own_error_added_error_and_their_tota
     assert shown["added_logical_error"] == ra.idle_logical_error
     assert shown["total_logical_error"] == ra.total_logical_error
     assert (shown["code_distance"], shown["block"]) == (a.code_distance, a.block)
+
+
+def test_a_job_its_budget_holds_back_at_the_machines_distance_starts_at_a_larger_one():
+    # one state a cycle, p_L 1e-3 at d = 9 and 1e-4 at d = 11, epochs of 1 cycle. x (1
+    # patch, no budget) draws 40 rotations from 0; y (4 patches, 8 data tiles and 1 of
+    # routing, 20 rotations, budget 0.02) arrives at 5. At d = 9 y would get half the
+    # states (max-min beside x): 20 cycles late, 1 - 0.999^80 = 0.077 past 80% of 0.02.
+    # At d = 11 its patches take 121/81 of a tile each: 12 data tiles and 2 of routing;
+    # its 20 rotations of 11/9 cycle take 25 (5 of 2 cycles, 15 of 1), and it idles at
+    # 1e-4 x 9/11 a machine cycle: projected 15 cycles late, 1 - (1 - 8.2e-5)^60 =
+    # 0.0049, within. So it starts at 5 at d = 11: its first 5 rotations want 1/2 a
+    # cycle (no wait, to 15), its last 15 get half the states (30 cycles, to 45, 15
+    # idle); x draws 20 by 45 and its last 15 at full rate, ending at 60
+    machine = MachineSpec.simple(
+        tiles=40,
+        factory_rate=(1, 1),
+        store=0,
+        logical_error_rate=1e-3,
+        larger_distances=((11, 1e-4),),
+    )
+    x, y = footprint(2, rotations(40), qubits=1), footprint(9, rotations(20), qubits=4)
+    out = run(machine, "fidelity", job("x", x), job("y", y, 5, budget=0.02))
+    ry = out["y"]
+    assert (ry.start_cycle, ry.code_distance, ry.tiles) == (5.0, 11, 14)
+    assert ry.end_cycle == pytest.approx(45)
+    p = 1e-4 * 9 / 11
+    assert ry.idle_logical_error == pytest.approx(idle_error(p, 4, 15))
+    assert ry.own_logical_error == pytest.approx(idle_error(p, 4, 25))
+    assert ry.within_budget
+    assert out["x"].end_cycle == pytest.approx(60) and out["x"].code_distance == 9
+    # where the machine offers no larger distance, y waits in the queue until x's
+    # projection leaves it 4 cycles late at most (1 - 0.999^16 <= 0.016): t = 36
+    fixed = run(
+        machine.with_(larger_distances=()), "fidelity", job("x", x), job("y", y, 5, budget=0.02)
+    )
+    assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (36.0, 9)
+    assert fixed["y"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))

@@ -327,6 +327,7 @@ class MachineJob:
         "end",
         "f",
         "forced",
+        "fp",
         "id",
         "idx",
         "inject",
@@ -334,6 +335,7 @@ class MachineJob:
         "last",
         "m",
         "module",
+        "p",
         "pos",
         "pos_in_module",
         "preemptions",
@@ -371,6 +373,11 @@ class MachineJob:
         self.id = spec.id
         self.tenant = spec.tenant
         self.priority = spec.priority
+        #: where it runs: its footprint (the spec's, or the same program at a larger
+        #: code distance, :meth:`take`) and its patches' logical error a machine
+        #: cycle there (-1: the machine's own)
+        self.fp = spec.footprint
+        self.p = -1.0
         self.tiles = spec.footprint.tiles
         self.data_tiles = spec.footprint.data_tiles
         #: its waiting's cost (live patches, each idling at one logical error a cycle)
@@ -426,6 +433,17 @@ class MachineJob:
         # its budget's projection): queued jobs alike in it get one verdict in one
         # machine state (it has never run, so no idle wait of its own tells it apart)
         self.kind = (self.tenant, id(timeline), self.tiles, self.budget, self.cost)
+
+    def take(self, footprint: Footprint, timeline: Timeline, p: float) -> None:
+        """Run, once placed, as ``footprint`` (its program at another code distance) and
+        ``timeline``, its patches at logical error ``p`` a machine cycle (-1: the
+        machine's). Only a queued job changes its placement; its ``kind`` stays the
+        program's."""
+        self.fp = footprint
+        self.tl = timeline
+        self.p = p
+        self.tiles = footprint.tiles
+        self.data_tiles = footprint.data_tiles
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""
@@ -550,8 +568,10 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         """``job``'s record, as it ended (it is gone: its waits are the record's, not
         copied); ``logical_error_rate``: a patch's per cycle, for its own and its idle error."""
         spec = job.spec
-        fp = spec.footprint
+        fp = job.fp
         qubits = fp.logical_qubits
+        if job.p >= 0:
+            logical_error_rate = job.p
         waits = job.waits
         if job.waits_at:
             idle = sum(v for k, v in waits.items() if k != "queue")
@@ -566,7 +586,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             arrival_cycle=spec.arrival_cycle,
             start_cycle=job.start,
             end_cycle=job.end,
-            tiles=spec.footprint.tiles,
+            tiles=fp.tiles,
             module=job.module,
             logical_qubits=qubits,
             wait_cycles=waits,

@@ -101,5 +101,4 @@ class Backfill(Budgeted):
 def _within(budgets: BudgetCheck, job: MachineJob) -> bool:
     """Whether ``job`` may start as far as error budgets go: it fits, and it and every
     running job stay within theirs."""
-    spot = budgets.sched.find(job)
-    return spot is not None and budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1])
+    return budgets.fit(job) is not None

@@ -24,7 +24,15 @@ after, the store refills at no rate, and a tenant that starts drawing later is n
 foreseen). Where the decoder is limited, a start is also weighed on the throttles it
 would set, against its tenant's running jobs (:meth:`BudgetCheck._decoder_keeps`).
 
-A job its part alone cannot keep (no job of its tenant runs on the module) starts
+A job is **placed at the cheapest code distance** whose projection keeps the budgets
+(:meth:`BudgetCheck.fit`): the machine's own first, then each of its
+``larger_distances`` (:func:`~qmk.kernel.machine.footprints.at_distance`: more tiles,
+longer logical cycles, and waits cheaper by the code's suppression, about ten times a
+step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
+tenant's part makes a job do.
+
+A job its part alone cannot keep at any distance (no job of its tenant runs on the
+module) starts
 only where no T state is drawn on the machine; it runs ``sole`` and other tenants'
 T-drawing jobs wait on its module while it runs, so its projection (the whole rate)
 holds. A job held back is looked at again at every epoch boundary
@@ -45,13 +53,18 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.jobs import idle_error
+from qmk.kernel.machine.footprints import at_distance
+from qmk.kernel.machine.jobs import Timeline, idle_error
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 INF = math.inf
 #: The part of a budget a projection may spend: the projection averages a job's demand
@@ -65,6 +78,12 @@ def idle_of(rate: float, patches: int, waited: float, ahead: float) -> float:
     if ahead == INF:
         return 1.0
     return idle_error(rate, patches, waited + ahead)
+
+
+def _rate(job: MachineJob, p: float) -> float:
+    """``job``'s patches' logical error a machine cycle: its own where it runs at a
+    larger code distance (:meth:`BudgetCheck.fit`), else the machine's ``p``."""
+    return job.p if job.p >= 0 else p
 
 
 def _fresh(job: MachineJob) -> tuple[float, float]:
@@ -364,6 +383,31 @@ class Drawers:
                 del self.count[job.tenant]
 
 
+class Variants:
+    """Each program's footprint and timeline at the machine's larger code distances
+    (:func:`~qmk.kernel.machine.footprints.at_distance`), made once a program and
+    distance, and its own (a job placed back where it was)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, int], tuple[Footprint, Footprint, Timeline]] = {}
+
+    def at(self, job: MachineJob, distance: int) -> tuple[Footprint, Timeline]:
+        """``job``'s program at ``distance`` (its spec's own distance: as it came)."""
+        own = job.spec.footprint
+        key = (id(own), distance)
+        held = self._held.get(key)
+        if held is None:
+            if distance == own.code_distance:
+                fp, tl = own, job.tl if job.fp is own else Timeline(own)
+            else:
+                fp = at_distance(own, distance)
+                tl = Timeline(fp)
+            held = self._held[key] = (own, fp, tl)  # (``own`` keeps its id taken)
+        return held[1], held[2]
+
+
 class Budgeted(SchedulingPolicy):
     """A policy that keeps budgets: the T-drawing tenants kept as jobs come and go
     (:class:`Drawers`), its supply the ``fair`` rule a tenant's part rests on."""
@@ -373,9 +417,11 @@ class Budgeted(SchedulingPolicy):
 
     def __init__(self) -> None:
         self.drawers = Drawers()
+        self.variants = Variants()
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
+        self.variants = Variants()
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.arrived(job)
@@ -443,19 +489,62 @@ class BudgetCheck:
         return False
 
     def verdict(self, job: MachineJob, module: int, at: int = 0) -> bool:
+        """:meth:`_verdict`, a job that may start ``sole`` marked so."""
+        verdict = self._verdict(job, module, at)
+        job.sole = verdict is None
+        return verdict is not False
+
+    def fit(
+        self, job: MachineJob, may: Callable[[MachineJob], bool] | None = None
+    ) -> tuple[TileRange, int] | None:
+        """Where ``job`` starts now, placed at the cheapest code distance whose
+        projection keeps the budgets (:meth:`verdict`): its own first, then each of the
+        machine's ``larger_distances`` (more tiles and longer cycles, its waits
+        cheaper), where ``find`` places it and ``may`` lets its tenant hold it; its own
+        ``sole`` last (module docstring). None: it waits as it came, looked at again at
+        the next epoch boundary."""
+        sched = self.sched
+        spot = sched.find(job)
+        if spot is None or (may is not None and not may(job)):
+            return None
+        verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
+        if verdict is True:
+            job.sole = False
+            return spot
+        larger = sched.machine.larger_distances
+        d0 = job.fp.code_distance
+        if larger and job.tl.t_total and d0 > 0 and isinstance(sched.policy, Budgeted):
+            variants = sched.policy.variants
+            for distance, p in larger:
+                fp, tl = variants.at(job, distance)
+                job.take(fp, tl, p * d0 / distance)  # a cycle of ``d0`` rounds, of ``d``
+                there = sched.find(job)
+                if there is None or (may is not None and not may(job)):
+                    continue
+                if self._verdict(job, there[0].module, there[0].spec.offset + there[1]):
+                    job.sole = False
+                    return there
+            fp, tl = variants.at(job, d0)
+            job.take(fp, tl, -1.0)
+        if verdict is None:
+            job.sole = True
+            return spot
+        sched.look_again()
+        return None
+
+    def _verdict(self, job: MachineJob, module: int, at: int = 0) -> bool | None:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
         its tenant's jobs' projected idle errors within their budgets on its
         :meth:`part`, where they would have been without ``job`` (module docstring). A
         job that draws no T state (it takes none from the others) may always start; so
         may one where no other tenant draws and none of its own runs (waiting would not
-        help it). One its part alone cannot keep starts ``sole`` where no T state is
-        drawn on the machine (module docstring)."""
+        help it). None: its part alone cannot keep it, and no T state is drawn on the
+        machine: it may start ``sole`` (module docstring)."""
         sched = self.sched
         if not sched.rates.no_decoder and not self._decoder_keeps(job):
             return False
         if not job.tl.t_total:
             return True
-        job.sole = False
         tenant = job.tenant
         here = self._running_on(module, tenant)
         if any(t != tenant for t in self._sole_on(module)):
@@ -471,9 +560,6 @@ class BudgetCheck:
             if not verdict and not here and not self._drawing_on():
                 verdict = None  # no T state is drawn anywhere: waiting would not help it
             self._verdicts[key] = verdict
-        if verdict is None:  # it starts past its part (``sole``)
-            job.sole = True
-            return True
         return verdict
 
     def _decoder_keeps(self, job: MachineJob) -> bool:
@@ -504,7 +590,7 @@ class BudgetCheck:
         f = after.get(job.tenant, 1.0)
         if job.budget is not None and f < 1.0:
             ahead = job.remaining() * (1.0 / f - 1.0)
-            if idle_of(p, job.cost, job.idle_waited(), ahead) > job.budget * HEADROOM:
+            if idle_of(_rate(job, p), job.cost, job.idle_waited(), ahead) > job.budget * HEADROOM:
                 return False
         for other in running:
             if other.tenant != job.tenant:  # its tenant's share is its own
@@ -515,10 +601,12 @@ class BudgetCheck:
                 continue
             left = other.remaining(rates.progress(other))
             waited = other.idle_waited() + rates.idled_since_settled(other)
-            error = idle_of(p, other.cost, waited, left * (1.0 / f_after - 1.0))
+            error = idle_of(_rate(other, p), other.cost, waited, left * (1.0 / f_after - 1.0))
             if error <= other.budget * HEADROOM:
                 continue
-            if error > idle_of(p, other.cost, waited, left * (1.0 / f_before - 1.0)) * (1 + 1e-9):
+            if error > idle_of(
+                _rate(other, p), other.cost, waited, left * (1.0 / f_before - 1.0)
+            ) * (1 + 1e-9):
                 return False
         return True
 
@@ -575,7 +663,7 @@ class BudgetCheck:
         late = dict(setup.lates())
         p = self.sched.machine.logical_error_rate
         return {
-            job: idle_of(p, job.cost, reading[2], late[i])
+            job: idle_of(_rate(job, p), job.cost, reading[2], late[i])
             for i, (job, reading) in enumerate(zip(jobs, readings, strict=True))
         }
 
@@ -635,7 +723,7 @@ class BudgetCheck:
             budget = other.budget
             if budget is None:
                 continue
-            error = idle_of(p, other.cost, readings[i][2], late)
+            error = idle_of(_rate(other, p), other.cost, readings[i][2], late)
             if error <= budget * HEADROOM:
                 continue
             if i == last:  # it passes its own budget: whatever the others' fate

@@ -48,8 +48,7 @@ class FairShare(Budgeted):
             if spot is None:
                 make_room(sched, job)
                 return
-            at = spot[0].spec.offset + spot[1]
-            if not may_hold(sched, job) or not budgets.keeps(job, spot[0].module, at):
+            if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
                 del tenants[tenant]  # its head waits; the others may start
                 continue
             sched.place(job)

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
-    from qmk.kernel.machine.tiles import TileRange
 
 
 class Fidelity(Budgeted):
@@ -94,7 +93,7 @@ class Fidelity(Budgeted):
                     unplaced = refused.get(alike)
                     if unplaced is None:
                         spot = sched.find(job)
-                        if spot is not None and self._start(sched, job, spot, budgets):
+                        if spot is not None and self._start(sched, job, budgets):
                             budgets.started()
                             exhausted = False
                             break  # the queue and the shares changed: choose again
@@ -117,14 +116,10 @@ class Fidelity(Budgeted):
             sched.floorplan.release_holds()
 
     @staticmethod
-    def _start(
-        sched: Scheduler, job: MachineJob, spot: tuple[TileRange, int], budgets: BudgetCheck
-    ) -> bool:
-        """Start ``job`` where :meth:`Scheduler.find` put it (``spot``), if its tenant may
-        hold more and every budget keeps."""
-        if not may_hold(sched, job):
-            return False
-        if not budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1]):
+    def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
+        """Start ``job`` at the cheapest code distance where its tenant may hold it and
+        every budget keeps (:meth:`BudgetCheck.fit`)."""
+        if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
             return False
         return sched.place(job)
 
