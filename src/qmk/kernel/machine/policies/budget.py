@@ -515,16 +515,15 @@ class BudgetCheck:
         d0 = job.fp.code_distance
         if larger and job.tl.t_total and d0 > 0 and isinstance(sched.policy, Budgeted):
             variants = sched.policy.variants
-            for distance, p in larger:
-                fp, tl = variants.at(job, distance)
-                job.take(fp, tl, p * d0 / distance)  # a cycle of ``d0`` rounds, of ``d``
+            fp, tl = variants.at(job, d0)  # its own timeline kept, the core's, to go back to
+            for distance, p in larger:  # a machine cycle is d0 of a patch's d rounds
+                job.take(*variants.at(job, distance), p * d0 / distance)
                 there = sched.find(job)
                 if there is None or (may is not None and not may(job)):
                     continue
                 if self._verdict(job, there[0].module, there[0].spec.offset + there[1]):
                     job.sole = False
                     return there
-            fp, tl = variants.at(job, d0)
             job.take(fp, tl, -1.0)
         if verdict is None:
             job.sole = True
