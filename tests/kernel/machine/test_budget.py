@@ -33,16 +33,27 @@ from support.machine import footprint
 
 
 def verdict_afresh(sched: Scheduler, job: MachineJob, module: int, at: int) -> bool:
-    """The rule of the module docstring, on whole projections made from scratch."""
-    if not job.tl.t_total or not any(r.module == module for r in sched.running):
+    """The rule of the module docstring, on whole projections made from scratch: its
+    tenant's jobs weighed on its part; started ``sole`` where its part alone cannot keep
+    it and no T state is drawn on the machine."""
+    if not job.tl.t_total:
+        return True
+    state = sched.state
+    if any(r.sole and r.module == module and r.tenant != job.tenant for r in state.running):
+        return False
+    drawers = {j.tenant for j in [*state.queue, *state.running, *state.stopped] if j.tl.t_total}
+    here = [r for r in state.running if r.module == module and r.tenant == job.tenant]
+    if not here and not drawers - {job.tenant}:
         return True
     after = projected(sched, module, job, at)
     before = projected(sched, module)
     for other, error in after.items():
+        if other.tenant != job.tenant:
+            continue
         if other.budget is None or error <= other.budget * HEADROOM:
             continue
         if other is job or error > before.get(other, 0.0) * (1 + 1e-9):
-            return False
+            return not here and not any(r.tl.t_total for r in state.running)
     return True
 
 
@@ -152,12 +163,16 @@ def setting_up(name: str, compared: list[int]) -> type:
                 if spot is None or not any(r.module == spot[0].module for r in sched.running):
                     continue
                 area, first = spot
-                added = check._setup(area.module, job, area.spec.offset + first)
-                afresh = _Setup(sched, area.module, list(added.jobs), list(added.readings))
+                tenant = job.tenant
+                added = check._setup(area.module, tenant, job, area.spec.offset + first)
+                part = check.part(tenant)
+                jobs, readings = list(added.jobs), list(added.readings)
+                afresh = _Setup(sched, area.module, jobs, readings, part)
                 assert list(added.lates()) == list(afresh.lates()), job.id
                 compared.append(len(added.jobs))
-            base = check._setup(0, None, 0)  # the running jobs' own, used again after
-            assert list(base.lates()) == list(base.lates())
+            for tenant in ("a", "b"):
+                base = check._setup(0, tenant, None, 0)  # its running jobs', used again after
+                assert list(base.lates()) == list(base.lates())
             super().decide(sched)
 
     return SettingUp
@@ -251,11 +266,14 @@ def generated_jobs(per_tenant: int) -> Workload:
 def test_no_job_of_twelve_hundred_generated_ends_past_its_budget(name):
     # Projections that gave a job half its bus segment to its end, where the supply
     # gives it all once its neighbour is done, let 6 of these jobs pass their budget
-    # under fair-share (the worst at 0.0127 against 0.01) and 2 under backfill.
+    # under fair-share (the worst at 0.0127 against 0.01) and 2 under backfill. A
+    # tenant's part shrinks when another tenant comes to draw (not foreseen): the
+    # projection's reserve takes it (a job placed at d = 11, its waits ten times
+    # cheaper, waited up to 30,000 cycles: 0.0088), never the budget.
     work = generated_jobs(300)
     run = run_policy(work.machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
-    assert run["max_idle_logical_error"] <= 0.01 * HEADROOM * (1 + 1e-9)
+    assert run["max_idle_logical_error"] <= 0.01
 
 
 @pytest.mark.parametrize("name", ["fair-share", "backfill", "fidelity"])
@@ -268,4 +286,4 @@ def test_no_job_ends_past_its_budget_where_the_decoder_throttles_tenants(name):
     machine = work.machine.with_(decoder_bits_per_cycle=2e6)
     run = run_policy(machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
-    assert run["max_idle_logical_error"] <= 0.01 * HEADROOM * (1 + 1e-9)
+    assert run["max_idle_logical_error"] <= 0.01  # (the reserve as above)

@@ -1,5 +1,5 @@
 """What the machine protects, on schedules computed by hand: tenants' shares of the
-factories, the next state to the costliest wait, error budgets at admission and at
+factories (under fidelity too), error budgets at admission and at
 submit, a tenant's bounded hold on the floorplan, and the bus that congests.
 
 Every machine is ``MachineSpec.simple`` (a stated factory rate and store, no bus limit
@@ -76,42 +76,67 @@ def test_one_tenants_many_jobs_no_longer_slow_anothers_single_job():
     assert out["carol"].end_cycle == pytest.approx(20)
 
 
-# --------------------------------------------------------------------------- the costliest wait
+# --------------------------------------------------------------------------- shares under fidelity
 
 
-def test_fidelity_gives_the_next_state_to_the_job_whose_waiting_costs_most():
-    # big (8 patches) and small (1 patch) each want 1 state a cycle for 10 rotations, one
-    # made a cycle. fidelity feeds big first: 0-10 at full rate, no wait; small gets
-    # nothing until 10, then all: it ends at 20, 10 cycles waiting. fair-share halves the
-    # states: both end at 20, each 10 cycles waiting, big's 8 patches idling
+def test_fidelity_divides_the_factories_by_tenant_weight_as_the_fair_rule_computed_by_hand():
+    # one state a cycle, no store; weights a 1, b 3. a has two jobs of 30 rotations, b
+    # two of 90, all at 0 (1 patch each, budgets 0.5: none held). The fair rule by hand:
+    # a gets 1/4 (1/8 a job), b 3/4 (3/8 a job); a's jobs take 30 / (1/8) = 240 cycles,
+    # b's 90 / (3/8) = 240: every job ends at 240, a having drawn 60 states and b 180,
+    # 1:3. Per job (as the cost rule or a job-level max-min would share) a would get half
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-4)
-    big, small = footprint(9, rotations(10), qubits=8), footprint(3, rotations(10), qubits=1)
-    costly = run(machine, "fidelity", job("big", big), job("small", small))
-    assert costly["big"].end_cycle == pytest.approx(10)
-    assert costly["big"].idle_logical_error == 0.0
-    assert costly["small"].end_cycle == pytest.approx(20)
-    assert costly["small"].wait_cycles["factory"] == pytest.approx(10)
-    fair = run(machine, "fair-share", job("big", big), job("small", small))
-    assert fair["big"].end_cycle == pytest.approx(20)
-    assert fair["big"].idle_logical_error == pytest.approx(idle_error(1e-4, 8, 10))
-    assert costly["small"].idle_logical_error == pytest.approx(idle_error(1e-4, 1, 10))
+    short, long = footprint(5, rotations(30), qubits=1), footprint(5, rotations(90), qubits=1)
+    jobs = [job(f"a{i}", short, budget=0.5) for i in range(2)]
+    jobs += [job(f"b{i}", long, tenant="b", budget=0.5) for i in range(2)]
+    out = run(machine, "fidelity", *jobs, a=1.0, b=3.0)
+    for name in ("a0", "a1", "b0", "b1"):
+        assert out[name].start_cycle == 0.0
+        assert out[name].end_cycle == pytest.approx(240, rel=0.02)
+    assert out["a0"].wait_cycles["factory"] == pytest.approx(210, rel=0.02)
+    assert out["b0"].wait_cycles["factory"] == pytest.approx(150, rel=0.02)
+
+
+def test_one_tenants_tight_budget_never_holds_another_tenants_job_back():
+    # fidelity, one state a cycle, p_L 1e-3, weights 1:1. a (4 patches, budget 0.02)
+    # runs 20 rotations from 0; b of another tenant arrives at 5. b is weighed on its own
+    # half, a's budget not at all: b starts at 5 (a fair-share by job would hold it to
+    # 16). From 5 a and b each get 1/2: a's 15 states left take 30 cycles (to 35), b's
+    # 20: b draws 15 by 35, then 5 at full rate: ends 40. a, started alone on the whole
+    # rate, idles 15 cycles, past its budget (1 - 0.999^60 = 0.058): a tenant that
+    # starts drawing later is not foreseen, and a budget never buys its share
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    a = footprint(9, rotations(20), qubits=4)
+    b = footprint(3, rotations(20), qubits=1)
+    out = run(machine, "fidelity", job("a", a, budget=0.02), job("b", b, 5, tenant="b", budget=0.5))
+    assert out["b"].start_cycle == 5.0
+    assert out["a"].end_cycle == pytest.approx(35)
+    assert out["b"].end_cycle == pytest.approx(40)
+    assert out["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 15))
+    assert not out["a"].within_budget and out["b"].within_budget
 
 
 # --------------------------------------------------------------------------- budgets
 
 
 def test_a_job_is_held_back_where_starting_it_would_break_a_running_jobs_budget():
-    # fair-share, one state a cycle, p_L 1e-3. a (4 patches, budget 0.02) starts alone at
-    # 0 and wants 1 a cycle for 20 rotations. b arriving at 5 would halve a's states: a
-    # would wait ~15 cycles, 1 - 0.999^(4 x 15) = 0.058 > 0.02, so b waits in the queue
-    # (its patches not yet alive) until a ends at 20, then runs 20-40 at full rate
+    # fair-share, one state a cycle, p_L 1e-3, epochs of 1 cycle. a (4 patches, budget
+    # 0.02) starts alone at 0 and wants 1 a cycle for 20 rotations. b arriving at 5
+    # would halve a's states: a's 20 - t states left at t would take 2 (20 - t) cycles,
+    # 20 - t of them idle; within 80% of its budget, 1 - 0.999^(4 W) <= 0.016, W <= 4.03.
+    # So b waits in the queue (its patches not yet alive) and is looked at again each
+    # epoch, with no arrival or end, until t = 16: a's last 4 states at 1/2 end it at
+    # 24, 4 cycles idle (1 - 0.999^16 = 0.0159); b draws 4 by 24, its 16 others at full
+    # rate to 40, 4 cycles idle
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
     a = footprint(9, rotations(20), qubits=4)
     b = footprint(3, rotations(20), qubits=1)
     out = run(machine, "fair-share", job("a", a, budget=0.02), job("b", b, 5, budget=0.02))
-    assert out["a"].end_cycle == pytest.approx(20) and out["a"].idle_logical_error == 0.0
-    assert (out["b"].start_cycle, out["b"].end_cycle) == (20.0, pytest.approx(40))
-    assert out["b"].wait_cycles["queue"] == 15 and out["b"].idle_logical_error == 0.0
+    assert out["a"].end_cycle == pytest.approx(24)
+    assert out["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))
+    assert (out["b"].start_cycle, out["b"].end_cycle) == (16.0, pytest.approx(40))
+    assert out["b"].wait_cycles["queue"] == 11
+    assert out["b"].idle_logical_error == pytest.approx(idle_error(1e-3, 1, 4))
     assert out["a"].within_budget and out["b"].within_budget
     # without budgets the two share from 5: a ends at 35, 15 cycles idle
     blind = run(machine, "fair-share", job("a", a), job("b", b, 5))
@@ -261,3 +286,67 @@ def test_a_job_whose_waits_are_on_the_factories_is_refused_naming_the_factories(
         LiveMachine(machine, "fidelity").check(job("slow", fp, budget=0.005))
     assert refused.value.details["binds"] == "factory"
     assert "faster factories ([machine.factory]" in refused.value.message
+
+
+# --------------------------------------------------------------------------- whole error
+
+
+def test_a_record_states_its_distance_block_own_error_added_error_and_their_total():
+    # p_L 1e-3, one state a cycle, weights 1:1. a (4 patches, 20 rotations of 1 cycle)
+    # from 0; b (1 patch, 20) of another tenant from 5. a's own run is 20 cycles:
+    # 1 - 0.999^(4 x 20); it idles 15 (1 - 0.999^60) waiting for its half of the
+    # states; its total is either failing, 1 - 0.999^140. b draws 15 at 1/2 by 35 and
+    # 5 more by 40: 15 idle, its total 1 - 0.999^(20 + 15)
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    a = footprint(9, rotations(20), qubits=4)
+    b = footprint(3, rotations(20), qubits=1)
+    out = run(machine, "fidelity", job("a", a), job("b", b, 5, tenant="b"))
+    ra, rb = out["a"], out["b"]
+    assert (ra.code_distance, ra.block) == (a.code_distance, a.block)
+    assert ra.own_logical_error == pytest.approx(idle_error(1e-3, 4, 20))
+    assert ra.idle_logical_error == pytest.approx(idle_error(1e-3, 4, 15))
+    assert ra.total_logical_error == pytest.approx(1 - 0.999**140)
+    assert rb.own_logical_error == pytest.approx(idle_error(1e-3, 1, 20))
+    assert rb.total_logical_error == pytest.approx(1 - 0.999**35)
+    shown = ra.to_json()
+    assert shown["own_logical_error"] == ra.own_logical_error
+    assert shown["added_logical_error"] == ra.idle_logical_error
+    assert shown["total_logical_error"] == ra.total_logical_error
+    assert (shown["code_distance"], shown["block"]) == (a.code_distance, a.block)
+
+
+def test_a_job_its_budget_holds_back_at_the_machines_distance_starts_at_a_larger_one():
+    # one state a cycle, p_L 1e-3 at d = 9 and 1e-4 at d = 11, epochs of 1 cycle. x (1
+    # patch, no budget) draws 40 rotations from 0; y (4 patches, 8 data tiles and 1 of
+    # routing, 20 rotations, budget 0.02) arrives at 5. At d = 9 y would get half the
+    # states (max-min beside x): 20 cycles late, 1 - 0.999^80 = 0.077 past 80% of 0.02.
+    # At d = 11 its patches take 121/81 of a tile each: 12 data tiles and 2 of routing;
+    # its 20 rotations of 11/9 cycle take 25 (5 of 2 cycles, 15 of 1), and it idles at
+    # 1e-4 x 9/11 a machine cycle: projected 15 cycles late, 1 - (1 - 8.2e-5)^60 =
+    # 0.0049, within. So it starts at 5 at d = 11: its first 5 rotations want 1/2 a
+    # cycle (no wait, to 15), its last 15 get half the states (30 cycles, to 45, 15
+    # idle); x draws 20 by 45 and its last 15 at full rate, ending at 60
+    machine = MachineSpec.simple(
+        tiles=40,
+        factory_rate=(1, 1),
+        store=0,
+        logical_error_rate=1e-3,
+        larger_distances=((11, 1e-4),),
+    )
+    x, y = footprint(2, rotations(40), qubits=1), footprint(9, rotations(20), qubits=4)
+    out = run(machine, "fidelity", job("x", x), job("y", y, 5, budget=0.02))
+    ry = out["y"]
+    assert (ry.start_cycle, ry.code_distance, ry.tiles) == (5.0, 11, 14)
+    assert ry.end_cycle == pytest.approx(45)
+    p = 1e-4 * 9 / 11
+    assert ry.idle_logical_error == pytest.approx(idle_error(p, 4, 15))
+    assert ry.own_logical_error == pytest.approx(idle_error(p, 4, 25))
+    assert ry.within_budget
+    assert out["x"].end_cycle == pytest.approx(60) and out["x"].code_distance == 9
+    # where the machine offers no larger distance, y waits in the queue until x's
+    # projection leaves it 4 cycles late at most (1 - 0.999^16 <= 0.016): t = 36
+    fixed = run(
+        machine.with_(larger_distances=()), "fidelity", job("x", x), job("y", y, 5, budget=0.02)
+    )
+    assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (36.0, 9)
+    assert fixed["y"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))

@@ -386,6 +386,13 @@ class Scheduler:
         self.policy.arrived(self, job)
         self._wake()
 
+    def look_again(self) -> None:
+        """Decide again at the next epoch boundary though nothing arrives or ends: a job
+        held by a verdict that changes with time alone (a budget's projection, as the
+        running jobs draw their states) is looked at each epoch, so an unrelated arrival
+        never moves its start."""
+        self._wake()
+
     def _wake(self) -> None:
         """Look again at the next epoch boundary (the first not yet decided)."""
         if not self.state.waiting():

@@ -131,6 +131,57 @@ def program_footprint(graph: Graph, machine: MachineSpec) -> Footprint:
     return footprint
 
 
+def at_distance(fp: Footprint, distance: int) -> Footprint:
+    """``fp`` with its patches at code ``distance`` (at least its own), in tiles and
+    logical cycles of its own distance ``d0``.
+
+    A patch at ``d`` takes ``(d / d0)^2`` of a tile's qubits (``2 d^2`` physical qubits
+    a patch), so each of its data and routing tiles counts ``(d / d0)^2`` tiles, rounded
+    up. A logical cycle at ``d`` is ``d`` code rounds, so each step takes ``d / d0``
+    times its cycles: a step of ``c`` cycles done ``r`` times becomes ``r_hi``
+    repetitions of ``ceil(c d / d0)`` and the rest of ``floor(c d / d0)``, together
+    ``ceil(c r d / d0)`` cycles, each repetition still drawing its T states, Bell pairs
+    and measurements. The run's T states and order are kept.
+
+    >>> from qmk.execution.footprint import Footprint, Step
+    >>> fp = Footprint(target="x", logical_qubits=2, block="fast", data_tiles=2,
+    ...                routing_tiles=3, code_distance=9,
+    ...                steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=9),))
+    >>> big = at_distance(fp, 11)
+    >>> big.data_tiles, big.routing_tiles, [(s.cycles, s.repeat) for s in big.steps]
+    (3, 5, [(2, 2), (1, 7)])
+    """
+    import msgspec
+
+    d0 = fp.code_distance
+    if distance == d0:
+        return fp
+    if d0 <= 0 or distance < d0:
+        raise ValueError(f"a footprint at distance {d0} cannot be placed at {distance}")
+    area = (distance * distance, d0 * d0)
+    steps: list[Step] = []
+    for step in fp.steps:
+        c, r = step.cycles, step.repeat
+        if not c:
+            steps.append(step)
+            continue
+        low = c * distance // d0
+        total = -(-c * r * distance // d0)
+        high = total - low * r  # repetitions one cycle longer
+        if high:
+            steps.append(msgspec.structs.replace(step, cycles=low + 1, repeat=high))
+        if r - high:
+            steps.append(msgspec.structs.replace(step, cycles=low, repeat=r - high))
+    return msgspec.structs.replace(
+        fp,
+        code_distance=distance,
+        data_tiles=-(-fp.data_tiles * area[0] // area[1]),
+        routing_tiles=-(-fp.routing_tiles * area[0] // area[1]),
+        steps=tuple(steps),
+        physical_qubits=-(-fp.physical_qubits * area[0] // area[1]),
+    )
+
+
 def footprint_for(graph: Graph, machine: MachineSpec) -> Footprint:
     """A program's footprint on ``machine``: its lattice-surgery target's
     (:func:`program_footprint`), the one source the kernel's jobs and ``qmk machine

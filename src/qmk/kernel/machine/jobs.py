@@ -4,7 +4,9 @@
 - :class:`Timeline` is its footprint's steps as flat arrays the event loop reads;
 - :class:`MachineJob` is the scheduler's mutable record of one job;
 - :class:`JobRecord` is what a finished job reports (the ``machine`` record: arrival,
-  start, end, tiles, module, waits by cause, the idle logical error its waits added).
+  start, end, tiles, module, waits by cause; its code distance and block, its own
+  logical error over its run, the idle logical error its waits added, and the two
+  together).
 
 >>> from qmk.execution.footprint import Footprint, Step
 >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
@@ -325,6 +327,7 @@ class MachineJob:
         "end",
         "f",
         "forced",
+        "fp",
         "id",
         "idx",
         "inject",
@@ -332,6 +335,7 @@ class MachineJob:
         "last",
         "m",
         "module",
+        "p",
         "pos",
         "pos_in_module",
         "preemptions",
@@ -341,6 +345,7 @@ class MachineJob:
         "rate",
         "segment",
         "seq",
+        "sole",
         "spec",
         "start",
         "state",
@@ -368,6 +373,11 @@ class MachineJob:
         self.id = spec.id
         self.tenant = spec.tenant
         self.priority = spec.priority
+        #: where it runs: its footprint (the spec's, or the same program at a larger
+        #: code distance, :meth:`take`) and its patches' logical error a machine
+        #: cycle there (-1: the machine's own)
+        self.fp = spec.footprint
+        self.p = -1.0
         self.tiles = spec.footprint.tiles
         self.data_tiles = spec.footprint.data_tiles
         #: its waiting's cost (live patches, each idling at one logical error a cycle)
@@ -416,10 +426,24 @@ class MachineJob:
         # its steps left run as one event (Scheduler(whole=True)): when they end (-1:
         # they run step by step)
         self.chain_end = -1.0
+        # started past its tenant's part of the factories, nothing else drawing T states
+        # (policies/budget.py): other tenants' T-drawing jobs wait on its module
+        self.sole = False
         # what a start's verdict reads of it queued (its placement, its tenant's hold,
         # its budget's projection): queued jobs alike in it get one verdict in one
         # machine state (it has never run, so no idle wait of its own tells it apart)
         self.kind = (self.tenant, id(timeline), self.tiles, self.budget, self.cost)
+
+    def take(self, footprint: Footprint, timeline: Timeline, p: float) -> None:
+        """Run, once placed, as ``footprint`` (its program at another code distance) and
+        ``timeline``, its patches at logical error ``p`` a machine cycle (-1: the
+        machine's). Only a queued job changes its placement; its ``kind`` stays the
+        program's."""
+        self.fp = footprint
+        self.tl = timeline
+        self.p = p
+        self.tiles = footprint.tiles
+        self.data_tiles = footprint.data_tiles
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""
@@ -489,6 +513,12 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             before it; :meth:`idle_after` turns them into idle cycles after nodes).
         error_budget: the idle logical error it was allowed (None: no bound).
         preemptions: how many times it stopped at a fence.
+        code_distance, block: where its patches ran: the footprint's distance and
+            block layout (0, "": not known).
+        own_logical_error: the chance of a logical error in its own run, its memory
+            and gate error: ``1 - (1 - p_L)^(n C)`` for its ``n`` patches over its ``C``
+            private cycles at its distance and in its block (a slow block's longer run
+            costs it here, not in the idle error).
     """
 
     id: str
@@ -507,6 +537,24 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     waits_at: dict[int, float] = msgspec.field(default_factory=dict)
     error_budget: float | None = None
     preemptions: int = 0
+    code_distance: int = 0
+    block: str = ""
+    own_logical_error: float = 0.0
+
+    @property
+    def total_logical_error(self) -> float:
+        """Its whole logical error: its own run's and what its waits added, either
+        failing: ``1 - (1 - own)(1 - added)``.
+
+        >>> record = JobRecord(id="j", tenant="t", program="", priority=0,
+        ...     arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=4, module=0,
+        ...     logical_qubits=1, wait_cycles={}, idle_logical_error=0.5,
+        ...     own_logical_error=0.5)
+        >>> record.total_logical_error
+        0.75
+        """
+        own, added = self.own_logical_error, self.idle_logical_error
+        return own + added - own * added
 
     @property
     def within_budget(self) -> bool | None:
@@ -518,9 +566,12 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     @staticmethod
     def of(job: MachineJob, logical_error_rate: float) -> JobRecord:
         """``job``'s record, as it ended (it is gone: its waits are the record's, not
-        copied); ``logical_error_rate``: a patch's per cycle, for its idle error."""
+        copied); ``logical_error_rate``: a patch's per cycle, for its own and its idle error."""
         spec = job.spec
-        qubits = spec.footprint.logical_qubits
+        fp = job.fp
+        qubits = fp.logical_qubits
+        if job.p >= 0:
+            logical_error_rate = job.p
         waits = job.waits
         if job.waits_at:
             idle = sum(v for k, v in waits.items() if k != "queue")
@@ -535,7 +586,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             arrival_cycle=spec.arrival_cycle,
             start_cycle=job.start,
             end_cycle=job.end,
-            tiles=spec.footprint.tiles,
+            tiles=fp.tiles,
             module=job.module,
             logical_qubits=qubits,
             wait_cycles=waits,
@@ -544,6 +595,9 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             runtime_alone_cycles=spec.runtime_alone_cycles,
             error_budget=spec.error_budget,
             preemptions=job.preemptions,
+            code_distance=fp.code_distance,
+            block=fp.block,
+            own_logical_error=idle_error(logical_error_rate, qubits, job.tl.private_cycles),
         )
 
     def idle_after(self, footprint: Footprint) -> dict[str, float]:
@@ -652,6 +706,11 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
                 None if self.runtime_alone_cycles is None else _whole(self.runtime_alone_cycles)
             ),
             "slowdown": self.slowdown,
+            "code_distance": self.code_distance,
+            "block": self.block,
+            "own_logical_error": self.own_logical_error,
+            "added_logical_error": self.idle_logical_error,
+            "total_logical_error": self.total_logical_error,
             "machine": self.machine_json(),
         }
 

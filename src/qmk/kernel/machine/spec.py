@@ -185,6 +185,10 @@ class MachineSpec:
         patch_qubits: physical qubits of one tile.
         cycle_time_ns: one logical cycle.
         logical_error_rate: per patch and logical cycle (idle waits cost this).
+        larger_distances: ``(distance, logical error per patch and logical cycle)`` a
+            job may be placed at beyond ``distance``, smallest first: its patches larger
+            (more tiles) and its logical cycle longer, its waits cheaper (the budget
+            policies choose, :mod:`~qmk.kernel.machine.policies.budget`).
         storage_move_cycles: cycles a move into or out of storage takes.
         preempt_gap: the priority gap that lets ``priority`` preempt.
         error_budget: the idle logical error a job may be given where it names none
@@ -206,6 +210,7 @@ class MachineSpec:
     patch_qubits: int = 162
     cycle_time_ns: int = 3600
     logical_error_rate: float = 0.0
+    larger_distances: tuple[tuple[int, float], ...] = ()
     storage_move_cycles: int = 1
     preempt_gap: int = 1
     error_budget: float | None = None
@@ -373,6 +378,7 @@ class MachineSpec:
         preempt_gap: int = 1,
         segments: int = 1,
         error_budget: float | None = None,
+        larger_distances: tuple[tuple[int, float], ...] = (),
     ) -> MachineSpec:
         """A machine of ``modules`` equal modules of ``tiles`` tiles, whose factories deliver
         ``factory_rate = (states, cycles)``: ``states`` per run of ``cycles`` per copy (for
@@ -409,6 +415,7 @@ class MachineSpec:
             epoch_cycles=epoch_cycles,
             storage_move_cycles=storage_move_cycles,
             logical_error_rate=logical_error_rate,
+            larger_distances=larger_distances,
             preempt_gap=preempt_gap,
             error_budget=error_budget,
         )
@@ -686,6 +693,10 @@ def machine_spec(
         patch_qubits=patch.physical_qubits,
         cycle_time_ns=patch.cycle_time,
         logical_error_rate=patch.logical_error_rate,
+        larger_distances=tuple(
+            (d, _patch(family, table.qubit, d).logical_error_rate)
+            for d in (distance + 2, distance + 4)
+        ),
         storage_move_cycles=table.storage_move_cycles,
         preempt_gap=preempt_gap,
         error_budget=table.error_budget,
@@ -744,4 +755,7 @@ def machine_of(answer: dict[str, Any], table: MachineConfig) -> MachineSpec:
         for module in data.pop("modules")
     )
     link = LinkSpec(**data.pop("link"))
-    return MachineSpec(**{**data, "modules": modules, "link": link, "table": table})
+    larger = tuple((int(d), float(p)) for d, p in data.pop("larger_distances", ()))
+    return MachineSpec(
+        **{**data, "modules": modules, "link": link, "larger_distances": larger, "table": table}
+    )

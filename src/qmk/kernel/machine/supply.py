@@ -5,8 +5,9 @@ between two events.
 
 - **The routing bus.** The module's bus row is cut into segments. A job is served by the
   segment beside the middle of its tiles. A segment carries ``lanes / segments`` states a
-  cycle. Neighbours on one segment share it max-min (water-filling). So a job's *demand*
-  on the factories is what it wants, less what its segment cannot carry.
+  cycle. Neighbours on one segment share it by tenant (weighted max-min by quota
+  weight), then a tenant's neighbours max-min (water-filling). So a job's *demand* on
+  the factories is what it wants, less what its segment cannot carry.
 - **The store.** While it holds states, every job gets its demand. The store drains at
   what they draw beyond the factories' rate.
 - **The factories.** With the store empty, the module gives ``rate`` states a cycle. A
@@ -114,11 +115,20 @@ class Bus:
         segments: how many stretches the bus row is cut into.
         lanes: T states a cycle the whole bus carries (0: no limit).
         tiles: the module's job tiles (a job's middle tile names its segment).
+        weights: the tenants' quota weights (a segment is shared by tenant first).
     """
 
-    __slots__ = ("cap", "segments", "tiles", "users")
+    __slots__ = ("cap", "segments", "tiles", "users", "weights")
 
-    def __init__(self, *, segments: int, lanes: float, tiles: int) -> None:
+    def __init__(
+        self,
+        *,
+        segments: int,
+        lanes: float,
+        tiles: int,
+        weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.weights = dict(weights or {})
         self.segments = max(1, segments)
         self.cap = lanes / self.segments if lanes > 0 else INF
         self.tiles = max(1, tiles)
@@ -132,14 +142,25 @@ class Bus:
         return min(self.segments - 1, middle * self.segments // self.tiles)
 
     def shares(self, segment: int) -> dict[MachineJob, float]:
-        """Each user's states a cycle from ``segment``: max-min of what they want."""
+        """Each user's states a cycle from ``segment``: tenants by quota weight
+        (weighted max-min), then a tenant's users max-min of what they want."""
         users = self.users.get(segment)
         if not users:
             return {}
         if len(users) == 1:  # alone on its segment (most jobs): max_min's share at once
             (job,) = users
             return {job: job.want if job.want <= self.cap else self.cap}
-        return dict(zip(users, max_min([job.want for job in users], self.cap), strict=True))
+        by_tenant: dict[str, list[MachineJob]] = {}
+        for job in users:
+            by_tenant.setdefault(job.tenant, []).append(job)
+        if len(by_tenant) == 1:
+            return dict(zip(users, max_min([job.want for job in users], self.cap), strict=True))
+        wants = {name: sum([job.want for job in jobs]) for name, jobs in by_tenant.items()}
+        caps = weighted_fill(wants, self.weights, self.cap)
+        out: dict[MachineJob, float] = {}
+        for name, jobs in by_tenant.items():
+            out.update(zip(jobs, max_min([job.want for job in jobs], caps[name]), strict=True))
+        return {job: out[job] for job in users}
 
 
 def max_min(wants: list[float], capacity: float) -> list[float]:
@@ -288,7 +309,10 @@ class ModuleSupply:
             rate=module.factory.rate,
             store=module.factory.store,
             bus=Bus(
-                segments=module.routing_segments, lanes=module.routing_lanes, tiles=module.tiles
+                segments=module.routing_segments,
+                lanes=module.routing_lanes,
+                tiles=module.tiles,
+                weights=weights,
             ),
             rule=rule,
             weights=weights,

@@ -19,8 +19,7 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
@@ -60,13 +59,13 @@ def reservation(sched: Scheduler, head: MachineJob) -> tuple[TileRange, int, flo
     return best
 
 
-class Backfill(SchedulingPolicy):
+class Backfill(Budgeted):
     """FCFS with a held region for a blocked head; later jobs fill the other holes."""
 
     name = "backfill"
-    budgets = True
 
     def __init__(self, depth: int = DEPTH) -> None:
+        super().__init__()
         self.depth = depth
 
     def decide(self, sched: Scheduler) -> None:
@@ -102,5 +101,4 @@ class Backfill(SchedulingPolicy):
 def _within(budgets: BudgetCheck, job: MachineJob) -> bool:
     """Whether ``job`` may start as far as error budgets go: it fits, and it and every
     running job stay within theirs."""
-    spot = budgets.sched.find(job)
-    return spot is not None and budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1])
+    return budgets.fit(job) is not None

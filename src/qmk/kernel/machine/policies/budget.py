@@ -4,17 +4,40 @@ its budget at the factories' current rate?
 A job's idle logical error is ``1 - (1 - p_L)^(n W)`` for its ``n`` live patches idle
 ``W`` cycles. Where T states bind, a running job's remaining ``T`` states over the
 remaining private cycles ``R_T`` of its steps that draw them is what it asks a cycle
-while it draws, ``d = T / R_T``. The projection runs the module's jobs forward as a
-fluid: the store's states first, then the factories' ``rate``. They are shared among the
-jobs by the policy's supply rule (``cost``: the job whose waiting costs most first;
-``fair``: tenants by weight, then their jobs). Each job is given at most ``d``, less
-where its bus segment, shared max-min among the jobs beside it as the supply shares it,
-carries less. A job's share of the factories, and of its segment, passes to the others
-when it has drawn all it needs. A job that has its states at ``E`` is ``E - R_T``
-cycles late, all of them idle. It is what the machine promises at the rate it has now
-(a job asks ``d`` until its last state, its steps without T states all after, and the
-store refills at no rate). Where the decoder is limited, a start is also weighed on the
-throttles it would set, against every running job (:meth:`BudgetCheck._decoder_keeps`).
+while it draws, ``d = T / R_T``.
+
+Each tenant's jobs are projected on the tenant's own part of the module: its quota
+weight over the weights of the tenants with T-drawing jobs on the machine
+(:meth:`BudgetCheck.part`), of the store's states, the factories' ``rate`` and each bus
+segment. The supply never gives a tenant less (tenants by weight first, the ``fair``
+rule, on the factories and on every segment), so another tenant's start cannot take
+from it, and a tenant's budgets never hold another tenant's job back: a start is
+weighed against its own tenant's jobs only, and never buys another tenant's part.
+Within the part, the projection runs the tenant's jobs forward as a fluid: the store's
+states first, then the factories', shared max-min. Each job is given at most ``d``,
+less where its bus segment, shared max-min among the jobs beside it as the supply
+shares it, carries less. A job's share of the factories, and of its segment, passes to
+the others when it has drawn all it needs. A job that has its states at ``E`` is
+``E - R_T`` cycles late, all of them idle. It is what the machine promises at the rate
+it has now (a job asks ``d`` until its last state, its steps without T states all
+after, the store refills at no rate, and a tenant that starts drawing later is not
+foreseen). Where the decoder is limited, a start is also weighed on the throttles it
+would set, against its tenant's running jobs (:meth:`BudgetCheck._decoder_keeps`).
+
+A job is **placed at the cheapest code distance** whose projection keeps the budgets
+(:meth:`BudgetCheck.fit`): the machine's own first, then each of its
+``larger_distances`` (:func:`~qmk.kernel.machine.footprints.at_distance`: more tiles,
+longer logical cycles, and waits cheaper by the code's suppression, about ten times a
+step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
+tenant's part makes a job do.
+
+A job its part alone cannot keep at any distance (no job of its tenant runs on the
+module) starts
+only where no T state is drawn on the machine; it runs ``sole`` and other tenants'
+T-drawing jobs wait on its module while it runs, so its projection (the whole rate)
+holds. A job held back is looked at again at every epoch boundary
+(:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
+running jobs draw, with no arrival or end.
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
@@ -26,17 +49,22 @@ without it.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.jobs import idle_error
-from qmk.kernel.machine.supply import max_min, weighted_fill
+from qmk.kernel.machine.footprints import at_distance
+from qmk.kernel.machine.jobs import Timeline, idle_error
+from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 INF = math.inf
 #: The part of a budget a projection may spend: the projection averages a job's demand
@@ -50,6 +78,12 @@ def idle_of(rate: float, patches: int, waited: float, ahead: float) -> float:
     if ahead == INF:
         return 1.0
     return idle_error(rate, patches, waited + ahead)
+
+
+def _rate(job: MachineJob, p: float) -> float:
+    """``job``'s patches' logical error a machine cycle: its own where it runs at a
+    larger code distance (:meth:`BudgetCheck.fit`), else the machine's ``p``."""
+    return job.p if job.p >= 0 else p
 
 
 def _fresh(job: MachineJob) -> tuple[float, float]:
@@ -74,47 +108,44 @@ Reading = tuple[float, float, float, int]
 
 
 class _Setup:
-    """A projection's jobs set up: which draw T states (``users``; the others are
-    ``idle``), their bus asks, and the ``cost`` rule's order. A projection with one job
-    more is set up from it (:meth:`plus`), as from scratch: a decision weighs many
-    candidates against the same running jobs."""
+    """A projection of one tenant's jobs set up on its ``part`` of a module: which draw
+    T states (``users``; the others are ``idle``) and their bus asks. A projection with
+    one job more is set up from it (:meth:`plus`), as from scratch: a decision weighs
+    many candidates against the same running jobs."""
 
-    __slots__ = ("bus", "by_cost", "idle", "jobs", "module", "owned", "readings", "sched", "users")
+    __slots__ = ("bus", "idle", "jobs", "module", "owned", "part", "readings", "sched", "users")
 
     def __init__(
-        self, sched: Scheduler, module: int, jobs: list[MachineJob], readings: list[Reading]
+        self,
+        sched: Scheduler,
+        module: int,
+        jobs: list[MachineJob],
+        readings: list[Reading],
+        part: float = 1.0,
     ) -> None:
         self.sched = sched
         self.module = module
         self.jobs = jobs
         self.readings = readings
+        self.part = part
         self.users: list[int] = []
         self.idle: list[int] = []
         for i, (t_left, t_cycles, _, _) in enumerate(readings):
             (self.users if t_left > 0 and t_cycles > 0 else self.idle).append(i)
-        self.bus = _BusAsks(readings, self.users, sched.supply(module).bus.cap)
+        self.bus = _BusAsks(readings, self.users, sched.supply(module).bus.cap * part)
         #: whether :meth:`lates` may run on ``bus`` itself (a copy made for one use)
         self.owned = False
-        self.by_cost = (
-            sorted(self.users, key=lambda i: (-jobs[i].cost, jobs[i].seq))
-            if sched.policy.supply == "cost"
-            else None
-        )
 
     def plus(self, job: MachineJob, reading: Reading) -> _Setup:
         """The same jobs and ``job`` last, as set up from scratch."""
         out = _Setup.__new__(_Setup)
-        out.sched, out.module, out.owned = self.sched, self.module, True
+        out.sched, out.module, out.owned, out.part = self.sched, self.module, True, self.part
         out.jobs = [*self.jobs, job]
         out.readings = [*self.readings, reading]
         i = len(self.jobs)
         out.users, out.idle = list(self.users), list(self.idle)
-        out.by_cost = None if self.by_cost is None else list(self.by_cost)
         if reading[0] > 0 and reading[1] > 0:
             out.users.append(i)
-            if out.by_cost is not None:
-                jobs = out.jobs
-                bisect.insort(out.by_cost, i, key=lambda k: (-jobs[k].cost, jobs[k].seq))
             out.bus = self.bus.plus(out.readings, i)
         else:
             out.idle.append(i)
@@ -124,8 +155,8 @@ class _Setup:
     def lates(self) -> Iterator[tuple[int, float]]:
         """Each job's cycles late, as ``(its index, cycles)`` the moment it is known:
         the jobs that draw no T state first, then each as it has drawn all. Its T states
-        are drawn as a fluid from the module's store and factories under the policy's
-        rule (module docstring). Each job draws at most what it asks a cycle, and its bus
+        are drawn as a fluid from the tenant's part of the module's store and factories,
+        max-min (module docstring). Each job draws at most what it asks a cycle, and its bus
         segment's neighbours share it max-min, as the supply shares it. A job's share of
         the factories, and of its segment, passes to the others when it has drawn all.
         What is set up here is not changed."""
@@ -134,24 +165,20 @@ class _Setup:
         users = list(self.users)
         if not users:
             return
-        sched, jobs, readings = self.sched, self.jobs, self.readings
-        supply = sched.supply(self.module)
+        readings = self.readings
+        supply = self.sched.supply(self.module)
         states = [r[0] for r in readings]
         drawing = [r[1] for r in readings]
         bus = self.bus if self.owned else self.bus.plus(readings, -1)
         self.owned = False
         asks = bus.asks
-        rate, store = supply.rate, supply.store
-        by_cost = self.by_cost
-        yield from _drawn(sched, jobs, users, bus, by_cost, states, drawing, asks, rate, store)
+        rate, store = supply.rate * self.part, supply.store * self.part
+        yield from _drawn(users, bus, states, drawing, asks, rate, store)
 
 
 def _drawn(
-    sched: Scheduler,
-    jobs: list[MachineJob],
     users: list[int],
     bus: _BusAsks,
-    by_cost: list[int] | None,
     states: list[float],
     drawing: list[float],
     asks: list[float],
@@ -165,12 +192,9 @@ def _drawn(
         if wanted <= rate and (not bus.held or bus.most(users) <= rate):
             yield from bus.ends(users, states, now, drawing)  # the factories keep up from now on
             return
-        if wanted <= rate or store > 1e-9:  # each draws what it asks: the factories keep
-            shares = asks  # up until a segment's neighbour leaves, or the store lasts
-        elif by_cost is not None:
-            shares = _costliest_first(by_cost, states, asks, rate)
-        else:
-            shares = _fair(sched, jobs, users, asks, rate)
+        # each draws what it asks where the factories keep up until a segment's
+        # neighbour leaves, or while the store lasts
+        shares = asks if wanted <= rate or store > 1e-9 else _max_min(users, asks, rate)
         drawn = sum([shares[i] for i in users])
         step = min([states[i] / shares[i] for i in users if shares[i] > 0], default=INF)
         if store > 1e-9 and drawn > rate:
@@ -300,41 +324,12 @@ class _BusAsks:
             self._share(segment)
 
 
-def _costliest_first(
-    by_cost: list[int], states: list[float], asks: list[float], rate: float
-) -> list[float]:
-    """What each job still drawing gets a cycle of ``rate`` under the ``cost`` rule: in
-    ``by_cost``'s order (the costliest wait first), what it asks while any is left."""
+def _max_min(users: list[int], asks: list[float], rate: float) -> list[float]:
+    """What each of ``users`` (indices into ``asks``; one tenant's jobs) gets a cycle of
+    its tenant's ``rate``: max-min of what they ask (the ``fair`` rule within a tenant)."""
     shares = [0.0] * len(asks)
-    left = rate
-    for i in by_cost:
-        if states[i] > 0:
-            ask = asks[i]
-            shares[i] = share = ask if ask <= left else left
-            left -= share
-    return shares
-
-
-def _fair(
-    sched: Scheduler, jobs: list[MachineJob], users: list[int], asks: list[float], rate: float
-) -> list[float]:
-    """What each of ``users`` (indices of ``jobs``) gets a cycle of ``rate`` under the
-    ``fair`` rule: tenants by weight, then a tenant's jobs max-min."""
-    by_tenant: dict[str, list[int]] = {}
-    for i in users:
-        by_tenant.setdefault(jobs[i].tenant, []).append(i)
-    tenant_asks = {t: sum(asks[i] for i in members) for t, members in by_tenant.items()}
-    tenant_share = weighted_fill(tenant_asks, sched.weights, rate)
-    shares = [0.0] * len(jobs)
-    for tenant, members in by_tenant.items():
-        share = tenant_share[tenant]
-        if tenant_asks[tenant] <= share:  # each gets what it asks (weighted_fill's own test)
-            for i in members:
-                shares[i] = asks[i]
-            continue
-        got = weighted_fill({str(k): asks[i] for k, i in enumerate(members)}, {}, share)
-        for k, i in enumerate(members):
-            shares[i] = got[str(k)]
+    for i, share in zip(users, max_min([asks[i] for i in users], rate), strict=True):
+        shares[i] = share
     return shares
 
 
@@ -342,30 +337,125 @@ def projected(
     sched: Scheduler, module: int, candidate: MachineJob | None = None, at: int = 0
 ) -> dict[MachineJob, float]:
     """Each running job's projected idle error on ``module`` (and ``candidate``'s, were
-    it started there now, its first tile ``at`` of the module): :meth:`_Setup.lates`."""
+    it started there now, its first tile ``at`` of the module), each tenant's jobs on
+    its part: :meth:`_Setup.lates`."""
     return BudgetCheck(sched).projected(module, candidate, at)
+
+
+class Drawers:
+    """The tenants with T-drawing jobs on the machine (queued, running or stopped), and
+    how many each has: those a tenant's part is counted among
+    (:meth:`BudgetCheck.part`). Kept as jobs arrive and end, never counted over them.
+    A tenant that arrives later is not foreseen; counting every tenant named with a
+    weight instead would hold jobs back for tenants with nothing here."""
+
+    __slots__ = ("_jobs", "count")
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+        self._jobs: set[MachineJob] = set()
+
+    @classmethod
+    def of(cls, sched: Scheduler) -> Drawers:
+        """The drawers of ``sched``: its policy's where it keeps them
+        (:class:`Budgeted`), else counted over its jobs once."""
+        policy = sched.policy
+        if isinstance(policy, Budgeted):
+            return policy.drawers
+        out = cls()
+        state = sched.state
+        for job in [*state.queue, *state.running, *state.stopped]:
+            out.arrived(job)
+        return out
+
+    def arrived(self, job: MachineJob) -> None:
+        if job.tl.t_total and job not in self._jobs:
+            self._jobs.add(job)
+            self.count[job.tenant] = self.count.get(job.tenant, 0) + 1
+
+    def ended(self, job: MachineJob) -> None:
+        if job in self._jobs:
+            self._jobs.remove(job)
+            left = self.count[job.tenant] - 1
+            if left:
+                self.count[job.tenant] = left
+            else:
+                del self.count[job.tenant]
+
+
+class Variants:
+    """Each program's footprint and timeline at the machine's larger code distances
+    (:func:`~qmk.kernel.machine.footprints.at_distance`), made once a program and
+    distance, and its own (a job placed back where it was)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, int], tuple[Footprint, Footprint, Timeline]] = {}
+
+    def at(self, job: MachineJob, distance: int) -> tuple[Footprint, Timeline]:
+        """``job``'s program at ``distance`` (its spec's own distance: as it came)."""
+        own = job.spec.footprint
+        key = (id(own), distance)
+        held = self._held.get(key)
+        if held is None:
+            if distance == own.code_distance:
+                fp, tl = own, job.tl if job.fp is own else Timeline(own)
+            else:
+                fp = at_distance(own, distance)
+                tl = Timeline(fp)
+            held = self._held[key] = (own, fp, tl)  # (``own`` keeps its id taken)
+        return held[1], held[2]
+
+
+class Budgeted(SchedulingPolicy):
+    """A policy that keeps budgets: the T-drawing tenants kept as jobs come and go
+    (:class:`Drawers`), its supply the ``fair`` rule a tenant's part rests on."""
+
+    budgets = True
+    supply = "fair"
+
+    def __init__(self) -> None:
+        self.drawers = Drawers()
+        self.variants = Variants()
+
+    def setup(self, sched: Scheduler) -> None:
+        self.drawers = Drawers()
+        self.variants = Variants()
+
+    def arrived(self, sched: Scheduler, job: MachineJob) -> None:
+        self.drawers.arrived(job)
+
+    def ended(self, sched: Scheduler, job: MachineJob) -> None:
+        self.drawers.ended(job)
 
 
 class BudgetCheck:
     """One decision's budget verdicts: each projection made once per state of the machine.
 
     A policy makes one at a boundary and calls :meth:`started` after each start: until
-    then the running jobs' projection is the same for every candidate, and candidates of
-    one program (its timeline, tenant and budget) on one bus segment share a verdict.
-    What a projection reads of a running job is read once while the job stays as it
-    was (its version and its last settling unchanged) and the time does not move.
+    then a tenant's running jobs' projection is the same for every candidate, and
+    candidates of one program (its timeline, tenant and budget) on one bus segment share
+    a verdict. What a projection reads of a running job is read once while the job stays
+    as it was (its version and its last settling unchanged) and the time does not move.
     """
 
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
-        self._before: dict[int, dict[MachineJob, float]] = {}
-        self._verdicts: dict[tuple[object, ...], bool] = {}
+        self.drawers = Drawers.of(sched)
+        self._before: dict[tuple[int, str], dict[MachineJob, float]] = {}
+        self._verdicts: dict[tuple[object, ...], bool | None] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
         self._decoder_verdicts: dict[tuple[object, ...], bool] = {}
-        #: each module's running jobs set up for a projection, with what each was read
-        #: at (a running job settled meanwhile is read again)
-        self._setups: dict[int, tuple[list[tuple[int, float, float]], _Setup]] = {}
-        self._running: dict[int, list[MachineJob]] = {}
+        #: each (module, tenant)'s running jobs set up for a projection, with what each
+        #: was read at (a running job settled meanwhile is read again)
+        self._setups: dict[tuple[int, str], tuple[list[tuple[int, float, float]], _Setup]] = {}
+        #: the running jobs by (module, tenant), the modules where one draws T states,
+        #: and the tenants running ``sole`` by module: grouped once until a start
+        self._groups: dict[tuple[int, str], list[MachineJob]] | None = None
+        self._drawn: set[int] = set()
+        self._sole: dict[int, set[str]] = {}
+        self._parts: dict[str, float] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -374,36 +464,108 @@ class BudgetCheck:
         self._readings.clear()
         self._decoder_verdicts.clear()
         self._setups.clear()
-        self._running.clear()
+        self._groups = None
+
+    def part(self, tenant: str) -> float:
+        """The part of a module's factories, store and bus segments ``tenant`` is sure
+        of: its quota weight over the weights of the tenants with T-drawing jobs on the
+        machine (:class:`Drawers`), its own included. The ``fair`` supply never gives it
+        less while they all draw, so its jobs are projected on this part alone."""
+        part = self._parts.get(tenant)
+        if part is None:
+            sched = self.sched
+            own = sched.weight(tenant)
+            others = sum(sched.weight(t) for t in self.drawers.count if t != tenant)
+            part = self._parts[tenant] = own / (own + others)
+        return part
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
+        """:meth:`verdict`; a job held back is looked at again at the next epoch
+        (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection
+        changes as the running jobs draw."""
+        if self.verdict(job, module, at):
+            return True
+        self.sched.look_again()
+        return False
+
+    def verdict(self, job: MachineJob, module: int, at: int = 0) -> bool:
+        """:meth:`_verdict`, a job that may start ``sole`` marked so."""
+        verdict = self._verdict(job, module, at)
+        job.sole = verdict is None
+        return verdict is not False
+
+    def fit(
+        self, job: MachineJob, may: Callable[[MachineJob], bool] | None = None
+    ) -> tuple[TileRange, int] | None:
+        """Where ``job`` starts now, placed at the cheapest code distance whose
+        projection keeps the budgets (:meth:`verdict`): its own first, then each of the
+        machine's ``larger_distances`` (more tiles and longer cycles, its waits
+        cheaper), where ``find`` places it and ``may`` lets its tenant hold it; its own
+        ``sole`` last (module docstring). None: it waits as it came, looked at again at
+        the next epoch boundary."""
+        sched = self.sched
+        spot = sched.find(job)
+        if spot is None or (may is not None and not may(job)):
+            return None
+        verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
+        if verdict is True:
+            job.sole = False
+            return spot
+        larger = sched.machine.larger_distances
+        d0 = job.fp.code_distance
+        if larger and job.tl.t_total and d0 > 0 and isinstance(sched.policy, Budgeted):
+            variants = sched.policy.variants
+            fp, tl = variants.at(job, d0)  # its own timeline kept, the core's, to go back to
+            for distance, p in larger:  # a machine cycle is d0 of a patch's d rounds
+                job.take(*variants.at(job, distance), p * d0 / distance)
+                there = sched.find(job)
+                if there is None or (may is not None and not may(job)):
+                    continue
+                if self._verdict(job, there[0].module, there[0].spec.offset + there[1]):
+                    job.sole = False
+                    return there
+            job.take(fp, tl, -1.0)
+        if verdict is None:
+            job.sole = True
+            return spot
+        sched.look_again()
+        return None
+
+    def _verdict(self, job: MachineJob, module: int, at: int = 0) -> bool | None:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
-        every job's projected idle error within its budget, where it would have been
-        without ``job`` (module docstring). A job that draws no T state (it takes none
-        from the others), or one on a module where nothing runs (waiting would not help
-        it), may always start."""
+        its tenant's jobs' projected idle errors within their budgets on its
+        :meth:`part`, where they would have been without ``job`` (module docstring). A
+        job that draws no T state (it takes none from the others) may always start; so
+        may one where no other tenant draws and none of its own runs (waiting would not
+        help it). None: its part alone cannot keep it, and no T state is drawn on the
+        machine: it may start ``sole`` (module docstring)."""
         sched = self.sched
         if not sched.rates.no_decoder and not self._decoder_keeps(job):
             return False
         if not job.tl.t_total:
             return True
-        here = self._running_on(module)
-        if not here:
-            return True
+        tenant = job.tenant
+        here = self._running_on(module, tenant)
+        if any(t != tenant for t in self._sole_on(module)):
+            return False  # another tenant's job runs past its part: it has the factories
+        if not here and not any(t != tenant for t in self.drawers.count):
+            return True  # no other tenant draws, and none of its own here
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
-        key: tuple[object, ...] = (id(job.tl), job.tenant, job.budget, job.cost, module, segment)
-        if sched.policy.supply == "cost":  # a tie of cost goes to the earlier arrival: how
-            # many of its cost arrived before it (a job queued long may be ahead of some)
-            key += (sum(1 for other in here if other.cost == job.cost and other.seq < job.seq),)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = self._verdicts[key] = self._keeps(job, module, at)
+        key = (id(job.tl), tenant, job.budget, job.cost, module, segment, self.part(tenant))
+        if key in self._verdicts:
+            verdict = self._verdicts[key]
+        else:
+            verdict = self._keeps(job, module, at)
+            if not verdict and not here and not self._drawing_on():
+                verdict = None  # no T state is drawn anywhere: waiting would not help it
+            self._verdicts[key] = verdict
         return verdict
 
     def _decoder_keeps(self, job: MachineJob) -> bool:
-        """Whether the decoder's throttles with ``job`` started keep every job's idle
-        error within :data:`HEADROOM` of its budget, where they did without it (the
-        decoder is the machine's, so every running job is weighed, of any module).
+        """Whether the decoder's throttles with ``job`` started keep every job of its
+        tenant within :data:`HEADROOM` of its budget, where they did without it (the
+        decoder is the machine's, so its tenant's running jobs of every module are
+        weighed; the decoder shares its bits by tenant weight first).
 
         A job throttled to ``f`` for its ``R`` private cycles left idles ``R (1/f - 1)``
         more; ``job`` adds its data tiles' syndrome bits to its tenant's demand. Its
@@ -427,59 +589,98 @@ class BudgetCheck:
         f = after.get(job.tenant, 1.0)
         if job.budget is not None and f < 1.0:
             ahead = job.remaining() * (1.0 / f - 1.0)
-            if idle_of(p, job.cost, job.idle_waited(), ahead) > job.budget * HEADROOM:
+            if idle_of(_rate(job, p), job.cost, job.idle_waited(), ahead) > job.budget * HEADROOM:
                 return False
         for other in running:
+            if other.tenant != job.tenant:  # its tenant's share is its own
+                continue
             f_after = after.get(other.tenant, 1.0)
             f_before = rates.throttle(other.tenant)  # (the decoder's own, as it is now)
             if other.budget is None or f_after >= 1.0 or f_after >= f_before:
                 continue
             left = other.remaining(rates.progress(other))
             waited = other.idle_waited() + rates.idled_since_settled(other)
-            error = idle_of(p, other.cost, waited, left * (1.0 / f_after - 1.0))
+            error = idle_of(_rate(other, p), other.cost, waited, left * (1.0 / f_after - 1.0))
             if error <= other.budget * HEADROOM:
                 continue
-            if error > idle_of(p, other.cost, waited, left * (1.0 / f_before - 1.0)) * (1 + 1e-9):
+            if error > idle_of(
+                _rate(other, p), other.cost, waited, left * (1.0 / f_before - 1.0)
+            ) * (1 + 1e-9):
                 return False
         return True
 
-    def _running_on(self, module: int) -> list[MachineJob]:
-        """``module``'s running jobs, in the machine's order (read once until a start:
-        no job ends or stops within a decision)."""
-        jobs = self._running.get(module)
-        if jobs is None:
-            jobs = self._running[module] = [
-                job for job in self.sched.state.running if job.module == module
-            ]
-        return list(jobs)
+    def _running_on(self, module: int, tenant: str) -> list[MachineJob]:
+        """``tenant``'s running jobs on ``module``, in the machine's order (grouped once
+        until a start: no job ends or stops within a decision)."""
+        groups = self._groups
+        if groups is None:
+            groups = self._groups = {}
+            self._drawn = set()
+            self._sole = {}
+            for job in self.sched.state.running:
+                groups.setdefault((job.module, job.tenant), []).append(job)
+                if job.tl.t_total:
+                    self._drawn.add(job.module)
+                if job.sole:
+                    self._sole.setdefault(job.module, set()).add(job.tenant)
+        return groups.get((module, tenant), [])
+
+    def _sole_on(self, module: int) -> set[str]:
+        """The tenants with a job running on ``module`` past its part (``sole``)."""
+        self._running_on(-1, "")
+        return self._sole.get(module, set())
+
+    def _drawing_on(self) -> set[int]:
+        """The modules where a running job draws T states."""
+        self._running_on(-1, "")
+        return self._drawn
 
     def projected(
         self, module: int, candidate: MachineJob | None = None, at: int = 0
     ) -> dict[MachineJob, float]:
         """Each running job's projected idle error on ``module`` (and ``candidate``'s,
-        were it started there now, its first tile ``at`` of the module)."""
-        setup = self._setup(module, candidate, at)
+        were it started there now, its first tile ``at`` of the module): each tenant's
+        jobs on its :meth:`part`."""
+        self._running_on(-1, "")
+        groups = self._groups or {}
+        tenants = dict.fromkeys(t for m, t in groups if m == module)
+        if candidate is not None:
+            tenants[candidate.tenant] = None
+        out: dict[MachineJob, float] = {}
+        for tenant in tenants:
+            mine = candidate if candidate is not None and candidate.tenant == tenant else None
+            out.update(self._projected_of(module, tenant, mine, at))
+        return out
+
+    def _projected_of(
+        self, module: int, tenant: str, candidate: MachineJob | None = None, at: int = 0
+    ) -> dict[MachineJob, float]:
+        """Each of ``tenant``'s running jobs' projected idle error on ``module`` (and
+        ``candidate``'s, one of its jobs)."""
+        setup = self._setup(module, tenant, candidate, at)
         jobs, readings = setup.jobs, setup.readings
         late = dict(setup.lates())
         p = self.sched.machine.logical_error_rate
         return {
-            job: idle_of(p, job.cost, reading[2], late[i])
+            job: idle_of(_rate(job, p), job.cost, reading[2], late[i])
             for i, (job, reading) in enumerate(zip(jobs, readings, strict=True))
         }
 
-    def _setup(self, module: int, candidate: MachineJob | None, at: int) -> _Setup:
-        """``module``'s projection set up (``candidate`` last, its first tile ``at``).
-        The running jobs' part is made once while none of them moves on or is settled."""
+    def _setup(self, module: int, tenant: str, candidate: MachineJob | None, at: int) -> _Setup:
+        """``tenant``'s projection on ``module`` set up (``candidate`` last, its first
+        tile ``at``). The running jobs' part is made once while none of them moves on
+        or is settled."""
         sched = self.sched
-        jobs = self._running_on(module)
+        jobs = self._running_on(module, tenant)
         now = sched.now
         stamps = [(job.version, job.last, now) for job in jobs]
-        held = self._setups.get(module)
+        held = self._setups.get((module, tenant))
         if held is not None and held[0] == stamps and held[1].jobs == jobs:
             base = held[1]
         else:
-            base = _Setup(sched, module, jobs, [self._reading(job) for job in jobs])
-            self._setups[module] = (stamps, base)
+            readings = [self._reading(job) for job in jobs]
+            base = _Setup(sched, module, list(jobs), readings, self.part(tenant))
+            self._setups[(module, tenant)] = (stamps, base)
         if candidate is None:
             return base
         t_left, t_cycles = _fresh(candidate)
@@ -506,26 +707,28 @@ class BudgetCheck:
         return reading
 
     def _keeps(self, job: MachineJob, module: int, at: int) -> bool:
-        """:meth:`keeps`, each job weighed as its projection is known: the verdict is
-        known at the first job it fails. The projection without ``job`` is made (and
-        kept for the next candidates) where a running job passes its budget with it."""
-        setup = self._setup(module, job, at)
+        """:meth:`verdict`'s projection, each of its tenant's jobs weighed as its
+        projection is known: the verdict is known at the first job it fails. The
+        projection without ``job`` is made (and kept for the next candidates) where a
+        running job passes its budget with it."""
+        tenant = job.tenant
+        setup = self._setup(module, tenant, job, at)
         jobs, readings = setup.jobs, setup.readings
         p = self.sched.machine.logical_error_rate
         last = len(jobs) - 1  # ``job``
-        before = self._before.get(module)
+        before = self._before.get((module, tenant))
         for i, late in setup.lates():
             other = jobs[i]
             budget = other.budget
             if budget is None:
                 continue
-            error = idle_of(p, other.cost, readings[i][2], late)
+            error = idle_of(_rate(other, p), other.cost, readings[i][2], late)
             if error <= budget * HEADROOM:
                 continue
             if i == last:  # it passes its own budget: whatever the others' fate
                 return False
             if before is None:
-                before = self._before[module] = self.projected(module)
+                before = self._before[(module, tenant)] = self._projected_of(module, tenant)
             if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
         return True

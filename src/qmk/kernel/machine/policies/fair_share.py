@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
     make_room,
     may_hold,
@@ -30,11 +29,10 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
 
 
-class FairShare(SchedulingPolicy):
+class FairShare(Budgeted):
     """Least weighted share first, each tenant's hold bounded; a misfit ends the starts."""
 
     name = "fair-share"
-    budgets = True
     bounds_holds = True
 
     def preempts_on(self, machine: MachineSpec) -> bool:
@@ -51,8 +49,7 @@ class FairShare(SchedulingPolicy):
             if spot is None:
                 make_room(sched, job)
                 return
-            at = spot[0].spec.offset + spot[1]
-            if not may_hold(sched, job) or not budgets.keeps(job, spot[0].module, at):
+            if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
                 del tenants[tenant]  # its head waits; the others may start
                 continue
             sched.place(job)

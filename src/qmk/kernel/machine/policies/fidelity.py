@@ -8,8 +8,10 @@ system:
   (:mod:`~qmk.kernel.machine.policies.budget`): T-heavy jobs are admitted only as fast
   as the factories feed them. A job held back waits in the queue, where its patches do
   not live yet and pay nothing.
-- **The next state to the costliest wait.** The factories' states go first to the job
-  whose waiting costs most, its live patches (the supply rule ``cost``).
+- **Shares first.** The factories' states (and each bus segment's) are divided among
+  tenants by quota weight, then max-min among a tenant's jobs (the supply rule
+  ``fair``). A tenant's budgets are projected on its own part, so they never hold
+  another tenant's job back and never buy another tenant's share.
 - **Tenants in turn.** Tenants are served least weighted share first, each tenant's
   hold on the floorplan bounded while others wait
   (:mod:`~qmk.kernel.machine.policies.tenants`); where storage has room, a tenant past
@@ -26,8 +28,7 @@ import math
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.backfill import DEPTH, reservation
-from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.budget import BudgetCheck
+from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
     make_room,
     may_hold,
@@ -39,18 +40,16 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
-    from qmk.kernel.machine.tiles import TileRange
 
 
-class Fidelity(SchedulingPolicy):
-    """Starts jobs only within their error budgets; the next T state to the costliest wait."""
+class Fidelity(Budgeted):
+    """Starts jobs only within their error budgets; tenants' shares held under every budget."""
 
     name = "fidelity"
-    supply = "cost"
-    budgets = True
     bounds_holds = True
 
     def __init__(self, depth: int = DEPTH) -> None:
+        super().__init__()
         self.depth = depth
 
     def preempts_on(self, machine: MachineSpec) -> bool:
@@ -95,7 +94,7 @@ class Fidelity(SchedulingPolicy):
                     unplaced = refused.get(alike)
                     if unplaced is None:
                         spot = sched.find(job)
-                        if spot is not None and self._start(sched, job, spot, budgets):
+                        if spot is not None and self._start(sched, job, budgets):
                             budgets.started()
                             exhausted = False
                             break  # the queue and the shares changed: choose again
@@ -118,14 +117,10 @@ class Fidelity(SchedulingPolicy):
             sched.floorplan.release_holds()
 
     @staticmethod
-    def _start(
-        sched: Scheduler, job: MachineJob, spot: tuple[TileRange, int], budgets: BudgetCheck
-    ) -> bool:
-        """Start ``job`` where :meth:`Scheduler.find` put it (``spot``), if its tenant may
-        hold more and every budget keeps."""
-        if not may_hold(sched, job):
-            return False
-        if not budgets.keeps(job, spot[0].module, spot[0].spec.offset + spot[1]):
+    def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
+        """Start ``job`` at the cheapest code distance where its tenant may hold it and
+        every budget keeps (:meth:`BudgetCheck.fit`)."""
+        if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
             return False
         return sched.place(job)
 
