@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from qmk.qec.logical import Calibration
-from qmk.qec.params import QubitParams
+from qmk.qec.values import Calibration, QubitParams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

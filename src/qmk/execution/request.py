@@ -63,8 +63,7 @@ from qmk import defaults
 from qmk.errors import InvalidArgument, QMKError
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
-from qmk.qec.logical import Calibration
-from qmk.qec.params import QubitParams
+from qmk.qec.values import Calibration, QubitParams
 from qmk.qvm.profiles import ProfileError, parse_profile
 from qmk.values import ErrorFactory, convert
 

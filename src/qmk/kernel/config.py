@@ -43,12 +43,11 @@ import msgspec
 from msgspec import Meta
 
 from qmk import defaults, values
-from qmk.devices.logical import FaultSchedule
+from qmk.devices.schedule import FaultSchedule
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
 from qmk.kernel.records.usage import UNITS as USAGE_UNITS
-from qmk.qec.logical import Calibration
-from qmk.qec.noise import NOISE_MODELS
+from qmk.qec.values import NOISE_MODEL_NAMES, Calibration
 from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES as DEFAULT_MAX_UNROLLED_OPS
 from qmk.qvm.ops import CAPABILITIES
 
@@ -95,7 +94,7 @@ if TYPE_CHECKING:
     NoiseFamily = str
 else:  # the capabilities of the op table, the noise models' names: the schema's choices
     Capability = Literal[tuple(CAPABILITIES)]
-    NoiseFamily = Literal[tuple(NOISE_MODELS)]
+    NoiseFamily = Literal[NOISE_MODEL_NAMES]
 
 _NO_FAULTS = FaultSchedule()
 
@@ -216,7 +215,7 @@ class _Machine(_Table, frozen=True, kw_only=True):
             description="the noise-model families a job's policy.noise_model may use "
             "([]: jobs run with the machine's noise model only)"
         ),
-    ] = tuple(NOISE_MODELS)
+    ] = NOISE_MODEL_NAMES
     job_max_error_rate: Annotated[
         float,
         Meta(

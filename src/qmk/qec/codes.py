@@ -45,14 +45,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Annotated
-
-import msgspec
-from msgspec import Meta
 
 from qmk.qec.errors import QECError
 from qmk.qec.formula import Formula
-from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, MAJORANA, QubitParams, check_fields
+from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, MAJORANA, QubitParams
+from qmk.qec.values import ColumnLaw as ColumnLaw
 from qmk.qvm.profiles import FAMILIES, family_name, unknown_family
 
 #: QRE's default maximum code distance (``MAX_CODE_DISTANCE`` in its constants.rs).
@@ -92,71 +89,6 @@ def powi(base: float, exponent: int) -> float:
 def _round_half_away(value: float) -> int:
     """Rust's ``f64::round`` (halves away from zero), unlike Python's banker's ``round``."""
     return math.floor(value + 0.5) if value >= 0 else -math.floor(-value + 0.5)
-
-
-class ColumnLaw(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Bacon-Shor's logical error per logical cycle as its circuits show it (no threshold).
-
-        P_L(p, d) = A * C(d, k) * (c * d * p) ** k * exp(-b * d * p),   k = (d + 1) // 2
-
-    A memory of the d x d Bacon-Shor code is a repetition code over its d columns.
-    A column flips when an odd number of its d qubits do, so its flip rate grows
-    as ``c d p``. The code fails when a majority ``k`` of the columns flip
-    (``C(d, k)`` ways). ``exp(-b d p)`` is the measured bend below that leading
-    term at larger ``d p``. Unlike the QRE form there is no threshold: at any
-    ``p`` one distance (:meth:`best_distance`) has the lowest rate, and larger
-    codes are worse. ``qmk qec calibrate --code bacon_shor`` fits ``A, c, b``
-    to stim memory experiments (:func:`qmk.experiments.bacon_shor.fit_column_law`).
-
-    >>> law = BACON_SHOR_CIRCUIT_LAW
-    >>> f"{law.rate(1e-3, 7):.2e}", law.best_distance(1e-3, 51)
-    ('3.43e-03', 7)
-
-    Attributes:
-        prefactor: ``A``.
-        column_factor: ``c``.
-        damping: ``b`` (0: the leading term alone).
-        source: where the values come from.
-    """
-
-    prefactor: Annotated[float, Meta(gt=0)]
-    column_factor: Annotated[float, Meta(gt=0)]
-    damping: Annotated[float, Meta(ge=0)] = 0.0
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        check_fields(self, _law_error)
-        for name in ("prefactor", "column_factor", "damping"):
-            if not math.isfinite(getattr(self, name)):
-                raise _law_error(f"{name} must be finite", name)
-
-    def rate(self, p: float, distance: int) -> float:
-        """``P_L`` per logical cycle at physical error rate ``p`` (capped at 1/2).
-
-        Past ``d p = k / b``, where the bend would turn the rate down as ``p`` grows,
-        the law no longer describes the code (it was fitted where ``P_L <= 5%``): the
-        rate there is 1/2, a code that has failed.
-        """
-        if p <= 0:
-            return 0.0
-        k = (distance + 1) // 2
-        if self.damping * distance * p >= k:
-            return 0.5
-        log_rate = (
-            math.log(self.prefactor)
-            + math.log(math.comb(distance, k))
-            + k * math.log(self.column_factor * distance * p)
-            - self.damping * distance * p
-        )
-        return 0.5 if log_rate >= math.log(0.5) else math.exp(log_rate)
-
-    def best_distance(self, p: float, max_distance: int) -> int:
-        """The odd distance in ``[3, max_distance]`` with the lowest rate at ``p``."""
-        return min(range(3, max(3, max_distance) + 1, 2), key=lambda d: (self.rate(p, d), d))
-
-
-def _law_error(message: str, key: str) -> QECError:
-    return QECError.of("bad-parameter", f"Bacon-Shor column law: {message}", key=key)
 
 
 #: The law fitted to QMK's Bacon-Shor memory circuits (``--noise qubit`` on

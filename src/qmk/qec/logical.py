@@ -39,26 +39,22 @@ threshold for its family:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import math
-import os
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, TypeGuard
+from typing import Any, TypeGuard
 
-import msgspec
-from msgspec import Meta
-
-from qmk import defaults, values
-from qmk.qec.codes import ColumnLaw, QecScheme, scheme_for
+from qmk import defaults
+from qmk.qec.codes import QecScheme, scheme_for
 from qmk.qec.errors import QECError
 from qmk.qec.noise import NoiseModel
-from qmk.qec.params import GATE_BASED, INSTRUCTION_SETS, QubitParams, check_fields, qubit_params
+from qmk.qec.params import QubitParams, qubit_params
+from qmk.qec.values import CALIBRATION_KIND as CALIBRATION_KIND
+from qmk.qec.values import Calibration as Calibration
 from qmk.qvm.ops import OPS, Exec, OpSpec, canonical_op
-from qmk.qvm.profiles import FAMILIES, Profile, ProfileError, parse_profile, unknown_family
+from qmk.qvm.profiles import Profile, ProfileError, parse_profile, unknown_family
 
 #: The machine QMK models when a job names none.
 DEFAULT_PROFILE = defaults.PROFILE
@@ -421,133 +417,3 @@ def syndrome_bits_per_round(family: str, distance: int) -> float:
         n, k = _shyps_block(d)
         return 2 * n / k
     raise QECError.of("unknown-profile", unknown_family(family), family=family)
-
-
-#: The ``kind`` tag of a calibration JSON file.
-CALIBRATION_KIND = "qmk.qec.calibration"
-
-
-class Calibration(
-    msgspec.Struct,
-    frozen=True,
-    kw_only=True,
-    forbid_unknown_fields=True,
-    tag_field="kind",
-    tag=CALIBRATION_KIND,
-):
-    """Fitted values that replace a scheme's (a, p*), or a Bacon-Shor law that replaces
-    its threshold formula.
-
-    ``qmk qec calibrate`` writes one as JSON (:meth:`to_json`, which is
-    ``msgspec.to_builtins`` of it: ``kind`` and ``version`` first); a
-    :func:`logical_model` given it uses ``a = crossing_prefactor`` and ``p* =
-    error_correction_threshold`` for profiles of ``family`` on qubits of
-    ``instruction_set``, and the scheme's values for every other profile. A
-    calibration with a ``law`` (:class:`~qmk.qec.codes.ColumnLaw`, Bacon-Shor
-    only) gives those profiles the law's rate instead; its (a, p*) may be left out.
-
-    Raises:
-        QECError: ``QC102`` for an unknown family, ``QC103`` for values out of range
-            (a in (0, 0.5] and p* in (0, 1), as a scheme requires), for neither (a, p*)
-            nor a law, or for a law on a family other than bacon_shor.
-    """
-
-    version: Literal[1] = 1
-    family: str
-    instruction_set: Annotated[str, Meta(extra_json_schema={"enum": list(INSTRUCTION_SETS)})] = (
-        GATE_BASED
-    )
-    crossing_prefactor: Annotated[float, Meta(gt=0, le=0.5)] | None = None
-    error_correction_threshold: Annotated[float, Meta(gt=0, lt=1)] | None = None
-    crossing_prefactor_sigma: Annotated[float, Meta(ge=0)] | None = None
-    error_correction_threshold_sigma: Annotated[float, Meta(ge=0)] | None = None
-    law: ColumnLaw | None = None
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise QECError.of(
-                "unknown-profile",
-                f"calibration: {unknown_family(self.family)}",
-            )
-        if self.instruction_set not in INSTRUCTION_SETS:
-            raise QECError.of(
-                "bad-parameter", f"calibration: unknown instruction set {self.instruction_set!r}"
-            )
-        check_fields(self, _calibration_error)
-        for name in ("crossing_prefactor_sigma", "error_correction_threshold_sigma"):
-            if not math.isfinite(getattr(self, name) or 0.0):
-                raise _calibration_error(f"{name} must be finite", name)
-        pair = (self.crossing_prefactor, self.error_correction_threshold)
-        if self.law is None and None in pair:
-            raise _calibration_error(
-                "give crossing_prefactor and error_correction_threshold (or a law)",
-                "crossing_prefactor" if pair[0] is None else "error_correction_threshold",
-            )
-        if self.law is not None and self.family != "bacon_shor":
-            raise _calibration_error(
-                f"a column law is Bacon-Shor's; {self.family} takes (a, p*)", "law"
-            )
-
-    def applies_to(self, scheme: QecScheme) -> bool:
-        """Whether this calibration is for ``scheme``'s family and instruction set."""
-        return scheme.family == self.family and scheme.instruction_set == self.instruction_set
-
-    def apply(self, scheme: QecScheme) -> QecScheme:
-        """``scheme`` with the calibrated (a, p*), or with the calibrated law."""
-        a = (
-            scheme.crossing_prefactor
-            if self.crossing_prefactor is None
-            else self.crossing_prefactor
-        )
-        threshold = (
-            scheme.error_correction_threshold
-            if self.error_correction_threshold is None
-            else self.error_correction_threshold
-        )
-        return dataclasses.replace(
-            scheme,
-            crossing_prefactor=float(a),
-            error_correction_threshold=float(threshold),
-            law=self.law,
-            qre=False,
-            sources=(*scheme.sources, f"calibrated: {self.source or 'qmk qec calibrate'}"),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The calibration as plain JSON (the file ``qmk qec calibrate`` writes)."""
-        data: dict[str, Any] = values.to_builtins(self)
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Calibration:
-        """A calibration from :meth:`to_json`'s form (extra ``fit`` details are ignored).
-
-        Raises:
-            QECError: ``QC103`` for a wrong ``kind``, an unknown or missing key or a bad value.
-        """
-        if not isinstance(data, Mapping) or data.get("kind") != CALIBRATION_KIND:
-            raise QECError.of(
-                "bad-parameter",
-                f"calibration: expected a JSON object with kind {CALIBRATION_KIND!r}",
-            )
-        fitted = {key: value for key, value in data.items() if key != "fit"}
-        return values.convert(fitted, cls, error=_calibration_error)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Calibration:
-        """Read a calibration JSON file.
-
-        Raises:
-            QECError: ``QC103`` when the file cannot be read or is not a calibration.
-        """
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise QECError.of("bad-parameter", f"calibration file {str(path)!r}: {exc}") from None
-        return cls.from_json(data)
-
-
-def _calibration_error(message: str, key: str) -> QECError:
-    return QECError.of("bad-parameter", f"calibration: {message}", key=key)

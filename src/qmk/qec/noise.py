@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from qmk.qec.errors import QECError
-from qmk.qec.params import _RATES, GATE_BASED, QubitParams
+from qmk.qec.values import _RATES, GATE_BASED, NOISE_MODEL_NAMES, QubitParams
 
 
 @runtime_checkable
@@ -318,14 +318,15 @@ class NoiseStack:
         return qubit
 
 
-#: The noise models a text spec may name, by name (see :func:`parse_noise_model`).
-NOISE_MODELS: dict[str, type] = {
-    "depolarizing": Depolarizing,
-    "gate": GateNoise,
-    "measurement": MeasurementNoise,
-    "idle": IdleNoise,
-    "drift": Drift,
-}
+#: The noise models a text spec may name, by name (see :func:`parse_noise_model`); the
+#: names are :data:`qmk.qec.values.NOISE_MODEL_NAMES`, which the kernel's config loads alone.
+NOISE_MODELS: dict[str, type] = dict(
+    zip(
+        NOISE_MODEL_NAMES,
+        (Depolarizing, GateNoise, MeasurementNoise, IdleNoise, Drift),
+        strict=True,
+    )
+)
 
 
 def parse_noise_model(text: str) -> NoiseModel:

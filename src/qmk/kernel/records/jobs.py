@@ -109,7 +109,7 @@ def _calibration(data: Any) -> Any:
         InvalidArgument: not a calibration (the QEC layer's reason in the message).
     """
     from qmk.errors import QMKError
-    from qmk.qec.logical import Calibration
+    from qmk.qec.values import Calibration
 
     try:
         return Calibration.from_json(data)

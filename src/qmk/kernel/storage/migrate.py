@@ -753,8 +753,7 @@ def _brought_forward(
     """The fields of today's attest line for an older one: the run request it records,
     then what it ran and gave. (Its ``graph_sha256`` was of the rewritten graph; the
     request's ``program_digest`` is of the graph as submitted, the one stored.)"""
-    from qmk.qec.logical import Calibration
-    from qmk.qec.params import QubitParams
+    from qmk.qec.values import Calibration, QubitParams
 
     qubit = record["qubit"]
     calibration = record.get("calibration")

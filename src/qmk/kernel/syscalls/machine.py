@@ -178,8 +178,7 @@ class MachineDesk:
     ) -> replies.Device:
         """``q_calibrate``: a calibration and/or custom qubit parameters for every job
         started from now on (tenants with ``operator = true`` only); the device then."""
-        from qmk.qec.logical import Calibration
-        from qmk.qec.params import QubitParams
+        from qmk.qec.values import Calibration, QubitParams
 
         allowed = self.config.tenants[session.tenant].operator
         self.audit.append(
