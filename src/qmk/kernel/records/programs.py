@@ -28,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -59,7 +60,7 @@ class VerifiedCache:
         """The program kept for ``text`` under ``limits`` (None: the defaults), or None."""
         with self._lock:
             entry = self._entries.get(text)
-            if entry is None or entry[2] != limits:
+            if entry is None or (entry[2] is not limits and entry[2] != limits):
                 return None
             self._entries.move_to_end(text)
             return entry[1]
@@ -114,9 +115,16 @@ def limits_of(config: Any) -> Limits:
     >>> limits.max_nodes, limits.max_unrolled_nodes
     (5000000, 2000000)
     """
+    return _limits(config.max_graph_nodes, config.max_unrolled_nodes)
+
+
+@functools.lru_cache(maxsize=8)
+def _limits(max_graph_nodes: int, max_unrolled_nodes: int | None) -> Limits:
+    """:func:`limits_of`'s object, built once per pair of settings (a kernel asks for it
+    several times a job; :class:`~qmk.qvm.limits.Limits` is frozen, so one serves all)."""
     return Limits(
-        max_nodes=max(config.max_graph_nodes, DEFAULT_MAX_NODES),
-        max_unrolled_nodes=config.max_unrolled_nodes,
+        max_nodes=max(max_graph_nodes, DEFAULT_MAX_NODES),
+        max_unrolled_nodes=max_unrolled_nodes,
     )
 
 
