@@ -685,6 +685,9 @@ JOB_RECORD = JobRecord(
     idle_logical_error=1.2e-6,
     runtime_alone_cycles=480.0,
     waits_at={3: 40.5, 5: 20.0},
+    code_distance=11,
+    block="compact",
+    own_logical_error=3.4e-5,
 )
 
 #: The fault policies' answer for a job when it was accepted, which its start reuses (held
