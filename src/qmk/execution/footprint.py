@@ -239,3 +239,29 @@ class Footprint(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         """A footprint from its JSON (a coded one-line error for a bad one)."""
         footprint: Footprint = convert(data, cls, where="footprint")
         return footprint
+
+
+def merged(steps: list[Step]) -> tuple[Step, ...]:
+    """``steps`` with equal steps in a row (their node apart) made one, repeated; its node
+    the last one's."""
+    out: list[Step] = []
+    for step in steps:
+        if out and _same(out[-1], step):
+            last = out[-1]
+            out[-1] = msgspec.structs.replace(
+                last, repeat=last.repeat + step.repeat, node=step.node or last.node
+            )
+        else:
+            out.append(step)
+    return tuple(out)
+
+
+def _same(a: Step, b: Step) -> bool:
+    return (a.kind, a.cycles, a.t_states, a.bell_pairs, a.routed, a.measurements) == (
+        b.kind,
+        b.cycles,
+        b.t_states,
+        b.bell_pairs,
+        b.routed,
+        b.measurements,
+    )

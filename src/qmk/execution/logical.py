@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from qmk.execution.footprint import Block, Footprint, Step, StepKind
+from qmk.execution.footprint import Block, Footprint, Step, StepKind, merged
 from qmk.execution.target import read_qvm, refuse
 from qmk.memo import Memo
 from qmk.qvm.ops import OPS, Tally
@@ -370,32 +370,6 @@ def _footprint(plan: Plan, steps: tuple[Step, ...], cycles: float) -> Footprint:
     )
 
 
-def merged(steps: list[Step]) -> tuple[Step, ...]:
-    """``steps`` with equal steps in a row (their node apart) made one, repeated; its node
-    the last one's."""
-    out: list[Step] = []
-    for step in steps:
-        if out and _same(out[-1], step):
-            last = out[-1]
-            out[-1] = msgspec.structs.replace(
-                last, repeat=last.repeat + step.repeat, node=step.node or last.node
-            )
-        else:
-            out.append(step)
-    return tuple(out)
-
-
-def _same(a: Step, b: Step) -> bool:
-    return (a.kind, a.cycles, a.t_states, a.bell_pairs, a.routed, a.measurements) == (
-        b.kind,
-        b.cycles,
-        b.t_states,
-        b.bell_pairs,
-        b.routed,
-        b.measurements,
-    )
-
-
 def _t_states(node: Any, tally: Tally, per_rotation: int) -> int:
     """T states the node consumes (module docstring)."""
     from qmk.estimate.counts import rotation_kind
@@ -431,4 +405,4 @@ def _ts_per_rotation_of(graph: Any) -> int:
     )
 
 
-__all__ = ["LogicalExecutable", "LogicalTarget", "folded_footprint", "footprint", "merged"]
+__all__ = ["LogicalExecutable", "LogicalTarget", "folded_footprint", "footprint"]

@@ -53,8 +53,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from qmk.execution.footprint import Block, Footprint, Step
-from qmk.execution.logical import merged
+from qmk.execution.footprint import Block, Footprint, Step, merged
 from qmk.execution.target import own_options, read_qvm, refuse
 
 if TYPE_CHECKING:

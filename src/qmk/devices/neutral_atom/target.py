@@ -542,7 +542,7 @@ def _footprint(executable: DeviceExecutable) -> Footprint:
         )
         measured = len(entry.atoms) if entry.op in _MEASURES else 0
         steps.append(Step(kind=kind, cycles=0, measurements=measured, node=str(entry.index)))
-    from qmk.execution.logical import merged
+    from qmk.execution.footprint import merged
 
     return Footprint(
         target=NAME,

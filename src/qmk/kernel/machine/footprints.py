@@ -33,8 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from qmk.execution.footprint import Footprint, Step
-from qmk.execution.logical import merged
+from qmk.execution.footprint import Footprint, Step, merged
 
 if TYPE_CHECKING:
     from qmk.estimate.counts import LogicalCounts
