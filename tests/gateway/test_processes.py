@@ -266,8 +266,6 @@ OBSERVED = {
     "alice": TENANTS["alice"],
     "ops": {"key": "ops-secret-key", "caps": ["CAP_OBSERVE"]},
 }
-#: The inline server's /metrics token (it names tenants behind it, as q_kernel_load does).
-METRICS_TOKEN = "inline-metrics-token-0123456789"
 #: Families of the kernel's load that move between two scrapes of a live kernel.
 MOVING = {"qmk_data_disk_free_bytes", "qmk_queue_oldest_seconds", "qmk_epoch"}
 #: Families of each process's own wires (its requests and their syscall latencies).
@@ -296,10 +294,8 @@ def _families(text: str) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...]
 def both(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """One kernel served two ways at once: ``qmk serve --http`` (inline) and a lone
     ``qmk gateway http`` on its socket; their URLs."""
-    (tmp_path / "kernel.toml").write_text(
-        config_toml(tenants=OBSERVED, tables={"http": {"metrics_token": METRICS_TOKEN}})
-    )
-    inline = _serve(tmp_path, "--http", "127.0.0.1:0")
+    (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
+    inline = _serve(tmp_path, "--http", "127.0.0.1:0", "--gateway", "inline")
     inline.wait_url()
     argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", str(tmp_path / "k.sock")]
     gateway = _start(tmp_path, "gateway", [*argv, "--listen", "127.0.0.1:0"])
@@ -375,7 +371,7 @@ def test_gateway_streams_audits_and_scrapes_as_the_kernels_own_process(
         assert audits[0].json() == audits[1].json()
         assert audits[0].json()["entries"][-1]["state"] == "COMPLETED"
         scrapes = [
-            inline.get("/metrics", headers=bearer(METRICS_TOKEN)),
+            inline.get("/metrics", headers=_basic("ops")),
             gateway.get("/metrics", headers=_basic("ops")),
         ]
         assert scrapes[1].status_code == 200, scrapes[1].text

@@ -31,7 +31,7 @@ from qmk.frontends import read_program
 from qmk.grpc.client import Client
 from qmk.grpc.schema import messages
 from support.grpc_kernel import connect
-from support.http import HttpServer
+from support.http import SCRAPER, HttpServer
 from support.kernel import TENANTS
 from support.paths import EXAMPLES
 
@@ -395,5 +395,5 @@ def test_grpc_calls_are_traced_and_timed_in_the_metrics(server: HttpServer, alic
             break
         assert time.monotonic() < deadline, [s["attributes"] for s in spans]
         time.sleep(0.05)
-    text = httpx.get(f"{server.url}/metrics", timeout=60).text
+    text = httpx.get(f"{server.url}/metrics", auth=SCRAPER, timeout=60).text
     assert 'qmk_rpc_seconds_count{method="q_submit",transport="grpc"}' in text

@@ -13,21 +13,17 @@ import httpx
 import pytest
 
 from qmk.client import Client
-from support.http import HttpServer, bearer, session
+from support.http import SCRAPER, HttpServer, bearer, session
 from support.kernel import TENANTS, config_toml
 from support.paths import EXAMPLES
 
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
-#: The operator's token of this module's server: its /metrics show tenants by name.
-METRICS_TOKEN = "operator-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The module's server (2 workers), its /metrics behind :data:`METRICS_TOKEN`."""
-    started = HttpServer(
-        tmp_path_factory.mktemp("qmk-http"), http={"metrics_token": METRICS_TOKEN}
-    ).start()
+    """The module's server (2 workers); its /metrics answer support.http's ``ops``."""
+    started = HttpServer(tmp_path_factory.mktemp("qmk-http")).start()
     yield started
     assert started.stop() == 0, started.output()
 
@@ -125,7 +121,7 @@ def test_metrics_count_jobs_engines_latency_and_the_audit_chain(
     _done(client, sid, program=BELL_QASM, shots=50, seed=1)
     with Client.connect(str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]) as rpc:
         rpc.q_list_jobs(None, 1)  # one syscall over JSON-RPC
-    reply = client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    reply = client.get("/metrics", auth=SCRAPER)
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
     text = reply.text
     assert _samples(text, "qmk_jobs_finished_total")['{state="COMPLETED",tenant="alice"}'] >= 1

@@ -181,7 +181,7 @@ def serve(
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
                 gateways=gateways,
-                observe=bool(gateways) or args.kernel_only,
+                observe=bool(gateways) or args.kernel_only or http is not None,
             )
         )
     finally:
@@ -216,9 +216,10 @@ async def _serve(
     gateways: list[tuple[list[str], Any]] | None = None,
     observe: bool = False,
 ) -> None:
-    """Serve the kernel until a stop signal; ``observe``: its gateways are processes of
-    their own (or may be: ``--kernel-only``), so it keeps its event feed and job counters
-    from its start (:class:`~qmk.kernel.syscalls.feed.FeedDesk`), for their ``/metrics``."""
+    """Serve the kernel until a stop signal; ``observe``: an HTTP API serves it (inline,
+    or gateways in processes of their own, or maybe: ``--kernel-only``), so it keeps its
+    event feed and job counters from its start (:class:`~qmk.kernel.syscalls.feed.
+    FeedDesk`), for ``/metrics``' ``q_kernel_load``."""
     import asyncio
     import contextlib
     import logging

@@ -22,10 +22,7 @@ syscall answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503,
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import os
 import socket
 import time
@@ -39,11 +36,10 @@ from qmk.abi.errors import ConnectError, ConnectionClosed, ServeError
 from qmk.abi.events import Call
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
-from qmk.abi.probe import KernelSnapshot, WorkerTraces, snapshot_from_json
+from qmk.abi.probe import KernelSnapshot, WorkerTraces
 from qmk.abi.replies import Job
-from qmk.abi.tally import JobTally
 from qmk.client import AsyncClient, Timeout
-from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
+from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http.server import HttpConfig
 from qmk.qvm.graph import GraphText
 
@@ -179,7 +175,7 @@ class GatewayProbe:
 
     def snapshot(self) -> KernelSnapshot:
         """Refused: the gateway reads the kernel's load with ``q_kernel_load`` at each
-        scrape, with the scraper's credentials (:meth:`RemoteFeed.load`)."""
+        scrape, with the scraper's credentials (:class:`qmk.http.metrics.Scrapers`)."""
         raise UnavailableError(
             "a gateway reads the kernel's load with q_kernel_load, as its scraper",
             reason="not-in-gateway",
@@ -277,25 +273,13 @@ class RemoteWatch:
             await self._events.aclose()
 
 
-#: Logins of scrapers the gateway keeps a session of at once (the oldest go first).
-LOGIN_CACHE = 64
 #: The longest a wait for the tenant's next record lasts while a call it follows runs
 #: (``POST /v1/assist``): how soon the call's end is seen when no record comes.
 RUNNING_POLL_MS = 250
 
 
 class RemoteFeed:
-    """The tenant's events and the kernel's load, read through syscalls (module
-    docstring).
-
-    ``/metrics`` takes the scraper's credentials: ``Authorization: Basic`` with a
-    tenant and its key (the gateway opens a session asking ``CAP_OBSERVE``, and keeps
-    it, under a hash of the header, until the kernel refuses it), or ``Bearer`` with a
-    session that holds it. The kernel checks the capability at each call.
-    """
-
-    def __init__(self) -> None:
-        self._logins: OrderedDict[bytes, str] = OrderedDict()
+    """The tenant's events, read through syscalls (module docstring)."""
 
     async def relay(
         self, call: Call, session_id: str, keepalive_s: float
@@ -355,53 +339,6 @@ class RemoteFeed:
             cursor = page.cursor
             if done and len(page.events) < defaults.EVENTS_LIMIT:
                 return
-
-    async def load(self, call: Call, authorization: str | None) -> tuple[KernelSnapshot, JobTally]:
-        """The kernel's snapshot and job counters (``q_kernel_load``) as the scraper
-        behind ``authorization`` may read them.
-
-        Raises:
-            AuthError: no credentials, or credentials the kernel refuses.
-            CapabilityError: the session does not hold ``CAP_OBSERVE``.
-        """
-        scheme, _, given = (authorization or "").partition(" ")
-        given = given.strip()
-        if scheme.lower() == "bearer" and given:
-            reply = await call("q_kernel_load", {"session_id": given})
-        elif scheme.lower() == "basic" and given:
-            reply = await self._as_login(call, given)
-        else:
-            raise AuthError(
-                "/metrics of a gateway reads the kernel's load as its scraper: send "
-                "Authorization: Basic <tenant:key> of a tenant with CAP_OBSERVE, or Bearer "
-                "<session> of a session that holds it",
-                reason="no-credentials",
-            )
-        return snapshot_from_json(reply.snapshot), JobTally.from_json(reply.tally)
-
-    async def _as_login(self, call: Call, basic: str) -> Any:
-        """``q_kernel_load`` with the session of the login ``basic`` (kept; opened again
-        once when the kernel no longer knows it)."""
-        key = hashlib.sha256(basic.encode()).digest()
-        known = self._logins.get(key)
-        if known is not None:
-            try:
-                return await call("q_kernel_load", {"session_id": known})
-            except SessionError:
-                self._logins.pop(key, None)
-        try:
-            tenant, sep, secret = base64.b64decode(basic, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            tenant, sep, secret = "", "", ""
-        if not sep:
-            raise AuthError("Authorization: Basic must hold base64 of tenant:key")
-        session = await call(
-            "q_negotiate_caps", {"tenant": tenant, "key": secret, "requested": ["CAP_OBSERVE"]}
-        )
-        self._logins[key] = session.session_id
-        while len(self._logins) > LOGIN_CACHE:
-            self._logins.popitem(last=False)
-        return await call("q_kernel_load", {"session_id": session.session_id})
 
 
 async def serve_gateway(

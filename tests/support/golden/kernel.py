@@ -113,7 +113,6 @@ CONFIG_FILE = ConfigFile(
     ),
     server={"max_request_bytes": 4194304},
     http=HttpTable(
-        metrics_token="metrics-example-token-change-me",
         metrics_tenants="names",
         allowed_hosts=("qmk.example.org", "localhost"),
     ),
@@ -219,7 +218,6 @@ ASSIST_TABLE = AssistTable(
 )
 
 HTTP_TABLE = HttpTable(
-    metrics_token="metrics-example-token-change-me",
     metrics_tenants="names",
     allowed_hosts=("qmk.example.org", "localhost"),
 )
@@ -312,7 +310,6 @@ KERNEL_CONFIG = KernelConfig(
     ),
     server={"max_request_bytes": 4194304},
     http=HttpTable(
-        metrics_token="metrics-example-token-change-me",
         metrics_tenants="names",
         allowed_hosts=("qmk.example.org", "localhost"),
     ),
