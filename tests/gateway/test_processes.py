@@ -149,9 +149,10 @@ def _wait(client: httpx.Client, sid: str, job_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    """``qmk serve --http 127.0.0.1:0 --grpc 127.0.0.1:0 --gateway process``, its kernel
-    run under ``-X importtime`` (each module it imports is a line of its stderr)."""
-    wires = ("--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--gateway", "process")
+    """``qmk serve --http 127.0.0.1:0 --grpc 127.0.0.1:0`` (gateway processes are the
+    default), its kernel run under ``-X importtime`` (each module it imports is a line of
+    its stderr)."""
+    wires = ("--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0")
     server = _serve(tmp_path, *wires, python=("-X", "importtime"))
     server.wait_url()
     yield server

@@ -66,7 +66,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _server_limits(args.server_limits), source="qmk gateway", tcp=("127.0.0.1", 0)
     )
     try:
-        serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
+        if args.wire == "http":
+            serve = _http(args, host, port, certs)
+        else:
+            serve = _grpc(host, port, certs, args.trace)
     except ImportError as exc:  # as qmk serve --http/--grpc says it
         raise CommandError.of(
             "bad-option",
@@ -138,8 +141,8 @@ def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any])
     return serve
 
 
-def _grpc(host: str, port: int, certs: dict[str, Any]) -> Any:
-    """The gRPC gateway's serve call, its config bound."""
+def _grpc(host: str, port: int, certs: dict[str, Any], trace: str | None) -> Any:
+    """The gRPC gateway's serve call, its config and tracer bound."""
     from qmk.gateway.grpc import serve_grpc_gateway
     from qmk.grpc.server import GrpcConfig, check_credentials
 
@@ -147,7 +150,7 @@ def _grpc(host: str, port: int, certs: dict[str, Any]) -> Any:
     check_credentials(config)
 
     def serve(kernel: str, server_config: Any, **options: Any) -> Any:
-        return serve_grpc_gateway(kernel, server_config, config, **options)
+        return serve_grpc_gateway(kernel, server_config, config, trace=trace or "none", **options)
 
     return serve
 
@@ -395,8 +398,7 @@ def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config
         ("--log-level", args.log_level),
     ]
     address = args.http if wire == "http" else args.grpc
-    if wire == "http":
-        options.append(("--trace", args.trace))
+    options.append(("--trace", args.trace))
     for flag, value in options:
         if value is not None:
             argv += [flag, str(value)]
@@ -449,7 +451,8 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--trace",
         metavar="EXPORTER",
-        help="http: OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
+        help="OpenTelemetry traces (http: requests, jobs; grpc: its calls): console, "
+        "jsonl:PATH, otlp or otlp:URL (default: off)",
     )
     log_options(sub)
     sub.add_argument(

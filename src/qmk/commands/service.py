@@ -1068,9 +1068,10 @@ def register(add: AddCommand) -> None:
     web.add_argument(
         "--gateway",
         choices=("inline", "process"),
-        default="inline",
-        help="serve --http and --grpc in the kernel's process (inline), or each in a gateway "
-        "process of its own that qmk serve starts and restarts (process; docs/deploy.md)",
+        default="process",
+        help="serve --http and --grpc each in a gateway process of its own that qmk serve "
+        "starts and restarts (process, the default; docs/deploy.md), or in the kernel's "
+        "process (inline)",
     )
     rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
     rpc.add_argument(
