@@ -14,6 +14,8 @@ tenant's event stream (``GET /v1/events``) through ``q_events`` from its cursor,
 kernel's load and job counters (``/metrics``) through ``q_kernel_load`` with the
 scraper's own credentials, which need ``CAP_OBSERVE``, and the assistant's steps
 (``POST /v1/assist``) through ``q_events`` while it answers (:class:`RemoteFeed`).
+The jobs submitted through it are followed to their end through their submitter's
+``q_events`` when their log lines or traces are wanted (:class:`JobFollower`).
 ``GET /v1/audit`` is ``q_audit``'s route. While the kernel is away (it restarts) every
 syscall answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503,
 ``retry_after_s``), and the next call connects again.
