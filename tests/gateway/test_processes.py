@@ -30,6 +30,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from qmk import defaults
 from qmk.cli import main
 from qmk.client import Client
 from qmk.errors import QMKError
@@ -187,6 +188,24 @@ def test_kernel_process_loads_no_wire_library_when_gateways_serve_http_and_grpc(
         or m in WIRE_ROOMS
     )
     assert loaded == [], loaded
+
+
+def _address_space_cap(pid: int) -> str:
+    """The soft "Max address space" of process ``pid``, as ``/proc/PID/limits`` says it."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            return line.split()[3]
+    raise AssertionError(f"no address-space line for {pid}")
+
+
+def test_each_gateway_is_capped_in_memory_as_a_worker_and_the_kernel_is_not(
+    served: Served,
+) -> None:
+    kernel = served.proc.pid
+    cap = str(defaults.WORKER_MEMORY_MB * 2**20)  # the config's kernel.worker_memory_mb
+    assert _address_space_cap(_gateway_of(kernel, "http")) == cap
+    assert _address_space_cap(_gateway_of(kernel, "grpc")) == cap
+    assert _address_space_cap(kernel) != cap  # the control: the limit is the gateways'
 
 
 def _grpc_client(served: Served) -> Any:

@@ -55,6 +55,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.abi.limits import ServerConfig
     from qmk.abi.server import parse_tcp
 
+    cap_memory(args.memory_mb)  # before the wire's libraries take any
     if (args.listen is None) == (args.listen_fd is None):
         raise CommandError.of("bad-option", f"qmk gateway {args.wire} needs --listen HOST:PORT")
     host, port = parse_tcp(args.listen) if args.listen else (args.bind_host or "0.0.0.0", 0)
@@ -107,6 +108,30 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def cap_memory(megabytes: int) -> None:
+    """Cap this process's address space at ``megabytes`` MiB and write no core file, as
+    a worker's rlimits are (:mod:`qmk.kernel.pools.sandbox`): a gateway that grows past
+    it fails its allocation (``MemoryError``) or dies, and its supervisor starts another,
+    while the kernel's memory is untouched.
+
+    Raises:
+        CommandError: ``bad-option``: the cap is under 64 MiB or above this process's
+            hard limit.
+    """
+    import resource
+
+    if megabytes < 64:
+        raise CommandError.of("bad-option", f"--memory-mb must be 64 or more, got {megabytes}")
+    cap = megabytes * 2**20
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY and cap > hard:
+        raise CommandError.of(
+            "bad-option", f"--memory-mb {megabytes} is above this process's hard limit"
+        )
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _server_limits(text: str | None) -> dict[str, Any]:
@@ -404,6 +429,7 @@ def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config
             argv += [flag, str(value)]
     argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
     argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
+    argv += ["--memory-mb", str(config.worker_memory_mb)]  # capped as a worker is
     limits = dict(config.server)  # the door's limits at the gateway are the kernel's
     if getattr(args, "max_line", None) is not None:
         limits["max_line"] = args.max_line
@@ -441,6 +467,14 @@ def register(add: AddCommand) -> None:
         f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
     )
     sub.add_argument(
+        "--memory-mb",
+        type=int,
+        default=defaults.WORKER_MEMORY_MB,
+        metavar="MIB",
+        help="its address-space cap, as a worker's (RLIMIT_AS; qmk serve passes the "
+        f"kernel's kernel.worker_memory_mb; {defaults.WORKER_MEMORY_MB})",
+    )
+    sub.add_argument(
         "--server-limits",
         metavar="JSON",
         help="its door's limits: the kernel's [server] table as one JSON object "
@@ -466,6 +500,7 @@ def register(add: AddCommand) -> None:
 __all__ = [
     "READY",
     "Supervisor",
+    "cap_memory",
     "close_gateways",
     "gateway_argv",
     "gateways_of",
