@@ -476,6 +476,27 @@ def test_lone_gateway_answers_503_while_the_kernel_is_away_then_reconnects(
         terminate(kernel.proc, GUARD_S)
 
 
+def test_a_kernel_on_a_free_tcp_port_alone_is_reached_by_its_gateway(tmp_path: Path) -> None:
+    """No Unix socket, ``--tcp 127.0.0.1:0``: the gateway is told the port the kernel
+    bound once it listens, and a job runs over REST through it."""
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml(tenants=TENANTS))
+    argv = [sys.executable, "-m", "qmk", "serve", "--tcp", "127.0.0.1:0", "--workers", "1"]
+    argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
+    server = _start(tmp_path, "serve", [*argv, "--http", "127.0.0.1:0"])
+    try:
+        server.wait_url()
+        with httpx.Client(base_url=server.url, timeout=GUARD_S) as client:
+            sid = session(client)
+            job = _wait(client, sid, _run_bell(client, sid)["job_id"])
+        assert job["state"] == "COMPLETED"
+        gateway = Path(f"/proc/{_gateway_of(server.proc.pid)}/cmdline").read_bytes()
+        kernel_at = gateway.split(b"\0")[gateway.split(b"\0").index(b"--kernel") + 1]
+        assert re.fullmatch(rb"127\.0\.0\.1:[1-9][0-9]*", kernel_at), kernel_at
+    finally:
+        terminate(server.proc, GUARD_S)
+
+
 def test_kernel_only_refuses_a_wire() -> None:
     err = io.StringIO()
     code = main(

@@ -43,6 +43,9 @@ RESTART_MOST_S = 5.0
 HEALTHY_S = 10.0
 #: The line a gateway prints once it serves (its URL follows).
 READY = "qmk gateway: listening on "
+#: The ``--kernel`` of a gateway whose kernel listens on ``--tcp HOST:0``: the port is
+#: known once the kernel binds it (:func:`kernel_address`).
+BOUND_LATER = "tcp:bound-later"
 
 
 def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -342,6 +345,9 @@ async def supervised(
     failed: list[QMKError] = []
 
     def kernel_ready(addresses: list[str]) -> None:
+        for supervisor in supervisors:
+            supervisor.argv = kernel_address(supervisor.argv, addresses)
+
         async def run() -> None:
             try:
                 urls = [await supervisor.start() for supervisor in supervisors]
@@ -376,19 +382,20 @@ def gateways_of(
     ``HOST:PORT``, a TLS file that does not load, a port that cannot be bound.
 
     Raises:
-        CommandError: ``bad-option``: the kernel has no address a gateway can reach, a
-            TLS file does not load.
+        CommandError: ``bad-option``: ``--trace`` without ``--http``, a TLS file does
+            not load.
         ServeError: ``bad-address``, ``cannot-bind``.
     """
     from qmk.abi.server import bind_tcp, check_tls_files, parse_tcp
 
-    if server_config.socket_path is None and not server_config.tcp[1]:
-        raise CommandError.of(
-            "bad-option", "--gateway process needs --socket PATH or a --tcp port, not 0"
-        )
     if args.http is None and args.trace is not None:  # as --gateway inline says it
         raise CommandError.of("bad-option", "--trace is an option of --http HOST:PORT")
-    kernel = str(server_config.socket_path or args.tcp)
+    if server_config.socket_path is not None:
+        kernel = str(server_config.socket_path)
+    elif server_config.tcp[1]:
+        kernel = str(args.tcp)
+    else:  # --tcp HOST:0: the port the kernel binds, once it listens (kernel_address)
+        kernel = BOUND_LATER
     wires = [(w, a) for w, a in (("http", args.http), ("grpc", args.grpc)) if a is not None]
     addresses = [parse_tcp(address) for _, address in wires]
     if wires:
@@ -404,6 +411,20 @@ def gateways_of(
         close_gateways(found)
         raise
     return found
+
+
+def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
+    """``argv`` with its ``--kernel`` :data:`BOUND_LATER` made the TCP address the
+    kernel bound (one of its listening ``addresses``: ``tcp:HOST:PORT``; a wildcard host
+    is reached on the loopback)."""
+    at = argv.index("--kernel") + 1
+    if argv[at] != BOUND_LATER:
+        return argv
+    bound = next(a for a in addresses if a.startswith("tcp:"))
+    host, _, port = bound.removeprefix("tcp:").rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return [*argv[:at], where, *argv[at + 1 :]]
 
 
 def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
@@ -504,6 +525,7 @@ __all__ = [
     "close_gateways",
     "gateway_argv",
     "gateways_of",
+    "kernel_address",
     "register",
     "run_gateway",
     "supervised",
