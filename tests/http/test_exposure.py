@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from qmk.cli import main
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.errors import ConfigError
 from support.http import SCRAPER, HttpServer, bearer, session
@@ -75,12 +78,22 @@ def test_metrics_tenants_hashed_labels_each_tenant_by_a_keyed_hash(
     assert "alice" not in text
 
 
-def test_the_retired_metrics_token_is_refused_by_name_pointing_at_cap_observe() -> None:
+def test_the_retired_metrics_token_is_refused_by_name_pointing_at_cap_observe(
+    tmp_path: Path,
+) -> None:
     with pytest.raises(ConfigError) as refused:
         config_from_dict({"http": {"metrics_token": "operator-token-0123456789"}})
     assert refused.value.code == ConfigError("x").code
     assert refused.value.details["key"] == "http.metrics_token"
     assert "retired" in refused.value.message and "CAP_OBSERVE" in refused.value.message
+    config = tmp_path / "kernel.toml"  # qmk serve says so in one coded line, and stops
+    config.write_text('[http]\nmetrics_token = "operator-token-0123456789"\n')
+    err = io.StringIO()
+    argv = ["serve", "--socket", str(tmp_path / "k.sock"), "--data-dir", str(tmp_path / "d")]
+    code = main([*argv, "--config", str(config), "--http", "127.0.0.1:0"], stderr=err)
+    lines = err.getvalue().strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert refused.value.code in lines[0] and "http.metrics_token is retired" in lines[0]
 
 
 def test_the_console_and_every_answer_carry_csp_and_frame_headers(client: httpx.Client) -> None:
