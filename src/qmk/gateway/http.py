@@ -656,12 +656,15 @@ def _nothing() -> None:
 
 
 __all__ = [
+    "FOLLOWED",
     "GatewayDoor",
     "GatewayProbe",
+    "JobFollower",
     "RemoteFeed",
     "RemoteKernel",
     "RemoteWatch",
     "RemoteWatches",
+    "event_of",
     "hold_room",
     "kernel_away",
     "listening_socket",
