@@ -7,7 +7,8 @@ port), then, with nothing but HTTP (httpx):
 1. alice opens a session (``POST /v1/sessions``) and submits the Bell program as
    OpenQASM text (``POST /v1/jobs``), follows it on its Server-Sent Events stream
    (``GET /v1/jobs/{id}/events``) and prints its outcomes;
-2. it reads a few lines of ``GET /metrics`` and prints where the console, the API
+2. it reads a few lines of ``GET /metrics`` as the config's scraper (``prometheus``, a
+   tenant holding only ``CAP_OBSERVE``) and prints where the console, the API
    reference and the OpenAPI document are;
 3. it stops the kernel with SIGTERM (``--keep``: it serves until Ctrl-C instead, so the
    console can be opened in a browser).
@@ -30,6 +31,8 @@ import httpx
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "kernel.toml"
 KEY = "alice-example-key-change-me"
+#: The scraper of /metrics in examples/kernel.toml: a tenant holding CAP_OBSERVE.
+SCRAPER = ("prometheus", "prometheus-example-key-change-me")
 
 
 def main(argv: list[str]) -> int:
@@ -103,7 +106,7 @@ def demo(url: str) -> None:
         print(f"outcomes: {json.dumps(job['result']['counts'], sort_keys=True)}")
         problem = http.get("/v1/jobs/job_nope", headers=auth).json()
         print(f"GET /v1/jobs/job_nope -> {problem['status']} {problem['code']} {problem['name']}")
-        metrics = http.get("/metrics").text.splitlines()
+        metrics = http.get("/metrics", auth=SCRAPER).text.splitlines()
         shown = [m for m in metrics if m.startswith(("qmk_jobs_finished_total", "qmk_workers "))]
         print("GET /metrics ->", "; ".join(shown))
 

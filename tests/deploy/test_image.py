@@ -74,12 +74,14 @@ def test_the_image_runs_a_bell_job_over_rest_with_only_correlated_outcomes(serve
     # a Bell pair measured twice: only 00 and 11, every shot counted
     assert set(counts) <= {"00", "11"}
     assert sum(counts.values()) == SHOTS
-    metrics = httpx.get(f"{url}/metrics", timeout=10).text
-    # no metrics_token in the example config: tenants are labelled by a keyed hash
+    # /metrics answers only a scraper holding CAP_OBSERVE: the example config's prometheus
+    assert httpx.get(f"{url}/metrics", timeout=10).status_code == 401
+    scraper = ("prometheus", "prometheus-example-key-change-me")
+    metrics = httpx.get(f"{url}/metrics", auth=scraper, timeout=10).text
     finished = re.findall(
-        r'qmk_jobs_finished_total\{state="COMPLETED",tenant="(t-[0-9a-f]{12})"\} 1.0', metrics
+        r'qmk_jobs_finished_total\{state="COMPLETED",tenant="alice"\} ([0-9.]+)', metrics
     )
-    assert len(finished) == 1 and "alice" not in metrics
+    assert finished == ["1.0"], metrics
 
 
 def test_the_kernel_in_the_image_runs_as_an_unprivileged_user_from_a_venv_outside_root(served):

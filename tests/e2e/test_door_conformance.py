@@ -45,6 +45,7 @@ from qmk.errors import AuthError, QMKError, QuotaError, SessionError
 from qmk.qvm.generate import uniform_graph
 from qmk.qvm.graph import compact_text
 from support.chat_server import ScriptedChat
+from support.http import SCRAPER
 from support.kernel import BELL as BELL_QVM
 from support.kernel import TENANTS, WorkerGate
 from support.small_disk import SmallDisk
@@ -358,7 +359,7 @@ def test_every_wires_calls_are_timed_in_the_metrics_under_its_name(
         job = client.q_submit(uniform_graph(1).to_json(), 10, 1).job_id
     session = wire.session(server, "alice")
     method = wire.timed(server, session, job)
-    text = httpx.get(f"{server.url}/metrics", timeout=GUARD_S).text
+    text = httpx.get(f"{server.url}/metrics", auth=SCRAPER, timeout=GUARD_S).text
     assert f'qmk_rpc_seconds_count{{method="{method}",transport="{wire.label}"}}' in text, [
         line for line in text.splitlines() if line.startswith("qmk_rpc_seconds_count")
     ]

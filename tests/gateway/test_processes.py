@@ -30,6 +30,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from qmk import defaults
 from qmk.cli import main
 from qmk.client import Client
 from qmk.errors import QMKError
@@ -149,9 +150,10 @@ def _wait(client: httpx.Client, sid: str, job_id: str) -> dict[str, Any]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    """``qmk serve --http 127.0.0.1:0 --grpc 127.0.0.1:0 --gateway process``, its kernel
-    run under ``-X importtime`` (each module it imports is a line of its stderr)."""
-    wires = ("--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--gateway", "process")
+    """``qmk serve --http 127.0.0.1:0 --grpc 127.0.0.1:0`` (gateway processes are the
+    default), its kernel run under ``-X importtime`` (each module it imports is a line of
+    its stderr)."""
+    wires = ("--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0")
     server = _serve(tmp_path, *wires, python=("-X", "importtime"))
     server.wait_url()
     yield server
@@ -186,6 +188,24 @@ def test_kernel_process_loads_no_wire_library_when_gateways_serve_http_and_grpc(
         or m in WIRE_ROOMS
     )
     assert loaded == [], loaded
+
+
+def _address_space_cap(pid: int) -> str:
+    """The soft "Max address space" of process ``pid``, as ``/proc/PID/limits`` says it."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            return line.split()[3]
+    raise AssertionError(f"no address-space line for {pid}")
+
+
+def test_each_gateway_is_capped_in_memory_as_a_worker_and_the_kernel_is_not(
+    served: Served,
+) -> None:
+    kernel = served.proc.pid
+    cap = str(defaults.WORKER_MEMORY_MB * 2**20)  # the config's kernel.worker_memory_mb
+    assert _address_space_cap(_gateway_of(kernel, "http")) == cap
+    assert _address_space_cap(_gateway_of(kernel, "grpc")) == cap
+    assert _address_space_cap(kernel) != cap  # the control: the limit is the gateways'
 
 
 def _grpc_client(served: Served) -> Any:
@@ -266,8 +286,6 @@ OBSERVED = {
     "alice": TENANTS["alice"],
     "ops": {"key": "ops-secret-key", "caps": ["CAP_OBSERVE"]},
 }
-#: The inline server's /metrics token (it names tenants behind it, as q_kernel_load does).
-METRICS_TOKEN = "inline-metrics-token-0123456789"
 #: Families of the kernel's load that move between two scrapes of a live kernel.
 MOVING = {"qmk_data_disk_free_bytes", "qmk_queue_oldest_seconds", "qmk_epoch"}
 #: Families of each process's own wires (its requests and their syscall latencies).
@@ -296,10 +314,8 @@ def _families(text: str) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...]
 def both(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """One kernel served two ways at once: ``qmk serve --http`` (inline) and a lone
     ``qmk gateway http`` on its socket; their URLs."""
-    (tmp_path / "kernel.toml").write_text(
-        config_toml(tenants=OBSERVED, tables={"http": {"metrics_token": METRICS_TOKEN}})
-    )
-    inline = _serve(tmp_path, "--http", "127.0.0.1:0")
+    (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
+    inline = _serve(tmp_path, "--http", "127.0.0.1:0", "--gateway", "inline")
     inline.wait_url()
     argv = [sys.executable, "-m", "qmk", "gateway", "http", "--kernel", str(tmp_path / "k.sock")]
     gateway = _start(tmp_path, "gateway", [*argv, "--listen", "127.0.0.1:0"])
@@ -375,7 +391,7 @@ def test_gateway_streams_audits_and_scrapes_as_the_kernels_own_process(
         assert audits[0].json() == audits[1].json()
         assert audits[0].json()["entries"][-1]["state"] == "COMPLETED"
         scrapes = [
-            inline.get("/metrics", headers=bearer(METRICS_TOKEN)),
+            inline.get("/metrics", headers=_basic("ops")),
             gateway.get("/metrics", headers=_basic("ops")),
         ]
         assert scrapes[1].status_code == 200, scrapes[1].text
@@ -458,6 +474,27 @@ def test_lone_gateway_answers_503_while_the_kernel_is_away_then_reconnects(
     finally:
         terminate(gateway.proc, GUARD_S)
         terminate(kernel.proc, GUARD_S)
+
+
+def test_a_kernel_on_a_free_tcp_port_alone_is_reached_by_its_gateway(tmp_path: Path) -> None:
+    """No Unix socket, ``--tcp 127.0.0.1:0``: the gateway is told the port the kernel
+    bound once it listens, and a job runs over REST through it."""
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml(tenants=TENANTS))
+    argv = [sys.executable, "-m", "qmk", "serve", "--tcp", "127.0.0.1:0", "--workers", "1"]
+    argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
+    server = _start(tmp_path, "serve", [*argv, "--http", "127.0.0.1:0"])
+    try:
+        server.wait_url()
+        with httpx.Client(base_url=server.url, timeout=GUARD_S) as client:
+            sid = session(client)
+            job = _wait(client, sid, _run_bell(client, sid)["job_id"])
+        assert job["state"] == "COMPLETED"
+        gateway = Path(f"/proc/{_gateway_of(server.proc.pid)}/cmdline").read_bytes()
+        kernel_at = gateway.split(b"\0")[gateway.split(b"\0").index(b"--kernel") + 1]
+        assert re.fullmatch(rb"127\.0\.0\.1:[1-9][0-9]*", kernel_at), kernel_at
+    finally:
+        terminate(server.proc, GUARD_S)
 
 
 def test_kernel_only_refuses_a_wire() -> None:

@@ -1,6 +1,7 @@
 """The HTTP listener's connection discipline (qmk.http.guard) against a real ``qmk serve
 --http``: slow, idle, oversized and unauthenticated connections are answered with a coded
-status and closed; both wires share one connection budget; a session's and a tenant's
+status and closed; both wires share one connection budget inline, and a gateway process
+has its own; a session's and a tenant's
 live event streams are capped; a client that does not read a big result is dropped
 with the server's unsent bytes bounded.
 
@@ -36,8 +37,10 @@ UNSENT = 64 * 1024
 
 
 @contextlib.contextmanager
-def _server(root: Path, nofile: int | None = None, **limits: Any) -> Iterator[HttpServer]:
-    started = HttpServer(root, server=limits, nofile=nofile).start()
+def _server(
+    root: Path, nofile: int | None = None, extra: tuple[str, ...] = (), **limits: Any
+) -> Iterator[HttpServer]:
+    started = HttpServer(root, server=limits, nofile=nofile, extra=extra).start()
     try:
         yield started
     finally:
@@ -200,10 +203,12 @@ def _rpc_first_line(path: Path) -> dict[str, Any] | None:
     return json.loads(line) if line else None
 
 
-def test_both_wires_share_one_connection_budget(tmp_path: Path):
-    with _server(
-        tmp_path, max_connections=4, http_keep_alive_s=600.0, auth_timeout_s=600.0
-    ) as server:
+@pytest.mark.parametrize("gateway", ["inline", "process"])
+def test_inline_both_wires_share_one_connection_budget_and_a_gateway_has_its_own(
+    tmp_path: Path, gateway: str
+):
+    limits = {"max_connections": 4, "http_keep_alive_s": 600.0, "auth_timeout_s": 600.0}
+    with _server(tmp_path, extra=("--gateway", gateway), **limits) as server:
         with ExitStack() as held:
             statuses = []
             for _ in range(8):
@@ -213,10 +218,13 @@ def test_both_wires_share_one_connection_budget(tmp_path: Path):
                 if status != 200:
                     break
             assert statuses == [200, 200, 200, 200, 503], statuses
-            # the socket's new connection finds the room taken by HTTP's
             reply = _rpc_first_line(server.socket)
-            assert reply is not None and reply["error"]["code"] == 1011, reply
-            assert reply["error"]["data"]["reason"] == "too-many-connections"
+            assert reply is not None
+            if gateway == "inline":  # the socket's new connection finds the room taken
+                assert reply["error"]["code"] == 1011, reply
+                assert reply["error"]["data"]["reason"] == "too-many-connections"
+            else:  # the HTTP connections are the gateway process's: the kernel answers
+                assert "session" in json.dumps(reply), reply
         # once they close, both wires have room again
         deadline = time.monotonic() + GUARD_S
         while True:

@@ -70,7 +70,10 @@ def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
 def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifacts(tmp_path):
     import json
 
-    server = HttpServer(tmp_path, workers=1, tenants=TENANTS).start()
+    # inline: the tenant's stream of a gateway process reads q_events, whose cursor (an
+    # audit line) passes a device job's stream parts, which carry the line before them
+    server = HttpServer(tmp_path, workers=1, tenants=TENANTS, extra=("--gateway", "inline"))
+    server.start()
     seen: list[tuple[str, dict]] = []
     try:
         with (

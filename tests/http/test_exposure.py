@@ -1,25 +1,29 @@
-"""What the HTTP API shows and to whom: ``/metrics`` behind the operator's token (or its
-tenants hashed), the console's CSP and frame headers, and a Host allow-list."""
+"""What the HTTP API shows and to whom: ``/metrics`` to a scraper holding ``CAP_OBSERVE``
+(tenants named, or hashed), the console's CSP and frame headers, and a Host allow-list."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from support.http import HttpServer, bearer, session
+from qmk.cli import main
+from qmk.kernel.config import config_from_dict
+from qmk.kernel.errors import ConfigError
+from support.http import SCRAPER, HttpServer, bearer, session
 from support.paths import EXAMPLES
 
-TOKEN = "operator-token-0123456789"
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """A server whose /metrics wants the token, answering one more Host name."""
-    http = {"metrics_token": TOKEN, "allowed_hosts": ["qmk.example.org"]}
+    """A server answering one more Host name (its scraper: support.http's ``ops``)."""
+    http = {"allowed_hosts": ["qmk.example.org"]}
     started = HttpServer(tmp_path_factory.mktemp("qmk-http"), http=http).start()
     yield started
     assert started.stop() == 0, started.output()
@@ -37,31 +41,59 @@ def _one_job(client: httpx.Client) -> None:
     assert done.json()["state"] == "COMPLETED"
 
 
-def test_metrics_need_the_operators_token_and_then_name_tenants(client: httpx.Client) -> None:
+def test_metrics_need_a_scraper_holding_cap_observe_and_then_name_tenants(
+    client: httpx.Client,
+) -> None:
     _one_job(client)
-    for headers in ({}, {"authorization": "Bearer wrong-token-0123456789"}, bearer("x")):
+    alice = session(client)  # a tenant without CAP_OBSERVE: its session is refused too
+    for headers, status, code in (
+        ({}, 401, "QS1001"),  # no credentials
+        ({"authorization": "Bearer wrong-session"}, 401, "QS1002"),
+        (bearer(alice), 403, "QS1004"),  # capability-denied
+    ):
         refused = client.get("/metrics", headers=headers)
-        assert refused.status_code == 401, headers
-        assert refused.json()["code"] == "QS1001"
-        assert "alice" not in refused.text
-    reply = client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+        assert (refused.status_code, refused.json()["code"]) == (status, code), refused.text
+        assert "qmk_jobs" not in refused.text
+    guessed = client.get("/metrics", auth=(SCRAPER[0], "not-its-key"))
+    assert guessed.status_code == 401 and "qmk_jobs" not in guessed.text
+    reply = client.get("/metrics", auth=SCRAPER)
     assert reply.status_code == 200
     assert 'tenant="alice"' in reply.text
 
 
-def test_without_a_token_metrics_hash_the_tenant_names(
+def test_metrics_tenants_hashed_labels_each_tenant_by_a_keyed_hash(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    plain = HttpServer(tmp_path_factory.mktemp("qmk-http-hashed")).start()
+    hashed = HttpServer(
+        tmp_path_factory.mktemp("qmk-http-hashed"), http={"metrics_tenants": "hashed"}
+    ).start()
     try:
-        with httpx.Client(base_url=plain.url, timeout=60) as client:
+        with httpx.Client(base_url=hashed.url, timeout=60) as client:
             _one_job(client)
-            text = client.get("/metrics").text
+            text = client.get("/metrics", auth=SCRAPER).text
     finally:
-        assert plain.stop() == 0, plain.output()
+        assert hashed.stop() == 0, hashed.output()
     finished = re.findall(r'qmk_jobs_finished_total\{state="COMPLETED",tenant="([^"]+)"\}', text)
     assert len(finished) == 1 and re.fullmatch(r"t-[0-9a-f]{12}", finished[0])
     assert "alice" not in text
+
+
+def test_the_retired_metrics_token_is_refused_by_name_pointing_at_cap_observe(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict({"http": {"metrics_token": "operator-token-0123456789"}})
+    assert refused.value.code == ConfigError("x").code
+    assert refused.value.details["key"] == "http.metrics_token"
+    assert "retired" in refused.value.message and "CAP_OBSERVE" in refused.value.message
+    config = tmp_path / "kernel.toml"  # qmk serve says so in one coded line, and stops
+    config.write_text('[http]\nmetrics_token = "operator-token-0123456789"\n')
+    err = io.StringIO()
+    argv = ["serve", "--socket", str(tmp_path / "k.sock"), "--data-dir", str(tmp_path / "d")]
+    code = main([*argv, "--config", str(config), "--http", "127.0.0.1:0"], stderr=err)
+    lines = err.getvalue().strip().splitlines()
+    assert code == 2 and len(lines) == 1, lines
+    assert refused.value.code in lines[0] and "http.metrics_token is retired" in lines[0]
 
 
 def test_the_console_and_every_answer_carry_csp_and_frame_headers(client: httpx.Client) -> None:
@@ -92,7 +124,7 @@ def test_only_allowed_host_names_are_answered(client: httpx.Client, host: str, s
     if status == 421:
         assert reply.json()["code"] == "QR32600" and "http.allowed_hosts" in reply.json()["detail"]
     assert client.get("/healthz", headers={"host": host}).status_code == 200  # probes
-    scrape = client.get("/metrics", headers={"host": host, "authorization": f"Bearer {TOKEN}"})
+    scrape = client.get("/metrics", headers={"host": host}, auth=SCRAPER)
     assert scrape.status_code == 200  # Prometheus scrapes the pod's address
 
 

@@ -13,21 +13,17 @@ import httpx
 import pytest
 
 from qmk.client import Client
-from support.http import HttpServer, bearer, session
+from support.http import SCRAPER, HttpServer, bearer, session
 from support.kernel import TENANTS, config_toml
 from support.paths import EXAMPLES
 
 BELL_QASM = (EXAMPLES / "bell.qasm").read_text()
-#: The operator's token of this module's server: its /metrics show tenants by name.
-METRICS_TOKEN = "operator-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The module's server (2 workers), its /metrics behind :data:`METRICS_TOKEN`."""
-    started = HttpServer(
-        tmp_path_factory.mktemp("qmk-http"), http={"metrics_token": METRICS_TOKEN}
-    ).start()
+    """The module's server (2 workers); its /metrics answer support.http's ``ops``."""
+    started = HttpServer(tmp_path_factory.mktemp("qmk-http")).start()
     yield started
     assert started.stop() == 0, started.output()
 
@@ -125,7 +121,7 @@ def test_metrics_count_jobs_engines_latency_and_the_audit_chain(
     _done(client, sid, program=BELL_QASM, shots=50, seed=1)
     with Client.connect(str(server.socket), tenant="alice", key=TENANTS["alice"]["key"]) as rpc:
         rpc.q_list_jobs(None, 1)  # one syscall over JSON-RPC
-    reply = client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    reply = client.get("/metrics", auth=SCRAPER)
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
     text = reply.text
     assert _samples(text, "qmk_jobs_finished_total")['{state="COMPLETED",tenant="alice"}'] >= 1
@@ -134,7 +130,8 @@ def test_metrics_count_jobs_engines_latency_and_the_audit_chain(
     assert _samples(text, "qmk_job_run_seconds_count")['{state="COMPLETED"}'] >= 1
     rpc_counts = _samples(text, "qmk_rpc_seconds_count")
     assert rpc_counts['{method="q_submit",transport="http"}'] >= 1
-    assert rpc_counts['{method="q_list_jobs",transport="jsonrpc"}'] >= 1
+    # the gateway times the syscalls it served; the JSON-RPC call went to the kernel
+    assert {key.rpartition("transport=")[2] for key in rpc_counts} == {'"http"}'}
     assert _samples(text, "qmk_audit_chain_length")[""] >= 5
     assert _samples(text, "qmk_workers")[""] == 2
     assert 0 <= _samples(text, "qmk_worker_utilisation")[""] <= 1
@@ -194,14 +191,49 @@ def test_log_lines_are_json_with_job_id_tenant_and_trace_id(
 ):
     sid = session(client)
     job = _done(client, sid, program=BELL_QASM, shots=20, seed=3)
-    lines = [line for line in server.logs() if line.get("job_id") == job["job_id"]]
-    states = [line["state"] for line in lines if line["logger"] == "qmk.http.jobs"]
+    deadline = time.monotonic() + 30  # a hang guard: the gateway writes them as it reads them
+    while True:
+        lines = [line for line in server.logs() if line.get("job_id") == job["job_id"]]
+        states = [line["state"] for line in lines if line["logger"] == "qmk.http.jobs"]
+        if states and states[-1] == "COMPLETED":
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.05)
     assert states[0] == "QUEUED" and states[-1] == "COMPLETED"
     traces = {line["trace_id"] for line in lines if line["logger"] == "qmk.http.jobs"}
     assert len(traces) == 1 and None not in traces
     access = [line for line in lines if line["logger"] == "qmk.http.access"]
     assert access and all(line["tenant"] == "alice" for line in access if "tenant" in line)
     assert any(line["trace_id"] in traces for line in access)
+
+
+def test_every_job_of_one_session_is_followed_to_its_end_in_the_log(
+    client: httpx.Client, server: HttpServer
+):
+    sid = session(client)
+    jobs = [
+        client.post(
+            "/v1/jobs", json={"program": BELL_QASM, "shots": 5, "seed": s}, headers=bearer(sid)
+        ).json()["job_id"]
+        for s in range(4)
+    ]
+    for job_id in jobs:
+        client.get(f"/v1/jobs/{job_id}/wait", params={"timeout_ms": 60000}, headers=bearer(sid))
+    deadline = time.monotonic() + 30  # a hang guard: the lines come as the gateway reads them
+    while True:
+        states = {
+            job_id: [
+                line["state"]
+                for line in server.logs()
+                if line["logger"] == "qmk.http.jobs" and line.get("job_id") == job_id
+            ]
+            for job_id in jobs
+        }
+        if all(found and found[-1] == "COMPLETED" for found in states.values()):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.05)
+    assert all(found[0] == "QUEUED" for found in states.values()), states
 
 
 def test_audit_entries_of_a_job_are_the_tenants_own(client: httpx.Client):

@@ -1,9 +1,15 @@
-"""A job's trace through a real ``qmk serve --http --trace jsonl:PATH``: from the HTTP
-request down to the epochs its worker process ran, in one connected tree."""
+"""A job's trace through a real ``qmk serve --http --trace jsonl:PATH --gateway inline``:
+from the HTTP request down to the epochs its worker process ran, in one connected tree.
+
+The workers' spans reach a tracer in the kernel's own process only (the kernel asks it
+for the run's ``traceparent``), so this module's server serves HTTP inline; a gateway
+process's trace of a job, down to ``qmk.run`` and ``qmk.result``, is
+tests/http/test_observability.py's (docs/http.md, "The jobs it accepted, followed")."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,6 +20,14 @@ from support.http import HttpServer, bearer, session
 from support.kernel import FENCED
 
 SHOTS, SEED = 300, 8
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    """The module's server, serving HTTP in the kernel's process (module docstring)."""
+    started = HttpServer(tmp_path_factory.mktemp("qmk-http"), extra=("--gateway", "inline"))
+    yield started.start()
+    assert started.stop() == 0, started.output()
 
 
 def _trace(server: HttpServer, trace_id: str, job_id: str) -> list[dict[str, Any]]:

@@ -23,6 +23,11 @@ from support.children import die_with_us, terminate
 from support.kernel import TENANTS, config_toml
 
 _URL = re.compile(r"(https?://[^\s]+)")
+#: The scraper of ``/metrics`` every server here knows: a tenant holding only
+#: ``CAP_OBSERVE`` (an operator's read-only view; docs/http.md, Metrics).
+OPS = {"key": "ops-secret-key", "caps": ["CAP_OBSERVE"]}
+#: Its login, as ``httpx``'s ``auth=`` sends it (``Authorization: Basic``).
+SCRAPER = ("ops", OPS["key"])
 
 
 @dataclass
@@ -35,7 +40,7 @@ class HttpServer:
     tenants: dict[str, dict[str, Any]] | None = None
     kernel: dict[str, Any] | None = None
     tables: dict[str, dict[str, Any]] | None = None
-    #: The config's ``[http]`` table (``metrics_token``, ``allowed_hosts``, ...).
+    #: The config's ``[http]`` table (``metrics_tenants``, ``allowed_hosts``, ...).
     http: dict[str, Any] | None = None
     #: The kernel config's ``[server]`` table (the wire's limits).
     server: dict[str, Any] | None = None
@@ -71,7 +76,7 @@ class HttpServer:
         config.write_text(
             config_toml(
                 kernel=self.kernel,
-                tenants=self.tenants or TENANTS,
+                tenants={**(self.tenants or TENANTS), "ops": OPS},
                 tables=tables,
                 machine=self.machine,
             )

@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from support.children import die_with_us, terminate
+from support.http import OPS
 from support.kernel import TENANTS, config_toml, support_env
 from support.pools import Hooks
 
@@ -106,7 +107,7 @@ class DoorServer:
         config.write_text(
             config_toml(
                 kernel=self.kernel or None,
-                tenants=self.tenants or TENANTS,
+                tenants={**(self.tenants or TENANTS), "ops": OPS},
                 tables=tables,
                 machine=self.machine or None,
             )

@@ -43,6 +43,9 @@ RESTART_MOST_S = 5.0
 HEALTHY_S = 10.0
 #: The line a gateway prints once it serves (its URL follows).
 READY = "qmk gateway: listening on "
+#: The ``--kernel`` of a gateway whose kernel listens on ``--tcp HOST:0``: the port is
+#: known once the kernel binds it (:func:`kernel_address`).
+BOUND_LATER = "tcp:bound-later"
 
 
 def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -55,6 +58,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.abi.limits import ServerConfig
     from qmk.abi.server import parse_tcp
 
+    cap_memory(args.memory_mb)  # before the wire's libraries take any
     if (args.listen is None) == (args.listen_fd is None):
         raise CommandError.of("bad-option", f"qmk gateway {args.wire} needs --listen HOST:PORT")
     host, port = parse_tcp(args.listen) if args.listen else (args.bind_host or "0.0.0.0", 0)
@@ -66,7 +70,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _server_limits(args.server_limits), source="qmk gateway", tcp=("127.0.0.1", 0)
     )
     try:
-        serve = _http(args, host, port, certs) if args.wire == "http" else _grpc(host, port, certs)
+        if args.wire == "http":
+            serve = _http(args, host, port, certs)
+        else:
+            serve = _grpc(host, port, certs, args.trace)
     except ImportError as exc:  # as qmk serve --http/--grpc says it
         raise CommandError.of(
             "bad-option",
@@ -106,6 +113,30 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cap_memory(megabytes: int) -> None:
+    """Cap this process's address space at ``megabytes`` MiB and write no core file, as
+    a worker's rlimits are (:mod:`qmk.kernel.pools.sandbox`): a gateway that grows past
+    it fails its allocation (``MemoryError``) or dies, and its supervisor starts another,
+    while the kernel's memory is untouched.
+
+    Raises:
+        CommandError: ``bad-option``: the cap is under 64 MiB or above this process's
+            hard limit.
+    """
+    import resource
+
+    if megabytes < 64:
+        raise CommandError.of("bad-option", f"--memory-mb must be 64 or more, got {megabytes}")
+    cap = megabytes * 2**20
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY and cap > hard:
+        raise CommandError.of(
+            "bad-option", f"--memory-mb {megabytes} is above this process's hard limit"
+        )
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def _server_limits(text: str | None) -> dict[str, Any]:
     """The ``[server]`` table of ``--server-limits`` (none: the defaults).
 
@@ -138,8 +169,8 @@ def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any])
     return serve
 
 
-def _grpc(host: str, port: int, certs: dict[str, Any]) -> Any:
-    """The gRPC gateway's serve call, its config bound."""
+def _grpc(host: str, port: int, certs: dict[str, Any], trace: str | None) -> Any:
+    """The gRPC gateway's serve call, its config and tracer bound."""
     from qmk.gateway.grpc import serve_grpc_gateway
     from qmk.grpc.server import GrpcConfig, check_credentials
 
@@ -147,7 +178,7 @@ def _grpc(host: str, port: int, certs: dict[str, Any]) -> Any:
     check_credentials(config)
 
     def serve(kernel: str, server_config: Any, **options: Any) -> Any:
-        return serve_grpc_gateway(kernel, server_config, config, **options)
+        return serve_grpc_gateway(kernel, server_config, config, trace=trace or "none", **options)
 
     return serve
 
@@ -314,6 +345,9 @@ async def supervised(
     failed: list[QMKError] = []
 
     def kernel_ready(addresses: list[str]) -> None:
+        for supervisor in supervisors:
+            supervisor.argv = kernel_address(supervisor.argv, addresses)
+
         async def run() -> None:
             try:
                 urls = [await supervisor.start() for supervisor in supervisors]
@@ -348,19 +382,20 @@ def gateways_of(
     ``HOST:PORT``, a TLS file that does not load, a port that cannot be bound.
 
     Raises:
-        CommandError: ``bad-option``: the kernel has no address a gateway can reach, a
-            TLS file does not load.
+        CommandError: ``bad-option``: ``--trace`` without ``--http``, a TLS file does
+            not load.
         ServeError: ``bad-address``, ``cannot-bind``.
     """
     from qmk.abi.server import bind_tcp, check_tls_files, parse_tcp
 
-    if server_config.socket_path is None and not server_config.tcp[1]:
-        raise CommandError.of(
-            "bad-option", "--gateway process needs --socket PATH or a --tcp port, not 0"
-        )
     if args.http is None and args.trace is not None:  # as --gateway inline says it
         raise CommandError.of("bad-option", "--trace is an option of --http HOST:PORT")
-    kernel = str(server_config.socket_path or args.tcp)
+    if server_config.socket_path is not None:
+        kernel = str(server_config.socket_path)
+    elif server_config.tcp[1]:
+        kernel = str(args.tcp)
+    else:  # --tcp HOST:0: the port the kernel binds, once it listens (kernel_address)
+        kernel = BOUND_LATER
     wires = [(w, a) for w, a in (("http", args.http), ("grpc", args.grpc)) if a is not None]
     addresses = [parse_tcp(address) for _, address in wires]
     if wires:
@@ -376,6 +411,20 @@ def gateways_of(
         close_gateways(found)
         raise
     return found
+
+
+def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
+    """``argv`` with its ``--kernel`` :data:`BOUND_LATER` made the TCP address the
+    kernel bound (one of its listening ``addresses``: ``tcp:HOST:PORT``; a wildcard host
+    is reached on the loopback)."""
+    at = argv.index("--kernel") + 1
+    if argv[at] != BOUND_LATER:
+        return argv
+    bound = next(a for a in addresses if a.startswith("tcp:"))
+    host, _, port = bound.removeprefix("tcp:").rpartition(":")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return [*argv[:at], where, *argv[at + 1 :]]
 
 
 def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
@@ -395,13 +444,13 @@ def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config
         ("--log-level", args.log_level),
     ]
     address = args.http if wire == "http" else args.grpc
-    if wire == "http":
-        options.append(("--trace", args.trace))
+    options.append(("--trace", args.trace))
     for flag, value in options:
         if value is not None:
             argv += [flag, str(value)]
     argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
     argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
+    argv += ["--memory-mb", str(config.worker_memory_mb)]  # capped as a worker is
     limits = dict(config.server)  # the door's limits at the gateway are the kernel's
     if getattr(args, "max_line", None) is not None:
         limits["max_line"] = args.max_line
@@ -439,6 +488,14 @@ def register(add: AddCommand) -> None:
         f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
     )
     sub.add_argument(
+        "--memory-mb",
+        type=int,
+        default=defaults.WORKER_MEMORY_MB,
+        metavar="MIB",
+        help="its address-space cap, as a worker's (RLIMIT_AS; qmk serve passes the "
+        f"kernel's kernel.worker_memory_mb; {defaults.WORKER_MEMORY_MB})",
+    )
+    sub.add_argument(
         "--server-limits",
         metavar="JSON",
         help="its door's limits: the kernel's [server] table as one JSON object "
@@ -449,7 +506,8 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--trace",
         metavar="EXPORTER",
-        help="http: OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
+        help="OpenTelemetry traces (http: requests, jobs; grpc: its calls): console, "
+        "jsonl:PATH, otlp or otlp:URL (default: off)",
     )
     log_options(sub)
     sub.add_argument(
@@ -463,9 +521,11 @@ def register(add: AddCommand) -> None:
 __all__ = [
     "READY",
     "Supervisor",
+    "cap_memory",
     "close_gateways",
     "gateway_argv",
     "gateways_of",
+    "kernel_address",
     "register",
     "run_gateway",
     "supervised",

@@ -181,7 +181,7 @@ def serve(
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
                 gateways=gateways,
-                observe=bool(gateways) or args.kernel_only,
+                observe=bool(gateways) or args.kernel_only or http is not None,
             )
         )
     finally:
@@ -216,9 +216,10 @@ async def _serve(
     gateways: list[tuple[list[str], Any]] | None = None,
     observe: bool = False,
 ) -> None:
-    """Serve the kernel until a stop signal; ``observe``: its gateways are processes of
-    their own (or may be: ``--kernel-only``), so it keeps its event feed and job counters
-    from its start (:class:`~qmk.kernel.syscalls.feed.FeedDesk`), for their ``/metrics``."""
+    """Serve the kernel until a stop signal; ``observe``: an HTTP API serves it (inline,
+    or gateways in processes of their own, or maybe: ``--kernel-only``), so it keeps its
+    event feed and job counters from its start (:class:`~qmk.kernel.syscalls.feed.
+    FeedDesk`), for ``/metrics``' ``q_kernel_load``."""
     import asyncio
     import contextlib
     import logging
@@ -1067,9 +1068,10 @@ def register(add: AddCommand) -> None:
     web.add_argument(
         "--gateway",
         choices=("inline", "process"),
-        default="inline",
-        help="serve --http and --grpc in the kernel's process (inline), or each in a gateway "
-        "process of its own that qmk serve starts and restarts (process; docs/deploy.md)",
+        default="process",
+        help="serve --http and --grpc each in a gateway process of its own that qmk serve "
+        "starts and restarts (process, the default; docs/deploy.md), or in the kernel's "
+        "process (inline)",
     )
     rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
     rpc.add_argument(

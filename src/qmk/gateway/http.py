@@ -14,6 +14,8 @@ tenant's event stream (``GET /v1/events``) through ``q_events`` from its cursor,
 kernel's load and job counters (``/metrics``) through ``q_kernel_load`` with the
 scraper's own credentials, which need ``CAP_OBSERVE``, and the assistant's steps
 (``POST /v1/assist``) through ``q_events`` while it answers (:class:`RemoteFeed`).
+The jobs submitted through it are followed to their end through their submitter's
+``q_events`` when their log lines or traces are wanted (:class:`JobFollower`).
 ``GET /v1/audit`` is ``q_audit``'s route. While the kernel is away (it restarts) every
 syscall answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503,
 ``retry_after_s``), and the next call connects again.
@@ -22,32 +24,31 @@ syscall answers ``QS1011`` ``unavailable`` with ``reason: kernel-away`` (503,
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
+import logging
 import os
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 from qmk import aio, defaults
-from qmk.abi.door import Acceptor, Door, Visitor
+from qmk.abi.door import Acceptor, Door, Visitor, connection_room
 from qmk.abi.errors import ConnectError, ConnectionClosed, ServeError
 from qmk.abi.events import Call
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
-from qmk.abi.probe import KernelSnapshot, WorkerTraces, snapshot_from_json
+from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.abi.replies import Job
-from qmk.abi.tally import JobTally
 from qmk.client import AsyncClient, Timeout
-from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
+from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http.server import HttpConfig
 from qmk.qvm.graph import GraphText
 
 T = TypeVar("T")
+
+_log = logging.getLogger("qmk.gateway.http")
 
 #: Seconds a session's tenant, once the kernel named it, is taken as known by the
 #: gateway's own limits (the kernel checks the session on every call regardless).
@@ -110,18 +111,21 @@ class GatewayProbe:
     Sessions: a session's tenant is asked of the kernel (``q_resource_query``) the first
     time the gateway sees it, and kept :data:`SESSION_TTL_S` for the gateway's own
     limits; logins through the gateway are kept from their reply. Programs are read in
-    the gateway's threads (its CPU, not the kernel's). There is no event feed: nothing
-    is heard (:meth:`listen`), and :meth:`snapshot` is refused.
+    the gateway's threads (its CPU, not the kernel's). Of the kernel's events it hears
+    only those of the jobs accepted here, with ``follow`` (:class:`JobFollower`), and
+    :meth:`snapshot` is refused.
     """
 
     states: tuple[str, ...] = defaults.JOB_STATES
     final_states: tuple[str, ...] = defaults.FINAL_JOB_STATES
     stream_names: tuple[str, ...] = ()
 
-    def __init__(self, kernel: RemoteKernel, max_graph_nodes: int) -> None:
+    def __init__(self, kernel: RemoteKernel, max_graph_nodes: int, *, follow: bool = False) -> None:
         self._kernel = kernel
         self._max_graph_nodes = max_graph_nodes
         self._tenants: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        #: The jobs accepted here, followed (None: nobody reads their transitions).
+        self.follower = JobFollower(kernel) if follow else None
 
     @property
     def max_graph_nodes(self) -> int:
@@ -171,15 +175,19 @@ class GatewayProbe:
     def charge(self, tenant: str, seconds: float) -> None:
         """Nothing to charge: the gateway's CPU is its own, not the kernel's."""
 
-    def listen(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        return _nothing
+    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` with the records of the jobs accepted here (their
+        :class:`JobFollower`); nothing else of the kernel is heard."""
+        if self.follower is None:
+            return _nothing
+        return self.follower.listen(callback)
 
     def audit_tail(self, limit: int) -> list[Any]:
         return []
 
     def snapshot(self) -> KernelSnapshot:
         """Refused: the gateway reads the kernel's load with ``q_kernel_load`` at each
-        scrape, with the scraper's credentials (:meth:`RemoteFeed.load`)."""
+        scrape, with the scraper's credentials (:class:`qmk.http.metrics.Scrapers`)."""
         raise UnavailableError(
             "a gateway reads the kernel's load with q_kernel_load, as its scraper",
             reason="not-in-gateway",
@@ -212,10 +220,170 @@ class GatewayDoor(Door):
         session_id = params.get("session_id")
         if isinstance(session_id, str):
             await self._recall(session_id)
-        result = await super().call(visitor, method, params, **options)
-        if method == "q_negotiate_caps":
-            self.probe.remember(result.session_id, result.tenant)
+        follower = self.probe.follower
+        if follower is None or method not in FOLLOWED or not isinstance(session_id, str):
+            result = await super().call(visitor, method, params, **options)
+            if method == "q_negotiate_caps":
+                self.probe.remember(result.session_id, result.tenant)
+            return result
+        followed = await follower.before(session_id)
+        job_id = None
+        try:
+            result = await super().call(visitor, method, params, **options)
+            job_id = getattr(result, "job_id", None)
+        finally:
+            follower.after(session_id, followed, job_id if isinstance(job_id, str) else None)
         return result
+
+
+#: The syscalls whose job the gateway follows to its end (:class:`JobFollower`).
+FOLLOWED = frozenset({"q_submit"})
+#: The longest one wait of a follower for its tenant's next record.
+FOLLOW_WAIT_MS = 15_000
+
+
+class _Followed:
+    """One session's jobs being followed, and where its reading of the feed is."""
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor
+        self.jobs: set[str] = set()
+        #: Followed submits not answered yet: the reading goes on while one may come.
+        self.pending = 0
+        #: Records of jobs not (yet) followed: a job's first records can be read before
+        #: its submit's answer names it.
+        self.unclaimed: deque[KernelEvent] = deque(maxlen=defaults.EVENTS_LIMIT)
+        self.task: asyncio.Task[None] | None = None
+
+
+class JobFollower:
+    """The transitions of the jobs accepted through this gateway, read through the
+    kernel's syscalls with their submitter's own session, as the kernel's own process
+    hears every job's: the HTTP application's per-job log lines (``qmk.http.jobs``) and
+    the job's queue, run and result spans (:class:`qmk.http.tracing.Tracing`).
+
+    Before a followed submit, a session not followed yet takes the cursor of now in its
+    tenant's feed (``q_events``); after it, the job is read from there, one long poll
+    per session, until its final state and while another submit of the session is in
+    flight. A session the kernel refuses, or a kernel away, ends its following (the log
+    says so at debug level); nothing is retried.
+    """
+
+    def __init__(self, kernel: RemoteKernel) -> None:
+        self._kernel = kernel
+        self._callbacks: list[Callable[[KernelEvent], None]] = []
+        self._sessions: dict[str, _Followed] = {}
+        self._final = frozenset(defaults.FINAL_JOB_STATES)
+
+    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
+        """Call ``callback`` with each record of a followed job; returns the call that
+        stops it."""
+        self._callbacks.append(callback)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return stop
+
+    async def before(self, session_id: str) -> _Followed | None:
+        """Mark a submit of ``session_id`` in flight, taking the cursor of now first
+        when the session is not followed yet; what :meth:`after` is handed (None: no
+        one listens). Raises what ``q_events`` raises: the call then fails as the
+        submit would."""
+        if not self._callbacks:
+            return None
+        if session_id not in self._sessions:
+            page = await self._kernel.q_events(  # type: ignore[attr-defined]
+                session_id=session_id, after=None, limit=1, wait_ms=None
+            )
+            if session_id not in self._sessions:
+                self._sessions[session_id] = _Followed(int(page.cursor))
+        followed = self._sessions[session_id]
+        followed.pending += 1
+        return followed
+
+    def after(self, session_id: str, followed: _Followed | None, job_id: str | None) -> None:
+        """The submit :meth:`before` marked was answered: follow ``job_id`` (None: the
+        submit failed) until its final state."""
+        if followed is None:
+            return
+        followed.pending -= 1
+        if job_id is None or self._sessions.get(session_id) is not followed:
+            return  # nothing to follow, or its reading ended on an error
+        followed.jobs.add(job_id)
+        for event in [e for e in followed.unclaimed if e.job_id == job_id]:
+            followed.unclaimed.remove(event)
+            self._heard(followed, event)
+        if followed.jobs and (followed.task is None or followed.task.done()):
+            loop = asyncio.get_running_loop()
+            followed.task = loop.create_task(self._read(session_id, followed))
+
+    async def _read(self, session_id: str, followed: _Followed) -> None:
+        try:
+            while followed.jobs or followed.pending:
+                page = await self._kernel.q_events(  # type: ignore[attr-defined]
+                    session_id=session_id,
+                    after=followed.cursor,
+                    limit=defaults.EVENTS_LIMIT,
+                    wait_ms=FOLLOW_WAIT_MS,
+                )
+                for record in page.events:
+                    event = event_of(record)
+                    if event.job_id in followed.jobs:
+                        self._heard(followed, event)
+                    elif event.job_id is not None:
+                        followed.unclaimed.append(event)
+                followed.cursor = int(page.cursor)
+        except QMKError as exc:
+            _log.debug("following the jobs of a session ends: %s", exc)
+        finally:  # no await since the loop's test: a submit now takes a new cursor
+            if self._sessions.get(session_id) is followed:
+                del self._sessions[session_id]
+
+    def _heard(self, followed: _Followed, event: KernelEvent) -> None:
+        if event.is_job and event.state in self._final:
+            followed.jobs.discard(event.job_id or "")
+        for callback in list(self._callbacks):
+            callback(event)
+
+    async def aclose(self) -> None:
+        """Stop following."""
+        tasks = [f.task for f in self._sessions.values() if f.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def event_of(record: Mapping[str, Any]) -> KernelEvent:
+    """A record of ``q_events`` as the kernel's own process hears it (its job's facts
+    are what the record says: its time, whether it is final, its engine)."""
+    state = record.get("state")
+    fields = record.get("record") or {}
+    job_id = record.get("job_id")
+    facts = None
+    if job_id is not None and record.get("event") == "job":
+        engine = fields.get("engine")
+        error = fields.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        facts = JobFacts(
+            created_at=float(record.get("ts") or 0.0),
+            final=state in defaults.FINAL_JOB_STATES,
+            engine=engine if isinstance(engine, str) else None,
+            error_code=code if isinstance(code, str) else None,
+        )
+    return KernelEvent(
+        seq=int(record.get("seq") or 0),
+        ts=float(record.get("ts") or 0.0),
+        event=str(record.get("event")),
+        tenant=record.get("tenant"),
+        job_id=job_id,
+        state=state,
+        record=fields,
+        job=facts,
+    )
 
 
 class RemoteWatches:
@@ -277,25 +445,13 @@ class RemoteWatch:
             await self._events.aclose()
 
 
-#: Logins of scrapers the gateway keeps a session of at once (the oldest go first).
-LOGIN_CACHE = 64
 #: The longest a wait for the tenant's next record lasts while a call it follows runs
 #: (``POST /v1/assist``): how soon the call's end is seen when no record comes.
 RUNNING_POLL_MS = 250
 
 
 class RemoteFeed:
-    """The tenant's events and the kernel's load, read through syscalls (module
-    docstring).
-
-    ``/metrics`` takes the scraper's credentials: ``Authorization: Basic`` with a
-    tenant and its key (the gateway opens a session asking ``CAP_OBSERVE``, and keeps
-    it, under a hash of the header, until the kernel refuses it), or ``Bearer`` with a
-    session that holds it. The kernel checks the capability at each call.
-    """
-
-    def __init__(self) -> None:
-        self._logins: OrderedDict[bytes, str] = OrderedDict()
+    """The tenant's events, read through syscalls (module docstring)."""
 
     async def relay(
         self, call: Call, session_id: str, keepalive_s: float
@@ -356,53 +512,6 @@ class RemoteFeed:
             if done and len(page.events) < defaults.EVENTS_LIMIT:
                 return
 
-    async def load(self, call: Call, authorization: str | None) -> tuple[KernelSnapshot, JobTally]:
-        """The kernel's snapshot and job counters (``q_kernel_load``) as the scraper
-        behind ``authorization`` may read them.
-
-        Raises:
-            AuthError: no credentials, or credentials the kernel refuses.
-            CapabilityError: the session does not hold ``CAP_OBSERVE``.
-        """
-        scheme, _, given = (authorization or "").partition(" ")
-        given = given.strip()
-        if scheme.lower() == "bearer" and given:
-            reply = await call("q_kernel_load", {"session_id": given})
-        elif scheme.lower() == "basic" and given:
-            reply = await self._as_login(call, given)
-        else:
-            raise AuthError(
-                "/metrics of a gateway reads the kernel's load as its scraper: send "
-                "Authorization: Basic <tenant:key> of a tenant with CAP_OBSERVE, or Bearer "
-                "<session> of a session that holds it",
-                reason="no-credentials",
-            )
-        return snapshot_from_json(reply.snapshot), JobTally.from_json(reply.tally)
-
-    async def _as_login(self, call: Call, basic: str) -> Any:
-        """``q_kernel_load`` with the session of the login ``basic`` (kept; opened again
-        once when the kernel no longer knows it)."""
-        key = hashlib.sha256(basic.encode()).digest()
-        known = self._logins.get(key)
-        if known is not None:
-            try:
-                return await call("q_kernel_load", {"session_id": known})
-            except SessionError:
-                self._logins.pop(key, None)
-        try:
-            tenant, sep, secret = base64.b64decode(basic, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            tenant, sep, secret = "", "", ""
-        if not sep:
-            raise AuthError("Authorization: Basic must hold base64 of tenant:key")
-        session = await call(
-            "q_negotiate_caps", {"tenant": tenant, "key": secret, "requested": ["CAP_OBSERVE"]}
-        )
-        self._logins[key] = session.session_id
-        while len(self._logins) > LOGIN_CACHE:
-            self._logins.popitem(last=False)
-        return await call("q_kernel_load", {"session_id": session.session_id})
-
 
 async def serve_gateway(
     kernel_address: str,
@@ -433,11 +542,13 @@ async def serve_gateway(
 
     check_tls(config)
     kernel = RemoteKernel(kernel_address)
-    probe = GatewayProbe(kernel, max_graph_nodes)
-    door = GatewayDoor(kernel, server_config, probe=probe)
     tracing = Tracing(make_provider(config.trace))
+    follow = tracing.enabled or logging.getLogger("qmk.http.jobs").isEnabledFor(logging.INFO)
+    probe = GatewayProbe(kernel, max_graph_nodes, follow=follow)
+    door = GatewayDoor(kernel, server_config, probe=probe)
     if sock is None:
         sock = bind_tcp(config.host, config.port)
+    hold_room(door, server_config)
     hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)
     try:
         app = create_app(
@@ -476,8 +587,28 @@ async def serve_gateway(
     finally:
         hub.close()
         sock.close()
+        if probe.follower is not None:
+            await probe.follower.aclose()
         await kernel.aclose()
         tracing.shutdown()
+
+
+def hold_room(door: Door, server_config: ServerConfig) -> None:
+    """Give ``door`` the connections this process's descriptors leave room for, as the
+    kernel's server gives its own (:func:`~qmk.abi.door.connection_room`): a gateway
+    refuses a connection with a coded 503 before it runs out of descriptors.
+
+    Raises:
+        ServeError: ``too-few-descriptors``: no room is left for one connection.
+    """
+    room, how = connection_room(server_config)
+    door.connections.set_room(room)
+    _log.info(
+        "at most %d connections (%s), %d per peer",
+        room,
+        how,
+        server_config.max_connections_per_peer,
+    )
 
 
 def parent_gone(fd: int, stop: asyncio.Event) -> Callable[[], None]:
@@ -525,12 +656,16 @@ def _nothing() -> None:
 
 
 __all__ = [
+    "FOLLOWED",
     "GatewayDoor",
     "GatewayProbe",
+    "JobFollower",
     "RemoteFeed",
     "RemoteKernel",
     "RemoteWatch",
     "RemoteWatches",
+    "event_of",
+    "hold_room",
     "kernel_away",
     "listening_socket",
     "parent_gone",

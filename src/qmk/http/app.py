@@ -47,10 +47,10 @@ from qmk.abi.methods import METHODS, JsonType, bind_params
 from qmk.abi.probe import KernelProbe
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
-from qmk.errors import AuthError, QMKError, SessionError, UnavailableError
+from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http import problems
 from qmk.http.events import sse, sse_parts
-from qmk.http.metrics import CONTENT_TYPE, Metrics
+from qmk.http.metrics import CONTENT_TYPE, Metrics, Scrapers
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
@@ -92,7 +92,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 #: Paths answered whatever the Host: a liveness probe and a Prometheus scrape send the
 #: pod's or the service's address, and neither path serves a browser anything to rebind
-#: (/metrics is behind its token, or shows tenants hashed).
+#: (/metrics answers only a scraper holding CAP_OBSERVE).
 ANY_HOST_PATHS = frozenset({"/healthz", "/metrics"})
 
 
@@ -103,11 +103,9 @@ class Exposure:
     Attributes:
         hosts: the Host names (lower case, no port) it answers; another is 421 (but
             :data:`ANY_HOST_PATHS`). Empty: any (an application made without one).
-        metrics_token: the bearer ``/metrics`` requires (None: none).
     """
 
     hosts: frozenset[str] = frozenset()
-    metrics_token: str | None = None
 
     @classmethod
     def of(cls, table: Any, bind_host: str) -> Exposure:
@@ -118,7 +116,7 @@ class Exposure:
         names = {*LOOPBACK_HOSTS, *(h.lower() for h in table.allowed_hosts)}
         names.add(bind_host.strip("[]").lower())
         names.discard("")
-        return cls(hosts=frozenset(names), metrics_token=table.metrics_token)
+        return cls(hosts=frozenset(names))
 
     def allows(self, host_header: bytes | None) -> bool:
         """Whether a request with this ``Host`` header is answered (none: yes)."""
@@ -255,12 +253,13 @@ class Api:
         hub: the kernel's events (live streams, recent audit entries).
         metrics: the metrics (requests and syscalls are observed in it).
         tracing: the tracer (a no-op when tracing is off).
-        exposure: who it answers (the Host names, ``/metrics``' token).
+        exposure: who it answers (the Host names).
         watches: where a job's live events come from when the kernel is in another
             process (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``.
-        feed: where the tenant's events and the kernel's load come from when the
-            kernel is in another process (:class:`qmk.gateway.http.RemoteFeed`:
-            ``q_events`` and ``q_kernel_load``); None: ``hub`` and the probe.
+        feed: where the tenant's events come from when the kernel is in another
+            process (:class:`qmk.gateway.http.RemoteFeed`: ``q_events``); None: ``hub``.
+            ``/metrics`` reads the kernel's load with ``q_kernel_load`` either way
+            (:class:`~qmk.http.metrics.Scrapers`).
     """
 
     def __init__(
@@ -281,6 +280,7 @@ class Api:
         self.metrics = metrics
         self.tracing = tracing
         self.exposure = exposure or Exposure()
+        self.scrapers = Scrapers()
         self.final_states = frozenset(hub.probe.final_states)
         self.openapi = encode(openapi_document())
         self.docs = render_docs(openapi_document()).encode()
@@ -635,22 +635,12 @@ class Api:
         return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
     async def metrics_route(self, request: Request) -> Response:
-        if self.feed is not None:  # the kernel's load: q_kernel_load, as the scraper
-            authorization = request.headers.get("authorization")
-            load = await self.feed.load(self.calls(request), authorization)
-            return Response(self.metrics.exposition(load), media_type=CONTENT_TYPE)
-        token = self.exposure.metrics_token
-        if token is not None:
-            header = request.headers.get("authorization", "")
-            scheme, _, given = header.partition(" ")
-            if scheme.lower() != "bearer" or not secrets.compare_digest(
-                given.strip().encode(), token.encode()
-            ):
-                raise AuthError(
-                    "/metrics needs the operator's token: Authorization: Bearer "
-                    "<http.metrics_token>"
-                )
-        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+        """``GET /metrics``: the kernel's load and job counters (``q_kernel_load``, as the
+        scraper, who needs ``CAP_OBSERVE``), and this application's own requests and
+        syscall latencies."""
+        authorization = request.headers.get("authorization")
+        load = await self.scrapers.load(self.calls(request), authorization)
+        return Response(self.metrics.exposition(load), media_type=CONTENT_TYPE)
 
     async def health(self, request: Request) -> Response:
         return _json({"status": "ok"})
@@ -758,6 +748,7 @@ class App:
         self.starlette = starlette
         self.state = starlette.state
         self.exposure = exposure or Exposure()
+        self.scrapers = Scrapers()
         self._routes: dict[str, list[tuple[Route, bool]]] = {}
         for route in starlette.routes:
             if not isinstance(route, Route):

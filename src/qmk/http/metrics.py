@@ -18,6 +18,10 @@ The table :data:`METRICS` names and documents each one; docs/http.md lists it.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,9 +40,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from qmk.abi.probe import KernelEvent, KernelProbe, KernelSnapshot, MachineFacts
+from qmk.abi.events import Call
+from qmk.abi.probe import KernelEvent, KernelProbe, KernelSnapshot, MachineFacts, snapshot_from_json
 from qmk.abi.probe import hashed_tenants as hashed_tenants  # where the server finds it
 from qmk.abi.tally import COUNTERS, HISTOGRAMS, JobTally
+from qmk.errors import AuthError, SessionError
 
 #: The media type of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -370,3 +376,69 @@ class Metrics:
         if load is not None:
             self._snapshot, self.tally = load
         return generate_latest(self.registry)
+
+
+#: Logins of scrapers an application keeps a session of at once (the oldest go first).
+LOGIN_CACHE = 64
+
+
+class Scrapers:
+    """Who reads ``/metrics``: an operator's read-only view, which takes the
+    capability ``CAP_OBSERVE`` (the kernel checks it at each ``q_kernel_load``).
+
+    A scrape sends ``Authorization: Basic`` with a tenant and its key (a session asking
+    ``CAP_OBSERVE`` is opened and kept, under a hash of the header, until the kernel
+    refuses it) or ``Bearer`` with a session that holds the capability. The kernel's
+    load and job counters come from that call, tenants named unless ``[http]
+    metrics_tenants = "hashed"``.
+    """
+
+    def __init__(self) -> None:
+        self._logins: OrderedDict[bytes, str] = OrderedDict()
+
+    async def load(self, call: Call, authorization: str | None) -> tuple[KernelSnapshot, JobTally]:
+        """The kernel's snapshot and job counters (``q_kernel_load``) as the scraper
+        behind ``authorization`` may read them.
+
+        Raises:
+            AuthError: no credentials, or credentials the kernel refuses.
+            CapabilityError: the session does not hold ``CAP_OBSERVE``.
+        """
+        scheme, _, given = (authorization or "").partition(" ")
+        given = given.strip()
+        if scheme.lower() == "bearer" and given:
+            reply = await call("q_kernel_load", {"session_id": given})
+        elif scheme.lower() == "basic" and given:
+            reply = await self._as_login(call, given)
+        else:
+            raise AuthError(
+                "/metrics reads the kernel's load as its scraper: send Authorization: "
+                "Basic <tenant:key> of a tenant with CAP_OBSERVE, or Bearer <session> of a "
+                "session that holds it",
+                reason="no-credentials",
+            )
+        return snapshot_from_json(reply.snapshot), JobTally.from_json(reply.tally)
+
+    async def _as_login(self, call: Call, basic: str) -> Any:
+        """``q_kernel_load`` with the session of the login ``basic`` (kept; opened again
+        once when the kernel no longer knows it)."""
+        key = hashlib.sha256(basic.encode()).digest()
+        known = self._logins.get(key)
+        if known is not None:
+            try:
+                return await call("q_kernel_load", {"session_id": known})
+            except SessionError:
+                self._logins.pop(key, None)
+        try:
+            tenant, sep, secret = base64.b64decode(basic, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            tenant, sep, secret = "", "", ""
+        if not sep:
+            raise AuthError("Authorization: Basic must hold base64 of tenant:key")
+        session = await call(
+            "q_negotiate_caps", {"tenant": tenant, "key": secret, "requested": ["CAP_OBSERVE"]}
+        )
+        self._logins[key] = session.session_id
+        while len(self._logins) > LOGIN_CACHE:
+            self._logins.popitem(last=False)
+        return await call("q_kernel_load", {"session_id": session.session_id})

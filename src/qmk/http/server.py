@@ -207,14 +207,13 @@ async def serve_with_http(
 
 
 def _exposure(kernel: Any, probe: KernelProbe, config: HttpConfig) -> tuple[Any, Any]:
-    """The metrics (tenants hashed or not) and the exposure (Host names, ``/metrics``'
-    token) of the kernel's ``[http]`` table for a server on ``config.host``."""
+    """The metrics (the kernel's load read with ``q_kernel_load`` at each scrape, as the
+    scraper) and the exposure (Host names) of the kernel's ``[http]`` table for a server
+    on ``config.host``."""
     from qmk.http.app import Exposure
-    from qmk.http.metrics import Metrics, hashed_tenants
+    from qmk.http.metrics import Metrics
 
-    table = kernel.config.http
-    label = hashed_tenants(kernel.key_for("metrics")) if table.hashed_tenants else None
-    return Metrics(probe, tenant_label=label), Exposure.of(table, config.host)
+    return Metrics(probe, kernel_load=False), Exposure.of(kernel.config.http, config.host)
 
 
 def _first(error: BaseException) -> BaseException:

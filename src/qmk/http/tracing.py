@@ -192,6 +192,9 @@ class Tracing:
         self.provider = provider
         self.enabled = provider is not None
         self._jobs: OrderedDict[str, _JobTrace] = OrderedDict()
+        #: Submits answered before their QUEUED line was heard (a kernel in another
+        #: process): their verify and admit spans wait for it.
+        self._late: OrderedDict[str, _Pending] = OrderedDict()
         if provider is None:
             return
         from opentelemetry import trace
@@ -264,9 +267,24 @@ class Tracing:
             job_id = getattr(result, "job_id", None)  # a reply about a job names it
             if isinstance(job_id, str):
                 span.set_attribute("qmk.job_id", job_id)
-            if name in _SUBMITS:
+            if name in _SUBMITS and pending.queued_ns is None and isinstance(job_id, str):
+                self._heard_later(job_id, pending)
+            elif name in _SUBMITS:
                 self._submit_spans(pending)
             return result
+
+    def _heard_later(self, job_id: str, pending: _Pending) -> None:
+        """A submit answered before its job's QUEUED line came (the kernel is another
+        process, whose lines a gateway reads after the answer): the job's spans are the
+        submit's children all the same, and its verify and admit spans end when the
+        line is heard."""
+        ctx = pending.span.get_span_context()
+        context = self._trace.set_span_in_context(pending.span)
+        self._jobs.setdefault(job_id, _JobTrace(context=context, trace_id=f"{ctx.trace_id:032x}"))
+        self._late[job_id] = pending
+        for kept in (self._jobs, self._late):
+            while len(kept) > MAX_JOBS:
+                kept.popitem(last=False)
 
     def _submit_spans(self, pending: _Pending) -> None:
         if pending.verified_ns is None or pending.queued_ns is None:
@@ -328,10 +346,15 @@ class Tracing:
         return {"qmk.job_id": event.job_id or "", "qmk.tenant": event.tenant or ""}
 
     def _queued(self, event: KernelEvent, pending: _Pending | None, now: int) -> None:
+        late = self._late.pop(event.job_id or "", None) if pending is None else None
+        if late is not None:
+            pending = late
         if pending is not None and pending.queued_ns is None:
             if pending.verified_ns is None:  # an allowed submit's check is on this line
                 pending.verified_ns = now
             pending.queued_ns = now
+        if late is not None:
+            self._submit_spans(late)
         job = self._job(event, pending)
         if job.run is not None:  # preempted: the attempt ends, the job waits again
             job.run.set_attribute("qmk.preempted", True)

@@ -700,25 +700,15 @@ class AssistTable(_Table, frozen=True, kw_only=True):
 
 
 class HttpTable(_Table, frozen=True, kw_only=True):
-    """The [http] table: who may read ``/metrics``, and which Host names the HTTP API
-    answers (``qmk serve --http``; docs/http.md, Exposure)."""
+    """The [http] table: how ``/metrics`` labels tenants (its scraper is a tenant holding
+    ``CAP_OBSERVE``), and which Host names the HTTP API answers (``qmk serve --http``;
+    docs/http.md, Exposure)."""
 
-    metrics_token: (
-        Annotated[
-            str,
-            Meta(
-                min_length=16,
-                description="the operator's bearer token /metrics requires (none: /metrics "
-                "answers anyone who reaches the port, with tenant names hashed)",
-            ),
-        ]
-        | None
-    ) = None
     metrics_tenants: Annotated[
         Literal["names", "hashed"] | None,
         Meta(
-            description="tenant labels of /metrics: their names, or a keyed hash of each "
-            "(default: names behind metrics_token, hashed without it)"
+            description="tenant labels of /metrics (read by a tenant holding CAP_OBSERVE): "
+            "their names, or a keyed hash of each (default: names)"
         ),
     ] = None
     allowed_hosts: Annotated[
@@ -729,13 +719,6 @@ class HttpTable(_Table, frozen=True, kw_only=True):
             "excepted)"
         ),
     ] = ()
-
-    @property
-    def hashed_tenants(self) -> bool:
-        """Whether /metrics shows tenants as hashes (see ``metrics_tenants``)."""
-        if self.metrics_tenants is None:
-            return self.metrics_token is None
-        return self.metrics_tenants == "hashed"
 
 
 # --------------------------------------------------------------------------- [billing]
@@ -957,6 +940,27 @@ def machine_warnings(config: KernelConfig) -> list[dict[str, str]]:
     ]
 
 
+#: Keys a kernel no longer reads, and what the operator does instead: refused by name
+#: (an unknown key's error would not say where the setting went).
+RETIRED_KEYS: dict[tuple[str, str], str] = {
+    ("http", "metrics_token"): "/metrics is an operator's read-only view, which takes the "
+    'capability CAP_OBSERVE: give the scraper a tenant whose caps hold "CAP_OBSERVE" and '
+    "scrape with Authorization: Basic <tenant:key> (docs/http.md, Metrics); remove the key",
+}
+
+
+def _refuse_retired(data: Mapping[str, Any]) -> None:
+    """Refuse a key of :data:`RETIRED_KEYS`, naming it and what replaced it.
+
+    Raises:
+        ConfigError: a retired key is set.
+    """
+    for (table, key), instead in RETIRED_KEYS.items():
+        found = data.get(table)
+        if isinstance(found, Mapping) and key in found:
+            raise ConfigError(f"{table}.{key} is retired: {instead}", key=f"{table}.{key}")
+
+
 def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
     """A :class:`KernelConfig` from parsed TOML data.
 
@@ -964,6 +968,7 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
         ConfigError: a bad, missing or unknown key (the message names it).
     """
     data = values.convert(data, dict[str, Any], where="", error=_error)
+    _refuse_retired(data)
     # Tenants are read one by one: an error inside a table of tables would name it
     # ``tenants[...]``, not the tenant.
     tenants_t: dict[str, Any] = values.convert(

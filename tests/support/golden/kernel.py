@@ -114,7 +114,6 @@ CONFIG_FILE = ConfigFile(
     ),
     server={"max_request_bytes": 4194304},
     http=HttpTable(
-        metrics_token="metrics-example-token-change-me",
         metrics_tenants="names",
         allowed_hosts=("qmk.example.org", "localhost"),
     ),
@@ -221,7 +220,6 @@ ASSIST_TABLE = AssistTable(
 )
 
 HTTP_TABLE = HttpTable(
-    metrics_token="metrics-example-token-change-me",
     metrics_tenants="names",
     allowed_hosts=("qmk.example.org", "localhost"),
 )
@@ -315,7 +313,6 @@ KERNEL_CONFIG = KernelConfig(
     ),
     server={"max_request_bytes": 4194304},
     http=HttpTable(
-        metrics_token="metrics-example-token-change-me",
         metrics_tenants="names",
         allowed_hosts=("qmk.example.org", "localhost"),
     ),
