@@ -174,8 +174,8 @@ class Kernel:
             planner=planner or Planner(functools.partial(planner_pool, config, data_dir)),
         )
         #: How the assistant's tools make their syscalls (``qmk serve`` sets it: through
-        #: its door, :attr:`qmk.kernel.admit.assist.AssistDesk.calls`); None: straight
-        #: to the kernel.
+        #: its door; the assistant's desk takes it as its ``calls`` when first made);
+        #: None: straight to the kernel.
         self.assist_calls: Call | None = None
         self._assist: AssistDesk | None = None
         self.admission.artifacts = self.supervisor.artifacts
