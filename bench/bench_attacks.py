@@ -1172,7 +1172,9 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
 # The prober is another tenant (dave) calling ``q_status`` over the JSON-RPC Unix socket
 # every millisecond and submitting a Bell job a second; each row adds the kernel's
 # memory (before, peak, after) and the load average at its start and end. A scenario a
-# wire has no operation for (GraphQL takes no program) prints ``n/a``.
+# wire has no operation for (GraphQL takes no program) prints ``n/a``. REST and gRPC are
+# served as ``qmk serve`` serves them by default, by gateway processes
+# (``QMK_BENCH_GATEWAY=inline``: on the kernel's loop, as before issue 79).
 
 sys.path.insert(0, str(ROOT / "tests"))  # the conformance suite's registry of wires
 
@@ -1560,7 +1562,13 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
         )
     else:
         server = DoorServer(
-            folder, server=dict(limits), nofile=nofile, workers=2, hooks=hooks, chat=chat
+            folder,
+            server=dict(limits),
+            nofile=nofile,
+            workers=2,
+            hooks=hooks,
+            chat=chat,
+            gateway=os.environ.get("QMK_BENCH_GATEWAY", "process"),
         )
     if scenario in TAMPERED:
         env["QMK_BENCH_JOB"] = _tampered_before_start(server, folder, scenario)
