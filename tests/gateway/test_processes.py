@@ -34,6 +34,7 @@ from qmk import defaults
 from qmk.cli import main
 from qmk.client import Client
 from qmk.errors import QMKError
+from qmk.kernel.pools.workers import PLANNER_NAME
 from support.children import die_with_us, terminate
 from support.http import bearer, session
 from support.kernel import TENANTS, config_toml
@@ -269,6 +270,69 @@ def test_killed_gateway_serves_again_and_loses_no_accepted_job(served: Served) -
         for job_id in accepted:
             assert _wait(client, sid, job_id)["state"] == "COMPLETED"
     assert "restart 1 " in served.err.read_text(errors="replace")
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in _children(todo.pop()) - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _planner_of(pid: int) -> int:
+    """The planner process of the kernel ``pid``: its descendant named ``qmk-planner``."""
+    deadline = time.monotonic() + GUARD_S
+    while time.monotonic() < deadline:
+        for child in _descendants(pid):
+            try:
+                name = Path(f"/proc/{child}/comm").read_text().strip()
+            except FileNotFoundError:
+                continue
+            if name == PLANNER_NAME and _alive(child):
+                return child
+        time.sleep(0.02)
+    raise AssertionError(f"the kernel {pid} has no {PLANNER_NAME} descendant")
+
+
+def _new_program(n: int) -> str:
+    """A program no plan of this kernel's was cached for (admission caches by its text)."""
+    return BELL_QASM + f"rz({n + 1}/{n + 7}) q[0];\n"
+
+
+def test_killed_planner_is_replaced_and_loses_no_accepted_job(served: Served) -> None:
+    kernel = served.proc.pid
+    planner = _planner_of(kernel)
+    with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
+        sid = session(client)
+        accepted = [_run_bell(client, sid)["job_id"] for _ in range(3)]
+        os.kill(planner, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # the wires do not notice: a plan cached before the kill is not asked again
+        with Client.connect(str(served.out.parent / "k.sock"), **_alice()) as rpc:
+            assert rpc.q_status(accepted[0]).job_id == accepted[0]
+        tries, planned = 0, None
+        while planned is None and time.monotonic() - killed_at < RESTART_BOUND_S:
+            tries += 1  # each try a program never planned: the planner must plan it
+            body = {"program": _new_program(tries), "shots": 20, "seed": tries}
+            reply = client.post("/v1/jobs", json=body, headers=bearer(sid))
+            if reply.status_code == 201:
+                planned = reply.json()["job_id"]
+            else:  # the submit the dead planner was asked: unavailable, retry
+                assert reply.status_code == 503, reply.text
+                assert reply.json()["details"]["reason"].startswith("planner-"), reply.text
+                time.sleep(0.05)
+        assert planned is not None, f"no plan {RESTART_BOUND_S} s after the kill ({tries} tries)"
+        assert served.proc.poll() is None  # the kernel lived through it
+        assert _planner_of(kernel) != planner
+        for job_id in [*accepted, planned]:
+            assert _wait(client, sid, job_id)["state"] == "COMPLETED"
+
+
+def _alice() -> dict[str, Any]:
+    return {"tenant": "alice", "key": TENANTS["alice"]["key"]}
 
 
 def test_gateway_ends_when_qmk_serve_is_killed(served: Served) -> None:
