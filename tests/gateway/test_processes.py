@@ -494,6 +494,47 @@ def test_gateway_metrics_need_a_scraper_holding_cap_observe(both: tuple[str, str
         assert gateway.get("/metrics", headers=wrong).status_code == 401
 
 
+def test_grpc_gateway_metrics_page_times_its_calls_for_a_scraper_holding_cap_observe(
+    tmp_path: Path,
+) -> None:
+    from qmk.grpc.client import Client as GrpcClient
+
+    (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
+    kernel = _kernel_only(tmp_path, time.monotonic() + GUARD_S)
+    argv = [sys.executable, "-m", "qmk", "gateway", "grpc", "--kernel", str(tmp_path / "k.sock")]
+    argv += ["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--json"]
+    gateway = _start(tmp_path, "gateway", argv)
+    try:
+        deadline = time.monotonic() + GUARD_S
+        while not gateway.out.read_text() and gateway.proc.poll() is None:
+            assert time.monotonic() < deadline, gateway.text()
+            time.sleep(0.02)
+        line = json.loads(gateway.out.read_text().splitlines()[0])
+        address = line["listening"].removeprefix("grpc://")
+        with GrpcClient.connect(address, **_alice(), caps=TENANTS["alice"]["caps"]) as alice:
+            job_id = alice.submit(BELL_QASM, shots=20, seed=5).job_id
+            assert alice.q_status(job_id).job_id == job_id
+        with httpx.Client(timeout=GUARD_S) as scraper:
+            assert scraper.get(line["metrics"]).status_code == 401
+            refused = scraper.get(line["metrics"], headers=_basic("alice"))
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["details"]["missing"] == ["CAP_OBSERVE"], refused.text
+            page = scraper.get(line["metrics"], headers=_basic("ops"))
+        assert page.status_code == 200, page.text
+        families = {f.name: f.samples for f in text_string_to_metric_families(page.text)}
+        timed = {(s.labels["transport"], s.labels["method"]) for s in families["qmk_rpc_seconds"]}
+        # its own calls, by their wire's name: alice's over gRPC, the scraper's over HTTP
+        assert {("grpc", "q_submit"), ("grpc", "q_status")} <= timed
+        assert {method for transport, method in timed if transport == "http"} <= {
+            "q_negotiate_caps",
+            "q_kernel_load",
+        }
+        assert families["qmk_workers"][0].value == 1  # the kernel's load, as ops reads it
+    finally:
+        terminate(gateway.proc, GUARD_S)
+        terminate(kernel.proc, GUARD_S)
+
+
 def test_supervised_gateway_answers_the_feed_routes(served: Served) -> None:
     with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
         sid = session(client)

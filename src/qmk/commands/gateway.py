@@ -58,6 +58,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.abi.limits import ServerConfig
     from qmk.abi.server import parse_tcp
 
+    if args.metrics is not None and args.wire != "grpc":
+        raise CommandError.of(
+            "bad-option", "--metrics is the grpc gateway's (the http gateway serves /metrics)"
+        )
     cap_memory(args.memory_mb)  # before the wire's libraries take any
     if (args.listen is None) == (args.listen_fd is None):
         raise CommandError.of("bad-option", f"qmk gateway {args.wire} needs --listen HOST:PORT")
@@ -92,12 +96,27 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.parent_fd is not None:
             parent_gone(args.parent_fd, stop)
         sock = None if args.listen_fd is None else listening_socket(args.listen_fd)
+        options: dict[str, Any] = {}
+        page = ""
+        if args.metrics is not None:
+            from qmk.http.server import bind_tcp
+
+            options["metrics"] = metrics = bind_tcp(*parse_tcp(args.metrics))
+            bound = metrics.getsockname()
+            page = f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}/metrics"
 
         def ready(url: str) -> None:
             if args.json:
-                out.write(json.dumps({"listening": url, "kernel": args.kernel}) + "\n")
+                line = {
+                    "listening": url,
+                    "kernel": args.kernel,
+                    **({"metrics": page} if page else {}),
+                }
+                out.write(json.dumps(line) + "\n")
             else:
-                out.write(f"{READY}{url} (kernel {args.kernel})\n")
+                out.write(
+                    f"{READY}{url} (kernel {args.kernel}{f', metrics {page}' if page else ''})\n"
+                )
             out.flush()
 
         await serve(
@@ -107,6 +126,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             max_graph_nodes=args.max_graph_nodes,
             ready=ready,
             stop=stop,
+            **options,
         )
 
     asyncio.run(main())
@@ -508,6 +528,12 @@ def register(add: AddCommand) -> None:
         metavar="EXPORTER",
         help="OpenTelemetry traces (http: requests, jobs; grpc: its calls): console, "
         "jsonl:PATH, otlp or otlp:URL (default: off)",
+    )
+    sub.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="grpc: also serve GET /metrics over HTTP there (a scraper holding CAP_OBSERVE; "
+        "port 0: a free one, named on the listening line)",
     )
     log_options(sub)
     sub.add_argument(
