@@ -535,6 +535,39 @@ def test_grpc_gateway_metrics_page_times_its_calls_for_a_scraper_holding_cap_obs
         terminate(kernel.proc, GUARD_S)
 
 
+def test_supervised_grpc_gateway_serves_its_metrics_page_again_after_a_kill(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
+    served = _serve(tmp_path, "--grpc", "127.0.0.1:0", "--grpc-metrics", "127.0.0.1:0")
+    try:
+        page = served.wait_url()  # the only http URL on its line: the page's
+        assert page.endswith("/metrics"), served.text()
+        with httpx.Client(timeout=GUARD_S) as scraper:
+            assert scraper.get(page, headers=_basic("ops")).status_code == 200
+            gateway = _gateway_of(served.proc.pid, "grpc")
+            os.kill(gateway, signal.SIGKILL)
+            killed_at, answered = time.monotonic(), None
+            while answered is None and time.monotonic() - killed_at < RESTART_BOUND_S:
+                try:  # the same port: qmk serve holds its socket across restarts
+                    answered = scraper.get(page, headers=_basic("ops"))
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            assert answered is not None, f"no page {RESTART_BOUND_S} s after the kill"
+            assert answered.status_code == 200, answered.text
+            assert "qmk_workers" in answered.text
+            assert _gateway_of(served.proc.pid, "grpc") != gateway
+    finally:
+        terminate(served.proc, GUARD_S)
+
+
+def test_grpc_metrics_wants_the_gateway_process_and_grpc(tmp_path: Path) -> None:
+    for extra in (("--gateway", "inline", "--grpc", "127.0.0.1:0"), ()):
+        refused = _serve(tmp_path, "--grpc-metrics", "127.0.0.1:0", *extra)
+        assert refused.proc.wait(GUARD_S) != 0
+        assert "--grpc-metrics" in refused.text(), refused.text()
+
+
 def test_supervised_gateway_answers_the_feed_routes(served: Served) -> None:
     with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
         sid = session(client)
