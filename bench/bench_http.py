@@ -98,8 +98,18 @@ class Server:
         return self.proc.wait(60)
 
 
-def start_server(tmp: Path, workers: int, *, name: str = "this", src: str | None = None) -> Server:
-    """``qmk serve`` in ``tmp/name`` (from ``src``, another checkout's src folder, if given)."""
+def start_server(
+    tmp: Path,
+    workers: int,
+    *,
+    name: str = "this",
+    src: str | None = None,
+    gateway: str = "process",
+    extra: tuple[str, ...] = (),
+) -> Server:
+    """``qmk serve`` in ``tmp/name`` (from ``src``, another checkout's src folder, if given),
+    its REST API served as ``gateway`` says (``process``: the default, a gateway process;
+    ``inline``: on the kernel's loop), with ``extra`` arguments."""
     home = tmp / name
     home.mkdir(parents=True)
     (home / "bench.toml").write_text(CONFIG)
@@ -107,7 +117,7 @@ def start_server(tmp: Path, workers: int, *, name: str = "this", src: str | None
     argv = [
         sys.executable, "-m", "qmk", "serve", "--socket", str(home / "bench.sock"),
         "--data-dir", str(home / "data"), "--config", str(home / "bench.toml"),
-        "--workers", str(workers), "--http", "127.0.0.1:0",
+        "--workers", str(workers), "--http", "127.0.0.1:0", "--gateway", gateway, *extra,
     ]  # fmt: skip
     env = dict(os.environ)
     if src is not None:
@@ -237,6 +247,86 @@ def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
     connection.close()
     assert last[0] == 200 and json.loads(last[1])["state"] == "COMPLETED"
     return {"http_client": plain, "httpx": with_httpx}
+
+
+def bench_rest_latency(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
+    """REST round trips one at a time on one keep-alive ``http.client`` connection:
+    ``GET /v1/jobs/{id}`` of a completed job, and ``POST /v1/jobs`` of a Bell job (its
+    answer, not its run: the jobs run behind the calls)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
+    last: list[Any] = []
+
+    def call(method: str, path: str, body: bytes | None = None, **headers: str) -> Any:
+        connection.request(method, path, body=body, headers=headers)
+        reply = connection.getresponse()
+        last[:] = [reply.status, reply.read()]
+        return json.loads(last[1])
+
+    login = call("POST", "/v1/sessions", json.dumps(LOGIN).encode())
+    auth = {"Authorization": f"Bearer {login['session_id']}", "Content-Type": "application/json"}
+    seeds = iter(range(1, 10**9))
+
+    def submit() -> Any:
+        body = json.dumps({"program": graph, "shots": SHOTS, "seed": next(seeds)}).encode()
+        return call("POST", "/v1/jobs", body, **auth)
+
+    job_id = submit()["job_id"]
+    call("GET", f"/v1/jobs/{job_id}/wait?timeout_ms=30000", **auth)
+    status = call_latencies(lambda: call("GET", f"/v1/jobs/{job_id}", **auth), calls)
+    assert last[0] == 200 and json.loads(last[1])["state"] == "COMPLETED"
+    submits = call_latencies(submit, max(1, calls // 4), warmup=50)
+    assert last[0] in (200, 201, 202), last
+    connection.close()
+    return {"status": status, "submit": submits}
+
+
+def bench_gateway_latency(tmp: Path, options: argparse.Namespace, graph: dict[str, Any]) -> int:
+    """REST status and submit p50 served inline and by a gateway process, each also with
+    ``--log-level info`` (access and job lines; the gateway then follows its jobs), turn
+    about; printed and written."""
+    modes = {
+        "inline": ("inline", ()),
+        "process": ("process", ()),
+        "inline+info": ("inline", ("--log-level", "info")),
+        "process+follower": ("process", ("--log-level", "info")),
+    }
+    servers = {
+        name: start_server(tmp, options.workers, name=name, gateway=mode, extra=extra)
+        for name, (mode, extra) in modes.items()
+    }
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    try:
+        for server in servers.values():  # warm: imports, workers, connections
+            bench_rest_latency(server.url, 300, graph)
+        for repeat in range(options.repeat):
+            order = list(servers.values())
+            for server in order if repeat % 2 == 0 else order[::-1]:
+                rows[server.name].append(bench_rest_latency(server.url, options.calls, graph))
+    finally:
+        for server in servers.values():
+            server.stop()
+    summary = {
+        name: {
+            what: statistics.median(run[what]["p50_ms"] for run in runs)
+            for what in ("status", "submit")
+        }
+        for name, runs in rows.items()
+    }
+    for name, figures in summary.items():
+        print(
+            f"{name:18} GET /v1/jobs/{{id}} p50 {figures['status']:.3f} ms  "
+            f"POST /v1/jobs p50 {figures['submit']:.3f} ms  "
+            f"(+{figures['status'] - summary['inline']['status']:.3f} / "
+            f"+{figures['submit'] - summary['inline']['submit']:.3f} ms over inline)"
+        )
+    print(f"load average after: {load_average()}")
+    write_json(
+        {**machine(), "calls": options.calls, "repeat": options.repeat, "runs": rows,
+         "p50_ms": summary},
+        RESULTS / "http_gateway.json",
+    )  # fmt: skip
+    return 0
 
 
 def bench_rpc_status(socket: Path, calls: int, graph: dict[str, Any]) -> dict[str, float]:
@@ -411,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
         "--wires", default=",".join(WIRES), help="which clients, of " + ",".join(WIRES)
     )
     parser.add_argument("--against", metavar="SRC", help="also a server from this src folder")
+    parser.add_argument(
+        "--gateway-latency",
+        action="store_true",
+        help="only REST status and submit p50: inline, gateway process, and with its follower",
+    )
     options = parser.parse_args(argv)
     wires = [w for w in options.wires.split(",") if w]
     if unknown := set(wires) - set(WIRES):
@@ -441,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="qmk-bench-http-") as tmp_name:
         tmp = Path(tmp_name)
+        if options.gateway_latency:
+            return bench_gateway_latency(tmp, options, graph)
         servers = [start_server(tmp, options.workers)]
         if options.against:
             servers.append(start_server(tmp, options.workers, name="against", src=options.against))

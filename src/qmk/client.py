@@ -49,6 +49,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 import qmk.aio as aio
 from qmk import defaults
 from qmk.abi.calls import AsyncSyscallMethods, SyscallMethods
@@ -214,6 +216,9 @@ def resolve_address(
 
 #: The types of plain JSON values (a param of one of them is sent as it is).
 _PLAIN = frozenset({str, int, float, bool, list, dict, tuple, type(None)})
+#: A reply or event line decoded, in one pass of msgspec's decoder (a gateway decodes
+#: one per call it forwards). Its ``DecodeError`` is a ``ValueError``.
+_decode = msgspec.json.Decoder().decode
 
 
 class ClientCore:
@@ -272,7 +277,7 @@ class ClientCore:
         if b'"method"' not in line[:64]:  # a reply's head holds its id, not a method
             return None
         try:
-            message = json.loads(line)
+            message = _decode(line)
         except ValueError:
             raise BadResponse(f"the server sent a line that is not JSON: {line[:80]!r}") from None
         if not isinstance(message, dict) or "id" in message or message.get("method") != EVENT:
@@ -317,7 +322,7 @@ class ClientCore:
             BadResponse: the line is not a JSON-RPC 2.0 response object.
         """
         try:
-            reply = json.loads(line)
+            reply = _decode(line)
         except ValueError:
             raise BadResponse(f"the server sent a line that is not JSON: {line[:80]!r}") from None
         if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0" or "id" not in reply:

@@ -34,6 +34,7 @@ from qmk import defaults
 from qmk.cli import main
 from qmk.client import Client
 from qmk.errors import QMKError
+from qmk.kernel.pools.workers import PLANNER_NAME
 from support.children import die_with_us, terminate
 from support.http import bearer, session
 from support.kernel import TENANTS, config_toml
@@ -271,6 +272,69 @@ def test_killed_gateway_serves_again_and_loses_no_accepted_job(served: Served) -
     assert "restart 1 " in served.err.read_text(errors="replace")
 
 
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in _children(todo.pop()) - found:
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _planner_of(pid: int) -> int:
+    """The planner process of the kernel ``pid``: its descendant named ``qmk-planner``."""
+    deadline = time.monotonic() + GUARD_S
+    while time.monotonic() < deadline:
+        for child in _descendants(pid):
+            try:
+                name = Path(f"/proc/{child}/comm").read_text().strip()
+            except FileNotFoundError:
+                continue
+            if name == PLANNER_NAME and _alive(child):
+                return child
+        time.sleep(0.02)
+    raise AssertionError(f"the kernel {pid} has no {PLANNER_NAME} descendant")
+
+
+def _new_program(n: int) -> str:
+    """A program no plan of this kernel's was cached for (admission caches by its text)."""
+    return BELL_QASM + f"rz({n + 1}/{n + 7}) q[0];\n"
+
+
+def test_killed_planner_is_replaced_and_loses_no_accepted_job(served: Served) -> None:
+    kernel = served.proc.pid
+    planner = _planner_of(kernel)
+    with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
+        sid = session(client)
+        accepted = [_run_bell(client, sid)["job_id"] for _ in range(3)]
+        os.kill(planner, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # the wires do not notice: a plan cached before the kill is not asked again
+        with Client.connect(str(served.out.parent / "k.sock"), **_alice()) as rpc:
+            assert rpc.q_status(accepted[0]).job_id == accepted[0]
+        tries, planned = 0, None
+        while planned is None and time.monotonic() - killed_at < RESTART_BOUND_S:
+            tries += 1  # each try a program never planned: the planner must plan it
+            body = {"program": _new_program(tries), "shots": 20, "seed": tries}
+            reply = client.post("/v1/jobs", json=body, headers=bearer(sid))
+            if reply.status_code == 201:
+                planned = reply.json()["job_id"]
+            else:  # the submit the dead planner was asked: unavailable, retry
+                assert reply.status_code == 503, reply.text
+                assert reply.json()["details"]["reason"].startswith("planner-"), reply.text
+                time.sleep(0.05)
+        assert planned is not None, f"no plan {RESTART_BOUND_S} s after the kill ({tries} tries)"
+        assert served.proc.poll() is None  # the kernel lived through it
+        assert _planner_of(kernel) != planner
+        for job_id in [*accepted, planned]:
+            assert _wait(client, sid, job_id)["state"] == "COMPLETED"
+
+
+def _alice() -> dict[str, Any]:
+    return {"tenant": "alice", "key": TENANTS["alice"]["key"]}
+
+
 def test_gateway_ends_when_qmk_serve_is_killed(served: Served) -> None:
     gateway = _gateway_of(served.proc.pid)
     served.proc.kill()
@@ -428,6 +492,80 @@ def test_gateway_metrics_need_a_scraper_holding_cap_observe(both: tuple[str, str
             assert refused.json()["details"]["missing"] == ["CAP_OBSERVE"], refused.text
         wrong = {"Authorization": "Basic " + base64.b64encode(b"ops:not-the-key").decode()}
         assert gateway.get("/metrics", headers=wrong).status_code == 401
+
+
+def test_grpc_gateway_metrics_page_times_its_calls_for_a_scraper_holding_cap_observe(
+    tmp_path: Path,
+) -> None:
+    from qmk.grpc.client import Client as GrpcClient
+
+    (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
+    kernel = _kernel_only(tmp_path, time.monotonic() + GUARD_S)
+    argv = [sys.executable, "-m", "qmk", "gateway", "grpc", "--kernel", str(tmp_path / "k.sock")]
+    argv += ["--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--json"]
+    gateway = _start(tmp_path, "gateway", argv)
+    try:
+        deadline = time.monotonic() + GUARD_S
+        while not gateway.out.read_text() and gateway.proc.poll() is None:
+            assert time.monotonic() < deadline, gateway.text()
+            time.sleep(0.02)
+        line = json.loads(gateway.out.read_text().splitlines()[0])
+        address = line["listening"].removeprefix("grpc://")
+        with GrpcClient.connect(address, **_alice(), caps=TENANTS["alice"]["caps"]) as alice:
+            job_id = alice.submit(BELL_QASM, shots=20, seed=5).job_id
+            assert alice.q_status(job_id).job_id == job_id
+        with httpx.Client(timeout=GUARD_S) as scraper:
+            assert scraper.get(line["metrics"]).status_code == 401
+            refused = scraper.get(line["metrics"], headers=_basic("alice"))
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["details"]["missing"] == ["CAP_OBSERVE"], refused.text
+            page = scraper.get(line["metrics"], headers=_basic("ops"))
+        assert page.status_code == 200, page.text
+        families = {f.name: f.samples for f in text_string_to_metric_families(page.text)}
+        timed = {(s.labels["transport"], s.labels["method"]) for s in families["qmk_rpc_seconds"]}
+        # its own calls, by their wire's name: alice's over gRPC, the scraper's over HTTP
+        assert {("grpc", "q_submit"), ("grpc", "q_status")} <= timed
+        assert {method for transport, method in timed if transport == "http"} <= {
+            "q_negotiate_caps",
+            "q_kernel_load",
+        }
+        assert families["qmk_workers"][0].value == 1  # the kernel's load, as ops reads it
+    finally:
+        terminate(gateway.proc, GUARD_S)
+        terminate(kernel.proc, GUARD_S)
+
+
+def test_supervised_grpc_gateway_serves_its_metrics_page_again_after_a_kill(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
+    served = _serve(tmp_path, "--grpc", "127.0.0.1:0", "--grpc-metrics", "127.0.0.1:0")
+    try:
+        page = served.wait_url()  # the only http URL on its line: the page's
+        assert page.endswith("/metrics"), served.text()
+        with httpx.Client(timeout=GUARD_S) as scraper:
+            assert scraper.get(page, headers=_basic("ops")).status_code == 200
+            gateway = _gateway_of(served.proc.pid, "grpc")
+            os.kill(gateway, signal.SIGKILL)
+            killed_at, answered = time.monotonic(), None
+            while answered is None and time.monotonic() - killed_at < RESTART_BOUND_S:
+                try:  # the same port: qmk serve holds its socket across restarts
+                    answered = scraper.get(page, headers=_basic("ops"))
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            assert answered is not None, f"no page {RESTART_BOUND_S} s after the kill"
+            assert answered.status_code == 200, answered.text
+            assert "qmk_workers" in answered.text
+            assert _gateway_of(served.proc.pid, "grpc") != gateway
+    finally:
+        terminate(served.proc, GUARD_S)
+
+
+def test_grpc_metrics_wants_the_gateway_process_and_grpc(tmp_path: Path) -> None:
+    for extra in (("--gateway", "inline", "--grpc", "127.0.0.1:0"), ()):
+        refused = _serve(tmp_path, "--grpc-metrics", "127.0.0.1:0", *extra)
+        assert refused.proc.wait(GUARD_S) != 0
+        assert "--grpc-metrics" in refused.text(), refused.text()
 
 
 def test_supervised_gateway_answers_the_feed_routes(served: Served) -> None:

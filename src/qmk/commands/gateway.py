@@ -19,7 +19,9 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -58,6 +60,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.abi.limits import ServerConfig
     from qmk.abi.server import parse_tcp
 
+    if (args.metrics is not None or args.metrics_fd is not None) and args.wire != "grpc":
+        raise CommandError.of(
+            "bad-option", "--metrics is the grpc gateway's (the http gateway serves /metrics)"
+        )
     cap_memory(args.memory_mb)  # before the wire's libraries take any
     if (args.listen is None) == (args.listen_fd is None):
         raise CommandError.of("bad-option", f"qmk gateway {args.wire} needs --listen HOST:PORT")
@@ -92,12 +98,30 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.parent_fd is not None:
             parent_gone(args.parent_fd, stop)
         sock = None if args.listen_fd is None else listening_socket(args.listen_fd)
+        options: dict[str, Any] = {}
+        page = ""
+        if args.metrics_fd is not None:
+            options["metrics"] = metrics = listening_socket(args.metrics_fd)
+        elif args.metrics is not None:
+            from qmk.http.server import bind_tcp
+
+            options["metrics"] = metrics = bind_tcp(*parse_tcp(args.metrics))
+        if "metrics" in options:
+            bound = metrics.getsockname()
+            page = f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}/metrics"
 
         def ready(url: str) -> None:
             if args.json:
-                out.write(json.dumps({"listening": url, "kernel": args.kernel}) + "\n")
+                line = {
+                    "listening": url,
+                    "kernel": args.kernel,
+                    **({"metrics": page} if page else {}),
+                }
+                out.write(json.dumps(line) + "\n")
             else:
-                out.write(f"{READY}{url} (kernel {args.kernel})\n")
+                out.write(
+                    f"{READY}{url} (kernel {args.kernel}{f', metrics {page}' if page else ''})\n"
+                )
             out.flush()
 
         await serve(
@@ -107,6 +131,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             max_graph_nodes=args.max_graph_nodes,
             ready=ready,
             stop=stop,
+            **options,
         )
 
     asyncio.run(main())
@@ -224,6 +249,8 @@ class Supervisor:
     wire: str = "http"
     restarts: int = 0
     url: str | None = None
+    #: The URL of its metrics page (a gRPC gateway's with ``--grpc-metrics``), if any.
+    metrics_url: str | None = None
     _process: asyncio.subprocess.Process | None = None
     _pipe: tuple[int, int] | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -255,10 +282,16 @@ class Supervisor:
         fd = self.sock.fileno()
         os.set_inheritable(fd, True)
         argv = [*self.argv, "--listen-fd", str(fd), "--parent-fd", str(self._pipe[0])]
+        fds = [fd, self._pipe[0]]
+        if isinstance(self.sock, Listening) and self.sock.metrics is not None:
+            metrics = self.sock.metrics.fileno()
+            os.set_inheritable(metrics, True)
+            argv += ["--metrics-fd", str(metrics)]
+            fds.append(metrics)
         self._process = await asyncio.create_subprocess_exec(
             *argv,
             stdout=subprocess.PIPE,
-            pass_fds=(fd, self._pipe[0]),
+            pass_fds=fds,
             start_new_session=True,  # a terminal's ^C reaches qmk serve, which stops it
         )
         assert self._process.stdout is not None
@@ -269,6 +302,8 @@ class Supervisor:
             text = line.decode(errors="replace").rstrip("\n")
             if text.startswith(READY):
                 self.url = text[len(READY) :].split(" ")[0]
+                page = _METRICS_AT.search(text)
+                self.metrics_url = None if page is None else page.group(1)
                 self._ready.set()
             else:
                 sys.stderr.write(text + "\n")
@@ -355,7 +390,8 @@ async def supervised(
                 failed.append(exc)
                 stop.set()
                 return
-            ready([*addresses, *urls])
+            pages = [s.metrics_url for s in supervisors if s.metrics_url is not None]
+            ready([*addresses, *urls, *pages])
             await asyncio.gather(*(supervisor.supervise(stop) for supervisor in supervisors))
 
         tasks.append(asyncio.ensure_future(run()))
@@ -403,10 +439,16 @@ def gateways_of(
             None if args.tls_cert is None else Path(args.tls_cert),
             None if args.tls_key is None else Path(args.tls_key),
         )
+    page = getattr(args, "grpc_metrics", None)
+    if page is not None and args.grpc is None:
+        raise CommandError.of("bad-option", "--grpc-metrics is an option of --grpc HOST:PORT")
     found: list[tuple[list[str], Any]] = []
     try:
         for (wire, _), address in zip(wires, addresses, strict=True):
-            found.append((gateway_argv(wire, kernel, args, config), bind_tcp(*address)))
+            sock = Listening(bind_tcp(*address))
+            found.append((gateway_argv(wire, kernel, args, config), sock))
+            if wire == "grpc" and page is not None:
+                sock.metrics = bind_tcp(*parse_tcp(page))
     except BaseException:
         close_gateways(found)
         raise
@@ -425,6 +467,30 @@ def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return [*argv[:at], where, *argv[at + 1 :]]
+
+
+class Listening:
+    """The listening sockets ``qmk serve`` holds for one gateway across its restarts:
+    its wire's, and the gRPC gateway's metrics page's (``--grpc-metrics``; None: none)."""
+
+    def __init__(self, wire: socket.socket, metrics: socket.socket | None = None) -> None:
+        self.wire = wire
+        self.metrics = metrics
+
+    def fileno(self) -> int:
+        return self.wire.fileno()
+
+    def getsockname(self) -> Any:
+        return self.wire.getsockname()
+
+    def close(self) -> None:
+        self.wire.close()
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+#: The metrics page's URL on a gateway's listening line.
+_METRICS_AT = re.compile(r"metrics (\S+?)\)?$")
 
 
 def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
@@ -473,6 +539,7 @@ def register(add: AddCommand) -> None:
     sub.add_argument("--listen-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     sub.add_argument("--parent-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     sub.add_argument("--bind-host", metavar="HOST", help=argparse.SUPPRESS)
+    sub.add_argument("--metrics-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     sub.add_argument(
         "--allowed-host",
         action="append",
@@ -509,6 +576,12 @@ def register(add: AddCommand) -> None:
         help="OpenTelemetry traces (http: requests, jobs; grpc: its calls): console, "
         "jsonl:PATH, otlp or otlp:URL (default: off)",
     )
+    sub.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="grpc: also serve GET /metrics over HTTP there (a scraper holding CAP_OBSERVE; "
+        "port 0: a free one, named on the listening line)",
+    )
     log_options(sub)
     sub.add_argument(
         "--json",
@@ -520,6 +593,7 @@ def register(add: AddCommand) -> None:
 
 __all__ = [
     "READY",
+    "Listening",
     "Supervisor",
     "cap_memory",
     "close_gateways",

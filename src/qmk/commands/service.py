@@ -119,6 +119,8 @@ def serve(
     else:
         http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
         grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
+        if args.grpc_metrics is not None:  # inline, --http's /metrics times gRPC's calls
+            raise CommandError.of("bad-option", "--grpc-metrics is the gRPC gateway process's")
     dask_tls = None
     dask_flags: dict[str, Any] = {
         "insecure": args.dask_insecure,
@@ -1080,6 +1082,7 @@ def register(add: AddCommand) -> None:
         help="also serve the gRPC service qmk.v1.Kernel, with health and reflection (port 0: "
         "a free one; TLS with --tls-cert/--tls-key)",
     )
+    rpc.add_argument("--grpc-metrics", metavar="HOST:PORT", help="the gRPC gateway's /metrics")
     sub.add_argument(
         "--kernel-only",
         action="store_true",

@@ -6,15 +6,21 @@ It is :mod:`qmk.grpc.server`'s listener on the HTTP gateway's door
 (:mod:`qmk.gateway.http`): every call goes to the kernel's socket with its caller's own
 session, ``WatchJob`` streams the kernel's ``q_watch``, and while the kernel is away a
 call fails ``UNAVAILABLE`` (``QS1011``, ``reason: kernel-away``). With ``--trace`` each
-call is a ``qsyscall`` span.
+call is a ``qsyscall`` span. With ``--metrics HOST:PORT`` it also serves ``GET /metrics``
+over HTTP (:func:`metrics_page`): its own calls' latencies and the kernel's load, for a
+scraper holding ``CAP_OBSERVE``, as the HTTP gateway's page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
+from typing import Any
 
+from qmk import aio
+from qmk.abi.door import Acceptor, Door
 from qmk.abi.limits import ServerConfig
 from qmk.gateway.http import GatewayDoor, GatewayProbe, RemoteKernel, RemoteWatches, hold_room
 from qmk.grpc.server import GrpcConfig, grpc_listener
@@ -28,13 +34,15 @@ async def serve_grpc_gateway(
     sock: socket.socket | None = None,
     max_graph_nodes: int,
     trace: str = "none",
+    metrics: socket.socket | None = None,
     ready: Callable[[str], None] | None = None,
     stop: asyncio.Event,
 ) -> None:
     """Serve ``qmk.v1.Kernel`` for the kernel at ``kernel_address`` until ``stop`` is
     set, then drain. ``sock``: the listening socket a supervisor passed (None: bind
     ``config``'s address); ``trace``: the exporter of each call's ``qsyscall`` span
-    (``--trace``; none: off); ``ready`` is called with the URL once it serves.
+    (``--trace``; none: off); ``metrics``: a listening socket to serve the metrics page
+    on (None: none); ``ready`` is called with the URL once it serves.
 
     Raises:
         ServeError, CommandError: the address cannot be bound, a TLS file cannot be
@@ -55,7 +63,7 @@ async def serve_grpc_gateway(
         listener = grpc_listener(
             door, probe, config, stop=stop, sock=sock, watches=RemoteWatches(kernel)
         )
-        async with listener as url:
+        async with listener as url, _metrics_served(door, probe, server_config, metrics, stop):
             if ready is not None:
                 ready(url)
             await stop.wait()
@@ -65,4 +73,91 @@ async def serve_grpc_gateway(
             tracing.shutdown()
 
 
-__all__ = ["serve_grpc_gateway"]
+@contextlib.asynccontextmanager
+async def _metrics_served(
+    door: Door,
+    probe: GatewayProbe,
+    server_config: ServerConfig,
+    sock: socket.socket | None,
+    stop: asyncio.Event,
+) -> Any:
+    """The metrics page on ``sock`` (nothing when None) while the body runs; the page's
+    connections pass the gateway's door as its gRPC ones do."""
+    if sock is None:
+        yield
+        return
+    from qmk.http.metrics import Metrics
+    from qmk.http.server import HttpConfig, _uvicorn_server
+
+    metrics = Metrics(probe, kernel_load=False)
+    door.observe(metrics.observe_rpc)  # its wire's calls, by the wire's name
+    bound = sock.getsockname()
+    server = _uvicorn_server(
+        metrics_page(door, metrics), HttpConfig(host=bound[0], port=bound[1]), server_config, door
+    )
+    try:
+        async with aio.TaskGroup() as group:
+            http = group.create_task(server.serve(sockets=[sock]))
+            while not server.started and not http.done() and not stop.is_set():
+                await asyncio.sleep(0.01)
+
+            def adopt(conn: socket.socket) -> None:
+                group.create_task(server.adopt(conn))
+
+            acceptor = Acceptor(door.connections, door.clock, adopt)
+            if server.started:
+                acceptor.start([sock], group.create_task)
+            try:
+                yield
+            finally:
+                acceptor.stop()
+                server.should_exit = True
+    finally:
+        sock.close()
+
+
+def metrics_page(door: Door, metrics: Any) -> Any:
+    """The gRPC gateway's metrics page: ``GET /metrics`` (the kernel's load through
+    ``q_kernel_load`` with the scraper's credentials, which need ``CAP_OBSERVE``, and
+    this gateway's own calls, :class:`qmk.http.metrics.Metrics`) and ``GET /healthz``;
+    a refusal is a problem document, as the HTTP gateway's."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from qmk.abi.door import peer_of_address
+    from qmk.abi.events import through
+    from qmk.abi.jsonrpc import encode
+    from qmk.errors import QMKError
+    from qmk.http import problems
+    from qmk.http.metrics import CONTENT_TYPE, Scrapers
+
+    scrapers = Scrapers()
+
+    async def page(request: Request) -> Response:
+        visitor = request.scope.get("qmk.visitor")
+        if visitor is None:  # no guard ran (an application in-process)
+            visitor = door.visitor("http", peer_of_address(request.scope.get("client")))
+        try:
+            load = await scrapers.load(through(door, visitor), request.headers.get("authorization"))
+        except QMKError as exc:
+            body = problems.problem_of(exc, request.url.path, None)
+            headers = {"WWW-Authenticate": 'Bearer realm="qmk"'} if body["status"] == 401 else {}
+            return Response(
+                encode(body), body["status"], headers=headers, media_type=problems.PROBLEM_JSON
+            )
+        return Response(metrics.exposition(load), media_type=CONTENT_TYPE)
+
+    async def health(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/metrics", page, methods=["GET"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )
+
+
+__all__ = ["metrics_page", "serve_grpc_gateway"]

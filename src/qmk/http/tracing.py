@@ -301,7 +301,9 @@ class Tracing:
         """Follow a job through the kernel's events (a hub callback)."""
         if not self.enabled:
             return
-        now = time.time_ns()
+        # the record's own time (the kernel's clock when it wrote it): the same in the
+        # kernel's process and in a gateway that reads the records later, in pages
+        now = int(event.ts * 1e9) if event.ts > 0 else time.time_ns()
         pending = _PENDING.get()
         if event.event == "cap" and pending is not None and pending.name in _SUBMITS:
             if event.record.get("where") == "submit" and pending.verified_ns is None:

@@ -19,12 +19,14 @@ gates and probes in ``tests/support/pools.py``) gets the same wiring through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk.kernel.datafiles import CHECKPOINTS, SECRET_FILE
-from qmk.kernel.pools.pool import WorkerPool
+from qmk.kernel.pools.pool import WorkerHooks, WorkerPool
 from qmk.kernel.pools.sandbox import Isolation, resolve_user, unreachable
 
 if TYPE_CHECKING:
@@ -153,6 +155,25 @@ def kernel_pool(
     )
 
 
+#: The planner process's name (``/proc/PID/comm``), as ``ps``, ``top`` and ``pgrep`` show it.
+PLANNER_NAME = "qmk-planner"
+
+
+class Named(WorkerHooks):
+    """A pool's workers under a name of their own (``/proc/PID/comm``, at most 15
+    bytes), so an operator tells the planner from the job workers in ``ps`` and
+    ``pgrep -x``. Where the name cannot be set (no ``/proc``), it stays the forkserver's.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def start(self) -> Iterable[int]:
+        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+            comm.write(self.name[:15])
+        return ()
+
+
 def planner_pool(
     config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
 ) -> WorkerPool:
@@ -163,18 +184,23 @@ def planner_pool(
     do. The cap bounds what reading and planning a program may take, out of the
     kernel's memory; and the router it runs reads the limits of the process it runs in,
     so it reads a worker's. It comes from the workers' forkserver, whose preloads
-    (:data:`DEFAULT_PRELOAD`, the first pool's) it leaves as they are.
+    (:data:`DEFAULT_PRELOAD`, the first pool's) it leaves as they are. It is named
+    :data:`PLANNER_NAME` (``pgrep -x qmk-planner``); a planner that dies is replaced
+    by the pool at the next plan.
     """
     return WorkerPool(
         1,
         memory_mb=config.worker_memory_mb,
         loop=loop,
         isolation=kernel_isolation(config, data_dir),
+        hooks=Named(PLANNER_NAME),
     )
 
 
 __all__ = [
     "DEFAULT_PRELOAD",
+    "PLANNER_NAME",
+    "Named",
     "PoolFactory",
     "kernel_isolation",
     "kernel_pool",
