@@ -19,12 +19,14 @@ gates and probes in ``tests/support/pools.py``) gets the same wiring through
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib
 import os
 import sys
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk.kernel.datafiles import CHECKPOINTS, SECRET_FILE
-from qmk.kernel.pools.pool import WorkerPool
+from qmk.kernel.pools.pool import WorkerPool, current_link
 from qmk.kernel.pools.sandbox import Isolation, resolve_user, unreachable
 
 if TYPE_CHECKING:
@@ -173,10 +175,41 @@ def planner_pool(
     )
 
 
+def assistant_pool(
+    config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
+) -> WorkerPool:
+    """The pool of the kernel's assistant processes (:mod:`qmk.kernel.admit.assist`): one
+    worker per question answered at once (``[assist] max_concurrent``), driven by
+    ``loop``, confined as the kernel's workers are (:func:`kernel_isolation`) but for the
+    network, since the model is a network call, and capped at their memory. The model's
+    loop, its replies and the tools' reading of program text run there, out of the
+    kernel's process; what a tool needs of the kernel (a CPU-budget check, a job) it asks
+    over its line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`).
+    """
+    return WorkerPool(
+        config.assist.max_concurrent,
+        memory_mb=config.worker_memory_mb,
+        loop=loop,
+        isolation=dataclasses.replace(kernel_isolation(config, data_dir), network=False),
+    )
+
+
+def linked(target: str, /, *args: Any) -> Any:
+    """Call ``target`` (``"module:function"``, imported here, in the worker) with the
+    running task's line (:class:`~qmk.kernel.pools.pool.TaskLink`: its ``ask`` and
+    ``notify``) and the arguments: a pool's task whose code the pool's owner neither loads
+    nor lets import the pool (the kernel hands the assistant's work to its pool so,
+    without importing :mod:`qmk.assist`)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(current_link(), *args)
+
+
 __all__ = [
     "DEFAULT_PRELOAD",
     "PoolFactory",
+    "assistant_pool",
     "kernel_isolation",
     "kernel_pool",
+    "linked",
     "planner_pool",
 ]
