@@ -241,11 +241,6 @@ def rare_calls(client: Client, graph: dict[str, Any]) -> None:
             call()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 79: q_assist runs the assistant (qmk.assist) in the kernel's threads",
-)
 def test_a_kernel_that_served_the_rarer_syscalls_loaded_only_what_their_paths_need(
     tmp_path: Path,
 ) -> None:

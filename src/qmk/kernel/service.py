@@ -59,7 +59,13 @@ from qmk.kernel.config import KernelConfig, config_warnings
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.observe import KernelObserver
-from qmk.kernel.pools.workers import PoolFactory, kernel_pool, planner_pool
+from qmk.kernel.pools.workers import (
+    PoolFactory,
+    assistant_pool,
+    kernel_pool,
+    linked,
+    planner_pool,
+)
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention
 from qmk.kernel.security.keys import KeyChecker
@@ -723,7 +729,11 @@ class Kernel:
         if self._assist is None:
             from qmk.kernel.admit.assist import AssistDesk
 
-            desk = AssistDesk(self.config, self.audit, self.clock, self.admission.cpu)
+            start = functools.partial(assistant_pool, self.config, self.data_dir)
+            answer = functools.partial(linked, "qmk.assist.served:answer")
+            desk = AssistDesk(
+                self.config, self.audit, self.clock, self.admission.cpu, start, answer
+            )
             desk.calls = self.assist_calls
             self._assist = desk
         return self._assist

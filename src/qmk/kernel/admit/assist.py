@@ -1,23 +1,30 @@
 """The kernel's side of the assistant (``q_assist``, ``POST /v1/assist``): per tenant,
-audited, rate-limited, bounded, off when the operator says so, and its tools run as the
-caller's own work.
+audited, rate-limited, bounded, off when the operator says so, answered out of the
+kernel's process, and its tools run as the caller's own work.
 
 Each question is charged to the tenant's bucket (a burst of :data:`BURST`, then
 ``[assist] calls_per_minute``; an empty bucket is ``QS1006`` with ``retry_after_s``).
-At most ``[assist] max_concurrent`` questions are answered at once in the kernel
+At most ``[assist] max_concurrent`` questions are answered at once
 (another is ``QS1011``, at once), and at most :func:`per_tenant` of them for one tenant
-(``QS1006``, ``limit: "concurrent_questions"``). Each runs in a thread of the desk's own
-pool, one per question it may answer (the model's server is a network call that may take
-minutes: never on the event loop, and never in the loop's default pool, which the key
-checks of logins use).
+(``QS1006``, ``limit: "concurrent_questions"``).
 
-**The tools are the caller's work, never the kernel's.** The model's tool calls (and
-the advice given with no model) do their program work (reading, lowering, verifying,
-estimating, planning) in the tenant's CPU-budget threads, charged to its
-``cpu_s_per_s`` budget (:class:`~qmk.kernel.admit.budget.CpuBudget`), with OpenQASM's loops
-capped at ``max_graph_nodes`` before they unroll. ``run`` is a job of the caller: it is
-submitted with the caller's session, through the door under ``qmk serve``
-(:attr:`AssistDesk.calls`) (``q_submit``: its capabilities, quotas, qubit
+**The kernel admits the question; an assistant process answers it.** The model's loop
+(a network call that may take minutes), its replies and the tools' program work
+(reading, lowering, verifying, estimating, planning) run in a worker of the kernel's
+assistant pool (:func:`~qmk.kernel.pools.workers.assistant_pool`: one worker per
+question at once, confined as the job workers are but for the network, and capped at
+their memory), in :func:`qmk.assist.served.answer`. The kernel never loads
+:mod:`qmk.assist`; a process that dies, or runs past its memory or CPU cap, costs its
+question an ``unavailable``, and the pool starts another.
+
+**The tools are the caller's work, never the kernel's.** What a tool needs of the kernel
+it asks over its task's line, and the desk answers on the kernel's loop
+(:meth:`AssistDesk._heard`): the tenant's ``cpu_s_per_s`` budget is checked before each
+tool's program work and charged with the CPU it took in the assistant's process
+(:class:`~qmk.kernel.admit.budget.CpuBudget`), with OpenQASM's loops capped at
+``max_graph_nodes`` before they unroll. ``run`` is a job of the caller: read in the
+assistant's process, submitted with the caller's session, through the door under
+``qmk serve`` (:attr:`AssistDesk.calls`) (``q_submit``: its capabilities, quotas, qubit
 limits, verification rate and CPU budget), ideal (``policy.noise`` false), at most
 ``[assist] max_shots`` shots, run in the worker pool, metered (a usage row), listed with
 the tenant's jobs, and waited for at most ``[assist] timeout_s`` (then cancelled). A
@@ -33,12 +40,12 @@ refuses every call (``QS1011``).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol
 
 import qmk.abi.replies as replies
 from qmk import defaults
@@ -51,8 +58,6 @@ if TYPE_CHECKING:
     from qmk.kernel.config import KernelConfig
     from qmk.kernel.storage.audit import AuditLog
 
-T = TypeVar("T")
-
 #: The longest question the kernel takes.
 MAX_PROMPT = 8192
 #: Questions a tenant may ask at once before its rate applies (at least).
@@ -62,6 +67,24 @@ Syscall = Callable[..., Awaitable[replies.Job]]
 #: A syscall as a wire makes it: ``await call(name, params)`` (the params hold the
 #: session).
 Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+class Pool(Protocol):
+    """The assistant's pool as the desk drives it (a
+    :class:`~qmk.kernel.pools.pool.WorkerPool`, this layer's neighbour): an executor
+    that hears a running task's notes and sends it requests."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` in a worker."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """End the workers."""
+
+    def listen(self, future: Future[Any], listener: Callable[[Any], None]) -> None:
+        """Have ``listener`` called with each note of ``future``'s task."""
+
+    def request(self, future: Future[Any], payload: Any) -> bool:
+        """Send ``payload`` to ``future``'s running task."""
 
 
 def per_tenant(max_concurrent: int) -> int:
@@ -75,16 +98,30 @@ def per_tenant(max_concurrent: int) -> int:
 
 
 class AssistDesk:
-    """Answers tenants' questions with the configured model and QMK's tools.
+    """Admits tenants' questions, and has the assistant's processes answer them with the
+    configured model and QMK's tools.
 
     Args:
         config: the kernel configuration (its ``[assist]`` table).
         audit: the audit log.
         clock: the kernel's clock (the rate's buckets refill on it).
-        cpu: the tenants' CPU budget and its threads (the tools' program work).
+        cpu: the tenants' CPU budget (the tools' program work is charged to it).
+        start: makes the assistant pool on the kernel's loop, at the first question
+            (:func:`~qmk.kernel.pools.workers.assistant_pool`).
+        answer: the task that answers a question there, given the question
+            (:func:`qmk.assist.served.answer`, through
+            :func:`~qmk.kernel.pools.workers.linked`).
     """
 
-    def __init__(self, config: KernelConfig, audit: AuditLog, clock: Clock, cpu: CpuBudget) -> None:
+    def __init__(
+        self,
+        config: KernelConfig,
+        audit: AuditLog,
+        clock: Clock,
+        cpu: CpuBudget,
+        start: Callable[[asyncio.AbstractEventLoop], Pool],
+        answer: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
         self.config = config
         self.audit = audit
         self.clock = clock
@@ -98,14 +135,16 @@ class AssistDesk:
         #: ``assist``, so its guards, metrics and traces apply to them as to any wire's
         #: calls; None: straight to the kernel (an in-process kernel, with no door).
         self.calls: Call | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            self.max_concurrent, thread_name_prefix="qmk-assist"
-        )
+        self._start, self._answer = start, answer
+        self._pool: Pool | None = None
         self._asking: dict[str, int] = {}
+        self._runs: set[asyncio.Task[None]] = set()
 
     def close(self) -> None:
-        """Let the threads end (a question in one ends at its model's timeout)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """End the assistant's processes (a question in one ends unanswered)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def charge(self, tenant: str) -> None:
         """Take one call from ``tenant``'s bucket.
@@ -170,6 +209,10 @@ class AssistDesk:
 
         The tools' syscalls (``run``'s jobs) are made with the caller's ``session_id``,
         through :attr:`calls` where a door is set, else ``direct`` (the kernel's own).
+
+        Raises:
+            UnavailableError: the assistant's process died or ran past its caps.
+            QMKError: the model could not answer (``QI1xx``), or a refusal of the desk.
         """
         if not isinstance(prompt, str) or not prompt.strip() or len(prompt) > MAX_PROMPT:
             raise InvalidArgument(f"prompt: 1 to {MAX_PROMPT} characters", key="prompt")
@@ -181,24 +224,36 @@ class AssistDesk:
         digest = hashlib.sha256(prompt.encode()).hexdigest()
         line = {"tenant": tenant, "assist_id": assist_id}
         self.audit.append("assist", **line, step="ask", prompt_sha256=digest, chars=len(prompt))
-        loop = asyncio.get_running_loop()
-
-        def emit(event: Any) -> None:
-            fields = _audit_fields(event)
-            loop.call_soon_threadsafe(lambda: self.audit.append("assist", **line, **fields))
-
         call = self.calls or direct
 
         async def syscall(name: str, **params: Any) -> replies.Job:
             reply: replies.Job = await call(name, {"session_id": session_id, **params})
             return reply
 
-        tools = _KernelTools(self, loop, tenant, syscall)
+        table = self.config.assist
+        question = {
+            "prompt": prompt,
+            "program": program,
+            "limits": limits,
+            "max_shots": table.max_shots,
+            "settings": {
+                "url": table.url,
+                "model": table.model,
+                "api": table.api,
+                "structured": table.structured,
+                "max_steps": table.max_steps,
+                "max_retries": table.max_retries,
+                "timeout_s": table.timeout_s,
+            },
+        }
+        if self._pool is None:
+            self._pool = self._start(asyncio.get_running_loop())
+        pool = self._pool
         self._asking[tenant] = self._asking.get(tenant, 0) + 1
         try:
-            answer = await loop.run_in_executor(
-                self._pool, self._answer, prompt, program, limits, emit, tools
-            )
+            future = pool.submit(self._answer, question)
+            pool.listen(future, lambda note: self._heard(pool, future, tenant, line, syscall, note))
+            answer = await _answered(future)
         except Exception as exc:
             code = getattr(exc, "code", type(exc).__name__)
             self.audit.append("assist", **line, step="end", outcome="error", code=code)
@@ -210,137 +265,73 @@ class AssistDesk:
         self.audit.append("assist", **line, step="end", outcome=answer["status"])
         return replies.Assist(assist_id=assist_id, **answer)
 
-    def _answer(
-        self, prompt: str, program: str | None, limits: Any, emit: Any, tools: _KernelTools
-    ) -> dict[str, Any]:
-        from qmk.assist.advice import advice
-        from qmk.assist.backends import Settings
-        from qmk.assist.loop import assist
-        from qmk.assist.tools import Context
-
-        table = self.config.assist
-        ctx = Context(
-            file_text=program,
-            file_name="program",
-            limits=limits,
-            max_shots=table.max_shots,
-            compute=tools.compute,
-            runner=tools.run,
-        )
-        settings = Settings(
-            url=table.url,
-            model=table.model,
-            api=table.api,
-            structured=table.structured,
-            max_steps=table.max_steps,
-            max_retries=table.max_retries,
-            timeout_s=table.timeout_s,
-        )
-        if not settings.configured:
-            return {
-                "status": "advice",
-                "text": "no model is configured ([assist] url and model): QMK's own advice",
-                "program": None,
-                "tool_results": [],
-                "steps": 0,
-                "advice": advice(prompt, ctx),
-            }
-        answer = assist(prompt, settings=settings, context=ctx, emit=emit)
-        return {**answer.to_json(), "advice": []}
-
-
-def _audit_fields(event: Any) -> dict[str, Any]:
-    """What an assist audit line records of a step: the tool, whether it succeeded, its
-    code and job, a refused draft's finding (never the program or the question)."""
-    data = event.data
-    fields: dict[str, Any] = {"step": event.kind}
-    if "tool" in data:
-        fields["tool"] = data["tool"]
-    result = data.get("result")
-    if isinstance(result, dict):
-        fields["ok"] = bool(result.get("ok"))
-        if result.get("code"):
-            fields["code"] = result["code"]
-        if isinstance(result.get("job_id"), str):
-            fields["job_id"] = result["job_id"]
-    if event.kind == "draft-refused":
-        fields["finding"] = str(data.get("finding", ""))[:300]
-    return fields
-
-
-class _KernelTools:
-    """The tools' work as the caller's, from a question's thread: program work in the
-    tenant's CPU-budget threads, ``run`` as the caller's job; each handed to the
-    kernel's loop and waited for in the question's thread."""
-
-    def __init__(
+    def _heard(
         self,
-        desk: AssistDesk,
-        loop: asyncio.AbstractEventLoop,
+        pool: Pool,
+        future: Future[Any],
+        tenant: str,
+        line: dict[str, str],
+        syscall: Syscall,
+        note: Any,
+    ) -> None:
+        """A note of a question's process, on the kernel's loop (the module docstring):
+        a step to audit, CPU to charge, a check to answer, or ``run``'s job to make."""
+        if not isinstance(note, dict):
+            return
+        if "audit" in note:
+            self.audit.append("assist", **line, **note["audit"])
+        elif "spend" in note:
+            self.cpu.spend(tenant, float(note["spend"]))
+        elif "check" in note:
+            try:
+                self.cpu.check(tenant, str(note["check"]))
+            except QMKError as exc:
+                pool.request(future, {"error": exc.to_json()})
+            else:
+                pool.request(future, {})
+        elif "run" in note:
+            task = asyncio.ensure_future(self._run(pool, future, tenant, syscall, note["run"]))
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+
+    async def _run(
+        self,
+        pool: Pool,
+        future: Future[Any],
         tenant: str,
         syscall: Syscall,
+        run: dict[str, Any],
     ) -> None:
-        self.desk, self.loop, self.tenant, self.syscall = desk, loop, tenant, syscall
-
-    def _on_loop(self, work: Coroutine[Any, Any, T], limit_s: float) -> T:
+        """``run``'s job for a question's process, and its answer sent back."""
         try:
-            future = asyncio.run_coroutine_threadsafe(work, self.loop)
-        except RuntimeError:  # the kernel's loop is closed
-            work.close()
-            raise UnavailableError("the kernel is closing: the tool was not run") from None
+            result = await self._job(tenant, syscall, run)
+        except QMKError as exc:
+            pool.request(future, {"error": exc.to_json()})
+        else:
+            pool.request(future, {"result": result})
+
+    async def _job(self, tenant: str, syscall: Syscall, run: dict[str, Any]) -> dict[str, Any]:
+        """``run``'s program (read in the assistant's process) as the caller's job: its
+        result, or a coded refusal raised. The reading is charged once the submit has
+        answered."""
+        wait_s = self.config.assist.timeout_s
         try:
-            return future.result(limit_s)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise UnavailableError(f"the tool did not end within {limit_s:g} s") from None
-        except concurrent.futures.CancelledError:
-            raise UnavailableError("the kernel is closing: the tool was stopped") from None
-
-    def compute(self, work: Callable[[], T]) -> T:
-        """``work()`` in the tenant's CPU-budget threads, charged to it (refused at once
-        while the budget is spent: ``QS1006``, ``limit: "cpu_s_per_s"``)."""
-        cpu, tenant = self.desk.cpu, self.tenant
-
-        async def charged() -> T:
-            cpu.check(tenant, "the assistant's tool")
-            return await cpu.run(tenant, work)
-
-        return self._on_loop(charged(), self.desk.config.assist.timeout_s)
-
-    def run(self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any) -> dict[str, Any]:
-        """``run``'s program as the caller's job (``q_submit`` checks the shots and
-        seed; a seed None is drawn): its result, or a coded refusal."""
-        wait_s = self.desk.config.assist.timeout_s
-        return self._on_loop(self._job(lower, shots, seed, wait_s), wait_s + 30.0)
-
-    async def _submit(
-        self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any
-    ) -> replies.Job:
-        """The program read (``lower``) in the tenant's CPU-budget threads (refused at
-        once while the budget is spent), then submitted; the reading is charged once
-        the submit has answered, as the door charges a wire's program text, so the
-        submit's own budget check never refuses it for its own reading."""
-        cpu, tenant = self.desk.cpu, self.tenant
-        cpu.check(tenant, "reading program text")
-        graph, spent = await cpu.measure(tenant, lower)
-        try:
-            return await self.syscall(
-                "q_submit", graph=graph, shots=shots, seed=seed, policy={"noise": False}
+            job = await syscall(
+                "q_submit",
+                graph=run["graph"],
+                shots=run["shots"],
+                seed=run["seed"],
+                policy={"noise": False},
             )
         finally:
-            cpu.spend(tenant, spent)
-
-    async def _job(
-        self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any, wait_s: float
-    ) -> dict[str, Any]:
-        job = await self._submit(lower, shots, seed)
+            self.cpu.spend(tenant, float(run["spent"]))
         job_id = job.job_id
         wait_ms = min(int(wait_s * 1000), defaults.MAX_TIMEOUT_MS)
-        done = await self.syscall("q_wait", job_id=job_id, timeout_ms=wait_ms)
+        done = await syscall("q_wait", job_id=job_id, timeout_ms=wait_ms)
         state = done.state
         if state not in defaults.FINAL_JOB_STATES:
             with contextlib.suppress(QMKError):  # it may have ended just now
-                await self.syscall("q_cancel", job_id=job_id)
+                await syscall("q_cancel", job_id=job_id)
             late = UnavailableError(
                 f"job {job_id} did not end within {wait_s:g} s ([assist] timeout_s); "
                 "it was cancelled"
@@ -365,6 +356,29 @@ class _KernelTools:
             "counts": dict(result["counts"]),
             "engine": result.get("engine"),
         }
+
+
+async def _answered(future: Future[Any]) -> dict[str, Any]:
+    """The answer of a question's process; its coded error raised as it is, a process
+    that did not answer (died, killed, past its caps) as ``unavailable``."""
+    try:
+        answer: dict[str, Any] = await asyncio.wrap_future(future)
+    except Exception as exc:
+        # the pool's TaskError (qmk.kernel.pools, this layer's neighbour) says why by its
+        # kind; "error" is the answer's own, with its code where it was a QMKError
+        kind = getattr(exc, "kind", None)
+        if kind is None:
+            raise
+        error = getattr(exc, "data", {}).get("error")
+        if kind == "error" and isinstance(error, dict):
+            raise QMKError(
+                error["code"], error["name"], error["message"], details=error["details"]
+            ) from None
+        raise UnavailableError(
+            f"the assistant's process did not answer ({kind}: {exc}); ask again",
+            reason=f"assistant-{kind}",
+        ) from None
+    return answer
 
 
 __all__ = ["BURST", "MAX_PROMPT", "AssistDesk", "Call", "Syscall", "per_tenant"]

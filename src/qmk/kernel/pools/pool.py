@@ -65,7 +65,9 @@ The pool may send a running task requests (:meth:`WorkerPool.request`): they wai
 socket until the task looks (:meth:`TaskLink.pending`, :meth:`TaskLink.requests`, or
 :meth:`TaskLink.wait` beside a descriptor of its own). No signal announces them: a
 signal could reach a fresh worker before it installs its handler and kill it. The
-kernel's checkpoints and preemptions at fences travel this way.
+kernel's checkpoints and preemptions at fences travel this way. A task that needs an
+answer of the pool's owner asks (:meth:`TaskLink.ask`: a note, then it waits for the
+request that answers it): the assistant's tools ask the kernel so.
 
 **Around each task** (``hooks=``, a :class:`WorkerHooks`): what a worker does before it
 confines itself, how it runs each task and how it sends each reply. The default runs
@@ -224,17 +226,33 @@ class TaskLink:
             if self._held:
                 return False
 
+    def ask(self, payload: Any) -> Any:
+        """Send ``payload`` to the pool as a note and wait for its answer: the next
+        request the pool sends this task (the oldest, if some wait already).
+
+        Raises:
+            PoolClosed: the pool closed the line or asked the worker to stop.
+        """
+        self.notify(payload)
+        while not self._held:
+            self._take()
+        return self._held.pop(0)
+
     def _read(self) -> None:
         """Take every message the socket holds; keep this task's requests."""
         while self._line.poll():
-            try:
-                message = self._line.recv()
-            except EOFError:
-                raise PoolClosed("the pool closed the worker's line") from None
-            if message is None:
-                raise PoolClosed("the pool asked the worker to stop")
-            if isinstance(message, tuple) and message[:2] == ("request", self._task_id):
-                self._held.append(message[2])
+            self._take()
+
+    def _take(self) -> None:
+        """Take the next message (wait for it); keep it if it is this task's request."""
+        try:
+            message = self._line.recv()
+        except EOFError:
+            raise PoolClosed("the pool closed the worker's line") from None
+        if message is None:
+            raise PoolClosed("the pool asked the worker to stop")
+        if isinstance(message, tuple) and message[:2] == ("request", self._task_id):
+            self._held.append(message[2])
 
 
 _LINK: TaskLink | None = None

@@ -484,8 +484,11 @@ def landlock_abi() -> int:
     return max(int(version), 0)
 
 
-def _landlock(readable: Sequence[str], writable: Sequence[str], temp_dir: str) -> str:
-    """Restrict this process with Landlock; what holds (raises OSError when it fails)."""
+def _landlock(
+    readable: Sequence[str], writable: Sequence[str], temp_dir: str, *, tcp: bool = False
+) -> str:
+    """Restrict this process with Landlock, and its TCP with it where ``tcp`` asks (a
+    pool that denies the network); what holds (raises OSError when it fails)."""
     abi = landlock_abi()
     if abi < 1:
         raise OSError("Landlock is not available in this kernel")
@@ -510,9 +513,10 @@ def _landlock(readable: Sequence[str], writable: Sequence[str], temp_dir: str) -
     size = 8
     held = ["reads outside the hidden directories", "writes only in its own directories"]
     if abi >= 4:
-        attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
         size = 16
-        held.append("no TCP")
+        if tcp:
+            attr.handled_access_net = _NET_BIND_TCP | _NET_CONNECT_TCP
+            held.append("no TCP")
     if abi >= 6:
         attr.scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL
         size = 24
@@ -734,7 +738,7 @@ def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | N
         gaps.append(f"no_new_privs: {exc}")
     if plan.filesystem:
         try:
-            filesystem = _landlock(plan.readable, plan.writable, plan.temp_dir)
+            filesystem = _landlock(plan.readable, plan.writable, plan.temp_dir, tcp=plan.network)
         except OSError as exc:
             gaps.append(f"filesystem: not restricted ({exc.strerror or exc})")
     if plan.uid is not None and plan.gid is not None:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import importlib
 import os
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk.kernel.datafiles import CHECKPOINTS, SECRET_FILE
-from qmk.kernel.pools.pool import WorkerHooks, WorkerPool
+from qmk.kernel.pools.pool import WorkerHooks, WorkerPool, current_link
 from qmk.kernel.pools.sandbox import Isolation, resolve_user, unreachable
 
 if TYPE_CHECKING:
@@ -157,6 +159,8 @@ def kernel_pool(
 
 #: The planner process's name (``/proc/PID/comm``), as ``ps``, ``top`` and ``pgrep`` show it.
 PLANNER_NAME = "qmk-planner"
+#: The assistant's processes' name (``pgrep -x qmk-assistant``).
+ASSISTANT_NAME = "qmk-assistant"
 
 
 class Named(WorkerHooks):
@@ -197,12 +201,46 @@ def planner_pool(
     )
 
 
+def assistant_pool(
+    config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
+) -> WorkerPool:
+    """The pool of the kernel's assistant processes (:mod:`qmk.kernel.admit.assist`): one
+    worker per question answered at once (``[assist] max_concurrent``), driven by
+    ``loop``, confined as the kernel's workers are (:func:`kernel_isolation`) but for the
+    network, since the model is a network call, and capped at their memory. The model's
+    loop, its replies and the tools' reading of program text run there, out of the
+    kernel's process; what a tool needs of the kernel (a CPU-budget check, a job) it asks
+    over its line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`). Its processes are
+    named :data:`ASSISTANT_NAME`.
+    """
+    return WorkerPool(
+        config.assist.max_concurrent,
+        memory_mb=config.worker_memory_mb,
+        loop=loop,
+        isolation=dataclasses.replace(kernel_isolation(config, data_dir), network=False),
+        hooks=Named(ASSISTANT_NAME),
+    )
+
+
+def linked(target: str, /, *args: Any) -> Any:
+    """Call ``target`` (``"module:function"``, imported here, in the worker) with the
+    running task's line (:class:`~qmk.kernel.pools.pool.TaskLink`: its ``ask`` and
+    ``notify``) and the arguments: a pool's task whose code the pool's owner neither loads
+    nor lets import the pool (the kernel hands the assistant's work to its pool so,
+    without importing :mod:`qmk.assist`)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(current_link(), *args)
+
+
 __all__ = [
+    "ASSISTANT_NAME",
     "DEFAULT_PRELOAD",
     "PLANNER_NAME",
     "Named",
     "PoolFactory",
+    "assistant_pool",
     "kernel_isolation",
     "kernel_pool",
+    "linked",
     "planner_pool",
 ]

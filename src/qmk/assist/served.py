@@ -1,0 +1,147 @@
+"""The assistant's process under a kernel: one question answered in a worker of the
+kernel's assistant pool, never in the kernel's own process.
+
+The kernel (:mod:`qmk.kernel.admit.assist`) admits, rates and audits the question, then
+hands :func:`answer` to its assistant pool (:func:`~qmk.kernel.pools.workers.assistant_pool`).
+Here the model's loop runs, with its network calls, and so does every tool's program
+work (reading, lowering, verifying, estimating). What only the kernel may do, the tools
+ask it over the task's line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`), as plain data:
+
+- ``{"check": what}``: may the tenant spend CPU now (its ``cpu_s_per_s`` budget)? The
+  answer is ``{}`` or ``{"error": ...}``, a coded refusal raised here;
+- ``{"spend": seconds}`` (a note, no answer): the CPU a tool's work took here, charged to
+  the tenant as if the kernel's threads had spent it;
+- ``{"run": {...}}``: ``run``'s program, read here, submitted by the kernel as the
+  caller's job (its session, through the door), waited for; the answer is the tool's
+  result or ``{"error": ...}``;
+- ``{"audit": fields}`` (a note): a step, for the kernel's audit log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from qmk.assist.advice import advice
+from qmk.assist.backends import Settings
+from qmk.assist.loop import assist
+from qmk.assist.tools import Context
+from qmk.errors import QMKError
+
+T = TypeVar("T")
+
+
+class Line(Protocol):
+    """The task's line to the kernel, as the pool gives it."""
+
+    def ask(self, payload: Any) -> Any:
+        """Send ``payload`` and wait for the kernel's answer."""
+
+    def notify(self, payload: Any) -> None:
+        """Send ``payload``; no answer."""
+
+
+def answer(line: Line, question: dict[str, Any]) -> dict[str, Any]:
+    """The answer to ``question`` (its ``prompt``, ``program``, ``limits``, ``max_shots``
+    and the ``settings`` of the model), as plain data: the fields of
+    :class:`~qmk.abi.replies.Assist` but its id. ``line`` is the task's line to the
+    kernel (the pool passes it: :func:`~qmk.kernel.pools.workers.linked`).
+
+    Raises:
+        QMKError: the model cannot answer (``QI1xx``), or the kernel refused a check.
+    """
+    kernel = _Kernel(line.ask, line.notify)
+    prompt: str = question["prompt"]
+    ctx = Context(
+        file_text=question["program"],
+        file_name="program",
+        limits=question["limits"],
+        max_shots=question["max_shots"],
+        compute=kernel.compute,
+        runner=kernel.run,
+    )
+    settings = Settings(**question["settings"])
+    if not settings.configured:
+        return {
+            "status": "advice",
+            "text": "no model is configured ([assist] url and model): QMK's own advice",
+            "program": None,
+            "tool_results": [],
+            "steps": 0,
+            "advice": advice(prompt, ctx),
+        }
+    reply = assist(prompt, settings=settings, context=ctx, emit=kernel.emit)
+    return {**reply.to_json(), "advice": []}
+
+
+class _Kernel:
+    """The kernel as the tools reach it from here: ``ask`` sends a note and waits for
+    the kernel's answer, ``tell`` sends a note (see the module docstring)."""
+
+    def __init__(self, ask: Callable[[Any], Any], tell: Callable[[Any], None]) -> None:
+        self.ask, self.tell = ask, tell
+
+    def _check(self, what: str) -> None:
+        _raise(self.ask({"check": what}))
+
+    def _measured(self, work: Callable[[], T]) -> tuple[T, float]:
+        began = time.thread_time()
+        try:
+            return work(), time.thread_time() - began
+        except BaseException:
+            self.tell({"spend": time.thread_time() - began})
+            raise
+
+    def compute(self, work: Callable[[], T]) -> T:
+        """``work()`` here, once the tenant's budget allows it, its CPU charged to it
+        (refused at once while the budget is spent: ``QS1006``, ``limit: "cpu_s_per_s"``)."""
+        self._check("the assistant's tool")
+        result, spent = self._measured(work)
+        self.tell({"spend": spent})
+        return result
+
+    def run(self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any) -> dict[str, Any]:
+        """``run``'s program read here (``lower``), then run by the kernel as the
+        caller's job: its result, or a coded refusal. The reading is charged once the
+        job's submit has answered, as the door charges a wire's program text, so the
+        submit's own budget check never refuses it for its own reading."""
+        self._check("reading program text")
+        graph, spent = self._measured(lower)
+        reply = self.ask({"run": {"graph": graph, "shots": shots, "seed": seed, "spent": spent}})
+        _raise(reply)
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def emit(self, event: Any) -> None:
+        """A step of the model's loop, for the kernel's audit log."""
+        self.tell({"audit": audit_fields(event)})
+
+
+def _raise(reply: dict[str, Any]) -> None:
+    """Raise the kernel's coded refusal that ``reply`` carries, if it carries one."""
+    error = reply.get("error")
+    if error is not None:
+        raise QMKError(error["code"], error["name"], error["message"], details=error["details"])
+
+
+def audit_fields(event: Any) -> dict[str, Any]:
+    """What an assist audit line records of a step: the tool, whether it succeeded, its
+    code and job, a refused draft's finding (never the program or the question)."""
+    data = event.data
+    fields: dict[str, Any] = {"step": event.kind}
+    if "tool" in data:
+        fields["tool"] = data["tool"]
+    result = data.get("result")
+    if isinstance(result, dict):
+        fields["ok"] = bool(result.get("ok"))
+        if result.get("code"):
+            fields["code"] = result["code"]
+        if isinstance(result.get("job_id"), str):
+            fields["job_id"] = result["job_id"]
+    if event.kind == "draft-refused":
+        fields["finding"] = str(data.get("finding", ""))[:300]
+    return fields
+
+
+__all__ = ["answer", "audit_fields"]
