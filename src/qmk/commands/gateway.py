@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -471,9 +470,10 @@ def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
 
 class Listening:
     """The listening sockets ``qmk serve`` holds for one gateway across its restarts:
-    its wire's, and the gRPC gateway's metrics page's (``--grpc-metrics``; None: none)."""
+    its wire's, and the gRPC gateway's metrics page's (``--grpc-metrics``; None: none);
+    each a bound ``socket.socket``, which only the wire rooms make."""
 
-    def __init__(self, wire: socket.socket, metrics: socket.socket | None = None) -> None:
+    def __init__(self, wire: Any, metrics: Any = None) -> None:
         self.wire = wire
         self.metrics = metrics
 
