@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,57 @@ def test_under_qmk_serve_the_tools_syscalls_pass_the_door_as_the_assist_wire(cha
     answer, seen = run_kernel(tmp_path, body, config=config)
     assert answer.tool_results[0]["result"]["ok"] is True
     assert seen == [("assist", "q_submit"), ("assist", "q_wait")]
+
+
+def _assistants() -> list[int]:
+    """The pids of this test process's assistant processes (named ``qmk-assistant``)."""
+    from qmk.kernel.pools.workers import ASSISTANT_NAME
+
+    mine = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != ASSISTANT_NAME:
+                continue
+            pid = int(entry.name)
+            while pid > 1:  # one of ours: a descendant of this process
+                pid = int(
+                    (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+                if pid == mine:
+                    found.append(int(entry.name))
+                    break
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_a_question_is_answered_in_a_process_of_its_own_and_a_killed_one_costs_only_it(
+    chat, tmp_path: Path
+):
+    chat.calls["run"] = {"name": "run", "arguments": {"program": BELL, "shots": 10, "seed": 5}}
+    config = _config({"url": chat.url, "model": "calls:run"})
+    chat.gate.clear()  # the first question waits in its model until the test says
+
+    async def body(kernel: Any) -> Any:
+        sid = await login(kernel, "alice")
+        held = asyncio.ensure_future(kernel.q_assist(session_id=sid, prompt="run it"))
+        async with aio.timeout(120):  # a guard against a hang only
+            await asyncio.to_thread(chat.wait_for, 1)
+            answering = _assistants()
+            assert answering and os.getpid() not in answering
+            for pid in answering:
+                os.kill(pid, signal.SIGKILL)
+            with pytest.raises(UnavailableError) as lost:
+                await held
+            chat.gate.set()
+            again = await kernel.q_assist(session_id=sid, prompt="run it")
+            jobs = await kernel.q_list_jobs(session_id=sid)
+        return lost.value, again, jobs
+
+    lost, again, jobs = run_kernel(tmp_path, body, config=config)
+    assert lost.code == "QS1011" and lost.details["reason"] == "assistant-died"
+    assert again.tool_results[0]["result"]["ok"] is True  # a new process answered
+    assert [job.state for job in jobs.jobs] == ["COMPLETED"]  # the lost question ran none
