@@ -19,10 +19,16 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from qmk import aio
-from qmk.abi.door import Acceptor, Door
+from qmk.abi.door import Door
 from qmk.abi.limits import ServerConfig
-from qmk.gateway.http import GatewayDoor, GatewayProbe, RemoteKernel, RemoteWatches, hold_room
+from qmk.gateway.http import (
+    GatewayDoor,
+    GatewayProbe,
+    RemoteKernel,
+    RemoteWatches,
+    hold_room,
+    serving,
+)
 from qmk.grpc.server import GrpcConfig, grpc_listener
 
 
@@ -96,22 +102,8 @@ async def _metrics_served(
         metrics_page(door, metrics), HttpConfig(host=bound[0], port=bound[1]), server_config, door
     )
     try:
-        async with aio.TaskGroup() as group:
-            http = group.create_task(server.serve(sockets=[sock]))
-            while not server.started and not http.done() and not stop.is_set():
-                await asyncio.sleep(0.01)
-
-            def adopt(conn: socket.socket) -> None:
-                group.create_task(server.adopt(conn))
-
-            acceptor = Acceptor(door.connections, door.clock, adopt)
-            if server.started:
-                acceptor.start([sock], group.create_task)
-            try:
-                yield
-            finally:
-                acceptor.stop()
-                server.should_exit = True
+        async with serving(server, sock, door, stop):
+            yield
     finally:
         sock.close()
 

@@ -573,23 +573,11 @@ async def serve_gateway(
         host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         url = f"{config.scheme}://{host}:{bound[1]}"
         try:
-            async with aio.TaskGroup() as group:
-                http = group.create_task(server.serve(sockets=[sock]))
-                while not server.started and not http.done() and not stop.is_set():
-                    await asyncio.sleep(0.01)
-
-                def adopt(conn: socket.socket) -> None:
-                    group.create_task(server.adopt(conn))
-
-                acceptor = Acceptor(door.connections, door.clock, adopt)
-                if server.started:
-                    acceptor.start([sock], group.create_task)
-                    if ready is not None:
-                        ready(url)
+            async with serving(server, sock, door, stop) as started:
+                if started and ready is not None:
+                    ready(url)
                 await stop.wait()
-                acceptor.stop()
                 hub.close()
-                server.should_exit = True
         except Exception as exc:
             raise _first(exc) from None
     finally:
@@ -599,6 +587,31 @@ async def serve_gateway(
             await probe.follower.aclose()
         await kernel.aclose()
         tracing.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    server: Any, sock: socket.socket, door: Door, stop: asyncio.Event
+) -> AsyncIterator[bool]:
+    """A gateway's uvicorn ``server`` on the listening ``sock`` its supervisor handed
+    down, each connection let in by ``door``'s acceptor: yields whether it started
+    (before ``stop`` was set); on leaving, the acceptor stops and the server exits."""
+    async with aio.TaskGroup() as group:
+        http = group.create_task(server.serve(sockets=[sock]))
+        while not server.started and not http.done() and not stop.is_set():
+            await asyncio.sleep(0.01)
+
+        def adopt(conn: socket.socket) -> None:
+            group.create_task(server.adopt(conn))
+
+        acceptor = Acceptor(door.connections, door.clock, adopt)
+        if server.started:
+            acceptor.start([sock], group.create_task)
+        try:
+            yield bool(server.started)
+        finally:
+            acceptor.stop()
+            server.should_exit = True
 
 
 def hold_room(door: Door, server_config: ServerConfig) -> None:
