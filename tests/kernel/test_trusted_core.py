@@ -50,6 +50,8 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.execution.spans",
     "qmk.qec.physics",
     "qmk.qvm.classical",
+    # the gateways' supervisor: a plain qmk serve (no --http, --grpc) starts none
+    "qmk.commands.gateway",
     "llvmlite",
     "stim",
     "pymatching",

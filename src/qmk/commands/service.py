@@ -140,8 +140,8 @@ def serve(
         if args.dask is None:
             raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
         dask_flags["connect_s"] = args.dask_connect_s
-    if args.gateway == "process":  # bound here, so nothing after fails before they serve
-        from qmk.commands.gateway import gateways_of
+    if args.gateway == "process" and _asks_gateways(args):  # bound here, before the kernel
+        from qmk.commands.gateway import gateways_of  # (a kernel without wires loads none)
 
         gateways = gateways_of(args, server_config, config)
     handler = logging.StreamHandler(err)
@@ -195,6 +195,13 @@ def serve(
 
             close_gateways(gateways)
     return 0
+
+
+def _asks_gateways(args: argparse.Namespace) -> bool:
+    """Whether ``args`` name a wire (or a wire's option, which ``gateways_of`` checks):
+    the only case in which ``qmk serve --gateway process`` has gateways to start."""
+    options = ("http", "grpc", "grpc_metrics", "trace")
+    return any(getattr(args, option) is not None for option in options)
 
 
 async def _serve(
