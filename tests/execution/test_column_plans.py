@@ -122,3 +122,26 @@ def test_a_machine_runs_waits_on_a_column_program_are_planned_as_on_its_graph(se
     mine = build_plan(program, noise=True, idle=idle, **keywords)
     assert_same_plan(mine, build_plan(graph_program, noise=True, idle=idle, **keywords))
     assert mine.noise != build_plan(program, noise=True, **keywords).noise  # the waits count
+
+
+def test_a_column_program_longer_than_a_schedule_block_is_planned_as_its_graph():
+    # the gates' schedule reads the columns a block of rows at a time: a program whose
+    # run of gates between two allocations, frees or fences (here: none) is longer than a
+    # block keeps the node walk's clocks across the block's edge
+    from qmk.execution.plan import _SCHEDULE_BLOCK
+
+    rows = random_columns(21, _SCHEDULE_BLOCK + 5000, clifford=False, profile=None)
+    kept = rows.ops != FENCE
+    columns = Columns(
+        ops=rows.ops[kept],
+        qubits=rows.qubits[kept],
+        theta=rows.theta[kept],
+        lines=rows.lines[kept],
+        source=rows.source,
+    )
+    program = verified(columns)
+    assert program is not None
+    keywords = {"qubit": "qubit_gate_ns_e3", "default_profile": "logical:surface_code(d=9)"}
+    mine = build_plan(program, noise=False, **keywords)
+    assert_same_plan(mine, build_plan(verify(columns.to_graph()), noise=False, **keywords))
+    assert len(mine.timing) > _SCHEDULE_BLOCK

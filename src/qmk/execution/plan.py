@@ -571,13 +571,10 @@ def _column_plan(
     cycles = np.array(cycles_of, dtype=np.float64)[ops]
     if noise:
         rows.cycles = array("d", cycles.tobytes())
-    q = columns.qubits
-    first, second, third = (q[:, k].tolist() for k in range(3))
-    cycle_list = cycles.tolist()
     begin = 0
     for stop in [*special, count]:
         walk.cycles_end = _run_gates(
-            clock, first, second, third, cycle_list, starts, ends, begin, stop, walk
+            clock, columns.qubits, cycles, (starts, ends), begin, stop, walk
         )
         if stop == count:
             break
@@ -658,22 +655,52 @@ def _finished(
 
 def _run_gates(
     clock: list[float],
-    first: list[int],
-    second: list[int],
-    third: list[int],
-    cycles: list[float],
-    starts: array[float],
-    ends: array[float],
+    qubits: np.ndarray,
+    cycles: np.ndarray,
+    timing: tuple[array[float], array[float]],
     begin: int,
     stop: int,
     walk: _Walk,
 ) -> float:
     """Schedule rows ``begin`` to ``stop`` (gates and measurements on one to three live
     qubits) as the node walk does: each starts at the latest of the fence's time and its
-    qubits' clocks and ends its cycles later; the latest end so far."""
-    fence_time, cycles_end = walk.fence_time, walk.cycles_end
-    for row in range(begin, stop):
-        a, b = first[row], second[row]
+    qubits' clocks and ends its cycles later; the latest end so far. The rows' qubits
+    and cycles are read a block of rows at a time, so that the Python values the loop
+    reads stay small beside the columns."""
+    cycles_end = walk.cycles_end
+    for at in range(begin, stop, _SCHEDULE_BLOCK):
+        upto = min(at + _SCHEDULE_BLOCK, stop)
+        block = qubits[at:upto]
+        first, second, third = (block[:, k].tolist() for k in range(3))
+        cycles_end = _schedule_block(
+            clock,
+            first,
+            second,
+            third,
+            cycles[at:upto].tolist(),
+            timing,
+            at,
+            walk.fence_time,
+            cycles_end,
+        )
+    return cycles_end
+
+
+def _schedule_block(
+    clock: list[float],
+    first: list[int],
+    second: list[int],
+    third: list[int],
+    cycles: list[float],
+    timing: tuple[array[float], array[float]],
+    offset: int,
+    fence_time: float,
+    cycles_end: float,
+) -> float:
+    """:func:`_run_gates` of one block of rows (row ``offset + k`` is item ``k``)."""
+    starts, ends = timing
+    row = offset
+    for a, b, c, spent in zip(first, second, third, cycles, strict=True):
         start = clock[a]
         if start < fence_time:
             start = fence_time
@@ -681,21 +708,24 @@ def _run_gates(
             at = clock[b]
             if at > start:
                 start = at
-            c = third[row]
             if c >= 0 and clock[c] > start:
                 start = clock[c]
-        end = start + cycles[row]
+        end = start + spent
         clock[a] = end
         if b >= 0:
             clock[b] = end
-            if third[row] >= 0:
-                clock[third[row]] = end
+            if c >= 0:
+                clock[c] = end
         starts[row] = start
         ends[row] = end
+        row += 1
         if end > cycles_end:
             cycles_end = end
     return cycles_end
 
+
+#: Rows :func:`_run_gates` reads into Python values at a time.
+_SCHEDULE_BLOCK = 1 << 16
 
 _FENCE_CODE = list(OPS).index("FENCE_EPOCH")
 #: The ops of a column program that the plan walk takes a node at a time.
