@@ -161,3 +161,48 @@ def test_counting_only_the_idle_error_the_like_for_like_baseline_is_the_fast_blo
     by_label = {t.configuration.label: t for t in whole.tried}
     left_out = by_label["fast/d=9/litinski-15to1"].skipped or ""
     assert "over its private cycles passes its budget" in left_out
+
+
+@pytest.mark.parametrize("budget", [1e-2, 1e-3])
+def test_each_job_alone_in_its_own_fastest_configuration_is_the_baseline(budget):
+    from qmk.kernel.machine.alone import run_alone
+    from qmk.kernel.machine.baseline import each_job_fastest
+
+    data = _small(budget)
+    work = wl.load(data)
+    each = each_job_fastest(lambda tune: wl.load(data, tune=tune), work.machine)
+    least: dict[str, float] = {}  # each job alone in every configuration, by hand
+    for c in configurations(work.machine):
+        try:
+            tuned = wl.load(data, tune=c.tune)
+        except QMKError:
+            continue
+        p, ns = tuned.machine.logical_error_rate, tuned.machine.cycle_time_ns
+        for job in tuned.jobs:
+            try:
+                r = run_alone(tuned.machine, job)
+            except QMKError:
+                continue
+            cycles = r.end_cycle - r.start_cycle
+            if 1 - (1 - p) ** (r.logical_qubits * cycles) <= budget:
+                least[job.id] = min(least.get(job.id, math.inf), cycles * ns * 1e-9)
+    assert set(least) == {j.id for j in work.jobs}
+    # both arrive at once: one after the other, each in its own fastest
+    assert each.makespan_s == pytest.approx(sum(least.values()), rel=1e-12)
+    for choice in each.choices:
+        assert choice.seconds == pytest.approx(least[choice.job], rel=1e-12)
+        assert choice.error <= budget
+    # never slower than every job in one shared configuration
+    shared = fastest_exclusive(lambda tune: wl.load(data, tune=tune), work.machine)
+    assert shared.best is not None and shared.best.makespan_s is not None
+    assert each.makespan_s <= shared.best.makespan_s * (1 + 1e-12)
+
+
+def test_a_job_no_configuration_keeps_leaves_the_per_job_baseline_without_a_makespan():
+    from qmk.kernel.machine.baseline import each_job_fastest
+
+    data = _small(1e-12)
+    work = wl.load(data)
+    each = each_job_fastest(lambda tune: wl.load(data, tune=tune), work.machine)
+    assert each.makespan_s is None and set(each.unkept) == {j.id for j in work.jobs}
+    assert each.speedup(1.0) is None

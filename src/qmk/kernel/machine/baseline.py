@@ -22,6 +22,11 @@ distance spends its budget on the job's own memory.
 A configuration the machine cannot take (a protocol with no factory at that distance,
 ``QK503``) or that cannot hold a job (``QK501``) is tried and reported as refused.
 
+The kernel chooses each job's placement when it places it, so one configuration for the
+whole run credits sharing with that choice. :func:`each_job_fastest` is the baseline
+that chooses per job too: each job runs alone in its own fastest configuration that
+keeps its budget, one job at a time in arrival order.
+
 >>> Configuration("compact", 15, "litinski-15to1").label
 'compact/d=15/litinski-15to1'
 """
@@ -322,3 +327,104 @@ def fastest_exclusive(
 ) -> Baseline:
     """The baseline: :func:`fastest` under ``exclusive`` over every configuration."""
     return fastest(load, machine, "exclusive", epoch_cycles=epoch_cycles, whole=whole)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobChoice:
+    """One job alone in its own fastest configuration that keeps its budget: its
+    seconds from start to end there and its whole error (:func:`run_error`)."""
+
+    job: str
+    configuration: Configuration
+    seconds: float
+    error: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EachJob:
+    """``exclusive`` with each job in its own fastest configuration
+    (:func:`each_job_fastest`): its makespan in seconds (None: a job no configuration
+    keeps within its budget), and each job's choice."""
+
+    makespan_s: float | None
+    choices: tuple[JobChoice, ...]
+    unkept: tuple[str, ...] = ()
+
+    def speedup(self, makespan_s: float) -> float | None:
+        """``makespan(this baseline) / makespan`` in seconds (None: no baseline)."""
+        if self.makespan_s is None or makespan_s <= 0:
+            return None
+        return self.makespan_s / makespan_s
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "makespan_s": self.makespan_s,
+            "configurations": {c.job: c.configuration.label for c in self.choices},
+            "unkept": list(self.unkept),
+        }
+
+
+def each_job_fastest(
+    load: Callable[[Tune], Workload],
+    machine: MachineSpec,
+    *,
+    tried: Sequence[Configuration] | None = None,
+    whole: bool = True,
+) -> EachJob:
+    """The per-job fastest exclusive baseline of the workload ``load`` reads on
+    ``machine`` (its own).
+
+    Each job runs alone (:func:`~qmk.kernel.machine.alone.run_alone`) in every
+    configuration ``tried`` (default :func:`configurations`); its choice is the one of
+    fewest seconds whose whole error (``whole`` False: idle error) keeps its budget. A
+    job without a budget keeps it everywhere. Then one job at a time in arrival order
+    (arrivals in seconds of ``machine``'s cycle), each starting at its arrival or the
+    previous job's end, whichever is later, and taking its chosen seconds: no epoch
+    rounding and no reconfiguring time between jobs, so this baseline is never slower
+    than the machine could be. A job's run alone is made once per configuration and
+    footprint (jobs of one program share it), and a configuration the machine refuses
+    (``QK503``) or a job no configuration's placement holds (``QK501``) is passed over.
+    """
+    from qmk.kernel.machine.alone import run_alone
+
+    best: dict[str, JobChoice] = {}
+    cache: dict[tuple[Configuration, bytes], tuple[float, float]] = {}
+    arrivals = {
+        j.id: j.arrival_cycle * machine.cycle_time_ns * 1e-9
+        for j in load(lambda config: config).jobs
+    }
+    for c in configurations(machine) if tried is None else tried:
+        try:
+            work = load(c.tune)
+        except QMKError:
+            continue
+        m = work.machine
+        for job in work.jobs:
+            key = (c, msgspec.json.encode(job.footprint))
+            if key not in cache:
+                try:
+                    record = run_alone(m, job)
+                except QMKError:
+                    continue
+                error = (
+                    run_error(record, m.logical_error_rate)
+                    if whole
+                    else (record.idle_logical_error)
+                )
+                seconds = (record.end_cycle - record.start_cycle) * m.cycle_time_ns * 1e-9
+                cache[key] = (seconds, error)
+            seconds, error = cache[key]
+            if job.error_budget is not None and error > job.error_budget:
+                continue
+            if job.id not in best or seconds < best[job.id].seconds:
+                best[job.id] = JobChoice(job=job.id, configuration=c, seconds=seconds, error=error)
+    unkept = tuple(sorted(set(arrivals) - set(best)))
+    if unkept or not arrivals:
+        return EachJob(makespan_s=None, choices=tuple(best.values()), unkept=unkept)
+    free = -math.inf
+    for name in sorted(arrivals, key=lambda j: arrivals[j]):
+        free = max(free, arrivals[name]) + best[name].seconds
+    return EachJob(
+        makespan_s=free - min(arrivals.values()),
+        choices=tuple(best[j] for j in sorted(best)),
+    )
