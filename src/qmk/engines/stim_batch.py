@@ -390,10 +390,14 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         [rows.qubits[rows.offsets[site_rows]], np.asarray(objects.site_qubits, dtype=np.int64)]
     )[order]
     site_offsets = (ends[at] - sizes[at])[order]
-    has_sites = bool(len(at))
+    text = plain.text(objects.rows, objects.lines)
+    flip_text = ""
+    if len(at):  # the same text where no line differs (no channel the engine draws)
+        same = objects.flips == objects.lines
+        flip_text = text if same else plain.text(objects.rows, objects.flips)
     return StimSampler(
-        circuit=stim.Circuit(plain.text(objects.rows, objects.lines)),
-        flip_text=plain.text(objects.rows, objects.flips) if has_sites else "",
+        circuit=stim.Circuit(text),
+        flip_text=flip_text,
         site_offsets=_read_only(site_offsets),
         site_qubits=_read_only(site_qubits),
         targets=plain.targets + objects.targets,
