@@ -384,16 +384,23 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     sizes[objects.rows] = objects.flip_sizes
     ends = np.cumsum(sizes)
     site_rows = np.flatnonzero(rows.kinds == SITE)
-    at = np.concatenate([site_rows, objects.rows[objects.sites]])
-    order = np.argsort(at, kind="stable")  # the sites in circuit order
-    site_qubits = np.concatenate(
-        [rows.qubits[rows.offsets[site_rows]], np.asarray(objects.site_qubits, dtype=np.int64)]
-    )[order]
-    site_offsets = (ends[at] - sizes[at])[order]
-    has_sites = bool(len(at))
+    at, site_qubits = site_rows, rows.qubits[rows.offsets[site_rows]]
+    if objects.site_qubits:  # sites kept as objects too: all of them in circuit order
+        at = np.concatenate([site_rows, objects.rows[objects.sites]])
+        order = np.argsort(at, kind="stable")
+        at = at[order]
+        site_qubits = np.concatenate(
+            [site_qubits, np.asarray(objects.site_qubits, dtype=np.int64)]
+        )[order]
+    site_offsets = ends[at] - sizes[at]
+    text = plain.text(objects.rows, objects.lines)
+    flip_text = ""
+    if len(at):  # the same text where no line differs (no channel the engine draws)
+        same = objects.flips == objects.lines
+        flip_text = text if same else plain.text(objects.rows, objects.flips)
     return StimSampler(
-        circuit=stim.Circuit(plain.text(objects.rows, objects.lines)),
-        flip_text=plain.text(objects.rows, objects.flips) if has_sites else "",
+        circuit=stim.Circuit(text),
+        flip_text=flip_text,
         site_offsets=_read_only(site_offsets),
         site_qubits=_read_only(site_qubits),
         targets=plain.targets + objects.targets,

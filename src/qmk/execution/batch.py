@@ -357,11 +357,12 @@ class _Lowering:
         kinds[object_rows] = OBJECT
         codes[object_rows] = np.arange(len(object_rows))
         objects: list[Instruction] = list(self.out)
-        # the sites: a row each, in their runs' places
-        keys = runs.keys
-        run_steps = keys >> 1
-        run_first = start[run_steps] + np.where(keys & 1, before[run_steps] + own[run_steps], 0)
-        site_rows = spread(run_first, np.diff(runs.bounds))
+        # the sites: a row each, every row not a step's own, in their runs' order (the
+        # runs are by step, before it then after it, as the rows are laid)
+        taken = np.zeros(rows, dtype=bool)
+        taken[at] = True
+        taken[object_rows] = True
+        site_rows = np.flatnonzero(~taken)
         probs: list[tuple[float, ...]] = []
         if self.drawn:
             kinds[site_rows] = SITE
@@ -380,9 +381,15 @@ class _Lowering:
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(widths, out=offsets[1:])
         qubits = np.empty(int(offsets[-1]), dtype=np.int64)
-        qubits[spread(offsets[at], arity)] = gate_qubits
+        # only the plain gates' rows and the drawn sites' keep qubits, in row order: the
+        # gates' fill every place that is not a site's
         if self.drawn:
+            gate_places = np.ones(len(qubits), dtype=bool)
+            gate_places[offsets[site_rows]] = False
+            qubits[gate_places] = gate_qubits
             qubits[offsets[site_rows]] = runs.qubits
+        else:
+            qubits[:] = gate_qubits
         return Instructions(
             kinds, codes, offsets, qubits, gates=gates, probs=probs, objects=objects
         )
