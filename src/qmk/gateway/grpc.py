@@ -120,7 +120,6 @@ def metrics_page(door: Door, metrics: Any) -> Any:
 
     from qmk.abi.door import peer_of_address
     from qmk.abi.events import through
-    from qmk.abi.jsonrpc import encode
     from qmk.errors import QMKError
     from qmk.http import problems
     from qmk.http.metrics import CONTENT_TYPE, Scrapers
@@ -134,11 +133,7 @@ def metrics_page(door: Door, metrics: Any) -> Any:
         try:
             load = await scrapers.load(through(door, visitor), request.headers.get("authorization"))
         except QMKError as exc:
-            body = problems.problem_of(exc, request.url.path, None)
-            headers = {"WWW-Authenticate": 'Bearer realm="qmk"'} if body["status"] == 401 else {}
-            return Response(
-                encode(body), body["status"], headers=headers, media_type=problems.PROBLEM_JSON
-            )
+            return problems.response(exc, request.url.path)
         return Response(metrics.exposition(load), media_type=CONTENT_TYPE)
 
     async def health(request: Request) -> Response:

@@ -154,16 +154,6 @@ def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None
     return json_response(data, status, headers)  # a big result in chunks (qmk.http.stream)
 
 
-def _problem(
-    error: QMKError, path: str, headers: Mapping[str, str] | None = None, status: int | None = None
-) -> Response:
-    body = problems.problem_of(error, path, status)
-    extra = dict(headers or {})
-    if body["status"] == 401:
-        extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
-    return Response(encode(body), body["status"], headers=extra, media_type=problems.PROBLEM_JSON)
-
-
 def _no_route(method: str, path: str) -> MethodNotFound:
     """The refusal of a request no route takes, naming the closest route of its method
     (a removed syscall's route is told where its replacement is)."""
@@ -373,9 +363,9 @@ class Api:
                 try:
                     response = await handler(request)
                 except QMKError as exc:
-                    response = _problem(exc, request.url.path)
+                    response = problems.response(exc, request.url.path)
                 except problems.HttpStatus as exc:
-                    response = _problem(exc.error, request.url.path, status=exc.status)
+                    response = problems.response(exc.error, request.url.path, status=exc.status)
                 except Exception as exc:
                     incident = secrets.token_hex(6)
                     LOG.error(
@@ -388,7 +378,7 @@ class Api:
                         f"the server failed while handling the request (incident {incident})",
                         incident=incident,
                     )
-                    response = _problem(error, request.url.path)
+                    response = problems.response(error, request.url.path)
                 carrier["status"] = str(response.status_code)
                 if "traceparent" in carrier:
                     response.headers["traceparent"] = carrier["traceparent"]
@@ -767,7 +757,7 @@ class App:
                     f"Host {name!r} is not a name this server answers (the loopback "
                     "names, the --http host and http.allowed_hosts)"
                 )
-                response = _problem(error, scope["path"], status=421)
+                response = problems.response(error, scope["path"], status=421)
                 await response(scope, receive, _secured(send))
                 return
             send = _secured(send)
@@ -843,7 +833,7 @@ def create_app(
             error = MethodNotFound(f"{request.method} is not a method of {request.url.path}")
         else:
             error = _no_route(request.method, request.url.path)
-        return _problem(error, request.url.path, status=status)
+        return problems.response(error, request.url.path, status=status)
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
     app.state.api = api

@@ -113,3 +113,19 @@ def problem_of(error: QMKError, instance: str, status: int | None = None) -> dic
     if error.details:
         problem["details"] = error.details
     return problem
+
+
+def response(
+    error: QMKError, path: str, headers: Mapping[str, str] | None = None, status: int | None = None
+) -> Any:
+    """The HTTP response of ``error`` at ``path``: its problem document (:func:`problem_of`),
+    with ``WWW-Authenticate`` on a 401, as every HTTP page of QMK answers a refusal."""
+    from starlette.responses import Response
+
+    from qmk.abi.jsonrpc import encode
+
+    body = problem_of(error, path, status)
+    extra = dict(headers or {})
+    if body["status"] == 401:
+        extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
+    return Response(encode(body), body["status"], headers=extra, media_type=PROBLEM_JSON)
