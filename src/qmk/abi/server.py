@@ -150,6 +150,17 @@ def parse_tcp(text: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+def format_tcp(address: tuple[Any, ...]) -> str:
+    """A socket's ``(host, port, ...)`` as ``HOST:PORT`` (:func:`parse_tcp`'s inverse):
+    an IPv6 host in brackets.
+
+    >>> format_tcp(("127.0.0.1", 7000)), format_tcp(("::1", 80, 0, 0))
+    ('127.0.0.1:7000', '[::1]:80')
+    """
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def check_tls_files(cert: Path | None, key: Path | None) -> None:
     """Load a certificate chain and its key once, so a file that does not load is one
     coded line at start, before the kernel starts (every wire's ``--tls-cert`` and

@@ -57,7 +57,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         QMKError: a bad option, an address that cannot be bound (one line, coded).
     """
     from qmk.abi.limits import ServerConfig
-    from qmk.abi.server import parse_tcp
+    from qmk.abi.server import format_tcp, parse_tcp
 
     if (args.metrics is not None or args.metrics_fd is not None) and args.wire != "grpc":
         raise CommandError.of(
@@ -107,7 +107,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             options["metrics"] = metrics = bind_tcp(*parse_tcp(args.metrics))
         if "metrics" in options:
             bound = metrics.getsockname()
-            page = f"http://{f'[{bound[0]}]' if ':' in bound[0] else bound[0]}:{bound[1]}/metrics"
+            page = f"http://{format_tcp(bound)}/metrics"
 
         def ready(url: str) -> None:
             if args.json:

@@ -41,6 +41,7 @@ from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
 from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.abi.replies import Job
+from qmk.abi.server import format_tcp
 from qmk.client import AsyncClient, Timeout
 from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http.server import HttpConfig
@@ -570,8 +571,7 @@ async def serve_gateway(
         )
         server = _uvicorn_server(app, config, server_config, door)
         bound = sock.getsockname()
-        host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        url = f"{config.scheme}://{host}:{bound[1]}"
+        url = f"{config.scheme}://{format_tcp(bound)}"
         try:
             async with serving(server, sock, door, stop) as started:
                 if started and ready is not None:

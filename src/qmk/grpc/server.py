@@ -64,7 +64,7 @@ from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.probe import KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
-from qmk.abi.server import bind_tcp
+from qmk.abi.server import bind_tcp, format_tcp
 from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
 from qmk.grpc.schema import messages, params_of, reply_of
@@ -575,7 +575,6 @@ async def grpc_listener(
         shutil.rmtree(private, ignore_errors=True)
         raise
     bound = sock.getsockname()
-    host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
 
     async def drain() -> None:
         await stop.wait()
@@ -587,7 +586,7 @@ async def grpc_listener(
 
     draining = asyncio.ensure_future(drain())
     try:
-        yield f"{config.scheme}://{host}:{bound[1]}"
+        yield f"{config.scheme}://{format_tcp(bound)}"
     finally:
         if not stop.is_set():
             stop.set()

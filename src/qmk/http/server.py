@@ -29,7 +29,7 @@ from qmk.abi.door import Acceptor, Door
 from qmk.abi.errors import CommandError, ServeError
 from qmk.abi.limits import ServerConfig
 from qmk.abi.probe import KernelProbe
-from qmk.abi.server import check_tls_files, serve_kernel
+from qmk.abi.server import check_tls_files, format_tcp, serve_kernel
 from qmk.errors import QMKError
 
 
@@ -191,8 +191,7 @@ async def serve_with_http(
         app = create_app(door, hub, metrics, tracing, exposure)  # it times and traces calls
         server = _uvicorn_server(app, config, server_config, door)
         bound = sock.getsockname()
-        host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        url = f"{config.scheme}://{host}:{bound[1]}"
+        url = f"{config.scheme}://{format_tcp(bound)}"
         try:
             await _serve_both(door, server, sock, server_config, stop, hub, url, ready)
         except Exception as exc:  # the group's: raise the first coded failure of the two
