@@ -34,6 +34,7 @@ from qmk import defaults
 from qmk.cli import main
 from qmk.client import Client
 from qmk.errors import QMKError
+from qmk.kernel.pools.sandbox import landlock_abi
 from qmk.kernel.pools.workers import PLANNER_NAME
 from support.children import die_with_us, terminate
 from support.http import bearer, session
@@ -207,6 +208,23 @@ def test_each_gateway_is_capped_in_memory_as_a_worker_and_the_kernel_is_not(
     assert _address_space_cap(_gateway_of(kernel, "http")) == cap
     assert _address_space_cap(_gateway_of(kernel, "grpc")) == cap
     assert _address_space_cap(kernel) != cap  # the control: the limit is the gateways'
+
+
+def _no_new_privs(pid: int) -> bool:
+    return "NoNewPrivs:\t1" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_each_gateway_is_told_to_hide_the_data_directory_and_confined(
+    served: Served, tmp_path: Path
+) -> None:
+    kernel = served.proc.pid
+    data = os.path.realpath(tmp_path / "data")
+    for wire in ("http", "grpc"):
+        gateway = _gateway_of(kernel, wire)
+        argv = Path(f"/proc/{gateway}/cmdline").read_bytes().decode().split("\0")
+        assert argv[argv.index("--hide") + 1] == data
+        assert _no_new_privs(gateway)
+    assert not _no_new_privs(kernel)  # the control: the flag is the gateways'
 
 
 def _grpc_client(served: Served) -> Any:
@@ -661,6 +679,11 @@ def test_lone_gateway_with_json_prints_its_listening_line_as_one_json_object(
         line = json.loads(gateway.out.read_text())
         assert line["kernel"] == socket_path
         assert line["listening"].startswith("http://127.0.0.1:")
+        confinement = line["confinement"]  # what the gateway closed, or why not
+        if landlock_abi() >= 1:
+            assert confinement["filesystem"].startswith("landlock ABI")
+        else:
+            assert any(gap.startswith("filesystem:") for gap in confinement["gaps"])
     finally:
         terminate(gateway.proc, GUARD_S)
         terminate(kernel.proc, GUARD_S)

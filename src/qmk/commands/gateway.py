@@ -33,6 +33,7 @@ from qmk import defaults
 from qmk.abi.errors import CommandError, ServeError
 from qmk.commands import AddCommand, log_options
 from qmk.errors import QMKError
+from qmk.kernel.pools.sandbox import data_hidden
 
 LOG = logging.getLogger("qmk.gateway")
 
@@ -86,6 +87,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"'quantum-microkernel[{args.wire}]'): {exc}",
         ) from None
     _log_to(err, args.log_format, args.log_level)
+    confinement = _confine(args)
 
     async def main() -> None:
         from qmk.gateway.http import listening_socket, parent_gone
@@ -115,6 +117,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     "listening": url,
                     "kernel": args.kernel,
                     **({"metrics": page} if page else {}),
+                    "confinement": confinement,
                 }
                 out.write(json.dumps(line) + "\n")
             else:
@@ -159,6 +162,26 @@ def cap_memory(megabytes: int) -> None:
         )
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _confine(args: argparse.Namespace) -> dict[str, Any]:
+    """Confine this gateway (:func:`qmk.kernel.pools.sandbox.confine_server`): no read
+    of the ``--hide`` directories, writes only to a ``jsonl:`` trace's folder. What holds
+    is logged, and each gap as a warning, as the kernel logs its workers'; the report."""
+    import dataclasses
+
+    from qmk.kernel.pools.sandbox import confine_server
+
+    writable = []
+    if args.trace and args.trace.startswith("jsonl:"):
+        writable.append(os.path.dirname(os.path.abspath(args.trace.removeprefix("jsonl:"))))
+    report = confine_server(tuple(args.hide or ()), writable)
+    report = dataclasses.replace(report, memory_mb=args.memory_mb)
+    if report.filesystem:
+        LOG.info("gateway confined: %s", report.filesystem)
+    for gap in report.gaps:
+        LOG.warning("gateway isolation gap: %s", gap)
+    return report.to_json()
 
 
 def _server_limits(text: str | None) -> dict[str, Any]:
@@ -517,6 +540,8 @@ def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config
     argv += ["--bind-host", address.rsplit(":", 1)[0].strip("[]")]
     argv += ["--max-graph-nodes", str(config.max_graph_nodes)]
     argv += ["--memory-mb", str(config.worker_memory_mb)]  # capped as a worker is
+    for path in data_hidden(os.path.realpath(args.data_dir)):  # and closed to the data dir
+        argv += ["--hide", path]
     limits = dict(config.server)  # the door's limits at the gateway are the kernel's
     if getattr(args, "max_line", None) is not None:
         limits["max_line"] = args.max_line
@@ -561,6 +586,13 @@ def register(add: AddCommand) -> None:
         metavar="MIB",
         help="its address-space cap, as a worker's (RLIMIT_AS; qmk serve passes the "
         f"kernel's kernel.worker_memory_mb; {defaults.WORKER_MEMORY_MB})",
+    )
+    sub.add_argument(
+        "--hide",
+        action="append",
+        metavar="DIR",
+        help="a directory it may neither read nor write (Landlock; qmk serve passes its "
+        "data directory); it writes nowhere but a jsonl: trace's folder",
     )
     sub.add_argument(
         "--server-limits",

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -402,3 +404,58 @@ def test_a_new_workers_root_reaps_the_roots_of_killed_owners_and_keeps_the_rest(
     finally:
         boxes.close()
     assert not Path(boxes.root).exists()
+
+
+# --------------------------------------------------------------------------- servers
+
+#: A user-mode server's start, then each escape it tries (argv: the data dir, a folder
+#: outside it, the secret's name).
+_SERVER_PROBE = """
+import json, os, sys, tempfile
+from qmk.kernel.pools.sandbox import confine_server
+
+data, outside, secret = sys.argv[1:4]
+report = confine_server([data])
+
+def attempt(act):
+    try:
+        act()
+        return "ok"
+    except PermissionError:
+        return "EACCES"
+
+def write(path):
+    with open(path, "w") as handle:
+        handle.write("x")
+
+print(json.dumps({
+    "filesystem": report.filesystem,
+    "gaps": list(report.gaps),
+    "read_secret": attempt(lambda: open(os.path.join(data, secret)).read()),
+    "list_data_dir": attempt(lambda: os.listdir(data)),
+    "write_outside": attempt(lambda: write(os.path.join(outside, "new"))),
+    "read_outside": attempt(lambda: open(os.path.join(outside, "kept")).read()),
+    "write_temp": attempt(lambda: tempfile.mkstemp()),
+    "no_new_privs": open("/proc/self/status").read().count("NoNewPrivs:\\t1"),
+}))
+"""
+
+
+@no_landlock
+def test_a_confined_server_reads_no_data_directory_and_writes_only_its_temp_dir(
+    bait: Bait,
+) -> None:
+    (bait.outside / "kept").write_text("anyone's")
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVER_PROBE, str(bait.data), str(bait.outside), SECRET_FILE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    found = json.loads(done.stdout)
+    assert found["filesystem"].startswith("landlock ABI") and found["gaps"] == []
+    assert found["read_secret"] == found["list_data_dir"] == "EACCES"
+    assert found["write_outside"] == "EACCES"
+    assert found["read_outside"] == found["write_temp"] == "ok"  # the controls
+    assert found["no_new_privs"] == 1

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qmk.defaults import WORKER_SANDBOX_ENV
+from qmk.kernel.datafiles import SECRET_FILE
 
 # --------------------------------------------------------------------------- values
 
@@ -205,6 +206,31 @@ def readable_roots(hidden: Iterable[str]) -> tuple[str, ...]:
 
     walk("/")
     return tuple(roots)
+
+
+def data_hidden(data: str) -> tuple[str, ...]:
+    """What a sandboxed process may not read: the data directory, or, when the Python
+    code lives in it (``qmk serve --data-dir .`` in a checkout), every entry of it that
+    holds no code (entries made later are hidden too: no rule covers them)."""
+    import sys
+
+    code = [os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)]
+
+    def holds_code(path: str) -> bool:
+        return any(c == path or c.startswith(path + os.sep) for c in code)
+
+    if not holds_code(data):
+        return (data,)
+    try:
+        names = set(os.listdir(data))
+    except OSError:
+        names = set()
+    names.add(SECRET_FILE)  # at least one: the walk then goes into the data directory
+    return tuple(
+        os.path.join(data, name)
+        for name in sorted(names)
+        if not holds_code(os.path.join(data, name))
+    )
 
 
 class Sandboxes:
@@ -419,6 +445,7 @@ _FS_REMOVE_DIR = 1 << 4
 _FS_REMOVE_FILE = 1 << 5
 _FS_MAKE_DIR = 1 << 7
 _FS_MAKE_REG = 1 << 8
+_FS_MAKE_SOCK = 1 << 9
 _FS_REFER = 1 << 13  # ABI 2
 _FS_TRUNCATE = 1 << 14  # ABI 3
 _FS_IOCTL_DEV = 1 << 15  # ABI 5
@@ -485,10 +512,16 @@ def landlock_abi() -> int:
 
 
 def _landlock(
-    readable: Sequence[str], writable: Sequence[str], temp_dir: str, *, tcp: bool = False
+    readable: Sequence[str],
+    writable: Sequence[str],
+    temp_dir: str,
+    *,
+    tcp: bool = False,
+    sockets: bool = False,
 ) -> str:
     """Restrict this process with Landlock, and its TCP with it where ``tcp`` asks (a
-    pool that denies the network); what holds (raises OSError when it fails)."""
+    pool that denies the network); ``sockets``: it may make Unix sockets in its temp dir
+    (a server's gRPC core binds one there); what holds (raises OSError when it fails)."""
     abi = landlock_abi()
     if abi < 1:
         raise OSError("Landlock is not available in this kernel")
@@ -534,7 +567,8 @@ def _landlock(
     try:
         rules = [(path, read) for path in readable]
         rules += [(path, write & ~_FS_READ_DIR) for path in writable]  # reached by name only
-        rules += [(temp_dir, write), (os.devnull, _FS_READ_FILE | _FS_WRITE_FILE)]
+        rules += [(temp_dir, write | (_FS_MAKE_SOCK if sockets else 0))]
+        rules += [(os.devnull, _FS_READ_FILE | _FS_WRITE_FILE)]
         for path, access in rules:
             try:
                 fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -777,6 +811,38 @@ def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | N
     return report, budget
 
 
+def confine_server(hidden: Sequence[str], writable: Sequence[str] = ()) -> Confinement:
+    """Close a user-mode server (a gateway) around itself, as far as a server that keeps
+    its sockets and the network can be.
+
+    It sets ``no_new_privs`` and no core file. Landlock lets it read anywhere but
+    ``hidden`` (the kernel's data directory), and write only in ``writable`` (a trace
+    file's folder) and a temp dir of its own. So a bug in a wire parser reaches no job,
+    key or audit line of the kernel's. It keeps its descriptors and the network: it
+    serves on them, and reaches the kernel's socket, which Landlock does not guard by
+    path. What could not be closed is in the report's ``gaps``, never claimed.
+    """
+    import atexit
+    import shutil
+
+    gaps: list[str] = []
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    temp_dir = owned_temp_dir("qmk-server-")  # its libraries' temp files (gRPC's)
+    atexit.register(shutil.rmtree, temp_dir, True)
+    os.environ["TMPDIR"] = temp_dir
+    tempfile.tempdir = temp_dir
+    try:
+        _no_new_privs()
+    except OSError as exc:
+        gaps.append(f"no_new_privs: {exc}")
+    filesystem = None
+    try:
+        filesystem = _landlock(readable_roots(hidden), tuple(writable), temp_dir, sockets=True)
+    except OSError as exc:
+        gaps.append(f"filesystem: not restricted ({exc.strerror or exc})")
+    return Confinement(filesystem=filesystem, user=_current_user(), temp_dir=True, gaps=tuple(gaps))
+
+
 def _current_user() -> str:
     uid = os.geteuid()
     try:
@@ -794,6 +860,8 @@ __all__ = [
     "Plan",
     "Sandboxes",
     "confine",
+    "confine_server",
+    "data_hidden",
     "die_with_parent",
     "landlock_abi",
     "make_dirs",

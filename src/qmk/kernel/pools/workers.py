@@ -27,9 +27,9 @@ import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from qmk.kernel.datafiles import CHECKPOINTS, SECRET_FILE
+from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.pools.pool import WorkerHooks, WorkerPool, current_link
-from qmk.kernel.pools.sandbox import Isolation, resolve_user, unreachable
+from qmk.kernel.pools.sandbox import Isolation, data_hidden, resolve_user, unreachable
 
 if TYPE_CHECKING:
     from qmk.kernel.config import KernelConfig
@@ -81,32 +81,9 @@ def kernel_isolation(config: KernelConfig, data_dir: str | os.PathLike[str]) -> 
         user=user,
         cpu_s=config.worker_cpu_s,
         file_mb=config.worker_file_mb or config.worker_memory_mb,
-        hidden=_hidden(data),
+        hidden=data_hidden(data),
         writable=(os.path.join(data, CHECKPOINTS),),
         gaps=tuple(gaps),
-    )
-
-
-def _hidden(data: str) -> tuple[str, ...]:
-    """What the workers may not read: the data directory, or, when the Python code lives
-    in it (``qmk serve --data-dir .`` in a checkout), every entry of it that holds no code
-    (entries made later are hidden too: no rule covers them)."""
-    code = [os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)]
-
-    def holds_code(path: str) -> bool:
-        return any(c == path or c.startswith(path + os.sep) for c in code)
-
-    if not holds_code(data):
-        return (data,)
-    try:
-        names = set(os.listdir(data))
-    except OSError:
-        names = set()
-    names.add(SECRET_FILE)  # at least one: the walk then goes into the data directory
-    return tuple(
-        os.path.join(data, name)
-        for name in sorted(names)
-        if not holds_code(os.path.join(data, name))
     )
 
 
