@@ -1168,7 +1168,11 @@ def run_http_scenario(name: str, folder: Path, seconds: float) -> dict[str, Any]
 # a distance-5 surface code of 100,000 rounds, decoded: its decoder is built in its
 # worker, past whose memory it fails QK201), ``speedup-six`` (six of alice's sessions
 # asking the machine's speedup over exclusive, as fast as answered; JSON-RPC and REST)
-# and ``graphql-fragments`` (a query of doubling fragments, 2**40 fields expanded).
+# and ``graphql-fragments`` (a query of doubling fragments, 2**40 fields expanded),
+# ``kill-gateway`` (the wire's gateway process killed with SIGKILL once a second; the
+# seconds until the wire signs alice in again) and ``kill-planner`` (the kernel's planner
+# killed so, then a program it has not seen submitted on the wire; the seconds until it
+# is accepted).
 # The prober is another tenant (dave) calling ``q_status`` over the JSON-RPC Unix socket
 # every millisecond and submitting a Bell job a second; each row adds the kernel's
 # memory (before, peak, after) and the load average at its start and end. A scenario a
@@ -1213,7 +1217,15 @@ MATRIX: dict[str, tuple[dict[str, Any], int | None]] = {
     # fragments, each over and over
     "speedup-six": ({}, None),
     "graphql-fragments": ({}, None),
+    # issue 79 (goals): kill -9 of each user-mode server, once a second
+    "kill-gateway": ({}, None),
+    "kill-planner": ({}, None),
 }
+#: The gateway process that carries a wire (``qmk gateway WIRE``); the other wires are
+#: the kernel's own.
+GATEWAY_OF = {"rest": "http", "graphql": "http", "grpc": "grpc"}
+#: Seconds between two kills of the server under attack.
+KILL_EVERY_S = 1.0
 #: The decode bomb: a distance-5 surface code of this many rounds (6 KB of text, a
 #: decoder of about 2 GB), decoded.
 BOMB_ROUNDS = 100_000
@@ -1505,11 +1517,103 @@ def _graphql_fragments(
             _count(counts, "refused" if answer.get("errors") else "answered")
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes under ``pid``, from /proc (children first)."""
+    found, queue = [], [pid]
+    while queue:
+        for task in Path(f"/proc/{queue.pop()}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in task.read_text().split()]
+                found += children
+                queue += children
+    return found
+
+
+def _server_pid(kernel: int, gateway: str | None) -> int | None:
+    """The live ``qmk gateway GATEWAY`` under ``kernel`` (None: its ``qmk-planner``)."""
+    for pid in _descendants(kernel):
+        with contextlib.suppress(OSError):
+            if gateway is None:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "qmk-planner":
+                    return pid
+                continue
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"gateway" in argv and argv[argv.index(b"gateway") + 1] == gateway.encode():
+                return pid
+    return None
+
+
+def _kills(
+    wire: Any, server: Any, stop: threading.Event, counts: dict[str, Any], gateway: str | None
+) -> None:
+    """Kill the server (a gateway, or the planner) once a second; after each kill, call
+    ``served()`` until it answers: the seconds it took, by kill."""
+    kernel = int(os.environ["QMK_BENCH_KERNEL_PID"])
+    session = wire.session(server, "alice")
+    turn = [0]
+
+    def served() -> None:
+        turn[0] += 1
+        if gateway is not None:  # the wire signs alice in again
+            wire.session(server, "alice")
+            return
+        text = BELL_QASM_TEXT + f"rz({turn[0]}e-6) q[0];\n"  # a program never planned
+        if wire.name == "jsonrpc":  # QVM JSON only: Bell with a turn of its own
+            graph = read_graph(str(ROOT / "examples" / "bell.qvm.json")).to_json()
+            turn_node = {"id": "r", "op": "APPLY_RZ", "vqs": ["q0"], "args": {"theta": turn[0]}}
+            graph["program"]["nodes"].insert(2, turn_node)
+            host, port = server.tcp
+            with Client(f"tcp:{host}:{port}", session_id=session) as client:
+                client.q_submit(graph, 10, 1)
+        else:
+            wire.submit_text(server, session, text)
+
+    served()  # the wire serves, and (planner) the first plan is made
+    took: list[float] = []
+    while not stop.is_set():
+        pid = _server_pid(kernel, gateway)
+        if pid is None:
+            _count(counts, "no server to kill")
+            stop.wait(0.05)
+            continue
+        os.kill(pid, signal.SIGKILL)
+        began = time.monotonic()
+        while True:
+            try:
+                served()
+                break
+            except Exception as exc:  # 503 kernel-away, a refused connection: again
+                _count(counts, type(exc).__name__)
+                time.sleep(0.01)
+        took.append(time.monotonic() - began)
+        _count(counts, "killed")
+        stop.wait(KILL_EVERY_S)
+    if took:
+        counts["serves_again_max_s"] = round(max(took), 3)
+        counts["serves_again_p50_s"] = round(statistics.median(took), 3)
+
+
+def _kill_gateway(wire: Any, server: Any, stop: threading.Event, counts: dict[str, Any]) -> None:
+    """The wire's gateway killed once a second (the kernel's own wires have none)."""
+    if wire.name not in GATEWAY_OF:
+        from support.wires import NotOnThisWire
+
+        raise NotOnThisWire(f"{wire.name} is served by the kernel's process, not a gateway")
+    _kills(wire, server, stop, counts, GATEWAY_OF[wire.name])
+
+
+def _kill_planner(wire: Any, server: Any, stop: threading.Event, counts: dict[str, Any]) -> None:
+    """The planner killed once a second, then a new program submitted on the wire."""
+    _kills(wire, server, stop, counts, None)
+
+
 _MATRIX_ATTACKS = {
     "speedup-six": _speedup_six,
     "graphql-fragments": _graphql_fragments,
     "conn-hog": _conn_hog,
     "decode-bomb": _decode_bomb,
+    "kill-gateway": _kill_gateway,
+    "kill-planner": _kill_planner,
     "idle-conns": _idle_conns,
     "never-sign-in": _never_sign_in,
     "unauth-program": _unauth_program,
@@ -1594,6 +1698,7 @@ def run_matrix_scenario(name: str, folder: Path, seconds: float) -> dict[str, An
     sampler.start()
     target = json.dumps([str(folder), server.addresses, chat])
     env.setdefault("GRPC_VERBOSITY", "ERROR")  # the client's GOAWAY notes, one a refusal
+    env["QMK_BENCH_KERNEL_PID"] = str(server.proc.pid)  # whose servers kill-* finds
     attacker = subprocess.Popen(
         [sys.executable, __file__, "--attacker", name, "--socket", target],
         stdin=subprocess.PIPE,
