@@ -1537,9 +1537,8 @@ def _server_pid(kernel: int, gateway: str | None) -> int | None:
                 if Path(f"/proc/{pid}/comm").read_text().strip() == "qmk-planner":
                     return pid
                 continue
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"gateway" in argv and argv[argv.index(b"gateway") + 1] == gateway.encode():
-                return pid
+            if Path(f"/proc/{pid}/comm").read_text().strip() == f"qmk-{gateway}":
+                return pid  # the serving one, not its spare (qmk-WIRE-spare)
     return None
 
 

@@ -1,51 +1,133 @@
 """The supervisor of ``qmk serve --gateway process`` (qmk.commands.gateway): a gateway
-that keeps dying is started again with a doubling wait, each restart a log line."""
+that dies is replaced by its warm spare, and one that keeps dying before it serves is
+started again with a doubling wait, each replacement a log line.
+
+The gateways are stand-ins (:data:`STAND_IN`) that keep the supervisor's protocol: a
+spare waits on its ``--standby-fd`` pipe, a gateway prints the ready line once it
+serves. Each leaves a file per step, which the test waits for (a hang guard bounds the
+waits; no timing is asserted but the backoff's printed values)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from qmk.abi.server import bind_tcp
 from qmk.commands.gateway import READY, RESTART_FIRST_S, Supervisor
 
-#: A stand-in gateway: it says it serves, then ends with status 3 (its extra arguments,
-#: the socket and pipe it is handed, are its sys.argv).
-DYING = [sys.executable, "-c", f"import sys; print({READY + 'http://x:1'!r}); sys.exit(3)"]
+GUARD_S = 60.0  # a hang guard, never a timing assertion
+#: A stand-in gateway (argv: its folder, its mode, then what the supervisor hands it).
+#: Mode ``serves``: every one serves until killed. Mode ``once``: the first serves, each
+#: later one ends with status 3 before it serves.
+STAND_IN = f"""
+import os, sys, time
+argv, folder, mode = sys.argv, sys.argv[1], sys.argv[2]
+def mark(name):
+    open(os.path.join(folder, name + "-" + str(os.getpid())), "w").close()
+if "--standby-fd" in argv:
+    mark("waiting")
+    if not os.read(int(argv[argv.index("--standby-fd") + 1]), 1):
+        sys.exit(0)
+first = not os.path.exists(os.path.join(folder, "served"))
+if mode == "serves" or first:
+    open(os.path.join(folder, "served"), "a").close()
+    mark("serving")
+    print({READY + "http://x:1"!r}, flush=True)
+    time.sleep(600)
+sys.exit(3)
+"""
 
 
 class _Lines(logging.Handler):
-    def __init__(self, enough: int, stop: asyncio.Event) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.lines: list[str] = []
-        self.enough, self.stop = enough, stop
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
-        if len(self.lines) >= self.enough:
-            self.stop.set()
 
 
-def test_a_dying_gateway_restarts_with_a_doubling_wait_and_a_line_each() -> None:
-    async def scenario() -> tuple[Supervisor, list[str]]:
+def _pids(folder: Path, step: str) -> set[int]:
+    return {int(p.name.rpartition("-")[2]) for p in folder.glob(f"{step}-*")}
+
+
+async def _until(done: Callable[[], object]) -> None:
+    """Poll ``done()`` until it is true (a hang guard bounds it)."""
+    deadline = time.monotonic() + GUARD_S
+    while not done():
+        assert time.monotonic() < deadline, "a hang"
+        await asyncio.sleep(0.01)
+
+
+def _supervised(
+    folder: Path, mode: str, scenario: Callable[[Supervisor, list[str]], Awaitable[None]]
+) -> list[str]:
+    """Run ``scenario(supervisor, lines)`` against a supervised stand-in; the log lines."""
+
+    async def run() -> list[str]:
         stop = asyncio.Event()
-        lines = _Lines(3, stop)
+        lines = _Lines()
         logger = logging.getLogger("qmk.gateway")
         logger.addHandler(lines)
         sock = bind_tcp("127.0.0.1", 0)
-        supervisor = Supervisor(DYING, sock, "http")
+        supervisor = Supervisor([sys.executable, "-c", STAND_IN, str(folder), mode], sock)
         try:
             assert await supervisor.start() == "http://x:1"
-            await asyncio.wait_for(supervisor.supervise(stop), 60)  # a hang guard
+            watching = asyncio.ensure_future(supervisor.supervise(stop))
+            await scenario(supervisor, lines.lines)
+            stop.set()
+            await asyncio.wait_for(watching, GUARD_S)
         finally:
             logger.removeHandler(lines)
             sock.close()
-        return supervisor, lines.lines
+        return lines.lines
 
-    supervisor, lines = asyncio.run(scenario())
-    assert supervisor.restarts == 3
+    return asyncio.run(run())
+
+
+def test_a_killed_gateway_is_replaced_by_its_warm_spare_which_gets_a_spare_in_turn(
+    tmp_path: Path,
+) -> None:
+    async def scenario(supervisor: Supervisor, lines: list[str]) -> None:
+        await _until(lambda: _pids(tmp_path, "waiting"))  # the first one's spare
+        (serving,) = _pids(tmp_path, "serving")
+        (spare,) = _pids(tmp_path, "waiting")
+        os.kill(serving, signal.SIGKILL)
+        await _until(lambda: spare in _pids(tmp_path, "serving"))  # it serves
+        await _until(lambda: len(_pids(tmp_path, "waiting")) == 2)  # its own spare
+        assert lines == [
+            f"the http gateway (pid {serving}) ended with -9; restart 1 by its spare (pid {spare})"
+        ]
+        assert supervisor.restarts == 1
+
+    _supervised(tmp_path, "serves", scenario)
+    # stopped: the serving gateway and its spare ended with the supervisor
+    for pid in _pids(tmp_path, "waiting") | _pids(tmp_path, "serving"):
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_gateway_that_dies_before_serving_restarts_with_a_doubling_wait(
+    tmp_path: Path,
+) -> None:
+    async def scenario(supervisor: Supervisor, lines: list[str]) -> None:
+        await _until(lambda: _pids(tmp_path, "waiting"))
+        (serving,) = _pids(tmp_path, "serving")
+        os.kill(serving, signal.SIGKILL)
+        await _until(lambda: len(lines) >= 4)
+
+    lines = _supervised(tmp_path, "once", scenario)
+    assert "restart 1 by its spare" in lines[0]  # the spare was promoted, then died
     waits = [RESTART_FIRST_S * 2**n for n in range(3)]
-    for n, (line, wait) in enumerate(zip(lines, waits, strict=True), start=1):
+    for n, (line, wait) in enumerate(zip(lines[1:4], waits, strict=True), start=2):
         assert line.startswith("the http gateway (pid ")
         assert line.endswith(f"ended with 3; restart {n} in {wait:.3g} s"), line

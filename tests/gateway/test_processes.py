@@ -112,16 +112,20 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _gateway_of(pid: int, wire: str = "http") -> int:
-    """The ``wire`` gateway child of ``qmk serve`` ``pid`` (its command line names it)."""
+def _gateway_of(pid: int, wire: str = "http", name: str | None = None) -> int:
+    """The serving ``wire`` gateway child of ``qmk serve`` ``pid`` (its command line
+    names the wire, its process name ``qmk-WIRE`` says it serves; ``name``: another,
+    such as the spare's ``qmk-WIRE-spare``)."""
     for child in _children(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            comm = Path(f"/proc/{child}/comm").read_text().strip()
         except FileNotFoundError:
             continue
-        if b"gateway" in cmdline and cmdline[cmdline.index(b"gateway") + 1] == wire.encode():
+        serves = b"gateway" in cmdline and cmdline[cmdline.index(b"gateway") + 1] == wire.encode()
+        if serves and comm == (name or f"qmk-{wire}"):
             return child
-    raise AssertionError(f"qmk serve {pid} has no {wire} gateway child")
+    raise AssertionError(f"qmk serve {pid} has no {name or wire} gateway child")
 
 
 def _maps(pid: int) -> str:

@@ -5,8 +5,9 @@ holds no credentials, each request carries its caller's. ``qmk gateway http --ke
 SOCKET --listen HOST:PORT`` runs one alone (a container of its own). ``qmk serve --http
 HOST:PORT --gateway process`` starts one beside the kernel through :class:`Supervisor`:
 the supervisor binds the port itself and hands the listening socket down, so the port
-stays the same and connections wait in its backlog while a gateway restarts; it restarts
-a gateway that dies, with backoff, and logs and counts each restart. The gateway holds
+stays the same and connections wait in its backlog while a gateway restarts; it replaces
+a gateway that dies by its warm spare (or a new one), and logs and counts each. The
+gateway holds
 the read end of a pipe whose write end only the supervisor holds: when the supervisor
 dies, even by SIGKILL, the gateway reads end of file and stops (no orphan).
 """
@@ -23,7 +24,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +33,15 @@ from qmk import defaults
 from qmk.abi.errors import CommandError, ServeError
 from qmk.commands import AddCommand, log_options
 from qmk.errors import QMKError
-from qmk.kernel.pools.sandbox import data_hidden
+from qmk.kernel.pools.sandbox import data_hidden, name_process
 
 LOG = logging.getLogger("qmk.gateway")
 
-#: The first wait before a dead gateway starts again; it doubles per quick death.
+#: The first wait before a gateway that died before it served starts again; it
+#: doubles per such death (one that served is replaced at once).
 RESTART_FIRST_S = 0.1
 #: The longest wait between restarts.
 RESTART_MOST_S = 5.0
-#: A gateway that served this long before it died restarts after the first wait again.
-HEALTHY_S = 10.0
 #: The line a gateway prints once it serves (its URL follows).
 READY = "qmk gateway: listening on "
 #: The ``--kernel`` of a gateway whose kernel listens on ``--tcp HOST:0``: the port is
@@ -88,6 +87,11 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         ) from None
     _log_to(err, args.log_format, args.log_level)
     confinement = _confine(args)
+    if args.standby_fd is not None:
+        name_process(f"qmk-{args.wire}-spare")
+        if not _stood_by(args.standby_fd):
+            return 0  # the supervisor went, or closed its spare
+    name_process(f"qmk-{args.wire}")
 
     async def main() -> None:
         from qmk.gateway.http import listening_socket, parent_gone
@@ -162,6 +166,15 @@ def cap_memory(megabytes: int) -> None:
         )
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _stood_by(fd: int) -> bool:
+    """Wait as a warm spare until the supervisor writes a byte on ``fd`` (serve now:
+    True) or closes it (False)."""
+    try:
+        return os.read(fd, 1) != b""
+    finally:
+        os.close(fd)
 
 
 def _confine(args: argparse.Namespace) -> dict[str, Any]:
@@ -257,13 +270,23 @@ class _HostsTable:
 
 @dataclass(slots=True)
 class Supervisor:
-    """Runs a gateway process and starts it again when it dies (see the module).
+    """Runs a gateway process, with a warm spare, and replaces it when it dies (see the
+    module).
+
+    The spare is a second gateway process that has loaded its wire and confined itself,
+    then waits on a pipe of its own. When the serving one dies, the supervisor writes
+    one byte to the spare's pipe and it serves at once on the same listening socket.
+    Each gateway that serves gets its spare at once. Without a live spare (it died
+    too), a new gateway is started cold: at once where the dead one had served (a
+    kill, a crash under load), and after a backoff that doubles where it died before
+    serving (a bad option, a broken install), so a gateway that cannot start does not
+    loop.
 
     Attributes:
         argv: the gateway's command line, without the socket and pipe it is handed.
         sock: the listening socket it serves.
         wire: the wire it serves (in its log lines).
-        restarts: how many times it was started again.
+        restarts: how many times it was replaced.
     """
 
     argv: list[str]
@@ -274,21 +297,26 @@ class Supervisor:
     #: The URL of its metrics page (a gRPC gateway's with ``--grpc-metrics``), if any.
     metrics_url: str | None = None
     _process: asyncio.subprocess.Process | None = None
+    #: The warm spare and the write end of its pipe.
+    _spare: tuple[asyncio.subprocess.Process, int] | None = None
+    _spare_task: asyncio.Future[None] | None = None
     _pipe: tuple[int, int] | None = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
-    _reader: asyncio.Future[None] | None = None
+    _readers: list[asyncio.Future[None]] = field(default_factory=list)
+    #: The gateways that printed their ready line (served), by pid.
+    _served: set[int] = field(default_factory=set)
+    _closing: bool = False
 
     async def start(self) -> str:
-        """Start the gateway and wait for its ready line; its URL.
+        """Start the gateway and wait for its ready line, then its spare; its URL.
 
         Raises:
             ServeError: ``gateway-ended``: the first gateway ended before it served.
         """
         self._pipe = os.pipe()
         os.set_inheritable(self._pipe[0], True)
-        await self._spawn()
+        self._process = await self._spawn()
         waiting = asyncio.ensure_future(self._ready.wait())
-        assert self._process is not None
         ended = asyncio.ensure_future(self._process.wait())
         await asyncio.wait([waiting, ended], return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
@@ -299,7 +327,8 @@ class Supervisor:
             )
         return self.url
 
-    async def _spawn(self) -> None:
+    async def _spawn(self, go: int | None = None) -> asyncio.subprocess.Process:
+        """A gateway process; a spare where ``go`` is its pipe's read end."""
         assert self._pipe is not None
         fd = self.sock.fileno()
         os.set_inheritable(fd, True)
@@ -310,19 +339,55 @@ class Supervisor:
             os.set_inheritable(metrics, True)
             argv += ["--metrics-fd", str(metrics)]
             fds.append(metrics)
-        self._process = await asyncio.create_subprocess_exec(
+        if go is not None:
+            argv += ["--standby-fd", str(go)]
+            fds.append(go)
+        process = await asyncio.create_subprocess_exec(
             *argv,
             stdout=subprocess.PIPE,
             pass_fds=fds,
             start_new_session=True,  # a terminal's ^C reaches qmk serve, which stops it
         )
-        assert self._process.stdout is not None
-        self._reader = asyncio.ensure_future(self._read_lines(self._process.stdout))
+        assert process.stdout is not None
+        self._readers.append(asyncio.ensure_future(self._read_lines(process.pid, process.stdout)))
+        return process
 
-    async def _read_lines(self, stream: asyncio.StreamReader) -> None:
+    async def _start_spare(self) -> None:
+        """Start the next spare (one that cannot start is a log line: the next death
+        then starts a gateway cold)."""
+        read, write = os.pipe()
+        try:
+            os.set_inheritable(read, True)
+            self._spare = (await self._spawn(read), write)
+        except OSError as exc:
+            os.close(write)
+            LOG.warning("the %s gateway's spare did not start: %s", self.wire, exc)
+        finally:
+            os.close(read)
+
+    def _promote(self) -> asyncio.subprocess.Process | None:
+        """The spare, told to serve; None where there is no live one."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        process, go = spare
+        try:
+            if process.returncode is not None:
+                return None
+            os.write(go, b"g")
+        except OSError:  # it died meanwhile: its pipe has no reader
+            return None
+        finally:
+            os.close(go)
+        return process
+
+    async def _read_lines(self, pid: int, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             text = line.decode(errors="replace").rstrip("\n")
             if text.startswith(READY):
+                self._served.add(pid)
+                if not self._closing:  # it serves: its spare, ready for its death
+                    self._spare_task = asyncio.ensure_future(self._start_spare())
                 self.url = text[len(READY) :].split(" ")[0]
                 page = _METRICS_AT.search(text)
                 self.metrics_url = None if page is None else page.group(1)
@@ -331,11 +396,10 @@ class Supervisor:
                 sys.stderr.write(text + "\n")
 
     async def supervise(self, stop: asyncio.Event) -> None:
-        """Start the gateway again each time it dies, until ``stop`` is set; then stop it."""
+        """Replace the gateway each time it dies, until ``stop`` is set; then stop it."""
         wait = RESTART_FIRST_S
         while not stop.is_set():
             assert self._process is not None
-            started = time.monotonic()
             ended = asyncio.ensure_future(self._process.wait())
             stopping = asyncio.ensure_future(stop.wait())
             await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -343,41 +407,65 @@ class Supervisor:
             if stop.is_set():
                 ended.cancel()
                 break
-            code = self._process.returncode
-            if time.monotonic() - started >= HEALTHY_S:
+            dead = self._process
+            if dead.pid in self._served:  # it served: replaced at once
                 wait = RESTART_FIRST_S
+                now = 0.0
+            else:  # it died before serving: the backoff doubles
+                now = wait
+                wait = min(wait * 2, RESTART_MOST_S)
             self.restarts += 1
+            starting, self._spare_task = self._spare_task, None
+            if starting is not None:
+                await starting  # a spare being started: wait for its process
+            spare = self._promote()
             LOG.warning(
-                "the %s gateway (pid %s) ended with %s; restart %d in %.3g s",
+                "the %s gateway (pid %s) ended with %s; restart %d %s",
                 self.wire,
-                self._process.pid,
-                code,
+                dead.pid,
+                dead.returncode,
                 self.restarts,
-                wait,
+                f"by its spare (pid {spare.pid})" if spare else f"in {now:.3g} s",
             )
-            try:
-                await asyncio.wait_for(stop.wait(), wait)
-                break
-            except asyncio.TimeoutError:
-                pass
-            wait = min(wait * 2, RESTART_MOST_S)
-            await self._spawn()
+            if spare is None:
+                try:
+                    await asyncio.wait_for(stop.wait(), now)
+                    break
+                except asyncio.TimeoutError:
+                    pass
+                spare = await self._spawn()
+            self._process = spare
         await self.close()
 
     async def close(self) -> None:
-        """Stop the gateway (SIGTERM: it drains) and wait for it."""
-        process = self._process
-        if process is not None and process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), defaults.DRAIN_TIMEOUT_S + 5)
-            except asyncio.TimeoutError:
-                process.kill()
-                await process.wait()
+        """Stop the gateway (SIGTERM: it drains) and its spare, and wait for them."""
+        self._closing = True
+        if self._spare_task is not None:
+            await self._spare_task
+            self._spare_task = None
+        if self._spare is not None:  # its pipe's end of file: it ends
+            process, go = self._spare
+            self._spare = None
+            os.close(go)
+            await _stopped(process)
+        if self._process is not None:
+            await _stopped(self._process)
         if self._pipe is not None:
             for fd in self._pipe:
                 os.close(fd)
             self._pipe = None
+
+
+async def _stopped(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM ``process`` (a gateway drains) and wait; SIGKILL past the drain's time."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), defaults.DRAIN_TIMEOUT_S + 5)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 @contextlib.asynccontextmanager
@@ -565,6 +653,7 @@ def register(add: AddCommand) -> None:
     sub.add_argument("--parent-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     sub.add_argument("--bind-host", metavar="HOST", help=argparse.SUPPRESS)
     sub.add_argument("--metrics-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
+    sub.add_argument("--standby-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     sub.add_argument(
         "--allowed-host",
         action="append",

@@ -19,7 +19,6 @@ gates and probes in ``tests/support/pools.py``) gets the same wiring through
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import os
@@ -29,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.pools.pool import WorkerHooks, WorkerPool, current_link
-from qmk.kernel.pools.sandbox import Isolation, data_hidden, resolve_user, unreachable
+from qmk.kernel.pools.sandbox import (
+    Isolation,
+    data_hidden,
+    name_process,
+    resolve_user,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     from qmk.kernel.config import KernelConfig
@@ -143,15 +148,14 @@ ASSISTANT_NAME = "qmk-assistant"
 class Named(WorkerHooks):
     """A pool's workers under a name of their own (``/proc/PID/comm``, at most 15
     bytes), so an operator tells the planner from the job workers in ``ps`` and
-    ``pgrep -x``. Where the name cannot be set (no ``/proc``), it stays the forkserver's.
+    ``pgrep -x``. Where the name cannot be set (no ``prctl``), it stays the forkserver's.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def start(self) -> Iterable[int]:
-        with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
-            comm.write(self.name[:15])
+        name_process(self.name)
         return ()
 
 
