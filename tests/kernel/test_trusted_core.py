@@ -52,6 +52,8 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.qvm.classical",
     # the gateways' supervisor: a plain qmk serve (no --http, --grpc) starts none
     "qmk.commands.gateway",
+    # the billing webhook's POST: the webhook pool's processes make it
+    "qmk.abi.webhook",
     "llvmlite",
     "stim",
     "pymatching",

@@ -29,6 +29,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() on arrival
+    peer: tuple[str, int] = ("", 0)  # the sender's address and port
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -64,6 +65,7 @@ class Receiver:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
                     at=time.monotonic(),
+                    peer=self.client_address[:2],
                 )
                 with receiver._arrived:
                     first = not receiver.requests

@@ -1,7 +1,8 @@
 """The billing webhook's POST: one JSON body to an http(s) URL, the answer's status.
 
-The kernel's outbox (:mod:`qmk.kernel.storage.billing`) delivers through it; it is here because
-the wire rooms alone open sockets. Standard library only (asyncio streams, ssl with the
+The kernel's outbox (:mod:`qmk.kernel.storage.billing`) delivers through :func:`deliver`,
+a task of the kernel's webhook pool: the socket, TLS and the receiver's answer are read in
+that process, never the kernel's. Standard library only (asyncio streams, ssl with the
 system's CA bundle), so a kernel without the ``http`` extra delivers too.
 """
 
@@ -55,4 +56,10 @@ async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
             await writer.wait_closed()
 
 
-__all__ = ["MAX_ANSWER", "post"]
+def deliver(link: object, url: str, body: bytes, headers: dict[str, str]) -> int:
+    """:func:`post` in a webhook process (a pool's task, ``link`` its unused line); the
+    status. Its errors go back to the kernel as the task's."""
+    return asyncio.run(post(url, body, headers))
+
+
+__all__ = ["MAX_ANSWER", "deliver", "post"]

@@ -65,6 +65,7 @@ from qmk.kernel.pools.workers import (
     kernel_pool,
     linked,
     planner_pool,
+    webhook_pool,
 )
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention
@@ -392,7 +393,11 @@ class Kernel:
             billing = self.config.billing
             if billing.webhook_url is not None:
                 ledger = self.supervisor.ledger
-                outbox = Outbox(billing, self.store, self.commits, self.clock, ledger.wake)
+                start = functools.partial(webhook_pool, self.config, self.data_dir)
+                post = functools.partial(linked, "qmk.abi.webhook:deliver")
+                outbox = Outbox(
+                    billing, self.store, self.commits, self.clock, ledger.wake, start, post
+                )
                 group.create_task(outbox.run(), name="qmk-billing-outbox")
             self.supervisor.start(group)
             self._group = group

@@ -1,9 +1,12 @@
-"""The billing table and the outbox in process: the webhook's secret sources, and a
-receiver nobody listens at (each attempt refused, then a dead letter)."""
+"""The billing table and the outbox in process: the webhook's secret sources, a
+receiver nobody listens at (each attempt refused, then a dead letter), and the POST made
+by a process of the kernel's webhook pool."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import time
 from pathlib import Path
@@ -13,6 +16,7 @@ import pytest
 
 from qmk.errors import InvalidArgument
 from qmk.kernel.config import ConfigError, config_from_dict
+from qmk.kernel.pools.workers import WEBHOOK_NAME
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.billing import dead_letters, replay
 from support.kernel import BELL, KEYS, login, run_kernel
@@ -133,3 +137,75 @@ def test_webhooks_are_delivered_several_at_once_so_one_slow_answer_holds_one_pla
         keys = run_kernel(tmp_path, body, config=config)
     assert receiver.most_held == 4  # four in flight at once: one at a time never gets here
     assert sorted(r.headers["idempotency-key"] for r in receiver.requests) == sorted(keys)
+
+
+def _owner_of_port(port: int) -> int:
+    """The process holding the local TCP port ``port`` on 127.0.0.1 (/proc/net/tcp's
+    socket inode, found among each process's descriptors)."""
+    inode = None
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[1] == f"0100007F:{port:04X}":
+            inode = fields[9]
+    assert inode is not None, f"no socket on port {port}"
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == f"socket:[{inode}]":
+                return int(fd.parts[2])
+    raise AssertionError(f"no process holds socket {inode}")
+
+
+def test_a_webhook_is_posted_by_a_webhook_process_not_the_kernels(tmp_path: Path) -> None:
+    from support.receiver import Receiver
+
+    with Receiver(hold_first=True) as receiver:  # the POST held: its sender still connected
+        config = _config(webhook_url=receiver.url, webhook_secret="s")
+
+        async def body(kernel: Kernel) -> None:
+            sid = await login(kernel, "alice", ["CAP_ALLOC"])
+            job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
+            await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            (held,) = await asyncio.to_thread(receiver.wait_for, 1)
+            sender = _owner_of_port(held.peer[1])
+            receiver.release()
+            assert sender != os.getpid()  # the kernel runs in this process
+            assert Path(f"/proc/{sender}/comm").read_text().strip() == WEBHOOK_NAME
+            end = time.monotonic() + 60  # guards a hang only
+            while kernel.store.outbox_backlog()[0] and time.monotonic() < end:
+                await asyncio.sleep(0.02)
+            assert kernel.store.outbox_backlog() == (0, None, 0)  # DELIVERED
+
+        run_kernel(tmp_path, body, config=config)
+
+
+def test_a_receiver_that_does_not_answer_in_time_costs_its_webhook_process_and_an_attempt(
+    tmp_path: Path,
+) -> None:
+    from support.receiver import Receiver
+
+    with Receiver(hold_first=True) as receiver:  # never answers while the test runs
+        config = _config(
+            webhook_url=receiver.url,
+            webhook_secret="s",
+            webhook_timeout_s=0.5,
+            webhook_attempts=1,
+        )
+        data = tmp_path / "data"
+
+        async def body(kernel: Kernel) -> None:
+            sid = await login(kernel, "alice", ["CAP_ALLOC"])
+            job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
+            await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            (held,) = await asyncio.to_thread(receiver.wait_for, 1)
+            sender = _owner_of_port(held.peer[1])
+            end = time.monotonic() + 60  # guards a hang only
+            while not dead_letters(data) and time.monotonic() < end:
+                await asyncio.sleep(0.02)
+            (letter,) = dead_letters(data)
+            assert letter["last_error"] == "no answer within 0.5 s"
+            while Path(f"/proc/{sender}").exists() and time.monotonic() < end:
+                await asyncio.sleep(0.02)  # killed (reaped by its pool)
+            assert not Path(f"/proc/{sender}").exists()
+
+        run_kernel(tmp_path, body, config=config)
+        receiver.release()

@@ -143,6 +143,8 @@ def kernel_pool(
 PLANNER_NAME = "qmk-planner"
 #: The assistant's processes' name (``pgrep -x qmk-assistant``).
 ASSISTANT_NAME = "qmk-assistant"
+#: The billing webhook's processes' name (``pgrep -x qmk-webhooks``).
+WEBHOOK_NAME = "qmk-webhooks"
 
 
 class Named(WorkerHooks):
@@ -203,6 +205,23 @@ def assistant_pool(
     )
 
 
+def webhook_pool(
+    config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
+) -> WorkerPool:
+    """The pool of the billing webhook's processes (:class:`~qmk.kernel.storage.billing.
+    Outbox`): ``[billing] webhook_concurrency`` workers, driven by ``loop``, confined as
+    the kernel's workers are but for the network (the receiver is a network call), and
+    capped at their memory. Each POSTs one record at a time; a receiver's answer is read
+    there, not in the kernel. Its processes are named :data:`WEBHOOK_NAME`."""
+    return WorkerPool(
+        config.billing.webhook_concurrency,
+        memory_mb=config.worker_memory_mb,
+        loop=loop,
+        isolation=dataclasses.replace(kernel_isolation(config, data_dir), network=False),
+        hooks=Named(WEBHOOK_NAME),
+    )
+
+
 def linked(target: str, /, *args: Any) -> Any:
     """Call ``target`` (``"module:function"``, imported here, in the worker) with the
     running task's line (:class:`~qmk.kernel.pools.pool.TaskLink`: its ``ask`` and
@@ -217,6 +236,7 @@ __all__ = [
     "ASSISTANT_NAME",
     "DEFAULT_PRELOAD",
     "PLANNER_NAME",
+    "WEBHOOK_NAME",
     "Named",
     "PoolFactory",
     "assistant_pool",
@@ -224,4 +244,5 @@ __all__ = [
     "kernel_pool",
     "linked",
     "planner_pool",
+    "webhook_pool",
 ]

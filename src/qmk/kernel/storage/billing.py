@@ -7,9 +7,12 @@ When a job ends (:meth:`Ledger.job_ended`, from the supervisor's one end path) i
 open transaction that also holds the job's end state: one commit makes both durable, or
 neither.
 
-:class:`Outbox` (a task of the kernel's task group) POSTs each committed PENDING record,
-``[billing] webhook_concurrency`` of them at once (each on its own connection), so the
-lag stays bounded when jobs end faster than one receiver answers one request::
+:class:`Outbox` (a task of the kernel's task group) has each committed PENDING record
+POSTed, ``[billing] webhook_concurrency`` of them at once (each on its own connection),
+so the lag stays bounded when jobs end faster than one receiver answers one request. The
+POST itself (the socket, TLS, the receiver's answer) runs in a process of the kernel's
+webhook pool (:func:`qmk.abi.webhook.deliver`), not in the kernel's, which only reads
+and writes the outbox::
 
     POST <webhook_url>
     Content-Type: application/json
@@ -41,12 +44,12 @@ import hmac
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from qmk import aio
-from qmk.abi.webhook import post
 from qmk.errors import InvalidArgument, UnavailableError
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import BillingTable, KernelConfig
@@ -164,6 +167,20 @@ class Ledger:
         return usage_id
 
 
+class Pool(Protocol):
+    """The webhook's pool as the outbox drives it (a
+    :class:`~qmk.kernel.pools.pool.WorkerPool`, the kernel's neighbour room)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` in a worker."""
+
+    def cancel(self, future: Future[Any], reason: str = "cancelled") -> bool:
+        """Stop ``future``'s task (its worker is killed, and replaced)."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """End the workers."""
+
+
 class Outbox:
     """Delivers the outbox's PENDING records to the webhook (see the module docstring).
 
@@ -174,6 +191,10 @@ class Outbox:
             outcome is written lazily).
         clock: when a record is due.
         wake: set when a record is added.
+        start: makes the webhook's pool on the kernel's loop, as the outbox starts.
+        post: the pool's task that POSTs a record, given ``(url, body, headers)``; its
+            answer's status (:func:`qmk.abi.webhook.deliver`, through
+            :func:`~qmk.kernel.pools.workers.linked`).
     """
 
     def __init__(
@@ -183,6 +204,8 @@ class Outbox:
         commits: GroupCommit,
         clock: Clock,
         wake: asyncio.Event,
+        start: Callable[[asyncio.AbstractEventLoop], Pool],
+        post: Callable[..., int],
     ) -> None:
         assert billing.webhook_url is not None and billing.webhook_secret is not None
         self.billing = billing
@@ -192,6 +215,8 @@ class Outbox:
         self.commits = commits
         self.clock = clock
         self.wake = wake
+        self._start, self._post = start, post
+        self._pool: Pool | None = None
 
     def backoff_s(self, attempts: int) -> float:
         """The wait after the ``attempts``-th failed delivery."""
@@ -211,6 +236,13 @@ class Outbox:
         is added, the next is due, or :data:`IDLE_POLL_S` passes."""
         flying: set[str] = set()
         most = self.billing.webhook_concurrency
+        self._pool = self._start(asyncio.get_running_loop())
+        try:
+            await self._deliver_due(flying, most)
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _deliver_due(self, flying: set[str], most: int) -> None:
         async with aio.TaskGroup() as group:
             while True:
                 self.wake.clear()
@@ -254,15 +286,20 @@ class Outbox:
             "User-Agent": "qmk-billing",
         }
         error: str | None = None
+        assert self._pool is not None
+        future = self._pool.submit(self._post, self.url, body, headers)
         try:
             async with aio.timeout(self.billing.webhook_timeout_s):
-                status = await post(self.url, body, headers)
+                status = await asyncio.wrap_future(future)
             if not 200 <= status < 300:
                 error = f"the receiver answered {status}"
         except TimeoutError:
+            self._pool.cancel(future, "webhook-timeout")  # its process is killed
             error = f"no answer within {self.billing.webhook_timeout_s:g} s"
-        except (OSError, ValueError) as exc:
-            error = f"cannot deliver: {exc}"
+        except Exception as exc:  # the pool's TaskError: the POST's error, or a death
+            if getattr(exc, "kind", None) is None:
+                raise
+            error = f"cannot deliver: {getattr(exc, 'message', exc)}"
         attempts += 1
         now = self.clock.now()
         if error is None:
