@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,41 @@ def test_a_kernel_that_served_the_rarer_syscalls_loaded_only_what_their_paths_ne
     banned = tuple(name for name in KERNEL_PROCESS_MAY_NOT_LOAD if name not in RARE_PATHS)
     assert maps == {}
     assert loaded(modules, banned) == {}
+
+
+#: A trigger's workflow of OpenQASM text, as ``qmk workflow trigger add`` sends it.
+TRIGGER_FLOW = {
+    "name": "bell",
+    "steps": [
+        {
+            "name": "bell",
+            "source": 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+            "h q[0];\ncx q[0], q[1];\nmeasure q -> c;\n",
+            "shots": 10,
+            "seed": 1,
+        }
+    ],
+}
+
+
+def a_trigger_run(client: Client, graph: dict[str, Any]) -> None:
+    """A trigger of OpenQASM text made, and its first run (every second) ended."""
+    made = client.q_create_trigger("bell", TRIGGER_FLOW, "schedule", every_s=1.0)
+    deadline = time.monotonic() + 120  # a hang guard only
+    while time.monotonic() < deadline:
+        (trigger,) = client.q_list_triggers(trigger_id=made.trigger_id).triggers
+        if trigger.last_run is not None and trigger.last_run.state != "RUNNING":
+            assert trigger.last_run.state == "COMPLETED", trigger.last_run
+            return
+        time.sleep(0.05)
+    raise AssertionError("the trigger's first run did not end")
+
+
+def test_a_kernel_that_ran_a_trigger_of_program_text_read_none_of_it(tmp_path: Path) -> None:
+    # its programs are lowered in the planner process: no front-end in the kernel's
+    modules, _ = record_kernel(tmp_path, a_trigger_run)
+    assert "qmk.kernel.running.triggers" in modules  # the control: it held the trigger
+    assert loaded(modules, ("qmk.frontends", "qmk.http", "qmk.execution.plan")) == {}
 
 
 def test_the_kernel_process_maps_no_engine_decoder_or_wire_library(

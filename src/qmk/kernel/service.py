@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import qmk.abi.replies as replies
 from qmk import aio, defaults
 from qmk.abi.probe import hashed_tenants
-from qmk.errors import AuthError, UnavailableError
+from qmk.errors import AuthError, QMKError, UnavailableError
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
@@ -93,6 +93,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:  # the desk is made at the first question (Kernel.assist)
     from qmk.kernel.admit.assist import AssistDesk, Call
     from qmk.kernel.running.triggers import Triggers
+    from qmk.workflows.spec import Workflow
 
 
 class Kernel:
@@ -866,8 +867,16 @@ class _TriggerHost:
         supervisor = self.kernel.supervisor
         return await supervisor.wait(supervisor.job(job_id, tenant), timeout_s)
 
-    async def lower(self, tenant: str, work: Callable[[], T]) -> T:
-        return await self.kernel.admission.cpu.run(tenant, work)
+    async def lowered(self, tenant: str, flow: Workflow) -> dict[Any, Any]:
+        planner = self.kernel.admission.planner
+        lower = functools.partial(linked, "qmk.workflows.runner:lowered")
+        answer = await planner.run(lower, flow, what="this workflow")
+        self.kernel.admission.cpu.spend(tenant, float(answer["cpu_s"]))
+        if "error" in answer:
+            error = answer["error"]
+            raise QMKError(error["code"], error["name"], error["message"], details=error["details"])
+        cache: dict[Any, Any] = answer["cache"]
+        return cache
 
 
 __all__ = ["Kernel"]

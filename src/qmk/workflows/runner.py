@@ -260,13 +260,14 @@ def ended_result(job: Planned, ended: Job) -> JobResult:
 
 
 def _graph(step: Step, point: Mapping[str, Any], cache: dict[Any, Any]) -> dict[str, Any]:
-    """The QVM JSON of ``step`` at ``point`` (program parameters bound)."""
-    from qmk.http.programs import to_graph
-
+    """The QVM JSON of ``step`` at ``point`` (program parameters bound): the cache's,
+    where it holds it (a kernel's, lowered in its planner: no front-end loads here)."""
     params = {k: v for k, v in point.items() if k not in OPTION_KEYS}
     key = (step.name, tuple(sorted(params.items())))
     if key in cache:
         return dict(cache[key])
+    from qmk.http.programs import to_graph
+
     if params:
         fmt = step.format or "qasm"
         if fmt not in ("qasm", "qasm2", "qasm3"):
@@ -422,6 +423,35 @@ def lower_all(flow: Workflow) -> dict[Any, Any]:
     for step in flow.steps:
         _planned(step, cache)
     return cache
+
+
+def runnable(flow: Workflow) -> dict[Any, Any]:
+    """Every program of ``flow`` lowered and every job's kernel policy read: a workflow a
+    kernel can run (checked when its trigger is made, again by each run).
+
+    Raises:
+        CommandError: ``QW013 bad-workflow`` (a program that does not lower, a device
+            step, a noise model).
+    """
+    cache = lower_all(flow)
+    for step in flow.steps:
+        for job in plan(step, cache):
+            kernel_policy(job)
+    return cache
+
+
+def lowered(link: object, flow: Workflow) -> dict[str, Any]:
+    """:func:`runnable` in the kernel's planner process (a pool's task, ``link`` its
+    unused line), as plain data: ``{"cache": ..., "cpu_s": ...}``, or ``{"error": ...,
+    "cpu_s": ...}`` with the refusal's JSON. The kernel never reads a trigger's program
+    text itself; it charges ``cpu_s`` to the trigger's tenant."""
+    began = time.process_time()
+    try:
+        answer: dict[str, Any] = {"cache": runnable(flow)}
+    except QMKError as exc:
+        answer = {"error": exc.to_json()}
+    answer["cpu_s"] = time.process_time() - began
+    return answer
 
 
 def run_workflow(

@@ -88,6 +88,15 @@ class Planner:
         )
         return spec.machine_of(answer, table)
 
+    async def run(self, function: Callable[..., Any], *args: Any, what: str) -> Any:
+        """``function(*args)`` in the planner process, its answer plain data (a trigger's
+        workflow lowered: :func:`qmk.workflows.runner.lowered`).
+
+        Raises:
+            UnavailableError: the planner process died while working on ``what``.
+        """
+        return await self._call(function, *args, what=what)
+
     async def _call(
         self, function: Callable[..., Any], *args: Any, what: str = "this program", **kwargs: Any
     ) -> Any:

@@ -13,7 +13,8 @@ them:
   end, a ``device`` ``calibrate`` line.) Then it starts what is due. A trigger runs one
   run at a time: a start while its run before is going on is recorded SKIPPED.
 - **A run** is the workflow on the kernel's own path for jobs. Its programs are lowered
-  in a thread (their CPU charged to the owner's budget). Then every job is submitted as
+  in the kernel's planner process, never the kernel's (their CPU charged to the owner's
+  budget). Then every job is submitted as
   the owner's through admission (capabilities, the firewall, quotas, the queue room) and
   run by the workers, never in the kernel's process. The run waits for them as
   ``q_wait`` does (:func:`qmk.workflows.runner.run_workflow_async`: the same steps,
@@ -39,7 +40,7 @@ import json
 import logging
 import secrets
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -111,8 +112,14 @@ class Host(Protocol):
         """``q_wait``: the job once final, or as it is after ``timeout_s``."""
         ...
 
-    async def lower(self, tenant: str, work: Callable[[], T]) -> T:
-        """``work()`` in a thread, its CPU charged to ``tenant``'s budget."""
+    async def lowered(self, tenant: str, flow: Workflow) -> dict[Any, Any]:
+        """Every program of ``flow`` lowered and every job's policy read, in the kernel's
+        planner process (:func:`qmk.workflows.runner.runnable`), its CPU charged to
+        ``tenant``'s budget: the run's cache.
+
+        Raises:
+            QMKError: ``QW013 bad-workflow``; the planner process died.
+        """
         ...
 
 
@@ -251,23 +258,6 @@ class Trigger:
             last_run=None if self.last is None else self.last.reply(),
             runs=runs,
         )
-
-
-def runnable(flow: Workflow) -> dict[Any, Any]:
-    """Every program of ``flow`` lowered and every job's kernel policy read: a workflow a
-    kernel can run (checked when its trigger is made, again by each run, in a thread).
-
-    Raises:
-        CommandError: ``QW013 bad-workflow`` (a program that does not lower, a device
-            step, a noise model).
-    """
-    from qmk.workflows.runner import kernel_policy, lower_all, plan
-
-    cache = lower_all(flow)
-    for step in flow.steps:
-        for job in plan(step, cache):
-            kernel_policy(job)
-    return cache
 
 
 class Triggers:
@@ -455,7 +445,7 @@ class Triggers:
         token = _IN_RUN.set(run)
         try:
             session = self.host.session_for(trigger.tenant, trigger.caps, trigger.trigger_id)
-            cache = await self.host.lower(trigger.tenant, lambda: runnable(trigger.flow))
+            cache = await self.host.lowered(trigger.tenant, trigger.flow)
 
             async def batch(jobs: Sequence[Planned]) -> list[JobResult]:
                 return await self._batch(trigger, run, session, jobs)
@@ -543,7 +533,7 @@ class Triggers:
                 value=MAX_TRIGGERS,
             )
         try:
-            await self.host.lower(session.tenant, lambda: runnable(flow))
+            await self.host.lowered(session.tenant, flow)
         except QMKError as exc:
             if isinstance(exc, QuotaError):
                 raise
@@ -639,5 +629,4 @@ __all__ = [
     "Run",
     "Trigger",
     "Triggers",
-    "runnable",
 ]
