@@ -3,8 +3,8 @@ that dies is replaced by its warm spare, and one that keeps dying before it serv
 started again with a doubling wait, each replacement a log line.
 
 The gateways are stand-ins (:data:`STAND_IN`) that keep the supervisor's protocol: a
-spare waits on its ``--standby-fd`` pipe, a gateway prints the ready line once it
-serves. Each leaves a file per step, which the test waits for (a hang guard bounds the
+spare waits on its ``--standby-fd`` pipe, a gateway prints its ``--json`` ready line
+once it serves. Each leaves a file per step, which the test waits for (a hang guard bounds the
 waits; no timing is asserted but the backoff's printed values)."""
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from qmk.abi.server import bind_tcp
-from qmk.commands.gateway import READY, RESTART_FIRST_S, Supervisor
+from qmk.commands.gateway import BOUND_LATER, RESTART_FIRST_S, Supervisor, kernel_address
 
 GUARD_S = 60.0  # a hang guard, never a timing assertion
 #: A stand-in gateway (argv: its folder, its mode, then what the supervisor hands it).
 #: Mode ``serves``: every one serves until killed. Mode ``once``: the first serves, each
 #: later one ends with status 3 before it serves.
-STAND_IN = f"""
+STAND_IN = """
 import os, sys, time
 argv, folder, mode = sys.argv, sys.argv[1], sys.argv[2]
 def mark(name):
@@ -38,7 +38,7 @@ first = not os.path.exists(os.path.join(folder, "served"))
 if mode == "serves" or first:
     open(os.path.join(folder, "served"), "a").close()
     mark("serving")
-    print({READY + "http://x:1"!r}, flush=True)
+    print('{"listening": "http://x:1"}', flush=True)
     time.sleep(600)
 sys.exit(3)
 """
@@ -131,3 +131,13 @@ def test_a_gateway_that_dies_before_serving_restarts_with_a_doubling_wait(
     for n, (line, wait) in enumerate(zip(lines[1:4], waits, strict=True), start=2):
         assert line.startswith("the http gateway (pid ")
         assert line.endswith(f"ended with 3; restart {n} in {wait:.3g} s"), line
+
+
+def test_a_gateway_reaches_a_kernel_bound_on_a_wildcard_at_its_loopback() -> None:
+    argv = ["qmk", "gateway", "http", "--kernel", BOUND_LATER, "--json"]
+    for bound, reached in (
+        ("tcp:0.0.0.0:5001", "127.0.0.1:5001"),
+        ("tcp:[::]:5000", "[::1]:5000"),
+        ("tcp:[fe80::1]:5002", "[fe80::1]:5002"),
+    ):
+        assert kernel_address(argv, ["unix:/k.sock", bound])[4] == reached

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -384,16 +383,16 @@ class Supervisor:
     async def _read_lines(self, pid: int, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             text = line.decode(errors="replace").rstrip("\n")
-            if text.startswith(READY):
-                self._served.add(pid)
-                if not self._closing:  # it serves: its spare, ready for its death
-                    self._spare_task = asyncio.ensure_future(self._start_spare())
-                self.url = text[len(READY) :].split(" ")[0]
-                page = _METRICS_AT.search(text)
-                self.metrics_url = None if page is None else page.group(1)
-                self._ready.set()
-            else:
+            ready = _ready_line(text)
+            if ready is None:
                 sys.stderr.write(text + "\n")
+                continue
+            self._served.add(pid)
+            if not self._closing:  # it serves: its spare, ready for its death
+                self._spare_task = asyncio.ensure_future(self._start_spare())
+            self.url = str(ready["listening"])
+            self.metrics_url = ready.get("metrics")
+            self._ready.set()
 
     async def supervise(self, stop: asyncio.Event) -> None:
         """Replace the gateway each time it dies, until ``stop`` is set; then stop it."""
@@ -572,11 +571,12 @@ def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
     at = argv.index("--kernel") + 1
     if argv[at] != BOUND_LATER:
         return argv
+    from qmk.abi.server import format_tcp, parse_tcp
+
     bound = next(a for a in addresses if a.startswith("tcp:"))
-    host, _, port = bound.removeprefix("tcp:").rpartition(":")
+    host, port = parse_tcp(bound.removeprefix("tcp:"))
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return [*argv[:at], where, *argv[at + 1 :]]
+    return [*argv[:at], format_tcp((host, port)), *argv[at + 1 :]]
 
 
 class Listening:
@@ -601,7 +601,16 @@ class Listening:
 
 
 #: The metrics page's URL on a gateway's listening line.
-_METRICS_AT = re.compile(r"metrics (\S+?)\)?$")
+def _ready_line(text: str) -> dict[str, Any] | None:
+    """The ready line of a gateway started with ``--json`` (its listening URL, metrics
+    page and confinement), or None for any other line."""
+    if not text.startswith("{"):
+        return None
+    try:
+        line = json.loads(text)
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) and "listening" in line else None
 
 
 def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
@@ -613,7 +622,7 @@ def close_gateways(gateways: list[tuple[list[str], Any]]) -> None:
 def gateway_argv(wire: str, kernel_socket: str, args: argparse.Namespace, config: Any) -> list[str]:
     """The command line of the ``wire`` gateway ``qmk serve`` starts: the same Python,
     this kernel's socket, its options, and the ``[http]`` table's host names."""
-    argv = [sys.executable, "-m", "qmk", "gateway", wire, "--kernel", kernel_socket]
+    argv = [sys.executable, "-m", "qmk", "gateway", wire, "--kernel", kernel_socket, "--json"]
     options: list[tuple[str, Any]] = [
         ("--tls-cert", args.tls_cert),
         ("--tls-key", args.tls_key),
