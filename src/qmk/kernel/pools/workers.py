@@ -196,13 +196,7 @@ def assistant_pool(
     over its line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`). Its processes are
     named :data:`ASSISTANT_NAME`.
     """
-    return WorkerPool(
-        config.assist.max_concurrent,
-        memory_mb=config.worker_memory_mb,
-        loop=loop,
-        isolation=dataclasses.replace(kernel_isolation(config, data_dir), network=False),
-        hooks=Named(ASSISTANT_NAME),
-    )
+    return _networked(config, data_dir, loop, config.assist.max_concurrent, ASSISTANT_NAME)
 
 
 def webhook_pool(
@@ -213,12 +207,24 @@ def webhook_pool(
     the kernel's workers are but for the network (the receiver is a network call), and
     capped at their memory. Each POSTs one record at a time; a receiver's answer is read
     there, not in the kernel. Its processes are named :data:`WEBHOOK_NAME`."""
+    return _networked(config, data_dir, loop, config.billing.webhook_concurrency, WEBHOOK_NAME)
+
+
+def _networked(
+    config: KernelConfig,
+    data_dir: str | os.PathLike[str],
+    loop: asyncio.AbstractEventLoop,
+    size: int,
+    name: str,
+) -> WorkerPool:
+    """A pool of ``size`` workers named ``name``, confined as the kernel's workers are
+    but for the network, and capped at their memory."""
     return WorkerPool(
-        config.billing.webhook_concurrency,
+        size,
         memory_mb=config.worker_memory_mb,
         loop=loop,
         isolation=dataclasses.replace(kernel_isolation(config, data_dir), network=False),
-        hooks=Named(WEBHOOK_NAME),
+        hooks=Named(name),
     )
 
 
