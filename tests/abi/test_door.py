@@ -166,6 +166,26 @@ def test_a_bad_session_is_refused_before_its_program_is_read(tmp_path: Path):
     run_kernel(tmp_path, body, workers=1, config=make_config())
 
 
+def test_every_syscall_checks_its_session_before_its_params_so_the_door_may_leave_it_that(
+    tmp_path: Path,
+):
+    # a signed-in visitor's plain call goes straight to the syscall (Door.call): its
+    # session is checked there alone, so it must be checked before anything else
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, ManualClock(start=100.0))
+        visitor = door.visitor("test", "ip 10.0.0.3")
+        await door.call(visitor, "q_negotiate_caps", login("alice"))
+        assert visitor.signed_in
+        for name, spec in METHODS.items():
+            if not spec.needs_session or name in AUDITED:
+                continue
+            params = {p.name: object() for p in spec.params if p.name != "session_id"}
+            with pytest.raises(SessionError):  # not a TypeError or InvalidArgument of a param
+                await door.call(visitor, name, {"session_id": "junk", **params})
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
 def test_program_text_is_read_without_ever_holding_its_whole_graph_json():
     """A lowered program's JSON is written and freed a piece of nodes at a time: whole,
     a 100,000-node program's is 400,000 objects that the program thread frees in one
