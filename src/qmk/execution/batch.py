@@ -263,7 +263,13 @@ class _SiteRuns:
         self.bounds: np.ndarray = np.r_[firsts, count].astype(np.int64)
         ordered = self.ordered
         at = np.array([index[name] for name in ordered.names], dtype=np.int64)
-        self.qubits: np.ndarray = at[ordered.qubits] if count else np.zeros(0, dtype=np.int64)
+        self.qubits: np.ndarray = (
+            ordered.qubits  # (the names in the circuit's order: no gather of a million)
+            if np.array_equal(at, np.arange(len(at)))
+            else at[ordered.qubits]
+            if count
+            else np.zeros(0, dtype=np.int64)
+        )
         self.channels: np.ndarray = ordered.channels
         self.table: list[tuple[float, ...]] = [tuple(row) for row in ordered.table.tolist()]
 
@@ -347,7 +353,7 @@ class _Lowering:
         rows = int(total.sum())
         kinds = np.empty(rows, dtype=np.uint8)
         codes = np.empty(rows, dtype=np.int64)
-        widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
+        widths = np.zeros(rows, dtype=np.uint8)  # qubits a row keeps in the columns (few)
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
         plain_codes, gates = gate_codes(steps, plain)
         arity = steps.qubit_columns[0][plain]
@@ -386,7 +392,7 @@ class _Lowering:
             records[site_rows] = 1
             self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
         offsets = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(widths, out=offsets[1:])
+        np.cumsum(widths, dtype=np.int64, out=offsets[1:])
         qubits = np.empty(int(offsets[-1]), dtype=np.int64)
         # only the plain gates' rows and the drawn sites' keep qubits, in row order: the
         # gates' fill every place that is not a site's

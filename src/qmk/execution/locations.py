@@ -396,7 +396,7 @@ class _Laid:
             before,
             slots.qubit[own_slots],
             own_channels,
-            np.where(before, _MEASURE, _OP),
+            np.where(before, np.uint8(_MEASURE), np.uint8(_OP)),
         )
         if len(kept_gadgets):  # after their slot's idle and own rows, in the order made
             index = {name: i for i, name in enumerate(self.names)}
