@@ -76,6 +76,36 @@ def test_each_qubit_waits_from_its_clock_and_errs_on_the_code_of_its_latest_allo
     ]
 
 
+TELEPORTED = f""".caps CAP_ALLOC CAP_TELEPORT
+a: ALLOC_LQ vq:q, vq:r, vq:s, profile="{D5}"
+h: APPLY_H vq:q
+t: TELEPORT_CNOT vq:q, vq:r
+t2: TELEPORT_CNOT vq:s, vq:q
+m: MEASURE_Z vq:r, out:e
+"""
+
+
+def test_a_teleported_cnots_gadget_rows_follow_its_slots_target_then_control():
+    rows = [(r.step, r.before, r.qubit, r.cause) for r in _plan(TELEPORTED).noise]
+    assert rows == [
+        (0, False, "q", "op"),
+        (0, False, "r", "op"),
+        (0, False, "s", "op"),
+        (1, False, "q", "op"),
+        (2, False, "q", "op"),
+        (2, True, "r", "idle"),  # r sat out the H
+        (2, False, "r", "op"),
+        (2, False, "r", "teleport"),  # X on the target, then Z on the control
+        (2, False, "q", "teleport"),
+        (3, True, "s", "idle"),
+        (3, False, "s", "op"),
+        (3, False, "q", "op"),
+        (3, False, "q", "teleport"),
+        (3, False, "s", "teleport"),
+        (4, True, "r", "measure"),
+    ]
+
+
 def test_a_plan_without_noise_has_no_location():
     plan = _plan(REALLOCATED, noise=False)
     assert len(plan.noise) == 0 and not plan.noise and plan.noise == ()

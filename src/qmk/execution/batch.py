@@ -79,17 +79,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SiteRates:
-    """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: the
-    rows (``probs``), their sums (``totals``) and those capped at certainty
-    (``capped``, and as floats where they are few enough to be drawn one at a time:
-    ``capped_floats``), found once for a lowered plan rather than at every run.
+    """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: site
+    ``i`` has the row ``channels[i]`` of ``table`` (a few distinct rows among a
+    million sites: no row a site is made), whose sum is ``sums[channels[i]]``; each
+    site's sum capped at certainty (``capped``, and as floats where the sites are few
+    enough to be drawn one at a time: ``capped_floats``). Found once for a lowered plan
+    rather than at every run.
 
     >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped_floats
     (0.30000000000000004, 1.0)
     """
 
-    probs: np.ndarray
-    totals: np.ndarray
+    table: np.ndarray
+    channels: np.ndarray
+    sums: np.ndarray
     capped: np.ndarray
     capped_floats: tuple[float, ...]
 
@@ -97,10 +100,16 @@ class SiteRates:
     def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
         """The rates of sites whose rows (X, Y, Z) are ``probs``."""
         rows = np.asarray(probs, dtype=np.float64).reshape(-1, 3)
-        totals = rows.sum(axis=1)
-        capped = np.minimum(totals, 1.0)
+        return cls.of_table(rows, np.arange(len(rows)))
+
+    @classmethod
+    def of_table(cls, table: np.ndarray, channels: np.ndarray) -> SiteRates:
+        """The rates of sites whose rows are ``table[channels]``."""
+        table = np.asarray(table, dtype=np.float64).reshape(-1, 3)
+        sums = table.sum(axis=1)
+        capped = np.minimum(sums, 1.0)[channels]
         few = len(capped) <= _SCALAR_SITES  # (a million sites' floats: a tenth of a second)
-        return cls(rows, totals, capped, tuple(capped.tolist()) if few else ())
+        return cls(table, channels, sums, capped, tuple(capped.tolist()) if few else ())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,9 +224,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     sites = runs.ordered if low.drawn else ()
     rates = None
     if sites:  # the plan's rates, in the sites' order
-        rates = noise_rates(plan)
-        if runs.order is not None:
-            rates = SiteRates.of(rates.probs[runs.order])
+        rates = noise_rates(plan) if runs.order is None else site_rates(sites)
     return LoweredPlan(
         circuit=circuit,
         event_columns=columns,
@@ -256,7 +263,13 @@ class _SiteRuns:
         self.bounds: np.ndarray = np.r_[firsts, count].astype(np.int64)
         ordered = self.ordered
         at = np.array([index[name] for name in ordered.names], dtype=np.int64)
-        self.qubits: np.ndarray = at[ordered.qubits] if count else np.zeros(0, dtype=np.int64)
+        self.qubits: np.ndarray = (
+            ordered.qubits  # (the names in the circuit's order: no gather of a million)
+            if np.array_equal(at, np.arange(len(at)))
+            else at[ordered.qubits]
+            if count
+            else np.zeros(0, dtype=np.int64)
+        )
         self.channels: np.ndarray = ordered.channels
         self.table: list[tuple[float, ...]] = [tuple(row) for row in ordered.table.tolist()]
 
@@ -272,10 +285,10 @@ class _SiteRuns:
 
 
 def site_rates(locations: Sequence[Noise]) -> SiteRates:
-    """The rates of noise ``locations``, in order: a table lookup for
+    """The rates of noise ``locations``, in order: its table and each one's row of it for
     :class:`~qmk.execution.locations.Locations`."""
     if isinstance(locations, Locations):
-        return SiteRates.of(locations.rates())
+        return SiteRates.of_table(locations.table, locations.channels)
     return SiteRates.of([[loc.px, loc.py, loc.pz] for loc in locations])
 
 
@@ -340,7 +353,7 @@ class _Lowering:
         rows = int(total.sum())
         kinds = np.empty(rows, dtype=np.uint8)
         codes = np.empty(rows, dtype=np.int64)
-        widths = np.zeros(rows, dtype=np.int64)  # qubits a row keeps in the columns
+        widths = np.zeros(rows, dtype=np.uint8)  # qubits a row keeps in the columns (few)
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
         plain_codes, gates = gate_codes(steps, plain)
         arity = steps.qubit_columns[0][plain]
@@ -379,7 +392,7 @@ class _Lowering:
             records[site_rows] = 1
             self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
         offsets = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(widths, out=offsets[1:])
+        np.cumsum(widths, dtype=np.int64, out=offsets[1:])
         qubits = np.empty(int(offsets[-1]), dtype=np.int64)
         # only the plain gates' rows and the drawn sites' keep qubits, in row order: the
         # gates' fill every place that is not a site's
@@ -785,12 +798,13 @@ def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Erro
             # The draws below would each draw nothing (and leave ``rng`` as it is): empty
             # arrays, without their dozen numpy calls.
             return Errors(shots=_NO_ERRORS, sites=_NO_ERRORS, paulis=_NO_ERRORS)
-    probs, totals = rates.probs, rates.totals
-    sites = np.repeat(np.arange(len(probs), dtype=np.int64), hits)
+    sites = np.repeat(np.arange(len(hits), dtype=np.int64), hits)
     struck = _distinct_shots(hits, sites, shots, rng)
     # The Pauli of each error: a uniform point on [0, total) against the cumulative rates.
-    point = rng.random(len(sites)) * totals[sites]
-    paulis = 1 + (point >= probs[sites, 0]) + (point >= probs[sites, 0] + probs[sites, 1])
+    rows = rates.channels[sites]
+    point = rng.random(len(sites)) * rates.sums[rows]
+    x, y = rates.table[rows, 0], rates.table[rows, 1]
+    paulis = 1 + (point >= x) + (point >= x + y)
     return Errors(shots=struck, sites=sites, paulis=paulis.astype(np.int64))
 
 

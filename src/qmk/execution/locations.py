@@ -310,7 +310,7 @@ class LocationRows:
         waits = self.waits
         # the channels: one per distinct (profile, cycles), each found once
         profile_of = np.concatenate(
-            [slots.profile[idle], slots.profile[own], np.array([w[3] for w in waits], np.int64)]
+            [slots.profiles(idle), slots.profiles(own), np.array([w[3] for w in waits], np.int64)]
         )
         cycles_of = np.concatenate(
             [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
@@ -338,8 +338,9 @@ class LocationRows:
 class _Laid:
     """:meth:`LocationRows.locations`' rows laid in plan order, less those of no rate at
     all: on each slot its idle row and its own row, then its step's gadget rows (after
-    the step's last slot), then the machine's waits. Each row is written at its place
-    (a slot's rows are counted, not sorted): a million-gate plan has millions."""
+    the step's last slot), then the machine's waits. Each row is written at its place,
+    found by binary search among the other kinds' slots (sorted): no array a slot long,
+    as a million-gate plan has millions of slots and their rows."""
 
     def __init__(
         self, slots: _Slots, names: Sequence[str], table: list[tuple[float, float, float]]
@@ -359,26 +360,27 @@ class _Laid:
         on ``wait_channels``, and the ``gadgets`` on the table's last rows."""
         slots, rated = self.slots, self.rated
         (idle_slots, idle_channels), (own_slots, own_channels) = (
-            (at[rated[ch]], ch[rated[ch]]) for at, ch in (idle, own)
+            (at, ch) if rated.all() else (at[rated[ch]], ch[rated[ch]]) for at, ch in (idle, own)
         )
         first_gadget = len(self.table) - len(gadgets)
-        kept_gadgets = [k for k in range(len(gadgets)) if rated[first_gadget + k]]
-        gadget_steps = np.array([gadgets[k][0] for k in kept_gadgets], np.int64)
+        kept_gadgets = np.array(
+            [k for k in range(len(gadgets)) if rated[first_gadget + k]], dtype=np.int64
+        )
+        gadget_steps = np.array([gadgets[k][0] for k in kept_gadgets.tolist()], np.int64)
         gadget_slots = slots.ends[gadget_steps] - 1
+        # a slot's gadget rows in the order made: sorted by slot, stably
+        by_slot = np.argsort(gadget_slots, kind="stable")
+        kept_gadgets, gadget_steps = kept_gadgets[by_slot], gadget_steps[by_slot]
+        gadget_slots = gadget_slots[by_slot]
         kept_waits = np.flatnonzero(rated[wait_channels])
-        # each slot's first row: the rows of the slots before it
-        on_slot = np.zeros(slots.count, dtype=np.int64)
-        has_idle = np.zeros(slots.count, dtype=bool)
-        has_idle[idle_slots] = True
-        on_slot += has_idle
-        on_slot[own_slots] += 1
-        np.add.at(on_slot, gadget_slots, 1)
-        first = np.cumsum(on_slot) - on_slot
-        laid = int(on_slot.sum())
-        count = laid + len(kept_waits)
-        columns = _Columns(count)
+        # a row's place: the rows of each kind on the slots before its own (of its own
+        # kind, its rank among them), and on its own slot the kinds laid before it
+        laid = len(idle_slots) + len(own_slots) + len(gadget_slots)
+        columns = _Columns(laid + len(kept_waits))
         columns.put(
-            first[idle_slots],
+            np.arange(len(idle_slots))
+            + np.searchsorted(own_slots, idle_slots)
+            + np.searchsorted(gadget_slots, idle_slots),
             slots.step[idle_slots],
             True,
             slots.qubit[idle_slots],
@@ -387,28 +389,25 @@ class _Laid:
         )
         before = slots.before[own_slots]
         columns.put(
-            first[own_slots] + has_idle[own_slots],
+            np.arange(len(own_slots))
+            + np.searchsorted(idle_slots, own_slots, side="right")
+            + np.searchsorted(gadget_slots, own_slots),
             slots.step[own_slots],
             before,
             slots.qubit[own_slots],
             own_channels,
-            np.where(before, _MEASURE, _OP),
+            np.where(before, np.uint8(_MEASURE), np.uint8(_OP)),
         )
-        if kept_gadgets:  # after their slot's idle and own rows, in the order made
+        if len(kept_gadgets):  # after their slot's idle and own rows, in the order made
             index = {name: i for i, name in enumerate(self.names)}
-            has_own = np.zeros(slots.count, dtype=bool)
-            has_own[own_slots] = True
-            rank: list[int] = []  # among the gadget rows of its slot
-            seen: dict[int, int] = {}
-            for at in gadget_slots.tolist():
-                rank.append(seen.get(at, 0))
-                seen[at] = rank[-1] + 1
             columns.put(
-                first[gadget_slots] + has_idle[gadget_slots] + has_own[gadget_slots] + rank,
+                np.arange(len(gadget_slots))
+                + np.searchsorted(idle_slots, gadget_slots, side="right")
+                + np.searchsorted(own_slots, gadget_slots, side="right"),
                 gadget_steps,
                 False,
-                np.array([index[gadgets[k][1]] for k in kept_gadgets], np.int64),
-                first_gadget + np.array(kept_gadgets, np.int64),
+                np.array([index[gadgets[k][1]] for k in kept_gadgets.tolist()], np.int64),
+                first_gadget + kept_gadgets,
                 _TELEPORT,
             )
         if len(kept_waits):
@@ -461,8 +460,11 @@ class _Columns:
 
 class _Slots:
     """The slots of a plan's steps (see :class:`LocationRows`), as arrays in plan order:
-    each one's step, qubit (index into the names), profile, wait and whether its step's
-    own error comes before it; ``ends[k]`` is where step ``k``'s slots end."""
+    each one's step, qubit (index into the names), wait and whether its step's own error
+    comes before it; ``ends[k]`` is where step ``k``'s slots end, :meth:`profiles` their
+    profiles. A million-gate plan has millions of slots, and every fresh page of a
+    column is a page fault: the columns are as narrow as their values allow, and a
+    temporary is written over rather than beside."""
 
     def __init__(
         self,
@@ -474,7 +476,7 @@ class _Slots:
         op_codes, ops = step_ops
         count = len(op_codes)
         sizes, qubit = qubits
-        step = np.repeat(np.arange(count), sizes)
+        step = np.repeat(np.arange(count, dtype=_index_type(count)), sizes)
         self.count = len(qubit)
         self.ends = np.cumsum(sizes)
         self.step, self.qubit = step, qubit
@@ -485,43 +487,72 @@ class _Slots:
         self.kinds = kinds[step]
         self.teleports = bool((self.kinds == _KIND_TELEPORT).any())
         self.before = self.kinds == _KIND_MEASURES
-        self.cycles = _column(rows.cycles, np.float64)[step]
+        self.step_cycles = _column(rows.cycles, np.float64)
 
         # each qubit's slots in order: its clock before each, its latest alloc's profile
         starts, ends = (_column(t, np.float64) for t in timing)
-        fence_at = np.zeros(count, dtype=np.float64)  # the fence time each step meets
-        if rows.fences:
-            last = np.full(count, -1, dtype=np.int64)
-            last[rows.fences] = rows.fences
-            last = np.maximum.accumulate(last)
-            fence_at = np.where(last >= 0, starts[np.maximum(last, 0)], 0.0)
         narrow = not len(qubit) or int(qubit.max()) < 1 << 16  # (numpy's radix sort)
-        order = np.argsort(qubit.astype(np.uint16) if narrow else qubit, kind="stable")
-        mine, at = qubit[order], step[order]
-        first = np.r_[True, mine[1:] != mine[:-1]] if len(order) else np.zeros(0, dtype=bool)
-        prior = np.r_[0, at[:-1]] if len(order) else at  # the step of the slot before
-        fresh = first | allocs[at] | (kinds[prior] == _KIND_FREE)
+        self.order = np.argsort(qubit.astype(np.uint16) if narrow else qubit, kind="stable")
+        at = step[self.order]
+        mine = qubit[self.order]
+        self.first = np.ones(self.count, dtype=bool)
+        np.not_equal(mine[1:], mine[:-1], out=self.first[1:])
+        del mine
+        prior = np.empty_like(at)  # the step of the slot before
+        prior[:1], prior[1:] = 0, at[:-1]
+        fresh = self.first | allocs[at]
+        fresh |= kinds[prior] == _KIND_FREE
+        clock = ends[prior]
+        del prior
         # (no fence: every fence time is 0, and a million slots' gather of it is skipped)
-        clock = np.where(fresh, fence_at[at] if rows.fences else 0.0, ends[prior])
+        clock[fresh] = _fence_times(rows.fences, starts)[at[fresh]] if rows.fences else 0.0
+        waits = np.subtract(starts[at], clock, out=clock)
         self.waits = np.empty(self.count, dtype=np.float64)
-        self.waits[order] = starts[at] - clock
-        profile_at = np.full(count, -1, dtype=np.int64)
-        profile_at[list(rows.allocs)] = list(rows.allocs.values())
+        self.waits[self.order] = waits
+        self.profile = None if len(rows.profiles) == 1 else self._profile(rows.allocs, at)
+
+    def _profile(self, allocs: dict[int, int], at: np.ndarray) -> np.ndarray:
+        """Each slot's profile: its qubit's latest alloc's (``allocs``: step -> profile;
+        ``at``: the slots' steps in :attr:`order`)."""
+        profile_at = np.full(len(self.step_cycles), -1, dtype=np.int64)
+        profile_at[list(allocs)] = list(allocs.values())
         marked = profile_at[at]
-        latest = np.where((marked >= 0) | first, np.arange(self.count), 0)
+        latest = np.where((marked >= 0) | self.first, np.arange(self.count), 0)
         np.maximum.accumulate(latest, out=latest)
-        self.profile = np.empty(self.count, dtype=np.int64)
-        self.profile[order] = np.maximum(marked[latest], 0)
+        profile = np.empty(self.count, dtype=np.int64)
+        profile[self.order] = np.maximum(marked[latest], 0)
+        return profile
+
+    def profiles(self, slots: np.ndarray) -> np.ndarray:
+        """The profile of each of ``slots``: its qubit's latest alloc's (the first's, 0,
+        where the plan knows only one profile)."""
+        if self.profile is None:
+            return np.zeros(len(slots), dtype=np.int64)
+        return self.profile[slots]
 
     def own_errors(self, cnot: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """The slots with an error of their own (not a free's, and of some cycles) and
         their cycles: the step's, or a teleported CNOT's (``cnot``, by profile)."""
-        cycles = self.cycles.copy()
+        cycles = self.step_cycles[self.step]
         teleported = np.flatnonzero(self.kinds == _KIND_TELEPORT)
         if len(teleported):
-            cycles[teleported] = np.asarray(cnot)[self.profile[teleported]]
+            cycles[teleported] = np.asarray(cnot)[self.profiles(teleported)]
         own = np.flatnonzero((self.kinds != _KIND_FREE) & (cycles > 0))
         return own, cycles[own]
+
+
+def _index_type(count: int) -> type[np.signedinteger[Any]]:
+    """The narrowest of int32 and int64 that indexes ``count`` things."""
+    return np.int32 if count < 1 << 31 else np.int64
+
+
+def _fence_times(fences: list[int], starts: np.ndarray) -> np.ndarray:
+    """The time of the fence each step meets: the start of the latest fence step at or
+    before it (0 before the first)."""
+    last = np.full(len(starts), -1, dtype=np.int64)
+    last[fences] = fences
+    last = np.maximum.accumulate(last)
+    return np.where(last >= 0, starts[np.maximum(last, 0)], 0.0)
 
 
 #: How a step's own error differs from a plain op's after it (0): none (a free), its
