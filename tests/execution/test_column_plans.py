@@ -145,3 +145,28 @@ def test_a_column_program_longer_than_a_schedule_block_is_planned_as_its_graph()
     mine = build_plan(program, noise=False, **keywords)
     assert_same_plan(mine, build_plan(verify(columns.to_graph()), noise=False, **keywords))
     assert len(mine.timing) > _SCHEDULE_BLOCK
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("noise", [True, False])
+def test_a_guarded_column_program_is_planned_as_its_graph(seed: int, noise: bool):
+    # a guarded row is walked a node at a time (its guard's events' times count), and
+    # then so is every measurement; the plan is the graph's and says it is guarded
+    plain = random_columns(30 + seed, 300, clifford=seed % 2 == 0, profile=None)
+    measured = np.cumsum(plain.ops == MZ) - (plain.ops == MZ)
+    gate = ~np.isin(plain.ops, [ALLOC, FREE, FENCE, MZ]) & (measured > 0)
+    rows = np.flatnonzero(gate)[::7]
+    rng = np.random.default_rng(seed)
+    events = (rng.random(len(rows)) * measured[rows]).astype(np.int64)
+    terms = np.stack([rows, events, rng.integers(2, size=len(rows)), rows % 2], axis=1)
+    columns = dataclasses.replace(plain, guards=terms.astype(np.int32))
+    program, unguarded = verified(columns), verified(plain)
+    assert program is not None and program.columns is not None and unguarded is not None
+    keywords = {
+        "noise": noise,
+        "qubit": "qubit_gate_ns_e3",
+        "default_profile": "logical:surface_code(d=9)",
+    }
+    mine = build_plan(program, **keywords)
+    assert mine.guarded and not build_plan(unguarded, **keywords).guarded
+    assert_same_plan(mine, build_plan(verify(columns.to_graph()), **keywords))

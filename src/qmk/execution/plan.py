@@ -528,13 +528,19 @@ def _plan_rows(
     (their gadgets count); a guarded row or one that reads events (their events' times
     count), and then every row that records events. A program whose allocations name
     more than one profile is walked whole. A program verified on its columns
-    (:func:`qmk.qvm.columns.verified`) holds none of these but its allocations, frees
-    and fences; any other's columns are read off its steps (:attr:`PlanSteps.op_codes`,
+    (:func:`qmk.qvm.columns.verified`) holds none of these but its allocations, frees,
+    fences and guarded rows (:attr:`~qmk.qvm.columns.Columns.guards`); any other's
+    columns are read off its steps (:attr:`PlanSteps.op_codes`,
     :attr:`PlanSteps.qubit_columns`) and its nodes' guards and event operands."""
     columns = program.columns
     if columns is not None:
         profile = canonical_profile(columns.profile or default_profile)
-        return columns.ops, columns.qubits, _WALKED_CODES[columns.ops], profile
+        walked = _WALKED_CODES[columns.ops]
+        guarded = columns.guarded_rows()
+        if len(guarded):
+            walked[guarded] = True
+            walked |= _MEASURE_CODES[columns.ops]
+        return columns.ops, columns.qubits, walked, profile
     from qmk.qvm.columns import OP_CODES
 
     nodes = steps.nodes
@@ -751,6 +757,7 @@ _WALKED_CODES = np.array(
     [op == "FENCE_EPOCH" or spec.kind in _WALKED_KINDS for op, spec in OPS.items()], dtype=bool
 )
 _ALLOC_CODE = list(OPS).index("ALLOC_LQ")
+_MEASURE_CODES = np.array([spec.measures for spec in OPS.values()], dtype=bool)
 
 
 class _Walk:
