@@ -178,7 +178,7 @@ class PlanSteps(Sequence[PlanStep]):
     qubits index.
     """
 
-    __slots__ = ("_index", "_kinds", "_made", "_ops", "_qubits", "names", "nodes")
+    __slots__ = ("_index", "_kinds", "_made", "_ops", "_qubits", "names", "nodes", "theta")
 
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
@@ -187,6 +187,8 @@ class PlanSteps(Sequence[PlanStep]):
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
         self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
         self._index: dict[str, int] | None = None
+        #: Each step's angle, where the steps are a column program's (None: the nodes').
+        self.theta: np.ndarray | None = None
 
     @property
     def qubit_index(self) -> Mapping[str, int]:
@@ -271,6 +273,7 @@ class PlanSteps(Sequence[PlanStep]):
         sizes.setflags(write=False)
         qubits.setflags(write=False)
         steps._qubits = (sizes, qubits)
+        steps.theta = columns.theta
         return steps
 
     def _all(self) -> tuple[PlanStep, ...]:
@@ -391,12 +394,42 @@ def gate_codes(
         table = np.zeros(len(ops), dtype=np.int64)
         table[used] = np.arange(len(used))
         return table[codes], [(GATE_OF[ops[c]], ()) for c in used]
+    if steps.theta is not None and all(_GATE_STEPS[ops[c]][2] in ((), ("theta",)) for c in used):
+        return _angle_codes(codes, ops, steps.theta[picked])
     keys = []  # (gate, parameters), a gate step each
     for node in itertools.compress(steps.nodes, picked.tolist()):
         _, gate, names = _GATE_STEPS[node.op]
         keys.append((gate, _gate_params(node, names) if names else ()))
     code_of = dict(zip(dict.fromkeys(keys), itertools.count()))
     return np.fromiter(map(code_of.__getitem__, keys), np.int64, len(keys)), list(code_of)
+
+
+def _angle_codes(
+    codes: np.ndarray, ops: tuple[str, ...], theta: np.ndarray
+) -> tuple[np.ndarray, list[tuple[str, tuple[float, ...]]]]:
+    """:func:`gate_codes` off a column program's angles (``theta``, a gate step each):
+    a gate's parameters are its angle where its op takes one. The table is in the order
+    its entries are first met, each with the angle first met, as the node read makes it."""
+    gates = [GATE_OF.get(op, "") for op in ops]  # (only the gate steps are read)
+    gate_id = dict(zip(dict.fromkeys(gates), itertools.count()))
+    angled = np.array([op in _GATE_STEPS and bool(_GATE_STEPS[op][2]) for op in ops])[codes]
+    ids = np.array([gate_id[g] for g in gates], dtype=np.int64)[codes]
+    angles = np.where(angled, theta, 0.0)
+    order = np.lexsort((angles, ids))  # (stable: a group's first is its first met)
+    ids, sorted_angles = ids[order], angles[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (ids[1:] != ids[:-1]) | (sorted_angles[1:] != sorted_angles[:-1])
+    group = np.cumsum(new) - 1
+    first = order[new]
+    rank = np.argsort(first)  # the groups in the order first met
+    renumber = np.empty(len(rank), dtype=np.int64)
+    renumber[rank] = np.arange(len(rank))
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = renumber[group]
+    table: list[tuple[str, tuple[float, ...]]] = [
+        (gates[codes[i]], (float(theta[i]),) if angled[i] else ()) for i in first[rank].tolist()
+    ]
+    return inverse, table
 
 
 def lower_step(index: int, node: Node) -> PlanStep:
@@ -764,9 +797,9 @@ class _Walk:
     """The plan walk: each live qubit's clock (``time``) and each event's
     (``event_time``), and what allocs, frees, fences, teleports and magic states change.
 
-    A program of nodes is scheduled a :meth:`step` at a time; a program verified on its
-    columns only at its allocs, frees and fences (:func:`_column_plan`), which hands
-    ``cycles_end`` over before each step and reads it and ``fence_time`` back.
+    :func:`_column_plan` takes the rows the columns cannot schedule a :meth:`step` at a
+    time (:func:`_plan_rows`), handing ``cycles_end`` over before each step and reading
+    it and ``fence_time`` back.
     """
 
     def __init__(
