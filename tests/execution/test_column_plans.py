@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -145,3 +146,56 @@ def test_a_column_program_longer_than_a_schedule_block_is_planned_as_its_graph()
     mine = build_plan(program, noise=False, **keywords)
     assert_same_plan(mine, build_plan(verify(columns.to_graph()), noise=False, **keywords))
     assert len(mine.timing) > _SCHEDULE_BLOCK
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("noise", [True, False])
+def test_a_guarded_column_program_is_planned_as_its_graph(seed: int, noise: bool):
+    # a guarded row is walked a node at a time (its guard's events' times count), and
+    # then so is every measurement; the plan is the graph's and says it is guarded
+    plain = random_columns(30 + seed, 300, clifford=seed % 2 == 0, profile=None)
+    measured = np.cumsum(plain.ops == MZ) - (plain.ops == MZ)
+    gate = ~np.isin(plain.ops, [ALLOC, FREE, FENCE, MZ]) & (measured > 0)
+    rows = np.flatnonzero(gate)[::7]
+    rng = np.random.default_rng(seed)
+    events = (rng.random(len(rows)) * measured[rows]).astype(np.int64)
+    terms = np.stack([rows, events, rng.integers(2, size=len(rows)), rows % 2], axis=1)
+    columns = dataclasses.replace(plain, guards=terms.astype(np.int32))
+    program, unguarded = verified(columns), verified(plain)
+    assert program is not None and program.columns is not None and unguarded is not None
+    keywords = {
+        "noise": noise,
+        "qubit": "qubit_gate_ns_e3",
+        "default_profile": "logical:surface_code(d=9)",
+    }
+    mine = build_plan(program, **keywords)
+    assert mine.guarded and not build_plan(unguarded, **keywords).guarded
+    assert_same_plan(mine, build_plan(verify(columns.to_graph()), **keywords))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_column_programs_gate_codes_are_read_off_its_angles_as_off_its_nodes(seed: int):
+    # the batch lowering's table of (gate, parameters): from the angle column, the same
+    # codes and table (order first met, angle first met) as from the nodes
+    from qmk.execution.plan import PlanSteps, gate_codes
+    from qmk.qvm.ops import Exec
+
+    plain = random_columns(40 + seed, 400, clifford=seed % 2 == 0, profile=None)
+    rng = np.random.default_rng(seed)
+    angled = ~np.isnan(plain.theta)
+    theta = plain.theta.copy()
+    theta[angled] = rng.choice([0.3, 0.0, -0.0, 1.25, np.pi], size=int(angled.sum()))
+    columns = dataclasses.replace(plain, theta=theta)
+    program = verified(columns)
+    assert program is not None
+    graph = program.graph
+    mine = PlanSteps.of_columns(graph.nodes, graph.resources.vqs, columns)
+    theirs = PlanSteps(tuple(columns.to_graph().nodes), graph.resources.vqs)
+    gates = np.array([kind is Exec.GATE for kind in theirs.kinds])
+    for picked in (gates, gates & (rng.random(len(gates)) < 0.5)):
+        codes, table = gate_codes(mine, picked)
+        expected_codes, expected = gate_codes(theirs, picked)
+        assert table == expected and codes.tolist() == expected_codes.tolist()
+        assert [str(math.copysign(1, p[0])) for _, p in table if p] == [
+            str(math.copysign(1, p[0])) for _, p in expected if p
+        ]  # -0.0 kept as first met

@@ -1,19 +1,24 @@
 """Column programs: the whole-array checks pass a clean program with the verifier's figures
-and leave every fault to the verifier's walk of the graph view, which names it."""
+and leave every fault to the verifier's walk of the graph view, which names it. Guards held
+as columns (``Columns.guards``: a term a row) are the graph view's guards, checked alike."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
-from qmk.qvm.columns import OP_CODES, Columns, check
+from qmk.qvm.columns import OP_CODES, Columns, check, verified
+from qmk.qvm.graph import Guard, GuardTerm, canonical_graph_text
 from qmk.qvm.limits import Limits
 from qmk.qvm.verify import check as verify_check
+from qmk.qvm.verify import verify
 
 H, CX, RZ, MZ = (OP_CODES[op] for op in ("APPLY_H", "APPLY_CNOT", "APPLY_RZ", "MEASURE_Z"))
 ALLOC, FREE, FENCE = OP_CODES["ALLOC_LQ"], OP_CODES["FREE_LQ"], OP_CODES["FENCE_EPOCH"]
+X = OP_CODES["APPLY_X"]
 
 
 def program(rows: list[tuple[int, tuple[int, ...], float | None]]) -> Columns:
@@ -117,9 +122,6 @@ def random_program(rng: np.random.Generator, rows: int) -> Columns:
 
 @pytest.mark.parametrize("seed", range(8))
 def test_a_program_verified_on_its_columns_is_the_verifiers_program(seed: int):
-    from qmk.qvm.columns import verified
-    from qmk.qvm.verify import verify
-
     columns = random_program(np.random.default_rng(seed), 200)
     mine = verified(columns)
     walked = verify(columns.to_graph())
@@ -135,15 +137,12 @@ def test_a_program_verified_on_its_columns_is_the_verifiers_program(seed: int):
 
 
 def test_a_program_with_a_fault_is_not_verified_on_its_columns():
-    from qmk.qvm.columns import verified
-
     assert verified(program([*CLEAN[:-1], (FREE, (0, 3), None), (H, (1,), None)])) is None
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_the_canonical_text_written_from_the_columns_is_the_graph_views(seed: int):
     from qmk.execution.request import program_digest
-    from qmk.qvm.graph import canonical_graph_text
 
     rng = np.random.default_rng(100 + seed)
     columns = random_program(rng, int(rng.integers(1, 400)))
@@ -194,3 +193,79 @@ def test_the_graph_views_nodes_made_on_read_are_the_graphs(seed: int):
     assert pickle.loads(pickle.dumps(view)) == whole
     with pytest.raises(IndexError):
         view.nodes[rows]
+
+
+def guarded(columns: Columns, seed: int, share: float = 0.2) -> Columns:
+    """``columns`` with a seeded share of its gate rows after the first measurement
+    guarded on one to three earlier events, in either form."""
+    rng = np.random.default_rng(seed)
+    measured = np.cumsum(columns.ops == MZ) - (columns.ops == MZ)
+    gates = [
+        row
+        for row in range(len(columns))
+        if measured[row] and columns.ops[row] not in (MZ, OP_CODES["ALLOC_LQ"])
+        and columns.ops[row] not in (OP_CODES["FREE_LQ"], OP_CODES["FENCE_EPOCH"])
+    ]  # fmt: skip
+    terms = []
+    for row in gates:
+        if rng.random() >= share:
+            continue
+        count = int(rng.integers(1, min(3, int(measured[row])) + 1))
+        conj = int(count > 1 or rng.random() < 0.5)
+        for event in rng.choice(int(measured[row]), size=count, replace=False).tolist():
+            terms.append((row, event, int(rng.integers(2)), conj))
+    assert terms
+    return dataclasses.replace(columns, guards=np.array(terms, dtype=np.int32))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_guarded_program_verified_on_its_columns_is_the_verifiers_program(seed: int):
+    columns = guarded(random_program(np.random.default_rng(seed), 200), seed)
+    graph = columns.to_graph()
+    rows = columns.guarded_rows().tolist()
+    assert [k for k, node in enumerate(graph.nodes) if node.guard is not None] == rows
+    assert check(columns) is not None
+    mine = verified(columns)
+    walked = verify(graph)
+    assert mine is not None
+    assert mine.graph == walked.graph and mine.counts == walked.counts
+    assert list(mine.preds) == list(walked.preds)  # the guards' edges
+    assert mine.summary() == walked.summary()
+    view = columns.graph_view()
+    assert [view.nodes[k] for k in rows] == [graph.nodes[k] for k in rows]
+    assert columns.canonical_text() == canonical_graph_text(graph)
+
+
+def test_a_guard_is_its_terms_in_its_form():
+    columns = dataclasses.replace(
+        program([*CLEAN[:-1], (H, (0,), None), (X, (1,), None), CLEAN[-1]]),
+        guards=np.array([[6, 0, 1, 0], [7, 0, 0, 1]], dtype=np.int32),
+    )
+    nodes = columns.to_graph().nodes
+    assert nodes[6].guard == Guard(terms=(GuardTerm(event="m0", equals=1),))
+    assert nodes[7].guard == Guard(terms=(GuardTerm(event="m0", equals=0),), conjunction=True)
+    assert nodes[5].guard is None and nodes[8].guard is None
+    assert check(columns) is not None
+
+
+BAD = {
+    "an event not yet recorded": ([[2, 0, 1, 0]], "dependency-cycle"),
+    "an event never recorded": ([[7, 3, 1, 0]], "undeclared-handle"),
+    # (the graph reader refuses it; the column checks leave it to the graph path)
+    "a value other than 0 or 1": ([[7, 0, 2, 0]], None),
+    "a guarded measurement": ([[5, 0, 1, 0]], None),
+    "a guarded free": ([[8, 0, 1, 0]], None),
+    "two terms in the simple form": ([[7, 0, 1, 0], [7, 0, 0, 0]], None),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BAD))
+def test_a_faulty_guard_is_left_to_the_verifier(fault: str):
+    terms, code = BAD[fault]
+    rows = [*CLEAN[:-1], (H, (0,), None), (X, (1,), None), CLEAN[-1]]
+    rows[5] = (MZ, (2,), None)
+    columns = dataclasses.replace(program(rows), guards=np.array(terms, dtype=np.int32))
+    assert check(columns) is None
+    report = verify_check(columns.to_graph())
+    if code is not None:
+        assert code in {f.name for f in report.findings}, [str(f) for f in report.findings]

@@ -178,7 +178,7 @@ class PlanSteps(Sequence[PlanStep]):
     qubits index.
     """
 
-    __slots__ = ("_index", "_kinds", "_made", "_ops", "_qubits", "names", "nodes")
+    __slots__ = ("_index", "_kinds", "_made", "_ops", "_qubits", "names", "nodes", "theta")
 
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
@@ -187,6 +187,8 @@ class PlanSteps(Sequence[PlanStep]):
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
         self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
         self._index: dict[str, int] | None = None
+        #: Each step's angle, where the steps are a column program's (None: the nodes').
+        self.theta: np.ndarray | None = None
 
     @property
     def qubit_index(self) -> Mapping[str, int]:
@@ -271,6 +273,7 @@ class PlanSteps(Sequence[PlanStep]):
         sizes.setflags(write=False)
         qubits.setflags(write=False)
         steps._qubits = (sizes, qubits)
+        steps.theta = columns.theta
         return steps
 
     def _all(self) -> tuple[PlanStep, ...]:
@@ -348,6 +351,13 @@ class Plan:
 STEP_KINDS: Mapping[str, Exec] = MappingProxyType({op: spec.kind for op, spec in OPS.items()})
 _NODE_OP = operator.attrgetter("op")
 _NODE_VQS = operator.attrgetter("vqs")
+_NODE_PRODUCES = operator.attrgetter("produces")
+
+
+def _reads_events(node: Node) -> bool:
+    """Whether the node reads events (a guard or event operands)."""
+    return node.guard is not None or bool(node.inputs)
+
 
 #: Each gate op's step kind, engine gate and parameter names: a plan's most common step,
 #: looked up once a node.
@@ -384,12 +394,42 @@ def gate_codes(
         table = np.zeros(len(ops), dtype=np.int64)
         table[used] = np.arange(len(used))
         return table[codes], [(GATE_OF[ops[c]], ()) for c in used]
+    if steps.theta is not None and all(_GATE_STEPS[ops[c]][2] in ((), ("theta",)) for c in used):
+        return _angle_codes(codes, ops, steps.theta[picked])
     keys = []  # (gate, parameters), a gate step each
     for node in itertools.compress(steps.nodes, picked.tolist()):
         _, gate, names = _GATE_STEPS[node.op]
         keys.append((gate, _gate_params(node, names) if names else ()))
     code_of = dict(zip(dict.fromkeys(keys), itertools.count()))
     return np.fromiter(map(code_of.__getitem__, keys), np.int64, len(keys)), list(code_of)
+
+
+def _angle_codes(
+    codes: np.ndarray, ops: tuple[str, ...], theta: np.ndarray
+) -> tuple[np.ndarray, list[tuple[str, tuple[float, ...]]]]:
+    """:func:`gate_codes` off a column program's angles (``theta``, a gate step each):
+    a gate's parameters are its angle where its op takes one. The table is in the order
+    its entries are first met, each with the angle first met, as the node read makes it."""
+    gates = [GATE_OF.get(op, "") for op in ops]  # (only the gate steps are read)
+    gate_id = dict(zip(dict.fromkeys(gates), itertools.count()))
+    angled = np.array([op in _GATE_STEPS and bool(_GATE_STEPS[op][2]) for op in ops])[codes]
+    ids = np.array([gate_id[g] for g in gates], dtype=np.int64)[codes]
+    angles = np.where(angled, theta, 0.0)
+    order = np.lexsort((angles, ids))  # (stable: a group's first is its first met)
+    ids, sorted_angles = ids[order], angles[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (ids[1:] != ids[:-1]) | (sorted_angles[1:] != sorted_angles[:-1])
+    group = np.cumsum(new) - 1
+    first = order[new]
+    rank = np.argsort(first)  # the groups in the order first met
+    renumber = np.empty(len(rank), dtype=np.int64)
+    renumber[rank] = np.arange(len(rank))
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = renumber[group]
+    table: list[tuple[str, tuple[float, ...]]] = [
+        (gates[codes[i]], (float(theta[i]),) if angled[i] else ()) for i in first[rank].tolist()
+    ]
+    return inverse, table
 
 
 def lower_step(index: int, node: Node) -> PlanStep:
@@ -450,8 +490,7 @@ def build_plan(
     from qmk.qec import logical_model
 
     _refuse_stim_noise(program)
-    graph = program.graph
-    steps, first_non_clifford, columns = _steps_of(program)
+    steps, first_non_clifford = _steps_of(program)
 
     models: dict[str, Any] = {}
 
@@ -468,34 +507,7 @@ def build_plan(
     default_key = canonical_profile(default_profile)
     rows = LocationRows(default_key, len(steps) if noise else 0)
     walk = _Walk(steps, model_for, default_profile, default_key, rows, noise)
-    if columns is not None:
-        return _column_plan(program, steps, columns, walk, first_non_clifford, models, idle)
-    # each step's timing (Plan.timing): lists take the loop's floats as they are, and
-    # are unboxed into arrays once, after (an array's append converts each)
-    starts: list[float] = []
-    ends: list[float] = []
-    start_at, end_at, step = starts.append, ends.append, walk.step
-    for index, node, kind in zip(itertools.count(), graph.nodes, steps.kinds):
-        start, end = step(index, node, kind)
-        start_at(start)
-        end_at(end)
-
-    timing = (array("d", starts), array("d", ends))
-    if noise:
-        _machine_waits(steps, idle, walk, None)
-    names = graph.resources.vqs
-    logical_cycles = max([walk.cycles_end, walk.fence_time, *walk.time.values()])
-    return _finished(
-        program,
-        steps,
-        walk,
-        models,
-        names,
-        timing,
-        logical_cycles,
-        first_non_clifford,
-        guarded=walk.guarded,
-    )
+    return _column_plan(program, steps, walk, first_non_clifford, models, idle)
 
 
 def _refuse_stim_noise(program: VerifiedProgram) -> None:
@@ -514,11 +526,11 @@ def _refuse_stim_noise(program: VerifiedProgram) -> None:
         )
 
 
-def _steps_of(program: VerifiedProgram) -> tuple[PlanSteps, int | None, Any]:
-    """The program's steps, its first step a stabilizer simulation cannot carry out, and
-    the columns the plan reads them off (None: the nodes). That step is found by the
-    verifier's rule (:func:`~qmk.qvm.verify.is_clifford_node`, on the op table) without
-    making a step; with no step beyond a stabilizer simulation counted, none is read."""
+def _steps_of(program: VerifiedProgram) -> tuple[PlanSteps, int | None]:
+    """The program's steps and its first step a stabilizer simulation cannot carry out.
+    That step is found by the verifier's rule (:func:`~qmk.qvm.verify.is_clifford_node`,
+    on the op table) without making a step; with no step beyond a stabilizer simulation
+    counted, none is read."""
     graph = program.graph
     columns = program.columns
     if columns is not None:
@@ -526,71 +538,115 @@ def _steps_of(program: VerifiedProgram) -> tuple[PlanSteps, int | None, Any]:
 
         steps = PlanSteps.of_columns(graph.nodes, graph.resources.vqs, columns)
         off = non_clifford_rows(columns) if program.counts.non_clifford else np.zeros(0)
-        return steps, int(off[0]) if len(off) else None, columns
+        return steps, int(off[0]) if len(off) else None
     steps = PlanSteps(graph.nodes, graph.resources.vqs)
     if not program.counts.non_clifford:
-        return steps, None, None
+        return steps, None
     first = next(
         (i for i, node in enumerate(graph.nodes) if not is_clifford_node(OPS[node.op], node)),
         None,
     )
-    return steps, first, None
+    return steps, first
+
+
+def _plan_rows(
+    program: VerifiedProgram, steps: PlanSteps, default_profile: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """The schedule's columns: each row's op code (the op table's order), its qubits as
+    indices into the program's qubits (shape (rows, 3), -1 past the last), the rows the
+    walk takes a node at a time, and the one profile of the other rows' qubits.
+
+    A row is walked where the columns cannot schedule it: an allocation, a free or a
+    fence; a row on no qubit or more than three; a teleported CNOT or a magic state
+    (their gadgets count); a guarded row or one that reads events (their events' times
+    count), and then every row that records events. A program whose allocations name
+    more than one profile is walked whole. A program verified on its columns
+    (:func:`qmk.qvm.columns.verified`) holds none of these but its allocations, frees,
+    fences and guarded rows (:attr:`~qmk.qvm.columns.Columns.guards`); any other's
+    columns are read off its steps (:attr:`PlanSteps.op_codes`,
+    :attr:`PlanSteps.qubit_columns`) and its nodes' guards and event operands."""
+    columns = program.columns
+    if columns is not None:
+        profile = canonical_profile(columns.profile or default_profile)
+        walked = _WALKED_CODES[columns.ops]
+        guarded = columns.guarded_rows()
+        if len(guarded):
+            walked[guarded] = True
+            walked |= _MEASURE_CODES[columns.ops]
+        return columns.ops, columns.qubits, walked, profile
+    from qmk.qvm.columns import OP_CODES
+
+    nodes = steps.nodes
+    local, ops = steps.op_codes
+    codes = np.array([OP_CODES[op] for op in ops], dtype=np.int64)[local]
+    sizes, flat = steps.qubit_columns
+    narrow = (sizes >= 1) & (sizes <= 3)
+    qubits = np.full((len(nodes), 3), -1, dtype=np.int64)
+    firsts = np.cumsum(sizes) - sizes
+    for k in range(3):
+        has = narrow & (sizes > k)
+        qubits[has, k] = flat[firsts[has] + k]
+    reads = np.fromiter(map(_reads_events, nodes), bool, len(nodes))
+    walked = _WALKED_CODES[codes] | ~narrow | reads
+    if reads.any():
+        walked |= np.fromiter(map(bool, map(_NODE_PRODUCES, nodes)), bool, len(nodes))
+    allocs = np.flatnonzero(codes == _ALLOC_CODE).tolist()
+    profiles = {canonical_profile(nodes[r].args.get("profile") or default_profile) for r in allocs}
+    if len(profiles) > 1:
+        walked[:] = True
+    return codes, qubits, walked, profiles.pop() if profiles else canonical_profile(default_profile)
 
 
 def _column_plan(
     program: VerifiedProgram,
     steps: PlanSteps,
-    columns: Any,
     walk: _Walk,
     first_non_clifford: int | None,
     models: dict[str, Any],
     idle: Mapping[str, float] | None,
 ) -> Plan:
-    """:func:`build_plan` of a program verified on its columns (allocations, frees,
-    fences, measurements and gates: no guard, no event read, no composite): the same
-    schedule, rows and figures as the node walk, the gates and measurements between two
-    allocations, frees or fences scheduled by one loop over the columns' qubits, and
-    the machine's waits (``idle``) as the node walk puts them.
+    """:func:`build_plan`'s schedule, off the program's columns (:func:`_plan_rows`):
+    the rows between two walked rows scheduled by one loop over the columns' qubits,
+    each walked row by :meth:`_Walk.step` on its node, and the machine's waits
+    (``idle``) where the walk puts them.
     """
     from qmk.qvm.columns import OP_NAMES
 
     rows, noise = walk.rows, walk.noise
-    ops = columns.ops
+    ops, qubits, walked, profile = _plan_rows(program, steps, walk.default_profile)
     count = len(ops)
     starts = array("d", bytes(8 * count))
     ends = array("d", bytes(8 * count))
     clock = [0.0] * len(steps.names)  # each live qubit's clock: where its last op ends
     names = steps.names
-    special = np.flatnonzero(_WALKED_CODES[ops]).tolist()
-    # every row's cycles on its first qubit's code (one profile a program: its allocs')
-    profile = canonical_profile(columns.profile or walk.default_profile)
+    index = steps.qubit_index
+    special = np.flatnonzero(walked).tolist()
+    # every other row's cycles on its first qubit's code (one profile: its allocs')
     cycles_of = [0.0] * len(OP_NAMES)
-    for code in np.unique(ops).tolist():
-        if OP_NAMES[code] != "FENCE_EPOCH":
-            cycles_of[code] = walk.op_cycles_on(profile, OP_NAMES[code])
+    for code in np.unique(ops[~walked]).tolist():
+        cycles_of[code] = walk.op_cycles_on(profile, OP_NAMES[code])
     cycles = np.array(cycles_of, dtype=np.float64)[ops]
+    cycles[walked] = 0.0  # (the walk writes a walked row's own)
     if noise:
         rows.cycles = array("d", cycles.tobytes())
     begin = 0
     for stop in [*special, count]:
-        walk.cycles_end = _run_gates(
-            clock, columns.qubits, cycles, (starts, ends), begin, stop, walk
-        )
+        walk.cycles_end = _run_gates(clock, qubits, cycles, (starts, ends), begin, stop, walk)
         if stop == count:
             break
         node = steps.nodes[stop]
         # the walk's clocks, for the step it takes (a fence reads every live qubit's)
         for name in walk.time if ops[stop] == _FENCE_CODE else node.vqs:
-            walk.time[name] = clock[int(name[1:])]
+            walk.time[name] = clock[index[name]]
         start, end = walk.step(stop, node, steps.kinds[stop])
         for name in node.vqs:
-            clock[int(name[1:])] = walk.time.get(name, walk.fence_time)
+            clock[index[name]] = walk.time.get(name, walk.fence_time)
         starts[stop], ends[stop] = start, end
         begin = stop + 1
-    live = [clock[int(name[1:])] for name in walk.time]
+    live = [clock[index[name]] for name in walk.time]
     timing = (starts, ends)
     if noise:
-        _machine_waits(steps, idle, walk, columns)
+        _machine_waits(steps, idle, walk, program.columns)
     logical_cycles = max([walk.cycles_end, walk.fence_time, *live])
     return _finished(
         program,
@@ -601,7 +657,7 @@ def _column_plan(
         timing,
         logical_cycles,
         first_non_clifford,
-        guarded=False,
+        guarded=walk.guarded,
     )
 
 
@@ -728,17 +784,22 @@ def _schedule_block(
 _SCHEDULE_BLOCK = 1 << 16
 
 _FENCE_CODE = list(OPS).index("FENCE_EPOCH")
-#: The ops of a column program that the plan walk takes a node at a time.
-_WALKED_CODES = np.array([op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH") for op in OPS], dtype=bool)
+#: The ops the plan walk takes a node at a time (:func:`_plan_rows`).
+_WALKED_KINDS = (Exec.ALLOC, Exec.FREE, Exec.TELEPORT_CNOT, Exec.INJECT_T)
+_WALKED_CODES = np.array(
+    [op == "FENCE_EPOCH" or spec.kind in _WALKED_KINDS for op, spec in OPS.items()], dtype=bool
+)
+_ALLOC_CODE = list(OPS).index("ALLOC_LQ")
+_MEASURE_CODES = np.array([spec.measures for spec in OPS.values()], dtype=bool)
 
 
 class _Walk:
     """The plan walk: each live qubit's clock (``time``) and each event's
     (``event_time``), and what allocs, frees, fences, teleports and magic states change.
 
-    A program of nodes is scheduled a :meth:`step` at a time; a program verified on its
-    columns only at its allocs, frees and fences (:func:`_column_plan`), which hands
-    ``cycles_end`` over before each step and reads it and ``fence_time`` back.
+    :func:`_column_plan` takes the rows the columns cannot schedule a :meth:`step` at a
+    time (:func:`_plan_rows`), handing ``cycles_end`` over before each step and reading
+    it and ``fence_time`` back.
     """
 
     def __init__(

@@ -10,7 +10,10 @@ objects, each with its own dicts and tuples (hundreds of bytes a node). As
   (``q0``, ``q1``, ...), ``-1`` past the last; an ``ALLOC_LQ`` or ``FREE_LQ`` row holds
   the *range* ``[qubits[0], qubits[1])`` of the qubits it starts or ends;
 - ``theta``: each row's angle argument (NaN where the op takes none);
-- ``lines``: each row's source line (0 where the row has none, as the final free).
+- ``lines``: each row's source line (0 where the row has none, as the final free);
+- ``guards`` (None: no guard): the guards' terms, one row each, in row order:
+  ``(row, event, equals, all)``, the guarded row, the event's index (``m<event>``), the
+  value it must have measured, and 1 for a guard in its ``all`` (conjunction) form.
 
 Node ids (``n<row>``), event names (``m<k>`` for the k-th measurement) and qubit
 names (``q<i>``) follow from the row order, as the front-ends write them. The source
@@ -38,6 +41,11 @@ node objects: for messages, tests, and consumers that read nodes.
 Figures(nodes=5, epochs=1, peak_live_qubits=2, caps=('CAP_ALLOC',))
 >>> [(n.id, n.op, n.vqs, n.produces) for n in cols.to_graph().nodes][2:4]
 [('n2', 'APPLY_CNOT', ('q0', 'q1'), ()), ('n3', 'MEASURE_Z', ('q1',), ('m0',))]
+>>> from dataclasses import replace
+>>> guarded = replace(cols, ops=cols.ops.copy(), guards=np.array([[3, 0, 1, 0]], dtype=np.int32))
+>>> guarded.ops[3] = code["APPLY_X"]  # X on q1 where m0 read 1: no event is recorded
+>>> check(guarded) is None  # (m0 is never recorded: the verifier names it)
+True
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ from typing import Any, SupportsIndex, cast, overload
 
 import numpy as np
 
-from qmk.qvm.graph import CURRENT_VERSION, Graph, Node, Resources
+from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPS, Clifford, Exec
 from qmk.qvm.verify import Epoch, TupleView, VerifiedProgram, Walked, op_counts
@@ -118,6 +126,9 @@ class Columns:
         description: the graph's description.
         profile: the code profile written on each ``ALLOC_LQ`` (None: none written).
         metadata: the graph's metadata (the source language, the output's layout).
+        guards: int32 of shape (terms, 4), the guards' terms in row order: the guarded
+            row, the event's index, the value it must read, 1 for the ``all`` form (None:
+            no guard).
     """
 
     ops: np.ndarray
@@ -128,6 +139,7 @@ class Columns:
     description: str | None = None
     profile: str | None = None
     metadata: Mapping[str, Any] | None = field(default=None)
+    guards: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -142,6 +154,24 @@ class Columns:
     def event_count(self) -> int:
         """The events the program's measurements record (``m0`` to ``m<k-1>``)."""
         return int(_MEASURES[self.ops].sum())
+
+    def guarded_rows(self) -> np.ndarray:
+        """The rows that hold a guard, in order."""
+        guards = self.guards
+        return np.zeros(0, dtype=np.int64) if guards is None else np.unique(guards[:, 0])
+
+    def guard(self, row: int) -> Guard | None:
+        """Row ``row``'s guard (None: none)."""
+        guards = self.guards
+        if guards is None:
+            return None
+        low, high = np.searchsorted(guards[:, 0], [row, row + 1]).tolist()
+        if low == high:
+            return None
+        terms = tuple(
+            GuardTerm(event=f"m{e}", equals=v) for e, v in guards[low:high, 1:3].tolist()
+        )  # (a malformed simple guard is written in the form that holds its terms)
+        return Guard(terms=terms, conjunction=bool(guards[low, 3]) or len(terms) != 1)
 
     def to_graph(self) -> Graph:
         """The program as a :class:`Graph` of :class:`Node` values: the view the
@@ -176,7 +206,13 @@ class Columns:
                 before = int(_MEASURES[self.ops[:row]].sum()) if event is None else event
                 produces = (f"m{before}",)
         return Node(
-            id=f"n{row}", op=OP_NAMES[code], args=args, vqs=vqs, produces=produces, metadata=meta
+            id=f"n{row}",
+            op=OP_NAMES[code],
+            args=args,
+            vqs=vqs,
+            produces=produces,
+            guard=self.guard(row),
+            metadata=meta,
         )
 
     def nodes(self) -> tuple[Node, ...]:
@@ -204,9 +240,14 @@ class Columns:
                 args[row] = {"n": stop - start}
                 if self.profile is not None:
                     args[row]["profile"] = self.profile
+        guards: list[Guard | None] = [None] * rows
+        for row in self.guarded_rows().tolist():
+            guards[row] = self.guard(row)
         return tuple(
-            Node(id=i, op=op, args=dict(a) if a else {}, vqs=v, produces=p, metadata=m)
-            for i, op, a, v, p, m in zip(ids, ops, args, vqs, produces, metas, strict=True)
+            Node(id=i, op=op, args=dict(a) if a else {}, vqs=v, produces=p, guard=g, metadata=m)
+            for i, op, a, v, p, g, m in zip(
+                ids, ops, args, vqs, produces, guards, metas, strict=True
+            )
         )
 
     def _shell(self, nodes: tuple[Node, ...] = ()) -> Graph:
@@ -257,36 +298,34 @@ class Columns:
 
 def _rows_text(columns: Columns) -> Iterator[bytes]:
     """The canonical text of every row's node, comma-separated, a block of rows at a
-    time (see :meth:`Columns.canonical_text`). An ``ALLOC_LQ`` or ``FREE_LQ`` row (a few) is
-    written by json, as a whole piece; every other row is the pieces below."""
+    time (see :meth:`Columns.canonical_text`). An ``ALLOC_LQ``, ``FREE_LQ`` or guarded
+    row (a few) is its node's JSON text, as a whole piece; every other row is the pieces
+    below."""
     import json
+
+    from qmk.qvm.graph import canonical_text
 
     ops, qubits, rows = columns.ops, columns.qubits, len(columns.ops)
     source = json.dumps(columns.source)[:-1]  # (its closing quote comes after the line)
+    measured = _MEASURES[ops]
+    events = np.full(rows, -1, dtype=np.int64)
+    events[measured] = np.arange(int(measured.sum()))
+    before = np.cumsum(measured) - measured  # the events recorded before each row
     life = np.flatnonzero((ops == _ALLOC) | (ops == _FREE))
-    whole: dict[int, bytes] = {}
-    for row in life.tolist():
-        start, stop = qubits[row, :2].tolist()
-        node: dict[str, Any] = {"id": f"n{row}", "op": OP_NAMES[ops[row]]}
-        if ops[row] == _ALLOC:
-            node["args"] = {"n": stop - start}
-            if columns.profile is not None:
-                node["args"]["profile"] = columns.profile
-        line = int(columns.lines[row])
-        node["metadata"] = {"source": f"{columns.source}:{line}" if line else columns.source}
-        node["vqs"] = [f"q{q}" for q in range(start, stop)]
-        text = json.dumps(node, sort_keys=True, separators=(",", ":"))
-        whole[row] = text.encode("ascii")
+    life = np.union1d(life, columns.guarded_rows())
+    whole = {
+        row: canonical_text(columns.node(row, int(before[row])).to_json()).encode("ascii")
+        for row in life.tolist()
+    }
     plain = np.ones(rows, dtype=bool)
     plain[life] = False
+    measured &= plain
     theta = columns.theta
     angled = plain & ~np.isnan(theta)
     distinct, which = np.unique(theta[angled], return_inverse=True)
     angle = np.zeros(rows, dtype=np.int64)
     angle[angled] = which + 1
-    measured = _MEASURES[ops]
-    events = np.full(rows, -1, dtype=np.int64)
-    events[measured] = np.arange(int(measured.sum()))
+    events[~plain] = -1
     lines = np.where(plain & (columns.lines > 0), columns.lines, -1).astype(np.int64)
     held = (qubits >= 0) & plain[:, None]
     has = held[:, 0]
@@ -464,6 +503,8 @@ def check(columns: Columns, *, limits: Limits | None = None) -> Figures | None:
     if spans is None:
         return None
     born, dies, peak = spans
+    if columns.guards is not None and not _guards_ok(columns, columns.guards):
+        return None
     for start in range(0, rows, BLOCK):
         if not _rows_ok(columns, start, min(start + BLOCK, rows), born, dies):
             return None
@@ -618,6 +659,33 @@ def _rows_ok(columns: Columns, start: int, stop: int, born: np.ndarray, dies: np
         if ((at <= born[q]) | (at >= dies[q])).any():
             return False
     return True
+
+
+def _guards_ok(columns: Columns, guards: np.ndarray) -> bool:
+    """Whether every guard term is well formed and reads an event recorded before its
+    row, on a gate row (the verifier judges a guard on any other row), each event once
+    in a guard, a guard's terms in one form (a single term in the simple one)."""
+    ops, rows = columns.ops, len(columns.ops)
+    if guards.ndim != 2 or guards.shape[1] != 4:
+        return False
+    at, event, equals, conj = (guards[:, k].astype(np.int64) for k in range(4))
+    if ((at < 0) | (at >= rows)).any() or (np.diff(at) < 0).any():
+        return False
+    if ((equals != 0) & (equals != 1)).any() or ((conj != 0) & (conj != 1)).any():
+        return False
+    code = ops[at]
+    if (_LOW[code] < 0).any() or _MEASURES[code].any() or (code == _FENCE).any():
+        return False
+    measured = _MEASURES[ops]
+    if ((event < 0) | (event >= (np.cumsum(measured) - measured)[at])).any():
+        return False
+    if len(np.unique(at * (rows + 1) + event)) != len(at):
+        return False  # an event read twice by one guard
+    starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
+    sizes = np.diff(np.r_[starts, len(at)])
+    if (np.repeat(conj[starts], sizes) != conj).any():
+        return False
+    return bool((conj[starts] | (sizes == 1)).all())
 
 
 def _lifetimes(columns: Columns, limits: Limits) -> tuple[np.ndarray, np.ndarray, int] | None:
