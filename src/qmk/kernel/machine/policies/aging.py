@@ -48,12 +48,15 @@ def admits(sched: Scheduler, job: MachineJob) -> bool:
     own = job.tl.private_cycles
     if not job.tl.t_total or own <= 0:
         return True
+    if not any(_capped(sched, m.index, job.tenant) for m in sched.machine.modules):
+        return True  # (found without looking for a placement)
     spot = sched.find(job)
     if spot is None:
         return True
-    queue = sched.supply(spot[0].module).queues.get(job.tenant)
-    if queue is None or not queue.capped or queue.level <= 0:
+    module = spot[0].module
+    if not _capped(sched, module, job.tenant):
         return True
+    queue = sched.supply(module).queues[job.tenant]
     level = queue.level
     tl = job.tl  # what it would ask a cycle, as the budgets' projection reads it
     drawing = tl.t_cycles_after[0] + (tl.cycles[0] * tl.repeat[0] if tl.t_states[0] else 0)
@@ -63,6 +66,12 @@ def admits(sched: Scheduler, job: MachineJob) -> bool:
             sched.look_again()
             return False
     return True
+
+
+def _capped(sched: Scheduler, module: int, tenant: str) -> bool:
+    """Whether ``tenant`` has jobs on ``module`` its factory share holds below their want."""
+    queue = sched.supply(module).queues.get(tenant)
+    return queue is not None and bool(queue.capped) and queue.level > 0
 
 
 def ratio_of(sched: Scheduler, job: MachineJob, level: float, left: float, want: float) -> float:
