@@ -350,3 +350,34 @@ def test_a_job_its_budget_holds_back_at_the_machines_distance_starts_at_a_larger
     )
     assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (36.0, 9)
     assert fixed["y"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))
+
+
+# --------------------------------------------------------------------------- aging
+
+
+def test_a_job_waits_until_it_has_aged_as_much_as_its_tenants_capped_jobs():
+    # One state a cycle. a0 and a1 (10 rotations, 1 a cycle) start at 0 and share it, 0.5
+    # each: projected at 0.5 their response ratio is (t + (10 - t/2) * 2) / 10 = 2. a2
+    # (10 rotations of 2 cycles: it asks 0.5) arrives at 2; at 0.5 it would not be
+    # stretched, so its ratio is (t - 2 + 20) / 20, below 2 until a0 and a1 end at 20
+    # (highest response ratio next): it runs alone from 20 to 40. Started at 2 beside them
+    # (processor sharing, as fair-share does), all three get 1/3: a0 and a1 end at 29, a2
+    # at 31. The largest slowdown, 2.9, becomes 2.0 (a0, a1) and 1.9 (a2).
+    fp = footprint(5, rotations(10))
+    half = footprint(5, Step(kind="rotation", cycles=2, t_states=1, repeat=10, routed=True))
+    jobs = (job("a0", fp), job("a1", fp), job("a2", half, 2))
+    out = run(ONE_A_CYCLE, "fidelity", *jobs)
+    assert out["a2"].start_cycle == pytest.approx(20)
+    assert [out[n].end_cycle for n in ("a0", "a1", "a2")] == pytest.approx([20, 20, 40])
+    shared = run(ONE_A_CYCLE, "fair-share", *jobs)
+    assert [shared[n].end_cycle for n in ("a0", "a1", "a2")] == pytest.approx([29, 29, 31])
+    assert shared["a2"].start_cycle == pytest.approx(2)
+
+
+def test_a_job_starts_at_once_where_no_job_of_its_tenant_is_held_below_its_want():
+    # a0 alone draws the one state a cycle it wants: nobody is capped, so a1, arriving
+    # as a0 ends, starts when it comes and ends 10 cycles later
+    fp = footprint(5, rotations(10))
+    out = run(ONE_A_CYCLE, "fidelity", job("a0", fp), job("a1", fp, 10))
+    assert out["a1"].start_cycle == pytest.approx(10)
+    assert out["a1"].end_cycle == pytest.approx(20)

@@ -139,3 +139,37 @@ def test_the_like_for_like_example_keeps_every_budget_under_fidelity():
     fidelity = runs["fidelity"]
     assert isinstance(fidelity, PolicyRun)
     assert all(record.within_budget for record in fidelity.records)
+
+
+def test_simulate_fences_a_long_fence_less_program_as_a_kernel_does():
+    # 20,000 T gates at about 0.246 states a cycle run some 81,000 cycles: with
+    # [machine] fence_cycles 1000, no stretch between two fences runs past 1000 cycles at
+    # the job's pace alone (a state every 1 / rate cycles), as the kernel's machine
+    # fences a job (the one rule, footprints.fenced_for)
+    program = {"counts": {"numQubits": 4, "tCount": 20000}}
+
+    def footprint(**machine):
+        data = {
+            "machine": {"physical_qubits": 100000, **machine},
+            "seed": 1,
+            "tenants": [{"name": "a", "jobs": [{"program": program}]}],
+        }
+        loaded = workload.load(data)
+        return loaded.machine, loaded.jobs[0].footprint
+
+    machine, fp = footprint(fence_cycles=1000)
+    rate = max(m.factory.rate for m in machine.modules)
+    stretch, stretches = 0.0, []
+    for step in fp.steps:
+        if step.kind == "fence":
+            stretches.append(stretch)
+            stretch = 0.0
+        else:
+            stretch += step.repeat * max(step.cycles, step.t_states / rate)
+    stretches.append(stretch)
+    assert max(stretches) <= 1000 + 1e-9
+    assert sum(stretches) >= 20000 / rate - 1e-6  # nothing dropped
+    assert fp.fences >= 20000 / rate / 1000
+    assert fp.t_states == 20000
+    _, loose = footprint()  # the default, 10,000 cycles: the program's own 15 parts
+    assert loose.fences < fp.fences

@@ -19,7 +19,8 @@ and few steps keep the scheduler's events few. A rotation whose Pauli
 is unknown takes the block's X-or-Y ticks (Litinski's bound; 1 in the fast block).
 
 :func:`footprint_for` is the one function the scheduler's callers use for a program
-file.
+file. :func:`fenced_for` is a footprint as the machine takes it, from a kernel or from
+``qmk machine simulate``: with a fence wherever it would run longer without one.
 
 >>> from qmk.estimate.counts import LogicalCounts
 >>> from qmk.kernel.machine.spec import MachineSpec
@@ -31,6 +32,7 @@ file.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from qmk.execution.footprint import Footprint, Step, merged
@@ -39,6 +41,35 @@ if TYPE_CHECKING:
     from qmk.estimate.counts import LogicalCounts
     from qmk.kernel.machine.spec import MachineSpec
     from qmk.qvm.graph import Graph
+
+
+#: The most fences the machine adds to one job: a run longer than this many times
+#: ``[machine] fence_cycles`` gets its fences spread wider (the scheduler's work, at
+#: admission and on the machine, grows with a job's steps).
+MOST_FENCES = 2000
+
+
+def fenced_for(footprint: Footprint, machine: MachineSpec, fence_cycles: int) -> Footprint:
+    """``footprint`` as the machine takes it: a fence wherever it would run more than
+    ``fence_cycles`` cycles without one at its pace alone (its T states at the fastest
+    module's factory rate, its Bell pairs at the link's), at most :data:`MOST_FENCES`
+    (:meth:`~qmk.execution.footprint.Footprint.fenced`). The points where a policy may
+    preempt it: no job, fences in its program or not, holds its tiles past one longer.
+
+    >>> from qmk.kernel.machine.spec import MachineSpec
+    >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+    ...                routing_tiles=2, code_distance=9,
+    ...                steps=(Step(kind="gates", cycles=5, repeat=5),))
+    >>> fenced_for(fp, MachineSpec.simple(tiles=10), 10).fences  # after 10 and 20 cycles
+    2
+    """
+    rate = max((m.factory.rate for m in machine.modules), default=0.0) or math.inf
+    return footprint.fenced(
+        fence_cycles,
+        t_per_cycle=rate,
+        pairs_per_cycle=machine.link.bell_pairs_per_cycle or math.inf,
+        most=MOST_FENCES,
+    )
 
 
 def _block_tiles(block: str, n: int) -> tuple[int, int]:

@@ -20,7 +20,9 @@ lowering's) or a generator: ``{adder: BITS}``, ``{qft: N}``, ``{random: QUBITS, 
 G}`` (Clifford+T), or ``{counts: {numQubits: ..., tCount: ...}}`` (QRE logical counts);
 a generator's footprint comes from its logical counts
 (:func:`~qmk.kernel.machine.footprints.counts_footprint`). Each distinct program is
-compiled once. A generator's arrivals are ``poisson`` (exponential gaps of mean
+compiled once, and fenced as a kernel fences it
+(:func:`~qmk.kernel.machine.footprints.fenced_for`, every ``[machine] fence_cycles``).
+A generator's arrivals are ``poisson`` (exponential gaps of mean
 ``mean_gap_cycles``, rounded to whole cycles), ``uniform`` (every ``mean_gap_cycles``)
 or ``at-once``, from ``start_cycle``, drawn from the file's ``seed`` and the tenant's
 name, so the same file gives the same arrivals on any machine.
@@ -46,6 +48,7 @@ from msgspec import Meta
 from qmk import values
 from qmk.errors import QMKError
 from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.footprints import fenced_for
 from qmk.kernel.machine.jobs import JobSpec
 
 if TYPE_CHECKING:
@@ -182,11 +185,11 @@ def load(data: Any, *, base: Path | None = None, tune: Tune | None = None) -> Wo
     ``tune``: as :func:`read`'s)."""
     file: WorkloadFile = values.convert(data, WorkloadFile, error=_bad)
     base = base or Path.cwd()
-    machine, warnings = _machine(file.machine, base, tune)
+    machine, warnings, fence_cycles = _machine(file.machine, base, tune)
     names = [t.name for t in file.tenants]
     if len(set(names)) != len(names):
         raise _bad(f"tenants: {names} names a tenant twice", "tenants")
-    compiler = _Compiler(machine, base)
+    compiler = _Compiler(machine, base, fence_cycles)
     jobs: list[JobSpec] = []
     for tenant in file.tenants:
         jobs += _listed(tenant, compiler)
@@ -212,9 +215,9 @@ def load(data: Any, *, base: Path | None = None, tune: Tune | None = None) -> Wo
 
 def _machine(
     given: str | dict[str, Any], base: Path, tune: Tune | None = None
-) -> tuple[MachineSpec, list[dict[str, str]]]:
-    """The machine a workload names, as ``qmk serve`` reads it of the same config, and
-    that config's machine warnings."""
+) -> tuple[MachineSpec, list[dict[str, str]], int]:
+    """The machine a workload names, as ``qmk serve`` reads it of the same config, that
+    config's machine warnings, and its ``fence_cycles``."""
     from qmk.kernel.config import config_from_dict, load_config, machine_warnings
     from qmk.kernel.errors import ConfigError
     from qmk.kernel.machine.spec import config_machine
@@ -228,7 +231,7 @@ def _machine(
         raise _bad(f"machine: {exc.message}", "machine") from None
     if tune is not None:
         config = tune(config)
-    return config_machine(config), machine_warnings(config)
+    return config_machine(config), machine_warnings(config), config.machine.fence_cycles
 
 
 def _budget(*given: float | None) -> float | None:
@@ -297,18 +300,21 @@ def _generated(
 
 
 class _Compiler:
-    """Each distinct program's footprint, made once."""
+    """Each distinct program's footprint, made once, fenced as a kernel fences it."""
 
-    def __init__(self, machine: MachineSpec, base: Path) -> None:
+    def __init__(self, machine: MachineSpec, base: Path, fence_cycles: int) -> None:
         self.machine = machine
         self.base = base
+        self.fence_cycles = fence_cycles
         self.cache: dict[Any, tuple[Footprint, str]] = {}
 
     def compile(self, program: Program, where: str) -> tuple[Footprint, str]:
         key: Any = program if isinstance(program, str) else msgspec.json.encode(program)
         found = self.cache.get(key)
         if found is None:
-            found = self.cache[key] = self._make(program, where)
+            footprint, label = self._make(program, where)
+            fenced = fenced_for(footprint, self.machine, self.fence_cycles)
+            found = self.cache[key] = (fenced, label)
         return found
 
     def _make(self, program: Program, where: str) -> tuple[Footprint, str]:

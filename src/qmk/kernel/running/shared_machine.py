@@ -20,8 +20,8 @@ second from the kernel's start, real time by default).
 - **Fences.** A job's footprint goes to the machine with a fence wherever it would run
   more than ``[machine] fence_cycles`` cycles without one, at its pace alone (its T
   states at the fastest module's factory rate, its Bell pairs at the link's)
-  (:meth:`~qmk.execution.footprint.Footprint.fenced`; at most :data:`MOST_FENCES`, spread
-  wider on a longer run): the points where the machine's
+  (:func:`~qmk.kernel.machine.footprints.fenced_for`, as ``qmk machine simulate`` fences
+  it; at most ``MOST_FENCES``, spread wider on a longer run): the points where the machine's
   policy may preempt it, at an epoch boundary, in place or into storage tiles. So no
   job, fences in its program or not, holds its tiles past a preemption by longer; its
   record counts its stops (``preemptions``) and their cycles (``wait_cycles.preempted``).
@@ -75,6 +75,7 @@ from qmk.errors import AdmissionError
 from qmk.execution.request import MachineRun
 from qmk.kernel.clock import MachineClock, RateClock
 from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.footprints import fenced_for
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.spec import MachineSpec, config_machine
@@ -84,12 +85,6 @@ if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
     from qmk.kernel.config import KernelConfig
     from qmk.kernel.records.jobs import Job
-
-
-#: The most fences the kernel adds to one job: a run longer than this many times
-#: ``[machine] fence_cycles`` gets its fences spread wider (the scheduler's work, at
-#: admission and on the machine, grows with a job's steps).
-MOST_FENCES = 2000
 
 
 def clock_for(config: KernelConfig, cycle_time_ns: int) -> RateClock:
@@ -149,11 +144,6 @@ class SharedMachine:
         )
         self.clock: MachineClock = clock or clock_for(config, self.spec.cycle_time_ns)
         self.fence_cycles = config.machine.fence_cycles
-        # the pace of a job's T states and Bell pairs alone, where its fences are counted
-        sched = self.live.sched
-        rates = [sched.factory_rate(m.index) for m in self.spec.modules]
-        self._t_rate = max(rates, default=0.0) or math.inf
-        self._pair_rate = self.spec.link.bell_pairs_per_cycle or math.inf
         self._release = release
         #: machine ids of the jobs the machine holds -> the kernel's job
         self._held: dict[str, Job] = {}
@@ -193,12 +183,7 @@ class SharedMachine:
         if footprint is given and placed is not None:
             footprint = placed
         else:
-            placed = footprint.fenced(
-                self.fence_cycles,
-                t_per_cycle=self._t_rate,
-                pairs_per_cycle=self._pair_rate,
-                most=MOST_FENCES,
-            )
+            placed = fenced_for(footprint, self.spec, self.fence_cycles)
             if self.spec.link.bell_pairs_per_cycle <= 0 and placed.bell_pairs:
                 placed = _local_pairs(placed)
             self._placed = (footprint, placed)

@@ -27,6 +27,7 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
+from qmk.kernel.machine.policies.aging import admits
 from qmk.kernel.machine.policies.backfill import DEPTH, reservation
 from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
@@ -120,6 +121,8 @@ class Fidelity(Budgeted):
     def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
         """Start ``job`` at the cheapest code distance where its tenant may hold it and
         every budget keeps (:meth:`BudgetCheck.fit`)."""
+        if not admits(sched, job):
+            return False
         if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
             return False
         return sched.place(job)
