@@ -192,6 +192,7 @@ class TenantQueue:
     capped jobs on one virtual clock (module docstring)."""
 
     __slots__ = (
+        "_demand",
         "alloc",
         "capped",
         "groups",
@@ -217,10 +218,21 @@ class TenantQueue:
         self.alloc = INF
         self.vclock = 0.0
         self.version = 0
+        self._demand: float | None = None
 
     @property
     def demand(self) -> float:
-        return sum(d * len(jobs) for d, jobs in self.groups.items())
+        """What its jobs ask a cycle in all: summed over ``groups`` once after each
+        change to them (:meth:`changed`), in their order, so the same float as summed
+        at every read."""
+        demand = self._demand
+        if demand is None:
+            demand = self._demand = sum(d * len(jobs) for d, jobs in self.groups.items())
+        return demand
+
+    def changed(self) -> None:
+        """A job joined or left ``groups``: :attr:`demand` is summed again."""
+        self._demand = None
 
     def advance(self, now: float) -> None:
         """The module brought up to ``now`` (this queue's clock with it)."""
@@ -389,6 +401,7 @@ class ModuleSupply:
         self.settle(host, job)
         group = queue.groups.get(job.demand)
         if group is not None:
+            queue.changed()
             group.pop(job, None)
             if not group:
                 del queue.groups[job.demand]
@@ -416,6 +429,7 @@ class ModuleSupply:
         if queue is None:
             queue = self.queues[job.tenant] = TenantQueue(self, job.tenant)
         queue.groups.setdefault(demand, {})[job] = None
+        queue.changed()
         queue.pending.append(job)
 
     def _rebus(self, host: Host, segment: int, joined: MachineJob | None) -> None:
@@ -494,11 +508,13 @@ class ModuleSupply:
         allocs = weighted_fill(demands, self.weights, self.capacity)
         for name, queue in self.queues.items():
             alloc = allocs[name]
-            counts = {d: len(jobs) for d, jobs in queue.groups.items()}
-            level = level_for(counts, alloc) if alloc < demands[name] else INF
+            if alloc < demands[name]:
+                level = level_for({d: len(jobs) for d, jobs in queue.groups.items()}, alloc)
+            else:
+                level = INF
             queue.alloc = alloc
             queue.level = level
-            new = set(queue.pending)
+            new = set(queue.pending) if queue.pending else ()
             for demand, jobs in queue.groups.items():
                 capped = demand > level
                 if queue.state.get(demand, capped) != capped:
