@@ -192,7 +192,6 @@ class TenantQueue:
     capped jobs on one virtual clock (module docstring)."""
 
     __slots__ = (
-        "_demand",
         "alloc",
         "capped",
         "groups",
@@ -218,21 +217,10 @@ class TenantQueue:
         self.alloc = INF
         self.vclock = 0.0
         self.version = 0
-        self._demand: float | None = None
 
     @property
     def demand(self) -> float:
-        """What its jobs ask a cycle in all: summed over ``groups`` once after each
-        change to them (:meth:`changed`), in their order, so the same float as summed
-        at every read."""
-        demand = self._demand
-        if demand is None:
-            demand = self._demand = sum(d * len(jobs) for d, jobs in self.groups.items())
-        return demand
-
-    def changed(self) -> None:
-        """A job joined or left ``groups``: :attr:`demand` is summed again."""
-        self._demand = None
+        return sum(d * len(jobs) for d, jobs in self.groups.items())
 
     def advance(self, now: float) -> None:
         """The module brought up to ``now`` (this queue's clock with it)."""
@@ -401,7 +389,6 @@ class ModuleSupply:
         self.settle(host, job)
         group = queue.groups.get(job.demand)
         if group is not None:
-            queue.changed()
             group.pop(job, None)
             if not group:
                 del queue.groups[job.demand]
@@ -429,7 +416,6 @@ class ModuleSupply:
         if queue is None:
             queue = self.queues[job.tenant] = TenantQueue(self, job.tenant)
         queue.groups.setdefault(demand, {})[job] = None
-        queue.changed()
         queue.pending.append(job)
 
     def _rebus(self, host: Host, segment: int, joined: MachineJob | None) -> None:
@@ -508,13 +494,11 @@ class ModuleSupply:
         allocs = weighted_fill(demands, self.weights, self.capacity)
         for name, queue in self.queues.items():
             alloc = allocs[name]
-            if alloc < demands[name]:
-                level = level_for({d: len(jobs) for d, jobs in queue.groups.items()}, alloc)
-            else:
-                level = INF
+            counts = {d: len(jobs) for d, jobs in queue.groups.items()}
+            level = level_for(counts, alloc) if alloc < demands[name] else INF
             queue.alloc = alloc
             queue.level = level
-            new = set(queue.pending) if queue.pending else ()
+            new = set(queue.pending)
             for demand, jobs in queue.groups.items():
                 capped = demand > level
                 if queue.state.get(demand, capped) != capped:

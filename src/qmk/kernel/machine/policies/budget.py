@@ -194,11 +194,8 @@ def _drawn(
             return
         # each draws what it asks where the factories keep up until a segment's
         # neighbour leaves, or while the store lasts
-        if wanted <= rate or store > 1e-9:
-            shares, drawn = asks, wanted  # (the same sum)
-        else:
-            shares = _max_min(users, asks, rate)
-            drawn = sum([shares[i] for i in users])
+        shares = asks if wanted <= rate or store > 1e-9 else _max_min(users, asks, rate)
+        drawn = sum([shares[i] for i in users])
         step = min([states[i] / shares[i] for i in users if shares[i] > 0], default=INF)
         if store > 1e-9 and drawn > rate:
             step = min(step, store / (drawn - rate))
