@@ -50,8 +50,12 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.execution.spans",
     "qmk.qec.physics",
     "qmk.qvm.classical",
-    # the gateways' supervisor: a plain qmk serve (no --http, --grpc) starts none
-    "qmk.commands.gateway",
+    # the command line: qmk serve becomes the kernel's entry (qmk.serve) in its process
+    "qmk.cli",
+    "qmk.commands",
+    # the gateways and their supervisor: a plain qmk serve (no --http, --grpc) starts none
+    "qmk.gateway",
+    "qmk.serve.gateways",
     "llvmlite",
     "stim",
     "pymatching",

@@ -13,7 +13,7 @@ A pool of a :class:`~qmk.kernel.pools.pool.WorkerPool` subclass (an embedder's, 
 gates and probes in ``tests/support/pools.py``) gets the same wiring through
 ``kernel_pool(..., pool_class=...)``, and reaches a kernel through
 ``Kernel.open(pool_factory=...)`` or ``qmk serve``'s
-:func:`qmk.commands.service.serve`.
+:func:`qmk.serve.serve`.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _hidden(data: str) -> tuple[str, ...]:
 
 class PoolFactory(Protocol):
     """Makes a kernel's pool on the kernel's loop, as :func:`kernel_pool` does (which is
-    one): ``Kernel.open(pool_factory=...)``, :func:`qmk.commands.service.serve`."""
+    one): ``Kernel.open(pool_factory=...)``, :func:`qmk.serve.serve`."""
 
     def __call__(
         self,

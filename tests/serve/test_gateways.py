@@ -1,4 +1,4 @@
-"""The supervisor of ``qmk serve --gateway process`` (qmk.commands.gateway): a gateway
+"""The supervisor of ``qmk serve --gateway process`` (qmk.serve.gateways): a gateway
 that keeps dying is started again with a doubling wait, each restart a log line."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 import sys
 
 from qmk.abi.server import bind_tcp
-from qmk.commands.gateway import READY, RESTART_FIRST_S, Supervisor
+from qmk.serve.gateways import READY, RESTART_FIRST_S, Supervisor
 
 #: A stand-in gateway: it says it serves, then ends with status 3 (its extra arguments,
 #: the socket and pipe it is handed, are its sys.argv).
