@@ -39,6 +39,7 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     # the estimator, and the machine's factories from it: the planner derives the machine
     "qmk.estimate",
     "qmk.kernel.machine.factories",
+    "qmk.kernel.machine.derive",
     # the front-ends: program text of another language is lowered where it is read
     "qmk.frontends",
     # what only rare paths (or other programs than the Bell pair's gates) use, imported
