@@ -57,6 +57,9 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     # the gateways and their supervisor: a plain qmk serve (no --http, --grpc) starts none
     "qmk.gateway",
     "qmk.serve.gateways",
+    # the event hub, at the first q_watch; the billing webhook's POST, where there is one
+    "qmk.abi.events",
+    "qmk.abi.webhook",
     "llvmlite",
     "stim",
     "pymatching",
@@ -76,6 +79,8 @@ RARE_PATHS: dict[str, str] = {
     "qmk.execution.spans": "none in the kernel: a worker's",
     "qmk.qec.physics": "none in the kernel: a request made from a physics config",
     "qmk.qvm.classical": "a program with a CALC node",
+    "qmk.abi.events": "the first q_watch on the JSON-RPC socket",
+    "qmk.abi.webhook": "a billing webhook's delivery ([billing] webhook_url)",
 }
 
 #: Shared objects whose mapping in the kernel betrays an engine, decoder or wire library.

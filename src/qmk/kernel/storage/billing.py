@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 from qmk import aio
-from qmk.abi.webhook import post
 from qmk.errors import InvalidArgument, UnavailableError
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import BillingTable, KernelConfig
@@ -247,6 +246,8 @@ class Outbox:
 
     async def deliver(self, usage_id: str, body: bytes, attempts: int) -> bool:
         """One delivery of a record; whether the receiver took it."""
+        from qmk.abi.webhook import post  # a kernel with a webhook only
+
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": usage_id,
