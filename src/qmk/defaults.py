@@ -170,7 +170,7 @@ SESSION_TTL_S: Final = 3600.0
 JOB_TIMEOUT_S: Final = 600.0
 #: Memory (RLIMIT_AS) of each worker process, in MiB.
 WORKER_MEMORY_MB: Final = 2048
-#: Environment variable a confined kernel worker sets (:func:`qmk.kernel.pools.sandbox.confine`)
+#: Environment variable a confined kernel worker sets (:func:`qmk.kernel.pools.confine.confine`)
 #: to the sandbox layers it closed, comma-separated (``network``, ``filesystem``); the
 #: router reads it (:mod:`qmk.engines.limits`).
 WORKER_SANDBOX_ENV: Final = "QMK_WORKER_SANDBOX"

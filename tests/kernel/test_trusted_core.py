@@ -57,6 +57,8 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     # the gateways and their supervisor: a plain qmk serve (no --http, --grpc) starts none
     "qmk.gateway",
     "qmk.serve.gateways",
+    # the worker's side of its confinement (Landlock, seccomp, its CPU budget)
+    "qmk.kernel.pools.confine",
     # the event hub, at the first q_watch; the billing webhook's POST, where there is one
     "qmk.abi.events",
     "qmk.abi.webhook",

@@ -24,8 +24,9 @@ from qmk.abi import replies
 from qmk.client import Client
 from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
 from qmk.kernel.errors import ConfigError
+from qmk.kernel.pools.confine import landlock_abi
 from qmk.kernel.pools.pool import WorkerDied, WorkerPool
-from qmk.kernel.pools.sandbox import Isolation, landlock_abi, unreachable
+from qmk.kernel.pools.sandbox import Isolation, unreachable
 from qmk.kernel.pools.workers import kernel_isolation
 from qmk.kernel.service import Kernel
 from support.isolation import UNIX_BAIT, burn, escapes
