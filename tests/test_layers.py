@@ -74,6 +74,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "the gateways: a wire's server in a process of its own, a client of the kernel's socket",
         ("qmk.gateway",),
     ),
+    (
+        "the kernel process's entry: `qmk serve`'s kernel, its listeners, inline wires and "
+        "its gateways' supervision",
+        ("qmk.serve",),
+    ),
     ("`qmk.run`: a program's text, file or graph, read and run in-process", ("qmk._front",)),
     ("`import qmk`: the user's surface, each name loaded on first use", ("qmk",)),
     ("the subcommands", ("qmk.commands",)),
@@ -169,6 +174,9 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.grpc": (*BASE, "qmk.abi", "qmk.qvm", "qmk.frontends", "qmk.http", "qmk.client"),
     # a gateway serves a wire's application on a kernel it reaches through the client
     "qmk.gateway": (*BASE, "qmk.abi", "qmk.qvm", "qmk.http", "qmk.grpc", "qmk.client"),
+    # the kernel process: the kernel, its door and listeners, the wires it serves inline
+    # (--gateway inline), and the supervisor of the gateways' processes
+    "qmk.serve": (*BASE, "qmk.abi", "qmk.kernel", "qmk.http", "qmk.grpc"),
     "qmk._front": (*BASE, "qmk.qvm", "qmk.frontends", "qmk.engines", "qmk.qec", "qmk.execution"),
     # the user's surface: the front door, the result, the client and the errors a user catches
     "qmk": (
@@ -404,6 +412,7 @@ MACHINE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("the machine declared", ("spec",)),
+    ("the machine derived from a config, where the estimator is (the planner)", ("derive",)),
     ("running jobs' paces under their shares of the machine", ("rates",)),
     ("the scheduler's event loop", ("core",)),
     ("the scheduling policies", ("policies",)),

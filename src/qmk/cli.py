@@ -154,18 +154,16 @@ def main(
         return 3
 
 
-#: The cyclic garbage collector's thresholds in a ``qmk`` process (:func:`entry`):
-#: a young collection every 10,000 allocations net of frees, not CPython's 700. A
-#: command's imports and its program's values are nearly all kept to its end, so the
-#: default's many collections find little to free and cost a fresh ``qmk run`` much of
-#: its CPU (``docs/engines.md`` has the figures). Cycles are still collected: a long
-#: ``qmk serve`` holds at most this many more objects meanwhile.
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
 def entry() -> None:
-    """Console-script entry point."""
-    gc.set_threshold(*GC_THRESHOLDS)
+    """Console-script entry point. ``qmk serve`` replaces this process with the kernel's
+    entry (:func:`qmk.serve.exec_entry`), so the kernel process holds no command line."""
+    from qmk import defaults
+
+    if sys.argv[1:2] == ["serve"]:
+        from qmk.serve import exec_entry
+
+        exec_entry(sys.argv[2:])
+    gc.set_threshold(*defaults.GC_THRESHOLDS)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -170,7 +170,7 @@ SESSION_TTL_S: Final = 3600.0
 JOB_TIMEOUT_S: Final = 600.0
 #: Memory (RLIMIT_AS) of each worker process, in MiB.
 WORKER_MEMORY_MB: Final = 2048
-#: Environment variable a confined kernel worker sets (:func:`qmk.kernel.pools.sandbox.confine`)
+#: Environment variable a confined kernel worker sets (:func:`qmk.kernel.pools.confine.confine`)
 #: to the sandbox layers it closed, comma-separated (``network``, ``filesystem``); the
 #: router reads it (:mod:`qmk.engines.limits`).
 WORKER_SANDBOX_ENV: Final = "QMK_WORKER_SANDBOX"
@@ -345,3 +345,12 @@ ASSIST_MAX_SHOTS: Final = 1000
 ASSIST_CALLS_PER_MINUTE: Final = 6.0
 #: Questions a kernel's assistant answers at once (``[assist] max_concurrent``).
 ASSIST_MAX_CONCURRENT: Final = 4
+
+#: The cyclic garbage collector's thresholds in a ``qmk`` process and the kernel's
+#: (``qmk.cli.entry``, ``qmk.serve.entry``): a young collection every 10,000
+#: allocations net of frees, not CPython's 700. A command's imports and its program's
+#: values are nearly all kept to its end, so the default's many collections find little
+#: to free and cost a fresh ``qmk run`` much of its CPU (``docs/engines.md`` has the
+#: figures). Cycles are still collected: a long ``qmk serve`` holds at most this many
+#: more objects meanwhile.
+GC_THRESHOLDS: Final = (10_000, 10, 10)

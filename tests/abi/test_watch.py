@@ -26,13 +26,13 @@ from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import Server, ServerConfig
 from qmk.cli import main as qmk_main
 from qmk.client import AsyncClient, Timeout
-from qmk.commands.service import _door, _watches
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.devices.neutral_atom.shots import CHUNK_SHOTS
 from qmk.errors import InvalidArgument, NotFoundError, QuotaError
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.artifacts import PART_RECORDS
+from qmk.serve import _door, _watches
 from support.kernel import WorkerGate
 from support.neutral_atom import device_submit, gate, job
 from support.pools import Hooks

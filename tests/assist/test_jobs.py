@@ -200,7 +200,7 @@ def test_questions_hold_the_desks_own_threads_within_the_caps(chat, tmp_path: Pa
 
 def test_under_qmk_serve_the_tools_syscalls_pass_the_door_as_the_assist_wire(chat, tmp_path: Path):
     from qmk.abi.limits import ServerConfig
-    from qmk.commands.service import _door
+    from qmk.serve import _door
 
     chat.calls["run"] = {"name": "run", "arguments": {"program": BELL, "shots": 20}}
     config = _config({"url": chat.url, "model": "calls:run"})

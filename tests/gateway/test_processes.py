@@ -34,7 +34,7 @@ from qmk import defaults
 from qmk.cli import main
 from qmk.client import Client
 from qmk.errors import QMKError
-from qmk.kernel.pools.sandbox import landlock_abi
+from qmk.kernel.pools.confine import landlock_abi
 from qmk.kernel.pools.workers import PLANNER_NAME
 from support.children import die_with_us, terminate
 from support.http import bearer, session

@@ -40,6 +40,7 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     # the estimator, and the machine's factories from it: the planner derives the machine
     "qmk.estimate",
     "qmk.kernel.machine.factories",
+    "qmk.kernel.machine.derive",
     # the front-ends: program text of another language is lowered where it is read
     "qmk.frontends",
     # what only rare paths (or other programs than the Bell pair's gates) use, imported
@@ -51,8 +52,16 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.execution.spans",
     "qmk.qec.physics",
     "qmk.qvm.classical",
-    # the gateways' supervisor: a plain qmk serve (no --http, --grpc) starts none
-    "qmk.commands.gateway",
+    # the command line: qmk serve becomes the kernel's entry (qmk.serve) in its process
+    "qmk.cli",
+    "qmk.commands",
+    # the gateways and their supervisor: a plain qmk serve (no --http, --grpc) starts none
+    "qmk.gateway",
+    "qmk.serve.gateways",
+    # the worker's side of its confinement (Landlock, seccomp, its CPU budget)
+    "qmk.kernel.pools.confine",
+    # the event hub, at the first q_watch
+    "qmk.abi.events",
     # the billing webhook's POST: the webhook pool's processes make it
     "qmk.abi.webhook",
     "llvmlite",
@@ -74,6 +83,7 @@ RARE_PATHS: dict[str, str] = {
     "qmk.execution.spans": "none in the kernel: a worker's",
     "qmk.qec.physics": "none in the kernel: a request made from a physics config",
     "qmk.qvm.classical": "a program with a CALC node",
+    "qmk.abi.events": "the first q_watch on the JSON-RPC socket",
 }
 
 #: Shared objects whose mapping in the kernel betrays an engine, decoder or wire library.

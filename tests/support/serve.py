@@ -1,8 +1,8 @@
 """``python -m support.serve [HOOKS] -- [qmk serve options]``: a real ``qmk serve`` whose
 workers run the tests' hooks.
 
-The server is the very code of ``qmk serve`` (:func:`qmk.commands.service.serve`, its
-options parsed by the command's own parser): a real process, a real socket, real
+The server is the very code of ``qmk serve`` (:func:`qmk.serve.serve`, its options
+parsed by the kernel entry's own parser): a real process, a real socket, real
 confined workers. Only its pool differs, through the command's public seam
 ``pool_factory``: the kernel's own pool made a :class:`support.pools.GatedPool` with the
 hooks given here (``--gate FIFO``, ``--pause-gate FIFO``, ``--stall FIFO``, ``--probe
@@ -19,26 +19,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from qmk.commands import service
+from qmk import serve as kernel_entry
 from qmk.errors import QMKError
 from support.clocks import HeldMachineClock, ShiftedClock
 from support.pools import Hooks
-
-
-def _serve_parser() -> argparse.ArgumentParser:
-    """``qmk serve``'s own parser (its module's ``register``), for ``serve`` only."""
-    parser = argparse.ArgumentParser(prog="python -m support.serve")
-    commands = parser.add_subparsers(dest="command")
-
-    def add(name: str, help_text: str, /, *, limits: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        if limits:  # as qmk.cli adds them
-            sub.add_argument("--max-nodes", type=int)
-            sub.add_argument("--max-bytes", type=int)
-        return sub
-
-    service.register(add)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,11 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stall=given.stall,
         probe=None if given.probe is None else Hooks.load_probe(given.probe),
     )
-    args = _serve_parser().parse_args(["serve", *argv[split + 1 :]])
+    args = kernel_entry.parser().parse_args(argv[split + 1 :])
     try:
         clock = None if given.clock is None else ShiftedClock(given.clock)
         held = given.machine_clock
-        return service.serve(
+        return kernel_entry.serve(
             args,
             sys.stdout,
             sys.stderr,

@@ -239,16 +239,11 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
 
 
 def log_options(sub: argparse.ArgumentParser) -> None:
-    """``--log-level`` and ``--log-format``: how a long-running server logs."""
-    sub.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
-    )
-    sub.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="log lines as text, or as JSON objects with job id, tenant and trace id",
-    )
+    """``--log-level`` and ``--log-format``: how a long-running server logs (the
+    kernel's entry's, :func:`qmk.serve.log_options`, which its gateways share)."""
+    from qmk.serve import log_options as add
+
+    add(sub)
 
 
 def is_stim_source(args: argparse.Namespace) -> bool:

@@ -112,7 +112,7 @@ def _machine(path: str | None, err: TextIO) -> MachineSpec:
     warnings said on ``err``)."""
     from qmk.errors import warning_line
     from qmk.kernel.config import config_from_dict, load_config, machine_warnings
-    from qmk.kernel.machine.spec import config_machine
+    from qmk.kernel.machine.derive import config_machine
 
     if path is None:
         return config_machine(

@@ -17,7 +17,7 @@ this process, once per routing, with no import:
   run on (``sched_getaffinity``). With them comes the stack each new thread maps
   (``RLIMIT_STACK``).
 - **sandbox**: the layers a kernel worker closed (:data:`SANDBOX_ENV`, set by
-  :func:`qmk.kernel.pools.sandbox.confine`). An engine that needs what a layer forbids
+  :func:`qmk.kernel.pools.confine.confine`). An engine that needs what a layer forbids
   (a writable cache beside its package's files) is then refused there, not failed.
 
 >>> limits = WorkerLimits(address_cap=2 * 2**30, address_used=2**30, threads=2)

@@ -1,7 +1,7 @@
 """The gRPC gateway: the service ``qmk.v1.Kernel`` in a process of its own.
 
 ``qmk gateway grpc --kernel SOCKET --listen HOST:PORT`` runs it alone; ``qmk serve --grpc
-HOST:PORT --gateway process`` starts and supervises one (:mod:`qmk.commands.gateway`).
+HOST:PORT --gateway process`` starts and supervises one (:mod:`qmk.serve.gateways`).
 It is :mod:`qmk.grpc.server`'s listener on the HTTP gateway's door
 (:mod:`qmk.gateway.http`): every call goes to the kernel's socket with its caller's own
 session, ``WatchJob`` streams the kernel's ``q_watch``, and while the kernel is away a
@@ -119,7 +119,7 @@ def metrics_page(door: Door, metrics: Any) -> Any:
     from starlette.routing import Route
 
     from qmk.abi.door import peer_of_address
-    from qmk.abi.events import through
+    from qmk.abi.watch import through
     from qmk.errors import QMKError
     from qmk.http import problems
     from qmk.http.metrics import CONTENT_TYPE, Scrapers

@@ -2,7 +2,7 @@
 
 ``qmk gateway http --kernel SOCKET --listen HOST:PORT`` runs it alone; ``qmk serve --http
 HOST:PORT --gateway process`` starts it beside the kernel and restarts it when it dies
-(:mod:`qmk.commands.gateway`). The application is the one the kernel's own process serves
+(:mod:`qmk.serve.gateways`). The application is the one the kernel's own process serves
 (:mod:`qmk.http.app`), on a door whose kernel is :class:`RemoteKernel`: every syscall goes
 to the kernel's JSON-RPC socket with the caller's own params (its session, or its key for
 a login), so the kernel checks each call as it checks a JSON-RPC client's. The gateway

@@ -58,13 +58,14 @@ from grpc import aio
 from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
 from qmk.abi.door.splice import FLUSH_GRACE_S
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
-from qmk.abi.events import PROGRESS_S, EventHub, JobWatch, through
+from qmk.abi.events import PROGRESS_S, EventHub, JobWatch
 from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.probe import KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
 from qmk.abi.server import bind_tcp, format_tcp
+from qmk.abi.watch import through
 from qmk.errors import QMKError, SessionError
 from qmk.frontends.text import sniff
 from qmk.grpc.schema import messages, params_of, reply_of

@@ -35,7 +35,7 @@ from starlette.routing import Route
 from qmk import defaults
 from qmk.abi.door import GRAPH_PARAM, Door, ProgramText, Visitor, peer_of_address
 from qmk.abi.errors import InternalError, InvalidParams, InvalidRequest, MethodNotFound
-from qmk.abi.events import PROGRESS_S, Call, EventHub, JobWatch, through
+from qmk.abi.events import PROGRESS_S, Call, EventHub, JobWatch
 from qmk.abi.jsonrpc import (
     THREAD_BYTES,
     check_param_numbers,
@@ -47,6 +47,7 @@ from qmk.abi.methods import METHODS, JsonType, bind_params
 from qmk.abi.probe import KernelProbe
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
+from qmk.abi.watch import through
 from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http import problems
 from qmk.http.events import sse, sse_parts

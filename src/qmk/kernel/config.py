@@ -922,7 +922,7 @@ def machine_warnings(config: KernelConfig) -> list[dict[str, str]]:
     """The coded warnings of a configuration's machine: ``[faults]
     decoder_capacity_bits_per_s``, the machine's decoder under its old name (QK504), which
     ``qmk serve`` and ``qmk machine`` alike read as ``[machine] decoder_bits_per_cycle``
-    (:func:`qmk.kernel.machine.spec.machine_spec`)."""
+    (:func:`qmk.kernel.machine.derive.machine_spec`)."""
     from qmk.errors import warning
     from qmk.kernel.errors import MachineError
 

@@ -24,7 +24,8 @@ from qmk.execution.pricing import Priced
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.admit.planner import Planner
 from qmk.kernel.errors import MachineError
-from qmk.kernel.machine.spec import MachineSpec, config_machine
+from qmk.kernel.machine.derive import config_machine
+from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.pool import WorkerPool
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import logical_model

@@ -118,7 +118,7 @@ def test_a_machine_of_a_billion_qubits_costs_what_one_of_a_million_does_until_jo
     import tracemalloc
 
     from qmk.kernel.config import config_from_dict
-    from qmk.kernel.machine.spec import config_machine
+    from qmk.kernel.machine.derive import config_machine
 
     def built(qubits: int) -> tuple[LiveMachine, int]:
         spec = config_machine(

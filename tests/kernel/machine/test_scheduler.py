@@ -482,7 +482,7 @@ def test_a_cancel_is_decided_at_its_cycle_a_job_that_ended_before_it_keeps_its_r
 
 def test_a_job_past_its_tenants_partition_is_refused_naming_the_share_to_raise():
     from qmk.kernel.config import config_from_dict
-    from qmk.kernel.machine.spec import config_machine
+    from qmk.kernel.machine.derive import config_machine
 
     # 200,000 physical qubits: 904 job tiles, a's quarter 226; 300 tiles fit the module
     machine = config_machine(config_from_dict({"machine": {"physical_qubits": 200_000}}))

@@ -11,8 +11,8 @@ from qmk.estimate.estimator import JobParams
 from qmk.estimate.tfactory import make_patch
 from qmk.kernel.config import config_from_dict, load_config
 from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.derive import config_machine, machine_spec
 from qmk.kernel.machine.factories import estimator_factory
-from qmk.kernel.machine.spec import config_machine, machine_spec
 from support.paths import EXAMPLES
 
 
@@ -267,7 +267,8 @@ def test_the_machine_a_planner_answers_as_plain_data_reads_back_as_the_machine_m
 ):
     import pickle
 
-    from qmk.kernel.machine.spec import machine_of, planned_machine
+    from qmk.kernel.machine.derive import planned_machine
+    from qmk.kernel.machine.spec import machine_of
 
     config = config_from_dict({"machine": table, "faults": {"link_fidelity": 0.97}})
     answer = planned_machine(config.machine, config.faults, 3)
@@ -279,7 +280,8 @@ def test_the_machine_a_planner_answers_as_plain_data_reads_back_as_the_machine_m
 
 
 def test_a_machine_the_planner_refuses_is_refused_with_its_own_class_and_code():
-    from qmk.kernel.machine.spec import machine_of, planned_machine
+    from qmk.kernel.machine.derive import planned_machine
+    from qmk.kernel.machine.spec import machine_of
 
     config = config_from_dict(
         {"machine": {"physical_qubits": 100_000, "profile": "logical:bacon_shor(d=5)"}}
@@ -297,7 +299,8 @@ def test_the_larger_distances_a_job_may_be_placed_at_cross_the_planners_wire():
     import json
 
     from qmk.kernel.config import config_from_dict
-    from qmk.kernel.machine.spec import config_machine, machine_of, planned_machine
+    from qmk.kernel.machine.derive import planned_machine
+    from qmk.kernel.machine.spec import machine_of
 
     config = config_from_dict({"machine": {"physical_qubits": 20696}})
     planned = planned_machine(config.machine, config.faults, config.preempt_gap)

@@ -26,8 +26,9 @@ from qmk.abi import replies
 from qmk.client import Client
 from qmk.kernel.datafiles import DB_FILE, SECRET_FILE
 from qmk.kernel.errors import ConfigError
+from qmk.kernel.pools.confine import landlock_abi
 from qmk.kernel.pools.pool import WorkerDied, WorkerPool
-from qmk.kernel.pools.sandbox import Isolation, landlock_abi, unreachable
+from qmk.kernel.pools.sandbox import Isolation, unreachable
 from qmk.kernel.pools.workers import kernel_isolation
 from qmk.kernel.service import Kernel
 from support.isolation import UNIX_BAIT, burn, escapes
@@ -412,7 +413,7 @@ def test_a_new_workers_root_reaps_the_roots_of_killed_owners_and_keeps_the_rest(
 #: outside it, the secret's name).
 _SERVER_PROBE = """
 import json, os, sys, tempfile
-from qmk.kernel.pools.sandbox import confine_server
+from qmk.kernel.pools.confine import confine_server
 
 data, outside, secret = sys.argv[1:4]
 report = confine_server([data])

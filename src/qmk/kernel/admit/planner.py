@@ -6,7 +6,7 @@ machine takes its patch and factories from the estimator. These load the planner
 router, the targets, the engines and the estimator, which the trusted core does not hold
 (issue 79). So one planner process of the kernel's runs
 :func:`qmk.execution.pricing.price` and :func:`qmk.execution.pricing.footprint` on the
-program's text, and :func:`qmk.kernel.machine.spec.planned_machine` on the kernel's
+program's text, and :func:`qmk.kernel.machine.derive.planned_machine` on the kernel's
 ``[machine]`` table, and answers plain data. It is stateless: admission caches its
 answers by graph text and physics, and the kernel keeps its machine.
 
@@ -38,6 +38,14 @@ if TYPE_CHECKING:
 
 #: Makes the planner's pool of one on the kernel's loop (called there, at the first plan).
 PlannerPool = Callable[[asyncio.AbstractEventLoop], Executor]
+
+
+def _planned_machine(*args: Any) -> dict[str, Any]:
+    """:func:`~qmk.kernel.machine.derive.planned_machine`, called in the planner process:
+    the kernel names this function, so it loads no derivation (nor the estimator)."""
+    from qmk.kernel.machine.derive import planned_machine
+
+    return planned_machine(*args)
 
 
 class Planner:
@@ -74,7 +82,7 @@ class Planner:
 
     async def machine(self, config: KernelConfig) -> MachineSpec:
         """The shared machine of ``config``, derived in the planner process: its patch
-        and factories are the estimator's (:func:`~qmk.kernel.machine.spec.planned_machine`).
+        and factories are the estimator's (:func:`~qmk.kernel.machine.derive.planned_machine`).
 
         Raises:
             QMKError: the machine's refusal (``QK503 bad-machine``, or the QEC layer's).
@@ -84,7 +92,7 @@ class Planner:
 
         table = config.machine
         answer = await self._call(
-            spec.planned_machine, table, config.faults, config.preempt_gap, what="the machine"
+            _planned_machine, table, config.faults, config.preempt_gap, what="the machine"
         )
         return spec.machine_of(answer, table)
 

@@ -111,7 +111,7 @@ class Quotas:
             message = f"the job needs {physical} physical qubits at its peak; {where} {total}"
             if footprint is not None and footprint.tiles > 0:
                 if self.machine is None:
-                    from qmk.kernel.machine.spec import config_machine
+                    from qmk.kernel.machine.derive import config_machine
 
                     self.machine = config_machine(self.config)
                 raise _too_big_for_floorplan(

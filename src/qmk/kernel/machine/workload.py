@@ -220,7 +220,7 @@ def _machine(
     config's machine warnings, and its ``fence_cycles``."""
     from qmk.kernel.config import config_from_dict, load_config, machine_warnings
     from qmk.kernel.errors import ConfigError
-    from qmk.kernel.machine.spec import config_machine
+    from qmk.kernel.machine.derive import config_machine
 
     try:
         if isinstance(given, str):

@@ -103,14 +103,7 @@ from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from qmk.kernel.pools.future import TaskFuture
-from qmk.kernel.pools.sandbox import (
-    CpuBudget,
-    Isolation,
-    Plan,
-    Sandboxes,
-    confine,
-    die_with_parent,
-)
+from qmk.kernel.pools.sandbox import Isolation, Plan, Sandboxes
 from qmk.kernel.pools.wire import (
     Broken,
     PoolLine,
@@ -123,6 +116,8 @@ from qmk.kernel.pools.wire import message as read_message
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext
+
+    from qmk.kernel.pools.confine import CpuBudget
 
 #: The workers' reports are logged under the name they always had (log filters use it).
 _log = logging.getLogger("qmk.kernel.pools.workers")
@@ -320,7 +315,7 @@ def exit_when_closed(fd: int, *, status: int = 0) -> threading.Thread:
     For a job process fed over a socket by a process that may die without a word
     (``kill -9``): without it the job computes on until its next write. The thread only
     waits; it reads nothing, so the socket's data stay for the process's own reads. Call
-    it after the process confined itself (:func:`qmk.kernel.pools.sandbox.confine`): the
+    it after the process confined itself (:func:`qmk.kernel.pools.confine.confine`): the
     thread then inherits the Landlock domain and the seccomp filter (poll, exit_group
     and the thread's clone are not denied by them). A process that closes ``fd`` itself
     ends too (``POLLNVAL``): call it on a descriptor kept to the end.
@@ -354,6 +349,8 @@ def _confine(
 ) -> tuple[dict[str, Any] | None, CpuBudget | None, str | None]:
     """Confine this worker: ``(its report, its CPU budget, why it refuses tasks)``."""
     try:
+        from qmk.kernel.pools.confine import confine  # the worker's side, not the pool's
+
         if plan is None:
             if memory_mb is not None:
                 import resource
@@ -421,7 +418,7 @@ def _worker_main(
 
     It ends when its pool's process dies: its socket closes (:func:`exit_when_closed`),
     and, when it was forked by the forkserver (which ends with the pool's process), its
-    parent ends (:func:`~qmk.kernel.pools.sandbox.die_with_parent`, which needs no GIL).
+    parent ends (:func:`~qmk.kernel.pools.confine.die_with_parent`, which needs no GIL).
     """
     global _LINK
     parent = os.getppid()
@@ -441,6 +438,8 @@ def _worker_main(
         if report is not None and isinstance(report.get("gaps"), list):
             report["gaps"].append(f"orphans: a worker outlives a dead pool ({exc})")
     if from_forkserver:  # a spawned worker's parent is a thread of the pool's process
+        from qmk.kernel.pools.confine import die_with_parent  # imported by _confine
+
         die_with_parent(parent)
     line.send((0, "hello", report))
     while True:

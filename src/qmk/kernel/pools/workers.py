@@ -13,7 +13,7 @@ A pool of a :class:`~qmk.kernel.pools.pool.WorkerPool` subclass (an embedder's, 
 gates and probes in ``tests/support/pools.py``) gets the same wiring through
 ``kernel_pool(..., pool_class=...)``, and reaches a kernel through
 ``Kernel.open(pool_factory=...)`` or ``qmk serve``'s
-:func:`qmk.commands.service.serve`.
+:func:`qmk.serve.serve`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from qmk.kernel.pools.pool import WorkerHooks, WorkerPool, current_link
 from qmk.kernel.pools.sandbox import (
     Isolation,
     data_hidden,
-    name_process,
     resolve_user,
     unreachable,
 )
@@ -94,7 +93,7 @@ def kernel_isolation(config: KernelConfig, data_dir: str | os.PathLike[str]) -> 
 
 class PoolFactory(Protocol):
     """Makes a kernel's pool on the kernel's loop, as :func:`kernel_pool` does (which is
-    one): ``Kernel.open(pool_factory=...)``, :func:`qmk.commands.service.serve`."""
+    one): ``Kernel.open(pool_factory=...)``, :func:`qmk.serve.serve`."""
 
     def __call__(
         self,
@@ -157,6 +156,8 @@ class Named(WorkerHooks):
         self.name = name
 
     def start(self) -> Iterable[int]:
+        from qmk.kernel.pools.confine import name_process  # the worker's half
+
         name_process(self.name)
         return ()
 

@@ -78,7 +78,7 @@ from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.footprints import fenced_for
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.live import LiveMachine
-from qmk.kernel.machine.spec import MachineSpec, config_machine
+from qmk.kernel.machine.spec import MachineSpec
 
 if TYPE_CHECKING:
     from qmk.abi.probe import MachineFacts
@@ -125,7 +125,7 @@ class SharedMachine:
         config: the kernel configuration (``[machine]``, the tenants' ``machine_share``).
         release: called with each job whose schedule ended, and its schedule.
         clock: the machine clock (default: :func:`clock_for`).
-        spec: the machine (default: :func:`~qmk.kernel.machine.spec.config_machine` of
+        spec: the machine (default: :func:`~qmk.kernel.machine.derive.config_machine` of
             ``config``, derived here; a kernel derives it in its planner process).
     """
 
@@ -137,7 +137,11 @@ class SharedMachine:
         clock: MachineClock | None = None,
         spec: MachineSpec | None = None,
     ) -> None:
-        self.spec = spec or config_machine(config)
+        if spec is None:  # a kernel's comes from its planner: this is the tests' and tools'
+            from qmk.kernel.machine.derive import config_machine
+
+            spec = config_machine(config)
+        self.spec = spec
         shares = {name: tenant.machine_share for name, tenant in config.tenants.items()}
         self.live = LiveMachine(
             self.spec, config.machine.policy, shares, hold_cycles=config.machine.fence_cycles

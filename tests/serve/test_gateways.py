@@ -1,4 +1,4 @@
-"""The supervisor of ``qmk serve --gateway process`` (qmk.commands.gateway): a gateway
+"""The supervisor of ``qmk serve --gateway process`` (qmk.serve.gateways): a gateway
 that dies is replaced by its warm spare, and one that keeps dying before it serves is
 started again with a doubling wait, each replacement a log line.
 
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from qmk.abi.server import bind_tcp
-from qmk.commands.gateway import BOUND_LATER, RESTART_FIRST_S, Supervisor, kernel_address
+from qmk.serve.gateways import BOUND_LATER, RESTART_FIRST_S, Supervisor, kernel_address
 
 GUARD_S = 60.0  # a hang guard, never a timing assertion
 #: A stand-in gateway (argv: its folder, its mode, then what the supervisor hands it).

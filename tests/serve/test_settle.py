@@ -1,10 +1,10 @@
-"""``qmk serve``'s own start (:mod:`qmk.commands.service`), apart from its listeners."""
+"""``qmk serve``'s own start (:mod:`qmk.serve`), apart from its listeners."""
 
 from __future__ import annotations
 
 import gc
 
-from qmk.commands.service import settle
+from qmk.serve import settle
 
 
 def test_what_exists_when_serve_settles_is_out_of_the_collectors_reach_until_unfrozen():

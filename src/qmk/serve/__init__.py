@@ -1,0 +1,689 @@
+"""The kernel process's entry: ``qmk serve`` runs a kernel until SIGTERM or SIGINT.
+
+``python -m qmk.serve --socket PATH --data-dir DIR --config FILE [...]`` is the kernel
+process, and ``qmk serve`` replaces its own process with it (:func:`qmk.cli.entry`, one
+process id), so the kernel process never loads the command line and the other commands
+(issue 79: its trusted core). It drains and exits 0 on a stop signal, removing its
+socket. Its options are :func:`add_options`'s, which ``qmk serve``'s parser shares.
+Errors are one coded line on stderr, with the exit statuses of ``qmk`` (2: bad usage or
+config; 3: an internal error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
+
+from qmk import defaults
+from qmk.abi.errors import CommandError
+from qmk.errors import QMKError, one_line
+
+if TYPE_CHECKING:
+    from qmk.kernel.clock import Clock, MachineClock
+    from qmk.kernel.pools.workers import PoolFactory
+
+
+#: What a number option's text must be, in the error of a text that is not one.
+_NUMBER_WORDS: dict[type, str] = {int: "an integer", float: "a number"}
+N = TypeVar("N", int, float)
+
+
+def number_in(kind: type[N], low: N, high: N | None = None) -> Callable[[str], N]:
+    """An argparse type: a number of ``kind`` in [low, high] (no upper bound when None)."""
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {_NUMBER_WORDS[kind]}: {text!r}") from None
+        if not (low <= value and (high is None or value <= high)):  # NaN is in no range
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+    return number_in(int, low, high)
+
+
+def float_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high]."""
+    return number_in(float, low, high)
+
+
+def log_options(sub: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``: how a long-running server logs."""
+    sub.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or as JSON objects with job id, tenant and trace id",
+    )
+
+
+def add_options(sub: argparse.ArgumentParser) -> None:
+    """``qmk serve``'s options on ``sub`` (its parser in ``qmk``, and the entry's own)."""
+    sub.add_argument("--socket", metavar="PATH", help="Unix socket path (QMK_SOCKET)")
+    sub.add_argument("--data-dir", required=True, metavar="DIR", help="jobs, audit log, secret")
+    sub.add_argument("--config", required=True, metavar="FILE", help="kernel config (TOML)")
+    sub.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (no TLS)")
+    sub.add_argument(
+        "--workers",
+        type=int_in(1),
+        metavar="N",
+        help="worker processes (with --dask: jobs at once; default: the cluster's threads)",
+    )
+    sub.add_argument(
+        "--dask",
+        metavar="ADDR",
+        help="run jobs on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N for "
+        "N local worker processes (the dask extra; docs/scale-out.md)",
+    )
+    for option, what in (
+        ("ca", "the CA of"),
+        ("cert", "the kernel's certificate for"),
+        ("key", "the kernel's key for"),
+    ):
+        sub.add_argument(
+            f"--dask-tls-{option}",
+            metavar="FILE",
+            help=f"{what} TLS to a tls:// Dask scheduler (PEM; the three go together)",
+        )
+    sub.add_argument(
+        "--dask-insecure",
+        action="store_true",
+        help="accept a tcp:// Dask scheduler (no TLS: whoever reaches it runs code in the "
+        "workers; refused otherwise, QK120)",
+    )
+    sub.add_argument(
+        "--dask-connect-s",
+        type=float_in(0.1, 3600.0),
+        metavar="SECONDS",
+        help="with --dask: how long the start waits for the scheduler to answer (then "
+        f"QS1011) and for its first worker ({defaults.DASK_CONNECT_S:g})",
+    )
+    sub.add_argument(
+        "--dask-dashboard",
+        action="store_true",
+        help="with --dask local:N: serve Dask's dashboard on a free port of 127.0.0.1 "
+        "(default: none)",
+    )
+    sub.add_argument(
+        "--max-line",
+        type=int_in(1024),
+        metavar="BYTES",
+        help=f"longest request line (server.max_line; {defaults.MAX_LINE_BYTES // 2**20} MiB)",
+    )
+    log_options(sub)
+    web = sub.add_argument_group("HTTP API (the http extra; docs/http.md)")
+    web.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve the REST API, metrics and the web console (port 0: a free one)",
+    )
+    web.add_argument(
+        "--tls-cert", metavar="PEM", help="serve HTTPS (and gRPC over TLS): the certificate chain"
+    )
+    web.add_argument(
+        "--tls-key", metavar="PEM", help="serve HTTPS (and gRPC over TLS): the private key"
+    )
+    web.add_argument(
+        "--trace",
+        metavar="EXPORTER",
+        help="OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
+    )
+    web.add_argument(
+        "--gateway",
+        choices=("inline", "process"),
+        default="process",
+        help="serve --http and --grpc each in a gateway process of its own that qmk serve "
+        "starts and restarts (process, the default; docs/deploy.md), or in the kernel's "
+        "process (inline)",
+    )
+    rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
+    rpc.add_argument(
+        "--grpc",
+        metavar="HOST:PORT",
+        help="also serve the gRPC service qmk.v1.Kernel, with health and reflection (port 0: "
+        "a free one; TLS with --tls-cert/--tls-key)",
+    )
+    rpc.add_argument("--grpc-metrics", metavar="HOST:PORT", help="the gRPC gateway's /metrics")
+    sub.add_argument(
+        "--kernel-only",
+        action="store_true",
+        help="start the kernel alone (its gateways run as their own commands: qmk gateway)",
+    )
+    sub.add_argument(
+        "--recover",
+        action="store_true",
+        help="start on a damaged data directory (QK103), recording the damage in the audit log",
+    )
+    sub.add_argument(
+        "--repair-perms",
+        action="store_true",
+        help="take away other users' access to the data directory's files (else a lax "
+        "mode is QK121), recording it in the audit log",
+    )
+    sub.add_argument(
+        "--json",
+        action="store_true",
+        help="print the listening line as one JSON object {listening, data_dir}",
+    )
+
+
+def serve(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    *,
+    pool_factory: PoolFactory | None = None,
+    clock: Clock | None = None,
+    machine_clock: MachineClock | None = None,
+) -> int:
+    """``qmk serve``: run a kernel on ``args`` (the command's parsed arguments) until
+    SIGTERM or SIGINT; the exit status.
+
+    ``pool_factory`` makes the kernel's local pool in place of
+    :func:`~qmk.kernel.pools.workers.kernel_pool` (``Kernel.open(pool_factory=...)``; not
+    with ``--dask``): a real server on a pool of a
+    :class:`~qmk.kernel.pools.pool.WorkerPool` subclass, as the tests' ``python -m
+    support.serve`` runs one with their gates. ``clock`` is the kernel's clock in place of
+    the system's (``Kernel.open(clock=...)``): the tests' server runs on one whose time
+    they move, so expiries happen when a test says. ``machine_clock`` is the shared
+    machine's (``Kernel.open(machine_clock=...)``): the tests' server holds it until
+    every job of a test has arrived, so their arrivals are the same in every run.
+
+    Raises:
+        QMKError: a bad option or config, an unusable data directory (one line, coded).
+    """
+    import asyncio
+    import logging
+
+    from qmk.abi.door import connection_room
+    from qmk.abi.limits import ServerConfig
+    from qmk.abi.server import RepeatFilter, parse_tcp
+    from qmk.kernel.config import load_config
+
+    if args.kernel_only and (args.http or args.grpc):
+        raise CommandError.of("bad-option", "--kernel-only starts no --http or --grpc")
+    socket_path = args.socket or os.environ.get("QMK_SOCKET")
+    if not socket_path and not args.tcp:
+        raise CommandError.of(
+            "bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp"
+        )
+    config = load_config(args.config)
+    limits = dict(config.server)  # the [server] table; --max-line overrides its key
+    if args.max_line is not None:
+        limits["max_line"] = args.max_line
+    server_config = ServerConfig.from_table(
+        limits,
+        source=str(args.config),
+        socket_path=Path(socket_path).absolute() if socket_path else None,
+        tcp=parse_tcp(args.tcp) if args.tcp else None,
+    )
+    # no room for one connection even now: said before the kernel starts its workers (the
+    # server checks again once the kernel holds its files)
+    connection_room(server_config)
+    gateways: list[tuple[list[str], Any]] = []  # --gateway process: supervised wires
+    if args.gateway == "process":  # their checks and sockets: last, before the kernel
+        http = grpc = None
+    else:
+        http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
+        grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
+        if args.grpc_metrics is not None:  # inline, --http's /metrics times gRPC's calls
+            raise CommandError.of("bad-option", "--grpc-metrics is the gRPC gateway process's")
+    dask_tls = None
+    dask_flags: dict[str, Any] = {
+        "insecure": args.dask_insecure,
+        "dashboard": args.dask_dashboard,
+    }
+    if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
+        from qmk.kernel.pools.dask_options import check_exposure, check_tls, parse_dask
+
+        if args.dask is not None:  # a bad value stops the start before anything runs
+            parse_dask(args.dask)
+        dask_tls = check_tls(args.dask, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
+        if args.dask is not None:
+            check_exposure(args.dask, **dask_flags)
+    elif args.dask_insecure or args.dask_dashboard:
+        raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
+    if args.dask_connect_s is not None:
+        if args.dask is None:
+            raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
+        dask_flags["connect_s"] = args.dask_connect_s
+    if args.gateway == "process" and _asks_gateways(args):  # bound here, before the kernel
+        from qmk.serve.gateways import gateways_of  # (a kernel without wires loads none)
+
+        gateways = gateways_of(args, server_config, config)
+    handler = logging.StreamHandler(err)
+    if args.log_format == "json":
+        from qmk.abi.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("qmk serve: %(levelname)s %(name)s: %(message)s"))
+    repeats = RepeatFilter()  # a flood of like lines (refusals, EMFILE) stays short
+    if http is not None:  # but every request and job transition of the HTTP API is a line
+        from qmk.abi.logs import EVERY_LINE, Except
+
+        handler.addFilter(Except(repeats, EVERY_LINE))
+    else:
+        handler.addFilter(repeats)
+    logger = logging.getLogger("qmk")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(getattr(logging, args.log_level.upper()))
+    logging.getLogger("asyncio").addHandler(handler)  # its accept errors, rate-limited too
+    try:
+        asyncio.run(
+            _serve(
+                config,
+                Path(args.data_dir),
+                args.workers,
+                server_config,
+                out,
+                args.recover,
+                http,
+                args.dask,
+                dask_tls,
+                pool_factory,
+                args.json,
+                clock,
+                grpc,
+                dask_flags=dask_flags,
+                repair_perms=args.repair_perms,
+                machine_clock=machine_clock,
+                gateways=gateways,
+                observe=bool(gateways) or args.kernel_only or http is not None,
+            )
+        )
+    finally:
+        logging.getLogger("asyncio").removeHandler(handler)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        if gateways:  # their supervisors closed them, unless the kernel never started
+            from qmk.serve.gateways import close_gateways
+
+            close_gateways(gateways)
+    return 0
+
+
+def _asks_gateways(args: argparse.Namespace) -> bool:
+    """Whether ``args`` name a wire (or a wire's option, which ``gateways_of`` checks):
+    the only case in which ``qmk serve --gateway process`` has gateways to start."""
+    options = ("http", "grpc", "grpc_metrics", "trace")
+    return any(getattr(args, option) is not None for option in options)
+
+
+async def _serve(
+    config: Any,
+    data_dir: Path,
+    workers: int | None,
+    server_config: Any,
+    out: TextIO,
+    recover: bool = False,
+    http: Any = None,
+    dask: str | None = None,
+    dask_tls: Any = None,
+    pool_factory: PoolFactory | None = None,
+    as_json: bool = False,
+    clock: Clock | None = None,
+    grpc: Any = None,
+    *,
+    dask_flags: dict[str, Any] | None = None,
+    repair_perms: bool = False,
+    machine_clock: MachineClock | None = None,
+    gateways: list[tuple[list[str], Any]] | None = None,
+    observe: bool = False,
+) -> None:
+    """Serve the kernel until a stop signal; ``observe``: an HTTP API serves it (inline,
+    or gateways in processes of their own, or maybe: ``--kernel-only``), so it keeps its
+    event feed and job counters from its start (:class:`~qmk.kernel.syscalls.feed.
+    FeedDesk`), for ``/metrics``' ``q_kernel_load``."""
+    import asyncio
+    import contextlib
+    import logging
+    import signal
+
+    from qmk.abi.server import serve_kernel
+    from qmk.kernel.service import Kernel
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    pool = None
+    if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
+        pool = await asyncio.to_thread(
+            _dask_pool, dask, config, workers, dask_tls, loop, dask_flags
+        )
+    try:
+        if workers is None:
+            kernel = await Kernel.open(
+                config,
+                data_dir,
+                recover=recover,
+                repair_perms=repair_perms,
+                pool=pool,
+                pool_factory=pool_factory,
+                clock=clock,
+                machine_clock=machine_clock,
+            )
+        else:
+            kernel = await Kernel.open(
+                config,
+                data_dir,
+                workers=workers,
+                recover=recover,
+                repair_perms=repair_perms,
+                pool=pool,
+                pool_factory=pool_factory,
+                clock=clock,
+                machine_clock=machine_clock,
+            )
+    except BaseException:
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        raise
+    listeners = contextlib.AsyncExitStack()
+    try:
+        if stop.is_set():
+            return
+        beside: list[str] = []  # the gRPC listener's URL, after the others' addresses
+
+        def ready(addresses: list[str]) -> None:
+            addresses = [*addresses, *beside]
+            settle()
+            if as_json:  # one JSON document, on one line
+                out.write(json.dumps({"listening": addresses, "data_dir": str(data_dir)}) + "\n")
+            else:
+                out.write(f"qmk serve: listening on {' '.join(addresses)} (data dir {data_dir})\n")
+            out.flush()
+            log = logging.getLogger("qmk.kernel")
+            for notice in kernel.warnings:  # a plain-text key (QK402): said, not fatal
+                log.warning("warning: %s %s: %s", notice["code"], notice["name"], notice["message"])
+
+        door, probe = _door(kernel, server_config)  # every listener's one door
+        if observe:
+            kernel.feed_desk.start()
+        if grpc is not None:  # it drains beside the others once stop is set
+            beside.append(
+                await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
+            )
+        if gateways:  # the wires in processes of their own, supervised
+            from qmk.serve.gateways import supervised
+
+            started: Any = supervised(gateways, ready, stop)
+            ready = await listeners.enter_async_context(started)
+        if http is None:
+            watches = _watches(door, probe)
+            await serve_kernel(
+                kernel, server_config, ready=ready, stop=stop, watches=watches, door=door
+            )
+        else:
+            from qmk.http.server import serve_with_http
+
+            await serve_with_http(
+                kernel, probe, server_config, http, ready=ready, stop=stop, door=door
+            )
+    finally:
+        try:
+            await listeners.aclose()  # the gRPC listener, if any, before the kernel
+            await kernel.close()
+        finally:
+            _ignore_stop_signals(loop)
+
+
+def _ignore_stop_signals(loop: Any) -> None:
+    """After the kernel closed, SIGTERM and SIGINT change nothing to the process's end.
+
+    The loop's handlers only set the stop event (a second signal while the kernel closes
+    changes nothing). Once they are gone, the default action would end the process
+    (exit -15, or a KeyboardInterrupt) when a second stop signal comes late. That
+    happens: a Ctrl-C in a terminal reaches the kernel and the script that started it,
+    which then sends a SIGTERM of its own. Both are blocked while the loop's handler
+    gives way to SIG_IGN, so none meets the default action in between.
+    """
+    import contextlib
+    import signal
+
+    stops = {signal.SIGTERM, signal.SIGINT}
+    with contextlib.suppress(ValueError, OSError, AttributeError, NotImplementedError):
+        # not the main thread (or no POSIX signals): nothing to keep
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            for signum in stops:
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, signal.SIG_IGN)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def settle() -> None:
+    """Put what the kernel made to start (its modules, config, the shared machine's
+    floorplan) out of the cyclic collector's reach, once every listener is up.
+
+    The collector walks every container it tracks, item by item, at each collection of
+    its generation. What a kernel builds to start lives to its end, yet each collection
+    would walk it. The shared machine's free-tile trees alone are lists of millions of
+    items at ``physical_qubits = 10**8``. Every collection that met them would hold the
+    event loop, a stall another tenant sees (``docs/door.md``, ``fd-flood``). Collected
+    once here, then frozen (:func:`gc.freeze`): later collections walk only what was
+    made since.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
+    """The door every listener of ``kernel`` shares (:mod:`qmk.abi.door`), and the
+    kernel's probe it reads sessions and CPU budgets through. The assistant's tools
+    make their syscalls through it too, as callers of the wire ``assist``."""
+    from qmk.abi.door import Door
+
+    probe = kernel.feed_desk.probe
+    door = Door(kernel, server_config, probe=probe)
+    tools = door.visitor("assist", "kernel")
+
+    async def assist_call(method: str, params: dict[str, Any]) -> Any:
+        return await door.call(tools, method, params)
+
+    kernel.assist_calls = assist_call
+    return door, probe
+
+
+def _watches(door: Any, probe: Any) -> Any:
+    """Where ``q_watch`` finds a job's events on a kernel served on JSON-RPC only: a hub
+    of its events, made at the first watch, its streams counted by the door."""
+    from qmk.abi.watch import HubWatches, through
+
+    call = through(door, door.visitor("jsonrpc", "watches"))
+    return HubWatches(call, probe, caps=door.streams)
+
+
+def _dask_pool(
+    text: str,
+    config: Any,
+    workers: int | None,
+    tls: Any = None,
+    loop: Any = None,
+    flags: dict[str, Any] | None = None,
+) -> Any:
+    """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
+    driven by the kernel's ``loop``."""
+    from qmk.kernel.pools.dask_pool import dask_pool
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
+        ) from None
+    return dask_pool(text, config, workers=workers, tls=tls, loop=loop, **(flags or {}))
+
+
+def _http_config(args: argparse.Namespace) -> Any:
+    """The HTTP API's config from ``--http`` and its options (None without --http)."""
+    given = [
+        flag
+        for flag, value in (
+            ("--tls-cert", args.tls_cert),
+            ("--tls-key", args.tls_key),
+            ("--trace", args.trace),
+        )
+        if value is not None
+    ]
+    if args.http is None:
+        if args.grpc is not None:  # --tls-cert/--tls-key serve gRPC over TLS alone
+            given = [flag for flag in given if not flag.startswith("--tls-")]
+        if given:
+            raise CommandError.of("bad-option", f"{given[0]} is an option of --http HOST:PORT")
+        return None
+    try:
+        from qmk.http.server import HttpConfig
+    except ImportError as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--http needs the http extra (pip install 'quantum-microkernel[http]'): {exc}",
+        ) from None
+    from qmk.abi.server import parse_tcp
+    from qmk.http.server import check_tls
+
+    host, port = parse_tcp(args.http)
+    config = HttpConfig(
+        host=host,
+        port=port,
+        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
+        tls_key=None if args.tls_key is None else Path(args.tls_key),
+        trace=args.trace or "none",
+    )
+    check_tls(config)  # a certificate that does not load stops the start before the kernel
+    return config
+
+
+def _grpc_config(args: argparse.Namespace) -> Any:
+    """The gRPC API's config from ``--grpc`` and the TLS options (None without --grpc)."""
+    if args.grpc is None:
+        return None
+    try:
+        from qmk.grpc.server import GrpcConfig, check_credentials, check_free
+    except ImportError as exc:
+        raise CommandError.of(
+            "bad-option",
+            f"--grpc needs the grpc extra (pip install 'quantum-microkernel[grpc]'): {exc}",
+        ) from None
+    from qmk.abi.server import parse_tcp
+
+    host, port = parse_tcp(args.grpc)
+    config = GrpcConfig(
+        host=host,
+        port=port,
+        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
+        tls_key=None if args.tls_key is None else Path(args.tls_key),
+    )
+    check_credentials(config)  # a certificate that does not load stops the start here
+    check_free(config)  # so does a port in use, before the kernel opens
+    return config
+
+
+def _grpc(door: Any, probe: Any, server_config: Any, config: Any, stop: Any) -> Any:
+    """The gRPC listener behind ``door`` (an async context that yields its URL)."""
+    from qmk.grpc.server import grpc_listener
+
+    return grpc_listener(door, probe, config, stop=stop)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake one coded line (``QW011 bad-option``), as ``qmk``'s."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError.of("bad-option", f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The entry's parser: ``qmk serve``'s options (and ``qmk``'s ``--max-nodes`` and
+    ``--max-bytes``, which every command takes)."""
+    found = _Parser(prog="qmk serve", description=SERVE_HELP)
+    found.add_argument("--max-nodes", type=int, metavar="N", help="refuse graphs over N nodes")
+    found.add_argument("--max-bytes", type=int, metavar="N", help="refuse files over N bytes")
+    add_options(found)
+    return found
+
+
+#: ``qmk serve``'s one line of help.
+SERVE_HELP = "run a kernel: JSON-RPC 2.0 over a Unix socket (and optional TCP)"
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the kernel on ``argv`` (``qmk serve``'s arguments); its exit status."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        args = parser().parse_args(argv)
+        return serve(args, out, err)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except QMKError as exc:
+        err.write(f"{exc}\n")
+        return exc.exit_status
+    except Exception as exc:
+        if os.environ.get("QMK_DEBUG"):
+            raise
+        said = one_line(exc)
+        err.write(f"qmk: internal error {type(exc).__name__}: {said} (QMK_DEBUG=1 shows more)\n")
+        return 3
+
+
+def entry() -> None:
+    """``python -m qmk.serve``: the kernel process."""
+    import gc
+
+    gc.set_threshold(*defaults.GC_THRESHOLDS)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def exec_entry(argv: Sequence[str]) -> NoReturn:
+    """Replace this process with the kernel's entry on ``argv`` (``qmk serve``'s
+    arguments): the same Python, its options, the same process id."""
+    import subprocess
+
+    # -X, -W, -O as given to this Python: multiprocessing's way to start another
+    flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *flags, "-m", "qmk.serve", *argv])
+
+
+__all__ = [
+    "SERVE_HELP",
+    "add_options",
+    "entry",
+    "exec_entry",
+    "float_in",
+    "int_in",
+    "log_options",
+    "main",
+    "parser",
+    "serve",
+    "settle",
+]
