@@ -68,6 +68,14 @@ def test_a_bad_billing_table_is_one_coded_line_naming_its_key(table: dict[str, A
     assert err.value.details["key"] == key and "\n" not in str(err.value)
 
 
+async def _bell_ended(kernel: Kernel) -> str:
+    """alice's Bell job (10 shots, seed 2), submitted and ended; its id."""
+    sid = await login(kernel, "alice", ["CAP_ALLOC"])
+    job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
+    await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+    return job.job_id
+
+
 def _closed_port() -> int:
     with socket.socket() as probe:  # bound, never listening: a connection is refused
         probe.bind(("127.0.0.1", 0))
@@ -86,14 +94,12 @@ def test_a_receiver_nobody_listens_at_makes_a_dead_letter_after_its_attempts(
     data = tmp_path / "data"
 
     async def body(kernel: Kernel) -> None:
-        sid = await login(kernel, "alice", ["CAP_ALLOC"])
-        job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
-        await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+        job_id = await _bell_ended(kernel)
         end = time.monotonic() + 60  # guards a hang only: the attempts take ~0.03 s
         while not dead_letters(data) and time.monotonic() < end:
             await asyncio.sleep(0.02)
         (letter,) = dead_letters(data)
-        assert letter["usage_id"] == f"{job.job_id}.1" and letter["attempts"] == 3
+        assert letter["usage_id"] == f"{job_id}.1" and letter["attempts"] == 3
         assert letter["last_error"].startswith("cannot deliver: ")
         assert letter["body"]["usage"]["shots"] == 10
 
@@ -162,9 +168,7 @@ def test_a_webhook_is_posted_by_a_webhook_process_not_the_kernels(tmp_path: Path
         config = _config(webhook_url=receiver.url, webhook_secret="s")
 
         async def body(kernel: Kernel) -> None:
-            sid = await login(kernel, "alice", ["CAP_ALLOC"])
-            job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
-            await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            await _bell_ended(kernel)
             (held,) = await asyncio.to_thread(receiver.wait_for, 1)
             sender = _owner_of_port(held.peer[1])
             receiver.release()
@@ -193,9 +197,7 @@ def test_a_receiver_that_does_not_answer_in_time_costs_its_webhook_process_and_a
         data = tmp_path / "data"
 
         async def body(kernel: Kernel) -> None:
-            sid = await login(kernel, "alice", ["CAP_ALLOC"])
-            job = await kernel.q_submit(session_id=sid, graph=BELL, shots=10, seed=2)
-            await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            await _bell_ended(kernel)
             (held,) = await asyncio.to_thread(receiver.wait_for, 1)
             sender = _owner_of_port(held.peer[1])
             end = time.monotonic() + 60  # guards a hang only
