@@ -252,7 +252,7 @@ BAD = {
     "an event not yet recorded": ([[2, 0, 1, 0]], "dependency-cycle"),
     "an event never recorded": ([[7, 3, 1, 0]], "undeclared-handle"),
     # (the graph reader refuses it; the column checks leave it to the graph path)
-    "a value other than 0 or 1": ([[7, 0, 2, 0]], None),
+    "a value other than 0 or 1": ([[7, 0, 2, 0]], "arg-invalid"),
     "a guarded measurement": ([[5, 0, 1, 0]], None),
     "a guarded free": ([[8, 0, 1, 0]], None),
     "two terms in the simple form": ([[7, 0, 1, 0], [7, 0, 0, 0]], None),

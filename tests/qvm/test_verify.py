@@ -20,6 +20,7 @@ from qmk.qvm.generate import random_graph
 from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources, from_json
 from qmk.qvm.limits import Limits
 from qmk.qvm.verify import MAX_FINDINGS_PER_CODE, check, verify
+from support.paths import EXAMPLES
 
 
 def graph(*nodes: dict, vqs=(), chs=(), events=(), caps=("CAP_ALLOC",)) -> Graph:
@@ -931,3 +932,14 @@ def test_verification_does_not_depend_on_resources_order_or_node_metadata():
         ),
     )
     assert check(shuffled).ok and verify(shuffled).counts == verify(g).counts
+
+
+def test_a_guard_built_in_memory_comparing_with_2_is_arg_invalid() -> None:
+    # the JSON reader refuses such a guard; a graph built in memory reaches the verifier
+    g = from_json(json.loads((EXAMPLES / "bell.qvm.json").read_text()))
+    index = next(i for i, n in enumerate(g.nodes) if n.id == "meas_q0") + 1
+    for equals, refused in ((1, False), (2, True)):
+        guard = Guard(terms=(GuardTerm(event="m0", equals=equals),))
+        flipped = _insert(g, index, Node(id="x_q1", op="APPLY_X", vqs=("q1",), guard=guard))
+        findings = {f.name for f in check(flipped).findings}
+        assert ("arg-invalid" in findings) is refused, findings

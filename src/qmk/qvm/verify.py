@@ -619,6 +619,19 @@ def _check_args(spec: OpSpec, node: Node, findings: _Findings, index: int) -> No
             )
 
 
+def _check_guard(guard: Guard, findings: _Findings, index: int) -> None:
+    """A guard compares each event with 0 or 1 (QV104). The JSON reader refuses any other
+    value; a graph built in memory (a front-end's, the columns' view) is checked here."""
+    for term in guard.terms:
+        if term.equals not in (0, 1):
+            findings.add(
+                "arg-invalid",
+                f"the guard on event {term.event!r} compares with {term.equals!r}; "
+                "a guard compares with 0 or 1",
+                index,
+            )
+
+
 def _check_calc(node: Node, findings: _Findings, index: int) -> None:
     """Type a ``CALC`` node (QV111): its type, its operands' types against its inputs,
     its expression and the store of its value (an operand may read an event twice).
@@ -1331,6 +1344,8 @@ class _Walk:
                 _report_operand_counts(spec, shape, findings, index)
             if (node.args or plan.required_args) and not plan.args_ok(node):
                 _check_args(spec, node, findings, index)
+            if node.guard is not None:
+                _check_guard(node.guard, findings, index)
             if spec.cap is not None and spec.cap not in self.required:
                 self.required[spec.cap] = index
             if plan.clifford is None:
