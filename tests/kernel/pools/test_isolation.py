@@ -438,6 +438,7 @@ print(json.dumps({
     "read_outside": attempt(lambda: open(os.path.join(outside, "kept")).read()),
     "write_temp": attempt(lambda: tempfile.mkstemp()),
     "no_new_privs": open("/proc/self/status").read().count("NoNewPrivs:\\t1"),
+    "temp_dir": tempfile.gettempdir(),
 }))
 """
 
@@ -460,3 +461,10 @@ def test_a_confined_server_reads_no_data_directory_and_writes_only_its_temp_dir(
     assert found["write_outside"] == "EACCES"
     assert found["read_outside"] == found["write_temp"] == "ok"  # the controls
     assert found["no_new_privs"] == 1
+    # its temp dir's folder stays marked as its own, so the next server's start reaps it
+    root = Path(found["temp_dir"]).parent
+    from qmk.kernel.pools.sandbox import OWNER_FILE, owned_temp_dir
+
+    assert (root / OWNER_FILE).exists()
+    shutil.rmtree(owned_temp_dir("qmk-server-"))  # a next server's start, as it does
+    assert not root.exists()

@@ -425,14 +425,16 @@ def confine_server(hidden: Sequence[str], writable: Sequence[str] = ()) -> Confi
     key or audit line of the kernel's. It keeps its descriptors and the network: it
     serves on them, and reaches the kernel's socket, which Landlock does not guard by
     path. What could not be closed is in the report's ``gaps``, never claimed.
-    """
-    import atexit
-    import shutil
 
+    The temp dir is ``tmp`` inside a folder marked as this process's
+    (:func:`~qmk.kernel.pools.sandbox.owned_temp_dir`). Landlock leaves the server no
+    right to remove that folder from the system's temp dir, so it is not removed at
+    exit: the next server's start removes the folders of servers that have ended.
+    """
     gaps: list[str] = []
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    temp_dir = owned_temp_dir("qmk-server-")  # its libraries' temp files (gRPC's)
-    atexit.register(shutil.rmtree, temp_dir, True)
+    temp_dir = os.path.join(owned_temp_dir("qmk-server-"), "tmp")  # gRPC's temp files
+    os.mkdir(temp_dir, 0o700)
     os.environ["TMPDIR"] = temp_dir
     tempfile.tempdir = temp_dir
     try:
