@@ -361,6 +361,12 @@ class QMKError(Exception):
             "details": self.details,
         }
 
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> QMKError:
+        """The error :meth:`to_json` gave (a process's refusal, carried as plain data),
+        with its code, name, message and details."""
+        return QMKError(data["code"], data["name"], data["message"], details=data["details"])
+
 
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to ``name``, for the 'did you mean' of a refusal: an op, a

@@ -122,7 +122,7 @@ def _raise(reply: dict[str, Any]) -> None:
     """Raise the kernel's coded refusal that ``reply`` carries, if it carries one."""
     error = reply.get("error")
     if error is not None:
-        raise QMKError(error["code"], error["name"], error["message"], details=error["details"])
+        raise QMKError.from_json(error)
 
 
 def audit_fields(event: Any) -> dict[str, Any]:

@@ -873,8 +873,7 @@ class _TriggerHost:
         answer = await planner.run(lower, flow, what="this workflow")
         self.kernel.admission.cpu.spend(tenant, float(answer["cpu_s"]))
         if "error" in answer:
-            error = answer["error"]
-            raise QMKError(error["code"], error["name"], error["message"], details=error["details"])
+            raise QMKError.from_json(answer["error"])
         cache: dict[Any, Any] = answer["cache"]
         return cache
 

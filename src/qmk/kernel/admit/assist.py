@@ -371,9 +371,7 @@ async def _answered(future: Future[Any]) -> dict[str, Any]:
             raise
         error = getattr(exc, "data", {}).get("error")
         if kind == "error" and isinstance(error, dict):
-            raise QMKError(
-                error["code"], error["name"], error["message"], details=error["details"]
-            ) from None
+            raise QMKError.from_json(error) from None
         raise UnavailableError(
             f"the assistant's process did not answer ({kind}: {exc}); ask again",
             reason=f"assistant-{kind}",
