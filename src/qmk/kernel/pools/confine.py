@@ -338,6 +338,37 @@ def _close_descriptors(keep: Iterable[int]) -> None:
                 os.close(fd)
 
 
+def _use_temp_dir(path: str) -> None:
+    """``path`` is this process's temp dir (``TMPDIR``, and :mod:`tempfile`'s)."""
+    os.environ["TMPDIR"] = path
+    tempfile.tempdir = path
+
+
+def _close_files(
+    gaps: list[str],
+    readable: Sequence[str],
+    writable: Sequence[str],
+    temp_dir: str,
+    *,
+    landlock: bool,
+    tcp: bool = False,
+    sockets: bool = False,
+) -> str | None:
+    """Set ``no_new_privs``, then Landlock where ``landlock`` asks (:func:`_landlock`'s
+    rules); what Landlock holds, None where it does not. What fails is a gap."""
+    try:
+        _no_new_privs()
+    except OSError as exc:
+        gaps.append(f"no_new_privs: {exc}")
+    if not landlock:
+        return None
+    try:
+        return _landlock(readable, writable, temp_dir, tcp=tcp, sockets=sockets)
+    except OSError as exc:
+        gaps.append(f"filesystem: not restricted ({exc.strerror or exc})")
+        return None
+
+
 def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | None]:
     """Apply ``plan`` to this process (a worker, before its first task).
 
@@ -360,8 +391,7 @@ def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | N
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     budget = None if plan.cpu_s is None else CpuBudget(plan.cpu_s)
-    os.environ["TMPDIR"] = plan.temp_dir
-    tempfile.tempdir = plan.temp_dir
+    _use_temp_dir(plan.temp_dir)
     network: list[str] = []
     if plan.network:
         try:
@@ -369,16 +399,14 @@ def confine(plan: Plan, keep: Iterable[int]) -> tuple[Confinement, CpuBudget | N
             network.append("network namespace")
         except OSError as exc:
             gaps.append(f"network: no network namespace ({exc.strerror or exc}; needs root)")
-    filesystem = None
-    try:
-        _no_new_privs()
-    except OSError as exc:
-        gaps.append(f"no_new_privs: {exc}")
-    if plan.filesystem:
-        try:
-            filesystem = _landlock(plan.readable, plan.writable, plan.temp_dir, tcp=plan.network)
-        except OSError as exc:
-            gaps.append(f"filesystem: not restricted ({exc.strerror or exc})")
+    filesystem = _close_files(
+        gaps,
+        plan.readable,
+        plan.writable,
+        plan.temp_dir,
+        landlock=plan.filesystem,
+        tcp=plan.network,
+    )
     if plan.uid is not None and plan.gid is not None:
         os.environ["HOME"] = plan.temp_dir
         os.setgroups([])
@@ -435,17 +463,10 @@ def confine_server(hidden: Sequence[str], writable: Sequence[str] = ()) -> Confi
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     temp_dir = os.path.join(owned_temp_dir("qmk-server-"), "tmp")  # gRPC's temp files
     os.mkdir(temp_dir, 0o700)
-    os.environ["TMPDIR"] = temp_dir
-    tempfile.tempdir = temp_dir
-    try:
-        _no_new_privs()
-    except OSError as exc:
-        gaps.append(f"no_new_privs: {exc}")
-    filesystem = None
-    try:
-        filesystem = _landlock(readable_roots(hidden), tuple(writable), temp_dir, sockets=True)
-    except OSError as exc:
-        gaps.append(f"filesystem: not restricted ({exc.strerror or exc})")
+    _use_temp_dir(temp_dir)
+    filesystem = _close_files(
+        gaps, readable_roots(hidden), tuple(writable), temp_dir, landlock=True, sockets=True
+    )
     return Confinement(filesystem=filesystem, user=_current_user(), temp_dir=True, gaps=tuple(gaps))
 
 
