@@ -87,7 +87,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import KEY, RESULTS, kernel_config, load_average, machine, write_json
+from _common import (
+    KEY,
+    RESULTS,
+    descendants,
+    kernel_config,
+    load_average,
+    machine,
+    write_json,
+)
 from qmk.client import Client
 from qmk.qvm.files import read_graph
 
@@ -1517,21 +1525,9 @@ def _graphql_fragments(
             _count(counts, "refused" if answer.get("errors") else "answered")
 
 
-def _descendants(pid: int) -> list[int]:
-    """The processes under ``pid``, from /proc (children first)."""
-    found, queue = [], [pid]
-    while queue:
-        for task in Path(f"/proc/{queue.pop()}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                children = [int(c) for c in task.read_text().split()]
-                found += children
-                queue += children
-    return found
-
-
 def _server_pid(kernel: int, gateway: str | None) -> int | None:
     """The live ``qmk gateway GATEWAY`` under ``kernel`` (None: its ``qmk-planner``)."""
-    for pid in _descendants(kernel):
+    for pid in descendants(kernel):
         with contextlib.suppress(OSError):
             if gateway is None:
                 if Path(f"/proc/{pid}/comm").read_text().strip() == "qmk-planner":
