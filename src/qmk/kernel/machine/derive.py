@@ -89,11 +89,9 @@ def _factory(
 
 
 def _patch(family: str, qubit: str, distance: int) -> Any:
-    from qmk.estimate.params import JobParams
-    from qmk.estimate.tfactory import make_patch
+    from qmk.kernel.machine.factories import patch_and_qubit
 
-    job = JobParams.from_json({"qubitParams": {"name": qubit}, "qecScheme": {"name": family}})
-    return make_patch(job.scheme, job.qubit, distance)
+    return patch_and_qubit(family, qubit, distance)[0]
 
 
 def _module(

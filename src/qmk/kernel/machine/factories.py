@@ -151,7 +151,9 @@ class Figures:
         }
 
 
-def _patch_and_qubit(family: str, qubit: str, distance: int) -> tuple[Any, Any]:
+def patch_and_qubit(family: str, qubit: str, distance: int) -> tuple[Any, Any]:
+    """The estimator's patch of ``family`` at ``distance`` on ``qubit``, and the qubit's
+    parameters."""
     from qmk.estimate.params import JobParams
     from qmk.estimate.tfactory import make_patch
 
@@ -202,7 +204,7 @@ def figures(
         MachineError: ``QK503``: an unknown protocol, or cultivation on qubits noisier
             than its data set, or none of its entries as good as a patch kept a cycle.
     """
-    patch, params = _patch_and_qubit(family, qubit, distance)
+    patch, params = patch_and_qubit(family, qubit, distance)
     if protocol == "estimator":
         built = estimator_factory(family, qubit, distance)
         if built is None:
