@@ -126,6 +126,7 @@ class Supervisor:
             start_new_session=True,  # a terminal's ^C reaches qmk serve, which stops it
         )
         assert process.stdout is not None
+        self._readers = [reader for reader in self._readers if not reader.done()]  # the dead's
         self._readers.append(asyncio.ensure_future(self._read_lines(process.pid, process.stdout)))
         return process
 
@@ -186,6 +187,7 @@ class Supervisor:
                 break
             dead = self._process
             if dead.pid in self._served:  # it served: replaced at once
+                self._served.discard(dead.pid)
                 wait = RESTART_FIRST_S
                 now = 0.0
             else:  # it died before serving: the backoff doubles
