@@ -191,7 +191,7 @@ class Outbox:
             outcome is written lazily).
         clock: when a record is due.
         wake: set when a record is added.
-        start: makes the webhook's pool on the kernel's loop, as the outbox starts.
+        start: makes the webhook's pool on the kernel's loop, at the first delivery.
         post: the pool's task that POSTs a record, given ``(url, body, headers)``; its
             answer's status (:func:`qmk.abi.webhook.deliver`, through
             :func:`~qmk.kernel.pools.workers.linked`).
@@ -236,11 +236,11 @@ class Outbox:
         is added, the next is due, or :data:`IDLE_POLL_S` passes."""
         flying: set[str] = set()
         most = self.billing.webhook_concurrency
-        self._pool = self._start(asyncio.get_running_loop())
         try:
             await self._deliver_due(flying, most)
         finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _deliver_due(self, flying: set[str], most: int) -> None:
         async with aio.TaskGroup() as group:
@@ -286,7 +286,8 @@ class Outbox:
             "User-Agent": "qmk-billing",
         }
         error: str | None = None
-        assert self._pool is not None
+        if self._pool is None:  # its processes start at the first delivery, not with the kernel
+            self._pool = self._start(asyncio.get_running_loop())
         future = self._pool.submit(self._post, self.url, body, headers)
         try:
             async with aio.timeout(self.billing.webhook_timeout_s):
