@@ -126,10 +126,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cap_memory(megabytes: int) -> None:
-    """Cap this process's address space at ``megabytes`` MiB and write no core file, as
-    a worker's rlimits are (:mod:`qmk.kernel.pools.sandbox`): a gateway that grows past
-    it fails its allocation (``MemoryError``) or dies, and its supervisor starts another,
-    while the kernel's memory is untouched.
+    """Cap this process's address space at ``megabytes`` MiB, as a worker's is: a gateway
+    that grows past it fails its allocation (``MemoryError``) or dies, and its supervisor
+    starts another, while the kernel's memory is untouched. (Its core file is closed
+    with the rest of its confinement: :func:`_confine`.)
 
     Raises:
         CommandError: ``bad-option``: the cap is under 64 MiB or above this process's
@@ -146,7 +146,6 @@ def cap_memory(megabytes: int) -> None:
             "bad-option", f"--memory-mb {megabytes} is above this process's hard limit"
         )
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _stood_by(fd: int) -> bool:
