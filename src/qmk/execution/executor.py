@@ -86,7 +86,7 @@ from qmk.execution.request import (
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.stacked import MAX_QUBITS as STACK_QUBITS
 from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
-from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
+from qmk.execution.trajectories import KINDS, Control, Observed, OpColumns, Progress, Runner
 from qmk.execution.trajectories import observed as observed_ops
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
@@ -228,6 +228,10 @@ _GATE_OP, _ALLOC_OP, _MID_OP = 1, 2, 3
 _ROLE = {"gate": _GATE_OP, "cond": _GATE_OP, "alloc": _ALLOC_OP} | dict.fromkeys(
     _MID_CIRCUIT, _MID_OP
 )
+#: :data:`_ROLE` by micro-op kind code (:data:`~qmk.execution.trajectories.KINDS`).
+_ROLE_OF_CODE = np.array([_ROLE.get(kind, 0) for kind in KINDS], dtype=np.uint8)
+_MID_CODES = np.array([kind in _MID_CIRCUIT for kind in KINDS])
+_FENCE_KIND = KINDS.index("fence")
 
 
 class _GateStream:
@@ -242,7 +246,7 @@ class _GateStream:
     __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
     def __init__(self, ops: OpColumns) -> None:
-        roles = np.frombuffer(bytes(map(_ROLE.get, ops.kinds, itertools.repeat(0))), np.uint8)
+        roles = _ROLE_OF_CODE[ops.kinds]
         is_gate = roles == _GATE_OP
         # the gates applied, numbered afresh: ``names`` holds those alone
         applied = ops.gates[is_gate]
@@ -384,7 +388,7 @@ def workload(
     noiseless = noiseless_ops(plan)
     columns, tail = noiseless.columns, noiseless.tail
     kinds = columns.kinds[:tail]
-    mid = sum(map(kinds.count, _MID_CIRCUIT))  # (a C scan a kind, not a call a micro-op)
+    mid = int(np.count_nonzero(_MID_CODES[kinds]))
     splits = _splitting(noiseless.ops[:tail]) if mid else 0
     features = _gate_features(columns)
     if plan.noise:
@@ -417,7 +421,7 @@ def workload(
         batchable=batchable,
         terminal=bool(trajectories)
         and not mid
-        and "fence" not in kinds
+        and not (kinds == _FENCE_KIND).any()
         and _held_exactly(plan, qubits),
         stacked=trajectories > 1 and stack_of(plan) is not None,
         **features,
