@@ -50,7 +50,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import GATE_OF, Call, Plan, PlanStep, PlanSteps, spread
+from qmk.execution.plan import GATE_OF, STEP_KINDS, Call, Plan, PlanStep, PlanSteps, spread
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
@@ -322,8 +322,8 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     gate step's one micro-op taken from the step by the interpreter's iterators, the
     other steps' written by :func:`_step_ops` and placed among them."""
     steps = plan.steps
-    kinds = steps.kinds
-    gate = np.fromiter(map(operator.is_, kinds, _GATE_STEPS), bool, len(kinds))
+    op_codes, ops = steps.op_codes
+    gate = np.array([STEP_KINDS[op] is Exec.GATE for op in ops], dtype=bool)[op_codes]
     gates = int(gate.sum())  # (no node read for them: a plan's nodes may be made on read)
     gate_nodes = list(itertools.compress(steps.nodes, gate.tolist())) if plan.guarded else []
     ev = {name: i for i, name in enumerate(plan.events)}
@@ -602,7 +602,6 @@ _KIND = operator.attrgetter("kind")
 _GUARD = operator.attrgetter("guard")
 _QUBITS = operator.attrgetter("qubits")
 _GATE = operator.attrgetter("gate")
-_GATE_STEPS = itertools.repeat(Exec.GATE)  # (what a gate step's kind is, for map)
 
 
 def _first_conflict(
