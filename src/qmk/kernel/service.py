@@ -737,8 +737,16 @@ class Kernel:
 
             start = functools.partial(assistant_pool, self.config, self.data_dir)
             answer = functools.partial(linked, "qmk.assist.served:answer")
+            tool = functools.partial(linked, "qmk.assist.tools:planned")
             desk = AssistDesk(
-                self.config, self.audit, self.clock, self.admission.cpu, start, answer
+                self.config,
+                self.audit,
+                self.clock,
+                self.admission.cpu,
+                start,
+                answer,
+                plan=self.admission.planner.run,
+                tool=tool,
             )
             desk.calls = self.assist_calls
             self._assist = desk
