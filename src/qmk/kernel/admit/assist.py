@@ -313,7 +313,7 @@ class AssistDesk:
         planner process once the tenant's CPU budget allows, its CPU charged (``run``'s
         once its job's submit has answered, as the door charges a wire's program text)."""
         try:
-            self.cpu.check(tenant, "the assistant's tool")
+            self.cpu.check(tenant, "reading program text")  # as the door says it
             answer = await self._plan(
                 self._tool,
                 call["name"],
