@@ -35,6 +35,7 @@ import pytest
 
 from qmk.client import Client
 from qmk.qvm.asm import assemble
+from support.cli import qmk
 from support.clocks import HeldMachineServer, MachineClockGate
 from support.kernel import TENANTS, config_toml, stop_all
 
@@ -109,7 +110,7 @@ def client(server: HeldMachineServer, tenant: str) -> Client:
 
 
 def test_a_bell_job_starts_behind_a_long_fenceless_job_of_another_tenant_at_its_next_fence(
-    server: HeldMachineServer,
+    server: HeldMachineServer, monkeypatch: pytest.MonkeyPatch
 ):
     assert server.gate is not None
     clients = {tenant: client(server, tenant) for tenant in ("alice", "dave")}
@@ -138,6 +139,17 @@ def test_a_bell_job_starts_behind_a_long_fenceless_job_of_another_tenant_at_its_
     assert alice["preemptions"] == 1 and alice["wait_cycles"]["preempted"] == 21
     assert dave["preemptions"] == 0 and dave["wait_cycles"]["queue"] == 110
     assert set(counts) <= {"00", "11"} and sum(counts.values()) == 200  # a Bell pair
+    # qmk status says it: her stop at a fence, its cycles, the idle error they added
+    # (the machine's figure; with noise off it changes no count)
+    for name, value in server.env("alice").items():
+        if name.startswith("QMK_"):
+            monkeypatch.setenv(name, value)
+    code, text, err = qmk("status", jobs["alice"].job_id)
+    assert code == 0, err
+    assert (
+        "  machine: cycles 0 arrived, 0 started, 1023 ended; 45 tiles on module 0; "
+        "waited preempted 21; preempted 1 time; idle error 0.000101\n"
+    ) in text
 
 
 #: The Majorana machine's logical cycle (qubit_maj_ns_e4, distance 9), in seconds.
