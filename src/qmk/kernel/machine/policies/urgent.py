@@ -29,6 +29,9 @@ def make_room(sched: Scheduler, waiting: MachineJob) -> bool:
     gap = sched.machine.preempt_gap
     if gap <= 0 or not sched.preempts:
         return False
+    below = waiting.priority - gap
+    if not any(j.tenant == waiting.tenant and j.priority <= below for j in sched.running):
+        return False  # nothing to ask: the tiles' scan below is skipped
     best: list[MachineJob] | None = None
     for area in sched.allowed_ranges(waiting):
         found = victims_in(sched, area, waiting, gap, tenant=waiting.tenant)
