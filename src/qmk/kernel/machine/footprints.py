@@ -19,8 +19,10 @@ and few steps keep the scheduler's events few. A rotation whose Pauli
 is unknown takes the block's X-or-Y ticks (Litinski's bound; 1 in the fast block).
 
 :func:`footprint_for` is the one function the scheduler's callers use for a program
-file. :func:`fenced_for` is a footprint as the machine takes it, from a kernel or from
-``qmk machine simulate``: with a fence wherever it would run longer without one.
+file. :func:`placed_for` is a footprint as the machine takes it, from a kernel or from
+``qmk machine simulate``: with a fence wherever it would run longer without one
+(:func:`fenced_for`), and its Bell pairs made inside its module where the machine has
+no link (:func:`local_pairs`).
 
 >>> from qmk.estimate.counts import LogicalCounts
 >>> from qmk.kernel.machine.spec import MachineSpec
@@ -70,6 +72,33 @@ def fenced_for(footprint: Footprint, machine: MachineSpec, fence_cycles: int) ->
         pairs_per_cycle=machine.link.bell_pairs_per_cycle or math.inf,
         most=MOST_FENCES,
     )
+
+
+def local_pairs(footprint: Footprint, machine: MachineSpec) -> Footprint:
+    """``footprint`` on ``machine``: where the machine has no link between modules, its
+    Bell pairs (a channel's, a teleported gate's) are made inside its module by lattice
+    surgery, drawing on no shared resource, so its steps draw none from the link.
+
+    >>> from qmk.kernel.machine.spec import MachineSpec
+    >>> fp = Footprint(target="x", logical_qubits=2, block="fast", data_tiles=2,
+    ...                routing_tiles=2, code_distance=9,
+    ...                steps=(Step(kind="gates", cycles=5, bell_pairs=1, repeat=3),))
+    >>> local_pairs(fp, MachineSpec.simple(tiles=10)).bell_pairs, fp.bell_pairs
+    (0, 3)
+    """
+    if machine.link.bell_pairs_per_cycle > 0 or not footprint.bell_pairs:
+        return footprint
+    import msgspec
+
+    steps = tuple(msgspec.structs.replace(s, bell_pairs=0) for s in footprint.steps)
+    return msgspec.structs.replace(footprint, steps=steps)
+
+
+def placed_for(footprint: Footprint, machine: MachineSpec, fence_cycles: int) -> Footprint:
+    """``footprint`` as ``machine`` takes it, from a kernel or from ``qmk machine
+    simulate`` (the one rule both apply): fenced (:func:`fenced_for`), its Bell pairs
+    local where the machine has no link (:func:`local_pairs`)."""
+    return local_pairs(fenced_for(footprint, machine, fence_cycles), machine)
 
 
 def _block_tiles(block: str, n: int) -> tuple[int, int]:
