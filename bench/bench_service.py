@@ -38,10 +38,7 @@ medians of interleaved runs, not single runs).
 ``--instructions WARM JOBS`` counts, instead, the kernel process's instructions per job
 under valgrind's callgrind (``WARM`` jobs at 8 clients, the counters zeroed, ``JOBS``
 counted): a figure that does not follow the machine's speed, to compare two trees run
-one after the other (results in ``bench/results/service-instructions.json``). Then as
-long again with no job: the kernel's idle work in that time (its epoch ticks, which
-valgrind's slowness stretches over many more of them a job), printed beside and taken
-off for the net figure a job.
+one after the other (results in ``bench/results/service-instructions.json``).
 ``--floor ROUNDS`` times, instead, session opens against the least servers of
 ``open_floor.py`` (a blocking one, an asyncio one, and that one with the kernel's durable
 work before the answer) and ``qmk serve``, in interleaved rounds: what any server of a
@@ -404,36 +401,25 @@ def bench_instructions(
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
         run = bench_throughput(tmp / "bench.sock", 8, jobs, graph, proc.pid, 2, waited=waited)
         subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
-        time.sleep(run["seconds"])  # as long again with no job: the kernel's idle work
-        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(300)
-    # -d's dumps, in order: the jobs', then the idle time's (the file at exit holds the rest)
-    dumps = sorted(tmp.glob("callgrind.out.*"), key=lambda path: int(path.suffix[1:]))
-    if len(dumps) < 2:
-        raise SystemExit(f"callgrind wrote {len(dumps)} of its 2 dumps in {tmp}")
-    counted, idle = (_instructions(dump) for dump in dumps[:2])
+    dumps = sorted(tmp.glob("callgrind.out.*"))  # -d's dump (the file at exit holds the rest)
+    if not dumps:
+        raise SystemExit(f"callgrind wrote no dump in {tmp}")
+    totals = re.search(r"^(?:summary|totals): (\d+)", dumps[0].read_text(errors="replace"), re.M)
+    if totals is None:
+        raise SystemExit(f"no total in callgrind's dump {dumps[0]}")
     return {
         "warm_up_jobs": warm,
         "jobs": jobs,
         "completed": run["completed"],
         "clients": 8,
         "requests_per_job": run["requests_per_job"],
-        "kernel_instructions_per_job": counted / jobs,
-        "idle_instructions_per_job": idle / jobs,
-        "net_instructions_per_job": (counted - idle) / jobs,
+        "kernel_instructions_per_job": int(totals.group(1)) / jobs,
         "audit_writes_per_job": run["audit_writes_per_job"],
         "load_average": load_average(),
     }
-
-
-def _instructions(dump: Path) -> int:
-    """The instructions a callgrind dump counted."""
-    totals = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(errors="replace"), re.M)
-    if totals is None:
-        raise SystemExit(f"no total in callgrind's dump {dump}")
-    return int(totals.group(1))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -532,9 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             f"kernel instructions per job (callgrind; {counted['jobs']} jobs at 8 clients, "
             f"{counted['requests_per_job']} request(s) a job "
             f"after {counted['warm_up_jobs']}, {counted['completed']} completed): "
-            f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M, of which the same time idle "
-            f"{counted['idle_instructions_per_job'] / 1e6:.3f}M, net "
-            f"{counted['net_instructions_per_job'] / 1e6:.3f}M; commits a job "
+            f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; commits a job "
             f"{counted['audit_writes_per_job']:.2f}; load "
             f"{counted['load_average']:.1f}"
         )
