@@ -202,6 +202,7 @@ class KernelObserver:
             dask_workers=int(pool.known_workers) if dask else None,
             workers_lost=int(pool.lost_workers) if dask else 0,
             machine=supervisor.machine.facts(),
+            server_restarts={} if kernel.server_restarts is None else kernel.server_restarts(),
             **self._webhooks(),
         )
 

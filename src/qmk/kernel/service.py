@@ -186,6 +186,10 @@ class Kernel:
         #: None: straight to the kernel.
         self.assist_calls: Call | None = None
         self._assist: AssistDesk | None = None
+        #: How many times ``qmk serve``'s supervisor replaced each user-mode server that
+        #: ended, by server (``qmk serve`` sets it where it supervises some; read at each
+        #: ``q_kernel_load``); None: none is supervised here.
+        self.server_restarts: Callable[[], Mapping[str, int]] | None = None
         self.admission.artifacts = self.supervisor.artifacts
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec

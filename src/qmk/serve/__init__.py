@@ -426,7 +426,7 @@ async def _serve(
             from qmk.serve.gateways import supervised
 
             started: Any = supervised(gateways, ready, stop)
-            ready = await listeners.enter_async_context(started)
+            ready, kernel.server_restarts = await listeners.enter_async_context(started)
         if http is None:
             watches = _watches(door, probe)
             await serve_kernel(
