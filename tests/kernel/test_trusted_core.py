@@ -52,6 +52,13 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.execution.spans",
     "qmk.qec.physics",
     "qmk.qvm.classical",
+    # the QEC layer's models: the planner checks the machine's physics and prices each
+    # profile's logical error; the device loads them for its status and changed physics
+    "qmk.qec.logical",
+    "qmk.qec.codes",
+    "qmk.qec.noise",
+    "qmk.qec.params",
+    "qmk.qec.formula",
     # the command line: qmk serve becomes the kernel's entry (qmk.serve) in its process
     "qmk.cli",
     "qmk.commands",
@@ -83,6 +90,11 @@ RARE_PATHS: dict[str, str] = {
     "qmk.execution.spans": "none in the kernel: a worker's",
     "qmk.qec.physics": "none in the kernel: a request made from a physics config",
     "qmk.qvm.classical": "a program with a CALC node",
+    "qmk.qec.logical": "the device's status and calibration, a drifted or recalibrated start",
+    "qmk.qec.codes": "the device's status and calibration, a drifted or recalibrated start",
+    "qmk.qec.noise": "the device's status, a job's own noise model, a drifted start",
+    "qmk.qec.params": "the device's status and calibration, a job's own noise model",
+    "qmk.qec.formula": "the device's status and calibration, a drifted or recalibrated start",
     "qmk.abi.events": "the first q_watch on the JSON-RPC socket",
 }
 

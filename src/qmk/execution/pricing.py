@@ -17,7 +17,7 @@ this process (:func:`planning_limits`), and a worker's memory is priced by ``max
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import QMKError
@@ -54,6 +54,11 @@ class Priced:
     #: The physics argument the refusal is about (``"engine"``: a name the registry does
     #: not know); None: the program's.
     error_key: str | None = None
+    #: Each of the plan's profiles' logical error per cycle under the job's physics (its
+    #: qubit, noise model when noise is on, and calibration): what the kernel reports of a
+    #: job it starts on an undrifted machine, so the kernel process holds no QEC model
+    #: (:func:`qmk.kernel.admit.faults.adjust`).
+    logical_error_per_cycle: dict[str, float] = field(default_factory=dict)
 
 
 def price(
@@ -87,6 +92,7 @@ def price(
     from qmk.engines.registry import max_qubits, spec
     from qmk.execution.executor import route_plan
     from qmk.execution.plan import build_plan, decoder_load
+    from qmk.qec.logical import logical_model
     from qmk.qec.noise import parse_noise_model
 
     if engine is not None:
@@ -97,18 +103,21 @@ def price(
             return {"priced": asdict(refused)}
     try:
         program = _verified(text, max_unrolled_nodes)
+        model = None if not noise or noise_model is None else parse_noise_model(noise_model)
         plan = build_plan(
             program.turn if isinstance(program, FoldedProgram) else program,
             noise=noise,
             qubit=qubit,
             default_profile=profile,
-            noise_model=None
-            if not noise or noise_model is None
-            else parse_noise_model(noise_model),
+            noise_model=model,
             calibration=calibration,
         )
         choice, _ = route_plan(plan, engine, precision=precision, limits=planning_limits())
         capacity = max_qubits(choice.engine, choice.precision, max_bytes=max_bytes)
+        rates = {
+            p: logical_model(p, qubit, noise=model, calibration=calibration).logical_error_per_cycle
+            for p in plan.profiles
+        }
     except QMKError as exc:
         return {"priced": asdict(Priced(error_code=exc.code, error_message=exc.message))}
     priced = Priced(
@@ -119,6 +128,7 @@ def price(
         precision=choice.precision,
         capacity=capacity,
         decoder_bits_per_s=decoder_load(plan, qubit, profile)[1],
+        logical_error_per_cycle=rates,
     )
     answer = {"priced": asdict(priced)}
     if place is not None:

@@ -55,6 +55,8 @@ class Settled:
     physical: int  #: peak physical qubits, at most one module's
     #: Syndrome bits per second its plan asks of the decoders (None: not priced so).
     decoder_load: float | None
+    #: Each profile's logical error per cycle, as priced (None: not priced so).
+    logical_errors: dict[str, float] | None
     footprint: Footprint | None
     cacheable: bool  #: whether its runs may be answered from the result cache, and answer
 
