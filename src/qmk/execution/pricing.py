@@ -7,7 +7,8 @@ kernel sends the program's text and the job's physics here, in a planner process
 own (:class:`qmk.kernel.admit.planner.Planner`), and gets back plain figures. A refusal
 comes back as its code and message: the kernel words it. What these functions return is
 plain data (dicts, lists, strings and numbers): the kernel reads a worker's answer as
-nothing else, and makes :class:`Priced`, :class:`Refused` and the footprint of it.
+nothing else, and makes :class:`~qmk.execution.priced.Priced`,
+:class:`~qmk.execution.priced.Refused` and the footprint of it.
 
 The planner is capped at a worker's memory for its own sake; that cap is not the room of
 the worker that will run the job. So the router routes here without the address cap of
@@ -17,10 +18,11 @@ this process (:func:`planning_limits`), and a worker's memory is priced by ``max
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import QMKError
+from qmk.execution.priced import Priced, Refused
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.verify import FoldedProgram, VerifiedProgram, verify_folded
 
@@ -28,37 +30,6 @@ if TYPE_CHECKING:
     from qmk.engines.limits import WorkerLimits
     from qmk.execution.footprint import Footprint
     from qmk.execution.request import RunRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Priced:
-    """A program's plan, as admission reads it (or the refusal of planning it)."""
-
-    #: Peak physical qubits of the plan (0 with an error).
-    peak_physical_qubits: int = 0
-    #: The plan's code profiles, and those its calibration is for.
-    profiles: tuple[str, ...] = ()
-    calibrated_profiles: tuple[str, ...] = ()
-    #: The engine the router chose, its precision, and the most qubits it holds in
-    #: ``max_bytes`` of a worker.
-    engine: str = ""
-    precision: str | None = None
-    capacity: int = 0
-    #: A refusal's stable code and message (None: planned).
-    error_code: str | None = None
-    error_message: str = ""
-    #: Syndrome bits per second the plan's logical qubits ask of the decoders at its
-    #: peak (:func:`qmk.execution.plan.decoder_load`): the device's decoder load while
-    #: the job runs, where ``[faults]`` gives the decoders a capacity.
-    decoder_bits_per_s: float = 0.0
-    #: The physics argument the refusal is about (``"engine"``: a name the registry does
-    #: not know); None: the program's.
-    error_key: str | None = None
-    #: Each of the plan's profiles' logical error per cycle under the job's physics (its
-    #: qubit, noise model when noise is on, and calibration): what the kernel reports of a
-    #: job it starts on an undrifted machine, so the kernel process holds no QEC model
-    #: (:func:`qmk.kernel.admit.faults.adjust`).
-    logical_error_per_cycle: dict[str, float] = field(default_factory=dict)
 
 
 def price(
@@ -142,15 +113,6 @@ def planning_limits() -> WorkerLimits:
     from qmk.engines.limits import WorkerLimits
 
     return replace(WorkerLimits.read(), address_cap=None)
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A target's refusal of a program, as plain values (it crosses a process)."""
-
-    code: str
-    message: str
-    details: dict[str, Any]
 
 
 def footprint(

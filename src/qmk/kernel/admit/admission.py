@@ -57,7 +57,7 @@ from qmk.errors import (
     warning,
 )
 from qmk.execution import target as targets
-from qmk.execution.pricing import Refused
+from qmk.execution.priced import Refused
 from qmk.execution.request import (
     DEFAULT_TARGET,
     Policy,
@@ -103,7 +103,7 @@ from qmk.qvm.verify import FoldedProgram, operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
-    from qmk.execution.pricing import Priced
+    from qmk.execution.priced import Priced
 
 #: A submit's capability check that allowed its program, kept for its job's QUEUED line
 #: (:meth:`Admission.admit`): the tenant, the session and the capabilities required.
