@@ -56,7 +56,7 @@ from qmk.errors import (
     QuotaError,
     warning,
 )
-from qmk.execution import target as targets
+from qmk.execution import targets
 from qmk.execution.priced import Refused
 from qmk.execution.request import (
     DEFAULT_TARGET,
@@ -67,7 +67,7 @@ from qmk.execution.request import (
     draw_seed,
     program_digest,
 )
-from qmk.execution.target import TargetError, TargetSpec
+from qmk.execution.targets import TargetError, TargetSpec
 from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall

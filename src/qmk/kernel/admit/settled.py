@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from qmk.execution.footprint import Footprint
     from qmk.execution.request import Policy, RunRequest
-    from qmk.execution.target import TargetSpec
+    from qmk.execution.targets import TargetSpec
     from qmk.kernel.config import KernelConfig
     from qmk.memo import Memo
 
@@ -66,7 +66,7 @@ class SettledAnswers:
     last.
 
     >>> answers = SettledAnswers(2)
-    >>> from qmk.execution.target import spec
+    >>> from qmk.execution.targets import spec
     >>> answers.find(("{}", "alice", spec("logical")), {}, object(), None, None, 0, 10) is None
     True
     """

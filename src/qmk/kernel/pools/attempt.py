@@ -40,8 +40,8 @@ import msgspec
 
 from qmk.errors import CapabilityError, QMKError
 from qmk.execution.request import RunRequest
-from qmk.execution.target import get as get_target
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import get as get_target
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.errors import JobError
 from qmk.kernel.pools.pool import current_link
 from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, pack
