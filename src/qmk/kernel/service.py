@@ -78,11 +78,9 @@ from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
-from qmk.kernel.syscalls.channels import ChannelDesk
 from qmk.kernel.syscalls.delegations import DelegationDesk
 from qmk.kernel.syscalls.feed import FeedDesk
 from qmk.kernel.syscalls.jobs import JobDesk
-from qmk.kernel.syscalls.machine import MachineDesk
 from qmk.kernel.syscalls.sessions import SessionDesk
 
 _log = logging.getLogger("qmk.kernel")
@@ -90,9 +88,11 @@ _log = logging.getLogger("qmk.kernel")
 T = TypeVar("T")
 
 
-if TYPE_CHECKING:  # the desk is made at the first question (Kernel.assist)
+if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_desk, ...)
     from qmk.kernel.admit.assist import AssistDesk, Call
     from qmk.kernel.running.triggers import Triggers
+    from qmk.kernel.syscalls.channels import ChannelDesk
+    from qmk.kernel.syscalls.machine import MachineDesk
     from qmk.workflows.spec import Workflow
 
 
@@ -230,27 +230,11 @@ class Kernel:
             delegations=self.delegation_desk,
             check_open=self._check_open,
         )
-        #: Channels between tenants.
-        self.channel_desk = ChannelDesk(
-            config,
-            self.channels,
-            self.supervisor,
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-            clock=clock,
-        )
-        #: The machine, its telemetry and calibration, and usage.
-        self.machine_desk = MachineDesk(
-            config,
-            self.device,
-            self.supervisor,
-            self.channels,
-            pool,
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-        )
+        #: Channels between tenants, and the machine's desk (its telemetry, status and
+        #: calibration, usage): made at their first syscall (:attr:`channel_desk`,
+        #: :attr:`machine_desk`), so a kernel of plain jobs never loads their modules.
+        self._channel_desk: ChannelDesk | None = None
+        self._machine_desk: MachineDesk | None = None
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self.delegation_desk.lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
@@ -729,6 +713,42 @@ class Kernel:
     async def q_kernel_load(self, *, session_id: str) -> replies.KernelLoad:
         """The kernel's load and job counters (the session needs ``CAP_OBSERVE``)."""
         return self.feed_desk.load(self._session(session_id))
+
+    @property
+    def channel_desk(self) -> ChannelDesk:
+        """The channels' desk, made at the first channel syscall."""
+        if self._channel_desk is None:
+            from qmk.kernel.syscalls.channels import ChannelDesk
+
+            self._channel_desk = ChannelDesk(
+                self.config,
+                self.channels,
+                self.supervisor,
+                store=self.store,
+                audit=self.audit,
+                commits=self.commits,
+                clock=self.clock,
+            )
+        return self._channel_desk
+
+    @property
+    def machine_desk(self) -> MachineDesk:
+        """The machine's desk (a job's telemetry, the machine's status and calibration,
+        usage), made at the first of its syscalls."""
+        if self._machine_desk is None:
+            from qmk.kernel.syscalls.machine import MachineDesk
+
+            self._machine_desk = MachineDesk(
+                self.config,
+                self.device,
+                self.supervisor,
+                self.channels,
+                self.pool,
+                store=self.store,
+                audit=self.audit,
+                commits=self.commits,
+            )
+        return self._machine_desk
 
     # ------------------------------------------------------------------ syscalls: the assistant
 

@@ -23,7 +23,7 @@ checkpoint; an urgent job takes one victim.
 from __future__ import annotations
 
 from qmk.errors import FirewallError
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job

@@ -98,7 +98,7 @@ def footprint_of(job: Job) -> Footprint | None:
     """``job``'s footprint asked of its target again (a job read back from the store,
     which keeps none); None when its target now refuses it (its worker will say why)."""
     from qmk.errors import QMKError
-    from qmk.execution import target as targets
+    from qmk.execution import targets
 
     target = targets.get(job.request.target)
     try:
