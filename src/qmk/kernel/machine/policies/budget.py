@@ -423,9 +423,8 @@ class HeldVerdicts:
     A held job is looked at each epoch, but weighed again only when an input of its
     projection changed. A verdict is a function of its key and its stamp alone, so one
     taken at the same stamp is the one a fresh projection would give, to the bit. A
-    running job's reading stays put while it runs steps that draw no T state at full
-    speed, has all its states, or has ended; the store stays put while it is empty or
-    full and undrawn."""
+    running job's reading stays put while it runs at full speed through steps that draw
+    no T state; the store stays put while it is empty, or full and undrawn."""
 
     __slots__ = ("_held",)
 
