@@ -37,7 +37,8 @@ only where no T state is drawn on the machine; it runs ``sole`` and other tenant
 T-drawing jobs wait on its module while it runs, so its projection (the whole rate)
 holds. A job held back is looked at again at every epoch boundary
 (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
-running jobs draw, with no arrival or end.
+running jobs draw, with no arrival or end. It is weighed again only where an input of
+its projection changed (:class:`HeldVerdicts`); else its last verdict stands.
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
@@ -408,6 +409,40 @@ class Variants:
         return held[1], held[2]
 
 
+#: Every input of a verdict its key does not hold (:meth:`BudgetCheck._stamp`): what the
+#: projection reads of each of the tenant's running jobs on the module (by sequence
+#: number), the module's rate, store and bus cap, the candidate's waits so far, the
+#: tenants running ``sole`` there, and whether a T state is drawn on the machine.
+Stamp = tuple[tuple[tuple[int, Reading], ...], float, float, float, float, frozenset[str], bool]
+
+
+class HeldVerdicts:
+    """The last verdict of each key, with the :data:`Stamp` it was weighed at: the
+    re-examination rule.
+
+    A held job is looked at each epoch, but weighed again only when an input of its
+    projection changed. A verdict is a function of its key and its stamp alone, so one
+    taken at the same stamp is the one a fresh projection would give, to the bit. A
+    running job's reading stays put while it runs at full speed through steps that draw
+    no T state; the store stays put while it is empty, or full and undrawn."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[object, ...], tuple[Stamp, bool | None]] = {}
+
+    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, bool | None]:
+        """Whether ``key``'s last verdict was taken at ``stamp``, and that verdict."""
+        held = self._held.get(key)
+        if held is None or held[0] != stamp:
+            return False, False
+        return True, held[1]
+
+    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: bool | None) -> None:
+        """``key``'s verdict at ``stamp``."""
+        self._held[key] = (stamp, verdict)
+
+
 class Budgeted(SchedulingPolicy):
     """A policy that keeps budgets: the T-drawing tenants kept as jobs come and go
     (:class:`Drawers`), its supply the ``fair`` rule a tenant's part rests on."""
@@ -418,10 +453,12 @@ class Budgeted(SchedulingPolicy):
     def __init__(self) -> None:
         self.drawers = Drawers()
         self.variants = Variants()
+        self.held = HeldVerdicts()
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
         self.variants = Variants()
+        self.held = HeldVerdicts()
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.arrived(job)
@@ -443,6 +480,8 @@ class BudgetCheck:
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
         self.drawers = Drawers.of(sched)
+        policy = sched.policy
+        self.held = policy.held if isinstance(policy, Budgeted) else HeldVerdicts()
         self._before: dict[tuple[int, str], dict[MachineJob, float]] = {}
         self._verdicts: dict[tuple[object, ...], bool | None] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
@@ -553,13 +592,30 @@ class BudgetCheck:
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
         key = (id(job.tl), tenant, job.budget, job.cost, module, segment, self.part(tenant))
         if key in self._verdicts:
-            verdict = self._verdicts[key]
-        else:
+            return self._verdicts[key]
+        stamp = self._stamp(job, module, here)
+        known, verdict = self.held.get(key, stamp)
+        if not known:  # (else nothing it reads has changed: :class:`HeldVerdicts`)
             verdict = self._keeps(job, module, at)
             if not verdict and not here and not self._drawing_on():
                 verdict = None  # no T state is drawn anywhere: waiting would not help it
-            self._verdicts[key] = verdict
+            self.held.keep(key, stamp, verdict)
+        self._verdicts[key] = verdict
         return verdict
+
+    def _stamp(self, job: MachineJob, module: int, here: list[MachineJob]) -> Stamp:
+        """Every input of ``job``'s verdict on ``module`` beside its key, its tenant's
+        running jobs there ``here`` (:data:`Stamp`)."""
+        supply = self.sched.supply(module)
+        return (
+            tuple([(other.seq, self._reading(other)) for other in here]),
+            supply.rate,
+            supply.store,
+            supply.bus.cap,
+            job.idle_waited(),
+            frozenset(self._sole_on(module)),
+            bool(self._drawing_on()),
+        )
 
     def _decoder_keeps(self, job: MachineJob) -> bool:
         """Whether the decoder's throttles with ``job`` started keep every job of its
