@@ -593,6 +593,7 @@ class SyscallMethods:
         after: int | None = None,
         limit: int = 4096,
         wait_ms: int | None = None,
+        after_sub: int = 0,
         *,
         session_id: str | None = None,
     ) -> replies.Events:
@@ -600,7 +601,7 @@ class SyscallMethods:
         checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
         wait for the first.
 
-        Returns: Events {tenant, events, cursor, dropped}.
+        Returns: Events {tenant, events, cursor, cursor_sub, dropped}.
 
         Args:
             after: integer | null; the cursor of the reply before (an audit seq); null: from now,
@@ -608,6 +609,9 @@ class SyscallMethods:
             limit: integer; at most this many records (1..4096) (default 4096)
             wait_ms: integer | null; wait up to this many ms for a record after the cursor
                 (0..31536000000); null: answer at once (default null)
+            after_sub: integer; with after, the records after that audit line already given: the
+                reply's cursor_sub (a device job's stream parts follow the line before them,
+                numbered sub 1, 2, ...); 0: none (default 0)
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
@@ -617,6 +621,7 @@ class SyscallMethods:
                 "after": after,
                 "limit": limit,
                 "wait_ms": wait_ms,
+                "after_sub": after_sub,
             },
         )
         return replies.Events.from_json(reply)
@@ -1351,6 +1356,7 @@ class AsyncSyscallMethods:
         after: int | None = None,
         limit: int = 4096,
         wait_ms: int | None = None,
+        after_sub: int = 0,
         *,
         session_id: str | None = None,
     ) -> replies.Events:
@@ -1358,7 +1364,7 @@ class AsyncSyscallMethods:
         checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
         wait for the first.
 
-        Returns: Events {tenant, events, cursor, dropped}.
+        Returns: Events {tenant, events, cursor, cursor_sub, dropped}.
 
         Args:
             after: integer | null; the cursor of the reply before (an audit seq); null: from now,
@@ -1366,6 +1372,9 @@ class AsyncSyscallMethods:
             limit: integer; at most this many records (1..4096) (default 4096)
             wait_ms: integer | null; wait up to this many ms for a record after the cursor
                 (0..31536000000); null: answer at once (default null)
+            after_sub: integer; with after, the records after that audit line already given: the
+                reply's cursor_sub (a device job's stream parts follow the line before them,
+                numbered sub 1, 2, ...); 0: none (default 0)
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
@@ -1375,6 +1384,7 @@ class AsyncSyscallMethods:
                 "after": after,
                 "limit": limit,
                 "wait_ms": wait_ms,
+                "after_sub": after_sub,
             },
         )
         return replies.Events.from_json(reply)

@@ -644,6 +644,15 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     f"(0..{defaults.MAX_TIMEOUT_MS}); null: answer at once",
                     required=False,
                 ),
+                _p(
+                    "after_sub",
+                    INT,
+                    doc="with after, the records after that audit line already given: the "
+                    "reply's cursor_sub (a device job's stream parts follow the line before "
+                    "them, numbered sub 1, 2, ...); 0: none",
+                    required=False,
+                    default=0,
+                ),
                 wait="wait_ms",
             ),
             _method(

@@ -468,12 +468,13 @@ class KernelSyscalls(Protocol):
         after: int | None = None,
         limit: int = 4096,
         wait_ms: int | None = None,
+        after_sub: int = 0,
     ) -> replies.Events:
         """The tenant's own audit records (its jobs' transitions, capability decisions, channels,
         checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
         wait for the first.
 
-        Returns: Events {tenant, events, cursor, dropped}.
+        Returns: Events {tenant, events, cursor, cursor_sub, dropped}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -482,6 +483,9 @@ class KernelSyscalls(Protocol):
             limit: integer; at most this many records (1..4096) (default 4096)
             wait_ms: integer | null; wait up to this many ms for a record after the cursor
                 (0..31536000000); null: answer at once (default null)
+            after_sub: integer; with after, the records after that audit line already given: the
+                reply's cursor_sub (a device job's stream parts follow the line before them,
+                numbered sub 1, 2, ...); 0: none (default 0)
         """
 
     async def q_audit(

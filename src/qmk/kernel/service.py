@@ -705,11 +705,12 @@ class Kernel:
         after: int | None = None,
         limit: int = defaults.EVENTS_LIMIT,
         wait_ms: int | None = None,
+        after_sub: int = 0,
     ) -> replies.Events:
-        """The tenant's own audit records after the cursor ``after`` (null: from now),
-        oldest first; with ``wait_ms``, waiting that long for the first."""
+        """The tenant's own records after the cursor ``(after, after_sub)`` (``after``
+        null: from now), oldest first; with ``wait_ms``, waiting that long for the first."""
         session = self._session(session_id)
-        return await self.feed_desk.events(session, after, limit, wait_ms)
+        return await self.feed_desk.events(session, after, limit, wait_ms, after_sub)
 
     async def q_audit(
         self, *, session_id: str, job_id: str | None = None, limit: int = defaults.AUDIT_LIMIT
