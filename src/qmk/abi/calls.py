@@ -61,6 +61,7 @@ class SyscallMethods:
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
+        traceparent: str | None = None,
         *,
         session_id: str | None = None,
     ) -> replies.Job:
@@ -89,6 +90,10 @@ class SyscallMethods:
                 (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
+            traceparent: string | null; the W3C traceparent of the caller's span: the job's worker
+                records its spans (qmk.worker and below) and the kernel gives them in the tenant's
+                feed (q_events, event spans) before the job's final state; null: untraced (default
+                null)
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
@@ -102,6 +107,7 @@ class SyscallMethods:
                 "idempotency_key": idempotency_key,
                 "target": target,
                 "wait_ms": wait_ms,
+                "traceparent": traceparent,
             },
         )
         return replies.Job.from_json(reply)
@@ -820,6 +826,7 @@ class AsyncSyscallMethods:
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
+        traceparent: str | None = None,
         *,
         session_id: str | None = None,
     ) -> replies.Job:
@@ -848,6 +855,10 @@ class AsyncSyscallMethods:
                 (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
+            traceparent: string | null; the W3C traceparent of the caller's span: the job's worker
+                records its spans (qmk.worker and below) and the kernel gives them in the tenant's
+                feed (q_events, event spans) before the job's final state; null: untraced (default
+                null)
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
@@ -861,6 +872,7 @@ class AsyncSyscallMethods:
                 "idempotency_key": idempotency_key,
                 "target": target,
                 "wait_ms": wait_ms,
+                "traceparent": traceparent,
             },
         )
         return replies.Job.from_json(reply)

@@ -361,6 +361,16 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     f"q_wait does (0..{defaults.MAX_TIMEOUT_MS}); null: answer once queued",
                     required=False,
                 ),
+                _p(
+                    "traceparent",
+                    S,
+                    NULL,
+                    doc="the W3C traceparent of the caller's span: the job's worker records "
+                    "its spans (qmk.worker and below) and the kernel gives them in the "
+                    "tenant's feed (q_events, event spans) before the job's final state; "
+                    "null: untraced",
+                    required=False,
+                ),
                 wait="wait_ms",
             ),
             _method(

@@ -50,6 +50,7 @@ class KernelSyscalls(Protocol):
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> replies.Job:
         """Verify, admit and queue a program on a target; refusals come back at once; with wait_ms,
         the job once final (or as it is when wait_ms passes), as q_wait answers it: one request for
@@ -77,6 +78,10 @@ class KernelSyscalls(Protocol):
                 (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
+            traceparent: string | null; the W3C traceparent of the caller's span: the job's worker
+                records its spans (qmk.worker and below) and the kernel gives them in the tenant's
+                feed (q_events, event spans) before the job's final state; null: untraced (default
+                null)
         """
 
     async def q_status(

@@ -492,6 +492,8 @@ class RemoteFeed:
                 if not page.events:
                     yield None
                 for event in page.events:  # framed as the kernel's own process frames it
+                    if event["event"] == "spans":  # a worker's spans, for the tracer
+                        continue
                     event.pop("sub", None)
                     yield event["event"], event, event["seq"]
                 cursor = _cursor(page)

@@ -207,3 +207,37 @@ def test_a_device_jobs_stream_parts_are_in_the_feed_and_a_cursor_resumes_after_e
     # the parts come before the job's final state, after the line before them
     final = next(i for i, e in enumerate(whole) if e.get("state") == "COMPLETED")
     assert all(whole.index(p) < final for p in parts)
+
+
+def test_a_submit_with_a_traceparent_gets_its_workers_spans_in_the_feed_before_its_end(
+    tmp_path: Path,
+) -> None:
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+
+    async def body(kernel: Kernel) -> tuple[list[dict], list[dict], str]:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        now = await kernel.q_events(session_id=alice)
+        plain = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        await kernel.q_wait(session_id=alice, job_id=plain.job_id, timeout_ms=60_000)
+        traced = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=10, seed=SEED + 1, traceparent=parent
+        )
+        await kernel.q_wait(session_id=alice, job_id=traced.job_id, timeout_ms=60_000)
+        with pytest.raises(InvalidArgument) as refused:
+            await kernel.q_submit(session_id=alice, graph=BELL, traceparent="00-xyz")
+        assert refused.value.details["key"] == "traceparent"
+        page = await kernel.q_events(session_id=alice, after=now.cursor)
+        return page.events, [plain.job_id], traced.job_id
+
+    events, untraced, job_id = run_kernel(tmp_path, body, workers=1, config=_config())
+    spans = [e for e in events if e["event"] == "spans"]
+    assert [e["job_id"] for e in spans] == [job_id]  # the plain submit's worker records none
+    (record,) = spans
+    assert record["sub"] >= 1 and record["record"]["traceparent"] == parent
+    names = {s["name"] for s in record["record"]["spans"]}
+    assert {"qmk.worker", "qmk.shots"} <= names
+    final = next(
+        i for i, e in enumerate(events) if e["job_id"] == job_id and e["state"] == "COMPLETED"
+    )
+    assert events.index(record) < final
+    assert untraced[0] not in {e["job_id"] for e in spans}
