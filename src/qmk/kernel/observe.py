@@ -165,8 +165,9 @@ class KernelObserver:
         self.kernel.admission.cpu.spend(tenant, seconds)
 
     def trace_workers(self, traces: WorkerTraces | None) -> None:
-        """Give the supervisor the tracer of its workers' spans (None: stop)."""
-        self.kernel.supervisor.traces = traces
+        """Give the supervisor the tracer of its workers' spans (None: the kernel's
+        feed takes those of the submits that carried a traceparent again)."""
+        self.kernel.supervisor.traces = traces or self.kernel.feed_traces
 
     def snapshot(self) -> KernelSnapshot:
         """The kernel's load now: jobs by state and tenant, queue, workers, audit chain."""

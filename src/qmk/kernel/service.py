@@ -79,7 +79,7 @@ from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
-from qmk.kernel.syscalls.feed import FeedDesk
+from qmk.kernel.syscalls.feed import FeedDesk, FeedTraces
 from qmk.kernel.syscalls.jobs import JobDesk
 from qmk.kernel.syscalls.sessions import SessionDesk
 
@@ -248,6 +248,10 @@ class Kernel:
         #: The event feed, the audit read and the load, for processes of their own; its
         #: observer is the one probe of this kernel (every listener's).
         self.feed_desk = FeedDesk(config, KernelObserver(self), self.key_for("metrics"))
+        #: The workers' spans of submits that carried a traceparent, told to the feed
+        #: while no tracer of this process takes them (KernelObserver.trace_workers).
+        self.feed_traces = FeedTraces(self.audit)
+        self.job_desk.traces = self.supervisor.traces = self.feed_traces
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -529,6 +533,7 @@ class Kernel:
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
         wait_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> replies.Job:
         """Accept a job: verify, check caps, firewall, admission and quotas; queue it.
 
@@ -538,7 +543,9 @@ class Kernel:
         ``idempotency_key`` the tenant used before returns that job (as it is now) and
         queues nothing: a client may retry a submit whose reply it lost. With
         ``wait_ms`` the answer is the job once final, or as it is when ``wait_ms`` has
-        passed, as :meth:`q_wait` answers it: a small job is one request.
+        passed, as :meth:`q_wait` answers it: a small job is one request. With
+        ``traceparent``, the spans of its worker go to the tenant's feed
+        (:class:`~qmk.kernel.syscalls.feed.FeedTraces`).
         """
         session = self._session(session_id)
         return await self.job_desk.submit(
@@ -550,6 +557,7 @@ class Kernel:
             idempotency_key=idempotency_key,
             target=target,
             wait_ms=wait_ms,
+            traceparent=traceparent,
         )
 
     async def q_status(self, *, session_id: str, job_id: str) -> replies.Job:
@@ -693,11 +701,12 @@ class Kernel:
         after: int | None = None,
         limit: int = defaults.EVENTS_LIMIT,
         wait_ms: int | None = None,
+        after_sub: int = 0,
     ) -> replies.Events:
-        """The tenant's own audit records after the cursor ``after`` (null: from now),
-        oldest first; with ``wait_ms``, waiting that long for the first."""
+        """The tenant's own records after the cursor ``(after, after_sub)`` (``after``
+        null: from now), oldest first; with ``wait_ms``, waiting that long for the first."""
         session = self._session(session_id)
-        return await self.feed_desk.events(session, after, limit, wait_ms)
+        return await self.feed_desk.events(session, after, limit, wait_ms, after_sub)
 
     async def q_audit(
         self, *, session_id: str, job_id: str | None = None, limit: int = defaults.AUDIT_LIMIT
