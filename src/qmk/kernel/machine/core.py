@@ -740,7 +740,8 @@ class Scheduler:
         job.end = self.now
         self._forget(job)
         self._vacate(job)
-        self.done.append(JobRecord.of(job, self.machine.logical_error_rate))
+        machine = self.machine
+        self.done.append(JobRecord.of(job, machine.logical_error_rate, machine.t_state_error))
         self.policy.ended(self, job)
         if self.state.waiting():
             self._wake()

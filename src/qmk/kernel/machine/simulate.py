@@ -211,7 +211,7 @@ def alone_runs(machine: MachineSpec, jobs: Sequence[JobSpec]) -> tuple[dict[int,
             records[key], moved = shifting_run(machine, job)
             shifts = shifts and moved
             out[key] = records[key].end_cycle - records[key].start_cycle
-        refuse_over_budget(job, records[key])
+        refuse_over_budget(job, records[key], machine)
     return out, shifts
 
 
