@@ -168,9 +168,7 @@ class Baseline:
         }
 
 
-def worst_over_budget(
-    records: Sequence[JobRecord], logical_error_rate: float, *, whole: bool = True
-) -> float:
+def worst_over_budget(records: Sequence[JobRecord], *, whole: bool = True) -> float:
     """The most any job's error is of its budget (0 when no job has one): its whole
     error (:func:`run_error`), or with ``whole`` False only what waiting added (its
     ``idle_logical_error``, the error budgets' reading before issue 77)."""
@@ -265,7 +263,7 @@ def try_policy(
         makespan_s=run.makespan * machine.cycle_time_ns * 1e-9,
         cycle_time_ns=machine.cycle_time_ns,
         epoch_cycles=machine.epoch_cycles,
-        worst_over_budget=worst_over_budget(run.records, machine.logical_error_rate, whole=whole),
+        worst_over_budget=worst_over_budget(run.records, whole=whole),
     )
 
 
