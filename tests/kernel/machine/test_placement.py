@@ -164,3 +164,14 @@ def test_qk505_names_the_links_where_its_bell_pairs_come_slower_than_it_uses_the
     assert error.details["total_logical_error"] == pytest.approx(1 - 0.999**60)
     faster = machine.with_(link=machine.link.__class__(bell_pairs_per_cycle=2.0))
     LiveMachine(faster, "fidelity").check(job("far", fp, budget))  # the fix
+
+
+def test_a_job_placed_in_another_block_leaves_nothing_of_its_program_when_it_ends():
+    # the scheduler keeps one timeline a footprint while a job of it is here: a job that
+    # ran elsewhere (its timeline swapped at placement) still gives it back at its end
+    fp = in_block(compact(z_rotations(20)), "intermediate")
+    sched = Scheduler(MACHINE, policy("fidelity"))
+    sched.submit(job("z", fp, 0.05))
+    (record,) = sched.run()
+    assert record.block == "compact"
+    assert not sched._timelines

@@ -260,7 +260,9 @@ class Scheduler:
         self.state.forget(job)
         key = id(job.spec.footprint)
         held = self._timelines.get(key)
-        if held is not None and held[1] is job.tl:  # not one its submitter gave
+        # the timeline it came with (its ``kind``'s: a placement elsewhere swaps
+        # ``tl``), where it is the core's, not one its submitter gave
+        if held is not None and id(held[1]) == job.kind[1]:
             footprint, timeline, count = held
             if count > 1:
                 self._timelines[key] = (footprint, timeline, count - 1)
