@@ -252,7 +252,10 @@ def generated_jobs(per_tenant: int) -> Workload:
 
     def tenant(name: str, programs: list[dict[str, int]], share: int = 1) -> dict[str, Any]:
         arrivals = {"count": per_tenant, "arrivals": "poisson", "mean_gap_cycles": 400}
-        return {"name": name, "share": share, "generate": {**arrivals, "programs": programs}}
+        out = {"name": name, "share": share, "generate": {**arrivals, "programs": programs}}
+        if name == "c":  # a 1,000-qubit program's own error is 0.054 at best (d = 13)
+            out["error_budget"] = 0.1
+        return out
 
     return workload.load(
         {
@@ -279,7 +282,7 @@ def test_no_job_of_twelve_hundred_generated_ends_past_its_budget(name):
     work = generated_jobs(300)
     run = run_policy(work.machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
-    assert run["max_idle_logical_error"] <= 0.01
+    assert all(j["within_budget"] for j in run["jobs"])  # its whole error
 
 
 @pytest.mark.parametrize("name", ["fair-share", "backfill", "fidelity"])
@@ -292,7 +295,7 @@ def test_no_job_ends_past_its_budget_where_the_decoder_throttles_tenants(name):
     machine = work.machine.with_(decoder_bits_per_cycle=2e6)
     run = run_policy(machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
-    assert run["max_idle_logical_error"] <= 0.01  # (the reserve as above)
+    assert all(j["within_budget"] for j in run["jobs"])  # its whole error
 
 
 class Counting(HeldVerdicts):

@@ -504,21 +504,23 @@ def test_an_arrival_brings_the_machine_to_its_cycle_first_releasing_the_jobs_end
 
 def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names_one(tmp_path):
     # a factory of one state per 100 cycles and no store: the program's 20 T cycles take
-    # ~2,000 alone, its patch idling ~1,980 at d=9's 3e-7: ~5.9e-4 of idle error. A
-    # budget of 1e-4 (the submit's policy, or the program's SET_POLICY) is refused before
-    # anything is stored, QS1007 with QK505; the machine's default (0.01) admits it, and
-    # its record says so
+    # ~2,000 alone, its patch idling ~1,980 at d=9's 3e-7: ~5.9e-4 of idle error, ten
+    # times less a step of two of distance the kernel may place it at; its 20 T states
+    # alone, at the factories' output error, give it more than 1e-7 of its own. A budget
+    # of 1e-7 (the submit's policy, or the program's SET_POLICY) is refused before
+    # anything is stored, QS1007 with QK505 naming its own error; the machine's default
+    # (0.01) admits it, and its record says so
     clock = ManualMachineClock()
     graph = T_HEAVY.to_json()
     hinted = json.loads(json.dumps(graph))
     hinted["program"]["nodes"].insert(
-        0, {"id": "hints", "op": "SET_POLICY", "args": {"error_budget": 1e-4}}
+        0, {"id": "hints", "op": "SET_POLICY", "args": {"error_budget": 1e-7}}
     )
 
     async def body(kernel):
         sid = await login(kernel, "alice")
         refused = []
-        for given, policy in ((graph, {"error_budget": 1e-4}), (hinted, None)):
+        for given, policy in ((graph, {"error_budget": 1e-7}), (hinted, None)):
             with pytest.raises(AdmissionError) as caught:
                 await kernel.q_submit(session_id=sid, graph=given, shots=10, seed=1, policy=policy)
             refused.append(caught.value)
@@ -533,7 +535,8 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
         tmp_path, body, config=config("fidelity", **machine), machine_clock=clock
     )
     for error in refused:
-        assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-4
+        assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-7
+        assert error.details["binds"] == "memory"
     record = done.machine
     assert done.state == "COMPLETED"
     assert record["error_budget"] == 0.01 and record["within_budget"] is True
@@ -560,12 +563,15 @@ BELL_PAIR = assemble(
 
 def _two_tenants_machine(fence_cycles: int, storage_tiles: int, **more: Any) -> Any:
     """A module of 16,000 physical qubits, epochs of 10 cycles, the default policy (unless
-    ``more`` says), and alice's and bob's equal shares."""
+    ``more`` says), and alice's and bob's equal shares. Budgets are 0.1: a whole error,
+    and a 16-qubit program of 500 layers is 0.0134 of its own (45 tiles through about
+    1,000 cycles at d = 9), which no larger distance's tiles leave room for here."""
     machine = {
         "physical_qubits": 16_000,
         "storage_tiles": storage_tiles,
         "epoch_cycles": 10,
         "fence_cycles": fence_cycles,
+        "error_budget": 0.1,
         **more,
     }
     return config_from_dict(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from qmk import defaults
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.spec import (
+    DISTANCE_STEPS,
     FactorySpec,
     LinkSpec,
     MachineSpec,
@@ -173,7 +174,7 @@ def machine_spec(
         logical_error_rate=patch.logical_error_rate,
         larger_distances=tuple(
             (d, _patch(family, table.qubit, d).logical_error_rate)
-            for d in (distance + 2, distance + 4)
+            for d in range(distance + 2, distance + 2 * DISTANCE_STEPS + 1, 2)
         ),
         storage_move_cycles=table.storage_move_cycles,
         preempt_gap=preempt_gap,

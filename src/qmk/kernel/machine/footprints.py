@@ -241,6 +241,78 @@ def at_distance(fp: Footprint, distance: int) -> Footprint:
     )
 
 
+#: The targets whose steps are one lattice-surgery op a repetition, done one after
+#: another: the only footprints :func:`in_block` moves to another block.
+SEQUENTIAL_TARGETS = frozenset({"lattice-surgery"})
+
+
+def in_block(fp: Footprint, block: str) -> Footprint | None:
+    """``fp`` (a lattice-surgery footprint) laid out in ``block`` instead of its own,
+    at its distance; None where its steps cannot be moved (another target's).
+
+    Its tiles are the block's layout of its logical qubits (:func:`_block_tiles`, as
+    the target lays them out). A repetition of a step is one op, whose ticks
+    :func:`qmk.ft.schedule.ticks` gives in each block: 1 for a Z-type rotation or
+    PPM in every block, :data:`~qmk.ft.schedule.NON_Z_TICKS` for any other, 0 for a
+    Pauli or single-patch measurement. Where ``fp``'s own block tells the two apart
+    (compact, intermediate: 1 tick or more), the op takes its ticks in ``block``
+    exactly. Where it cannot (the fast block, where every op takes 1 tick), the op
+    takes ``block``'s X-or-Y ticks: Litinski's bound, as :func:`counts_footprint`
+    charges a rotation of unknown Pauli, so a budget kept in the slower block is kept.
+    Steps of another length (a program's own ``idle``) keep their cycles where the
+    block does not change them, and are bounded the same way where it does.
+
+    >>> from qmk.execution.footprint import Footprint, Step
+    >>> fp = Footprint(target="lattice-surgery", logical_qubits=4, block="compact",
+    ...     data_tiles=4, routing_tiles=5, code_distance=9,
+    ...     steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=2),
+    ...            Step(kind="rotation", cycles=9, t_states=1)))
+    >>> fast = in_block(fp, "fast")
+    >>> fast.tiles, [(s.cycles, s.repeat) for s in fast.steps]
+    (15, [(1, 2), (1, 1)])
+    >>> [(s.cycles, s.repeat) for s in in_block(fast, "compact").steps]
+    [(9, 2), (9, 1)]
+    """
+    import msgspec
+
+    from qmk.ft.schedule import NON_Z_TICKS
+
+    if fp.block == block:
+        return fp
+    if fp.target not in SEQUENTIAL_TARGETS:
+        return None
+    own, there = NON_Z_TICKS[fp.block], NON_Z_TICKS[block]
+    known = own > 1  # a 1-tick op is Z-type there, any other takes ``own``
+
+    def cycles(c: int, kind: str) -> int:
+        if c == 0 or kind == "idle":
+            return c
+        if known and c == 1:
+            return 1
+        if known and c == own:
+            return there
+        # not one op of known ticks: each of its ticks at most one op of ``there``
+        return c * there if there > own else c
+
+    steps = tuple(
+        step
+        if step.kind == "fence"
+        else msgspec.structs.replace(step, cycles=cycles(step.cycles, step.kind))
+        for step in fp.steps
+    )
+    data, routing = _block_tiles(block, fp.logical_qubits)
+    return msgspec.structs.replace(
+        fp,
+        block=block,
+        data_tiles=data,
+        routing_tiles=routing,
+        steps=steps,  # one to one: a wait's step index is the program's
+        physical_qubits=0
+        if not fp.physical_qubits
+        else -(-fp.physical_qubits * (data + routing) // max(1, fp.tiles)),
+    )
+
+
 def footprint_for(graph: Graph, machine: MachineSpec) -> Footprint:
     """A program's footprint on ``machine``: its lattice-surgery target's
     (:func:`program_footprint`), the one source the kernel's jobs and ``qmk machine

@@ -54,15 +54,14 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.footprints import at_distance
-from qmk.kernel.machine.jobs import Timeline, idle_error
+from qmk.kernel.machine.jobs import idle_error
+from qmk.kernel.machine.placement import Placements, usable
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.tiles import TileRange
@@ -384,31 +383,6 @@ class Drawers:
                 del self.count[job.tenant]
 
 
-class Variants:
-    """Each program's footprint and timeline at the machine's larger code distances
-    (:func:`~qmk.kernel.machine.footprints.at_distance`), made once a program and
-    distance, and its own (a job placed back where it was)."""
-
-    __slots__ = ("_held",)
-
-    def __init__(self) -> None:
-        self._held: dict[tuple[int, int], tuple[Footprint, Footprint, Timeline]] = {}
-
-    def at(self, job: MachineJob, distance: int) -> tuple[Footprint, Timeline]:
-        """``job``'s program at ``distance`` (its spec's own distance: as it came)."""
-        own = job.spec.footprint
-        key = (id(own), distance)
-        held = self._held.get(key)
-        if held is None:
-            if distance == own.code_distance:
-                fp, tl = own, job.tl if job.fp is own else Timeline(own)
-            else:
-                fp = at_distance(own, distance)
-                tl = Timeline(fp)
-            held = self._held[key] = (own, fp, tl)  # (``own`` keeps its id taken)
-        return held[1], held[2]
-
-
 #: Every input of a verdict its key does not hold (:meth:`BudgetCheck._stamp`): what the
 #: projection reads of each of the tenant's running jobs on the module (by sequence
 #: number), the module's rate, store and bus cap, the candidate's waits so far, the
@@ -452,12 +426,13 @@ class Budgeted(SchedulingPolicy):
 
     def __init__(self) -> None:
         self.drawers = Drawers()
-        self.variants = Variants()
+        #: each program's placements on the machine (:meth:`setup` makes it)
+        self.placements: Placements | None = None
         self.held = HeldVerdicts()
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
-        self.variants = Variants()
+        self.placements = Placements(sched.machine)
         self.held = HeldVerdicts()
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
@@ -536,39 +511,55 @@ class BudgetCheck:
     def fit(
         self, job: MachineJob, may: Callable[[MachineJob], bool] | None = None
     ) -> tuple[TileRange, int] | None:
-        """Where ``job`` starts now, placed at the cheapest code distance whose
-        projection keeps the budgets (:meth:`verdict`): its own first, then each of the
-        machine's ``larger_distances`` (more tiles and longer cycles, its waits
-        cheaper), where ``find`` places it and ``may`` lets its tenant hold it; its own
-        ``sole`` last (module docstring). None: it waits as it came, looked at again at
-        the next epoch boundary."""
+        """Where ``job`` starts now, and at which block and code distance: the first of
+        its placements (:func:`~qmk.kernel.machine.placement.usable`, cheapest first)
+        that ``find`` places, ``may`` lets its tenant hold, and whose projection keeps
+        the budgets (:meth:`verdict`), its waits on what its own error there leaves of
+        its budget; the first it may start ``sole`` at last (module docstring). None:
+        it waits as it came, looked at again at the next epoch boundary."""
         sched = self.sched
-        spot = sched.find(job)
+        policy = sched.policy
+        if not isinstance(policy, Budgeted) or policy.placements is None:
+            return self._fit_as_is(job, may)
+        known = policy.placements
+        home = known.own(job)
+        sole = None
+        held = False  # a placement was refused by a budget (not by the floorplan)
+        for option in usable(known.of(job), home, job.spec.error_budget):
+            job.take(option.footprint, option.timeline, option.rate, option.own)
+            there = sched.find(job)
+            if there is None or (may is not None and not may(job)):
+                continue
+            verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
+            if verdict is True:
+                job.sole = False
+                return there
+            if verdict is None and sole is None:
+                sole = option, there
+            held = held or verdict is False
+        if sole is not None:
+            option, there = sole
+            job.take(option.footprint, option.timeline, option.rate, option.own)
+            job.sole = True
+            return there
+        job.take(home.footprint, home.timeline, home.rate, home.own)  # as it came
+        if held:
+            sched.look_again()
+        return None
+
+    def _fit_as_is(
+        self, job: MachineJob, may: Callable[[MachineJob], bool] | None
+    ) -> tuple[TileRange, int] | None:
+        """:meth:`fit` at the placement ``job`` has (a policy that chooses none)."""
+        spot = self.sched.find(job)
         if spot is None or (may is not None and not may(job)):
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
-        if verdict is True:
-            job.sole = False
-            return spot
-        larger = sched.machine.larger_distances
-        d0 = job.fp.code_distance
-        if larger and job.tl.t_total and d0 > 0 and isinstance(sched.policy, Budgeted):
-            variants = sched.policy.variants
-            fp, tl = variants.at(job, d0)  # its own timeline kept, the core's, to go back to
-            for distance, p in larger:  # a machine cycle is d0 of a patch's d rounds
-                job.take(*variants.at(job, distance), p * d0 / distance)
-                there = sched.find(job)
-                if there is None or (may is not None and not may(job)):
-                    continue
-                if self._verdict(job, there[0].module, there[0].spec.offset + there[1]):
-                    job.sole = False
-                    return there
-            job.take(fp, tl, -1.0)
-        if verdict is None:
-            job.sole = True
-            return spot
-        sched.look_again()
-        return None
+        job.sole = verdict is None
+        if verdict is False:
+            self.sched.look_again()
+            return None
+        return spot
 
     def _verdict(self, job: MachineJob, module: int, at: int = 0) -> bool | None:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
