@@ -273,14 +273,14 @@ def in_block(fp: Footprint, block: str) -> Footprint | None:
     >>> [(s.cycles, s.repeat) for s in in_block(fast, "compact").steps]
     [(9, 2), (9, 1)]
     """
-    import msgspec
-
-    from qmk.ft.schedule import NON_Z_TICKS
-
     if fp.block == block:
         return fp
     if fp.target not in SEQUENTIAL_TARGETS:
         return None
+    import msgspec
+
+    from qmk.ft.schedule import NON_Z_TICKS
+
     own, there = NON_Z_TICKS[fp.block], NON_Z_TICKS[block]
     known = own > 1  # a 1-tick op is Z-type there, any other takes ``own``
 

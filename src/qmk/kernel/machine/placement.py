@@ -33,8 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qmk.ft.layout import BLOCKS as LAYOUT_BLOCKS
-from qmk.kernel.machine.footprints import at_distance, in_block
+from qmk.kernel.machine.footprints import SEQUENTIAL_TARGETS, at_distance, in_block
 from qmk.kernel.machine.jobs import Timeline, own_error
 
 if TYPE_CHECKING:
@@ -42,8 +41,16 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
 
-#: The blocks, fastest first (``qmk.ft.layout``'s, which lists them least space first).
-BLOCKS = tuple(reversed(LAYOUT_BLOCKS))
+
+def blocks_for(fp: Footprint) -> tuple[str, ...]:
+    """The blocks ``fp`` may run in, fastest first (``qmk.ft.layout``'s, which lists them
+    least space first): its own alone where its steps cannot move (:func:`in_block`), so
+    a kernel placing such jobs loads no layout."""
+    if fp.target not in SEQUENTIAL_TARGETS:
+        return (fp.block,)
+    from qmk.ft.layout import BLOCKS
+
+    return tuple(reversed(BLOCKS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +99,10 @@ def placements(
     """``fp``'s placements on ``machine``, cheapest first (module docstring);
     ``timeline``: ``fp``'s own, where the caller has it (kept for its own placement)."""
     t_error = machine.t_state_error
+    blocks = blocks_for(fp)
     out: list[Placement] = []
     for distance, rate in _distances(fp, machine):
-        for block in BLOCKS:
+        for block in blocks:
             laid = in_block(fp, block)
             if laid is None:
                 continue
@@ -104,7 +112,7 @@ def placements(
             # each counts more of a tile, not more patches
             own = own_error(rate, laid.tiles, tl.private_cycles, tl.t_total, t_error)
             out.append(Placement(block, distance, there, tl, rate, own))
-    order = {block: i for i, block in enumerate(BLOCKS)}
+    order = {block: i for i, block in enumerate(blocks)}
     return sorted(out, key=lambda p: (p.cost, order[p.block], p.distance))
 
 
