@@ -285,8 +285,9 @@ class _Machine(_Table, frozen=True, kw_only=True):
     error_budget: Annotated[
         Annotated[float, Meta(gt=0, le=1)] | None,
         Meta(
-            description="the idle logical error a job on the shared machine may be given "
-            "at most, where its submit and its program name none",
+            description="the whole logical error (its own at its placement, and what "
+            "waiting adds) a job on the shared machine may end with at most, where its "
+            "submit and its program name none",
         ),
     ] = defaults.ERROR_BUDGET
     decoder_bits_per_cycle: Annotated[
