@@ -302,14 +302,18 @@ def call(name: str, args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         return {"ok": False, "code": "unknown-tool", "error": f"no tool {name!r}: {sorted(TOOLS)}"}
     try:
         return ctx.remote(name, args) if ctx.remote is not None else tool.fn(args, ctx)
-    except QMKError as exc:
+    except REFUSALS as exc:
         return refusal(exc)
-    except (MemoryError, RecursionError) as exc:
+
+
+#: What a tool's work raises that its result says as data (:func:`refusal`).
+REFUSALS = (QMKError, MemoryError, RecursionError)
+
+
+def refusal(exc: QMKError | MemoryError | RecursionError) -> dict[str, Any]:
+    """A tool's result for ``exc``: QMK's coded refusal, or a program too large to hold."""
+    if not isinstance(exc, QMKError):
         return {"ok": False, "code": "too-large", "error": f"the program is too large: {exc!r}"}
-
-
-def refusal(exc: QMKError) -> dict[str, Any]:
-    """A tool's result for QMK's coded refusal ``exc``."""
     refused = {"ok": False, "code": exc.code, "error": str(exc)}
     return {**refused, "details": dict(exc.details)} if exc.details else refused
 
@@ -334,10 +338,8 @@ def planned(
         try:
             shots, seed = _shots_and_seed(args, ctx)
             answer = {"run": {"graph": _graph(args, ctx).to_json(), "shots": shots, "seed": seed}}
-        except QMKError as exc:
+        except REFUSALS as exc:
             answer = {"result": refusal(exc)}
-        except (MemoryError, RecursionError) as exc:
-            answer = {"result": {"ok": False, "code": "too-large", "error": repr(exc)}}
     else:
         answer = {"result": call(name, args, ctx)}
     return {**answer, "cpu_s": time.thread_time() - began}

@@ -86,7 +86,16 @@ from qmk.execution.request import (
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.stacked import MAX_QUBITS as STACK_QUBITS
 from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
-from qmk.execution.trajectories import KINDS, Control, Observed, OpColumns, Progress, Runner
+from qmk.execution.trajectories import (
+    KIND_CODE,
+    KINDS,
+    Control,
+    Observed,
+    OpColumns,
+    Progress,
+    Runner,
+    kinds_in,
+)
 from qmk.execution.trajectories import observed as observed_ops
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
@@ -230,8 +239,7 @@ _ROLE = {"gate": _GATE_OP, "cond": _GATE_OP, "alloc": _ALLOC_OP} | dict.fromkeys
 )
 #: :data:`_ROLE` by micro-op kind code (:data:`~qmk.execution.trajectories.KINDS`).
 _ROLE_OF_CODE = np.array([_ROLE.get(kind, 0) for kind in KINDS], dtype=np.uint8)
-_MID_CODES = np.array([kind in _MID_CIRCUIT for kind in KINDS])
-_FENCE_KIND = KINDS.index("fence")
+_MID_CODES = kinds_in(_MID_CIRCUIT)
 
 
 class _GateStream:
@@ -421,7 +429,7 @@ def workload(
         batchable=batchable,
         terminal=bool(trajectories)
         and not mid
-        and not (kinds == _FENCE_KIND).any()
+        and not (kinds == KIND_CODE["fence"]).any()
         and _held_exactly(plan, qubits),
         stacked=trajectories > 1 and stack_of(plan) is not None,
         **features,

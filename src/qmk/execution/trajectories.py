@@ -40,6 +40,7 @@ import operator
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import msgspec
@@ -585,17 +586,27 @@ KINDS = (
     "halt",
     "fence",
 )
-_KIND_CODE = {kind: code for code, kind in enumerate(KINDS)}
-_GATE_KIND, _MEAS_KIND, _FENCE_KIND = (_KIND_CODE[k] for k in ("gate", "meas", "fence"))
+#: Each kind's code in :attr:`OpColumns.kinds`.
+KIND_CODE: Mapping[str, int] = MappingProxyType({kind: code for code, kind in enumerate(KINDS)})
+_GATE_KIND, _MEAS_KIND, _FENCE_KIND = (KIND_CODE[k] for k in ("gate", "meas", "fence"))
+
+
+def kinds_in(kinds: Iterable[str]) -> np.ndarray:
+    """A table by kind code: whether each of :data:`KINDS` is one of ``kinds`` (index it
+    with :attr:`OpColumns.kinds` for a mask of the micro-ops)."""
+    wanted = frozenset(kinds)
+    return np.array([kind in wanted for kind in KINDS])
+
+
 #: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`), and
 #: those that end a program (after them no work is left to pause before), by code.
-_HELD = np.array([k in ("meas", "free", "gate", "fence", "calc") for k in KINDS])
-_ENDING = np.array([k in ("free", "fence") for k in KINDS])
+_HELD = kinds_in(("meas", "free", "gate", "fence", "calc"))
+_ENDING = kinds_in(("free", "fence"))
 
 
 def kind_codes(kinds: Iterable[str], count: int) -> np.ndarray:
     """The codes in :data:`KINDS` of ``count`` micro-op kinds."""
-    return np.fromiter(map(_KIND_CODE.__getitem__, kinds), np.uint8, count)
+    return np.fromiter(map(KIND_CODE.__getitem__, kinds), np.uint8, count)
 
 
 _KIND = operator.attrgetter("kind")

@@ -42,7 +42,7 @@ import msgspec
 
 from qmk.defaults import FACTORY_PROTOCOLS
 from qmk.errors import QMKError
-from qmk.ft.layout import BLOCKS as LAYOUT_BLOCKS
+from qmk.kernel.machine.placement import all_blocks
 from qmk.kernel.machine.spec import DISTANCE_STEPS
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def configurations(machine: MachineSpec) -> list[Configuration]:
     return [
         Configuration(block, distance, protocol)
         for distance in distances
-        for block in reversed(LAYOUT_BLOCKS)
+        for block in all_blocks()
         for protocol in FACTORY_PROTOCOLS
     ]
 

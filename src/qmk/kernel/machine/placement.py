@@ -42,15 +42,18 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
 
 
-def blocks_for(fp: Footprint) -> tuple[str, ...]:
-    """The blocks ``fp`` may run in, fastest first (``qmk.ft.layout``'s, which lists them
-    least space first): its own alone where its steps cannot move (:func:`in_block`), so
-    a kernel placing such jobs loads no layout."""
-    if fp.target not in SEQUENTIAL_TARGETS:
-        return (fp.block,)
+def all_blocks() -> tuple[str, ...]:
+    """Every block, fastest first (``qmk.ft.layout``'s, which lists them least space
+    first; loaded only when asked)."""
     from qmk.ft.layout import BLOCKS
 
     return tuple(reversed(BLOCKS))
+
+
+def blocks_for(fp: Footprint) -> tuple[str, ...]:
+    """The blocks ``fp`` may run in, fastest first: its own alone where its steps cannot
+    move (:func:`in_block`), so a kernel placing such jobs loads no layout."""
+    return all_blocks() if fp.target in SEQUENTIAL_TARGETS else (fp.block,)
 
 
 @dataclass(frozen=True, slots=True)
