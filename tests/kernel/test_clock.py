@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from qmk.kernel.clock import ManualClock, RateClock, SystemClock
+from qmk.kernel.clock import ManualClock, RateClock, Rest, SystemClock
 
 
 def test_a_manual_timer_fires_in_a_later_turn_once_advance_reaches_its_time() -> None:
@@ -73,3 +73,44 @@ def test_a_machine_clock_wait_returns_once_the_clock_reaches_its_cycle() -> None
 
     reached, target, ended_by_clock, set_later = asyncio.run(body())
     assert reached >= target and ended_by_clock and not set_later
+
+
+def test_an_idle_system_clock_rests_until_woken_and_its_tick_counts_the_passed_epochs() -> None:
+    async def body() -> tuple[bool, int, list[int]]:
+        clock = SystemClock()
+        idle = [True]
+        rest = Rest(lambda: idle[0], limit_s=3600.0)
+        ticks = clock.epochs(0.001, rest)
+        first = asyncio.ensure_future(ticks.__anext__())
+        await asyncio.sleep(0)  # the ticker looked: idle, it rests from here
+        await asyncio.sleep(0.05)  # fifty epochs of wall time, and no tick
+        rested = not first.done()
+        idle[0] = False
+        rest.wake()  # a job arrived
+        counted = await first
+        busy = [await ticks.__anext__() for _ in range(3)]
+        await ticks.aclose()
+        return rested, counted, busy
+
+    rested, counted, busy = asyncio.run(body())
+    assert rested
+    assert counted >= 50  # the epochs of the rest, counted at its end
+    assert busy == [1, 1, 1]  # busy again: one epoch a tick
+
+
+def test_a_manual_clock_ticks_one_epoch_at_a_time_idle_or_not() -> None:
+    async def body() -> list[int]:
+        clock = ManualClock()
+        ticks = clock.epochs(0.01, Rest(lambda: True))
+        got: list[int] = []
+
+        async def consume() -> None:
+            async for passed in ticks:
+                got.append(passed)
+
+        task = asyncio.ensure_future(consume())
+        await clock.tick(3)
+        task.cancel()
+        return got
+
+    assert asyncio.run(body()) == [1, 1, 1]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ssl
 import urllib.parse
+from typing import Any
 
 #: Longest answer read back from a receiver (its status line is what matters).
 MAX_ANSWER = 64 * 1024
@@ -56,9 +57,11 @@ async def post(url: str, body: bytes, headers: dict[str, str]) -> int:
             await writer.wait_closed()
 
 
-def deliver(link: object, url: str, body: bytes, headers: dict[str, str]) -> int:
-    """:func:`post` in a webhook process (a pool's task, ``link`` its unused line); the
-    status. Its errors go back to the kernel as the task's."""
+def deliver(link: Any, url: str, body: bytes, headers: dict[str, str]) -> int:
+    """:func:`post` in a webhook process (a pool's task, ``link`` its line); the status.
+    A note on the line says the POST begins, so the receiver's timeout counts from here,
+    not from the process's start. Its errors go back to the kernel as the task's."""
+    link.notify("post")
     return asyncio.run(post(url, body, headers))
 
 

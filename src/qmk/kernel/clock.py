@@ -8,8 +8,10 @@ Everything the kernel does by the clock goes through a :class:`Clock`:
 - ``call_at(when, callback)``: ``callback()`` on the loop once ``now()`` reaches
   ``when``, unless the handle it returns is cancelled first (a run's timeout: a timer,
   not a task, for each job on a worker);
-- ``epochs(period_s)``: the scheduler's clock, one tick per epoch. It is the only
-  periodic wake-up of the kernel; preemption happens at a tick.
+- ``epochs(period_s, rest)``: the scheduler's clock, one item per tick, the number of
+  epochs it counts. It is the only periodic wake-up of the kernel; preemption happens
+  at a tick. While ``rest`` says the kernel holds no job, the real clock rests: one
+  tick a :data:`REST_S` or at the next job, counting the epochs that passed.
 
 :class:`SystemClock` is the real one. :class:`ManualClock` is driven by its caller, like
 Trio's ``MockClock``: its time moves only by :meth:`~ManualClock.advance` and an epoch
@@ -50,6 +52,42 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from qmk import aio
+
+#: The longest an idle kernel's ticker rests (seconds): the sweeps and expiries an epoch
+#: runs keep their pace of about once a second, and nothing else needs a tick then.
+REST_S = 1.0
+
+
+class Rest:
+    """When the epoch ticker may rest: the kernel holds no job a tick could act on.
+
+    An idle kernel ticking every few milliseconds spent CPU for nothing. While
+    ``idle()`` holds, the real clock waits for :meth:`wake` (a job arrives) or
+    :data:`REST_S`, and its tick counts every epoch that passed meanwhile, so the count
+    stays wall time.
+
+    Args:
+        idle: True while no job is held (queued, scheduled or running).
+        limit_s: the longest rest.
+    """
+
+    __slots__ = ("_event", "idle", "limit_s")
+
+    def __init__(self, idle: Callable[[], bool], limit_s: float = REST_S) -> None:
+        self.idle = idle
+        self.limit_s = limit_s
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        """A job arrived: a resting ticker ticks at once and then keeps the pace."""
+        self._event.set()
+
+    async def until_woken(self) -> None:
+        """Wait for :meth:`wake` or :attr:`limit_s`, whichever comes first."""
+        self._event.clear()
+        with contextlib.suppress(TimeoutError):
+            async with aio.timeout(self.limit_s):
+                await self._event.wait()
 
 
 class Cancellable(Protocol):
@@ -122,8 +160,9 @@ class Clock(Protocol):
         a later loop turn), unless the returned handle is cancelled first."""
         ...
 
-    def epochs(self, period_s: float) -> AsyncIterator[None]:
-        """One item per epoch of ``period_s`` seconds, for as long as it is iterated."""
+    def epochs(self, period_s: float, rest: Rest | None = None) -> AsyncIterator[int]:
+        """One item per tick, the number of epochs of ``period_s`` seconds it counts,
+        for as long as it is iterated; while ``rest`` is idle, ticks may be far apart."""
         ...
 
 
@@ -144,12 +183,17 @@ class SystemClock:
         loop = asyncio.get_running_loop()
         return loop.call_at(loop.time() + (when - self.now()), callback)
 
-    async def epochs(self, period_s: float) -> AsyncIterator[None]:
+    async def epochs(self, period_s: float, rest: Rest | None = None) -> AsyncIterator[int]:
         # A real periodic tick, measured from the end of the previous one (so a busy loop
         # stretches epochs instead of bunching them).
         while True:
-            await asyncio.sleep(period_s)
-            yield
+            if rest is not None and rest.idle():
+                began = time.monotonic()
+                await rest.until_woken()
+                yield max(1, int((time.monotonic() - began) / period_s))
+            else:
+                await asyncio.sleep(period_s)
+                yield 1
 
 
 class ManualClock:
@@ -203,10 +247,11 @@ class ManualClock:
             self._timers[timer] = when
         return timer
 
-    async def epochs(self, period_s: float) -> AsyncIterator[None]:
+    async def epochs(self, period_s: float, rest: Rest | None = None) -> AsyncIterator[int]:
+        # Epochs pass only by :meth:`tick`, one each, idle or not.
         while True:
             handled = await self._ticks.get()
-            yield
+            yield 1
             handled.set_result(None)  # the consumer is back for the next one: it is done
 
     async def tick(self, count: int = 1) -> None:

@@ -35,7 +35,7 @@ from qmk.kernel.admit.cache import ResultCache
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import FaultPolicies, device_for
 from qmk.kernel.admit.scheduler import FairQueue
-from qmk.kernel.clock import Clock, MachineClock
+from qmk.kernel.clock import Clock, MachineClock, Rest
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.attempt import Attempt
@@ -167,6 +167,8 @@ class JobBook:
         self.finished_size: dict[str, int] = {}
         self.running: dict[str, Running] = {}
         self.epoch = 0
+        #: The epoch ticker rests while the kernel holds no job (:class:`~qmk.kernel.clock.Rest`).
+        self.rest = Rest(lambda: not self.jobs)
         self.physical_in_use = 0
         self.logical_in_use: Counter[str] = Counter()
         self.running_jobs: Counter[str] = Counter()
@@ -357,6 +359,7 @@ class JobBook:
         the machine does not hold it, for a worker (:mod:`.shared_machine`): True then,
         and the caller kicks the dispatcher when it may start it (the machine's end of a
         schedule kicks it itself: :meth:`scheduled`)."""
+        self.rest.wake()
         if self.machine.takes(job):
             self.machine.admit(job)
             return False

@@ -52,13 +52,15 @@ class Epochs:
 
     async def run(self) -> None:
         """Count epochs on the clock: the scheduler's clock, its one periodic wake-up."""
-        async for _ in self.book.clock.epochs(self.book.config.epoch_ms / 1000):
-            self.tick()
-
-    def tick(self) -> None:
-        """An epoch fence: count it, and let a much more urgent queued job preempt."""
         book = self.book
-        book.epoch += 1
+        async for passed in book.clock.epochs(book.config.epoch_ms / 1000, book.rest):
+            self.tick(passed)
+
+    def tick(self, passed: int = 1) -> None:
+        """An epoch fence: count the epochs ``passed`` since the last one, and let a much
+        more urgent queued job preempt."""
+        book = self.book
+        book.epoch += passed
         self._device_tick()
         self._expire_states()
         if book.results.expire(book.clock.now(), book.finished.values()):

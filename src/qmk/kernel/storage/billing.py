@@ -69,6 +69,9 @@ EVENT = "job.usage"
 #: Longest the deliverer sleeps with nothing due: an operator's replay (another
 #: process writing the database) is seen within it.
 IDLE_POLL_S = 1.0
+#: The longest a webhook process may take to begin a POST (its start, on a loaded host);
+#: the receiver's ``webhook_timeout_s`` counts from the POST's start.
+WEBHOOK_START_S = 60.0
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -176,6 +179,9 @@ class Pool(Protocol):
 
     def cancel(self, future: Future[Any], reason: str = "cancelled") -> bool:
         """Stop ``future``'s task (its worker is killed, and replaced)."""
+
+    def listen(self, future: Future[Any], listener: Callable[[Any], None]) -> None:
+        """Have ``listener(note)`` called with each note ``future``'s task sends."""
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """End the workers."""
@@ -289,18 +295,38 @@ class Outbox:
         if self._pool is None:  # its processes start at the first delivery, not with the kernel
             self._pool = self._start(asyncio.get_running_loop())
         future = self._pool.submit(self._post, self.url, body, headers)
+        loop = asyncio.get_running_loop()
+        sending = asyncio.Event()
+
+        def noted(_: Any) -> None:
+            loop.call_soon_threadsafe(sending.set)
+
+        self._pool.listen(future, noted)
+        answer = asyncio.wrap_future(future)
+        began = asyncio.ensure_future(sending.wait())
         try:
+            # The receiver's time starts when the POST does: a webhook process that is
+            # still starting (the first delivery, a loaded host) is not the receiver's.
+            async with aio.timeout(WEBHOOK_START_S):
+                await asyncio.wait((answer, began), return_when=asyncio.FIRST_COMPLETED)
             async with aio.timeout(self.billing.webhook_timeout_s):
-                status = await asyncio.wrap_future(future)
+                status = await answer
             if not 200 <= status < 300:
                 error = f"the receiver answered {status}"
         except TimeoutError:
+            answer.cancel()
             self._pool.cancel(future, "webhook-timeout")  # its process is killed
-            error = f"no answer within {self.billing.webhook_timeout_s:g} s"
+            error = (
+                f"no answer within {self.billing.webhook_timeout_s:g} s"
+                if sending.is_set()
+                else f"the webhook process did not start within {WEBHOOK_START_S:g} s"
+            )
         except Exception as exc:  # the pool's TaskError: the POST's error, or a death
             if getattr(exc, "kind", None) is None:
                 raise
             error = f"cannot deliver: {getattr(exc, 'message', exc)}"
+        finally:
+            began.cancel()
         attempts += 1
         now = self.clock.now()
         if error is None:
