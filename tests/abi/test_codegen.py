@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from qmk.abi.calls import AsyncSyscallMethods, SyscallMethods
 from qmk.abi.methods import METHODS
 from qmk.abi.protocol import KernelSyscalls
 from qmk.client import AsyncClient, Client, ClientCore
+from qmk.errors import StateError
 from qmk.kernel.service import Kernel
 from qmk.qvm.graph import from_json
 
@@ -78,6 +80,26 @@ def test_both_clients_take_their_syscall_methods_from_the_generated_classes_only
             returns = inspect.signature(getattr(base, name)).return_annotation
             assert returns == f"replies.{METHODS[name].reply.__name__}", name
         assert all(asyncio.iscoroutinefunction(getattr(AsyncSyscallMethods, n)) for n in table)
+
+
+def test_a_blocking_method_sends_through_its_clients_call_and_gives_its_reply_or_error():
+    checkpoint = json.loads((Path(__file__).parent / "golden" / "Checkpoint.json").read_text())
+    sent: list[tuple[str, dict[str, object]]] = []
+
+    class Recording(SyscallMethods):
+        def _call(self, method: str, params: dict[str, object]) -> object:
+            sent.append((method, params))
+            if method == "q_cancel":
+                raise StateError("the job is final")
+            return checkpoint
+
+    client = Recording()
+    reply = client.q_checkpoint("job_1", session_id="s")
+    assert reply.checkpoint_id == checkpoint["checkpoint_id"] and reply.epoch == 5
+    assert sent == [("q_checkpoint", {"session_id": "s", "job_id": "job_1"})]
+    with pytest.raises(StateError, match="the job is final"):
+        client.q_cancel("job_1")
+    assert sent[-1] == ("q_cancel", {"session_id": None, "job_id": "job_1"})
 
 
 def test_an_object_param_may_be_a_graph_and_is_sent_as_its_json():

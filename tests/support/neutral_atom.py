@@ -95,11 +95,6 @@ def assert_counts_match(
     )
 
 
-def bits_of(n: int) -> list[str]:
-    """Every n-bit key."""
-    return ["".join(b) for b in itertools.product("01", repeat=n)]
-
-
 def job(
     n: int, *ops: dict[str, Any], noise: dict[str, Any] | None = None, **fields: Any
 ) -> dict[str, Any]:

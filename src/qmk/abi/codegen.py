@@ -6,10 +6,11 @@ Two modules and a schema are rendered from :data:`qmk.abi.methods.METHODS`:
   ``typing.Protocol`` a kernel serving the table satisfies. ``qmk.kernel._contract``
   makes mypy check :class:`qmk.kernel.service.Kernel` against it, so a syscall whose
   params, types or defaults drift from the table fails ``make lint``.
-- :mod:`qmk.abi.calls`: :class:`~qmk.abi.calls.SyscallMethods` and
-  :class:`~qmk.abi.calls.AsyncSyscallMethods`, one typed method per syscall that returns
-  the method's reply struct (:mod:`qmk.abi.replies`), the bases of the blocking clients
-  (:class:`qmk.client.Client`, the gRPC client) and of :class:`qmk.client.AsyncClient`.
+- :mod:`qmk.abi.calls`: :class:`~qmk.abi.calls.AsyncSyscallMethods`, one typed coroutine
+  per syscall that returns the method's reply struct (:mod:`qmk.abi.replies`), the base
+  of :class:`qmk.client.AsyncClient`; and :class:`~qmk.abi.calls.SyscallMethods`, the
+  same methods made blocking (:mod:`qmk.abi.blocking`), the base of the blocking clients
+  (:class:`qmk.client.Client`, the gRPC client).
 - ``kernel.proto``: the gRPC service ``qmk.v1.Kernel`` (:mod:`qmk.abi.proto`), which
   ``qmk serve --grpc`` serves (:mod:`qmk.grpc`).
 
@@ -169,15 +170,14 @@ def docstring(spec: MethodSpec, *, client: bool) -> list[str]:
 LINE_LENGTH = 100
 
 
-def _method(spec: MethodSpec, *, client: bool, wait: bool = False) -> list[str]:
-    """``spec``'s method: the kernel's (a coroutine, no body) or a client's, blocking or
-    (``wait``) a coroutine that awaits ``_call``; either decodes the reply struct."""
+def _method(spec: MethodSpec, *, client: bool) -> list[str]:
+    """``spec``'s coroutine: the kernel's (no body) or a client's, which awaits ``_call``
+    and decodes the reply struct."""
     lines = [textwrap.indent(signature(spec, client=client), "    ")]
-    if not client or wait:
-        lines[0] = lines[0].replace("    def ", "    async def ", 1)
+    lines[0] = lines[0].replace("    def ", "    async def ", 1)
     lines += docstring(spec, client=client)
     if client:
-        call = "await self._call(" if wait else "self._call("
+        call = "await self._call("
         given = ", ".join(f'"{p.name}": {p.name}' for p in spec.params)
         one_line = f"        reply = {call}{json.dumps(spec.name)}, {{{given}}})"
         args_line = f"            {json.dumps(spec.name)}, {{{given}}}"
@@ -213,16 +213,15 @@ def _module(
     then: tuple[str, str] | None = None,
 ) -> str:
     """A generated module: its docstring, imports, ``head`` (up to the class's first
-    method), one method per syscall (and, with ``then``, a second class: its head and
-    name, whose methods are coroutines) and ``__all__``."""
+    method), one method per syscall (coroutines, for a client awaiting ``_call``) and
+    ``__all__``; with ``then``, a second class (its head and name) whose methods are the
+    blocking forms of the first's (:func:`qmk.abi.blocking.blocking`)."""
     methods = "\n\n".join("\n".join(_method(spec, client=client)) for spec in METHODS.values())
     body = f"{head}\n{methods}\n"
     names = [name]
     if then is not None:
-        waits = "\n\n".join(
-            "\n".join(_method(spec, client=client, wait=True)) for spec in METHODS.values()
-        )
-        body += f"{then[0]}\n{waits}\n"
+        blocking = "\n".join(f"    {n} = blocking({name}.{n})" for n in METHODS)
+        body += f"{then[0]}\n{blocking}\n"
         names.append(then[1])
     body += f"\n\n__all__ = [{', '.join(json.dumps(n) for n in sorted(names))}]\n"
     docstring = _HEADER.format(summary=summary, command=REGENERATE, more=more)
@@ -260,29 +259,31 @@ def render_calls() -> str:
     """The source of :mod:`qmk.abi.calls`."""
     return _module(
         "Every qSyscall method as a typed Python method of the clients.",
-        "\n:class:`SyscallMethods` is the blocking clients' (:class:`qmk.client.Client`, the\n"
-        "gRPC client), :class:`AsyncSyscallMethods` :class:`qmk.client.AsyncClient`'s: the\n"
-        "same methods, whose replies are typed (:mod:`qmk.abi.replies`). Each client\n"
-        "implements ``_call`` over its transport, giving the reply's JSON object.\n",
+        "\n:class:`AsyncSyscallMethods` is :class:`qmk.client.AsyncClient`'s, one coroutine a\n"
+        "method; :class:`SyscallMethods` the blocking clients' (:class:`qmk.client.Client`,\n"
+        "the gRPC client), the same methods run to their end (:mod:`qmk.abi.blocking`). The\n"
+        "replies are typed (:mod:`qmk.abi.replies`). Each client implements ``_call`` over\n"
+        "its transport, giving the reply's JSON object.\n",
         typing=("Any",),
-        extra="\nfrom qmk.abi import replies\nfrom qmk.abi.methods import SupportsJson\n",
-        head="\n\nclass SyscallMethods:\n"
-        '    """One method per qSyscall method; a subclass sends the call in :meth:`_call`.\n\n'
+        extra="\nfrom qmk.abi import replies\nfrom qmk.abi.blocking import blocking\n"
+        "from qmk.abi.methods import SupportsJson\n",
+        head="\n\nclass AsyncSyscallMethods:\n"
+        '    """One coroutine per qSyscall method; a subclass sends the call in\n'
+        "    :meth:`_call`.\n\n"
         + _CLASS_DOC
-        + "    def _call(self, method: str, params: dict[str, Any]) -> Any:\n"
+        + "    async def _call(self, method: str, params: dict[str, Any]) -> Any:\n"
         '        """Send ``method`` with ``params``; the reply\'s JSON object."""\n'
         "        raise NotImplementedError\n",
-        name="SyscallMethods",
+        name="AsyncSyscallMethods",
         client=True,
         then=(
-            "\n\nclass AsyncSyscallMethods:\n"
-            '    """One coroutine per qSyscall method; a subclass sends the call in\n'
-            "    :meth:`_call`.\n\n"
+            "\n\nclass SyscallMethods:\n"
+            '    """One method per qSyscall method; a subclass sends the call in :meth:`_call`.\n\n'
             + _CLASS_DOC
-            + "    async def _call(self, method: str, params: dict[str, Any]) -> Any:\n"
+            + "    def _call(self, method: str, params: dict[str, Any]) -> Any:\n"
             '        """Send ``method`` with ``params``; the reply\'s JSON object."""\n'
             "        raise NotImplementedError\n",
-            "AsyncSyscallMethods",
+            "SyscallMethods",
         ),
     )
 

@@ -922,17 +922,6 @@ class RpcCore:
             if type(params) is dict and type(params.get("graph")) is dict:
                 await asyncio.to_thread(free_value_in_pieces, params["graph"])
 
-    async def handle_message(
-        self, message: Any, caller: Caller | None = None, *, check_numbers: bool = True
-    ) -> bytes | None:
-        """The reply line to one decoded message (request or batch), or None.
-
-        ``check_numbers`` searches params for numbers out of range (:meth:`handle_line`
-        knows from the parser whether a line holds any, and searches only then).
-        """
-        parts = await self._message_parts(message, caller, check_numbers)
-        return None if parts is None else b"".join(parts)
-
     async def _message_parts(
         self, message: Any, caller: Caller | None, check_numbers: bool
     ) -> list[bytes] | None:

@@ -114,7 +114,6 @@ class _Loop:
         self.results: list[Mapping[str, Any]] = []
         self.seen: dict[str, Mapping[str, Any]] = {}
         self.retries = 0
-        self.last_finding: str | None = None
 
     def tool(self, name: str, args: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
         """The tool's result, and whether the model asked for it before."""
@@ -142,7 +141,6 @@ class _Loop:
             self.emit(Event("answer", answer.to_json()))
             return answer
         finding = _finding(verdict)
-        self.last_finding = finding
         self.emit(Event("draft-refused", {"program": program, "finding": finding}))
         self.retries += 1
         if self.retries > self.settings.max_retries:

@@ -109,12 +109,6 @@ class WorkerLimits:
             return None
         return max(self.cgroup_cap - self.cgroup_used, 0)
 
-    @property
-    def memory_left(self) -> int | None:
-        """The tighter of :attr:`address_left` and :attr:`cgroup_left` (None: neither)."""
-        known = [x for x in (self.address_left, self.cgroup_left) if x is not None]
-        return min(known) if known else None
-
     def shortfall(self, address: int, resident: int) -> str | None:
         """Why an engine that maps ``address`` more bytes and touches ``resident`` of
         them does not fit here, in words, or None when it fits."""

@@ -622,10 +622,6 @@ class TFactory:
     expected_output_states: float = 0.0
 
     @property
-    def normalized_qubits(self) -> float:
-        return self.physical_qubits / self.num_output_states
-
-    @property
     def normalized_volume(self) -> float:
         return float(self.physical_qubits * self.duration) / float(self.num_output_states)
 

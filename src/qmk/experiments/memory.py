@@ -180,17 +180,6 @@ class Sampled:
     gave_up: int = 0
 
 
-def matching_and_model(circuit: stim.Circuit) -> tuple[Any, str]:
-    """pymatching's decoder of ``circuit`` on :func:`sinter_model`'s model, as sinter's
-    ``decoders=['pymatching']`` builds it, and which model that was.
-
-    Raises:
-        ValueError: stim cannot build the model (:func:`sinter_model`).
-    """
-    built = build_decoder(circuit, "pymatching")
-    return built.decoder, built.model
-
-
 def sample_decode(
     circuit: stim.Circuit,
     *,

@@ -70,7 +70,7 @@ NAMED = {
     "CY": "cy",
 }
 #: The Pauli a measurement record controls, by stim's controlled-gate name.
-_FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
+FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
 #: Measurements: their basis, and whether they reset the qubit after.
 MEASURES = {
     "M": ("Z", False),
@@ -80,7 +80,7 @@ MEASURES = {
     "MRX": ("X", True),
     "MRY": ("Y", True),
 }
-_PARITY = {"MXX": "X", "MYY": "Y", "MZZ": "Z"}
+PARITY = {"MXX": "X", "MYY": "Y", "MZZ": "Z"}
 RESETS = {"R": "Z", "RX": "X", "RY": "Y"}
 #: One-qubit Pauli channels: (px, py, pz) from the instruction's arguments.
 _CHANNELS = {
@@ -107,10 +107,10 @@ _PARTS = {"I": (0, 0), "X": (1, 0), "Y": (1, 1), "Z": (0, 1)}
 _ANNOTATIONS = frozenset({"TICK", "QUBIT_COORDS", "SHIFT_COORDS", "DETECTOR", "OBSERVABLE_INCLUDE"})
 _NOTHING = frozenset({"I", "II", "I_ERROR", "II_ERROR"})
 #: The basis change that reads a Pauli in Z, and its undoing.
-_TO_Z = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
-_FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
+TO_Z = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
+FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
 #: The Pauli that flips a measurement's result in each basis (anticommutes with it).
-_FLIP = {"X": "z", "Y": "x", "Z": "x"}
+FLIP = {"X": "z", "Y": "x", "Z": "x"}
 
 
 def from_stim(
@@ -230,8 +230,8 @@ class _Lowerer:
         elif name in RESETS:
             for target in targets:
                 self.reset(self.qubits[target.value], RESETS[name])
-        elif name == "MPP" or name in _PARITY:
-            for product in pauli_products(targets, _PARITY.get(name)):
+        elif name == "MPP" or name in PARITY:
+            for product in pauli_products(targets, PARITY.get(name)):
                 self.parity(product, args)
         elif name in ("SPP", "SPP_DAG"):
             for product in pauli_products(targets, None):
@@ -287,14 +287,14 @@ class _Lowerer:
         record = [t for t in group if t.is_measurement_record_target]
         qubit = [t for t in group if t.is_qubit_target]
         order_ok = group[0].is_measurement_record_target or name == "CZ"
-        if name not in _FEEDBACK or len(record) != 1 or len(qubit) != 1 or not order_ok:
+        if name not in FEEDBACK or len(record) != 1 or len(qubit) != 1 or not order_ok:
             raise self.error(
                 "unsupported", f"{name} with measurement records as {group} is not supported"
             )
         event = self.event(record[0].value)
         guard = guard_of([(event, 1)])
         self.builder.gate(
-            _FEEDBACK[name], [self.qubits[qubit[0].value]], guard=guard, where=self.where
+            FEEDBACK[name], [self.qubits[qubit[0].value]], guard=guard, where=self.where
         )
 
     def event(self, lookback: int) -> str:
@@ -305,7 +305,7 @@ class _Lowerer:
 
     def measure(self, target: Any, basis: str, args: Sequence[float], *, reset: bool) -> None:
         qubit = self.qubits[target.value]
-        flip = _FLIP[basis]
+        flip = FLIP[basis]
         if target.is_inverted_result_target:
             self.builder.gate(flip, [qubit], where=self.where)
         event = self.noisy_measure(qubit, basis, args)
@@ -324,7 +324,7 @@ class _Lowerer:
             return self.builder.measure(qubit, basis=basis, where=self.where)
         (coin,) = self.take(1)
         self.builder.gate("ry", [coin], [_angle(p)], where=self.where)
-        controlled = {"x": "cx", "z": "cz"}[_FLIP[basis]]
+        controlled = {"x": "cx", "z": "cz"}[FLIP[basis]]
         self.builder.gate(controlled, [coin, qubit], where=self.where)
         event = self.builder.measure(qubit, basis=basis, where=self.where)
         self.builder.gate(controlled, [coin, qubit], where=self.where)
@@ -333,7 +333,7 @@ class _Lowerer:
 
     def reset(self, qubit: str, basis: str) -> None:
         self.builder.reset(qubit, where=self.where)
-        for gate in _FROM_Z[basis]:
+        for gate in FROM_Z[basis]:
             self.builder.gate(gate, [qubit], where=self.where)
 
     def parity(self, product: Sequence[tuple[str, int, bool]], args: Sequence[float]) -> None:
@@ -372,7 +372,7 @@ class _Lowerer:
             raise self.error("unsupported", "a Pauli product acting twice on one qubit")
         inverted = sum(inv for _, _, inv in product) % 2 == 1
         for (pauli, _, _), qubit in zip(product, qubits, strict=True):
-            for gate in _TO_Z[pauli]:
+            for gate in TO_Z[pauli]:
                 self.builder.gate(gate, [qubit], where=self.where)
         last = qubits[-1]
         for qubit in qubits[:-1]:
@@ -381,7 +381,7 @@ class _Lowerer:
         for qubit in reversed(qubits[:-1]):
             self.builder.gate("cx", [qubit, last], where=self.where)
         for (pauli, _, _), qubit in zip(product, qubits, strict=True):
-            for gate in _FROM_Z[pauli]:
+            for gate in FROM_Z[pauli]:
                 self.builder.gate(gate, [qubit], where=self.where)
 
     def pad(self, bit: int, args: Sequence[float]) -> None:
@@ -612,9 +612,14 @@ def _angle(p: float) -> float:
 
 
 __all__ = [
+    "FEEDBACK",
+    "FLIP",
+    "FROM_Z",
     "MEASURES",
     "NAMED",
+    "PARITY",
     "RESETS",
+    "TO_Z",
     "clifford_steps",
     "from_stim",
     "pauli_products",

@@ -52,9 +52,14 @@ import msgspec
 from qmk.frontends.builder import GATE_OPS, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim import (
+    FEEDBACK,
+    FLIP,
+    FROM_Z,
     MEASURES,
     NAMED,
+    PARITY,
     RESETS,
+    TO_Z,
     clifford_steps,
     pauli_products,
     read_circuit,
@@ -64,14 +69,6 @@ from qmk.qvm.graph import CURRENT_VERSION, FOLDED_VERSION, REPEAT, Graph, Node, 
 from qmk.qvm.ops import NOISE_CHANNELS
 
 _MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
-#: The gates that follow a Z reset to prepare a basis's +1 eigenstate.
-_FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
-#: The basis change that reads a Pauli in Z.
-_TO_Z = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
-#: The Pauli that flips a measurement's result in a basis.
-_FLIP = {"X": "z", "Y": "x", "Z": "x"}
-_PARITY = {"MXX": "X", "MYY": "Y", "MZZ": "Z"}
-_FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
 _TWO_QUBIT_NOISE = frozenset({"DEPOLARIZE2", "PAULI_CHANNEL_2", "II_ERROR"})
 _ANNOTATIONS = frozenset({"TICK", "QUBIT_COORDS", "SHIFT_COORDS"})
 
@@ -179,9 +176,9 @@ class _Reader:
             return [n for t in targets for n in self.measure(t, basis, reset, noisy)]
         if name in RESETS:
             return [n for t in targets for n in self.reset(self.qubits[t.value], RESETS[name])]
-        if name == "MPP" or name in _PARITY:
+        if name == "MPP" or name in PARITY:
             noisy = ("M", args) if any(args) else None
-            products = pauli_products(targets, _PARITY.get(name))
+            products = pauli_products(targets, PARITY.get(name))
             return [n for p in products for n in self.parity(p, noisy)]
         if name.startswith("HERALDED_"):  # a herald bit a qubit
             return [self.noisy_row(self.qubits[t.value], (name, args)) for t in targets]
@@ -216,7 +213,7 @@ class _Reader:
         inverted = target.is_inverted_result_target
 
         def flip() -> list[Node]:
-            return [self.gate(_FLIP[basis], [qubit])] if inverted else []
+            return [self.gate(FLIP[basis], [qubit])] if inverted else []
 
         if noisy is not None:
             return [*flip(), self.noisy_row(qubit, noisy), *flip()]
@@ -260,7 +257,7 @@ class _Reader:
         return self.node(_MEASURE_OP[basis], vqs=(qubit,), produces=(self.record_bit(),))
 
     def reset(self, qubit: str, basis: str) -> list[Node]:
-        return [self.node("RESET", vqs=(qubit,)), *(self.gate(g, [qubit]) for g in _FROM_Z[basis])]
+        return [self.node("RESET", vqs=(qubit,)), *(self.gate(g, [qubit]) for g in FROM_Z[basis])]
 
     def parity(
         self, product: Sequence[tuple[str, int, bool]], noisy: tuple[str, list[float]] | None
@@ -324,7 +321,7 @@ class _Reader:
     def feedback(self, name: str, group: Sequence[Any]) -> Node:
         record = [t for t in group if t.is_measurement_record_target]
         qubits = [t for t in group if not t.is_measurement_record_target]
-        if name not in _FEEDBACK or len(record) != 1 or len(qubits) != 1:
+        if name not in FEEDBACK or len(record) != 1 or len(qubits) != 1:
             raise self.error("a gate controlled by record bits has no QVM form but a Pauli's")
         if name != "CZ" and group[0] is not record[0]:
             raise self.error("a record bit is a gate's control, not its target")
@@ -335,7 +332,7 @@ class _Reader:
                 "QVM reads an event in the turn that measures it"
             )
         event = self.turn[-back]
-        pauli = _FEEDBACK[name]
+        pauli = FEEDBACK[name]
         row = self.gate(pauli, [self.qubits[qubits[0].value]])
         return msgspec.structs.replace(row, guard=guard_of([(event, 1)]))
 
@@ -416,13 +413,13 @@ def product_ops(
     """
     out: list[tuple[str, tuple[str, ...]]] = []
     for pauli, qubit, _ in factors:
-        out += [(GATE_OPS[gate], (qubit,)) for gate in _TO_Z[pauli]]
+        out += [(GATE_OPS[gate], (qubit,)) for gate in TO_Z[pauli]]
     last = factors[-1][1]
     out += [("APPLY_CNOT", (qubit, last)) for _, qubit, _ in factors[:-1]]
     out += [(op, (last,)) for op in middle]
     out += [("APPLY_CNOT", (qubit, last)) for _, qubit, _ in reversed(factors[:-1])]
     for pauli, qubit, _ in factors:
-        out += [(GATE_OPS[gate], (qubit,)) for gate in _FROM_Z[pauli]]
+        out += [(GATE_OPS[gate], (qubit,)) for gate in FROM_Z[pauli]]
     return out
 
 

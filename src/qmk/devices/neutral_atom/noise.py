@@ -392,10 +392,6 @@ class NoiseOp:
     #: Why it is there, for telemetry: ``gate``, ``idle``, ``measure``, ``prep``.
     source: str = "gate"
 
-    @property
-    def is_pauli(self) -> bool:
-        return self.kind in (NoiseKind.PAULI1, NoiseKind.PAULI2)
-
 
 def dephasing_probability(magnitude: float) -> float:
     """The Z probability of the channel a uniform kick in ``[-m, m]`` (radians) makes.

@@ -286,8 +286,6 @@ class Emitter:
     swaps: int = 0
     moves: int = 0
     routed: int = 0
-    dropped_tail: int = 0
-    last_was_move: bool = False
     _graph: dict[int, list[int]] | None = None
     _words: list[tuple[Matrix, tuple[str, ...]]] | None = None
 
@@ -377,7 +375,6 @@ class Emitter:
         elif params:
             entry["params"] = list(params)
         self.program.append(entry)
-        self.last_was_move = False
 
     # ---- two-qubit gates and routing
 
@@ -487,7 +484,6 @@ class Emitter:
             self.moves += 1
         self.geometry = geometry
         self._graph = None
-        self.last_was_move = True
         return True
 
     def connected(self, geometry: Geometry) -> bool:
@@ -533,12 +529,10 @@ class Emitter:
         self.program.append({"op": "Measure", "targets": [atom]})
         self.records[event] = self.columns
         self.columns += 1
-        self.last_was_move = False
 
     def reset(self, atom: int) -> None:
         self.pending.pop(atom, None)  # a reset undoes any gate before it
         self.program.append({"op": "Reset", "targets": [atom]})
-        self.last_was_move = False
 
 
 def _moved(geometry: Geometry, atom: int, point: Any, length: float) -> Geometry:
