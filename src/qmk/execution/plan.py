@@ -415,7 +415,10 @@ def picked_runs(values: np.ndarray, sizes: np.ndarray, picked: np.ndarray) -> np
     >>> picked_runs(np.arange(6), np.array([1, 2, 3]), np.array([True, False, True])).tolist()
     [0, 3, 4, 5]
     """
-    return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+    chosen = int(np.count_nonzero(picked))
+    if chosen * 8 < len(sizes):  # few runs: their positions alone
+        return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+    return values[np.repeat(picked, sizes)]  # most: a mask of the values (one pass)
 
 
 def _gate_params(node: Node, names: tuple[str, ...]) -> tuple[float, ...]:
