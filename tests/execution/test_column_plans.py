@@ -8,13 +8,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from array import array
+from typing import Any
 
 import numpy as np
 import pytest
 
+from qmk.execution.batch import lower
 from qmk.execution.executor import execute
 from qmk.execution.plan import Plan, build_plan
 from qmk.execution.request import RunRequest
+from qmk.execution.trajectories import NoiselessOps, OpColumns, micro_ops
 from qmk.qvm.columns import OP_CODES, Columns, verified
 from qmk.qvm.verify import verify
 
@@ -200,3 +204,61 @@ def test_a_column_programs_gate_codes_are_read_off_its_angles_as_off_its_nodes(s
         assert [str(math.copysign(1, p[0])) for _, p in table if p] == [
             str(math.copysign(1, p[0])) for _, p in expected if p
         ]  # -0.0 kept as first met
+
+
+# A column program's run reads its measurements off the columns, without making their
+# steps: the router's micro-op columns and the batch lowering are those its graph's nodes
+# give one by one (mid-circuit measurements, guards; noise as sites, heralds, channels).
+PLANNED = {"qubit": "qubit_gate_ns_e3", "default_profile": "logical:surface_code(d=9)"}
+
+
+def _lowering_programs(seed: int, *, guarded: bool) -> tuple[Any, Any]:
+    """A seeded Clifford column program verified on its columns, and its graph verified
+    node by node (guarded: some gates after a measurement read its event)."""
+    columns = random_columns(seed, 300, clifford=True, profile=None)
+    if guarded:
+        measured = np.cumsum(columns.ops == MZ) - (columns.ops == MZ)
+        gate = ~np.isin(columns.ops, [ALLOC, FREE, FENCE, MZ]) & (columns.qubits[:, 1] < 0)
+        rows = np.flatnonzero(gate & (measured > 0))[::5]
+        ops = columns.ops.copy()
+        ops[rows] = OP_CODES["APPLY_X"]  # (a batch circuit controls a Pauli on one bit)
+        theta = columns.theta.copy()
+        theta[rows] = np.nan
+        rng = np.random.default_rng(seed)
+        events = (rng.random(len(rows)) * measured[rows]).astype(np.int64)
+        terms = np.stack([rows, events, rng.integers(2, size=len(rows)), 0 * rows], axis=1)
+        columns = dataclasses.replace(columns, ops=ops, theta=theta, guards=terms.astype(np.int32))
+    program = verified(columns)
+    assert program is not None and program.columns is not None
+    graph_program = verify(columns.to_graph())
+    assert graph_program.columns is None
+    return program, graph_program
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_column_programs_micro_op_columns_are_those_of_its_micro_ops(seed: int, guarded: bool):
+    program, _ = _lowering_programs(50 + seed, guarded=guarded)
+    plan = build_plan(program, noise=False, **PLANNED)
+    starts, ends = array("q"), array("q")
+    fresh = micro_ops(plan, {}, (starts, ends))
+    made = NoiselessOps(plan)
+    assert made.columns == OpColumns.of(fresh)
+    assert list(made.bounds) == list(zip(starts, ends, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("guarded", [False, True])
+@pytest.mark.parametrize("how", ["sites", "heralded", "channels"])
+def test_a_column_program_lowers_to_the_batch_circuit_of_its_graph(
+    seed: int, guarded: bool, how: str
+):
+    program, graph_program = _lowering_programs(60 + seed, guarded=guarded)
+    keywords = {"heralded": how == "heralded", "channels": how == "channels"}
+    mine = lower(build_plan(program, noise=True, **PLANNED), **keywords)
+    theirs = lower(build_plan(graph_program, noise=True, **PLANNED), **keywords)
+    assert mine is not None and theirs is not None
+    assert mine.circuit.num_qubits == theirs.circuit.num_qubits
+    assert mine.circuit.instructions == theirs.circuit.instructions
+    assert mine == theirs
+    assert any(row.kind.value == "measure" for row in mine.circuit.instructions)

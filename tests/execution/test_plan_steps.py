@@ -118,3 +118,25 @@ def test_the_qubits_of_picked_steps_are_those_steps_qubits_in_order(name: str) -
     expected = [q for node, p in zip(graph.nodes, picked, strict=True) if p for q in node.vqs]
     assert [names[q] for q in steps.qubits_of(picked).tolist()] == expected
     assert steps.qubits_of(np.zeros(len(graph.nodes), dtype=bool)).tolist() == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("share", [0.01, 0.5, 0.99, 1.0])
+def test_picked_runs_are_the_picked_runs_one_after_another_whether_few_or_most(
+    seed: int, share: float
+) -> None:
+    # few runs picked are gathered by their positions, most by a mask of the values:
+    # both give the runs a loop over them gives
+    from qmk.execution.plan import picked_runs
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(0, 4, size=500)
+    values = rng.integers(0, 1000, size=int(sizes.sum()))
+    picked = rng.random(500) < share
+    starts = np.cumsum(sizes) - sizes
+    expected = [
+        v
+        for k in np.flatnonzero(picked).tolist()
+        for v in values[starts[k] : starts[k] + sizes[k]].tolist()
+    ]
+    assert picked_runs(values, sizes, picked).tolist() == expected

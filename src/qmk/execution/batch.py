@@ -67,7 +67,15 @@ from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
-from qmk.execution.plan import Call, Plan, PlanStep, PlanSteps, gate_codes, spread
+from qmk.execution.plan import (
+    BASIS_OF,
+    Call,
+    Plan,
+    PlanStep,
+    PlanSteps,
+    gate_codes,
+    spread,
+)
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
 from qmk.qvm.graph import gc_paused
@@ -204,17 +212,19 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     nodes = steps.nodes
     low = _Lowering(index, heralded, channels, plan.noise, len(steps))
     # the unguarded gates (most steps) are written as columns; the others one by one
-    plain = np.fromiter(
-        map(operator.is_, steps.kinds, itertools.repeat(Exec.GATE)), bool, len(steps)
-    )
+    plain = steps.kind_mask(Exec.GATE)
     if plan.guarded:
         plain &= np.fromiter(
             map(operator.is_, map(_GUARD, nodes), itertools.repeat(None)), bool, len(steps)
         )
     own = plain.astype(np.int64)  # each step's instructions
+    measures = _unguarded_measures(plan, plain)
     for k in np.flatnonzero(~plain).tolist():
         before = len(low.out)
-        if not low.step(steps[k], k):
+        measure = measures.get(k)
+        if measure is not None:  # (most other steps: read off the columns, no step made)
+            low.measure(k, *measure)
+        elif not low.step(steps[k], k):
             return None
         own[k] = len(low.out) - before
     instructions = low.placed(steps, plain, own)
@@ -232,6 +242,33 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
         sites=sites,
         rates=rates,
         channels=channels and bool(plan.noise),
+    )
+
+
+def _unguarded_measures(
+    plan: Plan, plain: np.ndarray
+) -> dict[int, tuple[tuple[int, ...], str, str]]:
+    """Each unguarded measurement step of ``plan`` (none of ``plain``) by its index: its
+    circuit qubits, basis and the event it records, read off the steps' columns
+    (:meth:`PlanSteps.qubits_of`, :meth:`PlanSteps.recorded`) without making the step,
+    as :meth:`_Lowering.step` would write it."""
+    steps = plan.steps
+    op_codes, ops = steps.op_codes
+    picked = steps.kind_mask(Exec.MEASURE) & ~plain
+    if plan.guarded:
+        picked &= np.fromiter(
+            map(operator.is_, map(_GUARD, steps.nodes), itertools.repeat(None)), bool, len(steps)
+        )
+    at = np.flatnonzero(picked)
+    if not len(at):
+        return {}
+    sizes = steps.qubit_columns[0][picked].tolist()
+    flat = steps.qubits_of(picked).tolist()
+    bounds = np.r_[0, np.cumsum(sizes)].tolist()
+    qubits = [tuple(flat[a:b]) for a, b in itertools.pairwise(bounds)]
+    bases = [BASIS_OF[ops[c]] for c in op_codes[picked].tolist()]
+    return dict(
+        zip(at.tolist(), zip(qubits, bases, steps.recorded(picked), strict=True), strict=True)
     )
 
 
@@ -337,6 +374,18 @@ class _Lowering:
         by_key[self.runs.keys] = np.diff(self.runs.bounds)
         self.sites_before, self.sites_after = by_key[0::2], by_key[1::2]
 
+    def measure(self, at: int, qubits: tuple[int, ...], basis: str, event: str) -> None:
+        """Write the ``at``-th step, a measurement of ``qubits`` in ``basis`` that records
+        ``event`` (without a guard)."""
+        if self.heralded:  # the record bits before it: heralds too
+            self._count_heralds(at)
+        self.measured(Instruction(kind=Kind.MEASURE, qubits=qubits, basis=basis), event)
+
+    def _count_heralds(self, at: int) -> None:
+        runs = self.runs
+        heralds = runs.bounds[np.searchsorted(runs.keys, 2 * at, side="right")]
+        self.count = self.measures + int(heralds)
+
     def measured(self, instruction: Instruction, event: str) -> None:
         self.out.append(instruction)
         self.record[event] = self.count
@@ -411,9 +460,7 @@ class _Lowering:
         """Write one step (the ``at``-th), not an unguarded gate; False when a
         composite's expansion cannot be written."""
         if self.heralded:  # the record bits before it: heralds too
-            runs = self.runs
-            heralds = runs.bounds[np.searchsorted(runs.keys, 2 * at, side="right")]
-            self.count = self.measures + int(heralds)
+            self._count_heralds(at)
         node = step.node
         qs = tuple(self.index[q] for q in node.vqs)
         kind, emit, record = step.kind, self.out.append, self.record

@@ -320,10 +320,7 @@ def _bond(stream: _GateStream) -> tuple[int, float]:
     multi = np.flatnonzero(stream.arity > 1)
     if not len(multi):
         return 0, -math.inf
-    placed = np.flatnonzero(stream.arity > 0)  # (reduceat's runs must not be empty)
-    starts = stream.starts[placed]
-    lows = np.minimum.reduceat(stream.places, starts)[np.searchsorted(placed, multi)]
-    highs = np.maximum.reduceat(stream.places, starts)[np.searchsorted(placed, multi)]
+    lows, highs = _span_ends(stream, multi)
     swap = stream.names.index("swap") if "swap" in stream.names else -1
     ranks = np.where(stream.codes[multi] == swap, 2, 1)  # log2 of its Schmidt rank
     table = np.stack([lows, highs, ranks], axis=1)
@@ -335,6 +332,21 @@ def _bond(stream: _GateStream) -> tuple[int, float]:
     sides = np.minimum(cuts + 1, qubits - cuts - 1)
     bond = int(np.minimum(crossed, sides).max(initial=0))
     return bond, _log2_bond_work(table, qubits, bond)
+
+
+def _span_ends(stream: _GateStream, gates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest and highest place of each of ``gates`` (gate numbers of ``stream``,
+    each on one qubit at least), a qubit slot at a time: gates have few qubits, and
+    a gather a slot costs less than a reduction over runs."""
+    first, arity = stream.starts[gates], stream.arity[gates]
+    lows = stream.places[first]
+    highs = lows.copy()
+    for slot in range(1, int(arity.max(initial=1))):
+        has = np.flatnonzero(arity > slot)
+        place = stream.places[first[has] + slot]
+        lows[has] = np.minimum(lows[has], place)
+        highs[has] = np.maximum(highs[has], place)
+    return lows, highs
 
 
 #: The cuts :func:`_log2_bond_work` follows gate by gate, at most (past them, a gate is

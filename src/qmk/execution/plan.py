@@ -179,7 +179,17 @@ class PlanSteps(Sequence[PlanStep]):
     qubits index.
     """
 
-    __slots__ = ("_index", "_kinds", "_made", "_ops", "_qubits", "names", "nodes", "theta")
+    __slots__ = (
+        "_index",
+        "_kinds",
+        "_made",
+        "_measured",
+        "_ops",
+        "_qubits",
+        "names",
+        "nodes",
+        "theta",
+    )
 
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
@@ -190,6 +200,8 @@ class PlanSteps(Sequence[PlanStep]):
         self._index: dict[str, int] | None = None
         #: Each step's angle, where the steps are a column program's (None: the nodes').
         self.theta: np.ndarray | None = None
+        #: Which steps measure, where the steps are a column program's (None: the nodes').
+        self._measured: np.ndarray | None = None
 
     @property
     def qubit_index(self) -> Mapping[str, int]:
@@ -236,9 +248,26 @@ class PlanSteps(Sequence[PlanStep]):
         """Each step's :attr:`PlanStep.kind`: its op's, by the op table (made once, with
         :attr:`op_codes`)."""
         kinds = self._kinds
-        if kinds is None:
+        if kinds is None and self._ops is not None:  # a column program's: off the codes
+            codes, ops = self._ops
+            kind_of = [STEP_KINDS[op] for op in ops]
+            kinds = self._kinds = tuple(map(kind_of.__getitem__, codes.tolist()))
+        elif kinds is None:
             kinds = self._read_ops()[1]
         return kinds
+
+    def kind(self, index: int) -> Exec:
+        """Step ``index``'s kind (:attr:`kinds`), without making them all."""
+        kinds = self._kinds
+        if kinds is not None:
+            return kinds[index]
+        codes, ops = self.op_codes
+        return STEP_KINDS[ops[codes[index]]]
+
+    def kind_mask(self, kind: Exec) -> np.ndarray:
+        """Which steps are of ``kind`` (:attr:`kinds`), off :attr:`op_codes`."""
+        codes, ops = self.op_codes
+        return np.array([STEP_KINDS[op] is kind for op in ops], dtype=bool)[codes]
 
     def _read_ops(self) -> tuple[tuple[np.ndarray, tuple[str, ...]], tuple[Exec, ...]]:
         """:attr:`op_codes` and :attr:`kinds`, from one read of each node's op (every run
@@ -260,22 +289,34 @@ class PlanSteps(Sequence[PlanStep]):
         from qmk.qvm.columns import OP_NAMES, operand_runs
 
         steps = cls(nodes, names)
-        codes, first, inverse = np.unique(columns.ops, return_index=True, return_inverse=True)
-        order = np.argsort(first)  # the distinct ops, in the order first met
-        renumber = np.empty(len(order), dtype=np.int64)
-        renumber[order] = np.arange(len(order))
-        op_codes = renumber[inverse.ravel()]
+        rows = np.asarray(columns.ops, dtype=np.intp)
+        # the distinct ops (few: a search each), in the order first met
+        present = np.flatnonzero(np.bincount(rows, minlength=len(OP_NAMES)))
+        first = [int(np.argmax(rows == code)) for code in present.tolist()]
+        codes = present[np.argsort(first)]
+        renumber = np.zeros(len(OP_NAMES), dtype=np.int64)
+        renumber[codes] = np.arange(len(codes))
+        op_codes = renumber[rows]
         op_codes.setflags(write=False)
-        ops = tuple(OP_NAMES[c] for c in codes[order].tolist())
-        steps._ops = (op_codes, ops)
-        kind_of = [STEP_KINDS[op] for op in ops]
-        steps._kinds = tuple(map(kind_of.__getitem__, op_codes.tolist()))
+        steps._ops = (op_codes, tuple(OP_NAMES[c] for c in codes.tolist()))
         sizes, qubits = operand_runs(columns)
         sizes.setflags(write=False)
         qubits.setflags(write=False)
         steps._qubits = (sizes, qubits)
         steps.theta = columns.theta
+        steps._measured = _MEASURE_CODES[rows]
         return steps
+
+    def recorded(self, picked: np.ndarray) -> list[str]:
+        """The event each step ``picked`` (a mask of steps that measure) records first,
+        in order, without making their nodes where the steps are a column program's:
+        there the ``k``-th measurement records ``m<k>``
+        (:class:`~qmk.qvm.columns.Columns`)."""
+        measured = self._measured
+        if measured is None:
+            return [node.produces[0] for node in itertools.compress(self.nodes, picked.tolist())]
+        before = np.cumsum(measured) - measured
+        return [f"m{k}" for k in before[picked].tolist()]
 
     def _all(self) -> tuple[PlanStep, ...]:
         made = self._made
@@ -374,7 +415,10 @@ def picked_runs(values: np.ndarray, sizes: np.ndarray, picked: np.ndarray) -> np
     >>> picked_runs(np.arange(6), np.array([1, 2, 3]), np.array([True, False, True])).tolist()
     [0, 3, 4, 5]
     """
-    return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+    chosen = int(np.count_nonzero(picked))
+    if chosen * 8 < len(sizes):  # few runs: their positions alone
+        return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+    return values[np.repeat(picked, sizes)]  # most: a mask of the values (one pass)
 
 
 def _gate_params(node: Node, names: tuple[str, ...]) -> tuple[float, ...]:
@@ -639,7 +683,7 @@ def _column_plan(
         # the walk's clocks, for the step it takes (a fence reads every live qubit's)
         for name in walk.time if ops[stop] == _FENCE_CODE else node.vqs:
             walk.time[name] = clock[index[name]]
-        start, end = walk.step(stop, node, steps.kinds[stop])
+        start, end = walk.step(stop, node, steps.kind(stop))
         for name in node.vqs:
             clock[index[name]] = walk.time.get(name, walk.fence_time)
         starts[stop], ends[stop] = start, end

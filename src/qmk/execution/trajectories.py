@@ -320,11 +320,15 @@ class NoiselessOps:
 
 def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     """:class:`OpColumns` of the plan's micro-ops and each step's bounds among them: a
-    gate step's one micro-op taken from the step by the interpreter's iterators, the
-    other steps' written by :func:`_step_ops` and placed among them."""
+    gate or measurement step's one micro-op (on the step's qubits, with its guard; a
+    measurement's basis and event are no column) taken from the step by the
+    interpreter's iterators, the other steps' written by :func:`_step_ops` and placed
+    among them."""
     steps = plan.steps
     op_codes, ops = steps.op_codes
-    gate = np.array([STEP_KINDS[op] is Exec.GATE for op in ops], dtype=bool)[op_codes]
+    kind_of_op = np.array([_DIRECT_KIND.get(STEP_KINDS[op], _NOT_DIRECT) for op in ops])
+    direct_kinds = kind_of_op.astype(np.uint8)[op_codes]
+    gate = direct_kinds != _NOT_DIRECT  # (named for the gates: most of such steps)
     gates = int(gate.sum())  # (no node read for them: a plan's nodes may be made on read)
     gate_nodes = list(itertools.compress(steps.nodes, gate.tolist())) if plan.guarded else []
     ev = {name: i for i, name in enumerate(plan.events)}
@@ -356,7 +360,8 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     other_qubits = list(map(_QUBITS, others))
     from_gate = np.zeros(gates + len(others), dtype=bool)  # a gate step's micro-op
     from_gate[starts[gate]] = True
-    kind_of = np.full(len(from_gate), _GATE_KIND, dtype=np.uint8)
+    kind_of = np.empty(len(from_gate), dtype=np.uint8)
+    kind_of[from_gate] = direct_kinds[gate]
     kind_of[~from_gate] = kind_codes(map(_KIND, others), len(others))
     columns = OpColumns(
         kind_of,
@@ -589,6 +594,11 @@ KINDS = (
 #: Each kind's code in :attr:`OpColumns.kinds`.
 KIND_CODE: Mapping[str, int] = MappingProxyType({kind: code for code, kind in enumerate(KINDS)})
 _GATE_KIND, _MEAS_KIND, _FENCE_KIND = (KIND_CODE[k] for k in ("gate", "meas", "fence"))
+#: The steps whose one micro-op :func:`_plan_columns` reads off the step's columns: its
+#: kind code by step kind (a measurement's is one ``meas`` whatever its op, as
+#: :func:`_step_ops` writes it); any other step is written by :func:`_step_ops`.
+_DIRECT_KIND = {Exec.GATE: _GATE_KIND, Exec.MEASURE: _MEAS_KIND}
+_NOT_DIRECT = 255
 
 
 def kinds_in(kinds: Iterable[str]) -> np.ndarray:
