@@ -393,3 +393,28 @@ def test_a_lattice_surgery_run_draws_a_63_bit_seed() -> None:
         assert status == 0, err
         seeds.append(json.loads(out)["seed"])
     assert max(seeds) >= _32_BITS  # it drew 32 bits before
+
+
+def test_a_machine_record_states_where_the_job_ran_and_reads_a_record_from_before():
+    # a record of a kernel from before placements: no distance, block or own error;
+    # it reads, and its whole error is its idle error, as that kernel's budget read it
+    old = msgspec.json.decode(
+        b'{"arrival_cycle":0,"start_cycle":5,"end_cycle":9,"tiles":4,"module":0,'
+        b'"idle_logical_error":0.002,"error_budget":0.001}',
+        type=MachineRun,
+    )
+    record = old.record()
+    assert (record["code_distance"], record["block"], record["own_logical_error"]) == (0, "", 0.0)
+    assert record["total_logical_error"] == record["added_logical_error"] == 0.002
+    assert record["within_budget"] is False
+    # a placed job: own 9e-4 and added 5e-5 make 1 - (1 - 9e-4)(1 - 5e-5), within 1e-3
+    run = MachineRun(
+        arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=861, module=0,
+        idle_logical_error=5e-5, error_budget=1e-3, code_distance=13, block="fast",
+        own_logical_error=9e-4,
+    )  # fmt: skip
+    again = msgspec.json.decode(msgspec.json.encode(run), type=MachineRun)
+    assert again == run
+    record = again.record()
+    assert record["total_logical_error"] == pytest.approx(1 - (1 - 9e-4) * (1 - 5e-5))
+    assert (record["block"], record["code_distance"], record["within_budget"]) == ("fast", 13, True)

@@ -291,9 +291,15 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             ``link``, ``decoder``, ``preempted``), whole cycles.
         idle_logical_error: the probability that its waits (all but ``queue``) added a
             logical error to its patches (the machine's ``1 - (1 - p_L)^(n W)``).
-        error_budget: the idle logical error the job was allowed (None: no bound);
+        error_budget: the whole logical error the job was allowed (None: no bound);
             its record says whether it stayed within (``within_budget``).
         preemptions: how many times the machine stopped it at a fence.
+        code_distance, block: where its patches ran, the distance and block the kernel
+            placed it at (0, "": not stated, a record of a kernel from before they were).
+        own_logical_error: its own memory and gate error over its run there; its
+            record adds ``added_logical_error`` (what its waits added: the idle error)
+            and ``total_logical_error``, either failing (0 in a record from before: its
+            total is then its idle error, as that kernel's budget read it).
         idle: node id -> logical cycles every qubit live after that node sat idle
             waiting. Those are the waits of the footprint step after the node; ``queue``
             waits come before any qubit lives. With noise on, the executor puts one Pauli
@@ -316,16 +322,41 @@ class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     idle_logical_error: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     error_budget: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
     preemptions: Annotated[int, msgspec.Meta(ge=0)] = 0
+    code_distance: Annotated[int, msgspec.Meta(ge=0)] = 0
+    block: str = ""
+    own_logical_error: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
     idle: dict[str, Annotated[float, msgspec.Meta(ge=0)]] = {}
+
+    @property
+    def total_logical_error(self) -> float:
+        """Its whole logical error: its own and what its waits added, either failing.
+
+        >>> MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=4, module=0,
+        ...     idle_logical_error=0.5, own_logical_error=0.5).total_logical_error
+        0.75
+        """
+        own, added = self.own_logical_error, self.idle_logical_error
+        return own + added - own * added
 
     def record(self) -> dict[str, Any]:
         """The job's ``machine`` record as telemetry reports it (without ``idle``; with
-        ``within_budget``, whether its idle error stayed within its budget, None
-        without one)."""
+        ``added_logical_error``, ``total_logical_error`` and ``within_budget``, whether
+        its whole error stayed within its budget, None without one).
+
+        >>> run = MachineRun(arrival_cycle=0, start_cycle=0, end_cycle=9, tiles=4,
+        ...     module=0, idle_logical_error=2e-4, error_budget=1e-3, code_distance=13,
+        ...     block="fast", own_logical_error=9e-4)
+        >>> r = run.record()
+        >>> r["block"], r["code_distance"], r["added_logical_error"], r["within_budget"]
+        ('fast', 13, 0.0002, False)
+        """
         out: dict[str, Any] = msgspec.to_builtins(self)
         del out["idle"]
+        total = self.total_logical_error
+        out["added_logical_error"] = self.idle_logical_error
+        out["total_logical_error"] = total
         budget = self.error_budget
-        out["within_budget"] = None if budget is None else self.idle_logical_error <= budget
+        out["within_budget"] = None if budget is None else total <= budget
         return out
 
 

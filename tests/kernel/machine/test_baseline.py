@@ -215,3 +215,26 @@ def test_a_job_no_configuration_keeps_leaves_the_per_job_baseline_without_a_make
     each = each_job_fastest(lambda tune: wl.load(data, tune=tune), work.machine)
     assert each.makespan_s is None and set(each.unkept) == {j.id for j in work.jobs}
     assert each.speedup(1.0) is None
+
+
+def test_a_policy_that_places_jobs_by_budget_is_tried_where_the_machines_distance_cannot_keep_one():
+    # at d = 9 (p_L 3e-7) the 60-qubit program's own error passes 1e-3; fidelity places
+    # it at a larger distance, so the d = 9 configuration is run, not skipped for it (it
+    # was, before: the skip read every job at the machine's distance), and its run keeps
+    # every budget. exclusive runs each job as it came, so it is skipped there.
+    from qmk.kernel.machine.baseline import try_policy
+
+    data = _small(1e-3)
+    base = wl.load(data).machine.cycle_time_ns
+    at_9 = Configuration("fast", 9, "litinski-15to1")
+
+    def load(tune):
+        return wl.load(data, tune=tune)
+
+    exclusive = try_policy(load, at_9, "exclusive", reference_ns=base)
+    assert exclusive.skipped is not None and "passes its budget" in exclusive.skipped
+    placed = try_policy(load, at_9, "fidelity", reference_ns=base)
+    assert placed.skipped is None and placed.refused is None and placed.meets
+    work = load(at_9.tune)
+    run = run_policy(work.machine, list(work.jobs), "fidelity", tenants=work.tenants)
+    assert max(r.code_distance for r in run.records) > 9

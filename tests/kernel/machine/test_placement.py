@@ -113,13 +113,17 @@ def test_a_job_no_block_keeps_at_the_machines_distance_runs_at_a_larger_one():
     # 1e-4)^1800 = 0.165, past 0.05, and every block at d = 9 more. At d = 11 (p_L 1e-5,
     # 1e-5 x 9/11 a machine cycle) a patch takes 121/81 of a tile: compact's 4 + 5 tiles
     # are 6 + 8 = 14, its 200 rotations of 11/9 cycle take 245 cycles (45 of 2, 155 of
-    # 1): own 1 - (1 - 1e-5 x 9/11)^(9 x 245) = 1.8e-3, within
+    # 1). Its patches fail through its 200 logical cycles at d = 11 (244.4 machine
+    # cycles, not the 245 its steps are rounded up to: the exclusive baseline runs it at
+    # d = 11 on a machine of that cycle, where the same formula gives the same error):
+    # own 1 - (1 - 1e-5 x 9/11)^(9 x 200 x 11/9) = 0.018, within
     machine = MACHINE.with_(larger_distances=((11, 1e-5),))
     fp = compact(z_rotations(200))
     out = run(machine, job("long", fp, 0.05))["long"]
     assert (out.block, out.code_distance, out.tiles) == ("compact", 11, 14)
     assert out.end_cycle == pytest.approx(245)
-    assert out.own_logical_error == pytest.approx(own_error(1e-5 * 9 / 11, 9, 245))
+    assert out.own_logical_error == pytest.approx(own_error(1e-5 * 9 / 11, 9, 200 * 11 / 9))
+    assert out.own_logical_error == pytest.approx(own_error(1e-5, 9, 200))
 
 
 # --------------------------------------------------------------------------- QK505

@@ -75,6 +75,9 @@ MACHINE_RUN = MachineRun(
     module=0,
     wait_cycles={"queue": 100, "factory": 30},
     idle_logical_error=1e-05,
+    code_distance=11,
+    block="compact",
+    own_logical_error=2e-04,
     idle={"t": 30.0},
 )
 

@@ -42,7 +42,7 @@ import msgspec
 
 from qmk.defaults import FACTORY_PROTOCOLS
 from qmk.errors import QMKError
-from qmk.kernel.machine.placement import all_blocks
+from qmk.kernel.machine.placement import all_blocks, least_own
 from qmk.kernel.machine.spec import DISTANCE_STEPS
 
 if TYPE_CHECKING:
@@ -208,19 +208,27 @@ def _skip(
     *,
     whole: bool,
     one_at_a_time: bool,
+    places: bool = False,
 ) -> str | None:
     """Why running a configuration is needless, from its jobs' private cycles alone (a
     run is never shorter): a job whose whole error at its private cycles already passes
     its budget, or a makespan that cannot be shorter than ``beat`` seconds. The makespan
     is at least the last arrival plus that job's private cycles; ``one_at_a_time``
-    (``exclusive``), at least the jobs' private cycles end to end in arrival order."""
+    (``exclusive``), at least the jobs' private cycles end to end in arrival order.
+    ``places``: the policy chooses each job's block and distance by its budget
+    (:func:`chooses_placements`), so a job's least error is its least placement's
+    (:func:`~qmk.kernel.machine.placement.least_own`), not its own at the machine's."""
     p = machine.logical_error_rate
     first = min((j.arrival_cycle for j in jobs), default=0)
     bound = 0.0
     end = float(first)
     for j in sorted(jobs, key=lambda j: j.arrival_cycle):
         cycles = j.footprint.duration_cycles
-        least = -math.expm1(j.footprint.logical_qubits * cycles * math.log1p(-p))
+        least = (
+            least_own(j.footprint, machine)
+            if places
+            else -math.expm1(j.footprint.logical_qubits * cycles * math.log1p(-p))
+        )
         if whole and j.error_budget is not None and least > j.error_budget:
             return f"job {j.id}'s error over its private cycles passes its budget"
         bound = max(bound, j.arrival_cycle - first + cycles)
@@ -230,6 +238,19 @@ def _skip(
     if beat is not None and bound * machine.cycle_time_ns * 1e-9 >= beat:
         return "its makespan cannot be shorter than the fastest found"
     return None
+
+
+def chooses_placements(policy: str) -> bool:
+    """Whether ``policy`` chooses each job's block and code distance by its budget when
+    it places it (the budget policies): then a configuration's distance is only the
+    least a job may run at.
+
+    >>> chooses_placements("fidelity"), chooses_placements("exclusive")
+    (True, False)
+    """
+    from qmk.kernel.machine.policies import policy as make_policy
+
+    return make_policy(policy).budgets
 
 
 def try_policy(
@@ -251,7 +272,14 @@ def try_policy(
         machine, jobs, tenants = in_configuration(load, configuration, reference_ns)
         if epoch_cycles is not None:
             machine = machine.with_(epoch_cycles=epoch_cycles)
-        skip = _skip(machine, jobs, beat, whole=whole, one_at_a_time=policy == "exclusive")
+        skip = _skip(
+            machine,
+            jobs,
+            beat,
+            whole=whole,
+            one_at_a_time=policy == "exclusive",
+            places=chooses_placements(policy),
+        )
         if skip is not None:
             return Tried(configuration=configuration, skipped=skip)
         run = run_policy(machine, jobs, policy, tenants=tenants)

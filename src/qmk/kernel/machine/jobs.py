@@ -704,13 +704,16 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             idle_logical_error=self.idle_logical_error,
             error_budget=self.error_budget,
             preemptions=self.preemptions,
+            code_distance=self.code_distance,
+            block=self.block,
+            own_logical_error=self.own_logical_error,
             idle=idle,
         )
 
     def machine_json(self) -> dict[str, Any]:
         """The ``machine`` record of the issue, cycles rounded to whole cycles (the
-        kernel's, :class:`~qmk.execution.request.MachineRun`'s; where the job ran and
-        its whole error are beside it in :meth:`to_json`)."""
+        kernel's, :class:`~qmk.execution.request.MachineRun`'s: where the job ran and its
+        own, added and whole error with them)."""
         return self.machine_run({}).record()
 
     def to_json(self) -> dict[str, Any]:

@@ -96,6 +96,25 @@ def _distances(fp: Footprint, machine: MachineSpec) -> list[tuple[int, float]]:
     ]
 
 
+def exact_cycles(timeline: Timeline, own: int, distance: int) -> float:
+    """The machine cycles a program of ``timeline`` (its private cycles at its ``own``
+    code distance) runs at ``distance``, unrounded: a logical cycle there is
+    ``distance / own`` machine cycles. Its steps take whole machine cycles
+    (:func:`~qmk.kernel.machine.footprints.at_distance` rounds each up), but its patches
+    run only its rounds: the exclusive baseline runs the same program at that distance
+    on a machine of that cycle, and its own error there is the same.
+
+    >>> from qmk.execution.footprint import Footprint, Step
+    >>> fp = Footprint(target="x", logical_qubits=1, block="fast", data_tiles=2,
+    ...     routing_tiles=2, code_distance=9, steps=(Step(kind="idle", cycles=10),) * 3)
+    >>> exact_cycles(Timeline(fp), 9, 13), Timeline(at_distance(fp, 13)).private_cycles
+    (43.333333333333336, 45)
+    """
+    if distance == own or own <= 0:
+        return float(timeline.private_cycles)
+    return timeline.private_cycles * distance / own
+
+
 def placements(
     fp: Footprint, machine: MachineSpec, timeline: Timeline | None = None
 ) -> list[Placement]:
@@ -104,19 +123,49 @@ def placements(
     t_error = machine.t_state_error
     blocks = blocks_for(fp)
     out: list[Placement] = []
+    laid_out = [(block, in_block(fp, block)) for block in blocks]
+    own_tl = {
+        block: timeline if laid is fp and timeline is not None else Timeline(laid)
+        for block, laid in laid_out
+        if laid is not None
+    }
     for distance, rate in _distances(fp, machine):
-        for block in blocks:
-            laid = in_block(fp, block)
+        for block, laid in laid_out:
             if laid is None:
                 continue
             there = at_distance(laid, distance)
-            tl = timeline if there is fp and timeline is not None else Timeline(there)
+            tl = own_tl[block] if there is laid else Timeline(there)
             # its patches are its block's layout at its own distance: at a larger one
-            # each counts more of a tile, not more patches
-            own = own_error(rate, laid.tiles, tl.private_cycles, tl.t_total, t_error)
+            # each counts more of a tile, not more patches; they fail through its
+            # logical cycles there, ``d / d0`` machine cycles each, not through the
+            # whole machine cycles its steps are rounded up to (:func:`exact_cycles`)
+            cycles = exact_cycles(own_tl[block], laid.code_distance, distance)
+            own = own_error(rate, laid.tiles, cycles, tl.t_total, t_error)
             out.append(Placement(block, distance, there, tl, rate, own))
     order = {block: i for i, block in enumerate(blocks)}
     return sorted(out, key=lambda p: (p.cost, order[p.block], p.distance))
+
+
+def least_own(fp: Footprint, machine: MachineSpec) -> float:
+    """The least own error ``fp`` can have on ``machine`` where the kernel chooses its
+    placement: of its placements whose tiles a module holds (its own where none does).
+    A lower bound on its whole error under a policy that places jobs by their budgets,
+    as the machine's own rate over its private cycles is under one that does not.
+
+    >>> from qmk.execution.footprint import Footprint, Step
+    >>> from qmk.kernel.machine.spec import MachineSpec
+    >>> fp = Footprint(target="lattice-surgery", logical_qubits=4, block="fast",
+    ...     data_tiles=8, routing_tiles=7, code_distance=9,
+    ...     steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=100),))
+    >>> machine = MachineSpec.simple(tiles=90, logical_error_rate=1e-5,
+    ...     larger_distances=((11, 1e-6),))
+    >>> round(least_own(fp, machine), 5)
+    0.0015
+    """
+    largest = max((m.tiles for m in machine.modules), default=0)
+    options = placements(fp, machine)
+    fits = [p.own for p in options if p.footprint.tiles <= largest]
+    return min(fits) if fits else next(p.own for p in options if p.footprint is fp)
 
 
 #: The programs a :class:`Placements` keeps at most (a kernel sees footprints without
