@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from qmk.abi.probe import Cursor
 from qmk.client import Client
 from support.children import die_with_us, terminate
 from support.http import bearer, session
@@ -183,7 +184,7 @@ def _sse(reply: httpx.Response) -> Iterator[dict[str, Any]]:
             event = {"id": None}
             continue
         field, _, value = line.partition(": ")
-        event[field] = int(value) if field == "id" else value
+        event[field] = Cursor.parse(value) if field == "id" else value
     if "event" in event:
         yield event
 
@@ -210,7 +211,7 @@ def test_an_sse_stream_resumes_past_its_last_event_id_with_no_event_twice(
                     running = next(heard)
                     assert running["event"] == "state" and '"RUNNING"' in running["data"]
                     cursor = running["id"]
-                    assert isinstance(cursor, int)
+                    assert isinstance(cursor, Cursor) and cursor.sub == 0  # a line
                 gate.release()  # it completes while no one watches
                 kernel_wait = httpx.get(
                     f"{served.url}/v1/jobs/{job}/wait",
@@ -240,7 +241,9 @@ def test_an_sse_stream_resumes_past_its_last_event_id_with_no_event_twice(
     assert any(e["event"] == "state" and '"COMPLETED"' in e["data"] for e in resumed)
     # the control: a stream with no cursor starts with the state now, and no id
     assert (anew[0]["event"], anew[0]["id"]) == ("state", None) and anew[-1]["event"] == "result"
-    assert bad.status_code == 422 and bad.json()["details"]["param"] == "Last-Event-ID", bad.text
+    assert bad.status_code == 400 and bad.json()["code"] == "QR32600", bad.text
+    assert bad.json()["details"]["header"] == "Last-Event-ID", bad.text
+    assert "\n" not in bad.json()["detail"], bad.text
 
 
 def test_a_grpc_watch_job_resumes_past_its_after_with_no_event_twice(
@@ -265,6 +268,7 @@ def test_a_grpc_watch_job_resumes_past_its_after_with_no_event_twice(
                     running = next(heard)
                     assert (running.event, running.state) == ("state", "RUNNING")
                     cursor = running.seq
+                    assert (running.HasField("sub"), running.sub) == (True, 0)  # a line
                     heard.close()
                     gate.release()  # it completes while no one watches
                     assert kernel.q_wait(job, 60_000).state == "COMPLETED"
