@@ -10,9 +10,6 @@ against a hang (:data:`GUARD_S`).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,68 +20,11 @@ import pytest
 
 from qmk.abi.probe import Cursor
 from qmk.client import Client
-from support.children import die_with_us, terminate
 from support.http import bearer, session
-from support.kernel import BELL, TENANTS, WorkerGate, config_toml, support_env
+from support.kernel import BELL, TENANTS, WorkerGate
+from support.served import GUARD_S, Served
 
-GUARD_S = 60.0  # a hang guard, never a timing assertion
 MODES = ("inline", "process")
-
-
-class Served:
-    """A real ``qmk serve --http 127.0.0.1:0 --gateway MODE`` under ``root`` (its jobs
-    held at ``gate`` when given; ``grpc``: ``--grpc 127.0.0.1:0`` too): its socket, its
-    REST URL, its gRPC address, its process."""
-
-    def __init__(
-        self,
-        root: Path,
-        mode: str,
-        *,
-        server: dict[str, Any] | None = None,
-        gate: WorkerGate | None = None,
-        grpc: bool = False,
-    ) -> None:
-        self.root = root
-        self.socket = root / "k.sock"
-        config = root / "kernel.toml"
-        config.write_text(config_toml(tables={"server": server} if server else None))
-        options = [
-            *("--socket", str(self.socket), "--data-dir", str(root / "data")),
-            *("--config", str(config), "--workers", "1", "--json"),
-            *("--http", "127.0.0.1:0", "--gateway", mode),
-            *(("--grpc", "127.0.0.1:0") if grpc else ()),
-        ]
-        hooks = [] if gate is None else [*gate.hooks().argv(), "--"]
-        module = ("-m", "support.serve", *hooks) if gate else ("-m", "qmk", "serve")
-        self.out, self.err = root / "serve.out", root / "serve.err"
-        self.proc = subprocess.Popen(
-            [sys.executable, *module, *options],
-            stdout=self.out.open("wb"),
-            stderr=self.err.open("wb"),
-            env=support_env(),
-            preexec_fn=die_with_us(),
-        )
-        listening = self._listening()
-        self.url = next(a for a in listening if a.startswith("http"))
-        self.grpc = next((a for a in listening if a.startswith("grpc://")), "")
-
-    def _listening(self) -> list[str]:
-        deadline = time.monotonic() + GUARD_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exited {self.proc.returncode}: {self.text()}")
-            for line in self.out.read_text(errors="replace").splitlines():
-                if line.startswith("{"):
-                    return list(json.loads(line)["listening"])
-            time.sleep(0.02)
-        raise AssertionError(f"did not listen: {self.text()}")
-
-    def text(self) -> str:
-        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
-
-    def stop(self) -> None:
-        terminate(self.proc, GUARD_S)
 
 
 @pytest.fixture(params=MODES)
