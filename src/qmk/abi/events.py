@@ -227,8 +227,8 @@ class JobWatch:
     included), and ends with the result if the job is final. A cursor older than the
     recent events the hub keeps cannot be resumed exactly: such a watch starts with
     ``lagged`` (``dropped`` null: unknown), then the state now, as a new watch does.
-    The hub knows the stream parts told since it listens (the audit log's lines from
-    its tail before that).
+    The hub knows the records its probe's tail gave it (the kernel's feed, stream parts
+    included, once that listens; else the audit log's lines) and those told since.
     """
 
     def __init__(

@@ -232,11 +232,16 @@ class KernelObserver:
         }
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:
-        """The last ``limit`` records of the audit log file (oldest first); lines that do
-        not read as JSON are skipped."""
-        path = self.kernel.audit.path
+        """The last ``limit`` records (oldest first): the feed desk's once it listens
+        (its stream parts included, numbered: a job's watch opened later resumes past
+        a part's cursor exactly), else the audit log file's lines (those that do not
+        read as JSON are skipped)."""
         if limit <= 0:
             return []
+        desk = self.kernel.feed_desk
+        if desk.started:
+            return list(desk.recent)[-limit:]
+        path = self.kernel.audit.path
         try:
             with open(path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
