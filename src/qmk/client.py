@@ -289,9 +289,14 @@ class ClientCore:
 
     @staticmethod
     def watch_params(
-        job_id: str, streams: Sequence[str] | None, session_id: str | None, after: int | None
+        job_id: str,
+        streams: Sequence[str] | None,
+        session_id: str | None,
+        after: int | None,
+        after_sub: int = 0,
     ) -> dict[str, Any]:
-        """The params of a ``q_watch`` (``session_id`` and ``after`` only when given)."""
+        """The params of a ``q_watch`` (``session_id``, ``after`` and ``after_sub`` only
+        when given)."""
         params: dict[str, Any] = {
             "job_id": job_id,
             "streams": None if streams is None else list(streams),
@@ -300,11 +305,13 @@ class ClientCore:
             params["session_id"] = session_id
         if after is not None:
             params["after"] = after
+        if after_sub:
+            params["after_sub"] = after_sub
         return params
 
     @staticmethod
     def watched(params: dict[str, Any]) -> dict[str, Any]:
-        """A ``q_event``'s event as a watch yields it: ``{event, seq, data}``.
+        """A ``q_event``'s event as a watch yields it: ``{event, seq, sub, data}``.
 
         Raises:
             QMKError: the watch ended with an error (``end``, reason ``error``).
@@ -312,7 +319,8 @@ class ClientCore:
         data = params.get("data")
         if params.get("event") == END and isinstance(data, dict) and data.get("reason") == "error":
             raise ClientCore.error(data.get("error"))
-        return {"event": params.get("event"), "seq": params.get("seq"), "data": data}
+        seq, sub = params.get("seq"), params.get("sub")
+        return {"event": params.get("event"), "seq": seq, "sub": sub, "data": data}
 
     @staticmethod
     def reply_id(line: bytes) -> tuple[Any, dict[str, Any]]:
@@ -518,19 +526,21 @@ class Client(BlockingSession, SyscallMethods):
         *,
         session_id: str | None = None,
         after: int | None = None,
+        after_sub: int = 0,
     ) -> Iterator[dict[str, Any]]:
         """A job's events as they come (``q_watch``), through its ``end``: each
-        ``{event, seq, data}`` (:mod:`qmk.abi.watch`); ``streams`` names the artifacts
-        whose stream parts come (None: all); ``after`` resumes past the ``seq`` of the
-        last event seen (:class:`qmk.abi.events.JobWatch`). Leaving the loop early ends
-        the watch (``q_unwatch``). Other calls may be made meanwhile on this client. An
-        event waits at most the call timeout (a running job sends ``progress`` every 2 s).
+        ``{event, seq, sub, data}`` (:mod:`qmk.abi.watch`); ``streams`` names the artifacts
+        whose stream parts come (None: all); ``after`` and ``after_sub`` resume past the
+        ``seq`` and ``sub`` of the last event seen (:class:`qmk.abi.events.JobWatch`).
+        Leaving the loop early ends the watch (``q_unwatch``). Other calls may be made
+        meanwhile on this client. An event waits at most the call timeout (a running job
+        sends ``progress`` every 2 s).
 
         Raises:
             QMKError: what ``q_watch`` refuses (``QS1006`` past the stream limits), or
                 the error the watch ended with.
         """
-        params = ClientCore.watch_params(job_id, streams, session_id, after)
+        params = ClientCore.watch_params(job_id, streams, session_id, after, after_sub)
         watch_id = self._call("q_watch", params)["watch_id"]
         ended = False
         try:
@@ -690,10 +700,11 @@ class AsyncClient(AsyncSyscallMethods):
         *,
         session_id: str | None = None,
         after: int | None = None,
+        after_sub: int = 0,
     ) -> AsyncIterator[dict[str, Any]]:
         """:meth:`Client.watch` for asyncio: ``async for event in client.watch(job_id)``.
         The client's reader keeps each watch's events until the loop takes them."""
-        params = ClientCore.watch_params(job_id, streams, session_id, after)
+        params = ClientCore.watch_params(job_id, streams, session_id, after, after_sub)
         watch_id = (await self._call("q_watch", params))["watch_id"]
         queue = self._watches.setdefault(watch_id, asyncio.Queue())
         ended = False

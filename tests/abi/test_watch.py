@@ -269,3 +269,32 @@ def test_qmk_device_artifacts_follow_prints_parts_as_they_come(tmp_path):
     ]
     assert "pulses part 1/1: " in out and "state COMPLETED" in out
     assert f"measurements  measurements  {JOB['shots']:>7} records" in out  # the list last
+
+
+def test_a_watch_resumed_past_a_stream_parts_seq_and_sub_gets_exactly_the_events_after_it(
+    tmp_path,
+):
+    async def body(kernel, server, path, gates):
+        gates.open()  # nothing held: the job runs to its end first
+        async with await AsyncClient.connect(path, timeout=TIMEOUT, **DAVE) as client:
+            now = await client.q_events()
+            job_id = (await device_submit(client.q_submit, job=JOB, policy=STREAM)).job_id
+            await client.q_wait(job_id, int(GUARD_S * 1000))
+            start = {"after": now.cursor, "after_sub": now.cursor_sub}
+            whole = [e async for e in client.watch(job_id, **start)]
+            parts = [e for e in whole if e["event"] == "stream" and e["sub"] >= 2]
+            middle = parts[0]
+            after = {"after": middle["seq"], "after_sub": middle["sub"]}
+            tail = [e async for e in client.watch(job_id, **after)]
+            with pytest.raises(InvalidArgument) as refused:
+                params = {"job_id": job_id, "streams": None, "after": 1, "after_sub": -1}
+                await client._call("q_watch", params)
+        return whole, middle, tail, refused.value
+
+    whole, middle, tail, refused = serving(tmp_path, body)
+    cursors = [(e["seq"], e["sub"]) for e in whole if e["seq"] is not None]
+    assert cursors == sorted(cursors) and all(isinstance(sub, int) for _, sub in cursors)
+    assert whole[-2]["event"] == "result" and whole[-1]["event"] == "end"
+    # exactly the events after the part: the parts of its line after it, then the rest
+    assert tail == whole[whole.index(middle) + 1 :]
+    assert refused.details["key"] == "after_sub"

@@ -10,9 +10,6 @@ against a hang (:data:`GUARD_S`).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,69 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from qmk.abi.probe import Cursor
 from qmk.client import Client
-from support.children import die_with_us, terminate
 from support.http import bearer, session
-from support.kernel import BELL, TENANTS, WorkerGate, config_toml, support_env
+from support.kernel import BELL, TENANTS, WorkerGate
+from support.served import GUARD_S, Served
 
-GUARD_S = 60.0  # a hang guard, never a timing assertion
 MODES = ("inline", "process")
-
-
-class Served:
-    """A real ``qmk serve --http 127.0.0.1:0 --gateway MODE`` under ``root`` (its jobs
-    held at ``gate`` when given; ``grpc``: ``--grpc 127.0.0.1:0`` too): its socket, its
-    REST URL, its gRPC address, its process."""
-
-    def __init__(
-        self,
-        root: Path,
-        mode: str,
-        *,
-        server: dict[str, Any] | None = None,
-        gate: WorkerGate | None = None,
-        grpc: bool = False,
-    ) -> None:
-        self.root = root
-        self.socket = root / "k.sock"
-        config = root / "kernel.toml"
-        config.write_text(config_toml(tables={"server": server} if server else None))
-        options = [
-            *("--socket", str(self.socket), "--data-dir", str(root / "data")),
-            *("--config", str(config), "--workers", "1", "--json"),
-            *("--http", "127.0.0.1:0", "--gateway", mode),
-            *(("--grpc", "127.0.0.1:0") if grpc else ()),
-        ]
-        hooks = [] if gate is None else [*gate.hooks().argv(), "--"]
-        module = ("-m", "support.serve", *hooks) if gate else ("-m", "qmk", "serve")
-        self.out, self.err = root / "serve.out", root / "serve.err"
-        self.proc = subprocess.Popen(
-            [sys.executable, *module, *options],
-            stdout=self.out.open("wb"),
-            stderr=self.err.open("wb"),
-            env=support_env(),
-            preexec_fn=die_with_us(),
-        )
-        listening = self._listening()
-        self.url = next(a for a in listening if a.startswith("http"))
-        self.grpc = next((a for a in listening if a.startswith("grpc://")), "")
-
-    def _listening(self) -> list[str]:
-        deadline = time.monotonic() + GUARD_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exited {self.proc.returncode}: {self.text()}")
-            for line in self.out.read_text(errors="replace").splitlines():
-                if line.startswith("{"):
-                    return list(json.loads(line)["listening"])
-            time.sleep(0.02)
-        raise AssertionError(f"did not listen: {self.text()}")
-
-    def text(self) -> str:
-        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
-
-    def stop(self) -> None:
-        terminate(self.proc, GUARD_S)
 
 
 @pytest.fixture(params=MODES)
@@ -183,7 +124,7 @@ def _sse(reply: httpx.Response) -> Iterator[dict[str, Any]]:
             event = {"id": None}
             continue
         field, _, value = line.partition(": ")
-        event[field] = int(value) if field == "id" else value
+        event[field] = Cursor.parse(value) if field == "id" else value
     if "event" in event:
         yield event
 
@@ -210,7 +151,7 @@ def test_an_sse_stream_resumes_past_its_last_event_id_with_no_event_twice(
                     running = next(heard)
                     assert running["event"] == "state" and '"RUNNING"' in running["data"]
                     cursor = running["id"]
-                    assert isinstance(cursor, int)
+                    assert isinstance(cursor, Cursor) and cursor.sub == 0  # a line
                 gate.release()  # it completes while no one watches
                 kernel_wait = httpx.get(
                     f"{served.url}/v1/jobs/{job}/wait",
@@ -240,7 +181,9 @@ def test_an_sse_stream_resumes_past_its_last_event_id_with_no_event_twice(
     assert any(e["event"] == "state" and '"COMPLETED"' in e["data"] for e in resumed)
     # the control: a stream with no cursor starts with the state now, and no id
     assert (anew[0]["event"], anew[0]["id"]) == ("state", None) and anew[-1]["event"] == "result"
-    assert bad.status_code == 422 and bad.json()["details"]["param"] == "Last-Event-ID", bad.text
+    assert bad.status_code == 400 and bad.json()["code"] == "QR32600", bad.text
+    assert bad.json()["details"]["header"] == "Last-Event-ID", bad.text
+    assert "\n" not in bad.json()["detail"], bad.text
 
 
 def test_a_grpc_watch_job_resumes_past_its_after_with_no_event_twice(
@@ -265,6 +208,7 @@ def test_a_grpc_watch_job_resumes_past_its_after_with_no_event_twice(
                     running = next(heard)
                     assert (running.event, running.state) == ("state", "RUNNING")
                     cursor = running.seq
+                    assert (running.HasField("sub"), running.sub) == (True, 0)  # a line
                     heard.close()
                     gate.release()  # it completes while no one watches
                     assert kernel.q_wait(job, 60_000).state == "COMPLETED"

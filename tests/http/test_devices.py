@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from qmk.abi.probe import Cursor
 from support.http import HttpServer, bearer
 
 TENANTS = {
@@ -135,10 +136,10 @@ def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifa
     # the stream is the feed's records, as a cursor walks them one at a time (each
     # resumed after the one before: the feed's cursor is the record's seq and sub)
     assert seen == [
-        (e["event"], {k: v for k, v in e.items() if k != "sub"}, str(e["seq"]))
+        (e["event"], {k: v for k, v in e.items() if k != "sub"}, str(Cursor(e["seq"], e["sub"])))
         for e in walked[: len(seen)]
     ]
-    # each part's cursor: the seq of the line before it (its SSE id) and its sub
+    # each part's cursor (its SSE id, SEQ-SUB): the seq of the line before it and its sub
     subs = [e["sub"] for e in walked[: len(seen)] if e["event"] == "stream"]
     assert len(subs) == len(streamed) and all(sub >= 1 for sub in subs)
     assert [a["name"] for a in listing["artifacts"]] == ["measurements", "pulses"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from qmk import defaults
 from qmk.abi.door import StreamCaps
-from qmk.abi.probe import KernelEvent, KernelProbe, last_records
+from qmk.abi.probe import Cursor, KernelEvent, KernelProbe, last_records
 from qmk.abi.replies import Job
 
 #: Recent events kept for the audit route.
@@ -104,6 +104,8 @@ class EventHub:
         self._thread = threading.get_ident()
         self._streams: set[Stream] = set()
         self.recent: deque[KernelEvent] = deque(probe.audit_tail(RECENT), maxlen=RECENT)
+        #: The newest event :attr:`recent` let go (None: none yet).
+        self.evicted: Cursor | None = None
         self._callbacks: list[Callable[[KernelEvent], None]] = []
         self._stop = probe.listen(self._heard)
         self.closed = False
@@ -122,6 +124,8 @@ class EventHub:
             self.loop.call_soon_threadsafe(self._fan_out, event)
 
     def _fan_out(self, event: KernelEvent) -> None:
+        if len(self.recent) == RECENT:
+            self.evicted = self.recent[0].cursor
         self.recent.append(event)
         for stream in self._streams:
             if stream.wants(event):
@@ -147,6 +151,22 @@ class EventHub:
             return
         self._streams.discard(stream)
         self.caps.give(stream.tenant, stream.session)
+
+    def since(
+        self, after: Cursor, tenant: str, job_id: str | None = None
+    ) -> list[KernelEvent] | None:
+        """``tenant``'s recent events past ``after`` (``job_id``'s only), oldest first;
+        None when the cursor is older than the recent events kept, so some may be lost."""
+        recent = self.recent
+        if not recent or recent[0].seq > after.seq + 1:
+            return None
+        if self.evicted is not None and after < self.evicted:
+            return None
+        return [
+            e
+            for e in recent
+            if e.cursor > after and e.tenant == tenant and (job_id is None or e.job_id == job_id)
+        ]
 
     def stream_count(self, tenant: str) -> int:
         """The streams ``tenant`` holds now (on every wire)."""
@@ -190,21 +210,25 @@ class JobWatch:
     """One job's events as a wire streams them, whatever its framing (SSE, gRPC).
 
     :meth:`open` checks the session and the job first (``q_status``: a bad session or
-    another tenant's job fails before any event); iterating gives ``(event, data, seq)``:
+    another tenant's job fails before any event); iterating gives ``(event, data, cursor)``:
     ``state`` (the job's state now, then each transition), ``progress`` (every
     :data:`PROGRESS_S` of quiet, and each attestation of a run's epochs), ``lagged``
     (events were dropped: the reader did not keep up), other audit events of the job,
     then ``result`` (the job as ``q_status`` answers it, once final) or ``closing`` (the
-    server stops). ``seq`` is the audit record's, where the event is one (else None).
-    A :class:`~qmk.errors.QMKError` while it watches (the session expired) is raised.
+    server stops). ``cursor`` is the record's :class:`~qmk.abi.probe.Cursor` (its seq,
+    and its sub: a stream part's place after its line), where the event is a record
+    of the feed (else None). A :class:`~qmk.errors.QMKError` while it watches (the
+    session expired) is raised.
 
-    **Resuming.** ``seq`` is the watch's cursor (SSE's ``id:``, ``q_event``'s ``seq``,
-    ``JobEvent.seq``). A watch opened ``after`` a cursor does not start with the state
-    now: it gives the job's events past ``after`` first, from the hub's recent events,
-    then goes on live (an event is never given twice), and ends with the result if the
-    job is final. A cursor older than the recent events the hub keeps cannot be
-    resumed exactly: such a watch starts with ``lagged`` (``dropped`` null: unknown),
-    then the state now, as a new watch does.
+    **Resuming.** The cursor is the watch's (SSE's ``id:``, ``q_event``'s ``seq`` and
+    ``sub``, ``JobEvent.seq`` and ``sub``). A watch opened ``after`` a cursor does not
+    start with the state now: it gives the job's events past ``after`` first, from the
+    hub's recent events, then goes on live (an event is never given twice, a stream part
+    included), and ends with the result if the job is final. A cursor older than the
+    recent events the hub keeps cannot be resumed exactly: such a watch starts with
+    ``lagged`` (``dropped`` null: unknown), then the state now, as a new watch does.
+    The hub knows the records its probe's tail gave it (the kernel's feed, stream parts
+    included, once that listens; else the audit log's lines) and those told since.
     """
 
     def __init__(
@@ -214,7 +238,7 @@ class JobWatch:
         stream: Stream,
         params: dict[str, Any],
         progress_s: float,
-        after: int | None = None,
+        after: Cursor | None = None,
     ) -> None:
         self._call = call
         self._hub = hub
@@ -233,7 +257,7 @@ class JobWatch:
         job_id: str,
         progress_s: float = PROGRESS_S,
         *,
-        after: int | None = None,
+        after: Cursor | None = None,
     ) -> JobWatch:
         """Watch ``job_id`` with ``session_id`` (raises what ``q_status`` raises), from
         the start or past the cursor ``after``."""
@@ -246,27 +270,18 @@ class JobWatch:
         """Release the stream (its reader left); closing twice is once."""
         self._hub.close_stream(self._stream)
 
-    def _missed(self, after: int) -> list[KernelEvent] | None:
-        """The job's recent events past ``after``, oldest first (None: the cursor is
-        older than the recent events kept, so some may be lost)."""
-        recent = self._hub.recent
-        if not recent or recent[0].seq > after + 1:
-            return None
-        job_id = self._params["job_id"]
-        return [e for e in recent if e.seq > after and e.job_id == job_id]
-
-    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, Cursor | None]]:
         stream = self._stream
         try:
             job: Job = await self._call("q_status", self._params)
             seen = self._after
-            missed = None if seen is None else self._missed(seen)
+            missed = None if seen is None else self._hub.since(seen, job.tenant, job.job_id)
             if missed is None:
                 if seen is not None:
                     yield "lagged", {"dropped": None}, None
                 yield "state", {"job_id": job.job_id, "state": job.state}, None
             for past in missed or ():
-                seen = past.seq
+                seen = past.cursor
                 async for item in self._said(past):
                     yield item
                 if past.is_job and past.state in self._final:
@@ -289,7 +304,7 @@ class JobWatch:
                         yield "result", job, None
                         return
                     continue
-                if seen is not None and event.seq <= seen:
+                if seen is not None and event.cursor <= seen:
                     continue  # given already, from the recent events
                 async for item in self._said(event):
                     yield item
@@ -298,20 +313,21 @@ class JobWatch:
         finally:
             self._hub.close_stream(stream)
 
-    async def _said(self, event: KernelEvent) -> AsyncIterator[tuple[str, Any, int | None]]:
+    async def _said(self, event: KernelEvent) -> AsyncIterator[tuple[str, Any, Cursor | None]]:
         """What one of the job's events says on the watch (a final state: its result too)."""
         job_id = self._params["job_id"]
+        cursor = event.cursor
         if event.is_job:
             if event.state == "COMPLETED" and "epochs" in event.record:
                 # its attestation, on its COMPLETED line: the progress it made first
-                yield "progress", _attested(job_id, event), event.seq
-            yield "state", {"job_id": job_id, **_fields(event)}, event.seq
+                yield "progress", _attested(job_id, event), cursor
+            yield "state", {"job_id": job_id, **_fields(event)}, cursor
             if event.state in self._final:
                 yield "result", await self._call("q_status", self._params), None
         elif event.event == "attest":  # a line of its own (qmk.kernel.security.attest)
-            yield "progress", _attested(job_id, event), event.seq
+            yield "progress", _attested(job_id, event), cursor
         elif event.event != "spans":  # a worker's spans are a gateway tracer's record
-            yield event.event, event.to_json(), event.seq
+            yield event.event, event.to_json(), cursor
 
 
 def _progress(job: Job) -> dict[str, Any]:

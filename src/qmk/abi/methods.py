@@ -770,7 +770,7 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
 #: notifications down that connection, so no request-reply wire has them: no gRPC rpc,
 #: no REST route, no typed client method is generated from this table; the REST API's
 #: ``GET /v1/jobs/{id}/events`` and gRPC's ``WatchJob`` are their counterparts there).
-#: A watch sends ``q_event`` notifications ``{watch_id, event, seq, data}`` and ends
+#: A watch sends ``q_event`` notifications ``{watch_id, event, seq, sub, data}`` and ends
 #: with an ``end`` event (:mod:`qmk.abi.watch`).
 SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
     {
@@ -779,7 +779,7 @@ SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             _method(
                 "q_watch",
                 "watch a job on this connection: q_event notifications {watch_id, event, seq, "
-                "data} with its states, progress, stream parts of its artifacts and other "
+                "sub, data} with its states, progress, stream parts of its artifacts and other "
                 "events, then its result and an end event; counted among the session's and "
                 "tenant's live event streams (server.max_streams_per_session, "
                 "max_streams_per_tenant)",
@@ -803,6 +803,14 @@ SOCKET_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     "events after it, then live, with no state-now event first; null: from "
                     "the job's state now",
                     required=False,
+                ),
+                _p(
+                    "after_sub",
+                    INT,
+                    doc="with after, the sub of the last event seen (a stream part's place "
+                    "after its line: 1, 2, ...); 0: the line itself",
+                    required=False,
+                    default=0,
                 ),
             ),
             _method(

@@ -22,7 +22,7 @@ import hmac
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -87,6 +87,46 @@ class JobFacts:
         return max(self.finished_at - self.started_at, 0.0)
 
 
+#: The longest text of a cursor a client may send back (two 18-digit numbers and a dash).
+CURSOR_TEXT_MAX = 37
+
+
+class Cursor(NamedTuple):
+    """A place in the kernel's feed: the seq of an audit line, and the ``sub`` of a
+    record told after it (a device job's stream part, a worker's spans: no audit line
+    of its own; 1, 2, ... after the line; 0: the line itself). Cursors order as the
+    records do, so "after" is a tuple comparison.
+
+    Its text (an SSE ``id:``) is ``SEQ`` for a line and ``SEQ-SUB`` for a record after
+    it; :meth:`parse` reads either back.
+
+    >>> str(Cursor(812)), str(Cursor(812, 3)), Cursor.parse("812-3") > Cursor(812)
+    ('812', '812-3', True)
+    """
+
+    seq: int
+    sub: int = 0
+
+    def __str__(self) -> str:
+        return str(self.seq) if self.sub == 0 else f"{self.seq}-{self.sub}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """The cursor whose text is ``text`` (``SEQ`` or ``SEQ-SUB``, whole numbers).
+
+        Raises:
+            ValueError: ``text`` is no cursor's text (the message says what one is).
+        """
+        seq, dash, sub = text.partition("-")
+        digits = seq.isascii() and seq.isdigit() and (not dash or (sub.isascii() and sub.isdigit()))
+        if not digits or len(seq) > 18 or len(sub) > 18:
+            raise ValueError(
+                f"{text[: CURSOR_TEXT_MAX + 3]!r} is not an event id this server sent "
+                "(SEQ or SEQ-SUB, whole numbers: the id: of the last event received)"
+            )
+        return cls(int(seq), int(sub) if dash else 0)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KernelEvent:
     """One audit record as it is written, and the job it is about.
@@ -101,6 +141,9 @@ class KernelEvent:
         state: a job's new state (``job`` events) or a channel's.
         record: the audit record's fields (without its chain and mac).
         job: the job's facts then (None for events of no job or a job not in memory).
+        sub: 0 for an audit line; 1, 2, ... for the records told after the line ``seq``
+            without a line of their own (:class:`Cursor`), as the kernel's observer
+            numbers them.
     """
 
     seq: int
@@ -111,6 +154,12 @@ class KernelEvent:
     state: str | None = None
     record: Mapping[str, Any] = field(default_factory=dict)
     job: JobFacts | None = None
+    sub: int = 0
+
+    @property
+    def cursor(self) -> Cursor:
+        """Its place in the feed: ``(seq, sub)``."""
+        return Cursor(self.seq, self.sub)
 
     @property
     def is_job(self) -> bool:

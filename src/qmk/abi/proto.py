@@ -262,6 +262,13 @@ WATCH_REQUEST = ProtoMessage(
             "resume past this cursor (the seq of the last event seen): the job's events "
             "after it, then live; unset: from the job's state now",
         ),
+        (
+            "",
+            "int64",
+            "after_sub",
+            "with after, the sub of the last event seen (a stream part's place after its "
+            "line: 1, 2, ...); 0: the line itself",
+        ),
     ),
 )
 JOB_EVENT = ProtoMessage(
@@ -273,6 +280,13 @@ JOB_EVENT = ProtoMessage(
         ("", "string", "job_id", "the job"),
         ("", "string", "state", "the job's state then, where the event says"),
         ("", "string", JSON_FIELD, "the event's data as JSON text"),
+        (
+            "optional",
+            "int64",
+            "sub",
+            "with seq, its place after that audit line (a stream part: 1, 2, ...; 0: the "
+            "line itself)",
+        ),
     ),
 )
 

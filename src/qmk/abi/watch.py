@@ -6,7 +6,7 @@
 while it goes on answering requests. A watch sends one notification per event::
 
     {"jsonrpc": "2.0", "method": "q_event",
-     "params": {"watch_id": "w1", "event": "stream", "seq": 812, "data": {...}}}
+     "params": {"watch_id": "w1", "event": "stream", "seq": 812, "sub": 2, "data": {...}}}
 
 ``event`` and ``data`` are those of the REST API's ``GET /v1/jobs/{id}/events``
 (:class:`qmk.abi.events.JobWatch`): ``state``, ``progress``, ``lagged``, ``stream`` (a
@@ -16,7 +16,9 @@ and ``records``; only the artifacts ``streams`` names), other audit events of th
 stops). The last is always ``end`` (``seq`` null), ``data.reason`` ``result``,
 ``closing`` or ``error`` (then ``data.error`` is the error object, as a reply's). The
 reply to ``q_watch`` comes before its first event; after the reply to ``q_unwatch``
-no event of that watch comes.
+no event of that watch comes. ``seq`` and ``sub`` are the event's cursor
+(:class:`~qmk.abi.probe.Cursor`; both null for an event that is no record of the feed):
+``q_watch``'s ``after`` and ``after_sub`` resume past it.
 
 Bounds: a watch is one of the live event streams of its session and tenant
 (``[server] max_streams_per_session``, ``max_streams_per_tenant``, shared with the
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk.abi.door import Guard
 from qmk.abi.jsonrpc import encode_parts, error_object
+from qmk.abi.probe import Cursor
 from qmk.abi.replies import Unwatch, Watch
 from qmk.errors import InvalidArgument, NotFoundError, QMKError
 
@@ -54,8 +57,8 @@ END = "end"
 class JobEvents(Protocol):
     """One job's events as a wire streams them (:class:`qmk.abi.events.JobWatch`)."""
 
-    def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
-        """``(event, data, seq)`` until the job's result (or the server stops)."""
+    def __aiter__(self) -> AsyncIterator[tuple[str, Any, Cursor | None]]:
+        """``(event, data, cursor)`` until the job's result (or the server stops)."""
         ...
 
     def close(self) -> None:
@@ -80,7 +83,7 @@ class WatchSource(Protocol):
         """The server stops: every watch ends with ``closing`` (closing twice is once)."""
         ...
 
-    async def open(self, session_id: str, job_id: str, *, after: int | None = None) -> JobEvents:
+    async def open(self, session_id: str, job_id: str, *, after: Cursor | None = None) -> JobEvents:
         """The events of ``job_id``, for ``session_id`` (past the cursor ``after``:
         :class:`qmk.abi.events.JobWatch`).
 
@@ -142,15 +145,26 @@ class ConnectionWatches:
     async def call(self, method: str, params: Mapping[str, Any]) -> Any:
         """Answer a socket-only method (its params bound by the method table)."""
         if method == "q_watch":
+            after = params.get("after")
+            sub = params.get("after_sub", 0)
+            if isinstance(sub, bool) or not isinstance(sub, int) or sub < 0:
+                raise InvalidArgument(
+                    f"after_sub must be a record's sub (>= 0), got {sub!r}", key="after_sub"
+                )
+            if after is not None and after < 0:
+                raise InvalidArgument(
+                    f"after must be an audit seq (>= 0), got {after}", key="after"
+                )
+            cursor = None if after is None else Cursor(after, sub)
             return await self.watch(
-                params["session_id"], params["job_id"], params["streams"], params.get("after")
+                params["session_id"], params["job_id"], params["streams"], cursor
             )
         if method == "q_unwatch":
             return self.unwatch(params["session_id"], params["watch_id"])
         raise AssertionError(f"not a socket method: {method}")
 
     async def watch(
-        self, session_id: str, job_id: str, streams: Any, after: int | None = None
+        self, session_id: str, job_id: str, streams: Any, after: Cursor | None = None
     ) -> Watch:
         """Start a watch of ``job_id`` (past the cursor ``after``, when given); its reply."""
         names = _names(streams, self.source.stream_names)
@@ -195,14 +209,14 @@ class ConnectionWatches:
     async def _pump(self, watch_id: str, events: JobEvents, names: frozenset[str] | None) -> None:
         end: dict[str, Any] = {"reason": "result"}
         try:
-            async for event, data, seq in events:
+            async for event, data, cursor in events:
                 if event == "stream" and names is not None:
                     record = data.get("record") if isinstance(data, dict) else None
                     if isinstance(record, dict) and record.get("artifact") not in names:
                         continue
                 if event == "closing":
                     end = {"reason": "closing"}
-                if not await self._notify(watch_id, event, seq, data):
+                if not await self._notify(watch_id, event, cursor, data):
                     return
         except QMKError as exc:  # the session expired while it watched
             end = {"reason": "error", "error": error_object(exc)}
@@ -210,11 +224,12 @@ class ConnectionWatches:
             events.close()
         await self._notify(watch_id, END, None, end)
 
-    async def _notify(self, watch_id: str, event: str, seq: int | None, data: Any) -> bool:
+    async def _notify(self, watch_id: str, event: str, cursor: Cursor | None, data: Any) -> bool:
         """Send one event once the connection's unsent bytes are below the bound; False
         when the connection is gone."""
         writer = self._writer
-        params = {"watch_id": watch_id, "event": event, "seq": seq, "data": data}
+        seq, sub = (None, None) if cursor is None else cursor
+        params = {"watch_id": watch_id, "event": event, "seq": seq, "sub": sub, "data": data}
         parts = encode_parts({"jsonrpc": "2.0", "method": EVENT, "params": params})
         try:
             while not self._guard.writable:
@@ -287,7 +302,7 @@ class HubWatches:
         if self._hub is not None and not self._hub.closed:
             self._hub.close()
 
-    async def open(self, session_id: str, job_id: str, *, after: int | None = None) -> JobWatch:
+    async def open(self, session_id: str, job_id: str, *, after: Cursor | None = None) -> JobWatch:
         """:meth:`JobWatch.open` on the hub (made now if it is the first watch).
 
         Raises:

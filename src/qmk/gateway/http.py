@@ -9,9 +9,10 @@ a login), so the kernel checks each call as it checks a JSON-RPC client's. The g
 holds no credentials of its own.
 
 What the kernel's own process reads of it beside the syscalls, the gateway reads through
-syscalls too: a job's live events through ``q_watch`` (:class:`RemoteWatches`); the
-tenant's event stream (``GET /v1/events``, a device job's stream parts in it) through
-``q_events`` from its cursor (``after`` and ``after_sub``), and the
+syscalls too: a job's live events through ``q_watch`` (:class:`RemoteWatches`, past a
+reconnecting client's cursor, ``after`` and ``after_sub``); the tenant's event stream
+(``GET /v1/events``, a device job's stream parts in it) through ``q_events`` from its
+cursor (``after`` and ``after_sub``: now, or a reconnecting client's), and the
 kernel's load and job counters (``/metrics``) through ``q_kernel_load`` with the
 scraper's own credentials, which need ``CAP_OBSERVE``, and the assistant's steps
 (``POST /v1/assist``) through ``q_events`` while it answers (:class:`RemoteFeed`).
@@ -40,7 +41,7 @@ from qmk.abi.errors import ConnectError, ConnectionClosed, ServeError
 from qmk.abi.events import Call
 from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
-from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
+from qmk.abi.probe import Cursor, JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.abi.replies import Job
 from qmk.abi.server import format_tcp
 from qmk.client import AsyncClient, Timeout
@@ -252,7 +253,7 @@ FOLLOW_GATHER_S = 0.05
 class _Followed:
     """One session's jobs being followed, and where its reading of the feed is."""
 
-    def __init__(self, cursor: tuple[int, int]) -> None:
+    def __init__(self, cursor: Cursor) -> None:
         #: Where its reading of the feed is: ``q_events``' ``(cursor, cursor_sub)``.
         self.cursor = cursor
         self.jobs: set[str] = set()
@@ -333,8 +334,8 @@ class JobFollower:
             while followed.jobs or followed.pending:
                 page = await self._kernel.q_events(  # type: ignore[attr-defined]
                     session_id=session_id,
-                    after=followed.cursor[0],
-                    after_sub=followed.cursor[1],
+                    after=followed.cursor.seq,
+                    after_sub=followed.cursor.sub,
                     limit=defaults.EVENTS_LIMIT,
                     wait_ms=FOLLOW_WAIT_MS,
                 )
@@ -395,6 +396,7 @@ def event_of(record: Mapping[str, Any]) -> KernelEvent:
         state=state,
         record=fields,
         job=facts,
+        sub=int(record.get("sub") or 0),
     )
 
 
@@ -404,11 +406,14 @@ class RemoteWatches:
     def __init__(self, kernel: RemoteKernel) -> None:
         self._kernel = kernel
 
-    async def open(self, session_id: str, job_id: str, *, after: int | None = None) -> RemoteWatch:
+    async def open(
+        self, session_id: str, job_id: str, *, after: Cursor | None = None
+    ) -> RemoteWatch:
         """Watch ``job_id`` (past the cursor ``after``): the kernel's watch taken, and
         its first event in, before any answer starts (raises what ``q_watch`` raises: a
         bad session, another tenant's job, ``QuotaError`` past the stream limits)."""
-        events = self._kernel.client.watch(job_id, session_id=session_id, after=after)
+        seq, sub = (None, 0) if after is None else after
+        events = self._kernel.client.watch(job_id, session_id=session_id, after=seq, after_sub=sub)
         try:
             first = await events.__anext__()
         except (ConnectError, ConnectionClosed) as exc:
@@ -419,7 +424,7 @@ class RemoteWatches:
 
 
 class RemoteWatch:
-    """One job's events from the kernel: ``(event, data, seq)`` until its result."""
+    """One job's events from the kernel: ``(event, data, cursor)`` until its result."""
 
     def __init__(self, events: Any, first: dict[str, Any] | None, address: str) -> None:
         self._events = events
@@ -433,7 +438,7 @@ class RemoteWatch:
         async for event in self._events:
             yield event
 
-    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, int | None]]:
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any, Cursor | None]]:
         try:
             async for event in self._all():
                 name, data = event["event"], event["data"]
@@ -443,7 +448,8 @@ class RemoteWatch:
                     return
                 if name == "result" and isinstance(data, dict):  # the job, as q_status gives it
                     data = Job.from_json(data)
-                yield name, data, event["seq"]
+                seq = event["seq"]
+                yield name, data, None if seq is None else Cursor(seq, event.get("sub") or 0)
         except (ConnectError, ConnectionClosed) as exc:
             raise kernel_away(self._address, exc) from None
 
@@ -466,23 +472,24 @@ class RemoteFeed:
     """The tenant's events, read through syscalls (module docstring)."""
 
     async def relay(
-        self, call: Call, session_id: str, keepalive_s: float
-    ) -> AsyncIterator[tuple[str, Any, int | None] | None]:
-        """The tenant's events from now, as ``(event, data, seq)`` (``lagged`` when the
-        kernel let some go), and None after each ``keepalive_s`` of quiet. The cursor
-        of now is taken before this returns, so no event after the call is missed."""
-        start = await self.cursor(call, session_id)
+        self, call: Call, session_id: str, keepalive_s: float, after: Cursor | None = None
+    ) -> AsyncIterator[tuple[str, Any, Cursor | None] | None]:
+        """The tenant's events after ``after`` (None: from now), as ``(event, data,
+        cursor)`` (``lagged`` when the kernel let some go), and None after each
+        ``keepalive_s`` of quiet. The cursor of now is taken before this returns, so no
+        event after the call is missed."""
+        start = await self.cursor(call, session_id) if after is None else after
         wait_ms = max(1, int(keepalive_s * 1000))
 
-        async def events() -> AsyncIterator[tuple[str, Any, int | None] | None]:
+        async def events() -> AsyncIterator[tuple[str, Any, Cursor | None] | None]:
             cursor = start
             while True:
                 page = await call(
                     "q_events",
                     {
                         "session_id": session_id,
-                        "after": cursor[0],
-                        "after_sub": cursor[1],
+                        "after": cursor.seq,
+                        "after_sub": cursor.sub,
                         "limit": defaults.EVENTS_LIMIT,
                         "wait_ms": wait_ms,
                     },
@@ -494,20 +501,20 @@ class RemoteFeed:
                 for event in page.events:  # framed as the kernel's own process frames it
                     if event["event"] == "spans":  # a worker's spans, for the tracer
                         continue
-                    event.pop("sub", None)
-                    yield event["event"], event, event["seq"]
+                    sub = event.pop("sub", 0)
+                    yield event["event"], event, Cursor(event["seq"], sub)
                 cursor = _cursor(page)
 
         return events()
 
-    async def cursor(self, call: Call, session_id: str) -> tuple[int, int]:
+    async def cursor(self, call: Call, session_id: str) -> Cursor:
         """The cursor of now in the tenant's feed (``q_events`` from now): its
         ``(cursor, cursor_sub)``."""
         params = {"session_id": session_id, "after": None, "limit": 1, "wait_ms": None}
         return _cursor(await call("q_events", params))
 
     async def records_while(
-        self, call: Call, session_id: str, cursor: tuple[int, int], running: asyncio.Future[Any]
+        self, call: Call, session_id: str, cursor: Cursor, running: asyncio.Future[Any]
     ) -> AsyncIterator[tuple[str, Any, int]]:
         """The tenant's records after ``cursor``, ``(event, record, seq)``, while
         ``running`` runs (each wait ends at the tenant's next record, or after
@@ -518,8 +525,8 @@ class RemoteFeed:
                 "q_events",
                 {
                     "session_id": session_id,
-                    "after": cursor[0],
-                    "after_sub": cursor[1],
+                    "after": cursor.seq,
+                    "after_sub": cursor.sub,
                     "limit": defaults.EVENTS_LIMIT,
                     "wait_ms": None if done else RUNNING_POLL_MS,
                 },
@@ -681,11 +688,11 @@ def listening_socket(fd: int) -> socket.socket:
     return sock
 
 
-def _cursor(page: Any) -> tuple[int, int]:
+def _cursor(page: Any) -> Cursor:
     """The cursor a ``q_events`` reply gives: ``(cursor, cursor_sub)``, the pair the next
     call passes as ``after`` and ``after_sub`` (a device job's stream parts share the
     seq of the audit line before them: :mod:`qmk.kernel.syscalls.feed`)."""
-    return int(page.cursor), int(page.cursor_sub)
+    return Cursor(int(page.cursor), int(page.cursor_sub))
 
 
 def _nothing() -> None:

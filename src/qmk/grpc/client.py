@@ -196,13 +196,21 @@ class Client(BlockingSession, SyscallMethods):
         return self._invoke("Submit", request, timeout, session_id)
 
     def watch_job(
-        self, job_id: str, *, session_id: str | None = None, after: int | None = None
+        self,
+        job_id: str,
+        *,
+        session_id: str | None = None,
+        after: int | None = None,
+        after_sub: int = 0,
     ) -> Iterator[Any]:
         """``WatchJob``: the job's ``JobEvent`` messages as they come, until its result
-        (past the cursor ``after``, the ``seq`` of the last event seen, when given)."""
+        (past the cursor ``after`` and ``after_sub``, the ``seq`` and ``sub`` of the last
+        event seen, when given)."""
         fields: dict[str, Any] = {"job_id": job_id}
         if after is not None:
             fields["after"] = after
+        if after_sub:
+            fields["after_sub"] = after_sub
         request = self.classes["WatchJobRequest"](**fields)
         stream = self._stubs["WatchJob"](request, metadata=self._metadata(session_id))
         try:

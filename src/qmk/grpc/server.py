@@ -61,12 +61,12 @@ from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeErro
 from qmk.abi.events import PROGRESS_S, EventHub, JobWatch
 from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
-from qmk.abi.probe import KernelProbe
+from qmk.abi.probe import Cursor, KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
 from qmk.abi.server import bind_tcp, format_tcp
 from qmk.abi.watch import through
-from qmk.errors import QMKError, SessionError
+from qmk.errors import InvalidArgument, QMKError, SessionError
 from qmk.frontends.text import sniff
 from qmk.grpc.schema import messages, params_of, reply_of
 from qmk.grpc.status import error_metadata, status_of
@@ -316,6 +316,26 @@ def _answer_size(result: Any) -> int:
     return 2 * sum(map(len, dumps_parts(result, default=str)))
 
 
+def _after(request: Any) -> Cursor | None:
+    """``WatchJobRequest``'s cursor: ``after`` and ``after_sub`` (None: ``after`` unset).
+
+    Raises:
+        InvalidArgument: a negative seq or sub (``INVALID_ARGUMENT``).
+    """
+    sub = int(request.after_sub)
+    if not request.HasField("after"):
+        if sub:
+            raise InvalidArgument(
+                "after_sub is the sub of a cursor: it needs after", key="after_sub"
+            )
+        return None
+    after = int(request.after)
+    if after < 0 or sub < 0:
+        key = "after" if after < 0 else "after_sub"
+        raise InvalidArgument(f"{key} must be 0 or more, got {min(after, sub)}", key=key)
+    return Cursor(after, sub)
+
+
 def _event(kind: type[Message], fields: dict[str, Any], data: Any) -> Message:
     """A ``JobEvent`` of ``fields`` and ``data`` (its JSON)."""
     return kind(**fields, json=dumps(data, default=str))
@@ -414,7 +434,7 @@ class KernelService:
             await self.door.tenant_of(visitor, session)  # before the message is read
             request = await self._request(context)
             job_id = str(request.job_id)
-            after = int(request.after) if request.HasField("after") else None
+            after = _after(request)
             watch: Any
             if self.watches is not None:  # the kernel's q_watch, in a gateway
                 watch = await self.watches.open(session, job_id, after=after)
@@ -424,16 +444,18 @@ class KernelService:
                     call, self.hub, session, job_id, PROGRESS_S, after=after
                 )
             try:
-                async for name, data, seq in watch:
+                async for name, data, cursor in watch:
                     size = _answer_size(data)
                     held = await self.door.answers.hold(size, visitor)
                     if isinstance(data, Job):  # the result: the job as q_status answers it
                         state: Any = data.state
                     else:
                         state = data.get("state") if isinstance(data, dict) else None
+                    seq, sub = (None, None) if cursor is None else cursor
                     fields = {
                         "event": name,
                         "seq": seq,
+                        "sub": sub,
                         "job_id": job_id,
                         "state": state if isinstance(state, str) else "",
                     }

@@ -44,7 +44,7 @@ from qmk.abi.jsonrpc import (
     encode_parts,
 )
 from qmk.abi.methods import METHODS, JsonType, bind_params
-from qmk.abi.probe import KernelProbe
+from qmk.abi.probe import Cursor, KernelProbe
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.abi.watch import through
@@ -193,24 +193,20 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _last_event_id(request: Request) -> int | None:
+def _last_event_id(request: Request) -> Cursor | None:
     """The cursor a reconnecting event stream sends back (``Last-Event-ID``: the ``id``
-    of the last event it had; None: none sent).
+    of the last event it had, ``SEQ`` or ``SEQ-SUB``; None: none sent).
 
     Raises:
-        InvalidParams: the header is not such an id (a whole number, 0 or more).
+        InvalidRequest: the header is not such an id (400 ``invalid-request``).
     """
     header = request.headers.get("last-event-id")
     if header is None or not header.strip():
         return None
-    text = header.strip()
-    if not text.isdigit() or len(text) > 18:
-        raise InvalidParams(
-            f"Last-Event-ID {text[:40]!r} is not an event id this server sent (a whole "
-            "number: the id: of the last event received)",
-            param="Last-Event-ID",
-        )
-    return int(text)
+    try:
+        return Cursor.parse(header.strip())
+    except ValueError as exc:
+        raise InvalidRequest(f"Last-Event-ID {exc}", header="Last-Event-ID") from None
 
 
 def _query_value(name: str, types: tuple[JsonType, ...], text: str) -> Any:
@@ -504,28 +500,39 @@ class Api:
 
         async def events() -> Any:
             try:
-                async for name, data, seq in watch:
+                async for name, data, cursor in watch:
                     if name == "result":  # a big result goes out in bounded pieces
                         for chunk in in_chunks(sse_parts(name, data)):
                             yield chunk
                     else:
-                        yield sse(name, data, seq)
+                        yield sse(name, data, cursor)
             except QMKError as exc:  # e.g. the session expired while it watched
                 yield sse("error", problems.problem_of(exc, request.url.path))
 
         return EventStreamResponse(events(), watch.close)
 
     async def tenant_events(self, request: Request) -> Response:
-        """``GET /v1/events``: every event of the tenant, as it happens."""
+        """``GET /v1/events``: every event of the tenant, as it happens; a reconnecting
+        client's ``Last-Event-ID`` resumes past that event."""
+        after = _last_event_id(request)
         session_id = _bearer(request)
         tenant = await self._tenant(request, session_id)
         if self.feed is not None:
-            return await self._relayed_events(request, session_id, tenant)
+            return await self._relayed_events(request, session_id, tenant, after)
         stream = self.hub.open(tenant, session=session_id)
+        # the events past the cursor the hub kept, taken before the first await: the
+        # stream (open now) has every later one
+        missed = None if after is None else self.hub.since(after, tenant)
 
         async def events() -> Any:
+            seen = after
             try:
                 yield sse("hello", {"tenant": tenant})
+                if after is not None and missed is None:
+                    yield sse("lagged", {"dropped": None})
+                for past in missed or ():
+                    seen = past.cursor
+                    yield sse(past.event, past.to_json(), seen)
                 while True:
                     event = await stream.get(KEEPALIVE_S)
                     if stream.lagged:
@@ -536,18 +543,23 @@ class Api:
                             return
                         yield b": keep-alive\n\n"
                         continue
-                    yield sse(event.event, event.to_json(), event.seq)
+                    if seen is not None and event.cursor <= seen:
+                        continue  # given already, from the recent events
+                    yield sse(event.event, event.to_json(), event.cursor)
             finally:
                 self.hub.close_stream(stream)
 
         return EventStreamResponse(events(), lambda: self.hub.close_stream(stream))
 
-    async def _relayed_events(self, request: Request, session_id: str, tenant: str) -> Response:
+    async def _relayed_events(
+        self, request: Request, session_id: str, tenant: str, after: Cursor | None
+    ) -> Response:
         """``GET /v1/events`` of a kernel in another process: its ``q_events`` from the
-        cursor of now, as :attr:`feed` relays them; the stream counts as the hub's do."""
+        cursor ``after`` (None: of now), as :attr:`feed` relays them; the stream counts
+        as the hub's do."""
         stream = self.hub.open(tenant, session=session_id)
         try:
-            relay = await self.feed.relay(self.calls(request), session_id, KEEPALIVE_S)
+            relay = await self.feed.relay(self.calls(request), session_id, KEEPALIVE_S, after)
         except BaseException:
             self.hub.close_stream(stream)
             raise

@@ -21,6 +21,7 @@ a request too big 413.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -119,7 +120,9 @@ def response(
     error: QMKError, path: str, headers: Mapping[str, str] | None = None, status: int | None = None
 ) -> Any:
     """The HTTP response of ``error`` at ``path``: its problem document (:func:`problem_of`),
-    with ``WWW-Authenticate`` on a 401, as every HTTP page of QMK answers a refusal."""
+    with ``WWW-Authenticate`` on a 401 and ``Retry-After`` (whole seconds, rounded up)
+    where the error says when to retry (``details.retry_after_s``: the kernel away, a
+    limit's refill), as every HTTP page of QMK answers a refusal."""
     from starlette.responses import Response
 
     from qmk.abi.jsonrpc import encode
@@ -128,4 +131,7 @@ def response(
     extra = dict(headers or {})
     if body["status"] == 401:
         extra["WWW-Authenticate"] = 'Bearer realm="qmk"'
+    retry = error.details.get("retry_after_s")
+    if isinstance(retry, int | float) and not isinstance(retry, bool) and retry >= 0:
+        extra.setdefault("Retry-After", str(max(1, math.ceil(retry))))
     return Response(encode(body), body["status"], headers=extra, media_type=PROBLEM_JSON)

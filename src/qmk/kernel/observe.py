@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from qmk.abi.probe import JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
+from qmk.abi.probe import Cursor, JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.stored import StoredResult
 
@@ -65,8 +65,9 @@ def _free_bytes(path: Any) -> int | None:
     return int(stats.f_bavail * stats.f_frsize)
 
 
-def event_of(record: Mapping[str, Any], job: Any = None) -> KernelEvent:
-    """The event of one audit record (and the job it concerns, when the kernel holds it).
+def event_of(record: Mapping[str, Any], job: Any = None, sub: int = 0) -> KernelEvent:
+    """The event of one audit record (and the job it concerns, when the kernel holds it;
+    ``sub``: its place after the line ``seq``, :class:`~qmk.abi.probe.Cursor`).
 
     >>> event_of({"seq": 3, "ts": 2.0, "event": "cap", "tenant": "alice", "prev": "0"}).record
     {'seq': 3, 'ts': 2.0, 'event': 'cap', 'tenant': 'alice'}
@@ -82,6 +83,7 @@ def event_of(record: Mapping[str, Any], job: Any = None) -> KernelEvent:
         state=state if isinstance(state, str) else None,
         record=fields,
         job=None if job is None else _facts(job),
+        sub=sub,
     )
 
 
@@ -108,6 +110,10 @@ class KernelObserver:
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self._callbacks: list[Callable[[KernelEvent], None]] = []
+        #: The cursor of the last record heard: a record with the seq of the one before
+        #: is no audit line (a stream part, a worker's spans) and is numbered after it,
+        #: here once for every listener (the audit log tells its records one at a time).
+        self._last = Cursor(0)
         #: The tenant of a valid session (:meth:`Kernel.tenant_of`): the session desk's
         #: own method, no call of this class's or the kernel's between (the door asks it
         #: at every call).
@@ -123,7 +129,10 @@ class KernelObserver:
         if not self._callbacks:
             return
         job = self._job(record.get("job_id")) if record.get("event") == "job" else None
-        event = event_of(record, job)
+        seq = int(record.get("seq", 0))
+        last = self._last
+        self._last = Cursor(seq, last.sub + 1 if seq == last.seq else 0)
+        event = event_of(record, job, self._last.sub)
         for callback in list(self._callbacks):
             try:
                 callback(event)
@@ -136,6 +145,8 @@ class KernelObserver:
         replaced, not changed, so a line being told to its listeners is told as it was)."""
         audit = self.kernel.audit
         if not self._callbacks:
+            # a record told now with the seq of the last line is no line (see _last)
+            self._last = max(self._last, Cursor(int(audit.seq)))
             audit.listeners = [*audit.listeners, self._heard]
         self._callbacks.append(callback)
 
@@ -221,11 +232,16 @@ class KernelObserver:
         }
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:
-        """The last ``limit`` records of the audit log file (oldest first); lines that do
-        not read as JSON are skipped."""
-        path = self.kernel.audit.path
+        """The last ``limit`` records (oldest first): the feed desk's once it listens
+        (its stream parts included, numbered: a job's watch opened later resumes past
+        a part's cursor exactly), else the audit log file's lines (those that do not
+        read as JSON are skipped)."""
         if limit <= 0:
             return []
+        desk = self.kernel.feed_desk
+        if desk.started:
+            return list(desk.recent)[-limit:]
+        path = self.kernel.audit.path
         try:
             with open(path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 // the server's facts (/console/facts.json): the default shots and a job's final states,
 // read from their tables on the server rather than written here a second time
 const facts = { final: new Set() };
-const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null, machineTimer: null, trigger: null };
+const state = { session: null, tenant: null, jobs: new Map(), selected: null, stream: null, machineTimer: null, trigger: null, lastEventId: null };
 
 async function api(method, path, body) {
   const headers = {};
@@ -48,6 +48,7 @@ async function signIn(event) {
   const requested = $("caps").value.split(",").map((c) => c.trim()).filter(Boolean);
   try {
     state.session = null;
+    state.lastEventId = null;
     const reply = await api("POST", "/v1/sessions", { tenant: $("tenant").value, key: $("key").value, requested });
     state.session = reply.session_id;
     state.tenant = reply.tenant;
@@ -62,7 +63,7 @@ function signOut() {
   sessionStorage.removeItem("qmk-session");
   if (state.stream) state.stream.abort();
   if (state.machineTimer) clearInterval(state.machineTimer);
-  Object.assign(state, { session: null, tenant: null, selected: null, stream: null, machineTimer: null, trigger: null });
+  Object.assign(state, { session: null, tenant: null, selected: null, stream: null, machineTimer: null, trigger: null, lastEventId: null });
   state.jobs.clear();
   $("workspace").hidden = true;
   $("sign-in-panel").hidden = false;
@@ -471,7 +472,11 @@ async function watch() {
   state.stream = controller;
   $("live").textContent = "(live)";
   try {
-    const reply = await fetch("/v1/events", { headers: { Authorization: `Bearer ${state.session}` }, signal: controller.signal });
+    // a reconnect resumes past the last event heard (its id: is its whole cursor)
+    const headers = { Authorization: `Bearer ${state.session}` };
+    if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+    const reply = await fetch("/v1/events", { headers, signal: controller.signal });
+    if (!reply.ok) state.lastEventId = null; // refused: the next try starts from now
     const reader = reply.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -487,6 +492,7 @@ async function watch() {
         for (const line of block.split("\n")) {
           if (line.startsWith("event: ")) name = line.slice(7);
           else if (line.startsWith("data: ")) data += line.slice(6);
+          else if (line.startsWith("id: ")) state.lastEventId = line.slice(4);
         }
         if (data) onEvent(name, JSON.parse(data));
       }

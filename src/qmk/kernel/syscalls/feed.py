@@ -13,10 +13,11 @@ asks keeps no copy). A tenant reads only its own records; a record's ``seq`` is 
 line in the audit log, so a cursor stays valid across restarts while the record is kept.
 
 A device job's stream parts are records too, but no audit lines: each carries the seq
-of the line before it. The desk numbers them ``sub`` 1, 2, ... after that line (an
-audit line is ``sub`` 0), and the cursor is the pair ``(after, after_sub)``: a page
-that ends inside a run of parts resumes after its last part, and parts heard after
-their line was given are still after the cursor.
+of the line before it. The kernel's observer numbers them ``sub`` 1, 2, ... after that
+line (an audit line is ``sub`` 0; :class:`~qmk.abi.probe.Cursor`), once for every
+listener (this desk and the job watches' hub), and the cursor is the pair ``(after,
+after_sub)``: a page that ends inside a run of parts resumes after its last part, and
+parts heard after their line was given are still after the cursor.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Protocol
 import qmk.abi.replies as replies
 from qmk import defaults
 from qmk.abi.probe import (
+    Cursor,
     KernelEvent,
     KernelSnapshot,
     hashed_tenants,
@@ -151,9 +153,7 @@ class FeedDesk:
         self._hashed = hashed_tenants(label_key)
         self.tally = JobTally()
         self.recent: deque[KernelEvent] = deque(maxlen=defaults.EVENTS_LIMIT)
-        #: Each kept record's ``sub`` (module docstring), in :attr:`recent`'s order.
-        self._subs: deque[int] = deque(maxlen=defaults.EVENTS_LIMIT)
-        self._evicted_seq = 0  # the newest record the deque let go
+        self._evicted = Cursor(0)  # the newest record the deque let go
         self._waiters: dict[asyncio.Future[None], str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
@@ -192,11 +192,8 @@ class FeedDesk:
     def _keep(self, event: KernelEvent) -> None:
         recent = self.recent
         if len(recent) == recent.maxlen:
-            self._evicted_seq = recent[0].seq
-        # a record with the seq of the one before is no audit line: it follows that line
-        sub = self._subs[-1] + 1 if recent and recent[-1].seq == event.seq else 0
+            self._evicted = recent[0].cursor
         recent.append(event)
-        self._subs.append(sub)
 
     def _take(self, event: KernelEvent) -> None:
         self._keep(event)
@@ -207,11 +204,11 @@ class FeedDesk:
             if tenant == event.tenant and not waiter.done():
                 waiter.set_result(None)
 
-    def _after(self, tenant: str, after: tuple[int, int], limit: int) -> list[dict[str, Any]]:
+    def _after(self, tenant: str, after: Cursor, limit: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        for event, sub in zip(self.recent, self._subs, strict=True):
-            if event.tenant == tenant and (event.seq, sub) > after:
-                found.append({**event.to_json(), "sub": sub})
+        for event in self.recent:
+            if event.tenant == tenant and event.cursor > after:
+                found.append({**event.to_json(), "sub": event.sub})
                 if len(found) >= limit:
                     break
         return found
@@ -245,7 +242,7 @@ class FeedDesk:
         self.start()
         tenant = session.tenant
         # from now: the newest record is the cursor
-        cursor = self._newest() if after is None else (after, after_sub)
+        cursor = self._newest() if after is None else Cursor(after, after_sub)
         found = self._after(tenant, cursor, limit)
         if not found and wait_ms:
             waiter = asyncio.get_running_loop().create_future()
@@ -257,16 +254,20 @@ class FeedDesk:
             finally:
                 self._waiters.pop(waiter, None)
             found = self._after(tenant, cursor, limit)
-        dropped = max(0, self._evicted_seq - cursor[0])
-        cursor = (found[-1]["seq"], found[-1]["sub"]) if found else max(cursor, self._newest())
+        # lines let go past the cursor (a part of its own line let go: one at least)
+        dropped = max(self._evicted.seq - cursor.seq, int(cursor < self._evicted))
+        if found:
+            cursor = Cursor(found[-1]["seq"], found[-1]["sub"])
+        else:
+            cursor = max(cursor, self._newest())
         return replies.Events(
             tenant=tenant, events=found, cursor=cursor[0], cursor_sub=cursor[1], dropped=dropped
         )
 
-    def _newest(self) -> tuple[int, int]:
-        """The cursor of the newest record kept (of any tenant): ``(seq, sub)``, the
-        newest seq let go when none is kept."""
-        return (self.recent[-1].seq, self._subs[-1]) if self.recent else (self._evicted_seq, 0)
+    def _newest(self) -> Cursor:
+        """The cursor of the newest record kept (of any tenant), the newest let go when
+        none is kept."""
+        return self.recent[-1].cursor if self.recent else self._evicted
 
     async def audit(
         self, session: Session, job_id: str | None, limit: int, job_of: Callable[[str], Any]
