@@ -567,6 +567,7 @@ _SUBMIT_GRAPH = st.one_of(
 )
 @example({}, {"a": 1.5e-7}, True, "q_submit", {}, False)
 @example({"seed": 7}, {"a": 1}, False, "q_submit", {"id": 3}, True)
+@example({}, {"program": {"nodes": []}}, True, "q_submit", {"id": {"0" * 20: None}}, False)
 def test_a_submit_line_decodes_as_the_parser_and_the_graph_text_make_it(
     params: dict[str, Any],
     graph: Any,

@@ -279,6 +279,8 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
         if paused:
             promote_young()  # the value unwalked by the next young collection
             gc.enable()
+    if short and not numbers.out_of_range:  # (a twenty-digit run, in a string say)
+        _graph_text(value)
     return value, numbers.out_of_range
 
 
