@@ -4,7 +4,7 @@ The bridge (:mod:`qmk.kernel.pools.dask_bridge`) holds the Dask client and runs 
 kernel's jobs on the cluster; the kernel connects to its Unix socket and hands it jobs
 over the worker wire. ``qmk dask-bridge --listen PATH --dask ADDR --config FILE`` runs
 one alone (a container of its own, its socket on a volume it shares with the kernel's,
-which runs ``qmk serve --dask-bridge PATH``). ``qmk serve --dask ADDR`` starts one
+which runs ``qmk serve --kernel-only --dask-bridge PATH``). ``qmk serve --dask ADDR`` starts one
 itself, with a warm spare, and replaces it when it dies (:mod:`qmk.serve.gateways`).
 It is confined as a gateway is: its memory capped as a worker's, the data directory
 closed to it (``--hide``).
@@ -42,7 +42,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     if (args.listen is None) == (args.listen_fd is None):
         raise CommandError.of("bad-option", "qmk dask-bridge needs --listen PATH")
-    config = load_config(args.config, physics=False)
+    config = _limits() if args.config is None else load_config(args.config, physics=False)
     tls, flags = check_dask(args)
     cap_memory(args.memory_mb)
     try:
@@ -119,6 +119,20 @@ async def _main(
         await pool.aclose()
 
 
+def _limits() -> Any:
+    """The jobs' limits of a bridge started without ``--config`` (one that holds none of
+    the kernel's credentials): the ``[kernel]`` table's defaults."""
+    from types import SimpleNamespace
+
+    from qmk import defaults
+
+    return SimpleNamespace(
+        worker_memory_mb=defaults.WORKER_MEMORY_MB,
+        worker_cpu_s=defaults.WORKER_CPU_S,
+        worker_file_mb=defaults.WORKER_FILE_MB,
+    )
+
+
 def _stood_by(fd: int) -> bool:
     """Wait as a warm spare until the supervisor writes a byte on ``fd`` (serve now:
     True) or closes it (False)."""
@@ -151,7 +165,12 @@ def register(add: AddCommand) -> None:
     from qmk.serve import add_dask_options
 
     sub = add("dask-bridge", "run the kernel's jobs on a Dask cluster (a server)", limits=False)
-    sub.add_argument("--config", required=True, metavar="FILE", help="the kernel's config (TOML)")
+    sub.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the kernel's config (TOML), for its jobs' limits ([kernel] worker_memory_mb, "
+        "worker_cpu_s, worker_file_mb; default: their defaults)",
+    )
     sub.add_argument(
         "--listen", metavar="PATH", help="the Unix socket the kernel reaches it on (0600)"
     )

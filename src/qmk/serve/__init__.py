@@ -270,6 +270,12 @@ def serve(
 
     if args.kernel_only and (args.http or args.grpc):
         raise CommandError.of("bad-option", "--kernel-only starts no --http or --grpc")
+    if args.kernel_only and args.dask:
+        raise CommandError.of(
+            "bad-option",
+            "--kernel-only starts no Dask bridge: run qmk dask-bridge --listen PATH --dask "
+            "ADDR, and qmk serve --dask-bridge PATH",
+        )
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
     if not socket_path and not args.tcp:
         raise CommandError.of(
