@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ import pytest
 
 from qmk.client import Client
 from qmk.execution.runs import run
+from support.children import die_with_us, terminate
+from support.cli import qmk
 from support.kernel import EXAMPLES, TENANTS, ServerProcess, config_toml, stop_all
 
 pytest.importorskip("distributed")
@@ -158,3 +162,54 @@ def test_a_killed_bridge_is_restarted_counted_and_loses_no_accepted_job(tmp_path
     finally:
         stop_all([server])
     assert "restart 1 by its spare" in server.output()  # logged
+
+
+def test_a_bridge_started_alone_runs_the_jobs_of_a_kernel_only_that_names_its_socket(
+    tmp_path: Path,
+) -> None:
+    bridge_socket = tmp_path / "dask.sock"
+    log = (tmp_path / "bridge.log").open("wb")
+    argv = [sys.executable, "-m", "qmk", "dask-bridge", "--listen", str(bridge_socket)]
+    bridge = subprocess.Popen(
+        [*argv, "--dask", "local:1", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        preexec_fn=die_with_us(),
+    )
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml())
+    # the kernel may start first: it tries the socket until the bridge listens
+    server = ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=1,
+        log=tmp_path / "serve.log",
+        extra=("--kernel-only", "--dask-bridge", str(bridge_socket)),
+    )
+    try:
+        server.start(timeout_s=GUARD_S)
+        assert bridge.stdout is not None
+        ready = json.loads(bridge.stdout.readline())  # once it serves
+        assert ready["dask"].startswith("tls://127.0.0.1:")
+        key = TENANTS["alice"]["key"]
+        with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+            job = client.q_submit(_bell(), 300, 5)
+            done = client.q_wait(job.job_id, int(GUARD_S * 1000))
+            assert done.state == "COMPLETED", (done, server.output())
+            _check_bell(done.result, 300, 5)
+    finally:
+        stop_all([server])
+        assert terminate(bridge, GUARD_S) == 0, (tmp_path / "bridge.log").read_text()
+
+
+def test_kernel_only_starts_no_bridge_and_dask_bridge_excludes_dask(tmp_path: Path) -> None:
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml())
+    argv = ["serve", "--socket", str(tmp_path / "k.sock"), "--config", str(config)]
+    argv += ["--data-dir", str(tmp_path / "data"), "--dask", "local:1"]
+    code, _, err = qmk(*argv, "--kernel-only")
+    assert code == 2 and err.startswith("QW011 bad-option: --kernel-only starts no Dask bridge")
+    code, _, err = qmk(*argv, "--dask-bridge", str(tmp_path / "dask.sock"))
+    assert code == 2 and err.startswith("QW011 bad-option: --dask starts a bridge"), err
+    assert not (tmp_path / "data").exists()

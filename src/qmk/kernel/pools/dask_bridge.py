@@ -10,7 +10,8 @@ over the worker wire (:mod:`qmk.kernel.pools.wire`). The bridge serves one kerne
 at a time: when the line ends it kills what it ran for it and takes the next.
 
 What the kernel sends (pickles; the bridge serves the kernel, whom it trusts as a
-worker trusts its pool): ``("run", id, fn, args, kwargs)``, ``("kill", id, reason)``,
+worker trusts its pool): ``("run", id, fn, args, kwargs, state)`` (``state``: the bytes
+of the state file its argument resumes from, or None), ``("kill", id, reason)``,
 ``("request", id, payload)``, ``("queue", 0, (queued, out))``. What it answers:
 ``(0, "hello", status)`` once it serves the line, ``(0, "status", status)`` when its
 capacity changes, and per task ``(id, "note", note)``, ``(id, "ok", value)`` or ``(id,
@@ -177,7 +178,10 @@ class _Line:
         verb, task_id = message[0], message[1]
         pool = self.bridge.pool
         if verb == "run":
-            _, _, fn, args, kwargs = message
+            _, _, fn, args, kwargs, state = message
+            resume = getattr(args[0], "resume", None) if args else None
+            if state is not None and isinstance(resume, str):
+                pool.jobs.keep_state(resume, state)
             try:
                 future = pool.submit(fn, *args, **kwargs)
             except Exception as exc:

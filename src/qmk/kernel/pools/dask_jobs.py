@@ -169,6 +169,11 @@ class DaskJobs:
             self.cancel(job.future, "shutdown")
         return True
 
+    def keep_state(self, path: str, data: bytes) -> None:
+        """Hold the state file ``path``'s bytes for the attempt that resumes from it (the
+        Dask bridge's: the kernel sends them, as the bridge cannot read its data dir)."""
+        self._states[str(path)] = data
+
     def busy(self) -> int:
         """How many jobs the pool holds now."""
         with self._lock:
@@ -382,6 +387,7 @@ class DaskJobs:
             if self._jobs.pop(job.future, None) is None:
                 return False
         self._states.pop(str(job.latest), None)
+        self._states.pop(str(getattr(job.spec, "resume", None)), None)
         self._drop(job, "the job ended")
         return True
 

@@ -272,7 +272,16 @@ class RemotePool(Executor):
             self._writing = False
 
     def _send_task(self, task: _Task) -> None:
-        if self._send(("run", task.task_id, task.fn, task.args, task.kwargs)):
+        """Send ``task``, with the bytes of the state its argument resumes from (a path
+        in the kernel's data directory, which the bridge cannot read)."""
+        resume = getattr(task.args[0], "resume", None) if task.args else None
+        state = None
+        if isinstance(resume, str):
+            try:
+                state = Path(resume).read_bytes()
+            except OSError:
+                state = None  # the worker's run says the state is missing
+        if self._send(("run", task.task_id, task.fn, task.args, task.kwargs, state)):
             self._out.add(task.task_id)
 
     def _on_readable(self) -> None:
