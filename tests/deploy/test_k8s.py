@@ -110,7 +110,7 @@ def test_one_non_root_kernel_keeps_its_data_volume_and_reaches_the_dask_schedule
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
-    container, gateway = pod["containers"]
+    container, gateway, bridge = pod["containers"]
     args = container["args"]
     assert args[:2] == ["serve", "--kernel-only"]  # its wires are the gateway's
     # the gateway: a client of the kernel's socket on a volume they share, and nothing of
@@ -126,7 +126,16 @@ def test_one_non_root_kernel_keeps_its_data_volume_and_reaches_the_dask_schedule
     assert args[args.index("--data-dir") + 1] == "/var/lib/qmk"
     (cluster,) = kinds["DaskCluster"]
     scheduler = f"tcp://{cluster['metadata']['name']}-scheduler:8786"
-    assert args[args.index("--dask") + 1] == scheduler
+    # the Dask client is the bridge's, a container of its own: the kernel reaches it on
+    # its socket on the shared volume; it mounts neither the data nor the config
+    assert "--dask" not in args
+    assert bridge["args"][0] == "dask-bridge"
+    assert bridge["args"][bridge["args"].index("--dask") + 1] == scheduler
+    listen = bridge["args"][bridge["args"].index("--listen") + 1]
+    assert args[args.index("--dask-bridge") + 1] == listen
+    assert str(Path(listen).parent) == kernel_mounts["run"]
+    bridge_mounts = {m["name"] for m in bridge["volumeMounts"]}
+    assert "data" not in bridge_mounts and "config" not in bridge_mounts
     secret = next(s for s in kinds["Secret"] if "kernel.toml" in s["stringData"])
     secret_volume = next(v for v in pod["volumes"] if v["name"] == "config")
     assert secret_volume["secret"]["secretName"] == secret["metadata"]["name"]

@@ -184,6 +184,39 @@ def check_tls_files(cert: Path | None, key: Path | None) -> None:
         ) from None
 
 
+def load_client_tls(ca: str, cert: str, key: str) -> None:
+    """Load a CA and a client's certificate and key as a TLS client does (the Dask
+    bridge's ``--dask-tls-*``), so a file that does not load is found at start.
+
+    Raises:
+        OSError: a file that does not load (``ssl.SSLError`` is one), with its reason.
+    """
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    context.load_cert_chain(cert, key)
+
+
+def connect_unix(path: str) -> int:
+    """A descriptor of a new connection to the Unix socket ``path``, now the caller's:
+    a line that is not JSON-RPC (the kernel's line to the Dask bridge).
+
+    Raises:
+        OSError: nothing listens there.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        return os.dup(sock.fileno())
+    finally:
+        sock.close()
+
+
+def adopt_socket(fd: int) -> socket.socket:
+    """The listening socket of a descriptor handed down by a supervisor."""
+    return socket.socket(fileno=fd)
+
+
 def _is_live(path: Path) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

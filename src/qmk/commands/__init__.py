@@ -59,6 +59,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "load",
     ),
     "gateway": ("gateway",),
+    "dask_bridge": ("dask-bridge",),
     "syscalls": (
         "session",
         "result",

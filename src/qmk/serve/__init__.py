@@ -72,23 +72,23 @@ def log_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
-def add_options(sub: argparse.ArgumentParser) -> None:
-    """``qmk serve``'s options on ``sub`` (its parser in ``qmk``, and the entry's own)."""
-    sub.add_argument("--socket", metavar="PATH", help="Unix socket path (QMK_SOCKET)")
-    sub.add_argument("--data-dir", required=True, metavar="DIR", help="jobs, audit log, secret")
-    sub.add_argument("--config", required=True, metavar="FILE", help="kernel config (TOML)")
-    sub.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (no TLS)")
-    sub.add_argument(
-        "--workers",
-        type=int_in(1),
-        metavar="N",
-        help="worker processes (with --dask: jobs at once; default: the cluster's threads)",
-    )
+def add_dask_options(sub: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """``--dask`` and its options, on ``qmk serve`` (which starts the Dask bridge with
+    them) and on ``qmk dask-bridge`` (``required``: ``--dask`` must be given)."""
+    if required:  # qmk serve's --workers says it for the kernel
+        sub.add_argument(
+            "--workers",
+            type=int_in(1),
+            metavar="N",
+            help="jobs at once on the cluster (default: the cluster's threads)",
+        )
     sub.add_argument(
         "--dask",
         metavar="ADDR",
+        required=required,
         help="run jobs on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N for "
-        "N local worker processes (the dask extra; docs/scale-out.md)",
+        "N local worker processes, through the Dask bridge (the dask extra; "
+        "docs/scale-out.md)",
     )
     for option, what in (
         ("ca", "the CA of"),
@@ -118,6 +118,59 @@ def add_options(sub: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --dask local:N: serve Dask's dashboard on a free port of 127.0.0.1 "
         "(default: none)",
+    )
+
+
+def check_dask(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """``--dask`` and its options (``qmk serve``'s, ``qmk dask-bridge``'s), checked
+    before anything starts: the TLS files, and the pool's flags (``insecure``,
+    ``dashboard``, ``connect_s``) for :func:`~qmk.kernel.pools.dask_pool.dask_pool`
+    (no Dask loaded).
+
+    Raises:
+        ConfigError: ``QK101``: a bad ``--dask`` or TLS option.
+        ExposureError: ``QK120``: a scheduler without TLS, not ``--dask-insecure``.
+        CommandError: ``QW011``: an option without its ``--dask``.
+    """
+    tls = None
+    flags: dict[str, Any] = {"insecure": args.dask_insecure, "dashboard": args.dask_dashboard}
+    if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
+        from qmk.abi.server import load_client_tls  # (a kernel without Dask loads none)
+        from qmk.kernel.pools.dask_options import check_exposure, check_tls, parse_dask
+
+        if args.dask is not None:
+            parse_dask(args.dask)
+        files = (args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
+        tls = check_tls(args.dask, *files, load=load_client_tls)
+        if args.dask is not None:
+            check_exposure(args.dask, **flags)
+    elif args.dask_insecure or args.dask_dashboard:
+        raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
+    if args.dask_connect_s is not None:
+        if args.dask is None:
+            raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
+        flags["connect_s"] = args.dask_connect_s
+    return tls, flags
+
+
+def add_options(sub: argparse.ArgumentParser) -> None:
+    """``qmk serve``'s options on ``sub`` (its parser in ``qmk``, and the entry's own)."""
+    sub.add_argument("--socket", metavar="PATH", help="Unix socket path (QMK_SOCKET)")
+    sub.add_argument("--data-dir", required=True, metavar="DIR", help="jobs, audit log, secret")
+    sub.add_argument("--config", required=True, metavar="FILE", help="kernel config (TOML)")
+    sub.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (no TLS)")
+    sub.add_argument(
+        "--workers",
+        type=int_in(1),
+        metavar="N",
+        help="worker processes (with --dask: jobs at once; default: the cluster's threads)",
+    )
+    add_dask_options(sub)
+    sub.add_argument(
+        "--dask-bridge",
+        metavar="PATH",
+        help="run jobs on the Dask bridge that listens there (qmk dask-bridge, started "
+        "alone; docs/deploy.md)",
     )
     sub.add_argument(
         "--max-line",
@@ -217,6 +270,12 @@ def serve(
 
     if args.kernel_only and (args.http or args.grpc):
         raise CommandError.of("bad-option", "--kernel-only starts no --http or --grpc")
+    if args.kernel_only and args.dask:
+        raise CommandError.of(
+            "bad-option",
+            "--kernel-only starts no Dask bridge: run qmk dask-bridge --listen PATH --dask "
+            "ADDR, and qmk serve --dask-bridge PATH",
+        )
     socket_path = args.socket or os.environ.get("QMK_SOCKET")
     if not socket_path and not args.tcp:
         raise CommandError.of(
@@ -243,29 +302,13 @@ def serve(
         grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
         if args.grpc_metrics is not None:  # inline, --http's /metrics times gRPC's calls
             raise CommandError.of("bad-option", "--grpc-metrics is the gRPC gateway process's")
-    dask_tls = None
-    dask_flags: dict[str, Any] = {
-        "insecure": args.dask_insecure,
-        "dashboard": args.dask_dashboard,
-    }
-    if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.kernel.pools.dask_options import check_exposure, check_tls, parse_dask
-
-        if args.dask is not None:  # a bad value stops the start before anything runs
-            parse_dask(args.dask)
-        dask_tls = check_tls(args.dask, args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
-        if args.dask is not None:
-            check_exposure(args.dask, **dask_flags)
-    elif args.dask_insecure or args.dask_dashboard:
-        raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
-    if args.dask_connect_s is not None:
-        if args.dask is None:
-            raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
-        dask_flags["connect_s"] = args.dask_connect_s
+    check_dask(args)  # a bad --dask stops the start before anything runs
     if args.gateway == "process" and _asks_gateways(args):  # bound here, before the kernel
         from qmk.serve.gateways import gateways_of  # (a kernel without wires loads none)
 
         gateways = gateways_of(args, server_config, config)
+    observe = bool(gateways) or args.kernel_only or http is not None
+    bridge = _bridge(args, config, gateways)  # the Dask bridge's socket, if any
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.abi.logs import JsonFormatter
@@ -295,17 +338,15 @@ def serve(
                 out,
                 args.recover,
                 http,
-                args.dask,
-                dask_tls,
+                bridge,
                 pool_factory,
                 args.json,
                 clock,
                 grpc,
-                dask_flags=dask_flags,
                 repair_perms=args.repair_perms,
                 machine_clock=machine_clock,
                 gateways=gateways,
-                observe=bool(gateways) or args.kernel_only or http is not None,
+                observe=observe,
             )
         )
     finally:
@@ -334,14 +375,12 @@ async def _serve(
     out: TextIO,
     recover: bool = False,
     http: Any = None,
-    dask: str | None = None,
-    dask_tls: Any = None,
+    bridge: str | None = None,
     pool_factory: PoolFactory | None = None,
     as_json: bool = False,
     clock: Clock | None = None,
     grpc: Any = None,
     *,
-    dask_flags: dict[str, Any] | None = None,
     repair_perms: bool = False,
     machine_clock: MachineClock | None = None,
     gateways: list[tuple[list[str], Any]] | None = None,
@@ -365,9 +404,17 @@ async def _serve(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
     pool = None
-    if dask is not None:  # the jobs run on a Dask cluster (docs/scale-out.md)
-        pool = await asyncio.to_thread(
-            _dask_pool, dask, config, workers, dask_tls, loop, dask_flags
+    if bridge is not None:  # the jobs run on a Dask cluster, through its bridge
+        import functools
+
+        from qmk.abi.server import connect_unix
+        from qmk.kernel.pools.remote import RemotePool
+
+        pool = RemotePool(
+            functools.partial(connect_unix, bridge),
+            where=bridge,
+            loop=loop,
+            max_frame=config.worker_memory_mb * 2**20,
         )
     try:
         if workers is None:
@@ -395,7 +442,7 @@ async def _serve(
             )
     except BaseException:
         if pool is not None:
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            pool.shutdown(True, cancel_futures=True)
         raise
     listeners = contextlib.AsyncExitStack()
     try:
@@ -515,26 +562,32 @@ def _watches(door: Any, probe: Any) -> Any:
     return HubWatches(call, probe, caps=door.streams)
 
 
-def _dask_pool(
-    text: str,
-    config: Any,
-    workers: int | None,
-    tls: Any = None,
-    loop: Any = None,
-    flags: dict[str, Any] | None = None,
-) -> Any:
-    """The pool of ``--dask`` (the dask extra): ``local:N`` or a scheduler's address,
-    driven by the kernel's ``loop``."""
-    from qmk.kernel.pools.dask_pool import dask_pool
+def _bridge(
+    args: argparse.Namespace, config: Any, gateways: list[tuple[list[str], Any]]
+) -> str | None:
+    """The Unix socket of the Dask bridge the kernel runs its jobs on: one it starts and
+    supervises for ``--dask`` (added to ``gateways``, the servers it supervises), or
+    one started alone (``--dask-bridge PATH``); None: the local pool.
 
-    try:
-        import distributed  # noqa: F401
-    except ImportError as exc:
+    Raises:
+        CommandError: ``bad-option``: both, or ``--dask`` without the dask extra.
+    """
+    if args.dask is not None and args.dask_bridge is not None:
+        raise CommandError.of("bad-option", "--dask starts a bridge; --dask-bridge names one")
+    if args.dask is None:
+        return args.dask_bridge
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:  # found, not loaded: the bridge's
         raise CommandError.of(
             "bad-option",
-            f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
-        ) from None
-    return dask_pool(text, config, workers=workers, tls=tls, loop=loop, **(flags or {}))
+            "--dask needs the dask extra (pip install 'quantum-microkernel[dask]')",
+        )
+    from qmk.serve.gateways import bridge_of
+
+    argv, sock = bridge_of(args, config)
+    gateways.append((argv, sock))
+    return str(sock.path)
 
 
 def _http_config(args: argparse.Namespace) -> Any:
@@ -676,7 +729,9 @@ def exec_entry(argv: Sequence[str]) -> NoReturn:
 
 __all__ = [
     "SERVE_HELP",
+    "add_dask_options",
     "add_options",
+    "check_dask",
     "entry",
     "exec_entry",
     "float_in",

@@ -84,6 +84,11 @@ class Supervisor:
     _served: set[int] = field(default_factory=set)
     _closing: bool = False
 
+    @property
+    def what(self) -> str:
+        """The server, as its log lines name it."""
+        return "the Dask bridge" if self.wire == "dask" else f"the {self.wire} gateway"
+
     async def start(self) -> str:
         """Start the gateway and wait for its ready line, then its spare; its URL.
 
@@ -100,7 +105,7 @@ class Supervisor:
         ended.cancel()
         if self.url is None:
             raise ServeError.of(
-                "gateway-ended", f"the {self.wire} gateway ended before it served (its lines above)"
+                "gateway-ended", f"{self.what} ended before it served (its lines above)"
             )
         return self.url
 
@@ -139,7 +144,7 @@ class Supervisor:
             self._spare = (await self._spawn(read), write)
         except OSError as exc:
             os.close(write)
-            LOG.warning("the %s gateway's spare did not start: %s", self.wire, exc)
+            LOG.warning("%s's spare did not start: %s", self.what, exc)
         finally:
             os.close(read)
 
@@ -199,8 +204,8 @@ class Supervisor:
                 await starting  # a spare being started: wait for its process
             spare = self._promote()
             LOG.warning(
-                "the %s gateway (pid %s) ended with %s; restart %d %s",
-                self.wire,
+                "%s (pid %s) ended with %s; restart %d %s",
+                self.what,
                 dead.pid,
                 dead.returncode,
                 self.restarts,
@@ -263,9 +268,7 @@ async def supervised(
     Raises:
         ServeError: ``cannot-bind``; ``gateway-ended``: a first gateway did not serve.
     """
-    supervisors = [
-        Supervisor(argv, sock, argv[argv.index("gateway") + 1]) for argv, sock in gateways
-    ]
+    supervisors = [Supervisor(argv, sock, server_name(argv)) for argv, sock in gateways]
     tasks: list[asyncio.Future[None]] = []
     failed: list[QMKError] = []
 
@@ -281,7 +284,7 @@ async def supervised(
                 stop.set()
                 return
             pages = [s.metrics_url for s in supervisors if s.metrics_url is not None]
-            ready([*addresses, *urls, *pages])
+            ready([*addresses, *filter(None, urls), *pages])  # the bridge serves no URL
             await asyncio.gather(*(supervisor.supervise(stop) for supervisor in supervisors))
 
         tasks.append(asyncio.ensure_future(run()))
@@ -348,10 +351,91 @@ def gateways_of(
     return found
 
 
+def server_name(argv: list[str]) -> str:
+    """The server a supervised command line runs, as its log lines and the
+    ``qmk_server_restarts_total{server}`` label name it: a gateway's wire, or ``dask``
+    (the Dask bridge)."""
+    if "dask-bridge" in argv:
+        return "dask"
+    return argv[argv.index("gateway") + 1]
+
+
+def bridge_of(args: argparse.Namespace, config: Any) -> tuple[list[str], Any]:
+    """The Dask bridge ``qmk serve --dask`` starts (:mod:`qmk.kernel.pools.dask_bridge`):
+    its command line and the Unix socket it serves the kernel on, bound here in a
+    private folder, held across the bridge's restarts (the kernel's line to it waits in
+    its backlog meanwhile). It is confined as a gateway is: capped at the workers'
+    memory, closed to the data directory.
+
+    Raises:
+        ServeError: ``cannot-bind``.
+    """
+    argv = [sys.executable, "-m", "qmk", "dask-bridge", "--config", str(args.config), "--json"]
+    argv += ["--dask", args.dask]
+    options: list[tuple[str, Any]] = [
+        ("--workers", args.workers),
+        ("--dask-tls-ca", args.dask_tls_ca),
+        ("--dask-tls-cert", args.dask_tls_cert),
+        ("--dask-tls-key", args.dask_tls_key),
+        ("--dask-connect-s", args.dask_connect_s),
+        ("--log-format", args.log_format),
+        ("--log-level", args.log_level),
+    ]
+    for flag, value in options:
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, on in (
+        ("--dask-insecure", args.dask_insecure),
+        ("--dask-dashboard", args.dask_dashboard),
+    ):
+        if on:
+            argv.append(flag)
+    argv += ["--memory-mb", str(config.worker_memory_mb)]
+    for path in data_hidden(os.path.realpath(args.data_dir)):
+        argv += ["--hide", path]
+    return argv, BridgeSocket.bind()
+
+
+class BridgeSocket:
+    """The listening Unix socket of the Dask bridge ``qmk serve`` holds, in a folder of
+    its own (0700); closing it removes both."""
+
+    def __init__(self, sock: Any, path: str) -> None:
+        self.sock = sock
+        self.path = path
+        self.metrics = None
+
+    @classmethod
+    def bind(cls) -> BridgeSocket:
+        import tempfile
+
+        from qmk.abi.server import bind_unix
+
+        folder = tempfile.mkdtemp(prefix="qmk-dask-bridge-")
+        path = os.path.join(folder, "bridge.sock")
+        try:
+            sock = bind_unix(Path(path))
+        except BaseException:
+            os.rmdir(folder)
+            raise
+        return cls(sock, path)
+
+    def fileno(self) -> int:
+        return int(self.sock.fileno())
+
+    def close(self) -> None:
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+            os.rmdir(os.path.dirname(self.path))
+
+
 def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
     """``argv`` with its ``--kernel`` :data:`BOUND_LATER` made the TCP address the
     kernel bound (one of its listening ``addresses``: ``tcp:HOST:PORT``; a wildcard host
     is reached on the loopback)."""
+    if "--kernel" not in argv:  # the Dask bridge: the kernel reaches it
+        return argv
     at = argv.index("--kernel") + 1
     if argv[at] != BOUND_LATER:
         return argv
@@ -439,11 +523,14 @@ __all__ = [
     "READY",
     "RESTART_FIRST_S",
     "RESTART_MOST_S",
+    "BridgeSocket",
     "Listening",
     "Supervisor",
+    "bridge_of",
     "close_gateways",
     "gateway_argv",
     "gateways_of",
     "kernel_address",
+    "server_name",
     "supervised",
 ]

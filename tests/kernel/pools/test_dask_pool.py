@@ -35,6 +35,7 @@ from qmk.kernel.config import KernelConfig
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.pools.attempt import Attempt, run_job
 from qmk.kernel.pools.pool import WorkerMemoryError
+from qmk.kernel.pools.remote import RemotePool
 from qmk.kernel.pools.workers import DEFAULT_PRELOAD, kernel_isolation
 from qmk.kernel.records.outcome import Done, decode
 from qmk.kernel.service import Kernel
@@ -45,6 +46,7 @@ from support.pools import GatedPool, Hooks
 
 distributed = pytest.importorskip("distributed")
 
+from qmk.kernel.pools.dask_bridge import Bridge  # noqa: E402
 from qmk.kernel.pools.dask_pool import DaskPool  # noqa: E402
 
 
@@ -91,20 +93,63 @@ def run_on(
                 **hooks.options(),
             )
         else:
-            pool = await DaskPool.start(  # driven by the kernel's loop, as in qmk serve
+            pool = await DaskPool.start(  # driven by the kernel's loop
                 address,
                 max_workers=workers,
                 memory_mb=memory_mb or config.worker_memory_mb,
                 job_pool=hooks if hooks.any else None,
                 split_shots=split_shots,
             )
+        served = None
+        if kind == "bridge":  # as in qmk serve: the kernel's RemotePool, the bridge's pool
+            served, pool = await _bridged(pool, tmp_path)
         kernel = await Kernel.open(config, data, pool=pool, clock=clock)
         try:
             return await body(kernel)
         finally:
             await kernel.close()
+            if served is not None:
+                await served
 
     return asyncio.run(main())
+
+
+async def _bridged(dask: DaskPool, tmp_path: Path) -> tuple[Any, RemotePool]:
+    """``dask`` behind a :class:`Bridge` on a Unix socket (on this loop, as the bridge
+    process runs it), and the kernel's :class:`RemotePool` to it: the task that serves the
+    bridge (it ends, and closes the Dask pool, when the kernel's line closes)."""
+    path = str(tmp_path / "bridge.sock")
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(path)
+    listening.listen(4)
+    dask.jobs.write_states = False  # the bridge's: the kernel writes its checkpoints
+    bridge = Bridge(dask, str(dask.address))
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        try:
+            await bridge.serve(listening, stop)
+        finally:
+            listening.close()
+            await dask.aclose()
+
+    def connect() -> int:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        fd = os.dup(sock.fileno())
+        sock.close()
+        return fd
+
+    task = asyncio.ensure_future(serve())
+    remote = RemotePool(connect, where=path, loop=asyncio.get_running_loop())
+    shutdown = remote.shutdown
+
+    def closed(wait: bool = True, *, cancel_futures: bool = False) -> None:
+        shutdown(wait, cancel_futures=cancel_futures)
+        stop.set()  # the one line closed: the bridge stops
+
+    remote.shutdown = closed  # type: ignore[method-assign]
+    return task, remote
 
 
 def job_pids(kernel: Kernel) -> set[int]:
@@ -353,8 +398,9 @@ def test_a_dask_worker_answers_each_run_as_a_typed_value_read_by_its_form(
         pool.shutdown()
 
 
+@pytest.mark.parametrize("kind", ["dask", "bridge"])
 def test_a_checkpoint_on_a_dask_worker_lands_in_the_kernels_data_dir_and_restores(
-    cluster: Any, tmp_path: Path
+    cluster: Any, tmp_path: Path, kind: str
 ) -> None:
     graph, shots, seed = FENCED.to_json(), 500, 17
     expected = dict(run(FENCED, shots=shots, seed=seed, noise=False).counts)
@@ -381,7 +427,7 @@ def test_a_checkpoint_on_a_dask_worker_lands_in_the_kernels_data_dir_and_restore
         assert again.result["telemetry"]["resumed_from_epoch"] == 1
 
     with WorkerGate(tmp_path, "pause-gate") as pause:
-        run_on("dask", tmp_path, body, cluster.scheduler_address, workers=1, pause=pause)
+        run_on(kind, tmp_path, body, cluster.scheduler_address, workers=1, pause=pause)
 
 
 @pytest.mark.parametrize("put", [False, True], ids=["program-in-each-call", "program-put-once"])

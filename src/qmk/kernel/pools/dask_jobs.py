@@ -92,6 +92,13 @@ class DaskJobs:
         self._shutdown = False
         #: Clear the notes from the scheduler's event log after this many (tests lower it).
         self.notes_kept = NOTES_KEPT
+        #: Write a job's saved states into its checkpoint folder (the kernel's data
+        #: directory); False in the Dask bridge, which cannot reach it: a note then
+        #: carries the state's bytes (``state``) for the kernel to write, and a restart
+        #: takes the state kept here.
+        self.write_states = True
+        #: The latest state of each job not written (``write_states`` False), by path.
+        self._states: dict[str, bytes] = {}
         # the rest is the pool's loop's alone
         self._by_token: dict[str, tuple[OutJob, Launch]] = {}
         #: Of the pool's tasks, those that send kills (its close waits for them).
@@ -162,6 +169,11 @@ class DaskJobs:
             self.cancel(job.future, "shutdown")
         return True
 
+    def keep_state(self, path: str, data: bytes) -> None:
+        """Hold the state file ``path``'s bytes for the attempt that resumes from it (the
+        Dask bridge's: the kernel sends them, as the bridge cannot read its data dir)."""
+        self._states[str(path)] = data
+
     def busy(self) -> int:
         """How many jobs the pool holds now."""
         with self._lock:
@@ -196,7 +208,7 @@ class DaskJobs:
         if launch.part is None and isinstance(job.spec, Attempt):
             path = job.latest or job.spec.resume
             if path:
-                resume = await asyncio.to_thread(_read, str(path))
+                resume = self._states.get(str(path)) or await asyncio.to_thread(_read, str(path))
         worker = await self.cluster.pick(lambda: self._current(job, launch))
         if worker is None:
             return
@@ -374,6 +386,8 @@ class DaskJobs:
         with self._lock:
             if self._jobs.pop(job.future, None) is None:
                 return False
+        self._states.pop(str(job.latest), None)
+        self._states.pop(str(getattr(job.spec, "resume", None)), None)
         self._drop(job, "the job ended")
         return True
 
@@ -406,7 +420,12 @@ class DaskJobs:
         target = job.spec.checkpoint_dir if isinstance(job.spec, Attempt) else None
         if data is not None and target is not None and note.get("path"):
             path = Path(str(target)) / Path(str(note["path"])).name
-            await asyncio.to_thread(_write, path, data)
+            if self.write_states:
+                await asyncio.to_thread(_write, path, data)
+            else:  # the kernel writes it (the Dask bridge's pool)
+                note["state"] = data
+                self._states.pop(str(job.latest), None)
+                self._states[str(path)] = data
             note["path"] = str(path)
             job.latest = str(path)
         launch.notes += 1

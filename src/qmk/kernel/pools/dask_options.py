@@ -6,6 +6,7 @@ files for it (:func:`check_tls`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +96,12 @@ class TlsFiles:
 
 
 def check_tls(
-    text: str | None, ca: str | None, cert: str | None, key: str | None
+    text: str | None,
+    ca: str | None,
+    cert: str | None,
+    key: str | None,
+    *,
+    load: Callable[[str, str, str], None] | None = None,
 ) -> TlsFiles | None:
     """``qmk serve``'s TLS options for ``--dask text``, checked before anything starts:
     None when none is given (Dask's own configuration applies, docs/scale-out.md).
@@ -125,12 +131,17 @@ def check_tls(
         if not os.path.isfile(str(path)):
             raise ConfigError(f"{option}: no such file: {path}", key="dask_tls")
     files = TlsFiles(ca=ca, cert=cert, key=key)
-    try:
-        security = files.security()
-    except ImportError:  # no dask extra: the pool's start says so, in one line
-        return files
+    if load is None:  # Dask's own load of them
+
+        def load(ca: str, cert: str, key: str) -> None:
+            try:
+                security = files.security()
+            except ImportError:  # no dask extra: the pool's start says so, in one line
+                return
+            security.get_connection_args("client")
+
     try:  # as Dask will load them when it connects: the CA, the certificate and its key
-        security.get_connection_args("client")
+        load(ca, cert, key)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         named = ", ".join(f"{o} {p}" for o, p in zip(TLS_OPTIONS, given, strict=True))
         raise ConfigError(
@@ -140,4 +151,10 @@ def check_tls(
     return files
 
 
-__all__ = ["TLS_OPTIONS", "TlsFiles", "check_exposure", "check_tls", "parse_dask"]
+__all__ = [
+    "TLS_OPTIONS",
+    "TlsFiles",
+    "check_exposure",
+    "check_tls",
+    "parse_dask",
+]

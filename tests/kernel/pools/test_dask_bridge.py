@@ -1,0 +1,215 @@
+"""The Dask bridge: ``qmk serve --dask local:N`` runs jobs on Dask from a supervised
+process of its own, and the kernel's process loads no Dask.
+
+A real server and a real ``LocalCluster`` (the bridge's). Which process is the kernel
+is structural (the server's pid, it holds the data dir); the bridge is its child named
+``qmk-dask``. What the kernel loaded is read from a ``sitecustomize`` on its
+``PYTHONPATH`` that records ``sys.modules`` at its exit (as
+``tests/kernel/test_trusted_core.py`` does). Waits are bounded only against a hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qmk.client import Client
+from qmk.execution.runs import run
+from support.children import die_with_us, terminate
+from support.cli import qmk
+from support.kernel import EXAMPLES, TENANTS, ServerProcess, config_toml, stop_all
+
+pytest.importorskip("distributed")
+
+GUARD_S = 180.0  # a hang guard, never a timing assertion
+#: The kernel process loads none of these (the bridge holds them).
+DASK_MODULES = (
+    "distributed",
+    "dask",
+    "tornado",
+    "qmk.kernel.pools.dask_pool",
+    "qmk.kernel.pools.dask_cluster",
+    "qmk.kernel.pools.dask_jobs",
+    "qmk.kernel.pools.dask_parts",
+    "qmk.kernel.pools.dask_worker",
+    "qmk.kernel.pools.dask_scaler",
+    "qmk.kernel.pools.dask_bridge",
+)
+SITECUSTOMIZE = """\
+import atexit, json, os, sys
+
+def _record():
+    path = os.path.join(os.environ["QMK_TEST_MODULES_DIR"], f"{os.getpid()}.json")
+    with open(path, "w") as out:
+        json.dump(sorted(sys.modules), out)
+
+atexit.register(_record)
+"""
+TENANTS_OBSERVED = {**TENANTS, "ops": {"key": "ops-secret-key", "caps": ["CAP_OBSERVE"]}}
+
+
+def _bell() -> dict[str, Any]:
+    return json.loads((EXAMPLES / "bell.qvm.json").read_text())
+
+
+def _server(tmp_path: Path) -> ServerProcess:
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml(tenants=TENANTS_OBSERVED))
+    return ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=2,
+        log=tmp_path / "serve.log",
+        extra=("--dask", "local:2"),
+    )
+
+
+def _bridge_of(pid: int) -> int | None:
+    """The serving bridge child of the kernel ``pid`` (named ``qmk-dask``), if any."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if Path(f"/proc/{child}/comm").read_text().strip() == "qmk-dask":
+                    return int(child)
+            except OSError:
+                continue
+    return None
+
+
+def _wait_bridge(server: ServerProcess, not_this: int | None = None) -> int:
+    """The kernel's serving bridge (other than ``not_this``), once it is there: the
+    kernel prints its listening line once its first bridge serves."""
+    deadline = time.monotonic() + GUARD_S
+    while True:
+        found = _bridge_of(server.pid) if "listening on" in server.output() else None
+        if found is not None and found != not_this:
+            return found
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.02)
+
+
+def _check_bell(result: Any, shots: int, seed: int) -> None:
+    """A Bell pair's counts: only 00 and 11 (exact theory), all shots, and those of the
+    same program and seed run in this process."""
+    counts = dict(result["counts"])
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == shots
+    assert counts == run(_bell(), shots=shots, seed=seed).counts
+
+
+def test_jobs_run_through_the_bridge_and_the_kernel_process_loads_no_dask(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    records = tmp_path / "modules"
+    records.mkdir()
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    server = _server(tmp_path)
+    try:
+        server.start(
+            timeout_s=GUARD_S, env={"PYTHONPATH": path, "QMK_TEST_MODULES_DIR": str(records)}
+        )
+        assert _wait_bridge(server) != server.pid  # a process of its own
+        key = TENANTS["alice"]["key"]
+        with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+            jobs = [(client.q_submit(_bell(), 300, seed), seed) for seed in (11, 12, 13)]
+            for job, seed in jobs:
+                done = client.q_wait(job.job_id, int(GUARD_S * 1000))
+                assert done.state == "COMPLETED", done
+                _check_bell(done.result, 300, seed)
+    finally:
+        stop_all([server])
+    modules = json.loads((records / f"{server.pid}.json").read_text())
+    assert "qmk.kernel.service" in modules  # the record is the kernel's
+    assert "qmk.kernel.pools.remote" in modules  # its jobs went to the bridge
+    banned = [m for m in modules if any(m == b or m.startswith(b + ".") for b in DASK_MODULES)]
+    assert banned == []
+
+
+def test_a_killed_bridge_is_restarted_counted_and_loses_no_accepted_job(tmp_path: Path) -> None:
+    server = _server(tmp_path)
+    try:
+        server.start(timeout_s=GUARD_S)
+        first = _wait_bridge(server)
+        key = TENANTS["alice"]["key"]
+        with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+            jobs = [(client.q_submit(_bell(), 200, seed), seed) for seed in range(21, 27)]
+            # the barrier: the kernel has handed a job to the bridge's pool
+            deadline = time.monotonic() + GUARD_S
+            while client.q_status(jobs[0][0].job_id).state == "QUEUED":
+                assert time.monotonic() < deadline, server.output()
+                time.sleep(0.01)
+            os.kill(first, signal.SIGKILL)
+            for job, seed in jobs:  # every accepted job completes, with its counts
+                done = client.q_wait(job.job_id, int(GUARD_S * 1000))
+                assert done.state == "COMPLETED", (done, server.output())
+                _check_bell(done.result, 200, seed)
+        assert _wait_bridge(server, not_this=first) != first
+        ops = TENANTS_OBSERVED["ops"]["key"]
+        with Client.connect(str(server.socket), tenant="ops", key=ops) as observer:
+            load = observer.q_kernel_load()
+        assert load.snapshot["server_restarts"] == {"dask": 1}
+    finally:
+        stop_all([server])
+    assert "restart 1 by its spare" in server.output()  # logged
+
+
+def test_a_bridge_started_alone_runs_the_jobs_of_a_kernel_only_that_names_its_socket(
+    tmp_path: Path,
+) -> None:
+    bridge_socket = tmp_path / "dask.sock"
+    log = (tmp_path / "bridge.log").open("wb")
+    argv = [sys.executable, "-m", "qmk", "dask-bridge", "--listen", str(bridge_socket)]
+    bridge = subprocess.Popen(
+        [*argv, "--dask", "local:1", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        preexec_fn=die_with_us(),
+    )
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml())
+    # the kernel may start first: it tries the socket until the bridge listens
+    server = ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=1,
+        log=tmp_path / "serve.log",
+        extra=("--kernel-only", "--dask-bridge", str(bridge_socket)),
+    )
+    try:
+        server.start(timeout_s=GUARD_S)
+        assert bridge.stdout is not None
+        ready = json.loads(bridge.stdout.readline())  # once it serves
+        assert ready["dask"].startswith("tls://127.0.0.1:")
+        key = TENANTS["alice"]["key"]
+        with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+            job = client.q_submit(_bell(), 300, 5)
+            done = client.q_wait(job.job_id, int(GUARD_S * 1000))
+            assert done.state == "COMPLETED", (done, server.output())
+            _check_bell(done.result, 300, 5)
+    finally:
+        stop_all([server])
+        assert terminate(bridge, GUARD_S) == 0, (tmp_path / "bridge.log").read_text()
+
+
+def test_kernel_only_starts_no_bridge_and_dask_bridge_excludes_dask(tmp_path: Path) -> None:
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml())
+    argv = ["serve", "--socket", str(tmp_path / "k.sock"), "--config", str(config)]
+    argv += ["--data-dir", str(tmp_path / "data"), "--dask", "local:1"]
+    code, _, err = qmk(*argv, "--kernel-only")
+    assert code == 2 and err.startswith("QW011 bad-option: --kernel-only starts no Dask bridge")
+    code, _, err = qmk(*argv, "--dask-bridge", str(tmp_path / "dask.sock"))
+    assert code == 2 and err.startswith("QW011 bad-option: --dask starts a bridge"), err
+    assert not (tmp_path / "data").exists()
