@@ -293,11 +293,14 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
 
 
 def _folded_info_text(path: str, totals: Totals) -> str:
-    """``qmk info`` of a program with REPEAT rows: its totals, found folded."""
+    """``qmk info`` of a program with REPEAT rows or blocks: its totals, found folded."""
     summary = totals.summary()
+    folds = plural(summary["repeats"], "REPEAT row")
+    if summary["blocks"]:
+        folds += f", {plural(summary['blocks'], 'block')}"
     lines = [
         f"{path}: QVM {summary['version']}, {summary['rows']} rows "
-        f"({plural(summary['repeats'], 'REPEAT row')}), {summary['nodes']} nodes unrolled",
+        f"({folds}), {summary['nodes']} nodes unrolled",
         *_summary_lines(summary),
         f"  epochs      {summary['epochs']}",
     ]

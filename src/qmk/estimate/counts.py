@@ -581,5 +581,8 @@ def count_nodes(
 
 
 def count_graph(graph: Graph) -> LogicalCounts:
-    """QRE logical counts of a QVM graph (see the module docstring)."""
-    return count_nodes(graph.nodes)
+    """QRE logical counts of a QVM graph (see the module docstring); a call counts as its
+    block's body, bound where it is called."""
+    from qmk.qvm.fold import calls_bound
+
+    return count_nodes(calls_bound(graph).nodes)

@@ -162,6 +162,8 @@ class ProgramBuilder:
         self.vqs: list[str] = []
         self.events: list[str] = []
         self.caps: set[str] = set()
+        # the blocks calls were kept as (qmk.frontends.folding.call_pass), by their key
+        self.blocks: dict[tuple[Any, ...], Node] = {}
         self._live: dict[str, None] = {}
         # the metadata of the last node without extra keys, shared by the nodes of one
         # source line (node metadata is read-only)
@@ -356,10 +358,11 @@ class ProgramBuilder:
                 "groups": [g if isinstance(g, Mapping) else list(g) for g in output],
                 "separator": separator,
             }
-        folded = any(node.op == REPEAT for node in self.nodes)
+        folded = bool(self.blocks) or any(node.op == REPEAT for node in self.nodes)
         return Graph(
             version=FOLDED_VERSION if folded else CURRENT_VERSION,
             nodes=tuple(self.nodes),
+            blocks=tuple(self.blocks.values()),
             resources=Resources(vqs=tuple(self.vqs), events=tuple(self.events)),
             caps=tuple(sorted(self.caps)),
             description=self.description,

@@ -14,6 +14,7 @@ from typing import Any
 
 from qmk.frontends import decompose, qasm_scan
 from qmk.frontends.builder import GATE_OPS, gate_op, guard_of
+from qmk.frontends.folding import call_pass
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_runtime import Operands
 from qmk.frontends.qasm_scope import Cond, GateDef, Step, describe
@@ -182,7 +183,8 @@ class Gates(Classical):
             return
         params = [self.evaluate_angle(a) for a in args]
         low = self.lowered(name, modifiers, params, len(operands), {})
-        self.apply(low, operands, cond)
+        key = (name, *params) if name in self.gates and not modifiers else None
+        self.apply(low, operands, cond, key)
 
     def phase_call(self, st: Any, cond: Cond) -> None:
         operands = [self.qubit_list(q) for q in st.qubits]
@@ -263,8 +265,16 @@ class Gates(Classical):
             )
         return t, events
 
-    def apply(self, low: decompose.Lowered, operands: list[list[str]], cond: Cond) -> None:
-        """Write ``low`` on ``operands`` (registers broadcast) once per condition term."""
+    def apply(
+        self,
+        low: decompose.Lowered,
+        operands: list[list[str]],
+        cond: Cond,
+        key: tuple[Any, ...] | None = None,
+    ) -> None:
+        """Write ``low`` on ``operands`` (registers broadcast) once per condition term;
+        a call of a gate definition (``key``: its name and parameters) unconditioned as a
+        CALL row of its block (:meth:`as_call`)."""
         if not operands:
             return  # a bare global phase: nothing a program can observe
         sizes = {len(o) for o in operands if len(o) != 1}
@@ -277,10 +287,27 @@ class Gates(Classical):
                 raise self.error("bad-value", "a gate is applied to the same qubit twice")
             for terms in cond:
                 guard = guard_of(list(terms.items()))
+                before = len(self.builder.nodes)
                 for gate, qs, ps in low.ops:
                     self.builder.gate(
                         gate, [handles[i] for i in qs], ps, guard=guard, where=self.where()
                     )
+                if key is not None and not terms:
+                    self.as_call(before, handles, key)
+
+    def as_call(
+        self, before: int, handles: Sequence[str], key: tuple[Any, ...], where: str | None = None
+    ) -> None:
+        """Keep the rows written from ``before`` for one call of a gate or def definition
+        (on ``handles``, in its arguments' order) as a CALL row of its block, where
+        :func:`~qmk.frontends.folding.call_pass` can (OpenQASM 3 only). A block is
+        keyed by the definition's name and its constant parameters; ``where``: the
+        call's place (the current line's where None)."""
+        if self.version != 3:
+            return
+        meta = self.builder.metadata_at(where or self.where())
+        if call_pass(self.builder.nodes, before, handles, key, self.builder.blocks, meta):
+            del self.unrolled_sums[before + 1 :]  # (the rows after ``before`` changed)
 
     def lowered(
         self,
@@ -442,6 +469,10 @@ class Gates(Classical):
             self.call_gate(name, (), args, registers, [{}])
             return
         values = [self.angle_of(p) for p in params]
+        if name in self.gates and self.version == 3:  # a call of a definition: a CALL row
+            low = self.lowered(name, (), values, len(registers), {})
+            self.apply(low, registers, [{}], (name, *values))
+            return
         key = (name, len(registers), *values)
         cached = self.plans.get(key)
         if cached is None:
@@ -483,7 +514,7 @@ class Gates(Classical):
                 return None
             handles = (handle, items[index])
         cached = self.plans.get((name, len(handles)))
-        if cached is None:
+        if cached is None or (name in self.gates and self.version == 3):
             return None
         steps = cached[1]
         if len(steps) == 1 and steps[0][1] == _IN_ORDER[len(handles)]:

@@ -43,9 +43,19 @@ from typing import Any, TypeVar
 
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
-from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_size
+from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_nodes, unrolled_size
 from qmk.qvm.fold import unroll as unroll_graph
-from qmk.qvm.graph import Graph, Guard, Node, Resources, gc_paused, is_finite_number
+from qmk.qvm.graph import (
+    BLOCK,
+    CALL,
+    REPEAT,
+    Graph,
+    Guard,
+    Node,
+    Resources,
+    gc_paused,
+    is_finite_number,
+)
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
     CAPABILITIES,
@@ -390,7 +400,8 @@ class Totals:
         version: the graph's version.
         rows: the rows stored (REPEAT rows and bodies' rows included).
         nodes: the nodes of the unrolled program.
-        repeats: the REPEAT rows.
+        repeats: the REPEAT rows (a block's counted at each call site).
+        blocks: the blocks stored.
         qubits, channels, events: the declared handles.
         peak_live_qubits: most qubits live at once (a balanced body's turns all peak alike).
         epochs: the unrolled program's epochs (one more than the fences it runs).
@@ -404,6 +415,7 @@ class Totals:
     rows: int
     nodes: int
     repeats: int
+    blocks: int
     qubits: int
     channels: int
     events: int
@@ -425,6 +437,7 @@ class Totals:
             "rows": self.rows,
             "nodes": self.nodes,
             "repeats": self.repeats,
+            "blocks": self.blocks,
             "qubits": self.qubits,
             "channels": self.channels,
             "events": self.events,
@@ -1716,6 +1729,16 @@ def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unro
     """:func:`check` of a program with REPEAT rows: its one-turn view walked once, the
     REPEAT rules checked, the totals multiplied; the unrolled program verified only when
     ``unroll`` asks for it (within ``limits.max_unrolled_nodes``)."""
+    stored = rows(graph.nodes) + rows(graph.blocks)
+    bound = unrolled_nodes(graph.nodes, graph.blocks, turns=False)
+    if limits.max_nodes is not None and bound > limits.max_nodes >= stored:
+        findings = _Findings(graph)
+        findings.add(
+            "graph-too-large",
+            f"its calls bind {bound} rows in one turn (each call's block at its call site), "
+            f"over the limit of {limits.max_nodes}",
+        )
+        return Report(findings=findings.finish())
     view = one_turn(graph)
     flat = Graph(
         version=graph.version,
@@ -1726,9 +1749,9 @@ def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unro
         metadata=graph.metadata,
     )
     findings = _Findings(flat)
-    if not _check_limits(flat, limits, findings, stored=rows(graph.nodes)):
+    if not _check_limits(flat, limits, findings, stored=stored):
         return Report(findings=findings.finish())
-    extra = _check_repeats(view, findings)
+    extra = [*_check_repeats(view, findings), *_check_blocks(graph)]
     with gc_paused():
         walked = _walk(flat, limits, findings, excused=excused)
     found = tuple(_placed(f, view) for f in (*extra, *walked.findings))
@@ -1876,6 +1899,125 @@ def _report_escapes(view: View, findings: _Findings) -> None:
                 scope[event] = innermost[path]
 
 
+def _check_blocks(graph: Graph) -> list[Finding]:
+    """The block rules (docs/qvm.md, "Blocks"): each block checked once, each CALL row
+    once where it is stored, and no block that calls itself, directly or not. The
+    operations of a block's body are walked where each call binds them (the one-turn
+    view), on the call's qubits."""
+    out: list[Finding] = []
+
+    def add(name: str, message: str, node: Node) -> None:
+        code = BY_NAME[name]
+        out.append(
+            Finding(
+                code=code.code,
+                name=name,
+                severity=code.severity or Severity.ERROR,
+                message=f"{message}; {code.fix}",
+                node_id=node.id,
+                op=node.op,
+            )
+        )
+
+    table: dict[str, Node] = {}
+    for block in graph.blocks:
+        problem = _block_problem(block, table)
+        table.setdefault(block.id, block)
+        if problem:
+            add("block-invalid", problem, block)
+    calls: dict[str, set[str]] = {}
+    stack: list[tuple[str | None, Sequence[Node]]] = [(None, graph.nodes)]
+    stack += [(block.id, block.body) for block in graph.blocks]
+    while stack:
+        owner, level = stack.pop()
+        for row in level:
+            if row.body and row.op == REPEAT:
+                stack.append((owner, row.body))
+            if row.op != CALL:
+                continue
+            problem = _call_problem(row, table)
+            if problem:
+                add("call-invalid", problem, row)
+            elif owner is not None:
+                calls.setdefault(owner, set()).add(row.args["block"])
+    for name in _recursive(calls):
+        add(
+            "block-recursive",
+            f"block {name!r} calls itself (directly or through others)",
+            table[name],
+        )
+    return out
+
+
+def _block_problem(block: Node, table: Mapping[str, Node]) -> str | None:
+    """What is wrong with a block, if anything: its shape, and each row of its body
+    (nested REPEAT bodies too) on its formal qubits only, with no lifetime change,
+    event, channel or guard (a call binds qubits alone)."""
+    if block.id in table:
+        return f"its name {block.id!r} is also another block's"
+    if block.args or block.chs or block.inputs or block.produces or block.caps or block.guard:
+        return "a block takes a name, its formal qubits (vqs) and a body only"
+    if len(set(block.vqs)) != len(block.vqs):
+        return "its formal qubits are not distinct"
+    if not block.body:
+        return "its body has no row"
+    formals = set(block.vqs)
+    stack: list[Node] = list(block.body)
+    while stack:
+        row = stack.pop()
+        stack.extend(row.body if row.op == REPEAT else ())
+        spec = OPS.get(row.op)
+        if row.op == BLOCK:
+            return f"row {row.id!r} is a block inside a block: blocks are program.blocks' rows"
+        if spec is not None and (spec.opens or spec.closes):
+            return f"row {row.id!r} ({row.op}) changes a lifetime: a block uses its formals only"
+        if row.chs or row.inputs or row.produces or row.guard is not None:
+            return (
+                f"row {row.id!r} ({row.op}) uses a channel or an event: a block binds qubits only"
+            )
+        stray = [q for q in row.vqs if q not in formals]
+        if stray:
+            return (
+                f"row {row.id!r} ({row.op}) uses {stray[0]!r}, which is none of its formal qubits"
+            )
+    return None
+
+
+def _call_problem(row: Node, table: Mapping[str, Node]) -> str | None:
+    """What is wrong with a CALL row, if anything: its block, its operands' count and
+    distinctness, its shape."""
+    name = row.args.get("block")
+    if set(row.args) != {"block"} or type(name) is not str:
+        return 'a CALL row\'s args are {"block": NAME}'
+    block = table.get(name)
+    if block is None:
+        return f"it calls {name!r}, which is no block of program.blocks"
+    if len(row.vqs) != len(block.vqs):
+        return f"block {name!r} takes {len(block.vqs)} qubit(s), the call gives {len(row.vqs)}"
+    if len(set(row.vqs)) != len(row.vqs):
+        return "its qubits are not distinct"
+    if row.chs or row.inputs or row.produces or row.caps or row.guard is not None or row.body:
+        return "a CALL row takes a block and qubits only: no channel, event, guard or capability"
+    return None
+
+
+def _recursive(calls: Mapping[str, set[str]]) -> list[str]:
+    """The blocks that reach themselves in the call graph ``calls``, sorted."""
+    found = []
+    for name in sorted(calls):
+        seen: set[str] = set()
+        stack = list(calls[name])
+        while stack:
+            nxt = stack.pop()
+            if nxt == name:
+                found.append(name)
+                break
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.extend(calls.get(nxt, ()))
+    return found
+
+
 def _totals(
     graph: Graph, view: View, walked: VerifiedProgram, found: tuple[Finding, ...]
 ) -> Totals:
@@ -1892,9 +2034,10 @@ def _totals(
     resources = graph.resources
     return Totals(
         version=graph.version,
-        rows=rows(graph.nodes),
+        rows=rows(graph.nodes) + rows(graph.blocks),
         nodes=counts.total,
         repeats=len(view.spans),
+        blocks=len(graph.blocks),
         qubits=len(resources.vqs),
         channels=len(resources.chs),
         events=len(resources.events),
