@@ -208,3 +208,17 @@ def test_a_folded_program_of_a_block_called_a_billion_times_is_counted_not_unrol
     )
     folded = verify_folded(graph, limits=Limits(max_unrolled_nodes=10**6))
     assert folded.counts.t_gates == 2 * 10**9
+
+
+def test_a_program_of_calls_alone_counts_each_call_and_each_fence_in_a_block():
+    fenced = Node(
+        id="fenced",
+        op="BLOCK",
+        vqs=("a",),
+        body=(Node(id="t", op="APPLY_T", vqs=("a",)), Node(id="e", op="FENCE_EPOCH")),
+    )
+    graph = program(call("k1", "fenced", "q0"), call("k2", "fenced", "q1"), blocks=(fenced,))
+    totals = check(graph, unroll=False).totals
+    assert totals is not None and totals.repeats == 0
+    assert (totals.counts.t_gates, totals.epochs, totals.nodes) == (2, 3, 6)
+    assert verify(graph).counts == totals.counts  # the unrolling's own count

@@ -141,7 +141,13 @@ def bound(block: Node, call: Node) -> tuple[Node, ...]:
     qubits the call's. A REPEAT row's body is bound alike; a CALL row in it stays a
     CALL row, its id and qubits bound (and so bound in turn where it is read)."""
     local = dict(zip(block.vqs, call.vqs, strict=True))
-    return tuple(_bind(node, local, f"{call.id}/") for node in block.body)
+    prefix, get, bind = f"{call.id}/", local.get, msgspec.structs.replace
+    return tuple(
+        _bind(node, local, prefix)
+        if node.body
+        else bind(node, id=prefix + node.id, vqs=tuple([get(q, q) for q in node.vqs]))
+        for node in block.body
+    )
 
 
 def calls_bound(graph: Graph) -> Graph:

@@ -1881,6 +1881,8 @@ def _unbalanced(view: View, span: Span) -> list[tuple[str, str]]:
 
 def _report_escapes(view: View, findings: _Findings) -> None:
     """Report each read, after a body, of an event the body produces (QV702)."""
+    if not view.spans:
+        return  # (no body: a program of calls alone, whose blocks produce no event)
     innermost = {span.path: span for span in view.spans}
     scope: dict[str, Span] = {}
     for index, node in enumerate(view.nodes):
@@ -2021,16 +2023,17 @@ def _recursive(calls: Mapping[str, set[str]]) -> list[str]:
 def _totals(
     graph: Graph, view: View, walked: VerifiedProgram, found: tuple[Finding, ...]
 ) -> Totals:
-    """The unrolled program's figures from its one-turn view, multiplied."""
+    """The unrolled program's figures from its one-turn view, multiplied (the walk's
+    own where every node runs once: no REPEAT row)."""
     by_op: Counter[str] = Counter()
     non_clifford = 0
-    for node, times in zip(view.nodes, view.multipliers, strict=True):
+    for node, times in () if not view.spans else zip(view.nodes, view.multipliers, strict=True):
         by_op[node.op] += times
         plan = _PLAN_OF[node.op]
         clifford = plan.clifford
         if not (is_clifford_node(plan.spec, node) if clifford is None else clifford):
             non_clifford += times
-    counts = op_counts(by_op, non_clifford)
+    counts = op_counts(by_op, non_clifford) if view.spans else walked.counts
     resources = graph.resources
     return Totals(
         version=graph.version,
@@ -2042,7 +2045,7 @@ def _totals(
         channels=len(resources.chs),
         events=len(resources.events),
         peak_live_qubits=walked.peak_live_qubits,
-        epochs=1 + by_op.get("FENCE_EPOCH", 0),
+        epochs=1 + counts.by_op.get("FENCE_EPOCH", 0),
         counts=counts,
         required_caps=walked.required_caps,
         requested_caps=graph.caps,
