@@ -36,9 +36,10 @@ the sampling, and the counts after it (least CPU time of the rounds).
 ``--floor`` measures what any run of the program in its present form must cost, against
 the goal (least CPU time of the rounds): stim's compile and sample, which QMK's run pays
 too; stim's parse of the circuit's text, the least that hands stim a circuit; and the
-least Python passes over the verified program's columns (the rows' qubits as lists,
-as the plan reads them), a bare one (each row's qubits read) and an ASAP schedule
-(each row ends a cycle after its qubits' latest clock), which the plan's timing needs.
+least Python pass over the verified program's columns (the rows' qubits as lists, each
+row's qubits read); and the plan's own ASAP schedule (:mod:`qmk.execution.asap`: each
+row ends a cycle after its qubits' latest clock, compiled where LLVM builds it), which
+the plan's timing needs.
 Their sum, with no routing and no lowering at all, is the floor of QMK's telemetry
 time for the column form.
 
@@ -61,11 +62,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import stim
 
 import qmk.frontends.qasm_bulk as qasm_bulk
@@ -80,7 +83,7 @@ from _common import (
     timed_group,
     write_json,
 )
-from qmk.execution import executor
+from qmk.execution import asap, executor
 from qmk.execution import runs as run_paths
 from qmk.kernel.machine.programs import random_clifford
 
@@ -319,18 +322,10 @@ def floor(text: str, shots: int, rounds: int) -> dict[str, float]:
                     seen[c] = 1
 
     def schedule() -> None:  # each row ends a cycle after its qubits' latest clock
+        rows = len(qubits)
+        timing = (array("d", bytes(8 * rows)), array("d", bytes(8 * rows)))
         clock = [0.0] * (int(qubits.max()) + 1)
-        for a, b, c in zip(*(qubits[:, k].tolist() for k in range(3)), strict=True):
-            start = clock[a]
-            if b >= 0:
-                if clock[b] > start:
-                    start = clock[b]
-                if c >= 0 and clock[c] > start:
-                    start = clock[c]
-                clock[b] = start + 1.0
-                if c >= 0:
-                    clock[c] = start + 1.0
-            clock[a] = start + 1.0
+        asap.schedule(clock, qubits, np.ones(rows), timing, 0, 0.0, 0.0)
 
     out = {
         "stim compile and sample": timed(

@@ -283,7 +283,8 @@ def show(record: dict[str, Any]) -> None:
     turns = record["turns"]
     contenders = record["contenders"]
     peer = contenders.get("qsharp.estimate")
-    print(f"\n{turns:,} turns (loads {', '.join(f'{x:.2f}' for x in record['loads'])})")
+    title = record.get("program") or f"{turns:,} turns"
+    print(f"\n{title} (loads {', '.join(f'{x:.2f}' for x in record['loads'])})")
     print(f"  {'contender':18} {'min s':>8} {'median s':>9} {'peak MB':>8} {'T count':>16}  ratio")
     for name, entry in contenders.items():
         ratio = ""

@@ -412,6 +412,7 @@ MACHINE_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("the machine declared", ("spec",)),
+    ("where a job's patches run: its block and code distance", ("placement",)),
     ("the machine derived from a config, where the estimator is (the planner)", ("derive",)),
     ("running jobs' paces under their shares of the machine", ("rates",)),
     ("the scheduler's event loop", ("core",)),

@@ -18,52 +18,52 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
 
     QMKError                       qmk.errors
      +-- QVMError                  qmk.qvm.errors
-     |    +-- FormatError          qmk.qvm.errors        QF001..QF013 (13)
-     |    |    +-- AsmError        qmk.qvm.errors        QA001..QA006 (6)
-     |    +-- VerificationError    qmk.qvm.errors        QV101..QV706 (37)
-     |    +-- UnrollError          qmk.qvm.errors        QV505
-     |    +-- PlacementError       qmk.qvm.errors        QV601..QV603 (3)
-     +-- QECError                  qmk.qec.errors        QC101..QC133 (22)
-     +-- FrontendError             qmk.frontends.errors  QL101..QL114 (14)
-     +-- EngineError               qmk.engines.base      QE101..QE118 (18)
-     +-- DeviceError               qmk.devices.errors    QD101..QD303 (30)
-     +-- FTError                   qmk.ft.errors         QP101..QP107 (7)
-     +-- TargetError               qmk.execution.target  QM101..QM102 (2)
+     |    +-- FormatError          qmk.qvm.errors         QF001..QF013 (13)
+     |    |    +-- AsmError        qmk.qvm.errors         QA001..QA006 (6)
+     |    +-- VerificationError    qmk.qvm.errors         QV101..QV706 (37)
+     |    +-- UnrollError          qmk.qvm.errors         QV505
+     |    +-- PlacementError       qmk.qvm.errors         QV601..QV603 (3)
+     +-- QECError                  qmk.qec.errors         QC101..QC133 (22)
+     +-- FrontendError             qmk.frontends.errors   QL101..QL114 (14)
+     +-- EngineError               qmk.engines.base       QE101..QE118 (18)
+     +-- DeviceError               qmk.devices.errors     QD101..QD303 (30)
+     +-- FTError                   qmk.ft.errors          QP101..QP107 (7)
+     +-- TargetError               qmk.execution.targets  QM101..QM102 (2)
      +-- KernelError               qmk.kernel.errors
-     |    +-- ConfigError          qmk.kernel.errors     QK101
-     |    +-- DataDirError         qmk.kernel.errors     QK102..QK105 (4)
-     |    +-- ExposureError        qmk.kernel.errors     QK120..QK121 (2)
-     |    +-- JobError             qmk.kernel.errors     QK201..QK311 (13)
-     |    +-- OperationsError      qmk.kernel.errors     QK401..QK402 (2)
-     |    +-- MachineError         qmk.kernel.errors     QK501..QK505 (4)
-     |         +-- WorkloadError   qmk.kernel.errors     QK502
-     +-- ServeError                qmk.abi.errors        QW001..QW006 (6)
-     +-- CommandError              qmk.abi.errors        QW010..QW014 (5)
-     +-- SyscallError              qmk.errors            QS1000
-     |    +-- AuthError            qmk.errors            QS1001
-     |    +-- SessionError         qmk.errors            QS1002
-     |    |    +-- SessionExpired  qmk.errors            QS1003
-     |    +-- CapabilityError      qmk.errors            QS1004
-     |    +-- NotFoundError        qmk.errors            QS1005
-     |    +-- QuotaError           qmk.errors            QS1006
-     |    +-- AdmissionError       qmk.errors            QS1007
-     |    +-- ProgramError         qmk.errors            QS1008
-     |    +-- StateError           qmk.errors            QS1009
-     |    +-- FirewallError        qmk.errors            QS1010
-     |    +-- UnavailableError     qmk.errors            QS1011
-     |    +-- InvalidArgument      qmk.errors            QS1012
-     +-- RpcError                  qmk.abi.errors        QR32000
-     |    +-- InvalidRequest       qmk.abi.errors        QR32600
-     |    +-- MethodNotFound       qmk.abi.errors        QR32601
-     |    +-- InvalidParams        qmk.abi.errors        QR32602
-     |    +-- InternalError        qmk.abi.errors        QR32603
-     |    +-- ParseError           qmk.abi.errors        QR32700
-     +-- TransportError            qmk.abi.errors        QT000
-     |    +-- ConnectError         qmk.abi.errors        QT001
-     |    +-- ConnectionClosed     qmk.abi.errors        QT002
-     |    +-- CallTimeout          qmk.abi.errors        QT003
-     |    +-- BadResponse          qmk.abi.errors        QT004
-     +-- AssistError               qmk.assist.errors     QI101..QI105 (5)
+     |    +-- ConfigError          qmk.kernel.errors      QK101
+     |    +-- DataDirError         qmk.kernel.errors      QK102..QK105 (4)
+     |    +-- ExposureError        qmk.kernel.errors      QK120..QK121 (2)
+     |    +-- JobError             qmk.kernel.errors      QK201..QK311 (13)
+     |    +-- OperationsError      qmk.kernel.errors      QK401..QK402 (2)
+     |    +-- MachineError         qmk.kernel.errors      QK501..QK505 (4)
+     |         +-- WorkloadError   qmk.kernel.errors      QK502
+     +-- ServeError                qmk.abi.errors         QW001..QW006 (6)
+     +-- CommandError              qmk.abi.errors         QW010..QW014 (5)
+     +-- SyscallError              qmk.errors             QS1000
+     |    +-- AuthError            qmk.errors             QS1001
+     |    +-- SessionError         qmk.errors             QS1002
+     |    |    +-- SessionExpired  qmk.errors             QS1003
+     |    +-- CapabilityError      qmk.errors             QS1004
+     |    +-- NotFoundError        qmk.errors             QS1005
+     |    +-- QuotaError           qmk.errors             QS1006
+     |    +-- AdmissionError       qmk.errors             QS1007
+     |    +-- ProgramError         qmk.errors             QS1008
+     |    +-- StateError           qmk.errors             QS1009
+     |    +-- FirewallError        qmk.errors             QS1010
+     |    +-- UnavailableError     qmk.errors             QS1011
+     |    +-- InvalidArgument      qmk.errors             QS1012
+     +-- RpcError                  qmk.abi.errors         QR32000
+     |    +-- InvalidRequest       qmk.abi.errors         QR32600
+     |    +-- MethodNotFound       qmk.abi.errors         QR32601
+     |    +-- InvalidParams        qmk.abi.errors         QR32602
+     |    +-- InternalError        qmk.abi.errors         QR32603
+     |    +-- ParseError           qmk.abi.errors         QR32700
+     +-- TransportError            qmk.abi.errors         QT000
+     |    +-- ConnectError         qmk.abi.errors         QT001
+     |    +-- ConnectionClosed     qmk.abi.errors         QT002
+     |    +-- CallTimeout          qmk.abi.errors         QT003
+     |    +-- BadResponse          qmk.abi.errors         QT004
+     +-- AssistError               qmk.assist.errors      QI101..QI105 (5)
 
 The kernel's refusals (``QS``) live here, in the module every layer may import, so
 the server and the client share one table of JSON-RPC codes
@@ -155,7 +155,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
             Family(
                 prefix="QM",
                 title="targets: a target that does not exist, an option a target cannot take",
-                module="qmk.execution.target",
+                module="qmk.execution.targets",
             ),
             Family(
                 prefix="QK",

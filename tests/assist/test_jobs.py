@@ -270,3 +270,46 @@ def test_a_question_is_answered_in_a_process_of_its_own_and_a_killed_one_costs_o
     assert lost.code == "QS1011" and lost.details["reason"] == "assistant-died"
     assert again.tool_results[0]["result"]["ok"] is True  # a new process answered
     assert [job.state for job in jobs.jobs] == ["COMPLETED"]  # the lost question ran none
+
+
+def test_a_tools_program_is_read_in_the_kernels_planner_process_never_the_networked_one(
+    chat, tmp_path: Path
+):
+    # the planner's pool holds each task at a gate: the validate tool's reading waits
+    # there, in the planner process, until the test kills that process
+    from qmk.kernel.admit.planner import Planner
+    from support.kernel import WorkerGate
+    from support.pools import GatedPool
+
+    chat.calls["validate"] = {"name": "validate", "arguments": {"program": BELL}}
+    config = _config({"url": chat.url, "model": "calls:validate"})
+    gate = WorkerGate(tmp_path)
+    pools: list[Any] = []
+
+    async def body(kernel: Any) -> Any:
+        def start(loop: asyncio.AbstractEventLoop) -> Any:
+            pools.append(GatedPool(1, loop=loop, gate=gate.path, isolation=None))
+            return pools[-1]
+
+        kernel.admission.planner.close()  # a planner whose tasks the test holds
+        kernel.admission.planner = Planner(start)
+        sid = await login(kernel, "alice")
+        held = asyncio.ensure_future(kernel.q_assist(session_id=sid, prompt="check it"))
+        async with aio.timeout(120):  # a guard against a hang only
+            while not pools or pools[0].busy() == 0:  # the tool's work is in the planner
+                await asyncio.sleep(0.01)
+            assert not held.done()  # the question waits for it
+            (pid,) = pools[0].pids
+            assert pid not in _assistants()
+            os.kill(pid, signal.SIGKILL)
+            answer = await held
+        gate.open()
+        return answer
+
+    with gate:
+        answer = run_kernel(tmp_path, body, config=config)
+    result = answer.tool_results[0]["result"]
+    assert result["ok"] is False and result["code"] == "QS1011", result
+    assert result["details"]["reason"] == "planner-died"
+    tool_messages = [m for m in chat.requests[-1]["messages"] if m.get("role") == "tool"]
+    assert "planner-died" in tool_messages[0]["content"]  # the model was told

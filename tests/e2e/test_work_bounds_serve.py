@@ -38,7 +38,10 @@ def test_a_qasm_loop_of_10_9_turns_is_accepted_and_placed_on_the_machine(
     monkeypatch.setenv("QMK_TENANT", "alice")
     monkeypatch.setenv("QMK_KEY", TENANTS["alice"]["key"])
     monkeypatch.delenv("QMK_CAPS", raising=False)
-    code, out, err = qmk("submit", str(source), "--shots", "2", "--seed", "5", "--json")
+    # a budget of 1: 10^9 turns at the machine's distances pass any smaller one (QK505)
+    code, out, err = qmk(
+        "submit", str(source), "--shots", "2", "--seed", "5", "--error-budget", "1", "--json"
+    )
     assert code == 0, err
     job = json.loads(out)
     assert job["state"] == "QUEUED", job

@@ -126,10 +126,11 @@ def test_a_machine_runs_waits_on_a_column_program_are_planned_as_on_its_graph(se
 
 
 def test_a_column_program_longer_than_a_schedule_block_is_planned_as_its_graph():
-    # the gates' schedule reads the columns a block of rows at a time: a program whose
-    # run of gates between two allocations, frees or fences (here: none) is longer than a
-    # block keeps the node walk's clocks across the block's edge
-    from qmk.execution.plan import _SCHEDULE_BLOCK
+    # the gates' schedule reads the columns a block of rows at a time (in Python), or
+    # compiled past COMPILED_ROWS: a program whose run of gates between two allocations,
+    # frees or fences (here: none) is longer than a block keeps the node walk's clocks
+    # across the block's edge
+    from qmk.execution.asap import _BLOCK as _SCHEDULE_BLOCK
 
     rows = random_columns(21, _SCHEDULE_BLOCK + 5000, clifford=False, profile=None)
     kept = rows.ops != FENCE

@@ -156,3 +156,25 @@ def test_a_plans_op_columns_are_those_of_its_micro_ops_made_one_by_one(name: str
     assert made.columns == OpColumns.of(fresh)
     assert list(made.bounds) == list(zip(starts, ends, strict=True))
     assert made.tail == tail_start(fresh) and list(made.ops) == fresh
+    # the columns' qubit reader answers from any micro-op, in any order
+    read = made.columns.qubits()
+    for i in [len(fresh) - 1, 0, len(fresh) // 2, len(fresh) - 1]:
+        assert [made.columns.names[q] for q in read(i)] == list(fresh[i].qubits)
+
+
+def test_the_terminal_suffix_starts_past_the_last_fence_guard_and_foreign_kind() -> None:
+    """tail_start on micro-ops built by hand: the suffix holds measurements of distinct
+    qubits, frees and gates before them; a reset, a guarded op or a fence ends what
+    comes before it, and trailing frees and fences do not hold the tail back."""
+    from qmk.execution.trajectories import MicroOp, tail_start
+
+    h, meas = MicroOp("gate", ("a",), gate="h"), MicroOp("meas", ("a",), event=0)
+    meas_b, free = MicroOp("meas", ("b",), event=1), MicroOp("free", ("a",))
+    reset, fence = MicroOp("reset", ("a",)), MicroOp("fence", (), epoch=1)
+    assert tail_start([h, meas, meas_b]) == 0
+    assert tail_start([h, reset, h, meas, meas_b, free, fence]) == 2
+    assert tail_start([h, fence, meas, meas_b]) == 2
+    assert tail_start([meas, h, meas]) == 3  # a second measurement of a: none is terminal
+    assert tail_start([h, reset]) == 2  # no measurement: the tail is empty
+    assert tail_start([free, fence]) == 0
+    assert tail_start([]) == 0

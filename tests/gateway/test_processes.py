@@ -557,7 +557,13 @@ def test_grpc_gateway_metrics_page_times_its_calls_for_a_scraper_holding_cap_obs
         terminate(kernel.proc, GUARD_S)
 
 
-def test_supervised_grpc_gateway_serves_its_metrics_page_again_after_a_kill(
+def _restarts(page: str) -> dict[str, float]:
+    """``qmk_server_restarts_total`` of a metrics page, by server."""
+    families = {f.name: f.samples for f in text_string_to_metric_families(page)}
+    return {s.labels["server"]: s.value for s in families["qmk_server_restarts"]}
+
+
+def test_supervised_grpc_gateway_serves_its_metrics_page_again_after_a_kill_and_meters_it(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "kernel.toml").write_text(config_toml(tenants=OBSERVED))
@@ -566,7 +572,9 @@ def test_supervised_grpc_gateway_serves_its_metrics_page_again_after_a_kill(
         page = served.wait_url()  # the only http URL on its line: the page's
         assert page.endswith("/metrics"), served.text()
         with httpx.Client(timeout=GUARD_S) as scraper:
-            assert scraper.get(page, headers=_basic("ops")).status_code == 200
+            before = scraper.get(page, headers=_basic("ops"))
+            assert before.status_code == 200, before.text
+            assert _restarts(before.text) == {"grpc": 0}
             gateway = _gateway_of(served.proc.pid, "grpc")
             os.kill(gateway, signal.SIGKILL)
             killed_at, answered = time.monotonic(), None
@@ -578,6 +586,8 @@ def test_supervised_grpc_gateway_serves_its_metrics_page_again_after_a_kill(
             assert answered is not None, f"no page {RESTART_BOUND_S} s after the kill"
             assert answered.status_code == 200, answered.text
             assert "qmk_workers" in answered.text
+            # the supervisor counted the death before its spare served this page
+            assert _restarts(answered.text) == {"grpc": 1}
             assert _gateway_of(served.proc.pid, "grpc") != gateway
     finally:
         terminate(served.proc, GUARD_S)

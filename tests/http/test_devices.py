@@ -70,11 +70,10 @@ def test_a_device_job_over_rest_gives_the_emulators_counts(tmp_path):
 def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifacts(tmp_path):
     import json
 
-    # inline: the tenant's stream of a gateway process reads q_events, whose cursor (an
-    # audit line) passes a device job's stream parts, which carry the line before them
-    server = HttpServer(tmp_path, workers=1, tenants=TENANTS, extra=("--gateway", "inline"))
-    server.start()
-    seen: list[tuple[str, dict]] = []
+    # the default gateway process: its tenant stream reads the kernel's q_events, whose
+    # cursor (seq, sub) resumes after each stream part (docs/http.md)
+    server = HttpServer(tmp_path, workers=1, tenants=TENANTS).start()
+    seen: list[tuple[str, dict, str]] = []
     try:
         with (
             httpx.Client(base_url=server.url, timeout=120) as http,
@@ -82,6 +81,7 @@ def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifa
         ):
             login = {"tenant": "ada", "key": "ada-secret-key", "requested": ["CAP_DEVICE_NA"]}
             sid = http.post("/v1/sessions", json=login).json()["session_id"]
+            now = http.get("/v1/feed", params={"limit": 1}, headers=bearer(sid)).json()
             with watcher.stream("GET", "/v1/events", headers=bearer(sid)) as reply:
                 lines = reply.iter_lines()
                 assert next(lines) == "event: hello"
@@ -89,14 +89,28 @@ def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifa
                 accepted = http.post("/v1/jobs", json=body, headers=bearer(sid))
                 assert accepted.status_code == 201, accepted.text
                 job_id = accepted.json()["job_id"]
-                name = ""
+                name, event_id = "hello", ""  # its data line is next
                 for line in lines:
-                    if line.startswith("event: "):
+                    if line.startswith("id: "):
+                        event_id = line[4:]
+                    elif line.startswith("event: "):
                         name = line[7:]
                     elif line.startswith("data: "):
-                        seen.append((name, json.loads(line[6:])))
+                        seen.append((name, json.loads(line[6:]), event_id))
+                        event_id = ""
                         if seen[-1][1].get("state") in ("COMPLETED", "FAILED"):
                             break
+            walked, cursor = [], (now["cursor"], now["cursor_sub"])
+            while True:  # the feed one record a page, each resumed after the one before
+                page = http.get(
+                    "/v1/feed",
+                    params={"after": cursor[0], "after_sub": cursor[1], "limit": 1},
+                    headers=bearer(sid),
+                ).json()
+                if not page["events"]:
+                    break
+                walked += page["events"]
+                cursor = (page["cursor"], page["cursor_sub"])
             listing = http.get(f"/v1/jobs/{job_id}/artifacts", headers=bearer(sid)).json()
             page = http.get(
                 f"/v1/jobs/{job_id}/artifacts",
@@ -105,10 +119,27 @@ def test_a_streamed_device_job_sends_its_shots_over_sse_and_keeps_them_as_artifa
             ).json()
     finally:
         assert server.stop() == 0, server.output()
+    assert seen[0] == ("hello", {"tenant": "ada"}, "")
+    seen = seen[1:]
     assert seen[-1][1]["state"] == "COMPLETED"
-    parts = [d["record"] for n, d in seen if n == "stream" and d["job_id"] == job_id]
+    streamed = [(d, i) for n, d, i in seen if n == "stream" and d["job_id"] == job_id]
+    parts = [d["record"] for d, _ in streamed]
     shots = [r for p in parts if p["artifact"] == "measurements" for r in p["records"]]
     assert [r["shot"] for r in shots] == list(range(JOB["shots"]))
     assert any(p["artifact"] == "pulses" for p in parts)
+    cursors = [(e["seq"], e["sub"]) for e in walked]
+    assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
+    # the server traces (--trace): the job's worker spans are a record of the feed
+    # too, for the gateway's tracer; the tenant's stream leaves them out
+    walked = [e for e in walked if e["event"] != "spans"]
+    # the stream is the feed's records, as a cursor walks them one at a time (each
+    # resumed after the one before: the feed's cursor is the record's seq and sub)
+    assert seen == [
+        (e["event"], {k: v for k, v in e.items() if k != "sub"}, str(e["seq"]))
+        for e in walked[: len(seen)]
+    ]
+    # each part's cursor: the seq of the line before it (its SSE id) and its sub
+    subs = [e["sub"] for e in walked[: len(seen)] if e["event"] == "stream"]
+    assert len(subs) == len(streamed) and all(sub >= 1 for sub in subs)
     assert [a["name"] for a in listing["artifacts"]] == ["measurements", "pulses"]
     assert page["records"] == shots and page["next_offset"] is None

@@ -1,10 +1,8 @@
-"""A job's trace through a real ``qmk serve --http --trace jsonl:PATH --gateway inline``:
-from the HTTP request down to the epochs its worker process ran, in one connected tree.
-
-The workers' spans reach a tracer in the kernel's own process only (the kernel asks it
-for the run's ``traceparent``), so this module's server serves HTTP inline; a gateway
-process's trace of a job, down to ``qmk.run`` and ``qmk.result``, is
-tests/http/test_observability.py's (docs/http.md, "The jobs it accepted, followed")."""
+"""A job's trace through a real ``qmk serve --http --trace jsonl:PATH``, HTTP served by
+its gateway process: from the HTTP request down to the epochs its worker process ran,
+in one connected tree. The gateway passes its submit span's ``traceparent`` with
+``q_submit``; the kernel gives the worker's spans back in the tenant's feed, and the
+gateway's follower exports them under its ``qmk.run`` span (docs/http.md)."""
 
 from __future__ import annotations
 
@@ -24,8 +22,8 @@ SHOTS, SEED = 300, 8
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """The module's server, serving HTTP in the kernel's process (module docstring)."""
-    started = HttpServer(tmp_path_factory.mktemp("qmk-http"), extra=("--gateway", "inline"))
+    """The module's server, serving HTTP from its gateway process (module docstring)."""
+    started = HttpServer(tmp_path_factory.mktemp("qmk-http"))
     yield started.start()
     assert started.stop() == 0, started.output()
 

@@ -12,9 +12,11 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from qmk import serve as kernel_entry
 from qmk.cli import main as qmk_main
+from support.kernel import config_toml
 
 
 def test_the_entry_takes_the_options_of_qmk_serve() -> None:
@@ -52,3 +54,24 @@ def test_qmk_serve_becomes_the_entry_in_its_own_process() -> None:
         "QW011 bad-option: qmk serve: the following arguments are required: --config "
         "(see qmk serve --help)\n"
     )
+
+
+def test_a_machine_physics_the_qec_layer_refuses_stops_qmk_serve_with_the_key_named(
+    tmp_path: Path,
+) -> None:
+    # the kernel reads its config without the QEC layer: its planner checks the physics
+    # as it derives the machine, and the entry says the same one coded line, exit 2
+    config = tmp_path / "k.toml"
+    config.write_text(config_toml(machine={"noise_model": "hot(p=1)"}))
+    where = ["--socket", str(tmp_path / "k.sock"), "--data-dir", str(tmp_path / "data")]
+    done = subprocess.run(
+        [sys.executable, "-m", "qmk.serve", "--config", str(config), *where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    # (after the workers' warnings of this host, if any)
+    said = done.stderr.splitlines()[-1]
+    assert said.startswith("QK101 bad-config: machine.noise_model: "), done.stderr
+    assert "unknown model 'hot'" in said

@@ -61,6 +61,7 @@ class SyscallMethods:
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
+        traceparent: str | None = None,
         *,
         session_id: str | None = None,
     ) -> replies.Job:
@@ -89,6 +90,10 @@ class SyscallMethods:
                 (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
+            traceparent: string | null; the W3C traceparent of the caller's span: the job's worker
+                records its spans (qmk.worker and below) and the kernel gives them in the tenant's
+                feed (q_events, event spans) before the job's final state; null: untraced (default
+                null)
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
@@ -102,6 +107,7 @@ class SyscallMethods:
                 "idempotency_key": idempotency_key,
                 "target": target,
                 "wait_ms": wait_ms,
+                "traceparent": traceparent,
             },
         )
         return replies.Job.from_json(reply)
@@ -593,6 +599,7 @@ class SyscallMethods:
         after: int | None = None,
         limit: int = 4096,
         wait_ms: int | None = None,
+        after_sub: int = 0,
         *,
         session_id: str | None = None,
     ) -> replies.Events:
@@ -600,7 +607,7 @@ class SyscallMethods:
         checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
         wait for the first.
 
-        Returns: Events {tenant, events, cursor, dropped}.
+        Returns: Events {tenant, events, cursor, cursor_sub, dropped}.
 
         Args:
             after: integer | null; the cursor of the reply before (an audit seq); null: from now,
@@ -608,6 +615,9 @@ class SyscallMethods:
             limit: integer; at most this many records (1..4096) (default 4096)
             wait_ms: integer | null; wait up to this many ms for a record after the cursor
                 (0..31536000000); null: answer at once (default null)
+            after_sub: integer; with after, the records after that audit line already given: the
+                reply's cursor_sub (a device job's stream parts follow the line before them,
+                numbered sub 1, 2, ...); 0: none (default 0)
             session_id: the session to use; None: the client's own
         """
         reply = self._call(
@@ -617,6 +627,7 @@ class SyscallMethods:
                 "after": after,
                 "limit": limit,
                 "wait_ms": wait_ms,
+                "after_sub": after_sub,
             },
         )
         return replies.Events.from_json(reply)
@@ -815,6 +826,7 @@ class AsyncSyscallMethods:
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
+        traceparent: str | None = None,
         *,
         session_id: str | None = None,
     ) -> replies.Job:
@@ -843,6 +855,10 @@ class AsyncSyscallMethods:
                 (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
+            traceparent: string | null; the W3C traceparent of the caller's span: the job's worker
+                records its spans (qmk.worker and below) and the kernel gives them in the tenant's
+                feed (q_events, event spans) before the job's final state; null: untraced (default
+                null)
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
@@ -856,6 +872,7 @@ class AsyncSyscallMethods:
                 "idempotency_key": idempotency_key,
                 "target": target,
                 "wait_ms": wait_ms,
+                "traceparent": traceparent,
             },
         )
         return replies.Job.from_json(reply)
@@ -1351,6 +1368,7 @@ class AsyncSyscallMethods:
         after: int | None = None,
         limit: int = 4096,
         wait_ms: int | None = None,
+        after_sub: int = 0,
         *,
         session_id: str | None = None,
     ) -> replies.Events:
@@ -1358,7 +1376,7 @@ class AsyncSyscallMethods:
         checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
         wait for the first.
 
-        Returns: Events {tenant, events, cursor, dropped}.
+        Returns: Events {tenant, events, cursor, cursor_sub, dropped}.
 
         Args:
             after: integer | null; the cursor of the reply before (an audit seq); null: from now,
@@ -1366,6 +1384,9 @@ class AsyncSyscallMethods:
             limit: integer; at most this many records (1..4096) (default 4096)
             wait_ms: integer | null; wait up to this many ms for a record after the cursor
                 (0..31536000000); null: answer at once (default null)
+            after_sub: integer; with after, the records after that audit line already given: the
+                reply's cursor_sub (a device job's stream parts follow the line before them,
+                numbered sub 1, 2, ...); 0: none (default 0)
             session_id: the session to use; None: the client's own
         """
         reply = await self._call(
@@ -1375,6 +1396,7 @@ class AsyncSyscallMethods:
                 "after": after,
                 "limit": limit,
                 "wait_ms": wait_ms,
+                "after_sub": after_sub,
             },
         )
         return replies.Events.from_json(reply)

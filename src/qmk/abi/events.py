@@ -310,7 +310,7 @@ class JobWatch:
                 yield "result", await self._call("q_status", self._params), None
         elif event.event == "attest":  # a line of its own (qmk.kernel.security.attest)
             yield "progress", _attested(job_id, event), event.seq
-        else:
+        elif event.event != "spans":  # a worker's spans are a gateway tracer's record
             yield event.event, event.to_json(), event.seq
 
 

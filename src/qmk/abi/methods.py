@@ -361,6 +361,16 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     f"q_wait does (0..{defaults.MAX_TIMEOUT_MS}); null: answer once queued",
                     required=False,
                 ),
+                _p(
+                    "traceparent",
+                    S,
+                    NULL,
+                    doc="the W3C traceparent of the caller's span: the job's worker records "
+                    "its spans (qmk.worker and below) and the kernel gives them in the "
+                    "tenant's feed (q_events, event spans) before the job's final state; "
+                    "null: untraced",
+                    required=False,
+                ),
                 wait="wait_ms",
             ),
             _method(
@@ -643,6 +653,15 @@ METHODS: Mapping[str, MethodSpec] = MappingProxyType(
                     doc="wait up to this many ms for a record after the cursor "
                     f"(0..{defaults.MAX_TIMEOUT_MS}); null: answer at once",
                     required=False,
+                ),
+                _p(
+                    "after_sub",
+                    INT,
+                    doc="with after, the records after that audit line already given: the "
+                    "reply's cursor_sub (a device job's stream parts follow the line before "
+                    "them, numbered sub 1, 2, ...); 0: none",
+                    required=False,
+                    default=0,
                 ),
                 wait="wait_ms",
             ),

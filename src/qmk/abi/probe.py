@@ -213,6 +213,9 @@ class KernelSnapshot:
             none waits).
         webhook_dead_letters: webhooks refused at every attempt (DEAD), until replayed.
         machine: the shared machine's figures (None: not known).
+        server_restarts: how many times ``qmk serve`` replaced each user-mode server
+            that ended (a gateway killed or crashed), by server (``http``, ``grpc``);
+            empty where it supervises none.
     """
 
     jobs: Mapping[tuple[str, str], int]
@@ -236,6 +239,7 @@ class KernelSnapshot:
     webhook_oldest_s: float = 0.0
     webhook_dead_letters: int = 0
     machine: MachineFacts | None = None
+    server_restarts: Mapping[str, int] = field(default_factory=dict)
 
 
 def snapshot_json(snap: KernelSnapshot, label: Callable[[str], str]) -> dict[str, Any]:
@@ -266,6 +270,8 @@ def snapshot_json(snap: KernelSnapshot, label: Callable[[str], str]) -> dict[str
             facts["tenant_shares"] = {label(t): v for t, v in value.tenant_shares.items()}
             facts["jobs"], facts["utilization"] = dict(value.jobs), dict(value.utilization)
             value = facts
+        elif name == "server_restarts":
+            value = dict(sorted(value.items()))
         data[name] = value
     return data
 

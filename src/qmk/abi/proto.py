@@ -37,7 +37,8 @@ The rules, each applied to every row of the table:
 >>> [f"{f.label} {f.type} {f.name}".strip() for f in message("SubmitRequest").fields]
 ['optional string program', 'optional string format', 'optional int64 shots', \
 'optional int64 seed', 'google.protobuf.Struct policy', \
-'optional string idempotency_key', 'optional string target', 'optional int64 wait_ms']
+'optional string idempotency_key', 'optional string target', 'optional int64 wait_ms', \
+'optional string traceparent']
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ class KernelSyscalls(Protocol):
         idempotency_key: str | None = None,
         target: str = "logical",
         wait_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> replies.Job:
         """Verify, admit and queue a program on a target; refusals come back at once; with wait_ms,
         the job once final (or as it is when wait_ms passes), as q_wait answers it: one request for
@@ -77,6 +78,10 @@ class KernelSyscalls(Protocol):
                 (docs/kernel.md) (default "logical")
             wait_ms: integer | null; wait up to this many ms for the job to be final and answer it
                 as q_wait does (0..31536000000); null: answer once queued (default null)
+            traceparent: string | null; the W3C traceparent of the caller's span: the job's worker
+                records its spans (qmk.worker and below) and the kernel gives them in the tenant's
+                feed (q_events, event spans) before the job's final state; null: untraced (default
+                null)
         """
 
     async def q_status(
@@ -468,12 +473,13 @@ class KernelSyscalls(Protocol):
         after: int | None = None,
         limit: int = 4096,
         wait_ms: int | None = None,
+        after_sub: int = 0,
     ) -> replies.Events:
         """The tenant's own audit records (its jobs' transitions, capability decisions, channels,
         checkpoints) after a cursor, oldest first: the event feed of GET /v1/events; with wait_ms,
         wait for the first.
 
-        Returns: Events {tenant, events, cursor, dropped}.
+        Returns: Events {tenant, events, cursor, cursor_sub, dropped}.
 
         Args:
             session_id: string; the session from q_negotiate_caps
@@ -482,6 +488,9 @@ class KernelSyscalls(Protocol):
             limit: integer; at most this many records (1..4096) (default 4096)
             wait_ms: integer | null; wait up to this many ms for a record after the cursor
                 (0..31536000000); null: answer at once (default null)
+            after_sub: integer; with after, the records after that audit line already given: the
+                reply's cursor_sub (a device job's stream parts follow the line before them,
+                numbered sub 1, 2, ...); 0: none (default 0)
         """
 
     async def q_audit(

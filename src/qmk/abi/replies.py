@@ -352,10 +352,14 @@ class Events(Reply, frozen=True, kw_only=True):
     event feed a gateway streams as ``GET /v1/events``."""
 
     tenant: str
-    #: Each record as an event: ``{seq, ts, event, tenant, job_id, state, record}``.
+    #: Each record as an event: ``{seq, sub, ts, event, tenant, job_id, state, record}``
+    #: (``sub``: 0 for an audit line, 1, 2, ... for the records that follow the line
+    #: ``seq`` and are not audit lines: a device job's stream parts).
     events: list[dict[str, Any]]
     #: The next call's ``after``: the last record given, or the kernel's newest when none.
     cursor: int
+    #: The next call's ``after_sub``: the ``sub`` of that record.
+    cursor_sub: int = 0
     #: Records (of any tenant) after the cursor that the kernel no longer holds: some of
     #: the tenant's may be among them (0: none lost).
     dropped: int

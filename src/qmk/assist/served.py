@@ -3,33 +3,29 @@ kernel's assistant pool, never in the kernel's own process.
 
 The kernel (:mod:`qmk.kernel.admit.assist`) admits, rates and audits the question, then
 hands :func:`answer` to its assistant pool (:func:`~qmk.kernel.pools.workers.assistant_pool`).
-Here the model's loop runs, with its network calls, and so does every tool's program
-work (reading, lowering, verifying, estimating). What only the kernel may do, the tools
-ask it over the task's line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`), as plain data:
+Here the model's loop runs, with its network calls. The tools' program work (reading,
+lowering, verifying, estimating) does not: the process that holds the network never
+reads a program. Each tool call goes to the kernel over the task's line
+(:meth:`~qmk.kernel.pools.pool.TaskLink.ask`), as plain data:
 
-- ``{"check": what}``: may the tenant spend CPU now (its ``cpu_s_per_s`` budget)? The
-  answer is ``{}`` or ``{"error": ...}``, a coded refusal raised here;
-- ``{"spend": seconds}`` (a note, no answer): the CPU a tool's work took here, charged to
-  the tenant as if the kernel's threads had spent it;
-- ``{"run": {...}}``: ``run``'s program, read here, submitted by the kernel as the
-  caller's job (its session, through the door), waited for; the answer is the tool's
-  result or ``{"error": ...}``;
+- ``{"tool": {"name", "args"}}``: the kernel checks the tenant's CPU budget, runs the
+  call in its planner process (:func:`qmk.assist.tools.planned`: confined, no network),
+  charges its CPU, and for ``run`` submits the program as the caller's job and waits
+  for it. The answer is ``{"result": ...}`` or ``{"error": ...}``, a coded refusal
+  raised here (the tool's result then says it, as any refusal);
 - ``{"audit": fields}`` (a note): a step, for the kernel's audit log.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from qmk.assist.advice import advice
 from qmk.assist.backends import Settings
 from qmk.assist.loop import assist
 from qmk.assist.tools import Context
 from qmk.errors import QMKError
-
-T = TypeVar("T")
 
 
 class Line(Protocol):
@@ -58,8 +54,7 @@ def answer(line: Line, question: dict[str, Any]) -> dict[str, Any]:
         file_name="program",
         limits=question["limits"],
         max_shots=question["max_shots"],
-        compute=kernel.compute,
-        runner=kernel.run,
+        remote=kernel.tool,
     )
     settings = Settings(**question["settings"])
     if not settings.configured:
@@ -82,33 +77,10 @@ class _Kernel:
     def __init__(self, ask: Callable[[Any], Any], tell: Callable[[Any], None]) -> None:
         self.ask, self.tell = ask, tell
 
-    def _check(self, what: str) -> None:
-        _raise(self.ask({"check": what}))
-
-    def _measured(self, work: Callable[[], T]) -> tuple[T, float]:
-        began = time.thread_time()
-        try:
-            return work(), time.thread_time() - began
-        except BaseException:
-            self.tell({"spend": time.thread_time() - began})
-            raise
-
-    def compute(self, work: Callable[[], T]) -> T:
-        """``work()`` here, once the tenant's budget allows it, its CPU charged to it
-        (refused at once while the budget is spent: ``QS1006``, ``limit: "cpu_s_per_s"``)."""
-        self._check("the assistant's tool")
-        result, spent = self._measured(work)
-        self.tell({"spend": spent})
-        return result
-
-    def run(self, lower: Callable[[], dict[str, Any]], shots: Any, seed: Any) -> dict[str, Any]:
-        """``run``'s program read here (``lower``), then run by the kernel as the
-        caller's job: its result, or a coded refusal. The reading is charged once the
-        job's submit has answered, as the door charges a wire's program text, so the
-        submit's own budget check never refuses it for its own reading."""
-        self._check("reading program text")
-        graph, spent = self._measured(lower)
-        reply = self.ask({"run": {"graph": graph, "shots": shots, "seed": seed, "spent": spent}})
+    def tool(self, name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Tool ``name`` with ``args``, run by the kernel in its planner process (``run``:
+        as the caller's job): its result, or the kernel's coded refusal raised."""
+        reply = self.ask({"tool": {"name": name, "args": dict(args)}})
         _raise(reply)
         result: dict[str, Any] = reply["result"]
         return result

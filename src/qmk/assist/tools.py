@@ -8,12 +8,13 @@ error), never an exception, so the finding goes back to the model. ``run`` is sm
 by construction: at most :attr:`Context.max_shots` shots, ideal logical qubits (noise
 off), and the caller's limits on program size.
 
-Where the work happens is the caller's (:class:`Context`): ``compute`` runs each tool's
-program work (reading, lowering within ``limits.max_nodes`` before a loop unrolls,
-verifying, estimating) and ``runner`` runs ``run``'s program. By default both are here,
-in this process (``qmk assist`` on the user's own machine); a kernel passes its tenant's
-CPU-budget threads and the caller's own jobs (:mod:`qmk.kernel.admit.assist`), so a tool call
-is admitted, limited and metered as any submit of that tenant is.
+Where the work happens is the caller's (:class:`Context`): by default here, in this
+process (``qmk assist`` on the user's own machine, ``run`` in-process on ideal qubits).
+A kernel's assistant passes ``remote``: each call then runs whole in the kernel's planner
+process (:func:`planned`: confined, without the network the model's process needs), its
+CPU charged to the tenant, and ``run``'s program becomes the caller's own job, so a tool
+call is admitted, limited and metered as any submit of that tenant is
+(:mod:`qmk.kernel.admit.assist`).
 
 >>> ctx = Context()
 >>> head = 'OPENQASM 3.0;\\ninclude "stdgates.inc";\\nqubit[2] q;\\n'
@@ -26,10 +27,11 @@ True
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard
 
 from qmk import defaults
 from qmk.errors import QMKError
@@ -45,20 +47,9 @@ PROGRAM_ARG: Mapping[str, Any] = MappingProxyType(
 )
 
 
-T = TypeVar("T")
-
-#: ``run``'s program handed to :attr:`Context.runner`: the work that reads and lowers it
-#: to its QVM JSON (the runner runs it where program work is charged: a kernel's CPU
-#: budget, charged once the job's own submit has answered, as the door charges a wire's
-#: program text), the shots, the seed (as the model gave them: the runner checks them; a
-#: seed None is drawn); the tool's result back (``job_id``, ``counts``...) or a coded
-#: refusal raised.
-Runner = Callable[[Callable[[], dict[str, Any]], Any, Any], dict[str, Any]]
-
-
-def here(work: Callable[[], T]) -> T:
-    """Program work run in the calling thread (the default :attr:`Context.compute`)."""
-    return work()
+#: A tool call run elsewhere (:attr:`Context.remote`): the tool's name and arguments to its
+#: result, a coded refusal raised.
+Remote = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,25 +62,22 @@ class Context:
         limits: the size limits of a program (``max_nodes`` also caps OpenQASM's loops
             before they unroll).
         max_shots: ``run``'s shot cap.
-        compute: runs a tool's program work and returns its answer (default: here).
-        runner: runs ``run``'s verified-to-be program as a job (None: here, in-process,
-            on ideal qubits).
+        remote: runs each tool call whole elsewhere (None: here, ``run`` in-process on
+            ideal qubits).
     """
 
     file_text: str | None = None
     file_name: str | None = None
     limits: Limits = field(default_factory=Limits)
     max_shots: int = defaults.ASSIST_MAX_SHOTS
-    compute: Callable[[Callable[[], Any]], Any] = here
-    runner: Runner | None = None
+    remote: Remote | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Tool:
     """One tool: its name, what it does (for the model), its JSON Schema, its function,
-    and whether it runs a job (``job``: it places its own work, through
-    :attr:`Context.compute` and :attr:`Context.runner`; any other tool's function runs
-    whole in ``compute``)."""
+    and whether it runs a job (``job``: under a kernel its program becomes the caller's
+    own job, :func:`planned`)."""
 
     name: str
     description: str
@@ -220,18 +208,21 @@ def _plan(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 def _run(args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The ``run`` tool: the machine's defaults (:meth:`RunRequest.build`'s checks, a
     seed drawn and reported when the model names none), with the shots capped at
-    :attr:`Context.max_shots` and noise off; in-process here, or the caller's job
-    through :attr:`Context.runner` (which lowers the program where it charges such work;
-    the job's admission checks the rest)."""
+    :attr:`Context.max_shots` and noise off, in-process (under a kernel the caller's job:
+    :func:`planned`)."""
+    shots, seed = _shots_and_seed(args, ctx)
+    return _run_here(args, ctx, shots, seed)
+
+
+def _shots_and_seed(args: Mapping[str, Any], ctx: Context) -> tuple[Any, Any]:
+    """``run``'s shots (at most :attr:`Context.max_shots`) and seed, as the model gave
+    them (the run checks them further; a seed None is drawn)."""
     from qmk.frontends.errors import FrontendError
 
     shots = args.get("shots", min(defaults.SHOTS, ctx.max_shots))
     if isinstance(shots, int) and not isinstance(shots, bool) and shots > ctx.max_shots:
         raise FrontendError.of("bad-value", f"shots: at most {ctx.max_shots}, got {shots}")
-    seed = args.get("seed")
-    if ctx.runner is not None:
-        return ctx.runner(lambda: _graph(args, ctx).to_json(), shots, seed)
-    return dict(ctx.compute(lambda: _run_here(args, ctx, shots, seed)))
+    return shots, args.get("seed")
 
 
 def _run_here(args: Mapping[str, Any], ctx: Context, shots: Any, seed: Any) -> dict[str, Any]:
@@ -310,11 +301,45 @@ def call(name: str, args: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     if tool is None:
         return {"ok": False, "code": "unknown-tool", "error": f"no tool {name!r}: {sorted(TOOLS)}"}
     try:
-        if tool.job:  # it places its own work: the lowering in compute, the run as a job
-            return tool.fn(args, ctx)
-        return dict(ctx.compute(lambda: tool.fn(args, ctx)))
-    except QMKError as exc:
-        refusal = {"ok": False, "code": exc.code, "error": str(exc)}
-        return {**refusal, "details": dict(exc.details)} if exc.details else refusal
-    except (MemoryError, RecursionError) as exc:
+        return ctx.remote(name, args) if ctx.remote is not None else tool.fn(args, ctx)
+    except REFUSALS as exc:
+        return refusal(exc)
+
+
+#: What a tool's work raises that its result says as data (:func:`refusal`).
+REFUSALS = (QMKError, MemoryError, RecursionError)
+
+
+def refusal(exc: QMKError | MemoryError | RecursionError) -> dict[str, Any]:
+    """A tool's result for ``exc``: QMK's coded refusal, or a program too large to hold."""
+    if not isinstance(exc, QMKError):
         return {"ok": False, "code": "too-large", "error": f"the program is too large: {exc!r}"}
+    refused = {"ok": False, "code": exc.code, "error": str(exc)}
+    return {**refused, "details": dict(exc.details)} if exc.details else refused
+
+
+def planned(
+    link: Any,
+    name: str,
+    args: Mapping[str, Any],
+    file_text: str | None,
+    limits: Limits,
+    max_shots: int,
+) -> dict[str, Any]:
+    """Tool ``name`` for a kernel's assistant, run in the kernel's planner process
+    (``link``: its task's line, unused): ``{"result": ...}``, or for ``run`` its program
+    lowered, ``{"run": {"graph", "shots", "seed"}}``, which the kernel submits as the
+    caller's job; with ``cpu_s``, this process's CPU for it (charged to the tenant)."""
+    ctx = Context(file_text=file_text, file_name="program", limits=limits, max_shots=max_shots)
+    began = time.thread_time()
+    answer: dict[str, Any]
+    tool = TOOLS.get(name)
+    if tool is not None and tool.job:
+        try:
+            shots, seed = _shots_and_seed(args, ctx)
+            answer = {"run": {"graph": _graph(args, ctx).to_json(), "shots": shots, "seed": seed}}
+        except REFUSALS as exc:
+            answer = {"result": refusal(exc)}
+    else:
+        answer = {"result": call(name, args, ctx)}
+    return {**answer, "cpu_s": time.thread_time() - began}

@@ -255,7 +255,7 @@ def _table(runs: dict[str, PolicyRun | Refused], base: Baseline | None = None) -
                 f"{data['speedup_vs_exclusive']:.2f}x",
                 error_text(data["mean_idle_logical_error"]),
                 error_text(data["max_idle_logical_error"]),
-                f"{worst_over_budget(run.records, run.machine.logical_error_rate):.2g}",
+                f"{worst_over_budget(run.records):.2g}",
             )
         )
     if any(row[9].startswith("(") for row in rows[1:]):
@@ -288,7 +288,7 @@ def _speedup(base: Baseline | None, run: PolicyRun) -> str:
     speedup = _fastest_speedup(base, run)
     if speedup is None:
         return "-"
-    if worst_over_budget(run.records, run.machine.logical_error_rate) > 1.0:
+    if worst_over_budget(run.records) > 1.0:
         return f"({speedup:.2f}x)"
     return f"{speedup:.2f}x"
 

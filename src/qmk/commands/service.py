@@ -153,6 +153,9 @@ def _job_text(job: Job) -> str:
     error = job.error
     if error is not None:
         lines.append(f"  error: {error.code} {error.name}: {error.message}")
+    machine = job.machine
+    if isinstance(machine, Mapping):
+        lines.append(_machine_line(machine))
     result = job.result
     if result:
         lines.append(_outcomes_line(result))
@@ -162,6 +165,21 @@ def _job_text(job: Job) -> str:
 
             lines.append(summary(result, int(result.get("shots") or 1)).rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+def _machine_line(machine: Mapping[str, Any]) -> str:
+    """A job's schedule on the shared machine in one line: its cycles, tiles, waits by
+    cause, its stops at fences and the idle error its waits added (docs/machine.md)."""
+    waits = ", ".join(f"{cause} {n}" for cause, n in machine.get("wait_cycles", {}).items() if n)
+    stops = machine.get("preemptions", 0)
+    error = float(machine.get("idle_logical_error", 0.0))
+    return (
+        f"  machine: cycles {machine.get('arrival_cycle')} arrived, "
+        f"{machine.get('start_cycle')} started, {machine.get('end_cycle')} ended; "
+        f"{machine.get('tiles')} tiles on module {machine.get('module')}; "
+        f"waited {waits or 'nothing'}; preempted {stops} time{'' if stops == 1 else 's'}; "
+        f"idle error {error if error >= 1e-15 else 0:.3g}"
+    )
 
 
 def _outcomes_line(result: Mapping[str, Any]) -> str:

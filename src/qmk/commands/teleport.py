@@ -97,7 +97,15 @@ def teleported(args: argparse.Namespace, graph: Graph) -> Any:
         PlacementError: a bad placement, or one the modules cannot hold.
         VerificationError: the program does not verify.
     """
-    from qmk.abi.errors import CommandError
+    if args.modules is None and args.placement is None:
+        for dest in ("module_qubits", "link_fidelity", "link_latency_ns"):
+            if getattr(args, dest) is not None:
+                from qmk.abi.errors import CommandError
+
+                flag = "--" + dest.replace("_", "-")
+                # bad usage of the command (exit 2), not a finding about the program
+                raise CommandError.of("bad-option", f"{flag} needs --modules or --placement")
+        return None  # (before the imports below: a plain run loads no placement code)
     from qmk.qvm.errors import PlacementError
     from qmk.qvm.teleport import (
         auto_placement,
@@ -109,13 +117,6 @@ def teleported(args: argparse.Namespace, graph: Graph) -> Any:
     )
     from qmk.qvm.verify import verify
 
-    if args.modules is None and args.placement is None:
-        for dest in ("module_qubits", "link_fidelity", "link_latency_ns"):
-            if getattr(args, dest) is not None:
-                flag = "--" + dest.replace("_", "-")
-                # bad usage of the command (exit 2), not a finding about the program
-                raise CommandError.of("bad-option", f"{flag} needs --modules or --placement")
-        return None
     verify(graph)
     capacities = None
     if args.modules is not None:

@@ -24,20 +24,19 @@ syndrome bits per second. :meth:`LogicalMachine.health` reports them at an epoch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
 from qmk.devices.hal import Capabilities, Health, Inventory, Module
 from qmk.devices.schedule import MIXED_PAIR_FIDELITY as MIXED_PAIR_FIDELITY
 from qmk.devices.schedule import FaultSchedule as FaultSchedule
-from qmk.qec.codes import scheme_for
 from qmk.qec.errors import QECError
-from qmk.qec.logical import LogicalModel, logical_model
-from qmk.qec.noise import parse_noise_model
-from qmk.qec.params import qubit_params
 from qmk.qec.values import Calibration, QubitParams
 from qmk.qvm.ops import OPS
 from qmk.qvm.profiles import FAMILIES
+
+if TYPE_CHECKING:
+    from qmk.qec.logical import LogicalModel
 
 
 def split_modules(physical_qubits: int, modules: int) -> tuple[int, ...]:
@@ -58,8 +57,10 @@ class LogicalMachine:
         calibration: a fitted (a, p*) for the profiles of its family.
         faults: the fault schedule.
 
-    Raises:
-        QECError: a profile, qubit set, noise model or calibration the QEC layer refuses.
+    Its values are not checked as it is made: the kernel's are checked before
+    (:func:`qmk.kernel.config.check_machine`), in its planner process, and the QEC layer,
+    which the kernel process does not hold, loads where a model is asked of the machine
+    (:meth:`model`, its status). A value the QEC layer refuses raises there.
     """
 
     kind = "simulated-logical"
@@ -84,7 +85,6 @@ class LogicalMachine:
         self.calibration = calibration
         self.down: dict[int, int] = {}  # module id -> the epoch it failed at
         self.calibrations = 0  # how many ingests so far
-        self.model()  # refuse values the QEC layer refuses, now
 
     # ------------------------------------------------------------------ the HAL
 
@@ -98,6 +98,8 @@ class LogicalMachine:
         return max((c for i, c in enumerate(self.capacities) if i not in self.down), default=0)
 
     def inventory(self) -> Inventory:
+        from qmk.qec.params import qubit_params
+
         modules = tuple(
             Module(
                 module_id=i,
@@ -115,6 +117,9 @@ class LogicalMachine:
         )
 
     def capabilities(self) -> Capabilities:
+        from qmk.qec.codes import scheme_for
+        from qmk.qec.params import qubit_params
+
         params = qubit_params(self.qubit)
         families = []
         for family in FAMILIES:
@@ -142,6 +147,8 @@ class LogicalMachine:
                 calibration that is not for the machine's profile on its qubits; the QEC
                 layer's own errors (e.g. ``QC106`` above threshold) for values it refuses.
         """
+        from qmk.qec.params import qubit_params
+
         if calibration is None and qubit is None:
             raise QECError.of("bad-parameter", "calibrate: give a calibration or qubit parameters")
         new_qubit = self.qubit if qubit is None else qubit
@@ -230,6 +237,9 @@ class LogicalMachine:
         calibration: Calibration | None,
         factor: float,
     ) -> LogicalModel:
+        from qmk.qec.logical import logical_model
+        from qmk.qec.noise import parse_noise_model
+
         text = self._noise_text(factor)
         noise = None if text is None else parse_noise_model(text)
         return logical_model(profile, qubit, noise=noise, calibration=calibration)

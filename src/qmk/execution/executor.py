@@ -86,7 +86,16 @@ from qmk.execution.request import (
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.stacked import MAX_QUBITS as STACK_QUBITS
 from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
-from qmk.execution.trajectories import Control, Observed, OpColumns, Progress, Runner
+from qmk.execution.trajectories import (
+    KIND_CODE,
+    KINDS,
+    Control,
+    Observed,
+    OpColumns,
+    Progress,
+    Runner,
+    kinds_in,
+)
 from qmk.execution.trajectories import observed as observed_ops
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
@@ -228,6 +237,9 @@ _GATE_OP, _ALLOC_OP, _MID_OP = 1, 2, 3
 _ROLE = {"gate": _GATE_OP, "cond": _GATE_OP, "alloc": _ALLOC_OP} | dict.fromkeys(
     _MID_CIRCUIT, _MID_OP
 )
+#: :data:`_ROLE` by micro-op kind code (:data:`~qmk.execution.trajectories.KINDS`).
+_ROLE_OF_CODE = np.array([_ROLE.get(kind, 0) for kind in KINDS], dtype=np.uint8)
+_MID_CODES = kinds_in(_MID_CIRCUIT)
 
 
 class _GateStream:
@@ -242,7 +254,7 @@ class _GateStream:
     __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
     def __init__(self, ops: OpColumns) -> None:
-        roles = np.frombuffer(bytes(map(_ROLE.get, ops.kinds, itertools.repeat(0))), np.uint8)
+        roles = _ROLE_OF_CODE[ops.kinds]
         is_gate = roles == _GATE_OP
         # the gates applied, numbered afresh: ``names`` holds those alone
         applied = ops.gates[is_gate]
@@ -384,7 +396,7 @@ def workload(
     noiseless = noiseless_ops(plan)
     columns, tail = noiseless.columns, noiseless.tail
     kinds = columns.kinds[:tail]
-    mid = sum(map(kinds.count, _MID_CIRCUIT))  # (a C scan a kind, not a call a micro-op)
+    mid = int(np.count_nonzero(_MID_CODES[kinds]))
     splits = _splitting(noiseless.ops[:tail]) if mid else 0
     features = _gate_features(columns)
     if plan.noise:
@@ -417,7 +429,7 @@ def workload(
         batchable=batchable,
         terminal=bool(trajectories)
         and not mid
-        and "fence" not in kinds
+        and not (kinds == KIND_CODE["fence"]).any()
         and _held_exactly(plan, qubits),
         stacked=trajectories > 1 and stack_of(plan) is not None,
         **features,

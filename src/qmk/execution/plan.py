@@ -43,6 +43,7 @@ import msgspec
 import numpy as np
 
 from qmk.engines.gates import GATES
+from qmk.execution import asap
 from qmk.execution.locations import LocationRows, Locations
 from qmk.execution.request import canonical_profile
 from qmk.qvm.columns import spread
@@ -719,69 +720,19 @@ def _run_gates(
     walk: _Walk,
 ) -> float:
     """Schedule rows ``begin`` to ``stop`` (gates and measurements on one to three live
-    qubits) as the node walk does: each starts at the latest of the fence's time and its
-    qubits' clocks and ends its cycles later; the latest end so far. The rows' qubits
-    and cycles are read a block of rows at a time, so that the Python values the loop
-    reads stay small beside the columns."""
-    cycles_end = walk.cycles_end
-    for at in range(begin, stop, _SCHEDULE_BLOCK):
-        upto = min(at + _SCHEDULE_BLOCK, stop)
-        block = qubits[at:upto]
-        first, second, third = (block[:, k].tolist() for k in range(3))
-        cycles_end = _schedule_block(
-            clock,
-            first,
-            second,
-            third,
-            cycles[at:upto].tolist(),
-            timing,
-            at,
-            walk.fence_time,
-            cycles_end,
-        )
-    return cycles_end
+    qubits) as the node walk does (:func:`qmk.execution.asap.schedule`): each starts at
+    the latest of the fence's time and its qubits' clocks and ends its cycles later; the
+    latest end so far."""
+    return asap.schedule(
+        clock,
+        qubits[begin:stop],
+        cycles[begin:stop],
+        timing,
+        begin,
+        walk.fence_time,
+        walk.cycles_end,
+    )
 
-
-def _schedule_block(
-    clock: list[float],
-    first: list[int],
-    second: list[int],
-    third: list[int],
-    cycles: list[float],
-    timing: tuple[array[float], array[float]],
-    offset: int,
-    fence_time: float,
-    cycles_end: float,
-) -> float:
-    """:func:`_run_gates` of one block of rows (row ``offset + k`` is item ``k``)."""
-    starts, ends = timing
-    row = offset
-    for a, b, c, spent in zip(first, second, third, cycles, strict=True):
-        start = clock[a]
-        if start < fence_time:
-            start = fence_time
-        if b >= 0:
-            at = clock[b]
-            if at > start:
-                start = at
-            if c >= 0 and clock[c] > start:
-                start = clock[c]
-        end = start + spent
-        clock[a] = end
-        if b >= 0:
-            clock[b] = end
-            if c >= 0:
-                clock[c] = end
-        starts[row] = start
-        ends[row] = end
-        row += 1
-        if end > cycles_end:
-            cycles_end = end
-    return cycles_end
-
-
-#: Rows :func:`_run_gates` reads into Python values at a time.
-_SCHEDULE_BLOCK = 1 << 16
 
 _FENCE_CODE = list(OPS).index("FENCE_EPOCH")
 #: The ops the plan walk takes a node at a time (:func:`_plan_rows`).

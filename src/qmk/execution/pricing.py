@@ -7,7 +7,8 @@ kernel sends the program's text and the job's physics here, in a planner process
 own (:class:`qmk.kernel.admit.planner.Planner`), and gets back plain figures. A refusal
 comes back as its code and message: the kernel words it. What these functions return is
 plain data (dicts, lists, strings and numbers): the kernel reads a worker's answer as
-nothing else, and makes :class:`Priced`, :class:`Refused` and the footprint of it.
+nothing else, and makes :class:`~qmk.execution.priced.Priced`,
+:class:`~qmk.execution.priced.Refused` and the footprint of it.
 
 The planner is capped at a worker's memory for its own sake; that cap is not the room of
 the worker that will run the job. So the router routes here without the address cap of
@@ -17,10 +18,11 @@ this process (:func:`planning_limits`), and a worker's memory is priced by ``max
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import QMKError
+from qmk.execution.priced import Priced, Refused
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.verify import FoldedProgram, VerifiedProgram, verify_folded
 
@@ -28,32 +30,6 @@ if TYPE_CHECKING:
     from qmk.engines.limits import WorkerLimits
     from qmk.execution.footprint import Footprint
     from qmk.execution.request import RunRequest
-
-
-@dataclass(frozen=True, slots=True)
-class Priced:
-    """A program's plan, as admission reads it (or the refusal of planning it)."""
-
-    #: Peak physical qubits of the plan (0 with an error).
-    peak_physical_qubits: int = 0
-    #: The plan's code profiles, and those its calibration is for.
-    profiles: tuple[str, ...] = ()
-    calibrated_profiles: tuple[str, ...] = ()
-    #: The engine the router chose, its precision, and the most qubits it holds in
-    #: ``max_bytes`` of a worker.
-    engine: str = ""
-    precision: str | None = None
-    capacity: int = 0
-    #: A refusal's stable code and message (None: planned).
-    error_code: str | None = None
-    error_message: str = ""
-    #: Syndrome bits per second the plan's logical qubits ask of the decoders at its
-    #: peak (:func:`qmk.execution.plan.decoder_load`): the device's decoder load while
-    #: the job runs, where ``[faults]`` gives the decoders a capacity.
-    decoder_bits_per_s: float = 0.0
-    #: The physics argument the refusal is about (``"engine"``: a name the registry does
-    #: not know); None: the program's.
-    error_key: str | None = None
 
 
 def price(
@@ -87,6 +63,7 @@ def price(
     from qmk.engines.registry import max_qubits, spec
     from qmk.execution.executor import route_plan
     from qmk.execution.plan import build_plan, decoder_load
+    from qmk.qec.logical import logical_model
     from qmk.qec.noise import parse_noise_model
 
     if engine is not None:
@@ -97,18 +74,21 @@ def price(
             return {"priced": asdict(refused)}
     try:
         program = _verified(text, max_unrolled_nodes)
+        model = None if not noise or noise_model is None else parse_noise_model(noise_model)
         plan = build_plan(
             program.turn if isinstance(program, FoldedProgram) else program,
             noise=noise,
             qubit=qubit,
             default_profile=profile,
-            noise_model=None
-            if not noise or noise_model is None
-            else parse_noise_model(noise_model),
+            noise_model=model,
             calibration=calibration,
         )
         choice, _ = route_plan(plan, engine, precision=precision, limits=planning_limits())
         capacity = max_qubits(choice.engine, choice.precision, max_bytes=max_bytes)
+        rates = {
+            p: logical_model(p, qubit, noise=model, calibration=calibration).logical_error_per_cycle
+            for p in plan.profiles
+        }
     except QMKError as exc:
         return {"priced": asdict(Priced(error_code=exc.code, error_message=exc.message))}
     priced = Priced(
@@ -119,6 +99,7 @@ def price(
         precision=choice.precision,
         capacity=capacity,
         decoder_bits_per_s=decoder_load(plan, qubit, profile)[1],
+        logical_error_per_cycle=rates,
     )
     answer = {"priced": asdict(priced)}
     if place is not None:
@@ -132,15 +113,6 @@ def planning_limits() -> WorkerLimits:
     from qmk.engines.limits import WorkerLimits
 
     return replace(WorkerLimits.read(), address_cap=None)
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A target's refusal of a program, as plain values (it crosses a process)."""
-
-    code: str
-    message: str
-    details: dict[str, Any]
 
 
 def footprint(

@@ -38,8 +38,9 @@ import itertools
 import math
 import operator
 from array import array
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import msgspec
@@ -50,7 +51,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import GATE_OF, Call, Plan, PlanStep, PlanSteps, spread
+from qmk.execution.plan import GATE_OF, STEP_KINDS, Call, Plan, PlanStep, PlanSteps, spread
 from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
@@ -220,13 +221,14 @@ def _expanded(
 @dataclass(frozen=True, slots=True, eq=False)
 class OpColumns:
     """Micro-ops as the fields the router's gate features and :func:`tail_of` read, in
-    order: their kinds and guards, a list each, and numbers.
+    order: their guards (a list) and numbers.
 
-    ``gates`` is each micro-op's gate name as a code into ``gate_names`` ("" for none),
-    ``sizes`` each one's qubit count and ``ids`` all their qubits, one micro-op after
-    another, as indices into ``names``."""
+    ``kinds`` is each micro-op's kind as a code into :data:`KINDS` (numpy scans them,
+    where a list of names costs a string comparison an item), ``gates`` its gate name as
+    a code into ``gate_names`` ("" for none), ``sizes`` its qubit count and ``ids`` all
+    their qubits, one micro-op after another, as indices into ``names``."""
 
-    kinds: list[str]
+    kinds: np.ndarray
     guards: list[Guard | None]
     gates: np.ndarray
     gate_names: Sequence[str]
@@ -244,7 +246,7 @@ class OpColumns:
         gates = list(map(_GATE, ops))
         code = dict(zip(dict.fromkeys(gates), itertools.count()))
         return cls(
-            list(map(_KIND, ops)),
+            kind_codes(map(_KIND, ops), len(ops)),
             list(map(_GUARD, ops)),
             np.fromiter(map(code.__getitem__, gates), np.int64, len(gates)),
             list(code),
@@ -258,7 +260,8 @@ class OpColumns:
         if not isinstance(other, OpColumns):
             return NotImplemented
         return (
-            (self.kinds, self.guards) == (other.kinds, other.guards)
+            np.array_equal(self.kinds, other.kinds)
+            and self.guards == other.guards
             and [self.gate_names[c] for c in self.gates.tolist()]
             == [other.gate_names[c] for c in other.gates.tolist()]
             and np.array_equal(self.sizes, other.sizes)
@@ -269,9 +272,23 @@ class OpColumns:
     __hash__ = None  # type: ignore[assignment]
 
     def qubits(self) -> Callable[[int], list[int]]:
-        """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`)."""
-        ids, bounds = self.ids.tolist(), np.r_[0, np.cumsum(self.sizes)].tolist()
-        return lambda i: ids[bounds[i] : bounds[i + 1]]
+        """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`). It turns
+        the ids into Python values from the first micro-op it is asked for on (the
+        terminal measurements are read, not the gates before them)."""
+        bounds = np.r_[0, np.cumsum(self.sizes)]
+        held: dict[str, Any] = {"from": len(self.sizes) + 1}
+
+        def read(i: int) -> list[int]:
+            if i < held["from"]:
+                base = int(bounds[i])
+                held.update(
+                    {"from": i, "ids": self.ids[base:].tolist(), "at": (bounds[i:] - base).tolist()}
+                )
+            at, k = held["at"], i - held["from"]
+            result: list[int] = held["ids"][at[k] : at[k + 1]]
+            return result
+
+        return read
 
 
 class NoiselessOps:
@@ -306,8 +323,8 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     gate step's one micro-op taken from the step by the interpreter's iterators, the
     other steps' written by :func:`_step_ops` and placed among them."""
     steps = plan.steps
-    kinds = steps.kinds
-    gate = np.fromiter(map(operator.is_, kinds, _GATE_STEPS), bool, len(kinds))
+    op_codes, ops = steps.op_codes
+    gate = np.array([STEP_KINDS[op] is Exec.GATE for op in ops], dtype=bool)[op_codes]
     gates = int(gate.sum())  # (no node read for them: a plan's nodes may be made on read)
     gate_nodes = list(itertools.compress(steps.nodes, gate.tolist())) if plan.guarded else []
     ev = {name: i for i, name in enumerate(plan.events)}
@@ -339,8 +356,10 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     other_qubits = list(map(_QUBITS, others))
     from_gate = np.zeros(gates + len(others), dtype=bool)  # a gate step's micro-op
     from_gate[starts[gate]] = True
+    kind_of = np.full(len(from_gate), _GATE_KIND, dtype=np.uint8)
+    kind_of[~from_gate] = kind_codes(map(_KIND, others), len(others))
     columns = OpColumns(
-        placed(["gate"] * gates, list(map(_KIND, others))),
+        kind_of,
         placed(
             list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * gates,
             list(map(_GUARD, others)),
@@ -511,15 +530,16 @@ class Observed:
 
 def tail_start(ops: Sequence[MicroOp]) -> int:
     """Where the terminal-measurement suffix of ``ops`` begins (:func:`tail_of`)."""
-    return tail_of(list(map(_KIND, ops)), list(map(_GUARD, ops)), lambda i: ops[i].qubits)
+    kinds = kind_codes(map(_KIND, ops), len(ops))
+    return tail_of(kinds, list(map(_GUARD, ops)), lambda i: ops[i].qubits)
 
 
 def tail_of(
-    kinds: list[str], guards: list[Guard | None], qubits: Callable[[int], Sequence[Hashable]]
+    kinds: np.ndarray, guards: list[Guard | None], qubits: Callable[[int], Sequence[Hashable]]
 ) -> int:
-    """Where the terminal-measurement suffix of micro-ops of ``kinds`` and ``guards``
-    begins (their count when there is none); ``qubits(i)`` are micro-op ``i``'s, read
-    only from the first measurement a suffix could start at.
+    """Where the terminal-measurement suffix of micro-ops of ``kinds`` (codes into
+    :data:`KINDS`) and ``guards`` begins (their count when there is none); ``qubits(i)``
+    are micro-op ``i``'s, read only from the first measurement a suffix could start at.
 
     The suffix holds unguarded measurements of distinct qubits, frees, gates
     that either come before every measurement of their qubits (basis changes,
@@ -533,19 +553,17 @@ def tail_of(
     them end the program: no work is left to pause before, so they do not hold the
     terminal measurements back.
     """
-    end = len(kinds)  # (passes of the interpreter's here, not loops of ours)
-    while end > 0 and kinds[end - 1] in ("free", "fence"):
-        end -= 1
-    back = kinds[::-1]  # position p from the end: micro-op len - 1 - p
+    count = len(kinds)
+    ending = _ENDING[kinds]
+    end = count - int(np.argmin(ending[::-1])) if count and not ending.all() else 0
     # not before the last fence (of those before ``end``), nor before the last micro-op
     # the suffix cannot hold: of another kind, or guarded
-    outside = set(kinds) - _SUFFIX_KINDS
-    start = max([_after(back, kind, len(kinds) - end) for kind in outside], default=0)
-    start = max(start, _after(back, "fence", len(kinds) - end))
-    if guards.count(None) < len(guards):  # just past the last guarded one, found from the end
+    held = _HELD[kinds[:end]] & (kinds[:end] != _FENCE_KIND)
+    start = end - int(np.argmin(held[::-1])) if not held.all() else 0
+    if guards.count(None) < count:  # just past the last guarded one, found from the end
         last = next(i for i, guard in enumerate(guards[::-1]) if guard is not None)
-        start = max(start, len(guards) - last)
-    while start < len(kinds):
+        start = max(start, count - last)
+    while start < count:
         bad = _first_conflict(kinds, qubits, start)
         if bad is None:
             return start
@@ -553,43 +571,68 @@ def tail_of(
     return start
 
 
-#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`).
-_SUFFIX_KINDS = frozenset({"meas", "free", "gate", "fence", "calc"})
+#: The micro-op kinds (:attr:`MicroOp.kind`), in the order of their codes in
+#: :attr:`OpColumns.kinds`.
+KINDS = (
+    "gate",
+    "alloc",
+    "free",
+    "meas",
+    "reset",
+    "cond",
+    "werner",
+    "pauli",
+    "calc",
+    "halt",
+    "fence",
+)
+#: Each kind's code in :attr:`OpColumns.kinds`.
+KIND_CODE: Mapping[str, int] = MappingProxyType({kind: code for code, kind in enumerate(KINDS)})
+_GATE_KIND, _MEAS_KIND, _FENCE_KIND = (KIND_CODE[k] for k in ("gate", "meas", "fence"))
+
+
+def kinds_in(kinds: Iterable[str]) -> np.ndarray:
+    """A table by kind code: whether each of :data:`KINDS` is one of ``kinds`` (index it
+    with :attr:`OpColumns.kinds` for a mask of the micro-ops)."""
+    wanted = frozenset(kinds)
+    return np.array([kind in wanted for kind in KINDS])
+
+
+#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`), and
+#: those that end a program (after them no work is left to pause before), by code.
+_HELD = kinds_in(("meas", "free", "gate", "fence", "calc"))
+_ENDING = kinds_in(("free", "fence"))
+
+
+def kind_codes(kinds: Iterable[str], count: int) -> np.ndarray:
+    """The codes in :data:`KINDS` of ``count`` micro-op kinds."""
+    return np.fromiter(map(KIND_CODE.__getitem__, kinds), np.uint8, count)
+
+
 _KIND = operator.attrgetter("kind")
 _GUARD = operator.attrgetter("guard")
 _QUBITS = operator.attrgetter("qubits")
 _GATE = operator.attrgetter("gate")
-_GATE_STEPS = itertools.repeat(Exec.GATE)  # (what a gate step's kind is, for map)
-
-
-def _after(back: list[str], kind: str, skip: int) -> int:
-    """Just past the last micro-op of ``kind`` among all but the last ``skip`` (``back``
-    the kinds from the end), or 0 where there is none."""
-    try:
-        return len(back) - back.index(kind, skip)
-    except ValueError:
-        return 0
 
 
 def _first_conflict(
-    kinds: list[str], qubits: Callable[[int], Sequence[Hashable]], start: int
+    kinds: np.ndarray, qubits: Callable[[int], Sequence[Hashable]], start: int
 ) -> int | None:
     """The first micro-op from ``start`` that a suffix there cannot hold (a second
     measurement of a qubit, a gate on measured and unmeasured qubits), or None. None can
     come before the first measurement: the search starts there."""
-    try:
-        first = kinds.index("meas", start)
-    except ValueError:
+    found = np.flatnonzero(kinds[start:] == _MEAS_KIND)
+    if not len(found):
         return None
+    first = start + int(found[0])
     measured: set[Hashable] = set()
-    for i in range(first, len(kinds)):
-        kind = kinds[i]
-        if kind == "meas":
+    for i, kind in enumerate(kinds[first:].tolist(), first):
+        if kind == _MEAS_KIND:
             first_qubit = qubits(i)[0]
             if first_qubit in measured:
                 return i
             measured.add(first_qubit)
-        elif kind == "gate" and measured:  # (before any measurement: no conflict)
+        elif kind == _GATE_KIND and measured:  # (before any measurement: no conflict)
             done = [q in measured for q in qubits(i)]
             if any(done) and not all(done):
                 return i

@@ -10,7 +10,8 @@ holds no credentials of its own.
 
 What the kernel's own process reads of it beside the syscalls, the gateway reads through
 syscalls too: a job's live events through ``q_watch`` (:class:`RemoteWatches`); the
-tenant's event stream (``GET /v1/events``) through ``q_events`` from its cursor, and the
+tenant's event stream (``GET /v1/events``, a device job's stream parts in it) through
+``q_events`` from its cursor (``after`` and ``after_sub``), and the
 kernel's load and job counters (``/metrics``) through ``q_kernel_load`` with the
 scraper's own credentials, which need ``CAP_OBSERVE``, and the assistant's steps
 (``POST /v1/assist``) through ``q_events`` while it answers (:class:`RemoteFeed`).
@@ -251,7 +252,8 @@ FOLLOW_GATHER_S = 0.05
 class _Followed:
     """One session's jobs being followed, and where its reading of the feed is."""
 
-    def __init__(self, cursor: int) -> None:
+    def __init__(self, cursor: tuple[int, int]) -> None:
+        #: Where its reading of the feed is: ``q_events``' ``(cursor, cursor_sub)``.
         self.cursor = cursor
         self.jobs: set[str] = set()
         #: Followed submits not answered yet: the reading goes on while one may come.
@@ -305,7 +307,7 @@ class JobFollower:
                 session_id=session_id, after=None, limit=1, wait_ms=None
             )
             if session_id not in self._sessions:
-                self._sessions[session_id] = _Followed(int(page.cursor))
+                self._sessions[session_id] = _Followed(_cursor(page))
         followed = self._sessions[session_id]
         followed.pending += 1
         return followed
@@ -331,7 +333,8 @@ class JobFollower:
             while followed.jobs or followed.pending:
                 page = await self._kernel.q_events(  # type: ignore[attr-defined]
                     session_id=session_id,
-                    after=followed.cursor,
+                    after=followed.cursor[0],
+                    after_sub=followed.cursor[1],
                     limit=defaults.EVENTS_LIMIT,
                     wait_ms=FOLLOW_WAIT_MS,
                 )
@@ -341,7 +344,7 @@ class JobFollower:
                         self._heard(followed, event)
                     elif event.job_id is not None:
                         followed.unclaimed.append(event)
-                followed.cursor = int(page.cursor)
+                followed.cursor = _cursor(page)
                 if page.events and len(page.events) < defaults.EVENTS_LIMIT:
                     await asyncio.sleep(FOLLOW_GATHER_S)
         except QMKError as exc:
@@ -478,7 +481,8 @@ class RemoteFeed:
                     "q_events",
                     {
                         "session_id": session_id,
-                        "after": cursor,
+                        "after": cursor[0],
+                        "after_sub": cursor[1],
                         "limit": defaults.EVENTS_LIMIT,
                         "wait_ms": wait_ms,
                     },
@@ -487,19 +491,23 @@ class RemoteFeed:
                     yield "lagged", {"dropped": page.dropped}, None
                 if not page.events:
                     yield None
-                for event in page.events:
+                for event in page.events:  # framed as the kernel's own process frames it
+                    if event["event"] == "spans":  # a worker's spans, for the tracer
+                        continue
+                    event.pop("sub", None)
                     yield event["event"], event, event["seq"]
-                cursor = page.cursor
+                cursor = _cursor(page)
 
         return events()
 
-    async def cursor(self, call: Call, session_id: str) -> int:
-        """The cursor of now in the tenant's feed (``q_events`` from now)."""
+    async def cursor(self, call: Call, session_id: str) -> tuple[int, int]:
+        """The cursor of now in the tenant's feed (``q_events`` from now): its
+        ``(cursor, cursor_sub)``."""
         params = {"session_id": session_id, "after": None, "limit": 1, "wait_ms": None}
-        return int((await call("q_events", params)).cursor)
+        return _cursor(await call("q_events", params))
 
     async def records_while(
-        self, call: Call, session_id: str, cursor: int, running: asyncio.Future[Any]
+        self, call: Call, session_id: str, cursor: tuple[int, int], running: asyncio.Future[Any]
     ) -> AsyncIterator[tuple[str, Any, int]]:
         """The tenant's records after ``cursor``, ``(event, record, seq)``, while
         ``running`` runs (each wait ends at the tenant's next record, or after
@@ -510,14 +518,15 @@ class RemoteFeed:
                 "q_events",
                 {
                     "session_id": session_id,
-                    "after": cursor,
+                    "after": cursor[0],
+                    "after_sub": cursor[1],
                     "limit": defaults.EVENTS_LIMIT,
                     "wait_ms": None if done else RUNNING_POLL_MS,
                 },
             )
             for event in page.events:
                 yield event["event"], event["record"], event["seq"]
-            cursor = page.cursor
+            cursor = _cursor(page)
             if done and len(page.events) < defaults.EVENTS_LIMIT:
                 return
 
@@ -670,6 +679,13 @@ def listening_socket(fd: int) -> socket.socket:
         raise ServeError.of("cannot-bind", f"fd {fd}: not a socket: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+def _cursor(page: Any) -> tuple[int, int]:
+    """The cursor a ``q_events`` reply gives: ``(cursor, cursor_sub)``, the pair the next
+    call passes as ``after`` and ``after_sub`` (a device job's stream parts share the
+    seq of the audit line before them: :mod:`qmk.kernel.syscalls.feed`)."""
+    return int(page.cursor), int(page.cursor_sub)
 
 
 def _nothing() -> None:

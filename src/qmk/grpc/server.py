@@ -7,7 +7,7 @@ is. The server carries the standard health service (``SERVING`` for ``""`` and
 
 gRPC's core accepts and reads its own sockets. So it listens on a private Unix socket
 and the door takes the public address. The door accepts, counts, limits and splices
-every connection (:class:`qmk.abi.door.Splicer`). It guards the accept rate,
+every connection (:class:`qmk.abi.door.splice.Splicer`). It guards the accept rate,
 connections per peer and in total with the other listeners, the bytes before sign-in,
 the authentication deadline, the unsent bytes and the write timeout. Each call finds
 its connection's visitor by the splice's name (the call's peer). When ``stop`` is set
@@ -55,8 +55,8 @@ import grpc
 from google.protobuf.message import Message
 from grpc import aio
 
-from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Splicer, Visitor
-from qmk.abi.door.splice import FLUSH_GRACE_S
+from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Visitor
+from qmk.abi.door.splice import FLUSH_GRACE_S, Splicer
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
 from qmk.abi.events import PROGRESS_S, EventHub, JobWatch
 from qmk.abi.jsonrpc import dumps, dumps_parts

@@ -100,6 +100,11 @@ METRICS: tuple[tuple[str, str, str], ...] = (
         "counter",
         "workers the pool lost under it (a Dask worker killed or gone); their jobs ran again",
     ),
+    (
+        "qmk_server_restarts",
+        "counter",
+        "times qmk serve replaced a user-mode server that ended (killed or crashed), by server",
+    ),
     ("qmk_job_errors", "counter", "jobs that ended with an error, by its QMK code and tenant"),
     (
         "qmk_webhook_backlog",
@@ -243,6 +248,12 @@ class _KernelLoad(Collector):
         yield CounterMetricFamily(
             "qmk_workers_lost", _help("qmk_workers_lost"), value=snap.workers_lost
         )
+        restarts = CounterMetricFamily(
+            "qmk_server_restarts", _help("qmk_server_restarts"), labels=["server"]
+        )
+        for server, count in sorted(snap.server_restarts.items()):
+            restarts.add_metric([server], count)
+        yield restarts
         if snap.data_disk_free_bytes is not None:
             name = "qmk_data_disk_free_bytes"
             yield GaugeMetricFamily(name, _help(name), value=snap.data_disk_free_bytes)

@@ -254,6 +254,8 @@ class Tracing:
             f"qsyscall {name}", attributes={"rpc.system": "qsyscall", "rpc.method": name}
         ) as span:
             pending = _Pending(name=name, span=span, start_ns=time.time_ns())
+            if name in _SUBMITS and params.get("traceparent") is None:
+                params["traceparent"] = _traceparent(span)  # its workers' spans come back
             token = _PENDING.set(pending)
             try:
                 result = await method(**params)
@@ -311,6 +313,9 @@ class Tracing:
             return
         if event.event == "attest" and event.job_id is not None:
             self._attested(event)
+            return
+        if event.event == "spans" and event.job_id is not None:
+            self._worker_spans_heard(event)
             return
         if not event.is_job or event.job_id is None:
             return
@@ -435,6 +440,15 @@ class Tracing:
 
     # ------------------------------------------------------------------ the workers
 
+    def _worker_spans_heard(self, event: KernelEvent) -> None:
+        """A ``spans`` record of the kernel's feed (a kernel in another process): the
+        spans a job's worker recorded, exported under the job's open run span."""
+        assert event.job_id is not None
+        traceparent = self.traceparent(event.job_id)
+        spans = event.record.get("spans")
+        if traceparent is not None and isinstance(spans, list):
+            self.worker_spans(event.job_id, traceparent, spans)
+
     def traceparent(self, job_id: str) -> str | None:
         """The W3C ``traceparent`` of the job's run span (None: not followed, no run).
 
@@ -444,10 +458,7 @@ class Tracing:
         job = self._jobs.get(job_id) if self.enabled else None
         if job is None or job.run is None:
             return None
-        ctx = job.run.get_span_context()
-        if not ctx.is_valid:
-            return None
-        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+        return _traceparent(job.run)
 
     def worker_spans(
         self, job_id: str, traceparent: str, spans: Sequence[Mapping[str, Any]]
@@ -507,6 +518,14 @@ class Tracing:
                     span.end()
         self._jobs.clear()
         self.provider.shutdown()
+
+
+def _traceparent(span: Any) -> str | None:
+    """The W3C ``traceparent`` of ``span`` (None: not a valid one)."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return None
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 def _worker_record(data: Any) -> dict[str, Any] | None:

@@ -285,8 +285,9 @@ class _Machine(_Table, frozen=True, kw_only=True):
     error_budget: Annotated[
         Annotated[float, Meta(gt=0, le=1)] | None,
         Meta(
-            description="the idle logical error a job on the shared machine may be given "
-            "at most, where its submit and its program name none",
+            description="the whole logical error (its own at its placement, and what "
+            "waiting adds) a job on the shared machine may end with at most, where its "
+            "submit and its program name none",
         ),
     ] = defaults.ERROR_BUDGET
     decoder_bits_per_cycle: Annotated[
@@ -961,8 +962,9 @@ def _refuse_retired(data: Mapping[str, Any]) -> None:
             raise ConfigError(f"{table}.{key} is retired: {instead}", key=f"{table}.{key}")
 
 
-def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
-    """A :class:`KernelConfig` from parsed TOML data.
+def config_from_dict(data: Mapping[str, Any], *, physics: bool = True) -> KernelConfig:
+    """A :class:`KernelConfig` from parsed TOML data; with ``physics``, its machine's
+    physics checked too (:func:`check_machine`).
 
     Raises:
         ConfigError: a bad, missing or unknown key (the message names it).
@@ -997,7 +999,8 @@ def config_from_dict(data: Mapping[str, Any]) -> KernelConfig:
     machine = MachineConfig(
         **{**machine_fields, "calibration": _calibration(file.machine.calibration)}
     )
-    _check_machine(machine)
+    if physics:
+        check_machine(machine)
     settings = {name: getattr(file.kernel, name) for name in KernelTable.__struct_fields__}
     return KernelConfig(
         **settings,
@@ -1086,7 +1089,16 @@ def _calibration(path: str | None) -> Calibration | None:
         ) from None
 
 
-def _check_machine(machine: MachineConfig) -> None:
+def check_machine(machine: MachineConfig) -> None:
+    """Check the machine's physics with the QEC layer: its noise model, and its profile,
+    qubit set and calibration together. The kernel process holds no QEC layer (issue 79):
+    it reads its config without this (``physics=False``) and its planner process checks
+    it as it derives the machine (:func:`qmk.kernel.machine.derive.planned_machine`).
+
+    Raises:
+        ConfigError: a noise model, profile, qubit set or calibration the QEC layer
+            refuses (the message names the key).
+    """
     from qmk.qec.logical import logical_model
     from qmk.qec.noise import parse_noise_model
 
@@ -1113,8 +1125,9 @@ def _check_machine(machine: MachineConfig) -> None:
         )
 
 
-def load_config(path: str | os.PathLike[str]) -> KernelConfig:
-    """Read a kernel configuration from a TOML file.
+def load_config(path: str | os.PathLike[str], *, physics: bool = True) -> KernelConfig:
+    """Read a kernel configuration from a TOML file (``physics``: as
+    :func:`config_from_dict` checks it).
 
     Raises:
         ConfigError: unreadable file, bad TOML, or a bad, missing or unknown key.
@@ -1129,7 +1142,7 @@ def load_config(path: str | os.PathLike[str]) -> KernelConfig:
     except UnicodeDecodeError:
         raise ConfigError(f"{os.fspath(path)}: not UTF-8 text") from None
     try:
-        return config_from_dict(data)
+        return config_from_dict(data, physics=physics)
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc.message}", **exc.details) from None
 
@@ -1152,6 +1165,7 @@ __all__ = [
     "TenantConfig",
     "TenantQuota",
     "TenantTable",
+    "check_machine",
     "config_from_dict",
     "config_warnings",
     "json_schema",

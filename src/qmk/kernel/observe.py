@@ -165,8 +165,9 @@ class KernelObserver:
         self.kernel.admission.cpu.spend(tenant, seconds)
 
     def trace_workers(self, traces: WorkerTraces | None) -> None:
-        """Give the supervisor the tracer of its workers' spans (None: stop)."""
-        self.kernel.supervisor.traces = traces
+        """Give the supervisor the tracer of its workers' spans (None: the kernel's
+        feed takes those of the submits that carried a traceparent again)."""
+        self.kernel.supervisor.traces = traces or self.kernel.feed_traces
 
     def snapshot(self) -> KernelSnapshot:
         """The kernel's load now: jobs by state and tenant, queue, workers, audit chain."""
@@ -202,6 +203,7 @@ class KernelObserver:
             dask_workers=int(pool.known_workers) if dask else None,
             workers_lost=int(pool.lost_workers) if dask else 0,
             machine=supervisor.machine.facts(),
+            server_restarts={} if kernel.server_restarts is None else kernel.server_restarts(),
             **self._webhooks(),
         )
 

@@ -78,11 +78,9 @@ from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
-from qmk.kernel.syscalls.channels import ChannelDesk
 from qmk.kernel.syscalls.delegations import DelegationDesk
-from qmk.kernel.syscalls.feed import FeedDesk
+from qmk.kernel.syscalls.feed import FeedDesk, FeedTraces
 from qmk.kernel.syscalls.jobs import JobDesk
-from qmk.kernel.syscalls.machine import MachineDesk
 from qmk.kernel.syscalls.sessions import SessionDesk
 
 _log = logging.getLogger("qmk.kernel")
@@ -90,9 +88,11 @@ _log = logging.getLogger("qmk.kernel")
 T = TypeVar("T")
 
 
-if TYPE_CHECKING:  # the desk is made at the first question (Kernel.assist)
+if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_desk, ...)
     from qmk.kernel.admit.assist import AssistDesk, Call
     from qmk.kernel.running.triggers import Triggers
+    from qmk.kernel.syscalls.channels import ChannelDesk
+    from qmk.kernel.syscalls.machine import MachineDesk
     from qmk.workflows.spec import Workflow
 
 
@@ -186,6 +186,10 @@ class Kernel:
         #: None: straight to the kernel.
         self.assist_calls: Call | None = None
         self._assist: AssistDesk | None = None
+        #: How many times ``qmk serve``'s supervisor replaced each user-mode server that
+        #: ended, by server (``qmk serve`` sets it where it supervises some; read at each
+        #: ``q_kernel_load``); None: none is supervised here.
+        self.server_restarts: Callable[[], Mapping[str, int]] | None = None
         self.admission.artifacts = self.supervisor.artifacts
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec
@@ -226,27 +230,11 @@ class Kernel:
             delegations=self.delegation_desk,
             check_open=self._check_open,
         )
-        #: Channels between tenants.
-        self.channel_desk = ChannelDesk(
-            config,
-            self.channels,
-            self.supervisor,
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-            clock=clock,
-        )
-        #: The machine, its telemetry and calibration, and usage.
-        self.machine_desk = MachineDesk(
-            config,
-            self.device,
-            self.supervisor,
-            self.channels,
-            pool,
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-        )
+        #: Channels between tenants, and the machine's desk (its telemetry, status and
+        #: calibration, usage): made at their first syscall (:attr:`channel_desk`,
+        #: :attr:`machine_desk`), so a kernel of plain jobs never loads their modules.
+        self._channel_desk: ChannelDesk | None = None
+        self._machine_desk: MachineDesk | None = None
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self.delegation_desk.lent
         self.supervisor.sweeps.append(self.delegation_retention.expire)
@@ -260,6 +248,10 @@ class Kernel:
         #: The event feed, the audit read and the load, for processes of their own; its
         #: observer is the one probe of this kernel (every listener's).
         self.feed_desk = FeedDesk(config, KernelObserver(self), self.key_for("metrics"))
+        #: The workers' spans of submits that carried a traceparent, told to the feed
+        #: while no tracer of this process takes them (KernelObserver.trace_workers).
+        self.feed_traces = FeedTraces(self.audit)
+        self.job_desk.traces = self.supervisor.traces = self.feed_traces
         self._host: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
         self._closing = False
@@ -541,6 +533,7 @@ class Kernel:
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
         wait_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> replies.Job:
         """Accept a job: verify, check caps, firewall, admission and quotas; queue it.
 
@@ -550,7 +543,9 @@ class Kernel:
         ``idempotency_key`` the tenant used before returns that job (as it is now) and
         queues nothing: a client may retry a submit whose reply it lost. With
         ``wait_ms`` the answer is the job once final, or as it is when ``wait_ms`` has
-        passed, as :meth:`q_wait` answers it: a small job is one request.
+        passed, as :meth:`q_wait` answers it: a small job is one request. With
+        ``traceparent``, the spans of its worker go to the tenant's feed
+        (:class:`~qmk.kernel.syscalls.feed.FeedTraces`).
         """
         session = self._session(session_id)
         return await self.job_desk.submit(
@@ -562,6 +557,7 @@ class Kernel:
             idempotency_key=idempotency_key,
             target=target,
             wait_ms=wait_ms,
+            traceparent=traceparent,
         )
 
     async def q_status(self, *, session_id: str, job_id: str) -> replies.Job:
@@ -705,11 +701,12 @@ class Kernel:
         after: int | None = None,
         limit: int = defaults.EVENTS_LIMIT,
         wait_ms: int | None = None,
+        after_sub: int = 0,
     ) -> replies.Events:
-        """The tenant's own audit records after the cursor ``after`` (null: from now),
-        oldest first; with ``wait_ms``, waiting that long for the first."""
+        """The tenant's own records after the cursor ``(after, after_sub)`` (``after``
+        null: from now), oldest first; with ``wait_ms``, waiting that long for the first."""
         session = self._session(session_id)
-        return await self.feed_desk.events(session, after, limit, wait_ms)
+        return await self.feed_desk.events(session, after, limit, wait_ms, after_sub)
 
     async def q_audit(
         self, *, session_id: str, job_id: str | None = None, limit: int = defaults.AUDIT_LIMIT
@@ -726,6 +723,42 @@ class Kernel:
         """The kernel's load and job counters (the session needs ``CAP_OBSERVE``)."""
         return self.feed_desk.load(self._session(session_id))
 
+    @property
+    def channel_desk(self) -> ChannelDesk:
+        """The channels' desk, made at the first channel syscall."""
+        if self._channel_desk is None:
+            from qmk.kernel.syscalls.channels import ChannelDesk
+
+            self._channel_desk = ChannelDesk(
+                self.config,
+                self.channels,
+                self.supervisor,
+                store=self.store,
+                audit=self.audit,
+                commits=self.commits,
+                clock=self.clock,
+            )
+        return self._channel_desk
+
+    @property
+    def machine_desk(self) -> MachineDesk:
+        """The machine's desk (a job's telemetry, the machine's status and calibration,
+        usage), made at the first of its syscalls."""
+        if self._machine_desk is None:
+            from qmk.kernel.syscalls.machine import MachineDesk
+
+            self._machine_desk = MachineDesk(
+                self.config,
+                self.device,
+                self.supervisor,
+                self.channels,
+                self.pool,
+                store=self.store,
+                audit=self.audit,
+                commits=self.commits,
+            )
+        return self._machine_desk
+
     # ------------------------------------------------------------------ syscalls: the assistant
 
     @property
@@ -737,8 +770,16 @@ class Kernel:
 
             start = functools.partial(assistant_pool, self.config, self.data_dir)
             answer = functools.partial(linked, "qmk.assist.served:answer")
+            tool = functools.partial(linked, "qmk.assist.tools:planned")
             desk = AssistDesk(
-                self.config, self.audit, self.clock, self.admission.cpu, start, answer
+                self.config,
+                self.audit,
+                self.clock,
+                self.admission.cpu,
+                start,
+                answer,
+                plan=self.admission.planner.run,
+                tool=tool,
             )
             desk.calls = self.assist_calls
             self._assist = desk

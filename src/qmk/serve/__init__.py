@@ -222,7 +222,7 @@ def serve(
         raise CommandError.of(
             "bad-option", "qmk serve needs --socket PATH (or QMK_SOCKET) or --tcp"
         )
-    config = load_config(args.config)
+    config = load_config(args.config, physics=False)  # its planner checks the physics
     limits = dict(config.server)  # the [server] table; --max-line overrides its key
     if args.max_line is not None:
         limits["max_line"] = args.max_line
@@ -426,7 +426,7 @@ async def _serve(
             from qmk.serve.gateways import supervised
 
             started: Any = supervised(gateways, ready, stop)
-            ready = await listeners.enter_async_context(started)
+            ready, kernel.server_restarts = await listeners.enter_async_context(started)
         if http is None:
             watches = _watches(door, probe)
             await serve_kernel(

@@ -252,9 +252,10 @@ async def supervised(
     gateways: list[tuple[list[str], Any]],
     ready: Callable[[list[str]], None],
     stop: asyncio.Event,
-) -> AsyncIterator[Callable[[list[str]], None]]:
+) -> AsyncIterator[tuple[Callable[[list[str]], None], Callable[[], dict[str, int]]]]:
     """Give the ready call of the kernel's server for ``gateways`` (bound by
-    :func:`gateways_of`): once
+    :func:`gateways_of`), and a count of each gateway's restarts by wire (the kernel's
+    ``server_restarts``, metered at ``/metrics``): once
     the kernel listens it starts each gateway (its ``argv``), then says ``ready`` with
     their URLs added, and supervises them until ``stop``. On exit the gateways stop
     first.
@@ -285,8 +286,11 @@ async def supervised(
 
         tasks.append(asyncio.ensure_future(run()))
 
+    def restarts() -> dict[str, int]:
+        return {supervisor.wire: supervisor.restarts for supervisor in supervisors}
+
     try:
-        yield kernel_ready
+        yield kernel_ready, restarts
     finally:
         stop.set()  # the kernel's server ended: so do its gateways
         for task in tasks:

@@ -20,7 +20,7 @@ import pytest
 from qmk.errors import UnavailableError
 from qmk.execution import pricing
 from qmk.execution.footprint import Footprint
-from qmk.execution.pricing import Priced
+from qmk.execution.priced import Priced
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.admit.planner import Planner
 from qmk.kernel.errors import MachineError

@@ -43,23 +43,28 @@ def _by_hand(data: dict, configuration: Configuration) -> tuple[float, float] | 
         run = run_policy(work.machine, list(work.jobs), "exclusive")
     except QMKError:  # a configuration the machine refuses (QK501, QK503)
         return None
-    p = work.machine.logical_error_rate
-    worst = max(
-        (1 - (1 - p) ** (r.logical_qubits * (r.end_cycle - r.start_cycle))) / r.error_budget
-        for r in run.records
-    )
+    p, e_t = work.machine.logical_error_rate, work.machine.t_state_error
+    footprints = {j.id: j.footprint for j in work.jobs}
+
+    def whole(r) -> float:  # own: its tiles through its cycles, each T state; then waits
+        fp = footprints[r.id]
+        kept = (1 - p) ** (r.tiles * fp.duration_cycles) * (1 - e_t) ** fp.t_states
+        idle = sum(v for k, v in r.wait_cycles.items() if k != "queue")
+        return 1 - kept * (1 - p) ** (r.logical_qubits * idle)
+
+    worst = max(whole(r) / r.error_budget for r in run.records)
     return run.makespan * work.machine.cycle_time_ns * 1e-9, worst
 
 
-def test_a_jobs_whole_error_counts_its_patches_over_its_run_not_its_queue():
+def test_a_jobs_whole_error_is_its_own_and_its_waits_not_its_queue():
     from qmk.kernel.machine.jobs import JobRecord
 
     record = JobRecord(
         id="j", tenant="a", program="p", priority=0, arrival_cycle=0, start_cycle=40,
-        end_cycle=140, tiles=4, module=0, logical_qubits=3, wait_cycles={},
-        idle_logical_error=0.0,
+        end_cycle=140, tiles=4, module=0, logical_qubits=3,
+        wait_cycles={"queue": 40.0}, idle_logical_error=1e-3, own_logical_error=2e-3,
     )  # fmt: skip
-    assert run_error(record, 1e-4) == pytest.approx(1 - (1 - 1e-4) ** 300, rel=1e-12)
+    assert run_error(record) == pytest.approx(1 - (1 - 1e-3) * (1 - 2e-3), rel=1e-12)
 
 
 def test_every_block_distance_and_protocol_is_tried_from_the_machines_own_distance():
@@ -178,13 +183,17 @@ def test_each_job_alone_in_its_own_fastest_configuration_is_the_baseline(budget)
         except QMKError:
             continue
         p, ns = tuned.machine.logical_error_rate, tuned.machine.cycle_time_ns
+        e_t = tuned.machine.t_state_error
         for job in tuned.jobs:
             try:
                 r = run_alone(tuned.machine, job)
             except QMKError:
                 continue
             cycles = r.end_cycle - r.start_cycle
-            if 1 - (1 - p) ** (r.logical_qubits * cycles) <= budget:
+            fp = job.footprint  # its own: its tiles through its cycles, each T state
+            kept = (1 - p) ** (fp.tiles * fp.duration_cycles) * (1 - e_t) ** fp.t_states
+            idle = sum(v for k, v in r.wait_cycles.items() if k != "queue")
+            if 1 - kept * (1 - p) ** (r.logical_qubits * idle) <= budget:
                 least[job.id] = min(least.get(job.id, math.inf), cycles * ns * 1e-9)
     assert set(least) == {j.id for j in work.jobs}
     # both arrive at once: one after the other, each in its own fastest

@@ -14,7 +14,7 @@ from qmk.execution.footprint import Footprint, Step
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.alone import run_alone
 from qmk.kernel.machine.core import Scheduler
-from qmk.kernel.machine.jobs import JobSpec, idle_error
+from qmk.kernel.machine.jobs import JobSpec, idle_error, own_error
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.policies import policy
 from qmk.kernel.machine.simulate import Refused, simulate
@@ -35,6 +35,13 @@ def run(machine: MachineSpec, name: str, *jobs: JobSpec, **weights: float) -> di
 
 def job(name: str, fp: Footprint, at: int = 0, *, tenant: str = "a", budget=None) -> JobSpec:
     return JobSpec(id=name, tenant=tenant, footprint=fp, arrival_cycle=at, error_budget=budget)
+
+
+def whole(fp: Footprint, added: float, p: float = 1e-3) -> float:
+    """The whole-error budget that leaves ``added`` for waiting beside ``fp``'s own error
+    at ``p`` a patch and cycle (each of its tiles a patch through its cycles)."""
+    own = own_error(p, fp.tiles, fp.duration_cycles)
+    return 1 - (1 - own) * (1 - added)
 
 
 ONE_A_CYCLE = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0)
@@ -127,11 +134,17 @@ def test_a_job_is_held_back_where_starting_it_would_break_a_running_jobs_budget(
     # So b waits in the queue (its patches not yet alive) and is looked at again each
     # epoch, with no arrival or end, until t = 16: a's last 4 states at 1/2 end it at
     # 24, 4 cycles idle (1 - 0.999^16 = 0.0159); b draws 4 by 24, its 16 others at full
-    # rate to 40, 4 cycles idle
+    # rate to 40, 4 cycles idle. Each budget is a whole error that leaves 0.02 for
+    # waiting beside the job's own (its tiles' patches through its run).
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
     a = footprint(9, rotations(20), qubits=4)
     b = footprint(3, rotations(20), qubits=1)
-    out = run(machine, "fair-share", job("a", a, budget=0.02), job("b", b, 5, budget=0.02))
+    out = run(
+        machine,
+        "fair-share",
+        job("a", a, budget=whole(a, 0.02)),
+        job("b", b, 5, budget=whole(b, 0.02)),
+    )
     assert out["a"].end_cycle == pytest.approx(24)
     assert out["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))
     assert (out["b"].start_cycle, out["b"].end_cycle) == (16.0, pytest.approx(40))
@@ -146,19 +159,20 @@ def test_a_job_is_held_back_where_starting_it_would_break_a_running_jobs_budget(
 
 def test_a_budget_no_schedule_can_meet_is_refused_naming_the_job():
     # half a state a cycle, p_L 1e-3: 10 rotations alone take 20 cycles, 10 of them
-    # waiting: 1 - 0.999^10 = 0.00996 of idle error, past a budget of 0.005
+    # waiting: 1 - 0.999^10 = 0.00996 of idle error, past a budget that leaves 0.005
+    # beside its own error
     machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=0, logical_error_rate=1e-3)
     fp = footprint(5, rotations(10), qubits=1)
     alone = run_alone(machine, job("j", fp))
     assert alone.idle_logical_error == pytest.approx(idle_error(1e-3, 1, 10))
     live = LiveMachine(machine, "fidelity")
     with pytest.raises(MachineError) as refused:
-        live.check(job("tight", fp, budget=0.005))
+        live.check(job("tight", fp, budget=whole(fp, 0.005)))
     assert refused.value.code == "QK505" and "tight" in refused.value.message
-    assert refused.value.details["error_budget"] == 0.005
-    live.check(job("loose", fp, budget=0.01))  # within: accepted
+    assert refused.value.details["error_budget"] == whole(fp, 0.005)
+    live.check(job("loose", fp, budget=whole(fp, 0.01)))  # within: accepted
     with pytest.raises(MachineError) as whole_run:
-        simulate(machine, [job("tight", fp, budget=0.005)], ["fidelity"])
+        simulate(machine, [job("tight", fp, budget=whole(fp, 0.005))], ["fidelity"])
     assert whole_run.value.code == "QK505"
 
 
@@ -172,7 +186,7 @@ def test_a_job_whose_syndrome_bits_the_decoder_cannot_keep_up_with_is_refused_na
     alone = run_alone(machine, job("j", fp))
     assert alone.wait_cycles["decoder"] == pytest.approx(80)
     with pytest.raises(MachineError) as refused:
-        LiveMachine(machine, "fidelity").check(job("wide", fp, budget=0.01))
+        LiveMachine(machine, "fidelity").check(job("wide", fp, budget=whole(fp, 0.01)))
     assert refused.value.code == "QK505" and "wide" in refused.value.message
     assert "decoder" in refused.value.message and "T states" not in refused.value.message
 
@@ -267,7 +281,7 @@ def test_a_job_whose_waits_are_on_the_routing_bus_is_refused_naming_the_bus_and_
     assert alone.wait_cycles["routing"] == pytest.approx(10)
     assert alone.wait_cycles["factory"] == 0
     with pytest.raises(MachineError) as refused:
-        LiveMachine(machine, "fidelity").check(job("bused", fp, budget=0.005))
+        LiveMachine(machine, "fidelity").check(job("bused", fp, budget=whole(fp, 0.005)))
     error = refused.value
     assert error.code == "QK505" and error.details["binds"] == "routing"
     assert "routing bus" in error.message and "routing_lanes" in error.message
@@ -276,14 +290,14 @@ def test_a_job_whose_waits_are_on_the_routing_bus_is_refused_naming_the_bus_and_
     more_lanes = MachineSpec.simple(
         tiles=20, factory_rate=(1, 1), store=1000, lanes=2, logical_error_rate=1e-3
     )
-    LiveMachine(more_lanes, "fidelity").check(job("bused", fp, budget=0.005))  # the fix
+    LiveMachine(more_lanes, "fidelity").check(job("bused", fp, budget=whole(fp, 0.005)))
 
 
 def test_a_job_whose_waits_are_on_the_factories_is_refused_naming_the_factories():
     machine = MachineSpec.simple(tiles=20, factory_rate=(1, 2), store=0, logical_error_rate=1e-3)
     fp = footprint(5, rotations(10), qubits=1)
     with pytest.raises(MachineError) as refused:
-        LiveMachine(machine, "fidelity").check(job("slow", fp, budget=0.005))
+        LiveMachine(machine, "fidelity").check(job("slow", fp, budget=whole(fp, 0.005)))
     assert refused.value.details["binds"] == "factory"
     assert "faster factories ([machine.factory]" in refused.value.message
 
@@ -292,22 +306,23 @@ def test_a_job_whose_waits_are_on_the_factories_is_refused_naming_the_factories(
 
 
 def test_a_record_states_its_distance_block_own_error_added_error_and_their_total():
-    # p_L 1e-3, one state a cycle, weights 1:1. a (4 patches, 20 rotations of 1 cycle)
-    # from 0; b (1 patch, 20) of another tenant from 5. a's own run is 20 cycles:
-    # 1 - 0.999^(4 x 20); it idles 15 (1 - 0.999^60) waiting for its half of the
-    # states; its total is either failing, 1 - 0.999^140. b draws 15 at 1/2 by 35 and
-    # 5 more by 40: 15 idle, its total 1 - 0.999^(20 + 15)
+    # p_L 1e-3, one state a cycle, weights 1:1. a (4 logical qubits on 9 tiles, 20
+    # rotations of 1 cycle) from 0; b (1 on 3 tiles, 20) of another tenant from 5. a's
+    # own run is 20 cycles of its 9 patches (data and routing, as the estimator counts
+    # a layout): 1 - 0.999^(9 x 20); it idles 15 (its 4 qubits: 1 - 0.999^60) waiting
+    # for its half of the states; its total is either failing, 1 - 0.999^240. b draws
+    # 15 at 1/2 by 35 and 5 more by 40: 15 idle, its total 1 - 0.999^(3 x 20 + 15)
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
     a = footprint(9, rotations(20), qubits=4)
     b = footprint(3, rotations(20), qubits=1)
     out = run(machine, "fidelity", job("a", a), job("b", b, 5, tenant="b"))
     ra, rb = out["a"], out["b"]
     assert (ra.code_distance, ra.block) == (a.code_distance, a.block)
-    assert ra.own_logical_error == pytest.approx(idle_error(1e-3, 4, 20))
+    assert ra.own_logical_error == pytest.approx(idle_error(1e-3, 9, 20))
     assert ra.idle_logical_error == pytest.approx(idle_error(1e-3, 4, 15))
-    assert ra.total_logical_error == pytest.approx(1 - 0.999**140)
-    assert rb.own_logical_error == pytest.approx(idle_error(1e-3, 1, 20))
-    assert rb.total_logical_error == pytest.approx(1 - 0.999**35)
+    assert ra.total_logical_error == pytest.approx(1 - 0.999**240)
+    assert rb.own_logical_error == pytest.approx(idle_error(1e-3, 3, 20))
+    assert rb.total_logical_error == pytest.approx(1 - 0.999**75)
     shown = ra.to_json()
     assert shown["own_logical_error"] == ra.own_logical_error
     assert shown["added_logical_error"] == ra.idle_logical_error
@@ -316,40 +331,45 @@ def test_a_record_states_its_distance_block_own_error_added_error_and_their_tota
 
 
 def test_a_job_its_budget_holds_back_at_the_machines_distance_starts_at_a_larger_one():
-    # one state a cycle, p_L 1e-3 at d = 9 and 1e-4 at d = 11, epochs of 1 cycle. x (1
-    # patch, no budget) draws 40 rotations from 0; y (4 patches, 8 data tiles and 1 of
-    # routing, 20 rotations, budget 0.02) arrives at 5. At d = 9 y would get half the
-    # states (max-min beside x): 20 cycles late, 1 - 0.999^80 = 0.077 past 80% of 0.02.
-    # At d = 11 its patches take 121/81 of a tile each: 12 data tiles and 2 of routing;
-    # its 20 rotations of 11/9 cycle take 25 (5 of 2 cycles, 15 of 1), and it idles at
-    # 1e-4 x 9/11 a machine cycle: projected 15 cycles late, 1 - (1 - 8.2e-5)^60 =
-    # 0.0049, within. So it starts at 5 at d = 11: its first 5 rotations want 1/2 a
-    # cycle (no wait, to 15), its last 15 get half the states (30 cycles, to 45, 15
-    # idle); x draws 20 by 45 and its last 15 at full rate, ending at 60
+    # one state a cycle, p_L 1e-4 at d = 9 and 1e-5 at d = 11, epochs of 1 cycle. x (1
+    # patch, no budget) draws 40 rotations from 0; y (4 qubits on 8 data tiles and 1 of
+    # routing, 20 rotations, whole budget 0.025) arrives at 5. At d = 9 its own error
+    # is 1 - (1 - 1e-4)^(9 x 20) = 0.0178, leaving (0.025 - 0.0178) / (1 - 0.0178) =
+    # 7.3e-3 for waiting; beside x it would get half the states (max-min): 20 cycles
+    # late, 1 - (1 - 1e-4)^80 = 8.0e-3, past 80% of that. At d = 11 its patches take
+    # 121/81 of a tile each: 12 data tiles and 2 of routing (350 tile-cycles against
+    # 180: tried second); its 20 rotations of 11/9 cycle take 25 (5 of 2 cycles, 15 of
+    # 1), at 1e-5 x 9/11 a machine cycle: own 1 - (1 - 8.2e-6)^(9 x 25) = 1.8e-3,
+    # leaving 0.0232; projected 15 cycles late, 1 - (1 - 8.2e-6)^60 = 4.9e-4, within.
+    # So it starts at 5 at d = 11: its first 5 rotations want 1/2 a cycle (no wait, to
+    # 15), its last 15 get half the states (30 cycles, to 45, 15 idle); x draws 20 by
+    # 45 and its last 15 at full rate, ending at 60
     machine = MachineSpec.simple(
         tiles=40,
         factory_rate=(1, 1),
         store=0,
-        logical_error_rate=1e-3,
-        larger_distances=((11, 1e-4),),
+        logical_error_rate=1e-4,
+        larger_distances=((11, 1e-5),),
     )
     x, y = footprint(2, rotations(40), qubits=1), footprint(9, rotations(20), qubits=4)
-    out = run(machine, "fidelity", job("x", x), job("y", y, 5, budget=0.02))
+    out = run(machine, "fidelity", job("x", x), job("y", y, 5, budget=0.025))
     ry = out["y"]
     assert (ry.start_cycle, ry.code_distance, ry.tiles) == (5.0, 11, 14)
     assert ry.end_cycle == pytest.approx(45)
-    p = 1e-4 * 9 / 11
+    p = 1e-5 * 9 / 11
     assert ry.idle_logical_error == pytest.approx(idle_error(p, 4, 15))
-    assert ry.own_logical_error == pytest.approx(idle_error(p, 4, 25))
+    assert ry.own_logical_error == pytest.approx(idle_error(p, 9, 25))
     assert ry.within_budget
     assert out["x"].end_cycle == pytest.approx(60) and out["x"].code_distance == 9
-    # where the machine offers no larger distance, y waits in the queue until x's
-    # projection leaves it 4 cycles late at most (1 - 0.999^16 <= 0.016): t = 36
+    # where the machine offers no larger distance, y waits in the queue until its
+    # projection leaves it late 40 - t cycles at most 80% of 7.3e-3 allows:
+    # 1 - (1 - 1e-4)^(4 (40 - t)) <= 5.87e-3, 40 - t <= 14.7: t = 26
     fixed = run(
-        machine.with_(larger_distances=()), "fidelity", job("x", x), job("y", y, 5, budget=0.02)
+        machine.with_(larger_distances=()), "fidelity", job("x", x), job("y", y, 5, budget=0.025)
     )
-    assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (36.0, 9)
-    assert fixed["y"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))
+    assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (26.0, 9)
+    assert fixed["y"].idle_logical_error == pytest.approx(idle_error(1e-4, 4, 14))
+    assert fixed["y"].within_budget
 
 
 # --------------------------------------------------------------------------- aging

@@ -294,8 +294,9 @@ def test_a_machine_the_planner_refuses_is_refused_with_its_own_class_and_code():
 
 def test_the_larger_distances_a_job_may_be_placed_at_cross_the_planners_wire():
     # the planner answers the machine as JSON: the (distance, p_L) pairs come back as
-    # the tuples the scheduler reads, two steps of two above the profile's distance,
-    # each a step's suppression (p = 1e-3 against the surface code's 1e-2: ten times)
+    # the tuples the scheduler reads, DISTANCE_STEPS (three) steps of two above the
+    # profile's distance, each a step's suppression (p = 1e-3 against the surface
+    # code's 1e-2: ten times)
     import json
 
     from qmk.kernel.config import config_from_dict
@@ -307,7 +308,8 @@ def test_the_larger_distances_a_job_may_be_placed_at_cross_the_planners_wire():
     answer = json.loads(json.dumps(planned))
     machine = machine_of(answer, config.machine)
     assert machine == config_machine(config)
-    (d1, p1), (d2, p2) = machine.larger_distances
-    assert (d1, d2) == (machine.distance + 2, machine.distance + 4)
+    (d1, p1), (d2, p2), (d3, p3) = machine.larger_distances
+    assert (d1, d2, d3) == (machine.distance + 2, machine.distance + 4, machine.distance + 6)
     assert p1 == pytest.approx(machine.logical_error_rate / 10)
     assert p2 == pytest.approx(machine.logical_error_rate / 100)
+    assert p3 == pytest.approx(machine.logical_error_rate / 1000)

@@ -173,3 +173,46 @@ def test_simulate_fences_a_long_fence_less_program_as_a_kernel_does():
     assert fp.t_states == 20000
     _, loose = footprint()  # the default, 10,000 cycles: the program's own 15 parts
     assert loose.fences < fp.fences
+
+
+def test_simulate_makes_a_jobs_bell_pairs_inside_its_module_as_a_kernel_does():
+    # a teleported CNOT takes one Bell pair (the logical target's footprint, a kernel
+    # job's). A machine of one module has no link: the kernel makes the pair inside the
+    # module, and simulate takes the job through the same rule (footprints.placed_for)
+    # where the raw footprint is refused for want of a link
+    from qmk.execution.logical import LogicalTarget
+    from qmk.execution.request import RunRequest, program_digest
+    from qmk.kernel.machine.footprints import fenced_for, placed_for
+    from qmk.kernel.machine.jobs import JobSpec
+    from qmk.kernel.machine.simulate import simulate
+    from qmk.kernel.machine.spec import LinkSpec, MachineSpec
+    from qmk.qvm.asm import assemble
+
+    graph = assemble(
+        ".caps CAP_ALLOC CAP_TELEPORT\na: ALLOC_LQ vq:a, vq:b\nh: APPLY_H vq:a\n"
+        "t: TELEPORT_CNOT vq:a, vq:b\nma: MEASURE_Z vq:a, out:ma\nmb: MEASURE_Z vq:b, out:mb"
+    )
+    target = LogicalTarget()
+    request = RunRequest.build(program_digest=program_digest(""), shots=1, seed=0, noise=False)
+    raw = target.compile(target.read(graph.to_json()), request).footprint
+    assert raw.bell_pairs == 1
+    machine = MachineSpec.simple(tiles=20)
+    assert machine.link.bell_pairs_per_cycle == 0
+    placed = placed_for(raw, machine, 10_000)
+    assert placed.bell_pairs == 0 and placed.steps != raw.steps
+    assert [s.cycles for s in placed.steps] == [
+        s.cycles for s in fenced_for(raw, machine, 10_000).steps
+    ]
+
+    def run(fp):
+        job = JobSpec(id="a", tenant="a", footprint=fp, arrival_cycle=0)
+        return simulate(machine, [job], ["fidelity"])["fidelity"]
+
+    with pytest.raises(MachineError, match="no link"):
+        run(raw)
+    record = run(placed).records[0]
+    assert (record.start_cycle, record.end_cycle) == (0, placed.duration_cycles)
+    assert sum(record.wait_cycles.values()) == 0
+    linked = machine.with_(link=LinkSpec(bell_pairs_per_cycle=1.0))
+    assert placed_for(raw, linked, 10_000) == fenced_for(raw, linked, 10_000)
+    assert placed_for(raw, linked, 10_000).bell_pairs == 1

@@ -504,21 +504,23 @@ def test_an_arrival_brings_the_machine_to_its_cycle_first_releasing_the_jobs_end
 
 def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names_one(tmp_path):
     # a factory of one state per 100 cycles and no store: the program's 20 T cycles take
-    # ~2,000 alone, its patch idling ~1,980 at d=9's 3e-7: ~5.9e-4 of idle error. A
-    # budget of 1e-4 (the submit's policy, or the program's SET_POLICY) is refused before
-    # anything is stored, QS1007 with QK505; the machine's default (0.01) admits it, and
-    # its record says so
+    # ~2,000 alone, its patch idling ~1,980 at d=9's 3e-7: ~5.9e-4 of idle error, ten
+    # times less a step of two of distance the kernel may place it at; its 20 T states
+    # alone, at the factories' output error, give it more than 1e-7 of its own. A budget
+    # of 1e-7 (the submit's policy, or the program's SET_POLICY) is refused before
+    # anything is stored, QS1007 with QK505 naming its own error; the machine's default
+    # (0.01) admits it, and its record says so
     clock = ManualMachineClock()
     graph = T_HEAVY.to_json()
     hinted = json.loads(json.dumps(graph))
     hinted["program"]["nodes"].insert(
-        0, {"id": "hints", "op": "SET_POLICY", "args": {"error_budget": 1e-4}}
+        0, {"id": "hints", "op": "SET_POLICY", "args": {"error_budget": 1e-7}}
     )
 
     async def body(kernel):
         sid = await login(kernel, "alice")
         refused = []
-        for given, policy in ((graph, {"error_budget": 1e-4}), (hinted, None)):
+        for given, policy in ((graph, {"error_budget": 1e-7}), (hinted, None)):
             with pytest.raises(AdmissionError) as caught:
                 await kernel.q_submit(session_id=sid, graph=given, shots=10, seed=1, policy=policy)
             refused.append(caught.value)
@@ -533,7 +535,8 @@ def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names
         tmp_path, body, config=config("fidelity", **machine), machine_clock=clock
     )
     for error in refused:
-        assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-4
+        assert error.details["code"] == "QK505" and error.details["error_budget"] == 1e-7
+        assert error.details["binds"] == "memory"
     record = done.machine
     assert done.state == "COMPLETED"
     assert record["error_budget"] == 0.01 and record["within_budget"] is True
@@ -560,12 +563,15 @@ BELL_PAIR = assemble(
 
 def _two_tenants_machine(fence_cycles: int, storage_tiles: int, **more: Any) -> Any:
     """A module of 16,000 physical qubits, epochs of 10 cycles, the default policy (unless
-    ``more`` says), and alice's and bob's equal shares."""
+    ``more`` says), and alice's and bob's equal shares. Budgets are 0.1: a whole error,
+    and a 16-qubit program of 500 layers is 0.0134 of its own (45 tiles through about
+    1,000 cycles at d = 9), which no larger distance's tiles leave room for here."""
     machine = {
         "physical_qubits": 16_000,
         "storage_tiles": storage_tiles,
         "epoch_cycles": 10,
         "fence_cycles": fence_cycles,
+        "error_budget": 0.1,
         **more,
     }
     return config_from_dict(
@@ -578,20 +584,30 @@ def _two_tenants_machine(fence_cycles: int, storage_tiles: int, **more: Any) -> 
 
 
 def behind_a_fenceless_job(
-    tmp_path, fence_cycles: int, *, bob_at: int = 0, priority: int = 0, **machine: Any
+    tmp_path,
+    fence_cycles: int,
+    *,
+    bob_at: int = 0,
+    priority: int = 0,
+    bell_of: str = "bob",
+    **machine: Any,
 ) -> dict[str, Any]:
     """alice's fence-less program of 16 qubits (45 tiles, 32 of data, about 1,000 cycles)
-    arriving at cycle 0 and bob's Bell pair (9 tiles, ``priority``) arriving at ``bob_at``
-    on a module of 50 job tiles and 40 storage tiles (``machine``: more [machine] keys):
-    their machine records."""
+    arriving at cycle 0 and a Bell pair (9 tiles, ``priority``) of ``bell_of`` arriving at
+    ``bob_at`` on a module of 50 job tiles and 40 storage tiles (``machine``: more
+    [machine] keys): their machine records, ``alice`` the long job's, ``bob`` the Bell
+    pair's (whoever submits it)."""
     clock = ManualMachineClock()
     conf = _two_tenants_machine(fence_cycles, 40, **machine)
 
     async def body(kernel):
         sessions = {t: await login(kernel, t) for t in ("alice", "bob")}
         jobs = {}
-        for tenant, program in (("alice", _layers(16, 500)), ("bob", BELL_PAIR)):
-            if tenant == "bob" and bob_at:
+        for role, tenant, program in (
+            ("alice", "alice", _layers(16, 500)),
+            ("bob", bell_of, BELL_PAIR),
+        ):
+            if role == "bob" and bob_at:
                 clock.advance(bob_at)
                 for _ in range(20):  # the machine's task decides up to the clock
                     await asyncio.sleep(0)
@@ -600,17 +616,19 @@ def behind_a_fenceless_job(
                 graph=program.to_json(),
                 shots=100,
                 seed=3,
-                policy={"noise": False, "priority": priority if tenant == "bob" else 0},
+                policy={"noise": False, "priority": priority if role == "bob" else 0},
             )
-            jobs[tenant] = accepted.job_id
+            jobs[role] = (tenant, accepted.job_id)
         clock.advance(100_000)
         out = {}
-        for tenant, job_id in jobs.items():
+        for role, (tenant, job_id) in jobs.items():
             done = await kernel.q_wait(
                 session_id=sessions[tenant], job_id=job_id, timeout_ms=120_000
             )
             assert done.state == "COMPLETED", done.error
-            out[tenant] = done.machine
+            status = await kernel.q_status(session_id=sessions[tenant], job_id=job_id)
+            assert status.machine == done.machine  # q_status shows the same record
+            out[role] = done.machine
         return out
 
     return run_kernel(tmp_path, body, config=conf, machine_clock=clock)
@@ -685,3 +703,29 @@ def test_a_job_arriving_behind_a_running_fenceless_one_starts_after_its_next_add
     assert bob["start_cycle"] - bob["arrival_cycle"] <= 100 + 10 + 1
     assert alice["preemptions"] == 1 and alice["wait_cycles"]["preempted"] == 21
     assert alice["end_cycle"] == 1023
+
+
+@pytest.mark.parametrize("policy", ["fidelity", "fair-share"])
+def test_a_tenants_urgent_job_preempts_its_own_fenceless_job_at_its_next_fence(
+    tmp_path, policy: str
+):
+    # alice's own Bell pair, priority 5 (past preempt_gap 3 above her running job's 0),
+    # arrives at cycle 333. The kernel's rule for a tenant's priorities is the machine's,
+    # at its epoch boundaries: her long job is asked at the boundary of 340 to stop at its
+    # next fence (400), leaves for storage at 401, and the Bell pair starts at the
+    # boundary after, 410, and ends at 414. The long job is back at 420 (1 cycle out of
+    # storage): one stop, 21 cycles preempted, in its record; it ends at 1,023, 21 late.
+    out = behind_a_fenceless_job(
+        tmp_path / "urgent", 100, bob_at=333, priority=5, bell_of="alice", policy=policy
+    )
+    long, bell = out["alice"], out["bob"]
+    assert (bell["arrival_cycle"], bell["start_cycle"], bell["end_cycle"]) == (333, 410, 414)
+    assert long["preemptions"] == 1 and long["wait_cycles"]["preempted"] == 21
+    assert long["end_cycle"] == 1023
+    assert bell["preemptions"] == 0 and bell["wait_cycles"]["queue"] == 77
+    # 2 above hers, within preempt_gap: it waits for her end (1,002, the next boundary 1,010)
+    calm = behind_a_fenceless_job(
+        tmp_path / "calm", 100, bob_at=333, priority=2, bell_of="alice", policy=policy
+    )
+    assert calm["alice"]["preemptions"] == 0 and calm["alice"]["end_cycle"] == 1002
+    assert calm["bob"]["start_cycle"] == 1010

@@ -147,3 +147,97 @@ def test_hashed_tenants_hide_the_names_in_the_load(tmp_path: Path) -> None:
         assert all(t.startswith("t-") for t in tenants)
 
     run_kernel(tmp_path, body, workers=1, config=_config(metrics_tenants="hashed"))
+
+
+def test_a_device_jobs_stream_parts_are_in_the_feed_and_a_cursor_resumes_after_each(
+    tmp_path: Path,
+) -> None:
+    from support.neutral_atom import device_submit, gate, job
+
+    shots = 600  # 3 parts of measurements (PART_RECORDS = 256), and its pulses
+    steps = (gate("H", 0), gate("CX", 0, 1), gate("CX", 1, 2))
+    ghz = job(3, *steps, profile="benchmark_chain", shots=shots, seed=SEED)
+    config = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"dave": {"key": "dave-key", "caps": ["CAP_ALLOC", "CAP_DEVICE_NA"]}},
+        }
+    )
+
+    async def body(kernel: Kernel) -> tuple[list[dict], list[dict], object]:
+        reply = await kernel.q_negotiate_caps(
+            tenant="dave", key="dave-key", requested=["CAP_ALLOC", "CAP_DEVICE_NA"]
+        )
+        sid = reply.session_id
+        now = await kernel.q_events(session_id=sid)
+        policy = {"stream": {"measurements": True, "pulses": True}}
+        accepted = await device_submit(kernel.q_submit, session_id=sid, job=ghz, policy=policy)
+        await kernel.q_wait(session_id=sid, job_id=accepted.job_id, timeout_ms=120_000)
+        whole = await kernel.q_events(session_id=sid, after=now.cursor)
+        walked, cursor = [], (now.cursor, now.cursor_sub)
+        while True:  # one record a call: each resumes after the one before
+            page = await kernel.q_events(
+                session_id=sid, after=cursor[0], after_sub=cursor[1], limit=1
+            )
+            if not page.events:
+                break
+            walked += page.events
+            cursor = (page.cursor, page.cursor_sub)
+            assert cursor == (page.events[0]["seq"], page.events[0]["sub"])
+        with pytest.raises(InvalidArgument):
+            await kernel.q_events(session_id=sid, after=now.cursor, after_sub=-1)
+        return whole.events, walked, accepted.job_id
+
+    whole, walked, job_id = run_kernel(tmp_path, body, workers=1, config=config)
+    assert walked == whole
+    order = [(e["seq"], e["sub"]) for e in whole]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    parts = [e for e in whole if e["event"] == "stream"]
+    assert parts and all(e["sub"] >= 1 and e["job_id"] == job_id for e in parts)
+    assert all(e["sub"] == 0 for e in whole if e["event"] != "stream")
+    shots_seen = [
+        r["shot"]
+        for e in parts
+        if e["record"]["artifact"] == "measurements"
+        for r in e["record"]["records"]
+    ]
+    assert shots_seen == list(range(shots))
+    assert any(e["record"]["artifact"] == "pulses" for e in parts)
+    # the parts come before the job's final state, after the line before them
+    final = next(i for i, e in enumerate(whole) if e.get("state") == "COMPLETED")
+    assert all(whole.index(p) < final for p in parts)
+
+
+def test_a_submit_with_a_traceparent_gets_its_workers_spans_in_the_feed_before_its_end(
+    tmp_path: Path,
+) -> None:
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+
+    async def body(kernel: Kernel) -> tuple[list[dict], list[dict], str]:
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        now = await kernel.q_events(session_id=alice)
+        plain = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        await kernel.q_wait(session_id=alice, job_id=plain.job_id, timeout_ms=60_000)
+        traced = await kernel.q_submit(
+            session_id=alice, graph=BELL, shots=10, seed=SEED + 1, traceparent=parent
+        )
+        await kernel.q_wait(session_id=alice, job_id=traced.job_id, timeout_ms=60_000)
+        with pytest.raises(InvalidArgument) as refused:
+            await kernel.q_submit(session_id=alice, graph=BELL, traceparent="00-xyz")
+        assert refused.value.details["key"] == "traceparent"
+        page = await kernel.q_events(session_id=alice, after=now.cursor)
+        return page.events, [plain.job_id], traced.job_id
+
+    events, untraced, job_id = run_kernel(tmp_path, body, workers=1, config=_config())
+    spans = [e for e in events if e["event"] == "spans"]
+    assert [e["job_id"] for e in spans] == [job_id]  # the plain submit's worker records none
+    (record,) = spans
+    assert record["sub"] >= 1 and record["record"]["traceparent"] == parent
+    names = {s["name"] for s in record["record"]["spans"]}
+    assert {"qmk.worker", "qmk.shots"} <= names
+    final = next(
+        i for i, e in enumerate(events) if e["job_id"] == job_id and e["state"] == "COMPLETED"
+    )
+    assert events.index(record) < final
+    assert untraced[0] not in {e["job_id"] for e in spans}

@@ -782,6 +782,7 @@ EVENTS = Events(
     events=[
         {
             "seq": 3,
+            "sub": 0,
             "ts": 1795879753.795161,
             "event": "job",
             "tenant": "alice",
@@ -802,6 +803,7 @@ EVENTS = Events(
         },
         {
             "seq": 4,
+            "sub": 0,
             "ts": 1795879753.79593,
             "event": "job",
             "tenant": "alice",

@@ -21,7 +21,7 @@ What the door owns, and where:
   loop unrolls, its CPU charged to the tenant's budget (:mod:`qmk.abi.door.programs`).
 - **Connections** (:class:`Connections`, :class:`Acceptor`): per peer and in total, on
   every listener together, and one accept rate; a listener whose server owns its
-  sockets (gRPC) is spliced through the door (:class:`Splicer`).
+  sockets (gRPC) is spliced through the door (:class:`~qmk.abi.door.splice.Splicer`).
 - **Logins**: a peer's failed logins (``q_negotiate_caps`` with a wrong key) at one
   tenant name, on every wire together, ``failed_logins_per_peer`` in a burst then
   ``failed_login_rate_per_peer`` a second; past them a login as that tenant is
@@ -88,7 +88,6 @@ from qmk.abi.door.peers import (
     peer_of_address,
 )
 from qmk.abi.door.programs import GRAPH_PARAM, ProgramText
-from qmk.abi.door.splice import Splicer
 from qmk.abi.door.streams import StreamCaps
 
 __all__ = [
@@ -114,7 +113,6 @@ __all__ = [
     "ProgramText",
     "Refusal",
     "ServerClock",
-    "Splicer",
     "StreamCaps",
     "Visitor",
     "Wrap",

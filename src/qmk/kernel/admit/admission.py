@@ -56,8 +56,8 @@ from qmk.errors import (
     QuotaError,
     warning,
 )
-from qmk.execution import target as targets
-from qmk.execution.pricing import Refused
+from qmk.execution import targets
+from qmk.execution.priced import Refused
 from qmk.execution.request import (
     DEFAULT_TARGET,
     Policy,
@@ -67,7 +67,7 @@ from qmk.execution.request import (
     draw_seed,
     program_digest,
 )
-from qmk.execution.target import TargetError, TargetSpec
+from qmk.execution.targets import TargetError, TargetSpec
 from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
@@ -103,7 +103,7 @@ from qmk.qvm.verify import FoldedProgram, operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
-    from qmk.execution.pricing import Priced
+    from qmk.execution.priced import Priced
 
 #: A submit's capability check that allowed its program, kept for its job's QUEUED line
 #: (:meth:`Admission.admit`): the tenant, the session and the capabilities required.
@@ -114,6 +114,9 @@ MAX_SHOTS = defaults.MAX_SHOTS
 MAX_FINDINGS = 50
 #: How many (graph, options) -> physical-qubit answers the kernel keeps.
 PLAN_CACHE_SIZE = 256
+#: A plan's figures as admission keeps them: peak physical qubits, decoder load
+#: (syndrome bits per second) and each profile's logical error per cycle.
+Planned = tuple[int, float, dict[str, float]]
 _ENCODE = msgspec.json.Encoder().encode
 #: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
 _UNREADABLE = BY_NAME["unreadable-file"].code
@@ -221,8 +224,9 @@ class Admission:
         self.commits = commits
         self.clock = clock
         self.device = device or device_for(config)
-        #: Peak physical qubits and decoder load (syndrome bits per second) of programs' plans.
-        self._plans: OrderedDict[tuple[Any, ...], tuple[int, float]] = OrderedDict()
+        #: Peak physical qubits, decoder load (syndrome bits per second) and each profile's
+        #: logical error per cycle of programs' plans.
+        self._plans: OrderedDict[tuple[Any, ...], Planned] = OrderedDict()
         #: The firewall's answers without channels bound, by (graph text, tenant).
         self._firewalled: Memo[dict[str, int]] = Memo(PLAN_CACHE_SIZE)
         #: Small programs' footprints by their run request less its seed (:meth:`_compiled`).
@@ -469,7 +473,7 @@ class Admission:
                 calibration=calibration,
             )
 
-        physical, load = await self._physical_qubits(
+        physical, load, rates = await self._physical_qubits(
             tenant,
             text,
             program,
@@ -482,7 +486,7 @@ class Admission:
         spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
-            text, program, qubits, (physical, load) = await _span(
+            text, program, qubits, (physical, load, rates) = await _span(
                 self, session, text, program, parsed, noise_model, calibration
             )
         request = request_for(text)  # the spanning program's, where it was rewritten
@@ -490,6 +494,7 @@ class Admission:
         # where the machine's qubits were ingested since: the start plans it again)
         priced = (parsed.qubit or machine.qubit, parsed.profile or machine.profile)
         decoder_load = load if (request.qubit, request.profile) == priced else None
+        logical_errors = rates if (request.qubit, request.profile) == priced else None
         # what it asks of the shared machine (one module's tiles): a refusal names the
         # least machine that holds them
         placed = None if spanning else await self._compiled(tenant, text, program, request, entry)
@@ -515,6 +520,7 @@ class Admission:
                     request=request,
                     physical=physical,
                     decoder_load=decoder_load,
+                    logical_errors=logical_errors,
                     footprint=placed,
                     cacheable=_cacheable(request),
                 ),
@@ -533,6 +539,7 @@ class Admission:
         )
         job.footprint = placed
         job.decoder_load = decoder_load
+        job.logical_errors = logical_errors
         return job
 
     def _admit_settled(
@@ -567,6 +574,7 @@ class Admission:
             job.warnings = tuple(dict(warning) for warning in kept.warnings)
         job.footprint = kept.footprint
         job.decoder_load = kept.decoder_load
+        job.logical_errors = kept.logical_errors
         return job
 
     def _job(
@@ -862,11 +870,12 @@ class Admission:
         calibration: Any,
         *,
         place: Callable[[], RunRequest] | None = None,
-    ) -> tuple[int, float]:
-        """Peak physical qubits of the program under ``policy`` and its physics, and the
-        syndrome bits per second its plan asks of the decoders at its peak (cached by
-        graph text). It refuses a program whose engine could not hold its state in a
-        worker, and a calibration of the policy's that fits none of its qubits. The
+    ) -> Planned:
+        """Peak physical qubits of the program under ``policy`` and its physics, the
+        syndrome bits per second its plan asks of the decoders at its peak, and each
+        profile's logical error per cycle (cached by graph text). It refuses a program
+        whose engine could not hold its state in a worker, and a calibration of the
+        policy's that fits none of its qubits. The
         plan is built in the planner process (:class:`~qmk.kernel.admit.planner.Planner`),
         so the kernel never loads the planner, the router or the engines.
 
@@ -934,7 +943,11 @@ class Admission:
                 key="policy.calibration",
             )
         _check_worker_memory(self.config, priced, program.peak_live_qubits)
-        planned = self._plans[key] = (priced.peak_physical_qubits, priced.decoder_bits_per_s)
+        planned = self._plans[key] = (
+            priced.peak_physical_qubits,
+            priced.decoder_bits_per_s,
+            priced.logical_error_per_cycle,
+        )
         if len(self._plans) > PLAN_CACHE_SIZE:
             self._plans.popitem(last=False)
         return planned
@@ -986,7 +999,7 @@ async def _span(
     policy: Policy,
     noise_model: str | None,
     calibration: Any,
-) -> tuple[str, Any, dict[str, int], tuple[int, float]]:
+) -> tuple[str, Any, dict[str, int], Planned]:
     """(:class:`Admission`'s, apart: a job that spans modules.) The program placed over
     the modules up, its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`).
     It is checked again as a submitted one is: its capabilities (an audited decision:

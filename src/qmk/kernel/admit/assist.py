@@ -9,22 +9,23 @@ At most ``[assist] max_concurrent`` questions are answered at once
 (``QS1006``, ``limit: "concurrent_questions"``).
 
 **The kernel admits the question; an assistant process answers it.** The model's loop
-(a network call that may take minutes), its replies and the tools' program work
-(reading, lowering, verifying, estimating, planning) run in a worker of the kernel's
+(a network call that may take minutes) and its replies run in a worker of the kernel's
 assistant pool (:func:`~qmk.kernel.pools.workers.assistant_pool`: one worker per
 question at once, confined as the job workers are but for the network, and capped at
 their memory), in :func:`qmk.assist.served.answer`. The kernel never loads
 :mod:`qmk.assist`; a process that dies, or runs past its memory or CPU cap, costs its
 question an ``unavailable``, and the pool starts another.
 
-**The tools are the caller's work, never the kernel's.** What a tool needs of the kernel
-it asks over its task's line, and the desk answers on the kernel's loop
-(:meth:`AssistDesk._heard`): the tenant's ``cpu_s_per_s`` budget is checked before each
-tool's program work and charged with the CPU it took in the assistant's process
-(:class:`~qmk.kernel.admit.budget.CpuBudget`), with OpenQASM's loops capped at
-``max_graph_nodes`` before they unroll. ``run`` is a job of the caller: read in the
-assistant's process, submitted with the caller's session, through the door under
-``qmk serve`` (:attr:`AssistDesk.calls`) (``q_submit``: its capabilities, quotas, qubit
+**The tools are the caller's work, never the kernel's, and never the networked
+process's.** Each tool call comes over the question's task line, and the desk answers on
+the kernel's loop (:meth:`AssistDesk._heard`). The tenant's ``cpu_s_per_s`` budget is
+checked first. The call then runs whole in the kernel's planner process
+(:func:`qmk.assist.tools.planned`, confined with no network: the process that reads a
+program text cannot send it anywhere), with OpenQASM's loops capped at
+``max_graph_nodes`` before they unroll. Its CPU there is charged to the tenant
+(:class:`~qmk.kernel.admit.budget.CpuBudget`). ``run``'s program, lowered there, is a job
+of the caller: submitted with the caller's session, through the door under ``qmk
+serve`` (:attr:`AssistDesk.calls`) (``q_submit``: its capabilities, quotas, qubit
 limits, verification rate and CPU budget), ideal (``policy.noise`` false), at most
 ``[assist] max_shots`` shots, run in the worker pool, metered (a usage row), listed with
 the tenant's jobs, and waited for at most ``[assist] timeout_s`` (then cancelled). A
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -67,6 +69,9 @@ Syscall = Callable[..., Awaitable[replies.Job]]
 #: A syscall as a wire makes it: ``await call(name, params)`` (the params hold the
 #: session).
 Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
+#: Runs a function in the kernel's planner process, its answer plain data:
+#: ``await plan(function, *args, what=...)`` (:meth:`~qmk.kernel.admit.planner.Planner.run`).
+Plan = Callable[..., Awaitable[Any]]
 
 
 class Pool(Protocol):
@@ -111,6 +116,10 @@ class AssistDesk:
         answer: the task that answers a question there, given the question
             (:func:`qmk.assist.served.answer`, through
             :func:`~qmk.kernel.pools.workers.linked`).
+        plan: runs a function in the kernel's planner process (the tools' calls).
+        tool: the planner's task for one tool call, given the call and the question's
+            program, limits and shot cap (:func:`qmk.assist.tools.planned`, through
+            :func:`~qmk.kernel.pools.workers.linked`).
     """
 
     def __init__(
@@ -121,6 +130,8 @@ class AssistDesk:
         cpu: CpuBudget,
         start: Callable[[asyncio.AbstractEventLoop], Pool],
         answer: Callable[[dict[str, Any]], dict[str, Any]],
+        plan: Plan,
+        tool: Callable[..., dict[str, Any]],
     ) -> None:
         self.config = config
         self.audit = audit
@@ -136,6 +147,7 @@ class AssistDesk:
         #: calls; None: straight to the kernel (an in-process kernel, with no door).
         self.calls: Call | None = None
         self._start, self._answer = start, answer
+        self._plan, self._tool = plan, tool
         self._pool: Pool | None = None
         self._asking: dict[str, int] = {}
         self._runs: set[asyncio.Task[None]] = set()
@@ -252,7 +264,8 @@ class AssistDesk:
         self._asking[tenant] = self._asking.get(tenant, 0) + 1
         try:
             future = pool.submit(self._answer, question)
-            pool.listen(future, lambda note: self._heard(pool, future, tenant, line, syscall, note))
+            heard = functools.partial(self._heard, pool, future, tenant, line, syscall, question)
+            pool.listen(future, heard)
             answer = await _answered(future)
         except Exception as exc:
             code = getattr(exc, "code", type(exc).__name__)
@@ -272,48 +285,61 @@ class AssistDesk:
         tenant: str,
         line: dict[str, str],
         syscall: Syscall,
+        question: dict[str, Any],
         note: Any,
     ) -> None:
         """A note of a question's process, on the kernel's loop (the module docstring):
-        a step to audit, CPU to charge, a check to answer, or ``run``'s job to make."""
+        a step to audit, or a tool call to run."""
         if not isinstance(note, dict):
             return
         if "audit" in note:
             self.audit.append("assist", **line, **note["audit"])
-        elif "spend" in note:
-            self.cpu.spend(tenant, float(note["spend"]))
-        elif "check" in note:
-            try:
-                self.cpu.check(tenant, str(note["check"]))
-            except QMKError as exc:
-                pool.request(future, {"error": exc.to_json()})
-            else:
-                pool.request(future, {})
-        elif "run" in note:
-            task = asyncio.ensure_future(self._run(pool, future, tenant, syscall, note["run"]))
+        elif "tool" in note:
+            call = self._call(pool, future, tenant, syscall, question, note["tool"])
+            task = asyncio.ensure_future(call)
             self._runs.add(task)
             task.add_done_callback(self._runs.discard)
 
-    async def _run(
+    async def _call(
         self,
         pool: Pool,
         future: Future[Any],
         tenant: str,
         syscall: Syscall,
-        run: dict[str, Any],
+        question: dict[str, Any],
+        call: dict[str, Any],
     ) -> None:
-        """``run``'s job for a question's process, and its answer sent back."""
+        """A tool call of a question's process, and its answer sent back: run in the
+        planner process once the tenant's CPU budget allows, its CPU charged (``run``'s
+        once its job's submit has answered, as the door charges a wire's program text)."""
         try:
-            result = await self._job(tenant, syscall, run)
+            self.cpu.check(tenant, "reading program text")  # as the door says it
+            answer = await self._plan(
+                self._tool,
+                call["name"],
+                call["args"],
+                question["program"],
+                question["limits"],
+                question["max_shots"],
+                what="the assistant's tool",
+            )
+            spent = float(answer["cpu_s"])
+            if "run" in answer:
+                result = await self._job(tenant, syscall, answer["run"], spent)
+            else:
+                self.cpu.spend(tenant, spent)
+                result = answer["result"]
         except QMKError as exc:
             pool.request(future, {"error": exc.to_json()})
         else:
             pool.request(future, {"result": result})
 
-    async def _job(self, tenant: str, syscall: Syscall, run: dict[str, Any]) -> dict[str, Any]:
-        """``run``'s program (read in the assistant's process) as the caller's job: its
-        result, or a coded refusal raised. The reading is charged once the submit has
-        answered."""
+    async def _job(
+        self, tenant: str, syscall: Syscall, run: dict[str, Any], spent: float
+    ) -> dict[str, Any]:
+        """``run``'s program (lowered in the planner process, ``spent`` CPU seconds there)
+        as the caller's job: its result, or a coded refusal raised. The reading is
+        charged once the submit has answered."""
         wait_s = self.config.assist.timeout_s
         try:
             job = await syscall(
@@ -324,7 +350,7 @@ class AssistDesk:
                 policy={"noise": False},
             )
         finally:
-            self.cpu.spend(tenant, float(run["spent"]))
+            self.cpu.spend(tenant, spent)
         job_id = job.job_id
         wait_ms = min(int(wait_s * 1000), defaults.MAX_TIMEOUT_MS)
         done = await syscall("q_wait", job_id=job_id, timeout_ms=wait_ms)

@@ -44,7 +44,7 @@ from msgspec.structs import replace
 
 from qmk.errors import QMKError
 from qmk.execution.request import DEFAULT_TARGET, Policy, RunRequest, run_key, run_key_text
-from qmk.execution.target import spec
+from qmk.execution.targets import spec
 from qmk.kernel.admit.faults import FaultPolicies
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.records.jobs import Job

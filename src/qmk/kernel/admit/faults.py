@@ -77,7 +77,6 @@ from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.records.programs import verified
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
-from qmk.qec.logical import op_cycles
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.errors import VerificationError
 from qmk.qvm.limits import Limits
@@ -281,7 +280,7 @@ def adjust(
     rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     physical, load = _planned(job, request, rewrite, faults, limits)
     request = replace(request, rewrite=rewrite if rewrite else None)
-    rates = {
+    rates = _priced_rates(job, request, used, profiles) or {
         profiles.get(p, p): device_model(
             device, profiles.get(p, p), epoch, request
         ).logical_error_per_cycle
@@ -409,6 +408,29 @@ def _keep(
     )
 
 
+def _priced_rates(
+    job: Any, request: RunRequest, used: tuple[str, ...], raised: Mapping[str, str]
+) -> dict[str, float] | None:
+    """Each used profile's logical error per cycle as the planner priced the job, where
+    ``request`` runs it with that very physics: no distance raised, and the qubit, noise
+    and calibration admission gave it (an undrifted machine, nothing ingested since).
+    None otherwise: the start asks the QEC layer (:func:`device_model`), which the
+    kernel process then loads."""
+    priced: Mapping[str, float] | None = job.logical_errors
+    if priced is None or raised or any(p not in priced for p in used):
+        return None
+    admitted = job.request
+    same = (request.qubit, request.profile, request.noise, request.calibration) == (
+        admitted.qubit,
+        admitted.profile,
+        admitted.noise,
+        admitted.calibration,
+    )
+    if not same or (request.noise and request.noise_model != admitted.noise_model):
+        return None
+    return {p: priced[p] for p in used}
+
+
 def _own_noise(job: Any) -> str | None:
     """The noise-model text of ``job``'s policy as admission resolved it (None: the job
     runs with the machine's); the machine's drift stacks on either."""
@@ -526,6 +548,8 @@ def _tighten(
 ) -> tuple[str, ...]:
     """The nodes to add a fence after so that no epoch runs more than ``limit`` logical
     cycles (in program order; a fence never ends the program)."""
+    from qmk.qec.logical import op_cycles  # only under drift
+
     nodes = program.graph.nodes
     after: list[str] = []
     cycles = stretch = longest = 0.0  # since the last fence; since the last of the program's
@@ -600,8 +624,12 @@ def _plan(text: str, request: RunRequest, limits: Limits | None) -> tuple[Any, f
     return plan, decoder_load(plan, request.qubit, request.profile)[1]
 
 
-#: The logical cycles of a Bell pair made inside a module: H on one qubit, then CNOT.
-LOCAL_PAIR_CYCLES = int(op_cycles("APPLY_H") + op_cycles("APPLY_CNOT"))
+def local_pair_cycles() -> int:
+    """The logical cycles of a Bell pair made inside a module: H on one qubit, then CNOT
+    (the QEC layer's op cycles, loaded only where a link degraded)."""
+    from qmk.qec.logical import op_cycles
+
+    return int(op_cycles("APPLY_H") + op_cycles("APPLY_CNOT"))
 
 
 def _link(
@@ -630,8 +658,9 @@ def _link(
         found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
         local = faults.local_decomposition and not set(node.chs) & across
         if not found.reached and local:
+            cycles = local_pair_cycles()
             channels[node.id] = 1.0
-            idle[node.id] = LOCAL_PAIR_CYCLES
+            idle[node.id] = cycles
             actions.append(
                 {
                     "epoch": epoch,
@@ -642,7 +671,7 @@ def _link(
                     "link_fidelity": raw,
                     "purified_fidelity": found.fidelity,
                     "delivered_fidelity": 1.0,
-                    "logical_cycles_added": LOCAL_PAIR_CYCLES,
+                    "logical_cycles_added": cycles,
                 }
             )
             continue

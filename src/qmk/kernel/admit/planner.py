@@ -22,14 +22,14 @@ submit it was planning an ``unavailable``; the pool starts another.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from qmk.errors import UnavailableError
-from qmk.execution import pricing
 from qmk.execution.footprint import Footprint
-from qmk.execution.pricing import Priced, Refused
+from qmk.execution.priced import Priced, Refused
 
 if TYPE_CHECKING:
     from qmk.execution.request import RunRequest
@@ -40,12 +40,12 @@ if TYPE_CHECKING:
 PlannerPool = Callable[[asyncio.AbstractEventLoop], Executor]
 
 
-def _planned_machine(*args: Any) -> dict[str, Any]:
-    """:func:`~qmk.kernel.machine.derive.planned_machine`, called in the planner process:
-    the kernel names this function, so it loads no derivation (nor the estimator)."""
-    from qmk.kernel.machine.derive import planned_machine
-
-    return planned_machine(*args)
+def named(target: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Call ``target`` (``"module:function"``), imported here, in the planner process:
+    the kernel names the planner's work by text, so it loads none of its code (the
+    pricing, the derivation, the planner, the router, the engines, the estimator)."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
 
 class Planner:
@@ -64,7 +64,7 @@ class Planner:
         Raises:
             UnavailableError: the planner process died while planning it.
         """
-        answer = await self._call(pricing.price, text, **physics)
+        answer = await self._call(named, "qmk.execution.pricing:price", text, **physics)
         return Priced(**answer["priced"]), _placed(answer)
 
     async def footprint(
@@ -76,7 +76,8 @@ class Planner:
         Raises:
             UnavailableError: the planner process died while compiling it.
         """
-        placed = _placed(await self._call(pricing.footprint, target, text, request, **limits))
+        where = "qmk.execution.pricing:footprint"
+        placed = _placed(await self._call(named, where, target, text, request, **limits))
         assert placed is not None  # footprint answers one or the other
         return placed
 
@@ -92,7 +93,12 @@ class Planner:
 
         table = config.machine
         answer = await self._call(
-            _planned_machine, table, config.faults, config.preempt_gap, what="the machine"
+            named,
+            "qmk.kernel.machine.derive:planned_machine",
+            table,
+            config.faults,
+            config.preempt_gap,
+            what="the machine",
         )
         return spec.machine_of(answer, table)
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from qmk.execution.footprint import Footprint
     from qmk.execution.request import Policy, RunRequest
-    from qmk.execution.target import TargetSpec
+    from qmk.execution.targets import TargetSpec
     from qmk.kernel.config import KernelConfig
     from qmk.memo import Memo
 
@@ -55,6 +55,8 @@ class Settled:
     physical: int  #: peak physical qubits, at most one module's
     #: Syndrome bits per second its plan asks of the decoders (None: not priced so).
     decoder_load: float | None
+    #: Each profile's logical error per cycle, as priced (None: not priced so).
+    logical_errors: dict[str, float] | None
     footprint: Footprint | None
     cacheable: bool  #: whether its runs may be answered from the result cache, and answer
 
@@ -64,7 +66,7 @@ class SettledAnswers:
     last.
 
     >>> answers = SettledAnswers(2)
-    >>> from qmk.execution.target import spec
+    >>> from qmk.execution.targets import spec
     >>> answers.find(("{}", "alice", spec("logical")), {}, object(), None, None, 0, 10) is None
     True
     """

@@ -1,10 +1,11 @@
-"""A job alone on the empty machine: the denominator of its slowdown, and the least idle
-error any schedule can give it.
+"""A job alone on the empty machine: the denominator of its slowdown, and the least
+whole logical error any schedule can give it.
 
 Alone, a job starts at once and every shared resource is its own (the factories' store
 full, as an idle machine leaves it). So its run alone is the fastest the machine can
-run it, and its idle error there the least. A job whose budget its run alone passes is
-refused (``QK505 over-budget``), since no policy could keep it within.
+run it, and its error there the least. A job whose budget its run alone passes at every
+placement the kernel may give it is refused (``QK505 over-budget``), since no policy
+could keep it within, naming the resource that binds (:data:`BINDS`).
 
 ``exclusive`` runs one job at a time, so where each job's run alone *shifts* (run from
 any later whole cycle, it is the same run moved there, to the bit), its makespan is a
@@ -27,10 +28,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.core import Scheduler
-from qmk.kernel.machine.jobs import JobRecord, JobSpec
+from qmk.kernel.machine.jobs import JobRecord, JobSpec, idle_error
+from qmk.kernel.machine.placement import Placement, placements
 from qmk.kernel.machine.policies.exclusive import Exclusive
+from qmk.kernel.machine.spec import DISTANCE_STEPS
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
@@ -106,9 +111,11 @@ def runtime_alone(machine: MachineSpec, spec: JobSpec) -> float:
     return record.end_cycle - record.start_cycle
 
 
-#: Each cause a job alone can wait on: why it waits, and the knob that fixes it (the
-#: kernel's config keys; a workload's ``machine:`` reads the same). ``QK505`` names the
-#: one its run alone waited on most.
+#: Each resource that can keep a job past its budget: why, and the knob that fixes it
+#: (the kernel's config keys; a workload's ``machine:`` reads the same). ``QK505`` names
+#: the one that binds (:func:`refuse_over_budget`): ``memory`` where the job's own
+#: memory and gate error passes its budget at every placement, else the cause its run
+#: alone waited on most.
 BINDS = {
     "factory": (
         "its T states come slower than it uses them",
@@ -126,40 +133,97 @@ BINDS = {
         "the decoder decodes fewer syndrome bits than it sends",
         "a faster decoder ([machine] decoder_bits_per_cycle)",
     ),
+    "memory": (
+        "its own memory and gate error passes it at every block and code distance the "
+        "machine offers, before any wait",
+        f"a larger code distance ([machine] profile; the kernel places a job up to "
+        f"{DISTANCE_STEPS} steps of two above it, where its tiles fit) or qubits of lower "
+        "error ([machine] qubit)",
+    ),
 }
+
+#: The causes of waits, in :data:`BINDS`' order.
+_WAITS = ("factory", "routing", "link", "decoder")
 
 
 def binding(waits: dict[str, float]) -> str:
-    """The cause of :data:`BINDS` ``waits`` (a record's ``wait_cycles``) hold most
-    cycles of; the first in :data:`BINDS`' order on a tie.
+    """The cause of waits ``waits`` (a record's ``wait_cycles``) hold most cycles of;
+    the first in :data:`BINDS`' order on a tie.
 
     >>> binding({"factory": 2.0, "routing": 10.0}), binding({})
     ('routing', 'factory')
     """
-    return max(BINDS, key=lambda cause: waits.get(cause, 0.0))
+    return max(_WAITS, key=lambda cause: waits.get(cause, 0.0))
 
 
-def refuse_over_budget(spec: JobSpec, alone: JobRecord) -> None:
-    """Refuse ``spec`` if its run alone (``alone``) passes its error budget.
+def _whole(own: float, added: float) -> float:
+    return own + added - own * added
+
+
+def _alone_at(machine: MachineSpec, spec: JobSpec, place: Placement) -> tuple[JobRecord, float]:
+    """``spec`` alone at ``place``: its record and its whole error there."""
+    record = run_alone(machine, msgspec.structs.replace(spec, footprint=place.footprint))
+    idle = sum(v for k, v in record.wait_cycles.items() if k != "queue")
+    added = idle_error(place.rate, place.footprint.logical_qubits, idle)
+    return record, _whole(place.own, added)
+
+
+def refuse_over_budget(spec: JobSpec, alone: JobRecord, machine: MachineSpec | None = None) -> None:
+    """Refuse ``spec`` if no placement keeps its whole logical error within its
+    budget, even alone on the empty machine (``alone``: its run there as it came).
+
+    Its run as it came is checked first. Where it passes, and ``machine`` is given, so
+    is each placement the kernel may choose (:mod:`~qmk.kernel.machine.placement`)
+    whose own error is within the budget, alone. The refusal names what binds
+    (:data:`BINDS`): ``memory`` where no placement's own error is within, else the
+    cause its run alone waited on most at the placement of least whole error.
 
     Raises:
-        MachineError: ``QK505 over-budget`` naming the job, its budget, its least idle
-            error, the resource its run alone waited on most (``binds``: a cause of
-            :data:`BINDS`) and the knob that fixes it.
+        MachineError: ``QK505 over-budget`` naming the job, its budget, its least whole
+            error, where, what binds (``binds``) and the knob that fixes it.
     """
     budget = spec.error_budget
-    if budget is None or alone.idle_logical_error <= budget:
+    if budget is None or alone.total_logical_error <= budget:
         return
-    cause = binding(alone.wait_cycles)
+    best: tuple[float, str, JobRecord, float] = (
+        alone.total_logical_error,
+        f"{alone.block or 'its block'}/d={alone.code_distance}",
+        alone,
+        alone.own_logical_error,
+    )
+    least = (alone.own_logical_error, best[1])
+    if machine is not None:
+        largest = max((m.tiles for m in machine.modules), default=0)
+        options = [p for p in placements(spec.footprint, machine) if p.footprint.tiles <= largest]
+        fewest = min(options, key=lambda p: p.own, default=None)
+        if fewest is not None:
+            least = (fewest.own, fewest.label)
+        for place in options:
+            if place.own > budget or place.own >= best[0]:
+                continue
+            record, total = _alone_at(machine, spec, place)
+            if total <= budget:
+                return
+            if total < best[0]:
+                best = (total, place.label, record, place.own)
+    total, where, record, own = best
+    if least[0] > budget:
+        total, where, own = least[0], least[1], least[0]  # (at least: before any wait)
+        cause, detail = "memory", f"its own error is {own:.3g} at best, at {where}"
+    else:
+        cause = binding(record.wait_cycles)
+        detail = f"{record.wait_cycles.get(cause, 0.0):.0f} of its cycles alone wait on {cause}"
     why, fix = BINDS[cause]
     raise MachineError.of(
         "over-budget",
-        f"job {spec.id} (tenant {spec.tenant}): its idle logical error alone on the empty "
-        f"machine is {alone.idle_logical_error:.3g}, past its error budget {budget:g}: no "
-        f"schedule can meet it ({why}: {alone.wait_cycles.get(cause, 0.0):.0f} of its "
-        f"cycles alone wait on {cause}); raise its error_budget or give the machine {fix}",
+        f"job {spec.id} (tenant {spec.tenant}): its whole logical error alone on the empty "
+        f"machine is {total:.3g} at best ({where}: own {own:.3g}), past its error budget "
+        f"{budget:g}: no schedule can meet it ({why}: {detail}); raise its error_budget "
+        f"or give the machine {fix}",
         job=spec.id,
         error_budget=budget,
         idle_logical_error=alone.idle_logical_error,
+        own_logical_error=own,
+        total_logical_error=total,
         binds=cause,
     )

@@ -42,6 +42,8 @@ import msgspec
 
 from qmk.defaults import FACTORY_PROTOCOLS
 from qmk.errors import QMKError
+from qmk.kernel.machine.placement import all_blocks
+from qmk.kernel.machine.spec import DISTANCE_STEPS
 
 if TYPE_CHECKING:
     from qmk.kernel.config import KernelConfig
@@ -49,27 +51,21 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.spec import MachineSpec
     from qmk.kernel.machine.workload import Tune, Workload
 
-#: The blocks tried, fastest first (``qmk.ft.layout``'s).
-BLOCKS = ("fast", "intermediate", "compact")
-#: Odd code distances above the machine's own that are tried too.
-DISTANCE_STEPS = 3
 
-
-def run_error(record: JobRecord, logical_error_rate: float) -> float:
-    """A finished job's whole logical error: each of its ``n`` patches through each of
-    its ``W`` cycles from start to end (running, or idle on a shared resource) fails
-    with ``p_L``: ``1 - (1 - p_L)^(n W)``. Its queue wait is not in it (no patch lives
-    there).
+def run_error(record: JobRecord) -> float:
+    """A finished job's whole logical error: its own over its run at its distance and in
+    its block, and what its waits added, either failing (its record's
+    :attr:`~qmk.kernel.machine.jobs.JobRecord.total_logical_error`, the error budgets'
+    reading). Its queue wait is not in it (no patch lives there).
 
     >>> from qmk.kernel.machine.jobs import JobRecord
     >>> r = JobRecord(id="j", tenant="a", program="p", priority=0, arrival_cycle=0,
     ...     start_cycle=5, end_cycle=105, tiles=4, module=0, logical_qubits=10,
-    ...     wait_cycles={}, idle_logical_error=0.0)
-    >>> f"{run_error(r, 1e-6):.6e}"  # 1 - (1 - 1e-6)^1000
-    '9.995007e-04'
+    ...     wait_cycles={}, idle_logical_error=0.5, own_logical_error=0.5)
+    >>> run_error(r)
+    0.75
     """
-    exposure = record.logical_qubits * (record.end_cycle - record.start_cycle)
-    return -math.expm1(exposure * math.log1p(-logical_error_rate))
+    return record.total_logical_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +103,7 @@ def configurations(machine: MachineSpec) -> list[Configuration]:
     return [
         Configuration(block, distance, protocol)
         for distance in distances
-        for block in BLOCKS
+        for block in all_blocks()
         for protocol in FACTORY_PROTOCOLS
     ]
 
@@ -172,15 +168,13 @@ class Baseline:
         }
 
 
-def worst_over_budget(
-    records: Sequence[JobRecord], logical_error_rate: float, *, whole: bool = True
-) -> float:
+def worst_over_budget(records: Sequence[JobRecord], *, whole: bool = True) -> float:
     """The most any job's error is of its budget (0 when no job has one): its whole
     error (:func:`run_error`), or with ``whole`` False only what waiting added (its
     ``idle_logical_error``, the error budgets' reading before issue 77)."""
     return max(
         (
-            (run_error(r, logical_error_rate) if whole else r.idle_logical_error) / r.error_budget
+            (run_error(r) if whole else r.idle_logical_error) / r.error_budget
             for r in records
             if r.error_budget is not None
         ),
@@ -269,7 +263,7 @@ def try_policy(
         makespan_s=run.makespan * machine.cycle_time_ns * 1e-9,
         cycle_time_ns=machine.cycle_time_ns,
         epoch_cycles=machine.epoch_cycles,
-        worst_over_budget=worst_over_budget(run.records, machine.logical_error_rate, whole=whole),
+        worst_over_budget=worst_over_budget(run.records, whole=whole),
     )
 
 
@@ -406,11 +400,7 @@ def each_job_fastest(
                     record = run_alone(m, job)
                 except QMKError:
                     continue
-                error = (
-                    run_error(record, m.logical_error_rate)
-                    if whole
-                    else (record.idle_logical_error)
-                )
+                error = run_error(record) if whole else record.idle_logical_error
                 seconds = (record.end_cycle - record.start_cycle) * m.cycle_time_ns * 1e-9
                 cache[key] = (seconds, error)
             seconds, error = cache[key]

@@ -260,7 +260,9 @@ class Scheduler:
         self.state.forget(job)
         key = id(job.spec.footprint)
         held = self._timelines.get(key)
-        if held is not None and held[1] is job.tl:  # not one its submitter gave
+        # the timeline it came with (its ``kind``'s: a placement elsewhere swaps
+        # ``tl``), where it is the core's, not one its submitter gave
+        if held is not None and id(held[1]) == job.kind[1]:
             footprint, timeline, count = held
             if count > 1:
                 self._timelines[key] = (footprint, timeline, count - 1)
@@ -740,7 +742,8 @@ class Scheduler:
         job.end = self.now
         self._forget(job)
         self._vacate(job)
-        self.done.append(JobRecord.of(job, self.machine.logical_error_rate))
+        machine = self.machine
+        self.done.append(JobRecord.of(job, machine.logical_error_rate, machine.t_state_error))
         self.policy.ended(self, job)
         if self.state.waiting():
             self._wake()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from qmk import defaults
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.spec import (
+    DISTANCE_STEPS,
     FactorySpec,
     LinkSpec,
     MachineSpec,
@@ -173,7 +174,7 @@ def machine_spec(
         logical_error_rate=patch.logical_error_rate,
         larger_distances=tuple(
             (d, _patch(family, table.qubit, d).logical_error_rate)
-            for d in (distance + 2, distance + 4)
+            for d in range(distance + 2, distance + 2 * DISTANCE_STEPS + 1, 2)
         ),
         storage_move_cycles=table.storage_move_cycles,
         preempt_gap=preempt_gap,
@@ -193,7 +194,9 @@ def planned_machine(
     """:func:`machine_spec` as plain data, made where the estimator is: the kernel's
     planner process (:meth:`qmk.kernel.admit.planner.Planner.machine`). Its answer is
     ``{"machine": the spec's fields}`` (read back by :func:`machine_of`), or the refusal
-    of the table as ``{"refused": {"code", "name", "message", "details"}}``.
+    of the table as ``{"refused": {"code", "name", "message", "details"}}``. The table's
+    physics is checked here first (:func:`~qmk.kernel.config.check_machine`): the kernel
+    process reads its config without the QEC layer.
 
     >>> from qmk.kernel.config import config_from_dict
     >>> from qmk.kernel.machine.spec import machine_of
@@ -203,8 +206,10 @@ def planned_machine(
     True
     """
     from qmk.errors import QMKError
+    from qmk.kernel.config import check_machine
 
     try:
+        check_machine(table)
         spec = machine_spec(table, faults, preempt_gap=preempt_gap)
     except QMKError as exc:
         refused = {"code": exc.code, "name": exc.name, "message": exc.message}

@@ -19,8 +19,10 @@ and few steps keep the scheduler's events few. A rotation whose Pauli
 is unknown takes the block's X-or-Y ticks (Litinski's bound; 1 in the fast block).
 
 :func:`footprint_for` is the one function the scheduler's callers use for a program
-file. :func:`fenced_for` is a footprint as the machine takes it, from a kernel or from
-``qmk machine simulate``: with a fence wherever it would run longer without one.
+file. :func:`placed_for` is a footprint as the machine takes it, from a kernel or from
+``qmk machine simulate``: with a fence wherever it would run longer without one
+(:func:`fenced_for`), and its Bell pairs made inside its module where the machine has
+no link (:func:`local_pairs`).
 
 >>> from qmk.estimate.counts import LogicalCounts
 >>> from qmk.kernel.machine.spec import MachineSpec
@@ -70,6 +72,33 @@ def fenced_for(footprint: Footprint, machine: MachineSpec, fence_cycles: int) ->
         pairs_per_cycle=machine.link.bell_pairs_per_cycle or math.inf,
         most=MOST_FENCES,
     )
+
+
+def local_pairs(footprint: Footprint, machine: MachineSpec) -> Footprint:
+    """``footprint`` on ``machine``: where the machine has no link between modules, its
+    Bell pairs (a channel's, a teleported gate's) are made inside its module by lattice
+    surgery, drawing on no shared resource, so its steps draw none from the link.
+
+    >>> from qmk.kernel.machine.spec import MachineSpec
+    >>> fp = Footprint(target="x", logical_qubits=2, block="fast", data_tiles=2,
+    ...                routing_tiles=2, code_distance=9,
+    ...                steps=(Step(kind="gates", cycles=5, bell_pairs=1, repeat=3),))
+    >>> local_pairs(fp, MachineSpec.simple(tiles=10)).bell_pairs, fp.bell_pairs
+    (0, 3)
+    """
+    if machine.link.bell_pairs_per_cycle > 0 or not footprint.bell_pairs:
+        return footprint
+    import msgspec
+
+    steps = tuple(msgspec.structs.replace(s, bell_pairs=0) for s in footprint.steps)
+    return msgspec.structs.replace(footprint, steps=steps)
+
+
+def placed_for(footprint: Footprint, machine: MachineSpec, fence_cycles: int) -> Footprint:
+    """``footprint`` as ``machine`` takes it, from a kernel or from ``qmk machine
+    simulate`` (the one rule both apply): fenced (:func:`fenced_for`), its Bell pairs
+    local where the machine has no link (:func:`local_pairs`)."""
+    return local_pairs(fenced_for(footprint, machine, fence_cycles), machine)
 
 
 def _block_tiles(block: str, n: int) -> tuple[int, int]:
@@ -209,6 +238,78 @@ def at_distance(fp: Footprint, distance: int) -> Footprint:
         routing_tiles=-(-fp.routing_tiles * area[0] // area[1]),
         steps=tuple(steps),
         physical_qubits=-(-fp.physical_qubits * area[0] // area[1]),
+    )
+
+
+#: The targets whose steps are one lattice-surgery op a repetition, done one after
+#: another: the only footprints :func:`in_block` moves to another block.
+SEQUENTIAL_TARGETS = frozenset({"lattice-surgery"})
+
+
+def in_block(fp: Footprint, block: str) -> Footprint | None:
+    """``fp`` (a lattice-surgery footprint) laid out in ``block`` instead of its own,
+    at its distance; None where its steps cannot be moved (another target's).
+
+    Its tiles are the block's layout of its logical qubits (:func:`_block_tiles`, as
+    the target lays them out). A repetition of a step is one op, whose ticks
+    :func:`qmk.ft.schedule.ticks` gives in each block: 1 for a Z-type rotation or
+    PPM in every block, :data:`~qmk.ft.schedule.NON_Z_TICKS` for any other, 0 for a
+    Pauli or single-patch measurement. Where ``fp``'s own block tells the two apart
+    (compact, intermediate: 1 tick or more), the op takes its ticks in ``block``
+    exactly. Where it cannot (the fast block, where every op takes 1 tick), the op
+    takes ``block``'s X-or-Y ticks: Litinski's bound, as :func:`counts_footprint`
+    charges a rotation of unknown Pauli, so a budget kept in the slower block is kept.
+    Steps of another length (a program's own ``idle``) keep their cycles where the
+    block does not change them, and are bounded the same way where it does.
+
+    >>> from qmk.execution.footprint import Footprint, Step
+    >>> fp = Footprint(target="lattice-surgery", logical_qubits=4, block="compact",
+    ...     data_tiles=4, routing_tiles=5, code_distance=9,
+    ...     steps=(Step(kind="rotation", cycles=1, t_states=1, repeat=2),
+    ...            Step(kind="rotation", cycles=9, t_states=1)))
+    >>> fast = in_block(fp, "fast")
+    >>> fast.tiles, [(s.cycles, s.repeat) for s in fast.steps]
+    (15, [(1, 2), (1, 1)])
+    >>> [(s.cycles, s.repeat) for s in in_block(fast, "compact").steps]
+    [(9, 2), (9, 1)]
+    """
+    if fp.block == block:
+        return fp
+    if fp.target not in SEQUENTIAL_TARGETS:
+        return None
+    import msgspec
+
+    from qmk.ft.schedule import NON_Z_TICKS
+
+    own, there = NON_Z_TICKS[fp.block], NON_Z_TICKS[block]
+    known = own > 1  # a 1-tick op is Z-type there, any other takes ``own``
+
+    def cycles(c: int, kind: str) -> int:
+        if c == 0 or kind == "idle":
+            return c
+        if known and c == 1:
+            return 1
+        if known and c == own:
+            return there
+        # not one op of known ticks: each of its ticks at most one op of ``there``
+        return c * there if there > own else c
+
+    steps = tuple(
+        step
+        if step.kind == "fence"
+        else msgspec.structs.replace(step, cycles=cycles(step.cycles, step.kind))
+        for step in fp.steps
+    )
+    data, routing = _block_tiles(block, fp.logical_qubits)
+    return msgspec.structs.replace(
+        fp,
+        block=block,
+        data_tiles=data,
+        routing_tiles=routing,
+        steps=steps,  # one to one: a wait's step index is the program's
+        physical_qubits=0
+        if not fp.physical_qubits
+        else -(-fp.physical_qubits * (data + routing) // max(1, fp.tiles)),
     )
 
 

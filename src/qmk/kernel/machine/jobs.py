@@ -335,6 +335,7 @@ class MachineJob:
         "last",
         "m",
         "module",
+        "own",
         "p",
         "pos",
         "pos_in_module",
@@ -378,6 +379,9 @@ class MachineJob:
         #: cycle there (-1: the machine's own)
         self.fp = spec.footprint
         self.p = -1.0
+        #: its own logical error where its placement fixed it (-1: not chosen, the
+        #: record computes it at the spec's distance and block, :func:`own_error`)
+        self.own = -1.0
         self.tiles = spec.footprint.tiles
         self.data_tiles = spec.footprint.data_tiles
         #: its waiting's cost (live patches, each idling at one logical error a cycle)
@@ -434,16 +438,21 @@ class MachineJob:
         # machine state (it has never run, so no idle wait of its own tells it apart)
         self.kind = (self.tenant, id(timeline), self.tiles, self.budget, self.cost)
 
-    def take(self, footprint: Footprint, timeline: Timeline, p: float) -> None:
-        """Run, once placed, as ``footprint`` (its program at another code distance) and
-        ``timeline``, its patches at logical error ``p`` a machine cycle (-1: the
-        machine's). Only a queued job changes its placement; its ``kind`` stays the
-        program's."""
+    def take(self, footprint: Footprint, timeline: Timeline, p: float, own: float = -1.0) -> None:
+        """Run, once placed, as ``footprint`` (its program at another code distance or
+        block) and ``timeline``, its patches at logical error ``p`` a machine cycle (-1:
+        the machine's), its own logical error ``own`` there (-1: as its spec came).
+        Its budget for waiting is what its error budget leaves beside ``own``
+        (:func:`added_budget`). Only a queued job changes its placement; its ``kind``
+        stays the program's."""
         self.fp = footprint
         self.tl = timeline
         self.p = p
+        self.own = own
         self.tiles = footprint.tiles
         self.data_tiles = footprint.data_tiles
+        budget = self.spec.error_budget
+        self.budget = budget if budget is None or own < 0 else added_budget(budget, own)
 
     def wait(self, cause: str, cycles: float) -> None:
         """Record ``cycles`` waited for ``cause`` (not ``queue``) at its current step."""
@@ -516,8 +525,9 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         code_distance, block: where its patches ran: the footprint's distance and
             block layout (0, "": not known).
         own_logical_error: the chance of a logical error in its own run, its memory
-            and gate error: ``1 - (1 - p_L)^(n C)`` for its ``n`` patches over its ``C``
-            private cycles at its distance and in its block (a slow block's longer run
+            and gate error at its distance and in its block (:func:`own_error`: the
+            estimator's formula, every patch of its block's layout through each of its
+            private cycles, and each T state it consumes; a slow block's longer run
             costs it here, not in the idle error).
     """
 
@@ -558,20 +568,26 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def within_budget(self) -> bool | None:
-        """Whether its idle error stayed within its budget (None: it had none)."""
+        """Whether its whole logical error (:attr:`total_logical_error`) stayed within
+        its budget (None: it had none)."""
         if self.error_budget is None:
             return None
-        return self.idle_logical_error <= self.error_budget
+        return self.total_logical_error <= self.error_budget
 
     @staticmethod
-    def of(job: MachineJob, logical_error_rate: float) -> JobRecord:
+    def of(job: MachineJob, logical_error_rate: float, t_error: float = 0.0) -> JobRecord:
         """``job``'s record, as it ended (it is gone: its waits are the record's, not
-        copied); ``logical_error_rate``: a patch's per cycle, for its own and its idle error."""
+        copied); ``logical_error_rate``: a patch's per cycle, for its own and its idle
+        error; ``t_error``: a T state's, for its own error (:func:`own_error`)."""
         spec = job.spec
         fp = job.fp
         qubits = fp.logical_qubits
         if job.p >= 0:
             logical_error_rate = job.p
+        own = job.own
+        if own < 0:
+            tl = job.tl
+            own = own_error(logical_error_rate, fp.tiles, tl.private_cycles, tl.t_total, t_error)
         waits = job.waits
         if job.waits_at:
             idle = sum(v for k, v in waits.items() if k != "queue")
@@ -597,7 +613,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             preemptions=job.preemptions,
             code_distance=fp.code_distance,
             block=fp.block,
-            own_logical_error=idle_error(logical_error_rate, qubits, job.tl.private_cycles),
+            own_logical_error=own,
         )
 
     def idle_after(self, footprint: Footprint) -> dict[str, float]:
@@ -692,7 +708,9 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def machine_json(self) -> dict[str, Any]:
-        """The ``machine`` record of the issue, cycles rounded to whole cycles."""
+        """The ``machine`` record of the issue, cycles rounded to whole cycles (the
+        kernel's, :class:`~qmk.execution.request.MachineRun`'s; where the job ran and
+        its whole error are beside it in :meth:`to_json`)."""
         return self.machine_run({}).record()
 
     def to_json(self) -> dict[str, Any]:
@@ -711,6 +729,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
             "own_logical_error": self.own_logical_error,
             "added_logical_error": self.idle_logical_error,
             "total_logical_error": self.total_logical_error,
+            "within_budget": self.within_budget,
             "machine": self.machine_json(),
         }
 
@@ -720,6 +739,41 @@ def _whole(cycles: float) -> int:
     a value within 1e-6 of a whole number is that number, otherwise the next one up)."""
     near = round(cycles)  # an int
     return near if abs(cycles - near) < 1e-6 else math.ceil(cycles)
+
+
+def own_error(
+    rate: float, patches: int, cycles: float, t_states: float = 0.0, t_error: float = 0.0
+) -> float:
+    """A job's own logical error over its run: its memory and gate error, as the
+    estimator counts a program's (``qmk estimate``: its layout's logical qubits through
+    its logical depth, and each T state it consumes). Each of its ``patches`` (its
+    block's tiles, data and routing: the lattice-surgery gates run through the routing
+    patches) fails at ``rate`` a cycle through its ``cycles`` private cycles, and each
+    of its ``t_states`` at ``t_error`` (the factories' output error); any failing:
+    ``1 - (1 - rate)^(patches cycles) (1 - t_error)^t_states``.
+
+    >>> round(own_error(1e-3, 2, 50, 10, 1e-4), 9) == round(
+    ...     1 - (1 - 1e-3) ** 100 * (1 - 1e-4) ** 10, 9)
+    True
+    """
+    memory = idle_error(rate, patches, cycles)
+    if t_states <= 0 or t_error <= 0:
+        return memory
+    gates = -math.expm1(t_states * math.log1p(-t_error))
+    return memory + gates - memory * gates
+
+
+def added_budget(budget: float, own: float) -> float:
+    """What an error ``budget`` over a job's whole run leaves for waiting beside its
+    ``own`` error: the most ``a`` with ``1 - (1 - own)(1 - a) <= budget`` (0 where its
+    own error alone passes it).
+
+    >>> added_budget(0.75, 0.5), added_budget(1e-3, 2e-3)
+    (0.5, 0.0)
+    """
+    if own >= budget:
+        return 0.0
+    return (budget - own) / (1.0 - own)
 
 
 def idle_error(rate: float, patches: int, cycles: float) -> float:

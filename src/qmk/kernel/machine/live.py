@@ -153,7 +153,7 @@ class LiveMachine:
                 self.sched.check_placeable(spec)
             alone, timeline = self._known(spec)
             if not checked:
-                refuse_over_budget(spec, alone)
+                refuse_over_budget(spec, alone, self.sched.machine)
                 self._refuse_locked(spec, alone)
         runtime = alone.end_cycle - alone.start_cycle
         if arrival_cycle is None:
@@ -189,7 +189,7 @@ class LiveMachine:
             self._last = (spec.footprint, known)
         else:
             self.sched.check_placeable(spec, known[1])
-        refuse_over_budget(spec, known[0])
+        refuse_over_budget(spec, known[0], self.sched.machine)
         self._refuse_locked(spec, known[0])
         self._checked = (spec, known)
 

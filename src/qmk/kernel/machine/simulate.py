@@ -205,13 +205,16 @@ def alone_runs(machine: MachineSpec, jobs: Sequence[JobSpec]) -> tuple[dict[int,
     out: dict[int, float] = {}
     records: dict[int, JobRecord] = {}
     shifts = True
+    checked: set[tuple[int, float | None]] = set()  # (footprint, budget): one verdict
     for job in jobs:
         key = id(job.footprint)
         if key not in records:
             records[key], moved = shifting_run(machine, job)
             shifts = shifts and moved
             out[key] = records[key].end_cycle - records[key].start_cycle
-        refuse_over_budget(job, records[key])
+        if (key, job.error_budget) not in checked:
+            checked.add((key, job.error_budget))
+            refuse_over_budget(job, records[key], machine)
     return out, shifts
 
 

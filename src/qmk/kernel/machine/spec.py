@@ -234,6 +234,12 @@ class MachineSpec:
         return sum(m.physical_qubits for m in self.modules)
 
     @property
+    def t_state_error(self) -> float:
+        """A delivered T state's error: the worst of the modules' factories (a job's own
+        error counts each state it consumes at it)."""
+        return max((m.factory.output_error_rate for m in self.modules), default=0.0)
+
+    @property
     def profile(self) -> str:
         return f"logical:{self.family}(d={self.distance})"
 
@@ -445,6 +451,11 @@ class MachineSpec:
             "preempt_gap": self.preempt_gap,
             "error_budget": self.error_budget,
         }
+
+
+#: Odd code distances above the machine's own that a job may be placed at (its
+#: ``larger_distances``), and that the baseline tries.
+DISTANCE_STEPS = 3
 
 
 def job_tiles(free: int) -> int:

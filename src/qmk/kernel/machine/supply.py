@@ -192,8 +192,10 @@ class TenantQueue:
     capped jobs on one virtual clock (module docstring)."""
 
     __slots__ = (
+        "_demand",
         "alloc",
         "capped",
+        "changed",
         "groups",
         "heap",
         "level",
@@ -217,10 +219,22 @@ class TenantQueue:
         self.alloc = INF
         self.vclock = 0.0
         self.version = 0
+        #: whether its groups changed since the factories were last shared, and their
+        #: demand in all while they have not (None: to be summed again)
+        self.changed = True
+        self._demand: float | None = None
 
     @property
     def demand(self) -> float:
-        return sum(d * len(jobs) for d, jobs in self.groups.items())
+        demand = self._demand
+        if demand is None:
+            demand = self._demand = sum(d * len(jobs) for d, jobs in self.groups.items())
+        return demand
+
+    def touch(self) -> None:
+        """Its groups changed: share it again, its demand summed again."""
+        self.changed = True
+        self._demand = None
 
     def advance(self, now: float) -> None:
         """The module brought up to ``now`` (this queue's clock with it)."""
@@ -387,6 +401,7 @@ class ModuleSupply:
         if queue is None:
             return
         self.settle(host, job)
+        queue.touch()
         group = queue.groups.get(job.demand)
         if group is not None:
             group.pop(job, None)
@@ -416,6 +431,7 @@ class ModuleSupply:
         if queue is None:
             queue = self.queues[job.tenant] = TenantQueue(self, job.tenant)
         queue.groups.setdefault(demand, {})[job] = None
+        queue.touch()
         queue.pending.append(job)
 
     def _rebus(self, host: Host, segment: int, joined: MachineJob | None) -> None:
@@ -494,6 +510,9 @@ class ModuleSupply:
         allocs = weighted_fill(demands, self.weights, self.capacity)
         for name, queue in self.queues.items():
             alloc = allocs[name]
+            if not queue.changed and alloc == queue.alloc:
+                continue  # its groups and part as they were: its level and caps hold
+            queue.changed = False
             counts = {d: len(jobs) for d, jobs in queue.groups.items()}
             level = level_for(counts, alloc) if alloc < demands[name] else INF
             queue.alloc = alloc

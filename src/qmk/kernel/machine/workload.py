@@ -20,8 +20,9 @@ lowering's) or a generator: ``{adder: BITS}``, ``{qft: N}``, ``{random: QUBITS, 
 G}`` (Clifford+T), or ``{counts: {numQubits: ..., tCount: ...}}`` (QRE logical counts);
 a generator's footprint comes from its logical counts
 (:func:`~qmk.kernel.machine.footprints.counts_footprint`). Each distinct program is
-compiled once, and fenced as a kernel fences it
-(:func:`~qmk.kernel.machine.footprints.fenced_for`, every ``[machine] fence_cycles``).
+compiled once, and placed as a kernel places it
+(:func:`~qmk.kernel.machine.footprints.placed_for`: a fence every ``[machine]
+fence_cycles``, its Bell pairs local on a machine without a link).
 A generator's arrivals are ``poisson`` (exponential gaps of mean
 ``mean_gap_cycles``, rounded to whole cycles), ``uniform`` (every ``mean_gap_cycles``)
 or ``at-once``, from ``start_cycle``, drawn from the file's ``seed`` and the tenant's
@@ -48,7 +49,7 @@ from msgspec import Meta
 from qmk import values
 from qmk.errors import QMKError
 from qmk.kernel.errors import MachineError
-from qmk.kernel.machine.footprints import fenced_for
+from qmk.kernel.machine.footprints import placed_for
 from qmk.kernel.machine.jobs import JobSpec
 
 if TYPE_CHECKING:
@@ -300,7 +301,7 @@ def _generated(
 
 
 class _Compiler:
-    """Each distinct program's footprint, made once, fenced as a kernel fences it."""
+    """Each distinct program's footprint, made once, placed as a kernel places it."""
 
     def __init__(self, machine: MachineSpec, base: Path, fence_cycles: int) -> None:
         self.machine = machine
@@ -313,8 +314,8 @@ class _Compiler:
         found = self.cache.get(key)
         if found is None:
             footprint, label = self._make(program, where)
-            fenced = fenced_for(footprint, self.machine, self.fence_cycles)
-            found = self.cache[key] = (fenced, label)
+            placed = placed_for(footprint, self.machine, self.fence_cycles)
+            found = self.cache[key] = (placed, label)
         return found
 
     def _make(self, program: Program, where: str) -> tuple[Footprint, str]:

@@ -40,10 +40,9 @@ import msgspec
 
 from qmk.errors import CapabilityError, QMKError
 from qmk.execution.request import RunRequest
-from qmk.execution.target import get as get_target
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import get as get_target
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.errors import JobError
-from qmk.kernel.pools.control import WorkerControl
 from qmk.kernel.pools.pool import current_link
 from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded, pack
 from qmk.kernel.records.programs import verified
@@ -54,6 +53,7 @@ from qmk.qvm.limits import DEFAULT_MAX_NODES, DEFAULT_MAX_UNROLLED_NODES, Limits
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Suspended
+    from qmk.kernel.pools.control import WorkerControl
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,7 +158,7 @@ def _unpickled(data: bytes, packed: bytes | None = None) -> Attempt:
 
 
 def run_job(
-    attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
+    attempt: Attempt, *, control: Callable[..., WorkerControl] | None = None
 ) -> bytes | dict[str, Any]:
     """Run one attempt of a job in a worker: the task a pool runs. Its outcome
     (:func:`attempt_outcome`) as it crosses the pool's line, its MessagePack
@@ -167,7 +167,7 @@ def run_job(
 
 
 def attempt_outcome(
-    attempt: Attempt, *, control: Callable[..., WorkerControl] = WorkerControl
+    attempt: Attempt, *, control: Callable[..., WorkerControl] | None = None
 ) -> Outcome:
     """Run one attempt of a job in a worker (see the module docstring).
 
@@ -175,7 +175,8 @@ def attempt_outcome(
     graph is verified once per text and process (the kernel's cache) and a device job
     parsed; the capability check runs for every attempt; the target compiles it with the
     request and runs it. ``control`` makes the run's control, called as
-    :class:`WorkerControl` is (``(link, directory, every_ops=)``): it, or a subclass
+    :class:`WorkerControl` is (``(link, directory, every_ops=)``): it (None: it, loaded
+    here, in the worker: the kernel sends attempts and never holds one), or a subclass
     that also holds the run where it looks (the tests' pause gate,
     ``tests/support/pools.py``, passes one).
     """
@@ -186,6 +187,10 @@ def attempt_outcome(
     if request.trace_context is not None:
         return _traced(attempt, control)
     link = current_link()
+    if control is None:
+        from qmk.kernel.pools.control import WorkerControl
+
+        control = WorkerControl
     watch = (
         None
         if link is None or attempt.checkpoint_dir is None
@@ -259,7 +264,7 @@ def _shots_streamer() -> Callable[[list[Any]], None] | None:
     return on_shots
 
 
-def _traced(attempt: Attempt, control: Callable[..., WorkerControl]) -> Outcome:
+def _traced(attempt: Attempt, control: Callable[..., WorkerControl] | None) -> Outcome:
     """:func:`run_job` of ``attempt`` inside a ``qmk.worker`` span, under its request's
     trace context (the W3C traceparent of the kernel's run span); the worker's spans come
     back as ``spans`` beside the outcome, for the kernel to export

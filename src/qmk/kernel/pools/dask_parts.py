@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.pools.dask_cluster import ASK_S, ClusterLink, KnownWorker
 from qmk.kernel.pools.dask_protocol import Raised, Returned, Stash

@@ -192,10 +192,10 @@ def assistant_pool(
     worker per question answered at once (``[assist] max_concurrent``), driven by
     ``loop``, confined as the kernel's workers are (:func:`kernel_isolation`) but for the
     network, since the model is a network call, and capped at their memory. The model's
-    loop, its replies and the tools' reading of program text run there, out of the
-    kernel's process; what a tool needs of the kernel (a CPU-budget check, a job) it asks
-    over its line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`). Its processes are
-    named :data:`ASSISTANT_NAME`.
+    loop and its replies run there, out of the kernel's process; each tool call goes
+    over its line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`) to the kernel, which runs
+    it in the planner process (no network). Its processes are named
+    :data:`ASSISTANT_NAME`.
     """
     return _networked(config, data_dir, loop, config.assist.max_concurrent, ASSISTANT_NAME)
 

@@ -218,6 +218,10 @@ class Job:
     #: priced it with its run request's qubit and profile (admission's; None: not known,
     #: and a start under a decoder capacity plans it: :mod:`qmk.kernel.admit.faults`). Not stored.
     decoder_load: float | None = field(default=None, repr=False, compare=False)
+    #: Each of its profiles' logical error per cycle, as the planner priced it with its run
+    #: request's physics (admission's; None: not known, and a start computes it:
+    #: :func:`qmk.kernel.admit.faults.adjust`). Not stored.
+    logical_errors: dict[str, float] | None = field(default=None, repr=False, compare=False)
     #: The fault policies' answer for its start as its acceptance computed it, for the
     #: start to reuse where nothing changed (a
     #: :class:`~qmk.kernel.admit.faults.Foreseen`; None: none). Not stored.

@@ -27,7 +27,7 @@ from qmk.errors import (
     QuotaError,
 )
 from qmk.execution.request import RunRequest
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.admit.teleport import spans
 from qmk.kernel.errors import error_json
 from qmk.kernel.pools.attempt import Attempt

@@ -4,8 +4,10 @@ deadlines, failed modules, closed channels, and the expiries looked at each epoc
 - the **ticker** counts epochs on the clock (:meth:`~qmk.kernel.clock.Clock.epochs`): the
   only periodic wake-up of the kernel, and the only place where a running job is asked
   to yield its worker. That is wall time: a worker computes outcomes the machine's
-  schedule has fixed. Preemption in machine time is the shared machine's, at its epoch
-  boundaries and its jobs' fences, and is in their machine records
+  schedule has fixed, so a yield changes neither the schedule nor the counts.
+  Preemption in machine time is the shared machine's, at its epoch boundaries and its
+  jobs' fences, a tenant's priorities included
+  (:mod:`qmk.kernel.machine.policies.urgent`), and is in their machine records
   (:mod:`.shared_machine`);
 - one task per job with a **deadline** holds a timeout scope at that deadline for the
   job's life, queued or running; the job's end cancels it.
@@ -21,7 +23,7 @@ checkpoint; an urgent job takes one victim.
 from __future__ import annotations
 
 from qmk.errors import FirewallError
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job

@@ -28,7 +28,7 @@ from typing import Any
 from msgspec import UNSET
 from msgspec.structs import replace
 
-from qmk.execution.target import spec as target_spec
+from qmk.execution.targets import spec as target_spec
 from qmk.kernel.clock import Alarm
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.pools.attempt import Attempt, run_job

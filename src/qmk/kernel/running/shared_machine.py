@@ -20,7 +20,7 @@ second from the kernel's start, real time by default).
 - **Fences.** A job's footprint goes to the machine with a fence wherever it would run
   more than ``[machine] fence_cycles`` cycles without one, at its pace alone (its T
   states at the fastest module's factory rate, its Bell pairs at the link's)
-  (:func:`~qmk.kernel.machine.footprints.fenced_for`, as ``qmk machine simulate`` fences
+  (:func:`~qmk.kernel.machine.footprints.placed_for`, as ``qmk machine simulate`` places
   it; at most ``MOST_FENCES``, spread wider on a longer run): the points where the machine's
   policy may preempt it, at an epoch boundary, in place or into storage tiles. So no
   job, fences in its program or not, holds its tiles past a preemption by longer; its
@@ -75,7 +75,7 @@ from qmk.errors import AdmissionError
 from qmk.execution.request import MachineRun
 from qmk.kernel.clock import MachineClock, RateClock
 from qmk.kernel.errors import MachineError
-from qmk.kernel.machine.footprints import fenced_for
+from qmk.kernel.machine.footprints import placed_for
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.spec import MachineSpec
@@ -94,21 +94,11 @@ def clock_for(config: KernelConfig, cycle_time_ns: int) -> RateClock:
     return RateClock(rate if rate is not None else 1e9 / cycle_time_ns)
 
 
-def _local_pairs(footprint: Footprint) -> Footprint:
-    """``footprint`` on a machine without links between modules (one module): its Bell
-    pairs (a channel's, a teleported gate's) are made inside the module by lattice
-    surgery, drawing on no shared resource, so its steps draw none from the link."""
-    import msgspec
-
-    steps = tuple(msgspec.structs.replace(s, bell_pairs=0) for s in footprint.steps)
-    return msgspec.structs.replace(footprint, steps=steps)
-
-
 def footprint_of(job: Job) -> Footprint | None:
     """``job``'s footprint asked of its target again (a job read back from the store,
     which keeps none); None when its target now refuses it (its worker will say why)."""
     from qmk.errors import QMKError
-    from qmk.execution import target as targets
+    from qmk.execution import targets
 
     target = targets.get(job.request.target)
     try:
@@ -187,9 +177,7 @@ class SharedMachine:
         if footprint is given and placed is not None:
             footprint = placed
         else:
-            placed = fenced_for(footprint, self.spec, self.fence_cycles)
-            if self.spec.link.bell_pairs_per_cycle <= 0 and placed.bell_pairs:
-                placed = _local_pairs(placed)
+            placed = placed_for(footprint, self.spec, self.fence_cycles)
             self._placed = (footprint, placed)
             footprint = placed
         policy = job.request.policy

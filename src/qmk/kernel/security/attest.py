@@ -200,7 +200,7 @@ def find_attestation(data_dir: str | Path, job_id: str) -> dict[str, Any] | None
 def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
     """Run the job of ``record`` again on ``graph_text`` and compare the counts' digests:
     its run request, as recorded, compiled and run by its target, as a worker runs it."""
-    from qmk.execution import target as targets
+    from qmk.execution import targets
 
     epochs = len(record.get("epochs", ()))
     request = request_of(record)

@@ -11,14 +11,22 @@ and a :class:`~qmk.abi.tally.JobTally` of them. It listens to the audit log from
 gateway may ask, and the first of these syscalls starts it otherwise (a kernel nobody
 asks keeps no copy). A tenant reads only its own records; a record's ``seq`` is its
 line in the audit log, so a cursor stays valid across restarts while the record is kept.
+
+A device job's stream parts are records too, but no audit lines: each carries the seq
+of the line before it. The desk numbers them ``sub`` 1, 2, ... after that line (an
+audit line is ``sub`` 0), and the cursor is the pair ``(after, after_sub)``: a page
+that ends inside a run of parts resumes after its last part, and parts heard after
+their line was given are still after the cursor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
-from collections import deque
-from collections.abc import Callable
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import qmk.abi.replies as replies
@@ -37,6 +45,83 @@ from qmk.kernel.security.sessions import Session
 
 #: The capability ``q_kernel_load`` needs (an operator's read-only view).
 OBSERVE_CAP = "CAP_OBSERVE"
+#: The feed's event of the spans a traced job's worker recorded (:class:`FeedTraces`).
+SPANS_EVENT = "spans"
+#: Jobs whose submitted ``traceparent`` is kept at once (the oldest go first).
+MAX_TRACED_JOBS = 10_000
+_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+class Told(Protocol):
+    """What :class:`FeedTraces` reads of the audit log: its seq and its listeners."""
+
+    seq: int
+    listeners: list[Callable[[dict[str, Any]], None]]
+
+
+class FeedTraces:
+    """The spans inside a job's worker, for a tracer in another process: a
+    :class:`~qmk.abi.probe.WorkerTraces` that hands each traced run the ``traceparent``
+    its submit carried (``q_submit``'s ``traceparent``) and tells the spans the worker
+    recorded to the audit log's listeners as one ``spans`` record of the job's tenant,
+    as a device job's stream parts are told: no audit line, the seq of the line before
+    it. So they reach the tenant's feed (``q_events``) before the job's final state,
+    where a gateway's tracer reads them. A tracer in the kernel's own process replaces
+    it (:meth:`qmk.kernel.observe.KernelObserver.trace_workers`).
+    """
+
+    def __init__(self, audit: Told) -> None:
+        self._audit = audit
+        self._jobs: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    @staticmethod
+    def check(traceparent: str | None) -> None:
+        """Refuse a ``traceparent`` that is not a W3C one of version 00.
+
+        Raises:
+            InvalidArgument: ``key`` ``traceparent``.
+        """
+        if traceparent is not None and (
+            not isinstance(traceparent, str) or not _TRACEPARENT.fullmatch(traceparent)
+        ):
+            raise InvalidArgument(
+                f"traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>), "
+                f"got {str(traceparent)[:80]!r}",
+                key="traceparent",
+            )
+
+    def follow(self, job_id: str, tenant: str, traceparent: str) -> None:
+        """Trace ``job_id``'s runs under ``traceparent`` (a checked one)."""
+        self._jobs[job_id] = (tenant, traceparent)
+        while len(self._jobs) > MAX_TRACED_JOBS:
+            self._jobs.popitem(last=False)
+
+    def traceparent(self, job_id: str) -> str | None:
+        """The ``traceparent`` its submit carried (None: untraced)."""
+        kept = self._jobs.get(job_id)
+        return None if kept is None else kept[1]
+
+    def worker_spans(
+        self, job_id: str, traceparent: str, spans: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Tell the worker's ``spans`` as one ``spans`` record of the job's tenant."""
+        kept = self._jobs.get(job_id)
+        if kept is None:
+            return
+        record = {
+            "seq": self._audit.seq,
+            "ts": round(time.time(), 6),
+            "event": SPANS_EVENT,
+            "tenant": kept[0],
+            "job_id": job_id,
+            "traceparent": traceparent,
+            "spans": list(spans),
+        }
+        for listener in self._audit.listeners:
+            try:
+                listener(record)
+            except Exception:  # a listener's failure is its own (the audit log's rule)
+                continue
 
 
 class Observed(Protocol):
@@ -66,6 +151,8 @@ class FeedDesk:
         self._hashed = hashed_tenants(label_key)
         self.tally = JobTally()
         self.recent: deque[KernelEvent] = deque(maxlen=defaults.EVENTS_LIMIT)
+        #: Each kept record's ``sub`` (module docstring), in :attr:`recent`'s order.
+        self._subs: deque[int] = deque(maxlen=defaults.EVENTS_LIMIT)
         self._evicted_seq = 0  # the newest record the deque let go
         self._waiters: dict[asyncio.Future[None], str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,7 +193,10 @@ class FeedDesk:
         recent = self.recent
         if len(recent) == recent.maxlen:
             self._evicted_seq = recent[0].seq
+        # a record with the seq of the one before is no audit line: it follows that line
+        sub = self._subs[-1] + 1 if recent and recent[-1].seq == event.seq else 0
         recent.append(event)
+        self._subs.append(sub)
 
     def _take(self, event: KernelEvent) -> None:
         self._keep(event)
@@ -117,20 +207,26 @@ class FeedDesk:
             if tenant == event.tenant and not waiter.done():
                 waiter.set_result(None)
 
-    def _after(self, tenant: str, after: int, limit: int) -> list[dict[str, Any]]:
+    def _after(self, tenant: str, after: tuple[int, int], limit: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        for event in self.recent:
-            if event.seq > after and event.tenant == tenant:
-                found.append(event.to_json())
+        for event, sub in zip(self.recent, self._subs, strict=True):
+            if event.tenant == tenant and (event.seq, sub) > after:
+                found.append({**event.to_json(), "sub": sub})
                 if len(found) >= limit:
                     break
         return found
 
     async def events(
-        self, session: Session, after: int | None, limit: int, wait_ms: int | None
+        self,
+        session: Session,
+        after: int | None,
+        limit: int,
+        wait_ms: int | None,
+        after_sub: int = 0,
     ) -> replies.Events:
-        """``q_events``: ``session``'s tenant's records after ``after`` (null: from now),
-        at most ``limit``; with ``wait_ms``, waiting that long for the first."""
+        """``q_events``: ``session``'s tenant's records after the cursor ``(after,
+        after_sub)`` (``after`` null: from now), at most ``limit``; with ``wait_ms``,
+        waiting that long for the first."""
         if isinstance(limit, bool) or not 1 <= limit <= defaults.EVENTS_LIMIT:
             raise InvalidArgument(
                 f"limit must be an integer 1..{defaults.EVENTS_LIMIT}, got {limit!r}", key="limit"
@@ -142,11 +238,15 @@ class FeedDesk:
             )
         if after is not None and after < 0:
             raise InvalidArgument(f"after must be an audit seq (>= 0), got {after}", key="after")
+        if isinstance(after_sub, bool) or not isinstance(after_sub, int) or after_sub < 0:
+            raise InvalidArgument(
+                f"after_sub must be a record's sub (>= 0), got {after_sub!r}", key="after_sub"
+            )
         self.start()
         tenant = session.tenant
-        if after is None:  # from now: the newest record is the cursor
-            after = self.recent[-1].seq if self.recent else self._evicted_seq
-        found = self._after(tenant, after, limit)
+        # from now: the newest record is the cursor
+        cursor = self._newest() if after is None else (after, after_sub)
+        found = self._after(tenant, cursor, limit)
         if not found and wait_ms:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters[waiter] = tenant
@@ -156,14 +256,17 @@ class FeedDesk:
                 pass
             finally:
                 self._waiters.pop(waiter, None)
-            found = self._after(tenant, after, limit)
-        dropped = max(0, self._evicted_seq - after)
-        cursor = found[-1]["seq"] if found else max(after, self._newest())
-        return replies.Events(tenant=tenant, events=found, cursor=cursor, dropped=dropped)
+            found = self._after(tenant, cursor, limit)
+        dropped = max(0, self._evicted_seq - cursor[0])
+        cursor = (found[-1]["seq"], found[-1]["sub"]) if found else max(cursor, self._newest())
+        return replies.Events(
+            tenant=tenant, events=found, cursor=cursor[0], cursor_sub=cursor[1], dropped=dropped
+        )
 
-    def _newest(self) -> int:
-        """The seq of the newest record kept (of any tenant), 0 when none."""
-        return self.recent[-1].seq if self.recent else self._evicted_seq
+    def _newest(self) -> tuple[int, int]:
+        """The cursor of the newest record kept (of any tenant): ``(seq, sub)``, the
+        newest seq let go when none is kept."""
+        return (self.recent[-1].seq, self._subs[-1]) if self.recent else (self._evicted_seq, 0)
 
     async def audit(
         self, session: Session, job_id: str | None, limit: int, job_of: Callable[[str], Any]
@@ -206,4 +309,4 @@ class FeedDesk:
         )
 
 
-__all__ = ["OBSERVE_CAP", "FeedDesk", "Observed"]
+__all__ = ["OBSERVE_CAP", "SPANS_EVENT", "FeedDesk", "FeedTraces", "Observed", "Told"]

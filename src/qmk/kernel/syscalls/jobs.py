@@ -24,6 +24,7 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
+from qmk.kernel.syscalls.feed import FeedTraces
 
 
 class JobDesk:
@@ -60,6 +61,8 @@ class JobDesk:
         self._check_open = check_open
         #: Each tenant's submits, queued in the order they arrived.
         self.arrivals = Arrivals()
+        #: The runs traced for a tracer in another process (a submit's ``traceparent``).
+        self.traces: FeedTraces | None = None
 
     async def submit(
         self,
@@ -72,17 +75,29 @@ class JobDesk:
         idempotency_key: str | None = None,
         target: str = defaults.TARGET,
         wait_ms: int | None = None,
+        traceparent: str | None = None,
     ) -> replies.Job:
         """``q_submit`` with a checked ``session`` (a trigger's run has one of its
         owner's); with ``wait_ms``, the accepted job then waited for as ``q_wait`` waits
         (a bad ``wait_ms`` is refused before anything is checked or kept). The tenant's
-        submits are queued in the order they arrived (:mod:`~qmk.kernel.admit.arrivals`)."""
+        submits are queued in the order they arrived (:mod:`~qmk.kernel.admit.arrivals`).
+        With ``traceparent``, its runs are traced (:class:`FeedTraces`)."""
+        FeedTraces.check(traceparent)
         turn = self.arrivals.arrive(session.tenant)
         try:
             if turn.behind:
                 await turn.wait()
             return await self._submit(
-                turn, session, graph, shots, seed, policy, idempotency_key, target, wait_ms
+                turn,
+                session,
+                graph,
+                shots,
+                seed,
+                policy,
+                idempotency_key,
+                target,
+                wait_ms,
+                traceparent,
             )
         finally:
             turn.end()
@@ -98,6 +113,7 @@ class JobDesk:
         idempotency_key: str | None,
         target: str,
         wait_ms: int | None,
+        traceparent: str | None = None,
     ) -> replies.Job:
         """:meth:`submit` in its ``turn``, which it ends as its job is queued (or known)."""
         if wait_ms is not None:
@@ -128,6 +144,8 @@ class JobDesk:
             self.delegations.audit_use(
                 session, job.required_caps, where="submit", job_id=job.job_id
             )
+            if traceparent is not None and self.traces is not None:  # before it can run
+                self.traces.follow(job.job_id, session.tenant, traceparent)
             # the next submit goes on once this one's job is queued: accept queues it
             # before its first wait, and the next one resumes in a later step
             turn.end()

@@ -37,7 +37,8 @@ only where no T state is drawn on the machine; it runs ``sole`` and other tenant
 T-drawing jobs wait on its module while it runs, so its projection (the whole rate)
 holds. A job held back is looked at again at every epoch boundary
 (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
-running jobs draw, with no arrival or end.
+running jobs draw, with no arrival or end. It is weighed again only where an input of
+its projection changed (:class:`HeldVerdicts`); else its last verdict stands.
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
@@ -53,15 +54,14 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.footprints import at_distance
-from qmk.kernel.machine.jobs import Timeline, idle_error
+from qmk.kernel.machine.jobs import idle_error
+from qmk.kernel.machine.placement import Placements, usable
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from qmk.execution.footprint import Footprint
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.tiles import TileRange
@@ -383,29 +383,38 @@ class Drawers:
                 del self.count[job.tenant]
 
 
-class Variants:
-    """Each program's footprint and timeline at the machine's larger code distances
-    (:func:`~qmk.kernel.machine.footprints.at_distance`), made once a program and
-    distance, and its own (a job placed back where it was)."""
+#: Every input of a verdict its key does not hold (:meth:`BudgetCheck._stamp`): what the
+#: projection reads of each of the tenant's running jobs on the module (by sequence
+#: number), the module's rate, store and bus cap, the candidate's waits so far, the
+#: tenants running ``sole`` there, and whether a T state is drawn on the machine.
+Stamp = tuple[tuple[tuple[int, Reading], ...], float, float, float, float, frozenset[str], bool]
+
+
+class HeldVerdicts:
+    """The last verdict of each key, with the :data:`Stamp` it was weighed at: the
+    re-examination rule.
+
+    A held job is looked at each epoch, but weighed again only when an input of its
+    projection changed. A verdict is a function of its key and its stamp alone, so one
+    taken at the same stamp is the one a fresh projection would give, to the bit. A
+    running job's reading stays put while it runs at full speed through steps that draw
+    no T state; the store stays put while it is empty, or full and undrawn."""
 
     __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self._held: dict[tuple[int, int], tuple[Footprint, Footprint, Timeline]] = {}
+        self._held: dict[tuple[object, ...], tuple[Stamp, bool | None]] = {}
 
-    def at(self, job: MachineJob, distance: int) -> tuple[Footprint, Timeline]:
-        """``job``'s program at ``distance`` (its spec's own distance: as it came)."""
-        own = job.spec.footprint
-        key = (id(own), distance)
+    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, bool | None]:
+        """Whether ``key``'s last verdict was taken at ``stamp``, and that verdict."""
         held = self._held.get(key)
-        if held is None:
-            if distance == own.code_distance:
-                fp, tl = own, job.tl if job.fp is own else Timeline(own)
-            else:
-                fp = at_distance(own, distance)
-                tl = Timeline(fp)
-            held = self._held[key] = (own, fp, tl)  # (``own`` keeps its id taken)
-        return held[1], held[2]
+        if held is None or held[0] != stamp:
+            return False, False
+        return True, held[1]
+
+    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: bool | None) -> None:
+        """``key``'s verdict at ``stamp``."""
+        self._held[key] = (stamp, verdict)
 
 
 class Budgeted(SchedulingPolicy):
@@ -417,11 +426,14 @@ class Budgeted(SchedulingPolicy):
 
     def __init__(self) -> None:
         self.drawers = Drawers()
-        self.variants = Variants()
+        #: each program's placements on the machine (:meth:`setup` makes it)
+        self.placements: Placements | None = None
+        self.held = HeldVerdicts()
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
-        self.variants = Variants()
+        self.placements = Placements(sched.machine)
+        self.held = HeldVerdicts()
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.arrived(job)
@@ -443,6 +455,8 @@ class BudgetCheck:
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
         self.drawers = Drawers.of(sched)
+        policy = sched.policy
+        self.held = policy.held if isinstance(policy, Budgeted) else HeldVerdicts()
         self._before: dict[tuple[int, str], dict[MachineJob, float]] = {}
         self._verdicts: dict[tuple[object, ...], bool | None] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
@@ -497,39 +511,55 @@ class BudgetCheck:
     def fit(
         self, job: MachineJob, may: Callable[[MachineJob], bool] | None = None
     ) -> tuple[TileRange, int] | None:
-        """Where ``job`` starts now, placed at the cheapest code distance whose
-        projection keeps the budgets (:meth:`verdict`): its own first, then each of the
-        machine's ``larger_distances`` (more tiles and longer cycles, its waits
-        cheaper), where ``find`` places it and ``may`` lets its tenant hold it; its own
-        ``sole`` last (module docstring). None: it waits as it came, looked at again at
-        the next epoch boundary."""
+        """Where ``job`` starts now, and at which block and code distance: the first of
+        its placements (:func:`~qmk.kernel.machine.placement.usable`, cheapest first)
+        that ``find`` places, ``may`` lets its tenant hold, and whose projection keeps
+        the budgets (:meth:`verdict`), its waits on what its own error there leaves of
+        its budget; the first it may start ``sole`` at last (module docstring). None:
+        it waits as it came, looked at again at the next epoch boundary."""
         sched = self.sched
-        spot = sched.find(job)
+        policy = sched.policy
+        if not isinstance(policy, Budgeted) or policy.placements is None:
+            return self._fit_as_is(job, may)
+        known = policy.placements
+        home = known.own(job)
+        sole = None
+        held = False  # a placement was refused by a budget (not by the floorplan)
+        for option in usable(known.of(job), home, job.spec.error_budget):
+            job.take(option.footprint, option.timeline, option.rate, option.own)
+            there = sched.find(job)
+            if there is None or (may is not None and not may(job)):
+                continue
+            verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
+            if verdict is True:
+                job.sole = False
+                return there
+            if verdict is None and sole is None:
+                sole = option, there
+            held = held or verdict is False
+        if sole is not None:
+            option, there = sole
+            job.take(option.footprint, option.timeline, option.rate, option.own)
+            job.sole = True
+            return there
+        job.take(home.footprint, home.timeline, home.rate, home.own)  # as it came
+        if held:
+            sched.look_again()
+        return None
+
+    def _fit_as_is(
+        self, job: MachineJob, may: Callable[[MachineJob], bool] | None
+    ) -> tuple[TileRange, int] | None:
+        """:meth:`fit` at the placement ``job`` has (a policy that chooses none)."""
+        spot = self.sched.find(job)
         if spot is None or (may is not None and not may(job)):
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
-        if verdict is True:
-            job.sole = False
-            return spot
-        larger = sched.machine.larger_distances
-        d0 = job.fp.code_distance
-        if larger and job.tl.t_total and d0 > 0 and isinstance(sched.policy, Budgeted):
-            variants = sched.policy.variants
-            fp, tl = variants.at(job, d0)  # its own timeline kept, the core's, to go back to
-            for distance, p in larger:  # a machine cycle is d0 of a patch's d rounds
-                job.take(*variants.at(job, distance), p * d0 / distance)
-                there = sched.find(job)
-                if there is None or (may is not None and not may(job)):
-                    continue
-                if self._verdict(job, there[0].module, there[0].spec.offset + there[1]):
-                    job.sole = False
-                    return there
-            job.take(fp, tl, -1.0)
-        if verdict is None:
-            job.sole = True
-            return spot
-        sched.look_again()
-        return None
+        job.sole = verdict is None
+        if verdict is False:
+            self.sched.look_again()
+            return None
+        return spot
 
     def _verdict(self, job: MachineJob, module: int, at: int = 0) -> bool | None:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
@@ -553,13 +583,30 @@ class BudgetCheck:
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
         key = (id(job.tl), tenant, job.budget, job.cost, module, segment, self.part(tenant))
         if key in self._verdicts:
-            verdict = self._verdicts[key]
-        else:
+            return self._verdicts[key]
+        stamp = self._stamp(job, module, here)
+        known, verdict = self.held.get(key, stamp)
+        if not known:  # (else nothing it reads has changed: :class:`HeldVerdicts`)
             verdict = self._keeps(job, module, at)
             if not verdict and not here and not self._drawing_on():
                 verdict = None  # no T state is drawn anywhere: waiting would not help it
-            self._verdicts[key] = verdict
+            self.held.keep(key, stamp, verdict)
+        self._verdicts[key] = verdict
         return verdict
+
+    def _stamp(self, job: MachineJob, module: int, here: list[MachineJob]) -> Stamp:
+        """Every input of ``job``'s verdict on ``module`` beside its key, its tenant's
+        running jobs there ``here`` (:data:`Stamp`)."""
+        supply = self.sched.supply(module)
+        return (
+            tuple([(other.seq, self._reading(other)) for other in here]),
+            supply.rate,
+            supply.store,
+            supply.bus.cap,
+            job.idle_waited(),
+            frozenset(self._sole_on(module)),
+            bool(self._drawing_on()),
+        )
 
     def _decoder_keeps(self, job: MachineJob) -> bool:
         """Whether the decoder's throttles with ``job`` started keep every job of its

@@ -79,7 +79,7 @@ class Priority(SchedulingPolicy):
         """Ask the fewest lower jobs to move to storage so that ``waiting`` fits."""
         best: tuple[int, list[MachineJob]] | None = None
         for area in sched.allowed_ranges(waiting):
-            victims = _victims(sched, area, waiting, gap)
+            victims = victims_in(sched, area, waiting, gap)
             if victims is not None and (best is None or len(victims) < best[0]):
                 best = (len(victims), victims)
         if best is None:
@@ -105,12 +105,13 @@ class Priority(SchedulingPolicy):
                     sched.preempt(job, storage=False)
 
 
-def _victims(
-    sched: Scheduler, area: TileRange, waiting: MachineJob, gap: int
+def victims_in(
+    sched: Scheduler, area: TileRange, waiting: MachineJob, gap: int, *, tenant: str | None = None
 ) -> list[MachineJob] | None:
-    """The fewest jobs of ``area`` that may be preempted for ``waiting`` and whose tiles,
-    with the free ones, make a run of its size; None: no such run. Storage must have
-    room for them (their module's); jobs already stopping count as leaving."""
+    """The fewest jobs of ``area`` (of ``tenant`` only, when given) that may be preempted
+    for ``waiting`` and whose tiles, with the free ones, make a run of its size; None: no
+    such run. Storage must have room for them (their module's); jobs already stopping
+    count as leaving."""
     need = waiting.tiles
     size = area.spec.length
     held = sorted(area.occupants.items())
@@ -122,6 +123,7 @@ def _victims(
             job.state == "running"
             and job.stopping is None
             and job.priority <= waiting.priority - gap
+            and (tenant is None or job.tenant == tenant)
             and job.has_fence_ahead()
         )
     }

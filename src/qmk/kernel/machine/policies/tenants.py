@@ -11,12 +11,16 @@ of the floorplan a tenant may hold while others wait.
   has storage, a tenant past its bound whose hold keeps a waiting tenant's job out is
   asked to move its latest jobs there at their next fences (:func:`make_room`), so no
   tenant waits behind another's job for its whole run.
+- **A tenant's priorities.** Where storage has room, a tenant's queued job held out moves
+  its own much less urgent running jobs there first (:mod:`.urgent`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from qmk.kernel.machine.policies import urgent
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
@@ -57,10 +61,11 @@ def may_hold(sched: Scheduler, job: MachineJob) -> bool:
 
 
 def make_room(sched: Scheduler, waiting: MachineJob) -> None:
-    """``waiting`` is held out of the floorplan: ask the latest jobs of tenants past
-    their bound to move to storage at their next fences, until their holds are within
-    it (only where a module has storage room for them)."""
-    if not sched.preempts:
+    """``waiting`` is held out of the floorplan: ask its own tenant's much less urgent
+    jobs to make room (:func:`.urgent.make_room`), or else the latest jobs of tenants
+    past their bound to move to storage at their next fences, until their holds are
+    within it (only where a module has storage room for them)."""
+    if not sched.preempts or urgent.make_room(sched, waiting):
         return
     if sched.held_tiles(waiting.tenant) + waiting.tiles > bound(sched, waiting.tenant) + 1e-9:
         return  # its own tenant is past its bound: it waits its turn
@@ -92,7 +97,10 @@ def resume_stopped(sched: Scheduler) -> None:
 
 
 def _turn_of_another(sched: Scheduler, job: MachineJob) -> bool:
-    """Whether another tenant's oldest queued job may start where it stands now."""
+    """Whether another tenant's oldest queued job, or a much more urgent one of its own
+    tenant (:func:`.urgent.goes_first`), may start where it stands now."""
+    if urgent.goes_first(sched, job):
+        return True
     for tenant, queue in sched.queue_of.items():
         if tenant != job.tenant:
             head = next(iter(queue))

@@ -1,0 +1,254 @@
+"""The as-soon-as-possible schedule of a run of gate rows: each starts when its qubits are free.
+
+The plan (:mod:`qmk.execution.plan`) times every row of a program: a row starts at the
+latest of the fence's time and its qubits' clocks, and ends its cycles later. That is
+one pass, but each row depends on the rows before it on its qubits, so numpy cannot do
+it in bulk, and a Python loop costs about half a microsecond a row (a million-gate
+program's largest stage). Two implementations of the one rule, :func:`schedule`:
+
+- compiled: a loop in LLVM IR, built as :mod:`qmk.engines.simd` builds its kernels
+  (llvmlite, the same on-disk object cache, so a later process loads its code without
+  LLVM). Taken for runs of at least :data:`COMPILED_ROWS` rows, where its one-time cost
+  is small beside the loop's;
+- Python: the same loop over the rows' values, a block of rows at a time. Always there;
+  used for short runs and where LLVM cannot build the kernel here.
+
+Both compute in IEEE doubles in the same order (a comparison, then one addition a row),
+so their times are equal bit for bit.
+
+>>> import numpy as np
+>>> from array import array
+>>> clock = [0.0, 0.0, 0.0]
+>>> rows = np.array([[0, -1, -1], [0, 1, -1], [2, -1, -1]])
+>>> starts, ends = array("d", [0.0] * 3), array("d", [0.0] * 3)
+>>> schedule(clock, rows, np.array([2.0, 3.0, 1.0]), (starts, ends), 0, 0.0, 0.0)
+5.0
+>>> list(starts), list(ends), clock
+([0.0, 2.0, 0.0], [2.0, 5.0, 1.0], [5.0, 5.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from array import array
+from typing import Any
+
+import numpy as np
+
+#: Rows a run needs for the compiled loop (shorter runs stay in Python: their loop costs
+#: less than converting the clocks, or than a first compile where no cache holds it).
+COMPILED_ROWS = 1 << 16
+#: Rows the Python loop reads into Python values at a time.
+_BLOCK = 1 << 16
+
+_NAME = "qmk_asap_rows_v1"
+_lock = threading.Lock()
+_kernel: dict[str, Any] = {}  # "call": the ctypes function, or "reason": why there is none
+
+
+def _ir() -> str:
+    """LLVM IR of ``double qmk_asap_rows_v1(i64 n, ptr qubits, ptr cycles, ptr clock,
+    ptr starts, ptr ends, double fence, double latest)``: row ``i``'s qubits are
+    ``qubits[3i:3i+3]`` (-1 past the last), it starts at the latest of ``fence`` and
+    their clocks, ends ``cycles[i]`` later (written to ``starts``/``ends`` and to its
+    qubits' clocks); it returns the latest end, at least ``latest``."""
+    return f"""
+define double @{_NAME}(i64 %n, ptr noalias %q, ptr noalias %cyc, ptr noalias %clock,
+                       ptr noalias %starts, ptr noalias %ends, double %fence, double %late0) {{
+entry:
+  %none = icmp sle i64 %n, 0
+  br i1 %none, label %exit, label %row
+row:
+  %i = phi i64 [0, %entry], [%i1, %row]
+  %late = phi double [%late0, %entry], [%late1, %row]
+  %k = mul i64 %i, 3
+  %pa = getelementptr i64, ptr %q, i64 %k
+  %a = load i64, ptr %pa
+  %k1 = add i64 %k, 1
+  %pb = getelementptr i64, ptr %q, i64 %k1
+  %b = load i64, ptr %pb
+  %k2 = add i64 %k, 2
+  %pc = getelementptr i64, ptr %q, i64 %k2
+  %c = load i64, ptr %pc
+  %hasb = icmp sge i64 %b, 0
+  %c0 = icmp sge i64 %c, 0
+  %hasc = and i1 %hasb, %c0
+  %ib = select i1 %hasb, i64 %b, i64 %a
+  %ic = select i1 %hasc, i64 %c, i64 %a
+  %pca = getelementptr double, ptr %clock, i64 %a
+  %ca = load double, ptr %pca
+  %early = fcmp olt double %ca, %fence
+  %s0 = select i1 %early, double %fence, double %ca
+  %pcb = getelementptr double, ptr %clock, i64 %ib
+  %cb = load double, ptr %pcb
+  %gtb = fcmp ogt double %cb, %s0
+  %useb = and i1 %hasb, %gtb
+  %s1 = select i1 %useb, double %cb, double %s0
+  %pcc = getelementptr double, ptr %clock, i64 %ic
+  %cc = load double, ptr %pcc
+  %gtc = fcmp ogt double %cc, %s1
+  %usec = and i1 %hasc, %gtc
+  %s2 = select i1 %usec, double %cc, double %s1
+  %pd = getelementptr double, ptr %cyc, i64 %i
+  %d = load double, ptr %pd
+  %e = fadd double %s2, %d
+  store double %e, ptr %pca
+  store double %e, ptr %pcb
+  store double %e, ptr %pcc
+  %ps = getelementptr double, ptr %starts, i64 %i
+  store double %s2, ptr %ps
+  %pe = getelementptr double, ptr %ends, i64 %i
+  store double %e, ptr %pe
+  %later = fcmp ogt double %e, %late
+  %late1 = select i1 %later, double %e, double %late
+  %i1 = add i64 %i, 1
+  %more = icmp slt i64 %i1, %n
+  br i1 %more, label %row, label %exit
+exit:
+  %r = phi double [%late0, %entry], [%late1, %row]
+  ret double %r
+}}
+"""
+
+
+def compiled() -> Any | None:
+    """The compiled loop (built or loaded once a process), or None where LLVM cannot
+    build it here (:func:`unavailable_reason` says why)."""
+    if "call" in _kernel or "reason" in _kernel:
+        return _kernel.get("call")
+    with _lock:
+        if "call" not in _kernel and "reason" not in _kernel:
+            from qmk.engines import simd
+
+            try:
+                address = simd.compile_function(_NAME, _ir())
+            except RuntimeError as error:
+                _kernel["reason"] = str(error)
+            else:
+                real, pointer = ctypes.c_double, ctypes.c_void_p
+                signature = ctypes.CFUNCTYPE(real, ctypes.c_int64, *[pointer] * 5, real, real)
+                _kernel["call"] = signature(address)
+    return _kernel.get("call")
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`compiled` is None here, or None (also before it was asked)."""
+    reason = _kernel.get("reason")
+    return None if reason is None else str(reason)
+
+
+def schedule(
+    clock: list[float],
+    qubits: np.ndarray,
+    cycles: np.ndarray,
+    timing: tuple[array[float], array[float]],
+    offset: int,
+    fence_time: float,
+    latest: float,
+    *,
+    kernel: str | None = None,
+) -> float:
+    """Schedule the rows ``qubits`` (shape (n, 3), -1 past a row's last qubit, indices
+    into ``clock``) of ``cycles`` each, after ``fence_time``: row ``k``'s start and end
+    go to ``timing``'s arrays at ``offset + k``, its qubits' ``clock`` entries move to
+    its end. Returns the latest end, at least ``latest``.
+
+    ``kernel``: ``"compiled"`` or ``"python"`` to choose; None takes the compiled loop
+    for runs of :data:`COMPILED_ROWS` rows or more where it builds here.
+
+    Raises:
+        RuntimeError: ``kernel="compiled"`` where LLVM cannot build it.
+    """
+    rows = len(qubits)
+    if kernel is None:
+        kernel = "compiled" if rows >= COMPILED_ROWS and compiled() is not None else "python"
+    if kernel == "compiled":
+        call = compiled()
+        if call is None:
+            raise RuntimeError(f"no compiled schedule here: {unavailable_reason()}")
+        return _compiled(call, clock, qubits, cycles, timing, offset, fence_time, latest)
+    for at in range(0, rows, _BLOCK):
+        block = qubits[at : at + _BLOCK]
+        first, second, third = (block[:, k].tolist() for k in range(3))
+        latest = _python(
+            clock,
+            first,
+            second,
+            third,
+            cycles[at : at + _BLOCK].tolist(),
+            timing,
+            offset + at,
+            fence_time,
+            latest,
+        )
+    return latest
+
+
+def _compiled(
+    call: Any,
+    clock: list[float],
+    qubits: np.ndarray,
+    cycles: np.ndarray,
+    timing: tuple[array[float], array[float]],
+    offset: int,
+    fence_time: float,
+    latest: float,
+) -> float:
+    """:func:`schedule` by the compiled loop (the clocks as an array for its run)."""
+    rows = np.ascontiguousarray(qubits, dtype=np.int64)
+    spent = np.ascontiguousarray(cycles, dtype=np.float64)
+    clocks = np.array(clock, dtype=np.float64)
+    starts, ends = timing
+    if offset + len(rows) > min(len(starts), len(ends)):
+        raise IndexError("the timing arrays are shorter than the rows")
+    result = call(
+        len(rows),
+        rows.ctypes.data,
+        spent.ctypes.data,
+        clocks.ctypes.data,
+        starts.buffer_info()[0] + 8 * offset,
+        ends.buffer_info()[0] + 8 * offset,
+        fence_time,
+        latest,
+    )
+    clock[:] = clocks.tolist()
+    return float(result)
+
+
+def _python(
+    clock: list[float],
+    first: list[int],
+    second: list[int],
+    third: list[int],
+    cycles: list[float],
+    timing: tuple[array[float], array[float]],
+    offset: int,
+    fence_time: float,
+    latest: float,
+) -> float:
+    """:func:`schedule` of one block of rows in Python (row ``offset + k`` is item ``k``)."""
+    starts, ends = timing
+    row = offset
+    for a, b, c, spent in zip(first, second, third, cycles, strict=True):
+        start = clock[a]
+        if start < fence_time:
+            start = fence_time
+        if b >= 0:
+            at = clock[b]
+            if at > start:
+                start = at
+            if c >= 0 and clock[c] > start:
+                start = clock[c]
+        end = start + spent
+        clock[a] = end
+        if b >= 0:
+            clock[b] = end
+            if c >= 0:
+                clock[c] = end
+        starts[row] = start
+        ends[row] = end
+        row += 1
+        if end > latest:
+            latest = end
+    return latest

@@ -1,0 +1,177 @@
+"""The block and code distance a job is placed at, and the resource ``QK505`` names
+(kernel/machine/placement.py, alone.py): every figure computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from qmk.execution.footprint import Footprint, Step
+from qmk.kernel.errors import MachineError
+from qmk.kernel.machine.core import Scheduler
+from qmk.kernel.machine.footprints import in_block
+from qmk.kernel.machine.jobs import JobSpec, own_error
+from qmk.kernel.machine.live import LiveMachine
+from qmk.kernel.machine.placement import placements
+from qmk.kernel.machine.policies import policy
+from qmk.kernel.machine.spec import MachineSpec
+from support.machine import footprint
+
+
+def compact(*steps: Step) -> Footprint:
+    """4 logical qubits laid out in the compact block: 4 data tiles and 5 of routing
+    (``qmk plan --layout``'s; the fast block's are 8 and 7, the intermediate's 4 and 8)."""
+    return Footprint(
+        target="lattice-surgery",
+        logical_qubits=4,
+        block="compact",
+        data_tiles=4,
+        routing_tiles=5,
+        code_distance=9,
+        steps=steps,
+    )
+
+
+def z_rotations(n: int) -> Step:
+    return Step(kind="rotation", cycles=1, t_states=1, repeat=n, routed=True)
+
+
+def xy_rotations(n: int) -> Step:  # Litinski's 9 ticks in the compact block
+    return Step(kind="rotation", cycles=9, t_states=1, repeat=n, routed=True)
+
+
+def job(name: str, fp: Footprint, budget: float | None, at: int = 0) -> JobSpec:
+    return JobSpec(id=name, tenant="a", footprint=fp, arrival_cycle=at, error_budget=budget)
+
+
+def run(machine: MachineSpec, *jobs: JobSpec) -> dict:
+    sched = Scheduler(machine, policy("fidelity"))
+    for spec in jobs:
+        sched.submit(spec)
+    return {r.id: r for r in sched.run()}
+
+
+#: one T state a cycle, a store of 100, p_L 1e-4 a patch and cycle at d = 9
+MACHINE = MachineSpec.simple(tiles=60, factory_rate=(1, 1), store=100, logical_error_rate=1e-4)
+
+
+def test_a_program_moved_to_another_block_takes_that_blocks_tiles_and_ticks():
+    # a 1-tick op of the compact block is Z-type (1 tick everywhere); a 9-tick one X or
+    # Y-type (5 in the intermediate block, 1 in the fast one)
+    fp = compact(z_rotations(3), xy_rotations(2))
+    fast, middle = in_block(fp, "fast"), in_block(fp, "intermediate")
+    assert (fast.data_tiles, fast.routing_tiles) == (8, 7)
+    assert [(s.cycles, s.repeat) for s in fast.steps] == [(1, 3), (1, 2)]
+    assert (middle.data_tiles, middle.routing_tiles) == (4, 8)
+    assert [(s.cycles, s.repeat) for s in middle.steps] == [(1, 3), (5, 2)]
+    # from the fast block a 1-tick op's Pauli is not known: Litinski's bound
+    assert [(s.cycles, s.repeat) for s in in_block(fast, "compact").steps] == [(9, 3), (9, 2)]
+    # another target's steps are not moved
+    assert in_block(footprint(5, z_rotations(3)), "compact") is None
+
+
+def test_a_job_of_z_type_rotations_is_placed_in_the_compact_block():
+    # 20 Z-type rotations take 20 cycles in every block: compact holds 9 tiles x 20 =
+    # 180 tile-cycles, intermediate 12 x 20 = 240, fast 15 x 20 = 300. Its own error
+    # in the compact block, 1 - (1 - 1e-4)^(9 x 20) = 0.0178, is within 0.05: it runs
+    # there, from 0 to 20, the store feeding it (no wait)
+    fp = in_block(compact(z_rotations(20)), "intermediate")  # it came in that block
+    out = run(MACHINE, job("z", fp, 0.05))["z"]
+    assert (out.block, out.code_distance, out.tiles) == ("compact", 9, 9)
+    assert (out.start_cycle, out.end_cycle) == (0.0, 20.0)
+    assert out.own_logical_error == pytest.approx(1 - (1 - 1e-4) ** 180)
+    assert out.idle_logical_error == 0.0
+    assert out.within_budget
+    # without a budget it runs as it came
+    blind = run(MACHINE, job("z", fp, None))["z"]
+    assert (blind.block, blind.tiles) == ("intermediate", 12)
+
+
+def test_a_job_of_xy_rotations_is_placed_in_the_fast_block_where_compact_breaks_its_budget():
+    # 20 X/Y-type rotations: fast 15 tiles x 20 cycles = 300 tile-cycles, intermediate
+    # 12 x 100 = 1,200, compact 9 x 180 = 1,620. Own errors: fast 1 - (1 - 1e-4)^300 =
+    # 0.0296, intermediate 0.113, compact 0.150: only the fast block keeps 0.05. It came
+    # in the compact block, where it would run 180 cycles
+    fp = compact(xy_rotations(20))
+    found = {p.label: p for p in placements(fp, MACHINE)}
+    assert [(label, p.cost) for label, p in found.items()] == [
+        ("fast/d=9", 300),
+        ("intermediate/d=9", 1200),
+        ("compact/d=9", 1620),
+    ]
+    assert found["compact/d=9"].own == pytest.approx(1 - (1 - 1e-4) ** 1620)
+    out = run(MACHINE, job("xy", fp, 0.05))["xy"]
+    assert (out.block, out.tiles, out.end_cycle) == ("fast", 15, 20.0)
+    assert out.own_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
+    assert out.within_budget
+    blind = run(MACHINE, job("xy", fp, None))["xy"]
+    assert (blind.block, blind.end_cycle) == ("compact", 180.0)
+    assert not run(MACHINE, job("xy", fp, None))["xy"].total_logical_error <= 0.05
+
+
+def test_a_job_no_block_keeps_at_the_machines_distance_runs_at_a_larger_one():
+    # 200 Z-type rotations: compact/d=9 9 x 200 = 1,800 tile-cycles, own 1 - (1 -
+    # 1e-4)^1800 = 0.165, past 0.05, and every block at d = 9 more. At d = 11 (p_L 1e-5,
+    # 1e-5 x 9/11 a machine cycle) a patch takes 121/81 of a tile: compact's 4 + 5 tiles
+    # are 6 + 8 = 14, its 200 rotations of 11/9 cycle take 245 cycles (45 of 2, 155 of
+    # 1): own 1 - (1 - 1e-5 x 9/11)^(9 x 245) = 1.8e-3, within
+    machine = MACHINE.with_(larger_distances=((11, 1e-5),))
+    fp = compact(z_rotations(200))
+    out = run(machine, job("long", fp, 0.05))["long"]
+    assert (out.block, out.code_distance, out.tiles) == ("compact", 11, 14)
+    assert out.end_cycle == pytest.approx(245)
+    assert out.own_logical_error == pytest.approx(own_error(1e-5 * 9 / 11, 9, 245))
+
+
+# --------------------------------------------------------------------------- QK505
+
+
+def refused(machine: MachineSpec, spec: JobSpec) -> MachineError:
+    with pytest.raises(MachineError) as caught:
+        LiveMachine(machine, "fidelity").check(spec)
+    assert caught.value.code == "QK505"
+    return caught.value
+
+
+def test_qk505_names_the_jobs_own_memory_error_where_no_placement_keeps_it():
+    # 5 tiles through 100 cycles at 1e-3: own 1 - 0.999^500 = 0.394 at the machine's
+    # only distance, before any wait: more factories or lanes would not help
+    machine = MachineSpec.simple(tiles=20, logical_error_rate=1e-3)
+    fp = footprint(5, Step(kind="idle", cycles=100))
+    error = refused(machine, job("deep", fp, 0.1))
+    assert error.details["binds"] == "memory"
+    assert error.details["own_logical_error"] == pytest.approx(1 - 0.999**500)
+    assert "own memory and gate error" in error.message and "[machine] profile" in error.message
+    assert "factories" not in error.message
+    # a larger distance the machine offers keeps it: accepted (placed there)
+    LiveMachine(machine.with_(larger_distances=((11, 1e-5),)), "fidelity").check(
+        job("deep", fp, 0.1)
+    )
+
+
+def test_qk505_names_the_links_where_its_bell_pairs_come_slower_than_it_uses_them():
+    # two modules, one Bell pair a cycle: 2 pairs a cycle for 10 cycles come in 20, 10
+    # of them waiting on the link: 1 - 0.999^10 = 9.96e-3 added to its own 1 - 0.999^50
+    machine = MachineSpec.simple(
+        tiles=20, modules=2, link_pairs_per_cycle=1.0, logical_error_rate=1e-3
+    )
+    fp = footprint(5, Step(kind="teleport", cycles=1, bell_pairs=2, repeat=10), qubits=1)
+    own = 1 - 0.999**50
+    budget = 1 - (1 - own) * (1 - 0.005)
+    error = refused(machine, job("far", fp, budget))
+    assert error.details["binds"] == "link"
+    assert "bell_pairs_per_cycle" in error.message
+    assert "10 of its cycles alone wait on link" in error.message
+    assert error.details["total_logical_error"] == pytest.approx(1 - 0.999**60)
+    faster = machine.with_(link=machine.link.__class__(bell_pairs_per_cycle=2.0))
+    LiveMachine(faster, "fidelity").check(job("far", fp, budget))  # the fix
+
+
+def test_a_job_placed_in_another_block_leaves_nothing_of_its_program_when_it_ends():
+    # the scheduler keeps one timeline a footprint while a job of it is here: a job that
+    # ran elsewhere (its timeline swapped at placement) still gives it back at its end
+    fp = in_block(compact(z_rotations(20)), "intermediate")
+    sched = Scheduler(MACHINE, policy("fidelity"))
+    sched.submit(job("z", fp, 0.05))
+    (record,) = sched.run()
+    assert record.block == "compact"
+    assert not sched._timelines
