@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from qmk.qec.errors import QECError
 from qmk.qvm.errors import UnrollError
-from qmk.qvm.graph import REPEAT, Graph, Node
+from qmk.qvm.graph import CALL, REPEAT, Graph, Node
 from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES
 from qmk.qvm.ops import OPS, Tally
 
@@ -194,6 +194,7 @@ class _Tracer:
     """
 
     __slots__ = (
+        "body_of",
         "budget",
         "ccz",
         "free",
@@ -220,6 +221,8 @@ class _Tracer:
         self.n_layers = 0
         self.t = self.r = self.ccz = self.m = 0
         self.budget = budget
+        #: A CALL row's placeholder qubits and bound body (:func:`count_graph`).
+        self.body_of: Callable[[Node], tuple[tuple[str, ...], tuple[Node, ...]]] | None = None
 
     def alloc(self, name: str) -> None:
         if self.free:
@@ -297,6 +300,17 @@ class _Tracer:
             self.tail.append(0)
         for q in qs:
             self.level[q] = top + 1
+
+    def counts(self) -> LogicalCounts:
+        """The counts of what was traced."""
+        return LogicalCounts(
+            num_qubits=len(self.level),
+            t_count=self.t,
+            rotation_count=self.r,
+            rotation_depth=self.rotation_depth(),
+            ccz_count=self.ccz,
+            measurement_count=self.m,
+        )
 
     def rotation_depth(self) -> int:
         depth = sum(map(bool, self.tail))
@@ -437,8 +451,20 @@ class _Tracer:
                 _count_one(self, tally, node)
             elif node.op == REPEAT:
                 self.repeat(node)
+            elif node.op == CALL and self.body_of is not None:
+                self.call(node)
             else:
                 raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
+
+    def call(self, node: Node) -> None:
+        """Trace a CALL row: its block's body, bound once on placeholder qubits
+        (:attr:`body_of`), each placeholder this call's qubit."""
+        assert self.body_of is not None
+        places, body = self.body_of(node)
+        index = self.index
+        for place, q in zip(places, node.vqs, strict=True):
+            index[place] = self._q(q)
+        self.trace(body)
 
 
 #: Each op's tally (the op table's), looked up once a node.
@@ -570,19 +596,38 @@ def count_nodes(
     """
     tr = _Tracer(max_steps)
     tr.trace(nodes)
-    return LogicalCounts(
-        num_qubits=len(tr.level),
-        t_count=tr.t,
-        rotation_count=tr.r,
-        rotation_depth=tr.rotation_depth(),
-        ccz_count=tr.ccz,
-        measurement_count=tr.m,
-    )
+    return tr.counts()
 
 
 def count_graph(graph: Graph) -> LogicalCounts:
     """QRE logical counts of a QVM graph (see the module docstring); a call counts as its
-    block's body, bound where it is called."""
-    from qmk.qvm.fold import calls_bound
+    block's body, bound where it is called.
 
-    return count_nodes(calls_bound(graph).nodes)
+    A CALL row outside REPEAT rows is traced on its block's body bound once, on
+    placeholder qubits that the call maps to its own (:meth:`_Tracer.call`): the same
+    steps as the body written out, with no rows made per call. A REPEAT row's calls
+    are bound in its body, which the period search reads as rows."""
+    if not graph.blocks:
+        return count_nodes(graph.nodes)
+    from dataclasses import replace
+
+    from qmk.qvm.fold import block_bound, calls_bound
+
+    tr = _Tracer(DEFAULT_MAX_UNROLLED_NODES)
+    bodies: dict[tuple[str, int], tuple[tuple[str, ...], tuple[Node, ...]]] = {}
+
+    def body_of(call: Node) -> tuple[tuple[str, ...], tuple[Node, ...]]:
+        key = (str(call.args.get("block")), len(call.vqs))
+        known = bodies.get(key)
+        if known is None:  # placeholders no qubit name can be (names hold no NUL)
+            places = tuple(f"\0{key[0]}\0{i}" for i in range(key[1]))
+            bound = block_bound(graph, Node(id=call.id, op=CALL, args=call.args, vqs=places))
+            known = bodies[key] = (places, bound)
+        return known
+
+    tr.body_of = body_of
+    tr.trace(
+        calls_bound(replace(graph, nodes=(node,))).nodes[0] if node.op == REPEAT else node
+        for node in graph.nodes
+    )
+    return tr.counts()

@@ -49,6 +49,7 @@ from qmk.qvm.graph import CALL, REPEAT, Graph, Guard, GuardTerm, Node, Resources
 __all__ = [
     "Span",
     "View",
+    "block_bound",
     "bound",
     "callee",
     "calls_bound",
@@ -158,19 +159,31 @@ def calls_bound(graph: Graph) -> Graph:
     if not graph.blocks:
         return graph
     blocks = {block.id: block for block in reversed(graph.blocks)}
+    return replace(graph, nodes=tuple(_calls_bound(graph.nodes, blocks, ())), blocks=())
 
-    def level(rows: Sequence[Node], active: tuple[str, ...]) -> Iterator[Node]:
-        for node in rows:
-            if node.op == CALL:
-                block = callee(node, blocks, active)
-                if block is not None:
-                    yield from level(bound(block, node), (*active, block.id))
-            elif node.op == REPEAT:
-                yield msgspec.structs.replace(node, body=tuple(level(node.body, active)))
-            else:
-                yield node
 
-    return replace(graph, nodes=tuple(level(graph.nodes, ())), blocks=())
+def block_bound(graph: Graph, call: Node) -> tuple[Node, ...]:
+    """The rows ``call`` (a CALL row of ``graph``) runs, as :func:`calls_bound` writes
+    them in its place: its block's body on its qubits, inner calls bound, REPEAT rows
+    kept folded; none for a call the verifier refuses. A consumer that runs a block's
+    body many times binds it once so, on placeholder qubits, and maps them per call."""
+    blocks = {block.id: block for block in reversed(graph.blocks)}
+    return tuple(_calls_bound((call,), blocks, ()))
+
+
+def _calls_bound(
+    rows: Sequence[Node], blocks: Mapping[str, Node], active: tuple[str, ...]
+) -> Iterator[Node]:
+    for node in rows:
+        if node.op == CALL:
+            block = callee(node, blocks, active)
+            if block is not None:
+                yield from _calls_bound(bound(block, node), blocks, (*active, block.id))
+        elif node.op == REPEAT:
+            body = tuple(_calls_bound(node.body, blocks, active))
+            yield msgspec.structs.replace(node, body=body)
+        else:
+            yield node
 
 
 def _bind(node: Node, names: Mapping[str, str], prefix: str) -> Node:
@@ -180,8 +193,10 @@ def _bind(node: Node, names: Mapping[str, str], prefix: str) -> Node:
     )
 
 
-def one_turn(graph: Graph) -> View:
-    """The one-turn view of ``graph`` (see :class:`View`)."""
+def one_turn(graph: Graph, *, calls: bool = True) -> View:
+    """The one-turn view of ``graph`` (see :class:`View`). ``calls`` False keeps each
+    CALL row as one row of the view, its block not bound: the verifier's call lane,
+    which takes a call as one operation of its block's effect."""
     nodes: list[Node] = []
     multipliers: list[int] = []
     paths: list[tuple[str, ...]] = []
@@ -193,7 +208,7 @@ def one_turn(graph: Graph) -> View:
 
     def walk(level: Sequence[Node], path: tuple[str, ...], multiplier: int) -> None:
         for node in level:
-            if node.op == CALL:
+            if node.op == CALL and calls:
                 block = callee(node, blocks, active)
                 if block is not None:
                     active.append(block.id)
@@ -261,11 +276,21 @@ def unrolled_nodes(
     A block's size is found once, however often it is called, so a chain of blocks
     that each call the next twice is counted in time linear in its rows."""
     table = {block.id: block for block in reversed(blocks)}
+    arity = {name: len(block.vqs) for name, block in table.items()}
     sizes: dict[str, int] = {}
 
     def size(level: Sequence[Node], active: tuple[str, ...]) -> int:
+        ops = list(map(_OP, level))
+        if REPEAT not in ops and CALL not in ops:
+            return len(level)  # (a level of operations, counted at C speed)
         total = 0
         for n in level:
+            name = n.args.get("block") if n.op == CALL else None
+            if isinstance(name, str):  # a block's size is known after its first call
+                known = sizes.get(name)
+                if known is not None and name not in active and len(n.vqs) == arity[name]:
+                    total += known
+                    continue
             if n.op == REPEAT:
                 total += (_count(n) if turns else 1) * size(n.body, active)
             elif n.op == CALL:
