@@ -294,3 +294,38 @@ def test_a_guarded_row_beside_calls_takes_the_full_steps_and_counts_alike() -> N
     report = lane(graph)
     assert report.ok and report.totals is not None
     same_totals(report.totals, inlined_totals(graph))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_verifying_calls_to_run_gives_the_unrolled_program_verified_once(seed: int) -> None:
+    rng = random.Random(seed)
+    blocks = (random_block(rng, "b", 2, 4), random_block(rng, "c", 3, 3))
+    arity = {"b": 2, "c": 3}
+    rows = []
+    for k in range(30):
+        name = rng.choice(("b", "c"))
+        rows.append(call(f"k{k}", name, *rng.sample(("q0", "q1", "q2", "q3"), arity[name])))
+    graph = program(*rows, blocks=blocks)
+    report = check(graph)  # unroll: what a run verifies
+    written_out = check(unroll(graph, max_nodes=None))
+    assert report.program is not None and written_out.program is not None
+    assert report.program.graph.nodes == written_out.program.graph.nodes
+    assert report.program.counts == written_out.program.counts
+    assert report.program.folded is graph
+    assert report.totals is not None
+    assert report.totals.counts == written_out.program.counts
+
+
+def test_a_call_after_free_keeps_its_code_when_verified_to_run() -> None:
+    blocks = (block("b", ("a",), Node(id="h", op="APPLY_H", vqs=("a",))),)
+    graph = program(call("k", "b", "q0"), blocks=blocks, measure=False)
+    freed = Graph(
+        version="0.3",
+        nodes=(*graph.nodes, call("late", "b", "q0")),
+        resources=graph.resources,
+        caps=graph.caps,
+        blocks=blocks,
+    )
+    report = check(freed)
+    assert report.program is None
+    assert any(f.node_id == "late/h" and f.is_error for f in report.findings)

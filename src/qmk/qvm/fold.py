@@ -330,7 +330,7 @@ def unroll(graph: Graph, *, max_nodes: int | None) -> Graph:
         )
     renamed: dict[str, list[str]] = {}
     blocks = {block.id: block for block in reversed(graph.blocks)}
-    nodes = tuple(_expand(graph.nodes, "", {}, renamed, blocks, ()))
+    nodes = tuple(_expand(graph.nodes, "", {}, renamed, blocks, (), _templates(blocks)))
     events: list[str] = []
     for event in graph.resources.events:
         events.extend(renamed.get(event, (event,)))
@@ -349,15 +349,23 @@ def _expand(
     renamed: dict[str, list[str]],
     blocks: Mapping[str, Node],
     active: tuple[str, ...],
+    plain: Mapping[str, _Template],
 ) -> Iterator[Node]:
     """The nodes of ``level`` in turn ``suffix``, events renamed by ``names``, calls
-    bound (``active``: the blocks running around)."""
+    bound (``active``: the blocks running around; ``plain``: the blocks of operations
+    alone, whose bound body outside REPEAT rows is their unrolling)."""
     for node in level:
         if node.op == CALL:
             block = callee(node, blocks, active)
-            if block is not None:
+            template = plain.get(block.id) if block is not None and not suffix else None
+            if template is not None:
+                prefix, vqs, bind = f"{node.id}/", node.vqs, msgspec.structs.replace
+                for row, places in template:
+                    yield bind(row, id=prefix + row.id, vqs=tuple([vqs[i] for i in places]))
+            elif block is not None:
                 body = bound(block, node)
-                yield from _expand(body, suffix, names, renamed, blocks, (*active, block.id))
+                inner_active = (*active, block.id)
+                yield from _expand(body, suffix, names, renamed, blocks, inner_active, plain)
             continue
         if node.op != REPEAT:
             yield _renamed(node, suffix, names) if suffix else node
@@ -368,7 +376,25 @@ def _expand(
             local = {**names, **{event: event + inner for event in produced}}
             for event in produced:
                 renamed.setdefault(event, []).append(event + inner)
-            yield from _expand(node.body, inner, local, renamed, blocks, active)
+            yield from _expand(node.body, inner, local, renamed, blocks, active, plain)
+
+
+#: A block of operations on its formals alone: each row, and the positions of its
+#: qubits among the formals (what :func:`bound` does, found once a block).
+_Template = tuple[tuple[Node, tuple[int, ...]], ...]
+
+
+def _templates(blocks: Mapping[str, Node]) -> dict[str, _Template]:
+    """The :data:`_Template` of each block of ``blocks`` whose rows are operations on its
+    formals alone (no body, no CALL row): its bound body is its unrolling, made per call
+    from the positions without a lookup a qubit."""
+    out: dict[str, _Template] = {}
+    for name, block in blocks.items():
+        where = {q: i for i, q in enumerate(block.vqs)}
+        rows = block.body
+        if all(not n.body and n.op != CALL and all(q in where for q in n.vqs) for n in rows):
+            out[name] = tuple((n, tuple([where[q] for q in n.vqs])) for n in rows)
+    return out
 
 
 def _renamed(node: Node, suffix: str, names: dict[str, str]) -> Node:
