@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from qmk.qvm.fold import unroll
+from qmk.qvm.fold import one_turn, unroll
 from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources
-from qmk.qvm.verify import Report, Totals, check
+from qmk.qvm.verify import FoldedProgram, Report, Totals, check, verify_folded
 
 GATES_1 = ("APPLY_H", "APPLY_S", "APPLY_T", "APPLY_TDG", "APPLY_X", "APPLY_SDG")
 GATES_2 = ("APPLY_CNOT", "APPLY_CZ", "APPLY_SWAP")
@@ -329,3 +329,16 @@ def test_a_call_after_free_keeps_its_code_when_verified_to_run() -> None:
     report = check(freed)
     assert report.program is None
     assert any(f.node_id == "late/h" and f.is_error for f in report.findings)
+
+
+def test_a_folded_program_of_calls_keeps_its_one_turn_view_verified() -> None:
+    graph = random_program(3)
+    calls = [row for row in graph.nodes[1:-6] if row.op == "CALL"]
+    flat = program(*calls, blocks=graph.blocks, n=5)
+    folded = verify_folded(flat, unroll=False)  # what admission reads
+    assert isinstance(folded, FoldedProgram)
+    assert folded.graph.nodes == one_turn(flat).nodes
+    written_out = check(unroll(flat, max_nodes=None)).program
+    assert written_out is not None
+    assert folded.totals.counts == written_out.counts
+    assert folded.turn.epochs == written_out.epochs

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,7 +194,7 @@ class _Tracer:
     """
 
     __slots__ = (
-        "body_of",
+        "bodies",
         "budget",
         "ccz",
         "free",
@@ -221,8 +221,9 @@ class _Tracer:
         self.n_layers = 0
         self.t = self.r = self.ccz = self.m = 0
         self.budget = budget
-        #: A CALL row's placeholder qubits and bound body (:func:`count_graph`).
-        self.body_of: Callable[[Node], tuple[tuple[str, ...], tuple[Node, ...]]] | None = None
+        #: Each block's placeholder qubits and its body bound on them, less the rows
+        #: that count nothing (:func:`count_graph`).
+        self.bodies: dict[str, tuple[tuple[str, ...], tuple[Node, ...]]] | None = None
 
     def alloc(self, name: str) -> None:
         if self.free:
@@ -451,19 +452,25 @@ class _Tracer:
                 _count_one(self, tally, node)
             elif node.op == REPEAT:
                 self.repeat(node)
-            elif node.op == CALL and self.body_of is not None:
+            elif node.op == CALL and self.bodies is not None:
                 self.call(node)
             else:
                 raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
 
     def call(self, node: Node) -> None:
         """Trace a CALL row: its block's body, bound once on placeholder qubits
-        (:attr:`body_of`), each placeholder this call's qubit."""
-        assert self.body_of is not None
-        places, body = self.body_of(node)
+        (:attr:`bodies`), each placeholder this call's qubit. A call of no block, or
+        with another count of qubits, counts nothing (the unrolling leaves it out)."""
+        assert self.bodies is not None
+        name = node.args.get("block")
+        known = self.bodies.get(name) if type(name) is str else None
+        if known is None or len(known[0]) != len(node.vqs):
+            return
+        places, body = known
         index = self.index
         for place, q in zip(places, node.vqs, strict=True):
-            index[place] = self._q(q)
+            at = index.get(q)
+            index[place] = self._q(q) if at is None else at
         self.trace(body)
 
 
@@ -605,7 +612,8 @@ def count_graph(graph: Graph) -> LogicalCounts:
 
     A CALL row outside REPEAT rows is traced on its block's body bound once, on
     placeholder qubits that the call maps to its own (:meth:`_Tracer.call`): the same
-    steps as the body written out, with no rows made per call. A REPEAT row's calls
+    steps as the body written out, with no rows made per call (rows that count nothing
+    left out once). A REPEAT row's calls
     are bound in its body, which the period search reads as rows."""
     if not graph.blocks:
         return count_nodes(graph.nodes)
@@ -614,18 +622,14 @@ def count_graph(graph: Graph) -> LogicalCounts:
     from qmk.qvm.fold import block_bound, calls_bound
 
     tr = _Tracer(DEFAULT_MAX_UNROLLED_NODES)
-    bodies: dict[tuple[str, int], tuple[tuple[str, ...], tuple[Node, ...]]] = {}
-
-    def body_of(call: Node) -> tuple[tuple[str, ...], tuple[Node, ...]]:
-        key = (str(call.args.get("block")), len(call.vqs))
-        known = bodies.get(key)
-        if known is None:  # placeholders no qubit name can be (names hold no NUL)
-            places = tuple(f"\0{key[0]}\0{i}" for i in range(key[1]))
-            bound = block_bound(graph, Node(id=call.id, op=CALL, args=call.args, vqs=places))
-            known = bodies[key] = (places, bound)
-        return known
-
-    tr.body_of = body_of
+    tr.bodies = {}
+    nothing = Tally.NOTHING
+    for name, block in {block.id: block for block in reversed(graph.blocks)}.items():
+        # placeholders no qubit name can be (names hold no NUL)
+        places = tuple(f"\0{name}\0{i}" for i in range(len(block.vqs)))
+        call = Node(id=name, op=CALL, args={"block": name}, vqs=places)
+        rows = block_bound(graph, call)
+        tr.bodies[name] = (places, tuple(n for n in rows if _TALLIES.get(n.op) is not nothing))
     tr.trace(
         calls_bound(replace(graph, nodes=(node,))).nodes[0] if node.op == REPEAT else node
         for node in graph.nodes

@@ -1791,9 +1791,9 @@ def _check_folded(
     """:func:`check` of a program with REPEAT rows: its one-turn view walked once, the
     REPEAT rules checked, the totals multiplied; the unrolled program verified only when
     ``unroll`` asks for it (within ``limits.max_unrolled_nodes``). A program with
-    blocks is first tried on a shorter path: with ``unroll`` and no REPEAT row, its
-    unrolling verified alone (:func:`_check_written_out`); without ``unroll`` or
-    ``turn``, the call lane (:func:`_check_calls`)."""
+    blocks is first tried on a shorter path: with no REPEAT row, its unrolling
+    verified alone (:func:`_check_written_out`), unless neither ``unroll`` nor ``turn``
+    asks for it; otherwise, without them, the call lane (:func:`_check_calls`)."""
     stored = rows(graph.nodes) + rows(graph.blocks)
     bound = unrolled_nodes(graph.nodes, graph.blocks, turns=False)
     if limits.max_nodes is not None and bound > limits.max_nodes >= stored:
@@ -1804,11 +1804,11 @@ def _check_folded(
             f"over the limit of {limits.max_nodes}",
         )
         return Report(findings=findings.finish())
-    if graph.blocks and unroll and REPEAT not in map(_NODE_OP, graph.nodes):
-        report = _check_written_out(graph, limits, excused)
+    if graph.blocks and (unroll or turn) and REPEAT not in map(_NODE_OP, graph.nodes):
+        report = _check_written_out(graph, limits, excused, unroll=unroll)
         if report is not None:
             return report
-    elif graph.blocks and not turn:
+    elif graph.blocks and not (unroll or turn):
         report = _check_calls(graph, limits, excused, stored)
         if report is not None:
             return report
@@ -1859,12 +1859,15 @@ def _check_folded(
     )
 
 
-def _check_written_out(graph: Graph, limits: Limits, excused: frozenset[str]) -> Report | None:
-    """:func:`check` with ``unroll`` of a program of calls without REPEAT rows, whose
-    one-turn view is its unrolling: the block rules, then the unrolled program verified
-    once, as any flat program (no bound view walked before it). A clean program's
-    report, or None: any finding, or a block the call lane does not take, sends it to
-    the full path, which says what is wrong where."""
+def _check_written_out(
+    graph: Graph, limits: Limits, excused: frozenset[str], *, unroll: bool
+) -> Report | None:
+    """:func:`check` of a program of calls without REPEAT rows, whose one-turn view is
+    its unrolling (the same rows, the same ids): the block rules, then the unrolled
+    program verified once, as any flat program, and given as the program (``unroll``)
+    or as the verified one-turn view. A clean program's report, or None: any finding,
+    or a block the call lane does not take, sends it to the full path, which says what
+    is wrong where."""
     if _check_blocks(graph) or _effects(graph, limits.max_operands) is None:
         return None
     most = limits.max_unrolled_nodes
@@ -1877,6 +1880,8 @@ def _check_written_out(graph: Graph, limits: Limits, excused: frozenset[str]) ->
         return None
     no_span = View(nodes=(), multipliers=(), paths=(), spans=(), repeats=())
     totals = _totals(graph, no_span, inner.program, ())  # every node runs once
+    if not unroll:
+        return Report(findings=(), totals=totals, turn=inner.program)
     return Report(findings=(), program=replace(inner.program, folded=graph), totals=totals)
 
 
