@@ -20,7 +20,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      +-- QVMError                  qmk.qvm.errors
      |    +-- FormatError          qmk.qvm.errors         QF001..QF013 (13)
      |    |    +-- AsmError        qmk.qvm.errors         QA001..QA006 (6)
-     |    +-- VerificationError    qmk.qvm.errors         QV101..QV703 (34)
+     |    +-- VerificationError    qmk.qvm.errors         QV101..QV706 (37)
      |    +-- UnrollError          qmk.qvm.errors         QV505
      |    +-- PlacementError       qmk.qvm.errors         QV601..QV603 (3)
      +-- QECError                  qmk.qec.errors         QC101..QC133 (22)

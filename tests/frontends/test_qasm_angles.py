@@ -37,6 +37,7 @@ from qmk.engines import EngineError
 from qmk.execution.runs import run
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
+from qmk.qvm.fold import calls_bound
 from support import qasm_spec as spec
 from support.frontends import ALPHA, COMPARISONS
 
@@ -446,7 +447,7 @@ def test_an_input_const_or_def_argument_angle_is_held_as_its_type_holds_it(holde
         expected = [spec.float_of_angle(n, p) for p in patterns if p]  # rz(0) writes nothing
         for fast in (True, False):
             params = {"a": x} if holder == "input" else None
-            graph = from_qasm(source, params=params, fast=fast)
+            graph = calls_bound(from_qasm(source, params=params, fast=fast))  # (a def's block)
             thetas = [nd.args["theta"] for nd in graph.nodes if nd.op == "APPLY_RZ"]
             assert thetas == pytest.approx(expected, abs=1e-12), (holder, n, x, fast)
 

@@ -483,13 +483,15 @@ def test_graphs_over_the_configured_limits_are_reported(limits, what):
 
 def test_every_finding_code_has_a_test_here():
     # the QV6xx placement codes are not findings: tests/qvm/test_teleport.py tests them;
-    # the prover's own (QV504) are tested beside it, REPEAT rows' (QV7xx) in test_repeat.py
+    # the prover's own (QV504) are tested beside it, REPEAT rows' (QV7xx) in test_repeat.py,
+    # blocks' (QV704..QV706) in test_blocks.py
     source = "".join(
         path.read_text(encoding="utf-8")
         for path in (
             Path(__file__),
             Path(__file__).with_name("test_prove.py"),
             Path(__file__).with_name("test_repeat.py"),
+            Path(__file__).with_name("test_blocks.py"),
         )
     )
     findings = [

@@ -72,7 +72,7 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             graph = (
                 read_source(args, path, limits, folded=True) if flat is None else flat.to_graph()
             )
-            report = check(graph, limits=limits, unroll=False)  # REPEAT rows stay folded
+            report = check(graph, limits=limits, unroll=False, turn=False)  # rows stay folded
         except (FormatError, FrontendError) as exc:
             status = 2
             results.append({"file": path, "ok": False, "error": exc.to_json(), "findings": []})
@@ -293,11 +293,14 @@ def _info_text(path: str, program: VerifiedProgram) -> str:
 
 
 def _folded_info_text(path: str, totals: Totals) -> str:
-    """``qmk info`` of a program with REPEAT rows: its totals, found folded."""
+    """``qmk info`` of a program with REPEAT rows or blocks: its totals, found folded."""
     summary = totals.summary()
+    folds = plural(summary["repeats"], "REPEAT row")
+    if summary["blocks"]:
+        folds += f", {plural(summary['blocks'], 'block')}"
     lines = [
         f"{path}: QVM {summary['version']}, {summary['rows']} rows "
-        f"({plural(summary['repeats'], 'REPEAT row')}), {summary['nodes']} nodes unrolled",
+        f"({folds}), {summary['nodes']} nodes unrolled",
         *_summary_lines(summary),
         f"  epochs      {summary['epochs']}",
     ]
@@ -318,7 +321,7 @@ def _cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.qvm.verify import check
 
     graph = read_source(args, args.file, limits, folded=True) if flat is None else flat.to_graph()
-    report = check(graph, limits=limits, unroll=False)
+    report = check(graph, limits=limits, unroll=False, turn=False)
     if not report.ok:
         for finding in report.findings:
             err.write(_finding_line(args.file, finding) + "\n")

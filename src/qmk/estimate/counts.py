@@ -45,7 +45,7 @@ from typing import Any
 
 from qmk.qec.errors import QECError
 from qmk.qvm.errors import UnrollError
-from qmk.qvm.graph import REPEAT, Graph, Node
+from qmk.qvm.graph import CALL, REPEAT, Graph, Node
 from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES
 from qmk.qvm.ops import OPS, Tally
 
@@ -194,6 +194,7 @@ class _Tracer:
     """
 
     __slots__ = (
+        "bodies",
         "budget",
         "ccz",
         "free",
@@ -220,6 +221,9 @@ class _Tracer:
         self.n_layers = 0
         self.t = self.r = self.ccz = self.m = 0
         self.budget = budget
+        #: Each block's placeholder qubits and its body bound on them, less the rows
+        #: that count nothing (:func:`count_graph`).
+        self.bodies: dict[str, tuple[tuple[str, ...], tuple[Node, ...]]] | None = None
 
     def alloc(self, name: str) -> None:
         if self.free:
@@ -297,6 +301,17 @@ class _Tracer:
             self.tail.append(0)
         for q in qs:
             self.level[q] = top + 1
+
+    def counts(self) -> LogicalCounts:
+        """The counts of what was traced."""
+        return LogicalCounts(
+            num_qubits=len(self.level),
+            t_count=self.t,
+            rotation_count=self.r,
+            rotation_depth=self.rotation_depth(),
+            ccz_count=self.ccz,
+            measurement_count=self.m,
+        )
 
     def rotation_depth(self) -> int:
         depth = sum(map(bool, self.tail))
@@ -437,8 +452,26 @@ class _Tracer:
                 _count_one(self, tally, node)
             elif node.op == REPEAT:
                 self.repeat(node)
+            elif node.op == CALL and self.bodies is not None:
+                self.call(node)
             else:
                 raise QECError.of("unknown-op", f"cannot count op {node.op!r} of node {node.id!r}")
+
+    def call(self, node: Node) -> None:
+        """Trace a CALL row: its block's body, bound once on placeholder qubits
+        (:attr:`bodies`), each placeholder this call's qubit. A call of no block, or
+        with another count of qubits, counts nothing (the unrolling leaves it out)."""
+        assert self.bodies is not None
+        name = node.args.get("block")
+        known = self.bodies.get(name) if type(name) is str else None
+        if known is None or len(known[0]) != len(node.vqs):
+            return
+        places, body = known
+        index = self.index
+        for place, q in zip(places, node.vqs, strict=True):
+            at = index.get(q)
+            index[place] = self._q(q) if at is None else at
+        self.trace(body)
 
 
 #: Each op's tally (the op table's), looked up once a node.
@@ -570,16 +603,35 @@ def count_nodes(
     """
     tr = _Tracer(max_steps)
     tr.trace(nodes)
-    return LogicalCounts(
-        num_qubits=len(tr.level),
-        t_count=tr.t,
-        rotation_count=tr.r,
-        rotation_depth=tr.rotation_depth(),
-        ccz_count=tr.ccz,
-        measurement_count=tr.m,
-    )
+    return tr.counts()
 
 
 def count_graph(graph: Graph) -> LogicalCounts:
-    """QRE logical counts of a QVM graph (see the module docstring)."""
-    return count_nodes(graph.nodes)
+    """QRE logical counts of a QVM graph (see the module docstring); a call counts as its
+    block's body, bound where it is called.
+
+    A CALL row outside REPEAT rows is traced on its block's body bound once, on
+    placeholder qubits that the call maps to its own (:meth:`_Tracer.call`): the same
+    steps as the body written out, with no rows made per call (rows that count nothing
+    left out once). A REPEAT row's calls
+    are bound in its body, which the period search reads as rows."""
+    if not graph.blocks:
+        return count_nodes(graph.nodes)
+    from dataclasses import replace
+
+    from qmk.qvm.fold import block_bound, calls_bound
+
+    tr = _Tracer(DEFAULT_MAX_UNROLLED_NODES)
+    tr.bodies = {}
+    nothing = Tally.NOTHING
+    for name, block in {block.id: block for block in reversed(graph.blocks)}.items():
+        # placeholders no qubit name can be (names hold no NUL)
+        places = tuple(f"\0{name}\0{i}" for i in range(len(block.vqs)))
+        call = Node(id=name, op=CALL, args={"block": name}, vqs=places)
+        rows = block_bound(graph, call)
+        tr.bodies[name] = (places, tuple(n for n in rows if _TALLIES.get(n.op) is not nothing))
+    tr.trace(
+        calls_bound(replace(graph, nodes=(node,))).nodes[0] if node.op == REPEAT else node
+        for node in graph.nodes
+    )
+    return tr.counts()

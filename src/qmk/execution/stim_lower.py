@@ -69,8 +69,10 @@ def to_stim(graph: Graph) -> stim.Circuit:
     Raises:
         EngineError: ``QE103`` a row stim has no instruction for, naming it.
     """
+    from qmk.qvm.fold import calls_bound
+
     writer = _Writer({handle: k for k, handle in enumerate(graph.resources.vqs)})
-    return writer.rows(graph.nodes)[0]
+    return writer.rows(calls_bound(graph).nodes)[0]
 
 
 class _Writer:

@@ -278,7 +278,7 @@ def _verified(graph: Graph, limits: Any) -> StimProgram:
     from qmk.qvm.errors import VerificationError
     from qmk.qvm.verify import check
 
-    report = check(graph, limits=limits, unroll=False)
+    report = check(graph, limits=limits, unroll=False, turn=False)
     if not report.ok:
         raise VerificationError(report.findings)
     if report.totals is not None:

@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from qmk.qvm.graph import (
+    CALL,
     CURRENT_VERSION,
     FOLDED_VERSION,
     REPEAT,
@@ -40,24 +41,28 @@ from qmk.qvm.graph import (
 )
 from qmk.qvm.ops import OPS, Exec
 
+#: A row a front-end's fast lane writes: ``(op, qubits, angle or None)``, or
+#: ``(CALL, qubits, block name)`` for a call of a block.
+Emitted = tuple[str, tuple[str, ...], float | str | None]
+#: The argument an emitted row's third item is: a gate's angle, a call's block.
+_ARG = ("theta", "block")
 
-def gate_emitter(
-    nodes: list[Node], prefix: str
-) -> Callable[[Sequence[tuple[str, tuple[str, ...], float | None]], int], None]:
+
+def gate_emitter(nodes: list[Node], prefix: str) -> Callable[[Sequence[Emitted], int], None]:
     """``emit(steps, line)``: what :meth:`ProgramBuilder.emit` does for ``steps`` at
     ``f"{prefix}{line}"``, appending to ``nodes`` (a front-end's hot loop calls it once
     per gate statement)."""
     append = nodes.append
     node_class = Node
 
-    def emit(steps: Sequence[tuple[str, tuple[str, ...], float | None]], line: int) -> None:
+    def emit(steps: Sequence[Emitted], line: int) -> None:
         meta = {"source": f"{prefix}{line}"}
         for op, vqs, theta in steps:
             append(
                 node_class(
                     id=f"n{len(nodes)}",
                     op=op,
-                    args={} if theta is None else {"theta": theta},
+                    args={} if theta is None else {_ARG[op == CALL]: theta},
                     vqs=vqs,
                     metadata=meta,
                 )
@@ -162,6 +167,8 @@ class ProgramBuilder:
         self.vqs: list[str] = []
         self.events: list[str] = []
         self.caps: set[str] = set()
+        # the blocks calls were kept as (qmk.frontends.folding.call_pass), by their key
+        self.blocks: dict[tuple[Any, ...], Node] = {}
         self._live: dict[str, None] = {}
         # the metadata of the last node without extra keys, shared by the nodes of one
         # source line (node metadata is read-only)
@@ -214,11 +221,10 @@ class ProgramBuilder:
             self._meta = {"source": where}
         return self._meta
 
-    def emit(
-        self, steps: Sequence[tuple[str, tuple[str, ...], float | None]], where: str | None
-    ) -> None:
-        """Append unguarded gate nodes ``(op, qubits, angle or None)`` as they are: the fast
-        lane of a front-end that has checked them already (:func:`gate_op` checks one)."""
+    def emit(self, steps: Sequence[Emitted], where: str | None) -> None:
+        """Append unguarded gate nodes ``(op, qubits, angle or None)`` (or CALL rows,
+        :data:`Emitted`) as they are: the fast lane of a front-end that has checked them
+        already (:func:`gate_op` checks one)."""
         nodes = self.nodes
         append = nodes.append
         meta = None if where is None else {"source": where}
@@ -227,7 +233,7 @@ class ProgramBuilder:
                 Node(
                     id=f"n{len(nodes)}",
                     op=op,
-                    args={} if theta is None else {"theta": theta},
+                    args={} if theta is None else {_ARG[op == CALL]: theta},
                     vqs=vqs,
                     metadata=meta,
                 )
@@ -356,10 +362,11 @@ class ProgramBuilder:
                 "groups": [g if isinstance(g, Mapping) else list(g) for g in output],
                 "separator": separator,
             }
-        folded = any(node.op == REPEAT for node in self.nodes)
+        folded = bool(self.blocks) or any(node.op == REPEAT for node in self.nodes)
         return Graph(
             version=FOLDED_VERSION if folded else CURRENT_VERSION,
             nodes=tuple(self.nodes),
+            blocks=tuple(self.blocks.values()),
             resources=Resources(vqs=tuple(self.vqs), events=tuple(self.events)),
             caps=tuple(sorted(self.caps)),
             description=self.description,

@@ -364,7 +364,7 @@ class _Lowerer(Gates):
             groups.insert(0, [self.bits[s] for s in reversed(loose)])
         language = f"openqasm{self.version}"
         graph = self.builder.build(output=groups, separator=" ", metadata={"language": language})
-        stored = rows(graph.nodes)  # a folded loop is its rows, not its passes
+        stored = rows(graph.nodes) + rows(graph.blocks)  # a folded loop: its rows, not passes
         if self.max_nodes is not None and stored > self.max_nodes:
             raise too_many_nodes(self.name, "the program", stored, self.max_nodes)
         return graph
@@ -667,10 +667,14 @@ class _Lowerer(Gates):
             self.add_bits(pname, len(events))
             for slot, event in zip(self.cregs[pname], events, strict=True):
                 self.bits[slot] = event
-        start = len(self.builder.events)
+        start, before, where = len(self.builder.events), len(self.builder.nodes), self.where()
         self.calling.append(name)
         try:
-            return self.inline_body(st, cond)
+            result = self.inline_body(st, cond)
+            if result is None and not bit_args and cond == [{}]:  # a CALL row of its block
+                key = (name, *(repr(values.get(p.name.name)) for p in st.arguments))
+                self.as_call(before, [q for h in qregs.values() for q in h], key, where)
+            return result
         finally:
             self.call_events = start
             self.calling.pop()

@@ -38,7 +38,7 @@ from qmk.frontends.qasm_scope import MATH_CONSTANTS, Cond, Scope, describe, too_
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
 from qmk.qvm.fold import unrolled_nodes
-from qmk.qvm.graph import REPEAT
+from qmk.qvm.graph import CALL, REPEAT
 
 
 class Classical(Scope):
@@ -570,7 +570,9 @@ class Classical(Scope):
         sums = self.unrolled_sums
         if end >= len(sums):
             for node in self.builder.nodes[len(sums) - 1 : end]:
-                sums.append(sums[-1] + (unrolled_nodes((node,)) if node.op == REPEAT else 1))
+                folded = node.op in (REPEAT, CALL)
+                size = unrolled_nodes((node,), tuple(self.builder.blocks.values())) if folded else 1
+                sums.append(sums[-1] + size)
         return sums[end]
 
     def check_folded(self, before: int, passes: int, per_pass: int) -> None:

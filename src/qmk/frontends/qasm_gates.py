@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from qmk.frontends import decompose, qasm_scan
-from qmk.frontends.builder import GATE_OPS, gate_op, guard_of
+from qmk.frontends.builder import GATE_OPS, Emitted, gate_op, guard_of
+from qmk.frontends.folding import call_pass
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_runtime import Operands
 from qmk.frontends.qasm_scope import Cond, GateDef, Step, describe
 from qmk.gates import GATES
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
+from qmk.qvm.graph import CALL
 
 #: Gates of ``qelib1.inc`` (OpenQASM 2.0) beside those of the gate records, which are
 #: written in the op table's gates by :mod:`~qmk.frontends.decompose`.
@@ -182,7 +184,8 @@ class Gates(Classical):
             return
         params = [self.evaluate_angle(a) for a in args]
         low = self.lowered(name, modifiers, params, len(operands), {})
-        self.apply(low, operands, cond)
+        key = (name, *params) if name in self.gates and not modifiers else None
+        self.apply(low, operands, cond, key)
 
     def phase_call(self, st: Any, cond: Cond) -> None:
         operands = [self.qubit_list(q) for q in st.qubits]
@@ -263,8 +266,16 @@ class Gates(Classical):
             )
         return t, events
 
-    def apply(self, low: decompose.Lowered, operands: list[list[str]], cond: Cond) -> None:
-        """Write ``low`` on ``operands`` (registers broadcast) once per condition term."""
+    def apply(
+        self,
+        low: decompose.Lowered,
+        operands: list[list[str]],
+        cond: Cond,
+        key: tuple[Any, ...] | None = None,
+    ) -> None:
+        """Write ``low`` on ``operands`` (registers broadcast) once per condition term;
+        a call of a gate definition (``key``: its name and parameters) unconditioned as a
+        CALL row of its block (:meth:`as_call`)."""
         if not operands:
             return  # a bare global phase: nothing a program can observe
         sizes = {len(o) for o in operands if len(o) != 1}
@@ -277,10 +288,49 @@ class Gates(Classical):
                 raise self.error("bad-value", "a gate is applied to the same qubit twice")
             for terms in cond:
                 guard = guard_of(list(terms.items()))
+                before = len(self.builder.nodes)
                 for gate, qs, ps in low.ops:
                     self.builder.gate(
                         gate, [handles[i] for i in qs], ps, guard=guard, where=self.where()
                     )
+                if key is not None and not terms:
+                    self.as_call(before, handles, key)
+
+    def definition_call(
+        self,
+        low: decompose.Lowered,
+        registers: list[list[str]],
+        key: tuple[Any, ...],
+        text: str | None,
+    ) -> None:
+        """A call of a gate definition read by the fast lane: one CALL row of the block
+        of ``key`` where the gate's plan was cached (``text`` not None: its meaning
+        checked since the caches were last emptied) and its block made, with nothing
+        lowered, kept by the statement's ``text``; else written and kept as a call
+        (:meth:`apply`)."""
+        block = self.builder.blocks.get(key) if text is not None else None
+        handles = tuple(r[0] for r in registers)
+        single = all(len(r) == 1 for r in registers) and len(set(handles)) == len(handles)
+        if block is None or not single or text is None:
+            self.apply(low, registers, [{}], key)
+            return
+        nodes: list[Emitted] = [(CALL, handles, block.id)]
+        self.resolved[text] = nodes
+        self.builder.emit(nodes, self.where())
+
+    def as_call(
+        self, before: int, handles: Sequence[str], key: tuple[Any, ...], where: str | None = None
+    ) -> None:
+        """Keep the rows written from ``before`` for one call of a gate or def definition
+        (on ``handles``, in its arguments' order) as a CALL row of its block, where
+        :func:`~qmk.frontends.folding.call_pass` can (OpenQASM 3 only). A block is
+        keyed by the definition's name and its constant parameters; ``where``: the
+        call's place (the current line's where None)."""
+        if self.version != 3:
+            return
+        meta = self.builder.metadata_at(where or self.where())
+        if call_pass(self.builder.nodes, before, handles, key, self.builder.blocks, meta):
+            del self.unrolled_sums[before + 1 :]  # (the rows after ``before`` changed)
 
     def lowered(
         self,
@@ -443,23 +493,30 @@ class Gates(Classical):
             return
         values = [self.angle_of(p) for p in params]
         key = (name, len(registers), *values)
-        cached = self.plans.get(key)
+        cached = known = self.plans.get(key)
         if cached is None:
             low = self.lowered(name, (), values, len(registers), {})
             cached = (low, plan_of(low))
             if 0.0 not in values:  # -0.0 == 0.0: such keys would merge two angles
                 self.plans[key] = cached
+        if name in self.gates and self.version == 3:  # a call of a definition: a CALL row
+            self.definition_call(
+                cached[0], registers, (name, *values), None if known is None else text
+            )
+            return
         if any(len(r) != 1 for r in registers):
             self.apply(cached[0], registers, [{}])
             return
         handles = [r[0] for r in registers]
         if len(handles) > 1 and len(set(handles)) != len(handles):
             raise self.error("bad-value", "a gate is applied to the same qubit twice")
-        nodes = [(op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]]
+        nodes: list[Emitted] = [
+            (op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]
+        ]
         self.resolved[text] = nodes
         self.builder.emit(nodes, f"{self.name}:{self.line}")
 
-    def shaped(self, text: str) -> list[tuple[str, tuple[str, ...], float | None]] | None:
+    def shaped(self, text: str) -> list[Emitted] | None:
         """The nodes of a gate call without parameters on one or two indexed qubits, when
         its gate was lowered before for as many single qubits (:meth:`fast_gate`'s plan)
         and its qubits are declared, in range and distinct; else None, and the call is
@@ -485,6 +542,14 @@ class Gates(Classical):
         cached = self.plans.get((name, len(handles)))
         if cached is None:
             return None
+        nodes: list[Emitted]
+        if name in self.gates and self.version == 3:  # a call of a definition: a CALL row
+            block = self.builder.blocks.get((name,))
+            if block is None:
+                return None
+            nodes = [(CALL, handles, block.id)]
+            self.resolved[text] = nodes
+            return nodes
         steps = cached[1]
         if len(steps) == 1 and steps[0][1] == _IN_ORDER[len(handles)]:
             op, _, theta = steps[0]  # (most gates: one node, on the qubits as called)

@@ -29,7 +29,7 @@ from typing import Any
 
 from qmk.errors import QuotaError
 from qmk.frontends import conditions, decompose, qasm_scan
-from qmk.frontends.builder import ProgramBuilder
+from qmk.frontends.builder import Emitted, ProgramBuilder
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_runtime import DEFAULT_LOOP_CAP, KINDS, Loop, Value
 from qmk.qvm import classical
@@ -151,7 +151,7 @@ class Scope(ABC):
         # whenever a gate definition or include changes what a name means
         self.plans: dict[tuple[Any, ...], tuple[decompose.Lowered, list[Step]]] = {}
         # a gate call's text -> its nodes (op, qubits, angle), for calls on single qubits
-        self.resolved: dict[str, list[tuple[str, tuple[str, ...], float | None]]] = {}
+        self.resolved: dict[str, list[Emitted]] = {}
 
     @abstractmethod
     def statement(self, st: Any, cond: Cond) -> None:

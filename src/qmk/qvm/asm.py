@@ -156,6 +156,11 @@ row needs a body of one row or more, and a program with one is written in versio
 (the default then; another ``.version`` is an error). A label left out is ``n{k}`` as for
 a node, ``k`` counting every row before it, bodies' rows included.
 
+``NAME: BLOCK vq:A, vq:B ... {`` at the top level opens a block of ``program.blocks``
+(version 0.3: see docs/qvm.md, "Blocks"), its formal qubits listed as a node's; the rows
+up to its ``}`` are its body. A call is a node line: ``ID: CALL vq:Q1, vq:Q2, block="NAME"``.
+The disassembler writes the blocks after the program's rows.
+
 Expressions
 ===========
 
@@ -245,6 +250,8 @@ import msgspec
 from qmk.qvm.errors import AsmError, FormatError
 from qmk.qvm.expr import CONSTANTS, ExprError, UndefinedNameError, evaluate
 from qmk.qvm.graph import (
+    BLOCK,
+    CALL,
     CURRENT_VERSION,
     FOLDED_VERSION,
     REPEAT,
@@ -434,15 +441,20 @@ def disassemble(graph: Graph) -> str:
     lines.append(_names_line(".events", graph.resources.events))
     lines.append("")
     _rows_text(graph.nodes, "", lines)
+    _rows_text(graph.blocks, "", lines)
     return "\n".join(lines) + "\n"
 
 
 def _rows_text(nodes: tuple[Node, ...], indent: str, lines: list[str]) -> None:
-    """A line a node; a REPEAT row as ``ID: REPEAT N {``, its body indented, ``}``."""
+    """A line a node; a REPEAT row as ``ID: REPEAT N {``, a block as ``NAME: BLOCK
+    vq:A, ... {``, its body indented, ``}``."""
     for node in nodes:
-        if node.op == REPEAT and node.body:
-            count = _value_text(node.args.get("count"))
-            lines.append(f"{indent}{_name_text(node.id)}: REPEAT {count} {{")
+        if node.op in (REPEAT, BLOCK) and node.body:
+            if node.op == REPEAT:
+                head = f"{_name_text(node.id)}: REPEAT {_value_text(node.args.get('count'))}"
+            else:
+                head = _node_text(msgspec.structs.replace(node, body=()))
+            lines.append(f"{indent}{head} {{")
             _rows_text(node.body, indent + "    ", lines)
             lines.append(f"{indent}}}")
         else:
@@ -1628,7 +1640,10 @@ class _Assembler:
         cursor = _Cursor(line.code)
         cursor.skip_ws()
         label = _label(cursor, scope)
-        if cursor.word() != REPEAT:
+        word = cursor.word()
+        if word == BLOCK:
+            return self.open_block(line, label, cursor, scope)
+        if word != REPEAT:
             return False
         expression = line.code[cursor.pos + len(REPEAT) : line.code.rindex("{")]
         if not expression.strip():
@@ -1637,6 +1652,27 @@ class _Assembler:
         if type(count) is not int or count < 1:
             raise _Fail("asm-expression", f"a REPEAT count is a whole number >= 1, got {count!r}")
         node = _Pending(label, REPEAT, {"count": count}, [], [], [], [], [], None, None)
+        self.add(node)
+        self.repeats.append((len(self.pending) - 1, line))
+        return True
+
+    def open_block(self, line: _Line, label: str | None, cursor: _Cursor, scope: _Scope) -> bool:
+        """Read ``NAME: BLOCK vq:A, ... {``, a block of program.blocks: its rows up to
+        the ``}`` that closes it are its body, as a REPEAT row's are."""
+        if label is None or self.repeats:
+            raise _Fail("asm-syntax", "a block is written NAME: BLOCK vq:A, ... { at the top level")
+        cursor = _Cursor(line.code[: line.code.rindex("{")], cursor.pos + len(BLOCK))
+        node = _Pending(label, BLOCK, {}, [], [], [], [], [], None, None)
+        cursor.skip_ws()
+        while not cursor.at_end():
+            _item(cursor, scope, node, self.limits.max_depth)
+            cursor.skip_ws()
+            if cursor.peek() != ",":
+                break
+            cursor.pos += 1
+            cursor.skip_ws()
+        if node.args or node.chs or node.inputs or node.produces or node.caps:
+            raise _Fail("asm-syntax", "a block takes its formal qubits only (vq:A, vq:B ...)")
         self.add(node)
         self.repeats.append((len(self.pending) - 1, line))
         return True
@@ -1668,12 +1704,17 @@ class _Assembler:
             raise _fail_at(
                 "asm-syntax", self.repeats[-1][1], "this REPEAT row is never closed: add }"
             )
-        folded = any(item.end >= 0 for item in self.pending)
+        folded = any(item.end >= 0 or item.op == CALL for item in self.pending)
         if folded and self.version not in (None, FOLDED_VERSION):
             raise AsmError.of(
                 "asm-directive",
-                f"REPEAT rows need .version {FOLDED_VERSION}; this text says {self.version}",
+                f"REPEAT rows and blocks need .version {FOLDED_VERSION}; "
+                f"this text says {self.version}",
             )
+        in_blocks = [False] * len(self.pending)
+        for index, item in enumerate(self.pending):
+            if item.op == BLOCK:
+                in_blocks[index : item.end] = [True] * (item.end - index)
         nodes = []
         for index, item in enumerate(self.pending, start=1):
             node_id = item.label
@@ -1699,10 +1740,11 @@ class _Assembler:
                 )
             )
         declared = self.declared
+        outside = [n for n, inside in zip(nodes, in_blocks, strict=True) if not inside]
         inferred = {
-            "vqs": lambda: _seen(n.vqs for n in nodes),
-            "chs": lambda: _seen(n.chs for n in nodes),
-            "events": lambda: _seen((*n.inputs, *n.guard_events, *n.produces) for n in nodes),
+            "vqs": lambda: _seen(n.vqs for n in outside),
+            "chs": lambda: _seen(n.chs for n in outside),
+            "events": lambda: _seen((*n.inputs, *n.guard_events, *n.produces) for n in outside),
         }
         resources = Resources(
             **{
@@ -1710,13 +1752,17 @@ class _Assembler:
                 for kind, names in declared.items()
             }
         )
+        blocks: tuple[Node, ...] = ()
         if folded:
             version, rows = self.version or FOLDED_VERSION, tuple(self.nested(nodes, 0, len(nodes)))
+            blocks = tuple(row for row in rows if row.op == BLOCK)
+            rows = tuple(row for row in rows if row.op != BLOCK)
         else:
             version, rows = self.version or CURRENT_VERSION, tuple(nodes)
         return Graph(
             version=version,
             nodes=rows,
+            blocks=blocks,
             resources=resources,
             caps=tuple(self.caps),
             description=self.description,

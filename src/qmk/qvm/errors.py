@@ -509,4 +509,29 @@ REGISTRY.add(
         "body, operands, a guard, capabilities, or a guarded lifetime change in its body",
         "write REPEAT N { ... } with N >= 1 around unguarded allocations and frees",
     ),
+    # QV704..QV706: blocks (program.blocks, CALL rows; qmk.qvm.fold)
+    _c(
+        VerificationError,
+        "QV704",
+        "block-invalid",
+        "a block is malformed: a name two blocks share, formal qubits not distinct, an empty "
+        "body, or a body row that allocates, frees, measures into an event, uses a channel, "
+        "holds a guard or touches a qubit that is none of its formals",
+        "give each block its own name and a body of operations on its formal qubits only",
+    ),
+    _c(
+        VerificationError,
+        "QV705",
+        "call-invalid",
+        "a CALL row names no block, gives it another count of qubits, repeats a qubit, or "
+        "holds something beside its block and qubits",
+        "call a block of program.blocks as CALL NAME q1, q2, ... with one distinct qubit a formal",
+    ),
+    _c(
+        VerificationError,
+        "QV706",
+        "block-recursive",
+        "a block calls itself, directly or through other blocks: a call would never end",
+        "write the repetition as a REPEAT row, or call a copy of the block",
+    ),
 )

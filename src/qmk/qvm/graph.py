@@ -50,15 +50,22 @@ from qmk.qvm.ops import canonical_op
 
 #: Graph versions this QMK reads. 0.1 is the original QMK spec; 0.2 adds the
 #: conjunction guard form and the ops SDG, TDG, CCX and CCZ; 0.3 adds ``REPEAT`` rows
-#: (bounded repetition kept folded). All load the same way.
+#: (bounded repetition kept folded) and blocks (``program.blocks``, run by ``CALL``
+#: rows). All load the same way.
 VERSIONS: tuple[str, ...] = ("0.1", "0.2", "0.3")
 #: The version written by QMK's own tools for a flat program.
 CURRENT_VERSION = "0.2"
-#: The version a program with ``REPEAT`` rows is written in (the first that has them).
+#: The version a program with ``REPEAT`` rows or blocks is written in (the first that has them).
 FOLDED_VERSION = "0.3"
 #: The op of a row that repeats its ``body`` ``args.count`` times: a structure of the
 #: program, not an operation (it is not in :data:`qmk.qvm.ops.OPS`).
 REPEAT = "REPEAT"
+#: The op of a block, a row of ``program.blocks``: its ``id`` is its name, its ``vqs`` its
+#: formal qubits, its ``body`` the rows it runs on them; stored once, run by CALL rows.
+BLOCK = "BLOCK"
+#: The op of a row that runs block ``args.block`` on its ``vqs`` (the block's formal
+#: qubits, in order). Like REPEAT, a structure of the program, not an operation.
+CALL = "CALL"
 
 _GRAPH_KEYS = ("version", "description", "program", "resources", "caps", "metadata")
 _NODE_KEYS = (
@@ -77,9 +84,10 @@ _NODE_KEYS = (
 _HANDLE_LISTS = ("vqs", "chs", "inputs", "produces", "caps")
 _RESOURCE_KEYS = ("vqs", "chs", "events")
 _GUARD_KEYS = ("event", "equals")
+_PROGRAM_KEYS = ("nodes", "blocks")
 _ALLOWED: dict[tuple[str, ...], frozenset[str]] = {
     keys: frozenset(keys)
-    for keys in (_GRAPH_KEYS, _NODE_KEYS, _RESOURCE_KEYS, _GUARD_KEYS, ("nodes",), ("all",))
+    for keys in (_GRAPH_KEYS, _NODE_KEYS, _RESOURCE_KEYS, _GUARD_KEYS, _PROGRAM_KEYS, ("all",))
 }
 
 
@@ -154,7 +162,7 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=Tr
     caps: tuple[str, ...] = ()
     guard: Guard | None = None
     metadata: Mapping[str, Any] | None = None
-    #: The rows a ``REPEAT`` row repeats (empty for every other node).
+    #: The rows a ``REPEAT`` row repeats, or a ``BLOCK`` runs (empty for every other node).
     body: tuple[Node, ...] = ()
 
     @property
@@ -203,7 +211,8 @@ class Resources:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Graph:
-    """A QVM program: nodes in list order, declared resources and requested capabilities."""
+    """A QVM program: nodes in list order, declared resources and requested capabilities,
+    and the blocks its CALL rows run (``BLOCK`` nodes, each stored once)."""
 
     version: str = CURRENT_VERSION
     nodes: tuple[Node, ...] = ()
@@ -211,6 +220,7 @@ class Graph:
     caps: tuple[str, ...] = ()
     description: str | None = None
     metadata: Mapping[str, Any] | None = None
+    blocks: tuple[Node, ...] = ()
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -226,6 +236,8 @@ class Graph:
             out["description"] = self.description
         with gc_paused():  # a dict or two a node, no cycle: the collector would rescan them
             out["program"] = {"nodes": [node.to_json(sort=sort) for node in self.nodes]}
+            if self.blocks:
+                out["program"]["blocks"] = [block.to_json(sort=sort) for block in self.blocks]
         out["resources"] = self.resources.to_json()
         out["caps"] = list(self.caps)
         if self.metadata is not None:
@@ -440,7 +452,7 @@ def _node(
         _check_depth(metadata, f"{path}.metadata", limits.max_depth)
     guard = value.get("guard")
     body: tuple[Node, ...] = ()
-    if op == REPEAT or "body" in value:
+    if op in (REPEAT, BLOCK) or "body" in value:
         body = _repeat_body(value, path, limits, kept, depth)
     return Node(
         id=node_id,
@@ -461,10 +473,13 @@ def _repeat_body(
     depth: int,
 ) -> tuple[Node, ...]:
     """The rows of a ``REPEAT`` row, its shape checked: ``args`` is ``{"count": N}``
-    with N >= 1, ``body`` a non-empty array of rows, and nothing else but its ``id``."""
+    with N >= 1, ``body`` a non-empty array of rows, and nothing else but its ``id``;
+    or of a ``BLOCK`` (:func:`_block_body`)."""
+    if value["op"] == BLOCK:
+        return _block_body(value, path, limits, kept, depth)
     if value["op"] != REPEAT:
         raise FormatError.of(
-            "unknown-key", f"{path}: only a REPEAT row has a body", path=path, key="body"
+            "unknown-key", f"{path}: only a REPEAT row or a BLOCK has a body", path=path, key="body"
         )
     extra = [key for key in value if key not in ("id", "op", "args", "body")]
     if extra:
@@ -500,6 +515,50 @@ def _repeat_body(
     )
 
 
+def _block_body(
+    value: dict[str, Any],
+    path: str,
+    limits: Limits,
+    kept: dict[tuple[str, ...], tuple[str, ...]],
+    depth: int,
+) -> tuple[Node, ...]:
+    """The rows of a ``BLOCK``, its shape checked: ``id``, ``op``, ``vqs`` (its formal
+    qubits) and a non-empty ``body``, nothing else."""
+    extra = [key for key in value if key not in ("id", "op", "vqs", "body")]
+    if extra:
+        raise FormatError.of(
+            "unknown-key",
+            f"{path}: a BLOCK has no {extra[0]!r}; it takes id, op, vqs and body",
+            path=path,
+            key=extra[0],
+        )
+    raw = value.get("body")
+    if type(raw) is not list or not raw:
+        raise _wrong_type(f"{path}.body", "a non-empty array of rows", raw)
+    return tuple(
+        _node(item, f"{path}.body[{i}]", limits, kept, depth + 1) for i, item in enumerate(raw)
+    )
+
+
+def _blocks(
+    raw: Any, limits: Limits, kept: dict[tuple[str, ...], tuple[str, ...]]
+) -> tuple[Node, ...]:
+    """``program.blocks``: an array of ``BLOCK`` rows."""
+    if raw is None:
+        return ()
+    if type(raw) is not list:
+        raise _wrong_type("program.blocks", "an array", raw)
+    blocks = tuple(_node(item, f"program.blocks[{i}]", limits, kept) for i, item in enumerate(raw))
+    for i, block in enumerate(blocks):
+        if block.op != BLOCK:
+            raise FormatError.of(
+                "bad-value",
+                f"program.blocks[{i}]: a block's op is {BLOCK!r}, got {block.op!r}",
+                path=f"program.blocks[{i}]",
+            )
+    return blocks
+
+
 def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
     """Build a :class:`Graph` from parsed JSON data, checking its shape.
 
@@ -524,7 +583,7 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
             f"version {version!r} is not supported; this QMK reads {', '.join(VERSIONS)}",
             version=version,
         )
-    program = _object(data["program"], "program", ("nodes",), ("nodes",))
+    program = _object(data["program"], "program", _PROGRAM_KEYS, ("nodes",))
     raw_nodes = program["nodes"]
     if type(raw_nodes) is not list:
         raise _wrong_type("program.nodes", "an array", raw_nodes)
@@ -533,11 +592,13 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
         nodes = tuple(
             _node(raw, f"program.nodes[{i}]", limits, kept) for i, raw in enumerate(raw_nodes)
         )
+        blocks = _blocks(program.get("blocks"), limits, kept)
         del kept
-    if version != FOLDED_VERSION and any(node.op == REPEAT for node in nodes):
+    if version != FOLDED_VERSION and (blocks or any(n.op in (REPEAT, CALL) for n in nodes)):
         raise FormatError.of(
             "unsupported-version",
-            f"REPEAT rows need version {FOLDED_VERSION!r}; this graph is version {version!r}",
+            f"REPEAT rows and blocks need version {FOLDED_VERSION!r}; "
+            f"this graph is version {version!r}",
             version=version,
         )
     raw_resources = _object(data["resources"], "resources", _RESOURCE_KEYS, ())
@@ -564,6 +625,7 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
         caps=() if caps is None else _strings(caps, "caps"),
         description=description,
         metadata=metadata,
+        blocks=blocks,
     )
 
 
@@ -772,6 +834,13 @@ def dumps(graph: Graph) -> str:
         lines.append("    ]")
     else:
         lines.append('    "nodes": []')
+    blocks = data["program"].get("blocks")
+    if blocks:
+        lines[-1] += ","
+        lines.append('    "blocks": [')
+        for i, block in enumerate(blocks):
+            _row_lines(block, "      ", "," if i < len(blocks) - 1 else "", lines)
+        lines.append("    ]")
     lines.append("  },")
     lines.append(f'  "resources": {_compact(data["resources"])},')
     tail = "," if "metadata" in data else ""
@@ -783,8 +852,8 @@ def dumps(graph: Graph) -> str:
 
 
 def _row_lines(row: dict[str, Any], indent: str, tail: str, lines: list[str]) -> None:
-    """One row of :func:`dumps`: a line, or a REPEAT row's head, its body's rows (one a
-    line, indented) and the line that closes it."""
+    """One row of :func:`dumps`: a line, or a REPEAT row's (a block's) head, its body's
+    rows (one a line, indented) and the line that closes it."""
     body = row.get("body")
     if body is None:
         lines.append(f"{indent}{_compact(row)}{tail}")
@@ -950,19 +1019,23 @@ class GraphText(Mapping[str, Any]):
     """
 
     text: str
-    nodes: int  # stored rows: a REPEAT row's body rows count, its turns do not
+    nodes: int  # stored rows: a REPEAT row's body rows count, its turns do not; blocks' too
 
     @classmethod
     def of(cls, graph: Mapping[str, Any]) -> GraphText:
         """The compact text of decoded graph JSON (raises as :func:`compact_text`)."""
         program = graph.get("program")
         nodes = program.get("nodes") if isinstance(program, Mapping) else None
-        return cls(compact_text(graph), json_rows(nodes) if isinstance(nodes, list) else 0)
+        blocks = program.get("blocks") if isinstance(program, Mapping) else None
+        size = json_rows(nodes) if isinstance(nodes, list) else 0
+        return cls(
+            compact_text(graph), size + (json_rows(blocks) if isinstance(blocks, list) else 0)
+        )
 
     @classmethod
     def of_graph(cls, graph: Graph) -> GraphText:
         """The compact text of a graph (:func:`graph_compact_text`), its JSON never whole."""
-        return cls(graph_compact_text(graph), json_rows(graph.nodes))
+        return cls(graph_compact_text(graph), json_rows(graph.nodes) + json_rows(graph.blocks))
 
     def _data(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.text)

@@ -43,9 +43,19 @@ from typing import Any, TypeVar
 
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
-from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_size
+from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_nodes, unrolled_size
 from qmk.qvm.fold import unroll as unroll_graph
-from qmk.qvm.graph import Graph, Guard, Node, Resources, gc_paused, is_finite_number
+from qmk.qvm.graph import (
+    BLOCK,
+    CALL,
+    REPEAT,
+    Graph,
+    Guard,
+    Node,
+    Resources,
+    gc_paused,
+    is_finite_number,
+)
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
     CAPABILITIES,
@@ -390,7 +400,8 @@ class Totals:
         version: the graph's version.
         rows: the rows stored (REPEAT rows and bodies' rows included).
         nodes: the nodes of the unrolled program.
-        repeats: the REPEAT rows.
+        repeats: the REPEAT rows (a block's counted at each call site).
+        blocks: the blocks stored.
         qubits, channels, events: the declared handles.
         peak_live_qubits: most qubits live at once (a balanced body's turns all peak alike).
         epochs: the unrolled program's epochs (one more than the fences it runs).
@@ -404,6 +415,7 @@ class Totals:
     rows: int
     nodes: int
     repeats: int
+    blocks: int
     qubits: int
     channels: int
     events: int
@@ -425,6 +437,7 @@ class Totals:
             "rows": self.rows,
             "nodes": self.nodes,
             "repeats": self.repeats,
+            "blocks": self.blocks,
             "qubits": self.qubits,
             "channels": self.channels,
             "events": self.events,
@@ -1072,6 +1085,7 @@ def check(
     limits: Limits | None = None,
     excused: Collection[str] = (),
     unroll: bool = True,
+    turn: bool = True,
 ) -> Report:
     """Verify ``graph`` and report every finding at once.
 
@@ -1085,6 +1099,10 @@ def check(
             program too (bounded by ``limits.max_unrolled_nodes``: past it, a
             ``unrolled-too-large`` finding). False gives :class:`Totals` only, found
             folded: what ``qmk validate``, ``info`` and ``estimate`` read.
+        turn: with ``unroll`` False, whether the report holds the one-turn view,
+            verified (``Report.turn``, what :class:`FoldedProgram` plans and places).
+            False gives findings and totals alone, so a clean program's calls are
+            taken as one operation each, their blocks checked once (the call lane).
 
     Returns:
         A :class:`Report`: all findings, and the verified program when none is
@@ -1092,7 +1110,7 @@ def check(
     """
     limits = limits or Limits()
     if is_folded(graph):
-        return _check_folded(graph, limits, frozenset(excused), unroll=unroll)
+        return _check_folded(graph, limits, frozenset(excused), unroll=unroll, turn=turn)
     findings = _Findings(graph)
     if not _check_limits(graph, limits, findings):
         return Report(findings=findings.finish())
@@ -1107,13 +1125,16 @@ def _walk(
     *,
     gate_lane: bool = True,
     excused: frozenset[str] = frozenset(),
+    effects: Mapping[str, _Effect] | None = None,
 ) -> Report:
     """The single pass of :func:`check` over the nodes, in list order.
 
     The declarations and names come first. Then each node goes through the steps of
     :class:`_Walk` (their bound methods looked up once: this loop runs per node), or a
     run of faultless gates through :func:`_gate_lane`. With ``gate_lane=False`` every
-    node takes the full steps, for the same report; the tests compare the two.
+    node takes the full steps, for the same report; the tests compare the two. With
+    ``effects`` (the call lane, :func:`_check_calls`), a CALL row is one step of its
+    block's effect (:meth:`_Walk.call`).
     """
     declared = _declared(graph.resources, findings)
     if limits.max_name_length is not None:
@@ -1122,7 +1143,7 @@ def _walk(
     check_node, edges = walk.check_node, walk.edges
     segments, chan_qubits = walk.segments, walk.chan_qubits
     admin = Category.ADMIN
-    gates = functools.partial(_gate_lane, walk, limits.max_operands)
+    gates = functools.partial(_gate_lane, walk, limits.max_operands, effects)
     nodes = graph.nodes
     index, total = 0, len(nodes)
     while index < total:
@@ -1130,6 +1151,10 @@ def _walk(
             index = gates(index)
         if index < total:
             node = nodes[index]
+            if effects is not None and node.op == CALL:
+                walk.call(index, node, effects[node.args["block"]])
+                index += 1
+                continue
             spec = check_node(index, node)
             edges(index, node, spec)
             if spec is not None and spec.category is not admin:
@@ -1143,14 +1168,17 @@ _NODE_ID = operator.attrgetter("id")
 _NODE_OP = operator.attrgetter("op")
 
 
-def _gate_lane(walk: _Walk, max_operands: int | None, start: int) -> int:
+def _gate_lane(
+    walk: _Walk, max_operands: int | None, effects: Mapping[str, _Effect] | None, start: int
+) -> int:
     """Take the faultless gates from node ``start`` on; the index of the first other node.
 
     A faultless gate is an op whose plan has ``gate_qubits``, on that many distinct live
     declared qubits, with a new id, valid arguments and no channels, events, guard or
     capabilities. It gets from here what :meth:`_Walk.check_node`, :meth:`_Walk.edges`
     and :meth:`_Segments.add` would do for it, with nothing to report. Most nodes of a
-    big program take this lane, everything else the full steps.
+    big program take this lane, everything else the full steps. With ``effects`` (the
+    call lane), a CALL row stays in the lane, as one step of its block's effect.
     """
     nodes = walk.graph.nodes
     ids, unique_ids, required, preds = walk.ids, walk.unique_ids, walk.required, walk.preds
@@ -1186,7 +1214,10 @@ def _gate_lane(walk: _Walk, max_operands: int | None, start: int) -> int:
             )
             and (not (node.args or plan.required_args) or plan.args_ok(node))
         ):
-            break
+            if effects is None or node.op != CALL:
+                break
+            walk.call(index, node, effects[node.args["block"]])
+            continue
         spec = plan.spec
         if spec.cap is not None and spec.cap not in required:
             required[spec.cap] = index
@@ -1369,6 +1400,46 @@ class _Walk:
         ):
             _report_duplicate_operands(node, findings, index)
         return spec
+
+    def call(self, index: int, node: Node, effect: _Effect) -> None:
+        """Take a CALL row (one the block rules found well formed) as one operation:
+        the qubits its block touches checked declared and live, and waited for as a
+        gate's; its block's capabilities and non-Clifford nodes counted. Its body is
+        not walked: :func:`_effects` checked it once."""
+        if not self.unique_ids and self.ids[node.id] != index:
+            where = _where(self.graph.nodes, self.ids[node.id])
+            self.findings.add("duplicate-node-id", f"id {node.id!r} is also used by {where}", index)
+        vqs = node.vqs
+        actuals = vqs if effect.every else tuple([vqs[i] for i in effect.touched])
+        live_qubits, declared, last = self.qubits.live, self.decl_vqs, self.last_vq
+        node_preds = []
+        for q in actuals:
+            if q not in live_qubits or q not in declared:
+                if q not in declared:
+                    self._undeclared("vqs", q, index, "qubit")
+                if q not in live_qubits:
+                    self.live += self.qubits.touch(q, index, False, False, None)
+            prev = last.get(q)
+            if prev is not None:
+                node_preds.append(prev)
+            last[q] = index
+        if len(node_preds) > 1:
+            node_preds = sorted(set(node_preds))
+        elif not node_preds and self.fence is not None:
+            node_preds = [self.fence]
+        self.preds.append(tuple(node_preds))
+        if effect.caps:
+            required = self.required
+            for cap in effect.caps:
+                required.setdefault(cap, index)
+        self.non_clifford += effect.non_clifford
+        segments = self.segments
+        open_segments = segments.open
+        key = open_segments.get(actuals[0])
+        if key is not None and all([open_segments.get(q) == key for q in actuals[1:]]):
+            segments.nodes[key].append(index)  # a call of gates joins its qubits' segment
+        else:
+            segments.extend(index, actuals)
 
     def _count_caps(self, caps: tuple[str, ...], index: int) -> None:
         required, unknown = self.required, self.unknown_caps
@@ -1631,7 +1702,9 @@ def _report_caps(
 
 
 def _op_counts(nodes: Sequence[Node], non_clifford: int) -> OpCounts:
-    return op_counts(Counter(map(_NODE_OP, nodes)), non_clifford)
+    by_op = Counter(map(_NODE_OP, nodes))
+    by_op.pop(CALL, None)  # (the call lane's rows: :func:`_totals` counts their blocks)
+    return op_counts(by_op, non_clifford)
 
 
 def op_counts(by_op: Mapping[str, int], non_clifford: int) -> OpCounts:
@@ -1712,10 +1785,33 @@ def _forward_path(succs: Sequence[Sequence[int]], start: int, goal: int) -> list
 # --------------------------------------------------------------------------- REPEAT rows
 
 
-def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unroll: bool) -> Report:
+def _check_folded(
+    graph: Graph, limits: Limits, excused: frozenset[str], *, unroll: bool, turn: bool = True
+) -> Report:
     """:func:`check` of a program with REPEAT rows: its one-turn view walked once, the
     REPEAT rules checked, the totals multiplied; the unrolled program verified only when
-    ``unroll`` asks for it (within ``limits.max_unrolled_nodes``)."""
+    ``unroll`` asks for it (within ``limits.max_unrolled_nodes``). A program with
+    blocks is first tried on a shorter path: with no REPEAT row, its unrolling
+    verified alone (:func:`_check_written_out`), unless neither ``unroll`` nor ``turn``
+    asks for it; otherwise, without them, the call lane (:func:`_check_calls`)."""
+    stored = rows(graph.nodes) + rows(graph.blocks)
+    bound = unrolled_nodes(graph.nodes, graph.blocks, turns=False)
+    if limits.max_nodes is not None and bound > limits.max_nodes >= stored:
+        findings = _Findings(graph)
+        findings.add(
+            "graph-too-large",
+            f"its calls bind {bound} rows in one turn (each call's block at its call site), "
+            f"over the limit of {limits.max_nodes}",
+        )
+        return Report(findings=findings.finish())
+    if graph.blocks and (unroll or turn) and REPEAT not in map(_NODE_OP, graph.nodes):
+        report = _check_written_out(graph, limits, excused, unroll=unroll)
+        if report is not None:
+            return report
+    elif graph.blocks and not (unroll or turn):
+        report = _check_calls(graph, limits, excused, stored)
+        if report is not None:
+            return report
     view = one_turn(graph)
     flat = Graph(
         version=graph.version,
@@ -1726,9 +1822,9 @@ def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unro
         metadata=graph.metadata,
     )
     findings = _Findings(flat)
-    if not _check_limits(flat, limits, findings, stored=rows(graph.nodes)):
+    if not _check_limits(flat, limits, findings, stored=stored):
         return Report(findings=findings.finish())
-    extra = _check_repeats(view, findings)
+    extra = [*_check_repeats(view, findings), *_check_blocks(graph)]
     with gc_paused():
         walked = _walk(flat, limits, findings, excused=excused)
     found = tuple(_placed(f, view) for f in (*extra, *walked.findings))
@@ -1761,6 +1857,32 @@ def _check_folded(graph: Graph, limits: Limits, excused: frozenset[str], *, unro
         totals=totals,
         turn=walked.program,
     )
+
+
+def _check_written_out(
+    graph: Graph, limits: Limits, excused: frozenset[str], *, unroll: bool
+) -> Report | None:
+    """:func:`check` of a program of calls without REPEAT rows, whose one-turn view is
+    its unrolling (the same rows, the same ids): the block rules, then the unrolled
+    program verified once, as any flat program, and given as the program (``unroll``)
+    or as the verified one-turn view. A clean program's report, or None: any finding,
+    or a block the call lane does not take, sends it to the full path, which says what
+    is wrong where."""
+    if _check_blocks(graph) or _effects(graph, limits.max_operands) is None:
+        return None
+    most = limits.max_unrolled_nodes
+    if most is not None and unrolled_size(graph) > most:
+        return None
+    inner = check(
+        unroll_graph(graph, max_nodes=most), limits=replace(limits, max_nodes=most), excused=excused
+    )
+    if inner.program is None or inner.findings:
+        return None
+    no_span = View(nodes=(), multipliers=(), paths=(), spans=(), repeats=())
+    totals = _totals(graph, no_span, inner.program, ())  # every node runs once
+    if not unroll:
+        return Report(findings=(), totals=totals, turn=inner.program)
+    return Report(findings=(), program=replace(inner.program, folded=graph), totals=totals)
 
 
 def _placed(finding: Finding, view: View) -> Finding:
@@ -1858,6 +1980,8 @@ def _unbalanced(view: View, span: Span) -> list[tuple[str, str]]:
 
 def _report_escapes(view: View, findings: _Findings) -> None:
     """Report each read, after a body, of an event the body produces (QV702)."""
+    if not view.spans:
+        return  # (no body: a program of calls alone, whose blocks produce no event)
     innermost = {span.path: span for span in view.spans}
     scope: dict[str, Span] = {}
     for index, node in enumerate(view.nodes):
@@ -1876,30 +2000,324 @@ def _report_escapes(view: View, findings: _Findings) -> None:
                 scope[event] = innermost[path]
 
 
+def _check_blocks(graph: Graph) -> list[Finding]:
+    """The block rules (docs/qvm.md, "Blocks"): each block checked once, each CALL row
+    once where it is stored, and no block that calls itself, directly or not. The
+    operations of a block's body are checked once under its formals (the call lane,
+    :func:`_effects`), or where each call binds them (the one-turn view)."""
+    out: list[Finding] = []
+
+    def add(name: str, message: str, node: Node) -> None:
+        code = BY_NAME[name]
+        out.append(
+            Finding(
+                code=code.code,
+                name=name,
+                severity=code.severity or Severity.ERROR,
+                message=f"{message}; {code.fix}",
+                node_id=node.id,
+                op=node.op,
+            )
+        )
+
+    table: dict[str, Node] = {}
+    for block in graph.blocks:
+        problem = _block_problem(block, table)
+        table.setdefault(block.id, block)
+        if problem:
+            add("block-invalid", problem, block)
+    calls: dict[str, set[str]] = {}
+    stack: list[tuple[str | None, Sequence[Node]]] = [(None, graph.nodes)]
+    stack += [(block.id, block.body) for block in graph.blocks]
+    while stack:
+        owner, level = stack.pop()
+        for row in level:
+            if row.body and row.op == REPEAT:
+                stack.append((owner, row.body))
+            if row.op != CALL:
+                continue
+            args, vqs = row.args, row.vqs
+            name = args.get("block")
+            callee = table.get(name) if type(name) is str and len(args) == 1 else None
+            if (
+                callee is not None
+                and len(vqs) == len(callee.vqs)
+                and len(set(vqs)) == len(vqs)
+                and not (row.chs or row.inputs or row.produces or row.caps or row.body)
+                and row.guard is None
+            ):
+                if owner is not None:
+                    calls.setdefault(owner, set()).add(callee.id)
+                continue  # (the common case: a well-formed call, checked at C speed)
+            problem = _call_problem(row, table)
+            if problem:
+                add("call-invalid", problem, row)
+            elif owner is not None:
+                calls.setdefault(owner, set()).add(row.args["block"])
+    for name in _recursive(calls):
+        add(
+            "block-recursive",
+            f"block {name!r} calls itself (directly or through others)",
+            table[name],
+        )
+    return out
+
+
+def _block_problem(block: Node, table: Mapping[str, Node]) -> str | None:
+    """What is wrong with a block, if anything: its shape, and each row of its body
+    (nested REPEAT bodies too) on its formal qubits only, with no lifetime change,
+    event, channel or guard (a call binds qubits alone)."""
+    if block.id in table:
+        return f"its name {block.id!r} is also another block's"
+    if block.args or block.chs or block.inputs or block.produces or block.caps or block.guard:
+        return "a block takes a name, its formal qubits (vqs) and a body only"
+    if len(set(block.vqs)) != len(block.vqs):
+        return "its formal qubits are not distinct"
+    if not block.body:
+        return "its body has no row"
+    formals = set(block.vqs)
+    stack: list[Node] = list(block.body)
+    while stack:
+        row = stack.pop()
+        stack.extend(row.body if row.op == REPEAT else ())
+        spec = OPS.get(row.op)
+        if row.op == BLOCK:
+            return f"row {row.id!r} is a block inside a block: blocks are program.blocks' rows"
+        if spec is not None and (spec.opens or spec.closes):
+            return f"row {row.id!r} ({row.op}) changes a lifetime: a block uses its formals only"
+        if row.chs or row.inputs or row.produces or row.guard is not None:
+            return (
+                f"row {row.id!r} ({row.op}) uses a channel or an event: a block binds qubits only"
+            )
+        stray = [q for q in row.vqs if q not in formals]
+        if stray:
+            return (
+                f"row {row.id!r} ({row.op}) uses {stray[0]!r}, which is none of its formal qubits"
+            )
+    return None
+
+
+def _call_problem(row: Node, table: Mapping[str, Node]) -> str | None:
+    """What is wrong with a CALL row, if anything: its block, its operands' count and
+    distinctness, its shape."""
+    name = row.args.get("block")
+    if set(row.args) != {"block"} or type(name) is not str:
+        return 'a CALL row\'s args are {"block": NAME}'
+    block = table.get(name)
+    if block is None:
+        return f"it calls {name!r}, which is no block of program.blocks"
+    if len(row.vqs) != len(block.vqs):
+        return f"block {name!r} takes {len(block.vqs)} qubit(s), the call gives {len(row.vqs)}"
+    if len(set(row.vqs)) != len(row.vqs):
+        return "its qubits are not distinct"
+    if row.chs or row.inputs or row.produces or row.caps or row.guard is not None or row.body:
+        return "a CALL row takes a block and qubits only: no channel, event, guard or capability"
+    return None
+
+
+def _recursive(calls: Mapping[str, set[str]]) -> list[str]:
+    """The blocks that reach themselves in the call graph ``calls``, sorted."""
+    found = []
+    for name in sorted(calls):
+        seen: set[str] = set()
+        stack = list(calls[name])
+        while stack:
+            nxt = stack.pop()
+            if nxt == name:
+                found.append(name)
+                break
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.extend(calls.get(nxt, ()))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Effect:
+    """What one call of a block does, found once for the block (:func:`_effects`).
+
+    Attributes:
+        touched: the positions of the formal qubits its body uses, in order of first use.
+        by_op: how many nodes of each op one call runs (calls inside bound).
+        non_clifford: how many of them a stabilizer simulation cannot carry out.
+        caps: the capabilities its ops require, in order of first need.
+        longest: the length of its longest bound id, less the call's own id and slash.
+        every: whether ``touched`` is every formal, in order (a call's qubits as given).
+    """
+
+    touched: tuple[int, ...]
+    by_op: Mapping[str, int]
+    non_clifford: int
+    caps: tuple[str, ...]
+    longest: int
+    every: bool
+
+
+def _effects(graph: Graph, max_operands: int | None) -> dict[str, _Effect] | None:
+    """Each block's :class:`_Effect`, its body walked once under its formal qubits; None
+    when a block's body holds a row the call lane does not take: anything but a faultless
+    gate (as :func:`_gate_lane` takes one) or a call of such a block, or an id with a
+    slash or repeated (bound ids must stay distinct). The block rules hold already (no
+    recursion), so each block is found after those it calls."""
+    table = {block.id: block for block in graph.blocks}
+    done: dict[str, _Effect] = {}
+
+    def effect(block: Node) -> _Effect | None:
+        known = done.get(block.id)
+        if known is not None:
+            return known
+        formals = {q: i for i, q in enumerate(block.vqs)}
+        touched: dict[int, None] = {}
+        by_op: Counter[str] = Counter()
+        caps: dict[str, None] = {}
+        non_clifford, longest = 0, 0
+        ids = [row.id for row in block.body]
+        if len(set(ids)) != len(ids) or any("/" in i for i in ids):
+            return None
+        for row in block.body:
+            if row.op == CALL:
+                inner = effect(table[row.args["block"]])
+                if inner is None:
+                    return None
+                for i in inner.touched:
+                    touched.setdefault(formals[row.vqs[i]])
+                for op, count in inner.by_op.items():
+                    by_op[op] += count
+                caps.update(dict.fromkeys(inner.caps))
+                non_clifford += inner.non_clifford
+                longest = max(longest, len(row.id) + 1 + inner.longest)
+                continue
+            plan = _PLAN_OF.get(row.op)
+            vqs = row.vqs
+            if (
+                plan is None
+                or plan.gate_qubits != len(vqs)
+                or row.guard is not None
+                or row.chs
+                or row.inputs
+                or row.produces
+                or row.caps
+                or row.body
+                or len(set(vqs)) != len(vqs)
+                or (max_operands is not None and len(vqs) > max_operands)
+                or ((row.args or plan.required_args) and not plan.args_ok(row))
+            ):
+                return None
+            for q in vqs:
+                touched.setdefault(formals[q])
+            by_op[row.op] += 1
+            spec = plan.spec
+            if spec.cap is not None:
+                caps.setdefault(spec.cap)
+            clifford = plan.clifford
+            if not (is_clifford_node(spec, row) if clifford is None else clifford):
+                non_clifford += 1
+            longest = max(longest, len(row.id))
+        made = done[block.id] = _Effect(
+            touched=tuple(touched),
+            by_op=by_op,
+            non_clifford=non_clifford,
+            caps=tuple(caps),
+            longest=longest,
+            every=tuple(touched) == tuple(range(len(block.vqs))),
+        )
+        return made
+
+    for block in graph.blocks:
+        if effect(block) is None:
+            return None
+    return done
+
+
+def _check_calls(
+    graph: Graph, limits: Limits, excused: frozenset[str], stored: int
+) -> Report | None:
+    """The call lane of :func:`_check_folded`: each block's body checked once
+    (:func:`_effects`), then the one-turn view walked with each CALL row as one
+    operation of its block's effect, the totals multiplied. It gives a clean program's
+    report (totals, no turn) or None: any finding, or a block or id it does not take,
+    sends the program to the full path, which binds every call and says what is wrong
+    where."""
+    if _check_blocks(graph):
+        return None
+    effects = _effects(graph, limits.max_operands)
+    if effects is None:
+        return None
+    view = one_turn(graph, calls=False)
+    nodes = view.nodes
+    calls = [node for node in nodes if node.op == CALL]
+    if any("/" in node.id for node in (*nodes, *view.repeats)):
+        return None  # (an id a bound id could equal: the full path judges it)
+    if limits.max_name_length is not None and calls:
+        longest = max(len(c.id) + 1 + effects[c.args["block"]].longest for c in calls)
+        if longest > limits.max_name_length:
+            return None
+    flat = Graph(
+        version=graph.version,
+        nodes=nodes,
+        resources=graph.resources,
+        caps=graph.caps,
+        description=graph.description,
+        metadata=graph.metadata,
+    )
+    findings = _Findings(flat)
+    if not _check_limits(flat, limits, findings, stored=stored):
+        return None
+    if _check_repeats(view, findings):
+        return None
+    with gc_paused():
+        walked = _walk(flat, limits, findings, excused=excused, effects=effects)
+    if walked.findings or walked.program is None:
+        return None
+    return Report(findings=(), totals=_totals(graph, view, walked.program, (), effects))
+
+
 def _totals(
-    graph: Graph, view: View, walked: VerifiedProgram, found: tuple[Finding, ...]
+    graph: Graph,
+    view: View,
+    walked: VerifiedProgram,
+    found: tuple[Finding, ...],
+    effects: Mapping[str, _Effect] | None = None,
 ) -> Totals:
-    """The unrolled program's figures from its one-turn view, multiplied."""
+    """The unrolled program's figures from its one-turn view, multiplied (the walk's
+    own where every node runs once: no REPEAT row). With ``effects``, the view's CALL
+    rows count as their blocks' nodes (:func:`_check_calls`)."""
     by_op: Counter[str] = Counter()
     non_clifford = 0
-    for node, times in zip(view.nodes, view.multipliers, strict=True):
+    calls: Counter[str] = Counter()
+    for node, times in () if not view.spans else zip(view.nodes, view.multipliers, strict=True):
+        if node.op == CALL:
+            calls[node.args["block"]] += times
+            continue
         by_op[node.op] += times
         plan = _PLAN_OF[node.op]
         clifford = plan.clifford
         if not (is_clifford_node(plan.spec, node) if clifford is None else clifford):
             non_clifford += times
-    counts = op_counts(by_op, non_clifford)
+    if effects is None:
+        counts = op_counts(by_op, non_clifford) if view.spans else walked.counts
+    else:
+        if not view.spans:  # each node runs once: the walk counted all but the calls' ops
+            by_op.update(walked.counts.by_op)
+            calls.update(node.args["block"] for node in view.nodes if node.op == CALL)
+        for name, times in calls.items():
+            effect = effects[name]
+            for op, count in effect.by_op.items():
+                by_op[op] += count * times
+            non_clifford += effect.non_clifford * times
+        counts = op_counts(by_op, walked.counts.non_clifford if not view.spans else non_clifford)
     resources = graph.resources
     return Totals(
         version=graph.version,
-        rows=rows(graph.nodes),
+        rows=rows(graph.nodes) + rows(graph.blocks),
         nodes=counts.total,
         repeats=len(view.spans),
+        blocks=len(graph.blocks),
         qubits=len(resources.vqs),
         channels=len(resources.chs),
         events=len(resources.events),
         peak_live_qubits=walked.peak_live_qubits,
-        epochs=1 + by_op.get("FENCE_EPOCH", 0),
+        epochs=1 + counts.by_op.get("FENCE_EPOCH", 0),
         counts=counts,
         required_caps=walked.required_caps,
         requested_caps=graph.caps,

@@ -242,6 +242,8 @@ class Quotas:
             program = graph.get("program")
             nodes = program.get("nodes") if isinstance(program, Mapping) else None
             count = json_rows(nodes) if isinstance(nodes, list) else 0
+            blocks = program.get("blocks") if isinstance(program, Mapping) else None
+            count += json_rows(blocks) if isinstance(blocks, list) else 0  # stored once each
         limit = self.config.max_graph_nodes
         if count > limit:
             raise QuotaError(
