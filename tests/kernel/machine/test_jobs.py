@@ -55,7 +55,7 @@ def test_a_records_waits_are_whole_cycles_in_its_own_order_whichever_way_it_wait
         b'{"arrival_cycle":5,"start_cycle":100,"end_cycle":131,"tiles":4,"module":0,'
         b'"wait_cycles":{"queue":95,"factory":0,"routing":0,"link":0,"decoder":0,'
         b'"preempted":0},"idle_logical_error":0.0,"error_budget":null,"preemptions":0,'
-        b'"idle":{}}'
+        b'"code_distance":0,"block":"","own_logical_error":0.0,"idle":{}}'
     )
 
 
