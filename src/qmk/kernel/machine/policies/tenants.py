@@ -38,14 +38,9 @@ def share_key(sched: Scheduler) -> Callable[[str], tuple[float, str]]:
     return share
 
 
-def _with_jobs(sched: Scheduler) -> set[str]:
-    state = sched.state
-    return {*state.queue_of, *(j.tenant for j in state.running), *(j.tenant for j in state.stopped)}
-
-
 def bound(sched: Scheduler, tenant: str) -> float:
     """The tiles ``tenant`` may hold while another tenant waits (module docstring)."""
-    tenants = _with_jobs(sched) | {tenant}
+    tenants = sched.state.tenants_with_jobs() | {tenant}
     total = sum(sched.weight(t) for t in tenants)
     tiles = sum(r.spec.length for r in sched.ranges)
     return tiles * sched.weight(tenant) / total
