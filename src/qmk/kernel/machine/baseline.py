@@ -282,17 +282,63 @@ def try_policy(
         )
         if skip is not None:
             return Tried(configuration=configuration, skipped=skip)
-        run = run_policy(machine, jobs, policy, tenants=tenants)
+        scanned = _exclusive_scan(machine, jobs, tenants, whole) if policy == "exclusive" else None
+        if scanned is None:
+            run = run_policy(machine, jobs, policy, tenants=tenants)
+            scanned = run.makespan, worst_over_budget(run.records, whole=whole)
     except QMKError as exc:
         return Tried(configuration=configuration, refused=f"{exc.code} {exc.name}")
+    makespan, worst = scanned
     return Tried(
         configuration=configuration,
-        makespan_cycles=run.makespan,
-        makespan_s=run.makespan * machine.cycle_time_ns * 1e-9,
+        makespan_cycles=makespan,
+        makespan_s=makespan * machine.cycle_time_ns * 1e-9,
         cycle_time_ns=machine.cycle_time_ns,
         epoch_cycles=machine.epoch_cycles,
-        worst_over_budget=worst_over_budget(run.records, whole=whole),
+        worst_over_budget=worst,
     )
+
+
+def _exclusive_scan(
+    machine: MachineSpec, jobs: Sequence[JobSpec], tenants: dict[str, float], whole: bool
+) -> tuple[float, float] | None:
+    """``exclusive``'s makespan of ``jobs`` and its worst job's error over budget
+    (:func:`worst_over_budget`) without its event loop, where each distinct
+    footprint's run alone shifts (:func:`~qmk.kernel.machine.alone.shifting_run`):
+    then each job's record under ``exclusive`` is its run alone moved to its start, so
+    its errors are that run's, and the makespan is the scan over the arrivals
+    (:func:`~qmk.kernel.machine.alone.exclusive_makespan`), to the bit. None: a run
+    alone does not shift (the event loop decides).
+
+    Raises:
+        MachineError: ``QK501 unplaceable``: the first job no placement holds, as the
+            event loop's submit refuses it.
+    """
+    from qmk.kernel.machine.alone import exclusive_makespan, shifting_run
+    from qmk.kernel.machine.core import Scheduler
+    from qmk.kernel.machine.policies.exclusive import Exclusive
+
+    check = Scheduler(machine, Exclusive(), tenants, history=False)
+    records: dict[int, JobRecord] = {}
+    for job in jobs:
+        key = id(job.footprint)
+        if key not in records:
+            check.check_placeable(job)
+            record, shifts = shifting_run(machine, job)
+            if not shifts:
+                return None
+            records[key] = record
+    runtimes = {key: r.end_cycle - r.start_cycle for key, r in records.items()}
+    worst = max(
+        (
+            (run_error(r) if whole else r.idle_logical_error) / job.error_budget
+            for job in jobs
+            if job.error_budget is not None
+            for r in (records[id(job.footprint)],)
+        ),
+        default=0.0,
+    )
+    return exclusive_makespan(machine, jobs, runtimes), worst
 
 
 def fastest(

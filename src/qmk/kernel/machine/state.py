@@ -49,20 +49,30 @@ class MachineState:
         queue_at: the queue by priority, each in arrival order.
         kinds_of: how many of each tenant's queued jobs are of each kind (``job.kind``).
         running: jobs holding tiles and not stopped, in start order.
+        running_at: the running jobs by (module, tenant), each in ``running``'s order.
+        drawing_on: how many running jobs draw T states, by module (none: no key).
+        sole_on: the tenants with jobs running ``sole`` (past their part of the
+            factories, :mod:`~qmk.kernel.machine.policies.budget`), by module, and how
+            many each has (a job's ``sole`` is set before it starts, and kept).
         stopped: preempted jobs, stopped in place or in storage.
+        stopped_of: how many stopped jobs each tenant has.
         held: tiles held by all jobs.
     """
 
     __slots__ = (
         "_holds",
         "by_id",
+        "drawing_on",
         "held",
         "kinds_of",
         "queue",
         "queue_at",
         "queue_of",
         "running",
+        "running_at",
+        "sole_on",
         "stopped",
+        "stopped_of",
     )
 
     def __init__(self) -> None:
@@ -72,7 +82,11 @@ class MachineState:
         self.queue_at: dict[int, dict[MachineJob, None]] = {}
         self.kinds_of: dict[str, dict[tuple[object, ...], int]] = {}
         self.running: dict[MachineJob, None] = {}
+        self.running_at: dict[tuple[int, str], dict[MachineJob, None]] = {}
+        self.drawing_on: dict[int, int] = {}
+        self.sole_on: dict[int, dict[str, int]] = {}
         self.stopped: dict[MachineJob, None] = {}
+        self.stopped_of: dict[str, int] = {}
         self.held = 0
         self._holds: dict[str, _Hold] = {}
 
@@ -111,22 +125,64 @@ class MachineState:
 
     def run(self, job: MachineJob) -> None:
         """``job`` runs (started, or resumed)."""
-        self.stopped.pop(job, None)
+        self._unstop(job)
         job.state = RUNNING
-        self.running[job] = None
+        if job not in self.running:
+            self.running[job] = None
+            self.running_at.setdefault((job.module, job.tenant), {})[job] = None
+            module = job.module
+            if job.tl.t_total:
+                self.drawing_on[module] = self.drawing_on.get(module, 0) + 1
+            if job.sole:
+                sole = self.sole_on.setdefault(module, {})
+                sole[job.tenant] = sole.get(job.tenant, 0) + 1
+
+    def _unrun(self, job: MachineJob) -> None:
+        """``job`` leaves ``running`` and its indexes (as it entered them)."""
+        del self.running[job]
+        key = (job.module, job.tenant)
+        group = self.running_at[key]
+        del group[job]
+        if not group:
+            del self.running_at[key]
+        module = job.module
+        if job.tl.t_total:
+            left = self.drawing_on[module] - 1
+            if left:
+                self.drawing_on[module] = left
+            else:
+                del self.drawing_on[module]
+        if job.sole:
+            sole = self.sole_on[module]
+            if sole[job.tenant] > 1:
+                sole[job.tenant] -= 1
+            else:
+                del sole[job.tenant]
+                if not sole:
+                    del self.sole_on[module]
+
+    def _unstop(self, job: MachineJob) -> None:
+        if self.stopped.pop(job, False) is None:
+            left = self.stopped_of[job.tenant] - 1
+            if left:
+                self.stopped_of[job.tenant] = left
+            else:
+                del self.stopped_of[job.tenant]
 
     def park(self, job: MachineJob, state: str, now: float) -> None:
         """``job`` stops at a fence: in place (``STOPPED``) or in storage (``STORED``)."""
-        del self.running[job]
+        self._unrun(job)
         job.state = state
         job.stop_at = now
         job.version += 1
         self.stopped[job] = None
+        self.stopped_of[job.tenant] = self.stopped_of.get(job.tenant, 0) + 1
 
     def forget(self, job: MachineJob) -> None:
         """``job`` ended or was cancelled: nothing of it is kept."""
-        self.running.pop(job, None)
-        self.stopped.pop(job, None)
+        if job in self.running:
+            self._unrun(job)
+        self._unstop(job)
         job.state = DONE
         job.version += 1
         self.by_id.pop(job.id, None)
@@ -163,4 +219,8 @@ class MachineState:
 
     def tenants_waiting(self) -> set[str]:
         """The tenants with a job queued or stopped."""
-        return {*self.queue_of, *(job.tenant for job in self.stopped)}
+        return {*self.queue_of, *self.stopped_of}
+
+    def tenants_with_jobs(self) -> set[str]:
+        """The tenants with a job queued, running or stopped."""
+        return {*self.queue_of, *(tenant for _, tenant in self.running_at), *self.stopped_of}

@@ -33,6 +33,7 @@ Every bad, missing or unknown key is ``QK502 bad-workload`` naming it.
 
 from __future__ import annotations
 
+import array
 import functools
 import itertools
 import json
@@ -270,34 +271,60 @@ def _generated(
     where = f"tenants[{tenant.name}].generate"
     if gen.weights is not None and len(gen.weights) != len(gen.programs):
         raise _bad(f"{where}.weights: one weight per program ({len(gen.programs)})", where)
-    rng = random.Random(f"{seed}/{tenant.name}/{k}")
     compiled = [compiler.compile(p, f"{where}.programs[{i}]") for i, p in enumerate(gen.programs)]
-    out: list[JobSpec] = []
-    at = float(gen.start_cycle)
     budget = _budget(gen.error_budget, tenant.error_budget, compiler.machine.error_budget)
+    arrivals, choices = _drawn(
+        f"{seed}/{tenant.name}/{k}",
+        gen.count,
+        gen.arrivals,
+        gen.mean_gap_cycles,
+        gen.start_cycle,
+        len(compiled),
+        None if gen.weights is None else tuple(gen.weights),
+    )
+    return [
+        JobSpec(
+            id=f"{tenant.name}/g{k}.{n}",
+            tenant=tenant.name,
+            footprint=compiled[choice][0],
+            arrival_cycle=at,
+            priority=gen.priority,
+            program=compiled[choice][1],
+            shots=gen.shots,
+            error_budget=budget,
+        )
+        for n, (at, choice) in enumerate(zip(arrivals, choices, strict=True))
+    ]
+
+
+@functools.lru_cache(maxsize=16)
+def _drawn(
+    seed: str,
+    count: int,
+    arrivals: str,
+    mean_gap: float,
+    start: int,
+    programs: int,
+    weights: tuple[float, ...] | None,
+) -> tuple[array.array[int], array.array[int]]:
+    """A generator's arrival cycles and each job's program (its index), drawn from
+    ``seed``: the same on every machine, so a workload read in several configurations
+    (:mod:`~qmk.kernel.machine.baseline`) draws them once."""
+    rng = random.Random(seed)
+    at = float(start)
     # (the weights summed once: ``choices`` draws the same from them as from the weights)
-    summed = None if gen.weights is None else list(itertools.accumulate(gen.weights))
-    for n in range(gen.count):
-        if n and gen.arrivals == "poisson":
-            at += rng.expovariate(1.0 / gen.mean_gap_cycles) if gen.mean_gap_cycles else 0.0
-        elif n and gen.arrivals == "uniform":
-            at += gen.mean_gap_cycles
-        footprint, label = (
-            compiled[0] if len(compiled) == 1 else rng.choices(compiled, cum_weights=summed)[0]
-        )
-        out.append(
-            JobSpec(
-                id=f"{tenant.name}/g{k}.{n}",
-                tenant=tenant.name,
-                footprint=footprint,
-                arrival_cycle=math.floor(at + 0.5),
-                priority=gen.priority,
-                program=label,
-                shots=gen.shots,
-                error_budget=budget,
-            )
-        )
-    return out
+    summed = None if weights is None else list(itertools.accumulate(weights))
+    population = range(programs)
+    times = array.array("q")
+    chosen = array.array("l")
+    for n in range(count):
+        if n and arrivals == "poisson":
+            at += rng.expovariate(1.0 / mean_gap) if mean_gap else 0.0
+        elif n and arrivals == "uniform":
+            at += mean_gap
+        chosen.append(0 if programs == 1 else rng.choices(population, cum_weights=summed)[0])
+        times.append(math.floor(at + 0.5))
+    return times, chosen
 
 
 class _Compiler:

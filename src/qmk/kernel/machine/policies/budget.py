@@ -467,8 +467,6 @@ class BudgetCheck:
         #: the running jobs by (module, tenant), the modules where one draws T states,
         #: and the tenants running ``sole`` by module: grouped once until a start
         self._groups: dict[tuple[int, str], list[MachineJob]] | None = None
-        self._drawn: set[int] = set()
-        self._sole: dict[int, set[str]] = {}
         self._parts: dict[str, float] = {}
 
     def started(self) -> None:
@@ -657,30 +655,24 @@ class BudgetCheck:
         return True
 
     def _running_on(self, module: int, tenant: str) -> list[MachineJob]:
-        """``tenant``'s running jobs on ``module``, in the machine's order (grouped once
+        """``tenant``'s running jobs on ``module``, in the machine's order (listed once
         until a start: no job ends or stops within a decision)."""
         groups = self._groups
         if groups is None:
             groups = self._groups = {}
-            self._drawn = set()
-            self._sole = {}
-            for job in self.sched.state.running:
-                groups.setdefault((job.module, job.tenant), []).append(job)
-                if job.tl.t_total:
-                    self._drawn.add(job.module)
-                if job.sole:
-                    self._sole.setdefault(job.module, set()).add(job.tenant)
-        return groups.get((module, tenant), [])
+        key = (module, tenant)
+        jobs = groups.get(key)
+        if jobs is None:
+            jobs = groups[key] = list(self.sched.state.running_at.get(key, ()))
+        return jobs
 
-    def _sole_on(self, module: int) -> set[str]:
+    def _sole_on(self, module: int) -> dict[str, int]:
         """The tenants with a job running on ``module`` past its part (``sole``)."""
-        self._running_on(-1, "")
-        return self._sole.get(module, set())
+        return self.sched.state.sole_on.get(module, {})
 
-    def _drawing_on(self) -> set[int]:
+    def _drawing_on(self) -> dict[int, int]:
         """The modules where a running job draws T states."""
-        self._running_on(-1, "")
-        return self._drawn
+        return self.sched.state.drawing_on
 
     def projected(
         self, module: int, candidate: MachineJob | None = None, at: int = 0
@@ -688,9 +680,7 @@ class BudgetCheck:
         """Each running job's projected idle error on ``module`` (and ``candidate``'s,
         were it started there now, its first tile ``at`` of the module): each tenant's
         jobs on its :meth:`part`."""
-        self._running_on(-1, "")
-        groups = self._groups or {}
-        tenants = dict.fromkeys(t for m, t in groups if m == module)
+        tenants = dict.fromkeys(t for m, t in self.sched.state.running_at if m == module)
         if candidate is not None:
             tenants[candidate.tenant] = None
         out: dict[MachineJob, float] = {}

@@ -31,13 +31,16 @@ from qmk.kernel.machine.policies.aging import admits
 from qmk.kernel.machine.policies.backfill import DEPTH, reservation
 from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
+    fits_hold,
+    hold_of,
     make_room,
-    may_hold,
     resume_stopped,
     share_key,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
@@ -75,6 +78,14 @@ class Fidelity(Budgeted):
         shares: dict[str, tuple[float, str]] = {}
         share = share_key(sched)
         kinds_of = sched.state.kinds_of
+        holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
+
+        def may(job: MachineJob) -> bool:
+            hold = holds.get(job.tenant)
+            if hold is None:
+                hold = holds[job.tenant] = hold_of(sched, job.tenant)
+            return fits_hold(hold, job.tiles)
+
         try:
             while True:
                 ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
@@ -95,7 +106,7 @@ class Fidelity(Budgeted):
                     unplaced = refused.get(alike)
                     if unplaced is None:
                         spot = sched.find(job)
-                        if spot is not None and self._start(sched, job, budgets):
+                        if spot is not None and self._start(sched, job, budgets, may):
                             budgets.started()
                             exhausted = False
                             break  # the queue and the shares changed: choose again
@@ -114,16 +125,23 @@ class Fidelity(Budgeted):
                 tried[tenant] = count
                 refused.clear()
                 shares.clear()
+                holds.clear()
         finally:
             sched.floorplan.release_holds()
 
     @staticmethod
-    def _start(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
-        """Start ``job`` at the cheapest code distance where its tenant may hold it and
-        every budget keeps (:meth:`BudgetCheck.fit`)."""
+    def _start(
+        sched: Scheduler,
+        job: MachineJob,
+        budgets: BudgetCheck,
+        may: Callable[[MachineJob], bool],
+    ) -> bool:
+        """Start ``job`` at the cheapest code distance where its tenant may hold it
+        (``may``: :func:`~.tenants.may_hold`) and every budget keeps
+        (:meth:`BudgetCheck.fit`)."""
         if not admits(sched, job):
             return False
-        if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
+        if budgets.fit(job, may) is None:
             return False
         return sched.place(job)
 

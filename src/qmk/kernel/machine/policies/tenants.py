@@ -17,6 +17,7 @@ of the floorplan a tenant may hold while others wait.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,14 +39,9 @@ def share_key(sched: Scheduler) -> Callable[[str], tuple[float, str]]:
     return share
 
 
-def _with_jobs(sched: Scheduler) -> set[str]:
-    state = sched.state
-    return {*state.queue_of, *(j.tenant for j in state.running), *(j.tenant for j in state.stopped)}
-
-
 def bound(sched: Scheduler, tenant: str) -> float:
     """The tiles ``tenant`` may hold while another tenant waits (module docstring)."""
-    tenants = _with_jobs(sched) | {tenant}
+    tenants = sched.state.tenants_with_jobs() | {tenant}
     total = sum(sched.weight(t) for t in tenants)
     tiles = sum(r.spec.length for r in sched.ranges)
     return tiles * sched.weight(tenant) / total
@@ -54,10 +50,23 @@ def bound(sched: Scheduler, tenant: str) -> float:
 def may_hold(sched: Scheduler, job: MachineJob) -> bool:
     """Whether ``job`` may start as far as its tenant's hold goes: its tenant holds
     nothing yet, no other tenant waits, or its tenant stays within its bound."""
-    held = sched.held_tiles(job.tenant)
-    if not held or not any(t != job.tenant for t in sched.state.tenants_waiting()):
-        return True
-    return held + job.tiles <= bound(sched, job.tenant) + 1e-9
+    return fits_hold(hold_of(sched, job.tenant), job.tiles)
+
+
+def hold_of(sched: Scheduler, tenant: str) -> tuple[int, float]:
+    """What :func:`may_hold` reads of ``tenant``: the tiles it holds, and the most it
+    may hold (INF: any, as nothing or alone). It stays as it is until a job starts,
+    stops or ends: a decision reads it once per tenant between starts."""
+    held = sched.held_tiles(tenant)
+    if not held or not any(t != tenant for t in sched.state.tenants_waiting()):
+        return held, math.inf
+    return held, bound(sched, tenant)
+
+
+def fits_hold(hold: tuple[int, float], tiles: int) -> bool:
+    """Whether a job of ``tiles`` tiles keeps its tenant's ``hold`` (:func:`hold_of`)."""
+    held, most = hold
+    return most == math.inf or held + tiles <= most + 1e-9
 
 
 def make_room(sched: Scheduler, waiting: MachineJob) -> None:
