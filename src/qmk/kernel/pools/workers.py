@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "qmk.execution.executor",
     "qmk.kernel.pools.attempt",
+    "qmk.kernel.pools.worker",
+    "qmk.kernel.pools.runner",
     "qmk.execution.batch",
     "qmk.engines.stim_batch",
     "qmk.execution.trajectories",
