@@ -30,8 +30,8 @@ from qmk.defaults import MACHINE_POLICIES
 from qmk.execution import target as targets
 from qmk.execution.footprint import Footprint
 from qmk.execution.request import MachineRun, Policy, RunRequest
-from qmk.kernel.clock import ManualMachineClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.manual_clock import ManualMachineClock
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.running.shared_machine import SharedMachine
 from qmk.qvm.files import read_graph

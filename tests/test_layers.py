@@ -461,6 +461,7 @@ KERNEL_LEAVES = ("qmk.kernel.errors", "qmk.kernel.datafiles", "qmk.kernel.clock"
 #: The kernel's sub-rooms, bottom first: (what the layer is, its sub-rooms).
 KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("the kernel's errors, its data directory's file names, its clock", KERNEL_LEAVES),
+    ("the clocks a test drives (never the kernel process's)", ("qmk.kernel.manual_clock",)),
     (
         "what a job is: the record, a worker's outcome, a stored result, usage, verified programs",
         ("qmk.kernel.records",),
@@ -501,6 +502,7 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.kernel.errors": (),
     "qmk.kernel.datafiles": (),
     "qmk.kernel.clock": (),
+    "qmk.kernel.manual_clock": ("qmk.kernel.clock",),
     "qmk.kernel.records": ("qmk.kernel.errors",),
     "qmk.kernel.security": (*KERNEL_LEAVES, "qmk.kernel.records"),
     # the config reads usage's units and checks a key's hash (the machine reads it)

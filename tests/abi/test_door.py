@@ -33,7 +33,7 @@ from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS
 from qmk.errors import AuthError, NotFoundError, QuotaError, SessionError, UnavailableError
 from qmk.frontends.text import lower_text
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.kernel import KEYS, make_config, run_kernel

@@ -1,5 +1,5 @@
 """Connections that never sign in, and connection floods, on real sockets with a clock
-the test moves by hand (:class:`~qmk.kernel.clock.ManualClock`).
+the test moves by hand (:class:`~qmk.kernel.manual_clock.ManualClock`).
 
 The authentication deadline and the accept rates read the server's clock only, so each
 test states the time at which a thing happens and nothing waits for time to pass: a
@@ -22,7 +22,7 @@ from qmk.abi.door import Door
 from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import ServeError, Server, ServerConfig
 from qmk.errors import AuthError, NotFoundError, SessionError
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from support.wire import GUARD_S, Conn, request, until
 
 NEGOTIATE = ("q_negotiate_caps", {"tenant": "t", "key": "good"})

@@ -20,8 +20,8 @@ import pytest
 
 from qmk import aio
 from qmk.errors import QuotaError, UnavailableError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from support.chat_server import ScriptedChat
 from support.kernel import KEYS, login, make_config, run_kernel
 from support.paths import EXAMPLES

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit_verify import verify
 from support.cli import qmk
 from support.kernel import ServeFactory, WorkerGate
 from support.paths import EXAMPLES

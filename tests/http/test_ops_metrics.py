@@ -135,7 +135,7 @@ def test_a_kernel_started_over_a_cut_audit_log_exposes_the_damage_it_accepted(
 def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
     tmp_path: Path,
 ) -> None:
-    from qmk.kernel.clock import ManualClock
+    from qmk.kernel.manual_clock import ManualClock
     from support.receiver import Receiver
 
     clock = ManualClock()

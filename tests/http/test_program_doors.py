@@ -25,8 +25,8 @@ from qmk.abi.limits import ServerConfig
 from qmk.http.app import create_app
 from qmk.http.metrics import Metrics
 from qmk.http.tracing import Tracing, make_provider
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.kernel import KEYS, run_kernel

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from qmk.kernel.clock import ManualClock, RateClock, Rest, SystemClock
+from qmk.kernel.clock import RateClock, Rest, SystemClock
+from qmk.kernel.manual_clock import ManualClock
 
 
 def test_a_manual_timer_fires_in_a_later_turn_once_advance_reaches_its_time() -> None:

@@ -14,8 +14,8 @@ import pytest
 from qmk.devices.neutral_atom.compile import compile_program
 from qmk.devices.neutral_atom.emulator import run_job
 from qmk.errors import CapabilityError, ProgramError, QuotaError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.qvm.asm import assemble
 from support.kernel import BELL, run_kernel
 from support.neutral_atom import device_submit

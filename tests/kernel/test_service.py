@@ -34,11 +34,11 @@ from qmk.errors import (
     UnavailableError,
 )
 from qmk.execution import executor, runs
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit_verify import verify
 from support.children import die_with_us
 from support.kernel import (
     BELL,

@@ -10,7 +10,7 @@ A real server (tests/e2e): :class:`ServerProcess` and :func:`serve_factory`, beh
 
 Both can hold jobs at a :class:`WorkerGate`, so a test decides how many jobs run and
 when instead of racing the machine's speed; an in-process kernel can also run on a
-:class:`~qmk.kernel.clock.ManualClock`, so timeouts, deadlines, session expiry and epochs
+:class:`~qmk.kernel.manual_clock.ManualClock`, so timeouts, deadlines, session expiry and epochs
 happen exactly when the test says. The gates (and the stall and the probe) are the
 tests' pool's (:mod:`support.pools`): an in-process kernel gets it through
 ``Kernel.open(pool_factory=...)``, a real server by running ``python -m support.serve``

@@ -83,7 +83,7 @@ socket. A client that pipelined and never reads is cut, not waited for.
 warning, and under a flood that is a few lines and a count.
 
 Time (the deadline and the rates) is read from the server's clock, the event loop's by
-default. A test gives a clock it moves by hand (``qmk.kernel.clock.ManualClock`` has the
+default. A test gives a clock it moves by hand (``qmk.kernel.manual_clock.ManualClock`` has the
 :class:`~qmk.abi.door.ServerClock` methods), so no test of them waits for time to pass.
 """
 

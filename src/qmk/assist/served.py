@@ -6,7 +6,7 @@ hands :func:`answer` to its assistant pool (:func:`~qmk.kernel.pools.workers.ass
 Here the model's loop runs, with its network calls. The tools' program work (reading,
 lowering, verifying, estimating) does not: the process that holds the network never
 reads a program. Each tool call goes to the kernel over the task's line
-(:meth:`~qmk.kernel.pools.pool.TaskLink.ask`), as plain data:
+(:meth:`~qmk.kernel.pools.worker.TaskLink.ask`), as plain data:
 
 - ``{"tool": {"name", "args"}}``: the kernel checks the tenant's CPU budget, runs the
   call in its planner process (:func:`qmk.assist.tools.planned`: confined, no network),

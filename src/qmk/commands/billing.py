@@ -109,7 +109,7 @@ def _cmd_usage(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_dead_letters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.storage.billing import dead_letters
+    from qmk.kernel.storage.dead_letters import dead_letters
 
     letters = dead_letters(args.data_dir)
     if args.json:
@@ -126,7 +126,7 @@ def _cmd_dead_letters(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.kernel.storage.billing import replay
+    from qmk.kernel.storage.dead_letters import replay
 
     if bool(args.usage_ids) == bool(args.all):
         raise CommandError.of("bad-option", "qmk billing replay takes USAGE_ID... or --all")

@@ -1,6 +1,7 @@
 """The simulated logical machine: the kernel's device, with a schedule of injected faults.
 
-:class:`LogicalMachine` implements :class:`~qmk.devices.hal.Device` over the in-process
+:class:`LogicalMachine` implements :class:`~qmk.devices.hal.Device` (whose values it
+imports where its status is asked: a kernel of plain jobs holds none) over the in-process
 machine of :mod:`qmk.execution`: its physical qubits are split into ``modules`` equal
 modules (the first ones take the remainder), it runs the profile, qubit parameters, noise
 model and calibration of the kernel's ``[machine]`` table, and it ingests calibrations
@@ -27,7 +28,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
-from qmk.devices.hal import Capabilities, Health, Inventory, Module
 from qmk.devices.schedule import MIXED_PAIR_FIDELITY as MIXED_PAIR_FIDELITY
 from qmk.devices.schedule import FaultSchedule as FaultSchedule
 from qmk.qec.errors import QECError
@@ -36,6 +36,7 @@ from qmk.qvm.ops import OPS
 from qmk.qvm.profiles import FAMILIES
 
 if TYPE_CHECKING:
+    from qmk.devices.hal import Capabilities, Health, Inventory
     from qmk.qec.logical import LogicalModel
 
 
@@ -98,6 +99,7 @@ class LogicalMachine:
         return max((c for i, c in enumerate(self.capacities) if i not in self.down), default=0)
 
     def inventory(self) -> Inventory:
+        from qmk.devices.hal import Inventory, Module  # the device's status: where asked
         from qmk.qec.params import qubit_params
 
         modules = tuple(
@@ -117,6 +119,7 @@ class LogicalMachine:
         )
 
     def capabilities(self) -> Capabilities:
+        from qmk.devices.hal import Capabilities
         from qmk.qec.codes import scheme_for
         from qmk.qec.params import qubit_params
 
@@ -172,6 +175,8 @@ class LogicalMachine:
         self.calibrations += 1
 
     def health(self, epoch: int, *, decoder_load: float = 0.0) -> Health:
+        from qmk.devices.hal import Health  # the device's status: where asked
+
         return Health(
             epoch=epoch,
             modules_up=tuple(i for i in range(len(self.capacities)) if i not in self.down),

@@ -297,10 +297,10 @@ class Kernel:
                 ``functools.partial(kernel_pool, pool_class=...)`` for a
                 :class:`~qmk.kernel.pools.pool.WorkerPool` subclass. Unused with ``pool``.
             clock: the kernel's clock (default: the system's; tests pass a
-                :class:`~qmk.kernel.clock.ManualClock`).
+                :class:`~qmk.kernel.manual_clock.ManualClock`).
             machine_clock: the shared machine's clock (default: ``[machine]
                 cycles_per_s`` from the kernel's start; tests pass a
-                :class:`~qmk.kernel.clock.ManualMachineClock` to fix arrivals).
+                :class:`~qmk.kernel.manual_clock.ManualMachineClock` to fix arrivals).
             recover: start on a damaged directory, recording what was wrong.
             repair_perms: take away the bits that let other users into the directory's
                 files (recorded in the ``open`` audit line) instead of refusing.

@@ -2,7 +2,7 @@
 
 A submit takes its graph's nodes from its tenant's token bucket before anything is read;
 past the rate it is ``QS1006`` with ``retry_after_s``, and the other tenants' buckets are
-untouched. Time is a :class:`~qmk.kernel.clock.ManualClock`: nothing waits.
+untouched. Time is a :class:`~qmk.kernel.manual_clock.ManualClock`: nothing waits.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from qmk.abi import replies
 from qmk.errors import ProgramError, QuotaError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import ConfigError, KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import KEYS, chain_graph, login, run_kernel
 

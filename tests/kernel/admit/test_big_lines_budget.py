@@ -20,7 +20,7 @@ from typing import Any
 from qmk.abi.door import Door
 from qmk.abi.jsonrpc import THREAD_BYTES, RpcCore, scan_head
 from qmk.abi.limits import ServerConfig
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.kernel import alice_and_bob, chain_graph, login, run_kernel

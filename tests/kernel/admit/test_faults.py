@@ -15,8 +15,8 @@ from qmk.abi import replies
 from qmk.devices.purification import purify
 from qmk.execution.request import RunRequest, program_digest
 from qmk.kernel.admit.faults import FaultPolicies, adjust, device_for
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.jobs import Job, parse_policy
 from qmk.kernel.security.attest import find_attestation, replay
 from qmk.kernel.service import Kernel

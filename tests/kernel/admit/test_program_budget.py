@@ -22,8 +22,8 @@ import qmk.execution.plan as plan_module
 import qmk.kernel.admit.admission as admission_module
 from qmk.abi import replies
 from qmk.errors import QuotaError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.programs import verified_nodes
 from qmk.kernel.service import Kernel
 from qmk.qvm.graph import compact_text

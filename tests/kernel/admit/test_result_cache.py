@@ -18,8 +18,8 @@ from msgspec.structs import replace
 from qmk.execution.request import MachineRun, RunRequest, run_key
 from qmk.kernel.admit import cache as cache_module
 from qmk.kernel.admit.cache import KeyFilter, cache_key
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.stored import encode_result, with_telemetry
 from qmk.kernel.security.attest import find_attestation, replay, request_of
 from qmk.kernel.service import Kernel

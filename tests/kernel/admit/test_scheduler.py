@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qmk.kernel.admit.scheduler import FairQueue
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
 from support.kernel import BELL, WorkerGate, login, run_kernel, wait_run_queue, wait_state

@@ -217,7 +217,7 @@ def test_a_tenant_lists_its_channels_either_end_and_by_state(tmp_path: Path) -> 
 def test_a_proposal_nobody_accepts_expires_and_frees_the_quota(tmp_path: Path) -> None:
     import msgspec
 
-    from qmk.kernel.clock import ManualClock
+    from qmk.kernel.manual_clock import ManualClock
 
     clock = ManualClock()
     config = msgspec.structs.replace(_config_with_max_channels(1), channel_proposal_ttl_s=60.0)

@@ -16,7 +16,7 @@ import pytest
 from qmk import defaults
 from qmk.errors import AdmissionError, CapabilityError, QMKError, QuotaError
 from qmk.kernel.admit.admission import Admission
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.service import Kernel

@@ -30,8 +30,9 @@ from qmk import defaults
 from qmk.execution.executor import execute, load_program
 from qmk.execution.request import RunRequest, program_digest
 from qmk.execution.runs import run
-from qmk.kernel.clock import Clock, ManualClock
+from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.pools.attempt import Attempt, run_job
 from qmk.kernel.pools.pool import WorkerMemoryError
@@ -517,7 +518,7 @@ def test_a_job_process_dies_with_its_killed_dask_worker_not_left_computing(
     cluster: Any, tmp_path: Path
 ) -> None:
     """kill -9 of a Dask worker takes its job processes along (their pool's socket
-    closes: :func:`qmk.kernel.pools.pool.exit_when_closed`), the one holding a job included."""
+    closes: :func:`qmk.kernel.pools.worker.exit_when_closed`), the one holding a job included."""
 
     async def body(kernel: Kernel) -> None:
         pool = kernel.pool

@@ -30,7 +30,7 @@ import pytest
 
 from qmk.abi import replies
 from qmk.execution.request import RunRequest
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.pools import wire
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.pools.pool import (

@@ -1,5 +1,5 @@
 """A worker whose pool dies without a word (``kill -9`` of the pool's process) ends at
-once instead of computing on: :func:`~qmk.kernel.pools.pool.exit_when_closed`.
+once instead of computing on: :func:`~qmk.kernel.pools.worker.exit_when_closed`.
 
 The pool runs in a child process that prints its job's worker pid once the job is
 running; the test kills that child and waits (a bounded loop on the condition, never a
@@ -25,7 +25,7 @@ GUARD_S = 30.0  # a hang guard, never a timing assertion
 
 JOBS = '''
 import os, signal
-from qmk.kernel.pools.pool import current_link
+from qmk.kernel.pools.worker import current_link
 
 def spin():
     """Compute forever in Python bytecode, never writing to the pool."""
@@ -115,7 +115,7 @@ def test_a_pool_still_gets_its_workers_replies_and_stops_them_with_the_watcher_o
 def test_the_watcher_ends_its_process_when_the_peer_closes_and_not_when_data_comes() -> None:
     script = (
         "import os, socket, sys, time\n"
-        "from qmk.kernel.pools.pool import exit_when_closed\n"
+        "from qmk.kernel.pools.worker import exit_when_closed\n"
         "fd = int(sys.argv[1])\n"
         "exit_when_closed(fd, status=7)\n"
         "print('watching', flush=True)\n"

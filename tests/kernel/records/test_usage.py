@@ -13,9 +13,9 @@ import pytest
 from qmk.abi.jsonrpc import encode
 from qmk.client import Client
 from qmk.errors import InvalidArgument, NotFoundError
-from qmk.kernel.clock import ManualClock, ManualMachineClock
 from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.manual_clock import ManualClock, ManualMachineClock
 from qmk.kernel.records.usage import FIELDS, UNITS, Usage
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.execution.runs import run
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.fenced import GRAPH, SEED, SHOTS, uninterrupted
 from support.kernel import (

@@ -14,7 +14,7 @@ import pytest
 
 from qmk.errors import NotFoundError, StateError
 from qmk.execution.runs import run
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import FENCED, WorkerGate, login, make_config, run_kernel, wait_state
 

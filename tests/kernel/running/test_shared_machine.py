@@ -2,7 +2,7 @@
 its worker computes its outcomes (qmk.kernel.running.shared_machine, docs/machine.md).
 
 A real in-process kernel with real workers, on a machine clock the test drives
-(:class:`~qmk.kernel.clock.ManualMachineClock`), so every arrival's cycle is fixed and a
+(:class:`~qmk.kernel.manual_clock.ManualMachineClock`), so every arrival's cycle is fixed and a
 job ends in machine time exactly when the test moves the clock: no sleep races it.
 
 The machine: one module, one factory copy of 1 T state a cycle and no store, epochs of 10
@@ -27,8 +27,8 @@ import pytest
 from qmk.errors import AdmissionError, QMKError
 from qmk.execution.logical import LogicalTarget
 from qmk.execution.request import RunRequest, program_digest
-from qmk.kernel.clock import ManualMachineClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.manual_clock import ManualMachineClock
 from qmk.qvm.asm import assemble
 from qmk.qvm.graph import compact_text
 from support.kernel import KEYS, run_kernel, wait_state

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit_verify import verify
 from support.kernel import BELL, WorkerGate, login, run_kernel, wait_run_queue, wait_state
 
 

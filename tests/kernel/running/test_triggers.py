@@ -1,7 +1,7 @@
 """Workflow triggers in the kernel (qmk.kernel.running.triggers): schedules on the kernel's clock,
 job and calibration events, runs as the owner's jobs through admission, durable rows.
 
-Time is a :class:`~qmk.kernel.clock.ManualClock`: a schedule runs when the test moves
+Time is a :class:`~qmk.kernel.manual_clock.ManualClock`: a schedule runs when the test moves
 the clock, never by waiting; a restart is a second ``Kernel.open`` of the same data
 directory on a clock moved on. A run's jobs run on real workers; the waits for a run to
 end wait for that event (a generous limit only against hangs). The same through a real
@@ -20,8 +20,8 @@ import pytest
 from qmk.errors import InvalidArgument, NotFoundError
 from qmk.execution.runs import run
 from qmk.frontends.qasm import from_qasm
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from qmk.workflows.spec import loads, to_data
 from support.kernel import KEYS, WorkerGate, login, run_kernel

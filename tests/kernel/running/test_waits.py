@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.running.waits import COMPACT_AT, Waits
 
 

@@ -12,7 +12,8 @@ from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.records.stored import digest_counts
 from qmk.kernel.security.attest import ATTEST_EVENT, attests, find_attestation
 from qmk.kernel.security.sessions import load_secret
-from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.audit_verify import verify
 from support.cli import qmk
 from support.kernel import login, run_kernel
 from support.paths import EXAMPLES

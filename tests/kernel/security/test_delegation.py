@@ -13,8 +13,8 @@ import pytest
 
 from qmk.abi import replies
 from qmk.errors import CapabilityError, InvalidArgument, NotFoundError, QuotaError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, KEYS, WorkerGate, ghz_graph, login, run_kernel, wait_state
 from support.paths import EXAMPLES

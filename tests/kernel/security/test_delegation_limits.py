@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from qmk.errors import NotFoundError, QuotaError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import KEYS, login, run_kernel
 
@@ -159,7 +159,7 @@ def test_delegation_churn_past_a_tenants_share_of_a_window_is_one_counted_summar
     of lines a window, every event is counted once, another tenant's share is its own,
     and the chain verifies."""
     from qmk.kernel.security.delegations import AUDIT_WINDOW_S, LINES_PER_WINDOW
-    from qmk.kernel.storage.audit import verify
+    from qmk.kernel.storage.audit_verify import verify
 
     clock = ManualClock()
     pairs = 300  # each a delegation (its decision line and its own) and a revocation

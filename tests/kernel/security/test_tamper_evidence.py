@@ -16,7 +16,8 @@ from qmk.execution.runs import run
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, SECRET_FILE
 from qmk.kernel.security.attest import attests
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import chain_hash, verify
+from qmk.kernel.storage.audit import chain_hash
+from qmk.kernel.storage.audit_verify import verify
 from support.cli import qmk
 from support.kernel import BELL, login, make_config
 

@@ -10,7 +10,8 @@ import pytest
 from qmk.kernel.datafiles import AUDIT_FILE, SECRET_FILE
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.storage import audit
-from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.store import Store
 
 
@@ -121,7 +122,7 @@ def test_failed_negotiations_are_audited_once_per_window_then_as_a_count(
     import asyncio
 
     from qmk.errors import AuthError
-    from qmk.kernel.clock import ManualClock
+    from qmk.kernel.manual_clock import ManualClock
     from qmk.kernel.service import Kernel
     from support.kernel import run_kernel
 

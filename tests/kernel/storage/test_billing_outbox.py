@@ -18,7 +18,7 @@ from qmk.errors import InvalidArgument
 from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.pools.workers import WEBHOOK_NAME
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.billing import dead_letters, replay
+from qmk.kernel.storage.dead_letters import dead_letters, replay
 from support.kernel import BELL, KEYS, login, run_kernel
 
 

@@ -11,7 +11,8 @@ import pytest
 from qmk.errors import UnavailableError
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.security.sessions import load_secret
-from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.store import Store
 

@@ -13,7 +13,7 @@ import pytest
 
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit_verify import verify
 from support.cli import qmk
 from support.kernel import BELL, login, make_config, run_kernel
 

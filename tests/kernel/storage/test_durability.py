@@ -15,7 +15,7 @@ from msgspec import UNSET
 
 from qmk.errors import UnavailableError
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.store import Store
 from support.kernel import BELL, KEYS, login, make_config, run_kernel
 

@@ -22,7 +22,8 @@ from qmk.kernel.security.attest import find_attestation, replay, request_of
 from qmk.kernel.security.seals import derive, result_seal
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.service import Kernel
-from qmk.kernel.storage.audit import AuditLog, verify
+from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.datadir import open_data_dir
 from qmk.kernel.storage.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.storage.store import (
@@ -30,9 +31,9 @@ from qmk.kernel.storage.store import (
     SCHEMA_KEY,
     SCHEMA_VERSION,
     Store,
-    TriggerRows,
     unpack_graph,
 )
+from qmk.kernel.storage.trigger_rows import TriggerRows
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, FENCED, KEYS, chain_graph, login, make_config, run_kernel

@@ -23,7 +23,7 @@ from qmk.kernel.pools.pool import WorkerKilled
 from qmk.kernel.running import book as book_module
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage import commit as commit_module
-from qmk.kernel.storage.audit import verify
+from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.commit import GROUP_COMMIT_S
 from support.kernel import BELL, WorkerGate, login, run_kernel
 from support.wire import until

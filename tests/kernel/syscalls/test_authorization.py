@@ -12,8 +12,8 @@ import pytest
 
 from qmk.abi import replies
 from qmk.errors import CapabilityError, QuotaError, SessionError
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, FENCED, KEYS, WorkerGate, login, run_kernel, wait_state
 from support.paths import EXAMPLES

@@ -12,7 +12,7 @@ import pytest
 from qmk import aio, defaults
 from qmk.errors import InvalidArgument, QMKError, QuotaError
 from qmk.execution import runs
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, WorkerGate, ghz_graph, login, run_kernel
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from qmk import defaults
-from qmk.kernel.clock import ManualClock
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, login, run_kernel
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qmk.errors import AuthError, SessionError, SessionExpired
-from qmk.kernel.clock import ManualClock
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.service import Kernel
 from support.kernel import KEYS, login, run_kernel
 

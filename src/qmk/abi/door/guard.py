@@ -30,7 +30,7 @@ Time is the door's clock, so a test moves it by hand and waits for nothing.
 >>> import asyncio
 >>> from qmk.abi.limits import ServerConfig
 >>> from qmk.abi.door import Door
->>> from qmk.kernel.clock import ManualClock
+>>> from qmk.kernel.manual_clock import ManualClock
 >>> async def demo():
 ...     clock = ManualClock(start=0.0)
 ...     door = Door(object(), ServerConfig(tcp=("127.0.0.1", 0), auth_timeout_s=2), clock=clock)

@@ -28,7 +28,7 @@ that long for the GIL that a thread verifying a big graph holds. Python's defaul
 every request under such work wait several times over (``docs/kernel.md`` has the
 figures of each interval tried).
 
->>> from qmk.kernel.clock import ManualClock
+>>> from qmk.kernel.manual_clock import ManualClock
 >>> from qmk.errors import QuotaError
 >>> budget = CpuBudget(rate=lambda t: 1.0, burst=lambda t: 0.5, clock=ManualClock(start=0.0))
 >>> budget.spend("alice", 2.0)  # 0.5 held, 2.0 spent: 1.5 in debt

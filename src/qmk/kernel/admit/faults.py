@@ -26,6 +26,10 @@ once, which applies the policies in this order:
    as idle cycles), unless ``local_decomposition = false``, when the job FAILs with
    ``QK304 link-degraded``.
 
+The drift and link policies (and a start's own plan) are
+:mod:`qmk.kernel.admit.degraded`, imported where they apply: under drift, for a job that
+holds channels, or for a start the planner's figures no longer describe.
+
 The decoder is not a policy here: it is the shared machine's, one capacity for every job
 on it (``[machine] decoder_bits_per_cycle``; ``[faults] decoder_capacity_bits_per_s`` is
 its deprecated name, QK504), which throttles the jobs in machine time and charges their
@@ -71,16 +75,14 @@ from qmk.devices.logical import LogicalMachine
 from qmk.errors import QMKError
 from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
-from qmk.kernel.admit.teleport import modules_up, spans, teleport_channels
+from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.config import KernelConfig
-from qmk.kernel.errors import JobError, error_json
+from qmk.kernel.errors import error_json
 from qmk.kernel.records.programs import verified
 from qmk.memo import Memo
-from qmk.qec.errors import QECError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.errors import VerificationError
 from qmk.qvm.limits import Limits
-from qmk.qvm.profiles import Profile, parse_profile
 
 
 def device_for(config: KernelConfig) -> LogicalMachine:
@@ -95,10 +97,6 @@ def device_for(config: KernelConfig) -> LogicalMachine:
         calibration=machine.calibration,
         faults=config.faults,
     )
-
-
-def _with_distance(profile: str, distance: int) -> str:
-    return str(Profile(family=parse_profile(profile).family, distance=distance))
 
 
 # --------------------------------------------------------------------------- placement
@@ -269,14 +267,31 @@ def adjust(
     used = _profiles_of(program, request.profile)
     fences: tuple[str, ...] = ()
     if request.noise and faults.drift_factor(epoch) != 1.0:
-        profiles = _drift(actions, device, epoch, used, job, request, room, limits)
+        from qmk.kernel.admit.degraded import drift, tighten  # only under drift
+
+        undrifted = replace(request, noise_model=_own_noise(job) or device.noise_model)
+        profiles = drift(
+            actions,
+            device,
+            epoch,
+            used,
+            job,
+            request,
+            room,
+            limits,
+            undrifted=undrifted,
+            device_model=device_model,
+        )
         request = replace(
             request, profile=profiles.get(canonical(request.profile), request.profile)
         )
         if faults.drift_fence_cycles:
-            fences = _tighten(actions, program, epoch, faults.drift_fence_cycles)
+            fences = tighten(actions, program, epoch, faults.drift_fence_cycles)
             request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
-    _link(actions, channels, idle, program, faults, epoch, job.shots)
+    if program.graph.resources.chs:  # no channel, nothing to purify: no walk over the nodes
+        from qmk.kernel.admit.degraded import link  # only for a job that holds channels
+
+        link(actions, channels, idle, program, faults, epoch, job.shots)
     rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     physical, load = _planned(job, request, rewrite, faults, limits)
     request = replace(request, rewrite=rewrite if rewrite else None)
@@ -478,118 +493,6 @@ def _walk_profiles(program: Any, default: str) -> tuple[str, ...]:
     return tuple(found) or (canonical(default),)
 
 
-def _drift(
-    actions: list[dict[str, Any]],
-    device: LogicalMachine,
-    epoch: int,
-    used: tuple[str, ...],
-    job: Any,
-    request: RunRequest,
-    room: int,
-    limits: Limits | None = None,
-) -> dict[str, str]:
-    """Raise each profile's distance until the drifted P_L is back within the undrifted."""
-    factor = device.faults.drift_factor(epoch)
-    undrifted = replace(request, noise_model=_own_noise(job) or device.noise_model)
-    raised: dict[str, str] = {}
-    steps: dict[str, tuple[float, float, float, bool]] = {}
-    for profile in used:
-        target = device_model(device, profile, epoch, undrifted).logical_error_per_cycle
-        drifted = device_model(device, profile, epoch, request).logical_error_per_cycle
-        base = parse_profile(profile).distance
-        distance, rate = base, drifted
-        while rate > target and distance + 2 <= base + device.faults.distance_budget:
-            candidate = _with_distance(profile, distance + 2)
-            try:
-                rate = device_model(device, candidate, epoch, request).logical_error_per_cycle
-            except QECError:  # beyond the scheme's largest distance: the budget ends here
-                break
-            distance += 2
-        if distance != base:
-            raised[profile] = _with_distance(profile, distance)
-        steps[profile] = (target, drifted, rate, rate <= target)
-    # the raised distances must fit the job's module: give back steps until they do
-    while raised and _physical(job, raised, request, limits) > room:
-        for profile in list(raised):
-            distance = parse_profile(raised[profile]).distance - 2
-            if distance <= parse_profile(profile).distance:
-                del raised[profile]
-            else:
-                raised[profile] = _with_distance(profile, distance)
-        for profile in used:
-            now = raised.get(profile, profile)
-            rate = device_model(device, now, epoch, request).logical_error_per_cycle
-            target, drifted, _, _ = steps[profile]
-            steps[profile] = (target, drifted, rate, rate <= target)
-    for profile in used:
-        target, drifted, rate, restored = steps[profile]
-        actions.append(
-            {
-                "epoch": epoch,
-                "kind": "drift",
-                "action": "raise-distance" if profile in raised else "keep-distance",
-                "drift_factor": factor,
-                "profile": profile,
-                "from_distance": parse_profile(profile).distance,
-                "to_distance": parse_profile(raised.get(profile, profile)).distance,
-                "logical_error_per_cycle": {
-                    "undrifted": target,
-                    "drifted": drifted,
-                    "adjusted": rate,
-                },
-                "restored": restored,
-            }
-        )
-    return raised
-
-
-def _tighten(
-    actions: list[dict[str, Any]], program: Any, epoch: int, limit: int
-) -> tuple[str, ...]:
-    """The nodes to add a fence after so that no epoch runs more than ``limit`` logical
-    cycles (in program order; a fence never ends the program)."""
-    from qmk.qec.logical import op_cycles  # only under drift
-
-    nodes = program.graph.nodes
-    after: list[str] = []
-    cycles = stretch = longest = 0.0  # since the last fence; since the last of the program's
-    for i, node in enumerate(nodes):
-        if node.op == "FENCE_EPOCH":
-            cycles = stretch = 0.0
-            continue
-        cycles += op_cycles(node.op)
-        stretch += op_cycles(node.op)
-        longest = max(longest, stretch)
-        rest = nodes[i + 1 :]
-        if cycles >= limit and rest and rest[0].op != "FENCE_EPOCH":
-            after.append(node.id)
-            cycles = 0.0
-    existing = sum(node.op == "FENCE_EPOCH" for node in nodes)
-    actions.append(
-        {
-            "epoch": epoch,
-            "kind": "drift",
-            "action": "tighten-fences",
-            "max_epoch_cycles": limit,
-            "longest_epoch_cycles": longest,
-            "fences_added": len(after),
-            "fences": existing + len(after),
-            "checkpoint_every_ops": limit,
-        }
-    )
-    return tuple(after)
-
-
-def _physical(
-    job: Any, raised: Mapping[str, str], request: RunRequest, limits: Limits | None
-) -> int:
-    profile = raised.get(canonical(request.profile), request.profile)
-    plan, _ = _plan(
-        Rewrite(profiles=dict(raised)).apply(job.graph), replace(request, profile=profile), limits
-    )
-    return int(plan.peak_physical_qubits)
-
-
 def _planned(
     job: Any, request: RunRequest, rewrite: Rewrite, faults: Any, limits: Limits | None
 ) -> tuple[int, float]:
@@ -597,10 +500,13 @@ def _planned(
     ``rewrite``: admission's figures (the planner's) while its profiles are the ones it
     was priced with; a job whose distances the drift raised, or whose qubits or profile
     changed since (an ingested qubit set), or one read back after a restart, is planned
-    here. Without a decoder capacity no load is asked for (0)."""
+    here (:func:`qmk.kernel.admit.degraded.plan`). Without a decoder capacity no load is
+    asked for (0)."""
     if rewrite.profiles:
-        plan, load = _plan(rewrite.apply(job.graph), request, limits)
-        return int(plan.peak_physical_qubits), load
+        from qmk.kernel.admit.degraded import plan  # a start the planner did not price
+
+        planned, load = plan(rewrite.apply(job.graph), request, limits)
+        return int(planned.peak_physical_qubits), load
     if faults.decoder_capacity is None:
         return job.physical_qubits, 0.0
     admitted = job.request
@@ -609,94 +515,10 @@ def _planned(
         admitted.profile,
     ):
         return job.physical_qubits, job.decoder_load
-    plan, load = _plan(rewrite.apply(job.graph), request, limits)
-    return int(plan.peak_physical_qubits), load
+    from qmk.kernel.admit.degraded import plan
 
-
-def _plan(text: str, request: RunRequest, limits: Limits | None) -> tuple[Any, float]:
-    """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
-    load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
-    from qmk.execution.plan import build_plan, decoder_load
-
-    plan = build_plan(
-        verified(text, limits), noise=False, qubit=request.qubit, default_profile=request.profile
-    )
-    return plan, decoder_load(plan, request.qubit, request.profile)[1]
-
-
-def local_pair_cycles() -> int:
-    """The logical cycles of a Bell pair made inside a module: H on one qubit, then CNOT
-    (the QEC layer's op cycles, loaded only where a link degraded)."""
-    from qmk.qec.logical import op_cycles
-
-    return int(op_cycles("APPLY_H") + op_cycles("APPLY_CNOT"))
-
-
-def _link(
-    actions: list[dict[str, Any]],
-    channels: dict[str, float],
-    idle: dict[str, int],
-    program: Any,
-    faults: Any,
-    epoch: int,
-    shots: int,
-) -> None:
-    """Purify each channel's pairs the link no longer delivers at the requested fidelity."""
-    raw = faults.link_fidelity_at(epoch)
-    if not program.graph.resources.chs:  # nothing to purify: no walk over the nodes
-        return
-    across = teleport_channels(program.graph)  # their halves are on two modules
-    for node in program.graph.nodes:
-        if node.op != "OPEN_CHAN":
-            continue
-        requested = float((node.args.get("opts") or {}).get("fidelity", 1.0))
-        if raw >= requested:
-            continue
-        target = min(requested, faults.link_target)
-        from qmk.devices.purification import purify  # only where the link degraded
-
-        found = purify(raw, target=target, max_rounds=faults.max_purification_rounds)
-        local = faults.local_decomposition and not set(node.chs) & across
-        if not found.reached and local:
-            cycles = local_pair_cycles()
-            channels[node.id] = 1.0
-            idle[node.id] = cycles
-            actions.append(
-                {
-                    "epoch": epoch,
-                    "kind": "link",
-                    "action": "local-decomposition",
-                    "node": node.id,
-                    "requested_fidelity": requested,
-                    "link_fidelity": raw,
-                    "purified_fidelity": found.fidelity,
-                    "delivered_fidelity": 1.0,
-                    "logical_cycles_added": cycles,
-                }
-            )
-            continue
-        if not found.reached:
-            raise JobError.of(
-                "link-degraded",
-                f"OPEN_CHAN node {node.id!r}: the link delivers fidelity {raw:.4f} at epoch "
-                f"{epoch}; {found.rounds} BBPSSW rounds reach {found.fidelity:.4f}, below the "
-                f"target {target:.4f}",
-                node=node.id,
-            )
-        delivered = min(requested, found.fidelity)
-        channels[node.id] = delivered
-        actions.append(
-            {
-                "epoch": epoch,
-                "kind": "link",
-                "action": "purify" if found.rounds else "accept",
-                "node": node.id,
-                "requested_fidelity": requested,
-                "delivered_fidelity": delivered,
-                "purification": found.to_json(),
-                "bell_pairs_consumed": found.raw_pairs_per_pair * shots,
-            }
-        )
+    planned, load = plan(rewrite.apply(job.graph), request, limits)
+    return int(planned.peak_physical_qubits), load
 
 
 class _Started(msgspec.Struct, frozen=True, gc=False):

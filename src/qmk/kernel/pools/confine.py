@@ -74,7 +74,7 @@ def die_with_parent(parent: int) -> bool:
     ends, and end now if ``parent`` (the parent's pid as first read) already has.
 
     Call it after the last change of user (a change of credentials clears the setting).
-    It needs no thread and no GIL, unlike :func:`qmk.kernel.pools.pool.exit_when_closed`,
+    It needs no thread and no GIL, unlike :func:`qmk.kernel.pools.worker.exit_when_closed`,
     so it also stops a job stuck in one long C call. False where the system has none.
     """
     if platform.system() != "Linux":

@@ -25,7 +25,7 @@ SEGMENT_LOOK_S = 0.001
 class WorkerControl:
     """The executor's :class:`~qmk.execution.trajectories.Control` in a kernel worker.
 
-    The kernel sends requests down the task's line (:class:`~qmk.kernel.pools.pool.TaskLink`):
+    The kernel sends requests down the task's line (:class:`~qmk.kernel.pools.worker.TaskLink`):
     ``{"op": "checkpoint" | "yield" | "yield-now", "checkpoint_id": ...}``. At each fence
     the run reaches, the control answers them:
 

@@ -43,8 +43,9 @@ a private temp dir and no inherited descriptors. The worker tells the pool what 
 (:attr:`WorkerPool.confinement`). The pool logs it once, with a warning for every gap. A
 worker whose pool dies without a
 word (``kill -9`` of the pool's process) ends at once, whatever its task is doing. A
-thread of it waits for its socket to close (:func:`exit_when_closed`, for any job
-process fed over a socket). A worker of the forkserver also has the OS kill it when the
+thread of it waits for its socket to close
+(:func:`~qmk.kernel.pools.worker.exit_when_closed`, for any job process fed over a
+socket). A worker of the forkserver also has the OS kill it when the
 forkserver, which ends with the pool's process, does: that covers a task in one long C
 call that holds the GIL, where the thread cannot run. A task that runs out of memory
 fails with :class:`WorkerMemoryError`, one past its CPU time with
@@ -52,22 +53,26 @@ fails with :class:`WorkerMemoryError`, one past its CPU time with
 
 Functions and arguments travel by pickle, so ``fn`` must be importable (a module-level
 function). A plain function crosses as its own pickle, made once per pool and read once
-per worker (:func:`_function_of`). Pickling a function by name would import its module
-and look the name up again each time. That is about as much work as the rest of a small
-job's task.
+per worker (:func:`qmk.kernel.pools.worker._function_of`). Pickling a function by name
+would import its module and look the name up again each time. That is about as much
+work as the rest of a small job's task.
 Errors raised by ``fn`` come back as :class:`TaskError` carrying the exception
 type and message (and ``to_json()`` of a :class:`~qmk.errors.QMKError`).
 
 **Talking to a running task.** A task's function may send the pool notes while it
-runs (:func:`current_link`, :meth:`TaskLink.notify`); the pool hands each to the
+runs (:func:`~qmk.kernel.pools.worker.current_link`, its ``notify``); the pool hands each to the
 listener :meth:`WorkerPool.listen` set on the task's future, before the task's result.
 The pool may send a running task requests (:meth:`WorkerPool.request`): they wait in the
-socket until the task looks (:meth:`TaskLink.pending`, :meth:`TaskLink.requests`, or
-:meth:`TaskLink.wait` beside a descriptor of its own). No signal announces them: a
+socket until the task looks (the link's ``pending``, ``requests``, or ``wait`` beside
+a descriptor of its own). No signal announces them: a
 signal could reach a fresh worker before it installs its handler and kill it. The
 kernel's checkpoints and preemptions at fences travel this way. A task that needs an
-answer of the pool's owner asks (:meth:`TaskLink.ask`: a note, then it waits for the
+answer of the pool's owner asks (the link's ``ask``: a note, then it waits for the
 request that answers it): the assistant's tools ask the kernel so.
+
+**The worker's side** (its loop, its confinement, the task's line) is
+:mod:`qmk.kernel.pools.worker`: a worker starts at :func:`worker_entry`, which imports
+it there, so the process that holds the pool loads none of it.
 
 **Around each task** (``hooks=``, a :class:`WorkerHooks`): what a worker does before it
 confines itself, how it runs each task and how it sends each reply. The default runs
@@ -104,20 +109,14 @@ from typing import TYPE_CHECKING, Any
 
 from qmk.kernel.pools.future import TaskFuture
 from qmk.kernel.pools.sandbox import Isolation, Plan, Sandboxes
-from qmk.kernel.pools.wire import (
-    Broken,
-    PoolLine,
-    WorkerLine,
-    take_fd,
-    task_frame,
-    task_prefix,
-)
+from qmk.kernel.pools.wire import Broken, PoolLine, take_fd, task_frame, task_prefix
 from qmk.kernel.pools.wire import message as read_message
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext
 
-    from qmk.kernel.pools.confine import CpuBudget
+    from qmk.kernel.pools.wire import WorkerLine
+    from qmk.kernel.pools.worker import TaskLink
 
 #: The workers' reports are logged under the name they always had (log filters use it).
 _log = logging.getLogger("qmk.kernel.pools.workers")
@@ -162,100 +161,7 @@ class WorkerDied(TaskError):
     kind = "died"
 
 
-class PoolClosed(EOFError):
-    """In a worker: the pool closed the worker's line or asked it to stop. The worker
-    ends without a reply (raise it from :meth:`WorkerHooks.run` to end it so)."""
-
-
 # --------------------------------------------------------------------------- the worker
-
-
-class TaskLink:
-    """The running task's line to its pool, in a worker process (see the module docstring).
-
-    Args:
-        line: the worker's end of its socket.
-        task_id: the task's number in the pool's protocol.
-    """
-
-    def __init__(self, line: WorkerLine, task_id: int) -> None:
-        self._line = line
-        self._task_id = task_id
-        self._held: list[Any] = []
-
-    def notify(self, payload: Any) -> None:
-        """Send ``payload`` to the pool (the listener of the task's future gets it)."""
-        self._line.send((self._task_id, "note", payload))
-
-    def pending(self) -> bool:
-        """Whether a request (or anything) waits in the socket (no wait, one system call)."""
-        return bool(self._held) or self._line.poll()
-
-    def requests(self) -> list[Any]:
-        """The requests the pool sent this task so far (each once), oldest first.
-
-        Raises:
-            PoolClosed: the pool closed the line or asked the worker to stop.
-        """
-        self._read()
-        out, self._held = self._held, []
-        return out
-
-    def wait(self, fd: int) -> bool:
-        """Wait until the descriptor ``fd`` (one of the task's own) is readable, or the
-        pool sends this task requests: True for ``fd``, False when requests wait
-        (:meth:`requests` takes them). When both are ready ``fd`` goes first.
-
-        Raises:
-            PoolClosed: the pool closed the line or asked the worker to stop.
-        """
-        pipe = self._line.fileno()
-        while True:
-            if self._line.buffered():  # a message came in with an earlier read
-                ready: list[int] = [*select.select([fd], [], [], 0)[0], pipe]
-            else:
-                ready, _, _ = select.select([fd, pipe], [], [])
-            if fd in ready:
-                return True
-            self._read()
-            if self._held:
-                return False
-
-    def ask(self, payload: Any) -> Any:
-        """Send ``payload`` to the pool as a note and wait for its answer: the next
-        request the pool sends this task (the oldest, if some wait already).
-
-        Raises:
-            PoolClosed: the pool closed the line or asked the worker to stop.
-        """
-        self.notify(payload)
-        while not self._held:
-            self._take()
-        return self._held.pop(0)
-
-    def _read(self) -> None:
-        """Take every message the socket holds; keep this task's requests."""
-        while self._line.poll():
-            self._take()
-
-    def _take(self) -> None:
-        """Take the next message (wait for it); keep it if it is this task's request."""
-        try:
-            message = self._line.recv()
-        except EOFError:
-            raise PoolClosed("the pool closed the worker's line") from None
-        if message is None:
-            raise PoolClosed("the pool asked the worker to stop")
-        if isinstance(message, tuple) and message[:2] == ("request", self._task_id):
-            self._held.append(message[2])
-
-
-_LINK: TaskLink | None = None
-
-
-def current_link() -> TaskLink | None:
-    """The running task's :class:`TaskLink` (None outside a pool's worker)."""
-    return _LINK
 
 
 class WorkerHooks:
@@ -290,8 +196,8 @@ class WorkerHooks:
     ) -> Any:
         """Run one task: ``fn(*args, **kwargs)``; ``link`` is its line to the pool.
 
-        Its value is the task's; an exception fails the task (:class:`PoolClosed` ends
-        the worker without a reply).
+        Its value is the task's; an exception fails the task
+        (:class:`~qmk.kernel.pools.worker.PoolClosed` ends the worker without a reply).
         """
         return fn(*args, **kwargs)
 
@@ -300,180 +206,18 @@ class WorkerHooks:
         line.send(message)
 
 
-#: What says that the other end of a socket is gone: it closed (``POLLHUP``), it shut
-#: its sending side (``POLLRDHUP``, Linux), or the socket broke (``POLLERR``).
-_GONE = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
-#: The stack of the watcher thread: it only waits in poll(), and a worker under a tight
-#: ``RLIMIT_AS`` should not give 8 MiB of its address space to it.
-_WATCHER_STACK = 256 * 1024
-
-
-def exit_when_closed(fd: int, *, status: int = 0) -> threading.Thread:
-    """End this process (``os._exit(status)``) as soon as the other end of the socket
-    ``fd`` is gone: a daemon thread waits in ``poll()`` for ``POLLHUP``/``POLLRDHUP``.
-
-    For a job process fed over a socket by a process that may die without a word
-    (``kill -9``): without it the job computes on until its next write. The thread only
-    waits; it reads nothing, so the socket's data stay for the process's own reads. Call
-    it after the process confined itself (:func:`qmk.kernel.pools.confine.confine`): the
-    thread then inherits the Landlock domain and the seccomp filter (poll, exit_group
-    and the thread's clone are not denied by them). A process that closes ``fd`` itself
-    ends too (``POLLNVAL``): call it on a descriptor kept to the end.
-
-    Returns:
-        The started thread (a daemon: it never keeps the process alive).
-
-    Raises:
-        RuntimeError: the thread cannot start (no memory for its stack).
-    """
-
-    def watch() -> None:
-        poller = select.poll()
-        poller.register(fd, _GONE)
-        while True:
-            for _, events in poller.poll():
-                if events & (_GONE | select.POLLNVAL):
-                    os._exit(status)
-
-    previous = threading.stack_size(_WATCHER_STACK)
-    try:
-        thread = threading.Thread(target=watch, name="qmk-exit-when-closed", daemon=True)
-        thread.start()
-    finally:
-        threading.stack_size(previous)
-    return thread
-
-
-def _confine(
-    plan: Plan | None, memory_mb: int | None, keep: list[int]
-) -> tuple[dict[str, Any] | None, CpuBudget | None, str | None]:
-    """Confine this worker: ``(its report, its CPU budget, why it refuses tasks)``."""
-    try:
-        from qmk.kernel.pools.confine import confine  # the worker's side, not the pool's
-
-        if plan is None:
-            if memory_mb is not None:
-                import resource
-
-                cap = memory_mb * 1024 * 1024
-                resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-            return None, None, None
-        confinement, budget = confine(plan, keep)
-        return confinement.to_json(), budget, None
-    except Exception as exc:  # fail closed: never run a task unconfined
-        refusal = f"the worker could not confine itself: {type(exc).__name__}: {exc}"
-        return {"error": refusal}, None, refusal
-
-
-#: The worker's functions, by the pickle the pool sends for each (:func:`_function_of`).
-_FUNCTIONS: dict[bytes, Callable[..., Any]] = {}
-
-
-def _function_of(fn: Any) -> Callable[..., Any]:
-    """A task's function as the pool sent it: a plain function's pickle (the pool's
-    :meth:`_Framing.pickled`), read once per worker, or the callable itself."""
-    if type(fn) is not bytes:
-        return fn
-    function = _FUNCTIONS.get(fn)
-    if function is None:
-        function = _FUNCTIONS[fn] = pickle.loads(fn)
-    return function
-
-
-def _run_task(
-    hooks: WorkerHooks, link: TaskLink, message: Any, memory_mb: int | None, refusal: str | None
-) -> tuple[Any, ...]:
-    """Run the task of ``message`` through ``hooks`` (or refuse it): its reply.
-
-    Raises:
-        PoolClosed: the pool is gone or asked the worker to stop: no reply.
-    """
-    task_id, fn, args, kwargs = message
-    try:
-        if refusal is not None:
-            raise RuntimeError(refusal)
-        fn = _function_of(fn)
-        return (task_id, "ok", hooks.run(link, fn, args, kwargs))
-    except PoolClosed:
-        raise
-    except MemoryError:
-        return (task_id, "memory", f"the job exceeded the worker memory cap ({memory_mb} MiB)")
-    except BaseException as exc:
-        data: dict[str, Any] = {"type": f"{type(exc).__module__}.{type(exc).__qualname__}"}
-        to_json = getattr(exc, "to_json", None)
-        if callable(to_json):
-            with contextlib.suppress(Exception):
-                data["error"] = to_json()
-        return (task_id, "error", (str(exc) or type(exc).__name__, data))
-
-
-def _worker_main(
+def worker_entry(
     ends: tuple[mpc.Connection, mpc.Connection],
     plan: Plan | None,
     memory_mb: int | None,
     hooks: WorkerHooks,
     from_forkserver: bool = False,
 ) -> None:
-    """A worker: confine itself, say so, run tasks until the pool closes or sends None.
+    """Where a worker process starts: the worker's side
+    (:func:`qmk.kernel.pools.worker.worker_main`), imported in the worker only."""
+    from qmk.kernel.pools.worker import worker_main
 
-    It ends when its pool's process dies: its socket closes (:func:`exit_when_closed`),
-    and, when it was forked by the forkserver (which ends with the pool's process), its
-    parent ends (:func:`~qmk.kernel.pools.confine.die_with_parent`, which needs no GIL).
-    """
-    global _LINK
-    parent = os.getppid()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    line = WorkerLine(take_fd(ends[0]), take_fd(ends[1]))
-    refusal: str | None = None
-    try:
-        kept = [int(fd) for fd in hooks.start()]
-    except Exception as exc:
-        kept = []
-        refusal = f"the worker's hooks could not start: {type(exc).__name__}: {exc}"
-    report, budget, confined = _confine(plan, memory_mb, [line.fd, line.out_fd, *kept])
-    refusal = refusal or confined
-    try:  # after confine, so the thread is as confined as the worker
-        exit_when_closed(line.fd)
-    except RuntimeError as exc:
-        if report is not None and isinstance(report.get("gaps"), list):
-            report["gaps"].append(f"orphans: a worker outlives a dead pool ({exc})")
-    if from_forkserver:  # a spawned worker's parent is a thread of the pool's process
-        from qmk.kernel.pools.confine import die_with_parent  # imported by _confine
-
-        die_with_parent(parent)
-    line.send((0, "hello", report))
-    while True:
-        try:
-            message = line.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        if message[0] == "request":
-            continue  # for a task that has ended
-        task_id = message[0]
-        _LINK = TaskLink(line, task_id)
-        try:
-            if budget is not None and refusal is None:
-                budget.start_task()
-            reply = _run_task(hooks, _LINK, message, memory_mb, refusal)
-        except PoolClosed:
-            return
-        finally:
-            _LINK = None
-        retire = reply[1] == "memory" or (budget is not None and budget.spent())
-        try:
-            if retire:
-                line.send((task_id, "retire", None))
-            hooks.reply(line, reply)
-        except MemoryError:
-            with contextlib.suppress(OSError):
-                line.send((task_id, "memory", "the job's result exceeded the worker memory cap"))
-            return
-        except OSError:
-            return  # the pool went away
-        if retire:
-            return  # a fragmented heap, or no CPU budget for another task: a fresh worker
+    worker_main(ends, plan, memory_mb, hooks, from_forkserver)
 
 
 # --------------------------------------------------------------------------- the pool
@@ -883,7 +627,7 @@ class WorkerPool(Executor):
         down, to_worker = self._ctx.Pipe(duplex=False)
         from_worker, up = self._ctx.Pipe(duplex=False)
         process = self._ctx.Process(
-            target=_worker_main,
+            target=worker_entry,
             args=(
                 (down, up),
                 plan,
@@ -1349,15 +1093,12 @@ class WorkerPool(Executor):
 
 
 __all__ = [
-    "PoolClosed",
     "TaskError",
-    "TaskLink",
     "WorkerCpuLimit",
     "WorkerDied",
     "WorkerHooks",
     "WorkerKilled",
     "WorkerMemoryError",
     "WorkerPool",
-    "current_link",
-    "exit_when_closed",
+    "worker_entry",
 ]

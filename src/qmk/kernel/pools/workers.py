@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from qmk.kernel.datafiles import CHECKPOINTS
-from qmk.kernel.pools.pool import WorkerHooks, WorkerPool, current_link
+from qmk.kernel.pools.pool import WorkerHooks, WorkerPool
 from qmk.kernel.pools.sandbox import (
     Isolation,
     data_hidden,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 DEFAULT_PRELOAD: tuple[str, ...] = (
     "qmk.execution.executor",
     "qmk.kernel.pools.attempt",
+    "qmk.kernel.pools.worker",
+    "qmk.kernel.pools.runner",
     "qmk.execution.batch",
     "qmk.engines.stim_batch",
     "qmk.execution.trajectories",
@@ -193,7 +195,7 @@ def assistant_pool(
     ``loop``, confined as the kernel's workers are (:func:`kernel_isolation`) but for the
     network, since the model is a network call, and capped at their memory. The model's
     loop and its replies run there, out of the kernel's process; each tool call goes
-    over its line (:meth:`~qmk.kernel.pools.pool.TaskLink.ask`) to the kernel, which runs
+    over its line (:meth:`~qmk.kernel.pools.worker.TaskLink.ask`) to the kernel, which runs
     it in the planner process (no network). Its processes are named
     :data:`ASSISTANT_NAME`.
     """
@@ -231,10 +233,12 @@ def _networked(
 
 def linked(target: str, /, *args: Any) -> Any:
     """Call ``target`` (``"module:function"``, imported here, in the worker) with the
-    running task's line (:class:`~qmk.kernel.pools.pool.TaskLink`: its ``ask`` and
+    running task's line (:class:`~qmk.kernel.pools.worker.TaskLink`: its ``ask`` and
     ``notify``) and the arguments: a pool's task whose code the pool's owner neither loads
     nor lets import the pool (the kernel hands the assistant's work to its pool so,
     without importing :mod:`qmk.assist`)."""
+    from qmk.kernel.pools.worker import current_link  # the worker's side, loaded there
+
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)(current_link(), *args)
 

@@ -52,7 +52,8 @@ from qmk.errors import InvalidArgument, NotFoundError, QMKError, QuotaError
 from qmk.kernel.clock import Clock
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
-from qmk.kernel.storage.store import RunRow, Store, TriggerRow, TriggerRows
+from qmk.kernel.storage.store import Store
+from qmk.kernel.storage.trigger_rows import RunRow, TriggerRow, TriggerRows
 
 if TYPE_CHECKING:
     # qmk.workflows is imported where a trigger is made, loaded or run: a kernel that

@@ -10,7 +10,7 @@ such entries when they come up, and is rebuilt without them when they outnumber 
 waits (:data:`COMPACT_AT`).
 
 >>> import asyncio
->>> from qmk.kernel.clock import ManualClock
+>>> from qmk.kernel.manual_clock import ManualClock
 >>> async def demo():
 ...     clock = ManualClock()
 ...     waits = Waits(clock)

@@ -27,9 +27,10 @@ A 2xx answer marks it DELIVERED. Anything else (another status, a refused connec
 a timeout) leaves it PENDING until ``webhook_backoff_s * 2**(attempts-1)`` (at most
 ``webhook_backoff_max_s``) has passed; after ``webhook_attempts`` tries it is DEAD, a
 dead letter (``QK401 webhook-undelivered``) that ``qmk billing dead-letters`` lists and
-``qmk billing replay`` makes PENDING again. A kernel killed mid-delivery finds the record
-PENDING at its next start and delivers it again with the same body and key: at least
-once, and the key lets the receiver drop a repeat.
+``qmk billing replay`` makes PENDING again (:mod:`qmk.kernel.storage.dead_letters`). A
+kernel killed mid-delivery finds the record PENDING at its next start and delivers it
+again with the same body and key: at least once, and the key lets the receiver drop a
+repeat.
 
 >>> signature(b"k", b'{"a":1}')
 'sha256=c3a92ff9e274cdcce27a58c15a78ec6dcbbdbd0038a87e7a11baef2028fd8bff'
@@ -44,16 +45,14 @@ import hmac
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, Protocol
 
 from qmk import aio
-from qmk.errors import InvalidArgument, UnavailableError
+from qmk.errors import UnavailableError
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import BillingTable, KernelConfig
-from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import OperationsError
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.records.usage import FIELDS, UNITS, Usage, usage_of
@@ -350,84 +349,6 @@ class Outbox:
         return error is None
 
 
-# --------------------------------------------------------------------------- operators
-
-
-def _connect(data_dir: str | Path) -> sqlite3.Connection:
-    path = Path(data_dir) / DB_FILE
-    if not path.exists():
-        raise InvalidArgument(f"{data_dir}: no kernel database ({DB_FILE})", key="data_dir")
-    db = sqlite3.connect(path, timeout=30.0)
-    db.row_factory = sqlite3.Row  # columns read by name
-    try:
-        db.execute("SELECT 1 FROM outbox LIMIT 1")
-    except sqlite3.Error:
-        db.close()
-        raise InvalidArgument(
-            f"{data_dir}: its database has no outbox (a kernel older than billing)",
-            key="data_dir",
-        ) from None
-    return db
-
-
-def dead_letters(data_dir: str | Path) -> list[dict[str, Any]]:
-    """The outbox's DEAD records of the kernel database in ``data_dir``, oldest first."""
-    db = _connect(data_dir)
-    try:
-        rows = db.execute(
-            "SELECT usage_id, tenant, attempts, created_at, last_error, body FROM outbox "
-            "WHERE state=? ORDER BY created_at, rowid",
-            (DEAD,),
-        ).fetchall()
-    finally:
-        db.close()
-    return [{**dict(row), "body": json.loads(bytes(row["body"]))} for row in rows]
-
-
-def replay(data_dir: str | Path, usage_ids: Sequence[str], *, now: float) -> list[str]:
-    """Make the DEAD records ``usage_ids`` (none: every one) PENDING again, due at
-    ``now`` with their attempts counted afresh; the ids replayed. A running kernel
-    delivers them within :data:`IDLE_POLL_S`; a stopped one at its next start.
-
-    Raises:
-        InvalidArgument: an id that is no dead letter.
-    """
-    db = _connect(data_dir)
-    try:
-        with db:
-            if usage_ids:
-                dead = {
-                    row["usage_id"]
-                    for row in db.execute(
-                        f"SELECT usage_id FROM outbox WHERE state=? AND usage_id IN "
-                        f"({', '.join('?' * len(usage_ids))})",
-                        (DEAD, *usage_ids),
-                    )
-                }
-                missing = [u for u in usage_ids if u not in dead]
-                if missing:
-                    raise InvalidArgument(
-                        f"{missing[0]} is no dead letter (qmk billing dead-letters lists them)",
-                        key="usage_id",
-                    )
-                chosen = list(dict.fromkeys(usage_ids))
-            else:
-                chosen = [
-                    row["usage_id"]
-                    for row in db.execute(
-                        "SELECT usage_id FROM outbox WHERE state=? ORDER BY created_at, rowid",
-                        (DEAD,),
-                    )
-                ]
-            db.executemany(
-                "UPDATE outbox SET state=?, attempts=0, next_at=? WHERE usage_id=? AND state=?",
-                [(PENDING, now, usage_id, DEAD) for usage_id in chosen],
-            )
-    finally:
-        db.close()
-    return chosen
-
-
 __all__ = [
     "DEAD",
     "DELIVERED",
@@ -435,9 +356,7 @@ __all__ = [
     "PENDING",
     "Ledger",
     "Outbox",
-    "dead_letters",
     "invoice",
-    "replay",
     "signature",
     "usage_record",
     "webhook_body",

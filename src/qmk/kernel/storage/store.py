@@ -279,35 +279,6 @@ _INSERT_USAGE = (
 _OF_JOB = "job_seq = (SELECT seq FROM jobs WHERE job_id=?) AND job_id=?"
 
 
-class TriggerRow(msgspec.Struct, array_like=True, frozen=True):
-    """A ``triggers`` row, column by name (``spec``, ``workflow`` and ``caps`` JSON)."""
-
-    trigger_id: str
-    tenant: str
-    name: str
-    spec: str
-    workflow: str
-    caps: str
-    created_at: float
-    next_at: float | None
-
-
-class RunRow(msgspec.Struct, array_like=True, frozen=True):
-    """A ``trigger_runs`` row, column by name (``detail``, ``jobs``, ``summary`` JSON)."""
-
-    run_id: str
-    trigger_id: str
-    tenant: str
-    reason: str
-    detail: str
-    state: str
-    started_at: float
-    finished_at: float | None
-    jobs: str
-    summary: str | None
-    error: str | None
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Due:
     """A PENDING webhook whose time has come (``outbox`` columns by name)."""
@@ -316,10 +287,6 @@ class Due:
     body: bytes
     #: Its attempts so far.
     attempts: int
-
-
-_TRIGGER_COLUMNS = ", ".join(TriggerRow.__struct_fields__)
-_RUN_COLUMNS = ", ".join(RunRow.__struct_fields__)
 
 
 class JobRow(msgspec.Struct, array_like=True, frozen=True):
@@ -1822,60 +1789,6 @@ class Store:
         self.dirty = True
 
 
-def stored_results(
-    data_dir: Path, key: bytes | None
-) -> Iterable[tuple[str, bytes, str | None, bool | None]]:
-    """Every stored result of ``data_dir``'s database, read without opening it for
-    writing: (job id, its JSON, its index's text, whether its seal matches; None
-    without ``key``).
-
-    Raises:
-        DataDirError: ``QK105 data-dir-outdated``: an older kernel's database.
-    """
-    path = data_dir / DB_FILE
-    if not path.exists():
-        return
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        check_version(db, data_dir)
-        rows = db.execute(
-            "SELECT job_id, CAST(result AS BLOB), result_meta, result_seal FROM jobs "
-            "WHERE result IS NOT NULL ORDER BY seq"
-        )
-        for job_id, data, meta, seal in rows:
-            sealed = None
-            if key is not None:
-                sealed = meta is not None and sealed_result(key, job_id, data, meta, seal)
-            yield job_id, data, meta, sealed
-    finally:
-        db.close()
-
-
-def stored_programs(data_dir: Path, key: bytes | None) -> Iterable[tuple[str, bool | None]]:
-    """Every job's stored program of ``data_dir``'s database, read without opening it for
-    writing: (job id, whether it is the text the kernel sealed, :func:`program_text`;
-    None without ``key``).
-
-    Raises:
-        DataDirError: ``QK105 data-dir-outdated``: an older kernel's database.
-    """
-    path = data_dir / DB_FILE
-    if not path.exists():
-        return
-    sealer = None if key is None else KeyedMac(key)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        check_version(db, data_dir)
-        rows = db.execute(
-            "SELECT job_id, tenant, json_extract(request, '$.program_digest'), graph, "
-            f"{PACKED_GRAPH}, program_seal FROM jobs ORDER BY seq"
-        )
-        for row in rows:
-            yield row[0], None if sealer is None else program_text(sealer, row) is not None
-    finally:
-        db.close()
-
-
 #: The ``meta`` key of the audit line the last start's check reached (seq, hash, byte
 #: offset of its line) with its HMAC: the next start checks the lines after it.
 AUDIT_VERIFIED = "audit_verified"
@@ -1932,92 +1845,6 @@ def committed_audit_head(data_dir: Path) -> tuple[int, str, int | None] | None:
     return int(rows[AUDIT_SEQ]), str(rows[AUDIT_HEAD]), None if offset is None else int(offset)
 
 
-class TriggerRows:
-    """The workflow triggers' tables (``triggers``, ``trigger_runs``) of a :class:`Store`:
-    its connection and its transaction (a write marks the store dirty, so the group commit
-    holds it with everything else).
-
-    Args:
-        store: the kernel's store.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def save_trigger(self, row: TriggerRow) -> None:
-        """Insert or update a trigger."""
-        self.store.db.execute(
-            f"INSERT OR REPLACE INTO triggers ({_TRIGGER_COLUMNS}) "
-            f"VALUES ({', '.join('?' * len(TriggerRow.__struct_fields__))})",
-            tuple(msgspec.structs.astuple(row)),
-        )
-        self.store.dirty = True
-
-    def set_next_run(self, trigger_id: str, next_at: float | None) -> None:
-        """A schedule's next time."""
-        self.store.db.execute(
-            "UPDATE triggers SET next_at=? WHERE trigger_id=?", (next_at, trigger_id)
-        )
-        self.store.dirty = True
-
-    def all(self) -> list[TriggerRow]:
-        """Every trigger, oldest first."""
-        return [
-            TriggerRow(*row)
-            for row in self.store.db.execute(
-                f"SELECT {_TRIGGER_COLUMNS} FROM triggers ORDER BY created_at, rowid"
-            )
-        ]
-
-    def delete_trigger(self, trigger_id: str) -> None:
-        """A trigger and its runs, gone."""
-        self.store.db.execute("DELETE FROM triggers WHERE trigger_id=?", (trigger_id,))
-        self.store.db.execute("DELETE FROM trigger_runs WHERE trigger_id=?", (trigger_id,))
-        self.store.dirty = True
-
-    def save_run(self, row: RunRow, *, keep: int) -> None:
-        """Insert or update a trigger's run; its trigger keeps its newest ``keep`` runs."""
-        self.store.db.execute(
-            f"INSERT OR REPLACE INTO trigger_runs ({_RUN_COLUMNS}) "
-            f"VALUES ({', '.join('?' * len(RunRow.__struct_fields__))})",
-            tuple(msgspec.structs.astuple(row)),
-        )
-        self.store.db.execute(
-            "DELETE FROM trigger_runs WHERE trigger_id=? AND run_id NOT IN (SELECT run_id "
-            "FROM trigger_runs WHERE trigger_id=? ORDER BY started_at DESC, rowid DESC "
-            "LIMIT ?)",
-            (row.trigger_id, row.trigger_id, keep),
-        )
-        self.store.dirty = True
-
-    def runs(self, trigger_id: str, limit: int) -> list[RunRow]:
-        """A trigger's runs, newest first."""
-        return [
-            RunRow(*row)
-            for row in self.store.db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM trigger_runs WHERE trigger_id=? "
-                "ORDER BY started_at DESC, rowid DESC LIMIT ?",
-                (trigger_id, limit),
-            )
-        ]
-
-    def unfinished_runs(self) -> list[RunRow]:
-        """The runs that were RUNNING when the kernel last stopped."""
-        return [
-            RunRow(*row)
-            for row in self.store.db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM trigger_runs WHERE finished_at IS NULL"
-            )
-        ]
-
-    def run_job_ids(self) -> set[str]:
-        """The ids of every job a trigger's run submitted (runs kept)."""
-        found: set[str] = set()
-        for (jobs,) in self.store.db.execute("SELECT jobs FROM trigger_runs"):
-            found.update(json.loads(jobs))
-        return found
-
-
 __all__ = [
     "AUDIT_HEAD",
     "AUDIT_OFFSET",
@@ -2025,15 +1852,10 @@ __all__ = [
     "AUDIT_VERIFIED",
     "PACKED_GRAPH",
     "UNSEALED_PROGRAM_BYTES",
-    "RunRow",
     "Store",
-    "TriggerRow",
-    "TriggerRows",
     "committed_audit_head",
     "meta_text",
     "program_text",
-    "stored_programs",
-    "stored_results",
     "tampered_program",
     "tampered_result",
     "text_bytes",
