@@ -24,7 +24,8 @@ import pytest
 from qmk.execution.executor import execute
 from qmk.execution.request import RunRequest, program_digest
 from qmk.frontends import read_program
-from qmk.kernel.pools.attempt import Attempt, attempt_outcome
+from qmk.kernel.pools.attempt import Attempt
+from qmk.kernel.pools.runner import attempt_outcome
 from qmk.kernel.records.outcome import Done
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import head_of
