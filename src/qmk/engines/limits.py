@@ -21,7 +21,7 @@ this process, once per routing, with no import:
   (a writable cache beside its package's files) is then refused there, not failed.
 
 >>> limits = WorkerLimits(address_cap=2 * 2**30, address_used=2**30, threads=2)
->>> limits.memory_left
+>>> limits.address_left
 1073741824
 >>> print(limits.describe())
 memory: 2 GiB address space (RLIMIT_AS), 1 GiB of it left; 2 threads (CPU affinity); sandbox: none
