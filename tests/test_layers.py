@@ -18,7 +18,15 @@ import pytest
 from support.paths import SRC
 
 #: The rooms every layer may import: they import nothing of QMK themselves.
-LEAVES = ("qmk.errors", "qmk.defaults", "qmk.aio", "qmk.rate", "qmk.memo", "qmk.gates")
+LEAVES = (
+    "qmk.errors",
+    "qmk.defaults",
+    "qmk.aio",
+    "qmk.rate",
+    "qmk.memo",
+    "qmk.gates",
+    "qmk.arrays",
+)
 #: The leaves and, above them, the door to the schema library every typed value uses.
 BASE = (*LEAVES, "qmk.values")
 #: Everything of QMK (for the rooms at the top, which wire the others together).
@@ -28,7 +36,7 @@ ANYTHING = ("qmk",)
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "the leaves: the error root and registry, the shared defaults, asyncio names, "
-        "token buckets, bounded memos, the gate records",
+        "token buckets, bounded memos, the gate records, NumPy idioms",
         LEAVES,
     ),
     ("typed values from plain data (the schema library's door)", ("qmk.values",)),
@@ -94,10 +102,11 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.rate": (),
     "qmk.memo": (),
     "qmk.gates": (),
+    "qmk.arrays": (),
     "qmk.values": ("qmk.errors",),
-    # qvm imports nothing else of ours but the error root, the typed values' helpers and
-    # the gate records (its gate ops take their gates' facts from them)
-    "qmk.qvm": ("qmk.errors", "qmk.values", "qmk.gates"),
+    # qvm imports nothing else of ours but the error root, the typed values' helpers,
+    # NumPy idioms and the gate records (its gate ops take their gates' facts from them)
+    "qmk.qvm": ("qmk.errors", "qmk.values", "qmk.gates", "qmk.arrays"),
     "qmk.frontends": (*BASE, "qmk.qvm"),
     # engines know gates, not graphs
     "qmk.engines": BASE,
@@ -314,10 +323,14 @@ def test_every_import_of_qmk_is_absolute_so_the_checks_above_see_it():
         assert not relative, path
 
 
-def test_qvm_imports_nothing_of_qmk_but_itself_the_error_root_and_the_gate_records():
+def test_qvm_imports_nothing_of_qmk_but_itself_the_error_root_the_gate_records_and_numpy_idioms():
     for path in (SRC / "qvm").rglob("*.py"):
         for name in qmk_imports(path):
-            assert name.startswith("qmk.qvm") or name in ("qmk.errors", "qmk.gates"), (
+            assert name.startswith("qmk.qvm") or name in (
+                "qmk.errors",
+                "qmk.gates",
+                "qmk.arrays",
+            ), (
                 path.name,
                 name,
             )

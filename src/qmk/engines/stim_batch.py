@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import stim
 
+from qmk.arrays import distinct
 from qmk.engines.affine import AffineSampler, FreeSampler, affine_sampler, worth_finding
 from qmk.engines.base import EngineError
 from qmk.engines.batch import (
@@ -520,7 +521,7 @@ class _PlainLines:
         """The plain gates' lines of ``rows``, or None when stim has no such gate."""
         names = [stim_gate(gate, params) for gate, params in rows.gates]
         if None in names:
-            used = np.unique(rows.codes[rows.kinds == PLAIN])
+            used = distinct(rows.codes[rows.kinds == PLAIN])
             if any(names[code] is None for code in used.tolist()):
                 return None
         at = np.flatnonzero(rows.kinds == PLAIN)

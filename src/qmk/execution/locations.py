@@ -24,6 +24,7 @@ from typing import Any, SupportsIndex, overload
 import msgspec
 import numpy as np
 
+from qmk.arrays import distinct
 from qmk.qvm.ops import OPS, Exec
 
 
@@ -315,14 +316,16 @@ class LocationRows:
         cycles_of = np.concatenate(
             [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
         )
-        distinct = np.unique(cycles_of)  # (few among many rows: numpy hashes them)
-        code = profile_of * len(distinct) + np.searchsorted(distinct, cycles_of)
-        used = np.zeros(len(profiles) * len(distinct), dtype=bool)
+        distinct_cycles = distinct(cycles_of)
+        code = profile_of * len(distinct_cycles) + np.searchsorted(distinct_cycles, cycles_of)
+        used = np.zeros(len(profiles) * len(distinct_cycles), dtype=bool)
         used[code] = True
         channel = (np.cumsum(used) - 1)[code]
         table = [
-            model_for(profiles[pid]).pauli_error(float(distinct[k])).as_tuple()
-            for pid, k in (divmod(pair, len(distinct)) for pair in np.flatnonzero(used).tolist())
+            model_for(profiles[pid]).pauli_error(float(distinct_cycles[k])).as_tuple()
+            for pid, k in (
+                divmod(pair, len(distinct_cycles)) for pair in np.flatnonzero(used).tolist()
+            )
         ]
         table += [g[2] for g in self.gadgets]
         split = len(idle) + len(own)

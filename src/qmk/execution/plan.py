@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 import msgspec
 import numpy as np
 
+from qmk.arrays import distinct
 from qmk.engines.gates import GATES
 from qmk.execution import asap
 from qmk.execution.locations import LocationRows, Locations
@@ -668,7 +669,7 @@ def _column_plan(
     special = np.flatnonzero(walked).tolist()
     # every other row's cycles on its first qubit's code (one profile: its allocs')
     cycles_of = [0.0] * len(OP_NAMES)
-    for code in np.unique(ops[~walked]).tolist():
+    for code in distinct(ops[~walked]).tolist():
         cycles_of[code] = walk.op_cycles_on(profile, OP_NAMES[code])
     cycles = np.array(cycles_of, dtype=np.float64)[ops]
     cycles[walked] = 0.0  # (the walk writes a walked row's own)

@@ -58,6 +58,7 @@ from typing import Any, SupportsIndex, cast, overload
 
 import numpy as np
 
+from qmk.arrays import distinct, has_repeats
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPS, Clifford, Exec
@@ -158,7 +159,7 @@ class Columns:
     def guarded_rows(self) -> np.ndarray:
         """The rows that hold a guard, in order."""
         guards = self.guards
-        return np.zeros(0, dtype=np.int64) if guards is None else np.unique(guards[:, 0])
+        return np.zeros(0, dtype=np.int64) if guards is None else distinct(guards[:, 0])
 
     def guard(self, row: int) -> Guard | None:
         """Row ``row``'s guard (None: none)."""
@@ -679,7 +680,7 @@ def _guards_ok(columns: Columns, guards: np.ndarray) -> bool:
     measured = _MEASURES[ops]
     if ((event < 0) | (event >= (np.cumsum(measured) - measured)[at])).any():
         return False
-    if len(np.unique(at * (rows + 1) + event)) != len(at):
+    if has_repeats(at * (rows + 1) + event):
         return False  # an event read twice by one guard
     starts = np.flatnonzero(np.r_[True, at[1:] != at[:-1]])
     sizes = np.diff(np.r_[starts, len(at)])
@@ -709,7 +710,7 @@ def _lifetimes(columns: Columns, limits: Limits) -> tuple[np.ndarray, np.ndarray
     for target, which in ((born, is_alloc), (dies, ~is_alloc)):
         s, k = starts[which], sizes[which]
         index = np.repeat(s, k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
-        if len(np.unique(index)) != len(index):
+        if has_repeats(index):
             return None  # allocated (or freed) twice
         target[index] = np.repeat(life[which], k)
     if (born < 0).any() or (dies < 0).any() or (dies <= born).any():

@@ -73,6 +73,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import DOP853, solve_ivp
 
+from qmk.arrays import distinct
 from qmk.devices.errors import DeviceError
 from qmk.devices.neutral_atom import analog_kernel
 from qmk.devices.neutral_atom.isa import Drive, OpKind, sample
@@ -370,7 +371,7 @@ def find_sector(model: AnalogModel, drives: Sequence[Drive]) -> Sector | None:
         return None
     # A group's orbit {g s} holds s's smallest image: its representative.
     smallest = np.minimum.reduce(images)
-    representative = np.unique(smallest)
+    representative = distinct(smallest)
     orbit: np.ndarray = np.asarray(np.searchsorted(representative, smallest))
     size = np.bincount(orbit, minlength=representative.size)
     plus = model.sigma_plus.tocoo()

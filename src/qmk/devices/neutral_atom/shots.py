@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from qmk import defaults
+from qmk.arrays import distinct
 from qmk.devices.neutral_atom import stacked
 from qmk.devices.neutral_atom.backends import BACKENDS
 from qmk.devices.neutral_atom.circuit import Circuit, Step, StepKind
@@ -196,7 +197,7 @@ def _flush_losses(
         which, shot = np.divmod(hits, shots)
         owners = np.array([e[3] for e in events])[which]
         keep = np.ones(len(hits), dtype=bool)
-        for owner in np.unique(owners[owners >= 0]).tolist():
+        for owner in distinct(owners[owners >= 0]).tolist():
             if owner in skip_of:
                 mine = owners == owner
                 keep[mine] &= ~skip_of[owner][shot[mine]]

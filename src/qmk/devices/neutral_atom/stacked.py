@@ -33,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qmk.arrays import distinct
 from qmk.devices.neutral_atom.circuit import Step, StepKind
 from qmk.devices.neutral_atom.noise import NoiseKind
 from qmk.engines import kernels
@@ -197,7 +198,7 @@ class _Pass:
         cumulative = np.cumsum(probs) / total
         which = np.searchsorted(cumulative, self.rng.random(len(hit)), side="right")
         which = np.minimum(which, len(probs) - 1)
-        for label in np.unique(which).tolist():
+        for label in distinct(which).tolist():
             rows = hit[which == label]
             perm, phase = _pauli_map(self.n, atoms, label + 1)
             self.stack[rows] = self.stack[rows][:, perm] * phase
