@@ -35,7 +35,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Raises:
         QMKError: a bad option or config; ``QS1011 unavailable``: no scheduler answered.
     """
-    from qmk.commands.gateway import cap_memory
+    from qmk.commands.gateway import cap_memory, log_to, stood_by
     from qmk.kernel.config import load_config
     from qmk.kernel.pools.confine import confine_server, name_process
     from qmk.serve import check_dask
@@ -52,7 +52,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "bad-option",
             f"--dask needs the dask extra (pip install 'quantum-microkernel[dask]'): {exc}",
         ) from None
-    _log_to(err, args.log_format, args.log_level)
+    log_to(err, args.log_format, args.log_level, "dask-bridge")
     from qmk.abi.server import adopt_socket, bind_unix
 
     if args.listen_fd is not None:
@@ -75,7 +75,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         LOG.warning("dask bridge isolation gap: %s", gap)
     if args.standby_fd is not None:
         name_process("qmk-dask-spare")
-        if not _stood_by(args.standby_fd):
+        if not stood_by(args.standby_fd):
             return 0
     name_process("qmk-dask")
     confinement = {**report.to_json(), "memory_mb": args.memory_mb}
@@ -133,35 +133,9 @@ def _limits() -> Any:
     )
 
 
-def _stood_by(fd: int) -> bool:
-    """Wait as a warm spare until the supervisor writes a byte on ``fd`` (serve now:
-    True) or closes it (False)."""
-    try:
-        return os.read(fd, 1) != b""
-    finally:
-        os.close(fd)
-
-
-def _log_to(err: TextIO, log_format: str, level: str) -> None:
-    from qmk.abi.logs import JsonFormatter
-    from qmk.abi.server import RepeatFilter
-
-    handler = logging.StreamHandler(err)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("qmk dask-bridge: %(levelname)s %(name)s: %(message)s")
-        )
-    handler.addFilter(RepeatFilter())
-    logger = logging.getLogger("qmk")
-    logger.addHandler(handler)
-    logger.setLevel(getattr(logging, level.upper()))
-
-
 def register(add: AddCommand) -> None:
     """Add ``dask-bridge``."""
-    from qmk import defaults
+    from qmk.commands.gateway import confinement_options, supervised_options
     from qmk.serve import add_dask_options
 
     sub = add("dask-bridge", "run the kernel's jobs on a Dask cluster (a server)", limits=False)
@@ -174,25 +148,9 @@ def register(add: AddCommand) -> None:
     sub.add_argument(
         "--listen", metavar="PATH", help="the Unix socket the kernel reaches it on (0600)"
     )
-    sub.add_argument("--listen-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
-    sub.add_argument("--parent-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
-    sub.add_argument("--standby-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
+    supervised_options(sub)
     add_dask_options(sub, required=True)
-    sub.add_argument(
-        "--memory-mb",
-        type=int,
-        default=defaults.WORKER_MEMORY_MB,
-        metavar="MIB",
-        help="its address-space cap, as a worker's (RLIMIT_AS; qmk serve passes the "
-        f"kernel's kernel.worker_memory_mb; {defaults.WORKER_MEMORY_MB})",
-    )
-    sub.add_argument(
-        "--hide",
-        action="append",
-        metavar="DIR",
-        help="a directory it may neither read nor write (Landlock; qmk serve passes its "
-        "data directory)",
-    )
+    confinement_options(sub)
     log_options(sub)
     sub.add_argument("--json", action="store_true", help="print its ready line as JSON")
     sub.set_defaults(run=run_bridge)

@@ -66,11 +66,11 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"qmk gateway {args.wire} needs the {args.wire} extra (pip install "
             f"'quantum-microkernel[{args.wire}]'): {exc}",
         ) from None
-    _log_to(err, args.log_format, args.log_level)
+    log_to(err, args.log_format, args.log_level)
     confinement = _confine(args)
     if args.standby_fd is not None:
         name_process(f"qmk-{args.wire}-spare")
-        if not _stood_by(args.standby_fd):
+        if not stood_by(args.standby_fd):
             return 0  # the supervisor went, or closed its spare
     name_process(f"qmk-{args.wire}")
 
@@ -148,7 +148,7 @@ def cap_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
 
 
-def _stood_by(fd: int) -> bool:
+def stood_by(fd: int) -> bool:
     """Wait as a warm spare until the supervisor writes a byte on ``fd`` (serve now:
     True) or closes it (False)."""
     try:
@@ -223,9 +223,9 @@ def _grpc(host: str, port: int, certs: dict[str, Any], trace: str | None) -> Any
     return serve
 
 
-def _log_to(err: TextIO, log_format: str, level: str) -> None:
+def log_to(err: TextIO, log_format: str, level: str, who: str = "gateway") -> None:
     """The ``qmk`` loggers' lines to ``err``, as ``qmk serve`` writes its own: every
-    request's and job's line, other like lines kept short."""
+    request's and job's line, other like lines kept short; a text line names ``qmk who``."""
     from qmk.abi.logs import EVERY_LINE, Except, JsonFormatter
     from qmk.abi.server import RepeatFilter
 
@@ -233,7 +233,7 @@ def _log_to(err: TextIO, log_format: str, level: str) -> None:
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("qmk gateway: %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(f"qmk {who}: %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(Except(RepeatFilter(), EVERY_LINE))
     logger = logging.getLogger("qmk")
     logger.addHandler(handler)
@@ -248,6 +248,33 @@ class _HostsTable:
     metrics_token: str | None = None
 
 
+def supervised_options(sub: argparse.ArgumentParser) -> None:
+    """The descriptors ``qmk serve``'s supervisor hands a server it starts: its listening
+    socket, its parent's end (the server ends with it) and a warm spare's wake-up."""
+    for name in ("--listen-fd", "--parent-fd", "--standby-fd"):
+        sub.add_argument(name, type=int, metavar="FD", help=argparse.SUPPRESS)
+
+
+def confinement_options(sub: argparse.ArgumentParser, writes: str = "") -> None:
+    """A server's confinement, as a worker's: its memory cap and the directories it may
+    not reach (``writes``: what the help adds about where it writes)."""
+    sub.add_argument(
+        "--memory-mb",
+        type=int,
+        default=defaults.WORKER_MEMORY_MB,
+        metavar="MIB",
+        help="its address-space cap, as a worker's (RLIMIT_AS; qmk serve passes the "
+        f"kernel's kernel.worker_memory_mb; {defaults.WORKER_MEMORY_MB})",
+    )
+    sub.add_argument(
+        "--hide",
+        action="append",
+        metavar="DIR",
+        help="a directory it may neither read nor write (Landlock; qmk serve passes its "
+        f"data directory){writes}",
+    )
+
+
 def register(add: AddCommand) -> None:
     """Add ``gateway``."""
     sub = add("gateway", "run a wire's gateway in a process of its own", limits=False)
@@ -256,11 +283,9 @@ def register(add: AddCommand) -> None:
         "--kernel", required=True, metavar="SOCKET", help="the kernel's Unix socket (or HOST:PORT)"
     )
     sub.add_argument("--listen", metavar="HOST:PORT", help="where it listens (port 0: a free one)")
-    sub.add_argument("--listen-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
-    sub.add_argument("--parent-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
+    supervised_options(sub)
     sub.add_argument("--bind-host", metavar="HOST", help=argparse.SUPPRESS)
     sub.add_argument("--metrics-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
-    sub.add_argument("--standby-fd", type=int, metavar="FD", help=argparse.SUPPRESS)
     sub.add_argument(
         "--allowed-host",
         action="append",
@@ -275,21 +300,7 @@ def register(add: AddCommand) -> None:
         help="the most nodes a program it reads may lower to (the kernel's "
         f"kernel.max_graph_nodes; {defaults.MAX_GRAPH_NODES})",
     )
-    sub.add_argument(
-        "--memory-mb",
-        type=int,
-        default=defaults.WORKER_MEMORY_MB,
-        metavar="MIB",
-        help="its address-space cap, as a worker's (RLIMIT_AS; qmk serve passes the "
-        f"kernel's kernel.worker_memory_mb; {defaults.WORKER_MEMORY_MB})",
-    )
-    sub.add_argument(
-        "--hide",
-        action="append",
-        metavar="DIR",
-        help="a directory it may neither read nor write (Landlock; qmk serve passes its "
-        "data directory); it writes nowhere but a jsonl: trace's folder",
-    )
+    confinement_options(sub, "; it writes nowhere but a jsonl: trace's folder")
     sub.add_argument(
         "--server-limits",
         metavar="JSON",
@@ -319,4 +330,12 @@ def register(add: AddCommand) -> None:
     sub.set_defaults(run=run_gateway)
 
 
-__all__ = ["cap_memory", "register", "run_gateway"]
+__all__ = [
+    "cap_memory",
+    "confinement_options",
+    "log_to",
+    "register",
+    "run_gateway",
+    "stood_by",
+    "supervised_options",
+]
