@@ -146,19 +146,19 @@ def _wrap(text: str, indent: str, hanging: str = "") -> list[str]:
     )
 
 
-def docstring(spec: MethodSpec, *, client: bool) -> list[str]:
-    """The docstring of ``spec``'s method, as lines indented for a method body."""
+def docstring(spec: MethodSpec) -> list[str]:
+    """The docstring of ``spec``'s client method, as lines indented for a method body."""
     pad = " " * 8
     summary = spec.doc[:1].upper() + spec.doc[1:] + "."
     lines = _wrap('"""' + summary, pad)
     lines += ["", *_wrap(f"Returns: {spec.returns}.", pad, "    "), ""]
-    params = [p for p in spec.params if not (client and p.name == "session_id")]
-    if params or (client and spec.needs_session):
+    params = [p for p in spec.params if p.name != "session_id"]
+    if params or spec.needs_session:
         lines.append(f"{pad}Args:")
     for p in params:
         default = "" if p.required else f" (default {json.dumps(p.json_default)})"
         lines += _wrap(f"{p.name}: {p.type_text()}; {p.doc}{default}", pad + "    ", "    ")
-    if client and spec.needs_session:
+    if spec.needs_session:
         lines += _wrap(
             "session_id: the session to use; None: the client's own", pad + "    ", "    "
         )
@@ -171,26 +171,29 @@ LINE_LENGTH = 100
 
 
 def _method(spec: MethodSpec, *, client: bool) -> list[str]:
-    """``spec``'s coroutine: the kernel's (no body) or a client's, which awaits ``_call``
-    and decodes the reply struct."""
+    """``spec``'s coroutine: the kernel's (a signature only) or a client's, which awaits
+    ``_call`` and decodes the reply struct."""
     lines = [textwrap.indent(signature(spec, client=client), "    ")]
     lines[0] = lines[0].replace("    def ", "    async def ", 1)
-    lines += docstring(spec, client=client)
-    if client:
-        call = "await self._call("
-        given = ", ".join(f'"{p.name}": {p.name}' for p in spec.params)
-        one_line = f"        reply = {call}{json.dumps(spec.name)}, {{{given}}})"
-        args_line = f"            {json.dumps(spec.name)}, {{{given}}}"
-        if len(one_line) <= LINE_LENGTH:  # ruff format keeps a call that fits as it is
-            lines.append(one_line)
-        elif len(args_line) <= LINE_LENGTH:  # its arguments on one line: kept as well
-            lines += [f"        reply = {call}", args_line, "        )"]
-        else:  # exploded, with trailing commas: ruff format keeps it as it is
-            lines += [f"        reply = {call}", f"            {json.dumps(spec.name)},"]
-            lines.append("            {")
-            lines += [f'                "{p.name}": {p.name},' for p in spec.params]
-            lines += ["            },", "        )"]
-        lines.append(f"        return replies.{spec.reply.__name__}.from_json(reply)")
+    # The kernel's Protocol is for mypy's check only: the method's words live once, in
+    # the clients' docstrings (qmk.abi.calls) and docs/qsyscall.md.
+    if not client:
+        return [lines[0] + " ..."]
+    lines += docstring(spec)
+    call = "await self._call("
+    given = ", ".join(f'"{p.name}": {p.name}' for p in spec.params)
+    one_line = f"        reply = {call}{json.dumps(spec.name)}, {{{given}}})"
+    args_line = f"            {json.dumps(spec.name)}, {{{given}}}"
+    if len(one_line) <= LINE_LENGTH:  # ruff format keeps a call that fits as it is
+        lines.append(one_line)
+    elif len(args_line) <= LINE_LENGTH:  # its arguments on one line: kept as well
+        lines += [f"        reply = {call}", args_line, "        )"]
+    else:  # exploded, with trailing commas: ruff format keeps it as it is
+        lines += [f"        reply = {call}", f"            {json.dumps(spec.name)},"]
+        lines.append("            {")
+        lines += [f'                "{p.name}": {p.name},' for p in spec.params]
+        lines += ["            },", "        )"]
+    lines.append(f"        return replies.{spec.reply.__name__}.from_json(reply)")
     return lines
 
 
