@@ -173,12 +173,36 @@ def encode_json(value: Any) -> bytes:
 
 def json_schema(type_: Any) -> dict[str, Any]:
     """The JSON Schema (2020-12) of ``type_``."""
-    schema: dict[str, Any] = msgspec.json.schema(type_)
+    schema: dict[str, Any] = clean_descriptions(msgspec.json.schema(type_))
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def clean_descriptions(schema: Any) -> Any:
+    r"""``schema`` with every ``description`` as :func:`inspect.cleandoc` gives it.
+
+    msgspec takes descriptions from docstrings, and from 0.23 it cleans them itself:
+    cleaning here makes the shipped schemas the same whichever msgspec made them.
+
+    >>> clean_descriptions({"description": "One.\n    Two.", "items": [{"x": 1}]})
+    {'description': 'One.\nTwo.', 'items': [{'x': 1}]}
+    """
+    import inspect  # only schema generation needs it; every process imports this module
+
+    if isinstance(schema, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else clean_descriptions(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [clean_descriptions(item) for item in schema]
+    return schema
 
 
 __all__ = [
     "ErrorFactory",
+    "clean_descriptions",
     "convert",
     "decode_json",
     "encode_json",

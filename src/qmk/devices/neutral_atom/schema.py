@@ -38,6 +38,7 @@ import msgspec
 from qmk.devices.neutral_atom.isa import GATES, OPS, VERSIONS, FieldSpec, FieldType
 from qmk.devices.neutral_atom.job import JobWire
 from qmk.devices.neutral_atom.profiles import HardwareWire
+from qmk.values import clean_descriptions
 
 #: The shipped schema (package data).
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -151,8 +152,8 @@ def _noise() -> dict[str, Any]:
 
 def build_schema() -> dict[str, Any]:
     """The schema of a job, generated from the job's structs and the ISA table."""
-    _, components = msgspec.json.schema_components(
-        [JobWire, HardwareWire], ref_template="#/$defs/{name}"
+    _, components = clean_descriptions(
+        msgspec.json.schema_components([JobWire, HardwareWire], ref_template="#/$defs/{name}")
     )
     job = components.pop("JobWire")
     versions = [str(v) for v in VERSIONS]
