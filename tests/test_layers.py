@@ -168,7 +168,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.abi.probe",  # what its observer (kernel/observe.py) gives the wires
         "qmk.abi.tally",  # the job counters it keeps for q_kernel_load (syscalls/feed.py)
         "qmk.assist",  # q_assist: the assistant, per tenant
-        "qmk.abi.webhook",  # the POST of the billing outbox (kernel/storage/billing.py)
+        "qmk.abi.webhook",  # the POST of the billing outbox (kernel/storage/outbox.py)
         "qmk.ft",  # the machine's footprints: patch layouts and lattice-surgery ticks
         "qmk.workflows",  # the workflows its triggers run (kernel/running/triggers.py)
     ),

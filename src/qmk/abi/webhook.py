@@ -1,6 +1,6 @@
 """The billing webhook's POST: one JSON body to an http(s) URL, the answer's status.
 
-The kernel's outbox (:mod:`qmk.kernel.storage.billing`) delivers through :func:`deliver`,
+The kernel's outbox (:mod:`qmk.kernel.storage.outbox`) delivers through :func:`deliver`,
 a task of the kernel's webhook pool: the socket, TLS and the receiver's answer are read in
 that process, never the kernel's. Standard library only (asyncio streams, ssl with the
 system's CA bundle), so a kernel without the ``http`` extra delivers too.

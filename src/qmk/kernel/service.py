@@ -73,7 +73,6 @@ from qmk.kernel.security.keys import KeyChecker
 from qmk.kernel.security.seals import derive
 from qmk.kernel.security.sessions import Session, Sessions, load_secret
 from qmk.kernel.storage.audit import AuditLog
-from qmk.kernel.storage.billing import Outbox
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.reserve import DiskReserve
@@ -385,6 +384,8 @@ class Kernel:
             group.create_task(self.commits.run(), name="qmk-committer")
             billing = self.config.billing
             if billing.webhook_url is not None:
+                from qmk.kernel.storage.outbox import Outbox  # made where a webhook is set
+
                 ledger = self.supervisor.ledger
                 start = functools.partial(webhook_pool, self.config, self.data_dir)
                 post = functools.partial(linked, "qmk.abi.webhook:deliver")

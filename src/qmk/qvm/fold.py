@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 import msgspec
 
 from qmk.qvm.errors import UnrollError
-from qmk.qvm.graph import CALL, REPEAT, Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.graph import CALL, REPEAT, Graph, Guard, GuardTerm, Node, Resources, is_folded
 
 __all__ = [
     "Span",
@@ -53,7 +53,6 @@ __all__ = [
     "bound",
     "callee",
     "calls_bound",
-    "is_folded",
     "one_turn",
     "rows",
     "unroll",
@@ -103,15 +102,6 @@ class View:
 
 
 _OP = operator.attrgetter("op")
-
-
-def is_folded(graph: Graph) -> bool:
-    """Whether ``graph`` has a REPEAT or CALL row, or blocks. A scan in C: every check of
-    a flat program asks."""
-    if graph.blocks:
-        return True
-    ops = set(map(_OP, graph.nodes))
-    return REPEAT in ops or CALL in ops
 
 
 def rows(nodes: Sequence[Node]) -> int:

@@ -221,7 +221,7 @@ def random_folded_graph(*, seed: int, nodes: int = 100, max_count: int = 3) -> G
     a body the verifier accepts: it starts or ends no lifetime, and no node after it
     reads an event it produces. The unrolled program verifies too.
 
-    >>> from qmk.qvm.fold import is_folded
+    >>> from qmk.qvm.graph import is_folded
     >>> g = random_folded_graph(seed=3, nodes=60)
     >>> is_folded(g), g.version
     (True, '0.3')

@@ -245,6 +245,18 @@ class Graph:
         return out
 
 
+_OP = operator.attrgetter("op")
+
+
+def is_folded(graph: Graph) -> bool:
+    """Whether ``graph`` has a REPEAT or CALL row, or blocks. A scan in C: every check of
+    a flat program asks."""
+    if graph.blocks:
+        return True
+    ops = set(map(_OP, graph.nodes))
+    return REPEAT in ops or CALL in ops
+
+
 #: JSON values that hold no other: :func:`_sorted_json` returns them as they are.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 

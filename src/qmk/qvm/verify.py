@@ -39,14 +39,11 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qmk.qvm.codes import BY_NAME, CODES, Severity
 from qmk.qvm.errors import VerificationError
-from qmk.qvm.fold import Span, View, is_folded, one_turn, rows, unrolled_nodes, unrolled_size
-from qmk.qvm.fold import unroll as unroll_graph
 from qmk.qvm.graph import (
-    BLOCK,
     CALL,
     REPEAT,
     Graph,
@@ -55,6 +52,7 @@ from qmk.qvm.graph import (
     Resources,
     gc_paused,
     is_finite_number,
+    is_folded,
 )
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
@@ -71,6 +69,9 @@ from qmk.qvm.ops import (
 )
 from qmk.qvm.packed import Ragged
 from qmk.qvm.profiles import ProfileError, parse_profile
+
+if TYPE_CHECKING:
+    from qmk.qvm.fold import View
 
 #: At most this many findings of one code are listed; one more finding says how many were left out.
 MAX_FINDINGS_PER_CODE = 100
@@ -1793,7 +1794,11 @@ def _check_folded(
     ``unroll`` asks for it (within ``limits.max_unrolled_nodes``). A program with
     blocks is first tried on a shorter path: with no REPEAT row, its unrolling
     verified alone (:func:`_check_written_out`), unless neither ``unroll`` nor ``turn``
-    asks for it; otherwise, without them, the call lane (:func:`_check_calls`)."""
+    asks for it; otherwise, without them, the call lane (:func:`_check_calls`). The
+    folding's views and rules load here, at the first folded program."""
+    from qmk.qvm.fold import one_turn, rows, unrolled_nodes, unrolled_size
+    from qmk.qvm.fold import unroll as unroll_graph
+
     stored = rows(graph.nodes) + rows(graph.blocks)
     bound = unrolled_nodes(graph.nodes, graph.blocks, turns=False)
     if limits.max_nodes is not None and bound > limits.max_nodes >= stored:
@@ -1868,6 +1873,9 @@ def _check_written_out(
     or as the verified one-turn view. A clean program's report, or None: any finding,
     or a block the call lane does not take, sends it to the full path, which says what
     is wrong where."""
+    from qmk.qvm.fold import View, unrolled_size
+    from qmk.qvm.fold import unroll as unroll_graph
+
     if _check_blocks(graph) or _effects(graph, limits.max_operands) is None:
         return None
     most = limits.max_unrolled_nodes
@@ -1894,242 +1902,35 @@ def _placed(finding: Finding, view: View) -> Finding:
 
 
 def _check_repeats(view: View, findings: _Findings) -> list[Finding]:
-    """The REPEAT rules (docs/qvm.md, "Bounded repetition"): each row well formed, each
-    body balanced in the lifetimes it changes, no event of a body read after it."""
-    out: list[Finding] = []
+    """The REPEAT rules (:mod:`qmk.qvm.foldcheck`): a read of an event after the body
+    that produces it, added to ``findings``; each row's own problems, returned."""
+    from qmk.qvm.foldcheck import escapes, repeat_problems
 
-    def add(name: str, message: str, node: Node, repeat: tuple[str, ...]) -> None:
-        code = BY_NAME[name]
-        out.append(
-            Finding(
-                code=code.code,
-                name=name,
-                severity=code.severity or Severity.ERROR,
-                message=f"{message}; {code.fix}",
-                node_id=node.id,
-                op=node.op,
-                repeat=repeat,
-            )
-        )
-
-    ids = {node.id for node in view.nodes}
-    for row, span in zip(view.repeats, view.spans, strict=True):
-        problem = _repeat_problem(row, span, ids)
-        ids.add(row.id)
-        if problem:
-            add("repeat-invalid", problem, row, span.path[:-1])
-        for name, message in _unbalanced(view, span):
-            add(name, message, row, span.path[:-1])
-    _report_escapes(view, findings)
-    return out
-
-
-def _repeat_problem(row: Node, span: Span, ids: set[str]) -> str | None:
-    """What is wrong with a REPEAT row itself, if anything."""
-    if span.count < 1:
-        return f"its count is {row.args.get('count')!r}, not a whole number >= 1"
-    if set(row.args) != {"count"}:
-        return f"its args are {sorted(row.args)}; a REPEAT row takes count only"
-    if span.start == span.end:
-        return "its body has no operation"
-    if row.vqs or row.chs or row.inputs or row.produces or row.caps or row.guard is not None:
-        return "a REPEAT row takes no operands, guard or capabilities: its body's rows do"
-    if row.id in ids:
-        return f"its id {row.id!r} is also another row's id"
-    return None
-
-
-def _unbalanced(view: View, span: Span) -> list[tuple[str, str]]:
-    """The handles the body's own rows (not nested bodies') leave otherwise than they
-    found them (``repeat-unbalanced``), and its guarded lifetime changes
-    (``repeat-invalid``), as (finding name, message)."""
-    first: dict[tuple[str, str], str] = {}
-    last: dict[tuple[str, str], tuple[str, Node]] = {}
-    problems: list[tuple[str, str]] = []
-    for index in range(span.start, span.end):
-        if view.paths[index] != span.path:
-            continue
-        node = view.nodes[index]
-        spec = OPS.get(node.op)
-        if spec is None or (spec.opens is None and spec.closes is None):
-            continue
-        kind, change = (spec.opens, "start") if spec.opens else (spec.closes, "end")
-        assert kind is not None
-        if node.guard is not None:
-            problems.append(
-                ("repeat-invalid", f"node {node.id!r} ({node.op}) changes a lifetime under a guard")
-            )
-        for handle in getattr(node, kind):
-            first.setdefault((kind, handle), change)
-            last[(kind, handle)] = (change, node)
-    for (kind, handle), change in first.items():
-        end, node = last[(kind, handle)]
-        if change == end:
-            what = "qubit" if kind == "vqs" else "channel"
-            did = {"start": "starts", "end": "ends"}[change]
-            problems.append(
-                (
-                    "repeat-unbalanced",
-                    f"its body {did} the lifetime of {what} {handle!r} "
-                    f"(last at node {node.id!r}, {node.op}) and does not "
-                    f"{'end' if change == 'start' else 'start'} it again",
-                )
-            )
-    return problems
-
-
-def _report_escapes(view: View, findings: _Findings) -> None:
-    """Report each read, after a body, of an event the body produces (QV702)."""
-    if not view.spans:
-        return  # (no body: a program of calls alone, whose blocks produce no event)
-    innermost = {span.path: span for span in view.spans}
-    scope: dict[str, Span] = {}
-    for index, node in enumerate(view.nodes):
-        path = view.paths[index]
-        for event in (*node.inputs, *node.guard_events):
-            span = scope.get(event)
-            if span is not None and not span.start <= index < span.end:
-                findings.add(
-                    "repeat-event-escapes",
-                    f"event {event!r} is produced in each turn of REPEAT {span.id!r}, "
-                    "which ended before this node",
-                    index,
-                )
-        if path:
-            for event in node.produces:
-                scope[event] = innermost[path]
+    for name, message, index in escapes(view):
+        findings.add(name, message, index)
+    return [_row_finding(*problem) for problem in repeat_problems(view)]
 
 
 def _check_blocks(graph: Graph) -> list[Finding]:
-    """The block rules (docs/qvm.md, "Blocks"): each block checked once, each CALL row
-    once where it is stored, and no block that calls itself, directly or not. The
-    operations of a block's body are checked once under its formals (the call lane,
-    :func:`_effects`), or where each call binds them (the one-turn view)."""
-    out: list[Finding] = []
+    """The block rules (:mod:`qmk.qvm.foldcheck`), as findings."""
+    from qmk.qvm.foldcheck import block_problems
 
-    def add(name: str, message: str, node: Node) -> None:
-        code = BY_NAME[name]
-        out.append(
-            Finding(
-                code=code.code,
-                name=name,
-                severity=code.severity or Severity.ERROR,
-                message=f"{message}; {code.fix}",
-                node_id=node.id,
-                op=node.op,
-            )
-        )
-
-    table: dict[str, Node] = {}
-    for block in graph.blocks:
-        problem = _block_problem(block, table)
-        table.setdefault(block.id, block)
-        if problem:
-            add("block-invalid", problem, block)
-    calls: dict[str, set[str]] = {}
-    stack: list[tuple[str | None, Sequence[Node]]] = [(None, graph.nodes)]
-    stack += [(block.id, block.body) for block in graph.blocks]
-    while stack:
-        owner, level = stack.pop()
-        for row in level:
-            if row.body and row.op == REPEAT:
-                stack.append((owner, row.body))
-            if row.op != CALL:
-                continue
-            args, vqs = row.args, row.vqs
-            name = args.get("block")
-            callee = table.get(name) if type(name) is str and len(args) == 1 else None
-            if (
-                callee is not None
-                and len(vqs) == len(callee.vqs)
-                and len(set(vqs)) == len(vqs)
-                and not (row.chs or row.inputs or row.produces or row.caps or row.body)
-                and row.guard is None
-            ):
-                if owner is not None:
-                    calls.setdefault(owner, set()).add(callee.id)
-                continue  # (the common case: a well-formed call, checked at C speed)
-            problem = _call_problem(row, table)
-            if problem:
-                add("call-invalid", problem, row)
-            elif owner is not None:
-                calls.setdefault(owner, set()).add(row.args["block"])
-    for name in _recursive(calls):
-        add(
-            "block-recursive",
-            f"block {name!r} calls itself (directly or through others)",
-            table[name],
-        )
-    return out
+    return [_row_finding(*problem) for problem in block_problems(graph)]
 
 
-def _block_problem(block: Node, table: Mapping[str, Node]) -> str | None:
-    """What is wrong with a block, if anything: its shape, and each row of its body
-    (nested REPEAT bodies too) on its formal qubits only, with no lifetime change,
-    event, channel or guard (a call binds qubits alone)."""
-    if block.id in table:
-        return f"its name {block.id!r} is also another block's"
-    if block.args or block.chs or block.inputs or block.produces or block.caps or block.guard:
-        return "a block takes a name, its formal qubits (vqs) and a body only"
-    if len(set(block.vqs)) != len(block.vqs):
-        return "its formal qubits are not distinct"
-    if not block.body:
-        return "its body has no row"
-    formals = set(block.vqs)
-    stack: list[Node] = list(block.body)
-    while stack:
-        row = stack.pop()
-        stack.extend(row.body if row.op == REPEAT else ())
-        spec = OPS.get(row.op)
-        if row.op == BLOCK:
-            return f"row {row.id!r} is a block inside a block: blocks are program.blocks' rows"
-        if spec is not None and (spec.opens or spec.closes):
-            return f"row {row.id!r} ({row.op}) changes a lifetime: a block uses its formals only"
-        if row.chs or row.inputs or row.produces or row.guard is not None:
-            return (
-                f"row {row.id!r} ({row.op}) uses a channel or an event: a block binds qubits only"
-            )
-        stray = [q for q in row.vqs if q not in formals]
-        if stray:
-            return (
-                f"row {row.id!r} ({row.op}) uses {stray[0]!r}, which is none of its formal qubits"
-            )
-    return None
-
-
-def _call_problem(row: Node, table: Mapping[str, Node]) -> str | None:
-    """What is wrong with a CALL row, if anything: its block, its operands' count and
-    distinctness, its shape."""
-    name = row.args.get("block")
-    if set(row.args) != {"block"} or type(name) is not str:
-        return 'a CALL row\'s args are {"block": NAME}'
-    block = table.get(name)
-    if block is None:
-        return f"it calls {name!r}, which is no block of program.blocks"
-    if len(row.vqs) != len(block.vqs):
-        return f"block {name!r} takes {len(block.vqs)} qubit(s), the call gives {len(row.vqs)}"
-    if len(set(row.vqs)) != len(row.vqs):
-        return "its qubits are not distinct"
-    if row.chs or row.inputs or row.produces or row.caps or row.guard is not None or row.body:
-        return "a CALL row takes a block and qubits only: no channel, event, guard or capability"
-    return None
-
-
-def _recursive(calls: Mapping[str, set[str]]) -> list[str]:
-    """The blocks that reach themselves in the call graph ``calls``, sorted."""
-    found = []
-    for name in sorted(calls):
-        seen: set[str] = set()
-        stack = list(calls[name])
-        while stack:
-            nxt = stack.pop()
-            if nxt == name:
-                found.append(name)
-                break
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.extend(calls.get(nxt, ()))
-    return found
+def _row_finding(name: str, message: str, node: Node, repeat: tuple[str, ...] = ()) -> Finding:
+    """The finding of a problem of a REPEAT, BLOCK or CALL row, or a block (no index:
+    the row is not a node of the one-turn view)."""
+    code = BY_NAME[name]
+    return Finding(
+        code=code.code,
+        name=name,
+        severity=code.severity or Severity.ERROR,
+        message=f"{message}; {code.fix}",
+        node_id=node.id,
+        op=node.op,
+        repeat=repeat,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -2243,6 +2044,8 @@ def _check_calls(
     effects = _effects(graph, limits.max_operands)
     if effects is None:
         return None
+    from qmk.qvm.fold import one_turn
+
     view = one_turn(graph, calls=False)
     nodes = view.nodes
     calls = [node for node in nodes if node.op == CALL]
@@ -2282,6 +2085,8 @@ def _totals(
     """The unrolled program's figures from its one-turn view, multiplied (the walk's
     own where every node runs once: no REPEAT row). With ``effects``, the view's CALL
     rows count as their blocks' nodes (:func:`_check_calls`)."""
+    from qmk.qvm.fold import rows
+
     by_op: Counter[str] = Counter()
     non_clifford = 0
     calls: Counter[str] = Counter()

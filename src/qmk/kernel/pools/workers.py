@@ -205,7 +205,7 @@ def assistant_pool(
 def webhook_pool(
     config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
 ) -> WorkerPool:
-    """The pool of the billing webhook's processes (:class:`~qmk.kernel.storage.billing.
+    """The pool of the billing webhook's processes (:class:`~qmk.kernel.storage.outbox.
     Outbox`): ``[billing] webhook_concurrency`` workers, driven by ``loop``, confined as
     the kernel's workers are but for the network (the receiver is a network call), and
     capped at their memory. Each POSTs one record at a time; a receiver's answer is read
