@@ -44,13 +44,19 @@ one after the other (results in ``bench/results/service-instructions.json``).
 work before the answer) and ``qmk serve``, in interleaved rounds: what any server of a
 session open costs on this host, and what the kernel adds (results in
 ``bench/results/service-floor.json``).
+``--against SRC`` measures, instead, this tree's kernel and the one of SRC (another
+checkout's ``src`` folder, e.g. ``git archive`` of main) in turn: a throughput run of each at
+the most clients asked for, ``--repeat`` rounds, the order swapped every round, so that
+both see the same load; the kernel's CPU a job of each and their ratio (results in
+``bench/results/service-against.json``). Two trees measured on different days or hosts
+are not comparable: the same tree's figure moves by half with the load.
 ``--profile`` runs the kernel process under cProfile, timed in the process's CPU seconds,
 and prints its top functions after the throughput runs, to show where the time goes. Results go to
 ``bench/results/service.json``.
 
     python bench/bench_service.py [--jobs 400] [--calls 3000] [--opens 300] [--workers 2]
                                   [--repeat 1] [--clients 1 4 8] [--profile] [--no-cache-hits]
-                                  [--instructions 200 400] [--floor 3]
+                                  [--instructions 200 400] [--floor 3] [--against SRC]
 """
 
 from __future__ import annotations
@@ -112,10 +118,16 @@ sys.exit(status)
 
 
 def start_server(
-    tmp: Path, workers: int, profile: Path | None, *, callgrind: Path | None = None
+    tmp: Path,
+    workers: int,
+    profile: Path | None,
+    *,
+    callgrind: Path | None = None,
+    src: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """``qmk serve`` on ``tmp``'s socket (``profile``: under cProfile; ``callgrind``: under
-    valgrind's callgrind, its counts written to that path)."""
+    valgrind's callgrind, its counts written to that path; ``src``: the ``src`` folder of
+    another checkout, whose kernel it runs)."""
     (tmp / "bench.toml").write_text(CONFIG)
     prefix = [sys.executable, "-m", "qmk", "serve"]
     if profile is not None:
@@ -141,7 +153,11 @@ def start_server(
         "--workers",
         str(workers),
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(tmp / "serve.log").open("wb"))
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    log = (tmp / "serve.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
     deadline = time.monotonic() + (60 if callgrind is None else 900)  # valgrind: ~50x slower
     while not (tmp / "bench.sock").exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -422,6 +438,66 @@ def bench_instructions(
     }
 
 
+def bench_against(
+    tmp: Path, against: str, options: argparse.Namespace, graph: dict[str, Any]
+) -> dict[str, Any]:
+    """This tree's kernel and the one of ``against`` (another checkout's ``src`` folder)
+    side by side: a warm-up run each, then ``options.repeat`` rounds of one throughput run
+    each at the most clients asked for, the two in turn (the order swapped every round),
+    so both see the same load. Both are driven by this tree's client: ``against`` must
+    speak its ABI (a much older kernel is measured with its own checkout's script)."""
+    clients = max(options.clients)
+    servers = {}
+    for name, src in (("this", None), ("against", against)):
+        (tmp / name).mkdir()
+        servers[name] = start_server(tmp / name, options.workers, None, src=src)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    try:
+        for name, proc in servers.items():  # warm: imports, workers, caches
+            socket = tmp / name / "bench.sock"
+            bench_throughput(socket, clients, options.jobs // 2, graph, proc.pid, 1)
+        for number in range(options.repeat):
+            order = list(servers) if number % 2 == 0 else list(servers)[::-1]
+            for name in order:
+                run = bench_throughput(
+                    tmp / name / "bench.sock",
+                    clients,
+                    options.jobs,
+                    graph,
+                    servers[name].pid,
+                    number + 2,
+                    waited=options.submit_waits,
+                )
+                runs[name].append(run)
+                print(f"{name:>7}: ", end="")
+                print_run(run)
+    finally:
+        for proc in servers.values():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+    kernel = {name: [r["cpu_ms_per_job"]["kernel"] for r in rs] for name, rs in runs.items()}
+    pairs = [t / a for t, a in zip(kernel["this"], kernel["against"], strict=True) if a > 0]
+    return {
+        "against": against,
+        "clients": clients,
+        "jobs": options.jobs,
+        "runs": runs,
+        "kernel_ms_per_job": {name: spread(ms) for name, ms in kernel.items()},
+        "this_over_against": statistics.median(pairs) if pairs else None,
+        "load_average": load_average(),
+    }
+
+
+def print_against(compared: dict[str, Any]) -> None:
+    """The kernel's CPU a job of each tree (least / median / most) and their ratio."""
+    print(f"kernel CPU ms a job, {len(compared['runs']['this'])} rounds (least / median / most):")
+    for name, figures in compared["kernel_ms_per_job"].items():
+        print(f"  {name:>7}: {figures['min']:.3f} / {figures['median']:.3f} / {figures['max']:.3f}")
+    ratio = compared["this_over_against"]
+    print(f"  this / against, median of the rounds' pairs: {ratio or 0:.3f}")
+    print(f"  load {compared['load_average']:.1f}")
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     """One line per figure: min / median / max."""
     print(f"\nover {summary['repeats']} repeats (min / median / max):")
@@ -490,6 +566,13 @@ def main(argv: list[str] | None = None) -> int:
         "a submit then a wait (the default figure)",
     )
     parser.add_argument(
+        "--against",
+        metavar="SRC",
+        help="only the kernel's CPU a job of this tree and of SRC (another checkout's src "
+        "folder), their throughput runs in turn, --repeat rounds (results in "
+        "service-against.json)",
+    )
+    parser.add_argument(
         "--floor",
         type=int,
         metavar="ROUNDS",
@@ -497,6 +580,15 @@ def main(argv: list[str] | None = None) -> int:
         "qmk serve, in ROUNDS interleaved rounds (results in service-floor.json)",
     )
     options = parser.parse_args(argv)
+    if options.against is not None:
+        graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
+        against = f"{options.workers} workers, this tree against {options.against}"
+        print(describe(machine(), against))
+        with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
+            compared = bench_against(Path(tmp_name), options.against, options, graph)
+        print_against(compared)
+        write_json({**machine(), **compared}, RESULTS / "service-against.json")
+        return 0
     if options.floor is not None:
         print(describe(machine(), "session open floor"))
         with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
