@@ -316,10 +316,12 @@ class _Reader:
         end = data.rfind(b";") + 1
         if re.fullmatch(_SKIP, data[end:].decode("ascii")) is None:
             raise _Unsupported("text after the last statement")
+        others = _trailing_others(data, pos, end)
         while pos < end:
-            cut = data.rfind(b";", pos, min(pos + PIECE, end) + 1) + 1
+            stop = others if pos < others else end  # (the trailing statements: a piece alone)
+            cut = data.rfind(b";", pos, min(pos + PIECE, stop) + 1) + 1
             if cut <= pos:
-                cut = end
+                cut = stop
             piece = data[pos:cut]
             if not self.fast_piece(piece):
                 self.piece(piece.decode("ascii"))
@@ -716,6 +718,26 @@ class _Reader:
         columns: tuple[np.ndarray, ...] = (ops, qubits.astype(self.qubit_type), theta, lines)
         for parts, column in zip(self.parts, columns, strict=True):
             parts.append(column)
+
+
+def _trailing_others(data: bytes, pos: int, end: int) -> int:
+    """Where the statements that follow the body's last gate call start (``end`` where
+    it ends with one), looked for in its last :data:`PIECE` bytes. A file's closing
+    measurements are then a piece of their own, read by the pattern lane, and the gate
+    calls before them stay in the fast lane. A statement that names neither
+    ``measure`` nor ``barrier`` is taken for a gate call: only where a piece is cut
+    depends on it, not what is read."""
+    floor = max(pos, end - PIECE)
+    at = end
+    while at > floor:
+        semi = data.rfind(b";", floor, at - 1)
+        if semi < 0:
+            break
+        statement = data[semi + 1 : at]
+        if b"measure" not in statement and b"barrier" not in statement:
+            break
+        at = semi + 1
+    return at
 
 
 def _selected(first: int, size: int, index: str | None) -> list[int]:
