@@ -164,6 +164,8 @@ def entry() -> None:
 
         exec_entry(sys.argv[2:])
     gc.set_threshold(*defaults.GC_THRESHOLDS)
+    # (read when NumPy is first imported, which the command's imports have not done)
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "1" if defaults.HUGE_PAGES else "0")
     try:
         sys.exit(main())
     except KeyboardInterrupt:
