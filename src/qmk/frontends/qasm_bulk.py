@@ -117,19 +117,21 @@ class _Operands:
         for k in range(int(digits.max())):  # only digits inside brackets
             if not _DIGIT[b[(opens + 1 + k)[digits > k]]].all():
                 return None
-        owner = np.searchsorted(semi, opens)
+        # after each ']': spaces, then ',' (another operand follows) or ';' (the last of
+        # its statement): every ';' of the piece right after an operand so
+        after = _run_end(b, close + 1, _SPACE)
+        follows = b[after]
+        lasts = follows == _SEMI
+        if not np.array_equal(after[lasts], semi) or not (follows[~lasts] == _COMMA).all():
+            return None
+        owner = np.cumsum(lasts) - lasts  # an operand's statement: the ';' before it
         count = np.bincount(owner, minlength=len(semi))
-        if (count == 0).any() or (count > WIDTH).any():
+        if (count > WIDTH).any():
             return None
         name_start = _run_start(b, opens, _IDENT)
         if (name_start == opens).any() or _DIGIT[b[name_start]].any():
             return None  # a name, not starting with a digit, right before each '['
-        firsts = np.concatenate(([True], owner[1:] != owner[:-1]))
-        lasts = np.concatenate((owner[1:] != owner[:-1], [True]))
-        # after each ']': spaces, then ',' (another operand follows) or ';' (the last)
-        after = _run_end(b, close + 1, _SPACE)
-        if not ((b[after] == _SEMI) == lasts).all() or not (b[after[~lasts]] == _COMMA).all():
-            return None
+        firsts = np.concatenate(([True], lasts[:-1]))
         # before each later operand's name: spaces, then that very ',' (so a call's tail
         # holds nothing but its operands, commas and spaces)
         before = _run_start(b, name_start[~firsts], _SPACE) - 1
