@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -303,6 +304,26 @@ def test_a_fresh_run_process_never_imports_other_commands_heavy_modules(tmp_path
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_a_command_process_sets_numpys_huge_pages_before_numpy_is_imported(tmp_path):
+    # NumPy reads NUMPY_MADVISE_HUGEPAGE once, at its import: entry must set it first
+    program = tmp_path / "bell.json"
+    program.write_text(json.dumps(BELL))
+    probe = (
+        "import os, sys\n"
+        "from qmk import cli, defaults\n"
+        "before = 'numpy' in sys.modules\n"
+        f"sys.argv = ['qmk', 'run', {str(program)!r}, '--shots', '4', '--quiet']\n"
+        "try:\n    cli.entry()\nexcept SystemExit as exit:\n    status = exit.code\n"
+        "import numpy\n"
+        "print(status, before, os.environ['NUMPY_MADVISE_HUGEPAGE'], defaults.HUGE_PAGES,"
+        " bool(numpy._core.multiarray._get_madvise_hugepage()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 False 0 False False"
 
 
 def test_an_internal_error_is_one_line_whatever_the_message_it_carries(

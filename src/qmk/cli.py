@@ -154,16 +154,25 @@ def main(
         return 3
 
 
+def prepare_process() -> None:
+    """Set up this process as a ``qmk`` command's: the cyclic collector's thresholds
+    (:data:`~qmk.defaults.GC_THRESHOLDS`) and NumPy's huge pages
+    (:data:`~qmk.defaults.HUGE_PAGES`, unless ``NUMPY_MADVISE_HUGEPAGE`` is set). Call
+    it before NumPy is imported: NumPy reads that variable once, at its import."""
+    from qmk import defaults
+
+    gc.set_threshold(*defaults.GC_THRESHOLDS)
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "1" if defaults.HUGE_PAGES else "0")
+
+
 def entry() -> None:
     """Console-script entry point. ``qmk serve`` replaces this process with the kernel's
     entry (:func:`qmk.serve.exec_entry`), so the kernel process holds no command line."""
-    from qmk import defaults
-
     if sys.argv[1:2] == ["serve"]:
         from qmk.serve import exec_entry
 
         exec_entry(sys.argv[2:])
-    gc.set_threshold(*defaults.GC_THRESHOLDS)
+    prepare_process()
     try:
         sys.exit(main())
     except KeyboardInterrupt:

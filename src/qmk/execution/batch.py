@@ -399,40 +399,43 @@ class _Lowering:
         runs, before = self.runs, self.sites_before
         total = before + own + self.sites_after
         start = np.cumsum(total) - total  # each step's first row
+        start += before  # ... and its first own row
         rows = int(total.sum())
-        kinds = np.empty(rows, dtype=np.uint8)
+        del total
+        # every row a site's until a step's own row is written over it
+        kinds = np.full(rows, SITE if self.drawn else OBJECT, dtype=np.uint8)
         codes = np.empty(rows, dtype=np.int64)
-        widths = np.zeros(rows, dtype=np.uint8)  # qubits a row keeps in the columns (few)
+        widths = np.ones(rows, dtype=np.uint8)  # qubits a row keeps in the columns (few)
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
         plain_codes, gates = gate_codes(steps, plain)
-        arity = steps.qubit_columns[0][plain]
-        at = (start + before)[plain]
+        at = start[plain]
         kinds[at] = PLAIN
         codes[at] = plain_codes
-        widths[at] = arity
-        gate_qubits = steps.qubits_of(plain)  # (indices into the circuit's qubits)
+        widths[at] = steps.qubit_columns[0][plain]
+        del plain_codes
         # the other steps' instructions: objects, in order
         others = ~plain
-        first = (start + before)[others]
-        made = own[others]
-        object_rows = spread(first, made)
+        object_rows = spread(start[others], own[others])
+        del start
         kinds[object_rows] = OBJECT
         codes[object_rows] = np.arange(len(object_rows))
+        widths[object_rows] = 0
         objects: list[Instruction] = list(self.out)
         # the sites: a row each, every row not a step's own, in their runs' order (the
         # runs are by step, before it then after it, as the rows are laid)
-        taken = np.zeros(rows, dtype=bool)
-        taken[at] = True
-        taken[object_rows] = True
-        site_rows = np.flatnonzero(~taken)
+        if self.drawn:
+            site_rows = np.flatnonzero(kinds == SITE)
+        else:  # (the sites' rows are objects too: those no step wrote)
+            undrawn = kinds == OBJECT
+            undrawn[object_rows] = False
+            site_rows = np.flatnonzero(undrawn)
+            del undrawn
         probs: list[tuple[float, ...]] = []
         if self.drawn:
-            kinds[site_rows] = SITE
             codes[site_rows] = runs.channels
-            widths[site_rows] = 1
             probs = runs.table
         else:
-            kinds[site_rows] = OBJECT
+            widths[site_rows] = 0
             codes[site_rows] = len(objects) + np.arange(len(site_rows))
             objects += runs.instructions(self.site_kind)
         if self.heralded:  # a herald's column: the record bits before it
@@ -442,14 +445,18 @@ class _Lowering:
             self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(widths, dtype=np.int64, out=offsets[1:])
+        del widths
         qubits = np.empty(int(offsets[-1]), dtype=np.int64)
+        gate_qubits = steps.qubits_of(plain)  # (indices into the circuit's qubits)
         # only the plain gates' rows and the drawn sites' keep qubits, in row order: the
         # gates' fill every place that is not a site's
         if self.drawn:
+            site_places = offsets[site_rows]
             gate_places = np.ones(len(qubits), dtype=bool)
-            gate_places[offsets[site_rows]] = False
+            gate_places[site_places] = False
             qubits[gate_places] = gate_qubits
-            qubits[offsets[site_rows]] = runs.qubits
+            del gate_places, gate_qubits
+            qubits[site_places] = runs.qubits
         else:
             qubits[:] = gate_qubits
         return Instructions(

@@ -24,7 +24,7 @@ from typing import Any, SupportsIndex, overload
 import msgspec
 import numpy as np
 
-from qmk.arrays import distinct
+from qmk.arrays import distinct, few_distinct
 from qmk.qvm.ops import OPS, Exec
 
 
@@ -309,18 +309,27 @@ class LocationRows:
         )
         idle = np.flatnonzero(slots.waits > 0)
         waits = self.waits
-        # the channels: one per distinct (profile, cycles), each found once
-        profile_of = np.concatenate(
-            [slots.profiles(idle), slots.profiles(own), np.array([w[3] for w in waits], np.int64)]
+        # the channels: one per distinct (profile, cycles), each found once; a kind's
+        # cycles take a few values among a million slots (found by a pass each)
+        kinds = (
+            (slots.waits[idle], idle, None),
+            (own_cycles, own, None),
+            (np.array([w[2] for w in waits], np.float64), None, [w[3] for w in waits]),
         )
-        cycles_of = np.concatenate(
-            [slots.waits[idle], own_cycles, np.array([w[2] for w in waits], np.float64)]
-        )
-        distinct_cycles = distinct(cycles_of)
-        code = profile_of * len(distinct_cycles) + np.searchsorted(distinct_cycles, cycles_of)
+        distinct_cycles = distinct(np.concatenate([few_distinct(c) for c, _, _ in kinds]))
+        codes = []
+        for cycles_of, at, pids in kinds:
+            code = np.searchsorted(distinct_cycles, cycles_of)
+            if at is None:
+                code += np.array(pids, np.int64) * len(distinct_cycles)
+            elif slots.profile is not None:
+                code += slots.profiles(at) * len(distinct_cycles)
+            codes.append(code)
         used = np.zeros(len(profiles) * len(distinct_cycles), dtype=bool)
-        used[code] = True
-        channel = (np.cumsum(used) - 1)[code]
+        for code in codes:
+            used[code] = True
+        number = np.cumsum(used) - 1
+        idle_channels, own_channels, wait_channels = (number[code] for code in codes)
         table = [
             model_for(profiles[pid]).pauli_error(float(distinct_cycles[k])).as_tuple()
             for pid, k in (
@@ -328,13 +337,8 @@ class LocationRows:
             )
         ]
         table += [g[2] for g in self.gadgets]
-        split = len(idle) + len(own)
         return _Laid(slots, names, table).rows(
-            (idle, channel[: len(idle)]),
-            (own, channel[len(idle) : split]),
-            channel[split:],
-            self.gadgets,
-            waits,
+            (idle, idle_channels), (own, own_channels), wait_channels, self.gadgets, waits
         )
 
 
@@ -342,8 +346,7 @@ class _Laid:
     """:meth:`LocationRows.locations`' rows laid in plan order, less those of no rate at
     all: on each slot its idle row and its own row, then its step's gadget rows (after
     the step's last slot), then the machine's waits. Each row is written at its place,
-    found by binary search among the other kinds' slots (sorted): no array a slot long,
-    as a million-gate plan has millions of slots and their rows."""
+    found by one running count of the rows on each slot (a byte a slot)."""
 
     def __init__(
         self, slots: _Slots, names: Sequence[str], table: list[tuple[float, float, float]]
@@ -376,14 +379,19 @@ class _Laid:
         kept_gadgets, gadget_steps = kept_gadgets[by_slot], gadget_steps[by_slot]
         gadget_slots = gadget_slots[by_slot]
         kept_waits = np.flatnonzero(rated[wait_channels])
-        # a row's place: the rows of each kind on the slots before its own (of its own
-        # kind, its rank among them), and on its own slot the kinds laid before it
-        laid = len(idle_slots) + len(own_slots) + len(gadget_slots)
+        # a row's place: the rows on the slots up to its own (a running count of each
+        # slot's rows), less those laid after it on its own slot
+        on_slot: np.ndarray = np.zeros(slots.count, dtype=np.uint8)
+        on_slot[idle_slots] = 1
+        on_slot[own_slots] += 1
+        gadgets_on = np.bincount(gadget_slots, minlength=slots.count if len(gadget_slots) else 0)
+        if len(gadget_slots):
+            on_slot = on_slot + gadgets_on
+        ends = np.cumsum(on_slot, dtype=np.int64)
+        laid = int(ends[-1]) if len(ends) else 0
         columns = _Columns(laid + len(kept_waits))
         columns.put(
-            np.arange(len(idle_slots))
-            + np.searchsorted(own_slots, idle_slots)
-            + np.searchsorted(gadget_slots, idle_slots),
+            ends[idle_slots] - on_slot[idle_slots],
             slots.step[idle_slots],
             True,
             slots.qubit[idle_slots],
@@ -391,10 +399,11 @@ class _Laid:
             _IDLE,
         )
         before = slots.before[own_slots]
+        own_at = ends[own_slots] - 1
+        if len(gadget_slots):
+            own_at -= gadgets_on[own_slots]
         columns.put(
-            np.arange(len(own_slots))
-            + np.searchsorted(idle_slots, own_slots, side="right")
-            + np.searchsorted(gadget_slots, own_slots),
+            own_at,
             slots.step[own_slots],
             before,
             slots.qubit[own_slots],
@@ -403,10 +412,9 @@ class _Laid:
         )
         if len(kept_gadgets):  # after their slot's idle and own rows, in the order made
             index = {name: i for i, name in enumerate(self.names)}
+            rank = np.arange(len(gadget_slots)) - np.searchsorted(gadget_slots, gadget_slots)
             columns.put(
-                np.arange(len(gadget_slots))
-                + np.searchsorted(idle_slots, gadget_slots, side="right")
-                + np.searchsorted(own_slots, gadget_slots, side="right"),
+                ends[gadget_slots] - gadgets_on[gadget_slots] + rank,
                 gadget_steps,
                 False,
                 np.array([index[gadgets[k][1]] for k in kept_gadgets.tolist()], np.int64),
@@ -577,5 +585,8 @@ _OWN_ERROR: Mapping[str, int] = MappingProxyType(
 
 
 def _column(values: array[Any], dtype: Any) -> np.ndarray:
-    """An array's numbers as numpy's (a copy: the array may grow after)."""
-    return np.array(values, dtype=dtype) if len(values) else np.zeros(0, dtype=dtype)
+    """An array's numbers as numpy's: a view, not a copy of a million (while it is held,
+    the array cannot grow: it would raise ``BufferError``, not change the view)."""
+    if not len(values):
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(values, dtype=values.typecode).astype(dtype, copy=False)

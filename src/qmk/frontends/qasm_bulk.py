@@ -117,19 +117,21 @@ class _Operands:
         for k in range(int(digits.max())):  # only digits inside brackets
             if not _DIGIT[b[(opens + 1 + k)[digits > k]]].all():
                 return None
-        owner = np.searchsorted(semi, opens)
+        # after each ']': spaces, then ',' (another operand follows) or ';' (the last of
+        # its statement): every ';' of the piece right after an operand so
+        after = _run_end(b, close + 1, _SPACE)
+        follows = b[after]
+        lasts = follows == _SEMI
+        if not np.array_equal(after[lasts], semi) or not (follows[~lasts] == _COMMA).all():
+            return None
+        owner = np.cumsum(lasts) - lasts  # an operand's statement: the ';' before it
         count = np.bincount(owner, minlength=len(semi))
-        if (count == 0).any() or (count > WIDTH).any():
+        if (count > WIDTH).any():
             return None
         name_start = _run_start(b, opens, _IDENT)
         if (name_start == opens).any() or _DIGIT[b[name_start]].any():
             return None  # a name, not starting with a digit, right before each '['
-        firsts = np.concatenate(([True], owner[1:] != owner[:-1]))
-        lasts = np.concatenate((owner[1:] != owner[:-1], [True]))
-        # after each ']': spaces, then ',' (another operand follows) or ';' (the last)
-        after = _run_end(b, close + 1, _SPACE)
-        if not ((b[after] == _SEMI) == lasts).all() or not (b[after[~lasts]] == _COMMA).all():
-            return None
+        firsts = np.concatenate(([True], lasts[:-1]))
         # before each later operand's name: spaces, then that very ',' (so a call's tail
         # holds nothing but its operands, commas and spaces)
         before = _run_start(b, name_start[~firsts], _SPACE) - 1
@@ -316,10 +318,12 @@ class _Reader:
         end = data.rfind(b";") + 1
         if re.fullmatch(_SKIP, data[end:].decode("ascii")) is None:
             raise _Unsupported("text after the last statement")
+        others = _trailing_others(data, pos, end)
         while pos < end:
-            cut = data.rfind(b";", pos, min(pos + PIECE, end) + 1) + 1
+            stop = others if pos < others else end  # (the trailing statements: a piece alone)
+            cut = data.rfind(b";", pos, min(pos + PIECE, stop) + 1) + 1
             if cut <= pos:
-                cut = end
+                cut = stop
             piece = data[pos:cut]
             if not self.fast_piece(piece):
                 self.piece(piece.decode("ascii"))
@@ -716,6 +720,26 @@ class _Reader:
         columns: tuple[np.ndarray, ...] = (ops, qubits.astype(self.qubit_type), theta, lines)
         for parts, column in zip(self.parts, columns, strict=True):
             parts.append(column)
+
+
+def _trailing_others(data: bytes, pos: int, end: int) -> int:
+    """Where the statements that follow the body's last gate call start (``end`` where
+    it ends with one), looked for in its last :data:`PIECE` bytes. A file's closing
+    measurements are then a piece of their own, read by the pattern lane, and the gate
+    calls before them stay in the fast lane. A statement that names neither
+    ``measure`` nor ``barrier`` is taken for a gate call: only where a piece is cut
+    depends on it, not what is read."""
+    floor = max(pos, end - PIECE)
+    at = end
+    while at > floor:
+        semi = data.rfind(b";", floor, at - 1)
+        if semi < 0:
+            break
+        statement = data[semi + 1 : at]
+        if b"measure" not in statement and b"barrier" not in statement:
+            break
+        at = semi + 1
+    return at
 
 
 def _selected(first: int, size: int, index: str | None) -> list[int]:
