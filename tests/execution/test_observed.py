@@ -78,7 +78,7 @@ def test_gates_and_errors_on_a_qubit_nothing_measures_after_are_dropped() -> Non
     observed = Observed(plan)
     assert observed.dropped == 30  # u's gates after its CNOT with q0; the CNOT stays
     assert [op.gate for op in observed.ops if "u" in op.qubits and op.kind == "gate"] == ["cx"]
-    cnot = next(s.index for s in plan.steps if s.node.id == "e1")
+    cnot = next(k for k, node in enumerate(plan.steps.nodes) if node.id == "e1")
     on_u = [loc for loc in plan.noise if loc.qubit == "u"]
     later = [loc for loc in on_u if loc.step > cnot]
     assert later and not any(observed.observable(loc.step, loc.before, "u") for loc in later)

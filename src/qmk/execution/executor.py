@@ -425,7 +425,7 @@ def workload(
     qubits = plan.program.peak_live_qubits
     non_clifford = None
     if plan.first_non_clifford is not None:
-        node = plan.steps[plan.first_non_clifford].node
+        node = plan.steps.nodes[plan.first_non_clifford]
         non_clifford = f"node #{plan.first_non_clifford} {node.id!r} ({node.op})"
     return Workload(
         qubits=qubits,
@@ -1213,8 +1213,7 @@ def _plan_figures(
     policies: list[dict[str, Any]] = []
     by_op = plan.program.counts.by_op
     named = any(by_op.get(op) for op in ("USE_CHAN", "BAR_REGION", "SET_POLICY"))
-    for step in plan.steps if named else ():  # (most programs have none of them)
-        node = step.node
+    for node in plan.steps.nodes if named else ():  # (most programs have none of them)
         if node.op == "USE_CHAN":
             uses[str(node.args.get("semantic", "unspecified"))] += 1
         elif node.op == "BAR_REGION":
