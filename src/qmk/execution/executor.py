@@ -174,8 +174,8 @@ _LINEAR = frozenset({"x", "y", "cx", "swap"})
 FUSION_SAMPLE = 4096
 
 
-def _gate_features(ops: Sequence[Any] | OpColumns) -> dict[str, Any]:
-    """The gate features of micro-ops ``ops`` (or their columns) the cost models read.
+def _gate_features(ops: OpColumns) -> dict[str, Any]:
+    """The gate features of micro-ops (``ops``, their columns) the cost models read.
 
     They are the engine gates applied and how many, and the gates on 3 or more qubits. Of
     the others, the diagonal, permutation and linear permutation gates
@@ -187,7 +187,7 @@ def _gate_features(ops: Sequence[Any] | OpColumns) -> dict[str, Any]:
     order), the multi-qubit gates across it, at most the smaller side's qubits. A
     controlled gate at most doubles the Schmidt rank, and a swap quadruples it.
     Measurements and resets, which may lower it, are not counted."""
-    stream = _GateStream(ops if isinstance(ops, OpColumns) else OpColumns.of(ops))
+    stream = _GateStream(ops)
     gates = len(stream.codes)
     blocks, seen = stream.blocks, stream.seen
     if gates > seen > 0:

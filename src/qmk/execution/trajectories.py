@@ -248,41 +248,6 @@ class OpColumns:
     ids: np.ndarray
     names: Sequence[str]
 
-    @classmethod
-    def of(cls, ops: Sequence[MicroOp]) -> OpColumns:
-        """The columns of ``ops`` (their qubits and gates numbered as they first
-        appear)."""
-        qubits = list(map(_QUBITS, ops))
-        flat = list(itertools.chain.from_iterable(qubits))
-        index = dict(zip(dict.fromkeys(flat), itertools.count()))
-        gates = list(map(_GATE, ops))
-        code = dict(zip(dict.fromkeys(gates), itertools.count()))
-        return cls(
-            kind_codes(map(_KIND, ops), len(ops)),
-            list(map(_GUARD, ops)),
-            np.fromiter(map(code.__getitem__, gates), np.int64, len(gates)),
-            list(code),
-            np.fromiter(map(len, qubits), np.int64, len(qubits)),
-            np.fromiter(map(index.__getitem__, flat), np.int64, len(flat)),
-            list(index),
-        )
-
-    def __eq__(self, other: object) -> bool:
-        """The same micro-ops' fields, however their qubits and gates are numbered."""
-        if not isinstance(other, OpColumns):
-            return NotImplemented
-        return (
-            np.array_equal(self.kinds, other.kinds)
-            and self.guards == other.guards
-            and [self.gate_names[c] for c in self.gates.tolist()]
-            == [other.gate_names[c] for c in other.gates.tolist()]
-            and np.array_equal(self.sizes, other.sizes)
-            and [self.names[i] for i in self.ids.tolist()]
-            == [other.names[i] for i in other.ids.tolist()]
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
     def qubits(self) -> Callable[[int], list[int]]:
         """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`). It turns
         the ids into Python values from the first micro-op it is asked for on (the
