@@ -69,7 +69,7 @@ from _common import RESULTS, describe, installed, load_averages, machine, timed_
 from bench_engines import random_gates
 from bench_execute import qvm_graph as random_graph
 from qmk.execution import executor
-from qmk.execution.plan import Plan, build_plan
+from qmk.execution.plan import Plan, build_plan, gate_of
 from qmk.qvm.graph import Graph
 
 
@@ -102,8 +102,8 @@ def aer_circuit(plan: Plan, n: int) -> tuple[Any, Any]:
     modelled = {
         i
         for i, loc in enumerate(rows)
-        if (not loc.before and plan.steps[loc.step].kind == "gate" and loc.cause == "op")
-        or (loc.before and plan.steps[loc.step].kind == "measure")
+        if (not loc.before and plan.steps.kind(loc.step) == "gate" and loc.cause == "op")
+        or (loc.before and plan.steps.kind(loc.step) == "measure")
     }
     after_gate = [loc for i, loc in enumerate(rows) if i in modelled and not loc.before]
     before_measure = [loc for i, loc in enumerate(rows) if i in modelled and loc.before]
@@ -129,21 +129,21 @@ def aer_circuit(plan: Plan, n: int) -> tuple[Any, Any]:
         for error, q in inline.get((step, before), ()):
             qc.append(error, [q])
 
-    for step in plan.steps:
-        put(step.index, True)
-        qs = [int(q[1:]) for q in step.node.vqs]
-        if step.kind == "gate":
-            if step.gate == "cz":  # the model's 2-qubit channel needs both qubits' errors
+    for at, (node, kind) in enumerate(zip(plan.steps.nodes, plan.steps.kinds, strict=True)):
+        put(at, True)
+        qs = [int(q[1:]) for q in node.vqs]
+        if kind == "gate":
+            name, params = gate_of(node)
+            if name == "cz":  # the model's 2-qubit channel needs both qubits' errors
                 assert all(
-                    any(loc.step == step.index and loc.qubit == f"q{q}" for loc in after_gate)
-                    for q in qs
+                    any(loc.step == at and loc.qubit == f"q{q}" for loc in after_gate) for q in qs
                 )
-            getattr(qc, step.gate or "")(*step.params, *qs)
-        elif step.kind == "measure":
+            getattr(qc, name)(*params, *qs)
+        elif kind == "measure":
             qc.measure(qs[0], qs[0])
-        elif step.kind not in ("alloc", "free"):
-            raise ValueError(f"no Qiskit form for step kind {step.kind!r}")
-        put(step.index, False)
+        elif kind not in ("alloc", "free"):
+            raise ValueError(f"no Qiskit form for step kind {kind!r}")
+        put(at, False)
     return qc, model
 
 

@@ -75,22 +75,25 @@ def _exact_plan_probabilities(plan, n):
     measurements last (keys: qubit 0 first)."""
     import numpy as np
 
+    from qmk.execution.plan import gate_of
+
     def one(q, u):
         full = np.eye(1, dtype=complex)
         for k in range(n):
             full = np.kron(full, u if k == q else np.eye(2))
         return full
 
-    def gate(step):
-        qs = [int(q[1:]) for q in step.node.vqs]
-        if step.gate == "rz":
-            (t,) = step.params
+    def gate(node):
+        qs = [int(q[1:]) for q in node.vqs]
+        name, params = gate_of(node)
+        if name == "rz":
+            (t,) = params
             return one(qs[0], np.diag([np.exp(-0.5j * t), np.exp(0.5j * t)]))
-        if step.gate == "ry":
-            (t,) = step.params
+        if name == "ry":
+            (t,) = params
             c, s = np.cos(t / 2), np.sin(t / 2)
             return one(qs[0], np.array([[c, -s], [s, c]], dtype=complex))
-        assert step.gate == "cz", step.gate
+        assert name == "cz", name
         bits = [[(i >> (n - 1 - q)) & 1 for q in qs] for i in range(2**n)]
         return np.diag([-1.0 if a and b else 1.0 for a, b in bits]).astype(complex)
 
@@ -114,14 +117,14 @@ def _exact_plan_probabilities(plan, n):
 
     rho = np.zeros((2**n, 2**n), dtype=complex)
     rho[0, 0] = 1.0
-    for step in plan.steps:
-        rho = noise(rho, step.index, True)
-        if step.kind == "gate":
-            u = gate(step)
+    for at, (node, kind) in enumerate(zip(plan.steps.nodes, plan.steps.kinds, strict=True)):
+        rho = noise(rho, at, True)
+        if kind == "gate":
+            u = gate(node)
             rho = u @ rho @ u.conj().T
         else:
-            assert step.kind in ("alloc", "measure", "free"), step.kind
-        rho = noise(rho, step.index, False)
+            assert kind in ("alloc", "measure", "free"), kind
+        rho = noise(rho, at, False)
     return {format(i, f"0{n}b"): float(rho[i, i].real) for i in range(2**n)}
 
 

@@ -25,7 +25,7 @@ from qmk.engines.statevector import MAX_BYTES_ENV
 from qmk.execution import executor, runs
 from qmk.execution.batch import CHUNK_SHOTS
 from qmk.execution.parts import merge
-from qmk.execution.plan import Plan, build_plan
+from qmk.execution.plan import Plan, build_plan, gate_of
 from qmk.execution.trajectories import YIELD, Suspended
 from qmk.qec.noise import Depolarizing
 from qmk.qvm.asm import assemble
@@ -93,12 +93,13 @@ def _aer_probabilities(plan: Plan, n: int) -> dict[str, float]:
             errors = [("X", loc.px), ("Y", loc.py), ("Z", loc.pz), ("I", 1 - loc.total)]
             qc.append(pauli_error(errors), [int(loc.qubit[1:])])
 
-    for step in plan.steps:
-        noise(step.index, True)
-        if step.kind == "gate":
-            qubits = [int(q[1:]) for q in step.node.vqs]
-            getattr(qc, step.gate or "")(*step.params, *qubits)
-        noise(step.index, False)
+    for at, (node, kind) in enumerate(zip(plan.steps.nodes, plan.steps.kinds, strict=True)):
+        noise(at, True)
+        if kind == "gate":
+            qubits = [int(q[1:]) for q in node.vqs]
+            name, params = gate_of(node)
+            getattr(qc, name)(*params, *qubits)
+        noise(at, False)
     qc.save_probabilities()
     simulator = AerSimulator(method="density_matrix")
     probs = simulator.run(qc, shots=1).result().data()["probabilities"]

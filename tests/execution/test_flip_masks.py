@@ -171,7 +171,7 @@ def assert_same(a: Mapping[str, int], b: Mapping[str, int]) -> None:
 
 
 def _positions(plan: Plan) -> dict[str, int]:
-    return {step.node.id: step.index for step in plan.steps}
+    return {node.id: k for k, node in enumerate(plan.steps.nodes)}
 
 
 def _exact(width: int, start: Mapping[int, float], flips: list[tuple[float, int]]) -> dict:

@@ -50,7 +50,7 @@ def _row(step: int, before: bool, qubit: str, profile: str, cause: str) -> Noise
 def test_each_qubit_waits_from_its_clock_and_errs_on_the_code_of_its_latest_alloc():
     plan = _plan(REALLOCATED)
     # every op here takes one logical cycle on both codes
-    assert [(s.node.id, t) for s, t in zip(plan.steps, plan.timing, strict=True)] == [
+    assert [(n.id, t) for n, t in zip(plan.steps.nodes, plan.timing, strict=True)] == [
         ("a", (0.0, 1.0)),
         ("h", (1.0, 2.0)),
         ("c", (2.0, 3.0)),

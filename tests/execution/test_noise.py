@@ -116,7 +116,7 @@ c: APPLY_CNOT vq:q, vq:r
 g: FREE_LQ vq:q, vq:r, vq:s, vq:t
 """
     plan = _plan(text, noise=False)
-    assert [plan.steps[k].node.id for k in plan.lifetimes] == ["a", "f", "b", "g"]
+    assert [plan.steps.nodes[k].id for k in plan.lifetimes] == ["a", "f", "b", "g"]
     one, three = logical_model(small, QUBIT), logical_model(large, QUBIT)
     rounds = one.syndrome_bits_per_round + 3 * three.syndrome_bits_per_round
     per_second = one.decoder_bits_per_second + 3 * three.decoder_bits_per_second

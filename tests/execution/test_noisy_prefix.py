@@ -154,7 +154,7 @@ def test_a_group_runs_on_the_prefixs_engine_and_only_the_prefix_resumes_from_a_c
     graph = graph_of(n, random_gates(n, 4, seed=3))
     plan = noisy_plan(graph)
     observed = Observed(plan)
-    middle = plan.steps[len(plan.steps) // 2].index
+    middle = len(plan.steps) // 2
     qubit = next(op.qubits[0] for op in observed.ops if op.kind == "gate")
     groups = [
         (observed.with_errors({}), np.arange(0, 600)),

@@ -22,6 +22,7 @@ from qmk.execution.trajectories import Observed, micro_ops
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
 from support.frontends import ALPHA, homogeneity_p
+from support.micro_ops import op_columns, same_columns
 from support.paths import EXAMPLES
 
 NOISY = "logical:surface_code(d=1)"  # a logical error in most shots of these programs
@@ -78,7 +79,7 @@ def test_gates_and_errors_on_a_qubit_nothing_measures_after_are_dropped() -> Non
     observed = Observed(plan)
     assert observed.dropped == 30  # u's gates after its CNOT with q0; the CNOT stays
     assert [op.gate for op in observed.ops if "u" in op.qubits and op.kind == "gate"] == ["cx"]
-    cnot = next(s.index for s in plan.steps if s.node.id == "e1")
+    cnot = next(k for k, node in enumerate(plan.steps.nodes) if node.id == "e1")
     on_u = [loc for loc in plan.noise if loc.qubit == "u"]
     later = [loc for loc in on_u if loc.step > cnot]
     assert later and not any(observed.observable(loc.step, loc.before, "u") for loc in later)
@@ -146,14 +147,14 @@ def test_a_plans_op_columns_are_those_of_its_micro_ops_made_one_by_one(name: str
     """The router reads a plan's micro-ops as columns made without a micro-op a gate
     step; they, the steps' bounds and the tail are those of the micro-ops themselves
     (composites, guards, COND_PAULI, fences, frees)."""
-    from qmk.execution.trajectories import NoiselessOps, OpColumns, tail_start
+    from qmk.execution.trajectories import NoiselessOps, tail_start
 
     program = load_program(front.read((EXAMPLES / name).read_text()))
     plan = build_plan(program, noise=True, qubit=QUBIT, default_profile=NOISY)
     starts, ends = array("q"), array("q")
     fresh = micro_ops(plan, {}, (starts, ends))
     made = NoiselessOps(plan)
-    assert made.columns == OpColumns.of(fresh)
+    assert same_columns(made.columns, op_columns(fresh))
     assert list(made.bounds) == list(zip(starts, ends, strict=True))
     assert made.tail == tail_start(fresh) and list(made.ops) == fresh
     # the columns' qubit reader answers from any micro-op, in any order

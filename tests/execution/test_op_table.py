@@ -23,9 +23,9 @@ from qmk.execution.plan import (
     BASIS_OF,
     BOOKKEEPING,
     GATE_OF,
-    PlanStep,
     build_plan,
     expand,
+    gate_of,
 )
 from qmk.execution.runs import run
 from qmk.execution.trajectories import micro_ops
@@ -59,12 +59,12 @@ def test_an_op_and_its_engine_gate_agree_on_arity_parameters_and_clifford_ness(s
         assert gate.is_clifford(params) == op_clifford, (spec.name, angle)
 
 
-def step_is_clifford(step: PlanStep) -> bool:
+def step_is_clifford(node: Node, kind: Exec) -> bool:
     """Whether a stabilizer engine can run the step exactly, by its engine gates."""
-    if step.kind == "gate":
-        assert step.gate is not None
-        return GATES[step.gate].is_clifford(step.params)
-    return all(GATES[c.gate].is_clifford(c.params) for c in step.calls if c.kind is Micro.GATE)
+    if kind == "gate":
+        gate, params = gate_of(node)
+        return GATES[gate].is_clifford(params)
+    return all(GATES[c.gate].is_clifford(c.params) for c in expand(node) if c.kind is Micro.GATE)
 
 
 @pytest.mark.parametrize(  # (every such program allocates and frees its qubits; NOISE
@@ -84,10 +84,13 @@ def test_the_plan_and_the_verifier_agree_on_which_nodes_are_clifford(spec: OpSpe
                     node["args"][name] = angle
         program = verify(from_json(graph))
         plan = build_plan(program, noise=False, qubit=QUBIT, default_profile=PROFILE)
-        for step in plan.steps:
-            node = step.node
-            assert step_is_clifford(step) == is_clifford_node(OPS[node.op], node), (node, angle)
-        first = next((s.index for s in plan.steps if not step_is_clifford(s)), None)
+        steps = list(enumerate(zip(plan.steps.nodes, plan.steps.kinds, strict=True)))
+        for _, (node, kind) in steps:
+            assert step_is_clifford(node, kind) == is_clifford_node(OPS[node.op], node), (
+                node,
+                angle,
+            )
+        first = next((k for k, (node, kind) in steps if not step_is_clifford(node, kind)), None)
         assert plan.first_non_clifford == first and program.is_clifford == (first is None)
 
 
@@ -328,11 +331,12 @@ def test_teleport_cnots_expansion_is_the_gate_it_acts_as():
 def test_the_plan_and_the_trajectories_run_a_composite_as_its_expansion(spec: OpSpec):
     program = verify(from_json(_program_using(spec)))
     plan = build_plan(program, noise=False, qubit=QUBIT, default_profile=PROFILE)
-    step = next(step for step in plan.steps if step.node.id == "op")
-    assert step.calls == expand(step.node) and step.calls
+    at = next(k for k, node in enumerate(plan.steps.nodes) if node.id == "op")
+    calls = expand(plan.steps.nodes[at])
+    assert calls
     starts, ends = array("q"), array("q")
     ops = micro_ops(plan, {}, (starts, ends))
-    start, end = starts[step.index], ends[step.index]
+    start, end = starts[at], ends[at]
     micro = {Micro.GATE: "gate", Micro.MEASURE: "meas", Micro.RESET: "reset"}
-    expected = [(micro[c.kind], c.qubits, c.gate, c.params) for c in step.calls if c.kind in micro]
+    expected = [(micro[c.kind], c.qubits, c.gate, c.params) for c in calls if c.kind in micro]
     assert [(op.kind, op.qubits, op.gate, op.params) for op in ops[start:end]] == expected

@@ -1,6 +1,6 @@
-"""A plan's steps are made from its nodes when read (``PlanSteps``): each read, the
-columns a bulk run reads instead, equality and pickling give what one ``lower_step``
-a node gives."""
+"""A plan's steps are columns of its nodes (``PlanSteps``), with no object a step:
+their kinds by the op table, their ops as codes, their qubits as indices, the gate
+steps' gates and parameters; equal by their nodes, and picklable."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from qmk.execution.executor import DEFAULT_QUBIT, load_program
-from qmk.execution.plan import PlanSteps, build_plan, gate_codes, lower_step
+from qmk.execution.plan import PlanSteps, build_plan, gate_codes, gate_of
 from qmk.frontends import read_program
 from qmk.qvm.asm import assemble
-from qmk.qvm.ops import Exec
+from qmk.qvm.ops import OPS, Exec
 from qmk.qvm.verify import VerifiedProgram, verify
 from support.paths import EXAMPLES
 
@@ -40,22 +40,16 @@ def _program(name: str) -> VerifiedProgram:
 
 
 @pytest.mark.parametrize("name", [*PROGRAMS, "rotations"])
-def test_every_read_of_a_step_is_the_step_its_node_lowers_to(name: str) -> None:
+def test_each_steps_kind_is_its_nodes_ops_by_the_op_table(name: str) -> None:
     program = _program(name)
     steps = build_plan(program, noise=False, qubit=DEFAULT_QUBIT, default_profile=PROFILE).steps
     nodes = program.graph.nodes
-    expected = tuple(lower_step(k, node) for k, node in enumerate(nodes))
+    expected = tuple(OPS[node.op].kind for node in nodes)
     assert isinstance(steps, PlanSteps) and len(steps) == len(nodes) > 0
-    # one at a time before any iteration, from either end
-    assert [steps[k] for k in range(len(nodes))] == list(expected)
-    assert steps[-1] == expected[-1] and steps[-len(nodes)] == expected[0]
-    for bad in (len(nodes), -len(nodes) - 1):
-        with pytest.raises(IndexError):
-            steps[bad]
-    assert steps.kinds == tuple(step.kind for step in expected)
-    assert steps == expected and steps == PlanSteps(nodes, program.graph.resources.vqs)
-    assert steps[1:3] == expected[1:3] and tuple(steps) == expected
-    assert steps[2] is steps[2]  # kept once all were made
+    assert steps.kinds == expected
+    fresh = PlanSteps(nodes, program.graph.resources.vqs)  # one at a time, off the codes
+    assert tuple(fresh.kind(k) for k in range(len(nodes))) == expected
+    assert steps == fresh and steps != PlanSteps(nodes[1:], program.graph.resources.vqs)
     assert pickle.loads(pickle.dumps(steps)) == steps
 
 
@@ -64,11 +58,11 @@ def test_gate_codes_are_the_gate_steps_gates_and_parameters() -> None:
     steps = PlanSteps(graph.nodes, graph.resources.vqs)
     gates = np.array([kind is Exec.GATE for kind in steps.kinds])
     codes, table = gate_codes(steps, gates)
-    expected = [(step.gate, step.params) for step in steps if step.kind is Exec.GATE]
+    expected = [gate_of(node) for node, gate in zip(graph.nodes, gates, strict=True) if gate]
     assert [table[c] for c in codes.tolist()] == expected
     assert expected == [("rz", (0.25,)), ("h", ()), ("rx", (-1.5,)), ("cx", ())]
     # without any parameter, a code is an op's: H and CX
-    plain = gates & np.array([not step.params for step in steps])
+    plain = gates & np.array([not node.args for node in graph.nodes])
     codes, table = gate_codes(steps, plain)
     assert [table[c] for c in codes.tolist()] == [("h", ()), ("cx", ())]
     op_codes, ops = steps.op_codes

@@ -214,18 +214,17 @@ def noisy_distribution(plan: Any) -> dict[str, float]:
         return rho
 
     measured: dict[str, int] = {}
-    for step in plan.steps:
-        rho = channel(rho, step.index, True)
-        node = step.node
-        if step.kind == "gate":
+    for at, (node, kind) in enumerate(zip(plan.steps.nodes, plan.steps.kinds, strict=True)):
+        rho = channel(rho, at, True)
+        if kind == "gate":
             assert not measured.keys() & set(node.vqs), "a gate after a measurement"
             rho = conj(rho, _matrix(node), [qubits[v] for v in node.vqs])
-        elif step.kind == "measure":
+        elif kind == "measure":
             assert node.op in _TO_Z, node.op
             if node.op != "MEASURE_Z":  # its basis turned onto Z's, then read as Z
                 rho = conj(rho, _TO_Z[node.op], [qubits[node.vqs[0]]])
             measured[node.produces[0]] = qubits[node.vqs[0]]
-        rho = channel(rho, step.index, False)
+        rho = channel(rho, at, False)
     diagonal = np.real(np.einsum(rho.reshape(2**n, 2**n), [0, 0], [0])).reshape((2,) * n)
     events = tuple(graph.resources.events)
     keys = layout_of(graph.metadata, events)

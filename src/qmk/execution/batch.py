@@ -69,16 +69,18 @@ from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
 from qmk.execution.plan import (
     BASIS_OF,
+    GATE_OF,
     Call,
     Plan,
-    PlanStep,
     PlanSteps,
+    expand,
     gate_codes,
+    gate_of,
     spread,
 )
 from qmk.execution.result import PackedRows
 from qmk.memo import Memo
-from qmk.qvm.graph import gc_paused
+from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, Exec, Micro
 
 if TYPE_CHECKING:
@@ -164,16 +166,17 @@ _COMPUTING = tuple(op for op, spec in OPS.items() if spec.kind in _COMPUTES)
 _GUARD = operator.attrgetter("guard")
 
 
-def why_not_lowerable(step: PlanStep) -> str | None:
-    """Why ``step`` cannot be part of a batch circuit, or None when it can."""
-    if step.kind in _COMPUTES:
-        return f"node {step.node.id!r} ({step.node.op}) computes on outcomes at run time"
-    guard = step.node.guard
+def why_not_lowerable(node: Node, kind: Exec) -> str | None:
+    """Why a step (``node``, of ``kind``) cannot be part of a batch circuit, or None
+    when it can."""
+    if kind in _COMPUTES:
+        return f"node {node.id!r} ({node.op}) computes on outcomes at run time"
+    guard = node.guard
     if guard is None:
         return None
-    if step.kind is Exec.GATE and step.gate in ("x", "y", "z") and len(guard.terms) == 1:
+    if kind is Exec.GATE and GATE_OF[node.op] in ("x", "y", "z") and len(guard.terms) == 1:
         return None
-    return f"node {step.node.id!r} ({step.node.op}) has a guard a batch circuit cannot express"
+    return f"node {node.id!r} ({node.op}) has a guard a batch circuit cannot express"
 
 
 def first_unlowerable(plan: Plan) -> str | None:
@@ -184,9 +187,9 @@ def first_unlowerable(plan: Plan) -> str | None:
     if not any(map(plan.program.counts.by_op.get, _COMPUTING)) and not plan.guarded:
         return None
     steps = plan.steps
-    for k, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
+    for node, kind in zip(steps.nodes, steps.kinds, strict=True):
         if node.guard is not None or kind in _COMPUTES:
-            why = why_not_lowerable(steps[k])
+            why = why_not_lowerable(node, kind)
             if why is not None:
                 return why
     return None
@@ -224,7 +227,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
         measure = measures.get(k)
         if measure is not None:  # (most other steps: read off the columns, no step made)
             low.measure(k, *measure)
-        elif not low.step(steps[k], k):
+        elif not low.step(nodes[k], steps.kind(k), k):
             return None
         own[k] = len(low.out) - before
     instructions = low.placed(steps, plain, own)
@@ -463,48 +466,44 @@ class _Lowering:
             kinds, codes, offsets, qubits, gates=gates, probs=probs, objects=objects
         )
 
-    def step(self, step: PlanStep, at: int) -> bool:
-        """Write one step (the ``at``-th), not an unguarded gate; False when a
-        composite's expansion cannot be written."""
+    def step(self, node: Node, kind: Exec, at: int) -> bool:
+        """Write one step (the ``at``-th, ``node`` of ``kind``), not an unguarded gate;
+        False when a composite's expansion cannot be written."""
         if self.heralded:  # the record bits before it: heralds too
             self._count_heralds(at)
-        node = step.node
         qs = tuple(self.index[q] for q in node.vqs)
-        kind, emit, record = step.kind, self.out.append, self.record
+        emit, record = self.out.append, self.record
         if kind in (Exec.ALLOC, Exec.RESET):
             emit(Instruction(kind=Kind.RESET, qubits=qs))
         elif kind is Exec.GATE:
             guard = node.guard
+            gate, params = gate_of(node)
             if guard is None:
-                emit(
-                    Instruction(kind=Kind.GATE, qubits=qs, gate=step.gate or "", params=step.params)
-                )
+                emit(Instruction(kind=Kind.GATE, qubits=qs, gate=gate, params=params))
             else:
                 term = guard.terms[0]
                 emit(
                     Instruction(
                         kind=Kind.GATE,
                         qubits=qs,
-                        gate=step.gate or "",
-                        params=step.params,
+                        gate=gate,
+                        params=params,
                         controls=(record[term.event],),
                         invert=term.equals == 0,
                     )
                 )
         elif kind is Exec.MEASURE:
             self.measured(
-                Instruction(kind=Kind.MEASURE, qubits=qs, basis=step.basis), node.produces[0]
+                Instruction(kind=Kind.MEASURE, qubits=qs, basis=BASIS_OF[node.op]),
+                node.produces[0],
             )
         elif kind is Exec.COND_PAULI:
-            if step.pauli != "I":
+            pauli = str(node.args["mask"])
+            if pauli != "I":
                 controls = tuple(record[event] for event in node.inputs)
-                emit(
-                    Instruction(
-                        kind=Kind.GATE, qubits=qs, gate=step.pauli.lower(), controls=controls
-                    )
-                )
-        elif step.calls:
-            composite = _composite(step.calls, self.index)
+                emit(Instruction(kind=Kind.GATE, qubits=qs, gate=pauli.lower(), controls=controls))
+        elif calls := expand(node):
+            composite = _composite(calls, self.index)
             if composite is None:
                 return False
             for instruction, event in composite:

@@ -174,8 +174,8 @@ _LINEAR = frozenset({"x", "y", "cx", "swap"})
 FUSION_SAMPLE = 4096
 
 
-def _gate_features(ops: Sequence[Any] | OpColumns) -> dict[str, Any]:
-    """The gate features of micro-ops ``ops`` (or their columns) the cost models read.
+def _gate_features(ops: OpColumns) -> dict[str, Any]:
+    """The gate features of micro-ops (``ops``, their columns) the cost models read.
 
     They are the engine gates applied and how many, and the gates on 3 or more qubits. Of
     the others, the diagonal, permutation and linear permutation gates
@@ -187,7 +187,7 @@ def _gate_features(ops: Sequence[Any] | OpColumns) -> dict[str, Any]:
     order), the multi-qubit gates across it, at most the smaller side's qubits. A
     controlled gate at most doubles the Schmidt rank, and a swap quadruples it.
     Measurements and resets, which may lower it, are not counted."""
-    stream = _GateStream(ops if isinstance(ops, OpColumns) else OpColumns.of(ops))
+    stream = _GateStream(ops)
     gates = len(stream.codes)
     blocks, seen = stream.blocks, stream.seen
     if gates > seen > 0:
@@ -425,7 +425,7 @@ def workload(
     qubits = plan.program.peak_live_qubits
     non_clifford = None
     if plan.first_non_clifford is not None:
-        node = plan.steps[plan.first_non_clifford].node
+        node = plan.steps.nodes[plan.first_non_clifford]
         non_clifford = f"node #{plan.first_non_clifford} {node.id!r} ({node.op})"
     return Workload(
         qubits=qubits,
@@ -1213,8 +1213,7 @@ def _plan_figures(
     policies: list[dict[str, Any]] = []
     by_op = plan.program.counts.by_op
     named = any(by_op.get(op) for op in ("USE_CHAN", "BAR_REGION", "SET_POLICY"))
-    for step in plan.steps if named else ():  # (most programs have none of them)
-        node = step.node
+    for node in plan.steps.nodes if named else ():  # (most programs have none of them)
         if node.op == "USE_CHAN":
             uses[str(node.args.get("semantic", "unspecified"))] += 1
         elif node.op == "BAR_REGION":

@@ -136,20 +136,21 @@ def gate_calls(plan: Plan) -> tuple[list[GateCall], list[str], list[str]]:
     index: dict[str, int] = {}
     calls: list[GateCall] = []
     nodes: list[str] = []
-    for step, (start, stop) in zip(plan.steps, noiseless.bounds, strict=True):
+    steps = zip(plan.steps.nodes, noiseless.bounds, strict=True)
+    for at, (node, (start, stop)) in enumerate(steps):
         for op in ops[start : min(stop, end)]:
             if op.kind == "alloc":
                 index[op.qubits[0]] = len(index)
             elif op.kind == "gate":
                 calls.append((op.gate, tuple(index[q] for q in op.qubits), op.params))
-                nodes.append(step.node.id)
+                nodes.append(node.id)
             elif op.kind != "fence":
                 raise EngineError.of(
                     "state-unavailable",
-                    f"node #{step.index} {step.node.id!r} ({step.node.op}) is not a unitary "
+                    f"node #{at} {node.id!r} ({node.op}) is not a unitary "
                     "gate: a gradient needs gates only between the allocations and the "
                     "closing frees",
-                    node=step.node.id,
+                    node=node.id,
                 )
     return calls, nodes, list(index)
 

@@ -231,7 +231,7 @@ class _Stretch:
 
 def footprint(plan: Plan) -> Footprint:
     """The logical machine's footprint of ``plan`` (module docstring)."""
-    steps = _timeline(zip(plan.steps, plan.timing, strict=True), _ts_per_rotation(plan), 0)
+    steps = _timeline(zip(plan.steps.nodes, plan.timing, strict=True), _ts_per_rotation(plan), 0)
     return _footprint(plan, merged(steps), plan.logical_cycles)
 
 
@@ -251,10 +251,9 @@ def folded_footprint(plan: Plan, program: FoldedProgram) -> Footprint:
 
     view = one_turn(program.folded)
     per_rotation = _ts_per_rotation_of(program.folded)
-    timed = list(zip(plan.steps, plan.timing, strict=True))
     by_index: dict[int, list[tuple[Any, tuple[float, float]]]] = {}
-    for pair in timed:
-        by_index.setdefault(pair[0].index, []).append(pair)
+    for index, pair in enumerate(zip(plan.steps.nodes, plan.timing, strict=True)):
+        by_index.setdefault(index, []).append(pair)
 
     def piece(lo: int, hi: int, depth: int) -> list[Step]:
         """The steps of view rows ``lo``..``hi`` whose REPEAT rows around are ``depth``."""
@@ -301,13 +300,12 @@ def _turn_step(turn: list[Step], count: int) -> Step:
 
 
 def _timeline(timed: Any, per_rotation: int, origin: float) -> list[Step]:
-    """The steps of the plan steps ``timed`` (each with its ``(start, end)``), the time
+    """The steps of the plan's nodes ``timed`` (each with its ``(start, end)``), the time
     axis cut at every start and end from ``origin`` on (module docstring)."""
     stretches: dict[int, _Stretch] = {}
     fences: dict[int, int] = {}
     points = {_tick(origin)}
-    for step, (start, end) in timed:
-        node = step.node
+    for node, (start, end) in timed:
         begin = _tick(start)
         points.update((begin, _tick(end)))
         if node.op == "FENCE_EPOCH":
@@ -316,11 +314,11 @@ def _timeline(timed: Any, per_rotation: int, origin: float) -> list[Step]:
         spec = OPS[node.op]
         stretch = stretches.setdefault(begin, _Stretch())
         stretch.t_states += _t_states(node, spec.tally, per_rotation)
-        teleport = step.kind == "teleport_cnot"
+        teleport = spec.kind == "teleport_cnot"
         stretch.bell_pairs += int(teleport or node.op == "OPEN_CHAN")
-        stretch.measurements += len(node.produces) if step.measures else 0
+        stretch.measurements += len(node.produces) if spec.measures else 0
         stretch.teleport = stretch.teleport or teleport
-        stretch.gates = stretch.gates or not step.measures
+        stretch.gates = stretch.gates or not spec.measures
         stretch.routed = stretch.routed or (spec.tally in _JOINS and end > start)
         stretch.node = node.id
     ordered = sorted(points)

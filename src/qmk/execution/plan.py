@@ -1,9 +1,10 @@
 """Lowering a verified QVM program into engine steps, with its noise and schedule.
 
-A :class:`Plan` is what every execution mode runs. It holds one :class:`PlanStep` per
-node in list order (a topological order of the DAG) and the engine gate each step
-applies. It holds the logical-noise locations the QEC layer puts around each step, and
-the ASAP schedule in logical cycles that telemetry reports. The QVM semantics live
+A :class:`Plan` is what every execution mode runs. Its steps (:class:`PlanSteps`) are
+the program's nodes in list order (a topological order of the DAG) as columns: each
+step's op, kind and qubits, and the engine gate a gate step applies (:func:`gate_of`).
+It holds the logical-noise locations the QEC layer puts around each step, and the ASAP
+schedule in logical cycles that telemetry reports. The QVM semantics live
 here, in one place (see docs/qvm.md, "Execution semantics"):
 
 - ``RX/RY/RZ(theta)``: radians, ``RZ(t) = exp(-i t Z / 2)``.
@@ -25,8 +26,8 @@ A composite op (``MEASURE_ANGLE``, ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_
 ``TELEPORT_CNOT``) is carried out as its expansion in the op table
 (:attr:`qmk.qvm.ops.OpSpec.expansion`). :func:`expand` resolves it for one node, with
 qubits and events by name and numbers from the node's arguments. The result is the
-:attr:`PlanStep.calls` that the trajectories, the batch circuits and the neutral-atom
-compiler each carry out. So the three read one expansion, not three copies.
+calls that the trajectories, the batch circuits and the neutral-atom compiler each
+carry out. So the three read one expansion, not three copies.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from __future__ import annotations
 import itertools
 import operator
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -49,7 +50,7 @@ from qmk.execution.locations import LocationRows, Locations
 from qmk.execution.request import canonical_profile
 from qmk.qvm.columns import spread
 from qmk.qvm.graph import Node, gc_paused
-from qmk.qvm.ops import OPS, ArgType, Exec, Micro
+from qmk.qvm.ops import OPS, Exec, Micro
 from qmk.qvm.packed import Pairs
 from qmk.qvm.verify import VerifiedProgram, is_clifford_node
 
@@ -86,7 +87,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     Not tracked by the cyclic garbage collector (``gc=False``): it holds an enum member,
     strings, numbers and tuples of them, none of which can lead back to it, so it is in
-    no reference cycle (as :class:`PlanStep`).
+    no reference cycle.
     """
 
     kind: Micro
@@ -132,58 +133,19 @@ def expand(node: Node) -> tuple[Call, ...]:
     return tuple(calls)
 
 
-class PlanStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One node, ready to run: ``kind`` decides what the executor does, and a composite
-    op's ``calls`` (:func:`expand`) what it is made of.
+class PlanSteps:
+    """A plan's steps as columns of its nodes: no object a step.
 
-    Not tracked by the cyclic garbage collector (``gc=False``), like the
-    :class:`~qmk.qvm.graph.Node` it holds. A step holds that node (which holds only
-    strings, tuples of strings, plain JSON and a guard), an enum member, strings,
-    numbers and :class:`Call` values. Nothing it holds is made after it or can hold
-    it, so it is in no reference cycle. A kernel keeps the plans of the programs it
-    admits (the executor's and the router's memos). Tracked, a 100,000-node plan would
-    be 100,000-200,000 objects more for every full collection to walk, the interpreter
-    held (``docs/door.md``).
-    """
-
-    index: int
-    node: Node
-    kind: Exec
-    gate: str | None = None
-    params: tuple[float, ...] = ()
-    basis: str = "Z"
-    #: Werner noise of OPEN_CHAN, or the Pauli of COND_PAULI.
-    fidelity: float = 1.0
-    pauli: str = "I"
-    calls: tuple[Call, ...] = ()
-
-    @property
-    def qubits(self) -> tuple[str, ...]:
-        return self.node.vqs
-
-    @property
-    def measures(self) -> bool:
-        """Whether the step measures (and so records events): its op's
-        :attr:`~qmk.qvm.ops.OpSpec.measures`."""
-        return OPS[self.node.op].measures
-
-
-class PlanSteps(Sequence[PlanStep]):
-    """A plan's steps, each made from its node when read (:func:`lower_step`).
-
-    A run sampled in bulk reads its gate steps as columns of the nodes (:attr:`nodes`,
-    :attr:`kinds`, :attr:`op_codes`, :attr:`qubit_columns`, :func:`gate_codes`) and
-    makes few steps: one object a gate was 151,000 at 1,000 qubits and depth 100, a
-    tenth of such a run. Reading them all (an iteration, a slice) makes every step once
-    and keeps them; a step read alone before that is made again on each read, equal
-    each time. ``names`` are the program's qubits (its resources), which the steps'
-    qubits index.
+    Step ``k`` is node ``k`` (:attr:`nodes`). What the executor does with it is its
+    kind (:attr:`kinds`, by the op table), and a consumer reads the columns it needs
+    (:attr:`op_codes`, :attr:`qubit_columns`, :func:`gate_codes`, :func:`gate_of`,
+    :func:`expand`). ``names`` are the program's qubits (its resources), which the
+    steps' qubits index.
     """
 
     __slots__ = (
         "_index",
         "_kinds",
-        "_made",
         "_measured",
         "_ops",
         "_qubits",
@@ -194,7 +156,6 @@ class PlanSteps(Sequence[PlanStep]):
 
     def __init__(self, nodes: tuple[Node, ...], names: tuple[str, ...]) -> None:
         self.nodes, self.names = nodes, names
-        self._made: tuple[PlanStep, ...] | None = None
         self._kinds: tuple[Exec, ...] | None = None
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
         self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
@@ -246,8 +207,8 @@ class PlanSteps(Sequence[PlanStep]):
 
     @property
     def kinds(self) -> tuple[Exec, ...]:
-        """Each step's :attr:`PlanStep.kind`: its op's, by the op table (made once, with
-        :attr:`op_codes`)."""
+        """Each step's kind: what the executor does for its op, by the op table (made
+        once, with :attr:`op_codes`)."""
         kinds = self._kinds
         if kinds is None and self._ops is not None:  # a column program's: off the codes
             codes, ops = self._ops
@@ -319,36 +280,12 @@ class PlanSteps(Sequence[PlanStep]):
         before = np.cumsum(measured) - measured
         return [f"m{k}" for k in before[picked].tolist()]
 
-    def _all(self) -> tuple[PlanStep, ...]:
-        made = self._made
-        if made is None:  # (two threads may each make them: equal values)
-            made = self._made = tuple(map(lower_step, itertools.count(), self.nodes))
-        return made
-
     def __len__(self) -> int:
         return len(self.nodes)
-
-    @overload
-    def __getitem__(self, index: SupportsIndex) -> PlanStep: ...
-    @overload
-    def __getitem__(self, index: slice) -> tuple[PlanStep, ...]: ...
-    def __getitem__(self, index: SupportsIndex | slice) -> Any:
-        if isinstance(index, slice):
-            return self._all()[index]
-        if self._made is not None:
-            return self._made[index]
-        at = operator.index(index)
-        node = self.nodes[at]  # (the nodes' tuple checks the index)
-        return lower_step(at % len(self.nodes), node)
-
-    def __iter__(self) -> Iterator[PlanStep]:
-        return iter(self._all())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PlanSteps):  # (a step is a function of its node and index)
             return self.nodes == other.nodes and self.names == other.names
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return tuple(self) == tuple(other)
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # (a node's arguments are a dict)
@@ -390,7 +327,7 @@ class Plan:
     timing: Sequence[tuple[float, float]] = field(default=(), repr=False)
 
 
-#: Each op's step kind (:attr:`PlanStep.kind`).
+#: Each op's step kind (:attr:`PlanSteps.kinds`).
 STEP_KINDS: Mapping[str, Exec] = MappingProxyType({op: spec.kind for op, spec in OPS.items()})
 _NODE_OP = operator.attrgetter("op")
 _NODE_VQS = operator.attrgetter("vqs")
@@ -431,8 +368,8 @@ def gate_codes(
     steps: PlanSteps, picked: np.ndarray
 ) -> tuple[np.ndarray, list[tuple[str, tuple[float, ...]]]]:
     """The engine gates and parameters of the gate steps ``picked`` (a mask of steps of
-    kind ``gate``), as codes into a table of them: what their :class:`PlanStep` values
-    hold, without making them. Without parameters, a code is an op's."""
+    kind ``gate``), as codes into a table of them: what :func:`gate_of` gives each,
+    without reading their nodes. Without parameters, a code is an op's."""
     op_codes, ops = steps.op_codes
     codes = op_codes[picked]
     used = np.flatnonzero(np.bincount(codes, minlength=len(ops))).tolist()
@@ -478,31 +415,14 @@ def _angle_codes(
     return inverse, table
 
 
-def lower_step(index: int, node: Node) -> PlanStep:
-    """The :class:`PlanStep` for one node."""
-    gate_step = _GATE_STEPS.get(node.op)
-    if gate_step is not None:
-        kind, gate, names = gate_step
-        if not names:
-            return PlanStep(index=index, node=node, kind=kind, gate=gate)
-        params = _gate_params(node, names)
-        return PlanStep(index=index, node=node, kind=kind, gate=gate, params=params)
-    kind = OPS[node.op].kind
-    args = node.args
-    if kind == "measure":
-        return PlanStep(index=index, node=node, kind=kind, basis=BASIS_OF[node.op])
-    if kind == "cond_pauli":
-        return PlanStep(index=index, node=node, kind=kind, pauli=str(args["mask"]))
-    calls = expand(node)
-    if not calls:
-        return PlanStep(index=index, node=node, kind=kind)
-    numbers = [a.name for a in OPS[node.op].args if a.type is ArgType.NUMBER and a.name in args]
-    params = tuple(float(args[name]) for name in numbers)
-    werner = [c.fidelity for c in calls if c.kind is Micro.WERNER]
-    fidelity = werner[0] if werner else 1.0
-    return PlanStep(
-        index=index, node=node, kind=kind, params=params, fidelity=fidelity, calls=calls
-    )
+def gate_of(node: Node) -> tuple[str, tuple[float, ...]]:
+    """A gate node's engine gate (:data:`GATE_OF`) and its parameters, from its arguments.
+
+    >>> gate_of(Node(id="r", op="APPLY_RZ", vqs=("q",), args={"theta": 0.5}))
+    ('rz', (0.5,))
+    """
+    _, gate, names = _GATE_STEPS[node.op]
+    return gate, _gate_params(node, names) if names else ()
 
 
 @gc_paused()  # a bulk pass that builds no cycles
@@ -910,7 +830,7 @@ class _Walk:
         self.peak_physical = max(self.peak_physical, self.live_physical + anc_phys)
         # The gadget's Bell pair, ancilla measurements and corrections: their
         # logical errors reach the data as X on the target and Z on the control.
-        _gadget_noise(self.rows, self.steps[index], model, cycles, self.noise)
+        _gadget_noise(self.rows, index, self.steps.nodes[index], model, cycles, self.noise)
 
     def _free(self, index: int, qubits: tuple[str, ...]) -> None:
         """A free: its qubits leave the live counts and clocks."""
@@ -994,11 +914,11 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
 
 
 def _gadget_noise(
-    rows: LocationRows, step: PlanStep, model: Any, cycles: float, noise: bool
+    rows: LocationRows, index: int, node: Node, model: Any, cycles: float, noise: bool
 ) -> None:
     if not noise:
         return
-    control, target = step.node.vqs
+    control, target = node.vqs
     # Each ancilla lives through the gadget's cycles; an X-type error on
     # either ancilla (or a flipped first measurement) becomes X on the target, a
     # Z-type error (or a flipped second measurement) becomes Z on the control.
@@ -1006,6 +926,6 @@ def _gadget_noise(
     flip_x = 1 - (1 - (rates.px + rates.py)) ** TELEPORT_ANCILLAS
     flip_z = 1 - (1 - (rates.pz + rates.py)) ** TELEPORT_ANCILLAS
     if flip_x > 0:
-        rows.gadget(step.index, target, (flip_x, 0.0, 0.0))
+        rows.gadget(index, target, (flip_x, 0.0, 0.0))
     if flip_z > 0:
-        rows.gadget(step.index, control, (0.0, 0.0, flip_z))
+        rows.gadget(index, control, (0.0, 0.0, flip_z))

@@ -41,6 +41,7 @@ never a state chosen at random (:func:`check_exportable`, before any work):
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -49,9 +50,9 @@ from qmk import defaults
 from qmk.engines import EngineError
 from qmk.engines.base import Engine, GateCall, apply_segment
 from qmk.engines.state_io import QuantumState, capture, prepare, read
-from qmk.execution.plan import Plan
+from qmk.execution.plan import Plan, expand
 from qmk.execution.trajectories import noiseless_ops
-from qmk.qvm.ops import Exec, Micro
+from qmk.qvm.ops import OPS, Exec, Micro
 
 #: A Bloch vector this close to length 1 is a qubit in a product state with the rest.
 PURE = 1e-9
@@ -73,16 +74,16 @@ def opening_qubits(plan: Plan) -> tuple[str, ...]:
         EngineError: ``QE112 state-mismatch`` for an opening allocation under a guard.
     """
     handles: list[str] = []
-    for step in plan.steps:
-        if step.kind != "alloc":
+    for index, node, kind in zip(itertools.count(), plan.steps.nodes, plan.steps.kinds):
+        if kind != "alloc":
             break
-        if step.node.guard is not None:
+        if node.guard is not None:
             raise EngineError.of(
                 "state-mismatch",
-                f"node #{step.index} {step.node.id!r} (ALLOC_LQ) allocates under a guard: "
+                f"node #{index} {node.id!r} (ALLOC_LQ) allocates under a guard: "
                 "an initial state needs the opening allocations to happen",
             )
-        handles.extend(step.node.vqs)
+        handles.extend(node.vqs)
     return tuple(handles)
 
 
@@ -171,20 +172,19 @@ def factory(make: Callable[[], Engine], state: QuantumState | None) -> Callable[
 def check_exportable(plan: Plan) -> None:
     """Refuse (``QE113 state-unavailable``) a program whose final state is not one pure
     state, naming the node, before any work (entangled resets are found while running)."""
-    for step in plan.steps:
-        node = step.node
+    for index, node, kind in zip(itertools.count(), plan.steps.nodes, plan.steps.kinds):
         why = None
-        werner = [c.fidelity for c in step.calls if c.kind is Micro.WERNER and c.fidelity < 1]
-        if step.measures:
+        werner = [c.fidelity for c in expand(node) if c.kind is Micro.WERNER and c.fidelity < 1]
+        if OPS[node.op].measures:
             why = "it measures, so the final state depends on the outcome"
-        elif step.kind in (Exec.CALC, Exec.HALT):
+        elif kind in (Exec.CALC, Exec.HALT):
             why = "it computes on outcomes at run time"
         elif werner:
             why = f"its channel's fidelity {werner[0]:g} < 1 makes a mixture"
         if why is not None:
             raise EngineError.of(
                 "state-unavailable",
-                f"node #{step.index} {node.id!r} ({node.op}): {why}; export the state of "
+                f"node #{index} {node.id!r} ({node.op}): {why}; export the state of "
                 "the program before it",
                 node=node.id,
             )

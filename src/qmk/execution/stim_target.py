@@ -314,7 +314,7 @@ def _lowered(verified: Any) -> StimProgram:
     from qmk import defaults
     from qmk.engines.base import EngineError
     from qmk.engines.stim_batch import compile_batch
-    from qmk.execution.batch import lower, why_not_lowerable
+    from qmk.execution.batch import first_unlowerable, lower
     from qmk.execution.plan import build_plan
     from qmk.qvm.output import layout_of
 
@@ -322,10 +322,7 @@ def _lowered(verified: Any) -> StimProgram:
     lowered = lower(plan)
     sampler = None if lowered is None else compile_batch(lowered.circuit)
     if lowered is None or sampler is None:
-        why = next(
-            (w for w in map(why_not_lowerable, plan.steps) if w is not None),
-            "a gate is not Clifford",
-        )
+        why = first_unlowerable(plan) or "a gate is not Clifford"
         raise EngineError.of(
             "gate-unsupported",
             f"the stim target runs programs that are one stim circuit (Clifford gates, "

@@ -51,10 +51,20 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.plan import GATE_OF, STEP_KINDS, Call, Plan, PlanStep, PlanSteps, spread
+from qmk.execution.plan import (
+    BASIS_OF,
+    GATE_OF,
+    STEP_KINDS,
+    Call,
+    Plan,
+    PlanSteps,
+    expand,
+    gate_of,
+    spread,
+)
 from qmk.memo import Memo
 from qmk.qvm import classical
-from qmk.qvm.graph import Guard
+from qmk.qvm.graph import Guard, Node
 from qmk.qvm.ops import Exec, Micro
 from qmk.qvm.packed import Pairs
 
@@ -128,47 +138,48 @@ def micro_ops(
             if when is before:
                 append(MicroOp("gate", (q,), gate=pauli.lower()))
 
-    for step in plan.steps:
-        node = step.node
-        guard = node.guard
-        qs = node.vqs
-        kind = step.kind
-        struck = bool(errors) and step.index in errors
+    steps = plan.steps
+    for index, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
+        struck = bool(errors) and index in errors
         if struck:
-            paulis(step.index, True)
+            paulis(index, True)
         start = len(out)
         if kind == "gate":  # positional: a plan's most common micro-op, made fastest
-            append(MicroOp("gate", qs, guard, step.gate or "", step.params))
+            append(MicroOp("gate", node.vqs, node.guard, *gate_of(node)))
         else:
-            fences = _step_ops(step, ev, fences, append)
+            fences = _step_ops(index, node, kind, ev, fences, append)
         if bounds is not None:
             add_start(start)
             add_end(len(out))
         if struck:
-            paulis(step.index, False)
+            paulis(index, False)
     return out
 
 
 def _step_ops(
-    step: PlanStep, ev: Mapping[str, int], fences: int, append: Callable[[MicroOp], None]
+    index: int,
+    node: Node,
+    kind: Exec,
+    ev: Mapping[str, int],
+    fences: int,
+    append: Callable[[MicroOp], None],
 ) -> int:
-    """Write the micro-ops of a step that is not a gate (:func:`micro_ops`); the fences
-    so far, with this one."""
-    node = step.node
+    """Write the micro-ops of step ``index`` (``node``, of ``kind``) that is not a gate
+    (:func:`micro_ops`); the fences so far, with this one."""
     guard = node.guard
     qs = node.vqs
-    kind = step.kind
     if kind == "measure":
-        append(MicroOp("meas", qs, guard, basis=step.basis, event=ev.get(node.produces[0], -1)))
-    elif step.calls:
-        _expanded(step.calls, guard, ev, append)
+        event = ev.get(node.produces[0], -1)
+        append(MicroOp("meas", qs, guard, basis=BASIS_OF[node.op], event=event))
+    elif calls := expand(node):
+        _expanded(calls, guard, ev, append)
     elif kind in ("alloc", "free"):  # one micro-op per qubit
         for q in qs:
             append(MicroOp(kind, (q,), guard))
     elif kind == "reset":
         append(MicroOp("reset", qs, guard))
     elif kind in ("cond_pauli", "calc", "halt"):
-        control = _control_op(step, ev)
+        control = _control_op(index, node, kind, ev)
         if control is not None:
             append(control)
     elif node.op == "FENCE_EPOCH":
@@ -177,24 +188,25 @@ def _step_ops(
     return fences
 
 
-def _control_op(step: PlanStep, ev: Mapping[str, int]) -> MicroOp | None:
+def _control_op(index: int, node: Node, kind: Exec, ev: Mapping[str, int]) -> MicroOp | None:
     """A ``COND_PAULI``, ``CALC`` or ``HALT`` step as its micro-op (none for the mask I)."""
-    node, guard, kind = step.node, step.node.guard, step.kind
+    guard = node.guard
     if kind == "cond_pauli":
-        if step.pauli == "I":
+        pauli = str(node.args["mask"])
+        if pauli == "I":
             return None
         inputs = tuple(ev.get(e, -1) for e in node.inputs)
-        return MicroOp("cond", node.vqs, guard, gate=step.pauli.lower(), inputs=inputs)
+        return MicroOp("cond", node.vqs, guard, gate=pauli.lower(), inputs=inputs)
     if kind == "calc":
         args = node.args
         prepared = classical.prepare(
             args["type"], args.get("reads", ""), args["expr"], len(node.inputs)
         )
-        where = f"node #{step.index} {node.id!r}"
+        where = f"node #{index} {node.id!r}"
         inputs = tuple(ev[e] for e in node.inputs)
         outputs = tuple(ev[e] for e in node.produces)
         return MicroOp("calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where)
-    note = f"node #{step.index} {node.id!r}: {node.args.get('message', '')}"
+    note = f"node #{index} {node.id!r}: {node.args.get('message', '')}"
     return MicroOp("halt", (), guard, note=note)
 
 
@@ -235,41 +247,6 @@ class OpColumns:
     sizes: np.ndarray
     ids: np.ndarray
     names: Sequence[str]
-
-    @classmethod
-    def of(cls, ops: Sequence[MicroOp]) -> OpColumns:
-        """The columns of ``ops`` (their qubits and gates numbered as they first
-        appear)."""
-        qubits = list(map(_QUBITS, ops))
-        flat = list(itertools.chain.from_iterable(qubits))
-        index = dict(zip(dict.fromkeys(flat), itertools.count()))
-        gates = list(map(_GATE, ops))
-        code = dict(zip(dict.fromkeys(gates), itertools.count()))
-        return cls(
-            kind_codes(map(_KIND, ops), len(ops)),
-            list(map(_GUARD, ops)),
-            np.fromiter(map(code.__getitem__, gates), np.int64, len(gates)),
-            list(code),
-            np.fromiter(map(len, qubits), np.int64, len(qubits)),
-            np.fromiter(map(index.__getitem__, flat), np.int64, len(flat)),
-            list(index),
-        )
-
-    def __eq__(self, other: object) -> bool:
-        """The same micro-ops' fields, however their qubits and gates are numbered."""
-        if not isinstance(other, OpColumns):
-            return NotImplemented
-        return (
-            np.array_equal(self.kinds, other.kinds)
-            and self.guards == other.guards
-            and [self.gate_names[c] for c in self.gates.tolist()]
-            == [other.gate_names[c] for c in other.gates.tolist()]
-            and np.array_equal(self.sizes, other.sizes)
-            and [self.names[i] for i in self.ids.tolist()]
-            == [other.names[i] for i in other.ids.tolist()]
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
     def qubits(self) -> Callable[[int], list[int]]:
         """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`). It turns
@@ -335,9 +312,10 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     others: list[MicroOp] = []
     counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" bytes)
     fences = 0
+    nodes, kinds = steps.nodes, steps.kinds
     for k in np.flatnonzero(~gate).tolist():
         before = len(others)
-        fences = _step_ops(steps[k], ev, fences, others.append)
+        fences = _step_ops(k, nodes[k], kinds[k], ev, fences, others.append)
         counts[k] = len(others) - before
     ends = np.cumsum(counts)
     starts = ends - counts
@@ -489,7 +467,7 @@ class Observed:
         self._kept_before[len(full)] = count
         self.ops = [op for op, kept in zip(full, keep, strict=True) if kept]
         self.dropped = len(full) - len(self.ops)
-        self._bounds = dict(zip([step.index for step in plan.steps], bounds, strict=True))
+        self._bounds = dict(zip(range(len(plan.steps)), bounds, strict=True))
         self._touches = {q: positions[::-1] for q, positions in touches.items()}
         self._seen = {q: flags[::-1] for q, flags in seen.items()}
 

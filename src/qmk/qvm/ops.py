@@ -85,7 +85,7 @@ class Clifford(str, enum.Enum):
 
 
 class Exec(str, enum.Enum):
-    """What the executor does for an op: its dispatch key (``qmk.execution.plan.PlanStep.kind``)."""
+    """What the executor does for an op: its step kind (``qmk.execution.plan.PlanSteps.kinds``)."""
 
     GATE = "gate"  # apply the engine gate ``OpSpec.gate``
     MEASURE = "measure"  # measure in ``OpSpec.basis``

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from qmk.execution.footprint import Footprint, Step
 from qmk.execution.locations import Noise
-from qmk.execution.plan import Call, Exec, PlanStep
+from qmk.execution.plan import Call
 from qmk.execution.request import MachineRun, Policy, Rewrite, RunRequest, Schedule
 from qmk.execution.stim_target import StimOptions
 from qmk.execution.surgery import SurgeryOptions
 from qmk.execution.trajectories import MicroOp
 from qmk.qec.logical import Calibration
-from qmk.qvm.graph import Guard, GuardTerm, Node
+from qmk.qvm.graph import Guard, GuardTerm
 from qmk.qvm.ops import Micro
 
 FOOTPRINT = Footprint(
@@ -40,20 +40,6 @@ STIM_OPTIONS = StimOptions(detectors=True, decode=True, decoder="bposd")
 
 #: A MEASURE_ANGLE's expansion: rz(-0.5) then h, the measurement, then undone.
 CALL = Call(kind=Micro.GATE, qubits=("q",), gate="rz", params=(0.5,), undo=True)
-
-PLAN_STEP = PlanStep(
-    index=3,
-    node=Node(id="m", op="MEASURE_ANGLE", vqs=("q",), produces=("e",), args={"angle": 0.5}),
-    kind=Exec.MEASURE_ANGLE,
-    params=(0.5,),
-    calls=(
-        Call(kind=Micro.GATE, qubits=("q",), gate="rz", params=(-0.5,)),
-        Call(kind=Micro.GATE, qubits=("q",), gate="h"),
-        Call(kind=Micro.MEASURE, qubits=("q",), event="e"),
-        Call(kind=Micro.GATE, qubits=("q",), gate="h", undo=True),
-        CALL,
-    ),
-)
 
 #: A logical error of an op after step 4 on qubit q1 (d=9 surface code, one cycle).
 NOISE = Noise(step=4, before=False, qubit="q1", px=1e-07, py=1e-07, pz=1e-07, cause="op")
@@ -135,7 +121,6 @@ EXAMPLES = (
     FOOTPRINT,
     STEP,
     CALL,
-    PLAN_STEP,
     NOISE,
     MICRO_OP,
     SURGERY_OPTIONS,
