@@ -9,7 +9,7 @@ import pytest
 import stim
 
 from qmk.engines.batch import BatchCircuit, Instruction, Kind
-from qmk.engines.instructions import OBJECT, PLAIN, Instructions
+from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.engines.stim_batch import StimSampler, compile_batch
 from support.stim_circuits import EVERY_INSTRUCTION, generated
 
@@ -114,3 +114,67 @@ def test_a_layered_circuit_samples_stims_bits_of_its_gate_a_line_text(qubits: in
         sampler.sample_packed(500, SEED),
         written.compile_sampler(seed=SEED).sample(500, bit_packed=True),
     )
+
+
+def test_error_sites_among_moments_flip_the_bits_they_flip_written_a_gate_a_line() -> None:
+    """A few error sites among layered gates cut their moments: each flips the same
+    record bits (stim's flip simulator on the text around it) as where every gate is
+    an object, written a line each, and the noiseless bits are the same."""
+    rng = np.random.default_rng(SEED)
+    qubits, names = 30, ("h", "s", "x", "cx")
+    gates: list[tuple[str, tuple[int, ...]]] = []
+    for _ in range(8):
+        gates += [(names[k], (q,)) for q, k in enumerate(rng.integers(0, 3, qubits).tolist())]
+        pairs = rng.permutation(qubits).tolist()
+        gates += [("cx", (a, b)) for a, b in zip(pairs[::2], pairs[1::2], strict=True)]
+    columns = _plain_rows(gates, qubits).instructions
+    assert isinstance(columns, Instructions)
+    listed = list(columns)
+    site_at = sorted(rng.choice(len(gates), 12, replace=False).tolist(), reverse=True)
+    for k in site_at:  # a site on the qubit of the gate before it
+        qubit = listed[k].qubits[0]
+        listed.insert(k + 1, Instruction(kind=Kind.ERROR_SITE, qubits=(qubit,), probs=(0.1,) * 3))
+    kinds = np.array([SITE if row.kind is Kind.ERROR_SITE else PLAIN for row in listed])
+    kinds[len(listed) - qubits :] = OBJECT
+    plain = [row for row in listed if row.kind is Kind.GATE]
+    codes = [columns.gates.index((row.gate, ())) for row in plain]
+    sites = [row for row in listed if row.kind is Kind.ERROR_SITE]
+    order = iter(codes)
+    mixed = Instructions(
+        kinds,
+        np.array(
+            [
+                next(order) if kind == PLAIN else 0 if kind == SITE else k - (len(listed) - qubits)
+                for k, kind in enumerate(kinds.tolist())
+            ]
+        ),
+        np.r_[
+            0,
+            np.cumsum(
+                [
+                    len(row.qubits) if k != OBJECT else 0
+                    for row, k in zip(listed, kinds.tolist(), strict=True)
+                ]
+            ),
+        ],
+        np.array(
+            [
+                q
+                for row, k in zip(listed, kinds.tolist(), strict=True)
+                if k != OBJECT
+                for q in row.qubits
+            ]
+        ),
+        gates=columns.gates,
+        probs=[(0.1,) * 3],
+        objects=[row for row in listed if row.kind is Kind.MEASURE],
+    )
+    assert list(mixed) == listed and len(sites) == 12
+    grouped = compile_batch(BatchCircuit(num_qubits=qubits, instructions=mixed))
+    each = compile_batch(BatchCircuit(num_qubits=qubits, instructions=tuple(listed)))
+    assert grouped is not None and each is not None
+    assert len(grouped.circuit) < len(each.circuit)
+    every = np.arange(12)
+    np.testing.assert_array_equal(grouped.flips(every), each.flips(every))
+    assert grouped.flips(every).any()
+    np.testing.assert_array_equal(grouped.sample_packed(300, SEED), each.sample_packed(300, SEED))

@@ -633,7 +633,9 @@ def _moments(
         return None
     first_target = np.cumsum(arity) - arity
     gate = np.repeat(np.arange(count, dtype=np.int32), arity)
-    targets = qubits[np.repeat(starts - first_target, arity) + np.arange(len(gate))]
+    targets = qubits  # the gates' qubits, in order (all the column holds, often)
+    if len(gate) < len(qubits):
+        targets = qubits[np.repeat(starts - first_target, arity) + np.arange(len(gate))]
     order = _stable_order(targets)  # by qubit, each qubit's in circuit order
     ordered, gates = targets[order], gate[order]
     # each target's latest earlier gate on its qubit (-1: none; not its own gate)
