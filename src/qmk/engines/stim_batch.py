@@ -623,10 +623,10 @@ def _moments(
     measurement or an error site, stands before it). Where those rows leave runs of
     fewer than :data:`MOMENT_GATES` gates on average, a gate is a moment (None).
 
-    A run ends before the first gate that shares a qubit with a gate of the run: that
-    is, the first gate whose latest earlier gate on one of its qubits (its conflict)
-    is in the run. So the run that starts at ``s`` ends at the first gate whose
-    conflict is ``s`` or later, found for every ``s`` at once as a suffix minimum."""
+    A run ends before the first gate that shares a qubit with a gate of the run: the
+    first gate that follows one of the run's gates on a qubit (or stands after another
+    row). So the run that starts at ``s`` ends at the least such follower of the gates
+    ``s`` and later, found for every ``s`` at once as a suffix minimum."""
     count = len(starts)
     cut = np.flatnonzero(after_other).astype(np.int32)
     if len(cut) * MOMENT_GATES >= count:
@@ -638,15 +638,11 @@ def _moments(
         targets = qubits[np.repeat(starts - first_target, arity) + np.arange(len(gate))]
     order = _stable_order(targets)  # by qubit, each qubit's in circuit order
     ordered, gates = targets[order], gate[order]
-    # each target's latest earlier gate on its qubit (-1: none; not its own gate)
-    same = np.flatnonzero((ordered[1:] == ordered[:-1]) & (gates[1:] != gates[:-1])) + 1
-    earlier = np.full(len(gate), -1, dtype=np.int32)
-    earlier[order[same]] = gates[same - 1]
-    conflict = np.maximum.reduceat(earlier, first_target)
-    conflict[cut] = np.maximum(conflict[cut], cut - 1)
-    first = np.full(count + 1, count, dtype=np.int32)  # the first gate of each conflict
-    has = np.flatnonzero(conflict >= 0).astype(np.int32)
-    np.minimum.at(first, conflict[has], has)
+    # each gate and the next on one of its qubits (not itself: a qubit named twice)
+    same = np.flatnonzero((ordered[1:] == ordered[:-1]) & (gates[1:] != gates[:-1]))
+    followed, follower = np.r_[gates[same], cut - 1], np.r_[gates[same + 1], cut]
+    first = np.full(count + 1, count, dtype=np.int32)  # each gate's first follower
+    np.minimum.at(first, followed[followed >= 0], follower[followed >= 0])
     end = memoryview(np.minimum.accumulate(first[::-1])[::-1].copy())  # (no list made)
     begins, s = np.zeros(count, dtype=np.int32), 0
     while (s := end[s]) < count:
