@@ -559,7 +559,7 @@ class _PlainLines:
             codes = rows.codes[at]
             line_start = np.ones(len(at), dtype=bool)
         else:
-            order = _stable_order(moment * len(names) + rows.codes[at])
+            order = _stable_order(moment.astype(np.int64) * len(names) + rows.codes[at])
             at, starts, arity, moment = at[order], starts[order], arity[order], moment[order]
             codes = rows.codes[at]
             line_start = np.r_[True, (moment[1:] != moment[:-1]) | (codes[1:] != codes[:-1])]
