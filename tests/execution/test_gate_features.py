@@ -22,18 +22,21 @@ GATES |= {"ccz": 3}
 MID = ("meas", "reset", "free", "werner")
 
 
-def _random_ops(rng: random.Random, qubits: int, length: int, late: bool) -> list[MicroOp]:
-    """Half the qubits allocated first, then ``length`` micro-ops (more allocs among them
-    where ``late``): a qubit may meet a gate before its alloc, or have none."""
+def _random_ops(
+    rng: random.Random, qubits: int, length: int, late: bool, gates: dict[str, int] = GATES
+) -> list[MicroOp]:
+    """Half the qubits allocated first, then ``length`` micro-ops of ``gates`` (more
+    allocs among them where ``late``): a qubit may meet a gate before its alloc, or have
+    none."""
     names = [f"q{i}" for i in range(qubits)]
     ops = [MicroOp("alloc", (q,)) for q in rng.sample(names, qubits // 2)]
     for _ in range(length):
         roll = rng.random()
         if roll < 0.6:
-            gate = rng.choice([g for g, arity in GATES.items() if arity <= qubits])
+            gate = rng.choice([g for g, arity in gates.items() if arity <= qubits])
             params = (rng.uniform(0, 3),) if gate == "rz" else ()
             ops.append(
-                MicroOp("gate", tuple(rng.sample(names, GATES[gate])), params=params, gate=gate)
+                MicroOp("gate", tuple(rng.sample(names, gates[gate])), params=params, gate=gate)
             )
         elif roll < 0.65:
             ops.append(MicroOp("cond", (rng.choice(names),), gate=rng.choice("xz"), inputs=(0,)))
@@ -113,5 +116,17 @@ def test_past_the_fusion_sample_the_blocks_are_scaled_and_the_rest_counted_whole
     ops = _random_ops(rng, 10, 2 * FUSION_SAMPLE, late=False)
     got, expected = _gate_features(op_columns(ops)), _reference(ops)
     assert expected["gate_count"] > FUSION_SAMPLE
+    assert got.pop("log2_bond_work") == pytest.approx(expected.pop("log2_bond_work"), rel=1e-12)
+    assert got == expected
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_without_swaps_the_bond_work_counted_by_cut_is_the_reference_s(seed: int) -> None:
+    """With no swap every crossing adds one to its cut, and the bond work is counted by
+    cut, in closed form: the same figure as gate by gate."""
+    rng = random.Random(seed)
+    gates = {gate: arity for gate, arity in GATES.items() if gate != "swap"}
+    ops = _random_ops(rng, rng.randint(2, 40), rng.choice((5, 30, 200, 2000)), False, gates)
+    got, expected = _gate_features(ops), _reference(ops)
     assert got.pop("log2_bond_work") == pytest.approx(expected.pop("log2_bond_work"), rel=1e-12)
     assert got == expected

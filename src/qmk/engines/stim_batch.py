@@ -280,6 +280,14 @@ def transpose_bits(packed: np.ndarray, count: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 1).reshape(width * 8, blocks)[:count])
 
 
+#: The most qubits :func:`compile_batch` writes (a number and its space in 8 bytes).
+MAX_QUBITS = 10**7
+
+#: The gates a run between other rows must hold on average for :func:`_moments` to
+#: find moments in it: past that, a line a gate (noisy circuits, an error site after
+#: most gates) costs stim little more, and finding them would cost more than it saves.
+MOMENT_GATES = 4
+
 #: The stim channel of each noise kind the engine draws: its head, qubits, probabilities.
 _CHANNELS = {
     Kind.PAULI_CHANNEL: ("PAULI_CHANNEL_1(", 1, 3),
@@ -355,14 +363,17 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     """One stim circuit for ``circuit``, or None when an instruction is beyond stim.
 
     The circuit is written as text and parsed once: much faster than appending
-    instruction by instruction. Its plain gates (:class:`~qmk.engines.instructions.
-    Instructions`' columns) are written as one block of fixed-width lines with numpy,
-    the rest an instruction at a time. Error sites are left out of the sampled circuit;
-    the text of the circuit around them is kept for :meth:`StimSampler.flips`.
+    instruction by instruction (and much faster than appending a layer's targets at a
+    time). Its plain gates (:class:`~qmk.engines.instructions.Instructions`' columns)
+    are written with numpy, a line for the gates of one name in a moment
+    (:class:`_PlainLines`), the rest an instruction at a time. Error sites are left out
+    of the sampled circuit; the text of the circuit around them is kept for
+    :meth:`StimSampler.flips`.
 
     Raises:
         EngineError: ``QE105`` for a noise channel with the wrong number of qubits or
-            probabilities; ``QE103`` for an instruction kind it does not know.
+            probabilities; ``QE103`` for an instruction kind it does not know;
+            ``QE102`` past :data:`MAX_QUBITS` qubits.
 
     >>> from qmk.engines.batch import BatchCircuit, Instruction, Kind
     >>> xx = (0.0,) * 4 + (0.25,) + (0.0,) * 10  # PAULI_PAIRS[4] is XX
@@ -381,7 +392,7 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         return None
     # each row's flip text, in characters: where the error sites between them stand
     sizes = np.zeros(len(rows), dtype=np.int64)
-    sizes[plain.rows] = plain.width
+    sizes[plain.rows] = plain.sizes()
     sizes[objects.rows] = objects.flip_sizes
     ends = np.cumsum(sizes)
     site_rows = np.flatnonzero(rows.kinds == SITE)
@@ -506,19 +517,28 @@ def _objects(rows: Instructions, num_qubits: int) -> _Objects | None:
 
 @dataclass(frozen=True, slots=True)
 class _PlainLines:
-    """The stim lines of a circuit's plain gates (:data:`~qmk.engines.instructions.
-    PLAIN`) but the identities, as one matrix of characters: row ``k`` is the line of
-    circuit row ``rows[k]``, ``width`` characters with its newline (stim reads the
-    spaces that pad a line as one). ``targets`` counts their qubits."""
+    """The stim text of a circuit's plain gates (:data:`~qmk.engines.instructions.
+    PLAIN`) but the identities, as bytes: the gates of one name in a moment (a run of
+    gates on distinct qubits, see :func:`_moments`) on one line, ``H 0 3 7``.
+
+    stim takes a line of many targets as one instruction, which it parses, simulates and
+    samples at a fraction of the cost of a line a gate. A moment's gates act on distinct
+    qubits, so their order does not matter: stim's simulators apply the same operations
+    to the same qubits, and draw the same bits for a seed. ``rows`` are the circuit rows
+    of the plain gates in the order written; ``ends[k]`` is where the text of the first
+    ``k`` of them ends (a line's end wherever another row comes between them).
+    ``targets`` counts their qubits."""
 
     rows: np.ndarray
-    matrix: np.ndarray
-    width: int
+    data: bytes
+    ends: np.ndarray
     targets: int
+    #: :attr:`rows` in circuit order
+    placed: np.ndarray
 
     @classmethod
     def of(cls, rows: Instructions, num_qubits: int) -> _PlainLines | None:
-        """The plain gates' lines of ``rows``, or None when stim has no such gate."""
+        """The plain gates' text of ``rows``, or None when stim has no such gate."""
         names = [stim_gate(gate, params) for gate, params in rows.gates]
         if None in names:
             used = distinct(rows.codes[rows.kinds == PLAIN])
@@ -528,39 +548,123 @@ class _PlainLines:
         written = np.array([name not in (None, "I") for name in names], dtype=bool)
         if len(at):
             at = at[written[rows.codes[at]]]
+        if not len(at):
+            return cls(at, b"", np.zeros(1, dtype=np.int64), 0, at)
         starts, ends = rows.offsets[at], rows.offsets[at + 1]
         arity = ends - starts
-        slots = int(arity.max(initial=0))
+        # each moment's gates by name (stable: each name's in circuit order)
+        moment = _moments(rows.qubits, starts, arity, np.diff(at, prepend=0) > 1)
+        placed = at
+        if moment is None:
+            codes = rows.codes[at]
+            line_start = np.ones(len(at), dtype=bool)
+        else:
+            order = _stable_order(moment.astype(np.int64) * len(names) + rows.codes[at])
+            at, starts, arity, moment = at[order], starts[order], arity[order], moment[order]
+            codes = rows.codes[at]
+            line_start = np.r_[True, (moment[1:] != moment[:-1]) | (codes[1:] != codes[:-1])]
+        # The text is a row of cells, each a qubit's number or part of a name: a line
+        # is its name's cells, then a cell a target, the last ending in a newline.
         top = int(rows.qubits.max(initial=0)) if len(rows.qubits) else 0
-        numbers = _characters([str(q) for q in range(max(num_qubits, top + 1))])
-        heads = _characters([name or "" for name in names])
-        name_width, number_width = heads.shape[1], numbers.shape[1]
-        width = name_width + slots * (number_width + 1) + 1
-        matrix = np.full((len(at), width), ord(" "), dtype=np.uint8)
-        matrix[:, :name_width] = heads[rows.codes[at]]
-        for slot in range(slots):
-            has = np.flatnonzero(arity > slot)
-            left = name_width + 1 + slot * (number_width + 1)
-            matrix[has, left : left + number_width] = numbers[rows.qubits[starts[has] + slot]]
-        matrix[:, -1] = ord("\n")
-        return cls(at, matrix, width, int(arity.sum()))
+        qubit_count = max(num_qubits, top + 1)
+        if qubit_count > MAX_QUBITS:
+            raise EngineError.of(
+                "engine-capacity",
+                f"the stim compiler writes circuits of at most {MAX_QUBITS:,} qubits, "
+                f"not {qubit_count:,}",
+                needed=qubit_count,
+            )
+        cell = 4 if qubit_count <= 1000 else 8  # a number and its space
+        numbers = _cells([str(q) for q in range(qubit_count)], cell)[:, 0]
+        heads = _cells([name or "" for name in names], cell)
+        span = heads.shape[1]  # cells a name takes
+        lines = np.cumsum(line_start)  # each row's line, from 1
+        count = int(arity.sum())
+        first = np.cumsum(arity) - arity
+        out = np.full(count + span * int(lines[-1]), _SPACES[cell], dtype=numbers.dtype)
+        where = np.arange(count) + span * np.repeat(lines, arity)  # each target's cell
+        out[where] = numbers[rows.qubits[np.repeat(starts - first, arity) + np.arange(count)]]
+        heads_at = where[first[line_start]] - span  # each line's first cell
+        out[heads_at[:, None] + np.arange(span)] = heads[codes[line_start]]
+        data = out.view(np.uint8)
+        line_ends = np.r_[heads_at[1:], len(out)] - 1  # each line's last cell
+        data[line_ends * cell + cell - 1] = ord("\n")
+        sizes = cell * (arity + span * line_start)
+        ends = np.r_[0, np.cumsum(sizes)]
+        return cls(at, data.tobytes(), ends, count, placed)
+
+    def sizes(self) -> np.ndarray:
+        """The characters of each row's text, in the order of :attr:`rows`."""
+        return np.diff(self.ends)
 
     def text(self, rows: np.ndarray, lines: Sequence[str]) -> str:
         """The circuit's text: these lines, and ``lines`` at the circuit's ``rows`` (in
-        order; each "" or ending in a newline)."""
-        before = np.searchsorted(self.rows, rows).tolist()  # plain lines before each
-        parts, done = [], 0
-        for count, line in zip(before, lines, strict=True):
+        order; each "" or ending in a newline), each where it stands among the plain
+        gates' moments."""
+        before = np.searchsorted(self.placed, rows)  # the plain rows before each
+        ends, data = self.ends[before].tolist(), self.data
+        before = before.tolist()
+        parts, done, at = [], 0, 0
+        for count, end, line in zip(before, ends, lines, strict=True):
             if count > done:
-                parts.append(self.matrix[done:count].tobytes().decode("ascii"))
-                done = count
+                parts.append(data[at:end].decode("ascii"))
+                done, at = count, end
             parts.append(line)
-        parts.append(self.matrix[done:].tobytes().decode("ascii"))
+        parts.append(data[at:].decode("ascii"))
         return "".join(parts)
 
 
-def _characters(texts: Sequence[str]) -> np.ndarray:
-    """``texts`` as rows of ASCII codes, each padded with spaces to the longest."""
-    width = max(map(len, texts), default=0)
-    padded = "".join(text.ljust(width) for text in texts).encode("ascii")
-    return np.frombuffer(padded, dtype=np.uint8).reshape(len(texts), width)
+def _moments(
+    qubits: np.ndarray, starts: np.ndarray, arity: np.ndarray, after_other: np.ndarray
+) -> np.ndarray | None:
+    """Each gate's moment: the gates in order, cut into the longest runs that act on
+    distinct qubits (gate ``k`` on ``qubits[starts[k]:starts[k] + arity[k]]``, each on
+    one at least), and cut too before every gate with ``after_other`` (another row, a
+    measurement or an error site, stands before it). Where those rows leave runs of
+    fewer than :data:`MOMENT_GATES` gates on average, a gate is a moment (None).
+
+    A run ends before the first gate that shares a qubit with a gate of the run: the
+    first gate that follows one of the run's gates on a qubit (or stands after another
+    row). So the run that starts at ``s`` ends at the least such follower of the gates
+    ``s`` and later, found for every ``s`` at once as a suffix minimum."""
+    count = len(starts)
+    cut = np.flatnonzero(after_other).astype(np.int32)
+    if len(cut) * MOMENT_GATES >= count:
+        return None
+    first_target = np.cumsum(arity) - arity
+    gate = np.repeat(np.arange(count, dtype=np.int32), arity)
+    targets = qubits  # the gates' qubits, in order (all the column holds, often)
+    if len(gate) < len(qubits):
+        targets = qubits[np.repeat(starts - first_target, arity) + np.arange(len(gate))]
+    order = _stable_order(targets)  # by qubit, each qubit's in circuit order
+    ordered, gates = targets[order], gate[order]
+    # each gate and the next on one of its qubits (not itself: a qubit named twice)
+    same = np.flatnonzero((ordered[1:] == ordered[:-1]) & (gates[1:] != gates[:-1]))
+    followed, follower = np.r_[gates[same], cut - 1], np.r_[gates[same + 1], cut]
+    first = np.full(count + 1, count, dtype=np.int32)  # each gate's first follower
+    np.minimum.at(first, followed[followed >= 0], follower[followed >= 0])
+    end = memoryview(np.minimum.accumulate(first[::-1])[::-1].copy())  # (no list made)
+    begins, s = np.zeros(count, dtype=np.int32), 0
+    while (s := end[s]) < count:
+        begins[s] = 1
+    return np.cumsum(begins, dtype=np.int32)
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """The stable sort order of non-negative ``keys``: of 16-bit ones, numpy's radix sort."""
+    if not len(keys) or keys.max() >= 1 << 16:
+        return np.argsort(keys, kind="stable")
+    return np.argsort(keys.astype(np.uint16), kind="stable")
+
+
+#: A cell of text (:func:`_cells`) by its width in bytes, and a cell of spaces.
+_CELL = {4: np.uint32, 8: np.uint64}
+_SPACES = {4: 0x20202020, 8: 0x2020202020202020}
+
+
+def _cells(texts: Sequence[str], width: int) -> np.ndarray:
+    """``texts`` as cells of ``width`` (4 or 8) bytes, padded with spaces: a row of
+    cells a text, as many as the longest and a space after it take."""
+    span = -(-(max(map(len, texts), default=0) + 1) // width)
+    padded = "".join(text.ljust(span * width) for text in texts).encode("ascii")
+    return np.frombuffer(padded, dtype=_CELL[width]).reshape(len(texts), span)

@@ -374,6 +374,9 @@ def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
     at = np.zeros(bond + 1, dtype=np.int64)  # how many crossings met each bound
     at[bond] += int(lengths[followed:].sum())  # past the steps: at the final bound
     lengths = lengths[:followed]
+    if not (ranks[:followed] != 1).any():  # no swap: each cut's bounds in closed form
+        at += _unit_bounds(lows[:followed], highs[:followed], qubits, bond)
+        return log2_sum(math.log2(count) + 3 * b for b, count in enumerate(at.tolist()) if count)
     gate = np.repeat(np.arange(followed), lengths)  # one crossing a row, in gate order
     cut = lows[gate] + np.arange(len(gate)) - np.repeat(before[:followed], lengths)
     # by cut, each cut's in gate order (a stable sort; of 16-bit keys, numpy's radix sort)
@@ -386,6 +389,29 @@ def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
     bound = np.minimum(crossed, np.minimum(cut + 1, qubits - cut - 1))
     at += np.bincount(bound, minlength=bond + 1)[: bond + 1]
     return log2_sum(math.log2(count) + 3 * b for b, count in enumerate(at.tolist()) if count)
+
+
+def _unit_bounds(lows: np.ndarray, highs: np.ndarray, qubits: int, bond: int) -> np.ndarray:
+    """How many crossings meet each bound ``0..bond`` (:func:`_log2_bond_work`) where
+    every gate's Schmidt rank is 2 (log2 1: no swap). Then a cut's ``k``-th crossing
+    has crossed ``k``, so a cut crossed ``K`` times of side ``s`` meets the bounds
+    ``1..min(K, s)`` once each, and ``s`` ``K - s`` times more: counted by cut, with no
+    crossing made."""
+    across = np.bincount(lows, minlength=qubits) - np.bincount(highs, minlength=qubits)
+    crossed = np.cumsum(across)[: max(qubits - 1, 0)]  # each cut's crossings
+    cuts = np.arange(len(crossed))
+    sides = np.minimum(cuts + 1, qubits - cuts - 1)
+    met = np.minimum(crossed, sides)
+    # the cuts that meet each bound once: those whose least of the two reaches it
+    at = np.cumsum(np.bincount(met, minlength=bond + 1)[::-1])[::-1][: bond + 1]
+    at[0] = 0
+    over = np.flatnonzero(crossed > sides)
+    return (
+        at
+        + np.bincount(sides[over], crossed[over] - sides[over], minlength=bond + 1).astype(
+            np.int64
+        )[: bond + 1]
+    )
 
 
 @gc_paused()  # a bulk pass that builds no cycles
