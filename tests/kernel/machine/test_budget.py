@@ -40,17 +40,15 @@ from support.machine import footprint
 
 def verdict_afresh(sched: Scheduler, job: MachineJob, module: int, at: int) -> bool:
     """The rule of the module docstring, on whole projections made from scratch: its
-    tenant's jobs weighed on its part; started ``sole`` where its part alone cannot keep
-    it and no T state is drawn on the machine."""
+    tenant's jobs weighed on its part (the whole, where no other tenant draws); started
+    ``sole`` where its part alone cannot keep it, none of its own runs beside it and no T
+    state is drawn on the machine."""
     if not job.tl.t_total:
         return True
     state = sched.state
     if any(r.sole and r.module == module and r.tenant != job.tenant for r in state.running):
         return False
-    drawers = {j.tenant for j in [*state.queue, *state.running, *state.stopped] if j.tl.t_total}
     here = [r for r in state.running if r.module == module and r.tenant == job.tenant]
-    if not here and not drawers - {job.tenant}:
-        return True
     after = projected(sched, module, job, at)
     before = projected(sched, module)
     for other, error in after.items():

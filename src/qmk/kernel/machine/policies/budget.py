@@ -31,11 +31,14 @@ longer logical cycles, and waits cheaper by the code's suppression, about ten ti
 step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
 tenant's part makes a job do.
 
-A job its part alone cannot keep at any distance (no job of its tenant runs on the
-module) starts
-only where no T state is drawn on the machine; it runs ``sole`` and other tenants'
-T-drawing jobs wait on its module while it runs, so its projection (the whole rate)
-holds. A job held back is looked at again at every epoch boundary
+A job its part alone cannot keep at any placement (no job of its tenant runs on the
+module) starts only where no T state is drawn on the machine, at the first placement
+whose projection on the whole rate keeps its budget (:meth:`BudgetCheck._alone`); it
+runs ``sole`` and other tenants' T-drawing jobs wait on its module while it runs, so that
+projection holds. Where no placement's does, waiting would not help it: it starts
+``sole`` at the placement of least whole error (its budget is one no schedule meets,
+``QK505``). Where no other tenant draws, its part is the whole, and it is projected
+there as any job is: a placement its waits would take past its budget is passed over. A job held back is looked at again at every epoch boundary
 (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
 running jobs draw, with no arrival or end. It is weighed again only where an input of
 its projection changed (:class:`HeldVerdicts`); else its last verdict stands.
@@ -55,7 +58,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
-from qmk.kernel.machine.placement import Placements, usable
+from qmk.kernel.machine.placement import Placement, Placements, usable
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
@@ -389,6 +392,13 @@ class Drawers:
 #: tenants running ``sole`` there, and whether a T state is drawn on the machine.
 Stamp = tuple[tuple[tuple[int, Reading], ...], float, float, float, float, frozenset[str], bool]
 
+#: A start's verdict (:meth:`BudgetCheck._verdict`): True, it keeps every budget on its
+#: tenant's part; False, it waits; None, it may start ``sole`` (the whole rate keeps
+#: it); a float, waiting would not help it (no T state is drawn) and even the whole rate
+#: cannot keep it: its projected idle error there, so :meth:`BudgetCheck.fit` starts it
+#: at its placement of least error over budget where no placement keeps.
+Verdict = bool | float | None
+
 
 class HeldVerdicts:
     """The last verdict of each key, with the :data:`Stamp` it was weighed at: the
@@ -403,16 +413,16 @@ class HeldVerdicts:
     __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self._held: dict[tuple[object, ...], tuple[Stamp, bool | None]] = {}
+        self._held: dict[tuple[object, ...], tuple[Stamp, Verdict]] = {}
 
-    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, bool | None]:
+    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, Verdict]:
         """Whether ``key``'s last verdict was taken at ``stamp``, and that verdict."""
         held = self._held.get(key)
         if held is None or held[0] != stamp:
             return False, False
         return True, held[1]
 
-    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: bool | None) -> None:
+    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: Verdict) -> None:
         """``key``'s verdict at ``stamp``."""
         self._held[key] = (stamp, verdict)
 
@@ -458,7 +468,7 @@ class BudgetCheck:
         policy = sched.policy
         self.held = policy.held if isinstance(policy, Budgeted) else HeldVerdicts()
         self._before: dict[tuple[int, str], dict[MachineJob, float]] = {}
-        self._verdicts: dict[tuple[object, ...], bool | None] = {}
+        self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
         self._decoder_verdicts: dict[tuple[object, ...], bool] = {}
         #: each (module, tenant)'s running jobs set up for a projection, with what each
@@ -503,7 +513,7 @@ class BudgetCheck:
     def verdict(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """:meth:`_verdict`, a job that may start ``sole`` marked so."""
         verdict = self._verdict(job, module, at)
-        job.sole = verdict is None
+        job.sole = verdict is not True and verdict is not False
         return verdict is not False
 
     def fit(
@@ -522,6 +532,7 @@ class BudgetCheck:
         known = policy.placements
         home = known.own(job)
         sole = None
+        futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
         for option in usable(known.of(job), home, job.spec.error_budget):
             job.take(option.footprint, option.timeline, option.rate, option.own)
@@ -534,7 +545,13 @@ class BudgetCheck:
                 return there
             if verdict is None and sole is None:
                 sole = option, there
+            elif verdict is not None and verdict is not False:
+                whole = option.own + verdict - option.own * verdict  # (its whole error)
+                if futile is None or whole < futile[0]:
+                    futile = whole, option, there
             held = held or verdict is False
+        if sole is None and futile is not None:
+            sole = futile[1], futile[2]
         if sole is not None:
             option, there = sole
             job.take(option.footprint, option.timeline, option.rate, option.own)
@@ -553,20 +570,21 @@ class BudgetCheck:
         if spot is None or (may is not None and not may(job)):
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
-        job.sole = verdict is None
+        job.sole = verdict is not True and verdict is not False
         if verdict is False:
             self.sched.look_again()
             return None
         return spot
 
-    def _verdict(self, job: MachineJob, module: int, at: int = 0) -> bool | None:
+    def _verdict(self, job: MachineJob, module: int, at: int = 0) -> Verdict:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
         its tenant's jobs' projected idle errors within their budgets on its
-        :meth:`part`, where they would have been without ``job`` (module docstring). A
-        job that draws no T state (it takes none from the others) may always start; so
-        may one where no other tenant draws and none of its own runs (waiting would not
-        help it). None: its part alone cannot keep it, and no T state is drawn on the
-        machine: it may start ``sole`` (module docstring)."""
+        :meth:`part`, where they would have been without ``job`` (module docstring):
+        a :data:`Verdict`. A job that draws no T state (it takes none from the others)
+        may always start. Where its part cannot keep it, none of its own runs here and
+        no T state is drawn on the machine, waiting would not help it: it may start
+        ``sole`` where the whole rate keeps it (:meth:`_alone`), else its error there
+        is told (module docstring)."""
         sched = self.sched
         if not sched.rates.no_decoder and not self._decoder_keeps(job):
             return False
@@ -576,8 +594,6 @@ class BudgetCheck:
         here = self._running_on(module, tenant)
         if any(t != tenant for t in self._sole_on(module)):
             return False  # another tenant's job runs past its part: it has the factories
-        if not here and not any(t != tenant for t in self.drawers.count):
-            return True  # no other tenant draws, and none of its own here
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
         key = (id(job.tl), tenant, job.budget, job.cost, module, segment, self.part(tenant))
         if key in self._verdicts:
@@ -587,10 +603,24 @@ class BudgetCheck:
         if not known:  # (else nothing it reads has changed: :class:`HeldVerdicts`)
             verdict = self._keeps(job, module, at)
             if not verdict and not here and not self._drawing_on():
-                verdict = None  # no T state is drawn anywhere: waiting would not help it
+                error = self._alone(job, module, at)
+                keeps = job.budget is None or error <= job.budget * HEADROOM
+                verdict = None if keeps else error
             self.held.keep(key, stamp, verdict)
         self._verdicts[key] = verdict
         return verdict
+
+    def _alone(self, job: MachineJob, module: int, at: int) -> float:
+        """``job``'s projected idle error started alone on ``module`` now (its first
+        tile ``at`` there), on the whole of its factories, store and bus: what it has
+        running ``sole``."""
+        sched = self.sched
+        t_left, t_cycles = _fresh(job)
+        segment = sched.supply(module).bus.segment_of(at, job.tiles)
+        reading = (t_left, t_cycles, job.idle_waited(), segment)
+        setup = _Setup(sched, module, [job], [reading], 1.0)
+        late = dict(setup.lates())[0]
+        return idle_of(_rate(job, sched.machine.logical_error_rate), job.cost, reading[2], late)
 
     def _stamp(self, job: MachineJob, module: int, here: list[MachineJob]) -> Stamp:
         """Every input of ``job``'s verdict on ``module`` beside its key, its tenant's
