@@ -39,20 +39,32 @@ from support.machine import footprint
 
 
 def verdict_afresh(sched: Scheduler, job: MachineJob, module: int, at: int) -> bool:
-    """The rule of the module docstring, on whole projections made from scratch: its
-    tenant's jobs weighed on its part; started ``sole`` where its part alone cannot keep
-    it and no T state is drawn on the machine."""
+    """The rule of the module docstring, on whole projections made from scratch: a
+    tenant's first T-drawing job on the module keeps the other drawing tenants' jobs
+    within their budgets on their part with it; its tenant's jobs weighed on its part
+    beside it; started ``sole`` where its part alone cannot keep it, none of its own
+    runs beside it and no T state is drawn on the machine."""
     if not job.tl.t_total:
         return True
     state = sched.state
     if any(r.sole and r.module == module and r.tenant != job.tenant for r in state.running):
         return False
-    drawers = {j.tenant for j in [*state.queue, *state.running, *state.stopped] if j.tl.t_total}
+    drawing = BudgetCheck(sched).drawing(module)
+    if drawing and job.tenant not in drawing:
+        total = sum(sched.weight(t) for t in drawing)
+        joined = total + sched.weight(job.tenant)
+        for other in drawing:
+            weight = sched.weight(other)
+            without = BudgetCheck(sched)._projected_of(module, other, part=weight / total)
+            late = BudgetCheck(sched)._projected_of(module, other, part=weight / joined)
+            for running, error in late.items():
+                if running.budget is None or error <= running.budget * HEADROOM:
+                    continue
+                if error > without[running] * (1 + 1e-9):
+                    return False
     here = [r for r in state.running if r.module == module and r.tenant == job.tenant]
-    if not here and not drawers - {job.tenant}:
-        return True
     after = projected(sched, module, job, at)
-    before = projected(sched, module)
+    before = projected(sched, module, tiles=job.tiles)
     for other, error in after.items():
         if other.tenant != job.tenant:
             continue
@@ -170,14 +182,15 @@ def setting_up(name: str, compared: list[int]) -> type:
                     continue
                 area, first = spot
                 tenant = job.tenant
-                added = check._setup(area.module, tenant, job, area.spec.offset + first)
-                part = check.part(tenant)
+                part = check.part(tenant, area.module, job.tiles)
+                added = check._setup(area.module, tenant, job, area.spec.offset + first, part)
                 jobs, readings = list(added.jobs), list(added.readings)
                 afresh = _Setup(sched, area.module, jobs, readings, part)
                 assert list(added.lates()) == list(afresh.lates()), job.id
                 compared.append(len(added.jobs))
             for tenant in ("a", "b"):
-                base = check._setup(0, tenant, None, 0)  # its running jobs', used again after
+                # its running jobs', used again after
+                base = check._setup(0, tenant, None, 0, check.part(tenant))
                 assert list(base.lates()) == list(base.lates())
             super().decide(sched)
 

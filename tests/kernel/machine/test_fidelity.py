@@ -104,23 +104,51 @@ def test_fidelity_divides_the_factories_by_tenant_weight_as_the_fair_rule_comput
     assert out["b0"].wait_cycles["factory"] == pytest.approx(150, rel=0.02)
 
 
-def test_one_tenants_tight_budget_never_holds_another_tenants_job_back():
-    # fidelity, one state a cycle, p_L 1e-3, weights 1:1. a (4 patches, budget 0.02)
-    # runs 20 rotations from 0; b of another tenant arrives at 5. b is weighed on its own
-    # half, a's budget not at all: b starts at 5 (a fair-share by job would hold it to
-    # 16). From 5 a and b each get 1/2: a's 15 states left take 30 cycles (to 35), b's
-    # 20: b draws 15 by 35, then 5 at full rate: ends 40. a, started alone on the whole
-    # rate, idles 15 cycles, past its budget (1 - 0.999^60 = 0.058): a tenant that
-    # starts drawing later is not foreseen, and a budget never buys its share
+def test_a_tenant_that_comes_to_draw_waits_until_the_running_tenants_budgets_hold():
+    # fidelity, one state a cycle, p_L 1e-3, weights 1:1. a (4 patches on 9 tiles, 20
+    # rotations, a whole budget that leaves 0.02 for waiting) starts alone at 0 on the
+    # whole rate: no other tenant draws. b of another tenant arrives at 5; from t, a
+    # would get half: its 20 - t states left take 2 (20 - t) cycles, 20 - t late. b's
+    # first start is weighed against a on the half a keeps with it: 1 - 0.999^(4 (20 -
+    # t)) <= 0.8 x 0.02 holds from 20 - t <= 4.03: b starts at 16. From 16 each gets
+    # 1/2: a's last 4 take 8 cycles (to 24, 4 idle), b draws 4 by 24, then 16 at full
+    # rate: ends 40. (Started at 5, b left a 15 cycles idle: 0.058, past its budget.)
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
     a = footprint(9, rotations(20), qubits=4)
     b = footprint(3, rotations(20), qubits=1)
-    out = run(machine, "fidelity", job("a", a, budget=0.02), job("b", b, 5, tenant="b", budget=0.5))
-    assert out["b"].start_cycle == 5.0
-    assert out["a"].end_cycle == pytest.approx(35)
+    out = run(
+        machine,
+        "fidelity",
+        job("a", a, budget=whole(a, 0.02)),
+        job("b", b, 5, tenant="b", budget=0.5),
+    )
+    assert out["b"].start_cycle == 16.0
+    assert out["a"].end_cycle == pytest.approx(24)
     assert out["b"].end_cycle == pytest.approx(40)
-    assert out["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 15))
-    assert not out["a"].within_budget and out["b"].within_budget
+    assert out["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))
+    assert out["a"].within_budget and out["b"].within_budget
+
+
+def test_a_tenant_whose_jobs_cannot_fit_beside_a_job_is_not_counted_in_its_part():
+    # one state a cycle, p_L 1e-4 at d = 9 and 1e-5 at d = 11, 20 tiles. y (tenant a, 4
+    # qubits on 9 tiles, 20 rotations, whole budget 0.025: own 0.0178 at d = 9, 7.3e-3
+    # left for waiting) and z (tenant b, 15 tiles, 10 rotations) queued at 0. z cannot
+    # fit in the 11 tiles beside y, so b draws nothing while y runs: y's part is the
+    # whole rate, it is never late, and it starts at d = 9 (0 to 20), z after it (20 to
+    # 30). Counting b would give y half the states (20 cycles late at d = 9: 8.0e-3,
+    # past 80% of 7.3e-3) and send it to d = 11 (14 tiles, 25 cycles: z from 25 to 35)
+    machine = MachineSpec.simple(
+        tiles=20,
+        factory_rate=(1, 1),
+        store=0,
+        logical_error_rate=1e-4,
+        larger_distances=((11, 1e-5),),
+    )
+    y, z = footprint(9, rotations(20), qubits=4), footprint(15, rotations(10), qubits=2)
+    out = run(machine, "fidelity", job("y", y, budget=0.025), job("z", z, tenant="b"))
+    assert (out["y"].start_cycle, out["y"].end_cycle, out["y"].code_distance) == (0.0, 20.0, 9)
+    assert out["y"].idle_logical_error == 0.0 and out["y"].within_budget
+    assert (out["z"].start_cycle, out["z"].end_cycle) == (20.0, 30.0)
 
 
 # --------------------------------------------------------------------------- budgets

@@ -7,12 +7,17 @@ remaining private cycles ``R_T`` of its steps that draw them is what it asks a c
 while it draws, ``d = T / R_T``.
 
 Each tenant's jobs are projected on the tenant's own part of the module: its quota
-weight over the weights of the tenants with T-drawing jobs on the machine
-(:meth:`BudgetCheck.part`), of the store's states, the factories' ``rate`` and each bus
-segment. The supply never gives a tenant less (tenants by weight first, the ``fair``
-rule, on the factories and on every segment), so another tenant's start cannot take
-from it, and a tenant's budgets never hold another tenant's job back: a start is
-weighed against its own tenant's jobs only, and never buys another tenant's part.
+weight over the weights of the tenants that draw T states there and of those with a
+queued T-drawing job that fits beside the candidate now (:meth:`BudgetCheck.part`), of
+the store's states, the factories' ``rate`` and each bus segment. The supply never gives
+a tenant less while they draw (tenants by weight first, the ``fair`` rule, on the
+factories and on every segment). A tenant not counted (its jobs did not fit, or came
+later) that comes to draw takes from the parts of those drawing, so its first T-drawing
+start on a module is weighed against their jobs on the parts they keep with it
+(:meth:`BudgetCheck._others_keep`); any other start is weighed against its own tenant's
+jobs only, and never buys another tenant's part. Counting a tenant whose jobs cannot
+start beside a job would project the job on a part it never has: it would be refused a
+fast placement with nothing drawing beside it.
 Within the part, the projection runs the tenant's jobs forward as a fluid: the store's
 states first, then the factories', shared max-min. Each job is given at most ``d``,
 less where its bus segment, shared max-min among the jobs beside it as the supply
@@ -20,9 +25,9 @@ shares it, carries less. A job's share of the factories, and of its segment, pas
 the others when it has drawn all it needs. A job that has its states at ``E`` is
 ``E - R_T`` cycles late, all of them idle. It is what the machine promises at the rate
 it has now (a job asks ``d`` until its last state, its steps without T states all
-after, the store refills at no rate, and a tenant that starts drawing later is not
-foreseen). Where the decoder is limited, a start is also weighed on the throttles it
-would set, against its tenant's running jobs (:meth:`BudgetCheck._decoder_keeps`).
+after, and the store refills at no rate). Where the decoder is limited, a start is
+also weighed on the throttles it would set, against its tenant's running jobs
+(:meth:`BudgetCheck._decoder_keeps`).
 
 A job is **placed at the cheapest code distance** whose projection keeps the budgets
 (:meth:`BudgetCheck.fit`): the machine's own first, then each of its
@@ -31,11 +36,16 @@ longer logical cycles, and waits cheaper by the code's suppression, about ten ti
 step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
 tenant's part makes a job do.
 
-A job its part alone cannot keep at any distance (no job of its tenant runs on the
-module) starts
-only where no T state is drawn on the machine; it runs ``sole`` and other tenants'
-T-drawing jobs wait on its module while it runs, so its projection (the whole rate)
-holds. A job held back is looked at again at every epoch boundary
+A job its part alone cannot keep at any placement (no job of its tenant runs on the
+module) starts only where no T state is drawn on the machine, at the first placement
+whose projection on the whole rate keeps its budget (:meth:`BudgetCheck._alone`); it
+runs ``sole`` and other tenants' T-drawing jobs wait on its module while it runs, so that
+projection holds. Where no placement's does, waiting would not help it: it starts
+``sole`` at the placement of least whole error (its budget is one no schedule meets,
+``QK505``). Where no other tenant draws, its part is the whole, and it is projected
+there as any job is: a placement its waits would take past its budget is passed over.
+
+A job held back is looked at again at every epoch boundary
 (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
 running jobs draw, with no arrival or end. It is weighed again only where an input of
 its projection changed (:class:`HeldVerdicts`); else its last verdict stands.
@@ -55,7 +65,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
-from qmk.kernel.machine.placement import Placements, usable
+from qmk.kernel.machine.placement import Placement, Placements, usable
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
@@ -334,12 +344,17 @@ def _max_min(users: list[int], asks: list[float], rate: float) -> list[float]:
 
 
 def projected(
-    sched: Scheduler, module: int, candidate: MachineJob | None = None, at: int = 0
+    sched: Scheduler,
+    module: int,
+    candidate: MachineJob | None = None,
+    at: int = 0,
+    tiles: int = 0,
 ) -> dict[MachineJob, float]:
     """Each running job's projected idle error on ``module`` (and ``candidate``'s, were
     it started there now, its first tile ``at`` of the module), each tenant's jobs on
-    its part: :meth:`_Setup.lates`."""
-    return BudgetCheck(sched).projected(module, candidate, at)
+    its part beside a job of ``tiles`` tiles (the candidate's where given):
+    :meth:`_Setup.lates`."""
+    return BudgetCheck(sched).projected(module, candidate, at, tiles)
 
 
 class Drawers:
@@ -389,6 +404,13 @@ class Drawers:
 #: tenants running ``sole`` there, and whether a T state is drawn on the machine.
 Stamp = tuple[tuple[tuple[int, Reading], ...], float, float, float, float, frozenset[str], bool]
 
+#: A start's verdict (:meth:`BudgetCheck._verdict`): True, it keeps every budget on its
+#: tenant's part; False, it waits; None, it may start ``sole`` (the whole rate keeps
+#: it); a float, waiting would not help it (no T state is drawn) and even the whole rate
+#: cannot keep it: its projected idle error there, so :meth:`BudgetCheck.fit` starts it
+#: at its placement of least error over budget where no placement keeps.
+Verdict = bool | float | None
+
 
 class HeldVerdicts:
     """The last verdict of each key, with the :data:`Stamp` it was weighed at: the
@@ -403,16 +425,16 @@ class HeldVerdicts:
     __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self._held: dict[tuple[object, ...], tuple[Stamp, bool | None]] = {}
+        self._held: dict[tuple[object, ...], tuple[Stamp, Verdict]] = {}
 
-    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, bool | None]:
+    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, Verdict]:
         """Whether ``key``'s last verdict was taken at ``stamp``, and that verdict."""
         held = self._held.get(key)
         if held is None or held[0] != stamp:
             return False, False
         return True, held[1]
 
-    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: bool | None) -> None:
+    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: Verdict) -> None:
         """``key``'s verdict at ``stamp``."""
         self._held[key] = (stamp, verdict)
 
@@ -429,14 +451,30 @@ class Budgeted(SchedulingPolicy):
         #: each program's placements on the machine (:meth:`setup` makes it)
         self.placements: Placements | None = None
         self.held = HeldVerdicts()
+        #: the fewest tiles a queued job of each kind (``job.kind``) that draws T
+        #: states may start on (of its usable placements): whether it fits beside a
+        #: candidate (:meth:`BudgetCheck.part`)
+        self.least_tiles: dict[tuple[object, ...], int] = {}
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
         self.placements = Placements(sched.machine)
         self.held = HeldVerdicts()
+        self.least_tiles = {}
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.arrived(job)
+        if job.tl.t_total and job.kind not in self.least_tiles:
+            known = self.placements
+            options = (
+                [job.fp]
+                if known is None
+                else [
+                    p.footprint
+                    for p in usable(known.of(job), known.own(job), job.spec.error_budget)
+                ]
+            )
+            self.least_tiles[job.kind] = min(fp.tiles for fp in options)
 
     def ended(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.ended(job)
@@ -457,17 +495,24 @@ class BudgetCheck:
         self.drawers = Drawers.of(sched)
         policy = sched.policy
         self.held = policy.held if isinstance(policy, Budgeted) else HeldVerdicts()
-        self._before: dict[tuple[int, str], dict[MachineJob, float]] = {}
-        self._verdicts: dict[tuple[object, ...], bool | None] = {}
+        self._before: dict[tuple[int, str, float], dict[MachineJob, float]] = {}
+        self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
         self._decoder_verdicts: dict[tuple[object, ...], bool] = {}
         #: each (module, tenant)'s running jobs set up for a projection, with what each
         #: was read at (a running job settled meanwhile is read again)
-        self._setups: dict[tuple[int, str], tuple[list[tuple[int, float, float]], _Setup]] = {}
+        self._setups: dict[
+            tuple[int, str, float], tuple[list[tuple[int, float, float]], _Setup]
+        ] = {}
         #: the running jobs by (module, tenant), the modules where one draws T states,
         #: and the tenants running ``sole`` by module: grouped once until a start
         self._groups: dict[tuple[int, str], list[MachineJob]] | None = None
-        self._parts: dict[str, float] = {}
+        self._parts: dict[tuple[str, int, int], float] = {}
+        #: the tenants that draw T states on each module (:meth:`drawing`)
+        self._drawing: dict[int, set[str]] = {}
+        #: whether a tenant's first T-drawing job on a module keeps the other tenants'
+        #: budgets there (:meth:`_others_keep`)
+        self._others: dict[tuple[str, int], bool] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -477,19 +522,103 @@ class BudgetCheck:
         self._decoder_verdicts.clear()
         self._setups.clear()
         self._groups = None
+        self._parts.clear()
+        self._drawing.clear()
+        self._others.clear()
 
-    def part(self, tenant: str) -> float:
-        """The part of a module's factories, store and bus segments ``tenant`` is sure
-        of: its quota weight over the weights of the tenants with T-drawing jobs on the
-        machine (:class:`Drawers`), its own included. The ``fair`` supply never gives it
-        less while they all draw, so its jobs are projected on this part alone."""
-        part = self._parts.get(tenant)
+    def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
+        """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
+        of while a job of ``tiles`` tiles it starts there runs: its quota weight over
+        the weights of the tenants that draw T states on the module (:meth:`drawing`),
+        its own included, and of those with a queued T-drawing job that fits in the
+        module's free tiles beside it (at its fewest tiles). The ``fair`` supply never
+        gives it less while they all draw, so its jobs are projected on this part
+        alone. A tenant not counted that comes to draw later is weighed when it does:
+        its first start keeps the counted tenants' budgets (:meth:`_others_keep`).
+        Where the policy keeps no table of queued jobs' tiles, every tenant with a
+        T-drawing job on the machine is counted (:class:`Drawers`)."""
+        key = (tenant, module, tiles)
+        part = self._parts.get(key)
         if part is None:
             sched = self.sched
             own = sched.weight(tenant)
-            others = sum(sched.weight(t) for t in self.drawers.count if t != tenant)
-            part = self._parts[tenant] = own / (own + others)
+            counted = self._counted(module, tiles)
+            others = sum(sched.weight(t) for t in counted if t != tenant)
+            part = self._parts[key] = own / (own + others)
         return part
+
+    def _counted(self, module: int, tiles: int) -> set[str] | dict[str, int]:
+        """The tenants a part on ``module`` beside a job of ``tiles`` is counted among
+        (:meth:`part`)."""
+        sched = self.sched
+        policy = sched.policy
+        if not isinstance(policy, Budgeted) or policy.placements is None:
+            return self.drawers.count
+        counted = set(self.drawing(module))
+        room = sum(r.tree.free for r in sched.ranges if r.module == module) - tiles
+        least = policy.least_tiles
+        for tenant, kinds in sched.state.kinds_of.items():
+            if tenant in counted:
+                continue
+            for kind in kinds:
+                need = least.get(kind)
+                if need is not None and need <= room:
+                    counted.add(tenant)
+                    break
+        return counted
+
+    def drawing(self, module: int) -> set[str]:
+        """The tenants that draw T states on ``module``: with a running job there that
+        has T states left, or a stopped job that draws them (it may resume there)."""
+        out = self._drawing.get(module)
+        if out is None:
+            out = self._drawing[module] = set()
+            state = self.sched.state
+            for (m, tenant), jobs in state.running_at.items():
+                if m == module and any(
+                    job.tl.t_total and self._reading(job)[0] > 0 for job in jobs
+                ):
+                    out.add(tenant)
+            for job in state.stopped:
+                if job.tl.t_total:
+                    out.add(job.tenant)
+        return out
+
+    def _others_keep(self, job: MachineJob, module: int) -> bool:
+        """Whether ``job``'s tenant coming to draw T states on ``module`` keeps every
+        other drawing tenant's jobs there within their budgets on the part they keep
+        with it, where they were on their part without it (a tenant not counted in their
+        parts, :meth:`part`). A tenant drawing there already takes no more from them."""
+        tenant = job.tenant
+        drawing = self.drawing(module)
+        if tenant in drawing or not drawing:
+            return True
+        key = (tenant, module)
+        kept = self._others.get(key)
+        if kept is None:
+            kept = self._others[key] = self._others_weigh(tenant, module, drawing)
+        return kept
+
+    def _others_weigh(self, tenant: str, module: int, drawing: set[str]) -> bool:
+        sched = self.sched
+        p = sched.machine.logical_error_rate
+        total = sum(sched.weight(t) for t in drawing)
+        joining = sched.weight(tenant)
+        for other in drawing:
+            if not self._running_on(module, other):
+                continue
+            weight = sched.weight(other)
+            before = self._projected_of(module, other, part=weight / total)
+            setup = self._setup(module, other, None, 0, weight / (total + joining))
+            jobs, readings = setup.jobs, setup.readings
+            for i, late in setup.lates():
+                job = jobs[i]
+                if job.budget is None:
+                    continue
+                error = idle_of(_rate(job, p), job.cost, readings[i][2], late)
+                if error > job.budget * HEADROOM and error > before[job] * (1 + 1e-9):
+                    return False
+        return True
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """:meth:`verdict`; a job held back is looked at again at the next epoch
@@ -503,7 +632,7 @@ class BudgetCheck:
     def verdict(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """:meth:`_verdict`, a job that may start ``sole`` marked so."""
         verdict = self._verdict(job, module, at)
-        job.sole = verdict is None
+        job.sole = verdict is not True and verdict is not False
         return verdict is not False
 
     def fit(
@@ -522,6 +651,7 @@ class BudgetCheck:
         known = policy.placements
         home = known.own(job)
         sole = None
+        futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
         for option in usable(known.of(job), home, job.spec.error_budget):
             job.take(option.footprint, option.timeline, option.rate, option.own)
@@ -534,7 +664,13 @@ class BudgetCheck:
                 return there
             if verdict is None and sole is None:
                 sole = option, there
+            elif verdict is not None and verdict is not False:
+                whole = option.own + verdict - option.own * verdict  # (its whole error)
+                if futile is None or whole < futile[0]:
+                    futile = whole, option, there
             held = held or verdict is False
+        if sole is None and futile is not None:
+            sole = futile[1], futile[2]
         if sole is not None:
             option, there = sole
             job.take(option.footprint, option.timeline, option.rate, option.own)
@@ -553,20 +689,21 @@ class BudgetCheck:
         if spot is None or (may is not None and not may(job)):
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
-        job.sole = verdict is None
+        job.sole = verdict is not True and verdict is not False
         if verdict is False:
             self.sched.look_again()
             return None
         return spot
 
-    def _verdict(self, job: MachineJob, module: int, at: int = 0) -> bool | None:
+    def _verdict(self, job: MachineJob, module: int, at: int = 0) -> Verdict:
         """Whether starting ``job`` on ``module`` now (its first tile ``at`` there) keeps
         its tenant's jobs' projected idle errors within their budgets on its
-        :meth:`part`, where they would have been without ``job`` (module docstring). A
-        job that draws no T state (it takes none from the others) may always start; so
-        may one where no other tenant draws and none of its own runs (waiting would not
-        help it). None: its part alone cannot keep it, and no T state is drawn on the
-        machine: it may start ``sole`` (module docstring)."""
+        :meth:`part`, where they would have been without ``job`` (module docstring):
+        a :data:`Verdict`. A job that draws no T state (it takes none from the others)
+        may always start. Where its part cannot keep it, none of its own runs here and
+        no T state is drawn on the machine, waiting would not help it: it may start
+        ``sole`` where the whole rate keeps it (:meth:`_alone`), else its error there
+        is told (module docstring)."""
         sched = self.sched
         if not sched.rates.no_decoder and not self._decoder_keeps(job):
             return False
@@ -576,21 +713,36 @@ class BudgetCheck:
         here = self._running_on(module, tenant)
         if any(t != tenant for t in self._sole_on(module)):
             return False  # another tenant's job runs past its part: it has the factories
-        if not here and not any(t != tenant for t in self.drawers.count):
-            return True  # no other tenant draws, and none of its own here
+        if not self._others_keep(job, module):
+            return False  # it would take from another tenant's part what its jobs need
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
-        key = (id(job.tl), tenant, job.budget, job.cost, module, segment, self.part(tenant))
+        part = self.part(tenant, module, job.tiles)
+        key = (id(job.tl), tenant, job.budget, job.cost, module, segment, part)
         if key in self._verdicts:
             return self._verdicts[key]
         stamp = self._stamp(job, module, here)
         known, verdict = self.held.get(key, stamp)
         if not known:  # (else nothing it reads has changed: :class:`HeldVerdicts`)
-            verdict = self._keeps(job, module, at)
+            verdict = self._keeps(job, module, at, part)
             if not verdict and not here and not self._drawing_on():
-                verdict = None  # no T state is drawn anywhere: waiting would not help it
+                error = self._alone(job, module, at)
+                keeps = job.budget is None or error <= job.budget * HEADROOM
+                verdict = None if keeps else error
             self.held.keep(key, stamp, verdict)
         self._verdicts[key] = verdict
         return verdict
+
+    def _alone(self, job: MachineJob, module: int, at: int) -> float:
+        """``job``'s projected idle error started alone on ``module`` now (its first
+        tile ``at`` there), on the whole of its factories, store and bus: what it has
+        running ``sole``."""
+        sched = self.sched
+        t_left, t_cycles = _fresh(job)
+        segment = sched.supply(module).bus.segment_of(at, job.tiles)
+        reading = (t_left, t_cycles, job.idle_waited(), segment)
+        setup = _Setup(sched, module, [job], [reading], 1.0)
+        late = dict(setup.lates())[0]
+        return idle_of(_rate(job, sched.machine.logical_error_rate), job.cost, reading[2], late)
 
     def _stamp(self, job: MachineJob, module: int, here: list[MachineJob]) -> Stamp:
         """Every input of ``job``'s verdict on ``module`` beside its key, its tenant's
@@ -675,26 +827,34 @@ class BudgetCheck:
         return self.sched.state.drawing_on
 
     def projected(
-        self, module: int, candidate: MachineJob | None = None, at: int = 0
+        self, module: int, candidate: MachineJob | None = None, at: int = 0, tiles: int = 0
     ) -> dict[MachineJob, float]:
         """Each running job's projected idle error on ``module`` (and ``candidate``'s,
         were it started there now, its first tile ``at`` of the module): each tenant's
-        jobs on its :meth:`part`."""
+        jobs on its :meth:`part` beside a job of ``tiles`` tiles (the candidate's where
+        given)."""
         tenants = dict.fromkeys(t for m, t in self.sched.state.running_at if m == module)
         if candidate is not None:
             tenants[candidate.tenant] = None
+            tiles = candidate.tiles
         out: dict[MachineJob, float] = {}
         for tenant in tenants:
             mine = candidate if candidate is not None and candidate.tenant == tenant else None
-            out.update(self._projected_of(module, tenant, mine, at))
+            part = self.part(tenant, module, tiles)
+            out.update(self._projected_of(module, tenant, mine, at, part))
         return out
 
     def _projected_of(
-        self, module: int, tenant: str, candidate: MachineJob | None = None, at: int = 0
+        self,
+        module: int,
+        tenant: str,
+        candidate: MachineJob | None = None,
+        at: int = 0,
+        part: float = 1.0,
     ) -> dict[MachineJob, float]:
         """Each of ``tenant``'s running jobs' projected idle error on ``module`` (and
-        ``candidate``'s, one of its jobs)."""
-        setup = self._setup(module, tenant, candidate, at)
+        ``candidate``'s, one of its jobs) on ``part`` of it."""
+        setup = self._setup(module, tenant, candidate, at, part)
         jobs, readings = setup.jobs, setup.readings
         late = dict(setup.lates())
         p = self.sched.machine.logical_error_rate
@@ -703,21 +863,23 @@ class BudgetCheck:
             for i, (job, reading) in enumerate(zip(jobs, readings, strict=True))
         }
 
-    def _setup(self, module: int, tenant: str, candidate: MachineJob | None, at: int) -> _Setup:
-        """``tenant``'s projection on ``module`` set up (``candidate`` last, its first
-        tile ``at``). The running jobs' part is made once while none of them moves on
-        or is settled."""
+    def _setup(
+        self, module: int, tenant: str, candidate: MachineJob | None, at: int, part: float
+    ) -> _Setup:
+        """``tenant``'s projection on ``part`` of ``module`` set up (``candidate`` last,
+        its first tile ``at``). The running jobs' part is made once while none of them
+        moves on or is settled."""
         sched = self.sched
         jobs = self._running_on(module, tenant)
         now = sched.now
         stamps = [(job.version, job.last, now) for job in jobs]
-        held = self._setups.get((module, tenant))
+        held = self._setups.get((module, tenant, part))
         if held is not None and held[0] == stamps and held[1].jobs == jobs:
             base = held[1]
         else:
             readings = [self._reading(job) for job in jobs]
-            base = _Setup(sched, module, list(jobs), readings, self.part(tenant))
-            self._setups[(module, tenant)] = (stamps, base)
+            base = _Setup(sched, module, list(jobs), readings, part)
+            self._setups[(module, tenant, part)] = (stamps, base)
         if candidate is None:
             return base
         t_left, t_cycles = _fresh(candidate)
@@ -743,17 +905,17 @@ class BudgetCheck:
         self._readings[job] = (at, reading)
         return reading
 
-    def _keeps(self, job: MachineJob, module: int, at: int) -> bool:
+    def _keeps(self, job: MachineJob, module: int, at: int, part: float) -> bool:
         """:meth:`verdict`'s projection, each of its tenant's jobs weighed as its
         projection is known: the verdict is known at the first job it fails. The
         projection without ``job`` is made (and kept for the next candidates) where a
         running job passes its budget with it."""
         tenant = job.tenant
-        setup = self._setup(module, tenant, job, at)
+        setup = self._setup(module, tenant, job, at, part)
         jobs, readings = setup.jobs, setup.readings
         p = self.sched.machine.logical_error_rate
         last = len(jobs) - 1  # ``job``
-        before = self._before.get((module, tenant))
+        before = self._before.get((module, tenant, part))
         for i, late in setup.lates():
             other = jobs[i]
             budget = other.budget
@@ -765,7 +927,9 @@ class BudgetCheck:
             if i == last:  # it passes its own budget: whatever the others' fate
                 return False
             if before is None:
-                before = self._before[(module, tenant)] = self._projected_of(module, tenant)
+                before = self._before[(module, tenant, part)] = self._projected_of(
+                    module, tenant, part=part
+                )
             if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
         return True
