@@ -35,6 +35,13 @@ from typing import Any
 
 from qmk.defaults import WORKER_SANDBOX_ENV
 
+#: The default cap on a state's memory: amplitudes plus one working copy, in bytes. The
+#: statevector engine's guard and the router's pricing (:func:`qmk.engines.registry.
+#: memory_bytes`) both read it, so a run that never builds a state need not load the engine.
+DEFAULT_MAX_BYTES = 8 * 2**30
+#: Environment variable that overrides :data:`DEFAULT_MAX_BYTES` (an integer of bytes).
+MAX_BYTES_ENV = "QMK_MAX_STATE_BYTES"
+
 #: Environment variable a confined kernel worker sets: the sandbox layers it closed,
 #: comma-separated (``network``, ``filesystem``). Absent: no sandbox.
 SANDBOX_ENV = WORKER_SANDBOX_ENV

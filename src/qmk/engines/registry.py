@@ -44,7 +44,7 @@ from typing import Any
 from qmk import defaults
 from qmk.engines.base import EngineError
 from qmk.engines.gates import GATES
-from qmk.engines.limits import WorkerLimits, human_bytes
+from qmk.engines.limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV, WorkerLimits, human_bytes
 from qmk.errors import closest
 
 #: Every gate of :data:`~qmk.engines.gates.GATES`: the gate set of universal engines.
@@ -1246,8 +1246,6 @@ def memory_bytes() -> int:
     """The memory a state may take here: ``$QMK_MAX_STATE_BYTES`` or the statevector
     engine's default (state plus one working copy), and no more than the machine's
     physical memory."""
-    from qmk.engines.statevector import DEFAULT_MAX_BYTES, MAX_BYTES_ENV
-
     text = os.environ.get(MAX_BYTES_ENV, "").strip()
     try:
         value = int(text) if text else DEFAULT_MAX_BYTES

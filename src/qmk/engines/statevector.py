@@ -80,12 +80,8 @@ from qmk.engines.base import (
 from qmk.engines.batch import BatchCircuit, BatchSampler
 from qmk.engines.gates import GATES
 from qmk.engines.lazy_state import LazyState
+from qmk.engines.limits import DEFAULT_MAX_BYTES, MAX_BYTES_ENV
 from qmk.engines.sampling import FLAT_SAMPLING as _FLAT_SAMPLING
-
-#: Default cap on the state's memory: amplitudes plus one working copy, in bytes.
-DEFAULT_MAX_BYTES = 8 * 2**30
-#: Environment variable that overrides :data:`DEFAULT_MAX_BYTES` (an integer of bytes).
-MAX_BYTES_ENV = "QMK_MAX_STATE_BYTES"
 
 _DTYPES: dict[str, np.dtype[Any]] = {
     "complex64": np.dtype(np.complex64),

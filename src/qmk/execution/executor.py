@@ -64,7 +64,6 @@ from typing import Any, cast
 import msgspec
 import numpy as np
 
-import qmk.engines.statevector  # noqa: F401  (each route reads its memory default)
 from qmk import defaults
 from qmk.engines import EngineError, engine_class, fusion
 from qmk.engines.batch import batch_compiler
