@@ -6,9 +6,10 @@ over the worker wire. ``qmk dask-bridge --listen PATH --dask ADDR --config FILE`
 one alone (a container of its own, its socket on a volume it shares with the kernel's,
 which runs ``qmk serve --kernel-only --dask-bridge PATH``). ``qmk serve --dask ADDR`` starts one
 itself, with a warm spare, and replaces it when it dies (:mod:`qmk.serve.gateways`).
-The spare stands by with its pool made: connected to the scheduler, its plugins
-registered, and a ``local:N`` cluster of its own started, so a promoted spare serves
-at once (a cluster's start is most of a cold bridge's).
+The spare of a ``local:N`` bridge stands by with its pool made: its own cluster
+started, its plugins registered and its workers' job processes started, so a promoted
+spare serves at once (a cluster's start was most of a cold bridge's). The spare of a
+shared cluster's bridge connects once promoted (the scheduler is up already).
 It is confined as a gateway is: its memory capped as a worker's, the data directory
 closed to it (``--hide``).
 """
@@ -101,17 +102,24 @@ async def _main(
         loop.add_signal_handler(signum, stop.set)
     if args.parent_fd is not None:  # its end: qmk serve is gone, even by SIGKILL
         loop.add_reader(args.parent_fd, stop.set)
+    spare = args.standby_fd is not None
+    if spare and not args.dask.startswith("local:"):
+        # a shared cluster is up already: connected now, the spare would hear the notes
+        # (checkpoint states) of the serving bridge's jobs too
+        if not await _promoted(args.standby_fd, stop):
+            return
+        spare = False
     pool = await asyncio.to_thread(
         dask_pool, args.dask, config, workers=args.workers, tls=tls, loop=loop, **flags
     )
     pool.jobs.write_states = False  # the kernel writes its checkpoints
     try:
-        if args.standby_fd is not None:
+        if spare:  # a cluster of its own, started, and its job processes
             await pool.warm()
             LOG.info("the Dask bridge's spare stands by on %s", pool.address)
             if not await _promoted(args.standby_fd, stop):
                 return
-            name_process("qmk-dask")
+        name_process("qmk-dask")
         bridge = Bridge(pool, str(pool.address))
         line = {"listening": "", "dask": str(pool.address), "confinement": confinement}
         if args.json:
