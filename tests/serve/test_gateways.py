@@ -24,9 +24,10 @@ from qmk.serve.gateways import BOUND_LATER, RESTART_FIRST_S, Supervisor, kernel_
 GUARD_S = 60.0  # a hang guard, never a timing assertion
 #: A stand-in gateway (argv: its folder, its mode, then what the supervisor hands it).
 #: Mode ``serves``: every one serves until killed. Mode ``once``: the first serves, each
-#: later one ends with status 3 before it serves.
+#: later one ends with status 3 before it serves. Mode ``leaves``: as ``serves``, and each
+#: first starts a child that holds its stdout (as a ``local:N`` cluster's processes do).
 STAND_IN = """
-import os, sys, time
+import os, subprocess, sys, time
 argv, folder, mode = sys.argv, sys.argv[1], sys.argv[2]
 def mark(name):
     open(os.path.join(folder, name + "-" + str(os.getpid())), "w").close()
@@ -35,8 +36,11 @@ if "--standby-fd" in argv:
     if not os.read(int(argv[argv.index("--standby-fd") + 1]), 1):
         sys.exit(0)
 first = not os.path.exists(os.path.join(folder, "served"))
-if mode == "serves" or first:
+if mode in ("serves", "leaves") or first:
     open(os.path.join(folder, "served"), "a").close()
+    if mode == "leaves":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        open(os.path.join(folder, "child-" + str(child.pid)), "w").close()
     mark("serving")
     print('{"listening": "http://x:1"}', flush=True)
     time.sleep(600)
@@ -110,6 +114,26 @@ def test_a_killed_gateway_is_replaced_by_its_warm_spare_which_gets_a_spare_in_tu
     # stopped: the serving gateway and its spare ended with the supervisor
     for pid in _pids(tmp_path, "waiting") | _pids(tmp_path, "serving"):
         assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+
+
+def test_a_killed_gateway_is_replaced_at_its_exit_while_a_child_it_left_holds_its_stdout(
+    tmp_path: Path,
+) -> None:
+    async def scenario(supervisor: Supervisor, lines: list[str]) -> None:
+        await _until(lambda: _pids(tmp_path, "waiting"))
+        (serving,) = _pids(tmp_path, "serving")
+        (spare,) = _pids(tmp_path, "waiting")
+        (child,) = _pids(tmp_path, "child")
+        try:
+            os.kill(serving, signal.SIGKILL)
+            await _until(lambda: spare in _pids(tmp_path, "serving"))
+            assert _state(child) != "Z"  # it lives, and holds the dead one's stdout
+            assert lines[0].startswith(f"the http gateway (pid {serving}) ended with -9")
+        finally:
+            for pid in _pids(tmp_path, "child"):
+                os.kill(pid, signal.SIGKILL)
+
+    _supervised(tmp_path, "leaves", scenario)
 
 
 def _state(pid: int) -> str:

@@ -106,18 +106,15 @@ class EventHub:
         self.recent: deque[KernelEvent] = deque(probe.audit_tail(RECENT), maxlen=RECENT)
         #: The newest event :attr:`recent` let go (None: none yet).
         self.evicted: Cursor | None = None
-        self._callbacks: list[Callable[[KernelEvent], None]] = []
-        self._stop = probe.listen(self._heard)
+        self._stops = [probe.listen(self._heard, kept=True)]  # a cursor of a kept line
         self.closed = False
 
     def on_event(self, callback: Callable[[KernelEvent], None]) -> None:
-        """Call ``callback`` with every event, on the caller's thread, before any stream
-        sees it (metrics, traces and logs; they must be quick)."""
-        self._callbacks.append(callback)
+        """Call ``callback`` with every event, on the caller's thread, as it happens,
+        before any stream sees it (metrics, traces and logs; they must be quick)."""
+        self._stops.append(self.probe.listen(callback))
 
     def _heard(self, event: KernelEvent) -> None:
-        for callback in self._callbacks:
-            callback(event)
         if threading.get_ident() == self._thread:
             self._fan_out(event)
         else:
@@ -179,7 +176,8 @@ class EventHub:
     def close(self) -> None:
         """End every stream (the server stops) and stop listening."""
         self.closed = True
-        self._stop()
+        for stop in self._stops:
+            stop()
         for stream in self._streams:
             stream.put(None)
 

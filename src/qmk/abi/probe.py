@@ -371,8 +371,12 @@ class KernelProbe(Protocol):
     #: The artifacts a device job can stream (the keys of its policy's ``stream``).
     stream_names: tuple[str, ...]
 
-    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
-        """Call ``callback`` with every event from now on; returns the call that stops it."""
+    def listen(
+        self, callback: Callable[[KernelEvent], None], *, kept: bool = False
+    ) -> Callable[[], None]:
+        """Call ``callback`` with every event from now on; returns the call that stops it.
+        ``kept``: once the event's audit line is written and committed (a live stream's,
+        whose cursor must never name a line a crash takes back), else at once."""
         ...
 
     def snapshot(self) -> KernelSnapshot:

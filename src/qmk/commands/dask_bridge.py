@@ -6,6 +6,10 @@ over the worker wire. ``qmk dask-bridge --listen PATH --dask ADDR --config FILE`
 one alone (a container of its own, its socket on a volume it shares with the kernel's,
 which runs ``qmk serve --kernel-only --dask-bridge PATH``). ``qmk serve --dask ADDR`` starts one
 itself, with a warm spare, and replaces it when it dies (:mod:`qmk.serve.gateways`).
+The spare of a ``local:N`` bridge stands by with its pool made: its own cluster
+started, its plugins registered and its workers' job processes started, so a promoted
+spare serves at once (a cluster's start was most of a cold bridge's). The spare of a
+shared cluster's bridge connects once promoted (the scheduler is up already).
 It is confined as a gateway is: its memory capped as a worker's, the data directory
 closed to it (``--hide``).
 """
@@ -35,7 +39,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Raises:
         QMKError: a bad option or config; ``QS1011 unavailable``: no scheduler answered.
     """
-    from qmk.commands.gateway import cap_memory, log_to, stood_by
+    from qmk.commands.gateway import cap_memory, log_to
     from qmk.kernel.config import load_config
     from qmk.kernel.pools.confine import confine_server, name_process
     from qmk.serve import check_dask
@@ -73,11 +77,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report = dataclasses.replace(report, gaps=(*report.gaps, *gaps))
     for gap in report.gaps:
         LOG.warning("dask bridge isolation gap: %s", gap)
-    if args.standby_fd is not None:
-        name_process("qmk-dask-spare")
-        if not stood_by(args.standby_fd):
-            return 0
-    name_process("qmk-dask")
+    name_process("qmk-dask" if args.standby_fd is None else "qmk-dask-spare")
     confinement = {**report.to_json(), "memory_mb": args.memory_mb}
     asyncio.run(_main(args, config, tls, flags, out, confinement, listening))
     return 0
@@ -92,6 +92,7 @@ async def _main(
     confinement: dict[str, Any],
     listening: Any,
 ) -> None:
+    from qmk.kernel.pools.confine import name_process
     from qmk.kernel.pools.dask_bridge import Bridge
     from qmk.kernel.pools.dask_pool import dask_pool
 
@@ -101,11 +102,24 @@ async def _main(
         loop.add_signal_handler(signum, stop.set)
     if args.parent_fd is not None:  # its end: qmk serve is gone, even by SIGKILL
         loop.add_reader(args.parent_fd, stop.set)
+    spare = args.standby_fd is not None
+    if spare and not args.dask.startswith("local:"):
+        # a shared cluster is up already: connected now, the spare would hear the notes
+        # (checkpoint states) of the serving bridge's jobs too
+        if not await _promoted(args.standby_fd, stop):
+            return
+        spare = False
     pool = await asyncio.to_thread(
         dask_pool, args.dask, config, workers=args.workers, tls=tls, loop=loop, **flags
     )
     pool.jobs.write_states = False  # the kernel writes its checkpoints
     try:
+        if spare:  # a cluster of its own, started, and its job processes
+            await pool.warm()
+            LOG.info("the Dask bridge's spare stands by on %s", pool.address)
+            if not await _promoted(args.standby_fd, stop):
+                return
+        name_process("qmk-dask")
         bridge = Bridge(pool, str(pool.address))
         line = {"listening": "", "dask": str(pool.address), "confinement": confinement}
         if args.json:
@@ -117,6 +131,27 @@ async def _main(
         await bridge.serve(listening, stop)
     finally:
         await pool.aclose()
+
+
+async def _promoted(fd: int, stop: asyncio.Event) -> bool:
+    """Wait as a warm spare, its pool made, until the supervisor writes a byte on
+    ``fd`` (serve now: True), closes it or ``stop`` is set (False)."""
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[Any] = loop.create_future()
+
+    def readable() -> None:
+        if not woken.done():
+            woken.set_result(os.read(fd, 1))
+
+    loop.add_reader(fd, readable)
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([woken, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        loop.remove_reader(fd)
+        os.close(fd)
+    return woken.done() and woken.result() != b""
 
 
 def _limits() -> Any:

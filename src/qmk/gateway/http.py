@@ -178,9 +178,12 @@ class GatewayProbe:
     def charge(self, tenant: str, seconds: float) -> None:
         """Nothing to charge: the gateway's CPU is its own, not the kernel's."""
 
-    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
+    def listen(
+        self, callback: Callable[[KernelEvent], None], *, kept: bool = False
+    ) -> Callable[[], None]:
         """Call ``callback`` with the records of the jobs accepted here (their
-        :class:`JobFollower`); nothing else of the kernel is heard."""
+        :class:`JobFollower`); nothing else of the kernel is heard. They come from the
+        kernel's feed, whose records are kept ones (``kept`` either way)."""
         if self.follower is None:
             return _nothing
         return self.follower.listen(callback)

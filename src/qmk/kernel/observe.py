@@ -20,6 +20,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from qmk.abi.probe import Cursor, JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
@@ -87,6 +88,14 @@ def event_of(record: Mapping[str, Any], job: Any = None, sub: int = 0) -> Kernel
     )
 
 
+def _tell(callbacks: list[Callable[[KernelEvent], None]], event: KernelEvent) -> None:
+    for callback in list(callbacks):
+        try:
+            callback(event)
+        except Exception:
+            _log.exception("a kernel event callback failed")
+
+
 class KernelObserver:
     """A :class:`~qmk.abi.probe.KernelProbe` of one open kernel.
 
@@ -110,6 +119,8 @@ class KernelObserver:
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
         self._callbacks: list[Callable[[KernelEvent], None]] = []
+        #: The callbacks that hear an event once its line is kept (``listen(kept=True)``).
+        self._kept: list[Callable[[KernelEvent], None]] = []
         #: The cursor of the last record heard: a record with the seq of the one before
         #: is no audit line (a stream part, a worker's spans) and is numbered after it,
         #: here once for every listener (the audit log tells its records one at a time).
@@ -126,34 +137,38 @@ class KernelObserver:
         return supervisor.jobs.get(job_id) or supervisor.finished.get(job_id)
 
     def _heard(self, record: dict[str, Any]) -> None:
-        if not self._callbacks:
+        if not (self._callbacks or self._kept):
             return
         job = self._job(record.get("job_id")) if record.get("event") == "job" else None
         seq = int(record.get("seq", 0))
         last = self._last
         self._last = Cursor(seq, last.sub + 1 if seq == last.seq else 0)
-        event = event_of(record, job, self._last.sub)
-        for callback in list(self._callbacks):
-            try:
-                callback(event)
-            except Exception:
-                _log.exception("a kernel event callback failed")
+        event = event_of(record, job, self._last.sub)  # the job's facts of this moment
+        _tell(self._callbacks, event)
+        if self._kept:
+            self.kernel.audit.when_kept(partial(_tell, self._kept, event))
 
-    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]:
+    def listen(
+        self, callback: Callable[[KernelEvent], None], *, kept: bool = False
+    ) -> Callable[[], None]:
         """Call ``callback`` with every event from now on; returns the call that stops it.
-        The observer listens to the audit log while it has callbacks (the log's list is
-        replaced, not changed, so a line being told to its listeners is told as it was)."""
+        ``kept``: only once its audit line is written and committed (a live stream's: its
+        cursor never names a line a crash takes back), else as it is queued (metrics,
+        traces). The observer listens to the audit log while it has callbacks (the log's
+        list is replaced, not changed, so a line being told to its listeners is told as
+        it was)."""
         audit = self.kernel.audit
-        if not self._callbacks:
+        if not (self._callbacks or self._kept):
             # a record told now with the seq of the last line is no line (see _last)
             self._last = max(self._last, Cursor(int(audit.seq)))
             audit.listeners = [*audit.listeners, self._heard]
-        self._callbacks.append(callback)
+        callbacks = self._kept if kept else self._callbacks
+        callbacks.append(callback)
 
         def stop() -> None:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-                if not self._callbacks:
+            if callback in callbacks:
+                callbacks.remove(callback)
+                if not (self._callbacks or self._kept):
                     audit.listeners = [h for h in audit.listeners if h != self._heard]
 
         return stop

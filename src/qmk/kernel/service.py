@@ -806,9 +806,11 @@ class Kernel:
         async def direct(name: str, params: dict[str, Any]) -> Any:
             return await getattr(self, name)(**params)
 
-        return await self.assist.ask(
+        answer = await self.assist.ask(
             session.tenant, prompt, program, assist_id, limits, session_id=session_id, direct=direct
         )
+        await self.commits.durable()  # its steps' lines kept, so streamed, before the answer
+        return answer
 
     # ------------------------------------------------------------------ triggers
 

@@ -82,6 +82,8 @@ class Supervisor:
     _readers: list[asyncio.Future[None]] = field(default_factory=list)
     #: The gateways that printed their ready line (served), by pid.
     _served: set[int] = field(default_factory=set)
+    #: Each live process's exit, by pid (:class:`_Exits`).
+    _exits: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     _closing: bool = False
 
     @property
@@ -124,12 +126,19 @@ class Supervisor:
         if go is not None:
             argv += ["--standby-fd", str(go)]
             fds.append(go)
-        process = await asyncio.create_subprocess_exec(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Exits(loop),
             *argv,
+            stdin=None,
             stdout=subprocess.PIPE,
+            stderr=None,
             pass_fds=fds,
             start_new_session=True,  # a terminal's ^C reaches qmk serve, which stops it
         )
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        self._exits = {p: f for p, f in self._exits.items() if not f.done()}  # the dead's
+        self._exits[process.pid] = protocol.exited
         assert process.stdout is not None
         self._readers = [reader for reader in self._readers if not reader.done()]  # the dead's
         self._readers.append(asyncio.ensure_future(self._read_lines(process.pid, process.stdout)))
@@ -183,12 +192,11 @@ class Supervisor:
         wait = RESTART_FIRST_S
         while not stop.is_set():
             assert self._process is not None
-            ended = asyncio.ensure_future(self._process.wait())
-            stopping = asyncio.ensure_future(stop.wait())
+            ended = self._exits[self._process.pid]  # its exit, not its pipes' end
+            stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
             await asyncio.wait([ended, stopping], return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if stop.is_set():
-                ended.cancel()
                 break
             dead = self._process
             if dead.pid in self._served:  # it served: replaced at once
@@ -238,6 +246,24 @@ class Supervisor:
             for fd in self._pipe:
                 os.close(fd)
             self._pipe = None
+
+
+class _Exits(asyncio.subprocess.SubprocessStreamProtocol):
+    """A server process's stream protocol that also says when the process exits.
+
+    ``Process.wait()`` returns once its pipes close too, and the processes a server
+    started (a ``local:N`` cluster's) hold its stdout until they notice its death: the
+    supervisor replaces it at its exit instead.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[Any] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 async def _stopped(process: asyncio.subprocess.Process) -> None:

@@ -10,6 +10,7 @@ is structural (the server's pid, it holds the data dir); the bridge is its child
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,19 +70,38 @@ def _server(tmp_path: Path) -> ServerProcess:
         config=config,
         workers=2,
         log=tmp_path / "serve.log",
-        extra=("--dask", "local:2"),
+        extra=("--dask", "local:2", "--log-level", "info"),
     )
 
 
-def _bridge_of(pid: int) -> int | None:
-    """The serving bridge child of the kernel ``pid`` (named ``qmk-dask``), if any."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                if Path(f"/proc/{child}/comm").read_text().strip() == "qmk-dask":
-                    return int(child)
-            except OSError:
-                continue
+def _children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _bridge_of(pid: int, name: str = "qmk-dask") -> int | None:
+    """The bridge child of the kernel ``pid`` named ``name`` (the serving one, or
+    ``qmk-dask-spare``), if any."""
+    for child in _children(pid):
+        try:
+            if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                return child
+        except OSError:
+            continue
     return None
 
 
@@ -136,11 +156,20 @@ def test_jobs_run_through_the_bridge_and_the_kernel_process_loads_no_dask(
     assert banned == []
 
 
-def test_a_killed_bridge_is_restarted_counted_and_loses_no_accepted_job(tmp_path: Path) -> None:
+def test_a_killed_bridge_is_replaced_by_its_warm_spare_counted_and_loses_no_accepted_job(
+    tmp_path: Path,
+) -> None:
     server = _server(tmp_path)
     try:
         server.start(timeout_s=GUARD_S)
         first = _wait_bridge(server)
+        deadline = time.monotonic() + GUARD_S
+        while "spare stands by" not in server.output():  # its cluster up, its jobs' processes
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.02)
+        spare = _bridge_of(server.pid, "qmk-dask-spare")
+        assert spare is not None
+        warm = _descendants(spare)
         key = TENANTS["alice"]["key"]
         with Client.connect(str(server.socket), tenant="alice", key=key) as client:
             jobs = [(client.q_submit(_bell(), 200, seed), seed) for seed in range(21, 27)]
@@ -154,7 +183,9 @@ def test_a_killed_bridge_is_restarted_counted_and_loses_no_accepted_job(tmp_path
                 done = client.q_wait(job.job_id, int(GUARD_S * 1000))
                 assert done.state == "COMPLETED", (done, server.output())
                 _check_bell(done.result, 200, seed)
-        assert _wait_bridge(server, not_this=first) != first
+        assert _wait_bridge(server, not_this=first) == spare
+        # the spare ran them on the processes it had started while it stood by
+        assert warm and _descendants(spare) <= warm
         ops = TENANTS_OBSERVED["ops"]["key"]
         with Client.connect(str(server.socket), tenant="ops", key=ops) as observer:
             load = observer.q_kernel_load()

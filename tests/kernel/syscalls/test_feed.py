@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from qmk.abi.events import EventHub, Stream
 from qmk.abi.jsonrpc import encode
-from qmk.abi.probe import snapshot_from_json
+from qmk.abi.probe import KernelEvent, snapshot_from_json
 from qmk.abi.replies import KernelLoad
 from qmk.abi.tally import JobTally
 from qmk.errors import CapabilityError, InvalidArgument, NotFoundError
 from qmk.kernel.config import config_from_dict
+from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
-from support.kernel import BELL, KEYS, login, run_kernel
+from qmk.kernel.storage import commit as commit_module
+from support.kernel import BELL, KEYS, WorkerGate, login, run_kernel
+from support.wire import until
 
 SEED = 5
 
@@ -241,3 +246,55 @@ def test_a_submit_with_a_traceparent_gets_its_workers_spans_in_the_feed_before_i
     )
     assert events.index(record) < final
     assert untraced[0] not in {e["job_id"] for e in spans}
+
+
+def _lines_on_disk(data: Path) -> dict[int, dict[str, object]]:
+    text = (data / "audit.log").read_text()
+    return {line["seq"]: line for line in map(json.loads, filter(None, text.split("\n")))}
+
+
+def test_a_record_reaches_the_feed_and_the_streams_only_once_its_line_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's start is a lazy write (no request waits for it): held uncommitted here
+    (no lazy commit within the test), its record is in no feed page nor stream until a
+    commit keeps its line. So no cursor names a line a crash of the kernel still takes
+    back, whose seq the next kernel's line would take (a client resuming there would
+    skip it)."""
+    monkeypatch.setattr(commit_module, "GROUP_COMMIT_S", 3600.0)
+
+    async def body(kernel: Kernel) -> None:
+        data = tmp_path / "data"
+        alice = await login(kernel, "alice", ["CAP_ALLOC"])
+        hub = EventHub(KernelObserver(kernel), asyncio.get_running_loop())
+        stream = hub.open("alice")
+        start = await kernel.q_events(session_id=alice)
+        job = await kernel.q_submit(session_id=alice, graph=BELL, shots=10, seed=SEED)
+        await until(lambda: job.job_id in kernel.supervisor.running)  # held at the gate
+        assert kernel.audit.pending  # its RUNNING line: queued, not written
+        page = await kernel.q_events(session_id=alice, after=start.cursor)
+        told = [event async for event in _drain(stream)]
+        on_disk = _lines_on_disk(data)
+        assert [e["state"] for e in page.events] == ["QUEUED"]
+        assert [e.state for e in told] == ["QUEUED"]
+        for seq in [e["seq"] for e in page.events] + [e.seq for e in told]:
+            assert seq in on_disk  # a cursor of a kept line
+        await login(kernel, "bob", ["CAP_ALLOC"])  # an urgent commit keeps the line
+        page = await kernel.q_events(session_id=alice, after=page.cursor)
+        assert [e["state"] for e in page.events] == ["RUNNING"]
+        assert [e.state for e in [event async for event in _drain(stream)]] == ["RUNNING"]
+        assert _lines_on_disk(data)[page.cursor]["state"] == "RUNNING"
+        gate.open()
+        await kernel.q_wait(session_id=alice, job_id=job.job_id, timeout_ms=60_000)
+        hub.close()
+
+    with WorkerGate(tmp_path) as gate:
+        run_kernel(tmp_path, body, config=_config(), gate=gate)
+
+
+async def _drain(stream: Stream) -> AsyncIterator[KernelEvent]:
+    """The events a stream holds now."""
+    while stream.pending():
+        event = await stream.get(60.0)  # (one is there)
+        assert event is not None
+        yield event

@@ -89,6 +89,8 @@ _log = logging.getLogger("qmk.kernel.dask")
 _T = TypeVar("_T")
 #: How long the close waits for the pool's tasks to end before it cancels them again.
 RECANCEL_S = 0.25
+#: How long :meth:`DaskPool.warm` waits for a worker's job processes.
+WARM_S = 120.0
 
 
 class DaskPool(Executor):
@@ -402,6 +404,28 @@ class DaskPool(Executor):
         took it (False: no queue to publish, no scheduler, or one without the plugin)."""
         return await self.link.publish_queue()
 
+    async def warm(self, timeout_s: float = WARM_S) -> int:
+        """Start the job processes of every worker the pool knows, as their first jobs
+        would (on the pool's loop): a spare bridge stands by with them running. How
+        many answered; a worker that does not (an older QMK, a slow start) is logged,
+        and starts them at its first job."""
+        import pickle
+
+        options = pickle.dumps(self.options, protocol=pickle.HIGHEST_PROTOCOL)
+        addresses = list(self.link.workers)
+        calls = [
+            asyncio.wait_for(self.client.rpc(address).qmk_warm(options=options), timeout_s)
+            for address in addresses
+        ]
+        answered = 0
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for address, result in zip(addresses, results, strict=True):
+            if isinstance(result, BaseException):
+                _log.warning("Dask worker %s did not start its job processes: %r", address, result)
+            else:
+                answered += int(result)
+        return answered
+
     # ------------------------------------------------------------------ for tests
 
     def job_pids(self, address: str | None = None) -> list[int]:
@@ -596,6 +620,7 @@ __all__ = [
     "QUIET_HTTP",
     "SPLIT_SHOTS",
     "STASH_BYTES",
+    "WARM_S",
     "DaskPool",
     "dask_pool",
     "local_cluster",

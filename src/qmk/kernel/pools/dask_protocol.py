@@ -46,6 +46,7 @@ HANDLERS = {
     "qmk_hello": "hello",
     "qmk_put": "put",
     "qmk_fetch": "fetch",
+    "qmk_warm": "warm",
 }
 #: The name of the scheduler plugin that reads QMK's queue into the adaptive target
 #: (:mod:`qmk.kernel.pools.dask_scaler`).

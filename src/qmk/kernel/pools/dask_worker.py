@@ -2,7 +2,7 @@
 
 The kernel's :class:`~qmk.kernel.pools.dask_pool.DaskPool` registers :class:`JobsPlugin` with
 the scheduler, which installs it on every worker of the cluster, those that join later
-included. The plugin adds six handlers to the worker's own server (Dask's comm, with
+included. The plugin adds seven handlers to the worker's own server (Dask's comm, with
 its TLS), which the kernel calls straight, one round trip each, without the scheduler:
 
 - ``qmk_run``: run one job (or one part of a split job) in a child process of this
@@ -12,6 +12,8 @@ its TLS), which the kernel calls straight, one round trip each, without the sche
   a run that comes after its kill runs nothing;
 - ``qmk_request``: pass a checkpoint or preemption request to a running job;
 - ``qmk_hello``: this worker's pid and threads (the kernel calls it before it sends jobs);
+- ``qmk_warm``: start the job pool a run would start, before any run (a spare bridge's
+  cluster stands by ready to run);
 - ``qmk_put`` and ``qmk_fetch``: a split job's big spec, put on one worker by the kernel
   and fetched from there by the workers of its other parts, so it leaves the kernel once.
 
@@ -271,10 +273,7 @@ class JobService:
             except (OSError, TimeoutError, asyncio.TimeoutError, LookupError) as exc:
                 return Again(why=f"cannot fetch the job's program from {spec.address}: {exc!r}")
         loop = asyncio.get_running_loop()
-        host = _HOSTS.get(_key(options))
-        if host is None:  # the first job here: the pool starts its processes
-            await asyncio.to_thread(_warm_forkserver)
-            host = _host(options, int(self.worker.state.nthreads), loop)
+        host = await self._pool_of(options)
         with _HOSTS_LOCK:
             why = _CANCELLED.get(token)
         if why is not None:
@@ -316,6 +315,21 @@ class JobService:
             if folder is not None and os.path.isdir(folder):  # it saved states, or resumed
                 await asyncio.to_thread(shutil.rmtree, folder, True)
         return replace(answer, notes=len(sends))
+
+    async def _pool_of(self, options: Mapping[str, Any]) -> _Host:
+        """The job pool of ``options``; the first job here (or a warm-up) starts it."""
+        host = _HOSTS.get(_key(options))
+        if host is None:
+            await asyncio.to_thread(_warm_forkserver)
+            host = _host(options, int(self.worker.state.nthreads), asyncio.get_running_loop())
+        return host
+
+    async def warm(self, options: bytes) -> int:
+        """Start the job pool of ``options`` (pickled, as a run's) and have each of its
+        processes answer once; how many did. Its first job then starts no process."""
+        host = await self._pool_of(pickle.loads(options))
+        calls = [host.pool.submit(os.getpid) for _ in range(int(self.worker.state.nthreads))]
+        return len(set(await asyncio.gather(*map(asyncio.wrap_future, calls))))
 
     async def put(self, digest: str, data: bytes) -> bool:
         """Keep a split job's pickled spec for its parts (here and at peers)."""

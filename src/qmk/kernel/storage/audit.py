@@ -231,6 +231,8 @@ class AuditLog:
         #: thread and context: the observers of :mod:`qmk.kernel.observe` (metrics,
         #: traces, live events). One that raises is logged; the kernel goes on.
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: The calls waiting for the lines queued before them to be kept (:meth:`when_kept`).
+        self._waiting: list[Callable[[], None]] = []
         #: Called as :attr:`listeners` are, before them, with each record less the fields
         #: of a struct a line holds (:meth:`append_run`: its head and tail alone; every
         #: other line's whole record): a listener that reads a record's ``event``,
@@ -303,6 +305,28 @@ class AuditLog:
             except Exception:
                 _log.exception("an audit listener failed")
 
+    def when_kept(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once every line queued till now is written and committed
+        (:meth:`release`; now where none waits), in order; never where they are taken
+        back (:meth:`restore`). The live streams hear a record so: a cursor never names
+        a line that a crash or a failed write takes back, whose seq a later line takes."""
+        if self._pending or self._waiting:
+            self._waiting.append(call)
+        else:
+            call()
+
+    def release(self) -> None:
+        """The lines written so far are committed: make the calls that waited for them
+        (:class:`~qmk.kernel.storage.commit.GroupCommit` calls it after each commit)."""
+        if self._pending:  # (lines queued since, not written)
+            return
+        waiting, self._waiting = self._waiting, []
+        for call in waiting:  # (calls that queue no line)
+            try:
+                call()
+            except Exception:
+                _log.exception("an audit listener failed")
+
     def position(self) -> tuple[int, int, str, int]:
         """Where the file stands: (bytes, seq, head, head offset) of what is written, the
         lines still pending not included; see :meth:`restore`."""
@@ -315,6 +339,7 @@ class AuditLog:
         size, self.seq, self.head, self.head_offset = position
         self._written = (self.seq, self.head)
         self._pending.clear()
+        self._waiting.clear()  # never made: their lines are gone
         if self._size != size:
             os.ftruncate(self._fd, size)
             self._size = size

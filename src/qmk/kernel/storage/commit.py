@@ -8,7 +8,7 @@ request waits for (a job starting, finishing, timing out) ask for a lazy commit,
 within :data:`GROUP_COMMIT_S` or sooner with the next urgent one, so a stream of job
 transitions costs one commit per burst instead of one per transition. The audit lines of
 a transaction are written (one ``write``) just before its commit, which stores the chain
-head.
+head; the audit log's listeners hear them after it.
 
 The committer (:meth:`GroupCommit.run`) is a task of the kernel's task group. While it
 runs, each commit is a callback of the loop, asked for by the write that needs it: the
@@ -254,6 +254,7 @@ class GroupCommit:
             head = self.audit.flush()
             self.store.commit(head)
             self._kept = number
+            self.audit.release()  # the streams hear only what is kept
         except (OSError, sqlite3.Error) as exc:
             with contextlib.suppress(OSError, sqlite3.Error):
                 self.audit.restore(position)

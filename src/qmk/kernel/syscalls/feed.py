@@ -130,7 +130,9 @@ class Observed(Protocol):
     """What the desk reads of the kernel's observer (:class:`qmk.kernel.observe.
     KernelObserver`): its events, its audit log's tail, its load."""
 
-    def listen(self, callback: Callable[[KernelEvent], None]) -> Callable[[], None]: ...
+    def listen(
+        self, callback: Callable[[KernelEvent], None], *, kept: bool = False
+    ) -> Callable[[], None]: ...
 
     def audit_tail(self, limit: int) -> list[KernelEvent]: ...
 
@@ -172,7 +174,7 @@ class FeedDesk:
         self._thread = threading.get_ident()
         for event in self.probe.audit_tail(defaults.EVENTS_LIMIT):
             self._keep(event)
-        self._stop = self.probe.listen(self._heard)
+        self._stop = self.probe.listen(self._heard, kept=True)  # a cursor of a kept line
 
     def close(self) -> None:
         """Stop listening, and answer every waiting call."""
