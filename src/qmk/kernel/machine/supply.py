@@ -71,12 +71,10 @@ def level_for(groups: Mapping[float, int], capacity: float) -> float:
     >>> level_for({1.0: 1, 5.0: 2}, 7.0)
     3.0
     """
-    total = sum(d * n for d, n in groups.items())
-    if total <= capacity:
+    if sum([d * n for d, n in groups.items()]) <= capacity:
         return INF
     left, count = capacity, sum(groups.values())
-    for demand in sorted(groups):
-        n = groups[demand]
+    for demand, n in sorted(groups.items()):  # (keys are distinct: sorted by demand)
         if demand * count > left:
             return left / count
         left -= demand * n
@@ -95,13 +93,16 @@ def weighted_fill(
     """
     if sum(demands.values()) <= capacity:
         return dict(demands)
-    order = sorted(demands, key=lambda k: (demands[k] / weights.get(k, 1.0), k))
+    get = weights.get
+    # by demand over weight, then name (names are distinct: the sort reads no further)
+    order = sorted([(d / get(k, 1.0), k, d, get(k, 1.0)) for k, d in demands.items()])
     out: dict[str, float] = {}
     left = capacity
-    weight_left = sum(weights.get(k, 1.0) for k in order)
-    for key in order:
-        w = weights.get(key, 1.0)
-        share = min(demands[key], left * w / weight_left)
+    weight_left = sum([w for _, _, _, w in order])
+    for _, key, demand, w in order:
+        share = left * w / weight_left
+        if demand <= share:  # (min(demand, share), as min picks it)
+            share = demand
         out[key] = share
         left -= share
         weight_left -= w
@@ -228,7 +229,7 @@ class TenantQueue:
     def demand(self) -> float:
         demand = self._demand
         if demand is None:
-            demand = self._demand = sum(d * len(jobs) for d, jobs in self.groups.items())
+            demand = self._demand = sum([d * len(jobs) for d, jobs in self.groups.items()])
         return demand
 
     def touch(self) -> None:
@@ -437,12 +438,18 @@ class ModuleSupply:
     def _rebus(self, host: Host, segment: int, joined: MachineJob | None) -> None:
         """Share ``segment`` again; the jobs whose demand on the factories changed (and
         ``joined``) are taken out and put back with it; then share the factories."""
-        for job, share in self.bus.shares(segment).items():
-            if job is joined:
-                self._add(job, share)
-            elif share != job.demand:
-                self._drop(host, job)
-                self._add(job, share)
+        users = self.bus.users.get(segment)
+        if users is not None and len(users) == 1 and joined is not None:
+            # alone on its segment (most jobs): Bus.shares' share at once
+            cap = self.bus.cap
+            self._add(joined, joined.want if joined.want <= cap else cap)
+        elif users:
+            for job, share in self.bus.shares(segment).items():
+                if job is joined:
+                    self._add(job, share)
+                elif share != job.demand:
+                    self._drop(host, job)
+                    self._add(job, share)
         self.reshare(host)
 
     def settle(self, host: Host, job: MachineJob) -> None:
@@ -513,22 +520,32 @@ class ModuleSupply:
             if not queue.changed and alloc == queue.alloc:
                 continue  # its groups and part as they were: its level and caps hold
             queue.changed = False
-            counts = {d: len(jobs) for d, jobs in queue.groups.items()}
-            level = level_for(counts, alloc) if alloc < demands[name] else INF
+            groups, state = queue.groups, queue.state
+            level = (
+                level_for({d: len(jobs) for d, jobs in groups.items()}, alloc)
+                if alloc < demands[name]
+                else INF
+            )
             queue.alloc = alloc
             queue.level = level
-            new = set(queue.pending)
-            for demand, jobs in queue.groups.items():
-                capped = demand > level
-                if queue.state.get(demand, capped) != capped:
-                    for job in list(jobs):
-                        if job in new:
-                            continue
-                        if capped:
-                            self._cap(host, queue, job)
-                        else:
-                            self._uncap(host, queue, job)
-                queue.state[demand] = capped
+            if level == INF and not queue.capped:
+                # none capped and none to cap (a job not pending in a capped group is
+                # capped): every group's state is uncapped, and no job changes
+                for demand in groups:
+                    state[demand] = False
+            else:
+                new = set(queue.pending)
+                for demand, jobs in groups.items():
+                    capped = demand > level
+                    if state.get(demand, capped) != capped:
+                        for job in list(jobs):
+                            if job in new:
+                                continue
+                            if capped:
+                                self._cap(host, queue, job)
+                            else:
+                                self._uncap(host, queue, job)
+                    state[demand] = capped
             pending, queue.pending = queue.pending, []
             for job in pending:
                 if job.demand > level:

@@ -198,15 +198,20 @@ def _drawn(
     """The fluid of :meth:`_Setup.lates` run from its set-up: each user's cycles late."""
     now = 0.0
     while users:
-        wanted = sum([asks[i] for i in users])
+        mine = [asks[i] for i in users]  # what each of ``users`` draws a cycle, in order
+        wanted = sum(mine)
         if wanted <= rate and (not bus.held or bus.most(users) <= rate):
             yield from bus.ends(users, states, now, drawing)  # the factories keep up from now on
             return
         # each draws what it asks where the factories keep up until a segment's
         # neighbour leaves, or while the store lasts
-        shares = asks if wanted <= rate or store > 1e-9 else _max_min(users, asks, rate)
-        drawn = sum([shares[i] for i in users])
-        step = min([states[i] / shares[i] for i in users if shares[i] > 0], default=INF)
+        if wanted > rate and store <= 1e-9:
+            mine = max_min(mine, rate)  # (the ``fair`` rule within a tenant)
+            drawn = sum(mine)
+        else:
+            drawn = wanted
+        pairs = list(zip(users, mine, strict=True))
+        step = min([states[i] / share for i, share in pairs if share > 0], default=INF)
         if store > 1e-9 and drawn > rate:
             step = min(step, store / (drawn - rate))
         if step == INF:  # the rest get nothing, ever
@@ -217,8 +222,8 @@ def _drawn(
         if wanted > rate:
             store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
         going = []
-        for i in users:
-            states[i] -= shares[i] * step
+        for i, share in pairs:
+            states[i] -= share * step
             if states[i] <= 1e-9 * (1 + asks[i]):
                 going.append(i)
         if going:
@@ -332,15 +337,6 @@ class _BusAsks:
         if segment in self.held:
             self.members[segment].remove(i)
             self._share(segment)
-
-
-def _max_min(users: list[int], asks: list[float], rate: float) -> list[float]:
-    """What each of ``users`` (indices into ``asks``; one tenant's jobs) gets a cycle of
-    its tenant's ``rate``: max-min of what they ask (the ``fair`` rule within a tenant)."""
-    shares = [0.0] * len(asks)
-    for i, share in zip(users, max_min([asks[i] for i in users], rate), strict=True):
-        shares[i] = share
-    return shares
 
 
 def projected(
