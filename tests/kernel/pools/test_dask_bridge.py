@@ -6,6 +6,8 @@ is structural (the server's pid, it holds the data dir); the bridge is its child
 ``qmk-dask``. What the kernel loaded is read from a ``sitecustomize`` on its
 ``PYTHONPATH`` that records ``sys.modules`` at its exit (as
 ``tests/kernel/test_trusted_core.py`` does). Waits are bounded only against a hang.
+A job is held at a fence of a killed bridge by a bridge process on the tests' hooks
+(:mod:`support.dask_bridge`), whose kernel reaches it as one started alone.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from qmk.client import Client
 from qmk.execution.runs import run
 from support.children import die_with_us, terminate
 from support.cli import qmk
-from support.kernel import EXAMPLES, TENANTS, ServerProcess, config_toml, stop_all
+from support.kernel import (
+    EXAMPLES,
+    FENCED,
+    TENANTS,
+    ServerProcess,
+    WorkerGate,
+    config_toml,
+    stop_all,
+    support_env,
+)
 
 pytest.importorskip("distributed")
 
@@ -232,6 +243,89 @@ def test_a_bridge_started_alone_runs_the_jobs_of_a_kernel_only_that_names_its_so
     finally:
         stop_all([server])
         assert terminate(bridge, GUARD_S) == 0, (tmp_path / "bridge.log").read_text()
+
+
+def _tests_bridge(
+    tmp_path: Path, socket: Path, name: str, pause: WorkerGate | None
+) -> subprocess.Popen[bytes]:
+    """A bridge process on the tests' hooks (:mod:`support.dask_bridge`), in a session
+    of its own (its cluster's processes outlive a SIGKILL of it: the test ends them),
+    once it serves."""
+    argv = [sys.executable, "-m", "support.dask_bridge", "--listen", str(socket)]
+    if pause is not None:
+        argv += ["--pause-gate", str(pause.path)]
+    bridge = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / f"{name}.log").open("wb"),
+        env=support_env(),
+        start_new_session=True,
+        preexec_fn=die_with_us(),
+    )
+    assert bridge.stdout is not None
+    line = bridge.stdout.readline()  # once it serves
+    assert line, (tmp_path / f"{name}.log").read_text()
+    return bridge
+
+
+def test_a_job_whose_bridge_is_killed_resumes_from_its_checkpoint_on_the_next_bridge(
+    tmp_path: Path,
+) -> None:
+    shots, seed = 500, 17
+    expected = dict(run(FENCED, shots=shots, seed=seed, noise=False).counts)
+    socket = tmp_path / "dask.sock"
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml())
+    server = ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=1,
+        log=tmp_path / "serve.log",
+        extra=("--kernel-only", "--dask-bridge", str(socket)),
+    )
+    bridges: list[subprocess.Popen[bytes]] = []
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        try:
+            bridges.append(_tests_bridge(tmp_path, socket, "first", pause))
+            server.start(timeout_s=GUARD_S)
+            key = TENANTS["alice"]["key"]
+            with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+                job_id = client.q_submit(FENCED, shots, seed, policy={"noise": False}).job_id
+                deadline = time.monotonic() + GUARD_S
+                while client.q_status(job_id).state != "RUNNING":  # held at its first fence
+                    assert time.monotonic() < deadline, server.output()
+                    time.sleep(0.01)
+                # the barrier: its state at fence 1 saved, and recorded by the kernel
+                checkpoint = client.q_checkpoint(job_id)
+                assert checkpoint.saved and checkpoint.program_epoch == 1
+                os.kill(bridges[0].pid, signal.SIGKILL)
+                assert bridges[0].wait(GUARD_S) == -signal.SIGKILL
+                bridges.append(_tests_bridge(tmp_path, socket, "second", None))
+                done = client.q_wait(job_id, int(GUARD_S * 1000))
+                assert done.state == "COMPLETED", (done, server.output())
+                result = done.result
+                assert isinstance(result, dict), done
+                assert dict(result["counts"]) == expected
+                assert result["telemetry"]["resumed_from_epoch"] == 1  # not from its start
+        finally:
+            stop_all([server])
+            for bridge in bridges:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(bridge.pid, signal.SIGKILL)  # its cluster's processes too
+                bridge.wait(GUARD_S)
+    lines = [
+        json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().splitlines()
+    ]
+    moves = [r for r in lines if r.get("job_id") == job_id and r["event"] == "job"]
+    # queued again, not failed, once its bridge went away; one result, once
+    states = [r["state"] for r in moves]
+    assert states[-4:] == ["RUNNING", "QUEUED", "RUNNING", "COMPLETED"], states
+    assert states.count("COMPLETED") == 1 and "FAILED" not in states
+    assert "its worker was lost" in moves[-3]["reason"]
+    assert [r.get("attempt") for r in moves[-4:]] == [1, None, 2, None]
+    saved = [r["checkpoint_id"] for r in lines if r["event"] == "checkpoint"]
+    assert saved == [checkpoint.checkpoint_id]  # the one it resumed from
 
 
 def test_kernel_only_starts_no_bridge_and_dask_bridge_excludes_dask(tmp_path: Path) -> None:

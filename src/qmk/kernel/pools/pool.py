@@ -161,6 +161,14 @@ class WorkerDied(TaskError):
     kind = "died"
 
 
+class WorkerLost(TaskError):
+    """The capacity the task ran on went away (a pool's server died, not the task's
+    worker): no fault of the task. The kernel queues its job again, as a preemption,
+    to resume from its latest checkpoint."""
+
+    kind = "lost"
+
+
 # --------------------------------------------------------------------------- the worker
 
 
@@ -1098,6 +1106,7 @@ __all__ = [
     "WorkerDied",
     "WorkerHooks",
     "WorkerKilled",
+    "WorkerLost",
     "WorkerMemoryError",
     "WorkerPool",
     "worker_entry",

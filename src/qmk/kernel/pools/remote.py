@@ -17,11 +17,14 @@ queue, for the cluster's autoscaler).
 **The bridge comes and goes.** ``qmk serve`` holds the listening socket across the
 bridge's restarts (:mod:`qmk.serve.gateways`), so the pool's connection waits in its
 backlog while a new bridge starts. When the line breaks (the bridge was killed), every
-task it held waits in the pool and goes out again, whole, from its start, on the next
-line once that bridge says hello: no accepted job is lost and none fails, as when a
-Dask worker dies under a job. A task the kernel cancels fails at once with
-:class:`~qmk.kernel.pools.pool.WorkerKilled`; the bridge is told to kill it on the
-cluster.
+task out on it fails with :class:`~qmk.kernel.pools.pool.WorkerLost`: the capacity went
+away, not by the job's fault. The kernel queues each such job again, as a preemption,
+and its next start resumes from its latest checkpoint (the fault policies read the
+checkpoint a start resumes from, so only the kernel's dispatch may choose it). That
+start's task waits here, with those not sent yet, and goes out on the next line once
+that bridge says hello: no accepted job is lost and none fails. A task the kernel
+cancels fails at once with :class:`~qmk.kernel.pools.pool.WorkerKilled`; the bridge is
+told to kill it on the cluster.
 
 **Checkpoints.** The bridge cannot write into the kernel's data directory (it is
 confined as a worker is). A job's note that carries a saved state's bytes (``state``)
@@ -48,6 +51,7 @@ from qmk.kernel.pools.pool import (
     WorkerCpuLimit,
     WorkerDied,
     WorkerKilled,
+    WorkerLost,
     WorkerMemoryError,
 )
 from qmk.kernel.pools.wire import Broken, PoolLine
@@ -59,7 +63,8 @@ _log = logging.getLogger("qmk.kernel.dask")
 RETRY_S = 0.5
 #: How often the pool looks at the kernel's queue to tell the bridge (when it changed).
 QUEUE_LOOK_S = 0.25
-#: The errors a bridge reports, by their kind.
+#: The errors a bridge reports, by their kind (never ``lost``: only the pool sees its
+#: line break, and a bridge must not have a job started again at will).
 _ERRORS: dict[str, type[TaskError]] = {
     cls.kind: cls for cls in (WorkerMemoryError, WorkerCpuLimit, WorkerKilled, WorkerDied)
 }
@@ -108,8 +113,8 @@ class RemotePool(Executor):
         self.lost_workers = 0
         #: How many times the line to the bridge broke under the pool.
         self.lines_lost = 0
-        #: Tasks sent again on a new line (their bridge went away).
-        self.resent = 0
+        #: Tasks handed back as lost (out on a line that broke: their bridge went away).
+        self.handed_back = 0
         self._ids = itertools.count(1)
         self._tasks: dict[int, _Task] = {}
         self._by_future: dict[Future[Any], int] = {}
@@ -232,17 +237,24 @@ class RemotePool(Executor):
         line.close()
 
     def _lost(self, why: str) -> None:
-        """The line broke (the bridge died, or broke the protocol): what it held waits
-        for the next line, which the pool opens at once."""
-        out = len(self._out)
+        """The line broke (the bridge died, or broke the protocol): the tasks out on it
+        fail as lost (the kernel starts their jobs again, from their checkpoints), those
+        not sent wait for the next line, which the pool opens at once."""
+        lost = [self._tasks[task_id] for task_id in sorted(self._out)]
         self._out.clear()
         self._drop_line()
         self.lines_lost += 1
         _log.warning(
-            "the Dask bridge went away (%s); %d job(s) wait for it, to run again", why, out
+            "the Dask bridge went away (%s); %d job(s) handed back to start again", why, len(lost)
         )
         if not self._closed:
             self._retry = self.loop.call_soon(self._connect)  # type: ignore[assignment]
+        # last: a future's callback may submit again (the kernel's dispatch)
+        for task in lost:
+            self._forget(task.future)
+            self.handed_back += 1
+            data = {"reason": "bridge-lost", "why": why}
+            task.future.set_exception(WorkerLost(f"the Dask bridge went away ({why})", data))
 
     def _send(self, message: Any) -> bool:
         line = self._line
@@ -354,8 +366,6 @@ class RemotePool(Executor):
             _log.info("the Dask bridge (pid %s) serves: %s", value.get("pid"), value.get("dask"))
             self._told = None  # the new bridge hears the queue anew
             waiting = [t for t in self._tasks.values() if t.task_id not in self._out]
-            if self.lines_lost:
-                self.resent += len(waiting)
             for task in waiting:
                 self._send_task(task)
 

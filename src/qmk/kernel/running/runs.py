@@ -32,7 +32,7 @@ from qmk.execution.targets import spec as target_spec
 from qmk.kernel.clock import Alarm
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.pools.attempt import Attempt, run_job
-from qmk.kernel.pools.pool import TaskError, WorkerMemoryError
+from qmk.kernel.pools.pool import TaskError, WorkerLost, WorkerMemoryError
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job
 from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode
@@ -194,6 +194,9 @@ class Runs:
         self._dispatch()
         try:
             answer = run.future.result()
+        except WorkerLost as exc:  # its pool's server went away: no fault of the job
+            self._requeue(job, f"its worker was lost at epoch {book.epoch}: {exc.message}")
+            return
         except WorkerMemoryError as exc:
             failure = JobError.of("memory-limit", f"memory limit: {exc}")
             book.finish(job, J.FAILED, error_json(failure))
@@ -238,15 +241,20 @@ class Runs:
         elif isinstance(outcome, Yielded):  # preempted: it saved its state and stopped
             job.preemptions += 1
             program_epoch = outcome.epoch
-            book.transition(
-                job,
-                J.QUEUED,
-                reason=f"preempted at epoch {book.epoch}; saved at its fence {program_epoch}",
+            self._requeue(
+                job, f"preempted at epoch {book.epoch}; saved at its fence {program_epoch}"
             )
-            book.queue.push(job)
-            book.kick()
         else:
             book.finish(job, J.FAILED, outcome.error.to_json())
+
+    def _requeue(self, job: Job, reason: str) -> None:
+        """``job``'s attempt ended short of its end, not by its fault (it yielded, or its
+        worker was lost): it waits in the queue again, and its next start resumes from
+        its latest checkpoint (the dispatcher's choice, which the fault policies read)."""
+        book = self.book
+        book.transition(job, J.QUEUED, reason=reason)
+        book.queue.push(job)
+        book.kick()
 
     def _worker_spans(self, job: Job, run: Running, outcome: Outcome) -> None:
         """Hand the spans the worker recorded to the tracer (it logs its own failures)."""
