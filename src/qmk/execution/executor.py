@@ -296,10 +296,12 @@ def _placed(ops: OpColumns, roles: np.ndarray, gated: np.ndarray) -> tuple[int, 
     if not len(allocs) or not gated[allocs[-1]]:
         alloc_ids = qubits_of(is_alloc)
         rank, count = _first_ranks(alloc_ids, len(ops.names))
-        if (rank[gate_ids] < 0).any():  # a qubit no alloc named: after those, at its first gate
+        places = rank[gate_ids]
+        if (places < 0).any():  # a qubit no alloc named: after those, at its first gate
             rank, count = _first_ranks(np.r_[alloc_ids, gate_ids], len(ops.names))
-    else:
-        rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), len(ops.names))
+            places = rank[gate_ids]
+        return count, places
+    rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), len(ops.names))
     return count, rank[gate_ids]
 
 

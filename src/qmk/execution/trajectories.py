@@ -253,15 +253,14 @@ class OpColumns:
         """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`). It turns
         the ids into Python values from the first micro-op it is asked for on (the
         terminal measurements are read, not the gates before them)."""
-        bounds = np.r_[0, np.cumsum(self.sizes)]
-        held: dict[str, Any] = {"from": len(self.sizes) + 1}
+        sizes = self.sizes
+        held: dict[str, Any] = {"from": len(sizes) + 1}
 
         def read(i: int) -> list[int]:
             if i < held["from"]:
-                base = int(bounds[i])
-                held.update(
-                    {"from": i, "ids": self.ids[base:].tolist(), "at": (bounds[i:] - base).tolist()}
-                )
+                at = np.r_[0, np.cumsum(sizes[i:])]
+                base = int(sizes[:i].sum())
+                held.update({"from": i, "ids": self.ids[base:].tolist(), "at": at.tolist()})
             at, k = held["at"], i - held["from"]
             result: list[int] = held["ids"][at[k] : at[k + 1]]
             return result
@@ -549,12 +548,10 @@ def tail_of(
     terminal measurements back.
     """
     count = len(kinds)
-    ending = _ENDING[kinds]
-    end = count - int(np.argmin(ending[::-1])) if count and not ending.all() else 0
+    end = _last_not(_ENDING, kinds, count) + 1
     # not before the last fence (of those before ``end``), nor before the last micro-op
     # the suffix cannot hold: of another kind, or guarded
-    held = _HELD[kinds[:end]] & (kinds[:end] != _FENCE_KIND)
-    start = end - int(np.argmin(held[::-1])) if not held.all() else 0
+    start = _last_not(_HELD, kinds, end) + 1
     if guards.count(None) < count:  # just past the last guarded one, found from the end
         last = next(i for i, guard in enumerate(guards[::-1]) if guard is not None)
         start = max(start, count - last)
@@ -598,10 +595,27 @@ def kinds_in(kinds: Iterable[str]) -> np.ndarray:
     return np.array([kind in wanted for kind in KINDS])
 
 
-#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`), and
-#: those that end a program (after them no work is left to pause before), by code.
-_HELD = kinds_in(("meas", "free", "gate", "fence", "calc"))
+#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`; a
+#: fence only where the program ends, :data:`_ENDING`), and those that end a program
+#: (after them no work is left to pause before), by code.
+_HELD = kinds_in(("meas", "free", "gate", "calc"))
 _ENDING = kinds_in(("free", "fence"))
+#: The micro-ops :func:`_last_not` looks at first, from the end (doubled each time).
+_LAST_BLOCK = 4096
+
+
+def _last_not(table: np.ndarray, kinds: np.ndarray, end: int) -> int:
+    """The last of the micro-ops of ``kinds`` before ``end`` whose kind ``table``
+    (:func:`kinds_in`) leaves out, or -1: looked for a block at a time from the end, as a
+    program's terminal suffix is short beside its gates."""
+    size = _LAST_BLOCK
+    while end > 0:
+        low = max(end - size, 0)
+        out = np.flatnonzero(~table[kinds[low:end]])
+        if len(out):
+            return low + int(out[-1])
+        end, size = low, 2 * size
+    return -1
 
 
 def kind_codes(kinds: Iterable[str], count: int) -> np.ndarray:
