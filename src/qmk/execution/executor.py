@@ -253,7 +253,7 @@ class _GateStream:
     __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
     def __init__(self, ops: OpColumns) -> None:
-        roles = _ROLE_OF_CODE[ops.kinds]
+        roles = _ROLE_OF_CODE.take(ops.kinds)  # (take: a third of an index by uint8 codes)
         is_gate = roles == _GATE_OP
         # the gates applied, numbered afresh: ``names`` holds those alone
         applied = ops.gates[is_gate]
@@ -437,7 +437,7 @@ def workload(
     noiseless = noiseless_ops(plan)
     columns, tail = noiseless.columns, noiseless.tail
     kinds = columns.kinds[:tail]
-    mid = int(np.count_nonzero(_MID_CODES[kinds]))
+    mid = int(np.count_nonzero(_MID_CODES.take(kinds)))
     splits = _splitting(noiseless.ops[:tail]) if mid else 0
     features = _gate_features(columns)
     if plan.noise:

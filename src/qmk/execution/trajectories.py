@@ -611,7 +611,7 @@ def _last_not(table: np.ndarray, kinds: np.ndarray, end: int) -> int:
     size = _LAST_BLOCK
     while end > 0:
         low = max(end - size, 0)
-        out = np.flatnonzero(~table[kinds[low:end]])
+        out = np.flatnonzero(~table.take(kinds[low:end]))  # (take: faster by uint8 codes)
         if len(out):
             return low + int(out[-1])
         end, size = low, 2 * size
