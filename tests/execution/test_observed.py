@@ -179,3 +179,19 @@ def test_the_terminal_suffix_starts_past_the_last_fence_guard_and_foreign_kind()
     assert tail_start([h, reset]) == 2  # no measurement: the tail is empty
     assert tail_start([free, fence]) == 0
     assert tail_start([]) == 0
+
+
+def test_the_terminal_suffix_is_found_past_thousands_of_micro_ops_from_either_end() -> None:
+    """tail_start looks for the last foreign kind and the last non-ending micro-op a block
+    at a time from the end: found where they stand however many micro-ops lie between
+    (more than the first block's, and more than the blocks doubled up to them)."""
+    from qmk.execution.trajectories import MicroOp, tail_start
+
+    h, meas = MicroOp("gate", ("a",), gate="h"), MicroOp("meas", ("a",), event=0)
+    free, fence = MicroOp("free", ("a",)), MicroOp("fence", (), epoch=1)
+    reset = MicroOp("reset", ("a",))
+    for before, after in [(0, 5000), (5000, 10_000), (20_000, 3), (3, 20_000)]:
+        assert tail_start([h] * before + [reset] + [h] * after + [meas]) == before + 1
+        assert tail_start([h] * before + [fence] + [h] * after + [meas, free]) == before + 1
+    assert tail_start([h, meas] + [free] * 9000 + [fence] * 9000) == 0
+    assert tail_start([reset] + [free] * 9000 + [fence]) == 1

@@ -253,7 +253,7 @@ class _GateStream:
     __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
     def __init__(self, ops: OpColumns) -> None:
-        roles = _ROLE_OF_CODE[ops.kinds]
+        roles = _ROLE_OF_CODE.take(ops.kinds)  # (take: a third of an index by uint8 codes)
         is_gate = roles == _GATE_OP
         # the gates applied, numbered afresh: ``names`` holds those alone
         applied = ops.gates[is_gate]
@@ -296,10 +296,12 @@ def _placed(ops: OpColumns, roles: np.ndarray, gated: np.ndarray) -> tuple[int, 
     if not len(allocs) or not gated[allocs[-1]]:
         alloc_ids = qubits_of(is_alloc)
         rank, count = _first_ranks(alloc_ids, len(ops.names))
-        if (rank[gate_ids] < 0).any():  # a qubit no alloc named: after those, at its first gate
+        places = rank[gate_ids]
+        if (places < 0).any():  # a qubit no alloc named: after those, at its first gate
             rank, count = _first_ranks(np.r_[alloc_ids, gate_ids], len(ops.names))
-    else:
-        rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), len(ops.names))
+            places = rank[gate_ids]
+        return count, places
+    rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), len(ops.names))
     return count, rank[gate_ids]
 
 
@@ -322,7 +324,6 @@ def _bond(stream: _GateStream) -> tuple[int, float]:
     lows, highs = _span_ends(stream, multi)
     swap = stream.names.index("swap") if "swap" in stream.names else -1
     ranks = np.where(stream.codes[multi] == swap, 2, 1)  # log2 of its Schmidt rank
-    table = np.stack([lows, highs, ranks], axis=1)
     across = np.zeros(qubits + 1, dtype=np.int64)  # the cuts gates cross, as differences
     np.add.at(across, lows, ranks)
     np.add.at(across, highs, -ranks)
@@ -330,17 +331,17 @@ def _bond(stream: _GateStream) -> tuple[int, float]:
     crossed = np.cumsum(across)[: len(cuts)]
     sides = np.minimum(cuts + 1, qubits - cuts - 1)
     bond = int(np.minimum(crossed, sides).max(initial=0))
-    return bond, _log2_bond_work(table, qubits, bond)
+    return bond, _log2_bond_work((lows, highs, ranks), qubits, bond)
 
 
 def _span_ends(stream: _GateStream, gates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The lowest and highest place of each of ``gates`` (gate numbers of ``stream``,
-    each on one qubit at least), a qubit slot at a time: gates have few qubits, and
+    each on two qubits at least), a qubit slot at a time: gates have few qubits, and
     a gather a slot costs less than a reduction over runs."""
     first, arity = stream.starts[gates], stream.arity[gates]
-    lows = stream.places[first]
-    highs = lows.copy()
-    for slot in range(1, int(arity.max(initial=1))):
+    one, two = stream.places[first], stream.places[first + 1]
+    lows, highs = np.minimum(one, two), np.maximum(one, two)
+    for slot in range(2, int(arity.max(initial=2))):
         has = np.flatnonzero(arity > slot)
         place = stream.places[first[has] + slot]
         lows[has] = np.minimum(lows[has], place)
@@ -353,20 +354,23 @@ def _span_ends(stream: _GateStream, gates: np.ndarray) -> tuple[np.ndarray, np.n
 BOND_WORK_STEPS = 200_000
 
 
-def _log2_bond_work(spans: np.ndarray, qubits: int, bond: int) -> float:
+def _log2_bond_work(
+    spans: tuple[np.ndarray, np.ndarray, np.ndarray], qubits: int, bond: int
+) -> float:
     """log2 of what a matrix product state's gates cost, in units of ``chi**3`` (an SVD
     of a two-site block at bond dimension ``chi``).
 
-    Each multi-qubit gate is a row of ``spans``: its cuts ``low..high`` and log2 of its
-    Schmidt rank. Over the cuts it crosses (the swaps that bring its qubits together,
-    then the gate), it costs ``8**b`` at the bound ``b`` on that cut's bond so far. That
+    Each multi-qubit gate is an entry of the three columns of ``spans``: its cuts
+    ``low..high`` and log2 of its Schmidt rank. Over the cuts it crosses (the swaps that
+    bring its qubits together, then the gate), it costs ``8**b`` at the bound ``b`` on
+    that cut's bond so far. That
     bound is the crossings up to and including this gate, at most the smaller side's
     qubits. So a circuit whose entanglement grows late pays late, not from its first gate
     at the final bond. It is counted by bound (the crossings of each cut in gate order, a
     cumulative sum) and summed as logs, since at a wide cut ``8**b`` is past any float
     (long-range gates on a thousand qubits reach ``b`` = 500).
     """
-    lows, highs, ranks = spans[:, 0], spans[:, 1], spans[:, 2]
+    lows, highs, ranks = spans
     lengths = highs - lows
     before = np.cumsum(lengths) - lengths  # the cuts of the gates before each
     followed = int(np.searchsorted(before, BOND_WORK_STEPS, side="right"))
@@ -433,7 +437,7 @@ def workload(
     noiseless = noiseless_ops(plan)
     columns, tail = noiseless.columns, noiseless.tail
     kinds = columns.kinds[:tail]
-    mid = int(np.count_nonzero(_MID_CODES[kinds]))
+    mid = int(np.count_nonzero(_MID_CODES.take(kinds)))
     splits = _splitting(noiseless.ops[:tail]) if mid else 0
     features = _gate_features(columns)
     if plan.noise:

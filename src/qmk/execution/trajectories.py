@@ -60,6 +60,7 @@ from qmk.execution.plan import (
     PlanSteps,
     expand,
     gate_of,
+    picked_runs,
     spread,
 )
 from qmk.memo import Memo
@@ -252,15 +253,14 @@ class OpColumns:
         """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`). It turns
         the ids into Python values from the first micro-op it is asked for on (the
         terminal measurements are read, not the gates before them)."""
-        bounds = np.r_[0, np.cumsum(self.sizes)]
-        held: dict[str, Any] = {"from": len(self.sizes) + 1}
+        sizes = self.sizes
+        held: dict[str, Any] = {"from": len(sizes) + 1}
 
         def read(i: int) -> list[int]:
             if i < held["from"]:
-                base = int(bounds[i])
-                held.update(
-                    {"from": i, "ids": self.ids[base:].tolist(), "at": (bounds[i:] - base).tolist()}
-                )
+                at = np.r_[0, np.cumsum(sizes[i:])]
+                base = int(sizes[:i].sum())
+                held.update({"from": i, "ids": self.ids[base:].tolist(), "at": at.tolist()})
             at, k = held["at"], i - held["from"]
             result: list[int] = held["ids"][at[k] : at[k + 1]]
             return result
@@ -298,102 +298,113 @@ class NoiselessOps:
 def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     """:class:`OpColumns` of the plan's micro-ops and each step's bounds among them: a
     gate or measurement step's one micro-op (on the step's qubits, with its guard; a
-    measurement's basis and event are no column) taken from the step by the
-    interpreter's iterators, the other steps' written by :func:`_step_ops` and placed
-    among them."""
+    measurement's basis and event are no column) gathered off the step's columns by each
+    micro-op's step, the other steps' written by :func:`_step_ops` and put in their places
+    (few: a program's allocations, frees and fences, in the common case)."""
     steps = plan.steps
     op_codes, ops = steps.op_codes
-    kind_of_op = np.array([_DIRECT_KIND.get(STEP_KINDS[op], _NOT_DIRECT) for op in ops])
-    direct_kinds = kind_of_op.astype(np.uint8)[op_codes]
+    kind_of_op = np.array(
+        [_DIRECT_KIND.get(STEP_KINDS[op], _NOT_DIRECT) for op in ops], dtype=np.uint8
+    )
+    direct_kinds = kind_of_op[op_codes]
     gate = direct_kinds != _NOT_DIRECT  # (named for the gates: most of such steps)
-    gates = int(gate.sum())  # (no node read for them: a plan's nodes may be made on read)
-    gate_nodes = list(itertools.compress(steps.nodes, gate.tolist())) if plan.guarded else []
+    other_steps = np.flatnonzero(~gate)
     ev = {name: i for i, name in enumerate(plan.events)}
     others: list[MicroOp] = []
     counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" bytes)
     fences = 0
-    nodes, kinds = steps.nodes, steps.kinds
-    for k in np.flatnonzero(~gate).tolist():
+    nodes = steps.nodes  # (no node read for a gate step: a plan's nodes may be made on read)
+    for k in other_steps.tolist():
         before = len(others)
-        fences = _step_ops(k, nodes[k], kinds[k], ev, fences, others.append)
+        fences = _step_ops(k, nodes[k], steps.kind(k), ev, fences, others.append)
         counts[k] = len(others) - before
     ends = np.cumsum(counts)
     starts = ends - counts
-    # each other step: the gate steps before it, and its micro-ops
-    other_steps = np.flatnonzero(~gate)
-    cuts = (other_steps - np.arange(len(other_steps))).tolist()
-    sizes = counts[other_steps].tolist()
-
-    def placed(gates: list[Any], rest: list[Any]) -> list[Any]:
-        # the gate steps' runs and the others' micro-ops, spliced in turn (a slice a run)
-        column: list[Any] = []
-        g = o = 0
-        for cut, size in zip(cuts, sizes, strict=True):
-            column += gates[g:cut]
-            column += rest[o : o + size]
-            g, o = cut, o + size
-        column += gates[g:]
-        return column
-
-    other_qubits = list(map(_QUBITS, others))
-    from_gate = np.zeros(gates + len(others), dtype=bool)  # a gate step's micro-op
-    from_gate[starts[gate]] = True
-    kind_of = np.empty(len(from_gate), dtype=np.uint8)
-    kind_of[from_gate] = direct_kinds[gate]
-    kind_of[~from_gate] = kind_codes(map(_KIND, others), len(others))
+    step_of = np.repeat(np.arange(len(counts)), counts)  # each micro-op's step
+    other_at = spread(starts[other_steps], counts[other_steps])  # the others', in order
+    kind_of = direct_kinds[step_of]
+    kind_of[other_at] = kind_codes(map(_KIND, others), len(others))
+    other_guards = list(map(_GUARD, others))
+    if plan.guarded or other_guards.count(None) < len(others):
+        guards = _placed_guards(steps, gate, other_steps, counts, other_guards)
+    else:
+        guards = [None] * len(step_of)
     columns = OpColumns(
         kind_of,
-        placed(
-            list(map(_GUARD, gate_nodes)) if plan.guarded else [None] * gates,
-            list(map(_GUARD, others)),
-        ),
-        *_gate_codes(steps, gate, from_gate, others),
-        *_qubit_ids(steps, gate, from_gate, other_qubits),
+        guards,
+        *_gate_codes(steps, step_of, other_at, others),
+        *_qubit_ids(steps, gate, step_of, other_at, list(map(_QUBITS, others))),
         steps.names,
     )
     return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
 
 
+def _placed_guards(
+    steps: PlanSteps,
+    gate: np.ndarray,
+    other_steps: np.ndarray,
+    counts: np.ndarray,
+    other_guards: list[Guard | None],
+) -> list[Guard | None]:
+    """:attr:`OpColumns.guards` of a plan's micro-ops: a gate step's (``gate`` of the
+    steps) its node's, the others' (``other_guards``, of the steps ``other_steps``, whose
+    micro-ops ``counts`` has) spliced among them, a slice a run of gate steps."""
+    gate_guards = list(map(_GUARD, itertools.compress(steps.nodes, gate.tolist())))
+    column: list[Guard | None] = []
+    g = o = 0
+    cuts = (other_steps - np.arange(len(other_steps))).tolist()  # the gate steps before each
+    for cut, size in zip(cuts, counts[other_steps].tolist(), strict=True):
+        column += gate_guards[g:cut]
+        column += other_guards[o : o + size]
+        g, o = cut, o + size
+    column += gate_guards[g:]
+    return column
+
+
 def _gate_codes(
-    steps: PlanSteps, gate: np.ndarray, from_gate: np.ndarray, others: list[MicroOp]
+    steps: PlanSteps, step_of: np.ndarray, other_at: np.ndarray, others: list[MicroOp]
 ) -> tuple[np.ndarray, list[str]]:
-    """:attr:`OpColumns.gates` and :attr:`OpColumns.gate_names` of a plan's micro-ops: a
-    gate step's (``gate`` of the steps, ``from_gate`` of the micro-ops) by its op's code
-    (:attr:`~qmk.execution.plan.PlanSteps.op_codes`), the ``others`` by name."""
+    """:attr:`OpColumns.gates` and :attr:`OpColumns.gate_names` of a plan's micro-ops
+    (``step_of``: each one's step): a gate step's by its op's code
+    (:attr:`~qmk.execution.plan.PlanSteps.op_codes`), the ``others`` (at ``other_at``)
+    by name."""
     op_codes, ops = steps.op_codes
     names = list(dict.fromkeys([*(GATE_OF.get(op, "") for op in ops), *map(_GATE, others)]))
     code = {name: k for k, name in enumerate(names)}
     by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=np.int64)
-    codes = np.empty(len(from_gate), dtype=np.int64)
-    codes[from_gate] = by_op[op_codes[gate]]
-    codes[~from_gate] = np.fromiter(
-        map(code.__getitem__, map(_GATE, others)), np.int64, len(others)
-    )
+    codes = by_op[op_codes][step_of]
+    codes[other_at] = np.fromiter(map(code.__getitem__, map(_GATE, others)), np.int64, len(others))
     return codes, names
 
 
 def _qubit_ids(
     steps: PlanSteps,
     gate: np.ndarray,
-    from_gate: np.ndarray,
+    step_of: np.ndarray,
+    other_at: np.ndarray,
     other_qubits: list[tuple[str, ...]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:attr:`OpColumns.sizes` and :attr:`OpColumns.ids` of a plan's micro-ops: a gate
-    step's (``gate`` of the steps, ``from_gate`` of the micro-ops) as the steps hold
-    them (:meth:`~qmk.execution.plan.PlanSteps.qubits_of`), the others'
-    (``other_qubits``, in order) looked up."""
+    """:attr:`OpColumns.sizes` and :attr:`OpColumns.ids` of a plan's micro-ops
+    (``step_of``: each one's step): a gate step's (``gate`` of the steps) as the steps
+    hold them (:attr:`~qmk.execution.plan.PlanSteps.qubit_columns`), the others'
+    (``other_qubits``, at ``other_at``) looked up. Where the others' qubits, one after
+    another, are their steps' (an allocation's, a free's, a fence's none: the common
+    case), every micro-op's are the steps' column as it stands."""
     index = steps.qubit_index
+    step_sizes, step_qubits = steps.qubit_columns
     other_sizes = np.fromiter(map(len, other_qubits), np.int64, len(other_qubits))
     flat = itertools.chain.from_iterable(other_qubits)
     other_ids = np.fromiter(map(index.__getitem__, flat), np.int64, int(other_sizes.sum()))
-    sizes = np.empty(len(from_gate), dtype=np.int64)
-    gate_sizes = steps.qubit_columns[0][gate]
-    sizes[from_gate] = gate_sizes
-    sizes[~from_gate] = other_sizes
+    sizes = step_sizes[step_of]
+    sizes[other_at] = other_sizes
+    if np.array_equal(other_ids, picked_runs(step_qubits, step_sizes, ~gate)):
+        return sizes, step_qubits
+    from_gate = np.ones(len(sizes), dtype=bool)
+    from_gate[other_at] = False
     firsts = np.cumsum(sizes) - sizes
     ids = np.empty(int(sizes.sum()), dtype=np.int64)
-    ids[spread(firsts[from_gate], gate_sizes)] = steps.qubits_of(gate)
-    ids[spread(firsts[~from_gate], other_sizes)] = other_ids
+    ids[spread(firsts[from_gate], sizes[from_gate])] = steps.qubits_of(gate)
+    ids[spread(firsts[other_at], other_sizes)] = other_ids
     return sizes, ids
 
 
@@ -537,12 +548,10 @@ def tail_of(
     terminal measurements back.
     """
     count = len(kinds)
-    ending = _ENDING[kinds]
-    end = count - int(np.argmin(ending[::-1])) if count and not ending.all() else 0
+    end = _last_not(_ENDING, kinds, count) + 1
     # not before the last fence (of those before ``end``), nor before the last micro-op
     # the suffix cannot hold: of another kind, or guarded
-    held = _HELD[kinds[:end]] & (kinds[:end] != _FENCE_KIND)
-    start = end - int(np.argmin(held[::-1])) if not held.all() else 0
+    start = _last_not(_HELD, kinds, end) + 1
     if guards.count(None) < count:  # just past the last guarded one, found from the end
         last = next(i for i, guard in enumerate(guards[::-1]) if guard is not None)
         start = max(start, count - last)
@@ -586,10 +595,27 @@ def kinds_in(kinds: Iterable[str]) -> np.ndarray:
     return np.array([kind in wanted for kind in KINDS])
 
 
-#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`), and
-#: those that end a program (after them no work is left to pause before), by code.
-_HELD = kinds_in(("meas", "free", "gate", "fence", "calc"))
+#: The micro-op kinds a terminal-measurement suffix may hold (:func:`tail_start`; a
+#: fence only where the program ends, :data:`_ENDING`), and those that end a program
+#: (after them no work is left to pause before), by code.
+_HELD = kinds_in(("meas", "free", "gate", "calc"))
 _ENDING = kinds_in(("free", "fence"))
+#: The micro-ops :func:`_last_not` looks at first, from the end (doubled each time).
+_LAST_BLOCK = 4096
+
+
+def _last_not(table: np.ndarray, kinds: np.ndarray, end: int) -> int:
+    """The last of the micro-ops of ``kinds`` before ``end`` whose kind ``table``
+    (:func:`kinds_in`) leaves out, or -1: looked for a block at a time from the end, as a
+    program's terminal suffix is short beside its gates."""
+    size = _LAST_BLOCK
+    while end > 0:
+        low = max(end - size, 0)
+        out = np.flatnonzero(~table.take(kinds[low:end]))  # (take: faster by uint8 codes)
+        if len(out):
+            return low + int(out[-1])
+        end, size = low, 2 * size
+    return -1
 
 
 def kind_codes(kinds: Iterable[str], count: int) -> np.ndarray:
