@@ -85,6 +85,20 @@ def _server(tmp_path: Path) -> ServerProcess:
     )
 
 
+def _kernel_only(tmp_path: Path, bridge_socket: Path) -> ServerProcess:
+    """A ``qmk serve --kernel-only`` of one worker that reaches the bridge on ``bridge_socket``."""
+    config = tmp_path / "kernel.toml"
+    config.write_text(config_toml())
+    return ServerProcess(
+        socket=tmp_path / "k.sock",
+        data_dir=tmp_path / "data",
+        config=config,
+        workers=1,
+        log=tmp_path / "serve.log",
+        extra=("--kernel-only", "--dask-bridge", str(bridge_socket)),
+    )
+
+
 def _children(pid: int) -> list[int]:
     found = []
     with contextlib.suppress(OSError):
@@ -218,17 +232,8 @@ def test_a_bridge_started_alone_runs_the_jobs_of_a_kernel_only_that_names_its_so
         stderr=log,
         preexec_fn=die_with_us(),
     )
-    config = tmp_path / "kernel.toml"
-    config.write_text(config_toml())
     # the kernel may start first: it tries the socket until the bridge listens
-    server = ServerProcess(
-        socket=tmp_path / "k.sock",
-        data_dir=tmp_path / "data",
-        config=config,
-        workers=1,
-        log=tmp_path / "serve.log",
-        extra=("--kernel-only", "--dask-bridge", str(bridge_socket)),
-    )
+    server = _kernel_only(tmp_path, bridge_socket)
     try:
         server.start(timeout_s=GUARD_S)
         assert bridge.stdout is not None
@@ -274,16 +279,7 @@ def test_a_job_whose_bridge_is_killed_resumes_from_its_checkpoint_on_the_next_br
     shots, seed = 500, 17
     expected = dict(run(FENCED, shots=shots, seed=seed, noise=False).counts)
     socket = tmp_path / "dask.sock"
-    config = tmp_path / "kernel.toml"
-    config.write_text(config_toml())
-    server = ServerProcess(
-        socket=tmp_path / "k.sock",
-        data_dir=tmp_path / "data",
-        config=config,
-        workers=1,
-        log=tmp_path / "serve.log",
-        extra=("--kernel-only", "--dask-bridge", str(socket)),
-    )
+    server = _kernel_only(tmp_path, socket)
     bridges: list[subprocess.Popen[bytes]] = []
     with WorkerGate(tmp_path, "pause-gate") as pause:
         try:
