@@ -236,7 +236,8 @@ class SharedMachine:
         self._runs[machine_id] = spec.footprint
         if machine_id != job.job_id:
             self._renamed[job.job_id] = machine_id
-        self._per_tenant[job.tenant] += 1
+        per_tenant = self._per_tenant
+        per_tenant[job.tenant] = per_tenant.get(job.tenant, 0) + 1
         upcoming = self.live.next_release()
         if upcoming != math.inf and math.floor(upcoming) + 1 < self._waits_for:
             self._wake.set()  # the task waits for later: it waits again, for this
@@ -292,11 +293,14 @@ class SharedMachine:
         then (inf: none), unless a job arrives or leaves first (:attr:`woken`)."""
         self._wake.clear()
         # only what happens before the clock's cycle is final: a job may still arrive at
-        # the cycle itself (stamped with it), and join that boundary's decision
-        self._catch_up()
+        # the cycle itself (stamped with it), and join that boundary's decision (what
+        # :meth:`_catch_up` does, here without a call a turn)
+        live = self.live
+        for record in live.advance(math.nextafter(float(self.clock.cycle()), -math.inf)):
+            self._ended(record)
         # the next record the machine gives (an arrival, a read bring the machine up to
         # the clock themselves), or its next event
-        upcoming = self.live.next_release()
+        upcoming = live.next_release()
         self._waits_for = upcoming if upcoming == math.inf else math.floor(upcoming) + 1
         return self._waits_for
 

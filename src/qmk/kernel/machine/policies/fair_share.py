@@ -49,10 +49,11 @@ class FairShare(Budgeted):
             if spot is None:
                 make_room(sched, job)
                 return
-            if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
+            spot = budgets.fit(job, lambda j: may_hold(sched, j), spot)
+            if spot is None:
                 del tenants[tenant]  # its head waits; the others may start
                 continue
-            sched.place(job)
+            sched.place(job, spot=spot)
             budgets.started()
             if tenant not in sched.queue_of:
                 del tenants[tenant]

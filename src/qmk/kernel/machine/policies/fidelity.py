@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
+    from qmk.kernel.machine.tiles import TileRange
 
 
 class Fidelity(Budgeted):
@@ -78,6 +79,7 @@ class Fidelity(Budgeted):
         shares: dict[str, tuple[float, str]] = {}
         share = share_key(sched)
         kinds_of = sched.state.kinds_of
+        queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
 
         def may(job: MachineJob) -> bool:
@@ -88,7 +90,7 @@ class Fidelity(Budgeted):
 
         try:
             while True:
-                ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
+                ready = [t for t in queue_of if tried.get(t, 0) < self.depth]
                 if not ready:
                     return
                 if len(ready) > 1:
@@ -101,12 +103,12 @@ class Fidelity(Budgeted):
                 count = tried.get(tenant, 0)
                 kinds = kinds_of[tenant]
                 exhausted = True  # its queue ran out, or its depth was tried
-                for job in itertools.islice(sched.queue_of[tenant], count, self.depth):
+                for job in itertools.islice(queue_of[tenant], count, self.depth):
                     alike = job.kind
                     unplaced = refused.get(alike)
                     if unplaced is None:
                         spot = sched.find(job)
-                        if spot is not None and self._start(sched, job, budgets, may):
+                        if spot is not None and self._start(sched, job, budgets, may, spot):
                             budgets.started()
                             exhausted = False
                             break  # the queue and the shares changed: choose again
@@ -135,15 +137,17 @@ class Fidelity(Budgeted):
         job: MachineJob,
         budgets: BudgetCheck,
         may: Callable[[MachineJob], bool],
+        spot: tuple[TileRange, int],
     ) -> bool:
         """Start ``job`` at the cheapest code distance where its tenant may hold it
         (``may``: :func:`~.tenants.may_hold`) and every budget keeps
-        (:meth:`BudgetCheck.fit`)."""
+        (:meth:`BudgetCheck.fit`); ``spot``: where ``find`` places it as it is."""
         if not admits(sched, job):
             return False
-        if budgets.fit(job, may) is None:
+        there = budgets.fit(job, may, spot)
+        if there is None:
             return False
-        return sched.place(job)
+        return sched.place(job, spot=there)
 
     @staticmethod
     def _reserve(sched: Scheduler, job: MachineJob) -> bool:
