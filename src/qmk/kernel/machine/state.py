@@ -200,7 +200,7 @@ class MachineState:
         hold = self._holds.get(tenant)
         if hold is None:
             hold = self._holds[tenant] = _Hold()
-        hold.used = hold.at(now)
+        hold.used += hold.held * (now - hold.since)  # (``hold.at(now)``)
         hold.since = now
         hold.held += tiles
         self.held += tiles

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +147,8 @@ class SharedMachine:
         #: own id was still on the machine)
         self._renamed: dict[str, str] = {}
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
-        self._per_tenant: Counter[str] = Counter()
+        #: how many jobs each tenant has here (none: no key)
+        self._per_tenant: dict[str, int] = {}
         self._wake = asyncio.Event()
         #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting)
         self._waits_for = -math.inf
@@ -238,7 +238,7 @@ class SharedMachine:
             self._renamed[job.job_id] = machine_id
         per_tenant = self._per_tenant
         per_tenant[job.tenant] = per_tenant.get(job.tenant, 0) + 1
-        upcoming = self.live.next_release()
+        upcoming = self.live.sched.next_event()  # (as a turn reads it)
         if upcoming != math.inf and math.floor(upcoming) + 1 < self._waits_for:
             self._wake.set()  # the task waits for later: it waits again, for this
 
@@ -264,16 +264,22 @@ class SharedMachine:
         if job is None:
             return False
         del self._runs[machine_id]
-        self._per_tenant[job.tenant] -= 1
-        if not self._per_tenant[job.tenant]:
-            del self._per_tenant[job.tenant]
+        self._left(job.tenant)
         self.live.withdraw(machine_id, self.clock.cycle())
         self._wake.set()  # its cancel is an event the machine's task waits for
         return True
 
     def holds(self, tenant: str) -> int:
         """How many of ``tenant``'s jobs wait for their schedule to end."""
-        return self._per_tenant[tenant]
+        return self._per_tenant.get(tenant, 0)
+
+    def _left(self, tenant: str) -> None:
+        """One of ``tenant``'s jobs left the machine."""
+        left = self._per_tenant[tenant] - 1
+        if left:
+            self._per_tenant[tenant] = left
+        else:
+            del self._per_tenant[tenant]
 
     # ------------------------------------------------------------------ time
 
@@ -299,8 +305,9 @@ class SharedMachine:
         for record in live.advance(math.nextafter(float(self.clock.cycle()), -math.inf)):
             self._ended(record)
         # the next record the machine gives (an arrival, a read bring the machine up to
-        # the clock themselves), or its next event
-        upcoming = live.next_release()
+        # the clock themselves), or its next event (:meth:`LiveMachine.next_release`, its
+        # scheduler's next event, read there: a call less a turn)
+        upcoming = live.sched.next_event()
         self._waits_for = upcoming if upcoming == math.inf else math.floor(upcoming) + 1
         return self._waits_for
 
@@ -317,9 +324,7 @@ class SharedMachine:
         footprint = self._runs.pop(record.id)
         if record.id != job.job_id:
             self._renamed.pop(job.job_id, None)
-        self._per_tenant[job.tenant] -= 1
-        if not self._per_tenant[job.tenant]:
-            del self._per_tenant[job.tenant]
+        self._left(job.tenant)
         self._release(job, record.machine_run(record.idle_after(footprint)))
 
     # ------------------------------------------------------------------ status

@@ -459,8 +459,10 @@ class Budgeted(SchedulingPolicy):
         self.least_tiles = {}
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
+        if not job.tl.t_total:
+            return  # it draws no T state: no drawer, no least tiles
         self.drawers.arrived(job)
-        if job.tl.t_total and job.kind not in self.least_tiles:
+        if job.kind not in self.least_tiles:
             known = self.placements
             options = (
                 [job.fp]

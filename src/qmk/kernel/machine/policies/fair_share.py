@@ -39,7 +39,8 @@ class FairShare(Budgeted):
         return any(module.storage_tiles for module in machine.modules)
 
     def decide(self, sched: Scheduler) -> None:
-        resume_stopped(sched)
+        if sched.state.stopped:
+            resume_stopped(sched)
         tenants = dict(sched.queue_of)
         budgets = BudgetCheck(sched)
         while tenants:

@@ -71,13 +71,14 @@ class Fidelity(Budgeted):
         queue has a verdict of no that asks for no reservation, the rest of its window
         is passed over at once (:func:`_known`). With thousands queued, each decision
         would otherwise weigh hundreds of copies of a few programs."""
-        resume_stopped(sched)
+        if sched.state.stopped:
+            resume_stopped(sched)
         tried: dict[str, int] = {}
         reserved = False
         budgets = BudgetCheck(sched)
         refused: dict[tuple[object, ...], bool] = {}  # a failed verdict: did nothing fit?
         shares: dict[str, tuple[float, str]] = {}
-        share = share_key(sched)
+        share: Callable[[str], tuple[float, str]] | None = None  # (with two tenants ready)
         kinds_of = sched.state.kinds_of
         queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
@@ -89,11 +90,13 @@ class Fidelity(Budgeted):
             return fits_hold(hold, job.tiles)
 
         try:
-            while True:
+            while queue_of:
                 ready = [t for t in queue_of if tried.get(t, 0) < self.depth]
                 if not ready:
                     return
                 if len(ready) > 1:
+                    if share is None:
+                        share = share_key(sched)
                     for name in ready:
                         if name not in shares:
                             shares[name] = share(name)
