@@ -65,7 +65,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
-from qmk.kernel.machine.placement import Placement, Placements, usable
+from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
@@ -464,14 +464,7 @@ class Budgeted(SchedulingPolicy):
         self.drawers.arrived(job)
         if job.kind not in self.least_tiles:
             known = self.placements
-            options = (
-                [job.fp]
-                if known is None
-                else [
-                    p.footprint
-                    for p in usable(known.of(job), known.own(job), job.spec.error_budget)
-                ]
-            )
+            options = [job.fp] if known is None else [p.footprint for p in known.usable(job)[0]]
             self.least_tiles[job.kind] = min(fp.tiles for fp in options)
 
     def ended(self, sched: Scheduler, job: MachineJob) -> None:
@@ -651,13 +644,12 @@ class BudgetCheck:
         policy = sched.policy
         if not isinstance(policy, Budgeted) or policy.placements is None:
             return self._fit_as_is(job, may, spot)
-        known = policy.placements
-        home = known.own(job)
+        options, home = policy.placements.usable(job)
         sole = None
         futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
         found = job.fp if spot is not None else None  # the placement ``spot`` is of
-        for option in usable(known.of(job), home, job.spec.error_budget):
+        for option in options:
             job.take(option.footprint, option.timeline, option.rate, option.own)
             there = spot if option.footprint is found else sched.find(job)
             if there is None or (may is not None and not may(job)):
