@@ -130,6 +130,8 @@ class Scheduler:
         self.done: list[JobRecord] = []
         self._boundary_at: float | None = None
         self._last_decision = -INF
+        #: a T state's error (the machine's, read at each end)
+        self._t_error = machine.t_state_error
         self._supplies = [
             ModuleSupply.of(m, rule=policy.supply, weights=self.weights) for m in machine.modules
         ]
@@ -451,10 +453,18 @@ class Scheduler:
             job.tiles, self.allowed_ranges(job) if ranges is None else ranges
         )
 
-    def place(self, job: MachineJob, ranges: Iterable[TileRange] | None = None) -> bool:
-        """Start a queued job (or resume a stored one) where :meth:`find` says; False
+    def place(
+        self,
+        job: MachineJob,
+        ranges: Iterable[TileRange] | None = None,
+        *,
+        spot: tuple[TileRange, int] | None = None,
+    ) -> bool:
+        """Start a queued job (or resume a stored one) where :meth:`find` says (``spot``:
+        what it said, the floorplan unchanged since, as a budget's fit found it); False
         when nothing can hold it now."""
-        spot = self.find(job, ranges)
+        if spot is None:
+            spot = self.find(job, ranges)
         if spot is None:
             return False
         area, at = spot
@@ -743,7 +753,7 @@ class Scheduler:
         self._forget(job)
         self._vacate(job)
         machine = self.machine
-        self.done.append(JobRecord.of(job, machine.logical_error_rate, machine.t_state_error))
+        self.done.append(JobRecord.of(job, machine.logical_error_rate, self._t_error))
         self.policy.ended(self, job)
         if self.state.waiting():
             self._wake()

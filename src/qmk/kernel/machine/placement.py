@@ -182,9 +182,16 @@ class Placements:
 
     def __init__(self, machine: MachineSpec) -> None:
         self.machine = machine
-        self._held: dict[int, tuple[Footprint, list[Placement], Placement]] = {}
+        #: footprint id -> (the footprint, its placements, its own, the usable ones by
+        #: error budget)
+        self._held: dict[
+            int,
+            tuple[Footprint, list[Placement], Placement, dict[float | None, list[Placement]]],
+        ] = {}
 
-    def _entry(self, job: MachineJob) -> tuple[Footprint, list[Placement], Placement]:
+    def _entry(
+        self, job: MachineJob
+    ) -> tuple[Footprint, list[Placement], Placement, dict[float | None, list[Placement]]]:
         fp = job.spec.footprint
         held = self._held.get(id(fp))
         if held is None:
@@ -195,7 +202,7 @@ class Placements:
             base = next(p for p in found if p.footprint is fp)
             if len(self._held) >= KEPT:
                 self._held.clear()
-            held = self._held[id(fp)] = (fp, found, base)
+            held = self._held[id(fp)] = (fp, found, base, {})
         return held
 
     def of(self, job: MachineJob) -> list[Placement]:
@@ -205,6 +212,17 @@ class Placements:
     def own(self, job: MachineJob) -> Placement:
         """``job``'s program as it came (its footprint's block, its distance)."""
         return self._entry(job)[2]
+
+    def usable(self, job: MachineJob) -> tuple[list[Placement], Placement]:
+        """:func:`usable` of ``job``'s program's placements at its error budget (made
+        once for its program and budget while its placements are kept: not to be
+        changed), and its own placement (:meth:`own`)."""
+        _, found, base, by_budget = self._entry(job)
+        budget = job.spec.error_budget
+        options = by_budget.get(budget)
+        if options is None:
+            options = by_budget[budget] = usable(found, base, budget)
+        return options, base
 
 
 def usable(options: list[Placement], home: Placement, budget: float | None) -> list[Placement]:

@@ -125,7 +125,8 @@ class MachineState:
 
     def run(self, job: MachineJob) -> None:
         """``job`` runs (started, or resumed)."""
-        self._unstop(job)
+        if self.stopped:
+            self._unstop(job)
         job.state = RUNNING
         if job not in self.running:
             self.running[job] = None
@@ -182,7 +183,8 @@ class MachineState:
         """``job`` ended or was cancelled: nothing of it is kept."""
         if job in self.running:
             self._unrun(job)
-        self._unstop(job)
+        if self.stopped:
+            self._unstop(job)
         job.state = DONE
         job.version += 1
         self.by_id.pop(job.id, None)
@@ -198,7 +200,7 @@ class MachineState:
         hold = self._holds.get(tenant)
         if hold is None:
             hold = self._holds[tenant] = _Hold()
-        hold.used = hold.at(now)
+        hold.used += hold.held * (now - hold.since)  # (``hold.at(now)``)
         hold.since = now
         hold.held += tiles
         self.held += tiles

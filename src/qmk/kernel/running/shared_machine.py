@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +147,8 @@ class SharedMachine:
         #: own id was still on the machine)
         self._renamed: dict[str, str] = {}
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
-        self._per_tenant: Counter[str] = Counter()
+        #: how many jobs each tenant has here (none: no key)
+        self._per_tenant: dict[str, int] = {}
         self._wake = asyncio.Event()
         #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting)
         self._waits_for = -math.inf
@@ -236,8 +236,9 @@ class SharedMachine:
         self._runs[machine_id] = spec.footprint
         if machine_id != job.job_id:
             self._renamed[job.job_id] = machine_id
-        self._per_tenant[job.tenant] += 1
-        upcoming = self.live.next_release()
+        per_tenant = self._per_tenant
+        per_tenant[job.tenant] = per_tenant.get(job.tenant, 0) + 1
+        upcoming = self.live.sched.next_event()  # (as a turn reads it)
         if upcoming != math.inf and math.floor(upcoming) + 1 < self._waits_for:
             self._wake.set()  # the task waits for later: it waits again, for this
 
@@ -263,16 +264,22 @@ class SharedMachine:
         if job is None:
             return False
         del self._runs[machine_id]
-        self._per_tenant[job.tenant] -= 1
-        if not self._per_tenant[job.tenant]:
-            del self._per_tenant[job.tenant]
+        self._left(job.tenant)
         self.live.withdraw(machine_id, self.clock.cycle())
         self._wake.set()  # its cancel is an event the machine's task waits for
         return True
 
     def holds(self, tenant: str) -> int:
         """How many of ``tenant``'s jobs wait for their schedule to end."""
-        return self._per_tenant[tenant]
+        return self._per_tenant.get(tenant, 0)
+
+    def _left(self, tenant: str) -> None:
+        """One of ``tenant``'s jobs left the machine."""
+        left = self._per_tenant[tenant] - 1
+        if left:
+            self._per_tenant[tenant] = left
+        else:
+            del self._per_tenant[tenant]
 
     # ------------------------------------------------------------------ time
 
@@ -292,11 +299,15 @@ class SharedMachine:
         then (inf: none), unless a job arrives or leaves first (:attr:`woken`)."""
         self._wake.clear()
         # only what happens before the clock's cycle is final: a job may still arrive at
-        # the cycle itself (stamped with it), and join that boundary's decision
-        self._catch_up()
+        # the cycle itself (stamped with it), and join that boundary's decision (what
+        # :meth:`_catch_up` does, here without a call a turn)
+        live = self.live
+        for record in live.advance(math.nextafter(float(self.clock.cycle()), -math.inf)):
+            self._ended(record)
         # the next record the machine gives (an arrival, a read bring the machine up to
-        # the clock themselves), or its next event
-        upcoming = self.live.next_release()
+        # the clock themselves), or its next event (:meth:`LiveMachine.next_release`, its
+        # scheduler's next event, read there: a call less a turn)
+        upcoming = live.sched.next_event()
         self._waits_for = upcoming if upcoming == math.inf else math.floor(upcoming) + 1
         return self._waits_for
 
@@ -313,9 +324,7 @@ class SharedMachine:
         footprint = self._runs.pop(record.id)
         if record.id != job.job_id:
             self._renamed.pop(job.job_id, None)
-        self._per_tenant[job.tenant] -= 1
-        if not self._per_tenant[job.tenant]:
-            del self._per_tenant[job.tenant]
+        self._left(job.tenant)
         self._release(job, record.machine_run(record.idle_after(footprint)))
 
     # ------------------------------------------------------------------ status

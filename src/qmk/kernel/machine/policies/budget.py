@@ -65,7 +65,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.jobs import idle_error
-from qmk.kernel.machine.placement import Placement, Placements, usable
+from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
 
@@ -459,17 +459,12 @@ class Budgeted(SchedulingPolicy):
         self.least_tiles = {}
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
+        if not job.tl.t_total:
+            return  # it draws no T state: no drawer, no least tiles
         self.drawers.arrived(job)
-        if job.tl.t_total and job.kind not in self.least_tiles:
+        if job.kind not in self.least_tiles:
             known = self.placements
-            options = (
-                [job.fp]
-                if known is None
-                else [
-                    p.footprint
-                    for p in usable(known.of(job), known.own(job), job.spec.error_budget)
-                ]
-            )
+            options = [job.fp] if known is None else [p.footprint for p in known.usable(job)[0]]
             self.least_tiles[job.kind] = min(fp.tiles for fp in options)
 
     def ended(self, sched: Scheduler, job: MachineJob) -> None:
@@ -632,26 +627,31 @@ class BudgetCheck:
         return verdict is not False
 
     def fit(
-        self, job: MachineJob, may: Callable[[MachineJob], bool] | None = None
+        self,
+        job: MachineJob,
+        may: Callable[[MachineJob], bool] | None = None,
+        spot: tuple[TileRange, int] | None = None,
     ) -> tuple[TileRange, int] | None:
         """Where ``job`` starts now, and at which block and code distance: the first of
         its placements (:func:`~qmk.kernel.machine.placement.usable`, cheapest first)
         that ``find`` places, ``may`` lets its tenant hold, and whose projection keeps
         the budgets (:meth:`verdict`), its waits on what its own error there leaves of
         its budget; the first it may start ``sole`` at last (module docstring). None:
-        it waits as it came, looked at again at the next epoch boundary."""
+        it waits as it came, looked at again at the next epoch boundary. ``spot``:
+        where ``find`` places ``job`` as it is (the caller asked, the floorplan unchanged
+        since), not asked again for its placement now."""
         sched = self.sched
         policy = sched.policy
         if not isinstance(policy, Budgeted) or policy.placements is None:
-            return self._fit_as_is(job, may)
-        known = policy.placements
-        home = known.own(job)
+            return self._fit_as_is(job, may, spot)
+        options, home = policy.placements.usable(job)
         sole = None
         futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
-        for option in usable(known.of(job), home, job.spec.error_budget):
+        found = job.fp if spot is not None else None  # the placement ``spot`` is of
+        for option in options:
             job.take(option.footprint, option.timeline, option.rate, option.own)
-            there = sched.find(job)
+            there = spot if option.footprint is found else sched.find(job)
             if there is None or (may is not None and not may(job)):
                 continue
             verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
@@ -678,10 +678,14 @@ class BudgetCheck:
         return None
 
     def _fit_as_is(
-        self, job: MachineJob, may: Callable[[MachineJob], bool] | None
+        self,
+        job: MachineJob,
+        may: Callable[[MachineJob], bool] | None,
+        spot: tuple[TileRange, int] | None = None,
     ) -> tuple[TileRange, int] | None:
         """:meth:`fit` at the placement ``job`` has (a policy that chooses none)."""
-        spot = self.sched.find(job)
+        if spot is None:
+            spot = self.sched.find(job)
         if spot is None or (may is not None and not may(job)):
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])

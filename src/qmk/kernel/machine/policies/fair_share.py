@@ -39,7 +39,8 @@ class FairShare(Budgeted):
         return any(module.storage_tiles for module in machine.modules)
 
     def decide(self, sched: Scheduler) -> None:
-        resume_stopped(sched)
+        if sched.state.stopped:
+            resume_stopped(sched)
         tenants = dict(sched.queue_of)
         budgets = BudgetCheck(sched)
         while tenants:
@@ -49,10 +50,11 @@ class FairShare(Budgeted):
             if spot is None:
                 make_room(sched, job)
                 return
-            if budgets.fit(job, lambda j: may_hold(sched, j)) is None:
+            spot = budgets.fit(job, lambda j: may_hold(sched, j), spot)
+            if spot is None:
                 del tenants[tenant]  # its head waits; the others may start
                 continue
-            sched.place(job)
+            sched.place(job, spot=spot)
             budgets.started()
             if tenant not in sched.queue_of:
                 del tenants[tenant]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
+    from qmk.kernel.machine.tiles import TileRange
 
 
 class Fidelity(Budgeted):
@@ -70,14 +71,16 @@ class Fidelity(Budgeted):
         queue has a verdict of no that asks for no reservation, the rest of its window
         is passed over at once (:func:`_known`). With thousands queued, each decision
         would otherwise weigh hundreds of copies of a few programs."""
-        resume_stopped(sched)
+        if sched.state.stopped:
+            resume_stopped(sched)
         tried: dict[str, int] = {}
         reserved = False
         budgets = BudgetCheck(sched)
         refused: dict[tuple[object, ...], bool] = {}  # a failed verdict: did nothing fit?
         shares: dict[str, tuple[float, str]] = {}
-        share = share_key(sched)
+        share: Callable[[str], tuple[float, str]] | None = None  # (with two tenants ready)
         kinds_of = sched.state.kinds_of
+        queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
 
         def may(job: MachineJob) -> bool:
@@ -87,11 +90,13 @@ class Fidelity(Budgeted):
             return fits_hold(hold, job.tiles)
 
         try:
-            while True:
-                ready = [t for t in sched.queue_of if tried.get(t, 0) < self.depth]
+            while queue_of:
+                ready = [t for t in queue_of if tried.get(t, 0) < self.depth]
                 if not ready:
                     return
                 if len(ready) > 1:
+                    if share is None:
+                        share = share_key(sched)
                     for name in ready:
                         if name not in shares:
                             shares[name] = share(name)
@@ -101,12 +106,12 @@ class Fidelity(Budgeted):
                 count = tried.get(tenant, 0)
                 kinds = kinds_of[tenant]
                 exhausted = True  # its queue ran out, or its depth was tried
-                for job in itertools.islice(sched.queue_of[tenant], count, self.depth):
+                for job in itertools.islice(queue_of[tenant], count, self.depth):
                     alike = job.kind
                     unplaced = refused.get(alike)
                     if unplaced is None:
                         spot = sched.find(job)
-                        if spot is not None and self._start(sched, job, budgets, may):
+                        if spot is not None and self._start(sched, job, budgets, may, spot):
                             budgets.started()
                             exhausted = False
                             break  # the queue and the shares changed: choose again
@@ -135,15 +140,17 @@ class Fidelity(Budgeted):
         job: MachineJob,
         budgets: BudgetCheck,
         may: Callable[[MachineJob], bool],
+        spot: tuple[TileRange, int],
     ) -> bool:
         """Start ``job`` at the cheapest code distance where its tenant may hold it
         (``may``: :func:`~.tenants.may_hold`) and every budget keeps
-        (:meth:`BudgetCheck.fit`)."""
+        (:meth:`BudgetCheck.fit`); ``spot``: where ``find`` places it as it is."""
         if not admits(sched, job):
             return False
-        if budgets.fit(job, may) is None:
+        there = budgets.fit(job, may, spot)
+        if there is None:
             return False
-        return sched.place(job)
+        return sched.place(job, spot=there)
 
     @staticmethod
     def _reserve(sched: Scheduler, job: MachineJob) -> bool:
