@@ -355,8 +355,9 @@ ASSIST_MAX_CONCURRENT: Final = 4
 #: more objects meanwhile.
 GC_THRESHOLDS: Final = (10_000, 10, 10)
 #: Whether NumPy asks for transparent huge pages for its large arrays in a ``qmk``
-#: command's process (``qmk.cli.entry`` sets ``NUMPY_MADVISE_HUGEPAGE`` unless the user
-#: has). A fresh command writes each large array once; on a virtual machine whose
-#: host backs memory lazily, such as Firecracker's, each fresh huge page costs about
-#: a millisecond, a second of a million-gate ``qmk run`` (``docs/engines.md``).
+#: command's process (``qmk.cli.prepare_process`` sets ``NUMPY_MADVISE_HUGEPAGE`` unless
+#: the user has). A fresh command writes each large array once; on a virtual machine
+#: whose host backs memory lazily, such as Firecracker's, each fresh huge page's fault
+#: is slow, most of a second of system CPU in a million-gate ``qmk run``
+#: (``docs/engines.md``, "Huge pages").
 HUGE_PAGES: Final = False

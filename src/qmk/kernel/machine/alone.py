@@ -32,7 +32,7 @@ import msgspec
 
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.core import Scheduler
-from qmk.kernel.machine.jobs import JobRecord, JobSpec, idle_error
+from qmk.kernel.machine.jobs import JobRecord, JobSpec, idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, placements
 from qmk.kernel.machine.policies.exclusive import Exclusive
 from qmk.kernel.machine.spec import DISTANCE_STEPS
@@ -156,16 +156,12 @@ def binding(waits: dict[str, float]) -> str:
     return max(_WAITS, key=lambda cause: waits.get(cause, 0.0))
 
 
-def _whole(own: float, added: float) -> float:
-    return own + added - own * added
-
-
 def _alone_at(machine: MachineSpec, spec: JobSpec, place: Placement) -> tuple[JobRecord, float]:
     """``spec`` alone at ``place``: its record and its whole error there."""
     record = run_alone(machine, msgspec.structs.replace(spec, footprint=place.footprint))
     idle = sum(v for k, v in record.wait_cycles.items() if k != "queue")
     added = idle_error(place.rate, place.footprint.logical_qubits, idle)
-    return record, _whole(place.own, added)
+    return record, whole_error(place.own, added)
 
 
 def refuse_over_budget(spec: JobSpec, alone: JobRecord, machine: MachineSpec | None = None) -> None:

@@ -563,8 +563,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
         >>> record.total_logical_error
         0.75
         """
-        own, added = self.own_logical_error, self.idle_logical_error
-        return own + added - own * added
+        return whole_error(self.own_logical_error, self.idle_logical_error)
 
     @property
     def within_budget(self) -> bool | None:
@@ -777,6 +776,16 @@ def added_budget(budget: float, own: float) -> float:
     if own >= budget:
         return 0.0
     return (budget - own) / (1.0 - own)
+
+
+def whole_error(own: float, added: float) -> float:
+    """``1 - (1 - own)(1 - added)``: a job's whole logical error, its own run's and what
+    its waits added, either failing.
+
+    >>> whole_error(0.5, 0.5)
+    0.75
+    """
+    return own + added - own * added
 
 
 def idle_error(rate: float, patches: int, cycles: float) -> float:

@@ -64,7 +64,7 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from qmk.kernel.machine.jobs import idle_error
+from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.supply import max_min
@@ -661,7 +661,7 @@ class BudgetCheck:
             if verdict is None and sole is None:
                 sole = option, there
             elif verdict is not None and verdict is not False:
-                whole = option.own + verdict - option.own * verdict  # (its whole error)
+                whole = whole_error(option.own, verdict)
                 if futile is None or whole < futile[0]:
                     futile = whole, option, there
             held = held or verdict is False
