@@ -182,6 +182,9 @@ WORKER_CPU_S: Final = 86_400
 WORKER_FILE_MB: Final[int | None] = None
 #: The user workers run as when the kernel runs as root.
 WORKER_USER: Final = "nobody"
+#: Times a job goes back to the queue because its worker was lost (its pool's server or
+#: node went away) before the next loss fails it (``QK312 worker-lost``).
+WORKER_LOST_RETRIES: Final = 3
 #: Length of a scheduling epoch, in milliseconds.
 EPOCH_MS: Final = 10
 #: A queued job preempts a running one whose priority is at least this much lower (0: never).

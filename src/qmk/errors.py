@@ -33,7 +33,7 @@ The whole tree (a test walks every subclass and compares it with this drawing)::
      |    +-- ConfigError          qmk.kernel.errors      QK101
      |    +-- DataDirError         qmk.kernel.errors      QK102..QK105 (4)
      |    +-- ExposureError        qmk.kernel.errors      QK120..QK121 (2)
-     |    +-- JobError             qmk.kernel.errors      QK201..QK311 (13)
+     |    +-- JobError             qmk.kernel.errors      QK201..QK312 (14)
      |    +-- OperationsError      qmk.kernel.errors      QK401..QK402 (2)
      |    +-- MachineError         qmk.kernel.errors      QK501..QK505 (4)
      |         +-- WorkloadError   qmk.kernel.errors      QK502

@@ -68,6 +68,7 @@ DEFAULT_WORKER_FILE_MB = defaults.WORKER_FILE_MB
 DEFAULT_WORKER_USER = defaults.WORKER_USER
 DEFAULT_EPOCH_MS = defaults.EPOCH_MS
 DEFAULT_PREEMPT_GAP = defaults.PREEMPT_GAP
+DEFAULT_WORKER_LOST_RETRIES = defaults.WORKER_LOST_RETRIES
 DEFAULT_ROLLBACK_GAP = defaults.ROLLBACK_GAP
 DEFAULT_CHECKPOINTS_PER_JOB = defaults.CHECKPOINTS_PER_JOB
 DEFAULT_CHECKPOINT_KEEP_S = defaults.CHECKPOINT_KEEP_S
@@ -366,6 +367,16 @@ class KernelTable(_Table, frozen=True, kw_only=True):
         _Text | Annotated[int, Meta(ge=0)],
         Meta(description="the user (name or uid) workers run as when the kernel runs as root"),
     ] = DEFAULT_WORKER_USER
+    worker_lost_retries: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=1000,
+            description="times a job whose worker was lost (its pool's server or node went "
+            "away) is queued again to resume from its checkpoint; the next loss fails it "
+            "(QK312)",
+        ),
+    ] = DEFAULT_WORKER_LOST_RETRIES
     epoch_ms: Annotated[
         int,
         Meta(ge=1, description="the scheduler's tick (deadlines, timeouts, preemption, ms)"),

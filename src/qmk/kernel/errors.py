@@ -201,6 +201,17 @@ register(
         "every such job",
     ),
 )
+register(
+    JobError,
+    (
+        "QK312",
+        "worker-lost",
+        "the job's worker was lost (its pool's server or node went away) more times than "
+        "kernel.worker_lost_retries allows",
+        "see the pool's log (the Dask bridge's, or its cluster's) for why its workers die; "
+        "submit the job again, or raise kernel.worker_lost_retries",
+    ),
+)
 REGISTRY.add(
     ErrorCode(
         code="QK311",

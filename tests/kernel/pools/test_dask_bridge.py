@@ -85,10 +85,13 @@ def _server(tmp_path: Path) -> ServerProcess:
     )
 
 
-def _kernel_only(tmp_path: Path, bridge_socket: Path) -> ServerProcess:
-    """A ``qmk serve --kernel-only`` of one worker that reaches the bridge on ``bridge_socket``."""
+def _kernel_only(
+    tmp_path: Path, bridge_socket: Path, kernel: dict[str, Any] | None = None
+) -> ServerProcess:
+    """A ``qmk serve --kernel-only`` of one worker that reaches the bridge on
+    ``bridge_socket`` (``kernel``: more keys of its ``[kernel]`` table)."""
     config = tmp_path / "kernel.toml"
-    config.write_text(config_toml())
+    config.write_text(config_toml(kernel=kernel))
     return ServerProcess(
         socket=tmp_path / "k.sock",
         data_dir=tmp_path / "data",
@@ -322,6 +325,38 @@ def test_a_job_whose_bridge_is_killed_resumes_from_its_checkpoint_on_the_next_br
     assert [r.get("attempt") for r in moves[-4:]] == [1, None, 2, None]
     saved = [r["checkpoint_id"] for r in lines if r["event"] == "checkpoint"]
     assert saved == [checkpoint.checkpoint_id]  # the one it resumed from
+
+
+def test_a_job_whose_worker_is_lost_past_its_retries_fails_with_worker_lost(
+    tmp_path: Path,
+) -> None:
+    """With ``worker_lost_retries = 0`` the first loss of its bridge fails the held job
+    (``QK312``): a job is not queued again forever."""
+    socket = tmp_path / "dask.sock"
+    server = _kernel_only(tmp_path, socket, kernel={"worker_lost_retries": 0})
+    with WorkerGate(tmp_path, "pause-gate") as pause:
+        bridge = _tests_bridge(tmp_path, socket, "first", pause)
+        try:
+            server.start(timeout_s=GUARD_S)
+            key = TENANTS["alice"]["key"]
+            with Client.connect(str(server.socket), tenant="alice", key=key) as client:
+                job_id = client.q_submit(FENCED, 100, 5, policy={"noise": False}).job_id
+                deadline = time.monotonic() + GUARD_S
+                while client.q_status(job_id).state != "RUNNING":  # held at its first fence
+                    assert time.monotonic() < deadline, server.output()
+                    time.sleep(0.01)
+                assert client.q_checkpoint(job_id).saved  # the barrier: it runs on the bridge
+                os.kill(bridge.pid, signal.SIGKILL)
+                assert bridge.wait(GUARD_S) == -signal.SIGKILL
+                done = client.q_wait(job_id, int(GUARD_S * 1000))
+                assert done.state == "FAILED", (done, server.output())
+                assert done.error is not None and done.error.code == "QK312", done
+                assert "(losses: 1; kernel.worker_lost_retries: 0)" in done.error.message
+        finally:
+            stop_all([server])
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(bridge.pid, signal.SIGKILL)
+            bridge.wait(GUARD_S)
 
 
 def test_kernel_only_starts_no_bridge_and_dask_bridge_excludes_dask(tmp_path: Path) -> None:

@@ -195,6 +195,9 @@ class Job:
     program_damage: dict[str, str] | None = None
     attempts: int = 0
     preemptions: int = 0
+    #: Times its worker was lost since the kernel accepted or read it back (not stored:
+    #: a restarted kernel counts afresh; :mod:`qmk.kernel.running.runs`).
+    worker_losses: int = field(default=0, compare=False)
     epoch: int = 0
     checkpoint_id: str | None = None
     seq: int = 0

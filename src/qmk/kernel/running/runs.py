@@ -195,7 +195,7 @@ class Runs:
         try:
             answer = run.future.result()
         except WorkerLost as exc:  # its pool's server went away: no fault of the job
-            self._requeue(job, f"its worker was lost at epoch {book.epoch}: {exc.message}")
+            self._lost(job, exc)
             return
         except WorkerMemoryError as exc:
             failure = JobError.of("memory-limit", f"memory limit: {exc}")
@@ -246,6 +246,24 @@ class Runs:
             )
         else:
             book.finish(job, J.FAILED, outcome.error.to_json())
+
+    def _lost(self, job: Job, exc: WorkerLost) -> None:
+        """``job``'s worker was lost: it resumes from its checkpoint on another, unless
+        its losses are past ``worker_lost_retries`` (a job whose runs keep killing their
+        workers, or a pool that keeps dying, would otherwise be queued forever)."""
+        book = self.book
+        job.worker_losses += 1
+        losses = job.worker_losses
+        retries = book.config.worker_lost_retries
+        if losses > retries:
+            message = (
+                f"its worker was lost at epoch {book.epoch} (losses: {losses}; "
+                f"kernel.worker_lost_retries: {retries})"
+            )
+            failure = JobError.of("worker-lost", f"{message}: {exc.message}")
+            book.finish(job, J.FAILED, error_json(failure))
+            return
+        self._requeue(job, f"its worker was lost at epoch {book.epoch}: {exc.message}")
 
     def _requeue(self, job: Job, reason: str) -> None:
         """``job``'s attempt ended short of its end, not by its fault (it yielded, or its
