@@ -124,8 +124,10 @@ def serve(
     if args.gateway == "process":  # their checks and sockets: last, before the kernel
         http = grpc = None
     else:
-        http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
-        grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
+        from qmk.serve.inline import grpc_config, http_config  # --gateway inline only
+
+        http = http_config(args)  # --http and its options (qmk.http, the `http` extra)
+        grpc = grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
         if args.grpc_metrics is not None:  # inline, --http's /metrics times gRPC's calls
             raise CommandError.of("bad-option", "--grpc-metrics is the gRPC gateway process's")
     check_dask(args)  # a bad --dask stops the start before anything runs
@@ -292,9 +294,10 @@ async def _serve(
         if observe:
             kernel.feed_desk.start()
         if grpc is not None:  # it drains beside the others once stop is set
-            beside.append(
-                await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
-            )
+            from qmk.grpc.server import grpc_listener
+
+            listener = grpc_listener(door, probe, grpc, stop=stop)
+            beside.append(await listeners.enter_async_context(listener))
         if gateways:  # the wires in processes of their own, supervised
             from qmk.serve.gateways import supervised
 
@@ -414,77 +417,6 @@ def _bridge(
     argv, sock = bridge_of(args, config)
     gateways.append((argv, sock))
     return str(sock.path)
-
-
-def _http_config(args: argparse.Namespace) -> Any:
-    """The HTTP API's config from ``--http`` and its options (None without --http)."""
-    given = [
-        flag
-        for flag, value in (
-            ("--tls-cert", args.tls_cert),
-            ("--tls-key", args.tls_key),
-            ("--trace", args.trace),
-        )
-        if value is not None
-    ]
-    if args.http is None:
-        if args.grpc is not None:  # --tls-cert/--tls-key serve gRPC over TLS alone
-            given = [flag for flag in given if not flag.startswith("--tls-")]
-        if given:
-            raise CommandError.of("bad-option", f"{given[0]} is an option of --http HOST:PORT")
-        return None
-    try:
-        from qmk.http.server import HttpConfig
-    except ImportError as exc:
-        raise CommandError.of(
-            "bad-option",
-            f"--http needs the http extra (pip install 'quantum-microkernel[http]'): {exc}",
-        ) from None
-    from qmk.abi.server import parse_tcp
-    from qmk.http.server import check_tls
-
-    host, port = parse_tcp(args.http)
-    config = HttpConfig(
-        host=host,
-        port=port,
-        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
-        tls_key=None if args.tls_key is None else Path(args.tls_key),
-        trace=args.trace or "none",
-    )
-    check_tls(config)  # a certificate that does not load stops the start before the kernel
-    return config
-
-
-def _grpc_config(args: argparse.Namespace) -> Any:
-    """The gRPC API's config from ``--grpc`` and the TLS options (None without --grpc)."""
-    if args.grpc is None:
-        return None
-    try:
-        from qmk.grpc.server import GrpcConfig, check_credentials, check_free
-    except ImportError as exc:
-        raise CommandError.of(
-            "bad-option",
-            f"--grpc needs the grpc extra (pip install 'quantum-microkernel[grpc]'): {exc}",
-        ) from None
-    from qmk.abi.server import parse_tcp
-
-    host, port = parse_tcp(args.grpc)
-    config = GrpcConfig(
-        host=host,
-        port=port,
-        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
-        tls_key=None if args.tls_key is None else Path(args.tls_key),
-    )
-    check_credentials(config)  # a certificate that does not load stops the start here
-    check_free(config)  # so does a port in use, before the kernel opens
-    return config
-
-
-def _grpc(door: Any, probe: Any, server_config: Any, config: Any, stop: Any) -> Any:
-    """The gRPC listener behind ``door`` (an async context that yields its URL)."""
-    from qmk.grpc.server import grpc_listener
-
-    return grpc_listener(door, probe, config, stop=stop)
 
 
 #: The entry's first argument where what follows is ``qmk serve``'s options as the
