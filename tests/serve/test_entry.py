@@ -16,11 +16,12 @@ from pathlib import Path
 
 from qmk import serve as kernel_entry
 from qmk.cli import main as qmk_main
+from qmk.serve.options import parser
 from support.kernel import config_toml
 
 
 def test_the_entry_takes_the_options_of_qmk_serve() -> None:
-    entry = {o for a in kernel_entry.parser()._actions for o in a.option_strings}
+    entry = {o for a in parser()._actions for o in a.option_strings}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):  # argparse prints its help there
         assert qmk_main(["serve", "--help"]) == 0

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from qmk import serve as kernel_entry
 from qmk.errors import QMKError
+from qmk.serve.options import parser
 from support.clocks import HeldMachineClock, ShiftedClock
 from support.pools import Hooks
 
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stall=given.stall,
         probe=None if given.probe is None else Hooks.load_probe(given.probe),
     )
-    args = kernel_entry.parser().parse_args(argv[split + 1 :])
+    args = parser().parse_args(argv[split + 1 :])
     try:
         clock = None if given.clock is None else ShiftedClock(given.clock)
         held = given.machine_clock

@@ -241,8 +241,8 @@ def source_options(sub: argparse.ArgumentParser, *, profile: bool = True) -> Non
 
 def log_options(sub: argparse.ArgumentParser) -> None:
     """``--log-level`` and ``--log-format``: how a long-running server logs (the
-    kernel's entry's, :func:`qmk.serve.log_options`, which its gateways share)."""
-    from qmk.serve import log_options as add
+    kernel's entry's, :func:`qmk.serve.options.log_options`, which its gateways share)."""
+    from qmk.serve.options import log_options as add
 
     add(sub)
 

@@ -171,7 +171,7 @@ def _limits() -> Any:
 def register(add: AddCommand) -> None:
     """Add ``dask-bridge``."""
     from qmk.commands.gateway import confinement_options, supervised_options
-    from qmk.serve import add_dask_options
+    from qmk.serve.options import add_dask_options
 
     sub = add("dask-bridge", "run the kernel's jobs on a Dask cluster (a server)", limits=False)
     sub.add_argument(

@@ -50,8 +50,9 @@ from qmk.commands import (
     stim_options,
 )
 from qmk.errors import warning_line
-from qmk.serve import SERVE_HELP, add_options, serve
-from qmk.serve import int_in as _int_in
+from qmk.serve import serve
+from qmk.serve.options import SERVE_HELP, add_options
+from qmk.serve.options import int_in as _int_in
 
 if TYPE_CHECKING:
     from qmk.client import Client

@@ -90,6 +90,11 @@ class LogicalMachine:
     # ------------------------------------------------------------------ the HAL
 
     @property
+    def modules_up(self) -> tuple[int, ...]:
+        """The ids of the modules that are up, ascending."""
+        return tuple(i for i in range(len(self.capacities)) if i not in self.down)
+
+    @property
     def largest_module_up(self) -> int:
         """The capacity of the largest module up (what :meth:`inventory` reports), without
         building the inventory: the scheduler asks it for every job it looks at (and
@@ -179,7 +184,7 @@ class LogicalMachine:
 
         return Health(
             epoch=epoch,
-            modules_up=tuple(i for i in range(len(self.capacities)) if i not in self.down),
+            modules_up=self.modules_up,
             modules_down=tuple(sorted(self.down)),
             drift_factor=self.faults.drift_factor(epoch),
             link_fidelity=self.faults.link_fidelity_at(epoch),

@@ -4,7 +4,8 @@
 process, and ``qmk serve`` replaces its own process with it (:func:`qmk.cli.entry`, one
 process id), so the kernel process never loads the command line and the other commands
 (issue 79: its trusted core). It drains and exits 0 on a stop signal, removing its
-socket. Its options are :func:`add_options`'s, which ``qmk serve``'s parser shares.
+socket. Its options are :mod:`qmk.serve.options`'s, which ``qmk serve`` reads and checks
+before it becomes the kernel, so the kernel holds none of their table.
 Errors are one coded line on stderr, with the exit statuses of ``qmk`` (2: bad usage or
 config; 3: an internal error).
 """
@@ -15,9 +16,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from qmk import defaults
 from qmk.abi.errors import CommandError
@@ -26,99 +27,6 @@ from qmk.errors import QMKError, one_line
 if TYPE_CHECKING:
     from qmk.kernel.clock import Clock, MachineClock
     from qmk.kernel.pools.workers import PoolFactory
-
-
-#: What a number option's text must be, in the error of a text that is not one.
-_NUMBER_WORDS: dict[type, str] = {int: "an integer", float: "a number"}
-N = TypeVar("N", int, float)
-
-
-def number_in(kind: type[N], low: N, high: N | None = None) -> Callable[[str], N]:
-    """An argparse type: a number of ``kind`` in [low, high] (no upper bound when None)."""
-
-    def parse(text: str) -> N:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {_NUMBER_WORDS[kind]}: {text!r}") from None
-        if not (low <= value and (high is None or value <= high)):  # NaN is in no range
-            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-
-    return parse
-
-
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]."""
-    return number_in(int, low, high)
-
-
-def float_in(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number in [low, high]."""
-    return number_in(float, low, high)
-
-
-def log_options(sub: argparse.ArgumentParser) -> None:
-    """``--log-level`` and ``--log-format``: how a long-running server logs."""
-    sub.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
-    )
-    sub.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="log lines as text, or as JSON objects with job id, tenant and trace id",
-    )
-
-
-def add_dask_options(sub: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """``--dask`` and its options, on ``qmk serve`` (which starts the Dask bridge with
-    them) and on ``qmk dask-bridge`` (``required``: ``--dask`` must be given)."""
-    if required:  # qmk serve's --workers says it for the kernel
-        sub.add_argument(
-            "--workers",
-            type=int_in(1),
-            metavar="N",
-            help="jobs at once on the cluster (default: the cluster's threads)",
-        )
-    sub.add_argument(
-        "--dask",
-        metavar="ADDR",
-        required=required,
-        help="run jobs on a Dask cluster: tcp://HOST:PORT of its scheduler, or local:N for "
-        "N local worker processes, through the Dask bridge (the dask extra; "
-        "docs/scale-out.md)",
-    )
-    for option, what in (
-        ("ca", "the CA of"),
-        ("cert", "the kernel's certificate for"),
-        ("key", "the kernel's key for"),
-    ):
-        sub.add_argument(
-            f"--dask-tls-{option}",
-            metavar="FILE",
-            help=f"{what} TLS to a tls:// Dask scheduler (PEM; the three go together)",
-        )
-    sub.add_argument(
-        "--dask-insecure",
-        action="store_true",
-        help="accept a tcp:// Dask scheduler (no TLS: whoever reaches it runs code in the "
-        "workers; refused otherwise, QK120)",
-    )
-    sub.add_argument(
-        "--dask-connect-s",
-        type=float_in(0.1, 3600.0),
-        metavar="SECONDS",
-        help="with --dask: how long the start waits for the scheduler to answer (then "
-        f"QS1011) and for its first worker ({defaults.DASK_CONNECT_S:g})",
-    )
-    sub.add_argument(
-        "--dask-dashboard",
-        action="store_true",
-        help="with --dask local:N: serve Dask's dashboard on a free port of 127.0.0.1 "
-        "(default: none)",
-    )
 
 
 def check_dask(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -151,88 +59,6 @@ def check_dask(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
             raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
         flags["connect_s"] = args.dask_connect_s
     return tls, flags
-
-
-def add_options(sub: argparse.ArgumentParser) -> None:
-    """``qmk serve``'s options on ``sub`` (its parser in ``qmk``, and the entry's own)."""
-    sub.add_argument("--socket", metavar="PATH", help="Unix socket path (QMK_SOCKET)")
-    sub.add_argument("--data-dir", required=True, metavar="DIR", help="jobs, audit log, secret")
-    sub.add_argument("--config", required=True, metavar="FILE", help="kernel config (TOML)")
-    sub.add_argument("--tcp", metavar="HOST:PORT", help="also listen on TCP (no TLS)")
-    sub.add_argument(
-        "--workers",
-        type=int_in(1),
-        metavar="N",
-        help="worker processes (with --dask: jobs at once; default: the cluster's threads)",
-    )
-    add_dask_options(sub)
-    sub.add_argument(
-        "--dask-bridge",
-        metavar="PATH",
-        help="run jobs on the Dask bridge that listens there (qmk dask-bridge, started "
-        "alone; docs/deploy.md)",
-    )
-    sub.add_argument(
-        "--max-line",
-        type=int_in(1024),
-        metavar="BYTES",
-        help=f"longest request line (server.max_line; {defaults.MAX_LINE_BYTES // 2**20} MiB)",
-    )
-    log_options(sub)
-    web = sub.add_argument_group("HTTP API (the http extra; docs/http.md)")
-    web.add_argument(
-        "--http",
-        metavar="HOST:PORT",
-        help="also serve the REST API, metrics and the web console (port 0: a free one)",
-    )
-    web.add_argument(
-        "--tls-cert", metavar="PEM", help="serve HTTPS (and gRPC over TLS): the certificate chain"
-    )
-    web.add_argument(
-        "--tls-key", metavar="PEM", help="serve HTTPS (and gRPC over TLS): the private key"
-    )
-    web.add_argument(
-        "--trace",
-        metavar="EXPORTER",
-        help="OpenTelemetry traces: console, jsonl:PATH, otlp or otlp:URL (default: off)",
-    )
-    web.add_argument(
-        "--gateway",
-        choices=("inline", "process"),
-        default="process",
-        help="serve --http and --grpc each in a gateway process of its own that qmk serve "
-        "starts and restarts (process, the default; docs/deploy.md), or in the kernel's "
-        "process (inline)",
-    )
-    rpc = sub.add_argument_group("gRPC API (the grpc extra; docs/grpc.md)")
-    rpc.add_argument(
-        "--grpc",
-        metavar="HOST:PORT",
-        help="also serve the gRPC service qmk.v1.Kernel, with health and reflection (port 0: "
-        "a free one; TLS with --tls-cert/--tls-key)",
-    )
-    rpc.add_argument("--grpc-metrics", metavar="HOST:PORT", help="the gRPC gateway's /metrics")
-    sub.add_argument(
-        "--kernel-only",
-        action="store_true",
-        help="start the kernel alone (its gateways run as their own commands: qmk gateway)",
-    )
-    sub.add_argument(
-        "--recover",
-        action="store_true",
-        help="start on a damaged data directory (QK103), recording the damage in the audit log",
-    )
-    sub.add_argument(
-        "--repair-perms",
-        action="store_true",
-        help="take away other users' access to the data directory's files (else a lax "
-        "mode is QK121), recording it in the audit log",
-    )
-    sub.add_argument(
-        "--json",
-        action="store_true",
-        help="print the listening line as one JSON object {listening, data_dir}",
-    )
 
 
 def serve(
@@ -298,8 +124,10 @@ def serve(
     if args.gateway == "process":  # their checks and sockets: last, before the kernel
         http = grpc = None
     else:
-        http = _http_config(args)  # --http and its options (qmk.http, the `http` extra)
-        grpc = _grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
+        from qmk.serve.inline import grpc_config, http_config  # --gateway inline only
+
+        http = http_config(args)  # --http and its options (qmk.http, the `http` extra)
+        grpc = grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
         if args.grpc_metrics is not None:  # inline, --http's /metrics times gRPC's calls
             raise CommandError.of("bad-option", "--grpc-metrics is the gRPC gateway process's")
     check_dask(args)  # a bad --dask stops the start before anything runs
@@ -466,9 +294,10 @@ async def _serve(
         if observe:
             kernel.feed_desk.start()
         if grpc is not None:  # it drains beside the others once stop is set
-            beside.append(
-                await listeners.enter_async_context(_grpc(door, probe, server_config, grpc, stop))
-            )
+            from qmk.grpc.server import grpc_listener
+
+            listener = grpc_listener(door, probe, grpc, stop=stop)
+            beside.append(await listeners.enter_async_context(listener))
         if gateways:  # the wires in processes of their own, supervised
             from qmk.serve.gateways import supervised
 
@@ -590,106 +419,34 @@ def _bridge(
     return str(sock.path)
 
 
-def _http_config(args: argparse.Namespace) -> Any:
-    """The HTTP API's config from ``--http`` and its options (None without --http)."""
-    given = [
-        flag
-        for flag, value in (
-            ("--tls-cert", args.tls_cert),
-            ("--tls-key", args.tls_key),
-            ("--trace", args.trace),
-        )
-        if value is not None
-    ]
-    if args.http is None:
-        if args.grpc is not None:  # --tls-cert/--tls-key serve gRPC over TLS alone
-            given = [flag for flag in given if not flag.startswith("--tls-")]
-        if given:
-            raise CommandError.of("bad-option", f"{given[0]} is an option of --http HOST:PORT")
-        return None
-    try:
-        from qmk.http.server import HttpConfig
-    except ImportError as exc:
-        raise CommandError.of(
-            "bad-option",
-            f"--http needs the http extra (pip install 'quantum-microkernel[http]'): {exc}",
-        ) from None
-    from qmk.abi.server import parse_tcp
-    from qmk.http.server import check_tls
-
-    host, port = parse_tcp(args.http)
-    config = HttpConfig(
-        host=host,
-        port=port,
-        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
-        tls_key=None if args.tls_key is None else Path(args.tls_key),
-        trace=args.trace or "none",
-    )
-    check_tls(config)  # a certificate that does not load stops the start before the kernel
-    return config
+#: The entry's first argument where what follows is ``qmk serve``'s options as the
+#: command line read them (one JSON object: :func:`exec_entry`, :func:`options_of`).
+CHECKED = "--checked-options"
 
 
-def _grpc_config(args: argparse.Namespace) -> Any:
-    """The gRPC API's config from ``--grpc`` and the TLS options (None without --grpc)."""
-    if args.grpc is None:
-        return None
-    try:
-        from qmk.grpc.server import GrpcConfig, check_credentials, check_free
-    except ImportError as exc:
-        raise CommandError.of(
-            "bad-option",
-            f"--grpc needs the grpc extra (pip install 'quantum-microkernel[grpc]'): {exc}",
-        ) from None
-    from qmk.abi.server import parse_tcp
+def options_of(argv: Sequence[str]) -> argparse.Namespace:
+    """The kernel's options in ``argv``: those ``qmk serve`` read and checked
+    (:data:`CHECKED` and their JSON), taken as they are, or plain options, read with
+    :func:`qmk.serve.options.parser` (``python -m qmk.serve --socket ...``).
 
-    host, port = parse_tcp(args.grpc)
-    config = GrpcConfig(
-        host=host,
-        port=port,
-        tls_cert=None if args.tls_cert is None else Path(args.tls_cert),
-        tls_key=None if args.tls_key is None else Path(args.tls_key),
-    )
-    check_credentials(config)  # a certificate that does not load stops the start here
-    check_free(config)  # so does a port in use, before the kernel opens
-    return config
+    Raises:
+        CommandError: ``QW011 bad-option``: plain options that do not read.
+    """
+    if len(argv) == 2 and argv[0] == CHECKED:
+        return argparse.Namespace(**json.loads(argv[1]))
+    from qmk.serve.options import parser  # options not checked yet: read here
 
-
-def _grpc(door: Any, probe: Any, server_config: Any, config: Any, stop: Any) -> Any:
-    """The gRPC listener behind ``door`` (an async context that yields its URL)."""
-    from qmk.grpc.server import grpc_listener
-
-    return grpc_listener(door, probe, config, stop=stop)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a usage mistake one coded line (``QW011 bad-option``), as ``qmk``'s."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CommandError.of("bad-option", f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def parser() -> argparse.ArgumentParser:
-    """The entry's parser: ``qmk serve``'s options (and ``qmk``'s ``--max-nodes`` and
-    ``--max-bytes``, which every command takes)."""
-    found = _Parser(prog="qmk serve", description=SERVE_HELP)
-    found.add_argument("--max-nodes", type=int, metavar="N", help="refuse graphs over N nodes")
-    found.add_argument("--max-bytes", type=int, metavar="N", help="refuse files over N bytes")
-    add_options(found)
-    return found
-
-
-#: ``qmk serve``'s one line of help.
-SERVE_HELP = "run a kernel: JSON-RPC 2.0 over a Unix socket (and optional TCP)"
+    return parser().parse_args(argv)
 
 
 def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Run the kernel on ``argv`` (``qmk serve``'s arguments); its exit status."""
+    """Run the kernel on ``argv`` (:func:`options_of`); its exit status."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
-        args = parser().parse_args(argv)
+        args = options_of(sys.argv[1:] if argv is None else argv)
         return serve(args, out, err)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
@@ -717,28 +474,32 @@ def entry() -> None:
 
 def exec_entry(argv: Sequence[str]) -> NoReturn:
     """Replace this process with the kernel's entry on ``argv`` (``qmk serve``'s
-    arguments): the same Python, its options, the same process id."""
+    arguments), read and checked here (:data:`CHECKED`): the same Python, its options,
+    the same process id. A usage mistake is said here, as the entry would say it."""
     import subprocess
 
+    from qmk.serve.options import parser
+
+    try:
+        args = parser().parse_args(argv)  # --help: argparse prints it and exits
+    except QMKError as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(exc.exit_status)
     # -X, -W, -O as given to this Python: multiprocessing's way to start another
     flags: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *flags, "-m", "qmk.serve", *argv])
+    checked = [CHECKED, json.dumps(vars(args))]
+    os.execv(sys.executable, [sys.executable, *flags, "-m", "qmk.serve", *checked])
 
 
 __all__ = [
-    "SERVE_HELP",
-    "add_dask_options",
-    "add_options",
+    "CHECKED",
     "check_dask",
     "entry",
     "exec_entry",
-    "float_in",
-    "int_in",
-    "log_options",
     "main",
-    "parser",
+    "options_of",
     "serve",
     "settle",
 ]

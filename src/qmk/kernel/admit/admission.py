@@ -71,13 +71,12 @@ from qmk.execution.targets import TargetError, TargetSpec
 from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
-from qmk.kernel.admit.faults import device_for
+from qmk.kernel.admit.faults import device_for, spans
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
 from qmk.kernel.admit.planner import Planner
 from qmk.kernel.admit.quotas import WORKER_STATE_SHARE, Quotas
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
-from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError
@@ -482,8 +481,8 @@ class Admission:
             calibration,
             place=lambda: request_for(text),
         )
-        # larger than any module (up or not: see qmk.kernel.admit.teleport.spans)
-        spanning = physical > max(self.device.capacities) and len(modules_up(self.device)) > 1
+        # larger than any module (up or not: see qmk.kernel.admit.faults.spans)
+        spanning = physical > max(self.device.capacities) and len(self.device.modules_up) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
             text, program, qubits, (physical, load, rates) = await _span(

@@ -75,7 +75,6 @@ from qmk.devices.logical import LogicalMachine
 from qmk.errors import QMKError
 from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
-from qmk.kernel.admit.teleport import modules_up, spans
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import error_json
 from qmk.kernel.records.programs import verified
@@ -102,6 +101,13 @@ def device_for(config: KernelConfig) -> LogicalMachine:
 # --------------------------------------------------------------------------- placement
 
 
+def spans(job: Any, device: LogicalMachine) -> bool:
+    """Whether ``job`` was admitted over several modules: its program was rewritten by
+    :func:`~qmk.kernel.admit.teleport.span` and it is larger than any module (so it can
+    only run over several, holding every module up: :class:`Placement`)."""
+    return job.physical_qubits > max(device.capacities)
+
+
 class Placement:
     """Which module each running job holds, and how full each module is.
 
@@ -121,7 +127,7 @@ class Placement:
         self.load: dict[str, float] = {}
 
     def _span_fits(self, physical: int) -> tuple[int, ...] | None:
-        up = tuple(modules_up(self.device))
+        up = self.device.modules_up
         if (
             all(self.used[m] == 0 for m in up)
             and sum(self.device.capacities[m] for m in up) >= physical
@@ -712,4 +718,5 @@ __all__ = [
     "device_for",
     "device_model",
     "resumed",
+    "spans",
 ]

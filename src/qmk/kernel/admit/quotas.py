@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from qmk.errors import REGISTRY, AdmissionError, ProgramError, QuotaError
 from qmk.execution.footprint import record_bytes
-from qmk.kernel.admit.teleport import modules_up
 from qmk.kernel.errors import MachineError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, json_rows
@@ -99,7 +98,7 @@ class Quotas:
         is not refused again."""
         total = self.device.largest_module_up  # a job runs on one module ...
         if spanning:  # ... or, teleported, on all of them
-            total = sum(self.device.capacities[m] for m in modules_up(self.device))
+            total = sum(self.device.capacities[m] for m in self.device.modules_up)
         if physical > total:
             where = (
                 "the machine has"

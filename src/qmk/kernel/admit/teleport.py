@@ -29,19 +29,10 @@ if TYPE_CHECKING:
     from qmk.qvm.graph import Graph
     from qmk.qvm.teleport import Teleported
 
-# The rewrite itself (qmk.qvm.teleport) is imported by the functions that use it, where
-# a job spans modules or holds channels: a kernel of one-module jobs never loads it.
-
-
-def modules_up(device: LogicalMachine) -> list[int]:
-    """The ids of the modules that are up, ascending."""
-    return [i for i in range(len(device.capacities)) if i not in device.down]
-
-
-def spans(job: Any, device: LogicalMachine) -> bool:
-    """Whether ``job`` was admitted over several modules: its program was rewritten by
-    :func:`span` and it is larger than any module (so it can only run over several)."""
-    return job.physical_qubits > max(device.capacities)
+# The rewrite itself (qmk.qvm.teleport) is imported by the functions that use it, and
+# this module where a job spans modules, holds channels or its telemetry is asked: a
+# kernel of one-module jobs loads neither. Whether a job spans is the placement's
+# (:func:`qmk.kernel.admit.faults.spans`), which modules are up the device's.
 
 
 def span(graph: Graph, device: LogicalMachine, *, profile: str, qubit: Any) -> Teleported:
@@ -61,7 +52,7 @@ def span(graph: Graph, device: LogicalMachine, *, profile: str, qubit: Any) -> T
         teleport,
     )
 
-    up = modules_up(device)
+    up = device.modules_up
     if len(up) < 2:
         raise AdmissionError(
             "the job does not fit one module and the machine has no other module up to "
@@ -149,10 +140,8 @@ def telemetry_of(graph: Graph) -> dict[str, Any] | None:
 
 
 __all__ = [
-    "modules_up",
     "pairs_open_at_once",
     "span",
-    "spans",
     "telemetry_of",
     "teleport_channels",
 ]

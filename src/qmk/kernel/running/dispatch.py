@@ -28,7 +28,7 @@ from qmk.errors import (
 )
 from qmk.execution.request import RunRequest
 from qmk.execution.targets import spec as target_spec
-from qmk.kernel.admit.teleport import spans
+from qmk.kernel.admit.faults import spans
 from qmk.kernel.errors import error_json
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records import jobs as J

@@ -49,7 +49,7 @@ from qmk.errors import NotFoundError, QMKError, StateError
 from qmk.kernel.admit.admission import Allowed
 from qmk.kernel.admit.cache import Hit
 from qmk.kernel.admit.channels import ChannelTable
-from qmk.kernel.admit.teleport import spans, telemetry_of
+from qmk.kernel.admit.faults import spans
 from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.errors import JobError, error_json
@@ -517,6 +517,8 @@ class Supervisor:
     def telemetry(self, job: Job) -> replies.Telemetry:
         """What the kernel knows of ``job``'s runs, with the executor's telemetry (the
         device's part and its earlier outcomes are the machine desk's)."""
+        from qmk.kernel.admit.teleport import telemetry_of  # a spanning job's: where asked
+
         return replies.Telemetry(
             job_id=job.job_id,
             state=job.state,
