@@ -578,25 +578,26 @@ class _PlainLines:
         # for all pieces at once (:func:`_write_pieces`).
         numbers = _Pieces.of([f"{q} " for q in range(qubit_count)])
         heads = _Pieces.of([f"{name} " if name else "" for name in names])
-        widest = int(arity.max())
-        targets = [rows.qubits[starts if j == 0 else starts[arity > j] + j] for j in range(widest)]
-        head_sizes = np.where(line_start, heads.sizes[codes], 0)
-        sizes = head_sizes.copy()
-        for j, qubits in enumerate(targets):
-            sizes[arity > j if j else slice(None)] += numbers.sizes[qubits]
+        # the rows with a j-th target (all for the first), its qubits, their texts' sizes
+        more = [slice(None)] + [np.flatnonzero(arity > j) for j in range(1, int(arity.max()))]
+        targets = [rows.qubits[starts[rows_j] + j] for j, rows_j in enumerate(more)]
+        spans = [numbers.sizes[qubits] for qubits in targets]
+        heads_at = slice(None) if moment is None else np.flatnonzero(line_start)
+        head_sizes = np.zeros(len(at), dtype=np.int64)
+        head_sizes[heads_at] = heads.sizes[codes[heads_at]]
         ends = np.zeros(len(at) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=ends[1:])
+        sizes = ends[1:]  # (each row's, then the running count of them, in place)
+        sizes += head_sizes
+        for rows_j, span in zip(more, spans, strict=True):
+            sizes[rows_j] += span
+        np.cumsum(sizes, out=sizes)
         begins = ends[:-1]
-        pieces = [(begins[line_start], heads, codes[line_start])]
+        pieces = [(begins[heads_at], heads, codes[heads_at])]
         where = begins + head_sizes  # each row's next target
-        for j, qubits in enumerate(targets):
-            if j == 0:
-                pieces.append((where.copy(), numbers, qubits))
-                where += numbers.sizes[qubits]
-            else:
-                more = arity > j
-                pieces.append((where[more], numbers, qubits))
-                where[more] += numbers.sizes[qubits]
+        for j, (rows_j, qubits, span) in enumerate(zip(more, targets, spans, strict=True)):
+            pieces.append((where.copy() if j == 0 else where[rows_j], numbers, qubits))
+            where[rows_j] += span
+        del where, head_sizes, spans
         data = _write_pieces(int(ends[-1]), pieces)
         line_ends = np.flatnonzero(np.r_[line_start[1:], True])  # each line's last row
         data[ends[line_ends + 1] - 1] = ord("\n")
