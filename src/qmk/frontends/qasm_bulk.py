@@ -117,7 +117,9 @@ class _Operands:
         digits = close - opens - 1
         if (digits < 1).any() or (digits > 9).any():
             return None
-        for k in range(int(digits.max())):  # only digits inside brackets
+        if not _DIGIT[b[opens + 1]].all():  # only digits inside brackets (one at least)
+            return None
+        for k in range(1, int(digits.max())):
             if not _DIGIT[b[(opens + 1 + k)[digits > k]]].all():
                 return None
         # after each ']': spaces, then ',' (another operand follows) or ';' (the last of
@@ -208,13 +210,15 @@ def _skip_blanks(b: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _run_end(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """For each position in ``at``: the first position from it on that holds no byte of
     ``kind`` (the piece ends with ``;``, which is none of the kinds asked)."""
+    active = kind[b[at]]
+    if not active.any():  # (most files: no space after a bracket)
+        return at
     end = at.copy()
-    active = np.ones(len(at), dtype=bool)
     while True:
+        end[active] += 1
         active[active] = kind[b[end[active]]]
         if not active.any():
             return end
-        end[active] += 1
 
 
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
