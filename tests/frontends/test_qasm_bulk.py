@@ -177,6 +177,8 @@ ROUTED = {
     "late declaration": 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0];\nqreg r[1];\n',
     "a variable parameter": 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\n'
     "rz(theta) q[0];\n",
+    "a name ending in the only register's": 'OPENQASM 2.0;\ninclude "qelib1.inc";\n'
+    "qreg q[2];\ncx q[0],aq[1];\n",
 }
 
 
@@ -251,3 +253,41 @@ def test_gate_calls_alone_are_read_by_the_array_lane_as_the_statement_reader_rea
     assert reader.fast_piece(body.encode()[: body.rindex(";") + 1])
     for _ in range(20):  # mutations: the same graph, or routed
         assert_same_or_routed(mutate(rng, head + body))
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("seed", range(4))
+def test_calls_on_a_files_only_register_are_read_by_the_array_lane_as_the_statement_reader_does(
+    version, seed
+):
+    """The array lane's shortcuts for a file of one qubit register (each operand's name
+    taken as that register's, checked whole; heads of up to seven bytes read as one
+    word) give what the statement reader gives."""
+    from qmk.frontends.qasm_bulk import _Reader
+
+    rng = random.Random(300 + seed)
+    declare = "qreg qs[6];" if version == 2 else "qubit[6] qs;"
+    head = f'OPENQASM {version}.0;\ninclude "{"qelib1" if version == 2 else "stdgates"}.inc";\n'
+    head += declare + "\n"
+    names = ["h", "sdg", "cx", "swap", "ccx", "rz(pi/4)", "crz(0.5)", "u3(0.1,0.2,0.3)"]
+    width = {"cx": 2, "swap": 2, "ccx": 3, "crz(0.5)": 2}
+    body = []
+    for _ in range(80):
+        name = rng.choice(names)
+        picked = [f"qs[{q}]" for q in rng.sample(range(6), width.get(name, 1))]
+        sep = rng.choice([",", ",", ", ", " , "])
+        body.append(f"{name} {sep.join(picked)};")
+    source = head + "\n".join(body) + "\n"
+    assert isinstance(assert_same_or_routed(source), Columns)
+    reader = _Reader(source.encode(), "p.qasm", None, None)
+    reader.head(head)
+    assert reader.register == b"qs"
+    piece = "\n".join(body).encode()
+    assert reader.fast_piece(piece)
+    for _ in range(20):  # mutations (another name, a digit, a space): the same graph, or routed
+        mutated = mutate(rng, source)
+        for token in ("aqs[1]", "q[1]", "qs [1]", "qs[01]"):
+            if rng.random() < 0.2:
+                at = mutated.index(";", len(head)) + 1
+                mutated = f"{mutated[:at]} h {token};{mutated[at:]}"
+        assert_same_or_routed(mutated)

@@ -280,7 +280,7 @@ def transpose_bits(packed: np.ndarray, count: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 1).reshape(width * 8, blocks)[:count])
 
 
-#: The most qubits :func:`compile_batch` writes (a number and its space in 8 bytes).
+#: The most qubits :func:`compile_batch` writes (it makes the text of every qubit's number).
 MAX_QUBITS = 10**7
 
 #: The gates a run between other rows must hold on average for :func:`_moments` to
@@ -390,11 +390,12 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     objects = _objects(rows, circuit.num_qubits)
     if objects is None:
         return None
-    # each row's flip text, in characters: where the error sites between them stand
-    sizes = np.zeros(len(rows), dtype=np.int64)
-    sizes[plain.rows] = plain.sizes()
-    sizes[objects.rows] = objects.flip_sizes
-    ends = np.cumsum(sizes)
+    # each row's flip text, in characters, then where the text of the rows up to each
+    # ends (in place: a million-row circuit's column): where the error sites stand
+    ends = np.zeros(len(rows), dtype=np.int64)
+    ends[plain.rows] = plain.sizes()
+    ends[objects.rows] = objects.flip_sizes
+    np.cumsum(ends, out=ends)
     site_rows = np.flatnonzero(rows.kinds == SITE)
     at, site_qubits = site_rows, rows.qubits[rows.offsets[site_rows]]
     if objects.site_qubits:  # sites kept as objects too: all of them in circuit order
@@ -404,7 +405,7 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         site_qubits = np.concatenate(
             [site_qubits, np.asarray(objects.site_qubits, dtype=np.int64)]
         )[order]
-    site_offsets = ends[at] - sizes[at]
+    site_offsets = ends[at]  # (a site has no text: its row ends where it starts)
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
     if len(at):  # the same text where no line differs (no channel the engine draws)
@@ -563,8 +564,6 @@ class _PlainLines:
             at, starts, arity, moment = at[order], starts[order], arity[order], moment[order]
             codes = rows.codes[at]
             line_start = np.r_[True, (moment[1:] != moment[:-1]) | (codes[1:] != codes[:-1])]
-        # The text is a row of cells, each a qubit's number or part of a name: a line
-        # is its name's cells, then a cell a target, the last ending in a newline.
         top = int(rows.qubits.max(initial=0)) if len(rows.qubits) else 0
         qubit_count = max(num_qubits, top + 1)
         if qubit_count > MAX_QUBITS:
@@ -574,24 +573,35 @@ class _PlainLines:
                 f"not {qubit_count:,}",
                 needed=qubit_count,
             )
-        cell = 4 if qubit_count <= 1000 else 8  # a number and its space
-        numbers = _cells([str(q) for q in range(qubit_count)], cell)[:, 0]
-        heads = _cells([name or "" for name in names], cell)
-        span = heads.shape[1]  # cells a name takes
-        lines = np.cumsum(line_start)  # each row's line, from 1
-        count = int(arity.sum())
-        first = np.cumsum(arity) - arity
-        out = np.full(count + span * int(lines[-1]), _SPACES[cell], dtype=numbers.dtype)
-        where = np.arange(count) + span * np.repeat(lines, arity)  # each target's cell
-        out[where] = numbers[rows.qubits[np.repeat(starts - first, arity) + np.arange(count)]]
-        heads_at = where[first[line_start]] - span  # each line's first cell
-        out[heads_at[:, None] + np.arange(span)] = heads[codes[line_start]]
-        data = out.view(np.uint8)
-        line_ends = np.r_[heads_at[1:], len(out)] - 1  # each line's last cell
-        data[line_ends * cell + cell - 1] = ord("\n")
-        sizes = cell * (arity + span * line_start)
-        ends = np.r_[0, np.cumsum(sizes)]
-        return cls(at, data.tobytes(), ends, count, placed)
+        # Each line is its name and a space, then each target's number and a space, the
+        # last a newline: pieces of text one after another, written a byte at a time
+        # for all pieces at once (:func:`_write_pieces`).
+        numbers = _Pieces.of([f"{q} " for q in range(qubit_count)])
+        heads = _Pieces.of([f"{name} " if name else "" for name in names])
+        # the rows with a j-th target (all for the first), its qubits, their texts' sizes
+        more = [slice(None)] + [np.flatnonzero(arity > j) for j in range(1, int(arity.max()))]
+        targets = [rows.qubits[starts[rows_j] + j] for j, rows_j in enumerate(more)]
+        spans = [numbers.sizes[qubits] for qubits in targets]
+        heads_at = slice(None) if moment is None else np.flatnonzero(line_start)
+        head_sizes = np.zeros(len(at), dtype=np.int64)
+        head_sizes[heads_at] = heads.sizes[codes[heads_at]]
+        ends = np.zeros(len(at) + 1, dtype=np.int64)
+        sizes = ends[1:]  # (each row's, then the running count of them, in place)
+        sizes += head_sizes
+        for rows_j, span in zip(more, spans, strict=True):
+            sizes[rows_j] += span
+        np.cumsum(sizes, out=sizes)
+        begins = ends[:-1]
+        pieces = [(begins[heads_at], heads, codes[heads_at])]
+        where = begins + head_sizes  # each row's next target
+        for j, (rows_j, qubits, span) in enumerate(zip(more, targets, spans, strict=True)):
+            pieces.append((where.copy() if j == 0 else where[rows_j], numbers, qubits))
+            where[rows_j] += span
+        del where, head_sizes, spans
+        data = _write_pieces(int(ends[-1]), pieces)
+        line_ends = np.flatnonzero(np.r_[line_start[1:], True])  # each line's last row
+        data[ends[line_ends + 1] - 1] = ord("\n")
+        return cls(at, data.tobytes(), ends, int(arity.sum()), placed)
 
     def sizes(self) -> np.ndarray:
         """The characters of each row's text, in the order of :attr:`rows`."""
@@ -657,14 +667,39 @@ def _stable_order(keys: np.ndarray) -> np.ndarray:
     return np.argsort(keys.astype(np.uint16), kind="stable")
 
 
-#: A cell of text (:func:`_cells`) by its width in bytes, and a cell of spaces.
-_CELL = {4: np.uint32, 8: np.uint64}
-_SPACES = {4: 0x20202020, 8: 0x2020202020202020}
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """Short texts by number (a qubit's number and a space, a gate's name and a space),
+    as bytes: ``table[:, k]`` is byte ``k`` of each, padded with spaces to the longest;
+    ``sizes`` their lengths."""
+
+    table: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, texts: Sequence[str]) -> _Pieces:
+        width = max(map(len, texts), default=0)
+        padded = "".join(text.ljust(width) for text in texts).encode("ascii")
+        table = np.frombuffer(padded, dtype=np.uint8).reshape(len(texts), width)
+        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        return cls(np.ascontiguousarray(table.T), sizes)
 
 
-def _cells(texts: Sequence[str], width: int) -> np.ndarray:
-    """``texts`` as cells of ``width`` (4 or 8) bytes, padded with spaces: a row of
-    cells a text, as many as the longest and a space after it take."""
-    span = -(-(max(map(len, texts), default=0) + 1) // width)
-    padded = "".join(text.ljust(span * width) for text in texts).encode("ascii")
-    return np.frombuffer(padded, dtype=_CELL[width]).reshape(len(texts), span)
+def _write_pieces(
+    size: int, pieces: Sequence[tuple[np.ndarray, _Pieces, np.ndarray]]
+) -> np.ndarray:
+    """``size`` bytes of text laid end to end from pieces: each ``(at, texts, which)``
+    writes ``texts``' text ``which[i]`` from byte ``at[i]``, and every byte lies in the
+    one piece that starts last at or before it.
+
+    A byte at a time for all pieces: byte ``k`` of every piece in one pass, the last
+    byte first. A piece shorter than the widest writes spaces past its end; those bytes
+    are the next piece's, whose own (earlier) bytes come in a later pass and overwrite
+    them. (The text's last piece writes its padding past ``size``, into spare bytes.)"""
+    width = max((texts.table.shape[0] for _, texts, _ in pieces), default=0)
+    out = np.empty(size + width, dtype=np.uint8)
+    for k in range(width - 1, -1, -1):
+        for at, texts, which in pieces:
+            if k < texts.table.shape[0]:
+                out[at + k] = texts.table[k][which]
+    return out[:size]

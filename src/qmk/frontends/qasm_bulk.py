@@ -100,12 +100,15 @@ class _Operands:
     position: np.ndarray  # its place among its statement's operands
     first: np.ndarray  # the first operand of each statement
     count: np.ndarray  # each statement's operand count
+    register: bool  # whether every operand names the register :meth:`of` was given
 
     @classmethod
-    def of(cls, b: np.ndarray, semi: np.ndarray) -> _Operands | None:
+    def of(cls, b: np.ndarray, semi: np.ndarray, register: bytes = b"") -> _Operands | None:
         """The operands of the calls ending at ``semi``; None unless each statement's
         tail is exactly ``reg[digits]`` operands separated by commas (spaces and tabs
-        around the commas and before the ``;``), at most three."""
+        around the commas and before the ``;``), at most three. ``register``: the name
+        the operands most likely all have (a file's only qubit register), checked first
+        as a whole, which spares finding each name's start a byte at a time."""
         opens, close = np.flatnonzero(b == _OPEN), np.flatnonzero(b == _CLOSE)
         if len(opens) == 0 or len(opens) != len(close):
             return None
@@ -114,7 +117,9 @@ class _Operands:
         digits = close - opens - 1
         if (digits < 1).any() or (digits > 9).any():
             return None
-        for k in range(int(digits.max())):  # only digits inside brackets
+        if not _DIGIT[b[opens + 1]].all():  # only digits inside brackets (one at least)
+            return None
+        for k in range(1, int(digits.max())):
             if not _DIGIT[b[(opens + 1 + k)[digits > k]]].all():
                 return None
         # after each ']': spaces, then ',' (another operand follows) or ';' (the last of
@@ -128,27 +133,49 @@ class _Operands:
         count = np.bincount(owner, minlength=len(semi))
         if (count > WIDTH).any():
             return None
-        name_start = _run_start(b, opens, _IDENT)
-        if (name_start == opens).any() or _DIGIT[b[name_start]].any():
-            return None  # a name, not starting with a digit, right before each '['
+        name_start = _named(b, opens, register)
+        named = name_start is not None
+        if name_start is None:
+            name_start = _run_start(b, opens, _IDENT)
+            if (name_start == opens).any() or _DIGIT[b[name_start]].any():
+                return None  # a name, not starting with a digit, right before each '['
         firsts = np.concatenate(([True], lasts[:-1]))
         # before each later operand's name: spaces, then that very ',' (so a call's tail
         # holds nothing but its operands, commas and spaces)
-        before = _run_start(b, name_start[~firsts], _SPACE) - 1
+        before = name_start[~firsts] - 1
+        if not (b[before] == _COMMA).all():  # (most files: no space after a comma)
+            before = _run_start(b, name_start[~firsts], _SPACE) - 1
         if not (before == after[~lasts]).all():
             return None
         starts = np.flatnonzero(firsts)
         position = np.arange(len(opens)) - np.repeat(starts, count)
-        return cls(opens, close, name_start, owner, position, starts, count)
+        return cls(opens, close, name_start, owner, position, starts, count, named)
 
     def values(self, b: np.ndarray) -> np.ndarray:
         """Each operand's index, from its digits."""
         digits = self.close - self.open - 1
-        value = np.zeros(len(self.open), dtype=np.int64)
-        for k in range(int(digits.max())):
-            more = digits > k
-            value[more] = value[more] * 10 + (b[self.open[more] + 1 + k].astype(np.int64) - 48)
+        value = b[self.open + 1].astype(np.int64) - 48
+        for k in range(1, int(digits.max())):
+            # (a digit past an index's last reads its ']' or beyond, and is not taken)
+            digit = b[np.minimum(self.open + 1 + k, len(b) - 1)].astype(np.int64) - 48
+            value = np.where(digits > k, value * 10 + digit, value)
         return value
+
+
+def _named(b: np.ndarray, opens: np.ndarray, register: bytes) -> np.ndarray | None:
+    """Where each name before a ``[`` at ``opens`` starts, where every one of them is
+    ``register`` (and no name ends in it); None otherwise."""
+    if not register:
+        return None
+    start = opens - len(register)
+    if len(start) == 0 or start[0] < 0:
+        return None
+    same = b[start] == register[0]
+    for k in range(1, len(register)):
+        same &= b[start + k] == register[k]
+    before = start - 1
+    same &= ~_IDENT[b[np.maximum(before, 0)]] | (before < 0)
+    return start if same.all() else None
 
 
 def _run_start(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
@@ -183,13 +210,15 @@ def _skip_blanks(b: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _run_end(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """For each position in ``at``: the first position from it on that holds no byte of
     ``kind`` (the piece ends with ``;``, which is none of the kinds asked)."""
+    active = kind[b[at]]
+    if not active.any():  # (most files: no space after a bracket)
+        return at
     end = at.copy()
-    active = np.ones(len(at), dtype=bool)
     while True:
+        end[active] += 1
         active[active] = kind[b[end[active]]]
         if not active.any():
             return end
-        end[active] += 1
 
 
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,6 +266,10 @@ _BLANK = _byte_class(b" \t\r\n")
 _SEMI, _COMMA, _OPEN, _CLOSE, _NEWLINE = b";,[]\n"
 #: The longest head (``name(params) ``) the fast lane reads.
 _HEAD_WIDTH = 96
+#: Little-endian 8-byte words: a head's bytes (up to 7) as read from its first byte on.
+_U64 = np.dtype("<u8")
+#: The bytes of a word a head of ``n`` bytes keeps (the first ``n``).
+_HEAD_MASKS = np.array([(1 << 8 * n) - 1 for n in range(8)], dtype=np.uint64)
 _GATE_HEAD = re.compile(rf"({_ID})(?:{_WS}\(({_PARAMS})\){_WS}|[ \t]+)")
 
 
@@ -306,6 +339,7 @@ class _Reader:
         #: the pieces of each column: ops, qubits, theta, lines
         self.parts: tuple[list[np.ndarray], ...] = ([], [], [], [])
         self.qubit_type: type = np.int32
+        self.register = b""  # the only qubit register's name (none: b"")
         self.events = 0
         self.line = 1
 
@@ -393,6 +427,8 @@ class _Reader:
             raise _Unsupported("no standard gate library included before the first operation")
         if pos == len(text) == HEAD_MOST:
             raise _Unsupported("declarations past the file's first bytes")
+        if len(self.qregs) == 1:  # (most files: every operand names it)
+            self.register = next(iter(self.qregs)).encode("ascii")
         return pos
 
     def declare(self, m: re.Match[str]) -> None:
@@ -434,7 +470,7 @@ class _Reader:
         # tail, as checked below, hold none)
         first, breaks = _skip_blanks(b, np.concatenate(([0], semi[:-1] + 1)))
         line_of = np.cumsum(breaks)
-        operands = _Operands.of(b, semi)
+        operands = _Operands.of(b, semi, self.register)
         if operands is None:
             return False
         calls = self.calls(b, operands, len(semi))
@@ -452,6 +488,14 @@ class _Reader:
     def calls(self, b: np.ndarray, operands: _Operands, statements: int) -> np.ndarray | None:
         """Each call's qubit indices, (statements, 3), -1 past its last; None where an
         operand names no qubit register, or an index is past its register's end."""
+        values = operands.values(b)
+        if operands.register:  # every operand names the only qubit register
+            ((base, count),) = self.qregs.values()
+            if (values >= count).any():
+                return None
+            calls = np.full((statements, WIDTH), -1, dtype=np.int64)
+            calls[operands.owner, operands.position] = base + values
+            return calls
         start, bracket = operands.name_start, operands.open
         length = bracket - start
         first = np.full(len(start), -1, dtype=np.int64)
@@ -464,7 +508,6 @@ class _Reader:
             first[match], size[match] = base, count
         if (first < 0).any():
             return None
-        values = operands.values(b)
         if (values >= size).any():
             return None
         calls = np.full((statements, WIDTH), -1, dtype=np.int64)
@@ -482,13 +525,22 @@ class _Reader:
             return None
         width = int(size.max())
         words = -(-(width + 1) // 8)
-        padded = np.zeros((len(first), words * 8), dtype=np.uint8)
-        for k in range(width):  # the head's bytes, zeros after it
-            held = size > k
-            padded[held, k] = b[first[held] + k]
-        padded[:, -1] = count  # the qubit count, in the last byte
+        if words == 1:  # (most files' heads: "cx ", "sdg "): eight bytes from each head
+            spare = np.zeros(len(b) + 8, dtype=np.uint8)
+            spare[: len(b)] = b
+            windows = np.lib.stride_tricks.as_strided(spare, (len(b), 8), (1, 1), writeable=False)
+            rows = windows[first].view(_U64)
+            rows &= _HEAD_MASKS[size][:, None]  # the head's bytes, zeros after it
+            rows |= count.astype(np.uint64)[:, None] << np.uint64(56)  # the count, last
+        else:
+            padded = np.zeros((len(first), words * 8), dtype=np.uint8)
+            for k in range(width):  # the head's bytes, zeros after it
+                held = size > k
+                padded[held, k] = b[first[held] + k]
+            padded[:, -1] = count  # the qubit count, in the last byte
+            rows = padded.view(_U64)
         table: list[_Template] = []
-        which, keys = _unique_rows(padded.view(np.uint64))
+        which, keys = _unique_rows(rows)
         for key in keys:
             raw = key.tobytes()
             m = _GATE_HEAD.fullmatch(raw[:-1].rstrip(b"\x00").decode("ascii"))
