@@ -533,20 +533,18 @@ class _Connection:
             self.waiting -= 1
 
 
-async def _answered(connection: _Connection, reading: asyncio.Task[None]) -> None:
-    """Return once ``reading`` (the connection's read loop) and every request task of
-    ``connection`` have ended (those cancelled before they ran included); cancelled
-    meanwhile, cancel them, wait, and re-raise."""
+async def _answered(connection: _Connection) -> None:
+    """Return once every request task of ``connection`` has ended (those cancelled
+    before they ran included); cancelled meanwhile, cancel them, wait, and re-raise."""
     requests = connection.requests
-    while requests or not reading.done():
-        pending = (*requests, reading)
+    while requests:
+        pending = tuple(requests)
         try:
             await asyncio.wait(pending)
         except asyncio.CancelledError:
-            reading.cancel()
             for task in requests:
                 task.cancel()
-            await _answered(connection, reading)
+            await _answered(connection)
             raise
         requests.difference_update(pending)
 
@@ -824,27 +822,19 @@ class Server:
         writer = connection.writer
         assert connection.guard is not None
         connection.guard.start(writer.transport)
-        # the read loop's task, waited for as a task group would (a failure raised here,
-        # the loop cancelled with this task), without a group's bookkeeping an open
-        reading = connection.loop.create_task(
-            self._read_loop(reader, connection), name="qmk-rpc-read"
-        )
-        connection.reader_task = reading
-        if self._stopping:
-            reading.cancel()
         try:
             try:
-                await asyncio.wait((reading,))  # its cancel (expiry, drain) is no error
-                failed = None if reading.cancelled() else reading.exception()
-                if failed is not None:
-                    raise failed
+                async with aio.TaskGroup() as group:
+                    reading = group.create_task(self._read_loop(reader, connection))
+                    connection.reader_task = reading
+                    if self._stopping:
+                        reading.cancel()
             except BaseException:
-                reading.cancel()
                 for task in connection.requests:
                     task.cancel()
                 raise
             finally:
-                await _answered(connection, reading)
+                await _answered(connection)
         except Exception:
             LOG.exception("connection failed")
         finally:
