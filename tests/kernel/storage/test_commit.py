@@ -183,6 +183,43 @@ def test_a_request_alone_without_a_committer_is_left_to_wait(tmp_path: Path) -> 
     asyncio.run(main())
 
 
+class BrokenAuditLog(AuditLog):
+    """An audit log whose write fails with an error no commit expects (a fault of the
+    committer's own, not of the disk)."""
+
+    broken = True
+
+    def flush(self) -> tuple[int, str, int]:
+        if self.broken:
+            raise ValueError("a fault of the committer's own")
+        return super().flush()
+
+
+def test_a_fault_of_the_committer_in_a_lone_commit_fails_the_request_and_ends_the_committer(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store, audit = Store(tmp_path), BrokenAuditLog(tmp_path, load_secret(tmp_path))
+        commits = GroupCommit(store, audit)
+        committer = asyncio.create_task(commits.run())
+        try:
+            await asyncio.sleep(0)  # the committer runs
+            store.save_channel(channel("ch_8"))
+            commits.dirty(urgent=False)
+            with pytest.raises(ValueError, match="committer's own"):
+                commits.durable_alone()
+            with pytest.raises(ValueError, match="committer's own"):
+                await asyncio.wait_for(committer, 60)  # ended, as by a fault in its callback
+            assert committed_channels(tmp_path) == []
+        finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            audit.broken = False
+            audit.close()
+
+    asyncio.run(main())
+
+
 def test_a_failed_commit_refuses_every_request_that_waited_and_the_next_one_commits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

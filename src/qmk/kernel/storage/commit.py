@@ -158,9 +158,17 @@ class GroupCommit:
         Raises:
             UnavailableError: the commit failed (:meth:`commit`): nothing of it was kept.
         """
-        if self._running is None or self._company or self._waiters:
+        running = self._running
+        if running is None or self._company or self._waiters:
             return False
-        self.commit()
+        try:
+            self.commit()
+        except UnavailableError:
+            raise
+        except Exception as exc:  # the committer's own fault, as in _commit: it ends with it
+            if not running.done():
+                running.set_exception(exc)
+            raise
         return True
 
     def after(self, told: Callable[[BaseException | None], None], *, urgent: bool = False) -> None:
