@@ -142,6 +142,84 @@ def test_a_request_alone_is_committed_at_the_end_of_its_turn_whatever_the_delay(
     asyncio.run(with_committer(tmp_path, body, delay_s=FOREVER_S))
 
 
+def test_a_request_alone_commits_on_its_own_turn_and_one_in_company_waits_its_turn(
+    tmp_path: Path,
+) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        await asyncio.sleep(0)  # the committer runs
+        store.save_channel(channel("ch_1"))
+        audit.append("chan", channel_id="ch_1")
+        commits.dirty(urgent=False)  # a lazy write rides along
+        assert commits.durable_alone()  # no await: committed before it returns
+        assert not commits.pending and committed_channels(tmp_path) == ["ch_1"]
+        assert verify(tmp_path).ok
+        await in_company(store, commits)
+        store.save_channel(channel("ch_e"))
+        commits.dirty(urgent=False)
+        assert not commits.durable_alone()  # in company: nothing done here
+        assert commits.pending and committed_channels(tmp_path) == ["ch_0", "ch_1"]
+        waiting = asyncio.create_task(commits.durable())
+        await asyncio.sleep(0)
+        assert not commits.durable_alone()  # another request waits for the commit
+        commits.commit()
+        await waiting
+        assert committed_channels(tmp_path) == ["ch_0", "ch_1", "ch_e"]
+
+    asyncio.run(with_committer(tmp_path, body, delay_s=FOREVER_S))
+
+
+def test_a_request_alone_without_a_committer_is_left_to_wait(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, audit = Store(tmp_path), AuditLog(tmp_path, load_secret(tmp_path))
+        commits = GroupCommit(store, audit)
+        store.save_channel(channel("ch_7"))
+        commits.dirty(urgent=False)
+        try:
+            assert not commits.durable_alone()  # the kernel opening: its commit comes later
+            assert commits.pending and committed_channels(tmp_path) == []
+        finally:
+            audit.close()
+
+    asyncio.run(main())
+
+
+class BrokenAuditLog(AuditLog):
+    """An audit log whose write fails with an error no commit expects (a fault of the
+    committer's own, not of the disk)."""
+
+    broken = True
+
+    def flush(self) -> tuple[int, str, int]:
+        if self.broken:
+            raise ValueError("a fault of the committer's own")
+        return super().flush()
+
+
+def test_a_fault_of_the_committer_in_a_lone_commit_fails_the_request_and_ends_the_committer(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        store, audit = Store(tmp_path), BrokenAuditLog(tmp_path, load_secret(tmp_path))
+        commits = GroupCommit(store, audit)
+        committer = asyncio.create_task(commits.run())
+        try:
+            await asyncio.sleep(0)  # the committer runs
+            store.save_channel(channel("ch_8"))
+            commits.dirty(urgent=False)
+            with pytest.raises(ValueError, match="committer's own"):
+                commits.durable_alone()
+            with pytest.raises(ValueError, match="committer's own"):
+                await asyncio.wait_for(committer, 60)  # ended, as by a fault in its callback
+            assert committed_channels(tmp_path) == []
+        finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            audit.broken = False
+            audit.close()
+
+    asyncio.run(main())
+
+
 def test_a_failed_commit_refuses_every_request_that_waited_and_the_next_one_commits(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -147,6 +147,30 @@ class GroupCommit:
         self._waiters.append(waiter)
         await waiter
 
+    def durable_alone(self) -> bool:
+        """Commit every write made so far now, on the caller's turn, when the request is
+        alone: the committer runs, no other request waits for a commit and the last one
+        held at most one request's writes. Its commit at the end of the turn would then
+        hold its writes alone too; made here, the request answers on this turn, not two
+        turns later (the commit's callback, then its own wake-up). False: nothing done
+        (requests come in company): await :meth:`durable`.
+
+        Raises:
+            UnavailableError: the commit failed (:meth:`commit`): nothing of it was kept.
+        """
+        running = self._running
+        if running is None or self._company or self._waiters:
+            return False
+        try:
+            self.commit()
+        except UnavailableError:
+            raise
+        except Exception as exc:  # the committer's own fault, as in _commit: it ends with it
+            if not running.done():
+                running.set_exception(exc)
+            raise
+        return True
+
     def after(self, told: Callable[[BaseException | None], None], *, urgent: bool = False) -> None:
         """Have ``told`` called with how the commit that will hold the writes made so far
         went (None: committed; else its error, all of them rolled back).

@@ -117,7 +117,8 @@ class SessionDesk:
             **({"delegated": delegated} if delegated else {}),
         )
         self.delegations.audit_use(session, delegated, where="negotiate")
-        await self.commits.durable()
+        if not self.commits.durable_alone():  # alone: answered on this turn
+            await self.commits.durable()
         return replies.Session(
             session_id=token,
             tenant=tenant,
