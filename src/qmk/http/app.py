@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -109,12 +109,11 @@ class Exposure:
     hosts: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, table: Any, bind_host: str) -> Exposure:
-        """The exposure of a kernel's ``[http]`` table (:class:`~qmk.kernel.config.
-        HttpTable`) for a server bound to ``bind_host``: the loopback names, that host
+    def of(cls, allowed_hosts: Iterable[str], bind_host: str) -> Exposure:
+        """The exposure of a server bound to ``bind_host``: the loopback names, that host
         (as written: ``0.0.0.0`` is the URL ``qmk serve`` prints for it) and
-        ``allowed_hosts``."""
-        names = {*LOOPBACK_HOSTS, *(h.lower() for h in table.allowed_hosts)}
+        ``allowed_hosts`` (the kernel's ``[http]`` table, or a gateway's ``--allowed-host``)."""
+        names = {*LOOPBACK_HOSTS, *(h.lower() for h in allowed_hosts)}
         names.add(bind_host.strip("[]").lower())
         names.discard("")
         return cls(hosts=frozenset(names))

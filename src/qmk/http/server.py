@@ -212,7 +212,9 @@ def _exposure(kernel: Any, probe: KernelProbe, config: HttpConfig) -> tuple[Any,
     from qmk.http.app import Exposure
     from qmk.http.metrics import Metrics
 
-    return Metrics(probe, kernel_load=False), Exposure.of(kernel.config.http, config.host)
+    return Metrics(probe, kernel_load=False), Exposure.of(
+        kernel.config.http.allowed_hosts, config.host
+    )
 
 
 def _first(error: BaseException) -> BaseException:
