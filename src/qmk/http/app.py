@@ -276,7 +276,6 @@ class Api:
         }
         # the facts the console's script reads at start, from their tables, not its own copy
         self.console["facts.json"] = (console_facts(hub.probe), "application/json")
-        hub.on_event(metrics.on_event)
         hub.on_event(self._log_event)  # before the tracer, which forgets a job that ends
         hub.on_event(tracing.on_event)
         door.observe(metrics.observe_rpc)  # every wire's calls, by the wire's name

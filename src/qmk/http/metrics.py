@@ -3,12 +3,12 @@
 Every metric is named ``qmk_*`` and lives in the application's own registry (two kernels
 in one process never share a counter). Three sources feed them:
 
-- at each scrape, the kernel's load (:meth:`~qmk.abi.probe.KernelProbe.snapshot`): jobs
+- at each scrape, the kernel's load (``q_kernel_load``, read as the scraper): jobs
   not final by state and tenant, queue depth, workers and their use, the audit chain's
   length, physical qubits, the epoch;
-- the kernel's events (:class:`~qmk.abi.probe.KernelEvent`): jobs that ended by state
-  and tenant, the queue and run latency histograms, the engine each completed job ran on
-  and the logical errors its run injected;
+- with it, the kernel's job counters (:class:`~qmk.abi.tally.JobTally` of its events):
+  jobs that ended by state and tenant, the queue and run latency histograms, the engine
+  each completed job ran on and the logical errors its run injected;
 - every syscall of every wire: its latency by transport and syscall (the door every
   wire passes tells :meth:`Metrics.observe_rpc` of each, :meth:`qmk.abi.door.Door.
   observe`).
@@ -41,7 +41,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from qmk.abi.events import Call
-from qmk.abi.probe import KernelEvent, KernelProbe, KernelSnapshot, MachineFacts, snapshot_from_json
+from qmk.abi.probe import KernelSnapshot, MachineFacts, snapshot_from_json
 from qmk.abi.tally import COUNTERS, HISTOGRAMS, JobTally
 from qmk.errors import AuthError, SessionError
 
@@ -305,30 +305,17 @@ def _machine(facts: MachineFacts) -> Iterator[Metric]:
 
 
 class Metrics:
-    """The metrics of one kernel's HTTP application.
+    """The metrics of one HTTP server: its own wires' calls and requests, and the
+    kernel's load and job counters as the scrape's ``q_kernel_load`` gave them
+    (:meth:`exposition`; tenants labelled as ``[http] metrics_tenants`` says)."""
 
-    Args:
-        probe: the kernel's probe (its snapshot is read at each scrape; its tenants are
-            labelled as ``[http] metrics_tenants`` says).
-        kernel_load: read the kernel's load from ``probe`` and count its events (False:
-            a gateway in a process of its own, which reads both with ``q_kernel_load``
-            at each scrape and hands them to :meth:`exposition`).
-    """
-
-    def __init__(
-        self,
-        probe: KernelProbe,
-        *,
-        kernel_load: bool = True,
-    ) -> None:
+    def __init__(self) -> None:
         disable_created_metrics()  # no *_created series: a scrape shows what the table says
         self.registry = CollectorRegistry(auto_describe=True)
-        #: The job counters of the kernel's events (inline), or of the last scrape's load.
+        #: The kernel's job counters, of the last scrape's load.
         self.tally = JobTally()
         self._snapshot: KernelSnapshot | None = None
-        self._kernel_load = kernel_load
-        snapshot = probe.snapshot if kernel_load else self._fetched
-        self.registry.register(_KernelLoad(snapshot))
+        self.registry.register(_KernelLoad(self._fetched))
         self.registry.register(_Tallied(lambda: self.tally))
         reg = self.registry
         self.rpc = Histogram(
@@ -346,13 +333,8 @@ class Metrics:
         self._request_children: dict[tuple[str, int], Any] = {}
 
     def _fetched(self) -> KernelSnapshot:
-        assert self._snapshot is not None, "a gateway's exposition is given its load"
+        assert self._snapshot is not None, "an exposition is given its load"
         return self._snapshot
-
-    def on_event(self, event: KernelEvent) -> None:
-        """Count a kernel event (a hub callback)."""
-        if self._kernel_load:
-            self.tally.on_event(event)
 
     def observe_rpc(self, transport: str, method: str, seconds: float) -> None:
         """One syscall answered on ``transport`` in ``seconds``."""
@@ -370,11 +352,10 @@ class Metrics:
             )
         child.inc()
 
-    def exposition(self, load: tuple[KernelSnapshot, JobTally] | None = None) -> bytes:
+    def exposition(self, load: tuple[KernelSnapshot, JobTally]) -> bytes:
         """The metrics in Prometheus' text format; ``load``: the kernel's snapshot and
-        job counters as ``q_kernel_load`` gave them (a gateway's; tenants as shown there)."""
-        if load is not None:
-            self._snapshot, self.tally = load
+        job counters as ``q_kernel_load`` gave them (tenants as shown there)."""
+        self._snapshot, self.tally = load
         return generate_latest(self.registry)
 
 
