@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from qmk.experiments.circuits import (
     syndrome_bits_per_round,
 )
 from qmk.experiments.memory import (
+    MemoryResult,
     compose,
     fit_points,
     fit_results,
@@ -29,7 +31,6 @@ from qmk.experiments.memory import (
     per_piece,
     run_memory,
     sample_decode,
-    synthetic_results,
     threshold_scan,
     wilson_interval,
 )
@@ -37,6 +38,43 @@ from qmk.qec import QECError, logical_model
 from qmk.qec.logical import Calibration
 
 Z_BOUND = 4.0
+
+
+def synthetic_results(
+    family: str,
+    *,
+    crossing_prefactor: float,
+    threshold: float,
+    distances: Sequence[int],
+    ps: Sequence[float],
+    shots: int,
+    seed: int,
+) -> tuple[MemoryResult, ...]:
+    """Binomial draws from the model with known (a, p*), one round per cycle of d rounds.
+
+    For testing ``fit_threshold``: each point's errors are
+    ``Binomial(shots, a (p / p*) ** ((d + 1) // 2))`` with ``rounds = d``, so the
+    per-cycle rate is the shot rate.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in distances:
+        for p in ps:
+            rate = min(0.49, crossing_prefactor * (p / threshold) ** ((d + 1) // 2))
+            out.append(
+                MemoryResult(
+                    family=family,
+                    distance=d,
+                    rounds=d,
+                    p=p,
+                    noise=CircuitNoise(),
+                    shots=shots,
+                    errors=int(rng.binomial(shots, rate)),
+                    seconds=0.0,
+                    seed=seed,
+                )
+            )
+    return tuple(out)
 
 
 def _stim_generated(distance: int, rounds: int, p: float) -> stim.Circuit:

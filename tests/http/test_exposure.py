@@ -145,6 +145,5 @@ def test_the_host_allow_list_is_loopback_the_bind_host_and_the_configured_names(
     bind: str, allowed: tuple[str, ...], host: bytes | None, answered: bool
 ) -> None:
     from qmk.http.app import Exposure
-    from qmk.kernel.config import HttpTable
 
-    assert Exposure.of(HttpTable(allowed_hosts=allowed), bind).allows(host) is answered
+    assert Exposure.of(allowed, bind).allows(host) is answered

@@ -41,7 +41,7 @@ def serve(tmp_path: Path, body: Body, **limits: Any) -> Any:
         probe = KernelObserver(kernel)
         door = Door(kernel, ServerConfig(tcp=("127.0.0.1", 0), **limits), probe=probe)
         hub = EventHub(probe, asyncio.get_running_loop(), caps=door.streams)
-        app = create_app(door, hub, Metrics(probe), Tracing(make_provider("none")))
+        app = create_app(door, hub, Metrics(), Tracing(make_provider("none")))
         transport = httpx.ASGITransport(app=app)
         try:
             async with httpx.AsyncClient(

@@ -1,6 +1,7 @@
 """The metrics the alert rules of deploy/prometheus/ read: the queue's oldest wait, the
 data disk and its reserve, each tenant's stored results and quota, jobs' error codes, and
-the audit-chain damage a kernel was started over (read from an in-process kernel)."""
+the audit-chain damage a kernel was started over (an in-process kernel's load read with
+q_kernel_load, as a server's scrape reads it)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ import pytest
 
 pytest.importorskip("prometheus_client")
 
-from qmk.http.metrics import Metrics
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.clocks import ShiftedClock
 from support.kernel import (
     KEYS,
+    OPS,
     WorkerGate,
     ghz_graph,
     login,
-    make_config,
     run_kernel,
+    scrape,
     wait_state,
 )
 from support.wire import until
@@ -50,6 +51,7 @@ def _config() -> Any:
                 "alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], "max_queued_jobs": 10},
                 # room for no result at all: its job runs and FAILs with QK307
                 "bob": {"key": KEYS["bob"], "caps": ["CAP_ALLOC"], "max_result_storage_mb": 1e-5},
+                "ops": OPS,
             },
         }
     )
@@ -63,8 +65,8 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
 
     async def body(kernel: Kernel) -> tuple[str, str, float]:
         probe = KernelObserver(kernel)
-        metrics = Metrics(probe)
-        probe.listen(metrics.on_event)
+        ops = await login(kernel, "ops", OPS["caps"])
+        await scrape(kernel, ops)  # the kernel counts jobs' ends from a first scrape on
         alice, bob = await login(kernel, "alice"), await login(kernel, "bob")
         graph = ghz_graph(2)
         held = await kernel.q_submit(session_id=alice, graph=graph, shots=10, seed=1)
@@ -75,7 +77,7 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
         await wait_state(kernel, alice, held.job_id, "RUNNING")
         await until(lambda: probe.snapshot().queued == {"alice": 1})  # the second job
         offset.write_text(str(WAITED_S))  # the kernel's clock jumps: the second job waited
-        during = metrics.exposition().decode()
+        during = await scrape(kernel, ops)
         gate.open()
         for sid, job in ((alice, held), (alice, waiting)):
             await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
@@ -83,7 +85,7 @@ def test_metrics_show_the_oldest_wait_the_disk_reserve_result_storage_and_error_
         failed = await kernel.q_wait(session_id=bob, job_id=over.job_id, timeout_ms=60_000)
         assert failed.state == "FAILED" and failed.error.code == "QK307"
         stored = float(kernel.supervisor.results.usage["alice"])
-        return during, metrics.exposition().decode(), stored
+        return during, await scrape(kernel, ops), stored
 
     with WorkerGate(tmp_path) as gate:
         during, after, stored = run_kernel(
@@ -112,16 +114,16 @@ def test_a_kernel_started_over_a_cut_audit_log_exposes_the_damage_it_accepted(
     tmp_path: Path,
 ) -> None:
     async def once() -> None:
-        kernel = await Kernel.open(make_config(), tmp_path / "data", workers=1)
+        kernel = await Kernel.open(_config(), tmp_path / "data", workers=1)
         sid = await login(kernel, "alice")
         job = await kernel.q_submit(session_id=sid, graph=ghz_graph(2), shots=5, seed=1)
         await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
         await kernel.close()
 
     async def recovering() -> float:
-        kernel = await Kernel.open(make_config(), tmp_path / "data", workers=1, recover=True)
+        kernel = await Kernel.open(_config(), tmp_path / "data", workers=1, recover=True)
         try:
-            text = Metrics(KernelObserver(kernel)).exposition().decode()
+            text = await scrape(kernel, await login(kernel, "ops", OPS["caps"]))
         finally:
             await kernel.close()
         return _samples(text, "qmk_audit_chain_problems")[""]
@@ -140,8 +142,8 @@ def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
 
     clock = ManualClock()
 
-    def scrape(kernel: Kernel) -> dict[str, float]:
-        text = Metrics(KernelObserver(kernel)).exposition().decode()
+    async def backlog(kernel: Kernel, ops: str) -> dict[str, float]:
+        text = await scrape(kernel, ops)
         return {
             name: _samples(text, name).get("", -1.0)
             for name in (
@@ -168,7 +170,7 @@ def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
             {
                 "machine": {"physical_qubits": 200_000},
                 "kernel": {"worker_memory_mb": 1024, "session_ttl_s": 86400},
-                "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}},
+                "tenants": {"alice": {"key": KEYS["alice"], "caps": ["CAP_ALLOC"]}, "ops": OPS},
                 "billing": {
                     "webhook_url": receiver.url,
                     "webhook_secret": "s",
@@ -179,18 +181,18 @@ def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
         )
 
         async def body(kernel: Kernel) -> tuple[dict[str, float], ...]:
-            sid = await login(kernel, "alice")
+            sid, ops = await login(kernel, "alice"), await login(kernel, "ops", OPS["caps"])
             for seed in (1, 2):
                 job = await kernel.q_submit(session_id=sid, graph=ghz_graph(2), shots=5, seed=seed)
                 await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
             await asyncio.to_thread(receiver.wait_for, 2)  # each refused once
             await settled(kernel, (2, 0))
             clock.advance(120)
-            waiting = scrape(kernel)
+            waiting = await backlog(kernel, ops)
             clock.advance(3600)  # their second attempts are due, and refused: dead letters
             await asyncio.to_thread(receiver.wait_for, 4)
             await settled(kernel, (0, 2))
-            return waiting, scrape(kernel)
+            return waiting, await backlog(kernel, ops)
 
         waiting, dead = run_kernel(tmp_path, body, config=config, clock=clock)
     assert waiting == {

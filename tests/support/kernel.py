@@ -194,7 +194,10 @@ class WorkerGate:
 # --------------------------------------------------------------------------- in process
 
 #: The tenants' keys of :func:`make_config`.
-KEYS = {"alice": "alice-key", "bob": "bob-key", "carol": "carol-key"}
+KEYS = {"alice": "alice-key", "bob": "bob-key", "carol": "carol-key", "ops": "ops-key"}
+
+#: The ``[tenants]`` row of an operator who reads the kernel's load (``CAP_OBSERVE``).
+OPS = {"key": KEYS["ops"], "caps": ["CAP_OBSERVE"]}
 
 
 def make_config(**kernel: Any) -> KernelConfig:
@@ -286,6 +289,18 @@ async def login(kernel: Kernel, tenant: str, caps: list[str] | None = None) -> s
         tenant=tenant, key=KEYS[tenant], requested=caps or ["CAP_ALLOC", "CAP_LINK"]
     )
     return str(reply.session_id)
+
+
+async def scrape(kernel: Kernel, session_id: str) -> str:
+    """``/metrics`` as a server writes it: the kernel's load and job counters read with
+    ``q_kernel_load`` in the session ``session_id`` (one holding ``CAP_OBSERVE``)."""
+    from qmk.abi.probe import snapshot_from_json
+    from qmk.abi.tally import JobTally
+    from qmk.http.metrics import Metrics
+
+    load = await kernel.q_kernel_load(session_id=session_id)
+    snapshot, tally = snapshot_from_json(load.snapshot), JobTally.from_json(load.tally)
+    return Metrics().exposition((snapshot, tally)).decode()
 
 
 async def admit(admission: Any, session: Any, graph: Any, *args: Any, **kwargs: Any) -> Any:

@@ -279,13 +279,11 @@ class HubWatches:
         hub: EventHub | None = None,
         *,
         caps: StreamCaps | None = None,
-        progress_s: float | None = None,
     ) -> None:
         self._call = call
         self._probe = probe
         self._hub = hub
         self._caps = caps
-        self._progress_s = progress_s
         self._closed = False
 
     @property
@@ -310,12 +308,13 @@ class HubWatches:
         """
         from qmk.abi.events import PROGRESS_S, EventHub, JobWatch  # at the first watch
 
-        progress = PROGRESS_S if self._progress_s is None else self._progress_s
         if self._hub is None:
             self._hub = EventHub(self._probe, asyncio.get_running_loop(), caps=self._caps)
             if self._closed:
                 self._hub.close()
-        return await JobWatch.open(self._call, self._hub, session_id, job_id, progress, after=after)
+        return await JobWatch.open(
+            self._call, self._hub, session_id, job_id, PROGRESS_S, after=after
+        )
 
 
 __all__ = ["END", "EVENT", "ConnectionWatches", "HubWatches", "JobEvents", "WatchSource", "through"]

@@ -103,6 +103,19 @@ def number_text(value: float) -> str:
     return f"{value:.6g}"
 
 
+def duration_text(ns: float) -> str:
+    """A duration in nanoseconds for people, in the largest unit it reaches, three
+    significant digits.
+
+    >>> duration_text(2.5e9), duration_text(1234.0), duration_text(80.0)
+    ('2.5 s', '1.23 us', '80 ns')
+    """
+    for unit, size in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= size:
+            return f"{ns / size:.3g} {unit}"
+    return f"{ns:.0f} ns"
+
+
 def fraction_text(value: float) -> str:
     """A share of shots for people: four decimals, or three significant digits where
     four decimals would round a share that is not zero to ``0.0000``.

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from qmk.commands import AddCommand, limits_of, read_source, source_options
+from qmk.commands import AddCommand, duration_text, limits_of, read_source, source_options
 from qmk.qec.errors import QECError
 
 
@@ -36,13 +36,6 @@ def _json_arg(text: str, option: str) -> Any:
         ) from None
 
 
-def _fmt_ns(ns: float) -> str:
-    for unit, size in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if ns >= size:
-            return f"{ns / size:,.3g} {unit}"
-    return f"{ns:,.0f} ns"
-
-
 def _table(result: dict[str, Any]) -> str:
     rows: list[tuple[str, str]] = []
     counts = result["logicalCounts"]
@@ -57,10 +50,10 @@ def _table(result: dict[str, Any]) -> str:
         )
         rows += [
             (f"{prefix}physical qubits", f"{pc['physicalQubits']:,}"),
-            (f"{prefix}runtime", _fmt_ns(pc["runtime"])),
+            (f"{prefix}runtime", duration_text(pc["runtime"])),
             (f"{prefix}rQOPS", f"{pc['rqops']:,}"),
             (f"{prefix}code distance", str(lq["codeDistance"])),
-            (f"{prefix}logical cycle time", _fmt_ns(lq["logicalCycleTime"])),
+            (f"{prefix}logical cycle time", duration_text(lq["logicalCycleTime"])),
             (f"{prefix}algorithmic logical qubits", f"{bd['algorithmicLogicalQubits']:,}"),
             (f"{prefix}logical depth", f"{bd['logicalDepth']:,}"),
             (f"{prefix}T states", f"{bd['numTstates']:,}"),
@@ -177,7 +170,7 @@ def _plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         count = sum(1 for v in plan.variants if v.family == family)
         lines.append(
             f"  {variant.profile:<30} {variant.physical_qubits:>12,} qubits  "
-            f"{_fmt_ns(variant.runtime_ns or 0):>10}  {variant.t_factories} T factories  "
+            f"{duration_text(variant.runtime_ns or 0):>10}  {variant.t_factories} T factories  "
             f"(best of {count} on its frontier)"
         )
     chosen = plan.chosen

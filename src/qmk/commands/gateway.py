@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -201,7 +200,7 @@ def _http(args: argparse.Namespace, host: str, port: int, certs: dict[str, Any])
     from qmk.http.server import HttpConfig
 
     config = HttpConfig(host=host, port=port, trace=args.trace or "none", **certs)
-    exposure = Exposure.of(_HostsTable(tuple(args.allowed_host or ())), args.bind_host or host)
+    exposure = Exposure.of(args.allowed_host or (), args.bind_host or host)
 
     def serve(kernel: str, server_config: Any, **options: Any) -> Any:
         return serve_gateway(kernel, server_config, config, exposure=exposure, **options)
@@ -238,14 +237,6 @@ def log_to(err: TextIO, log_format: str, level: str, who: str = "gateway") -> No
     logger = logging.getLogger("qmk")
     logger.addHandler(handler)
     logger.setLevel(getattr(logging, level.upper()))
-
-
-@dataclass(frozen=True, slots=True)
-class _HostsTable:
-    """The part of the kernel's ``[http]`` table a gateway is told on its command line."""
-
-    allowed_hosts: tuple[str, ...]
-    metrics_token: str | None = None
 
 
 def supervised_options(sub: argparse.ArgumentParser) -> None:

@@ -30,7 +30,7 @@ import json
 from typing import TYPE_CHECKING, Any, TextIO
 
 from qmk import defaults
-from qmk.commands import AddCommand, plural
+from qmk.commands import AddCommand, duration_text, plural
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.baseline import Baseline
@@ -123,13 +123,6 @@ def _machine(path: str | None, err: TextIO) -> MachineSpec:
     return config_machine(config)
 
 
-def _ns(ns: float) -> str:
-    for unit, size in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if ns >= size:
-            return f"{ns / size:.3g} {unit}"
-    return f"{ns:.0f} ns"
-
-
 def show_text(machine: MachineSpec, png: str | None = None) -> str:
     """What ``qmk machine show`` prints (``png``: where ``--png`` drew it)."""
     from qmk.kernel.machine.draw import TEXT_WIDTH, module_text
@@ -138,7 +131,8 @@ def show_text(machine: MachineSpec, png: str | None = None) -> str:
     lines = [
         f"machine: {machine.physical_qubits:,} physical qubits in {count} "
         f"module{'s' if count > 1 else ''}, {machine.profile} on {machine.qubit}",
-        f"logical cycle: {_ns(machine.cycle_time_ns)} ({machine.distance} code cycles); a tile: "
+        f"logical cycle: {duration_text(machine.cycle_time_ns)} ({machine.distance} code "
+        "cycles); a tile: "
         f"{machine.patch_qubits} physical qubits; logical error {machine.logical_error_rate:.3g} "
         "per patch and cycle",
         f"jobs' block: {machine.block}; epoch: {machine.epoch_cycles} logical cycles; "

@@ -86,8 +86,8 @@ def parse_ps(text: str, points: int) -> list[float]:
     return values
 
 
-def _count(value: str | None, option: str, *, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
+def _count(value: str | None, option: str) -> int | None:
+    if value is None:
         return None
     try:
         number = int(str(value))

@@ -728,15 +728,6 @@ class _Population:
         #: the least duration of an item (inf: none), below which nothing is dominated
         self.shortest: float = math.inf
 
-    def dominates(self, key: tuple[float, int]) -> bool:
-        qubits, duration = key
-        for (other_qubits, other_duration), _ in self.items:  # _dominates, inlined (hot)
-            if (other_qubits < qubits and other_duration <= duration) or (
-                other_qubits <= qubits and other_duration < duration
-            ):
-                return True
-        return False
-
     def push(self, key: tuple[float, int], units: list[Unit]) -> None:
         self.items.append((key, units))
         if key[1] < self.shortest:
@@ -873,7 +864,7 @@ class _Search:
         ``duration``: one the frontier does not dominate joins it when its output
         ``rate`` meets the target, and is worth raising the distances of when not."""
         not_dominated = True
-        for (other_share, other_duration), _ in self.frontier.items:  # dominates, inline
+        for (other_share, other_duration), _ in self.frontier.items:  # _dominates, inline
             if (other_share < share and other_duration <= duration) or (
                 other_share <= share and other_duration < duration
             ):

@@ -196,11 +196,9 @@ def error_patterns(
 
 @dataclass(slots=True, kw_only=True)
 class Tally:
-    """What the branches did: simulations (branches finished) and ops executed."""
+    """What the branches did: simulations (branches finished)."""
 
     simulations: int = 0
-    injections: int = 0
-    ppms: int = 0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -226,14 +224,12 @@ class _Brancher:
         engine: Any,
         lowered: Lowered,
         sched: Schedule,
-        model: FTModel,
         rng: np.random.Generator,
         tally: Tally,
     ) -> None:
         self.engine = engine
         self.lowered = lowered
         self.order = sched.order
-        self.model = model
         self.rng = rng
         self.tally = tally
         self.data = [engine.allocate() for _ in lowered.qubits]
@@ -310,7 +306,6 @@ class _Brancher:
         qubits = [q for q, _ in factors]
         _to_z(engine, factors)
         _ladder(engine, qubits)
-        self.tally.ppms += 1
         p1 = min(max(float(engine.probability(qubits[-1])), 0.0), 1.0)
         ones = int(self.rng.binomial(branch.shots, p1))
         zeros = branch.shots - ones
@@ -348,9 +343,7 @@ class _Brancher:
         engine.apply("t" if sign > 0 else "tdg", [anc])
         if struck:  # the factory delivered the state with a Z error
             engine.apply("z", [anc])
-        self.tally.injections += 1
         joint = measure_pauli(engine, [*factors, (anc, "Z")], False)
-        self.tally.ppms += 1
         flip = int(engine.measure(anc, "X"))
         engine.free(anc)
         if joint:
@@ -361,7 +354,7 @@ class _Brancher:
     def _synth(self, op: PauliOp, factors: list[tuple[int, str]], negative: bool) -> None:
         """An arbitrary-angle rotation, applied as the exact rotation its synthesised
         sequence approximates (the sequence's own error, within the estimator's rotation
-        budget, is not simulated); its T states are counted as the schedule charges."""
+        budget, is not simulated)."""
         engine = self.engine
         qubits = [q for q, _ in factors]
         angle = op.angle * (-1 if negative else 1)
@@ -370,9 +363,6 @@ class _Brancher:
         engine.apply("rz", [qubits[-1]], [2 * angle])
         _ladder(engine, qubits)
         _from_z(engine, factors)
-        per = self.model.ts_per_rotation or 0
-        self.tally.injections += per
-        self.tally.ppms += per
 
 
 def run_branches(
@@ -404,7 +394,7 @@ def run_branches(
     brancher: _Brancher | None = None
     for pattern, count in groups.items():
         if brancher is None:
-            brancher = _Brancher(engine, lowered, sched, model, split_rng, tally)
+            brancher = _Brancher(engine, lowered, sched, split_rng, tally)
             fresh = engine.snapshot()
         else:
             engine.restore(fresh)

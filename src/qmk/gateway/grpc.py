@@ -69,7 +69,7 @@ async def serve_grpc_gateway(
         listener = grpc_listener(
             door, probe, config, stop=stop, sock=sock, watches=RemoteWatches(kernel)
         )
-        async with listener as url, _metrics_served(door, probe, server_config, metrics, stop):
+        async with listener as url, _metrics_served(door, server_config, metrics, stop):
             if ready is not None:
                 ready(url)
             await stop.wait()
@@ -82,7 +82,6 @@ async def serve_grpc_gateway(
 @contextlib.asynccontextmanager
 async def _metrics_served(
     door: Door,
-    probe: GatewayProbe,
     server_config: ServerConfig,
     sock: socket.socket | None,
     stop: asyncio.Event,
@@ -95,7 +94,7 @@ async def _metrics_served(
     from qmk.http.metrics import Metrics
     from qmk.http.server import HttpConfig, _uvicorn_server
 
-    metrics = Metrics(probe, kernel_load=False)
+    metrics = Metrics()
     door.observe(metrics.observe_rpc)  # its wire's calls, by the wire's name
     bound = sock.getsockname()
     server = _uvicorn_server(

@@ -582,7 +582,7 @@ async def serve_gateway(
         app = create_app(
             door,
             hub,
-            Metrics(probe, kernel_load=False),
+            Metrics(),
             tracing,
             exposure,
             watches=RemoteWatches(kernel),

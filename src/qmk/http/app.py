@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -109,12 +109,11 @@ class Exposure:
     hosts: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, table: Any, bind_host: str) -> Exposure:
-        """The exposure of a kernel's ``[http]`` table (:class:`~qmk.kernel.config.
-        HttpTable`) for a server bound to ``bind_host``: the loopback names, that host
+    def of(cls, allowed_hosts: Iterable[str], bind_host: str) -> Exposure:
+        """The exposure of a server bound to ``bind_host``: the loopback names, that host
         (as written: ``0.0.0.0`` is the URL ``qmk serve`` prints for it) and
-        ``allowed_hosts``."""
-        names = {*LOOPBACK_HOSTS, *(h.lower() for h in table.allowed_hosts)}
+        ``allowed_hosts`` (the kernel's ``[http]`` table, or a gateway's ``--allowed-host``)."""
+        names = {*LOOPBACK_HOSTS, *(h.lower() for h in allowed_hosts)}
         names.add(bind_host.strip("[]").lower())
         names.discard("")
         return cls(hosts=frozenset(names))
@@ -277,7 +276,6 @@ class Api:
         }
         # the facts the console's script reads at start, from their tables, not its own copy
         self.console["facts.json"] = (console_facts(hub.probe), "application/json")
-        hub.on_event(metrics.on_event)
         hub.on_event(self._log_event)  # before the tracer, which forgets a job that ends
         hub.on_event(tracing.on_event)
         door.observe(metrics.observe_rpc)  # every wire's calls, by the wire's name

@@ -3,12 +3,12 @@
 Every metric is named ``qmk_*`` and lives in the application's own registry (two kernels
 in one process never share a counter). Three sources feed them:
 
-- at each scrape, the kernel's load (:meth:`~qmk.abi.probe.KernelProbe.snapshot`): jobs
+- at each scrape, the kernel's load (``q_kernel_load``, read as the scraper): jobs
   not final by state and tenant, queue depth, workers and their use, the audit chain's
   length, physical qubits, the epoch;
-- the kernel's events (:class:`~qmk.abi.probe.KernelEvent`): jobs that ended by state
-  and tenant, the queue and run latency histograms, the engine each completed job ran on
-  and the logical errors its run injected;
+- with it, the kernel's job counters (:class:`~qmk.abi.tally.JobTally` of its events):
+  jobs that ended by state and tenant, the queue and run latency histograms, the engine
+  each completed job ran on and the logical errors its run injected;
 - every syscall of every wire: its latency by transport and syscall (the door every
   wire passes tells :meth:`Metrics.observe_rpc` of each, :meth:`qmk.abi.door.Door.
   observe`).
@@ -41,8 +41,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from qmk.abi.events import Call
-from qmk.abi.probe import KernelEvent, KernelProbe, KernelSnapshot, MachineFacts, snapshot_from_json
-from qmk.abi.probe import hashed_tenants as hashed_tenants  # where the server finds it
+from qmk.abi.probe import KernelSnapshot, MachineFacts, snapshot_from_json
 from qmk.abi.tally import COUNTERS, HISTOGRAMS, JobTally
 from qmk.errors import AuthError, SessionError
 
@@ -176,9 +175,8 @@ class _Tallied(Collector):
     """The job counters of a :class:`~qmk.abi.tally.JobTally`, read at each scrape
     (``tally()``: the app's own, or the one a gateway's scrape fetched)."""
 
-    def __init__(self, tally: Callable[[], JobTally], label: Callable[[str], str]) -> None:
+    def __init__(self, tally: Callable[[], JobTally]) -> None:
         self.tally = tally
-        self.label = label
 
     def describe(self) -> Iterator[Metric]:
         """Nothing at registration: the tally is read at a scrape only."""
@@ -186,20 +184,17 @@ class _Tallied(Collector):
 
     def collect(self) -> Iterator[Metric]:
         tally = self.tally()
-        label = self.label
         for name, metric in _TALLY_COUNTERS.items():
             keys = COUNTERS[name]
             family = CounterMetricFamily(metric, _help(metric), labels=list(keys))
             for key, value in sorted(tally.counters[name].items()):
-                shown = [label(k) if n == "tenant" else k for n, k in zip(keys, key, strict=True)]
-                family.add_metric(shown, value)
+                family.add_metric(list(key), value)
             yield family
         for name, metric in _TALLY_HISTOGRAMS.items():
             key_name = HISTOGRAMS[name]
             histogram = HistogramMetricFamily(metric, _help(metric), labels=[key_name])
             for which, hist in sorted(tally.histograms[name].items()):
-                row = label(which) if key_name == "tenant" else which
-                histogram.add_metric([row], hist.cumulative(), hist.total)
+                histogram.add_metric([which], hist.cumulative(), hist.total)
             yield histogram
 
 
@@ -207,9 +202,8 @@ class _KernelLoad(Collector):
     """The gauges read from the kernel's snapshot at each scrape (``snapshot()``: the
     probe's, or the one a gateway's scrape fetched)."""
 
-    def __init__(self, snapshot: Callable[[], KernelSnapshot], label: Callable[[str], str]) -> None:
+    def __init__(self, snapshot: Callable[[], KernelSnapshot]) -> None:
         self.snapshot = snapshot
-        self.label = label
 
     def describe(self) -> Iterator[Metric]:
         """Nothing at registration: the snapshot is read at a scrape only (a gateway's
@@ -218,14 +212,13 @@ class _KernelLoad(Collector):
 
     def collect(self) -> Iterator[Metric]:
         snap = self.snapshot()
-        label = self.label
         jobs = GaugeMetricFamily("qmk_jobs", _help("qmk_jobs"), labels=["state", "tenant"])
         for (state, tenant), count in sorted(snap.jobs.items()):
-            jobs.add_metric([state, label(tenant)], count)
+            jobs.add_metric([state, tenant], count)
         yield jobs
         queue = GaugeMetricFamily("qmk_queue_depth", _help("qmk_queue_depth"), labels=["tenant"])
         for tenant, count in sorted(snap.queued.items()):
-            queue.add_metric([label(tenant)], count)
+            queue.add_metric([tenant], count)
         yield queue
         utilisation = snap.busy_workers / snap.workers if snap.workers else 0.0
         for name, value in (
@@ -265,18 +258,18 @@ class _KernelLoad(Collector):
             ):
                 yield GaugeMetricFamily(name, _help(name), value=value)
         if snap.machine is not None:
-            yield from _machine(snap.machine, label)
+            yield from _machine(snap.machine)
         for name, by_tenant in (
             ("qmk_result_storage_bytes", snap.result_storage_bytes),
             ("qmk_result_storage_limit_bytes", snap.result_storage_limit_bytes),
         ):
             family = GaugeMetricFamily(name, _help(name), labels=["tenant"])
             for tenant, value in sorted(by_tenant.items()):
-                family.add_metric([label(tenant)], value)
+                family.add_metric([tenant], value)
             yield family
 
 
-def _machine(facts: MachineFacts, label: Callable[[str], str]) -> Iterator[Metric]:
+def _machine(facts: MachineFacts) -> Iterator[Metric]:
     """The shared machine's gauges (docs/machine.md)."""
     yield GaugeMetricFamily("qmk_machine_cycle", _help("qmk_machine_cycle"), value=facts.cycle)
     for name, key, values in (
@@ -301,7 +294,7 @@ def _machine(facts: MachineFacts, label: Callable[[str], str]) -> Iterator[Metri
         "qmk_machine_tenant_share", _help("qmk_machine_tenant_share"), labels=["tenant"]
     )
     for tenant, share in sorted(facts.tenant_shares.items()):
-        shares.add_metric([label(tenant)], share)
+        shares.add_metric([tenant], share)
     yield shares
     for name, value in (
         ("qmk_machine_jain_fairness", facts.jain_fairness),
@@ -312,35 +305,18 @@ def _machine(facts: MachineFacts, label: Callable[[str], str]) -> Iterator[Metri
 
 
 class Metrics:
-    """The metrics of one kernel's HTTP application.
+    """The metrics of one HTTP server: its own wires' calls and requests, and the
+    kernel's load and job counters as the scrape's ``q_kernel_load`` gave them
+    (:meth:`exposition`; tenants labelled as ``[http] metrics_tenants`` says)."""
 
-    Args:
-        probe: the kernel's probe (its snapshot is read at each scrape).
-        tenant_label: a tenant's label from its name
-            (:func:`~qmk.abi.probe.hashed_tenants`); None:
-            the name.
-        kernel_load: read the kernel's load from ``probe`` and count its events (False:
-            a gateway in a process of its own, which reads both with ``q_kernel_load``
-            at each scrape and hands them to :meth:`exposition`).
-    """
-
-    def __init__(
-        self,
-        probe: KernelProbe,
-        *,
-        tenant_label: Callable[[str], str] | None = None,
-        kernel_load: bool = True,
-    ) -> None:
+    def __init__(self) -> None:
         disable_created_metrics()  # no *_created series: a scrape shows what the table says
-        self.label: Callable[[str], str] = tenant_label or str
         self.registry = CollectorRegistry(auto_describe=True)
-        #: The job counters of the kernel's events (inline), or of the last scrape's load.
+        #: The kernel's job counters, of the last scrape's load.
         self.tally = JobTally()
         self._snapshot: KernelSnapshot | None = None
-        self._kernel_load = kernel_load
-        snapshot = probe.snapshot if kernel_load else self._fetched
-        self.registry.register(_KernelLoad(snapshot, self.label if kernel_load else str))
-        self.registry.register(_Tallied(lambda: self.tally, self.label if kernel_load else str))
+        self.registry.register(_KernelLoad(self._fetched))
+        self.registry.register(_Tallied(lambda: self.tally))
         reg = self.registry
         self.rpc = Histogram(
             "qmk_rpc_seconds",
@@ -357,13 +333,8 @@ class Metrics:
         self._request_children: dict[tuple[str, int], Any] = {}
 
     def _fetched(self) -> KernelSnapshot:
-        assert self._snapshot is not None, "a gateway's exposition is given its load"
+        assert self._snapshot is not None, "an exposition is given its load"
         return self._snapshot
-
-    def on_event(self, event: KernelEvent) -> None:
-        """Count a kernel event (a hub callback)."""
-        if self._kernel_load:
-            self.tally.on_event(event)
 
     def observe_rpc(self, transport: str, method: str, seconds: float) -> None:
         """One syscall answered on ``transport`` in ``seconds``."""
@@ -381,11 +352,10 @@ class Metrics:
             )
         child.inc()
 
-    def exposition(self, load: tuple[KernelSnapshot, JobTally] | None = None) -> bytes:
+    def exposition(self, load: tuple[KernelSnapshot, JobTally]) -> bytes:
         """The metrics in Prometheus' text format; ``load``: the kernel's snapshot and
-        job counters as ``q_kernel_load`` gave them (a gateway's; tenants as shown there)."""
-        if load is not None:
-            self._snapshot, self.tally = load
+        job counters as ``q_kernel_load`` gave them (tenants as shown there)."""
+        self._snapshot, self.tally = load
         return generate_latest(self.registry)
 
 

@@ -187,7 +187,7 @@ async def serve_with_http(
     if tracing.enabled:  # the workers record their spans under the job's run span
         probe.trace_workers(tracing)
     try:
-        metrics, exposure = _exposure(kernel, probe, config)
+        metrics, exposure = _exposure(kernel, config)
         app = create_app(door, hub, metrics, tracing, exposure)  # it times and traces calls
         server = _uvicorn_server(app, config, server_config, door)
         bound = sock.getsockname()
@@ -205,14 +205,14 @@ async def serve_with_http(
         tracing.shutdown()
 
 
-def _exposure(kernel: Any, probe: KernelProbe, config: HttpConfig) -> tuple[Any, Any]:
+def _exposure(kernel: Any, config: HttpConfig) -> tuple[Any, Any]:
     """The metrics (the kernel's load read with ``q_kernel_load`` at each scrape, as the
     scraper) and the exposure (Host names) of the kernel's ``[http]`` table for a server
     on ``config.host``."""
     from qmk.http.app import Exposure
     from qmk.http.metrics import Metrics
 
-    return Metrics(probe, kernel_load=False), Exposure.of(kernel.config.http, config.host)
+    return Metrics(), Exposure.of(kernel.config.http.allowed_hosts, config.host)
 
 
 def _first(error: BaseException) -> BaseException:

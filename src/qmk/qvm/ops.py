@@ -206,7 +206,6 @@ class Arity:
 NONE = Arity(0, 0)
 ONE = Arity(1, 1)
 TWO = Arity(2, 2)
-THREE = Arity(3, 3)
 ONE_OR_MORE = Arity(1, None)
 ANY = Arity(0, None)
 

@@ -365,10 +365,8 @@ def to_data(flow: Workflow) -> dict[str, Any]:
 def loads(text: str, *, yaml: bool = False, base: Path | None = None) -> Workflow:
     """The workflow in ``text`` (TOML, or YAML when ``yaml``)."""
     if yaml:
-        try:
-            import yaml as pyyaml
-        except ImportError:
-            raise bad("YAML workflows need PyYAML (pip install pyyaml); or write TOML") from None
+        import yaml as pyyaml  # a dependency
+
         try:
             data = pyyaml.safe_load(text)
         except pyyaml.YAMLError as exc:

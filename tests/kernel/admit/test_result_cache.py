@@ -327,21 +327,28 @@ def test_telemetry_added_to_a_stored_result_keeps_its_counts_and_pages() -> None
 
 def test_metrics_count_the_cache_hits_by_tenant_and_no_run_for_them(tmp_path: Path) -> None:
     pytest.importorskip("prometheus_client")
-    from qmk.http.metrics import Metrics
-    from qmk.kernel.observe import KernelObserver
+    from qmk.kernel.config import config_from_dict
+    from support.kernel import KEYS, OPS, scrape
 
     async def body(kernel: Kernel) -> str:
-        observer = KernelObserver(kernel)
-        metrics = Metrics(observer)
-        observer.listen(metrics.on_event)
+        ops = await login(kernel, "ops", OPS["caps"])
+        await scrape(kernel, ops)  # the kernel counts jobs' ends from a first scrape on
         sid = await login(kernel, "alice")
         first = await submit(kernel, sid)
         await done(kernel, sid, first["job_id"])
         for _ in range(2):
             assert (await submit(kernel, sid))["cached_from"] == first["job_id"]
-        return metrics.exposition().decode()
+        return await scrape(kernel, ops)
 
-    text = run_kernel(tmp_path, body, workers=1)
+    alice = {"key": KEYS["alice"], "caps": ["CAP_ALLOC", "CAP_LINK"]}
+    config = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"alice": alice, "ops": OPS},
+        }
+    )
+    text = run_kernel(tmp_path, body, workers=1, config=config)
     assert 'qmk_result_cache_hits_total{tenant="alice"} 2.0' in text
     assert 'qmk_jobs_finished_total{state="COMPLETED",tenant="alice"} 3.0' in text
     # one engine choice and one run: the hits ran nothing

@@ -100,10 +100,9 @@ class AerStatevectorEngine(SegmentEngine):
     _method: ClassVar[str] = "statevector"
 
     def _setup(self) -> None:
-        import qiskit_aer  # registers set_/save_ instructions on QuantumCircuit
+        import qiskit_aer  # noqa: F401  (registers set_/save_ instructions on QuantumCircuit)
 
         precision = "single" if self._dtype == np.complex64 else "double"
-        self._aer = qiskit_aer
         self._simulator = _simulator(self._method, precision)
 
     def _evolve(self, state: np.ndarray, n: int, gates: Sequence[SegmentGate]) -> np.ndarray:

@@ -309,7 +309,6 @@ class DelegationLines:
     Args:
         append: the audit log's append (``append(event, fields)``).
         window_s: the window's length (kernel seconds).
-        full: the lines a window writes in full.
     """
 
     def __init__(
@@ -317,9 +316,8 @@ class DelegationLines:
         append: Callable[..., Any],
         *,
         window_s: float = AUDIT_WINDOW_S,
-        full: int = LINES_PER_WINDOW,
     ) -> None:
-        self.append, self.window_s, self.full = append, window_s, full
+        self.append, self.window_s = append, window_s
         self._windows: dict[str, _Window] = {}
 
     def write(self, now: float, tenant: str, event: str, fields: Mapping[str, Any]) -> bool:
@@ -331,7 +329,7 @@ class DelegationLines:
             if window is not None:
                 summed = self._summary(tenant, window)
             window = self._windows[tenant] = _Window(start=now, end=now + self.window_s)
-        if window.written < self.full:
+        if window.written < LINES_PER_WINDOW:
             window.written += 1
             self.append(event, fields)
             return True

@@ -48,11 +48,13 @@ _HASH = re.compile(
 )
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """``data`` as URL-safe base64 without padding (the keys' and tokens' one spelling)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
+    """The bytes of :func:`b64`'s ``text``."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -74,7 +76,7 @@ def parse_hash(text: str) -> tuple[int, int, int, bytes, bytes] | None:
     n, r, p = int(found["n"]), int(found["r"]), int(found["p"])
     if n < 2 or n & (n - 1) or r < 1 or p < 1 or 128 * r * n > _MAXMEM:
         return None
-    return n, r, p, _unb64(found["salt"]), _unb64(found["hash"])
+    return n, r, p, unb64(found["salt"]), unb64(found["hash"])
 
 
 def hash_key(key: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
@@ -83,7 +85,7 @@ def hash_key(key: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_
     digest = hashlib.scrypt(
         key.encode(), salt=salt, n=n, r=r, p=p, maxmem=_MAXMEM, dklen=_HASH_BYTES
     )
-    return f"scrypt$n={n},r={r},p={p}${_b64(salt)}${_b64(digest)}"
+    return f"scrypt$n={n},r={r},p={p}${b64(salt)}${b64(digest)}"
 
 
 def verify_key(stored: str, given: str) -> bool:

@@ -17,7 +17,6 @@ qmk.errors.SessionExpired: QS1003 session-expired: the session expired; negotiat
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from qmk.errors import SessionError, SessionExpired
 from qmk.kernel.datafiles import SECRET_FILE
+from qmk.kernel.security.keys import b64, unb64
 
 _PREFIX = "s1"
 _CHECKED_MAX = 10_000
@@ -60,14 +60,6 @@ def load_secret(data_dir: str | os.PathLike[str]) -> bytes:
     if len(secret) < 32:
         raise SessionError(f"{path} is shorter than 32 bytes; remove it to make a new one")
     return secret
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,9 +114,9 @@ class Sessions:
         lent = list(delegated)
         if lent:  # only then: a token without delegated caps reads as before
             payload["d"] = lent
-        body = _b64(_COMPACT.encode(payload).encode())
+        body = b64(_COMPACT.encode(payload).encode())
         signed = f"{_PREFIX}.{body}"
-        token = f"{signed}.{_b64(self._mac(signed.encode()))}"
+        token = f"{signed}.{b64(self._mac(signed.encode()))}"
         # its session as check() would read it back: checking it after is a lookup
         self._remember(
             Session(
@@ -157,15 +149,15 @@ class Sessions:
             raise SessionError("not a session id")
         signed = f"{parts[0]}.{parts[1]}".encode()
         try:
-            mac = _unb64(parts[2])
+            mac = unb64(parts[2])
         except ValueError:
             raise SessionError("not a session id") from None
-        if _b64(mac) != parts[2]:  # one spelling only: no padding, no stray characters
+        if b64(mac) != parts[2]:  # one spelling only: no padding, no stray characters
             raise SessionError("not a session id")
         if not hmac.compare_digest(mac, self._mac(signed)):
             raise SessionError("the session id's signature is not valid")
         try:
-            payload = json.loads(_unb64(parts[1]))
+            payload = json.loads(unb64(parts[1]))
             tenant, sid = str(payload["t"]), str(payload["i"])
             caps, expires = tuple(str(c) for c in payload["c"]), float(payload["e"])
             delegated = tuple(str(c) for c in payload.get("d", ()))
