@@ -110,6 +110,7 @@ RARE_PATHS: dict[str, str] = {
     "qmk.qec.formula": "the device's status and calibration, a drifted or recalibrated start",
     "qmk.abi.events": "the first q_watch on the JSON-RPC socket",
     "qmk.abi.watch": "a connection's first q_watch or q_unwatch on the JSON-RPC socket",
+    "qmk.kernel.machine.hold": "a job refused as too big for a module",
 }
 
 #: Shared objects whose mapping in the kernel betrays an engine, decoder or wire library.
@@ -366,7 +367,7 @@ def test_docs_give_the_qmk_modules_and_lines_the_kernel_process_loads_after_a_jo
 #: The most QMK lines the kernel process may load after :func:`bell_jobs`: what it loads
 #: now (docs/kernel.md's "now" row) and a little room; issue 79's goal is 30,000. Lower it
 #: as the kernel sheds code: code that loads where it is not used should not creep back.
-KERNEL_QMK_LINES_AT_MOST = 44_350
+KERNEL_QMK_LINES_AT_MOST = 44_170
 
 
 def test_the_kernel_process_loads_no_more_qmk_lines_than_its_ceiling(
