@@ -100,9 +100,9 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import qmk.aio as aio
 from qmk.abi.door import (
@@ -119,8 +119,10 @@ from qmk.abi.door import (
 from qmk.abi.errors import CommandError, InvalidRequest, ServeError
 from qmk.abi.jsonrpc import Caller, RpcCore, encode
 from qmk.abi.limits import ServerConfig
-from qmk.abi.watch import ConnectionWatches, WatchSource
 from qmk.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from qmk.abi.watch import ConnectionWatches, WatchSource
 
 LOG = logging.getLogger("qmk.abi.server")
 
@@ -458,6 +460,43 @@ class _WatchedProtocol(asyncio.StreamReaderProtocol):
         super().connection_lost(exc)
 
 
+class _Watches:
+    """A connection's watches, made at its first ``q_watch`` or ``q_unwatch``
+    (:class:`qmk.abi.watch.ConnectionWatches`): a kernel whose clients watch nothing
+    loads none of the socket's watches."""
+
+    __slots__ = ("_guard", "_send", "_source", "_writer", "made")
+
+    def __init__(
+        self,
+        source: WatchSource,
+        send: Callable[[list[bytes]], Awaitable[None]],
+        writer: asyncio.StreamWriter,
+        guard: Guard,
+    ) -> None:
+        self._source = source
+        self._send = send
+        self._writer = writer
+        self._guard = guard
+        self.made: ConnectionWatches | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.made is None else len(self.made)
+
+    async def call(self, method: str, params: Mapping[str, Any]) -> Any:
+        """Answer a socket-only method (:meth:`ConnectionWatches.call`)."""
+        if self.made is None:
+            from qmk.abi.watch import ConnectionWatches  # at the connection's first watch
+
+            self.made = ConnectionWatches(self._source, self._send, self._writer, self._guard)
+        return await self.made.call(method, params)
+
+    async def aclose(self) -> None:
+        """The connection ends: its watches end (:meth:`ConnectionWatches.aclose`)."""
+        if self.made is not None:
+            await self.made.aclose()
+
+
 class _Connection:
     """One connection: its peer, writer and caller state, and what it has in flight."""
 
@@ -759,7 +798,7 @@ class Server:
         if isinstance(protocol, _WatchedProtocol):
             protocol.guard = guard
         if self.watches is not None:
-            connection.caller.watches = ConnectionWatches(
+            connection.caller.watches = _Watches(
                 self.watches, connection.outbox.send, writer, guard
             )
         connection.place = admitted

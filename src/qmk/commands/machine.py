@@ -161,7 +161,9 @@ def show_text(machine: MachineSpec, png: str | None = None) -> str:
     budget = machine.error_budget
     said = "none" if budget is None else f"{budget:g} idle logical error a job, unless it names one"
     lines.append(f"error budget: {said}")
-    note = machine.factory_note()
+    from qmk.kernel.machine.derive import factory_note
+
+    note = factory_note(machine)
     if note is not None:
         lines.append(note)
     link = machine.link

@@ -118,7 +118,7 @@ def metrics_page(door: Door, metrics: Any) -> Any:
     from starlette.routing import Route
 
     from qmk.abi.door import peer_of_address
-    from qmk.abi.watch import through
+    from qmk.abi.watchhub import through
     from qmk.errors import QMKError
     from qmk.http import problems
     from qmk.http.metrics import CONTENT_TYPE, Scrapers

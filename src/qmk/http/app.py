@@ -47,7 +47,7 @@ from qmk.abi.methods import METHODS, JsonType, bind_params
 from qmk.abi.probe import Cursor, KernelProbe
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
-from qmk.abi.watch import through
+from qmk.abi.watchhub import through
 from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.http import problems
 from qmk.http.events import sse, sse_parts

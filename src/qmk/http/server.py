@@ -234,7 +234,7 @@ async def _serve_both(
     url: str,
     ready: Callable[[list[str]], None] | None,
 ) -> None:
-    from qmk.abi.watch import HubWatches, through
+    from qmk.abi.watchhub import HubWatches, through
 
     rpc_ready = asyncio.Event()
     addresses: list[str] = []

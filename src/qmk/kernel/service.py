@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -49,7 +48,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import qmk.abi.replies as replies
 from qmk import aio, defaults
 from qmk.abi.probe import hashed_tenants
-from qmk.errors import AuthError, QMKError, UnavailableError
+from qmk.errors import UnavailableError
 from qmk.kernel.admit.admission import Admission
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import device_for
@@ -92,7 +91,6 @@ if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_d
     from qmk.kernel.running.triggers import Triggers
     from qmk.kernel.syscalls.channels import ChannelDesk
     from qmk.kernel.syscalls.machine import MachineDesk
-    from qmk.workflows.spec import Workflow
 
 
 class Kernel:
@@ -823,13 +821,23 @@ class Kernel:
         is a task of the kernel's group."""
         if self._triggers is None:
             from qmk.kernel.running.triggers import Triggers
+            from qmk.kernel.syscalls.triggers import TriggerHost
 
+            lower = functools.partial(linked, "qmk.workflows.runner:lowered")
+            host = TriggerHost(
+                self.config,
+                self._check_open,
+                self.submit_as,
+                self.supervisor,
+                self.admission,
+                lower,
+            )
             triggers = Triggers(
                 store=self.store,
                 audit=self.audit,
                 commits=self.commits,
                 clock=self.clock,
-                host=_TriggerHost(self),
+                host=host,
             )
             triggers.load()
             self.audit.head_listeners.append(triggers.heard)  # reads a line's head alone
@@ -875,51 +883,6 @@ class Kernel:
         """Delete a trigger (its run going on ends; its jobs run on)."""
         session = self._session(session_id)
         return await self.triggers.delete(session, trigger_id)
-
-
-class _TriggerHost:
-    """What a trigger's run needs of the kernel (:class:`qmk.kernel.running.triggers.Host`)."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.kernel = kernel
-
-    def session_for(self, tenant: str, caps: Sequence[str], label: str) -> Session:
-        """A session of ``tenant`` with those of ``caps`` its config grants now."""
-        conf = self.kernel.config.tenants.get(tenant)
-        if conf is None:
-            raise AuthError(f"the trigger's tenant {tenant!r} is no longer configured")
-        return Session(
-            session_id="",
-            sid=f"trigger-{label}",
-            tenant=tenant,
-            caps=tuple(c for c in caps if c in conf.caps),
-            expires_at=math.inf,
-        )
-
-    async def submit(
-        self,
-        session: Session,
-        graph: Mapping[str, Any],
-        shots: int,
-        seed: int | None,
-        policy: Mapping[str, Any],
-    ) -> replies.Job:
-        self.kernel._check_open()
-        return await self.kernel.submit_as(session, dict(graph), shots, seed, dict(policy))
-
-    async def wait(self, job_id: str, tenant: str, timeout_s: float) -> replies.Job:
-        supervisor = self.kernel.supervisor
-        return await supervisor.wait(supervisor.job(job_id, tenant), timeout_s)
-
-    async def lowered(self, tenant: str, flow: Workflow) -> dict[Any, Any]:
-        planner = self.kernel.admission.planner
-        lower = functools.partial(linked, "qmk.workflows.runner:lowered")
-        answer = await planner.run(lower, flow, what="this workflow")
-        self.kernel.admission.cpu.spend(tenant, float(answer["cpu_s"]))
-        if "error" in answer:
-            raise QMKError.from_json(answer["error"])
-        cache: dict[Any, Any] = answer["cache"]
-        return cache
 
 
 __all__ = ["Kernel"]

@@ -385,7 +385,7 @@ def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
 def _watches(door: Any, probe: Any) -> Any:
     """Where ``q_watch`` finds a job's events on a kernel served on JSON-RPC only: a hub
     of its events, made at the first watch, its streams counted by the door."""
-    from qmk.abi.watch import HubWatches, through
+    from qmk.abi.watchhub import HubWatches, through
 
     call = through(door, door.visitor("jsonrpc", "watches"))
     return HubWatches(call, probe, caps=door.streams)

@@ -13,6 +13,7 @@ from qmk.kernel.config import config_from_dict, load_config
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.derive import config_machine, machine_spec
 from qmk.kernel.machine.factories import estimator_factory
+from qmk.kernel.machine.hold import qubits_to_hold
 from support.paths import EXAMPLES
 
 
@@ -150,7 +151,7 @@ def test_the_qubits_a_refusal_names_are_the_least_whose_floorplan_holds_the_job(
     modules = table.get("modules", 1)
     asked = machine(10**6 * modules)
     for tiles, factory in [(1, False), (59, False), (59, True), (300, True)]:
-        least = asked.qubits_to_hold(tiles, factory=factory)
+        least = qubits_to_hold(asked, tiles, factory=factory)
         never = factory and (
             table.get("factory_share") == 0.0 or table.get("factory", {}).get("copies") == 0
         )
@@ -163,7 +164,7 @@ def test_the_qubits_a_refusal_names_are_the_least_whose_floorplan_holds_the_job(
         assert not any(holds(q, tiles, factory) for q in range(least - step, 0, -step))
         assert not holds(least - modules, tiles, factory)
         # and at least a module of a job's patches (admission's count): 30,000 a module
-        floored = asked.qubits_to_hold(tiles, factory=factory, module_qubits=30_000)
+        floored = qubits_to_hold(asked, tiles, factory=factory, module_qubits=30_000)
         start = 30_000 * modules
         assert floored is not None and floored >= start and holds(floored, tiles, factory)
         assert floored == least or least < start

@@ -91,7 +91,7 @@ class Quotas:
         job that spans them), and each tenant's quota.
 
         A job the shared machine is to place (its ``footprint`` of tiles) is refused
-        with the floorplan's answer (:meth:`qmk.kernel.machine.spec.MachineSpec.to_hold`):
+        with the floorplan's answer (:func:`qmk.kernel.machine.hold.to_hold`):
         the least ``physical_qubits`` whose floorplan holds its tiles (and a T factory,
         for its T states) in a module of its peak physical qubits, the number the
         machine's own refusal (``QK501``) names, so a user who raises the machine to it
@@ -262,7 +262,9 @@ def _too_big_for_floorplan(
     holds its tiles (and a factory) in a module of ``physical`` qubits or more."""
     table = config.machine
     factory = footprint.t_states > 0
-    fix, least = machine.to_hold(footprint.tiles, factory=factory, module_qubits=physical)
+    from qmk.kernel.machine.hold import to_hold  # a refusal's rule, where one is written
+
+    fix, least = to_hold(machine, footprint.tiles, factory=factory, module_qubits=physical)
     return AdmissionError(
         message + fix,
         code=_UNPLACEABLE,

@@ -18,6 +18,7 @@ from qmk import defaults
 from qmk.kernel.errors import MachineError
 from qmk.kernel.machine.spec import (
     DISTANCE_STEPS,
+    LEAST_COPY,
     FactorySpec,
     LinkSpec,
     MachineSpec,
@@ -217,4 +218,45 @@ def planned_machine(
     return {"machine": asdict(replace(spec, table=None))}
 
 
-__all__ = ["config_machine", "machine_spec", "planned_machine"]
+def factory_note(machine: MachineSpec) -> str | None:
+    """How ``factory_share`` gave each module its factory copies (:func:`share_copies`),
+    for ``qmk machine show``; None where ``[machine.factory] copies`` gives them or the
+    machine was built by hand.
+
+    >>> from qmk.kernel.config import config_from_dict
+    >>> def note(qubits):
+    ...     table = {"machine": {"physical_qubits": qubits}}
+    ...     return factory_note(config_machine(config_from_dict(table)))
+    >>> print(note(1_000_000))
+    factories: factory_share 0.25 of a module's 1,000,000 physical qubits: 25 copies
+    >>> print(note(20_000))  # doctest: +NORMALIZE_WHITESPACE
+    factories: factory_share 0.25 of a module's 20,000 physical qubits rounds to no copy
+    of 9,680; a module gets one where it takes at most half the module: 1 copy
+    >>> print(note(5_000))  # doctest: +NORMALIZE_WHITESPACE
+    factories: factory_share 0.25 of a module's 5,000 physical qubits rounds to no copy
+    of 9,680; a module gets one where it takes at most half the module, from 19,360
+    qubits on: none, and T programs are refused
+    """
+    table = machine.table
+    if table is None or table.factory.copies is not None or not machine.modules:
+        return None
+    module = machine.modules[0]
+    per_copy, qubits = module.factory.physical_qubits, module.physical_qubits
+    share = table.factory_share
+    if share <= 0:
+        return "factories: none (factory_share 0), and T programs are refused"
+    said = f"factories: factory_share {share:g} of a module's {qubits:,} physical qubits"
+    given = math.floor(share * qubits / per_copy)
+    if given > 0:
+        return f"{said}: {given} cop{'y' if given == 1 else 'ies'}"
+    rule = (
+        f"{said} rounds to no copy of {per_copy:,}; a module gets one where it takes at "
+        "most half the module"
+    )
+    if module.factory.copies:
+        return f"{rule}: 1 copy"
+    least = LEAST_COPY * per_copy
+    return f"{rule}, from {least:,} qubits on: none, and T programs are refused"
+
+
+__all__ = ["config_machine", "factory_note", "machine_spec", "planned_machine"]

@@ -6,7 +6,7 @@ T states with no factory where it may run, its Bell pairs with no link.
 (every area allowed, the footprint's totals known) itself and asks here otherwise;
 the message names the job, the policy, what it needs and the ``[machine]`` key to raise
 (for tiles or a factory, the least ``physical_qubits`` whose floorplan holds it:
-:meth:`~qmk.kernel.machine.spec.MachineSpec.to_hold`).
+:func:`~qmk.kernel.machine.hold.to_hold`, loaded when such a refusal is written).
 
 >>> from qmk.execution.footprint import Footprint, Step
 >>> from qmk.kernel.machine.core import Scheduler
@@ -97,7 +97,9 @@ def _raise_qubits(
             "kernel's [tenants] table, share in a workload), or [machine] "
             f"physical_qubits (now {table.physical_qubits:,})"
         ), None
-    return sched.machine.to_hold(fp.tiles, factory=fp.t_states > 0)
+    from qmk.kernel.machine.hold import to_hold  # a refusal of tiles or a factory
+
+    return to_hold(sched.machine, fp.tiles, factory=fp.t_states > 0)
 
 
 __all__ = ["refuse_unplaceable"]
