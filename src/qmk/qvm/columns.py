@@ -586,18 +586,23 @@ def operand_runs(columns: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Each row's qubit count, and every row's qubits one row after another (an
     ``ALLOC_LQ`` or ``FREE_LQ`` row's range spelled out): the plan's qubit columns.
     The other rows' qubits are one mask of the operands (packed first, row by row), and
-    the few ranges are inserted among them."""
+    the few ranges are inserted among them. (A sum a column, and ``compress`` of the
+    flat operands: numpy's reduction along a row of three, and a two-dimensional mask,
+    cost several times more.)"""
     qubits = columns.qubits
     held = qubits >= 0
     life = np.flatnonzero((columns.ops == _ALLOC) | (columns.ops == _FREE))
     held[life] = False
-    sizes = held.sum(axis=1, dtype=np.int64)
+    sizes = np.zeros(len(held), dtype=np.int64)
+    for column in range(held.shape[1]):
+        sizes += held[:, column]
     spans = qubits[life, :2].astype(np.int64)
     lengths = spans[:, 1] - spans[:, 0]
     at = (np.cumsum(sizes) - sizes)[life]  # the other rows' qubits before each range
     sizes[life] = lengths
     ranges = spread(spans[:, 0], lengths)
-    return sizes, np.insert(qubits[held].astype(np.int64), np.repeat(at, lengths), ranges)
+    flat = np.compress(held.ravel(), qubits.ravel()).astype(np.int64)
+    return sizes, np.insert(flat, np.repeat(at, lengths), ranges)
 
 
 def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
