@@ -144,6 +144,7 @@ class PlanSteps:
     """
 
     __slots__ = (
+        "_firsts",
         "_index",
         "_kinds",
         "_measured",
@@ -158,6 +159,7 @@ class PlanSteps:
         self.nodes, self.names = nodes, names
         self._kinds: tuple[Exec, ...] | None = None
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
+        self._firsts: np.ndarray | None = None
         self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
         self._index: dict[str, int] | None = None
         #: Each step's angle, where the steps are a column program's (None: the nodes').
@@ -203,7 +205,10 @@ class PlanSteps:
         """The qubits of the steps ``picked`` (a mask of the steps), one step after
         another, as :attr:`qubit_columns` holds them."""
         sizes, qubits = self.qubit_columns
-        return picked_runs(qubits, sizes, picked)
+        firsts = self._firsts
+        if firsts is None and np.count_nonzero(picked) * 8 < len(sizes):
+            firsts = self._firsts = np.cumsum(sizes) - sizes  # (several read a few steps)
+        return picked_runs(qubits, sizes, picked, firsts)
 
     @property
     def kinds(self) -> tuple[Exec, ...]:
@@ -277,8 +282,9 @@ class PlanSteps:
         measured = self._measured
         if measured is None:
             return [node.produces[0] for node in itertools.compress(self.nodes, picked.tolist())]
-        before = np.cumsum(measured) - measured
-        return [f"m{k}" for k in before[picked].tolist()]
+        # the measurements before each picked one: its rank among them (no running sum)
+        before = np.searchsorted(np.flatnonzero(measured), np.flatnonzero(picked))
+        return [f"m{k}" for k in before.tolist()]
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -346,16 +352,20 @@ _GATE_STEPS: Mapping[str, tuple[Exec, str, tuple[str, ...]]] = MappingProxyType(
 )
 
 
-def picked_runs(values: np.ndarray, sizes: np.ndarray, picked: np.ndarray) -> np.ndarray:
+def picked_runs(
+    values: np.ndarray, sizes: np.ndarray, picked: np.ndarray, firsts: np.ndarray | None = None
+) -> np.ndarray:
     """The runs of ``values`` that ``picked`` (a mask of the runs) selects, one after
-    another: run ``i`` is the next ``sizes[i]`` values.
+    another: run ``i`` is the next ``sizes[i]`` values (from ``firsts[i]``, found when
+    not given).
 
     >>> picked_runs(np.arange(6), np.array([1, 2, 3]), np.array([True, False, True])).tolist()
     [0, 3, 4, 5]
     """
     chosen = int(np.count_nonzero(picked))
     if chosen * 8 < len(sizes):  # few runs: their positions alone
-        return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+        firsts = np.cumsum(sizes) - sizes if firsts is None else firsts
+        return values[spread(firsts[picked], sizes[picked])]
     return values[np.repeat(picked, sizes)]  # most: a mask of the values (one pass)
 
 
