@@ -899,29 +899,36 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
     """
     from qmk.qec import logical_model
 
-    live: dict[str, Any] = {}
-    models: dict[str, Any] = {}  # by profile: a program allocates many qubits, of few profiles
+    # each live qubit's profile's (bits per round, per second), read once a profile: a
+    # program allocates many qubits, of few profiles (summed a qubit at a time, as ever)
+    live: dict[str, tuple[float, float]] = {}
+    models: dict[str, tuple[float, float]] = {}
     rounds = per_second = peak_rounds = peak_second = 0.0
     nodes = plan.steps.nodes
     for at in plan.lifetimes:
         node = nodes[at]
         if node.op == "ALLOC_LQ":
             profile = node.args.get("profile") or default_profile
-            model = models.get(profile)
-            if model is None:
-                model = models[profile] = logical_model(profile, qubit)
+            bits = models.get(profile)
+            if bits is None:
+                model = logical_model(profile, qubit)
+                bits = models[profile] = (
+                    model.syndrome_bits_per_round,
+                    model.decoder_bits_per_second,
+                )
+            each_round, each_second = bits
             for q in node.vqs:
-                live[q] = model
-                rounds += model.syndrome_bits_per_round
-                per_second += model.decoder_bits_per_second
+                live[q] = bits
+                rounds += each_round
+                per_second += each_second
             if per_second > peak_second:
                 peak_rounds, peak_second = rounds, per_second
         elif node.op == "FREE_LQ":
             for q in node.vqs:
-                model = live.pop(q, None)
-                if model is not None:
-                    rounds -= model.syndrome_bits_per_round
-                    per_second -= model.decoder_bits_per_second
+                held = live.pop(q, None)
+                if held is not None:
+                    rounds -= held[0]
+                    per_second -= held[1]
     return peak_rounds, peak_second
 
 
