@@ -331,7 +331,8 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, np.ndarray]:
         before = len(others)
         fences = _step_ops(k, nodes[k], steps.kind(k), ev, fences, others.append)
         counts[k] = len(others) - before
-    step_of = np.repeat(np.arange(len(counts)), counts)  # each micro-op's step
+    # each micro-op's step (32 bits: a gather index, half the bytes of 64)
+    step_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
     # the others' places, in order: a step's first micro-op follows a micro-op a gate
     # step before it and the other steps' own (found for the few other steps alone)
     other_counts = counts[other_steps]
@@ -386,7 +387,8 @@ def _gate_codes(
     op_codes, ops = steps.op_codes
     names = list(dict.fromkeys([*(GATE_OF.get(op, "") for op in ops), *map(_GATE, others)]))
     code = {name: k for k, name in enumerate(names)}
-    by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=np.int64)
+    narrow = np.int16 if len(names) < 1 << 15 else np.int64  # (a few names: a quarter the bytes)
+    by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=narrow)
     codes = by_op[op_codes][step_of]
     codes[other_at] = np.fromiter(map(code.__getitem__, map(_GATE, others)), np.int64, len(others))
     return codes, names
