@@ -23,17 +23,18 @@ def random_rows(seed: int, rows: int, qubits: int) -> tuple[np.ndarray, np.ndarr
 
 
 def scheduled(
-    kernel: str, seed: int, rows: int, fence: float
+    kernel: str, seed: int, rows: int, fence: float, dtype: type = np.int64
 ) -> tuple[float, list[float], list[float], list[float]]:
     qubits, cycles = random_rows(seed, rows, 17)
+    qubits = qubits.astype(dtype)
     clock = [float(x) for x in np.random.default_rng(seed + 1).random(17) * 5.0]
     starts, ends = array("d", bytes(8 * (rows + 3))), array("d", bytes(8 * (rows + 3)))
     latest = asap.schedule(clock, qubits, cycles, (starts, ends), 3, fence, 0.5, kernel=kernel)
     return latest, clock, list(starts), list(ends)
 
 
-def compiled_or_skip() -> None:
-    if asap.compiled() is None:
+def compiled_or_skip(bits: int = 64) -> None:
+    if asap.compiled(bits) is None:
         pytest.skip(f"no compiled schedule here: {asap.unavailable_reason()}")
 
 
@@ -43,6 +44,16 @@ def test_the_compiled_schedule_equals_the_python_loop_bit_for_bit(
 ) -> None:
     compiled_or_skip()
     assert scheduled("compiled", seed, rows, fence) == scheduled("python", seed, rows, fence)
+
+
+@pytest.mark.parametrize(("dtype", "bits"), [(np.int16, 16), (np.int32, 32)])
+def test_qubit_columns_of_16_and_32_bits_are_scheduled_as_they_are_bit_for_bit(
+    dtype: type, bits: int
+) -> None:
+    compiled_or_skip(bits)
+    wide = scheduled("python", 5, 70_000, 1.5)
+    assert scheduled("compiled", 5, 70_000, 1.5, dtype) == wide
+    assert scheduled("python", 5, 70_000, 1.5, dtype) == wide
 
 
 def test_a_row_starts_at_the_latest_of_the_fence_and_its_qubits_clocks() -> None:

@@ -42,19 +42,32 @@ COMPILED_ROWS = 1 << 16
 #: Rows the Python loop reads into Python values at a time.
 _BLOCK = 1 << 16
 
-_NAME = "qmk_asap_rows_v1"
+#: The compiled loop's name by the bits of the qubit indices it reads: a program's
+#: columns hold them as 16 or 32 bits (:class:`~qmk.qvm.columns.Columns`), read as they
+#: are rather than widened to a copy of 64 (a megabyte a hundred thousand rows).
+_NAMES = {16: "qmk_asap_rows_i16_v1", 32: "qmk_asap_rows_i32_v1", 64: "qmk_asap_rows_v1"}
+_WIDTHS = {np.dtype(np.int16): 16, np.dtype(np.int32): 32, np.dtype(np.int64): 64}
 _lock = threading.Lock()
-_kernel: dict[str, Any] = {}  # "call": the ctypes function, or "reason": why there is none
+#: by width: "call" the ctypes function, or "reason" why there is none
+_kernels: dict[int, dict[str, Any]] = {bits: {} for bits in _NAMES}
 
 
-def _ir() -> str:
+def _ir(bits: int = 64) -> str:
     """LLVM IR of ``double qmk_asap_rows_v1(i64 n, ptr qubits, ptr cycles, ptr clock,
-    ptr starts, ptr ends, double fence, double latest)``: row ``i``'s qubits are
-    ``qubits[3i:3i+3]`` (-1 past the last), it starts at the latest of ``fence`` and
-    their clocks, ends ``cycles[i]`` later (written to ``starts``/``ends`` and to its
-    qubits' clocks); it returns the latest end, at least ``latest``."""
+    ptr starts, ptr ends, double fence, double latest)`` (named :data:`_NAMES`' for
+    qubit indices of ``bits`` bits): row ``i``'s qubits are ``qubits[3i:3i+3]`` (-1
+    past the last), it starts at the latest of ``fence`` and their clocks, ends
+    ``cycles[i]`` later (written to ``starts``/``ends`` and to its qubits' clocks); it
+    returns the latest end, at least ``latest``."""
+    name, t = _NAMES[bits], f"i{bits}"
+
+    def index(slot: str) -> str:  # a qubit index read, sign-extended to 64 bits
+        if bits == 64:
+            return f"  %{slot} = load i64, ptr %p{slot}\n"
+        return f"  %{slot}w = load {t}, ptr %p{slot}\n  %{slot} = sext {t} %{slot}w to i64\n"
+
     return f"""
-define double @{_NAME}(i64 %n, ptr noalias %q, ptr noalias %cyc, ptr noalias %clock,
+define double @{name}(i64 %n, ptr noalias %q, ptr noalias %cyc, ptr noalias %clock,
                        ptr noalias %starts, ptr noalias %ends, double %fence, double %late0) {{
 entry:
   %none = icmp sle i64 %n, 0
@@ -63,15 +76,12 @@ row:
   %i = phi i64 [0, %entry], [%i1, %row]
   %late = phi double [%late0, %entry], [%late1, %row]
   %k = mul i64 %i, 3
-  %pa = getelementptr i64, ptr %q, i64 %k
-  %a = load i64, ptr %pa
-  %k1 = add i64 %k, 1
-  %pb = getelementptr i64, ptr %q, i64 %k1
-  %b = load i64, ptr %pb
-  %k2 = add i64 %k, 2
-  %pc = getelementptr i64, ptr %q, i64 %k2
-  %c = load i64, ptr %pc
-  %hasb = icmp sge i64 %b, 0
+  %pa = getelementptr {t}, ptr %q, i64 %k
+{index("a")}  %k1 = add i64 %k, 1
+  %pb = getelementptr {t}, ptr %q, i64 %k1
+{index("b")}  %k2 = add i64 %k, 2
+  %pc = getelementptr {t}, ptr %q, i64 %k2
+{index("c")}  %hasb = icmp sge i64 %b, 0
   %c0 = icmp sge i64 %c, 0
   %hasc = and i1 %hasb, %c0
   %ib = select i1 %hasb, i64 %b, i64 %a
@@ -112,29 +122,31 @@ exit:
 """
 
 
-def compiled() -> Any | None:
-    """The compiled loop (built or loaded once a process), or None where LLVM cannot
-    build it here (:func:`unavailable_reason` says why)."""
-    if "call" in _kernel or "reason" in _kernel:
-        return _kernel.get("call")
+def compiled(bits: int = 64) -> Any | None:
+    """The compiled loop for qubit indices of ``bits`` bits (16, 32 or 64; built or
+    loaded once a process), or None where LLVM cannot build it here
+    (:func:`unavailable_reason` says why)."""
+    kernel = _kernels[bits]
+    if "call" in kernel or "reason" in kernel:
+        return kernel.get("call")
     with _lock:
-        if "call" not in _kernel and "reason" not in _kernel:
+        if "call" not in kernel and "reason" not in kernel:
             from qmk.engines import simd
 
             try:
-                address = simd.compile_function(_NAME, _ir())
+                address = simd.compile_function(_NAMES[bits], _ir(bits))
             except RuntimeError as error:
-                _kernel["reason"] = str(error)
+                kernel["reason"] = str(error)
             else:
                 real, pointer = ctypes.c_double, ctypes.c_void_p
                 signature = ctypes.CFUNCTYPE(real, ctypes.c_int64, *[pointer] * 5, real, real)
-                _kernel["call"] = signature(address)
-    return _kernel.get("call")
+                kernel["call"] = signature(address)
+    return kernel.get("call")
 
 
 def unavailable_reason() -> str | None:
     """Why :func:`compiled` is None here, or None (also before it was asked)."""
-    reason = _kernel.get("reason")
+    reason = next((k["reason"] for k in _kernels.values() if "reason" in k), None)
     return None if reason is None else str(reason)
 
 
@@ -161,10 +173,11 @@ def schedule(
         RuntimeError: ``kernel="compiled"`` where LLVM cannot build it.
     """
     rows = len(qubits)
+    bits = _WIDTHS.get(qubits.dtype, 64)  # (any other integers: widened to 64 bits)
     if kernel is None:
-        kernel = "compiled" if rows >= COMPILED_ROWS and compiled() is not None else "python"
+        kernel = "compiled" if rows >= COMPILED_ROWS and compiled(bits) is not None else "python"
     if kernel == "compiled":
-        call = compiled()
+        call = compiled(bits)
         if call is None:
             raise RuntimeError(f"no compiled schedule here: {unavailable_reason()}")
         return _compiled(call, clock, qubits, cycles, timing, offset, fence_time, latest)
@@ -196,7 +209,8 @@ def _compiled(
     latest: float,
 ) -> float:
     """:func:`schedule` by the compiled loop (the clocks as an array for its run)."""
-    rows = np.ascontiguousarray(qubits, dtype=np.int64)
+    dtype = qubits.dtype if qubits.dtype in _WIDTHS else np.dtype(np.int64)
+    rows = np.ascontiguousarray(qubits, dtype=dtype)
     spent = np.ascontiguousarray(cycles, dtype=np.float64)
     clocks = np.array(clock, dtype=np.float64)
     starts, ends = timing

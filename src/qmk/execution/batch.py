@@ -400,9 +400,11 @@ class _Lowering:
         unguarded gates' made here from ``plain``, the others written by :meth:`step`)
         and its sites after it, as columns."""
         runs, before = self.runs, self.sites_before
-        total = before + own + self.sites_after
+        sited = len(runs.keys) > 0
+        total = before + own + self.sites_after if sited else own
         start = np.cumsum(total) - total  # each step's first row
-        start += before  # ... and its first own row
+        if sited:
+            start += before  # ... and its first own row
         rows = int(total.sum())
         del total
         # every row a site's until a step's own row is written over it
@@ -447,21 +449,20 @@ class _Lowering:
             records[site_rows] = 1
             self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
         offsets = np.zeros(rows + 1, dtype=np.int64)
-        np.cumsum(widths, dtype=np.int64, out=offsets[1:])
+        np.cumsum(widths.astype(np.int64), out=offsets[1:])  # (numpy's fast sum: of int64)
         del widths
-        qubits = np.empty(int(offsets[-1]), dtype=np.int64)
         gate_qubits = steps.qubits_of(plain)  # (indices into the circuit's qubits)
         # only the plain gates' rows and the drawn sites' keep qubits, in row order: the
         # gates' fill every place that is not a site's
-        if self.drawn:
+        qubits = gate_qubits
+        if self.drawn and len(site_rows):
+            qubits = np.empty(int(offsets[-1]), dtype=np.int64)
             site_places = offsets[site_rows]
             gate_places = np.ones(len(qubits), dtype=bool)
             gate_places[site_places] = False
             qubits[gate_places] = gate_qubits
             del gate_places, gate_qubits
             qubits[site_places] = runs.qubits
-        else:
-            qubits[:] = gate_qubits
         return Instructions(
             kinds, codes, offsets, qubits, gates=gates, probs=probs, objects=objects
         )

@@ -264,11 +264,17 @@ class _GateStream:
         self.codes = renumber[applied]
         self.arity = ops.sizes[is_gate]
         self.starts = np.cumsum(self.arity) - self.arity
-        gated = np.cumsum(is_gate)  # the gates up to each micro-op
+        # the gates up to each of a few micro-ops: their rank among the gates (no running
+        # count of every micro-op)
+        gate_at = np.flatnonzero(is_gate)
+
+        def gated(at: np.ndarray) -> np.ndarray:
+            return np.searchsorted(gate_at, at, side="right")
+
         self.qubits, self.places = _placed(ops, roles, gated)
         # the unitary segments of the first gates: a mid-circuit operation ends one
         self.seen = min(len(applied), FUSION_SAMPLE)
-        cuts = gated[roles == _MID_OP]  # in order; two alike end an empty segment
+        cuts = gated(np.flatnonzero(roles == _MID_OP))  # in order; two alike end an empty one
         ends = [0, *cuts[(cuts > 0) & (cuts < self.seen)].tolist(), self.seen]
         bounds = np.r_[self.starts[: self.seen], self.arity[: self.seen].sum()].tolist()
         places = self.places[: bounds[-1]].tolist()
@@ -278,9 +284,12 @@ class _GateStream:
         )
 
 
-def _placed(ops: OpColumns, roles: np.ndarray, gated: np.ndarray) -> tuple[int, np.ndarray]:
+def _placed(
+    ops: OpColumns, roles: np.ndarray, gated: Callable[[np.ndarray], np.ndarray]
+) -> tuple[int, np.ndarray]:
     """How many qubits are placed, and the places of the gates' qubits, one after
-    another: ``roles`` are the micro-ops' (``_ROLE``), ``gated`` the gates up to each.
+    another: ``roles`` are the micro-ops' (``_ROLE``), ``gated`` the gates up to each
+    of the micro-ops it is given.
 
     A qubit's place is its rank in the order qubits first appear in an alloc or a gate
     (allocation order, where every gate's qubits were allocated before it). Where no
@@ -293,7 +302,7 @@ def _placed(ops: OpColumns, roles: np.ndarray, gated: np.ndarray) -> tuple[int, 
     is_alloc = roles == _ALLOC_OP
     gate_ids = qubits_of(roles == _GATE_OP)
     allocs = np.flatnonzero(is_alloc)
-    if not len(allocs) or not gated[allocs[-1]]:
+    if not len(allocs) or not gated(allocs[-1:])[0]:
         alloc_ids = qubits_of(is_alloc)
         rank, count = _first_ranks(alloc_ids, len(ops.names))
         places = rank[gate_ids]

@@ -144,6 +144,7 @@ class PlanSteps:
     """
 
     __slots__ = (
+        "_firsts",
         "_index",
         "_kinds",
         "_measured",
@@ -158,6 +159,7 @@ class PlanSteps:
         self.nodes, self.names = nodes, names
         self._kinds: tuple[Exec, ...] | None = None
         self._qubits: tuple[np.ndarray, np.ndarray] | None = None
+        self._firsts: np.ndarray | None = None
         self._ops: tuple[np.ndarray, tuple[str, ...]] | None = None
         self._index: dict[str, int] | None = None
         #: Each step's angle, where the steps are a column program's (None: the nodes').
@@ -203,7 +205,10 @@ class PlanSteps:
         """The qubits of the steps ``picked`` (a mask of the steps), one step after
         another, as :attr:`qubit_columns` holds them."""
         sizes, qubits = self.qubit_columns
-        return picked_runs(qubits, sizes, picked)
+        firsts = self._firsts
+        if firsts is None and np.count_nonzero(picked) * 8 < len(sizes):
+            firsts = self._firsts = np.cumsum(sizes) - sizes  # (several read a few steps)
+        return picked_runs(qubits, sizes, picked, firsts)
 
     @property
     def kinds(self) -> tuple[Exec, ...]:
@@ -277,8 +282,9 @@ class PlanSteps:
         measured = self._measured
         if measured is None:
             return [node.produces[0] for node in itertools.compress(self.nodes, picked.tolist())]
-        before = np.cumsum(measured) - measured
-        return [f"m{k}" for k in before[picked].tolist()]
+        # the measurements before each picked one: its rank among them (no running sum)
+        before = np.searchsorted(np.flatnonzero(measured), np.flatnonzero(picked))
+        return [f"m{k}" for k in before.tolist()]
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -346,16 +352,20 @@ _GATE_STEPS: Mapping[str, tuple[Exec, str, tuple[str, ...]]] = MappingProxyType(
 )
 
 
-def picked_runs(values: np.ndarray, sizes: np.ndarray, picked: np.ndarray) -> np.ndarray:
+def picked_runs(
+    values: np.ndarray, sizes: np.ndarray, picked: np.ndarray, firsts: np.ndarray | None = None
+) -> np.ndarray:
     """The runs of ``values`` that ``picked`` (a mask of the runs) selects, one after
-    another: run ``i`` is the next ``sizes[i]`` values.
+    another: run ``i`` is the next ``sizes[i]`` values (from ``firsts[i]``, found when
+    not given).
 
     >>> picked_runs(np.arange(6), np.array([1, 2, 3]), np.array([True, False, True])).tolist()
     [0, 3, 4, 5]
     """
     chosen = int(np.count_nonzero(picked))
     if chosen * 8 < len(sizes):  # few runs: their positions alone
-        return values[spread((np.cumsum(sizes) - sizes)[picked], sizes[picked])]
+        firsts = np.cumsum(sizes) - sizes if firsts is None else firsts
+        return values[spread(firsts[picked], sizes[picked])]
     return values[np.repeat(picked, sizes)]  # most: a mask of the values (one pass)
 
 
@@ -581,8 +591,10 @@ def _column_plan(
     rows, noise = walk.rows, walk.noise
     ops, qubits, walked, profile = _plan_rows(program, steps, walk.default_profile)
     count = len(ops)
-    starts = array("d", bytes(8 * count))
-    ends = array("d", bytes(8 * count))
+    # (a copied zero, not one read off a buffer of zero bytes: a third of a millisecond a
+    # hundred thousand rows less)
+    starts = array("d", [0.0]) * count
+    ends = array("d", [0.0]) * count
     clock = [0.0] * len(steps.names)  # each live qubit's clock: where its last op ends
     names = steps.names
     index = steps.qubit_index
@@ -887,29 +899,36 @@ def decoder_load(plan: Plan, qubit: str | QubitParams, default_profile: str) -> 
     """
     from qmk.qec import logical_model
 
-    live: dict[str, Any] = {}
-    models: dict[str, Any] = {}  # by profile: a program allocates many qubits, of few profiles
+    # each live qubit's profile's (bits per round, per second), read once a profile: a
+    # program allocates many qubits, of few profiles (summed a qubit at a time, as ever)
+    live: dict[str, tuple[float, float]] = {}
+    models: dict[str, tuple[float, float]] = {}
     rounds = per_second = peak_rounds = peak_second = 0.0
     nodes = plan.steps.nodes
     for at in plan.lifetimes:
         node = nodes[at]
         if node.op == "ALLOC_LQ":
             profile = node.args.get("profile") or default_profile
-            model = models.get(profile)
-            if model is None:
-                model = models[profile] = logical_model(profile, qubit)
+            bits = models.get(profile)
+            if bits is None:
+                model = logical_model(profile, qubit)
+                bits = models[profile] = (
+                    model.syndrome_bits_per_round,
+                    model.decoder_bits_per_second,
+                )
+            each_round, each_second = bits
             for q in node.vqs:
-                live[q] = model
-                rounds += model.syndrome_bits_per_round
-                per_second += model.decoder_bits_per_second
+                live[q] = bits
+                rounds += each_round
+                per_second += each_second
             if per_second > peak_second:
                 peak_rounds, peak_second = rounds, per_second
         elif node.op == "FREE_LQ":
             for q in node.vqs:
-                model = live.pop(q, None)
-                if model is not None:
-                    rounds -= model.syndrome_bits_per_round
-                    per_second -= model.decoder_bits_per_second
+                held = live.pop(q, None)
+                if held is not None:
+                    rounds -= held[0]
+                    per_second -= held[1]
     return peak_rounds, peak_second
 
 

@@ -275,17 +275,30 @@ class NoiselessOps:
 
     The columns are made without a micro-op object for a gate step (most of a plan): a
     run sampled in bulk reads them for its route alone. The micro-ops themselves
-    (``ops``, for a trajectory run, a final state or a gradient) are made from the plan
-    when first asked for."""
+    (``ops``, for a trajectory run, a final state or a gradient) and the steps' bounds
+    among them (``bounds``, which only those read) are made from the plan when first
+    asked for."""
 
-    __slots__ = ("_made", "_plan", "bounds", "columns", "tail")
+    __slots__ = ("_bounds", "_counts", "_made", "_plan", "columns", "tail")
 
     def __init__(self, plan: Plan) -> None:
         self._plan = plan
         self._made: list[tuple[MicroOp, ...]] = []
-        self.columns, self.bounds = _plan_columns(plan)
+        self._bounds: list[Pairs] = []
+        self.columns, self._counts = _plan_columns(plan)
         columns = self.columns
         self.tail = tail_of(columns.kinds, columns.guards, columns.qubits())
+
+    @property
+    def bounds(self) -> Pairs:
+        """Each step's ``(start, end)`` among the micro-ops, made once (as :attr:`ops`)."""
+        if not self._bounds:
+            counts = self._counts
+            starts, ends = array("q", [0]) * len(counts), array("q", [0]) * len(counts)
+            np.cumsum(counts, out=np.frombuffer(ends, dtype=np.int64))
+            np.subtract(ends, counts, out=np.frombuffer(starts, dtype=np.int64))
+            self._bounds.append(Pairs(starts, ends))
+        return self._bounds[0]
 
     @property
     def ops(self) -> tuple[MicroOp, ...]:
@@ -295,8 +308,8 @@ class NoiselessOps:
         return self._made[0]
 
 
-def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
-    """:class:`OpColumns` of the plan's micro-ops and each step's bounds among them: a
+def _plan_columns(plan: Plan) -> tuple[OpColumns, np.ndarray]:
+    """:class:`OpColumns` of the plan's micro-ops and each step's count of them: a
     gate or measurement step's one micro-op (on the step's qubits, with its guard; a
     measurement's basis and event are no column) gathered off the step's columns by each
     micro-op's step, the other steps' written by :func:`_step_ops` and put in their places
@@ -311,17 +324,20 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
     other_steps = np.flatnonzero(~gate)
     ev = {name: i for i, name in enumerate(plan.events)}
     others: list[MicroOp] = []
-    counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" bytes)
+    counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" numbers)
     fences = 0
     nodes = steps.nodes  # (no node read for a gate step: a plan's nodes may be made on read)
     for k in other_steps.tolist():
         before = len(others)
         fences = _step_ops(k, nodes[k], steps.kind(k), ev, fences, others.append)
         counts[k] = len(others) - before
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    step_of = np.repeat(np.arange(len(counts)), counts)  # each micro-op's step
-    other_at = spread(starts[other_steps], counts[other_steps])  # the others', in order
+    # each micro-op's step (32 bits: a gather index, half the bytes of 64)
+    step_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    # the others' places, in order: a step's first micro-op follows a micro-op a gate
+    # step before it and the other steps' own (found for the few other steps alone)
+    other_counts = counts[other_steps]
+    other_firsts = other_steps - np.arange(len(other_steps)) + np.cumsum(other_counts)
+    other_at = spread(other_firsts - other_counts, other_counts)
     kind_of = direct_kinds[step_of]
     kind_of[other_at] = kind_codes(map(_KIND, others), len(others))
     other_guards = list(map(_GUARD, others))
@@ -336,7 +352,7 @@ def _plan_columns(plan: Plan) -> tuple[OpColumns, Pairs]:
         *_qubit_ids(steps, gate, step_of, other_at, list(map(_QUBITS, others))),
         steps.names,
     )
-    return columns, Pairs(array("q", starts.tobytes()), array("q", ends.tobytes()))
+    return columns, counts
 
 
 def _placed_guards(
@@ -371,7 +387,8 @@ def _gate_codes(
     op_codes, ops = steps.op_codes
     names = list(dict.fromkeys([*(GATE_OF.get(op, "") for op in ops), *map(_GATE, others)]))
     code = {name: k for k, name in enumerate(names)}
-    by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=np.int64)
+    narrow = np.int16 if len(names) < 1 << 15 else np.int64  # (a few names: a quarter the bytes)
+    by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=narrow)
     codes = by_op[op_codes][step_of]
     codes[other_at] = np.fromiter(map(code.__getitem__, map(_GATE, others)), np.int64, len(others))
     return codes, names

@@ -450,7 +450,7 @@ class ColumnNodes(TupleView[Node]):
     def __init__(self, columns: Columns) -> None:
         self._columns = columns
         self._all: tuple[Node, ...] | None = None
-        self._events: np.ndarray | None = None  # the events recorded before each row
+        self._events: np.ndarray | None = None  # the rows that record events, in order
 
     def _values(self) -> tuple[Node, ...]:
         made = self._all
@@ -472,10 +472,10 @@ class ColumnNodes(TupleView[Node]):
         if not -count <= at < count:
             raise IndexError("node index out of range")
         events = self._events
-        if events is None:
-            measured = _MEASURES[self._columns.ops]
-            events = self._events = np.cumsum(measured) - measured
-        return self._columns.node(at % count, int(events[at % count]))
+        if events is None:  # (a node read is rare: its events before it by a search)
+            events = self._events = np.flatnonzero(_MEASURES[self._columns.ops])
+        row = at % count
+        return self._columns.node(row, int(np.searchsorted(events, row)))
 
     def __repr__(self) -> str:
         return f"ColumnNodes({len(self)} nodes)"
@@ -586,18 +586,25 @@ def operand_runs(columns: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Each row's qubit count, and every row's qubits one row after another (an
     ``ALLOC_LQ`` or ``FREE_LQ`` row's range spelled out): the plan's qubit columns.
     The other rows' qubits are one mask of the operands (packed first, row by row), and
-    the few ranges are inserted among them."""
+    the few ranges are inserted among them. (A sum a column, and ``compress`` of the
+    flat operands: numpy's reduction along a row of three, and a two-dimensional mask,
+    cost several times more.)"""
     qubits = columns.qubits
     held = qubits >= 0
     life = np.flatnonzero((columns.ops == _ALLOC) | (columns.ops == _FREE))
     held[life] = False
-    sizes = held.sum(axis=1, dtype=np.int64)
+    sizes = np.zeros(len(held), dtype=np.int64)
+    for column in range(held.shape[1]):
+        sizes += held[:, column]
     spans = qubits[life, :2].astype(np.int64)
     lengths = spans[:, 1] - spans[:, 0]
-    at = (np.cumsum(sizes) - sizes)[life]  # the other rows' qubits before each range
+    # the other rows' qubits before each range: the sums between ranges, summed up (a
+    # range's own row holds none here, so an empty stretch sums to its 0)
+    at = np.cumsum(np.add.reduceat(sizes, np.r_[0, life])[:-1])
     sizes[life] = lengths
     ranges = spread(spans[:, 0], lengths)
-    return sizes, np.insert(qubits[held].astype(np.int64), np.repeat(at, lengths), ranges)
+    flat = np.compress(held.ravel(), qubits.ravel()).astype(np.int64)
+    return sizes, np.insert(flat, np.repeat(at, lengths), ranges)
 
 
 def spread(firsts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
