@@ -73,3 +73,31 @@ def test_a_kind_or_basis_not_of_the_tables_is_refused() -> None:
         writer.add("teleport", ("q",))
     with pytest.raises(KeyError):
         writer.add("meas", ("q",), basis="W")
+
+
+def test_a_run_keeps_no_row_of_its_plans_micro_ops_when_it_ends() -> None:
+    import gc
+
+    import numpy as np
+
+    from qmk.engines.statevector import StatevectorEngine
+    from qmk.execution import executor
+    from qmk.execution.trajectories import Observed, Runner
+    from qmk.qec.noise import Depolarizing
+    from support import workloads
+
+    n = 4
+    graph = workloads.graph_of(n, workloads.random_gates(n, 3, seed=2), fence_after=5)
+    plan = workloads.noisy_plan(graph, "logical:surface_code(d=3)", Depolarizing(p=5e-3))
+    streams = np.random.SeedSequence(3).spawn(3)
+    groups, _ = executor.sample_error_patterns(plan, 300, np.random.default_rng(streams[1]))
+    observed = Observed(plan)
+    work = [(observed.with_errors(executor._pattern_errors(plan, p)), m) for p, m in groups.items()]
+    assert len(work) > 1
+    runner = Runner(
+        plan, lambda: StatevectorEngine(seed=0), work, 300, streams[2], base=observed.ops
+    )
+    runner.run()
+    gc.collect()
+    assert not any(isinstance(o, Row) for o in gc.get_objects())
+    assert len(list(observed.ops)) == len(observed.ops)  # (rows are made again on demand)

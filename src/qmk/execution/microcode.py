@@ -181,6 +181,11 @@ class Ops:
             lo = (first + 1) * CHUNK
         return out
 
+    def forget(self) -> None:
+        """Drop the rows kept (at a run's end: the micro-ops of a plan the kernel keeps
+        hold no object per micro-op between runs for the cyclic collector to walk)."""
+        self._chunks.clear()
+
     def _made(self, lo: int, hi: int) -> list[Row]:
         """Micro-ops ``[lo, hi)`` as rows, made from the columns."""
         hi = min(hi, len(self.kinds))
@@ -355,6 +360,10 @@ class Spliced:
         """Micro-op ``i`` alone (read where a group leaves the error-free run)."""
         return self.rows(i, i + 1)[0]
 
+    def forget(self) -> None:
+        """Drop the rows the base keeps (:meth:`Ops.forget`)."""
+        self.base.forget()
+
 
 class Reader:
     """Micro-ops of :class:`Ops` by position, a chunk of :data:`CHUNK` rows made at a
@@ -378,6 +387,11 @@ class Reader:
         self._lo = i - i % CHUNK
         self._rows = self.ops.rows(self._lo, self._lo + CHUNK)
         return self._rows[i - self._lo]
+
+    def forget(self) -> None:
+        """Drop the rows held, here and by the micro-ops read (:meth:`Ops.forget`)."""
+        self._rows = []
+        self.ops.forget()
 
     def span(self, lo: int, hi: int) -> Iterable[Row]:
         """Micro-ops ``[lo, hi)`` in order, a chunk at a time."""

@@ -200,6 +200,13 @@ def compile_ops(ops: Ops) -> StackedOps | None:
     """``ops`` (a program's error-free micro-ops) as the stack runs them, or None where
     it does not: a micro-op before the terminal measurements other than an unguarded
     gate or alloc, or more than :data:`MAX_QUBITS` qubits."""
+    try:
+        return _compiled(ops)
+    finally:  # (the plan's micro-ops are kept: their rows are not)
+        ops.forget()
+
+
+def _compiled(ops: Ops) -> StackedOps | None:
     tail = tail_start(ops)
     bits: dict[str, int] = {}
     gates: list[tuple[tuple[int, ...], np.ndarray]] = []

@@ -804,6 +804,14 @@ class Runner:
         Raises:
             Suspended: the control asked to stop; the state was saved first.
         """
+        try:
+            return self._run()
+        finally:  # a kept plan's micro-ops hold no row between runs
+            self.base.forget()
+            for group, _ in self.groups:
+                group.forget()
+
+    def _run(self) -> np.ndarray:
         while self.group < len(self.groups):
             gi = self.order[self.group]
             group, members = self.groups[gi]
