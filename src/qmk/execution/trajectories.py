@@ -90,8 +90,8 @@ class MicroOp(msgspec.Struct, frozen=True, gc=False):
 
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
-    reads. A plan's steps become micro-ops (:func:`micro_ops`); so can any circuit a
-    :class:`Runner` is to run (the neutral-atom emulator's).
+    reads. A plan's steps become micro-ops (:func:`micro_ops`); a run reads them as
+    columns (:class:`~qmk.execution.microcode.Ops`, as :class:`Observed` keeps them).
 
     Not tracked by the cyclic garbage collector (``gc=False``). It holds strings,
     numbers, tuples of them, a node's guard (strings and numbers) and a ``CALC``'s
