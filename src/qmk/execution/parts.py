@@ -53,6 +53,7 @@ from qmk.execution.result import RunResult, keyed_counts
 from qmk.execution.trajectories import Control, Runner
 
 if TYPE_CHECKING:
+    from qmk.execution.microcode import Spliced
     from qmk.execution.plan import Plan
 
 #: How the telemetry of parts adds up (field names of ``Telemetry`` and its JSON):
@@ -186,7 +187,7 @@ def run_groups(
     part: Part,
     *,
     engine: Callable[[], Any],
-    ops: Callable[[tuple[tuple[int, str], ...]], list[Any]],
+    ops: Callable[[tuple[tuple[int, str], ...]], Spliced],
     shots: int,
     seed: np.random.SeedSequence,
     control: Control | None,

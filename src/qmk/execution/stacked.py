@@ -39,10 +39,10 @@ import numpy as np
 from qmk.engines import EngineError, fusion, kernels, rows
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution.branches import ExecutionState, Progress
+from qmk.execution.microcode import Ops, Reader, Row
 from qmk.execution.trajectories import (
     YIELD_NOW,
     Control,
-    MicroOp,
     Recorded,
     Suspended,
     compute_rows,
@@ -93,7 +93,7 @@ class StackedOps:
     gates: list[tuple[tuple[int, ...], np.ndarray]]
     gate_at: list[int]
     measured: tuple[tuple[int, int], ...]
-    calcs: tuple[MicroOp, ...]
+    calcs: tuple[Row, ...]
     blocks: list[fusion.Block] = field(init=False)
     _block_of: list[int] = field(init=False)
     _offset_of: list[int] = field(init=False)
@@ -196,18 +196,25 @@ class StackedOps:
         return found
 
 
-def compile_ops(ops: Sequence[MicroOp]) -> StackedOps | None:
+def compile_ops(ops: Ops) -> StackedOps | None:
     """``ops`` (a program's error-free micro-ops) as the stack runs them, or None where
     it does not: a micro-op before the terminal measurements other than an unguarded
     gate or alloc, or more than :data:`MAX_QUBITS` qubits."""
+    try:
+        return _compiled(ops)
+    finally:  # (the plan's micro-ops are kept: their rows are not)
+        ops.forget()
+
+
+def _compiled(ops: Ops) -> StackedOps | None:
     tail = tail_start(ops)
     bits: dict[str, int] = {}
     gates: list[tuple[tuple[int, ...], np.ndarray]] = []
     gate_at = [0] * (len(ops) + 1)
     measured: list[tuple[int, int]] = []
-    calcs: list[MicroOp] = []
+    calcs: list[Row] = []
     done: set[str] = set()
-    for i, op in enumerate(ops):
+    for i, op in enumerate(Reader(ops).span(0, len(ops))):
         gate_at[i] = len(gates)
         kind = op.kind
         if i < tail:

@@ -40,7 +40,6 @@ import operator
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Protocol
 
 import msgspec
@@ -51,6 +50,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
+from qmk.execution.microcode import KIND_CODE, KINDS, Ops, Reader, Row, Spliced, Writer
 from qmk.execution.plan import (
     BASIS_OF,
     GATE_OF,
@@ -90,8 +90,8 @@ class MicroOp(msgspec.Struct, frozen=True, gc=False):
 
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
-    reads. A plan's steps become micro-ops (:func:`micro_ops`); so can any circuit a
-    :class:`Runner` is to run (the neutral-atom emulator's).
+    reads. A plan's steps become micro-ops (:func:`micro_ops`); a run reads them as
+    columns (:class:`~qmk.execution.microcode.Ops`, as :class:`Observed` keeps them).
 
     Not tracked by the cyclic garbage collector (``gc=False``). It holds strings,
     numbers, tuples of them, a node's guard (strings and numbers) and a ``CALC``'s
@@ -493,7 +493,8 @@ class Observed:
             self._kept_before[i] = count
             count += kept
         self._kept_before[len(full)] = count
-        self.ops = [op for op, kept in zip(full, keep, strict=True) if kept]
+        #: The kept micro-ops, as columns.
+        self.ops = Ops.of(itertools.compress(full, keep))
         self.dropped = len(full) - len(self.ops)
         self._bounds = dict(zip(range(len(plan.steps)), bounds, strict=True))
         self._touches = {q: positions[::-1] for q, positions in touches.items()}
@@ -516,31 +517,27 @@ class Observed:
         before ``ops[at]``."""
         return self._kept_before[self._position(step, before)]
 
-    def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> list[MicroOp]:
+    def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> Spliced:
         """The kept micro-ops with ``errors`` (as :func:`micro_ops` takes them) spliced in."""
-        if not errors:
-            return list(self.ops)
-        inserts: list[tuple[int, int, int, MicroOp]] = []
+        inserts: list[tuple[int, int, int, str, str]] = []
         for step, items in errors.items():
             for before, q, pauli in items:
                 at = self.kept_position(step, before)
-                op = MicroOp("gate", (q,), gate=pauli.lower())
-                inserts.append((at, step, 0 if before else 1, op))
+                inserts.append((at, step, 0 if before else 1, q, pauli.lower()))
         # where dropped micro-ops leave several steps at one position: in step order,
         # each step's errors before it first (a stable sort keeps each list's order)
         inserts.sort(key=lambda item: item[:3])
-        out: list[MicroOp] = []
-        last = 0
-        for at, _, _, op in inserts:
-            out.extend(self.ops[last:at])
-            out.append(op)
-            last = at
-        out.extend(self.ops[last:])
-        return out
+        places = [item[0] for item in inserts]
+        return Spliced(
+            self.ops, places, [item[3] for item in inserts], [item[4] for item in inserts]
+        )
 
 
-def tail_start(ops: Sequence[MicroOp]) -> int:
+def tail_start(ops: Ops | Spliced | Sequence[MicroOp | Row]) -> int:
     """Where the terminal-measurement suffix of ``ops`` begins (:func:`tail_of`)."""
+    if isinstance(ops, Ops | Spliced):
+        reader = Reader(ops)
+        return tail_of(ops.kinds, ops.guard_list(), lambda i: reader[i].qubits)
     kinds = kind_codes(map(_KIND, ops), len(ops))
     return tail_of(kinds, list(map(_GUARD, ops)), lambda i: ops[i].qubits)
 
@@ -580,23 +577,6 @@ def tail_of(
     return start
 
 
-#: The micro-op kinds (:attr:`MicroOp.kind`), in the order of their codes in
-#: :attr:`OpColumns.kinds`.
-KINDS = (
-    "gate",
-    "alloc",
-    "free",
-    "meas",
-    "reset",
-    "cond",
-    "werner",
-    "pauli",
-    "calc",
-    "halt",
-    "fence",
-)
-#: Each kind's code in :attr:`OpColumns.kinds`.
-KIND_CODE: Mapping[str, int] = MappingProxyType({kind: code for code, kind in enumerate(KINDS)})
 _GATE_KIND, _MEAS_KIND, _FENCE_KIND = (KIND_CODE[k] for k in ("gate", "meas", "fence"))
 #: The steps whose one micro-op :func:`_plan_columns` reads off the step's columns: its
 #: kind code by step kind (a measurement's is one ``meas`` whatever its op, as
@@ -676,7 +656,7 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
     return all(int(events[index[t.event]]) == t.equals for t in guard.terms if t.event in index)
 
 
-def compute(op: MicroOp, events: np.ndarray) -> None:
+def compute(op: Row, events: np.ndarray) -> None:
     """Carry out a ``calc`` micro-op on one record (every shot of a branch shares it).
 
     Raises:
@@ -690,7 +670,7 @@ def compute(op: MicroOp, events: np.ndarray) -> None:
     events[list(op.outputs)] = bits
 
 
-def _parity(op: MicroOp, events: np.ndarray) -> int:
+def _parity(op: Row, events: np.ndarray) -> int:
     """The XOR of a feed-forward op's input events (1: its Pauli applies)."""
     return sum(int(events[i]) for i in op.inputs if i >= 0) % 2
 
@@ -788,14 +768,14 @@ class Runner:
         self,
         plan: Recorded,
         engine: Callable[[], Engine],
-        groups: Sequence[tuple[list[MicroOp], np.ndarray]],
+        groups: Sequence[tuple[Ops | Spliced, np.ndarray]],
         shots: int,
         seed: np.random.SeedSequence,
         control: Control | None = None,
         *,
         key: str = "",
         engine_name: str = "",
-        base: Sequence[MicroOp] | None = None,
+        base: Ops | None = None,
     ) -> None:
         self.plan = plan
         self.key = key
@@ -817,10 +797,10 @@ class Runner:
         self._clock: spans.EpochClock | None = None
         #: Each group's cut (where its micro-ops leave the error-free run's; 0: none).
         self.cuts = [0] * len(groups)
-        self.base: Sequence[MicroOp] = () if base is None else base
+        self.base = Reader(Writer().done() if base is None else base)
         if base is not None:
             limit = _prefix_limit(base)
-            self.cuts = [_common_prefix(base, ops, limit) for ops, _ in groups]
+            self.cuts = [_common_prefix(self.base, ops, limit) for ops, _ in groups]
         #: The order the groups run in: by cut, then index (the identity without base).
         self.order = sorted(range(len(groups)), key=lambda g: (self.cuts[g], g))
         self._stops = sorted({cut for cut in self.cuts if cut > 0})
@@ -841,9 +821,18 @@ class Runner:
         Raises:
             Suspended: the control asked to stop; the state was saved first.
         """
+        try:
+            return self._run()
+        finally:  # a kept plan's micro-ops hold no row between runs
+            self.base.forget()
+            for group, _ in self.groups:
+                group.forget()
+
+    def _run(self) -> np.ndarray:
         while self.group < len(self.groups):
             gi = self.order[self.group]
-            ops, members = self.groups[gi]
+            group, members = self.groups[gi]
+            ops = _Group(group)
             if not self.stack and not self.leaves:
                 self.stack.append(self._first_branch(gi, len(members)))
                 self.progress.simulations += 1
@@ -888,7 +877,7 @@ class Runner:
         self._engine = prefix.lend(keep=later)
         return Branch(cut, None, dict(prefix.qmap), events, shots, rng, ())
 
-    def _traced_group(self, recorder: spans.Recorder, ops: Sequence[MicroOp], shots: int) -> None:
+    def _traced_group(self, recorder: spans.Recorder, ops: _Group, shots: int) -> None:
         """:meth:`_run_group` inside a ``qmk.group`` span with its epochs' spans (the
         first :data:`~qmk.execution.spans.MAX_GROUPS` groups; the others are counted)."""
         if self.group >= spans.MAX_GROUPS:
@@ -897,7 +886,7 @@ class Runner:
             return
         attributes = {"qmk.group": self.order[self.group], "qmk.shots": shots}
         with recorder.span("qmk.group", attributes) as group:
-            fences = [i for i, op in enumerate(ops) if op.kind == "fence"]
+            fences = np.flatnonzero(ops.kinds == _FENCE_KIND).tolist()
             self._clock = spans.EpochClock(recorder, fences, group.span_id)
             try:
                 self._run_group(ops)
@@ -905,12 +894,12 @@ class Runner:
                 self._clock.close()
                 self._clock = None
 
-    def _run_group(self, ops: Sequence[MicroOp]) -> None:
+    def _run_group(self, ops: _Group) -> None:
         engine = self._engine
         top = self.stack[-1] if self.stack else None
         if engine is None or top is None or (top.snapshot is None and top.pos == 0):
             engine = self._engine = self.engine_factory()  # from |0>: a fresh engine
-        tail = tail_start(ops)
+        tail = ops.tail
         clock = self._clock
         while self.stack:
             branch = self.stack.pop()
@@ -964,30 +953,26 @@ class Runner:
         branch.path = (*branch.path, choice)
         return choice
 
-    def _run_branch(
-        self, engine: Engine, ops: Sequence[MicroOp], tail: int, branch: Branch
-    ) -> None:
+    def _run_branch(self, engine: Engine, ops: _Group, tail: int, branch: Branch) -> None:
         index = self.index
         control = self.control
         qmap = branch.qmap
         events = branch.events
         pos = branch.pos
+        rows = ops.rows
         while pos < tail:
             if control is not None and control.urgent and control.at_op() == YIELD_NOW:
                 self._stop_now(engine, ops, branch, pos)
-            op = ops[pos]
+            op = rows[pos]
             if op.kind in _UNITARY:
                 # a maximal run of unitary micro-ops goes to the engine as one segment,
                 # whoever asks: the control is read before each of them, and only a stop
                 # now cuts the run (its ops so far applied, then rolled back), so the
                 # segments, and the state, are those of a run nobody asked
-                end = pos + 1
-                while end < tail and ops[end].kind in _UNITARY:
-                    if control is not None and control.urgent and control.at_op() == YIELD_NOW:
-                        apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
-                        self._stop_now(engine, ops, branch, end)
-                    end += 1
-                apply_segment(engine, _segment(ops[pos:end], qmap, events, index))
+                end = min(ops.run_end(pos), tail)
+                if control is not None:
+                    self._watch(control, engine, ops, branch, pos, end)
+                apply_segment(engine, _segment(rows.span(pos, end), qmap, events, index))
                 pos = end
                 if control is not None and control.after_segment() == YIELD_NOW:
                     self._stop_now(engine, ops, branch, pos)
@@ -1039,8 +1024,19 @@ class Runner:
         engine.reseed(int(branch.rng.integers(2**63)))
         start = max(tail, pos)  # a branch that began past the tail (at its cut) did [tail, pos)
         self.leaves.append(
-            (branch.path, _leaf(ops, start, engine, qmap, events, branch.shots, index))
+            (branch.path, _leaf(rows, start, engine, qmap, events, branch.shots, index))
         )
+
+    def _watch(
+        self, control: Control, engine: Engine, ops: _Group, branch: Branch, pos: int, end: int
+    ) -> None:
+        """Read ``control`` before each micro-op of the unitary run ``[pos, end)`` after its
+        first: a stop now applies the run up to there and stops (:meth:`_stop_now`)."""
+        for cut in range(pos + 1, end):
+            if control.urgent and control.at_op() == YIELD_NOW:
+                gates = _segment(ops.rows.span(pos, cut), branch.qmap, branch.events, self.index)
+                apply_segment(engine, gates)
+                self._stop_now(engine, ops, branch, cut)
 
     def state(self) -> ExecutionState:
         """The whole state of the run now (the running branch, if any, already on its
@@ -1084,7 +1080,7 @@ class Runner:
         if stopping:
             raise Suspended(state)
 
-    def _stop_now(self, engine: Engine, ops: Sequence[MicroOp], branch: Branch, pos: int) -> None:
+    def _stop_now(self, engine: Engine, ops: _Group, branch: Branch, pos: int) -> None:
         """Roll back the running branch's open REV segment, save, and stop.
 
         The segment is the run of unitary micro-ops (gates and feed-forward Paulis)
@@ -1092,12 +1088,10 @@ class Runner:
         point to resume from). Events do not change inside it, so each guard is
         decided as it was when the op ran.
         """
-        start = pos
-        while start > 0 and ops[start - 1].kind in _UNITARY:
-            start -= 1
+        start = ops.run_start(pos)
         undo: list[GateCall] = []
         for gate, qubits, params in reversed(
-            _segment(ops[start:pos], branch.qmap, branch.events, self.index)
+            _segment(ops.rows.span(start, pos), branch.qmap, branch.events, self.index)
         ):
             adjoint, inverse = GATES[gate].adjoint(params)  # a feed-forward Pauli is its own
             undo.append((adjoint, qubits, inverse))
@@ -1107,29 +1101,59 @@ class Runner:
             self.progress.rollbacks += 1
             self.progress.rollback_gates += undone
         branch.pos = start
-        epoch = sum(1 for op in ops[:start] if op.kind == "fence")
+        epoch = int(np.count_nonzero(ops.kinds[:start] == _FENCE_KIND))
         self._save(engine, branch, epoch, YIELD_NOW)
 
 
 #: Micro-op kinds that are unitary: a run of them is one segment for the engine.
 _UNITARY = ("gate", "cond")
+_IS_UNITARY = kinds_in(_UNITARY)
+_SHARED = kinds_in(("gate", "alloc"))
 
 
-def _prefix_limit(base: Sequence[MicroOp]) -> int:
+class _Group:
+    """A group's micro-ops as a run reads them: by position (:class:`Reader`), where its
+    terminal measurements start, and where each run of unitary micro-ops ends."""
+
+    __slots__ = ("_stops", "kinds", "rows", "tail")
+
+    def __init__(self, ops: Ops | Spliced) -> None:
+        self.rows = Reader(ops)
+        self.kinds = kinds = ops.kinds
+        reader = self.rows
+        self.tail = tail_of(kinds, ops.guard_list(), lambda i: reader[i].qubits)
+        #: The micro-ops that are not unitary, by position: each run ends at one.
+        self._stops = np.flatnonzero(~_IS_UNITARY.take(kinds))
+
+    def run_end(self, pos: int) -> int:
+        """The end of the run of unitary micro-ops at ``pos`` (the next that is not)."""
+        k = int(np.searchsorted(self._stops, pos, "right"))
+        return int(self._stops[k]) if k < len(self._stops) else len(self.rows)
+
+    def run_start(self, pos: int) -> int:
+        """The start of the run of unitary micro-ops that ends at ``pos``."""
+        k = int(np.searchsorted(self._stops, pos, "left"))
+        return int(self._stops[k - 1]) + 1 if k else 0
+
+
+def _prefix_limit(base: Ops) -> int:
     """How far the error-free micro-ops are shared state: up to the first that is not an
     unguarded gate or alloc (a measurement, split, fence, feed-forward or guard)."""
-    for i, op in enumerate(base):
-        if op.guard is not None or op.kind not in ("gate", "alloc"):
-            return i
-    return len(base)
+    other = np.flatnonzero(~_SHARED.take(base.kinds))
+    return min(int(other[0]) if len(other) else len(base), *base.guards, len(base))
 
 
-def _common_prefix(base: Sequence[MicroOp], ops: Sequence[MicroOp], limit: int) -> int:
-    """How many leading micro-ops ``ops`` shares with ``base`` (at most ``limit``)."""
+def _common_prefix(base: Reader, ops: Ops | Spliced, limit: int) -> int:
+    """How many leading micro-ops ``ops`` shares with ``base`` (at most ``limit``): read
+    from where a group's first error is spliced in, up to the first that differs."""
     end = min(limit, len(ops))
-    for i in range(end):
-        a, b = base[i], ops[i]
-        if a is not b and a != b:
+    if ops is base.ops:
+        return end
+    start, read = 0, Reader(ops).__getitem__ if isinstance(ops, Ops) else ops.row
+    if isinstance(ops, Spliced) and ops.base is base.ops:
+        start = min(ops.at[0], end) if ops.at else end
+    for i in range(start, end):
+        if base[i] != read(i):
             return i
     return end
 
@@ -1163,7 +1187,7 @@ class _Prefix:
         engine.restore(self._snapshot)
         self.engine = engine
 
-    def advance(self, base: Sequence[MicroOp], stop: int) -> None:
+    def advance(self, base: Reader, stop: int) -> None:
         """Apply ``base[pos:stop]`` (unguarded gates and allocs only): one segment per
         run of gates."""
         pos = self.pos
@@ -1178,7 +1202,8 @@ class _Prefix:
             end = pos + 1
             while end < stop and base[end].kind == "gate":
                 end += 1
-            apply_segment(engine, _segment(base[pos:end], self.qmap, self._events, self.index))
+            gates = _segment(base.span(pos, end), self.qmap, self._events, self.index)
+            apply_segment(engine, gates)
             pos = end
         self.pos = pos
         self._snapshot = None
@@ -1192,7 +1217,7 @@ class _Prefix:
 
 
 def _segment(
-    run: Sequence[MicroOp], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
+    run: Iterable[Row], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
 ) -> list[GateCall]:
     """The gates a run of unitary micro-ops applies: guards and feed-forward parities are
     decided now (no event changes inside a run)."""
@@ -1221,7 +1246,7 @@ def _pauli(q: int, partner: int = -1) -> Callable[[int], Pending]:
 
 def pauli_channel(
     qubits: tuple[str, ...], probs: Sequence[float], guard: Guard | None = None
-) -> MicroOp:
+) -> Row:
     """The micro-op of a Pauli channel on one or two qubits: ``probs`` the probability of
     each Pauli but the identity (X, Y, Z; or the 15 pairs ``4 * first + second`` from
     IX), the identity taking the rest. A run splits its shots there by the Pauli each
@@ -1233,11 +1258,11 @@ def pauli_channel(
     if len(probs) != 4 ** len(qubits) - 1 or not 1 <= len(qubits) <= 2:
         raise ValueError(f"{len(probs)} probabilities for a channel on {len(qubits)} qubit(s)")
     rest = max(0.0, 1.0 - math.fsum(probs))
-    return MicroOp("pauli", qubits, guard, params=(rest, *map(float, probs)))
+    return Row("pauli", qubits, guard, params=(rest, *map(float, probs)))
 
 
 def _leaf(
-    ops: Sequence[MicroOp],
+    ops: Reader,
     tail: int,
     engine: Engine,
     qmap: Mapping[str, int],
@@ -1250,7 +1275,7 @@ def _leaf(
     done: set[str] = set()
     gates: list[GateCall] = []  # one segment: the gates before sampling, basis changes too
     append = gates.append
-    for op in ops[tail:]:
+    for op in ops.span(tail, len(ops)):
         kind = op.kind
         if kind == "gate":  # (most of them: a set's isdisjoint, not a generator, a gate)
             qubits = op.qubits
@@ -1267,13 +1292,13 @@ def _leaf(
         for column, (_, evi) in enumerate(measured):
             if evi >= 0:
                 rows[:, evi] = samples[:, column]
-    for op in ops[tail:]:
+    for op in ops.span(tail, len(ops)):
         if op.kind == "calc" and shots:
             compute_rows(op, rows)
     return rows
 
 
-def compute_rows(op: MicroOp, rows: np.ndarray) -> None:
+def compute_rows(op: Row, rows: np.ndarray) -> None:
     """A ``calc`` of the terminal suffix on every sampled row: once per distinct input
     (the shots that agree are computed together)."""
     if not op.inputs:  # a constant: the same in every row

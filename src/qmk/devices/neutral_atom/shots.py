@@ -63,7 +63,8 @@ from qmk.engines import EngineError, engine_class
 from qmk.engines.batch import BatchCircuit, BatchCompiler, Instruction, Kind, batch_compiler
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
-from qmk.execution.trajectories import Control, MicroOp, Runner, pauli_channel
+from qmk.execution.microcode import Ops, Writer
+from qmk.execution.trajectories import Control, Runner, pauli_channel
 
 
 def _seed(*parts: int) -> int:
@@ -352,23 +353,27 @@ class _MicroOps:
 
     def __init__(self, circuit: Circuit, steps: Sequence[Step]) -> None:
         names = [f"a{a}" for a in range(circuit.n_atoms)]
-        ops = [MicroOp("alloc", (name,)) for name in names]
+        ops = Writer()
+        add = ops.add
+        for name in names:
+            add("alloc", (name,))
         damp = 0
         for step, probs in visible_steps(circuit, steps):
             atoms = tuple(names[a] for a in step.atoms)
             noise = step.noise
             if step.kind is StepKind.GATE:
-                ops += [MicroOp("gate", atoms, gate=g, params=p) for g, p in step.gates]
+                for g, p in step.gates:
+                    add("gate", atoms, gate=g, params=p)
             elif step.kind is StepKind.MEASURE:
-                ops.append(MicroOp("meas", atoms, event=step.record))
+                add("meas", atoms, event=step.record)
             elif step.kind is StepKind.RESET:
-                ops.append(MicroOp("reset", atoms))
+                add("reset", atoms)
             elif noise is not None and noise.kind is NoiseKind.DAMP:
-                ops += _damping(atoms[0], probs[0], f"ancilla{damp}", circuit.n_bits + damp)
+                _damping(add, atoms[0], probs[0], f"ancilla{damp}", circuit.n_bits + damp)
                 damp += 1
             else:
-                ops.append(pauli_channel(atoms, probs))
-        self.ops = ops
+                add(*pauli_channel(atoms, probs))
+        self.ops: Ops = ops.done()
         self.damps = damp
 
 
@@ -388,22 +393,20 @@ def _z_blind(steps: Sequence[Step]) -> set[int]:
     return blind
 
 
-def _damping(atom: str, gamma: float, ancilla: str, event: int) -> list[MicroOp]:
+def _damping(add: Callable[..., None], atom: str, gamma: float, ancilla: str, event: int) -> None:
     """Amplitude damping as the measured ancilla of its Stinespring dilation: the ancilla
     is rotated by RY(theta) controlled on ``atom`` (sin^2(theta/2) = gamma) and measured;
     outcome 1 (probability gamma * P(1)) is the jump K1 (then |1> -> |0>), outcome 0
     leaves K0 = diag(1, sqrt(1 - gamma)) applied and the state renormalised."""
     theta = 2.0 * math.asin(math.sqrt(min(1.0, gamma)))
-    return [
-        MicroOp("alloc", (ancilla,)),
-        MicroOp("gate", (ancilla,), gate="ry", params=(theta / 2,)),
-        MicroOp("gate", (atom, ancilla), gate="cx"),
-        MicroOp("gate", (ancilla,), gate="ry", params=(-theta / 2,)),
-        MicroOp("gate", (atom, ancilla), gate="cx"),
-        MicroOp("meas", (ancilla,), event=event),
-        MicroOp("cond", (atom,), gate="x", inputs=(event,)),
-        MicroOp("free", (ancilla,)),
-    ]
+    add("alloc", (ancilla,))
+    add("gate", (ancilla,), gate="ry", params=(theta / 2,))
+    add("gate", (atom, ancilla), gate="cx")
+    add("gate", (ancilla,), gate="ry", params=(-theta / 2,))
+    add("gate", (atom, ancilla), gate="cx")
+    add("meas", (ancilla,), event=event)
+    add("cond", (atom,), gate="x", inputs=(event,))
+    add("free", (ancilla,))
 
 
 def _instructions(step: Step, slot: Mapping[int, int]) -> tuple[Instruction, ...]:
