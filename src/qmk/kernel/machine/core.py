@@ -646,10 +646,14 @@ class Scheduler:
             job.idx += 1
             self._enter(job, stepped=True)
             return
-        if job.t and not (job.b or job.inject or job.capped) and rates.no_decoder:
-            following = self._same_draw_next(job)
+        if job.t and not (job.b or job.inject) and rates.no_decoder:
+            following = self._next_draw(job)
             if following >= 0:
-                self._draw_on(job, following)
+                _, c, _, t, _, _ = job.tl.steps[following]
+                if c == job.c and t == job.t and not job.capped:
+                    self._draw_on(job, following)
+                else:
+                    self._redraw(job, following)
                 return
         if job.t:
             rates.leave_supply(job)
@@ -670,11 +674,10 @@ class Scheduler:
             job.idx += 1
         self._enter(job, stepped=True)
 
-    def _same_draw_next(self, job: MachineJob) -> int:
-        """The index of ``job``'s next step that takes time where it is one that draws T
-        states as its current step does (the same cycles and states a repetition, no
-        Bell pairs), past only fences it is not asked to stop at and steps that take no
-        time; -1: none."""
+    def _next_draw(self, job: MachineJob) -> int:
+        """The index of ``job``'s next step that takes time where it draws T states and
+        no Bell pairs, in cycles (past only fences it is not asked to stop at and steps
+        that take no time); -1: none."""
         steps = job.tl.steps
         for i in range(job.idx + 1, len(steps)):
             fence, c, _r, t, b, _m = steps[i]
@@ -682,7 +685,7 @@ class Scheduler:
                 if job.stopping is not None:
                     return -1
             elif c or t or b:
-                return i if c == job.c and t == job.t and not b else -1
+                return i if c and t and not b else -1
         return -1
 
     def _draw_on(self, job: MachineJob, index: int) -> None:
@@ -698,6 +701,23 @@ class Scheduler:
         job.done = 0.0
         job.last = self.now
         self.rates.set_rate(job, settled=True)
+
+    def _redraw(self, job: MachineJob, index: int) -> None:
+        """``job``'s T-drawing step ended now and the step at ``index`` draws T states
+        too, at another want or while the factories cap it (:meth:`_next_draw`): it keeps
+        its place on its bus segment and changes its want there, so the factories are
+        shared once (leaving the supply and joining it again at once shares them twice,
+        to the same end)."""
+        supply = self.rates.supplies[job.module]
+        supply.pause(self.rates, job)
+        job.idx = index
+        _, job.c, job.r, job.t, job.b, job.m = job.tl.steps[index]
+        job.done = 0.0
+        job.last = self.now
+        job.t_alloc = 0.0
+        job.cause = ""
+        job.version += 1
+        supply.rejoin(self.rates, job, self.rates.want(job))
 
     def _run_whole(self, job: MachineJob) -> None:
         """Run ``job``'s steps from its current one on, which draw on nothing shared, as

@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -390,6 +390,21 @@ class ModuleSupply:
         job.t_alloc = job.want = job.demand = 0.0
         self._rebus(host, segment, None)
 
+    def pause(self, host: Host, job: MachineJob) -> None:
+        """Take ``job`` out of the factories' sharing, its progress settled, its place
+        on its bus segment and its want kept: its step changes, then it
+        :meth:`rejoin` s (the factories are not shared in between)."""
+        self.advance(host.now)
+        self._drop(host, job)
+
+    def rejoin(self, host: Host, job: MachineJob, want: float) -> None:
+        """``job``, :meth:`pause` d, draws again at ``want``: its segment and the
+        factories are shared again, as :meth:`leave` then :meth:`join` end up."""
+        self.wanted += want - job.want
+        job.want = want
+        job.bound0 = self.bound_time
+        self._rebus(host, job.segment, job)
+
     def _drop(self, host: Host, job: MachineJob) -> None:
         """Take ``job`` out of the factories' sharing, its progress settled."""
         if self.rule == "cost":
@@ -495,9 +510,9 @@ class ModuleSupply:
         self.advance(host.now)
         if self.rule == "cost":
             self._by_cost(host)
+            self._schedule(host, ())
         else:
-            self._by_tenant(host)
-        self._schedule(host)
+            self._schedule(host, self._by_tenant(host))
 
     def _by_cost(self, host: Host) -> None:
         left = self.capacity
@@ -512,14 +527,18 @@ class ModuleSupply:
                 host.rate_job(job)
         fresh.clear()
 
-    def _by_tenant(self, host: Host) -> None:
+    def _by_tenant(self, host: Host) -> list[TenantQueue]:
+        """Share the factories by tenant; the queues whose level or capped jobs may have
+        changed (the others' next capped end stands as it was set off)."""
         demands = {name: queue.demand for name, queue in self.queues.items()}
         allocs = weighted_fill(demands, self.weights, self.capacity)
+        moved = []
         for name, queue in self.queues.items():
             alloc = allocs[name]
             if not queue.changed and alloc == queue.alloc:
                 continue  # its groups and part as they were: its level and caps hold
             queue.changed = False
+            moved.append(queue)
             groups, state = queue.groups, queue.state
             level = (
                 level_for({d: len(jobs) for d, jobs in groups.items()}, alloc)
@@ -553,9 +572,13 @@ class ModuleSupply:
                 else:
                     job.t_alloc = job.demand
                     host.rate_job(job)
+        return moved
 
-    def _schedule(self, host: Host) -> None:
-        self.version += 1
+    def _schedule(self, host: Host, moved: Iterable[TenantQueue]) -> None:
+        """Set off the store's running dry, where what is drawn changed, and the next
+        capped end of each of the ``moved`` queues. An event set off before holds while
+        what it was computed from holds: the store drains at the same rate, and a queue
+        not moved keeps its level and its capped jobs."""
         if self.rule == "cost":
             consume = sum([job.t_alloc for job in self.costed])
         else:
@@ -565,10 +588,11 @@ class ModuleSupply:
             # made before (its states at the start, an idle machine's)
             host.trace_t(min(consume, self.rate) - min(self.consume, self.rate))
             self.consume = consume
-        if self.store > EMPTY and consume > self.rate:
-            at = host.now + self.store / (consume - self.rate)
-            host.push_event(snap(at), "empty", self, self.version)
-        for queue in self.queues.values():
+            self.version += 1
+            if self.store > EMPTY and consume > self.rate:
+                at = host.now + self.store / (consume - self.rate)
+                host.push_event(snap(at), "empty", self, self.version)
+        for queue in moved:
             queue.version += 1
             heap = queue.heap
             while heap and (not heap[0][2].capped or heap[0][0] != heap[0][2].vfinish):
