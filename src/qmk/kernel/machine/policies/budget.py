@@ -34,7 +34,10 @@ A job is **placed at the cheapest code distance** whose projection keeps the bud
 ``larger_distances`` (:func:`~qmk.kernel.machine.footprints.at_distance`: more tiles,
 longer logical cycles, and waits cheaper by the code's suppression, about ten times a
 step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
-tenant's part makes a job do.
+tenant's part makes a job do. A placement that fits now is passed over where it would
+end later than the job could at a quicker one by waiting for its tiles
+(:func:`soonest_end`): a slow block that fits beside a running job is no bargain when
+the fast one frees a few hundred cycles later.
 
 A job its part alone cannot keep at any placement (no job of its tenant runs on the
 module) starts only where no T state is drawn on the machine, at the first placement
@@ -451,12 +454,15 @@ class Budgeted(SchedulingPolicy):
         #: states may start on (of its usable placements): whether it fits beside a
         #: candidate (:meth:`BudgetCheck.part`)
         self.least_tiles: dict[tuple[object, ...], int] = {}
+        #: each kind's :func:`soonest_end`, with what it read (:meth:`BudgetCheck._soonest`)
+        self.ends: dict[tuple[object, ...], tuple[tuple[object, ...], float]] = {}
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
         self.placements = Placements(sched.machine)
         self.held = HeldVerdicts()
         self.least_tiles = {}
+        self.ends = {}
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         if not job.tl.t_total:
@@ -469,6 +475,37 @@ class Budgeted(SchedulingPolicy):
 
     def ended(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.ended(job)
+
+
+def soonest_end(
+    sched: Scheduler,
+    job: MachineJob,
+    options: list[Placement],
+    may: Callable[[MachineJob], bool] | None = None,
+) -> float:
+    """The earliest ``job`` could end at any of ``options`` (its placements) that the
+    floorplan holds back, were it to wait for it: when a region of that placement's
+    tiles comes free if the running jobs end as their private cycles say (backfill's
+    :func:`~qmk.kernel.machine.policies.backfill.reservation`), plus its private
+    cycles there (INF: none). A placement that fits now is not waited for (it is tried
+    as it is), nor one its tenant may not hold now (``may``). It leaves ``job`` at the
+    last of ``options``: the caller takes its own back.
+
+    Starting a job now at a placement that ends later than this is the greedy
+    choice that sends a large program to the compact block for ten times its cycles
+    because the fast block's tiles free a few hundred cycles later (moldable jobs'
+    partition choice by earliest completion, Srinivasan et al., HiPC 2002)."""
+    from qmk.kernel.machine.policies.backfill import reservation
+
+    best = INF
+    for option in options:
+        job.take(option.footprint, option.timeline, option.rate, option.own)
+        if may is not None and not may(job):
+            continue
+        free = reservation(sched, job)
+        if free is not None and free[2] > sched.now:
+            best = min(best, free[2] + option.timeline.private_cycles)
+    return best
 
 
 class BudgetCheck:
@@ -504,6 +541,8 @@ class BudgetCheck:
         #: whether a tenant's first T-drawing job on a module keeps the other tenants'
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
+        #: what :meth:`_soonest` reads of the machine, read once until a start
+        self._floor: tuple[object, ...] | None = None
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -516,6 +555,7 @@ class BudgetCheck:
         self._parts.clear()
         self._drawing.clear()
         self._others.clear()
+        self._floor = None
 
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
@@ -634,10 +674,12 @@ class BudgetCheck:
     ) -> tuple[TileRange, int] | None:
         """Where ``job`` starts now, and at which block and code distance: the first of
         its placements (:func:`~qmk.kernel.machine.placement.usable`, cheapest first)
-        that ``find`` places, ``may`` lets its tenant hold, and whose projection keeps
-        the budgets (:meth:`verdict`), its waits on what its own error there leaves of
-        its budget; the first it may start ``sole`` at last (module docstring). None:
-        it waits as it came, looked at again at the next epoch boundary. ``spot``:
+        that ``find`` places, ``may`` lets its tenant hold, that ends no later than
+        waiting for a quicker one would (:func:`soonest_end`), and whose projection
+        keeps the budgets (:meth:`verdict`), its waits on what its own error there
+        leaves of its budget; the first it may start ``sole`` at last (module
+        docstring). None: it waits as it came, looked at again at the next epoch
+        boundary (where the floorplan alone held it, when a job ends). ``spot``:
         where ``find`` places ``job`` as it is (the caller asked, the floorplan unchanged
         since), not asked again for its placement now."""
         sched = self.sched
@@ -649,11 +691,19 @@ class BudgetCheck:
         futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
         found = job.fp if spot is not None else None  # the placement ``spot`` is of
+        soonest: float | None = None  # the earliest any placement could end (lazily)
         for option in options:
             job.take(option.footprint, option.timeline, option.rate, option.own)
             there = spot if option.footprint is found else sched.find(job)
             if there is None or (may is not None and not may(job)):
                 continue
+            cycles = option.timeline.private_cycles
+            if any(p.timeline.private_cycles < cycles for p in options):
+                if soonest is None:
+                    soonest = self._soonest(policy, job, options, may)
+                    job.take(option.footprint, option.timeline, option.rate, option.own)
+                if sched.now + cycles > soonest:
+                    continue  # it would end later than waiting for a quicker placement
             verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
             if verdict is True:
                 job.sole = False
@@ -676,6 +726,31 @@ class BudgetCheck:
         if held:
             sched.look_again()
         return None
+
+    def _soonest(
+        self,
+        policy: Budgeted,
+        job: MachineJob,
+        options: list[Placement],
+        may: Callable[[MachineJob], bool] | None,
+    ) -> float:
+        """:func:`soonest_end` of ``job``'s kind, made once while the running jobs' steps
+        stand (their versions), no job stops and the tenants waiting stay: what its
+        reservations and its tenant's hold read. A held job is looked at every epoch."""
+        stamp = self._floor
+        if stamp is None:
+            state = self.sched.state
+            stamp = self._floor = (
+                tuple([(j.seq, j.version) for j in state.running]),
+                tuple([j.seq for j in state.stopped]),
+                frozenset(state.tenants_waiting()),
+            )
+        held = policy.ends.get(job.kind)
+        if held is not None and held[0] == stamp:
+            return held[1]
+        soonest = soonest_end(self.sched, job, options, may)
+        policy.ends[job.kind] = (stamp, soonest)
+        return soonest
 
     def _fit_as_is(
         self,
