@@ -34,10 +34,8 @@ A job is **placed at the cheapest code distance** whose projection keeps the bud
 ``larger_distances`` (:func:`~qmk.kernel.machine.footprints.at_distance`: more tiles,
 longer logical cycles, and waits cheaper by the code's suppression, about ten times a
 step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
-tenant's part makes a job do. A placement that fits now is passed over where it would
-end later than the job could at a quicker one by waiting for its tiles
-(:func:`soonest_end`): a slow block that fits beside a running job is no bargain when
-the fast one frees a few hundred cycles later.
+tenant's part makes a job do. A placement that fits now but ends later than waiting
+for a quicker one's tiles would is passed over (:meth:`BudgetCheck._soonest`).
 
 A job its part alone cannot keep at any placement (no job of its tenant runs on the
 module) starts only where no T state is drawn on the machine, at the first placement
@@ -70,6 +68,7 @@ from typing import TYPE_CHECKING
 from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.policies.reserve import reservation
 from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
@@ -454,7 +453,7 @@ class Budgeted(SchedulingPolicy):
         #: states may start on (of its usable placements): whether it fits beside a
         #: candidate (:meth:`BudgetCheck.part`)
         self.least_tiles: dict[tuple[object, ...], int] = {}
-        #: each kind's :func:`soonest_end`, with what it read (:meth:`BudgetCheck._soonest`)
+        #: each kind's :meth:`BudgetCheck._soonest`, with what it read
         self.ends: dict[tuple[object, ...], tuple[tuple[object, ...], float]] = {}
 
     def setup(self, sched: Scheduler) -> None:
@@ -475,37 +474,6 @@ class Budgeted(SchedulingPolicy):
 
     def ended(self, sched: Scheduler, job: MachineJob) -> None:
         self.drawers.ended(job)
-
-
-def soonest_end(
-    sched: Scheduler,
-    job: MachineJob,
-    options: list[Placement],
-    may: Callable[[MachineJob], bool] | None = None,
-) -> float:
-    """The earliest ``job`` could end at any of ``options`` (its placements) that the
-    floorplan holds back, were it to wait for it: when a region of that placement's
-    tiles comes free if the running jobs end as their private cycles say (backfill's
-    :func:`~qmk.kernel.machine.policies.backfill.reservation`), plus its private
-    cycles there (INF: none). A placement that fits now is not waited for (it is tried
-    as it is), nor one its tenant may not hold now (``may``). It leaves ``job`` at the
-    last of ``options``: the caller takes its own back.
-
-    Starting a job now at a placement that ends later than this is the greedy
-    choice that sends a large program to the compact block for ten times its cycles
-    because the fast block's tiles free a few hundred cycles later (moldable jobs'
-    partition choice by earliest completion, Srinivasan et al., HiPC 2002)."""
-    from qmk.kernel.machine.policies.backfill import reservation
-
-    best = INF
-    for option in options:
-        job.take(option.footprint, option.timeline, option.rate, option.own)
-        if may is not None and not may(job):
-            continue
-        free = reservation(sched, job)
-        if free is not None and free[2] > sched.now:
-            best = min(best, free[2] + option.timeline.private_cycles)
-    return best
 
 
 class BudgetCheck:
@@ -541,8 +509,7 @@ class BudgetCheck:
         #: whether a tenant's first T-drawing job on a module keeps the other tenants'
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
-        #: what :meth:`_soonest` reads of the machine, read once until a start
-        self._floor: tuple[object, ...] | None = None
+        self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -675,11 +642,10 @@ class BudgetCheck:
         """Where ``job`` starts now, and at which block and code distance: the first of
         its placements (:func:`~qmk.kernel.machine.placement.usable`, cheapest first)
         that ``find`` places, ``may`` lets its tenant hold, that ends no later than
-        waiting for a quicker one would (:func:`soonest_end`), and whose projection
-        keeps the budgets (:meth:`verdict`), its waits on what its own error there
-        leaves of its budget; the first it may start ``sole`` at last (module
-        docstring). None: it waits as it came, looked at again at the next epoch
-        boundary (where the floorplan alone held it, when a job ends). ``spot``:
+        waiting for a quicker one would (:meth:`_soonest`), and whose projection keeps
+        the budgets (:meth:`verdict`), its waits on what its own error there leaves of
+        its budget; the first it may start ``sole`` at last (module docstring). None:
+        it waits as it came, looked at again at the next epoch boundary. ``spot``:
         where ``find`` places ``job`` as it is (the caller asked, the floorplan unchanged
         since), not asked again for its placement now."""
         sched = self.sched
@@ -691,7 +657,7 @@ class BudgetCheck:
         futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
         found = job.fp if spot is not None else None  # the placement ``spot`` is of
-        soonest: float | None = None  # the earliest any placement could end (lazily)
+        soonest = None  # the earliest a placement the floorplan holds back could end
         for option in options:
             job.take(option.footprint, option.timeline, option.rate, option.own)
             there = spot if option.footprint is found else sched.find(job)
@@ -699,11 +665,10 @@ class BudgetCheck:
                 continue
             cycles = option.timeline.private_cycles
             if any(p.timeline.private_cycles < cycles for p in options):
-                if soonest is None:
-                    soonest = self._soonest(policy, job, options, may)
-                    job.take(option.footprint, option.timeline, option.rate, option.own)
+                soonest = self._soonest(policy, job, options, may) if soonest is None else soonest
+                job.take(option.footprint, option.timeline, option.rate, option.own)
                 if sched.now + cycles > soonest:
-                    continue  # it would end later than waiting for a quicker placement
+                    continue  # it ends later than waiting for a quicker placement would
             verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
             if verdict is True:
                 job.sole = False
@@ -734,23 +699,26 @@ class BudgetCheck:
         options: list[Placement],
         may: Callable[[MachineJob], bool] | None,
     ) -> float:
-        """:func:`soonest_end` of ``job``'s kind, made once while the running jobs' steps
-        stand (their versions), no job stops and the tenants waiting stay: what its
-        reservations and its tenant's hold read. A held job is looked at every epoch."""
-        stamp = self._floor
-        if stamp is None:
-            state = self.sched.state
-            stamp = self._floor = (
-                tuple([(j.seq, j.version) for j in state.running]),
-                tuple([j.seq for j in state.stopped]),
-                frozenset(state.tenants_waiting()),
-            )
+        """The earliest ``job`` could end at one of ``options`` the floorplan holds back
+        (and its tenant may hold), were it to wait for its tiles: backfill's
+        ``reservation`` plus its cycles there (INF: none). Made once a kind while the
+        running jobs' steps, the stopped jobs and the tenants waiting stay; it leaves
+        ``job`` at the last of ``options``."""
+        sched, state = self.sched, self.sched.state
+        if self._floor is None:
+            running = tuple([(j.seq, j.version) for j in state.running])
+            self._floor = (running, tuple(state.stopped), frozenset(state.tenants_waiting()))
         held = policy.ends.get(job.kind)
-        if held is not None and held[0] == stamp:
+        if held is not None and held[0] == self._floor:
             return held[1]
-        soonest = soonest_end(self.sched, job, options, may)
-        policy.ends[job.kind] = (stamp, soonest)
-        return soonest
+        best = INF
+        for option in options:
+            job.take(option.footprint, option.timeline, option.rate, option.own)
+            free = None if may is not None and not may(job) else reservation(sched, job)
+            if free is not None and free[2] > sched.now:
+                best = min(best, free[2] + option.timeline.private_cycles)
+        policy.ends[job.kind] = (self._floor, best)
+        return best
 
     def _fit_as_is(
         self,
