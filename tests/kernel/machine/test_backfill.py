@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from qmk.kernel.machine.policies.backfill import _free_at
+from qmk.kernel.machine.policies.reserve import _free_at
 
 
 def _by_every_run(held, starts, need, now):

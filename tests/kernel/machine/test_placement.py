@@ -126,6 +126,27 @@ def test_a_job_no_block_keeps_at_the_machines_distance_runs_at_a_larger_one():
     assert out.own_logical_error == pytest.approx(own_error(1e-5, 9, 200))
 
 
+def test_a_job_waits_for_its_quick_placement_where_a_slow_one_now_would_end_later():
+    # 27 tiles. "a": 30 X/Y rotations in the fast block (15 tiles x 30 cycles = 450
+    # tile-cycles, its cheapest), from 0 to 30. "b": 20 of them; its fast placement
+    # (15 tiles, 20 cycles) does not fit beside "a" (12 tiles free), its intermediate
+    # one does (12 tiles, 5 ticks a rotation: 100 cycles), and its compact one (9
+    # tiles, 180 cycles). Started now in the intermediate block it would end at 100;
+    # waiting for "a" to end, at 30 + 20 = 50 in the fast block. A T state a cycle and
+    # a store of 100 feed both: no wait. Own errors 1 - (1 - 1e-4)^450 = 0.044 and
+    # 1 - (1 - 1e-4)^300 = 0.0296, both within 0.2 (b's intermediate run: 0.113)
+    machine = MachineSpec.simple(tiles=27, factory_rate=(1, 1), store=100, logical_error_rate=1e-4)
+    first, second = compact(xy_rotations(30)), compact(xy_rotations(20))
+    out = run(machine, job("a", first, 0.2), job("b", second, 0.2))
+    a, b = out["a"], out["b"]
+    assert (a.block, a.tiles, a.start_cycle, a.end_cycle) == ("fast", 15, 0.0, 30.0)
+    assert (b.block, b.tiles, b.start_cycle, b.end_cycle) == ("fast", 15, 30.0, 50.0)
+    assert b.wait_cycles["queue"] == 30.0
+    assert a.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 450)
+    assert b.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
+    assert a.within_budget and b.within_budget
+
+
 # --------------------------------------------------------------------------- QK505
 
 

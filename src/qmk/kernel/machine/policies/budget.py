@@ -34,7 +34,8 @@ A job is **placed at the cheapest code distance** whose projection keeps the bud
 ``larger_distances`` (:func:`~qmk.kernel.machine.footprints.at_distance`: more tiles,
 longer logical cycles, and waits cheaper by the code's suppression, about ten times a
 step of two at ``p = 1e-3``). A larger distance costs tiles; it buys the waiting a
-tenant's part makes a job do.
+tenant's part makes a job do. A placement that fits now but ends later than waiting
+for a quicker one's tiles would is passed over (:meth:`BudgetCheck._soonest`).
 
 A job its part alone cannot keep at any placement (no job of its tenant runs on the
 module) starts only where no T state is drawn on the machine, at the first placement
@@ -67,6 +68,7 @@ from typing import TYPE_CHECKING
 from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
+from qmk.kernel.machine.policies.reserve import reservation
 from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
@@ -451,12 +453,15 @@ class Budgeted(SchedulingPolicy):
         #: states may start on (of its usable placements): whether it fits beside a
         #: candidate (:meth:`BudgetCheck.part`)
         self.least_tiles: dict[tuple[object, ...], int] = {}
+        #: each kind's :meth:`BudgetCheck._soonest`, with what it read
+        self.ends: dict[tuple[object, ...], tuple[tuple[object, ...], float]] = {}
 
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
         self.placements = Placements(sched.machine)
         self.held = HeldVerdicts()
         self.least_tiles = {}
+        self.ends = {}
 
     def arrived(self, sched: Scheduler, job: MachineJob) -> None:
         if not job.tl.t_total:
@@ -504,6 +509,7 @@ class BudgetCheck:
         #: whether a tenant's first T-drawing job on a module keeps the other tenants'
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
+        self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -516,6 +522,7 @@ class BudgetCheck:
         self._parts.clear()
         self._drawing.clear()
         self._others.clear()
+        self._floor = None
 
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
@@ -634,7 +641,8 @@ class BudgetCheck:
     ) -> tuple[TileRange, int] | None:
         """Where ``job`` starts now, and at which block and code distance: the first of
         its placements (:func:`~qmk.kernel.machine.placement.usable`, cheapest first)
-        that ``find`` places, ``may`` lets its tenant hold, and whose projection keeps
+        that ``find`` places, ``may`` lets its tenant hold, that ends no later than
+        waiting for a quicker one would (:meth:`_soonest`), and whose projection keeps
         the budgets (:meth:`verdict`), its waits on what its own error there leaves of
         its budget; the first it may start ``sole`` at last (module docstring). None:
         it waits as it came, looked at again at the next epoch boundary. ``spot``:
@@ -649,11 +657,18 @@ class BudgetCheck:
         futile: tuple[float, Placement, tuple[TileRange, int]] | None = None
         held = False  # a placement was refused by a budget (not by the floorplan)
         found = job.fp if spot is not None else None  # the placement ``spot`` is of
+        soonest = None  # the earliest a placement the floorplan holds back could end
         for option in options:
             job.take(option.footprint, option.timeline, option.rate, option.own)
             there = spot if option.footprint is found else sched.find(job)
             if there is None or (may is not None and not may(job)):
                 continue
+            cycles = option.timeline.private_cycles
+            if any(p.timeline.private_cycles < cycles for p in options):
+                soonest = self._soonest(policy, job, options, may) if soonest is None else soonest
+                job.take(option.footprint, option.timeline, option.rate, option.own)
+                if sched.now + cycles > soonest:
+                    continue  # it ends later than waiting for a quicker placement would
             verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
             if verdict is True:
                 job.sole = False
@@ -676,6 +691,34 @@ class BudgetCheck:
         if held:
             sched.look_again()
         return None
+
+    def _soonest(
+        self,
+        policy: Budgeted,
+        job: MachineJob,
+        options: list[Placement],
+        may: Callable[[MachineJob], bool] | None,
+    ) -> float:
+        """The earliest ``job`` could end at one of ``options`` the floorplan holds back
+        (and its tenant may hold), were it to wait for its tiles: backfill's
+        ``reservation`` plus its cycles there (INF: none). Made once a kind while the
+        running jobs' steps, the stopped jobs and the tenants waiting stay; it leaves
+        ``job`` at the last of ``options``."""
+        sched, state = self.sched, self.sched.state
+        if self._floor is None:
+            running = tuple([(j.seq, j.version) for j in state.running])
+            self._floor = (running, tuple(state.stopped), frozenset(state.tenants_waiting()))
+        held = policy.ends.get(job.kind)
+        if held is not None and held[0] == self._floor:
+            return held[1]
+        best = INF
+        for option in options:
+            job.take(option.footprint, option.timeline, option.rate, option.own)
+            free = None if may is not None and not may(job) else reservation(sched, job)
+            if free is not None and free[2] > sched.now:
+                best = min(best, free[2] + option.timeline.private_cycles)
+        policy.ends[job.kind] = (self._floor, best)
+        return best
 
     def _fit_as_is(
         self,
