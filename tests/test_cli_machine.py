@@ -211,19 +211,23 @@ def test_the_workload_form_docs_machine_shows_is_the_example_that_ships():
 
 
 def test_float_residue_of_an_idle_error_prints_as_0_and_json_keeps_the_number():
-    # the like-for-like workload under fidelity gives its jobs no idle cycles, but their
-    # waits' float residue (a few ulps of a cycle) leaves idle errors near 1e-18
+    # the table prints each idle error as error_text does (float residue under 1e-15 as
+    # 0: its doctest), and --json keeps the number; backfill gives like-for-like's jobs
+    # idle cycles, fidelity none
     from qmk.commands.machine import status_text
+    from qmk.kernel.machine.metrics import error_text
 
     path = str(EXAMPLES / "machine" / "like-for-like.yaml")
-    code, out, err = qmk("machine", "simulate", path, "--policy", "fidelity", "--json")
-    assert code == 0, err
-    data = json.loads(out)["fidelity"]
-    assert 0 < data["max_idle_logical_error"] < 1e-15  # residue, not an error given
-    code, out, err = qmk("machine", "simulate", path, "--policy", "fidelity")
-    assert code == 0, err
-    (row,) = [line for line in out.splitlines() if line.startswith("fidelity ")]
-    assert row.split()[-3:-1] == ["0", "0"]  # mean idle, max idle (then err/budget)
+    for policy in ("backfill", "fidelity"):
+        code, out, err = qmk("machine", "simulate", path, "--policy", policy, "--json")
+        assert code == 0, err
+        data = json.loads(out)[policy]
+        idle = [data["mean_idle_logical_error"], data["max_idle_logical_error"]]
+        code, out, err = qmk("machine", "simulate", path, "--policy", policy)
+        assert code == 0, err
+        (row,) = [line for line in out.splitlines() if line.startswith(f"{policy} ")]
+        assert row.split()[-3:-1] == [error_text(e) for e in idle]  # then err/budget
+    assert idle == [0.0, 0.0] and data["over_budget"] == 0
     reply = {
         "policy": "fidelity", "clock_cycle": 5, "now_cycle": 5, "epoch_cycles": 1,
         "jobs": {"queued": 0, "running": 0, "stopped": 0, "done": 2},
