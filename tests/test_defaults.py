@@ -209,6 +209,7 @@ def test_the_kernel_page_shows_the_defaults_it_says_it_shows():
         "worker_memory_mb": defaults.WORKER_MEMORY_MB,
         "worker_cpu_s": defaults.WORKER_CPU_S,
         "worker_user": defaults.WORKER_USER,
+        "worker_lost_retries": defaults.WORKER_LOST_RETRIES,
         "epoch_ms": defaults.EPOCH_MS,
         "preempt_gap": defaults.PREEMPT_GAP,
         "rollback_gap": defaults.ROLLBACK_GAP,
