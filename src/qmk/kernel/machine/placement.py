@@ -15,8 +15,8 @@ the estimator's formula), and what waiting adds. Both depend on where it runs:
 tile-cycles (its tiles times its private cycles), ties to the faster block, then the
 smaller distance. The budget policies start a job at the first whose own error leaves
 room in its budget, that ends no later than waiting for a quicker placement's tiles
-would (:func:`~qmk.kernel.machine.policies.budget.soonest_end`), and whose projected
-waits keep every budget
+would (:meth:`~qmk.kernel.machine.policies.budget.BudgetCheck._soonest`), and whose
+projected waits keep every budget
 (:meth:`~qmk.kernel.machine.policies.budget.BudgetCheck.fit`); what its own error leaves
 is its budget for waiting (:func:`~qmk.kernel.machine.jobs.added_budget`). A job without
 a budget runs as it came: nothing to trade its tiles against.
