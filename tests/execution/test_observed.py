@@ -22,7 +22,7 @@ from qmk.execution.trajectories import Observed, micro_ops
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
 from support.frontends import ALPHA, homogeneity_p
-from support.micro_ops import op_columns, rows_of, same_columns
+from support.micro_ops import op_columns, same_columns
 from support.paths import EXAMPLES
 
 NOISY = "logical:surface_code(d=1)"  # a logical error in most shots of these programs
@@ -71,7 +71,7 @@ def test_where_every_gate_is_seen_the_spliced_micro_ops_are_the_rebuilt_ones() -
     assert len(groups) > 20  # many patterns, with several errors at one step among them
     for pattern in groups:
         errors = _pattern_errors(plan, pattern)
-        assert list(observed.with_errors(errors)) == rows_of(micro_ops(plan, errors))
+        assert list(observed.with_errors(errors)) == micro_ops(plan, errors)
 
 
 def test_gates_and_errors_on_a_qubit_nothing_measures_after_are_dropped() -> None:

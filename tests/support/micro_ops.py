@@ -9,13 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qmk.execution.microcode import Row
 from qmk.execution.trajectories import MicroOp, OpColumns, kind_codes
-
-
-def rows_of(ops: Sequence[MicroOp]) -> list[Row]:
-    """``ops`` as the rows a reader of their columns gives (the same fields)."""
-    return [Row(*(getattr(op, field) for field in Row._fields)) for op in ops]
 
 
 def op_columns(ops: Sequence[MicroOp]) -> OpColumns:

@@ -5,7 +5,7 @@ The micro-ops are held as arrays (:class:`Ops`): a kind code, a gate code, qubit
 parameters (flat, with offsets), an event and a basis per micro-op. What few micro-ops
 carry besides (a guard; a feed-forward's inputs, a Werner's fidelity, a fence's epoch, a
 ``calc``'s expression, a ``halt``'s message) is in side tables by position. A reader
-turns a window of them into :class:`Row` values (:meth:`Ops.rows`), so a run holds a
+turns a window of them into :class:`MicroOp` values (:meth:`Ops.rows`), so a run holds a
 chunk's rows at a time, not an object per micro-op of the program.
 
 A shot group's micro-ops are the error-free ones with its Pauli errors spliced in
@@ -20,14 +20,14 @@ import itertools
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard
 
-#: The micro-op kinds (:attr:`Row.kind`), in the order of their codes in :attr:`Ops.kinds`.
+#: The micro-op kinds (:attr:`MicroOp.kind`), in the order of their codes in :attr:`Ops.kinds`.
 KINDS = (
     "gate",
     "alloc",
@@ -55,8 +55,10 @@ CHUNK = 4096
 KEPT_CHUNKS = 16
 
 
-class Row(NamedTuple):
-    """One micro-op, as a reader sees it (made a chunk at a time, never kept).
+class MicroOp(msgspec.Struct, frozen=True, gc=False):
+    """One engine-level step of a run: a plan's steps become micro-ops
+    (:func:`~qmk.execution.trajectories.micro_ops`), which :class:`Ops` holds as columns
+    and a reader gives back a chunk at a time.
 
     ``kind`` is one of :data:`KINDS`. A ``pauli`` is a Pauli channel on one or two
     qubits: ``params`` the probability of each Pauli, identity first. A ``calc`` is a
@@ -66,7 +68,15 @@ class Row(NamedTuple):
     ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
     of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
     reads (a ``calc``'s, with the columns it writes in ``outputs``). A ``calc``'s or a
-    ``halt``'s node (``#index 'id'``) and a ``halt``'s message are in ``note``."""
+    ``halt``'s node (``#index 'id'``) and a ``halt``'s message are in ``note``.
+
+    Not tracked by the cyclic garbage collector (``gc=False``). It holds strings,
+    numbers, tuples of them, a node's guard (strings and numbers) and a ``CALC``'s
+    prepared expression. That is made and cached by :func:`qmk.qvm.classical.prepare`
+    before any micro-op, so it cannot hold one. Nothing in it can lead back to it, so it
+    is in no reference cycle. A kernel keeps a plan's micro-ops
+    (:func:`~qmk.execution.trajectories.noiseless_ops`, for the router). Tracked, they
+    would be one object per node more for every full collection to walk."""
 
     kind: str
     qubits: tuple[str, ...]
@@ -142,34 +152,33 @@ class Ops:
         self.bases = bases
         self.guards = guards
         self.rare = rare
-        self._chunks: dict[int, list[Row]] = {}
+        self._chunks: dict[int, list[MicroOp]] = {}
         self._gate_array = np.asarray(self.gate_names, dtype=object)
         self._name_array = np.asarray(self.names, dtype=object)
 
     @classmethod
-    def of(cls, ops: Iterable[Any]) -> Ops:
-        """Columns of micro-ops given one at a time (any values with :class:`Row`'s
-        fields)."""
+    def of(cls, ops: Iterable[MicroOp]) -> Ops:
+        """Columns of micro-ops given one at a time."""
         writer = Writer()
         for op in ops:
-            writer.add(*(getattr(op, name) for name in Row._fields))
+            writer.take(op)
         return writer.done()
 
     def __len__(self) -> int:
         return len(self.kinds)
 
-    def __iter__(self) -> Iterator[Row]:
+    def __iter__(self) -> Iterator[MicroOp]:
         """The micro-ops in order as rows, a chunk made at a time."""
         return iter(Reader(self).span(0, len(self)))
 
-    def rows(self, lo: int, hi: int) -> list[Row]:
+    def rows(self, lo: int, hi: int) -> list[MicroOp]:
         """Micro-ops ``[lo, hi)`` as rows, from the chunks of :data:`CHUNK` that hold them.
 
         The last :data:`KEPT_CHUNKS` chunks read are kept: a run reads the same micro-ops
         for every shot group and branch (a group's own Paulis spliced in by
         :class:`Spliced`), and makes their rows once."""
         hi = min(hi, len(self.kinds))
-        out: list[Row] = []
+        out: list[MicroOp] = []
         while lo < hi:
             first, k = divmod(lo, CHUNK)
             rows = self._chunks.get(first)
@@ -181,12 +190,17 @@ class Ops:
             lo = (first + 1) * CHUNK
         return out
 
+    @property
+    def kept(self) -> int:
+        """The rows kept now (at most :data:`KEPT_CHUNKS` chunks of :data:`CHUNK`)."""
+        return sum(map(len, self._chunks.values()))
+
     def forget(self) -> None:
         """Drop the rows kept (at a run's end: the micro-ops of a plan the kernel keeps
-        hold no object per micro-op between runs for the cyclic collector to walk)."""
+        hold no object per micro-op between runs)."""
         self._chunks.clear()
 
-    def _made(self, lo: int, hi: int) -> list[Row]:
+    def _made(self, lo: int, hi: int) -> list[MicroOp]:
         """Micro-ops ``[lo, hi)`` as rows, made from the columns."""
         hi = min(hi, len(self.kinds))
         if lo >= hi:
@@ -210,7 +224,7 @@ class Ops:
             if lo <= at < hi:
                 rare[at - lo] = fields
         return [
-            Row(kind, qs, guard, gate, ps, basis, event, *more)
+            MicroOp(kind, qs, guard, gate, ps, basis, event, *more)
             for kind, qs, guard, gate, ps, basis, event, more in zip(
                 _KIND_NAMES[self.kinds[lo:hi]].tolist(),
                 qubits,
@@ -224,7 +238,7 @@ class Ops:
             )
         ]
 
-    def row(self, i: int) -> Row:
+    def row(self, i: int) -> MicroOp:
         """Micro-op ``i`` alone."""
         return self.rows(i, i + 1)[0]
 
@@ -269,7 +283,7 @@ class Writer:
         calc: classical.Prepared | None = None,
         note: str = "",
     ) -> None:
-        """Append one micro-op (fields as :class:`Row`'s)."""
+        """Append one micro-op (fields as :class:`MicroOp`'s)."""
         at = len(self._kinds)
         self._kinds.append(KIND_CODE[kind])
         self._gates.append(self._gate_code.setdefault(gate, len(self._gate_code)))
@@ -285,6 +299,10 @@ class Writer:
         rare: Rare = (tuple(inputs), fidelity, epoch, tuple(outputs), calc, note)
         if rare != _PLAIN:
             self._rare[at] = rare
+
+    def take(self, op: MicroOp) -> None:
+        """Append ``op``, a micro-op made as an object (:meth:`add` of its fields)."""
+        self.add(*msgspec.structs.astuple(op))
 
     def done(self) -> Ops:
         """The micro-ops added, as columns."""
@@ -325,7 +343,7 @@ class Spliced:
     def __len__(self) -> int:
         return len(self.base) + len(self.at)
 
-    def __iter__(self) -> Iterator[Row]:
+    def __iter__(self) -> Iterator[MicroOp]:
         """The micro-ops in order as rows, a chunk made at a time."""
         return iter(Reader(self).span(0, len(self)))
 
@@ -345,7 +363,7 @@ class Spliced:
         """Where each Pauli stands among the micro-ops (``at[k] + k``)."""
         return [a + k for k, a in enumerate(self.at)]
 
-    def rows(self, lo: int, hi: int) -> list[Row]:
+    def rows(self, lo: int, hi: int) -> list[MicroOp]:
         """Micro-ops ``[lo, hi)`` as rows: the base's (:meth:`Ops.rows`, kept), with the
         Paulis that fall among them."""
         hi = min(hi, len(self))
@@ -353,10 +371,10 @@ class Spliced:
         first, last = bisect.bisect_left(placed, lo), bisect.bisect_left(placed, hi)
         out = self.base.rows(lo - first, hi - last)
         for k in range(first, last):  # in order: each lands where it stands
-            out.insert(placed[k] - lo, Row("gate", (self.qubits[k],), gate=self.paulis[k]))
+            out.insert(placed[k] - lo, MicroOp("gate", (self.qubits[k],), gate=self.paulis[k]))
         return out
 
-    def row(self, i: int) -> Row:
+    def row(self, i: int) -> MicroOp:
         """Micro-op ``i`` alone (read where a group leaves the error-free run)."""
         return self.rows(i, i + 1)[0]
 
@@ -374,12 +392,12 @@ class Reader:
     def __init__(self, ops: Ops | Spliced) -> None:
         self.ops = ops
         self._lo = 0
-        self._rows: list[Row] = []
+        self._rows: list[MicroOp] = []
 
     def __len__(self) -> int:
         return len(self.ops)
 
-    def __getitem__(self, i: int) -> Row:
+    def __getitem__(self, i: int) -> MicroOp:
         k = i - self._lo
         rows = self._rows
         if 0 <= k < len(rows):
@@ -393,7 +411,7 @@ class Reader:
         self._rows = []
         self.ops.forget()
 
-    def span(self, lo: int, hi: int) -> Iterable[Row]:
+    def span(self, lo: int, hi: int) -> Iterable[MicroOp]:
         """Micro-ops ``[lo, hi)`` in order, a chunk at a time."""
         hi = min(hi, len(self.ops))
         while lo < hi:

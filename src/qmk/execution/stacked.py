@@ -39,7 +39,7 @@ import numpy as np
 from qmk.engines import EngineError, fusion, kernels, rows
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution.branches import ExecutionState, Progress
-from qmk.execution.microcode import Ops, Reader, Row
+from qmk.execution.microcode import MicroOp, Ops, Reader
 from qmk.execution.trajectories import (
     YIELD_NOW,
     Control,
@@ -93,7 +93,7 @@ class StackedOps:
     gates: list[tuple[tuple[int, ...], np.ndarray]]
     gate_at: list[int]
     measured: tuple[tuple[int, int], ...]
-    calcs: tuple[Row, ...]
+    calcs: tuple[MicroOp, ...]
     blocks: list[fusion.Block] = field(init=False)
     _block_of: list[int] = field(init=False)
     _offset_of: list[int] = field(init=False)
@@ -212,7 +212,7 @@ def _compiled(ops: Ops) -> StackedOps | None:
     gates: list[tuple[tuple[int, ...], np.ndarray]] = []
     gate_at = [0] * (len(ops) + 1)
     measured: list[tuple[int, int]] = []
-    calcs: list[Row] = []
+    calcs: list[MicroOp] = []
     done: set[str] = set()
     for i, op in enumerate(Reader(ops).span(0, len(ops))):
         gate_at[i] = len(gates)

@@ -42,7 +42,6 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import msgspec
 import numpy as np
 import numpy.random  # every run draws from its streams: imported with the module, not by a run
 
@@ -50,7 +49,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.microcode import KIND_CODE, KINDS, Ops, Reader, Row, Spliced, Writer
+from qmk.execution.microcode import KIND_CODE, KINDS, MicroOp, Ops, Reader, Spliced, Writer
 from qmk.execution.plan import (
     BASIS_OF,
     GATE_OF,
@@ -76,46 +75,6 @@ YIELD = "yield"
 #: ... or stop as soon as possible (rolling back an open REV segment), save, and stop.
 YIELD_NOW = "yield-now"
 REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
-
-
-class MicroOp(msgspec.Struct, frozen=True, gc=False):
-    """One engine-level step of a run.
-
-    Its ``op`` is one of alloc, free, gate, meas, reset, cond (feed-forward), werner,
-    pauli, calc, halt or fence. A ``pauli`` is a Pauli channel on one or two qubits:
-    ``params`` the probability of each Pauli, identity first, as :func:`pauli_channel`
-    makes it. A ``calc`` is a run-time classical value computed from the record, and a
-    ``halt`` stops the run. A ``fence`` has ``epoch``: the number of the epoch it opens,
-    1 for the first fence.
-
-    ``qubits`` are names (an ``alloc`` gives one its engine qubit), ``event`` the column
-    of the run's record a ``meas`` writes and ``inputs`` those whose XOR a ``cond``
-    reads. A plan's steps become micro-ops (:func:`micro_ops`); a run reads them as
-    columns (:class:`~qmk.execution.microcode.Ops`, as :class:`Observed` keeps them).
-
-    Not tracked by the cyclic garbage collector (``gc=False``). It holds strings,
-    numbers, tuples of them, a node's guard (strings and numbers) and a ``CALC``'s
-    prepared expression. That is made and cached by :func:`qmk.qvm.classical.prepare`
-    before any micro-op, so it cannot hold one. Nothing in it can lead back to it, so it
-    is in no reference cycle. A kernel keeps a plan's micro-ops (:func:`noiseless_ops`,
-    for the router). Tracked, they would be one object per node more for every full
-    collection to walk."""
-
-    kind: str
-    qubits: tuple[str, ...]
-    guard: Guard | None = None
-    gate: str = ""
-    params: tuple[float, ...] = ()
-    basis: str = "Z"
-    event: int = -1
-    inputs: tuple[int, ...] = ()
-    fidelity: float = 1.0
-    epoch: int = 0
-    #: A ``calc``'s columns it writes, and its checked expression; a ``calc``'s or a
-    #: ``halt``'s node (``#index 'id'``) and a ``halt``'s message in ``note``.
-    outputs: tuple[int, ...] = ()
-    calc: classical.Prepared | None = None
-    note: str = ""
 
 
 def micro_ops(
@@ -533,7 +492,7 @@ class Observed:
         )
 
 
-def tail_start(ops: Ops | Spliced | Sequence[MicroOp | Row]) -> int:
+def tail_start(ops: Ops | Spliced | Sequence[MicroOp]) -> int:
     """Where the terminal-measurement suffix of ``ops`` begins (:func:`tail_of`)."""
     if isinstance(ops, Ops | Spliced):
         reader = Reader(ops)
@@ -656,7 +615,7 @@ def _holds(guard: Guard | None, events: np.ndarray, index: Mapping[str, int]) ->
     return all(int(events[index[t.event]]) == t.equals for t in guard.terms if t.event in index)
 
 
-def compute(op: Row, events: np.ndarray) -> None:
+def compute(op: MicroOp, events: np.ndarray) -> None:
     """Carry out a ``calc`` micro-op on one record (every shot of a branch shares it).
 
     Raises:
@@ -670,7 +629,7 @@ def compute(op: Row, events: np.ndarray) -> None:
     events[list(op.outputs)] = bits
 
 
-def _parity(op: Row, events: np.ndarray) -> int:
+def _parity(op: MicroOp, events: np.ndarray) -> int:
     """The XOR of a feed-forward op's input events (1: its Pauli applies)."""
     return sum(int(events[i]) for i in op.inputs if i >= 0) % 2
 
@@ -1217,7 +1176,7 @@ class _Prefix:
 
 
 def _segment(
-    run: Iterable[Row], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
+    run: Iterable[MicroOp], qmap: Mapping[str, int], events: np.ndarray, index: Mapping[str, int]
 ) -> list[GateCall]:
     """The gates a run of unitary micro-ops applies: guards and feed-forward parities are
     decided now (no event changes inside a run)."""
@@ -1246,7 +1205,7 @@ def _pauli(q: int, partner: int = -1) -> Callable[[int], Pending]:
 
 def pauli_channel(
     qubits: tuple[str, ...], probs: Sequence[float], guard: Guard | None = None
-) -> Row:
+) -> MicroOp:
     """The micro-op of a Pauli channel on one or two qubits: ``probs`` the probability of
     each Pauli but the identity (X, Y, Z; or the 15 pairs ``4 * first + second`` from
     IX), the identity taking the rest. A run splits its shots there by the Pauli each
@@ -1258,7 +1217,7 @@ def pauli_channel(
     if len(probs) != 4 ** len(qubits) - 1 or not 1 <= len(qubits) <= 2:
         raise ValueError(f"{len(probs)} probabilities for a channel on {len(qubits)} qubit(s)")
     rest = max(0.0, 1.0 - math.fsum(probs))
-    return Row("pauli", qubits, guard, params=(rest, *map(float, probs)))
+    return MicroOp("pauli", qubits, guard, params=(rest, *map(float, probs)))
 
 
 def _leaf(
@@ -1298,7 +1257,7 @@ def _leaf(
     return rows
 
 
-def compute_rows(op: Row, rows: np.ndarray) -> None:
+def compute_rows(op: MicroOp, rows: np.ndarray) -> None:
     """A ``calc`` of the terminal suffix on every sampled row: once per distinct input
     (the shots that agree are computed together)."""
     if not op.inputs:  # a constant: the same in every row

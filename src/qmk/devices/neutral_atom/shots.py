@@ -372,7 +372,7 @@ class _MicroOps:
                 _damping(add, atoms[0], probs[0], f"ancilla{damp}", circuit.n_bits + damp)
                 damp += 1
             else:
-                add(*pauli_channel(atoms, probs))
+                ops.take(pauli_channel(atoms, probs))
         self.ops: Ops = ops.done()
         self.damps = damp
 
