@@ -276,6 +276,31 @@ def _tests_bridge(
     return bridge
 
 
+def _held_then_killed(
+    client: Client, server: ServerProcess, bridge: subprocess.Popen[bytes], shots: int, seed: int
+) -> tuple[str, Any]:
+    """Submit a fenced job that ``bridge`` holds at its first fence; once its state there
+    is saved and recorded by the kernel (the barrier), kill -9 the bridge. The job's id
+    and its checkpoint."""
+    job_id = str(client.q_submit(FENCED, shots, seed, policy={"noise": False}).job_id)
+    deadline = time.monotonic() + GUARD_S
+    while client.q_status(job_id).state != "RUNNING":  # held at its first fence
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.01)
+    checkpoint = client.q_checkpoint(job_id)
+    assert checkpoint.saved and checkpoint.program_epoch == 1
+    os.kill(bridge.pid, signal.SIGKILL)
+    assert bridge.wait(GUARD_S) == -signal.SIGKILL
+    return job_id, checkpoint
+
+
+def _kill_bridge(bridge: subprocess.Popen[bytes]) -> None:
+    """kill -9 a test's bridge and its cluster's processes, if they live."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(bridge.pid, signal.SIGKILL)
+    bridge.wait(GUARD_S)
+
+
 def test_a_job_whose_bridge_is_killed_resumes_from_its_checkpoint_on_the_next_bridge(
     tmp_path: Path,
 ) -> None:
@@ -290,16 +315,7 @@ def test_a_job_whose_bridge_is_killed_resumes_from_its_checkpoint_on_the_next_br
             server.start(timeout_s=GUARD_S)
             key = TENANTS["alice"]["key"]
             with Client.connect(str(server.socket), tenant="alice", key=key) as client:
-                job_id = client.q_submit(FENCED, shots, seed, policy={"noise": False}).job_id
-                deadline = time.monotonic() + GUARD_S
-                while client.q_status(job_id).state != "RUNNING":  # held at its first fence
-                    assert time.monotonic() < deadline, server.output()
-                    time.sleep(0.01)
-                # the barrier: its state at fence 1 saved, and recorded by the kernel
-                checkpoint = client.q_checkpoint(job_id)
-                assert checkpoint.saved and checkpoint.program_epoch == 1
-                os.kill(bridges[0].pid, signal.SIGKILL)
-                assert bridges[0].wait(GUARD_S) == -signal.SIGKILL
+                job_id, checkpoint = _held_then_killed(client, server, bridges[0], shots, seed)
                 bridges.append(_tests_bridge(tmp_path, socket, "second", None))
                 done = client.q_wait(job_id, int(GUARD_S * 1000))
                 assert done.state == "COMPLETED", (done, server.output())
@@ -310,9 +326,7 @@ def test_a_job_whose_bridge_is_killed_resumes_from_its_checkpoint_on_the_next_br
         finally:
             stop_all([server])
             for bridge in bridges:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(bridge.pid, signal.SIGKILL)  # its cluster's processes too
-                bridge.wait(GUARD_S)
+                _kill_bridge(bridge)
     lines = [
         json.loads(line) for line in (tmp_path / "data" / "audit.log").read_text().splitlines()
     ]
@@ -340,23 +354,14 @@ def test_a_job_whose_worker_is_lost_past_its_retries_fails_with_worker_lost(
             server.start(timeout_s=GUARD_S)
             key = TENANTS["alice"]["key"]
             with Client.connect(str(server.socket), tenant="alice", key=key) as client:
-                job_id = client.q_submit(FENCED, 100, 5, policy={"noise": False}).job_id
-                deadline = time.monotonic() + GUARD_S
-                while client.q_status(job_id).state != "RUNNING":  # held at its first fence
-                    assert time.monotonic() < deadline, server.output()
-                    time.sleep(0.01)
-                assert client.q_checkpoint(job_id).saved  # the barrier: it runs on the bridge
-                os.kill(bridge.pid, signal.SIGKILL)
-                assert bridge.wait(GUARD_S) == -signal.SIGKILL
+                job_id, _ = _held_then_killed(client, server, bridge, 100, 5)
                 done = client.q_wait(job_id, int(GUARD_S * 1000))
                 assert done.state == "FAILED", (done, server.output())
                 assert done.error is not None and done.error.code == "QK312", done
                 assert "(losses: 1; kernel.worker_lost_retries: 0)" in done.error.message
         finally:
             stop_all([server])
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(bridge.pid, signal.SIGKILL)
-            bridge.wait(GUARD_S)
+            _kill_bridge(bridge)
 
 
 def test_kernel_only_starts_no_bridge_and_dask_bridge_excludes_dask(tmp_path: Path) -> None:
