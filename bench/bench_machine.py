@@ -203,13 +203,16 @@ LIKE_MACHINE: dict[str, Any] = {
     "epoch_cycles": 1,
 }
 LIKE_TENANTS = 4
+#: A like-for-like machine's qubit parameter set and least code distance (None: defaults).
+Hardware = tuple[str, int] | None
 
 
-def like_workload(seed: int) -> dict[str, Any]:
+def like_workload(seed: int, hardware: Hardware = None) -> dict[str, Any]:
     """Held-out like-for-like workload ``seed``: 16-32 random Clifford+T programs of
     20-200 logical qubits (10 gates a qubit, 3/7 of them T), arriving at once, dealt to
     four tenants in turn, on 200,000 physical qubits with a quarter in factories, every
-    job budgeted 1e-3."""
+    job budgeted 1e-3. ``hardware``: the machine's qubit parameter set and its least code
+    distance (None: the kernel's defaults)."""
     import random
 
     rng = random.Random(f"like-for-like/{seed}")
@@ -219,14 +222,20 @@ def like_workload(seed: int) -> dict[str, Any]:
         qubits = rng.randint(*LIKE_QUBITS)
         program = {"random": qubits, "seed": rng.randrange(1 << 30)}
         jobs[i % LIKE_TENANTS].append({"program": program, "id": f"j{i}"})
+    machine = dict(LIKE_MACHINE)
+    if hardware is not None:
+        machine["qubit"], distance = hardware
+        machine["profile"] = f"logical:surface_code(d={distance})"
     return {
-        "machine": dict(LIKE_MACHINE),
+        "machine": machine,
         "seed": seed,
         "tenants": [{"name": f"t{k}", "jobs": jobs[k]} for k in range(LIKE_TENANTS)],
     }
 
 
-def like_for_like(workloads: int, policies: list[str], *, whole: bool = True) -> dict[str, Any]:
+def like_for_like(
+    workloads: int, policies: list[str], *, whole: bool = True, hardware: Hardware = None
+) -> dict[str, Any]:
     """Each policy's speedup over the fastest exclusive baseline on ``workloads``
     held-out workloads: ``exclusive`` with each job alone in its own fastest
     configuration (block, distance, factory protocol) that keeps its whole error within
@@ -239,7 +248,7 @@ def like_for_like(workloads: int, policies: list[str], *, whole: bool = True) ->
     rows: list[dict[str, Any]] = []
     began = time.perf_counter()
     for seed in range(workloads):
-        data = like_workload(seed)
+        data = like_workload(seed, hardware)
         work = wl.load(data)
 
         def load(tune: Any, data: dict[str, Any] = data) -> wl.Workload:
@@ -294,6 +303,7 @@ def like_for_like(workloads: int, policies: list[str], *, whole: bool = True) ->
         }
     return {
         "budget_counts": "whole error" if whole else "idle error only",
+        "qubit_and_least_distance": list(hardware) if hardware else "the kernel's defaults",
         "baseline": "exclusive, each job alone in its own fastest configuration",
         "workloads": rows,
         "summary": summary,
@@ -386,7 +396,15 @@ def main() -> None:
     parser.add_argument(
         "--workloads", type=int, default=18, help="with --like-for-like: how many (18)"
     )
+    parser.add_argument(
+        "--qubit",
+        help="with --like-for-like: the qubit parameter set (e.g. qubit_gate_ns_e4)",
+    )
+    parser.add_argument(
+        "--distance", type=int, help="with --qubit: the machine's least code distance"
+    )
     args = parser.parse_args()
+    hardware = None if args.qubit is None else (args.qubit, args.distance or 9)
     if args.workload is not None:
         import yaml
 
@@ -398,7 +416,7 @@ def main() -> None:
         policies = [p for p in MACHINE_POLICIES if p != "exclusive"]
         results = {}
         for whole in (True, False):
-            result = like_for_like(args.workloads, policies, whole=whole)
+            result = like_for_like(args.workloads, policies, whole=whole, hardware=hardware)
             results["whole_error" if whole else "idle_error_only"] = result
             print(f"budgets count the {result['budget_counts']}:")
             print(like_table(result))

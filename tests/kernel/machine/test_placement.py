@@ -147,6 +147,45 @@ def test_a_job_waits_for_its_quick_placement_where_a_slow_one_now_would_end_late
     assert a.within_budget and b.within_budget
 
 
+def test_a_job_waits_for_its_quick_placement_where_its_tenants_bound_holds_it_back_only_now():
+    # 50 tiles, two tenants of weight 1: while one waits, the other may hold 25. "b"
+    # holds 20 (b1, no budget, 200 idle cycles) and waits with b2 (20 more: past its
+    # bound). "a1": 30 X/Y rotations in the fast block (15 tiles), from 0 to 30. "a2":
+    # 20 of them. Its fast placement (15 tiles, 20 cycles) fits the 15 free tiles but
+    # not a's bound (15 + 15 > 25), nor does its intermediate one (12 tiles); its
+    # compact one does (9 tiles, 180 cycles: 0 to 180). When a1 ends at 30, a holds
+    # nothing and a2 runs fast from 30 to 50. Own errors as in the test above; the
+    # compact run's, 1 - (1 - 1e-4)^1620 = 0.15, is within 0.2 too: only the wait rule
+    # keeps a2 out of it
+    machine = MachineSpec.simple(tiles=50, factory_rate=(1, 1), store=100, logical_error_rate=1e-4)
+    held = Footprint(
+        target="lattice-surgery",
+        logical_qubits=10,
+        block="compact",
+        data_tiles=10,
+        routing_tiles=10,
+        code_distance=9,
+        steps=(Step(kind="idle", cycles=200),),
+    )
+    b = [
+        JobSpec(id=f"b{i}", tenant="b", footprint=held, arrival_cycle=0, error_budget=None)
+        for i in (1, 2)
+    ]
+    out = run(
+        machine,
+        *b,
+        job("a1", compact(xy_rotations(30)), 0.2),
+        job("a2", compact(xy_rotations(20)), 0.2),
+    )
+    a1, a2 = out["a1"], out["a2"]
+    assert (out["b1"].start_cycle, out["b1"].tiles) == (0.0, 20)
+    assert out["b2"].start_cycle >= 50.0
+    assert (a1.block, a1.tiles, a1.start_cycle, a1.end_cycle) == ("fast", 15, 0.0, 30.0)
+    assert (a2.block, a2.tiles, a2.start_cycle, a2.end_cycle) == ("fast", 15, 30.0, 50.0)
+    assert a2.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
+    assert a1.within_budget and a2.within_budget
+
+
 # --------------------------------------------------------------------------- QK505
 
 

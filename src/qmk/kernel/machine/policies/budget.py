@@ -69,6 +69,7 @@ from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
 from qmk.kernel.machine.policies.reserve import reservation
+from qmk.kernel.machine.policies.tenants import hold_free_at
 from qmk.kernel.machine.supply import max_min
 
 if TYPE_CHECKING:
@@ -699,9 +700,11 @@ class BudgetCheck:
         options: list[Placement],
         may: Callable[[MachineJob], bool] | None,
     ) -> float:
-        """The earliest ``job`` could end at one of ``options`` the floorplan holds back
-        (and its tenant may hold), were it to wait for its tiles: backfill's
-        ``reservation`` plus its cycles there (INF: none). Made once a kind while the
+        """The earliest ``job`` could end at one of ``options`` the floorplan or its
+        tenant's hold holds back, were it to wait for its tiles: backfill's
+        ``reservation`` (or later, when its tenant's own running jobs leave it room:
+        :func:`~.tenants.hold_free_at`) plus its cycles there (INF: none). A tenant at its
+        bound now is not a tenant at its bound for good. Made once a kind while the
         running jobs' steps, the stopped jobs and the tenants waiting stay; it leaves
         ``job`` at the last of ``options``."""
         sched, state = self.sched, self.sched.state
@@ -714,9 +717,14 @@ class BudgetCheck:
         best = INF
         for option in options:
             job.take(option.footprint, option.timeline, option.rate, option.own)
-            free = None if may is not None and not may(job) else reservation(sched, job)
-            if free is not None and free[2] > sched.now:
-                best = min(best, free[2] + option.timeline.private_cycles)
+            free = reservation(sched, job)
+            if free is None:
+                continue
+            at = free[2]
+            if may is not None and not may(job):
+                at = max(at, hold_free_at(sched, job))  # its tenant's own jobs end first
+            if at > sched.now:
+                best = min(best, at + option.timeline.private_cycles)
         policy.ends[job.kind] = (self._floor, best)
         return best
 

@@ -69,6 +69,26 @@ def fits_hold(hold: tuple[int, float], tiles: int) -> bool:
     return most == math.inf or held + tiles <= most + 1e-9
 
 
+def hold_free_at(sched: Scheduler, job: MachineJob) -> float:
+    """When ``job``'s tenant may hold it (:func:`may_hold`), if its running jobs end when
+    their private-machine cycles say and its bound stays: now where it may, INF where
+    the tiles its jobs hold past that are not running jobs' (stopped in place). A wait
+    for a quicker placement is timed by this as well as by the floorplan."""
+    held, most = hold_of(sched, job.tenant)
+    if fits_hold((held, most), job.tiles):
+        return sched.now
+    ends = sorted(
+        (sched.now + sched.remaining(j), j.tiles)
+        for j in sched.state.running
+        if j.tenant == job.tenant
+    )
+    for end, tiles in ends:
+        held -= tiles
+        if held <= 0 or held + job.tiles <= most + 1e-9:
+            return end
+    return math.inf
+
+
 def make_room(sched: Scheduler, waiting: MachineJob) -> None:
     """``waiting`` is held out of the floorplan: ask its own tenant's much less urgent
     jobs to make room (:func:`.urgent.make_room`), or else the latest jobs of tenants
