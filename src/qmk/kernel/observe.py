@@ -253,8 +253,8 @@ class KernelObserver:
         read as JSON are skipped)."""
         if limit <= 0:
             return []
-        desk = self.kernel.feed_desk
-        if desk.started:
+        desk = self.kernel.feed_listening
+        if desk is not None:
             return list(desk.recent)[-limit:]
         path = self.kernel.audit.path
         try:

@@ -77,9 +77,9 @@ from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
-from qmk.kernel.syscalls.feed import FeedDesk, FeedTraces
 from qmk.kernel.syscalls.jobs import JobDesk
 from qmk.kernel.syscalls.sessions import SessionDesk
+from qmk.kernel.syscalls.traces import FeedTraces
 
 _log = logging.getLogger("qmk.kernel")
 
@@ -90,6 +90,7 @@ if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_d
     from qmk.kernel.admit.assist import AssistDesk, Call
     from qmk.kernel.running.triggers import Triggers
     from qmk.kernel.syscalls.channels import ChannelDesk
+    from qmk.kernel.syscalls.feed import FeedDesk
     from qmk.kernel.syscalls.machine import MachineDesk
 
 
@@ -242,9 +243,12 @@ class Kernel:
         self._group: aio.TaskGroup | None = None
         # another tenant's name on the shared machine: the label /metrics gives it
         self.supervisor.machine.label = hashed_tenants(self.key_for("metrics"))
-        #: The event feed, the audit read and the load, for processes of their own; its
-        #: observer is the one probe of this kernel (every listener's).
-        self.feed_desk = FeedDesk(config, KernelObserver(self), self.key_for("metrics"))
+        #: The one probe of this kernel (every listener's: the door's and the feed's).
+        self.observer = KernelObserver(self)
+        #: The event feed, the audit read and the load, for processes of their own:
+        #: made at the first of their syscalls, or where ``qmk serve`` keeps the feed
+        #: from its start (:attr:`feed_desk`).
+        self._feed_desk: FeedDesk | None = None
         #: The workers' spans of submits that carried a traceparent, told to the feed
         #: while no tracer of this process takes them (KernelObserver.trace_workers).
         self.feed_traces = FeedTraces(self.audit)
@@ -423,7 +427,8 @@ class Kernel:
             await self._closed.wait()
             return
         self._closing = True
-        self.feed_desk.close()
+        if self._feed_desk is not None:
+            self._feed_desk.close()
         self.supervisor.stop_starting()
         self.session_desk.flush_auth_failures()
         self.delegation_desk.lines.flush(self.clock.now(), force=True)
@@ -544,7 +549,7 @@ class Kernel:
         ``wait_ms`` the answer is the job once final, or as it is when ``wait_ms`` has
         passed, as :meth:`q_wait` answers it: a small job is one request. With
         ``traceparent``, the spans of its worker go to the tenant's feed
-        (:class:`~qmk.kernel.syscalls.feed.FeedTraces`).
+        (:class:`~qmk.kernel.syscalls.traces.FeedTraces`).
         """
         session = self._session(session_id)
         return await self.job_desk.submit(
@@ -721,6 +726,23 @@ class Kernel:
     async def q_kernel_load(self, *, session_id: str) -> replies.KernelLoad:
         """The kernel's load and job counters (the session needs ``CAP_OBSERVE``)."""
         return self.feed_desk.load(self._session(session_id))
+
+    @property
+    def feed_desk(self) -> FeedDesk:
+        """The feed's desk (``q_events``, ``q_audit``, ``q_kernel_load``), made at the
+        first of its syscalls, or where ``qmk serve`` keeps the feed from its start."""
+        if self._feed_desk is None:
+            from qmk.kernel.syscalls.feed import FeedDesk
+
+            self._feed_desk = FeedDesk(self.config, self.observer, self.key_for("metrics"))
+        return self._feed_desk
+
+    @property
+    def feed_listening(self) -> FeedDesk | None:
+        """The feed's desk where it listens to the audit log already, else None (nothing
+        is made)."""
+        desk = self._feed_desk
+        return desk if desk is not None and desk.started else None
 
     @property
     def channel_desk(self) -> ChannelDesk:

@@ -24,7 +24,7 @@ from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 from qmk.kernel.syscalls.delegations import DelegationDesk
-from qmk.kernel.syscalls.feed import FeedTraces
+from qmk.kernel.syscalls.traces import FeedTraces
 
 
 class JobDesk:
