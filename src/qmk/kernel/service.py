@@ -222,6 +222,8 @@ class Kernel:
         self._machine_desk: MachineDesk | None = None
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self.loans.lent
+        if self.store.has_delegations():  # else made at the first delegation syscall
+            self.delegation_desk  # noqa: B018 (made: its live loans lend from now on)
         self.supervisor.state_key = derive(self.secret, "state")
         self._triggers: Triggers | None = None  # made when there are any (Kernel.triggers)
         #: The billing webhook's outbox, made as the kernel runs where a webhook is set.
@@ -318,8 +320,8 @@ class Kernel:
         recovered = kernel.supervisor.recover()
         if kernel.store.has_triggers():  # else made at the first trigger syscall
             kernel.triggers  # noqa: B018 (made and loaded: its runs left RUNNING end now)
-        if kernel.store.has_delegations():  # else made at the first delegation syscall
-            kernel.delegation_desk.retention.expire(kernel.clock.now(), force=True)
+        if kernel.loans.desk is not None:  # a kernel that holds delegations
+            kernel.loans.desk.retention.expire(kernel.clock.now(), force=True)
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
         started: asyncio.Future[None] = loop.create_future()
