@@ -18,7 +18,7 @@ from msgspec import UNSET
 
 from qmk.client import Client
 from qmk.errors import InvalidArgument
-from qmk.kernel.security.attest import attests
+from qmk.kernel.security.replay import attests
 from qmk.qec.logical import Calibration
 from support.cli import qmk
 from support.kernel import TENANTS, ServerProcess, WorkerGate, ghz_graph, toml_value

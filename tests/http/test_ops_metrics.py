@@ -16,6 +16,7 @@ pytest.importorskip("prometheus_client")
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
+from qmk.kernel.storage.outbox import OutboxRows
 from support.clocks import ShiftedClock
 from support.kernel import (
     KEYS,
@@ -158,8 +159,9 @@ def test_the_webhook_backlog_its_oldest_wait_and_dead_letters_are_metrics(
         attempt made is recorded)."""
         end = asyncio.get_running_loop().time() + 60  # guards a hang only
         while asyncio.get_running_loop().time() < end:
-            pending, _, dead = kernel.store.outbox_backlog()
-            due = kernel.store.outbox_next_at()
+            rows = OutboxRows(kernel.store)
+            pending, _, dead = rows.backlog()
+            due = rows.next_at()
             if (pending, dead) == backlog and (due is None or due > clock.now()):
                 return
             await asyncio.sleep(0.02)

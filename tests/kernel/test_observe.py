@@ -7,7 +7,8 @@ from pathlib import Path
 
 from qmk.abi.probe import KernelEvent
 from qmk.kernel.observe import KernelObserver
-from qmk.kernel.security.attest import REQUEST_FIELDS, find_attestation
+from qmk.kernel.security.attest import REQUEST_FIELDS
+from qmk.kernel.security.replay import find_attestation
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, login, run_kernel
 

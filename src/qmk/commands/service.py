@@ -431,7 +431,7 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.kernel.records.stored import digest_counts
-    from qmk.kernel.security.attest import find_attestation, replay
+    from qmk.kernel.security.replay import find_attestation, replay
     from qmk.kernel.storage.audit_verify import verify
     from qmk.kernel.storage.store import Store
 

@@ -234,11 +234,12 @@ class KernelObserver:
         )
 
     def _webhooks(self) -> dict[str, Any]:
-        """The billing outbox's backlog, oldest wait and dead letters (none configured:
-        no backlog to show)."""
-        if self.kernel.config.billing.webhook_url is None:
+        """The billing outbox's backlog, oldest wait and dead letters (none configured,
+        or not yet running: no backlog to show)."""
+        outbox = self.kernel.outbox
+        if outbox is None:
             return {}
-        pending, oldest, dead = self.kernel.store.outbox_backlog()
+        pending, oldest, dead = outbox.rows.backlog()
         now = self.kernel.clock.now()
         return {
             "webhook_backlog": pending,
@@ -253,8 +254,8 @@ class KernelObserver:
         read as JSON are skipped)."""
         if limit <= 0:
             return []
-        desk = self.kernel.feed_desk
-        if desk.started:
+        desk = self.kernel.feed_listening
+        if desk is not None:
             return list(desk.recent)[-limit:]
         path = self.kernel.audit.path
         try:

@@ -67,7 +67,6 @@ from qmk.kernel.pools.workers import (
     webhook_pool,
 )
 from qmk.kernel.running.supervisor import Supervisor
-from qmk.kernel.security.delegations import Delegation, DelegationTable, Retention
 from qmk.kernel.security.keys import KeyChecker
 from qmk.kernel.security.seals import derive
 from qmk.kernel.security.sessions import Session, Sessions, load_secret
@@ -76,10 +75,10 @@ from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.datadir import DataDir, open_data_dir
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
-from qmk.kernel.syscalls.delegations import DelegationDesk
-from qmk.kernel.syscalls.feed import FeedDesk, FeedTraces
 from qmk.kernel.syscalls.jobs import JobDesk
+from qmk.kernel.syscalls.loans import Loans
 from qmk.kernel.syscalls.sessions import SessionDesk
+from qmk.kernel.syscalls.traces import FeedTraces
 
 _log = logging.getLogger("qmk.kernel")
 
@@ -89,7 +88,10 @@ T = TypeVar("T")
 if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_desk, ...)
     from qmk.kernel.admit.assist import AssistDesk, Call
     from qmk.kernel.running.triggers import Triggers
+    from qmk.kernel.storage.outbox import Outbox
     from qmk.kernel.syscalls.channels import ChannelDesk
+    from qmk.kernel.syscalls.delegations import DelegationDesk
+    from qmk.kernel.syscalls.feed import FeedDesk
     from qmk.kernel.syscalls.machine import MachineDesk
 
 
@@ -138,14 +140,6 @@ class Kernel:
         #: Checks the keys of negotiations (scrypt hashes off the loop, remembered).
         self.keys = KeyChecker(self.secret)
         self.channels = ChannelTable(self.store.load_channels(), self.store.load_channel)
-        #: The live capability delegations (:mod:`qmk.kernel.security.delegations`).
-        self.delegations = DelegationTable(
-            Delegation.from_row(row) for row in self.store.live_delegations(clock.now())
-        )
-        #: The retention of ended delegations.
-        self.delegation_retention = Retention(
-            self.store.delete_ended_delegations, self.audit.append, config.delegation_keep_s
-        )
         self.commits = GroupCommit(self.store, self.audit)
         #: The disk's reserve, which no tenant's request takes (:mod:`~qmk.kernel.storage.reserve`).
         self.reserve = DiskReserve(data_dir, config.min_free_disk_mb)
@@ -191,22 +185,16 @@ class Kernel:
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec
         # the syscalls' work by concern (qmk.kernel.syscalls)
-        #: Delegations: lent, revoked, listed; what they lend a tenant now.
-        self.delegation_desk = DelegationDesk(
-            config,
-            self.delegations,
-            reserve=self.reserve,
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-            clock=clock,
-        )
+        #: What delegations lend a tenant now, and their use audited: nothing until the
+        #: delegations' desk is made (:attr:`delegation_desk`), where the kernel holds a
+        #: delegation or is asked a delegation syscall.
+        self.loans = Loans()
         #: Negotiations and every syscall's session check.
         self.session_desk = SessionDesk(
             config,
             self.sessions,
             self.keys,
-            self.delegation_desk,
+            self.loans,
             check_open=self._check_open,
             reserve=self.reserve,
             store=self.store,
@@ -224,7 +212,7 @@ class Kernel:
             store=self.store,
             admission=self.admission,
             supervisor=self.supervisor,
-            delegations=self.delegation_desk,
+            delegations=self.loans,
             check_open=self._check_open,
         )
         #: Channels between tenants, and the machine's desk (its telemetry, status and
@@ -233,18 +221,23 @@ class Kernel:
         self._channel_desk: ChannelDesk | None = None
         self._machine_desk: MachineDesk | None = None
         # a job's caps are checked again when it starts: those lent count while lent
-        self.supervisor.lent_caps = self.delegation_desk.lent
-        self.supervisor.sweeps.append(self.delegation_retention.expire)
-        self.supervisor.sweeps.append(self.delegation_desk.lines.flush)
+        self.supervisor.lent_caps = self.loans.lent
+        if self.store.has_delegations():  # else made at the first delegation syscall
+            self.delegation_desk  # noqa: B018 (made: its live loans lend from now on)
         self.supervisor.state_key = derive(self.secret, "state")
         self._triggers: Triggers | None = None  # made when there are any (Kernel.triggers)
+        #: The billing webhook's outbox, made as the kernel runs where a webhook is set.
+        self.outbox: Outbox | None = None
         #: The kernel's task group while it runs (a trigger table made then starts in it).
         self._group: aio.TaskGroup | None = None
         # another tenant's name on the shared machine: the label /metrics gives it
         self.supervisor.machine.label = hashed_tenants(self.key_for("metrics"))
-        #: The event feed, the audit read and the load, for processes of their own; its
-        #: observer is the one probe of this kernel (every listener's).
-        self.feed_desk = FeedDesk(config, KernelObserver(self), self.key_for("metrics"))
+        #: The one probe of this kernel (every listener's: the door's and the feed's).
+        self.observer = KernelObserver(self)
+        #: The event feed, the audit read and the load, for processes of their own:
+        #: made at the first of their syscalls, or where ``qmk serve`` keeps the feed
+        #: from its start (:attr:`feed_desk`).
+        self._feed_desk: FeedDesk | None = None
         #: The workers' spans of submits that carried a traceparent, told to the feed
         #: while no tracer of this process takes them (KernelObserver.trace_workers).
         self.feed_traces = FeedTraces(self.audit)
@@ -327,7 +320,8 @@ class Kernel:
         recovered = kernel.supervisor.recover()
         if kernel.store.has_triggers():  # else made at the first trigger syscall
             kernel.triggers  # noqa: B018 (made and loaded: its runs left RUNNING end now)
-        kernel.delegation_retention.expire(kernel.clock.now(), force=True)
+        if kernel.loans.desk is not None:  # a kernel that holds delegations
+            kernel.loans.desk.retention.expire(kernel.clock.now(), force=True)
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
         started: asyncio.Future[None] = loop.create_future()
@@ -387,7 +381,7 @@ class Kernel:
                 ledger = self.supervisor.ledger
                 start = functools.partial(webhook_pool, self.config, self.data_dir)
                 post = functools.partial(linked, "qmk.abi.webhook:deliver")
-                outbox = Outbox(
+                outbox = self.outbox = Outbox(
                     billing, self.store, self.commits, self.clock, ledger.wake, start, post
                 )
                 group.create_task(outbox.run(), name="qmk-billing-outbox")
@@ -423,10 +417,12 @@ class Kernel:
             await self._closed.wait()
             return
         self._closing = True
-        self.feed_desk.close()
+        if self._feed_desk is not None:
+            self._feed_desk.close()
         self.supervisor.stop_starting()
         self.session_desk.flush_auth_failures()
-        self.delegation_desk.lines.flush(self.clock.now(), force=True)
+        if self.loans.desk is not None:
+            self.loans.desk.lines.flush(self.clock.now(), force=True)
         if self._host is not None:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])
@@ -544,7 +540,7 @@ class Kernel:
         ``wait_ms`` the answer is the job once final, or as it is when ``wait_ms`` has
         passed, as :meth:`q_wait` answers it: a small job is one request. With
         ``traceparent``, the spans of its worker go to the tenant's feed
-        (:class:`~qmk.kernel.syscalls.feed.FeedTraces`).
+        (:class:`~qmk.kernel.syscalls.traces.FeedTraces`).
         """
         session = self._session(session_id)
         return await self.job_desk.submit(
@@ -721,6 +717,44 @@ class Kernel:
     async def q_kernel_load(self, *, session_id: str) -> replies.KernelLoad:
         """The kernel's load and job counters (the session needs ``CAP_OBSERVE``)."""
         return self.feed_desk.load(self._session(session_id))
+
+    @property
+    def delegation_desk(self) -> DelegationDesk:
+        """The delegations' desk (loans made, revoked and listed; what they lend, their
+        retention and audit lines), made where the kernel holds a delegation as it opens
+        or at the first delegation syscall, and handed to :attr:`loans` then."""
+        desk = self.loans.desk
+        if desk is None:
+            from qmk.kernel.syscalls.delegations import DelegationDesk
+
+            desk = self.loans.desk = DelegationDesk(
+                self.config,
+                reserve=self.reserve,
+                store=self.store,
+                audit=self.audit,
+                commits=self.commits,
+                clock=self.clock,
+            )
+            self.supervisor.sweeps.append(desk.retention.expire)
+            self.supervisor.sweeps.append(desk.lines.flush)
+        return desk
+
+    @property
+    def feed_desk(self) -> FeedDesk:
+        """The feed's desk (``q_events``, ``q_audit``, ``q_kernel_load``), made at the
+        first of its syscalls, or where ``qmk serve`` keeps the feed from its start."""
+        if self._feed_desk is None:
+            from qmk.kernel.syscalls.feed import FeedDesk
+
+            self._feed_desk = FeedDesk(self.config, self.observer, self.key_for("metrics"))
+        return self._feed_desk
+
+    @property
+    def feed_listening(self) -> FeedDesk | None:
+        """The feed's desk where it listens to the audit log already, else None (nothing
+        is made)."""
+        desk = self._feed_desk
+        return desk if desk is not None and desk.started else None
 
     @property
     def channel_desk(self) -> ChannelDesk:

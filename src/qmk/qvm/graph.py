@@ -37,7 +37,7 @@ import json
 import math
 import operator
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -246,6 +246,17 @@ class Graph:
 
 
 _OP = operator.attrgetter("op")
+
+
+def node_at(nodes: Sequence[Node], index: int) -> str:
+    """Node ``index`` of ``nodes`` as a message names it (``node #3 'f'``)."""
+    return f"node #{index} {nodes[index].id!r}"
+
+
+def duplicates(values: tuple[str, ...]) -> list[str]:
+    """Each of ``values`` that came before, in order: the names given twice."""
+    seen: set[str] = set()
+    return [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
 
 
 def is_folded(graph: Graph) -> bool:

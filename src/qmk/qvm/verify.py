@@ -50,9 +50,11 @@ from qmk.qvm.graph import (
     Guard,
     Node,
     Resources,
+    duplicates,
     gc_paused,
     is_finite_number,
     is_folded,
+    node_at,
 )
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import (
@@ -65,13 +67,13 @@ from qmk.qvm.ops import (
     Clifford,
     Exec,
     OpSpec,
-    closest_op,
 )
 from qmk.qvm.packed import Ragged
 from qmk.qvm.profiles import ProfileError, parse_profile
 
 if TYPE_CHECKING:
     from qmk.qvm.fold import View
+    from qmk.qvm.guards import Guarded
 
 #: At most this many findings of one code are listed; one more finding says how many were left out.
 MAX_FINDINGS_PER_CODE = 100
@@ -539,10 +541,6 @@ class _Findings:
         return tuple(out)
 
 
-def _where(nodes: Sequence[Node], index: int) -> str:
-    return f"node #{index} {nodes[index].id!r}"
-
-
 def _check_value(
     spec: ArgSpec, value: Any, label: str, findings: _Findings, index: int | None, op: str
 ) -> None:
@@ -666,11 +664,6 @@ def _check_calc(node: Node, findings: _Findings, index: int) -> None:
         findings.add("classical-type", str(exc), index)
 
 
-def _duplicates(values: tuple[str, ...]) -> list[str]:
-    seen: set[str] = set()
-    return [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
-
-
 def _check_limits(
     graph: Graph, limits: Limits, findings: _Findings, stored: int | None = None
 ) -> bool:
@@ -774,47 +767,6 @@ def _profile_ok(value: Any) -> bool:
     return True
 
 
-#: A handle's state in its lifetime: never started, live, or ended.
-_NEW, _LIVE, _ENDED = 0, 1, 2
-#: The finding a use in each state that does not allow it makes (of ``words``).
-_FAULT = {
-    (_LIVE, "opens"): "reopen",
-    (_ENDED, "closes"): "reclose",
-    (_NEW, "closes"): "before_start",
-    (_ENDED, "uses"): "after_end",
-    (_NEW, "uses"): "before_start",
-}
-
-
-def _after(state: int, use: str) -> int:
-    """The state after a faultless ``use`` (opens, closes or uses) of a handle in ``state``."""
-    return _LIVE if use == "opens" else _ENDED if use == "closes" else state
-
-
-@dataclass(slots=True)
-class _Guarded:
-    """A handle a guarded node opened or closed: in state ``when`` where the guard's
-    ``terms`` all hold, ``otherwise`` where they do not (the two differ)."""
-
-    terms: frozenset[tuple[str, int]]
-    when: int
-    otherwise: int
-    at: int  # the guarded node
-
-    def exact_complement(self, terms: frozenset[tuple[str, int]]) -> bool:
-        """Whether ``terms`` hold exactly where this guard's do not: one term each, the
-        same event, the other value."""
-        if len(terms) != 1 or len(self.terms) != 1:
-            return False
-        ((event, value),) = terms
-        return (event, 1 - value) in self.terms
-
-
-def _contradicts(terms: frozenset[tuple[str, int]], other: frozenset[tuple[str, int]]) -> bool:
-    """Whether the two conjunctions cannot both hold (one event, two values)."""
-    return any((event, 1 - value) in other for event, value in terms)
-
-
 class _Lifetimes:
     """Where each handle of one kind (qubits or channels) is in its lifetime.
 
@@ -823,7 +775,8 @@ class _Lifetimes:
     ended. Every other use must fall inside a lifetime.
 
     A guarded node that starts or ends a lifetime leaves the handle in one state where
-    its guard holds and another where it does not (:class:`_Guarded`). A later node
+    its guard holds and another where it does not (:class:`~qmk.qvm.guards.Guarded`:
+    :mod:`qmk.qvm.guards` follows it, imported at the first guarded node). A later node
     whose guard holds exactly there (all the same terms, or more), or exactly where it
     does not (one term of the other value), sees one state and is checked as any use.
     A node that may see either, and is wrong in one of them, is ``guarded-lifetime``
@@ -840,7 +793,7 @@ class _Lifetimes:
         self.words = words
         self.live: dict[str, int] = {}  # live handle -> the node that started it
         self.ended: dict[str, int] = {}  # ended handle -> the node that ended it
-        self.guarded: dict[str, _Guarded] = {}  # handle a guarded node started or ended
+        self.guarded: dict[str, Guarded] = {}  # handle a guarded node started or ended
 
     def touch(
         self, name: str, index: int, opens: bool, closes: bool, guard: Guard | None = None
@@ -848,12 +801,14 @@ class _Lifetimes:
         """Record a use at node ``index``: +1 when it starts a lifetime, -1 when it ends one
         (counting a handle live while it may be)."""
         if guard is not None or (self.guarded and name in self.guarded):
+            from qmk.qvm.guards import guarded_touch  # (a program with guarded nodes)
+
             use = "opens" if opens else "closes" if closes else "uses"
-            return self._guarded(name, index, use, guard)
+            return guarded_touch(self, name, index, use, guard)
         words = self.words
         if opens:
             if name in self.live:
-                where = _where(self.nodes, self.live[name])
+                where = node_at(self.nodes, self.live[name])
                 self.findings.add(
                     words["reopen"],
                     f"{words['what']} {name!r} is {words['live']} since {where}",
@@ -870,7 +825,7 @@ class _Lifetimes:
                 return -1
             return 0
         if name in self.ended:
-            where = _where(self.nodes, self.ended[name])
+            where = node_at(self.nodes, self.ended[name])
             self.findings.add(
                 words["reclose"] if closes else words["after_end"],
                 f"{words['what']} {name!r} was {words['ended']} at {where}",
@@ -884,103 +839,12 @@ class _Lifetimes:
             )
         return 0
 
-    def _state(self, name: str) -> int:
-        return _LIVE if name in self.live else _ENDED if name in self.ended else _NEW
-
-    def _set(self, name: str, state: int, index: int) -> None:
-        """A certain state again (``index``: the node that made it)."""
-        self.guarded.pop(name, None)
-        self.live.pop(name, None)
-        self.ended.pop(name, None)
-        if state == _LIVE:
-            self.live[name] = index
-        elif state == _ENDED:
-            self.ended[name] = index
-
-    def _guarded(self, name: str, index: int, use: str, guard: Guard | None) -> int:
-        terms: frozenset[tuple[str, int]] = (
-            frozenset() if guard is None else frozenset((t.event, t.equals) for t in guard.terms)
-        )
-        held = self.guarded.get(name)
-        if held is None:  # a certain state, met by a guarded node
-            before = self._state(name)
-            after = _after(before, use)
-            if (before, use) in _FAULT or after == before:  # as unguarded: wrong, or no change
-                return self._plain(name, index, use)
-            self._set(name, _NEW, index)
-            self.guarded[name] = _Guarded(terms=terms, when=after, otherwise=before, at=index)
-            return 1 if after == _LIVE else 0  # a handle that may be live counts as live
-        was_live = _LIVE in (held.when, held.otherwise)
-        seen: tuple[int, ...]
-        if terms and terms >= held.terms:  # it runs only where the guard held
-            side, seen, exact = "when", (held.when,), terms == held.terms
-        elif terms and _contradicts(terms, held.terms):  # only where it did not
-            side, seen, exact = "otherwise", (held.otherwise,), held.exact_complement(terms)
-        else:  # on either side: unguarded, it acts on both alike
-            side, seen, exact = "both", (held.when, held.otherwise), guard is None
-        faults = [state for state in seen if (state, use) in _FAULT]
-        if faults and side != "both":  # wrong wherever it runs: the finding of its kind
-            self._fault(name, index, use, seen[0], held)
-            return 0
-        if faults or (use != "uses" and not exact):
-            self._undecided(name, index, use, held, faults)
-            return 0
-        after = _after(seen[0], use)
-        if side == "both":  # unguarded and faultless on both sides: a certain state again
-            self._set(name, after, index)
-            return int(after == _LIVE) - int(was_live)
-        if side == "when":
-            held.when = after
-        else:
-            held.otherwise = after
-        if held.when == held.otherwise:
-            self._set(name, after, index)
-        return int(_LIVE in (held.when, held.otherwise)) - int(was_live)
-
-    def _plain(self, name: str, index: int, use: str) -> int:
-        """:meth:`touch` of a handle in a certain state, as if unguarded."""
-        return self.touch(name, index, use == "opens", use == "closes")
-
-    def _fault(self, name: str, index: int, use: str, state: int, held: _Guarded) -> None:
-        words = self.words
-        changed = words["started"] if held.when == _LIVE else words["ended"]
-        side = "there" if state == held.when else "where that guard does not hold"
-        self.findings.add(
-            words[_FAULT[(state, use)]],
-            f"{words['what']} {name!r} is {changed} by {_where(self.nodes, held.at)} only "
-            f"where its guard holds, and this node runs only {side}",
-            index,
-        )
-
-    def _undecided(
-        self, name: str, index: int, use: str, held: _Guarded, faults: list[int]
-    ) -> None:
-        words = self.words
-        where = _where(self.nodes, held.at)
-        if faults:
-            fault = _FAULT[(faults[0], use)]
-            what = {
-                "reopen": f"{words['reopen']} (it may be {words['live']})",
-                "reclose": f"{words['reclose']} (it may be {words['ended']})",
-                "after_end": f"{words['after_end']} (it may be {words['ended']})",
-                "before_start": f"{words['before_start']} (it may not be {words['started']})",
-            }[fault]
-        else:
-            what = "a change of its lifetime under another guard"
-        changed = words["started"] if held.when == _LIVE else words["ended"]
-        self.findings.add(
-            "guarded-lifetime",
-            f"{words['what']} {name!r} is {changed} by {where} only where its guard holds, "
-            f"and this node may run on either side of that guard: {what}",
-            index,
-        )
-
     def may_be_live(self) -> dict[str, int]:
         """The handles live at the end, or live on some side of a guard: where each
         started (or the guarded node)."""
         out = dict(self.live)
         for name, held in self.guarded.items():
-            if _LIVE in (held.when, held.otherwise):
+            if held.may_be_live:
                 out[name] = held.at
         return out
 
@@ -1357,7 +1221,7 @@ class _Walk:
         findings = self.findings
         first = self.ids[node.id]
         if first != index:
-            where = _where(self.graph.nodes, first)
+            where = node_at(self.graph.nodes, first)
             findings.add("duplicate-node-id", f"id {node.id!r} is also used by {where}", index)
         plan = _PLANS.get(node.op)
         vqs, chs, inputs = node.vqs, node.chs, node.inputs
@@ -1369,10 +1233,12 @@ class _Walk:
             )
         spec = None
         if plan is None:
-            _report_unknown_op(node, findings, index)
+            from qmk.qvm.reports import report_unknown_op  # (what is wrong: said at length)
+
+            report_unknown_op(node, findings, index)
         else:
             spec = plan.spec
-            if shape != plan.shape:
+            if shape != plan.shape:  # (a variable arity's shape is no node's)
                 _report_operand_counts(spec, shape, findings, index)
             if (node.args or plan.required_args) and not plan.args_ok(node):
                 _check_args(spec, node, findings, index)
@@ -1399,7 +1265,9 @@ class _Walk:
                 and spec.kind is not Exec.CALC
             )
         ):
-            _report_duplicate_operands(node, findings, index)
+            from qmk.qvm.reports import report_duplicate_operands
+
+            report_duplicate_operands(node, findings, index)
         return spec
 
     def call(self, index: int, node: Node, effect: _Effect) -> None:
@@ -1408,7 +1276,7 @@ class _Walk:
         gate's; its block's capabilities and non-Clifford nodes counted. Its body is
         not walked: :func:`_effects` checked it once."""
         if not self.unique_ids and self.ids[node.id] != index:
-            where = _where(self.graph.nodes, self.ids[node.id])
+            where = node_at(self.graph.nodes, self.ids[node.id])
             self.findings.add("duplicate-node-id", f"id {node.id!r} is also used by {where}", index)
         vqs = node.vqs
         actuals = vqs if effect.every else tuple([vqs[i] for i in effect.touched])
@@ -1540,7 +1408,7 @@ class _Walk:
                 self._undeclared("events", event, index, "event")
             if event in producer:
                 first = producer[event]
-                where = "this node" if first == index else _where(self.graph.nodes, first)
+                where = "this node" if first == index else node_at(self.graph.nodes, first)
                 self.findings.add(
                     "event-produced-twice", f"event {event!r} is also produced by {where}", index
                 )
@@ -1585,13 +1453,15 @@ class _Walk:
             for reader in readers:
                 findings.add("event-never-produced", f"event {event!r} is never produced", reader)
         if self.backward:
-            _report_backward_reads(nodes, self.preds, self.backward, findings)
+            from qmk.qvm.reports import report_backward_reads
+
+            report_backward_reads(nodes, self.preds, self.backward, findings)
         for kind, lifetimes, code, did, not_done in (
             ("qubit", self.qubits, "qubit-leak", "allocated", "freed"),
             ("channel", self.channels, "channel-leak", "opened", "closed"),
         ):
             for name, index in lifetimes.may_be_live().items():
-                at = _where(nodes, index)
+                at = node_at(nodes, index)
                 findings.add(
                     code,
                     f"{kind} {name!r} may stay live: {at} changes it only where its guard holds"
@@ -1624,7 +1494,7 @@ def _declared(resources: Resources, findings: _Findings) -> tuple[set[str], set[
         ("events", resources.events, "event"),
     ):
         declared.append(set(handles))
-        for dup in dict.fromkeys(_duplicates(handles)):
+        for dup in dict.fromkeys(duplicates(handles)):
             findings.add("duplicate-declaration", f"resources.{kind} lists {what} {dup!r} twice")
     vqs, chs, events = declared
     return vqs, chs, events
@@ -1652,15 +1522,6 @@ def _check_name_lengths(graph: Graph, max_name: int, findings: _Findings) -> Non
         )
 
 
-def _report_unknown_op(node: Node, findings: _Findings, index: int) -> None:
-    hint = closest_op(node.op)
-    findings.add(
-        "unknown-op",
-        f"unknown op {node.op!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
-        index,
-    )
-
-
 def _report_operand_counts(
     spec: OpSpec, shape: tuple[int, ...], findings: _Findings, index: int
 ) -> None:
@@ -1668,16 +1529,6 @@ def _report_operand_counts(
         arity = getattr(spec, kind)
         if not arity.admits(count):
             findings.add("operand-count", f"{spec.name} takes {arity} {kind}, got {count}", index)
-
-
-def _report_duplicate_operands(node: Node, findings: _Findings, index: int) -> None:
-    for kind, values, what in (
-        ("vqs", node.vqs, "qubit"),
-        ("chs", node.chs, "channel"),
-        ("inputs", node.inputs, "event"),
-    ):
-        for dup in dict.fromkeys(_duplicates(values)):
-            findings.add("duplicate-operand", f"{what} {dup!r} appears twice in {kind}", index)
 
 
 def _report_caps(
@@ -1725,62 +1576,6 @@ def op_counts(by_op: Mapping[str, int], non_clifford: int) -> OpCounts:
         magic_states=totals["magic_state"],
         non_clifford=non_clifford,
     )
-
-
-def _report_backward_reads(
-    nodes: Sequence[Node],
-    preds: Sequence[tuple[int, ...]],
-    backward: Sequence[tuple[int, int, str]],
-    findings: _Findings,
-) -> None:
-    """Report readers listed before their producer: a cycle when the producer depends on them.
-
-    The reader must run after the producer (it reads its event), so when the
-    producer is also reachable from the reader along the forward edges the two
-    wait for each other: a dependency cycle. Otherwise the reader is simply
-    listed too early.
-    """
-    succs: list[list[int]] | None = None
-    for reader, source, event in backward:
-        if succs is None:
-            succs = [[] for _ in preds]
-            for node, node_preds in enumerate(preds):
-                for pred in node_preds:
-                    succs[pred].append(node)
-        path = _forward_path(succs, reader, source)
-        if path is None:
-            findings.add(
-                "event-read-before-produced",
-                f"event {event!r} is produced later, at {_where(nodes, source)}",
-                reader,
-            )
-        else:
-            chain = " -> ".join(repr(nodes[i].id) for i in path[:8])
-            more = " -> ..." if len(path) > 8 else ""
-            findings.add(
-                "dependency-cycle",
-                f"it reads event {event!r} of {_where(nodes, source)}, which runs after it "
-                f"({chain}{more} -> back)",
-                reader,
-            )
-
-
-def _forward_path(succs: Sequence[Sequence[int]], start: int, goal: int) -> list[int] | None:
-    """A path start -> goal along forward edges (all indices <= goal), or None."""
-    parent: dict[int, int] = {start: start}
-    frontier = [start]
-    while frontier:
-        node = frontier.pop()
-        if node == goal:
-            path = [goal]
-            while path[-1] != start:
-                path.append(parent[path[-1]])
-            return path[::-1]
-        for nxt in succs[node]:
-            if nxt <= goal and nxt not in parent:
-                parent[nxt] = node
-                frontier.append(nxt)
-    return None
 
 
 # --------------------------------------------------------------------------- REPEAT rows

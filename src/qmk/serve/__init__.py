@@ -371,7 +371,7 @@ def _door(kernel: Any, server_config: Any) -> tuple[Any, Any]:
     make their syscalls through it too, as callers of the wire ``assist``."""
     from qmk.abi.door import Door
 
-    probe = kernel.feed_desk.probe
+    probe = kernel.observer
     door = Door(kernel, server_config, probe=probe)
     tools = door.visitor("assist", "kernel")
 

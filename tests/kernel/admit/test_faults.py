@@ -18,7 +18,7 @@ from qmk.kernel.admit.faults import FaultPolicies, adjust, device_for
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.jobs import Job, parse_policy
-from qmk.kernel.security.attest import find_attestation, replay
+from qmk.kernel.security.replay import find_attestation, replay
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import Calibration, logical_model
 from qmk.qec.noise import parse_noise_model

@@ -16,7 +16,7 @@ from qmk.execution.runs import run
 from qmk.kernel.config import ConfigError, KernelConfig, config_from_dict
 from qmk.kernel.records.jobs import parse_policy
 from qmk.kernel.records.programs import verified
-from qmk.kernel.security.attest import find_attestation, replay
+from qmk.kernel.security.replay import find_attestation, replay
 from qmk.kernel.service import Kernel
 from qmk.qec.logical import Calibration, logical_model
 from qmk.qec.noise import parse_noise_model

@@ -21,7 +21,7 @@ from qmk.kernel.admit.cache import KeyFilter, cache_key
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.stored import encode_result, with_telemetry
-from qmk.kernel.security.attest import find_attestation, replay, request_of
+from qmk.kernel.security.replay import find_attestation, replay, request_of
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
 from support.kernel import WorkerGate, admit, ghz_graph, login, make_config, run_kernel

@@ -21,7 +21,8 @@ from qmk.execution.runs import build_request
 from qmk.execution.target import TARGETS
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.records.stored import digest_counts
-from qmk.kernel.security.attest import REQUEST_FIELDS, find_attestation, replay, request_of
+from qmk.kernel.security.attest import REQUEST_FIELDS
+from qmk.kernel.security.replay import find_attestation, replay, request_of
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
 from qmk.qvm.graph import from_json

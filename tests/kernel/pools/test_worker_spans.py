@@ -60,7 +60,7 @@ def test_a_refused_run_has_its_worker_span_marked_failed():
 
 def test_with_tracing_off_the_workers_spec_carries_no_trace_context(tmp_path: Path):
     async def body(kernel: Kernel) -> None:
-        from qmk.kernel.syscalls.feed import FeedTraces
+        from qmk.kernel.syscalls.traces import FeedTraces
 
         # no tracer in the kernel's process: only the feed's, which traces a job whose
         # submit names a traceparent (a gateway's), and this one names none

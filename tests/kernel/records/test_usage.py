@@ -19,6 +19,7 @@ from qmk.kernel.manual_clock import ManualClock, ManualMachineClock
 from qmk.kernel.records.usage import FIELDS, UNITS, Usage
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store
+from qmk.kernel.storage.usage_rows import UsageRows
 from support.jobs import make_job
 from support.kernel import (
     BELL,
@@ -225,12 +226,12 @@ def test_each_end_of_a_job_is_its_own_record(tmp_path: Path) -> None:
         ]
         store.commit()
         assert ids == ["job_x.1", "job_x.2"]
-        count, totals = store.usage_totals("alice", None, None, "job_x")
+        count, totals = UsageRows(store).totals("alice", None, None, "job_x")
         assert (count, totals) == (2, Usage(shots=5))
-        assert [row["usage_id"] for row in store.usage_rows("alice", 15.0, None, None, 10)] == [
-            "job_x.2"
-        ]
-        assert store.usage_totals("bob", None, None, None) == (0, Usage())
+        assert [
+            row["usage_id"] for row in UsageRows(store).rows("alice", 15.0, None, None, 10)
+        ] == ["job_x.2"]
+        assert UsageRows(store).totals("bob", None, None, None) == (0, Usage())
     finally:
         store.close()
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.records.stored import digest_counts
-from qmk.kernel.security.attest import ATTEST_EVENT, attests, find_attestation
+from qmk.kernel.security.attest import ATTEST_EVENT
+from qmk.kernel.security.replay import attests, find_attestation
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.audit_verify import verify

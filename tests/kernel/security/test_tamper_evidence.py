@@ -14,7 +14,7 @@ import pytest
 from qmk.errors import StateError
 from qmk.execution.runs import run
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, SECRET_FILE
-from qmk.kernel.security.attest import attests
+from qmk.kernel.security.replay import attests
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import chain_hash
 from qmk.kernel.storage.audit_verify import verify

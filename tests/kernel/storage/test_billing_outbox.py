@@ -19,6 +19,7 @@ from qmk.kernel.config import ConfigError, config_from_dict
 from qmk.kernel.pools.workers import WEBHOOK_NAME
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.dead_letters import dead_letters, replay
+from qmk.kernel.storage.outbox import OutboxRows
 from support.kernel import BELL, KEYS, login, run_kernel
 
 
@@ -135,9 +136,9 @@ def test_webhooks_are_delivered_several_at_once_so_one_slow_answer_holds_one_pla
                 await kernel.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
             await asyncio.to_thread(receiver.wait_for, 4)
             end = time.monotonic() + 60  # guards a hang only
-            while kernel.store.outbox_backlog()[0] and time.monotonic() < end:
+            while OutboxRows(kernel.store).backlog()[0] and time.monotonic() < end:
                 await asyncio.sleep(0.02)
-            assert kernel.store.outbox_backlog() == (0, None, 0)  # all four DELIVERED
+            assert OutboxRows(kernel.store).backlog() == (0, None, 0)  # all four DELIVERED
             return [f"{job.job_id}.1" for job in jobs]
 
         keys = run_kernel(tmp_path, body, config=config)
@@ -175,9 +176,9 @@ def test_a_webhook_is_posted_by_a_webhook_process_not_the_kernels(tmp_path: Path
             assert sender != os.getpid()  # the kernel runs in this process
             assert Path(f"/proc/{sender}/comm").read_text().strip() == WEBHOOK_NAME
             end = time.monotonic() + 60  # guards a hang only
-            while kernel.store.outbox_backlog()[0] and time.monotonic() < end:
+            while OutboxRows(kernel.store).backlog()[0] and time.monotonic() < end:
                 await asyncio.sleep(0.02)
-            assert kernel.store.outbox_backlog() == (0, None, 0)  # DELIVERED
+            assert OutboxRows(kernel.store).backlog() == (0, None, 0)  # DELIVERED
 
         run_kernel(tmp_path, body, config=config)
 

@@ -18,7 +18,7 @@ from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError
 from qmk.kernel.records.stored import encode_result
-from qmk.kernel.security.attest import find_attestation, replay, request_of
+from qmk.kernel.security.replay import find_attestation, replay, request_of
 from qmk.kernel.security.seals import derive, result_seal
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.service import Kernel
@@ -34,6 +34,7 @@ from qmk.kernel.storage.store import (
     unpack_graph,
 )
 from qmk.kernel.storage.trigger_rows import TriggerRows
+from qmk.kernel.storage.usage_rows import UsageRows
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, FENCED, KEYS, chain_graph, login, make_config, run_kernel
@@ -629,7 +630,7 @@ def test_a_format_5_data_dir_drops_the_indexes_format_6_keeps_no_more_when_migra
     try:
         job = store.load_job(job_id, "alice")
         assert job is not None and job.state == "COMPLETED"
-        assert [row[0] for row in store.usage_rows("alice", None, None, job_id, 10)] == [
+        assert [row[0] for row in UsageRows(store).rows("alice", None, None, job_id, 10)] == [
             f"{job_id}.1"
         ]
         assert [job.job_id for job in store.active_jobs()] == []
@@ -678,7 +679,7 @@ def test_a_format_6_data_dir_has_its_usage_rows_keyed_by_their_jobs_when_migrate
     assert not any(name.startswith("sqlite_autoindex_usage") for name in indexes)
     store = Store(data)
     try:
-        assert [row[0] for row in store.usage_rows("alice", None, None, job_id, 10)] == [
+        assert [row[0] for row in UsageRows(store).rows("alice", None, None, job_id, 10)] == [
             f"{job_id}.1"
         ]
     finally:

@@ -15,6 +15,7 @@ from qmk.kernel.records.jobs import COMPLETED, QUEUED, RUNNING, Job
 from qmk.kernel.records.stored import encode_result
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.store import Store
+from qmk.kernel.storage.usage_rows import UsageRows, usage_where
 from support.jobs import make_job
 
 
@@ -593,13 +594,13 @@ def test_a_jobs_usage_rows_are_read_by_its_sequence_number_and_only_its_own(
         "job_a.2"
     )
     store.commit()
-    rows = store.usage_rows("alice", None, None, "job_a", 10)
+    rows = UsageRows(store).rows("alice", None, None, "job_a", 10)
     assert [(row[0], row[1]) for row in rows] == [("job_a.2", "job_a"), ("job_a.1", "job_a")]
-    assert store.usage_totals("alice", None, None, "job_a") == (2, Usage(shots=5))
-    assert store.usage_rows("alice", 1001.5, None, "job_a", 10)[0][0] == "job_a.2"
-    assert store.usage_rows("bob", None, None, "job_a", 10) == []
-    assert store.usage_rows("alice", None, None, "job_none", 10) == []
-    where, args = store._usage_where("alice", None, None, "job_a")
+    assert UsageRows(store).totals("alice", None, None, "job_a") == (2, Usage(shots=5))
+    assert UsageRows(store).rows("alice", 1001.5, None, "job_a", 10)[0][0] == "job_a.2"
+    assert UsageRows(store).rows("bob", None, None, "job_a", 10) == []
+    assert UsageRows(store).rows("alice", None, None, "job_none", 10) == []
+    where, args = usage_where("alice", None, None, "job_a")
     plan = " ".join(
         str(row[-1])
         for row in store.db.execute(f"EXPLAIN QUERY PLAN SELECT * FROM usage WHERE {where}", args)

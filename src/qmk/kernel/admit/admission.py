@@ -86,7 +86,13 @@ from qmk.kernel.records.jobs import (
     new_id,
     target_options,
 )
-from qmk.kernel.records.programs import limits_of, verified, verified_kept, verified_nodes
+from qmk.kernel.records.programs import (
+    graph_text,
+    limits_of,
+    verified,
+    verified_kept,
+    verified_nodes,
+)
 from qmk.kernel.security.attest import epoch_records
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
@@ -95,9 +101,7 @@ from qmk.kernel.storage.results import Results
 from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph
 from qmk.memo import Memo
 from qmk.qec.errors import QECError
-from qmk.qvm.codes import BY_NAME
-from qmk.qvm.graph import GraphText, compact_text
-from qmk.qvm.limits import Limits
+from qmk.qvm.graph import GraphText
 from qmk.qvm.verify import FoldedProgram, operations
 
 if TYPE_CHECKING:
@@ -117,8 +121,6 @@ PLAN_CACHE_SIZE = 256
 #: (syndrome bits per second) and each profile's logical error per cycle.
 Planned = tuple[int, float, dict[str, float]]
 _ENCODE = msgspec.json.Encoder().encode
-#: The code of a submitted graph that is not a plain JSON object, as of an unreadable file.
-_UNREADABLE = BY_NAME["unreadable-file"].code
 #: A physical error rate at or above a code's threshold (``QC106``).
 _ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The shared machine's refusal of a job no placement holds (``QK501``).
@@ -146,17 +148,6 @@ class Read:
     text: str
     program: Any
     settles: bool = False
-
-
-def _text_of(graph: Any) -> str:
-    """The submitted graph as compact JSON text (what is stored and run): a
-    :class:`~qmk.qvm.graph.GraphText`'s own, or written a few hundred nodes at a time."""
-    if isinstance(graph, GraphText):
-        return graph.text
-    try:
-        return compact_text(graph)
-    except (TypeError, ValueError) as exc:
-        raise ProgramError(f"graph is not plain JSON: {exc}", code=_UNREADABLE) from None
 
 
 def _target(name: Any) -> TargetSpec:
@@ -268,7 +259,9 @@ class Admission:
         """
         entry = _target(target)
         if entry.program != "qvm":
-            return await self._read_own(tenant, graph, entry)
+            from qmk.kernel.admit.own import read_own
+
+            return Read(*await read_own(self, tenant, graph, entry))
         if isinstance(graph, str):  # a stored graph: the compact JSON admit stored
             return await self._read_stored(tenant, graph)
         count = self.quotas.check_size(graph)
@@ -280,13 +273,13 @@ class Admission:
             program = None if text is None else verified_kept(text, limits_of(self.config))
             if program is None:
                 with self.cpu.on_loop(tenant):
-                    text = _text_of(graph)
+                    text = graph_text(graph)
                     program = self._verify(text)
             assert text is not None
             return Read(text, program, settles=True)
 
         def work() -> Read:
-            text = _text_of(graph)
+            text = graph_text(graph)
             program = self._verify(text)
             # what admit, the job's row and its end would work out on the event loop,
             # made here and kept for this very text and program (docs/kernel.md,
@@ -314,44 +307,6 @@ class Admission:
             with self.cpu.on_loop(tenant):
                 return Read(text, self._verify(text))
         return Read(text, await self.cpu.run(tenant, lambda: self._verify(text)))
-
-    async def _read_own(self, tenant: str, graph: Any, entry: TargetSpec) -> Read:
-        """A program of a target that reads its own (the neutral-atom device's job, or a
-        QVM graph to compile onto it), read by that target in a thread charged to
-        ``tenant``.
-
-        Its JSON is decoded, and its items are held within ``max_graph_nodes`` before any
-        is built. So a job of a million positions is refused before it is built. Its
-        text is kept as what is stored."""
-        if not isinstance(graph, str | Mapping):
-            raise ProgramError(
-                f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
-            )
-        target = targets.get(entry.name)
-        # REPEAT rows: stored rows within the cap; a target that reads them unrolled here,
-        # in the kernel (the device's), within the cap too (stim's keeps them folded)
-        cap = self.config.max_graph_nodes
-        limits = Limits(max_nodes=cap, max_unrolled_nodes=min(cap, self.config.max_unrolled_nodes))
-
-        def work() -> Read:
-            if isinstance(graph, str) or type(graph) is GraphText:
-                text = graph if isinstance(graph, str) else graph.text
-                data = json.loads(text)
-            else:
-                text, data = None, graph
-            if not isinstance(data, Mapping):
-                raise ProgramError(
-                    f"a {entry.name} job's program must be a JSON object", code=_UNREADABLE
-                )
-            try:
-                program = target.read(data, limits=limits)
-            except QuotaError:
-                raise
-            except QMKError as exc:
-                raise ProgramError(exc.message, code=exc.code, **exc.details) from None
-            return Read(_text_of(data) if text is None else text, program)
-
-        return await self.cpu.run(tenant, work)
 
     async def admit(
         self,
@@ -400,8 +355,10 @@ class Admission:
             self.config.tenants[tenant].default_priority,
         )
         if entry.program != "qvm":
-            return await self._admit_own(
-                session, read, shots, seed, parsed, options, entry, allowed
+            from qmk.kernel.admit.own import admit_own
+
+            return await admit_own(
+                self, session, read, shots, seed, parsed, options, entry, allowed
             )
         calibrations = self.device.calibrations  # the ingests this admission's answer saw
         text, program = read.text, read.program
@@ -631,71 +588,9 @@ class Admission:
                 raise ProgramError(compiled.message, code=compiled.code, **compiled.details)
             self._footprints.refresh(unseeded, None, compiled)
             return compiled
+        from qmk.kernel.admit.own import compile_own
 
-        def work() -> Footprint:
-            try:
-                return targets.get(entry.name).compile(program, request).footprint
-            except QMKError as exc:
-                raise ProgramError(exc.message, code=exc.code, **exc.details) from None
-
-        footprint: Footprint = await self.cpu.run(tenant, work)
-        return footprint
-
-    async def _admit_own(
-        self,
-        session: Session,
-        read: Read,
-        shots: int,
-        seed: Any,
-        policy: Policy,
-        options: Mapping[str, Any],
-        entry: TargetSpec,
-        allowed: list[Allowed] | None = None,
-    ) -> Job:
-        """Admit a job whose program is not a QVM graph (:attr:`TargetSpec.program`: the
-        neutral-atom device's wire-form job, or a QVM program to compile onto it),
-        through its target.
-
-        In order: the capabilities the program needs (an audited decision: a device
-        job's ``CAP_DEVICE_NA``), then the priority. Then its target compiles the job in
-        a thread charged to the tenant: parsed, validated and scheduled on the device. A
-        job it would refuse is refused now, with its code; a tenant names shipped presets
-        only. Then the quotas from its footprint: a stim circuit's qubits against
-        ``max_logical_qubits``, its work (:meth:`Quotas.check_work`: operations x shots,
-        its measurement record), ``max_atoms`` (the atoms it holds),
-        ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
-        and the artifact storage of a job that streams.
-
-        Raises:
-            CapabilityError: the session lacks a capability the program needs.
-            ProgramError: its target refuses the program (``details.code``: its code).
-            QuotaError: over ``max_atoms``, ``max_device_time_s``, ``max_queued_jobs`` or
-                the artifact storage.
-        """
-        tenant = session.tenant
-        text, program = read.text, read.program
-        self._check_caps(session, program.required_caps, "submit", allowed)
-        self.quotas.check_priority(tenant, policy.priority)
-        request = self._run_request(text, entry, options, shots, seed, policy)
-        footprint = await self._compiled(tenant, text, program, request, entry)
-        if entry.program == "stim-circuit":  # its qubits are logical: the tenant's
-            self.quotas.check_qubits(tenant, footprint.logical_qubits)
-        self.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
-        _check_device_quota(self.config.tenants[tenant], tenant, footprint, request.shots)
-        self.quotas.check_queue_room(tenant)
-        streams = entry.streams and options.get("stream") and self.artifacts is not None
-        if streams and self.artifacts.full(tenant):
-            raise QuotaError(
-                f"tenant {tenant!r} stores {self.artifacts.usage[tenant]} bytes of "
-                f"artifacts and may store {self.artifacts.limit_bytes(tenant)} "
-                "(max_artifact_storage_mb): a job's streams could not be kept; wait for "
-                "artifacts to expire (artifact_keep_s)",
-                limit="max_artifact_storage_mb",
-                value=self.artifacts.limit_bytes(tenant),
-            )
-        job = self._job(session, text, program, request, 0, {}, False)
-        job.footprint = footprint
-        return job
+        return await compile_own(self, tenant, program, request, entry)
 
     async def readmit(self, session: Session, job: Job) -> None:
         """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
@@ -709,16 +604,9 @@ class Admission:
         program = (await self.read(job.tenant, job.graph, target=entry.name)).program
         shots = job.request.shots
         if entry.program != "qvm":  # no logical qubits, no firewall
-            self.quotas.check_priority(job.tenant, job.priority)
-            self._check_caps(session, program.required_caps, "restore")
-            if job.footprint is not None:  # its target's numbers, as admit checked them
-                fp = job.footprint
-                if entry.program == "stim-circuit":
-                    self.quotas.check_qubits(job.tenant, fp.logical_qubits)
-                self.quotas.check_work(job.tenant, fp.operations, fp.measurements, shots)
-            if job.state != "QUEUED":
-                self.quotas.check_queue_room(job.tenant)
-            job.caps = session.caps
+            from qmk.kernel.admit.own import readmit_own
+
+            readmit_own(self, session, job, program, entry)
             return
         self.quotas.check_priority(job.tenant, job.priority)
         self._check_caps(session, program.required_caps, "restore")
@@ -1099,29 +987,6 @@ def _cacheable(request: RunRequest) -> bool:
     (:func:`~qmk.kernel.admit.cache.cacheable` of its policy and target)."""
     assert request.policy is not None
     return cacheable(request.policy, request.target)
-
-
-def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> None:
-    """A device job's footprint within the tenant's ``max_atoms`` (the atoms it holds)
-    and ``max_device_time_s`` (its scheduled time times its shots)."""
-    atoms = footprint.physical_qubits
-    if atoms > conf.max_atoms:
-        raise QuotaError(
-            f"the job allocates {atoms} atoms; tenant {tenant!r} has max_atoms = {conf.max_atoms}",
-            limit="max_atoms",
-            needed=atoms,
-            value=conf.max_atoms,
-        )
-    device_s = footprint.duration_ns * 1e-9 * shots
-    if device_s > conf.max_device_time_s:
-        raise QuotaError(
-            f"the job takes {device_s:.6g} s of device time "
-            f"({footprint.duration_ns / 1000:g} us x {shots} shots); tenant {tenant!r} "
-            f"has max_device_time_s = {conf.max_device_time_s:g}",
-            limit="max_device_time_s",
-            needed=device_s,
-            value=conf.max_device_time_s,
-        )
 
 
 __all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission", "Allowed", "Read"]

@@ -33,6 +33,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from qmk.errors import ProgramError
+from qmk.qvm.codes import BY_NAME
+from qmk.qvm.graph import GraphText, compact_text
 from qmk.qvm.limits import DEFAULT_MAX_NODES, Limits
 
 #: How many verified programs a process keeps, by graph text.
@@ -186,10 +189,32 @@ def verified_nodes(text: str) -> int | None:
     return _CACHE.nodes_of(text)
 
 
+#: The code of a submitted program that is not plain JSON (an object), as of an
+#: unreadable file.
+UNREADABLE = BY_NAME["unreadable-file"].code
+
+
+def graph_text(graph: Any) -> str:
+    """The submitted graph as compact JSON text (what is stored and run): a
+    :class:`~qmk.qvm.graph.GraphText`'s own, or written a few hundred nodes at a time.
+
+    Raises:
+        ProgramError: ``UNREADABLE``: it is not plain JSON.
+    """
+    if isinstance(graph, GraphText):
+        return graph.text
+    try:
+        return compact_text(graph)
+    except (TypeError, ValueError) as exc:
+        raise ProgramError(f"graph is not plain JSON: {exc}", code=UNREADABLE) from None
+
+
 __all__ = [
+    "UNREADABLE",
     "VERIFIED_CACHE_NODES",
     "VERIFIED_CACHE_SIZE",
     "VerifiedCache",
+    "graph_text",
     "limits_of",
     "verified",
     "verified_kept",

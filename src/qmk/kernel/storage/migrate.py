@@ -71,7 +71,7 @@ kernel holding the directory (it takes the data directory's lock):
   submitted. The audit log is append-only and hash-chained, so each such line stays as
   it is. A new ``attest`` line of the same job follows it, with the run request the old
   one records (``migrated_from``: the old line's ``seq``).
-  :func:`~qmk.kernel.security.attest.find_attestation` finds the newest, and replay reads
+  :func:`~qmk.kernel.security.replay.find_attestation` finds the newest, and replay reads
   it like any other. When the stored graph is not the one the old line attests, the new
   line keeps the old digest, so replay says so. A line of a run request whose policy has
   the ``device`` key of before targets is followed the same way by one without it.

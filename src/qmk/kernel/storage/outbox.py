@@ -39,8 +39,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qmk import aio
@@ -65,6 +66,81 @@ WEBHOOK_START_S = 60.0
 def signature(secret: bytes, body: bytes) -> str:
     """The ``X-QMK-Signature`` header of ``body``: ``sha256=<hex HMAC-SHA256>``."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Due:
+    """A PENDING webhook whose time has come (``outbox`` columns by name)."""
+
+    usage_id: str
+    body: bytes
+    #: Its attempts so far.
+    attempts: int
+
+
+class OutboxRows:
+    """The ``outbox`` table of a :class:`~qmk.kernel.storage.store.Store`: the webhook's
+    deliveries, read and written in the store's connection and transaction (a write marks
+    the store dirty, so the group commit holds it). A job's end adds its row with its
+    usage (:meth:`Store.insert_usage`); these are the outbox's own reads and writes, and
+    the kernel's load's backlog, where a webhook is set.
+
+    Args:
+        store: the kernel's store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def due(self, now: float, limit: int) -> list[Due]:
+        """The PENDING webhooks due at ``now``, oldest first."""
+        return [
+            Due(usage_id=str(usage_id), body=bytes(body), attempts=int(attempts))
+            for usage_id, body, attempts in self.store.db.execute(
+                "SELECT usage_id, body, attempts FROM outbox WHERE state='PENDING' "
+                "AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
+                (now, limit),
+            )
+        ]
+
+    def next_at(self, besides: Collection[str] = ()) -> float | None:
+        """When the next PENDING webhook is due, of those not in ``besides`` (the ones in
+        flight); None: none is."""
+        marks = ", ".join("?" * len(besides))
+        (when,) = self.store.db.execute(
+            "SELECT MIN(next_at) FROM outbox WHERE state='PENDING'"
+            + (f" AND usage_id NOT IN ({marks})" if besides else ""),
+            tuple(besides),
+        ).fetchone()
+        return None if when is None else float(when)
+
+    def backlog(self) -> tuple[int, float | None, int]:
+        """The outbox's PENDING webhooks, when the oldest of them was made (None: none
+        is PENDING), and its DEAD ones (the dead letters)."""
+        pending, oldest = self.store.db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state='PENDING'"
+        ).fetchone()
+        (dead,) = self.store.db.execute("SELECT COUNT(*) FROM outbox WHERE state='DEAD'").fetchone()
+        return int(pending), None if oldest is None else float(oldest), int(dead)
+
+    def attempted(
+        self,
+        usage_id: str,
+        *,
+        state: str,
+        attempts: int,
+        next_at: float,
+        now: float,
+        error: str | None,
+    ) -> None:
+        """Record a delivery attempt: DELIVERED, PENDING again at ``next_at``, or DEAD."""
+        self.store.db.execute(
+            "UPDATE outbox SET state=?, attempts=?, next_at=?, last_error=?, "
+            "delivered_at=CASE WHEN ?='DELIVERED' THEN ? ELSE delivered_at END "
+            "WHERE usage_id=?",
+            (state, attempts, next_at, error, state, now, usage_id),
+        )
+        self.store.dirty = True
 
 
 class Pool(Protocol):
@@ -115,6 +191,8 @@ class Outbox:
         self.url = billing.webhook_url
         self.secret = billing.webhook_secret.encode()
         self.store = store
+        #: The outbox's rows in the store.
+        self.rows = OutboxRows(store)
         self.commits = commits
         self.clock = clock
         self.wake = wake
@@ -156,7 +234,7 @@ class Outbox:
                     await asyncio.sleep(IDLE_POLL_S)
                     continue
                 free = most - len(flying)
-                due = self.store.outbox_due(self.clock.now(), free + len(flying)) if free else []
+                due = self.rows.due(self.clock.now(), free + len(flying)) if free else []
                 for record in [d for d in due if d.usage_id not in flying][:free]:
                     flying.add(record.usage_id)
                     group.create_task(
@@ -165,7 +243,7 @@ class Outbox:
                     free -= 1
                 wait = IDLE_POLL_S
                 if free:  # room for more: sleep until the next one not in flight is due
-                    next_at = self.store.outbox_next_at(flying)
+                    next_at = self.rows.next_at(flying)
                     if next_at is not None:
                         wait = max(0.0, min(wait, next_at - self.clock.now()))
                 with contextlib.suppress(TimeoutError):
@@ -240,11 +318,11 @@ class Outbox:
             )
         else:
             state, next_at = PENDING, now + self.backoff_s(attempts)
-        self.store.outbox_attempted(
+        self.rows.attempted(
             usage_id, state=state, attempts=attempts, next_at=next_at, now=now, error=error
         )
         self.commits.dirty(urgent=False)
         return error is None
 
 
-__all__ = ["IDLE_POLL_S", "WEBHOOK_START_S", "Outbox", "Pool", "signature"]
+__all__ = ["IDLE_POLL_S", "WEBHOOK_START_S", "Due", "Outbox", "OutboxRows", "Pool", "signature"]

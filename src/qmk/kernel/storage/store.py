@@ -29,8 +29,7 @@ import json.encoder
 import os
 import sqlite3
 import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import is_, itemgetter
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,6 @@ from qmk.kernel.records.jobs import ACTIVE_STATES, FINAL_STATES, STATES, Job
 from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_result
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
-from qmk.kernel.security.delegations import COLUMNS as DELEGATION_COLUMNS
 from qmk.kernel.security.seals import (
     KeyedMac,
     program_seal,
@@ -264,29 +262,15 @@ USAGE_TABLE = USAGE_TABLE.replace(
     ),
 )
 _USAGE_SCHEMA = _USAGE_SCHEMA.replace("{USAGE}", USAGE_TABLE)
-_USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
+#: The ``usage`` table's columns as a job's end writes them and ``q_usage`` reads them.
+USAGE_COLUMNS = "usage_id, job_id, tenant, state, ended_at, " + ", ".join(USAGE_FIELDS)
 #: A job end's usage row (its quantities' values: ``astuple`` of its
 #: :class:`~qmk.kernel.records.usage.Usage`, whose fields are :data:`USAGE_FIELDS`), and
 #: the job's sequence number last.
 _INSERT_USAGE = (
-    f"INSERT INTO usage ({_USAGE_COLUMNS}, job_seq) "
+    f"INSERT INTO usage ({USAGE_COLUMNS}, job_seq) "
     f"VALUES ({', '.join('?' * (6 + len(USAGE_FIELDS)))})"
 )
-
-
-#: The usage rows of one job, by its sequence number (``usage_of_job``), read from its
-#: row (a subquery SQLite runs once), and its id.
-_OF_JOB = "job_seq = (SELECT seq FROM jobs WHERE job_id=?) AND job_id=?"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Due:
-    """A PENDING webhook whose time has come (``outbox`` columns by name)."""
-
-    usage_id: str
-    body: bytes
-    #: Its attempts so far.
-    attempts: int
 
 
 class JobRow(msgspec.Struct, array_like=True, frozen=True):
@@ -1142,6 +1126,11 @@ class Store:
         """Whether any workflow trigger is stored (the kernel loads their table then)."""
         return self.db.execute("SELECT 1 FROM triggers LIMIT 1").fetchone() is not None
 
+    def has_delegations(self) -> bool:
+        """Whether any delegation is stored, live or ended (the kernel makes the
+        delegations' desk then: :mod:`~qmk.kernel.storage.delegation_rows`)."""
+        return self.db.execute("SELECT 1 FROM delegations LIMIT 1").fetchone() is not None
+
     def next_seq(self) -> int:
         """One more than the highest job sequence number (submission order)."""
         row = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()
@@ -1599,57 +1588,7 @@ class Store:
         """Ids of revoked sessions."""
         return [row[0] for row in self.db.execute("SELECT sid FROM sessions WHERE revoked=1")]
 
-    # ------------------------------------------------------------------ delegations
-
-    def save_delegation(self, row: tuple[Any, ...]) -> None:
-        """Insert or update a delegation (its :data:`~qmk.kernel.security.delegations.COLUMNS`)."""
-        self.db.execute(
-            f"INSERT OR REPLACE INTO delegations ({', '.join(DELEGATION_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(DELEGATION_COLUMNS))})",
-            row,
-        )
-        self.dirty = True
-
-    def live_delegations(self, now: float) -> list[tuple[Any, ...]]:
-        """The rows of delegations neither revoked nor expired at ``now``."""
-        return self.db.execute(
-            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations "
-            "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at",
-            (now,),
-        ).fetchall()
-
-    def load_delegation(self, delegation_id: str) -> tuple[Any, ...] | None:
-        """One delegation's row by id, live or ended."""
-        row: tuple[Any, ...] | None = self.db.execute(
-            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations WHERE delegation_id=?",
-            (delegation_id,),
-        ).fetchone()
-        return row
-
-    def delete_ended_delegations(self, before: float) -> list[str]:
-        """Delete the delegations that ended (revoked, or expired) before ``before``;
-        their ids."""
-        ended = "MIN(COALESCE(revoked_at, expires_at), expires_at) < ?"
-        gone = [
-            row[0]
-            for row in self.db.execute(
-                f"SELECT delegation_id FROM delegations WHERE {ended}", (before,)
-            )
-        ]
-        if gone:
-            self.db.execute(f"DELETE FROM delegations WHERE {ended}", (before,))
-            self.dirty = True
-        return gone
-
-    def list_delegations(self, tenant: str, limit: int) -> list[tuple[Any, ...]]:
-        """The rows of delegations ``tenant`` made or received, newest first."""
-        return self.db.execute(
-            f"SELECT {', '.join(DELEGATION_COLUMNS)} FROM delegations "
-            "WHERE from_tenant=? OR to_tenant=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (tenant, tenant, limit),
-        ).fetchall()
-
-    # ------------------------------------------------------------------ usage, outbox
+    # ------------------------------------------------------------------ usage
 
     def insert_usage(
         self,
@@ -1687,106 +1626,6 @@ class Store:
             )
         self.dirty = True
         return usage_id
-
-    @staticmethod
-    def _usage_where(
-        tenant: str, since: float | None, until: float | None, job_id: str | None
-    ) -> tuple[str, tuple[Any, ...]]:
-        args: tuple[Any, ...] = (
-            tenant,
-            -1e300 if since is None else since,
-            1e300 if until is None else until,
-        )
-        if job_id is None:
-            return "tenant=? AND ended_at >= ? AND ended_at < ?", args
-        # one job's rows by their index, never the tenant's ends (the unary + keeps
-        # SQLite off usage_tenant_end, which it would take for its equality on tenant)
-        return (
-            f"{_OF_JOB} AND +tenant=? AND +ended_at >= ? AND +ended_at < ?",
-            (job_id, job_id, *args),
-        )
-
-    def usage_rows(
-        self,
-        tenant: str,
-        since: float | None,
-        until: float | None,
-        job_id: str | None,
-        limit: int,
-    ) -> list[sqlite3.Row]:
-        """``tenant``'s usage rows that ended in [since, until) (of ``job_id`` only,
-        unless None), newest first, read by their columns' names (``usage_id``,
-        ``job_id``, ``tenant``, ``state``, ``ended_at`` and the quantities)."""
-        where, args = self._usage_where(tenant, since, until, job_id)
-        cursor = self.db.cursor()
-        cursor.row_factory = sqlite3.Row
-        return cursor.execute(
-            f"SELECT {_USAGE_COLUMNS} FROM usage WHERE {where} "
-            "ORDER BY ended_at DESC, rowid DESC LIMIT ?",
-            (*args, limit),
-        ).fetchall()
-
-    def usage_totals(
-        self, tenant: str, since: float | None, until: float | None, job_id: str | None
-    ) -> tuple[int, Usage]:
-        """How many of ``tenant``'s usage rows :meth:`usage_rows` would give without a
-        limit, and their sum."""
-        where, args = self._usage_where(tenant, since, until, job_id)
-        sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in USAGE_FIELDS)
-        count, *totals = self.db.execute(
-            f"SELECT COUNT(*), {sums} FROM usage WHERE {where}", args
-        ).fetchone()
-        return int(count), Usage(**dict(zip(USAGE_FIELDS, totals, strict=True)))
-
-    def outbox_due(self, now: float, limit: int) -> list[Due]:
-        """The PENDING webhooks due at ``now``, oldest first."""
-        return [
-            Due(usage_id=str(usage_id), body=bytes(body), attempts=int(attempts))
-            for usage_id, body, attempts in self.db.execute(
-                "SELECT usage_id, body, attempts FROM outbox WHERE state='PENDING' "
-                "AND next_at <= ? ORDER BY next_at, rowid LIMIT ?",
-                (now, limit),
-            )
-        ]
-
-    def outbox_next_at(self, besides: Collection[str] = ()) -> float | None:
-        """When the next PENDING webhook is due, of those not in ``besides`` (the ones in
-        flight); None: none is."""
-        marks = ", ".join("?" * len(besides))
-        (when,) = self.db.execute(
-            "SELECT MIN(next_at) FROM outbox WHERE state='PENDING'"
-            + (f" AND usage_id NOT IN ({marks})" if besides else ""),
-            tuple(besides),
-        ).fetchone()
-        return None if when is None else float(when)
-
-    def outbox_backlog(self) -> tuple[int, float | None, int]:
-        """The outbox's PENDING webhooks, when the oldest of them was made (None: none
-        is PENDING), and its DEAD ones (the dead letters)."""
-        pending, oldest = self.db.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state='PENDING'"
-        ).fetchone()
-        (dead,) = self.db.execute("SELECT COUNT(*) FROM outbox WHERE state='DEAD'").fetchone()
-        return int(pending), None if oldest is None else float(oldest), int(dead)
-
-    def outbox_attempted(
-        self,
-        usage_id: str,
-        *,
-        state: str,
-        attempts: int,
-        next_at: float,
-        now: float,
-        error: str | None,
-    ) -> None:
-        """Record a delivery attempt: DELIVERED, PENDING again at ``next_at``, or DEAD."""
-        self.db.execute(
-            "UPDATE outbox SET state=?, attempts=?, next_at=?, last_error=?, "
-            "delivered_at=CASE WHEN ?='DELIVERED' THEN ? ELSE delivered_at END "
-            "WHERE usage_id=?",
-            (state, attempts, next_at, error, state, now, usage_id),
-        )
-        self.dirty = True
 
 
 #: The ``meta`` key of the audit line the last start's check reached (seq, hash, byte
@@ -1852,6 +1691,7 @@ __all__ = [
     "AUDIT_VERIFIED",
     "PACKED_GRAPH",
     "UNSEALED_PROGRAM_BYTES",
+    "USAGE_COLUMNS",
     "Store",
     "committed_audit_head",
     "meta_text",

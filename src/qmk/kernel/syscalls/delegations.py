@@ -1,6 +1,10 @@
 """Capability delegations as the syscalls see them: lend, revoke, list, and what a live
 loan lends a tenant now (``q_delegate_caps``, ``q_revoke_delegation``,
 ``q_list_delegations``; the loans themselves are :mod:`qmk.kernel.security.delegations`).
+
+The kernel makes the desk where it holds a delegation or is asked a delegation syscall
+(:attr:`qmk.kernel.service.Kernel.delegation_desk`); until then no loan exists, and the
+other desks ask :class:`~qmk.kernel.syscalls.loans.Loans`, which answers nothing lent.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from qmk.kernel.security.delegations import (
     Delegation,
     DelegationLines,
     DelegationTable,
+    Retention,
     not_found,
 )
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
+from qmk.kernel.storage.delegation_rows import DelegationRows
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
 
@@ -33,8 +39,8 @@ class DelegationDesk:
     docstring).
 
     Args:
-        config: the kernel configuration (the tenants, ``max_delegation_s``).
-        delegations: the live delegations.
+        config: the kernel configuration (the tenants, ``max_delegation_s``,
+            ``delegation_keep_s``).
         reserve: the data directory's disk reserve (checked at a delegation).
         store, audit, commits, clock: the kernel's.
     """
@@ -42,7 +48,6 @@ class DelegationDesk:
     def __init__(
         self,
         config: KernelConfig,
-        delegations: DelegationTable,
         *,
         reserve: DiskReserve,
         store: Store,
@@ -51,9 +56,15 @@ class DelegationDesk:
         clock: Clock,
     ) -> None:
         self.config = config
-        self.delegations = delegations
+        #: The delegations' rows in the store.
+        self.rows = DelegationRows(store)
+        #: The live delegations (:mod:`qmk.kernel.security.delegations`).
+        self.delegations = DelegationTable(
+            Delegation.from_row(row) for row in self.rows.live(clock.now())
+        )
+        #: The retention of ended delegations (a sweep of the kernel's, and at its open).
+        self.retention = Retention(self.rows.delete_ended, audit.append, config.delegation_keep_s)
         self.reserve = reserve
-        self.store = store
         self.audit = audit
         self.commits = commits
         self.clock = clock
@@ -143,7 +154,7 @@ class DelegationDesk:
             session=session.sid,
         )
         self.delegations.add(delegation)
-        self.store.save_delegation(delegation.to_row())
+        self.rows.save(delegation.to_row())
         fields = {
             "action": "delegate",
             "delegation_id": delegation.delegation_id,
@@ -188,7 +199,7 @@ class DelegationDesk:
             raise not_found(delegation_id)
         held = self.delegations.get(delegation_id)
         if held is None:
-            row = self.store.load_delegation(delegation_id)
+            row = self.rows.load(delegation_id)
             held = None if row is None else Delegation.from_row(row)
         if held is None or not held.involves(tenant):
             raise not_found(delegation_id)
@@ -202,7 +213,7 @@ class DelegationDesk:
             return delegation.reply(now)
         ended = delegation.revoked(now, by=session.tenant)
         self.delegations.drop(delegation.delegation_id)
-        self.store.save_delegation(ended.to_row())
+        self.rows.save(ended.to_row())
         fields = {
             "action": "revoke",
             "delegation_id": delegation.delegation_id,
@@ -229,7 +240,7 @@ class DelegationDesk:
         now = self.clock.now()
         found = []
         # ended ones are filtered after the query, so a state filter reads a wider window
-        rows = self.store.list_delegations(session.tenant, limit if state is None else 10_000)
+        rows = self.rows.listed(session.tenant, limit if state is None else 10_000)
         for row in rows:
             delegation = Delegation.from_row(row)
             if state is None or delegation.state(now) == state:

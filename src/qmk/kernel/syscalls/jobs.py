@@ -23,8 +23,8 @@ from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
-from qmk.kernel.syscalls.delegations import DelegationDesk
-from qmk.kernel.syscalls.feed import FeedTraces
+from qmk.kernel.syscalls.loans import Loans
+from qmk.kernel.syscalls.traces import FeedTraces
 
 
 class JobDesk:
@@ -49,7 +49,7 @@ class JobDesk:
         store: Store,
         admission: Admission,
         supervisor: Supervisor,
-        delegations: DelegationDesk,
+        delegations: Loans,
         check_open: Callable[[], None],
     ) -> None:
         self.config = config

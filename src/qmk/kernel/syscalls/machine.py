@@ -31,6 +31,7 @@ from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.billing import invoice, usage_record
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.store import Store
+from qmk.kernel.storage.usage_rows import UsageRows
 
 #: The largest magnitude of a usage window's bound: every integer to it is exact as a
 #: float, and the store's integer columns hold it.
@@ -267,8 +268,9 @@ class MachineDesk:
             raise InvalidArgument(f"until ({until}) is before since ({since})", key="until")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit must be an integer 1..10000, got {limit!r}", key="limit")
-        count, totals = self.store.usage_totals(session.tenant, since, until, job_id)
-        rows = self.store.usage_rows(session.tenant, since, until, job_id, limit)
+        usage = UsageRows(self.store)
+        count, totals = usage.totals(session.tenant, since, until, job_id)
+        rows = usage.rows(session.tenant, since, until, job_id, limit)
         return replies.Usage(
             tenant=session.tenant,
             since=since,

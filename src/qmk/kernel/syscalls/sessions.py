@@ -21,7 +21,7 @@ from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.reserve import DiskReserve
 from qmk.kernel.storage.store import Store
-from qmk.kernel.syscalls.delegations import DelegationDesk
+from qmk.kernel.syscalls.loans import Loans
 
 #: Failed negotiations within this many seconds after one that was audited in full are
 #: audited as one summary line.
@@ -51,7 +51,7 @@ class SessionDesk:
         config: KernelConfig,
         sessions: Sessions,
         keys: KeyChecker,
-        delegations: DelegationDesk,
+        delegations: Loans,
         *,
         check_open: Callable[[], None],
         reserve: DiskReserve,
