@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from qmk.frontends import decompose, qasm_scan
-from qmk.frontends.qasm_gates import QELIB1_GATES, STDGATES_GATES, plan_of
-from qmk.frontends.qasm_scope import MATH_CONSTANTS
+from qmk.frontends.qasm_library import MATH_CONSTANTS, QELIB1_GATES, STDGATES_GATES, plan_of
 from qmk.qvm.columns import OP_CODES, WIDTH, Columns
 from qmk.qvm.expr_core import ARITHMETIC
 
