@@ -24,13 +24,16 @@ def random_rows(seed: int, rows: int, qubits: int) -> tuple[np.ndarray, np.ndarr
 
 def scheduled(
     kernel: str, seed: int, rows: int, fence: float, dtype: type = np.int64
-) -> tuple[float, list[float], list[float], list[float]]:
+) -> tuple[float, list[float], list[float], list[float], list[float]]:
     qubits, cycles = random_rows(seed, rows, 17)
     qubits = qubits.astype(dtype)
     clock = [float(x) for x in np.random.default_rng(seed + 1).random(17) * 5.0]
     starts, ends = array("d", bytes(8 * (rows + 3))), array("d", bytes(8 * (rows + 3)))
-    latest = asap.schedule(clock, qubits, cycles, (starts, ends), 3, fence, 0.5, kernel=kernel)
-    return latest, clock, list(starts), list(ends)
+    waits = np.full(int(np.count_nonzero(qubits >= 0)) + 2, -1.0)  # (two places past)
+    latest = asap.schedule(
+        clock, qubits, cycles, (starts, ends), 3, fence, 0.5, waits=waits, kernel=kernel
+    )
+    return latest, clock, list(starts), list(ends), waits.tolist()
 
 
 def compiled_or_skip(bits: int = 64) -> None:
@@ -70,6 +73,25 @@ def test_a_row_starts_at_the_latest_of_the_fence_and_its_qubits_clocks() -> None
         assert (list(starts), list(ends)) == ([6.0, 4.0, 7.5], [7.5, 6.0, 7.75])
         assert clock == [7.5, 7.5, 7.75, 7.75]
         assert latest == 7.75
+
+
+@pytest.mark.parametrize("kernel", ["python", "compiled"])
+def test_each_row_qubits_wait_is_its_start_less_that_qubits_clock_before_it(kernel: str) -> None:
+    if kernel == "compiled":
+        compiled_or_skip()
+    qubits, cycles = random_rows(6, 70_000, 11)
+    clock = [float(x) for x in np.random.default_rng(7).random(11) * 5.0]
+    before = list(clock)
+    timing = (array("d", bytes(8 * 70_000)), array("d", bytes(8 * 70_000)))
+    waits = np.full(int(np.count_nonzero(qubits >= 0)) + 2, -1.0)
+    asap.schedule(clock, qubits, cycles, timing, 0, 2.5, 0.0, waits=waits, kernel=kernel)
+    expected = []
+    for row, start, end in zip(qubits.tolist(), timing[0], timing[1], strict=True):
+        for q in row:
+            if q >= 0:
+                expected.append(start - before[q])
+                before[q] = end
+    assert waits.tolist() == [*expected, -1.0, -1.0]  # (and nothing written past them)
 
 
 def test_no_rows_leave_the_clocks_and_the_latest_end_as_they_were() -> None:

@@ -291,3 +291,20 @@ def test_calls_on_a_files_only_register_are_read_by_the_array_lane_as_the_statem
                 at = mutated.index(";", len(head)) + 1
                 mutated = f"{mutated[:at]} h {token};{mutated[at:]}"
         assert_same_or_routed(mutated)
+
+
+def test_more_distinct_gate_heads_in_a_piece_than_hash_buckets_are_told_apart():
+    """A piece's heads are told apart by a hash into :data:`_BUCKETS` buckets; with more
+    distinct heads than buckets some share one, and the piece is read by sorting them,
+    as the statement reader reads it."""
+    from qmk.frontends.qasm_bulk import _BUCKETS, _Reader
+
+    angles = [f"rz({k}/4096) q[{k % 3}];" for k in range(1, _BUCKETS + 300)]
+    head = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\n'
+    body = "\n".join(angles) + "\n"
+    columns = assert_same_or_routed(head + body)
+    assert isinstance(columns, Columns)
+    reader = _Reader((head + body).encode(), "p.qasm", None, None)
+    reader.head(head)
+    assert reader.fast_piece(body.encode()[: body.rindex(";") + 1])  # the array lane's
+    assert np.allclose(columns.theta[1:-1], np.arange(1, _BUCKETS + 300) / 4096)

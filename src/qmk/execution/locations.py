@@ -245,14 +245,16 @@ def _frozen(values: Any, dtype: Any) -> np.ndarray:
 class LocationRows:
     """:func:`~qmk.execution.plan.build_plan`'s noise locations, made after its walk.
 
-    The walk writes each step's own cycles (:attr:`cycles`), and tells :meth:`alloc` and
-    :meth:`fence` of the steps that set a qubit's clock. :meth:`gadget` and
-    :meth:`machine` add rows of their own. :meth:`locations` then makes every row at
-    once, from the steps, their qubits and their timing.
+    The walk writes each step's own cycles (:attr:`cycles`) and each slot's wait
+    (:attr:`slot_waits`), and tells :meth:`alloc` of the steps that set a qubit's
+    profile. :meth:`gadget` and :meth:`machine` add rows of their own. :meth:`locations`
+    then makes every row at once, from the steps and their qubits.
 
     A step on qubits is a run of *slots*, one a qubit, in plan order. A slot's wait is
     its step's start less its qubit's clock: the end of the qubit's last step, or the
-    fence's time at an alloc, after a free or before any step. A waiting slot is an
+    fence's time at an alloc. The schedule knows each qubit's clock as it goes
+    (:func:`qmk.execution.asap.schedule`), so it writes the waits; found afterwards,
+    they would take a sort of every slot by qubit. A waiting slot is an
     idle location before the step; then comes the step's own error (a measurement's
     before it, a teleported CNOT's that of its CNOT after it, a free none). A location's
     channel is its code's error for its cycles (``model_for(profile).pauli_error``),
@@ -264,18 +266,15 @@ class LocationRows:
         self.profiles: dict[str, int] = {default_profile: 0}
         #: Each step's own cycles (set by the walk; 0 for a step on no qubit and a fence).
         self.cycles = array("d", bytes(8 * steps))
+        #: Each slot's wait, in plan order (set by the walk's schedule).
+        self.slot_waits: np.ndarray | None = None
         self.allocs: dict[int, int] = {}  # alloc step -> its profile
-        self.fences: list[int] = []
         self.gadgets: list[tuple[int, str, tuple[float, float, float]]] = []
         self.waits: list[tuple[int, str, float, int]] = []  # the machine's
 
     def alloc(self, index: int, profile: str) -> None:
         """Step ``index`` allocates its qubits on ``profile``'s code."""
         self.allocs[index] = self.profiles.setdefault(profile, len(self.profiles))
-
-    def fence(self, index: int) -> None:
-        """Step ``index`` is an epoch fence: its start is every later step's fence time."""
-        self.fences.append(index)
 
     def gadget(self, index: int, qubit: str, rates: tuple[float, float, float]) -> None:
         """A row of ``rates`` on ``qubit`` after step ``index``'s rows (a teleported
@@ -292,17 +291,16 @@ class LocationRows:
         self,
         step_ops: tuple[np.ndarray, Sequence[str]],
         step_qubits: tuple[np.ndarray, np.ndarray],
-        timing: tuple[array[float], array[float]],
         names: Sequence[str],
         model_for: Callable[[str], Any],
         cnot_cycles: Callable[[Any], float],
     ) -> Locations:
         """Every row, in plan order, on the qubits ``names``. ``step_ops`` are the steps'
         ops (a code each into the ops named), ``step_qubits`` each one's qubit count and
-        all their qubits one after another (indices into ``names``), and ``timing``
-        their starts and ends; ``model_for(profile)`` is a code's logical model,
-        ``cnot_cycles(model)`` a teleported CNOT's cycles on it."""
-        slots = _Slots(step_ops, self, step_qubits, timing)
+        all their qubits one after another (indices into ``names``);
+        ``model_for(profile)`` is a code's logical model, ``cnot_cycles(model)`` a
+        teleported CNOT's cycles on it."""
+        slots = _Slots(step_ops, self, step_qubits)
         profiles = list(self.profiles)
         own, own_cycles = slots.own_errors(
             [float(cnot_cycles(model_for(p))) for p in profiles] if slots.teleports else []
@@ -474,15 +472,13 @@ class _Slots:
     each one's step, qubit (index into the names), wait and whether its step's own error
     comes before it; ``ends[k]`` is where step ``k``'s slots end, :meth:`profiles` their
     profiles. A million-gate plan has millions of slots, and every fresh page of a
-    column is a page fault: the columns are as narrow as their values allow, and a
-    temporary is written over rather than beside."""
+    column is a page fault: the columns are as narrow as their values allow."""
 
     def __init__(
         self,
         step_ops: tuple[np.ndarray, Sequence[str]],
         rows: LocationRows,
         qubits: tuple[np.ndarray, np.ndarray],
-        timing: tuple[array[float], array[float]],
     ) -> None:
         op_codes, ops = step_ops
         count = len(op_codes)
@@ -491,47 +487,35 @@ class _Slots:
         self.count = len(qubit)
         self.ends = np.cumsum(sizes)
         self.step, self.qubit = step, qubit
-        # the steps whose own error is not a plain op's (by op), and the clocks they set
+        # the steps whose own error is not a plain op's (by op)
         kinds = np.array([_OWN_ERROR[op] for op in ops], dtype=np.int8)[op_codes]
-        allocs = np.zeros(count, dtype=bool)
-        allocs[list(rows.allocs)] = True
         self.kinds = kinds[step]
         self.teleports = bool((self.kinds == _KIND_TELEPORT).any())
         self.before = self.kinds == _KIND_MEASURES
         self.step_cycles = _column(rows.cycles, np.float64)
+        waits = rows.slot_waits
+        if waits is None or len(waits) != self.count:
+            raise ValueError("the schedule writes one wait a slot before the rows are made")
+        self.waits = waits
+        self.profile = None if len(rows.profiles) == 1 else self._profile(rows.allocs)
 
-        # each qubit's slots in order: its clock before each, its latest alloc's profile
-        starts, ends = (_column(t, np.float64) for t in timing)
+    def _profile(self, allocs: dict[int, int]) -> np.ndarray:
+        """Each slot's profile: its qubit's latest alloc's (``allocs``: step -> profile),
+        found over each qubit's slots in order."""
+        qubit = self.qubit
         narrow = not len(qubit) or int(qubit.max()) < 1 << 16  # (numpy's radix sort)
-        self.order = np.argsort(qubit.astype(np.uint16) if narrow else qubit, kind="stable")
-        at = step[self.order]
-        mine = qubit[self.order]
-        self.first = np.ones(self.count, dtype=bool)
-        np.not_equal(mine[1:], mine[:-1], out=self.first[1:])
-        del mine
-        prior = np.empty_like(at)  # the step of the slot before
-        prior[:1], prior[1:] = 0, at[:-1]
-        fresh = self.first | allocs[at]
-        fresh |= kinds[prior] == _KIND_FREE
-        clock = ends[prior]
-        del prior
-        # (no fence: every fence time is 0, and a million slots' gather of it is skipped)
-        clock[fresh] = _fence_times(rows.fences, starts)[at[fresh]] if rows.fences else 0.0
-        waits = np.subtract(starts[at], clock, out=clock)
-        self.waits = np.empty(self.count, dtype=np.float64)
-        self.waits[self.order] = waits
-        self.profile = None if len(rows.profiles) == 1 else self._profile(rows.allocs, at)
-
-    def _profile(self, allocs: dict[int, int], at: np.ndarray) -> np.ndarray:
-        """Each slot's profile: its qubit's latest alloc's (``allocs``: step -> profile;
-        ``at``: the slots' steps in :attr:`order`)."""
+        order = np.argsort(qubit.astype(np.uint16) if narrow else qubit, kind="stable")
+        at = self.step[order]
+        mine = qubit[order]
+        first = np.ones(self.count, dtype=bool)
+        np.not_equal(mine[1:], mine[:-1], out=first[1:])
         profile_at = np.full(len(self.step_cycles), -1, dtype=np.int64)
         profile_at[list(allocs)] = list(allocs.values())
         marked = profile_at[at]
-        latest = np.where((marked >= 0) | self.first, np.arange(self.count), 0)
+        latest = np.where((marked >= 0) | first, np.arange(self.count), 0)
         np.maximum.accumulate(latest, out=latest)
         profile = np.empty(self.count, dtype=np.int64)
-        profile[self.order] = np.maximum(marked[latest], 0)
+        profile[order] = np.maximum(marked[latest], 0)
         return profile
 
     def profiles(self, slots: np.ndarray) -> np.ndarray:
@@ -555,15 +539,6 @@ class _Slots:
 def _index_type(count: int) -> type[np.signedinteger[Any]]:
     """The narrowest of int32 and int64 that indexes ``count`` things."""
     return np.int32 if count < 1 << 31 else np.int64
-
-
-def _fence_times(fences: list[int], starts: np.ndarray) -> np.ndarray:
-    """The time of the fence each step meets: the start of the latest fence step at or
-    before it (0 before the first)."""
-    last = np.full(len(starts), -1, dtype=np.int64)
-    last[fences] = fences
-    last = np.maximum.accumulate(last)
-    return np.where(last >= 0, starts[np.maximum(last, 0)], 0.0)
 
 
 #: How a step's own error differs from a plain op's after it (0): none (a free), its

@@ -591,6 +591,11 @@ def _column_plan(
     rows, noise = walk.rows, walk.noise
     ops, qubits, walked, profile = _plan_rows(program, steps, walk.default_profile)
     count = len(ops)
+    # each slot's wait (LocationRows), written as the rows are scheduled: from the
+    # slot of each run's first row on
+    sizes, flat = steps.qubit_columns
+    slot_ends = np.cumsum(sizes)
+    waits = np.empty(len(flat), dtype=np.float64) if noise else None
     # (a copied zero, not one read off a buffer of zero bytes: a third of a millisecond a
     # hundred thousand rows less)
     starts = array("d", [0.0]) * count
@@ -609,18 +614,31 @@ def _column_plan(
         rows.cycles = array("d", cycles.tobytes())
     begin = 0
     for stop in [*special, count]:
-        walk.cycles_end = _run_gates(clock, qubits, cycles, (starts, ends), begin, stop, walk)
+        first_slot = int(slot_ends[begin - 1]) if begin else 0
+        run_waits = None if waits is None else waits[first_slot:]
+        walk.cycles_end = _run_gates(
+            clock, qubits, cycles, (starts, ends), (begin, stop), walk, run_waits
+        )
         if stop == count:
             break
         node = steps.nodes[stop]
+        kind = steps.kind(stop)
         # the walk's clocks, for the step it takes (a fence reads every live qubit's)
         for name in walk.time if ops[stop] == _FENCE_CODE else node.vqs:
             walk.time[name] = clock[index[name]]
-        start, end = walk.step(stop, node, steps.kind(stop))
+        start, end = walk.step(stop, node, kind)
+        if waits is not None and sizes[stop]:  # an alloc's qubits wait from the fence
+            last = int(slot_ends[stop])
+            mine = flat[last - int(sizes[stop]) : last].tolist()
+            alloc = kind == "alloc"
+            waits[last - len(mine) : last] = [
+                start - (walk.fence_time if alloc else clock[q]) for q in mine
+            ]
         for name in node.vqs:
             clock[index[name]] = walk.time.get(name, walk.fence_time)
         starts[stop], ends[stop] = start, end
         begin = stop + 1
+    rows.slot_waits = waits
     live = [clock[index[name]] for name in walk.time]
     timing = (starts, ends)
     if noise:
@@ -663,9 +681,7 @@ def _finished(
         program=program,
         steps=steps,
         noise=(
-            walk.rows.locations(
-                steps.op_codes, steps.qubit_columns, timing, names, model_for, _cnot_cycles
-            )
+            walk.rows.locations(steps.op_codes, steps.qubit_columns, names, model_for, _cnot_cycles)
             if walk.noise
             else Locations.empty(names)
         ),
@@ -692,14 +708,15 @@ def _run_gates(
     qubits: np.ndarray,
     cycles: np.ndarray,
     timing: tuple[array[float], array[float]],
-    begin: int,
-    stop: int,
+    run: tuple[int, int],
     walk: _Walk,
+    waits: np.ndarray | None,
 ) -> float:
-    """Schedule rows ``begin`` to ``stop`` (gates and measurements on one to three live
-    qubits) as the node walk does (:func:`qmk.execution.asap.schedule`): each starts at
-    the latest of the fence's time and its qubits' clocks and ends its cycles later; the
-    latest end so far."""
+    """Schedule the rows of ``run`` (begin, stop: gates and measurements on one to three
+    live qubits) as the node walk does (:func:`qmk.execution.asap.schedule`): each
+    starts at the latest of the fence's time and its qubits' clocks and ends its cycles
+    later; the latest end so far. Their slots' waits go to ``waits`` (None: not kept)."""
+    begin, stop = run
     return asap.schedule(
         clock,
         qubits[begin:stop],
@@ -708,6 +725,7 @@ def _run_gates(
         begin,
         walk.fence_time,
         walk.cycles_end,
+        waits=waits,
     )
 
 
@@ -778,7 +796,6 @@ class _Walk:
             self.guarded = True
         op, time, fence_time = node.op, self.time, self.fence_time
         if op == "FENCE_EPOCH":
-            self.rows.fence(index)
             self.fence_time = max([fence_time, self.cycles_end, *time.values()])
             return self.fence_time, self.fence_time
         if kind == "alloc":

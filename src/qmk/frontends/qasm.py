@@ -53,7 +53,8 @@ from qmk.frontends import dialects, qasm_scan
 from qmk.frontends.builder import gate_emitter, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_classical import Classical
-from qmk.frontends.qasm_gates import QELIB1_GATES, STDGATES_GATES, Gates
+from qmk.frontends.qasm_gates import Gates
+from qmk.frontends.qasm_library import QELIB1_GATES, STDGATES_GATES
 from qmk.frontends.qasm_runtime import KINDS, Operands, cond_text, zero_of
 from qmk.frontends.qasm_scope import Cond, describe, too_many_nodes
 from qmk.qvm import classical

@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from qmk.frontends import decompose, qasm_scan
-from qmk.frontends.qasm_gates import QELIB1_GATES, STDGATES_GATES, plan_of
-from qmk.frontends.qasm_scope import MATH_CONSTANTS
+from qmk.frontends.qasm_library import MATH_CONSTANTS, QELIB1_GATES, STDGATES_GATES, plan_of
 from qmk.qvm.columns import OP_CODES, WIDTH, Columns
 from qmk.qvm.expr_core import ARITHMETIC
 
@@ -223,20 +222,25 @@ def _run_end(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
 
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``rows`` (uint64 words) and each row's index among them,
-    found by sorting one word a row (a hash of the words where a row has more),
-    checked against the rows themselves."""
+    found from one word a row (a hash of the words where a row has more), checked
+    against the rows themselves. A piece calls a few gates: each word is put in one of
+    :data:`_BUCKETS` buckets by a multiplicative hash, and where no two words share a
+    bucket, a word's bucket names it (a few passes over the words); else they are
+    sorted."""
     key = rows[:, 0].copy()
     for column in range(1, rows.shape[1]):
         key = key * np.uint64(0x100000001B3) ^ rows[:, column]
-    which = np.full(len(key), -1, dtype=np.int64)
-    index: list[int] = []
-    for _ in range(_FEW):  # most pieces call a few gates: a comparison a gate
-        left = np.flatnonzero(which < 0)
-        if len(left) == 0:
-            break
-        same = key == key[left[0]]
-        which[same] = len(index)
-        index.append(int(left[0]))
+    bucket = ((key * _SPREAD) >> np.uint64(64 - _BUCKET_BITS)).astype(np.intp)
+    held = np.zeros(_BUCKETS, dtype=np.uint64)
+    held[bucket] = key  # (a word a bucket, if each holds one)
+    if (held[bucket] == key).all():
+        present = np.flatnonzero(np.bincount(bucket, minlength=_BUCKETS))
+        number = np.zeros(_BUCKETS, dtype=np.int64)
+        number[present] = np.arange(len(present))
+        which = number[bucket]
+        first = np.zeros(len(present), dtype=np.int64)
+        first[which] = np.arange(len(which))  # (a row of each: any one will do)
+        index = first.tolist()
     else:
         _, first, which = np.unique(key, return_index=True, return_inverse=True)
         index = first.tolist()
@@ -248,8 +252,11 @@ def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return which, unique
 
 
-#: Distinct heads a piece may have before they are found by sorting.
-_FEW = 32
+#: The buckets of :func:`_unique_rows`' hash (a power of two), and its multiplier (an odd
+#: number of well-mixed bits: the golden ratio's).
+_BUCKET_BITS = 10
+_BUCKETS = 1 << _BUCKET_BITS
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _byte_class(chars: bytes) -> np.ndarray:

@@ -13,94 +13,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from qmk.frontends import decompose, qasm_scan
-from qmk.frontends.builder import GATE_OPS, Emitted, gate_op, guard_of
+from qmk.frontends.builder import Emitted, guard_of
 from qmk.frontends.folding import call_pass
 from qmk.frontends.qasm_classical import Classical
+from qmk.frontends.qasm_library import QELIB1_GATES, STDGATES_GATES, plan_of
 from qmk.frontends.qasm_runtime import Operands
-from qmk.frontends.qasm_scope import Cond, GateDef, Step, describe
-from qmk.gates import GATES
+from qmk.frontends.qasm_scope import Cond, GateDef, describe
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
 from qmk.qvm.graph import CALL
-
-#: Gates of ``qelib1.inc`` (OpenQASM 2.0) beside those of the gate records, which are
-#: written in the op table's gates by :mod:`~qmk.frontends.decompose`.
-_QELIB1_WRITTEN = frozenset(
-    [
-        "c3sqrtx",
-        "c3x",
-        "c4x",
-        "ch",
-        "cp",
-        "crx",
-        "cry",
-        "crz",
-        "cswap",
-        "csx",
-        "cu",
-        "cu1",
-        "cu3",
-        "cy",
-        "id",
-        "p",
-        "rc3x",
-        "rccx",
-        "rxx",
-        "rzz",
-        "sx",
-        "sxdg",
-        "u",
-        "u0",
-        "u1",
-        "u2",
-        "u3",
-    ]
-)
-#: Gates of ``stdgates.inc`` (OpenQASM 3) beside those of the gate records.
-_STDGATES_WRITTEN = frozenset(
-    [
-        "ch",
-        "cp",
-        "cphase",
-        "crx",
-        "cry",
-        "crz",
-        "cswap",
-        "cu",
-        "cy",
-        "id",
-        "p",
-        "phase",
-        "sx",
-        "u1",
-        "u2",
-        "u3",
-    ]
-)
-_RECORDS = [GATES[gate] for gate in GATE_OPS]
-#: Gates ``include "qelib1.inc";`` defines (OpenQASM 2.0): the OpenQASM 2 names of the
-#: gates the op table applies, and the gates written in them.
-QELIB1_GATES = frozenset(n for record in _RECORDS for n in record.names.of("qasm2")) | (
-    _QELIB1_WRITTEN
-)
-#: Gates ``include "stdgates.inc";`` defines (OpenQASM 3): the same of OpenQASM 3, but a
-#: gate ``stdgates.inc`` lacks (a record with a ``qasm3_definition``, as ``ccz``).
-STDGATES_GATES = frozenset(
-    n
-    for record in _RECORDS
-    if record.names.qasm3_definition is None
-    for n in record.names.of("qasm3")
-) | (_STDGATES_WRITTEN)
-
-
-def plan_of(low: decompose.Lowered) -> list[Step]:
-    """The nodes ``low`` writes, checked once (as :meth:`ProgramBuilder.gate` checks them)."""
-    steps: list[Step] = []
-    for gate, qs, ps in low.ops:
-        op, theta = gate_op(gate, len(qs), ps)
-        steps.append((op, qs, theta))
-    return steps
-
 
 #: A gate's qubits as it was called, by count (:meth:`Gates.shaped`' one or two).
 _IN_ORDER = {1: (0,), 2: (0, 1)}

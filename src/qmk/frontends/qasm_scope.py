@@ -31,13 +31,12 @@ from qmk.errors import QuotaError
 from qmk.frontends import conditions, decompose, qasm_scan
 from qmk.frontends.builder import Emitted, ProgramBuilder
 from qmk.frontends.errors import FrontendError
+from qmk.frontends.qasm_library import MATH_CONSTANTS, Step
 from qmk.frontends.qasm_runtime import DEFAULT_LOOP_CAP, KINDS, Loop, Value
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
-from qmk.qvm.expr_core import ARITHMETIC, BITWISE, COMPARISONS, Walker, constants, functions
+from qmk.qvm.expr_core import ARITHMETIC, BITWISE, COMPARISONS, Walker, functions
 
-#: The names of constant expressions' built-in constants (the expression core's).
-MATH_CONSTANTS = constants("pi", "π", "tau", "τ", "euler", "ℯ")
 #: The built-in functions of one argument of constant expressions (the core's).
 MATH_FUNCTIONS = functions(
     "sin",
@@ -55,8 +54,6 @@ MATH_FUNCTIONS = functions(
 #: The gates an OpenQASM version builds in, by version.
 BUILTINS = {2: frozenset({"U", "CX"}), 3: frozenset({"U", "gphase"})}
 Cond = conditions.Cond
-#: One node of a lowered gate: its op, its local qubits, its angle (None: no angle).
-Step = tuple[str, tuple[int, ...], float | None]
 
 
 def too_many_nodes(name: str, what: str, needed: int, limit: int) -> QuotaError:
