@@ -62,22 +62,41 @@ def test_runs_too_short_to_be_worth_moments_are_none_either_way() -> None:
         assert stim_lines.moments(column, starts, arity, after, kernel=kernel) is None
 
 
+def moments_and_order(
+    column: np.ndarray, starts: np.ndarray, arity: np.ndarray, after: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gates' moments (a gate each where they would not pay) and numpy's order."""
+    moment = stim_lines.moments(column, starts, arity, after, kernel="numpy")
+    if moment is None:
+        moment = np.arange(len(starts), dtype=np.int32)
+    return moment, stim_lines.order_by_moment(moment, codes, 7, kernel="numpy")
+
+
 @pytest.mark.parametrize(("seed", "gates", "qubits", "cuts", "top"), CASES)
+def test_the_compiled_sort_orders_the_gates_as_numpys_stable_sort(seed, gates, qubits, cuts, top):
+    compiled_or_skip("order")
+    column, starts, arity, after, codes = random_gates(seed, gates, qubits, cuts=cuts, top=top)
+    moment, theirs = moments_and_order(column, starts, arity, after, codes)
+    ours = stim_lines.order_by_moment(moment, codes, 7, kernel="compiled")
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("seed", "gates", "qubits", "cuts", "top"), [*CASES, (6, 40_000, 100, 0.3, None)]
+)
 def test_the_compiled_writer_writes_the_bytes_numpy_writes(seed, gates, qubits, cuts, top):
     compiled_or_skip("lines")
     column, starts, arity, after, codes = random_gates(seed, gates, qubits, cuts=cuts, top=top)
-    line_start = np.r_[True, (codes[1:] != codes[:-1]) | after[1:]]
+    moment, order = moments_and_order(column, starts, arity, after, codes)
     heads = ["H ", "S ", "SQRT_XX_DAG ", "X ", "S_DAG ", "", "CX "]
     count = int(column.max()) + 1
-    ours = stim_lines.write_lines(
-        column, starts, arity, codes, line_start, heads, count, kernel="compiled"
-    )
-    theirs = stim_lines.write_lines(
-        column, starts, arity, codes, line_start, heads, count, kernel="numpy"
-    )
+    written = (column, starts, arity, codes, moment, order, heads, count)
+    ours = stim_lines.write_lines(*written, kernel="compiled")
+    theirs = stim_lines.write_lines(*written, kernel="numpy")
     assert ours[0] == theirs[0]
     np.testing.assert_array_equal(ours[1], theirs[1])
     assert ours[0].endswith(b"\n") and ours[1][-1] == len(ours[0])
+    assert ours[0].count(b"\n") == len(np.unique(moment.astype(np.int64) * 7 + codes))
 
 
 def test_a_large_layered_circuit_samples_stims_bits_of_its_gate_a_line_text() -> None:

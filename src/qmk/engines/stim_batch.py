@@ -387,12 +387,6 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     objects = _objects(rows, circuit.num_qubits)
     if objects is None:
         return None
-    # each row's flip text, in characters, then where the text of the rows up to each
-    # ends (in place: a million-row circuit's column): where the error sites stand
-    ends = np.zeros(len(rows), dtype=np.int64)
-    ends[plain.rows] = plain.sizes()
-    ends[objects.rows] = objects.flip_sizes
-    np.cumsum(ends, out=ends)
     site_rows = np.flatnonzero(rows.kinds == SITE)
     at, site_qubits = site_rows, rows.qubits[rows.offsets[site_rows]]
     if objects.site_qubits:  # sites kept as objects too: all of them in circuit order
@@ -402,7 +396,15 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         site_qubits = np.concatenate(
             [site_qubits, np.asarray(objects.site_qubits, dtype=np.int64)]
         )[order]
-    site_offsets = ends[at]  # (a site has no text: its row ends where it starts)
+    site_offsets = _NO_SITES
+    if len(at):
+        # each row's flip text, in characters, then where the text of the rows up to
+        # each ends (in place: a million-row circuit's column): where the sites stand
+        ends = np.zeros(len(rows), dtype=np.int64)
+        ends[plain.rows] = plain.sizes()
+        ends[objects.rows] = objects.flip_sizes
+        np.cumsum(ends, out=ends)
+        site_offsets = ends[at]  # (a site has no text: its row ends where it starts)
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
     if len(at):  # the same text where no line differs (no channel the engine draws)

@@ -116,9 +116,71 @@ exit:
 qubits was stamped with the current moment; its qubits are then stamped with its
 moment, written to ``moment[g]``. ``stamp`` holds -1 for every qubit at the start."""
 
+_ORDER_IR = """
+define void @qmk_stim_order_v1(i64 %n, ptr noalias %moment, ptr noalias %codes,
+                               i64 %ncodes, i64 %keys, ptr noalias %counts,
+                               ptr noalias %order) {
+entry:
+  %none = icmp sle i64 %n, 0
+  br i1 %none, label %exit, label %count
+count:
+  %g = phi i64 [0, %entry], [%g1, %count]
+  %pm = getelementptr i32, ptr %moment, i64 %g
+  %m32 = load i32, ptr %pm
+  %m = sext i32 %m32 to i64
+  %pc = getelementptr i64, ptr %codes, i64 %g
+  %c = load i64, ptr %pc
+  %mk = mul i64 %m, %ncodes
+  %key = add i64 %mk, %c
+  %key1 = add i64 %key, 1
+  %pk = getelementptr i64, ptr %counts, i64 %key1
+  %old = load i64, ptr %pk
+  %new = add i64 %old, 1
+  store i64 %new, ptr %pk
+  %g1 = add i64 %g, 1
+  %more = icmp slt i64 %g1, %n
+  br i1 %more, label %count, label %sum
+sum:
+  %k = phi i64 [1, %count], [%k1, %sum]
+  %total = phi i64 [0, %count], [%t1, %sum]
+  %pkk = getelementptr i64, ptr %counts, i64 %k
+  %v = load i64, ptr %pkk
+  %t1 = add i64 %total, %v
+  store i64 %t1, ptr %pkk
+  %k1 = add i64 %k, 1
+  %more2 = icmp sle i64 %k1, %keys
+  br i1 %more2, label %sum, label %place
+place:
+  %h = phi i64 [0, %sum], [%h1, %place]
+  %pmh = getelementptr i32, ptr %moment, i64 %h
+  %mh32 = load i32, ptr %pmh
+  %mh = sext i32 %mh32 to i64
+  %pch = getelementptr i64, ptr %codes, i64 %h
+  %ch = load i64, ptr %pch
+  %mkh = mul i64 %mh, %ncodes
+  %keyh = add i64 %mkh, %ch
+  %pp = getelementptr i64, ptr %counts, i64 %keyh
+  %pos = load i64, ptr %pp
+  %pos1 = add i64 %pos, 1
+  store i64 %pos1, ptr %pp
+  %po = getelementptr i64, ptr %order, i64 %pos
+  store i64 %h, ptr %po
+  %h1 = add i64 %h, 1
+  %more3 = icmp slt i64 %h1, %n
+  br i1 %more3, label %place, label %exit
+exit:
+  ret void
+}
+"""
+"""``void qmk_stim_order_v1(n, moment, codes, ncodes, keys, counts, order)``: the
+stable order of the gates by key ``moment * ncodes + code`` (below ``keys``), a
+counting sort: ``counts`` (``keys + 1`` zeros) counts each key, then holds where
+each key's gates start, and ``order`` receives the gates."""
+
 _LINES_IR = """
-define i64 @qmk_stim_lines_v1(i64 %n, ptr noalias %q, ptr noalias %starts,
-                               ptr noalias %arity, ptr noalias %codes, ptr noalias %line,
+define i64 @qmk_stim_lines_v2(i64 %n, ptr noalias %q, ptr noalias %starts,
+                               ptr noalias %arity, ptr noalias %codes,
+                               ptr noalias %moment, ptr noalias %order, i64 %ncodes,
                                ptr noalias %nums, ptr noalias %numsz, ptr noalias %heads,
                                ptr noalias %headsz, ptr noalias %out, ptr noalias %ends) {
 entry:
@@ -128,9 +190,17 @@ entry:
 row:
   %k = phi i64 [0, %entry], [%k1, %rowdone]
   %pos = phi i64 [0, %entry], [%posr, %rowdone]
-  %pl = getelementptr i8, ptr %line, i64 %k
-  %l8 = load i8, ptr %pl
-  %isline = icmp ne i8 %l8, 0
+  %prev = phi i64 [-1, %entry], [%key, %rowdone]
+  %por = getelementptr i64, ptr %order, i64 %k
+  %o = load i64, ptr %por
+  %pm = getelementptr i32, ptr %moment, i64 %o
+  %m32 = load i32, ptr %pm
+  %m = sext i32 %m32 to i64
+  %pc = getelementptr i64, ptr %codes, i64 %o
+  %c = load i64, ptr %pc
+  %mk = mul i64 %m, %ncodes
+  %key = add i64 %mk, %c
+  %isline = icmp ne i64 %key, %prev
   br i1 %isline, label %head, label %targets
 head:
   %later = icmp sgt i64 %k, 0
@@ -141,26 +211,24 @@ newline:
   store i8 10, ptr %pnl
   br label %name
 name:
-  %pc = getelementptr i64, ptr %codes, i64 %k
-  %c = load i64, ptr %pc
   %hoff = mul i64 %c, 16
   %ph = getelementptr i8, ptr %heads, i64 %hoff
   %h0 = load i64, ptr %ph, align 1
   %ph1 = getelementptr i8, ptr %ph, i64 8
   %h1 = load i64, ptr %ph1, align 1
-  %po = getelementptr i8, ptr %out, i64 %pos
-  store i64 %h0, ptr %po, align 1
-  %po1 = getelementptr i8, ptr %po, i64 8
-  store i64 %h1, ptr %po1, align 1
+  %pw0 = getelementptr i8, ptr %out, i64 %pos
+  store i64 %h0, ptr %pw0, align 1
+  %pw1 = getelementptr i8, ptr %pw0, i64 8
+  store i64 %h1, ptr %pw1, align 1
   %phs = getelementptr i64, ptr %headsz, i64 %c
   %hs = load i64, ptr %phs
   %posh = add i64 %pos, %hs
   br label %targets
 targets:
   %pos0 = phi i64 [%pos, %row], [%posh, %name]
-  %ps = getelementptr i64, ptr %starts, i64 %k
+  %ps = getelementptr i64, ptr %starts, i64 %o
   %s = load i64, ptr %ps
-  %pa = getelementptr i64, ptr %arity, i64 %k
+  %pa = getelementptr i64, ptr %arity, i64 %o
   %a = load i64, ptr %pa
   %e = add i64 %s, %a
   %has = icmp slt i64 %s, %e
@@ -198,16 +266,21 @@ exit:
   ret i64 %r
 }
 """
-"""``i64 qmk_stim_lines_v1(n, qubits, starts, arity, codes, line, nums, numsz, heads,
-headsz, out, ends)``: :func:`write_lines`' text into ``out``, its length returned.
-``nums``/``heads`` hold each text in a slot of 8/16 bytes padded with spaces, their
-lengths in ``numsz``/``headsz``; a slot is copied whole (as one or two 64-bit words, so
-no loop of bytes for LLVM to turn into a call) and the next text starts where its own
-text ends. A line's last space becomes a newline."""
+"""``i64 qmk_stim_lines_v2(n, qubits, starts, arity, codes, moment, order, ncodes, nums,
+numsz, heads, headsz, out, ends)``: :func:`write_lines`' text into ``out``, its length
+returned. Gate ``order[k]`` is the ``k``-th written; a line starts where its key
+(``moment * ncodes + code``) changes. ``nums``/``heads`` hold each text in a slot of
+8/16 bytes padded with spaces, their lengths in ``numsz``/``headsz``; a slot is copied
+whole (as one or two 64-bit words, so no loop of bytes for LLVM to turn into a call)
+and the next text starts where its own text ends. A line's last space becomes a
+newline."""
 
-_SIGNATURES = {
-    "moments": ("qmk_stim_moments_v1", _MOMENTS_IR, ctypes.c_int32, 7),
-    "lines": ("qmk_stim_lines_v1", _LINES_IR, ctypes.c_int64, 12),
+_I64, _PTR = ctypes.c_int64, ctypes.c_void_p
+#: by loop: its function's name, its IR, its result and argument types
+_SIGNATURES: dict[str, tuple[str, str, Any, tuple[Any, ...]]] = {
+    "moments": ("qmk_stim_moments_v1", _MOMENTS_IR, ctypes.c_int32, (_I64, *[_PTR] * 6)),
+    "order": ("qmk_stim_order_v1", _ORDER_IR, None, (_I64, _PTR, _PTR, _I64, _I64, _PTR, _PTR)),
+    "lines": ("qmk_stim_lines_v2", _LINES_IR, _I64, (_I64, *[_PTR] * 6, _I64, *[_PTR] * 6)),
 }
 _lock = threading.Lock()
 #: by loop: "call" the ctypes function, or "reason" why there is none
@@ -224,13 +297,12 @@ def _kernel(which: str) -> Any | None:
         if "call" not in kernel and "reason" not in kernel:
             from qmk.engines import simd
 
-            name, text, result, count = _SIGNATURES[which]
+            name, text, result, args = _SIGNATURES[which]
             try:
                 address = simd.compile_function(name, text)
             except RuntimeError as error:
                 kernel["reason"] = str(error)
             else:
-                args = (ctypes.c_int64, *[ctypes.c_void_p] * (count - 1))
                 kernel["call"] = ctypes.CFUNCTYPE(result, *args)(address)
     return kernel.get("call")
 
@@ -294,17 +366,14 @@ class PlainLines:
             return cls(at, b"", np.zeros(1, dtype=np.int64), 0, at)
         starts, ends = rows.offsets[at], rows.offsets[at + 1]
         arity = ends - starts
-        # each moment's gates by name (stable: each name's in circuit order)
+        # each moment's gates by name (stable: each name's in circuit order); a gate a
+        # moment (a line each, in circuit order) where moments would not pay
         moment = moments(rows.qubits, starts, arity, np.diff(at, prepend=0) > 1)
-        placed = at
+        codes = rows.codes[at]
         if moment is None:
-            codes = rows.codes[at]
-            line_start = np.ones(len(at), dtype=bool)
+            moment, order = np.arange(len(at), dtype=np.int32), np.arange(len(at))
         else:
-            order = _stable_order(moment.astype(np.int64) * len(names) + rows.codes[at])
-            at, starts, arity, moment = at[order], starts[order], arity[order], moment[order]
-            codes = rows.codes[at]
-            line_start = np.r_[True, (moment[1:] != moment[:-1]) | (codes[1:] != codes[:-1])]
+            order = order_by_moment(moment, codes, len(names))
         top = int(rows.qubits.max(initial=0)) if len(rows.qubits) else 0
         qubit_count = max(num_qubits, top + 1)
         if qubit_count > MAX_QUBITS:
@@ -315,8 +384,10 @@ class PlainLines:
                 needed=qubit_count,
             )
         heads = [f"{name} " if name else "" for name in names]
-        data, ends = write_lines(rows.qubits, starts, arity, codes, line_start, heads, qubit_count)
-        return cls(at, data, ends, int(arity.sum()), placed)
+        data, ends = write_lines(
+            rows.qubits, starts, arity, codes, moment, order, heads, qubit_count
+        )
+        return cls(at[order], data, ends, int(arity.sum()), at)
 
     def sizes(self) -> np.ndarray:
         """The characters of each row's text, in the order of :attr:`rows`."""
@@ -344,17 +415,19 @@ def write_lines(
     starts: np.ndarray,
     arity: np.ndarray,
     codes: np.ndarray,
-    line_start: np.ndarray,
+    moment: np.ndarray,
+    order: np.ndarray,
     heads: Sequence[str],
     qubit_count: int,
     *,
     kernel: str | None = None,
 ) -> tuple[bytes, np.ndarray]:
-    """The text of gates ``k`` (on ``qubits[starts[k]:starts[k] + arity[k]]``, of gate
-    code ``codes[k]``), a line from each gate with ``line_start`` (the first's at least)
-    to the next: its head (``heads[code]``: a name and a space), then each target's
-    number and a space, the last a newline. Returns the text, and where the text of the
-    first ``k`` gates ends (``n + 1`` of them).
+    """The text of gates ``order[0]``, ``order[1]``... (gate ``g`` on
+    ``qubits[starts[g]:starts[g] + arity[g]]``, of gate code ``codes[g]``, in moment
+    ``moment[g]``), a line for each run of gates of one moment and code: its head
+    (``heads[code]``: a name and a space), then each target's number and a space, the
+    last a newline. Returns the text, and where the text of the first ``k`` gates
+    written ends (``n + 1`` of them).
 
     ``kernel``: ``"compiled"`` or ``"numpy"`` to choose; None takes the compiled loop for
     :data:`COMPILED_GATES` gates or more where it builds here (and each head and number
@@ -369,36 +442,68 @@ def write_lines(
         big = count >= COMPILED_GATES and fits
         kernel = "compiled" if big and _kernel("lines") is not None else "numpy"
     if kernel == "numpy":
-        return _numpy_lines(qubits, starts, arity, codes, line_start, heads, qubit_count)
+        moment, codes = moment[order], codes[order]
+        line_start = np.r_[True, (moment[1:] != moment[:-1]) | (codes[1:] != codes[:-1])]
+        written = (starts[order], arity[order], codes, line_start)
+        return _numpy_lines(qubits, *written, heads, qubit_count)
     call = _kernel("lines")
     if call is None:
         raise RuntimeError(f"no compiled stim lines here: {unavailable_reason()}")
     numbers = _slots([f"{q} " for q in range(qubit_count)], _NUMBER_SLOT)
     head_slots = _slots(heads, _HEAD_SLOT)
-    q = np.ascontiguousarray(qubits, dtype=np.int64)
-    at = np.ascontiguousarray(starts, dtype=np.int64)
-    width = np.ascontiguousarray(arity, dtype=np.int64)
-    code = np.ascontiguousarray(codes, dtype=np.int64)
-    line = np.ascontiguousarray(line_start, dtype=np.uint8)
-    # room for every slot whole (a slot writes past its text, into the next)
-    room = int(width.sum()) * _NUMBER_SLOT + (int(np.count_nonzero(line)) + 1) * _HEAD_SLOT
-    out = np.empty(room, dtype=np.uint8)
-    ends = np.empty(count + 1, dtype=np.int64)
-    written = call(
-        count,
-        q.ctypes.data,
-        at.ctypes.data,
-        width.ctypes.data,
-        code.ctypes.data,
-        line.ctypes.data,
-        numbers.table.ctypes.data,
-        numbers.sizes.ctypes.data,
-        head_slots.table.ctypes.data,
-        head_slots.sizes.ctypes.data,
-        out.ctypes.data,
-        ends.ctypes.data,
+    # (each array held by a name while the loop runs: a pointer keeps nothing alive)
+    q, at, width, code, which = (
+        np.ascontiguousarray(values, dtype=np.int64)
+        for values in (qubits, starts, arity, codes, order)
     )
+    moments_of = np.ascontiguousarray(moment, dtype=np.int32)
+    # room for every slot whole (a slot writes past its text, into the next)
+    out = np.empty(int(width.sum()) * _NUMBER_SLOT + (count + 1) * _HEAD_SLOT, dtype=np.uint8)
+    ends = np.empty(count + 1, dtype=np.int64)
+    pointers = [array.ctypes.data for array in (q, at, width, code, moments_of, which)]
+    tables = (numbers.table, numbers.sizes, head_slots.table, head_slots.sizes, out, ends)
+    written = call(count, *pointers, len(heads), *(array.ctypes.data for array in tables))
     return out[:written].tobytes(), ends
+
+
+def order_by_moment(
+    moment: np.ndarray, codes: np.ndarray, code_count: int, *, kernel: str | None = None
+) -> np.ndarray:
+    """The stable order of the gates by moment, then code (of ``code_count``): each
+    moment's gates by name, each name's in circuit order.
+
+    ``kernel``: ``"compiled"`` (a counting sort) or ``"numpy"`` (a radix sort where the
+    keys fit 16 bits) to choose; None takes the compiled loop for
+    :data:`COMPILED_GATES` gates or more where it builds here and the keys are few
+    beside the gates.
+
+    Raises:
+        RuntimeError: ``kernel="compiled"`` where it cannot run.
+    """
+    count = len(moment)
+    keys = (int(moment[-1]) + 1) * code_count if count else 0  # (moments rise)
+    if kernel is None:
+        big = count >= COMPILED_GATES and keys <= 4 * count
+        kernel = "compiled" if big and _kernel("order") is not None else "numpy"
+    if kernel == "numpy":
+        return _stable_order(moment.astype(np.int64) * code_count + codes)
+    call = _kernel("order")
+    if call is None:
+        raise RuntimeError(f"no compiled stim order here: {unavailable_reason()}")
+    moments_of = np.ascontiguousarray(moment, dtype=np.int32)
+    code = np.ascontiguousarray(codes, dtype=np.int64)
+    counts = np.zeros(keys + 1, dtype=np.int64)
+    order = np.empty(count, dtype=np.int64)
+    call(
+        count,
+        moments_of.ctypes.data,
+        code.ctypes.data,
+        code_count,
+        keys,
+        counts.ctypes.data,
+        order.ctypes.data,
+    )
+    return order
 
 
 def _numpy_lines(
