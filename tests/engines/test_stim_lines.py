@@ -10,7 +10,7 @@ import stim
 
 from qmk.engines import stim_lines
 from qmk.engines.batch import BatchCircuit, Instruction, Kind
-from qmk.engines.instructions import OBJECT, PLAIN, Instructions
+from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
 from qmk.engines.stim_batch import compile_batch
 
 SEED = 20261129
@@ -131,3 +131,40 @@ def test_a_large_layered_circuit_samples_stims_bits_of_its_gate_a_line_text() ->
         sampler.sample_packed(300, SEED),
         written.compile_sampler(seed=SEED).sample(300, bit_packed=True),
     )
+
+
+def noisy_rows(seed: int, count: int, qubits: int) -> Instructions:
+    """Rows in random order: one- and two-qubit gates (an identity among them), error
+    sites on a qubit, and now and then a measurement (an object)."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice([PLAIN, SITE, OBJECT], size=count, p=[0.6, 0.39, 0.01])
+    arity = np.where(kinds == PLAIN, rng.choice([1, 2], size=count), 1)
+    arity[kinds == OBJECT] = 0
+    column = np.concatenate(
+        [rng.choice(qubits, size=k, replace=False) for k in arity.tolist()]
+    ).astype(np.int64)
+    codes = np.where(kinds == PLAIN, rng.integers(0, 3, size=count), 0)
+    codes[(kinds == PLAIN) & (arity == 2)] = 3
+    objects = [Instruction(kind=Kind.MEASURE, qubits=(0,))]
+    return Instructions(
+        kinds,
+        codes,
+        np.r_[0, np.cumsum(arity)],
+        column,
+        gates=[("h", ()), ("s", ()), ("i", ()), ("cx", ())],
+        probs=[(0.1, 0.0, 0.0)],
+        objects=objects,
+    )
+
+
+@pytest.mark.parametrize(("seed", "count", "qubits"), [(7, 60_000, 500), (8, 40_000, 20)])
+def test_the_compiled_pass_anchors_each_site_where_numpys_does(seed, count, qubits):
+    compiled_or_skip("anchors")
+    rows = noisy_rows(seed, count, qubits)
+    plain = stim_lines.PlainLines.of(rows, qubits)
+    assert plain is not None
+    ours = stim_lines.site_anchors(rows, plain, kernel="compiled")
+    theirs = stim_lines.site_anchors(rows, plain, kernel="numpy")
+    np.testing.assert_array_equal(ours, theirs)
+    sites = np.flatnonzero(rows.kinds == SITE)
+    assert len(ours) == len(sites) and (ours < len(rows)).all()

@@ -47,7 +47,7 @@ from qmk.engines.batch import (
 )
 from qmk.engines.instructions import OBJECT, SITE, Instructions
 from qmk.engines.stim_gates import stim_gate
-from qmk.engines.stim_lines import PlainLines
+from qmk.engines.stim_lines import PlainLines, site_anchors
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
@@ -388,11 +388,16 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     if objects is None:
         return None
     site_rows = np.flatnonzero(rows.kinds == SITE)
+    # the row after whose text each site stands (-1: the start): a column site after
+    # its qubit's last moment (site_anchors), a site kept as an object where it is (an
+    # object cuts the moments)
     at, site_qubits = site_rows, rows.qubits[rows.offsets[site_rows]]
+    anchors = site_anchors(rows, plain) if len(site_rows) else site_rows
     if objects.site_qubits:  # sites kept as objects too: all of them in circuit order
         at = np.concatenate([site_rows, objects.rows[objects.sites]])
         order = np.argsort(at, kind="stable")
         at = at[order]
+        anchors = np.concatenate([anchors, objects.rows[objects.sites]])[order]
         site_qubits = np.concatenate(
             [site_qubits, np.asarray(objects.site_qubits, dtype=np.int64)]
         )[order]
@@ -400,11 +405,11 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     if len(at):
         # each row's flip text, in characters, then where the text of the rows up to
         # each ends (in place: a million-row circuit's column): where the sites stand
-        ends = np.zeros(len(rows), dtype=np.int64)
-        ends[plain.rows] = plain.sizes()
-        ends[objects.rows] = objects.flip_sizes
+        ends = np.zeros(len(rows) + 1, dtype=np.int64)
+        ends[plain.rows + 1] = plain.sizes()
+        ends[objects.rows + 1] = objects.flip_sizes
         np.cumsum(ends, out=ends)
-        site_offsets = ends[at]  # (a site has no text: its row ends where it starts)
+        site_offsets = ends[anchors + 1]  # (ends[0]: the start)
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
     if len(at):  # the same text where no line differs (no channel the engine draws)
