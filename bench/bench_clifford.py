@@ -43,6 +43,10 @@ the plan's timing needs.
 Their sum, with no routing and no lowering at all, is the floor of QMK's telemetry
 time for the column form.
 
+The in-process rounds run in a process set up as a ``qmk`` command's
+(``qmk.cli.prepare_process``: the collector's thresholds, NumPy's huge pages, the C
+heap's thresholds), as ``qmk run`` and the fresh rounds are.
+
 The table shows minima and medians, the ratios QMK / stim of both, and the load
 averages of the rounds; ``bench/results/clifford.json`` holds every time.
 
@@ -51,6 +55,11 @@ averages of the rounds; ``bench/results/clifford.json`` holds every time.
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # as the qmk command's own entry does, before NumPy's import
+    import qmk.cli
+
+    qmk.cli.prepare_process()
 
 import argparse
 import functools

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import os
+import platform
 import random
 import subprocess
 import sys
@@ -324,6 +326,55 @@ def test_a_command_process_sets_numpys_huge_pages_before_numpy_is_imported(tmp_p
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 False 0 False False"
+
+
+#: A stage that frees 64 MiB of 1 MiB blocks, three times: the minor faults of each.
+_HEAP_PROBE = (
+    "import os, resource\n"
+    "from qmk import cli\n"
+    "why = cli.keep_freed_heap() if os.environ.get('PROBE_KEEP') else 'not asked'\n"
+    "faults = []\n"
+    "for _ in range(3):\n"
+    "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+    "    blocks = [bytearray(1 << 20) for _ in range(64)]\n"
+    "    del blocks\n"
+    "    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    "print(repr(why), faults[1], faults[2])\n"
+)
+
+
+def _heap_probe(**env: str) -> tuple[str, int, int]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _HEAP_PROBE], capture_output=True, text=True, env=clean | env
+    )
+    assert done.returncode == 0, done.stderr
+    why, second, third = done.stdout.rsplit(maxsplit=2)
+    return ast.literal_eval(why), int(second), int(third)
+
+
+def test_a_command_process_reuses_the_heap_a_stage_freed_without_faulting_it_in_again():
+    # 64 MiB is 16,384 pages: glibc's defaults hand them back after each stage, so the
+    # next stage faults them all in again; with keep_freed_heap it reuses them
+    why, *kept = _heap_probe(PROBE_KEEP="1")
+    if platform.libc_ver()[0] == "glibc":
+        assert why is None
+        assert max(kept) < 1000, kept
+        _, *default = _heap_probe()
+        assert min(default) > 8000, default
+    else:
+        assert why == "the C library is not glibc: mallopt's thresholds are glibc's"
+
+
+def test_the_heap_thresholds_the_environment_sets_stand():
+    why, *_ = _heap_probe(PROBE_KEEP="1", MALLOC_TRIM_THRESHOLD_="131072")
+    assert why == "the environment sets glibc's malloc thresholds (GLIBC_TUNABLES, MALLOC_*_)"
+    why, *_ = _heap_probe(PROBE_KEEP="1", GLIBC_TUNABLES="glibc.malloc.mmap_threshold=65536")
+    assert why.startswith("the environment sets")
 
 
 def test_an_internal_error_is_one_line_whatever_the_message_it_carries(

@@ -364,3 +364,11 @@ GC_THRESHOLDS: Final = (10_000, 10, 10)
 #: is slow, most of a second of system CPU in a million-gate ``qmk run``
 #: (``docs/engines.md``, "Huge pages").
 HUGE_PAGES: Final = False
+#: glibc's malloc thresholds in a ``qmk`` command's process, in bytes (set by
+#: ``qmk.cli.keep_freed_heap``; nothing where the C library is not glibc): blocks up to
+#: the first come from the heap, not a mapping of their own, and up to the second freed
+#: at the heap's top is kept. glibc's defaults map a large array afresh and hand freed
+#: heap back, so each stage's arrays fault their pages in again, several thousand minor
+#: faults a Clifford run (``docs/engines.md``, "Page faults"). The cost: freed memory up
+#: to the second figure stays with the process until it ends.
+HEAP_THRESHOLDS: Final = (32 << 20, 256 << 20)

@@ -27,13 +27,11 @@ Anything else (a non-Clifford gate, a controlled non-Pauli) is not compiled:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import stim
 
-from qmk.arrays import distinct
 from qmk.engines.affine import AffineSampler, FreeSampler, affine_sampler, worth_finding
 from qmk.engines.base import EngineError
 from qmk.engines.batch import (
@@ -47,11 +45,18 @@ from qmk.engines.batch import (
     unpack_columns,
     xor_flips,
 )
-from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
+from qmk.engines.instructions import OBJECT, SITE, Instructions
 from qmk.engines.stim_gates import stim_gate
+from qmk.engines.stim_lines import PlainLines, site_anchors
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
+#: A one-qubit measurement's text before its qubit, by basis and inversion (as _line).
+_MEASURE_HEADS = {
+    (basis, invert): f"{name} {'!' if invert else ''}"
+    for basis, name in _MEASURE.items()
+    for invert in (False, True)
+}
 
 
 #: Bools of one chunk of flip lanes (records x lanes) stay under this many (32 MiB).
@@ -280,14 +285,6 @@ def transpose_bits(packed: np.ndarray, count: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 1).reshape(width * 8, blocks)[:count])
 
 
-#: The most qubits :func:`compile_batch` writes (it makes the text of every qubit's number).
-MAX_QUBITS = 10**7
-
-#: The gates a run between other rows must hold on average for :func:`_moments` to
-#: find moments in it: past that, a line a gate (noisy circuits, an error site after
-#: most gates) costs stim little more, and finding them would cost more than it saves.
-MOMENT_GATES = 4
-
 #: The stim channel of each noise kind the engine draws: its head, qubits, probabilities.
 _CHANNELS = {
     Kind.PAULI_CHANNEL: ("PAULI_CHANNEL_1(", 1, 3),
@@ -365,15 +362,15 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     The circuit is written as text and parsed once: much faster than appending
     instruction by instruction (and much faster than appending a layer's targets at a
     time). Its plain gates (:class:`~qmk.engines.instructions.Instructions`' columns)
-    are written with numpy, a line for the gates of one name in a moment
-    (:class:`_PlainLines`), the rest an instruction at a time. Error sites are left out
-    of the sampled circuit; the text of the circuit around them is kept for
-    :meth:`StimSampler.flips`.
+    are written a line for the gates of one name in a moment
+    (:class:`~qmk.engines.stim_lines.PlainLines`), the rest an instruction at a time.
+    Error sites are left out of the sampled circuit; the text of the circuit around
+    them is kept for :meth:`StimSampler.flips`.
 
     Raises:
         EngineError: ``QE105`` for a noise channel with the wrong number of qubits or
             probabilities; ``QE103`` for an instruction kind it does not know;
-            ``QE102`` past :data:`MAX_QUBITS` qubits.
+            ``QE102`` past :data:`~qmk.engines.stim_lines.MAX_QUBITS` qubits.
 
     >>> from qmk.engines.batch import BatchCircuit, Instruction, Kind
     >>> xx = (0.0,) * 4 + (0.25,) + (0.0,) * 10  # PAULI_PAIRS[4] is XX
@@ -384,28 +381,35 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     'PAULI_CHANNEL_2(0, 0, 0, 0, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) 0 1'
     """
     rows = Instructions.of(circuit.instructions)
-    plain = _PlainLines.of(rows, circuit.num_qubits)
+    plain = PlainLines.of(rows, circuit.num_qubits)
     if plain is None:
         return None
     objects = _objects(rows, circuit.num_qubits)
     if objects is None:
         return None
-    # each row's flip text, in characters, then where the text of the rows up to each
-    # ends (in place: a million-row circuit's column): where the error sites stand
-    ends = np.zeros(len(rows), dtype=np.int64)
-    ends[plain.rows] = plain.sizes()
-    ends[objects.rows] = objects.flip_sizes
-    np.cumsum(ends, out=ends)
     site_rows = np.flatnonzero(rows.kinds == SITE)
+    # the row after whose text each site stands (-1: the start): a column site after
+    # its qubit's last moment (site_anchors), a site kept as an object where it is (an
+    # object cuts the moments)
     at, site_qubits = site_rows, rows.qubits[rows.offsets[site_rows]]
+    anchors = site_anchors(rows, plain) if len(site_rows) else site_rows
     if objects.site_qubits:  # sites kept as objects too: all of them in circuit order
         at = np.concatenate([site_rows, objects.rows[objects.sites]])
         order = np.argsort(at, kind="stable")
         at = at[order]
+        anchors = np.concatenate([anchors, objects.rows[objects.sites]])[order]
         site_qubits = np.concatenate(
             [site_qubits, np.asarray(objects.site_qubits, dtype=np.int64)]
         )[order]
-    site_offsets = ends[at]  # (a site has no text: its row ends where it starts)
+    site_offsets = _NO_SITES
+    if len(at):
+        # each row's flip text, in characters, then where the text of the rows up to
+        # each ends (in place: a million-row circuit's column): where the sites stand
+        ends = np.zeros(len(rows) + 1, dtype=np.int64)
+        ends[plain.rows + 1] = plain.sizes()
+        ends[objects.rows + 1] = objects.flip_sizes
+        np.cumsum(ends, out=ends)
+        site_offsets = ends[anchors + 1]  # (ends[0]: the start)
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
     if len(at):  # the same text where no line differs (no channel the engine draws)
@@ -493,6 +497,14 @@ def _objects(rows: Instructions, num_qubits: int) -> _Objects | None:
             lines.append(line)
             flips.append(line)
             continue
+        if kind is Kind.MEASURE and len(instruction.qubits) == 1:  # (a run's, most often)
+            qubit = instruction.qubits[0]
+            head = _MEASURE_HEADS[instruction.basis, instruction.invert]
+            line = f"{head}{numbers[qubit] if qubit < len(numbers) else qubit}\n"
+            lines.append(line)
+            flips.append(line)
+            count += 1
+            continue
         if kind is Kind.ERROR_SITE:  # no text: where it stands, and its qubit
             sites[k] = True
             site_qubits.append(instruction.qubits[0])
@@ -514,192 +526,3 @@ def _objects(rows: Instructions, num_qubits: int) -> _Objects | None:
         count += records
     sizes = np.fromiter(map(len, flips), dtype=np.int64, count=len(flips))
     return _Objects(at, lines, flips, sizes, sites, site_qubits, targets)
-
-
-@dataclass(frozen=True, slots=True)
-class _PlainLines:
-    """The stim text of a circuit's plain gates (:data:`~qmk.engines.instructions.
-    PLAIN`) but the identities, as bytes: the gates of one name in a moment (a run of
-    gates on distinct qubits, see :func:`_moments`) on one line, ``H 0 3 7``.
-
-    stim takes a line of many targets as one instruction, which it parses, simulates and
-    samples at a fraction of the cost of a line a gate. A moment's gates act on distinct
-    qubits, so their order does not matter: stim's simulators apply the same operations
-    to the same qubits, and draw the same bits for a seed. ``rows`` are the circuit rows
-    of the plain gates in the order written; ``ends[k]`` is where the text of the first
-    ``k`` of them ends (a line's end wherever another row comes between them).
-    ``targets`` counts their qubits."""
-
-    rows: np.ndarray
-    data: bytes
-    ends: np.ndarray
-    targets: int
-    #: :attr:`rows` in circuit order
-    placed: np.ndarray
-
-    @classmethod
-    def of(cls, rows: Instructions, num_qubits: int) -> _PlainLines | None:
-        """The plain gates' text of ``rows``, or None when stim has no such gate."""
-        names = [stim_gate(gate, params) for gate, params in rows.gates]
-        if None in names:
-            used = distinct(rows.codes[rows.kinds == PLAIN])
-            if any(names[code] is None for code in used.tolist()):
-                return None
-        at = np.flatnonzero(rows.kinds == PLAIN)
-        written = np.array([name not in (None, "I") for name in names], dtype=bool)
-        if len(at):
-            at = at[written[rows.codes[at]]]
-        if not len(at):
-            return cls(at, b"", np.zeros(1, dtype=np.int64), 0, at)
-        starts, ends = rows.offsets[at], rows.offsets[at + 1]
-        arity = ends - starts
-        # each moment's gates by name (stable: each name's in circuit order)
-        moment = _moments(rows.qubits, starts, arity, np.diff(at, prepend=0) > 1)
-        placed = at
-        if moment is None:
-            codes = rows.codes[at]
-            line_start = np.ones(len(at), dtype=bool)
-        else:
-            order = _stable_order(moment.astype(np.int64) * len(names) + rows.codes[at])
-            at, starts, arity, moment = at[order], starts[order], arity[order], moment[order]
-            codes = rows.codes[at]
-            line_start = np.r_[True, (moment[1:] != moment[:-1]) | (codes[1:] != codes[:-1])]
-        top = int(rows.qubits.max(initial=0)) if len(rows.qubits) else 0
-        qubit_count = max(num_qubits, top + 1)
-        if qubit_count > MAX_QUBITS:
-            raise EngineError.of(
-                "engine-capacity",
-                f"the stim compiler writes circuits of at most {MAX_QUBITS:,} qubits, "
-                f"not {qubit_count:,}",
-                needed=qubit_count,
-            )
-        # Each line is its name and a space, then each target's number and a space, the
-        # last a newline: pieces of text one after another, written a byte at a time
-        # for all pieces at once (:func:`_write_pieces`).
-        numbers = _Pieces.of([f"{q} " for q in range(qubit_count)])
-        heads = _Pieces.of([f"{name} " if name else "" for name in names])
-        # the rows with a j-th target (all for the first), its qubits, their texts' sizes
-        more = [slice(None)] + [np.flatnonzero(arity > j) for j in range(1, int(arity.max()))]
-        targets = [rows.qubits[starts[rows_j] + j] for j, rows_j in enumerate(more)]
-        spans = [numbers.sizes[qubits] for qubits in targets]
-        heads_at = slice(None) if moment is None else np.flatnonzero(line_start)
-        head_sizes = np.zeros(len(at), dtype=np.int64)
-        head_sizes[heads_at] = heads.sizes[codes[heads_at]]
-        ends = np.zeros(len(at) + 1, dtype=np.int64)
-        sizes = ends[1:]  # (each row's, then the running count of them, in place)
-        sizes += head_sizes
-        for rows_j, span in zip(more, spans, strict=True):
-            sizes[rows_j] += span
-        np.cumsum(sizes, out=sizes)
-        begins = ends[:-1]
-        pieces = [(begins[heads_at], heads, codes[heads_at])]
-        where = begins + head_sizes  # each row's next target
-        for j, (rows_j, qubits, span) in enumerate(zip(more, targets, spans, strict=True)):
-            pieces.append((where.copy() if j == 0 else where[rows_j], numbers, qubits))
-            where[rows_j] += span
-        del where, head_sizes, spans
-        data = _write_pieces(int(ends[-1]), pieces)
-        line_ends = np.flatnonzero(np.r_[line_start[1:], True])  # each line's last row
-        data[ends[line_ends + 1] - 1] = ord("\n")
-        return cls(at, data.tobytes(), ends, int(arity.sum()), placed)
-
-    def sizes(self) -> np.ndarray:
-        """The characters of each row's text, in the order of :attr:`rows`."""
-        return np.diff(self.ends)
-
-    def text(self, rows: np.ndarray, lines: Sequence[str]) -> str:
-        """The circuit's text: these lines, and ``lines`` at the circuit's ``rows`` (in
-        order; each "" or ending in a newline), each where it stands among the plain
-        gates' moments."""
-        before = np.searchsorted(self.placed, rows)  # the plain rows before each
-        ends, data = self.ends[before].tolist(), self.data
-        before = before.tolist()
-        parts, done, at = [], 0, 0
-        for count, end, line in zip(before, ends, lines, strict=True):
-            if count > done:
-                parts.append(data[at:end].decode("ascii"))
-                done, at = count, end
-            parts.append(line)
-        parts.append(data[at:].decode("ascii"))
-        return "".join(parts)
-
-
-def _moments(
-    qubits: np.ndarray, starts: np.ndarray, arity: np.ndarray, after_other: np.ndarray
-) -> np.ndarray | None:
-    """Each gate's moment: the gates in order, cut into the longest runs that act on
-    distinct qubits (gate ``k`` on ``qubits[starts[k]:starts[k] + arity[k]]``, each on
-    one at least), and cut too before every gate with ``after_other`` (another row, a
-    measurement or an error site, stands before it). Where those rows leave runs of
-    fewer than :data:`MOMENT_GATES` gates on average, a gate is a moment (None).
-
-    A run ends before the first gate that shares a qubit with a gate of the run: the
-    first gate that follows one of the run's gates on a qubit (or stands after another
-    row). So the run that starts at ``s`` ends at the least such follower of the gates
-    ``s`` and later, found for every ``s`` at once as a suffix minimum."""
-    count = len(starts)
-    cut = np.flatnonzero(after_other).astype(np.int32)
-    if len(cut) * MOMENT_GATES >= count:
-        return None
-    first_target = np.cumsum(arity) - arity
-    gate = np.repeat(np.arange(count, dtype=np.int32), arity)
-    targets = qubits  # the gates' qubits, in order (all the column holds, often)
-    if len(gate) < len(qubits):
-        targets = qubits[np.repeat(starts - first_target, arity) + np.arange(len(gate))]
-    order = _stable_order(targets)  # by qubit, each qubit's in circuit order
-    ordered, gates = targets[order], gate[order]
-    # each gate and the next on one of its qubits (not itself: a qubit named twice)
-    same = np.flatnonzero((ordered[1:] == ordered[:-1]) & (gates[1:] != gates[:-1]))
-    followed, follower = np.r_[gates[same], cut - 1], np.r_[gates[same + 1], cut]
-    first = np.full(count + 1, count, dtype=np.int32)  # each gate's first follower
-    np.minimum.at(first, followed[followed >= 0], follower[followed >= 0])
-    end = memoryview(np.minimum.accumulate(first[::-1])[::-1].copy())  # (no list made)
-    begins, s = np.zeros(count, dtype=np.int32), 0
-    while (s := end[s]) < count:
-        begins[s] = 1
-    return np.cumsum(begins, dtype=np.int32)
-
-
-def _stable_order(keys: np.ndarray) -> np.ndarray:
-    """The stable sort order of non-negative ``keys``: of 16-bit ones, numpy's radix sort."""
-    if not len(keys) or keys.max() >= 1 << 16:
-        return np.argsort(keys, kind="stable")
-    return np.argsort(keys.astype(np.uint16), kind="stable")
-
-
-@dataclass(frozen=True, slots=True)
-class _Pieces:
-    """Short texts by number (a qubit's number and a space, a gate's name and a space),
-    as bytes: ``table[:, k]`` is byte ``k`` of each, padded with spaces to the longest;
-    ``sizes`` their lengths."""
-
-    table: np.ndarray
-    sizes: np.ndarray
-
-    @classmethod
-    def of(cls, texts: Sequence[str]) -> _Pieces:
-        width = max(map(len, texts), default=0)
-        padded = "".join(text.ljust(width) for text in texts).encode("ascii")
-        table = np.frombuffer(padded, dtype=np.uint8).reshape(len(texts), width)
-        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        return cls(np.ascontiguousarray(table.T), sizes)
-
-
-def _write_pieces(
-    size: int, pieces: Sequence[tuple[np.ndarray, _Pieces, np.ndarray]]
-) -> np.ndarray:
-    """``size`` bytes of text laid end to end from pieces: each ``(at, texts, which)``
-    writes ``texts``' text ``which[i]`` from byte ``at[i]``, and every byte lies in the
-    one piece that starts last at or before it.
-
-    A byte at a time for all pieces: byte ``k`` of every piece in one pass, the last
-    byte first. A piece shorter than the widest writes spaces past its end; those bytes
-    are the next piece's, whose own (earlier) bytes come in a later pass and overwrite
-    them. (The text's last piece writes its padding past ``size``, into spare bytes.)"""
-    width = max((texts.table.shape[0] for _, texts, _ in pieces), default=0)
-    out = np.empty(size + width, dtype=np.uint8)
-    for k in range(width - 1, -1, -1):
-        for at, texts, which in pieces:
-            if k < texts.table.shape[0]:
-                out[at + k] = texts.table[k][which]
-    return out[:size]

@@ -1,0 +1,170 @@
+"""The stim text of plain gates: the compiled loops and the numpy passes find the same
+moments and write the same bytes, and a large layered circuit written by them samples
+stim's bits of the same circuit written a gate a line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import stim
+
+from qmk.engines import stim_lines
+from qmk.engines.batch import BatchCircuit, Instruction, Kind
+from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
+from qmk.engines.stim_batch import compile_batch
+
+SEED = 20261129
+
+
+def compiled_or_skip(which: str) -> None:
+    if stim_lines._kernel(which) is None:
+        pytest.skip(f"no compiled stim loops here: {stim_lines.unavailable_reason()}")
+
+
+def random_gates(
+    seed: int, gates: int, qubits: int, *, cuts: float = 0.0, top: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Gates of one to three targets (a qubit may repeat in one) on ``qubits`` qubits
+    (numbered up to ``top``), a fraction ``cuts`` after another row, seven gate codes:
+    the qubit column, starts, arity, after-other flags and codes."""
+    rng = np.random.default_rng(seed)
+    arity = rng.choice([1, 1, 1, 2, 2, 3], size=gates).astype(np.int64)
+    names = rng.choice(top or qubits, size=qubits, replace=False)
+    column = names[rng.integers(0, qubits, size=int(arity.sum()))].astype(np.int64)
+    starts = np.cumsum(arity) - arity
+    after = rng.random(gates) < cuts
+    return column, starts, arity, after, rng.integers(0, 7, size=gates)
+
+
+CASES = [
+    (1, 50_000, 1000, 0.0, None),
+    (2, 40_000, 64, 0.01, None),
+    (3, 35_000, 5000, 0.2, 9_999_999),  # the widest numbers a slot holds
+    (4, 1000, 3, 0.0, None),
+]
+
+
+@pytest.mark.parametrize(("seed", "gates", "qubits", "cuts", "top"), CASES)
+def test_the_compiled_loop_finds_the_moments_numpys_passes_find(seed, gates, qubits, cuts, top):
+    compiled_or_skip("moments")
+    column, starts, arity, after, _ = random_gates(seed, gates, qubits, cuts=cuts, top=top)
+    ours = stim_lines.moments(column, starts, arity, after, kernel="compiled")
+    theirs = stim_lines.moments(column, starts, arity, after, kernel="numpy")
+    assert ours is not None and theirs is not None
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_runs_too_short_to_be_worth_moments_are_none_either_way() -> None:
+    column, starts, arity, after, _ = random_gates(5, 40_000, 100, cuts=0.3)
+    for kernel in ("compiled", "numpy"):
+        if kernel == "compiled":
+            compiled_or_skip("moments")
+        assert stim_lines.moments(column, starts, arity, after, kernel=kernel) is None
+
+
+def moments_and_order(
+    column: np.ndarray, starts: np.ndarray, arity: np.ndarray, after: np.ndarray, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gates' moments (a gate each where they would not pay) and numpy's order."""
+    moment = stim_lines.moments(column, starts, arity, after, kernel="numpy")
+    if moment is None:
+        moment = np.arange(len(starts), dtype=np.int32)
+    return moment, stim_lines.order_by_moment(moment, codes, 7, kernel="numpy")
+
+
+@pytest.mark.parametrize(("seed", "gates", "qubits", "cuts", "top"), CASES)
+def test_the_compiled_sort_orders_the_gates_as_numpys_stable_sort(seed, gates, qubits, cuts, top):
+    compiled_or_skip("order")
+    column, starts, arity, after, codes = random_gates(seed, gates, qubits, cuts=cuts, top=top)
+    moment, theirs = moments_and_order(column, starts, arity, after, codes)
+    ours = stim_lines.order_by_moment(moment, codes, 7, kernel="compiled")
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("seed", "gates", "qubits", "cuts", "top"), [*CASES, (6, 40_000, 100, 0.3, None)]
+)
+def test_the_compiled_writer_writes_the_bytes_numpy_writes(seed, gates, qubits, cuts, top):
+    compiled_or_skip("lines")
+    column, starts, arity, after, codes = random_gates(seed, gates, qubits, cuts=cuts, top=top)
+    moment, order = moments_and_order(column, starts, arity, after, codes)
+    heads = ["H ", "S ", "SQRT_XX_DAG ", "X ", "S_DAG ", "", "CX "]
+    count = int(column.max()) + 1
+    written = (column, starts, arity, codes, moment, order, heads, count)
+    ours = stim_lines.write_lines(*written, kernel="compiled")
+    theirs = stim_lines.write_lines(*written, kernel="numpy")
+    assert ours[0] == theirs[0]
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    assert ours[0].endswith(b"\n") and ours[1][-1] == len(ours[0])
+    assert ours[0].count(b"\n") == len(np.unique(moment.astype(np.int64) * 7 + codes))
+
+
+def test_a_large_layered_circuit_samples_stims_bits_of_its_gate_a_line_text() -> None:
+    """Past :data:`~qmk.engines.stim_lines.COMPILED_GATES` gates the default takes the
+    compiled loops where they build: stim draws the very bits at the same seed."""
+    rng = np.random.default_rng(SEED)
+    qubits, names = 400, ("h", "s", "sdg", "x", "y", "z")
+    gates: list[tuple[str, tuple[int, ...]]] = []
+    layers = 0
+    while len(gates) <= stim_lines.COMPILED_GATES:
+        layers += 1
+        gates += [(names[k], (q,)) for q, k in enumerate(rng.integers(0, 6, qubits).tolist())]
+        pairs = rng.permutation(qubits).tolist()
+        gates += [("cx", (a, b)) for a, b in zip(pairs[::2], pairs[1::2], strict=True)]
+    order = sorted({gate for gate, _ in gates})
+    sizes = [len(qs) for _, qs in gates] + [0] * qubits
+    rows = Instructions(
+        np.array([PLAIN] * len(gates) + [OBJECT] * qubits),
+        np.array([order.index(gate) for gate, _ in gates] + list(range(qubits))),
+        np.r_[0, np.cumsum(sizes)],
+        np.array([q for _, qs in gates for q in qs], dtype=np.int64),
+        gates=[(name, ()) for name in order],
+        objects=[Instruction(kind=Kind.MEASURE, qubits=(q,)) for q in range(qubits)],
+    )
+    sampler = compile_batch(BatchCircuit(num_qubits=qubits, instructions=rows))
+    assert sampler is not None
+    stim_names = {"h": "H", "s": "S", "sdg": "S_DAG", "x": "X", "y": "Y", "z": "Z", "cx": "CX"}
+    lines = [f"{stim_names[gate]} {' '.join(map(str, qs))}" for gate, qs in gates]
+    written = stim.Circuit("\n".join([*lines, "M " + " ".join(map(str, range(qubits)))]))
+    assert len(sampler.circuit) <= layers * 7 + 1  # a line a moment and name
+    np.testing.assert_array_equal(
+        sampler.sample_packed(300, SEED),
+        written.compile_sampler(seed=SEED).sample(300, bit_packed=True),
+    )
+
+
+def noisy_rows(seed: int, count: int, qubits: int) -> Instructions:
+    """Rows in random order: one- and two-qubit gates (an identity among them), error
+    sites on a qubit, and now and then a measurement (an object)."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice([PLAIN, SITE, OBJECT], size=count, p=[0.6, 0.39, 0.01])
+    arity = np.where(kinds == PLAIN, rng.choice([1, 2], size=count), 1)
+    arity[kinds == OBJECT] = 0
+    column = np.concatenate(
+        [rng.choice(qubits, size=k, replace=False) for k in arity.tolist()]
+    ).astype(np.int64)
+    codes = np.where(kinds == PLAIN, rng.integers(0, 3, size=count), 0)
+    codes[(kinds == PLAIN) & (arity == 2)] = 3
+    objects = [Instruction(kind=Kind.MEASURE, qubits=(0,))]
+    return Instructions(
+        kinds,
+        codes,
+        np.r_[0, np.cumsum(arity)],
+        column,
+        gates=[("h", ()), ("s", ()), ("i", ()), ("cx", ())],
+        probs=[(0.1, 0.0, 0.0)],
+        objects=objects,
+    )
+
+
+@pytest.mark.parametrize(("seed", "count", "qubits"), [(7, 60_000, 500), (8, 40_000, 20)])
+def test_the_compiled_pass_anchors_each_site_where_numpys_does(seed, count, qubits):
+    compiled_or_skip("anchors")
+    rows = noisy_rows(seed, count, qubits)
+    plain = stim_lines.PlainLines.of(rows, qubits)
+    assert plain is not None
+    ours = stim_lines.site_anchors(rows, plain, kernel="compiled")
+    theirs = stim_lines.site_anchors(rows, plain, kernel="numpy")
+    np.testing.assert_array_equal(ours, theirs)
+    sites = np.flatnonzero(rows.kinds == SITE)
+    assert len(ours) == len(sites) and (ours < len(rows)).all()
