@@ -269,7 +269,7 @@ class Ops:
     def take(self, picked: np.ndarray) -> Ops:
         """The micro-ops at the positions ``picked`` (ascending), as columns: gathers of
         these, their names and gate names as they are."""
-        where = np.full(len(self.kinds) + 1, -1, dtype=np.int64)
+        where = np.full(len(self.kinds), -1, dtype=np.int64)
         where[picked] = np.arange(len(picked))
         qubit_at, qubit_ids = _runs(self.qubit_at, self.qubit_ids, picked)
         params = _runs(self.param_at, self.params, picked)
