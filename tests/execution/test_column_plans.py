@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from array import array
 from typing import Any
 
 import numpy as np
@@ -18,10 +17,10 @@ from qmk.execution.batch import lower
 from qmk.execution.executor import execute
 from qmk.execution.plan import Plan, build_plan
 from qmk.execution.request import RunRequest
-from qmk.execution.trajectories import NoiselessOps, micro_ops
+from qmk.execution.trajectories import NoiselessOps
 from qmk.qvm.columns import OP_CODES, Columns, verified
 from qmk.qvm.verify import verify
-from support.micro_ops import op_columns, same_columns
+from support.micro_ops import node_ops
 
 ALLOC, FREE, FENCE, MZ = (
     OP_CODES[op] for op in ("ALLOC_LQ", "FREE_LQ", "FENCE_EPOCH", "MEASURE_Z")
@@ -241,11 +240,10 @@ def _lowering_programs(seed: int, *, guarded: bool) -> tuple[Any, Any]:
 def test_a_column_programs_micro_op_columns_are_those_of_its_micro_ops(seed: int, guarded: bool):
     program, _ = _lowering_programs(50 + seed, guarded=guarded)
     plan = build_plan(program, noise=False, **PLANNED)
-    starts, ends = array("q"), array("q")
-    fresh = micro_ops(plan, {}, (starts, ends))
+    fresh, bounds = node_ops(plan)
     made = NoiselessOps(plan)
-    assert same_columns(made.columns, op_columns(fresh))
-    assert list(made.bounds) == list(zip(starts, ends, strict=True))
+    assert list(made.ops) == list(fresh)
+    assert list(made.bounds) == bounds
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -14,8 +14,7 @@ import pytest
 from qmk.engines import fusion
 from qmk.engines.registry import GATE_KINDS
 from qmk.execution.executor import _LINEAR, FUSION_SAMPLE, _gate_features
-from qmk.execution.trajectories import MicroOp
-from support.micro_ops import op_columns
+from qmk.execution.microcode import MicroOp, Ops
 
 GATES = {"h": 1, "s": 1, "x": 1, "y": 1, "t": 1, "rz": 1, "cx": 2, "cz": 2, "swap": 2, "ccx": 3}
 GATES |= {"ccz": 3}
@@ -106,7 +105,7 @@ def _reference(ops: list[MicroOp]) -> dict[str, Any]:
 def test_the_gate_features_are_those_of_a_gate_by_gate_reference(seed: int) -> None:
     rng = random.Random(seed)
     ops = _random_ops(rng, rng.randint(1, 12), rng.choice((0, 1, 5, 30, 200)), seed % 2 == 1)
-    got, expected = _gate_features(op_columns(ops)), _reference(ops)
+    got, expected = _gate_features(Ops.of(ops)), _reference(ops)
     assert got.pop("log2_bond_work") == pytest.approx(expected.pop("log2_bond_work"), rel=1e-12)
     assert got == expected
 
@@ -114,7 +113,7 @@ def test_the_gate_features_are_those_of_a_gate_by_gate_reference(seed: int) -> N
 def test_past_the_fusion_sample_the_blocks_are_scaled_and_the_rest_counted_whole() -> None:
     rng = random.Random(7)
     ops = _random_ops(rng, 10, 2 * FUSION_SAMPLE, late=False)
-    got, expected = _gate_features(op_columns(ops)), _reference(ops)
+    got, expected = _gate_features(Ops.of(ops)), _reference(ops)
     assert expected["gate_count"] > FUSION_SAMPLE
     assert got.pop("log2_bond_work") == pytest.approx(expected.pop("log2_bond_work"), rel=1e-12)
     assert got == expected
@@ -127,6 +126,6 @@ def test_without_swaps_the_bond_work_counted_by_cut_is_the_reference_s(seed: int
     rng = random.Random(seed)
     gates = {gate: arity for gate, arity in GATES.items() if gate != "swap"}
     ops = _random_ops(rng, rng.randint(2, 40), rng.choice((5, 30, 200, 2000)), False, gates)
-    got, expected = _gate_features(op_columns(ops)), _reference(ops)
+    got, expected = _gate_features(Ops.of(ops)), _reference(ops)
     assert got.pop("log2_bond_work") == pytest.approx(expected.pop("log2_bond_work"), rel=1e-12)
     assert got == expected

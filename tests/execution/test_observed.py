@@ -9,7 +9,6 @@ nothing at all (the same micro-ops, so the same counts at a seed).
 from __future__ import annotations
 
 import random
-from array import array
 
 import numpy as np
 import pytest
@@ -17,12 +16,13 @@ import pytest
 import qmk
 import qmk._front as front
 from qmk.execution.executor import _pattern_errors, load_program, sample_error_patterns
+from qmk.execution.microcode import MicroOp, Ops
 from qmk.execution.plan import build_plan
-from qmk.execution.trajectories import Observed, micro_ops
+from qmk.execution.trajectories import NoiselessOps, Observed, noiseless_ops, observed, tail_start
 from qmk.qvm.asm import assemble
 from qmk.qvm.verify import verify
 from support.frontends import ALPHA, homogeneity_p
-from support.micro_ops import op_columns, same_columns
+from support.micro_ops import node_ops
 from support.paths import EXAMPLES
 
 NOISY = "logical:surface_code(d=1)"  # a logical error in most shots of these programs
@@ -65,13 +65,13 @@ def _plan(text: str):
 def test_where_every_gate_is_seen_the_spliced_micro_ops_are_the_rebuilt_ones() -> None:
     plan = _plan(_program(3, 5, seed=5, measure_u=True))
     observed = Observed(plan)
-    gates = [op for op in micro_ops(plan, {}) if op.kind == "gate"]
+    gates = [op for op in node_ops(plan)[0] if op.kind == "gate"]
     assert observed.dropped == 0 and len(gates) == 19
     groups, _ = sample_error_patterns(plan, 400, np.random.default_rng(5))
     assert len(groups) > 20  # many patterns, with several errors at one step among them
     for pattern in groups:
         errors = _pattern_errors(plan, pattern)
-        assert list(observed.with_errors(errors)) == micro_ops(plan, errors)
+        assert list(observed.with_errors(errors)) == list(node_ops(plan, errors)[0])
 
 
 def test_gates_and_errors_on_a_qubit_nothing_measures_after_are_dropped() -> None:
@@ -118,18 +118,15 @@ def test_dropping_unseen_gates_and_errors_keeps_the_measured_distribution() -> N
 
 
 def test_a_plans_noiseless_micro_ops_and_observed_are_built_once_and_equal_a_rebuild() -> None:
-    from qmk.execution.trajectories import noiseless_ops, observed, tail_start
-
     plan = _plan(_program(3, 5, seed=7, measure_u=True))
     kept = noiseless_ops(plan)
-    starts, ends = array("q"), array("q")
-    fresh = micro_ops(plan, {}, (starts, ends))
-    assert list(kept.ops) == fresh and list(kept.bounds) == list(zip(starts, ends, strict=True))
+    fresh, bounds = node_ops(plan)
+    assert list(kept.ops) == list(fresh) and list(kept.bounds) == bounds
     assert kept.tail == tail_start(fresh)
     assert noiseless_ops(plan) is kept and observed(plan) is observed(plan)
     assert list(observed(plan).ops) == list(Observed(plan).ops)
     other = _plan(_program(3, 5, seed=7, measure_u=True))  # equal, but another object
-    assert noiseless_ops(other) is not kept and list(noiseless_ops(other).ops) == fresh
+    assert noiseless_ops(other) is not kept and list(noiseless_ops(other).ops) == list(fresh)
 
 
 @pytest.mark.parametrize(
@@ -144,54 +141,46 @@ def test_a_plans_noiseless_micro_ops_and_observed_are_built_once_and_equal_a_reb
     ],
 )
 def test_a_plans_op_columns_are_those_of_its_micro_ops_made_one_by_one(name: str) -> None:
-    """The router reads a plan's micro-ops as columns made without a micro-op a gate
-    step; they, the steps' bounds and the tail are those of the micro-ops themselves
-    (composites, guards, COND_PAULI, fences, frees)."""
-    from qmk.execution.trajectories import NoiselessOps, tail_start
-
+    """A plan's micro-ops are columns gathered off its steps' columns, no object a
+    micro-op; they, the steps' bounds and the tail are those of the micro-ops written
+    node by node (composites, guards, COND_PAULI, fences, frees)."""
     program = load_program(front.read((EXAMPLES / name).read_text()))
     plan = build_plan(program, noise=True, qubit=QUBIT, default_profile=NOISY)
-    starts, ends = array("q"), array("q")
-    fresh = micro_ops(plan, {}, (starts, ends))
+    fresh, bounds = node_ops(plan)
     made = NoiselessOps(plan)
-    assert same_columns(made.columns, op_columns(fresh))
-    assert list(made.bounds) == list(zip(starts, ends, strict=True))
-    assert made.tail == tail_start(fresh) and list(made.ops) == fresh
+    assert list(made.ops) == list(fresh) and list(made.bounds) == bounds
+    assert made.tail == tail_start(fresh)
     # the columns' qubit reader answers from any micro-op, in any order
-    read = made.columns.qubits()
+    read = made.ops.qubit_reader()
     for i in [len(fresh) - 1, 0, len(fresh) // 2, len(fresh) - 1]:
-        assert [made.columns.names[q] for q in read(i)] == list(fresh[i].qubits)
+        assert [made.ops.names[q] for q in read(i)] == list(fresh.row(i).qubits)
 
 
 def test_the_terminal_suffix_starts_past_the_last_fence_guard_and_foreign_kind() -> None:
     """tail_start on micro-ops built by hand: the suffix holds measurements of distinct
     qubits, frees and gates before them; a reset, a guarded op or a fence ends what
     comes before it, and trailing frees and fences do not hold the tail back."""
-    from qmk.execution.trajectories import MicroOp, tail_start
-
     h, meas = MicroOp("gate", ("a",), gate="h"), MicroOp("meas", ("a",), event=0)
     meas_b, free = MicroOp("meas", ("b",), event=1), MicroOp("free", ("a",))
     reset, fence = MicroOp("reset", ("a",)), MicroOp("fence", (), epoch=1)
-    assert tail_start([h, meas, meas_b]) == 0
-    assert tail_start([h, reset, h, meas, meas_b, free, fence]) == 2
-    assert tail_start([h, fence, meas, meas_b]) == 2
-    assert tail_start([meas, h, meas]) == 3  # a second measurement of a: none is terminal
-    assert tail_start([h, reset]) == 2  # no measurement: the tail is empty
-    assert tail_start([free, fence]) == 0
-    assert tail_start([]) == 0
+    assert tail_start(Ops.of([h, meas, meas_b])) == 0
+    assert tail_start(Ops.of([h, reset, h, meas, meas_b, free, fence])) == 2
+    assert tail_start(Ops.of([h, fence, meas, meas_b])) == 2
+    assert tail_start(Ops.of([meas, h, meas])) == 3  # a second measurement of a: none is terminal
+    assert tail_start(Ops.of([h, reset])) == 2  # no measurement: the tail is empty
+    assert tail_start(Ops.of([free, fence])) == 0
+    assert tail_start(Ops.of([])) == 0
 
 
 def test_the_terminal_suffix_is_found_past_thousands_of_micro_ops_from_either_end() -> None:
     """tail_start looks for the last foreign kind and the last non-ending micro-op a block
     at a time from the end: found where they stand however many micro-ops lie between
     (more than the first block's, and more than the blocks doubled up to them)."""
-    from qmk.execution.trajectories import MicroOp, tail_start
-
     h, meas = MicroOp("gate", ("a",), gate="h"), MicroOp("meas", ("a",), event=0)
     free, fence = MicroOp("free", ("a",)), MicroOp("fence", (), epoch=1)
     reset = MicroOp("reset", ("a",))
     for before, after in [(0, 5000), (5000, 10_000), (20_000, 3), (3, 20_000)]:
-        assert tail_start([h] * before + [reset] + [h] * after + [meas]) == before + 1
-        assert tail_start([h] * before + [fence] + [h] * after + [meas, free]) == before + 1
-    assert tail_start([h, meas] + [free] * 9000 + [fence] * 9000) == 0
-    assert tail_start([reset] + [free] * 9000 + [fence]) == 1
+        assert tail_start(Ops.of([h] * before + [reset] + [h] * after + [meas])) == before + 1
+        assert tail_start(Ops.of([h] * before + [fence] + [h] * after + [meas, free])) == before + 1
+    assert tail_start(Ops.of([h, meas] + [free] * 9000 + [fence] * 9000)) == 0
+    assert tail_start(Ops.of([reset] + [free] * 9000 + [fence])) == 1

@@ -9,7 +9,6 @@ These tests walk the whole table, so an op added there is checked everywhere at 
 from __future__ import annotations
 
 import math
-from array import array
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from qmk.execution.plan import (
     gate_of,
 )
 from qmk.execution.runs import run
-from qmk.execution.trajectories import micro_ops
+from qmk.execution.trajectories import NoiselessOps
 from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS
 from qmk.qec.logical import OP_CYCLES, op_cycles, op_key
@@ -334,9 +333,9 @@ def test_the_plan_and_the_trajectories_run_a_composite_as_its_expansion(spec: Op
     at = next(k for k, node in enumerate(plan.steps.nodes) if node.id == "op")
     calls = expand(plan.steps.nodes[at])
     assert calls
-    starts, ends = array("q"), array("q")
-    ops = micro_ops(plan, {}, (starts, ends))
-    start, end = starts[at], ends[at]
+    noiseless = NoiselessOps(plan)
+    start, end = noiseless.bounds[at]
     micro = {Micro.GATE: "gate", Micro.MEASURE: "meas", Micro.RESET: "reset"}
     expected = [(micro[c.kind], c.qubits, c.gate, c.params) for c in calls if c.kind in micro]
-    assert [(op.kind, op.qubits, op.gate, op.params) for op in ops[start:end]] == expected
+    rows = noiseless.ops.rows(start, end)
+    assert [(op.kind, op.qubits, op.gate, op.params) for op in rows] == expected

@@ -1,43 +1,44 @@
-"""Micro-op columns made from micro-op objects one by one: the reference that the plan's
-column builder (``trajectories.NoiselessOps``) and the router's gate features
-(``executor._gate_features``) are checked against."""
+"""A plan's micro-ops written a node at a time: the reference that the plan's column
+builder (``trajectories.NoiselessOps``) and a shot group's spliced micro-ops
+(``trajectories.Observed.with_errors``) are checked against."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-import numpy as np
-
-from qmk.execution.trajectories import MicroOp, OpColumns, kind_codes
-
-
-def op_columns(ops: Sequence[MicroOp]) -> OpColumns:
-    """The columns of ``ops``, their qubits and gates numbered as they first appear."""
-    qubits = [op.qubits for op in ops]
-    flat = list(itertools.chain.from_iterable(qubits))
-    index = dict(zip(dict.fromkeys(flat), itertools.count()))
-    gates = [op.gate for op in ops]
-    code = dict(zip(dict.fromkeys(gates), itertools.count()))
-    return OpColumns(
-        kind_codes((op.kind for op in ops), len(ops)),
-        [op.guard for op in ops],
-        np.array([code[g] for g in gates], dtype=np.int64),
-        list(code),
-        np.array([len(q) for q in qubits], dtype=np.int64),
-        np.array([index[q] for q in flat], dtype=np.int64),
-        list(index),
-    )
+from qmk.execution.microcode import Ops, Writer
+from qmk.execution.plan import BASIS_OF, Plan, gate_of
+from qmk.execution.trajectories import _step_ops
 
 
-def same_columns(a: OpColumns, b: OpColumns) -> bool:
-    """Whether ``a`` and ``b`` hold the same micro-ops' fields, however their qubits and
-    gates are numbered."""
-    return (
-        np.array_equal(a.kinds, b.kinds)
-        and a.guards == b.guards
-        and [a.gate_names[c] for c in a.gates.tolist()]
-        == [b.gate_names[c] for c in b.gates.tolist()]
-        and np.array_equal(a.sizes, b.sizes)
-        and [a.names[i] for i in a.ids.tolist()] == [b.names[i] for i in b.ids.tolist()]
-    )
+def node_ops(
+    plan: Plan, errors: Mapping[int, Sequence[tuple[bool, str, str]]] | None = None
+) -> tuple[Ops, list[tuple[int, int]]]:
+    """The plan's micro-ops made node by node (a gate's by :func:`gate_of`, a
+    measurement's by its basis and event, any other step's by the builder's own writer of
+    them), with the Pauli ``errors`` (by step: ``(before, qubit, pauli)``) before or after
+    their steps; and each step's ``(start, end)`` among them."""
+    errors = errors or {}
+    writer = Writer()
+    ev = {name: i for i, name in enumerate(plan.events)}
+    bounds: list[tuple[int, int]] = []
+    fences = 0
+
+    def paulis(step: int, before: bool) -> None:
+        for when, qubit, pauli in errors.get(step, ()):
+            if when is before:
+                writer.add("gate", (qubit,), gate=pauli.lower())
+
+    for index, (node, kind) in enumerate(zip(plan.steps.nodes, plan.steps.kinds, strict=True)):
+        paulis(index, True)
+        start = len(writer)
+        if kind == "gate":
+            writer.add("gate", node.vqs, node.guard, *gate_of(node))
+        elif kind == "measure":
+            event = ev.get(node.produces[0], -1)
+            writer.add("meas", node.vqs, node.guard, basis=BASIS_OF[node.op], event=event)
+        else:
+            fences = _step_ops(index, node, kind, ev, fences, writer.add)
+        bounds.append((start, len(writer)))
+        paulis(index, False)
+    return writer.done(), bounds

@@ -56,7 +56,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, cast
@@ -73,6 +73,7 @@ from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
+from qmk.execution.microcode import BASES, Ops
 from qmk.execution.parts import Part, run_groups
 from qmk.execution.plan import Plan, build_plan, decoder_load, picked_runs
 from qmk.execution.request import (
@@ -90,7 +91,6 @@ from qmk.execution.trajectories import (
     KINDS,
     Control,
     Observed,
-    OpColumns,
     Progress,
     Runner,
     kinds_in,
@@ -141,26 +141,30 @@ def load_program(
 _MID_CIRCUIT = frozenset({"meas", "free", "reset", "werner"})
 
 
-def _splitting(ops: Sequence[Any]) -> int:
-    """The mid-circuit operations of ``ops`` that may split the shots. A reset, free or Z
-    measurement of a qubit collapsed in Z already (allocated, measured or reset since its
-    last gate) does not: its outcome is known."""
-    collapsed: set[str] = set()
+def _splitting(ops: Ops, end: int) -> int:
+    """The mid-circuit operations of ``ops[:end]`` that may split the shots. A reset, free
+    or Z measurement of a qubit collapsed in Z already (allocated, measured or reset since
+    its last gate) does not: its outcome is known."""
+    collapsed: set[int] = set()
     count = 0
-    for op in ops:
-        if op.kind in _MID_CIRCUIT:
-            known = op.kind in ("meas", "reset", "free") and all(q in collapsed for q in op.qubits)
-            if op.kind == "meas" and op.basis != "Z":
+    at = ops.qubit_at[: end + 1].tolist()
+    ids = ops.qubit_ids[: at[-1]].tolist()
+    bases = [BASES[code] for code in ops.bases[:end].tolist()]
+    for i, kind in enumerate([KINDS[code] for code in ops.kinds[:end].tolist()]):
+        qubits = ids[at[i] : at[i + 1]]
+        if kind in _MID_CIRCUIT:
+            known = kind in ("meas", "reset", "free") and collapsed.issuperset(qubits)
+            if kind == "meas" and bases[i] != "Z":
                 known = False
             count += 0 if known else 1
-            if op.kind in ("meas", "reset") and op.basis == "Z":
-                collapsed.update(op.qubits)
-            elif op.kind == "werner":
-                collapsed.difference_update(op.qubits)
-        elif op.kind == "alloc":  # |0>
-            collapsed.update(op.qubits)
-        elif op.kind in ("gate", "cond"):
-            collapsed.difference_update(op.qubits)
+            if kind in ("meas", "reset") and bases[i] == "Z":
+                collapsed.update(qubits)
+            elif kind == "werner":
+                collapsed.difference_update(qubits)
+        elif kind == "alloc":  # |0>
+            collapsed.update(qubits)
+        elif kind in ("gate", "cond"):
+            collapsed.difference_update(qubits)
     return count
 
 
@@ -173,7 +177,7 @@ _LINEAR = frozenset({"x", "y", "cx", "swap"})
 FUSION_SAMPLE = 4096
 
 
-def _gate_features(ops: OpColumns) -> dict[str, Any]:
+def _gate_features(ops: Ops) -> dict[str, Any]:
     """The gate features of micro-ops (``ops``, their columns) the cost models read.
 
     They are the engine gates applied and how many, and the gates on 3 or more qubits. Of
@@ -252,7 +256,7 @@ class _GateStream:
 
     __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
 
-    def __init__(self, ops: OpColumns) -> None:
+    def __init__(self, ops: Ops) -> None:
         roles = _ROLE_OF_CODE.take(ops.kinds)  # (take: a third of an index by uint8 codes)
         is_gate = roles == _GATE_OP
         # the gates applied, numbered afresh: ``names`` holds those alone
@@ -262,7 +266,8 @@ class _GateStream:
         renumber = np.zeros(len(ops.gate_names), dtype=np.int64)
         renumber[used] = np.arange(len(used))
         self.codes = renumber[applied]
-        self.arity = ops.sizes[is_gate]
+        sizes = np.diff(ops.qubit_at)
+        self.arity = sizes[is_gate]
         self.starts = np.cumsum(self.arity) - self.arity
         # the gates up to each of a few micro-ops: their rank among the gates (no running
         # count of every micro-op)
@@ -271,7 +276,7 @@ class _GateStream:
         def gated(at: np.ndarray) -> np.ndarray:
             return np.searchsorted(gate_at, at, side="right")
 
-        self.qubits, self.places = _placed(ops, roles, gated)
+        self.qubits, self.places = _placed(ops, sizes, roles, gated)
         # the unitary segments of the first gates: a mid-circuit operation ends one
         self.seen = min(len(applied), FUSION_SAMPLE)
         cuts = gated(np.flatnonzero(roles == _MID_OP))  # in order; two alike end an empty one
@@ -285,11 +290,11 @@ class _GateStream:
 
 
 def _placed(
-    ops: OpColumns, roles: np.ndarray, gated: Callable[[np.ndarray], np.ndarray]
+    ops: Ops, sizes: np.ndarray, roles: np.ndarray, gated: Callable[[np.ndarray], np.ndarray]
 ) -> tuple[int, np.ndarray]:
     """How many qubits are placed, and the places of the gates' qubits, one after
-    another: ``roles`` are the micro-ops' (``_ROLE``), ``gated`` the gates up to each
-    of the micro-ops it is given.
+    another: ``sizes`` are the micro-ops' qubit counts, ``roles`` theirs (``_ROLE``),
+    ``gated`` the gates up to each of the micro-ops it is given.
 
     A qubit's place is its rank in the order qubits first appear in an alloc or a gate
     (allocation order, where every gate's qubits were allocated before it). Where no
@@ -297,7 +302,7 @@ def _placed(
     alloc named, at their first gate."""
 
     def qubits_of(mask: np.ndarray) -> np.ndarray:
-        return picked_runs(ops.ids, ops.sizes, mask)
+        return picked_runs(ops.qubit_ids, sizes, mask)
 
     is_alloc = roles == _ALLOC_OP
     gate_ids = qubits_of(roles == _GATE_OP)
@@ -444,11 +449,11 @@ def workload(
     from qmk.execution.trajectories import noiseless_ops
 
     noiseless = noiseless_ops(plan)
-    columns, tail = noiseless.columns, noiseless.tail
-    kinds = columns.kinds[:tail]
+    ops, tail = noiseless.ops, noiseless.tail
+    kinds = ops.kinds[:tail]
     mid = int(np.count_nonzero(_MID_CODES.take(kinds)))
-    splits = _splitting(noiseless.ops[:tail]) if mid else 0
-    features = _gate_features(columns)
+    splits = _splitting(ops, tail) if mid else 0
+    features = _gate_features(ops)
     if plan.noise:
         features["gates"] |= {"x", "y", "z"}
     simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
@@ -1195,7 +1200,8 @@ def _observed_groups(
 def _pattern_errors(
     plan: Plan, pattern: tuple[tuple[int, str], ...]
 ) -> dict[int, list[tuple[bool, str, str]]]:
-    """An error pattern as :func:`micro_ops` takes it: step -> ``(before, qubit, pauli)``."""
+    """An error pattern as :meth:`Observed.with_errors` takes it: step -> ``(before,
+    qubit, pauli)``."""
     errors: dict[int, list[tuple[bool, str, str]]] = {}
     for location, pauli in pattern:
         loc = plan.noise[location]

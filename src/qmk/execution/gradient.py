@@ -126,32 +126,35 @@ def gate_calls(plan: Plan) -> tuple[list[GateCall], list[str], list[str]]:
     Raises:
         EngineError: ``QE113`` for a reset, or a free before the program's closing ones.
     """
-    from qmk.execution.trajectories import noiseless_ops
+    from qmk.execution.microcode import Reader
+    from qmk.execution.trajectories import closing_start, noiseless_ops
 
     noiseless = noiseless_ops(plan)
     ops = noiseless.ops
-    end = len(ops)
-    while end > 0 and ops[end - 1].kind in ("free", "fence"):
-        end -= 1
+    end = closing_start(ops)
+    rows = Reader(ops)
     index: dict[str, int] = {}
     calls: list[GateCall] = []
     nodes: list[str] = []
     steps = zip(plan.steps.nodes, noiseless.bounds, strict=True)
-    for at, (node, (start, stop)) in enumerate(steps):
-        for op in ops[start : min(stop, end)]:
-            if op.kind == "alloc":
-                index[op.qubits[0]] = len(index)
-            elif op.kind == "gate":
-                calls.append((op.gate, tuple(index[q] for q in op.qubits), op.params))
-                nodes.append(node.id)
-            elif op.kind != "fence":
-                raise EngineError.of(
-                    "state-unavailable",
-                    f"node #{at} {node.id!r} ({node.op}) is not a unitary "
-                    "gate: a gradient needs gates only between the allocations and the "
-                    "closing frees",
-                    node=node.id,
-                )
+    try:
+        for at, (node, (start, stop)) in enumerate(steps):
+            for op in rows.span(start, min(stop, end)):
+                if op.kind == "alloc":
+                    index[op.qubits[0]] = len(index)
+                elif op.kind == "gate":
+                    calls.append((op.gate, tuple(index[q] for q in op.qubits), op.params))
+                    nodes.append(node.id)
+                elif op.kind != "fence":
+                    raise EngineError.of(
+                        "state-unavailable",
+                        f"node #{at} {node.id!r} ({node.op}) is not a unitary "
+                        "gate: a gradient needs gates only between the allocations and the "
+                        "closing frees",
+                        node=node.id,
+                    )
+    finally:  # (the plan's micro-ops are kept: their rows are not)
+        rows.forget()
     return calls, nodes, list(index)
 
 

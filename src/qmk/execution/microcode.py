@@ -18,13 +18,15 @@ from __future__ import annotations
 import bisect
 import itertools
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from qmk.qvm import classical
+from qmk.qvm.columns import spread
 from qmk.qvm.graph import Guard
 
 #: The micro-op kinds (:attr:`MicroOp.kind`), in the order of their codes in :attr:`Ops.kinds`.
@@ -56,9 +58,9 @@ KEPT_CHUNKS = 16
 
 
 class MicroOp(msgspec.Struct, frozen=True, gc=False):
-    """One engine-level step of a run: a plan's steps become micro-ops
-    (:func:`~qmk.execution.trajectories.micro_ops`), which :class:`Ops` holds as columns
-    and a reader gives back a chunk at a time.
+    """One engine-level step of a run, as a reader of :class:`Ops` gives it back a chunk
+    at a time (a plan's micro-ops are made as columns:
+    :func:`~qmk.execution.trajectories.noiseless_ops`).
 
     ``kind`` is one of :data:`KINDS`. A ``pauli`` is a Pauli channel on one or two
     qubits: ``params`` the probability of each Pauli, identity first. A ``calc`` is a
@@ -74,9 +76,8 @@ class MicroOp(msgspec.Struct, frozen=True, gc=False):
     numbers, tuples of them, a node's guard (strings and numbers) and a ``CALC``'s
     prepared expression. That is made and cached by :func:`qmk.qvm.classical.prepare`
     before any micro-op, so it cannot hold one. Nothing in it can lead back to it, so it
-    is in no reference cycle. A kernel keeps a plan's micro-ops
-    (:func:`~qmk.execution.trajectories.noiseless_ops`, for the router). Tracked, they
-    would be one object per node more for every full collection to walk."""
+    is in no reference cycle. Tracked, a run's rows would be objects more for every
+    collection to walk."""
 
     kind: str
     qubits: tuple[str, ...]
@@ -104,13 +105,17 @@ class Ops:
     ``kinds`` (uint8, codes into :data:`KINDS`), ``gates`` (codes into ``gate_names``,
     "" for none), ``events`` and ``bases`` (codes into :data:`BASES`) have one entry a
     micro-op; ``qubit_at``/``qubit_ids`` (into ``names``) and ``param_at``/``params``
-    are flat, micro-op ``i``'s ``[at[i], at[i + 1])``. ``guards`` and ``rare`` hold the
-    few micro-ops that have a guard or :data:`Rare` fields, by position."""
+    are flat, micro-op ``i``'s ``[at[i], at[i + 1])``. The parameters may be given as
+    a function that makes the pair, called when first read: a plan's are read off its
+    nodes, which the router, reading the other columns alone, does not need. ``guards``
+    and ``rare`` hold the few micro-ops that have a guard or :data:`Rare` fields, by
+    position."""
 
     __slots__ = (
         "_chunks",
         "_gate_array",
         "_name_array",
+        "_params",
         "bases",
         "events",
         "gate_names",
@@ -118,8 +123,6 @@ class Ops:
         "guards",
         "kinds",
         "names",
-        "param_at",
-        "params",
         "qubit_at",
         "qubit_ids",
         "rare",
@@ -133,8 +136,7 @@ class Ops:
         qubit_at: np.ndarray,
         qubit_ids: np.ndarray,
         names: Sequence[str],
-        param_at: np.ndarray,
-        params: np.ndarray,
+        params: tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]],
         events: np.ndarray,
         bases: np.ndarray,
         guards: Mapping[int, Guard],
@@ -146,8 +148,7 @@ class Ops:
         self.qubit_at = qubit_at
         self.qubit_ids = qubit_ids
         self.names = tuple(names)
-        self.param_at = param_at
-        self.params = params
+        self._params = params
         self.events = events
         self.bases = bases
         self.guards = guards
@@ -166,6 +167,22 @@ class Ops:
 
     def __len__(self) -> int:
         return len(self.kinds)
+
+    @property
+    def param_at(self) -> np.ndarray:
+        """Where micro-op ``i``'s parameters start in :attr:`params` (and the end)."""
+        return self._param_columns()[0]
+
+    @property
+    def params(self) -> np.ndarray:
+        """Every micro-op's parameters, one after another."""
+        return self._param_columns()[1]
+
+    def _param_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        params = self._params
+        if callable(params):  # (two threads may each make them: the same value)
+            params = self._params = params()
+        return params
 
     def __iter__(self) -> Iterator[MicroOp]:
         """The micro-ops in order as rows, a chunk made at a time."""
@@ -249,6 +266,53 @@ class Ops:
             out[at] = guard
         return out
 
+    def take(self, picked: np.ndarray) -> Ops:
+        """The micro-ops at the positions ``picked`` (ascending), as columns: gathers of
+        these, their names and gate names as they are."""
+        where = np.full(len(self.kinds), -1, dtype=np.int64)
+        where[picked] = np.arange(len(picked))
+        qubit_at, qubit_ids = _runs(self.qubit_at, self.qubit_ids, picked)
+        params = _runs(self.param_at, self.params, picked)
+        return Ops(
+            self.kinds[picked],
+            self.gates[picked],
+            self.gate_names,
+            qubit_at,
+            qubit_ids,
+            self.names,
+            params,
+            self.events[picked],
+            self.bases[picked],
+            {int(where[at]): guard for at, guard in self.guards.items() if where[at] >= 0},
+            {int(where[at]): fields for at, fields in self.rare.items() if where[at] >= 0},
+        )
+
+    def qubit_reader(self) -> Callable[[int], list[int]]:
+        """A reader of micro-op ``i``'s qubits, as ids into :attr:`names`. It turns the
+        ids into Python values from the first micro-op it is asked for on (a terminal
+        suffix is read, not the gates before it)."""
+        held: dict[str, Any] = {"from": len(self.kinds) + 1}
+
+        def read(i: int) -> list[int]:
+            if i < held["from"]:
+                at = self.qubit_at[i:] - self.qubit_at[i]
+                held.update({"from": i, "ids": self.qubit_ids[self.qubit_at[i] :].tolist()})
+                held["at"] = at.tolist()
+            at, k = held["at"], i - held["from"]
+            result: list[int] = held["ids"][at[k] : at[k + 1]]
+            return result
+
+        return read
+
+
+def _runs(at: np.ndarray, values: np.ndarray, picked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The runs ``picked`` of flat ``values`` (run ``i`` is ``[at[i], at[i + 1])``), as
+    their new offsets and values."""
+    sizes = at[picked + 1] - at[picked]
+    new_at = np.zeros(len(picked) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=new_at[1:])
+    return new_at, values[spread(at[picked], sizes)]
+
 
 class Writer:
     """Builds :class:`Ops` a micro-op at a time (:meth:`add`, then :meth:`done`)."""
@@ -300,6 +364,9 @@ class Writer:
         if rare != _PLAIN:
             self._rare[at] = rare
 
+    def __len__(self) -> int:
+        return len(self._kinds)
+
     def take(self, op: MicroOp) -> None:
         """Append ``op``, a micro-op made as an object (:meth:`add` of its fields)."""
         self.add(*msgspec.structs.astuple(op))
@@ -313,8 +380,10 @@ class Writer:
             np.asarray(self._qubit_at, dtype=np.int64),
             np.asarray(self._ids, dtype=np.int64),
             list(self._name_code),
-            np.asarray(self._param_at, dtype=np.int64),
-            np.asarray(self._params, dtype=np.float64),
+            (
+                np.asarray(self._param_at, dtype=np.int64),
+                np.asarray(self._params, dtype=np.float64),
+            ),
             np.asarray(self._events, dtype=np.int64),
             np.frombuffer(self._bases, dtype=np.uint8).copy(),
             self._guards,

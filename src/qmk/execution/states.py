@@ -50,8 +50,9 @@ from qmk import defaults
 from qmk.engines import EngineError
 from qmk.engines.base import Engine, GateCall, apply_segment
 from qmk.engines.state_io import QuantumState, capture, prepare, read
+from qmk.execution.microcode import Reader
 from qmk.execution.plan import Plan, expand
-from qmk.execution.trajectories import noiseless_ops
+from qmk.execution.trajectories import closing_start, noiseless_ops
 from qmk.qvm.ops import OPS, Exec, Micro
 
 #: A Bloch vector this close to length 1 is a qubit in a product state with the rest.
@@ -207,30 +208,30 @@ def final_state(plan: Plan, make: Callable[[], Engine], *, kind: str = "auto") -
     check_exportable(plan)
     engine = make()
     ops = noiseless_ops(plan).ops
-    end = len(ops)
-    while end > 0 and ops[end - 1].kind in ("free", "fence"):
-        end -= 1
     qmap: dict[str, int] = {}
     gates: list[GateCall] = []  # a run of gates, applied as one segment (fused)
-    for op in ops[:end]:
-        # nothing is measured: every event reads 0, a guard holds when it asks for 0s
-        if op.guard is not None and any(t.equals for t in op.guard.terms):
-            continue
-        if op.kind == "gate":
-            gates.append((op.gate, [qmap[q] for q in op.qubits], op.params))
-            continue
-        if gates:
-            apply_segment(engine, gates)
-            gates = []
-        if op.kind == "alloc":
-            qmap[op.qubits[0]] = engine.allocate()
-        elif op.kind in ("reset", "free"):
-            name = op.qubits[0]
-            _discard(engine, qmap[name], name, op.kind)
-            if op.kind == "free":
-                engine.free(qmap.pop(name))
-            else:
-                engine.reset(qmap[name])
+    try:
+        for op in Reader(ops).span(0, closing_start(ops)):
+            # nothing is measured: every event reads 0, a guard holds when it asks for 0s
+            if op.guard is not None and any(t.equals for t in op.guard.terms):
+                continue
+            if op.kind == "gate":
+                gates.append((op.gate, [qmap[q] for q in op.qubits], op.params))
+                continue
+            if gates:
+                apply_segment(engine, gates)
+                gates = []
+            if op.kind == "alloc":
+                qmap[op.qubits[0]] = engine.allocate()
+            elif op.kind in ("reset", "free"):
+                name = op.qubits[0]
+                _discard(engine, qmap[name], name, op.kind)
+                if op.kind == "free":
+                    engine.free(qmap.pop(name))
+                else:
+                    engine.reset(qmap[name])
+    finally:  # (the plan's micro-ops are kept: their rows are not)
+        ops.forget()
     if gates:
         apply_segment(engine, gates)
     names = tuple(qmap)

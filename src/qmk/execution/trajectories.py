@@ -34,12 +34,11 @@ irreversible one, undone by their adjoints in reverse order.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
-import operator
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,7 +48,7 @@ from qmk.engines.base import Engine, EngineError, GateCall, apply_segment
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution import spans
 from qmk.execution.branches import Branch, ExecutionState, Pending, Progress
-from qmk.execution.microcode import KIND_CODE, KINDS, MicroOp, Ops, Reader, Spliced, Writer
+from qmk.execution.microcode import BASES, KIND_CODE, KINDS, MicroOp, Ops, Reader, Spliced, Writer
 from qmk.execution.plan import (
     BASIS_OF,
     GATE_OF,
@@ -58,7 +57,7 @@ from qmk.execution.plan import (
     Plan,
     PlanSteps,
     expand,
-    gate_of,
+    gate_codes,
     picked_runs,
     spread,
 )
@@ -77,180 +76,84 @@ YIELD_NOW = "yield-now"
 REQUESTS = (CHECKPOINT, YIELD, YIELD_NOW)
 
 
-def micro_ops(
-    plan: Plan,
-    errors: Mapping[int, Sequence[tuple[bool, str, str]]],
-    bounds: tuple[array[int], array[int]] | None = None,
-) -> list[MicroOp]:
-    """The plan as engine-level micro-ops, with the Pauli ``errors`` (by step index:
-    ``(before, qubit, pauli)``) inserted; ``bounds``, if given, receives each step's
-    start and end in the list (where its errors before and after it go), in two arrays
-    (a tuple a step would be an object the cyclic collector tracks)."""
-    ev = {name: i for i, name in enumerate(plan.events)}
-    out: list[MicroOp] = []
-    fences = 0
-    append = out.append
-    if bounds is not None:
-        add_start, add_end = bounds[0].append, bounds[1].append
-
-    def paulis(step: int, before: bool) -> None:
-        for when, q, pauli in errors.get(step, ()):
-            if when is before:
-                append(MicroOp("gate", (q,), gate=pauli.lower()))
-
-    steps = plan.steps
-    for index, node, kind in zip(itertools.count(), steps.nodes, steps.kinds):
-        struck = bool(errors) and index in errors
-        if struck:
-            paulis(index, True)
-        start = len(out)
-        if kind == "gate":  # positional: a plan's most common micro-op, made fastest
-            append(MicroOp("gate", node.vqs, node.guard, *gate_of(node)))
-        else:
-            fences = _step_ops(index, node, kind, ev, fences, append)
-        if bounds is not None:
-            add_start(start)
-            add_end(len(out))
-        if struck:
-            paulis(index, False)
-    return out
-
-
 def _step_ops(
     index: int,
     node: Node,
     kind: Exec,
     ev: Mapping[str, int],
     fences: int,
-    append: Callable[[MicroOp], None],
+    add: Callable[..., None],
 ) -> int:
-    """Write the micro-ops of step ``index`` (``node``, of ``kind``) that is not a gate
-    (:func:`micro_ops`); the fences so far, with this one."""
+    """Write the micro-ops of step ``index`` (``node``, of ``kind``, neither a gate nor a
+    measurement: :func:`_plan_ops`) with ``add`` (:meth:`~qmk.execution.microcode.Writer.add`);
+    the fences so far, with this one."""
     guard = node.guard
     qs = node.vqs
-    if kind == "measure":
-        event = ev.get(node.produces[0], -1)
-        append(MicroOp("meas", qs, guard, basis=BASIS_OF[node.op], event=event))
-    elif calls := expand(node):
-        _expanded(calls, guard, ev, append)
+    if calls := expand(node):
+        _expanded(calls, guard, ev, add)
     elif kind in ("alloc", "free"):  # one micro-op per qubit
         for q in qs:
-            append(MicroOp(kind, (q,), guard))
+            add(kind, (q,), guard)
     elif kind == "reset":
-        append(MicroOp("reset", qs, guard))
-    elif kind in ("cond_pauli", "calc", "halt"):
-        control = _control_op(index, node, kind, ev)
-        if control is not None:
-            append(control)
-    elif node.op == "FENCE_EPOCH":
-        fences += 1
-        append(MicroOp("fence", (), epoch=fences))
-    return fences
-
-
-def _control_op(index: int, node: Node, kind: Exec, ev: Mapping[str, int]) -> MicroOp | None:
-    """A ``COND_PAULI``, ``CALC`` or ``HALT`` step as its micro-op (none for the mask I)."""
-    guard = node.guard
-    if kind == "cond_pauli":
+        add("reset", qs, guard)
+    elif kind == "cond_pauli":
         pauli = str(node.args["mask"])
-        if pauli == "I":
-            return None
-        inputs = tuple(ev.get(e, -1) for e in node.inputs)
-        return MicroOp("cond", node.vqs, guard, gate=pauli.lower(), inputs=inputs)
-    if kind == "calc":
+        if pauli != "I":
+            inputs = tuple(ev.get(e, -1) for e in node.inputs)
+            add("cond", qs, guard, gate=pauli.lower(), inputs=inputs)
+    elif kind == "calc":
         args = node.args
         prepared = classical.prepare(
             args["type"], args.get("reads", ""), args["expr"], len(node.inputs)
         )
-        where = f"node #{index} {node.id!r}"
         inputs = tuple(ev[e] for e in node.inputs)
         outputs = tuple(ev[e] for e in node.produces)
-        return MicroOp("calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where)
-    note = f"node #{index} {node.id!r}: {node.args.get('message', '')}"
-    return MicroOp("halt", (), guard, note=note)
+        where = f"node #{index} {node.id!r}"
+        add("calc", (), guard, inputs=inputs, outputs=outputs, calc=prepared, note=where)
+    elif kind == "halt":
+        add("halt", (), guard, note=f"node #{index} {node.id!r}: {node.args.get('message', '')}")
+    elif node.op == "FENCE_EPOCH":
+        fences += 1
+        add("fence", (), epoch=fences)
+    return fences
 
 
 def _expanded(
-    calls: Sequence[Call],
-    guard: Guard | None,
-    ev: Mapping[str, int],
-    append: Callable[[MicroOp], None],
+    calls: Sequence[Call], guard: Guard | None, ev: Mapping[str, int], add: Callable[..., None]
 ) -> None:
     """A composite step's calls (:func:`qmk.execution.plan.expand`) as micro-ops: a
     Werner step of fidelity 1 is none."""
     for call in calls:
         kind = call.kind
         if kind is Micro.GATE:
-            append(MicroOp("gate", call.qubits, guard, gate=call.gate, params=call.params))
+            add("gate", call.qubits, guard, gate=call.gate, params=call.params)
         elif kind is Micro.MEASURE:
-            append(MicroOp("meas", call.qubits, guard, event=ev.get(call.event, -1)))
+            add("meas", call.qubits, guard, event=ev.get(call.event, -1))
         elif kind is Micro.RESET:
-            append(MicroOp("reset", call.qubits, guard))
+            add("reset", call.qubits, guard)
         elif call.fidelity < 1:
-            append(MicroOp("werner", call.qubits, guard, fidelity=call.fidelity))
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class OpColumns:
-    """Micro-ops as the fields the router's gate features and :func:`tail_of` read, in
-    order: their guards (a list) and numbers.
-
-    ``kinds`` is each micro-op's kind as a code into :data:`KINDS` (numpy scans them,
-    where a list of names costs a string comparison an item), ``gates`` its gate name as
-    a code into ``gate_names`` ("" for none), ``sizes`` its qubit count and ``ids`` all
-    their qubits, one micro-op after another, as indices into ``names``."""
-
-    kinds: np.ndarray
-    guards: list[Guard | None]
-    gates: np.ndarray
-    gate_names: Sequence[str]
-    sizes: np.ndarray
-    ids: np.ndarray
-    names: Sequence[str]
-
-    def qubits(self) -> Callable[[int], list[int]]:
-        """A reader of micro-op ``i``'s qubits, as ids (for :func:`tail_of`). It turns
-        the ids into Python values from the first micro-op it is asked for on (the
-        terminal measurements are read, not the gates before them)."""
-        sizes = self.sizes
-        held: dict[str, Any] = {"from": len(sizes) + 1}
-
-        def read(i: int) -> list[int]:
-            if i < held["from"]:
-                at = np.r_[0, np.cumsum(sizes[i:])]
-                base = int(sizes[:i].sum())
-                held.update({"from": i, "ids": self.ids[base:].tolist(), "at": at.tolist()})
-            at, k = held["at"], i - held["from"]
-            result: list[int] = held["ids"][at[k] : at[k + 1]]
-            return result
-
-        return read
+            add("werner", call.qubits, guard, fidelity=call.fidelity)
 
 
 class NoiselessOps:
-    """A plan's micro-ops without errors (:func:`micro_ops` with none) as
-    :class:`OpColumns`, each step's ``(start, end)`` among them and where the terminal
-    measurements start (:func:`tail_of`).
+    """A plan's micro-ops without errors (:class:`~qmk.execution.microcode.Ops`), each
+    step's ``(start, end)`` among them and where the terminal measurements start
+    (:func:`tail_start`).
 
-    The columns are made without a micro-op object for a gate step (most of a plan): a
-    run sampled in bulk reads them for its route alone. The micro-ops themselves
-    (``ops``, for a trajectory run, a final state or a gradient) and the steps' bounds
-    among them (``bounds``, which only those read) are made from the plan when first
-    asked for."""
+    The columns are gathered off the plan's step columns (:func:`_plan_ops`), no object
+    per micro-op: a run sampled in bulk reads them for its route alone, and a run one
+    micro-op at a time turns a chunk of them into rows at a time."""
 
-    __slots__ = ("_bounds", "_counts", "_made", "_plan", "columns", "tail")
+    __slots__ = ("_bounds", "_counts", "ops", "tail")
 
     def __init__(self, plan: Plan) -> None:
-        self._plan = plan
-        self._made: list[tuple[MicroOp, ...]] = []
         self._bounds: list[Pairs] = []
-        self.columns, self._counts = _plan_columns(plan)
-        columns = self.columns
-        self.tail = tail_of(columns.kinds, columns.guards, columns.qubits())
+        self.ops, self._counts = _plan_ops(plan)
+        self.tail = tail_start(self.ops)
 
     @property
     def bounds(self) -> Pairs:
-        """Each step's ``(start, end)`` among the micro-ops, made once (as :attr:`ops`)."""
+        """Each step's ``(start, end)`` among the micro-ops, made once."""
         if not self._bounds:
             counts = self._counts
             starts, ends = array("q", [0]) * len(counts), array("q", [0]) * len(counts)
@@ -259,129 +162,127 @@ class NoiselessOps:
             self._bounds.append(Pairs(starts, ends))
         return self._bounds[0]
 
-    @property
-    def ops(self) -> tuple[MicroOp, ...]:
-        """The micro-ops, made once (two threads may each make them: the same value)."""
-        if not self._made:
-            self._made.append(tuple(micro_ops(self._plan, {})))
-        return self._made[0]
 
-
-def _plan_columns(plan: Plan) -> tuple[OpColumns, np.ndarray]:
-    """:class:`OpColumns` of the plan's micro-ops and each step's count of them: a
-    gate or measurement step's one micro-op (on the step's qubits, with its guard; a
-    measurement's basis and event are no column) gathered off the step's columns by each
-    micro-op's step, the other steps' written by :func:`_step_ops` and put in their places
-    (few: a program's allocations, frees and fences, in the common case)."""
+def _plan_ops(plan: Plan) -> tuple[Ops, np.ndarray]:
+    """The plan's micro-ops as columns, and each step's count of them. A gate or
+    measurement step's one micro-op (on the step's qubits, with its guard) is gathered
+    off the step columns by each micro-op's step; the other steps' are written by
+    :func:`_step_ops` and put in their places (few: a program's allocations, frees and
+    fences, in the common case)."""
     steps = plan.steps
     op_codes, ops = steps.op_codes
     kind_of_op = np.array(
         [_DIRECT_KIND.get(STEP_KINDS[op], _NOT_DIRECT) for op in ops], dtype=np.uint8
     )
     direct_kinds = kind_of_op[op_codes]
-    gate = direct_kinds != _NOT_DIRECT  # (named for the gates: most of such steps)
-    other_steps = np.flatnonzero(~gate)
+    direct = direct_kinds != _NOT_DIRECT
+    other_steps = np.flatnonzero(~direct)
     ev = {name: i for i, name in enumerate(plan.events)}
-    others: list[MicroOp] = []
-    counts = gate.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" numbers)
+    writer = Writer()
+    counts = direct.astype(np.int64)  # each step's micro-ops (int64: the bounds' "q" numbers)
     fences = 0
     nodes = steps.nodes  # (no node read for a gate step: a plan's nodes may be made on read)
     for k in other_steps.tolist():
-        before = len(others)
-        fences = _step_ops(k, nodes[k], steps.kind(k), ev, fences, others.append)
-        counts[k] = len(others) - before
+        before = len(writer)
+        fences = _step_ops(k, nodes[k], steps.kind(k), ev, fences, writer.add)
+        counts[k] = len(writer) - before
+    others = writer.done()
     # each micro-op's step (32 bits: a gather index, half the bytes of 64)
     step_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
-    # the others' places, in order: a step's first micro-op follows a micro-op a gate
+    # the others' places, in order: a step's first micro-op follows a micro-op a direct
     # step before it and the other steps' own (found for the few other steps alone)
     other_counts = counts[other_steps]
     other_firsts = other_steps - np.arange(len(other_steps)) + np.cumsum(other_counts)
     other_at = spread(other_firsts - other_counts, other_counts)
-    kind_of = direct_kinds[step_of]
-    kind_of[other_at] = kind_codes(map(_KIND, others), len(others))
-    other_guards = list(map(_GUARD, others))
-    if plan.guarded or other_guards.count(None) < len(others):
-        guards = _placed_guards(steps, gate, other_steps, counts, other_guards)
-    else:
-        guards = [None] * len(step_of)
-    columns = OpColumns(
-        kind_of,
-        guards,
-        *_gate_codes(steps, step_of, other_at, others),
-        *_qubit_ids(steps, gate, step_of, other_at, list(map(_QUBITS, others))),
-        steps.names,
-    )
-    return columns, counts
 
+    def placed(by_step: np.ndarray, other: np.ndarray) -> np.ndarray:
+        column = by_step[step_of]
+        column[other_at] = other
+        return column
 
-def _placed_guards(
-    steps: PlanSteps,
-    gate: np.ndarray,
-    other_steps: np.ndarray,
-    counts: np.ndarray,
-    other_guards: list[Guard | None],
-) -> list[Guard | None]:
-    """:attr:`OpColumns.guards` of a plan's micro-ops: a gate step's (``gate`` of the
-    steps) its node's, the others' (``other_guards``, of the steps ``other_steps``, whose
-    micro-ops ``counts`` has) spliced among them, a slice a run of gate steps."""
-    gate_guards = list(map(_GUARD, itertools.compress(steps.nodes, gate.tolist())))
-    column: list[Guard | None] = []
-    g = o = 0
-    cuts = (other_steps - np.arange(len(other_steps))).tolist()  # the gate steps before each
-    for cut, size in zip(cuts, counts[other_steps].tolist(), strict=True):
-        column += gate_guards[g:cut]
-        column += other_guards[o : o + size]
-        g, o = cut, o + size
-    column += gate_guards[g:]
-    return column
-
-
-def _gate_codes(
-    steps: PlanSteps, step_of: np.ndarray, other_at: np.ndarray, others: list[MicroOp]
-) -> tuple[np.ndarray, list[str]]:
-    """:attr:`OpColumns.gates` and :attr:`OpColumns.gate_names` of a plan's micro-ops
-    (``step_of``: each one's step): a gate step's by its op's code
-    (:attr:`~qmk.execution.plan.PlanSteps.op_codes`), the ``others`` (at ``other_at``)
-    by name."""
-    op_codes, ops = steps.op_codes
-    names = list(dict.fromkeys([*(GATE_OF.get(op, "") for op in ops), *map(_GATE, others)]))
-    code = {name: k for k, name in enumerate(names)}
-    narrow = np.int16 if len(names) < 1 << 15 else np.int64  # (a few names: a quarter the bytes)
-    by_op = np.array([code[GATE_OF.get(op, "")] for op in ops], dtype=narrow)
-    codes = by_op[op_codes][step_of]
-    codes[other_at] = np.fromiter(map(code.__getitem__, map(_GATE, others)), np.int64, len(others))
-    return codes, names
-
-
-def _qubit_ids(
-    steps: PlanSteps,
-    gate: np.ndarray,
-    step_of: np.ndarray,
-    other_at: np.ndarray,
-    other_qubits: list[tuple[str, ...]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """:attr:`OpColumns.sizes` and :attr:`OpColumns.ids` of a plan's micro-ops
-    (``step_of``: each one's step): a gate step's (``gate`` of the steps) as the steps
-    hold them (:attr:`~qmk.execution.plan.PlanSteps.qubit_columns`), the others'
-    (``other_qubits``, at ``other_at``) looked up. Where the others' qubits, one after
-    another, are their steps' (an allocation's, a free's, a fence's none: the common
-    case), every micro-op's are the steps' column as it stands."""
-    index = steps.qubit_index
+    # the engine gate by op (parameters are read off the nodes when first asked for)
+    by_op = [GATE_OF.get(op, "") for op in ops]
+    gate_names = list(dict.fromkeys(["", *by_op, *others.gate_names]))
+    code = {name: k for k, name in enumerate(gate_names)}
+    narrow = np.int16 if len(gate_names) < 1 << 15 else np.int64  # (a quarter the bytes)
+    gates = np.array([code[name] for name in by_op], dtype=narrow)[op_codes]
+    other_gates = np.array([code[name] for name in others.gate_names], dtype=narrow)
+    # a measurement step's basis and event
+    measured = direct_kinds == _MEAS_KIND
+    events = np.full(len(steps), -1, dtype=np.int64)
+    events[measured] = [ev.get(name, -1) for name in steps.recorded(measured)]
+    basis_of_op = np.array([BASES.index(BASIS_OF.get(op, "Z")) for op in ops], dtype=np.uint8)
+    # the qubits: where the others' qubits, one after another, are their steps' (an
+    # allocation's, a free's, a fence's none: the common case), the steps' column as it is
     step_sizes, step_qubits = steps.qubit_columns
-    other_sizes = np.fromiter(map(len, other_qubits), np.int64, len(other_qubits))
-    flat = itertools.chain.from_iterable(other_qubits)
-    other_ids = np.fromiter(map(index.__getitem__, flat), np.int64, int(other_sizes.sum()))
-    sizes = step_sizes[step_of]
-    sizes[other_at] = other_sizes
-    if np.array_equal(other_ids, picked_runs(step_qubits, step_sizes, ~gate)):
-        return sizes, step_qubits
-    from_gate = np.ones(len(sizes), dtype=bool)
-    from_gate[other_at] = False
+    index = steps.qubit_index
+    other_qubits = np.array([index[name] for name in others.names], dtype=np.int64)[
+        others.qubit_ids
+    ]
+    sizes = placed(step_sizes, np.diff(others.qubit_at))
+    if not np.array_equal(other_qubits, picked_runs(step_qubits, step_sizes, ~direct)):
+        step_qubits = _interleaved(sizes, other_at, steps.qubits_of(direct), other_qubits)
+    guards = {int(other_at[at]): guard for at, guard in others.guards.items()}
+    if plan.guarded:
+        firsts = (np.cumsum(counts) - counts).tolist()
+        for k in np.flatnonzero(direct).tolist():
+            if (guard := nodes[k].guard) is not None:
+                guards[firsts[k]] = guard
+    made = Ops(
+        placed(direct_kinds, others.kinds),
+        placed(gates, other_gates[others.gates]),
+        gate_names,
+        _offsets(sizes),
+        step_qubits,
+        steps.names,
+        functools.partial(
+            _param_columns, steps, direct_kinds == _GATE_KIND, counts, other_at, others
+        ),
+        placed(events, others.events),
+        placed(basis_of_op[op_codes], others.bases),
+        guards,
+        {int(other_at[at]): fields for at, fields in others.rare.items()},
+    )
+    return made, counts
+
+
+def _param_columns(
+    steps: PlanSteps, gate_steps: np.ndarray, counts: np.ndarray, other_at: np.ndarray, others: Ops
+) -> tuple[np.ndarray, np.ndarray]:
+    """:attr:`~qmk.execution.microcode.Ops.param_at` and ``params`` of a plan's micro-ops
+    (:func:`_plan_ops`): a gate step's (``gate_steps``) off its node or the step columns
+    (:func:`~qmk.execution.plan.gate_codes`: a table of the distinct ones), the others'
+    (at ``other_at``) as written."""
+    entry_of, table = gate_codes(steps, gate_steps)
+    entry_sizes = np.array([len(params) for _, params in table], dtype=np.int64)
+    entry_values = np.array([x for _, params in table for x in params], dtype=np.float64)
+    step_sizes = np.zeros(len(steps), dtype=np.int64)
+    step_sizes[gate_steps] = entry_sizes[entry_of]
+    sizes = np.repeat(step_sizes, counts)
+    sizes[other_at] = np.diff(others.param_at)
+    values = entry_values[spread(_offsets(entry_sizes)[entry_of], entry_sizes[entry_of])]
+    return _offsets(sizes), _interleaved(sizes, other_at, values, others.params)
+
+
+def _interleaved(
+    sizes: np.ndarray, other_at: np.ndarray, values: np.ndarray, other: np.ndarray
+) -> np.ndarray:
+    """Flat values of runs of ``sizes`` (a micro-op each): the direct steps' ``values``
+    and those of the micro-ops at ``other_at`` (``other``), one after another."""
+    out = np.empty(int(sizes.sum()), dtype=values.dtype)
     firsts = np.cumsum(sizes) - sizes
-    ids = np.empty(int(sizes.sum()), dtype=np.int64)
-    ids[spread(firsts[from_gate], sizes[from_gate])] = steps.qubits_of(gate)
-    ids[spread(firsts[other_at], other_sizes)] = other_ids
-    return sizes, ids
+    from_step = np.ones(len(sizes), dtype=bool)
+    from_step[other_at] = False
+    out[spread(firsts[from_step], sizes[from_step])] = values
+    out[spread(firsts[other_at], sizes[other_at])] = other
+    return out
+
+
+def _offsets(sizes: np.ndarray) -> np.ndarray:
+    """Where each of runs of ``sizes`` starts, and the end: ``[0, cumsum(sizes)]``."""
+    at = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=at[1:])
+    return at
 
 
 #: Plans whose micro-ops are kept (the executor keeps as many plans, ``KEPT_PLANS``).
@@ -422,40 +323,35 @@ class Observed:
 
     def __init__(self, plan: Plan) -> None:
         noiseless = noiseless_ops(plan)
-        full, bounds, tail = noiseless.ops, noiseless.bounds, noiseless.tail
-        keep = [True] * len(full)
-        live: set[str] = set()
+        full, tail = noiseless.ops, noiseless.tail
+        kinds = [KINDS[code] for code in full.kinds.tolist()]
+        at, ids = full.qubit_at.tolist(), full.qubit_ids.tolist()
+        keep = [True] * len(kinds)
+        live: set[int] = set()
         # (qubit) -> positions of the micro-ops touching it, and whether its state just
         # before each one can reach a record (reversed: filled back to front)
-        touches: dict[str, list[int]] = {}
-        seen: dict[str, list[bool]] = {}
-        for i in range(len(full) - 1, -1, -1):
-            op = full[i]
-            kind = op.kind
+        touches: dict[int, list[int]] = {}
+        seen: dict[int, list[bool]] = {}
+        for i in range(len(kinds) - 1, -1, -1):
+            kind, qubits = kinds[i], ids[at[i] : at[i + 1]]
             if kind in _UNITARY:
-                if live.isdisjoint(op.qubits):
+                if live.isdisjoint(qubits):
                     keep[i] = False
                 else:
-                    live.update(op.qubits)
-            elif kind == "alloc":
-                live.discard(op.qubits[0])
-            elif kind == "free" and i >= tail:
-                live.discard(op.qubits[0])  # a terminal free draws nothing
+                    live.update(qubits)
+            elif kind == "alloc" or (kind == "free" and i >= tail):
+                live.discard(qubits[0])  # (a terminal free draws nothing)
             elif kind in ("meas", "free", "reset", "werner"):
-                live.add(op.qubits[0])
-            for q in op.qubits:
+                live.add(qubits[0])
+            for q in qubits:
                 touches.setdefault(q, []).append(i)
                 seen.setdefault(q, []).append(q in live)
-        self._kept_before = [0] * (len(full) + 1)
-        count = 0
-        for i, kept in enumerate(keep):
-            self._kept_before[i] = count
-            count += kept
-        self._kept_before[len(full)] = count
+        self._kept_before = list(itertools.accumulate(keep, initial=0))
         #: The kept micro-ops, as columns.
-        self.ops = Ops.of(itertools.compress(full, keep))
-        self.dropped = len(full) - len(self.ops)
-        self._bounds = dict(zip(range(len(plan.steps)), bounds, strict=True))
+        self.ops = full.take(np.flatnonzero(keep))
+        self.dropped = len(kinds) - len(self.ops)
+        self._bounds = dict(zip(range(len(plan.steps)), noiseless.bounds, strict=True))
+        self._qubit = {name: q for q, name in enumerate(full.names)}
         self._touches = {q: positions[::-1] for q, positions in touches.items()}
         self._seen = {q: flags[::-1] for q, flags in seen.items()}
 
@@ -465,11 +361,10 @@ class Observed:
 
     def observable(self, step: int, before: bool, qubit: str) -> bool:
         """Whether a Pauli on ``qubit`` before (or after) step ``step`` can change a record."""
-        import bisect
-
-        positions = self._touches.get(qubit, [])
+        q = self._qubit.get(qubit, -1)
+        positions = self._touches.get(q, [])
         k = bisect.bisect_left(positions, self._position(step, before))
-        return k < len(positions) and self._seen[qubit][k]
+        return k < len(positions) and self._seen[q][k]
 
     def kept_position(self, step: int, before: bool) -> int:
         """Where an error before (or after) step ``step`` goes among the kept micro-ops:
@@ -477,7 +372,8 @@ class Observed:
         return self._kept_before[self._position(step, before)]
 
     def with_errors(self, errors: Mapping[int, Sequence[tuple[bool, str, str]]]) -> Spliced:
-        """The kept micro-ops with ``errors`` (as :func:`micro_ops` takes them) spliced in."""
+        """The kept micro-ops with ``errors`` (by step index: ``(before, qubit, pauli)``)
+        spliced in."""
         inserts: list[tuple[int, int, int, str, str]] = []
         for step, items in errors.items():
             for before, q, pauli in items:
@@ -492,13 +388,17 @@ class Observed:
         )
 
 
-def tail_start(ops: Ops | Spliced | Sequence[MicroOp]) -> int:
+def tail_start(ops: Ops | Spliced) -> int:
     """Where the terminal-measurement suffix of ``ops`` begins (:func:`tail_of`)."""
-    if isinstance(ops, Ops | Spliced):
-        reader = Reader(ops)
-        return tail_of(ops.kinds, ops.guard_list(), lambda i: reader[i].qubits)
-    kinds = kind_codes(map(_KIND, ops), len(ops))
-    return tail_of(kinds, list(map(_GUARD, ops)), lambda i: ops[i].qubits)
+    if isinstance(ops, Ops):
+        return tail_of(ops.kinds, ops.guard_list(), ops.qubit_reader())
+    reader = Reader(ops)
+    return tail_of(ops.kinds, ops.guard_list(), lambda i: reader[i].qubits)
+
+
+def closing_start(ops: Ops) -> int:
+    """Where the frees and fences that close ``ops`` begin (their count when none)."""
+    return _last_not(_ENDING, ops.kinds, len(ops)) + 1
 
 
 def tail_of(
@@ -537,16 +437,16 @@ def tail_of(
 
 
 _GATE_KIND, _MEAS_KIND, _FENCE_KIND = (KIND_CODE[k] for k in ("gate", "meas", "fence"))
-#: The steps whose one micro-op :func:`_plan_columns` reads off the step's columns: its
-#: kind code by step kind (a measurement's is one ``meas`` whatever its op, as
-#: :func:`_step_ops` writes it); any other step is written by :func:`_step_ops`.
+#: The steps whose one micro-op :func:`_plan_ops` reads off the step's columns: its
+#: kind code by step kind (a measurement's is one ``meas`` whatever its op); any other
+#: step is written by :func:`_step_ops`.
 _DIRECT_KIND = {Exec.GATE: _GATE_KIND, Exec.MEASURE: _MEAS_KIND}
 _NOT_DIRECT = 255
 
 
 def kinds_in(kinds: Iterable[str]) -> np.ndarray:
     """A table by kind code: whether each of :data:`KINDS` is one of ``kinds`` (index it
-    with :attr:`OpColumns.kinds` for a mask of the micro-ops)."""
+    with :attr:`~qmk.execution.microcode.Ops.kinds` for a mask of the micro-ops)."""
     wanted = frozenset(kinds)
     return np.array([kind in wanted for kind in KINDS])
 
@@ -572,17 +472,6 @@ def _last_not(table: np.ndarray, kinds: np.ndarray, end: int) -> int:
             return low + int(out[-1])
         end, size = low, 2 * size
     return -1
-
-
-def kind_codes(kinds: Iterable[str], count: int) -> np.ndarray:
-    """The codes in :data:`KINDS` of ``count`` micro-op kinds."""
-    return np.fromiter(map(KIND_CODE.__getitem__, kinds), np.uint8, count)
-
-
-_KIND = operator.attrgetter("kind")
-_GUARD = operator.attrgetter("guard")
-_QUBITS = operator.attrgetter("qubits")
-_GATE = operator.attrgetter("gate")
 
 
 def _first_conflict(
