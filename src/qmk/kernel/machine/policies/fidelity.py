@@ -70,13 +70,7 @@ class Fidelity(Budgeted):
         (its ``kind``), and the shares are read once. Once every kind of a tenant's
         queue has a verdict of no that asks for no reservation, the rest of its window
         is passed over at once (:func:`_known`). With thousands queued, each decision
-        would otherwise weigh hundreds of copies of a few programs.
-
-        A tenant's jobs start in arrival order. A later job passes an earlier one only
-        as backfill: behind a job that does not fit (it holds the region that frees
-        earliest), or, behind one that fits but is held back (its budget, its age, its
-        tenant's bound), where it draws no T state: it takes nothing of the part the
-        earlier one waits for. Its later T-drawing jobs wait their turn."""
+        would otherwise weigh hundreds of copies of a few programs."""
         if sched.state.stopped:
             resume_stopped(sched)
         tried: dict[str, int] = {}
@@ -88,7 +82,6 @@ class Fidelity(Budgeted):
         kinds_of = sched.state.kinds_of
         queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
-        behind: set[str] = set()  # tenants with a job that fits held back (:meth:`decide`)
 
         def may(job: MachineJob) -> bool:
             hold = holds.get(job.tenant)
@@ -116,8 +109,6 @@ class Fidelity(Budgeted):
                 for job in itertools.islice(queue_of[tenant], count, self.depth):
                     alike = job.kind
                     unplaced = refused.get(alike)
-                    if unplaced is None and tenant in behind and job.tl.t_total:
-                        unplaced = refused[alike] = False  # it waits its turn (arrival order)
                     if unplaced is None:
                         spot = sched.find(job)
                         if spot is not None and self._start(sched, job, budgets, may, spot):
@@ -128,8 +119,6 @@ class Fidelity(Budgeted):
                         if (reserved or not unplaced) and _known(kinds, refused, reserved):
                             break  # each later job of its window would be refused alike
                     count += 1
-                    if not unplaced:
-                        behind.add(tenant)
                     if not reserved and unplaced:
                         tried[tenant] = count
                         reserved = self._reserve(sched, job)
