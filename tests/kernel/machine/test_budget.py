@@ -43,7 +43,8 @@ def verdict_afresh(sched: Scheduler, job: MachineJob, module: int, at: int) -> b
     tenant's first T-drawing job on the module keeps the other drawing tenants' jobs
     within their budgets on their part with it; its tenant's jobs weighed on its part
     beside it; started ``sole`` where its part alone cannot keep it, none of its own
-    runs beside it and no T state is drawn on the machine."""
+    runs beside it and no T state is drawn on the machine; not started where, budgeted,
+    it would only sit idle beside its own."""
     if not job.tl.t_total:
         return True
     state = sched.state
@@ -72,6 +73,11 @@ def verdict_afresh(sched: Scheduler, job: MachineJob, module: int, at: int) -> b
             continue
         if other is job or error > before.get(other, 0.0) * (1 + 1e-9):
             return not here and not any(r.tl.t_total for r in state.running)
+    if job.budget is not None and here:  # no start only to sit idle, on a fresh check
+        check = BudgetCheck(sched)
+        setup = check._setup(module, job.tenant, job, at, check.part(job.tenant, module, job.tiles))
+        late = dict(setup.lates())[len(setup.jobs) - 1]
+        return not BudgetCheck(sched)._only_idles(setup, late)
     return True
 
 

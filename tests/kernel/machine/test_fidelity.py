@@ -88,20 +88,24 @@ def test_one_tenants_many_jobs_no_longer_slow_anothers_single_job():
 
 def test_fidelity_divides_the_factories_by_tenant_weight_as_the_fair_rule_computed_by_hand():
     # one state a cycle, no store; weights a 1, b 3. a has two jobs of 30 rotations, b
-    # two of 90, all at 0 (1 patch each, budgets 0.5: none held). The fair rule by hand:
-    # a gets 1/4 (1/8 a job), b 3/4 (3/8 a job); a's jobs take 30 / (1/8) = 240 cycles,
-    # b's 90 / (3/8) = 240: every job ends at 240, a having drawn 60 states and b 180,
-    # 1:3. Per job (as the cost rule or a job-level max-min would share) a would get half
+    # two of 90, all at 0 (1 patch each, budgets 0.5: none held by them). The fair rule
+    # by hand: a gets 1/4, b 3/4. A tenant's second job beside its first would get half
+    # its part (a's 30 / (1/8) = 240, b's 90 / (3/8) = 240), its states no sooner than
+    # queued until the first has drawn all, so it waits (no job is started only to sit
+    # idle): a0 takes 30 / (1/4) = 120 cycles, b0 90 / (3/4) = 120, then a1 and b1 the
+    # same to 240. By 240 a has drawn 60 states and b 180, 1:3. Per job (as the cost
+    # rule or a job-level max-min would share) a would get half
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-4)
     short, long = footprint(5, rotations(30), qubits=1), footprint(5, rotations(90), qubits=1)
     jobs = [job(f"a{i}", short, budget=0.5) for i in range(2)]
     jobs += [job(f"b{i}", long, tenant="b", budget=0.5) for i in range(2)]
     out = run(machine, "fidelity", *jobs, a=1.0, b=3.0)
-    for name in ("a0", "a1", "b0", "b1"):
-        assert out[name].start_cycle == 0.0
-        assert out[name].end_cycle == pytest.approx(240, rel=0.02)
-    assert out["a0"].wait_cycles["factory"] == pytest.approx(210, rel=0.02)
-    assert out["b0"].wait_cycles["factory"] == pytest.approx(150, rel=0.02)
+    for first, second in (("a0", "a1"), ("b0", "b1")):
+        assert (out[first].start_cycle, out[second].start_cycle) == (0.0, 120.0)
+        assert out[first].end_cycle == pytest.approx(120, rel=0.02)
+        assert out[second].end_cycle == pytest.approx(240, rel=0.02)
+    assert out["a0"].wait_cycles["factory"] == pytest.approx(90, rel=0.02)
+    assert out["b0"].wait_cycles["factory"] == pytest.approx(30, rel=0.02)
 
 
 def test_a_tenant_that_comes_to_draw_waits_until_the_running_tenants_budgets_hold():
@@ -156,17 +160,18 @@ def test_a_tenant_whose_jobs_cannot_fit_beside_a_job_is_not_counted_in_its_part(
 
 def test_a_job_is_held_back_where_starting_it_would_break_a_running_jobs_budget():
     # fair-share, one state a cycle, p_L 1e-3, epochs of 1 cycle. a (4 patches, budget
-    # 0.02) starts alone at 0 and wants 1 a cycle for 20 rotations. b arriving at 5
-    # would halve a's states: a's 20 - t states left at t would take 2 (20 - t) cycles,
-    # 20 - t of them idle; within 80% of its budget, 1 - 0.999^(4 W) <= 0.016, W <= 4.03.
-    # So b waits in the queue (its patches not yet alive) and is looked at again each
-    # epoch, with no arrival or end, until t = 16: a's last 4 states at 1/2 end it at
-    # 24, 4 cycles idle (1 - 0.999^16 = 0.0159); b draws 4 by 24, its 16 others at full
-    # rate to 40, 4 cycles idle. Each budget is a whole error that leaves 0.02 for
-    # waiting beside the job's own (its tiles' patches through its run).
+    # 0.02) starts alone at 0 and wants 1 a cycle for 20 rotations. b (20 rotations of 2
+    # cycles: it asks half a state a cycle) arriving at 5 would take half: a's 20 - t
+    # states left at t would take 2 (20 - t) cycles, 20 - t of them idle; within 80% of
+    # its budget, 1 - 0.999^(4 W) <= 0.016, W <= 4.03. So b waits in the queue (its
+    # patches not yet alive) and is looked at again each epoch, with no arrival or end,
+    # until t = 16: a's last 4 states at 1/2 end it at 24, 4 cycles idle (1 - 0.999^16 =
+    # 0.0159); b gets the half it asks throughout, never late: 16 to 56. Each budget is a
+    # whole error that leaves 0.02 for waiting beside the job's own (its tiles' patches
+    # through its run).
     machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
     a = footprint(9, rotations(20), qubits=4)
-    b = footprint(3, rotations(20), qubits=1)
+    b = footprint(3, Step(kind="rotation", cycles=2, t_states=1, repeat=20, routed=True), qubits=1)
     out = run(
         machine,
         "fair-share",
@@ -175,9 +180,9 @@ def test_a_job_is_held_back_where_starting_it_would_break_a_running_jobs_budget(
     )
     assert out["a"].end_cycle == pytest.approx(24)
     assert out["a"].idle_logical_error == pytest.approx(idle_error(1e-3, 4, 4))
-    assert (out["b"].start_cycle, out["b"].end_cycle) == (16.0, pytest.approx(40))
+    assert (out["b"].start_cycle, out["b"].end_cycle) == (16.0, pytest.approx(56))
     assert out["b"].wait_cycles["queue"] == 11
-    assert out["b"].idle_logical_error == pytest.approx(idle_error(1e-3, 1, 4))
+    assert out["b"].idle_logical_error == 0.0
     assert out["a"].within_budget and out["b"].within_budget
     # without budgets the two share from 5: a ends at 35, 15 cycles idle
     blind = run(machine, "fair-share", job("a", a), job("b", b, 5))
@@ -230,6 +235,46 @@ def test_a_policy_that_refuses_a_job_leaves_the_others_run():
     assert isinstance(refused, Refused) and refused.error.code == "QK501"
     assert refused.to_json()["refused"]["code"] == "QK501"
     assert not isinstance(runs["fair-share"], Refused) and len(runs["fair-share"].records) == 2
+
+
+# ------------------------------------------------------------ no start only to sit idle
+
+
+@pytest.mark.parametrize("name", ["fidelity", "fair-share", "backfill"])
+def test_a_job_that_could_only_sit_idle_stays_queued_for_the_same_makespan(name):
+    # one state a cycle, no store, p_L 1e-3, loose budgets (0.5). j0 and j1 (20
+    # rotations, 1 a cycle each, 2 patches) arrive at 0. Started beside j0, j1 would get
+    # half: both end at 40, 20 cycles idle each (1 - 0.999^40 = 0.039 each). Queued, j1
+    # waits for the 20 cycles j0 draws the whole rate, then runs alone: its states come
+    # no sooner (20 + 20 = 40 either way), so it stays queued. Same makespan, no idle
+    # error (before the rule: 0.039 on each job)
+    fp = footprint(5, rotations(20))
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    out = run(machine, name, job("j0", fp, budget=0.5), job("j1", fp, budget=0.5))
+    assert (out["j0"].start_cycle, out["j0"].end_cycle) == (0.0, pytest.approx(20))
+    assert (out["j1"].start_cycle, out["j1"].end_cycle) == (20.0, pytest.approx(40))
+    assert out["j1"].wait_cycles["queue"] == 20
+    assert out["j0"].idle_logical_error == out["j1"].idle_logical_error == 0.0
+    # a job without a budget puts no price on its idle cycles: it starts beside j0
+    blind = run(machine, name, job("j0", fp), job("j1", fp))
+    assert [blind[n].end_cycle for n in ("j0", "j1")] == pytest.approx([40, 40])
+    assert blind["j1"].idle_logical_error == pytest.approx(idle_error(1e-3, 2, 20))
+
+
+@pytest.mark.parametrize("name", ["fidelity", "fair-share", "backfill"])
+def test_a_job_whose_states_come_sooner_started_than_queued_starts_idle_cycles_and_all(name):
+    # one state a cycle, no store. j0 asks half a state a cycle (20 rotations of 2
+    # cycles: to 40); j1 (20 rotations of 1) gets the other half started beside it: its
+    # states are in by 40, 20 cycles idle. Queued, j1 waits for j0's states to end at 40,
+    # then runs to 60: started now it ends 20 cycles sooner, so it starts.
+    half = footprint(5, Step(kind="rotation", cycles=2, t_states=1, repeat=20, routed=True))
+    fp = footprint(5, rotations(20))
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    out = run(machine, name, job("j0", half, budget=0.5), job("j1", fp, budget=0.5))
+    assert (out["j1"].start_cycle, out["j1"].end_cycle) == (0.0, pytest.approx(40))
+    assert out["j1"].wait_cycles["factory"] == pytest.approx(20)
+    assert out["j0"].end_cycle == pytest.approx(40)
+    assert out["j0"].idle_logical_error == 0.0
 
 
 # --------------------------------------------------------------------------- a bounded hold
@@ -391,14 +436,18 @@ def test_a_job_its_budget_holds_back_at_the_machines_distance_starts_at_a_larger
     assert ry.own_logical_error == pytest.approx(idle_error(p, 9, 20 * 11 / 9))
     assert ry.within_budget
     assert out["x"].end_cycle == pytest.approx(60) and out["x"].code_distance == 9
-    # where the machine offers no larger distance, y waits in the queue until its
-    # projection leaves it late 40 - t cycles at most 80% of 7.3e-3 allows:
-    # 1 - (1 - 1e-4)^(4 (40 - t)) <= 5.87e-3, 40 - t <= 14.7: t = 26
+    # where the machine offers no larger distance, its budget holds y in the queue
+    # until its projection leaves it late 40 - t cycles at most 80% of 7.3e-3 allows:
+    # 1 - (1 - 1e-4)^(4 (40 - t)) <= 5.87e-3, 40 - t <= 14.7: t = 26. Started then, its
+    # states would be in at 60 (14 cycles late), as they are queued until x has drawn
+    # all at 40: it would only sit idle, so it waits to 40 and runs to 60 (idle error 0
+    # where it was 1 - (1 - 1e-4)^56 before that rule)
     fixed = run(
         machine.with_(larger_distances=()), "fidelity", job("x", x), job("y", y, 5, budget=0.025)
     )
-    assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (26.0, 9)
-    assert fixed["y"].idle_logical_error == pytest.approx(idle_error(1e-4, 4, 14))
+    assert (fixed["y"].start_cycle, fixed["y"].code_distance) == (40.0, 9)
+    assert fixed["y"].end_cycle == pytest.approx(60)
+    assert fixed["y"].idle_logical_error == 0.0
     assert fixed["y"].within_budget
 
 

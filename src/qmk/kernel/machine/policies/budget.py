@@ -55,6 +55,13 @@ A job is started only if, with it, no job's projected idle error (what it has wa
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
 without it.
 
+**No job is started only to sit idle** (:meth:`BudgetCheck._only_idles`). A budgeted
+job whose states, started now beside its tenant's drawing jobs, would come no sooner
+than were it to stay queued until they leave it what it draws alone, then run as late
+as it would alone, waits in the queue: started, it would end no sooner, its patches
+idle all the while, and the jobs beside it slowed. A job without a budget puts no
+price on its idle cycles: it starts as the budgets allow.
+
 >>> idle_of(1e-3, 2, 0.0, 0.0)
 0.0
 """
@@ -511,6 +518,8 @@ class BudgetCheck:
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
+        #: each running jobs' set-up's ends of drawing, sorted (:meth:`_only_idles`)
+        self._ends: dict[tuple[int, str, float], tuple[_Setup, list[tuple[float, float, int]]]] = {}
 
     def started(self) -> None:
         """A job started: what was projected holds no longer."""
@@ -967,8 +976,11 @@ class BudgetCheck:
         p = self.sched.machine.logical_error_rate
         last = len(jobs) - 1  # ``job``
         before = self._before.get((module, tenant, part))
+        mine = 0.0  # ``job``'s cycles late
         for i, late in setup.lates():
             other = jobs[i]
+            if i == last:
+                mine = late
             budget = other.budget
             if budget is None:
                 continue
@@ -983,4 +995,47 @@ class BudgetCheck:
                 )
             if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
-        return True
+        return job.budget is None or not self._only_idles(setup, mine)
+
+    def _only_idles(self, setup: _Setup, mine: float) -> bool:
+        """Whether the last job of ``setup`` (the candidate, ``mine`` cycles late) would
+        only sit idle: its states come no sooner than were it to stay queued until its
+        tenant's running jobs (on the part) leave it what it would draw alone, then run
+        late as it would alone (module docstring). The running jobs are taken to draw
+        what they ask until they have drawn all, as projected without it; the store is
+        left out of the wait (it only makes starting now look better)."""
+        t_left, t_cycles, _, segment = setup.readings[-1]
+        if mine <= 0 or t_left <= 0 or t_cycles <= 0:
+            return False
+        tenant = setup.jobs[-1].tenant
+        base = self._setup(setup.module, tenant, None, 0, setup.part)
+        supply = self.sched.supply(setup.module)
+        rate, cap = supply.rate * setup.part, base.bus.cap
+        alone = min(t_left / t_cycles, cap, rate)  # what it would draw a cycle alone
+        if alone <= 0:
+            return False
+        key = (setup.module, tenant, setup.part)
+        held = self._ends.get(key)
+        if held is None or held[0] is not base:  # (made once while its jobs stay)
+            asks, readings = base.bus.asks, base.readings
+            ends = sorted(
+                (readings[i][1] + late, asks[i], readings[i][3])
+                for i, late in base.lates()
+                if asks[i] > 0
+            )
+            held = self._ends[key] = (base, ends)
+        ends = held[1]
+        drawn = sum(ask for _, ask, _ in ends)
+        beside = sum(ask for _, ask, at in ends if at == segment)
+        queued = 0.0  # from when the running jobs leave it ``alone`` (INF: never)
+        for end, ask, at in [(0.0, 0.0, -1), *ends]:
+            drawn, beside = drawn - ask, beside - (ask if at == segment else 0.0)
+            if rate - drawn >= alone * (1 - 1e-9) and cap - beside >= alone * (1 - 1e-9):
+                queued = end
+                break
+        else:
+            return False
+        if queued <= 0 or queued == INF:
+            return False
+        late_alone = max(0.0, t_left / alone - t_cycles)
+        return mine >= (queued + late_alone) * (1 - 1e-9)
