@@ -235,7 +235,7 @@ def test_an_answered_request_leaves_its_connection_which_holds_only_those_in_fli
             await writer.drain()
             for _ in range(50):
                 await asyncio.wait_for(reader.readline(), 10)
-            (connection,) = server._connections.values()
+            (connection,) = server._connections
             (waiting,) = connection.requests  # the slow one, still in flight
             assert not waiting.done() and connection.inflight == 1
             writer.close()
