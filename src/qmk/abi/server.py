@@ -6,14 +6,15 @@ dropped. A line longer than its limit is answered with one -32600 error (``id``
 null, ``data.limit``) and skipped without being held in memory; the connection
 stays open.
 
-Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`.
-Each request line is a task of its connection: held by it, answered before the
-connection closes, cancelled with it. So requests of one connection run concurrently
-(pipelining: replies may come back in any order and carry the request's ``id``).
-Replies are whole lines, so they never interleave. The first reply of a connection in
-an event-loop turn is written at once. The others that become ready in the same turn
-are joined and written with one ``write`` at the end of that turn. One callback of the
-server flushes every connection that wrote in the turn. So a pipelining client gets
+Concurrency: every connection is one :class:`asyncio.Protocol` of the server (no stream
+reader, no task reading it): each chunk the transport reads is split into lines in its
+callback, and each request line is a task of its connection there, held by it, answered
+before the connection closes, cancelled with it. So requests of one connection run
+concurrently (pipelining: replies may come back in any order and carry the request's
+``id``). Replies are whole lines, so they never interleave. The first reply of a
+connection in an event-loop turn is written at once. The others that become ready in the
+same turn are joined and written with one ``write`` at the end of that turn. One callback
+of the server flushes every connection that wrote in the turn. So a pipelining client gets
 many replies for one system call, and a lone request's reply waits for nothing.
 
 Limits (:class:`~qmk.abi.limits.ServerConfig`; the ``[server]`` table of the kernel
@@ -57,8 +58,8 @@ writes their refusals as JSON-RPC lines, and every call passes the door
 - **Per connection**: at most ``max_inflight`` requests at once. When its unsent
   replies pass ``max_unsent_bytes`` (a client that pipelines and does not read), the
   server stops reading its requests until the client has read them down to a quarter.
-  Reading is in chunks of 64 KiB, so a connection holds at most its line limit plus
-  two chunks of unread input.
+  A line waits whole in the connection's buffer (reading paused meanwhile), so a
+  connection holds at most its line limit plus one chunk of the transport's reads.
 - **Writing**: a reply longer than :data:`STREAM_CHUNK` (a big result) is written a
   chunk at a time, each once the connection's unsent bytes are below
   ``max_unsent_bytes``. Its pieces are the stored result's own bytes
@@ -125,8 +126,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("qmk.abi.server")
 
-#: Bytes read from a connection at a time (its reader holds at most twice this unread).
-READ_CHUNK = 64 * 1024
 #: A refused connection stays half-open (its refusal sent, what it sends read and
 #: dropped) until its client closes, for at most this many seconds and bytes, so that a
 #: client writing its first request reads the refusal instead of a broken pipe (at most
@@ -1020,13 +1019,17 @@ class Server:
         connection = _Connection(self, peer_of(conn))
         task = connection.loop.create_task(self._adopt(conn, connection), name="qmk-rpc-adopt")
         self._adopting.add(task)
-        task.add_done_callback(self._adopting.discard)
 
     async def _adopt(self, conn: socket.socket, connection: _Connection) -> None:
+        """Make the transport (its protocol serves it from then on); the task leaves the
+        server's set itself (a done callback would cost a callback more a connection)."""
+        loop = connection.loop
         try:
-            await connection.loop.connect_accepted_socket(lambda: connection, conn)
+            await loop.connect_accepted_socket(lambda: connection, conn)
         except OSError:
             conn.close()
+        finally:
+            self._adopting.discard(asyncio.current_task(loop))
 
     def _made(self, connection: _Connection) -> None:
         """A connection's transport is made: the door admits it (it is served from now
