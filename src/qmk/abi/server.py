@@ -59,7 +59,7 @@ writes their refusals as JSON-RPC lines, and every call passes the door
   replies pass ``max_unsent_bytes`` (a client that pipelines and does not read), the
   server stops reading its requests until the client has read them down to a quarter.
   A line waits whole in the connection's buffer (reading paused meanwhile), so a
-  connection holds at most its line limit plus one chunk of the transport's reads.
+  connection holds at most its line limit plus one read of its socket (256 KiB).
 - **Writing**: a reply longer than :data:`STREAM_CHUNK` (a big result) is written a
   chunk at a time, each once the connection's unsent bytes are below
   ``max_unsent_bytes``. Its pieces are the stored result's own bytes
