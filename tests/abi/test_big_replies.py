@@ -73,8 +73,8 @@ def test_a_client_that_does_not_read_a_big_reply_holds_a_bounded_buffer_and_is_d
             while not server.connection_count:
                 await asyncio.sleep(0.001)
             while server.connection_count:  # until the server drops it
-                for connection in list(server._connections.values()):
-                    size = connection.writer.transport.get_write_buffer_size()
+                for connection in list(server._connections):
+                    size = connection.transport.get_write_buffer_size()
                     seen["buffered"] = max(seen["buffered"], size)
                 await asyncio.sleep(0.001)
             seen["peak"] = tracemalloc.get_traced_memory()[1]

@@ -22,6 +22,7 @@ from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import ServeError, Server, ServerConfig, bind_unix
 from qmk.client import AsyncClient, Client
 from qmk.errors import NotFoundError
+from support.wire import until
 
 
 class SlowKernel:
@@ -235,7 +236,7 @@ def test_an_answered_request_leaves_its_connection_which_holds_only_those_in_fli
             await writer.drain()
             for _ in range(50):
                 await asyncio.wait_for(reader.readline(), 10)
-            (connection,) = server._connections.values()
+            (connection,) = server._connections
             (waiting,) = connection.requests  # the slow one, still in flight
             assert not waiting.done() and connection.inflight == 1
             writer.close()
@@ -400,3 +401,33 @@ def test_the_connections_that_wrote_in_a_turn_are_each_flushed_by_one_callback_a
 
     for data in asyncio.run(main()):
         assert [json.loads(line)["id"] for line in data.splitlines()] == [0, 1, 2]
+
+
+def test_a_connection_is_served_by_its_protocol_with_no_task_of_its_own(tmp_path):
+    """No task reads a connection: once its request is answered, the only tasks are the
+    test's and the server's; once the client closes, the connection is gone too."""
+    path = tmp_path / "k.sock"
+
+    async def main() -> tuple[int, int]:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        server = Server(RpcCore(SlowKernel()), ServerConfig(socket_path=path))
+        serving = asyncio.create_task(server.serve(stop, ready=lambda _: ready.set()))
+        await asyncio.wait_for(ready.wait(), 5)
+        ours = {asyncio.current_task(), serving}
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            writer.write(req("q_status", ["s", "job-1"], 1) + b"\n")
+            await writer.drain()
+            reply = json.loads(await asyncio.wait_for(reader.readline(), 10))
+            assert reply["result"]["job_id"] == "job-1"
+            await until(lambda: not (asyncio.all_tasks() - ours))  # its request's task ended
+            held = server.connection_count
+            writer.close()
+            await writer.wait_closed()
+            await until(lambda: server.connection_count == 0)
+            return held, len(asyncio.all_tasks() - ours)
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, 10)
+
+    assert asyncio.run(main()) == (1, 0)

@@ -6,14 +6,15 @@ dropped. A line longer than its limit is answered with one -32600 error (``id``
 null, ``data.limit``) and skipped without being held in memory; the connection
 stays open.
 
-Concurrency: every connection is a task of the server's :class:`asyncio.TaskGroup`.
-Each request line is a task of its connection: held by it, answered before the
-connection closes, cancelled with it. So requests of one connection run concurrently
-(pipelining: replies may come back in any order and carry the request's ``id``).
-Replies are whole lines, so they never interleave. The first reply of a connection in
-an event-loop turn is written at once. The others that become ready in the same turn
-are joined and written with one ``write`` at the end of that turn. One callback of the
-server flushes every connection that wrote in the turn. So a pipelining client gets
+Concurrency: every connection is one :class:`asyncio.Protocol` of the server (no stream
+reader, no task reading it): each chunk the transport reads is split into lines in its
+callback, and each request line is a task of its connection there, held by it, answered
+before the connection closes, cancelled with it. So requests of one connection run
+concurrently (pipelining: replies may come back in any order and carry the request's
+``id``). Replies are whole lines, so they never interleave. The first reply of a
+connection in an event-loop turn is written at once. The others that become ready in the
+same turn are joined and written with one ``write`` at the end of that turn. One callback
+of the server flushes every connection that wrote in the turn. So a pipelining client gets
 many replies for one system call, and a lone request's reply waits for nothing.
 
 Limits (:class:`~qmk.abi.limits.ServerConfig`; the ``[server]`` table of the kernel
@@ -57,8 +58,8 @@ writes their refusals as JSON-RPC lines, and every call passes the door
 - **Per connection**: at most ``max_inflight`` requests at once. When its unsent
   replies pass ``max_unsent_bytes`` (a client that pipelines and does not read), the
   server stops reading its requests until the client has read them down to a quarter.
-  Reading is in chunks of 64 KiB, so a connection holds at most its line limit plus
-  two chunks of unread input.
+  A line waits whole in the connection's buffer (reading paused meanwhile), so a
+  connection holds at most its line limit plus one read of its socket (256 KiB).
 - **Writing**: a reply longer than :data:`STREAM_CHUNK` (a big result) is written a
   chunk at a time, each once the connection's unsent bytes are below
   ``max_unsent_bytes``. Its pieces are the stored result's own bytes
@@ -91,7 +92,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import re
@@ -102,7 +102,7 @@ import stat
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import qmk.aio as aio
 from qmk.abi.door import (
@@ -110,9 +110,9 @@ from qmk.abi.door import (
     Door,
     DoorProbe,
     Guard,
+    Place,
     Refusal,
     ServerClock,
-    Visitor,
     connection_room,
     peer_of,
 )
@@ -126,8 +126,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("qmk.abi.server")
 
-#: Bytes read from a connection at a time (its reader holds at most twice this unread).
-READ_CHUNK = 64 * 1024
 #: A refused connection stays half-open (its refusal sent, what it sends read and
 #: dropped) until its client closes, for at most this many seconds and bytes, so that a
 #: client writing its first request reads the refusal instead of a broken pipe (at most
@@ -309,6 +307,32 @@ def chunks(parts: list[bytes], size: int = STREAM_CHUNK) -> Iterator[memoryview]
                 yield view[start : start + size]
 
 
+class Pipe(Protocol):
+    """What an outbox and a connection's watches write through: the connection (a
+    :class:`asyncio.StreamWriter` has the same four)."""
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        """The connection's transport."""
+        ...
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing or closed."""
+        ...
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write bytes now (the transport buffers what it cannot send)."""
+        ...
+
+    async def drain(self) -> None:
+        """Return once the unsent bytes are below the bound.
+
+        Raises:
+            ConnectionError: the connection is lost.
+        """
+        ...
+
+
 class _TurnEnd:
     """The outboxes that wrote a line in this turn of the event loop.
 
@@ -339,20 +363,20 @@ class _Outbox:
     longer than :data:`STREAM_CHUNK` is written a chunk at a time (:meth:`put_large`).
 
     Args:
-        writer: the connection's stream.
+        writer: the connection (:class:`Pipe`).
         turn_end: what flushes it at the end of a turn in which it wrote (shared by the
             connections of a server; None: its own).
     """
 
     __slots__ = ("_large", "_parts", "_scheduled", "_streaming", "_turn_end", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter, turn_end: _TurnEnd | None = None) -> None:
+    def __init__(self, writer: Pipe, turn_end: _TurnEnd | None = None) -> None:
         self.writer = writer
         self._turn_end = turn_end if turn_end is not None else _TurnEnd()
         self._parts: list[bytes] = []
         self._scheduled = False
         self._streaming = False  # a large line is being written: the others wait
-        self._large = asyncio.Lock()
+        self._large: asyncio.Lock | None = None  # made at the first large line
 
     def put(self, data: bytes) -> None:
         """Send one whole line: the turn's first at once, later ones at the turn's end."""
@@ -390,6 +414,8 @@ class _Outbox:
         (``max_unsent_bytes``). So a client that does not read holds at most that and one
         chunk of the server's memory, until the write timeout drops it. The pieces are
         the result's own bytes, not a copy. Lines put meanwhile follow it."""
+        if self._large is None:
+            self._large = asyncio.Lock()
         async with self._large:
             self.flush()
             self._streaming = True
@@ -415,49 +441,13 @@ class _Outbox:
         self._write(data)
 
     def _write(self, data: bytes) -> None:
-        transport = self.writer.transport  # the stream writer's write and is_closing are its
+        transport = self.writer.transport
         if transport.is_closing():
             return
         try:  # not contextlib.suppress: three calls of its own at every reply
             transport.write(data)
         except ConnectionError:
             return  # the peer is gone: its connection ends
-
-
-class _WatchedProtocol(asyncio.StreamReaderProtocol):
-    """A connection's stream protocol that tells its :class:`~qmk.abi.door.Guard` when
-    the transport pauses and resumes writing.
-
-    Writing pauses when its unsent bytes pass the bound and resumes once they are read
-    down. Each chunk read is offered to :attr:`take` first."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        super().__init__(reader)
-        #: The connection's guard, once it is admitted.
-        self.guard: Guard | None = None
-        #: Offered each chunk read before the stream reader: True when it took the chunk
-        #: (:meth:`Server._take`), False to leave it to the reader.
-        self.take: Callable[[bytes], bool] | None = None
-
-    def data_received(self, data: bytes) -> None:
-        take = self.take
-        if take is None or not take(data):
-            super().data_received(data)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self.guard is not None:
-            self.guard.pause_writing()
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self.guard is not None:
-            self.guard.resume_writing()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.guard is not None:
-            self.guard.close()
-        super().connection_lost(exc)
 
 
 class _Watches:
@@ -471,7 +461,7 @@ class _Watches:
         self,
         source: WatchSource,
         send: Callable[[list[bytes]], Awaitable[None]],
-        writer: asyncio.StreamWriter,
+        writer: Pipe,
         guard: Guard,
     ) -> None:
         self._source = source
@@ -497,111 +487,379 @@ class _Watches:
             await self.made.aclose()
 
 
-class _Connection:
-    """One connection: its peer, writer and caller state, and what it has in flight."""
+class _Connection(asyncio.Protocol):
+    """One connection of the server: the protocol its transport calls, which splits what
+    it reads into lines and answers each in a task of its own.
 
-    __slots__ = (
-        "caller",
-        "changed",
-        "expired",
-        "guard",
-        "inflight",
-        "inflight_bytes",
-        "loop",
-        "outbox",
-        "peer",
-        "place",
-        "reader_task",
-        "reading_idle",
-        "requests",
-        "waiting",
-        "writer",
-    )
+    No stream reader and no task reads it: each chunk is split into lines in the
+    transport's callback, and each line the connection's limits admit at once gets its
+    task there. A line that must wait (its requests in flight are at their count or
+    bytes, its unsent replies above the bound, or a long line before sign-in behind a
+    request that may sign it in) stops reading (``pause_reading``) until a request is
+    answered or the client has read its replies down. Reading ends at the client's end
+    of stream, at the sign-in deadline or idle expiry (:meth:`_expire`), or when the
+    server stops. Once reading has ended and every request is answered, the connection
+    closes (a lingering close after an expiry, so the client reads the coded line).
 
-    def __init__(
-        self,
-        peer: str,
-        writer: asyncio.StreamWriter,
-        visitor: Visitor,
-        turn_end: _TurnEnd | None = None,
-    ) -> None:
+    It is also the :class:`Pipe` of its outbox and watches.
+
+    Args:
+        server: the server that accepted it.
+        peer: who is at the other end (:func:`~qmk.abi.door.peer_of`).
+    """
+
+    def __init__(self, server: Server, peer: str) -> None:
+        self.server = server
         self.peer = peer
-        self.writer = writer
-        self.outbox = _Outbox(writer, turn_end)
-        #: Its requests' tasks not yet ended (each leaves when its reply is put).
-        self.requests: set[asyncio.Task[None]] = set()
-        self.caller = Caller(visitor=visitor)
-        self.inflight = 0
-        self.inflight_bytes = 0
-        self.changed = asyncio.Event()
-        #: Its guard at the door (the sign-in deadline, unsent bytes, write timeout).
-        self.guard: Guard | None = None
-        #: Its sign-in deadline passed: its auth-timeout line is written, it lingers.
-        self.expired = False
-        self.waiting = 0  # calls of change() waiting: finish sets changed only for them
-        self.reader_task: asyncio.Task[None] | None = None
-        #: Its read loop waits for bytes with none kept: a chunk of whole lines may be
-        #: answered without it (:meth:`Server._take`).
-        self.reading_idle = False
-        self.place: Any = None  # its place in the door's count
+        self.config = server.config
         #: The loop it is served on, kept: on Python 3.11 each ``get_running_loop()``
         #: (``current_task()`` calls it too) is a ``getpid`` system call, its fork check.
         self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # at connection_made
+        visitor = server.door.visitor("jsonrpc", peer)
+        self.caller = Caller(visitor=visitor)
+        self.outbox = _Outbox(self, server._turn_end)
+        #: Its guard at the door (the sign-in deadline, unsent bytes, write timeout), once
+        #: it is admitted.
+        self.guard: Guard | None = None
+        self.place: Place | None = None  # its place in the door's count
+        #: Its requests' tasks not yet ended (each leaves when its reply is put).
+        self.requests: set[asyncio.Task[None]] = set()
+        self.inflight = 0
+        self.inflight_bytes = 0
+        #: Its sign-in deadline passed: its coded line is written, it lingers.
+        self.expired = False
+        #: Done once it is closed and every request of it has ended.
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+        self._buffer = bytearray()  # bytes read and not yet a whole line
+        self._scanned = 0  # the buffer holds no newline before this
+        self._skipping = False  # inside an over-long line: drop bytes up to its newline
+        self._reading = True  # its lines are read and answered
+        self._waiting = False  # a line waits for room (reading paused meanwhile)
+        self._ended = False  # reading ended and every request answered: it closes
+        self._lost = False  # the transport is closed
+        self._paused = False  # the transport paused writing (unsent bytes above the bound)
+        self._drained: asyncio.Future[None] | None = None  # drain()'s, while paused
+        self._linger: asyncio.TimerHandle | None = None  # lingering: what comes is dropped
+        self._dropped = 0
+        self._closing: asyncio.Task[None] | None = None  # its watches ending
 
-    def finish(self, size: int) -> None:
-        """A request of ``size`` bytes is answered."""
-        self.inflight -= 1
-        self.inflight_bytes -= size
-        if self.waiting:
-            self.changed.set()
+    # ----------------------------------------------------------------- the transport's
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._reading:
+            if self._linger is not None:
+                self._dropped += len(data)
+                if self._dropped >= REFUSED_LINGER_BYTES:
+                    self.transport.close()
+            return
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self._skipping = False
+            data = data[end + 1 :]
+        if self._waiting:  # (a transport may hand over what it had read before pausing)
+            self._buffer += data
+            return
+        if not self._buffer and data[-1:] == b"\n" and self._lines(data):
+            return
+        self._buffer += data
+        self._read()
+
+    def eof_received(self) -> bool:
+        if self._linger is not None:
+            return False  # a lingering client closed: close
+        self._stop_reading()  # a partial line was cut short and is dropped
+        return True  # open for the replies still due
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         if self.guard is not None:
-            self.guard.settled()
+            self.guard.close()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+            self.server.door.connections.lingered(self.transport.close)
+        self._wake_drain()
+        self._stop_reading()
+        self._done()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        if self.guard is not None:
+            self.guard.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self.guard is not None:
+            self.guard.resume_writing()
+        self._wake_drain()
+        self._resume()
+
+    # ----------------------------------------------------------------- as a Pipe
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Return once the unsent bytes are below the bound (the transport resumed
+        writing).
+
+        Raises:
+            ConnectionResetError: the connection is lost.
+        """
+        while self._paused and not self._lost:
+            if self._drained is None:
+                self._drained = self.loop.create_future()
+            await self._drained
+        if self._lost:
+            raise ConnectionResetError("the connection is lost")
+
+    def _wake_drain(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    # ----------------------------------------------------------------- reading
 
     @property
     def signed_in(self) -> bool:
         """Whether one of its requests showed a valid session or key (the door's word)."""
-        return self.caller.visitor.signed_in
+        return bool(self.caller.visitor.signed_in)
 
-    async def change(self) -> None:
-        """Return once a request in flight is answered."""
-        self.changed.clear()
-        self.waiting += 1
+    def _lines(self, data: bytes) -> bool:
+        """Answer a chunk of whole lines read with none kept, each within the line limit:
+        each line the connection admits at once gets its task here, in order; from the
+        first it does not, the rest is kept for :meth:`_read`. False (nothing done): a
+        line is over the limit, and :meth:`_read` takes the chunk."""
+        assert self.guard is not None
+        limit = self.guard.line_limit
+        end = data.find(b"\n")
+        if end + 1 == len(data):  # one line, the common chunk
+            if end > limit:
+                return False
+            lines = [data]
+        else:
+            lines = []
+            start = 0
+            while start < len(data):
+                end = data.index(b"\n", start)
+                if end - start > limit:
+                    return False
+                lines.append(data[start : end + 1])
+                start = end + 1
+        for index, line in enumerate(lines):
+            if not self._admitted(len(line)):
+                self._buffer += b"".join(lines[index:])
+                self._read()
+                return True
+            self._start(line)
+        return True
+
+    def _read(self) -> None:
+        """Split the kept bytes into lines and start a task for each, within the limits;
+        stop reading while a line must wait (:meth:`_resume` goes on)."""
+        assert self.guard is not None
+        buffer, guard, config = self._buffer, self.guard, self.config
+        while self._reading:
+            newline = buffer.find(b"\n", self._scanned)
+            length = newline if newline >= 0 else len(buffer)
+            limit = guard.line_limit
+            if not self._skipping and length > limit:
+                if not self.signed_in and self.inflight and length <= config.max_line:
+                    self._wait()  # a request in flight may sign it in
+                    return
+                self.server._refuse_line(self, limit)
+                if newline >= 0:
+                    del buffer[: newline + 1]
+                else:
+                    buffer.clear()
+                    self._skipping = True
+                self._scanned = 0
+                continue
+            if newline < 0:
+                self._scanned = len(buffer)
+                return
+            if not self._admitted(newline + 1):
+                if self.transport.is_closing():
+                    self._stop_reading()
+                else:
+                    self._wait()
+                return
+            if newline + 1 == len(buffer):  # the buffer is one whole line
+                line = bytes(buffer)
+                buffer.clear()
+            else:
+                with memoryview(buffer) as view:
+                    line = bytes(view[: newline + 1])
+                del buffer[: newline + 1]
+            self._scanned = 0
+            self._start(line)
+
+    def _wait(self) -> None:
+        """A line must wait for room: read nothing more until :meth:`_resume`."""
+        self._waiting = True
+        self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        """Room may have come (a request answered, the replies read down): the line that
+        waits goes on, and reading with it."""
+        if not self._waiting or not self._reading:
+            return
+        self._waiting = False
+        self._read()
+        if not self._waiting and self._reading:
+            self.transport.resume_reading()
+
+    def _stop_reading(self) -> None:
+        """Read no more requests (end of stream, an expiry, the server stops); it closes
+        once its requests are answered."""
+        if not self._reading:
+            return
+        self._reading = False
+        self._waiting = False
+        self._buffer.clear()
+        if not self._lost:
+            self.transport.pause_reading()
+        self._settle()
+
+    def _admitted(self, size: int) -> bool:
+        """Count one more request of ``size`` bytes in flight if the connection may run it
+        now: its unsent replies within the bound, its requests in flight within their count
+        and bytes (False: nothing counted)."""
+        guard = self.guard
+        assert guard is not None
+        if self.transport.is_closing() or not guard.writable:
+            return False
+        config = self.config
+        budget = config.max_inflight_bytes if self.signed_in else config.max_line_unauthenticated
+        if self.inflight == 0 or (
+            self.inflight < config.max_inflight and self.inflight_bytes + size <= budget
+        ):
+            self.inflight += 1
+            self.inflight_bytes += size
+            return True
+        return False
+
+    # ----------------------------------------------------------------- answering
+
+    def _start(self, line: bytes) -> None:
+        """Answer ``line`` in a task of its own, held by the connection until it ends.
+
+        A task of the loop, not of a task group: the group's bookkeeping (a callback
+        when each ends) and its default name (``Task-N``, formatted at each task) cost a
+        small request dearly. The connection waits for and cancels its requests itself."""
+        task = self.loop.create_task(self._answer(line), name="qmk-rpc-request")
+        self.requests.add(task)
+
+    async def _answer(self, line: bytes) -> None:
         try:
-            await self.changed.wait()
+            parts = await self.server.core.handle_line_parts(line, self.caller)
+            if parts is not None and not self.outbox.put_short(parts):
+                await self.outbox.put_large(parts)
+        except Exception:
+            LOG.exception("answering a request failed")
         finally:
-            self.waiting -= 1
+            self.requests.discard(asyncio.current_task(self.loop))
+            self._finish(len(line))
 
+    def _finish(self, size: int) -> None:
+        """A request of ``size`` bytes is answered."""
+        self.inflight -= 1
+        self.inflight_bytes -= size
+        if self.guard is not None:
+            self.guard.settled()
+        if self._reading:
+            self._resume()
+        else:
+            self._settle()
 
-async def _answered(connection: _Connection) -> None:
-    """Return once every request task of ``connection`` has ended (those cancelled
-    before they ran included); cancelled meanwhile, cancel them, wait, and re-raise."""
-    requests = connection.requests
-    while requests:
-        pending = tuple(requests)
+    def busy(self) -> bool:
+        """Whether a request of it is under way or a watch of it lives (its guard's)."""
+        return self.inflight > 0 or bool(self.caller.watches)
+
+    def expire(self, error: UnavailableError, answered: bool) -> None:
+        """The guard's verdict: no request of the connection signed it in by its deadline
+        (those in flight then were answered first), or it was idle past
+        ``idle_timeout_s``. Stop reading, and queue the coded line (``auth-timeout``,
+        ``idle-timeout``); the connection lingers once its requests are done."""
+        if not self._reading:
+            return  # its client went away, or the server stops: it closes anyway
+        self.expired = True
+        self.outbox.put(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+        self._stop_reading()
+
+    # ----------------------------------------------------------------- closing
+
+    def _settle(self) -> None:
+        """Once reading has ended and no request is under way: close (its watches end
+        first)."""
+        if self._reading or self.requests or self._ended:
+            return
+        self._ended = True
+        if self.guard is not None:
+            self.guard.close()
+        watches = self.caller.watches
+        if watches is not None and watches.made is not None:
+            self._closing = self.loop.create_task(self._close_after(watches))
+            return
+        self._close()
+
+    async def _close_after(self, watches: _Watches) -> None:
         try:
-            await asyncio.wait(pending)
-        except asyncio.CancelledError:
-            for task in requests:
-                task.cancel()
-            await _answered(connection)
-            raise
-        requests.difference_update(pending)
+            await watches.aclose()
+        finally:
+            self._closing = None
+            self._close()
 
+    def _close(self) -> None:
+        self.outbox.flush()  # replies still queued go out before the close
+        if self.expired and not self.server._stopping and not self._lost:
+            self.linger()
+        else:
+            self.transport.close()
+        self._done()
 
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Drop what a refused client sends until it closes (bounded), then close."""
-    try:
-        async with aio.timeout(REFUSED_LINGER_S):
-            dropped = 0
-            while dropped < REFUSED_LINGER_BYTES:
-                chunk = await reader.read(READ_CHUNK)
-                if not chunk:
-                    break
-                dropped += len(chunk)
-    except (TimeoutError, OSError):
-        pass
-    finally:
-        writer.close()
+    def linger(self) -> None:
+        """Half-close, drop what the client still sends (bounded), then close, so that
+        it reads the line just written rather than a reset."""
+        transport = self.transport
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        self._reading = False
+        self._linger = self.loop.call_later(REFUSED_LINGER_S, transport.close)
+        self.server.door.connections.linger(transport.close)  # a newer refusal may cut it
+        self.server._lingering.add(self)
+        transport.resume_reading()
+
+    def _done(self) -> None:
+        """Once closed and every request ended: its place is given back."""
+        if not self._lost or not self._ended or self._closing is not None:
+            return
+        if self.closed.done():
+            return
+        self.server._forget(self)
+        self.closed.set_result(None)
+
+    def abort(self) -> None:
+        """Cut it now (the server's drain timed out): its requests are cancelled."""
+        self.transport.abort()
+        for task in self.requests:
+            task.cancel()
+        if self._closing is not None:
+            self._closing.cancel()
 
 
 class Server:
@@ -638,8 +896,12 @@ class Server:
             core.door = self.door
         self.addresses: list[str] = []
         self._group: aio.TaskGroup | None = None
-        self._connections: dict[asyncio.Task[None], _Connection] = {}
-        self._lingering: set[asyncio.Task[None]] = set()
+        #: The admitted connections not yet closed.
+        self._connections: set[_Connection] = set()
+        #: The connections closing with a lingering close (refused, or expired).
+        self._lingering: set[_Connection] = set()
+        #: The accepted sockets whose transports are being made.
+        self._adopting: set[asyncio.Task[None]] = set()
         self._turn_end: _TurnEnd | None = None  # made on the loop, by serve
         self._stopping = False
         self._socket_inode: int | None = None
@@ -727,286 +989,92 @@ class Server:
     async def _drain(self) -> None:
         """Stop reading every connection; give requests in flight and unsent replies
         ``drain_timeout_s``; then cut the connections that are left."""
-        for lingering in self._lingering:
-            lingering.cancel()
-        for connection in self._connections.values():
-            if connection.reader_task is not None:
-                connection.reader_task.cancel()
-        tasks = list(self._connections)
-        if not tasks:
+        for adopting in self._adopting:
+            adopting.cancel()
+        if self._adopting:
+            await asyncio.wait(self._adopting)
+        for lingering in list(self._lingering):
+            lingering.transport.close()
+        connections = list(self._connections)
+        for connection in connections:
+            connection._stop_reading()
+        closing = [connection.closed for connection in connections]
+        if not closing:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout_s)
-        for task in pending:
-            left = self._connections.get(task)
-            if left is not None:
-                left.writer.transport.abort()  # a peer that never reads: cut it
-            task.cancel()
+        _, pending = await asyncio.wait(closing, timeout=self.config.drain_timeout_s)
+        for connection in connections:
+            if not connection.closed.done():
+                connection.abort()  # a peer that never reads: cut it
         if pending:
             await asyncio.wait(pending)
 
     # ----------------------------------------------------------------- accepting
 
     def _adopt_soon(self, conn: socket.socket) -> None:
-        """The acceptor's: serve an accepted socket in a task of the server's group, the
-        one task of its connection (adopting it, then serving it)."""
+        """The acceptor's: make an accepted socket's transport, with a :class:`_Connection`
+        as its protocol (which the door admits or refuses once it is made)."""
         if self._stopping or self._group is None:
             conn.close()
             return
-        task = self._group.create_task(self._adopt(conn))
-        task.add_done_callback(self._forget)
+        connection = _Connection(self, peer_of(conn))
+        task = connection.loop.create_task(self._adopt(conn, connection), name="qmk-rpc-adopt")
+        self._adopting.add(task)
 
-    async def _adopt(self, conn: socket.socket) -> None:
-        """Give an accepted socket its streams and serve it (within the limits)."""
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=READ_CHUNK)
-        protocol = _WatchedProtocol(reader)
+    async def _adopt(self, conn: socket.socket, connection: _Connection) -> None:
+        """Make the transport (its protocol serves it from then on); the task leaves the
+        server's set itself (a done callback would cost a callback more a connection)."""
+        loop = connection.loop
         try:
-            transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)
+            await loop.connect_accepted_socket(lambda: connection, conn)
         except OSError:
             conn.close()
-            return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        connection = self._accept(reader, writer)
-        if connection is not None:
-            task = asyncio.current_task(loop)
-            assert task is not None
-            self._connections[task] = connection
-            await self._serve_connection(reader, connection)
+        finally:
+            self._adopting.discard(asyncio.current_task(loop))
 
-    def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> _Connection | None:
-        """The connection of an adopted socket, admitted by the door (None: refused, or
-        the server stops)."""
+    def _made(self, connection: _Connection) -> None:
+        """A connection's transport is made: the door admits it (it is served from now
+        on) or refuses it (one coded line, then a lingering close)."""
         if self._stopping or self._group is None:
-            writer.close()
-            return None
-        peer = peer_of(writer.get_extra_info("socket"))
-        admitted = self.door.connections.admit(peer)
+            connection._reading = False
+            connection._ended = True
+            connection.transport.close()
+            return
+        admitted = self.door.connections.admit(connection.peer)
         if isinstance(admitted, Refusal):
-            self._refuse(reader, writer, peer, admitted)
-            return None
-        visitor = self.door.visitor("jsonrpc", peer)
-        connection = _Connection(peer, writer, visitor, self._turn_end)
+            self._refuse(connection, admitted)
+            return
+        connection.place = admitted
+        visitor = connection.caller.visitor
         connection.guard = guard = self.door.guard(
-            visitor,
-            "JSON-RPC",
-            expire=functools.partial(self._expire, connection),
-            busy=lambda: connection.inflight > 0 or bool(connection.caller.watches),
+            visitor, "JSON-RPC", expire=connection.expire, busy=connection.busy
         )
-        protocol = writer.transport.get_protocol()
-        if isinstance(protocol, _WatchedProtocol):
-            protocol.guard = guard
         if self.watches is not None:
             connection.caller.watches = _Watches(
-                self.watches, connection.outbox.send, writer, guard
+                self.watches, connection.outbox.send, connection, guard
             )
-        connection.place = admitted
-        return connection
+        self._connections.add(connection)
+        guard.start(connection.transport)
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        connection = self._connections.pop(task, None)
-        if connection is not None and connection.place is not None:
+    def _forget(self, connection: _Connection) -> None:
+        """A connection is closed and its requests ended: its place is given back."""
+        self._connections.discard(connection)
+        self._lingering.discard(connection)
+        if connection.place is not None:
             connection.place.release()
 
-    def _refuse(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: str,
-        refusal: Refusal,
-    ) -> None:
+    def _refuse(self, connection: _Connection, refusal: Refusal) -> None:
         """Answer a connection past a limit with one coded line, and close it."""
-        LOG.warning("refused a connection of %s: %s", peer, refusal.message)
+        LOG.warning("refused a connection of %s: %s", connection.peer, refusal.message)
+        connection._reading = False
+        connection._ended = True
+        transport = connection.transport
         try:
             error = refusal.error()
-            writer.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
+            transport.write(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
         except (OSError, RuntimeError):
-            writer.close()
+            transport.close()
             return
-        self._close_lingering(reader, writer)
-
-    def _close_lingering(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Half-close, drop what the client still sends (bounded), then close, so that
-        it reads the line just written rather than a reset."""
-        connections = self.door.connections
-        if self._group is None:
-            writer.close()
-            return
-        try:
-            writer.write_eof()
-        except (OSError, RuntimeError):
-            writer.close()
-            return
-        cut = writer.close  # a newer refusal needs the room: this linger ends now
-        connections.linger(cut)
-        task = self._group.create_task(_linger(reader, writer))
-        self._lingering.add(task)
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._lingering.discard(task)
-            connections.lingered(cut)
-
-        task.add_done_callback(done)
-
-    # ----------------------------------------------------------------- a connection
-
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, connection: _Connection
-    ) -> None:
-        """Serve one connection: read lines and answer each in its own task (:meth:`_start`).
-
-        Once reading ends, wait for those in flight. Cancelled or failing, cancel them
-        and wait for them, as a task group does its tasks."""
-        writer = connection.writer
-        assert connection.guard is not None
-        connection.guard.start(writer.transport)
-        try:
-            try:
-                async with aio.TaskGroup() as group:
-                    reading = group.create_task(self._read_loop(reader, connection))
-                    connection.reader_task = reading
-                    if self._stopping:
-                        reading.cancel()
-            except BaseException:
-                for task in connection.requests:
-                    task.cancel()
-                raise
-            finally:
-                await _answered(connection)
-        except Exception:
-            LOG.exception("connection failed")
-        finally:
-            connection.guard.close()
-            if connection.caller.watches is not None:
-                await connection.caller.watches.aclose()
-            connection.outbox.flush()  # replies still queued go out before the close
-            if connection.expired and not self._stopping:
-                self._close_lingering(reader, writer)
-            else:
-                writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()  # the drain's deadline aborts a peer that never reads
-
-    def _expire(self, connection: _Connection, error: UnavailableError, answered: bool) -> None:
-        """The guard's verdict: no request of the connection signed it in by its deadline
-        (those in flight then were answered first), or it was idle past
-        ``idle_timeout_s``. Stop reading, and queue the coded line (``auth-timeout``,
-        ``idle-timeout``); the connection lingers once its requests are done."""
-        reading = connection.reader_task
-        if reading is None or reading.done():
-            return  # its client went away: it closes anyway
-        reading.cancel()
-        connection.expired = True
-        connection.outbox.put(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
-
-    def _line_limit(self, connection: _Connection) -> int:
-        assert connection.guard is not None
-        return connection.guard.line_limit
-
-    async def _read_loop(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
-        """Split the stream into lines and start a task for each, within the limits.
-
-        While it waits for bytes with none kept, a chunk of whole lines within the limits
-        that the connection admits at once is answered as it comes (:meth:`_take`)."""
-        protocol = connection.writer.transport.get_protocol()
-        if isinstance(protocol, _WatchedProtocol):
-            protocol.take = functools.partial(self._take, reader, connection)
-        buffer = bytearray()
-        scanned = 0  # the buffer holds no newline before this
-        skipping = False  # inside an over-long line: drop bytes up to its newline
-        while True:
-            newline = buffer.find(b"\n", scanned)
-            length = newline if newline >= 0 else len(buffer)
-            limit = self._line_limit(connection)
-            if not skipping and length > limit:
-                if (
-                    not connection.signed_in
-                    and connection.inflight
-                    and length <= self.config.max_line
-                ):
-                    await connection.change()  # a request in flight may authenticate us
-                    continue
-                self._refuse_line(connection, limit)
-                if newline >= 0:
-                    del buffer[: newline + 1]
-                else:
-                    buffer.clear()
-                    skipping = True
-                scanned = 0
-                continue
-            if newline >= 0:
-                if newline + 1 == len(buffer):  # the buffer is one whole line
-                    line = bytes(buffer)
-                    buffer.clear()
-                else:
-                    with memoryview(buffer) as view:
-                        line = bytes(view[: newline + 1])
-                    del buffer[: newline + 1]
-                scanned = 0
-                if not self._admitted(connection, len(line)) and not await self._admit(
-                    connection, len(line)
-                ):
-                    return
-                self._start(connection, line)
-                continue
-            scanned = len(buffer)
-            connection.reading_idle = not buffer and not skipping
-            try:
-                chunk = await reader.read(READ_CHUNK)
-            except ConnectionError:
-                return
-            finally:
-                connection.reading_idle = False
-            if not chunk:
-                return  # end of stream; any partial line was cut short and is dropped
-            if skipping:
-                end = chunk.find(b"\n")
-                if end < 0:
-                    continue
-                skipping = False
-                chunk = chunk[end + 1 :]
-            buffer += chunk
-
-    def _take(
-        self,
-        reader: asyncio.StreamReader,
-        connection: _Connection,
-        data: bytes,
-    ) -> bool:
-        """Answer a chunk the connection's read loop would answer the same way, without
-        it: when the loop waits for bytes with none kept (and the reader holds none), and
-        the chunk is whole lines, each within the line limit. Each line the connection
-        admits at once (:meth:`_admitted`) gets its task here, in order; from the first it
-        does not, the rest goes to the reader, for the loop. False (nothing taken, and
-        the loop's turn from now on): the reader takes the chunk."""
-        if not connection.reading_idle or data[-1:] != b"\n":
-            connection.reading_idle = False  # the reader keeps bytes now: they go first
-            return False
-        limit = self._line_limit(connection)
-        end = data.find(b"\n")
-        if end + 1 == len(data):  # one line, the common chunk
-            if end > limit:
-                connection.reading_idle = False
-                return False
-            lines = [data]
-        else:
-            lines = []
-            start = 0
-            while start < len(data):
-                end = data.index(b"\n", start)
-                if end - start > limit:
-                    connection.reading_idle = False
-                    return False
-                lines.append(data[start : end + 1])
-                start = end + 1
-        for index, line in enumerate(lines):
-            if not self._admitted(connection, len(line)):
-                connection.reading_idle = False
-                reader.feed_data(b"".join(lines[index:]))
-                return True
-            self._start(connection, line)
-        return True
+        connection.linger()
 
     def _refuse_line(self, connection: _Connection, limit: int) -> None:
         if connection.signed_in or limit >= self.config.max_line:
@@ -1018,74 +1086,6 @@ class Server:
             )
         error = InvalidRequest(message, limit=limit)
         connection.outbox.put(encode({"jsonrpc": "2.0", "id": None, "error": error.to_rpc()}))
-
-    async def _admit(self, connection: _Connection, size: int) -> bool:
-        """Wait until the connection may run one more request of ``size`` bytes: its unsent
-        replies below the bound, its requests in flight within their count and bytes.
-
-        Returns False when the peer went away.
-        """
-        writer, guard = connection.writer, connection.guard
-        assert guard is not None
-        while True:
-            if writer.is_closing():
-                return False
-            if not guard.writable:
-                try:
-                    await writer.drain()  # the reader is the only task that drains
-                except ConnectionError:
-                    return False
-                continue
-            if self._fits(connection, size):
-                return True
-            await connection.change()
-
-    def _admitted(self, connection: _Connection, size: int) -> bool:
-        """:meth:`_admit` when it need not wait: True when the request is admitted now
-        (False: :meth:`_admit` waits, or finds the peer gone)."""
-        guard = connection.guard
-        assert guard is not None
-        return (
-            not connection.writer.transport.is_closing()
-            and guard.writable
-            and self._fits(connection, size)
-        )
-
-    def _fits(self, connection: _Connection, size: int) -> bool:
-        """Count one more request of ``size`` bytes in flight if the connection's count
-        and bytes allow it (True), else nothing (False)."""
-        config = self.config
-        budget = (
-            config.max_inflight_bytes if connection.signed_in else config.max_line_unauthenticated
-        )
-        if connection.inflight == 0 or (
-            connection.inflight < config.max_inflight and connection.inflight_bytes + size <= budget
-        ):
-            connection.inflight += 1
-            connection.inflight_bytes += size
-            return True
-        return False
-
-    def _start(self, connection: _Connection, line: bytes) -> None:
-        """Answer ``line`` in a task of its own, held by the connection until it ends.
-
-        A task of the loop, not of a task group: the group's bookkeeping (a callback
-        when each ends) and its default name (``Task-N``, formatted at each task) cost a
-        small request dearly. The connection waits for and cancels its requests itself
-        (:meth:`_serve_connection`)."""
-        task = connection.loop.create_task(self._answer(connection, line), name="qmk-rpc-request")
-        connection.requests.add(task)
-
-    async def _answer(self, connection: _Connection, line: bytes) -> None:
-        try:
-            parts = await self.core.handle_line_parts(line, connection.caller)
-            if parts is not None and not connection.outbox.put_short(parts):
-                await connection.outbox.put_large(parts)
-        except Exception:
-            LOG.exception("answering a request failed")
-        finally:
-            connection.requests.discard(asyncio.current_task(connection.loop))
-            connection.finish(len(line))
 
 
 class RepeatFilter(logging.Filter):

@@ -49,6 +49,18 @@ EVENT = "q_event"
 END = "end"
 
 
+class Drains(Protocol):
+    """What a connection's watches drain before each event (its connection)."""
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing or closed."""
+        ...
+
+    async def drain(self) -> None:
+        """Return once its unsent bytes are below the bound (ConnectionError: lost)."""
+        ...
+
+
 class JobEvents(Protocol):
     """One job's events as a wire streams them (:class:`qmk.abi.events.JobWatch`)."""
 
@@ -124,7 +136,7 @@ class ConnectionWatches:
         self,
         source: WatchSource,
         send: Callable[[list[bytes]], Awaitable[None]],
-        writer: asyncio.StreamWriter,
+        writer: Drains,
         guard: Guard,
     ) -> None:
         self.source = source
