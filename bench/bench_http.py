@@ -31,8 +31,13 @@ of ``--repeat`` runs). ``--against SRC`` also starts a server from another check
 turn about, so a before/after comparison shares the machine's load. Results go to
 ``bench/results/http.json``.
 
+``--gateway-latency`` measures only the REST round trips (``GET /v1/jobs/{id}``, Bell
+``POST /v1/jobs``) served inline and by a gateway process (with ``--against``, of both
+checkouts, turn about), each with the CPU per call of the kernel and of the gateway
+process. Results go to ``bench/results/http_gateway.json``.
+
     python bench/bench_http.py [--jobs 400] [--calls 3000] [--clients 8] [--workers 2]
-                               [--repeat 1] [--against SRC]
+                               [--repeat 1] [--against SRC] [--gateway-latency]
 """
 
 from __future__ import annotations
@@ -249,10 +254,14 @@ def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
     return {"http_client": plain, "httpx": with_httpx}
 
 
-def bench_rest_latency(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
+def bench_rest_latency(
+    url: str, calls: int, graph: dict[str, Any], meter: Mapping[str, int] | None = None
+) -> dict[str, Any]:
     """REST round trips one at a time on one keep-alive ``http.client`` connection:
     ``GET /v1/jobs/{id}`` of a completed job, and ``POST /v1/jobs`` of a Bell job (its
-    answer, not its run: the jobs run behind the calls)."""
+    answer, not its run: the jobs run behind the calls). With ``meter`` (processes by
+    name), the CPU milliseconds each spent per call of each kind too: on a loaded
+    machine a steadier figure than the round trip."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port)
     last: list[Any] = []
@@ -262,6 +271,17 @@ def bench_rest_latency(url: str, calls: int, graph: dict[str, Any]) -> dict[str,
         reply = connection.getresponse()
         last[:] = [reply.status, reply.read()]
         return json.loads(last[1])
+
+    def metered(what: Callable[[], Any], count: int, warmup: int) -> dict[str, Any]:
+        for _ in range(warmup):
+            what()
+        before = {name: cpu_seconds(pid) for name, pid in (meter or {}).items()}
+        figures: dict[str, Any] = call_latencies(what, count, warmup=0)
+        figures["cpu_ms_per_call"] = {
+            name: (cpu_seconds(pid) - before[name]) * 1000 / count
+            for name, pid in (meter or {}).items()
+        }
+        return figures
 
     login = call("POST", "/v1/sessions", json.dumps(LOGIN).encode())
     auth = {"Authorization": f"Bearer {login['session_id']}", "Content-Type": "application/json"}
@@ -273,57 +293,94 @@ def bench_rest_latency(url: str, calls: int, graph: dict[str, Any]) -> dict[str,
 
     job_id = submit()["job_id"]
     call("GET", f"/v1/jobs/{job_id}/wait?timeout_ms=30000", **auth)
-    status = call_latencies(lambda: call("GET", f"/v1/jobs/{job_id}", **auth), calls)
+    status = metered(lambda: call("GET", f"/v1/jobs/{job_id}", **auth), calls, 200)
     assert last[0] == 200 and json.loads(last[1])["state"] == "COMPLETED"
-    submits = call_latencies(submit, max(1, calls // 4), warmup=50)
+    submits = metered(submit, max(1, calls // 4), 50)
     assert last[0] in (200, 201, 202), last
     connection.close()
     return {"status": status, "submit": submits}
 
 
+def gateway_pid(server: Server) -> int | None:
+    """The HTTP gateway process serving for ``server`` (None: it serves inline): the
+    child named ``qmk-http`` (its warm spare is ``qmk-http-spare``)."""
+    for pid in descendants(server.proc.pid):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "qmk-http":
+                return pid
+        except OSError:
+            continue
+    return None
+
+
 def bench_gateway_latency(tmp: Path, options: argparse.Namespace, graph: dict[str, Any]) -> int:
     """REST status and submit p50 served inline and by a gateway process, each also with
     ``--log-level info`` (access and job lines; the gateway then follows its jobs), turn
-    about; printed and written."""
-    modes = {
-        "inline": ("inline", ()),
-        "process": ("process", ()),
-        "inline+info": ("inline", ("--log-level", "info")),
-        "process+follower": ("process", ("--log-level", "info")),
+    about; with ``--against SRC``, inline and by a gateway process of that src too.
+    Beside each p50, the least CPU per call of the kernel and of the gateway process.
+    Printed and written."""
+    modes: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+        "inline": ("inline", (), None),
+        "process": ("process", (), None),
+        "inline+info": ("inline", ("--log-level", "info"), None),
+        "process+follower": ("process", ("--log-level", "info"), None),
     }
+    if options.against:
+        modes["inline@against"] = ("inline", (), options.against)
+        modes["process@against"] = ("process", (), options.against)
     servers = {
-        name: start_server(tmp, options.workers, name=name, gateway=mode, extra=extra)
-        for name, (mode, extra) in modes.items()
+        name: start_server(tmp, options.workers, name=name, gateway=mode, extra=extra, src=src)
+        for name, (mode, extra, src) in modes.items()
     }
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+    meters: dict[str, dict[str, int]] = {}
     try:
-        for server in servers.values():  # warm: imports, workers, connections
+        for name, server in servers.items():  # warm: imports, workers, connections
             bench_rest_latency(server.url, 300, graph)
+            meters[name] = {"kernel": server.proc.pid}
+            if (gateway := gateway_pid(server)) is not None:
+                meters[name]["gateway"] = gateway
         for repeat in range(options.repeat):
-            order = list(servers.values())
-            for server in order if repeat % 2 == 0 else order[::-1]:
-                rows[server.name].append(bench_rest_latency(server.url, options.calls, graph))
+            order = list(servers.items())
+            for name, server in order if repeat % 2 == 0 else order[::-1]:
+                rows[name].append(
+                    bench_rest_latency(server.url, options.calls, graph, meters[name])
+                )
     finally:
         for server in servers.values():
             server.stop()
+    kinds = ("status", "submit")
     summary = {
+        name: {what: statistics.median(run[what]["p50_ms"] for run in runs) for what in kinds}
+        for name, runs in rows.items()
+    }
+    cpu = {
         name: {
-            what: statistics.median(run[what]["p50_ms"] for run in runs)
-            for what in ("status", "submit")
+            what: {
+                process: min(run[what]["cpu_ms_per_call"][process] for run in runs)
+                for process in meters[name]
+            }
+            for what in kinds
         }
         for name, runs in rows.items()
     }
     for name, figures in summary.items():
+        inline = summary["inline@against" if name.endswith("@against") else "inline"]
+        spent = "; ".join(
+            f"{what} " + ", ".join(f"{process} {ms:.3f}" for process, ms in cpu[name][what].items())
+            for what in kinds
+        )
         print(
             f"{name:18} GET /v1/jobs/{{id}} p50 {figures['status']:.3f} ms  "
             f"POST /v1/jobs p50 {figures['submit']:.3f} ms  "
-            f"(+{figures['status'] - summary['inline']['status']:.3f} / "
-            f"+{figures['submit'] - summary['inline']['submit']:.3f} ms over inline)"
+            f"(+{figures['status'] - inline['status']:.3f} / "
+            f"+{figures['submit'] - inline['submit']:.3f} ms over inline)  "
+            f"[CPU ms/call: {spent}]"
         )
     print(f"load average after: {load_average()}")
     write_json(
         {**machine(), "calls": options.calls, "repeat": options.repeat, "runs": rows,
-         "p50_ms": summary},
+         "p50_ms": summary, "least_cpu_ms_per_call": cpu, "against": options.against},
         RESULTS / "http_gateway.json",
     )  # fmt: skip
     return 0
@@ -504,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gateway-latency",
         action="store_true",
-        help="only REST status and submit p50: inline, gateway process, and with its follower",
+        help="only REST status and submit p50 and CPU per call: inline, gateway process, "
+        "and with its follower (and inline and gateway process of --against)",
     )
     options = parser.parse_args(argv)
     wires = [w for w in options.wires.split(",") if w]

@@ -46,6 +46,7 @@ from qmk.abi.replies import Job
 from qmk.abi.server import format_tcp
 from qmk.client import AsyncClient, Timeout
 from qmk.errors import QMKError, SessionError, UnavailableError
+from qmk.gateway.line import KernelLine
 from qmk.http.server import HttpConfig
 from qmk.qvm.graph import GraphText
 
@@ -75,20 +76,23 @@ def kernel_away(address: str, exc: BaseException) -> UnavailableError:
 class RemoteKernel:
     """The kernel's syscalls over its JSON-RPC socket, as the door calls a kernel.
 
-    One pipelined connection (:class:`~qmk.client.AsyncClient`) carries every call, each
-    with its caller's own session; it connects at the first call and again at the first
-    call after the kernel went away.
+    One pipelined connection (:class:`~qmk.gateway.line.KernelLine`) carries every call,
+    each with its caller's own session; it connects at the first call and again at the
+    first call after the kernel went away. The watches (:class:`RemoteWatches`) go on a
+    connection of their own (:attr:`client`), opened at the first.
     """
 
     def __init__(self, address: str, *, timeout: Timeout | None = None) -> None:
+        timeout = timeout or Timeout(call=None)
         self.address = address
-        self.client = AsyncClient(address, timeout=timeout or Timeout(call=None))
+        self.line = KernelLine(address, connect_timeout_s=timeout.connect)
+        self.client = AsyncClient(address, timeout=timeout)
         for name in METHODS:
             if name not in SOCKET_METHODS:
                 setattr(self, name, self._forward(name))
 
     def _forward(self, name: str) -> Callable[..., Any]:
-        call = getattr(self.client, name)
+        call = getattr(self.line, name)
         address = self.address
 
         async def forward(**params: Any) -> Any:
@@ -104,7 +108,8 @@ class RemoteKernel:
         return forward
 
     async def aclose(self) -> None:
-        """Close the connection to the kernel."""
+        """Close the connections to the kernel."""
+        await self.line.aclose()
         await self.client.aclose()
 
 

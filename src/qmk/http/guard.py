@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httptools
@@ -118,7 +119,11 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
         self._close_after = False  # its response said connection: close (body unread)
-        self._phase: asyncio.TimerHandle | None = None  # the header or body deadline
+        # the phase's deadline (header, body, linger) and what it calls then (None: no
+        # phase), and the one timer that serves every phase of the connection
+        self._deadline = 0.0
+        self._then: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ the connection
 
@@ -147,6 +152,9 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_phase()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.guard is not None:
             self.guard.close()
         if self._lingers and self._cut is not None:
@@ -285,17 +293,37 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     # ------------------------------------------------------------------ deadlines
 
-    def _start_phase(self, seconds: float, then: Any) -> None:
-        self._cancel_phase()
-        self._phase = self.loop.call_later(seconds, then)
+    def _start_phase(self, seconds: float, then: Callable[[], None]) -> None:
+        """Call ``then`` in ``seconds``, unless the phase ends or another starts first.
+
+        A request starts two phases (its head, its body) and ends one. Their deadlines
+        share one timer, made again only for an earlier deadline: a timer made and
+        cancelled per phase would cost the loop's heap two entries a request. A timer
+        that comes due before a later deadline waits again (:meth:`_phase_due`).
+        """
+        deadline = self.loop.time() + seconds
+        self._deadline, self._then = deadline, then
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._phase_due, deadline)
 
     def _cancel_phase(self) -> None:
-        if self._phase is not None:
-            self._phase.cancel()
-            self._phase = None
+        self._then = None  # the timer, if due before the next phase's deadline, does nothing
+
+    def _phase_due(self, when: float) -> None:
+        self._timer = None
+        then = self._then
+        if then is None:
+            return
+        if self._deadline > when:  # the phase started after this timer was made
+            self._timer = self.loop.call_at(self._deadline, self._phase_due, self._deadline)
+            return
+        self._then = None
+        then()
 
     def _header_timed_out(self) -> None:
-        self._phase = None
         if not self._in_head:
             return
         limit = self.limits.http_header_timeout_s
@@ -307,7 +335,6 @@ class _GuardedProtocol(HttpToolsProtocol):
         )
 
     def _body_timed_out(self) -> None:
-        self._phase = None
         limit = self.limits.http_body_timeout_s
         self._close_with(
             408,
@@ -335,7 +362,7 @@ class _GuardedProtocol(HttpToolsProtocol):
     @property
     def _body_arriving(self) -> bool:
         """Whether the request's headers are read and its body is not yet whole."""
-        return not self._in_head and self._phase is not None
+        return not self._in_head and self._then is not None
 
     def _visiting(self, app: Any) -> Any:
         """``app``, each request carrying the connection's visitor (``qmk.visitor``):

@@ -38,6 +38,13 @@ LOG = logging.getLogger("qmk.gateway")
 RESTART_FIRST_S = 0.1
 #: The longest wait between restarts.
 RESTART_MOST_S = 5.0
+#: A gateway's process group, its own: a terminal's ^C reaches qmk serve, which stops
+#: it. Not a session of its own: Linux schedules each session as one group (autogroup),
+#: and on a busy host each wake-up of the gateway then waits for its group's turn.
+#: (``process_group`` is Python 3.11's; before it, the child's ``setpgid``.)
+_OWN_GROUP: dict[str, Any] = (
+    {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+)
 #: The line a gateway prints once it serves (its URL follows).
 READY = "qmk gateway: listening on "
 #: The ``--kernel`` of a gateway whose kernel listens on ``--tcp HOST:0``: the port is
@@ -134,7 +141,7 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=None,
             pass_fds=fds,
-            start_new_session=True,  # a terminal's ^C reaches qmk serve, which stops it
+            **_OWN_GROUP,
         )
         process = asyncio.subprocess.Process(transport, protocol, loop)
         self._exits = {p: f for p, f in self._exits.items() if not f.done()}  # the dead's

@@ -1,0 +1,243 @@
+"""The gateway's line to the kernel: one pipelined JSON-RPC connection, read by its protocol.
+
+A gateway forwards every caller's syscall to the kernel, so the cost of each call on this
+line is added to each request's time. :class:`KernelLine` keeps that cost low:
+
+- a reply is decoded where its bytes arrive (:meth:`_Line.data_received`) and handed to
+  its call's future, with no reader task or stream buffer between;
+- a request is written as it is made, encoded by msgspec;
+- its params are sent as the wire gave them: the gateway's door bound them to the method
+  table already (:func:`~qmk.abi.methods.bind_params`), and the kernel binds them again.
+
+Replies and errors are read as the client reads them (:class:`~qmk.client.ClientCore`),
+so a refusal raises the same coded exception. Watches are not carried here: they stay
+on :class:`~qmk.client.AsyncClient` (:class:`qmk.gateway.http.RemoteWatches`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import msgspec
+
+from qmk import aio
+from qmk.abi.calls import AsyncSyscallMethods
+from qmk.abi.errors import BadResponse, ConnectError, ConnectionClosed, InvalidParams
+from qmk.abi.methods import SupportsJson
+from qmk.client import DEFAULT_MAX_REPLY, Address, ClientCore, resolve_address
+
+#: The types of plain JSON values (a param of one of them is sent as it is).
+_PLAIN = frozenset({str, int, bool, list, dict, tuple, type(None)})
+_encode = msgspec.json.Encoder().encode
+
+
+class KernelLine(AsyncSyscallMethods):
+    """The kernel's syscalls, typed (:class:`~qmk.abi.calls.AsyncSyscallMethods`), on one
+    pipelined connection that opens at the first call and again at the first call after
+    it closed.
+
+    Args:
+        address: the kernel's socket (or ``HOST:PORT``).
+        connect_timeout_s: how long a connection may take to open (None: no limit).
+        max_reply: the longest reply line read (a longer one ends the connection).
+    """
+
+    def __init__(
+        self,
+        address: str | Address,
+        *,
+        connect_timeout_s: float | None = None,
+        max_reply: int = DEFAULT_MAX_REPLY,
+    ) -> None:
+        self.address = resolve_address(address)
+        self.connect_timeout_s = connect_timeout_s
+        self.max_reply = max_reply
+        self._line: _Line | None = None
+        self._connecting = asyncio.Lock()
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        params = _plain(params)
+        line = self._line
+        if line is None or line.closed:
+            line = await self._open()
+        return await line.call(method, params)
+
+    async def _open(self) -> _Line:
+        async with self._connecting:
+            if self._line is not None and not self._line.closed:
+                return self._line
+            address = self.address
+            loop = asyncio.get_running_loop()
+            made = lambda: _Line(str(address), self.max_reply)  # noqa: E731
+            try:
+                async with aio.timeout(self.connect_timeout_s):
+                    if address.path is not None:
+                        _, line = await loop.create_unix_connection(made, address.path)
+                    else:
+                        host, port = address.tcp()
+                        _, line = await loop.create_connection(made, host, port)
+            except TimeoutError:
+                raise ConnectError(
+                    f"{address}: no answer within {self.connect_timeout_s} s"
+                ) from None
+            except OSError as exc:
+                raise ConnectError(f"{address}: {exc.strerror or exc}") from None
+            self._line = line
+            return line
+
+    async def aclose(self) -> None:
+        """Close the connection (calls in flight fail with ``ConnectionClosed``)."""
+        line, self._line = self._line, None
+        if line is not None:
+            line.close()
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` as JSON values: a value that is no plain JSON type as its ``to_json()``.
+
+    A float that is not finite is refused here, as the client's encoder refuses it
+    (msgspec would write it as null).
+
+    Raises:
+        InvalidParams: a param is an infinity or NaN.
+    """
+    plain = True
+    for name, value in params.items():
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                raise InvalidParams(f"param {name!r} must be a finite number", param=name)
+        elif kind not in _PLAIN:
+            plain = False
+    if plain:
+        return params
+    return {
+        name: value.to_json()
+        if type(value) not in _PLAIN and isinstance(value, SupportsJson)
+        else value
+        for name, value in params.items()
+    }
+
+
+class _Line(asyncio.Protocol):
+    """One connection to the kernel: each request's future, answered from the reply
+    lines as they are read."""
+
+    def __init__(self, address: str, max_reply: int) -> None:
+        self._address = address
+        self._max_reply = max_reply
+        self._transport: asyncio.Transport | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self._partial = bytearray()  # a reply line not whole yet
+        self._drained: asyncio.Future[None] | None = None  # while the kernel reads slowly
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        """The result of ``method`` called with ``params``, or its error raised.
+
+        Raises:
+            QMKError: the kernel's refusal, as the client raises it.
+            ConnectionClosed: the connection closed before the reply.
+        """
+        transport = self._transport
+        if transport is None or self.closed:
+            raise ConnectionClosed(f"{self._address}: the connection is closed")
+        self._next_id += 1
+        request_id = self._next_id
+        message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            transport.write(_encode(message) + b"\n")
+            if self._drained is not None:  # the kernel reads too slowly: wait for it
+                await asyncio.shield(self._drained)
+            reply = await future
+        finally:
+            self._pending.pop(request_id, None)
+        error = reply.get("error")
+        if error is not None:
+            raise ClientCore.error(error)
+        if "result" not in reply:
+            raise BadResponse("the reply has neither result nor error")
+        return reply["result"]
+
+    def data_received(self, data: bytes) -> None:
+        start = 0
+        end = data.find(b"\n")
+        if self._partial:  # a line begun in an earlier read
+            if end < 0:
+                self._partial += data
+                if len(self._partial) > self._max_reply:
+                    self._fail(BadResponse(f"a reply line is longer than {self._max_reply} bytes"))
+                return
+            line = bytes(self._partial) + data[:end]
+            self._partial.clear()
+            if not self._take(line):
+                return
+            start = end + 1
+            end = data.find(b"\n", start)
+        while end >= 0:
+            if not self._take(data[start:end]):
+                return
+            start = end + 1
+            end = data.find(b"\n", start)
+        if start < len(data):
+            self._partial += data[start:]
+            if len(self._partial) > self._max_reply:
+                self._fail(BadResponse(f"a reply line is longer than {self._max_reply} bytes"))
+
+    def _take(self, line: bytes) -> bool:
+        """Hand the reply ``line`` to its call; False once the connection failed on it."""
+        try:
+            if ClientCore.event_of(line) is not None:
+                return True  # a watch's event: no watch is made on this line
+            reply_id, reply = ClientCore.reply_id(line)
+        except BadResponse as exc:
+            self._fail(exc)
+            return False
+        future = self._pending.pop(reply_id, None) if type(reply_id) is int else None
+        if future is not None:
+            if not future.done():
+                future.set_result(reply)
+        elif reply_id is None:  # an error the kernel could not tie to a request
+            self._fail(ClientCore.error(reply.get("error")))
+            return False
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionClosed(f"{self._address}: the kernel closed the connection"))
+
+    def pause_writing(self) -> None:
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def close(self) -> None:
+        """Close the connection (calls in flight fail)."""
+        self._fail(ConnectionClosed(f"{self._address}: the gateway closed the connection"))
+
+    def _fail(self, failure: Exception) -> None:
+        """End the connection: every call in flight fails with ``failure``."""
+        self.closed = True
+        self._partial.clear()
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(failure)
+        self.resume_writing()
+        if self._transport is not None:
+            self._transport.close()
+
+
+__all__ = ["KernelLine"]
