@@ -638,7 +638,8 @@ def test_lone_gateway_answers_503_while_the_kernel_is_away_then_reconnects(
             assert away.json()["code"] == "QS1011", away.text
             assert away.json()["details"]["reason"] == "kernel-away", away.text
             assert away.json()["details"]["retry_after_s"] > 0, away.text
-            kernel = _kernel_only(tmp_path, deadline)
+            # the restarted kernel gets a guard of its own: the first one may be spent
+            kernel = _kernel_only(tmp_path, time.monotonic() + GUARD_S)
             job = _wait(client, sid, job_id)  # the same session: the kernel signed it
         assert job["state"] == "COMPLETED"
     finally:
