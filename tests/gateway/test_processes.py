@@ -231,6 +231,25 @@ def test_each_gateway_is_told_to_hide_the_data_directory_and_confined(
     assert not _no_new_privs(kernel)  # the control: the flag is the gateways'
 
 
+def _ignores(pid: int, signum: int) -> bool:
+    line = next(
+        x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("SigIgn:")
+    )
+    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+
+
+def test_each_gateway_has_a_process_group_of_its_own_and_writes_to_a_terminal_from_it(
+    served: Served,
+) -> None:
+    kernel = served.proc.pid
+    for wire in ("http", "grpc"):
+        gateway = _gateway_of(kernel, wire)
+        assert os.getpgid(gateway) == gateway != os.getpgid(kernel)  # ^C reaches qmk serve
+        assert os.getsid(gateway) == os.getsid(kernel)  # one session: one autogroup
+        assert _ignores(gateway, signal.SIGTTOU)  # a background group's writes go on
+    assert not _ignores(kernel, signal.SIGTTOU)  # the control: the gateways' own
+
+
 def _grpc_client(served: Served) -> Any:
     from qmk.grpc.client import Client
 

@@ -65,6 +65,10 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"qmk gateway {args.wire} needs the {args.wire} extra (pip install "
             f"'quantum-microkernel[{args.wire}]'): {exc}",
         ) from None
+    if args.parent_fd is not None:
+        # qmk serve runs it in a process group of its own, a background one of the
+        # terminal's session: under `stty tostop` its first log line would stop it
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     log_to(err, args.log_format, args.log_level)
     confinement = _confine(args)
     if args.standby_fd is not None:
