@@ -201,6 +201,19 @@ class Credentials:
         return cls(tenant=tenant, key=key, caps=tuple(caps))
 
 
+@contextlib.asynccontextmanager
+async def connecting(address: Address, timeout_s: float | None) -> AsyncIterator[None]:
+    """Opening a connection to ``address`` within ``timeout_s``: its failures as one
+    coded ``ConnectError`` naming the address (every client's line opens so)."""
+    try:
+        async with aio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        raise ConnectError(f"{address}: no answer within {timeout_s} s") from None
+    except OSError as exc:
+        raise ConnectError(f"{address}: {exc.strerror or exc}") from None
+
+
 def resolve_address(
     address: str | Address | None, environ: Mapping[str, str] | None = None
 ) -> Address:
@@ -748,23 +761,14 @@ class AsyncClient(AsyncSyscallMethods):
             if self._writer is not None:
                 return self._writer
             address = self.address
-            try:
-                async with aio.timeout(self.timeout.connect):
-                    if address.path is not None:
-                        reader, writer = await asyncio.open_unix_connection(
-                            address.path, limit=self.max_reply
-                        )
-                    else:
-                        host, port = address.tcp()
-                        reader, writer = await asyncio.open_connection(
-                            host, port, limit=self.max_reply
-                        )
-            except TimeoutError:
-                raise ConnectError(
-                    f"{address}: no answer within {self.timeout.connect} s"
-                ) from None
-            except OSError as exc:
-                raise ConnectError(f"{address}: {exc.strerror or exc}") from None
+            async with connecting(address, self.timeout.connect):
+                if address.path is not None:
+                    reader, writer = await asyncio.open_unix_connection(
+                        address.path, limit=self.max_reply
+                    )
+                else:
+                    host, port = address.tcp()
+                    reader, writer = await asyncio.open_connection(host, port, limit=self.max_reply)
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read_replies(reader))
             return writer

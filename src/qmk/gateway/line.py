@@ -22,11 +22,10 @@ from typing import Any
 
 import msgspec
 
-from qmk import aio
 from qmk.abi.calls import AsyncSyscallMethods
-from qmk.abi.errors import BadResponse, ConnectError, ConnectionClosed, InvalidParams
+from qmk.abi.errors import BadResponse, ConnectionClosed, InvalidParams
 from qmk.abi.methods import SupportsJson
-from qmk.client import DEFAULT_MAX_REPLY, Address, ClientCore, resolve_address
+from qmk.client import DEFAULT_MAX_REPLY, Address, ClientCore, connecting, resolve_address
 
 #: The types of plain JSON values (a param of one of them is sent as it is).
 _PLAIN = frozenset({str, int, bool, list, dict, tuple, type(None)})
@@ -71,19 +70,12 @@ class KernelLine(AsyncSyscallMethods):
             address = self.address
             loop = asyncio.get_running_loop()
             made = lambda: _Line(str(address), self.max_reply)  # noqa: E731
-            try:
-                async with aio.timeout(self.connect_timeout_s):
-                    if address.path is not None:
-                        _, line = await loop.create_unix_connection(made, address.path)
-                    else:
-                        host, port = address.tcp()
-                        _, line = await loop.create_connection(made, host, port)
-            except TimeoutError:
-                raise ConnectError(
-                    f"{address}: no answer within {self.connect_timeout_s} s"
-                ) from None
-            except OSError as exc:
-                raise ConnectError(f"{address}: {exc.strerror or exc}") from None
+            async with connecting(address, self.connect_timeout_s):
+                if address.path is not None:
+                    _, line = await loop.create_unix_connection(made, address.path)
+                else:
+                    host, port = address.tcp()
+                    _, line = await loop.create_connection(made, host, port)
             self._line = line
             return line
 
