@@ -118,6 +118,9 @@ class KernelObserver:
 
     def __init__(self, kernel: Any) -> None:
         self.kernel = kernel
+        #: The feed's desk once the kernel makes it (``Kernel.feed_desk``): once it
+        #: listens, its recent records are the audit tail (:meth:`audit_tail`).
+        self.feed: Any = None
         self._callbacks: list[Callable[[KernelEvent], None]] = []
         #: The callbacks that hear an event once its line is kept (``listen(kept=True)``).
         self._kept: list[Callable[[KernelEvent], None]] = []
@@ -254,8 +257,8 @@ class KernelObserver:
         read as JSON are skipped)."""
         if limit <= 0:
             return []
-        desk = self.kernel.feed_listening
-        if desk is not None:
+        desk = self.feed
+        if desk is not None and desk.started:
             return list(desk.recent)[-limit:]
         path = self.kernel.audit.path
         try:

@@ -90,7 +90,6 @@ if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_d
     from qmk.kernel.running.triggers import Triggers
     from qmk.kernel.storage.outbox import Outbox
     from qmk.kernel.syscalls.channels import ChannelDesk
-    from qmk.kernel.syscalls.delegations import DelegationDesk
     from qmk.kernel.syscalls.feed import FeedDesk
     from qmk.kernel.syscalls.machine import MachineDesk
 
@@ -185,10 +184,17 @@ class Kernel:
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec
         # the syscalls' work by concern (qmk.kernel.syscalls)
-        #: What delegations lend a tenant now, and their use audited: nothing until the
-        #: delegations' desk is made (:attr:`delegation_desk`), where the kernel holds a
-        #: delegation or is asked a delegation syscall.
-        self.loans = Loans()
+        #: What delegations lend a tenant now, and their use audited: nothing until their
+        #: desk is made (:meth:`Loans.made`: a delegation held, or a delegation syscall).
+        self.loans = Loans(
+            config,
+            reserve=self.reserve,
+            store=self.store,
+            audit=self.audit,
+            commits=self.commits,
+            clock=clock,
+            sweeps=self.supervisor.sweeps,
+        )
         #: Negotiations and every syscall's session check.
         self.session_desk = SessionDesk(
             config,
@@ -223,7 +229,7 @@ class Kernel:
         # a job's caps are checked again when it starts: those lent count while lent
         self.supervisor.lent_caps = self.loans.lent
         if self.store.has_delegations():  # else made at the first delegation syscall
-            self.delegation_desk  # noqa: B018 (made: its live loans lend from now on)
+            self.loans.made()  # its live loans lend from now on
         self.supervisor.state_key = derive(self.secret, "state")
         self._triggers: Triggers | None = None  # made when there are any (Kernel.triggers)
         #: The billing webhook's outbox, made as the kernel runs where a webhook is set.
@@ -320,8 +326,7 @@ class Kernel:
         recovered = kernel.supervisor.recover()
         if kernel.store.has_triggers():  # else made at the first trigger syscall
             kernel.triggers  # noqa: B018 (made and loaded: its runs left RUNNING end now)
-        if kernel.loans.desk is not None:  # a kernel that holds delegations
-            kernel.loans.desk.retention.expire(kernel.clock.now(), force=True)
+        kernel.loans.expire(kernel.clock.now())
         kernel.audit.append("kernel", action="open", recovered=recovered, **directory.open_record())
         kernel.commits.commit()
         started: asyncio.Future[None] = loop.create_future()
@@ -421,8 +426,7 @@ class Kernel:
             self._feed_desk.close()
         self.supervisor.stop_starting()
         self.session_desk.flush_auth_failures()
-        if self.loans.desk is not None:
-            self.loans.desk.lines.flush(self.clock.now(), force=True)
+        self.loans.flush(self.clock.now())
         if self._host is not None:
             self._host.cancel()  # its group cancels every task of the kernel
             await asyncio.wait([self._host])
@@ -499,7 +503,7 @@ class Kernel:
         """Lend ``caps`` (the session's, of its tenant's own config) to ``to_tenant`` for
         ``expires_s`` seconds: its negotiations may grant them while the loan is live."""
         session = self._session(session_id)
-        return await self.delegation_desk.delegate(session, to_tenant, caps, expires_s)
+        return await self.loans.made().delegate(session, to_tenant, caps, expires_s)
 
     async def q_revoke_delegation(
         self, *, session_id: str, delegation_id: str
@@ -507,13 +511,13 @@ class Kernel:
         """End a delegation now (either end may); one that ended already is returned as
         it is."""
         session = self._session(session_id)
-        return await self.delegation_desk.revoke(session, delegation_id)
+        return await self.loans.made().revoke(session, delegation_id)
 
     async def q_list_delegations(
         self, *, session_id: str, state: str | None = None, limit: int = defaults.JOBS_LIMIT
     ) -> replies.DelegationList:
         """The delegations this tenant made or received, newest first."""
-        return self.delegation_desk.listed(self._session(session_id), state, limit)
+        return self.loans.made().listed(self._session(session_id), state, limit)
 
     # ------------------------------------------------------------------ syscalls: jobs
 
@@ -719,42 +723,15 @@ class Kernel:
         return self.feed_desk.load(self._session(session_id))
 
     @property
-    def delegation_desk(self) -> DelegationDesk:
-        """The delegations' desk (loans made, revoked and listed; what they lend, their
-        retention and audit lines), made where the kernel holds a delegation as it opens
-        or at the first delegation syscall, and handed to :attr:`loans` then."""
-        desk = self.loans.desk
-        if desk is None:
-            from qmk.kernel.syscalls.delegations import DelegationDesk
-
-            desk = self.loans.desk = DelegationDesk(
-                self.config,
-                reserve=self.reserve,
-                store=self.store,
-                audit=self.audit,
-                commits=self.commits,
-                clock=self.clock,
-            )
-            self.supervisor.sweeps.append(desk.retention.expire)
-            self.supervisor.sweeps.append(desk.lines.flush)
-        return desk
-
-    @property
     def feed_desk(self) -> FeedDesk:
         """The feed's desk (``q_events``, ``q_audit``, ``q_kernel_load``), made at the
         first of its syscalls, or where ``qmk serve`` keeps the feed from its start."""
         if self._feed_desk is None:
             from qmk.kernel.syscalls.feed import FeedDesk
 
-            self._feed_desk = FeedDesk(self.config, self.observer, self.key_for("metrics"))
+            desk = FeedDesk(self.config, self.observer, self.key_for("metrics"))
+            self._feed_desk = self.observer.feed = desk
         return self._feed_desk
-
-    @property
-    def feed_listening(self) -> FeedDesk | None:
-        """The feed's desk where it listens to the audit log already, else None (nothing
-        is made)."""
-        desk = self._feed_desk
-        return desk if desk is not None and desk.started else None
 
     @property
     def channel_desk(self) -> ChannelDesk:

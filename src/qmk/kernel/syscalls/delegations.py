@@ -3,7 +3,7 @@ loan lends a tenant now (``q_delegate_caps``, ``q_revoke_delegation``,
 ``q_list_delegations``; the loans themselves are :mod:`qmk.kernel.security.delegations`).
 
 The kernel makes the desk where it holds a delegation or is asked a delegation syscall
-(:attr:`qmk.kernel.service.Kernel.delegation_desk`); until then no loan exists, and the
+(:meth:`qmk.kernel.syscalls.loans.Loans.made`); until then no loan exists, and the
 other desks ask :class:`~qmk.kernel.syscalls.loans.Loans`, which answers nothing lent.
 """
 

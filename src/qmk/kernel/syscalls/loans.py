@@ -3,18 +3,24 @@ start asks it (:class:`Loans`): nothing while the kernel holds no delegation.
 
 The delegations' desk (:mod:`qmk.kernel.syscalls.delegations`), with the live loans'
 table, their rows, retention and audit lines, is made where a kernel holds a delegation
-(its store has one as it opens) or at the first delegation syscall
-(:attr:`qmk.kernel.service.Kernel.delegation_desk`), and handed here then. So a kernel of
-plain jobs loads none of it, and asks nothing of it: no loan exists before its desk.
+(its store has one as it opens) or at the first delegation syscall (:meth:`Loans.made`).
+So a kernel of plain jobs loads none of it, and asks nothing of it: no loan exists before
+its desk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from qmk.kernel.clock import Clock
+    from qmk.kernel.config import KernelConfig
     from qmk.kernel.security.sessions import Session
+    from qmk.kernel.storage.audit import AuditLog
+    from qmk.kernel.storage.commit import GroupCommit
+    from qmk.kernel.storage.reserve import DiskReserve
+    from qmk.kernel.storage.store import Store
     from qmk.kernel.syscalls.delegations import DelegationDesk
 
 _NOTHING: frozenset[str] = frozenset()
@@ -22,11 +28,47 @@ _NOTHING: frozenset[str] = frozenset()
 
 class Loans:
     """The delegations' answers to the other desks: the desk's own once it is made
-    (:attr:`desk`), nothing lent and nothing to audit before."""
+    (:meth:`made`, from the kernel's parts given here), nothing lent and nothing to audit
+    before."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        config: KernelConfig,
+        *,
+        reserve: DiskReserve,
+        store: Store,
+        audit: AuditLog,
+        commits: GroupCommit,
+        clock: Clock,
+        sweeps: list[Callable[..., Any]],
+    ) -> None:
+        self._parts = (config, reserve, store, audit, commits, clock)
+        self._sweeps = sweeps  # the supervisor's: the desk's retention and lines join them
         #: The delegations' desk, once made (None: no delegation exists).
         self.desk: DelegationDesk | None = None
+
+    def made(self) -> DelegationDesk:
+        """The delegations' desk (loans made, revoked and listed; what they lend, their
+        retention and audit lines), made at the first ask."""
+        if self.desk is None:
+            from qmk.kernel.syscalls.delegations import DelegationDesk
+
+            config, reserve, store, audit, commits, clock = self._parts
+            desk = self.desk = DelegationDesk(
+                config, reserve=reserve, store=store, audit=audit, commits=commits, clock=clock
+            )
+            self._sweeps += (desk.retention.expire, desk.lines.flush)
+        return self.desk
+
+    def expire(self, now: float) -> None:
+        """Ended delegations past their retention gone: at the kernel's open."""
+        if self.desk is not None:
+            self.desk.retention.expire(now, force=True)
+
+    def flush(self, now: float) -> None:
+        """The audit lines of loans used written: at the kernel's close."""
+        if self.desk is not None:
+            self.desk.lines.flush(now, force=True)
 
     def lent(self, tenant: str) -> frozenset[str]:
         """The capabilities live delegations lend ``tenant`` now."""
