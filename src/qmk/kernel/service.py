@@ -90,8 +90,24 @@ if TYPE_CHECKING:  # made where first used (Kernel.assist, .triggers, .machine_d
     from qmk.kernel.running.triggers import Triggers
     from qmk.kernel.storage.outbox import Outbox
     from qmk.kernel.syscalls.channels import ChannelDesk
+    from qmk.kernel.syscalls.delegations import DelegationDesk
     from qmk.kernel.syscalls.feed import FeedDesk
     from qmk.kernel.syscalls.machine import MachineDesk
+
+
+def _delegation_desk(kernel: Kernel) -> DelegationDesk:
+    """``kernel``'s delegations' desk, made at its first ask (:meth:`Loans.made`): its
+    module loads then."""
+    from qmk.kernel.syscalls.delegations import DelegationDesk
+
+    return DelegationDesk(
+        kernel.config,
+        reserve=kernel.reserve,
+        store=kernel.store,
+        audit=kernel.audit,
+        commits=kernel.commits,
+        clock=kernel.clock,
+    )
 
 
 class Kernel:
@@ -186,15 +202,7 @@ class Kernel:
         # the syscalls' work by concern (qmk.kernel.syscalls)
         #: What delegations lend a tenant now, and their use audited: nothing until their
         #: desk is made (:meth:`Loans.made`: a delegation held, or a delegation syscall).
-        self.loans = Loans(
-            config,
-            reserve=self.reserve,
-            store=self.store,
-            audit=self.audit,
-            commits=self.commits,
-            clock=clock,
-            sweeps=self.supervisor.sweeps,
-        )
+        self.loans = Loans(functools.partial(_delegation_desk, self), self.supervisor.sweeps)
         #: Negotiations and every syscall's session check.
         self.session_desk = SessionDesk(
             config,

@@ -14,13 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from qmk.kernel.clock import Clock
-    from qmk.kernel.config import KernelConfig
     from qmk.kernel.security.sessions import Session
-    from qmk.kernel.storage.audit import AuditLog
-    from qmk.kernel.storage.commit import GroupCommit
-    from qmk.kernel.storage.reserve import DiskReserve
-    from qmk.kernel.storage.store import Store
     from qmk.kernel.syscalls.delegations import DelegationDesk
 
 _NOTHING: frozenset[str] = frozenset()
@@ -28,21 +22,12 @@ _NOTHING: frozenset[str] = frozenset()
 
 class Loans:
     """The delegations' answers to the other desks: the desk's own once it is made
-    (:meth:`made`, from the kernel's parts given here), nothing lent and nothing to audit
-    before."""
+    (:meth:`made`, by the kernel's ``make``), nothing lent and nothing to audit before."""
 
     def __init__(
-        self,
-        config: KernelConfig,
-        *,
-        reserve: DiskReserve,
-        store: Store,
-        audit: AuditLog,
-        commits: GroupCommit,
-        clock: Clock,
-        sweeps: list[Callable[..., Any]],
+        self, make: Callable[[], DelegationDesk], sweeps: list[Callable[..., Any]]
     ) -> None:
-        self._parts = (config, reserve, store, audit, commits, clock)
+        self._make = make
         self._sweeps = sweeps  # the supervisor's: the desk's retention and lines join them
         #: The delegations' desk, once made (None: no delegation exists).
         self.desk: DelegationDesk | None = None
@@ -51,12 +36,7 @@ class Loans:
         """The delegations' desk (loans made, revoked and listed; what they lend, their
         retention and audit lines), made at the first ask."""
         if self.desk is None:
-            from qmk.kernel.syscalls.delegations import DelegationDesk
-
-            config, reserve, store, audit, commits, clock = self._parts
-            desk = self.desk = DelegationDesk(
-                config, reserve=reserve, store=store, audit=audit, commits=commits, clock=clock
-            )
+            desk = self.desk = self._make()
             self._sweeps += (desk.retention.expire, desk.lines.flush)
         return self.desk
 
