@@ -85,3 +85,33 @@ def test_a_session_that_passed_calls_is_refused_once_its_tenant_is_no_longer_con
             await kernel.q_list_jobs(session_id=sid)
 
     run_kernel(tmp_path, body, config=config_from_dict(_config(["CAP_ALLOC"])), workers=1)
+
+
+def test_a_sign_in_answers_the_quotas_of_its_tenants_configuration_as_it_is_now(
+    tmp_path: Path,
+) -> None:
+    async def quota(kernel: Kernel) -> dict[str, int | float]:
+        reply = await kernel.q_negotiate_caps(
+            tenant="alice", key=KEYS["alice"], requested=["CAP_ALLOC"]
+        )
+        return dict(reply.quota)
+
+    async def body(kernel: Kernel) -> None:
+        first = await quota(kernel)
+        assert first["max_queued_jobs"] == 7
+        answered = await kernel.q_negotiate_caps(
+            tenant="alice", key=KEYS["alice"], requested=["CAP_ALLOC"]
+        )
+        answered.quota["max_queued_jobs"] = 1  # a caller's own copy: the next is whole
+        assert await quota(kernel) == first
+        kernel.session_desk.config = config_from_dict(_queued(9))
+        again = await quota(kernel)
+        assert again == {**first, "max_queued_jobs": 9}
+
+    run_kernel(tmp_path, body, config=config_from_dict(_queued(7)), workers=1)
+
+
+def _queued(most: int) -> dict[str, object]:
+    """:func:`_config` with CAP_ALLOC, alice's ``max_queued_jobs`` ``most``."""
+    alice = {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], "max_queued_jobs": most}
+    return {**_config(["CAP_ALLOC"]), "tenants": {"alice": alice}}

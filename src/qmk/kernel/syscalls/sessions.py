@@ -82,6 +82,9 @@ class SessionDesk:
         #: (a session with delegated capabilities is checked in full at every call: a
         #: delegation ends with time).
         self._fits: dict[str, tuple[Session, TenantConfig]] = {}
+        #: Each tenant's quotas as a sign-in answers them, with the configuration they
+        #: were read of: read again when the tenant's configuration is another object.
+        self._quotas: dict[str, tuple[TenantConfig, dict[str, int | float]]] = {}
 
     async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> replies.Session:
         """``q_negotiate_caps``: grant ``requested`` ∩ the tenant's allowed capabilities
@@ -125,9 +128,17 @@ class SessionDesk:
             granted=granted,
             denied=denied,
             delegated=delegated,
-            quota=conf.quota(),
+            quota=self._quota(conf),
             expires_at=session.expires_at,
         )
+
+    def _quota(self, conf: TenantConfig) -> dict[str, int | float]:
+        """``conf.quota()``, read once per configuration object (a copy each time: the
+        caller owns its answer)."""
+        known = self._quotas.get(conf.name)
+        if known is None or known[0] is not conf:
+            known = self._quotas[conf.name] = (conf, conf.quota())
+        return dict(known[1])
 
     async def _key_ok(self, tenant: object, conf: TenantConfig | None, key: object) -> bool:
         """Whether ``key`` is ``conf``'s tenant's key: a hash is checked by scrypt in a
