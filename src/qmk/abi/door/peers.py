@@ -89,10 +89,23 @@ class Cancellable(Protocol):
 
 
 class LoopClock:
-    """The default clock: the running event loop's (monotonic) time."""
+    """The default clock: the running event loop's (monotonic) time.
+
+    It keeps the loop it read the time of, and reads the running one again once that
+    one is closed: on Python 3.11 each ``get_running_loop()`` is a ``getpid`` system
+    call (its fork check), and a request reads the time several times. A timer is set
+    on the running loop."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
         return aio.timeout_at(when)
