@@ -89,23 +89,15 @@ class Cancellable(Protocol):
 
 
 class LoopClock:
-    """The default clock: the running event loop's (monotonic) time.
+    """The default clock: the running event loop's (monotonic) time, of the loop it kept
+    until that one closes (on Python 3.11 ``get_running_loop()`` is a system call)."""
 
-    It keeps the loop it read the time of, and reads the running one again once that
-    one is closed: on Python 3.11 each ``get_running_loop()`` is a ``getpid`` system
-    call (its fork check), and a request reads the time several times. A timer is set
-    on the running loop."""
-
-    __slots__ = ("_loop",)
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> float:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            loop = self._loop = asyncio.get_running_loop()
-        return loop.time()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
         return aio.timeout_at(when)

@@ -62,22 +62,11 @@ class KeyedMac:
 
     def hexdigest(self, message: bytes) -> str:
         """The HMAC of ``message``, in hex."""
-        return self._outer_of(message).hexdigest()
-
-    def digest(self, message: bytes) -> bytes:
-        """The HMAC of ``message``, its bytes.
-
-        >>> KeyedMac(b"k" * 32).digest(b"m") == hmac.new(b"k" * 32, b"m", "sha256").digest()
-        True
-        """
-        return self._outer_of(message).digest()
-
-    def _outer_of(self, message: bytes) -> hashlib._Hash:
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer
+        return outer.hexdigest()
 
 
 _BLOCK = 64  # SHA-256's block, in bytes

@@ -36,9 +36,7 @@ from qmk.kernel.security.seals import KeyedMac
 
 _PREFIX = "s1"
 _CHECKED_MAX = 10_000
-#: A token's payload as compact JSON (any JSON of the fields reads back: :meth:`Sessions.check`
-#: parses it).
-_COMPACT = msgspec.json.Encoder()
+_COMPACT = msgspec.json.Encoder()  # a token's payload as compact JSON
 
 
 def load_secret(data_dir: str | os.PathLike[str]) -> bytes:
@@ -96,7 +94,7 @@ class Sessions:
         self._checked: dict[str, Session] = {}  # tokens whose signature already checked
 
     def _mac(self, signed: bytes) -> bytes:
-        return self._keyed.digest(signed)
+        return bytes.fromhex(self._keyed.hexdigest(signed))
 
     def issue(
         self,

@@ -82,8 +82,7 @@ class SessionDesk:
         #: (a session with delegated capabilities is checked in full at every call: a
         #: delegation ends with time).
         self._fits: dict[str, tuple[Session, TenantConfig]] = {}
-        #: Each tenant's quotas as a sign-in answers them, with the configuration they
-        #: were read of: read again when the tenant's configuration is another object.
+        #: Each tenant's quotas as a sign-in answers them, and the configuration read.
         self._quotas: dict[str, tuple[TenantConfig, dict[str, int | float]]] = {}
 
     async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> replies.Session:
@@ -122,23 +121,18 @@ class SessionDesk:
         self.delegations.audit_use(session, delegated, where="negotiate")
         if not self.commits.durable_alone():  # alone: answered on this turn
             await self.commits.durable()
+        quota = self._quotas.get(tenant)
+        if quota is None or quota[0] is not conf:  # read again once its configuration changes
+            quota = self._quotas[tenant] = (conf, conf.quota())
         return replies.Session(
             session_id=token,
             tenant=tenant,
             granted=granted,
             denied=denied,
             delegated=delegated,
-            quota=self._quota(conf),
+            quota=dict(quota[1]),  # the caller's own copy
             expires_at=session.expires_at,
         )
-
-    def _quota(self, conf: TenantConfig) -> dict[str, int | float]:
-        """``conf.quota()``, read once per configuration object (a copy each time: the
-        caller owns its answer)."""
-        known = self._quotas.get(conf.name)
-        if known is None or known[0] is not conf:
-            known = self._quotas[conf.name] = (conf, conf.quota())
-        return dict(known[1])
 
     async def _key_ok(self, tenant: object, conf: TenantConfig | None, key: object) -> bool:
         """Whether ``key`` is ``conf``'s tenant's key: a hash is checked by scrypt in a
