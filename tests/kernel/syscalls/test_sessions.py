@@ -115,3 +115,23 @@ def _queued(most: int) -> dict[str, object]:
     """:func:`_config` with CAP_ALLOC, alice's ``max_queued_jobs`` ``most``."""
     alice = {"key": KEYS["alice"], "caps": ["CAP_ALLOC"], "max_queued_jobs": most}
     return {**_config(["CAP_ALLOC"]), "tenants": {"alice": alice}}
+
+
+def test_a_revoked_session_is_refused_by_the_kernel_that_opens_its_data_next(
+    tmp_path: Path,
+) -> None:
+    sids: list[str] = []
+
+    async def revoke(kernel: Kernel) -> None:
+        sids.extend([await login(kernel, "alice", ["CAP_ALLOC"]) for _ in range(2)])
+        kernel.revoke_session(sids[0])
+
+    async def again(kernel: Kernel) -> None:
+        with pytest.raises(SessionError) as refused:
+            await kernel.q_list_jobs(session_id=sids[0])
+        assert "revoked" in refused.value.message
+        await kernel.q_list_jobs(session_id=sids[1])  # the other one lives on
+
+    config = config_from_dict(_config(["CAP_ALLOC"]))
+    run_kernel(tmp_path, revoke, config=config, workers=1)
+    run_kernel(tmp_path, again, config=config, workers=1)

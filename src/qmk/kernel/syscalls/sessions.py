@@ -94,7 +94,7 @@ class SessionDesk:
             self._auth_failed(str(tenant)[:64])
             raise AuthError("unknown tenant or wrong key")
         self._check_open()
-        self.reserve.check("a login")  # its session row and audit line
+        self.reserve.check("a login")  # its audit line
         if not isinstance(requested, list | tuple) or not all(
             isinstance(c, str) for c in requested
         ):
@@ -107,7 +107,6 @@ class SessionDesk:
         now = self.clock.now()
         token = self.sessions.issue(tenant, granted, now=now, delegated=delegated)
         session = self.sessions.check(token, now=now)
-        self.store.insert_session(session.sid, tenant, granted, session.expires_at)
         self.audit.append(
             "cap",
             where="negotiate",
@@ -230,7 +229,7 @@ class SessionDesk:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
         session = self.sessions.check(session_id, now=self.clock.now())
         self.sessions.revoke(session.sid)
-        self.store.revoke_session(session.sid)
+        self.store.revoke_session(session.sid, session.tenant, session.caps, session.expires_at)
         self.audit.append("cap", where="revoke", tenant=session.tenant, session=session.sid)
         self.commits.dirty()
 
