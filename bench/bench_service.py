@@ -37,8 +37,9 @@ reports each figure's min, median and max (a shared machine is noisy: compare
 medians of interleaved runs, not single runs).
 ``--instructions WARM JOBS`` counts, instead, the kernel process's instructions per job
 under valgrind's callgrind (``WARM`` jobs at 8 clients, the counters zeroed, ``JOBS``
-counted): a figure that does not follow the machine's speed, to compare two trees run
-one after the other (results in ``bench/results/service-instructions.json``).
+counted), and apart per session open (200 after them): figures that do not follow the
+machine's speed, to compare two trees run one after the other; with ``--against SRC``
+that tree is counted next (results in ``bench/results/service-instructions.json``).
 ``--floor ROUNDS`` times, instead, session opens against the least servers of
 ``open_floor.py`` (a blocking one, an asyncio one, and that one with the kernel's durable
 work before the answer) and ``qmk serve``, in interleaved rounds: what any server of a
@@ -302,7 +303,7 @@ def bench_throughput(
     *,
     cached: bool = False,
     waited: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """One throughput run; ``run`` numbers it among the runs against this server: its jobs'
     seeds are its own (no job of one run has a twin, same program and seed, in any other,
     whose stored result the kernel's result cache would give back without running it).
@@ -400,10 +401,19 @@ def summarize(
 
 
 def bench_instructions(
-    tmp: Path, workers: int, warm: int, jobs: int, graph: dict[str, Any], *, waited: bool = False
-) -> dict:
+    tmp: Path,
+    workers: int,
+    warm: int,
+    jobs: int,
+    graph: dict[str, Any],
+    *,
+    waited: bool = False,
+    src: str | None = None,
+) -> dict[str, Any]:
     """The kernel process's instructions per job, counted by valgrind's callgrind: ``warm``
-    jobs at 8 clients, the counters zeroed, then ``jobs`` more counted. A count does not
+    jobs at 8 clients, the counters zeroed, then ``jobs`` more counted; then, counted
+    apart, :data:`COUNTED_OPENS` session opens (``src``: the ``src`` folder of another
+    checkout, whose kernel it counts). A count does not
     depend on the machine's speed as a time does, but a kernel under valgrind runs some
     50 times slower, so its idle work (epoch ticks, checkpoints) and how many jobs a group
     commit takes vary a little with the load: compare trees measured one after the other."""
@@ -411,31 +421,50 @@ def bench_instructions(
     if missing:
         raise SystemExit(f"--instructions needs {' and '.join(missing)} (Debian: valgrind)")
     out = tmp / "callgrind.out"
-    proc = start_server(tmp, workers, None, callgrind=out)
+    proc = start_server(tmp, workers, None, callgrind=out, src=src)
+
+    def control(flag: str) -> None:
+        subprocess.run(["callgrind_control", flag, str(proc.pid)], check=True, capture_output=True)
+
     try:
         bench_throughput(tmp / "bench.sock", 8, warm, graph, proc.pid, 1, waited=waited)
-        subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+        bench_session_open(tmp / "bench.sock", 10, warmup=0)
+        control("-z")
         run = bench_throughput(tmp / "bench.sock", 8, jobs, graph, proc.pid, 2, waited=waited)
-        subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+        control("-d")
+        control("-z")
+        bench_session_open(tmp / "bench.sock", COUNTED_OPENS, warmup=0)
+        control("-d")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(300)
-    dumps = sorted(tmp.glob("callgrind.out.*"))  # -d's dump (the file at exit holds the rest)
-    if not dumps:
-        raise SystemExit(f"callgrind wrote no dump in {tmp}")
-    totals = re.search(r"^(?:summary|totals): (\d+)", dumps[0].read_text(errors="replace"), re.M)
-    if totals is None:
-        raise SystemExit(f"no total in callgrind's dump {dumps[0]}")
+    # -d's dumps, in order (the file at exit holds the rest)
+    dumps = sorted(tmp.glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+    if len(dumps) < 2:
+        raise SystemExit(f"callgrind wrote {len(dumps)} dump(s) in {tmp}, not 2")
+    counts = []
+    for dump in dumps[:2]:
+        totals = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(errors="replace"), re.M)
+        if totals is None:
+            raise SystemExit(f"no total in callgrind's dump {dump}")
+        counts.append(int(totals.group(1)))
     return {
+        "src": src or "this tree",
         "warm_up_jobs": warm,
         "jobs": jobs,
         "completed": run["completed"],
         "clients": 8,
         "requests_per_job": run["requests_per_job"],
-        "kernel_instructions_per_job": int(totals.group(1)) / jobs,
+        "kernel_instructions_per_job": counts[0] / jobs,
         "audit_writes_per_job": run["audit_writes_per_job"],
+        "session_opens": COUNTED_OPENS,
+        "kernel_instructions_per_open": counts[1] / COUNTED_OPENS,
         "load_average": load_average(),
     }
+
+
+#: Session opens counted under ``--instructions``, one at a time (after the jobs).
+COUNTED_OPENS = 200
 
 
 def bench_against(
@@ -557,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         metavar=("WARM", "JOBS"),
         help="only count the kernel's instructions per job under callgrind (valgrind): "
-        "WARM jobs at 8 clients, then JOBS counted (e.g. 200 400)",
+        "WARM jobs at 8 clients, then JOBS counted (e.g. 200 400), then per session open; "
+        "with --against, that tree's next",
     )
     parser.add_argument(
         "--submit-waits",
@@ -580,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         "qmk serve, in ROUNDS interleaved rounds (results in service-floor.json)",
     )
     options = parser.parse_args(argv)
-    if options.against is not None:
+    if options.against is not None and options.instructions is None:
         graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
         against = f"{options.workers} workers, this tree against {options.against}"
         print(describe(machine(), against))
@@ -598,23 +628,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
     if options.instructions is not None:
-        with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
-            counted = bench_instructions(
-                Path(tmp_name),
-                options.workers,
-                *options.instructions,
-                graph,
-                waited=options.submit_waits,
+        trees = [None] if options.against is None else [None, options.against]
+        counts = []
+        for src in trees:  # one after the other: compare trees counted so
+            with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
+                warm, jobs = options.instructions
+                counted = bench_instructions(
+                    Path(tmp_name),
+                    options.workers,
+                    warm,
+                    jobs,
+                    graph,
+                    waited=options.submit_waits,
+                    src=src,
+                )
+            counts.append(counted)
+            print(
+                f"{counted['src']}: kernel instructions per job (callgrind; {counted['jobs']} "
+                f"jobs at 8 clients, {counted['requests_per_job']} request(s) a job "
+                f"after {counted['warm_up_jobs']}, {counted['completed']} completed): "
+                f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; commits a job "
+                f"{counted['audit_writes_per_job']:.2f}; per session open "
+                f"({counted['session_opens']} apart) "
+                f"{counted['kernel_instructions_per_open'] / 1e3:.0f}k; load "
+                f"{counted['load_average']:.1f}"
             )
-        print(
-            f"kernel instructions per job (callgrind; {counted['jobs']} jobs at 8 clients, "
-            f"{counted['requests_per_job']} request(s) a job "
-            f"after {counted['warm_up_jobs']}, {counted['completed']} completed): "
-            f"{counted['kernel_instructions_per_job'] / 1e6:.3f}M; commits a job "
-            f"{counted['audit_writes_per_job']:.2f}; load "
-            f"{counted['load_average']:.1f}"
-        )
-        write_json({**machine(), **counted}, RESULTS / "service-instructions.json")
+        write_json({**machine(), "counts": counts}, RESULTS / "service-instructions.json")
         return 0
     info = machine()
     results: dict[str, Any] = {

@@ -24,6 +24,7 @@ from qmk.abi.door import (
     Connections,
     Door,
     HeldAnswers,
+    LoopClock,
     ProgramText,
     StreamCaps,
 )
@@ -388,3 +389,30 @@ def test_a_signed_in_connection_idle_past_its_expiry_is_closed_coded_and_a_call_
         assert door.connections.of_tenant("alice") == 0
 
     run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
+class _StoppedClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock stands at ``at`` (its coroutines here set no timer)."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__()
+        self.at = at
+
+    def time(self) -> float:
+        return self.at
+
+
+def test_the_loop_clock_reads_the_running_loop_and_the_next_one_once_that_is_closed() -> None:
+    clock = LoopClock()
+
+    async def read() -> float:
+        return clock.now()
+
+    for at in (1e6, 2e6):
+        loop = _StoppedClockLoop(at)
+        try:
+            assert [loop.run_until_complete(read()) for _ in range(2)] == [at, at]
+        finally:
+            loop.close()
+    with pytest.raises(RuntimeError):  # no running loop: none read
+        LoopClock().now()

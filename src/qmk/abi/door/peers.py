@@ -89,10 +89,15 @@ class Cancellable(Protocol):
 
 
 class LoopClock:
-    """The default clock: the running event loop's (monotonic) time."""
+    """The default clock: the running event loop's (monotonic) time, of the loop it kept
+    until that one closes (on Python 3.11 ``get_running_loop()`` is a system call)."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:
         return aio.timeout_at(when)

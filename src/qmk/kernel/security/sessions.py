@@ -17,7 +17,6 @@ qmk.errors.SessionExpired: QS1003 session-expired: the session expired; negotiat
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -28,15 +27,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from qmk.errors import SessionError, SessionExpired
 from qmk.kernel.datafiles import SECRET_FILE
 from qmk.kernel.security.keys import b64, unb64
+from qmk.kernel.security.seals import KeyedMac
 
 _PREFIX = "s1"
 _CHECKED_MAX = 10_000
-#: A token's payload as compact JSON (made once: ``json.dumps`` with ``separators``
-#: builds an encoder at every call).
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_COMPACT = msgspec.json.Encoder()  # a token's payload as compact JSON
 
 
 def load_secret(data_dir: str | os.PathLike[str]) -> bytes:
@@ -86,7 +86,7 @@ class Sessions:
     """
 
     def __init__(self, secret: bytes, *, ttl_s: float, revoked: Iterable[str] = ()) -> None:
-        self._secret = secret
+        self._keyed = KeyedMac(secret)
         self.ttl_s = ttl_s
         #: The session ids (the random part) refused: read by the session desk's check
         #: of a session it checked before; changed only by :meth:`revoke`.
@@ -94,7 +94,7 @@ class Sessions:
         self._checked: dict[str, Session] = {}  # tokens whose signature already checked
 
     def _mac(self, signed: bytes) -> bytes:
-        return hmac.new(self._secret, signed, hashlib.sha256).digest()
+        return bytes.fromhex(self._keyed.hexdigest(signed))
 
     def issue(
         self,
@@ -114,7 +114,7 @@ class Sessions:
         lent = list(delegated)
         if lent:  # only then: a token without delegated caps reads as before
             payload["d"] = lent
-        body = b64(_COMPACT.encode(payload).encode())
+        body = b64(_COMPACT.encode(payload))
         signed = f"{_PREFIX}.{body}"
         token = f"{signed}.{b64(self._mac(signed.encode()))}"
         # its session as check() would read it back: checking it after is a lookup

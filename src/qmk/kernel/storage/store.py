@@ -7,8 +7,8 @@ Tables:
   size in ``result_bytes`` (:class:`~qmk.kernel.records.stored.StoredResult`). A big
   graph is kept apart, in ``graph_texts``, once per tenant and text (:data:`GRAPH_APART`);
 - ``attempts`` (the outcomes of runs before a restore), ``checkpoints``, ``channels``;
-- ``sessions`` (issued and revoked session ids), ``delegations`` (capability loans
-  between tenants, :mod:`qmk.kernel.security.delegations`);
+- ``sessions`` (revoked session ids; a sign-in's is in the audit log), ``delegations`` (loans
+  of capabilities between tenants, :mod:`qmk.kernel.security.delegations`);
 - ``usage`` (one row per job end), ``outbox`` (its billing webhooks:
   :mod:`qmk.kernel.storage.billing`) and ``meta`` (the audit chain head).
 
@@ -1571,17 +1571,14 @@ class Store:
 
     # ------------------------------------------------------------------ sessions
 
-    def insert_session(self, sid: str, tenant: str, caps: Iterable[str], expires_at: float) -> None:
-        """Record an issued session."""
+    def revoke_session(self, sid: str, tenant: str, caps: Iterable[str], expires_at: float) -> None:
+        """Record a session revoked: its row is written now (a sign-in writes none; its
+        audit line records the session it opened)."""
         self.db.execute(
-            "INSERT INTO sessions (sid, tenant, caps, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO sessions (sid, tenant, caps, expires_at, revoked) "
+            "VALUES (?, ?, ?, ?, 1)",
             (sid, tenant, _dumps(list(caps)), expires_at),
         )
-        self.dirty = True
-
-    def revoke_session(self, sid: str) -> None:
-        """Mark a session revoked."""
-        self.db.execute("UPDATE sessions SET revoked=1 WHERE sid=?", (sid,))
         self.dirty = True
 
     def revoked_sessions(self) -> list[str]:

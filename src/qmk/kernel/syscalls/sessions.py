@@ -82,6 +82,8 @@ class SessionDesk:
         #: (a session with delegated capabilities is checked in full at every call: a
         #: delegation ends with time).
         self._fits: dict[str, tuple[Session, TenantConfig]] = {}
+        #: Each tenant's quotas as a sign-in answers them, and the configuration read.
+        self._quotas: dict[str, tuple[TenantConfig, dict[str, int | float]]] = {}
 
     async def negotiate(self, tenant: str, key: str, requested: Sequence[str]) -> replies.Session:
         """``q_negotiate_caps``: grant ``requested`` ∩ the tenant's allowed capabilities
@@ -92,7 +94,7 @@ class SessionDesk:
             self._auth_failed(str(tenant)[:64])
             raise AuthError("unknown tenant or wrong key")
         self._check_open()
-        self.reserve.check("a login")  # its session row and audit line
+        self.reserve.check("a login")  # its audit line
         if not isinstance(requested, list | tuple) or not all(
             isinstance(c, str) for c in requested
         ):
@@ -105,7 +107,6 @@ class SessionDesk:
         now = self.clock.now()
         token = self.sessions.issue(tenant, granted, now=now, delegated=delegated)
         session = self.sessions.check(token, now=now)
-        self.store.insert_session(session.sid, tenant, granted, session.expires_at)
         self.audit.append(
             "cap",
             where="negotiate",
@@ -119,13 +120,16 @@ class SessionDesk:
         self.delegations.audit_use(session, delegated, where="negotiate")
         if not self.commits.durable_alone():  # alone: answered on this turn
             await self.commits.durable()
+        quota = self._quotas.get(tenant)
+        if quota is None or quota[0] is not conf:  # read again once its configuration changes
+            quota = self._quotas[tenant] = (conf, conf.quota())
         return replies.Session(
             session_id=token,
             tenant=tenant,
             granted=granted,
             denied=denied,
             delegated=delegated,
-            quota=conf.quota(),
+            quota=dict(quota[1]),  # the caller's own copy
             expires_at=session.expires_at,
         )
 
@@ -225,7 +229,7 @@ class SessionDesk:
         """Refuse ``session_id`` from now on (an in-process admin call, not a syscall)."""
         session = self.sessions.check(session_id, now=self.clock.now())
         self.sessions.revoke(session.sid)
-        self.store.revoke_session(session.sid)
+        self.store.revoke_session(session.sid, session.tenant, session.caps, session.expires_at)
         self.audit.append("cap", where="revoke", tenant=session.tenant, session=session.sid)
         self.commits.dirty()
 
