@@ -13,7 +13,7 @@ import functools
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qmk.qvm.codes import BY_NAME, Severity
 from qmk.qvm.graph import CALL, REPEAT, Graph, Node, gc_paused, node_at
@@ -22,8 +22,8 @@ from qmk.qvm.walk import (
     _NODE_OP,
     _PLAN_OF,
     Finding,
+    OpCounts,
     Report,
-    Totals,
     VerifiedProgram,
     _check_limits,
     _Findings,
@@ -36,6 +36,66 @@ from qmk.qvm.walk import (
 
 if TYPE_CHECKING:
     from qmk.qvm.fold import View
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """What a program with REPEAT rows does in all, found folded: the one-turn view's
+    figures, each node counted as many times as it runs (nothing unrolled).
+
+    Attributes:
+        version: the graph's version.
+        rows: the rows stored (REPEAT rows and bodies' rows included).
+        nodes: the nodes of the unrolled program.
+        repeats: the REPEAT rows (a block's counted at each call site).
+        blocks: the blocks stored.
+        qubits, channels, events: the declared handles.
+        peak_live_qubits: most qubits live at once (a balanced body's turns all peak alike).
+        epochs: the unrolled program's epochs (one more than the fences it runs).
+        counts: op counts of the unrolled program.
+        required_caps: capabilities the nodes need, sorted.
+        requested_caps: capabilities the graph requests.
+        warnings: the warnings found.
+    """
+
+    version: str
+    rows: int
+    nodes: int
+    repeats: int
+    blocks: int
+    qubits: int
+    channels: int
+    events: int
+    peak_live_qubits: int
+    epochs: int
+    counts: OpCounts
+    required_caps: tuple[str, ...]
+    requested_caps: tuple[str, ...]
+    warnings: tuple[Finding, ...] = ()
+
+    @property
+    def is_clifford(self) -> bool:
+        return self.counts.non_clifford == 0
+
+    def summary(self) -> dict[str, Any]:
+        """Plain JSON for ``qmk info`` of a folded program."""
+        return {
+            "version": self.version,
+            "rows": self.rows,
+            "nodes": self.nodes,
+            "repeats": self.repeats,
+            "blocks": self.blocks,
+            "qubits": self.qubits,
+            "channels": self.channels,
+            "events": self.events,
+            "peak_live_qubits": self.peak_live_qubits,
+            "clifford": self.is_clifford,
+            "counts": self.counts.to_json(),
+            "epochs": self.epochs,
+            "required_caps": list(self.required_caps),
+            "requested_caps": list(self.requested_caps),
+            "warnings": [w.to_json() for w in self.warnings],
+        }
 
 
 def check_folded(

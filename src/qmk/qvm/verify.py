@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.errors import VerificationError
@@ -45,14 +46,14 @@ from qmk.qvm.walk import (
     OpCounts,
     Report,
     RevSegment,
-    Totals,
-    TupleView,
     VerifiedProgram,
-    Walked,
     check_flat,
     is_clifford_node,
     op_counts,
 )
+
+if TYPE_CHECKING:
+    from qmk.qvm.folded import Totals
 
 
 def check(
@@ -208,10 +209,7 @@ __all__ = [
     "OpCounts",
     "Report",
     "RevSegment",
-    "Totals",
-    "TupleView",
     "VerifiedProgram",
-    "Walked",
     "check",
     "is_clifford_node",
     "op_counts",

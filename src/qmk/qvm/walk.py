@@ -14,13 +14,12 @@ import itertools
 import math
 import operator
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from qmk.qvm.codes import BY_NAME, CODES, Severity
-from qmk.qvm.errors import VerificationError
 from qmk.qvm.graph import (
     CALL,
     Graph,
@@ -48,13 +47,11 @@ from qmk.qvm.packed import Ragged
 from qmk.qvm.profiles import ProfileError, parse_profile
 
 if TYPE_CHECKING:
+    from qmk.qvm.folded import Totals
     from qmk.qvm.guards import Guarded
 
 #: At most this many findings of one code are listed; one more finding says how many were left out.
 MAX_FINDINGS_PER_CODE = 100
-
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,7 +224,7 @@ class VerifiedProgram:
 
             A program verified on its columns (:func:`qmk.qvm.columns.verified`) finds
             ``preds`` and ``rev_segments`` by the verifier's walk of its graph when either
-            is first read (:class:`Walked`): a run reads neither.
+            is first read (:class:`~qmk.qvm.walked.Walked`): a run reads neither.
         peak_live_qubits: most qubits live at once, in list order.
         counts: op counts.
         required_caps: capabilities the nodes need, sorted.
@@ -271,160 +268,6 @@ class VerifiedProgram:
             "rev_segments": [s.to_json(graph) for s in self.rev_segments],
             "required_caps": list(self.required_caps),
             "requested_caps": list(graph.caps),
-            "warnings": [w.to_json() for w in self.warnings],
-        }
-
-
-class Walked:
-    """The verifier's walk of a graph already found clean by other checks (a flat
-    program's column checks, :mod:`qmk.qvm.columns`), run when first asked: the edges and
-    REV segments that only a walk in list order finds. :meth:`field` gives either as a
-    sequence that walks on its first read."""
-
-    __slots__ = ("_graph", "_program")
-
-    def __init__(self, graph: Graph) -> None:
-        self._graph = graph
-        self._program: VerifiedProgram | None = None
-
-    def program(self) -> VerifiedProgram:
-        """The walk's verified program (made once; two threads may each make it: equal).
-
-        Raises:
-            VerificationError: a finding the other checks missed (a fault of theirs).
-        """
-        program = self._program
-        if program is None:
-            graph = self._graph
-            with gc_paused():
-                report = _walk(graph, _UNBOUNDED, _Findings(graph))
-            if report.program is None:
-                raise VerificationError(report.findings)
-            program = self._program = report.program
-        return program
-
-    def field(self, name: str) -> Sequence[Any]:
-        """``preds`` or ``rev_segments`` of :meth:`program`, walked on first read."""
-        return _Later(self, name)
-
-
-#: The limits of a walk of a program whose size was checked already.
-_UNBOUNDED = Limits(
-    max_bytes=None,
-    max_depth=None,
-    max_nodes=None,
-    max_qubits=None,
-    max_channels=None,
-    max_events=None,
-    max_operands=None,
-    max_name_length=None,
-    max_unrolled_nodes=None,
-)
-
-
-class TupleView(Sequence[_T]):
-    """A sequence made when first read that stands for a tuple of its items: equal to
-    such a tuple, unhashable as a list is, and pickled as the tuple itself (so what
-    crosses a process is plain data). A subclass says how its items are made
-    (:meth:`_values`)."""
-
-    __slots__ = ()
-
-    def _values(self) -> Sequence[_T]:
-        raise NotImplementedError
-
-    def __len__(self) -> int:
-        return len(self._values())
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._values()[index]
-
-    def __iter__(self) -> Iterator[_T]:
-        return iter(self._values())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return tuple(self) == tuple(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (tuple, (tuple(self._values()),))
-
-
-class _Later(TupleView[Any]):
-    """A field of :meth:`Walked.program`, read through (see :class:`Walked`)."""
-
-    __slots__ = ("_name", "_walked")
-
-    def __init__(self, walked: Walked, name: str) -> None:
-        self._walked, self._name = walked, name
-
-    def _values(self) -> Sequence[Any]:
-        values: Sequence[Any] = getattr(self._walked.program(), self._name)
-        return values
-
-    def __repr__(self) -> str:
-        return f"<{self._name}, walked when first read>"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Totals:
-    """What a program with REPEAT rows does in all, found folded: the one-turn view's
-    figures, each node counted as many times as it runs (nothing unrolled).
-
-    Attributes:
-        version: the graph's version.
-        rows: the rows stored (REPEAT rows and bodies' rows included).
-        nodes: the nodes of the unrolled program.
-        repeats: the REPEAT rows (a block's counted at each call site).
-        blocks: the blocks stored.
-        qubits, channels, events: the declared handles.
-        peak_live_qubits: most qubits live at once (a balanced body's turns all peak alike).
-        epochs: the unrolled program's epochs (one more than the fences it runs).
-        counts: op counts of the unrolled program.
-        required_caps: capabilities the nodes need, sorted.
-        requested_caps: capabilities the graph requests.
-        warnings: the warnings found.
-    """
-
-    version: str
-    rows: int
-    nodes: int
-    repeats: int
-    blocks: int
-    qubits: int
-    channels: int
-    events: int
-    peak_live_qubits: int
-    epochs: int
-    counts: OpCounts
-    required_caps: tuple[str, ...]
-    requested_caps: tuple[str, ...]
-    warnings: tuple[Finding, ...] = ()
-
-    @property
-    def is_clifford(self) -> bool:
-        return self.counts.non_clifford == 0
-
-    def summary(self) -> dict[str, Any]:
-        """Plain JSON for ``qmk info`` of a folded program."""
-        return {
-            "version": self.version,
-            "rows": self.rows,
-            "nodes": self.nodes,
-            "repeats": self.repeats,
-            "blocks": self.blocks,
-            "qubits": self.qubits,
-            "channels": self.channels,
-            "events": self.events,
-            "peak_live_qubits": self.peak_live_qubits,
-            "clifford": self.is_clifford,
-            "counts": self.counts.to_json(),
-            "epochs": self.epochs,
-            "required_caps": list(self.required_caps),
-            "requested_caps": list(self.requested_caps),
             "warnings": [w.to_json() for w in self.warnings],
         }
 
