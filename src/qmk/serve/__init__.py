@@ -215,41 +215,22 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
     pool = None
     if bridge is not None:  # the jobs run on a Dask cluster, through its bridge
-        import functools
+        from qmk.serve.dask import bridge_pool
 
-        from qmk.abi.server import connect_unix
-        from qmk.kernel.pools.remote import RemotePool
-
-        pool = RemotePool(
-            functools.partial(connect_unix, bridge),
-            where=bridge,
-            loop=loop,
-            max_frame=config.worker_memory_mb * 2**20,
-        )
+        pool = bridge_pool(bridge, config, loop)
+    sized = {} if workers is None else {"workers": workers}  # else the kernel's default
     try:
-        if workers is None:
-            kernel = await Kernel.open(
-                config,
-                data_dir,
-                recover=recover,
-                repair_perms=repair_perms,
-                pool=pool,
-                pool_factory=pool_factory,
-                clock=clock,
-                machine_clock=machine_clock,
-            )
-        else:
-            kernel = await Kernel.open(
-                config,
-                data_dir,
-                workers=workers,
-                recover=recover,
-                repair_perms=repair_perms,
-                pool=pool,
-                pool_factory=pool_factory,
-                clock=clock,
-                machine_clock=machine_clock,
-            )
+        kernel = await Kernel.open(
+            config,
+            data_dir,
+            recover=recover,
+            repair_perms=repair_perms,
+            pool=pool,
+            pool_factory=pool_factory,
+            clock=clock,
+            machine_clock=machine_clock,
+            **sized,
+        )
     except BaseException:
         if pool is not None:
             pool.shutdown(True, cancel_futures=True)

@@ -1,4 +1,5 @@
-"""``qmk serve``'s Dask options: checked, and the Dask bridge started for ``--dask``.
+"""``qmk serve``'s Dask options: checked, the Dask bridge started for ``--dask``, and
+the kernel's pool on a bridge.
 
 A kernel started without a Dask option loads none of this (issue 79: its trusted core);
 ``qmk dask-bridge`` checks its options here too.
@@ -7,6 +8,8 @@ A kernel started without a Dask option loads none of this (issue 79: its trusted
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 from typing import Any
 
 from qmk.abi.errors import CommandError
@@ -65,3 +68,17 @@ def bridge_for(args: argparse.Namespace, config: Any, gateways: list[tuple[list[
     argv, sock = bridge_of(args, config)
     gateways.append((argv, sock))
     return str(sock.path)
+
+
+def bridge_pool(bridge: str, config: Any, loop: asyncio.AbstractEventLoop) -> Any:
+    """The kernel's pool of jobs run on a Dask cluster, through its bridge on the Unix
+    socket ``bridge`` (each frame at most a worker's memory)."""
+    from qmk.abi.server import connect_unix
+    from qmk.kernel.pools.remote import RemotePool
+
+    return RemotePool(
+        functools.partial(connect_unix, bridge),
+        where=bridge,
+        loop=loop,
+        max_frame=config.worker_memory_mb * 2**20,
+    )
