@@ -56,6 +56,7 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.qvm.fold",
     "qmk.qvm.foldcheck",
     "qmk.qvm.folded",
+    "qmk.qvm.rows",
     "qmk.qvm.guards",
     "qmk.qvm.reports",
     "qmk.kernel.admit.own",
@@ -120,6 +121,7 @@ RARE_PATHS: dict[str, str] = {
     "qmk.qvm.fold": "a program with a REPEAT or CALL row, or blocks",
     "qmk.qvm.foldcheck": "a program with a REPEAT or CALL row, or blocks",
     "qmk.qvm.folded": "a program with a REPEAT or CALL row, or blocks",
+    "qmk.qvm.rows": "a program with a REPEAT row or blocks, read from JSON",
     "qmk.qvm.guards": "a guarded node that starts, ends or follows a lifetime",
     "qmk.qvm.reports": "an unknown op, a repeated operand, an event read before its producer",
     "qmk.kernel.admit.own": "a job of a target that reads its own program (a device job)",
@@ -395,7 +397,7 @@ def test_docs_give_the_qmk_modules_and_lines_the_kernel_process_loads_after_a_jo
 #: The most QMK lines the kernel process may load after :func:`bell_jobs`: what it loads
 #: now (docs/kernel.md's "now" row) and a little room; issue 79's goal is 30,000. Lower it
 #: as the kernel sheds code: code that loads where it is not used should not creep back.
-KERNEL_QMK_LINES_AT_MOST = 42_195
+KERNEL_QMK_LINES_AT_MOST = 42_145
 
 
 def test_the_kernel_process_loads_no_more_qmk_lines_than_its_ceiling(
