@@ -8,8 +8,9 @@ import random
 import pytest
 
 from qmk.qvm.fold import one_turn, unroll
+from qmk.qvm.folded import Totals
 from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources
-from qmk.qvm.verify import FoldedProgram, Report, Totals, check, verify_folded
+from qmk.qvm.verify import FoldedProgram, Report, check, verify_folded
 
 GATES_1 = ("APPLY_H", "APPLY_S", "APPLY_T", "APPLY_TDG", "APPLY_X", "APPLY_SDG")
 GATES_2 = ("APPLY_CNOT", "APPLY_CZ", "APPLY_SWAP")

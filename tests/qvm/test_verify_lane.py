@@ -1,6 +1,6 @@
 """The verifier's lane for faultless gates reports exactly what the full steps report.
 
-:func:`qmk.qvm.verify._walk` takes runs of faultless gates on a short lane; with
+:func:`qmk.qvm.walk._walk` takes runs of faultless gates on a short lane; with
 ``gate_lane=False`` every node goes through the full per-node steps. On seeded random
 programs, clean and then with faults spliced in (repeated ids, undeclared, dead and
 repeated qubits, bad angles, unknown ops, capabilities, guards, fences), both give the
@@ -18,7 +18,8 @@ import pytest
 from qmk.qvm.generate import random_graph
 from qmk.qvm.graph import Graph, Guard, GuardTerm, Node
 from qmk.qvm.limits import Limits
-from qmk.qvm.verify import Report, _Findings, _walk, check
+from qmk.qvm.verify import Report, check
+from qmk.qvm.walk import _Findings, _walk
 
 
 def _full_steps(graph: Graph, limits: Limits) -> Report:

@@ -42,7 +42,7 @@ def run_bridge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from qmk.commands.gateway import cap_memory, log_to
     from qmk.kernel.config import load_config
     from qmk.kernel.pools.confine import confine_server, name_process
-    from qmk.serve import check_dask
+    from qmk.serve.dask import check_dask
 
     if (args.listen is None) == (args.listen_fd is None):
         raise CommandError.of("bad-option", "qmk dask-bridge needs --listen PATH")

@@ -32,10 +32,11 @@ from qmk.errors import warning_line
 
 if TYPE_CHECKING:
     from qmk.qvm.columns import Columns
+    from qmk.qvm.folded import Totals
     from qmk.qvm.graph import Graph
     from qmk.qvm.limits import Limits
     from qmk.qvm.prove import Proof
-    from qmk.qvm.verify import Finding, Report, Totals, VerifiedProgram
+    from qmk.qvm.verify import Finding, Report, VerifiedProgram
 
 
 def _write(text: str, output: str | None, stdout: TextIO) -> None:

@@ -51,7 +51,7 @@ from qmk.execution.request import canonical_profile
 from qmk.qvm.columns import spread
 from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, Exec, Micro
-from qmk.qvm.packed import Pairs
+from qmk.qvm.pairs import Pairs
 from qmk.qvm.verify import VerifiedProgram, is_clifford_node
 
 if TYPE_CHECKING:

@@ -65,7 +65,7 @@ from qmk.memo import Memo
 from qmk.qvm import classical
 from qmk.qvm.graph import Guard, Node
 from qmk.qvm.ops import Exec, Micro
-from qmk.qvm.packed import Pairs
+from qmk.qvm.pairs import Pairs
 
 #: What a :class:`Control` may answer: save the state and go on ...
 CHECKPOINT = "checkpoint"

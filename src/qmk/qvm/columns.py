@@ -62,7 +62,8 @@ from qmk.arrays import distinct, has_repeats
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPS, Clifford, Exec
-from qmk.qvm.verify import Epoch, TupleView, VerifiedProgram, Walked, op_counts
+from qmk.qvm.verify import Epoch, VerifiedProgram, op_counts
+from qmk.qvm.walked import TupleView, Walked
 
 __all__ = ["OP_CODES", "OP_NAMES", "ColumnNodes", "Columns", "Figures", "check", "verified"]
 
@@ -533,7 +534,7 @@ def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgr
     off a quarter turn counted as beyond a stabilizer simulation, as the verifier counts
     them), the peak of live qubits and the capabilities. The edges and REV segments,
     which only a walk in list order finds, are walked when first read
-    (:class:`~qmk.qvm.verify.Walked`). Its graph is :meth:`Columns.graph_view`: its
+    (:class:`~qmk.qvm.walked.Walked`). Its graph is :meth:`Columns.graph_view`: its
     nodes made when read.
     """
     figures = check(columns, limits=limits)

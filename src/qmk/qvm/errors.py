@@ -19,7 +19,7 @@ published; ``docs/errors.md`` and ``docs/qvm.md`` list them, and a test fails wh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity
 
@@ -39,6 +39,28 @@ class FormatError(QVMError):
     def located(self, source: str) -> FormatError:
         """The same error with ``source:`` in front of its message."""
         return type(self)(self.code, self.name, f"{source}: {self.message}", details=self.details)
+
+    @classmethod
+    def wrong_type(cls, path: str, expected: str, value: Any) -> FormatError:
+        """``wrong-type`` at ``path``: ``expected`` was wanted, ``value``'s JSON type came."""
+        return cls.of(
+            "wrong-type", f"{path}: expected {expected}, got {_type_name(value)}", path=path
+        )
+
+
+def _type_name(value: Any) -> str:
+    """The JSON type of a decoded value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 def unwritable(path: object, exc: OSError) -> FormatError:

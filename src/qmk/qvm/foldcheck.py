@@ -1,9 +1,9 @@
 """The verifier's rules of REPEAT rows and blocks, where a folded program is checked.
 
-:func:`qmk.qvm.verify.check` walks a program's one-turn view as any flat program; these
-are the rules only folded programs have (docs/qvm.md, "Bounded repetition", "Blocks").
-It imports them, and the folding's views (:mod:`qmk.qvm.fold`), at the first program
-with a REPEAT or CALL row or blocks: a kernel that verifies flat programs holds neither.
+:func:`qmk.qvm.folded.check_folded` walks a program's one-turn view as any flat
+program; these are the rules only folded programs have (docs/qvm.md, "Bounded
+repetition", "Blocks"). That module imports them, and the folding's views
+(:mod:`qmk.qvm.fold`): a kernel that verifies flat programs holds neither.
 Each rule gives its problems as plain values; the verifier makes them findings.
 """
 

@@ -330,31 +330,11 @@ def promote_young() -> None:
     gc.unfreeze()
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _wrong_type(path: str, expected: str, value: Any) -> FormatError:
-    return FormatError.of(
-        "wrong-type", f"{path}: expected {expected}, got {_type_name(value)}", path=path
-    )
-
-
 def _object(
     value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...]
 ) -> dict[str, Any]:
     if type(value) is not dict:
-        raise _wrong_type(path, "an object", value)
+        raise FormatError.wrong_type(path, "an object", value)
     if not value.keys() <= _ALLOWED[allowed]:
         extra = next(key for key in value if key not in allowed)
         raise FormatError.of(
@@ -376,11 +356,11 @@ def _strings(
     any. One graph's reading shares them: a 100,000-node program on a few qubits holds a
     few ``vqs`` tuples, not 100,000 for the cyclic collector to walk."""
     if type(value) is not list:
-        raise _wrong_type(path, "an array of strings", value)
+        raise FormatError.wrong_type(path, "an array of strings", value)
     result = tuple(value)
     if not all(type(item) is str for item in result):
         index = next(i for i, item in enumerate(result) if type(item) is not str)
-        raise _wrong_type(f"{path}[{index}]", "a string", result[index])
+        raise FormatError.wrong_type(f"{path}[{index}]", "a string", result[index])
     return result if kept is None else kept.setdefault(result, result)
 
 
@@ -418,7 +398,7 @@ def _guard(value: Any, path: str) -> Guard:
         _object(value, path, ("all",), ("all",))
         terms = value["all"]
         if type(terms) is not list or not terms:
-            raise _wrong_type(f"{path}.all", "a non-empty array of guard terms", terms)
+            raise FormatError.wrong_type(f"{path}.all", "a non-empty array of guard terms", terms)
         return Guard(
             terms=tuple(_guard_term(t, f"{path}.all[{i}]") for i, t in enumerate(terms)),
             conjunction=True,
@@ -430,13 +410,13 @@ def _guard_term(value: Any, path: str) -> GuardTerm:
     _object(value, path, _GUARD_KEYS, _GUARD_KEYS)
     event, equals = value["event"], value["equals"]
     if type(event) is not str:
-        raise _wrong_type(f"{path}.event", "a string", event)
+        raise FormatError.wrong_type(f"{path}.event", "a string", event)
     # JSON has one number type: 1 and 1.0 are the same value (and JSON Schema agrees);
     # true is not a number.
     if type(equals) is float and equals.is_integer():
         equals = int(equals)
     if type(equals) is not int:
-        raise _wrong_type(f"{path}.equals", "0 or 1", equals)
+        raise FormatError.wrong_type(f"{path}.equals", "0 or 1", equals)
     if equals not in (0, 1):
         raise FormatError.of(
             "bad-value", f"{path}.equals: a guard compares with 0 or 1, got {equals}", path=path
@@ -454,9 +434,9 @@ def _node(
     _object(value, path, _NODE_KEYS, ("id", "op"))
     node_id, op = value["id"], value["op"]
     if type(node_id) is not str:
-        raise _wrong_type(f"{path}.id", "a string", node_id)
+        raise FormatError.wrong_type(f"{path}.id", "a string", node_id)
     if type(op) is not str:
-        raise _wrong_type(f"{path}.op", "a string", op)
+        raise FormatError.wrong_type(f"{path}.op", "a string", op)
     lists: dict[str, tuple[str, ...]] = {}
     for key in _HANDLE_LISTS:
         if key in value and value[key] is not None:
@@ -465,18 +445,18 @@ def _node(
     if args is None:
         args = {}
     elif type(args) is not dict:
-        raise _wrong_type(f"{path}.args", "an object", args)
+        raise FormatError.wrong_type(f"{path}.args", "an object", args)
     elif args:
         _check_depth(args, f"{path}.args", limits.max_depth)
     metadata = value.get("metadata")
     if metadata is not None:
         if type(metadata) is not dict:
-            raise _wrong_type(f"{path}.metadata", "an object", metadata)
+            raise FormatError.wrong_type(f"{path}.metadata", "an object", metadata)
         _check_depth(metadata, f"{path}.metadata", limits.max_depth)
     guard = value.get("guard")
     body: tuple[Node, ...] = ()
     if op in (REPEAT, BLOCK) or "body" in value:
-        body = _repeat_body(value, path, limits, kept, depth)
+        body = _body(value, path, limits, kept, depth)
     return Node(
         id=node_id,
         op=canonical_op(op) or op,  # an alias loads as its op; an unknown op is the verifier's
@@ -488,79 +468,28 @@ def _node(
     )
 
 
-def _repeat_body(
+def _body(
     value: dict[str, Any],
     path: str,
     limits: Limits,
     kept: dict[tuple[str, ...], tuple[str, ...]],
     depth: int,
 ) -> tuple[Node, ...]:
-    """The rows of a ``REPEAT`` row, its shape checked: ``args`` is ``{"count": N}``
-    with N >= 1, ``body`` a non-empty array of rows, and nothing else but its ``id``;
-    or of a ``BLOCK`` (:func:`_block_body`)."""
-    if value["op"] == BLOCK:
-        return _block_body(value, path, limits, kept, depth)
-    if value["op"] != REPEAT:
+    """The rows of a ``REPEAT`` row or a ``BLOCK`` (:mod:`qmk.qvm.rows`, loaded at the
+    first), each read as any row."""
+    op = value["op"]
+    if op != REPEAT and op != BLOCK:
         raise FormatError.of(
             "unknown-key", f"{path}: only a REPEAT row or a BLOCK has a body", path=path, key="body"
         )
-    extra = [key for key in value if key not in ("id", "op", "args", "body")]
-    if extra:
-        raise FormatError.of(
-            "unknown-key",
-            f"{path}: a REPEAT row has no {extra[0]!r}; it takes id, op, args and body",
-            path=path,
-            key=extra[0],
-        )
-    args = value.get("args")
-    count = args.get("count") if type(args) is dict and args.keys() == {"count"} else None
-    if type(count) is float and count.is_integer():
-        count = int(count)
-    if not isinstance(args, dict) or type(count) is not int or count < 1:
-        raise FormatError.of(
-            "bad-value",
-            f'{path}.args: a REPEAT row\'s args are {{"count": N}} with a whole N >= 1',
-            path=f"{path}.args",
-        )
-    args["count"] = count
-    if limits.max_depth is not None and depth >= limits.max_depth:
-        raise FormatError.of(
-            "too-deep",
-            f"{path}: REPEAT rows nest deeper than {limits.max_depth}",
-            path=path,
-            limit=limits.max_depth,
-        )
-    raw = value.get("body")
-    if type(raw) is not list or not raw:
-        raise _wrong_type(f"{path}.body", "a non-empty array of rows", raw)
-    return tuple(
-        _node(item, f"{path}.body[{i}]", limits, kept, depth + 1) for i, item in enumerate(raw)
-    )
+    from qmk.qvm import rows
 
+    def read(item: Any, where: str, inner: int) -> Node:
+        return _node(item, where, limits, kept, inner)
 
-def _block_body(
-    value: dict[str, Any],
-    path: str,
-    limits: Limits,
-    kept: dict[tuple[str, ...], tuple[str, ...]],
-    depth: int,
-) -> tuple[Node, ...]:
-    """The rows of a ``BLOCK``, its shape checked: ``id``, ``op``, ``vqs`` (its formal
-    qubits) and a non-empty ``body``, nothing else."""
-    extra = [key for key in value if key not in ("id", "op", "vqs", "body")]
-    if extra:
-        raise FormatError.of(
-            "unknown-key",
-            f"{path}: a BLOCK has no {extra[0]!r}; it takes id, op, vqs and body",
-            path=path,
-            key=extra[0],
-        )
-    raw = value.get("body")
-    if type(raw) is not list or not raw:
-        raise _wrong_type(f"{path}.body", "a non-empty array of rows", raw)
-    return tuple(
-        _node(item, f"{path}.body[{i}]", limits, kept, depth + 1) for i, item in enumerate(raw)
-    )
+    if op == BLOCK:
+        return rows.block_body(value, path, depth, read)
+    return rows.repeat_body(value, path, limits, depth, read)
 
 
 def _blocks(
@@ -570,7 +499,7 @@ def _blocks(
     if raw is None:
         return ()
     if type(raw) is not list:
-        raise _wrong_type("program.blocks", "an array", raw)
+        raise FormatError.wrong_type("program.blocks", "an array", raw)
     blocks = tuple(_node(item, f"program.blocks[{i}]", limits, kept) for i, item in enumerate(raw))
     for i, block in enumerate(blocks):
         if block.op != BLOCK:
@@ -599,7 +528,7 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
     _object(data, "graph", _GRAPH_KEYS, ("version", "program", "resources"))
     version = data["version"]
     if type(version) is not str:
-        raise _wrong_type("version", "a string", version)
+        raise FormatError.wrong_type("version", "a string", version)
     if version not in VERSIONS:
         raise FormatError.of(
             "unsupported-version",
@@ -609,7 +538,7 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
     program = _object(data["program"], "program", _PROGRAM_KEYS, ("nodes",))
     raw_nodes = program["nodes"]
     if type(raw_nodes) is not list:
-        raise _wrong_type("program.nodes", "an array", raw_nodes)
+        raise FormatError.wrong_type("program.nodes", "an array", raw_nodes)
     with gc_paused():
         kept: dict[tuple[str, ...], tuple[str, ...]] = {}  # the node's handle tuples, shared
         nodes = tuple(
@@ -635,11 +564,11 @@ def from_json(data: Any, *, limits: Limits | None = None) -> Graph:
     caps = data.get("caps")
     description = data.get("description")
     if description is not None and type(description) is not str:
-        raise _wrong_type("description", "a string", description)
+        raise FormatError.wrong_type("description", "a string", description)
     metadata = data.get("metadata")
     if metadata is not None:
         if type(metadata) is not dict:
-            raise _wrong_type("metadata", "an object", metadata)
+            raise FormatError.wrong_type("metadata", "an object", metadata)
         _check_depth(metadata, "metadata", limits.max_depth)
     return Graph(
         version=version,

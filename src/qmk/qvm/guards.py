@@ -3,7 +3,7 @@ guard's events have given values) that starts or ends a handle's lifetime leaves
 handle in one state where the guard holds and another where it does not
 (:class:`Guarded`), and each later use is checked on the side(s) it runs on.
 
-:class:`qmk.qvm.verify._Lifetimes` imports this at the first guarded node that touches a
+:class:`qmk.qvm.walk._Lifetimes` imports this at the first guarded node that touches a
 handle: a kernel that verifies programs without guards holds none of it. Its findings
 are the lifetimes' own (``reopen``, ``after_end``, ...) and ``guarded-lifetime``
 (QV208); ``qmk validate --prove`` follows every valuation (:mod:`qmk.qvm.prove`).
@@ -18,7 +18,7 @@ from qmk.qvm.graph import node_at
 
 if TYPE_CHECKING:
     from qmk.qvm.graph import Guard
-    from qmk.qvm.verify import _Lifetimes
+    from qmk.qvm.walk import _Lifetimes
 
 #: A handle's state in its lifetime: never started, live, or ended.
 _NEW, _LIVE, _ENDED = 0, 1, 2
@@ -85,7 +85,7 @@ def _set(lifetimes: _Lifetimes, name: str, state: int, index: int) -> None:
 def guarded_touch(
     lifetimes: _Lifetimes, name: str, index: int, use: str, guard: Guard | None
 ) -> int:
-    """:meth:`~qmk.qvm.verify._Lifetimes.touch` of a guarded node, or of a handle a
+    """:meth:`~qmk.qvm.walk._Lifetimes.touch` of a guarded node, or of a handle a
     guarded node left in two states (:class:`Guarded`): +1 when it may start a
     lifetime, -1 when it ends one."""
     terms: frozenset[tuple[str, int]] = (
@@ -129,7 +129,7 @@ def guarded_touch(
 
 
 def _plain(lifetimes: _Lifetimes, name: str, index: int, use: str) -> int:
-    """:meth:`~qmk.qvm.verify._Lifetimes.touch` of a handle in a certain state, as if
+    """:meth:`~qmk.qvm.walk._Lifetimes.touch` of a handle in a certain state, as if
     unguarded."""
     return lifetimes.touch(name, index, use == "opens", use == "closes")
 

@@ -2,7 +2,7 @@
 (with the closest name), an operand given twice, and an event read
 before its producer (a dependency cycle, with its path, or a read listed too early).
 
-:mod:`qmk.qvm.verify` imports this at the first such finding: a kernel whose programs
+:mod:`qmk.qvm.walk` imports this at the first such finding: a kernel whose programs
 verify holds none of it.
 """
 
@@ -16,7 +16,7 @@ from qmk.qvm.ops import closest_op
 
 if TYPE_CHECKING:
     from qmk.qvm.graph import Node
-    from qmk.qvm.verify import _Findings
+    from qmk.qvm.walk import _Findings
 
 
 def report_unknown_op(node: Node, findings: _Findings, index: int) -> None:

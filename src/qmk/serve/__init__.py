@@ -29,38 +29,6 @@ if TYPE_CHECKING:
     from qmk.kernel.pools.workers import PoolFactory
 
 
-def check_dask(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """``--dask`` and its options (``qmk serve``'s, ``qmk dask-bridge``'s), checked
-    before anything starts: the TLS files, and the pool's flags (``insecure``,
-    ``dashboard``, ``connect_s``) for :func:`~qmk.kernel.pools.dask_pool.dask_pool`
-    (no Dask loaded).
-
-    Raises:
-        ConfigError: ``QK101``: a bad ``--dask`` or TLS option.
-        ExposureError: ``QK120``: a scheduler without TLS, not ``--dask-insecure``.
-        CommandError: ``QW011``: an option without its ``--dask``.
-    """
-    tls = None
-    flags: dict[str, Any] = {"insecure": args.dask_insecure, "dashboard": args.dask_dashboard}
-    if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.abi.server import load_client_tls  # (a kernel without Dask loads none)
-        from qmk.kernel.pools.dask_options import check_exposure, check_tls, parse_dask
-
-        if args.dask is not None:
-            parse_dask(args.dask)
-        files = (args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
-        tls = check_tls(args.dask, *files, load=load_client_tls)
-        if args.dask is not None:
-            check_exposure(args.dask, **flags)
-    elif args.dask_insecure or args.dask_dashboard:
-        raise CommandError.of("bad-option", "--dask-insecure and --dask-dashboard go with --dask")
-    if args.dask_connect_s is not None:
-        if args.dask is None:
-            raise CommandError.of("bad-option", "--dask-connect-s goes with --dask")
-        flags["connect_s"] = args.dask_connect_s
-    return tls, flags
-
-
 def serve(
     args: argparse.Namespace,
     out: TextIO,
@@ -130,13 +98,20 @@ def serve(
         grpc = grpc_config(args)  # --grpc (qmk.grpc, the `grpc` extra)
         if args.grpc_metrics is not None:  # inline, --http's /metrics times gRPC's calls
             raise CommandError.of("bad-option", "--grpc-metrics is the gRPC gateway process's")
-    check_dask(args)  # a bad --dask stops the start before anything runs
+    if _asks_dask(args):  # a bad --dask stops the start before anything runs
+        from qmk.serve.dask import check_dask  # (a kernel without Dask loads none of it)
+
+        check_dask(args)
     if args.gateway == "process" and _asks_gateways(args):  # bound here, before the kernel
         from qmk.serve.gateways import gateways_of  # (a kernel without wires loads none)
 
         gateways = gateways_of(args, server_config, config)
     observe = bool(gateways) or args.kernel_only or http is not None
-    bridge = _bridge(args, config, gateways)  # the Dask bridge's socket, if any
+    bridge = args.dask_bridge  # the Dask bridge's socket: one started alone, or None
+    if args.dask is not None:  # one started and supervised here
+        from qmk.serve.dask import bridge_for
+
+        bridge = bridge_for(args, config, gateways)
     handler = logging.StreamHandler(err)
     if args.log_format == "json":
         from qmk.abi.logs import JsonFormatter
@@ -195,6 +170,13 @@ def _asks_gateways(args: argparse.Namespace) -> bool:
     return any(getattr(args, option) is not None for option in options)
 
 
+def _asks_dask(args: argparse.Namespace) -> bool:
+    """Whether ``args`` give a Dask option (:func:`qmk.serve.dask.check_dask` checks them)."""
+    tls = (args.dask_tls_ca, args.dask_tls_cert, args.dask_tls_key)
+    flags = args.dask_insecure or args.dask_dashboard or args.dask_connect_s is not None
+    return args.dask is not None or any(tls) or bool(flags)
+
+
 async def _serve(
     config: Any,
     data_dir: Path,
@@ -233,41 +215,22 @@ async def _serve(
             loop.add_signal_handler(signum, stop.set)
     pool = None
     if bridge is not None:  # the jobs run on a Dask cluster, through its bridge
-        import functools
+        from qmk.serve.dask import bridge_pool
 
-        from qmk.abi.server import connect_unix
-        from qmk.kernel.pools.remote import RemotePool
-
-        pool = RemotePool(
-            functools.partial(connect_unix, bridge),
-            where=bridge,
-            loop=loop,
-            max_frame=config.worker_memory_mb * 2**20,
-        )
+        pool = bridge_pool(bridge, config, loop)
+    sized = {} if workers is None else {"workers": workers}  # else the kernel's default
     try:
-        if workers is None:
-            kernel = await Kernel.open(
-                config,
-                data_dir,
-                recover=recover,
-                repair_perms=repair_perms,
-                pool=pool,
-                pool_factory=pool_factory,
-                clock=clock,
-                machine_clock=machine_clock,
-            )
-        else:
-            kernel = await Kernel.open(
-                config,
-                data_dir,
-                workers=workers,
-                recover=recover,
-                repair_perms=repair_perms,
-                pool=pool,
-                pool_factory=pool_factory,
-                clock=clock,
-                machine_clock=machine_clock,
-            )
+        kernel = await Kernel.open(
+            config,
+            data_dir,
+            recover=recover,
+            repair_perms=repair_perms,
+            pool=pool,
+            pool_factory=pool_factory,
+            clock=clock,
+            machine_clock=machine_clock,
+            **sized,
+        )
     except BaseException:
         if pool is not None:
             pool.shutdown(True, cancel_futures=True)
@@ -391,34 +354,6 @@ def _watches(door: Any, probe: Any) -> Any:
     return HubWatches(call, probe, caps=door.streams)
 
 
-def _bridge(
-    args: argparse.Namespace, config: Any, gateways: list[tuple[list[str], Any]]
-) -> str | None:
-    """The Unix socket of the Dask bridge the kernel runs its jobs on: one it starts and
-    supervises for ``--dask`` (added to ``gateways``, the servers it supervises), or
-    one started alone (``--dask-bridge PATH``); None: the local pool.
-
-    Raises:
-        CommandError: ``bad-option``: both, or ``--dask`` without the dask extra.
-    """
-    if args.dask is not None and args.dask_bridge is not None:
-        raise CommandError.of("bad-option", "--dask starts a bridge; --dask-bridge names one")
-    if args.dask is None:
-        return args.dask_bridge
-    import importlib.util
-
-    if importlib.util.find_spec("distributed") is None:  # found, not loaded: the bridge's
-        raise CommandError.of(
-            "bad-option",
-            "--dask needs the dask extra (pip install 'quantum-microkernel[dask]')",
-        )
-    from qmk.serve.gateways import bridge_of
-
-    argv, sock = bridge_of(args, config)
-    gateways.append((argv, sock))
-    return str(sock.path)
-
-
 #: The entry's first argument where what follows is ``qmk serve``'s options as the
 #: command line read them (one JSON object: :func:`exec_entry`, :func:`options_of`).
 CHECKED = "--checked-options"
@@ -495,7 +430,6 @@ def exec_entry(argv: Sequence[str]) -> NoReturn:
 
 __all__ = [
     "CHECKED",
-    "check_dask",
     "entry",
     "exec_entry",
     "main",
