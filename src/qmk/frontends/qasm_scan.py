@@ -98,15 +98,6 @@ KEYWORDS: frozenset[str] = frozenset(
 )
 
 
-def lexer_keywords() -> frozenset[str]:
-    """The keywords as the installed reference lexer's token table has them."""
-    from openqasm3._antlr.qasm3Lexer import qasm3Lexer
-
-    words = {name.strip("'") for name in qasm3Lexer.literalNames if name}
-    words |= {"true", "false", "pragma", "im"}
-    return frozenset(w for w in words if re.fullmatch(r"[A-Za-z_]\w*", w))
-
-
 #: An operand: a register name and an index (None: the whole register).
 Operand = tuple[str, int | None]
 #: A parameter expression: ("n", number) | ("id", name) | ("neg", e) | (op, e1, e2).
