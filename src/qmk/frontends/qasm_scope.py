@@ -322,13 +322,10 @@ class Scope(ABC):
             positions = []
             for part in index:
                 if isinstance(part, ast.RangeDefinition):
-                    positions.extend(self.range_values(part, len(items)))
+                    positions.extend(self.range_of(part, len(items)))
                 else:
                     positions.append(self.integer(part, "an index"))
         return [self.pick(items, p, name) for p in positions]
-
-    def range_values(self, spec: Any, size: int | None) -> list[int]:
-        return list(self.range_of(spec, size))
 
     def range_of(self, spec: Any, size: int | None) -> range:
         """The values of an OpenQASM 3 range (which includes its end), unbuilt."""
