@@ -509,9 +509,6 @@ class Hardware:
         """The site with this id (KeyError if none)."""
         return self._index[site_id]
 
-    def _site_index(self) -> dict[int, Site]:
-        return self._index
-
     def site_at(self, point: Sequence[float]) -> Site | None:
         """The lattice site at ``point`` (within :data:`TOLERANCE`), or None."""
         for site in self.sites:
@@ -593,7 +590,7 @@ class Hardware:
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (v1.1 fields, and the legacy ``positions``/``blockade_radius``)."""
-        index = self._site_index()
+        index = self._index
         return {
             "positions": [index[s].x for s in self.site_ids],
             "coordinates": [list(index[s].point) for s in self.site_ids],
