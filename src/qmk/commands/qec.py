@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from qmk import defaults
 from qmk.commands import AddCommand
 from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 
 #: Default p ranges of ``calibrate``, below each family's threshold.
 CALIBRATE_P: dict[str, str] = {
@@ -37,10 +38,6 @@ CALIBRATE_P: dict[str, str] = {
 #: Default distances of ``calibrate``: Bacon-Shor's law has three parameters; SHYPS's
 #: [[49, 9, 4]] block (the [[225, 16, 8]] one decodes slowly: see docs/qec.md).
 CALIBRATE_D: dict[str, str] = {"bacon_shor": "3,5,7", "SHYPS": "4"}
-
-
-def _bad(message: str) -> QECError:
-    return QECError.of("bad-parameter", message)
 
 
 def _ints(text: str, option: str) -> list[int]:
