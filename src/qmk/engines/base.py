@@ -324,6 +324,10 @@ class GateEngine:
         for gate, qubits, params in gates:
             self._apply_gate(gate, qubits, params)
 
+    def reseed(self, seed: int) -> None:
+        """Replace the engine's random stream (its ``_rng``), keeping the quantum state."""
+        self._rng = np.random.default_rng(seed)
+
 
 def check_basis(basis: Any) -> str:
     """``basis`` when it is one an engine measures in (Z, X or Y); else ``QE105``.

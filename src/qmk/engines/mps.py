@@ -649,10 +649,6 @@ class MPSEngine(GateEngine):
         self._load(snapshot)
         self._rng = generator_at(snapshot.rng)
 
-    def reseed(self, seed: int) -> None:
-        """Replace the random stream, keeping the state."""
-        self._rng = np.random.default_rng(seed)
-
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data for a checkpoint: the sites as arrays, the rest JSON."""

@@ -321,9 +321,6 @@ class SegmentEngine(GateEngine):
         self._next_qubit = snapshot.next_qubit
         self._rng = generator_at(snapshot.rng)
 
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
-
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data (JSON values and the held state) for a checkpoint."""

@@ -351,9 +351,6 @@ class AerMPSEngine(GateEngine):
         self._wires = snapshot.wires
         self._rng = generator_at(snapshot.rng)
 
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
-
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data (the MPS's arrays) for a checkpoint."""
