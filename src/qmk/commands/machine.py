@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from qmk import defaults
 from qmk.commands import AddCommand, duration_text, plural
+from qmk.serve.options import int_in
 
 if TYPE_CHECKING:
     from qmk.kernel.machine.baseline import Baseline
@@ -382,18 +383,6 @@ def _policies(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _epoch_cycles(text: str) -> int:
-    """``--epoch-cycles``: a whole number of logical cycles, 1 or more (an epoch of 0
-    cycles divided by zero; a negative one never reached its next boundary)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 logical cycle or more, got {value}")
-    return value
-
-
 def register(add: AddCommand) -> None:
     """Add ``qmk machine show``, ``simulate``, ``policies`` and ``status``."""
     parser = add(
@@ -422,7 +411,7 @@ def register(add: AddCommand) -> None:
     )
     sim.add_argument(
         "--epoch-cycles",
-        type=_epoch_cycles,
+        type=int_in(1),  # an epoch of 0 cycles divides by zero, a negative one never ends
         metavar="N",
         help="epoch length in place of the machine's (logical cycles, 1 or more)",
     )

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from qmk import defaults
 from qmk.commands import AddCommand
 from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 
 #: Default p ranges of ``calibrate``, below each family's threshold.
 CALIBRATE_P: dict[str, str] = {
@@ -37,10 +38,6 @@ CALIBRATE_P: dict[str, str] = {
 #: Default distances of ``calibrate``: Bacon-Shor's law has three parameters; SHYPS's
 #: [[49, 9, 4]] block (the [[225, 16, 8]] one decodes slowly: see docs/qec.md).
 CALIBRATE_D: dict[str, str] = {"bacon_shor": "3,5,7", "SHYPS": "4"}
-
-
-def _bad(message: str) -> QECError:
-    return QECError.of("bad-parameter", message)
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -450,7 +447,22 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return _calibrate_threshold(args, family, results, source, out)
 
 
-def _write_calibration(args: argparse.Namespace, document: dict[str, Any]) -> None:
+def _calibrated(
+    args: argparse.Namespace,
+    qubit: Any,
+    fit: Any,
+    results: Any,
+    source: str,
+    out: TextIO,
+    reference: dict[str, Any],
+    *,
+    drawn: Any = None,
+) -> bool:
+    """Write ``fit``'s calibration (``--output``), plot ``results`` (``--plot``, with
+    ``drawn``'s curves) and, with ``--json``, print them with ``reference`` (the values
+    QMK holds); True when it printed."""
+    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
+    document = {**calibration.to_json(), "fit": fit.to_json()}
     if args.output:
         try:
             Path(args.output).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
@@ -458,6 +470,14 @@ def _write_calibration(args: argparse.Namespace, document: dict[str, Any]) -> No
             from qmk.qvm.errors import unwritable
 
             raise unwritable(args.output, exc) from None
+    if args.plot:
+        from qmk.experiments.plot import plot_results
+
+        plot_results(results, args.plot, fit=drawn)
+    if args.json:
+        payload = {"calibration": document, **reference, "results": [r.to_json() for r in results]}
+        out.write(json.dumps({**payload, "output": args.output}, indent=2) + "\n")
+    return bool(args.json)
 
 
 def _calibration_footer(args: argparse.Namespace, out: TextIO) -> None:
@@ -477,24 +497,11 @@ def _calibrate_threshold(
     qubit = qubit_params(args.qubit)
     scheme = scheme_for(family, qubit)
     fit = fit_results(results)
-    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
-    document = {**calibration.to_json(), "fit": fit.to_json()}
-    _write_calibration(args, document)
-    if args.plot:
-        from qmk.experiments.plot import plot_results
-
-        plot_results(results, args.plot, fit=fit)
-    if args.json:
-        payload = {
-            "calibration": document,
-            "scheme": {
-                "crossing_prefactor": scheme.crossing_prefactor,
-                "error_correction_threshold": scheme.error_correction_threshold,
-            },
-            "results": [r.to_json() for r in results],
-            "output": args.output,
-        }
-        out.write(json.dumps(payload, indent=2) + "\n")
+    held = {
+        "crossing_prefactor": scheme.crossing_prefactor,
+        "error_correction_threshold": scheme.error_correction_threshold,
+    }
+    if _calibrated(args, qubit, fit, results, source, out, {"scheme": held}, drawn=fit):
         return 0
     out.write(_table(args, results))
     out.write(
@@ -517,28 +524,11 @@ def _calibrate_law(args: argparse.Namespace, results: Any, source: str, out: Tex
 
     qubit = qubit_params(args.qubit)
     fit = fit_column_law(results, source=source)
-    calibration = fit.calibration(instruction_set=qubit.instruction_set, source=source)
-    document = {**calibration.to_json(), "fit": fit.to_json()}
-    _write_calibration(args, document)
-    if args.plot:
-        from qmk.experiments.plot import plot_results
-
-        plot_results(results, args.plot)
-    if args.json:
-        payload = {
-            "calibration": document,
-            "reference_law": {
-                "prefactor": BACON_SHOR_CIRCUIT_LAW.prefactor,
-                "column_factor": BACON_SHOR_CIRCUIT_LAW.column_factor,
-                "damping": BACON_SHOR_CIRCUIT_LAW.damping,
-            },
-            "results": [r.to_json() for r in results],
-            "output": args.output,
-        }
-        out.write(json.dumps(payload, indent=2) + "\n")
+    ref = BACON_SHOR_CIRCUIT_LAW
+    held = {"prefactor": ref.prefactor, "column_factor": ref.column_factor, "damping": ref.damping}
+    if _calibrated(args, qubit, fit, results, source, out, {"reference_law": held}):
         return 0
     law, (s_a, s_c, s_b) = fit.law, fit.sigmas
-    ref = BACON_SHOR_CIRCUIT_LAW
     note = "   (QMK's reference fit: "
     scaled = ", errors scaled" if fit.dof > 0 and fit.chi2 > fit.dof else ""
     out.write(_table(args, results))

@@ -78,9 +78,11 @@ def _client(args: argparse.Namespace) -> Client:
 
 def _dump(data: Any, out: TextIO) -> None:
     """``data`` (a reply struct, or plain JSON data) as indented JSON text."""
-    if isinstance(data, Reply):
-        data = data.to_json()
-    out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    out.write(_json_text(data.to_json() if isinstance(data, Reply) else data))
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
 def scalar_text(value: Any) -> str:
@@ -349,18 +351,14 @@ def _cmd_jobs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_telemetry(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
         reply = client.q_get_telemetry(args.job).to_json()
-    out.write(
-        json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
-    )
+    out.write(_json_text(reply) if args.json else fields_text(reply))
     return 0
 
 
 def _cmd_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
         reply = client.q_resource_query().to_json()
-    out.write(
-        json.dumps(reply, ensure_ascii=False, indent=2) + "\n" if args.json else fields_text(reply)
-    )
+    out.write(_json_text(reply) if args.json else fields_text(reply))
     return 0
 
 
@@ -369,7 +367,7 @@ def _cmd_audit_tail(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _client(args) as client:
         reply = client.q_audit(args.job, args.limit)
     if args.json:
-        out.write(json.dumps(reply.to_json(), ensure_ascii=False, indent=2) + "\n")
+        _dump(reply, out)
         return 0
     for entry in reply.entries:
         out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
@@ -382,7 +380,7 @@ def _cmd_audit_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     with _client(args) as client:
         reply = client.q_events(args.after, args.limit, args.wait_ms)
     if args.json:
-        out.write(json.dumps(reply.to_json(), ensure_ascii=False, indent=2) + "\n")
+        _dump(reply, out)
         return 0
     for event in reply.events:
         out.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
@@ -394,8 +392,7 @@ def _cmd_audit_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 def _cmd_load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``qmk load``: the kernel's load and job counters (``q_kernel_load``; CAP_OBSERVE)."""
     with _client(args) as client:
-        reply = client.q_kernel_load().to_json()
-    out.write(json.dumps(reply, ensure_ascii=False, indent=2) + "\n")
+        _dump(client.q_kernel_load(), out)
     return 0
 
 

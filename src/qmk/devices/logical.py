@@ -231,9 +231,6 @@ class LogicalMachine:
         own; None: the machine's) with the drift stacked on."""
         return drifted(self.noise_model if base is None else base, self.faults.drift_factor(epoch))
 
-    def _noise_text(self, factor: float) -> str | None:
-        return drifted(self.noise_model, factor)
-
     def model(self, profile: str | None = None, *, epoch: int | None = None) -> LogicalModel:
         """The logical model of ``profile`` (the machine's) now, drifted as at ``epoch``
         (None: undrifted)."""
@@ -250,7 +247,7 @@ class LogicalMachine:
         from qmk.qec.logical import logical_model
         from qmk.qec.noise import parse_noise_model
 
-        text = self._noise_text(factor)
+        text = drifted(self.noise_model, factor)
         noise = None if text is None else parse_noise_model(text)
         return logical_model(profile, qubit, noise=noise, calibration=calibration)
 

@@ -324,6 +324,10 @@ class GateEngine:
         for gate, qubits, params in gates:
             self._apply_gate(gate, qubits, params)
 
+    def reseed(self, seed: int) -> None:
+        """Replace the engine's random stream (its ``_rng``), keeping the quantum state."""
+        self._rng = np.random.default_rng(seed)
+
 
 def check_basis(basis: Any) -> str:
     """``basis`` when it is one an engine measures in (Z, X or Y); else ``QE105``.
@@ -338,6 +342,40 @@ def check_basis(basis: Any) -> str:
             basis=str(basis),
         )
     return str(basis)
+
+
+#: Outcome probabilities at or below this count as impossible for ``collapse`` (rounding
+#: leaves an impossible outcome about 1e-16, seldom exactly 0).
+IMPOSSIBLE = 1e-12
+
+
+def check_outcome(outcome: Any) -> int:
+    """``outcome`` when it is 0 or 1 (a bool is not), what ``collapse`` projects onto;
+    else ``QE105``."""
+    if isinstance(outcome, bool) or outcome not in (0, 1):
+        raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
+    return int(outcome)
+
+
+def check_shots(shots: Any) -> int:
+    """``shots`` when it is a whole number >= 0 (a bool is not), what ``sample`` draws;
+    else ``QE105``."""
+    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
+        raise EngineError.of("engine-misuse", f"shots must be a whole number >= 0, not {shots!r}")
+    return int(shots)
+
+
+def outcome_impossible(qubit: int, outcome: int, basis: str, chance: float) -> EngineError:
+    """The ``QE104`` of a collapse of ``qubit`` onto ``outcome`` in ``basis``, an outcome
+    of probability ``chance`` (at most :data:`IMPOSSIBLE`): every engine's, one message."""
+    return EngineError.of(
+        "outcome-impossible",
+        f"qubit {qubit} cannot be collapsed onto {outcome} in the {basis} basis: "
+        f"its probability is {chance:.3g}",
+        qubit=int(qubit),
+        outcome=int(outcome),
+        basis=basis,
+    )
 
 
 def check_snapshot(snapshot: Any, kind: type[_S], engine: str) -> _S:

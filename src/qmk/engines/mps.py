@@ -56,13 +56,17 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines.base import (
+    IMPOSSIBLE,
     CheckedGate,
     EngineError,
     GateEngine,
     check_basis,
+    check_outcome,
+    check_shots,
     check_snapshot,
     draw_pauli,
     generator_at,
+    outcome_impossible,
     rng_state,
 )
 from qmk.engines.gates import BASES, GATES, TO_Z
@@ -75,8 +79,6 @@ DEFAULT_MAX_BOND = 1024
 DEFAULT_MIN_FIDELITY = 1.0 - 1e-9
 #: Singular values at or below this fraction of a bond's largest are numerical zeros.
 ZERO_SINGULAR = 1e-14
-#: Outcome probabilities at or below this count as impossible for ``collapse``.
-IMPOSSIBLE = 1e-12
 #: The most qubits :meth:`MPSEngine.state_vector` writes out as amplitudes.
 DENSE_QUBITS = 26
 
@@ -537,17 +539,12 @@ class MPSEngine(GateEngine):
         """
         self._check((qubit,))
         check_basis(basis)
-        if isinstance(outcome, bool) or outcome not in (0, 1):
-            raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
+        outcome = check_outcome(outcome)
         p1 = self._p1(qubit, basis)
         chance = p1 if outcome else 1.0 - p1
         if chance <= IMPOSSIBLE:
-            raise EngineError.of(
-                "outcome-impossible",
-                f"qubit {qubit} cannot be collapsed onto {outcome} in the {basis} basis: "
-                f"its probability is {chance:.3g}",
-            )
-        self._project(qubit, int(outcome), basis, chance)
+            raise outcome_impossible(qubit, outcome, basis, chance)
+        self._project(qubit, outcome, basis, chance)
 
     def measure(self, qubit: int, basis: str = "Z") -> int:
         """Measure with the engine's RNG; the qubit stays, collapsed."""
@@ -583,9 +580,7 @@ class MPSEngine(GateEngine):
         self._check(qs)
         if len(set(qs)) != len(qs):
             raise EngineError.of("engine-misuse", f"sample of repeated qubits {qs}")
-        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
-            raise EngineError.of("engine-misuse", f"shots must be >= 0, got {shots!r}")
-        shots = int(shots)
+        shots = check_shots(shots)
         out = np.zeros((shots, len(qs)), dtype=np.uint8)
         if not qs or not shots:
             return out
@@ -653,10 +648,6 @@ class MPSEngine(GateEngine):
         snapshot = check_snapshot(snapshot, MPSSnapshot, self.name)
         self._load(snapshot)
         self._rng = generator_at(snapshot.rng)
-
-    def reseed(self, seed: int) -> None:
-        """Replace the random stream, keeping the state."""
-        self._rng = np.random.default_rng(seed)
 
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -50,8 +50,11 @@ from qmk.engines.base import (
     GateCall,
     GateEngine,
     check_basis,
+    check_outcome,
+    check_shots,
     check_snapshot,
     draw_pauli,
+    outcome_impossible,
     rng_state,
 )
 from qmk.engines.batch import BatchCircuit, BatchSampler
@@ -236,17 +239,9 @@ Clifford gates only and t is not one; run the program on the statevector engine
                 or basis.
         """
         self._check_qubits((qubit,))
-        if outcome not in (0, 1):
-            raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, got {outcome!r}")
+        outcome = check_outcome(outcome)
         if self._peek(qubit, basis) == (1 if outcome else -1):
-            raise EngineError.of(
-                "outcome-impossible",
-                f"qubit {qubit} cannot collapse onto {outcome} in the {basis} basis: "
-                "that outcome has probability 0",
-                qubit=qubit,
-                outcome=outcome,
-                basis=basis,
-            )
+            raise outcome_impossible(qubit, outcome, basis, 0.0)
         postselect = getattr(self._sim, f"postselect_{basis.lower()}")
         postselect(qubit, desired_value=bool(outcome))
 
@@ -355,8 +350,7 @@ Clifford gates only and t is not one; run the program on the statevector engine
         """
         qs = [int(q) for q in qubits]
         self._check_qubits(qs)
-        if shots < 0:
-            raise EngineError.of("engine-misuse", f"shots must be non-negative, got {shots}")
+        shots = check_shots(shots)
         support_seed, sampler_seed = self._draw_seed(), self._draw_seed()
         if not qs or shots == 0:
             return np.zeros((shots, len(qs)), dtype=np.uint8)

@@ -153,17 +153,8 @@ class Amplitudes:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION,
-            "kind": self.kind,
-            "qubits": list(self.qubits),
-            "order": KINDS[self.kind],
-            "amplitudes": [[float(a.real), float(a.imag)] for a in self.amplitudes.tolist()],
-        }
-        if self.metadata:
-            out["metadata"] = dict(self.metadata)
-        return out
+        pairs = [[float(a.real), float(a.imag)] for a in self.amplitudes.tolist()]
+        return _document(self, "amplitudes", pairs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,17 +190,7 @@ class Stabilizers:
         return len(self.qubits)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "format": FORMAT,
-            "version": VERSION,
-            "kind": self.kind,
-            "qubits": list(self.qubits),
-            "order": KINDS[self.kind],
-            "stabilizers": list(self.stabilizers),
-        }
-        if self.metadata:
-            out["metadata"] = dict(self.metadata)
-        return out
+        return _document(self, "stabilizers", list(self.stabilizers))
 
     def to_amplitudes(self) -> Amplitudes:
         """The same state as amplitudes (at most :data:`MAX_TABLEAU_AMPLITUDE_QUBITS` qubits),
@@ -237,6 +218,15 @@ class Stabilizers:
 
 #: A state of either kind.
 QuantumState = Amplitudes | Stabilizers
+
+
+def _document(state: Amplitudes | Stabilizers, name: str, data: list[Any]) -> dict[str, Any]:
+    """``state`` as a state file's JSON document, its ``data`` under ``name``."""
+    out: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": state.kind}
+    out |= {"qubits": list(state.qubits), "order": KINDS[state.kind], name: data}
+    if state.metadata:
+        out["metadata"] = dict(state.metadata)
+    return out
 
 
 def _bad(where: str, message: str) -> EngineError:

@@ -68,13 +68,17 @@ import numpy as np
 
 from qmk.engines import kernels
 from qmk.engines.base import (
+    IMPOSSIBLE,
     CheckedGate,
     EngineError,
     GateCall,
     GateEngine,
     check_basis,
+    check_outcome,
+    check_shots,
     check_snapshot,
     draw_pauli,
+    outcome_impossible,
     rng_state,
 )
 from qmk.engines.batch import BatchCircuit, BatchSampler
@@ -90,8 +94,6 @@ _DTYPES: dict[str, np.dtype[Any]] = {
 _H = GATES["h"].matrix()
 _S = GATES["s"].matrix()
 _SDG = GATES["sdg"].matrix()
-#: Outcome probabilities at or below this count as impossible for :meth:`collapse`.
-_IMPOSSIBLE = 1e-12
 #: The widest dense block :meth:`StatevectorEngine.apply_segment` fuses into by default.
 #: The kernels are bound by arithmetic, not memory, once a block is 4 qubits wide, so
 #: 3-qubit blocks win by doing fewer multiply-adds in all (``docs/engines.md`` has the
@@ -505,27 +507,17 @@ class StatevectorEngine(GateEngine, LazyState):
                 state is left as it was); ``engine-misuse`` for a bad qubit, outcome or basis.
         """
         q = self._check_qubit(qubit)
-        if isinstance(outcome, bool) or outcome not in (0, 1):
-            raise EngineError.of(
-                "engine-misuse", f"an outcome is 0 or 1, not {outcome!r}", outcome=repr(outcome)
-            )
+        outcome = check_outcome(outcome)
         before, after = self._rotation(basis)
         for u in before:
             self._gate1(q, u)
         probs = self._z_distribution(q)
-        if probs[outcome] <= _IMPOSSIBLE:
+        if probs[outcome] <= IMPOSSIBLE:
             for u in after:
                 self._gate1(q, u)
             self._after_call()
-            raise EngineError.of(
-                "outcome-impossible",
-                f"qubit {q} cannot be collapsed onto {outcome} in the {basis} basis: "
-                f"its probability is {probs[outcome]:.3g}",
-                qubit=q,
-                outcome=int(outcome),
-                basis=basis,
-            )
-        self._collapse_z(q, int(outcome))
+            raise outcome_impossible(q, outcome, basis, probs[outcome])
+        self._collapse_z(q, outcome)
         for u in after:
             self._gate1(q, u)
         self._after_call()
@@ -722,19 +714,16 @@ class StatevectorEngine(GateEngine, LazyState):
         ((1000, 2), 'uint8', {1}, True)
         """
         qs = self._qubits(qubits, what="sample", distinct=False)
-        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
-            raise EngineError.of(
-                "engine-misuse", f"shots must be a whole number >= 0, not {shots!r}"
-            )
+        shots = check_shots(shots)
         for q in qs:
             self._settle(q)
         if self._reads_every_axis(qs) and self._psi.size > _FLAT_SAMPLING:
             # the whole state: drawn from the amplitudes, without a probability array
-            axes, index = list(self._vars), self._draw(self._psi.reshape(-1), int(shots), True)
+            axes, index = list(self._vars), self._draw(self._psi.reshape(-1), shots, True)
         else:
             axes, probs = self._marginal(qs)
-            index = self._draw(probs, int(shots))
-        out = np.empty((int(shots), len(qs)), dtype=np.uint8)
+            index = self._draw(probs, shots)
+        out = np.empty((shots, len(qs)), dtype=np.uint8)
         for column, q in enumerate(qs):
             out[:, column] = self._readout(q, axes, index)
         self._after_call()

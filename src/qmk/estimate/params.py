@@ -22,6 +22,7 @@ from qmk.estimate.tfactory import (
 )
 from qmk.qec.codes import QRE_MAX_CODE_DISTANCE, SCHEMES, QecScheme
 from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 from qmk.qec.formula import Formula, compile_formula, compile_tree
 from qmk.qec.params import GATE_BASED, MAJORANA, QUBIT_PARAMS, QubitParams
 from qmk.qvm.profiles import family_name
@@ -37,10 +38,6 @@ DEFAULT_ERROR_BUDGET = 1e-3
 TS_PER_ROTATION_A = 0.53
 TS_PER_ROTATION_B = 4.86
 _U64 = 2**64
-
-
-def _bad(message: str, **details: Any) -> QECError:
-    return QECError.of("bad-parameter", message, **details)
 
 
 def _div(a: float, b: float) -> float:

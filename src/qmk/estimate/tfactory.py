@@ -35,6 +35,7 @@ from typing import Any
 
 from qmk.qec.codes import QecScheme, powi
 from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 from qmk.qec.formula import Language, compile_formula, compile_tree
 from qmk.qec.params import QubitParams
 
@@ -149,10 +150,6 @@ _UNIT_LANGUAGE = Language(
     caret_power=True,  # QRE writes powers as ^ (binding tighter than * /)
     what="distillation unit formula",
 )
-
-
-def _bad(message: str, **details: Any) -> QECError:
-    return QECError.of("bad-parameter", message, **details)
 
 
 @functools.lru_cache(maxsize=64)

@@ -33,7 +33,7 @@ import numpy as np
 
 from qmk.experiments.memory import MemoryResult
 from qmk.qec.codes import ColumnLaw
-from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 from qmk.qec.logical import Calibration
 from qmk.qec.params import GATE_BASED
 
@@ -114,10 +114,6 @@ class ColumnLawFit:
                 for q in self.points
             ],
         }
-
-
-def _bad(message: str) -> QECError:
-    return QECError.of("bad-parameter", message)
 
 
 def _law(theta: Sequence[float] | np.ndarray, source: str = "") -> ColumnLaw:

@@ -53,7 +53,7 @@ from qmk.experiments.decoders import (
     mispredicted,
 )
 from qmk.experiments.decoders import sinter_model as sinter_model
-from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 from qmk.qec.logical import Calibration
 from qmk.qec.params import GATE_BASED, QubitParams
 
@@ -71,10 +71,6 @@ DEFAULT_CHUNK = 1024
 FIRST_PIECE = 16
 #: The default confidence level of intervals.
 DEFAULT_CONFIDENCE = 0.95
-
-
-def _bad(message: str, **details: Any) -> QECError:
-    return QECError.of("bad-parameter", message, **details)
 
 
 def circuit_noise(

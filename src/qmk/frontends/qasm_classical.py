@@ -34,7 +34,14 @@ from qmk.frontends.qasm_runtime import (
     cond_text,
     literal,
 )
-from qmk.frontends.qasm_scope import MATH_CONSTANTS, Cond, Scope, describe, too_many_nodes
+from qmk.frontends.qasm_scope import (
+    MATH_CONSTANTS,
+    Cond,
+    Scope,
+    describe,
+    subexpressions,
+    too_many_nodes,
+)
 from qmk.qvm import classical
 from qmk.qvm.classical import CType
 from qmk.qvm.fold import unrolled_nodes
@@ -93,25 +100,11 @@ class Classical(Scope):
         computed from them)."""
         from openqasm3 import ast
 
-        stack = [expr]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, ast.Identifier):
-                if node.name in self.runtime or node.name in self.cregs:
-                    return True
-            elif isinstance(node, ast.UnaryExpression):
-                stack.append(node.expression)
-            elif isinstance(node, ast.BinaryExpression):
-                stack += [node.lhs, node.rhs]
-            elif isinstance(node, ast.Cast):
-                stack.append(node.argument)
-            elif isinstance(node, ast.IndexExpression):
-                stack.append(node.collection)
-            elif isinstance(node, ast.IndexedIdentifier):
-                stack.append(node.name)
-            elif isinstance(node, ast.FunctionCall):
-                stack += list(node.arguments)
-        return False
+        return any(
+            isinstance(node, ast.Identifier)
+            and (node.name in self.runtime or node.name in self.cregs)
+            for node in subexpressions(expr, indices=True)
+        )
 
     def text(self, expr: Any, ops: Operands) -> str:
         """``expr`` as CALC expression text, the run-time values it reads in ``ops``."""

@@ -44,19 +44,6 @@ _FAST_HANDLERS = {
 class Gates(Classical):
     """Gate calls and definitions, and the fast lane (see the module)."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        profile: str | None,
-        params: dict[str, float],
-        version: int,
-        max_nodes: int | None = None,
-    ) -> None:
-        super().__init__(
-            name=name, profile=profile, params=params, version=version, max_nodes=max_nodes
-        )
-
     # ------------------------------------------------------------------ gates
 
     def include(self, filename: str) -> None:

@@ -98,15 +98,6 @@ KEYWORDS: frozenset[str] = frozenset(
 )
 
 
-def lexer_keywords() -> frozenset[str]:
-    """The keywords as the installed reference lexer's token table has them."""
-    from openqasm3._antlr.qasm3Lexer import qasm3Lexer
-
-    words = {name.strip("'") for name in qasm3Lexer.literalNames if name}
-    words |= {"true", "false", "pragma", "im"}
-    return frozenset(w for w in words if re.fullmatch(r"[A-Za-z_]\w*", w))
-
-
 #: An operand: a register name and an index (None: the whole register).
 Operand = tuple[str, int | None]
 #: A parameter expression: ("n", number) | ("id", name) | ("neg", e) | (op, e1, e2).
@@ -557,8 +548,15 @@ class Scanner:
             self.version = 2
         return "header", (m.group("version"),)
 
-    def _opaque_record(self, m: re.Match[str], first: bool) -> _Record:
-        return self._opaque(m)
+    def _opaque(self, m: re.Match[str], first: bool) -> _Record:
+        """OpenQASM 2's ``opaque`` (not in the OpenQASM 3 grammar): read only in version 2."""
+        if self.version != 2:
+            return None
+        names = _ID_ONLY.findall(m.group("oparams") or "")
+        qubits = _ID_ONLY.findall(m.group("oqubits"))
+        if any(word in KEYWORDS for word in [m.group("oname"), *names, *qubits]):
+            return None
+        return "opaque", (m.group("oname"), len(names), len(qubits))
 
     #: How each statement the scanner matches is read, by the regex group it matched last.
     _READERS: ClassVar[Mapping[str, Callable[[Scanner, re.Match[str], bool], _Record]]] = {
@@ -572,18 +570,8 @@ class Scanner:
         "bend": _barrier,
         "file": _include,
         "version": _header,
-        "oqubits": _opaque_record,
+        "oqubits": _opaque,
     }
-
-    def _opaque(self, m: re.Match[str]) -> tuple[str, tuple[Any, ...]] | None:
-        """OpenQASM 2's ``opaque`` (not in the OpenQASM 3 grammar): read only in version 2."""
-        if self.version != 2:
-            return None
-        names = _ID_ONLY.findall(m.group("oparams") or "")
-        qubits = _ID_ONLY.findall(m.group("oqubits"))
-        if any(word in KEYWORDS for word in [m.group("oname"), *names, *qubits]):
-            return None
-        return "opaque", (m.group("oname"), len(names), len(qubits))
 
 
 # ---------------------------------------------------------------------- the reference parser

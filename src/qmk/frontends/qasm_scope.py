@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,29 @@ def too_many_nodes(name: str, what: str, needed: int, limit: int) -> QuotaError:
         value=limit,
         needed=needed,
     )
+
+
+def subexpressions(expr: Any, *, indices: bool) -> Iterator[Any]:
+    """``expr`` and the expressions it reads, each once: through operators, casts and
+    calls' arguments, and (``indices``) the collection an index reads (not the index)."""
+    from openqasm3 import ast
+
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.UnaryExpression):
+            stack.append(node.expression)
+        elif isinstance(node, ast.BinaryExpression):
+            stack += [node.lhs, node.rhs]
+        elif isinstance(node, ast.Cast):
+            stack.append(node.argument)
+        elif isinstance(node, ast.FunctionCall):
+            stack += node.arguments
+        elif indices and isinstance(node, ast.IndexExpression):
+            stack.append(node.collection)
+        elif indices and isinstance(node, ast.IndexedIdentifier):
+            stack.append(node.name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,24 +193,14 @@ class Scope(ABC):
         time: an angle wraps modulo a turn, a uint[4] at 16, ``angle[2](1.0)`` is pi/2."""
         from openqasm3 import ast
 
-        stack = [expr]
-        while stack:
-            node = stack.pop()
+        for node in subexpressions(expr, indices=False):
             if isinstance(node, ast.Identifier):
                 if node.name in self.typed and node.name in self.values:
                     return True
             elif isinstance(node, ast.BitstringLiteral):  # a bit[n]
                 return True
-            elif isinstance(node, ast.UnaryExpression):
-                stack.append(node.expression)
-            elif isinstance(node, ast.BinaryExpression):
-                stack += [node.lhs, node.rhs]
-            elif isinstance(node, ast.Cast):
-                if type(node.type).__name__ in KINDS:  # a value of its type: angle[4](pi/2)
-                    return True
-                stack.append(node.argument)
-            elif isinstance(node, ast.FunctionCall):
-                stack += list(node.arguments)
+            elif isinstance(node, ast.Cast) and type(node.type).__name__ in KINDS:
+                return True  # a value of its type: angle[4](pi/2)
         return False
 
     # ------------------------------------------------------------------ helpers
@@ -309,13 +322,10 @@ class Scope(ABC):
             positions = []
             for part in index:
                 if isinstance(part, ast.RangeDefinition):
-                    positions.extend(self.range_values(part, len(items)))
+                    positions.extend(self.range_of(part, len(items)))
                 else:
                     positions.append(self.integer(part, "an index"))
         return [self.pick(items, p, name) for p in positions]
-
-    def range_values(self, spec: Any, size: int | None) -> list[int]:
-        return list(self.range_of(spec, size))
 
     def range_of(self, spec: Any, size: int | None) -> range:
         """The values of an OpenQASM 3 range (which includes its end), unbuilt."""

@@ -14,6 +14,7 @@ test fails when they drift.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
 
@@ -22,6 +23,11 @@ class QECError(QMKError):
     """A logical-layer error: unknown names, bad parameters, unsupported combinations."""
 
     exit_status = 2
+
+
+def bad_parameter(message: str, **details: Any) -> QECError:
+    """``QC103 bad-parameter``: what every logical-layer check of a value raises."""
+    return QECError.of("bad-parameter", message, **details)
 
 
 register(

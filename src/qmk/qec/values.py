@@ -33,6 +33,7 @@ from msgspec import Meta
 
 from qmk import values
 from qmk.qec.errors import QECError
+from qmk.qec.errors import bad_parameter as _bad
 from qmk.qvm.profiles import FAMILIES, unknown_family
 
 if TYPE_CHECKING:
@@ -58,10 +59,6 @@ _MAJORANA_ONLY = (
     "two_qubit_joint_measurement_readout_error_rate",
 )
 _MAJORANA_REQUIRED = ("two_qubit_joint_measurement_time", "two_qubit_joint_measurement_error_rate")
-
-
-def _bad(message: str, **details: Any) -> QECError:
-    return QECError.of("bad-parameter", message, **details)
 
 
 #: A whole, positive number of nanoseconds.

@@ -163,10 +163,6 @@ def _malformed(message: str, **details: Any) -> DeviceError:
     return DeviceError.of("job-malformed", message, **details)
 
 
-def _malformed_key(message: str, key: str) -> DeviceError:
-    return _malformed(message, field=key)
-
-
 def _free_chain(n: int) -> Hardware:
     return Hardware(sites=tuple(Site(id=i, x=float(i)) for i in range(n)), site_ids=tuple(range(n)))
 
@@ -204,7 +200,9 @@ def parse_job(
         raise _malformed(f"a job is a JSON object, got {type(data).__name__}")
     overrides = {"shots": shots, "seed": seed, "device_id": device_id}
     given = {**data, **{key: value for key, value in overrides.items() if value is not None}}
-    wire: JobWire = values.convert(given, JobWire, error=_malformed_key)
+    wire: JobWire = values.convert(
+        given, JobWire, error=lambda message, key: _malformed(message, field=key)
+    )
     if wire.stim_circuit:
         raise _malformed(
             "stim_circuit is not supported: the device runs the job's own program "

@@ -109,6 +109,11 @@ class _Wire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
                 # msgspec turns this into a ValidationError at this object's path
                 raise ValueError(f"{name}: not a finite number, got {value!r}")
 
+    def to_json(self) -> dict[str, Any]:
+        """The wire form."""
+        data: dict[str, Any] = values.to_builtins(self)
+        return data
+
 
 # --------------------------------------------------------------------------- values
 
@@ -225,11 +230,6 @@ class TimingLimits(_Wire, frozen=True, kw_only=True):
         float, Meta(ge=0, description="QMK extension: how long a Reset takes")
     ] = 1000.0
 
-    def to_json(self) -> dict[str, Any]:
-        """The wire form."""
-        data: dict[str, Any] = values.to_builtins(self)
-        return data
-
 
 class PulseLimits(_Wire, frozen=True, kw_only=True):
     """Pulse limits (a range with max <= min is unbounded; 0 overlapping means unlimited)."""
@@ -239,11 +239,6 @@ class PulseLimits(_Wire, frozen=True, kw_only=True):
     duration_min_ns: Finite = 0.0
     duration_max_ns: Finite = 0.0
     max_overlapping_pulses: Count = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire form."""
-        data: dict[str, Any] = values.to_builtins(self)
-        return data
 
 
 #: The van der Waals coefficient of Rb 70S (rad/us * um^6): 2 pi x 862690 MHz um^6, the
@@ -272,11 +267,6 @@ class DriveLimits(_Wire, frozen=True, kw_only=True):
     max_states: Annotated[int, Meta(ge=1)] = 1 << 14
     max_states_noisy: Annotated[int, Meta(ge=1)] = 128
 
-    def to_json(self) -> dict[str, Any]:
-        """The wire form."""
-        data: dict[str, Any] = values.to_builtins(self)
-        return data
-
 
 class TransportEdge(_Wire, frozen=True, kw_only=True):
     """A transport path between two sites (both directions)."""
@@ -285,11 +275,6 @@ class TransportEdge(_Wire, frozen=True, kw_only=True):
     dst_site_id: int = 0
     distance: Finite = 0.0
     duration_ns: Finite = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire form."""
-        data: dict[str, Any] = values.to_builtins(self)
-        return data
 
 
 class MoveLimits(_Wire, frozen=True, kw_only=True):
@@ -308,11 +293,6 @@ class MoveLimits(_Wire, frozen=True, kw_only=True):
         float,
         Meta(ge=0, description="no two atoms closer than this after a move (0: not one point)"),
     ] = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire form."""
-        data: dict[str, Any] = values.to_builtins(self)
-        return data
 
 
 # --------------------------------------------------------------------------- the wire form
@@ -509,9 +489,6 @@ class Hardware:
         """The site with this id (KeyError if none)."""
         return self._index[site_id]
 
-    def _site_index(self) -> dict[int, Site]:
-        return self._index
-
     def site_at(self, point: Sequence[float]) -> Site | None:
         """The lattice site at ``point`` (within :data:`TOLERANCE`), or None."""
         for site in self.sites:
@@ -593,7 +570,7 @@ class Hardware:
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (v1.1 fields, and the legacy ``positions``/``blockade_radius``)."""
-        index = self._site_index()
+        index = self._index
         return {
             "positions": [index[s].x for s in self.site_ids],
             "coordinates": [list(index[s].point) for s in self.site_ids],

@@ -35,12 +35,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from qmk.engines.base import (
+    IMPOSSIBLE,
     EngineError,
     GateEngine,
     check_basis,
+    check_outcome,
+    check_shots,
     check_snapshot,
     draw_pauli,
     generator_at,
+    outcome_impossible,
 )
 from qmk.engines.gates import GATES
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
@@ -48,9 +52,6 @@ from qmk.engines.sampling import draw_indices
 
 #: One gate of a segment: name, axes of the held state, parameters.
 SegmentGate = tuple[str, tuple[int, ...], tuple[float, ...]]
-
-#: Outcome probabilities at or below this count as impossible for ``collapse``.
-IMPOSSIBLE = 1e-12
 
 _H = GATES["h"].matrix()
 _S = GATES["s"].matrix()
@@ -236,21 +237,13 @@ class SegmentEngine(GateEngine):
         """
         axis = self._axis(qubit)
         check_basis(basis)
-        if isinstance(outcome, bool) or outcome not in (0, 1):
-            raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
+        outcome = check_outcome(outcome)
         self._flush()
         p1 = self._p1(axis, basis)
         chance = p1 if outcome else 1.0 - p1
         if chance <= IMPOSSIBLE:
-            raise EngineError.of(
-                "outcome-impossible",
-                f"qubit {qubit} cannot be collapsed onto {outcome} in the {basis} basis: "
-                f"its probability is {chance:.3g}",
-                qubit=qubit,
-                outcome=int(outcome),
-                basis=basis,
-            )
-        self._project(axis, int(outcome), basis)
+            raise outcome_impossible(qubit, outcome, basis, chance)
+        self._project(axis, outcome, basis)
 
     def measure(self, qubit: int, basis: str = "Z") -> int:
         """Measure with the RNG (one draw); the qubit stays, collapsed."""
@@ -328,9 +321,6 @@ class SegmentEngine(GateEngine):
         self._next_qubit = snapshot.next_qubit
         self._rng = generator_at(snapshot.rng)
 
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
-
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """``snapshot`` as plain data (JSON values and the held state) for a checkpoint."""
@@ -364,23 +354,22 @@ class SegmentEngine(GateEngine):
         axes = [self._axis(q) for q in qubits]
         if len(set(axes)) != len(axes):
             raise EngineError.of("engine-misuse", f"sample of repeated qubits {list(qubits)}")
-        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
-            raise EngineError.of("engine-misuse", f"shots must be >= 0, got {shots!r}")
-        out = np.zeros((int(shots), len(axes)), dtype=np.uint8)
+        shots = check_shots(shots)
+        out = np.zeros((shots, len(axes)), dtype=np.uint8)
         if not axes or not shots:
             return out
         self._flush()
         n = len(self._order)
         if not self.density and axes == list(range(n)):
             # the whole state in its own order: drawn from the amplitudes (no copy)
-            drawn = self._draw_whole(int(shots))
+            drawn = self._draw_whole(shots)
         else:
             probs = self._diagonal().reshape((2,) * n)
             others = tuple(a for a in range(n) if a not in axes)
             marginal = probs.sum(axis=others) if others else probs
             kept = sorted(axes)
             marginal = np.transpose(marginal, [kept.index(a) for a in axes]).reshape(-1)
-            drawn = draw_indices(self._rng, np.ascontiguousarray(marginal), int(shots))
+            drawn = draw_indices(self._rng, np.ascontiguousarray(marginal), shots)
         width = len(axes)
         for column in range(width):
             out[:, column] = (drawn >> (width - 1 - column)) & 1
@@ -538,4 +527,4 @@ def dense_gate(name: str, params: Sequence[float]) -> np.ndarray:
     return GATES[name].matrix(tuple(params))
 
 
-__all__ = ["IMPOSSIBLE", "SegmentEngine", "SegmentGate", "SegmentSnapshot", "dense_gate"]
+__all__ = ["SegmentEngine", "SegmentGate", "SegmentSnapshot", "dense_gate"]

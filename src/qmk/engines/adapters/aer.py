@@ -44,18 +44,21 @@ import numpy as np
 
 from qmk import defaults
 from qmk.engines.adapters._segments import (
-    IMPOSSIBLE,
     SegmentEngine,
     SegmentGate,
     one_probability,
 )
 from qmk.engines.base import (
+    IMPOSSIBLE,
     EngineError,
     GateEngine,
     check_basis,
+    check_outcome,
+    check_shots,
     check_snapshot,
     draw_pauli,
     generator_at,
+    outcome_impossible,
     rng_state,
 )
 from qmk.engines.gates import GATES
@@ -299,18 +302,13 @@ class AerMPSEngine(GateEngine):
     def collapse(self, qubit: int, outcome: int, basis: str = "Z") -> None:
         self._check(qubit)
         check_basis(basis)
-        if isinstance(outcome, bool) or outcome not in (0, 1):
-            raise EngineError.of("engine-misuse", f"an outcome is 0 or 1, not {outcome!r}")
+        outcome = check_outcome(outcome)
         self._flush()
         p1 = self._p1(qubit, basis)
         chance = p1 if outcome else 1.0 - p1
         if chance <= IMPOSSIBLE:
-            raise EngineError.of(
-                "outcome-impossible",
-                f"qubit {qubit} cannot be collapsed onto {outcome} in the {basis} basis: "
-                f"its probability is {chance:.3g}",
-            )
-        self._local(qubit, _projector(int(outcome), basis))
+            raise outcome_impossible(qubit, outcome, basis, chance)
+        self._local(qubit, _projector(outcome, basis))
 
     def measure(self, qubit: int, basis: str = "Z") -> int:
         self._check(qubit)
@@ -352,9 +350,6 @@ class AerMPSEngine(GateEngine):
         self._live = list(snapshot.live)
         self._wires = snapshot.wires
         self._rng = generator_at(snapshot.rng)
-
-    def reseed(self, seed: int) -> None:
-        self._rng = np.random.default_rng(seed)
 
     @staticmethod
     def export_snapshot(snapshot: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -398,9 +393,8 @@ class AerMPSEngine(GateEngine):
             self._check(q)
         if len(set(qs)) != len(qs):
             raise EngineError.of("engine-misuse", f"sample of repeated qubits {qs}")
-        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 0:
-            raise EngineError.of("engine-misuse", f"shots must be >= 0, got {shots!r}")
-        out = np.zeros((int(shots), len(qs)), dtype=np.uint8)
+        shots = check_shots(shots)
+        out = np.zeros((shots, len(qs)), dtype=np.uint8)
         if not qs or not shots:
             return out
         from qiskit import ClassicalRegister
@@ -412,11 +406,11 @@ class AerMPSEngine(GateEngine):
             circuit.measure(q, register[column])
         seed = int(self._rng.integers(2**31))
         result = self._simulator.run(
-            circuit, shots=int(shots), memory=True, seed_simulator=seed
+            circuit, shots=shots, memory=True, seed_simulator=seed
         ).result()
         # Qiskit writes classical bit 0 rightmost.
         text = "".join(result.get_memory(0)).encode("ascii")
-        bits = np.frombuffer(text, dtype=np.uint8).reshape(int(shots), len(qs)) - ord("0")
+        bits = np.frombuffer(text, dtype=np.uint8).reshape(shots, len(qs)) - ord("0")
         out[:] = bits[:, ::-1]
         return out
 
