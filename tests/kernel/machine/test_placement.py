@@ -13,6 +13,8 @@ from qmk.kernel.machine.jobs import JobSpec, own_error
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.placement import placements
 from qmk.kernel.machine.policies import policy
+from qmk.kernel.machine.policies.budget import BUDGET, TILES
+from qmk.kernel.machine.policies.fidelity import Fidelity
 from qmk.kernel.machine.spec import MachineSpec
 from support.machine import footprint
 
@@ -145,6 +147,58 @@ def test_a_job_waits_for_its_quick_placement_where_a_slow_one_now_would_end_late
     assert a.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 450)
     assert b.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
     assert a.within_budget and b.within_budget
+
+
+class Telling(Fidelity):
+    """``fidelity``, each start it tries written down: ``(now, job, why not)`` (None:
+    it started; else what ``BudgetCheck.fit`` refused it for)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[float, str, str | None]] = []
+
+    def decide(self, sched: Scheduler) -> None:
+        told = self.told
+
+        def start(*args: object) -> str | None:
+            why = Fidelity._start(*args)  # type: ignore[arg-type]
+            told.append((sched.now, args[1].id, why))  # type: ignore[attr-defined]
+            return why
+
+        self._start = start  # type: ignore[method-assign]
+        super().decide(sched)
+
+
+def test_a_refusal_says_whether_the_tiles_or_a_budget_held_the_job_back():
+    # the machine of the test above, and "c": 10 Z-type rotations (compact, 9 tiles, 10
+    # cycles). b is refused at 0 for tiles: its fast placement waits for a's (and c
+    # backfills beside a, 0 to 10: it takes nothing b waits for); b starts at 30.
+    machine = MachineSpec.simple(tiles=27, factory_rate=(1, 1), store=100, logical_error_rate=1e-4)
+    telling = Telling()
+    sched = Scheduler(machine, telling)
+    jobs = [
+        job("a", compact(xy_rotations(30)), 0.2),
+        job("b", compact(xy_rotations(20)), 0.2),
+        job("c", compact(z_rotations(10)), 0.2),
+    ]
+    for spec in jobs:
+        sched.submit(spec)
+    out = {r.id: r for r in sched.run()}
+    assert (0.0, "b", TILES) in telling.told
+    assert (out["b"].start_cycle, out["c"].start_cycle, out["c"].end_cycle) == (30.0, 0.0, 10.0)
+    # test_fidelity's budget held back at the machine's distance: no store, x (no
+    # budget) draws a state a cycle from 0 to 40; y (one placement: its target's steps
+    # do not move block) arrives at 5, its budget refuses it until it starts at 40
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-4)
+    telling = Telling()
+    sched = Scheduler(machine, telling)
+    x, y = footprint(2, z_rotations(40), qubits=1), footprint(9, z_rotations(20), qubits=4)
+    sched.submit(job("x", x, None))
+    sched.submit(job("y", y, 0.025, at=5))
+    out = {r.id: r for r in sched.run()}
+    assert (5.0, "y", BUDGET) in telling.told
+    assert {why for _, name, why in telling.told if name == "y"} == {BUDGET, None}
+    assert out["y"].start_cycle == 40.0
 
 
 def test_a_job_waits_for_its_quick_placement_where_its_tenants_bound_holds_it_back_only_now():

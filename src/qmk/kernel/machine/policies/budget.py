@@ -87,6 +87,10 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.tiles import TileRange
 
 INF = math.inf
+#: Why :meth:`BudgetCheck.fit` refused a job (its ``refused_for``): the floorplan (no
+#: placement's tiles free, its tenant's hold, or the wait for a quicker placement's
+#: tiles) or a budget (a placement it could start at now, its projection refused).
+TILES, BUDGET = "tiles", "budget"
 #: The part of a budget a projection may spend: the projection averages a job's demand
 #: over its T steps and ignores what arrives later, so it keeps this much in reserve.
 HEADROOM = 0.8
@@ -518,6 +522,8 @@ class BudgetCheck:
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
+        #: why the last :meth:`fit` that refused did (:data:`TILES` or :data:`BUDGET`)
+        self.refused_for = TILES
         #: each running jobs' set-up's ends of drawing, sorted (:meth:`_only_idles`)
         self._ends: dict[tuple[int, str, float], tuple[_Setup, list[tuple[float, float, int]]]] = {}
 
@@ -657,7 +663,9 @@ class BudgetCheck:
         its budget; the first it may start ``sole`` at last (module docstring). None:
         it waits as it came, looked at again at the next epoch boundary. ``spot``:
         where ``find`` places ``job`` as it is (the caller asked, the floorplan unchanged
-        since), not asked again for its placement now."""
+        since), not asked again for its placement now. Where it refuses, ``refused_for``
+        says why: :data:`BUDGET` where a placement it could start at now was refused by
+        its projection, else :data:`TILES`."""
         sched = self.sched
         policy = sched.policy
         if not isinstance(policy, Budgeted) or policy.placements is None:
@@ -698,6 +706,7 @@ class BudgetCheck:
             job.sole = True
             return there
         job.take(home.footprint, home.timeline, home.rate, home.own)  # as it came
+        self.refused_for = BUDGET if held else TILES
         if held:
             sched.look_again()
         return None
@@ -747,10 +756,12 @@ class BudgetCheck:
         if spot is None:
             spot = self.sched.find(job)
         if spot is None or (may is not None and not may(job)):
+            self.refused_for = TILES
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
         job.sole = verdict is not True and verdict is not False
         if verdict is False:
+            self.refused_for = BUDGET
             self.sched.look_again()
             return None
         return spot
