@@ -240,6 +240,47 @@ def test_a_job_waits_for_its_quick_placement_where_its_tenants_bound_holds_it_ba
     assert a1.within_budget and a2.within_budget
 
 
+def test_a_job_its_part_refuses_runs_sole_where_the_placement_its_part_keeps_runs_far_longer():
+    # 20 tiles, no store, one state a cycle, p_L 1e-4 at d = 9 and 1e-6 at d = 11. "a"
+    # (tenant a): 20 X/Y rotations, budget 0.035. Fast/d=9: 15 tiles, 20 cycles, own
+    # 1 - (1 - 1e-4)^300 = 0.0296, leaving (0.035 - 0.0296) / 0.9704 = 5.6e-3. Tenant
+    # b's "x" (2 tiles, 40 rotations, no budget) is queued and fits beside it, so a's
+    # part is a half: its 4 patches 20 cycles late, 1 - (1 - 1e-4)^80 = 8.0e-3, past
+    # 80% of that; on the whole rate, with nothing drawing, never late. Intermediate
+    # and compact at d = 9 pass the budget on their own (0.113, 0.150); fast/d=11 (23
+    # tiles) never fits; intermediate/d=11 (18 tiles, 5 x 11/9 cycles a rotation: 123
+    # cycles) keeps on the half, but runs over twice the 20 (SOLE_GAIN): a runs
+    # fast/d=9 sole from 0 to 20 (before: intermediate/d=11 to 123), and x, which
+    # draws T states, starts beside it only when it ends
+    def machine(tiles: int) -> MachineSpec:
+        return MachineSpec.simple(
+            tiles=tiles,
+            factory_rate=(1, 1),
+            store=0,
+            logical_error_rate=1e-4,
+            larger_distances=((11, 1e-6),),
+        )
+
+    x = JobSpec(
+        id="x", tenant="b", footprint=footprint(2, z_rotations(40), qubits=1), arrival_cycle=0
+    )
+    out = run(machine(20), job("a", compact(xy_rotations(20)), 0.035), x)
+    a = out["a"]
+    assert (a.block, a.code_distance, a.start_cycle, a.end_cycle) == ("fast", 9, 0.0, 20.0)
+    assert a.idle_logical_error == 0.0
+    assert a.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
+    assert a.within_budget
+    assert (out["x"].start_cycle, out["x"].end_cycle) == (20.0, 60.0)
+    # on 25 tiles fast/d=11 fits (23 tiles: 20 rotations of 11/9 cycle, 25 cycles, and
+    # its waits 1e-6 x 9/11 a patch and cycle): its part keeps it and it runs under
+    # twice the 20, so a runs there from 0, x beside it: each gets half a state a
+    # cycle, a's 20 take 40 cycles (1 - (1 - 8.2e-7)^(4 x 15.6) idle error, within)
+    wide = run(machine(25), job("a", compact(xy_rotations(20)), 0.035), x)
+    assert (wide["a"].block, wide["a"].code_distance, wide["a"].start_cycle) == ("fast", 11, 0.0)
+    assert wide["a"].end_cycle == pytest.approx(40) and wide["x"].start_cycle == 0.0
+    assert wide["a"].within_budget
+
+
 # --------------------------------------------------------------------------- QK505
 
 
