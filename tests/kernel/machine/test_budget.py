@@ -364,4 +364,4 @@ def test_a_verdict_held_since_nothing_it_reads_changed_gives_the_schedule_weighe
 
     counting = Counting()
     assert records(counting) == records(Forgetting())
-    assert counting.taken > 100  # (verdicts were held: the comparison can fail)
+    assert counting.taken > 50  # (verdicts were held: the comparison can fail)

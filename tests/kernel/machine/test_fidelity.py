@@ -277,6 +277,32 @@ def test_a_job_whose_states_come_sooner_started_than_queued_starts_idle_cycles_a
     assert out["j0"].idle_logical_error == 0.0
 
 
+def test_a_tenants_later_t_jobs_wait_behind_one_its_budget_holds_back_a_clifford_job_does_not():
+    # fidelity, one state a cycle, no store, budgets 0.5, all of tenant a at 0 in this
+    # order. j0 (20 rotations, 1 a cycle) starts and draws the whole rate to 20. A (the
+    # same) could only sit idle beside it (as above): its budget holds it back. B (10
+    # rotations of 2 cycles: half a state a cycle) would not be late beside j0, but it
+    # arrived after A: it waits its turn (before, it started at 0, took half the rate,
+    # and A started at 30). At 20 A starts, then B beside it: B gets the half it asks
+    # (20 to 40, never late), A the other half to 40 (10 states), its last 10 at the
+    # whole rate to 50: 10 cycles idle. C draws no T state (10 idle cycles): it takes
+    # nothing A waits for and backfills at 0.
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-3)
+    half = footprint(5, Step(kind="rotation", cycles=2, t_states=1, repeat=10, routed=True))
+    jobs = [
+        job("j0", footprint(5, rotations(20)), budget=0.5),
+        job("A", footprint(5, rotations(20)), budget=0.5),
+        job("B", half, budget=0.5),
+        job("C", footprint(5, Step(kind="idle", cycles=10)), budget=0.5),
+    ]
+    out = run(machine, "fidelity", *jobs)
+    assert (out["j0"].start_cycle, out["j0"].end_cycle) == (0.0, pytest.approx(20))
+    assert (out["A"].start_cycle, out["A"].end_cycle) == (20.0, pytest.approx(50))
+    assert out["A"].idle_logical_error == pytest.approx(idle_error(1e-3, 2, 10))
+    assert (out["B"].start_cycle, out["B"].end_cycle) == (20.0, pytest.approx(40))
+    assert (out["C"].start_cycle, out["C"].end_cycle) == (0.0, 10.0)
+
+
 # --------------------------------------------------------------------------- a bounded hold
 
 

@@ -13,6 +13,8 @@ from qmk.kernel.machine.jobs import JobSpec, own_error
 from qmk.kernel.machine.live import LiveMachine
 from qmk.kernel.machine.placement import placements
 from qmk.kernel.machine.policies import policy
+from qmk.kernel.machine.policies.budget import BUDGET, TILES
+from qmk.kernel.machine.policies.fidelity import Fidelity
 from qmk.kernel.machine.spec import MachineSpec
 from support.machine import footprint
 
@@ -147,6 +149,58 @@ def test_a_job_waits_for_its_quick_placement_where_a_slow_one_now_would_end_late
     assert a.within_budget and b.within_budget
 
 
+class Telling(Fidelity):
+    """``fidelity``, each start it tries written down: ``(now, job, why not)`` (None:
+    it started; else what ``BudgetCheck.fit`` refused it for)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[float, str, str | None]] = []
+
+    def decide(self, sched: Scheduler) -> None:
+        told = self.told
+
+        def start(*args: object) -> str | None:
+            why = Fidelity._start(*args)  # type: ignore[arg-type]
+            told.append((sched.now, args[1].id, why))  # type: ignore[attr-defined]
+            return why
+
+        self._start = start  # type: ignore[method-assign]
+        super().decide(sched)
+
+
+def test_a_refusal_says_whether_the_tiles_or_a_budget_held_the_job_back():
+    # the machine of the test above, and "c": 10 Z-type rotations (compact, 9 tiles, 10
+    # cycles). b is refused at 0 for tiles: its fast placement waits for a's (and c
+    # backfills beside a, 0 to 10: it takes nothing b waits for); b starts at 30.
+    machine = MachineSpec.simple(tiles=27, factory_rate=(1, 1), store=100, logical_error_rate=1e-4)
+    telling = Telling()
+    sched = Scheduler(machine, telling)
+    jobs = [
+        job("a", compact(xy_rotations(30)), 0.2),
+        job("b", compact(xy_rotations(20)), 0.2),
+        job("c", compact(z_rotations(10)), 0.2),
+    ]
+    for spec in jobs:
+        sched.submit(spec)
+    out = {r.id: r for r in sched.run()}
+    assert (0.0, "b", TILES) in telling.told
+    assert (out["b"].start_cycle, out["c"].start_cycle, out["c"].end_cycle) == (30.0, 0.0, 10.0)
+    # test_fidelity's budget held back at the machine's distance: no store, x (no
+    # budget) draws a state a cycle from 0 to 40; y (one placement: its target's steps
+    # do not move block) arrives at 5, its budget refuses it until it starts at 40
+    machine = MachineSpec.simple(tiles=40, factory_rate=(1, 1), store=0, logical_error_rate=1e-4)
+    telling = Telling()
+    sched = Scheduler(machine, telling)
+    x, y = footprint(2, z_rotations(40), qubits=1), footprint(9, z_rotations(20), qubits=4)
+    sched.submit(job("x", x, None))
+    sched.submit(job("y", y, 0.025, at=5))
+    out = {r.id: r for r in sched.run()}
+    assert (5.0, "y", BUDGET) in telling.told
+    assert {why for _, name, why in telling.told if name == "y"} == {BUDGET, None}
+    assert out["y"].start_cycle == 40.0
+
+
 def test_a_job_waits_for_its_quick_placement_where_its_tenants_bound_holds_it_back_only_now():
     # 50 tiles, two tenants of weight 1: while one waits, the other may hold 25. "b"
     # holds 20 (b1, no budget, 200 idle cycles) and waits with b2 (20 more: past its
@@ -184,6 +238,47 @@ def test_a_job_waits_for_its_quick_placement_where_its_tenants_bound_holds_it_ba
     assert (a2.block, a2.tiles, a2.start_cycle, a2.end_cycle) == ("fast", 15, 30.0, 50.0)
     assert a2.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
     assert a1.within_budget and a2.within_budget
+
+
+def test_a_job_its_part_refuses_runs_sole_where_the_placement_its_part_keeps_runs_far_longer():
+    # 20 tiles, no store, one state a cycle, p_L 1e-4 at d = 9 and 1e-6 at d = 11. "a"
+    # (tenant a): 20 X/Y rotations, budget 0.035. Fast/d=9: 15 tiles, 20 cycles, own
+    # 1 - (1 - 1e-4)^300 = 0.0296, leaving (0.035 - 0.0296) / 0.9704 = 5.6e-3. Tenant
+    # b's "x" (2 tiles, 40 rotations, no budget) is queued and fits beside it, so a's
+    # part is a half: its 4 patches 20 cycles late, 1 - (1 - 1e-4)^80 = 8.0e-3, past
+    # 80% of that; on the whole rate, with nothing drawing, never late. Intermediate
+    # and compact at d = 9 pass the budget on their own (0.113, 0.150); fast/d=11 (23
+    # tiles) never fits; intermediate/d=11 (18 tiles, 5 x 11/9 cycles a rotation: 123
+    # cycles) keeps on the half, but runs over twice the 20 (SOLE_GAIN): a runs
+    # fast/d=9 sole from 0 to 20 (before: intermediate/d=11 to 123), and x, which
+    # draws T states, starts beside it only when it ends
+    def machine(tiles: int) -> MachineSpec:
+        return MachineSpec.simple(
+            tiles=tiles,
+            factory_rate=(1, 1),
+            store=0,
+            logical_error_rate=1e-4,
+            larger_distances=((11, 1e-6),),
+        )
+
+    x = JobSpec(
+        id="x", tenant="b", footprint=footprint(2, z_rotations(40), qubits=1), arrival_cycle=0
+    )
+    out = run(machine(20), job("a", compact(xy_rotations(20)), 0.035), x)
+    a = out["a"]
+    assert (a.block, a.code_distance, a.start_cycle, a.end_cycle) == ("fast", 9, 0.0, 20.0)
+    assert a.idle_logical_error == 0.0
+    assert a.total_logical_error == pytest.approx(1 - (1 - 1e-4) ** 300)
+    assert a.within_budget
+    assert (out["x"].start_cycle, out["x"].end_cycle) == (20.0, 60.0)
+    # on 25 tiles fast/d=11 fits (23 tiles: 20 rotations of 11/9 cycle, 25 cycles, and
+    # its waits 1e-6 x 9/11 a patch and cycle): its part keeps it and it runs under
+    # twice the 20, so a runs there from 0, x beside it: each gets half a state a
+    # cycle, a's 20 take 40 cycles (1 - (1 - 8.2e-7)^(4 x 15.6) idle error, within)
+    wide = run(machine(25), job("a", compact(xy_rotations(20)), 0.035), x)
+    assert (wide["a"].block, wide["a"].code_distance, wide["a"].start_cycle) == ("fast", 11, 0.0)
+    assert wide["a"].end_cycle == pytest.approx(40) and wide["x"].start_cycle == 0.0
+    assert wide["a"].within_budget
 
 
 # --------------------------------------------------------------------------- QK505

@@ -45,6 +45,8 @@ projection holds. Where no placement's does, waiting would not help it: it start
 ``sole`` at the placement of least whole error (its budget is one no schedule meets,
 ``QK505``). Where no other tenant draws, its part is the whole, and it is projected
 there as any job is: a placement its waits would take past its budget is passed over.
+A placement its part keeps is passed over for a cheaper one the job may start ``sole``
+at where it would run more than :data:`SOLE_GAIN` times as long.
 
 A job held back is looked at again at every epoch boundary
 (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
@@ -87,6 +89,15 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.tiles import TileRange
 
 INF = math.inf
+#: Why :meth:`BudgetCheck.fit` refused a job (its ``refused_for``): the floorplan (no
+#: placement's tiles free, its tenant's hold, or the wait for a quicker placement's
+#: tiles) or a budget (a placement it could start at now, its projection refused).
+TILES, BUDGET = "tiles", "budget"
+#: How many times longer than a cheaper placement the job may start ``sole`` at (its
+#: part refuses it, the whole rate keeps it, no T state is drawn on the machine) the
+#: first placement its part keeps may run before the ``sole`` one is taken instead: the
+#: cycles it saves then pass those the other tenants' T-drawing jobs wait on it.
+SOLE_GAIN = 2.0
 #: The part of a budget a projection may spend: the projection averages a job's demand
 #: over its T steps and ignores what arrives later, so it keeps this much in reserve.
 HEADROOM = 0.8
@@ -518,6 +529,8 @@ class BudgetCheck:
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
+        #: why the last :meth:`fit` that refused did (:data:`TILES` or :data:`BUDGET`)
+        self.refused_for = TILES
         #: each running jobs' set-up's ends of drawing, sorted (:meth:`_only_idles`)
         self._ends: dict[tuple[int, str, float], tuple[_Setup, list[tuple[float, float, int]]]] = {}
 
@@ -654,10 +667,13 @@ class BudgetCheck:
         that ``find`` places, ``may`` lets its tenant hold, that ends no later than
         waiting for a quicker one would (:meth:`_soonest`), and whose projection keeps
         the budgets (:meth:`verdict`), its waits on what its own error there leaves of
-        its budget; the first it may start ``sole`` at last (module docstring). None:
-        it waits as it came, looked at again at the next epoch boundary. ``spot``:
-        where ``find`` places ``job`` as it is (the caller asked, the floorplan unchanged
-        since), not asked again for its placement now."""
+        its budget (but for a cheaper one it may start ``sole`` at that runs under a
+        :data:`SOLE_GAIN`-th of its cycles); the first it may start ``sole`` at last
+        (module docstring). None: it waits as it came, looked at again at the next
+        epoch boundary. ``spot``: where ``find`` places ``job`` as it is (the caller
+        asked, the floorplan unchanged since), not asked again for its placement now.
+        Where it refuses, ``refused_for`` says why: :data:`BUDGET` where a placement it
+        could start at now was refused by its projection, else :data:`TILES`."""
         sched = self.sched
         policy = sched.policy
         if not isinstance(policy, Budgeted) or policy.placements is None:
@@ -680,9 +696,13 @@ class BudgetCheck:
                 if sched.now + cycles > soonest:
                     continue  # it ends later than waiting for a quicker placement would
             verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
-            if verdict is True:
+            if verdict is True and (
+                sole is None or cycles <= SOLE_GAIN * sole[0].timeline.private_cycles
+            ):
                 job.sole = False
                 return there
+            if verdict is True:
+                break  # a cheaper placement ``sole`` ends far sooner (:data:`SOLE_GAIN`)
             if verdict is None and sole is None:
                 sole = option, there
             elif verdict is not None and verdict is not False:
@@ -698,6 +718,7 @@ class BudgetCheck:
             job.sole = True
             return there
         job.take(home.footprint, home.timeline, home.rate, home.own)  # as it came
+        self.refused_for = BUDGET if held else TILES
         if held:
             sched.look_again()
         return None
@@ -747,10 +768,12 @@ class BudgetCheck:
         if spot is None:
             spot = self.sched.find(job)
         if spot is None or (may is not None and not may(job)):
+            self.refused_for = TILES
             return None
         verdict = self._verdict(job, spot[0].module, spot[0].spec.offset + spot[1])
         job.sole = verdict is not True and verdict is not False
         if verdict is False:
+            self.refused_for = BUDGET
             self.sched.look_again()
             return None
         return spot

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.aging import admits
 from qmk.kernel.machine.policies.backfill import DEPTH, reservation
-from qmk.kernel.machine.policies.budget import BudgetCheck, Budgeted
+from qmk.kernel.machine.policies.budget import BUDGET, TILES, BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
     fits_hold,
     hold_of,
@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.jobs import MachineJob
     from qmk.kernel.machine.spec import MachineSpec
     from qmk.kernel.machine.tiles import TileRange
+
+#: Why a job did not start beside :data:`~.budget.TILES` and :data:`~.budget.BUDGET`:
+#: a job of its tenant held below its want has aged more (:func:`~.aging.admits`).
+AGED = "aged"
 
 
 class Fidelity(Budgeted):
@@ -70,7 +74,15 @@ class Fidelity(Budgeted):
         (its ``kind``), and the shares are read once. Once every kind of a tenant's
         queue has a verdict of no that asks for no reservation, the rest of its window
         is passed over at once (:func:`_known`). With thousands queued, each decision
-        would otherwise weigh hundreds of copies of a few programs."""
+        would otherwise weigh hundreds of copies of a few programs.
+
+        A tenant's jobs start in arrival order where a budget holds one back: behind a
+        job whose budget refused every placement it could start at now
+        (:data:`~.budget.BUDGET`), its tenant's later T-drawing jobs wait their turn,
+        as they would take the part of the factories it waits for. A job held back for
+        tiles (none free, its tenant's bound, the wait for a quicker placement's tiles)
+        or by its age is passed by the later ones as backfill: they take nothing it
+        waits for."""
         if sched.state.stopped:
             resume_stopped(sched)
         tried: dict[str, int] = {}
@@ -82,6 +94,7 @@ class Fidelity(Budgeted):
         kinds_of = sched.state.kinds_of
         queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
+        behind: set[str] = set()  # tenants with a job a budget holds back (arrival order)
 
         def may(job: MachineJob) -> bool:
             hold = holds.get(job.tenant)
@@ -109,13 +122,18 @@ class Fidelity(Budgeted):
                 for job in itertools.islice(queue_of[tenant], count, self.depth):
                     alike = job.kind
                     unplaced = refused.get(alike)
+                    if unplaced is None and tenant in behind and job.tl.t_total:
+                        unplaced = refused[alike] = False  # it waits its turn
                     if unplaced is None:
                         spot = sched.find(job)
-                        if spot is not None and self._start(sched, job, budgets, may, spot):
+                        why = self._start(sched, job, budgets, may, spot)
+                        if why is None:
                             budgets.started()
                             exhausted = False
                             break  # the queue and the shares changed: choose again
                         unplaced = refused[alike] = spot is None
+                        if why == BUDGET:  # (a kind is its tenant's: its later ones wait)
+                            behind.add(tenant)
                         if (reserved or not unplaced) and _known(kinds, refused, reserved):
                             break  # each later job of its window would be refused alike
                     count += 1
@@ -140,17 +158,22 @@ class Fidelity(Budgeted):
         job: MachineJob,
         budgets: BudgetCheck,
         may: Callable[[MachineJob], bool],
-        spot: tuple[TileRange, int],
-    ) -> bool:
+        spot: tuple[TileRange, int] | None,
+    ) -> str | None:
         """Start ``job`` at the cheapest code distance where its tenant may hold it
         (``may``: :func:`~.tenants.may_hold`) and every budget keeps
-        (:meth:`BudgetCheck.fit`); ``spot``: where ``find`` places it as it is."""
+        (:meth:`BudgetCheck.fit`); ``spot``: where ``find`` places it as it is. None
+        where it started; else why not: :data:`AGED` (:func:`~.aging.admits`) or what
+        ``fit`` refused it for (:data:`~.budget.TILES` where ``spot`` is None)."""
+        if spot is None:
+            return TILES
         if not admits(sched, job):
-            return False
+            return AGED
         there = budgets.fit(job, may, spot)
         if there is None:
-            return False
-        return sched.place(job, spot=there)
+            return budgets.refused_for
+        sched.place(job, spot=there)
+        return None
 
     @staticmethod
     def _reserve(sched: Scheduler, job: MachineJob) -> bool:
