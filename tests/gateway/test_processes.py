@@ -647,16 +647,22 @@ def _rpc_result(socket_path: Path, method: str, params: dict[str, Any]) -> bytes
     return result[:-2]  # less the reply's closing brace and its newline
 
 
-def test_supervised_gateway_answers_a_job_in_the_kernels_own_bytes(served: Served) -> None:
+def test_supervised_gateways_answer_a_job_in_the_kernels_own_bytes(served: Served) -> None:
     with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
         sid = session(client)
         job_id = _run_bell(client, sid)["job_id"]
         _wait(client, sid, job_id)
         rest = client.get(f"/v1/jobs/{job_id}", headers=bearer(sid))
+    with _grpc_client(served) as over_grpc:
+        status = over_grpc.rpc("Status", session_id=sid, job_id=job_id)
+    params = {"session_id": sid, "job_id": job_id}
+    own = _rpc_result(served.out.parent / "k.sock", "q_status", params)
     assert rest.status_code == 200, rest.text
     assert rest.headers["x-qmk-job-id"] == job_id and rest.headers["x-qmk-tenant"] == "alice"
-    params = {"session_id": sid, "job_id": job_id}
-    assert rest.content == _rpc_result(served.out.parent / "k.sock", "q_status", params)
+    assert rest.content == own
+    assert status.json.encode() == own
+    counts = json.loads(own)["result"]["counts"]
+    assert (status.job_id, status.state, dict(status.counts)) == (job_id, "COMPLETED", counts)
 
 
 def test_job_events_stream_through_the_kernels_watch(served: Served) -> None:

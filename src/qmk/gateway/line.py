@@ -86,6 +86,13 @@ class Relayed:
             self._heads = heads
         return heads
 
+    def fields(self) -> dict[str, Any]:
+        """Its members by name, decoded (none for a result that is no object): what a
+        wire that writes a reply its own way reads (gRPC's typed fields), as
+        :meth:`qmk.abi.replies.Reply.fields`."""
+        members = _decode(self.data)
+        return members if isinstance(members, dict) else {}
+
     @property
     def job_id(self) -> Any:
         return self._read().job_id
