@@ -476,7 +476,7 @@ class Api:
                 result = await call(visitor, spec.name, bound, program=program)
             finally:
                 graph = params.get(GRAPH_PARAM)
-                if _big_body(request) and type(graph) is dict:  # answered: freed off the loop
+                if type(graph) is dict and _big_body(request):  # answered: freed off the loop
                     await asyncio.to_thread(free_value_in_pieces, graph)
             return _json(result, route.status, _result_headers(result, locates))
 
