@@ -34,10 +34,13 @@ turn about, so a before/after comparison shares the machine's load. Results go t
 ``--gateway-latency`` measures only the REST round trips (``GET /v1/jobs/{id}``, Bell
 ``POST /v1/jobs``) served inline and by a gateway process (with ``--against``, of both
 checkouts, turn about), each with the CPU per call of the kernel and of the gateway
-process. Results go to ``bench/results/http_gateway.json``.
+process; with ``grpc`` among ``--wires``, the gRPC ones too (``Status`` of a completed
+job, Bell ``Submit`` as QVM JSON, from :class:`qmk.grpc.client.Client`; the gRPC
+gateway's CPU beside them). Results go to ``bench/results/http_gateway.json``.
 
     python bench/bench_http.py [--jobs 400] [--calls 3000] [--clients 8] [--workers 2]
                                [--repeat 1] [--against SRC] [--gateway-latency]
+                               [--wires rest,grpc]
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ SHOTS = 100
 GOAL_JOBS_PER_S = 500.0
 GOAL_GET_P50_MS = 1.0
 WIRES = ("rest", "rest-httpx", "jsonrpc")
+#: The wires ``--gateway-latency`` times.
+GATEWAY_WIRES = ("rest", "grpc")
 CONFIG = kernel_config()
 
 
@@ -91,12 +96,14 @@ CONFIG = kernel_config()
 
 @dataclass(kw_only=True)
 class Server:
-    """One ``qmk serve`` process: its REST URL and its socket."""
+    """One ``qmk serve`` process: its REST URL, its socket and its gRPC address (None:
+    it serves no gRPC)."""
 
     name: str
     proc: subprocess.Popen[bytes]
     url: str
     socket: Path
+    grpc: str | None = None
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -131,9 +138,17 @@ def start_server(
     proc = subprocess.Popen(argv, stdout=out.open("wb"), stderr=log.open("wb"), env=env)
     deadline = time.monotonic() + 60
     while True:
-        found = re.search(r"(http://\S+)", out.read_text())
-        if found and (home / "bench.sock").exists():
-            return Server(name=name, proc=proc, url=found.group(1), socket=home / "bench.sock")
+        text = out.read_text()
+        found = re.search(r"(http://\S+)", text)
+        grpc = re.search(r"grpc://(\S+)", text)
+        if found and (home / "bench.sock").exists() and (grpc or "--grpc" not in extra):
+            return Server(
+                name=name,
+                proc=proc,
+                url=found.group(1),
+                socket=home / "bench.sock",
+                grpc=grpc.group(1) if grpc else None,
+            )
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"qmk serve did not start: {log.read_text()}")
         time.sleep(0.05)
@@ -254,6 +269,23 @@ def bench_get(url: str, calls: int, graph: dict[str, Any]) -> dict[str, Any]:
     return {"http_client": plain, "httpx": with_httpx}
 
 
+def metered(
+    what: Callable[[], Any], count: int, warmup: int, meter: Mapping[str, int] | None
+) -> dict[str, Any]:
+    """``count`` round trips of ``what`` after ``warmup`` untimed ones: their figures
+    (:func:`call_latencies`) and the CPU milliseconds per call each process of ``meter``
+    (by name) spent."""
+    for _ in range(warmup):
+        what()
+    before = {name: cpu_seconds(pid) for name, pid in (meter or {}).items()}
+    figures: dict[str, Any] = call_latencies(what, count, warmup=0)
+    figures["cpu_ms_per_call"] = {
+        name: (cpu_seconds(pid) - before[name]) * 1000 / count
+        for name, pid in (meter or {}).items()
+    }
+    return figures
+
+
 def bench_rest_latency(
     url: str, calls: int, graph: dict[str, Any], meter: Mapping[str, int] | None = None
 ) -> dict[str, Any]:
@@ -272,17 +304,6 @@ def bench_rest_latency(
         last[:] = [reply.status, reply.read()]
         return json.loads(last[1])
 
-    def metered(what: Callable[[], Any], count: int, warmup: int) -> dict[str, Any]:
-        for _ in range(warmup):
-            what()
-        before = {name: cpu_seconds(pid) for name, pid in (meter or {}).items()}
-        figures: dict[str, Any] = call_latencies(what, count, warmup=0)
-        figures["cpu_ms_per_call"] = {
-            name: (cpu_seconds(pid) - before[name]) * 1000 / count
-            for name, pid in (meter or {}).items()
-        }
-        return figures
-
     login = call("POST", "/v1/sessions", json.dumps(LOGIN).encode())
     auth = {"Authorization": f"Bearer {login['session_id']}", "Content-Type": "application/json"}
     seeds = iter(range(1, 10**9))
@@ -293,90 +314,130 @@ def bench_rest_latency(
 
     job_id = submit()["job_id"]
     call("GET", f"/v1/jobs/{job_id}/wait?timeout_ms=30000", **auth)
-    status = metered(lambda: call("GET", f"/v1/jobs/{job_id}", **auth), calls, 200)
+    status = metered(lambda: call("GET", f"/v1/jobs/{job_id}", **auth), calls, 200, meter)
     assert last[0] == 200 and json.loads(last[1])["state"] == "COMPLETED"
-    submits = metered(submit, max(1, calls // 4), 50)
+    submits = metered(submit, max(1, calls // 4), 50, meter)
     assert last[0] in (200, 201, 202), last
     connection.close()
     return {"status": status, "submit": submits}
 
 
-def gateway_pid(server: Server) -> int | None:
-    """The HTTP gateway process serving for ``server`` (None: it serves inline): the
-    child named ``qmk-http`` (its warm spare is ``qmk-http-spare``)."""
+def bench_grpc_latency(
+    address: str, calls: int, graph: dict[str, Any], meter: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """gRPC round trips one at a time on one channel, as :func:`bench_rest_latency`'s:
+    ``Status`` of a completed job and ``Submit`` of a Bell job (QVM JSON), each with
+    the CPU milliseconds per call of the processes of ``meter``."""
+    from qmk.grpc.client import Client as GrpcClient
+
+    seeds = iter(range(1, 10**9))
+    with GrpcClient.connect(address, tenant="bench", key=KEY, caps=["CAP_ALLOC"]) as client:
+        job_id = client.q_submit(graph, SHOTS, next(seeds)).job_id
+        client.q_wait(job_id, 30_000)
+        status = metered(lambda: client.q_status(job_id), calls, 200, meter)
+        assert client.q_status(job_id).state == "COMPLETED"
+        submit = lambda: client.q_submit(graph, SHOTS, next(seeds))  # noqa: E731
+        submits = metered(submit, max(1, calls // 4), 50, meter)
+    return {"status": status, "submit": submits}
+
+
+def gateway_pid(server: Server, wire: str = "http") -> int | None:
+    """The ``wire`` gateway process serving for ``server`` (None: it serves inline):
+    the child named ``qmk-WIRE`` (its warm spare is ``qmk-WIRE-spare``)."""
     for pid in descendants(server.proc.pid):
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "qmk-http":
+            if Path(f"/proc/{pid}/comm").read_text().strip() == f"qmk-{wire}":
                 return pid
         except OSError:
             continue
     return None
 
 
-def bench_gateway_latency(tmp: Path, options: argparse.Namespace, graph: dict[str, Any]) -> int:
-    """REST status and submit p50 served inline and by a gateway process, each also with
-    ``--log-level info`` (access and job lines; the gateway then follows its jobs), turn
-    about; with ``--against SRC``, inline and by a gateway process of that src too.
-    Beside each p50, the least CPU per call of the kernel and of the gateway process.
-    Printed and written."""
+def bench_gateway_latency(
+    tmp: Path, options: argparse.Namespace, graph: dict[str, Any], wires: list[str]
+) -> int:
+    """REST (and with ``grpc`` in ``wires``, gRPC) status and submit p50 served inline
+    and by a gateway process, each also with ``--log-level info`` (access and job lines;
+    the gateway then follows its jobs), turn about; with ``--against SRC``, inline and
+    by a gateway process of that src too. Beside each p50, the least CPU per call of the
+    kernel and of the gateway process. Printed and written."""
+    grpc = "grpc" in wires
+    wired = ("--grpc", "127.0.0.1:0") if grpc else ()
     modes: dict[str, tuple[str, tuple[str, ...], str | None]] = {
-        "inline": ("inline", (), None),
-        "process": ("process", (), None),
-        "inline+info": ("inline", ("--log-level", "info"), None),
-        "process+follower": ("process", ("--log-level", "info"), None),
+        "inline": ("inline", wired, None),
+        "process": ("process", wired, None),
+        "inline+info": ("inline", ("--log-level", "info", *wired), None),
+        "process+follower": ("process", ("--log-level", "info", *wired), None),
     }
     if options.against:
-        modes["inline@against"] = ("inline", (), options.against)
-        modes["process@against"] = ("process", (), options.against)
+        modes["inline@against"] = ("inline", wired, options.against)
+        modes["process@against"] = ("process", wired, options.against)
     servers = {
         name: start_server(tmp, options.workers, name=name, gateway=mode, extra=extra, src=src)
         for name, (mode, extra, src) in modes.items()
     }
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
-    meters: dict[str, dict[str, int]] = {}
+    timed: dict[str, Callable[[Server, int, Mapping[str, int] | None], dict[str, Any]]] = {}
+    if "rest" in wires:
+        timed["rest"] = lambda server, calls, meter: bench_rest_latency(
+            server.url, calls, graph, meter
+        )
+    if grpc:
+        timed["grpc"] = lambda server, calls, meter: bench_grpc_latency(
+            str(server.grpc), calls, graph, meter
+        )
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {
+        wire: {name: [] for name in servers} for wire in timed
+    }
+    meters: dict[str, dict[str, dict[str, int]]] = {wire: {} for wire in timed}
     try:
         for name, server in servers.items():  # warm: imports, workers, connections
-            bench_rest_latency(server.url, 300, graph)
-            meters[name] = {"kernel": server.proc.pid}
-            if (gateway := gateway_pid(server)) is not None:
-                meters[name]["gateway"] = gateway
+            for wire, run in timed.items():
+                run(server, 300, None)
+                meters[wire][name] = {"kernel": server.proc.pid}
+                if (gateway := gateway_pid(server, "http" if wire == "rest" else wire)) is not None:
+                    meters[wire][name]["gateway"] = gateway
         for repeat in range(options.repeat):
             order = list(servers.items())
             for name, server in order if repeat % 2 == 0 else order[::-1]:
-                rows[name].append(
-                    bench_rest_latency(server.url, options.calls, graph, meters[name])
-                )
+                for wire, run in timed.items():
+                    rows[wire][name].append(run(server, options.calls, meters[wire][name]))
     finally:
         for server in servers.values():
             server.stop()
     kinds = ("status", "submit")
-    summary = {
-        name: {what: statistics.median(run[what]["p50_ms"] for run in runs) for what in kinds}
-        for name, runs in rows.items()
-    }
-    cpu = {
-        name: {
-            what: {
-                process: min(run[what]["cpu_ms_per_call"][process] for run in runs)
-                for process in meters[name]
-            }
-            for what in kinds
+    calls = {"rest": ("GET /v1/jobs/{id}", "POST /v1/jobs"), "grpc": ("Status", "Submit")}
+    summary: dict[str, Any] = {}
+    cpu: dict[str, Any] = {}
+    for wire, by_name in rows.items():
+        summary[wire] = {
+            name: {what: statistics.median(run[what]["p50_ms"] for run in runs) for what in kinds}
+            for name, runs in by_name.items()
         }
-        for name, runs in rows.items()
-    }
-    for name, figures in summary.items():
-        inline = summary["inline@against" if name.endswith("@against") else "inline"]
-        spent = "; ".join(
-            f"{what} " + ", ".join(f"{process} {ms:.3f}" for process, ms in cpu[name][what].items())
-            for what in kinds
-        )
-        print(
-            f"{name:18} GET /v1/jobs/{{id}} p50 {figures['status']:.3f} ms  "
-            f"POST /v1/jobs p50 {figures['submit']:.3f} ms  "
-            f"(+{figures['status'] - inline['status']:.3f} / "
-            f"+{figures['submit'] - inline['submit']:.3f} ms over inline)  "
-            f"[CPU ms/call: {spent}]"
-        )
+        cpu[wire] = {
+            name: {
+                what: {
+                    process: min(run[what]["cpu_ms_per_call"][process] for run in runs)
+                    for process in meters[wire][name]
+                }
+                for what in kinds
+            }
+            for name, runs in by_name.items()
+        }
+        for name, figures in summary[wire].items():
+            inline = summary[wire]["inline@against" if name.endswith("@against") else "inline"]
+            spent = "; ".join(
+                f"{what} "
+                + ", ".join(f"{process} {ms:.3f}" for process, ms in cpu[wire][name][what].items())
+                for what in kinds
+            )
+            status, submit = calls[wire]
+            print(
+                f"{wire:4} {name:18} {status} p50 {figures['status']:.3f} ms  "
+                f"{submit} p50 {figures['submit']:.3f} ms  "
+                f"(+{figures['status'] - inline['status']:.3f} / "
+                f"+{figures['submit'] - inline['submit']:.3f} ms over inline)  "
+                f"[CPU ms/call: {spent}]"
+            )
     print(f"load average after: {load_average()}")
     write_json(
         {**machine(), "calls": options.calls, "repeat": options.repeat, "runs": rows,
@@ -555,7 +616,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="kernel worker processes")
     parser.add_argument("--repeat", type=int, default=1, help="measure this many times")
     parser.add_argument(
-        "--wires", default=",".join(WIRES), help="which clients, of " + ",".join(WIRES)
+        "--wires",
+        default=None,
+        help="which clients, of " + ",".join(WIRES) + " (all by default); with "
+        "--gateway-latency, which wires of " + ",".join(GATEWAY_WIRES) + " (rest by default)",
     )
     parser.add_argument("--against", metavar="SRC", help="also a server from this src folder")
     parser.add_argument(
@@ -565,9 +629,11 @@ def main(argv: list[str] | None = None) -> int:
         "and with its follower (and inline and gateway process of --against)",
     )
     options = parser.parse_args(argv)
-    wires = [w for w in options.wires.split(",") if w]
-    if unknown := set(wires) - set(WIRES):
-        parser.error(f"unknown wires {sorted(unknown)}")
+    known = GATEWAY_WIRES if options.gateway_latency else WIRES
+    default = ("rest",) if options.gateway_latency else WIRES
+    wires = [w for w in (options.wires or ",".join(default)).split(",") if w]
+    if unknown := set(wires) - set(known):
+        parser.error(f"unknown wires {sorted(unknown)}: they are {', '.join(known)}")
     graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
     info = machine()
     cores = info["cpu_count"] or 1
@@ -595,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="qmk-bench-http-") as tmp_name:
         tmp = Path(tmp_name)
         if options.gateway_latency:
-            return bench_gateway_latency(tmp, options, graph)
+            return bench_gateway_latency(tmp, options, graph, wires)
         servers = [start_server(tmp, options.workers)]
         if options.against:
             servers.append(start_server(tmp, options.workers, name="against", src=options.against))

@@ -1,6 +1,7 @@
 """The gateway's line to the kernel (:class:`qmk.gateway.line.KernelLine`) against a real
 kernel served on a Unix socket: replies to their calls, read whole, errors coded as the
-client codes them, and a new connection after the line closed."""
+client codes them, a relayed reply as the kernel's own bytes, and a new connection after
+the line closed."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from qmk.abi.door import Door
 from qmk.abi.errors import ConnectionClosed, InvalidParams
+from qmk.abi.jsonrpc import encode_parts
 from qmk.abi.limits import ServerConfig
+from qmk.abi.replies import Job
 from qmk.abi.server import serve_kernel
 from qmk.client import AsyncClient
 from qmk.errors import NotFoundError, SessionError
@@ -94,6 +98,32 @@ def test_a_reply_longer_than_one_read_is_read_whole_as_the_client_reads_it(
     read, expected = _served(tmp_path, body)
     assert len(read.counts) == 10_000  # a page of ten thousand outcomes: several reads
     assert read == expected
+
+
+def test_a_relayed_reply_is_the_bytes_the_kernels_own_process_answers_and_names_its_job(
+    tmp_path: Path,
+) -> None:
+    async def body(socket: Path, kernel: Kernel) -> Any:
+        sid = await login(kernel, "alice")
+        line = KernelLine(str(socket))
+        try:
+            job = await line.q_submit(session_id=sid, graph=BELL, shots=100, seed=3)
+            await line.q_wait(session_id=sid, job_id=job.job_id, timeout_ms=60_000)
+            params = {"session_id": sid, "job_id": job.job_id}
+            relayed = await line.relay("q_status", params)
+            typed = await line.q_status(**params)
+            own = encode_parts(await kernel.q_status(**params))  # what inline HTTP sends
+            with pytest.raises(NotFoundError):
+                await line.relay("q_status", {"session_id": sid, "job_id": "job_nope"})
+        finally:
+            await line.aclose()
+        return job.job_id, relayed, typed, b"".join(own[:-1])
+
+    job_id, relayed, typed, own = _served(tmp_path, body)
+    assert relayed.data == own
+    assert (relayed.job_id, relayed.tenant, relayed.session_id) == (job_id, "alice", None)
+    assert typed == Job.from_json(msgspec.json.decode(relayed.data))
+    assert typed.state == "COMPLETED"
 
 
 def test_a_closed_line_fails_its_calls_in_flight_and_connects_again_at_the_next(

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket as sock
 import subprocess
 import sys
 import time
@@ -627,6 +628,41 @@ def test_supervised_gateway_answers_the_feed_routes(served: Served) -> None:
         assert audit.status_code == 200 and audit.json()["tenant"] == "alice", audit.text
         scrape = client.get("/metrics", headers=bearer(sid))  # alice is no operator
         assert scrape.status_code == 403, scrape.text
+
+
+def _rpc_result(socket_path: Path, method: str, params: dict[str, Any]) -> bytes:
+    """The result of one JSON-RPC call, as the bytes of the kernel's reply line hold it."""
+    with sock.socket(sock.AF_UNIX) as conn:
+        conn.settimeout(GUARD_S)
+        conn.connect(str(socket_path))
+        request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            more = conn.recv(65536)
+            assert more, data
+            data += more
+    head, result = data.split(b',"result":', 1)
+    assert head == b'{"jsonrpc":"2.0","id":1', data
+    return result[:-2]  # less the reply's closing brace and its newline
+
+
+def test_supervised_gateways_answer_a_job_in_the_kernels_own_bytes(served: Served) -> None:
+    with httpx.Client(base_url=served.url, timeout=GUARD_S) as client:
+        sid = session(client)
+        job_id = _run_bell(client, sid)["job_id"]
+        _wait(client, sid, job_id)
+        rest = client.get(f"/v1/jobs/{job_id}", headers=bearer(sid))
+    with _grpc_client(served) as over_grpc:
+        status = over_grpc.rpc("Status", session_id=sid, job_id=job_id)
+    params = {"session_id": sid, "job_id": job_id}
+    own = _rpc_result(served.out.parent / "k.sock", "q_status", params)
+    assert rest.status_code == 200, rest.text
+    assert rest.headers["x-qmk-job-id"] == job_id and rest.headers["x-qmk-tenant"] == "alice"
+    assert rest.content == own
+    assert status.json.encode() == own
+    counts = json.loads(own)["result"]["counts"]
+    assert (status.job_id, status.state, dict(status.counts)) == (job_id, "COMPLETED", counts)
 
 
 def test_job_events_stream_through_the_kernels_watch(served: Served) -> None:

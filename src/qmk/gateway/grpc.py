@@ -67,7 +67,13 @@ async def serve_grpc_gateway(
     try:
         hold_room(door, server_config)
         listener = grpc_listener(
-            door, probe, config, stop=stop, sock=sock, watches=RemoteWatches(kernel)
+            door,
+            probe,
+            config,
+            stop=stop,
+            sock=sock,
+            watches=RemoteWatches(kernel),
+            relay=door.relay,
         )
         async with listener as url, _metrics_served(door, server_config, metrics, stop):
             if ready is not None:

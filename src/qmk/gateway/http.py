@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -73,13 +74,21 @@ def kernel_away(address: str, exc: BaseException) -> UnavailableError:
     )
 
 
+#: Whether the syscall the door calls now answers its reply as the kernel wrote it
+#: (:class:`~qmk.gateway.line.Relayed`): set by :meth:`GatewayDoor.relay` around the
+#: door's own call alone, so the door's checks and hooks stay those of every call.
+_RELAYING: contextvars.ContextVar[bool] = contextvars.ContextVar("relaying", default=False)
+
+
 class RemoteKernel:
     """The kernel's syscalls over its JSON-RPC socket, as the door calls a kernel.
 
     One pipelined connection (:class:`~qmk.gateway.line.KernelLine`) carries every call,
     each with its caller's own session; it connects at the first call and again at the
-    first call after the kernel went away. The watches (:class:`RemoteWatches`) go on a
-    connection of their own (:attr:`client`), opened at the first.
+    first call after the kernel went away. A call answers the typed reply
+    (:mod:`qmk.abi.replies`), or, inside :meth:`GatewayDoor.relay`, the kernel's JSON as
+    it came. The watches (:class:`RemoteWatches`) go on a connection of their own
+    (:attr:`client`), opened at the first.
     """
 
     def __init__(self, address: str, *, timeout: Timeout | None = None) -> None:
@@ -93,6 +102,7 @@ class RemoteKernel:
 
     def _forward(self, name: str) -> Callable[..., Any]:
         call = getattr(self.line, name)
+        relay = self.line.relay
         address = self.address
 
         async def forward(**params: Any) -> Any:
@@ -100,6 +110,8 @@ class RemoteKernel:
             if isinstance(graph, GraphText):  # read here: its JSON goes on the line
                 params["graph"] = dict(graph)
             try:
+                if _RELAYING.get():
+                    return await relay(name, params)
                 return await call(**params)
             except (ConnectError, ConnectionClosed) as exc:
                 raise kernel_away(address, exc) from None
@@ -228,23 +240,59 @@ class GatewayDoor(Door):
     async def call(
         self, visitor: Visitor, method: str, params: Mapping[str, Any], **options: Any
     ) -> Any:
+        return await self._call(visitor, method, params, False, options)
+
+    async def relay(
+        self, visitor: Visitor, method: str, params: Mapping[str, Any], **options: Any
+    ) -> Any:
+        """:meth:`call`, answering the result as the kernel wrote it
+        (:class:`~qmk.gateway.line.Relayed`): for a caller that only passes the reply on
+        (the REST API), which then sends the kernel's bytes without decoding them and
+        encoding them again."""
+        return await self._call(visitor, method, params, True, options)
+
+    async def _call(
+        self,
+        visitor: Visitor,
+        method: str,
+        params: Mapping[str, Any],
+        relay: bool,
+        options: Mapping[str, Any],
+    ) -> Any:
         session_id = params.get("session_id")
         if isinstance(session_id, str):
             await self._recall(session_id)
         follower = self.probe.follower
         if follower is None or method not in FOLLOWED or not isinstance(session_id, str):
-            result = await super().call(visitor, method, params, **options)
+            result = await self._door_call(visitor, method, params, relay, options)
             if method == "q_negotiate_caps":
                 self.probe.remember(result.session_id, result.tenant)
             return result
         followed = await follower.before(session_id)
         job_id = None
         try:
-            result = await super().call(visitor, method, params, **options)
+            result = await self._door_call(visitor, method, params, relay, options)
             job_id = getattr(result, "job_id", None)
         finally:
             follower.after(session_id, followed, job_id if isinstance(job_id, str) else None)
         return result
+
+    async def _door_call(
+        self,
+        visitor: Visitor,
+        method: str,
+        params: Mapping[str, Any],
+        relay: bool,
+        options: Mapping[str, Any],
+    ) -> Any:
+        """The door's own call; with ``relay``, its syscall answers the kernel's JSON."""
+        if not relay:
+            return await super().call(visitor, method, params, **options)
+        token = _RELAYING.set(True)
+        try:
+            return await super().call(visitor, method, params, **options)
+        finally:
+            _RELAYING.reset(token)
 
 
 #: The syscalls whose job the gateway follows to its end (:class:`JobFollower`).
@@ -592,6 +640,7 @@ async def serve_gateway(
             exposure,
             watches=RemoteWatches(kernel),
             feed=RemoteFeed(),
+            relay=door.relay,
         )
         server = _uvicorn_server(app, config, server_config, door)
         bound = sock.getsockname()

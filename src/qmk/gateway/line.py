@@ -7,7 +7,9 @@ line is added to each request's time. :class:`KernelLine` keeps that cost low:
   its call's future, with no reader task or stream buffer between;
 - a request is written as it is made, encoded by msgspec;
 - its params are sent as the wire gave them: the gateway's door bound them to the method
-  table already (:func:`~qmk.abi.methods.bind_params`), and the kernel binds them again.
+  table already (:func:`~qmk.abi.methods.bind_params`), and the kernel binds them again;
+- a reply's result is cut out of its line unread (``msgspec.Raw``): :meth:`KernelLine.relay`
+  hands it on as the kernel wrote it (:class:`Relayed`), and only a typed call decodes it.
 
 Replies and errors are read as the client reads them (:class:`~qmk.client.ClientCore`),
 so a refusal raises the same coded exception. Watches are not carried here: they stay
@@ -30,6 +32,78 @@ from qmk.client import DEFAULT_MAX_REPLY, Address, ClientCore, connecting, resol
 #: The types of plain JSON values (a param of one of them is sent as it is).
 _PLAIN = frozenset({str, int, bool, list, dict, tuple, type(None)})
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class _Reply(msgspec.Struct):
+    """A reply line's members, its result left unread."""
+
+    jsonrpc: Any = None
+    id: Any = msgspec.UNSET
+    result: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    error: Any = None
+
+
+_decode_reply = msgspec.json.Decoder(_Reply).decode
+
+
+class _Heads(msgspec.Struct):
+    """The members of a reply that the gateway reads besides relaying it."""
+
+    job_id: Any = None
+    tenant: Any = None
+    session_id: Any = None
+
+
+_decode_heads = msgspec.json.Decoder(_Heads).decode
+
+
+class Relayed:
+    """A syscall's result as the kernel wrote it: JSON bytes that a writer splices in
+    unread (``__json_bytes__``), so a reply only passed on is neither decoded nor
+    encoded again, and its text is the kernel's own (the same bytes the kernel's own
+    process answers). The members the gateway reads of it (``job_id``, ``tenant``,
+    ``session_id``: a header, a login to remember, a job to follow) are read at the first
+    ask; one that is absent, or a result that is no object, reads None.
+    """
+
+    __slots__ = ("_heads", "data")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._heads: _Heads | None = None
+
+    def __json_bytes__(self) -> bytes:
+        return self.data
+
+    def _read(self) -> _Heads:
+        heads = self._heads
+        if heads is None:
+            try:
+                heads = _decode_heads(self.data)
+            except msgspec.ValidationError:  # no object: it names nothing
+                heads = _Heads()
+            self._heads = heads
+        return heads
+
+    def fields(self) -> dict[str, Any]:
+        """Its members by name, decoded (none for a result that is no object): what a
+        wire that writes a reply its own way reads (gRPC's typed fields), as
+        :meth:`qmk.abi.replies.Reply.fields`."""
+        members = _decode(self.data)
+        return members if isinstance(members, dict) else {}
+
+    @property
+    def job_id(self) -> Any:
+        return self._read().job_id
+
+    @property
+    def tenant(self) -> Any:
+        return self._read().tenant
+
+    @property
+    def session_id(self) -> Any:
+        return self._read().session_id
 
 
 class KernelLine(AsyncSyscallMethods):
@@ -57,6 +131,19 @@ class KernelLine(AsyncSyscallMethods):
         self._connecting = asyncio.Lock()
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        return _decode(await self._result(method, params))
+
+    async def relay(self, method: str, params: dict[str, Any]) -> Relayed:
+        """The result of ``method`` called with ``params`` (bound to the method table
+        already), as the kernel wrote it.
+
+        Raises:
+            QMKError: the kernel's refusal, as the client raises it.
+            ConnectionClosed, ConnectError: the kernel is away.
+        """
+        return Relayed(bytes(await self._result(method, params)))
+
+    async def _result(self, method: str, params: dict[str, Any]) -> msgspec.Raw:
         params = _plain(params)
         line = self._line
         if line is None or line.closed:
@@ -121,7 +208,7 @@ class _Line(asyncio.Protocol):
         self._address = address
         self._max_reply = max_reply
         self._transport: asyncio.Transport | None = None
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[_Reply]] = {}
         self._next_id = 0
         self._partial = bytearray()  # a reply line not whole yet
         self._drained: asyncio.Future[None] | None = None  # while the kernel reads slowly
@@ -131,8 +218,8 @@ class _Line(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
 
-    async def call(self, method: str, params: dict[str, Any]) -> Any:
-        """The result of ``method`` called with ``params``, or its error raised.
+    async def call(self, method: str, params: dict[str, Any]) -> msgspec.Raw:
+        """The result of ``method`` called with ``params``, unread, or its error raised.
 
         Raises:
             QMKError: the kernel's refusal, as the client raises it.
@@ -153,12 +240,11 @@ class _Line(asyncio.Protocol):
             reply = await future
         finally:
             self._pending.pop(request_id, None)
-        error = reply.get("error")
-        if error is not None:
-            raise ClientCore.error(error)
-        if "result" not in reply:
+        if reply.error is not None:
+            raise ClientCore.error(reply.error)
+        if reply.result is msgspec.UNSET:
             raise BadResponse("the reply has neither result nor error")
-        return reply["result"]
+        return reply.result
 
     def data_received(self, data: bytes) -> None:
         start = 0
@@ -190,16 +276,17 @@ class _Line(asyncio.Protocol):
         try:
             if ClientCore.event_of(line) is not None:
                 return True  # a watch's event: no watch is made on this line
-            reply_id, reply = ClientCore.reply_id(line)
+            reply = _reply_of(line)
         except BadResponse as exc:
             self._fail(exc)
             return False
+        reply_id = reply.id
         future = self._pending.pop(reply_id, None) if type(reply_id) is int else None
         if future is not None:
             if not future.done():
                 future.set_result(reply)
         elif reply_id is None:  # an error the kernel could not tie to a request
-            self._fail(ClientCore.error(reply.get("error")))
+            self._fail(ClientCore.error(reply.error))
             return False
         return True
 
@@ -232,4 +319,22 @@ class _Line(asyncio.Protocol):
             self._transport.close()
 
 
-__all__ = ["KernelLine"]
+def _reply_of(line: bytes) -> _Reply:
+    """The reply ``line``, its result unread (the checks of
+    :meth:`~qmk.client.ClientCore.reply_id`).
+
+    Raises:
+        BadResponse: the line is not a JSON-RPC 2.0 response object.
+    """
+    try:
+        reply = _decode_reply(line)
+    except msgspec.ValidationError:
+        reply = None
+    except msgspec.DecodeError:
+        raise BadResponse(f"the server sent a line that is not JSON: {line[:80]!r}") from None
+    if reply is None or reply.jsonrpc != "2.0" or reply.id is msgspec.UNSET:
+        raise BadResponse(f"the server sent a non-JSON-RPC reply: {line[:80]!r}")
+    return reply
+
+
+__all__ = ["KernelLine", "Relayed"]

@@ -41,7 +41,6 @@ from qmk.abi.proto import (
     ProtoMessage,
     schema,
 )
-from qmk.abi.replies import Reply
 
 _F = descriptor_pb2.FieldDescriptorProto
 _SCALAR_TYPES = {
@@ -251,7 +250,9 @@ def reply_of(kind: type[Message], result: Any) -> Message:
     ``result``, for at most :data:`TYPED_COUNTS_MAX` outcomes), and ``json``."""
     reply = kind()
     fields = kind.DESCRIPTOR.fields_by_name
-    members = result.fields() if isinstance(result, Reply) else result
+    # a reply struct, or a gateway's relayed reply (its JSON as the kernel wrote it), says
+    # which of its members are set with fields()
+    members = result.fields() if hasattr(result, "fields") else result
     if isinstance(members, Mapping):
         for name, field in fields.items():
             if name == JSON_FIELD:
@@ -266,5 +267,19 @@ def reply_of(kind: type[Message], result: Any) -> Message:
                 getattr(reply, name).extend(value)
             else:
                 setattr(reply, name, value)
-    setattr(reply, JSON_FIELD, dumps(result, default=str))
+    setattr(reply, JSON_FIELD, json_text(result))
     return reply
+
+
+def kept_json(result: Any) -> bytes | None:
+    """The JSON of a syscall's ``result`` kept encoded whole (``__json_bytes__``: a
+    gateway's relayed reply, as the kernel wrote it); None for another result."""
+    kept = getattr(type(result), "__json_bytes__", None)
+    return None if kept is None else bytes(kept(result))
+
+
+def json_text(result: Any) -> str:
+    """A syscall's ``result`` as the JSON text of an answer's ``json`` field (one kept
+    encoded whole as its own text)."""
+    kept = kept_json(result)
+    return dumps(result, default=str) if kept is None else str(kept, "utf-8")

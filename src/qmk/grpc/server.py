@@ -68,7 +68,7 @@ from qmk.abi.server import bind_tcp, format_tcp
 from qmk.abi.watchhub import through
 from qmk.errors import InvalidArgument, QMKError, SessionError
 from qmk.frontends.text import sniff
-from qmk.grpc.schema import messages, params_of, reply_of
+from qmk.grpc.schema import kept_json, messages, params_of, reply_of
 from qmk.grpc.status import error_metadata, status_of
 
 LOG = logging.getLogger("qmk.grpc")
@@ -313,6 +313,9 @@ def program_text(params: dict[str, Any]) -> ProgramText:
 def _answer_size(result: Any) -> int:
     """What an answer built from ``result`` holds until sent: its JSON text in the
     message, and again serialized."""
+    kept = kept_json(result)
+    if kept is not None:
+        return 2 * len(kept)
     return 2 * sum(map(len, dumps_parts(result, default=str)))
 
 
@@ -363,12 +366,17 @@ class KernelService:
         hub: the kernel's events (for ``WatchJob``), its streams counted by the door.
         watches: where a job's events come from when the kernel is in another process
             (:class:`qmk.gateway.http.RemoteWatches`); None: ``hub``.
+        relay: how a unary call calls the door when the kernel is in another process
+            (:meth:`qmk.gateway.http.GatewayDoor.relay`: the kernel's JSON as it came,
+            the answer's ``json`` as it is and its fields read from it); None:
+            ``door.call``.
     """
 
-    def __init__(self, door: Door, hub: EventHub, watches: Any = None) -> None:
+    def __init__(self, door: Door, hub: EventHub, watches: Any = None, relay: Any = None) -> None:
         self.door = door
         self.hub = hub
         self.watches = watches
+        self.relay = relay
         self.max_depth = door.config.max_depth
         self.classes = messages()
 
@@ -391,6 +399,7 @@ class KernelService:
         # a repeated field sent empty is not on the wire: a required array is then []
         arrays = [p.name for p in spec.params if p.required and JsonType.ARRAY in p.types]
         door, max_depth = self.door, self.max_depth
+        call = self.relay or door.call
 
         async def handle(requests: Any, context: Any) -> Message | bytes:
             visitor = self.visitor(context)
@@ -408,7 +417,7 @@ class KernelService:
                 if session is not None:
                     params["session_id"] = session
                 bound = bind_params(spec, params)
-                result = await door.call(visitor, spec.name, bound, program=text)
+                result = await call(visitor, spec.name, bound, program=text)
                 size = _answer_size(result)
                 held = await door.answers.hold(size, visitor)
                 context.add_done_callback(lambda _: held.release())
@@ -544,11 +553,12 @@ async def grpc_listener(
     stop: asyncio.Event,
     sock: socket.socket | None = None,
     watches: Any = None,
+    relay: Any = None,
 ) -> AsyncIterator[str]:
     """Serve ``qmk.v1.Kernel`` behind ``door`` while the context is open; yields its URL
     (``grpc://HOST:PORT``). When ``stop`` is set (or the context ends) it drains.
     ``sock``: the listening socket a supervisor passed (None: bind ``config``'s
-    address); ``watches``: :class:`KernelService`'s.
+    address); ``watches``, ``relay``: :class:`KernelService`'s.
 
     Raises:
         ServeError: the address cannot be bound (``cannot-bind``).
@@ -572,7 +582,7 @@ async def grpc_listener(
             ("grpc.max_concurrent_streams", limits.max_inflight),
         ]
     )
-    service = KernelService(door, hub, watches)
+    service = KernelService(door, hub, watches, relay)
     server.add_generic_rpc_handlers((service.handler(), UnknownRpcs()))
     checks = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)

@@ -246,6 +246,9 @@ class Api:
             process (:class:`qmk.gateway.http.RemoteFeed`: ``q_events``); None: ``hub``.
             ``/metrics`` reads the kernel's load with ``q_kernel_load`` either way
             (:class:`~qmk.http.metrics.Scrapers`).
+        relay: how a syscall route calls the door when the kernel is in another process
+            and its reply is only passed on (:meth:`qmk.gateway.http.GatewayDoor.relay`:
+            the kernel's JSON, sent as it came); None: ``door.call``.
     """
 
     def __init__(
@@ -257,10 +260,12 @@ class Api:
         exposure: Exposure | None = None,
         watches: Any = None,
         feed: Any = None,
+        relay: Any = None,
     ) -> None:
         self.door = door
         self.watches = watches
         self.feed = feed
+        self.relay = relay
         self.kernel = door.kernel
         self.hub = hub
         self.metrics = metrics
@@ -414,8 +419,10 @@ class Api:
             body_names = (body_names - {"graph"}) | {"program", "format"}
         path_params = route.path_params
         fixed = dict(route.fixed)
+        locates = route.status == 201 and spec.reply is not Checkpoint  # a created job
 
         door = self.door
+        call = self.relay or door.call
 
         async def handler(request: Request) -> Response:
             visitor = self.visitor(request)
@@ -466,12 +473,12 @@ class Api:
             params.update(fixed)
             bound = bind_params(spec, params)
             try:
-                result = await door.call(visitor, spec.name, bound, program=program)
+                result = await call(visitor, spec.name, bound, program=program)
             finally:
                 graph = params.get(GRAPH_PARAM)
-                if _big_body(request) and type(graph) is dict:  # answered: freed off the loop
+                if type(graph) is dict and _big_body(request):  # answered: freed off the loop
                     await asyncio.to_thread(free_value_in_pieces, graph)
-            return _json(result, route.status, _result_headers(result, route.status))
+            return _json(result, route.status, _result_headers(result, locates))
 
         return handler
 
@@ -813,10 +820,11 @@ def create_app(
     exposure: Exposure | None = None,
     watches: Any = None,
     feed: Any = None,
+    relay: Any = None,
 ) -> App:
     """The application serving the kernel behind ``door`` (see the module docstring and
-    :class:`App`; ``watches``, ``feed``: :class:`Api`'s)."""
-    api = Api(door, hub, metrics, tracing, exposure, watches, feed)
+    :class:`App`; ``watches``, ``feed``, ``relay``: :class:`Api`'s)."""
+    api = Api(door, hub, metrics, tracing, exposure, watches, feed, relay)
     others: dict[str, Handler] = {
         "assist": api.assist,
         "job_events": api.job_events,
@@ -855,14 +863,14 @@ def _route(api: Api, path: str, method: str, handler: Handler, other: OtherRoute
     return Route(path, api.wrap(path, handler), methods=[method], include_in_schema=False)
 
 
-def _result_headers(result: Any, status: int) -> dict[str, str]:
+def _result_headers(result: Any, locates: bool) -> dict[str, str]:
     """The headers a syscall's reply adds: its job and tenant, and where a created job
-    lives."""
+    lives (``locates``: the reply is a job the call created)."""
     headers: dict[str, str] = {}
     job_id, tenant = getattr(result, "job_id", None), getattr(result, "tenant", None)
     if isinstance(job_id, str):
         headers["x-qmk-job-id"] = job_id
-        if status == 201 and not isinstance(result, Checkpoint):
+        if locates:
             headers["location"] = f"/v1/jobs/{job_id}"
     if isinstance(tenant, str):
         headers["x-qmk-tenant"] = tenant

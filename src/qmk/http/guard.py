@@ -32,6 +32,8 @@ kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
   waits for the transport to drain below it before each body message, and large bodies
   are sent in chunks: :mod:`qmk.http.stream`.) When they stay above it for
   ``write_timeout_s``, the client does not read, and the connection is dropped.
+- **One write an answer**: a response that gives its length has its head written with
+  its body's first bytes (:class:`_HeldHead`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,51 @@ LOG = logging.getLogger("qmk.http.guard")
 #: while it lingers, within :data:`~qmk.abi.server.REFUSED_LINGER_S`: the rest of a
 #: refused body as a client on this machine or a fast link sends it in that time.
 REFUSED_BODY_LINGER_BYTES = 64 * 2**20
+
+
+class _HeldHead:
+    """A connection's transport that holds a response's head (its status line and
+    headers) until the body's first bytes, and writes both at once: one send, one
+    segment for the client to wait for, where uvicorn writes the head and the body
+    apart. Only the head of a response that gives its length is held (its body
+    follows at once); a stream's head is written at once, as its first event may be
+    long in coming. Everything else is the transport's own."""
+
+    __slots__ = ("_head", "_holding", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._holding = False  # the next write is a head to hold
+        self._head: bytes | None = None
+
+    def hold(self) -> None:
+        """Hold the head that is written next."""
+        self._holding = True
+
+    def write(self, data: bytes) -> None:
+        if self._holding:
+            self._holding = False
+            self._head = data
+            return
+        head = self._head
+        if head is not None:
+            self._head = None
+            data = head + data
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write a head still held (an answer with no body bytes: ``HEAD``, a 304)."""
+        self._holding = False
+        head, self._head = self._head, None
+        if head is not None:
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _Refused(Exception):
@@ -118,6 +165,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._cut: Cut | None = None  # ends its linger early (the door's Connections.linger)
         self._drop = REFUSED_LINGER_BYTES  # the bytes a lingering connection drops
         self._closed = False
+        self._writer: _HeldHead | None = None  # its transport, once admitted
         self._close_after = False  # its response said connection: close (body unread)
         # the phase's deadline (header, body, linger) and what it calls then (None: no
         # phase), and the one timer that serves every phase of the connection
@@ -138,6 +186,7 @@ class _GuardedProtocol(HttpToolsProtocol):
         self.visitor = visitor = self.gate.visitor("http", peer)
         self.guard = self.gate.guard(visitor, "HTTP", expire=self._expire, busy=self._busy)
         super().connection_made(transport)
+        self.transport = self._writer = _HeldHead(transport)  # type: ignore[assignment]
         self.guard.start(transport)
         self._start_phase(self.limits.http_header_timeout_s, self._header_timed_out)
 
@@ -278,6 +327,8 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
 
     def on_response_complete(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
         super().on_response_complete()
         if self._closed:
             return
@@ -382,7 +433,15 @@ class _GuardedProtocol(HttpToolsProtocol):
         uvicorn's at once (a close with unread bytes resets the answer away)."""
 
         async def announcing(message: Any) -> None:
-            if message["type"] != "http.response.start" or not self._body_arriving:
+            if message["type"] != "http.response.start":
+                await send(message)
+                return
+            writer = self._writer
+            if writer is not None and any(
+                name.lower() == b"content-length" for name, _ in message.get("headers", ())
+            ):
+                writer.hold()  # written with the body's first bytes
+            if not self._body_arriving:
                 await send(message)
                 return
             cycle = self.cycle
