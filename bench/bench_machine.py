@@ -144,6 +144,9 @@ def scale(policy: str, jobs: int = 10_000) -> dict[str, Any]:
         "speedup_vs_exclusive": base / run.makespan,
         "utilization": data["utilization"],
         "load_average_at_end": load_averages(),
+        # what the policy did a job: decisions, and a budget policy's fits, projections
+        # and reservations (counts the host's load does not move)
+        "work_per_job": {k: v / len(work.jobs) for k, v in sorted(run.work.items())},
     }
 
 
@@ -442,6 +445,8 @@ def main() -> None:
             f"makespan {figure['makespan_cycles']:,} cycles, speedup over exclusive "
             f"{figure['speedup_vs_exclusive']:.2f}x, utilization {figure['utilization']}"
         )
+        work = ", ".join(f"{v:.2f} {k}" for k, v in figure["work_per_job"].items())
+        print(f"a job: {work}")
     if args.study:
         rows = [row for name in STUDY for row in study_rows(name, args.plots)]
         record["study"] = rows

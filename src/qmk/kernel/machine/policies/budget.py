@@ -106,6 +106,11 @@ def _rate(job: MachineJob, p: float) -> float:
     return job.p if job.p >= 0 else p
 
 
+def _cycles(option: Placement) -> float:
+    """``option``'s private cycles (its run alone there)."""
+    return option.timeline.private_cycles
+
+
 def _fresh(job: MachineJob) -> tuple[float, float]:
     """``(T states, private cycles in steps that draw them)`` of ``job`` not started."""
     tl = job.tl
@@ -185,6 +190,7 @@ class _Setup:
         users = list(self.users)
         if not users:
             return
+        self.sched.work["projections"] += 1
         readings = self.readings
         supply = self.sched.supply(self.module)
         states = [r[0] for r in readings]
@@ -518,6 +524,9 @@ class BudgetCheck:
         #: budgets there (:meth:`_others_keep`)
         self._others: dict[tuple[str, int], bool] = {}
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
+        #: each tile range's held runs and their ends (:func:`~.reserve.occupied`),
+        #: read once until a start: within a decision the time stands
+        self._runs: dict[int, list[tuple[int, int, float]]] = {}
         #: each running jobs' set-up's ends of drawing, sorted (:meth:`_only_idles`)
         self._ends: dict[tuple[int, str, float], tuple[_Setup, list[tuple[float, float, int]]]] = {}
 
@@ -533,6 +542,7 @@ class BudgetCheck:
         self._drawing.clear()
         self._others.clear()
         self._floor = None
+        self._runs.clear()
 
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
@@ -659,6 +669,7 @@ class BudgetCheck:
         where ``find`` places ``job`` as it is (the caller asked, the floorplan unchanged
         since), not asked again for its placement now."""
         sched = self.sched
+        sched.work["fits"] += 1
         policy = sched.policy
         if not isinstance(policy, Budgeted) or policy.placements is None:
             return self._fit_as_is(job, may, spot)
@@ -715,7 +726,7 @@ class BudgetCheck:
         :func:`~.tenants.hold_free_at`) plus its cycles there (INF: none). A tenant at its
         bound now is not a tenant at its bound for good. Made once a kind while the
         running jobs' steps, the stopped jobs and the tenants waiting stay; it leaves
-        ``job`` at the last of ``options``."""
+        ``job`` at one of ``options``."""
         sched, state = self.sched, self.sched.state
         if self._floor is None:
             running = tuple([(j.seq, j.version) for j in state.running])
@@ -724,16 +735,22 @@ class BudgetCheck:
         if held is not None and held[0] == self._floor:
             return held[1]
         best = INF
-        for option in options:
+        now, runs = sched.now, self._runs
+        # quickest first: a placement ends no sooner than now and its cycles, so once
+        # that is past the best found, no later one can better it
+        for option in sorted(options, key=_cycles):
+            cycles = option.timeline.private_cycles
+            if now + cycles >= best:
+                break
             job.take(option.footprint, option.timeline, option.rate, option.own)
-            free = reservation(sched, job)
+            free = reservation(sched, job, runs)
             if free is None:
                 continue
             at = free[2]
             if may is not None and not may(job):
                 at = max(at, hold_free_at(sched, job))  # its tenant's own jobs end first
-            if at > sched.now:
-                best = min(best, at + option.timeline.private_cycles)
+            if at > now:
+                best = min(best, at + cycles)
         policy.ends[job.kind] = (self._floor, best)
         return best
 
