@@ -173,6 +173,12 @@ def max_min(wants: list[float], capacity: float) -> list[float]:
     """
     if sum(wants) <= capacity:
         return list(wants)
+    return max_min_past(wants, capacity)
+
+
+def max_min_past(wants: list[float], capacity: float) -> list[float]:
+    """:func:`max_min` of ``wants`` that pass ``capacity`` in all (the caller summed
+    them): the level's shares at once."""
     first, n = wants[0], len(wants)
     if wants.count(first) == n:  # (neighbours alike, most often: level_for's level at once)
         level = capacity / n if first * n > capacity else INF

@@ -75,9 +75,9 @@ from typing import TYPE_CHECKING
 from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.reserve import reservation
+from qmk.kernel.machine.policies.reserve import occupied, reservation
 from qmk.kernel.machine.policies.tenants import hold_free_at
-from qmk.kernel.machine.supply import max_min
+from qmk.kernel.machine.supply import max_min, max_min_past
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -222,11 +222,11 @@ def _drawn(
         # each draws what it asks where the factories keep up until a segment's
         # neighbour leaves, or while the store lasts
         if wanted > rate and store <= 1e-9:
-            mine = max_min(mine, rate)  # (the ``fair`` rule within a tenant)
+            mine = max_min_past(mine, rate)  # (the ``fair`` rule within a tenant)
             drawn = sum(mine)
         else:
             drawn = wanted
-        pairs = list(zip(users, mine, strict=True))
+        pairs = zip(users, mine, strict=True)
         step = min([states[i] / share for i, share in pairs if share > 0], default=INF)
         if store > 1e-9 and drawn > rate:
             step = min(step, store / (drawn - rate))
@@ -238,9 +238,10 @@ def _drawn(
         if wanted > rate:
             store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
         going = []
-        for i, share in pairs:
-            states[i] -= share * step
-            if states[i] <= 1e-9 * (1 + asks[i]):
+        for i, share in zip(users, mine, strict=True):
+            left = states[i] - share * step
+            states[i] = left
+            if left <= 1e-9 * (1 + asks[i]):
                 going.append(i)
         if going:
             for i in going:
@@ -544,6 +545,20 @@ class BudgetCheck:
         self._floor = None
         self._runs.clear()
 
+    def reservation(self, job: MachineJob) -> tuple[TileRange, int, float] | None:
+        """:func:`~.reserve.reservation` of ``job``, each tile range's held runs read
+        once until a start."""
+        return reservation(self.sched, job, self._runs)
+
+    def _read_runs(self, job: MachineJob) -> None:
+        """Read the held runs of the ranges ``job`` could wait in, as its
+        :meth:`reservation` would: the read settles each running job's progress at now,
+        and the schedule's waits, to the bit, follow where they are settled."""
+        runs = self._runs
+        for area in self.sched.allowed_ranges(job):
+            if area.spec.length >= job.tiles and area.index not in runs:
+                runs[area.index] = occupied(self.sched, area)
+
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
         of while a job of ``tiles`` tiles it starts there runs: its quota weight over
@@ -735,7 +750,7 @@ class BudgetCheck:
         if held is not None and held[0] == self._floor:
             return held[1]
         best = INF
-        now, runs = sched.now, self._runs
+        now = sched.now
         # quickest first: a placement ends no sooner than now and its cycles, so once
         # that is past the best found, no later one can better it
         for option in sorted(options, key=_cycles):
@@ -743,11 +758,16 @@ class BudgetCheck:
             if now + cycles >= best:
                 break
             job.take(option.footprint, option.timeline, option.rate, option.own)
-            free = reservation(sched, job, runs)
+            mays = may is None or may(job)
+            if mays and sched.find(job) is not None:
+                # free now, nothing holds it back: its reservation is now, no wait
+                self._read_runs(job)
+                continue
+            free = self.reservation(job)
             if free is None:
                 continue
             at = free[2]
-            if may is not None and not may(job):
+            if not mays:
                 at = max(at, hold_free_at(sched, job))  # its tenant's own jobs end first
             if at > now:
                 best = min(best, at + cycles)
