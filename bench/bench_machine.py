@@ -5,9 +5,11 @@
 10^6 physical qubits, schedule-only, through the same workload reader and scheduler as
 ``qmk machine simulate``: the wall and CPU time of each phase (reading and compiling
 each distinct program once, the runtimes alone, the policy, the ``exclusive`` baseline)
-and in all, with the load averages (the machine is shared: read the figure with them).
-``--jobs N`` scales it (N / 4 jobs a tenant, the same arrival rates); ``--workload OUT``
-writes it as a workload file for ``qmk machine simulate`` and stops.
+and in all, with the load averages (the machine is shared: read the figure with them),
+and what the policy did a job (decisions, fits, projections, reservations: counts the
+load does not move). ``--jobs N`` scales it (N / 4 jobs a tenant, the same arrival
+rates); ``--workload OUT`` writes it as a workload file for ``qmk machine simulate`` and
+stops.
 
 ``--study``: the three workloads of ``examples/machine/`` (uniform small jobs; a few
 large among many small; T-heavy jobs contending for factories) under every policy at
