@@ -5,9 +5,11 @@
 10^6 physical qubits, schedule-only, through the same workload reader and scheduler as
 ``qmk machine simulate``: the wall and CPU time of each phase (reading and compiling
 each distinct program once, the runtimes alone, the policy, the ``exclusive`` baseline)
-and in all, with the load averages (the machine is shared: read the figure with them).
-``--jobs N`` scales it (N / 4 jobs a tenant, the same arrival rates); ``--workload OUT``
-writes it as a workload file for ``qmk machine simulate`` and stops.
+and in all, with the load averages (the machine is shared: read the figure with them),
+and what the policy did a job (decisions, fits, projections, reservations: counts the
+load does not move). ``--jobs N`` scales it (N / 4 jobs a tenant, the same arrival
+rates); ``--workload OUT`` writes it as a workload file for ``qmk machine simulate`` and
+stops.
 
 ``--study``: the three workloads of ``examples/machine/`` (uniform small jobs; a few
 large among many small; T-heavy jobs contending for factories) under every policy at
@@ -144,6 +146,9 @@ def scale(policy: str, jobs: int = 10_000) -> dict[str, Any]:
         "speedup_vs_exclusive": base / run.makespan,
         "utilization": data["utilization"],
         "load_average_at_end": load_averages(),
+        # what the policy did a job: decisions, and a budget policy's fits, projections
+        # and reservations (counts the host's load does not move)
+        "work_per_job": {k: v / len(work.jobs) for k, v in sorted(run.work.items())},
     }
 
 
@@ -442,6 +447,8 @@ def main() -> None:
             f"makespan {figure['makespan_cycles']:,} cycles, speedup over exclusive "
             f"{figure['speedup_vs_exclusive']:.2f}x, utilization {figure['utilization']}"
         )
+        work = ", ".join(f"{v:.2f} {k}" for k, v in figure["work_per_job"].items())
+        print(f"a job: {work}")
     if args.study:
         rows = [row for name in STUDY for row in study_rows(name, args.plots)]
         record["study"] = rows

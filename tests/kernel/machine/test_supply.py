@@ -76,3 +76,15 @@ def test_max_min_and_level_for_give_the_definitions_level_to_the_bit(seed):
         assert level_for(groups, capacity).hex() == level.hex()
         if sum(wants) > capacity and len(set(wants)) > 1:
             assert max_min(wants, capacity) == [w if w < level else level for w in wants]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_max_min_of_distinct_wants_gives_the_definitions_level_to_the_bit(seed):
+    # (all distinct: max_min walks the sorted wants, not their groups)
+    rng = random.Random(seed)
+    for _ in range(2000):
+        wants = [rng.random() * 3 for _ in range(rng.randint(2, 12))]
+        capacity = sum(wants) * rng.uniform(0.05, 0.999)
+        level = _level_by_definition(dict.fromkeys(wants, 1), capacity)
+        got = max_min(wants, capacity)
+        assert [g.hex() for g in got] == [(w if w < level else level).hex() for w in wants]

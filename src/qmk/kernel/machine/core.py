@@ -63,6 +63,7 @@ arrival order, and float arithmetic runs in one order.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import math
 from collections.abc import Iterable, Mapping
@@ -156,6 +157,10 @@ class Scheduler:
         #: event past a fence
         self.preempts = policy.preempts_on(machine)
         self._past_fences = not self.preempts
+        #: what the scheduler has done, by kind: its decisions, and the budget
+        #: policies' fits, projections and reservations (a count of its work that
+        #: the host's load does not move)
+        self.work: collections.Counter[str] = collections.Counter()
         policy.setup(self)
 
     # ------------------------------------------------------------------ reading
@@ -415,6 +420,7 @@ class Scheduler:
             return  # superseded by an earlier one
         self._boundary_at = None
         self._last_decision = time
+        self.work["decisions"] += 1
         self.policy.decide(self)
 
     # ------------------------------------------------------------------ placement

@@ -23,7 +23,7 @@ a budget no schedule meets) gives a :class:`Refused` in its place, and the other
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -77,6 +77,8 @@ class PolicyRun:
     tenant_shares: dict[str, float]
     jain: float
     speedup: float | None
+    #: what the scheduler did for it, by kind (:attr:`~.core.Scheduler.work`)
+    work: dict[str, int] = field(default_factory=dict)
 
     @property
     def slowdowns(self) -> list[float]:
@@ -182,6 +184,7 @@ def run_policy(
         tenant_shares=shares,
         jain=metrics.jain(shares, tenants or {}),
         speedup=None,
+        work=dict(sched.work),
     )
 
 

@@ -173,11 +173,26 @@ def max_min(wants: list[float], capacity: float) -> list[float]:
     """
     if sum(wants) <= capacity:
         return list(wants)
+    return max_min_past(wants, capacity)
+
+
+def max_min_past(wants: list[float], capacity: float) -> list[float]:
+    """:func:`max_min` of ``wants`` that pass ``capacity`` in all (the caller summed
+    them): the level's shares at once."""
     first, n = wants[0], len(wants)
     if wants.count(first) == n:  # (neighbours alike, most often: level_for's level at once)
         level = capacity / n if first * n > capacity else INF
         return [first if first < level else level] * n
-    level = level_for(_counts(wants), capacity)
+    if len(set(wants)) == n:  # (all distinct, most often: level_for's walk, each once)
+        level, left, count = INF, capacity, n
+        for want in sorted(wants):
+            if want * count > left:
+                level = left / count
+                break
+            left -= want
+            count -= 1
+    else:
+        level = level_for(_counts(wants), capacity)
     return [want if want < level else level for want in wants]
 
 

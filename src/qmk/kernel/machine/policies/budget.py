@@ -77,9 +77,9 @@ from typing import TYPE_CHECKING
 from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.reserve import reservation
+from qmk.kernel.machine.policies.reserve import occupied, reservation
 from qmk.kernel.machine.policies.tenants import hold_free_at
-from qmk.kernel.machine.supply import max_min
+from qmk.kernel.machine.supply import max_min, max_min_past
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -115,6 +115,11 @@ def _rate(job: MachineJob, p: float) -> float:
     """``job``'s patches' logical error a machine cycle: its own where it runs at a
     larger code distance (:meth:`BudgetCheck.fit`), else the machine's ``p``."""
     return job.p if job.p >= 0 else p
+
+
+def _cycles(option: Placement) -> float:
+    """``option``'s private cycles (its run alone there)."""
+    return option.timeline.private_cycles
 
 
 def _fresh(job: MachineJob) -> tuple[float, float]:
@@ -196,6 +201,7 @@ class _Setup:
         users = list(self.users)
         if not users:
             return
+        self.sched.work["projections"] += 1
         readings = self.readings
         supply = self.sched.supply(self.module)
         states = [r[0] for r in readings]
@@ -227,11 +233,11 @@ def _drawn(
         # each draws what it asks where the factories keep up until a segment's
         # neighbour leaves, or while the store lasts
         if wanted > rate and store <= 1e-9:
-            mine = max_min(mine, rate)  # (the ``fair`` rule within a tenant)
+            mine = max_min_past(mine, rate)  # (the ``fair`` rule within a tenant)
             drawn = sum(mine)
         else:
             drawn = wanted
-        pairs = list(zip(users, mine, strict=True))
+        pairs = zip(users, mine, strict=True)
         step = min([states[i] / share for i, share in pairs if share > 0], default=INF)
         if store > 1e-9 and drawn > rate:
             step = min(step, store / (drawn - rate))
@@ -243,9 +249,10 @@ def _drawn(
         if wanted > rate:
             store = max(0.0, store + (rate - drawn) * step) if store > 1e-9 else 0.0
         going = []
-        for i, share in pairs:
-            states[i] -= share * step
-            if states[i] <= 1e-9 * (1 + asks[i]):
+        for i, share in zip(users, mine, strict=True):
+            left = states[i] - share * step
+            states[i] = left
+            if left <= 1e-9 * (1 + asks[i]):
                 going.append(i)
         if going:
             for i in going:
@@ -531,6 +538,9 @@ class BudgetCheck:
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
         #: why the last :meth:`fit` that refused did (:data:`TILES` or :data:`BUDGET`)
         self.refused_for = TILES
+        #: each tile range's held runs and their ends (:func:`~.reserve.occupied`),
+        #: read once until a start: within a decision the time stands
+        self._runs: dict[int, list[tuple[int, int, float]]] = {}
         #: each running jobs' set-up's ends of drawing, sorted (:meth:`_only_idles`)
         self._ends: dict[tuple[int, str, float], tuple[_Setup, list[tuple[float, float, int]]]] = {}
 
@@ -546,6 +556,21 @@ class BudgetCheck:
         self._drawing.clear()
         self._others.clear()
         self._floor = None
+        self._runs.clear()
+
+    def reservation(self, job: MachineJob) -> tuple[TileRange, int, float] | None:
+        """:func:`~.reserve.reservation` of ``job``, each tile range's held runs read
+        once until a start."""
+        return reservation(self.sched, job, self._runs)
+
+    def _read_runs(self, job: MachineJob) -> None:
+        """Read the held runs of the ranges ``job`` could wait in, as its
+        :meth:`reservation` would: the read settles each running job's progress at now,
+        and the schedule's waits, to the bit, follow where they are settled."""
+        runs = self._runs
+        for area in self.sched.allowed_ranges(job):
+            if area.spec.length >= job.tiles and area.index not in runs:
+                runs[area.index] = occupied(self.sched, area)
 
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
@@ -675,6 +700,7 @@ class BudgetCheck:
         Where it refuses, ``refused_for`` says why: :data:`BUDGET` where a placement it
         could start at now was refused by its projection, else :data:`TILES`."""
         sched = self.sched
+        sched.work["fits"] += 1
         policy = sched.policy
         if not isinstance(policy, Budgeted) or policy.placements is None:
             return self._fit_as_is(job, may, spot)
@@ -736,7 +762,7 @@ class BudgetCheck:
         :func:`~.tenants.hold_free_at`) plus its cycles there (INF: none). A tenant at its
         bound now is not a tenant at its bound for good. Made once a kind while the
         running jobs' steps, the stopped jobs and the tenants waiting stay; it leaves
-        ``job`` at the last of ``options``."""
+        ``job`` at one of ``options``."""
         sched, state = self.sched, self.sched.state
         if self._floor is None:
             running = tuple([(j.seq, j.version) for j in state.running])
@@ -745,16 +771,27 @@ class BudgetCheck:
         if held is not None and held[0] == self._floor:
             return held[1]
         best = INF
-        for option in options:
+        now = sched.now
+        # quickest first: a placement ends no sooner than now and its cycles, so once
+        # that is past the best found, no later one can better it
+        for option in sorted(options, key=_cycles):
+            cycles = option.timeline.private_cycles
+            if now + cycles >= best:
+                break
             job.take(option.footprint, option.timeline, option.rate, option.own)
-            free = reservation(sched, job)
+            mays = may is None or may(job)
+            if mays and sched.find(job) is not None:
+                # free now, nothing holds it back: its reservation is now, no wait
+                self._read_runs(job)
+                continue
+            free = self.reservation(job)
             if free is None:
                 continue
             at = free[2]
-            if may is not None and not may(job):
+            if not mays:
                 at = max(at, hold_free_at(sched, job))  # its tenant's own jobs end first
-            if at > sched.now:
-                best = min(best, at + option.timeline.private_cycles)
+            if at > now:
+                best = min(best, at + cycles)
         policy.ends[job.kind] = (self._floor, best)
         return best
 

@@ -28,7 +28,7 @@ import math
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.aging import admits
-from qmk.kernel.machine.policies.backfill import DEPTH, reservation
+from qmk.kernel.machine.policies.backfill import DEPTH
 from qmk.kernel.machine.policies.budget import BUDGET, TILES, BudgetCheck, Budgeted
 from qmk.kernel.machine.policies.tenants import (
     fits_hold,
@@ -139,7 +139,7 @@ class Fidelity(Budgeted):
                     count += 1
                     if not reserved and unplaced:
                         tried[tenant] = count
-                        reserved = self._reserve(sched, job)
+                        reserved = self._reserve(sched, job, budgets)
                         exhausted = False
                         break  # a hold, or jobs asked to leave: verdicts may change
                 if exhausted:
@@ -176,10 +176,10 @@ class Fidelity(Budgeted):
         return None
 
     @staticmethod
-    def _reserve(sched: Scheduler, job: MachineJob) -> bool:
+    def _reserve(sched: Scheduler, job: MachineJob, budgets: BudgetCheck) -> bool:
         """Hold the region that frees earliest for ``job``; whether one was held."""
         make_room(sched, job)
-        spot = reservation(sched, job)
+        spot = budgets.reservation(job)
         if spot is None or spot[2] == math.inf:
             return False
         area, start, _ = spot

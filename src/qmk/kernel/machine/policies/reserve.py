@@ -15,22 +15,26 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.tiles import TileRange
 
 
-def reservation(sched: Scheduler, head: MachineJob) -> tuple[TileRange, int, float] | None:
-    """The head's region: ``(area, first tile, when it is free)``, earliest first."""
+def reservation(
+    sched: Scheduler,
+    head: MachineJob,
+    runs: dict[int, list[tuple[int, int, float]]] | None = None,
+) -> tuple[TileRange, int, float] | None:
+    """The head's region: ``(area, first tile, when it is free)``, earliest first.
+    ``runs``: each range's :func:`occupied` by index, kept by a caller that asks again
+    while no job starts, ends or moves on and the time stands."""
+    sched.work["reservations"] += 1
     best: tuple[TileRange, int, float] | None = None
     need = head.tiles
     for area in sched.allowed_ranges(head):
         size = area.spec.length
         if size < need:
             continue
-        held = sorted(
-            (
-                at,
-                job.tiles,
-                sched.now + sched.remaining(job) if job.state == "running" else math.inf,
-            )
-            for at, job in area.occupants.items()
-        )
+        held = None if runs is None else runs.get(area.index)
+        if held is None:
+            held = occupied(sched, area)
+            if runs is not None:
+                runs[area.index] = held
         starts = {0, size - need}
         for at, tiles, _ in held:
             starts.update((at + tiles, at - need))
@@ -40,6 +44,19 @@ def reservation(sched: Scheduler, head: MachineJob) -> tuple[TileRange, int, flo
             if best is None or free_at < best[2]:
                 best = (area, start, free_at)
     return best
+
+
+def occupied(sched: Scheduler, area: TileRange) -> list[tuple[int, int, float]]:
+    """``area``'s held runs ``(first tile, tiles, end)``, ascending: a running job's end
+    is when its private-machine cycles left run out (a stopped job's: never)."""
+    return sorted(
+        (
+            at,
+            job.tiles,
+            sched.now + sched.remaining(job) if job.state == "running" else math.inf,
+        )
+        for at, job in area.occupants.items()
+    )
 
 
 def _free_at(
