@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from qmk.cli import main
+from qmk.execution import batch
 
 GOLDEN = Path(__file__).with_name("data") / "flat_clifford.json"
 ONE_QUBIT = ["h", "s", "sdg", "x", "y", "z"]
@@ -73,7 +74,14 @@ def _outcome(folder: Path, case: tuple[str, int, int, int, int, tuple[str, ...]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_a_flat_clifford_run_gives_the_counts_and_telemetry_it_gave_before(case, tmp_path, capsys):
+def test_a_flat_clifford_run_gives_the_counts_and_telemetry_it_gave_before(
+    case, tmp_path, capsys, monkeypatch
+):
+    # The errors drawn a site at a time, as when the golden runs were written: many
+    # sites at low rates are drawn over their cells at once since (flat10), the same
+    # distribution from another stream (tests/execution/test_flip_masks.py); the rest of
+    # the run is held to the same bits here.
+    monkeypatch.setattr(batch, "_THINNED", 0.0)
     got = _outcome(tmp_path, case, lambda: capsys.readouterr().out)
     assert got == json.loads(GOLDEN.read_text())[case[0]]
 

@@ -459,6 +459,48 @@ def test_a_draw_site_by_site_draws_what_one_draw_on_the_array_draws(shots, monke
         assert by_site.bit_generator.state == at_once.bit_generator.state
 
 
+def test_many_sites_at_low_rates_drawn_over_every_cell_strike_each_at_its_rate():
+    # 3,000 sites in three rate classes, 200 shots: about 0.1 candidate cells a site,
+    # so the draw takes every (site, shot) cell at once (_thinned), not a draw a site
+    shots, per_class = 200, 1000
+    classes = np.array([[1e-4, 0.0, 2e-4], [4e-5, 4e-5, 4e-5], [0.0, 5e-4, 0.0]])
+    rates = batch.SiteRates.of(np.repeat(classes, per_class, axis=0))
+    assert batch._thinned(rates, shots, np.random.default_rng(SEED)) is not None
+    rng = np.random.default_rng(SEED)
+    drawn = [batch._draw_errors(rates, shots, rng) for _ in range(40)]
+    sites = np.concatenate([e.sites for e in drawn])
+    struck = np.concatenate([e.shots for e in drawn])
+    paulis = np.concatenate([e.paulis for e in drawn])
+    for errors in drawn:  # each (site, shot) at most once, in site order
+        keys = errors.sites * shots + errors.shots
+        assert len(np.unique(keys)) == len(errors) and (np.diff(errors.sites) >= 0).all()
+    cells = 40 * per_class * shots
+    by_class = sites // per_class
+    for k, row in enumerate(classes):
+        mine = by_class == k
+        assert stats.binomtest(int(mine.sum()), cells, row.sum()).pvalue > P_MIN
+        counts = np.bincount(paulis[mine], minlength=4)[1:]
+        live = row > 0
+        assert not counts[~live].any()
+        if live.sum() > 1:
+            expected = row[live] / row.sum() * mine.sum()
+            assert stats.chisquare(counts[live], expected).pvalue > P_MIN
+    # uniform over the shots, and over the sites of a class
+    assert stats.chisquare(np.bincount(struck * 10 // shots, minlength=10)).pvalue > P_MIN
+    within = np.bincount((sites % per_class)[by_class == 2] * 10 // per_class, minlength=10)
+    assert stats.chisquare(within).pvalue > P_MIN
+
+
+def test_a_draw_over_every_cell_is_taken_only_where_its_candidates_are_few():
+    # candidates expected past half the sites, or a rate past the dense threshold: a
+    # draw a site
+    many = batch.SiteRates.of(np.full((100, 3), 1e-3))
+    assert batch._thinned(many, 100, np.random.default_rng(SEED)) is not None
+    assert batch._thinned(many, 1000, np.random.default_rng(SEED)) is None
+    dense = batch.SiteRates.of(np.r_[np.full((99, 3), 1e-9), [[0.2, 0.0, 0.0]]])
+    assert batch._thinned(dense, 1, np.random.default_rng(SEED)) is None
+
+
 # -- whole runs -----------------------------------------------------------------------
 
 
@@ -587,6 +629,17 @@ def test_ghz_with_logical_noise_gives_its_exact_distribution_by_every_path():
     trajectories = _run(paused, SHOTS // 4, SEED + 6, engine="statevector")
     assert trajectories.telemetry.noise_sampling == "per-pattern"
     assert_fits(trajectories.counts, ghz_exact(n, _program(paused)))
+
+
+def test_ghz_with_its_errors_drawn_over_every_cell_gives_its_exact_distribution(monkeypatch):
+    # every draw over the cells (its candidates bounded by the largest rate): the same
+    # exact distribution as a draw a site
+    n = 5
+    plan = _biased(_program(ghz(n)))
+    assert len(plan.noise) > batch._SCALAR_SITES
+    assert max(loc.total for loc in plan.noise) <= batch._DENSE
+    monkeypatch.setattr(batch, "_THINNED", float("inf"))
+    assert_fits(_batch_counts(plan, SHOTS, SEED + 13, heralded=False), ghz_exact(n, plan))
 
 
 @pytest.mark.parametrize("guards", [False, True], ids=["cond_pauli", "guarded_x"])

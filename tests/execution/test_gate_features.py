@@ -129,3 +129,22 @@ def test_without_swaps_the_bond_work_counted_by_cut_is_the_reference_s(seed: int
     got, expected = _gate_features(Ops.of(ops)), _reference(ops)
     assert got.pop("log2_bond_work") == pytest.approx(expected.pop("log2_bond_work"), rel=1e-12)
     assert got == expected
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_first_gates_shape_is_that_of_the_ops_before_the_next_gate(seed: int) -> None:
+    """``placed``: the mixed qubits, bond and bond work are the first gates' (floors of
+    the whole's), the rest the whole's."""
+    rng = random.Random(seed)
+    ops = _random_ops(rng, rng.randint(1, 12), rng.choice((5, 30, 200)), seed % 2 == 1)
+    gates = [i for i, op in enumerate(ops) if op.kind in ("gate", "cond")]
+    placed = rng.randint(0, len(gates))
+    end = gates[placed] if placed < len(gates) else len(ops)
+    got, whole, first = _gate_features(Ops.of(ops), placed), _reference(ops), _reference(ops[:end])
+    shape = ("mixed_qubits", "bond", "log2_bond_work")
+    assert got.pop("log2_bond_work") == pytest.approx(first["log2_bond_work"], rel=1e-12)
+    assert first["log2_bond_work"] <= whole["log2_bond_work"]
+    assert (got["mixed_qubits"], got["bond"]) == (first["mixed_qubits"], first["bond"])
+    assert got["mixed_qubits"] <= whole["mixed_qubits"] and got["bond"] <= whole["bond"]
+    rest = {k: v for k, v in got.items() if k not in (*shape, "blocks")}
+    assert rest == {k: v for k, v in whole.items() if k not in (*shape, "blocks")}

@@ -131,3 +131,13 @@ def test_columns_are_read_only():
     locations = _plan(REALLOCATED).noise
     with pytest.raises(ValueError):
         locations.steps[0] = 1
+
+
+def test_an_index_past_the_narrow_columns_is_refused_not_wrapped():
+    # steps, qubits and channels are int32: a wider value must not wrap around unseen
+    one = np.zeros(1, dtype=np.int64)
+    columns = dict(steps=one, before=one, qubits=one, channels=one, causes=one, names=["q"])
+    assert Locations(**columns, table=np.zeros((1, 3))).steps.dtype == np.int32
+    for name in ("steps", "qubits", "channels"):
+        with pytest.raises(ValueError, match="past int32"):
+            Locations(**{**columns, name: np.array([2**31])}, table=np.zeros((1, 3)))

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -225,9 +225,12 @@ def assess(
     options: Mapping[str, Any],
     *,
     limits: WorkerLimits | None = None,
+    floor: bool = False,
 ) -> Candidate:
     """Whether ``entry`` runs ``work`` exactly with ``options`` in a process of
-    ``limits`` (default: this one's, read now), and at what estimated cost."""
+    ``limits`` (default: this one's, read now), and at what estimated cost. ``floor``:
+    ``work``'s shape is a floor of the job's (:func:`route`'s ``whole``), so an estimate
+    past the longest allowed is told as a floor ("or more")."""
     limits = WorkerLimits.read() if limits is None else limits
     name = entry.name
     found = availability(name)  # imports nothing: the engine's module waits for the job's fit
@@ -291,7 +294,8 @@ def assess(
         return Candidate(
             engine=name,
             refusal="too-slow",
-            reason=f"its own estimate is {human_log2_seconds(run)}, past the most the "
+            reason=f"its own estimate is {human_log2_seconds(run)}"
+            f"{' or more' if floor else ''}, past the most the "
             f"router allows an engine ({MAX_ESTIMATE_S:,.0f} s, a day)",
         )
     cost = exp2(run) + entry.cold_s(compiled=compiled)
@@ -355,8 +359,15 @@ def route(
     *,
     options: Mapping[str, Any] | None = None,
     limits: WorkerLimits | None = None,
+    whole: Callable[[], Workload] | None = None,
 ) -> Choice:
     """The engine that runs ``work``: ``engine`` if named and able, else the cheapest able.
+
+    A job's shape (its mixed qubits, bond and bond work) costs a pass over all its gates
+    to find, and most engines never read it. With ``whole``, ``work`` holds floors of
+    them (those of its first gates), and ``whole()`` gives the job's workload, asked
+    for only where an engine's verdict reads the shape and the floor does not settle
+    it (:func:`_settled`): the same choice as on ``whole()`` alone.
 
     Args:
         work: what the job asks (qubits, gates, Clifford-ness, mid-circuit, shots...).
@@ -365,6 +376,7 @@ def route(
             an engine that takes none of that name is refused.
         limits: the limits of the process that will run the engine (memory caps,
             threads, sandbox); default: this process's, read now.
+        whole: the job's workload, where ``work``'s shape is a floor of it.
 
     Raises:
         EngineError: a named engine that is unknown (``QE101``), not installed
@@ -381,7 +393,7 @@ def route(
     limits = WorkerLimits.read() if limits is None else limits
     if engine is not None:
         entry = spec(engine)  # QE101 for a name we do not know
-        candidate = assess(entry, work, options, limits=limits)
+        candidate = _settled(assess, entry, work, whole, options, limits)
         if not candidate.able:
             raise _refusal(candidate, work)
         return Choice(
@@ -394,7 +406,7 @@ def route(
             limits=limits,
             batch=candidate.batch,
         )
-    candidates = tuple(weigh(entry, work, options, limits=limits) for entry in SPECS)
+    candidates = tuple(_settled(weigh, entry, work, whole, options, limits) for entry in SPECS)
     able = sorted((c for c in candidates if c.able), key=_rank)
     if not able:
         slow = [c for c in candidates if c.refusal == "too-slow"]
@@ -443,12 +455,13 @@ def weigh(
     options: Mapping[str, Any],
     *,
     limits: WorkerLimits | None = None,
+    floor: bool = False,
 ) -> Candidate:
     """``entry`` as the router weighs it when it chooses: :func:`assess` at the engine's
     own precision, or in single precision where the run may take it (samples alone, no
     precision asked, :data:`SINGLE_MIN_QUBITS` wide) and the estimate there is lower."""
     limits = WorkerLimits.read() if limits is None else limits
-    own = assess(entry, work, options, limits=limits)
+    own = assess(entry, work, options, limits=limits, floor=floor)
     if (
         not work.samples_only
         or work.precision is not None
@@ -458,10 +471,46 @@ def weigh(
         or not own.able
     ):
         return own
-    single = assess(entry, replace(work, precision="single"), options, limits=limits)
+    single = assess(entry, replace(work, precision="single"), options, limits=limits, floor=floor)
     if single.able and (single.cost_s or 0.0) < (own.cost_s or 0.0):
         return single
     return own
+
+
+#: A bond and a bond work past any program's: the top of :func:`_settled`'s range.
+_PAST_ANY_BOND = 1 << 62
+_PAST_ANY_BOND_WORK = 2.0**1000
+
+
+def _settled(
+    judge: Callable[..., Candidate],
+    entry: EngineSpec,
+    work: Workload,
+    whole: Callable[[], Workload] | None,
+    options: Mapping[str, Any],
+    limits: WorkerLimits,
+) -> Candidate:
+    """``judge`` (:func:`assess` or :func:`weigh`) of ``entry`` on the job, where
+    ``work``'s shape is a floor of its (``whole``: :func:`route`).
+
+    An estimate grows with the shape (a wider mixed state, a larger bond, more bond
+    work), and the refusals before it read none of it. So a verdict alike at the floor
+    and past any shape is the job's; one too slow at the floor is too slow on the job
+    (told as a least estimate). Else the job's workload decides."""
+    low = judge(entry, work, options, limits=limits)
+    if whole is None:
+        return low
+    past = replace(
+        work,
+        mixed_qubits=work.qubits,
+        bond=_PAST_ANY_BOND,
+        log2_bond_work=_PAST_ANY_BOND_WORK,
+    )
+    if judge(entry, past, options, limits=limits) == low:
+        return low
+    if low.refusal == "too-slow":
+        return judge(entry, work, options, limits=limits, floor=True)
+    return judge(entry, whole(), options, limits=limits)
 
 
 def _options(entry: EngineSpec, candidate: Candidate, asked: Mapping[str, Any]) -> dict[str, Any]:

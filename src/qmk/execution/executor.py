@@ -175,9 +175,14 @@ _LINEAR = frozenset({"x", "y", "cx", "swap"})
 #: program are those of its first gates, scaled (the pass costs a few microseconds a
 #: gate; the router stays cheap on million-gate programs).
 FUSION_SAMPLE = 4096
+#: The gates whose shape (mixed qubits, bond, bond work) :func:`route_plan` finds
+#: first: floors of a longer program's, which settle the router's choice wherever the
+#: engines that read them are refused or too slow at the floor (a Clifford program of
+#: long-range gates: the matrix product states' bond is past reach in its first gates).
+SHAPE_SAMPLE = FUSION_SAMPLE
 
 
-def _gate_features(ops: Ops) -> dict[str, Any]:
+def _gate_features(ops: Ops, placed: int | None = None) -> dict[str, Any]:
     """The gate features of micro-ops (``ops``, their columns) the cost models read.
 
     They are the engine gates applied and how many, and the gates on 3 or more qubits. Of
@@ -189,8 +194,12 @@ def _gate_features(ops: Ops) -> dict[str, Any]:
     state's bond dimension: over each cut between neighbouring qubits (in allocation
     order), the multi-qubit gates across it, at most the smaller side's qubits. A
     controlled gate at most doubles the Schmidt rank, and a swap quadruples it.
-    Measurements and resets, which may lower it, are not counted."""
-    stream = _GateStream(ops)
+    Measurements and resets, which may lower it, are not counted.
+
+    With ``placed``, the mixed qubits, the bond and its work are those of the first
+    ``placed`` gates alone (at least :data:`FUSION_SAMPLE`): each at most the whole
+    program's, which is all a router that needs no more reads (:func:`shape_floor`)."""
+    stream = _GateStream(ops, placed)
     gates = len(stream.codes)
     blocks, seen = stream.blocks, stream.seen
     if gates > seen > 0:
@@ -218,7 +227,8 @@ def _gate_features(ops: Ops) -> dict[str, Any]:
         else:
             mixing[key] = True
     mixed = np.zeros(stream.qubits, dtype=bool)
-    mixed[stream.places[np.repeat(mixing[pair], stream.arity)]] = True
+    shown = stream.placed
+    mixed[stream.places[np.repeat(mixing[pair[:shown]], stream.arity[:shown])]] = True
     bond, log2_bond_work = _bond(stream)
     return {
         "gates": frozenset(stream.names),
@@ -249,14 +259,26 @@ class _GateStream:
     """The engine gates of a list of micro-ops, as arrays.
 
     Gate ``i`` is ``names[codes[i]]`` on the places ``places[starts[i]:starts[i] +
-    arity[i]]`` among ``qubits`` (:func:`_placed`). ``blocks`` are the fused blocks
+    arity[i]]`` among ``qubits`` (:func:`_placed`), for the first ``placed`` gates
+    (all, or those asked: a place is found from the micro-ops before it alone, so the
+    first gates' are the whole's). ``blocks`` are the fused blocks
     (:func:`qmk.engines.fusion.widths`) of each unitary segment of the first
     :data:`FUSION_SAMPLE` gates, ``seen`` of them. The micro-ops' columns are read by
     the interpreter's own iterators, not a loop of ours: a program may hold a million."""
 
-    __slots__ = ("arity", "blocks", "codes", "names", "places", "qubits", "seen", "starts")
+    __slots__ = (
+        "arity",
+        "blocks",
+        "codes",
+        "names",
+        "placed",
+        "places",
+        "qubits",
+        "seen",
+        "starts",
+    )
 
-    def __init__(self, ops: Ops) -> None:
+    def __init__(self, ops: Ops, placed: int | None = None) -> None:
         roles = _ROLE_OF_CODE.take(ops.kinds)  # (take: a third of an index by uint8 codes)
         is_gate = roles == _GATE_OP
         # the gates applied, numbered afresh: ``names`` holds those alone
@@ -276,9 +298,14 @@ class _GateStream:
         def gated(at: np.ndarray) -> np.ndarray:
             return np.searchsorted(gate_at, at, side="right")
 
-        self.qubits, self.places = _placed(ops, sizes, roles, gated)
+        self.placed = len(applied) if placed is None else min(len(applied), placed)
+        # the micro-ops before the first gate not placed
+        end = int(gate_at[self.placed]) if self.placed < len(applied) else len(roles)
+        self.qubits, self.places = _placed(
+            ops.qubit_ids[: ops.qubit_at[end]], len(ops.names), sizes[:end], roles[:end], gated
+        )
         # the unitary segments of the first gates: a mid-circuit operation ends one
-        self.seen = min(len(applied), FUSION_SAMPLE)
+        self.seen = min(self.placed, FUSION_SAMPLE)
         cuts = gated(np.flatnonzero(roles == _MID_OP))  # in order; two alike end an empty one
         ends = [0, *cuts[(cuts > 0) & (cuts < self.seen)].tolist(), self.seen]
         bounds = np.r_[self.starts[: self.seen], self.arity[: self.seen].sum()].tolist()
@@ -290,11 +317,16 @@ class _GateStream:
 
 
 def _placed(
-    ops: Ops, sizes: np.ndarray, roles: np.ndarray, gated: Callable[[np.ndarray], np.ndarray]
+    ids: np.ndarray,
+    size: int,
+    sizes: np.ndarray,
+    roles: np.ndarray,
+    gated: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[int, np.ndarray]:
     """How many qubits are placed, and the places of the gates' qubits, one after
-    another: ``sizes`` are the micro-ops' qubit counts, ``roles`` theirs (``_ROLE``),
-    ``gated`` the gates up to each of the micro-ops it is given.
+    another: ``ids`` are the micro-ops' qubits (of ``size`` names), ``sizes`` their
+    counts a micro-op, ``roles`` the micro-ops' (``_ROLE``), ``gated`` the gates up to
+    each of the micro-ops it is given.
 
     A qubit's place is its rank in the order qubits first appear in an alloc or a gate
     (allocation order, where every gate's qubits were allocated before it). Where no
@@ -302,20 +334,20 @@ def _placed(
     alloc named, at their first gate."""
 
     def qubits_of(mask: np.ndarray) -> np.ndarray:
-        return picked_runs(ops.qubit_ids, sizes, mask)
+        return picked_runs(ids, sizes, mask)
 
     is_alloc = roles == _ALLOC_OP
     gate_ids = qubits_of(roles == _GATE_OP)
     allocs = np.flatnonzero(is_alloc)
     if not len(allocs) or not gated(allocs[-1:])[0]:
         alloc_ids = qubits_of(is_alloc)
-        rank, count = _first_ranks(alloc_ids, len(ops.names))
+        rank, count = _first_ranks(alloc_ids, size)
         places = rank[gate_ids]
         if (places < 0).any():  # a qubit no alloc named: after those, at its first gate
-            rank, count = _first_ranks(np.r_[alloc_ids, gate_ids], len(ops.names))
+            rank, count = _first_ranks(np.r_[alloc_ids, gate_ids], size)
             places = rank[gate_ids]
         return count, places
-    rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), len(ops.names))
+    rank, count = _first_ranks(qubits_of(is_alloc | (roles == _GATE_OP)), size)
     return count, rank[gate_ids]
 
 
@@ -332,7 +364,7 @@ def _bond(stream: _GateStream) -> tuple[int, float]:
     """The bond bound of :func:`_gate_features` (log2) and :func:`_log2_bond_work` of
     the gates of ``stream``."""
     qubits = stream.qubits
-    multi = np.flatnonzero(stream.arity > 1)
+    multi = np.flatnonzero(stream.arity[: stream.placed] > 1)
     if not len(multi):
         return 0, -math.inf
     lows, highs = _span_ends(stream, multi)
@@ -433,10 +465,17 @@ def _unit_bounds(lows: np.ndarray, highs: np.ndarray, qubits: int, bond: int) ->
 
 @gc_paused()  # a bulk pass that builds no cycles
 def workload(
-    plan: Plan, shots: int = 1, precision: str | None = None, *, samples_only: bool = False
+    plan: Plan,
+    shots: int = 1,
+    precision: str | None = None,
+    *,
+    samples_only: bool = False,
+    placed: int | None = None,
 ) -> Workload:
     """What ``plan`` asks of an engine, for the router (:mod:`qmk.engines.router`);
-    ``samples_only``: the run returns samples alone (no final state).
+    ``samples_only``: the run returns samples alone (no final state); ``placed``: its
+    mixed qubits, bond and bond work are those of its first ``placed`` gates, floors of
+    the whole's (:func:`_gate_features`).
 
     Mid-circuit operations are the measurements, resets, frees and noisy channels before
     the program's terminal measurements (:func:`~qmk.execution.trajectories.tail_start`).
@@ -453,7 +492,7 @@ def workload(
     kinds = ops.kinds[:tail]
     mid = int(np.count_nonzero(_MID_CODES.take(kinds)))
     splits = _splitting(ops, tail) if mid else 0
-    features = _gate_features(ops)
+    features = _gate_features(ops, placed)
     if plan.noise:
         features["gates"] |= {"x", "y", "z"}
     simulations = sum(min(shots, 2 ** min(j, 40)) for j in range(splits + 1))
@@ -562,18 +601,33 @@ def route_plan(
     asked, rest = _precision_option(engine_options or {})
     precision = precision or asked
     limits = WorkerLimits.read() if limits is None else limits
-    work = _WORKLOADS.get(
-        (id(plan), shots, precision, samples_only),
+    asked_of = (id(plan), shots, precision, samples_only)
+
+    def whole() -> Workload:
+        found: Workload = _WORKLOADS.get(
+            asked_of,
+            plan,
+            lambda: workload(plan, shots, precision, samples_only=samples_only),
+        )
+        return found
+
+    # the first gates' shape first: the router asks for the whole's only where its
+    # choice may depend on it (:func:`qmk.engines.router.route`'s ``whole``)
+    work: Workload = _WORKLOADS.get(
+        (*asked_of, SHAPE_SAMPLE),
         plan,
-        lambda: workload(plan, shots, precision, samples_only=samples_only),
+        lambda: workload(plan, shots, precision, samples_only=samples_only, placed=SHAPE_SAMPLE),
     )
+    exact = whole if work.gate_count > SHAPE_SAMPLE else None  # else the floor is the whole
     try:
         options = msgspec.json.encode(rest)
     except (TypeError, msgspec.EncodeError):  # options that are no JSON: routed each time
-        choice = route(work, engine, options=rest, limits=limits)
+        choice = route(work, engine, options=rest, limits=limits, whole=exact)
     else:
         key = (id(work), engine, options, _counted(limits), len(sys.modules), memory_bytes())
-        choice = _ROUTES.get(key, work, lambda: route(work, engine, options=rest, limits=limits))
+        choice = _ROUTES.get(
+            key, work, lambda: route(work, engine, options=rest, limits=limits, whole=exact)
+        )
         if choice.limits != limits:  # a figure the route does not count (memory used)
             choice = replace(choice, limits=limits)
             _ROUTES.refresh(key, work, choice)  # kept as read now: the next run's are alike

@@ -56,6 +56,8 @@ class Noise(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 #: shared machine. :class:`Locations` keeps a row's cause as its index here.
 CAUSES = ("op", "idle", "teleport", "measure", "machine")
 _OP, _IDLE, _TELEPORT, _MEASURE, _MACHINE = range(len(CAUSES))
+#: The type of the locations' steps, qubits and channels.
+_INDEX = np.int32
 
 
 class Locations(Sequence[Noise]):
@@ -63,7 +65,9 @@ class Locations(Sequence[Noise]):
     before=before[i], qubit=names[qubits[i]], rates=table[channels[i]],
     cause=CAUSES[causes[i]])``.
 
-    ``table`` holds each distinct channel's X, Y and Z probabilities once. Equal to any
+    ``table`` holds each distinct channel's X, Y and Z probabilities once. The steps,
+    qubits and channels are int32 (:data:`_INDEX`): a million-gate plan has millions of
+    rows, and every column is written, gathered and sorted by the lowering. Equal to any
     sequence of the same :class:`Noise` rows.
 
     >>> row = Noise(step=3, before=True, qubit="q", px=0.1, py=0.0, pz=0.0, cause="idle")
@@ -88,10 +92,10 @@ class Locations(Sequence[Noise]):
         count = len(steps)
         if not len(before) == len(qubits) == len(channels) == len(causes) == count:
             raise ValueError("every column of noise locations has one entry a location")
-        self.steps = _frozen(steps, np.int64)
+        self.steps = _frozen(steps, _INDEX)
         self.before = _frozen(before, np.bool_)
-        self.qubits = _frozen(qubits, np.int64)
-        self.channels = _frozen(channels, np.int64)
+        self.qubits = _frozen(qubits, _INDEX)
+        self.channels = _frozen(channels, _INDEX)
         self.causes = _frozen(causes, np.uint8)
         self.names: tuple[str, ...] = tuple(names)
         self.table = _frozen(np.asarray(table, dtype=np.float64).reshape(-1, 3), np.float64)
@@ -237,6 +241,11 @@ def _frozen(values: Any, dtype: Any) -> np.ndarray:
     """``values`` as a read-only array of ``dtype``: an array of its own (no view) is
     taken as it is, not copied (the locations' columns are fresh arrays of millions)."""
     own = isinstance(values, np.ndarray) and values.dtype == dtype and values.base is None
+    if not own and dtype == _INDEX:  # (narrowed: a value past it would wrap, unseen)
+        wide = np.asarray(values, dtype=np.int64)
+        if len(wide) and (int(wide.min()) < 0 or int(wide.max()) > np.iinfo(_INDEX).max):
+            raise ValueError(f"a noise location's index past {_INDEX.__name__}")
+        values = wide
     out = values if own else np.array(values, dtype=dtype)
     out.setflags(write=False)
     return out
@@ -437,10 +446,10 @@ class _Columns:
     """The columns of :class:`Locations` as they are filled, a group of rows at a time."""
 
     def __init__(self, count: int) -> None:
-        self.steps = np.empty(count, dtype=np.int64)
+        self.steps = np.empty(count, dtype=_INDEX)
         self.before = np.empty(count, dtype=np.bool_)
-        self.qubits = np.empty(count, dtype=np.int64)
-        self.channels = np.empty(count, dtype=np.int64)
+        self.qubits = np.empty(count, dtype=_INDEX)
+        self.channels = np.empty(count, dtype=_INDEX)
         self.causes = np.empty(count, dtype=np.uint8)
 
     def put(
