@@ -10,7 +10,7 @@ import stim
 
 from qmk.engines.batch import BatchCircuit, Instruction, Kind
 from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
-from qmk.engines.stim_batch import FlipWalk, StimSampler, compile_batch
+from qmk.engines.stim_batch import StimSampler, compile_batch
 from support.stim_circuits import EVERY_INSTRUCTION, generated
 
 SEED = 20261126
@@ -178,47 +178,3 @@ def test_error_sites_among_moments_flip_the_bits_they_flip_written_a_gate_a_line
     np.testing.assert_array_equal(grouped.flips(every), each.flips(every))
     assert grouped.flips(every).any()
     np.testing.assert_array_equal(grouped.sample_packed(300, SEED), each.sample_packed(300, SEED))
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "H 0\nH 1\nCX 0 1\nCX 1 2\nS 2\nM 0\nM 1\nM !2\n",  # lines stim fuses, split
-        "H 0\nCNOT 0 1\nCX 1 2\nX 2\nM 0 1 2\n",  # an alias stim fuses with its gate's name
-    ],
-)
-def test_a_flip_walk_in_pieces_propagates_as_stims_one_pass_over_its_text(text: str) -> None:
-    """A Pauli set on its lane at every line's start, the text walked piece by piece
-    (slices of the parsed circuit, a fused instruction's lines parsed apart, or every
-    piece parsed where the heads miss stim's fusion) flips what it flips when the text
-    before and after it runs in two passes of stim's own parse."""
-    circuit = stim.Circuit(text)
-    walk = FlipWalk.of(text, circuit)
-    assert (walk.starts is None) == ("CNOT" in text)
-    starts = [0, *[k + 1 for k, c in enumerate(text) if c == "\n"][:-1]]
-    lanes = 2 * len(starts) * 3  # X and Z on each of three qubits after each line
-    walked = stim.FlipSimulator(
-        batch_size=lanes, disable_stabilizer_randomization=True, num_qubits=3
-    )
-    done, lane = 0, 0
-    for start in starts:
-        walk.run(walked, done, start)
-        done = start
-        for qubit in range(3):
-            for pauli in (1, 3):
-                walked.set_pauli_flip(pauli, qubit_index=qubit, instance_index=lane)
-                lane += 1
-    walk.run(walked, done, len(text))
-    expected = []
-    for start in starts:
-        for qubit in range(3):
-            for pauli in (1, 3):
-                one = stim.FlipSimulator(
-                    batch_size=1, disable_stabilizer_randomization=True, num_qubits=3
-                )
-                one.do(stim.Circuit(text[:start]))
-                one.set_pauli_flip(pauli, qubit_index=qubit, instance_index=0)
-                one.do(stim.Circuit(text[start:]))
-                expected.append(one.get_measurement_flips()[:, 0])
-    np.testing.assert_array_equal(walked.get_measurement_flips().T, np.array(expected))
-    assert np.array(expected).any()

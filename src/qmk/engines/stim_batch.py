@@ -104,10 +104,6 @@ class StimSampler:
         default_factory=list, compare=False, repr=False
     )
     reference: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
-    #: whether :attr:`flip_text` is the text of :attr:`circuit` (no channel drawn by stim)
-    flip_is_text: bool = False
-    #: the walk through the flip text (:class:`FlipWalk`), once :meth:`flips` has made it
-    walk: list[FlipWalk] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def num_sites(self) -> int:
@@ -238,139 +234,20 @@ class StimSampler:
             disable_stabilizer_randomization=True,
             num_qubits=self.circuit.num_qubits,
         )
-        walk = self._walk()
-        done = 0
+        text, done = self.flip_text, 0
         flip = simulator.set_pauli_flip
         for lane, (offset, qubit) in enumerate(zip(at, qubits, strict=True)):
             if offset > done:
-                walk.run(simulator, done, offset)
+                simulator.do(stim.Circuit(text[done:offset]))
                 done = offset
             flip(1, qubit_index=qubit, instance_index=2 * lane)
             flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
-        walk.run(simulator, done, len(self.flip_text))
+        if done < len(text):
+            simulator.do(stim.Circuit(text[done:]))
         # Bit-packed along the lanes (stim's cheapest output), turned to one row per lane
         # by a bit transpose: stim's bools and a strided transpose cost far more.
         flipped = simulator.get_measurement_flips(bit_packed=True)[:records]
         return transpose_bits(flipped, 2 * len(at))
-
-    def _walk(self) -> FlipWalk:
-        if not self.walk:
-            parsed = self.circuit if self.flip_is_text else stim.Circuit(self.flip_text)
-            self.walk.append(FlipWalk.of(self.flip_text, parsed))
-        return self.walk[0]
-
-
-@dataclass(frozen=True, slots=True)
-class FlipWalk:
-    """The flip text's lines as stim's instructions, so that a walk through it runs
-    slices of the circuit stim has parsed once rather than parsing each piece.
-
-    stim fuses a line into the instruction before it where both have the same head (the
-    gate and its arguments): ``H 0`` then ``H 1`` is one instruction. ``starts`` are the
-    lines' first characters, ``opens`` whether each begins an instruction, ``first`` the
-    instruction each belongs to. A piece that ends inside a fused instruction is that
-    instruction's lines parsed on their own (a line's gates on distinct qubits: the same
-    operations). Where the heads do not account for stim's instruction count (a head
-    stim reads as another's alias), ``starts`` is None and every piece is parsed."""
-
-    text: str
-    circuit: stim.Circuit
-    starts: np.ndarray | None
-    opens: np.ndarray
-    first: np.ndarray
-
-    @classmethod
-    def of(cls, text: str, circuit: stim.Circuit) -> FlipWalk:
-        """The walk of ``text``, which stim parsed as ``circuit``."""
-        data = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        ends = np.flatnonzero(data == 10)
-        starts = np.r_[0, ends + 1].astype(np.int64)
-        if not len(data) or data[-1] == 10:
-            starts = starts[:-1]  # (no line after the last newline)
-        same = np.zeros(len(starts), dtype=bool)
-        if len(starts) > 1:
-            # a line's head (up to its first space or newline) against the line before's:
-            # lines whose first two bytes match the line before's, then their first 16
-            # bytes as two words masked to the head; a longer head (a channel's
-            # arguments) compared as text
-            padded = np.zeros(len(data) + 16, dtype=np.uint8)
-            padded[: len(data)] = data
-            pairs = np.ndarray((len(data) + 14,), dtype="<u2", buffer=padded, strides=(1,))
-            firsts = pairs[starts]
-            maybe = np.flatnonzero(firsts[1:] == firsts[:-1]) + 1
-            words = np.ndarray((len(data) + 8,), dtype="<u8", buffer=padded, strides=(1,))
-            heads: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            for at in (starts[maybe], starts[maybe - 1]):
-                low, low_ends = _head_word(words[at])
-                high, high_ends = _head_word(words[at + 8])
-                high[low_ends] = 0
-                heads.append((low, high, low_ends | high_ends))
-            (low, high, ended), (low_before, high_before, _) = heads
-            fused = (low == low_before) & (high == high_before)
-            for k in np.flatnonzero(fused & ~ended).tolist():
-                line = int(maybe[k])
-                fused[k] = _head(text, int(starts[line])) == _head(text, int(starts[line - 1]))
-            same[maybe] = fused
-        opens = ~same
-        first = np.cumsum(opens) - 1
-        if int(opens.sum()) != len(circuit):
-            return cls(text, circuit, None, opens, first)
-        return cls(text, circuit, starts, opens, first)
-
-    def run(self, simulator: stim.FlipSimulator, begin: int, end: int) -> None:
-        """Run the text from character ``begin`` to ``end`` (each a line's start or the
-        text's end) on ``simulator``."""
-        if end <= begin:
-            return
-        starts = self.starts
-        if starts is None:
-            simulator.do(stim.Circuit(self.text[begin:end]))
-            return
-        lines = len(starts)
-        a = int(np.searchsorted(starts, begin))
-        if a < lines and not self.opens[a]:  # inside a fused instruction: finish it
-            after = int(np.searchsorted(self.first, self.first[a], side="right"))
-            stop = min(end, int(starts[after]) if after < lines else len(self.text))
-            simulator.do(stim.Circuit(self.text[begin:stop]))
-            begin, a = stop, after
-            if begin >= end:
-                return
-        b = int(np.searchsorted(starts, end))
-        count = len(self.circuit)
-        i = int(self.first[a]) if a < lines else count
-        if b >= lines or self.opens[b]:
-            j = int(self.first[b]) if b < lines else count
-            if j > i:
-                simulator.do(self.circuit[i:j])
-            return
-        j = int(self.first[b])
-        if j > i:
-            simulator.do(self.circuit[i:j])
-        opened = int(np.searchsorted(self.first, j))  # the line that opens instruction j
-        simulator.do(stim.Circuit(self.text[int(starts[opened]) : end]))
-
-
-_ONES, _HIGHS = np.uint64(0x0101010101010101), np.uint64(0x8080808080808080)
-_SPACES, _NEWLINES = np.uint64(0x2020202020202020), np.uint64(0x0A0A0A0A0A0A0A0A)
-
-
-def _head_word(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each 8-byte word (little-endian text) up to its first space or newline, the bytes
-    from there on cleared, and whether it holds one (the lowest zero byte of ``x ^ c``
-    found as in Hacker's Delight 6-1: exact for the lowest, which is all that is read)."""
-    found = np.zeros(len(words), dtype=np.uint64)
-    for stop in (_SPACES, _NEWLINES):
-        x = words ^ stop
-        found |= (x - _ONES) & ~x & _HIGHS
-    lowest = found & (~found + np.uint64(1))
-    kept = np.where(found != 0, (lowest >> np.uint64(7)) - np.uint64(1), ~np.uint64(0))
-    return words & kept, found != 0
-
-
-def _head(text: str, start: int) -> str:
-    """The head of the line at ``start``: up to its first space or newline."""
-    line = text[start : text.find("\n", start) % (len(text) + 1)]
-    return line.split(" ", 1)[0]
 
 
 _U64 = np.dtype("<u8")
@@ -544,7 +421,6 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         site_offsets=_read_only(site_offsets),
         site_qubits=_read_only(site_qubits),
         targets=plain.targets + objects.targets,
-        flip_is_text=flip_text is text,
     )
 
 
