@@ -837,7 +837,9 @@ class BudgetCheck:
             return False  # it would take from another tenant's part what its jobs need
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
         part = self.part(tenant, module, job.tiles)
-        key = (id(job.tl), tenant, job.budget, job.cost, module, segment, part)
+        # (the timeline itself, not its id: a held verdict outlives the decision, and a
+        # freed timeline's id can be another program's)
+        key = (job.tl, tenant, job.budget, job.cost, module, segment, part)
         if key in self._verdicts:
             return self._verdicts[key]
         stamp = self._stamp(job, module, here)
