@@ -512,6 +512,10 @@ KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "and usage",
         ("qmk.kernel.syscalls",),
     ),
+    (
+        "the kernel's load and audit tail as its observer reads them, at the first ask",
+        ("qmk.kernel.observe_load",),
+    ),
     ("what the wires see of the kernel: its events and load", ("qmk.kernel.observe",)),
     ("the syscalls' facade", ("qmk.kernel.service",)),
     ("beside the facade: its contract with the method table", ("qmk.kernel._contract",)),
@@ -588,7 +592,8 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.kernel.syscalls",
         "qmk.kernel.observe",  # the one observer of the kernel, its feed desk's
     ),
-    "qmk.kernel.observe": ("qmk.kernel.records",),
+    "qmk.kernel.observe_load": (),
+    "qmk.kernel.observe": ("qmk.kernel.records", "qmk.kernel.observe_load"),
     "qmk.kernel._contract": ("qmk.kernel.service",),
 }
 

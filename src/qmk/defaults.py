@@ -251,6 +251,8 @@ MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 MAX_LINE_UNAUTHENTICATED_BYTES: Final = 64 * 1024
 #: Deepest nesting of arrays and objects in a request line (a request object is 1).
 MAX_JSON_DEPTH: Final = 64
+#: The listen backlog of a server's socket (Unix or TCP).
+LISTEN_BACKLOG: Final = 512
 #: Most connections a server holds at once.
 MAX_CONNECTIONS: Final = 1024
 #: Most connections one peer (an IP address; a process on the Unix socket) holds at once.

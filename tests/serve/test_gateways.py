@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from qmk.abi.server import bind_tcp
+from qmk.abi.tcp import bind_tcp
 from qmk.serve.gateways import BOUND_LATER, RESTART_FIRST_S, Supervisor, kernel_address
 
 GUARD_S = 60.0  # a hang guard, never a timing assertion

@@ -37,7 +37,7 @@ def run_gateway(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         QMKError: a bad option, an address that cannot be bound (one line, coded).
     """
     from qmk.abi.limits import ServerConfig
-    from qmk.abi.server import format_tcp, parse_tcp
+    from qmk.abi.tcp import format_tcp, parse_tcp
 
     if (args.metrics is not None or args.metrics_fd is not None) and args.wire != "grpc":
         raise CommandError.of(

@@ -44,7 +44,7 @@ from qmk.abi.limits import ServerConfig
 from qmk.abi.methods import METHODS, SOCKET_METHODS
 from qmk.abi.probe import Cursor, JobFacts, KernelEvent, KernelSnapshot, WorkerTraces
 from qmk.abi.replies import Job
-from qmk.abi.server import format_tcp
+from qmk.abi.tcp import format_tcp
 from qmk.client import AsyncClient, Timeout
 from qmk.errors import QMKError, SessionError, UnavailableError
 from qmk.gateway.line import KernelLine

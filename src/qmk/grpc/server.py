@@ -64,7 +64,7 @@ from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.probe import Cursor, KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
-from qmk.abi.server import bind_tcp, format_tcp
+from qmk.abi.tcp import bind_tcp, format_tcp
 from qmk.abi.watchhub import through
 from qmk.errors import InvalidArgument, QMKError, SessionError
 from qmk.frontends.text import sniff

@@ -29,7 +29,8 @@ from qmk.abi.door import Acceptor, Door
 from qmk.abi.errors import CommandError, ServeError
 from qmk.abi.limits import ServerConfig
 from qmk.abi.probe import KernelProbe
-from qmk.abi.server import check_tls_files, format_tcp, serve_kernel
+from qmk.abi.server import serve_kernel
+from qmk.abi.tcp import check_tls_files, format_tcp
 from qmk.errors import QMKError
 
 
@@ -60,7 +61,7 @@ class HttpConfig:
 
 def check_tls(config: HttpConfig) -> None:
     """Load the certificate and key once, so a bad file is one coded line at start
-    (:func:`qmk.abi.server.check_tls_files`).
+    (:func:`qmk.abi.tcp.check_tls_files`).
 
     Raises:
         CommandError: ``bad-option`` naming the file and why.

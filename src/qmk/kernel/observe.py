@@ -15,10 +15,7 @@ HTTP layer reads them through the probe and never imports the kernel.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections import Counter
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
@@ -55,15 +52,6 @@ def _facts(job: Any) -> JobFacts:
         mode=None if telemetry is None else telemetry.mode,
         error_code=None if error is None else str(error.get("code")),
     )
-
-
-def _free_bytes(path: Any) -> int | None:
-    """Bytes an unprivileged writer may still use on ``path``'s disk (None: unknown)."""
-    try:
-        stats = os.statvfs(path)
-    except OSError:
-        return None
-    return int(stats.f_bavail * stats.f_frsize)
 
 
 def event_of(record: Mapping[str, Any], job: Any = None, sub: int = 0) -> KernelEvent:
@@ -199,56 +187,11 @@ class KernelObserver:
         self.kernel.supervisor.traces = traces or self.kernel.feed_traces
 
     def snapshot(self) -> KernelSnapshot:
-        """The kernel's load now: jobs by state and tenant, queue, workers, audit chain."""
-        kernel = self.kernel
-        supervisor = kernel.supervisor
-        jobs: Counter[tuple[str, str]] = Counter(
-            (job.state, job.tenant) for job in list(supervisor.jobs.values())
-        )
-        waiting = list(supervisor.queue)
-        queued: Counter[str] = Counter(job.tenant for job in waiting)
-        oldest = min((float(job.created_at) for job in waiting), default=None)
-        results = supervisor.results
-        tenants = sorted(set(kernel.config.tenants) | {t for t, n in results.usage.items() if n})
-        data = kernel.data
-        pool = kernel.pool
-        dask = isinstance(getattr(pool, "known_workers", None), int)
-        return KernelSnapshot(
-            jobs=dict(jobs),
-            queued=dict(queued),
-            workers=int(supervisor.workers),
-            busy_workers=len(supervisor.running),
-            audit_seq=int(kernel.audit.seq),
-            physical_qubits_total=int(kernel.device.inventory().physical_qubits_up),
-            physical_qubits_in_use=int(supervisor.physical_in_use),
-            epoch=int(supervisor.epoch),
-            started_at=float(kernel.started_at),
-            oldest_queued_s=0.0 if oldest is None else max(kernel.clock.now() - oldest, 0.0),
-            data_disk_free_bytes=_free_bytes(kernel.data_dir),
-            data_disk_reserve_bytes=int(kernel.config.min_free_disk_mb) * 2**20,
-            result_storage_bytes={t: int(results.usage[t]) for t in tenants},
-            result_storage_limit_bytes={t: results.limit_bytes(t) for t in tenants},
-            audit_chain_problems=0 if data is None else len(data.accepted),
-            dask_workers=int(pool.known_workers) if dask else None,
-            workers_lost=int(pool.lost_workers) if dask else 0,
-            machine=supervisor.machine.facts(),
-            server_restarts={} if kernel.server_restarts is None else kernel.server_restarts(),
-            **self._webhooks(),
-        )
+        """The kernel's load now: jobs by state and tenant, queue, workers, audit chain
+        (:func:`~qmk.kernel.observe_load.snapshot`)."""
+        from qmk.kernel.observe_load import snapshot
 
-    def _webhooks(self) -> dict[str, Any]:
-        """The billing outbox's backlog, oldest wait and dead letters (none configured,
-        or not yet running: no backlog to show)."""
-        outbox = self.kernel.outbox
-        if outbox is None:
-            return {}
-        pending, oldest, dead = outbox.rows.backlog()
-        now = self.kernel.clock.now()
-        return {
-            "webhook_backlog": pending,
-            "webhook_oldest_s": 0.0 if oldest is None else max(now - oldest, 0.0),
-            "webhook_dead_letters": dead,
-        }
+        return snapshot(self.kernel)
 
     def audit_tail(self, limit: int) -> list[KernelEvent]:
         """The last ``limit`` records (oldest first): the feed desk's once it listens
@@ -260,27 +203,6 @@ class KernelObserver:
         desk = self.feed
         if desk is not None and desk.started:
             return list(desk.recent)[-limit:]
-        path = self.kernel.audit.path
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                back = min(size, 4096 * max(limit, 1))
-                handle.seek(size - back)
-                data = handle.read()
-        except OSError:
-            return []
-        lines = data.split(b"\n")
-        if back < size:
-            lines = lines[1:]  # the first is cut
-        events = []
-        for line in lines[-limit - 1 :]:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                events.append(event_of(record))
-        return events[-limit:]
+        from qmk.kernel.observe_load import audit_records
+
+        return [event_of(record) for record in audit_records(self.kernel.audit.path, limit)]

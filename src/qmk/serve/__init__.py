@@ -59,7 +59,7 @@ def serve(
 
     from qmk.abi.door import connection_room
     from qmk.abi.limits import ServerConfig
-    from qmk.abi.server import RepeatFilter, parse_tcp
+    from qmk.abi.server import RepeatFilter
     from qmk.kernel.config import load_config
 
     if args.kernel_only and (args.http or args.grpc):
@@ -79,11 +79,16 @@ def serve(
     limits = dict(config.server)  # the [server] table; --max-line overrides its key
     if args.max_line is not None:
         limits["max_line"] = args.max_line
+    tcp = None
+    if args.tcp:  # (qmk.abi.tcp: only where a TCP address is asked)
+        from qmk.abi.tcp import parse_tcp
+
+        tcp = parse_tcp(args.tcp)
     server_config = ServerConfig.from_table(
         limits,
         source=str(args.config),
         socket_path=Path(socket_path).absolute() if socket_path else None,
-        tcp=parse_tcp(args.tcp) if args.tcp else None,
+        tcp=tcp,
     )
     # no room for one connection even now: said before the kernel starts its workers (the
     # server checks again once the kernel holds its files)

@@ -29,7 +29,7 @@ def check_dask(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     tls = None
     flags: dict[str, Any] = {"insecure": args.dask_insecure, "dashboard": args.dask_dashboard}
     if args.dask is not None or args.dask_tls_ca or args.dask_tls_cert or args.dask_tls_key:
-        from qmk.abi.server import load_client_tls  # (a kernel without Dask loads none)
+        from qmk.abi.tcp import load_client_tls  # (a kernel without Dask loads none)
         from qmk.kernel.pools.dask_options import check_exposure, check_tls, parse_dask
 
         if args.dask is not None:

@@ -351,7 +351,7 @@ def gateways_of(
             not load.
         ServeError: ``bad-address``, ``cannot-bind``.
     """
-    from qmk.abi.server import bind_tcp, check_tls_files, parse_tcp
+    from qmk.abi.tcp import bind_tcp, check_tls_files, parse_tcp
 
     if args.http is None and args.trace is not None:  # as --gateway inline says it
         raise CommandError.of("bad-option", "--trace is an option of --http HOST:PORT")
@@ -472,7 +472,7 @@ def kernel_address(argv: list[str], addresses: list[str]) -> list[str]:
     at = argv.index("--kernel") + 1
     if argv[at] != BOUND_LATER:
         return argv
-    from qmk.abi.server import format_tcp, parse_tcp
+    from qmk.abi.tcp import format_tcp, parse_tcp
 
     bound = next(a for a in addresses if a.startswith("tcp:"))
     host, port = parse_tcp(bound.removeprefix("tcp:"))

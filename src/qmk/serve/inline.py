@@ -39,7 +39,7 @@ def http_config(args: argparse.Namespace) -> Any:
             "bad-option",
             f"--http needs the http extra (pip install 'quantum-microkernel[http]'): {exc}",
         ) from None
-    from qmk.abi.server import parse_tcp
+    from qmk.abi.tcp import parse_tcp
     from qmk.http.server import check_tls
 
     host, port = parse_tcp(args.http)
@@ -65,7 +65,7 @@ def grpc_config(args: argparse.Namespace) -> Any:
             "bad-option",
             f"--grpc needs the grpc extra (pip install 'quantum-microkernel[grpc]'): {exc}",
         ) from None
-    from qmk.abi.server import parse_tcp
+    from qmk.abi.tcp import parse_tcp
 
     host, port = parse_tcp(args.grpc)
     config = GrpcConfig(

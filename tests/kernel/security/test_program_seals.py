@@ -23,7 +23,8 @@ from qmk.kernel.security.seals import derive, program_seal
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit_verify import verify
-from qmk.kernel.storage.store import pack_graph, program_text, unpack_graph
+from qmk.kernel.storage.job_reads import program_text, unpack_graph
+from qmk.kernel.storage.store import pack_graph
 from qmk.qvm.graph import compact_text
 from support.cli import qmk
 from support.kernel import BELL, KEYS, chain_graph, login, run_kernel

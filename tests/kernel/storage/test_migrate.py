@@ -25,13 +25,13 @@ from qmk.kernel.service import Kernel
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.datadir import open_data_dir
+from qmk.kernel.storage.job_reads import unpack_graph
 from qmk.kernel.storage.migrate import ADDED_COLUMNS, migrate
 from qmk.kernel.storage.store import (
     GRAPH_APART,
     SCHEMA_KEY,
     SCHEMA_VERSION,
     Store,
-    unpack_graph,
 )
 from qmk.kernel.storage.trigger_rows import TriggerRows
 from qmk.kernel.storage.usage_rows import UsageRows

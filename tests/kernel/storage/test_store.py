@@ -136,7 +136,7 @@ def test_a_tenants_jobs_are_listed_newest_first_by_their_index_without_a_sort(
     the jobs not ended (``jobs_active``); of another, the tenant's jobs filtered; every
     job's entry was made once, at its insert (no index of a tenant's jobs by state)."""
     from qmk.kernel.records.jobs import ACTIVE_STATES, FAILED, STATES
-    from qmk.kernel.storage.store import _list_jobs
+    from qmk.kernel.storage.job_reads import list_query
 
     store = Store(tmp_path)
     states = [COMPLETED, FAILED, QUEUED, RUNNING, COMPLETED, COMPLETED]
@@ -158,7 +158,7 @@ def test_a_tenants_jobs_are_listed_newest_first_by_their_index_without_a_sort(
             plan = " ".join(
                 str(row[-1])
                 for row in store.db.execute(
-                    "EXPLAIN QUERY PLAN " + _list_jobs(state, "job_id"), (tenant, 10)
+                    "EXPLAIN QUERY PLAN " + list_query(state, "job_id"), (tenant, 10)
                 )
             )
             index = "jobs_active" if state in ACTIVE_STATES else "jobs_tenant"

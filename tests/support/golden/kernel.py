@@ -35,7 +35,7 @@ from qmk.kernel.records.outcome import Done, Failed, Failure, Ran, Yielded
 from qmk.kernel.records.stored import ResultFacts, TelemetryFacts
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.artifacts import Entry, Index
-from qmk.kernel.storage.store import JobRow
+from qmk.kernel.storage.job_row import JobRow
 from qmk.kernel.storage.trigger_rows import RunRow, TriggerRow
 from support.golden.execution import FOOTPRINT, REWRITE, RUN_REQUEST
 

@@ -32,7 +32,7 @@ import msgspec
 
 from qmk.execution.request import RunRequest
 from qmk.kernel.records.outcome import pack
-from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph, unpack_graph
+from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph
 from qmk.qvm.limits import DEFAULT_MAX_NODES, DEFAULT_MAX_UNROLLED_NODES, Limits
 
 if TYPE_CHECKING:
@@ -137,6 +137,8 @@ def _unpickled(data: bytes, packed: bytes | None = None) -> Attempt:
     attempt = _ATTEMPT_DECODER.decode(data)
     if packed is None:
         return attempt
+    from qmk.kernel.storage.job_reads import unpack_graph  # a worker's, for a big program
+
     return msgspec.structs.replace(attempt, program=unpack_graph(packed))
 
 

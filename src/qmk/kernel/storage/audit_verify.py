@@ -30,7 +30,8 @@ from qmk.kernel.storage.audit import (
     read_line,
     split_line,
 )
-from qmk.kernel.storage.store import PACKED_GRAPH, check_version, committed_audit_head, program_text
+from qmk.kernel.storage.job_reads import program_text
+from qmk.kernel.storage.store import PACKED_GRAPH, check_version, committed_audit_head
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

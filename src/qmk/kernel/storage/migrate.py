@@ -109,6 +109,8 @@ from qmk.kernel.security.seals import (
 from qmk.kernel.security.sessions import load_secret
 from qmk.kernel.storage.audit import LINE_FORMATS, MIGRATE_EVENT, AuditLog
 from qmk.kernel.storage.datadir import open_data_dir
+from qmk.kernel.storage.job_reads import program_text
+from qmk.kernel.storage.job_row import text_bytes
 from qmk.kernel.storage.store import (
     AUDIT_HEAD,
     AUDIT_OFFSET,
@@ -124,9 +126,7 @@ from qmk.kernel.storage.store import (
     create_tables,
     meta_text,
     pack_graph,
-    program_text,
     schema_version,
-    text_bytes,
 )
 from qmk.qvm.graph import compact_text
 from qmk.values import convert

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
-import json.encoder
 import os
 import sqlite3
 import zlib
@@ -37,11 +35,11 @@ from typing import Any
 import msgspec
 from msgspec.structs import astuple
 
-from qmk.execution.request import DIGEST_KEPT_FROM, Policy, RunRequest, program_digest
+from qmk.execution.request import DIGEST_KEPT_FROM, Policy, program_digest
 from qmk.kernel.datafiles import DB_FILE
-from qmk.kernel.errors import DataDirError, JobError, error_json
+from qmk.kernel.errors import DataDirError
 from qmk.kernel.records.jobs import ACTIVE_STATES, FINAL_STATES, STATES, Job
-from qmk.kernel.records.stored import StoredResult, compact_encoder, stored_result
+from qmk.kernel.records.stored import StoredResult, compact_encoder
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.security.seals import (
@@ -49,8 +47,8 @@ from qmk.kernel.security.seals import (
     program_seal,
     result_seal,
     sealed_result,
-    sealed_size,
 )
+from qmk.kernel.storage.job_row import JOB_COLUMNS, JobRow, text_bytes
 from qmk.kernel.storage.walcheck import WalCheckpoints
 from qmk.memo import Memo
 
@@ -273,47 +271,6 @@ _INSERT_USAGE = (
 )
 
 
-class JobRow(msgspec.Struct, array_like=True, frozen=True):
-    """A ``jobs`` row as the store reads it, column by name (:data:`_JOB_COLUMNS` are
-    these fields, in this order): ``JobRow(*row)`` of a ``SELECT`` of them."""
-
-    job_id: str
-    tenant: str
-    seq: int
-    state: str
-    #: The graph's text; '' for one kept apart (:data:`GRAPH_APART`), read from
-    #: ``graph_texts`` beside the row (:data:`_JOB_SELECT`).
-    graph: str
-    shots: int
-    seed: int
-    policy: str
-    caps: str
-    required_caps: str
-    physical_qubits: int
-    qubits: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    #: The result's JSON as its bytes (``CAST(result AS BLOB)``), or None.
-    result: bytes | None
-    error: str | None
-    attempts: int
-    preemptions: int
-    epoch: int
-    checkpoint_id: str | None
-    result_meta: str | None
-    result_expired_at: float | None
-    request: str
-    cache_key: str | None
-    cached_from: str | None
-    result_seal: str | None
-    #: The seal of its program (:func:`~qmk.kernel.security.seals.program_seal`): its
-    #: size in bytes and the HMAC that binds its text to the job; None without a key.
-    program_seal: str | None
-
-
-_JOB_COLUMNS = ", ".join(JobRow.__struct_fields__)
-
 #: A graph this long (characters) is kept out of its job's row: every state change
 #: rewrites the row, and SQLite rewrites a row whole, on the event loop. It is kept once
 #: per tenant and text, in ``graph_texts`` under its SHA-256 (the row's
@@ -338,84 +295,14 @@ def pack_graph(text: str) -> bytes:
     """A graph text as ``graph_texts`` keeps it: its UTF-8, zlib-compressed; kept for the
     very same text object (a str never changes) for the next few big texts.
 
-    >>> unpack_graph(pack_graph('{"nodes": []}'))
-    '{"nodes": []}'
+    >>> zlib.decompress(pack_graph('{"nodes": []}'))
+    b'{"nodes": []}'
     """
     if len(text) < GRAPH_PACKED_AHEAD:
         return zlib.compress(text.encode("utf-8"), GRAPH_PACK_LEVEL)
     return _PACKED.get(
         id(text), text, lambda: zlib.compress(text.encode("utf-8"), GRAPH_PACK_LEVEL)
     )
-
-
-#: The most bytes a packed text is unpacked to where no seal says its size (a reader
-#: without the kernel's secret, ``qmk admin migrate`` of rows sealed by no kernel): far
-#: past any program a kernel stores with the door's limits, and a bound on what a
-#: decompression bomb written into the database takes.
-UNSEALED_PROGRAM_BYTES = 256 * 2**20
-
-
-def unpack_graph(data: bytes, limit: int = UNSEALED_PROGRAM_BYTES) -> str:
-    """The text :func:`pack_graph` packed, never inflated past ``limit`` bytes.
-
-    Raises:
-        ValueError: ``data`` is not a packed text of at most ``limit`` bytes of UTF-8.
-
-    >>> packed = pack_graph("x" * 1000)
-    >>> len(unpack_graph(packed, 1000))
-    1000
-    >>> unpack_graph(packed, 999)
-    Traceback (most recent call last):
-    ...
-    ValueError: a packed text past 999 bytes
-    """
-    inflate = zlib.decompressobj()
-    try:
-        data = inflate.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"not a packed text: {exc}") from None
-    if len(data) > limit or inflate.unconsumed_tail:
-        raise ValueError(f"a packed text past {limit} bytes")
-    if not inflate.eof:
-        raise ValueError("a packed text cut short")
-    return data.decode("utf-8")
-
-
-def text_bytes(text: str) -> int:
-    """The size of ``text`` in UTF-8 (an ASCII text's length: no encoding).
-
-    >>> text_bytes("abc"), text_bytes("é")
-    (3, 2)
-    """
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def program_text(
-    key: bytes | KeyedMac | None,
-    row: tuple[str, str, str, str, bytes | None, str | None],
-) -> str | None:
-    """The program's text of a stored job, checked against its seal: ``row`` is its job
-    id, tenant, run request's ``program_digest``, the text in its row (``''`` for one
-    kept apart), the packed text kept apart (None for one in its row) and the row's
-    ``program_seal``. None where the text is not the one the kernel sealed: no seal of
-    that job, tenant and digest under ``key``, a packed text past the sealed size, or a
-    text of another size or digest. Without ``key`` nothing is checked, and a packed
-    text is unpacked up to :data:`UNSEALED_PROGRAM_BYTES` (None past it)."""
-    job_id, tenant, digest, text, packed, seal = row
-    size = UNSEALED_PROGRAM_BYTES
-    if key is not None:
-        sealed = sealed_size(key, job_id, tenant, digest, seal)
-        if sealed is None:
-            return None
-        size = sealed
-    if packed is not None:
-        try:
-            text = unpack_graph(packed, size)
-        except ValueError:
-            return None
-    if key is not None and (text_bytes(text) != size or program_digest(text) != digest):
-        return None
-    return text
 
 
 #: The packed form of a job's graph kept apart from its row, found by its digest (None
@@ -425,8 +312,8 @@ PACKED_GRAPH = (
     " AND t.digest = jobs.graph_digest) END"
 )
 #: The job columns as read (a result's JSON as its bytes: see :func:`_result_columns`),
-#: then :data:`PACKED_GRAPH`. :func:`_read_job` reads such a row.
-_JOB_SELECT = _JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),") + ", " + PACKED_GRAPH
+#: then :data:`PACKED_GRAPH`. :func:`~qmk.kernel.storage.job_reads.read_job` reads such a row.
+_JOB_SELECT = JOB_COLUMNS.replace(" result,", " CAST(result AS BLOB),") + ", " + PACKED_GRAPH
 
 
 def _taker(kept: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
@@ -570,29 +457,6 @@ def _result_columns(
     return result.data, meta, result.nbytes, seal
 
 
-def tampered_program(job_id: str) -> dict[str, str]:
-    """The coded error (``QK310 program-tampered``) of a job whose stored program is not
-    the one the kernel sealed."""
-    return error_json(
-        JobError.of(
-            "program-tampered",
-            f"job {job_id}'s stored program does not match the seal the kernel wrote with it "
-            "(edited or swapped in kernel.db); it is not run",
-        )
-    )
-
-
-def tampered_result(job_id: str) -> dict[str, str]:
-    """The coded error (``QK308 result-tampered``) a job's edited result is served as."""
-    return error_json(
-        JobError.of(
-            "result-tampered",
-            f"job {job_id}'s stored result does not match the seal the kernel wrote with it "
-            "(edited in kernel.db); it is not served",
-        )
-    )
-
-
 _dumps = compact_encoder(allow_nan=True)
 _encode_meta = msgspec.json.Encoder().encode
 
@@ -702,66 +566,7 @@ def _names(names: tuple[str, ...]) -> str:
     return text
 
 
-_REQUEST_DECODER = msgspec.json.Decoder(RunRequest)
 _REQUEST_ENCODER = msgspec.json.Encoder()
-
-
-def _read_job(
-    row: tuple[Any, ...],
-    sealed: Callable[[str, bytes, str, str | None], bool] | None,
-    key: KeyedMac | None,
-) -> Job:
-    """The job of a row of :data:`_JOB_SELECT`, its program checked against its seal with
-    ``key`` and unpacked when kept apart (:func:`program_text`): one that fails is read
-    as none (``''``), with its ``program_damage``."""
-    record = JobRow(*row[:-1])
-    job = _job(record, sealed)
-    digest = job.request.program_digest
-    text = program_text(
-        key, (job.job_id, job.tenant, digest, job.graph, row[-1], record.program_seal)
-    )
-    if text is None:
-        job.graph, job.program_damage = "", tampered_program(job.job_id)
-    else:
-        job.graph = text
-    return job
-
-
-def _job(row: JobRow, sealed: Callable[[str, bytes, str, str | None], bool] | None = None) -> Job:
-    """The job of a row (a result without its index, or whose seal ``sealed`` refuses, is
-    read as none, with its ``result_damage``)."""
-    result, meta, damage = row.result, row.result_meta, None
-    if result is not None and (
-        meta is None
-        or (sealed is not None and not sealed(row.job_id, result, meta, row.result_seal))
-    ):
-        result, damage = None, tampered_result(row.job_id)
-    job = Job(
-        job_id=row.job_id,
-        tenant=row.tenant,
-        seq=row.seq,
-        state=row.state,
-        graph=row.graph,
-        request=_REQUEST_DECODER.decode(row.request),
-        caps=tuple(json.loads(row.caps)),
-        required_caps=tuple(json.loads(row.required_caps)),
-        physical_qubits=row.physical_qubits,
-        qubits=json.loads(row.qubits),
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        result=None if result is None or meta is None else stored_result(result, meta),
-        error=None if row.error is None else json.loads(row.error),
-        attempts=row.attempts,
-        preemptions=row.preemptions,
-        epoch=row.epoch,
-        checkpoint_id=row.checkpoint_id,
-        result_expired_at=row.result_expired_at,
-        cache_key=row.cache_key,
-        cached_from=row.cached_from,
-    )
-    job.result_damage = damage
-    return job
 
 
 def create_tables(db: Any) -> None:
@@ -921,30 +726,6 @@ class _Connection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
-
-
-def _list_jobs(state: str | None, columns: str) -> str:
-    """The query of a tenant's newest jobs (``tenant``, ``limit`` bound), of ``state``
-    (None: any).
-
-    It walks the tenant's jobs in submission order (``jobs_tenant``), newest first, as
-    many as asked. A state not ended walks the jobs not ended (``jobs_active``, a few
-    entries): SQLite takes that partial index for a state spelt in the text, one of
-    :data:`STATES`. A state that is no state matches no job.
-
-    >>> _list_jobs("QUEUED", "job_id").split(" WHERE ")[0]
-    'SELECT job_id FROM jobs INDEXED BY jobs_active'
-    >>> _list_jobs("FAILED", "job_id").split(" WHERE ")[0]
-    'SELECT job_id FROM jobs INDEXED BY jobs_tenant'
-    """
-    if state is None:
-        where = "tenant=?"
-    elif state not in STATES:
-        where = "0 AND tenant=?"
-    else:
-        where = f"state = '{state}' AND tenant=?"
-    index = "jobs_active" if state in ACTIVE_STATES else "jobs_tenant"
-    return f"SELECT {columns} FROM jobs INDEXED BY {index} WHERE {where} ORDER BY seq DESC LIMIT ?"
 
 
 def _names_jobs(sql: str) -> bool:
@@ -1300,50 +1081,34 @@ class Store:
         row = self.db.execute_of(
             job_id, f"SELECT {_JOB_SELECT} FROM jobs WHERE job_id=? AND tenant=?", (job_id, tenant)
         ).fetchone()
-        return None if row is None else _read_job(row, self._sealed, self._sealer)
+        if row is None:
+            return None
+        from qmk.kernel.storage.job_reads import read_job
+
+        return read_job(row, self._sealed, self._sealer)
 
     def active_jobs(self) -> list[Job]:
         """Every job not in a final state, in submission order (``jobs_active``)."""
         rows = self.db.execute(
             f"SELECT {_JOB_SELECT} FROM jobs WHERE {_ACTIVE} ORDER BY seq"
         ).fetchall()
-        return [_read_job(row, self._sealed, self._sealer) for row in rows]
+        if not rows:
+            return []
+        from qmk.kernel.storage.job_reads import read_job
+
+        return [read_job(row, self._sealed, self._sealer) for row in rows]
 
     def list_jobs(self, tenant: str, state: str | None, limit: int) -> list[Job]:
-        """The tenant's most recent jobs (newest first), optionally of one state, without
-        their graphs and results (never read: a list stays cheap however big they are)."""
-        columns = (
-            _JOB_COLUMNS.replace(" graph,", " '' AS graph,")
-            .replace(" result,", " NULL AS result,")
-            .replace(" result_meta,", " NULL AS result_meta,")
-        )
-        rows = self.db.execute(_list_jobs(state, columns), (tenant, limit)).fetchall()
-        return [_job(JobRow(*row), self._sealed) for row in rows]
+        """The tenant's most recent jobs (:func:`~qmk.kernel.storage.job_reads.list_jobs`)."""
+        from qmk.kernel.storage.job_reads import list_jobs
+
+        return list_jobs(self.db, self._sealed, tenant, state, limit)
 
     def tenant_stats(self, tenant: str) -> dict[str, Any]:
-        """Aggregate telemetry of a tenant's jobs: counts by state, shots, cycles, errors."""
-        by_state = dict(
-            self.db.execute(
-                "SELECT state, COUNT(*) FROM jobs WHERE tenant=? GROUP BY state", (tenant,)
-            ).fetchall()
-        )
-        jobs, shots, cycles, errors = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(shots), 0), COALESCE(SUM(logical_cycles), 0), "
-            "COALESCE(SUM(injected_errors), 0) FROM jobs WHERE tenant=?",
-            (tenant,),
-        ).fetchone()
-        done_shots = self.db.execute(
-            "SELECT COALESCE(SUM(shots), 0) FROM jobs WHERE tenant=? AND state='COMPLETED'",
-            (tenant,),
-        ).fetchone()[0]
-        return {
-            "jobs": jobs,
-            "jobs_by_state": by_state,
-            "shots_submitted": shots,
-            "shots_completed": done_shots,
-            "logical_cycles": cycles,
-            "injected_logical_errors": errors,
-        }
+        """A tenant's totals (:func:`~qmk.kernel.storage.job_reads.tenant_stats`)."""
+        from qmk.kernel.storage.job_reads import tenant_stats
+
+        return tenant_stats(self.db, tenant)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -1358,25 +1123,19 @@ class Store:
         program_epoch: int | None = None,
         physics: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record a checkpoint of ``job`` at kernel epoch ``epoch``: its execution state's
-        file ``path``, saved at the program's fence ``program_epoch`` under ``physics``
-        (:meth:`qmk.execution.request.RunRequest.physics`; None, None, None: the job's
-        start)."""
-        self.db.execute(
-            "INSERT INTO checkpoints (checkpoint_id, job_id, tenant, epoch, state, attempts, "
-            "created_at, path, program_epoch, physics) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                checkpoint_id,
-                job.job_id,
-                job.tenant,
-                epoch,
-                job.state,
-                job.attempts,
-                created_at,
-                path,
-                program_epoch,
-                None if physics is None else json.dumps(dict(physics), sort_keys=True),
-            ),
+        """Record a checkpoint of ``job`` at kernel epoch ``epoch``
+        (:func:`~qmk.kernel.storage.job_reads.insert_checkpoint`)."""
+        from qmk.kernel.storage.job_reads import insert_checkpoint
+
+        insert_checkpoint(
+            self.db,
+            checkpoint_id,
+            job,
+            epoch,
+            created_at,
+            path=path,
+            program_epoch=program_epoch,
+            physics=physics,
         )
         self.dirty = True
 
@@ -1384,49 +1143,15 @@ class Store:
         self, job_id: str, tenant: str, checkpoint_id: str | None
     ) -> dict[str, Any] | None:
         """A checkpoint of the job (the latest when ``checkpoint_id`` is None)."""
-        columns = (
-            "checkpoint_id, job_id, epoch, state, attempts, created_at, path, program_epoch, "
-            "physics"
-        )
-        if checkpoint_id is None:
-            row = self.db.execute(
-                f"SELECT {columns} FROM checkpoints WHERE job_id=? AND tenant=? "
-                "ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                (job_id, tenant),
-            ).fetchone()
-        else:
-            row = self.db.execute(
-                f"SELECT {columns} FROM checkpoints WHERE checkpoint_id=? AND job_id=? "
-                "AND tenant=?",
-                (checkpoint_id, job_id, tenant),
-            ).fetchone()
-        if row is None:
-            return None
-        keys = (
-            "checkpoint_id",
-            "job_id",
-            "epoch",
-            "state",
-            "attempts",
-            "created_at",
-            "path",
-            "program_epoch",
-            "physics",
-        )
-        checkpoint = dict(zip(keys, row, strict=True))
-        if checkpoint["physics"] is not None:
-            checkpoint["physics"] = json.loads(checkpoint["physics"])
-        return checkpoint
+        from qmk.kernel.storage.job_reads import load_checkpoint
+
+        return load_checkpoint(self.db, job_id, tenant, checkpoint_id)
 
     def saved_states(self, job_id: str) -> list[tuple[str, str]]:
-        """``(checkpoint_id, path)`` of each checkpoint of ``job_id`` that holds an
-        execution state, newest first."""
-        rows = self.db.execute(
-            "SELECT checkpoint_id, path FROM checkpoints WHERE job_id=? AND path IS NOT NULL "
-            "ORDER BY created_at DESC, rowid DESC",
-            (job_id,),
-        ).fetchall()
-        return [(str(c), str(p)) for c, p in rows]
+        """``(checkpoint_id, path)`` of each saved execution state of ``job_id``, newest first."""
+        from qmk.kernel.storage.job_reads import saved_states
+
+        return saved_states(self.db, job_id)
 
     def ended_states(self, before: float) -> list[tuple[str, str, str, str]]:
         """``(checkpoint_id, job_id, tenant, path)`` of each execution state of a job that
@@ -1478,28 +1203,10 @@ class Store:
         self.dirty = True
 
     def earlier_outcomes(self, job_id: str) -> list[dict[str, Any]]:
-        """The outcomes ``job_id`` ended with before it was restored, oldest first (a
-        result retention deleted is null)."""
-        rows = self.db.execute(
-            "SELECT attempt, state, finished_at, CAST(result AS BLOB), error, result_meta, "
-            "result_seal FROM attempts WHERE job_id=? ORDER BY rowid",
-            (job_id,),
-        ).fetchall()
-        outcomes = []
-        for attempt, state, finished_at, result, error, meta, seal in rows:
-            outcome = {
-                "attempt": attempt,
-                "state": state,
-                "finished_at": finished_at,
-                "result": None,
-                "error": None if error is None else json.loads(error),
-            }
-            if result is not None and meta is not None and self._sealed(job_id, result, meta, seal):
-                outcome["result"] = stored_result(result, meta)
-            elif result is not None:  # without its index, or its seal refuses it
-                outcome["result_error"] = tampered_result(job_id)
-            outcomes.append(outcome)
-        return outcomes
+        """The outcomes ``job_id`` ended with before it was restored, oldest first."""
+        from qmk.kernel.storage.job_reads import earlier_outcomes
+
+        return earlier_outcomes(self.db, self._sealed, job_id)
 
     # ------------------------------------------------------------------ results
 
@@ -1687,14 +1394,9 @@ __all__ = [
     "AUDIT_SEQ",
     "AUDIT_VERIFIED",
     "PACKED_GRAPH",
-    "UNSEALED_PROGRAM_BYTES",
     "USAGE_COLUMNS",
     "Store",
     "committed_audit_head",
     "meta_text",
-    "program_text",
-    "tampered_program",
-    "tampered_result",
-    "text_bytes",
     "verified_audit_head",
 ]
