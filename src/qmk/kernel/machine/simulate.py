@@ -77,7 +77,7 @@ class PolicyRun:
     tenant_shares: dict[str, float]
     jain: float
     speedup: float | None
-    #: what the scheduler did for it, by kind (:attr:`~.core.Scheduler.work`)
+    #: what the scheduler did for it, by kind (the scheduler's ``work``: :class:`~.core.Scheduler`)
     work: dict[str, int] = field(default_factory=dict)
 
     @property

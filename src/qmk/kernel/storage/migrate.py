@@ -543,7 +543,7 @@ def _pack_graphs(db: sqlite3.Connection) -> int:
 def _graph_of(db: sqlite3.Connection, job_id: str) -> str | None:
     """The stored graph text of a job (in its row, or kept apart under its digest);
     None for no such job, or a packed text that does not unpack within
-    :data:`~qmk.kernel.storage.store.UNSEALED_PROGRAM_BYTES`."""
+    :data:`~qmk.kernel.storage.job_reads.UNSEALED_PROGRAM_BYTES`."""
     row = db.execute(f"SELECT graph, {PACKED_GRAPH} FROM jobs WHERE job_id=?", (job_id,)).fetchone()
     if row is None:
         return None
