@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 from qmk.kernel.errors import JobError
 
@@ -62,11 +63,18 @@ class KeyedMac:
 
     def hexdigest(self, message: bytes) -> str:
         """The HMAC of ``message``, in hex."""
+        return self._of(message).hexdigest()
+
+    def digest(self, message: bytes) -> bytes:
+        """The HMAC of ``message``."""
+        return self._of(message).digest()
+
+    def _of(self, message: bytes) -> Any:
         inner = self._inner.copy()
         inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.hexdigest()
+        return outer
 
 
 _BLOCK = 64  # SHA-256's block, in bytes

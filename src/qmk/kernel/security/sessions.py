@@ -94,7 +94,7 @@ class Sessions:
         self._checked: dict[str, Session] = {}  # tokens whose signature already checked
 
     def _mac(self, signed: bytes) -> bytes:
-        return bytes.fromhex(self._keyed.hexdigest(signed))
+        return self._keyed.digest(signed)
 
     def issue(
         self,
