@@ -722,12 +722,10 @@ class BudgetCheck:
                 if sched.now + cycles > soonest:
                     continue  # it ends later than waiting for a quicker placement would
             verdict = self._verdict(job, there[0].module, there[0].spec.offset + there[1])
-            if verdict is True and (
-                sole is None or cycles <= SOLE_GAIN * sole[0].timeline.private_cycles
-            ):
-                job.sole = False
-                return there
             if verdict is True:
+                if sole is None or cycles <= SOLE_GAIN * sole[0].timeline.private_cycles:
+                    job.sole = False
+                    return there
                 break  # a cheaper placement ``sole`` ends far sooner (:data:`SOLE_GAIN`)
             if verdict is None and sole is None:
                 sole = option, there
