@@ -36,7 +36,10 @@ turn about, so a before/after comparison shares the machine's load. Results go t
 checkouts, turn about), each with the CPU per call of the kernel and of the gateway
 process; with ``grpc`` among ``--wires``, the gRPC ones too (``Status`` of a completed
 job, Bell ``Submit`` as QVM JSON, from :class:`qmk.grpc.client.Client`; the gRPC
-gateway's CPU beside them). Results go to ``bench/results/http_gateway.json``.
+gateway's CPU beside them). The same calls straight to the kernel's socket
+(``q_status``, ``q_submit`` over JSON-RPC) are timed beside them, and each wire's hop
+over them is printed: the least p50 and p90 of the runs, through the wire less
+straight. Results go to ``bench/results/http_gateway.json``.
 
     python bench/bench_http.py [--jobs 400] [--calls 3000] [--clients 8] [--workers 2]
                                [--repeat 1] [--against SRC] [--gateway-latency]
@@ -74,6 +77,7 @@ from _common import (
     load_average,
     load_averages,
     machine,
+    percentile,
     write_json,
 )
 from qmk.client import AsyncClient, Client
@@ -273,12 +277,20 @@ def metered(
     what: Callable[[], Any], count: int, warmup: int, meter: Mapping[str, int] | None
 ) -> dict[str, Any]:
     """``count`` round trips of ``what`` after ``warmup`` untimed ones: their figures
-    (:func:`call_latencies`) and the CPU milliseconds per call each process of ``meter``
-    (by name) spent."""
+    (:func:`call_latencies`, and the p90) and the CPU milliseconds per call each process
+    of ``meter`` (by name) spent."""
     for _ in range(warmup):
         what()
     before = {name: cpu_seconds(pid) for name, pid in (meter or {}).items()}
-    figures: dict[str, Any] = call_latencies(what, count, warmup=0)
+    times: list[float] = []
+
+    def timed() -> None:
+        started = time.perf_counter()
+        what()
+        times.append(time.perf_counter() - started)
+
+    figures: dict[str, Any] = call_latencies(timed, count, warmup=0)
+    figures["p90_ms"] = percentile(times, 0.9) * 1e3
     figures["cpu_ms_per_call"] = {
         name: (cpu_seconds(pid) - before[name]) * 1000 / count
         for name, pid in (meter or {}).items()
@@ -341,6 +353,23 @@ def bench_grpc_latency(
     return {"status": status, "submit": submits}
 
 
+def bench_jsonrpc_latency(
+    socket: Path, calls: int, graph: dict[str, Any], meter: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """The same calls straight to the kernel's socket (:class:`qmk.client.Client`):
+    ``q_status`` of a completed job and ``q_submit`` of a Bell job, what a gateway's hop
+    is added to."""
+    seeds = iter(range(1, 10**9))
+    with Client.connect(str(socket), tenant="bench", key=KEY) as client:
+        job_id = client.q_submit(graph, SHOTS, next(seeds)).job_id
+        client.q_wait(job_id, 30_000)
+        status = metered(lambda: client.q_status(job_id), calls, 200, meter)
+        assert client.q_status(job_id).state == "COMPLETED"
+        submit = lambda: client.q_submit(graph, SHOTS, next(seeds))  # noqa: E731
+        submits = metered(submit, max(1, calls // 4), 50, meter)
+    return {"status": status, "submit": submits}
+
+
 def gateway_pid(server: Server, wire: str = "http") -> int | None:
     """The ``wire`` gateway process serving for ``server`` (None: it serves inline):
     the child named ``qmk-WIRE`` (its warm spare is ``qmk-WIRE-spare``)."""
@@ -385,6 +414,9 @@ def bench_gateway_latency(
         timed["grpc"] = lambda server, calls, meter: bench_grpc_latency(
             str(server.grpc), calls, graph, meter
         )
+    timed["jsonrpc"] = lambda server, calls, meter: bench_jsonrpc_latency(
+        server.socket, calls, graph, meter
+    )
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {
         wire: {name: [] for name in servers} for wire in timed
     }
@@ -394,7 +426,11 @@ def bench_gateway_latency(
             for wire, run in timed.items():
                 run(server, 300, None)
                 meters[wire][name] = {"kernel": server.proc.pid}
-                if (gateway := gateway_pid(server, "http" if wire == "rest" else wire)) is not None:
+                if (
+                    wire != "jsonrpc"
+                    and (gateway := gateway_pid(server, "http" if wire == "rest" else wire))
+                    is not None
+                ):
                     meters[wire][name]["gateway"] = gateway
         for repeat in range(options.repeat):
             order = list(servers.items())
@@ -405,9 +441,23 @@ def bench_gateway_latency(
         for server in servers.values():
             server.stop()
     kinds = ("status", "submit")
-    calls = {"rest": ("GET /v1/jobs/{id}", "POST /v1/jobs"), "grpc": ("Status", "Submit")}
+    calls = {
+        "rest": ("GET /v1/jobs/{id}", "POST /v1/jobs"),
+        "grpc": ("Status", "Submit"),
+        "jsonrpc": ("q_status", "q_submit"),
+    }
     summary: dict[str, Any] = {}
     cpu: dict[str, Any] = {}
+    least: dict[str, Any] = {
+        wire: {
+            name: {
+                what: {q: min(run[what][f"{q}_ms"] for run in runs) for q in ("p50", "p90")}
+                for what in kinds
+            }
+            for name, runs in by_name.items()
+        }
+        for wire, by_name in rows.items()
+    }
     for wire, by_name in rows.items():
         summary[wire] = {
             name: {what: statistics.median(run[what]["p50_ms"] for run in runs) for what in kinds}
@@ -438,10 +488,28 @@ def bench_gateway_latency(
                 f"+{figures['submit'] - inline['submit']:.3f} ms over inline)  "
                 f"[CPU ms/call: {spent}]"
             )
+    hops: dict[str, Any] = {}
+    print(f"hop over JSON-RPC straight to the kernel (least of {options.repeat} runs' p50 / p90):")
+    for wire in (w for w in rows if w != "jsonrpc"):
+        for name in rows[wire]:
+            direct, through = least["jsonrpc"][name], least[wire][name]
+            hops.setdefault(wire, {})[name] = hop = {
+                what: {q: through[what][q] - direct[what][q] for q in ("p50", "p90")}
+                for what in kinds
+            }
+            status, submit = calls[wire]
+            print(
+                f"{wire:4} {name:18} {status} p50 {through['status']['p50']:.3f} "
+                f"(+{hop['status']['p50']:.3f}) p90 {through['status']['p90']:.3f} "
+                f"(+{hop['status']['p90']:.3f}) ms; {submit} p50 "
+                f"{through['submit']['p50']:.3f} (+{hop['submit']['p50']:.3f}) p90 "
+                f"{through['submit']['p90']:.3f} (+{hop['submit']['p90']:.3f}) ms"
+            )
     print(f"load average after: {load_average()}")
     write_json(
         {**machine(), "calls": options.calls, "repeat": options.repeat, "runs": rows,
-         "p50_ms": summary, "least_cpu_ms_per_call": cpu, "against": options.against},
+         "p50_ms": summary, "least_ms": least, "hop_over_jsonrpc_ms": hops,
+         "least_cpu_ms_per_call": cpu, "against": options.against},
         RESULTS / "http_gateway.json",
     )  # fmt: skip
     return 0

@@ -13,9 +13,19 @@ pytest.importorskip("grpc")
 from google.protobuf import descriptor_pb2
 
 from qmk.abi import codegen
+from qmk.abi.jsonrpc import encode
 from qmk.abi.methods import METHODS
 from qmk.abi.proto import FILE_NAME, SERVICE_NAME, rpc_name, schema
-from qmk.grpc.schema import build, messages, params_of, reply_of, struct_object, to_struct
+from qmk.grpc.schema import (
+    build,
+    json_of,
+    json_size,
+    messages,
+    params_of,
+    reply_of,
+    struct_object,
+    to_struct,
+)
 
 PROTO = Path(codegen.__file__).resolve().parent / "kernel.proto"
 
@@ -115,6 +125,15 @@ def test_a_job_reply_carries_its_typed_fields_its_counts_and_the_whole_json():
     import json
 
     assert json.loads(reply.json) == result
+
+
+def test_a_messages_json_is_the_json_rpc_wires_text_and_an_odd_value_its_str():
+    result = {"job_id": "j", "fidelity": 1.0799943300192785e-05, "counts": {"00": 3}}
+    assert json_of(result).encode() == encode(result).rstrip(b"\n")  # msgspec's floats
+    assert json_size(result) == len(json_of(result).encode())
+    odd = {"path": Path("/a/b"), "n": 1}  # gRPC wrote any such value as its str
+    assert json_of(odd) == '{"path":"/a/b","n":1}'
+    assert json_size(odd) == len(json_of(odd).encode())
 
 
 def test_the_status_table_has_a_row_for_every_wire_code_and_the_docs_show_it():

@@ -150,6 +150,29 @@ def test_a_kept_alive_connections_next_slow_head_is_408_after_a_whole_body_befor
     assert status == 408 and problem["details"]["reason"] == "header-timeout", problem
 
 
+def test_a_kept_alive_connection_idle_after_its_answer_is_closed_without_a_word(
+    quick: HttpServer,
+):
+    # a login (the connection signs in: no auth timeout), then nothing: its keep-alive
+    # wait (http_keep_alive_s) closes it, with no header timeout's 408 (no request has
+    # begun), and no hang
+    sock = _connect(quick)
+    body = json.dumps({"tenant": "alice", "key": TENANTS["alice"]["key"]}).encode()
+    sock.sendall(
+        b"POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536)
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    assert head.split(b" ", 2)[1] == b"201", answer
+    assert _until_closed(sock) == b""
+
+
 def test_an_unfinished_body_is_closed_after_the_body_timeout(quick: HttpServer):
     sock = _connect(quick)
     sock.sendall(

@@ -228,11 +228,15 @@ def _grpc(host: str, port: int, certs: dict[str, Any], trace: str | None) -> Any
 
 def log_to(err: TextIO, log_format: str, level: str, who: str = "gateway") -> None:
     """The ``qmk`` loggers' lines to ``err``, as ``qmk serve`` writes its own: every
-    request's and job's line, other like lines kept short; a text line names ``qmk who``."""
+    request's and job's line, other like lines kept short; a text line names ``qmk who``.
+    Info lines go a batch at a time (:class:`~qmk.gateway.logs.BatchedStreamHandler`),
+    and a record leaves out the thread and process names no line of ours writes."""
     from qmk.abi.logs import EVERY_LINE, Except, JsonFormatter
     from qmk.abi.server import RepeatFilter
+    from qmk.gateway.logs import BatchedStreamHandler
 
-    handler = logging.StreamHandler(err)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = BatchedStreamHandler(err)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -28,7 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, st
 from google.protobuf.message import Message
 
 from qmk.abi.errors import InvalidParams
-from qmk.abi.jsonrpc import dumps
+from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.proto import (
     FILE_NAME,
     JSON_FIELD,
@@ -282,4 +282,24 @@ def json_text(result: Any) -> str:
     """A syscall's ``result`` as the JSON text of an answer's ``json`` field (one kept
     encoded whole as its own text)."""
     kept = kept_json(result)
-    return dumps(result, default=str) if kept is None else str(kept, "utf-8")
+    return json_of(result) if kept is None else str(kept, "utf-8")
+
+
+def json_of(value: Any) -> str:
+    """``value`` as the JSON text of a message's ``json`` field: as the JSON-RPC wire
+    writes it (msgspec's fast writer, where ``dumps`` with a ``default`` never takes
+    it), and a value neither can write as its ``str``, as gRPC always wrote it."""
+    try:
+        return dumps(value)
+    except TypeError:
+        return dumps(value, default=str)
+
+
+def json_size(value: Any) -> int:
+    """The bytes of :func:`json_of`'s text, counted without joining a big value's
+    pieces (:func:`~qmk.abi.jsonrpc.dumps_parts`)."""
+    try:
+        parts = dumps_parts(value)
+    except TypeError:
+        parts = dumps_parts(value, default=str)
+    return sum(map(len, parts))

@@ -59,7 +59,6 @@ from qmk.abi.door import SMALL, Door, DoorProbe, Held, ProgramText, Refusal, Vis
 from qmk.abi.door.splice import FLUSH_GRACE_S, Splicer
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
 from qmk.abi.events import PROGRESS_S, EventHub, JobWatch
-from qmk.abi.jsonrpc import dumps, dumps_parts
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
 from qmk.abi.probe import Cursor, KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
@@ -68,7 +67,7 @@ from qmk.abi.tcp import bind_tcp, format_tcp
 from qmk.abi.watchhub import through
 from qmk.errors import InvalidArgument, QMKError, SessionError
 from qmk.frontends.text import sniff
-from qmk.grpc.schema import kept_json, messages, params_of, reply_of
+from qmk.grpc.schema import json_of, json_size, kept_json, messages, params_of, reply_of
 from qmk.grpc.status import error_metadata, status_of
 
 LOG = logging.getLogger("qmk.grpc")
@@ -316,7 +315,7 @@ def _answer_size(result: Any) -> int:
     kept = kept_json(result)
     if kept is not None:
         return 2 * len(kept)
-    return 2 * sum(map(len, dumps_parts(result, default=str)))
+    return 2 * json_size(result)
 
 
 def _after(request: Any) -> Cursor | None:
@@ -341,7 +340,7 @@ def _after(request: Any) -> Cursor | None:
 
 def _event(kind: type[Message], fields: dict[str, Any], data: Any) -> Message:
     """A ``JobEvent`` of ``fields`` and ``data`` (its JSON)."""
-    return kind(**fields, json=dumps(data, default=str))
+    return kind(**fields, json=json_of(data))
 
 
 def _serialized(message: Message | bytes) -> bytes:

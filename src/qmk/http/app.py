@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, cast
@@ -55,7 +55,13 @@ from qmk.http.metrics import CONTENT_TYPE, Metrics, Scrapers
 from qmk.http.openapi import openapi_document, render_docs
 from qmk.http.programs import program_of
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, OtherRoute, SyscallRoute
-from qmk.http.stream import EventStreamResponse, PartsResponse, json_response
+from qmk.http.stream import (
+    WRITE_ANSWER,
+    EventStreamResponse,
+    JsonAnswer,
+    PartsResponse,
+    json_response,
+)
 from qmk.http.tracing import Tracing
 from qmk.qvm.graph import free_value_in_pieces
 
@@ -72,7 +78,9 @@ CONSOLE_FILES = {
     "console.css": "text/css; charset=utf-8",
 }
 
-Handler = Callable[[Request], Awaitable[Response]]
+#: What a handler answers: a Starlette response, or a syscall's JSON (:class:`JsonAnswer`).
+Answer = Response | JsonAnswer
+Handler = Callable[[Request], Awaitable[Answer]]
 
 #: Headers every answer carries: the console runs only its own script (no inline code,
 #: nothing from elsewhere), in no frame of another site; no answer is sniffed as another
@@ -89,12 +97,17 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
+#: :data:`SECURITY_HEADERS` as the header lines of a head written whole.
+SECURITY_FIELDS = b"".join(name + b": " + value + b"\r\n" for name, value in SECURITY_HEADERS)
 #: Host names every server answers: the loopback ones.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 #: Paths answered whatever the Host: a liveness probe and a Prometheus scrape send the
 #: pod's or the service's address, and neither path serves a browser anything to rebind
 #: (/metrics answers only a scraper holding CAP_OBSERVE).
 ANY_HOST_PATHS = frozenset({"/healthz", "/metrics"})
+#: The Host headers whose verdict an application keeps (a client's few names, not the
+#: names a client may make up: those past it are judged each time).
+HOSTS_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,7 +163,7 @@ def console_facts(probe: KernelProbe) -> bytes:
     )
 
 
-def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
     return json_response(data, status, headers)  # a big result in chunks (qmk.http.stream)
 
 
@@ -356,53 +369,42 @@ class Api:
         """``handler`` with its span, its metrics, its access line and its errors."""
         tracing, metrics = self.tracing, self.metrics
 
-        async def endpoint(request: Request) -> Response:
+        async def answered(request: Request) -> Answer:
+            try:
+                return await handler(request)
+            except QMKError as exc:
+                return problems.response(exc, request.url.path)
+            except problems.HttpStatus as exc:
+                return problems.response(exc.error, request.url.path, status=exc.status)
+            except Exception as exc:
+                incident = secrets.token_hex(6)
+                LOG.error(
+                    "internal error (incident %s)",
+                    incident,
+                    exc_info=exc,
+                    extra={"incident": incident},
+                )
+                error = InternalError(
+                    f"the server failed while handling the request (incident {incident})",
+                    incident=incident,
+                )
+                return problems.response(error, request.url.path)
+
+        async def endpoint(request: Request) -> Answer:
             start = time.perf_counter()
-            method = request.method
-            with tracing.request(method, route_path, request.headers) as carrier:
-                try:
-                    response = await handler(request)
-                except QMKError as exc:
-                    response = problems.response(exc, request.url.path)
-                except problems.HttpStatus as exc:
-                    response = problems.response(exc.error, request.url.path, status=exc.status)
-                except Exception as exc:
-                    incident = secrets.token_hex(6)
-                    LOG.error(
-                        "internal error (incident %s)",
-                        incident,
-                        exc_info=exc,
-                        extra={"incident": incident},
-                    )
-                    error = InternalError(
-                        f"the server failed while handling the request (incident {incident})",
-                        incident=incident,
-                    )
-                    response = problems.response(error, request.url.path)
-                carrier["status"] = str(response.status_code)
-                if "traceparent" in carrier:
-                    response.headers["traceparent"] = carrier["traceparent"]
-                trace_id = tracing.current_trace_id()
+            trace_id = None
+            if tracing.enabled:
+                with tracing.request(request.method, route_path, request.headers) as carrier:
+                    response = await answered(request)
+                    carrier["status"] = str(response.status_code)
+                    if "traceparent" in carrier:
+                        response.headers["traceparent"] = carrier["traceparent"]
+                    trace_id = tracing.current_trace_id()
+            else:  # no span: not even a context manager's frames
+                response = await answered(request)
             metrics.observe_request(route_path, response.status_code)
             if ACCESS.isEnabledFor(logging.INFO):
-                ACCESS.info(
-                    "%s %s %d %.2f ms",
-                    method,
-                    request.url.path,
-                    response.status_code,
-                    (time.perf_counter() - start) * 1000,
-                    extra={
-                        "method": method,
-                        "route": route_path,
-                        "path": request.url.path,
-                        "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                        "job_id": request.path_params.get("job_id")
-                        or response.headers.get("x-qmk-job-id"),
-                        "tenant": response.headers.get("x-qmk-tenant"),
-                        "trace_id": trace_id,
-                    },
-                )
+                _access_line(request, route_path, response, start, trace_id)
             return response
 
         return endpoint
@@ -424,7 +426,7 @@ class Api:
         door = self.door
         call = self.relay or door.call
 
-        async def handler(request: Request) -> Response:
+        async def handler(request: Request) -> Answer:
             visitor = self.visitor(request)
             params: dict[str, Any] = {}
             tenant = None
@@ -650,7 +652,7 @@ class Api:
         load = await self.scrapers.load(self.calls(request), authorization)
         return Response(self.metrics.exposition(load), media_type=CONTENT_TYPE)
 
-    async def health(self, request: Request) -> Response:
+    async def health(self, request: Request) -> Answer:
         return _json({"status": "ok"})
 
     async def openapi_route(self, request: Request) -> Response:
@@ -757,6 +759,8 @@ class App:
         self.state = starlette.state
         self.exposure = exposure or Exposure()
         self.scrapers = Scrapers()
+        #: The verdicts on the Host headers seen (at most :data:`HOSTS_KEPT`).
+        self._hosts: dict[bytes | None, bool] = {}
         self._routes: dict[str, list[tuple[Route, bool]]] = {}
         for route in starlette.routes:
             if not isinstance(route, Route):
@@ -769,7 +773,12 @@ class App:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             host = next((v for k, v in scope.get("headers", ()) if k == b"host"), None)
-            if not self.exposure.allows(host) and scope["path"] not in ANY_HOST_PATHS:
+            allowed = self._hosts.get(host)
+            if allowed is None:
+                allowed = self.exposure.allows(host)
+                if len(self._hosts) < HOSTS_KEPT:
+                    self._hosts[host] = allowed
+            if not allowed and scope["path"] not in ANY_HOST_PATHS:
                 name = (host or b"").decode("latin-1")[:100]
                 error = InvalidRequest(
                     f"Host {name!r} is not a name this server answers (the loopback "
@@ -796,6 +805,15 @@ class App:
                     name: convert[name].convert(value) for name, value in found.groupdict().items()
                 }
                 response = await route.endpoint(Request(scope, receive, send))
+                if type(response) is JsonAnswer:  # head and body in one write, if it can
+                    write = scope.get(WRITE_ANSWER)
+                    fields = response.fields()
+                    if (
+                        write is not None
+                        and fields is not None
+                        and write(response.status_code, fields + SECURITY_FIELDS, response.body)
+                    ):
+                        return
                 await response(scope, receive, send)
                 return
         await self.starlette(scope, receive, send)
@@ -861,6 +879,35 @@ def create_app(
 
 def _route(api: Api, path: str, method: str, handler: Handler, other: OtherRoute | None) -> Route:
     return Route(path, api.wrap(path, handler), methods=[method], include_in_schema=False)
+
+
+def _access_line(
+    request: Request, route: str, response: Answer, start: float, trace_id: str | None
+) -> None:
+    """The access line of ``request`` (``qmk.http.access``), answered ``response``
+    ``start`` (``perf_counter``) ago."""
+    method, status = request.method, response.status_code
+    scope = request.scope
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")  # its URL's
+    took_ms = (time.perf_counter() - start) * 1000
+    ACCESS.info(
+        "%s %s %d %.2f ms",
+        method,
+        path,
+        status,
+        took_ms,
+        extra={
+            "method": method,
+            "route": route,
+            "path": path,
+            "status": status,
+            "duration_ms": round(took_ms, 3),
+            "job_id": scope.get("path_params", {}).get("job_id")
+            or response.headers.get("x-qmk-job-id"),
+            "tenant": response.headers.get("x-qmk-tenant"),
+            "trace_id": trace_id,
+        },
+    )
 
 
 def _result_headers(result: Any, locates: bool) -> dict[str, str]:

@@ -23,7 +23,7 @@ kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
   ``http_body_timeout_s``; then the connection is closed (its handler sees the client
   gone). Its size is the door's limit (:meth:`qmk.abi.door.Door.size_limit`).
 - **Idle**: a kept-alive connection is closed ``http_keep_alive_s`` after its last
-  response (uvicorn's ``timeout_keep_alive``).
+  response (uvicorn's ``timeout_keep_alive``, timed by the connection's one timer).
 - **The connection's guard** (:class:`~qmk.abi.door.Guard`, the one every wire's
   connections have). A connection must sign in at the door within ``auth_timeout_s``
   of being accepted: one of its requests shows a valid session or a good key. If not,
@@ -33,7 +33,9 @@ kernel config's ``[server]`` table (:class:`~qmk.abi.limits.ServerConfig`):
   are sent in chunks: :mod:`qmk.http.stream`.) When they stay above it for
   ``write_timeout_s``, the client does not read, and the connection is dropped.
 - **One write an answer**: a response that gives its length has its head written with
-  its body's first bytes (:class:`_HeldHead`).
+  its body's first bytes (:class:`_HeldHead`). A syscall's JSON answer is written whole
+  by the connection (the scope's :data:`~qmk.http.stream.WRITE_ANSWER`), its head made
+  once, not message by message.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from qmk.abi.door import Cut, Door, Guard, Refusal, Visitor, peer_of_address
 from qmk.abi.jsonrpc import encode
@@ -53,6 +59,7 @@ from qmk.abi.limits import ServerConfig
 from qmk.abi.server import REFUSED_LINGER_BYTES, REFUSED_LINGER_S
 from qmk.errors import UnavailableError
 from qmk.http import problems
+from qmk.http.stream import WRITE_ANSWER
 
 LOG = logging.getLogger("qmk.http.guard")
 
@@ -327,14 +334,25 @@ class _GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
 
     def on_response_complete(self) -> None:
+        """uvicorn's end of a response, its keep-alive wait a phase of the connection's
+        one timer (:meth:`_start_phase`), not a timer made and cancelled per response."""
         if self._writer is not None:
             self._writer.flush()
-        super().on_response_complete()
+        arriving = self._body_arriving  # before the keep-alive phase replaces the body's
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:  # the next pipelined request starts
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif not arriving:
+            self._start_phase(self.timeout_keep_alive, self.timeout_keep_alive_handler)
         if self._closed:
             return
         if self.guard is not None:
             self.guard.settled()  # past its deadline, unsigned, it closes now
-        if (self._close_after or self._body_arriving) and not self.transport.is_closing():
+        if (self._close_after or arriving) and not self.transport.is_closing():
             # answered before its body arrived (refused, say): the rest of the body
             # would only be parsed and dropped, so the connection closes instead, once
             # the client had the time to send the rest of a body it is writing and read
@@ -421,9 +439,48 @@ class _GuardedProtocol(HttpToolsProtocol):
 
         async def visiting(scope: Any, receive: Any, send: Any) -> None:
             scope["qmk.visitor"] = self.visitor
+            cycle = getattr(send, "__self__", None)  # uvicorn's send is its cycle's
+            if isinstance(cycle, RequestResponseCycle):
+                scope[WRITE_ANSWER] = self._writing(cycle)
             await app(scope, receive, self._announcing(send))
 
         return visiting
+
+    def _writing(self, cycle: RequestResponseCycle) -> Callable[[int, bytes, bytes], bool]:
+        """The one-write answer of ``cycle``'s request (:data:`~qmk.http.stream.WRITE_ANSWER`):
+        ``write(status, fields, body)`` writes the head (the status line, the server's
+        own headers, ``fields``) and the body in one send and ends the response as
+        uvicorn's ``send`` ends it. False, having written nothing, where the two ASGI
+        messages must go instead: a response under way, the client gone or not reading,
+        a ``HEAD``, a request whose body is still arriving (:meth:`_announcing`)."""
+
+        def write(status: int, fields: bytes, body: bytes) -> bool:
+            if (
+                cycle.response_started
+                or cycle.disconnected
+                or self._closed
+                or self.flow.write_paused
+                or self._body_arriving
+                or cycle.scope["method"] == "HEAD"
+            ):
+                return False
+            cycle.response_started = True
+            cycle.waiting_for_100_continue = False
+            keep_alive = cycle.keep_alive
+            head = [STATUS_LINE[status], _server_fields(self.server_state.default_headers), fields]
+            if not keep_alive:
+                head.append(b"connection: close\r\n")
+            head.append(b"\r\n")
+            head.append(body)
+            self.transport.write(b"".join(head))
+            cycle.response_complete = True
+            cycle.message_event.set()
+            if not keep_alive:
+                self.transport.close()
+            cycle.on_response()
+            return True
+
+        return write
 
     def _announcing(self, send: Any) -> Any:
         """``send``, a response begun before its request's body arrived saying
@@ -465,6 +522,18 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().resume_writing()
         if self.guard is not None:
             self.guard.resume_writing()
+
+
+_SERVER_FIELDS: list[Any] = [None, b""]
+
+
+def _server_fields(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """uvicorn's own headers (its ``date``) as header lines: made again only when uvicorn
+    makes a new list of them (once a second)."""
+    made = _SERVER_FIELDS
+    if made[0] is not headers:
+        made[:] = [headers, b"".join(name + b": " + value + b"\r\n" for name, value in headers)]
+    return bytes(made[1])
 
 
 __all__ = ["guarded_protocol", "refusal"]

@@ -62,15 +62,78 @@ class PartsResponse(Response):
                 self.release()
 
 
+class JsonAnswer:
+    """A JSON answer of one body: what a syscall's route answers but for a big result.
+
+    Its connection writes it whole, head and body in one write, where the server offers
+    that (:data:`WRITE_ANSWER`, :mod:`qmk.http.guard`); elsewhere it is sent as the two
+    ASGI messages of any response. It is lighter than a Starlette ``Response``: its
+    headers stay a dict of the few names it carries (lower case) until written.
+    """
+
+    __slots__ = ("body", "headers", "status_code")
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None):
+        self.body = body
+        self.status_code = status
+        self.headers: dict[str, str] = {} if headers is None else headers
+
+    def fields(self) -> bytes | None:
+        """Its header lines, ``name: value\\r\\n`` each, with its type and length; None
+        when a value cannot be written as it is (a control character, or not Latin-1):
+        then the ASGI server's own checks refuse it, as for any response."""
+        lines = [b"content-type: application/json\r\ncontent-length: %d\r\n" % len(self.body)]
+        for name, value in self.headers.items():
+            if not value.isprintable():
+                return None
+            try:
+                lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+            except UnicodeEncodeError:
+                return None
+        return b"".join(lines)
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(self.body)),
+            *(
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in self.headers.items()
+            ),
+        ]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+#: The scope's key of its connection's one-write answer, where the server offers one:
+#: ``write(status, fields, body) -> bool``, ``fields`` the header lines
+#: (:meth:`JsonAnswer.fields`); False when it cannot (the answer is then sent as ASGI
+#: messages).
+WRITE_ANSWER = "qmk.write_answer"
+
+
 def json_response(
-    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> Response:
-    """``data`` as JSON: one body, or a :class:`PartsResponse` when it is longer than a
-    chunk (a big result)."""
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> JsonAnswer | PartsResponse:
+    """``data`` as JSON: one body (:class:`JsonAnswer`), or a :class:`PartsResponse`
+    when it is longer than a chunk (a big result). JSON kept encoded
+    (``__json_bytes__``: a reply relayed as the kernel wrote it) is its own body."""
+    kept = getattr(type(data), "__json_bytes__", None)
+    if kept is not None:
+        body = kept(data)
+        if len(body) <= STREAM_CHUNK:
+            return JsonAnswer(bytes(body), status, headers)
+        return PartsResponse([body], status, headers, "application/json")
     parts = encode_parts(data)
     parts.pop()  # the line's newline
     if sum(map(len, parts)) <= STREAM_CHUNK:
-        return Response(b"".join(parts), status, headers=headers, media_type="application/json")
+        return JsonAnswer(b"".join(parts), status, headers)
     return PartsResponse(parts, status, headers, "application/json")
 
 
@@ -92,4 +155,4 @@ class EventStreamResponse(StreamingResponse):
             self.on_close()
 
 
-__all__ = ["EventStreamResponse", "PartsResponse", "json_response"]
+__all__ = ["WRITE_ANSWER", "EventStreamResponse", "JsonAnswer", "PartsResponse", "json_response"]
