@@ -54,10 +54,16 @@ are not comparable: the same tree's figure moves by half with the load.
 ``--profile`` runs the kernel process under cProfile, timed in the process's CPU seconds,
 and prints its top functions after the throughput runs, to show where the time goes. Results go to
 ``bench/results/service.json``.
+``--steps WARM JOBS OPENS`` counts, instead, the kernel's Python calls (cProfile's, a
+coroutine's each resumption) per job and per session open by function: ``WARM`` jobs at 8
+clients, then ``JOBS`` counted, then ``OPENS`` opens counted apart (the profile snapshotted
+between them). Fewer steps a job is the way down for a flat profile; the counts do not move
+with the load (results in ``bench/results/service-steps.json``).
 
     python bench/bench_service.py [--jobs 400] [--calls 3000] [--opens 300] [--workers 2]
                                   [--repeat 1] [--clients 1 4 8] [--profile] [--no-cache-hits]
                                   [--instructions 200 400] [--floor 3] [--against SRC]
+                                  [--steps 200 400 200]
 """
 
 from __future__ import annotations
@@ -104,9 +110,15 @@ CONFIG = kernel_config()
 #: kernel under cProfile timed in CPU seconds of the process (``python -m cProfile``
 #: counts wall time, where a shared machine's waits for a core look like slow calls).
 PROFILED = """
-import cProfile, sys, time
+import cProfile, signal, sys, time
 out = sys.argv.pop(1)
 profile = cProfile.Profile(time.process_time)
+taken = []
+def snapshot(*_):  # SIGUSR1: the counts so far, to OUT.N (N from 1), then on
+    taken.append(1)
+    profile.dump_stats(f"{out}.{len(taken)}")
+    profile.enable()
+signal.signal(signal.SIGUSR1, snapshot)
 from qmk.cli import main
 profile.enable()
 try:
@@ -467,6 +479,74 @@ def bench_instructions(
 COUNTED_OPENS = 200
 
 
+def bench_steps(
+    tmp: Path, workers: int, warm: int, jobs: int, opens: int, graph: dict[str, Any]
+) -> dict[str, Any]:
+    """The kernel's Python calls per job and per session open, by function (cProfile's
+    count: a coroutine counts once a resumption): ``warm`` jobs at 8 clients, a snapshot,
+    ``jobs`` more, a snapshot, ``opens`` opens, a snapshot; the differences divided."""
+    out = tmp / "kernel.prof"
+    proc = start_server(tmp, workers, out)
+
+    def snapshot(number: int) -> dict[str, int]:
+        proc.send_signal(signal.SIGUSR1)
+        path = Path(f"{out}.{number}")
+        deadline = time.monotonic() + 60
+        while not path.exists() or path.stat().st_size == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the kernel wrote no profile snapshot {path}")
+            time.sleep(0.05)
+        time.sleep(0.2)  # (written by then: a snapshot is one write)
+        stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+        return {_function(key): value[1] for key, value in stats.items()}
+
+    try:
+        bench_throughput(tmp / "bench.sock", 8, warm, graph, proc.pid, 1)
+        counts = [snapshot(1)]
+        run = bench_throughput(tmp / "bench.sock", 8, jobs, graph, proc.pid, 2)
+        counts.append(snapshot(2))
+        bench_session_open(tmp / "bench.sock", opens, warmup=0)
+        counts.append(snapshot(3))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+    def per(before: dict[str, int], after: dict[str, int], n: int) -> dict[str, float]:
+        steps = {name: (calls - before.get(name, 0)) / n for name, calls in after.items()}
+        return dict(sorted(((k, v) for k, v in steps.items() if v >= 0.5), key=lambda kv: -kv[1]))
+
+    job_steps, open_steps = per(counts[0], counts[1], jobs), per(counts[1], counts[2], opens)
+    return {
+        "warm_up_jobs": warm,
+        "jobs": jobs,
+        "completed": run["completed"],
+        "opens": opens,
+        "calls_per_job": sum(job_steps.values()),
+        "calls_per_open": sum(open_steps.values()),
+        "per_job": job_steps,
+        "per_open": open_steps,
+        "load_average": load_average(),
+    }
+
+
+def _function(key: tuple[str, int, str]) -> str:
+    """A profile's function as ``path:line(name)``, the path from ``qmk/`` on."""
+    path, line, name = key
+    path = path.split("/src/")[-1] if "/src/" in path else path.rsplit("/", 1)[-1]
+    return f"{path}:{line}({name})"
+
+
+def print_steps(steps: dict[str, Any], top: int = 40) -> None:
+    """The calls a job and an open, and the functions called most in each."""
+    for what in ("job", "open"):
+        print(
+            f"kernel Python calls per {what}: {steps[f'calls_per_{what}']:.0f} "
+            f"({steps[f'{what}s']} {what}s; load {steps['load_average']:.1f}); the most called:"
+        )
+        for name, calls in list(steps[f"per_{what}"].items())[:top]:
+            print(f"  {calls:7.2f}  {name}")
+
+
 def bench_against(
     tmp: Path, against: str, options: argparse.Namespace, graph: dict[str, Any]
 ) -> dict[str, Any]:
@@ -609,7 +689,24 @@ def main(argv: list[str] | None = None) -> int:
         help="only time session opens against the least servers of open_floor.py and "
         "qmk serve, in ROUNDS interleaved rounds (results in service-floor.json)",
     )
+    parser.add_argument(
+        "--steps",
+        nargs=3,
+        type=int,
+        metavar=("WARM", "JOBS", "OPENS"),
+        help="only count the kernel's Python calls per job and per session open by function "
+        "(cProfile; e.g. 200 400 200; results in service-steps.json)",
+    )
     options = parser.parse_args(argv)
+    if options.steps is not None:
+        graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
+        print(describe(machine(), f"{options.workers} workers, calls per job and per open"))
+        with tempfile.TemporaryDirectory(prefix="qmk-bench-") as tmp_name:
+            warm, counted, opened = options.steps
+            steps = bench_steps(Path(tmp_name), options.workers, warm, counted, opened, graph)
+        print_steps(steps)
+        write_json({**machine(), **steps}, RESULTS / "service-steps.json")
+        return 0
     if options.against is not None and options.instructions is None:
         graph = read_graph(str(ROOT / "examples" / "bell.qvm.asm")).to_json()
         against = f"{options.workers} workers, this tree against {options.against}"

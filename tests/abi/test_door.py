@@ -391,6 +391,41 @@ def test_a_signed_in_connection_idle_past_its_expiry_is_closed_coded_and_a_call_
     run_kernel(tmp_path, body, workers=1, config=make_config())
 
 
+class _CountingClock(ManualClock):
+    """A manual clock that counts the timers asked of it."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__(start=start)
+        self.timers = 0
+
+    def call_at(self, when: float, callback: Any) -> Any:
+        self.timers += 1
+        return super().call_at(when, callback)
+
+
+@pytest.mark.parametrize(("auth_timeout_s", "new_timers"), [(10.0, 0), (60.0, 1)])
+def test_a_sign_in_sets_no_timer_of_its_own_unless_its_deadline_comes_after_the_idle_expiry(
+    tmp_path: Path, auth_timeout_s: float, new_timers: int
+):
+    clock = _CountingClock(start=100.0)
+
+    async def body(kernel: Kernel) -> None:
+        door = door_of(kernel, clock, auth_timeout_s=auth_timeout_s, idle_timeout_s=30.0)
+        expired: list[str] = []
+        visitor, _ = connection(door, "pid 1", expired)
+        before = clock.timers
+        await door.call(visitor, "q_negotiate_caps", login("alice"))
+        assert clock.timers - before == new_timers
+        clock.advance(29.0)  # the deadline's timer (at 10 s) looked, and set the expiry's
+        await asyncio.sleep(0)
+        assert expired == []
+        clock.advance(1.0)
+        await asyncio.sleep(0)
+        assert expired == ["idle-timeout"]
+
+    run_kernel(tmp_path, body, workers=1, config=make_config())
+
+
 class _StoppedClockLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock stands at ``at`` (its coroutines here set no timer)."""
 

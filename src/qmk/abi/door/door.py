@@ -238,10 +238,6 @@ class Door:
 
     # ------------------------------------------------------------------ calls
 
-    def serves(self, method: str) -> bool:
-        """Whether the kernel has the syscall ``method``."""
-        return callable(getattr(self.kernel, method, None))
-
     def tenant(self, visitor: Visitor, session_id: str) -> str:
         """The tenant of ``session_id``, checked before any work of a call (and the
         visitor signed in by it).

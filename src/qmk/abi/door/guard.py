@@ -86,6 +86,7 @@ class Guard:
 
     __slots__ = (
         "_abort",
+        "_auth_due",
         "_busy",
         "_deadline_passed",
         "_expire",
@@ -120,6 +121,7 @@ class Guard:
         self._abort = abort
         self._busy = busy
         self._deadline_passed = False  # waiting for the request under way to be answered
+        self._auth_due = 0.0  # when the sign-in deadline's timer fires
         self._timers: dict[str, Cancellable] = {}
 
     # ------------------------------------------------------------------ the connection
@@ -135,7 +137,7 @@ class Guard:
             self._holding()
         self.visitor.connection = True
         if not self.visitor.signed_in:
-            self._at("auth", self.config.auth_timeout_s, self._deadline)
+            self._auth_due = self._at("auth", self.config.auth_timeout_s, self._deadline)
         self.visitor.on_sign_in(self._signed_in)
 
     def close(self) -> None:
@@ -155,9 +157,11 @@ class Guard:
         """The bytes one request of the connection may hold now."""
         return self.door.size_limit(self.visitor.signed_in)
 
-    def _at(self, name: str, seconds: float, then: Callable[[], None]) -> None:
+    def _at(self, name: str, seconds: float, then: Callable[[], None]) -> float:
         clock = self.door.clock
-        self._timers[name] = clock.call_at(clock.now() + seconds, then)
+        due = clock.now() + seconds
+        self._timers[name] = clock.call_at(due, then)
+        return due
 
     def _cancel(self, name: str) -> None:
         timer = self._timers.pop(name, None)
@@ -168,11 +172,12 @@ class Guard:
 
     def _deadline(self) -> None:
         self._timers.pop("auth", None)
-        if self.closed or self.visitor.signed_in:
+        if self.closed or self.visitor.signed_in:  # since a sign-in, it stood for the idle
+            self._idle()  # expiry (_signed_in); closed, that does nothing
             return
         if self._is_busy():  # a request under way may still sign it in
             self._deadline_passed = True
-            self._at("auth", RECHECK_S, self._deadline)
+            self._auth_due = self._at("auth", RECHECK_S, self._deadline)
             return
         self._expired(answered=False)
 
@@ -181,9 +186,8 @@ class Guard:
         deadline, the connection is expired once it has none under way."""
         if not self._deadline_passed or self.closed or self._is_busy():
             return
-        if self.visitor.signed_in:
+        if self.visitor.signed_in:  # its timer looks at the idle expiry instead
             self._deadline_passed = False
-            self._cancel("auth")
             return
         self._cancel("auth")
         self._expired(answered=True)
@@ -209,10 +213,16 @@ class Guard:
     # ------------------------------------------------------------------ idle expiry
 
     def _signed_in(self) -> None:
+        """The idle expiry starts (looked at by the sign-in deadline's timer, if first)."""
         if self.closed:
             return
-        self.visitor.idle_since = self.door.clock.now()
-        self._at("idle", self.config.idle_timeout_s, self._idle)
+        now = self.door.clock.now()
+        self.visitor.idle_since = now
+        limit = self.config.idle_timeout_s
+        if "auth" in self._timers and self._auth_due <= now + limit:
+            return
+        self._cancel("auth")
+        self._at("idle", limit, self._idle)
 
     def _idle(self) -> None:
         self._timers.pop("idle", None)
