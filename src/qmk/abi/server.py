@@ -813,8 +813,8 @@ class Server:
         self._connections: set[_Connection] = set()
         #: The connections closing with a lingering close (refused, or expired).
         self._lingering: set[_Connection] = set()
-        #: The transports made whose protocols are not told yet (``connection_made``).
-        self._adopting: dict[_Connection, asyncio.BaseTransport] = {}
+        #: The accepted sockets whose transports are being made.
+        self._adopting: set[asyncio.Task[None]] = set()
         self._turn_end: _TurnEnd | None = None  # made on the loop, by serve
         self._stopping = False
         self._socket_inode: int | None = None
@@ -904,9 +904,10 @@ class Server:
     async def _drain(self) -> None:
         """Stop reading every connection; give requests in flight and unsent replies
         ``drain_timeout_s``; then cut the connections that are left."""
-        adopting, self._adopting = self._adopting, {}
-        for made in adopting.values():  # closed before its protocol hears of it
-            made.close()
+        for adopting in self._adopting:
+            adopting.cancel()
+        if self._adopting:
+            await asyncio.wait(self._adopting)
         for lingering in list(self._lingering):
             lingering.transport.close()
         connections = list(self._connections)
@@ -925,23 +926,29 @@ class Server:
     # ----------------------------------------------------------------- accepting
 
     def _adopt_soon(self, conn: socket.socket) -> None:
-        """The acceptor's: make an accepted socket's transport now, its protocol a
-        :class:`_Connection` (the door admits or refuses it at ``connection_made``); not
-        in a task of ``connect_accepted_socket``, which only waits for that call."""
+        """The acceptor's: make an accepted socket's transport, with a :class:`_Connection`
+        as its protocol (which the door admits or refuses once it is made)."""
         if self._stopping or self._group is None:
             conn.close()
             return
         connection = _Connection(self, peer_of(conn))
-        make = connection.loop._make_socket_transport  # type: ignore[attr-defined]
+        task = connection.loop.create_task(self._adopt(conn, connection), name="qmk-rpc-adopt")
+        self._adopting.add(task)
+
+    async def _adopt(self, conn: socket.socket, connection: _Connection) -> None:
+        """Make the transport (its protocol serves it from then on); the task leaves the
+        server's set itself (a done callback would cost a callback more a connection)."""
+        loop = connection.loop
         try:
-            self._adopting[connection] = make(conn, connection)
+            await loop.connect_accepted_socket(lambda: connection, conn)
         except OSError:
             conn.close()
+        finally:
+            self._adopting.discard(asyncio.current_task(loop))
 
     def _made(self, connection: _Connection) -> None:
         """A connection's transport is made: the door admits it (it is served from now
         on) or refuses it (one coded line, then a lingering close)."""
-        self._adopting.pop(connection, None)
         if self._stopping or self._group is None:
             connection._reading = False
             connection._ended = True
