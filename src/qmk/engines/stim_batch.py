@@ -433,15 +433,19 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     site_offsets = _NO_SITES
     if len(at):
         # each row's flip text, in characters, then where the text of the rows up to
-        # each ends (in place: a million-row circuit's column): where the sites stand
+        # each ends (in place: a million-row circuit's column): where the sites stand.
+        # The last entry, 0, is the start, where an anchor of -1 reads it.
         ends = np.zeros(len(rows) + 1, dtype=np.int64)
-        ends[plain.rows + 1] = plain.sizes()
-        ends[objects.rows + 1] = objects.flip_sizes
-        np.cumsum(ends, out=ends)
-        site_offsets = ends[anchors + 1]  # (ends[0]: the start)
+        ends[plain.rows] = plain.sizes()
+        ends[objects.rows] = objects.flip_sizes
+        np.cumsum(ends[:-1], out=ends[:-1])
+        site_offsets = ends[anchors]
+        del ends  # (before the text is made: the peak of a million-row circuit's memory)
+    sited = len(at) > 0
+    del at, anchors
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
-    if len(at):  # the same text where no line differs (no channel the engine draws)
+    if sited:  # the same text where no line differs (no channel the engine draws)
         same = objects.flips == objects.lines
         flip_text = text if same else plain.text(objects.rows, objects.flips)
     return StimSampler(
