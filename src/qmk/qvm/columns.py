@@ -648,7 +648,9 @@ def _rows_ok(columns: Columns, start: int, stop: int, born: np.ndarray, dies: np
     if (gates & (low < 0)).any() or _OTHER_CAP[ops].any():
         return False  # an op the column form does not check: the graph path judges it
     held = qubits >= 0
-    used = held.sum(axis=1)
+    used = held[:, 0].astype(np.int8)  # (column by column: numpy's row sums are slow)
+    for column in range(1, held.shape[1]):
+        used += held[:, column]
     if (gates & ((used < low) | (used > _HIGH[ops]))).any():
         return False
     if (gates & ((~held[:, 0] & held[:, 1]) | (~held[:, 1] & held[:, 2]))).any():
