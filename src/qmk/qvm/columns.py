@@ -550,11 +550,12 @@ def verified(columns: Columns, *, limits: Limits | None = None) -> VerifiedProgr
         Epoch(index=k, nodes=tuple(range(a, b)), fence=fences[k] if k < len(fences) else None)
         for k, (a, b) in enumerate(zip(starts, stops, strict=True))
     )
-    codes, first, counts = np.unique(ops, return_index=True, return_counts=True)
-    order = np.argsort(first)
-    by_op = {
-        OP_NAMES[c]: n for c, n in zip(codes[order].tolist(), counts[order].tolist(), strict=True)
-    }
+    # each op's count, in the order first met: a count of each code and a search for
+    # each of the few codes present (not a sort of a million rows)
+    counts = np.bincount(ops, minlength=len(OP_NAMES))
+    codes = np.flatnonzero(counts).tolist()
+    codes.sort(key=lambda code: int(np.argmax(ops == code)))
+    by_op = {OP_NAMES[c]: int(counts[c]) for c in codes}
     return VerifiedProgram(
         graph=graph,
         preds=walked.field("preds"),
