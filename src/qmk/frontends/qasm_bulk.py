@@ -645,7 +645,7 @@ class _Reader:
         per_call = steps[which]
         if all(t.in_order for t in table):  # most files: a row a call, its qubits as called
             step = offsets[which]
-            qubits = calls.astype(self.qubit_type)  # (as rows keeps them: one copy)
+            qubits: np.ndarray = calls.astype(self.qubit_type)  # (as rows keeps them)
             self.rows(flat_ops[step], qubits, flat_theta[step], lines.astype(np.int32))
             return
         call = np.repeat(np.arange(n), per_call)
