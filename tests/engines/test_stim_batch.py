@@ -178,3 +178,33 @@ def test_error_sites_among_moments_flip_the_bits_they_flip_written_a_gate_a_line
     np.testing.assert_array_equal(grouped.flips(every), each.flips(every))
     assert grouped.flips(every).any()
     np.testing.assert_array_equal(grouped.sample_packed(300, SEED), each.sample_packed(300, SEED))
+
+
+def test_a_flip_walk_before_any_sample_joins_its_pieces_into_the_parsed_circuit() -> None:
+    """Where the flips are found first, the sampled circuit is the walk's pieces joined
+    (stim fusing the lines a cut split, as its parse of the whole text does): the same
+    circuit, flips and bits as a sampler that parsed its text first."""
+    rng = np.random.default_rng(SEED)
+    qubits, names = 6, ("h", "s", "x", "cx")
+    listed: list[Instruction] = []
+    for layer in range(40):
+        for q in rng.permutation(qubits).tolist()[:3]:
+            name = names[int(rng.integers(0, 4))]
+            targets = (q,) if name != "cx" else (q, (q + 1) % qubits)
+            listed.append(Instruction(kind=Kind.GATE, qubits=targets, gate=name))
+            listed.append(Instruction(kind=Kind.ERROR_SITE, qubits=(q,), probs=(0.01, 0.0, 0.02)))
+        if layer % 9 == 8:  # measurements in a row: one line each, fused by stim
+            listed += [Instruction(kind=Kind.MEASURE, qubits=(q,)) for q in range(qubits)]
+    circuit = BatchCircuit(num_qubits=qubits, instructions=tuple(listed))
+    walked, parsed = compile_batch(circuit), compile_batch(circuit)
+    assert walked is not None and parsed is not None
+    expected = stim.Circuit(parsed.flip_text)
+    assert parsed.circuit == expected  # (parsed first)
+    sites = np.arange(walked.num_sites)[::3]
+    assert walked._unparsed()  # the text, parsed by no one yet
+    flips = walked.flips(sites)  # (the walk first: it parses the pieces)
+    assert walked.parsed and walked.circuit == expected
+    assert len(set(walked.site_offsets[sites].tolist())) > 20  # cut into many pieces
+    np.testing.assert_array_equal(flips, parsed.flips(sites))
+    assert flips.any()
+    np.testing.assert_array_equal(walked.sample_packed(200, SEED), parsed.sample_packed(200, SEED))

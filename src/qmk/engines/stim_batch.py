@@ -76,9 +76,14 @@ _NO_SITES: np.ndarray = _read_only(np.zeros(0, dtype=np.int64))
 class StimSampler:
     """A compiled circuit (see the module docstring).
 
-    ``circuit`` is what :meth:`sample` samples: the batch circuit without its error
-    sites. ``flip_text`` is the stim text of the same circuit with every noise channel
-    the engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
+    ``source`` is what :meth:`sample` samples: the batch circuit without its error
+    sites, as a circuit or as its stim text, parsed at first use (:attr:`circuit`). Where
+    the flip walk comes first and walks that very text, it parses the text in its pieces
+    and joins them into the circuit: stim reads the text once. ``records`` counts the
+    record bits of a text's circuit (-1: read them off the circuit).
+
+    ``flip_text`` is the stim text of the same circuit with every noise channel the
+    engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
     0). Error site ``i`` strikes qubit ``site_qubits[i]`` after the first
     ``site_offsets[i]`` characters of that text, which end a line. Sites with the same
     qubit and offset flip alike. That is what :meth:`flips` propagates errors through.
@@ -92,7 +97,7 @@ class StimSampler:
     ``compile_sampler`` would otherwise find again (a tableau simulation) for every seed.
     """
 
-    circuit: stim.Circuit
+    source: stim.Circuit | str
     mode: str = "stim-batch"
     flip_text: str = ""
     #: (int64 arrays, read-only: a million-gate circuit has over a million sites, whose
@@ -104,6 +109,21 @@ class StimSampler:
         default_factory=list, compare=False, repr=False
     )
     reference: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
+    records: int = -1
+    parsed: list[stim.Circuit] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def circuit(self) -> stim.Circuit:
+        """The circuit :meth:`sample` samples (``source``, parsed once where it is text)."""
+        if isinstance(self.source, stim.Circuit):
+            return self.source
+        if not self.parsed:
+            self.parsed.append(stim.Circuit(self.source))
+        return self.parsed[0]
+
+    def _unparsed(self) -> bool:
+        """Whether ``source`` is text not parsed yet, which the flip walk walks as it is."""
+        return not self.parsed and self.source is self.flip_text and self.records >= 0
 
     @property
     def num_sites(self) -> int:
@@ -208,13 +228,14 @@ class StimSampler:
         [[3], [0]]
         """
         sites = np.asarray(sites, dtype=np.int64)
-        records = self.circuit.num_measurements
+        records = self.records if self._unparsed() else self.circuit.num_measurements
         width = (records + 7) // 8
         if not len(sites):
             return np.zeros((0, width), dtype=np.uint8)
         # One lane pair per distinct (offset, qubit): the walk's order, and its work.
-        n = max(self.circuit.num_qubits, 1)
-        keys = self.site_offsets[sites] * n + self.site_qubits[sites]
+        qubits_of = self.site_qubits[sites]
+        n = max(int(qubits_of.max()) + 1, 1)
+        keys = self.site_offsets[sites] * n + qubits_of
         distinct, inverse = np.unique(keys, return_inverse=True)
         at, qubits = (distinct // n).tolist(), (distinct % n).tolist()
         lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
@@ -229,21 +250,29 @@ class StimSampler:
     def _flips(self, at: list[int], qubits: list[int], records: int) -> np.ndarray:
         """Rows ``2k`` and ``2k + 1``: the flips of X and Z on ``qubits[k]`` after
         ``at[k]`` (increasing) characters of the flip text."""
+        # (the simulator grows to the qubits the walk meets)
         simulator = stim.FlipSimulator(
-            batch_size=2 * len(at),
-            disable_stabilizer_randomization=True,
-            num_qubits=self.circuit.num_qubits,
+            batch_size=2 * len(at), disable_stabilizer_randomization=True, num_qubits=0
         )
         text, done = self.flip_text, 0
+        whole = stim.Circuit() if self._unparsed() else None  # (the pieces joined)
         flip = simulator.set_pauli_flip
         for lane, (offset, qubit) in enumerate(zip(at, qubits, strict=True)):
             if offset > done:
-                simulator.do(stim.Circuit(text[done:offset]))
+                piece = stim.Circuit(text[done:offset])
+                simulator.do(piece)
+                if whole is not None:
+                    whole += piece  # (stim fuses lines across the cut as the parse does)
                 done = offset
             flip(1, qubit_index=qubit, instance_index=2 * lane)
             flip(3, qubit_index=qubit, instance_index=2 * lane + 1)
         if done < len(text):
-            simulator.do(stim.Circuit(text[done:]))
+            piece = stim.Circuit(text[done:])
+            simulator.do(piece)
+            if whole is not None:
+                whole += piece
+        if whole is not None:
+            self.parsed.append(whole)
         # Bit-packed along the lanes (stim's cheapest output), turned to one row per lane
         # by a bit transpose: stim's bools and a strided transpose cost far more.
         flipped = simulator.get_measurement_flips(bit_packed=True)[:records]
@@ -404,23 +433,28 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     site_offsets = _NO_SITES
     if len(at):
         # each row's flip text, in characters, then where the text of the rows up to
-        # each ends (in place: a million-row circuit's column): where the sites stand
+        # each ends (in place: a million-row circuit's column): where the sites stand.
+        # The last entry, 0, is the start, where an anchor of -1 reads it.
         ends = np.zeros(len(rows) + 1, dtype=np.int64)
-        ends[plain.rows + 1] = plain.sizes()
-        ends[objects.rows + 1] = objects.flip_sizes
-        np.cumsum(ends, out=ends)
-        site_offsets = ends[anchors + 1]  # (ends[0]: the start)
+        ends[plain.rows] = plain.sizes()
+        ends[objects.rows] = objects.flip_sizes
+        np.cumsum(ends[:-1], out=ends[:-1])
+        site_offsets = ends[anchors]
+        del ends  # (before the text is made: the peak of a million-row circuit's memory)
+    sited = len(at) > 0
+    del at, anchors
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
-    if len(at):  # the same text where no line differs (no channel the engine draws)
+    if sited:  # the same text where no line differs (no channel the engine draws)
         same = objects.flips == objects.lines
         flip_text = text if same else plain.text(objects.rows, objects.flips)
     return StimSampler(
-        circuit=stim.Circuit(text),
+        source=text,
         flip_text=flip_text,
         site_offsets=_read_only(site_offsets),
         site_qubits=_read_only(site_qubits),
         targets=plain.targets + objects.targets,
+        records=objects.records,
     )
 
 
@@ -463,6 +497,7 @@ class _Objects:
     sites: np.ndarray
     site_qubits: list[int]
     targets: int
+    records: int
 
 
 def _objects(rows: Instructions, num_qubits: int) -> _Objects | None:
@@ -525,4 +560,4 @@ def _objects(rows: Instructions, num_qubits: int) -> _Objects | None:
         flips.append(f"{flip}\n" if flip else "")
         count += records
     sizes = np.fromiter(map(len, flips), dtype=np.int64, count=len(flips))
-    return _Objects(at, lines, flips, sizes, sites, site_qubits, targets)
+    return _Objects(at, lines, flips, sizes, sites, site_qubits, targets, count)

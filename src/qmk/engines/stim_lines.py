@@ -436,8 +436,11 @@ class PlainLines:
         # moment (a line each, in circuit order) where moments would not pay. Only an
         # object row cuts a moment: an error site or an identity has no text, and a
         # site is placed after its qubit's last gate's moment (site_anchors).
-        objects = np.cumsum(rows.kinds == OBJECT, dtype=np.int64)[at]
-        moment = moments(rows.qubits, starts, arity, np.diff(objects, prepend=0) > 0)
+        # (the gate after each object row: a few rows, found without a running count)
+        after_object = np.zeros(len(at), dtype=bool)
+        cut = np.searchsorted(at, np.flatnonzero(rows.kinds == OBJECT))
+        after_object[cut[cut < len(at)]] = True
+        moment = moments(rows.qubits, starts, arity, after_object)
         codes = rows.codes[at]
         if moment is None:
             moment, order = np.arange(len(at), dtype=np.int32), np.arange(len(at))

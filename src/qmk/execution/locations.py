@@ -323,10 +323,9 @@ class LocationRows:
             (own_cycles, own, None),
             (np.array([w[2] for w in waits], np.float64), None, [w[3] for w in waits]),
         )
-        distinct_cycles = distinct(np.concatenate([few_distinct(c) for c, _, _ in kinds]))
+        distinct_cycles, cycle_codes = _cycle_codes([c for c, _, _ in kinds])
         codes = []
-        for cycles_of, at, pids in kinds:
-            code = np.searchsorted(distinct_cycles, cycles_of)
+        for (_, at, pids), code in zip(kinds, cycle_codes, strict=True):
             if at is None:
                 code += np.array(pids, np.int64) * len(distinct_cycles)
             elif slots.profile is not None:
@@ -347,6 +346,37 @@ class LocationRows:
         return _Laid(slots, names, table).rows(
             (idle, idle_channels), (own, own_channels), wait_channels, self.gadgets, waits
         )
+
+
+#: Whole cycles below this are coded by a table of every count (:func:`_cycle_codes`).
+_CYCLE_TABLE = 1 << 20
+
+
+def _cycle_codes(columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted distinct cycles of ``columns`` and each value's index among them.
+
+    A schedule's cycles are whole counts, mostly: a table of every count up to the
+    largest codes them in a few passes, where a sort or a search of a million values
+    costs many. Any other values are found by :func:`few_distinct` and a search.
+
+    >>> found, codes = _cycle_codes([np.array([3.0, 1.0, 3.0]), np.array([2.0])])
+    >>> found.tolist(), [c.tolist() for c in codes]
+    ([1.0, 2.0, 3.0], [[2, 0, 2], [1]])
+    """
+    with np.errstate(invalid="ignore"):  # (a value past int64 is not whole: checked)
+        whole = [c.astype(np.int64) for c in columns]
+    if all(
+        not len(c) or (int(w.min()) >= 0 and int(w.max()) < _CYCLE_TABLE and (w == c).all())
+        for c, w in zip(columns, whole, strict=True)
+    ):
+        top = max((int(w.max()) for w in whole if len(w)), default=-1)
+        present = np.zeros(top + 1, dtype=bool)
+        for w in whole:
+            present[w] = True
+        number = np.cumsum(present, dtype=np.int64) - 1
+        return np.flatnonzero(present).astype(np.float64), [number[w] for w in whole]
+    found = distinct(np.concatenate([few_distinct(c) for c in columns]))
+    return found, [np.searchsorted(found, c) for c in columns]
 
 
 class _Laid:

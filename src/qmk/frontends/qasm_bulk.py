@@ -193,6 +193,11 @@ def _run_start(b: np.ndarray, at: np.ndarray, kind: np.ndarray) -> np.ndarray:
 def _skip_blanks(b: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each position in ``at``: the first byte from it on that is no space, tab or
     line break, and how many line feeds lie before it."""
+    # (most files: a statement a line, each line break followed by the next statement)
+    if len(at) and at[-1] + 1 < len(b):
+        first = at + 1
+        if (b[at] == _NEWLINE).all() and not _BLANK[b[first]].any():
+            return first, np.ones(len(at), dtype=np.int64)
     end = at.copy()
     breaks = np.zeros(len(at), dtype=np.int64)
     active = np.ones(len(at), dtype=bool)
@@ -640,7 +645,7 @@ class _Reader:
         per_call = steps[which]
         if all(t.in_order for t in table):  # most files: a row a call, its qubits as called
             step = offsets[which]
-            qubits = calls.astype(np.int32)
+            qubits: np.ndarray = calls.astype(self.qubit_type)  # (as rows keeps them)
             self.rows(flat_ops[step], qubits, flat_theta[step], lines.astype(np.int32))
             return
         call = np.repeat(np.arange(n), per_call)
@@ -776,7 +781,12 @@ class _Reader:
     def rows(
         self, ops: np.ndarray, qubits: np.ndarray, theta: np.ndarray, lines: np.ndarray
     ) -> None:
-        columns: tuple[np.ndarray, ...] = (ops, qubits.astype(self.qubit_type), theta, lines)
+        columns: tuple[np.ndarray, ...] = (
+            ops,
+            qubits.astype(self.qubit_type, copy=False),
+            theta,
+            lines,
+        )
         for parts, column in zip(self.parts, columns, strict=True):
             parts.append(column)
 
