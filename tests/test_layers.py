@@ -166,6 +166,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.abi.protocol",
         "qmk.abi.replies",  # what its syscalls answer: the reply structs every wire encodes
         "qmk.abi.probe",  # what its observer (kernel/observe.py) gives the wires
+        "qmk.abi.probing",  # the probe's JSON, for q_kernel_load and q_audit (syscalls/feed.py)
         "qmk.abi.tally",  # the job counters it keeps for q_kernel_load (syscalls/feed.py)
         "qmk.assist",  # q_assist: the assistant, per tenant
         "qmk.abi.webhook",  # the POST of the billing outbox (kernel/storage/outbox.py)
