@@ -166,6 +166,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.abi.protocol",
         "qmk.abi.replies",  # what its syscalls answer: the reply structs every wire encodes
         "qmk.abi.probe",  # what its observer (kernel/observe.py) gives the wires
+        "qmk.abi.probing",  # the probe's JSON, for q_kernel_load and q_audit (syscalls/feed.py)
         "qmk.abi.tally",  # the job counters it keeps for q_kernel_load (syscalls/feed.py)
         "qmk.assist",  # q_assist: the assistant, per tenant
         "qmk.abi.webhook",  # the POST of the billing outbox (kernel/storage/outbox.py)
@@ -393,6 +394,7 @@ MACHINE_MAY_IMPORT = (
     "qmk.kernel.machine",
     "qmk.kernel.errors",
     "qmk.kernel.config",
+    "qmk.kernel.machine_physics",  # the config's machine checked as the planner derives it
     "qmk.execution",  # the targets, whose footprints are what the machine places
     "qmk.ft",
     "qmk.estimate",
@@ -491,6 +493,10 @@ KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "who may do what and what proves it: keys, sessions, delegations, seals, attestation",
         ("qmk.kernel.security",),
     ),
+    (
+        "a configured machine's physics as the QEC layer checks them (where it loads)",
+        ("qmk.kernel.machine_physics",),
+    ),
     ("the kernel's config (kernel.toml)", ("qmk.kernel.config",)),
     (
         "the machine scheduler; what the kernel keeps: store, audit, commit, data directory, "
@@ -531,8 +537,15 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.kernel.records": ("qmk.kernel.errors",),
     "qmk.kernel.security": (*KERNEL_LEAVES, "qmk.kernel.records"),
     # the config reads usage's units and checks a key's hash (the machine reads it)
-    "qmk.kernel.config": (*KERNEL_LEAVES, "qmk.kernel.records", "qmk.kernel.security"),
-    "qmk.kernel.machine": ("qmk.kernel.errors", "qmk.kernel.config"),
+    "qmk.kernel.machine_physics": ("qmk.kernel.errors",),
+    # ... and checks its machine's physics where the QEC layer loads (machine_physics)
+    "qmk.kernel.config": (
+        *KERNEL_LEAVES,
+        "qmk.kernel.records",
+        "qmk.kernel.security",
+        "qmk.kernel.machine_physics",
+    ),
+    "qmk.kernel.machine": ("qmk.kernel.errors", "qmk.kernel.config", "qmk.kernel.machine_physics"),
     "qmk.kernel.storage": (
         *KERNEL_LEAVES,
         "qmk.kernel.records",

@@ -294,7 +294,7 @@ async def login(kernel: Kernel, tenant: str, caps: list[str] | None = None) -> s
 async def scrape(kernel: Kernel, session_id: str) -> str:
     """``/metrics`` as a server writes it: the kernel's load and job counters read with
     ``q_kernel_load`` in the session ``session_id`` (one holding ``CAP_OBSERVE``)."""
-    from qmk.abi.probe import snapshot_from_json
+    from qmk.abi.probing import snapshot_from_json
     from qmk.abi.tally import JobTally
     from qmk.http.metrics import Metrics
 

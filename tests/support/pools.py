@@ -55,8 +55,9 @@ from typing import Any
 from qmk.kernel.pools.attempt import run_job
 from qmk.kernel.pools.control import WorkerControl
 from qmk.kernel.pools.pool import WorkerHooks, WorkerPool
-from qmk.kernel.pools.wire import WorkerLine, frame
+from qmk.kernel.pools.wire import frame
 from qmk.kernel.pools.worker import TaskLink
+from qmk.kernel.pools.worker_line import WorkerLine
 from qmk.kernel.pools.workers import PoolFactory, kernel_pool
 
 #: A probe: called as ``probe(fn, args, kwargs)`` in place of each task.

@@ -2,7 +2,7 @@
 out to streams, and :class:`JobWatch` is one job's events as every wire streams them
 (the REST API's SSE, gRPC's ``WatchJob``, the JSON-RPC socket's ``q_watch``).
 
-:class:`EventHub` listens to a :class:`~qmk.abi.probe.KernelProbe` and hands every event
+:class:`EventHub` listens to a :class:`~qmk.abi.probing.KernelProbe` and hands every event
 to the streams that asked for it (a tenant's, or one job's), each through a bounded
 queue: a stream that does not keep up loses its oldest events and is told so (an
 ``event: lagged``), and the kernel never waits for a reader. It also keeps the last
@@ -28,7 +28,8 @@ from typing import Any
 
 from qmk import defaults
 from qmk.abi.door import StreamCaps
-from qmk.abi.probe import Cursor, KernelEvent, KernelProbe, last_records
+from qmk.abi.probe import Cursor, KernelEvent
+from qmk.abi.probing import KernelProbe, last_records
 from qmk.abi.replies import Job
 
 #: Recent events kept for the audit route.

@@ -1,8 +1,9 @@
-"""What the HTTP layer reads of a kernel beyond its syscalls: live events and a snapshot.
+"""What a kernel tells its observers beyond its syscalls: live events and a snapshot.
 
-The kernel provides it (:class:`qmk.kernel.observe.KernelObserver`); this module holds
-the contract and its plain values, so the wire layer never imports the kernel (as the
-kernel implements :mod:`qmk.abi.protocol`, it implements :class:`KernelProbe`).
+The kernel makes these values (:class:`qmk.kernel.observe.KernelObserver`) for every
+audit line and every scrape; the wires read them through the contract of
+:mod:`qmk.abi.probing` (:class:`~qmk.abi.probing.KernelProbe`, the snapshot's JSON),
+which the kernel process never loads for a plain job. Neither module imports the kernel.
 
 Events are the kernel's audit records as they are written (every job transition,
 capability decision, channel change, checkpoint and attestation is one), with what the
@@ -19,12 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, TypeVar
-
-T = TypeVar("T")
+from typing import Any, NamedTuple, Protocol
 
 
 def hashed_tenants(key: bytes) -> Callable[[str], str]:
@@ -179,25 +177,6 @@ class KernelEvent:
         }
 
 
-def last_records(
-    recent: deque[KernelEvent],
-    tenant: str,
-    job_id: str | None,
-    limit: int,
-) -> list[dict[str, Any]]:
-    """The records of ``tenant``'s last ``limit`` events among ``recent`` (``job_id``'s
-    only), oldest first: ``q_audit``'s answer, wherever the kept events are."""
-    found: list[dict[str, Any]] = []
-    for event in reversed(recent):
-        if event.tenant != tenant or (job_id is not None and event.job_id != job_id):
-            continue
-        found.append(dict(event.record))
-        if len(found) >= limit:
-            break
-    found.reverse()
-    return found
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MachineFacts:
     """The shared machine's figures at one moment (``q_machine_status`` less its
@@ -291,61 +270,6 @@ class KernelSnapshot:
     server_restarts: Mapping[str, int] = field(default_factory=dict)
 
 
-def snapshot_json(snap: KernelSnapshot, label: Callable[[str], str]) -> dict[str, Any]:
-    """``snap`` as plain JSON (``q_kernel_load``), each tenant shown as ``label`` gives
-    it: ``jobs`` as ``[[state, tenant, count], ...]``, the machine's facts as an object.
-
-    >>> snap = KernelSnapshot(jobs={("QUEUED", "alice"): 2}, queued={"alice": 2}, workers=2,
-    ...     busy_workers=0, audit_seq=9, physical_qubits_total=10, physical_qubits_in_use=0,
-    ...     epoch=1, started_at=0.0)
-    >>> data = snapshot_json(snap, str.upper)
-    >>> data["jobs"], data["queued"]
-    ([['QUEUED', 'ALICE', 2]], {'ALICE': 2})
-    >>> snapshot_from_json(snapshot_json(snap, str)) == snap
-    True
-    """
-    by_tenant = ("queued", "result_storage_bytes", "result_storage_limit_bytes")
-    data: dict[str, Any] = {}
-    for name in KernelSnapshot.__dataclass_fields__:
-        value = getattr(snap, name)
-        if name == "jobs":
-            value = sorted(
-                [state, label(tenant), count] for (state, tenant), count in value.items()
-            )
-        elif name in by_tenant:
-            value = {label(tenant): count for tenant, count in sorted(value.items())}
-        elif name == "machine" and value is not None:
-            facts = {key: getattr(value, key) for key in MachineFacts.__dataclass_fields__}
-            facts["tenant_shares"] = {label(t): v for t, v in value.tenant_shares.items()}
-            facts["jobs"], facts["utilization"] = dict(value.jobs), dict(value.utilization)
-            value = facts
-        elif name == "server_restarts":
-            value = dict(sorted(value.items()))
-        data[name] = value
-    return data
-
-
-def snapshot_from_json(data: Mapping[str, Any]) -> KernelSnapshot:
-    """The snapshot of :func:`snapshot_json`'s JSON (its tenants as they were shown)."""
-    fields = {k: v for k, v in data.items() if k in KernelSnapshot.__dataclass_fields__}
-    fields["jobs"] = {(state, tenant): count for state, tenant, count in data["jobs"]}
-    if data.get("machine") is not None:
-        fields["machine"] = MachineFacts(**data["machine"])
-    return KernelSnapshot(**fields)
-
-
-def version() -> str:
-    """QMK's version, as the installed package's metadata has it (read from
-    ``qmk.__version__`` at install; this layer may not import ``qmk`` itself)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("quantum-microkernel")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 class WorkerTraces(Protocol):
     """What the kernel asks of a tracer for the spans inside its workers
     (:class:`qmk.http.tracing.Tracing`; the worker side is :mod:`qmk.execution.spans`)."""
@@ -359,67 +283,4 @@ class WorkerTraces(Protocol):
         self, job_id: str, traceparent: str, spans: Sequence[Mapping[str, Any]]
     ) -> None:
         """Export the spans a worker recorded under ``traceparent`` (its JSON records)."""
-        ...
-
-
-class KernelProbe(Protocol):
-    """What the HTTP layer reads of the kernel beside the syscalls."""
-
-    #: Every job state, in lifecycle order, and those that are final.
-    states: tuple[str, ...]
-    final_states: tuple[str, ...]
-    #: The artifacts a device job can stream (the keys of its policy's ``stream``).
-    stream_names: tuple[str, ...]
-
-    def listen(
-        self, callback: Callable[[KernelEvent], None], *, kept: bool = False
-    ) -> Callable[[], None]:
-        """Call ``callback`` with every event from now on; returns the call that stops it.
-        ``kept``: once the event's audit line is written and committed (a live stream's,
-        whose cursor must never name a line a crash takes back), else at once."""
-        ...
-
-    def snapshot(self) -> KernelSnapshot:
-        """The kernel's load now."""
-        ...
-
-    def audit_tail(self, limit: int) -> list[KernelEvent]:
-        """The last ``limit`` records of the audit log as written (oldest first)."""
-        ...
-
-    def trace_workers(self, traces: WorkerTraces | None) -> None:
-        """Carry trace context into the kernel's workers and their spans back to
-        ``traces`` (None: stop)."""
-        ...
-
-    @property
-    def max_graph_nodes(self) -> int:
-        """The most nodes a submitted graph may have (``kernel.max_graph_nodes``)."""
-        ...
-
-    def session_tenant(self, session_id: str) -> str:
-        """The tenant of a valid session, checked before any of a request's work (its
-        body is not yet read).
-
-        Raises:
-            SessionError, AuthError: the session is unknown, expired or revoked.
-        """
-        ...
-
-    async def lower(
-        self, tenant: str, work: Callable[[], T], *, what: str = "reading program text"
-    ) -> tuple[T, float]:
-        """``work()`` (reading and lowering a program, decoding a big request) off the
-        event loop: its answer and the CPU seconds it took, which the caller charges
-        (:meth:`charge`) once the request it feeds is answered (work that raises is
-        charged at once).
-
-        Raises:
-            QuotaError: the tenant's CPU budget is spent (``retry_after_s``), before the
-                work (the refusal names ``what``).
-        """
-        ...
-
-    def charge(self, tenant: str, seconds: float) -> None:
-        """Charge ``seconds`` of CPU to ``tenant``'s budget."""
         ...

@@ -381,7 +381,7 @@ class KernelLoad(Reply, frozen=True, kw_only=True):
 
     #: ``names`` or ``hashed``: how the tenants below are shown.
     tenants: str
-    #: The load now (:func:`qmk.abi.probe.snapshot_json`).
+    #: The load now (:func:`qmk.abi.probing.snapshot_json`).
     snapshot: dict[str, Any]
     #: The job counters since the kernel started counting (:class:`qmk.abi.tally.JobTally`).
     tally: dict[str, Any]

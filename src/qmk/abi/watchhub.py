@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from qmk.abi.door import Door, StreamCaps, Visitor
     from qmk.abi.events import Call, EventHub, JobWatch
-    from qmk.abi.probe import Cursor, KernelProbe
+    from qmk.abi.probe import Cursor
+    from qmk.abi.probing import KernelProbe
 
 
 def through(door: Door, visitor: Visitor) -> Call:

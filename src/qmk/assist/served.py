@@ -2,7 +2,7 @@
 kernel's assistant pool, never in the kernel's own process.
 
 The kernel (:mod:`qmk.kernel.admit.assist`) admits, rates and audits the question, then
-hands :func:`answer` to its assistant pool (:func:`~qmk.kernel.pools.workers.assistant_pool`).
+hands :func:`answer` to its assistant pool (:func:`~qmk.kernel.pools.networked.assistant_pool`).
 Here the model's loop runs, with its network calls. The tools' program work (reading,
 lowering, verifying, estimating) does not: the process that holds the network never
 reads a program. Each tool call goes to the kernel over the task's line

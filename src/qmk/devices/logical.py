@@ -59,7 +59,7 @@ class LogicalMachine:
         faults: the fault schedule.
 
     Its values are not checked as it is made: the kernel's are checked before
-    (:func:`qmk.kernel.config.check_machine`), in its planner process, and the QEC layer,
+    (:func:`qmk.kernel.machine_physics.check_machine`), in its planner process, and the QEC layer,
     which the kernel process does not hold, loads where a model is asked of the machine
     (:meth:`model`, its status). A value the QEC layer refuses raises there.
     """

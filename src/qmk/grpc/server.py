@@ -60,7 +60,8 @@ from qmk.abi.door.splice import FLUSH_GRACE_S, Splicer
 from qmk.abi.errors import CommandError, InternalError, InvalidParams, ServeError
 from qmk.abi.events import PROGRESS_S, EventHub, JobWatch
 from qmk.abi.methods import METHODS, JsonType, MethodSpec, bind_params
-from qmk.abi.probe import Cursor, KernelProbe
+from qmk.abi.probe import Cursor
+from qmk.abi.probing import KernelProbe
 from qmk.abi.proto import FORMAT_FIELD, GRAPH_PARAM, PROGRAM_FIELD, SERVICE_NAME, schema
 from qmk.abi.replies import Job
 from qmk.abi.tcp import bind_tcp, format_tcp

@@ -44,7 +44,8 @@ from qmk.abi.jsonrpc import (
     encode_parts,
 )
 from qmk.abi.methods import METHODS, JsonType, bind_params
-from qmk.abi.probe import Cursor, KernelProbe
+from qmk.abi.probe import Cursor
+from qmk.abi.probing import KernelProbe
 from qmk.abi.replies import Checkpoint
 from qmk.abi.server import chunks as in_chunks
 from qmk.abi.watchhub import through

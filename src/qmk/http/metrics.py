@@ -41,7 +41,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from qmk.abi.events import Call
-from qmk.abi.probe import KernelSnapshot, MachineFacts, snapshot_from_json
+from qmk.abi.probe import KernelSnapshot, MachineFacts
+from qmk.abi.probing import snapshot_from_json
 from qmk.abi.tally import COUNTERS, HISTOGRAMS, JobTally
 from qmk.errors import AuthError, SessionError
 

@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from qmk.abi.methods import ParamSpec
-from qmk.abi.probe import version
+from qmk.abi.probing import version
 from qmk.http.programs import PROGRAM_FORMATS
 from qmk.http.routes import OTHER_ROUTES, SYSCALL_ROUTES, SyscallRoute
 

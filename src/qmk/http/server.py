@@ -28,7 +28,7 @@ import qmk.aio as aio
 from qmk.abi.door import Acceptor, Door
 from qmk.abi.errors import CommandError, ServeError
 from qmk.abi.limits import ServerConfig
-from qmk.abi.probe import KernelProbe
+from qmk.abi.probing import KernelProbe
 from qmk.abi.server import serve_kernel
 from qmk.abi.tcp import check_tls_files, format_tcp
 from qmk.errors import QMKError

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from qmk.abi.errors import CommandError
-from qmk.abi.probe import KernelEvent, version
+from qmk.abi.probe import KernelEvent
+from qmk.abi.probing import version
 
 #: The exporters ``--trace`` takes (``jsonl`` and ``otlp`` with ``:`` and a path or URL).
 EXPORTERS = ("none", "console", "jsonl:PATH", "otlp", "otlp:URL")

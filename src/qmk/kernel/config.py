@@ -974,7 +974,8 @@ def _refuse_retired(data: Mapping[str, Any]) -> None:
 
 def config_from_dict(data: Mapping[str, Any], *, physics: bool = True) -> KernelConfig:
     """A :class:`KernelConfig` from parsed TOML data; with ``physics``, its machine's
-    physics checked too (:func:`check_machine`).
+    physics checked too (:func:`qmk.kernel.machine_physics.check_machine`: the QEC
+    layer loads then).
 
     Raises:
         ConfigError: a bad, missing or unknown key (the message names it).
@@ -1010,6 +1011,8 @@ def config_from_dict(data: Mapping[str, Any], *, physics: bool = True) -> Kernel
         **{**machine_fields, "calibration": _calibration(file.machine.calibration)}
     )
     if physics:
+        from qmk.kernel.machine_physics import check_machine
+
         check_machine(machine)
     settings = {name: getattr(file.kernel, name) for name in KernelTable.__struct_fields__}
     return KernelConfig(
@@ -1099,42 +1102,6 @@ def _calibration(path: str | None) -> Calibration | None:
         ) from None
 
 
-def check_machine(machine: MachineConfig) -> None:
-    """Check the machine's physics with the QEC layer: its noise model, and its profile,
-    qubit set and calibration together. The kernel process holds no QEC layer (issue 79):
-    it reads its config without this (``physics=False``) and its planner process checks
-    it as it derives the machine (:func:`qmk.kernel.machine.derive.planned_machine`).
-
-    Raises:
-        ConfigError: a noise model, profile, qubit set or calibration the QEC layer
-            refuses (the message names the key).
-    """
-    from qmk.qec.logical import logical_model
-    from qmk.qec.noise import parse_noise_model
-
-    try:
-        noise = None if machine.noise_model is None else parse_noise_model(machine.noise_model)
-    except QMKError as exc:
-        raise ConfigError(
-            f"machine.noise_model: {exc.message}", key="machine.noise_model"
-        ) from None
-    try:
-        model = logical_model(
-            machine.profile, machine.qubit, noise=noise, calibration=machine.calibration
-        )
-    except QMKError as exc:
-        raise ConfigError(
-            f"machine.profile/machine.qubit: {exc.message}", key="machine.profile"
-        ) from None
-    if machine.calibration is not None and model.calibration is None:
-        raise ConfigError(
-            f"machine.calibration is for {machine.calibration.family} on "
-            f"{machine.calibration.instruction_set} qubits; the machine's profile "
-            f"{machine.profile} on {machine.qubit} is not",
-            key="machine.calibration",
-        )
-
-
 def load_config(path: str | os.PathLike[str], *, physics: bool = True) -> KernelConfig:
     """Read a kernel configuration from a TOML file (``physics``: as
     :func:`config_from_dict` checks it).
@@ -1175,7 +1142,6 @@ __all__ = [
     "TenantConfig",
     "TenantQuota",
     "TenantTable",
-    "check_machine",
     "config_from_dict",
     "config_warnings",
     "json_schema",

@@ -1,4 +1,4 @@
-"""The kernel's side of :class:`qmk.abi.probe.KernelProbe`: its events and its load.
+"""The kernel's side of :class:`qmk.abi.probing.KernelProbe`: its events and its load.
 
 An observer with callbacks adds one listener to the audit log (:attr:`AuditLog.listeners`).
 It adds none while it has none, so no line's record is made plain data for it alone
@@ -85,7 +85,7 @@ def _tell(callbacks: list[Callable[[KernelEvent], None]], event: KernelEvent) ->
 
 
 class KernelObserver:
-    """A :class:`~qmk.abi.probe.KernelProbe` of one open kernel.
+    """A :class:`~qmk.abi.probing.KernelProbe` of one open kernel.
 
     Args:
         kernel: the kernel (open; :class:`qmk.kernel.service.Kernel`, which makes its one

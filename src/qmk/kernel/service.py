@@ -58,14 +58,7 @@ from qmk.kernel.config import KernelConfig, config_warnings
 from qmk.kernel.datafiles import CHECKPOINTS
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.observe import KernelObserver
-from qmk.kernel.pools.workers import (
-    PoolFactory,
-    assistant_pool,
-    kernel_pool,
-    linked,
-    planner_pool,
-    webhook_pool,
-)
+from qmk.kernel.pools.workers import PoolFactory, kernel_pool, linked, planner_pool
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.keys import KeyChecker
 from qmk.kernel.security.seals import derive
@@ -389,6 +382,7 @@ class Kernel:
             group.create_task(self.commits.run(), name="qmk-committer")
             billing = self.config.billing
             if billing.webhook_url is not None:
+                from qmk.kernel.pools.networked import webhook_pool
                 from qmk.kernel.storage.outbox import Outbox  # made where a webhook is set
 
                 ledger = self.supervisor.ledger
@@ -785,6 +779,7 @@ class Kernel:
         kernel nobody asks never holds it."""
         if self._assist is None:
             from qmk.kernel.admit.assist import AssistDesk
+            from qmk.kernel.pools.networked import assistant_pool
 
             start = functools.partial(assistant_pool, self.config, self.data_dir)
             answer = functools.partial(linked, "qmk.assist.served:answer")

@@ -15,13 +15,13 @@ from qmk.kernel.pools.wire import (
     TASK,
     Broken,
     PoolLine,
-    WorkerLine,
     frame,
     message,
     take_fd,
     task_frame,
     task_prefix,
 )
+from qmk.kernel.pools.worker_line import WorkerLine
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 
 from qmk.abi.events import EventHub, Stream
 from qmk.abi.jsonrpc import encode
-from qmk.abi.probe import KernelEvent, snapshot_from_json
+from qmk.abi.probe import KernelEvent
+from qmk.abi.probing import snapshot_from_json
 from qmk.abi.replies import KernelLoad
 from qmk.abi.tally import JobTally
 from qmk.errors import CapabilityError, InvalidArgument, NotFoundError

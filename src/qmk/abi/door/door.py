@@ -54,7 +54,7 @@ AUDITED: frozenset[str] = frozenset(
 class DoorProbe(Protocol):
     """What the door reads of the kernel beside its syscalls (the kernel's observer,
     :class:`qmk.kernel.observe.KernelObserver`, has it; so does every
-    :class:`qmk.abi.probe.KernelProbe`)."""
+    :class:`qmk.abi.probing.KernelProbe`)."""
 
     @property
     def max_graph_nodes(self) -> int:

@@ -10,7 +10,7 @@ At most ``[assist] max_concurrent`` questions are answered at once
 
 **The kernel admits the question; an assistant process answers it.** The model's loop
 (a network call that may take minutes) and its replies run in a worker of the kernel's
-assistant pool (:func:`~qmk.kernel.pools.workers.assistant_pool`: one worker per
+assistant pool (:func:`~qmk.kernel.pools.networked.assistant_pool`: one worker per
 question at once, confined as the job workers are but for the network, and capped at
 their memory), in :func:`qmk.assist.served.answer`. The kernel never loads
 :mod:`qmk.assist`; a process that dies, or runs past its memory or CPU cap, costs its
@@ -112,7 +112,7 @@ class AssistDesk:
         clock: the kernel's clock (the rate's buckets refill on it).
         cpu: the tenants' CPU budget (the tools' program work is charged to it).
         start: makes the assistant pool on the kernel's loop, at the first question
-            (:func:`~qmk.kernel.pools.workers.assistant_pool`).
+            (:func:`~qmk.kernel.pools.networked.assistant_pool`).
         answer: the task that answers a question there, given the question
             (:func:`qmk.assist.served.answer`, through
             :func:`~qmk.kernel.pools.workers.linked`).

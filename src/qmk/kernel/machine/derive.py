@@ -196,7 +196,7 @@ def planned_machine(
     planner process (:meth:`qmk.kernel.admit.planner.Planner.machine`). Its answer is
     ``{"machine": the spec's fields}`` (read back by :func:`machine_of`), or the refusal
     of the table as ``{"refused": {"code", "name", "message", "details"}}``. The table's
-    physics is checked here first (:func:`~qmk.kernel.config.check_machine`): the kernel
+    physics is checked here first (:func:`~qmk.kernel.machine_physics.check_machine`): the kernel
     process reads its config without the QEC layer.
 
     >>> from qmk.kernel.config import config_from_dict
@@ -207,7 +207,7 @@ def planned_machine(
     True
     """
     from qmk.errors import QMKError
-    from qmk.kernel.config import check_machine
+    from qmk.kernel.machine_physics import check_machine
 
     try:
         check_machine(table)

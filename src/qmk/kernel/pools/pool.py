@@ -115,8 +115,8 @@ from qmk.kernel.pools.wire import message as read_message
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext, SpawnContext
 
-    from qmk.kernel.pools.wire import WorkerLine
     from qmk.kernel.pools.worker import TaskLink
+    from qmk.kernel.pools.worker_line import WorkerLine
 
 #: The workers' reports are logged under the name they always had (log filters use it).
 _log = logging.getLogger("qmk.kernel.pools.workers")

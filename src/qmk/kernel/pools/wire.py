@@ -13,8 +13,8 @@ waits on a worker. A frame announced longer than the worker's memory cap is
 :class:`Broken` (the worker could not have made it honestly). What the pool reads is
 unpickled as plain data only (:func:`plain`: None, bool, int, float, complex, str,
 bytes, tuple, list, dict, set; no other global), so a worker cannot make the pool run
-code. The worker's end (:class:`WorkerLine`) blocks, as a worker waits for its next task
-anyway.
+code. The worker's end (:class:`~qmk.kernel.pools.worker_line.WorkerLine`, in the
+worker's own module) blocks, as a worker waits for its next task anyway.
 
 A worker's message of the form ``(number, word, bytes)`` (a task's reply of an encoded
 outcome, the most of what crosses) goes as those three, unpickled (:func:`message`): a
@@ -34,6 +34,7 @@ What the messages say (tasks, replies, notes, requests) is the pool's protocol
 (:mod:`qmk.kernel.pools.pool`); this module only carries them.
 
 >>> import socket
+>>> from qmk.kernel.pools.worker_line import WorkerLine  # the worker's end
 >>> ours, theirs = socket.socketpair()
 >>> pool_end, worker_end = PoolLine(take_fd(ours), max_frame=None), WorkerLine(take_fd(theirs))
 >>> pool_end.send(("task", 1, [2, 3]))  # the socket took it whole
@@ -60,20 +61,19 @@ import contextlib
 import io
 import os
 import pickle
-import select
 import struct
 from typing import Any, Protocol
 
 #: A frame's header: the length of its body.
 HEADER = struct.Struct("!Q")
-_CHUNK = 1 << 20  # bytes per read of a big message
+CHUNK = 1 << 20  # bytes per read of a big message
 #: Bytes of a first read. A read allocates its whole size first, and most tasks and
 #: replies are a few hundred bytes: a first read of 1 MiB would cost each of them more.
-_FIRST_READ = 1 << 16
+FIRST_READ = 1 << 16
 _READ_BUDGET = 8 << 20  # bytes one reader callback takes before it lets the loop go on
 #: A frame whose body is at most this long goes in one write with its header (a small
 #: task or reply wakes its reader once); a longer one in two, without a copy.
-_JOIN_BELOW = 1 << 16
+JOIN_BELOW = 1 << 16
 
 
 class Broken(Exception):
@@ -125,7 +125,7 @@ def message(body: bytes) -> Any:
         pickle.UnpicklingError: a pickle of more than plain data.
         ValueError: a raw frame cut short (its word longer than the frame).
 
-    >>> message(_raw(3, "ok", b"abc")), message(pickle.dumps((3, "ok", "abc")))
+    >>> message(raw_body(3, "ok", b"abc")), message(pickle.dumps((3, "ok", "abc")))
     ((3, 'ok', b'abc'), (3, 'ok', 'abc'))
     """
     if body[:1] != _RAW_MARK:
@@ -139,7 +139,7 @@ def message(body: bytes) -> Any:
     return number, body[_RAW_HEAD.size : start].decode("ascii"), body[start:]
 
 
-def _raw(number: int, word: str, data: bytes) -> bytes | None:
+def raw_body(number: int, word: str, data: bytes) -> bytes | None:
     """The body of a raw frame of ``(number, word, data)``; None where it holds no such
     frame (a number past 64 bits, a word not of ASCII or past 255 characters)."""
     if not 0 <= number < 1 << 64 or len(word) > 255 or not word.isascii():
@@ -150,19 +150,17 @@ def _raw(number: int, word: str, data: bytes) -> bytes | None:
 #: The first byte of a frame that holds a task whose one argument crosses as bytes
 #: (:func:`task_frame`).
 TASK = 2
-_TASK_MARK = bytes((TASK,))
+TASK_MARK = bytes((TASK,))
 #: A task frame's prefix (:func:`task_prefix`): :data:`TASK`, the lengths of the pickles
 #: of its function and of its argument's rebuilder (the pickles follow).
-_PREFIX = struct.Struct("!BII")
+TASK_PREFIX = struct.Struct("!BII")
 #: After the prefix: the task's number, how many parts its argument has.
-_TASK_HEAD = struct.Struct("!QB")
-#: A part's length (:data:`_NONE`: the part is None), then the part.
-_PART = struct.Struct("!Q")
-_NONE = (1 << 64) - 1
+TASK_HEAD = struct.Struct("!QB")
+#: A part's length (:data:`NO_PART`: the part is None), then the part.
+TASK_PART = struct.Struct("!Q")
+NO_PART = (1 << 64) - 1
 #: A task's number, its argument's one part and that part's length together.
 _ONE_PART = struct.Struct("!QBQ")
-#: The rebuilders a worker read, by their pickle (each read once).
-_REBUILDERS: dict[bytes, Any] = {}
 
 
 def task_prefix(function: bytes, rebuilder: bytes) -> bytes:
@@ -175,7 +173,7 @@ def task_prefix(function: bytes, rebuilder: bytes) -> bytes:
     """
     if len(function) >= 1 << 32 or len(rebuilder) >= 1 << 32:
         raise ValueError("no task frame holds a pickle past 4 GiB")
-    return _PREFIX.pack(TASK, len(function), len(rebuilder)) + function + rebuilder
+    return TASK_PREFIX.pack(TASK, len(function), len(rebuilder)) + function + rebuilder
 
 
 def task_frame(task_id: int, prefix: bytes, parts: tuple[bytes | None, ...]) -> bytes:
@@ -183,7 +181,7 @@ def task_frame(task_id: int, prefix: bytes, parts: tuple[bytes | None, ...]) -> 
     function of ``prefix`` (:func:`task_prefix`) with one argument, its rebuilder called
     with ``parts`` (bytes, or None), for :meth:`PoolLine.send_frame`. The worker reads it
     as the message ``(task_id, function's pickle, (argument,), {})``
-    (:meth:`WorkerLine.recv`).
+    (:meth:`~qmk.kernel.pools.worker_line.WorkerLine.recv`).
 
     Raises:
         ValueError: more than 255 parts.
@@ -194,43 +192,18 @@ def task_frame(task_id: int, prefix: bytes, parts: tuple[bytes | None, ...]) -> 
     """
     part = parts[0] if len(parts) == 1 else None
     if part is not None:  # the usual, one part: no list, one join
-        size = len(prefix) + _TASK_HEAD.size + _PART.size + len(part)
+        size = len(prefix) + TASK_HEAD.size + TASK_PART.size + len(part)
         return b"".join((HEADER.pack(size), prefix, _ONE_PART.pack(task_id, 1, len(part)), part))
     if len(parts) > 255:
         raise ValueError("no task frame holds an argument of more than 255 parts")
-    pieces = [b"", prefix, _TASK_HEAD.pack(task_id, len(parts))]
+    pieces = [b"", prefix, TASK_HEAD.pack(task_id, len(parts))]
     for part in parts:
         if part is None:
-            pieces.append(_PART.pack(_NONE))
+            pieces.append(TASK_PART.pack(NO_PART))
         else:
-            pieces += (_PART.pack(len(part)), part)
+            pieces += (TASK_PART.pack(len(part)), part)
     pieces[0] = HEADER.pack(sum(map(len, pieces)))
     return b"".join(pieces)
-
-
-def _task(body: bytes) -> tuple[int, bytes, tuple[Any], dict[str, Any]]:
-    """The message of a task frame's ``body`` (:func:`task_frame`), its argument rebuilt."""
-    _, fn_size, rebuild_size = _PREFIX.unpack_from(body)
-    at = _PREFIX.size
-    function = body[at : at + fn_size]
-    at += fn_size
-    rebuilder_pickle = body[at : at + rebuild_size]
-    at += rebuild_size
-    task_id, count = _TASK_HEAD.unpack_from(body, at)
-    at += _TASK_HEAD.size
-    parts: list[bytes | None] = []
-    for _ in range(count):
-        (size,) = _PART.unpack_from(body, at)
-        at += _PART.size
-        if size == _NONE:
-            parts.append(None)
-        else:
-            parts.append(body[at : at + size])
-            at += size
-    rebuilder = _REBUILDERS.get(rebuilder_pickle)
-    if rebuilder is None:
-        rebuilder = _REBUILDERS[rebuilder_pickle] = pickle.loads(rebuilder_pickle)
-    return task_id, function, (rebuilder(*parts),), {}
 
 
 def frame(message: Any) -> tuple[bytes, bytes]:
@@ -292,7 +265,7 @@ class PoolLine:
         """
         eof = False
         got = 0
-        size = _FIRST_READ
+        size = FIRST_READ
         while got < budget:
             try:
                 chunk = os.read(self.fd, size)
@@ -314,7 +287,7 @@ class PoolLine:
             got += len(chunk)
             if len(chunk) < size:  # the socket held less: drained (a read more would
                 break  # fail; what comes later, its end included, wakes the reader again)
-            size = _CHUNK  # more waits, likely a big message: bigger reads
+            size = CHUNK  # more waits, likely a big message: bigger reads
         return self._frames(), eof
 
     def _frames(self) -> list[bytes]:
@@ -343,7 +316,7 @@ class PoolLine:
             is queued.
         """
         header, body = frame(message)
-        if len(body) <= _JOIN_BELOW:  # one write: the worker wakes once, reads it whole
+        if len(body) <= JOIN_BELOW:  # one write: the worker wakes once, reads it whole
             self._out.append(header + body)
         else:
             self._out += (header, body)
@@ -377,97 +350,11 @@ class PoolLine:
     def close(self) -> None:
         """Drop what waits and close the descriptors (again: nothing)."""
         self._out.clear()
-        _close(self.fd, self.out_fd)
+        close_line(self.fd, self.out_fd)
         self.fd = self.out_fd = -1
 
 
-class WorkerLine:
-    """The worker's end of its line: blocking, framed (the pool's framing).
-
-    Args:
-        fd: what it reads (a pipe's read end, or a socket), now the line's.
-        out_fd: what it writes (a pipe's write end), now the line's; None: ``fd``.
-    """
-
-    def __init__(self, fd: int, out_fd: int | None = None) -> None:
-        os.set_blocking(fd, True)
-        self.fd = fd
-        self.out_fd = fd if out_fd is None else out_fd
-        if out_fd is not None:
-            os.set_blocking(out_fd, True)
-        self._in = bytearray()
-
-    def fileno(self) -> int:
-        """The descriptor it reads (to wait on it with others)."""
-        return self.fd
-
-    def buffered(self) -> bool:
-        """Whether a whole message waits in this process already."""
-        if len(self._in) < HEADER.size:
-            return False
-        (size,) = HEADER.unpack_from(self._in, 0)
-        return len(self._in) - HEADER.size >= size
-
-    def poll(self) -> bool:
-        """Whether a message waits (or is on its way: then :meth:`recv` may wait)."""
-        return self.buffered() or bool(select.select([self.fd], [], [], 0)[0])
-
-    def recv(self) -> Any:
-        """The next message (waits for it). Raises EOFError when the pool is gone."""
-        while not self.buffered():
-            size = _FIRST_READ
-            if len(self._in) >= HEADER.size:  # as much of the frame as is missing
-                (body,) = HEADER.unpack_from(self._in, 0)
-                size = max(_FIRST_READ, min(_CHUNK, HEADER.size + body - len(self._in)))
-            try:
-                chunk = os.read(self.fd, size)
-            except OSError:
-                raise EOFError from None
-            if not chunk:
-                raise EOFError
-            self._in += chunk
-        (size,) = HEADER.unpack_from(self._in, 0)
-        body = bytes(self._in[HEADER.size : HEADER.size + size])
-        del self._in[: HEADER.size + size]
-        if body[:1] == _TASK_MARK:
-            return _task(body)
-        return pickle.loads(body)
-
-    def send(self, message: Any) -> None:
-        """Write ``message``'s frame (waits until the socket took it all).
-
-        Raises:
-            OSError: the pool's end is gone. MemoryError: no room for its pickle.
-        """
-        body = None
-        if type(message) is tuple and len(message) == 3:  # (number, word, bytes): raw
-            number, word, data = message
-            if type(number) is int and type(word) is str and type(data) is bytes:
-                body = _raw(number, word, data)
-        if body is None:
-            header, body = frame(message)
-        else:
-            header = HEADER.pack(len(body))
-        if len(body) <= _JOIN_BELOW:  # one write: the pool wakes once, reads it whole
-            self.write(header + body)
-        else:  # no copy of a big reply within the worker's memory cap
-            self.write(header)
-            self.write(body)
-
-    def write(self, data: bytes | memoryview) -> None:
-        """Write raw bytes (a frame, or a piece of one: :func:`frame`)."""
-        view = memoryview(data)
-        while view:
-            written = os.write(self.out_fd, view)
-            view = view[written:]
-
-    def close(self) -> None:
-        """Close the descriptors (again: nothing)."""
-        _close(self.fd, self.out_fd)
-        self.fd = self.out_fd = -1
-
-
-def _close(fd: int, out_fd: int) -> None:
+def close_line(fd: int, out_fd: int) -> None:
     """Close a line's descriptors (one, or a pipe each way), those not closed yet."""
     for each in {fd, out_fd}:
         if each >= 0:
@@ -476,15 +363,24 @@ def _close(fd: int, out_fd: int) -> None:
 
 
 __all__ = [
+    "CHUNK",
+    "FIRST_READ",
     "HEADER",
+    "JOIN_BELOW",
+    "NO_PART",
     "RAW",
     "TASK",
+    "TASK_HEAD",
+    "TASK_MARK",
+    "TASK_PART",
+    "TASK_PREFIX",
     "Broken",
     "PoolLine",
-    "WorkerLine",
+    "close_line",
     "frame",
     "message",
     "plain",
+    "raw_body",
     "take_fd",
     "task_frame",
     "task_prefix",

@@ -24,7 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from qmk.kernel.pools.wire import WorkerLine, take_fd
+from qmk.kernel.pools.wire import take_fd
+from qmk.kernel.pools.worker_line import WorkerLine
 
 if TYPE_CHECKING:
     from qmk.kernel.pools.confine import CpuBudget

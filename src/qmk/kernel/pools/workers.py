@@ -19,7 +19,6 @@ gates and probes in ``tests/support/pools.py``) gets the same wiring through
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import importlib
 import os
 import sys
@@ -187,50 +186,6 @@ def planner_pool(
     )
 
 
-def assistant_pool(
-    config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
-) -> WorkerPool:
-    """The pool of the kernel's assistant processes (:mod:`qmk.kernel.admit.assist`): one
-    worker per question answered at once (``[assist] max_concurrent``), driven by
-    ``loop``, confined as the kernel's workers are (:func:`kernel_isolation`) but for the
-    network, since the model is a network call, and capped at their memory. The model's
-    loop and its replies run there, out of the kernel's process; each tool call goes
-    over its line (:meth:`~qmk.kernel.pools.worker.TaskLink.ask`) to the kernel, which runs
-    it in the planner process (no network). Its processes are named
-    :data:`ASSISTANT_NAME`.
-    """
-    return _networked(config, data_dir, loop, config.assist.max_concurrent, ASSISTANT_NAME)
-
-
-def webhook_pool(
-    config: KernelConfig, data_dir: str | os.PathLike[str], loop: asyncio.AbstractEventLoop
-) -> WorkerPool:
-    """The pool of the billing webhook's processes (:class:`~qmk.kernel.storage.outbox.
-    Outbox`): ``[billing] webhook_concurrency`` workers, driven by ``loop``, confined as
-    the kernel's workers are but for the network (the receiver is a network call), and
-    capped at their memory. Each POSTs one record at a time; a receiver's answer is read
-    there, not in the kernel. Its processes are named :data:`WEBHOOK_NAME`."""
-    return _networked(config, data_dir, loop, config.billing.webhook_concurrency, WEBHOOK_NAME)
-
-
-def _networked(
-    config: KernelConfig,
-    data_dir: str | os.PathLike[str],
-    loop: asyncio.AbstractEventLoop,
-    size: int,
-    name: str,
-) -> WorkerPool:
-    """A pool of ``size`` workers named ``name``, confined as the kernel's workers are
-    but for the network, and capped at their memory."""
-    return WorkerPool(
-        size,
-        memory_mb=config.worker_memory_mb,
-        loop=loop,
-        isolation=dataclasses.replace(kernel_isolation(config, data_dir), network=False),
-        hooks=Named(name),
-    )
-
-
 def linked(target: str, /, *args: Any) -> Any:
     """Call ``target`` (``"module:function"``, imported here, in the worker) with the
     running task's line (:class:`~qmk.kernel.pools.worker.TaskLink`: its ``ask`` and
@@ -250,10 +205,8 @@ __all__ = [
     "WEBHOOK_NAME",
     "Named",
     "PoolFactory",
-    "assistant_pool",
     "kernel_isolation",
     "kernel_pool",
     "linked",
     "planner_pool",
-    "webhook_pool",
 ]

@@ -89,56 +89,20 @@ def parse_policy(
     """
     data = _policy_data(policy, default_timeout_s, default_priority)
     if data.get("calibration") is not None:
-        data["calibration"] = _calibration(data["calibration"])
+        from qmk.kernel.records.policy_physics import calibration_of  # where one is named
+
+        data["calibration"] = calibration_of(data["calibration"])
     parsed: Policy = convert(data, Policy, where="policy")
     if parsed.noise_model is not None:
-        _check_noise_model(parsed)
+        from qmk.kernel.records.policy_physics import check_noise_model
+
+        check_noise_model(parsed)
     if parsed.profile is not None and parsed.profile != "auto":
         try:
             parse_profile(parsed.profile)
         except ValueError as exc:  # a ProfileError
             raise InvalidArgument(f"policy.profile: {exc}", key="policy.profile") from None
     return parsed
-
-
-def _calibration(data: Any) -> Any:
-    """``policy.calibration`` read as ``qmk run --calibration`` reads its file (the
-    ``fit`` details of ``qmk qec calibrate --output`` ignored).
-
-    Raises:
-        InvalidArgument: not a calibration (the QEC layer's reason in the message).
-    """
-    from qmk.errors import QMKError
-    from qmk.qec.values import Calibration
-
-    try:
-        return Calibration.from_json(data)
-    except QMKError as exc:
-        raise InvalidArgument(
-            f"policy.calibration: {exc.message}", key="policy.calibration"
-        ) from None
-
-
-def _check_noise_model(policy: Policy) -> None:
-    """``policy.noise_model`` reads as ``qmk run --noise-model`` reads it, with noise on.
-
-    Raises:
-        InvalidArgument: it does not parse, or the policy turns noise off.
-    """
-    from qmk.errors import QMKError
-    from qmk.qec.noise import parse_noise_model
-
-    if not policy.noise:
-        raise InvalidArgument(
-            "policy.noise_model and policy.noise = false contradict each other: give one",
-            key="policy.noise_model",
-        )
-    try:
-        parse_noise_model(str(policy.noise_model))
-    except QMKError as exc:
-        raise InvalidArgument(
-            f"policy.noise_model: {exc.message}", key="policy.noise_model"
-        ) from None
 
 
 def target_options(

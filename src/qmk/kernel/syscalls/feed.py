@@ -35,9 +35,8 @@ from qmk.abi.probe import (
     KernelEvent,
     KernelSnapshot,
     hashed_tenants,
-    last_records,
-    snapshot_json,
 )
+from qmk.abi.probing import last_records, snapshot_json
 from qmk.abi.tally import JobTally
 from qmk.errors import CapabilityError, InvalidArgument
 from qmk.kernel.config import KernelConfig
