@@ -20,7 +20,8 @@ import qmk
 from qmk.execution.runs import run
 from qmk.frontends import decompose, read_program
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.stim import clifford_steps, from_stim
+from qmk.frontends.stim import from_stim
+from qmk.frontends.stim_fold import clifford_steps
 from qmk.frontends.text import sniff
 from support.cli import qmk as qmk_cli
 from support.frontends import assert_same_distribution, tvd

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import stim
 
+import qmk
 from qmk.execution.runs import run
 from qmk.frontends import read_program
 from qmk.frontends.errors import FrontendError
@@ -206,3 +207,14 @@ def test_noisy_record_bits_are_noisy_measure_rows_and_a_padding_bit_a_constant()
 def test_a_gate_controlled_by_a_sweep_bit_is_no_row_as_the_samplers_take_it_zero():
     graph = read_folded("CX sweep[0] 1\nH 0\nM 1\n")
     assert [row.op for row in graph.nodes[1:-1]] == ["APPLY_H", "MEASURE_Z"]
+
+
+def test_an_inverted_noisy_measure_and_reset_leaves_the_qubit_reset_as_stims_does():
+    # MR(p) !q: the result inverted, the qubit reset after; the flip back comes before the
+    # reset, so the next measurement reads 0 (it read 1 before). Every bit is determined
+    # (p is far below one flip in 200 shots), so stim's one outcome is the only key.
+    text = "MR(0.0001) !0\nM 0\nRX 1\nMRX(0.0001) !1\nMX 1\nRY 2\nMRY(0.0001) !2\nMY 2\n"
+    (theirs,) = {tuple(row) for row in stim.Circuit(text).compile_sampler(seed=SEED).sample(200)}
+    ours = qmk.run(text, shots=200, seed=SEED)
+    assert ours.target == "stim"
+    assert ours.counts == {"".join("1" if bit else "0" for bit in theirs): 200} == {"101010": 200}

@@ -1,7 +1,9 @@
-"""stim circuits as QVM programs, kept folded: the program the ``stim`` target runs.
+"""The one stim reader: stim circuits as QVM programs, kept folded.
 
 :func:`read_folded` writes a stim circuit as a QVM graph row for row, so that the
-verifier, the kernel's quotas and caps, and the stim target all read one program. A
+verifier, the kernel's quotas and caps, and the stim target all read one program; the
+targets that apply gates take the same program, its noise written in gates and unrolled
+(:func:`qmk.frontends.stim.from_stim`). A
 ``REPEAT n { ... }`` block is a REPEAT row (graph version 0.3), its body read once,
 however large ``n``; blocks nest. Nothing is unrolled, so stim's 10^7-round memory
 experiment is a few hundred rows.
@@ -49,25 +51,40 @@ from typing import Any
 
 import msgspec
 
+from qmk.errors import one_line
+from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS, guard_of
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.stim import (
-    FEEDBACK,
-    FLIP,
-    FROM_Z,
-    MEASURES,
-    NAMED,
-    PARITY,
-    RESETS,
-    TO_Z,
-    clifford_steps,
-    pauli_products,
-    read_circuit,
-)
 from qmk.gates import GATES
 from qmk.qvm.graph import CURRENT_VERSION, FOLDED_VERSION, REPEAT, Graph, Node, Resources
 from qmk.qvm.ops import NOISE_CHANNELS
 
+#: stim's gates that are QVM's (or the decomposition table's) own, by stim's name: the
+#: stim names of the op table's gate records, and ``CY``.
+NAMED = {
+    **{name: gate for gate in GATE_OPS for name in GATES[gate].names.of("stim")},
+    "CY": "cy",
+}
+#: The Pauli a measurement record controls, by stim's controlled-gate name.
+FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
+#: Measurements: their basis, and whether they reset the qubit after.
+MEASURES = {
+    "M": ("Z", False),
+    "MX": ("X", False),
+    "MY": ("Y", False),
+    "MR": ("Z", True),
+    "MRX": ("X", True),
+    "MRY": ("Y", True),
+}
+#: The measurement of each basis that does not reset (an inverted noisy ``MR``'s).
+_UNRESET = {"Z": "M", "X": "MX", "Y": "MY"}
+PARITY = {"MXX": "X", "MYY": "Y", "MZZ": "Z"}
+RESETS = {"R": "Z", "RX": "X", "RY": "Y"}
+#: The basis change that reads a Pauli in Z, and its undoing.
+TO_Z = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
+FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
+#: The Pauli that flips a measurement's result in each basis (anticommutes with it).
+FLIP = {"X": "z", "Y": "x", "Z": "x"}
 _MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
 _TWO_QUBIT_NOISE = frozenset({"DEPOLARIZE2", "PAULI_CHANNEL_2", "II_ERROR"})
 _ANNOTATIONS = frozenset({"TICK", "QUBIT_COORDS", "SHIFT_COORDS"})
@@ -96,6 +113,33 @@ def read_folded(circuit: Any, *, name: str = "stim", profile: str | None = None)
     """
     parsed = read_circuit(circuit, name=name)
     return _Reader(parsed, name=name, profile=profile).run()
+
+
+def read_circuit(circuit: Any, *, name: str = "stim") -> Any:
+    """A ``stim.Circuit`` from itself or its text, parsed by stim.
+
+    Raises:
+        FrontendError: text stim cannot parse (QL101, with stim's message), a value that
+            is neither (QL107).
+
+    >>> read_circuit("H 0\\nM 0").num_measurements
+    1
+    """
+    try:
+        import stim
+    except ImportError:  # pragma: no cover - stim is a dependency
+        raise FrontendError.of("missing-extra", "QMK needs stim: pip install stim") from None
+    if isinstance(circuit, str):
+        try:
+            return stim.Circuit(circuit)
+        except ValueError as exc:
+            raise FrontendError.of("syntax", f"{name}: {one_line(exc)}", source=name) from None
+    if not isinstance(circuit, stim.Circuit):
+        raise FrontendError.of(
+            "bad-value",
+            f"a stim circuit is a stim.Circuit or its text, not {type(circuit).__name__}",
+        )
+    return circuit
 
 
 class _Reader:
@@ -215,8 +259,11 @@ class _Reader:
         def flip() -> list[Node]:
             return [self.gate(FLIP[basis], [qubit])] if inverted else []
 
-        if noisy is not None:
+        if noisy is not None and not (inverted and reset):
             return [*flip(), self.noisy_row(qubit, noisy), *flip()]
+        if noisy is not None:  # flipped back before the reset, so the reset leaves |0>
+            row = self.noisy_row(qubit, (_UNRESET[basis], noisy[1]))
+            return [*flip(), row, *flip(), *self.reset(qubit, basis)]
         out = [*flip(), self.measured_row(qubit, basis), *flip()]
         if reset:
             out += self.reset(qubit, basis)
@@ -423,4 +470,59 @@ def product_ops(
     return out
 
 
-__all__ = ["parity_middle", "product_ops", "read_folded"]
+def pauli_products(targets: Sequence[Any], pauli: str | None) -> list[list[tuple[str, int, bool]]]:
+    """The Pauli products of an ``MPP`` (``X0*Z1 Y2``), or of ``MXX``/``MYY``/``MZZ``
+    (pairs of qubits in ``pauli``): ``(pauli, qubit, inverted)`` factors."""
+    products: list[list[tuple[str, int, bool]]] = []
+    joined = False
+    for target in targets:
+        if target.is_combiner:
+            joined = True
+            continue
+        if pauli is not None:
+            factor = (pauli, target.value, target.is_inverted_result_target)
+            if not products or len(products[-1]) == 2:
+                products.append([])
+            products[-1].append(factor)
+            continue
+        kind = "X" if target.is_x_target else "Y" if target.is_y_target else "Z"
+        factor = (kind, target.value, target.is_inverted_result_target)
+        if joined:
+            products[-1].append(factor)
+        else:
+            products.append([factor])
+        joined = False
+    return products
+
+
+@cache
+def clifford_steps(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Gate ``name`` as QVM gates on its local qubits, up to a global phase: a gate of
+    :data:`NAMED` through the decomposition table, any other through stim's own tableau
+    written in ``H S CX`` (``stim.Tableau.to_circuit("elimination")``)."""
+    import stim
+
+    if name in NAMED:
+        low = decompose.lower_gate(NAMED[name])
+        return tuple((gate, tuple(qs)) for gate, qs, _ in low.ops)
+    steps = stim.Tableau.from_named_gate(name).to_circuit("elimination")
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for step in steps:
+        qubits = [t.value for t in step.targets_copy()]
+        arity = 2 if step.name == "CX" else 1
+        for k in range(0, len(qubits), arity):
+            out.append((NAMED[step.name], tuple(qubits[k : k + arity])))
+    return tuple(out)
+
+
+__all__ = [
+    "FLIP",
+    "FROM_Z",
+    "MEASURES",
+    "clifford_steps",
+    "parity_middle",
+    "pauli_products",
+    "product_ops",
+    "read_circuit",
+    "read_folded",
+]
