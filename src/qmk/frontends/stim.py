@@ -41,13 +41,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+import msgspec
+
 from qmk.errors import warning
 from qmk.frontends import decompose
 from qmk.frontends.builder import gate_op
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim_fold import FLIP, FROM_Z, MEASURES, read_folded
 from qmk.qvm.fold import unroll, unrolled_size
-from qmk.qvm.graph import CURRENT_VERSION, Graph, Node, Resources
+from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 
 _MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
 #: One-qubit Pauli channels: (px, py, pz) from the instruction's arguments.
@@ -147,7 +149,8 @@ class _Dilation:
                 self.out.append(node)
         self.end_chain()
         metadata: dict[str, Any] = dict(self.graph.metadata or {})
-        record = [event for node in self.out for event in node.produces]
+        nodes = _record_named(self.out)
+        record = [event for node in nodes for event in node.produces]
         metadata["output"] = {"groups": [record], "separator": ""}
         if self.ignored:
             listed = ", ".join(f"{n} {k}" for k, n in sorted(self.ignored.items()))
@@ -160,7 +163,6 @@ class _Dilation:
                     "stim circuit) computes detectors and observables",
                 )
             ]
-        nodes = self.out
         if self.scratch:  # allocated after the circuit's qubits, freed at the end
             args: dict[str, Any] = {"n": len(self.scratch)}
             if self.profile is not None:
@@ -390,6 +392,26 @@ class _Dilation:
         """A gate of the decomposition table on ``qubits``, as QVM gates."""
         for name, local, args in decompose.lower_gate(gate, tuple(params)).ops:
             self.gate(name, [qubits[q] for q in local], args)
+
+
+def _record_named(nodes: Sequence[Node]) -> list[Node]:
+    """``nodes`` with their events named ``m0 m1 ...`` in record order (the unrolling
+    names a turn's ``m3@1``), guards following."""
+    names: dict[str, str] = {}
+    for node in nodes:
+        for event in node.produces:
+            names[event] = f"m{len(names)}"
+    out: list[Node] = []
+    for node in nodes:
+        if node.produces or node.guard is not None:
+            guard = node.guard
+            if guard is not None:
+                terms = tuple(GuardTerm(event=names[t.event], equals=t.equals) for t in guard.terms)
+                guard = Guard(terms=terms, conjunction=guard.conjunction)
+            produces = tuple(names[e] for e in node.produces)
+            node = msgspec.structs.replace(node, produces=produces, guard=guard)
+        out.append(node)
+    return out
 
 
 def _angle(p: float) -> float:
