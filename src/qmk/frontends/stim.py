@@ -45,13 +45,12 @@ import msgspec
 
 from qmk.errors import warning
 from qmk.frontends import decompose
-from qmk.frontends.builder import gate_op
+from qmk.frontends.builder import MEASURE_OPS, gate_op
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim_fold import FLIP, FROM_Z, MEASURES, read_folded
 from qmk.qvm.fold import unroll, unrolled_size
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
 
-_MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
 #: One-qubit Pauli channels: (px, py, pz) from the instruction's arguments.
 _CHANNELS = {
     "X_ERROR": lambda a: (a[0], 0.0, 0.0),
@@ -189,7 +188,7 @@ class _Dilation:
         self.out.append(Node(id=f"d{len(self.out)}", op=op, vqs=tuple(qubits), args=args))
 
     def measure(self, qubit: str, event: str, basis: str = "Z") -> None:
-        node = Node(id=f"d{len(self.out)}", op=_MEASURE_OP[basis], vqs=(qubit,), produces=(event,))
+        node = Node(id=f"d{len(self.out)}", op=MEASURE_OPS[basis], vqs=(qubit,), produces=(event,))
         self.out.append(node)
 
     def reset(self, qubit: str) -> None:

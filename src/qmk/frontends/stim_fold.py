@@ -53,7 +53,7 @@ import msgspec
 
 from qmk.errors import one_line
 from qmk.frontends import decompose
-from qmk.frontends.builder import GATE_OPS, guard_of
+from qmk.frontends.builder import GATE_OPS, MEASURE_OPS, guard_of
 from qmk.frontends.errors import FrontendError
 from qmk.gates import GATES
 from qmk.qvm.graph import CURRENT_VERSION, FOLDED_VERSION, REPEAT, Graph, Node, Resources
@@ -85,7 +85,6 @@ TO_Z = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
 FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
 #: The Pauli that flips a measurement's result in each basis (anticommutes with it).
 FLIP = {"X": "z", "Y": "x", "Z": "x"}
-_MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
 _TWO_QUBIT_NOISE = frozenset({"DEPOLARIZE2", "PAULI_CHANNEL_2", "II_ERROR"})
 _ANNOTATIONS = frozenset({"TICK", "QUBIT_COORDS", "SHIFT_COORDS"})
 
@@ -301,7 +300,7 @@ class _Reader:
 
     def measured_row(self, qubit: str, basis: str) -> Node:
         """The ``MEASURE_*`` row of one record bit."""
-        return self.node(_MEASURE_OP[basis], vqs=(qubit,), produces=(self.record_bit(),))
+        return self.node(MEASURE_OPS[basis], vqs=(qubit,), produces=(self.record_bit(),))
 
     def reset(self, qubit: str, basis: str) -> list[Node]:
         return [self.node("RESET", vqs=(qubit,)), *(self.gate(g, [qubit]) for g in FROM_Z[basis])]
