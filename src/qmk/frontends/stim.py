@@ -26,8 +26,8 @@ order, the first measurement leftmost.
   are not computed here, which the warning ``QL114 annotation-ignored`` says (the stim
   target computes them).
 
-Refused as the reader refuses (``QL101``, ``QL104``), and a circuit that unrolls past
-``max_nodes`` (``QL110``).
+Refused as the reader refuses (``QL101``, ``QL104``, ``QS1006``: its rows past
+``max_nodes``), and a circuit that unrolls past ``max_nodes`` (``QL110``).
 
 >>> graph = from_stim("H 0\\nCX 0 1\\nM 0 1\\n")
 >>> [n.op for n in graph.nodes]
@@ -50,6 +50,7 @@ from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim_fold import FLIP, FROM_Z, MEASURES, read_folded
 from qmk.qvm.fold import unroll, unrolled_size
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.limits import DEFAULT_MAX_NODES
 
 #: One-qubit Pauli channels: (px, py, pz) from the instruction's arguments.
 _CHANNELS = {
@@ -95,8 +96,10 @@ def from_stim(
     Raises:
         FrontendError: text stim cannot parse (QL101), an instruction QMK does not
             read (QL104), a circuit past ``max_nodes`` (QL110).
+        QuotaError: its rows past ``max_nodes`` (or the verifier's default) as read.
     """
-    folded = read_folded(circuit, name=name, profile=profile)
+    rows = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
+    folded = read_folded(circuit, name=name, profile=profile, max_rows=rows)
     if max_nodes is not None and unrolled_size(folded) > max_nodes:
         raise FrontendError.of(
             "loop-cap",
