@@ -14,13 +14,16 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import scipy.stats
 import stim
 
 import qmk
+from qmk.errors import QuotaError
 from qmk.execution.runs import run
 from qmk.frontends import decompose, read_program
 from qmk.frontends.errors import FrontendError
-from qmk.frontends.stim import clifford_steps, from_stim
+from qmk.frontends.stim import from_stim
+from qmk.frontends.stim_fold import clifford_steps
 from qmk.frontends.text import sniff
 from support.cli import qmk as qmk_cli
 from support.frontends import assert_same_distribution, tvd
@@ -48,6 +51,12 @@ CIRCUITS = {
         "XCZ 2 0\nYCY 1 2\nSWAPCX 0 1\nSQRT_ZZ_DAG 1 2\nM 0 1 2\nMX 0 1 2\n"
     ),
     "repeat": "REPEAT 3 {\n  H 0\n  CX 0 1\n  M 0\n  MR 1\n  DETECTOR rec[-1] rec[-2]\n}\n",
+    # gates reading a record bit of an earlier turn, or of before their block (the
+    # blocks written unrolled), noise and all
+    "feedback-across-turns": (
+        "H 0\nM 0\nREPEAT 2 {\n  M 0\n}\nCX rec[-3] 1\nX_ERROR(0.2) 1\nM(0.1) 1\n"
+        "REPEAT 3 {\n  DEPOLARIZE1(0.1) 2\n  CY rec[-1] 2\n  M 2\n}\n"
+    ),
     "one-qubit-noise": (
         "X_ERROR(0.2) 0\nM 0\nY_ERROR(0.3) 1\nM 1\nZ_ERROR(0.4) 2\nH 2\nM 2\n"
         "DEPOLARIZE1(0.3) 3\nM 3\nH 4\nPAULI_CHANNEL_1(0.1, 0.2, 0.3) 4\nMX 4\n"
@@ -180,6 +189,24 @@ def test_a_repeat_block_past_the_node_cap_is_refused_before_it_unrolls_all():
     with pytest.raises(FrontendError) as caught:
         from_stim("REPEAT 100000000 {\n  H 0\n}\n", max_nodes=1000)
     assert caught.value.code == "QL110"
+    # a block whose gates read an earlier turn, refused from its first turn's rows
+    with pytest.raises(QuotaError) as caught:
+        from_stim("M 0\nREPEAT 100000000 {\n  M 0\n  CX rec[-2] 1\n}\n", max_nodes=1000)
+    assert caught.value.code == "QS1006" and caught.value.details["needed"] == 2 + 2 * 10**8
+
+
+def test_gates_reading_earlier_turns_give_the_exact_record_on_the_logical_machine():
+    # turn k's CX reads turn k-1's measurement: q0 (1) is flipped to 0 in turn 1 and
+    # stays; q1 is flipped once, by m0
+    determined = "X 0\nM 0\nREPEAT 4 {\n  CX rec[-1] 0\n  M 0\n  CX rec[-2] 1\n}\nM 1\n"
+    assert qmk.run(determined, shots=50, seed=SEED, target="logical").counts == {"100001": 50}
+    # each turn copies the last turn's random bit onto q1, then draws a new one: the
+    # record is a a b b c c d, its 16 values equally likely
+    copied = "H 0\nM 0\nREPEAT 3 {\n  CX rec[-1] 1\n  MR 1\n  H 0\n  M 0\n}\n"
+    counts = qmk.run(copied, shots=1600, seed=SEED, target="logical").counts
+    assert all(k[0:2] in ("00", "11") and k[2:4] in ("00", "11") for k in counts)
+    assert all(k[4:6] in ("00", "11") for k in counts) and len(counts) == 16
+    assert scipy.stats.chisquare(list(counts.values())).pvalue > 1e-4
 
 
 def test_a_stim_file_is_read_by_its_extension_and_lowered_on_another_target(tmp_path):

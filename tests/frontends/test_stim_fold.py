@@ -15,12 +15,16 @@ import numpy as np
 import pytest
 import stim
 
+import qmk
+from qmk.errors import QuotaError
 from qmk.execution.runs import run
+from qmk.execution.stim_target import StimTarget
 from qmk.frontends import read_program
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim_fold import read_folded
 from qmk.qvm.fold import unroll
 from qmk.qvm.graph import REPEAT
+from qmk.qvm.limits import DEFAULT_MAX_NODES, Limits
 from qmk.qvm.verify import check
 from support.cli import qmk as qmk_cli
 
@@ -152,19 +156,85 @@ def test_noise_and_annotations_are_rows_with_stims_arguments():
     ]
 
 
-def test_a_record_bit_controls_a_pauli_in_its_own_turn_and_no_other():
+def test_a_record_bit_controls_a_pauli_in_its_own_turn_kept_folded():
     graph = read_folded("REPEAT 3 {\n  H 0\n  M 0\n  CX rec[-1] 1\n  R 0\n}\nM 1\n")
     body = graph.nodes[1].body
     assert [row.op for row in body] == ["APPLY_H", "MEASURE_Z", "APPLY_X", "RESET"]
     assert body[2].guard is not None and body[2].guard.terms[0].event == body[1].produces[0]
     assert check(graph, unroll=False).ok
-    for text in (
-        "M 0\nREPEAT 3 {\n  CX rec[-1] 1\n  M 0\n}\n",
-        "REPEAT 2 {\n  M 0\n}\nCZ rec[-1] 1\n",
-    ):
+
+
+#: Gates controlled by a record bit of an earlier turn, or of before their block: each
+#: block is written unrolled, the program the old unrolled reader made.
+REACHING_BACK = {
+    # turn k's CX reads turn k-1's measurement (turn 1: the one before the block)
+    "previous turn": "X 0\nM 0\nREPEAT 4 {\n  CX rec[-1] 0\n  M 0\n  CX rec[-2] 1\n}\nM 1\n",
+    # feedback: each turn copies the last turn's random bit, then draws a new one
+    "feedback": "H 0\nM 0\nREPEAT 3 {\n  CX rec[-1] 1\n  MR 1\n  H 0\n  M 0\n}\n",
+    # after a block, a gate reads into it
+    "after": "H 0\nREPEAT 2 {\n  M 0\n}\nCZ rec[-1] 1\nH 1\nCY rec[-2] 2\nM 1 2\n",
+    # the inner blocks reach back within the outer turn: the outer block stays folded
+    "nested": "M 0\nREPEAT 2 {\n  H 0\n  REPEAT 2 {\n    M 0\n    CX rec[-1] 1\n  }\n"
+    "  REPEAT 2 {\n    M 1\n    CX rec[-2] 0\n  }\n}\nM 0 1\n",
+}
+
+
+def test_a_block_reaching_an_earlier_turn_is_written_unrolled_and_verifies():
+    for label, text in REACHING_BACK.items():
+        graph = read_folded(text)
+        assert check(graph, unroll=False).ok, label
+        flat = unroll(graph, max_nodes=None)
+        assert len(flat.resources.events) == stim.Circuit(text).num_measurements, label
+        outer = [row for row in graph.nodes if row.op == REPEAT]
+        assert len(outer) == (label == "nested"), label
+    # turn k's guard is turn k-1's measurement: m0 m1 m2 m3 guard the turns' first CX
+    rows = read_folded(REACHING_BACK["previous turn"]).nodes
+    guards = [row.guard.terms[0].event for row in rows if row.guard and row.vqs == ("q0",)]
+    assert guards == ["m0", "m1", "m2", "m3"]
+    (outer,) = [row for row in read_folded(REACHING_BACK["nested"]).nodes if row.op == REPEAT]
+    assert [row.op for row in outer.body].count("MEASURE_Z") == 4  # inner blocks unrolled
+
+
+def test_cross_turn_feedback_on_the_stim_target_gives_stims_own_samples():
+    for label, text in REACHING_BACK.items():
+        sampled = stim.Circuit(text).compile_sampler(seed=SEED).sample(400)
+        theirs: dict[str, int] = {}
+        for row in sampled:
+            key = "".join("1" if bit else "0" for bit in row)
+            theirs[key] = theirs.get(key, 0) + 1
+        ours = qmk.run(text, shots=400, seed=SEED)
+        assert ours.target == "stim", label
+        assert ours.counts == theirs, label
+
+
+def test_a_huge_block_reaching_back_is_refused_before_it_is_unrolled():
+    # 10^9 turns of two rows: refused from the first turn's rows, nothing more read (a
+    # reader that unrolled first would not return here)
+    bomb = "M 0\nREPEAT 1000000000 {\n  M 0\n  CX rec[-2] 1\n}\n"
+    with pytest.raises(QuotaError) as caught:
+        read_folded(bomb)
+    assert caught.value.code == "QS1006"
+    assert caught.value.details == {
+        "limit": "max_graph_nodes",
+        "value": DEFAULT_MAX_NODES,
+        "needed": 2 + 2 * 10**9,  # ALLOC_LQ and M 0, then the turns' rows
+    }
+    # the cap is the caller's: the same block of 10 turns fits in 22 rows, not in 21
+    small = bomb.replace("1000000000", "10")
+    assert len(unroll(read_folded(small, max_rows=22), max_nodes=None).nodes) == 23
+    with pytest.raises(QuotaError):
+        read_folded(small, max_rows=21)
+    with pytest.raises(QuotaError) as caught:
+        StimTarget().read(bomb, limits=Limits(max_nodes=1000))
+    assert caught.value.details["value"] == 1000
+
+
+def test_a_gate_reading_before_the_record_is_refused_naming_it():
+    for text in ("CX rec[-1] 0\n", "M 0\nREPEAT 3 {\n  M 0\n  CX rec[-3] 1\n}\n"):
         with pytest.raises(FrontendError) as caught:
             read_folded(text)
-        assert caught.value.code == "QL104" and "rec[-1]" in str(caught.value)
+        assert caught.value.code == "QL104" and "before the record's start" in str(caught.value)
+        assert "CX rec[" in str(caught.value), text
 
 
 def test_what_has_no_qvm_form_yet_is_refused_naming_the_instruction():
@@ -206,3 +276,14 @@ def test_noisy_record_bits_are_noisy_measure_rows_and_a_padding_bit_a_constant()
 def test_a_gate_controlled_by_a_sweep_bit_is_no_row_as_the_samplers_take_it_zero():
     graph = read_folded("CX sweep[0] 1\nH 0\nM 1\n")
     assert [row.op for row in graph.nodes[1:-1]] == ["APPLY_H", "MEASURE_Z"]
+
+
+def test_an_inverted_noisy_measure_and_reset_leaves_the_qubit_reset_as_stims_does():
+    # MR(p) !q: the result inverted, the qubit reset after; the flip back comes before the
+    # reset, so the next measurement reads 0 (it read 1 before). Every bit is determined
+    # (p is far below one flip in 200 shots), so stim's one outcome is the only key.
+    text = "MR(0.0001) !0\nM 0\nRX 1\nMRX(0.0001) !1\nMX 1\nRY 2\nMRY(0.0001) !2\nMY 2\n"
+    (theirs,) = {tuple(row) for row in stim.Circuit(text).compile_sampler(seed=SEED).sample(200)}
+    ours = qmk.run(text, shots=200, seed=SEED)
+    assert ours.target == "stim"
+    assert ours.counts == {"".join("1" if bit else "0" for bit in theirs): 200} == {"101010": 200}

@@ -31,6 +31,7 @@ from qmk.engines import fusion, kernels
 from qmk.engines.gates import GATES, Gate
 from qmk.engines.sampling import CHUNK as _CHUNK
 from qmk.engines.sampling import draw_indices
+from qmk.engines.state_io import walsh
 from qmk.gates import matrices
 
 _X = GATES["x"].matrix()
@@ -92,16 +93,7 @@ def _walsh(angles: Sequence[float] | np.ndarray) -> tuple[float, list[tuple[int,
     """
     f = np.asarray(angles, dtype=np.float64)
     size = len(f)
-    spectrum = f.copy()
-    step = 1
-    while step < size:  # fast Walsh-Hadamard transform
-        for start in range(0, size, 2 * step):
-            lo = spectrum[start : start + step].copy()
-            hi = spectrum[start + step : start + 2 * step]
-            spectrum[start : start + step] = lo + hi
-            spectrum[start + step : start + 2 * step] = lo - hi
-        step *= 2
-    spectrum /= size
+    spectrum = walsh(f) / size
     const = float(spectrum.sum())
     terms = [(t, -2 * float(spectrum[t])) for t in range(1, size) if abs(spectrum[t]) > 1e-15]
     return const, terms

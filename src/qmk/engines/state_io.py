@@ -546,7 +546,7 @@ def _uniformly_controlled(
     size = 1 << m
     gray = [i ^ (i >> 1) for i in range(size)]
     # angles[j] = sum_i (-1)^popcount(j & gray[i]) thetas[i]: the Walsh-Hadamard transform
-    thetas = _walsh(np.asarray(angles, dtype=np.float64))[gray] / size
+    thetas = walsh(np.asarray(angles, dtype=np.float64))[gray] / size
     out: list[Instr] = []
     for i in range(size):
         if abs(thetas[i]) > _TINY_ANGLE:
@@ -556,8 +556,9 @@ def _uniformly_controlled(
     return out
 
 
-def _walsh(values: np.ndarray) -> np.ndarray:
-    """``out[g] = sum_j (-1)^popcount(j & g) values[j]``, in O(n log n)."""
+def walsh(values: np.ndarray) -> np.ndarray:
+    """``out[g] = sum_j (-1)^popcount(j & g) values[j]``: the fast Walsh-Hadamard
+    transform, in O(n log n)."""
     out = values.copy()
     h = 1
     while h < out.size:

@@ -74,7 +74,7 @@ from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
 from qmk.execution.microcode import BASES, Ops
-from qmk.execution.parts import Part, run_groups
+from qmk.execution.parts import Part, run_groups, shares_taken
 from qmk.execution.plan import Plan, build_plan, decoder_load, picked_runs
 from qmk.execution.request import (
     Precision,
@@ -1175,13 +1175,7 @@ def _run_stacked(
     bits = runner.run()
     if part is None:
         return bits, 0, runner.progress, None
-    mine = [every[g] for g in ids]
-    taken = (
-        np.sort(np.concatenate([members for _, members in mine]))
-        if mine
-        else np.zeros(0, dtype=np.int64)
-    )
-    injected = sum(len(pattern) * len(members) for pattern, members in mine)
+    taken, injected = shares_taken([every[g] for g in ids])
     return bits[taken], injected, runner.progress, taken
 
 

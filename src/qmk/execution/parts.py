@@ -212,13 +212,17 @@ def run_groups(
 
         resume_runner(runner, resume)
     bits = runner.run()
-    taken = (
-        np.sort(np.concatenate([members for _, members in mine]))
-        if mine
-        else np.zeros(0, dtype=np.int64)
-    )
-    injected = sum(len(pattern) * len(members) for pattern, members in mine)
+    taken, injected = shares_taken(mine)
     return bits[taken], taken, injected, runner.progress
+
+
+def shares_taken(mine: Sequence[tuple[Sequence[Any], np.ndarray]]) -> tuple[np.ndarray, int]:
+    """The shots of a part's groups ``mine`` (``(errors, shots)`` pairs) in ascending
+    order, and how many errors are injected into them."""
+    if not mine:
+        return np.zeros(0, dtype=np.int64), 0
+    taken = np.sort(np.concatenate([members for _, members in mine]))
+    return taken, sum(len(pattern) * len(members) for pattern, members in mine)
 
 
 _NOT_ONCE = "the parts do not hold every shot of one run once (a part missing, or twice)"
@@ -329,5 +333,6 @@ __all__ = [
     "merge_json",
     "merge_telemetry",
     "run_groups",
+    "shares_taken",
     "split",
 ]

@@ -157,8 +157,11 @@ class StimTarget:
         """
         import stim
 
-        from qmk.frontends.stim_fold import read_folded
+        from qmk.frontends.stim_fold import read_folded as read_all
+        from qmk.qvm.limits import Limits
 
+        # blocks the reader writes unrolled (their record bits reach back): within the rows
+        read_folded = functools.partial(read_all, max_rows=(limits or Limits()).max_nodes)
         if isinstance(source, StimProgram):
             return source
         if isinstance(source, stim.Circuit):

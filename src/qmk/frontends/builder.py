@@ -107,7 +107,10 @@ _ARITY = {spec.gate: spec.vqs.low for spec in OPS.values() if spec.kind is Exec.
 _ROTATIONS = frozenset(
     spec.gate for spec in OPS.values() if spec.kind is Exec.GATE and spec.gate and spec.args
 )
-_MEASURE_OPS = {spec.basis: name for name, spec in OPS.items() if spec.kind is Exec.MEASURE}
+#: Basis (``Z``, ``X``, ``Y``) -> its measurement op: the op table's measurement ops.
+MEASURE_OPS: Mapping[str, str] = MappingProxyType(
+    {spec.basis: name for name, spec in OPS.items() if spec.kind is Exec.MEASURE and spec.basis}
+)
 
 
 def gate_op(name: str, n_qubits: int, params: Sequence[float] = ()) -> tuple[str, float | None]:
@@ -285,7 +288,7 @@ class ProgramBuilder:
         """Measure ``qubit`` (it stays live) and return the new event's name."""
         event = f"m{len(self.events)}"
         self.events.append(event)
-        self._add(_MEASURE_OPS[basis], vqs=[qubit], produces=[event], guard=guard, where=where)
+        self._add(MEASURE_OPS[basis], vqs=[qubit], produces=[event], guard=guard, where=where)
         return event
 
     def reset(self, qubit: str, *, guard: Guard | None = None, where: str | None = None) -> None:

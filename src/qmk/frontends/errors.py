@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from qmk.errors import REGISTRY, ErrorCode, QMKError, Severity, register
+from qmk.errors import REGISTRY, ErrorCode, QMKError, QuotaError, Severity, register
 
 
 class FrontendError(QMKError):
@@ -30,6 +30,17 @@ class FrontendError(QMKError):
         """The error for ``name`` at ``source:line`` (``line`` None: the whole source)."""
         where = f"{source}:{line}: " if line is not None else f"{source}: "
         return cls.of(name, where + message, source=source, line=line, **details)
+
+
+def too_many_nodes(name: str, what: str, needed: int, limit: int) -> QuotaError:
+    """The refusal of a program past its node cap (``kernel.max_graph_nodes``)."""
+    return QuotaError(
+        f"{name}: {what}: at least {needed} nodes, past the {limit} a graph may have "
+        "(kernel.max_graph_nodes); nothing was built",
+        limit="max_graph_nodes",
+        value=limit,
+        needed=needed,
+    )
 
 
 register(

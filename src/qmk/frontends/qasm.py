@@ -51,12 +51,12 @@ from typing import Any
 
 from qmk.frontends import dialects, qasm_scan
 from qmk.frontends.builder import gate_emitter, guard_of
-from qmk.frontends.errors import FrontendError
+from qmk.frontends.errors import FrontendError, too_many_nodes
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_gates import Gates
 from qmk.frontends.qasm_library import QELIB1_GATES, STDGATES_GATES
 from qmk.frontends.qasm_runtime import KINDS, Operands, cond_text, zero_of
-from qmk.frontends.qasm_scope import Cond, describe, too_many_nodes
+from qmk.frontends.qasm_scope import Cond, describe
 from qmk.qvm import classical
 from qmk.qvm.fold import rows
 from qmk.qvm.graph import Graph, gc_paused

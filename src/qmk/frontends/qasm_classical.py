@@ -19,7 +19,7 @@ from typing import Any
 
 from qmk.frontends import conditions
 from qmk.frontends.builder import guard_of
-from qmk.frontends.errors import FrontendError
+from qmk.frontends.errors import FrontendError, too_many_nodes
 from qmk.frontends.folding import fold_pass
 from qmk.frontends.qasm_fold import foldable
 from qmk.frontends.qasm_runtime import (
@@ -40,7 +40,6 @@ from qmk.frontends.qasm_scope import (
     Scope,
     describe,
     subexpressions,
-    too_many_nodes,
 )
 from qmk.qvm import classical
 from qmk.qvm.classical import CType

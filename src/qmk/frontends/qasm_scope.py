@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qmk.errors import QuotaError
 from qmk.frontends import conditions, decompose, qasm_scan
 from qmk.frontends.builder import Emitted, ProgramBuilder
 from qmk.frontends.errors import FrontendError
@@ -54,17 +53,6 @@ MATH_FUNCTIONS = functions(
 #: The gates an OpenQASM version builds in, by version.
 BUILTINS = {2: frozenset({"U", "CX"}), 3: frozenset({"U", "gphase"})}
 Cond = conditions.Cond
-
-
-def too_many_nodes(name: str, what: str, needed: int, limit: int) -> QuotaError:
-    """The refusal of a program past its node cap (``kernel.max_graph_nodes``)."""
-    return QuotaError(
-        f"{name}: {what}: at least {needed} nodes, past the {limit} a graph may have "
-        "(kernel.max_graph_nodes); nothing was built",
-        limit="max_graph_nodes",
-        value=limit,
-        needed=needed,
-    )
 
 
 def subexpressions(expr: Any, *, indices: bool) -> Iterator[Any]:

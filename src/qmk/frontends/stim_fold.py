@@ -1,7 +1,9 @@
-"""stim circuits as QVM programs, kept folded: the program the ``stim`` target runs.
+"""The one stim reader: stim circuits as QVM programs, kept folded.
 
 :func:`read_folded` writes a stim circuit as a QVM graph row for row, so that the
-verifier, the kernel's quotas and caps, and the stim target all read one program. A
+verifier, the kernel's quotas and caps, and the stim target all read one program; the
+targets that apply gates take the same program, its noise written in gates and unrolled
+(:func:`qmk.frontends.stim.from_stim`). A
 ``REPEAT n { ... }`` block is a REPEAT row (graph version 0.3), its body read once,
 however large ``n``; blocks nest. Nothing is unrolled, so stim's 10^7-round memory
 experiment is a few hundred rows.
@@ -13,7 +15,11 @@ experiment is a few hundred rows.
   at a quarter turn (their records' ``stim_quarter`` names); the other Clifford gates
   are written in ``H S CX`` by stim's own tableau (exact up to a global phase). ``I``
   and ``II`` (identities) are no row. A Pauli controlled by a record bit of the same
-  turn (``CX rec[-1] 3``) is that Pauli guarded by its event.
+  turn (``CX rec[-1] 3``) is that Pauli guarded by its event. A block whose record bits
+  reach an earlier turn, or before the block, to control a gate (``REPEAT 5 { CX rec[-1]
+  0  M 0 }``) is written unrolled, its rows held to ``max_rows`` before they are read
+  (an event is read in the turn that measures it, QV702); the blocks around it stay
+  folded where they can.
 - **Measurements and resets**: ``M MX MY MR MRX MRY R RX RY`` (and ``MPP MXX MYY
   MZZ``, ``SPP SPP_DAG``, gathered onto one qubit by CX), each record bit one
   ``MEASURE_*`` row, in record order; an inverted result ``!q`` is the qubit flipped
@@ -29,9 +35,9 @@ experiment is a few hundred rows.
 - A gate controlled by a sweep bit is no row: the stim target's samplers take every
   sweep bit 0 (they are given no sweep data).
 
-Refused, ``QL104`` naming the instruction: a record bit of an earlier turn or outside
-its block controlling a gate, an observable of Pauli targets, and a detector that
-reaches before the record's start. Text stim cannot parse is ``QL101``.
+Refused, ``QL104`` naming the instruction: an observable of Pauli targets, and a record
+bit (of a gate or a detector) that reaches before the record's start. Text stim cannot
+parse is ``QL101``; blocks written unrolled past ``max_rows`` are ``QS1006``.
 
 >>> graph = read_folded("R 0\\nREPEAT 1000 {\\n  H 0\\n  M 0\\n  DETECTOR rec[-1]\\n}")
 >>> [n.op for n in graph.nodes], graph.version
@@ -49,26 +55,41 @@ from typing import Any
 
 import msgspec
 
-from qmk.frontends.builder import GATE_OPS, guard_of
-from qmk.frontends.errors import FrontendError
-from qmk.frontends.stim import (
-    FEEDBACK,
-    FLIP,
-    FROM_Z,
-    MEASURES,
-    NAMED,
-    PARITY,
-    RESETS,
-    TO_Z,
-    clifford_steps,
-    pauli_products,
-    read_circuit,
-)
+from qmk.errors import one_line
+from qmk.frontends import decompose
+from qmk.frontends.builder import GATE_OPS, MEASURE_OPS, guard_of
+from qmk.frontends.errors import FrontendError, too_many_nodes
 from qmk.gates import GATES
 from qmk.qvm.graph import CURRENT_VERSION, FOLDED_VERSION, REPEAT, Graph, Node, Resources
+from qmk.qvm.limits import DEFAULT_MAX_NODES
 from qmk.qvm.ops import NOISE_CHANNELS
 
-_MEASURE_OP = {"Z": "MEASURE_Z", "X": "MEASURE_X", "Y": "MEASURE_Y"}
+#: stim's gates that are QVM's (or the decomposition table's) own, by stim's name: the
+#: stim names of the op table's gate records, and ``CY``.
+NAMED = {
+    **{name: gate for gate in GATE_OPS for name in GATES[gate].names.of("stim")},
+    "CY": "cy",
+}
+#: The Pauli a measurement record controls, by stim's controlled-gate name.
+FEEDBACK = {"CX": "x", "CY": "y", "CZ": "z"}
+#: Measurements: their basis, and whether they reset the qubit after.
+MEASURES = {
+    "M": ("Z", False),
+    "MX": ("X", False),
+    "MY": ("Y", False),
+    "MR": ("Z", True),
+    "MRX": ("X", True),
+    "MRY": ("Y", True),
+}
+#: The measurement of each basis that does not reset (an inverted noisy ``MR``'s).
+_UNRESET = {"Z": "M", "X": "MX", "Y": "MY"}
+PARITY = {"MXX": "X", "MYY": "Y", "MZZ": "Z"}
+RESETS = {"R": "Z", "RX": "X", "RY": "Y"}
+#: The basis change that reads a Pauli in Z, and its undoing.
+TO_Z = {"X": ("h",), "Y": ("sdg", "h"), "Z": ()}
+FROM_Z = {"X": ("h",), "Y": ("h", "s"), "Z": ()}
+#: The Pauli that flips a measurement's result in each basis (anticommutes with it).
+FLIP = {"X": "z", "Y": "x", "Z": "x"}
 _TWO_QUBIT_NOISE = frozenset({"DEPOLARIZE2", "PAULI_CHANNEL_2", "II_ERROR"})
 _ANNOTATIONS = frozenset({"TICK", "QUBIT_COORDS", "SHIFT_COORDS"})
 
@@ -86,31 +107,78 @@ def _quarter_turns() -> dict[str, tuple[str, float]]:
     return out
 
 
-def read_folded(circuit: Any, *, name: str = "stim", profile: str | None = None) -> Graph:
+def read_folded(
+    circuit: Any,
+    *,
+    name: str = "stim",
+    profile: str | None = None,
+    max_rows: int | None = DEFAULT_MAX_NODES,
+) -> Graph:
     """A stim circuit (a ``stim.Circuit`` or its text) as a QVM graph, REPEAT blocks
-    kept folded (module docstring).
+    kept folded (module docstring); ``max_rows`` caps the rows of blocks written
+    unrolled (None: no cap).
 
     Raises:
         FrontendError: ``QL101`` text stim cannot parse; ``QL104`` an instruction with
             no QVM form, naming it and where it is.
+        QuotaError: blocks written unrolled past ``max_rows``, refused before they are.
     """
     parsed = read_circuit(circuit, name=name)
-    return _Reader(parsed, name=name, profile=profile).run()
+    return _Reader(parsed, name=name, profile=profile, max_rows=max_rows).run()
+
+
+def read_circuit(circuit: Any, *, name: str = "stim") -> Any:
+    """A ``stim.Circuit`` from itself or its text, parsed by stim.
+
+    Raises:
+        FrontendError: text stim cannot parse (QL101, with stim's message), a value that
+            is neither (QL107).
+
+    >>> read_circuit("H 0\\nM 0").num_measurements
+    1
+    """
+    try:
+        import stim
+    except ImportError:  # pragma: no cover - stim is a dependency
+        raise FrontendError.of("missing-extra", "QMK needs stim: pip install stim") from None
+    if isinstance(circuit, str):
+        try:
+            return stim.Circuit(circuit)
+        except ValueError as exc:
+            raise FrontendError.of("syntax", f"{name}: {one_line(exc)}", source=name) from None
+    if not isinstance(circuit, stim.Circuit):
+        raise FrontendError.of(
+            "bad-value",
+            f"a stim circuit is a stim.Circuit or its text, not {type(circuit).__name__}",
+        )
+    return circuit
+
+
+class _Reach(Exception):
+    """A record bit out of the rows' reach (:meth:`_Reader.feedback`), and its refusal
+    should no folded block be left to unroll."""
+
+    def __init__(self, error: FrontendError) -> None:
+        self.error = error
 
 
 class _Reader:
     """One stim circuit read into rows (:func:`read_folded`)."""
 
-    def __init__(self, circuit: Any, *, name: str, profile: str | None) -> None:
+    def __init__(
+        self, circuit: Any, *, name: str, profile: str | None, max_rows: int | None
+    ) -> None:
         self.circuit = circuit
         self.name = name
         self.profile = profile
+        self.max_rows = max_rows
         self.qubits = tuple(f"q{k}" for k in range(circuit.num_qubits))
         self.events: list[str] = []
         self.count = 0
         self.where = name
         #: Record bits measured so far, at turn 0 of every block around (for the
-        #: detectors' reach), and the events of the current block's turn (feedback).
+        #: detectors' reach), and the events a gate may read here (feedback): those of
+        #: this turn since the last block kept folded.
         self.measured = 0
         self.turn: list[str] = []
 
@@ -128,7 +196,10 @@ class _Reader:
             if self.profile is not None:
                 args["profile"] = self.profile
             rows.append(self.node("ALLOC_LQ", vqs=chunk, args=args))
-        body = self.rows(self.circuit, ())
+        try:
+            body = self.rows(self.circuit, ())
+        except _Reach as reach:  # no block is left folded: before the record
+            raise reach.error from None
         folded = any(row.op == REPEAT for row in body)
         rows.extend(body)
         rows.extend(self.node("FREE_LQ", vqs=chunk) for chunk in _chunks(self.qubits))
@@ -142,23 +213,66 @@ class _Reader:
         )
 
     def rows(self, circuit: Any, path: tuple[int, ...]) -> list[Node]:
+        """The rows of ``circuit``'s items. A record bit out of reach (:class:`_Reach`)
+        is brought in by reading the last block kept folded here unrolled, from there on
+        (a block whose own turn reaches out: itself)."""
         import stim
 
+        items, k = list(circuit), 0
         out: list[Node] = []
-        for k, item in enumerate(circuit):
+        unrolled: set[int] = set()
+        folded: list[tuple[int, int, tuple[Any, ...]]] = []  # (item, rows before, mark)
+        while k < len(items):
+            item = items[k]
             self.where = f"{self.name}#{'.'.join(map(str, (*path, k)))}"
-            if isinstance(item, stim.CircuitRepeatBlock):
-                self.turn, before = [], self.measured
-                body = self.rows(item.body_copy(), (*path, k))
-                self.turn = []  # a turn's events stay in it (QV702)
-                self.measured += (item.repeat_count - 1) * (self.measured - before)
-                if body:
-                    out.append(
-                        self.node(REPEAT, args={"count": item.repeat_count}, body=tuple(body))
-                    )
+            try:
+                if not isinstance(item, stim.CircuitRepeatBlock):
+                    self.where += f" [{item}]"
+                    out.extend(self.instruction(item))
+                elif k in unrolled:
+                    out.extend(self.unrolled(item, (*path, k)))
+                else:
+                    folded.append((k, len(out), self.mark()))
+                    self.turn, before = [], self.measured
+                    body = self.rows(item.body_copy(), (*path, k))
+                    self.turn = []  # a turn's events stay in it (QV702)
+                    self.measured += (item.repeat_count - 1) * (self.measured - before)
+                    if body:
+                        count = {"count": item.repeat_count}
+                        out.append(self.node(REPEAT, args=count, body=tuple(body)))
+            except _Reach:
+                if not folded:
+                    raise
+                k, size, mark = folded.pop()
+                self.count, events, self.measured, self.turn, turn = mark
+                del out[size:], self.events[events:], self.turn[turn:]
+                unrolled.add(k)
                 continue
-            self.where += f" [{item}]"
-            out.extend(self.instruction(item))
+            k += 1
+        return out
+
+    def mark(self) -> tuple[Any, ...]:
+        """What :meth:`rows` restores to read a block again, unrolled."""
+        return self.count, len(self.events), self.measured, self.turn, len(self.turn)
+
+    def unrolled(self, block: Any, path: tuple[int, ...]) -> list[Node]:
+        """A block whose record bits reach an earlier turn, or before it, to control a
+        gate, which QVM reads only in the turn that measures it: its turns read one
+        after another in the rows around it. Its rows are held to ``max_rows`` (the
+        verifier's ``max_nodes``) from its first turn's, before the others are read.
+
+        Raises:
+            QuotaError: past ``max_rows``; nothing more is read.
+        """
+        start = self.count
+        out = self.rows(block.body_copy(), path)
+        needed = start + block.repeat_count * (self.count - start)
+        if self.max_rows is not None and needed > self.max_rows:
+            where = ".".join(map(str, path))
+            what = f"#{where} REPEAT {block.repeat_count}, unrolled (its record bits reach back)"
+            raise too_many_nodes(self.name, what, needed, self.max_rows)
+        for _ in range(block.repeat_count - 1):
+            out += self.rows(block.body_copy(), path)
         return out
 
     # ------------------------------------------------------------------ instructions
@@ -215,8 +329,11 @@ class _Reader:
         def flip() -> list[Node]:
             return [self.gate(FLIP[basis], [qubit])] if inverted else []
 
-        if noisy is not None:
+        if noisy is not None and not (inverted and reset):
             return [*flip(), self.noisy_row(qubit, noisy), *flip()]
+        if noisy is not None:  # flipped back before the reset, so the reset leaves |0>
+            row = self.noisy_row(qubit, (_UNRESET[basis], noisy[1]))
+            return [*flip(), row, *flip(), *self.reset(qubit, basis)]
         out = [*flip(), self.measured_row(qubit, basis), *flip()]
         if reset:
             out += self.reset(qubit, basis)
@@ -254,7 +371,7 @@ class _Reader:
 
     def measured_row(self, qubit: str, basis: str) -> Node:
         """The ``MEASURE_*`` row of one record bit."""
-        return self.node(_MEASURE_OP[basis], vqs=(qubit,), produces=(self.record_bit(),))
+        return self.node(MEASURE_OPS[basis], vqs=(qubit,), produces=(self.record_bit(),))
 
     def reset(self, qubit: str, basis: str) -> list[Node]:
         return [self.node("RESET", vqs=(qubit,)), *(self.gate(g, [qubit]) for g in FROM_Z[basis])]
@@ -327,10 +444,7 @@ class _Reader:
             raise self.error("a record bit is a gate's control, not its target")
         back = -record[0].value
         if back > len(self.turn):
-            raise self.error(
-                f"rec[-{back}] is a record bit of an earlier turn or outside this block; "
-                "QVM reads an event in the turn that measures it"
-            )
+            raise _Reach(self.error(f"rec[-{back}] reaches before the record's start"))
         event = self.turn[-back]
         pauli = FEEDBACK[name]
         row = self.gate(pauli, [self.qubits[qubits[0].value]])
@@ -423,4 +537,59 @@ def product_ops(
     return out
 
 
-__all__ = ["parity_middle", "product_ops", "read_folded"]
+def pauli_products(targets: Sequence[Any], pauli: str | None) -> list[list[tuple[str, int, bool]]]:
+    """The Pauli products of an ``MPP`` (``X0*Z1 Y2``), or of ``MXX``/``MYY``/``MZZ``
+    (pairs of qubits in ``pauli``): ``(pauli, qubit, inverted)`` factors."""
+    products: list[list[tuple[str, int, bool]]] = []
+    joined = False
+    for target in targets:
+        if target.is_combiner:
+            joined = True
+            continue
+        if pauli is not None:
+            factor = (pauli, target.value, target.is_inverted_result_target)
+            if not products or len(products[-1]) == 2:
+                products.append([])
+            products[-1].append(factor)
+            continue
+        kind = "X" if target.is_x_target else "Y" if target.is_y_target else "Z"
+        factor = (kind, target.value, target.is_inverted_result_target)
+        if joined:
+            products[-1].append(factor)
+        else:
+            products.append([factor])
+        joined = False
+    return products
+
+
+@cache
+def clifford_steps(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Gate ``name`` as QVM gates on its local qubits, up to a global phase: a gate of
+    :data:`NAMED` through the decomposition table, any other through stim's own tableau
+    written in ``H S CX`` (``stim.Tableau.to_circuit("elimination")``)."""
+    import stim
+
+    if name in NAMED:
+        low = decompose.lower_gate(NAMED[name])
+        return tuple((gate, tuple(qs)) for gate, qs, _ in low.ops)
+    steps = stim.Tableau.from_named_gate(name).to_circuit("elimination")
+    out: list[tuple[str, tuple[int, ...]]] = []
+    for step in steps:
+        qubits = [t.value for t in step.targets_copy()]
+        arity = 2 if step.name == "CX" else 1
+        for k in range(0, len(qubits), arity):
+            out.append((NAMED[step.name], tuple(qubits[k : k + arity])))
+    return tuple(out)
+
+
+__all__ = [
+    "FLIP",
+    "FROM_Z",
+    "MEASURES",
+    "clifford_steps",
+    "parity_middle",
+    "pauli_products",
+    "product_ops",
+    "read_circuit",
+    "read_folded",
+]

@@ -70,6 +70,16 @@ def test_the_repeat_bomb_at_one_shot_is_refused_for_its_record_a_worker_cannot_h
     assert refused.details["needed"] > refused.details["total"]
 
 
+def test_a_bomb_whose_gates_read_an_earlier_turn_is_refused_before_it_is_unrolled(tmp_path):
+    # its block is written unrolled (a gate reads the turn before): its rows, counted
+    # from its first turn's, pass max_graph_nodes, and no more of it is read
+    bomb = "M 0\nREPEAT 1000000000 {\n M 0\n CX rec[-2] 1\n}\n"
+    refused = refusal(tmp_path, {"stim": bomb}, 1, "stim")
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_graph_nodes"
+    assert refused.details["needed"] == 2 + 2 * 10**9
+
+
 def test_a_30000_qubit_stim_circuit_is_refused_for_a_tenant_of_16_qubits(tmp_path):
     wide = "H 29999\nM 0 29999\n"
     refused = refusal(tmp_path, {"stim": wide}, 10, "stim", max_logical_qubits=16)

@@ -236,35 +236,9 @@ def run_job(
         if on_shots is None
         else lambda rows, bits: on_shots(shot_records(circuit.records, rows.tolist(), bits)),
     )
-    finished = time.perf_counter()
-    noise_ops = sum(1 for s in circuit.steps if s.kind is StepKind.NOISE)
-    telemetry = {
-        "backend": chosen,
-        **stats,
-        "atoms": parsed.n_atoms,
-        "instructions": len(parsed.program),
-        "noise_ops": noise_ops,
-        "duration_ns": timeline.total_ns,
-        "inserted_waits": len(timeline.inserted),
-        "validators": list(_validator_names()),
-        "elapsed_s": round(finished - began, 6),
-        "validate_s": round(validated - began, 6),
-        "execute_s": round(finished - validated, 6),
-    }
-    if parsed.max_threads is not None:
-        telemetry["max_threads"] = "accepted and ignored: each job runs on one thread"
-    return Result(
-        job_id=parsed.job_id,
-        device_id=chosen,
-        profile=parsed.profile,
-        isa_version=str(parsed.isa_version),
-        shots=parsed.shots,
-        seed=run_seed,
-        records=circuit.records,
-        bits=bits,
-        timeline=timeline,
-        telemetry=telemetry,
-    )
+    times = (began, validated, time.perf_counter())
+    noise = sum(1 for s in circuit.steps if s.kind is StepKind.NOISE)
+    return _result(parsed, chosen, run_seed, circuit.records, bits, timeline, stats, times, noise)
 
 
 def _stabilizer_analog(job: Job) -> DeviceError:
@@ -284,13 +258,32 @@ def _run_analog(job: Job, timeline: Timeline, seed: int, began: float) -> Result
         raise _stabilizer_analog(job)
     validated = time.perf_counter()
     bits, stats = run_analog(job, seed)
-    finished = time.perf_counter()
+    times = (began, validated, time.perf_counter())
     records = tuple((ins.index, ins.targets) for ins in job.program if ins.kind is OpKind.MEASURE)
+    return _result(job, ANALOG, seed, records, bits, timeline, stats, times)
+
+
+def _result(
+    job: Job,
+    backend: str,
+    seed: int,
+    records: tuple[tuple[int, tuple[int, ...]], ...],
+    bits: np.ndarray,
+    timeline: Timeline,
+    stats: Mapping[str, Any],
+    times: tuple[float, float, float],
+    noise_ops: int | None = None,
+) -> Result:
+    """A run's result and its telemetry; ``times``: when the run began, was validated and
+    finished; ``noise_ops``: a digital run's noise steps."""
+    began, validated, finished = times
+    counts = {} if noise_ops is None else {"noise_ops": noise_ops}
     telemetry = {
-        "backend": ANALOG,
+        "backend": backend,
         **stats,
         "atoms": job.n_atoms,
         "instructions": len(job.program),
+        **counts,
         "duration_ns": timeline.total_ns,
         "inserted_waits": len(timeline.inserted),
         "validators": list(_validator_names()),
@@ -298,9 +291,11 @@ def _run_analog(job: Job, timeline: Timeline, seed: int, began: float) -> Result
         "validate_s": round(validated - began, 6),
         "execute_s": round(finished - validated, 6),
     }
+    if noise_ops is not None and job.max_threads is not None:
+        telemetry["max_threads"] = "accepted and ignored: each job runs on one thread"
     return Result(
         job_id=job.job_id,
-        device_id=ANALOG,
+        device_id=backend,
         profile=job.profile,
         isa_version=str(job.isa_version),
         shots=job.shots,

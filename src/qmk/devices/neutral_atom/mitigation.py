@@ -124,13 +124,9 @@ def expectation(probs: np.ndarray, chosen: Sequence[int], n_bits: int) -> float:
 
 def apply_inverse(probs: np.ndarray, confusions: Sequence[np.ndarray]) -> np.ndarray:
     """``probs`` (length ``2^n``, bit 0 most significant) times the inverse of the tensor
-    product of ``confusions`` (one 2x2 ``A[read, prepared]`` per bit), unclipped."""
-    n = len(confusions)
-    tensor = np.asarray(probs, dtype=float).reshape((2,) * n)
-    for axis, matrix in enumerate(confusions):
-        inverse = np.linalg.inv(np.asarray(matrix, dtype=float))
-        tensor = np.moveaxis(np.tensordot(inverse, tensor, axes=([1], [axis])), 0, axis)
-    return tensor.reshape(-1)
+    product of ``confusions`` (one 2x2 ``A[read, prepared]`` per bit), unclipped: the
+    inverses' tensored confusion."""
+    return apply_confusion(probs, [np.linalg.inv(np.asarray(m, dtype=float)) for m in confusions])
 
 
 def apply_confusion(probs: np.ndarray, confusions: Sequence[np.ndarray]) -> np.ndarray:

@@ -55,6 +55,8 @@ from qmk.experiments.circuits import (
     memory_circuit,
 )
 from qmk.experiments.memory import DEFAULT_CONFIDENCE, per_piece, wilson_interval
+from qmk.frontends.stim_fold import read_folded
+from qmk.qvm.fold import unroll
 from qmk.qvm.graph import Graph, Node, Resources
 
 #: The codes ``qmk device qec --code`` takes, and their experiment families.
@@ -70,58 +72,32 @@ class _Experiment:
 
 
 def _to_program(circuit: Any) -> _Experiment:
-    """The noiseless stim memory circuit as a QVM program, its detectors and observable."""
-    qubits = circuit.num_qubits
-    names = [f"q{k}" for k in range(qubits)]
-    nodes: list[Node] = [
-        Node(id="alloc", op="ALLOC_LQ", args={"n": qubits}, vqs=tuple(names)),
-    ]
+    """The noiseless stim memory circuit as a QVM program, its detectors and observable:
+    the circuit as the stim reader reads it (:func:`~qmk.frontends.stim_fold.read_folded`),
+    unrolled, its annotations turned into lists of measurement indices, and the opening
+    ``R`` left out (the atoms start in |0>)."""
+    flat = unroll(read_folded(circuit, name="memory"), max_nodes=None)
+    nodes: list[Node] = []
     events: list[str] = []
     detectors: list[tuple[int, ...]] = []
     observable: list[int] = []
-    started = False  # the opening R: the atoms start in |0>
-
-    def node(op: str, *vqs: str, produces: tuple[str, ...] = ()) -> None:
-        nodes.append(Node(id=f"n{len(nodes)}", op=op, vqs=vqs, produces=produces))
-
-    for instruction in circuit.flattened():
-        name = instruction.name
-        targets = instruction.targets_copy()
-        if name in ("QUBIT_COORDS", "SHIFT_COORDS", "TICK"):
-            if name == "TICK":
-                started = True
-            continue
-        if name == "DETECTOR":
-            detectors.append(tuple(len(events) + t.value for t in targets))
-            continue
-        if name == "OBSERVABLE_INCLUDE":
-            observable.extend(len(events) + t.value for t in targets)
-            continue
-        values = [t.value for t in targets]
-        if name == "R":
-            for q in values if started else ():
-                node("RESET", names[q])
-        elif name == "H":
-            for q in values:
-                node("APPLY_H", names[q])
-        elif name in ("CX", "CNOT"):
-            for c, t in zip(values[::2], values[1::2], strict=True):
-                node("APPLY_CNOT", names[c], names[t])
-        elif name in ("M", "MR"):
-            for q in values:
-                event = f"m{len(events)}"
-                events.append(event)
-                node("MEASURE_Z", names[q], produces=(event,))
-                if name == "MR":
-                    node("RESET", names[q])
-        else:  # pragma: no cover - the memory circuits use only the instructions above
-            raise DeviceError.of(
-                "compile-unsupported", f"memory circuit instruction {name} has no lowering"
-            )
+    started = False  # past the first TICK: a reset is no longer the opening one
+    for row in flat.nodes:
+        if row.op == "DETECTOR":
+            detectors.append(tuple(len(events) + r for r in row.args["rec"]))
+        elif row.op == "OBSERVABLE_INCLUDE":
+            observable.extend(len(events) + r for r in row.args["rec"])
+        elif row.op in ("TICK", "QUBIT_COORDS", "SHIFT_COORDS", "FREE_LQ"):
+            started = started or row.op == "TICK"
+        elif row.op != "RESET" or started:
+            produces = tuple(f"m{len(events) + k}" for k in range(len(row.produces)))
+            events.extend(produces)
+            name = f"n{len(nodes)}" if nodes else "alloc"
+            nodes.append(Node(id=name, op=row.op, args=row.args, vqs=row.vqs, produces=produces))
     graph = Graph(
         version="0.2",
         nodes=tuple(nodes),
-        resources=Resources(vqs=tuple(names), chs=(), events=tuple(events)),
+        resources=Resources(vqs=flat.resources.vqs, chs=(), events=tuple(events)),
         caps=("CAP_ALLOC",),
     )
     return _Experiment(
