@@ -153,7 +153,9 @@ RARE_PATHS: dict[str, str] = {
     "qmk.kernel.machine.hold": "a job refused as too big for a module",
     "qmk.kernel.syscalls.feed": "q_events, q_audit, q_kernel_load; a kernel a gateway may ask",
     "qmk.abi.tally": "the feed's desk (its job counters)",
-    "qmk.kernel.pools.networked": "the assistant's first question, a kernel with [billing] webhook_url",
+    "qmk.kernel.pools.networked": (
+        "the assistant's first question, a kernel with [billing] webhook_url"
+    ),
     "qmk.kernel.records.policy_physics": "a policy that names a calibration or a noise model",
     "qmk.abi.probing": "the feed's desk (q_kernel_load, q_audit), the event hub (q_watch)",
     "qmk.kernel.syscalls.delegations": "a kernel that holds a delegation, a delegation syscall",
