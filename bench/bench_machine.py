@@ -23,10 +23,13 @@ physical qubits, a quarter in factories, every job budgeted 1e-3). Each policy r
 its fastest configuration (block, code distance, factory protocol) that keeps every
 job's whole error within budget, against ``exclusive`` in its own fastest
 (:mod:`qmk.kernel.machine.baseline`); the median, least and most speedup per policy
-(``bench/results/machine-like.json``).
+(``bench/results/machine-like.json``), and the packing bound: the most speedup any
+policy can reach there. ``--storage-tiles N`` gives the policies' machine N storage
+tiles a module; the baseline keeps the faster of the machine with and without them.
 
     python bench/bench_machine.py [--scale] [--jobs N] [--workload OUT.yaml] [--study]
-        [--policy fair-share] [--plots DIR] [--like-for-like [--workloads N]]
+        [--policy fair-share] [--plots DIR] [--like-for-like [--workloads N]
+        [--qubit Q [--distance D]] [--storage-tiles N]]
 
 Not a test: it prints figures (and writes ``bench/results/machine.json``).
 """
@@ -212,12 +215,13 @@ LIKE_TENANTS = 4
 Hardware = tuple[str, int] | None
 
 
-def like_workload(seed: int, hardware: Hardware = None) -> dict[str, Any]:
+def like_workload(seed: int, hardware: Hardware = None, storage: int = 0) -> dict[str, Any]:
     """Held-out like-for-like workload ``seed``: 16-32 random Clifford+T programs of
     20-200 logical qubits (10 gates a qubit, 3/7 of them T), arriving at once, dealt to
     four tenants in turn, on 200,000 physical qubits with a quarter in factories, every
     job budgeted 1e-3. ``hardware``: the machine's qubit parameter set and its least code
-    distance (None: the kernel's defaults)."""
+    distance (None: the kernel's defaults); ``storage``: its ``storage_tiles`` a module
+    (0: the kernel's default)."""
     import random
 
     rng = random.Random(f"like-for-like/{seed}")
@@ -228,6 +232,8 @@ def like_workload(seed: int, hardware: Hardware = None) -> dict[str, Any]:
         program = {"random": qubits, "seed": rng.randrange(1 << 30)}
         jobs[i % LIKE_TENANTS].append({"program": program, "id": f"j{i}"})
     machine = dict(LIKE_MACHINE)
+    if storage:
+        machine["storage_tiles"] = storage
     if hardware is not None:
         machine["qubit"], distance = hardware
         machine["profile"] = f"logical:surface_code(d={distance})"
@@ -239,7 +245,12 @@ def like_workload(seed: int, hardware: Hardware = None) -> dict[str, Any]:
 
 
 def like_for_like(
-    workloads: int, policies: list[str], *, whole: bool = True, hardware: Hardware = None
+    workloads: int,
+    policies: list[str],
+    *,
+    whole: bool = True,
+    hardware: Hardware = None,
+    storage: int = 0,
 ) -> dict[str, Any]:
     """Each policy's speedup over the fastest exclusive baseline on ``workloads``
     held-out workloads: ``exclusive`` with each job alone in its own fastest
@@ -247,13 +258,25 @@ def like_for_like(
     its budget (``whole`` False: only its idle error, the budgets' reading before issue
     77), as the kernel chooses each job's placement; each policy in its own fastest
     configuration of the machine. The shared baseline (one configuration for every job)
-    is reported beside it."""
-    from qmk.kernel.machine.baseline import each_job_fastest, fastest, fastest_exclusive
+    is reported beside it, and the packing bound
+    (:func:`~qmk.kernel.machine.baseline.packing_bound`): the most speedup any policy
+    can reach over that baseline.
+
+    ``storage``: the policies' machine has that many ``storage_tiles`` a module. The
+    baseline keeps the fastest of the machine with them and without (each job's
+    fastest of either: the jobs arrive at once), so it stays the fastest exclusive
+    configuration of the same machine."""
+    from qmk.kernel.machine.baseline import (
+        each_job_fastest,
+        fastest,
+        fastest_exclusive,
+        packing_bound,
+    )
 
     rows: list[dict[str, Any]] = []
     began = time.perf_counter()
     for seed in range(workloads):
-        data = like_workload(seed, hardware)
+        data = like_workload(seed, hardware, storage)
         work = wl.load(data)
 
         def load(tune: Any, data: dict[str, Any] = data) -> wl.Workload:
@@ -261,12 +284,30 @@ def like_for_like(
 
         base = each_job_fastest(load, work.machine, whole=whole)
         shared = fastest_exclusive(load, work.machine, epoch_cycles=1, whole=whole)
+        if storage:
+            bare = like_workload(seed, hardware)
+            base = _faster_each(base, each_job_fastest(_loader(bare), work.machine, whole=whole))
+            without = fastest_exclusive(_loader(bare), work.machine, epoch_cycles=1, whole=whole)
+            if without.best is not None and (
+                shared.best is None
+                or (without.best.makespan_s or 0) < (shared.best.makespan_s or 0)
+            ):
+                shared = without
+        bound = packing_bound(load, work.machine)
         row: dict[str, Any] = {
             "seed": seed,
             "jobs": len(work.jobs),
             "logical_qubits": sorted(j.footprint.logical_qubits for j in work.jobs),
             "exclusive": base.to_json(),
             "exclusive_shared": _side(shared.best),
+            "packing_bound": None
+            if bound is None
+            else {
+                "configuration": bound.configuration.label,
+                "makespan_s": bound.makespan_s,
+                "binds": bound.binds,
+                "speedup": bound.speedup(base.makespan_s),
+            },
         }
         for name in policies:
             found = fastest(load, work.machine, name, epoch_cycles=1, whole=whole)
@@ -286,12 +327,23 @@ def like_for_like(
         for r in rows
         if r["exclusive_shared"] and r["exclusive"]["makespan_s"]
     ]
+    bounds = [
+        r["packing_bound"]["speedup"] if r["packing_bound"] else 0.0
+        for r in rows
+        if r["exclusive"]["makespan_s"]
+    ]
     summary: dict[str, Any] = {
         "exclusive_shared_over_each_job": {
             "median": statistics.median(shared_over) if shared_over else None,
             "min": min(shared_over, default=None),
             "max": max(shared_over, default=None),
-        }
+        },
+        "packing_bound": {
+            "median": statistics.median(bounds) if bounds else None,
+            "min": min(bounds, default=None),
+            "max": max(bounds, default=None),
+            "unheld": sum(1 for r in rows if not r["packing_bound"]),
+        },
     }
     for name in policies:
         speedups = [r[name]["speedup"] for r in rows if r[name].get("speedup") is not None]
@@ -309,6 +361,7 @@ def like_for_like(
     return {
         "budget_counts": "whole error" if whole else "idle error only",
         "qubit_and_least_distance": list(hardware) if hardware else "the kernel's defaults",
+        "storage_tiles": storage,
         "baseline": "exclusive, each job alone in its own fastest configuration",
         "workloads": rows,
         "summary": summary,
@@ -316,6 +369,23 @@ def like_for_like(
         "seconds": time.perf_counter() - began,
         "load_average_at_end": load_averages(),
     }
+
+
+def _loader(data: dict[str, Any]) -> Any:
+    """The workload ``data`` read in a configuration (``tune``)."""
+    return lambda tune: wl.load(data, tune=tune)
+
+
+def _faster_each(a: Any, b: Any) -> Any:
+    """Of two per-job baselines of one like-for-like workload (its jobs arrive at once,
+    so its makespan is their seconds end to end), each job's faster choice."""
+    from qmk.kernel.machine.baseline import EachJob
+
+    if a.makespan_s is None or b.makespan_s is None:
+        return b if a.makespan_s is None else a
+    theirs = {c.job: c for c in b.choices}
+    choices = tuple(min(c, theirs[c.job], key=lambda x: x.seconds) for c in a.choices)
+    return EachJob(makespan_s=sum(c.seconds for c in choices), choices=choices)
 
 
 def _side(best: Any) -> dict[str, Any]:
@@ -339,7 +409,7 @@ def like_table(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in result["summary"].items():
-        if name == "exclusive_shared_over_each_job":
+        if name in ("exclusive_shared_over_each_job", "packing_bound"):
             continue
         if s["median_speedup"] is None:
             lines.append(f"| {name} | 0 | - | - | - | - | no configuration keeps every budget |")
@@ -350,6 +420,13 @@ def like_table(result: dict[str, Any]) -> str:
             f"| {name}{mark} | {s['workloads']} | {s['median_speedup']:.2f}x "
             f"| {s['min_speedup']:.2f}x | {s['max_speedup']:.2f}x "
             f"| {s['max_error_over_budget']:.2f} | {configs} |"
+        )
+    bound = result["summary"]["packing_bound"]
+    if bound["median"] is not None:
+        lines.append(
+            f"| packing bound | {len(result['workloads'])} | {bound['median']:.2f}x "
+            f"| {bound['min']:.2f}x | {bound['max']:.2f}x | - | "
+            f"no configuration holds every job within budget on {bound['unheld']} |"
         )
     own = result["summary"]["exclusive_shared_over_each_job"]
     if own["median"] is not None:
@@ -408,6 +485,13 @@ def main() -> None:
     parser.add_argument(
         "--distance", type=int, help="with --qubit: the machine's least code distance"
     )
+    parser.add_argument(
+        "--storage-tiles",
+        type=int,
+        default=0,
+        help="with --like-for-like: the policies' storage tiles a module (the baseline "
+        "keeps the faster of with and without)",
+    )
     args = parser.parse_args()
     hardware = None if args.qubit is None else (args.qubit, args.distance or 9)
     if args.workload is not None:
@@ -421,7 +505,13 @@ def main() -> None:
         policies = [p for p in MACHINE_POLICIES if p != "exclusive"]
         results = {}
         for whole in (True, False):
-            result = like_for_like(args.workloads, policies, whole=whole, hardware=hardware)
+            result = like_for_like(
+                args.workloads,
+                policies,
+                whole=whole,
+                hardware=hardware,
+                storage=args.storage_tiles,
+            )
             results["whole_error" if whole else "idle_error_only"] = result
             print(f"budgets count the {result['budget_counts']}:")
             print(like_table(result))

@@ -238,3 +238,65 @@ def test_a_policy_that_places_jobs_by_budget_is_tried_where_the_machines_distanc
     work = load(at_9.tune)
     run = run_policy(work.machine, list(work.jobs), "fidelity", tenants=work.tenants)
     assert max(r.code_distance for r in run.records) > 9
+
+
+def _many(storage: int) -> dict:
+    # eight programs of 60 logical qubits at once on 100,000 physical qubits: their
+    # tile-cycles pass what one module's job tiles hold through the longest one alone
+    data = _small(1e-3)
+    jobs = [{"program": {"random": 60, "seed": s}} for s in range(8)]
+    return {
+        **data,
+        "machine": {**data["machine"], "storage_tiles": storage},
+        "tenants": [{"name": "a", "jobs": jobs}],
+    }
+
+
+@pytest.mark.parametrize("policy", ["exclusive", "fidelity", "backfill", "tetris"])
+def test_no_policy_ends_sooner_than_the_packing_bound(policy):
+    from qmk.kernel.machine.baseline import packing_bound
+
+    for data in (_small(1e-3), _many(0)):
+        work = wl.load(data)
+        load = _loader(data)
+        bound = packing_bound(load, work.machine)
+        found = fastest(load, work.machine, policy, epoch_cycles=1)
+        assert bound is not None and found.best is not None
+        assert found.best.makespan_s is not None
+        assert bound.makespan_s <= found.best.makespan_s
+
+
+def test_one_jobs_packing_bound_is_its_fewest_private_cycles_that_keep_its_budget():
+    from qmk.kernel.machine.baseline import packing_bound
+    from qmk.kernel.machine.placement import placements
+
+    data = {**_small(1e-3), "tenants": [_small(1e-3)["tenants"][1]]}
+    at = Configuration("fast", 9, "litinski-15to1")
+    bound = packing_bound(_loader(data), wl.load(data).machine, tried=[at])
+    work = wl.load(data, tune=at.tune)
+    (job,) = work.jobs
+    kept = [p for p in placements(job.footprint, work.machine) if p.own <= 1e-3]
+    least = min(p.timeline.private_cycles for p in kept)
+    assert bound is not None and bound.binds == "longest"
+    assert bound.makespan_s == pytest.approx(least * work.machine.cycle_time_ns * 1e-9, rel=1e-12)
+
+
+def test_storage_tiles_lower_a_tile_bound_as_they_take_job_tiles():
+    # a storage tile holds a stopped job's patch, never a running one's: where the
+    # tiles bind, the bound grows as the job tiles shrink, exactly
+    from qmk.kernel.machine.baseline import packing_bound
+
+    at = Configuration("fast", 9, "litinski-15to1")
+    bare, stored = _many(0), _many(40)
+    without = packing_bound(_loader(bare), wl.load(bare).machine, tried=[at])
+    with_ = packing_bound(_loader(stored), wl.load(stored).machine, tried=[at])
+    tiles = wl.load(bare, tune=at.tune).machine.total_tiles
+    fewer = wl.load(stored, tune=at.tune).machine.total_tiles
+    assert without is not None and with_ is not None
+    assert without.binds == with_.binds == "tiles"
+    assert fewer < tiles
+    assert with_.makespan_s == pytest.approx(without.makespan_s * tiles / fewer, rel=1e-12)
+
+
+def _loader(data: dict):
+    return lambda tune: wl.load(data, tune=tune)

@@ -42,7 +42,7 @@ import msgspec
 
 from qmk.defaults import FACTORY_PROTOCOLS
 from qmk.errors import QMKError
-from qmk.kernel.machine.placement import all_blocks, least_own
+from qmk.kernel.machine.placement import all_blocks, least_own, placements
 from qmk.kernel.machine.spec import DISTANCE_STEPS
 
 if TYPE_CHECKING:
@@ -492,3 +492,79 @@ def each_job_fastest(
         makespan_s=free - min(arrivals.values()),
         choices=tuple(best[j] for j in sorted(best)),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackingBound:
+    """The least makespan any policy can reach on a workload in one configuration of a
+    machine, as a policy that places jobs by their budgets runs it
+    (:func:`packing_bound`).
+
+    Attributes:
+        configuration: the configuration where it is least.
+        makespan_s: it, in seconds.
+        binds: which term gives it there: ``longest`` (the longest job's fewest private
+            cycles), ``tiles`` (the jobs' fewest tile-cycles over the job tiles) or
+            ``factories`` (their T states over the factories' rate).
+    """
+
+    configuration: Configuration
+    makespan_s: float
+    binds: str
+
+    def speedup(self, baseline_s: float | None) -> float | None:
+        """The most speedup over a baseline of ``baseline_s`` seconds (None: none)."""
+        return None if baseline_s is None else baseline_s / self.makespan_s
+
+
+def packing_bound(
+    load: Callable[[Tune], Workload],
+    machine: MachineSpec,
+    *,
+    tried: Sequence[Configuration] | None = None,
+) -> PackingBound | None:
+    """A lower bound on the makespan of the workload ``load`` reads under any policy
+    that keeps every job's whole error within its budget, each job at a placement of
+    one configuration; the least over the configurations ``tried`` (default
+    :func:`configurations`).
+
+    In a configuration it is the largest of three terms, each a relaxation: the longest
+    job's fewest private cycles (no job runs faster than alone); the jobs' fewest
+    tile-cycles packed without a gap into the job tiles of every module (storage tiles
+    hold a stopped job's patches, never a running one's, so they are not counted); and
+    their T states at all the factories' rate. None: no configuration holds every job
+    within its budget in a module.
+    """
+    best: PackingBound | None = None
+    for c in configurations(machine) if tried is None else tried:
+        try:
+            work = load(c.tune)
+        except QMKError:
+            continue
+        m = work.machine
+        largest = max((module.tiles for module in m.modules), default=0)
+        longest = area = states = 0.0
+        for job in work.jobs:
+            fits = [
+                p
+                for p in placements(job.footprint, m)
+                if p.footprint.tiles <= largest
+                and (job.error_budget is None or p.own <= job.error_budget)
+            ]
+            if not fits:
+                break
+            longest = max(longest, min(p.timeline.private_cycles for p in fits))
+            area += min(p.cost for p in fits)
+            states += min(p.timeline.t_total for p in fits)
+        else:
+            rate = sum(module.factory.rate for module in m.modules)
+            terms = {
+                "longest": longest,
+                "tiles": area / m.total_tiles if m.total_tiles else math.inf,
+                "factories": states / rate if rate else (math.inf if states else 0.0),
+            }
+            binds = max(terms, key=lambda k: terms[k])
+            seconds = terms[binds] * m.cycle_time_ns * 1e-9
+            if best is None or seconds < best.makespan_s:
+                best = PackingBound(configuration=c, makespan_s=seconds, binds=binds)
+    return best
