@@ -501,6 +501,23 @@ def test_a_draw_over_every_cell_is_taken_only_where_its_candidates_are_few():
     assert batch._thinned(dense, 1, np.random.default_rng(SEED)) is None
 
 
+def test_a_draw_over_every_cell_makes_no_column_of_every_sites_rate_and_draws_the_same():
+    # a million sites' capped rates are made only where a draw a site reads them all:
+    # the candidates' rates read alone are the same numbers, so the same errors
+    table = np.array([[1e-4, 0.0, 2e-4], [4e-5, 4e-5, 0.0]])
+    channels = np.tile(np.arange(2), 5000)
+    lazy = batch.SiteRates.of_table(table, channels)
+    made = batch.SiteRates.of_table(table, channels)
+    assert np.array_equal(made.capped, np.minimum(table.sum(axis=1), 1.0)[channels])
+    a = batch._draw_errors(lazy, 200, np.random.default_rng(SEED))
+    b = batch._draw_errors(made, 200, np.random.default_rng(SEED))
+    assert not lazy.made and len(a) > 0
+    for field in ("shots", "sites", "paulis"):
+        assert np.array_equal(getattr(a, field), getattr(b, field))
+    some = np.array([0, 7, 9999])
+    assert np.array_equal(lazy.capped_at(some), made.capped[some])
+
+
 # -- whole runs -----------------------------------------------------------------------
 
 

@@ -92,9 +92,10 @@ class SiteRates:
     """The X, Y, Z probabilities of error sites as :func:`draw_errors` reads them: site
     ``i`` has the row ``channels[i]`` of ``table`` (a few distinct rows among a
     million sites: no row a site is made), whose sum is ``sums[channels[i]]``; each
-    site's sum capped at certainty (``capped``, and as floats where the sites are few
-    enough to be drawn one at a time: ``capped_floats``). Found once for a lowered plan
-    rather than at every run.
+    site's sum capped at certainty (:attr:`capped`, made on first read: a thinned draw
+    reads only its candidates' (:meth:`capped_at`), so a million sites' column is not
+    made for a thousand errors; as floats where the sites are few enough to be drawn one
+    at a time: ``capped_floats``). Found once for a lowered plan rather than at every run.
 
     >>> SiteRates.of([[0.1, 0.0, 0.2], [0.5, 0.5, 0.5]]).capped_floats
     (0.30000000000000004, 1.0)
@@ -103,8 +104,8 @@ class SiteRates:
     table: np.ndarray
     channels: np.ndarray
     sums: np.ndarray
-    capped: np.ndarray
     capped_floats: tuple[float, ...]
+    made: list[np.ndarray] = field(default_factory=list, repr=False)  # (capped, once read)
 
     @classmethod
     def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
@@ -117,9 +118,25 @@ class SiteRates:
         """The rates of sites whose rows are ``table[channels]``."""
         table = np.asarray(table, dtype=np.float64).reshape(-1, 3)
         sums = table.sum(axis=1)
-        capped = np.minimum(sums, 1.0)[channels]
-        few = len(capped) <= _SCALAR_SITES  # (a million sites' floats: a tenth of a second)
-        return cls(table, channels, sums, capped, tuple(capped.tolist()) if few else ())
+        few = len(channels) <= _SCALAR_SITES  # (a million sites' floats: a tenth of a second)
+        floats = tuple(np.minimum(sums, 1.0)[channels].tolist()) if few else ()
+        return cls(table, channels, sums, floats)
+
+    def __len__(self) -> int:
+        return len(self.channels)
+
+    @property
+    def capped(self) -> np.ndarray:
+        """Each site's sum capped at certainty, in site order."""
+        if not self.made:
+            self.made.append(np.minimum(self.sums, 1.0)[self.channels])
+        return self.made[0]
+
+    def capped_at(self, sites: np.ndarray) -> np.ndarray:
+        """:attr:`capped` of ``sites`` only (the same numbers, without the whole column)."""
+        if self.made:
+            return self.made[0][sites]
+        return np.minimum(self.sums, 1.0)[self.channels[sites]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -839,7 +856,7 @@ _NO_ERRORS = np.zeros(0, dtype=np.int64)
 
 def _draw_errors(rates: SiteRates, shots: int, rng: np.random.Generator) -> Errors:
     """:func:`draw_errors` of sites of ``rates``."""
-    if len(rates.capped) <= _SCALAR_SITES:
+    if len(rates) <= _SCALAR_SITES:
         # One draw a site: what one draw on the array draws, site by site (numpy's array
         # draw loops over the sites with the same generator; tested), without the checks
         # of the array, which cost a few sites' draws.
@@ -883,7 +900,7 @@ def _thinned(
     sites strike a few thousand cells. It is taken where the candidates are expected to
     be at most :data:`_THINNED` of the sites.
     """
-    count = len(rates.capped)
+    count = len(rates)
     bound = min(float(rates.sums.max()), 1.0) if len(rates.sums) else 0.0
     if bound > _DENSE or count * shots * bound > count * _THINNED:
         return None
@@ -896,7 +913,7 @@ def _thinned(
     )
     drawn.sort()
     sites = drawn // shots
-    kept = rng.random(candidates) * bound < rates.capped[sites]
+    kept = rng.random(candidates) * bound < rates.capped_at(sites)
     return sites[kept], drawn[kept] % shots
 
 
