@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING
 from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.reserve import occupied, reservation
+from qmk.kernel.machine.policies.reserve import reservation
 from qmk.kernel.machine.policies.tenants import hold_free_at
 from qmk.kernel.machine.supply import max_min, max_min_past
 
@@ -563,15 +563,6 @@ class BudgetCheck:
         once until a start."""
         return reservation(self.sched, job, self._runs)
 
-    def _read_runs(self, job: MachineJob) -> None:
-        """Read the held runs of the ranges ``job`` could wait in, as its
-        :meth:`reservation` would: the read settles each running job's progress at now,
-        and the schedule's waits, to the bit, follow where they are settled."""
-        runs = self._runs
-        for area in self.sched.allowed_ranges(job):
-            if area.spec.length >= job.tiles and area.index not in runs:
-                runs[area.index] = occupied(self.sched, area)
-
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
         of while a job of ``tiles`` tiles it starts there runs: its quota weight over
@@ -779,9 +770,7 @@ class BudgetCheck:
             job.take(option.footprint, option.timeline, option.rate, option.own)
             mays = may is None or may(job)
             if mays and sched.find(job) is not None:
-                # free now, nothing holds it back: its reservation is now, no wait
-                self._read_runs(job)
-                continue
+                continue  # free now, nothing holds it back: its reservation is now, no wait
             free = self.reservation(job)
             if free is None:
                 continue
