@@ -532,9 +532,9 @@ class BudgetCheck:
         self._parts: dict[tuple[str, int, int], float] = {}
         #: the tenants that draw T states on each module (:meth:`drawing`)
         self._drawing: dict[int, set[str]] = {}
-        #: whether a tenant's first T-drawing job on a module keeps the other tenants'
-        #: budgets there (:meth:`_others_keep`)
-        self._others: dict[tuple[str, int], bool] = {}
+        #: whether a first T-drawing job on a module of a tenant of a weight keeps the
+        #: other tenants' budgets there (:meth:`_others_keep`)
+        self._others: dict[tuple[float, int], bool] = {}
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
         #: why the last :meth:`fit` that refused did (:data:`TILES` or :data:`BUDGET`)
         self.refused_for = TILES
@@ -630,32 +630,41 @@ class BudgetCheck:
         drawing = self.drawing(module)
         if tenant in drawing or not drawing:
             return True
-        key = (tenant, module)
+        # (a tenant not drawing here weighs on the others by its weight alone)
+        key = (self.sched.weight(tenant), module)
         kept = self._others.get(key)
         if kept is None:
-            kept = self._others[key] = self._others_weigh(tenant, module, drawing)
+            kept = self._others[key] = self._others_weigh(key[0], module, drawing)
         return kept
 
-    def _others_weigh(self, tenant: str, module: int, drawing: set[str]) -> bool:
+    def _others_weigh(self, joining: float, module: int, drawing: set[str]) -> bool:
+        """:meth:`_others_keep` for a tenant of weight ``joining``: each drawing
+        tenant's projection on its part without it and with it, each made once a
+        decision (:meth:`_errors`)."""
         sched = self.sched
-        p = sched.machine.logical_error_rate
         total = sum(sched.weight(t) for t in drawing)
-        joining = sched.weight(tenant)
         for other in drawing:
             if not self._running_on(module, other):
                 continue
             weight = sched.weight(other)
-            before = self._projected_of(module, other, part=weight / total)
-            setup = self._setup(module, other, None, 0, weight / (total + joining))
-            jobs, readings = setup.jobs, setup.readings
-            for i, late in setup.lates():
-                job = jobs[i]
-                if job.budget is None:
+            before = self._errors(module, other, weight / total)
+            after = self._errors(module, other, weight / (total + joining))
+            for job, error in after.items():
+                budget = job.budget
+                if budget is None:
                     continue
-                error = idle_of(_rate(job, p), job.cost, readings[i][2], late)
-                if error > job.budget * HEADROOM and error > before[job] * (1 + 1e-9):
+                if error > budget * HEADROOM and error > before[job] * (1 + 1e-9):
                     return False
         return True
+
+    def _errors(self, module: int, tenant: str, part: float) -> dict[MachineJob, float]:
+        """:meth:`_projected_of` ``tenant``'s running jobs on ``part`` of ``module``,
+        made once until a start."""
+        key = (module, tenant, part)
+        errors = self._before.get(key)
+        if errors is None:
+            errors = self._before[key] = self._projected_of(module, tenant, part=part)
+        return errors
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """:meth:`verdict`; a job held back is looked at again at the next epoch
@@ -1039,9 +1048,7 @@ class BudgetCheck:
             if i == last:  # it passes its own budget: whatever the others' fate
                 return False
             if before is None:
-                before = self._before[(module, tenant, part)] = self._projected_of(
-                    module, tenant, part=part
-                )
+                before = self._errors(module, tenant, part)
             if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
         return job.budget is None or not self._only_idles(setup, mine)
