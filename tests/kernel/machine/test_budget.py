@@ -150,8 +150,9 @@ def checking(name: str, seen: Seen) -> type:
             check = BudgetCheck(sched)
             kept = check.projected(0)
             seen.unsettled += sum(sched.rates.idled_since_settled(job) > 0 for job in sched.running)
-            for job in list(sched.running):  # as a reservation does: settled to now
-                sched.remaining(job)
+            for job in list(sched.running):  # settled to now (a step's end, a share)
+                if job.chain_end < 0:  # (steps run whole are settled at their end)
+                    sched.rates.settle_any(job)
             afresh = projected(sched, 0)
             assert check.projected(0) == afresh
             # the waits since a job's last settling count before it is settled too

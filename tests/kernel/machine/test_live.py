@@ -350,9 +350,9 @@ PINNED = {
     "exclusive": ["3fd22a725d002796", "289f88473fb15c02", "ba0561a075c1076d", "6259404e956ef399"],
     "fair-share": ["7a944334eab48ed0", "9abc0845ca230833", "205e038304747ac6", "e821f2f1263f97de"],
     "priority": ["b07df1e0b9885c31", "03df9bb7b46f54fe", "86121770d3966690", "50fa8e55de2d8928"],
-    "backfill": ["1c173c5d5d052cf6", "6bfa780a7a01b260", "d19e8a1494c2ffb0", "c6a14fefa1141c88"],
+    "backfill": ["a07994351c43f647", "96a1aab9d9f80c78", "60621a8ee31a78a2", "b9c157927338b208"],
     "partition": ["af4ed6f80a34fb69", "4218fb1d9211be85", "3ec29e2457169c78", "664c7e3f4fe7a430"],
-    "fidelity": ["80922c4312849cc3", "1f95bd9770e9f944", "574b02b4c34c059e", "286889a895dac3b8"],
+    "fidelity": ["adcff2f2dc8cfc02", "6e89abc64d16f582", "8a2669180cabd771", "4d82a2f517e7c558"],
     "tetris": ["c2795d173652735a", "1d32efec7792353d", "697758d6d6484dfd", "279f790af31339de"],
 }
 
@@ -367,7 +367,10 @@ def test_a_live_machines_figures_are_the_ones_pinned_to_the_last_bit(name):
     # again when it came to share the factories by tenant weight, the ``fair`` rule, and
     # when it came to hold a job back by aging, policies/aging.py; priority's seed 3
     # when a job going on to another T-drawing step came to change its want in place:
-    # seven figures moved in their last bit, up to 1.1e-15 of their value)
+    # seven figures moved in their last bit, up to 1.1e-15 of their value; backfill's
+    # and fidelity's when a reading of a running job's cycles left came to settle
+    # nothing: figures moved by at most 2.9e-14, 2.7e-15 of their value, every release
+    # the same)
     assert [_pinned_live(seed, name) for seed in range(4)] == PINNED[name]
 
 

@@ -611,18 +611,18 @@ def _pinned_run(seed: int, *, whole: bool = True) -> str:
 
 
 PINNED = {
-    0: "98c09d2fb656dead",
+    0: "138d3e797e87ef3c",
     1: "9245d5e4c231e7fd",
-    2: "61a1f8b29bd2bc0b",
+    2: "9cd7f12a1056d9e8",
     3: "dd1d0b58fbe0ea88",
     4: "698c8762c5b542a1",
     5: "5872985f0ca0b58b",
-    6: "39d64468eb8b7a13",
-    7: "44110c505f3fcd9c",
-    8: "b65896084b87d19b",
-    9: "7d201e4df94dc8d9",
-    10: "a2596eafba94bf22",
-    11: "38e826515129fac8",
+    6: "e3f561868aed822d",
+    7: "ad59240f6c76f9a8",
+    8: "9424f92aeeeb1a10",
+    9: "672b3b69760441ea",
+    10: "26cbbddcf2a140e6",
+    11: "5d68eb38a12cdd27",
 }
 
 
@@ -646,7 +646,9 @@ def test_seeded_schedules_are_the_ones_pinned_to_the_last_bit(seed, whole):
     # and 10 changed, each with neighbours of two tenants on one segment; and when a job
     # going on to another T-drawing step came to change its want in place, not leave
     # and join: seed 2's factory trace lost two entries its leave set at a time its join
-    # set again)
+    # set again; and when a reading of a running job's cycles left, a reservation's,
+    # came to settle nothing: seeds 0, 2 and 6-11 changed, under backfill only, each
+    # start, end and wait by at most 1.2e-13 cycles, every makespan the same)
     assert _pinned_run(seed, whole=whole) == PINNED[seed]
 
 

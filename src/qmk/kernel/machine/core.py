@@ -729,7 +729,7 @@ class Scheduler:
         """Run ``job``'s steps from its current one on, which draw on nothing shared, as
         one event at the end their events give (:meth:`Timeline.run_from`). Its end comes
         in the canonical order of ends (:meth:`_push_end`), as step by step. Nothing else
-        reads where it is meanwhile but :meth:`remaining` (:meth:`_whole_done`) and a
+        reads where it is meanwhile but :meth:`remaining` (its end less now) and a
         preemption at a fence (there is none ahead, or the policy preempts none)."""
         job.rate = 1.0 / job.c
         job.cause = ""
@@ -737,29 +737,17 @@ class Scheduler:
         job.version += 1
         self._push_end(job.chain_end, "whole", job)
 
-    def _whole_done(self, job: MachineJob, until: float = INF) -> None:
-        """``job``'s steps run whole ended now, or, with ``until``, it goes on step by step
-        from then (:meth:`remaining`). Record the waits their rounding left, as step by
-        step (:meth:`_step_done`). Then its end, or the step running at ``until``, loaded
-        as :meth:`_enter` loaded it, its end an event."""
+    def _whole_done(self, job: MachineJob) -> None:
+        """``job``'s steps run whole ended now: record the waits their rounding left, as
+        step by step (:meth:`_step_done`), then its end."""
         tl = job.tl
         job.chain_end = -1.0
-        if until == INF and tl.exact_after[job.idx]:
-            running = None
-        else:
-            rounding, running = tl.walk(job.idx, job.last, until)
+        if not tl.exact_after[job.idx]:
+            rounding, _ = tl.walk(job.idx, job.last)
             for job.idx, lost in rounding:
                 job.wait("decoder", lost)
-        if running is None:
-            job.idx = len(tl.steps)
-            self._finish(job)
-            return
-        job.idx, job.last, end = running
-        _, job.c, job.r, job.t, job.b, job.m = tl.steps[job.idx]
-        job.done = 0.0
-        job.rate = 1.0 / job.c
-        job.version += 1
-        self._push(end, _EVENT, "step", job, job.version)
+        job.idx = len(tl.steps)
+        self._finish(job)
 
     def _push_end(self, time: float, kind: str, job: MachineJob) -> None:
         """``job`` ends at ``time``, after the machine's own events of that time and before
@@ -785,13 +773,14 @@ class Scheduler:
             self._wake()
 
     def remaining(self, job: MachineJob) -> float:
-        """``job``'s private cycles left, its progress brought up to now."""
+        """``job``'s private cycles left at now, read without settling anything: a
+        reading (a reservation's, aging's) changes nothing of the schedule, so a policy
+        may read, skip or keep it as it likes. A running job's progress is what settling
+        it would give (:meth:`Rates.progress`); one whose steps run whole runs at full
+        rate to its end."""
         if job.state == RUNNING:
-            if job.chain_end >= 0:  # its steps run whole: step by step from here
-                if job.chain_end <= self.now:
-                    # placed now, its steps take no time: its end is an event at now,
-                    # as step by step (ended here, it would leave its tiles mid-decision)
-                    return 0.0
-                self._whole_done(job, self.now)
-            self.rates.settle_any(job)
+            if job.chain_end >= 0:  # its steps run whole: each cycle a private one
+                left = job.chain_end - self.now
+                return left if left > 0.0 else 0.0
+            return job.remaining(self.rates.progress(job))
         return job.remaining()

@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING
 from qmk.kernel.machine.jobs import idle_error, whole_error
 from qmk.kernel.machine.placement import Placement, Placements
 from qmk.kernel.machine.policies.base import SchedulingPolicy
-from qmk.kernel.machine.policies.reserve import occupied, reservation
+from qmk.kernel.machine.policies.reserve import reservation
 from qmk.kernel.machine.policies.tenants import hold_free_at
 from qmk.kernel.machine.supply import max_min, max_min_past
 
@@ -532,9 +532,9 @@ class BudgetCheck:
         self._parts: dict[tuple[str, int, int], float] = {}
         #: the tenants that draw T states on each module (:meth:`drawing`)
         self._drawing: dict[int, set[str]] = {}
-        #: whether a tenant's first T-drawing job on a module keeps the other tenants'
-        #: budgets there (:meth:`_others_keep`)
-        self._others: dict[tuple[str, int], bool] = {}
+        #: whether a first T-drawing job on a module of a tenant of a weight keeps the
+        #: other tenants' budgets there (:meth:`_others_keep`)
+        self._others: dict[tuple[float, int], bool] = {}
         self._floor: tuple[object, ...] | None = None  # what :meth:`_soonest` reads
         #: why the last :meth:`fit` that refused did (:data:`TILES` or :data:`BUDGET`)
         self.refused_for = TILES
@@ -562,15 +562,6 @@ class BudgetCheck:
         """:func:`~.reserve.reservation` of ``job``, each tile range's held runs read
         once until a start."""
         return reservation(self.sched, job, self._runs)
-
-    def _read_runs(self, job: MachineJob) -> None:
-        """Read the held runs of the ranges ``job`` could wait in, as its
-        :meth:`reservation` would: the read settles each running job's progress at now,
-        and the schedule's waits, to the bit, follow where they are settled."""
-        runs = self._runs
-        for area in self.sched.allowed_ranges(job):
-            if area.spec.length >= job.tiles and area.index not in runs:
-                runs[area.index] = occupied(self.sched, area)
 
     def part(self, tenant: str, module: int = 0, tiles: int = 0) -> float:
         """The part of ``module``'s factories, store and bus segments ``tenant`` is sure
@@ -639,32 +630,41 @@ class BudgetCheck:
         drawing = self.drawing(module)
         if tenant in drawing or not drawing:
             return True
-        key = (tenant, module)
+        # (a tenant not drawing here weighs on the others by its weight alone)
+        key = (self.sched.weight(tenant), module)
         kept = self._others.get(key)
         if kept is None:
-            kept = self._others[key] = self._others_weigh(tenant, module, drawing)
+            kept = self._others[key] = self._others_weigh(key[0], module, drawing)
         return kept
 
-    def _others_weigh(self, tenant: str, module: int, drawing: set[str]) -> bool:
+    def _others_weigh(self, joining: float, module: int, drawing: set[str]) -> bool:
+        """:meth:`_others_keep` for a tenant of weight ``joining``: each drawing
+        tenant's projection on its part without it and with it, each made once a
+        decision (:meth:`_errors`)."""
         sched = self.sched
-        p = sched.machine.logical_error_rate
         total = sum(sched.weight(t) for t in drawing)
-        joining = sched.weight(tenant)
         for other in drawing:
             if not self._running_on(module, other):
                 continue
             weight = sched.weight(other)
-            before = self._projected_of(module, other, part=weight / total)
-            setup = self._setup(module, other, None, 0, weight / (total + joining))
-            jobs, readings = setup.jobs, setup.readings
-            for i, late in setup.lates():
-                job = jobs[i]
-                if job.budget is None:
+            before = self._errors(module, other, weight / total)
+            after = self._errors(module, other, weight / (total + joining))
+            for job, error in after.items():
+                budget = job.budget
+                if budget is None:
                     continue
-                error = idle_of(_rate(job, p), job.cost, readings[i][2], late)
-                if error > job.budget * HEADROOM and error > before[job] * (1 + 1e-9):
+                if error > budget * HEADROOM and error > before[job] * (1 + 1e-9):
                     return False
         return True
+
+    def _errors(self, module: int, tenant: str, part: float) -> dict[MachineJob, float]:
+        """:meth:`_projected_of` ``tenant``'s running jobs on ``part`` of ``module``,
+        made once until a start."""
+        key = (module, tenant, part)
+        errors = self._before.get(key)
+        if errors is None:
+            errors = self._before[key] = self._projected_of(module, tenant, part=part)
+        return errors
 
     def keeps(self, job: MachineJob, module: int, at: int = 0) -> bool:
         """:meth:`verdict`; a job held back is looked at again at the next epoch
@@ -779,9 +779,7 @@ class BudgetCheck:
             job.take(option.footprint, option.timeline, option.rate, option.own)
             mays = may is None or may(job)
             if mays and sched.find(job) is not None:
-                # free now, nothing holds it back: its reservation is now, no wait
-                self._read_runs(job)
-                continue
+                continue  # free now, nothing holds it back: its reservation is now, no wait
             free = self.reservation(job)
             if free is None:
                 continue
@@ -1050,9 +1048,7 @@ class BudgetCheck:
             if i == last:  # it passes its own budget: whatever the others' fate
                 return False
             if before is None:
-                before = self._before[(module, tenant, part)] = self._projected_of(
-                    module, tenant, part=part
-                )
+                before = self._errors(module, tenant, part)
             if error > before.get(other, 0.0) * (1 + 1e-9):
                 return False
         return job.budget is None or not self._only_idles(setup, mine)
