@@ -28,7 +28,7 @@ policy can reach there. ``--storage-tiles N`` gives the policies' machine N stor
 tiles a module; the baseline keeps the faster of the machine with and without them.
 
     python bench/bench_machine.py [--scale] [--jobs N] [--workload OUT.yaml] [--study]
-        [--policy fair-share] [--plots DIR] [--like-for-like [--workloads N]
+        [--policy P (the default policy)] [--plots DIR] [--like-for-like [--workloads N]
         [--qubit Q [--distance D]] [--storage-tiles N]]
 
 Not a test: it prints figures (and writes ``bench/results/machine.json``).
@@ -466,7 +466,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", action="store_true", help="the scale jobs on 10^6 qubits")
     parser.add_argument("--study", action="store_true", help="the docs' experiment tables")
-    parser.add_argument("--policy", default="fair-share", choices=MACHINE_POLICIES)
+    parser.add_argument("--policy", default=DEFAULT_POLICY, choices=MACHINE_POLICIES)
     parser.add_argument("--plots", type=Path, help="with --study: draw the workloads here")
     parser.add_argument("--jobs", type=int, default=10_000, help="scale jobs in all (10,000)")
     parser.add_argument("--workload", type=Path, help="write the scale workload here and stop")
