@@ -9,7 +9,7 @@ import pytest
 from qmk.qec import logical_model
 from qmk.qec.codes import BACON_SHOR, BACON_SHOR_CIRCUIT_LAW, ColumnLaw, scheme_for
 from qmk.qec.errors import QECError
-from qmk.qec.logical import Calibration
+from qmk.qec.logical import Calibration, calibrated
 
 LAW = ColumnLaw(prefactor=0.5, column_factor=10.0, damping=20.0)
 
@@ -30,7 +30,7 @@ def test_the_law_caps_at_one_half_and_has_a_best_distance() -> None:
 
 
 def test_a_scheme_with_a_law_has_no_threshold_and_finds_distances_by_the_law() -> None:
-    scheme = Calibration(family="bacon_shor", law=LAW).apply(BACON_SHOR)
+    scheme = calibrated(BACON_SHOR, Calibration(family="bacon_shor", law=LAW))
     assert not scheme.has_threshold and scheme.law == LAW
     # above the QRE-form p* = 0.003 the law still answers (there is no threshold to pass)
     assert scheme.logical_error_rate(0.004, 3) == LAW.rate(0.004, 3)
@@ -39,7 +39,7 @@ def test_a_scheme_with_a_law_has_no_threshold_and_finds_distances_by_the_law() -
 
 
 def test_a_target_below_the_best_distance_is_distance_too_large_saying_why() -> None:
-    scheme = Calibration(family="bacon_shor", law=BACON_SHOR_CIRCUIT_LAW).apply(BACON_SHOR)
+    scheme = calibrated(BACON_SHOR, Calibration(family="bacon_shor", law=BACON_SHOR_CIRCUIT_LAW))
     with pytest.raises(QECError) as caught:
         scheme.distance_for(1e-3, 1e-6)
     assert caught.value.code == "QC107"

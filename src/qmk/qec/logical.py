@@ -39,6 +39,7 @@ threshold for its family:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Hashable, Mapping
@@ -339,6 +340,34 @@ def _hashable(value: object) -> TypeGuard[Hashable]:
     return True
 
 
+def _applies(calibration: Calibration, scheme: QecScheme) -> bool:
+    """Whether ``calibration`` is for ``scheme``'s family and instruction set."""
+    return (
+        scheme.family == calibration.family
+        and scheme.instruction_set == calibration.instruction_set
+    )
+
+
+def calibrated(scheme: QecScheme, calibration: Calibration) -> QecScheme:
+    """``scheme`` with the calibrated (a, p*), or with the calibrated law.
+
+    A model applies a calibration here, not the value itself: the kernel process holds
+    calibrations (:mod:`qmk.qec.values`) and loads no scheme.
+    """
+    a = calibration.crossing_prefactor
+    threshold = calibration.error_correction_threshold
+    return dataclasses.replace(
+        scheme,
+        crossing_prefactor=float(scheme.crossing_prefactor if a is None else a),
+        error_correction_threshold=float(
+            scheme.error_correction_threshold if threshold is None else threshold
+        ),
+        law=calibration.law,
+        qre=False,
+        sources=(*scheme.sources, f"calibrated: {calibration.source or 'qmk qec calibrate'}"),
+    )
+
+
 def _build(
     profile: Profile,
     qubit: QubitParams,
@@ -346,8 +375,8 @@ def _build(
     calibration: Calibration | None = None,
 ) -> LogicalModel:
     scheme = scheme_for(profile.family, qubit)
-    if calibration is not None and calibration.applies_to(scheme):
-        scheme = calibration.apply(scheme)
+    if calibration is not None and _applies(calibration, scheme):
+        scheme = calibrated(scheme, calibration)
     else:
         calibration = None
     noisy = qubit if noise is None else noise.apply(qubit)

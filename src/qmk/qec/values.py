@@ -21,12 +21,11 @@ True
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 import json
 import math
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -35,9 +34,6 @@ from qmk import values
 from qmk.qec.errors import QECError
 from qmk.qec.errors import bad_parameter as _bad
 from qmk.qvm.profiles import FAMILIES, unknown_family
-
-if TYPE_CHECKING:
-    from qmk.qec.codes import QecScheme
 
 #: A qubit with one- and two-qubit gates and single-qubit measurements.
 GATE_BASED = "gate_based"
@@ -380,31 +376,6 @@ class Calibration(
             raise _calibration_error(
                 f"a column law is Bacon-Shor's; {self.family} takes (a, p*)", "law"
             )
-
-    def applies_to(self, scheme: QecScheme) -> bool:
-        """Whether this calibration is for ``scheme``'s family and instruction set."""
-        return scheme.family == self.family and scheme.instruction_set == self.instruction_set
-
-    def apply(self, scheme: QecScheme) -> QecScheme:
-        """``scheme`` with the calibrated (a, p*), or with the calibrated law."""
-        a = (
-            scheme.crossing_prefactor
-            if self.crossing_prefactor is None
-            else self.crossing_prefactor
-        )
-        threshold = (
-            scheme.error_correction_threshold
-            if self.error_correction_threshold is None
-            else self.error_correction_threshold
-        )
-        return dataclasses.replace(
-            scheme,
-            crossing_prefactor=float(a),
-            error_correction_threshold=float(threshold),
-            law=self.law,
-            qre=False,
-            sources=(*scheme.sources, f"calibrated: {self.source or 'qmk qec calibrate'}"),
-        )
 
     def to_json(self) -> dict[str, Any]:
         """The calibration as plain JSON (the file ``qmk qec calibrate`` writes)."""
