@@ -342,15 +342,8 @@ def bench_grpc_latency(
     the CPU milliseconds per call of the processes of ``meter``."""
     from qmk.grpc.client import Client as GrpcClient
 
-    seeds = iter(range(1, 10**9))
-    with GrpcClient.connect(address, tenant="bench", key=KEY, caps=["CAP_ALLOC"]) as client:
-        job_id = client.q_submit(graph, SHOTS, next(seeds)).job_id
-        client.q_wait(job_id, 30_000)
-        status = metered(lambda: client.q_status(job_id), calls, 200, meter)
-        assert client.q_status(job_id).state == "COMPLETED"
-        submit = lambda: client.q_submit(graph, SHOTS, next(seeds))  # noqa: E731
-        submits = metered(submit, max(1, calls // 4), 50, meter)
-    return {"status": status, "submit": submits}
+    client = GrpcClient.connect(address, tenant="bench", key=KEY, caps=["CAP_ALLOC"])
+    return _status_and_submit(client, calls, graph, meter)
 
 
 def bench_jsonrpc_latency(
@@ -359,8 +352,18 @@ def bench_jsonrpc_latency(
     """The same calls straight to the kernel's socket (:class:`qmk.client.Client`):
     ``q_status`` of a completed job and ``q_submit`` of a Bell job, what a gateway's hop
     is added to."""
+    return _status_and_submit(
+        Client.connect(str(socket), tenant="bench", key=KEY), calls, graph, meter
+    )
+
+
+def _status_and_submit(
+    client: Any, calls: int, graph: dict[str, Any], meter: Mapping[str, int] | None
+) -> dict[str, Any]:
+    """``q_status`` of a completed job and ``q_submit`` of a Bell job over ``client``
+    (closed after), each with the CPU milliseconds per call of ``meter``'s processes."""
     seeds = iter(range(1, 10**9))
-    with Client.connect(str(socket), tenant="bench", key=KEY) as client:
+    with client:
         job_id = client.q_submit(graph, SHOTS, next(seeds)).job_id
         client.q_wait(job_id, 30_000)
         status = metered(lambda: client.q_status(job_id), calls, 200, meter)

@@ -45,13 +45,9 @@ True
 >>> worker_end.send((7, "ok", b"outcome"))
 >>> [message(body) for body in pool_end.receive()[0]]
 [{'ok': 1j}, (7, 'ok', b'outcome')]
->>> prefix = task_prefix(pickle.dumps(len), pickle.dumps(bytes))  # a task of len(bytes(...))
->>> pool_end.send_frame(task_frame(8, prefix, (b"abc",)))
-True
->>> task = worker_end.recv()
->>> task[0], pickle.loads(task[1]) is len, task[2:]
-(8, True, ((b'abc',), {}))
 >>> pool_end.close(); worker_end.close()
+
+A task frame's round trip is :mod:`qmk.kernel.pools.worker_line`'s example.
 """
 
 from __future__ import annotations
