@@ -106,6 +106,7 @@ class SiteRates:
     sums: np.ndarray
     capped_floats: tuple[float, ...]
     made: list[np.ndarray] = field(default_factory=list, repr=False)  # (capped, once read)
+    bounded: list[float] = field(default_factory=list, repr=False)  # (bound, once read)
 
     @classmethod
     def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
@@ -131,6 +132,21 @@ class SiteRates:
         if not self.made:
             self.made.append(np.minimum(self.sums, 1.0)[self.channels])
         return self.made[0]
+
+    @property
+    def bound(self) -> float:
+        """The largest site's rate, capped at certainty (0 for no site): the largest sum
+        of a row some site uses, rows tried from the largest (a row no site uses bounds
+        nothing; the first tried is used, most often)."""
+        if not self.bounded:
+            found = 0.0
+            if len(self.channels):
+                for row in np.argsort(-self.sums, kind="stable").tolist():
+                    if len(self.sums) == 1 or bool((self.channels == row).any()):
+                        found = min(float(self.sums[row]), 1.0)
+                        break
+            self.bounded.append(found)
+        return self.bounded[0]
 
     def capped_at(self, sites: np.ndarray) -> np.ndarray:
         """:attr:`capped` of ``sites`` only (the same numbers, without the whole column)."""
@@ -893,16 +909,17 @@ def _thinned(
     """The struck (site, shot) cells of sites of ``rates``, in order, drawn over every
     cell at once; None where a draw a site costs less.
 
-    A cell is a candidate with a bound on every site's rate, and a candidate is kept
-    with its site's rate over that bound: each cell is struck independently with its
-    site's rate, as a draw a site strikes it. The candidates are ``Binomial(cells,
-    bound)`` many, a uniform subset of the cells (:func:`_distinct_shots`' rule). That
-    is work in the candidates, not in the sites: at logical error rates, a million
-    sites strike a few thousand cells. It is taken where the candidates are expected to
-    be at most :data:`_THINNED` of the sites.
+    A cell is a candidate with a bound on every site's rate (:attr:`SiteRates.bound`),
+    and a candidate is kept with its site's rate over that bound: each cell is struck
+    independently with its site's rate, as a draw a site strikes it. The candidates
+    are ``Binomial(cells, bound)`` many, a uniform subset of the cells
+    (:func:`_distinct_shots`' rule). That is work in the candidates, not in the
+    sites: at logical error rates, a million sites strike a few thousand cells. It is
+    taken where the candidates are expected to be at most :data:`_THINNED` of the
+    sites.
     """
     count = len(rates)
-    bound = min(float(rates.sums.max()), 1.0) if len(rates.sums) else 0.0
+    bound = rates.bound
     if bound > _DENSE or count * shots * bound > count * _THINNED:
         return None
     cells = count * shots
