@@ -168,3 +168,45 @@ def test_the_compiled_pass_anchors_each_site_where_numpys_does(seed, count, qubi
     np.testing.assert_array_equal(ours, theirs)
     sites = np.flatnonzero(rows.kinds == SITE)
     assert len(ours) == len(sites) and (ours < len(rows)).all()
+
+
+@pytest.mark.parametrize(("seed", "count", "qubits"), [(9, 20_000, 300), (10, 8_000, 8)])
+def test_sites_beside_the_rows_stand_where_sites_as_rows_do(seed, count, qubits):
+    """The same error sites as rows of their own and as a side table (each before the
+    row it names) compile to the same text, and each stands at the offset of its anchor
+    as the full pass finds it (numpy's): found for the sites asked about only."""
+    rows = noisy_rows(seed, count, qubits)
+    own = rows.kinds != SITE
+    site_rows = np.flatnonzero(~own)
+    widths = np.diff(rows.offsets)
+    beside = Instructions(
+        rows.kinds[own],
+        rows.codes[own],
+        np.r_[0, np.cumsum(widths[own])],
+        rows.qubits[np.repeat(own, widths)],
+        gates=rows.gates,
+        probs=rows.probs,
+        objects=rows.objects,
+        site_at=site_rows - np.arange(len(site_rows)),
+        site_qubits=rows.qubits[rows.offsets[site_rows]],
+        site_codes=rows.codes[site_rows],
+    )
+    assert beside == rows  # read as a sequence: the sites are rows again
+    as_rows = compile_batch(BatchCircuit(num_qubits=qubits, instructions=rows))
+    as_table = compile_batch(BatchCircuit(num_qubits=qubits, instructions=beside))
+    assert as_rows is not None and as_table is not None
+    assert as_rows.source == as_table.source and as_rows.flip_text == as_table.flip_text
+    plain = stim_lines.PlainLines.of(rows, qubits)
+    assert plain is not None
+    anchors = stim_lines.site_anchors(rows, plain, kernel="numpy")
+    ends = np.zeros(len(rows) + 1, dtype=np.int64)  # each row's flip text, summed
+    ends[plain.rows] = plain.sizes()
+    ends[np.flatnonzero(rows.kinds == OBJECT)] = len("M 0\n")  # (each object measures qubit 0)
+    np.cumsum(ends[:-1], out=ends[:-1])
+    expected = ends[anchors]
+    asked = np.random.default_rng(seed).choice(len(site_rows), size=500, replace=False)
+    asked.sort()
+    for sampler in (as_rows, as_table):
+        np.testing.assert_array_equal(sampler.offsets_of(asked), expected[asked])
+        np.testing.assert_array_equal(sampler.site_offsets, expected)
+        np.testing.assert_array_equal(sampler.site_qubits, beside.site_qubits)

@@ -501,6 +501,15 @@ def test_a_draw_over_every_cell_is_taken_only_where_its_candidates_are_few():
     assert batch._thinned(dense, 1, np.random.default_rng(SEED)) is None
 
 
+def test_a_rate_no_site_has_bounds_no_draw_over_every_cell():
+    # the table's dense row is no site's: the bound is the sites' largest rate
+    table = np.array([[0.2, 0.0, 0.0], [1e-6, 1e-6, 0.0], [3e-6, 0.0, 0.0]])
+    rates = batch.SiteRates.of_table(table, np.r_[np.ones(50, np.int64), np.full(50, 2)])
+    assert rates.bound == 3e-6
+    assert batch._thinned(rates, 100, np.random.default_rng(SEED)) is not None
+    assert batch.SiteRates.of_table(table, np.zeros(0, np.int64)).bound == 0.0
+
+
 def test_a_draw_over_every_cell_makes_no_column_of_every_sites_rate_and_draws_the_same():
     # a million sites' capped rates are made only where a draw a site reads them all:
     # the candidates' rates read alone are the same numbers, so the same errors

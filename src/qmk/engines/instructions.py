@@ -39,12 +39,31 @@ class Instructions(Sequence[Instruction]):
     - ``OBJECT``: ``objects[codes[i]]``, any instruction (its qubits are not in
       ``qubits``).
 
+    Error sites may instead stand beside the columns, as a side table: site ``k`` on
+    qubit ``site_qubits[k]`` with the probabilities ``probs[site_codes[k]]`` stands just
+    before column row ``site_at[k]`` (nondecreasing; the row count: at the end). A
+    lowered plan's million sites are kept so, and read where they strike
+    (:meth:`~qmk.engines.stim_batch.StimSampler.flips`), not written as a million rows.
+    Read as a sequence, they are rows of their own (:meth:`merged`, made on first read).
+
     >>> rows = Instructions.of([Instruction(kind=Kind.MEASURE, qubits=(0,))])
     >>> rows[0].kind.value, len(rows), rows == [Instruction(kind=Kind.MEASURE, qubits=(0,))]
     ('measure', 1, True)
     """
 
-    __slots__ = ("codes", "gates", "kinds", "objects", "offsets", "probs", "qubits")
+    __slots__ = (
+        "_merged",
+        "codes",
+        "gates",
+        "kinds",
+        "objects",
+        "offsets",
+        "probs",
+        "qubits",
+        "site_at",
+        "site_codes",
+        "site_qubits",
+    )
 
     def __init__(
         self,
@@ -56,6 +75,9 @@ class Instructions(Sequence[Instruction]):
         gates: Sequence[tuple[str, tuple[float, ...]]] = (),
         probs: Sequence[tuple[float, ...]] = (),
         objects: Sequence[Instruction] = (),
+        site_at: np.ndarray | None = None,
+        site_qubits: np.ndarray | None = None,
+        site_codes: np.ndarray | None = None,
     ) -> None:
         self.kinds = np.asarray(kinds, dtype=np.uint8)
         self.codes = np.asarray(codes, dtype=np.int64)
@@ -64,8 +86,15 @@ class Instructions(Sequence[Instruction]):
         self.gates = tuple(gates)
         self.probs = tuple(probs)
         self.objects = tuple(objects)
+        none = np.zeros(0, dtype=np.int64)
+        self.site_at = none if site_at is None else np.asarray(site_at, dtype=np.int64)
+        self.site_qubits = none if site_qubits is None else np.asarray(site_qubits, np.int64)
+        self.site_codes = none if site_codes is None else np.asarray(site_codes)
+        self._merged: Instructions | None = None
         if not len(self.kinds) == len(self.codes) == len(self.offsets) - 1:
             raise ValueError("instruction columns of different lengths")
+        if not len(self.site_at) == len(self.site_qubits) == len(self.site_codes):
+            raise ValueError("site columns of different lengths")
 
     @classmethod
     def of(cls, instructions: Iterable[Instruction]) -> Instructions:
@@ -84,7 +113,42 @@ class Instructions(Sequence[Instruction]):
         )
 
     def __len__(self) -> int:
-        return len(self.kinds)
+        return len(self.kinds) + len(self.site_at)
+
+    def merged(self) -> Instructions:
+        """The same rows with the side table's sites as ``SITE`` rows (itself where it
+        has none): what a reader of every row reads, made once."""
+        if not len(self.site_at):
+            return self
+        if self._merged is None:
+            count, sites = len(self.kinds), len(self.site_at)
+            site_rows = self.site_at + np.arange(sites)
+            own = np.ones(count + sites, dtype=bool)
+            own[site_rows] = False
+            kinds = np.full(count + sites, SITE, dtype=np.uint8)
+            kinds[own] = self.kinds
+            codes = np.empty(count + sites, dtype=np.int64)
+            codes[own] = self.codes
+            codes[site_rows] = self.site_codes
+            widths = np.ones(count + sites, dtype=np.int64)
+            widths[own] = np.diff(self.offsets)
+            offsets = np.zeros(count + sites + 1, dtype=np.int64)
+            np.cumsum(widths, out=offsets[1:])
+            qubits = np.empty(int(offsets[-1]), dtype=np.int64)
+            places = np.ones(len(qubits), dtype=bool)
+            places[offsets[site_rows]] = False
+            qubits[places] = self.qubits[self.offsets[0] : self.offsets[-1]]
+            qubits[~places] = self.site_qubits
+            self._merged = Instructions(
+                kinds,
+                codes,
+                offsets,
+                qubits,
+                gates=self.gates,
+                probs=self.probs,
+                objects=self.objects,
+            )
+        return self._merged
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> Instruction: ...
@@ -102,6 +166,11 @@ class Instructions(Sequence[Instruction]):
         return self._rows(range(len(self)))
 
     def _rows(self, rows: Iterable[int]) -> Iterator[Instruction]:
+        if len(self.site_at):
+            return self.merged()._rows(rows)
+        return self._column_rows(rows)
+
+    def _column_rows(self, rows: Iterable[int]) -> Iterator[Instruction]:
         kinds, codes, offsets, qubits = self.kinds, self.codes, self.offsets, self.qubits
         for at in rows:
             kind, code = int(kinds[at]), int(codes[at])
@@ -137,6 +206,9 @@ class Instructions(Sequence[Instruction]):
                 self.gates,
                 self.probs,
                 self.objects,
+                self.site_at,
+                self.site_qubits,
+                self.site_codes,
             ),
         )
 
@@ -149,5 +221,19 @@ def _rebuild(
     gates: Sequence[tuple[str, tuple[float, ...]]],
     probs: Sequence[tuple[float, ...]],
     objects: Sequence[Instruction],
+    site_at: np.ndarray | None = None,
+    site_qubits: np.ndarray | None = None,
+    site_codes: np.ndarray | None = None,
 ) -> Instructions:
-    return Instructions(kinds, codes, offsets, qubits, gates=gates, probs=probs, objects=objects)
+    return Instructions(
+        kinds,
+        codes,
+        offsets,
+        qubits,
+        gates=gates,
+        probs=probs,
+        objects=objects,
+        site_at=site_at,
+        site_qubits=site_qubits,
+        site_codes=site_codes,
+    )

@@ -47,7 +47,7 @@ from qmk.engines.batch import (
 )
 from qmk.engines.instructions import OBJECT, SITE, Instructions
 from qmk.engines.stim_gates import stim_gate
-from qmk.engines.stim_lines import PlainLines, site_anchors
+from qmk.engines.stim_lines import PlainLines
 
 _CONTROLLED = {"X": "CX", "Y": "CY", "Z": "CZ"}
 _MEASURE = {"Z": "M", "X": "MX", "Y": "MY"}
@@ -85,7 +85,8 @@ class StimSampler:
     ``flip_text`` is the stim text of the same circuit with every noise channel the
     engine draws, one- or two-qubit, silenced (a herald keeps its record bit, always
     0). Error site ``i`` strikes qubit ``site_qubits[i]`` after the first
-    ``site_offsets[i]`` characters of that text, which end a line. Sites with the same
+    ``site_offsets[i]`` characters of that text, which end a line (:meth:`offsets_of`:
+    found for the sites an error strikes only, from ``anchors``). Sites with the same
     qubit and offset flip alike. That is what :meth:`flips` propagates errors through.
 
     ``targets`` counts the gate targets of the circuit (what stim's sampler simulates a
@@ -100,10 +101,11 @@ class StimSampler:
     source: stim.Circuit | str
     mode: str = "stim-batch"
     flip_text: str = ""
-    #: (int64 arrays, read-only: a million-gate circuit has over a million sites, whose
+    #: (int64 array, read-only: a million-gate circuit has over a million sites, whose
     #: numbers as tuples cost a fifth of a second to make and to read back)
-    site_offsets: np.ndarray = field(default_factory=lambda: _NO_SITES, compare=False)
     site_qubits: np.ndarray = field(default_factory=lambda: _NO_SITES, compare=False)
+    #: where in the text the sites stand (None: no site)
+    anchors: SiteAnchors | None = field(default=None, compare=False, repr=False)
     targets: int = 0
     affine: list[AffineSampler | FreeSampler | None] = field(
         default_factory=list, compare=False, repr=False
@@ -129,6 +131,18 @@ class StimSampler:
     def num_sites(self) -> int:
         """How many error sites the circuit has."""
         return len(self.site_qubits)
+
+    def offsets_of(self, sites: np.ndarray) -> np.ndarray:
+        """The flip text's characters before each of ``sites`` (see the class docstring)."""
+        sites = np.asarray(sites, dtype=np.int64)
+        if self.anchors is None or not len(sites):
+            return np.zeros(len(sites), dtype=np.int64)
+        return self.anchors.offsets_of(sites, self.site_qubits[sites])
+
+    @property
+    def site_offsets(self) -> np.ndarray:
+        """:meth:`offsets_of` every site (a small circuit's: a million sites' costs)."""
+        return self.offsets_of(np.arange(self.num_sites))
 
     def sample(
         self,
@@ -235,7 +249,7 @@ class StimSampler:
         # One lane pair per distinct (offset, qubit): the walk's order, and its work.
         qubits_of = self.site_qubits[sites]
         n = max(int(qubits_of.max()) + 1, 1)
-        keys = self.site_offsets[sites] * n + qubits_of
+        keys = self.offsets_of(sites) * n + qubits_of
         distinct, inverse = np.unique(keys, return_inverse=True)
         at, qubits = (distinct // n).tolist(), (distinct % n).tolist()
         lanes = max(256, _FLIP_CHUNK_BITS // max(records, 1)) // 2
@@ -416,46 +430,133 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     objects = _objects(rows, circuit.num_qubits)
     if objects is None:
         return None
-    site_rows = np.flatnonzero(rows.kinds == SITE)
-    # the row after whose text each site stands (-1: the start): a column site after
-    # its qubit's last moment (site_anchors), a site kept as an object where it is (an
-    # object cuts the moments)
-    at, site_qubits = site_rows, rows.qubits[rows.offsets[site_rows]]
-    anchors = site_anchors(rows, plain) if len(site_rows) else site_rows
-    if objects.site_qubits:  # sites kept as objects too: all of them in circuit order
-        at = np.concatenate([site_rows, objects.rows[objects.sites]])
-        order = np.argsort(at, kind="stable")
-        at = at[order]
-        anchors = np.concatenate([anchors, objects.rows[objects.sites]])[order]
-        site_qubits = np.concatenate(
-            [site_qubits, np.asarray(objects.site_qubits, dtype=np.int64)]
-        )[order]
-    site_offsets = _NO_SITES
-    if len(at):
+    # where each site stands: before a row of the circuit (the rows before it are those
+    # whose flips it follows), in circuit order: the side table's before its row, a
+    # site row (a column's or an object's) after those before it
+    column_rows = np.flatnonzero(rows.kinds == SITE)
+    object_rows = objects.rows[objects.sites]
+    parts = [
+        (rows.site_at, rows.site_qubits, 2 * rows.site_at),
+        (column_rows, rows.qubits[rows.offsets[column_rows]], 2 * column_rows + 1),
+        (
+            object_rows + 1,
+            np.asarray(objects.site_qubits, dtype=np.int64),
+            2 * object_rows + 1,
+        ),
+    ]
+    kept = [part for part in parts if len(part[0])]
+    anchors = None
+    site_qubits = _NO_SITES
+    if kept:
+        before = kept[0][0] if len(kept) == 1 else np.concatenate([p[0] for p in kept])
+        site_qubits = kept[0][1] if len(kept) == 1 else np.concatenate([p[1] for p in kept])
+        if len(kept) > 1:
+            order = np.argsort(np.concatenate([p[2] for p in kept]), kind="stable")
+            before, site_qubits = before[order], site_qubits[order]
         # each row's flip text, in characters, then where the text of the rows up to
-        # each ends (in place: a million-row circuit's column): where the sites stand.
-        # The last entry, 0, is the start, where an anchor of -1 reads it.
-        ends = np.zeros(len(rows) + 1, dtype=np.int64)
+        # each ends (in place: a million-row circuit's column). The last entry, 0, is
+        # the start, where an anchor of -1 reads it.
+        ends = np.zeros(len(rows.kinds) + 1, dtype=np.int64)
         ends[plain.rows] = plain.sizes()
         ends[objects.rows] = objects.flip_sizes
         np.cumsum(ends[:-1], out=ends[:-1])
-        site_offsets = ends[anchors]
-        del ends  # (before the text is made: the peak of a million-row circuit's memory)
-    sited = len(at) > 0
-    del at, anchors
+        anchors = SiteAnchors(before, ends, rows, plain, objects.rows)
     text = plain.text(objects.rows, objects.lines)
     flip_text = ""
-    if sited:  # the same text where no line differs (no channel the engine draws)
+    if anchors is not None:  # the same text where no line differs (no channel drawn)
         same = objects.flips == objects.lines
         flip_text = text if same else plain.text(objects.rows, objects.flips)
     return StimSampler(
         source=text,
         flip_text=flip_text,
-        site_offsets=_read_only(site_offsets),
         site_qubits=_read_only(site_qubits),
+        anchors=anchors,
         targets=plain.targets + objects.targets,
         records=objects.records,
     )
+
+
+class SiteAnchors:
+    """Where error sites stand in a compiled circuit's flip text, found for the sites
+    asked about only (a million-site circuit's errors strike a thousand).
+
+    Site ``k`` stands before row ``before[k]``. On qubit ``q``, it stands after the
+    moment of the last gate on ``q`` before it, or after the last object row before it
+    where that comes later (as :func:`~qmk.engines.stim_lines.site_anchors` finds for
+    every site): between there and its place stand only gates on other qubits, with
+    which an error on ``q`` commutes. A site's last gate is looked for in the gates'
+    targets just before it, in windows that double (:data:`_WINDOW` first; past
+    :data:`_WINDOWS`, all of its qubit's targets at once).
+    """
+
+    __slots__ = ("before", "ends", "mend", "object_rows", "offsets", "targets")
+
+    def __init__(
+        self,
+        before: np.ndarray,
+        ends: np.ndarray,
+        rows: Instructions,
+        plain: PlainLines,
+        object_rows: np.ndarray,
+    ) -> None:
+        self.before = before
+        self.ends = ends
+        self.object_rows = object_rows
+        self.offsets = rows.offsets
+        # each row's moment end (-1: no gate written there)
+        self.mend = np.full(len(rows.kinds), -1, dtype=np.int64)
+        self.mend[plain.placed] = plain.moment_ends
+        # each target's qubit, -1 where no written gate's (where every kept qubit is a
+        # written gate's, as a lowered plan's: the column itself)
+        gates = plain.placed
+        if plain.targets == int(self.offsets[-1] - self.offsets[0]):
+            self.targets = rows.qubits
+        else:
+            self.targets = np.full(len(rows.qubits), -1, dtype=np.int64)
+            arity = self.offsets[gates + 1] - self.offsets[gates]
+            first = np.cumsum(arity) - arity
+            at = np.repeat(self.offsets[gates] - first, arity) + np.arange(int(arity.sum()))
+            self.targets[at] = rows.qubits[at]
+
+    def _last_targets(self, limits: np.ndarray, qubits: np.ndarray) -> np.ndarray:
+        """For each site, the last target before ``limits[k]`` on ``qubits[k]`` (-1:
+        none)."""
+        targets = self.targets
+        found = np.full(len(limits), -1, dtype=np.int64)
+        open_ = np.flatnonzero(limits > 0)
+        width = _WINDOW
+        while len(open_) and width <= _WINDOWS:
+            ends = limits[open_]
+            at = ends[:, None] - width + np.arange(width)
+            seen = (targets[np.maximum(at, 0)] == qubits[open_][:, None]) & (at >= 0)
+            hit = seen.any(axis=1)
+            last = width - 1 - np.argmax(seen[:, ::-1], axis=1)
+            found[open_[hit]] = at[hit, last[hit]]
+            open_ = open_[~hit & (ends > width)]
+            width *= 2
+        for qubit in np.unique(qubits[open_]).tolist():  # (a qubit's targets are rare)
+            mine = open_[qubits[open_] == qubit]
+            places = np.flatnonzero(targets == qubit)
+            found[mine] = np.r_[-1, places][np.searchsorted(places, limits[mine])]
+        return found
+
+    def offsets_of(self, sites: np.ndarray, qubits: np.ndarray) -> np.ndarray:
+        """The flip text's characters before each of ``sites`` (on ``qubits``)."""
+        before = self.before[sites]
+        offsets = self.offsets
+        last = self._last_targets(offsets[before] - offsets[0], qubits)
+        rows = np.searchsorted(offsets, last + offsets[0], side="right") - 1
+        anchor = np.where(last >= 0, self.mend[np.maximum(rows, 0)], -1)
+        objects = self.object_rows
+        last_object = np.r_[-1, objects][np.searchsorted(objects, before)]
+        return self.ends[np.maximum(anchor, last_object)]
+
+
+#: :class:`SiteAnchors` looks for a site's last gate in this many targets before it
+#: first (a qubit of a hundred is met every hundred targets or so), then twice as many,
+#: up to :data:`_WINDOWS`.
+_WINDOW = 256
+_WINDOWS = 1 << 14
 
 
 def _plain(

@@ -637,7 +637,7 @@ def site_anchors(rows: Instructions, plain: PlainLines, *, kernel: str | None = 
     Raises:
         RuntimeError: ``kernel="compiled"`` where it cannot run.
     """
-    count = len(rows)
+    count = len(rows.kinds)  # (the columns: sites beside them are not rows here)
     mend = np.full(count, -1, dtype=np.int64)
     mend[plain.placed] = plain.moment_ends
     if kernel is None:

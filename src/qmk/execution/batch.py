@@ -63,7 +63,7 @@ from qmk.engines.batch import (
     xor_flips,
 )
 from qmk.engines.gates import GATES, pauli_string, unitary
-from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
+from qmk.engines.instructions import OBJECT, PLAIN, Instructions
 from qmk.execution.branches import ExecutionState, Progress
 from qmk.execution.chunks import pause_between_chunks, resume_chunks
 from qmk.execution.locations import Locations, Noise
@@ -106,6 +106,7 @@ class SiteRates:
     sums: np.ndarray
     capped_floats: tuple[float, ...]
     made: list[np.ndarray] = field(default_factory=list, repr=False)  # (capped, once read)
+    bounded: list[float] = field(default_factory=list, repr=False)  # (bound, once read)
 
     @classmethod
     def of(cls, probs: np.ndarray | Sequence[Sequence[float]]) -> SiteRates:
@@ -131,6 +132,21 @@ class SiteRates:
         if not self.made:
             self.made.append(np.minimum(self.sums, 1.0)[self.channels])
         return self.made[0]
+
+    @property
+    def bound(self) -> float:
+        """The largest site's rate, capped at certainty (0 for no site): the largest sum
+        of a row some site uses, rows tried from the largest (a row no site uses bounds
+        nothing; the first tried is used, most often)."""
+        if not self.bounded:
+            found = 0.0
+            if len(self.channels):
+                for row in np.argsort(-self.sums, kind="stable").tolist():
+                    if len(self.sums) == 1 or bool((self.channels == row).any()):
+                        found = min(float(self.sums[row]), 1.0)
+                        break
+            self.bounded.append(found)
+        return self.bounded[0]
 
     def capped_at(self, sites: np.ndarray) -> np.ndarray:
         """:attr:`capped` of ``sites`` only (the same numbers, without the whole column)."""
@@ -415,9 +431,11 @@ class _Lowering:
     def placed(self, steps: PlanSteps, plain: np.ndarray, own: np.ndarray) -> Instructions:
         """The circuit: each step's sites before it, its ``own`` instructions (the
         unguarded gates' made here from ``plain``, the others written by :meth:`step`)
-        and its sites after it, as columns."""
+        and its sites after it, as columns. Sites drawn by the caller are no rows: they
+        stand beside the rows (:class:`~qmk.engines.instructions.Instructions`' side
+        table), each before its step's first row or after its last."""
         runs, before = self.runs, self.sites_before
-        sited = len(runs.keys) > 0
+        sited = len(runs.keys) > 0 and not self.drawn  # (sites as rows: objects)
         total = before + own + self.sites_after if sited else own
         start = np.cumsum(total) - total  # each step's first row
         if sited:
@@ -425,7 +443,7 @@ class _Lowering:
         rows = int(total.sum())
         del total
         # every row a site's until a step's own row is written over it
-        kinds = np.full(rows, SITE if self.drawn else OBJECT, dtype=np.uint8)
+        kinds = np.full(rows, OBJECT, dtype=np.uint8)
         codes = np.empty(rows, dtype=np.int64)
         widths = np.ones(rows, dtype=np.uint8)  # qubits a row keeps in the columns (few)
         # the unguarded gates: a row each, their (gate, params) and qubits as columns
@@ -438,50 +456,49 @@ class _Lowering:
         # the other steps' instructions: objects, in order
         others = ~plain
         object_rows = spread(start[others], own[others])
-        del start
-        kinds[object_rows] = OBJECT
         codes[object_rows] = np.arange(len(object_rows))
         widths[object_rows] = 0
         objects: list[Instruction] = list(self.out)
-        # the sites: a row each, every row not a step's own, in their runs' order (the
-        # runs are by step, before it then after it, as the rows are laid)
-        if self.drawn:
-            site_rows = np.flatnonzero(kinds == SITE)
-        else:  # (the sites' rows are objects too: those no step wrote)
-            undrawn = kinds == OBJECT
+        site_at: np.ndarray | None = None
+        if self.drawn and len(runs.keys):
+            # each run's row: its step's first (before it) or the row after its last
+            steps_of = runs.keys // 2
+            first = start[steps_of]
+            after = (runs.keys & 1).astype(bool)
+            first[after] += own[steps_of[after]]
+            site_at = np.repeat(first, np.diff(runs.bounds))
+        del start
+        if sited:
+            # the sites: a row each, every row not a step's own, in their runs' order
+            # (the runs are by step, before it then after it, as the rows are laid)
+            undrawn = np.ones(rows, dtype=bool)
+            undrawn[at] = False
             undrawn[object_rows] = False
             site_rows = np.flatnonzero(undrawn)
             del undrawn
-        probs: list[tuple[float, ...]] = []
-        if self.drawn:
-            codes[site_rows] = runs.channels
-            probs = runs.table
-        else:
             widths[site_rows] = 0
             codes[site_rows] = len(objects) + np.arange(len(site_rows))
             objects += runs.instructions(self.site_kind)
-        if self.heralded:  # a herald's column: the record bits before it
-            records = np.zeros(rows, dtype=np.int64)
-            records[object_rows] = [instruction.records for instruction in self.out]
-            records[site_rows] = 1
-            self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
+            if self.heralded:  # a herald's column: the record bits before it
+                records = np.zeros(rows, dtype=np.int64)
+                records[object_rows] = [instruction.records for instruction in self.out]
+                records[site_rows] = 1
+                self.heralds = tuple((np.cumsum(records) - records)[site_rows].tolist())
         offsets = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(widths.astype(np.int64), out=offsets[1:])  # (numpy's fast sum: of int64)
         del widths
-        gate_qubits = steps.qubits_of(plain)  # (indices into the circuit's qubits)
-        # only the plain gates' rows and the drawn sites' keep qubits, in row order: the
-        # gates' fill every place that is not a site's
-        qubits = gate_qubits
-        if self.drawn and len(site_rows):
-            qubits = np.empty(int(offsets[-1]), dtype=np.int64)
-            site_places = offsets[site_rows]
-            gate_places = np.ones(len(qubits), dtype=bool)
-            gate_places[site_places] = False
-            qubits[gate_places] = gate_qubits
-            del gate_places, gate_qubits
-            qubits[site_places] = runs.qubits
+        drawn = site_at is not None
         return Instructions(
-            kinds, codes, offsets, qubits, gates=gates, probs=probs, objects=objects
+            kinds,
+            codes,
+            offsets,
+            steps.qubits_of(plain),  # (indices into the circuit's qubits)
+            gates=gates,
+            probs=runs.table if drawn else (),
+            objects=objects,
+            site_at=site_at,
+            site_qubits=runs.qubits if drawn else None,
+            site_codes=runs.channels if drawn else None,
         )
 
     def step(self, node: Node, kind: Exec, at: int) -> bool:
@@ -892,16 +909,17 @@ def _thinned(
     """The struck (site, shot) cells of sites of ``rates``, in order, drawn over every
     cell at once; None where a draw a site costs less.
 
-    A cell is a candidate with a bound on every site's rate, and a candidate is kept
-    with its site's rate over that bound: each cell is struck independently with its
-    site's rate, as a draw a site strikes it. The candidates are ``Binomial(cells,
-    bound)`` many, a uniform subset of the cells (:func:`_distinct_shots`' rule). That
-    is work in the candidates, not in the sites: at logical error rates, a million
-    sites strike a few thousand cells. It is taken where the candidates are expected to
-    be at most :data:`_THINNED` of the sites.
+    A cell is a candidate with a bound on every site's rate (:attr:`SiteRates.bound`),
+    and a candidate is kept with its site's rate over that bound: each cell is struck
+    independently with its site's rate, as a draw a site strikes it. The candidates
+    are ``Binomial(cells, bound)`` many, a uniform subset of the cells
+    (:func:`_distinct_shots`' rule). That is work in the candidates, not in the
+    sites: at logical error rates, a million sites strike a few thousand cells. It is
+    taken where the candidates are expected to be at most :data:`_THINNED` of the
+    sites.
     """
     count = len(rates)
-    bound = min(float(rates.sums.max()), 1.0) if len(rates.sums) else 0.0
+    bound = rates.bound
     if bound > _DENSE or count * shots * bound > count * _THINNED:
         return None
     cells = count * shots
