@@ -34,7 +34,7 @@ keeps its budget, one job at a time in arrival order.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -432,6 +432,20 @@ class EachJob:
         }
 
 
+def _loaded(
+    load: Callable[[Tune], Workload],
+    machine: MachineSpec,
+    tried: Sequence[Configuration] | None,
+) -> Iterator[tuple[Configuration, Workload]]:
+    """Each configuration ``tried`` (default :func:`configurations`) with the workload
+    ``load`` reads in it; one the machine refuses (a coded error) is passed over."""
+    for c in configurations(machine) if tried is None else tried:
+        try:
+            yield c, load(c.tune)
+        except QMKError:
+            continue
+
+
 def each_job_fastest(
     load: Callable[[Tune], Workload],
     machine: MachineSpec,
@@ -461,11 +475,7 @@ def each_job_fastest(
         j.id: j.arrival_cycle * machine.cycle_time_ns * 1e-9
         for j in load(lambda config: config).jobs
     }
-    for c in configurations(machine) if tried is None else tried:
-        try:
-            work = load(c.tune)
-        except QMKError:
-            continue
+    for c, work in _loaded(load, machine, tried):
         m = work.machine
         for job in work.jobs:
             key = (c, msgspec.json.encode(job.footprint))
@@ -536,11 +546,7 @@ def packing_bound(
     within its budget in a module.
     """
     best: PackingBound | None = None
-    for c in configurations(machine) if tried is None else tried:
-        try:
-            work = load(c.tune)
-        except QMKError:
-            continue
+    for c, work in _loaded(load, machine, tried):
         m = work.machine
         largest = max((module.tiles for module in m.modules), default=0)
         longest = area = states = 0.0
