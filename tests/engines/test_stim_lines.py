@@ -157,17 +157,39 @@ def noisy_rows(seed: int, count: int, qubits: int) -> Instructions:
     )
 
 
-@pytest.mark.parametrize(("seed", "count", "qubits"), [(7, 60_000, 500), (8, 40_000, 20)])
-def test_the_compiled_pass_anchors_each_site_where_numpys_does(seed, count, qubits):
-    compiled_or_skip("anchors")
-    rows = noisy_rows(seed, count, qubits)
-    plain = stim_lines.PlainLines.of(rows, qubits)
-    assert plain is not None
-    ours = stim_lines.site_anchors(rows, plain, kernel="compiled")
-    theirs = stim_lines.site_anchors(rows, plain, kernel="numpy")
-    np.testing.assert_array_equal(ours, theirs)
-    sites = np.flatnonzero(rows.kinds == SITE)
-    assert len(ours) == len(sites) and (ours < len(rows)).all()
+def full_anchors(rows: Instructions, plain: stim_lines.PlainLines) -> np.ndarray:
+    """For each error site of the rows, in circuit order, the row after whose text it
+    stands (-1: the text's start), found for every site at once: the reference that
+    the compiler's search for the sites struck (``stim_batch.SiteAnchors``) must meet.
+
+    A site on qubit ``q`` stands after the moment of the last gate on ``q`` before it,
+    or after the last object row before it where that comes later."""
+    kinds, offsets = rows.kinds, rows.offsets
+    mend = np.full(len(kinds), -1, dtype=np.int64)
+    mend[plain.placed] = plain.moment_ends
+    gates = np.flatnonzero((kinds == PLAIN) & (mend >= 0))
+    sites = np.flatnonzero(kinds == SITE)
+    arity = offsets[gates + 1] - offsets[gates]
+    first = np.cumsum(arity) - arity
+    at = np.repeat(offsets[gates] - first, arity) + np.arange(int(arity.sum()))
+    row = np.r_[np.repeat(gates, arity), sites]
+    qubit = np.r_[rows.qubits[at], rows.qubits[offsets[sites]]]
+    value = np.r_[np.repeat(mend[gates], arity), np.full(len(sites), -1, dtype=np.int64)]
+    order = np.lexsort((row, qubit))
+    row, qubit, value = row[order], qubit[order], value[order]
+    # each entry's latest gate entry at or before it (its qubit's, checked below)
+    index = np.where(value >= 0, np.arange(len(order)), -1)
+    np.maximum.accumulate(index, out=index)
+    found = (index >= 0) & (qubit[np.maximum(index, 0)] == qubit)
+    anchor = np.where(found, value[np.maximum(index, 0)], -1)
+    is_site = np.zeros(len(kinds), dtype=bool)
+    is_site[sites] = True
+    mine = is_site[row] & (value < 0)
+    by_row = np.empty(len(sites), dtype=np.int64)
+    by_row[np.searchsorted(sites, row[mine])] = anchor[mine]
+    objects = np.flatnonzero(kinds == OBJECT)  # the last object row before each site
+    last_object = np.r_[-1, objects][np.searchsorted(objects, sites)]
+    return np.maximum(by_row, last_object)
 
 
 @pytest.mark.parametrize(("seed", "count", "qubits"), [(9, 20_000, 300), (10, 8_000, 8)])
@@ -198,7 +220,7 @@ def test_sites_beside_the_rows_stand_where_sites_as_rows_do(seed, count, qubits)
     assert as_rows.source == as_table.source and as_rows.flip_text == as_table.flip_text
     plain = stim_lines.PlainLines.of(rows, qubits)
     assert plain is not None
-    anchors = stim_lines.site_anchors(rows, plain, kernel="numpy")
+    anchors = full_anchors(rows, plain)
     ends = np.zeros(len(rows) + 1, dtype=np.int64)  # each row's flip text, summed
     ends[plain.rows] = plain.sizes()
     ends[np.flatnonzero(rows.kinds == OBJECT)] = len("M 0\n")  # (each object measures qubit 0)

@@ -482,8 +482,7 @@ class SiteAnchors:
 
     Site ``k`` stands before row ``before[k]``. On qubit ``q``, it stands after the
     moment of the last gate on ``q`` before it, or after the last object row before it
-    where that comes later (as :func:`~qmk.engines.stim_lines.site_anchors` finds for
-    every site): between there and its place stand only gates on other qubits, with
+    where that comes later: between there and its place stand only gates on other qubits, with
     which an error on ``q`` commutes. A site's last gate is looked for in the gates'
     targets just before it, in windows that double (:data:`_WINDOW` first; past
     :data:`_WINDOWS`, all of its qubit's targets at once).

@@ -35,7 +35,7 @@ import numpy as np
 
 from qmk.arrays import distinct
 from qmk.engines.base import EngineError
-from qmk.engines.instructions import OBJECT, PLAIN, SITE, Instructions
+from qmk.engines.instructions import OBJECT, PLAIN, Instructions
 from qmk.engines.stim_gates import stim_gate
 
 #: The most qubits :class:`PlainLines` writes (it makes the text of every qubit's number).
@@ -275,76 +275,12 @@ whole (as one or two 64-bit words, so no loop of bytes for LLVM to turn into a c
 and the next text starts where its own text ends. A line's last space becomes a
 newline."""
 
-_ANCHORS_IR = """
-define void @qmk_stim_anchors_v1(i64 %n, ptr noalias %kinds, ptr noalias %offsets,
-                                 ptr noalias %q, ptr noalias %mend, ptr noalias %last,
-                                 ptr noalias %out) {
-entry:
-  %none = icmp sle i64 %n, 0
-  br i1 %none, label %exit, label %row
-row:
-  %r = phi i64 [0, %entry], [%r1, %next]
-  %obj = phi i64 [-1, %entry], [%obj1, %next]
-  %s = phi i64 [0, %entry], [%s1, %next]
-  %pk = getelementptr i8, ptr %kinds, i64 %r
-  %kind = load i8, ptr %pk
-  %po0 = getelementptr i64, ptr %offsets, i64 %r
-  %o0 = load i64, ptr %po0
-  %r1 = add i64 %r, 1
-  %po1 = getelementptr i64, ptr %offsets, i64 %r1
-  %o1 = load i64, ptr %po1
-  switch i8 %kind, label %other [ i8 0, label %plain
-                                  i8 1, label %site ]
-plain:
-  %pme = getelementptr i64, ptr %mend, i64 %r
-  %me = load i64, ptr %pme
-  %written = icmp sge i64 %me, 0
-  %has = icmp slt i64 %o0, %o1
-  %go = and i1 %written, %has
-  br i1 %go, label %target, label %next
-target:
-  %j = phi i64 [%o0, %plain], [%j1, %target]
-  %pq = getelementptr i64, ptr %q, i64 %j
-  %qq = load i64, ptr %pq
-  %pl = getelementptr i64, ptr %last, i64 %qq
-  store i64 %me, ptr %pl
-  %j1 = add i64 %j, 1
-  %more = icmp slt i64 %j1, %o1
-  br i1 %more, label %target, label %next
-site:
-  %pqs = getelementptr i64, ptr %q, i64 %o0
-  %qs = load i64, ptr %pqs
-  %pla = getelementptr i64, ptr %last, i64 %qs
-  %a = load i64, ptr %pla
-  %later = icmp sgt i64 %a, %obj
-  %an = select i1 %later, i64 %a, i64 %obj
-  %pout = getelementptr i64, ptr %out, i64 %s
-  store i64 %an, ptr %pout
-  %sp1 = add i64 %s, 1
-  br label %next
-other:
-  br label %next
-next:
-  %obj1 = phi i64 [%obj, %plain], [%obj, %target], [%obj, %site], [%r, %other]
-  %s1 = phi i64 [%s, %plain], [%s, %target], [%sp1, %site], [%s, %other]
-  %go2 = icmp slt i64 %r1, %n
-  br i1 %go2, label %row, label %exit
-exit:
-  ret void
-}
-"""
-"""``void qmk_stim_anchors_v1(n, kinds, offsets, qubits, mend, last, out)``:
-:func:`site_anchors` in one pass over the rows. ``mend[r]`` is the last row of the
-moment of the written plain gate ``r`` (-1 for other rows), ``last`` holds -1 for every
-qubit, and ``out`` receives each site's anchor in circuit order."""
-
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 #: by loop: its function's name, its IR, its result and argument types
 _SIGNATURES: dict[str, tuple[str, str, Any, tuple[Any, ...]]] = {
     "moments": ("qmk_stim_moments_v1", _MOMENTS_IR, ctypes.c_int32, (_I64, *[_PTR] * 6)),
     "order": ("qmk_stim_order_v1", _ORDER_IR, None, (_I64, _PTR, _PTR, _I64, _I64, _PTR, _PTR)),
     "lines": ("qmk_stim_lines_v2", _LINES_IR, _I64, (_I64, *[_PTR] * 6, _I64, *[_PTR] * 6)),
-    "anchors": ("qmk_stim_anchors_v1", _ANCHORS_IR, None, (_I64, *[_PTR] * 6)),
 }
 _lock = threading.Lock()
 #: by loop: "call" the ctypes function, or "reason" why there is none
@@ -435,7 +371,7 @@ class PlainLines:
         # each moment's gates by name (stable: each name's in circuit order); a gate a
         # moment (a line each, in circuit order) where moments would not pay. Only an
         # object row cuts a moment: an error site or an identity has no text, and a
-        # site is placed after its qubit's last gate's moment (site_anchors).
+        # site is placed after its qubit's last gate's moment (stim_batch.SiteAnchors).
         # (the gate after each object row: a few rows, found without a running count)
         after_object = np.zeros(len(at), dtype=bool)
         cut = np.searchsorted(at, np.flatnonzero(rows.kinds == OBJECT))
@@ -619,71 +555,6 @@ def _numpy_lines(
     line_ends = np.flatnonzero(np.r_[line_start[1:], True])  # each line's last row
     data[ends[line_ends + 1] - 1] = ord("\n")
     return data.tobytes(), ends
-
-
-def site_anchors(rows: Instructions, plain: PlainLines, *, kernel: str | None = None) -> np.ndarray:
-    """For each error site of the columns (:data:`~qmk.engines.instructions.SITE`), in
-    circuit order, the circuit row after whose text it stands (-1: the text's start).
-
-    A site on qubit ``q`` stands after the moment of the last gate on ``q`` before it,
-    or after the last object row before it where that comes later. Between its own
-    place and there stand only gates of that moment, which act on other qubits, and
-    sites: an error on ``q`` commutes with them, so it flips the same record bits. So
-    sites need not cut moments.
-
-    ``kernel``: ``"compiled"`` or ``"numpy"`` to choose; None takes the compiled loop for
-    :data:`COMPILED_GATES` rows or more where it builds here.
-
-    Raises:
-        RuntimeError: ``kernel="compiled"`` where it cannot run.
-    """
-    count = len(rows.kinds)  # (the columns: sites beside them are not rows here)
-    mend = np.full(count, -1, dtype=np.int64)
-    mend[plain.placed] = plain.moment_ends
-    if kernel is None:
-        kernel = "compiled" if count >= COMPILED_GATES and _kernel("anchors") else "numpy"
-    if kernel == "numpy":
-        return _numpy_anchors(rows, mend)
-    call = _kernel("anchors")
-    if call is None:
-        raise RuntimeError(f"no compiled stim anchors here: {unavailable_reason()}")
-    kinds = np.ascontiguousarray(rows.kinds, dtype=np.uint8)
-    offsets = np.ascontiguousarray(rows.offsets, dtype=np.int64)
-    qubits = np.ascontiguousarray(rows.qubits, dtype=np.int64)
-    last = np.full(int(qubits.max(initial=0)) + 1, -1, dtype=np.int64)
-    out = np.empty(int(np.count_nonzero(kinds == SITE)), dtype=np.int64)
-    call(count, *(array.ctypes.data for array in (kinds, offsets, qubits, mend, last, out)))
-    return out
-
-
-def _numpy_anchors(rows: Instructions, mend: np.ndarray) -> np.ndarray:
-    """:func:`site_anchors` in numpy: the gates' targets and the sites by qubit, then
-    row, each site taking the anchor of the last target before it on its qubit."""
-    kinds, offsets = rows.kinds, rows.offsets
-    gates = np.flatnonzero((kinds == PLAIN) & (mend >= 0))
-    sites = np.flatnonzero(kinds == SITE)
-    arity = offsets[gates + 1] - offsets[gates]
-    first = np.cumsum(arity) - arity
-    at = np.repeat(offsets[gates] - first, arity) + np.arange(int(arity.sum()))
-    row = np.r_[np.repeat(gates, arity), sites]
-    qubit = np.r_[rows.qubits[at], rows.qubits[offsets[sites]]]
-    value = np.r_[np.repeat(mend[gates], arity), np.full(len(sites), -1, dtype=np.int64)]
-    order = np.lexsort((row, qubit))
-    row, qubit, value = row[order], qubit[order], value[order]
-    # each entry's latest gate entry at or before it (its qubit's, checked below)
-    index = np.where(value >= 0, np.arange(len(order)), -1)
-    np.maximum.accumulate(index, out=index)
-    found = (index >= 0) & (qubit[np.maximum(index, 0)] == qubit)
-    anchor = np.where(found, value[np.maximum(index, 0)], -1)
-    is_site = np.zeros(len(kinds), dtype=bool)
-    is_site[sites] = True
-    mine = is_site[row] & (value < 0)
-    by_row = np.empty(len(sites), dtype=np.int64)
-    by_row[np.searchsorted(sites, row[mine])] = anchor[mine]
-    # the last object row before each site
-    objects = np.flatnonzero(kinds == OBJECT)
-    last_object = np.r_[-1, objects][np.searchsorted(objects, sites)]
-    return np.maximum(by_row, last_object)
 
 
 def moments(
