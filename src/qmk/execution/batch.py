@@ -136,15 +136,11 @@ class SiteRates:
     @property
     def bound(self) -> float:
         """The largest site's rate, capped at certainty (0 for no site): the largest sum
-        of a row some site uses, rows tried from the largest (a row no site uses bounds
-        nothing; the first tried is used, most often)."""
+        of a row some site uses (a row no site uses bounds nothing)."""
         if not self.bounded:
-            found = 0.0
-            if len(self.channels):
-                for row in np.argsort(-self.sums, kind="stable").tolist():
-                    if len(self.sums) == 1 or bool((self.channels == row).any()):
-                        found = min(float(self.sums[row]), 1.0)
-                        break
+            used = np.zeros(len(self.sums), dtype=bool)
+            used[self.channels] = True
+            found = min(float(self.sums[used].max()), 1.0) if len(self.channels) else 0.0
             self.bounded.append(found)
         return self.bounded[0]
 
