@@ -26,14 +26,7 @@ def repeat_body(
 ) -> tuple[Node, ...]:
     """The rows of a ``REPEAT`` row, its shape checked: ``args`` is ``{"count": N}``
     with N >= 1, ``body`` a non-empty array of rows, and nothing else but its ``id``."""
-    extra = [key for key in value if key not in ("id", "op", "args", "body")]
-    if extra:
-        raise FormatError.of(
-            "unknown-key",
-            f"{path}: a REPEAT row has no {extra[0]!r}; it takes id, op, args and body",
-            path=path,
-            key=extra[0],
-        )
+    _only(value, path, "a REPEAT row", ("id", "op", "args", "body"))
     args = value.get("args")
     count = args.get("count") if type(args) is dict and args.keys() == {"count"} else None
     if type(count) is float and count.is_integer():
@@ -58,15 +51,21 @@ def repeat_body(
 def block_body(value: dict[str, Any], path: str, depth: int, read: ReadRow) -> tuple[Node, ...]:
     """The rows of a ``BLOCK``, its shape checked: ``id``, ``op``, ``vqs`` (its formal
     qubits) and a non-empty ``body``, nothing else."""
-    extra = [key for key in value if key not in ("id", "op", "vqs", "body")]
+    _only(value, path, "a BLOCK", ("id", "op", "vqs", "body"))
+    return _rows(value, path, depth, read)
+
+
+def _only(value: dict[str, Any], path: str, what: str, keys: tuple[str, ...]) -> None:
+    """Refuse a key of ``value`` (``what``, at ``path``) that is not one of ``keys``."""
+    extra = [key for key in value if key not in keys]
     if extra:
+        taken = f"{', '.join(keys[:-1])} and {keys[-1]}"
         raise FormatError.of(
             "unknown-key",
-            f"{path}: a BLOCK has no {extra[0]!r}; it takes id, op, vqs and body",
+            f"{path}: {what} has no {extra[0]!r}; it takes {taken}",
             path=path,
             key=extra[0],
         )
-    return _rows(value, path, depth, read)
 
 
 def _rows(value: dict[str, Any], path: str, depth: int, read: ReadRow) -> tuple[Node, ...]:
