@@ -71,33 +71,6 @@ def gate_emitter(nodes: list[Node], prefix: str) -> Callable[[Sequence[Emitted],
     return emit
 
 
-def new_node(
-    id: str,
-    op: str,
-    args: dict[str, Any],
-    vqs: tuple[str, ...],
-    produces: tuple[str, ...] = (),
-    inputs: tuple[str, ...] = (),
-    guard: Guard | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Node:
-    """``Node(id=..., ...)`` with positional arguments, for a front-end's hot loops.
-
-    >>> new_node("n0", "APPLY_H", {}, ("q0",)) == Node(id="n0", op="APPLY_H", vqs=("q0",))
-    True
-    """
-    return Node(
-        id=id,
-        op=op,
-        args=args,
-        vqs=vqs,
-        produces=produces,
-        inputs=inputs,
-        guard=guard,
-        metadata=metadata,
-    )
-
-
 #: Gate name (lower case, as the engines name them) -> QVM op: the op table's gate ops.
 GATE_OPS: Mapping[str, str] = MappingProxyType(
     {spec.gate: name for name, spec in OPS.items() if spec.kind is Exec.GATE and spec.gate}
@@ -202,15 +175,15 @@ class ProgramBuilder:
             meta = self.metadata_at(where)
         nodes = self.nodes
         nodes.append(
-            new_node(
-                f"n{len(nodes)}",
-                op,
-                dict(args) if args else {},
-                tuple(vqs),
-                tuple(produces),
-                tuple(inputs),
-                guard,
-                meta,
+            Node(
+                id=f"n{len(nodes)}",
+                op=op,
+                args=dict(args) if args else {},
+                vqs=tuple(vqs),
+                produces=tuple(produces),
+                inputs=tuple(inputs),
+                guard=guard,
+                metadata=meta,
             )
         )
 
