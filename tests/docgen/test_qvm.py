@@ -24,17 +24,17 @@ def region(name: str) -> str:
 
 
 def test_docs_qvm_md_is_up_to_date_with_the_tables():
-    assert doc.update(TEXT) == TEXT, (
+    assert doc.PAGE.update(TEXT) == TEXT, (
         f"docs/qvm.md is out of date with the op/code tables; run: {doc.REGENERATE}"
     )
 
 
 def test_update_keeps_hand_written_text_and_refreshes_only_the_regions():
     text = f"before\n{doc.begin_marker('families')}\nold\n{doc.end_marker('families')}\nafter\n"
-    fresh = doc.update(text, regions=("families",))
+    fresh = doc.PAGE.update(text, regions=("families",))
     assert fresh.startswith("before\n") and fresh.endswith("\nafter\n")
     assert "old" not in fresh and "`surface_code`" in fresh
-    assert doc.update(fresh, regions=("families",)) == fresh
+    assert doc.PAGE.update(fresh, regions=("families",)) == fresh
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_update_keeps_hand_written_text_and_refreshes_only_the_regions():
 )
 def test_update_refuses_misplaced_repeated_or_missing_markers(text: str):
     with pytest.raises(ValueError, match="marker"):
-        doc.update(text, regions=("caps",))
+        doc.PAGE.update(text, regions=("caps",))
 
 
 def test_every_op_has_one_row_in_the_op_table():

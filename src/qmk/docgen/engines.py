@@ -179,9 +179,4 @@ RENDERERS: Mapping[str, Callable[[], str]] = {
 PAGE = Page(name="engines.md", renderers=RENDERERS, tables="the engine registry")
 
 
-def update(text: str) -> str:
-    """``docs/engines.md`` with every generated region refreshed."""
-    return PAGE.update(text)
-
-
-__all__ = ["PAGE", "REGENERATE", "RENDERERS", "replace_region", "update"]
+__all__ = ["PAGE", "REGENERATE", "RENDERERS", "replace_region"]

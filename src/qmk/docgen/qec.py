@@ -216,13 +216,4 @@ RENDERERS: Mapping[str, Callable[[], str]] = {
 PAGE = Page(name="qec.md", renderers=RENDERERS, tables="qubit/scheme/op-cycle tables")
 
 
-def update(text: str) -> str:
-    """``docs/qec.md`` with every generated region refreshed.
-
-    Raises:
-        ValueError: a region's markers are missing, repeated or out of order.
-    """
-    return PAGE.update(text)
-
-
-__all__ = ["PAGE", "REGENERATE", "RENDERERS", "replace_region", "update"]
+__all__ = ["PAGE", "REGENERATE", "RENDERERS", "replace_region"]

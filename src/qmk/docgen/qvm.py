@@ -4,7 +4,7 @@ The spec is written by hand except for the regions of :data:`PAGE`, which
 ``python -m qmk.docgen --write`` refreshes (see :mod:`qmk.docgen`).
 
 >>> text = "intro\\n<!-- BEGIN GENERATED: caps -->\\nstale\\n<!-- END GENERATED: caps -->\\n"
->>> print(update(text, regions=("caps",)))  # doctest: +ELLIPSIS
+>>> print(PAGE.update(text, regions=("caps",)))  # doctest: +ELLIPSIS
 intro
 <!-- BEGIN GENERATED: caps -->
 | Capability | Allows | Needed by |
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from qmk.docgen import (
     NO,
@@ -298,27 +298,6 @@ RENDERERS: dict[str, Callable[[], str]] = {
 PAGE = Page(name="qvm.md", renderers=RENDERERS, tables="op/code tables")
 
 
-def update(text: str, *, regions: Iterable[str] = tuple(RENDERERS)) -> str:
-    """Replace every generated region of ``text`` with a fresh rendering.
-
-    Args:
-        text: the document, with a begin and an end marker for each region.
-        regions: the region names to refresh (default: all of :data:`RENDERERS`).
-
-    Returns:
-        The document with each region's body replaced; everything else is kept.
-
-    Raises:
-        ValueError: a region's markers are missing, repeated or out of order.
-
-    >>> update("a\\n<!-- BEGIN GENERATED: ops -->\\n<!-- END GENERATED: ops -->\\n")
-    Traceback (most recent call last):
-    ...
-    ValueError: marker '<!-- BEGIN GENERATED: op-execution -->' is missing
-    """
-    return PAGE.update(text, regions=regions)
-
-
 __all__ = [
     "PAGE",
     "REGENERATE",
@@ -326,5 +305,4 @@ __all__ = [
     "begin_marker",
     "end_marker",
     "replace_region",
-    "update",
 ]

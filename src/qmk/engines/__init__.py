@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qmk.engines.base import ENGINE_ERRORS, Engine, EngineError
+from qmk.engines.base import Engine, EngineError
 from qmk.engines.gates import BASES, GATES, Gate
 from qmk.engines.registry import ENGINE_NAMES, availability, capabilities, load
 
@@ -55,7 +55,6 @@ def make_engine(name: str, *, seed: int | None = None, **options: Any) -> Engine
 
 __all__ = [
     "BASES",
-    "ENGINE_ERRORS",
     "ENGINE_NAMES",
     "GATES",
     "Engine",

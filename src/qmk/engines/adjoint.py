@@ -200,11 +200,4 @@ def _check(name: str, qubits: Sequence[int], n: int) -> None:
         )
 
 
-_PAULI = {
-    "X": GATES["x"].matrix(),
-    "Y": GATES["y"].matrix(),
-    "Z": GATES["z"].matrix(),
-}
-
-
 __all__ = ["Derivatives", "evolve", "jacobian"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -181,11 +180,6 @@ register(
         "make the program Clifford for the stabilizer engine, use fewer qubits or gates, "
         "or keep two-qubit gates between near qubits for an MPS ('qmk run --explain')",
     ),
-)
-
-#: Stable engine error codes: code -> name.
-ENGINE_ERRORS: Mapping[str, str] = MappingProxyType(
-    {code: entry.name for code, entry in REGISTRY.family("QE").items()}
 )
 
 

@@ -55,15 +55,12 @@ from qmk.engines.batch import (
     count_ones,
     unpack_columns,
 )
-from qmk.engines.gates import GATES, TO_Z
+from qmk.engines.gates import GATES, PAULIS, TO_Z
 from qmk.engines.sampling import draw_indices
 
 #: The widest fused block: a two-qubit gate with its channels is four bits wide.
 MAX_WIDTH = 4
 
-_PAULI = {letter: GATES[letter.lower()].matrix() for letter in "XYZ"} | {
-    "I": np.eye(2, dtype=np.complex128)
-}
 #: The reset superoperator on a qubit's (row, column) bits: ``rho[0,0] + rho[1,1]`` to
 #: ``rho[0,0]``, every other entry cleared.
 _RESET = np.zeros((4, 4), dtype=np.complex128)
@@ -101,9 +98,9 @@ def _superoperator(probs: tuple[float, ...], letters: tuple[str, ...]) -> np.nda
     out = identity * np.eye(4**size, dtype=np.complex128)
     for p, letter in zip(probs, letters, strict=True):
         if p:
-            pauli = _PAULI[letter[0]]
+            pauli = PAULIS[letter[0]]
             for more in letter[1:]:
-                pauli = np.kron(pauli, _PAULI[more])
+                pauli = np.kron(pauli, PAULIS[more])
             out += p * _doubled(pauli)
     return out
 

@@ -55,12 +55,15 @@ def unitary(gates: Sequence[Applied], num_qubits: int) -> np.ndarray:
     return u.reshape(dim, dim)
 
 
-_PAULIS = {
-    "I": np.eye(2, dtype=np.complex128),
-    "X": GATES["x"].matrix(),
-    "Y": GATES["y"].matrix(),
-    "Z": GATES["z"].matrix(),
-}
+#: The Pauli matrices by letter (identity ``I`` included).
+PAULIS: Mapping[str, np.ndarray] = MappingProxyType(
+    {
+        "I": np.eye(2, dtype=np.complex128),
+        "X": GATES["x"].matrix(),
+        "Y": GATES["y"].matrix(),
+        "Z": GATES["z"].matrix(),
+    }
+)
 
 
 def pauli_string(matrix: np.ndarray, *, tolerance: float = 1e-9) -> tuple[int, str] | None:
@@ -68,7 +71,7 @@ def pauli_string(matrix: np.ndarray, *, tolerance: float = 1e-9) -> tuple[int, s
     per qubit, qubit 0 first), else None.
 
     >>> h = GATES["h"].matrix()
-    >>> pauli_string(h @ GATES["z"].matrix() @ h), pauli_string(-np.kron(h @ h, _PAULIS["Y"]))
+    >>> pauli_string(h @ GATES["z"].matrix() @ h), pauli_string(-np.kron(h @ h, PAULIS["Y"]))
     ((1, 'X'), (-1, 'IY'))
     >>> pauli_string(GATES["t"].matrix()) is None
     True
@@ -77,7 +80,7 @@ def pauli_string(matrix: np.ndarray, *, tolerance: float = 1e-9) -> tuple[int, s
     for letters in itertools.product("IXYZ", repeat=num_qubits):
         pauli = np.eye(1, dtype=np.complex128)
         for letter in letters:
-            pauli = np.kron(pauli, _PAULIS[letter])
+            pauli = np.kron(pauli, PAULIS[letter])
         overlap = np.trace(pauli @ matrix) / matrix.shape[0]
         if abs(abs(overlap) - 1) < tolerance and abs(overlap.imag) < tolerance:
             return (1 if overlap.real > 0 else -1), "".join(letters)
@@ -103,6 +106,7 @@ def accepts(gate: object, params: Sequence[float] = ()) -> bool:
 __all__ = [
     "BASES",
     "GATES",
+    "PAULIS",
     "TO_Z",
     "Applied",
     "Gate",

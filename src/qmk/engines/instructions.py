@@ -13,6 +13,7 @@ every engine reads a :class:`~qmk.engines.batch.BatchCircuit` as before.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, SupportsIndex, overload
@@ -196,44 +197,14 @@ class Instructions(Sequence[Instruction]):
         return f"Instructions({len(self)} rows)"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (
-            _rebuild,
-            (
-                self.kinds,
-                self.codes,
-                self.offsets,
-                self.qubits,
-                self.gates,
-                self.probs,
-                self.objects,
-                self.site_at,
-                self.site_qubits,
-                self.site_codes,
-            ),
+        # its keyword columns bound: pickle calls the constructor with positions only
+        made = functools.partial(
+            Instructions,
+            gates=self.gates,
+            probs=self.probs,
+            objects=self.objects,
+            site_at=self.site_at,
+            site_qubits=self.site_qubits,
+            site_codes=self.site_codes,
         )
-
-
-def _rebuild(
-    kinds: np.ndarray,
-    codes: np.ndarray,
-    offsets: np.ndarray,
-    qubits: np.ndarray,
-    gates: Sequence[tuple[str, tuple[float, ...]]],
-    probs: Sequence[tuple[float, ...]],
-    objects: Sequence[Instruction],
-    site_at: np.ndarray | None = None,
-    site_qubits: np.ndarray | None = None,
-    site_codes: np.ndarray | None = None,
-) -> Instructions:
-    return Instructions(
-        kinds,
-        codes,
-        offsets,
-        qubits,
-        gates=gates,
-        probs=probs,
-        objects=objects,
-        site_at=site_at,
-        site_qubits=site_qubits,
-        site_codes=site_codes,
-    )
+        return made, (self.kinds, self.codes, self.offsets, self.qubits)

@@ -117,35 +117,21 @@ def read_program(
             f"not {kind} files",
             source=name,
         )
-    if kind in ("qvm-json", "qvm-asm"):
-        if kind == "qvm-asm" and not name.endswith(".asm"):
-            from qmk.qvm import asm
-
-            text = read_text(name)
-            return asm.assemble(text, source=name, limits=limits, base_dir=Path(name).parent)
-        if kind == "qvm-json" and name.endswith(".asm"):
-            from qmk.qvm import graph as graph_io
-
-            return graph_io.loads(read_bytes(name), source=name, limits=limits)
+    if kind in ("qvm-json", "qvm-asm") and (kind == "qvm-asm") == name.endswith(".asm"):
         return read_graph(name, limits=limits)
-    if kind in ("qasm", "qasm2", "qasm3"):
-        from qmk.frontends.qasm import from_qasm
+    from qmk.frontends.text import lower_text
 
-        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
-        return from_qasm(
-            read_text(name), name=name, profile=profile, version=version, params=params
-        )
-    if kind == "stim" and folded:
-        from qmk.frontends.stim_fold import read_folded
-
-        return read_folded(read_text(name), name=name, profile=profile)
-    if kind == "stim":
-        from qmk.frontends.stim import from_stim
-
-        return from_stim(read_text(name), name=name, profile=profile)
-    from qmk.frontends.qir import from_qir
-
-    return from_qir(read_bytes(name), name=name, profile=profile)
+    source = read_bytes(name) if kind in ("qir", "qvm-json") else read_text(name)
+    return lower_text(
+        source,
+        kind,
+        name,
+        limits=limits,
+        params=params,
+        base_dir=Path(name).parent,
+        profile=profile,
+        folded=folded,
+    )
 
 
 def read_bytes(path: str) -> bytes:

@@ -48,14 +48,15 @@ Emitted = tuple[str, tuple[str, ...], float | str | None]
 _ARG = ("theta", "block")
 
 
-def gate_emitter(nodes: list[Node], prefix: str) -> Callable[[Sequence[Emitted], int], None]:
-    """``emit(steps, line)``: what :meth:`ProgramBuilder.emit` does for ``steps`` at
-    ``f"{prefix}{line}"``, appending to ``nodes`` (a front-end's hot loop calls it once
-    per gate statement)."""
+def gate_emitter(nodes: list[Node], prefix: str) -> Callable[[Sequence[Emitted], int | None], None]:
+    """``emit(steps, line)``: unguarded gate nodes ``(op, qubits, angle or None)`` (or
+    CALL rows, :data:`Emitted`) appended to ``nodes`` as they are, from
+    ``f"{prefix}{line}"``: the fast lane of a front-end that has checked them already
+    (:func:`gate_op` checks one; its hot loop calls it once per gate statement)."""
     append = nodes.append
     node_class = Node
 
-    def emit(steps: Sequence[Emitted], line: int) -> None:
+    def emit(steps: Sequence[Emitted], line: int | None) -> None:
         meta = {"source": f"{prefix}{line}"}
         for op, vqs, theta in steps:
             append(
@@ -69,33 +70,6 @@ def gate_emitter(nodes: list[Node], prefix: str) -> Callable[[Sequence[Emitted],
             )
 
     return emit
-
-
-def new_node(
-    id: str,
-    op: str,
-    args: dict[str, Any],
-    vqs: tuple[str, ...],
-    produces: tuple[str, ...] = (),
-    inputs: tuple[str, ...] = (),
-    guard: Guard | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Node:
-    """``Node(id=..., ...)`` with positional arguments, for a front-end's hot loops.
-
-    >>> new_node("n0", "APPLY_H", {}, ("q0",)) == Node(id="n0", op="APPLY_H", vqs=("q0",))
-    True
-    """
-    return Node(
-        id=id,
-        op=op,
-        args=args,
-        vqs=vqs,
-        produces=produces,
-        inputs=inputs,
-        guard=guard,
-        metadata=metadata,
-    )
 
 
 #: Gate name (lower case, as the engines name them) -> QVM op: the op table's gate ops.
@@ -202,15 +176,15 @@ class ProgramBuilder:
             meta = self.metadata_at(where)
         nodes = self.nodes
         nodes.append(
-            new_node(
-                f"n{len(nodes)}",
-                op,
-                dict(args) if args else {},
-                tuple(vqs),
-                tuple(produces),
-                tuple(inputs),
-                guard,
-                meta,
+            Node(
+                id=f"n{len(nodes)}",
+                op=op,
+                args=dict(args) if args else {},
+                vqs=tuple(vqs),
+                produces=tuple(produces),
+                inputs=tuple(inputs),
+                guard=guard,
+                metadata=meta,
             )
         )
 
@@ -223,24 +197,6 @@ class ProgramBuilder:
             self._meta_where = where
             self._meta = {"source": where}
         return self._meta
-
-    def emit(self, steps: Sequence[Emitted], where: str | None) -> None:
-        """Append unguarded gate nodes ``(op, qubits, angle or None)`` (or CALL rows,
-        :data:`Emitted`) as they are: the fast lane of a front-end that has checked them
-        already (:func:`gate_op` checks one)."""
-        nodes = self.nodes
-        append = nodes.append
-        meta = None if where is None else {"source": where}
-        for op, vqs, theta in steps:
-            append(
-                Node(
-                    id=f"n{len(nodes)}",
-                    op=op,
-                    args={} if theta is None else {_ARG[op == CALL]: theta},
-                    vqs=vqs,
-                    metadata=meta,
-                )
-            )
 
     def allocate(
         self, count: int, *, where: str | None = None, metadata: Mapping[str, Any] | None = None

@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from qmk.frontends import dialects, qasm_scan
-from qmk.frontends.builder import gate_emitter, guard_of
+from qmk.frontends.builder import guard_of
 from qmk.frontends.errors import FrontendError, too_many_nodes
 from qmk.frontends.qasm_classical import Classical
 from qmk.frontends.qasm_gates import Gates
@@ -198,12 +198,11 @@ class _Reader:
         failed: FrontendError | None = None
         resolved: dict[str, Any] = {}
         emit: Any = None
-        name = self.name
         for item in items:
             if item[0] == "gate":  # the hot path: a gate call seen before, on single qubits
                 nodes = resolved.get(item[3])
                 if nodes is not None and failed is None:
-                    emit(nodes, f"{name}:{item[1]}")
+                    emit(nodes, item[1])
                     continue
             program = None
             if type(item) is qasm_scan.Chunk:
@@ -225,10 +224,10 @@ class _Reader:
                 )
                 scanner.version = lowerer.version
                 lowerer.source_lines = self.source.splitlines()
-                resolved, emit = lowerer.resolved, lowerer.builder.emit
+                resolved, emit = lowerer.resolved, lowerer.emit
                 # Statements lowered before are emitted by the scanner itself.
                 scanner.known = resolved
-                scanner.lane = gate_emitter(lowerer.builder.nodes, f"{name}:")
+                scanner.lane = emit
                 scanner.shape = lowerer.shaped
             elif program is not None and program.version is not None:
                 with self.collecting():  # a header after the first statement: its error

@@ -224,7 +224,7 @@ class Gates(Classical):
             return
         nodes: list[Emitted] = [(CALL, handles, block.id)]
         self.resolved[text] = nodes
-        self.builder.emit(nodes, self.where())
+        self.emit(nodes, self.line)
 
     def as_call(
         self, before: int, handles: Sequence[str], key: tuple[Any, ...], where: str | None = None
@@ -378,7 +378,7 @@ class Gates(Classical):
             if nodes is None:
                 self.fast_gate(text, *data)
                 return
-            self.builder.emit(nodes, f"{self.name}:{self.line}")
+            self.emit(nodes, self.line)
             return
         getattr(self, _FAST_HANDLERS[kind])(*data)
 
@@ -422,7 +422,7 @@ class Gates(Classical):
             (op, tuple([handles[i] for i in local]), theta) for op, local, theta in cached[1]
         ]
         self.resolved[text] = nodes
-        self.builder.emit(nodes, f"{self.name}:{self.line}")
+        self.emit(nodes, self.line)
 
     def shaped(self, text: str) -> list[Emitted] | None:
         """The nodes of a gate call without parameters on one or two indexed qubits, when

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qmk.frontends import conditions, decompose, qasm_scan
-from qmk.frontends.builder import Emitted, ProgramBuilder
+from qmk.frontends.builder import Emitted, ProgramBuilder, gate_emitter
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm_library import MATH_CONSTANTS, Step
 from qmk.frontends.qasm_runtime import DEFAULT_LOOP_CAP, KINDS, Loop, Value
@@ -117,6 +117,8 @@ class Scope(ABC):
         self.version = version
         self.params = params
         self.builder = ProgramBuilder(profile=profile, source=name, description=name)
+        #: ``emit(rows, line)``: checked gate rows written at a line of this source
+        self.emit = gate_emitter(self.builder.nodes, f"{name}:")
         self.qregs: dict[str, list[str]] = {}
         self.cregs: dict[str, list[int]] = {}
         self.bits: list[str | None] = []

@@ -73,10 +73,13 @@ def lower_text(
     params: Mapping[str, float] | None = None,
     base_dir: Path | None = None,
     max_nodes: int | None = None,
+    profile: str | None = None,
+    folded: bool = False,
 ) -> Graph:
     """Program text (or QIR bitcode) in language ``kind`` (of :data:`PROGRAM_FORMATS`)
     as a QVM graph; ``name`` names it in errors, ``params`` are an OpenQASM 3 program's
-    input values and ``base_dir`` is where QVM assembly's ``.include`` looks.
+    input values and ``base_dir`` is where QVM assembly's ``.include`` looks. ``profile``
+    and ``folded`` are :func:`qmk.frontends.read_program`'s.
 
     ``max_nodes`` caps the graph (None: no cap). OpenQASM of more statements, or QVM
     assembly or QIR text of more lines, than it (plus
@@ -93,7 +96,12 @@ def lower_text(
         version = {"qasm": None, "qasm2": 2, "qasm3": 3}[kind]
         text = program if isinstance(program, str) else program.decode("utf-8")
         return from_qasm(
-            text, name=name, version=version, params=params or None, max_nodes=max_nodes
+            text,
+            name=name,
+            profile=profile,
+            version=version,
+            params=params or None,
+            max_nodes=max_nodes,
         )
     if max_nodes is not None and kind in ("qir", "qvm-asm"):
         from qmk.frontends.qasm import STATEMENT_SLACK, too_many_nodes
@@ -104,12 +112,15 @@ def lower_text(
     if kind == "qir":
         from qmk.frontends.qir import from_qir
 
-        return from_qir(program, name=name)
+        return from_qir(program, name=name, profile=profile)
     if kind == "stim":
         from qmk.frontends.stim import from_stim
+        from qmk.frontends.stim_fold import read_folded
 
         text = program if isinstance(program, str) else program.decode("utf-8")
-        return from_stim(text, name=name, max_nodes=max_nodes)
+        if folded:
+            return read_folded(text, name=name, profile=profile)
+        return from_stim(text, name=name, profile=profile, max_nodes=max_nodes)
     data = program.encode("utf-8") if isinstance(program, str) else program
     if kind == "qvm-json":
         from qmk.qvm import graph as graph_io

@@ -275,18 +275,13 @@ def _graph(step: Step, point: Mapping[str, Any], cache: dict[Any, Any]) -> dict[
                 f"step {step.name!r} sweeps {', '.join(params)}: parameters bind OpenQASM "
                 f"inputs (input float NAME;), and its program is {fmt}"
             )
-        from qmk.frontends.qasm import from_qasm
+        from qmk.frontends.text import lower_text
 
         for name, value in params.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad(f"step {step.name!r}: sweep {name} values must be numbers")
-        version = {"qasm": None, "qasm2": 2, "qasm3": 3}[fmt]
-        graph = from_qasm(
-            step.source,
-            name=step.origin,
-            params={k: float(v) for k, v in params.items()},
-            version=version,
-        ).to_json()
+        values = {k: float(v) for k, v in params.items()}
+        graph = lower_text(step.source, fmt, step.origin, params=values).to_json()
     else:
         source: Any = step.source
         if step.format in (None, "qvm-json") and step.source.lstrip().startswith("{"):

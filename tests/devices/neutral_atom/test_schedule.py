@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from qmk.devices.neutral_atom.job import parse_job
-from qmk.devices.neutral_atom.validate import schedule_job
+from qmk.devices.neutral_atom.validate import validate_job
 from support.neutral_atom import gate, job, measure, wait
 
 
 def starts(wire):
-    timeline = schedule_job(parse_job(wire))
+    timeline = validate_job(parse_job(wire))
     return [(e.op, e.atoms, e.start_ns, e.duration_ns) for e in timeline.entries[1:]], timeline
 
 

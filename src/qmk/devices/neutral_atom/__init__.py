@@ -12,7 +12,7 @@ Public API (the modules a user or a compiler reads; see each module's docstring)
 - :mod:`.geometry` -- where the atoms are at each instruction, where a move takes one;
 - :mod:`.schedule` -- program -> timeline (ns), ASAP within the parallelism caps;
 - :mod:`.validate` -- the validator registry, run before any execution on every backend
-  (:func:`validate_job`, alias ``schedule_job``: validated and scheduled);
+  (:func:`validate_job`: validated and scheduled);
 - :mod:`.emulator` -- a job run on the statevector or stabilizer engine, seeded shots:
   :func:`run_job`; the job as one circuit (:mod:`.circuit`) and its shots drawn on the
   engines' shot machinery (:mod:`.shots`);
@@ -45,7 +45,6 @@ _EXPORTS = {
     "run_job": "emulator",
     "Result": "emulator",
     "validate_job": "validate",
-    "schedule_job": "validate",
     "NeutralAtomDevice": "device",
     "compile_program": "compile",
     "run_program": "compile",

@@ -380,10 +380,6 @@ class HardwareWire(_Wire, frozen=True, kw_only=True):
     drive_limits: DriveLimits | None = None
 
 
-def _distance(a: Sequence[float], b: Sequence[float]) -> float:
-    return math.dist(a, b)
-
-
 def _closest_pair(points: Sequence[tuple[float, float, float]]) -> float:
     """The smallest distance between two of ``points`` (inf for fewer than two).
 
@@ -396,7 +392,7 @@ def _closest_pair(points: Sequence[tuple[float, float, float]]) -> float:
     if len(points) < 2:
         return math.inf
     ordered = sorted(points)
-    bound = min(_distance(a, b) for a, b in itertools.pairwise(ordered))
+    bound = min(math.dist(a, b) for a, b in itertools.pairwise(ordered))
     if bound <= TOLERANCE:
         raise _invalid("two lattice sites are at one point", field="sites")
     cells: dict[tuple[int, int, int], list[tuple[float, float, float]]] = {}
@@ -413,7 +409,7 @@ def _closest_pair(points: Sequence[tuple[float, float, float]]) -> float:
             for a in members:
                 for b in other:
                     if a < b:
-                        d = _distance(a, b)
+                        d = math.dist(a, b)
                         if d < best:
                             best = d
     if best <= TOLERANCE:
@@ -492,7 +488,7 @@ class Hardware:
     def site_at(self, point: Sequence[float]) -> Site | None:
         """The lattice site at ``point`` (within :data:`TOLERANCE`), or None."""
         for site in self.sites:
-            if _distance(site.point, point) <= TOLERANCE:
+            if math.dist(site.point, point) <= TOLERANCE:
                 return site
         return None
 
@@ -916,7 +912,7 @@ def _nearest_edges(hardware: Hardware, transport: Transport) -> tuple[TransportE
     edges = []
     for i, a in enumerate(hardware.sites):
         for b in hardware.sites[i + 1 :]:
-            d = _distance(a.point, b.point)
+            d = math.dist(a.point, b.point)
             if d <= spacing * (1 + 1e-9):
                 edges.append(
                     TransportEdge(

@@ -2,8 +2,8 @@
 
 Public API: :func:`schedule` (a validated job and the geometry at each instruction ->
 :class:`Timeline`), :class:`Timeline` and :class:`Entry` (``to_json(units="us")``).
-Validating and scheduling in one call is :func:`~.validate.validate_job` (also named
-``schedule_job``): the validators sit above the scheduler, which knows only geometry.
+Validating and scheduling in one call is :func:`~.validate.validate_job`: the validators
+sit above the scheduler, which knows only geometry.
 
 Rules (ASAP in program order):
 
@@ -28,13 +28,13 @@ start of its next: waits, transport, pulses and others' gates all count, and the
 applies idle noise for exactly that time.
 
 >>> from qmk.devices.neutral_atom.job import parse_job
->>> from qmk.devices.neutral_atom.validate import schedule_job
+>>> from qmk.devices.neutral_atom.validate import validate_job
 >>> job = parse_job({"profile": "ideal_small_array", "program": [
 ...     {"op": "AllocArray", "n_qubits": 2},
 ...     {"op": "ApplyGate", "name": "H", "targets": [0]},
 ...     {"op": "Measure", "targets": [0]},
 ...     {"op": "ApplyGate", "name": "X", "targets": [0]}]})
->>> timeline = schedule_job(job)
+>>> timeline = validate_job(job)
 >>> [(e.op, e.start_ns, e.duration_ns) for e in timeline.entries][1:]
 [('ApplyGate', 0.0, 500.0), ('Measure', 500.0, 50000.0), ('ApplyGate', 100500.0, 500.0)]
 >>> [(w.op, w.start_ns, w.duration_ns) for w in timeline.inserted]

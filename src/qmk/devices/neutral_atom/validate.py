@@ -8,9 +8,8 @@ Public API:
   timeline validators read the schedule;
 - :func:`validate_program` (program validators, on the geometry of :mod:`.geometry`;
   returns the geometry after each move) and :func:`validate_job` (all of them; the
-  scheduler's timeline included; :func:`schedule_job` is the same walk by the name the
-  scheduler's users know). The emulator calls :func:`validate_job` for every backend, so
-  a job passes or fails the same way on each.
+  scheduler's timeline included). The emulator calls :func:`validate_job` for every
+  backend, so a job passes or fails the same way on each.
 
 A violation is a :class:`~qmk.devices.errors.DeviceError` whose message names the
 instruction index, what it is, the atoms with their sites and coordinates, and the limit;
@@ -559,18 +558,6 @@ def validate_job(job: Job, *, strict_timing: bool = False) -> Timeline:
     return timeline
 
 
-def schedule_job(job: Job, *, strict_timing: bool = False) -> Timeline:
-    """Validate ``job`` (every validator) and schedule it: :func:`validate_job`.
-
-    It lives here, above the scheduler (:mod:`.schedule` knows geometry, not validators),
-    so that neither module imports the other's caller.
-
-    Raises:
-        DeviceError: the first violation.
-    """
-    return validate_job(job, strict_timing=strict_timing)
-
-
 __all__ = [
     "VALIDATORS",
     "Context",
@@ -578,7 +565,6 @@ __all__ = [
     "MovePlan",
     "Validator",
     "move_plan",
-    "schedule_job",
     "validate_job",
     "validate_program",
 ]

@@ -46,7 +46,7 @@ from qmk.engines.base import (
     generator_at,
     outcome_impossible,
 )
-from qmk.engines.gates import GATES
+from qmk.engines.gates import GATES, PAULIS
 from qmk.engines.registry import DTYPE_OF, max_qubits, require
 from qmk.engines.sampling import draw_indices
 
@@ -58,7 +58,6 @@ _S = GATES["s"].matrix()
 _SDG = GATES["sdg"].matrix()
 #: The unitary taking each basis' eigenstates to Z's (outcome kept).
 _TO_Z = {"Z": np.eye(2, dtype=np.complex128), "X": _H, "Y": _H @ _SDG}
-_PAULI = {p: GATES[p.lower()].matrix() for p in "XYZ"}
 
 
 def one_probability(reduced: np.ndarray, basis: str) -> float:
@@ -261,7 +260,7 @@ class SegmentEngine(GateEngine):
         outcome = self._draw(axis, "Z")
         self._project(axis, outcome, "Z")
         if outcome:
-            self._apply_local(axis, _PAULI["X"])
+            self._apply_local(axis, PAULIS["X"])
 
     def apply_pauli_channel(self, qubit: int, px: float, py: float, pz: float) -> str:
         """Apply X, Y or Z with these probabilities (one RNG draw); returns which, or "I"."""
@@ -269,7 +268,7 @@ class SegmentEngine(GateEngine):
         chosen = draw_pauli(self._rng, px, py, pz)
         if chosen != "I":
             self._flush()
-            self._apply_local(axis, _PAULI[chosen])
+            self._apply_local(axis, PAULIS[chosen])
         return chosen
 
     def apply_kraus(self, qubit: int, operators: Sequence[np.ndarray]) -> None:
