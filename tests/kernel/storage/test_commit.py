@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from qmk.errors import UnavailableError
-from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE, SECRET_FILE
 from qmk.kernel.security.sessions import load_secret
-from qmk.kernel.storage.audit import AuditLog
+from qmk.kernel.storage.audit import AuditKeys, AuditLog
 from qmk.kernel.storage.audit_verify import verify
 from qmk.kernel.storage.commit import GroupCommit
-from qmk.kernel.storage.store import Store
+from qmk.kernel.storage.datadir import open_data_dir
+from qmk.kernel.storage.store import Store, committed_audit_head
 
 
 def committed_channels(data_dir: Path) -> list[str]:
@@ -166,6 +168,82 @@ def test_a_request_alone_commits_on_its_own_turn_and_one_in_company_waits_its_tu
         assert committed_channels(tmp_path) == ["ch_0", "ch_1", "ch_e"]
 
     asyncio.run(with_committer(tmp_path, body, delay_s=FOREVER_S))
+
+
+def test_audit_lines_alone_are_answered_at_their_write_and_their_head_follows(
+    tmp_path: Path,
+) -> None:
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        await asyncio.sleep(0)  # the committer runs
+        audit.append("kernel", action="open")
+        commits.commit()  # a head stored, as a kernel's start stores one
+        audit.append("cap", where="negotiate", tenant="alice", decision="grant")
+        assert commits.durable_alone()
+        lines = (tmp_path / "audit.log").read_bytes().splitlines()
+        assert len(lines) == 2 and AuditKeys(load_secret(tmp_path)).signed(lines[-1])
+        assert head_seq(tmp_path) == 1  # (its head: the next commit's)
+        assert commits.pending  # that commit is asked for, on the loop's next turn
+        await asyncio.sleep(0)
+        assert head_seq(tmp_path) == 2 and verify(tmp_path).ok
+
+    asyncio.run(with_committer(tmp_path, body))
+
+
+def test_lines_written_alone_survive_a_crash_before_their_head_is_stored(tmp_path: Path) -> None:
+    data, crashed = tmp_path / "data", tmp_path / "crashed"
+
+    async def body(store: Store, audit: AuditLog, commits: GroupCommit) -> None:
+        await asyncio.sleep(0)
+        audit.append("kernel", action="open")
+        commits.commit()
+        audit.append("cap", where="negotiate", tenant="alice", decision="grant")
+        assert commits.durable_alone()
+        # the process dies here, before the loop turns: its files as a kill -9 leaves them
+        crashed.mkdir(mode=0o700)
+        for name in (DB_FILE, f"{DB_FILE}-wal", AUDIT_FILE, SECRET_FILE):
+            shutil.copy2(data / name, crashed / name)
+
+    asyncio.run(with_committer(data, body))
+    opened = open_data_dir(crashed)  # what the next start finds
+    try:
+        assert opened.accepted == [] and opened.repaired_bytes == 0
+        assert head_seq(crashed) == 1
+        assert opened.checked[0] == 2  # the grant's line kept, past the head
+        assert verify(crashed).ok
+    finally:
+        opened.close()
+
+
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+def test_lines_with_other_writes_or_under_synchronous_full_are_committed_whole(
+    tmp_path: Path, synchronous: str
+) -> None:
+    async def main() -> None:
+        store = Store(tmp_path, synchronous=synchronous)
+        audit = AuditLog(tmp_path, load_secret(tmp_path))
+        commits = GroupCommit(store, audit)
+        committer = asyncio.create_task(commits.run())
+        try:
+            await asyncio.sleep(0)
+            audit.append("kernel", action="open")
+            commits.commit()
+            audit.append("chan", channel_id="ch_1")
+            if synchronous == "normal":
+                store.save_channel(channel("ch_1"))  # a row in the transaction
+            assert commits.durable_alone()
+            assert not commits.pending and head_seq(tmp_path) == 2
+        finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            audit.close()
+
+    asyncio.run(main())
+
+
+def head_seq(data_dir: Path) -> int:
+    """The seq of the audit head the database of ``data_dir`` committed (0: none)."""
+    head = committed_audit_head(data_dir)
+    return 0 if head is None else head[0]
 
 
 def test_a_request_alone_without_a_committer_is_left_to_wait(tmp_path: Path) -> None:

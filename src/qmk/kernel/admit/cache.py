@@ -72,17 +72,11 @@ def cache_key(tenant: str, request: RunRequest) -> str:
     return _made(tenant, request)[1]
 
 
-def _made(tenant: str, request: RunRequest) -> tuple[tuple[str, bytes], str]:
-    """What the cache key of ``tenant``'s ``request`` is a function of (the tenant and the
-    encoded run, :func:`_keyed`: cheap to hash and to compare), and the key."""
+def _made(tenant: str, request: RunRequest) -> tuple[RunRequest, str]:
+    """The run of ``request`` as the cache key reads it (:func:`_keyed`) and the key of
+    ``tenant``'s run: a later run of the same tenant equal to that one has that key."""
     keyed = _keyed(request)
-    encoded = _ENCODE(keyed)
-    return (tenant, encoded), _key_of(tenant, keyed, encoded)
-
-
-def _seen(tenant: str, request: RunRequest) -> tuple[str, bytes]:
-    """What the cache key of ``tenant``'s ``request`` is a function of (:func:`_made`)."""
-    return (tenant, _ENCODE(_keyed(request)))
+    return keyed, _key_of(tenant, keyed, _ENCODE(keyed))
 
 
 def _key_of(tenant: str, keyed: RunRequest, encoded: bytes) -> str:
@@ -237,8 +231,9 @@ class ResultCache:
         if not cacheable(job.policy, ran.target):
             job.cache_key = None
             return
-        if looked_up is not None and looked_up[0] == _seen(job.tenant, ran):
-            job.cache_key = looked_up[1]  # it ran the run its acceptance looked up
+        if looked_up is not None and looked_up[0] == _keyed(ran):
+            job.cache_key = looked_up[1]  # it ran the run its acceptance looked up (its
+            # tenant's: the job's own), compared as values, not encoded again
         else:
             job.cache_key = cache_key(job.tenant, ran)
         self.keys.add(job.cache_key)

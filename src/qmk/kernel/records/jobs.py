@@ -193,10 +193,10 @@ class Job:
     #: start to reuse where nothing changed (a
     #: :class:`~qmk.kernel.admit.faults.Foreseen`; None: none). Not stored.
     foreseen: Any = field(default=None, repr=False, compare=False)
-    #: The run its acceptance looked up in the result cache and that run's key, for its
-    #: end to index without hashing it again when it ran that run
-    #: (:mod:`qmk.kernel.admit.cache`; None: none). Not stored.
-    looked_up: tuple[tuple[str, bytes], str] | None = field(default=None, repr=False, compare=False)
+    #: The run its acceptance looked up in the result cache (as the key reads it) and
+    #: that run's key, for its end to index without hashing it again when it ran that
+    #: run (:mod:`qmk.kernel.admit.cache`; None: none). Not stored.
+    looked_up: tuple[RunRequest, str] | None = field(default=None, repr=False, compare=False)
     #: The group commit that holds its end (:meth:`GroupCommit.holds
     #: <qmk.kernel.storage.commit.GroupCommit.holds>`; 0: none pending, as for a job read
     #: back). Not stored.

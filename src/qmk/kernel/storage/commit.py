@@ -29,6 +29,16 @@ alone (the last commit held one, or none) is committed at the end of its turn: a
 client never waits for company that is not coming. The delay bounds what any answer
 waits more.
 
+**Lines alone.** A request alone whose writes are audit lines alone (a session's grant)
+needs no SQLite commit before its answer. Its lines are written, signed, on its turn: in
+the file, they survive ``kill -9`` as a ``synchronous=normal`` commit does, and no later
+commit's failure cuts them back (it goes back to where its own write began). The chain
+head that covers them is stored by a commit of their own, on the loop's next turn (after
+the answer is written, not before it); a crash before it leaves signed lines past the
+stored head, which a start keeps (only an unsigned tail is cut) and the audit module
+counts as not covered by the head. A store that commits
+``synchronous=full``, or a transaction that holds any other write, is committed whole.
+
 A write that must be durable only before some later answer (a submit that waits: its
 job's acceptance is answered with the job's end) asks for no commit of its own. It rides
 with the next one (:meth:`GroupCommit.after`), which tells it how it went before any
@@ -152,8 +162,10 @@ class GroupCommit:
         alone: the committer runs, no other request waits for a commit and the last one
         held at most one request's writes. Its commit at the end of the turn would then
         hold its writes alone too; made here, the request answers on this turn, not two
-        turns later (the commit's callback, then its own wake-up). False: nothing done
-        (requests come in company): await :meth:`durable`.
+        turns later (the commit's callback, then its own wake-up). Writes that are audit
+        lines alone are written, their head left to the next commit (module docstring,
+        "Lines alone"). False: nothing done (requests come in company): await
+        :meth:`durable`.
 
         Raises:
             UnavailableError: the commit failed (:meth:`commit`): nothing of it was kept.
@@ -161,6 +173,9 @@ class GroupCommit:
         running = self._running
         if running is None or self._company or self._waiters:
             return False
+        if self._lines_alone():
+            self._write_lines()
+            return True
         try:
             self.commit()
         except UnavailableError:
@@ -170,6 +185,39 @@ class GroupCommit:
                 running.set_exception(exc)
             raise
         return True
+
+    def _lines_alone(self) -> bool:
+        """Whether the writes not yet committed are audit lines alone, kept as a commit
+        keeps them by their write (module docstring, "Lines alone"): the store holds no
+        write, no rider waits, a commit of this kernel stored a head before, and the store
+        commits ``synchronous=normal``."""
+        return (
+            self._kept > 0
+            and not self._riders
+            and self.audit.pending
+            and self.store.synchronous == "normal"
+            and not self.store.written
+        )
+
+    def _write_lines(self) -> None:
+        """Write the pending audit lines now (signed, one ``write``) and leave their head
+        to a commit on the loop's next turn (module docstring, "Lines alone").
+
+        Raises:
+            UnavailableError: the write failed: the log is cut back, nothing of it stays.
+        """
+        position = self.audit.position()
+        try:
+            self.audit.flush()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.audit.restore(position)
+            raise UnavailableError(
+                f"the kernel could not write its data directory ({exc}); nothing of this "
+                "request was kept: retry later"
+            ) from exc
+        self.audit.release()  # kept: no later commit's failure cuts them back
+        self.dirty()  # their head: a commit of its own, on the loop's next turn
 
     def after(self, told: Callable[[BaseException | None], None], *, urgent: bool = False) -> None:
         """Have ``told`` called with how the commit that will hold the writes made so far

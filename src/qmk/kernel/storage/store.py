@@ -843,6 +843,8 @@ class Store:
             )
         self.db.commit()
         self.dirty = False
+        #: "normal" or "full", as asked (a commit of "full" survives power loss).
+        self.synchronous = "full" if synchronous == "full" else "normal"
         self.seal_key = seal_key
         #: ``seal_key`` keyed once (each result written and read back is sealed with it)
         self._sealer = None if seal_key is None else KeyedMac(seal_key)
@@ -877,6 +879,14 @@ class Store:
             else:  # its thread stopped: SQLite's own checkpoints again, in the commits
                 self.db.execute("PRAGMA wal_autocheckpoint=1000")
                 self.checkpoints = None
+
+    @property
+    def written(self) -> bool:
+        """Whether the open transaction holds a write: a statement's, or a job's row
+        saved and not yet written (a row held for its request alone is not: a commit
+        leaves it held). SQLite's own flag, so a write made through the connection
+        without :attr:`dirty` counts too."""
+        return bool(self.db.saved) or bool(self.db.in_transaction)
 
     def set_verified_head(self, head: tuple[int, str, int], key: bytes) -> None:
         """Record the audit line a start's check reached (see :data:`AUDIT_VERIFIED`);
