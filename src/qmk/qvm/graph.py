@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import json
 import math
 import operator
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -142,8 +140,9 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=Tr
 
     ``args`` and ``metadata`` hold plain JSON values; treat them as read-only. msgspec
     writes a node as :meth:`to_json` does (empty fields left out, ``omit_defaults``),
-    but for its guard, whose JSON has a form of its own: :func:`canonical_graph_text`
-    writes a big program's unguarded nodes so, not a dict a node.
+    but for its guard, whose JSON has a form of its own: a program's digest text
+    (:func:`~qmk.qvm.sorted_text.canonical_graph_text`) writes a big program's unguarded
+    nodes so, not a dict a node.
 
     A node is not tracked by the cyclic garbage collector (``gc=False``): it holds
     strings, tuples of strings, plain JSON and a guard, never anything that could lead
@@ -854,70 +853,6 @@ def compact_text(graph: Any) -> str:
         return _COMPACT.encode(graph)
     pieces = (nodes[start : start + COMPACT_PIECE] for start in range(0, len(nodes), COMPACT_PIECE))
     return _compact_pieces({**graph, "program": {**program, "nodes": []}}, pieces)
-
-
-#: A number msgspec writes otherwise than Python's json does: with an exponent
-#: (``1e16``, ``1e-7``), or a fraction of four leading zeros, which json writes with one
-#: (``1e-05``); a string that has either only sends :func:`canonical_text` the slower
-#: way. (A regular expression of one letter and a class: those of more scan slower.)
-_EXPONENT = re.compile(rb"e[-0-9]")
-_TINY = b"0.0000"
-
-
-def canonical_text(data: Any) -> str:
-    """``json.dumps(data, sort_keys=True, separators=(",", ":"))``, the same text, written
-    by msgspec (a few times faster) where it writes the same: ASCII without DEL, no
-    number it formats otherwise (see ``_EXPONENT``); json itself otherwise.
-
-    >>> data = {"b": [1.5, 1e-05, "x"], "a": {"d": None, "c": True}}
-    >>> canonical_text(data) == json.dumps(data, sort_keys=True, separators=(",", ":"))
-    True
-    """
-    text = _sorted_by_msgspec(data)
-    return json.dumps(data, sort_keys=True, separators=(",", ":")) if text is None else text
-
-
-def _sorted_by_msgspec(data: Any) -> str | None:
-    """msgspec's sorted compact text of ``data`` where it is json's very text (ASCII
-    without DEL, no number it formats otherwise); None where it may not be, or msgspec
-    cannot write ``data`` (json's errors, or its text, then)."""
-    try:
-        text = msgspec.json.encode(data, order="sorted")
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-        return None
-    if text.isascii() and b"\x7f" not in text and _TINY not in text and not _EXPONENT.search(text):
-        return text.decode("ascii")
-    return None
-
-
-def canonical_graph_text(graph: Graph) -> str:
-    """``canonical_text(graph.to_json(sort=False))``, the same text, with the nodes
-    written by msgspec as they are (a guarded node as its JSON) rather than turned into
-    a dict each first: a program's digest writes every node, a million for a big one.
-
-    Where msgspec's text could differ from json's (:func:`canonical_text`: a number it
-    formats otherwise, a character it escapes otherwise, a value it cannot write) the
-    text is made the slower way.
-
-    >>> guard = Guard(terms=(GuardTerm(event="e", equals=1),))
-    >>> g = Graph(nodes=(Node(id="a", op="ALLOC_LQ", vqs=("q",)),
-    ...                  Node(id="x", op="APPLY_X", vqs=("q",), guard=guard)))
-    >>> canonical_graph_text(g) == canonical_text(g.to_json())
-    True
-    """
-    shell = replace(graph, nodes=()).to_json(sort=False)
-    nodes = graph.nodes
-    guards = map(operator.is_not, map(_NODE_GUARD, nodes), itertools.repeat(None))
-    shell["program"]["nodes"] = (
-        [node if node.guard is None else node.to_json(sort=False) for node in nodes]
-        if any(guards)
-        else nodes
-    )
-    text = _sorted_by_msgspec(shell)
-    return canonical_text(graph.to_json(sort=False)) if text is None else text
-
-
-_NODE_GUARD = operator.attrgetter("guard")
 
 
 def graph_compact_text(graph: Graph) -> str:
