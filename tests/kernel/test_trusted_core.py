@@ -114,6 +114,10 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.abi.webhook",
     # the probe's contract and its JSON: the wires', the feed's desk's and the event hub's
     "qmk.abi.probing",
+    # split14: a program's digest text (the planner's, the worker's), a line too big to
+    # decode on the loop (a big program's submit)
+    "qmk.qvm.sorted_text",
+    "qmk.abi.big_lines",
     "llvmlite",
     "stim",
     "pymatching",

@@ -938,6 +938,13 @@ class GraphText(Mapping[str, Any]):
         return len(self._data())
 
 
+def is_graph_data(value: Any) -> bool:
+    """Whether a submit's decoded ``graph`` is a QVM graph (an object whose ``program`` is
+    an object). A QVM graph travels on as its compact text. Any other program (a device
+    job) stays the data it decoded to, for its target to read."""
+    return type(value) is dict and type(value.get("program")) is dict
+
+
 def json_rows(nodes: Any) -> int:
     """The rows of a node list, as JSON data or :class:`Node` values, bodies' rows too:
     a program's stored size, which ``kernel.max_graph_nodes`` bounds.
