@@ -114,9 +114,10 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.abi.webhook",
     # the probe's contract and its JSON: the wires', the feed's desk's and the event hub's
     "qmk.abi.probing",
-    # split14: a program's digest text (the planner's, the worker's), a line too big to
-    # decode on the loop (a big program's submit)
+    # a program's digest text (the planner's, the worker's), a graph's file form (the
+    # command line's), a line too big to decode on the loop (a big program's submit)
     "qmk.qvm.sorted_text",
+    "qmk.qvm.graph_file",
     "qmk.abi.big_lines",
     "llvmlite",
     "stim",

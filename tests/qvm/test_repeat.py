@@ -8,7 +8,7 @@ import json
 import jsonschema
 import pytest
 
-from qmk.qvm import asm
+from qmk.qvm import asm, graph_file
 from qmk.qvm import graph as graph_io
 from qmk.qvm.errors import AsmError, FormatError, UnrollError
 from qmk.qvm.fold import one_turn, rows, unroll, unrolled_size
@@ -62,8 +62,8 @@ LOOP = program(
 
 def test_a_folded_graph_round_trips_through_canonical_json_and_the_schema():
     g = from_json(LOOP)
-    text = graph_io.dumps(g)
-    assert graph_io.dumps(graph_io.loads(text)) == text
+    text = graph_file.dumps(g)
+    assert graph_file.dumps(graph_io.loads(text)) == text
     assert '"op": "REPEAT", "args": {"count": 1000}, "body": [' in text
     jsonschema.validate(json.loads(text), load_schema())
     assert rows(g.nodes) == 8 and unrolled_size(g) == 2 + 3 * (1 + 1000 + 2)
@@ -136,8 +136,8 @@ def test_assembly_text_reads_and_writes_repeat_blocks_and_round_trips():
     assert g.nodes[1].args == {"count": 3} and g.nodes[1].body[1].args == {"count": 1000}
     written = asm.disassemble(g)
     assert "outer: REPEAT 3 {\n    t: APPLY_T vq:q0\n    n4: REPEAT 1000 {\n" in written
-    assert graph_io.dumps(asm.assemble(written)) == graph_io.dumps(g)
-    assert graph_io.dumps(asm.assemble(asm.disassemble(from_json(LOOP)))) == graph_io.dumps(
+    assert graph_file.dumps(asm.assemble(written)) == graph_file.dumps(g)
+    assert graph_file.dumps(asm.assemble(asm.disassemble(from_json(LOOP)))) == graph_file.dumps(
         from_json(LOOP)
     )
 

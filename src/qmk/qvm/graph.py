@@ -11,21 +11,13 @@ problem. Whether the program makes sense (known ops, lifetimes, events,
 capabilities) is the verifier's job (:mod:`qmk.qvm.verify`), which reports every
 finding at once.
 
+Its file form (read under the byte limit, written as canonical text) is
+:mod:`qmk.qvm.graph_file`.
+
 >>> g = loads('{"version": "0.1", "program": {"nodes": [{"id": "a", "op": "ALLOC_LQ",'
 ...           ' "vqs": ["q"]}]}, "resources": {"vqs": ["q"], "events": []}}')
 >>> g.nodes[0].vqs
 ('q',)
->>> print(dumps(g))
-{
-  "version": "0.1",
-  "program": {
-    "nodes": [
-      {"id": "a", "op": "ALLOC_LQ", "vqs": ["q"]}
-    ]
-  },
-  "resources": {"vqs": ["q"], "chs": [], "events": []},
-  "caps": []
-}
 """
 
 from __future__ import annotations
@@ -37,7 +29,6 @@ import math
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, TypeGuard
 
 import msgspec
@@ -228,7 +219,8 @@ class Graph:
         return len(self.nodes)
 
     def to_json(self, *, sort: bool = True) -> dict[str, Any]:
-        """The graph as canonical JSON data (see :func:`dumps` for the text); ``sort`` as
+        """The graph as canonical JSON data (:func:`~qmk.qvm.graph_file.dumps` writes its
+        text); ``sort`` as
         :meth:`Node.to_json`'s."""
         out: dict[str, Any] = {"version": self.version}
         if self.description is not None:
@@ -733,92 +725,6 @@ def free_value_in_pieces(value: Any) -> None:
 def _big(value: Any) -> bool:
     """A list or object of more entries than one piece (freed in pieces of its own)."""
     return type(value) in (list, dict) and len(value) > COMPACT_PIECE
-
-
-def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:
-    """Read a file's bytes, refusing files over the byte limit before reading them.
-
-    Raises:
-        FormatError: unreadable-file or too-large.
-    """
-    limits = limits or Limits()
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if limits.max_bytes is not None and size > limits.max_bytes:
-            raise FormatError.of(
-                "too-large", f"{path}: {size} bytes is over the limit of {limits.max_bytes}"
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise FormatError.of("unreadable-file", f"{path}: {exc.strerror or exc}") from None
-
-
-def load(path: str | Path, *, limits: Limits | None = None) -> Graph:
-    """Read a graph from a JSON file (see :func:`loads`)."""
-    return loads(read_bytes(path, limits=limits), source=str(path), limits=limits)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
-
-
-def dumps(graph: Graph) -> str:
-    """The graph as canonical JSON text: fixed key order, one node per line.
-
-    Two graphs are equal after canonicalisation exactly when their ``dumps``
-    are equal. The text ends without a newline; files add one.
-    """
-    data = graph.to_json()
-    lines = ["{", f'  "version": {_compact(data["version"])},']
-    if "description" in data:
-        lines.append(f'  "description": {_compact(data["description"])},')
-    lines.append('  "program": {')
-    nodes = data["program"]["nodes"]
-    if nodes:
-        lines.append('    "nodes": [')
-        for i, node in enumerate(nodes):
-            _row_lines(node, "      ", "," if i < len(nodes) - 1 else "", lines)
-        lines.append("    ]")
-    else:
-        lines.append('    "nodes": []')
-    blocks = data["program"].get("blocks")
-    if blocks:
-        lines[-1] += ","
-        lines.append('    "blocks": [')
-        for i, block in enumerate(blocks):
-            _row_lines(block, "      ", "," if i < len(blocks) - 1 else "", lines)
-        lines.append("    ]")
-    lines.append("  },")
-    lines.append(f'  "resources": {_compact(data["resources"])},')
-    tail = "," if "metadata" in data else ""
-    lines.append(f'  "caps": {_compact(data["caps"])}{tail}')
-    if "metadata" in data:
-        lines.append(f'  "metadata": {_compact(data["metadata"])}')
-    lines.append("}")
-    return "\n".join(lines)
-
-
-def _row_lines(row: dict[str, Any], indent: str, tail: str, lines: list[str]) -> None:
-    """One row of :func:`dumps`: a line, or a REPEAT row's (a block's) head, its body's
-    rows (one a line, indented) and the line that closes it."""
-    body = row.get("body")
-    if body is None:
-        lines.append(f"{indent}{_compact(row)}{tail}")
-        return
-    head = _compact({key: value for key, value in row.items() if key != "body"})
-    lines.append(f'{indent}{head[:-1]}, "body": [')
-    for i, item in enumerate(body):
-        _row_lines(item, indent + "  ", "," if i < len(body) - 1 else "", lines)
-    lines.append(f"{indent}]}}{tail}")
-
-
-def canonical(text: str | bytes) -> str:
-    """Canonical JSON text of a graph given as JSON text (see :func:`dumps`)."""
-    return dumps(loads(text))
 
 
 def is_finite_number(value: Any) -> TypeGuard[int | float]:
