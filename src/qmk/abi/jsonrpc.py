@@ -65,7 +65,6 @@ from qmk.abi.errors import (
     RpcError,
 )
 from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params, unknown
-from qmk.abi.replies import Reply
 from qmk.errors import InvalidArgument, QMKError, SyscallError
 from qmk.qvm.graph import GraphText, free_value_in_pieces, is_graph_data, promote_young
 
@@ -572,43 +571,6 @@ class Caller:
     visitor: Any = None
 
 
-def _marked(value: Any, default: Callable[[Any], Any] | None) -> tuple[str, list[bytes], str]:
-    """``value`` as compact JSON text with a marker string where each object with
-    ``__json_bytes__`` goes; the bytes of those objects; the marker as the text holds it."""
-    kept: list[bytes] = []
-    marker = ""
-
-    def splice(item: Any) -> Any:
-        nonlocal marker
-        method = getattr(type(item), "__json_bytes__", None)
-        if method is None:
-            if isinstance(item, Reply):  # its set fields (qmk.abi.replies)
-                return item.fields()
-            if default is not None:
-                return default(item)
-            raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
-        if not marker:  # unguessable: no string of the value can look like it
-            marker = f"\x00{secrets.token_hex(12)}\x00"
-        kept.append(method(item))
-        return marker
-
-    text = json.dumps(
-        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=splice
-    )
-    return text, kept, json.dumps(marker)  # the marker as written: quoted, escaped
-
-
-def _spliced(text: str, kept: list[bytes], marker: str) -> list[bytes]:
-    """The UTF-8 pieces of ``text`` with each marker replaced by its kept bytes."""
-    parts = text.split(marker)
-    if len(parts) != len(kept) + 1:
-        raise ValueError("a spliced JSON value was not found where it was written")
-    pieces = [parts[0].encode("utf-8")]
-    for data, part in zip(kept, parts[1:], strict=True):
-        pieces += (data, part.encode("utf-8"))
-    return pieces
-
-
 class _Large(Exception):
     """A value kept encoded is too big to copy into one buffer (:func:`_fast_parts`)."""
 
@@ -633,8 +595,8 @@ _fast_write = msgspec.json.Encoder(enc_hook=_raw).encode
 
 def _fast_parts(value: Any) -> bytes | None:
     """``value`` written by msgspec, which is much faster than :mod:`json` with a
-    ``default``. None when :func:`_marked` must write it: it holds a kept value bigger
-    than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which :mod:`json` then
+    ``default``. None when :mod:`qmk.abi.spliced` must write it: it holds a kept value
+    bigger than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which :mod:`json` then
     refuses as it always did). The text is :mod:`json`'s but for a float that needs an
     exponent (``1e-5``, not ``1e-05``). A NaN or infinity differs too: msgspec writes
     ``null`` where :mod:`json` refused the value."""
@@ -659,10 +621,12 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
     fast = None if default is not None else _fast_parts(value)
     if fast is not None:
         return fast.decode("utf-8")
-    text, kept, marker = _marked(value, default)
+    from qmk.abi.spliced import marked, spliced
+
+    text, kept, marker = marked(value, default)
     if not kept:
         return text
-    return b"".join(_spliced(text, kept, marker)).decode("utf-8")
+    return b"".join(spliced(text, kept, marker)).decode("utf-8")
 
 
 def encode(message: Any) -> bytes:
@@ -673,10 +637,12 @@ def encode(message: Any) -> bytes:
     fast = _fast_parts(message)
     if fast is not None:
         return fast + b"\n"
-    text, kept, marker = _marked(message, None)
+    from qmk.abi.spliced import marked, spliced
+
+    text, kept, marker = marked(message, None)
     if not kept:
         return text.encode("utf-8") + b"\n"
-    return b"".join([*_spliced(text, kept, marker), b"\n"])
+    return b"".join([*spliced(text, kept, marker), b"\n"])
 
 
 def encode_parts(message: Any) -> list[bytes]:
@@ -708,10 +674,12 @@ def dumps_parts(value: Any, *, default: Callable[[Any], Any] | None = None) -> l
     fast = None if default is not None else _fast_parts(value)
     if fast is not None:
         return [fast]
-    text, kept, marker = _marked(value, default)
+    from qmk.abi.spliced import marked, spliced
+
+    text, kept, marker = marked(value, default)
     if not kept:
         return [text.encode("utf-8")]
-    return _spliced(text, kept, marker)
+    return spliced(text, kept, marker)
 
 
 def _valid_id(value: Any) -> bool:
