@@ -137,6 +137,21 @@ REFUSED_LINGER_S, REFUSED_LINGER_BYTES = 1.0, 64 * 1024
 STREAM_CHUNK = 256 * 1024
 
 
+def connect_unix(path: str) -> int:
+    """A descriptor of a new connection to the Unix socket ``path``, now the caller's:
+    a line that is not JSON-RPC (the kernel's line to the Dask bridge).
+
+    Raises:
+        OSError: nothing listens there.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        return os.dup(sock.fileno())
+    finally:
+        sock.close()
+
+
 def adopt_socket(fd: int) -> socket.socket:
     """The listening socket of a descriptor handed down by a supervisor."""
     return socket.socket(fileno=fd)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import os
-import socket
 from typing import Any
 
 from qmk.abi.errors import CommandError
@@ -75,26 +73,12 @@ def bridge_for(args: argparse.Namespace, config: Any, gateways: list[tuple[list[
 def bridge_pool(bridge: str, config: Any, loop: asyncio.AbstractEventLoop) -> Any:
     """The kernel's pool of jobs run on a Dask cluster, through its bridge on the Unix
     socket ``bridge`` (each frame at most a worker's memory)."""
+    from qmk.abi.server import connect_unix
     from qmk.kernel.pools.remote import RemotePool
 
     return RemotePool(
-        functools.partial(_connect_unix, bridge),
+        functools.partial(connect_unix, bridge),
         where=bridge,
         loop=loop,
         max_frame=config.worker_memory_mb * 2**20,
     )
-
-
-def _connect_unix(path: str) -> int:
-    """A descriptor of a new connection to the Unix socket ``path``, now the caller's:
-    a line that is not JSON-RPC: the kernel's line to the Dask bridge.
-
-    Raises:
-        OSError: nothing listens there.
-    """
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-        return os.dup(sock.fileno())
-    finally:
-        sock.close()
