@@ -47,7 +47,7 @@ from qmk import __version__
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from qmk.frontends.qir import from_qir
-from qmk.qvm import asm
+from qmk.qvm import asm, graph_file
 from qmk.qvm import graph as graph_io
 from qmk.qvm.verify import verify
 
@@ -225,7 +225,7 @@ def main() -> int:
              repeat if n < 100_000 else 1)  # fmt: skip
         lowered = from_qasm(text2)
         text_asm = asm.disassemble(lowered)
-        text_json = graph_io.dumps(lowered)
+        text_json = graph_file.dumps(lowered)
         case("qvm-asm", n, lambda t=text_asm: verify(asm.assemble(t)), "(qvm json loads)",
              lambda t=text_json: graph_io.loads(t), repeat)  # fmt: skip
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from _common import RESULTS, describe, installed, machine, timed, write_json
-from qmk.qvm import asm, graph
+from qmk.qvm import asm, graph, graph_file
 from qmk.qvm.generate import random_graph
 from qmk.qvm.schema import load_schema
 from qmk.qvm.verify import check
@@ -48,7 +48,7 @@ def main() -> int:
     info = machine(**installed("jsonschema"))
 
     g = random_graph(seed=args.seed, nodes=args.nodes)
-    text = graph.dumps(g)
+    text = graph_file.dumps(g)
     rows: dict[str, dict[str, float]] = {}
 
     def record(name: str, run: Callable[[], Any], scale: float = 1.0) -> Any:
@@ -65,7 +65,7 @@ def main() -> int:
     import jsonschema
 
     peer_graph = random_graph(seed=args.seed, nodes=args.peer_nodes)
-    peer_doc = json.loads(graph.dumps(peer_graph))
+    peer_doc = json.loads(graph_file.dumps(peer_graph))
     validator = jsonschema.Draft202012Validator(load_schema())
     scale = args.nodes / len(peer_graph.nodes)
     record(
@@ -77,7 +77,7 @@ def main() -> int:
 
     asm_text = record("qmk disassemble", lambda: asm.disassemble(g))
     back = record("qmk assemble", lambda: asm.assemble(asm_text))
-    exact = graph.dumps(back) == text
+    exact = graph_file.dumps(back) == text
 
     verify_s = rows["qmk verify (check)"]["min_s"]
     peer_name = next(name for name in rows if name.startswith("peer"))

@@ -16,7 +16,7 @@ import pytest
 
 from qmk import __version__
 from qmk.cli import main
-from qmk.qvm import graph
+from qmk.qvm import graph_file
 from qmk.qvm.generate import random_graph
 from support.cli import qmk
 from support.paths import EXAMPLES
@@ -143,7 +143,7 @@ def test_info_of_a_program_with_findings_lists_them_and_exits_1(tmp_path):
 
 def test_fmt_prints_canonical_json_and_rewrites_in_place(tmp_path, bell):
     status, out, _ = qmk("fmt", str(bell))
-    assert status == 0 and out == graph.dumps(graph.load(bell)) + "\n"
+    assert status == 0 and out == graph_file.dumps(graph_file.load(bell)) + "\n"
     assert qmk("fmt", "--in-place", str(bell))[0] == 0
     assert bell.read_text(encoding="utf-8") == out
 
@@ -158,7 +158,7 @@ def test_fmt_refuses_assembly_with_a_pointer_to_asm(tmp_path):
 def test_disasm_then_asm_round_trips_exactly(tmp_path):
     g = random_graph(seed=11, nodes=300)
     source = tmp_path / "g.qvm.json"
-    source.write_text(graph.dumps(g) + "\n", encoding="utf-8")
+    source.write_text(graph_file.dumps(g) + "\n", encoding="utf-8")
     text_path = tmp_path / "g.qvm.asm"
     assert qmk("disasm", str(source), "-o", str(text_path))[0] == 0
     status, out, _ = qmk("asm", str(text_path))

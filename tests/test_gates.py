@@ -18,6 +18,7 @@ import pytest
 
 from qmk.engines import make_engine
 from qmk.engines.base import EngineError
+from qmk.engines.gate_matrices import matrices
 from qmk.engines.gates import pauli_string, unitary
 from qmk.engines.registry import SPECS, availability
 from qmk.gates import (
@@ -27,7 +28,6 @@ from qmk.gates import (
     Gate,
     Names,
     fixed,
-    matrices,
     named,
     register,
     registered,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from qmk.qvm import graph as graph_io
+from qmk.qvm import graph_file
 from support.cli import qmk
 
 LOOP = (
@@ -47,7 +48,7 @@ def test_fmt_and_disasm_keep_repeat_rows(tmp_path: Path):
     asm_path.write_text(assembly, encoding="utf-8")
     status, again, _ = qmk("asm", str(asm_path))
     assert status == 0
-    assert graph_io.dumps(graph_io.loads(again)) == graph_io.dumps(graph_io.loads(text))
+    assert graph_file.dumps(graph_io.loads(again)) == graph_file.dumps(graph_io.loads(text))
 
 
 def test_validate_names_an_unbalanced_body_with_its_code_and_row(tmp_path: Path):

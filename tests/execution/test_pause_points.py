@@ -22,7 +22,7 @@ from qmk.execution.request import program_digest
 from qmk.execution.runs import build_request, run
 from qmk.execution.trajectories import CHECKPOINT, YIELD, YIELD_NOW, Suspended
 from qmk.qvm.asm import assemble
-from qmk.qvm.graph import canonical_graph_text
+from qmk.qvm.sorted_text import canonical_graph_text
 from support.exact import assert_distribution
 from support.kernel import FENCED_CLIFFORD, GATES_THEN_MEASURE
 

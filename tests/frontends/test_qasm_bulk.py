@@ -22,7 +22,8 @@ from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
 from qmk.frontends.qasm_bulk import Routed, read_flat
 from qmk.qvm.columns import Columns, check, verified
-from qmk.qvm.graph import Graph, canonical_graph_text
+from qmk.qvm.graph import Graph
+from qmk.qvm.sorted_text import canonical_graph_text
 from qmk.qvm.verify import verify
 
 ROOT = Path(__file__).resolve().parents[2]

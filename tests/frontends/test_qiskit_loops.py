@@ -16,7 +16,7 @@ from qiskit import QuantumCircuit
 from qmk.estimate import count_graph
 from qmk.execution.runs import run
 from qmk.frontends.qiskit import from_qiskit
-from qmk.qvm import graph as graph_io
+from qmk.qvm import graph_file
 from qmk.qvm.fold import rows, unroll, unrolled_size
 from qmk.qvm.verify import check
 from support.cli import qmk
@@ -132,7 +132,7 @@ def test_info_and_estimate_count_a_million_turn_loop_by_multiplication(tmp_path:
     assert rows(graph.nodes) == 10  # alloc, 2 REPEAT rows and their 3 + 2, 2 measurements, free
     assert count_graph(graph).t_count == 21 * 10**6
     path = tmp_path / "loop.json"
-    path.write_text(graph_io.dumps(graph), encoding="utf-8")
+    path.write_text(graph_file.dumps(graph), encoding="utf-8")
     status, out, err = qmk("info", "--json", str(path))
     assert status == 0, err
     summary = json.loads(out)

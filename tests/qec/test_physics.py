@@ -19,7 +19,7 @@ from qmk.execution.plan import build_plan
 from qmk.qec import logical_model, qubit_params, scheme_for
 from qmk.qec.noise import IdleNoise
 from qmk.qec.physics import CYCLE_TOLERANCE, PhysicsConfig, load_physics
-from qmk.qvm.graph import load as load_graph
+from qmk.qvm.graph_file import load as load_graph
 from qmk.qvm.verify import verify
 from support.cli import qmk
 from support.exact import chi2_pvalue

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from qmk.qvm.asm import assemble, assemble_file, disassemble
 from qmk.qvm.errors import AsmError, FormatError
-from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources, dumps
+from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources
+from qmk.qvm.graph_file import dumps
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OPS
 

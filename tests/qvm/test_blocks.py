@@ -10,7 +10,8 @@ import pytest
 
 from qmk.qvm.asm import assemble, disassemble
 from qmk.qvm.fold import calls_bound, one_turn, rows, unroll, unrolled_size
-from qmk.qvm.graph import Graph, Node, Resources, dumps, loads
+from qmk.qvm.graph import Graph, Node, Resources, loads
+from qmk.qvm.graph_file import dumps
 from qmk.qvm.limits import Limits
 from qmk.qvm.schema import load_schema
 from qmk.qvm.verify import check, verify, verify_folded

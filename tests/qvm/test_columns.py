@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from qmk.qvm.columns import OP_CODES, Columns, check, verified
-from qmk.qvm.graph import Guard, GuardTerm, canonical_graph_text
+from qmk.qvm.graph import Guard, GuardTerm
 from qmk.qvm.limits import Limits
+from qmk.qvm.sorted_text import canonical_graph_text
 from qmk.qvm.verify import check as verify_check
 from qmk.qvm.verify import verify
 

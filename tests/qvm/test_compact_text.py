@@ -19,13 +19,12 @@ from qmk.qvm.graph import (
     Guard,
     GuardTerm,
     Node,
-    canonical_graph_text,
-    canonical_text,
     compact_text,
     free_in_pieces,
     graph_compact_text,
     loads,
 )
+from qmk.qvm.sorted_text import canonical_graph_text, canonical_text
 
 
 def dumps(value: Any) -> str:

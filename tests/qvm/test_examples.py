@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from qmk.qvm.asm import assemble, assemble_file, disassemble
-from qmk.qvm.graph import dumps, load
+from qmk.qvm.graph_file import dumps, load
 from support.paths import EXAMPLES
 
 ASM_FILES = sorted(EXAMPLES.glob("*.qvm.asm"))

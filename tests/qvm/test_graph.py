@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from qmk.qvm import graph
+from qmk.qvm import graph, graph_file
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.errors import FormatError
-from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources, dumps, loads
+from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources, loads
+from qmk.qvm.graph_file import dumps
 from qmk.qvm.limits import Limits
 
 #: A graph in the shape of the original QMK v0.1 spec, written for this test.
@@ -144,7 +145,7 @@ def test_a_file_over_max_bytes_is_too_large_before_it_is_read(tmp_path: Path):
     path = tmp_path / "big.json"
     path.write_text(json.dumps(minimal()))
     with pytest.raises(FormatError) as info:
-        graph.load(path, limits=Limits(max_bytes=10))
+        graph_file.load(path, limits=Limits(max_bytes=10))
     assert_one_line(info.value, "too-large")
     assert str(path) in info.value.message
 
@@ -273,14 +274,14 @@ def test_a_guard_equal_to_2_is_bad_value_with_its_path(guard: dict, path: str):
 def test_a_missing_file_is_unreadable_file_naming_the_path(tmp_path: Path):
     path = tmp_path / "nope.json"
     with pytest.raises(FormatError) as info:
-        graph.load(path)
+        graph_file.load(path)
     assert_one_line(info.value, "unreadable-file")
     assert str(path) in info.value.message
 
 
 def test_a_directory_is_unreadable_file(tmp_path: Path):
     with pytest.raises(FormatError) as info:
-        graph.load(tmp_path)
+        graph_file.load(tmp_path)
     assert_one_line(info.value, "unreadable-file")
 
 
@@ -390,7 +391,7 @@ def test_loads_of_dumps_gives_the_same_graph():
 def test_dumps_is_idempotent():
     text = dumps(sample_graph())
     assert dumps(loads(text)) == text
-    assert graph.canonical(text) == text
+    assert graph_file.canonical(text) == text
 
 
 def test_dumps_of_an_empty_graph_is_valid_json_with_empty_resources():
@@ -412,7 +413,7 @@ def test_canonical_text_does_not_depend_on_input_key_order():
         '{"resources": {"vqs": ["q"]}, "program": {"nodes": [{"id": "h", "vqs": ["q"],'
         ' "op": "APPLY_H", "args": {}}]}, "version": "0.2"}'
     )
-    assert graph.canonical(a) == graph.canonical(b)
+    assert graph_file.canonical(a) == graph_file.canonical(b)
 
 
 def test_dumps_keeps_non_ascii_text_as_is():

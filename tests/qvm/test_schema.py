@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema.exceptions import best_match
 
-from qmk.qvm import graph, schema
+from qmk.qvm import graph, graph_file, schema
 from qmk.qvm.errors import FormatError
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OP_ALIASES, OPERAND_KINDS, OPS, ArgSpec, ArgType
@@ -548,7 +548,7 @@ def test_every_example_graph_validates_against_the_schema():
         data = json.loads(path.read_text(encoding="utf-8"))
         errors = sorted(VALIDATOR.iter_errors(data), key=lambda e: e.json_path)
         assert not errors, f"{path.name}: {errors[0].json_path}: {errors[0].message}"
-        graph.load(path)
+        graph_file.load(path)
 
 
 def test_an_op_alias_validates_like_its_op():

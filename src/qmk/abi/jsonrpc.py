@@ -48,7 +48,6 @@ import gc
 import json
 import logging
 import math
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,9 +65,8 @@ from qmk.abi.errors import (
     RpcError,
 )
 from qmk.abi.methods import METHODS, SOCKET_METHODS, MethodSpec, bind_params, unknown
-from qmk.abi.replies import Reply
 from qmk.errors import InvalidArgument, QMKError, SyscallError
-from qmk.qvm.graph import COMPACT_PIECE, GraphText, free_value_in_pieces, promote_young
+from qmk.qvm.graph import GraphText, free_value_in_pieces, is_graph_data, promote_young
 
 if TYPE_CHECKING:  # the door reads lines with this module's decoder
     from qmk.abi.door import Door
@@ -284,83 +282,12 @@ def _decode(line: bytes, max_depth: int | None, *, pieces: bool = False) -> tupl
     return value, numbers.out_of_range
 
 
+#: How far into a line a ``q_submit`` names its method where the fast decoder takes it.
+HEAD_BYTES = 4096
+
+
 def _each_object(value: dict[str, Any]) -> dict[str, Any]:
     return value  # a Python call: where another thread may take the interpreter
-
-
-def scan_head(line: bytes) -> tuple[Any, str | None, str | None]:
-    """A big request line's id, method and ``session_id``, read from its raw bytes
-    without decoding it: ``(id, method, session_id)``, each None when not found where
-    a request states it (the id, method and params' first member before the graph). The
-    id is ``...`` when the line states none that could be read so (a notification, or
-    an id after the params).
-
-    >>> scan_head(b'{"jsonrpc": "2.0", "id": 7, "method": "q_submit", '
-    ...           b'"params": {"session_id": "s-1", "graph": {}}}')
-    (7, 'q_submit', 's-1')
-    """
-    params = line.find(b'"params"')
-    head = line[: params if params >= 0 else HEAD_BYTES][:HEAD_BYTES]
-    request_id: Any = ...
-    found = _ID.search(head)
-    if found is not None:
-        try:
-            request_id = json.loads(found.group(1))
-        except ValueError:
-            request_id = ...
-        if not _valid_id(request_id):
-            request_id = ...
-    method = _METHOD.search(head)
-    session = _SESSION.search(line, params if params >= 0 else 0, params + HEAD_BYTES)
-    return (
-        request_id,
-        None if method is None else method.group(1).decode("ascii"),
-        None if session is None or params < 0 else session.group(1).decode("ascii"),
-    )
-
-
-#: How far into a big line :func:`scan_head` looks.
-HEAD_BYTES = 4096
-_ID = re.compile(rb'"id"\s*:\s*(-?\d{1,18}|"[A-Za-z0-9_.:-]{0,128}"|null)\s*[,}]')
-_METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z0-9_]{1,64})"')
-_SESSION = re.compile(rb'"session_id"\s*:\s*"([A-Za-z0-9_.=-]{1,200})"')
-
-
-def _compact_graph(message: Any) -> None:
-    """A decoded ``q_submit`` request's graph, in place, as :class:`GraphText`.
-
-    The decoded nodes are freed a piece at a time. One free of a big graph's objects
-    holds the interpreter, and while they live every collection walks them."""
-    if type(message) is not dict or message.get("method") != "q_submit":
-        return
-    params = message.get("params")
-    graph = params.get("graph") if type(params) is dict else None
-    if not _is_graph(graph):
-        return
-    assert type(params) is dict and type(graph) is dict
-    try:
-        params["graph"] = GraphText.of(graph)
-    except (TypeError, ValueError):  # not plain JSON: the kernel says so, as before
-        return
-    program = graph.get("program")
-    nodes = program.get("nodes") if type(program) is dict else None
-    del graph, program
-    while isinstance(nodes, list) and nodes:
-        del nodes[-COMPACT_PIECE:]
-
-
-def _named_session(decoded: tuple[Any, bool]) -> object:
-    """The ``session_id`` the params of a decoded request name (None: none)."""
-    message = decoded[0]
-    params = message.get("params") if type(message) is dict else None
-    return params.get("session_id") if type(params) is dict else None
-
-
-def _is_graph(value: Any) -> bool:
-    """Whether a submit's decoded ``graph`` is a QVM graph (an object whose ``program`` is
-    an object). A QVM graph travels on as its compact text. Any other program (a device
-    job) stays the data it decoded to, for its target to read."""
-    return type(value) is dict and type(value.get("program")) is dict
 
 
 def _graph_text(message: Any) -> None:
@@ -387,7 +314,7 @@ def _graph_text(message: Any) -> None:
 def _graph_text_of(graph: Any) -> GraphText | None:
     """:func:`_graph_text`'s text of a decoded graph; None when it is no QVM graph, or
     when the kernel writes its text (:func:`_may_differ`)."""
-    if not _is_graph(graph):
+    if not is_graph_data(graph):
         return None
     data = _fast_encode(graph)
     if _may_differ(data):
@@ -589,13 +516,6 @@ def _may_differ(data: bytes) -> bool:
     return data.find(b"0.0000") >= 0 or data.translate(_EXPONENTS).find(b"0e") >= 0
 
 
-def _decode_big(line: bytes, max_depth: int | None) -> tuple[Any, bool]:
-    value, suspect = _decode(line, max_depth, pieces=True)
-    if not suspect:  # a number out of range is found in the decoded params, as before
-        _compact_graph(value)
-    return value, suspect
-
-
 def _out_of_range(value: Any) -> bool:
     """Whether a decoded JSON value holds a number out of range (searched without recursion)."""
     stack = [value]
@@ -651,43 +571,6 @@ class Caller:
     visitor: Any = None
 
 
-def _marked(value: Any, default: Callable[[Any], Any] | None) -> tuple[str, list[bytes], str]:
-    """``value`` as compact JSON text with a marker string where each object with
-    ``__json_bytes__`` goes; the bytes of those objects; the marker as the text holds it."""
-    kept: list[bytes] = []
-    marker = ""
-
-    def splice(item: Any) -> Any:
-        nonlocal marker
-        method = getattr(type(item), "__json_bytes__", None)
-        if method is None:
-            if isinstance(item, Reply):  # its set fields (qmk.abi.replies)
-                return item.fields()
-            if default is not None:
-                return default(item)
-            raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
-        if not marker:  # unguessable: no string of the value can look like it
-            marker = f"\x00{secrets.token_hex(12)}\x00"
-        kept.append(method(item))
-        return marker
-
-    text = json.dumps(
-        value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=splice
-    )
-    return text, kept, json.dumps(marker)  # the marker as written: quoted, escaped
-
-
-def _spliced(text: str, kept: list[bytes], marker: str) -> list[bytes]:
-    """The UTF-8 pieces of ``text`` with each marker replaced by its kept bytes."""
-    parts = text.split(marker)
-    if len(parts) != len(kept) + 1:
-        raise ValueError("a spliced JSON value was not found where it was written")
-    pieces = [parts[0].encode("utf-8")]
-    for data, part in zip(kept, parts[1:], strict=True):
-        pieces += (data, part.encode("utf-8"))
-    return pieces
-
-
 class _Large(Exception):
     """A value kept encoded is too big to copy into one buffer (:func:`_fast_parts`)."""
 
@@ -712,8 +595,8 @@ _fast_write = msgspec.json.Encoder(enc_hook=_raw).encode
 
 def _fast_parts(value: Any) -> bytes | None:
     """``value`` written by msgspec, which is much faster than :mod:`json` with a
-    ``default``. None when :func:`_marked` must write it: it holds a kept value bigger
-    than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which :mod:`json` then
+    ``default``. None when :mod:`qmk.abi.spliced` must write it: it holds a kept value
+    bigger than :data:`SPLICE_COPY_BYTES`, or one msgspec cannot write (which :mod:`json` then
     refuses as it always did). The text is :mod:`json`'s but for a float that needs an
     exponent (``1e-5``, not ``1e-05``). A NaN or infinity differs too: msgspec writes
     ``null`` where :mod:`json` refused the value."""
@@ -738,10 +621,12 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
     fast = None if default is not None else _fast_parts(value)
     if fast is not None:
         return fast.decode("utf-8")
-    text, kept, marker = _marked(value, default)
+    from qmk.abi.spliced import marked, spliced
+
+    text, kept, marker = marked(value, default)
     if not kept:
         return text
-    return b"".join(_spliced(text, kept, marker)).decode("utf-8")
+    return b"".join(spliced(text, kept, marker)).decode("utf-8")
 
 
 def encode(message: Any) -> bytes:
@@ -752,10 +637,12 @@ def encode(message: Any) -> bytes:
     fast = _fast_parts(message)
     if fast is not None:
         return fast + b"\n"
-    text, kept, marker = _marked(message, None)
+    from qmk.abi.spliced import marked, spliced
+
+    text, kept, marker = marked(message, None)
     if not kept:
         return text.encode("utf-8") + b"\n"
-    return b"".join([*_spliced(text, kept, marker), b"\n"])
+    return b"".join([*spliced(text, kept, marker), b"\n"])
 
 
 def encode_parts(message: Any) -> list[bytes]:
@@ -787,10 +674,12 @@ def dumps_parts(value: Any, *, default: Callable[[Any], Any] | None = None) -> l
     fast = None if default is not None else _fast_parts(value)
     if fast is not None:
         return [fast]
-    text, kept, marker = _marked(value, default)
+    from qmk.abi.spliced import marked, spliced
+
+    text, kept, marker = marked(value, default)
     if not kept:
         return [text.encode("utf-8")]
-    return _spliced(text, kept, marker)
+    return spliced(text, kept, marker)
 
 
 def _valid_id(value: Any) -> bool:
@@ -896,17 +785,23 @@ class RpcCore:
         """A line of :data:`THREAD_BYTES` or more, weighed by the door before it is
         decoded (:meth:`~qmk.abi.door.Door.decode`).
 
-        It goes on the CPU budget of the session its first bytes name (:func:`scan_head`).
+        It goes on the CPU budget of the session its first bytes name
+        (:func:`~qmk.abi.big_lines.scan_head`).
         While that budget is spent it is refused undecoded, under its id (null when it
         cannot be read so), with ``QS1006`` and ``retry_after_s``. Otherwise it is decoded
         in a thread, in pieces, and its CPU is charged to the tenant once the request is
         answered (the tenant of the session its decoded params name, where its first bytes
         name none).
         """
-        request_id, _method, session_id = scan_head(line)
+        from qmk.abi import big_lines  # a big line's head and graph: at the first big line
+
+        def decode() -> tuple[Any, bool]:
+            return big_lines.compacted(_decode(line, self.max_depth, pieces=True))
+
+        request_id, _method, session_id = big_lines.scan_head(line)
         try:
             (message, suspect), charge = await door.decode(
-                session_id, len(line), lambda: _decode_big(line, self.max_depth), _named_session
+                session_id, len(line), decode, big_lines.named_session
             )
         except QMKError as exc:  # the budget's refusal
             return encode_parts(

@@ -198,31 +198,29 @@ def _proved_line(path: str, graph: Graph, proof: Proof) -> str:
 
 
 def _cmd_asm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qvm import asm
-    from qmk.qvm import graph as graph_io
+    from qmk.qvm import asm, graph_file
     from qmk.qvm.files import ASM_SUFFIXES
 
     if args.file.endswith(ASM_SUFFIXES) and args.format in (None, "qvm-asm"):
         graph = asm.assemble_file(args.file, limits=limits_of(args))
     else:  # another language: print the QVM JSON it lowers to
         graph = read_source(args, args.file, limits_of(args))
-    _write(graph_io.dumps(graph) + "\n", args.output, out)
+    _write(graph_file.dumps(graph) + "\n", args.output, out)
     return 0
 
 
 def _cmd_disasm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qvm import asm
-    from qmk.qvm import graph as graph_io
+    from qmk.qvm import asm, graph_file
     from qmk.qvm.files import read_graph
 
     limits = limits_of(args)
-    graph = graph_io.load(args.file, limits=limits) if args.file != "-" else read_graph("-")
+    graph = graph_file.load(args.file, limits=limits) if args.file != "-" else read_graph("-")
     _write(asm.disassemble(graph), args.output, out)
     return 0
 
 
 def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from qmk.qvm import graph as graph_io
+    from qmk.qvm import graph_file
     from qmk.qvm.errors import FormatError
     from qmk.qvm.files import ASM_SUFFIXES, read_graph
 
@@ -232,7 +230,7 @@ def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{args.file}: qmk fmt formats JSON graphs; use 'qmk asm {args.file}' for JSON "
             "from assembly",
         )
-    text = graph_io.dumps(read_graph(args.file, limits=limits_of(args))) + "\n"
+    text = graph_file.dumps(read_graph(args.file, limits=limits_of(args))) + "\n"
     if args.in_place:
         if args.file == "-":
             raise FormatError.of("unreadable-file", "--in-place needs a file, not stdin")

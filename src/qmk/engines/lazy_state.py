@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from qmk.engines import fusion, kernels
+from qmk.engines.gate_matrices import matrices
 from qmk.engines.gates import GATES, Gate
 from qmk.engines.sampling import CHUNK as _CHUNK
 from qmk.engines.sampling import draw_indices
 from qmk.engines.state_io import walsh
-from qmk.gates import matrices
 
 _X = GATES["x"].matrix()
 _TWO_PI = 2 * math.pi

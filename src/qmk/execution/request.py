@@ -703,11 +703,11 @@ def _digest(program: Any) -> str:
 
 def canonical_text_of(program: Any) -> str:
     """The JSON text a run request digests: a verified program's QVM JSON
-    (:func:`~qmk.qvm.graph.canonical_graph_text`; of its folded graph where it has
+    (:func:`~qmk.qvm.sorted_text.canonical_graph_text`; of its folded graph where it has
     REPEAT rows), or the data of a program that is no QVM graph
-    (:func:`~qmk.qvm.graph.canonical_text`: json's sorted compact text, written by
+    (:func:`~qmk.qvm.sorted_text.canonical_text`: json's sorted compact text, written by
     msgspec where that is the same text)."""
-    from qmk.qvm.graph import canonical_graph_text, canonical_text
+    from qmk.qvm.sorted_text import canonical_graph_text, canonical_text
 
     if isinstance(program, Mapping):
         return canonical_text(program)

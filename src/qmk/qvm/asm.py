@@ -265,8 +265,8 @@ from qmk.qvm.graph import (
     decode_utf8,
     gc_paused,
     nests_deeper_than,
-    read_bytes,
 )
+from qmk.qvm.graph_file import read_bytes
 from qmk.qvm.limits import Limits
 from qmk.qvm.ops import OP_ALIASES, OPS, canonical_op
 
@@ -415,7 +415,7 @@ def disassemble(graph: Graph) -> str:
 
     Returns:
         The text, ending with a newline. ``assemble`` gives back a graph with
-        the same :func:`~qmk.qvm.graph.dumps`.
+        the same :func:`~qmk.qvm.graph_file.dumps`.
 
     Raises:
         ValueError: an argument or metadata value is not JSON (e.g. a NaN float).

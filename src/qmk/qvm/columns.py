@@ -268,7 +268,7 @@ class Columns:
 
     def canonical_text(self) -> str:
         """The canonical JSON text of :meth:`to_graph`
-        (:func:`~qmk.qvm.graph.canonical_graph_text`), written from the columns: each
+        (:func:`~qmk.qvm.sorted_text.canonical_graph_text`), written from the columns: each
         row's text is pieces (fixed texts by the row's kind, its numbers in decimal)
         laid into bytes a block of rows at a time by whole-array operations, no node
         made."""
@@ -286,7 +286,7 @@ class Columns:
         return sha.hexdigest()
 
     def _text_pieces(self) -> Iterator[bytes]:
-        from qmk.qvm.graph import canonical_graph_text
+        from qmk.qvm.sorted_text import canonical_graph_text
 
         shell = canonical_graph_text(self._shell())
         head, found, tail = shell.partition('"nodes":[]')
@@ -305,7 +305,7 @@ def _rows_text(columns: Columns) -> Iterator[bytes]:
     below."""
     import json
 
-    from qmk.qvm.graph import canonical_text
+    from qmk.qvm.sorted_text import canonical_text
 
     ops, qubits, rows = columns.ops, columns.qubits, len(columns.ops)
     source = json.dumps(columns.source)[:-1]  # (its closing quote comes after the line)

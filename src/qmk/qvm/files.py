@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from qmk.qvm import graph as graph_io
+from qmk.qvm import graph_file
 from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
 
@@ -29,4 +30,4 @@ def read_graph(path: str, *, limits: Limits | None = None) -> Graph:
         return graph_io.loads(data, source="<stdin>", limits=limits)
     if path.endswith(ASM_SUFFIXES):
         return asm.assemble_file(path, limits=limits)
-    return graph_io.load(path, limits=limits)
+    return graph_file.load(path, limits=limits)

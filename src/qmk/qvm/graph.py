@@ -11,35 +11,24 @@ problem. Whether the program makes sense (known ops, lifetimes, events,
 capabilities) is the verifier's job (:mod:`qmk.qvm.verify`), which reports every
 finding at once.
 
+Its file form (read under the byte limit, written as canonical text) is
+:mod:`qmk.qvm.graph_file`.
+
 >>> g = loads('{"version": "0.1", "program": {"nodes": [{"id": "a", "op": "ALLOC_LQ",'
 ...           ' "vqs": ["q"]}]}, "resources": {"vqs": ["q"], "events": []}}')
 >>> g.nodes[0].vqs
 ('q',)
->>> print(dumps(g))
-{
-  "version": "0.1",
-  "program": {
-    "nodes": [
-      {"id": "a", "op": "ALLOC_LQ", "vqs": ["q"]}
-    ]
-  },
-  "resources": {"vqs": ["q"], "chs": [], "events": []},
-  "caps": []
-}
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import json
 import math
 import operator
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, TypeGuard
 
 import msgspec
@@ -142,8 +131,9 @@ class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=Tr
 
     ``args`` and ``metadata`` hold plain JSON values; treat them as read-only. msgspec
     writes a node as :meth:`to_json` does (empty fields left out, ``omit_defaults``),
-    but for its guard, whose JSON has a form of its own: :func:`canonical_graph_text`
-    writes a big program's unguarded nodes so, not a dict a node.
+    but for its guard, whose JSON has a form of its own: a program's digest text
+    (:func:`~qmk.qvm.sorted_text.canonical_graph_text`) writes a big program's unguarded
+    nodes so, not a dict a node.
 
     A node is not tracked by the cyclic garbage collector (``gc=False``): it holds
     strings, tuples of strings, plain JSON and a guard, never anything that could lead
@@ -229,7 +219,8 @@ class Graph:
         return len(self.nodes)
 
     def to_json(self, *, sort: bool = True) -> dict[str, Any]:
-        """The graph as canonical JSON data (see :func:`dumps` for the text); ``sort`` as
+        """The graph as canonical JSON data (:func:`~qmk.qvm.graph_file.dumps` writes its
+        text); ``sort`` as
         :meth:`Node.to_json`'s."""
         out: dict[str, Any] = {"version": self.version}
         if self.description is not None:
@@ -736,92 +727,6 @@ def _big(value: Any) -> bool:
     return type(value) in (list, dict) and len(value) > COMPACT_PIECE
 
 
-def read_bytes(path: str | Path, *, limits: Limits | None = None) -> bytes:
-    """Read a file's bytes, refusing files over the byte limit before reading them.
-
-    Raises:
-        FormatError: unreadable-file or too-large.
-    """
-    limits = limits or Limits()
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if limits.max_bytes is not None and size > limits.max_bytes:
-            raise FormatError.of(
-                "too-large", f"{path}: {size} bytes is over the limit of {limits.max_bytes}"
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise FormatError.of("unreadable-file", f"{path}: {exc.strerror or exc}") from None
-
-
-def load(path: str | Path, *, limits: Limits | None = None) -> Graph:
-    """Read a graph from a JSON file (see :func:`loads`)."""
-    return loads(read_bytes(path, limits=limits), source=str(path), limits=limits)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
-
-
-def dumps(graph: Graph) -> str:
-    """The graph as canonical JSON text: fixed key order, one node per line.
-
-    Two graphs are equal after canonicalisation exactly when their ``dumps``
-    are equal. The text ends without a newline; files add one.
-    """
-    data = graph.to_json()
-    lines = ["{", f'  "version": {_compact(data["version"])},']
-    if "description" in data:
-        lines.append(f'  "description": {_compact(data["description"])},')
-    lines.append('  "program": {')
-    nodes = data["program"]["nodes"]
-    if nodes:
-        lines.append('    "nodes": [')
-        for i, node in enumerate(nodes):
-            _row_lines(node, "      ", "," if i < len(nodes) - 1 else "", lines)
-        lines.append("    ]")
-    else:
-        lines.append('    "nodes": []')
-    blocks = data["program"].get("blocks")
-    if blocks:
-        lines[-1] += ","
-        lines.append('    "blocks": [')
-        for i, block in enumerate(blocks):
-            _row_lines(block, "      ", "," if i < len(blocks) - 1 else "", lines)
-        lines.append("    ]")
-    lines.append("  },")
-    lines.append(f'  "resources": {_compact(data["resources"])},')
-    tail = "," if "metadata" in data else ""
-    lines.append(f'  "caps": {_compact(data["caps"])}{tail}')
-    if "metadata" in data:
-        lines.append(f'  "metadata": {_compact(data["metadata"])}')
-    lines.append("}")
-    return "\n".join(lines)
-
-
-def _row_lines(row: dict[str, Any], indent: str, tail: str, lines: list[str]) -> None:
-    """One row of :func:`dumps`: a line, or a REPEAT row's (a block's) head, its body's
-    rows (one a line, indented) and the line that closes it."""
-    body = row.get("body")
-    if body is None:
-        lines.append(f"{indent}{_compact(row)}{tail}")
-        return
-    head = _compact({key: value for key, value in row.items() if key != "body"})
-    lines.append(f'{indent}{head[:-1]}, "body": [')
-    for i, item in enumerate(body):
-        _row_lines(item, indent + "  ", "," if i < len(body) - 1 else "", lines)
-    lines.append(f"{indent}]}}{tail}")
-
-
-def canonical(text: str | bytes) -> str:
-    """Canonical JSON text of a graph given as JSON text (see :func:`dumps`)."""
-    return dumps(loads(text))
-
-
 def is_finite_number(value: Any) -> TypeGuard[int | float]:
     """True for an int or a finite float, and False for bools (JSON keeps them apart)."""
     kind = type(value)
@@ -854,70 +759,6 @@ def compact_text(graph: Any) -> str:
         return _COMPACT.encode(graph)
     pieces = (nodes[start : start + COMPACT_PIECE] for start in range(0, len(nodes), COMPACT_PIECE))
     return _compact_pieces({**graph, "program": {**program, "nodes": []}}, pieces)
-
-
-#: A number msgspec writes otherwise than Python's json does: with an exponent
-#: (``1e16``, ``1e-7``), or a fraction of four leading zeros, which json writes with one
-#: (``1e-05``); a string that has either only sends :func:`canonical_text` the slower
-#: way. (A regular expression of one letter and a class: those of more scan slower.)
-_EXPONENT = re.compile(rb"e[-0-9]")
-_TINY = b"0.0000"
-
-
-def canonical_text(data: Any) -> str:
-    """``json.dumps(data, sort_keys=True, separators=(",", ":"))``, the same text, written
-    by msgspec (a few times faster) where it writes the same: ASCII without DEL, no
-    number it formats otherwise (see ``_EXPONENT``); json itself otherwise.
-
-    >>> data = {"b": [1.5, 1e-05, "x"], "a": {"d": None, "c": True}}
-    >>> canonical_text(data) == json.dumps(data, sort_keys=True, separators=(",", ":"))
-    True
-    """
-    text = _sorted_by_msgspec(data)
-    return json.dumps(data, sort_keys=True, separators=(",", ":")) if text is None else text
-
-
-def _sorted_by_msgspec(data: Any) -> str | None:
-    """msgspec's sorted compact text of ``data`` where it is json's very text (ASCII
-    without DEL, no number it formats otherwise); None where it may not be, or msgspec
-    cannot write ``data`` (json's errors, or its text, then)."""
-    try:
-        text = msgspec.json.encode(data, order="sorted")
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
-        return None
-    if text.isascii() and b"\x7f" not in text and _TINY not in text and not _EXPONENT.search(text):
-        return text.decode("ascii")
-    return None
-
-
-def canonical_graph_text(graph: Graph) -> str:
-    """``canonical_text(graph.to_json(sort=False))``, the same text, with the nodes
-    written by msgspec as they are (a guarded node as its JSON) rather than turned into
-    a dict each first: a program's digest writes every node, a million for a big one.
-
-    Where msgspec's text could differ from json's (:func:`canonical_text`: a number it
-    formats otherwise, a character it escapes otherwise, a value it cannot write) the
-    text is made the slower way.
-
-    >>> guard = Guard(terms=(GuardTerm(event="e", equals=1),))
-    >>> g = Graph(nodes=(Node(id="a", op="ALLOC_LQ", vqs=("q",)),
-    ...                  Node(id="x", op="APPLY_X", vqs=("q",), guard=guard)))
-    >>> canonical_graph_text(g) == canonical_text(g.to_json())
-    True
-    """
-    shell = replace(graph, nodes=()).to_json(sort=False)
-    nodes = graph.nodes
-    guards = map(operator.is_not, map(_NODE_GUARD, nodes), itertools.repeat(None))
-    shell["program"]["nodes"] = (
-        [node if node.guard is None else node.to_json(sort=False) for node in nodes]
-        if any(guards)
-        else nodes
-    )
-    text = _sorted_by_msgspec(shell)
-    return canonical_text(graph.to_json(sort=False)) if text is None else text
-
-
-_NODE_GUARD = operator.attrgetter("guard")
 
 
 def graph_compact_text(graph: Graph) -> str:
@@ -1001,6 +842,13 @@ class GraphText(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._data())
+
+
+def is_graph_data(value: Any) -> bool:
+    """Whether a submit's decoded ``graph`` is a QVM graph (an object whose ``program`` is
+    an object). A QVM graph travels on as its compact text. Any other program (a device
+    job) stays the data it decoded to, for its target to read."""
+    return type(value) is dict and type(value.get("program")) is dict
 
 
 def json_rows(nodes: Any) -> int:

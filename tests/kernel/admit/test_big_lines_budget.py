@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qmk.abi.big_lines import scan_head
 from qmk.abi.door import Door
-from qmk.abi.jsonrpc import THREAD_BYTES, RpcCore, scan_head
+from qmk.abi.jsonrpc import THREAD_BYTES, RpcCore
 from qmk.abi.limits import ServerConfig
 from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.observe import KernelObserver
