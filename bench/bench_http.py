@@ -33,13 +33,14 @@ turn about, so a before/after comparison shares the machine's load. Results go t
 
 ``--gateway-latency`` measures only the REST round trips (``GET /v1/jobs/{id}``, Bell
 ``POST /v1/jobs``) served inline and by a gateway process (with ``--against``, of both
-checkouts, turn about), each with the CPU per call of the kernel and of the gateway
-process; with ``grpc`` among ``--wires``, the gRPC ones too (``Status`` of a completed
-job, Bell ``Submit`` as QVM JSON, from :class:`qmk.grpc.client.Client`; the gRPC
-gateway's CPU beside them). The same calls straight to the kernel's socket
-(``q_status``, ``q_submit`` over JSON-RPC) are timed beside them, and each wire's hop
-over them is printed: the least p50 and p90 of the runs, through the wire less
-straight. Results go to ``bench/results/http_gateway.json``.
+checkouts, turn about), each with the CPU per call of the kernel, of the gateway
+process and of the client (this process); with ``grpc`` among ``--wires``, the gRPC
+ones too (``Status`` of a completed job, Bell ``Submit`` as QVM JSON, from
+:class:`qmk.grpc.client.Client`; the gRPC gateway's CPU beside them). The same calls
+straight to the kernel's socket (``q_status``, ``q_submit`` over JSON-RPC) are timed
+beside them, and each wire's hop over them is printed: the least p50 and p90 of the
+runs, through the wire less straight, and the status call's CPU of its gateway and of
+its client over JSON-RPC's client. Results go to ``bench/results/http_gateway.json``.
 
     python bench/bench_http.py [--jobs 400] [--calls 3000] [--clients 8] [--workers 2]
                                [--repeat 1] [--against SRC] [--gateway-latency]
@@ -278,10 +279,12 @@ def metered(
 ) -> dict[str, Any]:
     """``count`` round trips of ``what`` after ``warmup`` untimed ones: their figures
     (:func:`call_latencies`, and the p90) and the CPU milliseconds per call each process
-    of ``meter`` (by name) spent."""
+    of ``meter`` (by name) spent, and with ``meter`` this process's own (``client``: a
+    wire's client library is part of its round trip, and of its hop over another wire)."""
     for _ in range(warmup):
         what()
     before = {name: cpu_seconds(pid) for name, pid in (meter or {}).items()}
+    own = os.times()
     times: list[float] = []
 
     def timed() -> None:
@@ -295,6 +298,10 @@ def metered(
         name: (cpu_seconds(pid) - before[name]) * 1000 / count
         for name, pid in (meter or {}).items()
     }
+    if meter:
+        now = os.times()
+        spent = now.user + now.system - own.user - own.system
+        figures["cpu_ms_per_call"]["client"] = spent * 1000 / count
     return figures
 
 
@@ -470,7 +477,7 @@ def bench_gateway_latency(
             name: {
                 what: {
                     process: min(run[what]["cpu_ms_per_call"][process] for run in runs)
-                    for process in meters[wire][name]
+                    for process in runs[0][what]["cpu_ms_per_call"]
                 }
                 for what in kinds
             }
@@ -501,12 +508,16 @@ def bench_gateway_latency(
                 for what in kinds
             }
             status, submit = calls[wire]
+            spent = cpu[wire][name]["status"]
+            client = spent["client"] - cpu["jsonrpc"][name]["status"]["client"]
             print(
                 f"{wire:4} {name:18} {status} p50 {through['status']['p50']:.3f} "
                 f"(+{hop['status']['p50']:.3f}) p90 {through['status']['p90']:.3f} "
                 f"(+{hop['status']['p90']:.3f}) ms; {submit} p50 "
                 f"{through['submit']['p50']:.3f} (+{hop['submit']['p50']:.3f}) p90 "
-                f"{through['submit']['p90']:.3f} (+{hop['submit']['p90']:.3f}) ms"
+                f"{through['submit']['p90']:.3f} (+{hop['submit']['p90']:.3f}) ms "
+                f"[{status} CPU ms: gateway {spent.get('gateway', 0.0):.3f}, client "
+                f"{client:+.3f} over JSON-RPC's]"
             )
     print(f"load average after: {load_average()}")
     write_json(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,3 +172,37 @@ def test_a_jobs_typed_counts_stop_at_their_cap_and_json_keeps_every_outcome():
     answer = reply_of(job_message, big)
     assert not answer.counts  # past the cap: the counts are in json only
     assert json.loads(answer.json)["result"]["counts"] == outcomes
+
+
+@pytest.mark.parametrize(
+    ("message", "result"),
+    [
+        (
+            "Job",
+            {
+                "job_id": "j",
+                "state": "COMPLETED",
+                "tenant": "alice",
+                "shots": 8,
+                "seed": 3,
+                "created_at": 1.5,
+                "started_at": None,
+                "result": {"counts": {"00": 3, "11": 5}, "telemetry": {"engine": "stim"}},
+                "machine": {"tiles": 9},
+            },
+        ),
+        ("Job", {"job_id": "j", "state": "FAILED", "result": None}),
+        ("Job", {"job_id": "j", "state": "COMPLETED", "result": [1, 2]}),
+        ("Job", {"job_id": "j", "result": {"counts": {"0": True}}}),  # no whole numbers
+        ("Session", {"session_id": "s", "tenant": "a", "granted": ["CAP_ALLOC"], "denied": []}),
+        ("Reply", {"anything": [1, {"b": None}]}),
+        ("Job", [1, 2]),  # a result that is no object names nothing
+        ("Reply", "text"),
+    ],
+)
+def test_a_relayed_reply_answers_what_its_decoded_json_answers(message: str, result: Any):
+    from qmk.gateway.line import Relayed
+
+    kind = messages()[message]
+    relayed = reply_of(kind, Relayed(encode(result).rstrip(b"\n")))
+    assert relayed == reply_of(kind, result)

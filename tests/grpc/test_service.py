@@ -258,6 +258,22 @@ def test_a_missing_malformed_or_unknown_session_is_unauthenticated(target: str):
     assert error.details().startswith("QS1001 auth-failed: ")
 
 
+def test_a_message_that_does_not_parse_is_refused_after_the_session_is_checked(
+    target: str, alice: Any
+):
+    garbage = b"\xff\xff\xff"  # field 31 with a varint that never ends
+    with grpc.insecure_channel(target) as channel:
+        stub = channel.unary_unary(f"/{SERVICE_NAME}/Status")
+        with pytest.raises(grpc.RpcError) as unsigned:
+            stub(garbage, metadata=_bearer("not-a-session"), timeout=60)
+        with pytest.raises(grpc.RpcError) as signed:
+            stub(garbage, metadata=_bearer(alice.session_id), timeout=60)
+    assert unsigned.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert signed.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    refused = "QR32602 invalid-params: the request message is no StatusRequest"
+    assert signed.value.details().startswith(refused)
+
+
 def test_refusals_map_to_status_codes_and_the_client_raises_the_same_error(target: str, alice: Any):
     sid = alice.session_id
     bob = connect(target, "bob")

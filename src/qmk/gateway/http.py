@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from qmk import aio, defaults
@@ -158,6 +158,13 @@ class GatewayProbe:
         while len(self._tenants) > SESSION_CACHE:
             self._tenants.popitem(last=False)
 
+    def fresh(self, session_id: str) -> str | None:
+        """The tenant of ``session_id`` if known and fresh (None: :meth:`recall` asks)."""
+        known = self._tenants.get(session_id)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        return None
+
     async def recall(self, session_id: str) -> str:
         """The tenant of ``session_id``, asked of the kernel unless known and fresh.
 
@@ -165,9 +172,9 @@ class GatewayProbe:
             SessionError, AuthError: the kernel refuses the session.
             UnavailableError: the kernel is away.
         """
-        known = self._tenants.get(session_id)
-        if known is not None and known[1] > time.monotonic():
-            return known[0]
+        known = self.fresh(session_id)
+        if known is not None:
+            return known
         reply = await self._kernel.q_resource_query(session_id=session_id)  # type: ignore[attr-defined]
         self.remember(session_id, reply.tenant)
         return str(reply.tenant)
@@ -227,7 +234,8 @@ class GatewayDoor(Door):
     probe: GatewayProbe
 
     async def tenant_of(self, visitor: Visitor, session_id: str) -> str:
-        await self._recall(session_id)
+        if self.probe.fresh(session_id) is None:
+            await self._recall(session_id)
         return self.tenant(visitor, session_id)
 
     async def _recall(self, session_id: str) -> None:
@@ -238,61 +246,65 @@ class GatewayDoor(Door):
             raise
 
     async def call(
-        self, visitor: Visitor, method: str, params: Mapping[str, Any], **options: Any
+        self,
+        visitor: Visitor,
+        method: str,
+        params: Mapping[str, Any],
+        *,
+        relaying: bool = False,
+        **options: Any,
     ) -> Any:
-        return await self._call(visitor, method, params, False, options)
+        """The door's call, the session's tenant recalled first; with ``relaying``, its
+        syscall answers the kernel's JSON as it came (:meth:`relay`)."""
+        session_id = params.get("session_id")
+        if isinstance(session_id, str) and self.probe.fresh(session_id) is None:
+            await self._recall(session_id)
+        follower = self.probe.follower
+        if follower is not None and method in FOLLOWED and isinstance(session_id, str):
+            return await self._followed(
+                follower, session_id, visitor, method, params, relaying, options
+            )
+        token = _RELAYING.set(relaying)
+        try:
+            result = await super().call(visitor, method, params, **options)
+        finally:
+            _RELAYING.reset(token)
+        if method == "q_negotiate_caps":
+            self.probe.remember(result.session_id, result.tenant)
+        return result
 
-    async def relay(
+    def relay(
         self, visitor: Visitor, method: str, params: Mapping[str, Any], **options: Any
-    ) -> Any:
+    ) -> Awaitable[Any]:
         """:meth:`call`, answering the result as the kernel wrote it
         (:class:`~qmk.gateway.line.Relayed`): for a caller that only passes the reply on
         (the REST API), which then sends the kernel's bytes without decoding them and
-        encoding them again."""
-        return await self._call(visitor, method, params, True, options)
+        encoding them again. (The call's own coroutine, not one awaiting it: a frame
+        less on each call's way out and back.)"""
+        return self.call(visitor, method, params, relaying=True, **options)
 
-    async def _call(
+    async def _followed(
         self,
+        follower: JobFollower,
+        session_id: str,
         visitor: Visitor,
         method: str,
         params: Mapping[str, Any],
-        relay: bool,
+        relaying: bool,
         options: Mapping[str, Any],
     ) -> Any:
-        session_id = params.get("session_id")
-        if isinstance(session_id, str):
-            await self._recall(session_id)
-        follower = self.probe.follower
-        if follower is None or method not in FOLLOWED or not isinstance(session_id, str):
-            result = await self._door_call(visitor, method, params, relay, options)
-            if method == "q_negotiate_caps":
-                self.probe.remember(result.session_id, result.tenant)
-            return result
+        """A call whose job is followed (:class:`JobFollower`): marked in flight before
+        it, and its job handed over after."""
         followed = await follower.before(session_id)
         job_id = None
+        token = _RELAYING.set(relaying)
         try:
-            result = await self._door_call(visitor, method, params, relay, options)
+            result = await super().call(visitor, method, params, **options)
             job_id = getattr(result, "job_id", None)
         finally:
+            _RELAYING.reset(token)
             follower.after(session_id, followed, job_id if isinstance(job_id, str) else None)
         return result
-
-    async def _door_call(
-        self,
-        visitor: Visitor,
-        method: str,
-        params: Mapping[str, Any],
-        relay: bool,
-        options: Mapping[str, Any],
-    ) -> Any:
-        """The door's own call; with ``relay``, its syscall answers the kernel's JSON."""
-        if not relay:
-            return await super().call(visitor, method, params, **options)
-        token = _RELAYING.set(True)
-        try:
-            return await super().call(visitor, method, params, **options)
-        finally:
-            _RELAYING.reset(token)
 
 
 #: The syscalls whose job the gateway follows to its end (:class:`JobFollower`).

@@ -19,8 +19,10 @@ on :class:`~qmk.client.AsyncClient` (:class:`qmk.gateway.http.RemoteWatches`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -31,6 +33,8 @@ from qmk.client import DEFAULT_MAX_REPLY, Address, ClientCore, connecting, resol
 
 #: The types of plain JSON values (a param of one of them is sent as it is).
 _PLAIN = frozenset({str, int, bool, list, dict, tuple, type(None)})
+#: A struct a reader reads a relayed result as (:meth:`Relayed.read_as`).
+S = TypeVar("S", bound=msgspec.Struct)
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -55,9 +59,6 @@ class _Heads(msgspec.Struct):
     session_id: Any = None
 
 
-_decode_heads = msgspec.json.Decoder(_Heads).decode
-
-
 class Relayed:
     """A syscall's result as the kernel wrote it: JSON bytes that a writer splices in
     unread (``__json_bytes__``), so a reply only passed on is neither decoded nor
@@ -79,19 +80,18 @@ class Relayed:
     def _read(self) -> _Heads:
         heads = self._heads
         if heads is None:
-            try:
-                heads = _decode_heads(self.data)
-            except msgspec.ValidationError:  # no object: it names nothing
-                heads = _Heads()
-            self._heads = heads
+            heads = self._heads = self.read_as(_Heads) or _Heads()  # no object: no names
         return heads
 
-    def fields(self) -> dict[str, Any]:
-        """Its members by name, decoded (none for a result that is no object): what a
-        wire that writes a reply its own way reads (gRPC's typed fields), as
-        :meth:`qmk.abi.replies.Reply.fields`."""
-        members = _decode(self.data)
-        return members if isinstance(members, dict) else {}
+    def read_as(self, kind: type[S]) -> S | None:
+        """The result read as ``kind``, a struct of the members a reader wants (its
+        other members skipped unread: a wire that writes a few members its own way,
+        gRPC's typed fields, and passes the rest on as the kernel's JSON builds no
+        object of the rest); None for a result that is no object."""
+        try:
+            return _decoder(kind)(self.data)
+        except msgspec.ValidationError:
+            return None
 
     @property
     def job_id(self) -> Any:
@@ -104,6 +104,12 @@ class Relayed:
     @property
     def session_id(self) -> Any:
         return self._read().session_id
+
+
+@functools.cache
+def _decoder(kind: type[S]) -> Callable[[bytes], S]:
+    """The decoder of the struct ``kind`` (one per struct, made at its first read)."""
+    return msgspec.json.Decoder(kind).decode
 
 
 class KernelLine(AsyncSyscallMethods):
@@ -131,7 +137,11 @@ class KernelLine(AsyncSyscallMethods):
         self._connecting = asyncio.Lock()
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        return _decode(await self._result(method, params))
+        params = _plain(params)
+        line = self._line
+        if line is None or line.closed:
+            line = await self._open()
+        return _decode(await line.call(method, params))
 
     async def relay(self, method: str, params: dict[str, Any]) -> Relayed:
         """The result of ``method`` called with ``params`` (bound to the method table
@@ -141,14 +151,11 @@ class KernelLine(AsyncSyscallMethods):
             QMKError: the kernel's refusal, as the client raises it.
             ConnectionClosed, ConnectError: the kernel is away.
         """
-        return Relayed(bytes(await self._result(method, params)))
-
-    async def _result(self, method: str, params: dict[str, Any]) -> msgspec.Raw:
-        params = _plain(params)
+        params = _plain(params)  # as _call: no frame between a call and its line's
         line = self._line
         if line is None or line.closed:
             line = await self._open()
-        return await line.call(method, params)
+        return Relayed(bytes(await line.call(method, params)))
 
     async def _open(self) -> _Line:
         async with self._connecting:
@@ -208,6 +215,7 @@ class _Line(asyncio.Protocol):
         self._address = address
         self._max_reply = max_reply
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()  # made on its loop (KernelLine._open)
         self._pending: dict[int, asyncio.Future[_Reply]] = {}
         self._next_id = 0
         self._partial = bytearray()  # a reply line not whole yet
@@ -231,7 +239,7 @@ class _Line(asyncio.Protocol):
         self._next_id += 1
         request_id = self._next_id
         message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         self._pending[request_id] = future
         try:
             transport.write(_encode(message) + b"\n")
@@ -295,7 +303,7 @@ class _Line(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._drained is None:
-            self._drained = asyncio.get_running_loop().create_future()
+            self._drained = self._loop.create_future()
 
     def resume_writing(self) -> None:
         drained, self._drained = self._drained, None

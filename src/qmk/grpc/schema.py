@@ -24,6 +24,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, struct_pb2
 from google.protobuf.message import Message
 
@@ -244,15 +245,71 @@ def _typed_counts(result: Any) -> dict[str, int]:
     return counts if len(counts) <= TYPED_COUNTS_MAX else {}
 
 
+class _Counted(msgspec.Struct):
+    """A relayed job result's member that a typed answer reads: its counts."""
+
+    counts: Any = None
+
+
+_read_counts = msgspec.json.Decoder(_Counted).decode
+
+
+#: :func:`_members`' structs, by the answer's full name.
+_MEMBERS: dict[str, type[msgspec.Struct]] = {}
+
+
+def _members(kind: type[Message]) -> type[msgspec.Struct]:
+    """The members of a result that the answer ``kind`` types (its fields but ``json``;
+    for ``counts``, the job's ``result`` left encoded): what a gateway's relayed
+    reply is read as (:meth:`~qmk.gateway.line.Relayed.read_as`), its other members
+    (a job's telemetry, most of its bytes) skipped unread. Made at the first answer."""
+    name = kind.DESCRIPTOR.full_name
+    made = _MEMBERS.get(name)
+    if made is None:
+        wanted: list[tuple[str, Any, Any]] = [
+            ("result", msgspec.Raw, msgspec.UNSET)
+            if field == "counts"
+            else (field, Any, msgspec.UNSET)
+            for field in kind.DESCRIPTOR.fields_by_name
+            if field != JSON_FIELD
+        ]
+        made = _MEMBERS[name] = msgspec.defstruct(f"{kind.__name__}Members", wanted)
+    return made
+
+
+def _relayed_members(kind: type[Message], read_as: Any) -> dict[str, Any]:
+    """The members ``kind`` types of a relayed reply (:func:`_members`), as
+    :func:`reply_of` reads a reply struct's: a job's ``result`` as ``{"counts": ...}``."""
+    picked = read_as(_members(kind))
+    if picked is None:  # no object: it names nothing
+        return {}
+    members = {
+        name: value
+        for name in picked.__struct_fields__
+        if (value := getattr(picked, name)) is not msgspec.UNSET
+    }
+    raw = members.get("result")
+    if raw is not None:
+        try:
+            members["result"] = {"counts": _read_counts(raw).counts}
+        except msgspec.ValidationError:  # a result that is no object has no counts
+            members["result"] = None
+    return members
+
+
 def reply_of(kind: type[Message], result: Any) -> Message:
     """The answer message ``kind`` filled from a syscall's ``result`` (its reply
     struct): each of its fields that the result has (a job's ``counts`` from its
     ``result``, for at most :data:`TYPED_COUNTS_MAX` outcomes), and ``json``."""
     reply = kind()
     fields = kind.DESCRIPTOR.fields_by_name
-    # a reply struct, or a gateway's relayed reply (its JSON as the kernel wrote it), says
-    # which of its members are set with fields()
-    members = result.fields() if hasattr(result, "fields") else result
+    # a reply struct says which of its members are set with fields(); a gateway's
+    # relayed reply (its JSON as the kernel wrote it) is read for those the answer types
+    read_as = getattr(result, "read_as", None)
+    if read_as is not None:
+        members: Any = _relayed_members(kind, read_as)
+    else:
+        members = result.fields() if hasattr(result, "fields") else result
     if isinstance(members, Mapping):
         for name, field in fields.items():
             if name == JSON_FIELD:

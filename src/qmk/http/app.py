@@ -744,7 +744,8 @@ class App:
     ``/v1/jobs/{id}/wait``). The syscall handlers catch every error themselves
     (:meth:`Api.wrap`), so for a request whose method and path are a syscall route's the
     route is looked up among the routes of that method only, in Starlette's order (the
-    same route Starlette would pick), and its handler called with the path params. A
+    same route Starlette would pick; a route's expression is tried only on a path that
+    starts with its literal head), and its handler called with the path params. A
     request that is no syscall's (another route, HEAD, a wrong method, an unknown path,
     a mounted root path) goes to Starlette, which answers it as before.
 
@@ -762,14 +763,18 @@ class App:
         self.scrapers = Scrapers()
         #: The verdicts on the Host headers seen (at most :data:`HOSTS_KEPT`).
         self._hosts: dict[bytes | None, bool] = {}
-        self._routes: dict[str, list[tuple[Route, bool]]] = {}
+        #: By method, each route's literal head (its path up to its first param: a path
+        #: that does not start with it is not tried against its expression), the route,
+        #: and whether it is a syscall's.
+        self._routes: dict[str, list[tuple[str, Route, bool]]] = {}
         for route in starlette.routes:
             if not isinstance(route, Route):
                 continue
+            head = route.path_format.partition("{")[0]
             for method in sorted(route.methods or ()):
                 if method != "HEAD":  # Starlette's own answer to HEAD (no body)
                     direct = any(route is syscall for syscall in syscalls)
-                    self._routes.setdefault(method, []).append((route, direct))
+                    self._routes.setdefault(method, []).append((head, route, direct))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -794,7 +799,9 @@ class App:
     async def _route(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             path = scope["path"]
-            for route, direct in self._routes.get(scope["method"], ()):
+            for head, route, direct in self._routes.get(scope["method"], ()):
+                if not path.startswith(head):
+                    continue
                 found = route.path_regex.match(path)
                 if found is None:
                     continue
