@@ -114,6 +114,8 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.abi.webhook",
     # the probe's contract and its JSON: the wires', the feed's desk's and the event hub's
     "qmk.abi.probing",
+    # the QEC layer: a run's custom qubits and calibration are JSON in the kernel
+    "qmk.qec",
     "llvmlite",
     "stim",
     "pymatching",
@@ -157,6 +159,7 @@ RARE_PATHS: dict[str, str] = {
         "the assistant's first question, a kernel with [billing] webhook_url"
     ),
     "qmk.kernel.records.policy_physics": "a policy that names a calibration or a noise model",
+    "qmk.qec": "a policy's or an ingest's physics checked, the device's status, a drifted start",
     "qmk.abi.probing": "the feed's desk (q_kernel_load, q_audit), the event hub (q_watch)",
     "qmk.kernel.syscalls.delegations": "a kernel that holds a delegation, a delegation syscall",
     "qmk.kernel.security.delegations": "the delegations' desk",

@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING, Any
 from qmk import defaults
 from qmk.devices.schedule import MIXED_PAIR_FIDELITY as MIXED_PAIR_FIDELITY
 from qmk.devices.schedule import FaultSchedule as FaultSchedule
-from qmk.qec.errors import QECError
-from qmk.qec.values import Calibration, QubitParams
 from qmk.qvm.ops import OPS
 from qmk.qvm.profiles import FAMILIES
 
 if TYPE_CHECKING:
     from qmk.devices.hal import Capabilities, Health, Inventory
     from qmk.qec.logical import LogicalModel
+    from qmk.qec.values import Calibration, QubitParams
 
 
 def split_modules(physical_qubits: int, modules: int) -> tuple[int, ...]:
@@ -55,8 +54,12 @@ class LogicalMachine:
         profile: the default code profile.
         qubit: the qubit parameter set's name.
         noise_model: physical error rates in place of the qubit's (noise-model text).
-        calibration: a fitted (a, p*) for the profiles of its family.
+        calibration: a fitted (a, p*) for the profiles of its family (its JSON).
         faults: the fault schedule.
+
+    It holds its physics as a run request does, custom qubit parameters and a
+    calibration as their JSON: the kernel process that holds the machine loads no QEC
+    value, and the values are made where a model is built (:meth:`model`).
 
     Its values are not checked as it is made: the kernel's are checked before
     (:func:`qmk.kernel.machine_physics.check_machine`), in its planner process, and the QEC layer,
@@ -74,15 +77,16 @@ class LogicalMachine:
         profile: str = defaults.PROFILE,
         qubit: str = defaults.QUBIT,
         noise_model: str | None = None,
-        calibration: Calibration | None = None,
+        calibration: dict[str, Any] | None = None,
         faults: FaultSchedule | None = None,
     ) -> None:
         self.capacities = split_modules(physical_qubits, modules)
         self.profile = profile
         self.noise_model = noise_model
         self.faults = faults or FaultSchedule()
-        #: The qubit parameters jobs run with: the set's name until custom ones are ingested.
-        self.qubit: str | QubitParams = qubit
+        #: The qubit parameters jobs run with: the set's name until custom ones are
+        #: ingested (their JSON then).
+        self.qubit: str | dict[str, Any] = qubit
         self.calibration = calibration
         self.down: dict[int, int] = {}  # module id -> the epoch it failed at
         self.calibrations = 0  # how many ingests so far
@@ -106,6 +110,7 @@ class LogicalMachine:
     def inventory(self) -> Inventory:
         from qmk.devices.hal import Inventory, Module  # the device's status: where asked
         from qmk.qec.params import qubit_params
+        from qmk.qec.values import calibration_of
 
         modules = tuple(
             Module(
@@ -120,12 +125,13 @@ class LogicalMachine:
             modules=modules,
             qubit=qubit_params(self.qubit),
             profiles=(self.profile,),
-            calibration=self.calibration,
+            calibration=calibration_of(self.calibration),
         )
 
     def capabilities(self) -> Capabilities:
         from qmk.devices.hal import Capabilities
         from qmk.qec.codes import scheme_for
+        from qmk.qec.errors import QECError
         from qmk.qec.params import qubit_params
 
         params = qubit_params(self.qubit)
@@ -155,11 +161,12 @@ class LogicalMachine:
                 calibration that is not for the machine's profile on its qubits; the QEC
                 layer's own errors (e.g. ``QC106`` above threshold) for values it refuses.
         """
+        from qmk.qec.errors import QECError
         from qmk.qec.params import qubit_params
 
         if calibration is None and qubit is None:
             raise QECError.of("bad-parameter", "calibrate: give a calibration or qubit parameters")
-        new_qubit = self.qubit if qubit is None else qubit
+        new_qubit = self.qubit if qubit is None else qubit.to_json()
         old_set = qubit_params(self.qubit).instruction_set
         if qubit is not None and qubit.instruction_set != old_set:
             raise QECError.of(
@@ -167,7 +174,7 @@ class LogicalMachine:
                 f"calibrate: the machine's qubits are {old_set}; qubit parameters "
                 f"{qubit.name!r} are {qubit.instruction_set}",
             )
-        new_calibration = self.calibration if calibration is None else calibration
+        new_calibration = self.calibration if calibration is None else calibration.to_json()
         model = self._model(self.profile, new_qubit, new_calibration, 1.0)
         if calibration is not None and model.calibration is None:
             raise QECError.of(
@@ -193,6 +200,8 @@ class LogicalMachine:
         )
 
     def to_json(self, epoch: int, *, decoder_load: float = 0.0) -> dict[str, Any]:
+        from qmk.qec.errors import QECError  # the device's status: where asked
+
         try:
             drifted: dict[str, Any] | None = self.model(epoch=epoch).to_json()
         except QECError as exc:  # drifted past the threshold: say so, do not hide it
@@ -217,6 +226,8 @@ class LogicalMachine:
             QECError: ``QC103`` for a module the machine does not have.
         """
         if not 0 <= module_id < len(self.capacities):
+            from qmk.qec.errors import QECError  # the refusal's family
+
             raise QECError.of(
                 "bad-parameter",
                 f"no module {module_id}; the machine has modules 0..{len(self.capacities) - 1}",
@@ -240,8 +251,8 @@ class LogicalMachine:
     def _model(
         self,
         profile: str,
-        qubit: str | QubitParams,
-        calibration: Calibration | None,
+        qubit: str | dict[str, Any],
+        calibration: dict[str, Any] | None,
         factor: float,
     ) -> LogicalModel:
         from qmk.qec.logical import logical_model
