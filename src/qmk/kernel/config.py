@@ -43,8 +43,8 @@ import msgspec
 from msgspec import Meta
 
 from qmk import defaults, values
-from qmk.devices.schedule import FaultSchedule
 from qmk.errors import QMKError
+from qmk.kernel.device import FaultSchedule
 from qmk.kernel.errors import ConfigError
 from qmk.kernel.records.usage import UNITS as USAGE_UNITS
 from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES as DEFAULT_MAX_UNROLLED_OPS
@@ -640,7 +640,7 @@ class ModuleFailure(_Table, frozen=True, kw_only=True):
 
 
 class FaultsTable(_Table, frozen=True, kw_only=True):
-    """The [faults] table: faults injected into the machine (see devices.logical.FaultSchedule)."""
+    """The [faults] table: faults injected into the machine (see kernel.device.FaultSchedule)."""
 
     drift_per_epoch: Annotated[float, Meta(ge=0, le=1e6)] = _NO_FAULTS.drift_per_epoch
     drift_start_epoch: Annotated[int, Meta(ge=0)] = _NO_FAULTS.drift_start_epoch

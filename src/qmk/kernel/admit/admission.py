@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk import defaults
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import (
     REGISTRY,
     AdmissionError,
@@ -79,6 +78,7 @@ from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import JobError
 from qmk.kernel.records.jobs import (
     Job,

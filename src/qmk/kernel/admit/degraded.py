@@ -24,10 +24,10 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from qmk.devices.logical import LogicalMachine
 from qmk.execution.request import Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
 from qmk.kernel.admit.teleport import teleport_channels
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import JobError
 from qmk.kernel.records.programs import verified
 from qmk.qec.errors import QECError
