@@ -401,7 +401,7 @@ MACHINE_MAY_IMPORT = (
     "qmk.qec",
     "qmk.qvm",
     "qmk.frontends",
-    "qmk.devices.logical",
+    "qmk.kernel.device",
 )
 
 
@@ -479,11 +479,19 @@ def test_no_machine_module_writes_the_schedulers_private_state():
 # a layer (and a row in docs/layout.md).
 
 #: The kernel's leaves, which every sub-room may import: they import nothing of the kernel.
-KERNEL_LEAVES = ("qmk.kernel.errors", "qmk.kernel.datafiles", "qmk.kernel.clock")
+KERNEL_LEAVES = (
+    "qmk.kernel.errors",
+    "qmk.kernel.datafiles",
+    "qmk.kernel.clock",
+    "qmk.kernel.device",
+)
 
 #: The kernel's sub-rooms, bottom first: (what the layer is, its sub-rooms).
 KERNEL_LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("the kernel's errors, its data directory's file names, its clock", KERNEL_LEAVES),
+    (
+        "the kernel's errors, its data directory's file names, its clock, its device",
+        KERNEL_LEAVES,
+    ),
     ("the clocks a test drives (never the kernel process's)", ("qmk.kernel.manual_clock",)),
     (
         "what a job is: the record, a worker's outcome, a stored result, usage, verified programs",
@@ -533,6 +541,7 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "qmk.kernel.errors": (),
     "qmk.kernel.datafiles": (),
     "qmk.kernel.clock": (),
+    "qmk.kernel.device": (),
     "qmk.kernel.manual_clock": ("qmk.kernel.clock",),
     "qmk.kernel.records": ("qmk.kernel.errors",),
     "qmk.kernel.security": (*KERNEL_LEAVES, "qmk.kernel.records"),
@@ -545,7 +554,12 @@ KERNEL_MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "qmk.kernel.security",
         "qmk.kernel.machine_physics",
     ),
-    "qmk.kernel.machine": ("qmk.kernel.errors", "qmk.kernel.config", "qmk.kernel.machine_physics"),
+    "qmk.kernel.machine": (
+        "qmk.kernel.errors",
+        "qmk.kernel.device",  # the [faults] schedule the derived machine reads
+        "qmk.kernel.config",
+        "qmk.kernel.machine_physics",
+    ),
     "qmk.kernel.storage": (
         *KERNEL_LEAVES,
         "qmk.kernel.records",

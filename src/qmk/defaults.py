@@ -122,6 +122,10 @@ ENGINES: Final = (
     QSIM_GPU,
     MPS,
 )
+#: The noise models a text spec may name (:data:`qmk.qec.noise.NOISE_MODELS` maps each to
+#: its class, in this order; a test compares them): here, in a leaf, so that the kernel's
+#: config checks a name without the QEC layer.
+NOISE_MODEL_NAMES: Final = ("depolarizing", "gate", "measurement", "idle", "drift")
 #: The languages a program file is read in (``--format``; :mod:`qmk.frontends` reads
 #: them): the names live here, in a leaf, so that the CLI and the kernel's door check a
 #: name without importing the front-ends.

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from qmk.devices.hal import Device
-from qmk.devices.logical import FaultSchedule, LogicalMachine
 from qmk.devices.purification import bbpssw_round, purify
 from qmk.kernel.config import ConfigError, config_from_dict
+from qmk.kernel.device import FaultSchedule, LogicalMachine
 from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration, logical_model
 from qmk.qec.noise import Drift, parse_noise_model

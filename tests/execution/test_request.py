@@ -56,12 +56,12 @@ def _full_request() -> RunRequest:
         seed=2**40,
         engine="statevector",
         precision="double",
-        qubit=qubit_params("qubit_gate_ns_e4"),
+        qubit=qubit_params("qubit_gate_ns_e4").to_json(),  # custom qubits travel as JSON
         profile="logical:surface_code(d=5)",
         noise_model="depolarizing(p=0.001)",
         calibration=Calibration(
             family="surface_code", crossing_prefactor=0.07, error_correction_threshold=0.011
-        ),
+        ).to_json(),
         rewrite=Rewrite(profiles={"logical:surface_code(d=5)": "logical:surface_code(d=7)"}),
         checkpoint_every_ops=40,
         part=(1, 3),

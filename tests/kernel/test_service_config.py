@@ -103,7 +103,7 @@ def test_the_machine_noise_model_and_calibration_reach_every_job(tmp_path: Path)
     )
     config = load_config(write(tmp_path, text.replace("a-long-shared-secret", "alice-key")))
     assert config.machine.noise_model == "depolarizing(p=0.004)"
-    assert config.machine.calibration == calibration
+    assert config.machine.calibration == calibration.to_json()  # checked, held as its JSON
 
     async def main() -> replies.Job:
         kernel = await Kernel.open(config, tmp_path / "data", workers=1)

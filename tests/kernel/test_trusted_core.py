@@ -121,6 +121,10 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.qvm.graph_file",
     "qmk.abi.big_lines",
     "qmk.abi.spliced",
+    # the QEC layer: a run's custom qubits and calibration are JSON in the kernel
+    "qmk.qec",
+    # the device interface: the kernel's machine is plain data (qmk.kernel.device)
+    "qmk.devices",
     "llvmlite",
     "stim",
     "pymatching",
@@ -164,6 +168,8 @@ RARE_PATHS: dict[str, str] = {
         "the assistant's first question, a kernel with [billing] webhook_url"
     ),
     "qmk.kernel.records.policy_physics": "a policy that names a calibration or a noise model",
+    "qmk.qec": "a policy's or an ingest's physics checked, the device's status, a drifted start",
+    "qmk.devices": "the device's status and calibration ingest, a link below a channel's fidelity",
     "qmk.abi.probing": "the feed's desk (q_kernel_load, q_audit), the event hub (q_watch)",
     "qmk.kernel.syscalls.delegations": "a kernel that holds a delegation, a delegation syscall",
     "qmk.kernel.security.delegations": "the delegations' desk",

@@ -32,11 +32,22 @@ def test_the_values_module_loads_no_scheme_formula_or_noise_model() -> None:
     assert [m for m in MODELS if m in loaded] == []
 
 
-def test_the_kernel_config_and_a_run_request_load_the_values_without_the_models() -> None:
+def test_the_kernel_config_and_a_run_request_load_nothing_of_the_qec_layer() -> None:
+    # they hold custom qubits and calibrations as JSON: the layer makes the values
     loaded = _loaded_by("qmk.kernel.config", "qmk.execution.request")
-    assert "qmk.qec.values" in loaded
-    assert [m for m in MODELS if m in loaded] == []
-    assert "qmk.devices.logical" not in loaded
+    assert [m for m in loaded if m == "qmk.qec" or m.startswith("qmk.qec.")] == []
+    assert [m for m in loaded if m == "qmk.devices" or m.startswith("qmk.devices.")] == []
+
+
+def test_the_json_a_request_carries_makes_the_same_values_again() -> None:
+    custom = QUBIT_PARAMS["qubit_maj_ns_e4"].replace(name="custom", idle_error_rate=2e-4)
+    assert values.qubit_of(custom.to_json()) == custom
+    assert values.qubit_of("qubit_gate_ns_e3") == "qubit_gate_ns_e3"
+    fitted = Calibration(
+        family="surface_code", crossing_prefactor=0.07, error_correction_threshold=0.009
+    )
+    assert values.calibration_of(fitted.to_json()) == fitted
+    assert values.calibration_of(None) is None
 
 
 def test_the_layer_exports_the_values_it_holds_as_the_same_objects() -> None:

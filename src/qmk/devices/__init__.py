@@ -2,8 +2,9 @@
 
 - :mod:`qmk.devices.hal` -- the :class:`~qmk.devices.hal.Device` protocol and its values
   (inventory, capabilities, health), all plain JSON through ``to_json()``;
-- :mod:`qmk.devices.logical` -- the simulated logical machine the kernel runs, with its
-  fault schedule (calibration drift, link fidelity, module failures, decoder capacity);
+- :mod:`qmk.devices.logical` -- the simulated logical machine the kernel runs
+  (:mod:`qmk.kernel.device`, plain data there) as a HAL device: its inventory,
+  capabilities, health, status, models and calibration ingest;
 - :mod:`qmk.devices.purification` -- BBPSSW purification of a link's Werner pairs;
 - :mod:`qmk.devices.neutral_atom` -- the neutral-atom hardware VM (versioned ISA, profiles
   and presets, validators, scheduler, physical noise, emulator on the engines) and its HAL

@@ -12,7 +12,7 @@ A :class:`Device` answers four questions, each as a frozen value with ``to_json(
 - **health** (:class:`Health`): per-module up/down, the current drift factor, the link
   fidelity and the decoders' capacity, load and backlog.
 
-The kernel holds one device (:class:`qmk.devices.logical.LogicalMachine`, the simulated
+The kernel holds one device (:class:`qmk.kernel.device.LogicalMachine`, the simulated
 logical machine); a hardware VM (the neutral-atom device) implements the same protocol.
 """
 

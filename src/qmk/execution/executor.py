@@ -101,6 +101,7 @@ from qmk.qec.errors import QECError
 from qmk.qec.logical import Calibration
 from qmk.qec.noise import NoiseModel, describe_noise_model, parse_noise_model
 from qmk.qec.params import QubitParams
+from qmk.qec.values import calibration_of, qubit_of
 from qmk.qvm import graph as graph_io
 from qmk.qvm.graph import Graph, gc_paused
 from qmk.qvm.limits import Limits
@@ -726,7 +727,7 @@ def execute(
         (id(program),), program, lambda: layout_of(graph.metadata, graph.resources.events)
     )
     plan, physics_key, noise_model = _planned(program, request)
-    calibration = request.calibration
+    calibration = calibration_of(request.calibration)
     engine = request.engine
     with spans.span("qmk.engine.choice", {"qmk.engine.requested": engine or ""}) as chosen:
         choice, options = route_plan(
@@ -811,7 +812,11 @@ def execute(
         (id(plan), physics_key),
         plan,
         lambda: _plan_figures(
-            plan, request.qubit, request.profile, noise_model=noise_model, calibration=calibration
+            plan,
+            qubit_of(request.qubit),
+            request.profile,
+            noise_model=noise_model,
+            calibration=calibration,
         ),
     )
     owned = {  # fresh containers: a result's telemetry is its own, the figures the plan's
@@ -871,7 +876,8 @@ def _planned(
     noise_model = (
         parse_noise_model(request.noise_model) if request.noise and request.noise_model else None
     )
-    calibration = request.calibration
+    # the request carries custom qubits and a calibration as their JSON: made values here
+    qubit, calibration = qubit_of(request.qubit), calibration_of(request.calibration)
     # the machine's waits are idle noise: with noise off they change nothing
     idle = request.machine.idle if request.noise and request.machine is not None else None
     # the plan depends on the program and these fields only (not the seed or the shots)
@@ -883,7 +889,7 @@ def _planned(
         lambda: build_plan(
             program,
             noise=request.noise,
-            qubit=request.qubit,
+            qubit=qubit,
             default_profile=request.profile,
             noise_model=noise_model,
             calibration=calibration,

@@ -4,7 +4,11 @@ A :class:`RunRequest` says everything that decides a run's result. That is the p
 (by the SHA-256 of its QVM JSON text) and the target that runs it
 (:mod:`qmk.execution.target`). It is shots, seed, and the engine asked for and its
 precision. It is the physics: noise on or off, the qubit parameter set, the default code
-profile, a noise model's text, a calibration. It is the changes the kernel's fault
+profile, a noise model's text, a calibration. Custom qubit parameters and a calibration
+travel as their JSON (:data:`PhysicsJSON`): the kernel holds and stores them as such, and
+loads no QEC value; the QEC layer makes the values from it where a model is built
+(:func:`qmk.qec.values.qubit_of`, :func:`~qmk.qec.values.calibration_of`), and checks
+them where they enter (a policy read, an ingest, a config). It is the changes the kernel's fault
 policies made to the program (:class:`Rewrite`). A kernel job adds its :class:`Policy`
 and the W3C trace context of its run span; a part of a split job says which part. It is
 frozen: a change (a fault policy's, a part's) makes a new copy with
@@ -62,13 +66,12 @@ import msgspec
 from qmk import defaults
 from qmk.errors import InvalidArgument, QMKError
 from qmk.memo import Memo
-from qmk.qec.errors import QECError
-from qmk.qec.values import Calibration, QubitParams
 from qmk.qvm.profiles import ProfileError, parse_profile
 from qmk.values import ErrorFactory, convert
 
 if TYPE_CHECKING:  # the kernel makes requests without one (its physics are a job's)
     from qmk.qec.physics import PhysicsConfig
+    from qmk.qec.values import Calibration, QubitParams
 
 #: The op that stands for one idle logical cycle in a rewritten program (the identity).
 IDLE_OP = "APPLY_RZ"
@@ -78,6 +81,10 @@ DEFAULT_TARGET = defaults.TARGET
 #: What a target's name looks like (the registry, :mod:`qmk.execution.target`, says
 #: which exist): lower-case words joined by hyphens.
 TARGET_PATTERN = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+
+#: A QEC value as a request carries it: the JSON of a :class:`~qmk.qec.values.QubitParams`
+#: or a :class:`~qmk.qec.values.Calibration` (their ``to_json()``), checked where it entered.
+PhysicsJSON = dict[str, Any]
 
 #: A precision an engine is asked for (``None``: the engine's own).
 Precision = Literal["single", "double"]
@@ -148,8 +155,9 @@ class Policy(Schedule, frozen=True, kw_only=True, forbid_unknown_fields=True):
     channels: dict[str, str] = {}
     #: Physical error rates in place of the machine's (``parse_noise_model`` text).
     noise_model: _NAME | None = None
-    #: A fitted (a, p*) in place of the machine's calibration (``qmk qec calibrate``'s).
-    calibration: Calibration | None = None
+    #: A fitted (a, p*) in place of the machine's calibration (``qmk qec calibrate``'s
+    #: JSON, checked by :func:`qmk.kernel.records.jobs.parse_policy`).
+    calibration: PhysicsJSON | None = None
     cache: bool = True
     #: The idle logical error the shared machine may give the job at most (None: the
     #: machine's ``[machine] error_budget``); docs/machine.md.
@@ -260,6 +268,8 @@ def canonical_profile(profile: str) -> str:
     try:
         return str(parse_profile(profile))
     except ProfileError as exc:
+        from qmk.qec.errors import QECError  # the QC family: where a profile is refused
+
         raise QECError.of("unknown-profile", str(exc), profile=profile) from None
 
 
@@ -392,14 +402,15 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     engine_options: dict[str, Any] = {}
     #: Inject logical errors (from the profiles and the qubit, or ``noise_model``).
     noise: bool = defaults.NOISE
-    #: The physical qubit parameter set: a name, or custom values (a calibration ingest).
-    qubit: _NAME | QubitParams = defaults.QUBIT
+    #: The physical qubit parameter set: a name, or custom values' JSON (a calibration
+    #: ingest).
+    qubit: _NAME | PhysicsJSON = defaults.QUBIT
     #: The code profile of qubits whose ALLOC_LQ names none.
     profile: _NAME = defaults.PROFILE
     #: Physical error rates in place of the qubit's (``parse_noise_model`` text).
     noise_model: str | None = None
-    #: A fitted (a, p*) for the profiles of its family and instruction set.
-    calibration: Calibration | None = None
+    #: A fitted (a, p*) for the profiles of its family and instruction set (its JSON).
+    calibration: PhysicsJSON | None = None
     #: Whether the calibration must apply to some qubit of the program (``qmk run
     #: --calibration``); a machine-wide one applies where it fits.
     require_calibration: bool = False
@@ -446,10 +457,10 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         precision: Any = None,
         engine_options: Mapping[str, Any] | None = None,
         noise: bool = defaults.NOISE,
-        qubit: str | QubitParams = defaults.QUBIT,
+        qubit: str | QubitParams | PhysicsJSON = defaults.QUBIT,
         profile: str = defaults.PROFILE,
         noise_model: str | None = None,
-        calibration: Calibration | None = None,
+        calibration: Calibration | PhysicsJSON | None = None,
         require_calibration: bool = False,
         part: tuple[int, int] | None = None,
         policy: Policy | None = None,
@@ -466,12 +477,14 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             precision: ``"single"``/``"double"`` or a dtype (:func:`precision_of`);
                 ``engine_options``' ``dtype`` says the same, and is taken out of them.
             profile: checked by :func:`canonical_profile`.
+            qubit, calibration: a value of the QEC layer or its JSON (checked where it
+                entered), held as the JSON (:func:`physics_json`).
             physics: a physics file (:mod:`qmk.qec.physics`). It sets ``profile``,
                 ``qubit`` (its base technology) and ``noise_model``
                 (:meth:`~qmk.qec.physics.PhysicsConfig.resolve`). A ``noise_model``, a
                 profile of another code or ``noise`` off beside it is ``QC103``.
-            target, target_options, engine, noise, qubit, noise_model, calibration,
-                require_calibration, part, policy: the fields of these names.
+            target, target_options, engine, noise, noise_model, require_calibration,
+                part, policy: the fields of these names.
             error: makes the error of a bad shots, seed or precision from its message
                 and key. So there is one check, raising in the caller's family. The
                 default is the kernel's, :class:`~qmk.errors.InvalidArgument`; the
@@ -506,10 +519,10 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             precision=asked or dtype,
             engine_options=options,
             noise=noise,
-            qubit=qubit,
+            qubit=qubit if isinstance(qubit, str) else physics_json(qubit),
             profile=profile,
             noise_model=noise_model,
-            calibration=calibration,
+            calibration=None if calibration is None else physics_json(calibration),
             require_calibration=require_calibration,
             part=part,
             policy=policy,
@@ -529,8 +542,24 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         return RunRequest.from_json({**self.to_json(), **fields})
 
 
+def physics_json(value: QubitParams | Calibration | Mapping[str, Any]) -> PhysicsJSON:
+    """A QEC value as a request carries it: its ``to_json()`` (JSON passes as it is).
+
+    >>> physics_json({"kind": "qmk.qec.calibration", "family": "surface_code"})["family"]
+    'surface_code'
+    """
+    if isinstance(value, Mapping):
+        return dict(value)
+    out: PhysicsJSON = value.to_json()
+    return out
+
+
 def _physics(
-    physics: PhysicsConfig, profile: str, qubit: str | QubitParams, noise: bool, model: str | None
+    physics: PhysicsConfig,
+    profile: str,
+    qubit: str | QubitParams | PhysicsJSON,
+    noise: bool,
+    model: str | None,
 ) -> tuple[str, QubitParams, str | None]:
     """The profile, qubit and noise model ``physics`` sets on the base ``qubit``.
 
@@ -538,13 +567,16 @@ def _physics(
         QECError: ``QC103`` for a noise model, noise off or a profile of another code
             given beside it; what :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
     """
+    from qmk.qec.errors import QECError  # a physics file is read: the QEC layer is here
+    from qmk.qec.values import qubit_of
+
     if model is not None or not noise:
         given = "noise off" if not noise else f"noise model {model!r}"
         raise QECError.of(
             "bad-parameter",
             f"the physics file sets the error rates; {given} contradicts it: give one",
         )
-    resolved = physics.resolve(qubit)
+    resolved = physics.resolve(qubit_of(qubit))
     if profile != defaults.PROFILE and canonical_profile(profile) != resolved.profile:
         raise QECError.of(
             "bad-parameter",
@@ -722,6 +754,7 @@ __all__ = [
     "PHYSICS_FIELDS",
     "TARGET_PATTERN",
     "MachineRun",
+    "PhysicsJSON",
     "Policy",
     "Precision",
     "Rewrite",
@@ -735,6 +768,7 @@ __all__ = [
     "check_shots",
     "digest_of",
     "draw_seed",
+    "physics_json",
     "precision_of",
     "program_digest",
     "run_key",

@@ -117,6 +117,7 @@ class SurgeryTarget:
         from qmk.ft.lower import lower
         from qmk.ft.model import ft_model
         from qmk.ft.schedule import schedule
+        from qmk.qec.values import qubit_of  # custom qubits travel as JSON
 
         chosen = own_options(
             NAME,
@@ -129,7 +130,7 @@ class SurgeryTarget:
         )
         family, distance = _code(request.profile)
         lowered = lower(program)
-        model = ft_model(count_graph(program.graph), request.qubit, family, distance)
+        model = ft_model(count_graph(program.graph), qubit_of(request.qubit), family, distance)
         layout = layout_for(model, chosen.block, lowered.qubits[: lowered.data_qubits])
         sched = schedule(lowered, layout, model)
         return Surgery(

@@ -43,11 +43,10 @@ import msgspec
 from msgspec import Meta
 
 from qmk import defaults, values
-from qmk.devices.schedule import FaultSchedule
 from qmk.errors import QMKError
+from qmk.kernel.device import FaultSchedule
 from qmk.kernel.errors import ConfigError
 from qmk.kernel.records.usage import UNITS as USAGE_UNITS
-from qmk.qec.values import NOISE_MODEL_NAMES, Calibration
 from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES as DEFAULT_MAX_UNROLLED_OPS
 from qmk.qvm.ops import CAPABILITIES
 
@@ -94,7 +93,7 @@ if TYPE_CHECKING:
     NoiseFamily = str
 else:  # the capabilities of the op table, the noise models' names: the schema's choices
     Capability = Literal[tuple(CAPABILITIES)]
-    NoiseFamily = Literal[NOISE_MODEL_NAMES]
+    NoiseFamily = Literal[defaults.NOISE_MODEL_NAMES]
 
 _NO_FAULTS = FaultSchedule()
 
@@ -215,7 +214,7 @@ class _Machine(_Table, frozen=True, kw_only=True):
             description="the noise-model families a job's policy.noise_model may use "
             "([]: jobs run with the machine's noise model only)"
         ),
-    ] = NOISE_MODEL_NAMES
+    ] = defaults.NOISE_MODEL_NAMES
     job_max_error_rate: Annotated[
         float,
         Meta(
@@ -333,9 +332,10 @@ class MachineTable(_Machine, frozen=True, kw_only=True):
 class MachineConfig(_Machine, frozen=True, kw_only=True):
     """The machine the kernel runs: its physical-qubit inventory and defaults."""
 
-    #: A fitted (a, p*) from ``qmk qec calibrate`` (read from the file ``calibration`` names),
-    #: used for the profiles of its family and instruction set.
-    calibration: Calibration | None = None
+    #: A fitted (a, p*) from ``qmk qec calibrate`` (read and checked from the file
+    #: ``calibration`` names), used for the profiles of its family and instruction set:
+    #: its JSON (:meth:`~qmk.qec.values.Calibration.to_json`), as a run request holds it.
+    calibration: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- [kernel]
@@ -640,7 +640,7 @@ class ModuleFailure(_Table, frozen=True, kw_only=True):
 
 
 class FaultsTable(_Table, frozen=True, kw_only=True):
-    """The [faults] table: faults injected into the machine (see devices.logical.FaultSchedule)."""
+    """The [faults] table: faults injected into the machine (see kernel.device.FaultSchedule)."""
 
     drift_per_epoch: Annotated[float, Meta(ge=0, le=1e6)] = _NO_FAULTS.drift_per_epoch
     drift_start_epoch: Annotated[int, Meta(ge=0)] = _NO_FAULTS.drift_start_epoch
@@ -1091,11 +1091,15 @@ def schema_text() -> str:
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _calibration(path: str | None) -> Calibration | None:
+def _calibration(path: str | None) -> dict[str, Any] | None:
+    """The calibration file's JSON, checked (the QEC layer's values load where a
+    machine names one)."""
     if path is None:
         return None
+    from qmk.qec.values import Calibration
+
     try:
-        return Calibration.load(path)
+        return Calibration.load(path).to_json()
     except QMKError as exc:
         raise ConfigError(
             f"machine.calibration: {exc.message}", key="machine.calibration"

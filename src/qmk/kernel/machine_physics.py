@@ -10,13 +10,11 @@ they load it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from qmk.errors import QMKError
 from qmk.kernel.errors import ConfigError
-
-if TYPE_CHECKING:
-    from qmk.qec.values import Calibration
 
 
 class MachinePhysics(Protocol):
@@ -31,7 +29,7 @@ class MachinePhysics(Protocol):
     @property
     def qubit(self) -> str: ...
     @property
-    def calibration(self) -> Calibration | None: ...
+    def calibration(self) -> Mapping[str, Any] | None: ...
 
 
 def check_machine(machine: MachinePhysics) -> None:
@@ -60,9 +58,10 @@ def check_machine(machine: MachinePhysics) -> None:
             f"machine.profile/machine.qubit: {exc.message}", key="machine.profile"
         ) from None
     if machine.calibration is not None and model.calibration is None:
+        calibration = machine.calibration
         raise ConfigError(
-            f"machine.calibration is for {machine.calibration.family} on "
-            f"{machine.calibration.instruction_set} qubits; the machine's profile "
+            f"machine.calibration is for {calibration['family']} on "
+            f"{calibration['instruction_set']} qubits; the machine's profile "
             f"{machine.profile} on {machine.qubit} is not",
             key="machine.calibration",
         )

@@ -54,6 +54,7 @@ from qmk.qec.noise import NoiseModel
 from qmk.qec.params import QubitParams, qubit_params
 from qmk.qec.values import CALIBRATION_KIND as CALIBRATION_KIND
 from qmk.qec.values import Calibration as Calibration
+from qmk.qec.values import calibration_of
 from qmk.qvm.ops import OPS, Exec, OpSpec, canonical_op
 from qmk.qvm.profiles import Profile, ProfileError, parse_profile, unknown_family
 
@@ -300,20 +301,21 @@ def _profile(profile: str | Profile) -> Profile:
 
 def logical_model(
     profile: str | Profile = DEFAULT_PROFILE,
-    qubit: str | QubitParams = DEFAULT_QUBIT,
+    qubit: str | QubitParams | Mapping[str, Any] = DEFAULT_QUBIT,
     *,
     noise: NoiseModel | None = None,
-    calibration: Calibration | None = None,
+    calibration: Calibration | Mapping[str, Any] | None = None,
 ) -> LogicalModel:
     """The logical-qubit model of ``profile`` on ``qubit`` under ``noise``.
 
     Args:
         profile: ``logical:FAMILY(d=N)`` or a parsed :class:`~qmk.qvm.profiles.Profile`.
         qubit: a predefined parameter set name (:data:`~qmk.qec.params.QUBIT_PARAMS`)
-            or :class:`~qmk.qec.params.QubitParams`.
+            or :class:`~qmk.qec.params.QubitParams` (or its JSON, a run request's).
         noise: a noise model for the error rates (default: the qubit's own rates).
         calibration: fitted (a, p*) to use instead of the scheme's when it is for
-            this profile's family and the qubit's instruction set (otherwise ignored).
+            this profile's family and the qubit's instruction set (otherwise ignored);
+            a :class:`Calibration` or its JSON (a run request's).
 
     Returns:
         The model (cached: the same arguments give the same object).
@@ -326,6 +328,7 @@ def logical_model(
             ``QC107`` for a distance above the scheme's maximum.
     """
     parsed, params = _profile(profile), qubit_params(qubit)
+    calibration = calibration_of(calibration)
     if not _hashable(noise):  # an unhashable noise model: build the model without the cache
         return _build(parsed, params, noise, calibration)
     return _cached_build(parsed, params, noise, calibration)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from qmk.qec.errors import QECError
 from qmk.qec.values import _RATES as _RATES
@@ -50,6 +51,7 @@ from qmk.qec.values import INSTRUCTION_SETS as INSTRUCTION_SETS
 from qmk.qec.values import MAJORANA as MAJORANA
 from qmk.qec.values import QubitParams as QubitParams
 from qmk.qec.values import check_fields as check_fields
+from qmk.qec.values import qubit_of
 
 
 def _gate_based(
@@ -108,8 +110,9 @@ QUBIT_PARAMS: Mapping[str, QubitParams] = MappingProxyType(
 )
 
 
-def qubit_params(name: str | QubitParams) -> QubitParams:
-    """The predefined qubit parameter set called ``name`` (a QubitParams passes through).
+def qubit_params(name: str | QubitParams | Mapping[str, Any]) -> QubitParams:
+    """The predefined qubit parameter set called ``name`` (a QubitParams passes through;
+    custom parameters' JSON, as a run request carries them, is read: :func:`qubit_of`).
 
     Args:
         name: a key of :data:`QUBIT_PARAMS`, e.g. ``"qubit_gate_ns_e3"``.
@@ -120,8 +123,10 @@ def qubit_params(name: str | QubitParams) -> QubitParams:
     Raises:
         QECError: ``QC101 unknown-qubit-params`` when no set has that name.
     """
-    if isinstance(name, QubitParams):
-        return name
+    if not isinstance(name, str):
+        custom = qubit_of(name)
+        assert isinstance(custom, QubitParams)  # what is no name is custom parameters
+        return custom
     params = QUBIT_PARAMS.get(name) if isinstance(name, str) else None
     if params is None:
         raise QECError.of(

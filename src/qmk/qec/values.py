@@ -1,10 +1,11 @@
 """The QEC layer's plain values: a qubit technology, a fitted calibration, a column law.
 
-:class:`QubitParams` and :class:`Calibration` are field types of a run request and of
-the kernel's ``[machine]`` table, so the kernel process loads them. This module holds
-them, and what they need to check themselves, without the layer's models: loading it
-loads no scheme, formula or noise model (the kernel's trusted core stays small,
-docs/kernel.md). :mod:`qmk.qec.params`, :mod:`qmk.qec.codes` and :mod:`qmk.qec.logical`
+:class:`QubitParams` and :class:`Calibration` travel as their JSON in a run request, a
+job's policy and the kernel's ``[machine]`` table (the kernel process holds no QEC
+value, docs/kernel.md); :func:`qubit_of` and :func:`calibration_of` make them values again
+where the layer uses them. This module holds them, and what they need to check
+themselves, without the layer's models: loading it loads no scheme, formula or noise
+model. :mod:`qmk.qec.params`, :mod:`qmk.qec.codes` and :mod:`qmk.qec.logical`
 export them as before.
 
 >>> QubitParams.from_json({"name": "q", "instruction_set": "majorana",
@@ -30,7 +31,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from qmk import values
+from qmk import defaults, values
 from qmk.qec.errors import QECError
 from qmk.qec.errors import bad_parameter as _bad
 from qmk.qvm.profiles import FAMILIES, unknown_family
@@ -416,9 +417,33 @@ def _calibration_error(message: str, key: str) -> QECError:
     return QECError.of("bad-parameter", f"calibration: {message}", key=key)
 
 
-#: The noise models a text spec may name (:data:`qmk.qec.noise.NOISE_MODELS` maps each
-#: to its class, in this order): the kernel's config checks the names it is given.
-NOISE_MODEL_NAMES: tuple[str, ...] = ("depolarizing", "gate", "measurement", "idle", "drift")
+#: The noise models a text spec may name (:data:`qmk.defaults.NOISE_MODEL_NAMES`).
+NOISE_MODEL_NAMES: tuple[str, ...] = defaults.NOISE_MODEL_NAMES
+
+
+def qubit_of(qubit: str | QubitParams | Mapping[str, Any]) -> str | QubitParams:
+    """A run's qubit as the QEC layer takes it: a set's name as is, custom parameters
+    made a value again from the JSON a run request and the kernel carry them as.
+
+    Raises:
+        QECError: ``QC103 bad-parameter`` for JSON that is no qubit parameters.
+    """
+    if isinstance(qubit, str | QubitParams):
+        return qubit
+    return QubitParams.from_json(qubit)
+
+
+def calibration_of(calibration: Calibration | Mapping[str, Any] | None) -> Calibration | None:
+    """A run's calibration as the QEC layer takes it: made a value again from the JSON a
+    run request and the kernel carry it as (None: none).
+
+    Raises:
+        QECError: ``QC103 bad-parameter`` for JSON that is no calibration.
+    """
+    if calibration is None or isinstance(calibration, Calibration):
+        return calibration
+    return Calibration.from_json(calibration)
+
 
 __all__ = [
     "CALIBRATION_KIND",
@@ -429,5 +454,7 @@ __all__ = [
     "Calibration",
     "ColumnLaw",
     "QubitParams",
+    "calibration_of",
     "check_fields",
+    "qubit_of",
 ]

@@ -272,7 +272,7 @@ def test_a_policys_physics_round_trips_and_unset_keys_stay_out_of_its_json() -> 
         {"noise_model": "depolarizing(p=1e-3)", "calibration": FITTED.to_json(), "cache": False},
         default_timeout_s=60,
     )
-    assert policy.calibration == FITTED and policy.cache is False
+    assert policy.calibration == FITTED.to_json() and policy.cache is False  # its JSON
     again = parse_policy(policy.to_json(), default_timeout_s=60)
     assert again == policy
     plain = parse_policy(None, default_timeout_s=60).to_json()

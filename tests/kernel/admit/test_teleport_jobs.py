@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import AdmissionError, CapabilityError, QuotaError
 from qmk.kernel.admit.faults import Placement
 from qmk.kernel.config import KernelConfig, config_from_dict
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.service import Kernel
 from support.cli import qmk
 from support.kernel import KEYS, ghz_graph, login, run_kernel

@@ -93,9 +93,9 @@ RUN_REQUEST = RunRequest(
     precision="double",
     profile="logical:surface_code(d=5)",
     noise_model="depolarizing(p=0.001)",
-    calibration=Calibration(
+    calibration=Calibration(  # a request carries a calibration as its JSON
         family="surface_code", crossing_prefactor=0.07, error_correction_threshold=0.011
-    ),
+    ).to_json(),
     rewrite=Rewrite(idle={"m": 1}),
     machine=MachineRun(
         arrival_cycle=0,

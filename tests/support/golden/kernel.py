@@ -7,7 +7,6 @@ struct's golden file (:mod:`support.golden`)."""
 
 from __future__ import annotations
 
-from qmk.devices.logical import FaultSchedule
 from qmk.kernel.admit.faults import Adjusted, Foreseen
 from qmk.kernel.config import (
     AssistTable,
@@ -27,6 +26,7 @@ from qmk.kernel.config import (
     TenantQuota,
     TenantTable,
 )
+from qmk.kernel.device import FaultSchedule
 from qmk.kernel.machine.jobs import JobRecord, JobSpec
 from qmk.kernel.machine.workload import Generate, Generated, JobEntry, TenantEntry, WorkloadFile
 from qmk.kernel.pools.attempt import Attempt

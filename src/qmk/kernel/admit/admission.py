@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk import defaults
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import (
     REGISTRY,
     AdmissionError,
@@ -79,6 +78,7 @@ from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.admit.settled import Settled, SettledAnswers, parse_kept
 from qmk.kernel.clock import Clock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import JobError
 from qmk.kernel.records.jobs import (
     Job,
@@ -100,7 +100,6 @@ from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.results import Results
 from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph
 from qmk.memo import Memo
-from qmk.qec.errors import QECError
 from qmk.qvm.graph import GraphText
 from qmk.qvm.verify import FoldedProgram, operations
 
@@ -121,8 +120,6 @@ PLAN_CACHE_SIZE = 256
 #: (syndrome bits per second) and each profile's logical error per cycle.
 Planned = tuple[int, float, dict[str, float]]
 _ENCODE = msgspec.json.Encoder().encode
-#: A physical error rate at or above a code's threshold (``QC106``).
-_ABOVE_THRESHOLD = REGISTRY.named(QECError, "above-threshold").code
 #: The shared machine's refusal of a job no placement holds (``QK501``).
 #: Graphs of at least this many nodes are read and verified in a thread, off the loop.
 OFFLOAD_NODES = 2000
@@ -780,7 +777,7 @@ class Admission:
             policy.engine,
             policy.precision,
             noise_model,
-            calibration,
+            None if calibration is None else _ENCODE(calibration),  # JSON: kept as its text
         )
         planned = self._plans.get(key)
         if planned is not None:
@@ -814,7 +811,7 @@ class Admission:
             if priced.error_key is not None:  # the job's own physics is the bad value
                 field = f"policy.{priced.error_key}"
                 raise InvalidArgument(f"{field}: {priced.error_message}", key=field)
-            if priced.error_code == _ABOVE_THRESHOLD and policy.noise_model is not None:
+            if _above_threshold(priced.error_code) and policy.noise_model is not None:
                 # the job's own physics is the bad value, not its program (QC106 locally)
                 raise InvalidArgument(
                     f"policy.noise_model: {priced.error_message}",
@@ -824,8 +821,8 @@ class Admission:
             raise ProgramError(priced.error_message, code=priced.error_code)
         if policy.calibration is not None and not priced.calibrated_profiles:
             raise InvalidArgument(
-                f"policy.calibration is for {calibration.family} on "
-                f"{calibration.instruction_set} qubits; no qubit of this program is "
+                f"policy.calibration is for {calibration['family']} on "
+                f"{calibration['instruction_set']} qubits; no qubit of this program is "
                 f"(profiles: {', '.join(priced.profiles)})",
                 key="policy.calibration",
             )
@@ -929,6 +926,14 @@ async def _span(
         session.tenant, text, program, policy, noise_model, calibration
     )
     return text, program, qubits, planned
+
+
+def _above_threshold(code: str) -> bool:
+    """Whether ``code`` is the QEC layer's ``QC106 above-threshold`` (a physical error
+    rate at or above a code's threshold); its family loads where a code is refused."""
+    from qmk.qec.errors import QECError
+
+    return code == REGISTRY.named(QECError, "above-threshold").code
 
 
 def _check_worker_memory(config: KernelConfig, priced: Priced, qubits: int) -> None:

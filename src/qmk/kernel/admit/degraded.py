@@ -24,10 +24,10 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from qmk.devices.logical import LogicalMachine
 from qmk.execution.request import Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
 from qmk.kernel.admit.teleport import teleport_channels
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import JobError
 from qmk.kernel.records.programs import verified
 from qmk.qec.errors import QECError
@@ -160,11 +160,13 @@ def plan(text: str, request: RunRequest, limits: Limits | None) -> tuple[Any, fl
     """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
     load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
     from qmk.execution.plan import build_plan, decoder_load
+    from qmk.qec.values import qubit_of
 
+    qubit = qubit_of(request.qubit)
     planned = build_plan(
-        verified(text, limits), noise=False, qubit=request.qubit, default_profile=request.profile
+        verified(text, limits), noise=False, qubit=qubit, default_profile=request.profile
     )
-    return planned, decoder_load(planned, request.qubit, request.profile)[1]
+    return planned, decoder_load(planned, qubit, request.profile)[1]
 
 
 def local_pair_cycles() -> int:

@@ -1,7 +1,7 @@
 """Failure handling: where a job runs (placement on a module) and what the kernel changes
 in a job it starts on a faulty machine (:func:`adjust`).
 
-The device (:class:`~qmk.devices.logical.LogicalMachine`) holds the fault schedule of the
+The device (:class:`~qmk.kernel.device.LogicalMachine`) holds the fault schedule of the
 kernel's ``[faults]`` table. When the supervisor starts a job it calls :func:`adjust`
 once, which applies the policies in this order:
 
@@ -71,11 +71,11 @@ from typing import Any, Union
 import msgspec
 from msgspec.structs import replace
 
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import QMKError
 from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import error_json
 from qmk.kernel.records.programs import verified
 from qmk.memo import Memo

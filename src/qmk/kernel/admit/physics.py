@@ -55,7 +55,7 @@ def job_noise_model(machine: MachineConfig, qubit: Any, policy: Policy) -> str |
             refused=refused,
         )
     try:
-        params = qubit_params(qubit) if isinstance(qubit, str) else qubit
+        params = qubit_params(qubit)  # a set's name, or custom parameters' JSON
     except QMKError as exc:
         raise ProgramError(exc.message, code=exc.code) from None
     try:

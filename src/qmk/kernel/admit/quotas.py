@@ -19,11 +19,11 @@ from qmk.qvm.graph import GraphText, json_rows
 from qmk.rate import TokenBucket
 
 if TYPE_CHECKING:
-    from qmk.devices.logical import LogicalMachine
     from qmk.execution.footprint import Footprint
     from qmk.kernel.admit.scheduler import FairQueue
     from qmk.kernel.clock import Clock
     from qmk.kernel.config import KernelConfig
+    from qmk.kernel.device import LogicalMachine
     from qmk.kernel.machine.spec import MachineSpec
     from qmk.kernel.storage.results import Results
 

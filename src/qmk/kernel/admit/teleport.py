@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from qmk.errors import AdmissionError, QMKError
 
 if TYPE_CHECKING:
-    from qmk.devices.logical import LogicalMachine
+    from qmk.kernel.device import LogicalMachine
     from qmk.qvm.graph import Graph
     from qmk.qvm.teleport import Teleported
 

@@ -28,8 +28,8 @@ from qmk.kernel.machine.spec import (
 )
 
 if TYPE_CHECKING:
-    from qmk.devices.logical import FaultSchedule
     from qmk.kernel.config import KernelConfig, MachineConfig
+    from qmk.kernel.device import FaultSchedule
 
 
 def _family_distance(profile: str) -> tuple[str, int]:
@@ -134,7 +134,7 @@ def machine_spec(
         MachineError: ``QK503 bad-machine``: a profile whose code has no patches, or a
             module with no room for jobs beside its factories and storage.
     """
-    from qmk.devices.logical import FaultSchedule
+    from qmk.kernel.device import FaultSchedule
     from qmk.qec.logical import syndrome_bits_per_round
 
     faults = faults or FaultSchedule()

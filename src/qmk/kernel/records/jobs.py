@@ -89,9 +89,9 @@ def parse_policy(
     """
     data = _policy_data(policy, default_timeout_s, default_priority)
     if data.get("calibration") is not None:
-        from qmk.kernel.records.policy_physics import calibration_of  # where one is named
+        from qmk.kernel.records.policy_physics import checked_calibration  # where named
 
-        data["calibration"] = calibration_of(data["calibration"])
+        data["calibration"] = checked_calibration(data["calibration"])
     parsed: Policy = convert(data, Policy, where="policy")
     if parsed.noise_model is not None:
         from qmk.kernel.records.policy_physics import check_noise_model

@@ -15,15 +15,16 @@ from qmk.execution.request import Policy
 from qmk.qec.values import Calibration
 
 
-def calibration_of(data: Any) -> Calibration:
+def checked_calibration(data: Any) -> dict[str, Any]:
     """``policy.calibration`` read as ``qmk run --calibration`` reads its file (the
-    ``fit`` details of ``qmk qec calibrate --output`` ignored).
+    ``fit`` details of ``qmk qec calibrate --output`` ignored), as the JSON the policy
+    holds: the value's own (:meth:`~qmk.qec.values.Calibration.to_json`).
 
     Raises:
         InvalidArgument: not a calibration (the QEC layer's reason in the message).
     """
     try:
-        return Calibration.from_json(data)
+        return Calibration.from_json(data).to_json()
     except QMKError as exc:
         raise InvalidArgument(
             f"policy.calibration: {exc.message}", key="policy.calibration"
@@ -51,4 +52,4 @@ def check_noise_model(policy: Policy) -> None:
         ) from None
 
 
-__all__ = ["calibration_of", "check_noise_model"]
+__all__ = ["check_noise_model", "checked_calibration"]

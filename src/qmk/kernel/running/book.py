@@ -29,7 +29,6 @@ from msgspec.structs import replace
 
 from qmk import aio
 from qmk.abi.probe import WorkerTraces
-from qmk.devices.logical import LogicalMachine
 from qmk.execution.request import MachineRun
 from qmk.kernel.admit.cache import ResultCache
 from qmk.kernel.admit.channels import ChannelTable
@@ -37,6 +36,7 @@ from qmk.kernel.admit.faults import FaultPolicies, device_for
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import Clock, MachineClock, Rest
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.attempt import Attempt
 from qmk.kernel.records.jobs import Job

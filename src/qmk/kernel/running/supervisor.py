@@ -44,7 +44,6 @@ from typing import Any
 import qmk.abi.replies as replies
 from qmk import aio
 from qmk.abi.probe import WorkerTraces
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import NotFoundError, QMKError, StateError
 from qmk.kernel.admit.admission import Allowed
 from qmk.kernel.admit.cache import Hit
@@ -52,6 +51,7 @@ from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.admit.faults import spans
 from qmk.kernel.clock import Clock, MachineClock
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import JobError, error_json
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.records import jobs as J

@@ -772,10 +772,10 @@ def _brought_forward(
         seed=record["seed"],
         engine=record.get("engine_requested"),
         noise=record["noise"],
-        qubit=qubit if isinstance(qubit, str) else QubitParams.from_json(qubit),
+        qubit=qubit if isinstance(qubit, str) else QubitParams.from_json(qubit).to_json(),
         profile=record["profile"],
         noise_model=record.get("noise_model"),
-        calibration=None if calibration is None else Calibration.from_json(calibration),
+        calibration=None if calibration is None else Calibration.from_json(calibration).to_json(),
         rewrite=rewrite,
         policy=policy,
     )

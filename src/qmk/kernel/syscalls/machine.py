@@ -21,10 +21,10 @@ import msgspec
 
 import qmk.abi.replies as replies
 from qmk import defaults
-from qmk.devices.logical import LogicalMachine
 from qmk.errors import CapabilityError, InvalidArgument, QMKError
 from qmk.kernel.admit.channels import ChannelTable
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.device import LogicalMachine
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
