@@ -159,7 +159,8 @@ class SharedMachine:
         #: how many jobs each tenant has here (none: no key)
         self._per_tenant: dict[str, int] = {}
         self._wake = asyncio.Event()
-        #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting)
+        #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting, or
+        #: is woken and turns before it waits again)
         self._waits_for = -math.inf
         #: the job :meth:`check` passed last and its spec: the accept that checked it
         #: admits it in the same turn of the loop (nothing the check reads changes
@@ -262,9 +263,12 @@ class SharedMachine:
             self._renamed[job.job_id] = machine_id
         per_tenant = self._per_tenant
         per_tenant[job.tenant] = per_tenant.get(job.tenant, 0) + 1
-        upcoming = self.live.sched.next_event()  # (as a turn reads it)
-        if upcoming != math.inf and math.floor(upcoming) + 1 < self._waits_for:
-            self._wake.set()  # the task waits for later: it waits again, for this
+        waits_for = self._waits_for
+        if waits_for != -math.inf:  # (else it is woken or not waiting: it reads it)
+            upcoming = self.live.sched.next_event()  # (as a turn reads it)
+            if upcoming != math.inf and math.floor(upcoming) + 1 < waits_for:
+                self._wake.set()  # the task waits for later: it waits again, for this
+                self._waits_for = -math.inf  # (it turns before it waits again)
         return True
 
     def _catch_up(self) -> int:
