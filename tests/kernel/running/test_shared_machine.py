@@ -502,6 +502,95 @@ def test_an_arrival_brings_the_machine_to_its_cycle_first_releasing_the_jobs_end
     assert shared.live.sched.knows("j1") and not shared.live.sched.knows("j0")
 
 
+def _machine_of(clock: Any, released: list[tuple[str, int, int]]) -> Any:
+    """A fair-share shared machine on ``clock`` that notes each release in ``released``."""
+    from qmk.kernel.running.shared_machine import SharedMachine
+
+    def release(job: Any, run: Any) -> None:
+        released.append((job.job_id, run.start_cycle, run.end_cycle))
+
+    return SharedMachine(config("fair-share"), release, clock=clock)
+
+
+def test_a_job_withdrawn_and_admitted_again_before_its_cancel_passes_gets_a_fresh_machine_id():
+    # j0 leaves at cycle 0 (its cancel an event at 0) and comes back at 0 (restored): its
+    # id is still on the machine, so it arrives as j0.1, starts at boundary 0 and is
+    # released under its own id; j1, a job never withdrawn, keeps its id
+    from qmk.execution.footprint import Step
+
+    fp = footprint(9, Step(kind="gates", cycles=4))
+    clock = ManualMachineClock()
+    released: list[tuple[str, int, int]] = []
+    shared = _machine_of(clock, released)
+    j0, j1 = _kernel_job("j0", fp), _kernel_job("j1", fp)
+    shared.check(j0)
+    assert shared.offer(j0)
+    assert shared.withdraw("j0") and not shared.withdraw("j0")
+    assert shared.offer(j0) and shared.live.knows("j0.1")
+    clock.advance(500)
+    shared.check(j1)
+    assert shared.offer(j1) and shared.live.knows("j1")
+    assert released == [("j0", 0, 4)] and shared.holds("alice") == 1
+
+
+def test_the_withdrawn_ids_kept_are_bounded_and_one_off_the_machine_arrives_under_its_id(
+    monkeypatch,
+):
+    # with room for 2 withdrawn ids, the third withdrawal drops those whose cancel has
+    # passed (the kernel runs for months): j0, withdrawn at 0 and off the machine by
+    # cycle 10, arrives again as j0 (boundary 10, 4 cycles)
+    from qmk.execution.footprint import Step
+    from qmk.kernel.running import shared_machine
+
+    monkeypatch.setattr(shared_machine, "GONE_KEPT", 2)
+    fp = footprint(9, Step(kind="gates", cycles=4))
+    clock = ManualMachineClock()
+    released: list[tuple[str, int, int]] = []
+    shared = _machine_of(clock, released)
+    jobs = [_kernel_job(f"j{i}", fp) for i in range(3)]
+    for job in jobs[:2]:
+        assert shared.offer(job) and shared.withdraw(job.job_id)
+    clock.advance(10)
+    assert shared.offer(jobs[2]) and shared.withdraw("j2")
+    assert shared._gone == {"j2"}
+    assert shared.offer(jobs[0]) and shared.live.knows("j0")
+    clock.advance(500)
+    shared.turn()
+    assert released == [("j0", 10, 14)] and shared.holds("alice") == 0
+
+
+def test_a_footprint_that_passed_the_check_is_checked_again_for_another_budget():
+    # the check's pass is kept for the footprint, the tenant and the budget it read: a job
+    # of the same footprint with a budget no schedule can meet is still refused (QK505),
+    # and one with the first budget passes again
+    from msgspec.structs import replace
+
+    from qmk.execution.footprint import Step
+    from qmk.execution.request import Policy
+
+    fp = footprint(9, Step(kind="gates", cycles=4))
+    shared = _machine_of(ManualMachineClock(), [])
+    first, tight, again = (_kernel_job(f"j{i}", fp) for i in range(3))
+    tight.request = replace(tight.request, policy=Policy(error_budget=1e-300))
+    shared.check(first)
+    with pytest.raises(AdmissionError) as refused:
+        shared.check(tight)
+    assert refused.value.code == "QK505"
+    shared.check(again)
+    assert shared.offer(again) and shared.live.knows("j2")
+
+
+def test_admit_refuses_a_job_the_machine_does_not_take():
+    from qmk.execution.footprint import Step
+
+    shared = _machine_of(ManualMachineClock(), [])
+    job = _kernel_job("j0", footprint(9, Step(kind="gates", cycles=4)))
+    job.footprint = None
+    assert not shared.takes(job) and not shared.offer(job)
+    with pytest.raises(ValueError, match="not one the machine takes"):
+        shared.admit(job)
+
+
 def test_a_budget_no_schedule_can_meet_is_refused_at_submit_and_set_policy_names_one(tmp_path):
     # a factory of one state per 100 cycles and no store: the program's 20 T cycles take
     # ~2,000 alone, its patch idling ~1,980 at d=9's 3e-7: ~5.9e-4 of idle error, ten

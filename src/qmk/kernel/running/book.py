@@ -360,8 +360,7 @@ class JobBook:
         and the caller kicks the dispatcher when it may start it (the machine's end of a
         schedule kicks it itself: :meth:`scheduled`)."""
         self.rest.wake()
-        if self.machine.takes(job):
-            self.machine.admit(job)
+        if self.machine.offer(job):
             return False
         self.queue.push(job)
         return True

@@ -86,6 +86,11 @@ if TYPE_CHECKING:
     from qmk.kernel.records.jobs import Job
 
 
+#: Withdrawn machine ids kept before those off the machine are dropped (:meth:`SharedMachine.
+#: withdraw`).
+GONE_KEPT = 256
+
+
 def clock_for(config: KernelConfig, cycle_time_ns: int) -> RateClock:
     """The machine clock of ``config``: ``[machine] cycles_per_s``, or real time (one
     second over the logical cycle time)."""
@@ -147,10 +152,15 @@ class SharedMachine:
         #: own id was still on the machine)
         self._renamed: dict[str, str] = {}
         self._again = 0  # machine ids given to jobs whose own id is still on the machine
+        #: machine ids withdrawn that may still be on the machine (their cancel not yet
+        #: past the clock): only these are asked of it at an admission
+        self._gone: set[str] = set()
+        self._gone_most = GONE_KEPT
         #: how many jobs each tenant has here (none: no key)
         self._per_tenant: dict[str, int] = {}
         self._wake = asyncio.Event()
-        #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting)
+        #: the cycle the task's wait returns at (inf: none; -inf: it is not waiting, or
+        #: is woken and turns before it waits again)
         self._waits_for = -math.inf
         #: the job :meth:`check` passed last and its spec: the accept that checked it
         #: admits it in the same turn of the loop (nothing the check reads changes
@@ -213,20 +223,35 @@ class SharedMachine:
             self._checked = (job, spec)
 
     def admit(self, job: Job) -> None:
-        """``job`` arrives now, stamped with the clock's cycle.
+        """``job``, which the machine takes (:meth:`takes`), arrives now (:meth:`offer`).
+
+        Raises:
+            MachineError: ``QK501`` no placement can ever hold it.
+            ValueError: the machine does not take it.
+        """
+        if not self.offer(job):
+            raise ValueError(f"job {job.job_id} is not one the machine takes")
+
+    def offer(self, job: Job) -> bool:
+        """``job`` arrives now, stamped with the clock's cycle, if the machine takes it
+        (:meth:`takes`; one :meth:`check` passed takes it): whether it does.
 
         Raises:
             MachineError: ``QK501`` no placement can ever hold it.
         """
+        checked, self._checked = self._checked, None
+        if checked is None or checked[0] is not job:
+            if not self.takes(job):
+                return False
+            checked = None
         assert job.footprint is not None
         arrival = self._catch_up()
         machine_id = job.job_id
-        if self.live.knows(machine_id) or machine_id in self._held:
+        if machine_id in self._held or (machine_id in self._gone and self.live.knows(machine_id)):
             # withdrawn, its cancel not yet past the clock: a fresh id
             self._again += 1
             machine_id = f"{job.job_id}.{self._again}"
-        checked, self._checked = self._checked, None
-        if checked is not None and checked[0] is job and machine_id == job.job_id:
+        if checked is not None and machine_id == job.job_id:
             spec = checked[1]
             self.live.admit(spec, checked=True, arrival_cycle=arrival)
         else:
@@ -238,9 +263,13 @@ class SharedMachine:
             self._renamed[job.job_id] = machine_id
         per_tenant = self._per_tenant
         per_tenant[job.tenant] = per_tenant.get(job.tenant, 0) + 1
-        upcoming = self.live.sched.next_event()  # (as a turn reads it)
-        if upcoming != math.inf and math.floor(upcoming) + 1 < self._waits_for:
-            self._wake.set()  # the task waits for later: it waits again, for this
+        waits_for = self._waits_for
+        if waits_for != -math.inf:  # (else it is woken or not waiting: it reads it)
+            upcoming = self.live.sched.next_event()  # (as a turn reads it)
+            if upcoming != math.inf and math.floor(upcoming) + 1 < waits_for:
+                self._wake.set()  # the task waits for later: it waits again, for this
+                self._waits_for = -math.inf  # (it turns before it waits again)
+        return True
 
     def _catch_up(self) -> int:
         """What the task would do first on waking (module docstring: what lies before
@@ -265,6 +294,11 @@ class SharedMachine:
             return False
         del self._runs[machine_id]
         self._left(job.tenant)
+        gone = self._gone
+        if len(gone) >= self._gone_most:  # those whose cancel has passed are off it
+            self._gone = gone = {i for i in gone if self.live.knows(i)}
+            self._gone_most = max(GONE_KEPT, 2 * len(gone))  # (a scan per as many again)
+        gone.add(machine_id)
         self.live.withdraw(machine_id, self.clock.cycle())
         self._wake.set()  # its cancel is an event the machine's task waits for
         return True
