@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import stim
 
+from qmk.arrays import distinct
 from qmk.engines.affine import AffineSampler, FreeSampler, affine_sampler, worth_finding
 from qmk.engines.base import EngineError
 from qmk.engines.batch import (
@@ -533,7 +534,7 @@ class SiteAnchors:
             found[open_[hit]] = at[hit, last[hit]]
             open_ = open_[~hit & (ends > width)]
             width *= 2
-        for qubit in np.unique(qubits[open_]).tolist():  # (a qubit's targets are rare)
+        for qubit in distinct(qubits[open_]).tolist():  # (a qubit's targets are rare)
             mine = open_[qubits[open_] == qubit]
             places = np.flatnonzero(targets == qubit)
             found[mine] = np.r_[-1, places][np.searchsorted(places, limits[mine])]
