@@ -432,18 +432,15 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     if objects is None:
         return None
     # where each site stands: before a row of the circuit (the rows before it are those
-    # whose flips it follows), in circuit order: the side table's before its row, a
-    # site row (a column's or an object's) after those before it
+    # whose flips it follows), in circuit order (``2 * before + shift``, where parts
+    # mix): the side table's before its row, a site row (a column's or an object's)
+    # after those before it
     column_rows = np.flatnonzero(rows.kinds == SITE)
     object_rows = objects.rows[objects.sites]
     parts = [
-        (rows.site_at, rows.site_qubits, 2 * rows.site_at),
-        (column_rows, rows.qubits[rows.offsets[column_rows]], 2 * column_rows + 1),
-        (
-            object_rows + 1,
-            np.asarray(objects.site_qubits, dtype=np.int64),
-            2 * object_rows + 1,
-        ),
+        (rows.site_at, rows.site_qubits, 0),
+        (column_rows, rows.qubits[rows.offsets[column_rows]], 1),
+        (object_rows + 1, np.asarray(objects.site_qubits, dtype=np.int64), -1),
     ]
     kept = [part for part in parts if len(part[0])]
     anchors = None
@@ -452,7 +449,8 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         before = kept[0][0] if len(kept) == 1 else np.concatenate([p[0] for p in kept])
         site_qubits = kept[0][1] if len(kept) == 1 else np.concatenate([p[1] for p in kept])
         if len(kept) > 1:
-            order = np.argsort(np.concatenate([p[2] for p in kept]), kind="stable")
+            shifts = np.concatenate([np.full(len(p[0]), p[2]) for p in kept])
+            order = np.argsort(2 * before + shifts, kind="stable")
             before, site_qubits = before[order], site_qubits[order]
         # each row's flip text, in characters, then where the text of the rows up to
         # each ends (in place: a million-row circuit's column). The last entry, 0, is
