@@ -440,17 +440,20 @@ class LocationRows:
             elif slots.profile is not None:
                 code += slots.profiles(at) * len(distinct_cycles)
             codes.append(code)
-        used = np.zeros(len(profiles) * len(distinct_cycles), dtype=bool)
-        for code in codes:
-            used[code] = True
-        number = np.cumsum(used, dtype=_INDEX) - 1
-        idle_channels, own_channels, wait_channels = (number[code] for code in codes)
+        if len(profiles) == 1:  # (each distinct count is some row's: a channel each)
+            pairs = np.arange(len(distinct_cycles))
+            idle_channels, own_channels, wait_channels = codes
+        else:
+            used = np.zeros(len(profiles) * len(distinct_cycles), dtype=bool)
+            for code in codes:
+                used[code] = True
+            number = np.cumsum(used, dtype=_INDEX) - 1
+            idle_channels, own_channels, wait_channels = (number[code] for code in codes)
+            pairs = np.flatnonzero(used)
         del kinds, cycle_codes, codes, own_cycles  # (a million slots' each: the rows next)
         table = [
             model_for(profiles[pid]).pauli_error(float(distinct_cycles[k])).as_tuple()
-            for pid, k in (
-                divmod(pair, len(distinct_cycles)) for pair in np.flatnonzero(used).tolist()
-            )
+            for pid, k in (divmod(pair, len(distinct_cycles)) for pair in pairs.tolist())
         ]
         table += [g[2] for g in self.gadgets]
         return _Laid(slots, names, table).rows(
