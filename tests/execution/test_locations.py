@@ -141,3 +141,45 @@ def test_an_index_past_the_narrow_columns_is_refused_not_wrapped():
     for name in ("steps", "qubits", "channels"):
         with pytest.raises(ValueError, match="past int32"):
             Locations(**{**columns, name: np.array([2**31])}, table=np.zeros((1, 3)))
+
+
+WAITED = f""".caps CAP_ALLOC CAP_TELEPORT
+a: ALLOC_LQ vq:q, vq:r, vq:s, profile="{D5}"
+h: APPLY_H vq:q
+t: TELEPORT_CNOT vq:q, vq:r
+fe: FENCE_EPOCH
+c: APPLY_CNOT vq:s, vq:q
+m: MEASURE_Z vq:r, out:e
+m2: MEASURE_Z vq:q, out:e2
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "idle"),
+    [
+        (REALLOCATED, None),
+        (TELEPORTED, None),
+        (WAITED, {"a": 3.0, "t": 2.0, "fe": 4.0, "m": 1.0}),
+        (WAITED, {"fe": 4.0}),
+    ],
+)
+def test_a_plans_rows_are_kept_as_the_lowering_reads_them_its_runs_sorted_stably(text, idle):
+    # the plan lays its rows in the lowering's order (by step, those before it first);
+    # read back they are in the plan's, and the same rows sorted by run give the same runs
+    program = executor.load_program(assemble(text))
+    plan = build_plan(
+        program,
+        noise=True,
+        qubit=QUBIT,
+        default_profile="logical:surface_code(d=9)",
+        idle=idle,
+    )
+    rows = list(plan.noise)
+    laid, sorted_ = plan.noise.runs(), Locations.of(rows, plan.noise.names).runs()
+    assert list(laid.rows) == list(sorted_.rows)
+    assert laid.keys.tolist() == sorted_.keys.tolist()
+    assert laid.bounds.tolist() == sorted_.bounds.tolist()
+    assert list(laid.rows) != rows  # (moved: a step's idle rows before its own)
+    machine = [k for k, row in enumerate(rows) if row.cause == "machine"]  # last in the plan
+    assert bool(machine) == bool(idle)
+    assert machine == list(range(len(rows) - len(machine), len(rows)))

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import stim
 
+from qmk.arrays import distinct
 from qmk.engines.affine import AffineSampler, FreeSampler, affine_sampler, worth_finding
 from qmk.engines.base import EngineError
 from qmk.engines.batch import (
@@ -431,18 +432,15 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
     if objects is None:
         return None
     # where each site stands: before a row of the circuit (the rows before it are those
-    # whose flips it follows), in circuit order: the side table's before its row, a
-    # site row (a column's or an object's) after those before it
+    # whose flips it follows), in circuit order (``2 * before + shift``, where parts
+    # mix): the side table's before its row, a site row (a column's or an object's)
+    # after those before it
     column_rows = np.flatnonzero(rows.kinds == SITE)
     object_rows = objects.rows[objects.sites]
     parts = [
-        (rows.site_at, rows.site_qubits, 2 * rows.site_at),
-        (column_rows, rows.qubits[rows.offsets[column_rows]], 2 * column_rows + 1),
-        (
-            object_rows + 1,
-            np.asarray(objects.site_qubits, dtype=np.int64),
-            2 * object_rows + 1,
-        ),
+        (rows.site_at, rows.site_qubits, 0),
+        (column_rows, rows.qubits[rows.offsets[column_rows]], 1),
+        (object_rows + 1, np.asarray(objects.site_qubits, dtype=np.int64), -1),
     ]
     kept = [part for part in parts if len(part[0])]
     anchors = None
@@ -451,7 +449,8 @@ def compile_batch(circuit: BatchCircuit) -> StimSampler | None:
         before = kept[0][0] if len(kept) == 1 else np.concatenate([p[0] for p in kept])
         site_qubits = kept[0][1] if len(kept) == 1 else np.concatenate([p[1] for p in kept])
         if len(kept) > 1:
-            order = np.argsort(np.concatenate([p[2] for p in kept]), kind="stable")
+            shifts = np.concatenate([np.full(len(p[0]), p[2]) for p in kept])
+            order = np.argsort(2 * before + shifts, kind="stable")
             before, site_qubits = before[order], site_qubits[order]
         # each row's flip text, in characters, then where the text of the rows up to
         # each ends (in place: a million-row circuit's column). The last entry, 0, is
@@ -533,7 +532,7 @@ class SiteAnchors:
             found[open_[hit]] = at[hit, last[hit]]
             open_ = open_[~hit & (ends > width)]
             width *= 2
-        for qubit in np.unique(qubits[open_]).tolist():  # (a qubit's targets are rare)
+        for qubit in distinct(qubits[open_]).tolist():  # (a qubit's targets are rare)
             mine = open_[qubits[open_] == qubit]
             places = np.flatnonzero(targets == qubit)
             found[mine] = np.r_[-1, places][np.searchsorted(places, limits[mine])]

@@ -264,9 +264,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     circuit = BatchCircuit(num_qubits=len(index), instructions=instructions)
     runs = low.runs
     sites = runs.ordered if low.drawn else ()
-    rates = None
-    if sites:  # the plan's rates, in the sites' order
-        rates = noise_rates(plan) if runs.order is None else site_rates(sites)
+    rates = site_rates(sites) if sites else None
     return LoweredPlan(
         circuit=circuit,
         event_columns=columns,
@@ -305,38 +303,24 @@ def _unguarded_measures(
 
 
 class _SiteRuns:
-    """A plan's noise locations in the order :func:`lower` writes them, in runs.
-
-    That order is by step, and within a step those before it first, each in the plan's
-    order (a stable sort: a machine's waits come last in the plan, after the steps'
-    own). A run is a step's locations before it, or after it: run ``r`` is the sites
+    """A plan's noise locations in the order :func:`lower` writes them, in runs
+    (:meth:`~qmk.execution.locations.Locations.runs`): run ``r`` is the sites ``ordered``
     from ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step``
     (before) or ``2 * step + 1`` (after). ``qubits`` are the sites' circuit qubits and
-    ``channels`` their rows of ``table`` (X, Y, Z). ``order`` is where each of
-    ``ordered`` stands in the plan's locations (None: where it stands there too)."""
+    ``channels`` their rows of ``table`` (X, Y, Z)."""
 
-    __slots__ = ("bounds", "channels", "keys", "order", "ordered", "qubits", "table")
+    __slots__ = ("bounds", "channels", "keys", "ordered", "qubits", "table")
 
     def __init__(self, locations: Locations, index: Mapping[str, int]) -> None:
-        count = len(locations)
-        keys = locations.steps * 2 + (locations.before ^ True)
-        order = np.argsort(keys, kind="stable")
-        self.order: np.ndarray | None = None
-        self.ordered = locations
-        if count and not np.array_equal(order, np.arange(count)):
-            self.order = order
-            self.ordered = locations.take(order)
-            keys = keys[order]
-        firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if count else keys
-        self.keys: np.ndarray = keys[firsts]
-        self.bounds: np.ndarray = np.r_[firsts, count].astype(np.int64)
-        ordered = self.ordered
+        runs = locations.runs()
+        ordered = self.ordered = runs.rows
+        self.keys, self.bounds = runs.keys, runs.bounds
         at = np.array([index[name] for name in ordered.names], dtype=np.int64)
         self.qubits: np.ndarray = (
             ordered.qubits  # (the names in the circuit's order: no gather of a million)
             if np.array_equal(at, np.arange(len(at)))
             else at[ordered.qubits]
-            if count
+            if len(ordered)
             else np.zeros(0, dtype=np.int64)
         )
         self.channels: np.ndarray = ordered.channels

@@ -500,7 +500,7 @@ def workload(
     branches = -(-simulations // (splits + 1))
     trajectories = 0
     if plan.noise:
-        hit = 1.0 - float(np.prod(1.0 - batch.noise_rates(plan).capped))
+        hit = plan.noise.error_chance()
         trajectories = int(shots * hit)
         branches += trajectories
     # a batch sampler draws the noise and the mid-circuit outcomes of such a plan itself

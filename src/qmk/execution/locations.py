@@ -8,9 +8,10 @@ numpy and their rates are one table lookup. A row read is a :class:`Noise`.
 
 :class:`LocationRows` collects the rows while :func:`~qmk.execution.plan.build_plan`
 walks the steps. It keeps, per step, only what the walk knows already (its qubits and
-cycles, and the steps that set a qubit's clock), and makes the rows once at the end, in
-the plan's order: step by step, and on each qubit of a step its idle wait, then the
-step's own error.
+cycles, and the steps that set a qubit's clock), and makes the rows once at the end.
+The plan's order is step by step, and on each qubit of a step its idle wait, then the
+step's own error; the rows are laid in the lowering's (:class:`Runs`), which a batch
+run reads, and read in the plan's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, SupportsIndex, overload
+from typing import Any, NamedTuple, SupportsIndex, overload
 
 import msgspec
 import numpy as np
@@ -60,6 +61,22 @@ _OP, _IDLE, _TELEPORT, _MEASURE, _MACHINE = range(len(CAUSES))
 _INDEX = np.int32
 
 
+class Runs(NamedTuple):
+    """Noise locations in the order :func:`~qmk.execution.batch.lower` writes them, in
+    runs: by step, and within a step those before it first, each in the plan's order
+    (a machine's waits, last in the plan, last of their step's). Run ``r`` is ``rows``
+    ``bounds[r]`` to ``bounds[r + 1]``; ``keys[r]`` is its ``2 * step`` (before the
+    step) or ``2 * step + 1`` (after it)."""
+
+    rows: Locations
+    keys: np.ndarray
+    bounds: np.ndarray
+
+
+#: Which of the locations' columns is which (:attr:`Locations._kept`).
+_STEPS, _BEFORE, _QUBITS, _CHANNELS, _CAUSES = range(5)
+
+
 class Locations(Sequence[Noise]):
     """Noise locations as columns: row ``i`` is :class:`Noise` ``(step=steps[i],
     before=before[i], qubit=names[qubits[i]], rates=table[channels[i]],
@@ -70,13 +87,18 @@ class Locations(Sequence[Noise]):
     rows, and every column is written, gathered and sorted by the lowering. Equal to any
     sequence of the same :class:`Noise` rows.
 
+    A plan's rows are kept in the lowering's order (:meth:`runs`), the one a run of a
+    million gates reads, with ``plan_keys`` (given only so): a stable sort of them
+    gives the plan's order, which the columns and the rows read are in (found on first
+    read: a trajectory run's few rows, not a batch run's million).
+
     >>> row = Noise(step=3, before=True, qubit="q", px=0.1, py=0.0, pz=0.0, cause="idle")
     >>> locations = Locations.of([row], ["p", "q"])
     >>> locations[0].qubit, locations.rates().tolist(), len(locations)
     ('q', [[0.1, 0.0, 0.0]], 1)
     """
 
-    __slots__ = ("before", "causes", "channels", "names", "qubits", "steps", "table")
+    __slots__ = ("_kept", "_plan", "_plan_keys", "names", "table")
 
     def __init__(
         self,
@@ -88,17 +110,64 @@ class Locations(Sequence[Noise]):
         causes: np.ndarray,
         names: Sequence[str],
         table: np.ndarray,
+        plan_keys: np.ndarray | None = None,
     ) -> None:
         count = len(steps)
         if not len(before) == len(qubits) == len(channels) == len(causes) == count:
             raise ValueError("every column of noise locations has one entry a location")
-        self.steps = _frozen(steps, _INDEX)
-        self.before = _frozen(before, np.bool_)
-        self.qubits = _frozen(qubits, _INDEX)
-        self.channels = _frozen(channels, _INDEX)
-        self.causes = _frozen(causes, np.uint8)
+        if plan_keys is not None and len(plan_keys) != count:
+            raise ValueError("the plan's keys of noise locations have one entry a location")
+        self._kept = (
+            _frozen(steps, _INDEX),
+            _frozen(before, np.bool_),
+            _frozen(qubits, _INDEX),
+            _frozen(channels, _INDEX),
+            _frozen(causes, np.uint8),
+        )
+        self._plan_keys = plan_keys
+        #: The plan's order of the kept rows, then each column in it (found on first read).
+        self._plan: dict[int, np.ndarray] = {}
         self.names: tuple[str, ...] = tuple(names)
         self.table = _frozen(np.asarray(table, dtype=np.float64).reshape(-1, 3), np.float64)
+
+    def _column(self, which: int) -> np.ndarray:
+        """Column ``which`` (:data:`_STEPS` ...) in the plan's order."""
+        kept = self._kept[which]
+        if self._plan_keys is None:
+            return kept
+        column = self._plan.get(which)
+        if column is None:
+            column = self._plan[which] = kept[self._plan_order()]
+            column.setflags(write=False)
+        return column
+
+    def _plan_order(self) -> np.ndarray:
+        """Where each of the plan's rows is kept."""
+        order = self._plan.get(-1)
+        if order is None:
+            assert self._plan_keys is not None  # (asked only where the rows were moved)
+            order = self._plan[-1] = np.argsort(self._plan_keys, kind="stable")
+        return order
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._column(_STEPS)
+
+    @property
+    def before(self) -> np.ndarray:
+        return self._column(_BEFORE)
+
+    @property
+    def qubits(self) -> np.ndarray:
+        return self._column(_QUBITS)
+
+    @property
+    def channels(self) -> np.ndarray:
+        return self._column(_CHANNELS)
+
+    @property
+    def causes(self) -> np.ndarray:
+        return self._column(_CAUSES)
 
     @classmethod
     def of(cls, rows: Iterable[Noise], names: Sequence[str]) -> Locations:
@@ -133,6 +202,15 @@ class Locations(Sequence[Noise]):
         """Each row's X, Y and Z probabilities, one row of three a location."""
         return self.table[self.channels]
 
+    def error_chance(self) -> float:
+        """The chance that some location errs in a shot: one less the product of each
+        row's chance of none (its rates' total, capped at certainty). Found from how
+        many rows use each channel, in no order (no column of a million rates)."""
+        table = self.table
+        uses = np.bincount(self._kept[_CHANNELS], minlength=len(table))
+        spared = 1.0 - np.minimum(table[:, 0] + table[:, 1] + table[:, 2], 1.0)
+        return 1.0 - float(np.prod(spared**uses))
+
     def take(self, order: np.ndarray) -> Locations:
         """The rows ``order`` names, in that order."""
         return Locations(
@@ -145,8 +223,33 @@ class Locations(Sequence[Noise]):
             table=self.table,
         )
 
+    def runs(self) -> Runs:
+        """The rows in the lowering's order, in runs (:class:`Runs`): as they are kept,
+        where they are kept so (``plan_keys``), else sorted by run (stably)."""
+        rows = self
+        if self._plan_keys is not None:  # (the same columns, read in the order kept)
+            steps, before, qubits, channels, causes = self._kept
+            rows = Locations(
+                steps=steps,
+                before=before,
+                qubits=qubits,
+                channels=channels,
+                causes=causes,
+                names=self.names,
+                table=self.table,
+            )
+        count = len(rows)
+        keys = rows.steps * 2 + (rows.before ^ True)
+        if self._plan_keys is None:
+            order = np.argsort(keys, kind="stable")
+            if count and not np.array_equal(order, np.arange(count)):
+                rows = self.take(order)
+                keys = keys[order]
+        firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if count else keys
+        return Runs(rows, keys[firsts], np.r_[firsts, count].astype(np.int64))
+
     def __len__(self) -> int:
-        return len(self.steps)
+        return len(self._kept[_STEPS])
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> Noise: ...
@@ -159,15 +262,18 @@ class Locations(Sequence[Noise]):
         if not -count <= at < count:
             raise IndexError("noise location index out of range")
         at %= count  # (one row: its channel's rates alone, not the table's)
-        px, py, pz = self.table[self.channels[at]].tolist()
+        if self._plan_keys is not None:
+            at = int(self._plan_order()[at])
+        steps, before, qubits, channels, causes = self._kept
+        px, py, pz = self.table[channels[at]].tolist()
         return Noise(
-            step=int(self.steps[at]),
-            before=bool(self.before[at]),
-            qubit=self.names[self.qubits[at]],
+            step=int(steps[at]),
+            before=bool(before[at]),
+            qubit=self.names[qubits[at]],
             px=px,
             py=py,
             pz=pz,
-            cause=CAUSES[self.causes[at]],
+            cause=CAUSES[causes[at]],
         )
 
     def __iter__(self) -> Iterator[Noise]:
@@ -175,18 +281,21 @@ class Locations(Sequence[Noise]):
 
     def _rows(self, rows: Sequence[int]) -> Iterator[Noise]:
         at = np.asarray(rows, dtype=np.int64)
+        if self._plan_keys is not None:
+            at = self._plan_order()[at]
         names, table = self.names, self.table.tolist()
-        for step, before, qubit, channel, cause in zip(
-            self.steps[at].tolist(),
-            self.before[at].tolist(),
-            self.qubits[at].tolist(),
-            self.channels[at].tolist(),
-            self.causes[at].tolist(),
+        steps, before, qubits, channels, causes = self._kept
+        for step, first, qubit, channel, cause in zip(
+            steps[at].tolist(),
+            before[at].tolist(),
+            qubits[at].tolist(),
+            channels[at].tolist(),
+            causes[at].tolist(),
             strict=True,
         ):
             px, py, pz = table[channel]
             qubit_name, why = names[qubit], CAUSES[cause]
-            yield Noise(step=step, before=before, qubit=qubit_name, px=px, py=py, pz=pz, cause=why)
+            yield Noise(step=step, before=first, qubit=qubit_name, px=px, py=py, pz=pz, cause=why)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Locations):  # column by column, not a row at a time
@@ -304,7 +413,7 @@ class LocationRows:
         model_for: Callable[[str], Any],
         cnot_cycles: Callable[[Any], float],
     ) -> Locations:
-        """Every row, in plan order, on the qubits ``names``. ``step_ops`` are the steps'
+        """Every row (:class:`_Laid`), on the qubits ``names``. ``step_ops`` are the steps'
         ops (a code each into the ops named), ``step_qubits`` each one's qubit count and
         all their qubits one after another (indices into ``names``);
         ``model_for(profile)`` is a code's logical model, ``cnot_cycles(model)`` a
@@ -331,16 +440,20 @@ class LocationRows:
             elif slots.profile is not None:
                 code += slots.profiles(at) * len(distinct_cycles)
             codes.append(code)
-        used = np.zeros(len(profiles) * len(distinct_cycles), dtype=bool)
-        for code in codes:
-            used[code] = True
-        number = np.cumsum(used) - 1
-        idle_channels, own_channels, wait_channels = (number[code] for code in codes)
+        if len(profiles) == 1:  # (each distinct count is some row's: a channel each)
+            pairs = np.arange(len(distinct_cycles))
+            idle_channels, own_channels, wait_channels = codes
+        else:
+            used = np.zeros(len(profiles) * len(distinct_cycles), dtype=bool)
+            for code in codes:
+                used[code] = True
+            number = np.cumsum(used, dtype=_INDEX) - 1
+            idle_channels, own_channels, wait_channels = (number[code] for code in codes)
+            pairs = np.flatnonzero(used)
+        del kinds, cycle_codes, codes, own_cycles  # (a million slots' each: the rows next)
         table = [
             model_for(profiles[pid]).pauli_error(float(distinct_cycles[k])).as_tuple()
-            for pid, k in (
-                divmod(pair, len(distinct_cycles)) for pair in np.flatnonzero(used).tolist()
-            )
+            for pid, k in (divmod(pair, len(distinct_cycles)) for pair in pairs.tolist())
         ]
         table += [g[2] for g in self.gadgets]
         return _Laid(slots, names, table).rows(
@@ -380,10 +493,19 @@ def _cycle_codes(columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray
 
 
 class _Laid:
-    """:meth:`LocationRows.locations`' rows laid in plan order, less those of no rate at
-    all: on each slot its idle row and its own row, then its step's gadget rows (after
-    the step's last slot), then the machine's waits. Each row is written at its place,
-    found by one running count of the rows on each slot (a byte a slot)."""
+    """:meth:`LocationRows.locations`' rows, less those of no rate at all, laid in the
+    lowering's order (:class:`Runs`) with their keys in the plan's.
+
+    In the plan's order, each slot has its idle row and its own row, its step's gadget
+    rows follow the step's last slot, and the machine's waits come last. In the
+    lowering's, a step's rows before it (idle rows, and a measurement's own) come
+    first, then those after it (its own, its gadgets, its waits). So a row's place is
+    the rows of its kind before it (idle and own rows are each in slot order) and the
+    other kind's rows of the steps before its own, or through it: from a running count
+    of each kind by step (a measurement's rows, idle and own slot by slot, are placed by
+    a search), and the gadget and wait rows (few) before it. A row's plan key is
+    ``3 * slot`` for its slot's idle row, one more for its own, two more for a gadget on
+    it; a wait's, past every slot's."""
 
     def __init__(
         self, slots: _Slots, names: Sequence[str], table: list[tuple[float, float, float]]
@@ -406,81 +528,104 @@ class _Laid:
             (at, ch) if rated.all() else (at[rated[ch]], ch[rated[ch]]) for at, ch in (idle, own)
         )
         first_gadget = len(self.table) - len(gadgets)
-        kept_gadgets = np.array(
-            [k for k in range(len(gadgets)) if rated[first_gadget + k]], dtype=np.int64
-        )
-        gadget_steps = np.array([gadgets[k][0] for k in kept_gadgets.tolist()], np.int64)
-        gadget_slots = slots.ends[gadget_steps] - 1
-        # a slot's gadget rows in the order made: sorted by slot, stably
-        by_slot = np.argsort(gadget_slots, kind="stable")
-        kept_gadgets, gadget_steps = kept_gadgets[by_slot], gadget_steps[by_slot]
-        gadget_slots = gadget_slots[by_slot]
-        kept_waits = np.flatnonzero(rated[wait_channels])
-        # a row's place: the rows on the slots up to its own (a running count of each
-        # slot's rows), less those laid after it on its own slot
-        on_slot: np.ndarray = np.zeros(slots.count, dtype=np.uint8)
-        on_slot[idle_slots] = 1
-        on_slot[own_slots] += 1
-        gadgets_on = np.bincount(gadget_slots, minlength=slots.count if len(gadget_slots) else 0)
-        if len(gadget_slots):
-            on_slot = on_slot + gadgets_on
-        ends = np.cumsum(on_slot, dtype=np.int64)
-        laid = int(ends[-1]) if len(ends) else 0
-        columns = _Columns(laid + len(kept_waits))
+        kept_gadgets = [k for k in range(len(gadgets)) if rated[first_gadget + k]]
+        kept_waits = np.flatnonzero(rated[wait_channels]).tolist()
+        extra = self._extras(gadgets, kept_gadgets, waits, kept_waits, wait_channels)
+        extra_steps = extra[0]
+        count, ends = slots.count, slots.ends
+        idle_steps, own_steps = slots.step[idle_slots], slots.step[own_slots]
+        # the idle and own rows through each step
+        own_per = np.bincount(own_steps, minlength=len(ends))
+        idle_through = np.cumsum(np.bincount(idle_steps, minlength=len(ends)))
+        own_through = np.cumsum(own_per)
+        # the k-th idle row follows the idle rows before it and the own rows of the
+        # steps before its own; the k-th own row, the own rows before it and the idle
+        # rows through its step
+        idle_at = (own_through - own_per)[idle_steps]
+        idle_at += np.arange(len(idle_slots))
+        own_at = idle_through[own_steps]
+        own_at += np.arange(len(own_slots))
+        del own_per
+        own_measures = slots.before[own_slots]
+        if slots.step_measures.any():  # a measurement's rows: idle, own, slot by slot
+            at = np.flatnonzero(slots.step_measures[idle_steps])
+            idle_at[at] = at + np.searchsorted(own_slots, idle_slots[at])
+            at = np.flatnonzero(own_measures)
+            own_at[at] = at + np.searchsorted(idle_slots, own_slots[at], side="right")
+        if len(extra_steps):  # (a row after extra rows moves past them)
+            idle_at += np.searchsorted(extra_steps, idle_steps, side="left")
+            own_at += np.searchsorted(extra_steps, own_steps, side="left")
+        top = 3 * count + len(extra_steps)
+        columns = _Columns(len(idle_at) + len(own_at) + len(extra_steps), top)
         columns.put(
-            ends[idle_slots] - on_slot[idle_slots],
-            slots.step[idle_slots],
+            idle_at,
+            idle_steps,
             True,
             slots.qubit[idle_slots],
             idle_channels,
             _IDLE,
+            3 * idle_slots,
         )
-        before = slots.before[own_slots]
-        own_at = ends[own_slots] - 1
-        if len(gadget_slots):
-            own_at -= gadgets_on[own_slots]
         columns.put(
             own_at,
-            slots.step[own_slots],
-            before,
+            own_steps,
+            own_measures,
             slots.qubit[own_slots],
             own_channels,
-            np.where(before, np.uint8(_MEASURE), np.uint8(_OP)),
+            np.where(own_measures, np.uint8(_MEASURE), np.uint8(_OP)),
+            own_slots * 3 + 1,
         )
-        if len(kept_gadgets):  # after their slot's idle and own rows, in the order made
-            index = {name: i for i, name in enumerate(self.names)}
-            rank = np.arange(len(gadget_slots)) - np.searchsorted(gadget_slots, gadget_slots)
-            columns.put(
-                ends[gadget_slots] - gadgets_on[gadget_slots] + rank,
-                gadget_steps,
-                False,
-                np.array([index[gadgets[k][1]] for k in kept_gadgets.tolist()], np.int64),
-                first_gadget + kept_gadgets,
-                _TELEPORT,
-            )
-        if len(kept_waits):
-            index = {name: i for i, name in enumerate(self.names)}
-            picked = [waits[k] for k in kept_waits.tolist()]
-            columns.put(
-                laid + np.arange(len(picked)),
-                np.array([w[0] for w in picked], np.int64),
-                False,
-                np.array([index[w[1]] for w in picked], np.int64),
-                wait_channels[kept_waits],
-                _MACHINE,
-            )
+        if len(extra_steps):
+            _, qubits, channels, causes, made = extra
+            waited = causes == _MACHINE
+            plan_keys = 3 * (ends[extra_steps] - 1) + 2  # (a gadget's: after its last slot)
+            plan_keys[waited] = 3 * count + made[waited]
+            at = idle_through[extra_steps] + own_through[extra_steps]
+            at += np.arange(len(extra_steps))
+            columns.put(at, extra_steps, False, qubits, channels, causes, plan_keys)
         return columns.locations(self.names, self.table)
+
+    def _extras(
+        self,
+        gadgets: list[tuple[int, str, tuple[float, float, float]]],
+        kept_gadgets: list[int],
+        waits: list[tuple[int, str, float, int]],
+        kept_waits: list[int],
+        wait_channels: np.ndarray,
+    ) -> tuple[np.ndarray, ...]:
+        """The gadget rows kept, then the waits', sorted by step (stably: each kind's in
+        the order made, a step's gadgets before its waits): their steps, qubits,
+        channels, causes and places among their kind's."""
+        index = {name: i for i, name in enumerate(self.names)}
+        first_gadget = len(self.table) - len(gadgets)
+        picked_gadgets = [gadgets[k] for k in kept_gadgets]
+        picked_waits = [waits[k] for k in kept_waits]
+        steps = np.array([g[0] for g in picked_gadgets] + [w[0] for w in picked_waits], np.int64)
+        by_step = np.argsort(steps, kind="stable")
+        qubits = [index[g[1]] for g in picked_gadgets] + [index[w[1]] for w in picked_waits]
+        channels = [first_gadget + k for k in kept_gadgets] + wait_channels[kept_waits].tolist()
+        causes = [_TELEPORT] * len(kept_gadgets) + [_MACHINE] * len(kept_waits)
+        made = list(range(len(kept_gadgets))) + list(range(len(kept_waits)))
+        return (
+            steps[by_step],
+            np.array(qubits, dtype=np.int64)[by_step],
+            np.array(channels, dtype=np.int64)[by_step],
+            np.array(causes, dtype=np.uint8)[by_step],
+            np.array(made, dtype=np.int64)[by_step],
+        )
 
 
 class _Columns:
-    """The columns of :class:`Locations` as they are filled, a group of rows at a time."""
+    """The columns of :class:`Locations` as they are filled, a group of rows at a time,
+    with each row's plan key (``keys`` of ``top`` at most)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, top: int) -> None:
         self.steps = np.empty(count, dtype=_INDEX)
         self.before = np.empty(count, dtype=np.bool_)
         self.qubits = np.empty(count, dtype=_INDEX)
         self.channels = np.empty(count, dtype=_INDEX)
         self.causes = np.empty(count, dtype=np.uint8)
+        self.keys = np.empty(count, dtype=_index_type(top + 1))
 
     def put(
         self,
@@ -490,11 +635,13 @@ class _Columns:
         qubits: np.ndarray,
         channels: np.ndarray,
         causes: np.ndarray | int,
+        keys: np.ndarray,
     ) -> None:
         self.steps[at], self.before[at], self.qubits[at] = steps, before, qubits
-        self.channels[at], self.causes[at] = channels, causes
+        self.channels[at], self.causes[at], self.keys[at] = channels, causes, keys
 
     def locations(self, names: Sequence[str], table: list[tuple[float, float, float]]) -> Locations:
+        self.keys.setflags(write=False)
         return Locations(
             steps=self.steps,
             before=self.before,
@@ -503,15 +650,18 @@ class _Columns:
             causes=self.causes,
             names=names,
             table=np.array(table, dtype=np.float64).reshape(-1, 3),
+            plan_keys=self.keys,
         )
 
 
 class _Slots:
     """The slots of a plan's steps (see :class:`LocationRows`), as arrays in plan order:
     each one's step, qubit (index into the names), wait and whether its step's own error
-    comes before it; ``ends[k]`` is where step ``k``'s slots end, :meth:`profiles` their
-    profiles. A million-gate plan has millions of slots, and every fresh page of a
-    column is a page fault: the columns are as narrow as their values allow."""
+    comes before it; ``sizes[k]`` is step ``k``'s slot count, ``ends[k]`` where its
+    slots end, ``step_measures[k]`` whether its own error comes before it,
+    :meth:`profiles` their profiles. A million-gate plan has millions of slots, and
+    every fresh page of a column is a page fault: the columns are as narrow as their
+    values allow."""
 
     def __init__(
         self,
@@ -524,10 +674,11 @@ class _Slots:
         sizes, qubit = qubits
         step = np.repeat(np.arange(count, dtype=_index_type(count)), sizes)
         self.count = len(qubit)
-        self.ends = np.cumsum(sizes)
+        self.sizes, self.ends = sizes, np.cumsum(sizes)
         self.step, self.qubit = step, qubit
         # the steps whose own error is not a plain op's (by op)
         kinds = np.array([_OWN_ERROR[op] for op in ops], dtype=np.int8)[op_codes]
+        self.step_measures = kinds == _KIND_MEASURES
         self.kinds = kinds[step]
         self.teleports = bool((self.kinds == _KIND_TELEPORT).any())
         self.before = self.kinds == _KIND_MEASURES
