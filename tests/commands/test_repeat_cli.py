@@ -33,6 +33,28 @@ def test_validate_info_and_estimate_read_a_ten_million_turn_loop_folded(tmp_path
     assert json.loads(out)["logicalCounts"]["tCount"] == 10**7
 
 
+def test_estimate_counts_a_stim_circuit_folded_with_its_noise_no_logical_operation(
+    tmp_path: Path,
+):
+    # 10^9 measurements in 30 bytes: counted by multiplication, not unrolled (QV505)
+    bomb = tmp_path / "bomb.stim"
+    bomb.write_text("REPEAT 1000000000 {\n    M 0\n}\n", encoding="utf-8")
+    status, out, err = qmk("estimate", "--json", str(bomb))
+    assert status == 0, err
+    assert json.loads(out)["logicalCounts"]["measurementCount"] == 10**9
+    # the X_ERROR is a physical error: no scratch qubit, no rotation in the count
+    noisy = tmp_path / "noisy.stim"
+    noisy.write_text(
+        "H 0\nREPEAT 10 {\n X_ERROR(0.1) 0\n CX 0 1\n MR 1\n}\nM 0\n",
+        encoding="utf-8",
+    )
+    status, out, err = qmk("estimate", "--json", str(noisy))
+    assert status == 0, err
+    counts = json.loads(out)["logicalCounts"]
+    assert (counts["numQubits"], counts["rotationCount"], counts["tCount"]) == (2, 0, 0)
+    assert counts["measurementCount"] == 11
+
+
 def test_fmt_and_disasm_keep_repeat_rows(tmp_path: Path):
     path = tmp_path / "loop.qasm"
     path.write_text(LOOP, encoding="utf-8")

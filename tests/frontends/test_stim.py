@@ -25,6 +25,8 @@ from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim import from_stim
 from qmk.frontends.stim_fold import clifford_steps
 from qmk.frontends.text import sniff
+from qmk.qvm.errors import UnrollError
+from qmk.qvm.limits import Limits
 from support.cli import qmk as qmk_cli
 from support.frontends import assert_same_distribution, tvd
 
@@ -193,6 +195,23 @@ def test_a_repeat_block_past_the_node_cap_is_refused_before_it_unrolls_all():
     with pytest.raises(QuotaError) as caught:
         from_stim("M 0\nREPEAT 100000000 {\n  M 0\n  CX rec[-2] 1\n}\n", max_nodes=1000)
     assert caught.value.code == "QS1006" and caught.value.details["needed"] == 2 + 2 * 10**8
+
+
+def test_a_repeat_bomb_read_with_no_node_cap_is_refused_at_the_unroll_limit_not_built(tmp_path):
+    # the 26-byte REPEAT of 10^9 turns that `qmk asm`/`qmk qasm FILE.stim` used to unroll
+    # whole (no max_nodes: the reader took no cap); the default max_unrolled_nodes refuses it
+    # the caller's limits set the cap: 12 nodes unrolled pass, 11 do not
+    text = "REPEAT 10 {\n  M 0\n}\n"
+    assert len(from_stim(text, limits=Limits(max_unrolled_nodes=12)).nodes) == 12
+    with pytest.raises(UnrollError):
+        from_stim(text, limits=Limits(max_unrolled_nodes=11))
+    source = tmp_path / "bomb.stim"
+    source.write_text("REPEAT 1000000000 {\n  M 0\n}\n", encoding="utf-8")
+    with pytest.raises(UnrollError) as caught:
+        read_program(source)
+    assert caught.value.code == "QV505" and caught.value.details["size"] == 10**9 + 2
+    status, stdout, stderr = qmk_cli("asm", str(source))
+    assert status == 1 and stdout == "" and stderr.startswith("QV505 unrolled-too-large:")
 
 
 def test_gates_reading_earlier_turns_give_the_exact_record_on_the_logical_machine():

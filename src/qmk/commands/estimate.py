@@ -95,7 +95,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.logical_counts is not None:
         counts = LogicalCounts.from_json(_json_arg(args.logical_counts, "--logical-counts"))
     else:
-        counts = count_graph(read_source(args, args.file, limits_of(args)))
+        # a stim circuit folded, as the stim target runs it: its REPEAT blocks counted by
+        # multiplication, and its noise channels (physical errors, no logical operation)
+        # not counted as the rotations the gate-level reading writes them in
+        counts = count_graph(read_source(args, args.file, limits_of(args), folded=True))
     if isinstance(params, list):
         results = [estimate(counts, p) for p in params]
         text = json.dumps(results, indent=2) if args.json else "\n\n".join(map(_table, results))

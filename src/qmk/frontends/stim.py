@@ -27,7 +27,9 @@ order, the first measurement leftmost.
   target computes them).
 
 Refused as the reader refuses (``QL101``, ``QL104``, ``QS1006``: its rows past
-``max_nodes``), and a circuit that unrolls past ``max_nodes`` (``QL110``).
+``max_nodes``), a circuit that unrolls past ``max_nodes`` (``QL110``), and, with no
+``max_nodes``, one that unrolls past ``Limits.max_unrolled_nodes`` (``QV505``, as every
+consumer that unrolls): a 26-byte ``REPEAT`` of 10^9 turns is never built.
 
 >>> graph = from_stim("H 0\\nCX 0 1\\nM 0 1\\n")
 >>> [n.op for n in graph.nodes]
@@ -50,7 +52,7 @@ from qmk.frontends.errors import FrontendError
 from qmk.frontends.stim_fold import FLIP, FROM_Z, MEASURES, read_folded
 from qmk.qvm.fold import unroll, unrolled_size
 from qmk.qvm.graph import CURRENT_VERSION, Graph, Guard, GuardTerm, Node, Resources
-from qmk.qvm.limits import DEFAULT_MAX_NODES
+from qmk.qvm.limits import DEFAULT_MAX_NODES, Limits
 
 #: One-qubit Pauli channels: (px, py, pz) from the instruction's arguments.
 _CHANNELS = {
@@ -82,6 +84,7 @@ def from_stim(
     profile: str | None = None,
     name: str = "stim",
     max_nodes: int | None = None,
+    limits: Limits | None = None,
 ) -> Graph:
     """A stim circuit (a ``stim.Circuit`` or its text) in gates, unrolled (module
     docstring).
@@ -91,11 +94,14 @@ def from_stim(
         profile: the code profile of the qubits (None: the runner's default).
         name: the name used in errors and ``metadata.source``.
         max_nodes: refuse a circuit whose ``REPEAT`` blocks unroll past this many nodes
-            (None: no cap).
+            (None: ``limits.max_unrolled_nodes`` caps the unrolling instead).
+        limits: the caps of the unrolling when ``max_nodes`` is None (None: the defaults).
 
     Raises:
         FrontendError: text stim cannot parse (QL101), an instruction QMK does not
             read (QL104), a circuit past ``max_nodes`` (QL110).
+        UnrollError: with no ``max_nodes``, a circuit that unrolls past
+            ``limits.max_unrolled_nodes`` (QV505); nothing is unrolled.
         QuotaError: its rows past ``max_nodes`` (or the verifier's default) as read.
     """
     rows = DEFAULT_MAX_NODES if max_nodes is None else max_nodes
@@ -106,7 +112,8 @@ def from_stim(
             f"{name}: the circuit unrolls past {max_nodes} nodes (max_nodes)",
             source=name,
         )
-    graph = _Dilation(unroll(folded, max_nodes=None), name=name, profile=profile).run()
+    cap = max_nodes if max_nodes is not None else (limits or Limits()).max_unrolled_nodes
+    graph = _Dilation(unroll(folded, max_nodes=cap), name=name, profile=profile).run()
     if max_nodes is not None and len(graph.nodes) > max_nodes:
         raise FrontendError.of(
             "loop-cap",

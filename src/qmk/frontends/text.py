@@ -120,7 +120,7 @@ def lower_text(
         text = program if isinstance(program, str) else program.decode("utf-8")
         if folded:
             return read_folded(text, name=name, profile=profile)
-        return from_stim(text, name=name, profile=profile, max_nodes=max_nodes)
+        return from_stim(text, name=name, profile=profile, max_nodes=max_nodes, limits=limits)
     data = program.encode("utf-8") if isinstance(program, str) else program
     if kind == "qvm-json":
         from qmk.qvm import graph as graph_io

@@ -115,3 +115,11 @@ def test_qmk_device_qec_reports_the_logical_error_per_round():
 def test_qmk_device_qec_refuses_an_even_distance_in_one_line():
     status, _, err = qmk("device", "qec", "--code", "surface", "--distance", "4")
     assert status != 0 and err.startswith("QC103") and err.count("\n") == 1
+
+
+def test_qmk_device_qec_refuses_rounds_past_the_unrolling_limit_before_building_them():
+    # 10^8 rounds of d=3: ~10^9 rows the compiler would take one at a time (was unrolled
+    # without a cap, the process growing until killed)
+    status, out, err = qmk("device", "qec", "--code", "repetition", "--rounds", "100000000")
+    assert status == 1 and out == ""
+    assert err.startswith("QV505 unrolled-too-large:") and err.count("\n") == 1

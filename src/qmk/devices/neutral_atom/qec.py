@@ -56,8 +56,10 @@ from qmk.experiments.circuits import (
 )
 from qmk.experiments.memory import DEFAULT_CONFIDENCE, per_piece, wilson_interval
 from qmk.frontends.stim_fold import read_folded
-from qmk.qvm.fold import unroll
+from qmk.qvm.errors import UnrollError
+from qmk.qvm.fold import unroll, unrolled_size
 from qmk.qvm.graph import Graph, Node, Resources
+from qmk.qvm.limits import Limits
 
 #: The codes ``qmk device qec --code`` takes, and their experiment families.
 CODES = {"repetition": "repetition_code", "surface": "surface_code"}
@@ -71,12 +73,41 @@ class _Experiment:
     measurements: int
 
 
+def _check_size(family: str, distance: int, rounds: int) -> None:
+    """Refuse rounds whose circuit unrolls past ``Limits.max_unrolled_nodes`` before it
+    is built (the builders write every round, and the device compiles gate by gate):
+    the size of ``rounds`` from those of 2 and 3 rounds, as every round after the first
+    is alike.
+
+    Raises:
+        UnrollError: ``QV505`` past the limit.
+    """
+    limit = Limits().max_unrolled_nodes
+    if rounds <= 3 or limit is None:
+        return
+    two, three = (
+        unrolled_size(read_folded(memory_circuit(family, distance=distance, rounds=r)))
+        for r in (2, 3)
+    )
+    size = two + (rounds - 2) * (three - two)
+    if size > limit:
+        raise UnrollError.of(
+            "unrolled-too-large",
+            f"{rounds} rounds of {family} at distance {distance} unroll to {size} nodes, "
+            f"over the limit of {limit} (Limits.max_unrolled_nodes); the device compiles "
+            "them one at a time",
+            limit=limit,
+            size=size,
+        )
+
+
 def _to_program(circuit: Any) -> _Experiment:
     """The noiseless stim memory circuit as a QVM program, its detectors and observable:
     the circuit as the stim reader reads it (:func:`~qmk.frontends.stim_fold.read_folded`),
     unrolled, its annotations turned into lists of measurement indices, and the opening
     ``R`` left out (the atoms start in |0>)."""
-    flat = unroll(read_folded(circuit, name="memory"), max_nodes=None)
+    # the device compiles gate by gate: refused past the unrolling limit (QV505), not built
+    flat = unroll(read_folded(circuit, name="memory"), max_nodes=Limits().max_unrolled_nodes)
     nodes: list[Node] = []
     events: list[str] = []
     detectors: list[tuple[int, ...]] = []
@@ -263,6 +294,8 @@ def memory_experiment(
         QECError: ``QC102``/``QC103``/``QC110`` for the code, distance or rounds.
         DeviceError: ``QD302`` when the code needs more atoms than the profile has, or a
             compile or device refusal.
+        UnrollError: ``QV505`` rounds whose circuit unrolls past
+            ``Limits.max_unrolled_nodes`` (nothing built).
     """
     import time
 
@@ -281,6 +314,7 @@ def memory_experiment(
     check_distance(distance)
     rounds = distance if rounds is None else rounds
     check_rounds(rounds)
+    _check_size(family, distance, rounds)
     profile = device if isinstance(device, Profile) else load_profile(os.fspath(device))
     if not loss:
         profile = replace(profile, noise=without_loss(profile.noise))
