@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Ratios within this factor are equal (float rounding).
 SLACK = 1e-9
@@ -41,16 +42,17 @@ def response_ratio(waited: float, own: float) -> float:
     return (waited + own) / own if own > 0 else 1.0
 
 
-def admits(sched: Scheduler, job: MachineJob) -> bool:
+def admits(sched: Scheduler, job: MachineJob, spot: tuple[TileRange, int] | None) -> bool:
     """Whether queued ``job`` may start now as far as aging goes (module docstring):
     it draws no T state, or no capped job of its tenant, on the module it would be
-    placed on, has aged more. Not where it does not fit: placement decides that."""
+    placed on, has aged more. Not where it does not fit: placement decides that.
+    ``spot``: where :meth:`~qmk.kernel.machine.core.Scheduler.find` places it now (the
+    caller asked it)."""
     own = job.tl.private_cycles
     if not job.tl.t_total or own <= 0:
         return True
     if not any(_capped(sched, m.index, job.tenant) for m in sched.machine.modules):
         return True  # (found without looking for a placement)
-    spot = sched.find(job)
     if spot is None:
         return True
     module = spot[0].module
