@@ -97,6 +97,7 @@ class Fidelity(Budgeted):
         share: Callable[[str], tuple[float, str]] | None = None  # (with two tenants ready)
         queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
+        aged: dict[tuple[int, str], float] = {}  # capped jobs' highest ratio, until a start
         behind: set[str] = set()  # tenants with a job a budget holds back (arrival order)
 
         def may(job: MachineJob) -> bool:
@@ -137,7 +138,7 @@ class Fidelity(Budgeted):
                         refused[alike] = False  # it waits its turn
                         continue
                     spot = sched.find(job)
-                    why = self._start(sched, job, budgets, may, spot)
+                    why = self._start(sched, job, budgets, may, spot, aged)
                     if why is None:
                         count += i
                         budgets.started()
@@ -159,6 +160,7 @@ class Fidelity(Budgeted):
                 refused.clear()
                 shares.clear()
                 holds.clear()
+                aged.clear()
         finally:
             sched.floorplan.release_holds()
 
@@ -169,15 +171,17 @@ class Fidelity(Budgeted):
         budgets: BudgetCheck,
         may: Callable[[MachineJob], bool],
         spot: tuple[TileRange, int] | None,
+        aged: dict[tuple[int, str], float],
     ) -> str | None:
         """Start ``job`` at the cheapest code distance where its tenant may hold it
         (``may``: :func:`~.tenants.may_hold`) and every budget keeps
         (:meth:`BudgetCheck.fit`); ``spot``: where ``find`` places it as it is. None
         where it started; else why not: :data:`AGED` (:func:`~.aging.admits`) or what
-        ``fit`` refused it for (:data:`~.budget.TILES` where ``spot`` is None)."""
+        ``fit`` refused it for (:data:`~.budget.TILES` where ``spot`` is None); ``aged``:
+        :func:`~.aging.admits`' ratios kept until a start."""
         if spot is None:
             return TILES
-        if not admits(sched, job, spot):
+        if not admits(sched, job, spot, aged):
             return AGED
         there = budgets.fit(job, may, spot)
         if there is None:
