@@ -28,7 +28,6 @@ from qmk.kernel.machine.policies import policy_class
 from qmk.kernel.machine.policies.budget import (
     HEADROOM,
     BudgetCheck,
-    HeldVerdicts,
     _Setup,
     projected,
 )
@@ -316,53 +315,3 @@ def test_no_job_ends_past_its_budget_where_the_decoder_throttles_tenants(name):
     run = run_policy(machine, work.jobs, name, tenants=work.tenants).to_json()
     assert run["over_budget"] == 0
     assert all(j["within_budget"] for j in run["jobs"])  # its whole error
-
-
-class Counting(HeldVerdicts):
-    """Held verdicts that count how often one is taken as it was."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.taken = 0
-
-    def get(self, key: tuple[object, ...], stamp: Any) -> tuple[bool, bool | None]:
-        known, verdict = super().get(key, stamp)
-        self.taken += known
-        return known, verdict
-
-
-class Forgetting(HeldVerdicts):
-    """Held verdicts that never hold one: every verdict weighed afresh."""
-
-    def get(self, key: tuple[object, ...], stamp: Any) -> tuple[bool, bool | None]:
-        return False, False
-
-
-def holding(name: str, held: HeldVerdicts) -> type:
-    """``name``'s policy keeping its verdicts in ``held``."""
-
-    class Holding(policy_class(name)):  # type: ignore[misc,valid-type]
-        def setup(self, sched: Scheduler) -> None:
-            super().setup(sched)
-            self.held = held
-
-    return Holding
-
-
-@pytest.mark.parametrize("name", ["fidelity", "fair-share", "backfill"])
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
-def test_a_verdict_held_since_nothing_it_reads_changed_gives_the_schedule_weighed_afresh(
-    name: str, seed: int
-):
-    # the re-examination rule: a held job is weighed again only when an input of its
-    # projection changed; every record is the one of weighing it afresh at every epoch
-    def records(held: HeldVerdicts) -> list[tuple[Any, ...]]:
-        sched = Scheduler(machine(seed), holding(name, held)(), {"a": 1.0, "b": 2.0})
-        for spec in random_jobs(seed, count=60):
-            sched.submit(spec)
-        done = sched.run()
-        return [(r.id, r.start_cycle, r.end_cycle, r.idle_logical_error) for r in done]
-
-    counting = Counting()
-    assert records(counting) == records(Forgetting())
-    assert counting.taken > 50  # (verdicts were held: the comparison can fail)

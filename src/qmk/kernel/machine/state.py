@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from qmk.kernel.machine.jobs import MachineJob
 
 QUEUED, RUNNING, STOPPED, STORED, DONE = "queued", "running", "stopped", "stored", "done"
+#: A queued job's kind (:attr:`~qmk.kernel.machine.jobs.MachineJob.kind`).
+Kind = tuple[str, int, int, "float | None", int]
 
 
 class _Hold:
@@ -48,6 +50,8 @@ class MachineState:
         queue_of: the queue by tenant, each in arrival order.
         queue_at: the queue by priority, each in arrival order.
         kinds_of: how many of each tenant's queued jobs are of each kind (``job.kind``).
+            Queued jobs of one kind share one ``kind`` value, so a policy that walks the
+            queue may tell kinds apart by identity, without hashing each.
         running: jobs holding tiles and not stopped, in start order.
         running_at: the running jobs by (module, tenant), each in ``running``'s order.
         drawing_on: how many running jobs draw T states, by module (none: no key).
@@ -61,6 +65,7 @@ class MachineState:
 
     __slots__ = (
         "_holds",
+        "_kinds",
         "by_id",
         "drawing_on",
         "held",
@@ -81,6 +86,8 @@ class MachineState:
         self.queue_of: dict[str, dict[MachineJob, None]] = {}
         self.queue_at: dict[int, dict[MachineJob, None]] = {}
         self.kinds_of: dict[str, dict[tuple[object, ...], int]] = {}
+        #: each kind queued, its one value (``kinds_of``)
+        self._kinds: dict[Kind, Kind] = {}
         self.running: dict[MachineJob, None] = {}
         self.running_at: dict[tuple[int, str], dict[MachineJob, None]] = {}
         self.drawing_on: dict[int, int] = {}
@@ -101,8 +108,9 @@ class MachineState:
         self.queue[job] = None
         self.queue_of.setdefault(job.tenant, {})[job] = None
         self.queue_at.setdefault(job.priority, {})[job] = None
+        kind = job.kind = self._kinds.setdefault(job.kind, job.kind)
         kinds = self.kinds_of.setdefault(job.tenant, {})
-        kinds[job.kind] = kinds.get(job.kind, 0) + 1
+        kinds[kind] = kinds.get(kind, 0) + 1
 
     def dequeue(self, job: MachineJob) -> None:
         """``job`` leaves the queues (it starts, or is cancelled)."""
@@ -120,6 +128,7 @@ class MachineState:
             kinds[job.kind] -= 1
         else:
             del kinds[job.kind]
+            del self._kinds[job.kind]  # (a kind is its tenant's: none of it is queued)
             if not kinds:
                 del self.kinds_of[job.tenant]
 

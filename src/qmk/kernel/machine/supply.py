@@ -178,21 +178,31 @@ def max_min(wants: list[float], capacity: float) -> list[float]:
 
 def max_min_past(wants: list[float], capacity: float) -> list[float]:
     """:func:`max_min` of ``wants`` that pass ``capacity`` in all (the caller summed
-    them): the level's shares at once."""
+    them): the level's shares at once.
+
+    The level is :func:`level_for`'s, its arithmetic step for step, walked over the
+    wants sorted (a run of equal wants is one of its groups), not over a table of them
+    counted. Its check that the groups' sum passes the capacity is made only where the
+    wants' own sum is within rounding of it: elsewhere both sums pass it alike."""
     first, n = wants[0], len(wants)
     if wants.count(first) == n:  # (neighbours alike, most often: level_for's level at once)
         level = capacity / n if first * n > capacity else INF
         return [first if first < level else level] * n
-    if len(set(wants)) == n:  # (all distinct, most often: level_for's walk, each once)
+    if len(set(wants)) < n and not sum(wants) > capacity * (1 + 1e-12):
+        level = level_for(_counts(wants), capacity)
+    else:
         level, left, count = INF, capacity, n
-        for want in sorted(wants):
+        ordered = sorted(wants)
+        i = 0
+        while i < n:
+            want = ordered[i]
+            j = bisect.bisect_right(ordered, want, i + 1)
             if want * count > left:
                 level = left / count
                 break
-            left -= want
-            count -= 1
-    else:
-        level = level_for(_counts(wants), capacity)
+            left -= want * (j - i)
+            count -= j - i
+            i = j
     return [want if want < level else level for want in wants]
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from qmk.kernel.machine.core import Scheduler
     from qmk.kernel.machine.jobs import MachineJob
+    from qmk.kernel.machine.tiles import TileRange
 
 #: Ratios within this factor are equal (float rounding).
 SLACK = 1e-9
@@ -41,16 +42,24 @@ def response_ratio(waited: float, own: float) -> float:
     return (waited + own) / own if own > 0 else 1.0
 
 
-def admits(sched: Scheduler, job: MachineJob) -> bool:
+def admits(
+    sched: Scheduler,
+    job: MachineJob,
+    spot: tuple[TileRange, int] | None,
+    aged: dict[tuple[int, str], float] | None = None,
+) -> bool:
     """Whether queued ``job`` may start now as far as aging goes (module docstring):
     it draws no T state, or no capped job of its tenant, on the module it would be
-    placed on, has aged more. Not where it does not fit: placement decides that."""
+    placed on, has aged more. Not where it does not fit: placement decides that.
+    ``spot``: where :meth:`~qmk.kernel.machine.core.Scheduler.find` places it now (the
+    caller asked it). ``aged``: the highest ratio of each (module, tenant)'s capped
+    jobs, kept by a caller while no job starts, stops or ends and the time stands (a
+    candidate is weighed against the highest, as against each in turn)."""
     own = job.tl.private_cycles
     if not job.tl.t_total or own <= 0:
         return True
     if not any(_capped(sched, m.index, job.tenant) for m in sched.machine.modules):
         return True  # (found without looking for a placement)
-    spot = sched.find(job)
     if spot is None:
         return True
     module = spot[0].module
@@ -61,10 +70,18 @@ def admits(sched: Scheduler, job: MachineJob) -> bool:
     tl = job.tl  # what it would ask a cycle, as the budgets' projection reads it
     drawing = tl.t_cycles_after[0] + (tl.cycles[0] * tl.repeat[0] if tl.t_states[0] else 0)
     mine = ratio_of(sched, job, level, own, tl.t_total / drawing if drawing > 0 else 0.0)
-    for other in queue.capped:
-        if ratio_of(sched, other, level, sched.remaining(other), other.want) > mine * (1 + SLACK):
-            sched.look_again()
-            return False
+    key = (module, job.tenant)
+    top = None if aged is None else aged.get(key)
+    if top is None:
+        top = max(
+            ratio_of(sched, other, level, sched.remaining(other), other.want)
+            for other in queue.capped
+        )
+        if aged is not None:
+            aged[key] = top
+    if top > mine * (1 + SLACK):
+        sched.look_again()
+        return False
     return True
 
 

@@ -50,8 +50,9 @@ at where it would run more than :data:`SOLE_GAIN` times as long.
 
 A job held back is looked at again at every epoch boundary
 (:meth:`~qmk.kernel.machine.core.Scheduler.look_again`): its projection changes as the
-running jobs draw, with no arrival or end. It is weighed again only where an input of
-its projection changed (:class:`HeldVerdicts`); else its last verdict stands.
+running jobs draw, with no arrival or end, so it is weighed again each time (a verdict
+kept until its inputs change would hold them all: every running job's reading moves
+with the time).
 
 A job is started only if, with it, no job's projected idle error (what it has waited
 so far plus the projection) passes :data:`HEADROOM` of its budget where it would not
@@ -422,45 +423,12 @@ class Drawers:
                 del self.count[job.tenant]
 
 
-#: Every input of a verdict its key does not hold (:meth:`BudgetCheck._stamp`): what the
-#: projection reads of each of the tenant's running jobs on the module (by sequence
-#: number), the module's rate, store and bus cap, the candidate's waits so far, the
-#: tenants running ``sole`` there, and whether a T state is drawn on the machine.
-Stamp = tuple[tuple[tuple[int, Reading], ...], float, float, float, float, frozenset[str], bool]
-
 #: A start's verdict (:meth:`BudgetCheck._verdict`): True, it keeps every budget on its
 #: tenant's part; False, it waits; None, it may start ``sole`` (the whole rate keeps
 #: it); a float, waiting would not help it (no T state is drawn) and even the whole rate
 #: cannot keep it: its projected idle error there, so :meth:`BudgetCheck.fit` starts it
 #: at its placement of least error over budget where no placement keeps.
 Verdict = bool | float | None
-
-
-class HeldVerdicts:
-    """The last verdict of each key, with the :data:`Stamp` it was weighed at: the
-    re-examination rule.
-
-    A held job is looked at each epoch, but weighed again only when an input of its
-    projection changed. A verdict is a function of its key and its stamp alone, so one
-    taken at the same stamp is the one a fresh projection would give, to the bit. A
-    running job's reading stays put while it runs at full speed through steps that draw
-    no T state; the store stays put while it is empty, or full and undrawn."""
-
-    __slots__ = ("_held",)
-
-    def __init__(self) -> None:
-        self._held: dict[tuple[object, ...], tuple[Stamp, Verdict]] = {}
-
-    def get(self, key: tuple[object, ...], stamp: Stamp) -> tuple[bool, Verdict]:
-        """Whether ``key``'s last verdict was taken at ``stamp``, and that verdict."""
-        held = self._held.get(key)
-        if held is None or held[0] != stamp:
-            return False, False
-        return True, held[1]
-
-    def keep(self, key: tuple[object, ...], stamp: Stamp, verdict: Verdict) -> None:
-        """``key``'s verdict at ``stamp``."""
-        self._held[key] = (stamp, verdict)
 
 
 class Budgeted(SchedulingPolicy):
@@ -474,7 +442,6 @@ class Budgeted(SchedulingPolicy):
         self.drawers = Drawers()
         #: each program's placements on the machine (:meth:`setup` makes it)
         self.placements: Placements | None = None
-        self.held = HeldVerdicts()
         #: the fewest tiles a queued job of each kind (``job.kind``) that draws T
         #: states may start on (of its usable placements): whether it fits beside a
         #: candidate (:meth:`BudgetCheck.part`)
@@ -485,7 +452,6 @@ class Budgeted(SchedulingPolicy):
     def setup(self, sched: Scheduler) -> None:
         self.drawers = Drawers()
         self.placements = Placements(sched.machine)
-        self.held = HeldVerdicts()
         self.least_tiles = {}
         self.ends = {}
 
@@ -515,8 +481,6 @@ class BudgetCheck:
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
         self.drawers = Drawers.of(sched)
-        policy = sched.policy
-        self.held = policy.held if isinstance(policy, Budgeted) else HeldVerdicts()
         self._before: dict[tuple[int, str, float], dict[MachineJob, float]] = {}
         self._verdicts: dict[tuple[object, ...], Verdict] = {}
         self._readings: dict[MachineJob, tuple[tuple[int, float, float], Reading]] = {}
@@ -710,13 +674,19 @@ class BudgetCheck:
         held = False  # a placement was refused by a budget (not by the floorplan)
         found = job.fp if spot is not None else None  # the placement ``spot`` is of
         soonest = None  # the earliest a placement the floorplan holds back could end
+        ranges = sched.allowed_ranges(job)
+        # the most tiles ``find`` can place now: a placement of more is not looked for
+        room = max([area.tree.largest for area in ranges], default=0)
+        quickest = min([p.timeline.private_cycles for p in options])
         for option in options:
+            if option.footprint is not found and option.footprint.tiles > room:
+                continue
             job.take(option.footprint, option.timeline, option.rate, option.own)
-            there = spot if option.footprint is found else sched.find(job)
+            there = spot if option.footprint is found else sched.find(job, ranges)
             if there is None or (may is not None and not may(job)):
                 continue
             cycles = option.timeline.private_cycles
-            if any(p.timeline.private_cycles < cycles for p in options):
+            if quickest < cycles:  # a quicker placement is among them
                 soonest = self._soonest(policy, job, options, may) if soonest is None else soonest
                 job.take(option.footprint, option.timeline, option.rate, option.own)
                 if sched.now + cycles > soonest:
@@ -833,20 +803,14 @@ class BudgetCheck:
             return False  # it would take from another tenant's part what its jobs need
         segment = sched.supply(module).bus.segment_of(at, job.tiles)
         part = self.part(tenant, module, job.tiles)
-        # (the timeline itself, not its id: a held verdict outlives the decision, and a
-        # freed timeline's id can be another program's)
         key = (job.tl, tenant, job.budget, job.cost, module, segment, part)
         if key in self._verdicts:
             return self._verdicts[key]
-        stamp = self._stamp(job, module, here)
-        known, verdict = self.held.get(key, stamp)
-        if not known:  # (else nothing it reads has changed: :class:`HeldVerdicts`)
-            verdict = self._keeps(job, module, at, part)
-            if not verdict and not here and not self._drawing_on():
-                error = self._alone(job, module, at)
-                keeps = job.budget is None or error <= job.budget * HEADROOM
-                verdict = None if keeps else error
-            self.held.keep(key, stamp, verdict)
+        verdict: Verdict = self._keeps(job, module, at, part)
+        if not verdict and not here and not self._drawing_on():
+            error = self._alone(job, module, at)
+            keeps = job.budget is None or error <= job.budget * HEADROOM
+            verdict = None if keeps else error
         self._verdicts[key] = verdict
         return verdict
 
@@ -861,20 +825,6 @@ class BudgetCheck:
         setup = _Setup(sched, module, [job], [reading], 1.0)
         late = dict(setup.lates())[0]
         return idle_of(_rate(job, sched.machine.logical_error_rate), job.cost, reading[2], late)
-
-    def _stamp(self, job: MachineJob, module: int, here: list[MachineJob]) -> Stamp:
-        """Every input of ``job``'s verdict on ``module`` beside its key, its tenant's
-        running jobs there ``here`` (:data:`Stamp`)."""
-        supply = self.sched.supply(module)
-        return (
-            tuple([(other.seq, self._reading(other)) for other in here]),
-            supply.rate,
-            supply.store,
-            supply.bus.cap,
-            job.idle_waited(),
-            frozenset(self._sole_on(module)),
-            bool(self._drawing_on()),
-        )
 
     def _decoder_keeps(self, job: MachineJob) -> bool:
         """Whether the decoder's throttles with ``job`` started keep every job of its

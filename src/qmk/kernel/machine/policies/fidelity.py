@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from typing import TYPE_CHECKING
 
 from qmk.kernel.machine.policies.aging import admits
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 #: Why a job did not start beside :data:`~.budget.TILES` and :data:`~.budget.BUDGET`:
 #: a job of its tenant held below its want has aged more (:func:`~.aging.admits`).
 AGED = "aged"
+#: A queued job's kind (:attr:`~qmk.kernel.machine.jobs.MachineJob.kind`).
+_KIND = operator.attrgetter("kind")
 
 
 class Fidelity(Budgeted):
@@ -71,10 +74,11 @@ class Fidelity(Budgeted):
         Until a job starts or a region is held, nothing a candidate's verdict reads
         changes: the tenants' shares, the free tiles, the holds, the projections. So the
         tenant first in turn stays first, one verdict serves every queued job alike
-        (its ``kind``), and the shares are read once. Once every kind of a tenant's
-        queue has a verdict of no that asks for no reservation, the rest of its window
-        is passed over at once (:func:`_known`). With thousands queued, each decision
-        would otherwise weigh hundreds of copies of a few programs.
+        (its ``kind``), and the shares are read once. A tenant's window goes from one
+        job of a kind without a verdict to the next (:func:`_next`), each kind's first
+        place in it found once: the jobs between are passed over at once. With
+        thousands queued, each decision would otherwise weigh, or step past, hundreds of
+        copies of a few programs.
 
         A tenant's jobs start in arrival order where a budget holds one back: behind a
         job whose budget refused every placement it could start at now
@@ -91,9 +95,9 @@ class Fidelity(Budgeted):
         refused: dict[tuple[object, ...], bool] = {}  # a failed verdict: did nothing fit?
         shares: dict[str, tuple[float, str]] = {}
         share: Callable[[str], tuple[float, str]] | None = None  # (with two tenants ready)
-        kinds_of = sched.state.kinds_of
         queue_of = sched.state.queue_of  # (the same table through every start)
         holds: dict[str, tuple[int, float]] = {}  # each tenant's hold, until a start
+        aged: dict[tuple[int, str], float] = {}  # capped jobs' highest ratio, until a start
         behind: set[str] = set()  # tenants with a job a budget holds back (arrival order)
 
         def may(job: MachineJob) -> bool:
@@ -117,27 +121,34 @@ class Fidelity(Budgeted):
                 else:
                     tenant = ready[0]
                 count = tried.get(tenant, 0)
-                kinds = kinds_of[tenant]
+                window = list(itertools.islice(queue_of[tenant], count, self.depth))
+                kinds = list(map(_KIND, window))
+                ids = list(map(id, kinds))  # (one value a kind queued: :class:`MachineState`)
+                first: dict[tuple[object, ...], int] = {}
+                for at in map(ids.index, dict.fromkeys(ids)):
+                    first.setdefault(kinds[at], at)
                 exhausted = True  # its queue ran out, or its depth was tried
-                for job in itertools.islice(queue_of[tenant], count, self.depth):
-                    alike = job.kind
-                    unplaced = refused.get(alike)
-                    if unplaced is None and tenant in behind and job.tl.t_total:
-                        unplaced = refused[alike] = False  # it waits its turn
-                    if unplaced is None:
-                        spot = sched.find(job)
-                        why = self._start(sched, job, budgets, may, spot)
-                        if why is None:
-                            budgets.started()
-                            exhausted = False
-                            break  # the queue and the shares changed: choose again
-                        unplaced = refused[alike] = spot is None
-                        if why == BUDGET:  # (a kind is its tenant's: its later ones wait)
-                            behind.add(tenant)
-                        if (reserved or not unplaced) and _known(kinds, refused, reserved):
-                            break  # each later job of its window would be refused alike
-                    count += 1
+                while True:
+                    # the next job of a kind without a verdict (:func:`_next`)
+                    i = _next(first, refused)
+                    if i < 0:
+                        break
+                    job, alike = window[i], kinds[i]
+                    if tenant in behind and job.tl.t_total:
+                        refused[alike] = False  # it waits its turn
+                        continue
+                    spot = sched.find(job)
+                    why = self._start(sched, job, budgets, may, spot, aged)
+                    if why is None:
+                        count += i
+                        budgets.started()
+                        exhausted = False
+                        break  # the queue and the shares changed: choose again
+                    unplaced = refused[alike] = spot is None
+                    if why == BUDGET:  # (a kind is its tenant's: its later ones wait)
+                        behind.add(tenant)
                     if not reserved and unplaced:
+                        count += i + 1
                         tried[tenant] = count
                         reserved = self._reserve(sched, job, budgets)
                         exhausted = False
@@ -149,6 +160,7 @@ class Fidelity(Budgeted):
                 refused.clear()
                 shares.clear()
                 holds.clear()
+                aged.clear()
         finally:
             sched.floorplan.release_holds()
 
@@ -159,15 +171,17 @@ class Fidelity(Budgeted):
         budgets: BudgetCheck,
         may: Callable[[MachineJob], bool],
         spot: tuple[TileRange, int] | None,
+        aged: dict[tuple[int, str], float],
     ) -> str | None:
         """Start ``job`` at the cheapest code distance where its tenant may hold it
         (``may``: :func:`~.tenants.may_hold`) and every budget keeps
         (:meth:`BudgetCheck.fit`); ``spot``: where ``find`` places it as it is. None
         where it started; else why not: :data:`AGED` (:func:`~.aging.admits`) or what
-        ``fit`` refused it for (:data:`~.budget.TILES` where ``spot`` is None)."""
+        ``fit`` refused it for (:data:`~.budget.TILES` where ``spot`` is None); ``aged``:
+        :func:`~.aging.admits`' ratios kept until a start."""
         if spot is None:
             return TILES
-        if not admits(sched, job):
+        if not admits(sched, job, spot, aged):
             return AGED
         there = budgets.fit(job, may, spot)
         if there is None:
@@ -187,14 +201,13 @@ class Fidelity(Budgeted):
         return True
 
 
-def _known(
-    kinds: dict[tuple[object, ...], int], refused: dict[tuple[object, ...], bool], reserved: bool
-) -> bool:
-    """Whether every kind of a tenant's queued jobs has a verdict of no in ``refused``
-    that sets off no reservation (a hold is made already, or it was placeable): trying
-    the rest of its window, job by job, would change nothing."""
-    for kind in kinds:
-        unplaced = refused.get(kind)
-        if unplaced is None or (unplaced and not reserved):
-            return False
-    return True
+def _next(first: dict[tuple[object, ...], int], refused: dict[tuple[object, ...], bool]) -> int:
+    """The place in a tenant's window of the first job whose kind has no verdict in
+    ``refused`` (-1: none), of each kind's first place there ``first``.
+
+    A job of a kind with a verdict is passed over as its verdict says: a verdict of no
+    that asks for a reservation sets one off at once, at the job that found it, so within
+    one pass over the window every kind with a verdict is passed over. The jobs before
+    the place returned have verdicts already, so a kind without one first comes at its
+    first place in the window."""
+    return min([at for kind, at in first.items() if kind not in refused], default=-1)
