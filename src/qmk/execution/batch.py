@@ -306,15 +306,15 @@ class _SiteRuns:
     """A plan's noise locations in the order :func:`lower` writes them, in runs
     (:meth:`~qmk.execution.locations.Locations.runs`): run ``r`` is the sites ``ordered``
     from ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step``
-    (before) or ``2 * step + 1`` (after). ``qubits`` are the sites' circuit qubits and
-    ``channels`` their rows of ``table`` (X, Y, Z)."""
+    (before) or ``2 * step + 1`` (after); ``row_keys`` each site's. ``qubits`` are the
+    sites' circuit qubits and ``channels`` their rows of ``table`` (X, Y, Z)."""
 
-    __slots__ = ("bounds", "channels", "keys", "ordered", "qubits", "table")
+    __slots__ = ("bounds", "channels", "keys", "ordered", "qubits", "row_keys", "table")
 
     def __init__(self, locations: Locations, index: Mapping[str, int]) -> None:
         runs = locations.runs()
         ordered = self.ordered = runs.rows
-        self.keys, self.bounds = runs.keys, runs.bounds
+        self.keys, self.bounds, self.row_keys = runs.keys, runs.bounds, runs.row_keys
         at = np.array([index[name] for name in ordered.names], dtype=np.int64)
         self.qubits: np.ndarray = (
             ordered.qubits  # (the names in the circuit's order: no gather of a million)
@@ -441,12 +441,14 @@ class _Lowering:
         objects: list[Instruction] = list(self.out)
         site_at: np.ndarray | None = None
         if self.drawn and len(runs.keys):
-            # each run's row: its step's first (before it) or the row after its last
-            steps_of = runs.keys // 2
-            first = start[steps_of]
-            after = (runs.keys & 1).astype(bool)
-            first[after] += own[steps_of[after]]
-            site_at = np.repeat(first, np.diff(runs.bounds))
+            # each site's row: its step's first (key ``2 * step``: before it) or the row
+            # after its last (``2 * step + 1``), gathered by the site's key
+            edges = np.empty(2 * len(start), dtype=np.int64)
+            edges[0::2] = start
+            edges[1::2] = start
+            edges[1::2] += own
+            site_at = edges[runs.row_keys]
+            del edges
         del start
         if sited:
             # the sites: a row each, every row not a step's own, in their runs' order
