@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from qmk.execution import trajectories
 from qmk.execution.batch import lower
 from qmk.execution.executor import execute
 from qmk.execution.plan import Plan, build_plan
@@ -237,7 +238,13 @@ def _lowering_programs(seed: int, *, guarded: bool) -> tuple[Any, Any]:
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("guarded", [False, True])
-def test_a_column_programs_micro_op_columns_are_those_of_its_micro_ops(seed: int, guarded: bool):
+@pytest.mark.parametrize("few_other_steps", [4096, 0])
+def test_a_column_programs_micro_op_columns_are_those_of_its_micro_ops(
+    seed: int, guarded: bool, few_other_steps: int, monkeypatch: pytest.MonkeyPatch
+):
+    # the direct steps' micro-ops copied as runs between the other steps, or (past a
+    # few other steps: here none) gathered by each micro-op's step
+    monkeypatch.setattr(trajectories, "_FEW_OTHER_STEPS", few_other_steps)
     program, _ = _lowering_programs(50 + seed, guarded=guarded)
     plan = build_plan(program, noise=False, **PLANNED)
     fresh, bounds = node_ops(plan)

@@ -119,8 +119,9 @@ def test_the_qubits_of_picked_steps_are_those_steps_qubits_in_order(name: str) -
 def test_picked_runs_are_the_picked_runs_one_after_another_whether_few_or_most(
     seed: int, share: float
 ) -> None:
-    # few runs picked are gathered by their positions, most by a mask of the values:
-    # both give the runs a loop over them gives
+    # few runs picked are gathered by their positions, all but a few by a mask less the
+    # others' positions, the rest by a mask of the values: each gives the runs a loop
+    # over them gives
     from qmk.execution.plan import picked_runs
 
     rng = np.random.default_rng(seed)

@@ -242,7 +242,7 @@ def lower(plan: Plan, *, heralded: bool = False, channels: bool = False) -> Lowe
     index = {q: i for i, q in enumerate(plan.program.graph.resources.vqs)}
     steps = plan.steps
     nodes = steps.nodes
-    low = _Lowering(index, heralded, channels, plan.noise, len(steps))
+    low = _Lowering(index, heralded, channels, plan.noise)
     # the unguarded gates (most steps) are written as columns; the others one by one
     plain = steps.kind_mask(Exec.GATE)
     if plan.guarded:
@@ -306,15 +306,15 @@ class _SiteRuns:
     """A plan's noise locations in the order :func:`lower` writes them, in runs
     (:meth:`~qmk.execution.locations.Locations.runs`): run ``r`` is the sites ``ordered``
     from ``bounds[r]`` to ``bounds[r + 1]``, and ``keys[r]`` is its ``2 * step``
-    (before) or ``2 * step + 1`` (after). ``qubits`` are the sites' circuit qubits and
-    ``channels`` their rows of ``table`` (X, Y, Z)."""
+    (before) or ``2 * step + 1`` (after); ``row_keys`` each site's. ``qubits`` are the
+    sites' circuit qubits and ``channels`` their rows of ``table`` (X, Y, Z)."""
 
-    __slots__ = ("bounds", "channels", "keys", "ordered", "qubits", "table")
+    __slots__ = ("bounds", "channels", "keys", "ordered", "qubits", "row_keys", "table")
 
     def __init__(self, locations: Locations, index: Mapping[str, int]) -> None:
         runs = locations.runs()
         ordered = self.ordered = runs.rows
-        self.keys, self.bounds = runs.keys, runs.bounds
+        self.keys, self.bounds, self.row_keys = runs.keys, runs.bounds, runs.row_keys
         at = np.array([index[name] for name in ordered.names], dtype=np.int64)
         self.qubits: np.ndarray = (
             ordered.qubits  # (the names in the circuit's order: no gather of a million)
@@ -367,7 +367,6 @@ class _Lowering:
         heralded: bool,
         channels: bool,
         noise: Locations,
-        steps: int,
     ) -> None:
         self.index = index
         self.heralded = heralded
@@ -385,10 +384,6 @@ class _Lowering:
         )
         self.drawn = not (heralded or channels)  # the caller draws the sites' errors
         self.runs = _SiteRuns(noise, index)
-        # each of the ``steps`` steps' sites before it and after it
-        by_key = np.zeros(2 * steps, dtype=np.int64)
-        by_key[self.runs.keys] = np.diff(self.runs.bounds)
-        self.sites_before, self.sites_after = by_key[0::2], by_key[1::2]
 
     def measure(self, at: int, qubits: tuple[int, ...], basis: str, event: str) -> None:
         """Write the ``at``-th step, a measurement of ``qubits`` in ``basis`` that records
@@ -414,9 +409,14 @@ class _Lowering:
         and its sites after it, as columns. Sites drawn by the caller are no rows: they
         stand beside the rows (:class:`~qmk.engines.instructions.Instructions`' side
         table), each before its step's first row or after its last."""
-        runs, before = self.runs, self.sites_before
+        runs = self.runs
         sited = len(runs.keys) > 0 and not self.drawn  # (sites as rows: objects)
-        total = before + own + self.sites_after if sited else own
+        total = own
+        if sited:  # each step's sites before it and after it, rows around its own
+            by_key = np.zeros(2 * len(own), dtype=np.int64)
+            by_key[runs.keys] = np.diff(runs.bounds)
+            before = by_key[0::2]
+            total = before + own + by_key[1::2]
         start = np.cumsum(total) - total  # each step's first row
         if sited:
             start += before  # ... and its first own row
@@ -441,12 +441,14 @@ class _Lowering:
         objects: list[Instruction] = list(self.out)
         site_at: np.ndarray | None = None
         if self.drawn and len(runs.keys):
-            # each run's row: its step's first (before it) or the row after its last
-            steps_of = runs.keys // 2
-            first = start[steps_of]
-            after = (runs.keys & 1).astype(bool)
-            first[after] += own[steps_of[after]]
-            site_at = np.repeat(first, np.diff(runs.bounds))
+            # each site's row: its step's first (key ``2 * step``: before it) or the row
+            # after its last (``2 * step + 1``), gathered by the site's key
+            edges = np.empty(2 * len(start), dtype=np.int64)
+            edges[0::2] = start
+            edges[1::2] = start
+            edges[1::2] += own
+            site_at = edges[runs.row_keys]
+            del edges
         del start
         if sited:
             # the sites: a row each, every row not a step's own, in their runs' order

@@ -66,11 +66,14 @@ class Runs(NamedTuple):
     runs: by step, and within a step those before it first, each in the plan's order
     (a machine's waits, last in the plan, last of their step's). Run ``r`` is ``rows``
     ``bounds[r]`` to ``bounds[r + 1]``; ``keys[r]`` is its ``2 * step`` (before the
-    step) or ``2 * step + 1`` (after it)."""
+    step) or ``2 * step + 1`` (after it), and ``row_keys[i]`` row ``i``'s (each row's
+    run key: a gather of it places a million rows, where a repeat of the runs' costs
+    more)."""
 
     rows: Locations
     keys: np.ndarray
     bounds: np.ndarray
+    row_keys: np.ndarray
 
 
 #: Which of the locations' columns is which (:attr:`Locations._kept`).
@@ -246,7 +249,7 @@ class Locations(Sequence[Noise]):
                 rows = self.take(order)
                 keys = keys[order]
         firsts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if count else keys
-        return Runs(rows, keys[firsts], np.r_[firsts, count].astype(np.int64))
+        return Runs(rows, keys[firsts], np.r_[firsts, count].astype(np.int64), keys)
 
     def __len__(self) -> int:
         return len(self._kept[_STEPS])

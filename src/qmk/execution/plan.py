@@ -206,8 +206,10 @@ class PlanSteps:
         another, as :attr:`qubit_columns` holds them."""
         sizes, qubits = self.qubit_columns
         firsts = self._firsts
-        if firsts is None and np.count_nonzero(picked) * 8 < len(sizes):
-            firsts = self._firsts = np.cumsum(sizes) - sizes  # (several read a few steps)
+        chosen = int(np.count_nonzero(picked))
+        if firsts is None and min(chosen, len(sizes) - chosen) * 8 < len(sizes):
+            # (several read a few steps, or all but a few: :func:`picked_runs` by position)
+            firsts = self._firsts = np.cumsum(sizes) - sizes
         return picked_runs(qubits, sizes, picked, firsts)
 
     @property
@@ -361,11 +363,20 @@ def picked_runs(
 
     >>> picked_runs(np.arange(6), np.array([1, 2, 3]), np.array([True, False, True])).tolist()
     [0, 3, 4, 5]
+    >>> sizes, picked = np.full(9, 2), np.arange(9) != 4  # all but one
+    >>> picked_runs(np.arange(18), sizes, picked).tolist()
+    [0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17]
     """
     chosen = int(np.count_nonzero(picked))
     if chosen * 8 < len(sizes):  # few runs: their positions alone
         firsts = np.cumsum(sizes) - sizes if firsts is None else firsts
         return values[spread(firsts[picked], sizes[picked])]
+    if (len(sizes) - chosen) * 8 < len(sizes):  # all but a few: a mask less theirs
+        firsts = np.cumsum(sizes) - sizes if firsts is None else firsts
+        left = ~picked
+        kept = np.ones(len(values), dtype=bool)
+        kept[spread(firsts[left], sizes[left])] = False
+        return values[kept]
     return values[np.repeat(picked, sizes)]  # most: a mask of the values (one pass)
 
 

@@ -187,18 +187,38 @@ def _plan_ops(plan: Plan) -> tuple[Ops, np.ndarray]:
         fences = _step_ops(k, nodes[k], steps.kind(k), ev, fences, writer.add)
         counts[k] = len(writer) - before
     others = writer.done()
-    # each micro-op's step (32 bits: a gather index, half the bytes of 64)
-    step_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
     # the others' places, in order: a step's first micro-op follows a micro-op a direct
     # step before it and the other steps' own (found for the few other steps alone)
     other_counts = counts[other_steps]
     other_firsts = other_steps - np.arange(len(other_steps)) + np.cumsum(other_counts)
     other_at = spread(other_firsts - other_counts, other_counts)
+    if len(other_steps) <= _FEW_OTHER_STEPS:
+        # the direct steps between two other steps are a run of micro-ops: a slice each
+        runs = list(
+            zip(
+                np.r_[0, other_steps + 1].tolist(),
+                np.r_[other_steps, len(counts)].tolist(),
+                np.r_[0, other_firsts - other_steps - 1].tolist(),  # (their shift)
+                strict=True,
+            )
+        )
+        total = int(counts.sum())
 
-    def placed(by_step: np.ndarray, other: np.ndarray) -> np.ndarray:
-        column = by_step[step_of]
-        column[other_at] = other
-        return column
+        def placed(by_step: np.ndarray, other: np.ndarray) -> np.ndarray:
+            column = np.empty(total, dtype=by_step.dtype)
+            for first, end, shift in runs:
+                column[first + shift : end + shift] = by_step[first:end]
+            column[other_at] = other
+            return column
+
+    else:
+        # each micro-op's step (32 bits: a gather index, half the bytes of 64)
+        step_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+
+        def placed(by_step: np.ndarray, other: np.ndarray) -> np.ndarray:
+            column = by_step[step_of]
+            column[other_at] = other
+            return column
 
     # the engine gate by op (parameters are read off the nodes when first asked for)
     by_op = [GATE_OF.get(op, "") for op in ops]
@@ -244,6 +264,11 @@ def _plan_ops(plan: Plan) -> tuple[Ops, np.ndarray]:
         {int(other_at[at]): fields for at, fields in others.rare.items()},
     )
     return made, counts
+
+
+#: The other steps (not a gate or measurement) up to which :func:`_plan_ops` copies the
+#: direct steps' runs between them as slices; past them, a gather by micro-op.
+_FEW_OTHER_STEPS = 4096
 
 
 def _param_columns(
