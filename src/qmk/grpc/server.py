@@ -16,10 +16,8 @@ server drains for ``server.drain_timeout_s``.
 
 Each rpc is served as the door says a wire serves. The session of the metadata
 ``authorization: Bearer <session_id>`` is checked (:meth:`qmk.abi.door.Door.tenant`)
-before the request message is parsed: a unary rpc's handler is given the message's
-bytes and parses them itself (``WatchJob``'s reads its message itself), so a call
-without a valid session is refused before its message is parsed (the bytes a
-connection sends before sign-in are bounded by the door's splice). The message's
+before the request message is read. Every handler reads its one message itself, so a
+call without a valid session is refused before its message is read. The message's
 fields are the syscall's params (:func:`qmk.grpc.schema.params_of`), checked against the
 method table (:func:`qmk.abi.methods.bind_params`). ``Submit``'s ``program`` goes to the
 door as text (its ``format``, or the one its text shows: :func:`qmk.frontends.text.sniff`).
@@ -347,8 +345,8 @@ def _event(kind: type[Message], fields: dict[str, Any], data: Any) -> Message:
 
 
 def _parsed(kind: type[Message], data: bytes) -> Message:
-    """The request message ``kind`` that ``data`` holds (a unary rpc's, parsed by its
-    handler once the call's session is checked).
+    """The request message ``kind`` that ``data`` holds (a unary rpc's, read and parsed by
+    its handler once the call's session is checked).
 
     Raises:
         InvalidParams: ``data`` is no such message (``INVALID_ARGUMENT``).
@@ -401,8 +399,9 @@ class KernelService:
         found = self.door.named(peer.removeprefix(SPLICED)) if peer.startswith(SPLICED) else None
         return found if found is not None else self.door.visitor("grpc", "unknown")
 
-    async def _request(self, context: Any) -> Message:
-        """The call's one request message (read once its session is checked)."""
+    async def _request(self, context: Any) -> Any:
+        """The call's one request message (read once its session is checked): a unary
+        rpc's as its bytes, ``WatchJob``'s parsed."""
         request = await context.read()
         if request is aio.EOF:
             raise InvalidParams("the call carried no request message")
@@ -418,14 +417,14 @@ class KernelService:
         door, max_depth = self.door, self.max_depth
         call = self.relay or door.call
 
-        async def handle(data: bytes, context: Any) -> Message | bytes:
+        async def handle(requests: Any, context: Any) -> Message | bytes:
             visitor = self.visitor(context)
             try:
                 session = None
-                if needs_session:  # before the message is parsed
+                if needs_session:  # before the message is read
                     session = bearer(context)
                     await door.tenant_of(visitor, session)
-                params = params_of(_parsed(request_class, data), max_depth)
+                params = params_of(_parsed(request_class, await self._request(context)), max_depth)
                 for name in arrays:
                     params.setdefault(name, [])
                 text = None
@@ -501,11 +500,11 @@ class KernelService:
                 held.release()
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's rpcs as one generic handler. A unary rpc's handler is given its
-        message's bytes unparsed, and parses them only after the door has checked the
-        call's session (a streamed request, read by its handler, cost gRPC's core a
-        receive of its own: about 15% of a gateway's CPU per ``Status``). ``WatchJob``,
-        served as one whose client streams its request, reads its message itself."""
+        """The service's rpcs as one generic handler. Every rpc is served as one whose
+        client streams its request (the wire is the same for one message), so that its
+        handler reads the message only after the door has checked the call's session. A
+        unary rpc's message comes as its bytes, parsed by the handler: one that does not
+        parse is ``INVALID_ARGUMENT``, not an error of the server."""
         classes = self.classes
         rpcs: dict[str, grpc.RpcMethodHandler] = {}
         for rpc in schema().rpcs:
@@ -517,7 +516,7 @@ class KernelService:
                     response_serializer=_serialized,
                 )
                 continue
-            rpcs[rpc.name] = grpc.unary_unary_rpc_method_handler(
+            rpcs[rpc.name] = grpc.stream_unary_rpc_method_handler(
                 self._unary(METHODS[rpc.syscall], request, reply),
                 response_serializer=_serialized,
             )
