@@ -8,7 +8,7 @@ second from the kernel's start, real time by default).
 
 - **Admission** asks each job's target for its footprint (``Job.footprint``).
 - **Arrival.** Accepted, a job whose footprint holds tiles arrives at the machine
-  stamped with the clock's cycle (:meth:`SharedMachine.admit`) and waits there,
+  stamped with the clock's cycle (:meth:`SharedMachine.offer`) and waits there,
   ``QUEUED``. The machine's schedule depends only on these stamps: the same arrivals
   under the same policy give the same schedule on any computer.
 - **Advance.** The machine's task (:meth:`SharedMachine.run`) brings the scheduler up to
@@ -59,7 +59,7 @@ and Jain's index are the machine's facts. An operator (``operator = true`` in it
 ``[tenants]`` table) sees every name and job id.
 
 Nothing here imports the service: the supervisor hands jobs in and takes them back
-through :meth:`SharedMachine.admit`, :meth:`SharedMachine.withdraw` and the ``release``
+through :meth:`SharedMachine.offer`, :meth:`SharedMachine.withdraw` and the ``release``
 callback.
 """
 
@@ -221,16 +221,6 @@ class SharedMachine:
             except MachineError as exc:
                 raise AdmissionError(exc.message, code=exc.code, **exc.details) from None
             self._checked = (job, spec)
-
-    def admit(self, job: Job) -> None:
-        """``job``, which the machine takes (:meth:`takes`), arrives now (:meth:`offer`).
-
-        Raises:
-            MachineError: ``QK501`` no placement can ever hold it.
-            ValueError: the machine does not take it.
-        """
-        if not self.offer(job):
-            raise ValueError(f"job {job.job_id} is not one the machine takes")
 
     def offer(self, job: Job) -> bool:
         """``job`` arrives now, stamped with the clock's cycle, if the machine takes it
