@@ -79,7 +79,6 @@ from qmk.execution.plan import (
     spread,
 )
 from qmk.execution.result import PackedRows
-from qmk.memo import Memo
 from qmk.qvm.graph import Node, gc_paused
 from qmk.qvm.ops import OPS, Exec, Micro
 
@@ -343,17 +342,6 @@ def site_rates(locations: Sequence[Noise]) -> SiteRates:
     if isinstance(locations, Locations):
         return SiteRates.of_table(locations.table, locations.channels)
     return SiteRates.of([[loc.px, loc.py, loc.pz] for loc in locations])
-
-
-#: Plans whose locations' rates are kept (as many as the executor keeps plans).
-_NOISE_RATES: Memo[SiteRates] = Memo(64)
-
-
-def noise_rates(plan: Plan) -> SiteRates:
-    """:func:`site_rates` of ``plan``'s noise locations, read once per plan object: the
-    router, the lowering and the error patterns each read them. The entry holds the
-    plan, so its ``id`` is not reused while kept."""
-    return _NOISE_RATES.get(id(plan), plan, lambda: site_rates(plan.noise))
 
 
 class _Lowering:

@@ -1273,7 +1273,7 @@ def sample_error_patterns(
     """
     per_shot: dict[int, list[tuple[int, str]]] = {}
     if plan.noise:
-        hits = rng.binomial(shots, batch.noise_rates(plan).capped)
+        hits = rng.binomial(shots, batch.site_rates(plan.noise).capped)
         for location in np.flatnonzero(hits):
             loc = plan.noise[location]
             who = rng.choice(shots, size=int(hits[location]), replace=False)
