@@ -660,11 +660,10 @@ class _Columns:
 class _Slots:
     """The slots of a plan's steps (see :class:`LocationRows`), as arrays in plan order:
     each one's step, qubit (index into the names), wait and whether its step's own error
-    comes before it; ``sizes[k]`` is step ``k``'s slot count, ``ends[k]`` where its
-    slots end, ``step_measures[k]`` whether its own error comes before it,
-    :meth:`profiles` their profiles. A million-gate plan has millions of slots, and
-    every fresh page of a column is a page fault: the columns are as narrow as their
-    values allow."""
+    comes before it; ``ends[k]`` is where step ``k``'s slots end, ``step_measures[k]``
+    whether its own error comes before it, :meth:`profiles` their profiles. A
+    million-gate plan has millions of slots, and every fresh page of a column is a page
+    fault: the columns are as narrow as their values allow."""
 
     def __init__(
         self,
@@ -677,7 +676,7 @@ class _Slots:
         sizes, qubit = qubits
         step = np.repeat(np.arange(count, dtype=_index_type(count)), sizes)
         self.count = len(qubit)
-        self.sizes, self.ends = sizes, np.cumsum(sizes)
+        self.ends = np.cumsum(sizes)
         self.step, self.qubit = step, qubit
         # the steps whose own error is not a plain op's (by op)
         kinds = np.array([_OWN_ERROR[op] for op in ops], dtype=np.int8)[op_codes]

@@ -127,7 +127,7 @@ def qubit_params(name: str | QubitParams | Mapping[str, Any]) -> QubitParams:
         custom = qubit_of(name)
         assert isinstance(custom, QubitParams)  # what is no name is custom parameters
         return custom
-    params = QUBIT_PARAMS.get(name) if isinstance(name, str) else None
+    params = QUBIT_PARAMS.get(name)
     if params is None:
         raise QECError.of(
             "unknown-qubit-params",
