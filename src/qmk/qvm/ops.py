@@ -47,7 +47,6 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from qmk.errors import closest
 from qmk.gates import GATES
 
 #: The capabilities a graph may request, with what each one allows.
@@ -913,18 +912,3 @@ OPERAND_KINDS: tuple[str, ...] = ("vqs", "chs", "inputs", "produces")
 NOT_ENTANGLING: frozenset[str] = frozenset(
     {"ALLOC_LQ", "FREE_LQ", "RESET", "FENCE_EPOCH", "BAR_REGION"}
 )
-
-
-def closest_op(name: str) -> str | None:
-    """The known op name closest to ``name``, for 'did you mean' hints.
-
-    >>> closest_op("APPLY_CY")
-    'APPLY_Y'
-    >>> closest_op("H"), closest_op("cx"), closest_op("apply_cnot")
-    ('APPLY_H', 'APPLY_CNOT', 'APPLY_CNOT')
-    """
-    upper = name.upper()
-    for candidate in (upper, f"APPLY_{upper}"):
-        if canonical_op(candidate) is not None:
-            return canonical_op(candidate)
-    return closest(upper, OPS)
