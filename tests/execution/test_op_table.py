@@ -32,8 +32,9 @@ from qmk.execution.trajectories import NoiselessOps
 from qmk.frontends import decompose
 from qmk.frontends.builder import GATE_OPS
 from qmk.qec.logical import OP_CYCLES, op_cycles, op_key
+from qmk.qvm.expansions import EXPANSIONS, Micro
 from qmk.qvm.graph import Node, from_json
-from qmk.qvm.ops import OP_ALIASES, OPS, Clifford, Exec, Micro, OpSpec
+from qmk.qvm.ops import OP_ALIASES, OPS, Clifford, Exec, OpSpec
 from qmk.qvm.verify import is_clifford_node, verify
 
 GATE_SPECS = [spec for spec in OPS.values() if spec.gate is not None]
@@ -267,7 +268,7 @@ def test_an_ops_inverse_and_its_engine_gates_adjoint_are_the_same_gate(spec: OpS
 
 # --------------------------------------------------------------------------- expansions
 
-COMPOSITES = [spec for spec in OPS.values() if spec.expansion]
+COMPOSITES = [spec for spec in OPS.values() if spec.name in EXPANSIONS]
 
 
 def _node(spec: OpSpec, **args: Any) -> Node:
@@ -283,7 +284,7 @@ def _node(spec: OpSpec, **args: Any) -> Node:
 
 @pytest.mark.parametrize("spec", COMPOSITES, ids=lambda s: s.name)
 def test_an_expansions_gates_are_engine_gates_on_as_many_qubits(spec: OpSpec):
-    for step in spec.expansion:
+    for step in EXPANSIONS[spec.name]:
         if step.gate is not None:
             gate = GATES[step.gate]
             assert gate.qubits == len(step.qubits), str(step)

@@ -34,6 +34,7 @@ from qmk.docgen import (
 from qmk.docgen import errors as error_doc
 from qmk.estimate.tallies import TALLIES
 from qmk.qec.logical import op_cycles
+from qmk.qvm.expansions import expansion_text
 from qmk.qvm.ops import CAPABILITIES, OPS, ArgSpec, ArgType, OpSpec
 from qmk.qvm.profiles import FAMILIES
 
@@ -160,7 +161,7 @@ def render_op_execution() -> str:
             f"`{spec.name}`",
             spec.kind.value,
             f"`{spec.gate}`" if spec.gate else (f"basis {spec.basis}" if spec.basis else NO),
-            cell(spec.expansion_text) or NO,
+            cell(expansion_text(spec.name)) or NO,
             TALLIES[spec.name].value,
             f"{op_cycles(spec.name):g}",
             ", ".join(f"`{alias}`" for alias in spec.aliases) or NO,

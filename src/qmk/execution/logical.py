@@ -50,6 +50,7 @@ from qmk.estimate.tallies import TALLIES, Tally
 from qmk.execution.footprint import Block, Footprint, Step, StepKind, merged
 from qmk.execution.target import read_qvm, refuse
 from qmk.memo import Memo
+from qmk.qvm.expansions import measures
 from qmk.qvm.ops import OPS
 
 if TYPE_CHECKING:
@@ -317,9 +318,10 @@ def _timeline(timed: Any, per_rotation: int, origin: float) -> list[Step]:
         stretch.t_states += _t_states(node, tally, per_rotation)
         teleport = spec.kind == "teleport_cnot"
         stretch.bell_pairs += int(teleport or node.op == "OPEN_CHAN")
-        stretch.measurements += len(node.produces) if spec.measures else 0
+        measured = measures(spec)
+        stretch.measurements += len(node.produces) if measured else 0
         stretch.teleport = stretch.teleport or teleport
-        stretch.gates = stretch.gates or not spec.measures
+        stretch.gates = stretch.gates or not measured
         stretch.routed = stretch.routed or (tally in _JOINS and end > start)
         stretch.node = node.id
     ordered = sorted(points)

@@ -10,18 +10,19 @@ Everything that knows what an op is reads this table; nothing else says it:
 - the JSON schema (:mod:`qmk.qvm.schema`), the verifier, the assembler and the op
   table in ``docs/qvm.md``;
 - the executor's dispatch (``kind``, ``gate``, ``basis``);
-- the steps a composite op stands for (``expansion``), which the plan, the
-  trajectories, the batch circuits and the neutral-atom compiler carry out;
-- the QEC layer's logical cycles (:data:`qmk.qec.logical.OP_CYCLES`) and the
-  estimator's tallies (:data:`qmk.estimate.tallies.TALLIES`), each a table of its own
-  with a row for every op here;
-- the front-ends' gate set and inverses.
+- the front-ends' gate set and inverses;
+- the tables of what other layers make of an op, one row an op, each checked against
+  this one on import: the steps a composite op stands for
+  (:data:`qmk.qvm.expansions.EXPANSIONS`, which the plan, the trajectories, the batch
+  circuits and the neutral-atom compiler carry out), the QEC layer's logical cycles
+  (:data:`qmk.qec.logical.OP_CYCLES`) and the estimator's tallies
+  (:data:`qmk.estimate.tallies.TALLIES`). The verifier reads none of them.
 
-Adding an op means adding its record here (and, for a new ``kind``, its semantics in
-the executor). An op that applies a gate names its gate record (:data:`qmk.gates.GATES`),
-which gives its operands, arguments, unitarity, Clifford-ness and inverse. Its row
-says only what is the op's own: its name and description (its cost, the QEC layer's;
-its tally, the estimator's).
+Adding an op means adding its record here, and its rows there (and, for a new
+``kind``, its semantics in the executor). An op that applies a gate names its gate
+record (:data:`qmk.gates.GATES`), which gives its operands, arguments, unitarity,
+Clifford-ness and inverse. Its row says only what is the op's own: its name and
+description.
 
 >>> OPS["APPLY_T"].inverse
 'APPLY_TDG'
@@ -35,8 +36,6 @@ its tally, the estimator's).
 ('cx', 'X', frozenset({'t'}))
 >>> OP_ALIASES["APPLY_CX"]
 'APPLY_CNOT'
->>> OPS["MEASURE_ANGLE"].expansion_text
-'rz(-angle) q0; h q0; measure q0 -> e0; undo'
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
 
 from qmk.gates import GATES
 
@@ -119,55 +117,6 @@ class ArgType(str, enum.Enum):
     OBJECT = "object"  # a JSON object with the listed fields
     NUMBERS = "numbers"  # a list of finite numbers, each within the bounds
     INTEGERS = "integers"  # a list of ints, each within the bounds
-
-
-class Micro(str, enum.Enum):
-    """What one step of a composite op's expansion (:attr:`OpSpec.expansion`) does."""
-
-    #: Return the qubit to ``|0>``.
-    RESET = "reset"
-    #: Apply the engine gate ``MicroStep.gate`` (:data:`qmk.engines.gates.GATES`).
-    GATE = "gate"
-    #: Measure the qubit in Z; the outcome is the op's event ``MicroStep.event``.
-    MEASURE = "measure"
-    #: Apply the adjoints of the expansion's gates before it, last first: after its
-    #: measurements the qubits are left in the measured basis, not the computational one.
-    UNDO = "undo"
-    #: X, Y or Z, each with probability ``(1 - F) / 3`` (F the argument ``MicroStep.arg``):
-    #: the noise of a Werner state of fidelity F.
-    WERNER = "werner"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MicroStep:
-    """One step of a composite op's expansion, on the op's qubits by position.
-
-    ``qubits`` index the node's ``vqs`` and ``event`` its ``produces``. ``arg`` names
-    the op argument that gives the step's number (``opts.fidelity``: a field of an
-    object argument). That number is the gate's one parameter (negated when
-    ``negate``) or the fidelity of a Werner step.
-
-    >>> str(MicroStep(kind=Micro.GATE, gate="rz", arg="angle", negate=True))
-    'rz(-angle) q0'
-    """
-
-    kind: Micro
-    qubits: tuple[int, ...] = (0,)
-    gate: str | None = None
-    arg: str | None = None
-    negate: bool = False
-    event: int = 0
-
-    def __str__(self) -> str:
-        on = " ".join(f"q{q}" for q in self.qubits)
-        if self.kind is Micro.UNDO:
-            return "undo"
-        if self.kind is Micro.MEASURE:
-            return f"measure {on} -> e{self.event}"
-        head = (self.gate or "") if self.kind is Micro.GATE else self.kind.value
-        if self.arg is not None:
-            head += f"({'-' if self.negate else ''}{self.arg})"
-        return f"{head} {on}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,15 +197,6 @@ class OpSpec:
     basis: str | None = None
     #: Other names that load as this op (``APPLY_CX`` for ``APPLY_CNOT``).
     aliases: tuple[str, ...] = ()
-    #: The steps a composite op stands for, in order (empty: the op is one step of its
-    #: ``kind``). Every consumer that carries ops out reads them here.
-    expansion: tuple[MicroStep, ...] = ()
-
-    @property
-    def measures(self) -> bool:
-        """Whether the op measures (and so records events): in its own right or in its
-        expansion."""
-        return self.kind is Exec.MEASURE or any(m.kind is Micro.MEASURE for m in self.expansion)
 
     def arg(self, name: str) -> ArgSpec | None:
         """The spec of argument ``name``, or None when the op has no such argument."""
@@ -264,32 +204,6 @@ class OpSpec:
             if spec.name == name:
                 return spec
         return None
-
-    def number(self, args: Mapping[str, Any], path: str) -> float:
-        """The number at ``path`` of a node's ``args``: an argument, or a field of an
-        object argument (``opts.fidelity``); absent, the table's default for it.
-
-        >>> OPS["OPEN_CHAN"].number({}, "opts.fidelity")
-        1.0
-        >>> OPS["OPEN_CHAN"].number({"opts": {"fidelity": 0.9}}, "opts.fidelity")
-        0.9
-        """
-        head, _, rest = path.partition(".")
-        spec = self.arg(head)
-        value = args.get(head)
-        for name in rest.split(".") if rest else ():
-            assert spec is not None, path
-            spec = next(f for f in spec.fields if f.name == name)
-            value = (value or {}).get(name)
-        if value is None:
-            assert spec is not None and spec.default is not None, path
-            value = spec.default
-        return float(value)  # type: ignore[arg-type]
-
-    @property
-    def expansion_text(self) -> str:
-        """The expansion in one line (the op table of ``docs/qvm.md`` shows it)."""
-        return "; ".join(str(step) for step in self.expansion)
 
 
 _THETA = ArgSpec(
@@ -382,16 +296,6 @@ def _admin(
 _T = frozenset({"t"})
 _CCZ = frozenset({"ccz"})
 
-
-def _gate(gate: str, *qubits: int, arg: str | None = None, negate: bool = False) -> MicroStep:
-    return MicroStep(kind=Micro.GATE, gate=gate, qubits=qubits or (0,), arg=arg, negate=negate)
-
-
-def _measure_z(qubit: int, event: int) -> MicroStep:
-    return MicroStep(kind=Micro.MEASURE, qubits=(qubit,), event=event)
-
-
-_UNDO = MicroStep(kind=Micro.UNDO, qubits=())
 
 #: The rows, gate ops without their inverses yet.
 _ROWS: tuple[OpSpec, ...] = (
@@ -527,8 +431,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.QUARTER_TURN,
         counts_as=frozenset({"measurement"}),
         kind=Exec.MEASURE_ANGLE,
-        # H Rz(-angle) takes (|0> + e^{i angle}|1>)/sqrt2 to |0>: measure in Z, turn back
-        expansion=(_gate("rz", arg="angle", negate=True), _gate("h"), _measure_z(0, 0), _UNDO),
     ),
     OpSpec(
         name="MEASURE_BELL",
@@ -539,8 +441,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         counts_as=frozenset({"measurement"}),
         kind=Exec.BELL,
-        # CNOT then H on the first turns the Bell basis to Z: XX on the first, ZZ on the second
-        expansion=(_gate("cx", 0, 1), _gate("h"), _measure_z(0, 0), _measure_z(1, 1), _UNDO),
     ),
     # composites
     OpSpec(
@@ -554,8 +454,6 @@ _ROWS: tuple[OpSpec, ...] = (
         inverse="TELEPORT_CNOT",
         kind=Exec.TELEPORT_CNOT,
         gate="cx",
-        # the gadget's cost and noise are the plan's (qmk.execution.plan); its effect is
-        expansion=(_gate("cx", 0, 1),),
     ),
     OpSpec(
         name="INJECT_T_STATE",
@@ -565,7 +463,6 @@ _ROWS: tuple[OpSpec, ...] = (
         cap="CAP_MAGIC",
         counts_as=frozenset({"magic_state"}),
         kind=Exec.INJECT_T,
-        expansion=(MicroStep(kind=Micro.RESET), _gate("h"), _gate("t")),
     ),
     OpSpec(
         name="COND_PAULI",
@@ -622,13 +519,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         opens="chs",
         kind=Exec.OPEN_CHAN,
-        expansion=(
-            MicroStep(kind=Micro.RESET, qubits=(0,)),
-            MicroStep(kind=Micro.RESET, qubits=(1,)),
-            _gate("h"),
-            _gate("cx", 0, 1),
-            MicroStep(kind=Micro.WERNER, qubits=(1,), arg="opts.fidelity"),
-        ),
     ),
     OpSpec(
         name="USE_CHAN",
