@@ -30,11 +30,12 @@ from qmk.execution.runs import run
 from qmk.frontends import read_program, to_qasm3
 from qmk.frontends.errors import FrontendError
 from qmk.frontends.qasm import from_qasm
-from qmk.frontends.qasm3_out import LOWERINGS, QASM_GATES, _lowering, _Writer
+from qmk.frontends.qasm3_out import LOWERINGS, QASM_GATES, _composite, _Writer
 from qmk.qvm.asm import assemble
+from qmk.qvm.expansions import EXPANSIONS, Micro, MicroStep
 from qmk.qvm.generate import random_graph
 from qmk.qvm.graph import Graph, Node, Resources
-from qmk.qvm.ops import OPS, Exec, Micro, MicroStep, OpSpec
+from qmk.qvm.ops import OPS, Exec, OpSpec
 from qmk.qvm.verify import verify
 from support.cli import qmk
 from support.frontends import assert_same_distribution, homogeneity_p
@@ -328,7 +329,7 @@ def test_qmk_qasm_refusal_is_one_coded_line_with_exit_status_2(tmp_path: Path):
 # (bins expecting fewer than 5 shots pooled; an outcome of probability 0 must never
 # come up) at the seeds stated, each at p > 1e-4 / (2 x composite ops).
 
-COMPOSITES = [spec for spec in OPS.values() if spec.expansion]
+COMPOSITES = [spec for spec in OPS.values() if spec.name in EXPANSIONS]
 COMPOSITE_SHOTS = 8000
 COMPOSITE_ALPHA = 1e-4 / (2 * len(COMPOSITES))
 #: A value for each argument of a composite op (opts: a channel of fidelity 0.4, whose
@@ -582,7 +583,7 @@ def test_a_composite_ops_lowering_follows_its_expansion_in_the_op_table():
         MicroStep(kind=Micro.MEASURE),
         MicroStep(kind=Micro.UNDO, qubits=()),
     )
-    lowering = _lowering(replace(OPS["MEASURE_ANGLE"], expansion=steps))
+    lowering = _composite(OPS["MEASURE_ANGLE"], steps)
     assert lowering is not None
     assert lowering.text == "`reset q; rx(-angle) q; s q; m[k] = measure q; sdg q; rx(angle) q;`"
     node = Node(id="n", op="MEASURE_ANGLE", vqs=("x",), produces=("e",), args={"angle": 0.25})
@@ -600,4 +601,4 @@ def test_a_composite_ops_lowering_follows_its_expansion_in_the_op_table():
 
 def test_an_expansion_with_a_step_openqasm_cannot_write_has_no_lowering():
     unnamed = (MicroStep(kind=Micro.GATE, gate="no_such_gate"),)
-    assert _lowering(replace(OPS["INJECT_T_STATE"], expansion=unnamed)) is None
+    assert _composite(OPS["INJECT_T_STATE"], unnamed) is None

@@ -74,6 +74,10 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.qvm.pairs",
     # the columns' walk when first read: the bulk reader's (qmk run), not the kernel's
     "qmk.qvm.walked",
+    # the steps a composite op stands for: the executors' and the writers', not the verifier's
+    "qmk.qvm.expansions",
+    # a REV segment's undo: a rewrite asked for, not a check
+    "qmk.qvm.uncompute",
     # attestations read back and replayed: the command line's (qmk audit replay)
     "qmk.kernel.security.replay",
     # the QEC layer's models: the planner checks the machine's physics and prices each

@@ -25,7 +25,6 @@ from qmk.qvm.ops import (
     ArgType,
     Category,
     Clifford,
-    Micro,
     OpSpec,
 )
 
@@ -192,45 +191,6 @@ def test_quarter_turn_ops_have_exactly_one_number_arg(spec: OpSpec):
 
 def test_gate_ops_are_unitary():
     assert all(spec.unitary for spec in OPS.values() if spec.category is Category.GATE)
-
-
-def test_the_composite_measurements_injection_channels_and_teleport_expand_in_the_table():
-    expanding = {name for name, spec in OPS.items() if spec.expansion}
-    assert expanding == {
-        "MEASURE_ANGLE",
-        "MEASURE_BELL",
-        "INJECT_T_STATE",
-        "OPEN_CHAN",
-        "TELEPORT_CNOT",
-    }
-
-
-@pytest.mark.parametrize("spec", [s for s in OPS.values() if s.expansion], ids=_name)
-def test_an_expansion_names_only_the_ops_own_qubits_events_and_arguments(spec: OpSpec):
-    measured = []
-    for step in spec.expansion:
-        assert all(0 <= q < spec.vqs.low for q in step.qubits), str(step)
-        assert (step.gate is not None) == (step.kind is Micro.GATE), str(step)
-        if step.kind is Micro.MEASURE:
-            assert len(step.qubits) == 1 and 0 <= step.event < spec.produces.low
-            measured.append(step.event)
-        if step.arg is not None:
-            head = step.arg.split(".")[0]
-            assert spec.arg(head) is not None, f"{spec.name}: {step.arg} is not an argument"
-        if step.kind is Micro.WERNER:
-            assert step.arg is not None and spec.number({}, step.arg) == 1.0  # default: ideal
-    # each event is written once; an undo comes after the measurements it turns back from
-    assert sorted(measured) == list(range(spec.produces.low))
-    kinds = [step.kind for step in spec.expansion]
-    if Micro.UNDO in kinds:
-        assert kinds.index(Micro.UNDO) > max(i for i, k in enumerate(kinds) if k is Micro.MEASURE)
-
-
-def test_an_argument_path_reads_an_object_field_or_its_table_default():
-    chan = OPS["OPEN_CHAN"]
-    assert chan.number({"opts": {"fidelity": 0.75}}, "opts.fidelity") == 0.75
-    assert chan.number({"opts": {}}, "opts.fidelity") == 1.0
-    assert OPS["MEASURE_ANGLE"].number({"angle": 2}, "angle") == 2.0
 
 
 # --------------------------------------------------------------------------- matrices

@@ -19,6 +19,7 @@ from qmk.qvm.errors import VerificationError
 from qmk.qvm.generate import random_graph
 from qmk.qvm.graph import Graph, Guard, GuardTerm, Node, Resources, from_json
 from qmk.qvm.limits import Limits
+from qmk.qvm.uncompute import uncompute
 from qmk.qvm.verify import MAX_FINDINGS_PER_CODE, check, verify
 from support.paths import EXAMPLES
 
@@ -646,7 +647,7 @@ def test_rev_segments_are_maximal_unitary_runs_closed_by_irreversible_ops():
         ((2,), {"c"}, 8),
         ((7,), {"a"}, 8),
     ]
-    undo = segments[0].uncompute(g)
+    undo = uncompute(segments[0], g)
     assert [(n.op, n.vqs, dict(n.args)) for n in undo] == [
         ("APPLY_RZ", ("b",), {"theta": -0.25}),
         ("APPLY_CNOT", ("a", "b"), {}),

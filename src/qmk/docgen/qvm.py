@@ -32,6 +32,9 @@ from qmk.docgen import (
     table,
 )
 from qmk.docgen import errors as error_doc
+from qmk.estimate.tallies import TALLIES
+from qmk.qec.logical import op_cycles
+from qmk.qvm.expansions import expansion_text
 from qmk.qvm.ops import CAPABILITIES, OPS, ArgSpec, ArgType, OpSpec
 from qmk.qvm.profiles import FAMILIES
 
@@ -158,9 +161,9 @@ def render_op_execution() -> str:
             f"`{spec.name}`",
             spec.kind.value,
             f"`{spec.gate}`" if spec.gate else (f"basis {spec.basis}" if spec.basis else NO),
-            cell(spec.expansion_text) or NO,
-            spec.tally.value,
-            f"{spec.cycles:g}",
+            cell(expansion_text(spec.name)) or NO,
+            TALLIES[spec.name].value,
+            f"{op_cycles(spec.name):g}",
             ", ".join(f"`{alias}`" for alias in spec.aliases) or NO,
         )
         for spec in OPS.values()

@@ -43,11 +43,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from qmk.estimate.tallies import TALLIES, Tally
 from qmk.qec.errors import QECError
 from qmk.qvm.errors import UnrollError
 from qmk.qvm.graph import CALL, REPEAT, Graph, Node
 from qmk.qvm.limits import DEFAULT_MAX_UNROLLED_NODES
-from qmk.qvm.ops import OPS, Tally
+from qmk.qvm.ops import OPS
 
 #: QRE's field names, in QRE's order.
 FIELDS: tuple[str, ...] = (
@@ -474,8 +475,8 @@ class _Tracer:
         self.trace(body)
 
 
-#: Each op's tally (the op table's), looked up once a node.
-_TALLIES = {name: spec.tally for name, spec in OPS.items()}
+#: Each op's tally, looked up once a node.
+_TALLIES = dict(TALLIES)
 #: Tallies that join their qubits' layers, and those that may raise a qubit's layer.
 _JOINS = frozenset({Tally.TWO_QUBIT, Tally.CCZ, Tally.BELL_MEASURE})
 _RAISES = frozenset({Tally.T, Tally.ROTATION, Tally.CCZ, Tally.ROTATION_MEASURE})
@@ -527,7 +528,7 @@ def _body_of(body: Iterable[Node]) -> _Body:
             root(name)
         if spec is None:
             continue
-        tally = spec.tally
+        tally = _TALLIES[spec.name]
         if tally is Tally.ALLOC:
             allocs += len(node.vqs)
             allocated.update(node.vqs)
@@ -557,7 +558,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _count_one(tr: _Tracer, tally: Tally, node: Node) -> None:
-    """Count one node by its ``tally`` in the op table (:class:`qmk.qvm.ops.Tally`)."""
+    """Count one node by its ``tally`` (:data:`qmk.estimate.tallies.TALLIES`)."""
     vqs = node.vqs
     if tally is Tally.NOTHING:
         return
@@ -593,7 +594,7 @@ def count_nodes(
 ) -> LogicalCounts:
     """Count ``nodes`` (in list order) the way the Q# tracer counts a program.
 
-    Each op is counted by its ``tally`` in the op table (:class:`qmk.qvm.ops.Tally`).
+    Each op is counted by its tally (:data:`qmk.estimate.tallies.TALLIES`).
     REPEAT rows are counted folded, exactly as their unrolling would be: a body is traced
     until its turns repeat, up to a shift of whole layers, then the counts multiply.
 

@@ -79,8 +79,9 @@ from qmk.execution.plan import (
     spread,
 )
 from qmk.execution.result import PackedRows
+from qmk.qvm.expansions import Micro
 from qmk.qvm.graph import Node, gc_paused
-from qmk.qvm.ops import OPS, Exec, Micro
+from qmk.qvm.ops import OPS, Exec
 
 if TYPE_CHECKING:
     from qmk.execution.trajectories import Control

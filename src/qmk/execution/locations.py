@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 
 from qmk.arrays import distinct, few_distinct
+from qmk.qvm.expansions import measures
 from qmk.qvm.ops import OPS, Exec
 
 
@@ -735,7 +736,7 @@ def _index_type(count: int) -> type[np.signedinteger[Any]]:
 
 #: How a step's own error differs from a plain op's after it (0): none (a free), its
 #: CNOT's (a teleported CNOT), before it (an op that measures,
-#: :attr:`~qmk.qvm.ops.OpSpec.measures`).
+#: :func:`~qmk.qvm.expansions.measures`).
 _KIND_FREE, _KIND_TELEPORT, _KIND_MEASURES = 1, 2, 3
 _OWN_ERROR: Mapping[str, int] = MappingProxyType(
     {
@@ -744,7 +745,7 @@ _OWN_ERROR: Mapping[str, int] = MappingProxyType(
         else _KIND_TELEPORT
         if spec.kind is Exec.TELEPORT_CNOT
         else _KIND_MEASURES
-        if spec.measures
+        if measures(spec)
         else 0
         for name, spec in OPS.items()
     }

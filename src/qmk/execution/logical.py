@@ -46,10 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from qmk.estimate.tallies import TALLIES, Tally
 from qmk.execution.footprint import Block, Footprint, Step, StepKind, merged
 from qmk.execution.target import read_qvm, refuse
 from qmk.memo import Memo
-from qmk.qvm.ops import OPS, Tally
+from qmk.qvm.expansions import measures
+from qmk.qvm.ops import OPS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -311,15 +313,16 @@ def _timeline(timed: Any, per_rotation: int, origin: float) -> list[Step]:
         if node.op == "FENCE_EPOCH":
             fences[begin] = fences.get(begin, 0) + 1
             continue
-        spec = OPS[node.op]
+        spec, tally = OPS[node.op], TALLIES[node.op]
         stretch = stretches.setdefault(begin, _Stretch())
-        stretch.t_states += _t_states(node, spec.tally, per_rotation)
+        stretch.t_states += _t_states(node, tally, per_rotation)
         teleport = spec.kind == "teleport_cnot"
         stretch.bell_pairs += int(teleport or node.op == "OPEN_CHAN")
-        stretch.measurements += len(node.produces) if spec.measures else 0
+        measured = measures(spec)
+        stretch.measurements += len(node.produces) if measured else 0
         stretch.teleport = stretch.teleport or teleport
-        stretch.gates = stretch.gates or not spec.measures
-        stretch.routed = stretch.routed or (spec.tally in _JOINS and end > start)
+        stretch.gates = stretch.gates or not measured
+        stretch.routed = stretch.routed or (tally in _JOINS and end > start)
         stretch.node = node.id
     ordered = sorted(points)
     steps: list[Step] = []

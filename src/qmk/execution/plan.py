@@ -24,7 +24,7 @@ here, in one place (see docs/qvm.md, "Execution semantics"):
 
 A composite op (``MEASURE_ANGLE``, ``MEASURE_BELL``, ``INJECT_T_STATE``, ``OPEN_CHAN``,
 ``TELEPORT_CNOT``) is carried out as its expansion in the op table
-(:attr:`qmk.qvm.ops.OpSpec.expansion`). :func:`expand` resolves it for one node, with
+(:data:`qmk.qvm.expansions.EXPANSIONS`). :func:`expand` resolves it for one node, with
 qubits and events by name and numbers from the node's arguments. The result is the
 calls that the trajectories, the batch circuits and the neutral-atom compiler each
 carry out. So the three read one expansion, not three copies.
@@ -49,8 +49,9 @@ from qmk.execution import asap
 from qmk.execution.locations import LocationRows, Locations
 from qmk.execution.request import canonical_profile
 from qmk.qvm.columns import spread
+from qmk.qvm.expansions import EXPANSIONS, Micro, arg_value, measures
 from qmk.qvm.graph import Node, gc_paused
-from qmk.qvm.ops import OPS, Exec, Micro
+from qmk.qvm.ops import OPS, Exec
 from qmk.qvm.pairs import Pairs
 from qmk.qvm.verify import VerifiedProgram, is_clifford_node
 
@@ -80,7 +81,7 @@ TELEPORT_ANCILLAS = 2
 class Call(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One step of a node's expansion, resolved: on qubits and events by name.
 
-    ``kind`` is the table's :class:`~qmk.qvm.ops.Micro`, less ``UNDO``: that becomes
+    ``kind`` is the table's :class:`~qmk.qvm.expansions.Micro`, less ``UNDO``: that becomes
     the adjoint gates it stands for, each marked ``undo`` (a consumer that never looks
     at the qubits again may leave them out). ``event`` is what a ``MEASURE`` records,
     ``fidelity`` a ``WERNER`` step's.
@@ -100,7 +101,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 def expand(node: Node) -> tuple[Call, ...]:
-    """The node's op's expansion (:attr:`~qmk.qvm.ops.OpSpec.expansion`) for this node;
+    """The node's op's expansion (:data:`~qmk.qvm.expansions.EXPANSIONS`) for this node;
     empty for an op that is not a composite.
 
     >>> from qmk.qvm.graph import Node
@@ -112,9 +113,9 @@ def expand(node: Node) -> tuple[Call, ...]:
     """
     spec = OPS[node.op]
     calls: list[Call] = []
-    for micro in spec.expansion:
+    for micro in EXPANSIONS.get(spec.name, ()):
         qubits = tuple(node.vqs[q] for q in micro.qubits)
-        number = 0.0 if micro.arg is None else spec.number(node.args, micro.arg)
+        number = 0.0 if micro.arg is None else arg_value(spec, node.args, micro.arg)
         if micro.kind is Micro.GATE:
             params = (-number if micro.negate else number,) if micro.arg is not None else ()
             calls.append(Call(kind=Micro.GATE, qubits=qubits, gate=micro.gate or "", params=params))
@@ -747,7 +748,7 @@ _WALKED_CODES = np.array(
     [op == "FENCE_EPOCH" or spec.kind in _WALKED_KINDS for op, spec in OPS.items()], dtype=bool
 )
 _ALLOC_CODE = list(OPS).index("ALLOC_LQ")
-_MEASURE_CODES = np.array([spec.measures for spec in OPS.values()], dtype=bool)
+_MEASURE_CODES = np.array([measures(spec) for spec in OPS.values()], dtype=bool)
 
 
 class _Walk:

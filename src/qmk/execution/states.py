@@ -53,7 +53,8 @@ from qmk.engines.state_io import QuantumState, capture, prepare, read
 from qmk.execution.microcode import Reader
 from qmk.execution.plan import Plan, expand
 from qmk.execution.trajectories import closing_start, noiseless_ops
-from qmk.qvm.ops import OPS, Exec, Micro
+from qmk.qvm.expansions import Micro, measures
+from qmk.qvm.ops import OPS, Exec
 
 #: A Bloch vector this close to length 1 is a qubit in a product state with the rest.
 PURE = 1e-9
@@ -176,7 +177,7 @@ def check_exportable(plan: Plan) -> None:
     for index, node, kind in zip(itertools.count(), plan.steps.nodes, plan.steps.kinds):
         why = None
         werner = [c.fidelity for c in expand(node) if c.kind is Micro.WERNER and c.fidelity < 1]
-        if OPS[node.op].measures:
+        if measures(OPS[node.op]):
             why = "it measures, so the final state depends on the outcome"
         elif kind in (Exec.CALC, Exec.HALT):
             why = "it computes on outcomes at run time"

@@ -63,8 +63,9 @@ from qmk.execution.plan import (
 )
 from qmk.memo import Memo
 from qmk.qvm import classical
+from qmk.qvm.expansions import Micro
 from qmk.qvm.graph import Guard, Node
-from qmk.qvm.ops import Exec, Micro
+from qmk.qvm.ops import Exec
 from qmk.qvm.pairs import Pairs
 
 #: What a :class:`Control` may answer: save the state and go on ...

@@ -72,8 +72,9 @@ from typing import Any
 from qmk.frontends.errors import FrontendError
 from qmk.gates import GATES
 from qmk.qvm import classical
+from qmk.qvm.expansions import EXPANSIONS, Micro, MicroStep, arg_value
 from qmk.qvm.graph import Graph, Node
-from qmk.qvm.ops import OPS, Exec, Micro, MicroStep, OpSpec
+from qmk.qvm.ops import OPS, Exec, OpSpec
 from qmk.qvm.verify import VerifiedProgram, verify
 
 #: Engine gate (``OpSpec.gate``) -> its OpenQASM 3 name, from the gate records of the op
@@ -286,13 +287,13 @@ class _Writer:
             elif step.kind is Micro.GATE:
                 params: tuple[float, ...] = ()
                 if step.arg is not None:
-                    number = spec.number(node.args, step.arg)
-                    params = (-number if step.negate else number,)
+                    value = arg_value(spec, node.args, step.arg)
+                    params = (-value if step.negate else value,)
                 out.append(self.gate(step.gate or "", qubits, params))
             elif step.kind is Micro.MEASURE:
                 out.append(f"{self.m(node.produces[step.event])} = measure {qubits[0]};")
             else:  # WERNER (_written_steps admits no other kind)
-                out += self.werner(node, qubits[0], spec.number(node.args, step.arg or ""))
+                out += self.werner(node, qubits[0], arg_value(spec, node.args, step.arg or ""))
         return out
 
     def werner(self, node: Node, qubit: str, fidelity: float) -> list[str]:
@@ -559,7 +560,7 @@ def _written_steps(expansion: Sequence[MicroStep]) -> tuple[MicroStep, ...] | No
     out). None when a step cannot be written: a gate with no OpenQASM name or no adjoint
     in the op table, or a kind of step the writer does not know.
 
-    >>> [str(s) for s in _written_steps(OPS["MEASURE_ANGLE"].expansion)]
+    >>> [str(s) for s in _written_steps(EXPANSIONS["MEASURE_ANGLE"])]
     ['rz(-angle) q0', 'h q0', 'measure q0 -> e0', 'h q0', 'rz(angle) q0']
     """
     steps: list[MicroStep] = []
@@ -621,9 +622,9 @@ def _steps_text(spec: OpSpec, steps: Sequence[MicroStep]) -> str:
     return "; ".join(parts) + extra
 
 
-def _composite(spec: OpSpec) -> Lowering | None:
+def _composite(spec: OpSpec, expansion: Sequence[MicroStep]) -> Lowering | None:
     """The lowering of an op with an expansion: its steps, written (:func:`_written_steps`)."""
-    steps = _written_steps(spec.expansion)
+    steps = _written_steps(expansion)
     if steps is None:
         return None
     return Lowering(
@@ -635,8 +636,8 @@ def _composite(spec: OpSpec) -> Lowering | None:
 
 def _lowering(spec: OpSpec) -> Lowering | None:
     """The entry of ``spec`` in :data:`LOWERINGS`, or None when the writer has none."""
-    if spec.expansion:
-        return _composite(spec)
+    if spec.name in EXPANSIONS:
+        return _composite(spec, EXPANSIONS[spec.name])
     if spec.kind is Exec.GATE:
         name = QASM_GATES.get(spec.gate or "")
         if name is None:

@@ -55,7 +55,7 @@ from qmk.qec.params import QubitParams, qubit_params
 from qmk.qec.values import CALIBRATION_KIND as CALIBRATION_KIND
 from qmk.qec.values import Calibration as Calibration
 from qmk.qec.values import calibration_of
-from qmk.qvm.ops import OPS, Exec, OpSpec, canonical_op
+from qmk.qvm.ops import OPS, STIM_OPS, Exec, OpSpec, canonical_op
 from qmk.qvm.profiles import Profile, ProfileError, parse_profile, unknown_family
 
 #: The machine QMK models when a job names none.
@@ -118,20 +118,84 @@ def _cycle_key(spec: OpSpec) -> str:
     return spec.name.lower().removesuffix("_lq")
 
 
+# Why an op takes the logical cycles it does (QRE: the Azure Quantum Resource Estimator).
+_PAULI_FRAME = "tracked in the software Pauli frame: no physical operation, no time"
+_CLIFFORD_1Q = (
+    "one lattice-surgery/patch-deformation step of d rounds (QRE folds Cliffords into its "
+    "Pauli-measurement schedule and counts none)"
+)
+_MAGIC = "consume one magic state by a joint measurement (QRE: 1)"
+_ROTATION = "one rotation, simulated exactly (QRE: 1 per rotation)"
+_SURGERY_2Q = "one two-patch lattice-surgery step of d rounds"
+_MEASURE = "one logical measurement (QRE: 1 per measurement)"
+_BOOKKEEPING = "classical bookkeeping on the channel; no qubit touched"
+_SCHEDULING = "scheduling only"
+_STIM = "a stim circuit's own row; no logical time"
+
+#: Each QVM op's logical cycles (code cycles of d rounds), and why, by op name: one row
+#: an op of the op table (:data:`qmk.qvm.ops.OPS`), and only those.
+_COSTS: Mapping[str, tuple[float, str]] = MappingProxyType(
+    {
+        "ALLOC_LQ": (1, "prepare the patch and establish its stabilizers: d rounds"),
+        "FREE_LQ": (0, "the patch is released; nothing left to protect"),
+        "RESET": (1, "re-prepare the patch in |0>: d rounds"),
+        "APPLY_H": (1, _CLIFFORD_1Q),
+        "APPLY_S": (1, _CLIFFORD_1Q),
+        "APPLY_SDG": (1, _CLIFFORD_1Q),
+        "APPLY_X": (0, _PAULI_FRAME),
+        "APPLY_Y": (0, _PAULI_FRAME),
+        "APPLY_Z": (0, _PAULI_FRAME),
+        "APPLY_T": (1, _MAGIC),
+        "APPLY_TDG": (1, _MAGIC),
+        "APPLY_RX": (1, _ROTATION),
+        "APPLY_RY": (1, _ROTATION),
+        "APPLY_RZ": (1, _ROTATION),
+        "APPLY_CNOT": (1, _SURGERY_2Q),
+        "APPLY_CZ": (1, _SURGERY_2Q),
+        "APPLY_SWAP": (1, "one patch-move step of d rounds"),
+        "APPLY_CCX": (3, "three multi-qubit Pauli measurements (QRE: 3 per CCiX)"),
+        "APPLY_CCZ": (3, "three multi-qubit Pauli measurements (QRE: 3 per CCZ)"),
+        "MEASURE_Z": (1, _MEASURE),
+        "MEASURE_X": (1, _MEASURE),
+        "MEASURE_Y": (1, _MEASURE),
+        "MEASURE_ANGLE": (2, "a rotation (1) then a measurement (1)"),
+        "MEASURE_BELL": (2, "a CNOT (1) then measurements (1)"),
+        "TELEPORT_CNOT": (
+            2,
+            "joint measurements with the Bell pair's halves (1), then measuring the halves (1)",
+        ),
+        "INJECT_T_STATE": (1, "consume one magic state, as a T gate"),
+        "COND_PAULI": (0, _PAULI_FRAME),
+        "OPEN_CHAN": (1, "prepare the Bell pair's two patches: d rounds"),
+        "USE_CHAN": (0, _BOOKKEEPING),
+        "CLOSE_CHAN": (0, _BOOKKEEPING),
+        "CALC": (0, "classical control computes while the code cycles; no logical time"),
+        "HALT": (0, "classical control; no logical time"),
+        "FENCE_EPOCH": (0, _SCHEDULING),
+        "BAR_REGION": (0, _SCHEDULING),
+        "SET_POLICY": (0, _SCHEDULING),
+        **dict.fromkeys(STIM_OPS, (0, _STIM)),
+    }
+)
+
+
 def _derive_cycles() -> dict[str, OpCycles]:
+    if set(_COSTS) != set(OPS):  # an op added to the op table is given its cycles here
+        raise RuntimeError(
+            f"the logical cycles and the op table differ: {sorted(set(_COSTS) ^ set(OPS))}"
+        )
     table: dict[str, OpCycles] = {}
     for spec in OPS.values():
         key = _cycle_key(spec)
         seen = table.get(key)
         qvm_ops = (*seen.qvm_ops, spec.name) if seen else (spec.name,)
-        table[key] = OpCycles(
-            key=key, cycles=float(spec.cycles), qvm_ops=qvm_ops, why=spec.cycles_why
-        )
+        cycles, why = _COSTS[spec.name]
+        table[key] = OpCycles(key=key, cycles=float(cycles), qvm_ops=qvm_ops, why=why)
     return table
 
 
-#: Logical cycles per kind of logical operation, by lower-case key; derived from the op
-#: table's ``cycles`` (:data:`qmk.qvm.ops.OPS`), grouped by :func:`_cycle_key`.
+#: Logical cycles per kind of logical operation, by lower-case key: each op's row of
+#: :data:`_COSTS`, grouped by :func:`_cycle_key`.
 OP_CYCLES: Mapping[str, OpCycles] = MappingProxyType(_derive_cycles())
 
 #: Spellings :func:`op_cycles` accepts beyond op names, op aliases and keys.

@@ -5,21 +5,24 @@ qubits, channels, input events and produced events), its arguments with their ty
 and ranges, and the capability it needs. It says whether the op is unitary and
 Clifford, and gives its inverse and a one-line description.
 
-Everything that knows ops reads this table; nothing else lists them:
+Everything that knows what an op is reads this table; nothing else says it:
 
 - the JSON schema (:mod:`qmk.qvm.schema`), the verifier, the assembler and the op
   table in ``docs/qvm.md``;
 - the executor's dispatch (``kind``, ``gate``, ``basis``);
-- the steps a composite op stands for (``expansion``), which the plan, the
-  trajectories, the batch circuits and the neutral-atom compiler carry out;
-- the QEC layer's logical-cycle costs (``cycles``) and the estimator's counter
-  (``tally``);
-- the front-ends' gate set and inverses.
+- the front-ends' gate set and inverses;
+- the tables of what other layers make of an op, one row an op, each checked against
+  this one on import: the steps a composite op stands for
+  (:data:`qmk.qvm.expansions.EXPANSIONS`, which the plan, the trajectories, the batch
+  circuits and the neutral-atom compiler carry out), the QEC layer's logical cycles
+  (:data:`qmk.qec.logical.OP_CYCLES`) and the estimator's tallies
+  (:data:`qmk.estimate.tallies.TALLIES`). The verifier reads none of them.
 
-Adding an op means adding its record here (and, for a new ``kind``, its semantics in
-the executor). An op that applies a gate names its gate record (:data:`qmk.gates.GATES`),
-which gives its operands, arguments, unitarity, Clifford-ness and inverse. Its row
-says only what is the op's own: its name, description, cost and tally.
+Adding an op means adding its record here, and its rows there (and, for a new
+``kind``, its semantics in the executor). An op that applies a gate names its gate
+record (:data:`qmk.gates.GATES`), which gives its operands, arguments, unitarity,
+Clifford-ness and inverse. Its row says only what is the op's own: its name and
+description.
 
 >>> OPS["APPLY_T"].inverse
 'APPLY_TDG'
@@ -29,12 +32,10 @@ says only what is the op's own: its name, description, cost and tally.
 'CAP_ALLOC'
 >>> str(OPS["FREE_LQ"].vqs)
 '1..n'
->>> OPS["APPLY_CNOT"].gate, OPS["MEASURE_X"].basis, OPS["APPLY_T"].tally.value
-('cx', 'X', 't')
+>>> OPS["APPLY_CNOT"].gate, OPS["MEASURE_X"].basis, OPS["APPLY_T"].counts_as
+('cx', 'X', frozenset({'t'}))
 >>> OP_ALIASES["APPLY_CX"]
 'APPLY_CNOT'
->>> OPS["MEASURE_ANGLE"].expansion_text
-'rz(-angle) q0; h q0; measure q0 -> e0; undo'
 """
 
 from __future__ import annotations
@@ -43,9 +44,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
 
-from qmk.errors import closest
 from qmk.gates import GATES
 
 #: The capabilities a graph may request, with what each one allows.
@@ -107,21 +106,6 @@ class Exec(str, enum.Enum):
     HALT = "halt"
 
 
-class Tally(str, enum.Enum):
-    """How the resource estimator's tracer (QRE's logical counts) counts an op."""
-
-    NOTHING = "nothing"  # Pauli-frame and Clifford one-qubit ops, bookkeeping
-    T = "t"  # one T gate (T, TDG, a magic-state injection)
-    ROTATION = "rotation"  # one arbitrary-angle rotation (a quarter turn counts as nothing)
-    TWO_QUBIT = "two_qubit"  # synchronises its two qubits' rotation layers
-    CCZ = "ccz"  # one CCZ on three qubits
-    MEASURE = "measure"  # one measurement
-    ROTATION_MEASURE = "rotation_measure"  # a rotation by ``angle``, then a measurement
-    BELL_MEASURE = "bell_measure"  # a two-qubit sync, then two measurements
-    ALLOC = "alloc"  # qubits enter the count
-    FREE = "free"  # qubits are released
-
-
 class ArgType(str, enum.Enum):
     """The JSON type of an argument, with the checks that go with it."""
 
@@ -133,55 +117,6 @@ class ArgType(str, enum.Enum):
     OBJECT = "object"  # a JSON object with the listed fields
     NUMBERS = "numbers"  # a list of finite numbers, each within the bounds
     INTEGERS = "integers"  # a list of ints, each within the bounds
-
-
-class Micro(str, enum.Enum):
-    """What one step of a composite op's expansion (:attr:`OpSpec.expansion`) does."""
-
-    #: Return the qubit to ``|0>``.
-    RESET = "reset"
-    #: Apply the engine gate ``MicroStep.gate`` (:data:`qmk.engines.gates.GATES`).
-    GATE = "gate"
-    #: Measure the qubit in Z; the outcome is the op's event ``MicroStep.event``.
-    MEASURE = "measure"
-    #: Apply the adjoints of the expansion's gates before it, last first: after its
-    #: measurements the qubits are left in the measured basis, not the computational one.
-    UNDO = "undo"
-    #: X, Y or Z, each with probability ``(1 - F) / 3`` (F the argument ``MicroStep.arg``):
-    #: the noise of a Werner state of fidelity F.
-    WERNER = "werner"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MicroStep:
-    """One step of a composite op's expansion, on the op's qubits by position.
-
-    ``qubits`` index the node's ``vqs`` and ``event`` its ``produces``. ``arg`` names
-    the op argument that gives the step's number (``opts.fidelity``: a field of an
-    object argument). That number is the gate's one parameter (negated when
-    ``negate``) or the fidelity of a Werner step.
-
-    >>> str(MicroStep(kind=Micro.GATE, gate="rz", arg="angle", negate=True))
-    'rz(-angle) q0'
-    """
-
-    kind: Micro
-    qubits: tuple[int, ...] = (0,)
-    gate: str | None = None
-    arg: str | None = None
-    negate: bool = False
-    event: int = 0
-
-    def __str__(self) -> str:
-        on = " ".join(f"q{q}" for q in self.qubits)
-        if self.kind is Micro.UNDO:
-            return "undo"
-        if self.kind is Micro.MEASURE:
-            return f"measure {on} -> e{self.event}"
-        head = (self.gate or "") if self.kind is Micro.GATE else self.kind.value
-        if self.arg is not None:
-            head += f"({'-' if self.negate else ''}{self.arg})"
-        return f"{head} {on}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,22 +195,8 @@ class OpSpec:
     gate: str | None = None
     #: The measurement basis of a ``MEASURE`` op: outcome 0 is its +1 eigenstate.
     basis: str | None = None
-    #: How the resource estimator counts it.
-    tally: Tally
-    #: Logical cycles (code cycles of d rounds) the op takes, and why.
-    cycles: float
-    cycles_why: str
     #: Other names that load as this op (``APPLY_CX`` for ``APPLY_CNOT``).
     aliases: tuple[str, ...] = ()
-    #: The steps a composite op stands for, in order (empty: the op is one step of its
-    #: ``kind``). Every consumer that carries ops out reads them here.
-    expansion: tuple[MicroStep, ...] = ()
-
-    @property
-    def measures(self) -> bool:
-        """Whether the op measures (and so records events): in its own right or in its
-        expansion."""
-        return self.kind is Exec.MEASURE or any(m.kind is Micro.MEASURE for m in self.expansion)
 
     def arg(self, name: str) -> ArgSpec | None:
         """The spec of argument ``name``, or None when the op has no such argument."""
@@ -284,32 +205,6 @@ class OpSpec:
                 return spec
         return None
 
-    def number(self, args: Mapping[str, Any], path: str) -> float:
-        """The number at ``path`` of a node's ``args``: an argument, or a field of an
-        object argument (``opts.fidelity``); absent, the table's default for it.
-
-        >>> OPS["OPEN_CHAN"].number({}, "opts.fidelity")
-        1.0
-        >>> OPS["OPEN_CHAN"].number({"opts": {"fidelity": 0.9}}, "opts.fidelity")
-        0.9
-        """
-        head, _, rest = path.partition(".")
-        spec = self.arg(head)
-        value = args.get(head)
-        for name in rest.split(".") if rest else ():
-            assert spec is not None, path
-            spec = next(f for f in spec.fields if f.name == name)
-            value = (value or {}).get(name)
-        if value is None:
-            assert spec is not None and spec.default is not None, path
-            value = spec.default
-        return float(value)  # type: ignore[arg-type]
-
-    @property
-    def expansion_text(self) -> str:
-        """The expansion in one line (the op table of ``docs/qvm.md`` shows it)."""
-        return "; ".join(str(step) for step in self.expansion)
-
 
 _THETA = ArgSpec(
     name="theta",
@@ -317,19 +212,6 @@ _THETA = ArgSpec(
     required=True,
     description="rotation angle in radians",
 )
-
-
-# Why an op takes the logical cycles it does (QRE: the Azure Quantum Resource Estimator).
-_PAULI_FRAME = "tracked in the software Pauli frame: no physical operation, no time"
-_CLIFFORD_1Q = (
-    "one lattice-surgery/patch-deformation step of d rounds (QRE folds Cliffords into its "
-    "Pauli-measurement schedule and counts none)"
-)
-_MAGIC = "consume one magic state by a joint measurement (QRE: 1)"
-_ROTATION = "one rotation, simulated exactly (QRE: 1 per rotation)"
-_SURGERY_2Q = "one two-patch lattice-surgery step of d rounds"
-_BOOKKEEPING = "classical bookkeeping on the channel; no qubit touched"
-_SCHEDULING = "scheduling only"
 
 
 def _arg(param: str) -> ArgSpec:
@@ -344,16 +226,13 @@ def _gate_op(
     description: str,
     *,
     gate: str,
-    tally: Tally,
-    cycles: float,
-    why: str,
     counts_as: frozenset[str] = frozenset(),
     aliases: tuple[str, ...] = (),
 ) -> OpSpec:
     """The op that applies gate ``gate``: its operands, arguments, unitarity,
     Clifford-ness and inverse are the gate record's (:data:`qmk.gates.GATES`); the row
-    gives the op's own facts (its name, cost, tally). Its ``inverse`` is filled in once
-    every op is known (:func:`_with_inverses`)."""
+    gives the op's own facts (its name, description, counts, aliases). Its ``inverse``
+    is filled in once every op is known (:func:`_with_inverses`)."""
     record = GATES[gate]
     if record.clifford:
         clifford = Clifford.YES
@@ -371,9 +250,6 @@ def _gate_op(
         counts_as=counts_as,
         kind=Exec.GATE,
         gate=gate,
-        tally=tally,
-        cycles=cycles,
-        cycles_why=why,
         aliases=aliases,
     )
 
@@ -400,9 +276,6 @@ def _measure(basis: str, description: str) -> OpSpec:
         counts_as=frozenset({"measurement"}),
         kind=Exec.MEASURE,
         basis=basis,
-        tally=Tally.MEASURE,
-        cycles=1,
-        cycles_why="one logical measurement (QRE: 1 per measurement)",
     )
 
 
@@ -417,25 +290,12 @@ def _admin(
         args=args,
         clifford=Clifford.YES,
         kind=Exec.NONE,
-        tally=Tally.NOTHING,
-        cycles=0,
-        cycles_why=_SCHEDULING,
     )
 
 
 _T = frozenset({"t"})
 _CCZ = frozenset({"ccz"})
 
-
-def _gate(gate: str, *qubits: int, arg: str | None = None, negate: bool = False) -> MicroStep:
-    return MicroStep(kind=Micro.GATE, gate=gate, qubits=qubits or (0,), arg=arg, negate=negate)
-
-
-def _measure_z(qubit: int, event: int) -> MicroStep:
-    return MicroStep(kind=Micro.MEASURE, qubits=(qubit,), event=event)
-
-
-_UNDO = MicroStep(kind=Micro.UNDO, qubits=())
 
 #: The rows, gate ops without their inverses yet.
 _ROWS: tuple[OpSpec, ...] = (
@@ -464,9 +324,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         opens="vqs",
         kind=Exec.ALLOC,
-        tally=Tally.ALLOC,
-        cycles=1,
-        cycles_why="prepare the patch and establish its stabilizers: d rounds",
     ),
     OpSpec(
         name="FREE_LQ",
@@ -476,9 +333,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         closes="vqs",
         kind=Exec.FREE,
-        tally=Tally.FREE,
-        cycles=0,
-        cycles_why="the patch is released; nothing left to protect",
     ),
     OpSpec(
         name="RESET",
@@ -487,49 +341,34 @@ _ROWS: tuple[OpSpec, ...] = (
         vqs=ONE,
         clifford=Clifford.YES,
         kind=Exec.RESET,
-        tally=Tally.NOTHING,
-        cycles=1,
-        cycles_why="re-prepare the patch in |0>: d rounds",
     ),
     # gates: each applies one gate record (qmk.gates), which gives its operands,
     # arguments, Clifford-ness and inverse
-    _gate_op("APPLY_H", "Hadamard", gate="h", tally=Tally.NOTHING, cycles=1, why=_CLIFFORD_1Q),
+    _gate_op("APPLY_H", "Hadamard", gate="h"),
     _gate_op(
         "APPLY_S",
         "phase gate S = diag(1, i)",
         gate="s",
-        tally=Tally.NOTHING,
-        cycles=1,
-        why=_CLIFFORD_1Q,
     ),
     _gate_op(
         "APPLY_SDG",
         "inverse phase gate S^dagger = diag(1, -i)",
         gate="sdg",
-        tally=Tally.NOTHING,
-        cycles=1,
-        why=_CLIFFORD_1Q,
         aliases=("APPLY_SDAG",),
     ),
-    _gate_op("APPLY_X", "Pauli X", gate="x", tally=Tally.NOTHING, cycles=0, why=_PAULI_FRAME),
-    _gate_op("APPLY_Y", "Pauli Y", gate="y", tally=Tally.NOTHING, cycles=0, why=_PAULI_FRAME),
-    _gate_op("APPLY_Z", "Pauli Z", gate="z", tally=Tally.NOTHING, cycles=0, why=_PAULI_FRAME),
+    _gate_op("APPLY_X", "Pauli X", gate="x"),
+    _gate_op("APPLY_Y", "Pauli Y", gate="y"),
+    _gate_op("APPLY_Z", "Pauli Z", gate="z"),
     _gate_op(
         "APPLY_T",
         "T gate diag(1, e^{i pi/4})",
         gate="t",
-        tally=Tally.T,
-        cycles=1,
-        why=_MAGIC,
         counts_as=_T,
     ),
     _gate_op(
         "APPLY_TDG",
         "inverse T gate diag(1, e^{-i pi/4})",
         gate="tdg",
-        tally=Tally.T,
-        cycles=1,
-        why=_MAGIC,
         counts_as=_T,
         aliases=("APPLY_TDAG",),
     ),
@@ -538,9 +377,6 @@ _ROWS: tuple[OpSpec, ...] = (
             f"APPLY_R{axis}",
             f"rotation exp(-i theta {axis} / 2) about the {axis} axis",
             gate=f"r{axis.lower()}",
-            tally=Tally.ROTATION,
-            cycles=1,
-            why=_ROTATION,
             counts_as=frozenset({"rotation"}),
         )
         for axis in "XYZ"
@@ -549,34 +385,22 @@ _ROWS: tuple[OpSpec, ...] = (
         "APPLY_CNOT",
         "controlled NOT; vqs are (control, target)",
         gate="cx",
-        tally=Tally.TWO_QUBIT,
-        cycles=1,
-        why=_SURGERY_2Q,
         aliases=("APPLY_CX",),
     ),
     _gate_op(
         "APPLY_CZ",
         "controlled Z (symmetric in its qubits)",
         gate="cz",
-        tally=Tally.TWO_QUBIT,
-        cycles=1,
-        why=_SURGERY_2Q,
     ),
     _gate_op(
         "APPLY_SWAP",
         "exchange two qubits' states",
         gate="swap",
-        tally=Tally.TWO_QUBIT,
-        cycles=1,
-        why="one patch-move step of d rounds",
     ),
     _gate_op(
         "APPLY_CCX",
         "Toffoli; vqs are (control, control, target)",
         gate="ccx",
-        tally=Tally.CCZ,
-        cycles=3,
-        why="three multi-qubit Pauli measurements (QRE: 3 per CCiX)",
         counts_as=_CCZ,
         aliases=("APPLY_TOFFOLI",),
     ),
@@ -584,9 +408,6 @@ _ROWS: tuple[OpSpec, ...] = (
         "APPLY_CCZ",
         "doubly controlled Z (symmetric in its qubits)",
         gate="ccz",
-        tally=Tally.CCZ,
-        cycles=3,
-        why="three multi-qubit Pauli measurements (QRE: 3 per CCZ)",
         counts_as=_CCZ,
     ),
     # measurements: the qubit stays live; outcome 0 is the +1 eigenstate
@@ -610,11 +431,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.QUARTER_TURN,
         counts_as=frozenset({"measurement"}),
         kind=Exec.MEASURE_ANGLE,
-        # H Rz(-angle) takes (|0> + e^{i angle}|1>)/sqrt2 to |0>: measure in Z, turn back
-        expansion=(_gate("rz", arg="angle", negate=True), _gate("h"), _measure_z(0, 0), _UNDO),
-        tally=Tally.ROTATION_MEASURE,
-        cycles=2,
-        cycles_why="a rotation (1) then a measurement (1)",
     ),
     OpSpec(
         name="MEASURE_BELL",
@@ -625,11 +441,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         counts_as=frozenset({"measurement"}),
         kind=Exec.BELL,
-        # CNOT then H on the first turns the Bell basis to Z: XX on the first, ZZ on the second
-        expansion=(_gate("cx", 0, 1), _gate("h"), _measure_z(0, 0), _measure_z(1, 1), _UNDO),
-        tally=Tally.BELL_MEASURE,
-        cycles=2,
-        cycles_why="a CNOT (1) then measurements (1)",
     ),
     # composites
     OpSpec(
@@ -643,12 +454,6 @@ _ROWS: tuple[OpSpec, ...] = (
         inverse="TELEPORT_CNOT",
         kind=Exec.TELEPORT_CNOT,
         gate="cx",
-        # the gadget's cost and noise are the plan's (qmk.execution.plan); its effect is
-        expansion=(_gate("cx", 0, 1),),
-        tally=Tally.TWO_QUBIT,
-        cycles=2,
-        cycles_why="joint measurements with the Bell pair's halves (1), "
-        "then measuring the halves (1)",
     ),
     OpSpec(
         name="INJECT_T_STATE",
@@ -658,10 +463,6 @@ _ROWS: tuple[OpSpec, ...] = (
         cap="CAP_MAGIC",
         counts_as=frozenset({"magic_state"}),
         kind=Exec.INJECT_T,
-        expansion=(MicroStep(kind=Micro.RESET), _gate("h"), _gate("t")),
-        tally=Tally.T,
-        cycles=1,
-        cycles_why="consume one magic state, as a T gate",
     ),
     OpSpec(
         name="COND_PAULI",
@@ -682,9 +483,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         inverse="COND_PAULI",
         kind=Exec.COND_PAULI,
-        tally=Tally.NOTHING,
-        cycles=0,
-        cycles_why=_PAULI_FRAME,
     ),
     # channels
     OpSpec(
@@ -721,16 +519,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         opens="chs",
         kind=Exec.OPEN_CHAN,
-        expansion=(
-            MicroStep(kind=Micro.RESET, qubits=(0,)),
-            MicroStep(kind=Micro.RESET, qubits=(1,)),
-            _gate("h"),
-            _gate("cx", 0, 1),
-            MicroStep(kind=Micro.WERNER, qubits=(1,), arg="opts.fidelity"),
-        ),
-        tally=Tally.TWO_QUBIT,
-        cycles=1,
-        cycles_why="prepare the Bell pair's two patches: d rounds",
     ),
     OpSpec(
         name="USE_CHAN",
@@ -746,9 +534,6 @@ _ROWS: tuple[OpSpec, ...] = (
         ),
         clifford=Clifford.YES,
         kind=Exec.NONE,
-        tally=Tally.NOTHING,
-        cycles=0,
-        cycles_why=_BOOKKEEPING,
     ),
     OpSpec(
         name="CLOSE_CHAN",
@@ -758,9 +543,6 @@ _ROWS: tuple[OpSpec, ...] = (
         clifford=Clifford.YES,
         closes="chs",
         kind=Exec.NONE,
-        tally=Tally.NOTHING,
-        cycles=0,
-        cycles_why=_BOOKKEEPING,
     ),
     # classical: run-time values computed from events (qmk.qvm.classical)
     OpSpec(
@@ -793,9 +575,6 @@ _ROWS: tuple[OpSpec, ...] = (
         ),
         clifford=Clifford.YES,
         kind=Exec.CALC,
-        tally=Tally.NOTHING,
-        cycles=0,
-        cycles_why="classical control computes while the code cycles; no logical time",
     ),
     OpSpec(
         name="HALT",
@@ -812,9 +591,6 @@ _ROWS: tuple[OpSpec, ...] = (
         ),
         clifford=Clifford.YES,
         kind=Exec.HALT,
-        tally=Tally.NOTHING,
-        cycles=0,
-        cycles_why="classical control; no logical time",
     ),
     # admin
     _admin("FENCE_EPOCH", "close the epoch: all before finishes before anything after starts"),
@@ -893,63 +669,60 @@ def _stim_probabilities(description: str) -> ArgSpec:
     )
 
 
-_STIM_ROWS: tuple[OpSpec, ...] = tuple(
-    replace(spec, cycles_why="a stim circuit's own row; no logical time")
-    for spec in (
-        _admin("TICK", f"a layer boundary ({_CIRCUIT})"),
-        _admin(
-            "QUBIT_COORDS",
-            f"the listed qubits' coordinates ({_CIRCUIT})",
-            vqs=ONE_OR_MORE,
-            args=(replace(_COORDS, required=True),),
+_STIM_ROWS: tuple[OpSpec, ...] = (
+    _admin("TICK", f"a layer boundary ({_CIRCUIT})"),
+    _admin(
+        "QUBIT_COORDS",
+        f"the listed qubits' coordinates ({_CIRCUIT})",
+        vqs=ONE_OR_MORE,
+        args=(replace(_COORDS, required=True),),
+    ),
+    _admin(
+        "SHIFT_COORDS",
+        f"shift later coordinates by these offsets ({_CIRCUIT})",
+        args=(replace(_COORDS, required=True),),
+    ),
+    _admin(
+        "DETECTOR",
+        f"a detector: the parity of these record bits is deterministic ({_CIRCUIT})",
+        args=(_REC, _COORDS),
+    ),
+    _admin(
+        "OBSERVABLE_INCLUDE",
+        f"add these record bits to a logical observable's parity ({_CIRCUIT})",
+        args=(
+            ArgSpec(
+                name="index",
+                type=ArgType.INTEGER,
+                required=True,
+                minimum=0,
+                description="the observable",
+            ),
+            _REC,
         ),
-        _admin(
-            "SHIFT_COORDS",
-            f"shift later coordinates by these offsets ({_CIRCUIT})",
-            args=(replace(_COORDS, required=True),),
-        ),
-        _admin(
-            "DETECTOR",
-            f"a detector: the parity of these record bits is deterministic ({_CIRCUIT})",
-            args=(_REC, _COORDS),
-        ),
-        _admin(
-            "OBSERVABLE_INCLUDE",
-            f"add these record bits to a logical observable's parity ({_CIRCUIT})",
-            args=(
-                ArgSpec(
-                    name="index",
-                    type=ArgType.INTEGER,
-                    required=True,
-                    minimum=0,
-                    description="the observable",
-                ),
-                _REC,
+    ),
+    _admin(
+        "NOISE",
+        "a stim noise channel on the listed qubits: the stim target applies it; another "
+        "target refuses it (QM102), its own noise model standing for the machine's",
+        vqs=ONE_OR_MORE,
+        args=(
+            ArgSpec(
+                name="channel",
+                type=ArgType.STRING,
+                required=True,
+                choices=NOISE_CHANNELS,
+                description="stim's name of the channel",
+            ),
+            _stim_probabilities("the channel's probabilities, as stim lists them"),
+            ArgSpec(
+                name="paulis",
+                type=ArgType.STRING,
+                description="E and ELSE_CORRELATED_ERROR: the product's Pauli on each qubit "
+                "(X, Y or Z, one letter a qubit)",
             ),
         ),
-        _admin(
-            "NOISE",
-            "a stim noise channel on the listed qubits: the stim target applies it; another "
-            "target refuses it (QM102), its own noise model standing for the machine's",
-            vqs=ONE_OR_MORE,
-            args=(
-                ArgSpec(
-                    name="channel",
-                    type=ArgType.STRING,
-                    required=True,
-                    choices=NOISE_CHANNELS,
-                    description="stim's name of the channel",
-                ),
-                _stim_probabilities("the channel's probabilities, as stim lists them"),
-                ArgSpec(
-                    name="paulis",
-                    type=ArgType.STRING,
-                    description="E and ELSE_CORRELATED_ERROR: the product's Pauli on each qubit "
-                    "(X, Y or Z, one letter a qubit)",
-                ),
-            ),
-        ),
-    )
+    ),
 )
 #: stim's instructions that write a noisy record bit (a ``NOISY_MEASURE`` row): of one
 #: qubit, or ``MPAD``'s of none.
@@ -994,9 +767,6 @@ _STIM_ROWS += (
         clifford=Clifford.YES,
         counts_as=frozenset({"measurement"}),
         kind=Exec.NONE,
-        tally=Tally.MEASURE,
-        cycles=0,
-        cycles_why="a stim circuit's own row; no logical time",
     ),
 )
 #: The ops that only a stim circuit's run gives a meaning to beyond its rows.
@@ -1032,18 +802,3 @@ OPERAND_KINDS: tuple[str, ...] = ("vqs", "chs", "inputs", "produces")
 NOT_ENTANGLING: frozenset[str] = frozenset(
     {"ALLOC_LQ", "FREE_LQ", "RESET", "FENCE_EPOCH", "BAR_REGION"}
 )
-
-
-def closest_op(name: str) -> str | None:
-    """The known op name closest to ``name``, for 'did you mean' hints.
-
-    >>> closest_op("APPLY_CY")
-    'APPLY_Y'
-    >>> closest_op("H"), closest_op("cx"), closest_op("apply_cnot")
-    ('APPLY_H', 'APPLY_CNOT', 'APPLY_CNOT')
-    """
-    upper = name.upper()
-    for candidate in (upper, f"APPLY_{upper}"):
-        if canonical_op(candidate) is not None:
-            return canonical_op(candidate)
-    return closest(upper, OPS)

@@ -11,12 +11,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from qmk.errors import closest
 from qmk.qvm.graph import duplicates, node_at
-from qmk.qvm.ops import closest_op
+from qmk.qvm.ops import OPS, canonical_op
 
 if TYPE_CHECKING:
     from qmk.qvm.graph import Node
     from qmk.qvm.walk import _Findings
+
+
+def closest_op(name: str) -> str | None:
+    """The known op name closest to ``name``, for the unknown op's 'did you mean' hint.
+
+    >>> closest_op("APPLY_CY")
+    'APPLY_Y'
+    >>> closest_op("H"), closest_op("cx"), closest_op("apply_cnot")
+    ('APPLY_H', 'APPLY_CNOT', 'APPLY_CNOT')
+    """
+    upper = name.upper()
+    for candidate in (upper, f"APPLY_{upper}"):
+        if canonical_op(candidate) is not None:
+            return canonical_op(candidate)
+    return closest(upper, OPS)
 
 
 def report_unknown_op(node: Node, findings: _Findings, index: int) -> None:

@@ -155,7 +155,8 @@ class Epoch:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RevSegment:
-    """A maximal run of unitary nodes on a set of qubits between irreversible nodes.
+    """A maximal run of unitary nodes on a set of qubits between irreversible nodes
+    (the nodes that undo it: :func:`qmk.qvm.uncompute.uncompute`).
 
     Attributes:
         index: the segment's number, in order of each segment's first node.
@@ -169,34 +170,6 @@ class RevSegment:
     nodes: tuple[int, ...]
     qubits: tuple[str, ...]
     closed_by: int | None
-
-    def uncompute(self, graph: Graph) -> tuple[Node, ...]:
-        """The nodes that undo this segment: reversed, each replaced by its inverse.
-
-        Inverse nodes get ids ``<id>~inv``; guards are kept (an undo runs exactly
-        when the original ran). Args named in ``inverse_negates`` are negated.
-        """
-        undo = []
-        for index in reversed(self.nodes):
-            node = graph.nodes[index]
-            spec = OPS[node.op]
-            assert spec.inverse is not None, f"{node.op} in a REV segment has no inverse"
-            args = dict(node.args)
-            for name in spec.inverse_negates:
-                args[name] = -args[name]
-            undo.append(
-                Node(
-                    id=f"{node.id}~inv",
-                    op=spec.inverse,
-                    args=args,
-                    vqs=node.vqs,
-                    chs=node.chs,
-                    inputs=node.inputs,
-                    caps=node.caps,
-                    guard=node.guard,
-                )
-            )
-        return tuple(undo)
 
     def to_json(self, graph: Graph) -> dict[str, Any]:
         ids = [graph.nodes[i].id for i in self.nodes]

@@ -14,8 +14,8 @@ from qmk.execution.stim_target import StimOptions
 from qmk.execution.surgery import SurgeryOptions
 from qmk.execution.trajectories import MicroOp
 from qmk.qec.logical import Calibration
+from qmk.qvm.expansions import Micro
 from qmk.qvm.graph import Guard, GuardTerm
-from qmk.qvm.ops import Micro
 
 FOOTPRINT = Footprint(
     target="lattice-surgery",

@@ -41,8 +41,9 @@ import numpy as np
 from qmk.devices.errors import DeviceError
 from qmk.engines.gates import GATES, TO_Z
 from qmk.execution.plan import Call, expand
+from qmk.qvm.expansions import EXPANSIONS, Micro
 from qmk.qvm.graph import Node
-from qmk.qvm.ops import OPS, Category, Exec, Micro
+from qmk.qvm.ops import OPS, Category, Exec
 from qmk.qvm.verify import VerifiedProgram
 
 Matrix = np.ndarray
@@ -228,7 +229,7 @@ def _lower_node(low: Lowering, node: Node, index: int, later: bool) -> None:
         low.measure(qubits[0], node.produces[0], name)
         if later:
             low.u(qubits[0], change.conj().T, name)
-    elif spec.expansion:
+    elif spec.name in EXPANSIONS:
         _lower_calls(low, expand(node), later, node, index)
     else:  # pragma: no cover - every op of the table is handled above
         raise unsupported(node, index, "no lowering onto the neutral-atom ISA")
