@@ -26,7 +26,7 @@ import qmk
 from qmk.engines.base import EngineError
 from qmk.execution import target as targets
 from qmk.execution.request import RunRequest
-from qmk.execution.stim_target import StimTarget
+from qmk.execution.stim_target import StimTarget, Work
 from qmk.execution.target import TargetError
 from support.paths import ROOT
 from support.stim_circuits import (
@@ -315,3 +315,33 @@ def test_a_nested_repeat_of_three_million_turns_is_counted_without_unrolling():
     # each inner turn is 2 CX, a noisy M and a detector: 4 rows
     assert big.operations - small.operations == 3 * (10**6 - 1000) * 4
     assert big.measurements == _nested(10**6).num_measurements
+
+
+def test_a_program_is_read_with_its_totals_and_written_as_a_circuit_when_compiled():
+    # read: verified folded, its totals counted; it is written as a stim circuit at its
+    # first compile, where a row stim has no instruction for (a T) is refused
+    handles = ["q0", "q1"]
+    graph = {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": 1000},
+                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
+                },
+                {"id": "m", "op": "MEASURE_Z", "vqs": ["q1"], "produces": ["e"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": handles},
+            ]
+        },
+        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }
+    target = StimTarget()
+    program = target.read(graph)
+    assert program.work == Work(operations=1003, qubits=2, measurements=1)
+    with pytest.raises(EngineError) as caught:
+        target.compile(program, _request())
+    assert caught.value.code == "QE103" and "'t' (APPLY_T)" in str(caught.value)

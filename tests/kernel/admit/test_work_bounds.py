@@ -275,3 +275,51 @@ def test_a_folded_program_larger_than_any_module_runs_over_two_unrolled_for_its_
     done = run_kernel(tmp_path, body, config=cfg)
     assert done.state == "COMPLETED", done.error
     assert set(done.result["counts"]) == {"0" * 8, "1" * 8}
+
+
+def unwritable(qubits: int) -> dict[str, Any]:
+    """A QVM 0.3 program on ``qubits`` qubits with a REPEAT row (the stim target writes
+    it row for row) and a T gate, which stim has no instruction for."""
+    handles = [f"q{k}" for k in range(qubits)]
+    return {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": 3},
+                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
+                },
+                {"id": "m", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["e"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": handles},
+            ]
+        },
+        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def test_a_stim_job_past_the_qubit_quota_is_refused_from_its_totals_before_it_is_written(
+    tmp_path,
+):
+    # the quota's refusal comes from the verified totals, before the program is written
+    # as a stim circuit (seconds on a 30,000-qubit circuit): this one cannot be written
+    # (its T), and is refused for its qubits, not for its T
+    refused = refusal(tmp_path, unwritable(17), 10, "stim", max_logical_qubits=16)
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_logical_qubits"
+    assert refused.details["needed"] == 17 and refused.details["value"] == 16
+
+
+def test_a_stim_job_within_the_quotas_that_stim_cannot_write_is_refused_at_submit(tmp_path):
+    from qmk.errors import ProgramError
+
+    async def body(kernel: Any) -> Any:
+        with pytest.raises(ProgramError) as caught:
+            await submit(kernel, unwritable(16), 10, "stim")
+        return caught.value
+
+    refused = run_kernel(tmp_path, body, config=config(max_logical_qubits=16))
+    assert refused.code == "QE103" and "'t' (APPLY_T)" in str(refused), refused

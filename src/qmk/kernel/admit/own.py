@@ -88,9 +88,11 @@ async def admit_own(
     job's ``CAP_DEVICE_NA``), then the priority. Then its target compiles the job in
     a thread charged to the tenant: parsed, validated and scheduled on the device. A
     job it would refuse is refused now, with its code; a tenant names shipped presets
-    only. Then the quotas from its footprint: a stim circuit's qubits against
+    only. A stim circuit's quotas are checked before it is compiled (written as a stim
+    circuit: seconds on a wide one), from its verified totals: its qubits against
     ``max_logical_qubits``, its work (:meth:`~qmk.kernel.admit.quotas.Quotas.check_work`:
-    operations x shots, its measurement record), ``max_atoms`` (the atoms it holds),
+    operations x shots, its measurement record). Then the quotas from a device job's
+    footprint: its work likewise, ``max_atoms`` (the atoms it holds),
     ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
     and the artifact storage of a job that streams.
 
@@ -104,11 +106,14 @@ async def admit_own(
     text, program = read.text, read.program
     admission._check_caps(session, program.required_caps, "submit", allowed)
     admission.quotas.check_priority(tenant, policy.priority)
+    if entry.program == "stim-circuit":  # its verified totals, before it is written
+        work = program.work  # its qubits are logical: the tenant's
+        admission.quotas.check_qubits(tenant, work.qubits)
+        admission.quotas.check_work(tenant, work.operations, work.measurements, shots)
     request = admission._run_request(text, entry, options, shots, seed, policy)
     footprint = await compile_own(admission, tenant, program, request, entry)
-    if entry.program == "stim-circuit":  # its qubits are logical: the tenant's
-        admission.quotas.check_qubits(tenant, footprint.logical_qubits)
-    admission.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
+    if entry.program != "stim-circuit":  # a device's: its numbers are its schedule's
+        admission.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
     _check_device_quota(admission.config.tenants[tenant], tenant, footprint, request.shots)
     admission.quotas.check_queue_room(tenant)
     streams = entry.streams and options.get("stream") and admission.artifacts is not None
