@@ -143,6 +143,9 @@ class StimProgram:
     work: Work
     lower: Callable[[], Lowered] = field(repr=False)
     required_caps: tuple[str, ...] = ()
+    #: Whether it is a QVM program the batch lowering writes (its events its own), not
+    #: a stim circuit's rows (its events its measurements).
+    qvm: bool = False
     _kept: list[Lowered] = field(default_factory=list, init=False, repr=False)
 
     @property
@@ -181,6 +184,49 @@ class StimProgram:
 def is_stim_data(data: Any) -> bool:
     """Whether JSON data is a stim circuit's (``{"stim": TEXT}``) rather than a QVM graph."""
     return isinstance(data, Mapping) and isinstance(data.get("stim"), str)
+
+
+def named_qubits(data: Any) -> int | None:
+    """The qubits of a stim circuit's JSON data (``{"stim": TEXT}``) as stim counts
+    them parsing its text (milliseconds), which are its verified program's peak
+    (:attr:`Work.qubits`): the reader holds every qubit the circuit names from its
+    start to its end. None for other data (a QVM program's are its verifier's).
+
+    So a kernel refuses a circuit past a tenant's qubits before reading it into
+    rows (reading and verifying the rows of 30,000 qubits takes a second).
+
+    Raises:
+        FrontendError: ``QL101`` text stim cannot parse.
+    """
+    if not is_stim_data(data):
+        return None
+    from qmk.frontends.stim_fold import read_circuit
+
+    qubits: int = read_circuit(data["stim"], name="<stim>").num_qubits
+    return qubits
+
+
+def least_result_bytes(program: StimProgram, options: Mapping[str, Any]) -> int:
+    """The fewest bytes of JSON the result of a run of ``program`` with target options
+    ``options`` takes, from its verified totals: a stim circuit's record run names its
+    measurements as its events (``["m0","m1",...]``) and counts outcomes of as many
+    bits, one at least; 0 for another run (its events are not known before it is
+    written). So a kernel refuses at submit a job whose result it could not keep
+    (``QK305``), rather than after it ran.
+    """
+    if program.qvm or any(options.get(key) for key in ("detectors", "decode", "decoder")):
+        return 0
+    bits = program.work.measurements
+    if bits == 0:
+        return 0
+    # the events: each "m" and two quotes, a comma between two, the brackets; the digits
+    # of 0 ... bits - 1; then one outcome's bits
+    digits, width, low = 0, 1, 0
+    while low < bits:
+        high = min(bits, 10**width)
+        digits += (high - low) * width
+        low, width = high, width + 1
+    return 3 * bits + (bits - 1) + 2 + digits + bits
 
 
 class StimTarget:
@@ -268,7 +314,7 @@ class StimTarget:
                 NAME, "engine", f"a stim circuit runs on stim's samplers, the {ENGINE} engine's"
             )
         circuit = program.circuit
-        if program.events is not None and request.noise:
+        if program.qvm and request.noise:
             raise refuse(
                 NAME,
                 "noise",
@@ -367,6 +413,7 @@ def _lowered(verified: Any) -> StimProgram:
         work=_work_of(verified),
         lower=functools.partial(_batch_lowered, verified),
         required_caps=tuple(verified.required_caps),
+        qvm=True,
     )
 
 
@@ -793,4 +840,6 @@ __all__ = [
     "StimTarget",
     "Work",
     "is_stim_data",
+    "least_result_bytes",
+    "named_qubits",
 ]

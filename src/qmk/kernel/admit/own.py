@@ -38,8 +38,9 @@ async def read_own(
     ``tenant``.
 
     Its JSON is decoded, and its items are held within ``max_graph_nodes`` before any
-    is built. So a job of a million positions is refused before it is built. Its
-    text is kept as what is stored."""
+    is built. So a job of a million positions is refused before it is built. A stim
+    circuit's qubits are held to the tenant's ``max_logical_qubits`` as stim parses it,
+    before it is read into rows. Its text is kept as what is stored."""
     if not isinstance(graph, str | Mapping):
         raise ProgramError(f"a {entry.name} job's program must be a JSON object", code=UNREADABLE)
     target = targets.get(entry.name)
@@ -59,6 +60,12 @@ async def read_own(
                 f"a {entry.name} job's program must be a JSON object", code=UNREADABLE
             )
         try:
+            if entry.program == "stim-circuit":  # its qubits, before it is read into rows
+                from qmk.execution.stim_target import named_qubits
+
+                qubits = named_qubits(data)
+                if qubits is not None:
+                    admission.quotas.check_qubits(tenant, qubits)
             program = target.read(data, limits=limits)
         except QuotaError:
             raise
@@ -110,6 +117,9 @@ async def admit_own(
         work = program.work  # its qubits are logical: the tenant's
         admission.quotas.check_qubits(tenant, work.qubits)
         admission.quotas.check_work(tenant, work.operations, work.measurements, shots)
+        from qmk.execution.stim_target import least_result_bytes
+
+        admission.quotas.check_result(least_result_bytes(program, options))
     request = admission._run_request(text, entry, options, shots, seed, policy)
     footprint = await compile_own(admission, tenant, program, request, entry)
     if entry.program != "stim-circuit":  # a device's: its numbers are its schedule's
