@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from qmk.errors import ProgramError, QMKError, QuotaError
+from qmk.errors import REGISTRY, AdmissionError, ProgramError, QMKError, QuotaError
 from qmk.execution import targets
 from qmk.kernel.records.programs import UNREADABLE, graph_text
 from qmk.qvm.graph import GraphText
@@ -119,7 +119,7 @@ async def admit_own(
         admission.quotas.check_work(tenant, work.operations, work.measurements, shots)
         from qmk.execution.stim_target import least_result_bytes
 
-        admission.quotas.check_result(least_result_bytes(program, options))
+        _check_result(admission.config.max_result_bytes, least_result_bytes(program, options))
     request = admission._run_request(text, entry, options, shots, seed, policy)
     footprint = await compile_own(admission, tenant, program, request, entry)
     if entry.program != "stim-circuit":  # a device's: its numbers are its schedule's
@@ -176,6 +176,29 @@ def readmit_own(
     if job.state != "QUEUED":
         admission.quotas.check_queue_room(job.tenant)
     job.caps = session.caps
+
+
+def _check_result(limit: int, least: int) -> None:
+    """A job whose result takes at least ``least`` bytes of JSON could be kept within
+    ``limit`` (``kernel.max_result_mb``:
+    :attr:`~qmk.kernel.config.KernelTable.max_result_bytes`, which its worker holds the
+    result to).
+
+    Raises:
+        AdmissionError: it could not: ``QK305 result-too-large``, the code its worker
+            would end it with, at submit rather than after it ran (``needed``,
+            ``total``: bytes).
+    """
+    if least > limit:
+        from qmk.kernel.errors import JobError
+
+        raise AdmissionError(
+            f"the job's result takes at least {least} bytes of JSON; the kernel keeps "
+            f"at most {limit} per job (kernel.max_result_mb)",
+            code=REGISTRY.named(JobError, "result-too-large").code,
+            needed=least,
+            total=limit,
+        )
 
 
 def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> None:

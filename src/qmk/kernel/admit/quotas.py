@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from qmk.errors import REGISTRY, AdmissionError, ProgramError, QuotaError
 from qmk.execution.footprint import record_bytes
-from qmk.kernel.errors import JobError, MachineError
+from qmk.kernel.errors import MachineError
 from qmk.qvm.codes import BY_NAME
 from qmk.qvm.graph import GraphText, json_rows
 from qmk.rate import TokenBucket
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 _UNREADABLE = BY_NAME["unreadable-file"].code
 _UNPLACEABLE = REGISTRY.named(MachineError, "unplaceable").code
-_RESULT_TOO_LARGE = REGISTRY.named(JobError, "result-too-large").code
 #: The share of a worker's memory cap a state (and its working copy) may take; the rest
 #: is the worker's own (Python, numpy, stim).
 WORKER_STATE_SHARE = 0.75
@@ -170,26 +169,6 @@ class Quotas:
                 f"({self.config.worker_memory_mb} MiB, kernel.worker_memory_mb)",
                 needed=record,
                 total=budget,
-            )
-
-    def check_result(self, least: int) -> None:
-        """A job whose result takes at least ``least`` bytes of JSON could be kept
-        (``kernel.max_result_mb``: :attr:`~qmk.kernel.config.KernelTable.max_result_bytes`,
-        which its worker holds the result to).
-
-        Raises:
-            AdmissionError: it could not: ``QK305 result-too-large``, the code its worker
-                would end it with, at submit rather than after it ran (``needed``,
-                ``total``: bytes).
-        """
-        limit = self.config.max_result_bytes
-        if least > limit:
-            raise AdmissionError(
-                f"the job's result takes at least {least} bytes of JSON; the kernel keeps "
-                f"at most {limit} per job (kernel.max_result_mb)",
-                code=_RESULT_TOO_LARGE,
-                needed=least,
-                total=limit,
             )
 
     def check_queue_room(self, tenant: str) -> None:
