@@ -23,7 +23,7 @@ from qmk.errors import (
 )
 from qmk.qvm.asm import assemble
 from qmk.qvm.files import read_graph
-from support.kernel import WorkerGate
+from support.kernel import TENANTS, WorkerGate
 from support.paths import EXAMPLES
 
 KEYS = {"alice": "alice-secret-key", "bob": "bob-secret-key", "carol": "carol-secret-key"}
@@ -174,6 +174,9 @@ def test_expiry_quotas_admission_and_cancel_on_a_small_machine(serve, tmp_path):
             workers=1,
             physical_qubits=38_720,
             kernel={"session_ttl_s": 1.0},
+            # alice may hold 240 logical qubits: the machine, not her quota (checked
+            # first, from the verified program), refuses her 240-qubit job below
+            tenants={**TENANTS, "alice": {**TENANTS["alice"], "max_logical_qubits": 240}},
             hooks=gate.hooks(),
         )
         alice = connect(server, "alice")

@@ -15,6 +15,8 @@ Three kinds of check, at stated seeds:
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import numpy as np
 import pymatching
@@ -26,7 +28,7 @@ import qmk
 from qmk.engines.base import EngineError
 from qmk.execution import target as targets
 from qmk.execution.request import RunRequest
-from qmk.execution.stim_target import StimTarget
+from qmk.execution.stim_target import StimTarget, Work, least_result_bytes, named_qubits
 from qmk.execution.target import TargetError
 from support.paths import ROOT
 from support.stim_circuits import (
@@ -315,3 +317,65 @@ def test_a_nested_repeat_of_three_million_turns_is_counted_without_unrolling():
     # each inner turn is 2 CX, a noisy M and a detector: 4 rows
     assert big.operations - small.operations == 3 * (10**6 - 1000) * 4
     assert big.measurements == _nested(10**6).num_measurements
+
+
+def test_a_program_is_read_with_its_totals_and_written_as_a_circuit_when_compiled():
+    # read: verified folded, its totals counted; it is written as a stim circuit at its
+    # first compile, where a row stim has no instruction for (a T) is refused
+    handles = ["q0", "q1"]
+    graph = {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": 1000},
+                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
+                },
+                {"id": "m", "op": "MEASURE_Z", "vqs": ["q1"], "produces": ["e"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": handles},
+            ]
+        },
+        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }
+    target = StimTarget()
+    program = target.read(graph)
+    assert program.work == Work(operations=1003, qubits=2, measurements=1)
+    with pytest.raises(EngineError) as caught:
+        target.compile(program, _request())
+    assert caught.value.code == "QE103" and "'t' (APPLY_T)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "H 0\nCX 0 1\nM 0 1\n",
+        "H 29999\nM 0 29999\n",
+        "R 0 1 2\nREPEAT 5 {\n  CX 0 1\n  MR 1\n  DETECTOR rec[-1]\n}\nMPP X0*Z2\n",
+        str(stim.Circuit.generated("surface_code:rotated_memory_x", distance=3, rounds=4)),
+        "M 0\n",
+    ],
+)
+def test_the_qubits_stim_parses_are_the_verified_programs_peak(text):
+    # what a kernel holds a stim circuit's qubits to before reading it into rows
+    assert named_qubits({"stim": text}) == StimTarget().read({"stim": text}).work.qubits
+    assert named_qubits({"program": {"nodes": []}}) is None
+
+
+@pytest.mark.parametrize("bits", [1, 9, 10, 11, 100, 1234])
+def test_a_record_runs_least_result_is_its_events_and_one_outcome(bits):
+    # all zeros: one outcome, so the result's events and counts are the bound and the
+    # counts' one number; the rest of the result (telemetry, ...) comes on top
+    text = f"M {' '.join(str(k % 7) for k in range(bits))}\n"
+    program = StimTarget().read(text)
+    least = least_result_bytes(program, {})
+    data = qmk.run(text, shots=50, seed=SEED).to_json()
+    assert list(data["counts"]) == ["0" * bits]
+    events = json.dumps(data["events"], separators=(",", ":"))
+    assert least == len(events) + bits
+    assert len(json.dumps(data, separators=(",", ":"))) > least
+    # a detector run's events are its detectors': not bounded here
+    assert least_result_bytes(program, {"detectors": True}) == 0

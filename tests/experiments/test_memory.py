@@ -510,3 +510,36 @@ def test_a_max_errors_stop_decodes_within_twice_the_shots_its_last_error_needed(
     assert needed < DEFAULT_CHUNK // 4  # the check can fail: a whole chunk is far past it
     assert needed <= result.shots <= max(2 * (needed - 1), needed - 1 + FIRST_PIECE)
     assert result.errors == running[result.shots - 1] >= max_errors
+
+
+def stim_operations(circuit: stim.Circuit) -> int:
+    """A circuit's operations as stim counts them: its target groups (an instruction of
+    none, one)."""
+    return sum(max(1, len(op.target_groups())) for op in circuit.flattened())
+
+
+@pytest.mark.timeout(60)  # building 10^9 rounds, as before the check, never ends
+def test_a_memory_run_of_10_9_rounds_is_refused_before_its_circuit_is_built():
+    from qmk.qvm.errors import UnrollError
+
+    with pytest.raises(UnrollError) as caught:
+        run_memory("surface_code", distance=3, p=1e-3, rounds=10**9, shots=10, seed=1)
+    assert caught.value.code == "QV505", caught.value
+    # its size: the operations of 2 rounds, then those each round adds, counted on the
+    # circuits of 2 and 3 rounds
+    two, three = (
+        stim_operations(memory_circuit("surface_code", distance=3, rounds=r)) for r in (2, 3)
+    )
+    assert caught.value.details["size"] == two + (10**9 - 2) * (three - two)
+
+
+@pytest.mark.parametrize(
+    "family, distance",
+    [("surface_code", 5), ("repetition_code", 3), ("bacon_shor", 3), ("SHYPS", 4)],
+)
+def test_every_round_after_the_second_adds_the_same_operations(family, distance):
+    # what makes the size check exact: 7 rounds hold those of 2, then 5 x what a third adds
+    two, three, seven = (
+        stim_operations(memory_circuit(family, distance=distance, rounds=r)) for r in (2, 3, 7)
+    )
+    assert seven == two + 5 * (three - two)

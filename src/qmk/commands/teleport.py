@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from qmk.qvm.graph import Graph
+if TYPE_CHECKING:  # the parser of qmk run and qmk estimate imports this: a run loads no graph
+    from qmk.qvm.graph import Graph
 
 
 def _fidelity(text: str) -> float:

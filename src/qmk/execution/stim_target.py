@@ -5,7 +5,9 @@ data, ``{"stim": TEXT}``) read as a verified QVM program, REPEAT blocks kept fol
 (:func:`qmk.frontends.stim_fold.read_folded`: its noise channels, ``MPP``, ``MPAD``,
 detectors and observables as rows), and written back as one stim circuit, ``REPEAT`` to
 ``REPEAT`` (:func:`qmk.execution.stim_lower.to_stim`), so that the verifier and a
-kernel's caps, qubit quotas and work bounds read the program that runs. The stabilizer
+kernel's caps, qubit quotas and work bounds read the program that runs. It is written
+when first compiled, so a kernel refuses a job past its tenant's quotas from the
+verified totals, before any of it is written. The stabilizer
 engine's batch sampler (:class:`~qmk.engines.stim_batch.StimSampler`) samples it, which
 is stim's own compiled samplers: the circuit is never replayed shot by shot. ``qmk run
 FILE.stim`` and :func:`qmk.run` of a stim circuit run here by default.
@@ -53,7 +55,7 @@ import functools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -109,22 +111,70 @@ class Work:
     measurements: int
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StimProgram:
-    """A stim circuit as the target runs it, and the verified program's totals.
+@dataclass(frozen=True, slots=True)
+class Lowered:
+    """A verified program written as one stim circuit.
 
     For a QVM program lowered by the batch lowering, ``events`` are its events,
     ``columns`` the record bit of each (None: an event nothing measures, always 0) and
-    ``layout`` its output layout; for a stim circuit they are None: its events are its
-    measurements.
+    ``layout`` its output layout; for a stim circuit's rows they are None: its events
+    are its measurements.
     """
 
     circuit: stim.Circuit
-    work: Work
     events: tuple[str, ...] | None = None
     columns: tuple[int | None, ...] | None = None
     layout: OutputLayout | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StimProgram:
+    """A verified program as the target runs it: its totals at once, its stim circuit
+    written on first use.
+
+    So a kernel holds a job to the verifier's totals (:class:`Work`) before anything is
+    lowered: a circuit past a tenant's qubits is refused without being written (its
+    lowering takes seconds on a wide circuit, its verification a fraction of that).
+    ``lower`` writes it (:func:`~qmk.execution.stim_lower.to_stim`, or the batch
+    lowering of another QVM program); :meth:`StimTarget.compile` asks for it, so a
+    program stim cannot run is refused compiling.
+    """
+
+    work: Work
+    lower: Callable[[], Lowered] = field(repr=False)
     required_caps: tuple[str, ...] = ()
+    #: Whether it is a QVM program the batch lowering writes (its events its own), not
+    #: a stim circuit's rows (its events its measurements).
+    qvm: bool = False
+    _kept: list[Lowered] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def lowered(self) -> Lowered:
+        """The circuit and its events (written once, then kept).
+
+        Raises:
+            EngineError: ``QE103`` a row stim has no instruction for, or a QVM program
+                that is not one stim circuit.
+        """
+        if not self._kept:
+            self._kept.append(self.lower())
+        return self._kept[0]
+
+    @property
+    def circuit(self) -> stim.Circuit:
+        return self.lowered.circuit
+
+    @property
+    def events(self) -> tuple[str, ...] | None:
+        return self.lowered.events
+
+    @property
+    def columns(self) -> tuple[int | None, ...] | None:
+        return self.lowered.columns
+
+    @property
+    def layout(self) -> OutputLayout | None:
+        return self.lowered.layout
 
     def to_json(self) -> dict[str, Any]:
         """The circuit as JSON data (what :meth:`StimTarget.read` reads back)."""
@@ -134,6 +184,49 @@ class StimProgram:
 def is_stim_data(data: Any) -> bool:
     """Whether JSON data is a stim circuit's (``{"stim": TEXT}``) rather than a QVM graph."""
     return isinstance(data, Mapping) and isinstance(data.get("stim"), str)
+
+
+def named_qubits(data: Any) -> int | None:
+    """The qubits of a stim circuit's JSON data (``{"stim": TEXT}``) as stim counts
+    them parsing its text (milliseconds), which are its verified program's peak
+    (:attr:`Work.qubits`): the reader holds every qubit the circuit names from its
+    start to its end. None for other data (a QVM program's are its verifier's).
+
+    So a kernel refuses a circuit past a tenant's qubits before reading it into
+    rows (reading and verifying the rows of 30,000 qubits takes a second).
+
+    Raises:
+        FrontendError: ``QL101`` text stim cannot parse.
+    """
+    if not is_stim_data(data):
+        return None
+    from qmk.frontends.stim_fold import read_circuit
+
+    qubits: int = read_circuit(data["stim"], name="<stim>").num_qubits
+    return qubits
+
+
+def least_result_bytes(program: StimProgram, options: Mapping[str, Any]) -> int:
+    """The fewest bytes of JSON the result of a run of ``program`` with target options
+    ``options`` takes, from its verified totals: a stim circuit's record run names its
+    measurements as its events (``["m0","m1",...]``) and counts outcomes of as many
+    bits, one at least; 0 for another run (its events are not known before it is
+    written). So a kernel refuses at submit a job whose result it could not keep
+    (``QK305``), rather than after it ran.
+    """
+    if program.qvm or any(options.get(key) for key in ("detectors", "decode", "decoder")):
+        return 0
+    bits = program.work.measurements
+    if bits == 0:
+        return 0
+    # the events: each "m" and two quotes, a comma between two, the brackets; the digits
+    # of 0 ... bits - 1; then one outcome's bits
+    digits, width, low = 0, 1, 0
+    while low < bits:
+        high = min(bits, 10**width)
+        digits += (high - low) * width
+        low, width = high, width + 1
+    return 3 * bits + (bits - 1) + 2 + digits + bits
 
 
 class StimTarget:
@@ -152,7 +245,6 @@ class StimTarget:
                 with no QVM form, ``QL105`` a file that does not read.
             VerificationError: a program with errors (a stim circuit's too: past
                 ``limits``' rows, say).
-            EngineError: ``QE103`` a QVM program that is not one stim circuit.
             QMKError: a QVM program that does not read.
         """
         import stim
@@ -194,11 +286,13 @@ class StimTarget:
         local: bool = False,
         **options: Any,
     ) -> StimExecutable:
-        """``program`` under ``request``: the circuit with or without its noise, sampled
-        as the options say (``local``, a run in the caller's own process, changes
-        nothing here).
+        """``program`` under ``request``: the circuit (written here, at its first
+        compile) with or without its noise, sampled as the options say (``local``, a
+        run in the caller's own process, changes nothing here).
 
         Raises:
+            EngineError: ``QE103`` a row stim has no instruction for, or a QVM program
+                that is not one stim circuit.
             TargetError: ``QM102`` an option or setting it cannot honour: the logical
                 machine's, an engine other than the stabilizer, noise on for a QVM
                 program, ``decode`` of a circuit without observables or whose detectors
@@ -220,7 +314,7 @@ class StimTarget:
                 NAME, "engine", f"a stim circuit runs on stim's samplers, the {ENGINE} engine's"
             )
         circuit = program.circuit
-        if program.events is not None and request.noise:
+        if program.qvm and request.noise:
             raise refuse(
                 NAME,
                 "noise",
@@ -271,13 +365,12 @@ def _walk_ops(nodes: Any) -> Any:
 
 
 def _verified(graph: Graph, limits: Any) -> StimProgram:
-    """``graph`` verified folded and written as one stim circuit, with its totals.
+    """``graph`` verified folded, with its totals, to be written as one stim circuit
+    row for row.
 
     Raises:
-        VerificationError: the graph has errors. EngineError: ``QE103`` a row stim has
-            no instruction for.
+        VerificationError: the graph has errors.
     """
-    from qmk.execution.stim_lower import to_stim
     from qmk.qvm.errors import VerificationError
     from qmk.qvm.verify import check
 
@@ -296,7 +389,13 @@ def _verified(graph: Graph, limits: Any) -> StimProgram:
         assert report.program is not None
         work = _work_of(report.program)
         caps = tuple(report.program.required_caps)
-    return StimProgram(circuit=to_stim(graph), work=work, required_caps=caps)
+
+    def lower() -> Lowered:
+        from qmk.execution.stim_lower import to_stim
+
+        return Lowered(to_stim(graph))
+
+    return StimProgram(work=work, lower=lower, required_caps=caps)
 
 
 def _work_of(verified: VerifiedProgram) -> Work:
@@ -308,8 +407,19 @@ def _work_of(verified: VerifiedProgram) -> Work:
 
 
 def _lowered(verified: Any) -> StimProgram:
-    """A verified QVM program as one stim circuit (the logical machine's batch lowering,
-    noise off).
+    """A verified QVM program, to be written as one stim circuit by the logical
+    machine's batch lowering (noise off)."""
+    return StimProgram(
+        work=_work_of(verified),
+        lower=functools.partial(_batch_lowered, verified),
+        required_caps=tuple(verified.required_caps),
+        qvm=True,
+    )
+
+
+def _batch_lowered(verified: Any) -> Lowered:
+    """``verified`` as one stim circuit (the logical machine's batch lowering, noise
+    off).
 
     Raises:
         EngineError: ``QE103`` the program is not one stim circuit (why is named).
@@ -331,14 +441,11 @@ def _lowered(verified: Any) -> StimProgram:
             f"the stim target runs programs that are one stim circuit (Clifford gates, "
             f"Pauli feed-forward); {why}: run it on the logical target",
         )
-    graph = verified.graph
-    return StimProgram(
+    return Lowered(
         circuit=sampler.circuit,
-        work=_work_of(verified),
         events=plan.events,
         columns=lowered.event_columns,
-        layout=layout_of(graph.metadata, plan.events),
-        required_caps=tuple(verified.required_caps),
+        layout=layout_of(verified.graph.metadata, plan.events),
     )
 
 
@@ -726,10 +833,13 @@ def _noisy() -> frozenset[str]:
 __all__ = [
     "ENGINE",
     "NAME",
+    "Lowered",
     "StimExecutable",
     "StimOptions",
     "StimProgram",
     "StimTarget",
     "Work",
     "is_stim_data",
+    "least_result_bytes",
+    "named_qubits",
 ]

@@ -46,6 +46,7 @@ convention for its generated circuits, :meth:`CircuitNoise.stim_uniform`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -299,6 +300,53 @@ def check_rounds(rounds: int) -> None:
         raise QECError.of("bad-parameter", f"rounds must be a whole number >= 1, got {rounds!r}")
 
 
+def check_size(family: str, distance: int, rounds: int) -> None:
+    """Refuse ``rounds`` whose circuit would hold more operations than a program may
+    unroll to (``Limits.max_unrolled_nodes``), before it is built: the builders write
+    every round, so a request of 10^9 rounds would take the time and memory of 10^9.
+
+    Its size is its operations as stim counts them (a gate on its qubit or pair, a
+    measurement, a detector: a target group; an instruction of none, one), noise aside,
+    from the sizes of 2 and 3 rounds (kept for each code and distance), exactly: every
+    round after the first is alike. The distance is bounded already
+    (:func:`check_distance`), so those two are small.
+
+    Raises:
+        UnrollError: ``QV505`` past the limit (``limit``, ``size``).
+    """
+    from qmk.qvm.limits import Limits
+
+    limit = Limits().max_unrolled_nodes
+    if rounds <= 3 or limit is None:
+        return
+    two, three = _round_sizes(experiment_family(family), distance)
+    size = two + (rounds - 2) * (three - two)
+    if size > limit:
+        from qmk.qvm.errors import UnrollError
+
+        raise UnrollError.of(
+            "unrolled-too-large",
+            f"{rounds} rounds of {family} at distance {distance} hold {size} operations, "
+            f"over the limit of {limit} (Limits.max_unrolled_nodes); the circuit is built "
+            "round by round: ask for fewer rounds",
+            limit=limit,
+            size=size,
+        )
+
+
+@functools.cache
+def _round_sizes(family: str, distance: int) -> tuple[int, int]:
+    """The operations of the noiseless circuits of 2 and 3 rounds (:func:`check_size`)."""
+    return (
+        _operations(memory_circuit(family, distance=distance, rounds=2)),
+        _operations(memory_circuit(family, distance=distance, rounds=3)),
+    )
+
+
+def _operations(circuit: stim.Circuit) -> int:
+    return sum(max(1, len(op.target_groups())) for op in circuit.flattened())
+
+
 def memory_circuit(
     family: str, *, distance: int, rounds: int, noise: CircuitNoise = NOISELESS
 ) -> stim.Circuit:
@@ -317,10 +365,13 @@ def memory_circuit(
     Raises:
         QECError: ``QC110`` for a family with no experiment, ``QC102`` for an
             unknown one, ``QC103`` for a bad distance or round count.
+        UnrollError: ``QV505`` rounds past the operations a program may unroll to
+            (:func:`check_size`), before any is built.
     """
     canonical = experiment_family(family)
     check_distance(distance, canonical)
     check_rounds(rounds)
+    check_size(canonical, distance, rounds)
     if canonical == "SHYPS":
         from qmk.experiments.shyps import shyps_memory_circuit
 

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING
 
 from qmk.defaults import FORMATS
 from qmk.frontends.errors import FrontendError
-from qmk.qvm.graph import Graph
 from qmk.qvm.limits import Limits
 
 if TYPE_CHECKING:
+    from qmk.qvm.graph import Graph
     from qmk.qvm.verify import VerifiedProgram
 
 _BY_SUFFIX = {

@@ -476,8 +476,13 @@ class KernelTable(_Table, frozen=True, kw_only=True):
         ),
     ] = 86400.0
 
+    # --------------------------------------------------------------------------- [tenants.NAME]
 
-# --------------------------------------------------------------------------- [tenants.NAME]
+    @property
+    def max_result_bytes(self) -> int:
+        """``max_result_mb`` in bytes: the largest result kept for one job, which a
+        worker holds a result to and admission a stim job's least result."""
+        return int(self.max_result_mb * 2**20)
 
 
 class TenantQuota(_Table, frozen=True, kw_only=True):

@@ -275,3 +275,116 @@ def test_a_folded_program_larger_than_any_module_runs_over_two_unrolled_for_its_
     done = run_kernel(tmp_path, body, config=cfg)
     assert done.state == "COMPLETED", done.error
     assert set(done.result["counts"]) == {"0" * 8, "1" * 8}
+
+
+def unwritable(qubits: int) -> dict[str, Any]:
+    """A QVM 0.3 program on ``qubits`` qubits with a REPEAT row (the stim target writes
+    it row for row) and a T gate, which stim has no instruction for."""
+    handles = [f"q{k}" for k in range(qubits)]
+    return {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": 3},
+                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
+                },
+                {"id": "m", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["e"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": handles},
+            ]
+        },
+        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }
+
+
+def test_a_stim_job_past_the_qubit_quota_is_refused_from_its_totals_before_it_is_written(
+    tmp_path,
+):
+    # the quota's refusal comes from the verified totals, before the program is written
+    # as a stim circuit (seconds on a 30,000-qubit circuit): this one cannot be written
+    # (its T), and is refused for its qubits, not for its T
+    refused = refusal(tmp_path, unwritable(17), 10, "stim", max_logical_qubits=16)
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_logical_qubits"
+    assert refused.details["needed"] == 17 and refused.details["value"] == 16
+
+
+def test_a_stim_job_within_the_quotas_that_stim_cannot_write_is_refused_at_submit(tmp_path):
+    from qmk.errors import ProgramError
+
+    async def body(kernel: Any) -> Any:
+        with pytest.raises(ProgramError) as caught:
+            await submit(kernel, unwritable(16), 10, "stim")
+        return caught.value
+
+    refused = run_kernel(tmp_path, body, config=config(max_logical_qubits=16))
+    assert refused.code == "QE103" and "'t' (APPLY_T)" in str(refused), refused
+
+
+def test_a_stim_circuit_past_the_qubit_quota_is_refused_before_it_is_read_into_rows(tmp_path):
+    # its qubits as stim parses it: this one's rows would pass max_graph_nodes (its block
+    # is written unrolled), and it is refused for its 17 qubits before they are counted
+    bomb = "H 16\nM 0\nREPEAT 1000000000 {\n M 0\n CX rec[-2] 1\n}\n"
+    refused = refusal(tmp_path, {"stim": bomb}, 1, "stim", max_logical_qubits=16)
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_logical_qubits"
+    assert refused.details["needed"] == 17 and refused.details["value"] == 16
+
+
+def test_a_stim_job_whose_result_the_kernel_could_not_keep_is_refused_at_submit(tmp_path):
+    from qmk.execution.stim_target import StimTarget, least_result_bytes
+
+    # 2,000 measurements: their events' names and one outcome take 16,891 bytes of JSON,
+    # past a max_result_mb of 0.01 (10,485 bytes); its worker would end it QK305
+    circuit = "REPEAT 2000 {\n M 0\n}\n"
+    least = least_result_bytes(StimTarget().read(circuit), {})
+    assert least == 16_891
+    cfg = config_from_dict(
+        {
+            "machine": {"physical_qubits": 200_000},
+            "kernel": {"worker_memory_mb": 1024, "max_result_mb": 0.01},
+            "tenants": {"erin": {"key": KEY, "caps": ["CAP_ALLOC"]}},
+        }
+    )
+
+    async def body(kernel: Any) -> Any:
+        with pytest.raises(AdmissionError) as caught:
+            await submit(kernel, {"stim": circuit}, 5, "stim")
+        listed = await kernel.q_list_jobs(session_id=await login(kernel))
+        return caught.value, listed
+
+    refused, listed = run_kernel(tmp_path, body, config=cfg)
+    assert refused.code == "QK305", refused
+    assert refused.details["needed"] == least and refused.details["total"] == 10_485
+    assert not listed.jobs
+
+
+def test_a_qvm_job_past_the_qubit_quota_is_refused_from_its_totals_before_it_is_planned(
+    tmp_path,
+):
+    from support.kernel import ghz_graph
+
+    # 17 qubits for a tenant of 16, on a machine too small for them: the quota's refusal
+    # comes from the verified program, before its plan prices the physical qubits the
+    # machine lacks (which was the refusal: QK501)
+    cfg = config_from_dict(
+        {
+            "machine": {"physical_qubits": 2000},
+            "kernel": {"worker_memory_mb": 1024},
+            "tenants": {"erin": {"key": KEY, "caps": ["CAP_ALLOC"], "max_logical_qubits": 16}},
+        }
+    )
+
+    async def body(kernel: Any) -> Any:
+        with pytest.raises(QuotaError) as caught:
+            await submit(kernel, ghz_graph(17), 10, "logical")
+        return caught.value
+
+    refused = run_kernel(tmp_path, body, config=cfg)
+    assert refused.code == "QS1006", refused
+    assert refused.details["limit"] == "max_logical_qubits"
+    assert refused.details["needed"] == 17 and refused.details["value"] == 16

@@ -383,6 +383,8 @@ class Admission:
         self.quotas.check_priority(tenant, parsed.priority)
         self._check_caps(session, program.required_caps, "submit", allowed)
         qubits = self._firewall(text, program, tenant, parsed.channels)
+        for name, count in qubits.items():  # from its verified totals, before it is planned
+            self.quotas.check_qubits(name, count)
         self.quotas.check_work(tenant, operations(program), program.counts.measurements, shots)
         warnings: tuple[dict[str, str], ...] = ()
         if parsed.profile is not None and entry.logical_machine:  # said when no qubit takes it

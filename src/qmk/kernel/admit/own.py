@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from qmk.errors import ProgramError, QMKError, QuotaError
+from qmk.errors import REGISTRY, AdmissionError, ProgramError, QMKError, QuotaError
 from qmk.execution import targets
 from qmk.kernel.records.programs import UNREADABLE, graph_text
 from qmk.qvm.graph import GraphText
@@ -38,8 +38,9 @@ async def read_own(
     ``tenant``.
 
     Its JSON is decoded, and its items are held within ``max_graph_nodes`` before any
-    is built. So a job of a million positions is refused before it is built. Its
-    text is kept as what is stored."""
+    is built. So a job of a million positions is refused before it is built. A stim
+    circuit's qubits are held to the tenant's ``max_logical_qubits`` as stim parses it,
+    before it is read into rows. Its text is kept as what is stored."""
     if not isinstance(graph, str | Mapping):
         raise ProgramError(f"a {entry.name} job's program must be a JSON object", code=UNREADABLE)
     target = targets.get(entry.name)
@@ -59,6 +60,12 @@ async def read_own(
                 f"a {entry.name} job's program must be a JSON object", code=UNREADABLE
             )
         try:
+            if entry.program == "stim-circuit":  # its qubits, before it is read into rows
+                from qmk.execution.stim_target import named_qubits
+
+                qubits = named_qubits(data)
+                if qubits is not None:
+                    admission.quotas.check_qubits(tenant, qubits)
             program = target.read(data, limits=limits)
         except QuotaError:
             raise
@@ -88,9 +95,11 @@ async def admit_own(
     job's ``CAP_DEVICE_NA``), then the priority. Then its target compiles the job in
     a thread charged to the tenant: parsed, validated and scheduled on the device. A
     job it would refuse is refused now, with its code; a tenant names shipped presets
-    only. Then the quotas from its footprint: a stim circuit's qubits against
+    only. A stim circuit's quotas are checked before it is compiled (written as a stim
+    circuit: seconds on a wide one), from its verified totals: its qubits against
     ``max_logical_qubits``, its work (:meth:`~qmk.kernel.admit.quotas.Quotas.check_work`:
-    operations x shots, its measurement record), ``max_atoms`` (the atoms it holds),
+    operations x shots, its measurement record). Then the quotas from a device job's
+    footprint: its work likewise, ``max_atoms`` (the atoms it holds),
     ``max_device_time_s`` (its scheduled time times its shots), ``max_queued_jobs``,
     and the artifact storage of a job that streams.
 
@@ -104,11 +113,17 @@ async def admit_own(
     text, program = read.text, read.program
     admission._check_caps(session, program.required_caps, "submit", allowed)
     admission.quotas.check_priority(tenant, policy.priority)
+    if entry.program == "stim-circuit":  # its verified totals, before it is written
+        work = program.work  # its qubits are logical: the tenant's
+        admission.quotas.check_qubits(tenant, work.qubits)
+        admission.quotas.check_work(tenant, work.operations, work.measurements, shots)
+        from qmk.execution.stim_target import least_result_bytes
+
+        _check_result(admission.config.max_result_bytes, least_result_bytes(program, options))
     request = admission._run_request(text, entry, options, shots, seed, policy)
     footprint = await compile_own(admission, tenant, program, request, entry)
-    if entry.program == "stim-circuit":  # its qubits are logical: the tenant's
-        admission.quotas.check_qubits(tenant, footprint.logical_qubits)
-    admission.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
+    if entry.program != "stim-circuit":  # a device's: its numbers are its schedule's
+        admission.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
     _check_device_quota(admission.config.tenants[tenant], tenant, footprint, request.shots)
     admission.quotas.check_queue_room(tenant)
     streams = entry.streams and options.get("stream") and admission.artifacts is not None
@@ -161,6 +176,29 @@ def readmit_own(
     if job.state != "QUEUED":
         admission.quotas.check_queue_room(job.tenant)
     job.caps = session.caps
+
+
+def _check_result(limit: int, least: int) -> None:
+    """A job whose result takes at least ``least`` bytes of JSON could be kept within
+    ``limit`` (``kernel.max_result_mb``:
+    :attr:`~qmk.kernel.config.KernelTable.max_result_bytes`, which its worker holds the
+    result to).
+
+    Raises:
+        AdmissionError: it could not: ``QK305 result-too-large``, the code its worker
+            would end it with, at submit rather than after it ran (``needed``,
+            ``total``: bytes).
+    """
+    if least > limit:
+        from qmk.kernel.errors import JobError
+
+        raise AdmissionError(
+            f"the job's result takes at least {least} bytes of JSON; the kernel keeps "
+            f"at most {limit} per job (kernel.max_result_mb)",
+            code=REGISTRY.named(JobError, "result-too-large").code,
+            needed=least,
+            total=limit,
+        )
 
 
 def _check_device_quota(conf: Any, tenant: str, footprint: Any, shots: int) -> None:

@@ -253,7 +253,7 @@ class Dispatcher:
             caps=tuple(job.caps),
             checkpoint_dir=directory,
             resume=resume,
-            max_result_bytes=int(book.config.max_result_mb * 2**20),
+            max_result_bytes=book.config.max_result_bytes,
             state_key=book.state_key,
             max_nodes=limits.max_nodes,
             max_unrolled_nodes=limits.max_unrolled_nodes,
