@@ -36,7 +36,6 @@ capabilities (audited), the modules up, the quotas, the queue room, the CPU budg
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,7 +51,6 @@ from qmk.errors import (
     InvalidArgument,
     ProgramError,
     QMKError,
-    QuotaError,
     warning,
 )
 from qmk.execution import targets
@@ -101,7 +99,7 @@ from qmk.kernel.storage.results import Results
 from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph
 from qmk.memo import Memo
 from qmk.qvm.graph import GraphText
-from qmk.qvm.verify import FoldedProgram, operations
+from qmk.qvm.verify import operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -439,7 +437,9 @@ class Admission:
         spanning = physical > max(self.device.capacities) and len(self.device.modules_up) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
-            text, program, qubits, (physical, load, rates) = await _span(
+            from qmk.kernel.admit.teleport import admit_spanning
+
+            text, program, qubits, (physical, load, rates) = await admit_spanning(
                 self, session, text, program, parsed, noise_model, calibration
             )
         request = request_for(text)  # the spanning program's, where it was rewritten
@@ -873,59 +873,6 @@ def _audit_caps(
         f"the program needs {', '.join(missing)}, which this session was not granted" + ended,
         missing=missing,
     )
-
-
-async def _span(
-    admission: Admission,
-    session: Session,
-    text: str,
-    program: Any,
-    policy: Policy,
-    noise_model: str | None,
-    calibration: Any,
-) -> tuple[str, Any, dict[str, int], Planned]:
-    """(:class:`Admission`'s, apart: a job that spans modules.) The program placed over
-    the modules up, its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`).
-    It is checked again as a submitted one is: its capabilities (an audited decision:
-    its pairs need CAP_LINK), the firewall, the tenant's ``max_channels`` (the pairs
-    open at once) and its physical qubits.
-
-    Raises:
-        AdmissionError: no placement over the modules up holds it.
-        CapabilityError, FirewallError, QuotaError: as :meth:`admit`.
-    """
-    from qmk.kernel.admit.teleport import pairs_open_at_once, span
-
-    machine = admission.config.machine
-    if isinstance(program, FoldedProgram):  # kept folded: rewritten unrolled
-        program = admission._verify(text, folded=False)
-    done = span(
-        program.graph,
-        admission.device,
-        profile=policy.profile or machine.profile,
-        qubit=policy.qubit or admission.device.qubit,
-    )
-    text = json.dumps(
-        done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    program = admission._verify(text)
-    admission._check_caps(session, program.required_caps, "submit")
-    qubits = admission._firewall(text, program, session.tenant, policy.channels)
-    pairs = pairs_open_at_once(program.graph)
-    limit = admission.config.tenants[session.tenant].max_channels
-    held = admission.channels.count(session.tenant)
-    if held + pairs > limit:
-        raise QuotaError(
-            f"the job spans modules and holds {pairs} teleportation channels open at "
-            f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
-            limit="max_channels",
-            needed=pairs,
-            value=limit,
-        )
-    planned = await admission._physical_qubits(
-        session.tenant, text, program, policy, noise_model, calibration
-    )
-    return text, program, qubits, planned
 
 
 def _above_threshold(code: str) -> bool:

@@ -286,7 +286,6 @@ def adjust(
             room,
             limits,
             undrifted=undrifted,
-            device_model=device_model,
         )
         request = replace(
             request, profile=profiles.get(canonical(request.profile), request.profile)
@@ -301,12 +300,16 @@ def adjust(
     rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
     physical, load = _planned(job, request, rewrite, faults, limits)
     request = replace(request, rewrite=rewrite if rewrite else None)
-    rates = _priced_rates(job, request, used, profiles) or {
-        profiles.get(p, p): device_model(
-            device, profiles.get(p, p), epoch, request
-        ).logical_error_per_cycle
-        for p in used
-    }
+    rates = _priced_rates(job, request, used, profiles)
+    if not rates:  # the planner did not price this physics
+        from qmk.kernel.admit.degraded import device_model
+
+        rates = {
+            profiles.get(p, p): device_model(
+                device, profiles.get(p, p), epoch, request
+            ).logical_error_per_cycle
+            for p in used
+        }
     return request, Adjusted(
         actions=tuple(actions),
         rewrite=rewrite,
@@ -408,7 +411,9 @@ def _keep(
         request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
     rewrite = request.rewrite or Rewrite()
     physical, load = _planned(job, request, rewrite, faults, limits)
-    used = _profiles_of(verified(rewrite.apply(job.graph), limits), request.profile)
+    from qmk.execution.rewritten import rewritten
+
+    used = _profiles_of(verified(rewritten(job.graph, rewrite), limits), request.profile)
     action = {
         "epoch": epoch,
         "kind": "resume",
@@ -419,6 +424,8 @@ def _keep(
         "noise_model": request.noise_model,
         "profiles": list(used),
     }
+    from qmk.kernel.admit.degraded import device_model  # physics the planner did not price
+
     rates = {p: device_model(device, p, epoch, request).logical_error_per_cycle for p in used}
     return request, Adjusted(
         actions=(action,),
@@ -435,8 +442,9 @@ def _priced_rates(
     """Each used profile's logical error per cycle as the planner priced the job, where
     ``request`` runs it with that very physics: no distance raised, and the qubit, noise
     and calibration admission gave it (an undrifted machine, nothing ingested since).
-    None otherwise: the start asks the QEC layer (:func:`device_model`), which the
-    kernel process then loads."""
+    None otherwise: the start asks the QEC layer
+    (:func:`~qmk.kernel.admit.degraded.device_model`), which the kernel process then
+    loads."""
     priced: Mapping[str, float] | None = job.logical_errors
     if priced is None or raised or any(p not in priced for p in used):
         return None
@@ -458,29 +466,8 @@ def _own_noise(job: Any) -> str | None:
     return job.request.noise_model if job.policy.noise_model is not None else None
 
 
-def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
-    """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
-    model when noise is on, drifted at ``epoch`` already, and its calibration)."""
-    text = request.noise_model if request.noise else None
-
-    def make() -> Any:
-        from qmk.qec.logical import logical_model
-        from qmk.qec.noise import parse_noise_model
-
-        noise = None if text is None else parse_noise_model(text)
-        return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
-
-    key = (profile, request.qubit, text, request.calibration)
-    try:
-        hash(key)
-    except TypeError:  # a value of the request that cannot be hashed
-        return make()
-    return _MODELS.get(key, None, make)  # every start asks: the same physics, the same model
-
-
-#: The models and programs' profiles the starts of jobs keep (:func:`device_model`,
-#: :func:`_profiles_of`): a kernel runs a few physics and programs many times.
-_MODELS: Memo[Any] = Memo(256)
+#: The programs' profiles the starts of jobs keep (:func:`_profiles_of`): a kernel runs
+#: a few programs many times.
 _PROFILES: Memo[tuple[str, ...]] = Memo(256)
 
 
@@ -511,7 +498,7 @@ def _planned(
     if rewrite.profiles:
         from qmk.kernel.admit.degraded import plan  # a start the planner did not price
 
-        planned, load = plan(rewrite.apply(job.graph), request, limits)
+        planned, load = plan(job.graph, rewrite, request, limits)
         return int(planned.peak_physical_qubits), load
     if faults.decoder_capacity is None:
         return job.physical_qubits, 0.0
@@ -523,7 +510,7 @@ def _planned(
         return job.physical_qubits, job.decoder_load
     from qmk.kernel.admit.degraded import plan
 
-    planned, load = plan(rewrite.apply(job.graph), request, limits)
+    planned, load = plan(job.graph, rewrite, request, limits)
     return int(planned.peak_physical_qubits), load
 
 
@@ -716,7 +703,6 @@ __all__ = [
     "Placement",
     "adjust",
     "device_for",
-    "device_model",
     "resumed",
     "spans",
 ]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk.errors import CapabilityError, QMKError
+from qmk.execution.rewritten import rewritten
 from qmk.execution.targets import get as get_target
 from qmk.execution.targets import spec as target_spec
 from qmk.kernel.errors import JobError
@@ -80,7 +81,7 @@ def attempt_outcome(
         with span("qmk.worker.verify"):
             text = attempt.program
             if entry.program == "qvm":  # verified once per text (qmk.kernel.records.programs)
-                ran = text if request.rewrite is None else request.rewrite.apply(text)
+                ran = rewritten(text, request.rewrite)
                 program = verified(ran, attempt.limits)  # past the unrolling limit: QV505
             else:
                 program = target.read(text)
