@@ -97,7 +97,7 @@ from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
 from qmk.execution.rewritten import rewritten
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.records.stored import encode_result
+from qmk.kernel.records.encoded import encode_result
 from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
 from qmk.kernel.security.seals import (
     KeyedMac,
