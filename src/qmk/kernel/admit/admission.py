@@ -68,7 +68,7 @@ from qmk.execution.targets import TargetError, TargetSpec
 from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
-from qmk.kernel.admit.faults import device_for, spans
+from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
 from qmk.kernel.admit.planner import Planner
 from qmk.kernel.admit.quotas import WORKER_STATE_SHARE, Quotas
@@ -145,7 +145,7 @@ class Read:
     settles: bool = False
 
 
-def _target(name: Any) -> TargetSpec:
+def target_named(name: Any) -> TargetSpec:
     """The target a submit names (:data:`qmk.execution.target.TARGETS`).
 
     Raises:
@@ -252,7 +252,7 @@ class Admission:
                 reading), or past the tenant's CPU budget.
             ProgramError: the program does not read or verify (its target's code).
         """
-        entry = _target(target)
+        entry = target_named(target)
         if entry.program != "qvm":
             from qmk.kernel.admit.own import read_own
 
@@ -337,7 +337,7 @@ class Admission:
                 tenant already has ``max_queued_jobs`` waiting.
         """
         tenant = session.tenant
-        entry = _target(target)
+        entry = target_named(target)
         shots = check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
         given_seed = seed is not None
         if given_seed:
@@ -588,36 +588,6 @@ class Admission:
         from qmk.kernel.admit.own import compile_own
 
         return await compile_own(self, tenant, program, request, entry)
-
-    async def readmit(self, session: Session, job: Job) -> None:
-        """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
-        restore): its capabilities against the session's (audited), the firewall, the
-        machine, the quotas and the queue room. The job runs with the session's caps.
-
-        Raises:
-            CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
-        """
-        entry = _target(job.request.target)
-        program = (await self.read(job.tenant, job.graph, target=entry.name)).program
-        shots = job.request.shots
-        if entry.program != "qvm":  # no logical qubits, no firewall
-            from qmk.kernel.admit.own import readmit_own
-
-            readmit_own(self, session, job, program, entry)
-            return
-        self.quotas.check_priority(job.tenant, job.priority)
-        self._check_caps(session, program.required_caps, "restore")
-        qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
-        self.quotas.check_work(job.tenant, operations(program), program.counts.measurements, shots)
-        spanning = spans(job, self.device)
-        if job.request.machine is None and job.footprint is None and not spanning:
-            # it never had its schedule: it arrives at the shared machine anew
-            job.footprint = await self._compiled(job.tenant, job.graph, program, job.request, entry)
-        footprint = None if spanning else job.footprint
-        self.quotas.check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
-        if job.state != "QUEUED":
-            self.quotas.check_queue_room(job.tenant)
-        job.caps = session.caps
 
     def _run_request(
         self,
@@ -941,4 +911,12 @@ def _cacheable(request: RunRequest) -> bool:
     return cacheable(request.policy, request.target)
 
 
-__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission", "Allowed", "Read"]
+__all__ = [
+    "MAX_FINDINGS",
+    "MAX_SHOTS",
+    "PLAN_CACHE_SIZE",
+    "Admission",
+    "Allowed",
+    "Read",
+    "target_named",
+]
