@@ -1,6 +1,6 @@
 """The fault policies that change a job's program or physics on a degraded machine, and
-a start's own figures (see :mod:`qmk.kernel.admit.faults`, whose :func:`~qmk.kernel.admit.
-faults.adjust` applies them in order).
+a start's own figures (see :mod:`qmk.kernel.admit.adjusted`, whose
+:func:`~qmk.kernel.admit.adjusted.adjust` applies them in order).
 
 - **drift** (:func:`drift`, :func:`tighten`): each code profile's distance raised by 2
   until its drifted logical error per cycle is back within the undrifted machine's, or
