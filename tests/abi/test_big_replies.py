@@ -15,7 +15,8 @@ from typing import Any
 
 from qmk.abi.jsonrpc import RpcCore
 from qmk.abi.server import STREAM_CHUNK, Server, ServerConfig
-from qmk.kernel.records.stored import StoredResult, encode_result
+from qmk.kernel.records.encoded import encode_result
+from qmk.kernel.records.stored import StoredResult
 
 GUARD_S = 30.0
 UNSENT = 64 * 1024

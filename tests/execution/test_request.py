@@ -218,11 +218,13 @@ def test_a_request_digests_the_programs_json_as_json_writes_it_sorted_and_compac
 def test_a_verified_program_run_again_is_digested_once_and_json_data_every_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from qmk.execution import request
+    from qmk.execution import kept_digests
 
     written: list[object] = []
-    canonical = request.canonical_text_of
-    monkeypatch.setattr(request, "canonical_text_of", lambda p: written.append(p) or canonical(p))
+    canonical = kept_digests.canonical_text_of
+    monkeypatch.setattr(
+        kept_digests, "canonical_text_of", lambda p: written.append(p) or canonical(p)
+    )
     program = verify(assemble(".caps CAP_ALLOC\na: ALLOC_LQ vq:q0\nm: MEASURE_Z vq:q0, out:m\n"))
     first = build_request(program, shots=10, seed=1).program_digest
     again = [build_request(program, shots=n, seed=2).program_digest for n in (5, 6)]
@@ -239,44 +241,6 @@ def test_an_engine_dtype_is_the_requests_precision() -> None:
     assert single.precision == "single" and single.engine_options == {}
     default = build_request(T_PAIR, shots=10, seed=1)
     assert default.precision is None
-
-
-def test_a_rewrite_adds_idle_cycles_and_fences_and_raises_profiles() -> None:
-    text = json.dumps(
-        {
-            "version": "0.2",
-            "program": {
-                "nodes": [
-                    {
-                        "id": "a",
-                        "op": "ALLOC_LQ",
-                        "args": {"profile": "logical:surface_code(d=3)"},
-                        "vqs": ["q"],
-                    },
-                    {"id": "m", "op": "MEASURE_Z", "vqs": ["q"], "produces": ["e"]},
-                    {"id": "f", "op": "FREE_LQ", "vqs": ["q"]},
-                ]
-            },
-            "resources": {"vqs": ["q"], "chs": [], "events": ["e"]},
-            "caps": ["CAP_ALLOC"],
-        }
-    )
-    rewrite = Rewrite(
-        profiles={"logical:surface_code(d=3)": "logical:surface_code(d=5)"},
-        idle={"m": 2},
-        fences=("a",),
-    )
-    nodes = json.loads(rewrite.apply(text))["program"]["nodes"]
-    assert [n["op"] for n in nodes] == [
-        "ALLOC_LQ",
-        "FENCE_EPOCH",
-        "MEASURE_Z",
-        "APPLY_RZ",
-        "APPLY_RZ",
-        "FREE_LQ",
-    ]
-    assert nodes[0]["args"]["profile"] == "logical:surface_code(d=5)"
-    assert Rewrite().apply(text) == text
 
 
 # ---------------------------------------------------------------- the one builder

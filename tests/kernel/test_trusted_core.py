@@ -125,6 +125,14 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.qvm.graph_file",
     "qmk.abi.big_lines",
     "qmk.abi.spliced",
+    # a restore's checks, a resumed attempt's kept physics: at the first of each; a
+    # result's encoding and a rewrite's program text: the worker's; an in-process
+    # program's kept digest: in-process runs'
+    "qmk.kernel.admit.restore",
+    "qmk.kernel.admit.resumed",
+    "qmk.kernel.records.encoded",
+    "qmk.execution.rewritten",
+    "qmk.execution.kept_digests",
     # the QEC layer: a run's custom qubits and calibration are JSON in the kernel
     "qmk.qec",
     # the device interface: the kernel's machine is plain data (qmk.kernel.device)

@@ -73,16 +73,11 @@ from qmk.engines.router import Choice, route
 from qmk.engines.state_io import QuantumState
 from qmk.execution import batch, spans, states
 from qmk.execution.checkpoint import ExecutionState, read_state
+from qmk.execution.kept_digests import digest_of
 from qmk.execution.microcode import BASES, Ops
 from qmk.execution.parts import Part, run_groups, shares_taken
 from qmk.execution.plan import Plan, build_plan, decoder_load, picked_runs
-from qmk.execution.request import (
-    Precision,
-    RunRequest,
-    digest_of,
-    precision_of,
-    run_key,
-)
+from qmk.execution.request import Precision, RunRequest, precision_of, run_key
 from qmk.execution.result import PackedRows, RunResult, Telemetry, keyed_counts
 from qmk.execution.stacked import MAX_QUBITS as STACK_QUBITS
 from qmk.execution.stacked import StackedOps, StackedRunner, compile_ops
@@ -917,7 +912,7 @@ def _run_key(
     must carry. A run of the engine's density matrix says so in it: the state of its
     chunks resumes no trajectories of a worker whose memory the matrix did not fit. A
     request built without its program's digest (``""``) is keyed with it, found now
-    (:func:`~qmk.execution.request.digest_of`)."""
+    (:func:`~qmk.execution.kept_digests.digest_of`)."""
     if not request.program_digest:
         request = msgspec.structs.replace(request, program_digest=digest_of(program))
     engine = choice.engine

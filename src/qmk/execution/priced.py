@@ -44,7 +44,7 @@ class Priced:
     #: Each of the plan's profiles' logical error per cycle under the job's physics (its
     #: qubit, noise model when noise is on, and calibration): what the kernel reports of a
     #: job it starts on an undrifted machine, so the kernel process holds no QEC model
-    #: (:func:`qmk.kernel.admit.faults.adjust`).
+    #: (:func:`qmk.kernel.admit.adjusted.adjust`).
     logical_error_per_cycle: dict[str, float] = field(default_factory=dict)
 
 

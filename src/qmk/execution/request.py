@@ -70,11 +70,7 @@ from qmk.qvm.profiles import ProfileError, parse_profile
 from qmk.values import ErrorFactory, convert
 
 if TYPE_CHECKING:  # the kernel makes requests without one (its physics are a job's)
-    from qmk.qec.physics import PhysicsConfig
     from qmk.qec.values import Calibration, QubitParams
-
-#: The op that stands for one idle logical cycle in a rewritten program (the identity).
-IDLE_OP = "APPLY_RZ"
 
 #: The target a request names when it names none: the gate-level logical machine.
 DEFAULT_TARGET = defaults.TARGET
@@ -199,7 +195,8 @@ _UNSET_LEFT_OUT = ("precision", "noise_model", "calibration", "error_budget")
 
 class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What the kernel's fault policies changed in a job's program; empty when nothing
-    (:mod:`qmk.kernel.admit.faults`).
+    (:mod:`qmk.kernel.admit.faults`). The program's text with the changes is
+    :func:`qmk.execution.rewritten.rewritten`'s.
 
     Attributes:
         profiles: canonical profile -> the one ALLOC_LQ nodes naming it run with.
@@ -215,37 +212,6 @@ class Rewrite(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     def __bool__(self) -> bool:
         return bool(self.profiles or self.channels or self.idle or self.fences)
-
-    def apply(self, text: str) -> str:
-        """The QVM JSON ``text`` with these changes (the same text when there are none)."""
-        if not self:
-            return text
-        graph = json.loads(text)
-        nodes = graph["program"]["nodes"]
-        ids = {node["id"] for node in nodes}
-        out: list[dict[str, Any]] = []
-        fences = set(self.fences)
-        for node in nodes:
-            out.append(self._changed(node))
-            for i in range(self.idle.get(node["id"], 0)):
-                for q in node.get("vqs", ()):
-                    out.append(_idle_node(node, q, i, ids))
-            if node["id"] in fences:
-                out.append({"id": _fresh(f"{node['id']}__fence", ids), "op": "FENCE_EPOCH"})
-        graph["program"]["nodes"] = out
-        return json.dumps(graph, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-    def _changed(self, node: dict[str, Any]) -> dict[str, Any]:
-        """``node`` with its profile raised or its pair's fidelity set, if either applies."""
-        op, args = node["op"], node.get("args") or {}
-        if op == "ALLOC_LQ" and args.get("profile"):
-            raised = self.profiles.get(canonical_profile(args["profile"]))
-            if raised is not None:
-                return {**node, "args": {**args, "profile": raised}}
-        elif op == "OPEN_CHAN" and node["id"] in self.channels:
-            opts = {**(args.get("opts") or {}), "fidelity": self.channels[node["id"]]}
-            return {**node, "args": {**args, "opts": opts}}
-        return node
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)
@@ -271,22 +237,6 @@ def canonical_profile(profile: str) -> str:
         from qmk.qec.errors import QECError  # the QC family: where a profile is refused
 
         raise QECError.of("unknown-profile", str(exc), profile=profile) from None
-
-
-def _fresh(node_id: str, ids: set[str]) -> str:
-    """``node_id``, made unique among ``ids`` (and added to them)."""
-    while node_id in ids:
-        node_id += "_"
-    ids.add(node_id)
-    return node_id
-
-
-def _idle_node(after: Mapping[str, Any], qubit: str, index: int, ids: set[str]) -> dict[str, Any]:
-    node_id = _fresh(f"{after['id']}__idle{index}_{qubit}", ids)
-    node: dict[str, Any] = {"id": node_id, "op": IDLE_OP, "args": {"theta": 0.0}, "vqs": [qubit]}
-    if after.get("guard") is not None:  # idle only when the measurement ran
-        node["guard"] = after["guard"]
-    return node
 
 
 class MachineRun(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -464,7 +414,6 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         require_calibration: bool = False,
         part: tuple[int, int] | None = None,
         policy: Policy | None = None,
-        physics: PhysicsConfig | None = None,
         error: ErrorFactory = _invalid,
     ) -> RunRequest:
         """The request of a user's parameters: the one builder every entry calls (see
@@ -479,10 +428,6 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
             profile: checked by :func:`canonical_profile`.
             qubit, calibration: a value of the QEC layer or its JSON (checked where it
                 entered), held as the JSON (:func:`physics_json`).
-            physics: a physics file (:mod:`qmk.qec.physics`). It sets ``profile``,
-                ``qubit`` (its base technology) and ``noise_model``
-                (:meth:`~qmk.qec.physics.PhysicsConfig.resolve`). A ``noise_model``, a
-                profile of another code or ``noise`` off beside it is ``QC103``.
             target, target_options, engine, noise, noise_model, require_calibration,
                 part, policy: the fields of these names.
             error: makes the error of a bad shots, seed or precision from its message
@@ -493,11 +438,8 @@ class RunRequest(_Value, frozen=True, kw_only=True, forbid_unknown_fields=True):
         Raises:
             InvalidArgument: shots, seed or precision out of range (``key`` names which),
                 or a precision and a ``dtype`` that disagree (or ``error``'s).
-            QECError: ``QC102`` for a profile that does not parse; what
-                :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
+            QECError: ``QC102`` for a profile that does not parse.
         """
-        if physics is not None:
-            profile, qubit, noise_model = _physics(physics, profile, qubit, noise, noise_model)
         shots = check_shots(shots, error=error)
         seed = draw_seed() if seed is None else check_seed(seed, error=error)
         options = dict(engine_options or {})
@@ -552,38 +494,6 @@ def physics_json(value: QubitParams | Calibration | Mapping[str, Any]) -> Physic
         return dict(value)
     out: PhysicsJSON = value.to_json()
     return out
-
-
-def _physics(
-    physics: PhysicsConfig,
-    profile: str,
-    qubit: str | QubitParams | PhysicsJSON,
-    noise: bool,
-    model: str | None,
-) -> tuple[str, QubitParams, str | None]:
-    """The profile, qubit and noise model ``physics`` sets on the base ``qubit``.
-
-    Raises:
-        QECError: ``QC103`` for a noise model, noise off or a profile of another code
-            given beside it; what :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
-    """
-    from qmk.qec.errors import QECError  # a physics file is read: the QEC layer is here
-    from qmk.qec.values import qubit_of
-
-    if model is not None or not noise:
-        given = "noise off" if not noise else f"noise model {model!r}"
-        raise QECError.of(
-            "bad-parameter",
-            f"the physics file sets the error rates; {given} contradicts it: give one",
-        )
-    resolved = physics.resolve(qubit_of(qubit))
-    if profile != defaults.PROFILE and canonical_profile(profile) != resolved.profile:
-        raise QECError.of(
-            "bad-parameter",
-            f"the physics file's code is {resolved.profile}; profile {profile!r} "
-            "contradicts it: give one",
-        )
-    return resolved.profile, resolved.qubit, resolved.noise_model
 
 
 #: Fields of a request that do not change its result: a checkpoint of one run resumes
@@ -709,48 +619,8 @@ def program_digest(text: str) -> str:
     return _DIGESTS.get(id(text), text, lambda: hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
-#: Verified programs whose digest is kept (:func:`digest_of`): a loop that runs one
-#: program object (a parameter sweep's, a benchmark's) writes its JSON once, not every
-#: run (at 1,000 qubits and depth 100 the text takes a sixth of a second).
-KEPT_DIGESTS = 64
-_PROGRAM_DIGESTS: Memo[str] = Memo(KEPT_DIGESTS)
-
-
-def digest_of(program: Any) -> str:
-    """The digest of a verified program (:attr:`RunRequest.program_digest`), found once
-    while the program is kept (it is frozen): hashed as its text is written from the
-    columns of one verified on them (:meth:`qmk.qvm.columns.Columns.digest`), or of
-    :func:`canonical_text_of` its graph."""
-    found: str = _PROGRAM_DIGESTS.get(id(program), program, lambda: _digest(program))
-    return found
-
-
-def _digest(program: Any) -> str:
-    columns = getattr(program, "columns", None)
-    if columns is not None:
-        digest: str = columns.digest()
-        return digest
-    return program_digest(canonical_text_of(program))
-
-
-def canonical_text_of(program: Any) -> str:
-    """The JSON text a run request digests: a verified program's QVM JSON
-    (:func:`~qmk.qvm.sorted_text.canonical_graph_text`; of its folded graph where it has
-    REPEAT rows), or the data of a program that is no QVM graph
-    (:func:`~qmk.qvm.sorted_text.canonical_text`: json's sorted compact text, written by
-    msgspec where that is the same text)."""
-    from qmk.qvm.sorted_text import canonical_graph_text, canonical_text
-
-    if isinstance(program, Mapping):
-        return canonical_text(program)
-    folded = getattr(program, "folded", None)
-    return canonical_graph_text(program.graph if folded is None else folded)
-
-
 __all__ = [
     "DEFAULT_TARGET",
-    "IDLE_OP",
-    "KEPT_DIGESTS",
     "PHYSICS_FIELDS",
     "TARGET_PATTERN",
     "MachineRun",
@@ -763,10 +633,8 @@ __all__ = [
     "Seed",
     "Shots",
     "canonical_profile",
-    "canonical_text_of",
     "check_seed",
     "check_shots",
-    "digest_of",
     "draw_seed",
     "physics_json",
     "precision_of",

@@ -35,13 +35,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from qmk import defaults
-from qmk.execution import request as requests
-from qmk.execution.request import RunRequest, program_digest
+from qmk.execution import kept_digests
+from qmk.execution.request import RunRequest, canonical_profile, program_digest
 
 if TYPE_CHECKING:
     from qmk.errors import QMKError
     from qmk.execution.result import RunResult
     from qmk.execution.trajectories import Control
+    from qmk.qec.physics import PhysicsConfig
 
 
 def build_request(program: Any, *, digest: bool = True, **keywords: Any) -> RunRequest:
@@ -51,7 +52,7 @@ def build_request(program: Any, *, digest: bool = True, **keywords: Any) -> RunR
 
     ``digest`` False leaves a verified program's digest out (``""``): a run in this
     process that nobody reads the request of digests it only where the run's key is
-    needed, to save or resume a state (:func:`~qmk.execution.request.digest_of`). A
+    needed, to save or resume a state (:func:`~qmk.execution.kept_digests.digest_of`). A
     million-row program's canonical text costs half a second, and ``qmk run`` reads it
     nowhere else.
 
@@ -84,20 +85,55 @@ def build_request(program: Any, *, digest: bool = True, **keywords: Any) -> RunR
         if not isinstance(calibration, Calibration):
             keywords["calibration"] = Calibration.load(calibration)
     keywords.setdefault("require_calibration", True)
-    if keywords.get("physics") is not None:
+    physics = keywords.pop("physics", None)
+    if physics is not None:
         from qmk.qec.physics import load_physics
 
-        keywords["physics"] = load_physics(keywords["physics"])
+        keywords.update(_physics(load_physics(physics), keywords))
     if keywords.get("part") is not None:
         from qmk.execution.parts import Part
 
         share = Part.from_json(keywords["part"])
         keywords["part"] = (share.index, share.of)
     if isinstance(program, Mapping):  # JSON data, which its owner may change
-        text = program_digest(requests.canonical_text_of(program))
+        text = program_digest(kept_digests.canonical_text_of(program))
     else:
-        text = requests.digest_of(program) if digest else ""
+        text = kept_digests.digest_of(program) if digest else ""
     return RunRequest.build(program_digest=text, error=_misuse, **keywords)
+
+
+def _physics(physics: PhysicsConfig, keywords: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``profile``, ``qubit`` (its base technology) and ``noise_model`` a physics
+    file sets on the base qubit of ``keywords``
+    (:meth:`~qmk.qec.physics.PhysicsConfig.resolve`).
+
+    Raises:
+        QECError: ``QC103`` for a noise model, noise off or a profile of another code
+            given beside it; what :meth:`~qmk.qec.physics.PhysicsConfig.resolve` raises.
+    """
+    from qmk.qec.errors import QECError  # a physics file is read: the QEC layer is here
+    from qmk.qec.values import qubit_of
+
+    noise, model = keywords.get("noise", defaults.NOISE), keywords.get("noise_model")
+    if model is not None or not noise:
+        given = "noise off" if not noise else f"noise model {model!r}"
+        raise QECError.of(
+            "bad-parameter",
+            f"the physics file sets the error rates; {given} contradicts it: give one",
+        )
+    resolved = physics.resolve(qubit_of(keywords.get("qubit", defaults.QUBIT)))
+    profile = keywords.get("profile", defaults.PROFILE)
+    if profile != defaults.PROFILE and canonical_profile(profile) != resolved.profile:
+        raise QECError.of(
+            "bad-parameter",
+            f"the physics file's code is {resolved.profile}; profile {profile!r} "
+            "contradicts it: give one",
+        )
+    return {
+        "profile": resolved.profile,
+        "qubit": resolved.qubit,
+        "noise_model": resolved.noise_model,
+    }
 
 
 def run(

@@ -14,7 +14,8 @@ from typing import Any
 from qmk.abi import replies
 from qmk.devices.purification import purify
 from qmk.execution.request import RunRequest, program_digest
-from qmk.kernel.admit.faults import FaultPolicies, adjust, device_for
+from qmk.kernel.admit.adjusted import adjust
+from qmk.kernel.admit.faults import FaultPolicies, device_for
 from qmk.kernel.config import KernelConfig, config_from_dict
 from qmk.kernel.manual_clock import ManualClock
 from qmk.kernel.records.jobs import Job, parse_policy

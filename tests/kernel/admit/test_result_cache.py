@@ -20,7 +20,8 @@ from qmk.kernel.admit import cache as cache_module
 from qmk.kernel.admit.cache import KeyFilter, cache_key
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.manual_clock import ManualClock
-from qmk.kernel.records.stored import encode_result, with_telemetry
+from qmk.kernel.records.encoded import encode_result
+from qmk.kernel.records.stored import with_telemetry
 from qmk.kernel.security.replay import find_attestation, replay, request_of
 from qmk.kernel.service import Kernel
 from qmk.kernel.storage.store import Store

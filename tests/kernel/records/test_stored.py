@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from qmk.kernel.records.encoded import encode_result
 from qmk.kernel.records.stored import (
     ResultFacts,
     StoredResult,
     TelemetryFacts,
-    encode_result,
     facts_of,
     head_of,
     with_telemetry,

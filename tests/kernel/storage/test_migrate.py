@@ -17,7 +17,7 @@ from qmk.execution.request import Policy, RunRequest, program_digest
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.datafiles import DB_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.records.stored import encode_result
+from qmk.kernel.records.encoded import encode_result
 from qmk.kernel.security.replay import find_attestation, replay, request_of
 from qmk.kernel.security.seals import derive, result_seal
 from qmk.kernel.security.sessions import load_secret

@@ -21,7 +21,8 @@ from qmk.errors import InvalidArgument, QuotaError, StateError
 from qmk.execution.runs import run
 from qmk.kernel.config import config_from_dict
 from qmk.kernel.manual_clock import ManualClock
-from qmk.kernel.records.stored import RESULT_MARK_EVERY, encode_result, stored_result
+from qmk.kernel.records.encoded import encode_result
+from qmk.kernel.records.stored import RESULT_MARK_EVERY, stored_result
 from qmk.kernel.service import Kernel
 from qmk.qvm import graph as graph_io
 from qmk.qvm.generate import uniform_graph

@@ -11,8 +11,8 @@ from msgspec.structs import replace
 
 from qmk.execution.request import MachineRun, Policy
 from qmk.kernel.datafiles import DB_FILE
+from qmk.kernel.records.encoded import encode_result
 from qmk.kernel.records.jobs import COMPLETED, QUEUED, RUNNING, Job
-from qmk.kernel.records.stored import encode_result
 from qmk.kernel.records.usage import Usage
 from qmk.kernel.storage.store import Store
 from qmk.kernel.storage.usage_rows import UsageRows, usage_where
@@ -478,8 +478,7 @@ def test_a_result_its_worker_indexed_is_stored_and_sealed_as_the_store_would_do_
     # is not the text's makes a seal the result fails when read (as a wrong result_sha256)
     import hashlib
 
-    from qmk.kernel.records.outcome import Done
-    from qmk.kernel.records.stored import result_of
+    from qmk.kernel.records.outcome import Done, result_of
     from qmk.kernel.security.seals import derive
     from qmk.kernel.storage.store import meta_text
 

@@ -7,7 +7,8 @@ struct's golden file (:mod:`support.golden`)."""
 
 from __future__ import annotations
 
-from qmk.kernel.admit.faults import Adjusted, Foreseen
+from qmk.kernel.admit.adjusted import Adjusted
+from qmk.kernel.admit.faults import Foreseen
 from qmk.kernel.config import (
     AssistTable,
     BillingTable,

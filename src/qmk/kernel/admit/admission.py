@@ -36,7 +36,6 @@ capabilities (audited), the modules up, the quotas, the queue room, the CPU budg
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,7 +51,6 @@ from qmk.errors import (
     InvalidArgument,
     ProgramError,
     QMKError,
-    QuotaError,
     warning,
 )
 from qmk.execution import targets
@@ -70,7 +68,7 @@ from qmk.execution.targets import TargetError, TargetSpec
 from qmk.kernel.admit.budget import CpuBudget
 from qmk.kernel.admit.cache import cacheable
 from qmk.kernel.admit.channels import ChannelTable, check_firewall
-from qmk.kernel.admit.faults import device_for, spans
+from qmk.kernel.admit.faults import device_for
 from qmk.kernel.admit.physics import job_calibration, job_noise_model
 from qmk.kernel.admit.planner import Planner
 from qmk.kernel.admit.quotas import WORKER_STATE_SHARE, Quotas
@@ -101,7 +99,7 @@ from qmk.kernel.storage.results import Results
 from qmk.kernel.storage.store import GRAPH_PACKED_AHEAD, pack_graph
 from qmk.memo import Memo
 from qmk.qvm.graph import GraphText
-from qmk.qvm.verify import FoldedProgram, operations
+from qmk.qvm.verify import operations
 
 if TYPE_CHECKING:
     from qmk.execution.footprint import Footprint
@@ -147,7 +145,7 @@ class Read:
     settles: bool = False
 
 
-def _target(name: Any) -> TargetSpec:
+def target_named(name: Any) -> TargetSpec:
     """The target a submit names (:data:`qmk.execution.target.TARGETS`).
 
     Raises:
@@ -254,7 +252,7 @@ class Admission:
                 reading), or past the tenant's CPU budget.
             ProgramError: the program does not read or verify (its target's code).
         """
-        entry = _target(target)
+        entry = target_named(target)
         if entry.program != "qvm":
             from qmk.kernel.admit.own import read_own
 
@@ -339,7 +337,7 @@ class Admission:
                 tenant already has ``max_queued_jobs`` waiting.
         """
         tenant = session.tenant
-        entry = _target(target)
+        entry = target_named(target)
         shots = check_shots(shots)  # before any work; RunRequest.build below draws a missing seed
         given_seed = seed is not None
         if given_seed:
@@ -441,7 +439,9 @@ class Admission:
         spanning = physical > max(self.device.capacities) and len(self.device.modules_up) > 1
         if spanning:  # over several modules, its cross-module gates teleported
             self.write_allowed(allowed)  # before the rewritten program's own check
-            text, program, qubits, (physical, load, rates) = await _span(
+            from qmk.kernel.admit.teleport import admit_spanning
+
+            text, program, qubits, (physical, load, rates) = await admit_spanning(
                 self, session, text, program, parsed, noise_model, calibration
             )
         request = request_for(text)  # the spanning program's, where it was rewritten
@@ -590,36 +590,6 @@ class Admission:
         from qmk.kernel.admit.own import compile_own
 
         return await compile_own(self, tenant, program, request, entry)
-
-    async def readmit(self, session: Session, job: Job) -> None:
-        """The checks of :meth:`admit` again, for ``job`` queued anew by ``session`` (a
-        restore): its capabilities against the session's (audited), the firewall, the
-        machine, the quotas and the queue room. The job runs with the session's caps.
-
-        Raises:
-            CapabilityError, FirewallError, AdmissionError, QuotaError: as :meth:`admit`.
-        """
-        entry = _target(job.request.target)
-        program = (await self.read(job.tenant, job.graph, target=entry.name)).program
-        shots = job.request.shots
-        if entry.program != "qvm":  # no logical qubits, no firewall
-            from qmk.kernel.admit.own import readmit_own
-
-            readmit_own(self, session, job, program, entry)
-            return
-        self.quotas.check_priority(job.tenant, job.priority)
-        self._check_caps(session, program.required_caps, "restore")
-        qubits = self._firewall(job.graph, program, job.tenant, job.policy.channels)
-        self.quotas.check_work(job.tenant, operations(program), program.counts.measurements, shots)
-        spanning = spans(job, self.device)
-        if job.request.machine is None and job.footprint is None and not spanning:
-            # it never had its schedule: it arrives at the shared machine anew
-            job.footprint = await self._compiled(job.tenant, job.graph, program, job.request, entry)
-        footprint = None if spanning else job.footprint
-        self.quotas.check_room(job.physical_qubits, qubits, spanning=spanning, footprint=footprint)
-        if job.state != "QUEUED":
-            self.quotas.check_queue_room(job.tenant)
-        job.caps = session.caps
 
     def _run_request(
         self,
@@ -877,59 +847,6 @@ def _audit_caps(
     )
 
 
-async def _span(
-    admission: Admission,
-    session: Session,
-    text: str,
-    program: Any,
-    policy: Policy,
-    noise_model: str | None,
-    calibration: Any,
-) -> tuple[str, Any, dict[str, int], Planned]:
-    """(:class:`Admission`'s, apart: a job that spans modules.) The program placed over
-    the modules up, its cross-module gates teleported (:mod:`qmk.kernel.admit.teleport`).
-    It is checked again as a submitted one is: its capabilities (an audited decision:
-    its pairs need CAP_LINK), the firewall, the tenant's ``max_channels`` (the pairs
-    open at once) and its physical qubits.
-
-    Raises:
-        AdmissionError: no placement over the modules up holds it.
-        CapabilityError, FirewallError, QuotaError: as :meth:`admit`.
-    """
-    from qmk.kernel.admit.teleport import pairs_open_at_once, span
-
-    machine = admission.config.machine
-    if isinstance(program, FoldedProgram):  # kept folded: rewritten unrolled
-        program = admission._verify(text, folded=False)
-    done = span(
-        program.graph,
-        admission.device,
-        profile=policy.profile or machine.profile,
-        qubit=policy.qubit or admission.device.qubit,
-    )
-    text = json.dumps(
-        done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    program = admission._verify(text)
-    admission._check_caps(session, program.required_caps, "submit")
-    qubits = admission._firewall(text, program, session.tenant, policy.channels)
-    pairs = pairs_open_at_once(program.graph)
-    limit = admission.config.tenants[session.tenant].max_channels
-    held = admission.channels.count(session.tenant)
-    if held + pairs > limit:
-        raise QuotaError(
-            f"the job spans modules and holds {pairs} teleportation channels open at "
-            f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
-            limit="max_channels",
-            needed=pairs,
-            value=limit,
-        )
-    planned = await admission._physical_qubits(
-        session.tenant, text, program, policy, noise_model, calibration
-    )
-    return text, program, qubits, planned
-
-
 def _above_threshold(code: str) -> bool:
     """Whether ``code`` is the QEC layer's ``QC106 above-threshold`` (a physical error
     rate at or above a code's threshold); its family loads where a code is refused."""
@@ -996,4 +913,12 @@ def _cacheable(request: RunRequest) -> bool:
     return cacheable(request.policy, request.target)
 
 
-__all__ = ["MAX_FINDINGS", "MAX_SHOTS", "PLAN_CACHE_SIZE", "Admission", "Allowed", "Read"]
+__all__ = [
+    "MAX_FINDINGS",
+    "MAX_SHOTS",
+    "PLAN_CACHE_SIZE",
+    "Admission",
+    "Allowed",
+    "Read",
+    "target_named",
+]

@@ -2,7 +2,7 @@
 job's stored result, at once and without a worker.
 
 A job's **run** is its run request as its worker ran it, with the fault policies'
-changes made (:func:`qmk.kernel.admit.faults.adjust`). It leaves out what does not change
+changes made (:func:`qmk.kernel.admit.adjusted.adjust`). It leaves out what does not change
 a result: the policy, the trace context, the save cadence
 (:func:`qmk.execution.request.run_key`). What remains is the program's digest, shots,
 seed, the engine and precision asked for, and the physics (noise, qubit, profile, noise

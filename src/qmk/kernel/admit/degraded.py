@@ -1,6 +1,6 @@
 """The fault policies that change a job's program or physics on a degraded machine, and
-a start's own plan (see :mod:`qmk.kernel.admit.faults`, whose :func:`~qmk.kernel.admit.
-faults.adjust` applies them in order).
+a start's own figures (see :mod:`qmk.kernel.admit.adjusted`, whose
+:func:`~qmk.kernel.admit.adjusted.adjust` applies them in order).
 
 - **drift** (:func:`drift`, :func:`tighten`): each code profile's distance raised by 2
   until its drifted logical error per cycle is back within the undrifted machine's, or
@@ -9,34 +9,58 @@ faults.adjust` applies them in order).
 - **link** (:func:`link`): each ``OPEN_CHAN`` whose fidelity the link no longer delivers
   gets purified pairs, or a pair made inside the module (local decomposition), or the
   job fails with ``QK304 link-degraded``;
-- **a start's own plan** (:func:`plan`): the physical qubits and decoder load of a job
-  whose profiles or physics changed since the planner priced it.
+- **a start's own figures** (:func:`plan`, :func:`device_model`): the physical qubits,
+  decoder load and logical models of a job whose profiles or physics changed since the
+  planner priced it.
 
 The kernel imports this module only where it needs it: under drift, for a job that
-holds channels, or to plan a start the planner's figures no longer describe. A plain
+holds channels, or for a start the planner's figures no longer describe. A plain
 start on a healthy machine loads none of it (nor the QEC layer's models, nor the plan).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from msgspec.structs import replace
 
 from qmk.execution.request import Rewrite, RunRequest
 from qmk.execution.request import canonical_profile as canonical
+from qmk.execution.rewritten import rewritten
 from qmk.kernel.admit.teleport import teleport_channels
 from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import JobError
 from qmk.kernel.records.programs import verified
+from qmk.memo import Memo
 from qmk.qec.errors import QECError
 from qmk.qvm.limits import Limits
 from qmk.qvm.profiles import Profile, parse_profile
 
-#: The logical model of a profile under a request (:func:`qmk.kernel.admit.faults.
-#: device_model`): ``(device, profile, epoch, request)``.
-Model = Callable[[LogicalMachine, str, int, RunRequest], Any]
+#: The models the starts of jobs keep (:func:`device_model`): a kernel runs a few
+#: physics many times.
+_MODELS: Memo[Any] = Memo(256)
+
+
+def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
+    """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
+    model when noise is on, drifted at ``epoch`` already, and its calibration): a
+    start's own, where the planner did not price its physics."""
+    text = request.noise_model if request.noise else None
+
+    def make() -> Any:
+        from qmk.qec.logical import logical_model
+        from qmk.qec.noise import parse_noise_model
+
+        noise = None if text is None else parse_noise_model(text)
+        return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
+
+    key = (profile, request.qubit, text, request.calibration)
+    try:
+        hash(key)
+    except TypeError:  # a value of the request that cannot be hashed
+        return make()
+    return _MODELS.get(key, None, make)  # every start asks: the same physics, the same model
 
 
 def _with_distance(profile: str, distance: int) -> str:
@@ -54,10 +78,9 @@ def drift(
     limits: Limits | None = None,
     *,
     undrifted: RunRequest,
-    device_model: Model,
 ) -> dict[str, str]:
     """Raise each profile's distance until the drifted P_L (under ``request``) is back
-    within the undrifted one (under ``undrifted``), as ``device_model`` gives each."""
+    within the undrifted one (under ``undrifted``), as :func:`device_model` gives each."""
     factor = device.faults.drift_factor(epoch)
     raised: dict[str, str] = {}
     steps: dict[str, tuple[float, float, float, bool]] = {}
@@ -151,20 +174,26 @@ def _physical(
 ) -> int:
     profile = raised.get(canonical(request.profile), request.profile)
     planned, _ = plan(
-        Rewrite(profiles=dict(raised)).apply(job.graph), replace(request, profile=profile), limits
+        job.graph, Rewrite(profiles=dict(raised)), replace(request, profile=profile), limits
     )
     return int(planned.peak_physical_qubits)
 
 
-def plan(text: str, request: RunRequest, limits: Limits | None) -> tuple[Any, float]:
-    """The plan of ``text`` with ``request``'s qubit and default profile, and its decoder
-    load (syndrome bits per second at its peak, as the executor's telemetry reports)."""
+def plan(
+    text: str, rewrite: Rewrite | None, request: RunRequest, limits: Limits | None
+) -> tuple[Any, float]:
+    """The plan of ``text`` changed by ``rewrite``, with ``request``'s qubit and default
+    profile, and its decoder load (syndrome bits per second at its peak, as the
+    executor's telemetry reports)."""
     from qmk.execution.plan import build_plan, decoder_load
     from qmk.qec.values import qubit_of
 
     qubit = qubit_of(request.qubit)
     planned = build_plan(
-        verified(text, limits), noise=False, qubit=qubit, default_profile=request.profile
+        verified(rewritten(text, rewrite), limits),
+        noise=False,
+        qubit=qubit,
+        default_profile=request.profile,
     )
     return planned, decoder_load(planned, qubit, request.profile)[1]
 
@@ -244,4 +273,4 @@ def link(
         )
 
 
-__all__ = ["Model", "drift", "link", "local_pair_cycles", "plan", "tighten"]
+__all__ = ["device_model", "drift", "link", "local_pair_cycles", "plan", "tighten"]

@@ -1,86 +1,39 @@
-"""Failure handling: where a job runs (placement on a module) and what the kernel changes
-in a job it starts on a faulty machine (:func:`adjust`).
+"""Failure handling: where a job runs (placement on a module), and the fault policies
+applied at each start of a job on a faulty machine, with the record of what they did
+(:class:`FaultPolicies`).
 
-The device (:class:`~qmk.kernel.device.LogicalMachine`) holds the fault schedule of the
-kernel's ``[faults]`` table. When the supervisor starts a job it calls :func:`adjust`
-once, which applies the policies in this order:
-
-1. **ingest**: the job runs with the device's current qubit parameters and calibration,
-   and the machine's noise model, unless its policy names its own
-   (``policy.qubit``, ``policy.calibration``, ``policy.noise_model``);
-2. **drift**: the drifted physical error rates reach the job's logical model (a
-   ``drift(factor=F)`` noise model stacked on the machine's); when noise is on, every
-   code profile the job uses has its distance raised by 2 until its logical error per
-   cycle is back within the undrifted machine's, or ``distance_budget`` is spent, or the
-   job would no longer fit its module (telemetry says ``restored: false`` then); and
-   fences tighten: ``FENCE_EPOCH`` nodes are added so that no epoch of the job runs more
-   than ``drift_fence_cycles`` logical cycles, and the job saves its state at a fence
-   whenever that many operations ran since its last save (a checkpoint the kernel
-   resumes it from after a preemption, a module failure or a crash: less work lost while
-   the machine degrades);
-3. **link**: each ``OPEN_CHAN`` whose fidelity the link no longer delivers gets BBPSSW
-   purified pairs (:mod:`qmk.devices.purification`) of at least ``min(requested,
-   link_target)``; when purification cannot reach it, the pair is made inside the job's
-   module instead (**local decomposition**: a logical H and CNOT; the pair is exact, and
-   its two qubits are charged the logical noise of those cycles, written into the program
-   as idle cycles), unless ``local_decomposition = false``, when the job FAILs with
-   ``QK304 link-degraded``.
-
-The drift and link policies (and a start's own plan) are
-:mod:`qmk.kernel.admit.degraded`, imported where they apply: under drift, for a job that
-holds channels, or for a start the planner's figures no longer describe.
-
-The decoder is not a policy here: it is the shared machine's, one capacity for every job
-on it (``[machine] decoder_bits_per_cycle``; ``[faults] decoder_capacity_bits_per_s`` is
-its deprecated name, QK504), which throttles the jobs in machine time and charges their
-waits as idle noise (``docs/machine.md``). The job's own load is still computed where a
-capacity is given, for the device's health (its decoder backlog).
-
-Changes to the program are a :class:`~qmk.execution.request.Rewrite` in the job's run
-request, which the worker applies to the submitted graph text; the attestation records
-the request, so ``qmk audit replay`` applies it again.
+What the policies change in a start's run request is
+:func:`qmk.kernel.admit.adjusted.adjust`'s (ingest, drift, link, in that order). An
+attempt that resumes from a checkpoint keeps that checkpoint's physics
+(:mod:`qmk.kernel.admit.resumed`, imported at the first such attempt).
 
 **Computed once where nothing changed.** Accepting a job asks the policies for the run
 it would start now (the result cache's look-up, :meth:`FaultPolicies.foresee`); its
-start reuses that answer (:class:`Foreseen`) when nothing :func:`adjust` reads has
-changed since: the same request (its machine schedule aside, which no policy reads), the
-same physical qubits, no calibration ingested, and the same fault schedule at both
-epochs (no drift at either, the same link fidelity). Otherwise the start computes it
-again. The same test lets the next job of the same program take the last job's answer
-when its request is that job's but for the seed, which :func:`adjust` never reads (a
-client's many seeds of one run: :meth:`FaultPolicies.foresee`).
-
-**A resumed attempt keeps its checkpoint's physics.** The logical-error patterns of a
-whole run are drawn when it starts, from the physics it starts with, so an execution
-state only continues under that physics. A checkpoint records it
-(:meth:`~qmk.execution.request.RunRequest.physics`: the qubit, profile, noise model,
-calibration, rewrite and machine schedule of the attempt that saved it), and an attempt
-that resumes from it runs with it again (:func:`resumed`). When the policies' answer at
-the new epoch differs, telemetry and the audit log say ``keep-physics`` and which parts
-differ; the policies apply again when the job starts from its beginning.
+start reuses that answer (:class:`Foreseen`) when nothing
+:func:`~qmk.kernel.admit.adjusted.adjust` reads has changed since: the same request (its
+machine schedule aside, which no policy reads), the same physical qubits, no calibration
+ingested, and the same fault schedule at both epochs (no drift at either, the same link
+fidelity). Otherwise the start computes it again. The same test lets the next job of the
+same program take the last job's answer when its request is that job's but for the seed,
+which :func:`~qmk.kernel.admit.adjusted.adjust` never reads (a client's many seeds of
+one run: :meth:`FaultPolicies.foresee`).
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Union
 
 import msgspec
 from msgspec.structs import replace
 
 from qmk.errors import QMKError
-from qmk.execution.request import PHYSICS_FIELDS, Rewrite, RunRequest
-from qmk.execution.request import canonical_profile as canonical
+from qmk.execution.request import RunRequest
+from qmk.kernel.admit.adjusted import Adjusted, adjust
 from qmk.kernel.config import KernelConfig
 from qmk.kernel.device import LogicalMachine
 from qmk.kernel.errors import error_json
-from qmk.kernel.records.programs import verified
-from qmk.memo import Memo
-from qmk.qvm.codes import BY_NAME
-from qmk.qvm.errors import VerificationError
 from qmk.qvm.limits import Limits
 
 
@@ -211,117 +164,15 @@ class Placement:
         return sum(self.load.values())
 
 
-# --------------------------------------------------------------------------- the policies
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Adjusted:
-    """What :func:`adjust` decided for one start of a job."""
-
-    actions: tuple[Mapping[str, Any], ...]
-    rewrite: Rewrite
-    physical_qubits: int
-    decoder_load: float
-    logical_error_per_cycle: Mapping[str, float]
-
-
-#: A program past the kernel's ``max_unrolled_nodes`` (``QV505``): its worker refuses it.
-_UNROLLED_TOO_LARGE = BY_NAME["unrolled-too-large"].code
-
-
-def adjust(
-    request: RunRequest,
-    job: Any,
-    device: LogicalMachine,
-    epoch: int,
-    *,
-    room: int,
-    limits: Limits | None = None,
-) -> tuple[RunRequest, Adjusted]:
-    """The run request of ``job`` on ``device`` at ``epoch`` (a changed copy of
-    ``request``), and what was done (see the module docstring); ``room`` is the most
-    physical qubits the job may use on its module.
-
-    Raises:
-        QMKError: ``QK304 link-degraded``, or the QEC layer's refusal of the drifted rates
-            (e.g. ``QC106 above-threshold``); the job FAILs with it.
-    """
-    request = replace(
-        request,
-        qubit=device.qubit if job.policy.qubit is None else request.qubit,
-        calibration=device.calibration if job.policy.calibration is None else request.calibration,
-        noise_model=device.noise_model_at(epoch, base=_own_noise(job)),
-    )
-    try:  # unrolled, within the kernel's limits, as its workers read it
-        program = verified(job.graph, limits)
-    except VerificationError as exc:
-        if exc.code != _UNROLLED_TOO_LARGE:
-            raise
-        # no run to adjust: its worker ends it with this very error
-        return request, Adjusted(
-            actions=(),
-            rewrite=Rewrite(),
-            physical_qubits=job.physical_qubits,
-            decoder_load=0.0,
-            logical_error_per_cycle={},
-        )
-    actions: list[dict[str, Any]] = []
-    profiles: dict[str, str] = {}
-    channels: dict[str, float] = {}
-    idle: dict[str, int] = {}
-    faults = device.faults
-    used = _profiles_of(program, request.profile)
-    fences: tuple[str, ...] = ()
-    if request.noise and faults.drift_factor(epoch) != 1.0:
-        from qmk.kernel.admit.degraded import drift, tighten  # only under drift
-
-        undrifted = replace(request, noise_model=_own_noise(job) or device.noise_model)
-        profiles = drift(
-            actions,
-            device,
-            epoch,
-            used,
-            job,
-            request,
-            room,
-            limits,
-            undrifted=undrifted,
-            device_model=device_model,
-        )
-        request = replace(
-            request, profile=profiles.get(canonical(request.profile), request.profile)
-        )
-        if faults.drift_fence_cycles:
-            fences = tighten(actions, program, epoch, faults.drift_fence_cycles)
-            request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
-    if program.graph.resources.chs:  # no channel, nothing to purify: no walk over the nodes
-        from qmk.kernel.admit.degraded import link  # only for a job that holds channels
-
-        link(actions, channels, idle, program, faults, epoch, job.shots)
-    rewrite = Rewrite(profiles=profiles, channels=channels, idle=idle, fences=fences)
-    physical, load = _planned(job, request, rewrite, faults, limits)
-    request = replace(request, rewrite=rewrite if rewrite else None)
-    rates = _priced_rates(job, request, used, profiles) or {
-        profiles.get(p, p): device_model(
-            device, profiles.get(p, p), epoch, request
-        ).logical_error_per_cycle
-        for p in used
-    }
-    return request, Adjusted(
-        actions=tuple(actions),
-        rewrite=rewrite,
-        physical_qubits=physical,
-        decoder_load=load,
-        logical_error_per_cycle=rates,
-    )
+# --------------------------------------------------------------------------- the starts
 
 
 class Foreseen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """:func:`adjust`'s answer for a job when it was accepted (:meth:`FaultPolicies.foresee`),
-    and what that answer depends on, for its start to reuse (module docstring). A struct,
-    not a frozen dataclass: one is made for every job accepted, ten times faster; never
-    tracked by the collector (``gc=False``), as a queued job holds one: it holds no
-    cycle, its parts refer to nothing of the kernel's."""
+    """:func:`~qmk.kernel.admit.adjusted.adjust`'s answer for a job when it was accepted
+    (:meth:`FaultPolicies.foresee`), and what that answer depends on, for its start to
+    reuse (module docstring). A struct, not a frozen dataclass: one is made for every job
+    accepted, ten times faster; never tracked by the collector (``gc=False``), as a
+    queued job holds one: it holds no cycle, its parts refer to nothing of the kernel's."""
 
     given: RunRequest
     epoch: int
@@ -339,9 +190,10 @@ class Foreseen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         *,
         any_seed: bool = False,
     ) -> bool:
-        """Whether :func:`adjust` of ``request`` for ``job`` on ``device`` at ``epoch`` is
-        this answer (with ``request``'s machine schedule; ``any_seed``: and its seed, which
-        adjust reads nothing of): nothing it reads changed."""
+        """Whether :func:`~qmk.kernel.admit.adjusted.adjust` of ``request`` for ``job`` on
+        ``device`` at ``epoch`` is this answer (with ``request``'s machine schedule;
+        ``any_seed``: and its seed, which adjust reads nothing of): nothing it reads
+        changed."""
         if device.calibrations != self.calibrations or job.physical_qubits != self.physical_qubits:
             return False
         faults = device.faults
@@ -359,172 +211,6 @@ class Foreseen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         if any_seed:
             return replace(request, seed=given.seed, machine=given.machine) == given
         return request is given or replace(request, machine=given.machine) == given
-
-
-def resumed(
-    request: RunRequest,
-    job: Any,
-    device: LogicalMachine,
-    epoch: int,
-    *,
-    room: int,
-    checkpoint: Mapping[str, Any],
-    limits: Limits | None = None,
-) -> tuple[RunRequest, Adjusted]:
-    """The run request of ``job`` resuming from ``checkpoint`` (a store row with the
-    ``physics`` it was saved under, :meth:`~qmk.execution.request.RunRequest.physics`):
-    :func:`adjust`'s answer when it gives that physics again, else that physics kept (a
-    ``keep-physics`` action)."""
-    physics = checkpoint["physics"]
-    try:
-        now, adjusted = adjust(request, job, device, epoch, room=room, limits=limits)
-    except QMKError as exc:  # e.g. the link no longer delivers: the saved run goes on
-        differs = [f"refused ({exc.code})"]
-    else:
-        found = json.loads(json.dumps(now.physics(), sort_keys=True))
-        if found == physics:
-            return now, adjusted
-        differs = [key for key in PHYSICS_FIELDS if found.get(key) != physics.get(key)]
-    return _keep(
-        request, physics, job, device, epoch, checkpoint=checkpoint, differs=differs, limits=limits
-    )
-
-
-def _keep(
-    request: RunRequest,
-    physics: Mapping[str, Any],
-    job: Any,
-    device: LogicalMachine,
-    epoch: int,
-    *,
-    checkpoint: Mapping[str, Any],
-    differs: list[str],
-    limits: Limits | None = None,
-) -> tuple[RunRequest, Adjusted]:
-    request = request.with_physics(physics)
-    faults = device.faults
-    if request.noise and faults.drift_factor(epoch) != 1.0 and faults.drift_fence_cycles:
-        # the policy's saves go on
-        request = replace(request, checkpoint_every_ops=faults.drift_fence_cycles)
-    rewrite = request.rewrite or Rewrite()
-    physical, load = _planned(job, request, rewrite, faults, limits)
-    used = _profiles_of(verified(rewrite.apply(job.graph), limits), request.profile)
-    action = {
-        "epoch": epoch,
-        "kind": "resume",
-        "action": "keep-physics",
-        "checkpoint_id": checkpoint.get("checkpoint_id"),
-        "program_epoch": checkpoint.get("program_epoch"),
-        "differs_now": differs,
-        "noise_model": request.noise_model,
-        "profiles": list(used),
-    }
-    rates = {p: device_model(device, p, epoch, request).logical_error_per_cycle for p in used}
-    return request, Adjusted(
-        actions=(action,),
-        rewrite=rewrite,
-        physical_qubits=physical,
-        decoder_load=load,
-        logical_error_per_cycle=rates,
-    )
-
-
-def _priced_rates(
-    job: Any, request: RunRequest, used: tuple[str, ...], raised: Mapping[str, str]
-) -> dict[str, float] | None:
-    """Each used profile's logical error per cycle as the planner priced the job, where
-    ``request`` runs it with that very physics: no distance raised, and the qubit, noise
-    and calibration admission gave it (an undrifted machine, nothing ingested since).
-    None otherwise: the start asks the QEC layer (:func:`device_model`), which the
-    kernel process then loads."""
-    priced: Mapping[str, float] | None = job.logical_errors
-    if priced is None or raised or any(p not in priced for p in used):
-        return None
-    admitted = job.request
-    same = (request.qubit, request.profile, request.noise, request.calibration) == (
-        admitted.qubit,
-        admitted.profile,
-        admitted.noise,
-        admitted.calibration,
-    )
-    if not same or (request.noise and request.noise_model != admitted.noise_model):
-        return None
-    return {p: priced[p] for p in used}
-
-
-def _own_noise(job: Any) -> str | None:
-    """The noise-model text of ``job``'s policy as admission resolved it (None: the job
-    runs with the machine's); the machine's drift stacks on either."""
-    return job.request.noise_model if job.policy.noise_model is not None else None
-
-
-def device_model(device: LogicalMachine, profile: str, epoch: int, request: RunRequest) -> Any:
-    """The logical model ``profile`` runs with under ``request`` (its qubit, its noise
-    model when noise is on, drifted at ``epoch`` already, and its calibration)."""
-    text = request.noise_model if request.noise else None
-
-    def make() -> Any:
-        from qmk.qec.logical import logical_model
-        from qmk.qec.noise import parse_noise_model
-
-        noise = None if text is None else parse_noise_model(text)
-        return logical_model(profile, request.qubit, noise=noise, calibration=request.calibration)
-
-    key = (profile, request.qubit, text, request.calibration)
-    try:
-        hash(key)
-    except TypeError:  # a value of the request that cannot be hashed
-        return make()
-    return _MODELS.get(key, None, make)  # every start asks: the same physics, the same model
-
-
-#: The models and programs' profiles the starts of jobs keep (:func:`device_model`,
-#: :func:`_profiles_of`): a kernel runs a few physics and programs many times.
-_MODELS: Memo[Any] = Memo(256)
-_PROFILES: Memo[tuple[str, ...]] = Memo(256)
-
-
-def _profiles_of(program: Any, default: str) -> tuple[str, ...]:
-    """The canonical profiles of a program's qubits (``default`` for those naming none);
-    kept per verified program (the cache of :func:`~qmk.kernel.records.programs.verified` hands
-    every job of a text the same one), so a start does not walk its nodes again."""
-    return _PROFILES.get((id(program), default), program, lambda: _walk_profiles(program, default))
-
-
-def _walk_profiles(program: Any, default: str) -> tuple[str, ...]:
-    found: dict[str, None] = {}
-    for node in program.graph.nodes:
-        if node.op == "ALLOC_LQ":
-            found[canonical(node.args.get("profile") or default)] = None
-    return tuple(found) or (canonical(default),)
-
-
-def _planned(
-    job: Any, request: RunRequest, rewrite: Rewrite, faults: Any, limits: Limits | None
-) -> tuple[int, float]:
-    """The physical qubits and decoder load of ``job`` started with ``request`` and
-    ``rewrite``: admission's figures (the planner's) while its profiles are the ones it
-    was priced with; a job whose distances the drift raised, or whose qubits or profile
-    changed since (an ingested qubit set), or one read back after a restart, is planned
-    here (:func:`qmk.kernel.admit.degraded.plan`). Without a decoder capacity no load is
-    asked for (0)."""
-    if rewrite.profiles:
-        from qmk.kernel.admit.degraded import plan  # a start the planner did not price
-
-        planned, load = plan(rewrite.apply(job.graph), request, limits)
-        return int(planned.peak_physical_qubits), load
-    if faults.decoder_capacity is None:
-        return job.physical_qubits, 0.0
-    admitted = job.request
-    if job.decoder_load is not None and (request.qubit, request.profile) == (
-        admitted.qubit,
-        admitted.profile,
-    ):
-        return job.physical_qubits, job.decoder_load
-    from qmk.kernel.admit.degraded import plan
-
-    planned, load = plan(rewrite.apply(job.graph), request, limits)
-    return int(planned.peak_physical_qubits), load
 
 
 class _Started(msgspec.Struct, frozen=True, gc=False):
@@ -591,8 +277,9 @@ class FaultPolicies:
         epoch: int,
     ) -> tuple[RunRequest, Adjusted]:
         """``request`` of ``job`` (placed already) with the policies applied
-        (:func:`adjust`), or under the physics of the checkpoint it resumes from
-        (:func:`resumed`); the record kept and the actions audited.
+        (:func:`~qmk.kernel.admit.adjusted.adjust`), or under the physics of the
+        checkpoint it resumes from (:func:`~qmk.kernel.admit.resumed.resumed`); the record
+        kept and the actions audited.
 
         Raises:
             QMKError: a policy refused the job (recorded and audited as a refusal).
@@ -606,6 +293,8 @@ class FaultPolicies:
         job.foreseen = None  # one start reuses it at most
         try:
             if resume_from is not None and resume_from.get("physics") is not None:
+                from qmk.kernel.admit.resumed import resumed  # its checkpoint's physics
+
                 request, adjusted = resumed(
                     request,
                     job,
@@ -642,8 +331,8 @@ class FaultPolicies:
 
     def foresee(self, job: Any, epoch: int) -> RunRequest:
         """The run request ``job`` would start with at ``epoch`` on the largest module up
-        (:func:`adjust`; nothing recorded or audited), kept on the job for its start to
-        reuse (:class:`Foreseen`).
+        (:func:`~qmk.kernel.admit.adjusted.adjust`; nothing recorded or audited), kept on
+        the job for its start to reuse (:class:`Foreseen`).
 
         Raises:
             QMKError: a policy would refuse it (its start will say so).
@@ -710,13 +399,9 @@ class FaultPolicies:
 __all__ = [
     "FAULT_LOG_SIZE",
     "FAULT_RECORDS_SIZE",
-    "Adjusted",
     "FaultPolicies",
     "Foreseen",
     "Placement",
-    "adjust",
     "device_for",
-    "device_model",
-    "resumed",
     "spans",
 ]

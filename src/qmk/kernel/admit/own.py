@@ -161,7 +161,7 @@ async def compile_own(
 def readmit_own(
     admission: Admission, session: Session, job: Job, program: Any, entry: TargetSpec
 ) -> None:
-    """:meth:`~qmk.kernel.admit.admission.Admission.readmit` of a job of ``entry``'s
+    """:func:`~qmk.kernel.admit.restore.readmit` of a job of ``entry``'s
     (its ``program`` read again): no logical qubits, no firewall; the priority, the
     capabilities (audited), its target's numbers as admit checked them and the queue
     room."""

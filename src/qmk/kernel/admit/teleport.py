@@ -20,12 +20,16 @@ that spans holds every module up while it runs (:class:`~qmk.kernel.admit.faults
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from qmk.errors import AdmissionError, QMKError
+from qmk.errors import AdmissionError, QMKError, QuotaError
 
 if TYPE_CHECKING:
+    from qmk.execution.request import Policy
+    from qmk.kernel.admit.admission import Admission, Planned
     from qmk.kernel.device import LogicalMachine
+    from qmk.kernel.security.sessions import Session
     from qmk.qvm.graph import Graph
     from qmk.qvm.teleport import Teleported
 
@@ -101,6 +105,59 @@ def span(graph: Graph, device: LogicalMachine, *, profile: str, qubit: Any) -> T
         ) from None
 
 
+async def admit_spanning(
+    admission: Admission,
+    session: Session,
+    text: str,
+    program: Any,
+    policy: Policy,
+    noise_model: str | None,
+    calibration: Any,
+) -> tuple[str, Any, dict[str, int], Planned]:
+    """The program of a job that spans modules placed over the modules up (:func:`span`),
+    and checked again as a submitted one is: its capabilities (an audited decision: its
+    pairs need CAP_LINK), the firewall, the tenant's ``max_channels`` (the pairs open at
+    once) and its physical qubits (:meth:`~qmk.kernel.admit.admission.Admission.admit`'s
+    checks, made by the admission).
+
+    Raises:
+        AdmissionError: no placement over the modules up holds it.
+        CapabilityError, FirewallError, QuotaError: as a submit's.
+    """
+    from qmk.qvm.verify import FoldedProgram
+
+    machine = admission.config.machine
+    if isinstance(program, FoldedProgram):  # kept folded: rewritten unrolled
+        program = admission._verify(text, folded=False)
+    done = span(
+        program.graph,
+        admission.device,
+        profile=policy.profile or machine.profile,
+        qubit=policy.qubit or admission.device.qubit,
+    )
+    text = json.dumps(
+        done.graph.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    program = admission._verify(text)
+    admission._check_caps(session, program.required_caps, "submit")
+    qubits = admission._firewall(text, program, session.tenant, policy.channels)
+    pairs = pairs_open_at_once(program.graph)
+    limit = admission.config.tenants[session.tenant].max_channels
+    held = admission.channels.count(session.tenant)
+    if held + pairs > limit:
+        raise QuotaError(
+            f"the job spans modules and holds {pairs} teleportation channels open at "
+            f"once; tenant {session.tenant!r} has {held} of its max_channels {limit}",
+            limit="max_channels",
+            needed=pairs,
+            value=limit,
+        )
+    planned = await admission._physical_qubits(
+        session.tenant, text, program, policy, noise_model, calibration
+    )
+    return text, program, qubits, planned
+
+
 def teleport_channels(graph: Graph) -> frozenset[str]:
     """The channels of the program's teleported gates (used as :data:`SEMANTIC`): each
     joins two modules, so no policy may make its pair inside one."""
@@ -140,6 +197,7 @@ def telemetry_of(graph: Graph) -> dict[str, Any] | None:
 
 
 __all__ = [
+    "admit_spanning",
     "pairs_open_at_once",
     "span",
     "telemetry_of",

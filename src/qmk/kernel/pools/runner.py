@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from qmk.errors import CapabilityError, QMKError
+from qmk.execution.rewritten import rewritten
 from qmk.execution.targets import get as get_target
 from qmk.execution.targets import spec as target_spec
 from qmk.kernel.errors import JobError
 from qmk.kernel.pools.worker import current_link
+from qmk.kernel.records.encoded import encode_result
 from qmk.kernel.records.outcome import Done, Failed, Outcome, Ran, Yielded
 from qmk.kernel.records.programs import verified
-from qmk.kernel.records.stored import encode_result
 from qmk.kernel.storage.artifacts import PART_RECORDS
 from qmk.kernel.storage.store import meta_text
 
@@ -80,7 +81,7 @@ def attempt_outcome(
         with span("qmk.worker.verify"):
             text = attempt.program
             if entry.program == "qvm":  # verified once per text (qmk.kernel.records.programs)
-                ran = text if request.rewrite is None else request.rewrite.apply(text)
+                ran = rewritten(text, request.rewrite)
                 program = verified(ran, attempt.limits)  # past the unrolling limit: QV505
             else:
                 program = target.read(text)
@@ -176,7 +177,7 @@ def _traced(attempt: Attempt, control: Callable[..., WorkerControl] | None) -> O
 
 def _answer(value: dict[str, Any], attempt: Attempt) -> Outcome:
     """A worker's successful outcome: the result encoded here, once (``result_json``,
-    ``result_meta``: :func:`~qmk.kernel.records.stored.encode_result`; a job's run says
+    ``result_meta``: :func:`~qmk.kernel.records.encoded.encode_result`; a job's run says
     ``cache_hit: false`` in its telemetry), with its SHA-256 (``result_sha256``). So the
     kernel stores and serves the text as it is and hashes none of it. For a part of a
     split job it is the result object (the pool merges the parts). A result over

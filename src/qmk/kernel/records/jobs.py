@@ -187,7 +187,7 @@ class Job:
     decoder_load: float | None = field(default=None, repr=False, compare=False)
     #: Each of its profiles' logical error per cycle, as the planner priced it with its run
     #: request's physics (admission's; None: not known, and a start computes it:
-    #: :func:`qmk.kernel.admit.faults.adjust`). Not stored.
+    #: :func:`qmk.kernel.admit.adjusted.adjust`). Not stored.
     logical_errors: dict[str, float] | None = field(default=None, repr=False, compare=False)
     #: The fault policies' answer for its start as its acceptance computed it, for the
     #: start to reuse where nothing changed (a

@@ -5,7 +5,7 @@ struct that crosses the process boundary (the local pool's framed line, a Dask c
 as it is and is read back by its type, never by looking for keys:
 
 - :class:`Done`: the run's result, encoded once in the worker (its JSON bytes, index and
-  SHA-256: :func:`qmk.kernel.records.stored.encode_result`), with the artifacts a device job
+  SHA-256: :func:`qmk.kernel.records.encoded.encode_result`), with the artifacts a device job
   streamed;
 - :class:`Ran`: a result as its object, for the kernel to encode: a part of a split job
   (:mod:`qmk.execution.parts`), or the parts merged by the Dask pool;
@@ -36,6 +36,7 @@ from typing import Any, Union
 import msgspec
 
 from qmk.errors import QMKError
+from qmk.kernel.records.stored import StoredResult
 
 
 class _Outcome(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
@@ -166,6 +167,24 @@ def decode(data: Any) -> Outcome:
     return outcome
 
 
+def result_of(outcome: Done | Ran) -> StoredResult:
+    """The result of a worker's successful ``outcome``: its JSON and index as the worker
+    encoded them (:class:`Done`, with the digests it took), or a result object (a
+    part's, or a Dask job's parts merged in the kernel) encoded here."""
+    if isinstance(outcome, Done):
+        return StoredResult(
+            outcome.result_json,
+            outcome.result_meta,
+            sha256=outcome.result_sha256,  # the worker's (a wrong one fails its own seal)
+            meta_text=(outcome.result_meta_text, outcome.result_meta_sha256)
+            if outcome.result_meta_text
+            else None,
+        )
+    from qmk.kernel.records.encoded import encode_result  # a result not encoded yet
+
+    return encode_result(outcome.result)
+
+
 __all__ = [
     "OUTCOMES",
     "Done",
@@ -177,4 +196,5 @@ __all__ = [
     "decode",
     "encode",
     "pack",
+    "result_of",
 ]

@@ -12,8 +12,6 @@ from typing import Any
 
 import msgspec
 
-from qmk.kernel.records.outcome import Done, Ran
-
 
 def digest_counts(counts: Mapping[str, int]) -> str:
     """SHA-256 of ``counts`` as canonical JSON (sorted keys, no spaces).
@@ -29,10 +27,8 @@ def digest_counts(counts: Mapping[str, int]) -> str:
 #: page starts and ends after a scan of fewer entries than this (:meth:`StoredResult.page`).
 RESULT_MARK_EVERY = 1024
 
-_COUNTS_OPEN = b'{"counts":'
 #: One JSON value at an offset of a text, at C speed: (value, the offset after it).
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_ENCODE_KEY = json.encoder.encode_basestring  # a str as json.dumps writes it (non-ASCII kept)
 
 
 def compact_encoder(*, allow_nan: bool) -> Callable[[Any], str]:
@@ -129,8 +125,9 @@ class StoredResult(Mapping[str, Any]):
     - ``counts_at``: the byte offsets where the counts object starts and ends;
     - ``marks``: where every :data:`RESULT_MARK_EVERY`-th entry starts;
     - ``counts_sha256``: :func:`digest_counts`;
-    - ``head``, where the result was encoded in this process (:func:`encode_result`):
-      every member but ``counts`` (engine, telemetry, ...).
+    - ``head``, where the result was encoded in this process
+      (:func:`~qmk.kernel.records.encoded.encode_result`): every member but ``counts``
+      (engine, telemetry, ...).
 
     The store keeps the index without the head, since the text holds it once. A worker's
     answer leaves it out too. Such a result parses :attr:`head` from its text, after the
@@ -141,6 +138,7 @@ class StoredResult(Mapping[str, Any]):
     It reads as the result's mapping in-process. ``result["counts"]`` parses the counts
     once; the ``head`` members cost at most one parse of the text after them.
 
+    >>> from qmk.kernel.records.encoded import encode_result
     >>> stored = encode_result({"counts": {"00": 3, "11": 5}, "shots": 8})
     >>> stored.data
     b'{"counts":{"00":3,"11":5},"shots":8}'
@@ -154,17 +152,25 @@ class StoredResult(Mapping[str, Any]):
 
     __slots__ = ("_counts", "_facts", "_head", "_sha256", "data", "meta", "meta_text")
 
-    def __init__(self, data: bytes, meta: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        meta: Mapping[str, Any],
+        *,
+        sha256: str | None = None,
+        meta_text: tuple[str, str] | None = None,
+    ) -> None:
+        """``sha256``: :attr:`data`'s, where its worker took it (None: taken when asked)."""
         self.data = data
         self.meta = meta
         self._counts: dict[str, Any] | None = None
         self._head: Mapping[str, Any] | None = meta.get("head")
         self._facts: ResultFacts | None = None
-        self._sha256: str | None = None
+        self._sha256 = sha256
         #: :attr:`meta`'s text as the store writes it and that text's SHA-256, where its
         #: worker made them (:class:`~qmk.kernel.records.outcome.Done`); None: the store
         #: makes them.
-        self.meta_text: tuple[str, str] | None = None
+        self.meta_text = meta_text
 
     @property
     def sha256(self) -> str:
@@ -284,8 +290,8 @@ def head_of(data: bytes, counts_at: Any) -> dict[str, Any]:
     """The members of a result's JSON ``data`` but its counts.
 
     They are those after the counts object, which ends at byte ``counts_at[1]``, since
-    :func:`encode_result` writes the counts first. Where ``data`` has no counts mapping
-    (``counts_at`` None) they are the whole object.
+    :func:`~qmk.kernel.records.encoded.encode_result` writes the counts first. Where
+    ``data`` has no counts mapping (``counts_at`` None) they are the whole object.
 
     >>> head_of(b'{"counts":{"0":1},"shots":1}', [10, 17]), head_of(b'{"counts":{}}', [10, 12])
     ({'shots': 1}, {})
@@ -313,56 +319,6 @@ def _head_text(data: bytes, counts_at: Any) -> bytes:
     return b"{" + data[end + 1 :]
 
 
-def encode_result(value: Mapping[str, Any]) -> StoredResult:
-    """``value`` (a result's JSON object) as a :class:`StoredResult`: counts first, then
-    the other members, with the index of its counts entries.
-
-    Raises:
-        ValueError: the value is not JSON (a NaN, say).
-    """
-    head = {key: item for key, item in value.items() if key != "counts"}
-    head_text = _dumps(head)
-    counts = value.get("counts")
-    if not isinstance(counts, Mapping) or not all(isinstance(key, str) for key in counts):
-        meta = {"head": head, "entries": 0, "counts_at": None, "marks": []}
-        if counts is not None:  # not a counts mapping: kept as it is, among the rest
-            head["counts"] = counts
-            return StoredResult(_dumps(head).encode(), meta)
-        return StoredResult(head_text.encode(), meta)
-    counts_data = _dumps(dict(counts)).encode()
-    begin = len(_COUNTS_OPEN)
-    end = begin + len(counts_data)
-    rest = b"}" if head_text == "{}" else b"," + head_text[1:].encode()
-    data = _COUNTS_OPEN + counts_data + rest
-    marks = []
-    at = begin + 1
-    for index, (key, count) in enumerate(counts.items()):
-        if index % RESULT_MARK_EVERY == 0:
-            marks.append(at)
-        shown = _ENCODE_KEY(key) + ":" + (repr(count) if type(count) is int else _dumps(count))
-        at += (len(shown) if shown.isascii() else len(shown.encode())) + 1  # and ','
-    if counts and at != end:  # cannot happen for JSON as json.dumps writes it
-        raise ValueError(f"the counts' index ends at {at}, the counts at {end}")
-    meta = {
-        "head": head,
-        "entries": len(counts),
-        "counts_at": [begin, end],
-        "marks": marks,
-        "counts_sha256": _counts_digest(counts, counts_data),
-    }
-    return StoredResult(data, meta)
-
-
-def _counts_digest(counts: Mapping[str, Any], encoded: bytes) -> str:
-    """:func:`digest_counts` of ``counts``, whose compact JSON is ``encoded``: that text's
-    digest where it is the canonical text already (keys sorted, as a run's counts are,
-    and every byte printable ASCII, which both encoders write alike), else found anew."""
-    keys = list(counts)
-    if encoded.isascii() and b"\x7f" not in encoded and keys == sorted(keys):
-        return hashlib.sha256(encoded).hexdigest()
-    return digest_counts(counts)
-
-
 def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
     """``result`` with ``fields`` added to its ``telemetry`` member.
 
@@ -370,6 +326,7 @@ def with_telemetry(result: StoredResult, **fields: Any) -> StoredResult:
     counts are written again. So it costs a copy of the bytes, never a parse of the
     counts.
 
+    >>> from qmk.kernel.records.encoded import encode_result
     >>> stored = encode_result({"counts": {"0": 2}, "telemetry": {"shots": 2}})
     >>> with_telemetry(stored, cache_hit=True).data
     b'{"counts":{"0":2},"telemetry":{"shots":2,"cache_hit":true}}'
@@ -393,6 +350,7 @@ def stored_result(data: bytes | str, meta: str) -> StoredResult:
     """A result as the database holds it: its JSON and its index's JSON text (every
     stored result has one: ``qmk admin migrate`` indexed those of older kernels).
 
+    >>> from qmk.kernel.records.encoded import encode_result
     >>> stored = encode_result({"counts": {"1": 4}, "shots": 4})
     >>> import json; stored_result(stored.data, json.dumps(dict(stored.meta))) == stored
     True
@@ -402,19 +360,6 @@ def stored_result(data: bytes | str, meta: str) -> StoredResult:
     return StoredResult(data, json.loads(meta))
 
 
-def result_of(outcome: Done | Ran) -> StoredResult:
-    """The result of a worker's successful ``outcome``: its JSON and index as the worker
-    encoded them (:class:`~qmk.kernel.records.outcome.Done`, with the digest it took), or a
-    result object (a part's, or a Dask job's parts merged in the kernel) encoded here."""
-    if isinstance(outcome, Done):
-        result = StoredResult(outcome.result_json, outcome.result_meta)
-        result._sha256 = outcome.result_sha256  # the worker's (a wrong one fails its own seal)
-        if outcome.result_meta_text:  # the same
-            result.meta_text = (outcome.result_meta_text, outcome.result_meta_sha256)
-        return result
-    return encode_result(outcome.result)
-
-
 __all__ = [
     "RESULT_MARK_EVERY",
     "ResultFacts",
@@ -422,10 +367,8 @@ __all__ = [
     "TelemetryFacts",
     "compact_encoder",
     "digest_counts",
-    "encode_result",
     "facts_of",
     "head_of",
-    "result_of",
     "stored_result",
     "with_telemetry",
 ]

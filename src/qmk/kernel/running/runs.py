@@ -35,9 +35,9 @@ from qmk.kernel.pools.attempt import Attempt, run_job
 from qmk.kernel.pools.pool import TaskError, WorkerLost, WorkerMemoryError
 from qmk.kernel.records import jobs as J
 from qmk.kernel.records.jobs import Job
-from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode
+from qmk.kernel.records.outcome import Done, Outcome, Ran, Yielded, decode, result_of
 from qmk.kernel.records.programs import limits_of, verified
-from qmk.kernel.records.stored import result_of, with_telemetry
+from qmk.kernel.records.stored import with_telemetry
 from qmk.kernel.running.book import JobBook, Running
 from qmk.kernel.security.attest import Attested, attested
 

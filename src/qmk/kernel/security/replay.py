@@ -17,7 +17,8 @@ from typing import Any
 import msgspec
 
 from qmk.errors import InvalidArgument
-from qmk.execution.request import Rewrite, RunRequest, program_digest
+from qmk.execution.request import RunRequest, program_digest
+from qmk.execution.rewritten import rewritten
 from qmk.kernel.datafiles import AUDIT_FILE
 from qmk.kernel.records.programs import verified
 from qmk.kernel.records.stored import digest_counts
@@ -95,7 +96,7 @@ def replay(graph_text: str, record: Mapping[str, Any], job_id: str) -> Replay:
 
     epochs = len(record.get("epochs", ()))
     request = request_of(record)
-    ran = (request.rewrite or Rewrite()).apply(graph_text)
+    ran = rewritten(graph_text, request.rewrite)
     digest = program_digest(graph_text)
     if digest != request.program_digest:
         return Replay(

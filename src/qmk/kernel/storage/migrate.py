@@ -94,9 +94,10 @@ import msgspec
 
 from qmk import defaults
 from qmk.execution.request import Policy, Rewrite, RunRequest, program_digest
+from qmk.execution.rewritten import rewritten
 from qmk.kernel.datafiles import AUDIT_FILE, DB_FILE
 from qmk.kernel.errors import DataDirError
-from qmk.kernel.records.stored import encode_result
+from qmk.kernel.records.encoded import encode_result
 from qmk.kernel.security.attest import ATTEST_EVENT, REQUEST_FIELDS
 from qmk.kernel.security.seals import (
     KeyedMac,
@@ -760,7 +761,7 @@ def _brought_forward(
     rewrite = Rewrite.from_json(record.get("rewrite")) if record.get("rewrite") else None
     graph = _graph_of(db, job_id)
     digest = record["graph_sha256"]
-    if graph is not None and program_digest((rewrite or Rewrite()).apply(graph)) == digest:
+    if graph is not None and program_digest(rewritten(graph, rewrite)) == digest:
         digest = program_digest(graph)  # the stored graph is the one the old line attests
     policy = Policy()
     row = _named(db, "SELECT request FROM jobs WHERE job_id=?", (job_id,)).fetchone()

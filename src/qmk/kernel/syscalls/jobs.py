@@ -216,7 +216,9 @@ class JobDesk:
         if checkpoint_id is not None and not isinstance(checkpoint_id, str):
             raise InvalidArgument("checkpoint_id must be a string or null")
         job.stored_program()  # QK310 for a text not the one the kernel sealed
-        await self.admission.readmit(session, job)  # the same checks as a submit's
+        from qmk.kernel.admit.restore import readmit  # at the first restore
+
+        await readmit(self.admission, session, job)  # the same checks as a submit's
         return await self.supervisor.restore(job, checkpoint_id)
 
     async def replay(self, session: Session, job_id: str) -> replies.Job:
