@@ -61,7 +61,7 @@ class Epochs:
         self._expire_states()
         if book.results.expire(book.clock.now(), book.finished.values()):
             book.commits.dirty()
-        if book.artifacts.expire(book.clock.now()):
+        if book.artifacts is not None and book.artifacts.expire(book.clock.now()):
             book.commits.dirty()
         for sweep in book.sweeps:
             if sweep(book.clock.now()):
