@@ -137,6 +137,11 @@ KERNEL_PROCESS_MAY_NOT_LOAD: tuple[str, ...] = (
     "qmk.qec",
     # the device interface: the kernel's machine is plain data (qmk.kernel.device)
     "qmk.devices",
+    # what only a kernel that met them loads: device jobs' artifacts, the checks of a data
+    # directory an earlier kernel left, preemption (jobs waiting for a full pool)
+    "qmk.kernel.storage.artifacts",
+    "qmk.kernel.storage.reopen",
+    "qmk.kernel.running.preemption",
     "llvmlite",
     "stim",
     "pymatching",
@@ -189,6 +194,9 @@ RARE_PATHS: dict[str, str] = {
     "qmk.kernel.storage.usage_rows": "q_usage (the machine's desk)",
     "qmk.kernel.storage.job_reads": "a row read back: q_list_jobs, a checkpoint, a job not held",
     "qmk.kernel.observe_load": "the kernel's load and audit tail: q_kernel_load, q_audit, a scrape",
+    "qmk.kernel.storage.artifacts": "a job that streams, q_device_artifacts, a data dir with some",
+    "qmk.kernel.storage.reopen": "a data directory an earlier kernel left (a restart)",
+    "qmk.kernel.running.preemption": "the first tick at which jobs wait for a full pool",
 }
 
 #: Shared objects whose mapping in the kernel betrays an engine, decoder or wire library.

@@ -189,7 +189,7 @@ class Kernel:
         #: ended, by server (``qmk serve`` sets it where it supervises some; read at each
         #: ``q_kernel_load``); None: none is supervised here.
         self.server_restarts: Callable[[], Mapping[str, int]] | None = None
-        self.admission.artifacts = self.supervisor.artifacts
+        self.admission.artifacts = self.supervisor.book.stored_artifacts
         self.admission.quotas.machine_holds = self.supervisor.machine.holds
         self.admission.quotas.machine = self.supervisor.machine.spec
         # the syscalls' work by concern (qmk.kernel.syscalls)

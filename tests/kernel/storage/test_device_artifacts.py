@@ -189,7 +189,7 @@ def test_stored_artifacts_outlive_a_restart_of_the_kernel(tmp_path):
         sid = await session(kernel)
         listing = await kernel.q_device_artifacts(session_id=sid, job_id=job_id)
         page = await kernel.q_device_artifacts(session_id=sid, job_id=job_id, name="measurements")
-        return listing, page, kernel.supervisor.artifacts.usage["dave"]
+        return listing, page, kernel.supervisor.book.stored_artifacts().usage["dave"]
 
     job_id, before = run_kernel(tmp_path, first, config=config())
     listing, after, usage = run_kernel(

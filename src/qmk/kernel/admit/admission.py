@@ -200,9 +200,9 @@ class Admission:
     ) -> None:
         self.config = config
         self.results = results
-        #: Device jobs' artifacts (set by the kernel: :mod:`~qmk.kernel.storage.artifacts`),
-        #: for their quota.
-        self.artifacts: Any = None
+        #: Device jobs' artifacts, made at the first ask (set by the kernel:
+        #: :meth:`~qmk.kernel.running.book.JobBook.stored_artifacts`), for their quota.
+        self.artifacts: Callable[[], Any] | None = None
         self.channels = channels
         self.queue = queue
         self.audit = audit

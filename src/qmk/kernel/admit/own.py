@@ -126,15 +126,16 @@ async def admit_own(
         admission.quotas.check_work(tenant, footprint.operations, footprint.measurements, shots)
     _check_device_quota(admission.config.tenants[tenant], tenant, footprint, request.shots)
     admission.quotas.check_queue_room(tenant)
-    streams = entry.streams and options.get("stream") and admission.artifacts is not None
-    if streams and admission.artifacts.full(tenant):
+    streams = entry.streams and options.get("stream")
+    artifacts = admission.artifacts() if streams and admission.artifacts is not None else None
+    if artifacts is not None and artifacts.full(tenant):
         raise QuotaError(
-            f"tenant {tenant!r} stores {admission.artifacts.usage[tenant]} bytes of "
-            f"artifacts and may store {admission.artifacts.limit_bytes(tenant)} "
+            f"tenant {tenant!r} stores {artifacts.usage[tenant]} bytes of "
+            f"artifacts and may store {artifacts.limit_bytes(tenant)} "
             "(max_artifact_storage_mb): a job's streams could not be kept; wait for "
             "artifacts to expire (artifact_keep_s)",
             limit="max_artifact_storage_mb",
-            value=admission.artifacts.limit_bytes(tenant),
+            value=artifacts.limit_bytes(tenant),
         )
     job = admission._job(session, text, program, request, 0, {}, False)
     job.footprint = footprint

@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec.structs import replace
 
@@ -36,6 +36,7 @@ from qmk.kernel.admit.faults import FaultPolicies, device_for
 from qmk.kernel.admit.scheduler import FairQueue
 from qmk.kernel.clock import Clock, MachineClock, Rest
 from qmk.kernel.config import KernelConfig
+from qmk.kernel.datafiles import ARTIFACTS
 from qmk.kernel.device import LogicalMachine
 from qmk.kernel.machine.spec import MachineSpec
 from qmk.kernel.pools.attempt import Attempt
@@ -45,12 +46,14 @@ from qmk.kernel.running.checkpoints import Checkpoints
 from qmk.kernel.running.shared_machine import SharedMachine
 from qmk.kernel.running.waits import Waits
 from qmk.kernel.security.attest import Attested
-from qmk.kernel.storage.artifacts import FOLDER, Artifacts
 from qmk.kernel.storage.audit import AuditLog
 from qmk.kernel.storage.billing import Ledger
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.results import Results
 from qmk.kernel.storage.store import Store
+
+if TYPE_CHECKING:
+    from qmk.kernel.storage.artifacts import Artifacts
 
 #: How many recently finished jobs stay in memory (q_status/q_wait skip the database):
 #: a client's batch of a few thousand jobs, submitted first and then waited for, is
@@ -195,9 +198,12 @@ class JobBook:
         #: (:mod:`~qmk.kernel.storage.results`).
         self.results = Results(config, store, audit)
         #: Device jobs' artifacts: streamed, stored, bounded (:mod:`~qmk.kernel.storage.artifacts`).
-        self.artifacts = Artifacts(
-            config, audit, None if checkpoint_dir is None else checkpoint_dir.parent / FOLDER
-        )
+        #: None until there are some: made where the data directory holds an artifacts
+        #: folder, else by the first device job that streams (:meth:`stored_artifacts`).
+        self.artifacts: Artifacts | None = None
+        self._artifacts_dir = None if checkpoint_dir is None else checkpoint_dir.parent / ARTIFACTS
+        if self._artifacts_dir is not None and self._artifacts_dir.is_dir():
+            self.stored_artifacts()
         #: The tracer of the workers' spans (``qmk serve --trace``), else None.
         self.traces: WorkerTraces | None = None
         #: Completed runs' results answering submits of the same run
@@ -226,6 +232,15 @@ class JobBook:
         """``tenant``'s table of the configuration, or None."""
         return self.config.tenants.get(tenant)
 
+    def stored_artifacts(self) -> Artifacts:
+        """Device jobs' artifacts (:attr:`artifacts`), made at the first ask: a kernel
+        whose jobs stream none never loads them."""
+        if self.artifacts is None:
+            from qmk.kernel.storage.artifacts import Artifacts
+
+            self.artifacts = Artifacts(self.config, self.audit, self._artifacts_dir)
+        return self.artifacts
+
     # ------------------------------------------------------------------ transitions
 
     def transition(self, job: Job, state: str, **fields: Any) -> None:
@@ -253,7 +268,8 @@ class JobBook:
         job.finished_at = self.clock.now()
         job.error = error
         self._write_end(_End(job, state, error, attested, job.ends))
-        self.artifacts.forget(job_id)  # parts streamed while it ran, if it had no result
+        if self.artifacts is not None:  # parts streamed while it ran, if it had no result
+            self.artifacts.forget(job_id)
         self.jobs.pop(job_id, None)
         self.remember(job)
         self.queue.remove(job_id)

@@ -234,7 +234,7 @@ class Runs:
             job.result = result
             streamed = outcome.artifacts if isinstance(outcome, Done) else []
             if streamed:  # before COMPLETED: its stream events precede the final state
-                book.artifacts.take(job.job_id, job.tenant, streamed, book.clock.now())
+                book.stored_artifacts().take(job.job_id, job.tenant, streamed, book.clock.now())
             if run.work is not None:  # its result answers later runs of its request
                 book.cache.index(job, run.work.request)
             book.finish(job, J.COMPLETED, attested=self._attestation(job, run))
@@ -311,7 +311,7 @@ class Runs:
                 "kind": streamed.get("kind"),
                 "records": list(streamed.get("records") or ()),
             }
-            book.artifacts.part(job.job_id, job.tenant, artifact, total=job.shots)
+            book.stored_artifacts().part(job.job_id, job.tenant, artifact, total=job.shots)
             return
         physics = None if run.work is None else run.work.request.physics()
         book.checkpoints.saved(job, {**note, "physics": physics})

@@ -144,7 +144,6 @@ class Supervisor:
         self.device = book.device
         self.placement = book.placement
         self.results = book.results
-        self.artifacts = book.artifacts
         self.cache = book.cache
         self.ledger = book.ledger
         self.machine = book.machine
@@ -247,7 +246,8 @@ class Supervisor:
             self.commits.dirty()
         if self.results.expire(self.clock.now(), force=True):
             self.commits.dirty()
-        if self.artifacts.expire(self.clock.now()):
+        artifacts = self.book.artifacts
+        if artifacts is not None and artifacts.expire(self.clock.now()):
             self.commits.dirty()
         recovered = 0
         for job in self.store.active_jobs():

@@ -79,9 +79,9 @@ LINE_FORMATS: dict[int, str] = {1: "mac", 2: "mac2"}
 LINE_FORMAT = 2
 #: The purpose of format 2's key, derived from the kernel secret.
 LINE_KEY = "audit-line"
-# the width of the MAC member at a line's end, per format: ,"mac":" + 64 hex + "}
-_MAC_WIDTH = {version: len(name) + 5 + 64 + 2 for version, name in LINE_FORMATS.items()}
-_V1, _V2 = _MAC_WIDTH[1], _MAC_WIDTH[2]
+#: The width of the MAC member at a line's end, per format: ``,"mac":"`` + 64 hex + ``"}``.
+MAC_WIDTH = {version: len(name) + 5 + 64 + 2 for version, name in LINE_FORMATS.items()}
+_V1, _V2 = MAC_WIDTH[1], MAC_WIDTH[2]
 _V1_MARK, _V2_MARK = (b',"%s":"' % LINE_FORMATS[v].encode() for v in (1, 2))
 
 
@@ -399,110 +399,16 @@ def tail(path: Path) -> tuple[int, str, int]:
     return seq, chain_hash(last), offset
 
 
-def check_since(path: Path, since: tuple[int, str, int] | None, secret: bytes) -> list[str]:
-    """Whether every line of the log at ``path`` after ``since`` is where that check
-    left it, chains on and carries its MAC: the problem found first, as one message, or
-    none. ``since`` is the seq, chain hash and byte offset of the line a start's check
-    reached (None: from the first).
-
-    The lines are read at their places, not parsed (a JSON parse a line costs more). The
-    kernel writes ``{"seq":N,...,"prev":"<64 hex>","<mac>":"<64 hex>"}`` at the end of a
-    write and ``{"seq":N,...,"prev":"<64 hex>"}`` before it. A line it did not write
-    fails the MAC that ends its write, whatever its shape.
-    """
-    seq, prev, offset = since or (0, GENESIS, 0)
-    keys = AuditKeys(secret)
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        if seq > 0:
-            first = handle.readline().rstrip(b"\n")
-            if chain_hash(first) != prev:
-                return [
-                    f"audit line {seq}, checked at the last start, is not where it was "
-                    "(edited, cut or moved)"
-                ]
-        expected, unsigned = seq + 1, 0  # (unsigned: the first line of a write not yet signed)
-        for raw in handle:
-            line = raw.rstrip(b"\n")
-            parts = split_line(line)
-            width = 1 if parts is None else _MAC_WIDTH[parts[0]]  # (no MAC: "}")
-            # ,"prev":"<64 hex>" just before the MAC member, or last
-            chained = (
-                line.startswith(b'{"seq":%d,' % expected)
-                and line[-width - 74 : -width - 65] == b',"prev":"'
-                and line[-width - 65 : -width - 1] == prev.encode()
-                and line[-width - 1 : -width] == b'"'
-            )
-            link, signed = read_line(line, keys)
-            if not chained:
-                return [
-                    f"audit line {expected} does not chain on from line {expected - 1} "
-                    "(edited, removed or moved)"
-                ]
-            if signed is False:
-                before = f", or lines {unsigned}-{expected - 1} of its write" if unsigned else ""
-                return [
-                    f"audit line {expected}'s mac does not match its content (edited, or "
-                    f"written without the kernel's secret{before})"
-                ]
-            unsigned = (unsigned or expected) if signed is None else 0
-            prev, expected = link, expected + 1
-    if unsigned:
-        return [
-            f"audit lines {unsigned}-{expected - 1} carry no mac (a write cut short, or "
-            "lines added without the kernel's secret)"
-        ]
-    return []
-
-
-def cut_unsigned_tail(path: Path, after: int) -> int:
-    """Cut the lines at the end of the log at ``path`` that no MAC ends; return the bytes
-    cut.
-
-    They are cut only when they lie past the line that starts at byte ``after``, the head
-    the database committed. Such lines are what a crash inside a write leaves, as a torn
-    line is. A run that reaches back to that line is left for the checks, which find it.
-
-    >>> import tempfile
-    >>> log = Path(tempfile.mkdtemp()) / "audit.log"
-    >>> signed = b'{"seq":1,"prev":"p","mac2":"' + b"0" * 64 + b'"}\\n'
-    >>> _ = log.write_bytes(signed + b'{"seq":2,"prev":"q"}\\n')
-    >>> cut_unsigned_tail(log, 0), log.read_bytes() == signed
-    (21, True)
-    """
-    try:
-        with open(path, "rb+") as handle:
-            handle.seek(after)
-            lines = handle.read().split(b"\n")
-            if lines[-1] != b"":  # a torn line: the torn tail's repair or the checks
-                return 0
-            lines.pop()
-            keep = len(lines)
-            while keep > 1 and split_line(lines[keep - 1]) is None:
-                keep -= 1
-            if keep == len(lines) or split_line(lines[keep - 1]) is None:
-                return 0
-            cut = sum(len(line) + 1 for line in lines[keep:])
-            size = handle.seek(0, os.SEEK_END)
-            handle.truncate(size - cut)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except FileNotFoundError:
-        return 0
-    return cut
-
-
 __all__ = [
     "GENESIS",
     "LINE_FORMAT",
     "LINE_FORMATS",
     "LINE_KEY",
+    "MAC_WIDTH",
     "MIGRATE_EVENT",
     "AuditKeys",
     "AuditLog",
     "chain_hash",
-    "check_since",
-    "cut_unsigned_tail",
     "read_line",
     "split_line",
     "tail",

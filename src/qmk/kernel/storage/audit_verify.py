@@ -5,7 +5,7 @@ module's docstring lists: an edited, removed or reordered line, a line written u
 another key, a removed tail up to the head the database recorded. With the kernel
 secret it also compares each stored result with its audit line and seal, and each
 stored program with its seal. The kernel writes the log and checks its tail at start
-(:func:`~qmk.kernel.storage.audit.check_since`); it never walks the whole log, so the
+(:func:`~qmk.kernel.storage.reopen.check_since`); it never walks the whole log, so the
 kernel process does not import this module.
 """
 

@@ -1,23 +1,22 @@
-"""Billing: usage records at each job's end, and invoices from the price table.
+"""Billing: the usage record of each job's end, and its webhook.
 
 When a job ends (:meth:`Ledger.job_ended`, from the supervisor's one end path) its
 :class:`~qmk.kernel.records.usage.Usage` is written to the ``usage`` table. With
 ``[billing] webhook_url``, its webhook goes to the ``outbox`` table too. Both are in the
 open transaction that also holds the job's end state: one commit makes both durable, or
 neither. The outbox's delivery, at least once, is :mod:`qmk.kernel.storage.outbox`'s,
-made only where a webhook is configured.
+made only where a webhook is configured; ``q_usage`` reads the records back, with
+their invoice, in :mod:`qmk.kernel.storage.usage_rows`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from typing import Any
 
-from qmk.kernel.config import BillingTable, KernelConfig
+from qmk.kernel.config import KernelConfig
 from qmk.kernel.records.jobs import Job
-from qmk.kernel.records.usage import FIELDS, UNITS, Usage, usage_of
+from qmk.kernel.records.usage import Usage, usage_of
 from qmk.kernel.storage.store import Store
 
 #: The outbox states.
@@ -41,45 +40,6 @@ def webhook_body(usage_id: str, job: Job, usage: Usage) -> bytes:
         separators=(",", ":"),
         ensure_ascii=False,
     ).encode()
-
-
-def invoice(totals: Usage, billing: BillingTable) -> dict[str, Any]:
-    """The invoice lines of ``totals`` at the price table's unit prices.
-
-    >>> from qmk.kernel.config import config_from_dict
-    >>> cfg = config_from_dict({"machine": {"physical_qubits": 10},
-    ...     "billing": {"currency": "EUR", "prices": {"shots": 0.002}}})
-    >>> invoice(Usage(shots=1500), cfg.billing)["total"]
-    3.0
-    """
-    prices = {name: getattr(billing.prices, name) for name in FIELDS}
-    lines = [
-        {
-            "item": name,
-            "unit": UNITS[name],
-            "quantity": quantity,
-            "unit_price": price,
-            "amount": amount,
-        }
-        for name, quantity, price, amount in totals.priced(prices)
-    ]
-    return {
-        "currency": billing.currency,
-        "lines": lines,
-        "total": round(sum(line["amount"] for line in lines), 10),
-    }
-
-
-def usage_record(row: sqlite3.Row) -> dict[str, Any]:
-    """A ``usage`` row (its columns by name) as ``q_usage`` answers it."""
-    return {
-        "usage_id": row["usage_id"],
-        "job_id": row["job_id"],
-        "tenant": row["tenant"],
-        "state": row["state"],
-        "ended_at": row["ended_at"],
-        **{name: row[name] for name in FIELDS},
-    }
 
 
 class Ledger:
@@ -123,7 +83,5 @@ __all__ = [
     "EVENT",
     "PENDING",
     "Ledger",
-    "invoice",
-    "usage_record",
     "webhook_body",
 ]

@@ -43,9 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import sqlite3
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,15 +59,7 @@ from qmk.kernel.datafiles import (
     SECRET_FILE,
 )
 from qmk.kernel.errors import DataDirError, ExposureError
-from qmk.kernel.security.seals import derive
-from qmk.kernel.storage.audit import (
-    GENESIS,
-    chain_hash,
-    check_since,
-    cut_unsigned_tail,
-    tail,
-)
-from qmk.kernel.storage.store import committed_audit_head, verified_audit_head
+from qmk.kernel.storage.audit import GENESIS, tail
 
 
 @dataclass(slots=True, kw_only=True)
@@ -146,11 +136,11 @@ def open_data_dir(
     opened = DataDir(path=root, lock_fd=fd)
     try:
         opened.repaired_perms = _check_perms(root, repair_perms)
-        head = _head(root, offset_of)
-        opened.repaired_bytes = _repair_torn_tail(root / AUDIT_FILE, head)
-        if head is not None:  # and a write's lines no MAC ended
-            opened.repaired_bytes += cut_unsigned_tail(root / AUDIT_FILE, head[2])
-        problems = check(root, head)
+        problems: list[str] = []
+        if any((root / name).exists() for name in (DB_FILE, AUDIT_FILE, SECRET_FILE)):
+            from qmk.kernel.storage.reopen import check_left  # an earlier kernel's files
+
+            opened.repaired_bytes, problems = check_left(root, offset_of)
         opened.checked = tail(root / AUDIT_FILE)
     except BaseException:
         opened.close()
@@ -218,117 +208,9 @@ def _check_perms(root: Path, repair: bool) -> list[str]:
     return [str(path) for path, _, _ in lax]
 
 
-def _head(root: Path, offset_of: Callable[[Path, int], int] | None) -> tuple[int, str, int] | None:
-    """The chain head the database committed, with the byte offset of its line.
-
-    Raises:
-        DataDirError: ``data-dir-outdated``: the database records no offset, and there
-            is no ``offset_of`` to find it.
-    """
-    head = committed_audit_head(root)
-    if head is None:
-        return None
-    seq, digest, offset = head
-    if offset is None:
-        if offset_of is None:
-            raise DataDirError.of(
-                "data-dir-outdated",
-                f"{root}: its database records the audit head without its offset (an older "
-                f"kernel's format); bring it forward once with: qmk admin migrate {root}",
-            )
-        offset = offset_of(root / AUDIT_FILE, seq)
-    return seq, digest, offset
-
-
-def check(root: Path, head: tuple[int, str, int] | None) -> list[str]:
-    """The problems of the data directory ``root`` (empty: none); ``head`` is the chain
-    head its database committed (:func:`qmk.kernel.storage.store.committed_audit_head`)."""
-    problems: list[str] = []
-    db, audit, secret = (root / DB_FILE), (root / AUDIT_FILE), (root / SECRET_FILE)
-    has_lines = audit.exists() and audit.stat().st_size > 0
-    if db.exists():
-        try:
-            connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            try:
-                result = connection.execute("PRAGMA quick_check").fetchone()
-            finally:
-                connection.close()
-        except sqlite3.DatabaseError as exc:
-            return [f"the database cannot be read ({exc})"]
-        if result is None or result[0] != "ok":
-            problems.append(f"the database is corrupt (quick_check: {result and result[0]})")
-    if has_lines and head is None:
-        problems.append(
-            "the audit log has lines but the database records none (the database was "
-            "deleted, truncated or replaced)"
-        )
-    if not secret.exists() and (has_lines or head is not None):
-        problems.append("the kernel secret is missing (sessions and audit macs depend on it)")
-    if head is not None:
-        problems += _check_chain(audit, head)
-    if not problems and has_lines and secret.exists():
-        key = secret.read_bytes()
-        problems += check_since(audit, verified_audit_head(root, derive(key, "audit-head")), key)
-    return problems
-
-
-def _repair_torn_tail(audit: Path, head: tuple[int, str, int] | None) -> int:
-    """Cut a last line without its newline off ``audit`` when it lies past the committed
-    head; the bytes cut (a torn line before the head is left for :func:`check`)."""
-    try:
-        size = audit.stat().st_size
-    except FileNotFoundError:
-        return 0
-    if size == 0:
-        return 0
-    with open(audit, "rb+") as handle:
-        handle.seek(max(0, size - 65536))
-        tail = handle.read()
-        if tail.endswith(b"\n"):
-            return 0
-        cut = tail.rfind(b"\n")
-        keep = (size - len(tail)) + cut + 1 if cut >= 0 else 0
-        if head is not None and keep <= head[2]:
-            return 0  # the torn line is at or before the committed head: damage, not a tear
-        handle.truncate(keep)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return size - keep
-
-
-def _check_chain(audit: Path, head: tuple[int, str, int]) -> list[str]:
-    """The audit log holds the committed head, and every line after it chains on."""
-    seq, digest, offset = head
-    try:
-        with open(audit, "rb") as handle:
-            handle.seek(offset)
-            rest = handle.read()
-    except FileNotFoundError:
-        return [f"the audit log is missing (the database recorded line {seq})"]
-    lines = rest.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if not lines:
-        return [f"the audit log ends before line {seq}, the head the database recorded (cut)"]
-    if chain_hash(lines[0]) != digest:
-        return [f"audit line {seq} is not the head the database recorded (cut or edited)"]
-    prev, expected = digest, seq + 1
-    for raw in lines[1:]:
-        try:
-            record = json.loads(raw)
-            ok = record["seq"] == expected and record["prev"] == prev
-        except (ValueError, KeyError, TypeError):
-            ok = False
-        if not ok:
-            return [f"audit line {expected} does not chain on from the head (edited or moved)"]
-        prev, expected = chain_hash(raw), expected + 1
-    return []
-
-
 __all__ = [
     "DataDir",
     "DataDirError",
-    "check",
     "lax_paths",
     "open_data_dir",
 ]

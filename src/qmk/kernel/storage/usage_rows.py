@@ -1,5 +1,6 @@
 """The metering's ``usage`` rows as ``q_usage`` reads them (:class:`UsageRows`): a
-tenant's job ends in a time range, or one job's, newest first, and their totals.
+tenant's job ends in a time range, or one job's, newest first, their totals, and the
+invoice of those at the price table's unit prices (:func:`invoice`).
 
 A job's end writes its row in the store (:meth:`~qmk.kernel.storage.store.Store.
 insert_usage`); the machine's desk (:mod:`qmk.kernel.syscalls.machine`), made at its
@@ -11,8 +12,9 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
+from qmk.kernel.config import BillingTable
 from qmk.kernel.records.usage import FIELDS as USAGE_FIELDS
-from qmk.kernel.records.usage import Usage
+from qmk.kernel.records.usage import UNITS, Usage
 from qmk.kernel.storage.store import USAGE_COLUMNS
 
 if TYPE_CHECKING:
@@ -86,4 +88,43 @@ class UsageRows:
         return int(count), Usage(**dict(zip(USAGE_FIELDS, totals, strict=True)))
 
 
-__all__ = ["UsageRows", "usage_where"]
+def invoice(totals: Usage, billing: BillingTable) -> dict[str, Any]:
+    """The invoice lines of ``totals`` at the price table's unit prices.
+
+    >>> from qmk.kernel.config import config_from_dict
+    >>> cfg = config_from_dict({"machine": {"physical_qubits": 10},
+    ...     "billing": {"currency": "EUR", "prices": {"shots": 0.002}}})
+    >>> invoice(Usage(shots=1500), cfg.billing)["total"]
+    3.0
+    """
+    prices = {name: getattr(billing.prices, name) for name in USAGE_FIELDS}
+    lines = [
+        {
+            "item": name,
+            "unit": UNITS[name],
+            "quantity": quantity,
+            "unit_price": price,
+            "amount": amount,
+        }
+        for name, quantity, price, amount in totals.priced(prices)
+    ]
+    return {
+        "currency": billing.currency,
+        "lines": lines,
+        "total": round(sum(line["amount"] for line in lines), 10),
+    }
+
+
+def usage_record(row: sqlite3.Row) -> dict[str, Any]:
+    """A ``usage`` row (its columns by name) as ``q_usage`` answers it."""
+    return {
+        "usage_id": row["usage_id"],
+        "job_id": row["job_id"],
+        "tenant": row["tenant"],
+        "state": row["state"],
+        "ended_at": row["ended_at"],
+        **{name: row[name] for name in USAGE_FIELDS},
+    }
+
+
+__all__ = ["UsageRows", "invoice", "usage_record", "usage_where"]

@@ -189,7 +189,7 @@ class JobDesk:
         """``q_device_artifacts``: a device job's artifacts
         (:mod:`~qmk.kernel.storage.artifacts`), or with ``name`` a page of its records."""
         job = self.supervisor.job(job_id, session.tenant)
-        store = self.supervisor.artifacts
+        store = self.supervisor.book.stored_artifacts()
         if name is None:
             return replies.Artifacts(state=job.state, **store.listing(job.job_id))
         if not isinstance(name, str):

@@ -28,10 +28,9 @@ from qmk.kernel.device import LogicalMachine
 from qmk.kernel.running.supervisor import Supervisor
 from qmk.kernel.security.sessions import Session
 from qmk.kernel.storage.audit import AuditLog
-from qmk.kernel.storage.billing import invoice, usage_record
 from qmk.kernel.storage.commit import GroupCommit
 from qmk.kernel.storage.store import Store
-from qmk.kernel.storage.usage_rows import UsageRows
+from qmk.kernel.storage.usage_rows import UsageRows, invoice, usage_record
 
 #: The largest magnitude of a usage window's bound: every integer to it is exact as a
 #: float, and the store's integer columns hold it.
