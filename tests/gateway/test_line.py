@@ -1,7 +1,8 @@
 """The gateway's line to the kernel (:class:`qmk.gateway.line.KernelLine`) against a real
 kernel served on a Unix socket: replies to their calls, read whole, errors coded as the
 client codes them, a relayed reply as the kernel's own bytes, and a new connection after
-the line closed."""
+the line closed. A reply line as the kernel's encoder writes it reads as its full decode
+reads it."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import msgspec
 import pytest
 
 from qmk.abi.door import Door
-from qmk.abi.errors import ConnectionClosed, InvalidParams
-from qmk.abi.jsonrpc import encode_parts
+from qmk.abi.errors import BadResponse, ConnectionClosed, InvalidParams
+from qmk.abi.jsonrpc import encode, encode_parts
 from qmk.abi.limits import ServerConfig
 from qmk.abi.replies import Job
 from qmk.abi.server import serve_kernel
 from qmk.client import AsyncClient
 from qmk.errors import NotFoundError, SessionError
-from qmk.gateway.line import KernelLine
+from qmk.gateway.line import KernelLine, Relayed, _reply_of
 from qmk.kernel.observe import KernelObserver
 from qmk.kernel.service import Kernel
 from support.kernel import BELL, login, run_kernel
@@ -162,3 +163,58 @@ def test_a_param_that_is_no_finite_number_is_refused_before_it_is_sent(tmp_path:
             await line.aclose()
 
     _served(tmp_path, body)
+
+
+#: Results as the kernel may answer them: an object, a big one, text with escapes, a
+#: list, a number, null.
+RESULTS: list[Any] = [
+    {"job_id": "job_1", "tenant": "alice", "state": "COMPLETED", "result": {"counts": {"00": 3}}},
+    {"key": "x" * 70_000, "nested": [{"a": [1, 2.5, None]}]},
+    {"text": 'quote " backslash \\ newline \n unicode \u00e9\u4e2d'},
+    [1, "two", {"three": 3}],
+    7,
+    None,
+]
+
+
+@pytest.mark.parametrize("result", RESULTS)
+@pytest.mark.parametrize("request_id", [0, 1, 42, 2**62])
+def test_a_reply_framed_as_the_kernel_frames_it_reads_as_its_full_decode_reads_it(
+    result: Any, request_id: int
+) -> None:
+    line = encode({"jsonrpc": "2.0", "id": request_id, "result": result})[:-1]
+    whole = msgspec.json.decode(line)
+    reply = _reply_of(line)
+    assert (reply.jsonrpc, reply.id, reply.error) == ("2.0", request_id, None)
+    assert bytes(reply.result) == msgspec.json.encode(whole["result"])  # the kernel's bytes
+    assert msgspec.json.decode(bytes(reply.result)) == result
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"jsonrpc": "2.0", "id": 3, "result": {"job_id": "j"}}',  # spaces
+        b'{"id":3,"jsonrpc":"2.0","result":{"job_id":"j"}}',  # another order
+        b'{"jsonrpc":"2.0","result":{"job_id":"j"},"id":3}',  # the result first
+    ],
+)
+def test_a_reply_in_another_framing_is_decoded_to_the_same_reply(line: bytes) -> None:
+    reply = _reply_of(line)
+    assert (reply.id, reply.error) == (3, None)
+    assert msgspec.json.decode(bytes(reply.result)) == {"job_id": "j"}
+
+
+def test_an_error_and_a_reply_that_is_no_json_rpc_are_read_as_the_client_reads_them() -> None:
+    error = _reply_of(b'{"jsonrpc":"2.0","id":4,"error":{"code":-32602,"message":"bad"}}')
+    assert (error.id, error.result, error.error["code"]) == (4, msgspec.UNSET, -32602)
+    for line in (b'{"jsonrpc":"2.0","id":07,"result":1}', b'{"jsonrpc":"2.0","id":1,"result":'):
+        with pytest.raises(BadResponse, match="not JSON"):
+            _reply_of(line)
+    with pytest.raises(BadResponse, match="non-JSON-RPC"):
+        _reply_of(b'{"jsonrpc":"1.0","id":1,"result":1}')
+
+
+def test_a_result_cut_out_at_its_framing_that_is_no_json_is_refused_where_it_is_read() -> None:
+    reply = _reply_of(b'{"jsonrpc":"2.0","id":5,"result":{"job_id":"j",}')
+    with pytest.raises(BadResponse, match="not JSON"):
+        Relayed(bytes(reply.result)).job_id  # noqa: B018

@@ -92,6 +92,8 @@ class Relayed:
             return _decoder(kind)(self.data)
         except msgspec.ValidationError:
             return None
+        except msgspec.DecodeError:  # cut out at its framing (_reply_of), read here first
+            raise _not_json(self.data) from None
 
     @property
     def job_id(self) -> Any:
@@ -141,7 +143,11 @@ class KernelLine(AsyncSyscallMethods):
         line = self._line
         if line is None or line.closed:
             line = await self._open()
-        return _decode(await line.call(method, params))
+        result = await line.call(method, params)
+        try:
+            return _decode(result)
+        except msgspec.DecodeError:
+            raise _not_json(result) from None
 
     async def relay(self, method: str, params: dict[str, Any]) -> Relayed:
         """The result of ``method`` called with ``params`` (bound to the method table
@@ -205,6 +211,11 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
         else value
         for name, value in params.items()
     }
+
+
+def _not_json(result: bytes | msgspec.Raw) -> BadResponse:
+    """The refusal of a result that is no JSON (its line was framed as a reply)."""
+    return BadResponse(f"the server sent a result that is not JSON: {bytes(result)[:80]!r}")
 
 
 class _Line(asyncio.Protocol):
@@ -327,13 +338,35 @@ class _Line(asyncio.Protocol):
             self._transport.close()
 
 
+#: How the kernel frames a result: ``{"jsonrpc":"2.0","id":N,"result":`` (its members
+#: in this order, no spaces: :func:`qmk.abi.jsonrpc.encode`), the result, then ``}``.
+_RESULT_HEAD = b'{"jsonrpc":"2.0","id":'
+_RESULT_AFTER_ID = b',"result":'
+#: The most digits of an id this line gives (its own counter).
+_ID_DIGITS = 19
+
+
 def _reply_of(line: bytes) -> _Reply:
     """The reply ``line``, its result unread (the checks of
     :meth:`~qmk.client.ClientCore.reply_id`).
 
+    A result framed as the kernel frames it (:data:`_RESULT_HEAD`) is cut out of its
+    line at its framing: its bytes are not skipped through here, once, only to be read
+    again by their reader (the relayed heads, a typed decode, gRPC's fields), which
+    reads them whole and refuses a result that is not JSON (:meth:`Relayed.read_as`).
+    Any other line (an error, another framing) is decoded.
+
     Raises:
         BadResponse: the line is not a JSON-RPC 2.0 response object.
     """
+    if line.startswith(_RESULT_HEAD) and line.endswith(b"}"):
+        start = len(_RESULT_HEAD)
+        comma = line.find(_RESULT_AFTER_ID, start, start + _ID_DIGITS + len(_RESULT_AFTER_ID))
+        if comma > start:
+            digits = line[start:comma]
+            if digits.isdigit() and (digits[0] != 0x30 or comma == start + 1):  # no 0 first
+                result = msgspec.Raw(line[comma + len(_RESULT_AFTER_ID) : -1])
+                return _Reply("2.0", int(digits), result)
     try:
         reply = _decode_reply(line)
     except msgspec.ValidationError:

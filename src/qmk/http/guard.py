@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httptools
@@ -140,6 +140,16 @@ def _response(status: int, body: bytes) -> bytes:
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
+
+
+async def _answering(run: Awaitable[None], tasks: set[Any]) -> None:
+    """``run`` (a request's ASGI cycle), then its task out of the server's ``tasks``
+    (which its shutdown waits for). A task cancelled before its first step, which only
+    a forced shutdown does, stays in them: nothing waits for them then."""
+    try:
+        await run
+    finally:
+        tasks.discard(asyncio.current_task())
 
 
 def guarded_protocol(config: ServerConfig, door: Door) -> type[HttpToolsProtocol]:
@@ -359,6 +369,17 @@ class _GuardedProtocol(HttpToolsProtocol):
             # the answer (a client writes its whole body before it reads)
             self._closed = True
             self._linger(REFUSED_BODY_LINGER_BYTES)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """uvicorn's start of a request's task, which leaves the server's running tasks
+        as its own last step (:func:`_answering`), not from a done callback: a callback
+        is run in a loop turn of its own after the answer, one turn a request. (uvicorn's
+        ``reset_contextvars`` starts it as uvicorn does.)"""
+        if self.config.reset_contextvars:
+            super()._start_asgi_task(cycle, app)
+            return
+        tasks = self.tasks
+        tasks.add(self.loop.create_task(_answering(cycle.run_asgi(app), tasks)))
 
     # ------------------------------------------------------------------ deadlines
 
