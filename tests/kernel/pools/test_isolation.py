@@ -37,6 +37,9 @@ from support.paths import EXAMPLES
 from support.pools import GatedPool, Hooks
 
 LANDLOCK = landlock_abi()
+# How long a test waits on a sandboxed worker or probe: a guard against a hang, not a
+# measure of speed (a worker's first start imports the engines, slow on a loaded host).
+HANG_S = 300
 no_landlock = pytest.mark.skipif(LANDLOCK < 1, reason="this Linux kernel has no Landlock")
 no_signal_scope = pytest.mark.skipif(
     LANDLOCK < 6, reason="Landlock below ABI 6 cannot stop a worker's signals"
@@ -111,7 +114,7 @@ def pool(bait: Bait) -> Iterator[WorkerPool]:
 
 @pytest.fixture(scope="module")
 def report(pool: WorkerPool, bait: Bait) -> dict[str, Any]:
-    value = pool.submit(dict, **bait.targets()).result(timeout=60)
+    value = pool.submit(dict, **bait.targets()).result(timeout=HANG_S)
     assert isinstance(value, dict)
     return value
 
@@ -188,12 +191,12 @@ def test_a_worker_cannot_signal_the_kernel(report: dict[str, Any]) -> None:
 def test_each_worker_has_a_temp_dir_of_its_own_removed_after_it(bait: Bait) -> None:
     pool = WorkerPool(1, isolation=bait.isolation())
     try:
-        first = pool.submit(os.getenv, "TMPDIR").result(timeout=60)
+        first = pool.submit(os.getenv, "TMPDIR").result(timeout=HANG_S)
         assert first is not None and Path(first).is_dir()
         assert Path(first).parent != Path(tempfile.gettempdir())  # not the shared /tmp
         with pytest.raises(WorkerDied):
-            pool.submit(os._exit, 0).result(timeout=60)
-        second = pool.submit(os.getenv, "TMPDIR").result(timeout=60)
+            pool.submit(os._exit, 0).result(timeout=HANG_S)
+        second = pool.submit(os.getenv, "TMPDIR").result(timeout=HANG_S)
         assert second != first and Path(second).is_dir()
         assert not Path(first).exists()  # removed when its worker was reaped
     finally:
@@ -215,7 +218,7 @@ def test_a_worker_of_a_root_pool_runs_as_an_unprivileged_user() -> None:
         isolation = bait.isolation(user="nobody", filesystem=False)  # what the uid alone does
         pool = GatedPool(1, isolation=isolation, probe=escapes)
         try:
-            found = pool.submit(dict, **bait.targets()).result(timeout=60)
+            found = pool.submit(dict, **bait.targets()).result(timeout=HANG_S)
             confinement = pool.confinement
         finally:
             pool.shutdown(cancel_futures=True)
@@ -340,7 +343,7 @@ def test_a_data_directory_that_holds_the_code_hides_all_but_the_code(
         (data / SECRET_FILE).write_bytes(b"made after the workers started")
         (data / SECRET_FILE).chmod(0o600)
         targets = {**Bait.targets_in(tmp_path, data), "read": str(code / "module.py")}
-        found = pool.submit(dict, **targets).result(timeout=60)
+        found = pool.submit(dict, **targets).result(timeout=HANG_S)
     finally:
         pool.shutdown(cancel_futures=True)
     assert found["read_given"] == "ok"  # its code stays readable
@@ -452,7 +455,7 @@ def test_a_confined_server_reads_no_data_directory_and_writes_only_its_temp_dir(
         [sys.executable, "-c", _SERVER_PROBE, str(bait.data), str(bait.outside), SECRET_FILE],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_S,
         check=True,
     )
     found = json.loads(done.stdout)
