@@ -82,10 +82,11 @@ $(VENV)/.installed-assist: pyproject.toml | $(VENV)/.installed-test
 
 assist-server: $(VENV)/.installed-assist
 
-# The suite runs on TEST_WORKERS processes (pytest-xdist; CI's machine has two cores): tests
-# that share a fixture wider than a test (a server started once for a module) run on one
-# worker, the rest go one at a time to whichever is free (tests/conftest.py).
-# TEST_WORKERS=0 runs it in pytest's own process.
+# The suite runs on TEST_WORKERS processes (pytest-xdist; CI's machine has two cores), each
+# test sent to whichever worker is free and a busy worker's queue shared with an idle one
+# (--dist worksteal), so no test may rely on which tests ran before it in its process: a
+# fixture shared by a module is made once per worker that runs any of its tests.
+# TEST_WORKERS=0 runs the suite in pytest's own process.
 TEST_WORKERS ?= 2
 
 test: lint chromium bloqade assist-server node-client
@@ -93,7 +94,7 @@ test: lint chromium bloqade assist-server node-client
 	$(BIN)/python -m qmk.commands.schema --check
 	$(BIN)/python -m qmk.docgen --check
 	$(BIN)/python -m qmk.abi.codegen --check
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # Regenerate the generated files: the shipped JSON Schemas (QVM graphs; kernel configs,
 # workflow files and neutral-atom jobs: qmk schema), the generated tables of every
