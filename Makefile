@@ -82,12 +82,19 @@ $(VENV)/.installed-assist: pyproject.toml | $(VENV)/.installed-test
 
 assist-server: $(VENV)/.installed-assist
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; CI's machine has two cores), each
+# test sent to whichever worker is free and a busy worker's queue shared with an idle one
+# (--dist worksteal), so no test may rely on which tests ran before it in its process: a
+# fixture shared by a module is made once per worker that runs any of its tests.
+# TEST_WORKERS=0 runs the suite in pytest's own process.
+TEST_WORKERS ?= 2
+
 test: lint chromium bloqade assist-server node-client
 	$(BIN)/python -m qmk.qvm.schema --check
 	$(BIN)/python -m qmk.commands.schema --check
 	$(BIN)/python -m qmk.docgen --check
 	$(BIN)/python -m qmk.abi.codegen --check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # Regenerate the generated files: the shipped JSON Schemas (QVM graphs; kernel configs,
 # workflow files and neutral-atom jobs: qmk schema), the generated tables of every

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 
 import pytest
 
+from support.cli import qmk
 from support.paths import DOCS, EXAMPLES, ROOT, SRC
 
 try:
@@ -125,18 +124,13 @@ def _transcripts() -> list[tuple[str, str, list[str]]]:
     ("page", "command", "shown"), _transcripts(), ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_a_pages_transcript_of_a_local_command_is_what_it_prints(
-    page: str, command: str, shown: list[str]
+    page: str, command: str, shown: list[str], monkeypatch: pytest.MonkeyPatch
 ):
-    done = subprocess.run(
-        [sys.executable, "-m", "qmk", *shlex.split(command)[1:]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    monkeypatch.chdir(ROOT)  # the pages' paths are the repository's
+    status, out, err = qmk(*shlex.split(command)[1:])  # in-process, as every CLI test runs it
     # 1: the program's findings, shown; 2: a usage error, shown
-    assert done.returncode in ((2,) if shown[0].startswith(_USAGE) else (0, 1)), done.stderr
-    printed = [line.rstrip() for line in (done.stdout + done.stderr).splitlines()]
+    assert status in ((2,) if shown[0].startswith(_USAGE) else (0, 1)), err
+    printed = [line.rstrip() for line in (out + err).splitlines()]
     for line in shown:
         if line.strip() in ("...", "") or _WALL.search(line):
             continue

@@ -4,6 +4,7 @@ at raising sites, and the exception tree drawn in qmk/errors.py true to the clas
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -217,39 +218,52 @@ def test_every_code_named_in_the_source_or_the_docs_is_registered():
     assert not unknown
 
 
+@functools.cache
+def _walked() -> dict[Path, tuple[list[tuple[int, str]], list[tuple[int, str, object]]]]:
+    """Each source file's string constants that are codes, and its ``Class.of(NAME, ...)``
+    and ``Class.at(NAME, ...)`` calls (line, class, first argument): one parse of the
+    source for the two tests below."""
+    found = {}
+    for path in _sources():
+        literals, calls = [], []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and CODE.fullmatch(text):
+                literals.append((node.lineno, text))
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("of", "at")
+                and isinstance(node.func.value, ast.Name)
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                calls.append((node.lineno, node.func.value.id, node.args[0].value))
+        found[path] = (literals, calls)
+    return found
+
+
 def test_no_code_is_written_as_a_literal_outside_its_familys_module():
     declaring = {
         (SRC.parent / (f.module.replace(".", "/") + ".py")).resolve() for f in FAMILIES.values()
     }
-    literals = []
-    for path in _sources():
-        if path.resolve() in declaring:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            text = node.value if isinstance(node, ast.Constant) else None
-            if isinstance(text, str) and CODE.fullmatch(text):
-                literals.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text!r}")
+    literals = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path, (found, _) in _walked().items()
+        if path.resolve() not in declaring
+        for line, text in found
+    ]
     assert not literals, "raise by name (Class.of('slug', ...)), not by code: " + str(literals)
 
 
 def test_every_name_raised_with_of_or_at_in_the_source_is_registered_for_its_class():
     classes = {cls.__name__: cls for cls in CLASSES}
     calls = 0
-    for path in _sources():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("of", "at")
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id in classes
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-            ):
-                continue
-            cls, name = classes[node.func.value.id], node.args[0].value
-            assert REGISTRY.named(cls, name), f"{path}:{node.lineno}"
-            calls += 1
+    for path, (_, found) in _walked().items():
+        for line, owner, name in found:
+            if owner in classes:
+                assert REGISTRY.named(classes[owner], name), f"{path}:{line}"
+                calls += 1
     assert calls > 100  # the walk sees the raising sites
 
 

@@ -257,7 +257,8 @@ def room_of(module: str) -> str:
     )
 
 
-def qmk_imports(path: Path) -> set[str]:
+@functools.cache  # read by most tests here, some once per room: each file parsed once
+def qmk_imports(path: Path) -> frozenset[str]:
     """The qmk modules a source file imports, at any depth of the file."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -267,7 +268,7 @@ def qmk_imports(path: Path) -> set[str]:
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {name for name in found if name == "qmk" or name.startswith("qmk.")}
+    return frozenset(name for name in found if name == "qmk" or name.startswith("qmk."))
 
 
 def _within(name: str, prefixes: tuple[str, ...]) -> bool:

@@ -72,12 +72,13 @@ def test_free_tool_calling_verifies_a_fenced_draft(llama):
 
 
 def test_a_server_that_does_not_answer_is_QI102():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
-    settings = Settings(url=f"http://127.0.0.1:{port}", model="m", timeout_s=5)
-    with pytest.raises(AssistError) as caught:
-        assist("hello", settings=settings)
+    with socket.socket() as probe:  # bound, never listening: a connection is refused (and
+        probe.bind(("127.0.0.1", 0))  # held, so no other process takes the port meanwhile)
+        settings = Settings(
+            url=f"http://127.0.0.1:{probe.getsockname()[1]}", model="m", timeout_s=5
+        )
+        with pytest.raises(AssistError) as caught:
+            assist("hello", settings=settings)
     assert caught.value.code == "QI102"
 
 

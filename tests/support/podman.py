@@ -4,11 +4,16 @@ once per run from the working tree (deploy/image/build.sh reuses an image whose
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import resource
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 
 from support.paths import ROOT
 
@@ -86,10 +91,27 @@ def why_not() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _building() -> Iterator[None]:
+    """Held while this process builds or tags images: one build at a time for this user,
+    whichever test process or run asks (two builds of one tag at once race, and the second
+    removes the image the first one's test is about to run)."""
+    lock = Path(tempfile.gettempdir()) / f"qmk-image-build-{os.getuid()}.lock"
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 @cache
 def built_image() -> str:
     """The id of the image built from the working tree (or reused: same sources), once
-    per run."""
+    per run (one build at a time: parallel test workers share podman's images)."""
+    with _building():
+        return _build_image()
+
+
+def _build_image() -> str:
+    """The base image made if missing, then the image built (or found up to date)."""
     env = {
         **os.environ,
         "BASE_IMAGE": BASE_IMAGE,
@@ -124,12 +146,18 @@ def prometheus_image() -> str:
     if PROMETHEUS_IMAGE:
         return PROMETHEUS_IMAGE
     tag = "localhost/qmk-prometheus:latest"
-    exists = subprocess.run(["podman", "image", "exists", tag], check=False)
-    if exists.returncode:
-        built_image()  # makes the base image too
-        podman(
-            "build", *ulimits(), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", tag,
-            "-f", str(ROOT / "deploy/prometheus/Containerfile"), str(ROOT / "deploy/prometheus"),
-            timeout=900,
-        )  # fmt: skip
+    if _exists(tag):
+        return tag
+    built_image()  # makes the base image too
+    with _building():
+        if not _exists(tag):  # another test process may have built it meanwhile
+            podman(
+                "build", *ulimits(), "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", tag,
+                "-f", str(ROOT / "deploy/prometheus/Containerfile"),
+                str(ROOT / "deploy/prometheus"), timeout=900,
+            )  # fmt: skip
     return tag
+
+
+def _exists(image: str) -> bool:
+    return subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0

@@ -159,6 +159,21 @@ REPLIES = {
 }
 
 
+#: llama-cpp-python's server (its ``python -m llama_cpp.server --config_file`` reads the
+#: same file) on the listening socket whose descriptor it is given.
+SERVE = """
+import socket, sys, uvicorn
+from llama_cpp.server.app import create_app
+from llama_cpp.server.settings import ConfigFileSettings, ServerSettings
+with open(sys.argv[1], "rb") as f:
+    config = ConfigFileSettings.model_validate_json(f.read())
+server = ServerSettings.model_validate(config)
+app = create_app(server_settings=server, model_settings=config.models)
+listener = socket.socket(fileno=int(sys.argv[2]))
+uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
+"""
+
+
 class LlamaServer:
     """llama-cpp-python's OpenAI-compatible server on the tests' models (a real process
     on a real socket)."""
@@ -182,18 +197,21 @@ class LlamaServer:
             (alias, write_chain_model(self.root / f"{alias}.gguf", reply))
             for alias, reply in REPLIES.items()
         ]
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        # the listening socket made here and handed to the server: its port is never free
+        # for another process (a test worker's) to take between a probe and the bind
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
         config = self.root / "llama.json"
         config.write_text(json.dumps(server_config(models, "127.0.0.1", port)))
         log = (self.root / "llama.log").open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_us(),
-        )
+        with listener:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", SERVE, str(config), str(listener.fileno())],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[listener.fileno()],
+                preexec_fn=die_with_us(),
+            )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
