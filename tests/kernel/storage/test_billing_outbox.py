@@ -9,6 +9,7 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,17 +78,20 @@ async def _bell_ended(kernel: Kernel) -> str:
     return job.job_id
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:  # bound, never listening: a connection is refused
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound and never listening, held for the test: a connection is refused, and
+    no other test (or worker) can take the port meanwhile."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        yield int(probe.getsockname()[1])
 
 
 def test_a_receiver_nobody_listens_at_makes_a_dead_letter_after_its_attempts(
-    tmp_path: Path,
+    tmp_path: Path, closed_port: int
 ) -> None:
     config = _config(
-        webhook_url=f"http://127.0.0.1:{_closed_port()}/hook",
+        webhook_url=f"http://127.0.0.1:{closed_port}/hook",
         webhook_secret="s",
         webhook_attempts=3,
         webhook_backoff_s=0.01,
