@@ -131,13 +131,13 @@ class Guard:
         self.transport = transport
         if transport is not None:
             transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
-        self.sent_at = self.door.clock.now()
+        self.sent_at = now = self.door.clock.now()
         self.visitor.on_holding = self._holding
         if self.visitor.holding:
             self._holding()
         self.visitor.connection = True
         if not self.visitor.signed_in:
-            self._auth_due = self._at("auth", self.config.auth_timeout_s, self._deadline)
+            self._auth_due = self._at("auth", self.config.auth_timeout_s, self._deadline, now)
         self.visitor.on_sign_in(self._signed_in)
 
     def close(self) -> None:
@@ -157,9 +157,13 @@ class Guard:
         """The bytes one request of the connection may hold now."""
         return self.door.size_limit(self.visitor.signed_in)
 
-    def _at(self, name: str, seconds: float, then: Callable[[], None]) -> float:
+    def _at(
+        self, name: str, seconds: float, then: Callable[[], None], now: float | None = None
+    ) -> float:
+        """Call ``then`` ``seconds`` after ``now`` (None: the clock's now; a caller that
+        has just read it passes it: one read of the clock less)."""
         clock = self.door.clock
-        due = clock.now() + seconds
+        due = (clock.now() if now is None else now) + seconds
         self._timers[name] = clock.call_at(due, then)
         return due
 
@@ -222,7 +226,7 @@ class Guard:
         if "auth" in self._timers and self._auth_due <= now + limit:
             return
         self._cancel("auth")
-        self._at("idle", limit, self._idle)
+        self._at("idle", limit, self._idle, now)
 
     def _idle(self) -> None:
         self._timers.pop("idle", None)
@@ -232,9 +236,10 @@ class Guard:
         if visitor.inflight or visitor.holding or self._is_busy():
             self._at("idle", limit, self._idle)
             return
-        left = max(visitor.idle_since, self.sent_at) + limit - self.door.clock.now()
+        now = self.door.clock.now()
+        left = max(visitor.idle_since, self.sent_at) + limit - now
         if left > 0:
-            self._at("idle", left, self._idle)
+            self._at("idle", left, self._idle, now)
             return
         message = (
             f"this connection was idle for {limit:g} s (server.idle_timeout_s): "
@@ -270,16 +275,18 @@ class Guard:
         """The visitor holds an answer: watch that bytes keep going to its client."""
         if "progress" in self._timers or self.closed:
             return
-        due = max(self.sent_at, self.door.clock.now()) + self.config.write_timeout_s
-        self._at("progress", due - self.door.clock.now(), self._progress)
+        now = self.door.clock.now()
+        due = max(self.sent_at, now) + self.config.write_timeout_s
+        self._at("progress", due - now, self._progress, now)
 
     def _progress(self) -> None:
         self._timers.pop("progress", None)
         if self.closed or not self.visitor.holding:
             return
-        left = self.sent_at + self.config.write_timeout_s - self.door.clock.now()
+        now = self.door.clock.now()
+        left = self.sent_at + self.config.write_timeout_s - now
         if left > 0:
-            self._at("progress", left, self._progress)
+            self._at("progress", left, self._progress, now)
             return
         self._unread()
 
