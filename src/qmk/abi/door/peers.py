@@ -91,12 +91,7 @@ class Cancellable(Protocol):
 
 class LoopClock:
     """The default clock: the running event loop's (monotonic) time, of the loop it kept
-    until that one closes (on Python 3.11 ``get_running_loop()`` is a system call).
-
-    Once it has read a loop of asyncio's own (whose ``time`` is ``time.monotonic()``, as
-    every such loop's is), it reads ``time.monotonic`` itself from then on: one call a
-    reading, not four (a session open reads it seven times, a job twice). A loop of
-    another kind with a clock of its own (uvloop's) is read as before."""
+    until that one closes; after a loop of asyncio's own, ``time.monotonic`` (one call)."""
 
     _loop: asyncio.AbstractEventLoop | None = None
 
