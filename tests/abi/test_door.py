@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -451,3 +452,15 @@ def test_the_loop_clock_reads_the_running_loop_and_the_next_one_once_that_is_clo
             loop.close()
     with pytest.raises(RuntimeError):  # no running loop: none read
         LoopClock().now()
+
+
+def test_the_loop_clock_on_asyncios_own_loop_reads_the_monotonic_clock_in_one_call() -> None:
+    clock = LoopClock()
+
+    async def read() -> float:
+        return clock.now()
+
+    before = time.monotonic()
+    read_at = asyncio.run(read())
+    assert before <= read_at <= time.monotonic()
+    assert clock.now is time.monotonic  # from then on: one call a reading, no loop asked

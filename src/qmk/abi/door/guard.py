@@ -88,11 +88,11 @@ class Guard:
         "_abort",
         "_auth_due",
         "_busy",
-        "_deadline_passed",
         "_expire",
         "_timers",
         "closed",
         "config",
+        "deadline_passed",
         "door",
         "label",
         "sent_at",
@@ -120,7 +120,7 @@ class Guard:
         self._expire = expire
         self._abort = abort
         self._busy = busy
-        self._deadline_passed = False  # waiting for the request under way to be answered
+        self.deadline_passed = False  # waiting for the request under way (settled's work)
         self._auth_due = 0.0  # when the sign-in deadline's timer fires
         self._timers: dict[str, Cancellable] = {}
 
@@ -131,13 +131,13 @@ class Guard:
         self.transport = transport
         if transport is not None:
             transport.set_write_buffer_limits(high=self.config.max_unsent_bytes)
-        self.sent_at = self.door.clock.now()
+        self.sent_at = now = self.door.clock.now()
         self.visitor.on_holding = self._holding
         if self.visitor.holding:
             self._holding()
         self.visitor.connection = True
         if not self.visitor.signed_in:
-            self._auth_due = self._at("auth", self.config.auth_timeout_s, self._deadline)
+            self._auth_due = self._at("auth", self.config.auth_timeout_s, self._deadline, now)
         self.visitor.on_sign_in(self._signed_in)
 
     def close(self) -> None:
@@ -157,9 +157,10 @@ class Guard:
         """The bytes one request of the connection may hold now."""
         return self.door.size_limit(self.visitor.signed_in)
 
-    def _at(self, name: str, seconds: float, then: Callable[[], None]) -> float:
+    def _at(self, name: str, seconds: float, then: Callable[[], None], now: float = -1.0) -> float:
+        """Call ``then`` ``seconds`` after ``now`` (just read by the caller), else the clock's."""
         clock = self.door.clock
-        due = clock.now() + seconds
+        due = (clock.now() if now < 0 else now) + seconds
         self._timers[name] = clock.call_at(due, then)
         return due
 
@@ -176,7 +177,7 @@ class Guard:
             self._idle()  # expiry (_signed_in); closed, that does nothing
             return
         if self._is_busy():  # a request under way may still sign it in
-            self._deadline_passed = True
+            self.deadline_passed = True
             self._auth_due = self._at("auth", RECHECK_S, self._deadline)
             return
         self._expired(answered=False)
@@ -184,10 +185,10 @@ class Guard:
     def settled(self) -> None:
         """A request of the connection was answered (its answer put out): past the
         deadline, the connection is expired once it has none under way."""
-        if not self._deadline_passed or self.closed or self._is_busy():
+        if not self.deadline_passed or self.closed or self._is_busy():
             return
         if self.visitor.signed_in:  # its timer looks at the idle expiry instead
-            self._deadline_passed = False
+            self.deadline_passed = False
             return
         self._cancel("auth")
         self._expired(answered=True)
@@ -196,7 +197,7 @@ class Guard:
         return self._busy() if self._busy is not None else self.visitor.inflight > 0
 
     def _expired(self, *, answered: bool) -> None:
-        self._deadline_passed = False
+        self.deadline_passed = False
         limit = self.config.auth_timeout_s
         message = (
             f"no request of this connection showed a valid session or key within {limit:g} s: "
@@ -222,7 +223,7 @@ class Guard:
         if "auth" in self._timers and self._auth_due <= now + limit:
             return
         self._cancel("auth")
-        self._at("idle", limit, self._idle)
+        self._at("idle", limit, self._idle, now)
 
     def _idle(self) -> None:
         self._timers.pop("idle", None)
@@ -270,8 +271,9 @@ class Guard:
         """The visitor holds an answer: watch that bytes keep going to its client."""
         if "progress" in self._timers or self.closed:
             return
-        due = max(self.sent_at, self.door.clock.now()) + self.config.write_timeout_s
-        self._at("progress", due - self.door.clock.now(), self._progress)
+        now = self.door.clock.now()
+        due = max(self.sent_at, now) + self.config.write_timeout_s
+        self._at("progress", due - now, self._progress, now)
 
     def _progress(self) -> None:
         self._timers.pop("progress", None)

@@ -34,6 +34,7 @@ import contextlib
 import os
 import socket
 import struct
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -90,13 +91,15 @@ class Cancellable(Protocol):
 
 class LoopClock:
     """The default clock: the running event loop's (monotonic) time, of the loop it kept
-    until that one closes (on Python 3.11 ``get_running_loop()`` is a system call)."""
+    until that one closes; after a loop of asyncio's own, ``time.monotonic`` (one call)."""
 
     _loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> float:
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.get_running_loop()
+            if type(self._loop).time is asyncio.BaseEventLoop.time:
+                self.now = time.monotonic  # type: ignore[method-assign]
         return self._loop.time()
 
     def timeout_at(self, when: float | None) -> AbstractAsyncContextManager[object]:

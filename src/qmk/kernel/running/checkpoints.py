@@ -62,18 +62,15 @@ class Checkpoints:
         self.directory = directory
         self._epoch = epoch
         self._pool = pool
+        #: Whether running jobs save execution states (a directory for them, and a pool
+        #: that can talk to running tasks).
+        self.requestable = directory is not None and hasattr(pool, "request")
         #: q_checkpoint calls waiting for a running job's fence: checkpoint id -> future
         #: (None when the attempt ended first), and the ids of each job.
         self._waits: dict[str, asyncio.Future[replies.Checkpoint | None]] = {}
         self._waits_of: dict[str, set[str]] = {}
         #: Running jobs asked to yield their worker: job id -> the checkpoint id asked for.
         self.yielding: dict[str, str] = {}
-
-    @property
-    def requestable(self) -> bool:
-        """Whether running jobs save execution states (a directory for them, and a pool
-        that can talk to running tasks)."""
-        return self.directory is not None and hasattr(self._pool, "request")
 
     def record(self, job: Job, checkpoint_id: str, note: Mapping[str, Any]) -> replies.Checkpoint:
         """Record checkpoint ``checkpoint_id`` of ``job``: the state file ``note["path"]``

@@ -10,6 +10,7 @@ import dataclasses
 import hmac
 import math
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
 import qmk.abi.replies as replies
 from qmk.errors import AuthError, InvalidArgument, SessionError
@@ -95,8 +96,8 @@ class SessionDesk:
             raise AuthError("unknown tenant or wrong key")
         self._check_open()
         self.reserve.check("a login")  # its audit line
-        if not isinstance(requested, list | tuple) or not all(
-            isinstance(c, str) for c in requested
+        if not isinstance(requested, list | tuple) or not all(  # (no generator: a call a name)
+            map(isinstance, requested, repeat(str))
         ):
             raise InvalidArgument("requested must be a list of capability names", key="requested")
         lent = self.delegations.lent(tenant)
