@@ -8,6 +8,7 @@ same measurement and detection samples at the same seeds, and ``REPEAT`` kept a 
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -116,3 +117,109 @@ def test_a_noisy_program_is_refused_on_the_logical_target_with_its_code():
     with pytest.raises(EngineError) as caught:
         qmk.run(graph, shots=10, seed=1)
     assert caught.value.code == "QE110" and "NOISE" in str(caught.value)
+
+
+#: The instructions of :func:`_random_circuit`: ones the reader keeps as they are (``CY``
+#: comes back as ``S_DAG CX S``, ``M`` then ``R`` of one qubit as ``MR``: not here).
+_GATES = ("H", "S", "S_DAG", "X", "Y", "Z", "SQRT_X", "SQRT_Y", "CX", "CZ", "SWAP")
+_PAIRS = frozenset({"CX", "CZ", "SWAP"})
+
+
+def _random_circuit(rng: random.Random, qubits: int, rows: int, depth: int = 0) -> str:
+    """A seeded stim circuit of gates, noise, measurements, products, detectors and
+    REPEAT blocks (nested twice at most), consecutive lines often of one name."""
+    lines: list[str] = []
+    bits = 0
+    for _ in range(rows):
+        qs = [str(q) for q in rng.sample(range(qubits), rng.randint(1, min(4, qubits)))]
+        pick = rng.randrange(9)
+        if pick < 3:
+            gate = rng.choice(_GATES)
+            if gate in _PAIRS:
+                qs = qs[: len(qs) // 2 * 2] or ["0", "1"]
+            lines.append(" ".join((gate, *qs)))
+        elif pick == 3:
+            channel = rng.choice(("X_ERROR", "DEPOLARIZE1"))
+            lines.append(" ".join((f"{channel}({rng.choice((0.01, 1 / 3))})", *qs)))
+        elif pick == 4:
+            lines.append(" ".join((rng.choice(("M", "MR", "MX", "M(0.01)")), *qs)))
+            bits += len(qs)
+        elif pick == 5 and bits:
+            lines.append(f"DETECTOR rec[-{rng.randint(1, bits)}]")
+        elif pick == 6 and len(qs) > 1:
+            lines.append(f"MPP X{qs[0]}*Z{qs[-1]}")
+            bits += 1
+        elif pick == 7 and depth < 2:
+            body = _random_circuit(rng, qubits, rng.randint(1, 5), depth + 1)
+            if body and stim.Circuit(body).num_measurements:
+                lines.append(f"REPEAT {rng.randint(2, 4)} {{\n{body}\n}}")
+        else:
+            lines.append(rng.choice(("TICK", f"E(0.01) X{qs[0]}", f"H {qs[0]}")))
+    return "\n".join(lines)
+
+
+def test_seeded_random_circuits_come_back_as_stim_reads_them_with_the_same_samples():
+    rng = random.Random(20261130)
+    for _ in range(80):
+        circuit = stim.Circuit(_random_circuit(rng, rng.randint(2, 10), rng.randint(1, 50)))
+        back = to_stim(read_folded(circuit))
+        assert back == circuit and str(back) == str(circuit), circuit
+        if circuit.num_measurements:
+            np.testing.assert_array_equal(
+                back.compile_sampler(seed=7).sample(32), circuit.compile_sampler(seed=7).sample(32)
+            )
+
+
+def test_a_wide_layer_comes_back_as_one_instruction_per_gate():
+    qubits = " ".join(map(str, range(3000)))
+    circuit = stim.Circuit(f"R {qubits}\nH {qubits}\nX_ERROR(0.01) {qubits}\nM {qubits}")
+    back = to_stim(read_folded(circuit))
+    assert back == circuit and len(back) == 4
+
+
+def test_lines_stim_merges_come_back_merged_and_those_it_keeps_apart_apart():
+    text = """\
+H 0
+H 0
+X_ERROR(0.3333333333333333) 0
+X_ERROR(0.3333333333333333) 0 1
+X_ERROR(0.2) 0
+E(0.1) X0
+E(0.1) X0
+ELSE_CORRELATED_ERROR(0.1) Z1
+ELSE_CORRELATED_ERROR(0.1) Z1
+M 0
+M 0 1
+MPP X0*Z1
+MPP !Z1
+DETECTOR rec[-1]
+DETECTOR rec[-1]
+OBSERVABLE_INCLUDE(0) rec[-1]
+OBSERVABLE_INCLUDE(0) rec[-2]
+TICK
+TICK
+SHIFT_COORDS(1)
+SHIFT_COORDS(1)
+"""
+    circuit = stim.Circuit(text)
+    back = to_stim(read_folded(circuit))
+    assert str(back) == str(circuit) and back == circuit
+    assert [instruction.name for instruction in back] == [
+        "H",
+        "X_ERROR",
+        "X_ERROR",
+        "E",
+        "E",
+        "ELSE_CORRELATED_ERROR",
+        "ELSE_CORRELATED_ERROR",
+        "M",
+        "MPP",
+        "DETECTOR",
+        "DETECTOR",
+        "OBSERVABLE_INCLUDE",
+        "OBSERVABLE_INCLUDE",
+        "TICK",
+        "TICK",
+        "SHIFT_COORDS",
+        "SHIFT_COORDS",
+    ]

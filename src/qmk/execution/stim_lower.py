@@ -23,6 +23,12 @@ written once, inside a ``REPEAT`` block of its count.
 Anything else (a non-Clifford gate, channels, a computation on events, a guard that is
 not one event's) is ``QE103``, naming the node.
 
+The rows are written as stim's text, a line an instruction, and stim reads it once: it
+merges a line into the instruction before it as it merges an appended one (same name
+and arguments), so the circuit is the one appending each instruction makes, where
+``Circuit.append`` costs a copy of the merged targets each time (seconds on a wide
+layer).
+
 >>> from qmk.frontends.stim_fold import read_folded
 >>> print(to_stim(read_folded("R 0\\nREPEAT 3 {\\n  H 0\\n  MR 0\\n  DETECTOR rec[-1]\\n}")))
 R 0
@@ -69,24 +75,28 @@ def to_stim(graph: Graph) -> stim.Circuit:
     Raises:
         EngineError: ``QE103`` a row stim has no instruction for, naming it.
     """
+    import stim
+
     from qmk.qvm.fold import calls_bound
 
-    writer = _Writer({handle: k for k, handle in enumerate(graph.resources.vqs)})
-    return writer.rows(calls_bound(graph).nodes)[0]
+    writer = _Writer({handle: str(k) for k, handle in enumerate(graph.resources.vqs)})
+    lines: list[str] = []
+    writer.rows(calls_bound(graph).nodes, lines)
+    return stim.Circuit("\n".join(lines))
 
 
 class _Writer:
     """Rows written as stim instructions, level by level (a REPEAT body a level)."""
 
-    def __init__(self, qubits: Mapping[str, int]) -> None:
+    def __init__(self, qubits: Mapping[str, str]) -> None:
+        #: Each handle's stim qubit, as its text.
         self.qubits = qubits
         self.allocated: set[str] = set()
+        #: An unparameterised gate op's stim name ("" for ``I``, which writes nothing).
+        self.names: dict[str, str] = {}
 
-    def rows(self, nodes: Sequence[Node]) -> tuple[stim.Circuit, int]:
-        """``nodes`` as a circuit, and the record bits one pass of them writes."""
-        import stim
-
-        circuit = stim.Circuit()
+    def rows(self, nodes: Sequence[Node], circuit: list[str]) -> int:
+        """Write ``nodes`` as lines of stim text; returns the record bits one pass writes."""
         #: The record position of each event this level's turn has written.
         position: dict[str, int] = {}
         bits = 0
@@ -94,16 +104,17 @@ class _Writer:
         while k < len(nodes):
             node = nodes[k]
             if node.op == REPEAT:
-                body, per_turn = self.rows(node.body)
                 count = int(node.args["count"])
-                circuit.append(stim.CircuitRepeatBlock(count, body))
+                circuit.append(f"REPEAT {count} {{")
+                per_turn = self.rows(node.body, circuit)
+                circuit.append("}")
                 bits += count * per_turn
                 k += 1
                 continue
             product = self.product(nodes, k)
             if product is not None:
                 targets, args, size, event = product
-                circuit.append("MPP", targets, args)
+                circuit.append(_line("MPP", targets, args))
                 position[event] = bits
                 bits += 1
                 k += size
@@ -111,7 +122,7 @@ class _Writer:
             joined = self.joined(nodes, k)
             if joined is not None:
                 name, size = joined
-                circuit.append(name, [self.qubits[node.vqs[0]]])
+                circuit.append(f"{name} {self.qubits[node.vqs[0]]}")
                 if name.startswith("M"):
                     position[node.produces[0]] = bits
                     bits += 1
@@ -123,16 +134,14 @@ class _Writer:
                 bits += 1
             assert written == len(node.produces), node
             k += 1
-        return circuit, bits
+        return bits
 
     def product(
         self, nodes: Sequence[Node], k: int
-    ) -> tuple[list[stim.GateTarget], list[float], int, str] | None:
+    ) -> tuple[list[str], list[float], int, str] | None:
         """``MPP``'s targets, arguments, rows and event when rows ``k``... are exactly a
         Pauli product's measurement (:func:`~qmk.frontends.stim_fold.product_ops`) of
         the product their first row names (``metadata.product``); else None."""
-        import stim
-
         from qmk.frontends.stim_fold import parity_middle, product_ops
 
         named = (nodes[k].metadata or {}).get("product")
@@ -150,26 +159,23 @@ class _Writer:
             (measured,) = [row for row in rows if row.op == measure]
             if measure == "NOISY_MEASURE" and measured.args.get("instruction") != "M":
                 continue
-            targets: list[stim.GateTarget] = []
-            pauli = {"X": stim.target_x, "Y": stim.target_y, "Z": stim.target_z}
-            for pauli_name, qubit, inverted in factors:
-                if targets:
-                    targets.append(stim.target_combiner())
-                targets.append(pauli[pauli_name](self.qubits[qubit], invert=inverted))
+            product = "*".join(
+                f"{'!' if inverted else ''}{pauli}{self.qubits[qubit]}"
+                for pauli, qubit, inverted in factors
+            )
             args = list(measured.args.get("p", ()))
-            return targets, args, len(expected), measured.produces[0]
+            return [product], args, len(expected), measured.produces[0]
         return None
 
     def joined(self, nodes: Sequence[Node], k: int) -> tuple[str, int] | None:
         """The stim instruction rows ``k``... make on one qubit (:data:`_JOINED`)."""
         node = nodes[k]
-        if node.guard is not None or node.op not in (
-            "MEASURE_Z",
-            "MEASURE_X",
-            "MEASURE_Y",
-            "RESET",
-        ):
+        if node.guard is not None or node.op not in _STARTS:
             return None
+        after = nodes[k + 1] if k + 1 < len(nodes) else None
+        if after is None or after.vqs != node.vqs or after.guard is not None:
+            # (most rows: nothing joins them, so the table is not walked)
+            return ("R", 1) if node.op == "RESET" else None
         for ops, name in _JOINED:
             rows = nodes[k : k + len(ops)]
             if len(rows) == len(ops) and all(
@@ -179,10 +185,8 @@ class _Writer:
                 return name, len(ops)
         return None
 
-    def row(self, circuit: stim.Circuit, node: Node, position: Mapping[str, int], bits: int) -> int:
+    def row(self, circuit: list[str], node: Node, position: Mapping[str, int], bits: int) -> int:
         """Write one row; returns the record bits it wrote."""
-        import stim
-
         op, args = node.op, node.args
         targets = [self.qubits[h] for h in node.vqs]
         spec = OPS.get(op)
@@ -190,35 +194,34 @@ class _Writer:
             self.gate(circuit, node, spec.gate, targets, position, bits)
             return 0
         if op in _MEASURE:
-            circuit.append(_MEASURE[op], targets)
+            circuit.append(_line(_MEASURE[op], targets))
             return 1
         if op == "ALLOC_LQ":
             again = [self.qubits[h] for h in node.vqs if h in self.allocated]
             self.allocated.update(node.vqs)
             if again:
-                circuit.append("R", again)
+                circuit.append(_line("R", again))
             return 0
         if op == "NOISE":
             if args["channel"] in ("E", "ELSE_CORRELATED_ERROR"):
-                pauli = {"X": stim.target_x, "Y": stim.target_y, "Z": stim.target_z}
-                targets = [pauli[p](q) for p, q in zip(args["paulis"], targets, strict=True)]
-            circuit.append(args["channel"], targets, args["p"])
+                targets = [f"{p}{q}" for p, q in zip(args["paulis"], targets, strict=True)]
+            circuit.append(_line(args["channel"], targets, args["p"]))
             return 0
         if op == "NOISY_MEASURE":
-            padded = [int(args.get("bit", 0))] if args["instruction"] == "MPAD" else targets
-            circuit.append(args["instruction"], padded, args["p"])
+            padded = [str(int(args.get("bit", 0)))] if args["instruction"] == "MPAD" else targets
+            circuit.append(_line(args["instruction"], padded, args["p"]))
             return 1
         bit = _constant(node) if op == "CALC" else None
         if bit is not None:
-            circuit.append("MPAD", [bit])
+            circuit.append(f"MPAD {bit}")
             return 1
         if op in ("TICK", "QUBIT_COORDS", "SHIFT_COORDS"):
-            circuit.append(op, targets, args.get("coords", ()))
+            circuit.append(_line(op, targets, args.get("coords", ())))
             return 0
         if op in ("DETECTOR", "OBSERVABLE_INCLUDE"):
-            recs = [stim.target_rec(int(r)) for r in args["rec"]]
+            recs = [f"rec[{int(r)}]" for r in args["rec"]]
             numbers = [args["index"]] if op == "OBSERVABLE_INCLUDE" else args.get("coords", ())
-            circuit.append(op, recs, numbers)
+            circuit.append(_line(op, recs, numbers))
             return 0
         if op in _NOTHING:
             return 0
@@ -226,13 +229,31 @@ class _Writer:
 
     def gate(
         self,
-        circuit: stim.Circuit,
+        circuit: list[str],
         node: Node,
         gate: str,
-        targets: list[int],
+        targets: list[str],
         position: Mapping[str, int],
         bits: int,
     ) -> None:
+        name = self.names.get(gate)
+        if name is None:
+            name = self.name(node, gate)
+        if node.guard is None:
+            if name:
+                circuit.append(_line(name, targets))
+            return
+        terms = node.guard.terms
+        event = terms[0].event if len(terms) == 1 and terms[0].equals == 1 else None
+        if gate not in _PAULI_CONTROL or event is None or event not in position:
+            raise _unwritable(
+                node, "a guard stim writes is one Pauli controlled by a record bit of its turn"
+            )
+        back = position[event] - bits
+        circuit.append(_line(_PAULI_CONTROL[gate], [f"rec[{back}]", *targets]))
+
+    def name(self, node: Node, gate: str) -> str:
+        """``gate``'s stim name at ``node`` ("" for ``I``); an unparameterised one kept."""
         record = GATES[gate]
         if record.params:
             theta = float(node.args[record.params[0]])
@@ -246,20 +267,17 @@ class _Writer:
             if found is None:
                 raise _unwritable(node, f"{gate} is not one of stim's gates")
             name = found
-        if node.guard is None:
-            if name != "I":
-                circuit.append(name, targets)
-            return
-        terms = node.guard.terms
-        event = terms[0].event if len(terms) == 1 and terms[0].equals == 1 else None
-        if gate not in _PAULI_CONTROL or event is None or event not in position:
-            raise _unwritable(
-                node, "a guard stim writes is one Pauli controlled by a record bit of its turn"
-            )
-        import stim
+        name = "" if name == "I" else name
+        if not record.params:
+            self.names[gate] = name
+        return name
 
-        back = position[event] - bits
-        circuit.append(_PAULI_CONTROL[gate], [stim.target_rec(back), *targets])
+
+def _line(name: str, targets: Sequence[str], args: Sequence[float] = ()) -> str:
+    """One instruction as stim's text (an argument as Python writes it: stim reads back
+    the same double)."""
+    numbers = f"({', '.join(map(repr, args))})" if args else ""
+    return " ".join((f"{name}{numbers}", *targets))
 
 
 def _constant(node: Node) -> int | None:

@@ -134,7 +134,7 @@ class StimProgram:
 
     So a kernel holds a job to the verifier's totals (:class:`Work`) before anything is
     lowered: a circuit past a tenant's qubits is refused without being written (its
-    lowering takes seconds on a wide circuit, its verification a fraction of that).
+    lowering writes text of every row and stim reads it, work a refusal need not do).
     ``lower`` writes it (:func:`~qmk.execution.stim_lower.to_stim`, or the batch
     lowering of another QVM program); :meth:`StimTarget.compile` asks for it, so a
     program stim cannot run is refused compiling.
