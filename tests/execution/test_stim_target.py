@@ -37,6 +37,7 @@ from support.stim_circuits import (
     assert_same_rates,
     generated,
     noisy_d5_surface_code,
+    unwritable,
 )
 
 SEED = 20261126
@@ -322,27 +323,8 @@ def test_a_nested_repeat_of_three_million_turns_is_counted_without_unrolling():
 def test_a_program_is_read_with_its_totals_and_written_as_a_circuit_when_compiled():
     # read: verified folded, its totals counted; it is written as a stim circuit at its
     # first compile, where a row stim has no instruction for (a T) is refused
-    handles = ["q0", "q1"]
-    graph = {
-        "version": "0.3",
-        "program": {
-            "nodes": [
-                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
-                {
-                    "id": "r",
-                    "op": "REPEAT",
-                    "args": {"count": 1000},
-                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
-                },
-                {"id": "m", "op": "MEASURE_Z", "vqs": ["q1"], "produces": ["e"]},
-                {"id": "f", "op": "FREE_LQ", "vqs": handles},
-            ]
-        },
-        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
-        "caps": ["CAP_ALLOC"],
-    }
     target = StimTarget()
-    program = target.read(graph)
+    program = target.read(unwritable(2, turns=1000))
     assert program.work == Work(operations=1003, qubits=2, measurements=1)
     with pytest.raises(EngineError) as caught:
         target.compile(program, _request())

@@ -13,6 +13,8 @@ chi-square test of homogeneity at p > ``ALPHA``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import stim
 from scipy import stats
@@ -128,3 +130,28 @@ def assert_same_rates(ours: np.ndarray, theirs: np.ndarray, label: str) -> None:
     )
     p = homogeneity_p(next(weights), next(weights))
     assert p > ALPHA, f"{label}: detection weights differ, p = {p:.2e}"
+
+
+def unwritable(qubits: int, turns: int = 3) -> dict[str, Any]:
+    """A QVM 0.3 program on ``qubits`` qubits with a REPEAT row of ``turns`` T gates, which
+    stim has no instruction for: it reads and verifies, and the stim target refuses it
+    only where it writes the circuit (``QE103``, naming ``'t' (APPLY_T)``)."""
+    handles = [f"q{k}" for k in range(qubits)]
+    return {
+        "version": "0.3",
+        "program": {
+            "nodes": [
+                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
+                {
+                    "id": "r",
+                    "op": "REPEAT",
+                    "args": {"count": turns},
+                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
+                },
+                {"id": "m", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["e"]},
+                {"id": "f", "op": "FREE_LQ", "vqs": handles},
+            ]
+        },
+        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
+        "caps": ["CAP_ALLOC"],
+    }

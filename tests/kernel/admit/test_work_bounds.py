@@ -14,6 +14,7 @@ from qmk import defaults
 from qmk.errors import AdmissionError, QuotaError
 from qmk.kernel.config import config_from_dict
 from support.kernel import run_kernel
+from support.stim_circuits import unwritable
 
 KEY = "erin-key"
 #: stim's smallest bomb: 27 bytes, 10^9 measurements of one qubit.
@@ -275,30 +276,6 @@ def test_a_folded_program_larger_than_any_module_runs_over_two_unrolled_for_its_
     done = run_kernel(tmp_path, body, config=cfg)
     assert done.state == "COMPLETED", done.error
     assert set(done.result["counts"]) == {"0" * 8, "1" * 8}
-
-
-def unwritable(qubits: int) -> dict[str, Any]:
-    """A QVM 0.3 program on ``qubits`` qubits with a REPEAT row (the stim target writes
-    it row for row) and a T gate, which stim has no instruction for."""
-    handles = [f"q{k}" for k in range(qubits)]
-    return {
-        "version": "0.3",
-        "program": {
-            "nodes": [
-                {"id": "a", "op": "ALLOC_LQ", "vqs": handles},
-                {
-                    "id": "r",
-                    "op": "REPEAT",
-                    "args": {"count": 3},
-                    "body": [{"id": "t", "op": "APPLY_T", "vqs": ["q0"]}],
-                },
-                {"id": "m", "op": "MEASURE_Z", "vqs": ["q0"], "produces": ["e"]},
-                {"id": "f", "op": "FREE_LQ", "vqs": handles},
-            ]
-        },
-        "resources": {"vqs": handles, "chs": [], "events": ["e"]},
-        "caps": ["CAP_ALLOC"],
-    }
 
 
 def test_a_stim_job_past_the_qubit_quota_is_refused_from_its_totals_before_it_is_written(
