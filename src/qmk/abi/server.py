@@ -654,8 +654,7 @@ class _Connection(asyncio.Protocol):
         if self.transport.is_closing() or not guard.writable:
             return False
         config = self.config
-        signed_in = self.caller.visitor.signed_in  # (not the property: a call less)
-        budget = config.max_inflight_bytes if signed_in else config.max_line_unauthenticated
+        budget = config.max_inflight_bytes if self.signed_in else config.max_line_unauthenticated
         if self.inflight == 0 or (
             self.inflight < config.max_inflight and self.inflight_bytes + size <= budget
         ):
@@ -690,12 +689,10 @@ class _Connection(asyncio.Protocol):
         """A request of ``size`` bytes is answered."""
         self.inflight -= 1
         self.inflight_bytes -= size
-        guard = self.guard  # (each call below made only when it has work: one a request)
-        if guard is not None and guard.deadline_passed:
-            guard.settled()
+        if self.guard is not None:
+            self.guard.settled()
         if self._reading:
-            if self._waiting:
-                self._resume()
+            self._resume()
         else:
             self._settle()
 

@@ -88,11 +88,11 @@ class Guard:
         "_abort",
         "_auth_due",
         "_busy",
+        "_deadline_passed",
         "_expire",
         "_timers",
         "closed",
         "config",
-        "deadline_passed",
         "door",
         "label",
         "sent_at",
@@ -120,7 +120,7 @@ class Guard:
         self._expire = expire
         self._abort = abort
         self._busy = busy
-        self.deadline_passed = False  # waiting for the request under way (settled's work)
+        self._deadline_passed = False  # waiting for the request under way to be answered
         self._auth_due = 0.0  # when the sign-in deadline's timer fires
         self._timers: dict[str, Cancellable] = {}
 
@@ -157,10 +157,12 @@ class Guard:
         """The bytes one request of the connection may hold now."""
         return self.door.size_limit(self.visitor.signed_in)
 
-    def _at(self, name: str, seconds: float, then: Callable[[], None], now: float = -1.0) -> float:
+    def _at(
+        self, name: str, seconds: float, then: Callable[[], None], now: float | None = None
+    ) -> float:
         """Call ``then`` ``seconds`` after ``now`` (just read by the caller), else the clock's."""
         clock = self.door.clock
-        due = (clock.now() if now < 0 else now) + seconds
+        due = (clock.now() if now is None else now) + seconds
         self._timers[name] = clock.call_at(due, then)
         return due
 
@@ -177,7 +179,7 @@ class Guard:
             self._idle()  # expiry (_signed_in); closed, that does nothing
             return
         if self._is_busy():  # a request under way may still sign it in
-            self.deadline_passed = True
+            self._deadline_passed = True
             self._auth_due = self._at("auth", RECHECK_S, self._deadline)
             return
         self._expired(answered=False)
@@ -185,10 +187,10 @@ class Guard:
     def settled(self) -> None:
         """A request of the connection was answered (its answer put out): past the
         deadline, the connection is expired once it has none under way."""
-        if not self.deadline_passed or self.closed or self._is_busy():
+        if not self._deadline_passed or self.closed or self._is_busy():
             return
         if self.visitor.signed_in:  # its timer looks at the idle expiry instead
-            self.deadline_passed = False
+            self._deadline_passed = False
             return
         self._cancel("auth")
         self._expired(answered=True)
@@ -197,7 +199,7 @@ class Guard:
         return self._busy() if self._busy is not None else self.visitor.inflight > 0
 
     def _expired(self, *, answered: bool) -> None:
-        self.deadline_passed = False
+        self._deadline_passed = False
         limit = self.config.auth_timeout_s
         message = (
             f"no request of this connection showed a valid session or key within {limit:g} s: "

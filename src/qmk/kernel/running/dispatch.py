@@ -118,12 +118,11 @@ class Dispatcher:
         """Whether the quotas let ``job`` start now: a running job more of its tenant,
         the logical qubits it holds of each tenant."""
         book = self.book
-        tables = book.config.tenants  # book.quota's, inline
-        tenant = tables.get(job.tenant)
+        tenant = book.quota(job.tenant)
         if tenant is None or book.running_jobs[job.tenant] >= tenant.max_concurrent_jobs:
             return False
         for name, count in job.qubits.items():
-            quota = tables.get(name)
+            quota = book.quota(name)
             if quota is None or book.logical_in_use[name] + count > quota.max_logical_qubits:
                 return False
         return True
@@ -221,7 +220,7 @@ class Dispatcher:
             book.release(job)
             book.finish(job, J.FAILED, refusal)
             return
-        resume_from = None if job.checkpoint_id is None else book.checkpoints.resume_from(job)
+        resume_from = book.checkpoints.resume_from(job)
         job.attempts += 1
         job.started_at = book.clock.now()
         job.epoch = book.epoch

@@ -255,8 +255,7 @@ class AuditLog:
             **fields,
             "prev": self.head,
         }
-        body = _msgspec_line(record)  # _line_bytes's, inline (a call less a line):
-        self._queue(body if body.isascii() else _json_line(record).encode("ascii"), record, record)
+        self._queue(_line_bytes(record), record, record)
 
     def append_run(
         self, event: str, head: Mapping[str, Any], run: msgspec.Struct, tail: Mapping[str, Any]

@@ -500,8 +500,8 @@ def _job_head(job: Job, graph: str) -> tuple[Any, ...]:
         job.shots,
         job.seed,
         _policy_text(job.policy),
-        _NAMES_JSON.get(caps := tuple(job.caps)) or _names(caps),
-        _NAMES_JSON.get(required := tuple(job.required_caps)) or _names(required),
+        _names(tuple(job.caps)),
+        _names(tuple(job.required_caps)),
         job.physical_qubits,
         _qubits_text(job.qubits),
         job.created_at,
@@ -557,8 +557,7 @@ _NAMES_JSON: dict[tuple[str, ...], str] = {}
 
 
 def _names(names: tuple[str, ...]) -> str:
-    """JSON of a tuple of capability names (a handful of distinct tuples: cached; a
-    job's row reads the cache first, a call less a hit)."""
+    """JSON of a tuple of capability names (a handful of distinct tuples: cached)."""
     text = _NAMES_JSON.get(names)
     if text is None:
         if len(_NAMES_JSON) >= 256:
@@ -683,7 +682,7 @@ class _Connection:
                 self._conn.executemany(text, values)
 
     def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
-        if (self.saved or self.held) and "jobs" in sql and not sql.startswith("INSERT INTO jobs "):
+        if (self.saved or self.held) and _names_jobs(sql):
             self.write_saved()
         return self._conn.execute(sql, parameters)
 
@@ -741,7 +740,7 @@ def _names_jobs(sql: str) -> bool:
     >>> _names_jobs("INSERT INTO jobs (job_id) VALUES (?)")
     False
     """
-    return "jobs" in sql and not sql.startswith("INSERT INTO jobs ")  # (execute's, inline)
+    return "jobs" in sql and not sql.startswith("INSERT INTO jobs ")
 
 
 #: The channels table's columns, in order (``_SCHEMA``): a channel's dict keys.
@@ -1052,7 +1051,7 @@ class Store:
             job.checkpoint_id,
             None if telemetry is None else telemetry.logical_cycles,
             None if telemetry is None else telemetry.injected_logical_errors,
-            _NAMES_JSON.get(caps := tuple(job.caps)) or _names(caps),
+            _names(tuple(job.caps)),
             job.cache_key,
             job.cached_from,
             job.job_id,

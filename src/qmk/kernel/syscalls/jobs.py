@@ -82,8 +82,7 @@ class JobDesk:
         (a bad ``wait_ms`` is refused before anything is checked or kept). The tenant's
         submits are queued in the order they arrived (:mod:`~qmk.kernel.admit.arrivals`).
         With ``traceparent``, its runs are traced (:class:`FeedTraces`)."""
-        if traceparent is not None:  # (most submits carry none: no call to check it)
-            FeedTraces.check(traceparent)
+        FeedTraces.check(traceparent)
         turn = self.arrivals.arrive(session.tenant)
         try:
             if turn.behind:
