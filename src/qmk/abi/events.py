@@ -275,10 +275,15 @@ class JobWatch:
             job: Job = await self._call("q_status", self._params)
             seen = self._after
             missed = None if seen is None else self._hub.since(seen, job.tenant, job.job_id)
+            # the state given now, until the stream's first job event: the transition
+            # into it may come after it on the stream (made while q_status was asked),
+            # and a job never passes from a state to the same state
+            given: str | None = None
             if missed is None:
                 if seen is not None:
                     yield "lagged", {"dropped": None}, None
                 yield "state", {"job_id": job.job_id, "state": job.state}, None
+                given = job.state
             for past in missed or ():
                 seen = past.cursor
                 async for item in self._said(past):
@@ -305,6 +310,10 @@ class JobWatch:
                     continue
                 if seen is not None and event.cursor <= seen:
                     continue  # given already, from the recent events
+                if event.is_job:
+                    repeated, given = event.state == given, None
+                    if repeated:
+                        continue  # the transition into the state given first
                 async for item in self._said(event):
                     yield item
                 if event.is_job and event.state in self._final:
